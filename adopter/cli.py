@@ -1,0 +1,309 @@
+"""The ``adopter`` command: argument parsing and dispatch only.
+
+Exit codes (Ruff's conventions): 0 nothing found, 1 findings (or, for ``fix``, files that
+were changed or could not be fully fixed), 2 usage error or a file that could not be
+analysed (the other files are still analysed and reported).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from . import __version__
+from .config import Config, ConfigError, find_config, iter_python_files
+from .engine import AnalysisError, Finding, analyze
+from .report import FORMATS, render
+from .ruleset import Rule, RuleError, load_rules, select_rules
+from .source import SourceError, read_source
+from .structure import package_of
+
+PARALLEL_MIN_FILES = 24
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (recursing into *.py)")
+    parser.add_argument("--select", help="comma-separated rule ids or names (ALL for every rule)")
+    parser.add_argument("--ignore", help="comma-separated rule ids or names to skip")
+    parser.add_argument("--rules-dir", action="append", default=[], help="extra folder of rule files")
+    parser.add_argument("--target", choices=("cpu", "cuda"), help="only rules that help on this hardware")
+    parser.add_argument("--no-config", action="store_true", help="ignore [tool.adopter] in pyproject.toml")
+    parser.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adopter", description="Find and adopt optimized DL kernels in PyTorch code.")
+    parser.add_argument("--version", action="version", version=f"adopter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    check = sub.add_parser("check", help="report where kernels apply")
+    _common_options(check)
+    check.add_argument("--output-format", choices=FORMATS, default="text")
+    check.add_argument("--fix-hint", default=None, help=argparse.SUPPRESS)
+
+    fix = sub.add_parser("fix", help="rewrite files to use the kernels")
+    _common_options(fix)
+    fix.add_argument("--diff", action="store_true", help="print a unified diff, write nothing")
+    fix.add_argument("--no-deps", action="store_true", help="do not add the kernel packages to dependency files")
+
+    rules = sub.add_parser("rules", help="list the rules, or explain one")
+    rules.add_argument("rule", nargs="?", help="rule id or name to explain")
+    rules.add_argument("--rules-dir", action="append", default=[])
+    rules.add_argument("--output-format", choices=("text", "json"), default="text")
+
+    structure = sub.add_parser("structure", help="print the abstracted model structure of a file")
+    structure.add_argument("file")
+    structure.add_argument("class_name", nargs="?", metavar="CLASS")
+
+    verify = sub.add_parser("verify", help="prove each patch on the real module (needs torch)")
+    _common_options(verify)
+    verify.add_argument("--output-format", choices=("text", "json"), default="text")
+    verify.add_argument("--no-benchmark", action="store_true", help="skip timing")
+
+    sub.add_parser("bot", help="run as a GitHub Action (see action.yml)", add_help=False)
+    return parser
+
+
+class UsageError(Exception):
+    pass
+
+
+def _rules_for(args, config: Config) -> list[Rule]:
+    dirs = [Path(d) for d in getattr(args, "rules_dir", [])] + list(config.rule_paths)
+    rules = load_rules(dirs)
+    select = _split(args.select) or list(config.select)
+    ignore = _split(args.ignore) + list(config.ignore)
+    try:
+        chosen = select_rules(rules, select or None, ignore or None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    target = getattr(args, "target", None) or config.target
+    if target:
+        chosen = [r for r in chosen if r.helps_on(target)]
+    return chosen
+
+
+# --------------------------------------------------------------------- per-file work
+
+_WORKER_RULES: dict[tuple, list[Rule]] = {}
+
+
+def _check_one(job: tuple[str, tuple[str, ...], tuple[str, ...]]):
+    """Analyse one file; runs in a worker process for large trees."""
+    path, rule_ids, rule_dirs = job
+    key = (rule_ids, rule_dirs)
+    rules = _WORKER_RULES.get(key)
+    if rules is None:
+        everything = load_rules([Path(d) for d in rule_dirs])
+        rules = _WORKER_RULES[key] = [r for r in everything if r.id in set(rule_ids)]
+    try:
+        source = read_source(path)
+        return analyze(source.text, path, rules, package_of(path)).findings, None
+    except (SourceError, AnalysisError) as exc:
+        return [], str(exc)
+    except Exception as exc:  # an internal error must not stop the other files
+        return [], f"internal error: {type(exc).__name__}: {exc}"
+
+
+def _config_for_factory(args):
+    if args.no_config:
+        return lambda path: Config()
+    cache: dict[str, Config] = {}
+
+    def config_for(path: Path) -> Config:
+        folder = str(path.parent if not path.is_dir() else path)
+        if folder not in cache:
+            cache[folder] = find_config(Path(folder))
+        return cache[folder]
+
+    return config_for
+
+
+def run_check(args) -> tuple[list[Finding], list[tuple[str, str]], list[Rule]]:
+    config_for = _config_for_factory(args)
+    files, errors = iter_python_files(args.paths, config_for)
+    jobs = []
+    all_rules: dict[str, Rule] = {}
+    for path in files:
+        config = config_for(path)
+        rules = _rules_for(args, config)
+        for r in rules:
+            all_rules[r.id] = r
+        dirs = tuple(str(d) for d in [*map(Path, args.rules_dir), *config.rule_paths])
+        jobs.append((str(path), tuple(r.id for r in rules), dirs))
+    findings: list[Finding] = []
+    workers = args.jobs or os.cpu_count() or 1
+    if len(jobs) >= PARALLEL_MIN_FILES and workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(_check_one, jobs, chunksize=4))
+    else:
+        results = [_check_one(job) for job in jobs]
+    for (path, _, _), (found, error) in zip(jobs, results):
+        findings.extend(found)
+        if error:
+            errors.append((path, error))
+    return findings, errors, sorted(all_rules.values(), key=lambda r: r.id)
+
+
+def _print_errors(errors) -> None:
+    for path, message in errors:
+        print(f"{path}: error: {message}", file=sys.stderr)
+
+
+def cmd_check(args) -> int:
+    findings, errors, rules = run_check(args)
+    output = render(args.output_format, findings, rules, fix_hint=args.fix_hint)
+    if output:
+        print(output)
+    elif args.output_format == "text" and not errors:
+        pass
+    if args.output_format == "text" and findings:
+        fixable = sum(f.fixable for f in findings)
+        print(f"Found {len(findings)} opportunit{'y' if len(findings) == 1 else 'ies'} "
+              f"({fixable} fixable with `adopter fix`).", file=sys.stderr)
+    _print_errors(errors)
+    if errors:
+        return 2
+    return 1 if findings else 0
+
+
+def cmd_fix(args) -> int:
+    from .fixer import run_fix  # LibCST is only imported when something is rewritten
+
+    return run_fix(args, _config_for_factory(args), _rules_for)
+
+
+def cmd_rules(args) -> int:
+    import json
+
+    rules = load_rules([Path(d) for d in args.rules_dir])
+    if args.rule:
+        wanted = [r for r in rules if args.rule in (r.id, r.name)]
+        if not wanted:
+            raise UsageError(f"unknown rule {args.rule!r}")
+        rule = wanted[0]
+        if args.output_format == "json":
+            print(json.dumps(_rule_dict(rule), indent=2))
+            return 0
+        print(explain(rule))
+        return 0
+    if args.output_format == "json":
+        print(json.dumps([_rule_dict(r) for r in rules], indent=2))
+        return 0
+    width = max(len(r.name) for r in rules)
+    for r in rules:
+        mark = "fixable" if r.fixable else "report "
+        off = "" if r.default else " (off by default)"
+        print(f"{r.id}  {r.name:<{width}}  {mark}  {r.kernel.import_}{off}")
+    return 0
+
+
+def _rule_dict(rule: Rule) -> dict:
+    return {
+        "id": rule.id, "name": rule.name, "title": rule.title, "summary": rule.summary,
+        "kernel": rule.kernel.import_, "package": rule.kernel.package, "fixable": rule.fixable,
+        "fix_safety": rule.fix_safety, "default": rule.default, "helps": list(rule.helps),
+        "checkpoint_compatible": rule.checkpoint_compatible, "path": rule.path,
+    }
+
+
+def explain(rule: Rule) -> str:
+    out = [f"{rule.id} {rule.name} ({rule.title})", "", rule.summary, ""]
+    if rule.why:
+        out += ["Why", "---", rule.why.strip(), ""]
+    out += [
+        f"Kernel: {rule.kernel.import_} from {rule.kernel.package}"
+        + (f" >= {rule.kernel.min_version}" if rule.kernel.min_version else ""),
+        f"Helps on: {', '.join(rule.helps) or 'unspecified'}",
+        f"Fix: {'yes, ' + rule.fix_safety if rule.fixable else 'report only'}; "
+        f"checkpoints {'stay loadable' if rule.checkpoint_compatible else 'need conversion (off by default)'}",
+        "",
+        "Forward pattern:", _indent(rule.forward.text.strip()),
+    ]
+    if rule.forward_target:
+        out += ["becomes:", _indent(rule.forward_target.strip())]
+    for index, init in enumerate(rule.init):
+        out += [f"Init pattern{' (alternative %d)' % (index + 1) if len(rule.init) > 1 else ''}:",
+                _indent(init.text.strip())]
+    if rule.init_target:
+        out += ["becomes:", _indent(rule.init_target.strip())]
+    for example in rule.examples:
+        if example.after is not None:
+            out += ["", f"Example: {example.name}", "Before:", _indent(example.before.strip()),
+                    "After:", _indent(example.after.strip())]
+            break
+    return "\n".join(out)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def cmd_structure(args) -> int:
+    from .describe import describe_file
+
+    try:
+        source = read_source(args.file)
+        print(describe_file(source.text, args.file, args.class_name))
+    except (SourceError, AnalysisError) as exc:
+        print(f"{args.file}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyError as exc:
+        raise UsageError(f"no class {exc.args[0]!r} in {args.file}") from None
+    return 0
+
+
+def cmd_verify(args) -> int:
+    try:
+        from .verify.cli import run_verify
+    except ImportError as exc:
+        raise UsageError(f"adopter verify needs torch: pip install 'adopter[verify]' ({exc})") from None
+    return run_verify(args, _config_for_factory(args), _rules_for)
+
+
+def cmd_bot(argv: list[str]) -> int:
+    try:
+        from .bot.main import main as bot_main
+    except ImportError as exc:
+        raise UsageError(f"adopter bot needs its extra: pip install 'adopter[bot,verify]' ({exc})") from None
+    return bot_main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if argv and argv[0] == "bot":
+        try:
+            return cmd_bot(argv[1:])
+        except UsageError as exc:
+            print(f"adopter: error: {exc}", file=sys.stderr)
+            return 2
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    handlers = {"check": cmd_check, "fix": cmd_fix, "rules": cmd_rules, "structure": cmd_structure,
+                "verify": cmd_verify}
+    try:
+        return handlers[args.command](args)
+    except RuleError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except (UsageError, ConfigError) as exc:
+        print(f"adopter: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

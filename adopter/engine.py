@@ -1,0 +1,134 @@
+"""The check path: source text -> findings.  No torch, no LibCST, no GitHub here.
+
+Files are streamed one at a time (keeping every tree alive costs more in the garbage
+collector than parsing: SPEC section 6), and a rule whose trigger words do not occur in a
+file's text is never matched against it, so most files in a large tree are not even parsed.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from dataclasses import dataclass
+
+from .match import Match, Matcher
+from .ruleset import Rule
+from .structure import module_structure
+
+SUPPRESS = re.compile(r"#\s*adopter:\s*ignore(?:\[(?P<codes>[A-Z0-9_,\s-]+)\])?", re.I)
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    name: str
+    path: str
+    line: int
+    column: int  # 1-based, in characters
+    end_line: int
+    end_column: int
+    message: str
+    fixable: bool
+    class_name: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "rule": self.rule, "name": self.name, "path": self.path, "line": self.line, "column": self.column,
+            "end_line": self.end_line, "end_column": self.end_column, "message": self.message,
+            "fixable": self.fixable, "class": self.class_name,
+        }
+
+
+class AnalysisError(Exception):
+    """The file could not be analysed (syntax error, too deeply nested, ...)."""
+
+
+@dataclass
+class Analysis:
+    findings: list[Finding]
+    matches: list[tuple[Rule, Match]]
+    tree: ast.Module | None
+
+
+_MATCHERS: dict[str, Matcher] = {}
+
+
+def matcher_for(rule: Rule) -> Matcher:
+    matcher = _MATCHERS.get(rule.id + rule.path)
+    if matcher is None:
+        matcher = _MATCHERS[rule.id + rule.path] = Matcher(rule.id, rule.forward, rule.init)
+    return matcher
+
+
+def parse(text: str, path: str) -> ast.Module:
+    try:
+        return ast.parse(text, filename=path)
+    except SyntaxError as exc:
+        where = f"{exc.lineno}:{(exc.offset or 1)}" if exc.lineno else "1:1"
+        raise AnalysisError(f"syntax error at {where}: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise AnalysisError("expression nesting too deep to analyse") from None
+    except ValueError as exc:  # e.g. source code string cannot contain null bytes
+        raise AnalysisError(str(exc)) from None
+
+
+def relevant_rules(text: str, rules: list[Rule]) -> list[Rule]:
+    return [r for r in rules if not r.triggers or any(word in text for word in r.triggers)]
+
+
+def analyze(text: str, path: str, rules: list[Rule], package: str | None = None) -> Analysis:
+    rules = relevant_rules(text, rules)
+    if not rules:
+        return Analysis([], [], None)
+    tree = parse(text, path)
+    limit = sys.getrecursionlimit()
+    try:
+        sys.setrecursionlimit(max(limit, 10000))
+        structure = module_structure(tree, package, text)
+        lines = text.split("\n")
+        findings: list[Finding] = []
+        matches: list[tuple[Rule, Match]] = []
+        for rule in rules:
+            for match in matcher_for(rule).match_module(structure):
+                finding = _finding(rule, match, path, lines)
+                if _suppressed(lines, finding):
+                    continue
+                findings.append(finding)
+                matches.append((rule, match))
+    except RecursionError:
+        raise AnalysisError("code nesting too deep to analyse") from None
+    finally:
+        sys.setrecursionlimit(limit)
+    findings.sort(key=lambda f: (f.line, f.column, f.rule))
+    return Analysis(findings, matches, tree)
+
+
+def _char_col(lines: list[str], line: int, byte_col: int) -> int:
+    if 1 <= line <= len(lines):
+        return len(lines[line - 1].encode("utf-8")[:byte_col].decode("utf-8", "replace")) + 1
+    return byte_col + 1
+
+
+def _finding(rule: Rule, match: Match, path: str, lines: list[str]) -> Finding:
+    line, col, end_line, end_col = match.span
+    return Finding(
+        rule=rule.id, name=rule.name, path=path, line=line, column=_char_col(lines, line, col),
+        end_line=end_line, end_column=_char_col(lines, end_line, end_col), message=rule.message,
+        fixable=rule.fixable, class_name=match.class_name,
+    )
+
+
+def _suppressed(lines: list[str], finding: Finding) -> bool:
+    for number in {finding.line, finding.end_line}:
+        if not 1 <= number <= len(lines):
+            continue
+        found = SUPPRESS.search(lines[number - 1])
+        if found:
+            codes = found.group("codes")
+            if codes is None:
+                return True
+            wanted = {c.strip().upper() for c in codes.split(",")}
+            if finding.rule in wanted or finding.name.upper() in wanted:
+                return True
+    return False

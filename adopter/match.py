@@ -1,0 +1,457 @@
+"""Match a rule's patterns against model structures (SPEC section 3).
+
+The forward pattern is matched first, on the control-flow graph rather than on enumerated
+paths: a depth-first search from every node that can start the pattern, carrying the
+abstract-variable bindings, the aliases made by copies, and the branch choices taken so far
+(so correlated guards stay consistent).  Nodes between two pattern nodes are skipped
+provided they neither read an intermediate value of the match nor overwrite a value the
+match has bound; states are memoised, so the search is polynomial in the graph size.
+
+Then the init pattern binds the constructors of the layers the forward match used.
+A match whose intermediate values are read after it (liveness) is rejected, because the
+fused code would no longer produce them.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from typing import Iterable
+
+from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
+from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
+from .structure.bindings import Ctor
+
+MAX_STEPS_PER_START = 50_000
+
+
+@dataclass(frozen=True)
+class Match:
+    """One place a rule applies: the forward nodes, the bindings, the init constructors."""
+
+    rule_id: str
+    class_name: str
+    flow: str
+    nodes: tuple[Node, ...]
+    env: tuple[tuple[str, object], ...]
+    ctors: tuple[tuple[str, Ctor], ...]
+
+    @property
+    def span(self) -> tuple[int, int, int, int]:
+        first, last = self.nodes[0].span, max((n.span for n in self.nodes), key=lambda s: (s[2], s[3]))
+        return (first[0], first[1], last[2], last[3])
+
+    @property
+    def key(self) -> tuple:
+        return (self.rule_id, tuple(sorted(n.span for n in self.nodes)))
+
+    def binding(self, name: str):
+        return dict(self.env).get(name)
+
+
+# ----------------------------------------------------------------------------- values
+
+
+def _ident(value) -> tuple:
+    if isinstance(value, Ref):
+        return ("k", value.key)
+    if isinstance(value, Const):
+        return ("c", repr(value.value))
+    if isinstance(value, str):  # a layer path
+        return ("l", value)
+    return ("?", repr(value))
+
+
+class _State:
+    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched")
+
+    def __init__(self):
+        self.env: dict[str, object] = {}  # abstract var or %temp -> concrete value
+        self.values: dict[str, tuple] = {}  # abstract var -> identity
+        self.aliases: dict[str, str] = {}  # copy target key -> canonical key
+        self.guards: dict[str, bool] = {}
+        self.produced: set[str] = set()  # canonical keys of values the match has produced
+        self.matched: tuple[Node, ...] = ()
+
+    def copy(self) -> "_State":
+        new = _State()
+        new.env = dict(self.env)
+        new.values = dict(self.values)
+        new.aliases = dict(self.aliases)
+        new.guards = dict(self.guards)
+        new.produced = set(self.produced)
+        new.matched = self.matched
+        return new
+
+    def canon(self, key: str) -> str:
+        return self.aliases.get(key, key)
+
+    def ident(self, value) -> tuple:
+        if isinstance(value, Ref):
+            return ("k", self.canon(value.key))
+        return _ident(value)
+
+    def bound_keys(self) -> set[str]:
+        return {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
+
+    def memo_key(self, pos: int, index: int) -> tuple:
+        return (
+            pos, index, tuple(sorted(self.values.items())), tuple(sorted(self.aliases.items())),
+            tuple(sorted(self.guards.items())),
+        )
+
+
+# ----------------------------------------------------------------------------- the matcher
+
+
+class Matcher:
+    """Matches one rule; reusable across files."""
+
+    def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = ()):
+        self.rule_id = rule_id
+        self.forward = forward
+        self.init = init
+        self.layer_types = self._layer_types()
+        consumed: set = set()
+        for pnode in forward.nodes:
+            for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
+                consumed.add(value)
+        self.consumed = consumed
+
+    def _layer_types(self) -> dict[str, set[str]]:
+        """For each layer variable, the constructor names some init alternative allows."""
+        types: dict[str, set[str]] = {}
+        for alternative in self.init:
+            seen: set[str] = set()
+            for pnode in alternative.nodes:
+                if len(pnode.outs) != 1 or not isinstance(pnode.outs[0], Var):
+                    continue
+                name = pnode.outs[0].name
+                fqn = pnode.method if pnode.op == "table" else pnode.op
+                types.setdefault(name, set()).add(fqn)
+                seen.add(name)
+        return types
+
+    # -- forward ----------------------------------------------------------------
+    def match_module(self, module: ModuleStructure) -> list[Match]:
+        found: dict[tuple, Match] = {}
+        for cls in module.classes.values():
+            triggers = self._triggers_for(cls, module)
+            if triggers is not None and not triggers:
+                continue
+            for root in cls.roots:
+                if triggers is not None and not (triggers & cls.words(root)):
+                    continue
+                flow = cls.flow(root)
+                for match in self.match_flow(cls, flow):
+                    found.setdefault(match.key, match)
+        return sorted(found.values(), key=lambda m: m.span)
+
+    def _triggers_for(self, cls: ClassStructure, module: ModuleStructure) -> frozenset | None:
+        """Identifiers one of which a root must mention to possibly start a match (None: any)."""
+        first = self.forward.nodes[0]
+        if first.op == "layer":
+            allowed = self.layer_types.get(first.layer.name)
+            if allowed is None:
+                return None
+            return frozenset(
+                attr.rstrip("[]") for attr, ctors in cls.bindings.items()
+                if any(names_match(a, c.fqn) for c in ctors for a in allowed)
+            )
+        if first.op == "method":
+            return frozenset({first.method})
+        if not first.op[:1].isalpha():
+            return None
+        last = first.op.rsplit(".", 1)[-1]
+        aliases = {local for local, fqn in module.names.imports.items() if names_match(first.op, fqn)}
+        return frozenset({last, *aliases})
+
+    def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
+        first = self.forward.nodes[0]
+        for node in flow.nodes:
+            if not self._op_ok(first, node):
+                continue
+            yield from self._search(cls, flow, node)
+
+    def _op_ok(self, pnode: PNode, node: Node) -> bool:
+        op = pnode.op
+        if op == "layer":
+            if node.kind != "layer":
+                return False
+            allowed = self.layer_types.get(pnode.layer.name)
+            return allowed is None or any(names_match(a, t) for a in allowed for t in node.types)
+        if op == "method":
+            return node.kind == "method" and node.op == pnode.method
+        if op in ("+", "-", "*", "/", "@", "//", "%", "**", "neg"):
+            return node.kind == "op" and node.op == op
+        if node.kind == "call":
+            return names_match(op, node.op)
+        if node.kind == "layer":
+            return any(names_match(op, t) for t in node.types)
+        return False
+
+    def _search(self, cls: ClassStructure, flow: Flow, start: Node) -> Iterable[Match]:
+        pattern = self.forward.nodes
+        graph = flow.graph
+        nodes = flow.nodes
+        seen: set = set()
+        steps = 0
+        state = self._bind_node(pattern[0], 0, start, _State())
+        if state is None:
+            return
+        if len(pattern) == 1:
+            match = self._finish(cls, flow, state)
+            if match is not None:
+                yield match
+            return
+        stack = [(start.id, 1, state)]
+        while stack:
+            pos, index, state = stack.pop()
+            for succ in graph.successors(pos):
+                steps += 1
+                if steps > MAX_STEPS_PER_START:
+                    return
+                guard = graph.edges[pos, succ].get("guard")
+                next_state = state
+                if guard is not None:
+                    text, taken = guard
+                    if state.guards.get(text, taken) != taken:
+                        continue
+                    if text not in state.guards:
+                        next_state = state.copy()
+                        next_state.guards[text] = taken
+                node = nodes[succ]
+                # Try to match the next pattern node here.
+                if self._op_ok(pattern[index], node):
+                    bound = self._bind_node(pattern[index], index, node, next_state)
+                    if bound is not None:
+                        if index + 1 == len(pattern):
+                            match = self._finish(cls, flow, bound)
+                            if match is not None:
+                                yield match
+                        else:
+                            key = bound.memo_key(succ, index + 1)
+                            if key not in seen:
+                                seen.add(key)
+                                stack.append((succ, index + 1, bound))
+                # Or skip it as a gap.
+                skipped = self._skip(node, next_state)
+                if skipped is not None:
+                    key = skipped.memo_key(succ, index)
+                    if key not in seen:
+                        seen.add(key)
+                        stack.append((succ, index, skipped))
+
+    def _skip(self, node: Node, state: _State) -> _State | None:
+        if node.kind == "exit":
+            return None
+        bound = state.bound_keys()
+        if node.kind == "copy" and node.args and isinstance(node.args[0], Ref):
+            src = state.canon(node.args[0].key)
+            dst = node.outs[0].key if node.outs else None
+            if dst is not None and dst in bound:
+                return None
+            if src in bound and dst is not None:
+                new = state.copy()
+                new.aliases[dst] = src
+                return new
+            if dst in state.aliases:
+                new = state.copy()
+                new.aliases.pop(dst)
+                return new
+            return state
+        uses = {state.canon(k) for k in node.uses}
+        if uses & state.produced:
+            return None  # an intermediate value of the match is read elsewhere
+        if node.defs & bound or any(state.canon(k) in bound for k in node.defs):
+            return None  # a bound value is overwritten between pattern nodes
+        if node.defs & state.aliases.keys():
+            new = state.copy()
+            for key in node.defs:
+                new.aliases.pop(key, None)
+            return new
+        return state
+
+    def _bind(self, pvalue, value, state: _State) -> bool:
+        if isinstance(pvalue, Wild):
+            return True
+        if isinstance(pvalue, Lit):
+            if not isinstance(value, Const):
+                return False
+            if isinstance(pvalue.value, bool) or isinstance(value.value, bool):
+                return value.value is pvalue.value
+            return value.value == pvalue.value
+        if isinstance(pvalue, Sym):
+            return isinstance(value, Ref) and value.text == pvalue.name
+        if isinstance(pvalue, Temp):
+            return state.values.get(f"%{pvalue.index}") == state.ident(value)
+        if isinstance(pvalue, Var):
+            ident = state.ident(value)
+            current = state.values.get(pvalue.name)
+            if current is None:
+                state.values[pvalue.name] = ident
+                state.env[pvalue.name] = value
+                return True
+            return current == ident
+        return False
+
+    def _bind_node(self, pnode: PNode, index: int, node: Node, state: _State) -> _State | None:
+        new = state.copy()
+        if pnode.layer is not None:
+            layer_ident = ("l", node.layer)
+            current = new.values.get(pnode.layer.name)
+            if current is None:
+                if layer_ident in new.values.values():
+                    return None  # two layer variables never name the same layer
+                new.values[pnode.layer.name] = layer_ident
+                new.env[pnode.layer.name] = node.layer
+            elif current != layer_ident:
+                return None
+        args = node.args
+        if pnode.op in COMMUTATIVE and len(args) == 2 and len(pnode.args) == 2:
+            attempt = new.copy()
+            if self._bind(pnode.args[0], args[0], attempt) and self._bind(pnode.args[1], args[1], attempt):
+                new = attempt
+            elif not (self._bind(pnode.args[0], args[1], new) and self._bind(pnode.args[1], args[0], new)):
+                return None
+        else:
+            if len(args) < len(pnode.args) or (len(args) > len(pnode.args) and not pnode.rest):
+                return None
+            for pvalue, value in zip(pnode.args, args):
+                if not self._bind(pvalue, value, new):
+                    return None
+        code_kwargs = dict(node.kwargs)
+        for name, pvalue in pnode.kwargs:
+            if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], new):
+                return None
+        if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
+            return None
+        outs = node.outs
+        if pnode.outs:
+            if len(pnode.outs) != len(outs):
+                return None
+            for pvalue, value in zip(pnode.outs, outs):
+                if not self._bind(pvalue, value, new):
+                    return None
+        if outs:
+            new.values[f"%{index}"] = new.ident(outs[0]) if len(outs) == 1 else ("t", tuple(o.key for o in outs))
+            new.env[f"%{index}"] = outs[0] if len(outs) == 1 else outs
+        for out in outs:
+            new.aliases.pop(out.key, None)
+            new.produced.add(out.key)
+        new.matched = state.matched + (node,)
+        return new
+
+    # -- after the forward match ------------------------------------------------
+    def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
+        if not self._dead_after(flow, state):
+            return None
+        ctors = self._match_init(cls, state)
+        if ctors is None:
+            return None
+        return Match(
+            rule_id=self.rule_id, class_name=cls.name, flow=flow.name, nodes=state.matched,
+            env=tuple(sorted(state.env.items(), key=lambda kv: kv[0])), ctors=tuple(ctors),
+        )
+
+    def _intermediates(self, state: _State) -> set[str]:
+        """Keys produced by a pattern node and consumed by a later one."""
+        keys: set[str] = set()
+        pattern = self.forward.nodes
+        for index, (pnode, node) in enumerate(zip(pattern, state.matched)):
+            later_uses = set()
+            for later in pattern[index + 1:]:
+                later_uses.update(later.args)
+                later_uses.update(v for _, v in later.kwargs)
+            consumed = Temp(index) in later_uses or any(o in later_uses for o in pnode.outs)
+            if consumed:
+                keys.update(o.key for o in node.outs)
+        last_defs = state.matched[-1].defs
+        return keys - last_defs
+
+    def _dead_after(self, flow: Flow, state: _State) -> bool:
+        keys = self._intermediates(state)
+        if not keys:
+            return True
+        keys = {state.canon(k) for k in keys} | {k for k, v in state.aliases.items() if v in keys}
+        graph, nodes = flow.graph, flow.nodes
+        stack = [(s, frozenset(keys)) for s in graph.successors(state.matched[-1].id)]
+        seen = set()
+        while stack:
+            pos, live = stack.pop()
+            if (pos, live) in seen:
+                continue
+            seen.add((pos, live))
+            node = nodes[pos]
+            if node.uses & live or (node.kind == "copy" and _keys(node.args) & live):
+                return False
+            live = live - node.defs
+            if live:
+                stack.extend((s, live) for s in graph.successors(pos))
+        return True
+
+    def _match_init(self, cls: ClassStructure, state: _State) -> list | None:
+        if not self.init:
+            return []
+        for alternative in self.init:
+            result = self._match_init_alternative(cls, alternative, state)
+            if result is not None:
+                return result
+        return None
+
+    def _match_init_alternative(self, cls: ClassStructure, pattern: Pattern, state: _State):
+        attempt = state.copy()
+        chosen: list[tuple[str, Ctor]] = []
+        for pnode in pattern.nodes:
+            if len(pnode.outs) != 1 or not isinstance(pnode.outs[0], Var):
+                return None
+            var = pnode.outs[0].name
+            layer = attempt.env.get(var)
+            if not isinstance(layer, str):
+                return None  # the forward match did not bind this layer
+            attr = layer[len("self."):] if layer.startswith("self.") else layer
+            for ctor in cls.bindings.get(attr, []):
+                trial = attempt.copy()
+                if self._bind_ctor(pnode, ctor, trial):
+                    attempt = trial
+                    chosen.append((var, ctor))
+                    break
+            else:
+                return None
+        state.env.update(attempt.env)
+        return chosen
+
+    def _bind_ctor(self, pnode: PNode, ctor: Ctor, state: _State) -> bool:
+        if pnode.op == "table":
+            if not ctor.table or not names_match(pnode.method, ctor.fqn):
+                return False
+        elif ctor.table and not ctor.fqn.endswith("get_activation"):
+            return False
+        elif not names_match(pnode.op, ctor.fqn):
+            return False
+        args = [_ast_value(a) for a in ctor.args]
+        if len(args) < len(pnode.args) or (len(args) > len(pnode.args) and not pnode.rest):
+            return False
+        for pvalue, value in zip(pnode.args, args):
+            if not self._bind(pvalue, value, state):
+                return False
+        code_kwargs = {k: _ast_value(v) for k, v in ctor.kwargs}
+        for name, pvalue in pnode.kwargs:
+            if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], state):
+                return False
+        if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
+            return False
+        return True
+
+
+def _ast_value(expr: ast.expr):
+    if isinstance(expr, ast.Constant):
+        return Const(expr.value)
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub) and isinstance(expr.operand, ast.Constant):
+        return Const(-expr.operand.value)
+    text = ast.unparse(expr)
+    return Ref("init:" + text, text)
+
+
+def _keys(values) -> set[str]:
+    return {v.key for v in values if isinstance(v, Ref)}

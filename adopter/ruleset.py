@@ -1,0 +1,245 @@
+"""Load rule files (bundled ``rules/`` and user folders), validate them, select/ignore.
+
+A rule is data, not code: one TOML file per kernel with its metadata, the forward and init
+patterns in the DSL (see :mod:`adopter.dsl`), the target patterns synthesis renders, and
+examples the test suite runs (valid = must not match, before/after = must be fixed into).
+Errors point into the rule file (``rules/x.toml:12:7: expected ')'``) so that rule authors
+never see a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from .dsl import Pattern, PatternError, parse_pattern
+
+RULE_ID = re.compile(r"^[A-Z]{2,5}\d{3}$")
+TARGETS = ("cpu", "cuda")
+
+
+class RuleError(Exception):
+    """A rule file that cannot be used; formats as ``path:line:col: message``."""
+
+    def __init__(self, path: str, line: int, column: int, message: str):
+        super().__init__(f"{path}:{line}:{column}: {message}")
+        self.path, self.line, self.column, self.message = path, line, column, message
+
+
+@dataclass(frozen=True)
+class Kernel:
+    provider: str
+    package: str  # the requirement added to the analysed project's dependencies
+    import_: str  # the dotted name the patched code imports
+    min_version: str = ""
+
+
+@dataclass(frozen=True)
+class Example:
+    name: str
+    before: str
+    after: str | None = None  # None: must not match (a VALID example in Fixit's terms)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    title: str
+    summary: str
+    message: str
+    why: str
+    forward: Pattern
+    init: tuple[Pattern, ...]
+    forward_target: str | None
+    init_target: str | None
+    kernel: Kernel
+    helps: tuple[str, ...]
+    fixable: bool
+    fix_safety: str
+    default: bool
+    checkpoint_compatible: bool
+    references: tuple[str, ...]
+    examples: tuple[Example, ...]
+    path: str
+    triggers: frozenset[str] = field(default_factory=frozenset)
+
+    def helps_on(self, target: str | None) -> bool:
+        return target is None or any(h.split(":")[0] == target for h in self.helps)
+
+
+def _position(raw: str, text: str, key: str) -> tuple[int, int]:
+    """Where ``text`` (a string value of ``key``) starts in the raw TOML file."""
+    index = raw.find(text) if text else -1
+    if index < 0:
+        match = re.search(rf"^\s*{re.escape(key)}\s*=", raw, re.M)
+        index = match.start() if match else 0
+    line = raw.count("\n", 0, index) + 1
+    column = index - (raw.rfind("\n", 0, index) + 1) + 1
+    return line, column
+
+
+def _pattern(raw: str, path: str, key: str, text: object) -> Pattern:
+    if not isinstance(text, str):
+        line, column = _position(raw, "", key)
+        raise RuleError(path, line, column, f"{key} must be a string of pattern text")
+    try:
+        pattern = parse_pattern(text)
+    except PatternError as exc:
+        line, column = _position(raw, text, key)
+        if exc.line > 1:
+            line, column = line + exc.line - 1, exc.column
+        else:
+            column = column + exc.column - 1
+        raise RuleError(path, line, column, exc.message) from None
+    if not pattern.nodes:
+        line, column = _position(raw, text, key)
+        raise RuleError(path, line, column, f"{key} is an empty pattern")
+    return pattern
+
+
+def _triggers(patterns: list[Pattern]) -> frozenset[str]:
+    """Words one of which must appear in a file for the rule to possibly match it."""
+    words: set[str] = set()
+    for pattern in patterns[:1]:
+        for node in pattern.nodes:
+            if node.op not in ("layer", "method", "table", "call") and ("." in node.op or node.op.isidentifier()):
+                words.add(node.op.rsplit(".", 1)[-1])
+    for pattern in patterns[1:]:
+        for node in pattern.nodes:
+            name = node.method if node.op == "table" else node.op
+            words.add(name.rsplit(".", 1)[-1])
+    return frozenset(w for w in words if w)
+
+
+def load_rule(path: Path) -> Rule:
+    spath = str(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RuleError(spath, 1, 1, f"cannot read rule file: {exc}") from None
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line, column = (int(found.group(1)), int(found.group(2))) if found else (1, 1)
+        raise RuleError(spath, line, column, str(exc).split(" (at line")[0]) from None
+
+    def need(key: str, kind=str, table=data, where=""):
+        if key not in table:
+            line, column = _position(raw, "", where or key)
+            raise RuleError(spath, line, column, f"missing required key {where + '.' if where else ''}{key}")
+        value = table[key]
+        if not isinstance(value, kind):
+            line, column = _position(raw, "", key)
+            raise RuleError(spath, line, column, f"{key} must be a {kind.__name__}")
+        return value
+
+    rule_id = need("id")
+    if not RULE_ID.match(rule_id):
+        line, column = _position(raw, rule_id, "id")
+        raise RuleError(spath, line, column, f"rule id {rule_id!r} must look like ADP001")
+    forward = need("forward", dict)
+    forward_source = _pattern(raw, spath, "source", forward.get("source"))
+    init_table = data.get("init", {})
+    init_sources = init_table.get("source", [])
+    if isinstance(init_sources, str):
+        init_sources = [init_sources]
+    init = tuple(_pattern(raw, spath, "source", text) for text in init_sources)
+    forward_target = forward.get("target")
+    if forward_target is not None:
+        _pattern(raw, spath, "target", forward_target)
+    init_target = init_table.get("target")
+    if init_target is not None:
+        _pattern(raw, spath, "target", init_target)
+    kernel_table = need("kernel", dict)
+    kernel = Kernel(
+        provider=kernel_table.get("provider", ""),
+        package=need("package", str, kernel_table, "kernel"),
+        import_=need("import", str, kernel_table, "kernel"),
+        min_version=kernel_table.get("min_version", ""),
+    )
+    helps = tuple(data.get("helps", []))
+    for item in helps:
+        if item.split(":")[0] not in TARGETS:
+            line, column = _position(raw, item, "helps")
+            raise RuleError(spath, line, column, f"helps entry {item!r} must start with cpu or cuda")
+    examples = []
+    for index, ex in enumerate(data.get("examples", [])):
+        name = ex.get("name", f"example {index + 1}")
+        if "valid" in ex:
+            examples.append(Example(name, ex["valid"], None))
+        elif "before" in ex:
+            examples.append(Example(name, ex["before"], ex.get("after")))
+        else:
+            line, column = _position(raw, name, "examples")
+            raise RuleError(spath, line, column, "an example needs 'valid' or 'before'")
+    fixable = bool(data.get("fixable", forward_target is not None or init_target is not None))
+    return Rule(
+        id=rule_id,
+        name=need("name"),
+        title=data.get("title", data["name"]),
+        summary=need("summary"),
+        message=data.get("message", data["summary"]),
+        why=data.get("why", ""),
+        forward=forward_source,
+        init=init,
+        forward_target=forward_target,
+        init_target=init_target,
+        kernel=kernel,
+        helps=helps,
+        fixable=fixable and (forward_target is not None or init_target is not None),
+        fix_safety=data.get("fix_safety", "safe"),
+        default=bool(data.get("default", True)),
+        checkpoint_compatible=bool(data.get("checkpoint_compatible", True)),
+        references=tuple(data.get("references", [])),
+        examples=tuple(examples),
+        path=spath,
+        triggers=_triggers([forward_source, *init]),
+    )
+
+
+def bundled_rules_dir() -> Path:
+    return Path(str(resources.files("adopter.rules")))
+
+
+def load_rules(extra_dirs: list[Path] | None = None) -> list[Rule]:
+    """Bundled rules first, then each extra folder's; a later id replaces an earlier one."""
+    by_id: dict[str, Rule] = {}
+    for folder in [bundled_rules_dir(), *(extra_dirs or [])]:
+        if not folder.is_dir():
+            raise RuleError(str(folder), 1, 1, "rule folder does not exist")
+        for path in sorted(folder.glob("*.toml")):
+            rule = load_rule(path)
+            by_id[rule.id] = rule
+    return sorted(by_id.values(), key=lambda r: r.id)
+
+
+def select_rules(
+    rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None
+) -> list[Rule]:
+    """``select`` names rules (id, prefix like ``ADP00``, name, or ``ALL``); off-by-default
+    rules run only when named explicitly."""
+    known = {r.id for r in rules} | {r.name for r in rules}
+
+    def hits(rule: Rule, selectors: list[str]) -> bool:
+        return any(s == "ALL" or rule.id.startswith(s) or s == rule.name for s in selectors)
+
+    for selector in [*(select or []), *(ignore or [])]:
+        if selector != "ALL" and not any(r.id.startswith(selector) or r.name == selector for r in rules):
+            raise ValueError(f"unknown rule {selector!r} (known: {', '.join(sorted(known))})")
+    chosen = []
+    for rule in rules:
+        if select:
+            explicit = any(s == rule.id or s == rule.name for s in select)
+            if not hits(rule, select) or (not rule.default and not explicit):
+                continue
+        elif not rule.default:
+            continue
+        if ignore and hits(rule, ignore):
+            continue
+        chosen.append(rule)
+    return chosen

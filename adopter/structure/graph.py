@@ -1,0 +1,582 @@
+"""Unchain a method into DL nodes and connect them into a control-flow graph.
+
+Every call and tensor operation becomes a node with explicit inputs and outputs: nested
+calls get temporaries (``self.LayerNorm(self.dropout(h) + r)`` is Dropout -> Add ->
+LayerNorm).  Statements that compute nothing interesting still become ``other``/``copy``
+nodes because matching must know what they read and write (data flow, liveness).
+
+The graph is a networkx DiGraph over node ids.  Loop bodies are taken once (no back
+edges), so the graph is a DAG and matching on it terminates without enumerating paths.
+Edges out of an ``if`` carry ``guard=(text, taken)`` so that two ``if``s with the same guard
+text are correlated: a path that took one branch of the first takes it of the second too.
+
+Helper methods of the class and functions of the same file are inlined at their call
+sites (parameters substituted by the argument values, locals renamed per inlining), also
+when passed as a callable argument (``apply_chunking_to_forward(self.ff_chunk, ...)``).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from typing import Union
+
+import networkx as nx
+
+from .bindings import ClassInfo, span
+from .names import ModuleNames
+
+MAX_INLINE_DEPTH = 3
+BINOPS = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@",
+    ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
+}
+
+
+@dataclass(frozen=True)
+class Const:
+    value: object
+
+    @property
+    def text(self) -> str:
+        return repr(self.value)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value by identity (``key``) and by its source text (``text``, for synthesis)."""
+
+    key: str
+    text: str
+
+
+Value = Union[Ref, Const]
+
+
+@dataclass
+class Node:
+    id: int
+    kind: str  # layer | call | method | op | copy | other | branch | entry | exit
+    op: str = ""
+    types: frozenset = frozenset()
+    layer: str | None = None
+    args: tuple = ()
+    kwargs: tuple = ()
+    outs: tuple = ()
+    uses: frozenset = frozenset()
+    defs: frozenset = frozenset()
+    func: str = ""
+    span: tuple | None = None
+    stmt: tuple | None = None
+    scope: tuple = ()
+    guard: str | None = None
+    inlined: bool = False
+
+    @property
+    def line(self) -> int:
+        return (self.span or self.stmt or (0,))[0]
+
+
+@dataclass
+class Flow:
+    """The graph of one root function, with its helpers inlined."""
+
+    name: str
+    nodes: list[Node]
+    graph: nx.DiGraph
+    entry: int
+    exit: int
+
+
+@dataclass
+class _Ctx:
+    instance: int
+    func: str
+    params: dict[str, Value] = field(default_factory=dict)
+    layer_alias: dict[str, str] = field(default_factory=dict)
+    stack: tuple = ()
+    ret: Ref | None = None
+    ret_frontier: list = field(default_factory=list)
+    loops: list = field(default_factory=list)  # (break_frontier, continue_frontier)
+    stmt: tuple | None = None
+    scope: tuple = ()
+
+
+class _Stop(Exception):
+    """Raised when a function is too large to analyse within the budget."""
+
+
+class FlowBuilder:
+    MAX_NODES = 20000
+
+    def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None):
+        self.names = names
+        self.lines = lines
+        self.cls = cls
+        self.nodes: list[Node] = []
+        self.graph = nx.DiGraph()
+        self.instances = 0
+        self.temps = 0
+
+    # ------------------------------------------------------------------ graph plumbing
+    def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
+        if len(self.nodes) >= self.MAX_NODES:
+            raise _Stop()
+        node = Node(id=len(self.nodes), func=ctx.func, stmt=ctx.stmt, scope=ctx.scope,
+                    inlined=ctx.instance > 0, **fields)
+        self.nodes.append(node)
+        self.graph.add_node(node.id)
+        for pred, guard in frontier:
+            self.graph.add_edge(pred, node.id, guard=guard)
+        return node, [(node.id, None)]
+
+    def build(self, func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> Flow:
+        ctx = _Ctx(instance=0, func=qualname, stack=(func.name,))
+        entry, frontier = self._new(ctx, [], kind="entry")
+        try:
+            frontier = self._body(func.body, frontier, ctx)
+        except (_Stop, RecursionError):
+            frontier = [(entry.id, None)]
+        exit_node, _ = self._new(ctx, frontier + ctx.ret_frontier, kind="exit")
+        return Flow(qualname, self.nodes, self.graph, entry.id, exit_node.id)
+
+    def _text(self, expr: ast.AST) -> str:
+        """The source text of an expression (ast.unparse is ten times slower)."""
+        lines = self.lines
+        if lines is None:
+            return ast.unparse(expr)
+        l1, c1, l2, c2 = expr.lineno, expr.col_offset, expr.end_lineno, expr.end_col_offset
+        if l1 == l2:
+            line = lines[l1 - 1]
+            if line.isascii():
+                return line[c1:c2]
+            return line.encode()[c1:c2].decode("utf-8", "replace")
+        first = lines[l1 - 1].encode()[c1:].decode("utf-8", "replace")
+        last = lines[l2 - 1].encode()[:c2].decode("utf-8", "replace")
+        return "\n".join([first, *lines[l1:l2 - 1], last])
+
+    # ------------------------------------------------------------------ names and values
+    def _key(self, name: str, ctx: _Ctx) -> str:
+        return name if ctx.instance == 0 else f"{name}@{ctx.instance}"
+
+    def _name_value(self, name: str, ctx: _Ctx) -> Value:
+        if name in ctx.params:
+            return ctx.params[name]
+        return Ref(self._key(name, ctx), name)
+
+    def _temp(self, text: str) -> Ref:
+        self.temps += 1
+        return Ref(f"%{self.temps}", text)
+
+    def _uses_of(self, expr: ast.AST, ctx: _Ctx) -> frozenset:
+        keys = set()
+        for sub in ast.walk(expr):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                value = self._name_value(sub.id, ctx)
+                if isinstance(value, Ref):
+                    keys.add(value.key)
+            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+                keys.add("self." + sub.attr)
+        return frozenset(keys)
+
+    def _opaque(self, expr: ast.expr, ctx: _Ctx) -> Ref:
+        text = self._text(expr)
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+            return Ref(text, text)
+        root = expr
+        while isinstance(root, (ast.Attribute, ast.Subscript)):
+            root = root.value
+        if isinstance(root, ast.Name):
+            base = self._name_value(root.id, ctx)
+            if isinstance(base, Ref) and base.key != root.id:
+                return Ref(base.key + "|" + text, text)
+        return Ref(text if ctx.instance == 0 else f"{text}@{ctx.instance}", text)
+
+    # ------------------------------------------------------------------ expressions
+    def _value(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
+        """Evaluate ``expr``: emit nodes for calls and operations; return its value."""
+        if isinstance(expr, ast.Constant):
+            return Const(expr.value), frontier
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub) and isinstance(expr.operand, ast.Constant):
+            value = expr.operand.value
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return Const(-value), frontier
+        if isinstance(expr, ast.Name):
+            return self._name_value(expr.id, ctx), frontier
+        if isinstance(expr, ast.Call):
+            return self._call(expr, frontier, ctx)
+        if isinstance(expr, ast.BinOp) and type(expr.op) in BINOPS:
+            left, frontier = self._value(expr.left, frontier, ctx)
+            right, frontier = self._value(expr.right, frontier, ctx)
+            out = self._temp("")
+            node, frontier = self._new(
+                ctx, frontier, kind="op", op=BINOPS[type(expr.op)], args=(left, right), outs=(out,),
+                uses=_keys((left, right)), defs=frozenset({out.key}), span=span(expr),
+            )
+            return out, frontier
+        if isinstance(expr, ast.Await):
+            return self._value(expr.value, frontier, ctx)
+        if isinstance(expr, ast.NamedExpr):
+            value, frontier = self._value(expr.value, frontier, ctx)
+            target = self._name_value(expr.target.id, ctx)
+            _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
+                                    uses=_keys((value,)), defs=_keys((target,)), span=span(expr))
+            return target, frontier
+        # Anything else: evaluate the calls inside it (in source order), then treat the
+        # expression itself as an opaque value that reads what it mentions.
+        frontier = self._inner_calls(expr, frontier, ctx)
+        if isinstance(expr, (ast.Attribute, ast.Subscript)) and not _contains_call(expr):
+            return self._opaque(expr, ctx), frontier
+        out = self._temp("")
+        _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
+                                defs=frozenset({out.key}), span=span(expr))
+        return out, frontier
+
+    def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+        for child in ast.iter_child_nodes(expr):
+            if isinstance(child, ast.Lambda):
+                continue
+            if isinstance(child, (ast.Call, ast.BinOp)):
+                _, frontier = self._value(child, frontier, ctx)
+            elif isinstance(child, ast.expr):
+                frontier = self._inner_calls(child, frontier, ctx)
+            elif isinstance(child, ast.comprehension):
+                _, frontier = self._value(child.iter, frontier, ctx)
+                for cond in child.ifs:
+                    frontier = self._inner_calls(cond, frontier, ctx)
+        return frontier
+
+    def _layer_of(self, func: ast.expr, ctx: _Ctx) -> str | None:
+        cls = self.cls
+        if isinstance(func, ast.Name) and func.id in ctx.layer_alias:
+            return ctx.layer_alias[func.id]
+        if cls is None:
+            return None
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+            if func.attr in cls.bindings:
+                return "self." + func.attr
+            if func.attr not in cls.methods:
+                return "self." + func.attr
+        if (
+            isinstance(func, ast.Subscript)
+            and isinstance(func.value, ast.Attribute)
+            and isinstance(func.value.value, ast.Name)
+            and func.value.value.id == "self"
+        ):
+            return f"self.{func.value.attr}[]"
+        return None
+
+    def _layer_types(self, layer: str) -> frozenset:
+        if self.cls is None:
+            return frozenset({"?"})
+        ctors = self.cls.bindings.get(layer[len("self."):], [])
+        return frozenset(c.fqn for c in ctors) or frozenset({"?"})
+
+    def _helper_of(self, func: ast.expr, ctx: _Ctx):
+        """The same-class method or same-file function a callee names, if any."""
+        if (
+            self.cls is not None
+            and isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "self"
+            and func.attr in self.cls.methods
+            and func.attr not in self.cls.bindings
+        ):
+            return self.cls.methods[func.attr], True
+        if isinstance(func, ast.Name) and func.id in self.names.functions and func.id not in ctx.params:
+            return self.names.functions[func.id], False
+        return None
+
+    def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
+        func = call.func
+        # Receiver of a method call is evaluated first (x.view(...), self.foo(x).permute(...)).
+        receiver: Value | None = None
+        layer = self._layer_of(func, ctx)
+        helper = None if layer is not None else self._helper_of(func, ctx)
+        fqn = None
+        if layer is None and helper is None:
+            fqn = self.names.resolve(func)
+            if fqn is None and isinstance(func, ast.Attribute):
+                receiver, frontier = self._value(func.value, frontier, ctx)
+            elif fqn is None and not isinstance(func, ast.Name):
+                frontier = self._inner_calls(func, frontier, ctx)
+        args: list[Value] = []
+        for arg in call.args:
+            inner = arg.value if isinstance(arg, ast.Starred) else arg
+            value, frontier = self._value(inner, frontier, ctx)
+            args.append(value)
+            frontier = self._inline_callable_arg(inner, frontier, ctx)
+        kwargs: list[tuple[str, Value]] = []
+        for kw in call.keywords:
+            value, frontier = self._value(kw.value, frontier, ctx)
+            kwargs.append((kw.arg or "**", value))
+            frontier = self._inline_callable_arg(kw.value, frontier, ctx)
+        if helper is not None:
+            target, is_method = helper
+            if target.name not in ctx.stack and len(ctx.stack) <= MAX_INLINE_DEPTH:
+                return self._inline(target, args, kwargs, is_method, call, frontier, ctx)
+        out = self._temp("")
+        common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call))
+        uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
+        if layer is not None:
+            uses.add(layer)
+            node, frontier = self._new(ctx, frontier, kind="layer", op=layer, layer=layer,
+                                       types=self._layer_types(layer.rstrip("[]") + ("[]" if layer.endswith("[]") else "")),
+                                       uses=frozenset(uses), **common)
+        elif fqn is not None:
+            node, frontier = self._new(ctx, frontier, kind="call", op=fqn, uses=frozenset(uses), **common)
+        elif receiver is not None:
+            uses |= _keys((receiver,))
+            common["args"] = (receiver, *common["args"])
+            node, frontier = self._new(ctx, frontier, kind="method", op=func.attr, uses=frozenset(uses), **common)
+        else:
+            uses |= self._uses_of(func, ctx)
+            name = func.id if isinstance(func, ast.Name) else self._text(func)
+            node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses), **common)
+        return out, frontier
+
+    def _inline_callable_arg(self, arg: ast.expr, frontier: list, ctx: _Ctx) -> list:
+        """Follow ``self.helper`` passed as a callable (apply_chunking_to_forward)."""
+        if (
+            self.cls is not None
+            and isinstance(arg, ast.Attribute)
+            and isinstance(arg.value, ast.Name)
+            and arg.value.id == "self"
+            and arg.attr in self.cls.methods
+            and arg.attr not in self.cls.bindings
+        ):
+            target = self.cls.methods[arg.attr]
+            if target.name not in ctx.stack and len(ctx.stack) <= MAX_INLINE_DEPTH:
+                _, frontier = self._inline(target, [], [], True, arg, frontier, ctx)
+        return frontier
+
+    def _inline(self, target, args, kwargs, is_method, call, frontier, ctx: _Ctx):
+        self.instances += 1
+        params = [a.arg for a in target.args.posonlyargs + target.args.args]
+        if is_method and params and params[0] in ("self", "cls"):
+            params = params[1:]
+        bound: dict[str, Value] = {}
+        for name, value in zip(params, args):
+            bound[name] = value
+        names = set(params) | {a.arg for a in target.args.kwonlyargs}
+        for key, value in kwargs:
+            if key in names:
+                bound[key] = value
+        result = self._temp("")
+        inner = _Ctx(
+            instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
+            params=bound, layer_alias=dict(ctx.layer_alias), stack=ctx.stack + (target.name,), ret=result,
+            stmt=ctx.stmt, scope=ctx.scope,
+        )
+        frontier = self._body(target.body, frontier, inner)
+        return result, frontier + inner.ret_frontier
+
+    # ------------------------------------------------------------------ statements
+    def _body(self, stmts: list[ast.stmt], frontier: list, ctx: _Ctx) -> list:
+        for stmt in stmts:
+            frontier = self._stmt(stmt, frontier, ctx)
+        return frontier
+
+    def _stmt(self, stmt: ast.stmt, frontier: list, ctx: _Ctx) -> list:
+        ctx.stmt = span(stmt)
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            if stmt.value is None:
+                return frontier
+            return self._assign(targets, stmt.value, frontier, ctx)
+        if isinstance(stmt, ast.AugAssign):
+            target = self._target_values(stmt.target, ctx)
+            left = target[0] if target else self._opaque(stmt.target, ctx)
+            right, frontier = self._value(stmt.value, frontier, ctx)
+            _, frontier = self._new(ctx, frontier, kind="op", op=BINOPS.get(type(stmt.op), "?"), args=(left, right),
+                                    outs=tuple(target), uses=_keys((left, right)), defs=_keys(target), span=span(stmt))
+            return frontier
+        if isinstance(stmt, ast.Expr):
+            _, frontier = self._value(stmt.value, frontier, ctx)
+            return frontier
+        if isinstance(stmt, ast.Return):
+            if stmt.value is not None:
+                value, frontier = self._value(stmt.value, frontier, ctx)
+                if ctx.ret is not None:
+                    _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(ctx.ret,),
+                                            uses=_keys((value,)), defs=frozenset({ctx.ret.key}), span=span(stmt))
+                else:
+                    _, frontier = self._new(ctx, frontier, kind="other", uses=_keys((value,)), span=span(stmt))
+            ctx.ret_frontier.extend(frontier)
+            return []
+        if isinstance(stmt, ast.If):
+            return self._if(stmt, frontier, ctx)
+        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+            return self._loop(stmt, frontier, ctx)
+        if isinstance(stmt, (ast.With, ast.AsyncWith)):
+            for item in stmt.items:
+                value, frontier = self._value(item.context_expr, frontier, ctx)
+                if item.optional_vars is not None:
+                    targets = self._target_values(item.optional_vars, ctx)
+                    _, frontier = self._new(ctx, frontier, kind="other", outs=tuple(targets), defs=_keys(targets),
+                                            uses=_keys((value,)), span=span(item.context_expr))
+            return self._scoped(stmt.body, frontier, ctx, (span(stmt), 0))
+        if isinstance(stmt, ast.Try) or (hasattr(ast, "TryStar") and isinstance(stmt, ast.TryStar)):
+            return self._try(stmt, frontier, ctx)
+        if isinstance(stmt, ast.Match):
+            return self._match(stmt, frontier, ctx)
+        if isinstance(stmt, ast.Raise):
+            if stmt.exc is not None:
+                _, frontier = self._value(stmt.exc, frontier, ctx)
+            return []
+        if isinstance(stmt, ast.Break):
+            if ctx.loops:
+                ctx.loops[-1][0].extend(frontier)
+            return []
+        if isinstance(stmt, ast.Continue):
+            if ctx.loops:
+                ctx.loops[-1][1].extend(frontier)
+            return []
+        if isinstance(stmt, ast.Assert):
+            frontier = self._inner_calls(stmt, frontier, ctx) if False else frontier
+            _, frontier = self._new(ctx, frontier, kind="other", uses=self._uses_of(stmt.test, ctx), span=span(stmt))
+            return frontier
+        if isinstance(stmt, ast.Delete):
+            targets = [v for t in stmt.targets for v in self._target_values(t, ctx)]
+            _, frontier = self._new(ctx, frontier, kind="other", defs=_keys(targets), span=span(stmt))
+            return frontier
+        return frontier  # pass, global, nonlocal, nested defs, imports
+
+    def _scoped(self, body, frontier, ctx: _Ctx, scope) -> list:
+        saved = ctx.scope
+        ctx.scope = saved + (scope,)
+        try:
+            return self._body(body, frontier, ctx)
+        finally:
+            ctx.scope = saved
+
+    def _target_values(self, target: ast.expr, ctx: _Ctx) -> list[Ref]:
+        if isinstance(target, ast.Name):
+            value = self._name_value(target.id, ctx)
+            if isinstance(value, Ref) and target.id in ctx.params:
+                # Assigning to a parameter starts a new local of that name.
+                ctx.params.pop(target.id)
+                value = Ref(self._key(target.id, ctx), target.id)
+            return [value] if isinstance(value, Ref) else []
+        if isinstance(target, (ast.Tuple, ast.List)):
+            out: list[Ref] = []
+            for elt in target.elts:
+                out.extend(self._target_values(elt.value if isinstance(elt, ast.Starred) else elt, ctx))
+            return out
+        if isinstance(target, ast.Starred):
+            return self._target_values(target.value, ctx)
+        return [self._opaque(target, ctx)]
+
+    def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+        # Layer aliases: drop = self.dropout
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            layer = self._layer_of(value_expr, ctx) if isinstance(value_expr, (ast.Attribute, ast.Subscript)) else None
+            if layer is not None and self.cls is not None and layer[len("self."):].rstrip("[]") in self.cls.bindings:
+                ctx.layer_alias[targets[0].id] = layer
+        before = len(self.nodes)
+        value, frontier = self._value(value_expr, frontier, ctx)
+        outs: list[Ref] = []
+        for target in targets:
+            outs.extend(self._target_values(target, ctx))
+        produced = len(self.nodes) > before and self.nodes[-1].outs == (value,) and isinstance(value, Ref) \
+            and value.key.startswith("%") and self.nodes[-1].kind != "copy"
+        if produced and len(targets) == 1:
+            node = self.nodes[-1]
+            node.outs = tuple(outs)
+            node.defs = _keys(outs)
+            return frontier
+        kind = "copy" if isinstance(value, Ref) and len(outs) == 1 else "other"
+        _, frontier = self._new(ctx, frontier, kind=kind, args=(value,), outs=tuple(outs), defs=_keys(outs),
+                                uses=_keys((value,)), span=span(value_expr))
+        return frontier
+
+    def _guard_text(self, test: ast.expr, ctx: _Ctx) -> str:
+        text = self._text(test)
+        return text if ctx.instance == 0 else f"{text}@{ctx.instance}"
+
+    def _if(self, stmt: ast.If, frontier: list, ctx: _Ctx) -> list:
+        _, frontier = self._value(stmt.test, frontier, ctx) if _contains_call(stmt.test) else (None, frontier)
+        guard = self._guard_text(stmt.test, ctx)
+        branch, _ = self._new(ctx, frontier, kind="branch", guard=guard, uses=self._uses_of(stmt.test, ctx),
+                              span=span(stmt.test))
+        then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+        ctx.stmt = span(stmt)
+        if stmt.orelse:
+            other = self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
+        else:
+            other = [(branch.id, (guard, False))]
+        return then + other
+
+    def _loop(self, stmt, frontier: list, ctx: _Ctx) -> list:
+        if isinstance(stmt, ast.While):
+            if _contains_call(stmt.test):
+                _, frontier = self._value(stmt.test, frontier, ctx)
+            head, _ = self._new(ctx, frontier, kind="branch", uses=self._uses_of(stmt.test, ctx), span=span(stmt.test))
+            body_frontier = [(head.id, None)]
+        else:
+            iterable, frontier = self._value(stmt.iter, frontier, ctx)
+            self._alias_loop_target(stmt, ctx)
+            targets = self._target_values(stmt.target, ctx)
+            head, _ = self._new(ctx, frontier, kind="other", outs=tuple(targets), defs=_keys(targets),
+                                uses=_keys((iterable,)), span=span(stmt.target))
+            body_frontier = [(head.id, None)]
+        ctx.loops.append(([], []))
+        end = self._scoped(stmt.body, body_frontier, ctx, (span(stmt), 0))
+        breaks, continues = ctx.loops.pop()
+        ctx.stmt = span(stmt)
+        after = end + continues + [(head.id, None)]
+        if stmt.orelse:
+            after = self._scoped(stmt.orelse, after, ctx, (span(stmt), 1))
+        return after + breaks
+
+    def _alias_loop_target(self, stmt, ctx: _Ctx) -> None:
+        """``for layer in self.layers`` / ``enumerate(self.layers)``: layer calls resolve."""
+        it, target = stmt.iter, stmt.target
+        if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "enumerate" and it.args:
+            it = it.args[0]
+            if isinstance(target, ast.Tuple) and len(target.elts) == 2:
+                target = target.elts[1]
+        if (
+            isinstance(target, ast.Name)
+            and isinstance(it, ast.Attribute)
+            and isinstance(it.value, ast.Name)
+            and it.value.id == "self"
+            and self.cls is not None
+            and it.attr + "[]" in self.cls.bindings
+        ):
+            ctx.layer_alias[target.id] = f"self.{it.attr}[]"
+
+    def _try(self, stmt, frontier: list, ctx: _Ctx) -> list:
+        start = list(frontier)
+        body_end = self._scoped(stmt.body, frontier, ctx, (span(stmt), 0))
+        ends = []
+        for index, handler in enumerate(stmt.handlers, start=1):
+            ctx.stmt = span(handler)
+            ends += self._scoped(handler.body, start + body_end, ctx, (span(stmt), index))
+        if stmt.orelse:
+            body_end = self._scoped(stmt.orelse, body_end, ctx, (span(stmt), len(stmt.handlers) + 1))
+        ends += body_end
+        if stmt.finalbody:
+            ends = self._scoped(stmt.finalbody, ends, ctx, (span(stmt), -1))
+        return ends
+
+    def _match(self, stmt: ast.Match, frontier: list, ctx: _Ctx) -> list:
+        subject, frontier = self._value(stmt.subject, frontier, ctx)
+        guard_base = self._text(stmt.subject)
+        head, _ = self._new(ctx, frontier, kind="branch", uses=_keys((subject,)), span=span(stmt.subject))
+        ends = []
+        for index, case in enumerate(stmt.cases):
+            ctx.stmt = span(case.pattern)
+            guard = (f"{guard_base} ~ {self._text(case.pattern)}", True)
+            ends += self._scoped(case.body, [(head.id, guard)], ctx, (span(stmt), index))
+        if not any(isinstance(c.pattern, ast.MatchAs) and c.pattern.pattern is None for c in stmt.cases):
+            ends.append((head.id, None))
+        return ends
+
+
+def _keys(values) -> frozenset:
+    return frozenset(v.key for v in values if isinstance(v, Ref))
+
+
+def _contains_call(expr: ast.AST) -> bool:
+    return any(isinstance(n, (ast.Call, ast.BinOp)) for n in ast.walk(expr))

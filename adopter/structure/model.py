@@ -1,0 +1,129 @@
+"""The model structure of a file: per class, its bindings and one flow per root method.
+
+A root is ``forward``, or any method (module-level function) that no other method (function)
+of the same class (file) calls: the others are inlined where they are called, so their nodes
+are matched in their caller's context and need no graph of their own.
+
+Flows are built lazily and only for roots that can contain a rule's first pattern node: each
+method is summarised once by the identifiers it mentions (with its helpers'), and a rule is
+tried on a root only if one of its trigger identifiers is there.  On a typical modeling file
+most roots are never built, which keeps the check path near the cost of ``ast.parse``.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from .bindings import ClassInfo, bind_class, collect_class
+from .graph import Flow, FlowBuilder
+from .names import ModuleNames, collect_names
+
+INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
+
+
+def _mentions(func: ast.AST) -> frozenset[str]:
+    words: set[str] = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.Attribute):
+            words.add(node.attr)
+        elif isinstance(node, ast.Name):
+            words.add(node.id)
+    return frozenset(words)
+
+
+@dataclass
+class ClassStructure:
+    name: str
+    info: ClassInfo | None
+    module: "ModuleStructure"
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
+    roots: list[str] = field(default_factory=list)
+    _flows: dict[str, Flow] = field(default_factory=dict)
+    _words: dict[str, frozenset] = field(default_factory=dict)
+
+    @property
+    def bindings(self):
+        return self.info.bindings if self.info else {}
+
+    def flow(self, name: str) -> Flow:
+        flow = self._flows.get(name)
+        if flow is None:
+            qualname = name if self.info is None else f"{self.name}.{name}"
+            builder = FlowBuilder(self.module.names, self.info, self.module.lines)
+            flow = self._flows[name] = builder.build(self.functions[name], qualname)
+        return flow
+
+    @property
+    def flows(self) -> dict[str, Flow]:
+        """Every root's flow (builds them all; the matcher uses :meth:`flow` selectively)."""
+        return {name: self.flow(name) for name in self.roots}
+
+    def words(self, name: str, _seen: frozenset = frozenset()) -> frozenset[str]:
+        """Identifiers mentioned by a function and by the helpers it reaches."""
+        cached = self._words.get(name)
+        if cached is not None:
+            return cached
+        func = self.functions.get(name) or self.module.names.functions.get(name)
+        if func is None:
+            return frozenset()
+        own = self.module.mention(func)
+        total = set(own)
+        for word in own:
+            if word in _seen or word == name:
+                continue
+            if word in self.functions or word in self.module.names.functions:
+                owner = self if word in self.functions else self.module.function_owner
+                total |= owner.words(word, _seen | {name})
+        result = frozenset(total)
+        if not _seen:
+            self._words[name] = result
+        return result
+
+
+@dataclass
+class ModuleStructure:
+    names: ModuleNames
+    lines: list[str] | None
+    classes: dict[str, ClassStructure] = field(default_factory=dict)
+    _mentions: dict[int, frozenset] = field(default_factory=dict)
+
+    def mention(self, func: ast.AST) -> frozenset[str]:
+        key = id(func)
+        words = self._mentions.get(key)
+        if words is None:
+            words = self._mentions[key] = _mentions(func)
+        return words
+
+    @property
+    def function_owner(self) -> ClassStructure:
+        return self.classes["<module>"]
+
+
+def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
+    called: set[str] = set()
+    for name, func in list(functions.items()) + list(extra_callers):
+        if name in INIT_NAMES:
+            continue
+        for word in mention(func):
+            if word != name and word in functions:
+                called.add(word)
+    return [n for n in functions if n not in INIT_NAMES and (n == "forward" or n not in called)]
+
+
+def module_structure(tree: ast.Module, package: str | None = None, text: str | None = None) -> ModuleStructure:
+    names = collect_names(tree, package)
+    module = ModuleStructure(names, text.split("\n") if text is not None else None)
+    infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
+    for info in infos.values():
+        bind_class(info, infos, names)
+    all_methods = []
+    for name, info in infos.items():
+        structure = ClassStructure(name, info, module, functions=dict(info.methods))
+        structure.roots = _roots(structure.functions, module.mention)
+        module.classes[name] = structure
+        all_methods.extend(info.methods.items())
+    module_level = ClassStructure("<module>", None, module, functions=dict(names.functions))
+    module_level.roots = _roots(module_level.functions, module.mention, extra_callers=all_methods)
+    module.classes["<module>"] = module_level
+    return module

@@ -1,0 +1,116 @@
+"""Resolve the names a module imports to fully qualified names.
+
+The fast path works on the standard ``ast`` tree: LibCST's QualifiedNameProvider costs
+about 0.8 s per file with scope metadata, far too slow for a hook (SPEC section 6).  A
+module's import table is flat enough that walking its import statements is exact for what
+rules need: ``F.softmax`` -> ``torch.nn.functional.softmax``.
+
+Relative imports resolve against the module's package when it is known (``package`` given);
+otherwise they keep their leading dots (``...activations.ACT2FN``) and
+:func:`names_match` lets a rule's absolute name match them by dotted suffix.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModuleNames:
+    """What each module-level name stands for."""
+
+    imports: dict[str, str] = field(default_factory=dict)  # local name -> FQN
+    classes: dict[str, ast.ClassDef] = field(default_factory=dict)
+    functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
+    constants: dict[str, ast.expr] = field(default_factory=dict)
+
+    def resolve(self, expr: ast.expr) -> str | None:
+        """The FQN of a dotted expression whose root is imported or local, else None."""
+        parts: list[str] = []
+        node = expr
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            return None
+        root = node.id
+        if root in self.imports:
+            base = self.imports[root]
+        elif root in self.classes or root in self.functions:
+            base = root
+        else:
+            return None
+        return ".".join([base, *reversed(parts)])
+
+
+def _absolute(module: str | None, level: int, package: str | None) -> str:
+    if level == 0:
+        return module or ""
+    if package is not None:
+        parts = package.split(".")
+        if level - 1 <= len(parts):
+            base = parts[: len(parts) - (level - 1)]
+            return ".".join([*base, module] if module else base)
+    return "." * level + (module or "")
+
+
+def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
+    """Walk the module's top level (also inside if/try blocks) for imports and definitions."""
+    names = ModuleNames()
+    stack: list[ast.stmt] = list(reversed(tree.body))
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if alias.asname:
+                    names.imports[alias.asname] = alias.name
+                else:
+                    root = alias.name.split(".")[0]
+                    names.imports[root] = root
+        elif isinstance(stmt, ast.ImportFrom):
+            base = _absolute(stmt.module, stmt.level, package)
+            for alias in stmt.names:
+                if alias.name == "*":
+                    continue
+                sep = "" if base.endswith(".") else "."
+                names.imports[alias.asname or alias.name] = f"{base}{sep}{alias.name}" if base else alias.name
+        elif isinstance(stmt, ast.ClassDef):
+            names.classes[stmt.name] = stmt
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            names.functions[stmt.name] = stmt
+        elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            names.constants[stmt.targets[0].id] = stmt.value
+        elif isinstance(stmt, ast.If):
+            stack.extend(reversed(stmt.orelse))
+            stack.extend(reversed(stmt.body))
+        elif isinstance(stmt, ast.Try) or (hasattr(ast, "TryStar") and isinstance(stmt, ast.TryStar)):
+            for handler in reversed(stmt.handlers):
+                stack.extend(reversed(handler.body))
+            stack.extend(reversed(stmt.body))
+    return names
+
+
+def names_match(pattern_name: str, code_name: str) -> bool:
+    """Does a rule's absolute name denote the code's (possibly relative) name?"""
+    if pattern_name == code_name:
+        return True
+    if code_name.startswith("."):
+        tail = code_name.lstrip(".")
+        return bool(tail) and pattern_name.endswith("." + tail)
+    return False
+
+
+def package_of(path: str) -> str | None:
+    """The dotted package of a file, found by walking up through ``__init__.py`` folders."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(path))
+    parts: list[str] = []
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parts.append(os.path.basename(folder))
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return ".".join(reversed(parts)) or None

@@ -1,0 +1,1 @@
+"""The bundled rule files (one TOML file per kernel), installed as ``adopter.rules``."""
