@@ -240,7 +240,7 @@ class _Unchain(Transformer):
             return Var(str(token)[1:])
         if token.type == "STRING":
             return Lit(str(token)[1:-1])
-        return WILD if str(token) == "_" else Lit(str(token))
+        return WILD if str(token) == "_" else Sym(str(token))
 
     def kwarg(self, items):
         key, value = items

@@ -51,14 +51,26 @@ class Analysis:
     tree: ast.Module | None
 
 
-_MATCHERS: dict[str, Matcher] = {}
+_MATCHERS: dict[tuple[str, str], list[Matcher]] = {}
 
 
-def matcher_for(rule: Rule) -> Matcher:
-    matcher = _MATCHERS.get(rule.id + rule.path)
-    if matcher is None:
-        matcher = _MATCHERS[rule.id + rule.path] = Matcher(rule.id, rule.forward, rule.init)
-    return matcher
+def matchers_for(rule: Rule) -> list[Matcher]:
+    """One matcher per forward alternative (compiled once per process)."""
+    key = (rule.id, rule.path)
+    matchers = _MATCHERS.get(key)
+    if matchers is None:
+        matchers = _MATCHERS[key] = [
+            Matcher(rule.id, forward, rule.init, commutative=rule.commutative) for forward in rule.forwards
+        ]
+    return matchers
+
+
+def match_rule(rule: Rule, structure) -> list[Match]:
+    found: dict[tuple, Match] = {}
+    for matcher in matchers_for(rule):
+        for match in matcher.match_module(structure):
+            found.setdefault(match.key, match)
+    return sorted(found.values(), key=lambda m: m.span)
 
 
 def parse(text: str, path: str) -> ast.Module:
@@ -90,7 +102,7 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
         findings: list[Finding] = []
         matches: list[tuple[Rule, Match]] = []
         for rule in rules:
-            for match in matcher_for(rule).match_module(structure):
+            for match in match_rule(rule, structure):
                 finding = _finding(rule, match, path, lines)
                 if _suppressed(lines, finding):
                     continue

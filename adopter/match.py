@@ -107,8 +107,9 @@ class _State:
 class Matcher:
     """Matches one rule; reusable across files."""
 
-    def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = ()):
+    def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True):
         self.rule_id = rule_id
+        self.commutative = commutative
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
@@ -155,7 +156,7 @@ class Matcher:
             if allowed is None:
                 return None
             return frozenset(
-                attr.rstrip("[]") for attr, ctors in cls.bindings.items()
+                attr.split("[")[0] for attr, ctors in cls.bindings.items()
                 if any(names_match(a, c.fqn) for c in ctors for a in allowed)
             )
         if first.op == "method":
@@ -308,7 +309,7 @@ class Matcher:
             elif current != layer_ident:
                 return None
         args = node.args
-        if pnode.op in COMMUTATIVE and len(args) == 2 and len(pnode.args) == 2:
+        if self.commutative and pnode.op in COMMUTATIVE and len(args) == 2 and len(pnode.args) == 2:
             attempt = new.copy()
             if self._bind(pnode.args[0], args[0], attempt) and self._bind(pnode.args[1], args[1], attempt):
                 new = attempt

@@ -52,7 +52,7 @@ class Rule:
     summary: str
     message: str
     why: str
-    forward: Pattern
+    forward: Pattern  # the first alternative (shown by `adopter rules ID`)
     init: tuple[Pattern, ...]
     forward_target: str | None
     init_target: str | None
@@ -66,6 +66,8 @@ class Rule:
     examples: tuple[Example, ...]
     path: str
     triggers: frozenset[str] = field(default_factory=frozenset)
+    forwards: tuple[Pattern, ...] = ()  # every alternative of the forward source pattern
+    commutative: bool = True  # whether '+'/'*' in the forward pattern match either operand order
 
     def helps_on(self, target: str | None) -> bool:
         return target is None or any(h.split(":")[0] == target for h in self.helps)
@@ -143,7 +145,14 @@ def load_rule(path: Path) -> Rule:
         line, column = _position(raw, rule_id, "id")
         raise RuleError(spath, line, column, f"rule id {rule_id!r} must look like ADP001")
     forward = need("forward", dict)
-    forward_source = _pattern(raw, spath, "source", forward.get("source"))
+    sources = forward.get("source")
+    forwards = tuple(
+        _pattern(raw, spath, "source", text) for text in (sources if isinstance(sources, list) else [sources])
+    )
+    if not forwards:
+        line, column = _position(raw, "", "source")
+        raise RuleError(spath, line, column, "forward.source needs at least one pattern")
+    forward_source = forwards[0]
     init_table = data.get("init", {})
     init_sources = init_table.get("source", [])
     if isinstance(init_sources, str):
@@ -198,7 +207,9 @@ def load_rule(path: Path) -> Rule:
         references=tuple(data.get("references", [])),
         examples=tuple(examples),
         path=spath,
-        triggers=_triggers([forward_source, *init]),
+        triggers=frozenset().union(*(_triggers([f, *init]) for f in forwards)),
+        forwards=forwards,
+        commutative=bool(forward.get("commutative", True)),
     )
 
 

@@ -165,6 +165,16 @@ def _record(attr, value, stmt, func_name, info, names, out, local_alias):
         return
     fqn, args, kwargs, table = described
     out.setdefault(attr, []).append(Ctor(attr, fqn, args, kwargs, table, span(stmt), span(value), func_name))
+    if fqn == "torch.nn.Sequential" and isinstance(value, ast.Call) and value.args and not any(
+        isinstance(a, ast.Starred) for a in value.args
+    ):
+        # Calling the Sequential runs its members in order: record each position.
+        for index, element in enumerate(value.args):
+            inner = _ctor_of(element, names)
+            efqn, eargs, ekw, etable = inner if inner else ("?", (), (), False)
+            out.setdefault(f"{attr}[{index}]", []).append(
+                Ctor(f"{attr}[{index}]", efqn, eargs, ekw, etable, span(stmt), span(element), func_name)
+            )
     if fqn in CONTAINERS and isinstance(value, ast.Call):
         for element in _container_elements(value):
             inner = _ctor_of(element, names)

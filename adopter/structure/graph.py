@@ -100,6 +100,7 @@ class _Ctx:
     loops: list = field(default_factory=list)  # (break_frontier, continue_frontier)
     stmt: tuple | None = None
     scope: tuple = ()
+    top: ast.expr | None = None  # the whole right-hand side of the current assignment
 
 
 class _Stop(Exception):
@@ -266,6 +267,21 @@ class FlowBuilder:
             return f"self.{func.value.attr}[]"
         return None
 
+    def _sequence(self, layer: str) -> list[str]:
+        """The member layer paths of a Sequential bound to ``layer`` (empty if it is not one)."""
+        if self.cls is None or layer.endswith("]"):
+            return []
+        attr = layer[len("self."):]
+        ctors = self.cls.bindings.get(attr, [])
+        if len(ctors) != 1 or ctors[0].fqn != "torch.nn.Sequential":
+            return []
+        members = []
+        index = 0
+        while f"{attr}[{index}]" in self.cls.bindings:
+            members.append(f"self.{attr}[{index}]")
+            index += 1
+        return members
+
     def _layer_types(self, layer: str) -> frozenset:
         if self.cls is None:
             return frozenset({"?"})
@@ -314,14 +330,36 @@ class FlowBuilder:
         if helper is not None:
             target, is_method = helper
             if target.name not in ctx.stack and len(ctx.stack) <= MAX_INLINE_DEPTH:
+                # A marker node for the call itself (patterns may name a helper, e.g.
+                # ``self._split_heads(...)``), then the helper's body inlined.
+                uses = frozenset(_keys(args) | _keys(v for _, v in kwargs))
+                op = f"self.{target.name}" if is_method else target.name
+                _, frontier = self._new(ctx, frontier, kind="call", op=op, args=tuple(args), kwargs=tuple(kwargs),
+                                        uses=uses, span=span(call))
                 return self._inline(target, args, kwargs, is_method, call, frontier, ctx)
         out = self._temp("")
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call))
         uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
+        if layer is not None and call is ctx.top and self._sequence(layer):
+            # self.block(x) where block = nn.Sequential(a, b, c): a -> b -> c.
+            value = args[0] if len(args) == 1 and not kwargs else None
+            if value is not None:
+                members = self._sequence(layer)
+                for index, member in enumerate(members):
+                    out_i = out if index == len(members) - 1 else self._temp("")
+                    _, frontier = self._new(
+                        ctx, frontier, kind="layer", op=member, layer=member, types=self._layer_types(member),
+                        args=(value,), outs=(out_i,), defs=frozenset({out_i.key}),
+                        uses=frozenset(_keys((value,)) | {layer}),
+                        # Where the member is built: the same place for every call site.
+                        span=self.cls.bindings[member[len("self."):]][0].call,
+                    )
+                    value = out_i
+                return out, frontier
         if layer is not None:
             uses.add(layer)
             node, frontier = self._new(ctx, frontier, kind="layer", op=layer, layer=layer,
-                                       types=self._layer_types(layer.rstrip("[]") + ("[]" if layer.endswith("[]") else "")),
+                                       types=self._layer_types(layer),
                                        uses=frozenset(uses), **common)
         elif fqn is not None:
             node, frontier = self._new(ctx, frontier, kind="call", op=fqn, uses=frozenset(uses), **common)
@@ -357,10 +395,11 @@ class FlowBuilder:
             params = params[1:]
         bound: dict[str, Value] = {}
         for name, value in zip(params, args):
-            bound[name] = value
+            if isinstance(value, Ref):
+                bound[name] = value
         names = set(params) | {a.arg for a in target.args.kwonlyargs}
         for key, value in kwargs:
-            if key in names:
+            if key in names and isinstance(value, Ref):
                 bound[key] = value
         result = self._temp("")
         inner = _Ctx(
@@ -474,7 +513,9 @@ class FlowBuilder:
             if layer is not None and self.cls is not None and layer[len("self."):].rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
+        ctx.top = value_expr
         value, frontier = self._value(value_expr, frontier, ctx)
+        ctx.top = None
         outs: list[Ref] = []
         for target in targets:
             outs.extend(self._target_values(target, ctx))

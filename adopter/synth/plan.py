@@ -1,0 +1,473 @@
+"""Turn one match into the edits that adopt the kernel (or a reason why it cannot be done).
+
+Planning works on the ``ast`` tree and the match's nodes; it decides *what* changes, as
+character spans of the current text, and :mod:`adopter.synth.apply` makes the changes with
+LibCST.  Forward edits (SPEC section 4):
+
+* the target assigns the last pattern node's output: the last matched expression is replaced
+  by the target's right-hand side, so the code keeps its own left-hand side
+  (``hidden_states = ...``, ``return ...``); the statements of the other matched nodes are
+  deleted when each only computes its node;
+* the target assigns several outputs (``$q, $k, $v = ...``): the last matched statement is
+  replaced by the rendered assignment and the other matched statements are deleted;
+* the matched nodes sit in an ``if`` and just before (or after) it: the statements before
+  the ``if`` move into both branches (after it: to the end of both), after which the match
+  is in one block on the matched path and the next round fuses it there.
+
+Init edits replace the callee of the matched constructor call and keep its arguments.
+
+Values come from the code at the place the pattern first reads them (the argument's own
+source text), which is right in inlined helpers too, and are checked to still mean the same
+thing where the fused call is evaluated.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+from ..dsl import COMMUTATIVE, Temp, Var
+from ..engine import Finding
+from ..match import Match
+from ..ruleset import Rule
+from ..structure import Const, Ref, names_match
+from .render import KEEP_ARGS, RenderError, parse_target, replace_names, substitute, template_vars
+from .text import (
+    SourceIndex, Span, StmtInfo, contains, read_names, span_of, stored_names, work_spans,
+)
+
+MAX_MOVED_STATEMENTS = 8
+
+
+class Skip(Exception):
+    """The match is not rewritten; the message says why (shown by ``adopter fix``)."""
+
+
+@dataclass(frozen=True)
+class Straddle:
+    if_start: tuple[int, int]  # character position of the ``if``
+    moved: tuple[tuple[int, int], ...]  # character start positions of the moved statements
+    mode: str  # "before": moved from before the if; "after": from after it
+    branch: int  # the branch holding the rest of the match (0 body, 1 orelse)
+
+
+@dataclass
+class Edits:
+    expr: dict[Span, str] = field(default_factory=dict)  # char span of an expression -> new text
+    delete: set[Span] = field(default_factory=set)  # char spans of small statements to delete
+    replace_stmt: dict[Span, str] = field(default_factory=dict)  # small statement -> new statement
+    straddle: Straddle | None = None
+    imports: set[tuple[str, str, str | None]] = field(default_factory=set)  # (module, name, alias)
+
+    def key(self) -> tuple:
+        return (
+            tuple(sorted(self.expr.items())), tuple(sorted(self.delete)), tuple(sorted(self.replace_stmt.items())),
+            self.straddle,
+        )
+
+
+@dataclass
+class Plan:
+    rule: Rule
+    match: Match
+    finding: Finding
+    edits: Edits
+    regions: list[Span]  # byte spans this plan touches (for conflicts between plans)
+    signature: tuple
+
+
+class KernelNames:
+    """Local names for imported kernels: an existing import is reused; a name already bound
+    to something else in the module gets a fresh alias."""
+
+    def __init__(self, index: SourceIndex):
+        self.index = index
+        self.existing: dict[tuple[str, str], str] = {}
+        for stmt in index.tree.body:
+            if isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module:
+                for alias in stmt.names:
+                    self.existing.setdefault((stmt.module, alias.name), alias.asname or alias.name)
+        self.chosen: dict[tuple[str, str], str] = {}
+
+    def local(self, dotted: str) -> tuple[str, tuple[str, str, str | None]]:
+        module, name = dotted.rsplit(".", 1)
+        key = (module, name)
+        if key in self.existing:
+            local = self.existing[key]
+            return local, (module, name, None if local == name else local)
+        if key not in self.chosen:
+            taken = self.index.identifiers | set(self.chosen.values())
+            local = name
+            if local in taken:
+                local = f"adopter_{name}"
+                counter = 2
+                while local in taken:
+                    local = f"adopter_{name}_{counter}"
+                    counter += 1
+            self.chosen[key] = local
+        local = self.chosen[key]
+        return local, (module, name, None if local == name else local)
+
+
+def _kernel_module(rule: Rule) -> str:
+    return rule.kernel.import_.rsplit(".", 1)[0] if "." in rule.kernel.import_ else rule.kernel.import_
+
+
+def _imports_mapping(rule: Rule, names: KernelNames, edits: Edits):
+    module = _kernel_module(rule)
+
+    def mapping(name: str) -> str | None:
+        if "." in name and (name == rule.kernel.import_ or name.startswith(module + ".")):
+            local, request = names.local(name)
+            edits.imports.add(request)
+            return local
+        return None
+
+    return mapping
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+class Planner:
+    def __init__(self, text: str, tree: ast.Module):
+        self.index = SourceIndex(text, tree)
+        self.names = KernelNames(self.index)
+
+    def signature(self, rule: Rule, match: Match) -> tuple:
+        return (
+            rule.id, match.class_name, match.flow,
+            tuple((n.kind, n.op, self.index.segment(n.span) if n.span else "") for n in match.nodes),
+        )
+
+    def plan(self, rule: Rule, match: Match, finding: Finding) -> Plan:
+        if not rule.fixable:
+            raise Skip("the rule only reports (it has no target)")
+        edits = Edits()
+        regions: list[Span] = []
+        if rule.forward_target:
+            self._forward(rule, match, edits, regions)
+        if rule.init_target:
+            self._init(rule, match, edits, regions)
+        return Plan(rule, match, finding, edits, regions, self.signature(rule, match))
+
+    # ------------------------------------------------------------------------- forward
+    def _forward(self, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
+        index = self.index
+        nodes = match.nodes
+        pattern = rule.forward.nodes
+        if len(nodes) != len(pattern) or any(n.span is None or n.stmt is None for n in nodes):
+            raise Skip("the matched code could not be located")
+        if len({n.func for n in nodes}) > 1:
+            raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+        if len({n.scope for n in nodes}) > 1:
+            self._straddle(rule, match, edits, regions)
+            return
+        infos = [index.stmt(n.stmt) for n in nodes]
+        if any(info is None for info in infos):
+            raise Skip("a matched statement could not be located")
+        block = infos[0].block
+        if any(info.block is not block for info in infos):
+            raise Skip("the matched operations are in different blocks")
+        exprs = []
+        for node, info in zip(nodes, infos):
+            expr = index.find_expr(info.stmt, node.span, (ast.Call, ast.BinOp, ast.AugAssign))
+            if expr is None:
+                raise Skip(f"the operation at line {node.span[0]} could not be located")
+            exprs.append(expr)
+
+        target = parse_target(rule.forward_target)
+        last, last_info, last_expr = nodes[-1], infos[-1], exprs[-1]
+        last_outs = [o.name for o in pattern[-1].outs if isinstance(o, Var)]
+        several = len(target.outs) > 1
+        if not several and target.outs and list(target.outs) != last_outs:
+            raise Skip("the rule's target does not assign the last pattern node's output")
+
+        absorbed = [contains(last.span, n.span) for n in nodes]
+        deleted: dict[int, StmtInfo] = {}
+        for node, info, inside in zip(nodes, infos, absorbed):
+            if inside:
+                continue
+            if info.index == last_info.index:
+                raise Skip(f"the statement at line {info.stmt.lineno} computes more than the fused operations")
+            if info.index > last_info.index:
+                raise Skip("the matched operations are not in order in one block")
+            deleted[info.index] = info
+        if several:
+            deleted.pop(last_info.index, None)
+            self._check_simple(last_info, nodes, infos, allow_augmented=False)
+        elif isinstance(last_expr, ast.AugAssign):
+            raise Skip("the last matched operation is an augmented assignment")
+        for info in deleted.values():
+            self._check_simple(info, nodes, infos, allow_augmented=True)
+
+        # Values the target reads, from the code where the pattern first reads them.
+        first = infos[0].index
+        gaps = [s for k, s in enumerate(block[first:last_info.index], start=first) if k not in deleted]
+        values: dict[str, str] = {}
+        value_spans: list[Span] = []
+        for var in template_vars(target.rhs):
+            text, span = self._value(rule, match, var, nodes, exprs)
+            if span is not None:
+                value_spans.append(span)
+                holder = next(i for i, n in enumerate(nodes) if contains(index.stmt(n.stmt).stmt and span_of(
+                    index.stmt(n.stmt).stmt), span))
+                self._check_available(text, span, infos[holder], last_info, deleted, gaps, nodes)
+            values[var] = text
+
+        # Nothing the replaced code computes may get lost.
+        matched_spans = {n.span for n in nodes}
+        replaced = last_info.stmt.value if several else last_expr
+        for sub_span, sub in work_spans(replaced):
+            if sub_span in matched_spans or any(contains(v, sub_span) for v in value_spans):
+                continue
+            raise Skip(f"the fused code would drop `{index.segment(sub_span)}`")
+
+        mapping = _imports_mapping(rule, self.names, edits)
+        try:
+            rhs = substitute(replace_names(target.rhs, mapping), values)
+        except RenderError as exc:
+            raise Skip(str(exc)) from None
+
+        if several:
+            outs = [self._output_name(var, nodes, infos, pattern) for var in target.outs]
+            edits.replace_stmt[index.char_span(span_of(last_info.stmt))] = f"{', '.join(outs)} = {rhs}"
+            regions.append(span_of(last_info.stmt))
+        else:
+            edits.expr[index.char_span(last.span)] = rhs
+            regions.append(last.span)
+        for info in deleted.values():
+            edits.delete.add(index.char_span(span_of(info.stmt)))
+            regions.append(span_of(info.stmt))
+
+    def _check_simple(self, info: StmtInfo, nodes, infos, allow_augmented: bool) -> None:
+        """A statement that is deleted (or replaced whole) must only compute matched nodes."""
+        stmt = info.stmt
+        here = {n.span for n, i in zip(nodes, infos) if i is info or i.stmt is stmt}
+        line = stmt.lineno
+        if isinstance(stmt, ast.Assign):
+            if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+                raise Skip(f"the statement at line {line} assigns more than a plain name")
+            value = stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None and isinstance(stmt.target, ast.Name):
+            value = stmt.value
+        elif isinstance(stmt, ast.Expr) and not (len(nodes) > 1 and info is infos[-1]):
+            value = stmt.value
+        elif allow_augmented and isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+            if span_of(stmt) not in here:
+                raise Skip(f"the statement at line {line} does other work")
+            value = stmt.value
+            for sub_span, _ in work_spans(value):
+                if sub_span not in here:
+                    raise Skip(f"the statement at line {line} also computes `{self.index.segment(sub_span)}`")
+            return
+        else:
+            raise Skip(f"the statement at line {line} does other work")
+        if span_of(value) not in here:
+            raise Skip(f"the statement at line {line} does other work")
+        for sub_span, _ in work_spans(value):
+            if sub_span not in here:
+                raise Skip(f"the statement at line {line} also computes `{self.index.segment(sub_span)}`")
+
+    def _value(self, rule: Rule, match: Match, var: str, nodes, exprs) -> tuple[str, Span | None]:
+        """The text of ``$var`` at the first place the pattern reads it (and that place)."""
+        env = dict(match.env)
+        for i, pnode in enumerate(rule.forward.nodes):
+            expr = exprs[i]
+            if pnode.layer is not None and pnode.layer.name == var:
+                if not isinstance(expr, ast.Call):
+                    break
+                return self.index.segment(span_of(expr.func)), span_of(expr.func)
+            for j, pvalue in enumerate(pnode.args):
+                if pvalue == Var(var):
+                    sub = self._arg(pnode, nodes[i], expr, j, env.get(var))
+                    return self.index.segment(span_of(sub)), span_of(sub)
+            for name, pvalue in pnode.kwargs:
+                if pvalue == Var(var) and isinstance(expr, ast.Call):
+                    for keyword in expr.keywords:
+                        if keyword.arg == name:
+                            return self.index.segment(span_of(keyword.value)), span_of(keyword.value)
+                    raise Skip(f"keyword {name}= of ${var} could not be located")
+            if any(o == Var(var) for o in pnode.outs):
+                raise Skip(f"the target needs ${var}, an intermediate value the fused code no longer computes")
+        value = env.get(var)
+        if isinstance(value, Const):
+            return repr(value.value), None
+        if isinstance(value, Ref) and value.text and not value.key.startswith("%") and value.key.startswith("init:"):
+            return value.text, None
+        raise Skip(f"the target needs ${var}, which is not available where the fused code goes")
+
+    def _arg(self, pnode, node, expr, j: int, bound) -> ast.expr:
+        code_args = list(node.args)
+        if isinstance(expr, ast.BinOp):
+            subs = [expr.left, expr.right]
+        elif isinstance(expr, ast.AugAssign):
+            subs = [expr.target, expr.value]
+        elif node.kind == "method":
+            if not isinstance(expr.func, ast.Attribute):
+                raise Skip("a method receiver could not be located")
+            subs = [expr.func.value, *expr.args]
+        else:
+            subs = list(expr.args)
+        if pnode.op in COMMUTATIVE and len(code_args) == 2 and len(pnode.args) == 2:
+            if bound is not None and code_args[j] != bound and code_args[1 - j] == bound:
+                j = 1 - j
+        if j >= len(subs):
+            raise Skip("an argument could not be located")
+        sub = subs[j]
+        if isinstance(sub, ast.Starred):
+            raise Skip("a starred argument cannot be passed on")
+        return sub
+
+    def _check_available(self, text: str, span: Span, holder: StmtInfo, last: StmtInfo, deleted, gaps, nodes) -> None:
+        """The names ``text`` reads must mean at the last statement what they meant where
+        the code read them."""
+        index = self.index
+        if any(n.span != span and contains(span, n.span) for n in nodes):
+            raise Skip(f"the target needs `{text}`, which contains an operation of the match")
+        sub = index.find_expr(holder.stmt, span)
+        read = read_names(sub) if sub is not None else set()
+        if not read:
+            return
+        risky = [info.stmt for k, info in deleted.items() if k < holder.index]
+        if holder.index != last.index:
+            risky += [s for s in gaps if index.stmt(span_of(s)) and holder.index < index.stmt(span_of(s)).index]
+        for stmt in risky:
+            clash = stored_names(stmt) & read
+            if clash:
+                raise Skip(f"`{sorted(clash)[0]}` is reassigned before the fused call, so `{text}` would change meaning")
+
+    def _output_name(self, var: str, nodes, infos, pattern) -> str:
+        if var == "_":
+            return "_"
+        for i, pnode in enumerate(pattern):
+            if Var(var) in pnode.outs:
+                stmt = infos[i].stmt
+                if (
+                    len(pnode.outs) == 1
+                    and isinstance(stmt, ast.Assign)
+                    and len(stmt.targets) == 1
+                    and isinstance(stmt.targets[0], ast.Name)
+                    and span_of(stmt.value) == nodes[i].span
+                ):
+                    return stmt.targets[0].id
+                raise Skip(f"${var} is not assigned to a plain name at line {stmt.lineno}")
+        raise Skip(f"the target assigns ${var}, which no pattern node produces")
+
+    # ------------------------------------------------------------------------- if-straddling
+    def _straddle(self, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
+        index = self.index
+        nodes = match.nodes
+        first, last = nodes[0], nodes[-1]
+        fs, ls = first.scope, last.scope
+        if len(ls) == len(fs) + 1 and ls[:len(fs)] == fs:
+            mode, elem, outer = "before", ls[-1], first
+        elif len(fs) == len(ls) + 1 and fs[:len(ls)] == fs[:len(ls)] and fs[:len(ls)] == ls:
+            mode, elem, outer = "after", fs[-1], last
+        else:
+            raise Skip("the matched operations are in different blocks, not one if-statement apart")
+        if any(n.scope not in (fs, ls) for n in nodes):
+            raise Skip("the matched operations are in different blocks, not one if-statement apart")
+        if_span, branch = elem
+        if_info = index.stmt(if_span)
+        outer_info = index.stmt(outer.stmt)
+        if if_info is None or not isinstance(if_info.stmt, ast.If) or branch not in (0, 1):
+            raise Skip("the matched operations are split by a loop, with or try block")
+        if outer_info is None or outer_info.block is not if_info.block:
+            raise Skip("the matched operations are in different blocks")
+        if_stmt: ast.If = if_info.stmt
+        block = if_info.block
+        if mode == "before":
+            if outer_info.index > if_info.index:
+                raise Skip("the matched operations are not in order")
+            moved = block[outer_info.index:if_info.index]
+            outside = [n for n in nodes if n.scope == fs]
+        else:
+            if outer_info.index < if_info.index:
+                raise Skip("the matched operations are not in order")
+            moved = block[if_info.index + 1:outer_info.index + 1]
+            outside = [n for n in nodes if n.scope == ls]
+        starts = {span_of(s)[:2] for s in moved}
+        for node in outside:
+            info = index.stmt(node.stmt)
+            if info is None or info.block is not block or span_of(info.stmt)[:2] not in starts:
+                raise Skip("the matched operations are in different blocks")
+        if len(moved) > MAX_MOVED_STATEMENTS:
+            raise Skip(f"fusing across the if would move {len(moved)} statements into its branches")
+        lo, hi = block.index(moved[0]), block.index(moved[-1])
+        if (lo > 0 and block[lo - 1].end_lineno == moved[0].lineno) or (
+            hi + 1 < len(block) and block[hi + 1].lineno == moved[-1].end_lineno
+        ):
+            raise Skip("statements to move share a line with others")
+        if mode == "before":
+            if any(isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)) for n in ast.walk(if_stmt.test)):
+                raise Skip("the if condition has side effects; statements cannot move past it")
+            assigned = set().union(*(stored_names(s) for s in moved))
+            clash = read_names(if_stmt.test) & assigned
+            if clash:
+                raise Skip(f"the if condition reads `{sorted(clash)[0]}`, computed before it")
+        if branch == 1 and not if_stmt.orelse:
+            raise Skip("the matched path could not be located")
+        edits.straddle = Straddle(
+            if_start=(if_stmt.lineno, index.char_col(if_stmt.lineno, if_stmt.col_offset)),
+            moved=tuple((s.lineno, index.char_col(s.lineno, s.col_offset)) for s in moved),
+            mode=mode,
+            branch=branch,
+        )
+        spans = [span_of(if_stmt), *(span_of(s) for s in moved)]
+        regions.append((min(s[:2] for s in spans) + max(s[2:] for s in spans)))
+
+    # ------------------------------------------------------------------------- init
+    def _init(self, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
+        index = self.index
+        target = parse_target(rule.init_target)
+        if len(target.outs) != 1:
+            raise Skip("the rule's init target must assign one layer")
+        var = target.outs[0]
+        ctors = [ctor for name, ctor in match.ctors if name == var]
+        if not ctors:
+            raise Skip(f"the constructor of ${var} was not found")
+        ctor = ctors[0]
+        info = index.stmt(ctor.stmt)
+        call = index.find_expr(info.stmt, ctor.call, (ast.Call,)) if info is not None else None
+        if call is None:
+            raise Skip("the layer is not built by a constructor call in the assignment")
+        ops = [
+            pnode.method if pnode.op == "table" else pnode.op
+            for alternative in rule.init for pnode in alternative.nodes
+            if Var(var) in pnode.outs and names_match(pnode.method if pnode.op == "table" else pnode.op, ctor.fqn)
+        ]
+        callee_text = index.segment(span_of(call.func))
+        kernel_mapping = _imports_mapping(rule, self.names, edits)
+
+        def mapping(name: str) -> str | None:
+            if any(name == op or name == op.rsplit(".", 1)[-1] for op in ops):
+                return callee_text
+            return kernel_mapping(name)
+
+        keep = KEEP_ARGS.match(target.rhs)
+        env = dict(match.env)
+        values = {}
+        template = keep.group("callee") if keep else target.rhs
+        for name in template_vars(template):
+            value = env.get(name)
+            if isinstance(value, Const):
+                values[name] = repr(value.value)
+            elif isinstance(value, Ref) and value.text:
+                values[name] = value.text
+            elif isinstance(value, str) and not value.endswith("[]"):
+                values[name] = value
+            else:
+                raise Skip(f"the init target needs ${name}, which the match does not bind")
+        try:
+            rendered = substitute(replace_names(template, mapping), values)
+        except RenderError as exc:
+            raise Skip(str(exc)) from None
+        if keep:
+            edits.expr[index.char_span(span_of(call.func))] = rendered
+        else:
+            edits.expr[index.char_span(span_of(call))] = rendered
+        regions.append(span_of(call))
+
+
+__all__ = ["Edits", "KernelNames", "Plan", "Planner", "Skip", "Straddle", "Temp"]

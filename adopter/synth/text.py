@@ -1,0 +1,181 @@
+"""Positions and source text on the standard ``ast`` tree the check path already built.
+
+The structure abstraction reports spans as ``(line, col, end_line, end_col)`` with 1-based
+lines and UTF-8 *byte* columns (what ``ast`` gives); LibCST counts columns in characters.
+:class:`SourceIndex` converts between the two and finds, for a span, the statement that
+holds it and the block (list of statements) that statement sits in.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+Span = tuple[int, int, int, int]
+
+TERMINATORS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+
+
+def span_of(node: ast.AST) -> Span:
+    return (node.lineno, node.col_offset, node.end_lineno or node.lineno, node.end_col_offset or 0)
+
+
+def contains(outer: Span, inner: Span) -> bool:
+    return (outer[0], outer[1]) <= (inner[0], inner[1]) and (inner[2], inner[3]) <= (outer[2], outer[3])
+
+
+def overlaps(a: Span, b: Span) -> bool:
+    return (a[0], a[1]) < (b[2], b[3]) and (b[0], b[1]) < (a[2], a[3])
+
+
+@dataclass
+class StmtInfo:
+    stmt: ast.stmt
+    block: list  # the statement list holding ``stmt``
+    index: int
+    owner: ast.AST  # the node whose field is ``block``
+    field: str
+
+
+class SourceIndex:
+    """Statement lookup and byte/character conversions for one version of a file."""
+
+    def __init__(self, text: str, tree: ast.Module):
+        self.text = text
+        self.tree = tree
+        self.lines = text.split("\n")
+        self.stmts: dict[Span, StmtInfo] = {}
+        for owner in ast.walk(tree):
+            for field in ("body", "orelse", "finalbody"):
+                block = getattr(owner, field, None)
+                if not isinstance(block, list):
+                    continue
+                for index, stmt in enumerate(block):
+                    if isinstance(stmt, ast.stmt):
+                        self.stmts.setdefault(span_of(stmt), StmtInfo(stmt, block, index, owner, field))
+        self._identifiers: set[str] | None = None
+
+    # -- positions -------------------------------------------------------------
+    def char_col(self, line: int, byte_col: int) -> int:
+        if not 1 <= line <= len(self.lines):
+            return byte_col
+        text = self.lines[line - 1]
+        if text.isascii():
+            return byte_col
+        return len(text.encode("utf-8")[:byte_col].decode("utf-8", "replace"))
+
+    def char_span(self, span: Span) -> Span:
+        return (span[0], self.char_col(span[0], span[1]), span[2], self.char_col(span[2], span[3]))
+
+    def segment(self, span: Span) -> str:
+        l1, c1, l2, c2 = span
+        lines = self.lines
+        if l1 == l2:
+            line = lines[l1 - 1]
+            if line.isascii():
+                return line[c1:c2]
+            return line.encode()[c1:c2].decode("utf-8", "replace")
+        first = lines[l1 - 1].encode()[c1:].decode("utf-8", "replace")
+        last = lines[l2 - 1].encode()[:c2].decode("utf-8", "replace")
+        return "\n".join([first, *lines[l1:l2 - 1], last])
+
+    def line_text(self, line: int) -> str:
+        return self.lines[line - 1] if 1 <= line <= len(self.lines) else ""
+
+    # -- lookups ---------------------------------------------------------------
+    def stmt(self, span: Span | None) -> StmtInfo | None:
+        return self.stmts.get(span) if span is not None else None
+
+    def find_expr(self, root: ast.AST, span: Span, kinds: tuple = (ast.expr,)) -> ast.AST | None:
+        for node in ast.walk(root):
+            if isinstance(node, kinds) and hasattr(node, "lineno") and span_of(node) == span:
+                return node
+        return None
+
+    def is_elif(self, stmt: ast.If) -> bool:
+        """Is ``stmt`` (the only statement of an orelse) written as ``elif``?"""
+        line = self.line_text(stmt.lineno)
+        return line.encode()[stmt.col_offset:].decode("utf-8", "replace").startswith("elif")
+
+    @property
+    def identifiers(self) -> set[str]:
+        """Every name the module binds or reads anywhere (for collision-free new names)."""
+        if self._identifiers is None:
+            names: set[str] = set()
+            for node in ast.walk(self.tree):
+                if isinstance(node, ast.Name):
+                    names.add(node.id)
+                elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(node.name)
+                elif isinstance(node, ast.arg):
+                    names.add(node.arg)
+                elif isinstance(node, ast.alias):
+                    names.add(node.asname or node.name.split(".")[0])
+                elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                    names.update(node.names)
+                elif isinstance(node, ast.ExceptHandler) and node.name:
+                    names.add(node.name)
+                elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+                    names.add(node.name)
+                elif isinstance(node, ast.MatchMapping) and node.rest:
+                    names.add(node.rest)
+            self._identifiers = names
+        return self._identifiers
+
+
+def stored_names(stmt: ast.AST) -> set[str]:
+    """Names (and ``self.x``-style dotted targets) a statement may assign, at any depth."""
+    out: set[str] = set()
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            out.add(node.id)
+        elif isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            dotted = dotted_name(node)
+            if dotted:
+                out.add(dotted)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, ast.alias):
+            out.add(node.asname or node.name.split(".")[0])
+    return out
+
+
+def read_names(expr: ast.AST) -> set[str]:
+    """Names and dotted attribute chains an expression reads."""
+    out: set[str] = set()
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Name):
+            out.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            dotted = dotted_name(node)
+            if dotted:
+                out.add(dotted)
+    return out
+
+
+def dotted_name(node: ast.AST) -> str | None:
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Subscript):
+        return dotted_name(node.value)
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return None
+
+
+def terminates(block: list) -> bool:
+    return bool(block) and isinstance(block[-1], TERMINATORS)
+
+
+WORK = (ast.Call, ast.BinOp, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr, ast.ListComp, ast.SetComp,
+        ast.DictComp, ast.GeneratorExp, ast.Lambda, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp)
+
+
+def work_spans(expr: ast.AST) -> list[tuple[Span, ast.AST]]:
+    """The sub-expressions of ``expr`` that compute something (calls, operations, ...)."""
+    return [
+        (span_of(n), n) for n in ast.walk(expr)
+        if isinstance(n, WORK) and not (isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant))
+    ]
