@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import networkx as nx
-
 from .engine import parse
 from .structure import Const, Node, Ref, module_structure, package_of
 
@@ -69,12 +67,23 @@ def describe_file(text: str, path: str, class_name: str | None = None) -> str:
 
 
 def _paths(flow):
-    try:
-        paths = []
-        for path in nx.all_simple_paths(flow.graph, flow.entry, flow.exit):
+    """Entry-to-exit paths that respect correlated guards (same guard text, same branch)."""
+    paths = []
+    stack = [(flow.entry, (flow.entry,), {})]
+    while stack:
+        pos, path, guards = stack.pop()
+        if pos == flow.exit:
             paths.append(path)
             if len(paths) > MAX_PATHS:
                 return None
-        return paths
-    except nx.NetworkXError:
-        return []
+            continue
+        for succ in flow.graph.successors(pos):
+            guard = flow.graph.edges[pos, succ].get("guard")
+            chosen = guards
+            if guard is not None:
+                text, taken = guard
+                if guards.get(text, taken) != taken:
+                    continue
+                chosen = {**guards, text: taken}
+            stack.append((succ, path + (succ,), chosen))
+    return sorted(paths)

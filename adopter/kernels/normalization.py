@@ -6,7 +6,7 @@ so these are first-party and written against PyTorch built-ins only.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional
+from typing import Callable, List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +73,7 @@ def dropout_add_layer_norm(
         return norm(dropout(x) + residual)
     if is_plain(dropout, nn.Dropout):
         p, training, inplace = float(dropout.p), bool(dropout.training), bool(dropout.inplace)
-    elif isinstance(dropout, nn.Identity) and is_plain(dropout, nn.Identity):
+    elif is_plain(dropout, nn.Identity):
         p, training, inplace = 0.0, False, False
     else:
         return norm(dropout(x) + residual)

@@ -332,10 +332,10 @@ class FlowBuilder:
             if target.name not in ctx.stack and len(ctx.stack) <= MAX_INLINE_DEPTH:
                 # A marker node for the call itself (patterns may name a helper, e.g.
                 # ``self._split_heads(...)``), then the helper's body inlined.
-                uses = frozenset(_keys(args) | _keys(v for _, v in kwargs))
+                # It reads nothing itself: the inlined body does the reading.
                 op = f"self.{target.name}" if is_method else target.name
                 _, frontier = self._new(ctx, frontier, kind="call", op=op, args=tuple(args), kwargs=tuple(kwargs),
-                                        uses=uses, span=span(call))
+                                        span=span(call))
                 return self._inline(target, args, kwargs, is_method, call, frontier, ctx)
         out = self._temp("")
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call))

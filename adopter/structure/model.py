@@ -13,6 +13,7 @@ most roots are never built, which keeps the check path near the cost of ``ast.pa
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 from .bindings import ClassInfo, bind_class, collect_class
@@ -22,14 +23,22 @@ from .names import ModuleNames, collect_names
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
 
 
-def _mentions(func: ast.AST) -> frozenset[str]:
-    words: set[str] = set()
-    for node in ast.walk(func):
-        if isinstance(node, ast.Attribute):
-            words.add(node.attr)
-        elif isinstance(node, ast.Name):
-            words.add(node.id)
-    return frozenset(words)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NOISE = re.compile(r"""#[^\n]*|'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*\"""", re.S)
+
+
+def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
+    """Identifiers in a function's text (a regex over its lines: ast.walk is 20x slower)."""
+    if lines is None:
+        words: set[str] = set()
+        for node in ast.walk(func):
+            if isinstance(node, ast.Attribute):
+                words.add(node.attr)
+            elif isinstance(node, ast.Name):
+                words.add(node.id)
+        return frozenset(words)
+    code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
+    return frozenset(_WORD.findall(code))
 
 
 @dataclass
@@ -92,7 +101,7 @@ class ModuleStructure:
         key = id(func)
         words = self._mentions.get(key)
         if words is None:
-            words = self._mentions[key] = _mentions(func)
+            words = self._mentions[key] = _mentions(func, self.lines)
         return words
 
     @property

@@ -26,7 +26,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from ..dsl import COMMUTATIVE, Temp, Var
+from ..dsl import COMMUTATIVE, Var
 from ..engine import Finding
 from ..match import Match
 from ..ruleset import Rule
@@ -153,16 +153,40 @@ class Planner:
 
     # ------------------------------------------------------------------------- forward
     def _forward(self, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
-        index = self.index
         nodes = match.nodes
-        pattern = rule.forward.nodes
-        if len(nodes) != len(pattern) or any(n.span is None or n.stmt is None for n in nodes):
+        if any(n.span is None or n.stmt is None for n in nodes):
             raise Skip("the matched code could not be located")
         if len({n.func for n in nodes}) > 1:
             raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+        for node in nodes:
+            info = self.index.stmt(node.stmt)
+            if info is not None and not contains(span_of(info.stmt), node.span):
+                raise Skip("the matched layers run inside a container (nn.Sequential); rewrite it by hand")
         if len({n.scope for n in nodes}) > 1:
             self._straddle(rule, match, edits, regions)
             return
+        # The match does not say which forward alternative it came from: take the first one
+        # whose slots hold exactly the values the match bound.
+        alternatives = [p.nodes for p in (rule.forwards or (rule.forward,)) if len(p.nodes) == len(nodes)]
+        error: Skip | None = None
+        for pattern in alternatives:
+            trial_edits, trial_regions = Edits(), []
+            try:
+                self._forward_with(rule, pattern, match, trial_edits, trial_regions)
+            except Skip as exc:
+                error = error or exc
+                continue
+            edits.expr.update(trial_edits.expr)
+            edits.delete |= trial_edits.delete
+            edits.replace_stmt.update(trial_edits.replace_stmt)
+            edits.imports |= trial_edits.imports
+            regions.extend(trial_regions)
+            return
+        raise error or Skip("no forward pattern of the rule fits the match")
+
+    def _forward_with(self, rule: Rule, pattern, match: Match, edits: Edits, regions: list[Span]) -> None:
+        index = self.index
+        nodes = match.nodes
         infos = [index.stmt(n.stmt) for n in nodes]
         if any(info is None for info in infos):
             raise Skip("a matched statement could not be located")
@@ -177,46 +201,58 @@ class Planner:
             exprs.append(expr)
 
         target = parse_target(rule.forward_target)
-        last, last_info, last_expr = nodes[-1], infos[-1], exprs[-1]
-        last_outs = [o.name for o in pattern[-1].outs if isinstance(o, Var)]
+        outs = [o for o in target.outs if o != "_"]
+        # The target replaces pattern nodes 0..k: up to the one producing its last output.
+        # Later pattern nodes are context the code keeps (``self._split_heads(...)``).
+        producers = [i for i, p in enumerate(pattern) if any(Var(o) in p.outs for o in outs)]
+        if outs and not producers:
+            raise Skip("the rule's target assigns values no pattern node produces")
+        k = max(producers) if outs else len(pattern) - 1
         several = len(target.outs) > 1
-        if not several and target.outs and list(target.outs) != last_outs:
-            raise Skip("the rule's target does not assign the last pattern node's output")
+        if not several and outs and [o.name for o in pattern[k].outs if isinstance(o, Var)] != outs:
+            raise Skip("the rule's target does not assign the output of the node it replaces")
+        fused, context = list(range(k + 1)), list(range(k + 1, len(nodes)))
+        last, last_info, last_expr = nodes[k], infos[k], exprs[k]
 
-        absorbed = [contains(last.span, n.span) for n in nodes]
         deleted: dict[int, StmtInfo] = {}
-        for node, info, inside in zip(nodes, infos, absorbed):
-            if inside:
+        for i in fused:
+            info = infos[i]
+            if contains(last.span, nodes[i].span):
                 continue
             if info.index == last_info.index:
                 raise Skip(f"the statement at line {info.stmt.lineno} computes more than the fused operations")
             if info.index > last_info.index:
                 raise Skip("the matched operations are not in order in one block")
             deleted[info.index] = info
+        fused_nodes = [nodes[i] for i in fused]
+        fused_infos = [infos[i] for i in fused]
         if several:
-            deleted.pop(last_info.index, None)
-            self._check_simple(last_info, nodes, infos, allow_augmented=False)
+            self._check_simple(last_info, fused_nodes, fused_infos, allow_augmented=False)
         elif isinstance(last_expr, ast.AugAssign):
-            raise Skip("the last matched operation is an augmented assignment")
+            raise Skip("the last fused operation is an augmented assignment")
         for info in deleted.values():
-            self._check_simple(info, nodes, infos, allow_augmented=True)
+            self._check_simple(info, fused_nodes, fused_infos, allow_augmented=True)
+        for i in context:
+            touched = infos[i].index in deleted or (several and infos[i].index == last_info.index)
+            if touched or contains(last.span, nodes[i].span):
+                raise Skip(f"`{index.segment(nodes[i].span)}` would be rewritten away")
 
         # Values the target reads, from the code where the pattern first reads them.
-        first = infos[0].index
-        gaps = [s for k, s in enumerate(block[first:last_info.index], start=first) if k not in deleted]
         values: dict[str, str] = {}
         value_spans: list[Span] = []
         for var in template_vars(target.rhs):
-            text, span = self._value(rule, match, var, nodes, exprs)
+            text, span, holder = self._value(rule, pattern, match, var, nodes, exprs)
+            if holder > k:
+                raise Skip(f"the target needs ${var}, which is only computed after the fused code")
             if span is not None:
                 value_spans.append(span)
-                holder = next(i for i, n in enumerate(nodes) if contains(index.stmt(n.stmt).stmt and span_of(
-                    index.stmt(n.stmt).stmt), span))
-                self._check_available(text, span, infos[holder], last_info, deleted, gaps, nodes)
+                self._check_available(text, span, infos[holder], last_info, deleted, nodes)
             values[var] = text
+        rest = self._extra_args(pattern, fused, nodes, exprs, k, "..." in target.rhs)
+        value_spans += [span for span, _ in rest]
 
         # Nothing the replaced code computes may get lost.
-        matched_spans = {n.span for n in nodes}
+        matched_spans = {n.span for n in fused_nodes}
         replaced = last_info.stmt.value if several else last_expr
         for sub_span, sub in work_spans(replaced):
             if sub_span in matched_spans or any(contains(v, sub_span) for v in value_spans):
@@ -225,13 +261,13 @@ class Planner:
 
         mapping = _imports_mapping(rule, self.names, edits)
         try:
-            rhs = substitute(replace_names(target.rhs, mapping), values)
+            rhs = substitute(replace_names(target.rhs, mapping), values, ", ".join(text for _, text in rest))
         except RenderError as exc:
             raise Skip(str(exc)) from None
 
         if several:
-            outs = [self._output_name(var, nodes, infos, pattern) for var in target.outs]
-            edits.replace_stmt[index.char_span(span_of(last_info.stmt))] = f"{', '.join(outs)} = {rhs}"
+            names = [self._output_name(var, fused_nodes, fused_infos, pattern) for var in target.outs]
+            edits.replace_stmt[index.char_span(span_of(last_info.stmt))] = f"{', '.join(names)} = {rhs}"
             regions.append(span_of(last_info.stmt))
         else:
             edits.expr[index.char_span(last.span)] = rhs
@@ -239,6 +275,24 @@ class Planner:
         for info in deleted.values():
             edits.delete.add(index.char_span(span_of(info.stmt)))
             regions.append(span_of(info.stmt))
+
+    def _extra_args(self, pattern, fused, nodes, exprs, k: int, passed_on: bool) -> list[tuple[Span, str]]:
+        """Arguments the code passes beyond the pattern's ``...``: only the last fused node's
+        can be passed on (where the target says ``...``); anywhere else they would be lost."""
+        out: list[tuple[Span, str]] = []
+        for i in fused:
+            pnode, expr = pattern[i], exprs[i]
+            if not pnode.rest or not isinstance(expr, ast.Call):
+                continue
+            skip = len(pnode.args) - (1 if nodes[i].kind == "method" else 0)
+            named = {name for name, _ in pnode.kwargs}
+            extras = [a for a in expr.args[max(skip, 0):]] + [kw for kw in expr.keywords if kw.arg not in named]
+            for extra in extras:
+                text = self.index.segment(span_of(extra))
+                if i != k or not passed_on:
+                    raise Skip(f"the fused call would drop the argument `{text}`")
+                out.append((span_of(extra), text))
+        return out
 
     def _check_simple(self, info: StmtInfo, nodes, infos, allow_augmented: bool) -> None:
         """A statement that is deleted (or replaced whole) must only compute matched nodes."""
@@ -251,7 +305,7 @@ class Planner:
             value = stmt.value
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None and isinstance(stmt.target, ast.Name):
             value = stmt.value
-        elif isinstance(stmt, ast.Expr) and not (len(nodes) > 1 and info is infos[-1]):
+        elif isinstance(stmt, ast.Expr):
             value = stmt.value
         elif allow_augmented and isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
             if span_of(stmt) not in here:
@@ -269,35 +323,37 @@ class Planner:
             if sub_span not in here:
                 raise Skip(f"the statement at line {line} also computes `{self.index.segment(sub_span)}`")
 
-    def _value(self, rule: Rule, match: Match, var: str, nodes, exprs) -> tuple[str, Span | None]:
+    def _value(self, rule: Rule, pattern, match: Match, var: str, nodes, exprs) -> tuple[str, Span | None, int]:
         """The text of ``$var`` at the first place the pattern reads it (and that place)."""
         env = dict(match.env)
-        for i, pnode in enumerate(rule.forward.nodes):
+        bound = env.get(var)
+        for i, pnode in enumerate(pattern):
             expr = exprs[i]
             if pnode.layer is not None and pnode.layer.name == var:
-                if not isinstance(expr, ast.Call):
-                    break
-                return self.index.segment(span_of(expr.func)), span_of(expr.func)
+                if not isinstance(expr, ast.Call) or nodes[i].layer != bound:
+                    raise Skip("the rule's pattern does not fit the match")
+                return self.index.segment(span_of(expr.func)), span_of(expr.func), i
             for j, pvalue in enumerate(pnode.args):
                 if pvalue == Var(var):
-                    sub = self._arg(pnode, nodes[i], expr, j, env.get(var))
-                    return self.index.segment(span_of(sub)), span_of(sub)
+                    sub = self._arg(rule, pnode, nodes[i], expr, j, bound)
+                    return self.index.segment(span_of(sub)), span_of(sub), i
             for name, pvalue in pnode.kwargs:
                 if pvalue == Var(var) and isinstance(expr, ast.Call):
+                    if dict(nodes[i].kwargs).get(name) != bound:
+                        raise Skip("the rule's pattern does not fit the match")
                     for keyword in expr.keywords:
                         if keyword.arg == name:
-                            return self.index.segment(span_of(keyword.value)), span_of(keyword.value)
+                            return self.index.segment(span_of(keyword.value)), span_of(keyword.value), i
                     raise Skip(f"keyword {name}= of ${var} could not be located")
             if any(o == Var(var) for o in pnode.outs):
                 raise Skip(f"the target needs ${var}, an intermediate value the fused code no longer computes")
-        value = env.get(var)
-        if isinstance(value, Const):
-            return repr(value.value), None
-        if isinstance(value, Ref) and value.text and not value.key.startswith("%") and value.key.startswith("init:"):
-            return value.text, None
+        if isinstance(bound, Const):
+            return repr(bound.value), None, -1
+        if isinstance(bound, Ref) and bound.text and bound.key.startswith("init:"):
+            return bound.text, None, -1
         raise Skip(f"the target needs ${var}, which is not available where the fused code goes")
 
-    def _arg(self, pnode, node, expr, j: int, bound) -> ast.expr:
+    def _arg(self, rule: Rule, pnode, node, expr, j: int, bound) -> ast.expr:
         code_args = list(node.args)
         if isinstance(expr, ast.BinOp):
             subs = [expr.left, expr.right]
@@ -309,19 +365,22 @@ class Planner:
             subs = [expr.func.value, *expr.args]
         else:
             subs = list(expr.args)
-        if pnode.op in COMMUTATIVE and len(code_args) == 2 and len(pnode.args) == 2:
-            if bound is not None and code_args[j] != bound and code_args[1 - j] == bound:
-                j = 1 - j
-        if j >= len(subs):
+        if j < len(code_args) and code_args[j] != bound:
+            swap = rule.commutative and pnode.op in COMMUTATIVE and len(code_args) == 2 and len(pnode.args) == 2
+            if not (swap and code_args[1 - j] == bound):
+                raise Skip("the rule's pattern does not fit the match")
+            j = 1 - j
+        if j >= len(subs) or j >= len(code_args):
             raise Skip("an argument could not be located")
         sub = subs[j]
         if isinstance(sub, ast.Starred):
             raise Skip("a starred argument cannot be passed on")
         return sub
 
-    def _check_available(self, text: str, span: Span, holder: StmtInfo, last: StmtInfo, deleted, gaps, nodes) -> None:
+    def _check_available(self, text: str, span: Span, holder: StmtInfo, last: StmtInfo, deleted, nodes) -> None:
         """The names ``text`` reads must mean at the last statement what they meant where
-        the code read them."""
+        the code read them: no deleted statement before that place, and no statement kept
+        between that place and the last statement, may assign them."""
         index = self.index
         if any(n.span != span and contains(span, n.span) for n in nodes):
             raise Skip(f"the target needs `{text}`, which contains an operation of the match")
@@ -329,15 +388,15 @@ class Planner:
         read = read_names(sub) if sub is not None else set()
         if not read:
             return
+        block = last.block
         risky = [info.stmt for k, info in deleted.items() if k < holder.index]
-        if holder.index != last.index:
-            risky += [s for s in gaps if index.stmt(span_of(s)) and holder.index < index.stmt(span_of(s)).index]
+        risky += [block[k] for k in range(holder.index + 1, last.index) if k not in deleted]
         for stmt in risky:
             clash = stored_names(stmt) & read
             if clash:
                 raise Skip(f"`{sorted(clash)[0]}` is reassigned before the fused call, so `{text}` would change meaning")
 
-    def _output_name(self, var: str, nodes, infos, pattern) -> str:
+    def _output_name(self, var: str, nodes, infos, pattern) -> str:  # nodes/infos: the fused ones
         if var == "_":
             return "_"
         for i, pnode in enumerate(pattern):
@@ -362,7 +421,7 @@ class Planner:
         fs, ls = first.scope, last.scope
         if len(ls) == len(fs) + 1 and ls[:len(fs)] == fs:
             mode, elem, outer = "before", ls[-1], first
-        elif len(fs) == len(ls) + 1 and fs[:len(ls)] == fs[:len(ls)] and fs[:len(ls)] == ls:
+        elif len(fs) == len(ls) + 1 and fs[:len(ls)] == ls:
             mode, elem, outer = "after", fs[-1], last
         else:
             raise Skip("the matched operations are in different blocks, not one if-statement apart")
@@ -470,4 +529,4 @@ class Planner:
         regions.append(span_of(call))
 
 
-__all__ = ["Edits", "KernelNames", "Plan", "Planner", "Skip", "Straddle", "Temp"]
+__all__ = ["Edits", "KernelNames", "Plan", "Planner", "Skip", "Straddle"]

@@ -126,8 +126,21 @@ def atomize(text: str, argument: bool) -> str:
     return f"({stripped})"
 
 
-def substitute(template: str, values: dict[str, str]) -> str:
-    """Replace every ``$var`` by its value text (one pass: values are never re-scanned)."""
+REST = re.compile(r"(?P<before>,\s*)?(?<![.\w])\.\.\.(?![.\w])(?P<after>\s*,)?")
+
+
+def substitute(template: str, values: dict[str, str], rest: str = "") -> str:
+    """Replace every ``$var`` by its value text (one pass: values are never re-scanned) and an
+    argument ``...`` by ``rest`` (the code's extra arguments; dropped with its comma if none)."""
+
+    def sub_rest(found: re.Match) -> str:
+        if rest:
+            return (found.group("before") or "") + rest + (found.group("after") or "")
+        if found.group("before") and found.group("after"):
+            return found.group("before")
+        return ""
+
+    template = REST.sub(sub_rest, template)
 
     def sub(found: re.Match) -> str:
         name = found.group(1)

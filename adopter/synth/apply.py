@@ -1,0 +1,323 @@
+"""Make planned edits with LibCST: formatting, comments and blank lines elsewhere stay.
+
+The module is parsed once per round; planned spans (character positions) are mapped to
+LibCST nodes through ``PositionProvider``, the nodes are replaced, deleted or moved by one
+transformer, and the kernel imports are added at module top by ``AddImportsVisitor``.
+"""
+
+from __future__ import annotations
+
+import ast
+
+import libcst as cst
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from .plan import Edits, Straddle
+
+TERMINAL = (cst.Return, cst.Raise, cst.Continue, cst.Break)
+
+
+class ApplyError(Exception):
+    """The edits could not be mapped onto the LibCST tree."""
+
+
+def _range(position) -> tuple[int, int, int, int]:
+    return (position.start.line, position.start.column, position.end.line, position.end.column)
+
+
+def _top_ranges(tree) -> list[tuple[int, int]]:
+    """Line ranges of the module's top-level statements (decorators included), merged where
+    two share a line."""
+    ranges: list[list[int]] = []
+    for stmt in tree.body:
+        start = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
+        end = stmt.end_lineno or stmt.lineno
+        if ranges and start <= ranges[-1][1]:
+            ranges[-1][1] = max(ranges[-1][1], end)
+        else:
+            ranges.append([start, end])
+    return [(a, b) for a, b in ranges]
+
+
+def _shift(span, lines: int):
+    return (span[0] - lines, span[1], span[2] - lines, span[3])
+
+
+def _shift_edits(edits: Edits, lines: int) -> Edits:
+    straddle = edits.straddle
+    if straddle is not None:
+        straddle = Straddle(
+            if_start=(straddle.if_start[0] - lines, straddle.if_start[1]),
+            moved=tuple((line - lines, col) for line, col in straddle.moved),
+            mode=straddle.mode, branch=straddle.branch,
+        )
+    return Edits(
+        expr={_shift(k, lines): v for k, v in edits.expr.items()},
+        delete={_shift(k, lines) for k in edits.delete},
+        replace_stmt={_shift(k, lines): v for k, v in edits.replace_stmt.items()},
+        straddle=straddle,
+    )
+
+
+def _first_line(edits: Edits) -> int:
+    lines = [k[0] for k in edits.expr] + [k[0] for k in edits.delete] + [k[0] for k in edits.replace_stmt]
+    if edits.straddle is not None:
+        lines += [edits.straddle.if_start[0], *(line for line, _ in edits.straddle.moved)]
+    return min(lines) if lines else 0
+
+
+def apply_edits(text: str, tree, edits: list[Edits]) -> str:
+    """Apply ``edits`` (character spans of ``text``, whose ``ast`` tree is ``tree``).
+
+    Only the top-level statements holding an edit go through LibCST (a modeling file has
+    dozens of classes; parsing and positioning all of them each round would cost seconds),
+    and the import is added by ``AddImportsVisitor`` on the module's head.
+    """
+    lines = text.split("\n")
+    ranges = _top_ranges(tree)
+    by_range: dict[tuple[int, int], list[Edits]] = {}
+    imports: set = set()
+    for item in edits:
+        imports |= item.imports
+        first = _first_line(item)
+        if not first:
+            continue
+        owner = next((r for r in ranges if r[0] <= first <= r[1]), None)
+        if owner is None:
+            raise ApplyError(f"no top-level statement holds line {first}")
+        by_range.setdefault(owner, []).append(item)
+    for (start, end) in sorted(by_range, reverse=True):
+        chunk = "\n".join(lines[start - 1:end]) + "\n"
+        shifted = [_shift_edits(item, start - 1) for item in by_range[(start, end)]]
+        new_chunk = _apply_chunk(chunk, shifted)
+        if new_chunk.endswith("\n"):
+            new_chunk = new_chunk[:-1]
+        lines[start - 1:end] = new_chunk.split("\n")
+    new_text = "\n".join(lines)
+    if imports:
+        new_text = _add_imports(new_text, imports)
+    return new_text
+
+
+def _add_imports(text: str, imports: set) -> str:
+    """``AddImportsVisitor`` on the head of the module: it only looks at the docstring, the
+    leading import block and the statement after it, so a prefix holding those is enough."""
+    tree = ast.parse(text)
+    body = tree.body
+    n = 0
+    if body and isinstance(body[0], (ast.Expr, ast.Assign)):  # a docstring or __strict__ = ...
+        n = 1
+    while n < len(body) and isinstance(body[n], (ast.Import, ast.ImportFrom)):
+        n += 1
+    lines = text.split("\n")
+    if n < len(body):
+        end = body[n].end_lineno or body[n].lineno
+        while n + 1 < len(body) and body[n + 1].lineno <= end:
+            n += 1
+            end = max(end, body[n].end_lineno or end)
+    else:
+        end = len(lines)
+    head = "\n".join(lines[:end])
+    module = cst.parse_module(head + "\n" if end < len(lines) else head)
+    context = CodemodContext()
+    for module_name, name, alias in sorted(imports, key=lambda i: (i[0], i[1], i[2] or "")):
+        AddImportsVisitor.add_needed_import(context, module_name, name, alias)
+    new_head = AddImportsVisitor(context).transform_module(module).code
+    if end < len(lines):
+        if new_head.endswith("\n"):
+            new_head = new_head[:-1]
+        return "\n".join([new_head, *lines[end:]])
+    return new_head
+
+
+def _apply_chunk(text: str, edits: list[Edits]) -> str:
+    module = cst.parse_module(text)
+    wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper.resolve(PositionProvider)
+
+    expr: dict = {}
+    delete: set = set()
+    replace: dict = {}
+    straddles: list[Straddle] = []
+    for item in edits:
+        expr.update(item.expr)
+        delete |= item.delete
+        replace.update(item.replace_stmt)
+        if item.straddle is not None:
+            straddles.append(item.straddle)
+
+    starts_wanted = {s.if_start for s in straddles} | {p for s in straddles for p in s.moved}
+    expr_nodes: dict[int, str] = {}
+    small_delete: set[int] = set()
+    small_replace: dict[int, str] = {}
+    by_start: dict[tuple[int, int], cst.CSTNode] = {}
+    found_expr: dict = {}
+    for node, position in positions.items():
+        key = _range(position)
+        if key in expr and isinstance(node, cst.BaseExpression):
+            previous = found_expr.get(key)
+            if previous is None or isinstance(node, (cst.Call, cst.BinaryOperation)):
+                found_expr[key] = node
+        elif isinstance(node, cst.BaseSmallStatement):
+            if key in delete:
+                small_delete.add(id(node))
+            elif key in replace:
+                small_replace[id(node)] = replace[key]
+        if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and key[:2] in starts_wanted:
+            by_start.setdefault(key[:2], node)
+    for key, new_text in expr.items():
+        node = found_expr.get(key)
+        if node is None:
+            raise ApplyError(f"no expression at {key[0]}:{key[1] + 1}")
+        expr_nodes[id(node)] = new_text
+    if len(small_delete) != len(delete) or len(small_replace) != len(replace):
+        raise ApplyError("a statement to edit could not be located")
+    moves = []
+    for straddle in straddles:
+        if_node = by_start.get(straddle.if_start)
+        moved = [by_start.get(p) for p in straddle.moved]
+        if not isinstance(if_node, cst.If) or any(m is None for m in moved):
+            raise ApplyError("the if-statement to restructure could not be located")
+        moves.append((straddle, if_node, moved))
+
+    transformer = _Transformer(expr_nodes, small_delete, small_replace, moves)
+    new_module = wrapper.module.visit(transformer)
+    if transformer.pending_moves:
+        raise ApplyError("statements to move could not be located")
+    return new_module.code
+
+
+def _comment_lines(line: cst.SimpleStatementLine) -> list[cst.EmptyLine]:
+    """What a deleted line leaves behind: the lines above it and its trailing comment."""
+    kept = list(line.leading_lines)
+    comment = line.trailing_whitespace.comment
+    if comment is not None:
+        kept.append(cst.EmptyLine(indent=True, whitespace=cst.SimpleWhitespace(""), comment=comment))
+    return kept
+
+
+def _as_block(body: cst.BaseSuite) -> cst.IndentedBlock:
+    if isinstance(body, cst.IndentedBlock):
+        return body
+    assert isinstance(body, cst.SimpleStatementSuite)
+    line = cst.SimpleStatementLine(body=list(body.body), trailing_whitespace=body.trailing_whitespace)
+    return cst.IndentedBlock(body=[line])
+
+
+def _terminates(block: cst.IndentedBlock) -> bool:
+    if not block.body:
+        return False
+    last = block.body[-1]
+    return isinstance(last, cst.SimpleStatementLine) and bool(last.body) and isinstance(last.body[-1], TERMINAL)
+
+
+def _without_blank_lines(stmt):
+    return stmt.with_changes(leading_lines=[line for line in stmt.leading_lines if line.comment is not None])
+
+
+class _Transformer(cst.CSTTransformer):
+    def __init__(self, expr_nodes, small_delete, small_replace, moves):
+        super().__init__()
+        self.expr_nodes = expr_nodes
+        self.small_delete = small_delete
+        self.small_replace = small_replace
+        self.removed_lines: dict[int, cst.CSTNode] = {}  # values keep the ids valid
+        self.moves = {id(if_node): (straddle, [id(m) for m in moved]) for straddle, if_node, moved in moves}
+        self.moved_ids = {id(m) for _, _, moved in moves for m in moved}
+        self.pending_moves = set(self.moves)
+
+    def on_leave(self, original_node, updated_node):
+        new_text = self.expr_nodes.get(id(original_node))
+        if new_text is not None:
+            replacement = cst.parse_expression(new_text)
+            if getattr(updated_node, "lpar", None):
+                replacement = replacement.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
+            return replacement
+        return super().on_leave(original_node, updated_node)
+
+    def leave_SimpleStatementLine(self, original_node, updated_node):
+        if not any(id(s) in self.small_delete or id(s) in self.small_replace for s in original_node.body):
+            return updated_node
+        body = []
+        for original, updated in zip(original_node.body, updated_node.body):
+            if id(original) in self.small_delete:
+                continue
+            if id(original) in self.small_replace:
+                parsed = cst.parse_statement(self.small_replace[id(original)] + "\n")
+                assert isinstance(parsed, cst.SimpleStatementLine)
+                updated = parsed.body[0].with_changes(semicolon=updated.semicolon)
+            body.append(updated)
+        if not body:
+            self.removed_lines[id(updated_node)] = updated_node
+            return updated_node
+        if body[-1] is not updated_node.body[-1]:
+            body[-1] = body[-1].with_changes(semicolon=cst.MaybeSentinel.DEFAULT)
+        return updated_node.with_changes(body=body)
+
+    def leave_IndentedBlock(self, original_node, updated_node):
+        return updated_node.with_changes(body=self._rebuild(original_node.body, updated_node.body))
+
+    def leave_Module(self, original_node, updated_node):
+        return updated_node.with_changes(body=self._rebuild(original_node.body, updated_node.body))
+
+    def _rebuild(self, originals, updates) -> list:
+        relevant = any(id(u) in self.removed_lines for u in updates) or any(
+            id(o) in self.moves or id(o) in self.moved_ids for o in originals
+        )
+        if not relevant:
+            return list(updates)
+        moved_here = {id(o): u for o, u in zip(originals, updates) if id(o) in self.moved_ids}
+        out = []
+        pending: list[cst.EmptyLine] = []
+        for original, updated in zip(originals, updates):
+            if id(updated) in self.removed_lines:
+                pending += _comment_lines(updated)
+                continue
+            if id(original) in self.moved_ids:
+                continue
+            if id(original) in self.moves:
+                straddle, moved_ids = self.moves[id(original)]
+                moved = [moved_here[i] for i in moved_ids if i in moved_here]
+                if len(moved) != len(moved_ids):
+                    raise ApplyError("statements to move are not next to the if-statement")
+                updated = self._straddle(straddle, updated, moved)
+                self.pending_moves.discard(id(original))
+            if pending:
+                updated = updated.with_changes(leading_lines=[*pending, *updated.leading_lines])
+                pending = []
+            out.append(updated)
+        return out
+
+    def _straddle(self, straddle: Straddle, if_node: cst.If, moved: list) -> cst.If:
+        if straddle.mode == "before":
+            lead = list(moved[0].leading_lines)
+            copies = [_without_blank_lines(moved[0]).with_changes(leading_lines=[]), *moved[1:]]
+            body = _as_block(if_node.body)
+            body = body.with_changes(body=[*copies, *body.body])
+            orelse = if_node.orelse
+            if orelse is None:
+                orelse = cst.Else(body=cst.IndentedBlock(body=copies))
+            elif isinstance(orelse, cst.Else):
+                block = _as_block(orelse.body)
+                orelse = orelse.with_changes(body=block.with_changes(body=[*copies, *block.body]))
+            else:  # elif: becomes else: <moved> if ...
+                orelse = cst.Else(body=cst.IndentedBlock(body=[*copies, orelse.with_changes(leading_lines=[])]))
+            return if_node.with_changes(
+                body=body, orelse=orelse, leading_lines=[*lead, *if_node.leading_lines]
+            )
+        copies = [_without_blank_lines(moved[0]), *moved[1:]]
+        body = _as_block(if_node.body)
+        if not _terminates(body):
+            body = body.with_changes(body=[*body.body, *copies])
+        orelse = if_node.orelse
+        if orelse is None:
+            orelse = cst.Else(body=cst.IndentedBlock(body=copies))
+        elif isinstance(orelse, cst.Else):
+            block = _as_block(orelse.body)
+            if not _terminates(block):
+                orelse = orelse.with_changes(body=block.with_changes(body=[*block.body, *copies]))
+        else:
+            orelse = cst.Else(body=cst.IndentedBlock(body=[orelse.with_changes(leading_lines=[]), *copies]))
+        return if_node.with_changes(body=body, orelse=orelse)

@@ -1,0 +1,190 @@
+"""``fix_text``: analyse, plan, edit, re-analyse, until nothing fixable is left.
+
+Each round plans every match of the current text, applies the plans that touch disjoint
+code (the earlier rule first), and analyses the result again, so findings of several rules
+compose and a second run finds nothing more to change.  A round's output must parse; a plan
+whose edit does not is never tried again.  Moving statements across an ``if``
+(if-straddling) is applied alone and kept only if the match then fuses inside the branch.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from ..engine import AnalysisError, Finding, analyze
+from ..match import Match
+from ..ruleset import Rule
+from .apply import ApplyError, apply_edits
+from .plan import Plan, Planner, Skip
+from .text import overlaps
+
+MAX_ROUNDS = 24
+
+
+@dataclass(frozen=True)
+class FixResult:
+    """What :func:`fix_text` did to one file.
+
+    ``text`` is the new source (the input when nothing changed or on error); ``applied``
+    the findings that were rewritten; ``skipped`` the findings left as they are, each with
+    the reason; ``requirements`` the kernel packages the new code imports
+    (``adopter>=0.1.0``); ``error`` is set when the file could not be fixed at all.
+    """
+
+    text: str
+    applied: list[Finding] = field(default_factory=list)
+    skipped: list[tuple[Finding, str]] = field(default_factory=list)
+    requirements: set[str] = field(default_factory=set)
+    error: str | None = None
+
+    def changed(self, original: str) -> bool:
+        return self.text != original
+
+
+def requirement(rule: Rule) -> str:
+    kernel = rule.kernel
+    return f"{kernel.package}>={kernel.min_version}" if kernel.min_version else kernel.package
+
+
+def _finding(rule: Rule, match: Match, path: str, planner: Planner) -> Finding:
+    line, col, end_line, end_col = match.span
+    index = planner.index
+    return Finding(
+        rule=rule.id, name=rule.name, path=path, line=line, column=index.char_col(line, col) + 1,
+        end_line=end_line, end_column=index.char_col(end_line, end_col) + 1, message=rule.message,
+        fixable=rule.fixable, class_name=match.class_name,
+    )
+
+
+def _select(plans: list[Plan], order: dict[str, int], single: bool) -> list[list[Plan]]:
+    """Plans to apply together this round, grouped with the duplicates each one covers."""
+    direct = [p for p in plans if p.edits.straddle is None]
+    direct.sort(key=lambda p: (order.get(p.rule.id, 0), p.regions[0] if p.regions else (0, 0, 0, 0)))
+    groups: list[list[Plan]] = []
+    for plan in direct:
+        same = next((g for g in groups if g[0].edits.key() == plan.edits.key()), None)
+        if same is not None:
+            same.append(plan)
+            continue
+        if single and groups:
+            continue
+        if any(overlaps(a, b) for g in groups for a in g[0].regions for b in plan.regions):
+            continue
+        groups.append([plan])
+    if groups:
+        return groups
+    straddles = sorted((p for p in plans if p.edits.straddle is not None),
+                       key=lambda p: (order.get(p.rule.id, 0), p.regions[0]))
+    return [[straddles[0]]] if straddles else []
+
+
+def _normalise(text: str) -> tuple[str, str | None]:
+    if "\r" not in text:
+        return text, None
+    newline = "\r\n" if "\r\n" in text else "\r"
+    return text.replace("\r\n", "\n").replace("\r", "\n"), newline
+
+
+def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None) -> FixResult:
+    """Rewrite ``text`` (the source of ``path``) to use the kernels of ``rules``."""
+    work, newline = _normalise(text)
+    order = {rule.id: i for i, rule in enumerate(sorted(rules, key=lambda r: r.id))}
+    current = work
+    applied: list[Finding] = []
+    requirements: set[str] = set()
+    failed: dict[tuple, str] = {}
+    single = False
+    skipped: list[tuple[Finding, str]] = []
+    for round_no in range(MAX_ROUNDS + 1):
+        try:
+            analysis = analyze(current, path, rules, package)
+        except AnalysisError as exc:
+            if current is work:
+                return FixResult(text, error=str(exc))
+            return FixResult(text, error=f"internal error: a rewrite did not analyse: {exc}")
+        if analysis.tree is None:
+            skipped = []
+            break
+        planner = Planner(current, analysis.tree)
+        plans, skipped = _plan_all(analysis.matches, planner, path, failed)
+        if not plans or round_no == MAX_ROUNDS:
+            skipped += [(p.finding, "not reached within the round limit") for p in plans]
+            break
+        groups = _select(plans, order, single)
+        chosen = [g[0] for g in groups]
+        try:
+            new = apply_edits(current, analysis.tree, [p.edits for p in chosen])
+            ast.parse(new)
+        except (ApplyError, cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError) as exc:
+            if isinstance(exc, cst.ParserSyntaxError) and current is work:
+                return FixResult(text, error=f"LibCST cannot parse this file: {str(exc).splitlines()[0]}")
+            if len(chosen) > 1:
+                single = True
+            else:
+                failed[chosen[0].signature] = f"the rewrite could not be applied ({_brief(exc)})"
+            continue
+        straddle = chosen[0].edits.straddle is not None
+        if straddle:
+            reason = _straddle_fuses(new, path, rules, package, chosen[0])
+            if reason is not None:
+                failed[chosen[0].signature] = reason
+                continue
+        else:
+            for group in groups:
+                for plan in group:
+                    applied.append(plan.finding)
+                    requirements.add(requirement(plan.rule))
+        current = new
+    skipped.sort(key=lambda item: (item[0].line, item[0].column, item[0].rule))
+    if current == work:
+        return FixResult(text, applied=[], skipped=skipped)
+    if newline is not None:
+        current = current.replace("\n", newline)
+    return FixResult(current, applied=applied, skipped=skipped, requirements=requirements)
+
+
+def _plan_all(matches, planner: Planner, path: str, failed: dict) -> tuple[list[Plan], list]:
+    plans: list[Plan] = []
+    skipped: list[tuple[Finding, str]] = []
+    for rule, match in matches:
+        finding = _finding(rule, match, path, planner)
+        signature = planner.signature(rule, match)
+        if signature in failed:
+            skipped.append((finding, failed[signature]))
+            continue
+        try:
+            plans.append(planner.plan(rule, match, finding))
+        except Skip as exc:
+            skipped.append((finding, str(exc)))
+    return plans, skipped
+
+
+def _straddle_fuses(text: str, path: str, rules, package, plan: Plan) -> str | None:
+    """None if, after moving statements into the if's branches, the match fuses there."""
+    try:
+        analysis = analyze(text, path, [plan.rule], package)
+    except AnalysisError as exc:
+        return f"moving statements across the if broke the file ({exc})"
+    if analysis.tree is None:
+        return "after moving statements across the if, the match is gone"
+    planner = Planner(text, analysis.tree)
+    reason = "after moving statements across the if, the match is gone"
+    for rule, match in analysis.matches:
+        if planner.signature(rule, match) != plan.signature:
+            continue
+        try:
+            moved = planner.plan(rule, match, plan.finding)
+        except Skip as exc:
+            reason = f"fusing inside the if would not apply: {exc}"
+            continue
+        if moved.edits.straddle is None:
+            return None
+    return reason
+
+
+def _brief(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

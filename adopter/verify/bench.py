@@ -1,0 +1,157 @@
+"""Timing and peak memory of the original and the patched module.
+
+Time: ``torch.utils.benchmark.Timer(...).blocked_autorange(min_run_time=...)``, median per
+measurement, taken in two alternating rounds (original, patched, original, patched) keeping
+each side's lower median, so a burst of background load does not land on one side only.
+*forward* is inference: ``eval()`` under ``torch.no_grad()``.  *forward+backward* is one
+training step: ``train()`` with the model's own dropout, float inputs requiring grad, backward
+of a fixed random projection of the outputs, gradients reset to None between runs.
+
+Peak memory of one training step, above what was allocated before it:
+on CUDA ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``; on CPU the
+allocation events ``torch.profiler`` records with ``profile_memory=True`` (every allocation and
+free of the CPU allocator, replayed in order; the running total's maximum is the peak).
+``tracemalloc`` does not see torch's allocator and process RSS does not return freed memory, so
+neither measures what a patch changes.
+"""
+
+from __future__ import annotations
+
+import gc
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils import benchmark as torch_benchmark
+
+from .build import Call
+from .compare import _loss, flatten
+
+
+@dataclass
+class Timing:
+    forward_original: float
+    forward_patched: float
+    train_original: float
+    train_patched: float
+    memory_original: int | None
+    memory_patched: int | None
+
+    @staticmethod
+    def _ratio(a: float | int | None, b: float | int | None) -> float | None:
+        if a is None or b is None or b <= 0:
+            return None
+        return round(float(a) / float(b), 3)
+
+    @property
+    def forward_ratio(self) -> float | None:
+        return self._ratio(self.forward_original, self.forward_patched)
+
+    @property
+    def train_ratio(self) -> float | None:
+        return self._ratio(self.train_original, self.train_patched)
+
+    @property
+    def memory_ratio(self) -> float | None:
+        return self._ratio(self.memory_original, self.memory_patched)
+
+    def as_dict(self) -> dict:
+        return {
+            "forward_ms": [round(self.forward_original * 1e3, 4), round(self.forward_patched * 1e3, 4)],
+            "forward_backward_ms": [round(self.train_original * 1e3, 4), round(self.train_patched * 1e3, 4)],
+            "peak_memory_bytes": [self.memory_original, self.memory_patched],
+        }
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _forward_fn(module: nn.Module, call: Call):
+    def run() -> None:
+        with torch.no_grad():
+            call.run(module)
+
+    return run
+
+
+def _train_fn(module: nn.Module, call: Call):
+    inputs = [t for t in call.leaves() if t.is_floating_point() and t.requires_grad]
+
+    def run() -> None:
+        for tensor in inputs:
+            tensor.grad = None
+        module.zero_grad(set_to_none=True)
+        loss = _loss(flatten(call.run(module)))
+        if loss is not None:
+            loss.backward()
+
+    return run
+
+
+def _median(fn, min_run_time: float) -> float:
+    timer = torch_benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+
+
+def _peak_memory(fn, device: torch.device) -> int | None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return int(torch.cuda.max_memory_allocated(device) - base)
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+        events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
+    except Exception:
+        return None
+    events.sort(key=lambda e: e.start_ns())
+    current = peak = 0
+    for event in events:
+        current += int(event.nbytes())
+        peak = max(peak, current)
+    return peak
+
+
+def measure(original: nn.Module, patched: nn.Module, call: Call, device: torch.device,
+            min_run_time: float = 0.2, memory: bool = True) -> Timing:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        original.to(device)
+        patched.to(device)
+        infer = call.clone(device)
+        train = call.clone(device, grad=True)
+        original.eval()
+        patched.eval()
+        fwd = [_forward_fn(original, infer), _forward_fn(patched, infer)]
+        for fn in fwd:  # warm up (lazy initialisation, caches)
+            fn()
+        times_fwd = [float("inf"), float("inf")]
+        for _ in range(2):
+            for side in (0, 1):
+                _sync(device)
+                times_fwd[side] = min(times_fwd[side], _median(fwd[side], min_run_time))
+        original.train()
+        patched.train()
+        step = [_train_fn(original, train), _train_fn(patched, train)]
+        for fn in step:
+            fn()
+        times_train = [float("inf"), float("inf")]
+        for _ in range(2):
+            for side in (0, 1):
+                _sync(device)
+                times_train[side] = min(times_train[side], _median(step[side], min_run_time))
+        peaks: list[int | None] = [None, None]
+        if memory:
+            peaks = [_peak_memory(step[0], device), _peak_memory(step[1], device)]
+        original.zero_grad(set_to_none=True)
+        patched.zero_grad(set_to_none=True)
+    return Timing(times_fwd[0], times_fwd[1], times_train[0], times_train[1], peaks[0], peaks[1])

@@ -1,0 +1,205 @@
+"""The equivalence checks: eval outputs, then training outputs, gradients and buffers.
+
+Eval: both modules in ``eval()``, same inputs (fresh copies each time: a forward may write into
+its inputs), under ``torch.no_grad()``; every tensor of the outputs (tuples, dicts, Hugging Face
+``ModelOutput``s, dataclasses, nested) is compared with ``torch.testing.assert_close``.
+
+Training: both modules in ``train()`` with every dropout probability set to 0 (dropout masks
+are random, and a fused kernel draws them differently), float inputs requiring grad; the loss is
+a fixed random projection of every differentiable output (so no gradient is trivially zero or
+cancels out), and outputs, input gradients, parameter gradients (by state-dict name) and
+buffers after the step (BatchNorm running statistics) are compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .build import Call, Pair, run_quietly, zero_dropout
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    message: str = ""
+    max_abs_diff: float = 0.0
+
+
+class Tolerance:
+    def __init__(self, rtol: float | None = None, atol: float | None = None):
+        self.rtol = rtol
+        self.atol = atol
+
+    def kwargs(self) -> dict:
+        if self.rtol is None and self.atol is None:
+            return {}
+        return {"rtol": self.rtol if self.rtol is not None else 1.3e-6,
+                "atol": self.atol if self.atol is not None else 1e-5}
+
+
+def flatten(value: Any, prefix: str = "output") -> list[tuple[str, torch.Tensor]]:
+    out: list[tuple[str, torch.Tensor]] = []
+    seen: set[int] = set()
+
+    def walk(item: Any, name: str) -> None:
+        if id(item) in seen and not isinstance(item, (int, float, str, bool)):
+            return
+        if isinstance(item, torch.Tensor):
+            out.append((name, item))
+            return
+        if item is None or isinstance(item, (int, float, str, bool)):
+            return
+        seen.add(id(item))
+        if isinstance(item, dict) or (hasattr(item, "items") and hasattr(item, "keys")):
+            for key, sub in item.items():
+                walk(sub, f"{name}[{key!r}]")
+        elif isinstance(item, (tuple, list)):
+            for index, sub in enumerate(item):
+                walk(sub, f"{name}[{index}]")
+        elif dataclasses.is_dataclass(item):
+            for f in dataclasses.fields(item):
+                walk(getattr(item, f.name), f"{name}.{f.name}")
+
+    walk(value, prefix)
+    return out
+
+
+def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    if a.shape != b.shape or a.numel() == 0:
+        return 0.0 if a.shape == b.shape else float("inf")
+    a64 = a.detach().to("cpu", torch.float64)
+    b64 = b.detach().to("cpu", torch.float64)
+    same = (a64 == b64) | (torch.isnan(a64) & torch.isnan(b64))
+    diff = torch.where(same, torch.zeros_like(a64), (a64 - b64).abs())
+    value = float(diff.max())
+    return value if value == value else float("inf")
+
+
+def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[str, torch.Tensor]],
+                  what: str, tolerance: Tolerance) -> Outcome:
+    if len(original) != len(patched):
+        return Outcome(False, f"{what}: the original gives {len(original)} tensors, the patched {len(patched)}",
+                       float("inf"))
+    worst = 0.0
+    for (name, a), (pname, b) in zip(original, patched):
+        if a.shape != b.shape:
+            return Outcome(False, f"{what}: {name} has shape {list(a.shape)} originally, {list(b.shape)} patched",
+                           float("inf"))
+        if a.dtype != b.dtype:
+            return Outcome(False, f"{what}: {name} has dtype {a.dtype} originally, {b.dtype} patched", float("inf"))
+        diff = _max_abs_diff(a, b)
+        worst = max(worst, diff)
+        try:
+            torch.testing.assert_close(b.detach(), a.detach(), equal_nan=True, **tolerance.kwargs())
+        except AssertionError as exc:
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            detail = "; ".join(lines[:3])
+            return Outcome(False, f"{what}: {name} differs ({detail})", diff)
+    return Outcome(True, "", worst)
+
+
+def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
+               patched_context=None, original_context=None) -> Outcome:
+    from contextlib import nullcontext
+
+    pair.original.eval()
+    pair.patched.eval()
+    torch.manual_seed(0)
+    with torch.no_grad(), (original_context or nullcontext)():
+        expected = run_quietly(lambda: pair.call.clone(device).run(pair.original))
+    torch.manual_seed(0)
+    try:
+        with torch.no_grad(), (patched_context or nullcontext)():
+            got = run_quietly(lambda: pair.call.clone(device).run(pair.patched))
+    except Exception as exc:
+        return Outcome(False, f"eval: the patched forward raised {type(exc).__name__}: {_first_line(exc)}", float("inf"))
+    return compare_named(flatten(expected), flatten(got), "eval", tolerance)
+
+
+def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
+    total = None
+    generator = torch.Generator().manual_seed(4321)
+    for _, tensor in outputs:
+        if not (tensor.is_floating_point() and tensor.requires_grad):
+            continue
+        weight = torch.randn(tensor.shape, generator=generator, dtype=torch.float64).to(tensor.device, tensor.dtype)
+        term = (tensor * weight).sum()
+        total = term if total is None else total + term
+    return total
+
+
+def _train_step(module: nn.Module, call: Call, device: torch.device):
+    call = call.clone(device, grad=True)
+    module.train()
+    module.zero_grad(set_to_none=True)
+    torch.manual_seed(0)
+    outputs = flatten(run_quietly(lambda: call.run(module)))
+    loss = _loss(outputs)
+    if loss is not None:
+        loss.backward()
+    inputs = [t for t in call.leaves() if t.is_floating_point() and t.requires_grad]
+    return outputs, loss is not None, inputs
+
+
+def _grads(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    out = []
+    for name, param in module.named_parameters():
+        grad = param.grad if param.grad is not None else torch.zeros_like(param)
+        out.append((f"grad of {name}", grad))
+    return out
+
+
+def check_train(pair: Pair, device: torch.device, tolerance: Tolerance) -> Outcome:
+    for module in (pair.original, pair.patched):
+        zero_dropout(module)
+    for config in pair.configs:
+        from .hf import zero_dropout_config
+
+        zero_dropout_config(config)
+    expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device)
+    try:
+        got, _, inputs_p = _train_step(pair.patched, pair.call, device)
+    except Exception as exc:
+        return Outcome(False, f"train: the patched forward/backward raised {type(exc).__name__}: {_first_line(exc)}",
+                       float("inf"))
+    outcome = compare_named(expected, got, "train outputs", tolerance)
+    if not outcome.ok:
+        return outcome
+    worst = outcome.max_abs_diff
+    if has_loss:
+        grads_in_o = [(f"grad of input {i}", t.grad if t.grad is not None else torch.zeros_like(t))
+                      for i, t in enumerate(inputs_o)]
+        grads_in_p = [(f"grad of input {i}", t.grad if t.grad is not None else torch.zeros_like(t))
+                      for i, t in enumerate(inputs_p)]
+        for what, a, b in (("input gradients", grads_in_o, grads_in_p),
+                           ("parameter gradients", _grads(pair.original), _grads(pair.patched))):
+            if what == "parameter gradients":
+                names_o = [n for n, _ in a]
+                names_p = [n for n, _ in b]
+                if names_o != names_p:
+                    missing = sorted(set(names_o) - set(names_p))[:3]
+                    extra = sorted(set(names_p) - set(names_o))[:3]
+                    return Outcome(False, f"train: parameters differ (missing {missing}, extra {extra})", float("inf"))
+            outcome = compare_named(a, b, f"train {what}", tolerance)
+            worst = max(worst, outcome.max_abs_diff)
+            if not outcome.ok:
+                return Outcome(False, outcome.message, worst)
+    buffers_o = [(f"buffer {n}", t) for n, t in pair.original.named_buffers()]
+    buffers_p = [(f"buffer {n}", t) for n, t in pair.patched.named_buffers()]
+    if [n for n, _ in buffers_o] == [n for n, _ in buffers_p]:
+        outcome = compare_named(buffers_o, buffers_p, "train buffers", tolerance)
+        worst = max(worst, outcome.max_abs_diff)
+        if not outcome.ok:
+            return Outcome(False, outcome.message, worst)
+    message = "" if has_loss else "no differentiable output: gradients not compared"
+    return Outcome(True, message, worst)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else ""

@@ -1,0 +1,606 @@
+"""``verify_file``: prove every synthesized patch of one file on the real module, then time it.
+
+For a file: analyse it, synthesize the patch of each rule alone (one rule at a time, so every
+patch is verified on its own) and of all rules together, import the original module and each
+patched text side by side (``loader.py``), and for every class a finding belongs to build the
+original and the patched class with the same arguments (``build.py``), load the original's
+state dict into the patched one with ``strict=True``, compare eval outputs and training outputs,
+gradients and buffers (``compare.py``), check that the edited lines actually ran
+(``trace.py``), and time both (``bench.py``).  A finding whose edited lines do not run with the
+default build is retried with one flag flipped at a time (a config boolean the class reads, a
+boolean argument of ``__init__`` or ``forward``), e.g. GPT-2's ``reorder_and_upcast_attn``.
+
+The patches of all rules together are verified on the model as a whole: for a Hugging Face
+file the base model class (``BertModel`` for ``BertPreTrainedModel``), otherwise the outermost
+classes of the file that contain a patched class.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+import torch
+
+from ..config import Config
+from ..engine import AnalysisError, analyze
+from ..match import Match
+from ..ruleset import Rule
+from ..source import SourceError, read_source
+from ..structure import package_of
+from . import hf
+from .bench import measure
+from .build import Broken, Builder, Pair, Skip, Variant, run_quietly
+from .compare import Tolerance, check_eval, check_train
+from .loader import LoadError, ModuleLoader
+from .result import FAIL, PASS, SKIP, VerifyResult
+from .sizes import BENCHMARK, VERIFY, Sizes
+from .trace import CallRecorder, LineTracer
+
+FixFn = Callable[..., Any]
+
+
+class VerifyError(Exception):
+    """The file cannot be verified at all (unreadable, unparsable, bad configuration)."""
+
+
+# ----------------------------------------------------------------------------- options
+
+
+@dataclass
+class Options:
+    device: torch.device
+    tolerance: Tolerance
+    benchmark: bool = True
+    min_run_time: float = 0.2
+    memory: bool = True
+    sizes: Sizes = VERIFY
+    bench_sizes: Sizes = BENCHMARK
+    factories: dict[str, str] = field(default_factory=dict)
+    root: str | None = None
+    combined: bool = True
+
+
+def _device(value: Any) -> torch.device:
+    name = str(value or "auto").lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise VerifyError(f"[tool.adopter.verify] device {value!r} is not a torch device") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise VerifyError("[tool.adopter.verify] device is cuda but CUDA is not available")
+    return device
+
+
+def options_for(config: Config | None, benchmark: bool = True, device: str | None = None) -> Options:
+    section = dict(getattr(config, "verify", None) or {})
+    known = {"device", "rtol", "atol", "min-run-time", "memory", "sizes", "benchmark-sizes", "factories",
+             "combined", "benchmark"}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise VerifyError(f"[tool.adopter.verify]: unknown key(s) {', '.join(unknown)}")
+    try:
+        sizes = VERIFY.with_overrides(dict(section.get("sizes", {})))
+        bench_sizes = BENCHMARK.with_overrides(dict(section.get("benchmark-sizes", {})))
+    except (TypeError, ValueError) as exc:
+        raise VerifyError(f"[tool.adopter.verify] sizes: {exc}") from None
+    factories = section.get("factories", {})
+    if not isinstance(factories, dict) or not all(isinstance(v, str) for v in factories.values()):
+        raise VerifyError('[tool.adopter.verify] factories must map "module.Class" to "module:function"')
+    for key in ("rtol", "atol", "min-run-time"):
+        if key in section and not isinstance(section[key], (int, float)):
+            raise VerifyError(f"[tool.adopter.verify] {key} must be a number")
+    root = str(config.root) if config is not None and config.root is not None else None
+    return Options(
+        device=_device(device or section.get("device")),
+        tolerance=Tolerance(section.get("rtol"), section.get("atol")),
+        benchmark=benchmark and bool(section.get("benchmark", True)),
+        min_run_time=float(section.get("min-run-time", 0.2)),
+        memory=bool(section.get("memory", True)),
+        sizes=sizes,
+        bench_sizes=bench_sizes,
+        factories=dict(factories),
+        root=root,
+        combined=bool(section.get("combined", True)),
+    )
+
+
+# ----------------------------------------------------------------------------- sites
+
+
+@dataclass(eq=False)
+class Site:
+    """One finding to verify: where it is, and which lines its patch edited."""
+
+    rule: Rule
+    match: Match
+    line: int
+    class_name: str
+    anchors: set[int]
+    edited: set[int] = field(default_factory=set)
+
+
+def _lines_of(span) -> set[int]:
+    if not span:
+        return set()
+    return set(range(span[0], max(span[0], span[2]) + 1))
+
+
+def _anchors(match: Match) -> set[int]:
+    lines: set[int] = set()
+    for node in match.nodes:
+        lines |= _lines_of(node.stmt) | _lines_of(node.span)
+    for _, ctor in match.ctors:
+        lines |= _lines_of(ctor.stmt)
+    return lines
+
+
+def map_edits(original: str, patched: str, sites: list[Site]) -> None:
+    """Give each site the lines of ``patched`` (1-based) that replace its anchor lines."""
+    a = original.splitlines()
+    b = patched.splitlines()
+    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        old = set(range(i1 + 1, i2 + 1)) or {i1, i1 + 1}
+        new = set(range(j1 + 1, j2 + 1)) or {j1, j1 + 1}
+        for site in sites:
+            if site.anchors & old:
+                site.edited |= new
+
+
+def _result(site_or_rule, path: str, line: int, class_name: str, verdict: str, reason: str, device: str,
+            **extra) -> VerifyResult:
+    rule = site_or_rule.rule.id if isinstance(site_or_rule, Site) else str(site_or_rule)
+    return VerifyResult(rule=rule, path=path, line=line, class_name=class_name, verdict=verdict, reason=reason,
+                        device=device, **extra)
+
+
+def _span_text(lines: Iterable[int]) -> str:
+    ordered = sorted(lines)
+    if not ordered:
+        return "?"
+    return str(ordered[0]) if ordered[0] == ordered[-1] else f"{ordered[0]}-{ordered[-1]}"
+
+
+# ----------------------------------------------------------------------------- one subject
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    reason: str
+    max_abs_diff: float | None = None
+    timing: Any = None
+    details: dict = field(default_factory=dict)
+
+
+class _Checker:
+    """Verifies classes of one patched module against the original module."""
+
+    def __init__(self, path: str, original, patched, patched_file: str, builder: Builder,
+                 bench_builder: Builder, options: Options):
+        self.path = path
+        self.original = original
+        self.patched = patched
+        self.patched_file = patched_file
+        self.builder = builder
+        self.bench_builder = bench_builder
+        self.options = options
+
+    def check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
+        """Verdicts for the sites reached in this variant; the second value is a skip reason for all."""
+        options = self.options
+        device = options.device
+        ctor_lines = LineTracer(self.patched_file)
+        try:
+            pair = self.builder.build(class_name, self.patched, variant, patched_context=lambda: ctor_lines)
+        except Skip as exc:
+            return {}, str(exc)
+        except Broken as exc:
+            return {site: Verdict(FAIL, str(exc)) for site in sites}, None
+        pair.original.to(device)
+        pair.patched.to(device)
+        try:
+            missing = pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
+            del missing
+        except Exception as exc:
+            reason = "the original's state_dict does not load into the patched class with strict=True: " + \
+                     " ".join(str(exc).split())[:300]
+            return {site: Verdict(FAIL, reason) for site in sites}, None
+        forward_lines = LineTracer(self.patched_file)
+        calls_patched = CallRecorder()
+        calls_original = CallRecorder()
+
+        @contextmanager
+        def patched_context():
+            with forward_lines, calls_patched:
+                yield
+
+        try:
+            with _deterministic(device):
+                eval_outcome = check_eval(pair, device, options.tolerance, patched_context=patched_context,
+                                          original_context=lambda: calls_original)
+        except Exception as exc:  # the original failing here means our inputs are wrong
+            return {}, f"the original {class_name} failed on the chosen inputs: {type(exc).__name__}: {exc}"
+        reached: list[Site] = []
+        not_fast: list[Site] = []
+        for site in sites:
+            if site.edited & forward_lines.lines:
+                reached.append(site)
+            elif site.edited & ctor_lines.lines:
+                if calls_original.counts.keys() == calls_patched.counts.keys():
+                    not_fast.append(site)
+                else:
+                    reached.append(site)
+        verdicts: dict[Site, Verdict] = {}
+        inputs = pair.call.describe()
+        details = {"built": pair.how, "inputs": inputs}
+        if variant.label():
+            details["variant"] = variant.label()
+        if not eval_outcome.ok:
+            for site in reached or sites:
+                verdicts[site] = Verdict(FAIL, eval_outcome.message, eval_outcome.max_abs_diff, details=details)
+            return verdicts, None
+        if not reached:
+            for site in not_fast:
+                added = ""
+                verdicts[site] = Verdict(SKIP, "the patched class ran its original forward for these inputs "
+                                               f"(no new torch calls){added}", details=details)
+            return verdicts, None
+        with _deterministic(device):
+            train_outcome = check_train(pair, device, options.tolerance)
+        worst = max(eval_outcome.max_abs_diff, train_outcome.max_abs_diff)
+        if not train_outcome.ok:
+            for site in reached:
+                verdicts[site] = Verdict(FAIL, train_outcome.message, worst, details=details)
+            return verdicts, None
+        new_calls = sorted(set(calls_patched.counts) - set(calls_original.counts))
+        timing = None
+        bench_note = ""
+        if options.benchmark:
+            timing, bench_note = self._benchmark(class_name, variant)
+        for site in reached:
+            reason = f"eval and train outputs and gradients match (max abs diff {worst:.2g})"
+            if train_outcome.message:
+                reason = f"eval and train outputs match (max abs diff {worst:.2g}); {train_outcome.message}"
+            if variant.label():
+                reason += f"; reached with {variant.label()}"
+            if bench_note:
+                reason += f"; {bench_note}"
+            elif timing is not None and timing.forward_ratio is not None and timing.train_ratio is not None:
+                if timing.forward_ratio < 0.95 and timing.train_ratio < 0.95:
+                    reason += "; slower here"
+            site_details = dict(details)
+            if new_calls:
+                site_details["new_torch_calls"] = new_calls[:8]
+            site_details["edited_lines"] = _span_text(site.edited)
+            if timing is not None:
+                site_details.update(timing.as_dict())
+                site_details["benchmark_sizes"] = _sizes_text(self.bench_builder.sizes)
+            verdicts[site] = Verdict(PASS, reason, worst, timing, site_details)
+        return verdicts, None
+
+    def _benchmark(self, class_name: str, variant: Variant):
+        options = self.options
+        try:
+            pair: Pair = self.bench_builder.build(class_name, self.patched, variant)
+            pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
+            timing = measure(pair.original, pair.patched, pair.call, options.device, options.min_run_time,
+                             options.memory)
+        except (Skip, Broken) as exc:
+            return None, f"not timed: at benchmark size {exc}"
+        except Exception as exc:
+            return None, f"not timed: {type(exc).__name__}: {str(exc)[:120]}"
+        return timing, ""
+
+
+def _sizes_text(sizes: Sizes) -> str:
+    return f"batch {sizes.batch}, seq {sizes.seq}, hidden {sizes.hidden}, ffn {sizes.ffn}, image {sizes.image}"
+
+
+@contextmanager
+def _deterministic(device: torch.device):
+    """No TF32 on CUDA while comparing (it changes float32 matmuls by ~1e-3)."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul, cudnn = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = matmul
+        torch.backends.cudnn.allow_tf32 = cudnn
+
+
+def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict[Site, Verdict]:
+    out: dict[Site, Verdict] = {}
+    pending = [s for s in sites if s.edited]
+    for site in sites:
+        if not site.edited:
+            out[site] = Verdict(SKIP, "the synthesized patch changes no line of this finding")
+    if not pending:
+        return out
+    try:
+        variants = checker.builder.variants(class_name)
+    except Skip as exc:
+        for site in pending:
+            out[site] = Verdict(SKIP, str(exc))
+        return out
+    tried: list[str] = []
+    soft: dict[Site, Verdict] = {}
+    for index, variant in enumerate(variants):
+        verdicts, skip_reason = checker.check(class_name, pending, variant)
+        if skip_reason is not None:
+            if index == 0:
+                for site in pending:
+                    out[site] = Verdict(SKIP, skip_reason)
+                return out
+            continue
+        tried.append(variant.label() or "the default build")
+        for site, verdict in verdicts.items():
+            if verdict.verdict == SKIP:
+                soft.setdefault(site, verdict)
+                continue
+            out[site] = verdict
+        pending = [s for s in pending if s not in out]
+        if not pending:
+            break
+    for site in pending:
+        if site in soft:
+            out[site] = soft[site]
+        else:
+            out[site] = Verdict(SKIP, f"the edited lines {_span_text(site.edited)} never ran "
+                                      f"(tried {len(tried)} build variant(s)); name a factory in "
+                                      "[tool.adopter.verify] whose inputs reach them")
+    return out
+
+
+# ----------------------------------------------------------------------------- combined targets
+
+
+def _local_classes(tree: ast.Module) -> dict[str, ast.ClassDef]:
+    return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+
+
+def _uses(classes: dict[str, ast.ClassDef]) -> dict[str, set[str]]:
+    uses: dict[str, set[str]] = {}
+    for name, node in classes.items():
+        found: set[str] = set()
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and sub.id in classes and sub.id != name:
+                found.add(sub.id)
+        uses[name] = found
+    return uses
+
+
+def combined_targets(module, text: str, site_classes: set[str]) -> list[str]:
+    """Classes on which all patches of the file are verified together."""
+    prefix_models = []
+    for name, value in vars(module).items():
+        if hf.is_pretrained_model_class(value) and getattr(value, "__module__", None) == module.__name__:
+            prefix_models.append(name)
+    for name in prefix_models:
+        if name.endswith("PreTrainedModel"):
+            base = name[: -len("PreTrainedModel")] + "Model"
+            if base in vars(module):
+                return [base]
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    classes = _local_classes(tree)
+    uses = _uses(classes)
+    users: dict[str, set[str]] = {name: set() for name in classes}
+    for name, used in uses.items():
+        for other in used:
+            users[other].add(name)
+    roots: list[str] = []
+    for start in sorted(site_classes, key=lambda n: classes[n].lineno if n in classes else 0):
+        seen = {start}
+        frontier = [start]
+        while frontier:
+            current = frontier.pop()
+            parents = users.get(current, set()) - seen
+            if not parents and current not in roots:
+                roots.append(current)
+            for parent in parents:
+                seen.add(parent)
+                frontier.append(parent)
+    return roots[:3]
+
+
+# ----------------------------------------------------------------------------- the file
+
+
+def _default_fix() -> FixFn:
+    try:
+        from ..synth import fix_text
+    except ImportError as exc:
+        raise VerifyError(f"synthesis is not available: {exc}") from None
+    return fix_text
+
+
+def _fix(fix: FixFn, text: str, path: str, rules: list[Rule], package: str | None):
+    result = fix(text, path, rules, package)
+    error = getattr(result, "error", None)
+    skipped: dict[tuple[str, int], str] = {}
+    for item in getattr(result, "skipped", None) or []:
+        try:
+            finding, why = item
+        except (TypeError, ValueError):
+            finding, why = getattr(item, "finding", item), getattr(item, "reason", "")
+        key = (getattr(finding, "rule", ""), getattr(finding, "line", 0))
+        skipped[key] = str(why)
+    return result.text, skipped, error
+
+
+def verify_file(path: str, rules: list[Rule], config: Config | None = None, benchmark: bool = True, *,
+                fix: FixFn | None = None, device: str | None = None, options: Options | None = None
+                ) -> list[VerifyResult]:
+    """Verify (and, unless ``benchmark`` is false, time) every fixable finding of ``path``.
+
+    Returns one :class:`VerifyResult` per finding, plus one per combined target (all of the
+    file's patches together) when there is anything to combine.  Raises :class:`VerifyError`
+    when the file cannot be analysed or the configuration is wrong.
+    """
+    options = options or options_for(config, benchmark, device)
+    if not benchmark:
+        options.benchmark = False
+    fix = fix or _default_fix()
+    try:
+        text = read_source(path).text
+    except SourceError as exc:
+        raise VerifyError(str(exc)) from None
+    package = package_of(path)
+    try:
+        analysis = analyze(text, path, [r for r in rules if r.fixable], package)
+    except AnalysisError as exc:
+        raise VerifyError(str(exc)) from None
+    sites = [Site(rule, match, match.span[0], match.class_name, _anchors(match)) for rule, match in analysis.matches]
+    if not sites:
+        return []
+    device_name = str(options.device)
+    results: list[VerifyResult] = []
+    with ModuleLoader(path) as loader:
+        try:
+            original = run_quietly(loader.original)
+        except LoadError as exc:
+            return [_result(s, path, s.line, s.class_name, SKIP, f"the original module does not import: {exc}",
+                            device_name) for s in sites]
+        module_name = original.__name__
+        builder = Builder(original, text, options.sizes, options.factories, options.root, module_name)
+        bench_builder = Builder(original, text, options.bench_sizes, options.factories, options.root, module_name)
+        groups: dict[str, list[Site]] = {}
+        for site in sorted(sites, key=lambda s: (s.line, s.rule.id)):
+            groups.setdefault(site.rule.id, []).append(site)
+        applied_rules: list[Rule] = []
+        for rule_id, group in groups.items():
+            rule = group[0].rule
+            results.extend(_verify_group(loader, original, text, path, package, [rule], group, fix, builder,
+                                         bench_builder, options, rule_id))
+            if any(s.edited for s in group):
+                applied_rules.append(rule)
+        if options.combined and applied_rules:
+            results.extend(_verify_combined(loader, original, text, path, package, applied_rules, sites, fix,
+                                            builder, bench_builder, options))
+    return sorted(results, key=lambda r: (r.line, "+" in r.rule, r.rule))
+
+
+def _verify_group(loader: ModuleLoader, original, text: str, path: str, package: str | None, rules: list[Rule],
+                  group: list[Site], fix: FixFn, builder: Builder, bench_builder: Builder, options: Options,
+                  tag: str) -> list[VerifyResult]:
+    device_name = str(options.device)
+    try:
+        patched_text, skipped, error = _fix(fix, text, path, rules, package)
+    except Exception as exc:
+        return [_result(s, path, s.line, s.class_name, SKIP, f"synthesis raised {type(exc).__name__}: {exc}",
+                        device_name) for s in group]
+    if error:
+        return [_result(s, path, s.line, s.class_name, SKIP, f"synthesis failed: {error}", device_name)
+                for s in group]
+    map_edits(text, patched_text, group)
+    try:
+        patched = run_quietly(lambda: loader.patched(patched_text, tag))
+    except LoadError as exc:
+        return [_result(s, path, s.line, s.class_name, FAIL, f"the patched module does not import: {exc}",
+                        device_name) for s in group]
+    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options)
+    by_class: dict[str, list[Site]] = {}
+    for site in group:
+        by_class.setdefault(site.class_name, []).append(site)
+    out: list[VerifyResult] = []
+    for class_name, sites in by_class.items():
+        verdicts = _verify_class(checker, class_name, sites)
+        for site in sites:
+            verdict = verdicts[site]
+            if not site.edited:
+                why = skipped.get((site.rule.id, site.line))
+                if why:
+                    verdict = Verdict(SKIP, f"not patched: {why}")
+            out.append(_from_verdict(site.rule.id, path, site.line, class_name, verdict, device_name))
+    return out
+
+
+def _from_verdict(rule: str, path: str, line: int, class_name: str, verdict: Verdict, device: str) -> VerifyResult:
+    timing = verdict.timing
+    return VerifyResult(
+        rule=rule, path=path, line=line, class_name=class_name, verdict=verdict.verdict, reason=verdict.reason,
+        max_abs_diff=None if verdict.max_abs_diff is None else float(f"{verdict.max_abs_diff:.3g}"),
+        forward_ratio=timing.forward_ratio if timing else None,
+        forward_backward_ratio=timing.train_ratio if timing else None,
+        memory_ratio=timing.memory_ratio if timing else None,
+        device=device, details=verdict.details,
+    )
+
+
+def _verify_combined(loader: ModuleLoader, original, text: str, path: str, package: str | None, rules: list[Rule],
+                     sites: list[Site], fix: FixFn, builder: Builder, bench_builder: Builder,
+                     options: Options) -> list[VerifyResult]:
+    device_name = str(options.device)
+    label = "+".join(sorted(r.id for r in rules))
+    site_classes = {s.class_name for s in sites}
+    targets = combined_targets(original, text, site_classes)
+    if not targets:
+        return []
+    if len(rules) == 1 and set(targets) <= site_classes and len(sites) == 1:
+        return []  # the single patch was already verified on this very class
+    copies = [Site(s.rule, s.match, s.line, s.class_name, set(s.anchors)) for s in sites]
+    try:
+        patched_text, _, error = _fix(fix, text, path, rules, package)
+    except Exception as exc:
+        return [_result(label, path, min(s.line for s in sites), targets[0], SKIP,
+                        f"synthesis of all rules together raised {type(exc).__name__}: {exc}", device_name)]
+    if error:
+        return [_result(label, path, min(s.line for s in sites), targets[0], SKIP,
+                        f"synthesis of all rules together failed: {error}", device_name)]
+    map_edits(text, patched_text, copies)
+    edited = [s for s in copies if s.edited]
+    if not edited:
+        return []
+    try:
+        patched = run_quietly(lambda: loader.patched(patched_text, "all"))
+    except LoadError as exc:
+        return [_result(label, path, min(s.line for s in sites), targets[0], FAIL,
+                        f"the module with all patches does not import: {exc}", device_name)]
+    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options)
+    out: list[VerifyResult] = []
+    for target in targets:
+        probe = Site(rules[0], edited[0].match, min(s.line for s in edited), target, set(),
+                     set().union(*(s.edited for s in edited)))
+        verdicts, skip_reason = checker.check(target, [probe], Variant())
+        if skip_reason is not None:
+            verdict = Verdict(SKIP, f"all {len(edited)} patches together: {skip_reason}")
+        else:
+            verdict = verdicts.get(probe) or Verdict(SKIP, "no edited line ran in this class")
+            if verdict.verdict != FAIL:
+                ran = _count_ran(checker, target, edited)
+                verdict.reason = f"all {len(edited)} patches together ({ran}): {verdict.reason}"
+            else:
+                verdict.reason = f"all {len(edited)} patches together: {verdict.reason}"
+        out.append(_from_verdict(label, path, probe.line, target, verdict, device_name))
+    return out
+
+
+def _count_ran(checker: _Checker, target: str, sites: list[Site]) -> str:
+    """How many of the patches ran in the combined check (one more traced eval forward)."""
+    tracer = LineTracer(checker.patched_file)
+    try:
+        with tracer:
+            pair = checker.builder.build(target, checker.patched, Variant())
+            pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
+            pair.patched.eval()
+            with torch.no_grad():
+                run_quietly(lambda: pair.call.clone().run(pair.patched))
+    except Exception:
+        return "edited lines ran"
+    ran = sum(1 for s in sites if s.edited & tracer.lines)
+    return f"{ran} of them ran in {target}"

@@ -1,0 +1,52 @@
+import pytest
+
+from adopter.ruleset import RuleError, load_rule, load_rules, select_rules
+
+
+def test_nine_paper_rules_with_unique_ids(rules):
+    ids = [r.id for r in rules]
+    assert ids[:9] == [f"ADP00{i}" for i in range(1, 10)]
+    assert len(ids) == len(set(ids))
+    assert len({r.name for r in rules}) == len(rules)
+    for rule in rules:
+        assert rule.examples, rule.id
+        assert any(e.after is None for e in rule.examples), f"{rule.id} needs an example that must not match"
+        assert any(e.after is not None for e in rule.examples), f"{rule.id} needs a before/after example"
+        assert rule.kernel.package and rule.kernel.import_
+
+
+def test_select_and_ignore(rules):
+    assert [r.id for r in select_rules(rules, ["ADP004"])] == ["ADP004"]
+    assert "ADP004" not in [r.id for r in select_rules(rules, None, ["softmax"])]
+    assert len(select_rules(rules, ["ADP00"])) == 9
+    with pytest.raises(ValueError, match="unknown rule"):
+        select_rules(rules, ["ADP999"])
+
+
+def test_malformed_rule_points_into_the_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        'id = "USR001"\nname = "bad"\nsummary = "s"\n[kernel]\npackage = "p"\nimport = "p.k"\n'
+        '[forward]\nsource = """\n$y = torch.nn.functional.softmax($x\n"""\n'
+    )
+    with pytest.raises(RuleError) as info:
+        load_rule(path)
+    assert str(info.value).startswith(f"{path}:9:36:")
+    assert "expected" in str(info.value)
+
+
+def test_toml_syntax_error(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text('id = "USR001"\nname = \n')
+    with pytest.raises(RuleError) as info:
+        load_rule(path)
+    assert str(info.value).startswith(f"{path}:2:")
+
+
+def test_user_rule_folder_adds_rules(tmp_path):
+    (tmp_path / "mine.toml").write_text(
+        'id = "USR001"\nname = "relu"\nsummary = "relu found"\n[kernel]\npackage = "p"\nimport = "p.k"\n'
+        '[forward]\nsource = "$y = torch.relu($x)"\n'
+    )
+    rules = load_rules([tmp_path])
+    assert "USR001" in [r.id for r in rules]

@@ -1,0 +1,329 @@
+"""One test per abstraction feature (SPEC section 1), each with a fixture of our own."""
+
+import textwrap
+
+from adopter.describe import describe_file
+from adopter.engine import parse
+from adopter.structure import module_structure
+
+HEADER = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+
+
+def dl_nodes(source, cls, method="forward"):
+    text = HEADER + textwrap.dedent(source)
+    structure = module_structure(parse(text, "m.py"), None, text)
+    flow = structure.classes[cls].flow(method)
+    return [n for n in flow.nodes if n.kind in ("layer", "call", "op", "method")]
+
+
+def test_aliases_resolve_to_fully_qualified_names(findings):
+    src = """
+    import torch.nn.functional as Fn
+    from torch.nn import functional
+    from torch.nn.functional import softmax as sm
+    import torch as T
+
+    def a(x): return Fn.softmax(x, dim=-1)
+    def b(x): return functional.softmax(x, dim=-1)
+    def c(x): return sm(x, dim=-1)
+    def d(x): return T.nn.functional.softmax(x, -1)
+    def e(x): return softmax(x, dim=-1)  # not imported: a different function
+    """
+    assert [line for _, line in findings(src, "ADP004")] == [7, 8, 9, 10]
+
+
+def test_nested_calls_are_unchained():
+    nodes = dl_nodes(
+        """
+        class Out(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
+                self.norm = nn.LayerNorm(4)
+
+            def forward(self, h, r):
+                return self.norm(self.drop(h) + r)
+        """,
+        "Out",
+    )
+    assert [(n.kind, n.op) for n in nodes] == [("layer", "self.drop"), ("op", "+"), ("layer", "self.norm")]
+    assert nodes[1].args[0] == nodes[0].outs[0] and nodes[2].args[0] == nodes[1].outs[0]
+    assert nodes[0].types == {"torch.nn.Dropout"} and nodes[2].types == {"torch.nn.LayerNorm"}
+
+
+BLOCK = """
+from torch import nn
+
+class Block(nn.Module):
+    def __init__(self, use_bn=True):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3)
+        {bn}
+
+    def forward(self, x):
+{body}
+"""
+
+
+def block(body, bn="self.bn = nn.BatchNorm2d(3)"):
+    return BLOCK.format(bn=bn, body=textwrap.indent(textwrap.dedent(body), " " * 8))
+
+
+def test_if_straddling_match(findings):
+    # The paper's DPT case: conv before the if, bn inside it.
+    src = block("""
+        x = self.conv(x)
+        if self.use_bn:
+            x = self.bn(x)
+        return x
+    """)
+    assert findings(src, "ADP007") == [("ADP007", 12)]
+
+
+def test_init_bindings_in_branches_and_helpers(findings):
+    src = block(
+        """
+        x = self.conv(x)
+        return self.bn(x)
+        """,
+        bn="""if use_bn:
+            self.bn = nn.BatchNorm2d(3)
+        else:
+            self.bn = nn.Identity()""",
+    )
+    assert findings(src, "ADP007") == [("ADP007", 15)]
+    helper = """
+    from torch import nn
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._build()
+
+        def _build(self):
+            self.conv = nn.Conv2d(3, 3, 3)
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            return self.bn(self.conv(x))
+    """
+    assert findings(helper, "ADP007") == [("ADP007", 13)]
+
+
+def test_loop_bodies_are_taken_once(findings):
+    src = block("""
+        for _ in range(3):
+            x = self.conv(x)
+            x = self.bn(x)
+        while x.sum() > 0:
+            x = x - 1
+        return x
+    """)
+    assert findings(src, "ADP007") == [("ADP007", 13)]
+
+
+def test_helper_methods_are_followed(findings):
+    src = """
+    import torch
+    from torch import nn
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3)
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            y = self.conv(x)
+            return self.normalize(y)
+
+        def normalize(self, features):
+            return self.bn(features)
+    """
+    assert findings(src, "ADP007") == [("ADP007", 12)]
+
+
+def test_callable_argument_is_followed(findings):
+    src = """
+    from torch import nn
+    from transformers.activations import ACT2FN
+    from transformers.pytorch_utils import apply_chunking_to_forward
+
+    class Layer(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.ffn = nn.Linear(4, 4)
+            self.activation = ACT2FN[config.hidden_act]
+
+        def forward(self, x):
+            return apply_chunking_to_forward(self.ff_chunk, 0, 1, x)
+
+        def ff_chunk(self, h):
+            h = self.ffn(h)
+            return self.activation(h)
+    """
+    assert findings(src, "ADP006") == [("ADP006", 16)]
+
+
+def test_inherited_bindings(findings):
+    src = """
+    from torch import nn
+
+    class Base(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3)
+            self.bn = nn.BatchNorm2d(3)
+
+    class Child(Base):
+        def forward(self, x):
+            return self.bn(self.conv(x))
+    """
+    assert findings(src, "ADP007") == [("ADP007", 12)]
+
+
+def test_module_list_members(findings):
+    src = """
+    from torch import nn
+
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drops = nn.ModuleList([nn.Dropout(0.1) for _ in range(2)])
+            self.norm = nn.LayerNorm(4)
+
+        def forward(self, x, r):
+            for drop in self.drops:
+                x = drop(x)
+            return self.norm(x + r)
+    """
+    assert findings(src, "ADP005") == [("ADP005", 12)]
+
+
+def test_sequential_members(findings):
+    src = """
+    from torch import nn
+
+    class Stem(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU())
+
+        def forward(self, x):
+            x = self.body(x)
+            return x
+    """
+    assert findings(src, "ADP007") == [("ADP007", 7)]
+
+
+def test_correlated_guards_give_two_structures_not_four(findings):
+    # Same guard twice: the path that skips the first bn skips the second too, so conv2
+    # never meets bn1's output on a real path.
+    src = """
+    from torch import nn
+
+    class Fusion(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 3, 3)
+            self.conv2 = nn.Conv2d(3, 3, 3)
+            self.bn1 = nn.BatchNorm2d(3)
+            self.bn2 = nn.BatchNorm2d(3)
+
+        def forward(self, x):
+            x = self.conv1(x)
+            if self.use_bn:
+                x = self.bn1(x)
+            y = self.conv2(x)
+            if self.use_bn:
+                y = self.bn2(y)
+            return y
+    """
+    assert findings(src, "ADP007") == [("ADP007", 13), ("ADP007", 16)]
+    text = textwrap.dedent(src)
+    described = describe_file(text, "m.py", "Fusion")
+    assert "paths: 2" in described
+
+
+def test_match_statement_cases(findings):
+    src = block("""
+        x = self.conv(x)
+        match self.mode:
+            case "bn":
+                x = self.bn(x)
+            case _:
+                pass
+        return x
+    """)
+    assert findings(src, "ADP007") == [("ADP007", 12)]
+
+
+def test_try_with_and_async(findings):
+    src = """
+    import torch.nn.functional as F
+
+    async def attend(x, lock):
+        async with lock:
+            try:
+                return F.softmax(await x, dim=-1)
+            except RuntimeError:
+                return F.softmax(x, -1)
+            finally:
+                pass
+    """
+    assert [line for _, line in findings(src, "ADP004")] == [7, 9]
+
+
+def test_every_match_in_a_sequence_is_reported(findings):
+    src = """
+    import torch.nn.functional as F
+
+    def many(a, b, c):
+        a = F.softmax(a, dim=-1)
+        b = F.softmax(b, dim=-1)
+        c = F.softmax(c, dim=-1)
+        return a, b, c
+    """
+    assert [line for _, line in findings(src, "ADP004")] == [5, 6, 7]
+
+
+def test_forward_with_twenty_ifs_does_not_blow_up(findings):
+    ifs = "\n".join(f"if flag{i}:\n    x = x + {i}" for i in range(24))
+    src = block("x = self.conv(x)\n" + ifs + "\nx = self.bn(x)\nreturn x\n")
+    import time
+
+    start = time.process_time()
+    assert findings(src, "ADP007") == [("ADP007", 11)]
+    # 2**24 paths would take hours; the graph search takes well under a second.
+    assert time.process_time() - start < 5
+
+
+def test_data_flow_and_liveness(findings):
+    unrelated = block("""
+        y = self.conv(x)
+        z = self.bn(x)
+        return y + z
+    """)
+    assert findings(unrelated, "ADP007") == []
+    intermediate_used = block("""
+        y = self.conv(x)
+        z = self.bn(y)
+        return z, y
+    """)
+    assert findings(intermediate_used, "ADP007") == []
+    overwritten = block("""
+        y = self.conv(x)
+        y = y * 2
+        return self.bn(y)
+    """)
+    assert findings(overwritten, "ADP007") == []
+
+
+def test_structure_command_shows_bindings_and_nodes():
+    text = HEADER + textwrap.dedent(block("""
+        x = self.conv(x)
+        return self.bn(x)
+    """))
+    shown = describe_file(text, "m.py", "Block")
+    assert "self.conv = torch.nn.Conv2d(...)" in shown
+    assert "x = torch.nn.Conv2d[self.conv](x)" in shown
+    assert "torch.nn.BatchNorm2d[self.bn](x)" in shown
