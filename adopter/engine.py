@@ -90,10 +90,10 @@ def relevant_rules(text: str, rules: list[Rule]) -> list[Rule]:
 
 
 def analyze(text: str, path: str, rules: list[Rule], package: str | None = None) -> Analysis:
+    tree = parse(text, path)  # always: a broken file is an error even when no rule could apply
     rules = relevant_rules(text, rules)
     if not rules:
-        return Analysis([], [], None)
-    tree = parse(text, path)
+        return Analysis([], [], tree)
     limit = sys.getrecursionlimit()
     try:
         sys.setrecursionlimit(max(limit, 10000))

@@ -1,0 +1,155 @@
+"""The `adopter` command as a user runs it: real files, real subprocesses for exit codes."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from adopter.cli import main
+
+MODEL = textwrap.dedent("""
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Out(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dropout = nn.Dropout(0.1)
+            self.norm = nn.LayerNorm(8)
+
+        def forward(self, h, r):
+            probs = F.softmax(h, dim=-1)
+            return self.norm(self.dropout(probs) + r)
+""")
+
+
+@pytest.fixture
+def project(tmp_path):
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "clean.py").write_text("def f(x):\n    return x + 1\n")
+    return tmp_path
+
+
+def run(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "adopter.cli", *args], capture_output=True, text=True, cwd=cwd)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_check_reports_findings_and_exits_1(project):
+    code, out, err = run("check", str(project / "model.py"))
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert lines == [
+        f"{project / 'model.py'}:13:17: ADP004 softmax: last-dimension softmax can use adopter.kernels.softmax",
+        f"{project / 'model.py'}:14:26: ADP005 dropout-add-layernorm: dropout -> residual add -> LayerNorm can be "
+        "fused (adopter.kernels.dropout_add_layer_norm)",
+    ]
+    assert "Traceback" not in err
+
+
+def test_clean_file_exits_0(project):
+    assert run("check", str(project / "clean.py"))[0] == 0
+
+
+def test_json_output_is_stable(project, capsys):
+    assert main(["check", "--output-format", "json", str(project)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert {d["rule"] for d in data} == {"ADP004", "ADP005"}
+    for item in data:
+        assert set(item) >= {"rule", "name", "path", "line", "column", "end_line", "end_column", "message", "fixable"}
+        assert item["fixable"] is True
+
+
+def test_sarif_and_github_formats(project, capsys):
+    main(["check", "--output-format", "sarif", str(project / "model.py")])
+    sarif = json.loads(capsys.readouterr().out)
+    assert sarif["version"] == "2.1.0"
+    results = sarif["runs"][0]["results"]
+    assert [r["ruleId"] for r in results] == ["ADP004", "ADP005"]
+    assert results[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == 13
+    main(["check", "--output-format", "github", str(project / "model.py")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("::notice file=") and ",line=13," in out[0]
+
+
+def test_select_and_ignore(project, capsys):
+    main(["check", "--select", "ADP005", "--output-format", "json", str(project)])
+    assert [d["rule"] for d in json.loads(capsys.readouterr().out)] == ["ADP005"]
+    main(["check", "--ignore", "ADP005,ADP004", "--output-format", "json", str(project)])
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["check", "--select", "ADP999", str(project)]) == 2
+    assert "unknown rule" in capsys.readouterr().err
+
+
+def test_suppression_comments(project, capsys):
+    text = MODEL.replace("dim=-1)", "dim=-1)  # adopter: ignore[ADP004]")
+    text = text.replace("+ r)", "+ r)  # adopter: ignore")
+    (project / "model.py").write_text(text)
+    assert main(["check", str(project / "model.py")]) == 0
+
+
+def test_pyproject_config(project, capsys):
+    (project / "pyproject.toml").write_text('[tool.adopter]\nignore = ["ADP004"]\nexclude = ["skipped/"]\n')
+    (project / "skipped").mkdir()
+    (project / "skipped" / "other.py").write_text(MODEL)
+    main(["check", "--output-format", "json", str(project)])
+    data = json.loads(capsys.readouterr().out)
+    assert [d["rule"] for d in data] == ["ADP005"]
+    assert all("skipped" not in d["path"] for d in data)
+
+
+def test_bad_input_is_reported_and_others_still_checked(project):
+    (project / "broken.py").write_text("def f(:\n    pass\n")
+    (project / "latin.py").write_bytes(b"x = '\xff\xfe'\n")
+    (project / "nul.py").write_bytes(b"x = 1\x00\n")
+    code, out, err = run("check", str(project), str(project / "missing.py"))
+    assert code == 2
+    assert "ADP004" in out  # model.py still reported
+    assert "broken.py: error: syntax error at 1:7" in err
+    assert "latin.py: error: cannot decode" in err
+    assert "nul.py: error:" in err
+    assert "missing.py: error: no such file or directory" in err
+    assert "Traceback" not in err
+
+
+def test_directory_without_python(tmp_path):
+    code, _, err = run("check", str(tmp_path))
+    assert code == 2 and "no Python files" in err
+
+
+def test_rules_list_and_explain(capsys):
+    assert main(["rules"]) == 0
+    listed = capsys.readouterr().out
+    assert all(f"ADP00{i}" in listed for i in range(1, 10))
+    assert main(["rules", "ADP005"]) == 0
+    explained = capsys.readouterr().out
+    assert "Forward pattern:" in explained and "Before:" in explained and "After:" in explained
+    assert main(["rules", "nope"]) == 2
+
+
+def test_malformed_user_rule_exits_2_with_position(project, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rules")
+    (folder / "x.toml").write_text(
+        'id = "USR001"\nname = "x"\nsummary = "s"\n[kernel]\npackage = "p"\nimport = "p.k"\n'
+        '[forward]\nsource = "$y = f($x"\n'
+    )
+    code, out, err = run("check", "--rules-dir", str(folder), str(project / "model.py"))
+    assert code == 2
+    assert err.startswith(f"{folder / 'x.toml'}:8:") and "expected" in err and "Traceback" not in err
+
+
+def test_check_writes_nothing(project):
+    before = (project / "model.py").read_bytes()
+    run("check", str(project))
+    assert (project / "model.py").read_bytes() == before
+
+
+def test_structure_command(project):
+    code, out, _ = run("structure", str(project / "model.py"), "Out")
+    assert code == 0
+    assert "self.dropout = torch.nn.Dropout(...)" in out
+    assert "torch.nn.functional.softmax(h, dim=-1)" in out
+    assert run("structure", str(project / "model.py"), "Nope")[0] == 2
