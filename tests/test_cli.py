@@ -109,7 +109,7 @@ def test_bad_input_is_reported_and_others_still_checked(project):
     assert code == 2
     assert "ADP004" in out  # model.py still reported
     assert "broken.py: error: syntax error at 1:7" in err
-    assert "latin.py: error: cannot decode" in err
+    assert "latin.py: error: cannot determine the encoding" in err
     assert "nul.py: error:" in err
     assert "missing.py: error: no such file or directory" in err
     assert "Traceback" not in err
