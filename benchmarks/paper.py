@@ -279,30 +279,42 @@ def adopter_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from adopter.cli import main; sys.exit(main())"]
 
 
-def run_cli(files: list[str]) -> tuple[list[dict], float, str]:
+def _children_cpu() -> float:
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return float("nan")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_cli(files: list[str]) -> tuple[list[dict], float, float, str]:
+    """One ``adopter check`` over the files: findings, wall time, CPU time of it and its workers."""
     cmd = [*adopter_command(), "check", "--output-format", "json", "--select", ",".join(RULES),
            "--no-config", *files]
-    start = time.perf_counter()
+    cpu0, start = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu0
     if proc.returncode not in (0, 1):
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"adopter check exited with {proc.returncode}")
     findings = json.loads(proc.stdout) if proc.stdout.strip() else []
-    return findings, wall, proc.stderr
+    return findings, wall, cpu, proc.stderr
 
 
-def time_single(path: str, runs: int) -> list[float]:
+def time_single(path: str, runs: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU times of ``adopter check PATH`` (default options), interpreter start included."""
     cmd = [*adopter_command(), "check", path]
-    times = []
+    walls, cpus = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        cpu0, start = _children_cpu(), time.perf_counter()
         proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        times.append(time.perf_counter() - start)
+        walls.append(time.perf_counter() - start)
+        cpus.append(_children_cpu() - cpu0)
         if proc.returncode not in (0, 1):
             sys.stderr.write(proc.stderr)
             raise SystemExit(f"adopter check {path} exited with {proc.returncode}")
-    return times
+    return walls, cpus
 
 
 def time_in_process(files: list[str], runs: int) -> dict:
@@ -310,7 +322,8 @@ def time_in_process(files: list[str], runs: int) -> dict:
 
     The texts are read once beforehand, so neither figure includes disk reads; the runs are
     interleaved (a, b, a, b, ...) so that drift in the machine's speed hits both alike; each
-    tree is dropped before the next file is parsed (streamed, as the engine does).
+    tree is dropped before the next file is parsed (streamed, as the engine does). Both wall
+    time and this process's CPU time are taken: on a busy machine the CPU time is the steadier.
     """
     from adopter.engine import AnalysisError, analyze
     from adopter.ruleset import load_rules, select_rules
@@ -318,29 +331,40 @@ def time_in_process(files: list[str], runs: int) -> dict:
 
     rules = select_rules(load_rules(), list(RULES))
     texts = [(p, Path(p).read_text(encoding="utf-8")) for p in files]
-    parse_times: list[float] = []
-    analyse_times: list[float] = []
+    parse_wall: list[float] = []
+    parse_cpu: list[float] = []
+    analyse_wall: list[float] = []
+    analyse_cpu: list[float] = []
     errors: list[str] = []
     for run in range(runs):
-        start = time.perf_counter()
+        cpu0, start = time.process_time(), time.perf_counter()
         for path, text in texts:
             ast.parse(text, filename=path)
-        parse_times.append(time.perf_counter() - start)
+        parse_wall.append(time.perf_counter() - start)
+        parse_cpu.append(time.process_time() - cpu0)
         gc.collect()
-        start = time.perf_counter()
+        cpu0, start = time.process_time(), time.perf_counter()
         for path, text in texts:
             try:
                 analyze(text, path, rules, package_of(path))
             except AnalysisError as exc:
                 if run == 0:
                     errors.append(f"{path}: {exc}")
-        analyse_times.append(time.perf_counter() - start)
+        analyse_wall.append(time.perf_counter() - start)
+        analyse_cpu.append(time.process_time() - cpu0)
         gc.collect()
-    parse_s = statistics.median(parse_times)
-    analyse_s = statistics.median(analyse_times)
-    return {"files": len(texts), "ast_parse_s": parse_times, "analyze_s": analyse_times,
-            "ast_parse_median_s": parse_s, "analyze_median_s": analyse_s,
-            "ratio": analyse_s / parse_s if parse_s else float("inf"), "errors": errors}
+    med = statistics.median
+    return {
+        "files": len(texts), "errors": errors,
+        "ast_parse_s": parse_wall, "analyze_s": analyse_wall,
+        "ast_parse_cpu_s": parse_cpu, "analyze_cpu_s": analyse_cpu,
+        "ast_parse_median_s": med(parse_wall), "analyze_median_s": med(analyse_wall),
+        "ast_parse_cpu_median_s": med(parse_cpu), "analyze_cpu_median_s": med(analyse_cpu),
+        "ratio": med(analyse_wall) / med(parse_wall),
+        "ratio_cpu": med(analyse_cpu) / med(parse_cpu),
+        # the ratio within each interleaved pair, then the median: drift between pairs cancels
+        "ratio_paired": med(b / a for a, b in zip(parse_wall, analyse_wall)),
+    }
 
 
 # ----------------------------------------------------------------------------- printing
@@ -396,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--single-runs", type=int, default=5,
                         help="runs of `adopter check modeling_bert.py`, median taken (default 5)")
     parser.add_argument("--no-timing", action="store_true", help="score only; skip the timing figures")
+    parser.add_argument("--wait-load", type=float, metavar="LOAD",
+                        help="before timing, wait (at most --wait-max seconds) until the 1-minute load average "
+                             "is below LOAD")
+    parser.add_argument("--wait-max", type=float, default=600, metavar="SECONDS",
+                        help="longest wait for --wait-load (default 600)")
     return parser
 
 
@@ -420,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_before": _load(),
                     "platform": platform.platform(), "processor": platform.processor() or platform.machine()},
-        "adopter": _adopter_version(),
+        "adopter": _adopter_version(), "git": _git_state(),
         "corpus": {"models": len(corpus), "by_wheel": by_version, "dev": len(dev), "heldout": len(heldout)},
     }
     print(f"Adopter {out['adopter']} on the paper benchmark  ({out['date']})")
@@ -429,12 +458,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"corpus: {len(corpus)} models = {by_version[MAIN_WHEEL]} from transformers=={MAIN_WHEEL} "
           f"(every transformers/models/<m>/modeling_<m>.py) + {by_version[OWLV2_WHEEL]} (owlv2) from "
           f"transformers=={OWLV2_WHEEL}; dev split {len(dev)}, held out {len(heldout)}")
+    print(f"analyser: {out['git']}")
     print(f"sources: {_display(args.cache / 'src')}/transformers-<version>/transformers/models/<m>/modeling_<m>.py")
     print()
 
     # ---- accuracy (the first CLI run is the one scored)
     files = [f.path for f in corpus]
-    findings, cli_wall, cli_stderr = run_cli(files)
+    findings, cli_wall, cli_cpu, cli_stderr = run_cli(files)
     if cli_stderr.strip():
         print("adopter check reported errors:")
         print(cli_stderr.rstrip())
@@ -496,46 +526,64 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- timing
     if not args.no_timing:
-        print("Timing")
+        if args.wait_load is not None:
+            _wait_for_load(args.wait_load, args.wait_max)
+        print(f"Timing (wall time; CPU time in brackets: on a busy machine it is the steadier figure); "
+              f"load average before: {_load()}")
         inproc = time_in_process(files, max(args.runs, 1))
-        cli_times = [cli_wall]
+        cli_times, cli_cpus = [cli_wall], [cli_cpu]
         for _ in range(max(args.cli_runs, 1) - 1):
-            again, wall, _ = run_cli(files)
+            again, wall, cpu, _ = run_cli(files)
             cli_times.append(wall)
+            cli_cpus.append(cpu)
             first, now = set(_key(findings)), set(_key(again))
             if first != now:
                 print(f"WARNING: CLI run {len(cli_times)} gave other findings than the first "
-                      f"({len(now - first)} new, {len(first - now)} gone): was the analyser edited meanwhile?")
+                      "(was the analyser edited meanwhile?):")
+                for item in sorted(now - first):
+                    print(f"  new:  {item[0]}:{item[1]}:{item[2]} {item[3]}")
+                for item in sorted(first - now):
+                    print(f"  gone: {item[0]}:{item[1]}:{item[2]} {item[3]}")
         bert = next((f.path for f in corpus if f.model == "bert"), None)
-        single = time_single(bert, max(args.single_runs, 1)) if bert else []
-        cli_med = statistics.median(cli_times)
-        single_med = statistics.median(single) if single else float("nan")
-        ratio = inproc["ratio"]
+        single, single_cpu = time_single(bert, max(args.single_runs, 1)) if bert else ([], [])
+        med = statistics.median
+        cli_med = med(cli_times)
+        single_med = med(single) if single else float("nan")
+        ratio, ratio_cpu = inproc["ratio"], inproc["ratio_cpu"]
+        parse_med = inproc["ast_parse_median_s"]
+
+        def runs(walls: list[float]) -> str:
+            return " ".join(f"{t:.3f}" for t in walls)
+
         rows = [
-            ["(a) ast.parse, all files, one process", fmt_s(inproc["ast_parse_median_s"]),
-             " ".join(f"{t:.3f}" for t in inproc["ast_parse_s"]), ""],
+            ["(a) ast.parse, all files, one process", fmt_s(parse_med),
+             f"[{inproc['ast_parse_cpu_median_s']:.3f}]", runs(inproc["ast_parse_s"]), ""],
             ["(b) analysis (9 rules), all files, one process", fmt_s(inproc["analyze_median_s"]),
-             " ".join(f"{t:.3f}" for t in inproc["analyze_s"]),
-             f"{ratio:.2f}x (a)  target <= {TARGET_RATIO:g}x: {'met' if ratio <= TARGET_RATIO else 'MISSED'}"],
+             f"[{inproc['analyze_cpu_median_s']:.3f}]", runs(inproc["analyze_s"]),
+             f"{ratio:.2f}x (a) [CPU {ratio_cpu:.2f}x]  target <= {TARGET_RATIO:g}x: "
+             f"{'met' if ratio <= TARGET_RATIO else 'MISSED'} [{'met' if ratio_cpu <= TARGET_RATIO else 'MISSED'}]"],
             [f"(c) adopter check CLI, all files ({os.cpu_count()} cpus)", fmt_s(cli_med),
-             " ".join(f"{t:.3f}" for t in cli_times), f"{cli_med / inproc['ast_parse_median_s']:.2f}x (a)"],
+             f"[{med(cli_cpus):.3f}]", runs(cli_times), f"{cli_med / parse_med:.2f}x (a)"],
             ["(d) adopter check modeling_bert.py, with startup", fmt_s(single_med),
-             " ".join(f"{t:.3f}" for t in single),
+             f"[{med(single_cpu):.3f}]" if single_cpu else "", runs(single),
              f"target < {TARGET_BERT_S:g} s: {'met' if single_med < TARGET_BERT_S else 'MISSED'}"],
         ]
-        print(table(["what", "median", "runs (s)", ""], rows, "lrll"))
+        print(table(["what", "median", "[CPU]", "runs, wall (s)", ""], rows, "lrrll"))
         if inproc["errors"]:
             print("in-process analysis errors:")
             for e in inproc["errors"]:
                 print(f"  {e}")
-        print(f"load average after timing: {_load()} (other work on the machine slows every figure)")
-        print(f"per file: ast.parse {1000 * inproc['ast_parse_median_s'] / len(files):.2f} ms, "
+        print(f"ratio (b)/(a) within each interleaved pair, median: {inproc['ratio_paired']:.2f}x")
+        print(f"per file: ast.parse {1000 * parse_med / len(files):.2f} ms, "
               f"analysis {1000 * inproc['analyze_median_s'] / len(files):.2f} ms "
               f"(the paper tool: about 24.5 minutes for the corpus with 2 processes)")
+        print(f"load average after timing: {_load()} (other work on the machine slows every wall figure)")
         out["timing"] = {
-            "in_process": inproc, "cli_corpus_s": cli_times, "cli_corpus_median_s": cli_med,
-            "load_after": _load(), "bert_single_s": single, "bert_single_median_s": single_med,
+            "in_process": inproc, "cli_corpus_s": cli_times, "cli_corpus_cpu_s": cli_cpus,
+            "cli_corpus_median_s": cli_med, "load_after": _load(),
+            "bert_single_s": single, "bert_single_cpu_s": single_cpu, "bert_single_median_s": single_med,
             "targets": {"ratio_max": TARGET_RATIO, "ratio_met": ratio <= TARGET_RATIO,
+                        "ratio_cpu_met": ratio_cpu <= TARGET_RATIO,
                         "bert_max_s": TARGET_BERT_S, "bert_met": single_med < TARGET_BERT_S},
         }
     if args.json_out:
@@ -547,6 +595,33 @@ def main(argv: list[str] | None = None) -> int:
 
 def _key(findings: list[dict]) -> list[tuple]:
     return sorted((f["path"], f["line"], f["column"], f["rule"]) for f in findings)
+
+
+def _git_state() -> str:
+    """HEAD, and whether the analyser (adopter/, rules/) has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "adopter", "rules"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    if not head:
+        return "unknown (not a git checkout)"
+    n = len(dirty.splitlines())
+    return f"commit {head}" + (f" + uncommitted changes in {n} file(s) of adopter/ and rules/" if n else "")
+
+
+def _wait_for_load(limit: float, longest: float) -> None:
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline:
+        try:
+            if os.getloadavg()[0] < limit:
+                return
+        except (AttributeError, OSError):  # pragma: no cover
+            return
+        time.sleep(5)
+    print(f"(load average still {_load()} after {longest:g} s; timing anyway)")
 
 
 def _load() -> str:
