@@ -1,0 +1,466 @@
+"""Changed files -> findings -> patches -> verified, benchmarked patches the bot may propose.
+
+For every analysed file: the check (``adopter.engine.analyze``), the fix
+(``adopter.synth.fix_text``), then, unless verification is off, ``adopter.verify.verify_file``
+on the real module.  A patch is proposed only when it verified and was not slower; the others
+stay in the table with the reason they were left out (failed, slower, could not be verified,
+could not be fixed).  Left-out patches are taken out by fixing the file again without their
+rules; a kept patch that shares a rule with a left-out one in the same file is held back with
+it, and says so.
+
+Nothing here knows about GitHub; ``main`` decides where the result goes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from adopter.config import Config, ConfigError, find_config
+from adopter.engine import AnalysisError, Finding, analyze
+from adopter.ruleset import Rule, load_rules, select_rules
+from adopter.source import SourceError, decode, encode
+from adopter.structure import package_of
+
+from .actions import BotError
+
+PROPOSED = "proposed"
+SLOWER = "slower"
+FAILED = "failed"
+UNVERIFIED = "unverified"
+NOT_FIXED = "not-fixed"
+HELD_BACK = "held-back"
+WHOLE = "whole-model"  # a passing check of all of a file's patches together (information, not a patch)
+STATUSES = (PROPOSED, SLOWER, FAILED, UNVERIFIED, NOT_FIXED, HELD_BACK, WHOLE)
+
+# A patch whose measured time is more than this fraction above the original's is "slower".
+# Below it, the difference is within what a shared CI runner's timing noise produces.
+SLOWER_TOLERANCE = 0.03
+
+
+@dataclass(frozen=True)
+class Row:
+    """One patch (or one fixable finding that did not become a patch) in the table."""
+
+    rule: str
+    name: str
+    path: str
+    line: int
+    class_name: str
+    kernel: str
+    package: str
+    status: str
+    verified: str  # "yes", "no" or "off"
+    reason: str = ""
+    max_abs_diff: float | None = None
+    forward_ratio: float | None = None
+    forward_backward_ratio: float | None = None
+    memory_ratio: float | None = None
+    device: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "rule": self.rule, "name": self.name, "path": self.path, "line": self.line,
+            "class": self.class_name, "kernel": self.kernel, "package": self.package,
+            "status": self.status, "verified": self.verified, "reason": self.reason,
+            "max_abs_diff": self.max_abs_diff, "forward_ratio": self.forward_ratio,
+            "forward_backward_ratio": self.forward_backward_ratio, "memory_ratio": self.memory_ratio,
+            "device": self.device,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Row":
+        """Rebuild a row from untrusted JSON (the secure split's artifact): types are checked."""
+        if not isinstance(data, dict):
+            raise ValueError("a row must be an object")
+
+        def text(key: str, limit: int = 300) -> str:
+            value = data.get(key, "")
+            if not isinstance(value, str):
+                raise ValueError(f"{key} must be a string")
+            return value[:limit]
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            if value is None:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{key} must be a finite number or null")
+            return float(value)
+
+        line = data.get("line")
+        if isinstance(line, bool) or not isinstance(line, int) or line < 1:
+            raise ValueError("line must be a positive integer")
+        status = text("status")
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        if not re.fullmatch(r"[A-Z]{2,5}\d{3}(\+[A-Z]{2,5}\d{3})*", text("rule", 200)):
+            raise ValueError(f"rule must look like ADP005, not {text('rule', 16)!r}")
+        verified = text("verified")
+        if verified not in ("yes", "no", "off"):
+            raise ValueError(f"unknown verified value {verified!r}")
+        return cls(
+            rule=text("rule", 200), name=text("name", 80), path=text("path", 500), line=line,
+            class_name=text("class", 200), kernel=text("kernel", 200), package=text("package", 200),
+            status=status, verified=verified, reason=text("reason", 500),
+            max_abs_diff=number("max_abs_diff"), forward_ratio=number("forward_ratio"),
+            forward_backward_ratio=number("forward_backward_ratio"), memory_ratio=number("memory_ratio"),
+            device=text("device", 200),
+        )
+
+
+@dataclass
+class Outcome:
+    findings: list[Finding] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # repo-relative path -> new content
+    requirements: set[str] = field(default_factory=set)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    rules: dict[str, Rule] = field(default_factory=dict)
+
+    @property
+    def proposed(self) -> list[Row]:
+        return [r for r in self.rows if r.status == PROPOSED]
+
+    @property
+    def left_out(self) -> list[Row]:
+        return [r for r in self.rows if r.status not in (PROPOSED, WHOLE)]
+
+
+@dataclass(frozen=True)
+class Options:
+    select: tuple[str, ...] = ()
+    verify: bool = True
+    benchmark: bool = True
+
+
+# ---------------------------------------------------------------------- the core APIs
+
+_FIX = []
+
+
+def _fix_text():
+    if _FIX:
+        return _FIX[0]
+    try:
+        from adopter.synth import fix_text
+    except ImportError as exc:
+        raise BotError(f"this adopter has no patch synthesis (adopter.synth.fix_text): {exc}") from None
+    _FIX.append(fix_text)
+    return fix_text
+
+
+_VERIFY = []
+
+
+def _verify_file():
+    if _VERIFY:
+        return _VERIFY[0]
+    try:
+        from adopter.verify import verify_file
+    except ImportError as exc:
+        raise BotError("verification needs torch and adopter's verify extra "
+                       f"(pip install 'adopter[verify]'), or set the input verify: false ({exc})") from None
+    _VERIFY.append(verify_file)
+    return verify_file
+
+
+# ---------------------------------------------------------------------- rules per config
+
+class _Rules:
+    def __init__(self, select: tuple[str, ...]):
+        self._select = list(select)
+        self._cache: dict[tuple, list[Rule]] = {}
+
+    def __call__(self, config: Config) -> list[Rule]:
+        key = (config.rule_paths, config.select, config.ignore, config.target)
+        if key not in self._cache:
+            rules = load_rules(list(config.rule_paths))
+            select = self._select or list(config.select)
+            try:
+                chosen = select_rules(rules, select or None, list(config.ignore) or None)
+            except ValueError as exc:
+                raise BotError(f"input select: {exc}") from None
+            if config.target:
+                chosen = [r for r in chosen if r.helps_on(config.target)]
+            self._cache[key] = chosen
+        return self._cache[key]
+
+
+# ---------------------------------------------------------------------- verification results
+
+def is_slower(forward: float | None, forward_backward: float | None) -> bool:
+    """Slower when the training step (forward+backward) is, or, with no training figure, the
+    forward pass.  Ratios are original time / patched time (``VerifyResult``): below 1 is slower."""
+    primary = forward_backward if forward_backward is not None else forward
+    return primary is not None and primary < 1.0 - SLOWER_TOLERANCE
+
+
+def _get(result, name: str):
+    if isinstance(result, dict):
+        return result.get(name)
+    return getattr(result, name, None)
+
+
+def _number(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+_HARDWARE: dict[str, str] = {}
+
+
+def hardware_name(device: str) -> str:
+    """``cuda`` -> ``NVIDIA H100 80GB HBM3 (cuda)``; ``cpu`` -> ``CPU: <model>, N cores``."""
+    if device in _HARDWARE:
+        return _HARDWARE[device]
+    name = device
+    try:
+        if device.startswith("cuda"):
+            import torch
+
+            index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+            name = f"{torch.cuda.get_device_name(index)} ({device})"
+        elif device == "cpu":
+            model = platform.processor() or platform.machine()
+            try:
+                for line in Path("/proc/cpuinfo").read_text().splitlines():
+                    if line.startswith("model name"):
+                        model = line.split(":", 1)[1].strip()
+                        break
+            except OSError:
+                pass
+            name = f"CPU: {model}, {os.cpu_count()} cores"
+    except Exception:
+        name = device
+    _HARDWARE[device] = name
+    return name
+
+
+def _key(finding: Finding) -> tuple[str, int]:
+    return (finding.rule, finding.line)
+
+
+def _row(finding: Finding, rule: Rule | None, status: str, verified: str, reason: str = "",
+         result=None) -> Row:
+    got = (lambda name: _number(_get(result, name))) if result is not None else (lambda name: None)
+    device = str(_get(result, "device") or "") if result is not None else ""
+    return Row(
+        rule=finding.rule, name=finding.name, path=finding.path, line=finding.line,
+        class_name=finding.class_name, kernel=rule.kernel.import_ if rule else "",
+        package=_requirement(rule) if rule else "", status=status, verified=verified, reason=reason,
+        max_abs_diff=got("max_abs_diff"), forward_ratio=got("forward_ratio"),
+        forward_backward_ratio=got("forward_backward_ratio"), memory_ratio=got("memory_ratio"),
+        device=hardware_name(device) if device else "",
+    )
+
+
+def _requirement(rule: Rule) -> str:
+    kernel = rule.kernel
+    return f"{kernel.package}>={kernel.min_version}" if kernel.min_version else kernel.package
+
+
+def split_results(findings: list[Finding], results) -> tuple[dict[tuple[str, int], object], list]:
+    """Per-finding results (same rule and line; the first one wins) and the rest, which are the
+    checks of all of a file's patches together on the enclosing model."""
+    wanted = {_key(f) for f in findings}
+    per: dict[tuple[str, int], object] = {}
+    whole = []
+    for result in results:
+        key = (str(_get(result, "rule")), int(_number(_get(result, "line")) or 0))
+        if key in wanted and key not in per:
+            per[key] = result
+        else:
+            whole.append(result)
+    return per, whole
+
+
+def map_fix(fixable: list[Finding], fix) -> tuple[set[tuple[str, int]], dict[tuple[str, int], str]]:
+    """Which of the original findings ``fix_text`` rewrote, and why the others were not.
+
+    ``fix_text`` re-analyses after each round, so a finding applied in a later round carries a
+    line of the intermediate text: pair by rule and class, exact lines first."""
+    pool = Counter((f.rule, f.class_name) for f in fix.applied)
+    exact = {(f.rule, f.class_name, f.line) for f in fix.applied}
+    applied: set[tuple[str, int]] = set()
+    for exact_pass in (True, False):
+        for finding in fixable:
+            group = (finding.rule, finding.class_name)
+            if _key(finding) in applied or pool[group] <= 0:
+                continue
+            if exact_pass and (finding.rule, finding.class_name, finding.line) not in exact:
+                continue
+            applied.add(_key(finding))
+            pool[group] -= 1
+    reasons: dict[tuple[str, int], str] = {}
+    for skipped, reason in fix.skipped:
+        candidates = [f for f in fixable if _key(f) not in applied and f.rule == skipped.rule
+                      and f.class_name == skipped.class_name and _key(f) not in reasons]
+        candidates.sort(key=lambda f: (f.line != skipped.line, abs(f.line - skipped.line)))
+        if candidates:
+            reasons[_key(candidates[0])] = str(reason)
+    return applied, reasons
+
+
+# ---------------------------------------------------------------------- one file
+
+def _judge(finding: Finding, rule: Rule | None, result, options: Options) -> Row:
+    if not options.verify:
+        return _row(finding, rule, PROPOSED, "off", "verification turned off")
+    if result is None:
+        return _row(finding, rule, UNVERIFIED, "no", "no verification result for this patch")
+    verdict = str(_get(result, "verdict") or "").lower()
+    reason = str(_get(result, "reason") or "")
+    if verdict == "fail":
+        return _row(finding, rule, FAILED, "no", reason or "outputs differ", result)
+    if verdict != "pass":
+        return _row(finding, rule, UNVERIFIED, "no", reason or "verification skipped", result)
+    forward, both = _number(_get(result, "forward_ratio")), _number(_get(result, "forward_backward_ratio"))
+    if options.benchmark and is_slower(forward, both):
+        return _row(finding, rule, SLOWER, "yes", "slower on this runner", result)
+    return _row(finding, rule, PROPOSED, "yes", reason, result)
+
+
+def _whole_row(result, rel: str) -> Row:
+    """A check of all of a file's patches together on the enclosing model, shown with the patches."""
+    rules = str(_get(result, "rule") or "")
+    verdict = str(_get(result, "verdict") or "")
+    finding = Finding(rule=rules, name=f"all patches together in {_get(result, 'class_name') or 'the model'}",
+                      path=rel, line=int(_number(_get(result, "line")) or 1), column=1, end_line=1, end_column=1,
+                      message="", fixable=True, class_name=str(_get(result, "class_name") or ""))
+    status = {"pass": WHOLE, "fail": FAILED}.get(verdict, UNVERIFIED)
+    return _row(finding, None, status, "yes" if verdict == "pass" else "no", str(_get(result, "reason") or ""),
+                result)
+
+
+def patch_file(root: Path, rel: str, data: bytes, rules: list[Rule], config: Config,
+               options: Options, outcome: Outcome) -> None:
+    absolute = root / rel
+    try:
+        source = decode(data, rel)
+    except SourceError as exc:
+        outcome.errors.append((rel, str(exc)))
+        return
+    package = package_of(str(absolute))
+    try:
+        analysis = analyze(source.text, rel, rules, package)
+    except AnalysisError as exc:
+        outcome.errors.append((rel, str(exc)))
+        return
+    outcome.findings.extend(analysis.findings)
+    by_id = {r.id: r for r in rules}
+    for finding in analysis.findings:
+        if finding.rule in by_id:
+            outcome.rules[finding.rule] = by_id[finding.rule]
+    fixable = [f for f in analysis.findings if f.fixable]
+    if not fixable:
+        return
+    fix_text = _fix_text()  # LibCST is imported only when there is something to fix
+    try:
+        fix = fix_text(source.text, rel, rules, package)
+    except Exception as exc:  # a synthesis bug must not stop the other files
+        outcome.errors.append((rel, f"could not synthesize the patch: {type(exc).__name__}: {exc}"))
+        return
+    if getattr(fix, "error", None):
+        outcome.errors.append((rel, f"could not synthesize the patch: {fix.error}"))
+        return
+    applied, not_fixed = map_fix(fixable, fix)
+    rows: dict[tuple[str, int], Row] = {}
+    for finding in fixable:
+        if _key(finding) not in applied:
+            rows[_key(finding)] = _row(finding, by_id.get(finding.rule), NOT_FIXED, "no",
+                                       not_fixed.get(_key(finding), "no rewrite applies here"))
+    done = [f for f in fixable if _key(f) in applied]
+    if not done:
+        outcome.rows.extend(rows.values())
+        return
+    per: dict[tuple[str, int], object] = {}
+    whole: list = []
+    if options.verify:
+        verify_file = _verify_file()  # torch is imported only when there is a patch to verify
+        try:
+            found = verify_file(str(absolute), rules, config, benchmark=options.benchmark)
+            per, whole = split_results(done, list(found or []))
+        except Exception as exc:  # the user's module may not even import; say so, keep going
+            reason = f"verification could not run: {type(exc).__name__}: {exc}"
+            for finding in done:
+                rows[_key(finding)] = _row(finding, by_id.get(finding.rule), UNVERIFIED, "no", reason[:300])
+            outcome.rows.extend(sorted(rows.values(), key=lambda r: (r.line, r.rule)))
+            return
+    for finding in done:
+        rows[_key(finding)] = _judge(finding, by_id.get(finding.rule), per.get(_key(finding)), options)
+    whole_rows = [_whole_row(result, rel) for result in whole]
+    broken = [r for r in whole_rows if r.status == FAILED]
+    if broken and all(rows[_key(f)].status == PROPOSED for f in done):
+        # each patch passed alone but together they change the model's results: propose none
+        for finding in done:
+            row = rows[_key(finding)]
+            rows[_key(finding)] = replace(row, status=HELD_BACK,
+                                          reason=f"with the file's other patches, {broken[0].class_name} "
+                                                 f"differs: {broken[0].reason}"[:300])
+    keep = {key for key, row in rows.items() if row.status == PROPOSED}
+    final = fix
+    if keep != applied:
+        final = _fix_only(source.text, rel, rules, package, fixable, keep, fix_text)
+        landed = map_fix(fixable, final)[0] if final is not None else set()
+        for key in keep - landed:
+            row = rows[key]
+            rows[key] = replace(row, status=HELD_BACK, reason=f"another {row.rule} patch in this file was left out")
+    outcome.rows.extend(sorted(rows.values(), key=lambda r: (r.line, r.rule)))
+    if keep == applied:  # the whole-model figures describe exactly the proposed code
+        outcome.rows.extend(r for r in whole_rows if r.status == WHOLE)
+    if final is not None and final.applied and final.text != source.text:
+        outcome.files[rel] = encode(source, final.text)
+        outcome.requirements.update(final.requirements or ())
+
+
+def _fix_only(text: str, rel: str, rules: list[Rule], package, fixable: list[Finding], keep: set, fix_text):
+    """Fix again with only the rules whose every rewrite is to be kept (None: no rule left)."""
+    active = list(rules)
+    while active:
+        fix = fix_text(text, rel, active, package)
+        if getattr(fix, "error", None):
+            return None
+        applied, _ = map_fix(fixable, fix)
+        unwanted = {rule for rule, _ in applied - keep}
+        if not unwanted:
+            return fix
+        active = [r for r in active if r.id not in unwanted]
+    return None
+
+
+# ---------------------------------------------------------------------- every file
+
+def build(root: Path, paths: list[str], read: Callable[[str], bytes | None], options: Options) -> Outcome:
+    """Analyse, fix and verify ``paths`` (repo-relative); ``read`` gives a file's committed bytes."""
+    rules_for = _Rules(options.select)
+    outcome = Outcome()
+    for rel in paths:
+        absolute = root / rel
+        try:
+            config = find_config(absolute)
+        except ConfigError as exc:
+            raise BotError(str(exc)) from None
+        if config.excludes(absolute):
+            continue
+        data = read(rel)
+        if data is None:
+            continue
+        try:
+            on_disk = absolute.read_bytes()
+        except OSError:
+            on_disk = None
+        if on_disk != data:
+            outcome.errors.append((rel, "the working tree differs from the pushed commit; skipped"))
+            continue
+        patch_file(root, rel, data, rules_for(config), config, options, outcome)
+    return outcome

@@ -1,0 +1,251 @@
+"""The bot's pieces on their own: changed lines from real git diffs, inputs, runner outputs,
+the table's escaping, the verdicts, and the checks on a patch taken as data."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from adopter.bot import actions, render
+from adopter.bot.actions import BotError, Console, load_inputs, set_outputs
+from adopter.bot.changes import changed_files
+from adopter.bot.gitops import Git, GitError, RemoteBranch
+from adopter.bot.main import check_patch
+from adopter.bot.patches import FAILED, PROPOSED, SLOWER, UNVERIFIED, Options, Row, _judge, is_slower
+from adopter.engine import Finding
+from conftest import parse_outputs
+
+
+# ---------------------------------------------------------------- changed files and lines
+
+def test_changed_lines_from_a_real_diff(world):
+    world.push({"a.py": "x = 1\ny = 2\nz = 3\n", "b.py": "b = 1\n", "notes.txt": "t\n", "gone.py": "g = 1\n"})
+    before, after = world.push({"a.py": "x = 1\ny = 20\nz = 3\nw = 4\n", "notes.txt": "u\n",
+                                "gone.py": None, "new/c.py": "c = 1\n"}, "edit")
+    world.git("mv", "b.py", "renamed.py")
+    world.git("commit", "-q", "-m", "rename")
+    world.git("push", "-q", "origin", "HEAD:main")
+    after2 = world.git("rev-parse", "HEAD")
+    git = Git(world.dev)
+    changes = changed_files(git, before, after)
+    assert {f.path: set(f.lines) for f in changes.files} == {"a.py": {2, 4}, "new/c.py": {1}}
+    assert changes.description == f"{before[:7]}..{after[:7]}"
+    renamed = changed_files(git, after, after2)
+    assert [(f.path, set(f.lines)) for f in renamed.files] == [("renamed.py", set())]
+
+
+def test_new_branch_missing_before_and_force_push_use_the_head_commit(world):
+    _, first = world.push({"a.py": "a = 1\n"}, "root")
+    _, second = world.push({"b.py": "b = 1\n", "a.py": "a = 2\n"}, "second")
+    git = Git(world.dev)
+    root = changed_files(git, "0" * 40, first)
+    assert [f.path for f in root.files] == ["a.py"] and root.base == git.empty_tree()
+    for before, forced in ((None, False), ("0" * 40, False), (first, True), ("f" * 40, False)):
+        head = changed_files(git, before, second, forced=forced)
+        assert head.base == first and head.description == f"head commit {second[:7]}"
+        assert sorted(f.path for f in head.files) == ["a.py", "b.py"]
+
+
+def test_a_missing_head_commit_is_an_error(world):
+    world.push({"a.py": "a = 1\n"})
+    with pytest.raises(GitError, match="not in this checkout"):
+        changed_files(Git(world.dev), None, "a" * 40)
+
+
+def test_push_refuses_anything_but_a_bot_branch(world):
+    world.push({"a.py": "a = 1\n"})
+    git = Git(world.dev)
+    head = world.git("rev-parse", "HEAD")
+    for name in ("main", "adopter/main"):
+        with pytest.raises(GitError, match="refusing"):
+            git.push(head, RemoteBranch(name, None), protected={"main", "adopter/main"})
+
+
+def test_commit_files_leaves_the_working_tree_alone(world):
+    before, head = world.push({"pkg/m.py": "a = 1\n", "run.sh": "echo\n"})
+    (world.dev / "run.sh").chmod(0o755)
+    world.git("add", "run.sh")
+    world.git("commit", "-q", "-m", "exec")
+    head = world.git("rev-parse", "HEAD")
+    git = Git(world.dev)
+    commit = git.commit_files(head, {"pkg/m.py": b"a = 2\n", "run.sh": b"echo hi\n"}, "bot\n")
+    assert world.git("rev-parse", f"{commit}^") == head
+    assert world.git("show", f"{commit}:pkg/m.py") == "a = 2"
+    assert "100755" in world.git("ls-tree", commit, "run.sh")
+    assert world.git("rev-parse", "HEAD") == head and world.git("status", "--porcelain") == ""
+
+
+# ---------------------------------------------------------------- inputs and the runner
+
+def test_inputs_in_both_spellings_and_cli_overrides():
+    env = {"INPUT_GITHUB-TOKEN": "t1", "INPUT_MODE": "report", "INPUT_SELECT": "ADP005, ADP006",
+           "INPUT_VERIFY": "False", "INPUT_BASE_BRANCH": "dev"}
+    inputs = load_inputs(env)
+    assert (inputs.token, inputs.mode, inputs.select, inputs.verify, inputs.benchmark, inputs.base_branch) == \
+        ("t1", "report", ("ADP005", "ADP006"), False, True, "dev")
+    assert load_inputs({"INPUT_GITHUB_TOKEN": "t2", "GITHUB_TOKEN": "t3"}).token == "t2"
+    assert load_inputs({"GITHUB_TOKEN": "t3"}).token == "t3"
+    assert load_inputs(env, {"mode": "pull-request", "verify": None}).mode == "pull-request"
+    with pytest.raises(BotError, match="mode"):
+        load_inputs({"INPUT_MODE": "yolo"})
+    with pytest.raises(BotError, match="verify"):
+        load_inputs({"INPUT_VERIFY": "maybe"})
+
+
+def test_outputs_are_written_for_the_runner_and_secrets_redacted(tmp_path):
+    out = tmp_path / "output"
+    console = Console(io.StringIO(), io.StringIO())
+    console.add_secret("s3cret", in_actions=False)
+    set_outputs(out, {"findings": "2", "table": "a\nb s3cret", "url": "http://x/pull/1"}, console)
+    assert parse_outputs(out.read_text()) == {"findings": "2", "table": "a\nb ***", "url": "http://x/pull/1"}
+
+
+def test_context_needs_a_repository(tmp_path):
+    with pytest.raises(BotError, match="GITHUB_REPOSITORY"):
+        actions.load_context({}, actions.Inputs())
+    event = tmp_path / "e.json"
+    event.write_text("[1]")
+    with pytest.raises(BotError, match="JSON object"):
+        actions.load_context({"GITHUB_REPOSITORY": "o/r", "GITHUB_EVENT_PATH": str(event)}, actions.Inputs())
+
+
+# ---------------------------------------------------------------- verdicts
+
+def _finding(line=10):
+    return Finding("ADP005", "dropout-add-layernorm", "m.py", line, 9, line + 1, 40, "msg", True, "Block")
+
+
+def test_verdicts_drop_failing_slower_and_unverified_patches():
+    on = Options(verify=True, benchmark=True)
+    result = {"rule": "ADP005", "line": 10, "verdict": "pass", "max_abs_diff": 1e-7, "forward_ratio": 1.4,
+              "forward_backward_ratio": 1.2, "memory_ratio": 0.8, "device": "cpu: test"}
+    assert _judge(_finding(), None, result, on).status == PROPOSED
+    assert _judge(_finding(), None, {**result, "forward_backward_ratio": 0.8}, on).status == SLOWER
+    assert _judge(_finding(), None, {**result, "verdict": "fail", "reason": "outputs differ"}, on).status == FAILED
+    assert _judge(_finding(), None, {**result, "verdict": "skip"}, on).status == UNVERIFIED
+    assert _judge(_finding(), None, None, on).status == UNVERIFIED
+    off = _judge(_finding(), None, None, Options(verify=False))
+    assert (off.status, off.verified) == (PROPOSED, "off")
+    # with benchmarks off, speed is not judged
+    assert _judge(_finding(), None, {**result, "forward_ratio": 0.5, "forward_backward_ratio": None},
+                  Options(verify=True, benchmark=False)).status == PROPOSED
+
+
+def test_slower_means_beyond_timing_noise():
+    assert is_slower(0.5, None) and is_slower(1.5, 0.9)
+    assert not is_slower(0.99, None) and not is_slower(None, None) and not is_slower(0.5, 1.1)
+
+
+# ---------------------------------------------------------------- the table
+
+def _row(**kw):
+    base = dict(rule="ADP005", name="dropout-add-layernorm", path="m.py", line=3, class_name="B",
+                kernel="adopter.kernels.dropout_add_layer_norm", package="adopter>=0.1.0", status=PROPOSED,
+                verified="yes", max_abs_diff=2.5e-7, forward_ratio=1.31, forward_backward_ratio=0.5,
+                memory_ratio=0.9, device="NVIDIA H100")
+    base.update(kw)
+    return Row(**base)
+
+
+def test_body_has_the_marker_table_dependencies_and_silencing():
+    rows = [_row(), _row(line=9, status=SLOWER, reason="slower on this runner")]
+    text = render.body(rows, "main", "a" * 40, ["adopter>=0.1.0"], None, "0.1.0")
+    assert text.startswith(render.MARKER)
+    assert "| ADP005 dropout-add-layernorm | `m.py:3` | `adopter.kernels.dropout_add_layer_norm` (`adopter>=0.1.0`) " \
+           "| yes, max abs diff 2.5e-07 | 1.31× faster | 0.50× (slower) | 0.90× (more) | NVIDIA H100 |" in text
+    assert "### Left out (1)" in text and "slower on this runner: left out" in text and "`m.py:9`" in text
+    assert "- `adopter>=0.1.0`" in text
+    assert "# adopter: ignore[ADP005]" in text and "[tool.adopter]" in text and "mode: report" in text
+    assert "Measured on: NVIDIA H100." in text
+
+
+def test_cells_cannot_break_the_table_or_inject_html():
+    row = _row(path="a|b<script>.py", reason="x\n| y", device="@octocat <b>", status=FAILED)
+    text = render.left_out_table([row])
+    line = text.splitlines()[2]
+    assert line.count(" | ") == 5  # six cells, pipes inside them escaped
+    assert "`a\\|b<script>.py:3`" in line  # inside a code span HTML is inert
+    assert "<b>" not in text and "@octocat" not in text
+
+
+def test_row_from_untrusted_json_is_checked():
+    good = _row().as_dict()
+    assert Row.from_dict(good) == _row()
+    for bad in ({"line": "3"}, {"status": "merged"}, {"verified": "sure"}, {"forward_ratio": "fast"},
+                {"rule": "`rm`"}, {"max_abs_diff": float("nan")}):
+        with pytest.raises(ValueError):
+            Row.from_dict({**good, **bad})
+
+
+# ---------------------------------------------------------------- the patch as data
+
+GOOD_PATCH = """\
+diff --git a/m.py b/m.py
+index 1111111..2222222 100644
+--- a/m.py
++++ b/m.py
+@@ -1 +1 @@
+-a = 1
++a = 2
+diff --git a/requirements.txt b/requirements.txt
+--- a/requirements.txt
++++ b/requirements.txt
+@@ -1 +1,2 @@
+ torch
++adopter>=0.1.0
+"""
+
+
+@pytest.mark.parametrize("patch, why", [
+    (GOOD_PATCH.replace("m.py", ".github/workflows/ci.yml"), ".github"),
+    (GOOD_PATCH.replace("m.py", "../outside.py"), "outside"),
+    (GOOD_PATCH.replace("m.py", "setup.sh"), "setup.sh"),
+    (GOOD_PATCH.replace("index 1111111..2222222 100644", "old mode 100644\nnew mode 100755"), "other than edit"),
+    ("diff --git a/l.py b/l.py\nnew file mode 120000\n--- /dev/null\n+++ b/l.py\n@@ -0,0 +1 @@\n+/etc/passwd\n",
+     "other than edit"),
+    ("", "empty"),
+])
+def test_patches_that_do_more_than_edit_sources_are_refused(patch, why):
+    check_patch(GOOD_PATCH.encode())
+    with pytest.raises(BotError, match=why.replace(".", r"\.")):
+        check_patch(patch.encode())
+
+
+def test_docs_and_action_agree_on_the_inputs():
+    yaml = pytest.importorskip("yaml")
+    root = Path(__file__).resolve().parents[2]
+    action = yaml.safe_load((root / "action.yml").read_text())
+    assert action["runs"]["using"] == "composite" and action["branding"]
+    assert set(action["inputs"]) >= {"github-token", "select", "mode", "verify", "benchmark", "base-branch",
+                                     "python-version"}
+    assert set(action["outputs"]) >= {"findings", "pull-request-url", "sarif-file"}
+    steps = action["runs"]["steps"]
+    assert any("[${ADOPTER_EXTRAS}]" in s.get("run", "") for s in steps)
+    assert steps[-1]["run"].strip() == "adopter bot"
+    # no input is spliced into a script: they travel as environment variables
+    assert all("inputs." not in s.get("run", "") for s in steps)
+    docs = (root / "docs" / "bot.md").read_text()
+    for name in action["inputs"]:
+        assert f"`{name}`" in docs, f"docs/bot.md does not describe the input {name}"
+    for name in action["outputs"]:
+        assert f"`{name}`" in docs, f"docs/bot.md does not describe the output {name}"
+
+
+def test_example_workflows_keep_the_privileged_half_away_from_the_code():
+    yaml = pytest.importorskip("yaml")
+    folder = Path(__file__).resolve().parents[2] / ".github" / "workflows"
+    analyse = yaml.safe_load((folder / "adopter-split-analyse.yml").read_text())
+    propose = yaml.safe_load((folder / "adopter-split-propose.yml").read_text())
+    assert analyse["permissions"] == {"contents": "read"}
+    (job,) = analyse["jobs"].values()
+    assert any(s.get("with", {}).get("mode") == "report" for s in job["steps"])
+    assert any(str(s.get("uses", "")).startswith("actions/upload-artifact") for s in job["steps"])
+    triggers = propose[True] if True in propose else propose["on"]  # PyYAML reads `on` as True
+    assert "workflow_run" in triggers
+    (job,) = propose["jobs"].values()
+    assert "github.event.workflow_run.event == 'push'" in job["if"]
+    steps = job["steps"]
+    assert any(s.get("with", {}).get("mode") == "apply" for s in steps)
+    assert not any("pip install" in s.get("run", "") or "python " in s.get("run", "") for s in steps)
