@@ -11,7 +11,6 @@ annotations), so that the token can be redacted in exactly one place.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import sys
@@ -240,12 +239,3 @@ def append_summary(path: Path | None, markdown: str, console: Console) -> None:
         return
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(console.redact(markdown).rstrip("\n") + "\n")
-
-
-def write_private(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
-def getenv() -> dict[str, str]:
-    return dict(os.environ)

@@ -120,7 +120,8 @@ class Git:
     def try_fetch(self, sha: str) -> None:
         """Fetch one commit that a shallow checkout lacks; failures are left to the caller."""
         if re.fullmatch(r"[0-9a-fA-F]{40,64}", sha or ""):
-            self.run("fetch", "--quiet", "--no-tags", "--depth=2", REMOTE, sha, check=False, remote=True)
+            depth = ["--depth=2"] if self.is_shallow() else []  # never make a full clone shallow
+            self.run("fetch", "--quiet", "--no-tags", *depth, REMOTE, sha, check=False, remote=True)
 
     def first_parent(self, sha: str) -> str | None:
         parents = self.line("rev-list", "--parents", "-n", "1", sha).split()[1:]

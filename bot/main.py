@@ -155,7 +155,7 @@ class Bot:
         published = None
         if wants_pr and commit:
             published = self._publish(pulls, existing, remote, protected, base, after, commit,
-                                      outcome.rows, outcome.requirements)
+                                      outcome.rows, outcome.requirements, outcome.dependency_files)
             outputs["pull-request-url"] = published.url
         elif wants_pr and existing is not None:
             outputs["pull-request-url"] = existing.html_url
@@ -164,7 +164,10 @@ class Bot:
         link_base = f"{ctx.server_url}/{ctx.repository}/blob/{after}"
         append_summary(ctx.summary_file, render.summary(
             outcome.rows, len(outcome.findings), len(annotated), base, self.inputs.mode, outcome.requirements,
-            published.url if published else None, outcome.errors, changes.description, link_base), self.console)
+            published.url if published else None, outcome.errors, changes.description, link_base,
+            outcome.dependency_files, outcome.notes), self.console)
+        for note in outcome.notes:
+            self.console.info(f"note: {note}")
         for path, message in outcome.errors:
             self.console.warning(f"{path}: {message}", ctx.in_actions)
         self._log_result(outcome, published)
@@ -250,7 +253,8 @@ class Bot:
         results = folder / RESULTS_NAME
         results.write_text(json.dumps({
             "version": 1, "repository": self.ctx.repository, "base_branch": base, "base_sha": base_sha,
-            "requirements": sorted(outcome.requirements), "rows": [r.as_dict() for r in outcome.rows],
+            "requirements": sorted(outcome.requirements), "dependency_files": outcome.dependency_files,
+            "rows": [r.as_dict() for r in outcome.rows],
         }, indent=2), encoding="utf-8")
         return results
 
@@ -262,7 +266,7 @@ class Bot:
         return "\n".join(lines) + "\n"
 
     def _publish(self, pulls, existing, remote: RemoteBranch, protected: set[str], base: str, base_sha: str,
-                 commit: str, rows: list[Row], requirements) -> Published:
+                 commit: str, rows: list[Row], requirements, declared: dict[str, list[str]]) -> Published:
         proposed = [r for r in rows if r.status == "proposed"]
         pushed = True
         if remote.sha and self.git.fetch_branch(remote) and self._same(remote.sha, commit, base_sha):
@@ -272,7 +276,7 @@ class Bot:
             self.git.push(commit, remote, protected)
             self.console.info(f"pushed {commit[:7]} to origin {remote.name}")
         link_base = f"{self.ctx.server_url}/{self.ctx.repository}/blob/{base_sha}"
-        body = render.body(rows, base, base_sha, requirements, link_base, __version__)
+        body = render.body(rows, base, base_sha, requirements, link_base, __version__, declared)
         result = pulls.open_or_update(existing, remote.name, base, render.title(base, len(proposed)), body)
         self.console.info(f"{'opened' if result.created else 'updated'} pull request {result.url}")
         return Published(result.url, result.created, pushed)
@@ -306,7 +310,7 @@ class Bot:
             self.console.info(f"no {RESULTS_NAME} in {folder}: the analysis proposed nothing")
             set_outputs(ctx.output_file, outputs, self.console)
             return 0
-        rows, requirements, artifact_sha = self._read_results(results_path)
+        rows, requirements, declared, artifact_sha = self._read_results(results_path)
         outputs["findings"] = str(len(rows))
         if ctx.event_name == "workflow_run":
             run = ctx.event.get("workflow_run") or {}
@@ -335,15 +339,16 @@ class Bot:
             self.git.try_fetch(base_sha)
         pulls, existing, remote, protected = self._connect(base)
         commit = self.git.commit_patch(base_sha, patch, self._message(proposed, base))
-        published = self._publish(pulls, existing, remote, protected, base, base_sha, commit, rows, requirements)
+        published = self._publish(pulls, existing, remote, protected, base, base_sha, commit, rows, requirements,
+                                  declared)
         outputs["pull-request-url"] = published.url
         append_summary(ctx.summary_file, render.summary(
             rows, len(rows), 0, base, "apply", requirements, published.url, [], f"artifact for {base_sha[:7]}",
-            f"{ctx.server_url}/{ctx.repository}/blob/{base_sha}"), self.console)
+            f"{ctx.server_url}/{ctx.repository}/blob/{base_sha}", declared), self.console)
         set_outputs(ctx.output_file, outputs, self.console)
         return 0
 
-    def _read_results(self, path: Path) -> tuple[list[Row], list[str], str]:
+    def _read_results(self, path: Path) -> tuple[list[Row], list[str], dict[str, list[str]], str]:
         try:
             if path.stat().st_size > MAX_PATCH_BYTES:
                 raise BotError(f"{path.name} is larger than {MAX_PATCH_BYTES} bytes; refusing it")
@@ -357,12 +362,17 @@ class Bot:
             reqs = data.get("requirements", [])
             if not isinstance(reqs, list) or not all(isinstance(r, str) and len(r) < 200 for r in reqs):
                 raise ValueError("requirements must be a list of strings")
+            declared = data.get("dependency_files", {})
+            if not isinstance(declared, dict) or not all(
+                    isinstance(k, str) and len(k) < 500 and isinstance(v, list)
+                    and all(isinstance(r, str) and len(r) < 200 for r in v) for k, v in declared.items()):
+                raise ValueError("dependency_files must map paths to lists of strings")
             sha = data.get("base_sha")
             if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40,64}", sha):
                 raise ValueError("base_sha must be a commit id")
         except (OSError, ValueError) as exc:
             raise BotError(f"the artifact's {path.name} is not valid: {exc}") from None
-        return rows, reqs, sha
+        return rows, reqs, declared, sha
 
 
 def check_patch(patch: bytes) -> None:

@@ -121,6 +121,9 @@ class Outcome:
     rows: list[Row] = field(default_factory=list)
     files: dict[str, bytes] = field(default_factory=dict)  # repo-relative path -> new content
     requirements: set[str] = field(default_factory=set)
+    needs: dict[str, set[str]] = field(default_factory=dict)  # patched file -> requirements it adds
+    dependency_files: dict[str, list[str]] = field(default_factory=dict)  # dependency file -> what was added
+    notes: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     rules: dict[str, Rule] = field(default_factory=dict)
 
@@ -421,6 +424,8 @@ def patch_file(root: Path, rel: str, data: bytes, rules: list[Rule], config: Con
     if final is not None and final.applied and final.text != source.text:
         outcome.files[rel] = encode(source, final.text)
         outcome.requirements.update(final.requirements or ())
+        if final.requirements:
+            outcome.needs[rel] = set(final.requirements)
 
 
 def _fix_only(text: str, rel: str, rules: list[Rule], package, fixable: list[Finding], keep: set, fix_text):
@@ -463,4 +468,38 @@ def build(root: Path, paths: list[str], read: Callable[[str], bytes | None], opt
             outcome.errors.append((rel, "the working tree differs from the pushed commit; skipped"))
             continue
         patch_file(root, rel, data, rules_for(config), config, options, outcome)
+    declare_dependencies(root, outcome, read)
     return outcome
+
+
+def declare_dependencies(root: Path, outcome: Outcome, read: Callable[[str], bytes | None]) -> None:
+    """Add the kernels' packages to each patched project's dependency list (as ``adopter fix``
+    does), as more files of the same commit."""
+    from adopter.synth.deps import plan_dependencies, project_root
+
+    projects: dict[Path, set[str]] = {}
+    for rel, needs in sorted(outcome.needs.items()):
+        project = project_root(root / rel)
+        if project is None:
+            outcome.notes.append(f"{rel}: no project folder found; install {', '.join(sorted(needs))}")
+            continue
+        projects.setdefault(project, set()).update(needs)
+    top = root.resolve()
+    for project, needs in sorted(projects.items()):
+        try:
+            edit, message = plan_dependencies(project, needs)
+        except Exception as exc:  # a dependency file we cannot edit must not lose the patches
+            edit, message = None, f"{project}: could not plan the dependency edit ({type(exc).__name__}: {exc})"
+        if message:
+            outcome.notes.append(message.replace(str(top) + "/", ""))
+        if edit is None:
+            continue
+        try:
+            rel = edit.path.resolve().relative_to(top).as_posix()
+        except ValueError:
+            continue
+        if edit.source is not None and read(rel) != edit.path.read_bytes():
+            outcome.notes.append(f"{rel} differs from the pushed commit; add {', '.join(edit.added)} by hand")
+            continue
+        outcome.files[rel] = encode(edit.source, edit.new) if edit.source is not None else edit.new.encode()
+        outcome.dependency_files[rel] = list(edit.added)

@@ -137,8 +137,20 @@ def title(base: str, count: int) -> str:
     return f"Adopter: {count} optimized-kernel patch{'es' if count != 1 else ''} for {base}"
 
 
+def dependencies(requirements: Iterable[str], declared: dict[str, list[str]] | None) -> list[str]:
+    """One line per new requirement, saying which file of this pull request declares it."""
+    where = {req: path for path, added in (declared or {}).items() for req in added}
+    lines = []
+    for req in sorted(set(requirements)):
+        if req in where:
+            lines.append(f"- {code(req)}, added to {code(where[req])}")
+        else:
+            lines.append(f"- {code(req)} (add it to your project's dependencies if it is not there)")
+    return lines
+
+
 def body(rows: list[Row], base: str, head_sha: str, requirements: Iterable[str],
-         link_base: str | None = None, version: str = "") -> str:
+         link_base: str | None = None, version: str = "", declared: dict[str, list[str]] | None = None) -> str:
     proposed = [r for r in rows if r.status == PROPOSED]
     shown = proposed + [r for r in rows if r.status == WHOLE]
     left = [r for r in rows if r.status not in (PROPOSED, WHOLE)]
@@ -158,9 +170,8 @@ def body(rows: list[Row], base: str, head_sha: str, requirements: Iterable[str],
         parts += ["", f"### Left out ({len(left)})",
                   "Patches that failed verification or were slower here are never proposed.", "",
                   left_out_table(left, link_base)]
-    reqs = sorted(set(requirements))
     parts += ["", "### New dependencies"]
-    parts += [f"- {code(r)}" for r in reqs] if reqs else ["None."]
+    parts += dependencies(requirements, declared) or ["None."]
     first_rule = (proposed or rows)[0].rule if rows else "ADP005"
     parts += ["", SILENCE.format(rule=cell(first_rule), base=code(base)), "",
               f"<sub>Made by adopter {cell(version)} from {head_sha[:12]}. This pull request is rebuilt "
@@ -170,7 +181,8 @@ def body(rows: list[Row], base: str, head_sha: str, requirements: Iterable[str],
 
 def summary(rows: list[Row], findings: int, annotated: int, base: str | None, mode: str,
             requirements: Iterable[str], pull_request_url: str | None, errors: list[tuple[str, str]],
-            changes: str, link_base: str | None = None) -> str:
+            changes: str, link_base: str | None = None, declared: dict[str, list[str]] | None = None,
+            notes: Iterable[str] = ()) -> str:
     proposed = [r for r in rows if r.status == PROPOSED]
     shown = proposed + [r for r in rows if r.status == WHOLE]
     left = [r for r in rows if r.status not in (PROPOSED, WHOLE)]
@@ -187,9 +199,12 @@ def summary(rows: list[Row], findings: int, annotated: int, base: str | None, mo
         parts += ["", f"Measured on: {cell(measured)}."]
     if left:
         parts += ["", f"### Left out ({len(left)})", left_out_table(left, link_base)]
-    reqs = sorted(set(requirements))
-    if reqs:
-        parts += ["", "New dependencies: " + ", ".join(code(r) for r in reqs)]
+    deps = dependencies(requirements, declared)
+    if deps:
+        parts += ["", "### New dependencies"] + deps
+    notes = list(notes)
+    if notes:
+        parts += ["", "### Notes"] + [f"- {cell(n)}" for n in notes]
     if errors:
         parts += ["", "### Files not analysed"] + [f"- {code(p)}: {cell(m)}" for p, m in errors]
     return "\n".join(parts) + "\n"

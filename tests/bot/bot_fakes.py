@@ -33,6 +33,7 @@ class Failure:
     status: int
     times: int
     body: dict = field(default_factory=lambda: {"message": "Server Error"})
+    after_handling: bool = False  # do the work, then answer with the failure (a lost response)
 
 
 class FakeGitHub:
@@ -86,8 +87,9 @@ class FakeGitHub:
 
     # ------------------------------------------------------------------ scripting and inspection
 
-    def fail(self, method: str, pattern: str, status: int, times: int = 1, message: str = "Server Error") -> None:
-        self.failures.append(Failure(method, pattern, status, times, {"message": message}))
+    def fail(self, method: str, pattern: str, status: int, times: int = 1, message: str = "Server Error",
+             after_handling: bool = False) -> None:
+        self.failures.append(Failure(method, pattern, status, times, {"message": message}, after_handling))
 
     def calls(self, method: str | None = None, pattern: str = "") -> list[Request]:
         return [r for r in self.requests if (method is None or r.method == method) and re.search(pattern, r.path)]
@@ -142,13 +144,16 @@ class FakeGitHub:
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         with self._lock:
             self.requests.append(Request(method, path, query, body, authorization))
-            for failure in self.failures:
-                if failure.times > 0 and failure.method == method and re.search(failure.pattern, path):
-                    failure.times -= 1
+            failure = next((f for f in self.failures
+                            if f.times > 0 and f.method == method and re.search(f.pattern, path)), None)
+            if failure is not None:
+                failure.times -= 1
+                if not failure.after_handling:
                     return failure.status, failure.body
             if authorization.split(" ")[-1] != self.token:
                 return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
-            return self._route(method, path, query, body)
+            answer = self._route(method, path, query, body)
+            return (failure.status, failure.body) if failure is not None else answer
 
     def _route(self, method, path, query, body):
         repo = f"/repos/{self.owner}/{self.name}"

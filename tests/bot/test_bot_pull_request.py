@@ -35,6 +35,7 @@ def test_push_opens_one_pull_request_then_updates_it(world, fake_github):
     assert "ADP005" in created["body"] and "models/bert.py:14" in created["body"]
     assert "adopter.kernels.dropout_add_layer_norm" in created["body"]
     assert "# adopter: ignore[ADP005]" in created["body"] and "[tool.adopter]" in created["body"]
+    assert "- `adopter>=0.1.0`, added to `pyproject.toml`" in created["body"]
     assert fake_github.calls("GET", r"/pulls$")[0].query["head"] == "octo:adopter/main"
     assert all(r.authorization.endswith(TOKEN) for r in fake_github.requests)
 
@@ -46,7 +47,9 @@ def test_push_opens_one_pull_request_then_updates_it(world, fake_github):
     assert "dropout_add_layer_norm(" in patched
     world.git("fetch", "-q", "origin")
     assert world.git("rev-parse", "origin/adopter/main^") == after
-    assert world.git("diff", "--name-only", "origin/main", "origin/adopter/main").splitlines()[0] == "models/bert.py"
+    assert world.git("diff", "--name-only", "origin/main", "origin/adopter/main").splitlines() == \
+        ["models/bert.py", "pyproject.toml"]
+    assert 'dependencies = ["torch", "adopter>=0.1.0"]' in world.origin_file("adopter/main", "pyproject.toml")
     # the user's checkout was not touched
     assert world.git("status", "--porcelain", cwd=run.checkout) == ""
     assert world.git("rev-parse", "HEAD", cwd=run.checkout) == after
@@ -176,3 +179,27 @@ def test_pushes_to_other_branches_only_report(world, fake_github):
     assert "reporting only" in run.stdout
     assert _writes(fake_github) == []
     assert "refs/heads/adopter/main" not in world.origin_refs()
+
+
+@needs_synth
+def test_a_create_that_failed_after_all_is_not_repeated_into_a_duplicate(world, fake_github):
+    # the server makes the pull request, then answers 502: the bot must find it, not post again
+    fake_github.fail("POST", r"/pulls$", 502, after_handling=True)
+    before, after = world.push({"bert.py": MODEL_V1}, "add bert")
+    run = world.run_bot(fake_github, before, after, verify="false")
+    assert run.rc == 0, run.text
+    assert len(fake_github.calls("POST", r"/pulls$")) == 1 and len(fake_github.pulls) == 1
+    assert len(fake_github.calls("PATCH", r"/pulls/1$")) == 1
+    assert run.outputs["pull-request-url"].endswith("/pull/1")
+
+
+def test_missing_permissions_and_rate_limits_are_explained():
+    from github import GithubException
+    from github.GithubException import RateLimitExceededException
+
+    from adopter.bot.pulls import explain
+
+    assert "contents: write" in explain(GithubException(403, {"message": "Resource not accessible"}), "o/r")
+    assert "404" in explain(GithubException(404, {"message": "Not Found"}), "o/r")
+    assert "rate limit" in explain(RateLimitExceededException(403, {"message": "API rate limit"}), "o/r")
+    assert "re-run" in explain(GithubException(503, {"message": "busy"}), "o/r")
