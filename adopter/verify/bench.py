@@ -18,7 +18,10 @@ neither measures what a patch changes.
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +40,8 @@ class Timing:
     train_patched: float
     memory_original: int | None
     memory_patched: int | None
+    threads: int = 1
+    note: str = ""
 
     @staticmethod
     def _ratio(a: float | int | None, b: float | int | None) -> float | None:
@@ -61,6 +66,7 @@ class Timing:
             "forward_ms": [round(self.forward_original * 1e3, 4), round(self.forward_patched * 1e3, 4)],
             "forward_backward_ms": [round(self.train_original * 1e3, 4), round(self.train_patched * 1e3, 4)],
             "peak_memory_bytes": [self.memory_original, self.memory_patched],
+            "threads": self.threads,
         }
 
 
@@ -91,9 +97,51 @@ def _train_fn(module: nn.Module, call: Call):
     return run
 
 
-def _median(fn, min_run_time: float) -> float:
-    timer = torch_benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads())
+def _median(fn, min_run_time: float, threads: int) -> float:
+    timer = torch_benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
     return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+
+
+@contextmanager
+def _stderr_silenced():
+    """The profiler's C++ side logs its start and stop to file descriptor 2; keep that out of reports."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def timing_threads(device: torch.device, requested: int | None) -> tuple[int, str]:
+    """Threads to time with, and a note when they differ from what was asked for.
+
+    Intra-op parallel kernels wait for every thread at a barrier; on a machine whose run queue
+    is longer than its cores (other jobs running) one descheduled thread stalls the op, and a
+    1 ms forward measures 50-100 ms.  Timings then say nothing about the patch, so a busy
+    machine is timed single-threaded, and the report says so.
+    """
+    cores = torch.get_num_threads()
+    if device.type != "cpu":
+        return cores, ""
+    if requested:
+        return requested, ""
+    try:
+        load = os.getloadavg()[0]
+    except (OSError, AttributeError):
+        load = 0.0
+    available = os.cpu_count() or cores
+    if cores > 1 and load > available - 0.5:
+        return 1, f"machine busy (load {load:.1f} on {available} cores): timed with 1 thread"
+    return cores, ""
 
 
 def _peak_memory(fn, device: torch.device) -> int | None:
@@ -108,7 +156,7 @@ def _peak_memory(fn, device: torch.device) -> int | None:
     try:
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with _stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             fn()
         events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     except Exception:
@@ -122,7 +170,8 @@ def _peak_memory(fn, device: torch.device) -> int | None:
 
 
 def measure(original: nn.Module, patched: nn.Module, call: Call, device: torch.device,
-            min_run_time: float = 0.2, memory: bool = True) -> Timing:
+            min_run_time: float = 0.2, memory: bool = True, threads: int | None = None) -> Timing:
+    threads, note = timing_threads(device, threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         original.to(device)
@@ -138,7 +187,7 @@ def measure(original: nn.Module, patched: nn.Module, call: Call, device: torch.d
         for _ in range(2):
             for side in (0, 1):
                 _sync(device)
-                times_fwd[side] = min(times_fwd[side], _median(fwd[side], min_run_time))
+                times_fwd[side] = min(times_fwd[side], _median(fwd[side], min_run_time, threads))
         original.train()
         patched.train()
         step = [_train_fn(original, train), _train_fn(patched, train)]
@@ -148,10 +197,10 @@ def measure(original: nn.Module, patched: nn.Module, call: Call, device: torch.d
         for _ in range(2):
             for side in (0, 1):
                 _sync(device)
-                times_train[side] = min(times_train[side], _median(step[side], min_run_time))
+                times_train[side] = min(times_train[side], _median(step[side], min_run_time, threads))
         peaks: list[int | None] = [None, None]
         if memory:
             peaks = [_peak_memory(step[0], device), _peak_memory(step[1], device)]
         original.zero_grad(set_to_none=True)
         patched.zero_grad(set_to_none=True)
-    return Timing(times_fwd[0], times_fwd[1], times_train[0], times_train[1], peaks[0], peaks[1])
+    return Timing(times_fwd[0], times_fwd[1], times_train[0], times_train[1], peaks[0], peaks[1], threads, note)

@@ -28,7 +28,7 @@ import importlib
 import importlib.util
 import inspect
 import itertools
-import math
+import logging
 import os
 import sys
 import warnings
@@ -453,9 +453,15 @@ def _seed() -> None:
 
 
 def run_quietly(fn: Callable[[], Any]) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fn()
+    """Run ``fn`` without the warnings and log messages model code prints while being built."""
+    previous = logging.root.manager.disable
+    logging.disable(max(previous, logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn()
+    finally:
+        logging.disable(previous)
 
 
 def _short(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ buffers after the step (BatchNorm running statistics) are compared.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -80,12 +81,27 @@ def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return value if value == value else float("inf")
 
 
+ROUNDING_FACTOR = 4.0
+ROUNDING_FLOOR = 1e-6
+
+
 def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[str, torch.Tensor]],
-                  what: str, tolerance: Tolerance) -> Outcome:
+                  what: str, tolerance: Tolerance, reference=None) -> Outcome:
+    """``assert_close`` on every tensor; on a mismatch, a second opinion from a float64 run.
+
+    Reordered float32 arithmetic (SDPA instead of matmul-softmax-matmul) is not bit-identical,
+    and through a whole model its rounding accumulates past ``assert_close``'s default ``atol``
+    in a few gradient entries.  So when ``reference`` (a callable giving the same tensors from
+    the original module run in float64) is available, a mismatch is accepted when the patched
+    result is as close to the float64 result as the original float32 result is:
+    ``|patched - ref| <= 4 * |original - ref| + 1e-6`` (maximum over each tensor).  A kernel
+    that computes something else is off by far more than float32 rounding.
+    """
     if len(original) != len(patched):
         return Outcome(False, f"{what}: the original gives {len(original)} tensors, the patched {len(patched)}",
                        float("inf"))
     worst = 0.0
+    failure: Outcome | None = None
     for (name, a), (pname, b) in zip(original, patched):
         if a.shape != b.shape:
             return Outcome(False, f"{what}: {name} has shape {list(a.shape)} originally, {list(b.shape)} patched",
@@ -94,13 +110,62 @@ def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[
             return Outcome(False, f"{what}: {name} has dtype {a.dtype} originally, {b.dtype} patched", float("inf"))
         diff = _max_abs_diff(a, b)
         worst = max(worst, diff)
-        try:
-            torch.testing.assert_close(b.detach(), a.detach(), equal_nan=True, **tolerance.kwargs())
-        except AssertionError as exc:
-            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-            detail = "; ".join(lines[:3])
-            return Outcome(False, f"{what}: {name} differs ({detail})", diff)
-    return Outcome(True, "", worst)
+        if failure is None:
+            try:
+                torch.testing.assert_close(b.detach(), a.detach(), equal_nan=True, **tolerance.kwargs())
+            except AssertionError as exc:
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+                detail = "; ".join(lines[:3])
+                failure = Outcome(False, f"{what}: {name} differs ({detail})", diff)
+    if failure is None:
+        return Outcome(True, "", worst)
+    if reference is None:
+        failure.max_abs_diff = worst
+        return failure
+    try:
+        ref = reference()
+    except Exception:
+        ref = None
+    if ref is None or len(ref) != len(original):
+        failure.max_abs_diff = worst
+        return failure
+    ratio = 0.0
+    for (name, a), (_, b), (_, r) in zip(original, patched, ref):
+        if not a.is_floating_point():
+            continue
+        if r.shape != a.shape:
+            failure.max_abs_diff = worst
+            return failure
+        err_original = _max_abs_diff(a.double(), r)
+        err_patched = _max_abs_diff(b.double(), r)
+        if err_patched > ROUNDING_FACTOR * err_original + ROUNDING_FLOOR:
+            failure.message += (f"; against a float64 run the patched error is {err_patched:.2g}, "
+                                f"the original's {err_original:.2g}")
+            failure.max_abs_diff = worst
+            return failure
+        if err_original > 0:
+            ratio = max(ratio, err_patched / err_original)
+    return Outcome(True, f"{what} within float32 rounding (error vs a float64 run at most {ratio:.1f}x the "
+                         "original's)", worst)
+
+
+def _double(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.double() if value.is_floating_point() else value
+    if isinstance(value, tuple):
+        return tuple(_double(v) for v in value)
+    if isinstance(value, list):
+        return [_double(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _double(v) for k, v in value.items()}
+    return value
+
+
+def _reference_copy(module: nn.Module) -> nn.Module | None:
+    try:
+        return copy.deepcopy(module).double()
+    except Exception:
+        return None
 
 
 def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
@@ -109,6 +174,7 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
 
     pair.original.eval()
     pair.patched.eval()
+    reference_module = _reference_copy(pair.original)
     torch.manual_seed(0)
     with torch.no_grad(), (original_context or nullcontext)():
         expected = run_quietly(lambda: pair.call.clone(device).run(pair.original))
@@ -118,7 +184,17 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
             got = run_quietly(lambda: pair.call.clone(device).run(pair.patched))
     except Exception as exc:
         return Outcome(False, f"eval: the patched forward raised {type(exc).__name__}: {_first_line(exc)}", float("inf"))
-    return compare_named(flatten(expected), flatten(got), "eval", tolerance)
+
+    def reference():
+        if reference_module is None:
+            return None
+        call = pair.call.clone(device)
+        call = type(call)(_double(call.args), _double(call.kwargs))
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return flatten(run_quietly(lambda: call.run(reference_module)))
+
+    return compare_named(flatten(expected), flatten(got), "eval", tolerance, reference)
 
 
 def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
@@ -133,8 +209,13 @@ def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
     return total
 
 
-def _train_step(module: nn.Module, call: Call, device: torch.device):
-    call = call.clone(device, grad=True)
+def _train_step(module: nn.Module, call: Call, device: torch.device, double: bool = False):
+    call = call.clone(device, grad=False)
+    if double:
+        call = Call(_double(call.args), _double(call.kwargs))
+    for tensor in call.leaves():
+        if tensor.is_floating_point():
+            tensor.requires_grad_(True)
     module.train()
     module.zero_grad(set_to_none=True)
     torch.manual_seed(0)
@@ -154,50 +235,71 @@ def _grads(module: nn.Module) -> list[tuple[str, torch.Tensor]]:
     return out
 
 
+def _input_grads(inputs: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    return [(f"grad of input {i}", t.grad if t.grad is not None else torch.zeros_like(t)) for i, t in enumerate(inputs)]
+
+
 def check_train(pair: Pair, device: torch.device, tolerance: Tolerance) -> Outcome:
+    from .hf import zero_dropout_config
+
     for module in (pair.original, pair.patched):
         zero_dropout(module)
     for config in pair.configs:
-        from .hf import zero_dropout_config
-
         zero_dropout_config(config)
+    reference_module = _reference_copy(pair.original)
+    cache: dict[str, list] = {}
+
+    def reference(part: str):
+        def get():
+            if reference_module is None:
+                return None
+            if not cache:
+                outputs, _, inputs = _train_step(reference_module, pair.call, device, double=True)
+                cache["outputs"] = outputs
+                cache["inputs"] = _input_grads(inputs)
+                cache["params"] = _grads(reference_module)
+                cache["buffers"] = [(f"buffer {n}", t) for n, t in reference_module.named_buffers()]
+            return cache[part]
+
+        return get
+
     expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device)
     try:
         got, _, inputs_p = _train_step(pair.patched, pair.call, device)
     except Exception as exc:
         return Outcome(False, f"train: the patched forward/backward raised {type(exc).__name__}: {_first_line(exc)}",
                        float("inf"))
-    outcome = compare_named(expected, got, "train outputs", tolerance)
+    notes: list[str] = []
+    outcome = compare_named(expected, got, "train outputs", tolerance, reference("outputs"))
     if not outcome.ok:
         return outcome
+    notes.append(outcome.message)
     worst = outcome.max_abs_diff
     if has_loss:
-        grads_in_o = [(f"grad of input {i}", t.grad if t.grad is not None else torch.zeros_like(t))
-                      for i, t in enumerate(inputs_o)]
-        grads_in_p = [(f"grad of input {i}", t.grad if t.grad is not None else torch.zeros_like(t))
-                      for i, t in enumerate(inputs_p)]
-        for what, a, b in (("input gradients", grads_in_o, grads_in_p),
-                           ("parameter gradients", _grads(pair.original), _grads(pair.patched))):
-            if what == "parameter gradients":
-                names_o = [n for n, _ in a]
-                names_p = [n for n, _ in b]
-                if names_o != names_p:
-                    missing = sorted(set(names_o) - set(names_p))[:3]
-                    extra = sorted(set(names_p) - set(names_o))[:3]
-                    return Outcome(False, f"train: parameters differ (missing {missing}, extra {extra})", float("inf"))
-            outcome = compare_named(a, b, f"train {what}", tolerance)
+        names_o = [n for n, _ in pair.original.named_parameters()]
+        names_p = [n for n, _ in pair.patched.named_parameters()]
+        if names_o != names_p:
+            missing = sorted(set(names_o) - set(names_p))[:3]
+            extra = sorted(set(names_p) - set(names_o))[:3]
+            return Outcome(False, f"train: parameters differ (missing {missing}, extra {extra})", float("inf"))
+        for what, a, b, part in (("input gradients", _input_grads(inputs_o), _input_grads(inputs_p), "inputs"),
+                                 ("parameter gradients", _grads(pair.original), _grads(pair.patched), "params")):
+            outcome = compare_named(a, b, f"train {what}", tolerance, reference(part))
             worst = max(worst, outcome.max_abs_diff)
             if not outcome.ok:
                 return Outcome(False, outcome.message, worst)
+            notes.append(outcome.message)
     buffers_o = [(f"buffer {n}", t) for n, t in pair.original.named_buffers()]
     buffers_p = [(f"buffer {n}", t) for n, t in pair.patched.named_buffers()]
     if [n for n, _ in buffers_o] == [n for n, _ in buffers_p]:
-        outcome = compare_named(buffers_o, buffers_p, "train buffers", tolerance)
+        outcome = compare_named(buffers_o, buffers_p, "train buffers", tolerance, reference("buffers"))
         worst = max(worst, outcome.max_abs_diff)
         if not outcome.ok:
             return Outcome(False, outcome.message, worst)
-    message = "" if has_loss else "no differentiable output: gradients not compared"
-    return Outcome(True, message, worst)
+        notes.append(outcome.message)
+    if not has_loss:
+        notes.append("no differentiable output: gradients not compared")
+    return Outcome(True, "; ".join(n for n in notes if n), worst)
 
 
 def _first_line(exc: BaseException) -> str:

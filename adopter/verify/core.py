@@ -62,6 +62,7 @@ class Options:
     factories: dict[str, str] = field(default_factory=dict)
     root: str | None = None
     combined: bool = True
+    threads: int | None = None
 
 
 def _device(value: Any) -> torch.device:
@@ -80,7 +81,7 @@ def _device(value: Any) -> torch.device:
 def options_for(config: Config | None, benchmark: bool = True, device: str | None = None) -> Options:
     section = dict(getattr(config, "verify", None) or {})
     known = {"device", "rtol", "atol", "min-run-time", "memory", "sizes", "benchmark-sizes", "factories",
-             "combined", "benchmark"}
+             "combined", "benchmark", "threads"}
     unknown = sorted(set(section) - known)
     if unknown:
         raise VerifyError(f"[tool.adopter.verify]: unknown key(s) {', '.join(unknown)}")
@@ -107,7 +108,16 @@ def options_for(config: Config | None, benchmark: bool = True, device: str | Non
         factories=dict(factories),
         root=root,
         combined=bool(section.get("combined", True)),
+        threads=_threads(section.get("threads")),
     )
+
+
+def _threads(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise VerifyError("[tool.adopter.verify] threads must be a positive integer")
+    return value
 
 
 # ----------------------------------------------------------------------------- sites
@@ -235,7 +245,7 @@ class _Checker:
             if site.edited & forward_lines.lines:
                 reached.append(site)
             elif site.edited & ctor_lines.lines:
-                if calls_original.counts.keys() == calls_patched.counts.keys():
+                if _public(calls_original.counts) == _public(calls_patched.counts):
                     not_fast.append(site)
                 else:
                     reached.append(site)
@@ -261,19 +271,22 @@ class _Checker:
             for site in reached:
                 verdicts[site] = Verdict(FAIL, train_outcome.message, worst, details=details)
             return verdicts, None
-        new_calls = sorted(set(calls_patched.counts) - set(calls_original.counts))
+        new_calls = sorted(_public(calls_patched.counts) - _public(calls_original.counts))
         timing = None
         bench_note = ""
         if options.benchmark:
             timing, bench_note = self._benchmark(class_name, variant)
         for site in reached:
             reason = f"eval and train outputs and gradients match (max abs diff {worst:.2g})"
-            if train_outcome.message:
-                reason = f"eval and train outputs match (max abs diff {worst:.2g}); {train_outcome.message}"
+            notes = [m for m in (eval_outcome.message, train_outcome.message) if m]
+            if notes:
+                reason += "; " + "; ".join(notes)
             if variant.label():
                 reason += f"; reached with {variant.label()}"
             if bench_note:
                 reason += f"; {bench_note}"
+            elif timing is not None and timing.note:
+                reason += f"; {timing.note}"
             elif timing is not None and timing.forward_ratio is not None and timing.train_ratio is not None:
                 if timing.forward_ratio < 0.95 and timing.train_ratio < 0.95:
                     reason += "; slower here"
@@ -293,12 +306,17 @@ class _Checker:
             pair: Pair = self.bench_builder.build(class_name, self.patched, variant)
             pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
             timing = measure(pair.original, pair.patched, pair.call, options.device, options.min_run_time,
-                             options.memory)
+                             options.memory, options.threads)
         except (Skip, Broken) as exc:
             return None, f"not timed: at benchmark size {exc}"
         except Exception as exc:
             return None, f"not timed: {type(exc).__name__}: {str(exc)[:120]}"
         return timing, ""
+
+
+def _public(counts) -> set[str]:
+    """Names of the torch functions called, without dunders (property reads such as ``__get__``)."""
+    return {name for name in counts if not name.startswith("__")}
 
 
 def _sizes_text(sizes: Sizes) -> str:
@@ -382,29 +400,47 @@ def _uses(classes: dict[str, ast.ClassDef]) -> dict[str, set[str]]:
     return uses
 
 
-def combined_targets(module, text: str, site_classes: set[str]) -> list[str]:
-    """Classes on which all patches of the file are verified together."""
-    prefix_models = []
-    for name, value in vars(module).items():
-        if hf.is_pretrained_model_class(value) and getattr(value, "__module__", None) == module.__name__:
-            prefix_models.append(name)
-    for name in prefix_models:
-        if name.endswith("PreTrainedModel"):
-            base = name[: -len("PreTrainedModel")] + "Model"
-            if base in vars(module):
-                return [base]
+def _class_graph(text: str) -> dict[str, set[str]]:
     try:
         tree = ast.parse(text)
     except SyntaxError:
-        return []
-    classes = _local_classes(tree)
-    uses = _uses(classes)
-    users: dict[str, set[str]] = {name: set() for name in classes}
+        return {}
+    return _uses(_local_classes(tree))
+
+
+def classes_inside(uses: dict[str, set[str]], root: str) -> set[str]:
+    """``root`` and every local class it uses, transitively."""
+    found = {root}
+    frontier = [root]
+    while frontier:
+        for used in uses.get(frontier.pop(), set()):
+            if used not in found:
+                found.add(used)
+                frontier.append(used)
+    return found
+
+
+def combined_targets(module, text: str, sites: list[Site]) -> list[str]:
+    """Classes on which all patches of the file are verified together.
+
+    For a Hugging Face file the base model (``BertModel``); otherwise the outermost classes of
+    the file that contain patched classes of more than one rule (with a single rule inside, the
+    per-rule checks already covered exactly that code).
+    """
+    for name, value in vars(module).items():
+        if hf.is_pretrained_model_class(value) and getattr(value, "__module__", None) == module.__name__ \
+                and name.endswith("PreTrainedModel"):
+            base = name[: -len("PreTrainedModel")] + "Model"
+            if base in vars(module):
+                return [base]
+    uses = _class_graph(text)
+    users: dict[str, set[str]] = {name: set() for name in uses}
     for name, used in uses.items():
         for other in used:
-            users[other].add(name)
+            users.setdefault(other, set()).add(name)
     roots: list[str] = []
-    for start in sorted(site_classes, key=lambda n: classes[n].lineno if n in classes else 0):
+    site_classes = {s.class_name for s in sites}
+    for start in sorted(site_classes):
         seen = {start}
         frontier = [start]
         while frontier:
@@ -415,7 +451,12 @@ def combined_targets(module, text: str, site_classes: set[str]) -> list[str]:
             for parent in parents:
                 seen.add(parent)
                 frontier.append(parent)
-    return roots[:3]
+    chosen = []
+    for root in roots:
+        members = classes_inside(uses, root)
+        if len({s.rule.id for s in sites if s.class_name in members}) > 1:
+            chosen.append(root)
+    return chosen[:3]
 
 
 # ----------------------------------------------------------------------------- the file
@@ -547,13 +588,8 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
                      options: Options) -> list[VerifyResult]:
     device_name = str(options.device)
     label = "+".join(sorted(r.id for r in rules))
-    site_classes = {s.class_name for s in sites}
-    targets = combined_targets(original, text, site_classes)
-    if not targets:
-        return []
-    if len(rules) == 1 and set(targets) <= site_classes and len(sites) == 1:
-        return []  # the single patch was already verified on this very class
     copies = [Site(s.rule, s.match, s.line, s.class_name, set(s.anchors)) for s in sites]
+    targets = combined_targets(original, text, []) or ["<module>"]  # for reports before the edit is known
     try:
         patched_text, _, error = _fix(fix, text, path, rules, package)
     except Exception as exc:
@@ -566,6 +602,10 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
     edited = [s for s in copies if s.edited]
     if not edited:
         return []
+    targets = combined_targets(original, text, edited)
+    if not targets:
+        return []
+    uses = _class_graph(text)
     try:
         patched = run_quietly(lambda: loader.patched(patched_text, "all"))
     except LoadError as exc:
@@ -574,18 +614,22 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
     checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options)
     out: list[VerifyResult] = []
     for target in targets:
-        probe = Site(rules[0], edited[0].match, min(s.line for s in edited), target, set(),
-                     set().union(*(s.edited for s in edited)))
+        members = classes_inside(uses, target)
+        inside = [s for s in edited if s.class_name in members] or edited
+        label = "+".join(sorted({s.rule.id for s in inside}))
+        probe = Site(rules[0], inside[0].match, min(s.line for s in inside), target, set(),
+                     set().union(*(s.edited for s in inside)))
         verdicts, skip_reason = checker.check(target, [probe], Variant())
         if skip_reason is not None:
-            verdict = Verdict(SKIP, f"all {len(edited)} patches together: {skip_reason}")
+            verdict = Verdict(SKIP, f"all {len(inside)} patches together: {skip_reason}")
         else:
             verdict = verdicts.get(probe) or Verdict(SKIP, "no edited line ran in this class")
+            what = f"all {len(inside)} patches together" if len(inside) > 1 else "the file's one patch"
             if verdict.verdict != FAIL:
-                ran = _count_ran(checker, target, edited)
-                verdict.reason = f"all {len(edited)} patches together ({ran}): {verdict.reason}"
+                ran = _count_ran(checker, target, inside)
+                verdict.reason = f"{what} ({ran}): {verdict.reason}"
             else:
-                verdict.reason = f"all {len(edited)} patches together: {verdict.reason}"
+                verdict.reason = f"{what}: {verdict.reason}"
         out.append(_from_verdict(label, path, probe.line, target, verdict, device_name))
     return out
 
@@ -603,4 +647,6 @@ def _count_ran(checker: _Checker, target: str, sites: list[Site]) -> str:
     except Exception:
         return "edited lines ran"
     ran = sum(1 for s in sites if s.edited & tracer.lines)
+    if len(sites) == 1:
+        return f"it ran in {target}" if ran else f"it did not run in {target}"
     return f"{ran} of them ran in {target}"

@@ -158,9 +158,9 @@ def shrink_values(default: Any, sizes: Sizes) -> dict[str, Any]:
                 out[key] = [[kinds, max(1, sizes.layers // len(kinds))]]
             except (IndexError, TypeError, ZeroDivisionError):
                 pass
-    # Keep the per-head width consistent where it is derived from the hidden size.
-    if "embedding_size" in out and "hidden_sizes" not in values and out["embedding_size"] > hidden:
-        out["embedding_size"] = hidden
+    if "depths" in out:  # stage-based encoders (GroupViT) expect num_hidden_layers == sum(depths)
+        for key in LAYERS & set(out):
+            out[key] = sum(out["depths"])
     return out
 
 
