@@ -23,6 +23,10 @@ from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, 
 from .structure.bindings import Ctor
 
 MAX_STEPS_PER_START = 50_000
+# Nodes a match may skip between two pattern nodes.  Every fusion site in the paper's corpus
+# is within a few statements; the bound keeps the search from walking to the end of a long
+# forward from every candidate start.
+MAX_GAP = 16
 
 
 @dataclass(frozen=True)
@@ -169,10 +173,18 @@ class Matcher:
 
     def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
         first = self.forward.nodes[0]
-        for node in flow.nodes:
-            if not self._op_ok(first, node):
-                continue
-            yield from self._search(cls, flow, node)
+        by_kind = getattr(flow, "_by_kind", None)
+        if by_kind is None:
+            by_kind = {}
+            for node in flow.nodes:
+                by_kind.setdefault(node.kind, []).append(node)
+            flow._by_kind = by_kind
+        kinds = ("layer",) if first.op == "layer" else ("method",) if first.op == "method" else \
+            ("op",) if not first.op[:1].isalpha() else ("call", "layer")
+        for kind in kinds:
+            for node in by_kind.get(kind, ()):
+                if self._op_ok(first, node):
+                    yield from self._search(cls, flow, node)
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op
@@ -205,9 +217,9 @@ class Matcher:
             if match is not None:
                 yield match
             return
-        stack = [(start.id, 1, state)]
+        stack = [(start.id, 1, state, 0)]
         while stack:
-            pos, index, state = stack.pop()
+            pos, index, state, gap = stack.pop()
             for succ in graph.successors(pos):
                 steps += 1
                 if steps > MAX_STEPS_PER_START:
@@ -234,14 +246,17 @@ class Matcher:
                             key = bound.memo_key(succ, index + 1)
                             if key not in seen:
                                 seen.add(key)
-                                stack.append((succ, index + 1, bound))
+                                stack.append((succ, index + 1, bound, 0))
                 # Or skip it as a gap.
+                step = 1 if node.kind in ("layer", "call", "method", "op") else 0
+                if gap + step > MAX_GAP:
+                    continue
                 skipped = self._skip(node, next_state)
                 if skipped is not None:
-                    key = skipped.memo_key(succ, index)
+                    key = (skipped.memo_key(succ, index), gap + step)
                     if key not in seen:
                         seen.add(key)
-                        stack.append((succ, index, skipped))
+                        stack.append((succ, index, skipped, gap + step))
 
     def _skip(self, node: Node, state: _State) -> _State | None:
         if node.kind == "exit":

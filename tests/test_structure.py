@@ -287,7 +287,7 @@ def test_every_match_in_a_sequence_is_reported(findings):
 
 
 def test_forward_with_twenty_ifs_does_not_blow_up(findings):
-    ifs = "\n".join(f"if flag{i}:\n    x = x + {i}" for i in range(24))
+    ifs = "\n".join(f"if flag{i}:\n    z = z + {i}" for i in range(24))
     src = block("x = self.conv(x)\n" + ifs + "\nx = self.bn(x)\nreturn x\n")
     import time
 
