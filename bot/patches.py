@@ -329,7 +329,8 @@ def _judge(finding: Finding, rule: Rule | None, result, options: Options) -> Row
         return _row(finding, rule, UNVERIFIED, "no", reason or "verification skipped", result)
     forward, both = _number(_get(result, "forward_ratio")), _number(_get(result, "forward_backward_ratio"))
     if options.benchmark and is_slower(forward, both):
-        return _row(finding, rule, SLOWER, "yes", "slower on this runner", result)
+        which, ratio = ("forward+backward", both) if both is not None else ("forward", forward)
+        return _row(finding, rule, SLOWER, "yes", f"{which} took {1 / ratio:.2f}× the original's time", result)
     return _row(finding, rule, PROPOSED, "yes", reason, result)
 
 

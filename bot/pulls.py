@@ -39,11 +39,12 @@ class PullRequest:
 
 
 def client(api_url: str, token: str | None) -> Github:
-    retry = GithubRetry(
-        total=RETRIES, backoff_factor=BACKOFF, max_rate_limit_wait=300,
-        allowed_methods=Retry.DEFAULT_ALLOWED_METHODS | {"GET", "PATCH"},
-        raise_on_status=False,
-    )
+    options = dict(total=RETRIES, backoff_factor=BACKOFF, raise_on_status=False,
+                   allowed_methods=Retry.DEFAULT_ALLOWED_METHODS | {"GET", "PATCH"})
+    try:
+        retry = GithubRetry(max_rate_limit_wait=300, **options)
+    except TypeError:  # PyGithub before 2.9 has no cap on the rate-limit wait
+        retry = GithubRetry(**options)
     auth = Auth.Token(token) if token else None
     return Github(base_url=api_url, auth=auth, retry=retry, timeout=30, per_page=100,
                   user_agent="adopter-bot")

@@ -59,7 +59,9 @@ def verified(row: Row) -> str:
     if row.verified == "off":
         return "not run (verify: false)"
     if row.verified == "yes":
-        diff = f", max abs diff {row.max_abs_diff:.1e}" if row.max_abs_diff is not None else ""
+        diff = ""
+        if row.max_abs_diff is not None:
+            diff = ", max abs diff 0" if row.max_abs_diff == 0 else f", max abs diff {row.max_abs_diff:.1e}"
         return f"yes{diff}"
     return "no"
 
