@@ -27,22 +27,43 @@ def _range(position) -> tuple[int, int, int, int]:
     return (position.start.line, position.start.column, position.end.line, position.end.column)
 
 
-def _top_ranges(tree) -> list[tuple[int, int]]:
-    """Line ranges of the module's top-level statements (decorators included), merged where
-    two share a line."""
-    ranges: list[list[int]] = []
+def _ranges(tree) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Line ranges (decorators included) of every function, and of each top-level statement."""
+    functions, tops = [], []
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            functions.append((start, node.end_lineno or node.lineno))
     for stmt in tree.body:
         start = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
-        end = stmt.end_lineno or stmt.lineno
-        if ranges and start <= ranges[-1][1]:
-            ranges[-1][1] = max(ranges[-1][1], end)
-        else:
-            ranges.append([start, end])
-    return [(a, b) for a, b in ranges]
+        tops.append((start, stmt.end_lineno or stmt.lineno))
+    return functions, tops
+
+
+def _owner(line: int, functions, tops) -> tuple[int, int]:
+    inside = [r for r in functions if r[0] <= line <= r[1]]
+    if inside:
+        return max(inside)  # the innermost function
+    for r in tops:
+        if r[0] <= line <= r[1]:
+            return r
+    raise ApplyError(f"no statement holds line {line}")
 
 
 def _shift(span, lines: int):
     return (span[0] - lines, span[1], span[2] - lines, span[3])
+
+
+def _pieces(edits: Edits):
+    """Each single edit with the line it is anchored at."""
+    for key, text in edits.expr.items():
+        yield key[0], Edits(expr={key: text})
+    for key in edits.delete:
+        yield key[0], Edits(delete={key})
+    for key, text in edits.replace_stmt.items():
+        yield key[0], Edits(replace_stmt={key: text})
+    if edits.straddle is not None:
+        yield edits.straddle.if_start[0], Edits(straddle=edits.straddle)
 
 
 def _shift_edits(edits: Edits, lines: int) -> Edits:
@@ -61,37 +82,40 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     )
 
 
-def _first_line(edits: Edits) -> int:
-    lines = [k[0] for k in edits.expr] + [k[0] for k in edits.delete] + [k[0] for k in edits.replace_stmt]
-    if edits.straddle is not None:
-        lines += [edits.straddle.if_start[0], *(line for line, _ in edits.straddle.moved)]
-    return min(lines) if lines else 0
-
-
 def apply_edits(text: str, tree, edits: list[Edits]) -> str:
     """Apply ``edits`` (character spans of ``text``, whose ``ast`` tree is ``tree``).
 
-    Only the top-level statements holding an edit go through LibCST (a modeling file has
-    dozens of classes; parsing and positioning all of them each round would cost seconds),
-    and the import is added by ``AddImportsVisitor`` on the module's head.
+    Only the functions holding an edit go through LibCST (a modeling file has hundreds of
+    methods; parsing and positioning all of them each round would cost seconds): each is cut
+    out as whole lines, under an ``if True:`` header when it is indented, so columns stay
+    the same.  The imports are added by ``AddImportsVisitor`` on the module's head.
     """
     lines = text.split("\n")
-    ranges = _top_ranges(tree)
-    by_range: dict[tuple[int, int], list[Edits]] = {}
+    functions, tops = _ranges(tree)
+    groups: dict[tuple[int, int], list[Edits]] = {}
     imports: set = set()
     for item in edits:
         imports |= item.imports
-        first = _first_line(item)
-        if not first:
-            continue
-        owner = next((r for r in ranges if r[0] <= first <= r[1]), None)
-        if owner is None:
-            raise ApplyError(f"no top-level statement holds line {first}")
-        by_range.setdefault(owner, []).append(item)
-    for (start, end) in sorted(by_range, reverse=True):
-        chunk = "\n".join(lines[start - 1:end]) + "\n"
-        shifted = [_shift_edits(item, start - 1) for item in by_range[(start, end)]]
-        new_chunk = _apply_chunk(chunk, shifted)
+        for line, piece in _pieces(item):
+            groups.setdefault(_owner(line, functions, tops), []).append(piece)
+    # A function nested in another one that is edited too: edit the outer one as a whole.
+    merged: list[list] = []
+    for (start, end) in sorted(groups):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            merged[-1][2].extend(groups[(start, end)])
+        else:
+            merged.append([start, end, list(groups[(start, end)])])
+    for start, end, pieces in reversed(merged):
+        indented = lines[start - 1][:1] in (" ", "\t")
+        header = "if True:\n" if indented else ""
+        chunk = header + "\n".join(lines[start - 1:end]) + "\n"
+        offset = start - 1 - (1 if indented else 0)
+        new_chunk = _apply_chunk(chunk, [_shift_edits(piece, offset) for piece in pieces])
+        if indented:
+            if not new_chunk.startswith(header):
+                raise ApplyError("the edited function lost its place")
+            new_chunk = new_chunk[len(header):]
         if new_chunk.endswith("\n"):
             new_chunk = new_chunk[:-1]
         lines[start - 1:end] = new_chunk.split("\n")
@@ -304,9 +328,11 @@ class _Transformer(cst.CSTTransformer):
                 orelse = orelse.with_changes(body=block.with_changes(body=[*copies, *block.body]))
             else:  # elif: becomes else: <moved> if ...
                 orelse = cst.Else(body=cst.IndentedBlock(body=[*copies, orelse.with_changes(leading_lines=[])]))
-            return if_node.with_changes(
-                body=body, orelse=orelse, leading_lines=[*lead, *if_node.leading_lines]
-            )
+            own = list(if_node.leading_lines)
+            if any(line.comment is None for line in lead):
+                # The moved statements' blank line now separates the if: do not double it.
+                own = [line for line in own if line.comment is not None]
+            return if_node.with_changes(body=body, orelse=orelse, leading_lines=[*lead, *own])
         copies = [_without_blank_lines(moved[0]), *moved[1:]]
         body = _as_block(if_node.body)
         if not _terminates(body):

@@ -98,9 +98,10 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
     failed: dict[tuple, str] = {}
     single = False
     skipped: list[tuple[Finding, str]] = []
+    active = list(rules)
     for round_no in range(MAX_ROUNDS + 1):
         try:
-            analysis = analyze(current, path, rules, package)
+            analysis = analyze(current, path, active, package)
         except AnalysisError as exc:
             if current is work:
                 return FixResult(text, error=str(exc))
@@ -110,6 +111,10 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
             break
         planner = Planner(current, analysis.tree)
         plans, skipped = _plan_all(analysis.matches, planner, path, failed)
+        # Rewrites replace operations by kernel calls: a rule that matches nothing now will
+        # match nothing later either, so later rounds only re-run the rules that matched.
+        matched = {rule.id for rule, _ in analysis.matches}
+        active = [rule for rule in active if rule.id in matched]
         if not plans or round_no == MAX_ROUNDS:
             skipped += [(p.finding, "not reached within the round limit") for p in plans]
             break

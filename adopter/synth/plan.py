@@ -26,7 +26,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from ..dsl import COMMUTATIVE, Var
+from ..dsl import COMMUTATIVE, Temp, Var
 from ..engine import Finding
 from ..match import Match
 from ..ruleset import Rule
@@ -232,6 +232,10 @@ class Planner:
             raise Skip("the last fused operation is an augmented assignment")
         for info in deleted.values():
             self._check_simple(info, fused_nodes, fused_infos, allow_augmented=True)
+        # A deleted statement may only assign what the fused code consumes or re-assigns.
+        for i in fused:
+            if infos[i].index in deleted and not self._consumed(pattern, i, k, set(outs)):
+                raise Skip(f"deleting line {infos[i].stmt.lineno} would lose a value the fused code does not produce")
         for i in context:
             touched = infos[i].index in deleted or (several and infos[i].index == last_info.index)
             if touched or contains(last.span, nodes[i].span):
@@ -275,6 +279,21 @@ class Planner:
         for info in deleted.values():
             edits.delete.add(index.char_span(span_of(info.stmt)))
             regions.append(span_of(info.stmt))
+
+    @staticmethod
+    def _consumed(pattern, i: int, k: int, target_outs: set[str]) -> bool:
+        """Is every output of pattern node ``i`` read by a later fused node or re-assigned by
+        the target (so that deleting the statement computing it loses nothing)?"""
+        later = set()
+        for pnode in pattern[i + 1:k + 1]:
+            later.update(pnode.args)
+            later.update(v for _, v in pnode.kwargs)
+            if pnode.layer is not None:
+                later.add(pnode.layer)
+        outs = [o for o in pattern[i].outs if isinstance(o, Var)]
+        if Temp(i) in later:
+            return True
+        return bool(outs) and all(o in later or o.name in target_outs for o in outs)
 
     def _extra_args(self, pattern, fused, nodes, exprs, k: int, passed_on: bool) -> list[tuple[Span, str]]:
         """Arguments the code passes beyond the pattern's ``...``: only the last fused node's

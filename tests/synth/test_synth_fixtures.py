@@ -1,0 +1,106 @@
+"""Synthesis fixtures: ``fixtures/NAME.in.py`` fixed with the default rules gives
+``fixtures/NAME.out.py`` exactly (TorchFix style: new pairs are picked up automatically)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from adopter.ruleset import load_rules, select_rules
+from adopter.synth import fix_text
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PAIRS = sorted(FIXTURES.glob("*.in.py"))
+RULES = select_rules(load_rules())
+
+
+def _fix(path: Path, text: str | None = None):
+    return fix_text(path.read_text() if text is None else text, str(path), RULES)
+
+
+def test_fixtures_are_paired():
+    assert PAIRS
+    for source in PAIRS:
+        assert source.with_name(source.name.replace(".in.py", ".out.py")).is_file(), source
+
+
+@pytest.mark.parametrize("source", PAIRS, ids=[p.name[: -len(".in.py")] for p in PAIRS])
+def test_fixture(source: Path):
+    expected = source.with_name(source.name.replace(".in.py", ".out.py")).read_text()
+    result = _fix(source)
+    assert result.error is None
+    assert result.text == expected
+    tree = ast.parse(result.text)
+    # Kernel imports only ever land at module level.
+    top = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "adopter.kernels":
+            assert node in top
+    # A second run finds nothing more to change.
+    again = _fix(source, result.text)
+    assert again.text == result.text
+    assert again.applied == []
+
+
+def _reasons(name: str) -> dict[tuple[str, int], str]:
+    result = _fix(FIXTURES / f"{name}.in.py")
+    return {(f.rule, f.line): reason for f, reason in result.skipped}
+
+
+def test_skips_say_why():
+    reasons = _reasons("not_fixed")
+    assert "helper" in reasons[("ADP007", 15)]
+    assert "reassigned" in reasons[("ADP005", 31)]
+    assert "dtype=torch.float32" in reasons[("ADP004", 52)]
+
+
+def test_applied_findings_and_requirements():
+    result = _fix(FIXTURES / "two_rules.in.py")
+    assert sorted(f.rule for f in result.applied) == ["ADP004", "ADP005", "ADP009"]
+    assert result.requirements == {"adopter>=0.1.0"}
+    assert result.skipped == []
+
+
+def test_one_layer_called_twice_is_one_init_edit():
+    source = FIXTURES / "init_edit.in.py"
+    result = _fix(source)
+    assert [f.rule for f in result.applied] == ["ADP001", "ADP001"]
+    assert result.text.count("sdpa_bert_self_attention(BertSelfAttention)(") == 1
+
+
+def test_decorated_method_edits_the_right_lines():
+    source = FIXTURES / "decorated.in.py"
+    before = source.read_text().splitlines()
+    after = _fix(source).text.splitlines()
+    # One import line added, two statements fused into one: every other line is the same.
+    assert after[:5] == before[:4] + ["from adopter.kernels import conv_bn"]
+    fused = after.index("        x = conv_bn(x, self.conv, self.bn)")
+    assert before[fused - 1: fused + 1] == ["        x = self.conv(x)", "        x = self.bn(x)"]
+    assert after[5:fused] == before[4:fused - 1]
+    assert after[fused + 1:] == before[fused + 1:]
+
+
+def test_unparsable_text_is_an_error_and_unchanged():
+    text = "def broken(:\n    pass\n"
+    result = fix_text(text, "broken.py", RULES)
+    assert result.error and "syntax error" in result.error
+    assert result.text == text and result.applied == []
+
+
+def test_crlf_text_keeps_crlf():
+    source = FIXTURES / "nested_call.in.py"
+    text = source.read_text().replace("\n", "\r\n")
+    result = fix_text(text, str(source), RULES)
+    expected = (FIXTURES / "nested_call.out.py").read_text().replace("\n", "\r\n")
+    assert result.text == expected
+
+
+def test_non_ascii_columns():
+    text = (
+        "import torch.nn.functional as F\n\n\n"
+        "def f(größe, värde):\n"
+        "    p = värde * F.softmax(größe, dim=-1)  # ünïcode\n"
+        "    return p\n"
+    )
+    result = fix_text(text, "u.py", RULES)
+    assert "    p = värde * softmax(größe, dim=-1)  # ünïcode\n" in result.text
