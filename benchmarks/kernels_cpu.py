@@ -17,6 +17,7 @@ import argparse
 import os
 import platform
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
@@ -214,9 +215,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per side (default 5)")
     ap.add_argument("--min-run-time", type=float, default=0.3, help="seconds per blocked_autorange")
     ap.add_argument("--only", default="", help="comma-separated kernel names to run")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="intra-op threads (default: torch's choice); 1 is far less noisy on a busy machine")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     torch.manual_seed(0)
+    # transformers 4.34 warns about a torch pytree API on import; it is noise in the table.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
     print(f"# {_cpu_name()}, {os.cpu_count()} logical cores, torch {torch.__version__} "
           f"({torch.get_num_threads()} intra-op threads), Python {platform.python_version()}")
     print(f"# ratio = eager / kernel (>1 = kernel faster); best of {args.rounds} interleaved rounds (each the median of a blocked_autorange)\n")

@@ -177,3 +177,60 @@ def test_bias_gelu_tanh_classes_really_are_the_tanh_approximation():
         torch.testing.assert_close(activations.ACT2FN[name](x), F.gelu(x, approximate="tanh"), atol=1e-9, rtol=1e-9)
     exact = 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
     torch.testing.assert_close(activations.ACT2FN["gelu_python"](x), exact)
+
+
+# ------------------------------------------------------- the CUDA branch, exercised on CPU
+
+
+@pytest.fixture
+def compiled_branch(monkeypatch):
+    """Route calls through the branch taken for CUDA tensors, with torch.compile replaced by the
+    identity: this checks the math of the functions handed to the compiler, on CPU."""
+    from adopter.kernels import activations, normalization
+
+    monkeypatch.setattr(normalization, "compile_allowed", lambda t: True)
+    monkeypatch.setattr(activations, "compile_allowed", lambda t: True)
+    seen = []
+
+    def identity_compile(fn, **kw):
+        seen.append(fn.__name__)
+        return fn
+
+    monkeypatch.setattr(torch, "compile", identity_compile)
+    for lc in (normalization._fused_dropout_add_layer_norm, activations._fused_bias_gelu):
+        monkeypatch.setattr(lc, "_compiled", None)
+        monkeypatch.setattr(lc, "broken", False)
+    return seen
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_compiled_dropout_add_layer_norm_function(train, compiled_branch, equivalent):
+    drop, norm = nn.Dropout(0.0 if train else 0.2), nn.LayerNorm(16)
+    with torch.no_grad():
+        norm.weight.normal_(), norm.bias.normal_()
+    drop.train(train), norm.train(train)
+    equivalent(_dal_eager, _dal_kernel, [drop, norm], [torch.randn(2, 3, 16), torch.randn(2, 3, 16)])
+    assert compiled_branch == ["_dropout_add_layer_norm_ref"]
+
+
+def test_compiled_dropout_add_layer_norm_applies_dropout_in_training(compiled_branch):
+    drop, norm = nn.Dropout(0.5), nn.LayerNorm(64, elementwise_affine=False)
+    x, r = torch.ones(4, 64), torch.zeros(4, 64)
+    out = dropout_add_layer_norm(x, r, drop, norm)
+    # dropout zeroed about half of x, so rows are no longer constant (constant rows normalise to 0)
+    assert out.abs().sum() > 0
+
+
+@pytest.mark.parametrize("act", [nn.GELU(), nn.GELU(approximate="tanh")], ids=["erf", "tanh"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_compiled_bias_gelu_function(act, bias, compiled_branch, equivalent):
+    equivalent(_bg_eager, _bg_kernel, [nn.Linear(8, 12, bias=bias), act], [torch.randn(5, 8)])
+    assert compiled_branch == ["_bias_gelu_ref"]
+
+
+def test_compiled_bias_gelu_clipped_variant(compiled_branch, equivalent):
+    activations = pytest.importorskip("transformers.activations")
+    lin = nn.Linear(8, 12)
+    with torch.no_grad():
+        lin.weight.mul_(10)
+    equivalent(_bg_eager, _bg_kernel, [lin, activations.ACT2FN["gelu_10"]], [torch.randn(5, 8)])
