@@ -213,13 +213,30 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
     return new_module.code
 
 
+class _CommentCollector(cst.CSTVisitor):
+    def __init__(self):
+        super().__init__()
+        self.found: list[cst.Comment] = []
+
+    def visit_Comment(self, node: cst.Comment) -> None:
+        self.found.append(node)
+
+
+def _comments(*nodes) -> list[cst.Comment]:
+    collector = _CommentCollector()
+    for node in nodes:
+        node.visit(collector)
+    return collector.found
+
+
+def _comment_line(comment: cst.Comment) -> cst.EmptyLine:
+    return cst.EmptyLine(indent=True, whitespace=cst.SimpleWhitespace(""), comment=comment)
+
+
 def _comment_lines(line: cst.SimpleStatementLine) -> list[cst.EmptyLine]:
-    """What a deleted line leaves behind: the lines above it and its trailing comment."""
-    kept = list(line.leading_lines)
-    comment = line.trailing_whitespace.comment
-    if comment is not None:
-        kept.append(cst.EmptyLine(indent=True, whitespace=cst.SimpleWhitespace(""), comment=comment))
-    return kept
+    """What a deleted line leaves behind: the lines above it and every comment in it."""
+    inner = _comments(*line.body, line.trailing_whitespace)
+    return [*line.leading_lines, *(_comment_line(c) for c in inner)]
 
 
 def _as_block(body: cst.BaseSuite) -> cst.IndentedBlock:
@@ -251,6 +268,13 @@ class _Transformer(cst.CSTTransformer):
         self.moves = {id(if_node): (straddle, [id(m) for m in moved]) for straddle, if_node, moved in moves}
         self.moved_ids = {id(m) for _, _, moved in moves for m in moved}
         self.pending_moves = set(self.moves)
+        self.statements: list = []  # the statements being visited, innermost last
+        self.comments: dict[int, list[cst.Comment]] = {}  # statement -> comments to put above it
+
+    def on_visit(self, node) -> bool:
+        if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            self.statements.append(node)
+        return super().on_visit(node)
 
     def on_leave(self, original_node, updated_node):
         new_text = self.expr_nodes.get(id(original_node))
@@ -258,8 +282,18 @@ class _Transformer(cst.CSTTransformer):
             replacement = cst.parse_expression(new_text)
             if getattr(updated_node, "lpar", None):
                 replacement = replacement.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
+            # Comments inside the replaced code move above its statement.
+            lost = [c for c in _comments(original_node) if c.value not in new_text]
+            if lost and self.statements:
+                self.comments.setdefault(id(self.statements[-1]), []).extend(lost)
             return replacement
-        return super().on_leave(original_node, updated_node)
+        result = super().on_leave(original_node, updated_node)
+        if isinstance(original_node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+            self.statements.pop()
+            moved = self.comments.pop(id(original_node), None)
+            if moved and isinstance(result, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
+                result = result.with_changes(leading_lines=[*result.leading_lines, *map(_comment_line, moved)])
+        return result
 
     def leave_SimpleStatementLine(self, original_node, updated_node):
         if not any(id(s) in self.small_delete or id(s) in self.small_replace for s in original_node.body):
@@ -269,6 +303,9 @@ class _Transformer(cst.CSTTransformer):
             if id(original) in self.small_delete:
                 continue
             if id(original) in self.small_replace:
+                lost = _comments(original)
+                if lost:
+                    self.comments.setdefault(id(original_node), []).extend(lost)
                 parsed = cst.parse_statement(self.small_replace[id(original)] + "\n")
                 assert isinstance(parsed, cst.SimpleStatementLine)
                 updated = parsed.body[0].with_changes(semicolon=updated.semicolon)

@@ -12,13 +12,12 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-import libcst as cst
-
 from ..engine import AnalysisError, Finding, analyze
 from ..match import Match
 from ..ruleset import Rule
-from .apply import ApplyError, apply_edits
+from .apply import apply_edits
 from .plan import Plan, Planner, Skip
+from .render import RenderError
 from .text import overlaps
 
 MAX_ROUNDS = 24
@@ -99,9 +98,13 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
     single = False
     skipped: list[tuple[Finding, str]] = []
     active = list(rules)
+    cached = None
     for round_no in range(MAX_ROUNDS + 1):
         try:
-            analysis = analyze(current, path, active, package)
+            key = (current, tuple(rule.id for rule in active))
+            if cached is None or cached[0] != key:  # a failed rewrite leaves the text as it was
+                cached = (key, analyze(current, path, active, package))
+            analysis = cached[1]
         except AnalysisError as exc:
             if current is work:
                 return FixResult(text, error=str(exc))
@@ -123,9 +126,7 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
         try:
             new = apply_edits(current, analysis.tree, [p.edits for p in chosen])
             ast.parse(new)
-        except (ApplyError, cst.ParserSyntaxError, SyntaxError, ValueError, RecursionError) as exc:
-            if isinstance(exc, cst.ParserSyntaxError) and current is work:
-                return FixResult(text, error=f"LibCST cannot parse this file: {str(exc).splitlines()[0]}")
+        except Exception as exc:  # noqa: BLE001 - a rewrite that fails is dropped, never a crash
             if len(chosen) > 1:
                 single = True
             else:
@@ -162,8 +163,10 @@ def _plan_all(matches, planner: Planner, path: str, failed: dict) -> tuple[list[
             continue
         try:
             plans.append(planner.plan(rule, match, finding))
-        except Skip as exc:
+        except (Skip, RenderError) as exc:
             skipped.append((finding, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one odd match must not stop the file
+            skipped.append((finding, f"internal error while planning: {type(exc).__name__}: {exc}"))
     return plans, skipped
 
 
@@ -182,7 +185,7 @@ def _straddle_fuses(text: str, path: str, rules, package, plan: Plan) -> str | N
             continue
         try:
             moved = planner.plan(rule, match, plan.finding)
-        except Skip as exc:
+        except (Skip, RenderError) as exc:
             reason = f"fusing inside the if would not apply: {exc}"
             continue
         if moved.edits.straddle is None:

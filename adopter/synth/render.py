@@ -83,10 +83,6 @@ def template_vars(template: str) -> list[str]:
     return seen
 
 
-def dotted_names(template: str) -> list[str]:
-    return [m.group("name") for m in TOKEN.finditer(template) if m.group("name") and "." in m.group("name")]
-
-
 def replace_names(template: str, mapping) -> str:
     """Replace whole (dotted) names outside strings: ``mapping(name) -> str | None``."""
 

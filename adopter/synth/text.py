@@ -13,9 +13,6 @@ from dataclasses import dataclass
 
 Span = tuple[int, int, int, int]
 
-TERMINATORS = (ast.Return, ast.Raise, ast.Continue, ast.Break)
-
-
 def span_of(node: ast.AST) -> Span:
     return (node.lineno, node.col_offset, node.end_lineno or node.lineno, node.end_col_offset or 0)
 
@@ -79,9 +76,6 @@ class SourceIndex:
         last = lines[l2 - 1].encode()[:c2].decode("utf-8", "replace")
         return "\n".join([first, *lines[l1:l2 - 1], last])
 
-    def line_text(self, line: int) -> str:
-        return self.lines[line - 1] if 1 <= line <= len(self.lines) else ""
-
     # -- lookups ---------------------------------------------------------------
     def stmt(self, span: Span | None) -> StmtInfo | None:
         return self.stmts.get(span) if span is not None else None
@@ -91,11 +85,6 @@ class SourceIndex:
             if isinstance(node, kinds) and hasattr(node, "lineno") and span_of(node) == span:
                 return node
         return None
-
-    def is_elif(self, stmt: ast.If) -> bool:
-        """Is ``stmt`` (the only statement of an orelse) written as ``elif``?"""
-        line = self.line_text(stmt.lineno)
-        return line.encode()[stmt.col_offset:].decode("utf-8", "replace").startswith("elif")
 
     @property
     def identifiers(self) -> set[str]:
@@ -163,10 +152,6 @@ def dotted_name(node: ast.AST) -> str | None:
     if isinstance(node, ast.Name):
         return ".".join([node.id, *reversed(parts)])
     return None
-
-
-def terminates(block: list) -> bool:
-    return bool(block) and isinstance(block[-1], TERMINATORS)
 
 
 WORK = (ast.Call, ast.BinOp, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr, ast.ListComp, ast.SetComp,

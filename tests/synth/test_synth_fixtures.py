@@ -104,3 +104,26 @@ def test_non_ascii_columns():
     )
     result = fix_text(text, "u.py", RULES)
     assert "    p = värde * softmax(größe, dim=-1)  # ünïcode\n" in result.text
+
+
+def test_target_ellipsis_passes_the_codes_extra_arguments(tmp_path):
+    from adopter.ruleset import load_rule
+
+    original = Path(load_rules()[0].path).with_name("ADP004-softmax.toml").read_text()
+    changed = original.replace(
+        'target = "$y = adopter.kernels.softmax($x, dim=-1)"', 'target = "$y = adopter.kernels.softmax($x, dim=-1, ...)"'
+    )
+    assert changed != original
+    (tmp_path / "ADP004.toml").write_text(changed)
+    rule = load_rule(tmp_path / "ADP004.toml")
+    text = (
+        "import torch\nimport torch.nn.functional as F\n\n\n"
+        "def f(s, t):\n"
+        "    a = F.softmax(s, dim=-1, dtype=torch.float32)\n"
+        "    b = F.softmax(t, -1)\n"
+        "    return a, b\n"
+    )
+    result = fix_text(text, "f.py", [rule])
+    assert "    a = softmax(s, dim=-1, dtype=torch.float32)\n" in result.text
+    assert "    b = softmax(t, dim=-1)\n" in result.text
+    assert result.skipped == []
