@@ -1,8 +1,8 @@
 """Timing and peak memory of the original and the patched module.
 
 Time: ``torch.utils.benchmark.Timer(...).blocked_autorange(min_run_time=...)``, median per
-measurement, taken in two alternating rounds (original, patched, original, patched) keeping
-each side's lower median, so a burst of background load does not land on one side only.
+measurement, taken in four short alternating rounds (original, patched, patched, original, ...)
+keeping each side's lowest median, so a burst of background load does not land on one side only.
 *forward* is inference: ``eval()`` under ``torch.no_grad()``.  *forward+backward* is one
 training step: ``train()`` with the model's own dropout, float inputs requiring grad, backward
 of a fixed random projection of the outputs, gradients reset to None between runs.
@@ -42,6 +42,7 @@ class Timing:
     memory_patched: int | None
     threads: int = 1
     note: str = ""
+    spread: float = 0.0  # largest (slowest / fastest round median - 1) of the four series: the noise
 
     @staticmethod
     def _ratio(a: float | int | None, b: float | int | None) -> float | None:
@@ -67,6 +68,7 @@ class Timing:
             "forward_backward_ms": [round(self.train_original * 1e3, 4), round(self.train_patched * 1e3, 4)],
             "peak_memory_bytes": [self.memory_original, self.memory_patched],
             "threads": self.threads,
+            "timing_spread": self.spread,
         }
 
 
@@ -95,6 +97,24 @@ def _train_fn(module: nn.Module, call: Call):
             loss.backward()
 
     return run
+
+
+ROUNDS = 4
+
+
+def _alternate(fns, min_run_time: float, threads: int, device: torch.device) -> tuple[list[float], float]:
+    """Per side, the lowest of ``ROUNDS`` medians taken in alternating order (o p p o o p p o).
+
+    Load from other processes only ever adds time; short alternating rounds spread it over both
+    sides, and the lowest median is the one least disturbed.  Also returns the spread of the
+    rounds (slowest / fastest median - 1, worst side): ratios closer to 1 than that are noise.
+    """
+    medians: list[list[float]] = [[], []]
+    for round_ in range(ROUNDS):
+        for side in ((0, 1) if round_ % 2 == 0 else (1, 0)):
+            _sync(device)
+            medians[side].append(_median(fns[side], min_run_time / 2, threads))
+    return [min(m) for m in medians], max(max(m) / min(m) - 1.0 for m in medians if min(m) > 0)
 
 
 def _median(fn, min_run_time: float, threads: int) -> float:
@@ -127,7 +147,8 @@ def timing_threads(device: torch.device, requested: int | None) -> tuple[int, st
     Intra-op parallel kernels wait for every thread at a barrier; on a machine whose run queue
     is longer than its cores (other jobs running) one descheduled thread stalls the op, and a
     1 ms forward measures 50-100 ms.  Timings then say nothing about the patch, so a busy
-    machine is timed single-threaded, and the report says so.
+    machine (1-minute load above cores + 1, the 1 being this process) is timed
+    single-threaded, and the report says so.
     """
     cores = torch.get_num_threads()
     if device.type != "cpu":
@@ -139,7 +160,8 @@ def timing_threads(device: torch.device, requested: int | None) -> tuple[int, st
     except (OSError, AttributeError):
         load = 0.0
     available = os.cpu_count() or cores
-    if cores > 1 and load > available - 0.5:
+    # The load average counts this process too (about one runnable thread between timings).
+    if cores > 1 and load > available + 1:
         return 1, f"machine busy (load {load:.1f} on {available} cores): timed with 1 thread"
     return cores, ""
 
@@ -183,24 +205,17 @@ def measure(original: nn.Module, patched: nn.Module, call: Call, device: torch.d
         fwd = [_forward_fn(original, infer), _forward_fn(patched, infer)]
         for fn in fwd:  # warm up (lazy initialisation, caches)
             fn()
-        times_fwd = [float("inf"), float("inf")]
-        for _ in range(2):
-            for side in (0, 1):
-                _sync(device)
-                times_fwd[side] = min(times_fwd[side], _median(fwd[side], min_run_time, threads))
+        times_fwd, spread_fwd = _alternate(fwd, min_run_time, threads, device)
         original.train()
         patched.train()
         step = [_train_fn(original, train), _train_fn(patched, train)]
         for fn in step:
             fn()
-        times_train = [float("inf"), float("inf")]
-        for _ in range(2):
-            for side in (0, 1):
-                _sync(device)
-                times_train[side] = min(times_train[side], _median(step[side], min_run_time, threads))
+        times_train, spread_train = _alternate(step, min_run_time, threads, device)
         peaks: list[int | None] = [None, None]
         if memory:
             peaks = [_peak_memory(step[0], device), _peak_memory(step[1], device)]
         original.zero_grad(set_to_none=True)
         patched.zero_grad(set_to_none=True)
-    return Timing(times_fwd[0], times_fwd[1], times_train[0], times_train[1], peaks[0], peaks[1], threads, note)
+    return Timing(times_fwd[0], times_fwd[1], times_train[0], times_train[1], peaks[0], peaks[1], threads, note,
+                  round(max(spread_fwd, spread_train), 3))

@@ -168,8 +168,9 @@ def map_edits(original: str, patched: str, sites: list[Site]) -> None:
 def _result(site_or_rule, path: str, line: int, class_name: str, verdict: str, reason: str, device: str,
             **extra) -> VerifyResult:
     rule = site_or_rule.rule.id if isinstance(site_or_rule, Site) else str(site_or_rule)
+    combined = not isinstance(site_or_rule, Site)
     return VerifyResult(rule=rule, path=path, line=line, class_name=class_name, verdict=verdict, reason=reason,
-                        device=device, **extra)
+                        device=device, combined=combined, **extra)
 
 
 def _span_text(lines: Iterable[int]) -> str:
@@ -260,12 +261,16 @@ class _Checker:
             return verdicts, None
         if not reached:
             for site in not_fast:
-                added = ""
                 verdicts[site] = Verdict(SKIP, "the patched class ran its original forward for these inputs "
-                                               f"(no new torch calls){added}", details=details)
+                                               "(no new torch calls)", details=details)
             return verdicts, None
-        with _deterministic(device):
-            train_outcome = check_train(pair, device, options.tolerance)
+        try:
+            with _deterministic(device):
+                train_outcome = check_train(pair, device, options.tolerance)
+        except Exception as exc:  # raised by the original: training cannot be compared with these inputs
+            reason = (f"eval outputs match, but the original's training step raised {type(exc).__name__}: "
+                      f"{str(exc)[:160]}; training not compared")
+            return {site: Verdict(SKIP, reason, eval_outcome.max_abs_diff, details=details) for site in reached}, None
         worst = max(eval_outcome.max_abs_diff, train_outcome.max_abs_diff)
         if not train_outcome.ok:
             for site in reached:
@@ -287,8 +292,9 @@ class _Checker:
                 reason += f"; {bench_note}"
             elif timing is not None and timing.note:
                 reason += f"; {timing.note}"
-            elif timing is not None and timing.forward_ratio is not None and timing.train_ratio is not None:
-                if timing.forward_ratio < 0.95 and timing.train_ratio < 0.95:
+            if timing is not None and timing.forward_ratio is not None and timing.train_ratio is not None:
+                beyond_noise = min(0.95, 1.0 / (1.0 + timing.spread))
+                if timing.forward_ratio < beyond_noise and timing.train_ratio < beyond_noise:
                     reason += "; slower here"
             site_details = dict(details)
             if new_calls:
@@ -533,7 +539,7 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
         if options.combined and applied_rules:
             results.extend(_verify_combined(loader, original, text, path, package, applied_rules, sites, fix,
                                             builder, bench_builder, options))
-    return sorted(results, key=lambda r: (r.line, "+" in r.rule, r.rule))
+    return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
 
 
 def _verify_group(loader: ModuleLoader, original, text: str, path: str, package: str | None, rules: list[Rule],
@@ -571,9 +577,10 @@ def _verify_group(loader: ModuleLoader, original, text: str, path: str, package:
     return out
 
 
-def _from_verdict(rule: str, path: str, line: int, class_name: str, verdict: Verdict, device: str) -> VerifyResult:
+def _from_verdict(rule: str, path: str, line: int, class_name: str, verdict: Verdict, device: str,
+                  combined: bool = False) -> VerifyResult:
     timing = verdict.timing
-    return VerifyResult(
+    return VerifyResult(combined=combined,
         rule=rule, path=path, line=line, class_name=class_name, verdict=verdict.verdict, reason=verdict.reason,
         max_abs_diff=None if verdict.max_abs_diff is None else float(f"{verdict.max_abs_diff:.3g}"),
         forward_ratio=timing.forward_ratio if timing else None,
@@ -630,7 +637,7 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
                 verdict.reason = f"{what} ({ran}): {verdict.reason}"
             else:
                 verdict.reason = f"{what}: {verdict.reason}"
-        out.append(_from_verdict(label, path, probe.line, target, verdict, device_name))
+        out.append(_from_verdict(label, path, probe.line, target, verdict, device_name, combined=True))
     return out
 
 

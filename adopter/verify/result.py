@@ -12,8 +12,8 @@ PASS, FAIL, SKIP = "pass", "fail", "skip"
 class VerifyResult:
     """One verified patch: a finding verified alone, or all of a file's patches together.
 
-    ``rule`` is the rule id (``ADP005``), or several ids joined by ``+`` for the check of all of
-    a file's patches applied at once.  Ratios are original time (or peak memory) divided by
+    ``rule`` is the rule id (``ADP005``); for the check of all of a file's patches applied at
+    once (``combined``) the ids of the patches inside the checked class, joined by ``+``.  Ratios are original time (or peak memory) divided by
     patched time (or peak memory): above 1 the patched code is faster (or smaller).  They are
     ``None`` when nothing was measured (``--no-benchmark``, or the verdict is not ``pass``).
     """
@@ -30,6 +30,7 @@ class VerifyResult:
     memory_ratio: float | None = None
     device: str = "cpu"
     details: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    combined: bool = False  # True for the check of all of a file's patches together on a model class
 
     @property
     def passed(self) -> bool:
@@ -48,6 +49,7 @@ class VerifyResult:
             "forward_backward_ratio": self.forward_backward_ratio,
             "memory_ratio": self.memory_ratio,
             "device": self.device,
+            "combined": self.combined,
         }
         if self.details:
             out["details"] = dict(self.details)

@@ -32,9 +32,9 @@ class Sizes:
         return replace(self, **clean)
 
 
-# Small enough that a model class builds in milliseconds, large enough that every dimension is
-# distinct where it matters (hidden 32 != ffn 64 != seq 8 != head dim 8... no: head dim is 8 too,
-# but heads 4 makes hidden/heads != heads) and divisible as configs require.
+# Small enough that a model class builds in milliseconds; the widths differ from each other
+# (hidden 32, ffn 64, embed 16, seq 8, heads 4) so a transposed or mixed-up dimension fails
+# loudly instead of broadcasting, and they divide as configs require (32 / 4 heads).
 VERIFY = Sizes("verify", batch=2, seq=8, hidden=32, heads=4, ffn=64, layers=2, vocab=99, positions=64,
                embed=16, channels=8, image=32)
 

@@ -11,7 +11,7 @@ from adopter.verify.core import options_for
 from adopter.verify.result import FAIL, PASS, SKIP
 
 JSON_KEYS = {"rule", "path", "line", "class", "verdict", "reason", "max_abs_diff", "forward_ratio",
-             "forward_backward_ratio", "memory_ratio", "device"}
+             "forward_backward_ratio", "memory_ratio", "device", "combined"}
 
 
 def _by_rule(results):
@@ -20,7 +20,7 @@ def _by_rule(results):
 
 def test_toy_patches_pass(toy, all_rules, quick):
     results = verify_file(str(toy / "toy_blocks.py"), all_rules, Config(), benchmark=False, options=quick)
-    found = _by_rule(results)
+    found = _by_rule(r for r in results if not r.combined)
     assert {"ADP004", "ADP005", "ADP007"} <= set(found)
     for rule, cls in (("ADP004", "Mixer"), ("ADP005", "OutputBlock"), ("ADP007", "ConvStem")):
         result = found[rule]
@@ -29,7 +29,7 @@ def test_toy_patches_pass(toy, all_rules, quick):
         assert result.max_abs_diff is not None and result.max_abs_diff < 1e-4
         assert result.forward_ratio is None  # no benchmark asked for
         assert result.details["edited_lines"]
-    combined = [r for r in results if "+" in r.rule]
+    combined = [r for r in results if r.combined]
     assert [(r.rule, r.class_name, r.verdict) for r in combined] == [("ADP004+ADP005", "TinyModel", PASS)]
     assert "2 of them ran in TinyModel" in combined[0].reason
     assert all(isinstance(r, VerifyResult) for r in results)
