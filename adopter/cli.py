@@ -131,9 +131,12 @@ def run_check(args) -> tuple[list[Finding], list[tuple[str, str]], list[Rule]]:
     files, errors = iter_python_files(args.paths, config_for)
     jobs = []
     all_rules: dict[str, Rule] = {}
+    by_config: dict[Config, list[Rule]] = {}  # rule files are loaded once per config, not per file
     for path in files:
         config = config_for(path)
-        rules = _rules_for(args, config)
+        rules = by_config.get(config)
+        if rules is None:
+            rules = by_config[config] = _rules_for(args, config)
         for r in rules:
             all_rules[r.id] = r
         dirs = tuple(str(d) for d in [*map(Path, args.rules_dir), *config.rule_paths])
@@ -162,8 +165,6 @@ def cmd_check(args) -> int:
     output = render(args.output_format, findings, rules, fix_hint=args.fix_hint)
     if output:
         print(output)
-    elif args.output_format == "text" and not errors:
-        pass
     if args.output_format == "text" and findings:
         fixable = sum(f.fixable for f in findings)
         print(f"Found {len(findings)} opportunit{'y' if len(findings) == 1 else 'ies'} "

@@ -110,7 +110,7 @@ def iter_python_files(paths: list[str], config_for) -> tuple[list[Path], list[tu
             for folder, dirs, names in os.walk(path, followlinks=False):
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("__pycache__", "node_modules"))
                 for name in sorted(names):
-                    if name.endswith((".py", ".pyi")) and not name.endswith(".pyi"):
+                    if name.endswith(".py"):
                         full = Path(folder) / name
                         if config_for(full).excludes(full):
                             continue

@@ -49,9 +49,6 @@ class Match:
     def key(self) -> tuple:
         return (self.rule_id, tuple(sorted(n.span for n in self.nodes)))
 
-    def binding(self, name: str):
-        return dict(self.env).get(name)
-
 
 # ----------------------------------------------------------------------------- values
 

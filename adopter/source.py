@@ -33,10 +33,6 @@ class SourceFile:
     newline: str
     digest: str
 
-    @property
-    def original_bytes_digest(self) -> str:
-        return self.digest
-
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

@@ -472,7 +472,6 @@ class FlowBuilder:
                 ctx.loops[-1][1].extend(frontier)
             return []
         if isinstance(stmt, ast.Assert):
-            frontier = self._inner_calls(stmt, frontier, ctx) if False else frontier
             _, frontier = self._new(ctx, frontier, kind="other", uses=self._uses_of(stmt.test, ctx), span=span(stmt))
             return frontier
         if isinstance(stmt, ast.Delete):
