@@ -77,8 +77,7 @@ def _paths(flow):
             if len(paths) > MAX_PATHS:
                 return None
             continue
-        for succ in flow.graph.successors(pos):
-            guard = flow.graph.edges[pos, succ].get("guard")
+        for succ, guard in flow.out[pos]:
             chosen = guards
             if guard is not None:
                 text, taken = guard

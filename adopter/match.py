@@ -202,7 +202,7 @@ class Matcher:
 
     def _search(self, cls: ClassStructure, flow: Flow, start: Node) -> Iterable[Match]:
         pattern = self.forward.nodes
-        graph = flow.graph
+        out = flow.out
         nodes = flow.nodes
         seen: set = set()
         steps = 0
@@ -217,11 +217,10 @@ class Matcher:
         stack = [(start.id, 1, state, 0)]
         while stack:
             pos, index, state, gap = stack.pop()
-            for succ in graph.successors(pos):
+            for succ, guard in out[pos]:
                 steps += 1
                 if steps > MAX_STEPS_PER_START:
                     return
-                guard = graph.edges[pos, succ].get("guard")
                 next_state = state
                 if guard is not None:
                     text, taken = guard
@@ -387,8 +386,8 @@ class Matcher:
         if not keys:
             return True
         keys = {state.canon(k) for k in keys} | {k for k, v in state.aliases.items() if v in keys}
-        graph, nodes = flow.graph, flow.nodes
-        stack = [(s, frozenset(keys)) for s in graph.successors(state.matched[-1].id)]
+        out, nodes = flow.out, flow.nodes
+        stack = [(s, frozenset(keys)) for s, _ in out[state.matched[-1].id]]
         seen = set()
         while stack:
             pos, live = stack.pop()
@@ -400,7 +399,7 @@ class Matcher:
                 return False
             live = live - node.defs
             if live:
-                stack.extend((s, live) for s in graph.successors(pos))
+                stack.extend((s, live) for s, _ in out[pos])
         return True
 
     def _match_init(self, cls: ClassStructure, state: _State) -> list | None:

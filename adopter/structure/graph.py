@@ -5,8 +5,11 @@ calls get temporaries (``self.LayerNorm(self.dropout(h) + r)`` is Dropout -> Add
 LayerNorm).  Statements that compute nothing interesting still become ``other``/``copy``
 nodes because matching must know what they read and write (data flow, liveness).
 
-The graph is a networkx DiGraph over node ids.  Loop bodies are taken once (no back
-edges), so the graph is a DAG and matching on it terminates without enumerating paths.
+The graph is kept as adjacency lists over node ids (``Flow.out``): the matcher walks them
+millions of times and ``import networkx`` alone costs more than analysing a file on the
+pre-commit path.  ``Flow.graph`` gives the same graph as a networkx DiGraph for tools and
+tests.  Loop bodies are taken once (no back edges), so the graph is a DAG and matching on it
+terminates without enumerating paths.
 Edges out of an ``if`` carry ``guard=(text, taken)`` so that two ``if``s with the same guard
 text are correlated: a path that took one branch of the first takes it of the second too.
 
@@ -20,8 +23,6 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 from typing import Union
-
-import networkx as nx
 
 from .bindings import ClassInfo, span
 from .names import ModuleNames
@@ -83,9 +84,24 @@ class Flow:
 
     name: str
     nodes: list[Node]
-    graph: nx.DiGraph
+    out: list[list[tuple[int, tuple | None]]]  # per node id: (successor, guard) in insertion order
     entry: int
     exit: int
+
+    def successors(self, pos: int) -> list[int]:
+        return [succ for succ, _ in self.out[pos]]
+
+    @property
+    def graph(self):
+        """The flow as a ``networkx.DiGraph`` (edges carry ``guard``); built on demand."""
+        import networkx as nx
+
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(len(self.nodes)))
+        for pred, edges in enumerate(self.out):
+            for succ, guard in edges:
+                graph.add_edge(pred, succ, guard=guard)
+        return graph
 
 
 @dataclass
@@ -115,7 +131,7 @@ class FlowBuilder:
         self.lines = lines
         self.cls = cls
         self.nodes: list[Node] = []
-        self.graph = nx.DiGraph()
+        self.out: list[list[tuple[int, tuple | None]]] = []
         self.instances = 0
         self.temps = 0
 
@@ -126,9 +142,11 @@ class FlowBuilder:
         node = Node(id=len(self.nodes), func=ctx.func, stmt=ctx.stmt, scope=ctx.scope,
                     inlined=ctx.instance > 0, **fields)
         self.nodes.append(node)
-        self.graph.add_node(node.id)
+        self.out.append([])
         for pred, guard in frontier:
-            self.graph.add_edge(pred, node.id, guard=guard)
+            edge = (node.id, guard)
+            if edge not in self.out[pred]:
+                self.out[pred].append(edge)
         return node, [(node.id, None)]
 
     def build(self, func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> Flow:
@@ -139,7 +157,7 @@ class FlowBuilder:
         except (_Stop, RecursionError):
             frontier = [(entry.id, None)]
         exit_node, _ = self._new(ctx, frontier + ctx.ret_frontier, kind="exit")
-        return Flow(qualname, self.nodes, self.graph, entry.id, exit_node.id)
+        return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id)
 
     def _text(self, expr: ast.AST) -> str:
         """The source text of an expression (ast.unparse is ten times slower)."""

@@ -4,6 +4,12 @@ A root is ``forward``, or any method (module-level function) that no other metho
 of the same class (file) calls: the others are inlined where they are called, so their nodes
 are matched in their caller's context and need no graph of their own.
 
+Only code that a ``forward`` can reach is a model structure (SPEC section 1: the composition
+function).  When the file defines a ``forward``, roots that no ``forward`` reaches (``generate``,
+sampling utilities, an unused scripted function) are dropped: their tensor code does not run
+in the model's training or inference step, and the paper's ground truth does not count it.  A
+file without any ``forward`` (functional code) keeps every root.
+
 Flows are built lazily and only for roots that can contain a rule's first pattern node: each
 method is summarised once by the identifiers it mentions (with its helpers'), and a rule is
 tried on a root only if one of its trigger identifiers is there.  On a typical modeling file
@@ -120,6 +126,37 @@ def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
     return [n for n in functions if n not in INIT_NAMES and (n == "forward" or n not in called)]
 
 
+def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tuple[str, str]] | None:
+    """(owner, function) pairs that some ``forward`` reaches; None when the file has no forward.
+
+    Calls are read off the identifiers a function mentions (the same summary the trigger
+    prefilter uses), so the graph over-approximates: a word naming a method of any class in
+    the file, or a module-level function, is an edge.  Over-approximating keeps recall; the
+    point is only to drop code that nothing in a forward mentions at all.
+    """
+    by_name: dict[str, list[tuple[str, ast.AST]]] = {}
+    for owner, info in infos.items():
+        for name, func in info.methods.items():
+            by_name.setdefault(name, []).append((owner, func))
+    for name, func in module.names.functions.items():
+        by_name.setdefault(name, []).append(("<module>", func))
+    todo = [(owner, func) for owner, func in by_name.get("forward", ()) if owner != "<module>"]
+    if not todo:
+        return None
+    seen: set[tuple[str, str]] = set()
+    while todo:
+        owner, func = todo.pop()
+        key = (owner, func.name)
+        if key in seen:
+            continue
+        seen.add(key)
+        for word in module.mention(func):
+            for callee in by_name.get(word, ()):
+                if (callee[0], word) not in seen:
+                    todo.append(callee)
+    return seen
+
+
 def module_structure(tree: ast.Module, package: str | None = None, text: str | None = None) -> ModuleStructure:
     names = collect_names(tree, package)
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
@@ -135,4 +172,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     module_level = ClassStructure("<module>", None, module, functions=dict(names.functions))
     module_level.roots = _roots(module_level.functions, module.mention, extra_callers=all_methods)
     module.classes["<module>"] = module_level
+    reachable = _reachable(module, infos)
+    if reachable is not None:
+        for owner, structure in module.classes.items():
+            structure.roots = [r for r in structure.roots if (owner, r) in reachable]
     return module
