@@ -50,3 +50,37 @@ def test_user_rule_folder_adds_rules(tmp_path):
     )
     rules = load_rules([tmp_path])
     assert "USR001" in [r.id for r in rules]
+
+
+def test_parsed_rules_are_cached_and_a_changed_file_is_parsed_again(tmp_path, monkeypatch):
+    import pickle
+    from pathlib import Path
+
+    bundled = Path(load_rules()[3].path).read_text()
+    monkeypatch.setenv("ADOPTER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("ADOPTER_NO_CACHE", raising=False)
+    path = tmp_path / "ADP104.toml"
+    path.write_text(bundled.replace('id = "ADP004"', 'id = "ADP104"'))
+    first = load_rule(path)
+    entries = list((tmp_path / "cache" / "rules").glob("*.pickle"))
+    assert len(entries) == 1
+    assert pickle.loads(entries[0].read_bytes()) == first
+    assert load_rule(path) == first  # served from the cache
+
+    path.write_text(path.read_text().replace('"last-dimension softmax', '"edited softmax'))
+    edited = load_rule(path)
+    assert edited.message.startswith("edited softmax")
+    assert len(list((tmp_path / "cache" / "rules").glob("*.pickle"))) == 2
+
+    for entry in (tmp_path / "cache" / "rules").glob("*.pickle"):
+        entry.write_bytes(b"not a pickle")  # a damaged cache is ignored, not an error
+    assert load_rule(path) == edited
+
+
+def test_rule_cache_can_be_turned_off(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("ADOPTER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("ADOPTER_NO_CACHE", "1")
+    assert load_rule(Path(load_rules()[0].path)).id == "ADP001"
+    assert not (tmp_path / "cache").exists()
