@@ -15,6 +15,7 @@ $(VENV)/.core: pyproject.toml
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps python-graphs==1.2.3
 	touch $@
 
 demo: $(VENV)/.core

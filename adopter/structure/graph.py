@@ -425,8 +425,13 @@ class FlowBuilder:
             params=bound, layer_alias=dict(ctx.layer_alias), stack=ctx.stack + (target.name,), ret=result,
             stmt=ctx.stmt, scope=ctx.scope,
         )
-        frontier = self._body(target.body, frontier, inner)
-        return result, frontier + inner.ret_frontier
+        after = self._body(target.body, frontier, inner) + inner.ret_frontier
+        if not after:
+            # The helper cannot return (a stub that raises when an optional dependency such as
+            # natten is missing, say): the real callee is elsewhere, so the call stays opaque
+            # and the caller's code after it stays reachable.
+            return result, frontier
+        return result, after
 
     # ------------------------------------------------------------------ statements
     def _body(self, stmts: list[ast.stmt], frontier: list, ctx: _Ctx) -> list:
