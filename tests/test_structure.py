@@ -327,3 +327,62 @@ def test_structure_command_shows_bindings_and_nodes():
     assert "self.conv = torch.nn.Conv2d(...)" in shown
     assert "x = torch.nn.Conv2d[self.conv](x)" in shown
     assert "torch.nn.BatchNorm2d[self.bn](x)" in shown
+
+
+def test_a_model_class_imported_from_a_sibling_module_is_that_class(findings):
+    src = """
+    from torch import nn
+    from .modeling_bert import BertSelfAttention
+    from other.lib import BertSelfAttentionLike
+
+
+    class Layer(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.attention = BertSelfAttention(config)
+            self.other = BertSelfAttentionLike(config)
+
+        def forward(self, hidden_states):
+            hidden_states = self.other(hidden_states)
+            return self.attention(hidden_states)
+    """
+    assert findings(src, "ADP001") == [("ADP001", 15)]
+
+
+def test_code_a_forward_cannot_reach_is_not_a_model_structure(findings):
+    src = """
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    def pick(logits):  # used by generate only
+        return F.softmax(logits, dim=-1)
+
+
+    def unused(scores):
+        return F.softmax(scores, dim=-1)
+
+
+    def shared(scores):
+        return F.softmax(scores, dim=-1)
+
+
+    class Head(nn.Module):
+        def forward(self, scores):
+            return self._attend(scores)
+
+        def _attend(self, scores):
+            return shared(scores)
+
+        def generate(self, logits):
+            return pick(logits)
+    """
+    assert findings(src, "ADP004") == [("ADP004", 15)]
+    functional_only = """
+    import torch.nn.functional as F
+
+
+    def attend(scores):
+        return F.softmax(scores, dim=-1)
+    """
+    assert findings(functional_only, "ADP004") == [("ADP004", 6)]

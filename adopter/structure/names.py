@@ -92,9 +92,16 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
 
 
 def names_match(pattern_name: str, code_name: str) -> bool:
-    """Does a rule's absolute name denote the code's (possibly relative) name?"""
+    """Does a rule's absolute name denote the code's (possibly relative) name?
+
+    A pattern name without a dot names a model class (``BertSelfAttention``): it denotes the
+    class defined in the file and also one imported from a sibling module
+    (``from .modeling_bert import BertSelfAttention``), where the code's name is qualified.
+    """
     if pattern_name == code_name:
         return True
+    if "." not in pattern_name:
+        return code_name.rsplit(".", 1)[-1] == pattern_name and "." in code_name
     if code_name.startswith("."):
         tail = code_name.lstrip(".")
         return bool(tail) and pattern_name.endswith("." + tail)
