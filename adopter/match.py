@@ -139,34 +139,52 @@ class Matcher:
         found: dict[tuple, Match] = {}
         for cls in module.classes.values():
             triggers = self._triggers_for(cls, module)
-            if triggers is not None and not triggers:
+            if triggers is not None and not all(triggers):
                 continue
             for root in cls.roots:
-                if triggers is not None and not (triggers & cls.words(root)):
-                    continue
+                if triggers is not None:
+                    words = cls.words(root)
+                    if not all(t & words for t in triggers):
+                        continue
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow):
                     found.setdefault(match.key, match)
         return sorted(found.values(), key=lambda m: m.span)
 
-    def _triggers_for(self, cls: ClassStructure, module: ModuleStructure) -> frozenset | None:
-        """Identifiers one of which a root must mention to possibly start a match (None: any)."""
-        first = self.forward.nodes[0]
-        if first.op == "layer":
-            allowed = self.layer_types.get(first.layer.name)
+    def _triggers_for(self, cls: ClassStructure, module: ModuleStructure) -> list[frozenset] | None:
+        """Per named pattern node, the identifiers one of which a root must mention for the
+        pattern to possibly match there (a root that lacks any of them is never built into a
+        graph).  None: no constraint; an empty set in the list: the class cannot match."""
+        sets = []
+        for pnode in self.forward.nodes:
+            if getattr(pnode, "optional", False):
+                continue
+            words = self._node_words(pnode, cls, module)
+            if words is not None:
+                sets.append(words)
+        return sets or None
+
+    def _node_words(self, pnode: PNode, cls: ClassStructure, module: ModuleStructure) -> frozenset | None:
+        if pnode.op == "layer":
+            allowed = self.layer_types.get(pnode.layer.name)
             if allowed is None:
                 return None
-            return frozenset(
-                attr.split("[")[0] for attr, ctors in cls.bindings.items()
-                if any(names_match(a, c.fqn) for c in ctors for a in allowed)
-            )
-        if first.op == "method":
-            return frozenset({first.method})
-        if not first.op[:1].isalpha():
+            return self._bound_to(cls, allowed)
+        if pnode.op == "method":
+            return frozenset({pnode.method})
+        if not pnode.op[:1].isalpha():
             return None
-        last = first.op.rsplit(".", 1)[-1]
-        aliases = {local for local, fqn in module.names.imports.items() if names_match(first.op, fqn)}
-        return frozenset({last, *aliases})
+        last = pnode.op.rsplit(".", 1)[-1]
+        aliases = {local for local, fqn in module.names.imports.items() if names_match(pnode.op, fqn)}
+        return frozenset({last, *aliases}) | self._bound_to(cls, {pnode.op})
+
+    @staticmethod
+    def _bound_to(cls: ClassStructure, allowed) -> frozenset:
+        """The attributes of ``cls`` whose constructor is one of ``allowed``."""
+        return frozenset(
+            attr.split("[")[0] for attr, ctors in cls.bindings.items()
+            if any(names_match(a, c.fqn) for c in ctors for a in allowed)
+        )
 
     def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
         first = self.forward.nodes[0]
