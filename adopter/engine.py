@@ -60,7 +60,8 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     matchers = _MATCHERS.get(key)
     if matchers is None:
         matchers = _MATCHERS[key] = [
-            Matcher(rule.id, forward, rule.init, commutative=rule.commutative) for forward in rule.forwards
+            Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i)
+            for i, forward in enumerate(rule.forwards)
         ]
     return matchers
 

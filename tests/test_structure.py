@@ -327,3 +327,37 @@ def test_structure_command_shows_bindings_and_nodes():
     assert "self.conv = torch.nn.Conv2d(...)" in shown
     assert "x = torch.nn.Conv2d[self.conv](x)" in shown
     assert "torch.nn.BatchNorm2d[self.bn](x)" in shown
+
+
+def test_a_variable_overwritten_by_a_pattern_node_is_a_new_value(findings):
+    """``x = x.to(...)`` then ``x * ...``: the later ``x`` is not the value the pattern bound
+    before (names are keys, so the matcher marks the binding stale when a node reassigns it)."""
+    t5_style = """
+        import torch
+
+        def norm(x, eps):
+            variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
+            return x * torch.rsqrt(variance + eps)
+    """
+    llama_style = """
+        import torch
+
+        def norm(x, eps):
+            x = x.to(torch.float32)
+            variance = x.pow(2).mean(-1, keepdim=True)
+            return x * torch.rsqrt(variance + eps)
+    """
+    from adopter.engine import analyze, match_rule
+    from adopter.ruleset import load_rules
+    from adopter.structure import module_structure
+    import ast
+    import textwrap
+
+    rule = next(r for r in load_rules() if r.id == "ADP011")
+    for source, alternatives in ((t5_style, {2}), (llama_style, {0})):
+        text = textwrap.dedent(source)
+        matches = match_rule(rule, module_structure(ast.parse(text), None, text))
+        # one finding each, from the right alternative: the upcast pattern (2) must not
+        # match LLaMA's code, where the upcast copy replaces x
+        assert {m.alternative for m in matches} == alternatives
+        assert len(analyze(text, "m.py", [rule]).findings) == 1
