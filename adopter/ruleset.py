@@ -70,9 +70,26 @@ class Rule:
     forwards: tuple[Pattern, ...] = ()  # every alternative of the forward source pattern
     forward_targets: tuple[str | None, ...] = ()  # the target of each alternative (usually all the same)
     commutative: bool = True  # whether '+'/'*' in the forward pattern match either operand order
+    only_on: tuple[str, ...] = ()  # the patched code runs only there (Liger: cuda); () = anywhere
 
     def helps_on(self, target: str | None) -> bool:
+        """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
+        target configured).  A rule whose patched code runs only on some hardware
+        (``only_on``) is proposed only when that target is chosen explicitly; elsewhere its
+        findings are informational."""
+        if self.only_on:
+            return target in self.only_on and any(h.split(":")[0] == target for h in self.helps)
         return target is None or any(h.split(":")[0] == target for h in self.helps)
+
+    def target_note(self, target: str | None) -> str:
+        """Why a finding of this rule is informational for ``target`` ('' when it is not)."""
+        if self.helps_on(target):
+            return ""
+        where = ", ".join(self.helps) or "no declared hardware"
+        if self.only_on:
+            return f"the patched code runs on {'/'.join(self.only_on)} only; helps on {where}; " + (
+                "choose --target " + self.only_on[0] if target is None else f"target is {target}")
+        return f"helps on {where}; target is {target}"
 
 
 def _position(raw: str, text: str, key: str) -> tuple[int, int]:
@@ -228,6 +245,10 @@ def load_rule(path: Path) -> Rule:
         if item.split(":")[0] not in TARGETS:
             line, column = _position(raw, item, "helps")
             raise RuleError(spath, line, column, f"helps entry {item!r} must start with cpu or cuda")
+    only_on = data.get("only_on", [])
+    if not isinstance(only_on, list) or any(item not in TARGETS for item in only_on):
+        line, column = _position(raw, "", "only_on")
+        raise RuleError(spath, line, column, "only_on must be a list of cpu / cuda")
     examples = []
     for index, ex in enumerate(data.get("examples", [])):
         name = ex.get("name", f"example {index + 1}")
@@ -263,6 +284,7 @@ def load_rule(path: Path) -> Rule:
         forwards=forwards,
         forward_targets=forward_targets,
         commutative=bool(forward.get("commutative", True)),
+        only_on=tuple(only_on),
     )
 
 
