@@ -4,7 +4,8 @@ A pattern is a short Python-like program: one statement per line (or separated b
 each an assignment or a bare expression.  Abstract variables start with ``$`` and bind, on
 first use, to a concrete name or value of the analysed code; every later use must bind to
 the same thing, which is how a pattern states data flow.  ``_`` matches any single value
-and ``...`` in an argument list matches any remaining arguments.
+and ``...`` in an argument list matches any remaining arguments; ``!name`` says the code
+must not pass the keyword ``name`` (nor ``**kwargs``, which might hold it).
 
     $d = $drop($x)                 # a call of the layer bound to $drop
     $s = $d + $r                   # tensor add ('+' and '*' match commutatively)
@@ -63,6 +64,7 @@ arglist: arg ("," arg)* [","]
 ?arg: expr
     | NAME "=" expr                -> kwarg
     | ELLIPSIS                     -> rest
+    | "!" NAME                     -> absent
 
 ADD_OP: "+" | "-"
 MUL_OP: "*" | "/" | "@" | "//" | "%"
@@ -150,6 +152,7 @@ class PNode:
     method: str | None = None
     line: int = 1
     column: int = 1
+    absent: tuple[str, ...] = ()  # keywords the code must not pass (``!fused``)
 
 
 @dataclass(frozen=True)
@@ -251,6 +254,12 @@ class _Unchain(Transformer):
     def rest(self, items):
         return ("rest",)
 
+    def absent(self, items):
+        key = items[0]
+        if "." in str(key):
+            raise PatternError(f"keyword {key!s} is not a plain name", key.line, key.column)
+        return ("absent", str(key))
+
     def arglist(self, items):
         return [i for i in items if i is not None]
 
@@ -259,16 +268,20 @@ class _Unchain(Transformer):
         args: list[PValue] = []
         kwargs: list[tuple[str, PValue]] = []
         rest = False
+        absent: list[str] = []
         for item in arglist:
             if isinstance(item, tuple) and item[0] == "kw":
                 kwargs.append((item[1], item[2]))
             elif isinstance(item, tuple) and item[0] == "rest":
                 rest = True
+            elif isinstance(item, tuple) and item[0] == "absent":
+                absent.append(item[1])
             else:
-                if kwargs or rest:
+                if kwargs or rest or absent:
                     raise PatternError("positional argument after keyword or '...'", token.line, token.column)
                 args.append(item)
-        common = dict(args=tuple(args), kwargs=tuple(kwargs), rest=rest, line=token.line, column=token.column)
+        common = dict(args=tuple(args), kwargs=tuple(kwargs), rest=rest, absent=tuple(absent),
+                      line=token.line, column=token.column)
         if kind == "name":
             return self._emit(PNode(op=what, **common))
         if kind == "var":
@@ -298,7 +311,7 @@ class _Unchain(Transformer):
         node = self.nodes[value.index]
         self.nodes[value.index] = PNode(
             op=node.op, args=node.args, kwargs=node.kwargs, rest=node.rest, layer=node.layer,
-            outs=targets, method=node.method, line=node.line, column=node.column,
+            outs=targets, method=node.method, line=node.line, column=node.column, absent=node.absent,
         )
         return None
 

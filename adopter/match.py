@@ -342,6 +342,8 @@ class Matcher:
                 return None
         if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
             return None
+        if pnode.absent and (code_kwargs.keys() & {*pnode.absent, "**"}):
+            return None
         outs = node.outs
         if pnode.outs:
             if len(pnode.outs) != len(outs):
@@ -464,6 +466,8 @@ class Matcher:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], state):
                 return False
         if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
+            return False
+        if pnode.absent and (code_kwargs.keys() & {*pnode.absent, "**"}):
             return False
         return True
 

@@ -361,3 +361,33 @@ def test_a_variable_overwritten_by_a_pattern_node_is_a_new_value(findings):
         # match LLaMA's code, where the upcast copy replaces x
         assert {m.alternative for m in matches} == alternatives
         assert len(analyze(text, "m.py", [rule]).findings) == 1
+
+
+def test_a_scripts_top_level_code_is_a_root(findings):
+    """Training scripts build their optimizer at module level; functions the script calls
+    stay roots of their own (a match is reported once)."""
+    script = """
+        import torch
+
+        model = torch.nn.Linear(4, 4)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+
+        def main():
+            other = torch.optim.SGD(model.parameters(), lr=0.1)
+            return other
+
+
+        if __name__ == "__main__":
+            main()
+    """
+    assert findings(script, "ADP012") == [("ADP012", 5), ("ADP012", 9)]
+    library = """
+        import torch
+        ALL = ["f"]
+
+
+        def f(m):
+            return torch.optim.Adam(m.parameters())
+    """
+    assert findings(library, "ADP012") == [("ADP012", 7)]

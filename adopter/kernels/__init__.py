@@ -15,6 +15,7 @@ from .activations import bias_gelu
 from .attention import sdpa_bert_self_attention, sdpa_gpt2_attention, sdpa_t5_attention
 from .folding import conv_bn, linear_bn
 from .normalization import dropout_add_layer_norm, softmax
+from .optim import fused_optimizer
 from .projections import fused_qkv
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "sdpa_bert_self_attention",
     "sdpa_t5_attention",
     "sdpa_gpt2_attention",
+    "fused_optimizer",
 ]

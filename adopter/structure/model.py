@@ -21,6 +21,24 @@ from .graph import Flow, FlowBuilder
 from .names import ModuleNames, collect_names
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
+# The module's own statements (a training script's body) as one more root of ``<module>``.
+TOP_LEVEL = "<top-level>"
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+
+
+def _top_level(tree: ast.Module) -> ast.FunctionDef | None:
+    """The module's executable statements wrapped in a function node (positions kept), or
+    None when they call nothing (most library files: imports, constants, docstrings)."""
+    body = [s for s in tree.body if not isinstance(s, _DEFINITIONS)]
+    if not any(isinstance(n, ast.Call) for s in body for n in ast.walk(s)):
+        return None
+    func = ast.FunctionDef(
+        name=TOP_LEVEL, args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+        body=body, decorator_list=[], returns=None, type_params=[],
+    )
+    func.lineno, func.col_offset = body[0].lineno, body[0].col_offset
+    func.end_lineno, func.end_col_offset = body[-1].end_lineno, body[-1].end_col_offset
+    return func
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -112,7 +130,7 @@ class ModuleStructure:
 def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
     called: set[str] = set()
     for name, func in list(functions.items()) + list(extra_callers):
-        if name in INIT_NAMES:
+        if name in INIT_NAMES or name == TOP_LEVEL:  # a function the script calls stays a root
             continue
         for word in mention(func):
             if word != name and word in functions:
@@ -134,5 +152,9 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         all_methods.extend(info.methods.items())
     module_level = ClassStructure("<module>", None, module, functions=dict(names.functions))
     module_level.roots = _roots(module_level.functions, module.mention, extra_callers=all_methods)
+    top = _top_level(tree)
+    if top is not None:
+        module_level.functions[TOP_LEVEL] = top
+        module_level.roots.append(TOP_LEVEL)
     module.classes["<module>"] = module_level
     return module

@@ -270,7 +270,17 @@ class Planner:
                 continue
             raise Skip(f"the fused code would drop `{index.segment(sub_span)}`")
 
-        mapping = _imports_mapping(rule, self.names, edits)
+        kernel_mapping = _imports_mapping(rule, self.names, edits)
+        # A callee the target names as the pattern does (``torch.optim.AdamW``) is written as
+        # the code wrote it (``AdamW``, ``optim.AdamW``), as init targets do: no new import.
+        callees = {
+            pattern[i].op: index.segment(span_of(exprs[i].func)) for i in fused
+            if nodes[i].kind == "call" and isinstance(exprs[i], ast.Call) and "." in pattern[i].op
+        }
+
+        def mapping(name: str) -> str | None:
+            return callees.get(name) or kernel_mapping(name)
+
         try:
             rhs = substitute(replace_names(target.rhs, mapping), values, ", ".join(text for _, text in rest))
         except RenderError as exc:
