@@ -209,3 +209,20 @@ def test_rules_listing_says_where_each_rule_helps(capsys):
     assert main(["rules"]) == 0
     line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("ADP011"))
     assert "cuda:train+infer cpu:train+infer" in line and "torch.nn.functional.rms_norm" in line
+
+
+def test_cuda_only_rule_is_fixed_only_for_the_cuda_target(tmp_path, capsys):
+    """ADP013 (Liger, only_on cuda): informational without a target or on cpu, fixed on cuda."""
+    rule = next(r for r in __import__("adopter.ruleset", fromlist=["load_rules"]).load_rules() if r.id == "ADP013")
+    example = next(e for e in rule.examples if e.after is not None)
+    path = tmp_path / "mlp.py"
+    path.write_text(example.before)
+    for target in ([], ["--target", "cpu"]):
+        assert main(["check", "--select", "ADP013", "--output-format", "json", *target, str(path)]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert [d["severity"] for d in data] == ["info"]
+        assert "runs on cuda only" in data[0]["informational"]
+        assert main(["fix", "--no-deps", "--select", "ADP013", *target, str(path)]) == 0
+        assert path.read_text() == example.before
+    assert main(["fix", "--no-deps", "--select", "ADP013", "--target", "cuda", str(path)]) == 1
+    assert path.read_text() == example.after

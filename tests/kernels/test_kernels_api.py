@@ -26,6 +26,7 @@ def test_exports_exactly_the_documented_api():
             "sdpa_t5_attention",
             "sdpa_gpt2_attention",
             "fused_optimizer",
+            "liger_swiglu",
         ]
     )
     for name in K.__all__:
