@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
@@ -33,7 +34,8 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--select", help="comma-separated rule ids or names (ALL for every rule)")
     parser.add_argument("--ignore", help="comma-separated rule ids or names to skip")
     parser.add_argument("--rules-dir", action="append", default=[], help="extra folder of rule files")
-    parser.add_argument("--target", choices=("cpu", "cuda"), help="only rules that help on this hardware")
+    parser.add_argument("--target", choices=("cpu", "cuda"),
+                        help="hardware the code runs on: findings of rules that help elsewhere are informational")
     parser.add_argument("--no-config", action="store_true", help="ignore [tool.adopter] in pyproject.toml")
     parser.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
 
@@ -75,7 +77,9 @@ class UsageError(Exception):
     pass
 
 
-def _rules_for(args, config: Config) -> list[Rule]:
+def _rules_for(args, config: Config, informational: bool = False) -> list[Rule]:
+    """The rules to apply; with ``informational``, also those that do not help on the target
+    (``check`` reports their findings for information)."""
     dirs = [Path(d) for d in getattr(args, "rules_dir", [])] + list(config.rule_paths)
     rules = load_rules(dirs)
     select = _split(args.select) or list(config.select)
@@ -84,10 +88,13 @@ def _rules_for(args, config: Config) -> list[Rule]:
         chosen = select_rules(rules, select or None, ignore or None)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    target = getattr(args, "target", None) or config.target
-    if target:
-        chosen = [r for r in chosen if r.helps_on(target)]
+    if not informational:
+        chosen = [r for r in chosen if r.helps_on(_target(args, config))]
     return chosen
+
+
+def _target(args, config: Config) -> str | None:
+    return getattr(args, "target", None) or config.target
 
 
 # --------------------------------------------------------------------- per-file work
@@ -130,13 +137,15 @@ def run_check(args) -> tuple[list[Finding], list[tuple[str, str]], list[Rule]]:
     config_for = _config_for_factory(args)
     files, errors = iter_python_files(args.paths, config_for)
     jobs = []
+    targets = []
     all_rules: dict[str, Rule] = {}
     by_config: dict[Config, list[Rule]] = {}  # rule files are loaded once per config, not per file
     for path in files:
         config = config_for(path)
+        targets.append(_target(args, config))
         rules = by_config.get(config)
         if rules is None:
-            rules = by_config[config] = _rules_for(args, config)
+            rules = by_config[config] = _rules_for(args, config, informational=True)
         for r in rules:
             all_rules[r.id] = r
         dirs = tuple(str(d) for d in [*map(Path, args.rules_dir), *config.rule_paths])
@@ -148,8 +157,10 @@ def run_check(args) -> tuple[list[Finding], list[tuple[str, str]], list[Rule]]:
             results = list(pool.map(_check_one, jobs, chunksize=4))
     else:
         results = [_check_one(job) for job in jobs]
-    for (path, _, _), (found, error) in zip(jobs, results):
-        findings.extend(found)
+    for (path, _, _), target, (found, error) in zip(jobs, targets, results):
+        for finding in found:
+            note = all_rules[finding.rule].target_note(target)
+            findings.append(replace(finding, informational=note, fixable=False) if note else finding)
         if error:
             errors.append((path, error))
     return findings, errors, sorted(all_rules.values(), key=lambda r: r.id)
@@ -165,14 +176,17 @@ def cmd_check(args) -> int:
     output = render(args.output_format, findings, rules, fix_hint=args.fix_hint)
     if output:
         print(output)
+    actionable = [f for f in findings if not f.informational]
     if args.output_format == "text" and findings:
-        fixable = sum(f.fixable for f in findings)
-        print(f"Found {len(findings)} opportunit{'y' if len(findings) == 1 else 'ies'} "
-              f"({fixable} fixable with `adopter fix`).", file=sys.stderr)
+        fixable = sum(f.fixable for f in actionable)
+        info = len(findings) - len(actionable)
+        print(f"Found {len(actionable)} opportunit{'y' if len(actionable) == 1 else 'ies'} "
+              f"({fixable} fixable with `adopter fix`)"
+              + (f" and {info} informational (for other hardware)" if info else "") + ".", file=sys.stderr)
     _print_errors(errors)
     if errors:
         return 2
-    return 1 if findings else 0
+    return 1 if actionable else 0
 
 
 def cmd_fix(args) -> int:
@@ -199,11 +213,24 @@ def cmd_rules(args) -> int:
         print(json.dumps([_rule_dict(r) for r in rules], indent=2))
         return 0
     width = max(len(r.name) for r in rules)
+    where = {r.id: _where(r) for r in rules}
+    where_width = max(len(w) for w in where.values())
     for r in rules:
         mark = "fixable" if r.fixable else "report "
         off = "" if r.default else " (off by default)"
-        print(f"{r.id}  {r.name:<{width}}  {mark}  {r.kernel.import_}{off}")
+        print(f"{r.id}  {r.name:<{width}}  {mark}  {where[r.id]:<{where_width}}  {r.kernel.import_}{off}")
     return 0
+
+
+def _where(rule: Rule) -> str:
+    """``cuda:train+infer cpu:infer`` (and ``cuda only`` for patches that run nowhere else)."""
+    short = {"training": "train", "inference": "infer"}
+    by_target: dict[str, list[str]] = {}
+    for item in rule.helps:
+        target, _, mode = item.partition(":")
+        by_target.setdefault(target, []).append(short.get(mode, mode or "all"))
+    text = " ".join(f"{t}:{'+'.join(m)}" for t, m in by_target.items()) or "-"
+    return text + (f" ({'/'.join(rule.only_on)} only)" if rule.only_on else "")
 
 
 def _rule_dict(rule: Rule) -> dict:
@@ -211,7 +238,7 @@ def _rule_dict(rule: Rule) -> dict:
         "id": rule.id, "name": rule.name, "title": rule.title, "summary": rule.summary,
         "kernel": rule.kernel.import_, "package": rule.kernel.package, "fixable": rule.fixable,
         "fix_safety": rule.fix_safety, "default": rule.default, "helps": list(rule.helps),
-        "checkpoint_compatible": rule.checkpoint_compatible, "path": rule.path,
+        "checkpoint_compatible": rule.checkpoint_compatible, "path": rule.path, "only_on": list(rule.only_on),
     }
 
 
@@ -222,7 +249,9 @@ def explain(rule: Rule) -> str:
     out += [
         f"Kernel: {rule.kernel.import_} from {rule.kernel.package}"
         + (f" >= {rule.kernel.min_version}" if rule.kernel.min_version else ""),
-        f"Helps on: {', '.join(rule.helps) or 'unspecified'}",
+        f"Helps on: {', '.join(rule.helps) or 'unspecified'}"
+        + (f" (the patched code runs on {'/'.join(rule.only_on)} only: fixed with --target {rule.only_on[0]})"
+           if rule.only_on else ""),
         f"Fix: {'yes, ' + rule.fix_safety if rule.fixable else 'report only'}; "
         f"checkpoints {'stay loadable' if rule.checkpoint_compatible else 'need conversion (off by default)'}",
         "",

@@ -4,7 +4,8 @@ A pattern is a short Python-like program: one statement per line (or separated b
 each an assignment or a bare expression.  Abstract variables start with ``$`` and bind, on
 first use, to a concrete name or value of the analysed code; every later use must bind to
 the same thing, which is how a pattern states data flow.  ``_`` matches any single value
-and ``...`` in an argument list matches any remaining arguments.
+and ``...`` in an argument list matches any remaining arguments; ``!name`` says the code
+must not pass the keyword ``name`` (nor ``**kwargs``, which might hold it).
 
     $d = $drop($x)                 # a call of the layer bound to $drop
     $s = $d + $r                   # tensor add ('+' and '*' match commutatively)
@@ -97,6 +98,7 @@ class PNode:
     method: str | None = None
     line: int = 1
     column: int = 1
+    absent: tuple[str, ...] = ()  # keywords the code must not pass (``!fused``)
 
 
 @dataclass(frozen=True)

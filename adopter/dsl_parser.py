@@ -44,6 +44,7 @@ arglist: arg ("," arg)* [","]
 ?arg: expr
     | NAME "=" expr                -> kwarg
     | ELLIPSIS                     -> rest
+    | "!" NAME                     -> absent
 
 ADD_OP: "+" | "-"
 MUL_OP: "*" | "/" | "@" | "//" | "%"
@@ -138,6 +139,12 @@ class _Unchain(Transformer):
     def rest(self, items):
         return ("rest",)
 
+    def absent(self, items):
+        key = items[0]
+        if "." in str(key):
+            raise PatternError(f"keyword {key!s} is not a plain name", key.line, key.column)
+        return ("absent", str(key))
+
     def arglist(self, items):
         return [i for i in items if i is not None]
 
@@ -146,16 +153,20 @@ class _Unchain(Transformer):
         args: list[PValue] = []
         kwargs: list[tuple[str, PValue]] = []
         rest = False
+        absent: list[str] = []
         for item in arglist:
             if isinstance(item, tuple) and item[0] == "kw":
                 kwargs.append((item[1], item[2]))
             elif isinstance(item, tuple) and item[0] == "rest":
                 rest = True
+            elif isinstance(item, tuple) and item[0] == "absent":
+                absent.append(item[1])
             else:
-                if kwargs or rest:
+                if kwargs or rest or absent:
                     raise PatternError("positional argument after keyword or '...'", token.line, token.column)
                 args.append(item)
-        common = dict(args=tuple(args), kwargs=tuple(kwargs), rest=rest, line=token.line, column=token.column)
+        common = dict(args=tuple(args), kwargs=tuple(kwargs), rest=rest, absent=tuple(absent),
+                      line=token.line, column=token.column)
         if kind == "name":
             return self._emit(PNode(op=what, **common))
         if kind == "var":
@@ -185,7 +196,7 @@ class _Unchain(Transformer):
         node = self.nodes[value.index]
         self.nodes[value.index] = PNode(
             op=node.op, args=node.args, kwargs=node.kwargs, rest=node.rest, layer=node.layer,
-            outs=targets, method=node.method, line=node.line, column=node.column,
+            outs=targets, method=node.method, line=node.line, column=node.column, absent=node.absent,
         )
         return None
 

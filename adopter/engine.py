@@ -31,12 +31,17 @@ class Finding:
     message: str
     fixable: bool
     class_name: str = ""
+    # Set when the rule does not help on the chosen target (``--target``): the finding is
+    # shown for information, never fixed, and not counted in ``check``'s exit code.
+    informational: str = ""
 
     def as_dict(self) -> dict:
         return {
             "rule": self.rule, "name": self.name, "path": self.path, "line": self.line, "column": self.column,
             "end_line": self.end_line, "end_column": self.end_column, "message": self.message,
             "fixable": self.fixable, "class": self.class_name,
+            "severity": "info" if self.informational else "opportunity",
+            "informational": self.informational or None,
         }
 
 
@@ -60,7 +65,8 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     matchers = _MATCHERS.get(key)
     if matchers is None:
         matchers = _MATCHERS[key] = [
-            Matcher(rule.id, forward, rule.init, commutative=rule.commutative) for forward in rule.forwards
+            Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i)
+            for i, forward in enumerate(rule.forwards)
         ]
     return matchers
 

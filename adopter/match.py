@@ -39,6 +39,7 @@ class Match:
     nodes: tuple[Node, ...]
     env: tuple[tuple[str, object], ...]
     ctors: tuple[tuple[str, Ctor], ...]
+    alternative: int = 0  # which forward source pattern of the rule matched
 
     @property
     def span(self) -> tuple[int, int, int, int]:
@@ -108,8 +109,10 @@ class _State:
 class Matcher:
     """Matches one rule; reusable across files."""
 
-    def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True):
+    def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
+                 alternative: int = 0):
         self.rule_id = rule_id
+        self.alternative = alternative
         self.commutative = commutative
         self.forward = forward
         self.init = init
@@ -356,6 +359,8 @@ class Matcher:
                 return None
         if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
             return None
+        if pnode.absent and (code_kwargs.keys() & {*pnode.absent, "**"}):
+            return None
         outs = node.outs
         if pnode.outs:
             if len(pnode.outs) != len(outs):
@@ -363,6 +368,13 @@ class Matcher:
             for pvalue, value in zip(pnode.outs, outs):
                 if not self._bind(pvalue, value, new):
                     return None
+        # A name this node assigns no longer holds the value an earlier pattern variable bound
+        # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``).
+        out_vars = {o.name for o in pnode.outs if isinstance(o, Var)}
+        overwritten = {("k", new.canon(o.key)) for o in outs}
+        for name, ident in list(new.values.items()):
+            if ident in overwritten and name not in out_vars:
+                new.values[name] = ("stale", ident[1], index)
         if outs:
             new.values[f"%{index}"] = new.ident(outs[0]) if len(outs) == 1 else ("t", tuple(o.key for o in outs))
             new.env[f"%{index}"] = outs[0] if len(outs) == 1 else outs
@@ -382,6 +394,7 @@ class Matcher:
         return Match(
             rule_id=self.rule_id, class_name=cls.name, flow=flow.name, nodes=state.matched,
             env=tuple(sorted(state.env.items(), key=lambda kv: kv[0])), ctors=tuple(ctors),
+            alternative=self.alternative,
         )
 
     def _intermediates(self, state: _State) -> set[str]:
@@ -470,6 +483,8 @@ class Matcher:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], state):
                 return False
         if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
+            return False
+        if pnode.absent and (code_kwargs.keys() & {*pnode.absent, "**"}):
             return False
         return True
 

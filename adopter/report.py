@@ -19,6 +19,8 @@ def text(findings: Iterable[Finding], fix_hint: str | None = None) -> str:
     lines = []
     for f in findings:
         hint = f" (fix: {fix_hint})" if fix_hint and f.fixable else ""
+        if f.informational:
+            hint = f" [info: {f.informational}]"
         lines.append(f"{f.path}:{f.line}:{f.column}: {f.rule} {f.name}: {f.message}{hint}")
     return "\n".join(lines)
 
@@ -40,9 +42,11 @@ def github(findings: Iterable[Finding]) -> str:
     for f in findings:
         props = ",".join([
             f"file={_escape_property(f.path)}", f"line={f.line}", f"col={f.column}",
-            f"endLine={f.end_line}", f"title={_escape_property(f.rule + ' ' + f.name)}",
+            f"endLine={f.end_line}",
+            f"title={_escape_property(f.rule + ' ' + f.name + (' (informational)' if f.informational else ''))}",
         ])
-        out.append(f"::notice {props}::{_escape_data(f.message)}")
+        message = f.message + (f" [info: {f.informational}]" if f.informational else "")
+        out.append(f"::notice {props}::{_escape_data(message)}")
     return "\n".join(out)
 
 
@@ -65,8 +69,9 @@ def sarif(findings: list[Finding], rules) -> str:
                 } for r in rule_list],
             }},
             "results": [{
-                "ruleId": f.rule, "ruleIndex": index.get(f.rule, 0), "level": "note",
-                "message": {"text": f.message},
+                "ruleId": f.rule, "ruleIndex": index.get(f.rule, 0), "level": "none" if f.informational else "note",
+                "message": {"text": f.message + (f" [info: {f.informational}]" if f.informational else "")},
+                **({"properties": {"informational": True}} if f.informational else {}),
                 "locations": [{"physicalLocation": {
                     "artifactLocation": {"uri": f.path.replace("\\", "/")},
                     "region": {"startLine": f.line, "startColumn": f.column,

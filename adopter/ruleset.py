@@ -9,6 +9,7 @@ never see a traceback.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import pickle
@@ -70,10 +71,28 @@ class Rule:
     path: str
     triggers: frozenset[str] = field(default_factory=frozenset)
     forwards: tuple[Pattern, ...] = ()  # every alternative of the forward source pattern
+    forward_targets: tuple[str | None, ...] = ()  # the target of each alternative (usually all the same)
     commutative: bool = True  # whether '+'/'*' in the forward pattern match either operand order
+    only_on: tuple[str, ...] = ()  # the patched code runs only there (Liger: cuda); () = anywhere
 
     def helps_on(self, target: str | None) -> bool:
+        """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
+        target configured).  A rule whose patched code runs only on some hardware
+        (``only_on``) is proposed only when that target is chosen explicitly; elsewhere its
+        findings are informational."""
+        if self.only_on:
+            return target in self.only_on and any(h.split(":")[0] == target for h in self.helps)
         return target is None or any(h.split(":")[0] == target for h in self.helps)
+
+    def target_note(self, target: str | None) -> str:
+        """Why a finding of this rule is informational for ``target`` ('' when it is not)."""
+        if self.helps_on(target):
+            return ""
+        where = ", ".join(self.helps) or "no declared hardware"
+        if self.only_on:
+            return f"the patched code runs on {'/'.join(self.only_on)} only; helps on {where}; " + (
+                "choose --target " + self.only_on[0] if target is None else f"target is {target}")
+        return f"helps on {where}; target is {target}"
 
 
 def _position(raw: str, text: str, key: str) -> tuple[int, int]:
@@ -104,6 +123,46 @@ def _pattern(raw: str, path: str, key: str, text: object) -> Pattern:
         line, column = _position(raw, text, key)
         raise RuleError(path, line, column, f"{key} is an empty pattern")
     return pattern
+
+
+_TARGET_VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _target(raw: str, path: str, text: object, sources: list[Pattern]) -> None:
+    """Check a target: one Python statement (an assignment to ``$vars`` or an expression)
+    with ``$vars`` the source patterns bind.
+
+    A target is only ever rendered, never matched, so it may use any Python expression the
+    patched code needs (``$x.shape[-1:]``, ``torch.promote_types($x.dtype, torch.float32)``,
+    tuples, subscripts); Python's own parser checks it, with each ``$var`` read as a name.
+    """
+    if not isinstance(text, str):
+        line, column = _position(raw, "", "target")
+        raise RuleError(path, line, column, "target must be a string of Python code with $variables")
+    line, column = _position(raw, text, "target")
+    placeholder = "__adopter_var_"
+    code = _TARGET_VAR.sub(lambda m: placeholder + m.group(1), text.strip())
+    # '...' in an argument list stands for the code's extra arguments, also after keywords.
+    code = re.sub(r"(?<![.\w])\.\.\.(?![.\w])", "*__adopter_rest", code)
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as exc:
+        # Columns of the rewritten code do not map back to the rule file: point at the target.
+        raise RuleError(path, line + (exc.lineno or 1) - 1, column if (exc.lineno or 1) == 1 else 1,
+                        f"target is not valid Python: {exc.msg}") from None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Assign, ast.Expr)):
+        raise RuleError(path, line, column, "target must be one assignment or one expression")
+    stmt = tree.body[0]
+    if isinstance(stmt, ast.Assign):
+        outs = stmt.targets[0].elts if isinstance(stmt.targets[0], ast.Tuple) else [stmt.targets[0]]
+        if len(stmt.targets) != 1 or not all(
+            isinstance(o, ast.Name) and (o.id == "_" or o.id.startswith(placeholder)) for o in outs
+        ):
+            raise RuleError(path, line, column, "a target assigns $variables (or _) only")
+    known = set().union(*(p.variables for p in sources)) if sources else set()
+    for found in _TARGET_VAR.finditer(text):
+        if found.group(1) not in known:
+            raise RuleError(path, line, column, f"target uses ${found.group(1)}, which no source pattern binds")
 
 
 def _triggers(patterns: list[Pattern]) -> frozenset[str]:
@@ -227,11 +286,21 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         init_sources = [init_sources]
     init = tuple(_pattern(raw, spath, "source", text) for text in init_sources)
     forward_target = forward.get("target")
-    if forward_target is not None:
-        _pattern(raw, spath, "target", forward_target)
+    if isinstance(forward_target, list):  # one target per source alternative
+        if len(forward_target) != len(forwards):
+            line, column = _position(raw, "", "target")
+            raise RuleError(spath, line, column,
+                            f"forward.target lists {len(forward_target)} targets for {len(forwards)} source patterns")
+        forward_targets = tuple(forward_target)
+    else:
+        forward_targets = (forward_target,) * len(forwards)
+    for text in dict.fromkeys(forward_targets):
+        if text is not None:
+            _target(raw, spath, text, [*forwards, *init])
+    forward_target = forward_targets[0]
     init_target = init_table.get("target")
     if init_target is not None:
-        _pattern(raw, spath, "target", init_target)
+        _target(raw, spath, init_target, [*forwards, *init])
     kernel_table = need("kernel", dict)
     kernel = Kernel(
         provider=kernel_table.get("provider", ""),
@@ -244,6 +313,10 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         if item.split(":")[0] not in TARGETS:
             line, column = _position(raw, item, "helps")
             raise RuleError(spath, line, column, f"helps entry {item!r} must start with cpu or cuda")
+    only_on = data.get("only_on", [])
+    if not isinstance(only_on, list) or any(item not in TARGETS for item in only_on):
+        line, column = _position(raw, "", "only_on")
+        raise RuleError(spath, line, column, "only_on must be a list of cpu / cuda")
     examples = []
     for index, ex in enumerate(data.get("examples", [])):
         name = ex.get("name", f"example {index + 1}")
@@ -277,7 +350,9 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         path=spath,
         triggers=frozenset().union(*(_triggers([f, *init]) for f in forwards)),
         forwards=forwards,
+        forward_targets=forward_targets,
         commutative=bool(forward.get("commutative", True)),
+        only_on=tuple(only_on),
     )
 
 

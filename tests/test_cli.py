@@ -153,3 +153,76 @@ def test_structure_command(project):
     assert "self.dropout = torch.nn.Dropout(...)" in out
     assert "torch.nn.functional.softmax(h, dim=-1)" in out
     assert run("structure", str(project / "model.py"), "Nope")[0] == 2
+
+
+def test_findings_for_another_target_are_informational(project, capsys):
+    """ADP004/ADP005 help on CUDA only: with --target cpu they are shown, marked, not counted
+    in the exit code, and never fixed."""
+    before = (project / "model.py").read_text()
+    assert main(["check", "--target", "cpu", str(project / "model.py")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 2 and all("[info: helps on cuda:training, cuda:inference; target is cpu]" in l for l in lines)
+    assert "Found 0 opportunities (0 fixable with `adopter fix`) and 2 informational" in captured.err
+
+    assert main(["check", "--target", "cpu", "--output-format", "json", str(project / "model.py")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(d["severity"], d["fixable"]) for d in data] == [("info", False)] * 2
+    assert all("target is cpu" in d["informational"] for d in data)
+
+    main(["check", "--target", "cpu", "--output-format", "sarif", str(project / "model.py")])
+    results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
+    assert [r["level"] for r in results] == ["none", "none"]
+    assert all(r["properties"]["informational"] is True for r in results)
+
+    main(["check", "--target", "cpu", "--output-format", "github", str(project / "model.py")])
+    out = capsys.readouterr().out.splitlines()
+    assert all("(informational)" in line and "[info: " in line for line in out)
+
+    assert main(["fix", "--target", "cpu", str(project / "model.py")]) == 0
+    assert (project / "model.py").read_text() == before
+
+    # the same file on the cuda target: real opportunities, exit 1, fixed
+    assert main(["check", "--target", "cuda", "--output-format", "json", str(project / "model.py")]) == 1
+    assert [d["severity"] for d in json.loads(capsys.readouterr().out)] == ["opportunity"] * 2
+
+
+def test_config_target_and_mixed_findings(project, capsys):
+    (project / "pyproject.toml").write_text('[tool.adopter]\ntarget = "cpu"\n')
+    (project / "norm.py").write_text(textwrap.dedent("""
+        import torch
+
+
+        def norm(x, eps):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+    """))
+    assert main(["check", "--output-format", "json", str(project)]) == 1  # ADP011 helps on cpu
+    data = json.loads(capsys.readouterr().out)
+    assert sorted((d["rule"], d["severity"]) for d in data) == [
+        ("ADP004", "info"), ("ADP005", "info"), ("ADP011", "opportunity")]
+    assert main(["fix", str(project / "norm.py"), str(project / "model.py")]) == 1
+    assert "rms_norm(x, x.shape[-1:], eps=eps)" in (project / "norm.py").read_text()
+    assert (project / "model.py").read_text() == MODEL
+
+
+def test_rules_listing_says_where_each_rule_helps(capsys):
+    assert main(["rules"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("ADP011"))
+    assert "cuda:train+infer cpu:train+infer" in line and "torch.nn.functional.rms_norm" in line
+
+
+def test_cuda_only_rule_is_fixed_only_for_the_cuda_target(tmp_path, capsys):
+    """ADP013 (Liger, only_on cuda): informational without a target or on cpu, fixed on cuda."""
+    rule = next(r for r in __import__("adopter.ruleset", fromlist=["load_rules"]).load_rules() if r.id == "ADP013")
+    example = next(e for e in rule.examples if e.after is not None)
+    path = tmp_path / "mlp.py"
+    path.write_text(example.before)
+    for target in ([], ["--target", "cpu"]):
+        assert main(["check", "--select", "ADP013", "--output-format", "json", *target, str(path)]) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert [d["severity"] for d in data] == ["info"]
+        assert "runs on cuda only" in data[0]["informational"]
+        assert main(["fix", "--no-deps", "--select", "ADP013", *target, str(path)]) == 0
+        assert path.read_text() == example.before
+    assert main(["fix", "--no-deps", "--select", "ADP013", "--target", "cuda", str(path)]) == 1
+    assert path.read_text() == example.after

@@ -46,3 +46,24 @@ def test_errors_have_positions(text, line, column, words):
 def test_comments_and_blank_lines_are_ignored():
     p = parse_pattern("\n# a comment\n$y = f($x)  # trailing\n\n")
     assert len(p.nodes) == 1
+
+
+def test_absent_keyword_constraint(findings, tmp_path):
+    """``!name``: the code must not pass that keyword (nor ``**kwargs``, which might hold it)."""
+    from adopter.dsl import parse_pattern
+    from adopter.engine import analyze
+    from adopter.ruleset import load_rule
+
+    node = parse_pattern("torch.optim.SGD(..., !fused, !foreach)").nodes[0]
+    assert node.absent == ("fused", "foreach") and node.rest
+    with pytest.raises(PatternError):
+        parse_pattern("torch.optim.SGD(!fused, $x)")  # positional after it
+    (tmp_path / "r.toml").write_text(
+        'id = "USR001"\nname = "r"\nsummary = "s"\n[kernel]\npackage = "p"\nimport = "p.k"\n'
+        '[forward]\nsource = "torch.optim.SGD(..., !fused)"\n'
+    )
+    rule = load_rule(tmp_path / "r.toml")
+    code = ("import torch\n\ndef f(m, opts):\n    a = torch.optim.SGD(m.parameters(), lr=1)\n"
+            "    b = torch.optim.SGD(m.parameters(), lr=1, fused=False)\n"
+            "    c = torch.optim.SGD(m.parameters(), **opts)\n")
+    assert [f.line for f in analyze(code, "m.py", [rule]).findings] == [4]

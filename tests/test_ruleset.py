@@ -84,3 +84,41 @@ def test_rule_cache_can_be_turned_off(tmp_path, monkeypatch):
     monkeypatch.setenv("ADOPTER_NO_CACHE", "1")
     assert load_rule(Path(load_rules()[0].path)).id == "ADP001"
     assert not (tmp_path / "cache").exists()
+
+
+RULE_HEAD = 'id = "USR001"\nname = "r"\nsummary = "s"\n[kernel]\npackage = "p"\nimport = "p.k"\n'
+
+
+def test_target_is_python_with_vars(tmp_path):
+    """Targets are rendered, never matched: any Python expression over the bound $vars."""
+    path = tmp_path / "ok.toml"
+    path.write_text(RULE_HEAD + '[forward]\nsource = "$y = torch.relu($x)"\n'
+                    'target = "$y = p.k($x.to(torch.promote_types($x.dtype, torch.float32)), $x.shape[-1:], (1, 2))"\n')
+    rule = load_rule(path)
+    assert rule.fixable and rule.forward_targets == (rule.forward_target,)
+
+
+@pytest.mark.parametrize("target, message", [
+    ("$y = p.k($x", "target is not valid Python"),
+    ("$y = p.k($z)", "target uses $z, which no source pattern binds"),
+    ("y = p.k($x)", "a target assigns $variables (or _) only"),
+    ("$y = p.k($x); $y = p.k($x)", "one assignment or one expression"),
+])
+def test_bad_targets_are_reported_in_the_file(tmp_path, target, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(RULE_HEAD + '[forward]\nsource = "$y = torch.relu($x)"\n' f'target = "{target}"\n')
+    with pytest.raises(RuleError) as info:
+        load_rule(path)
+    assert message in str(info.value)
+    assert str(info.value).startswith(f"{path}:9:")
+
+
+def test_one_target_per_source_alternative(tmp_path):
+    path = tmp_path / "alt.toml"
+    path.write_text(RULE_HEAD + '[forward]\nsource = ["$y = torch.relu($x)", "$y = torch.tanh($x)"]\n'
+                    'target = ["$y = p.k($x)", "$y = p.k2($x)"]\n')
+    assert load_rule(path).forward_targets == ("$y = p.k($x)", "$y = p.k2($x)")
+    path.write_text(RULE_HEAD + '[forward]\nsource = ["$y = torch.relu($x)", "$y = torch.tanh($x)"]\n'
+                    'target = ["$y = p.k($x)"]\n')
+    with pytest.raises(RuleError, match="lists 1 targets for 2 source patterns"):
+        load_rule(path)

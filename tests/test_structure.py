@@ -386,3 +386,93 @@ def test_code_a_forward_cannot_reach_is_not_a_model_structure(findings):
         return F.softmax(scores, dim=-1)
     """
     assert findings(functional_only, "ADP004") == [("ADP004", 6)]
+
+
+def test_a_variable_overwritten_by_a_pattern_node_is_a_new_value(findings):
+    """``x = x.to(...)`` then ``x * ...``: the later ``x`` is not the value the pattern bound
+    before (names are keys, so the matcher marks the binding stale when a node reassigns it)."""
+    t5_style = """
+        import torch
+
+        def norm(x, eps):
+            variance = x.to(torch.float32).pow(2).mean(-1, keepdim=True)
+            return x * torch.rsqrt(variance + eps)
+    """
+    llama_style = """
+        import torch
+
+        def norm(x, eps):
+            x = x.to(torch.float32)
+            variance = x.pow(2).mean(-1, keepdim=True)
+            return x * torch.rsqrt(variance + eps)
+    """
+    from adopter.engine import analyze, match_rule
+    from adopter.ruleset import load_rules
+    from adopter.structure import module_structure
+    import ast
+    import textwrap
+
+    rule = next(r for r in load_rules() if r.id == "ADP011")
+    for source, alternatives in ((t5_style, {2}), (llama_style, {0})):
+        text = textwrap.dedent(source)
+        matches = match_rule(rule, module_structure(ast.parse(text), None, text))
+        # one finding each, from the right alternative: the upcast pattern (2) must not
+        # match LLaMA's code, where the upcast copy replaces x
+        assert {m.alternative for m in matches} == alternatives
+        assert len(analyze(text, "m.py", [rule]).findings) == 1
+
+
+def test_a_scripts_top_level_code_is_a_root(findings):
+    """Training scripts build their optimizer at module level; functions the script calls
+    stay roots of their own (a match is reported once)."""
+    script = """
+        import torch
+
+        model = torch.nn.Linear(4, 4)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+
+        def main():
+            other = torch.optim.SGD(model.parameters(), lr=0.1)
+            return other
+
+
+        if __name__ == "__main__":
+            main()
+    """
+    assert findings(script, "ADP012") == [("ADP012", 5), ("ADP012", 9)]
+    library = """
+        import torch
+        ALL = ["f"]
+
+
+        def f(m):
+            return torch.optim.Adam(m.parameters())
+    """
+    assert findings(library, "ADP012") == [("ADP012", 7)]
+
+
+def test_a_scripts_own_statements_reach_code_too(findings):
+    src = """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def forward(self, x):
+            return x
+
+
+    def unused(scores):
+        return F.softmax(scores, dim=-1)
+
+
+    def train(model):
+        return torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+
+    if __name__ == "__main__":
+        train(Net())
+    """
+    assert findings(src, "ADP004", "ADP012") == [("ADP012", 17)]

@@ -14,7 +14,9 @@ transformers is never imported - its classes are recognised by name and shape.
 from .activations import bias_gelu
 from .attention import sdpa_bert_self_attention, sdpa_gpt2_attention, sdpa_t5_attention
 from .folding import conv_bn, linear_bn
+from .liger import liger_swiglu
 from .normalization import dropout_add_layer_norm, softmax
+from .optim import fused_optimizer
 from .projections import fused_qkv
 
 __all__ = [
@@ -27,4 +29,6 @@ __all__ = [
     "sdpa_bert_self_attention",
     "sdpa_t5_attention",
     "sdpa_gpt2_attention",
+    "fused_optimizer",
+    "liger_swiglu",
 ]

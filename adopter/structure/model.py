@@ -27,6 +27,24 @@ from .graph import Flow, FlowBuilder
 from .names import ModuleNames, collect_names
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
+# The module's own statements (a training script's body) as one more root of ``<module>``.
+TOP_LEVEL = "<top-level>"
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+
+
+def _top_level(tree: ast.Module) -> ast.FunctionDef | None:
+    """The module's executable statements wrapped in a function node (positions kept), or
+    None when they call nothing (most library files: imports, constants, docstrings)."""
+    body = [s for s in tree.body if not isinstance(s, _DEFINITIONS)]
+    if not any(isinstance(n, ast.Call) for s in body for n in ast.walk(s)):
+        return None
+    func = ast.FunctionDef(
+        name=TOP_LEVEL, args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
+        body=body, decorator_list=[], returns=None, type_params=[],
+    )
+    func.lineno, func.col_offset = body[0].lineno, body[0].col_offset
+    func.end_lineno, func.end_col_offset = body[-1].end_lineno, body[-1].end_col_offset
+    return func
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -107,7 +125,10 @@ class ModuleStructure:
         key = id(func)
         words = self._mentions.get(key)
         if words is None:
-            words = self._mentions[key] = _mentions(func, self.lines)
+            # The module's statements are not one span of lines (definitions sit between
+            # them), so they are read off the tree.
+            lines = None if getattr(func, "name", None) == TOP_LEVEL else self.lines
+            words = self._mentions[key] = _mentions(func, lines)
         return words
 
     @property
@@ -118,7 +139,7 @@ class ModuleStructure:
 def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
     called: set[str] = set()
     for name, func in list(functions.items()) + list(extra_callers):
-        if name in INIT_NAMES:
+        if name in INIT_NAMES or name == TOP_LEVEL:  # a function the script calls stays a root
             continue
         for word in mention(func):
             if word != name and word in functions:
@@ -127,7 +148,8 @@ def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
 
 
 def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tuple[str, str]] | None:
-    """(owner, function) pairs that some ``forward`` reaches; None when the file has no forward.
+    """(owner, function) pairs that some ``forward`` (or the module's own statements) reaches;
+    None when the file has no forward.
 
     Calls are read off the identifiers a function mentions (the same summary the trigger
     prefilter uses), so the graph over-approximates: a word naming a method of any class in
@@ -143,6 +165,9 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     todo = [(owner, func) for owner, func in by_name.get("forward", ()) if owner != "<module>"]
     if not todo:
         return None
+    top = module.classes["<module>"].functions.get(TOP_LEVEL)
+    if top is not None:  # a script's own statements run too: what they call is live code
+        todo.append(("<module>", top))
     seen: set[tuple[str, str]] = set()
     while todo:
         owner, func = todo.pop()
@@ -171,6 +196,10 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         all_methods.extend(info.methods.items())
     module_level = ClassStructure("<module>", None, module, functions=dict(names.functions))
     module_level.roots = _roots(module_level.functions, module.mention, extra_callers=all_methods)
+    top = _top_level(tree)
+    if top is not None:
+        module_level.functions[TOP_LEVEL] = top
+        module_level.roots.append(TOP_LEVEL)
     module.classes["<module>"] = module_level
     reachable = _reachable(module, infos)
     if reachable is not None:

@@ -167,12 +167,18 @@ class Planner:
             return
         # The match does not say which forward alternative it came from: take the first one
         # whose slots hold exactly the values the match bound.
-        alternatives = [p.nodes for p in (rule.forwards or (rule.forward,)) if len(p.nodes) == len(nodes)]
+        # The match records the alternative that matched; try it first.
+        forwards = rule.forwards or (rule.forward,)
+        targets = rule.forward_targets or (rule.forward_target,) * len(forwards)
+        order = sorted(range(len(forwards)), key=lambda i: i != match.alternative)
+        alternatives = [(forwards[i].nodes, targets[i]) for i in order if len(forwards[i].nodes) == len(nodes)]
         error: Skip | None = None
-        for pattern in alternatives:
+        for pattern, target_text in alternatives:
+            if target_text is None:
+                continue
             trial_edits, trial_regions = Edits(), []
             try:
-                self._forward_with(rule, pattern, match, trial_edits, trial_regions)
+                self._forward_with(rule, pattern, target_text, match, trial_edits, trial_regions)
             except Skip as exc:
                 error = error or exc
                 continue
@@ -184,7 +190,8 @@ class Planner:
             return
         raise error or Skip("no forward pattern of the rule fits the match")
 
-    def _forward_with(self, rule: Rule, pattern, match: Match, edits: Edits, regions: list[Span]) -> None:
+    def _forward_with(self, rule: Rule, pattern, target_text: str, match: Match, edits: Edits,
+                      regions: list[Span]) -> None:
         index = self.index
         nodes = match.nodes
         infos = [index.stmt(n.stmt) for n in nodes]
@@ -200,7 +207,7 @@ class Planner:
                 raise Skip(f"the operation at line {node.span[0]} could not be located")
             exprs.append(expr)
 
-        target = parse_target(rule.forward_target)
+        target = parse_target(target_text)
         outs = [o for o in target.outs if o != "_"]
         # The target replaces pattern nodes 0..k: up to the one producing its last output.
         # Later pattern nodes are context the code keeps (``self._split_heads(...)``).
@@ -263,7 +270,17 @@ class Planner:
                 continue
             raise Skip(f"the fused code would drop `{index.segment(sub_span)}`")
 
-        mapping = _imports_mapping(rule, self.names, edits)
+        kernel_mapping = _imports_mapping(rule, self.names, edits)
+        # A callee the target names as the pattern does (``torch.optim.AdamW``) is written as
+        # the code wrote it (``AdamW``, ``optim.AdamW``), as init targets do: no new import.
+        callees = {
+            pattern[i].op: index.segment(span_of(exprs[i].func)) for i in fused
+            if nodes[i].kind == "call" and isinstance(exprs[i], ast.Call) and "." in pattern[i].op
+        }
+
+        def mapping(name: str) -> str | None:
+            return callees.get(name) or kernel_mapping(name)
+
         try:
             rhs = substitute(replace_names(target.rhs, mapping), values, ", ".join(text for _, text in rest))
         except RenderError as exc:

@@ -25,6 +25,8 @@ def test_exports_exactly_the_documented_api():
             "sdpa_bert_self_attention",
             "sdpa_t5_attention",
             "sdpa_gpt2_attention",
+            "fused_optimizer",
+            "liger_swiglu",
         ]
     )
     for name in K.__all__:

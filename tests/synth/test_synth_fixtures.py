@@ -119,3 +119,21 @@ def test_target_ellipsis_passes_the_codes_extra_arguments():
     assert "    a = softmax(s, dim=-1, dtype=torch.float32)\n" in result.text
     assert "    b = softmax(t, dim=-1)\n" in result.text
     assert result.skipped == []
+
+
+def test_each_source_alternative_renders_its_own_target(tmp_path):
+    """A rule whose alternatives need different rewrites (ADP011: x normalised in its own dtype,
+    or the variance of an upcast copy) renders the target of the alternative that matched."""
+    from adopter.ruleset import load_rule
+
+    (tmp_path / "r.toml").write_text(
+        'id = "USR001"\nname = "r"\nsummary = "s"\n[kernel]\npackage = "p"\nimport = "p.k.act"\n'
+        '[forward]\nsource = ["$y = torch.relu($x)", "$u = $x.float()\\n$y = torch.tanh($u)"]\n'
+        'target = ["$y = p.k.act($x, 0)", "$y = p.k.act($x, 1)"]\n'
+    )
+    rule = load_rule(tmp_path / "r.toml")
+    code = "import torch\n\n\ndef f(a, b):\n    c = torch.relu(a)\n    d = b.float()\n    e = torch.tanh(d)\n    return c, e\n"
+    result = fix_text(code, "m.py", [rule])
+    assert "c = act(a, 0)" in result.text
+    assert "e = act(b, 1)" in result.text
+    assert "b.float()" not in result.text
