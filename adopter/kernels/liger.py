@@ -9,7 +9,14 @@ otherwise.  Liger is imported lazily, on the first CUDA call, so importing
 ``adopter.kernels`` never needs it.
 
 Liger API used (liger-kernel 0.8.5; checked against its wheel by the test suite):
-``liger_kernel.transformers.functional.liger_swiglu(a, b) == silu(a) * b``.
+``liger_kernel.transformers.functional.liger_swiglu(a, b) == silu(a) * b``;
+``liger_kernel.transformers.functional.liger_rope(q, k, cos, sin, position_ids=None,
+unsqueeze_dim=1, rotary_dim=None)``: Hugging Face's rotate-half RoPE of q and k, both
+``(bsz, heads, seq, head_dim)``, with cos/sin ``(1 or bsz, 1, seq, head_dim)`` or
+``(seq, head_dim)``.  Its Triton kernel writes the result into the storage of
+``q.transpose(1, 2).contiguous()``, which *is* the caller's tensor when q was made by
+``view(...).transpose(1, 2)`` (Hugging Face's layout), so :func:`liger_rope` hands it fresh
+copies and the caller's q and k are never overwritten.
 """
 
 from __future__ import annotations
@@ -20,11 +27,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._runtime import is_plain
+from ._runtime import _compiling, is_plain
 
-__all__ = ["liger_swiglu", "is_silu"]
+__all__ = ["liger_swiglu", "is_silu", "liger_rope", "is_rotate_half"]
 
 LIGER_SWIGLU = ("liger_kernel.transformers.functional", "liger_swiglu")
+LIGER_ROPE = ("liger_kernel.transformers.functional", "liger_rope")
 
 
 def is_silu(act: object) -> bool:
@@ -55,3 +63,72 @@ def liger_swiglu(gate: torch.Tensor, up: torch.Tensor, act: Callable) -> torch.T
         if fused is not None:
             return fused(gate, up)
     return act(gate) * up
+
+
+@functools.lru_cache(maxsize=64)
+def is_rotate_half(fn: Callable, head_dim: int) -> bool:
+    """``fn`` is Hugging Face's ``rotate_half`` for this head size: ``cat((-x2, x1), dim=-1)``
+    of the two halves of the last dimension, which is the rotation Liger's kernel applies.
+
+    The patched code passes its own module-level ``rotate_half``; it is probed once per head
+    size on a CPU tensor of distinct values (so any other permutation, sign or scaling shows)
+    and anything else - or a function that fails on the probe - keeps the eager expression.
+    """
+    if head_dim < 2 or head_dim % 2:
+        return False
+    probe = torch.arange(1, head_dim + 1, dtype=torch.float32).reshape(1, 1, 1, head_dim)
+    half = head_dim // 2
+    expected = torch.cat((-probe[..., half:], probe[..., :half]), dim=-1)
+    try:
+        with torch.no_grad():
+            out = fn(probe)
+    except Exception:  # noqa: BLE001 - not a rotate_half we can vouch for
+        return False
+    return isinstance(out, torch.Tensor) and out.dtype == expected.dtype and out.shape == expected.shape and bool(
+        torch.equal(out, expected))
+
+
+def _rope_shapes_fit(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> bool:
+    """Liger computes what broadcasting ``q * cos`` computes only for these layouts."""
+    if q.dim() != 4 or k.dim() != 4:
+        return False
+    bsz, _, seq, head_dim = q.shape
+    if k.shape[0] != bsz or k.shape[2] != seq or k.shape[3] != head_dim or head_dim % 2:
+        return False
+    if cos.shape != sin.shape:
+        return False
+    if cos.dim() == 2:
+        return tuple(cos.shape) == (seq, head_dim)
+    return cos.dim() == 4 and cos.shape[0] in (1, bsz) and tuple(cos.shape[1:]) == (1, seq, head_dim)
+
+
+def _fresh(x: torch.Tensor) -> torch.Tensor:
+    """A copy of ``x`` in the physical layout Liger writes into (seq before heads), so its
+    in-place kernel overwrites the copy and never the caller's tensor."""
+    return x.transpose(1, 2).clone(memory_format=torch.contiguous_format).transpose(1, 2)
+
+
+def liger_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+               rotate_half: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(q * cos) + (rotate_half(q) * sin)`` and the same for ``k``, as one Liger kernel on CUDA.
+
+    Liger's path is taken only when everything it assumes holds: CUDA tensors of one floating
+    dtype (so the result dtype is the eager one), the layouts of :func:`_rope_shapes_fit`,
+    cos/sin that need no gradient (Liger returns none for them), ``rotate_half`` that really is
+    the half rotation, and no ``torch.compile`` tracing (which fuses the eager code itself).
+    Otherwise the original expression is evaluated, with the caller's ``rotate_half``.
+    """
+    if (
+        q.is_cuda and k.is_cuda and cos.is_cuda and sin.is_cuda
+        and q.is_floating_point() and q.dtype == k.dtype == cos.dtype == sin.dtype
+        and not cos.requires_grad and not sin.requires_grad
+        and _rope_shapes_fit(q, k, cos, sin)
+        and not _compiling()
+        and is_rotate_half(rotate_half, q.shape[-1])
+    ):
+        fused = _liger(*LIGER_ROPE)
+        if fused is not None:
+            return fused(_fresh(q), _fresh(k), cos, sin)
+    q_embed = (q * cos) + (rotate_half(q) * sin)
+    k_embed = (k * cos) + (rotate_half(k) * sin)
+    return q_embed, k_embed

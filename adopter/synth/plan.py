@@ -240,7 +240,11 @@ class Planner:
         for info in deleted.values():
             self._check_simple(info, fused_nodes, fused_infos, allow_augmented=True)
         # A deleted statement may only assign what the fused code consumes or re-assigns.
+        # A node that defines nothing (the marker of an inlined helper call, ``rotate_half(q)``,
+        # whose value the helper's body returns) loses nothing when it goes.
         for i in fused:
+            if not nodes[i].defs and not pattern[i].outs:
+                continue
             if infos[i].index in deleted and not self._consumed(pattern, i, k, set(outs)):
                 raise Skip(f"deleting line {infos[i].stmt.lineno} would lose a value the fused code does not produce")
         for i in context:

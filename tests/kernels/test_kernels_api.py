@@ -27,6 +27,7 @@ def test_exports_exactly_the_documented_api():
             "sdpa_gpt2_attention",
             "fused_optimizer",
             "liger_swiglu",
+            "liger_rope",
         ]
     )
     for name in K.__all__:
