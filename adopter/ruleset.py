@@ -46,6 +46,7 @@ class Example:
     name: str
     before: str
     after: str | None = None  # None: must not match (a VALID example in Fixit's terms)
+    reported: bool = False  # must be reported, and fix leaves it as it is (report-only rules)
 
 
 @dataclass(frozen=True)
@@ -322,11 +323,13 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         name = ex.get("name", f"example {index + 1}")
         if "valid" in ex:
             examples.append(Example(name, ex["valid"], None))
+        elif "reported" in ex:
+            examples.append(Example(name, ex["reported"], None, reported=True))
         elif "before" in ex:
             examples.append(Example(name, ex["before"], ex.get("after")))
         else:
             line, column = _position(raw, name, "examples")
-            raise RuleError(spath, line, column, "an example needs 'valid' or 'before'")
+            raise RuleError(spath, line, column, "an example needs 'valid', 'before' or 'reported'")
     fixable = bool(data.get("fixable", forward_target is not None or init_target is not None))
     return Rule(
         id=rule_id,

@@ -2,7 +2,8 @@
 
 ``valid`` examples must produce no finding of their rule; ``before``/``after`` examples must
 produce a finding, ``fix_text(before)`` with only that rule must give ``after`` exactly, and
-fixing ``after`` again must change nothing.
+fixing ``after`` again must change nothing; ``reported`` examples (report-only rules) must
+produce a finding that fix leaves alone.
 """
 
 import ast
@@ -14,8 +15,14 @@ from adopter.ruleset import load_rules
 from adopter.synth import fix_text
 
 RULES = load_rules()
+
+
+def _kind(example) -> str:
+    return "reported" if example.reported else "valid" if example.after is None else "fix"
+
+
 CASES = [
-    pytest.param(rule, example, id=f"{rule.id}-{index}-{'valid' if example.after is None else 'fix'}")
+    pytest.param(rule, example, id=f"{rule.id}-{index}-{_kind(example)}")
     for rule in RULES
     for index, example in enumerate(rule.examples)
 ]
@@ -23,13 +30,19 @@ CASES = [
 
 def test_every_rule_has_a_fix_example_and_a_valid_one():
     for rule in RULES:
-        kinds = {example.after is None for example in rule.examples}
-        assert kinds == {True, False}, f"{rule.id} needs both a valid and a before/after example"
+        kinds = {_kind(example) for example in rule.examples}
+        shown = "fix" if rule.fixable else "reported"
+        assert kinds == {"valid", shown}, f"{rule.id} needs a valid example and a {shown} one (only)"
 
 
 @pytest.mark.parametrize("rule, example", CASES)
 def test_rule_example(rule, example):
     findings = [f for f in analyze(example.before, "example.py", [rule]).findings if f.rule == rule.id]
+    if example.reported:
+        assert findings and not rule.fixable, f"{rule.id} {example.name!r} must be reported"
+        assert all(not f.fixable for f in findings)
+        assert fix_text(example.before, "example.py", [rule]).text == example.before
+        return
     if example.after is None:
         assert findings == [], f"{rule.id} {example.name!r} must not match"
         assert fix_text(example.before, "example.py", [rule]).text == example.before

@@ -10,8 +10,11 @@ def test_nine_paper_rules_with_unique_ids(rules):
     assert len({r.name for r in rules}) == len(rules)
     for rule in rules:
         assert rule.examples, rule.id
-        assert any(e.after is None for e in rule.examples), f"{rule.id} needs an example that must not match"
-        assert any(e.after is not None for e in rule.examples), f"{rule.id} needs a before/after example"
+        assert any(e.after is None and not e.reported for e in rule.examples), f"{rule.id} needs an example that must not match"
+        if rule.fixable:
+            assert any(e.after is not None for e in rule.examples), f"{rule.id} needs a before/after example"
+        else:  # a report-only rule shows what it reports
+            assert any(e.reported for e in rule.examples), f"{rule.id} needs a reported example"
         assert rule.kernel.package and rule.kernel.import_
 
 

@@ -14,7 +14,7 @@ transformers is never imported - its classes are recognised by name and shape.
 from .activations import bias_gelu
 from .attention import sdpa_bert_self_attention, sdpa_gpt2_attention, sdpa_t5_attention
 from .folding import conv_bn, linear_bn
-from .liger import liger_rope, liger_swiglu
+from .liger import liger_fused_linear_cross_entropy, liger_rope, liger_swiglu
 from .normalization import dropout_add_layer_norm, softmax
 from .optim import fused_optimizer
 from .projections import fused_qkv
@@ -32,4 +32,5 @@ __all__ = [
     "fused_optimizer",
     "liger_swiglu",
     "liger_rope",
+    "liger_fused_linear_cross_entropy",
 ]

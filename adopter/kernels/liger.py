@@ -17,6 +17,10 @@ unsqueeze_dim=1, rotary_dim=None)``: Hugging Face's rotate-half RoPE of q and k,
 ``q.transpose(1, 2).contiguous()``, which *is* the caller's tensor when q was made by
 ``view(...).transpose(1, 2)`` (Hugging Face's layout), so :func:`liger_rope` hands it fresh
 copies and the caller's q and k are never overwritten.
+``liger_kernel.transformers.functional.liger_fused_linear_cross_entropy(input, weight, target,
+bias=None, ce_weight=None, ignore_index=-100, lse_square_scale=0.0, label_smoothing=0.0,
+reduction="mean", ...)``: ``cross_entropy(input @ weight.T + bias, target)`` computed chunk by
+chunk, so the (tokens x vocabulary) logits are never materialised.
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from torch import nn
 
 from ._runtime import _compiling, is_plain
 
-__all__ = ["liger_swiglu", "is_silu", "liger_rope", "is_rotate_half"]
+__all__ = ["liger_swiglu", "is_silu", "liger_rope", "is_rotate_half", "liger_fused_linear_cross_entropy"]
 
 LIGER_SWIGLU = ("liger_kernel.transformers.functional", "liger_swiglu")
 LIGER_ROPE = ("liger_kernel.transformers.functional", "liger_rope")
+LIGER_FLCE = ("liger_kernel.transformers.functional", "liger_fused_linear_cross_entropy")
 
 
 def is_silu(act: object) -> bool:
@@ -132,3 +137,32 @@ def liger_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.T
     q_embed = (q * cos) + (rotate_half(q) * sin)
     k_embed = (k * cos) + (rotate_half(k) * sin)
     return q_embed, k_embed
+
+
+def liger_fused_linear_cross_entropy(hidden: torch.Tensor, lm_head: nn.Module, labels: torch.Tensor, *,
+                                     ignore_index: int = -100, label_smoothing: float = 0.0,
+                                     reduction: str = "mean") -> torch.Tensor:
+    """``cross_entropy(lm_head(hidden).float().view(-1, V), labels.view(-1))``, on CUDA without
+    ever building the logits (Liger's chunked fused linear cross-entropy).
+
+    For training code that needs only the loss: ADP015 reports the places, and the caller
+    passes the already shifted hidden states and labels.  Liger's path needs a plain
+    ``nn.Linear`` head (no hooks, no ``forward`` override: LoRA and quantised heads compute
+    something else), CUDA tensors, hidden states in the weight's dtype, integer labels and a
+    reduction Liger implements; everything else computes the eager expression, logits
+    upcast to float32 as Hugging Face's causal LMs do.
+    """
+    if (
+        hidden.is_cuda and labels.is_cuda and not labels.is_floating_point()
+        and is_plain(lm_head, nn.Linear) and hidden.dtype == lm_head.weight.dtype
+        and hidden.shape[:-1] == labels.shape and reduction in ("mean", "sum")
+        and not _compiling()
+    ):
+        fused = _liger(*LIGER_FLCE)
+        if fused is not None:
+            return fused(hidden.reshape(-1, hidden.shape[-1]), lm_head.weight, labels.reshape(-1), lm_head.bias,
+                         ignore_index=ignore_index, label_smoothing=label_smoothing, reduction=reduction)
+    logits = lm_head(hidden).float()
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                       ignore_index=ignore_index, label_smoothing=label_smoothing,
+                                       reduction=reduction)

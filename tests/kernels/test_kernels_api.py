@@ -28,6 +28,7 @@ def test_exports_exactly_the_documented_api():
             "fused_optimizer",
             "liger_swiglu",
             "liger_rope",
+            "liger_fused_linear_cross_entropy",
         ]
     )
     for name in K.__all__:

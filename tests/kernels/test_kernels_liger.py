@@ -185,3 +185,37 @@ def test_liger_gets_copies_never_the_callers_q():
     # Liger's own .contiguous() on the transposed copy is then a no-op: it writes into the copy
     assert copy.transpose(1, 2).is_contiguous()
     assert _fresh(torch.randn(2, 4, 5, 8)).transpose(1, 2).is_contiguous()
+
+
+def test_the_liger_fused_linear_cross_entropy_exists_with_that_signature(liger_wheel):
+    from adopter.kernels.liger import LIGER_FLCE
+
+    module, name = LIGER_FLCE
+    args = _functions(liger_wheel, module)[name].args
+    names = [a.arg for a in args.args]
+    # the wrapper calls fused(hidden_2d, weight, labels_1d, bias, ignore_index=, label_smoothing=, reduction=)
+    assert names[:4] == ["input", "weight", "target", "bias"]
+    assert {"ignore_index", "label_smoothing", "reduction"} <= set(names)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_linear_cross_entropy_on_cpu_is_the_eager_loss_bit_for_bit(bias, dtype):
+    from adopter.kernels import liger_fused_linear_cross_entropy
+
+    head = nn.Linear(16, 50, bias=bias).to(dtype)
+    hidden = torch.randn(2, 7, 16, dtype=dtype, requires_grad=True)
+    labels = torch.randint(0, 50, (2, 7))
+    labels[0, 2] = -100  # ignored position
+    loss = liger_fused_linear_cross_entropy(hidden[:, :-1], head, labels[:, 1:])
+    logits = head(hidden).float()
+    shift_logits = logits[..., :-1, :].contiguous()
+    expected = nn.CrossEntropyLoss()(shift_logits.view(-1, 50), labels[..., 1:].contiguous().view(-1))
+    # Shifting the hidden states before the head (not the logits after it) changes the matmul's
+    # shape, which may round differently in bfloat16; in float32 it is bit-exact here.
+    tol = dict(rtol=0, atol=0) if dtype == torch.float32 else dict(rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(loss, expected, **tol)
+    got = torch.autograd.grad(loss, (hidden, head.weight))
+    want = torch.autograd.grad(expected, (hidden, head.weight))
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, **tol)
