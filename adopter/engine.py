@@ -60,7 +60,9 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     matchers = _MATCHERS.get(key)
     if matchers is None:
         matchers = _MATCHERS[key] = [
-            Matcher(rule.id, forward, rule.init, commutative=rule.commutative) for forward in rule.forwards
+            Matcher(rule.id, forward, rule.init, commutative=rule.commutative,
+                    live_intermediates=rule.live_intermediates)
+            for forward in rule.forwards
         ]
     return matchers
 
@@ -103,6 +105,8 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
         matches: list[tuple[Rule, Match]] = []
         for rule in rules:
             for match in match_rule(rule, structure):
+                if rule.not_in_fallback_of and _in_fallback(match, tree, lines, rule.not_in_fallback_of):
+                    continue
                 finding = _finding(rule, match, path, lines)
                 if _suppressed(lines, finding):
                     continue
@@ -114,6 +118,21 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
         sys.setrecursionlimit(limit)
     findings.sort(key=lambda f: (f.line, f.column, f.rule))
     return Analysis(findings, matches, tree)
+
+
+def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str) -> bool:
+    """Is the match in the body of an ``if`` whose else branch calls ``name``?"""
+    wanted = {elem[0] for node in match.nodes for elem in node.scope if elem[1] == 0}
+    if not wanted:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and node.orelse and (
+            node.lineno, node.col_offset, node.end_lineno, node.end_col_offset
+        ) in wanted:
+            first, last = node.orelse[0], node.orelse[-1]
+            if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[first.lineno - 1:last.end_lineno])):
+                return True
+    return False
 
 
 def _char_col(lines: list[str], line: int, byte_col: int) -> int:
