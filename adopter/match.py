@@ -501,12 +501,17 @@ class Matcher:
 
 def _longest(matches: list[Match]) -> list[Match]:
     """With optional steps, a match that leaves out a step present on the path is a shorter
-    copy of a fuller one: keep, per class, method, first and last node, the one with most nodes."""
+    copy of a fuller one: keep, per class, method, first and last node, the one with most nodes
+    (of those, the one whose steps are least nested in ifs, then the earliest)."""
     best: dict[tuple, Match] = {}
+
+    def rank(match: Match) -> tuple:
+        return (-len(match.nodes), sum(len(n.scope) for n in match.nodes), [n.span for n in match.nodes])
+
     for match in matches:
         key = (match.class_name, match.flow, match.nodes[0].span, match.nodes[-1].span)
         current = best.get(key)
-        if current is None or len(match.nodes) > len(current.nodes):
+        if current is None or rank(match) < rank(current):
             best[key] = match
     return sorted(best.values(), key=lambda m: m.span)
 

@@ -165,9 +165,38 @@ class _Attention:
         if len(tops["c"][1]) != 1:
             raise Skip("the context matmul is inside an if-statement")
         region = self.block[lo:hi + 1]
-        stored = set().union(*(stored_names(s) for s in region))
+        all_stored = set().union(*(stored_names(s) for s in region))
+        step_tops = {i for i, _ in tops.values()}
+        step_stored = set().union(*(stored_names(s) for off, s in enumerate(region) if lo + off in step_tops))
+        kinds: list[str] = []
+        for offset, stmt in enumerate(region):
+            if lo + offset in step_tops:
+                if isinstance(stmt, ast.If):
+                    self._check_step_if(stmt)
+                elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)) and not (
+                    isinstance(stmt, ast.Return) and offset == len(region) - 1
+                ):
+                    raise Skip(f"the statement at line {stmt.lineno} is not a plain assignment")
+                kinds.append("step")
+            elif isinstance(stmt, ast.Assert) or (isinstance(stmt, ast.If) and _raises_only(stmt)):
+                kinds.append("check")
+            elif isinstance(stmt, ast.If):
+                touches = (_loads(stmt) | stored_names(stmt)) & step_stored
+                kinds.append("guard" if touches else "keep")
+            elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
+                if _loads(stmt) & step_stored:
+                    raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention")
+                if stored_names(stmt) & step_stored:
+                    raise Skip(f"the statement at line {stmt.lineno} reassigns a value of the attention")
+                kinds.append("keep")
+            else:
+                raise Skip(f"the statement at line {stmt.lineno} between the attention steps is not simple")
+        # Values only the original path computes: the steps' and the guarded branches'.
+        stored = step_stored | set().union(
+            *(stored_names(s) for s, kind in zip(region, kinds) if kind == "guard"))
 
         self._check_softmax()
+        self._check_cast()
         q, k, v = self._operands()
         for text, node in (q, k, v):
             clash = read_names(node) & stored
@@ -188,39 +217,34 @@ class _Attention:
                 conditions[role] = if_stmt.test
 
         fast: list[str] = []
-        step_tops = {i for i, _ in tops.values()}
-        for offset, stmt in enumerate(region):
-            position = lo + offset
+        for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
-            if position in step_tops:
-                if isinstance(stmt, ast.If):
-                    self._check_step_if(stmt)
-                elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr)) and not (
-                    isinstance(stmt, ast.Return) and offset == len(region) - 1
-                ):
-                    raise Skip(f"the statement at line {stmt.lineno} is not a plain assignment")
+            if kind == "step":
                 continue
-            if isinstance(stmt, ast.If):
-                if _raises_only(stmt):
-                    if not read_names(stmt.test) & stored:
-                        fast.append(self._stmt_text(stmt))  # an input check: keep it
-                    continue  # a check of the scores' shape: the fused call checks shapes itself
-                clash = read_names(stmt.test) & before
+            if kind == "check":
+                if not _loads(stmt) & stored:
+                    fast.append(self._stmt_text(stmt))  # an input check: keep it
+                continue  # a check of the scores' shape: the fused call checks shapes itself
+            if kind == "keep":
+                # Kept statements run before the fused call: none may change what an earlier
+                # step read.
+                earlier = set().union(*(_loads(s) for s, k in zip(region[:offset], kinds[:offset])
+                                        if k in ("step", "guard")))
+                clash = stored_names(stmt) & earlier
                 if clash:
-                    raise Skip(f"the if at line {stmt.lineno} tests `{sorted(clash)[0]}`, computed by the attention")
-                guard.append(_guard_term(self._text(stmt.test), stmt.test))
-                for inner in stmt.orelse:
-                    if not isinstance(inner, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
-                        raise Skip(f"the else branch at line {inner.lineno} does more than assign")
-                    if _loads(inner) & stored:
-                        raise Skip(f"the else branch at line {inner.lineno} reads a value of the attention")
-                    fast.append(self._stmt_text(inner))
+                    raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
+                fast.append(self._stmt_text(stmt))
                 continue
-            if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
-                raise Skip(f"the statement at line {stmt.lineno} between the attention steps is not simple")
-            if _loads(stmt) & stored:
-                raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention")
-            fast.append(self._stmt_text(stmt))
+            clash = read_names(stmt.test) & before
+            if clash:
+                raise Skip(f"the if at line {stmt.lineno} tests `{sorted(clash)[0]}`, assigned after the attention begins")
+            guard.append(_guard_term(self._text(stmt.test), stmt.test))
+            for inner in stmt.orelse:
+                if not isinstance(inner, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
+                    raise Skip(f"the else branch at line {inner.lineno} does more than assign")
+                if _loads(inner) & stored:
+                    raise Skip(f"the else branch at line {inner.lineno} reads a value of the attention")
+                fast.append(self._stmt_text(inner))
 
         call = self._call(q[0], k[0], v[0], conditions, stored)
         edits.imports.add(self.edits_import)
@@ -228,11 +252,11 @@ class _Attention:
         c_stmt = region[-1]
         fast.append(self._stmt_text(c_stmt, (span_of(c_expr), call)))
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
-        guard += self._live_reads(region, stored - fast_defs)
+        guard += self._live_reads(region, all_stored - fast_defs)
 
         unique = list(dict.fromkeys(guard))
         for term in unique:
-            clash = read_names(ast.parse(term, mode="eval")) & stored
+            clash = read_names(ast.parse(term, mode="eval")) & all_stored
             if clash and term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
         guard_text = " or ".join(unique) if unique else None
@@ -245,10 +269,29 @@ class _Attention:
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
 
+    def _check_cast(self) -> None:
+        """``probs.to(value.dtype)``: a no-op when q, k, v share a dtype, which SDPA requires
+        (it raises otherwise); any other ``.to`` (a device, a fixed dtype) is not covered."""
+        if "p3" not in self.roles:
+            return
+        expr = self._expr("p3", (ast.Call,))
+        c = self._expr("c")
+        value = c.right if isinstance(c, ast.BinOp) else c.args[-1]
+        ok = (len(expr.args) == 1 and not expr.keywords and isinstance(expr.args[0], ast.Attribute)
+              and expr.args[0].attr == "dtype" and self._text(expr.args[0].value) == self._text(value))
+        if not ok:
+            raise Skip("the probabilities are cast with .to() to something other than the value's dtype")
+
     def _check_softmax(self) -> None:
         expr = self._expr("p0", (ast.Call,))
         extra = [*expr.args[1:], *(kw.value for kw in expr.keywords)]
         names = [kw.arg for kw in expr.keywords]
+        if isinstance(expr.func, ast.Call):  # nn.Softmax(dim=-1)(scores)
+            built = expr.func
+            if len(expr.args) != 1 or expr.keywords or built.args:
+                raise Skip("the softmax layer is not built with dim=-1 alone")
+            extra = [kw.value for kw in built.keywords]
+            names = [kw.arg for kw in built.keywords]
         minus_one = len(extra) == 1 and isinstance(extra[0], ast.UnaryOp) and isinstance(extra[0].op, ast.USub) \
             and isinstance(extra[0].operand, ast.Constant) and extra[0].operand.value == 1
         if not minus_one or names not in ([], ["dim"]):
@@ -307,12 +350,13 @@ class _Attention:
 
     def _operand_of(self, role: str, var: str) -> ast.expr:
         """The code operand of a binary step that the pattern bound to ``$var``."""
-        expr = self._expr(role, (ast.BinOp,))
+        expr = self._expr(role, (ast.BinOp, ast.AugAssign))
         node = self.roles[role]
         bound = self.env.get(var)
+        operands = (expr.target, expr.value) if isinstance(expr, ast.AugAssign) else (expr.left, expr.right)
         for position, value in enumerate(node.args[:2]):
             if value == bound:
-                return expr.left if position == 0 else expr.right
+                return operands[position]
         raise Skip(f"the {var} operand at line {node.line} could not be located")
 
     # ------------------------------------------------------------------ the call
