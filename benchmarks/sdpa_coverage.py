@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print("Models found but not fixed (the fixer's reasons):")
     for row in rows:
         if row["findings"] and row not in fixed:
-            print(f"  {row['model']}: {'; '.join(row['reasons']) or '?'}")
+            why = "; ".join(row["reasons"]) or "declined in an earlier round, then another rule rewrote the softmax"
+            print(f"  {row['model']}: {why}")
     print()
     print("Models without a finding, by the closest reason:")
     by_reason = Counter()

@@ -1,22 +1,23 @@
 """Planning hook of ADP010: hand-written attention -> ``scaled_dot_product_attention``.
 
 The rule's pattern (``rules/ADP010-sdpa.toml``) finds ``q @ k^T`` -> optional scaling ->
-optional additive mask -> softmax -> optional dropout / head mask -> ``@ v``.  A target
-pattern cannot say the rewrite: the statements from the scores to the context form a
-*region* of one block, and the region becomes
+optional additive mask -> softmax -> optional dropout -> ``@ v``.  A target pattern cannot
+say the rewrite: the statements from the scores to the context form a *region* of one
+block, and the region becomes
 
     if <the cases the fused call does not cover>:
         <the region, unchanged>
     else:
-        <statements of the region that do not belong to the attention>
+        <statements of the region that do not touch the attention>
         context = scaled_dot_product_attention(q, k, v, attn_mask=..., dropout_p=..., scale=...)
 
-The guard collects: the ``if`` tests around a head-mask step, the tests of other ``if``
-statements in the region that the match went around (a relative-position branch), and the
-conditions under which later code reads a value the region computed (attention
-probabilities returned when ``output_attentions``).  With an empty guard the region is
-replaced outright.  Everything that cannot be shown to be equivalent is a :class:`Skip`
-with the reason: a guarded patch that falls back is preferred to a clever one.
+The guard collects the tests of the ``if`` statements in the region that the match went
+around because they touch the attention values (a head mask, a relative-position bias,
+Bart's ``output_attentions`` reshape), and the conditions under which later code reads a
+value only the original path computes (the probabilities returned when
+``output_attentions``).  With an empty guard the region is replaced outright.  Everything
+that cannot be shown to be equivalent is a :class:`Skip` with the reason: a guarded patch
+that falls back is preferred to a clever one.
 """
 
 from __future__ import annotations
