@@ -122,6 +122,13 @@ class Matcher:
         self.live_intermediates = live_intermediates
         self.optional_layers = {p.layer.name for p in forward.nodes if p.optional and p.layer is not None}
         self.has_optional = any(p.optional for p in forward.nodes)
+        # Words a root must mention for the pattern to fit: the name of every required function
+        # call (lower-case last component: a layer class could also match a layer node) and
+        # method.  Checked per root before its graph is searched.
+        self.required_calls = sorted({p.op for p in forward.nodes if not p.optional and p.op[:1].isalpha()
+                                      and p.op not in ("layer", "method", "table", "call")
+                                      and p.op.rsplit(".", 1)[-1][:1].islower()})
+        self.required_methods = sorted({p.method for p in forward.nodes if not p.optional and p.op == "method"})
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
@@ -148,12 +155,17 @@ class Matcher:
     # -- forward ----------------------------------------------------------------
     def match_module(self, module: ModuleStructure) -> list[Match]:
         found: dict[tuple, Match] = {}
+        needed = [frozenset({op.rsplit(".", 1)[-1], *(local for local, fqn in module.names.imports.items()
+                                                     if names_match(op, fqn))})
+                  for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
         for cls in module.classes.values():
             triggers = self._triggers_for(cls, module)
             if triggers is not None and not triggers:
                 continue
             for root in cls.roots:
                 if triggers is not None and not (triggers & cls.words(root)):
+                    continue
+                if needed and not all(words & cls.words(root) for words in needed):
                     continue
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow):
