@@ -5,7 +5,9 @@ each an assignment or a bare expression.  Abstract variables start with ``$`` an
 first use, to a concrete name or value of the analysed code; every later use must bind to
 the same thing, which is how a pattern states data flow.  ``_`` matches any single value
 and ``...`` in an argument list matches any remaining arguments; ``!name`` says the code
-must not pass the keyword ``name`` (nor ``**kwargs``, which might hold it).
+must not pass the keyword ``name`` (nor ``**kwargs``, which might hold it).  A statement
+prefixed with ``?`` is an optional step: when the code has no such step, its output is its
+first input.
 
     $d = $drop($x)                 # a call of the layer bound to $drop
     $s = $d + $r                   # tensor add ('+' and '*' match commutatively)
@@ -99,6 +101,7 @@ class PNode:
     line: int = 1
     column: int = 1
     absent: tuple[str, ...] = ()  # keywords the code must not pass (``!fused``)
+    optional: bool = False  # ``? $y = f($x, ...)``: the step may be absent; then $y is $x
 
 
 @dataclass(frozen=True)

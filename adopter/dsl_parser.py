@@ -15,7 +15,7 @@ GRAMMAR = r"""
 start: _sep* (stmt (_sep+ stmt)* _sep*)?
 _sep: _NL | ";"
 
-stmt: [targets "="] expr
+stmt: [OPTIONAL] [targets "="] expr
 targets: target ("," target)*
 target: VAR | NAME
 
@@ -49,6 +49,7 @@ arglist: arg ("," arg)* [","]
 ADD_OP: "+" | "-"
 MUL_OP: "*" | "/" | "@" | "//" | "%"
 ELLIPSIS: "..."
+OPTIONAL: "?"
 VAR: /\$[A-Za-z_][A-Za-z0-9_]*/
 NAME: /[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*/
 NUMBER: /\d+(\.\d*)?([eE][-+]?\d+)?/
@@ -188,15 +189,25 @@ class _Unchain(Transformer):
         raise PatternError(f"cannot assign to {text!r}: targets are $vars or _", token.line, token.column)
 
     def stmt(self, items):
-        targets, value = items
+        optional, targets, value = items
         if targets is None:
+            if optional is not None:
+                raise PatternError("an optional step ('?') must assign one $variable", optional.line, optional.column)
             return None
         if not isinstance(value, Temp):
             raise PatternError("the right-hand side of an assignment must be a call or an operation")
         node = self.nodes[value.index]
+        if optional is not None:
+            # When the step is absent its output is its first input, so both must be values.
+            if len(targets) != 1 or not isinstance(targets[0], Var):
+                raise PatternError("an optional step ('?') must assign one $variable", optional.line, optional.column)
+            if not node.args or not isinstance(node.args[0], (Var, Temp)):
+                raise PatternError("an optional step ('?') must take a $variable as its first input",
+                                   optional.line, optional.column)
         self.nodes[value.index] = PNode(
             op=node.op, args=node.args, kwargs=node.kwargs, rest=node.rest, layer=node.layer,
             outs=targets, method=node.method, line=node.line, column=node.column, absent=node.absent,
+            optional=optional is not None,
         )
         return None
 
@@ -231,7 +242,7 @@ _PRETTY = {
     "RPAR": "')'", "LPAR": "'('", "COMMA": "','", "EQUAL": "'='", "NAME": "a name", "VAR": "a $variable",
     "NUMBER": "a number", "STRING": "a string", "_NL": "a new line", "SEMICOLON": "';'", "RSQB": "']'",
     "LSQB": "'['", "ELLIPSIS": "'...'", "ADD_OP": "an operator", "MUL_OP": "an operator", "MINUS": "'-'",
-    "DOT": "'.'", "$END": "end of pattern",
+    "DOT": "'.'", "OPTIONAL": "'?'", "$END": "end of pattern",
 }
 
 

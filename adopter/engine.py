@@ -65,7 +65,8 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     matchers = _MATCHERS.get(key)
     if matchers is None:
         matchers = _MATCHERS[key] = [
-            Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i)
+            Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
+                    live_intermediates=rule.live_intermediates)
             for i, forward in enumerate(rule.forwards)
         ]
     return matchers
@@ -107,8 +108,11 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
         lines = text.split("\n")
         findings: list[Finding] = []
         matches: list[tuple[Rule, Match]] = []
+        ifs: dict = {}  # filled on first use: span -> ast.If with an else branch
         for rule in rules:
             for match in match_rule(rule, structure):
+                if rule.not_in_fallback_of and _in_fallback(match, tree, lines, rule.not_in_fallback_of, ifs):
+                    continue
                 finding = _finding(rule, match, path, lines)
                 if _suppressed(lines, finding):
                     continue
@@ -120,6 +124,24 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
         sys.setrecursionlimit(limit)
     findings.sort(key=lambda f: (f.line, f.column, f.rule))
     return Analysis(findings, matches, tree)
+
+
+def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:
+    """Is the match in the body of an ``if`` whose else branch calls ``name``?"""
+    wanted = {elem[0] for node in match.nodes for elem in node.scope if elem[1] == 0}
+    if not wanted:
+        return False
+    if not ifs:
+        ifs.update({(n.lineno, n.col_offset, n.end_lineno, n.end_col_offset): n
+                    for n in ast.walk(tree) if isinstance(n, ast.If) and n.orelse})
+        ifs.setdefault(None, None)  # marks the map as built even when the file has no such if
+    for span in wanted:
+        node = ifs.get(span)
+        if node is not None:
+            first, last = node.orelse[0], node.orelse[-1]
+            if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[first.lineno - 1:last.end_lineno])):
+                return True
+    return False
 
 
 def _char_col(lines: list[str], line: int, byte_col: int) -> int:

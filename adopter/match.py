@@ -40,6 +40,9 @@ class Match:
     env: tuple[tuple[str, object], ...]
     ctors: tuple[tuple[str, Ctor], ...]
     alternative: int = 0  # which forward source pattern of the rule matched
+    # Per matched node, the pattern variable it assigns (``%i`` when none): which step it is
+    # when optional steps (``?``) make the nodes and the pattern differ in length.
+    roles: tuple[str, ...] = ()
 
     @property
     def span(self) -> tuple[int, int, int, int]:
@@ -65,7 +68,7 @@ def _ident(value) -> tuple:
 
 
 class _State:
-    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched")
+    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps")
 
     def __init__(self):
         self.env: dict[str, object] = {}  # abstract var or %temp -> concrete value
@@ -74,6 +77,7 @@ class _State:
         self.guards: dict[str, bool] = {}
         self.produced: set[str] = set()  # canonical keys of values the match has produced
         self.matched: tuple[Node, ...] = ()
+        self.steps: tuple[int, ...] = ()  # the pattern index of each matched node
 
     def copy(self) -> "_State":
         new = _State()
@@ -83,6 +87,7 @@ class _State:
         new.guards = dict(self.guards)
         new.produced = set(self.produced)
         new.matched = self.matched
+        new.steps = self.steps
         return new
 
     def canon(self, key: str) -> str:
@@ -110,10 +115,22 @@ class Matcher:
     """Matches one rule; reusable across files."""
 
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
-                 alternative: int = 0):
+                 alternative: int = 0, live_intermediates: bool = False):
         self.rule_id = rule_id
         self.alternative = alternative
         self.commutative = commutative
+        # A rule whose fix keeps the original code (behind a guard) may let later code read
+        # the values the match computes; its synthesis checks those reads itself.
+        self.live_intermediates = live_intermediates
+        self.optional_layers = {p.layer.name for p in forward.nodes if p.optional and p.layer is not None}
+        self.has_optional = any(p.optional for p in forward.nodes)
+        # Words a root must mention for the pattern to fit: the name of every required function
+        # call (lower-case last component: a layer class could also match a layer node) and
+        # method.  Checked per root before its graph is searched.
+        self.required_calls = sorted({p.op for p in forward.nodes if not p.optional and p.op[:1].isalpha()
+                                      and p.op not in ("layer", "method", "table", "call")
+                                      and p.op.rsplit(".", 1)[-1][:1].islower()})
+        self.required_methods = sorted({p.method for p in forward.nodes if not p.optional and p.op == "method"})
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
@@ -140,6 +157,9 @@ class Matcher:
     # -- forward ----------------------------------------------------------------
     def match_module(self, module: ModuleStructure) -> list[Match]:
         found: dict[tuple, Match] = {}
+        needed = [frozenset({op.rsplit(".", 1)[-1], *(local for local, fqn in module.names.imports.items()
+                                                     if names_match(op, fqn))})
+                  for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
         for cls in module.classes.values():
             triggers = self._triggers_for(cls, module)
             if triggers is not None and not all(triggers):
@@ -149,10 +169,15 @@ class Matcher:
                     words = cls.words(root)
                     if not all(t & words for t in triggers):
                         continue
+                if needed and not all(words & cls.words(root) for words in needed):
+                    continue
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow):
                     found.setdefault(match.key, match)
-        return sorted(found.values(), key=lambda m: m.span)
+        matches = sorted(found.values(), key=lambda m: m.span)
+        if self.has_optional:
+            matches = _longest(matches)
+        return matches
 
     def _triggers_for(self, cls: ClassStructure, module: ModuleStructure) -> list[frozenset] | None:
         """Per named pattern node, the identifiers one of which a root must mention for the
@@ -238,6 +263,13 @@ class Matcher:
         stack = [(start.id, 1, state, 0)]
         while stack:
             pos, index, state, gap = stack.pop()
+            if pattern[index].optional and index + 1 < len(pattern):
+                # The optional step may be absent: go on with its output standing for its input.
+                absent = self._absent(pattern[index], index, state)
+                key = (absent.memo_key(pos, index + 1), gap)
+                if key not in seen:
+                    seen.add(key)
+                    stack.append((pos, index + 1, absent, gap))
             for succ, guard in out[pos]:
                 steps += 1
                 if steps > MAX_STEPS_PER_START:
@@ -275,6 +307,18 @@ class Matcher:
                         seen.add(key)
                         stack.append((succ, index, skipped, gap + step))
 
+    @staticmethod
+    def _absent(pnode: PNode, index: int, state: _State) -> _State:
+        new = state.copy()
+        first = pnode.args[0]
+        source = f"%{first.index}" if isinstance(first, Temp) else first.name
+        if source in new.values:
+            new.values[pnode.outs[0].name] = new.values[source]
+            new.values[f"%{index}"] = new.values[source]
+            if source in new.env:
+                new.env[pnode.outs[0].name] = new.env[source]
+        return new
+
     def _skip(self, node: Node, state: _State) -> _State | None:
         if node.kind == "exit":
             return None
@@ -294,7 +338,7 @@ class Matcher:
                 return new
             return state
         uses = {state.canon(k) for k in node.uses}
-        if uses & state.produced:
+        if uses & state.produced and not self.live_intermediates:
             return None  # an intermediate value of the match is read elsewhere
         if node.defs & bound or any(state.canon(k) in bound for k in node.defs):
             return None  # a bound value is overwritten between pattern nodes
@@ -382,11 +426,12 @@ class Matcher:
             new.aliases.pop(out.key, None)
             new.produced.add(out.key)
         new.matched = state.matched + (node,)
+        new.steps = state.steps + (index,)
         return new
 
     # -- after the forward match ------------------------------------------------
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
-        if not self._dead_after(flow, state):
+        if not self.live_intermediates and not self._dead_after(flow, state):
             return None
         ctors = self._match_init(cls, state)
         if ctors is None:
@@ -395,13 +440,19 @@ class Matcher:
             rule_id=self.rule_id, class_name=cls.name, flow=flow.name, nodes=state.matched,
             env=tuple(sorted(state.env.items(), key=lambda kv: kv[0])), ctors=tuple(ctors),
             alternative=self.alternative,
+            roles=tuple(self._role(i) for i in state.steps),
         )
+
+    def _role(self, index: int) -> str:
+        outs = [o.name for o in self.forward.nodes[index].outs if isinstance(o, Var)]
+        return outs[0] if outs else f"%{index}"
 
     def _intermediates(self, state: _State) -> set[str]:
         """Keys produced by a pattern node and consumed by a later one."""
         keys: set[str] = set()
         pattern = self.forward.nodes
-        for index, (pnode, node) in enumerate(zip(pattern, state.matched)):
+        for index, node in zip(state.steps, state.matched):
+            pnode = pattern[index]
             later_uses = set()
             for later in pattern[index + 1:]:
                 later_uses.update(later.args)
@@ -450,6 +501,8 @@ class Matcher:
                 return None
             var = pnode.outs[0].name
             layer = attempt.env.get(var)
+            if layer is None and var in self.optional_layers:
+                continue  # the optional step calling this layer is absent
             if not isinstance(layer, str):
                 return None  # the forward match did not bind this layer
             attr = layer[len("self."):] if layer.startswith("self.") else layer
@@ -487,6 +540,23 @@ class Matcher:
         if pnode.absent and (code_kwargs.keys() & {*pnode.absent, "**"}):
             return False
         return True
+
+
+def _longest(matches: list[Match]) -> list[Match]:
+    """With optional steps, a match that leaves out a step present on the path is a shorter
+    copy of a fuller one: keep, per class, method, first and last node, the one with most nodes
+    (of those, the one whose steps are least nested in ifs, then the earliest)."""
+    best: dict[tuple, Match] = {}
+
+    def rank(match: Match) -> tuple:
+        return (-len(match.nodes), sum(len(n.scope) for n in match.nodes), [n.span for n in match.nodes])
+
+    for match in matches:
+        key = (match.class_name, match.flow, match.nodes[0].span, match.nodes[-1].span)
+        current = best.get(key)
+        if current is None or rank(match) < rank(current):
+            best[key] = match
+    return sorted(best.values(), key=lambda m: m.span)
 
 
 def _ast_value(expr: ast.expr):

@@ -75,6 +75,18 @@ class Rule:
     forward_targets: tuple[str | None, ...] = ()  # the target of each alternative (usually all the same)
     commutative: bool = True  # whether '+'/'*' in the forward pattern match either operand order
     only_on: tuple[str, ...] = ()  # the patched code runs only there (Liger: cuda); () = anywhere
+    # ``[forward] live_intermediates = true``: the fix keeps the original code behind a guard,
+    # so values the match computes may be read later (its synthesis checks where).
+    live_intermediates: bool = False
+    # ``[forward] synth = "sdpa"``: the module adopter.synth.<name> plans the rewrite instead
+    # of the generic target renderer (for rewrites a target pattern cannot say).
+    synth: str | None = None
+    # Which plan wins where two rules' rewrites overlap in one round: the lower ``priority``,
+    # then the lower id.
+    priority: int = 0
+    # ``[forward] not_in_fallback_of = "name"``: a match in the body of an ``if`` whose else
+    # branch calls ``name`` is the original path an earlier fix kept, and is not reported.
+    not_in_fallback_of: str | None = None
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -281,6 +293,19 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         line, column = _position(raw, "", "source")
         raise RuleError(spath, line, column, "forward.source needs at least one pattern")
     forward_source = forwards[0]
+    for pattern in forwards:
+        for position in (0, len(pattern.nodes) - 1):
+            if pattern.nodes[position].optional:
+                line, column = _position(raw, pattern.text, "source")
+                raise RuleError(spath, line, column, "the first and last steps of a pattern cannot be optional")
+    synth = forward.get("synth")
+    if synth is not None and not (isinstance(synth, str) and synth.isidentifier()):
+        line, column = _position(raw, "", "synth")
+        raise RuleError(spath, line, column, "forward.synth must name a module of adopter.synth")
+    priority = data.get("priority", 0)
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        line, column = _position(raw, "", "priority")
+        raise RuleError(spath, line, column, "priority must be an integer")
     init_table = data.get("init", {})
     init_sources = init_table.get("source", [])
     if isinstance(init_sources, str):
@@ -330,7 +355,8 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         else:
             line, column = _position(raw, name, "examples")
             raise RuleError(spath, line, column, "an example needs 'valid', 'before' or 'reported'")
-    fixable = bool(data.get("fixable", forward_target is not None or init_target is not None))
+    has_fix = forward_target is not None or init_target is not None or synth is not None
+    fixable = bool(data.get("fixable", has_fix))
     return Rule(
         id=rule_id,
         name=need("name"),
@@ -344,7 +370,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         init_target=init_target,
         kernel=kernel,
         helps=helps,
-        fixable=fixable and (forward_target is not None or init_target is not None),
+        fixable=fixable and has_fix,
         fix_safety=data.get("fix_safety", "safe"),
         default=bool(data.get("default", True)),
         checkpoint_compatible=bool(data.get("checkpoint_compatible", True)),
@@ -356,6 +382,10 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         forward_targets=forward_targets,
         commutative=bool(forward.get("commutative", True)),
         only_on=tuple(only_on),
+        live_intermediates=bool(forward.get("live_intermediates", False)),
+        synth=synth,
+        priority=priority,
+        not_in_fallback_of=forward.get("not_in_fallback_of"),
     )
 
 

@@ -385,11 +385,34 @@ class FlowBuilder:
             uses |= _keys((receiver,))
             common["args"] = (receiver, *common["args"])
             node, frontier = self._new(ctx, frontier, kind="method", op=func.attr, uses=frozenset(uses), **common)
+        elif self._built_and_called(func) is not None:
+            # nn.Softmax(dim=-1)(x): a layer built and called at once is a call of its type,
+            # with the constructor's (constant) keywords.
+            built, extra = self._built_and_called(func)
+            common["kwargs"] = (*common["kwargs"], *extra)
+            node, frontier = self._new(ctx, frontier, kind="call", op=built, uses=frozenset(uses), **common)
         else:
             uses |= self._uses_of(func, ctx)
             name = func.id if isinstance(func, ast.Name) else self._text(func)
             node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses), **common)
         return out, frontier
+
+    def _built_and_called(self, func: ast.expr) -> tuple[str, tuple] | None:
+        if not isinstance(func, ast.Call) or func.args:
+            return None
+        fqn = self.names.resolve(func.func)
+        if fqn is None or not all(kw.arg and isinstance(kw.value, (ast.Constant, ast.UnaryOp)) for kw in func.keywords):
+            return None
+        extra = []
+        for kw in func.keywords:
+            value = kw.value
+            if isinstance(value, ast.UnaryOp):
+                if not (isinstance(value.op, ast.USub) and isinstance(value.operand, ast.Constant)):
+                    return None
+                extra.append((kw.arg, Const(-value.operand.value)))
+            else:
+                extra.append((kw.arg, Const(value.value)))
+        return fqn, tuple(extra)
 
     def _inline_callable_arg(self, arg: ast.expr, frontier: list, ctx: _Ctx) -> list:
         """Follow ``self.helper`` passed as a callable (apply_chunking_to_forward)."""

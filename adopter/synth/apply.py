@@ -14,7 +14,7 @@ from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from .plan import Edits, Straddle
+from .plan import Edits, Straddle, Wrap
 
 TERMINAL = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 
@@ -64,6 +64,8 @@ def _pieces(edits: Edits):
         yield key[0], Edits(replace_stmt={key: text})
     if edits.straddle is not None:
         yield edits.straddle.if_start[0], Edits(straddle=edits.straddle)
+    if edits.wrap is not None:
+        yield edits.wrap.first[0], Edits(wrap=edits.wrap)
 
 
 def _shift_edits(edits: Edits, lines: int) -> Edits:
@@ -74,11 +76,16 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
             moved=tuple((line - lines, col) for line, col in straddle.moved),
             mode=straddle.mode, branch=straddle.branch,
         )
+    wrap = edits.wrap
+    if wrap is not None:
+        wrap = Wrap(first=(wrap.first[0] - lines, wrap.first[1]), last=(wrap.last[0] - lines, wrap.last[1]),
+                    guard=wrap.guard, fast=wrap.fast)
     return Edits(
         expr={_shift(k, lines): v for k, v in edits.expr.items()},
         delete={_shift(k, lines) for k in edits.delete},
         replace_stmt={_shift(k, lines): v for k, v in edits.replace_stmt.items()},
         straddle=straddle,
+        wrap=wrap,
     )
 
 
@@ -165,14 +172,18 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
     delete: set = set()
     replace: dict = {}
     straddles: list[Straddle] = []
+    wraps: list[Wrap] = []
     for item in edits:
         expr.update(item.expr)
         delete |= item.delete
         replace.update(item.replace_stmt)
         if item.straddle is not None:
             straddles.append(item.straddle)
+        if item.wrap is not None:
+            wraps.append(item.wrap)
 
     starts_wanted = {s.if_start for s in straddles} | {p for s in straddles for p in s.moved}
+    starts_wanted |= {w.first for w in wraps} | {w.last for w in wraps}
     expr_nodes: dict[int, str] = {}
     small_delete: set[int] = set()
     small_replace: dict[int, str] = {}
@@ -205,10 +216,16 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
         if not isinstance(if_node, cst.If) or any(m is None for m in moved):
             raise ApplyError("the if-statement to restructure could not be located")
         moves.append((straddle, if_node, moved))
+    wrap_nodes = {}
+    for wrap in wraps:
+        first, last = by_start.get(wrap.first), by_start.get(wrap.last)
+        if first is None or last is None:
+            raise ApplyError("the statements to guard could not be located")
+        wrap_nodes[id(first)] = (wrap, id(last))
 
-    transformer = _Transformer(expr_nodes, small_delete, small_replace, moves)
+    transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes)
     new_module = wrapper.module.visit(transformer)
-    if transformer.pending_moves:
+    if transformer.pending_moves or transformer.pending_wraps:
         raise ApplyError("statements to move could not be located")
     return new_module.code
 
@@ -259,8 +276,10 @@ def _without_blank_lines(stmt):
 
 
 class _Transformer(cst.CSTTransformer):
-    def __init__(self, expr_nodes, small_delete, small_replace, moves):
+    def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None):
         super().__init__()
+        self.wraps = wraps or {}  # id(first statement) -> (Wrap, id(last statement))
+        self.pending_wraps = set(self.wraps)
         self.expr_nodes = expr_nodes
         self.small_delete = small_delete
         self.small_replace = small_replace
@@ -327,6 +346,8 @@ class _Transformer(cst.CSTTransformer):
         relevant = any(id(u) in self.removed_lines for u in updates) or any(
             id(o) in self.moves or id(o) in self.moved_ids for o in originals
         )
+        if any(id(o) in self.wraps for o in originals):
+            originals, updates = self._wrap(list(originals), list(updates))
         if not relevant:
             return list(updates)
         moved_here = {id(o): u for o, u in zip(originals, updates) if id(o) in self.moved_ids}
@@ -350,6 +371,39 @@ class _Transformer(cst.CSTTransformer):
                 pending = []
             out.append(updated)
         return out
+
+    def _wrap(self, originals: list, updates: list) -> tuple[list, list]:
+        """Replace each wrapped range of statements by its guarded (or fast-only) form."""
+        out_o, out_u = [], []
+        i = 0
+        while i < len(originals):
+            entry = self.wraps.get(id(originals[i]))
+            if entry is None:
+                out_o.append(originals[i])
+                out_u.append(updates[i])
+                i += 1
+                continue
+            wrap, last_id = entry
+            j = next((k for k in range(i, len(originals)) if id(originals[k]) == last_id), None)
+            if j is None:
+                raise ApplyError("the statements to guard are not in one block")
+            kept = updates[i:j + 1]
+            lead = list(kept[0].leading_lines)
+            fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
+            if wrap.guard is None:
+                new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:]]
+            else:
+                body = [kept[0].with_changes(leading_lines=[]), *kept[1:]]
+                new_nodes = [cst.If(
+                    test=cst.parse_expression(wrap.guard), body=cst.IndentedBlock(body=body),
+                    orelse=cst.Else(body=cst.IndentedBlock(body=fast)), leading_lines=lead,
+                )]
+            for node in new_nodes:  # fresh nodes: nothing else refers to them
+                out_o.append(node)
+                out_u.append(node)
+            self.pending_wraps.discard(id(originals[i]))
+            i = j + 1
+        return out_o, out_u
 
     def _straddle(self, straddle: Straddle, if_node: cst.If, moved: list) -> cst.If:
         if straddle.mode == "before":

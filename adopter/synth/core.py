@@ -90,7 +90,7 @@ def _normalise(text: str) -> tuple[str, str | None]:
 def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None) -> FixResult:
     """Rewrite ``text`` (the source of ``path``) to use the kernels of ``rules``."""
     work, newline = _normalise(text)
-    order = {rule.id: i for i, rule in enumerate(sorted(rules, key=lambda r: r.id))}
+    order = {rule.id: i for i, rule in enumerate(sorted(rules, key=lambda r: (r.priority, r.id)))}
     current = work
     applied: list[Finding] = []
     requirements: set[str] = set()

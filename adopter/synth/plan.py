@@ -51,6 +51,18 @@ class Straddle:
     branch: int  # the branch holding the rest of the match (0 body, 1 orelse)
 
 
+@dataclass(frozen=True)
+class Wrap:
+    """Replace the statements ``first``..``last`` (character start positions; one block) by
+    ``if guard: <those statements> else: <fast>``, or by ``fast`` alone when ``guard`` is
+    None: a rewrite that keeps the original code for the cases it does not cover."""
+
+    first: tuple[int, int]
+    last: tuple[int, int]
+    guard: str | None
+    fast: str  # statements, unindented, one per line
+
+
 @dataclass
 class Edits:
     expr: dict[Span, str] = field(default_factory=dict)  # char span of an expression -> new text
@@ -58,11 +70,12 @@ class Edits:
     replace_stmt: dict[Span, str] = field(default_factory=dict)  # small statement -> new statement
     straddle: Straddle | None = None
     imports: set[tuple[str, str, str | None]] = field(default_factory=set)  # (module, name, alias)
+    wrap: Wrap | None = None
 
     def key(self) -> tuple:
         return (
             tuple(sorted(self.expr.items())), tuple(sorted(self.delete)), tuple(sorted(self.replace_stmt.items())),
-            self.straddle,
+            self.straddle, self.wrap,
         )
 
 
@@ -126,6 +139,20 @@ def _imports_mapping(rule: Rule, names: KernelNames, edits: Edits):
     return mapping
 
 
+def _synth_hook(name: str):
+    """The per-rule planning module ``adopter.synth.<name>`` (only there: a rule file must not
+    be able to import arbitrary code)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"adopter.synth.{name}")
+    except ImportError:
+        raise Skip(f"the rule's synthesis module adopter.synth.{name} does not exist") from None
+    if not callable(getattr(module, "plan", None)):
+        raise Skip(f"adopter.synth.{name} has no plan() function")
+    return module
+
+
 # ----------------------------------------------------------------------------- entry point
 
 
@@ -145,7 +172,10 @@ class Planner:
             raise Skip("the rule only reports (it has no target)")
         edits = Edits()
         regions: list[Span] = []
-        if rule.forward_target:
+        if rule.synth is not None:
+            hook = _synth_hook(rule.synth)
+            hook.plan(self, rule, match, edits, regions)
+        elif rule.forward_target:
             self._forward(rule, match, edits, regions)
         if rule.init_target:
             self._init(rule, match, edits, regions)
@@ -569,4 +599,4 @@ class Planner:
         regions.append(span_of(call))
 
 
-__all__ = ["Edits", "KernelNames", "Plan", "Planner", "Skip", "Straddle"]
+__all__ = ["Edits", "KernelNames", "Plan", "Planner", "Skip", "Straddle", "Wrap"]

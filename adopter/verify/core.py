@@ -244,7 +244,13 @@ class _Checker:
         not_fast: list[Site] = []
         for site in sites:
             if site.edited & forward_lines.lines:
-                reached.append(site)
+                # A guarded rewrite (ADP010) runs its edited lines on the original path too:
+                # it counts as reached only if the kernel itself was called.
+                kernel = site.rule.kernel.import_.rsplit(".", 1)[-1]
+                if site.rule.synth is not None and not calls_patched.counts.get(kernel):
+                    not_fast.append(site)
+                else:
+                    reached.append(site)
             elif site.edited & ctor_lines.lines:
                 if _public(calls_original.counts) == _public(calls_patched.counts):
                     not_fast.append(site)
@@ -261,8 +267,10 @@ class _Checker:
             return verdicts, None
         if not reached:
             for site in not_fast:
-                verdicts[site] = Verdict(SKIP, "the patched class ran its original forward for these inputs "
-                                               "(no new torch calls)", details=details)
+                why = ("the patched code took its original (guarded) path for these inputs"
+                       if site.rule.synth is not None else
+                       "the patched class ran its original forward for these inputs (no new torch calls)")
+                verdicts[site] = Verdict(SKIP, why, details=details)
             return verdicts, None
         try:
             with _deterministic(device):

@@ -21,8 +21,8 @@ def _by_rule(results):
 def test_toy_patches_pass(toy, all_rules, quick):
     results = verify_file(str(toy / "toy_blocks.py"), all_rules, Config(), benchmark=False, options=quick)
     found = _by_rule(r for r in results if not r.combined)
-    assert {"ADP004", "ADP005", "ADP007"} <= set(found)
-    for rule, cls in (("ADP004", "Mixer"), ("ADP005", "OutputBlock"), ("ADP007", "ConvStem")):
+    assert {"ADP004", "ADP005", "ADP007", "ADP010"} <= set(found)
+    for rule, cls in (("ADP004", "Mixer"), ("ADP005", "OutputBlock"), ("ADP007", "ConvStem"), ("ADP010", "Mixer")):
         result = found[rule]
         assert result.verdict == PASS, result
         assert result.class_name == cls
@@ -30,8 +30,9 @@ def test_toy_patches_pass(toy, all_rules, quick):
         assert result.forward_ratio is None  # no benchmark asked for
         assert result.details["edited_lines"]
     combined = [r for r in results if r.combined]
-    assert [(r.rule, r.class_name, r.verdict) for r in combined] == [("ADP004+ADP005", "TinyModel", PASS)]
-    assert "2 of them ran in TinyModel" in combined[0].reason
+    # Mixer's attention is also ADP010's (sdpa), which wins over ADP004 when all rules apply.
+    assert [(r.rule, r.class_name, r.verdict) for r in combined] == [("ADP004+ADP005+ADP010", "TinyModel", PASS)]
+    assert "ran in TinyModel" in combined[0].reason
     assert all(isinstance(r, VerifyResult) for r in results)
     data = results[0].as_dict()
     assert JSON_KEYS <= set(data) and data["class"] == results[0].class_name
