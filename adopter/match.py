@@ -15,6 +15,7 @@ fused code would no longer produce them.
 from __future__ import annotations
 
 import ast
+import bisect
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -65,6 +66,14 @@ def _ident(value) -> tuple:
     if isinstance(value, str):  # a layer path
         return ("l", value)
     return ("?", repr(value))
+
+
+def _literal_is(pvalue: Lit, value) -> bool:
+    if not isinstance(value, Const):
+        return False
+    if isinstance(pvalue.value, bool) or isinstance(value.value, bool):
+        return value.value is pvalue.value
+    return value.value == pvalue.value
 
 
 class _State:
@@ -197,22 +206,31 @@ class Matcher:
             allowed = self.layer_types.get(pnode.layer.name)
             if allowed is None:
                 return None
-            return self._bound_to(cls, allowed)
+            return self._bound_to(cls, frozenset(allowed))
         if pnode.op == "method":
             return frozenset({pnode.method})
         if not pnode.op[:1].isalpha():
             return None
-        last = pnode.op.rsplit(".", 1)[-1]
-        aliases = {local for local, fqn in module.names.imports.items() if names_match(pnode.op, fqn)}
-        return frozenset({last, *aliases}) | self._bound_to(cls, {pnode.op})
+        cache = module.__dict__.setdefault("_call_words", {})
+        words = cache.get(pnode.op)
+        if words is None:
+            last = pnode.op.rsplit(".", 1)[-1]
+            aliases = {local for local, fqn in module.names.imports.items() if names_match(pnode.op, fqn)}
+            words = cache[pnode.op] = frozenset({last, *aliases})
+        return words | self._bound_to(cls, frozenset({pnode.op}))
 
     @staticmethod
-    def _bound_to(cls: ClassStructure, allowed) -> frozenset:
-        """The attributes of ``cls`` whose constructor is one of ``allowed``."""
-        return frozenset(
-            attr.split("[")[0] for attr, ctors in cls.bindings.items()
-            if any(names_match(a, c.fqn) for c in ctors for a in allowed)
-        )
+    def _bound_to(cls: ClassStructure, allowed: frozenset) -> frozenset:
+        """The attributes of ``cls`` whose constructor is one of ``allowed`` (cached per class:
+        every alternative of every rule asks)."""
+        cache = cls.__dict__.setdefault("_bound_to", {})
+        attrs = cache.get(allowed)
+        if attrs is None:
+            attrs = cache[allowed] = frozenset(
+                attr.split("[")[0] for attr, ctors in cls.bindings.items()
+                if any(names_match(a, c.fqn) for c in ctors for a in allowed)
+            )
+        return attrs
 
     def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
         first = self.forward.nodes[0]
@@ -222,12 +240,81 @@ class Matcher:
             for node in flow.nodes:
                 by_kind.setdefault(node.kind, []).append(node)
             flow._by_kind = by_kind
+        feasible = self._feasibility(flow)
+        if feasible is None:
+            return
         kinds = ("layer",) if first.op == "layer" else ("method",) if first.op == "method" else \
             ("op",) if not first.op[:1].isalpha() else ("call", "layer")
         for kind in kinds:
             for node in by_kind.get(kind, ()):
                 if self._op_ok(first, node):
-                    yield from self._search(cls, flow, node)
+                    yield from self._search(cls, flow, node, feasible)
+
+    def _feasibility(self, flow: Flow):
+        """A test ``feasible(pos, index)``: can pattern nodes ``index..`` still be matched after
+        node ``pos``?  None when some required pattern node has no candidate in the flow at all.
+
+        Edges only go from lower to higher node ids (nodes are numbered as the builder emits
+        them), so each required pattern node must find a candidate -- a node whose operation
+        and literal arguments fit -- with a higher id than the previous one's.  This cuts the
+        search from every ``transpose``/``einsum`` after a forward's last softmax, say, which
+        was most of the cost of long patterns with optional steps.
+        """
+        pattern = self.forward.nodes
+        candidates: dict[int, list[int]] = {}
+        for index, pnode in enumerate(pattern):
+            if index == 0 or pnode.optional:
+                continue
+            ids = [node.id for node in flow.nodes if self._static_ok(pnode, node)]
+            if not ids:
+                return None
+            candidates[index] = ids
+        required = sorted(candidates)
+        memo: dict[tuple[int, int], bool] = {}
+
+        def feasible(pos: int, index: int) -> bool:
+            key = (pos, index)
+            found = memo.get(key)
+            if found is None:
+                found = True
+                cur = pos
+                for j in required:
+                    if j < index:
+                        continue
+                    ids = candidates[j]
+                    at = bisect.bisect_right(ids, cur)
+                    if at == len(ids):
+                        found = False
+                        break
+                    cur = ids[at]
+                memo[key] = found
+            return found
+
+        return feasible
+
+    def _static_ok(self, pnode: PNode, node: Node) -> bool:
+        """What :meth:`_bind_node` checks that does not depend on the bindings: the operation,
+        the arity, literal arguments and keywords."""
+        if not self._op_ok(pnode, node):
+            return False
+        args = node.args
+        if not (self.commutative and pnode.op in COMMUTATIVE and len(args) == 2 and len(pnode.args) == 2):
+            if len(args) < len(pnode.args) or (len(args) > len(pnode.args) and not pnode.rest):
+                return False
+            for pvalue, value in zip(pnode.args, args):
+                if isinstance(pvalue, Lit) and not _literal_is(pvalue, value):
+                    return False
+        code_kwargs = dict(node.kwargs)
+        for name, pvalue in pnode.kwargs:
+            if name not in code_kwargs:
+                return False
+            if isinstance(pvalue, Lit) and not _literal_is(pvalue, code_kwargs[name]):
+                return False
+        if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
+            return False
+        if pnode.absent and (code_kwargs.keys() & {*pnode.absent, "**"}):
+            return False
+        return True
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op
@@ -246,7 +333,7 @@ class Matcher:
             return any(names_match(op, t) for t in node.types)
         return False
 
-    def _search(self, cls: ClassStructure, flow: Flow, start: Node) -> Iterable[Match]:
+    def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible) -> Iterable[Match]:
         pattern = self.forward.nodes
         out = flow.out
         nodes = flow.nodes
@@ -263,6 +350,8 @@ class Matcher:
         stack = [(start.id, 1, state, 0)]
         while stack:
             pos, index, state, gap = stack.pop()
+            if not feasible(pos, index):
+                continue
             if pattern[index].optional and index + 1 < len(pattern):
                 # The optional step may be absent: go on with its output standing for its input.
                 absent = self._absent(pattern[index], index, state)
