@@ -14,6 +14,7 @@ import argparse
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from . import __version__
@@ -333,6 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (UsageError, ConfigError) as exc:
         print(f"adopter: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenProcessPool:
+        # A worker was killed (out of memory, a crash in native code): nothing has been written
+        # yet, since files are written only once every result is in.
+        print("adopter: error: a worker process died (out of memory?); nothing was written. "
+              "Run again with --jobs=1 to find the file", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -183,10 +184,12 @@ def process_file(job: tuple[str, tuple[str, ...], float]) -> dict:
 
 
 def _reason_kind(reason: str) -> str:
-    """Group 'not fixed' reasons by their first words (they name the variable parts last)."""
-    head = reason.split("(")[0].split(":")[0].strip()
-    words = head.split()
-    return " ".join(words[:6]) if words else "unknown"
+    """Group 'not fixed' reasons: the text before any detail in brackets or after a colon,
+    with line numbers and quoted names replaced."""
+    head = reason.split(" (")[0].split(": ")[0].strip()
+    head = re.sub(r"'[^']*'|`[^`]*`", "'...'", head)
+    head = re.sub(r"\b\d+\b", "N", head)
+    return head[:100] or "unknown"
 
 
 # ------------------------------------------------------------------------------ the run
