@@ -28,6 +28,9 @@ from contextlib import contextmanager
 #: CPU seconds one file may take (check, or fix with all its rounds), unless configured.
 DEFAULT_SECONDS = 10.0
 
+#: After the budget ran out, CPU seconds between repeats of the exception (see time_budget).
+RETRY_SECONDS = 0.1
+
 
 class BudgetExceeded(BaseException):
     """The file's time budget ran out."""
@@ -63,18 +66,44 @@ def parse_seconds(value) -> float:
 
 @contextmanager
 def time_budget(seconds: float | None):
-    """Raise :class:`BudgetExceeded` in the body once it used ``seconds`` of CPU (0/None: never)."""
+    """Raise :class:`BudgetExceeded` in the body once it used ``seconds`` of CPU (0/None: never).
+
+    Once the budget ran out, whatever the body then does is not trusted: an exception raised
+    by a signal handler can surface as another one (inside ``ast.parse``, CPython turns it into
+    a ``SystemError``), be caught by the body's own error handling, or be swallowed outright
+    (Python ignores exceptions in a garbage-collector callback or a ``__del__`` that happens to
+    be running).  So, once expired, the budget raises again every :data:`RETRY_SECONDS` of CPU
+    until the body is left, and the body's result or exception is replaced by
+    :class:`BudgetExceeded`.  Leaving the body switches the handler off before anything else
+    (there is no point between entering ``finally`` and that store where Python runs a
+    handler).
+    """
     if not seconds or not enforceable():
         yield
         return
+    state = {"active": True, "fired": False}
 
-    def on_alarm(signum, frame):
+    def on_signal(signum, frame):
+        if not state["active"]:
+            return
+        state["fired"] = True
+        signal.setitimer(signal.ITIMER_PROF, RETRY_SECONDS)
         raise BudgetExceeded(seconds)
 
-    previous = signal.signal(signal.SIGPROF, on_alarm)
+    previous = signal.signal(signal.SIGPROF, on_signal)
     signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
+    except BudgetExceeded:
+        raise
+    except BaseException as exc:
+        if state["fired"]:
+            raise BudgetExceeded(seconds) from exc
+        raise
+    else:
+        if state["fired"]:
+            raise BudgetExceeded(seconds)
     finally:
+        state["active"] = False
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, previous)

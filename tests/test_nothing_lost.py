@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import textwrap
+import time
 
 import pytest
 
@@ -124,6 +125,42 @@ def test_budget_stops_pure_python_work():
     with time_budget(5):  # a finished body is not interrupted later
         total = sum(range(1000))
     assert total == 499500
+
+
+@needs_timer
+def test_budget_exception_that_is_swallowed_comes_again_and_stops_after_the_body():
+    # Python drops an exception raised in a gc callback or __del__; the budget must not be lost.
+    swallowed = 0
+    with pytest.raises(BudgetExceeded):
+        with time_budget(0.05):
+            while True:
+                try:
+                    while True:
+                        pass
+                except BudgetExceeded:
+                    if swallowed:
+                        raise
+                    swallowed += 1
+    assert swallowed == 1
+    with pytest.raises(BudgetExceeded):  # a body that swallowed the budget and then finished
+        with time_budget(0.05):
+            try:
+                while True:
+                    pass
+            except BudgetExceeded:
+                pass
+    with pytest.raises(BudgetExceeded):  # the budget surfacing as another error (ast.parse: SystemError)
+        with time_budget(0.05):
+            try:
+                while True:
+                    pass
+            except BudgetExceeded:
+                raise SystemError("AST constructor recursion depth mismatch") from None
+    with time_budget(0.05):
+        pass
+    burn = time.process_time() + 0.3  # no late exception once the body is left
+    while time.process_time() < burn:
+        pass
 
 
 @needs_timer
