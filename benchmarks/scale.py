@@ -61,11 +61,12 @@ def ensure_wheel(cache: Path, spec: str, quiet: bool = False) -> Path:
     if not quiet:
         print(f"downloading: pip download --no-deps {spec}", file=sys.stderr)
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 and "constraint" in proc.stdout + proc.stderr:
+    if proc.returncode != 0 and "ResolutionImpossible" in proc.stdout + proc.stderr:
         # A machine-wide pip constraints file may cap a version (it is meant for installs);
         # a download of one wheel, never installed, goes around it.
         if not quiet:
-            print(f"note: a pip constraint blocks {spec}; downloading without pip's config files", file=sys.stderr)
+            print(f"note: pip cannot resolve {spec} (a constraints file?); retrying without pip's config files",
+                  file=sys.stderr)
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
     found = sorted(folder.glob(f"{stem}-{version}-*.whl"))
     if proc.returncode != 0 or not found:

@@ -68,6 +68,7 @@ def tree(tmp_path):
     os.symlink("loop_b.py", tmp_path / "loop_a.py")
     os.symlink("loop_a.py", tmp_path / "loop_b.py")
     os.mkfifo(tmp_path / "fifo.py")
+    os.symlink(tmp_path, tmp_path / "cycle")  # a folder that contains itself
     return tmp_path
 
 
@@ -96,6 +97,7 @@ def test_each_bad_file_is_one_line_and_the_good_one_is_still_done(tree, command)
         assert "model.py: fixed 1 (ADP004)" in err
         assert b"softmax(h, dim=-1)" in after["model.py"] and b"from adopter.kernels import softmax" in after["model.py"]
     assert len(err.splitlines()) < 20  # one line per problem, no dumps
+    assert "cycle" not in out + err  # the folder cycle is not walked
 
 
 def test_single_bad_file_exits_2_with_one_line(tmp_path):
