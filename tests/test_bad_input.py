@@ -55,7 +55,7 @@ BAD = {
     "parens.py": (b"x = " + b"(" * 300 + b"1" + b")" * 300 + b"\n", "too many nested parentheses"),
     "unary.py": (b"x = " + b"-" * 200_000 + b"1\n", "too deep"),
     "chain.py": (b"x = " + b"1+" * 200_000 + b"1\n", "too deep"),
-    "huge.py": (b"x = 1\n" * (2 * 1024 * 1024 // 6 + 10), "too large"),
+    "huge.py": (b"x = 1\n" * (10 * 1024 * 1024 // 6), "too large"),  # 10 MB
     "tabs_mixed.py": (b"if x:\n        a = 1\n\tb = 2\n", "syntax error"),
 }
 
