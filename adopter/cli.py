@@ -1,8 +1,11 @@
 """The ``adopter`` command: argument parsing and dispatch only.
 
 Exit codes (Ruff's conventions): 0 nothing found, 1 findings (or, for ``fix``, files that
-were changed or could not be fully fixed), 2 usage error or a file that could not be
-analysed (the other files are still analysed and reported).
+were changed), 2 usage error or a file that could not be analysed: unreadable, not Python
+source, a syntax error, too large, over its time budget, or (``fix``) changed while it was
+being fixed.  A run over many files reports each bad file in one line on stderr
+(``path: error: why``), goes on with the others (their findings and fixes are reported and
+written as usual), and exits 2 at the end.
 """
 
 from __future__ import annotations
@@ -11,10 +14,12 @@ import argparse
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 
 from . import __version__
+from .budget import DEFAULT_SECONDS, BudgetExceeded, parse_seconds, time_budget
 from .config import Config, ConfigError, find_config, iter_python_files
 from .engine import AnalysisError, Finding, analyze
 from .report import FORMATS, render
@@ -40,18 +45,39 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
 
 
+def _budget_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--file-timeout", type=_seconds, metavar="SECONDS",
+                        help=f"time budget per file in CPU seconds; a file over it is reported and skipped "
+                             f"(default: file-timeout in [tool.adopter], else {DEFAULT_SECONDS:g}; 0: no limit)")
+
+
+def _seconds(value: str) -> float:
+    try:
+        return parse_seconds(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+EPILOG = """exit codes: 0 nothing found (fix: nothing changed), 1 findings (fix: files changed),
+2 usage error or a file that could not be analysed or written. A bad file among good ones is
+reported in one line on stderr (PATH: error: WHY); the others are still checked or fixed,
+and the run exits 2 at the end."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adopter", description="Find and adopt optimized DL kernels in PyTorch code.")
     parser.add_argument("--version", action="version", version=f"adopter {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    check = sub.add_parser("check", help="report where kernels apply")
+    check = sub.add_parser("check", help="report where kernels apply", epilog=EPILOG)
     _common_options(check)
+    _budget_option(check)
     check.add_argument("--output-format", choices=FORMATS, default="text")
     check.add_argument("--fix-hint", default=None, help=argparse.SUPPRESS)
 
-    fix = sub.add_parser("fix", help="rewrite files to use the kernels")
+    fix = sub.add_parser("fix", help="rewrite files to use the kernels", epilog=EPILOG)
     _common_options(fix)
+    _budget_option(fix)
     fix.add_argument("--diff", action="store_true", help="print a unified diff, write nothing")
     fix.add_argument("--no-deps", action="store_true", help="do not add the kernel packages to dependency files")
 
@@ -102,18 +128,27 @@ def _target(args, config: Config) -> str | None:
 _WORKER_RULES: dict[tuple, list[Rule]] = {}
 
 
-def _check_one(job: tuple[str, tuple[str, ...], tuple[str, ...]]):
-    """Analyse one file; runs in a worker process for large trees."""
-    path, rule_ids, rule_dirs = job
+def file_budget(args, config: Config) -> float:
+    """Seconds one file may take: --file-timeout, else [tool.adopter] file-timeout, else the default."""
+    value = getattr(args, "file_timeout", None)
+    if value is None:
+        value = config.file_timeout
+    return DEFAULT_SECONDS if value is None else value
+
+
+def _check_one(job: tuple[str, tuple[str, ...], tuple[str, ...], float]):
+    """Analyse one file within its time budget; runs in a worker process for large trees."""
+    path, rule_ids, rule_dirs, budget = job
     key = (rule_ids, rule_dirs)
     rules = _WORKER_RULES.get(key)
     if rules is None:
         everything = load_rules([Path(d) for d in rule_dirs])
         rules = _WORKER_RULES[key] = [r for r in everything if r.id in set(rule_ids)]
     try:
-        source = read_source(path)
-        return analyze(source.text, path, rules, package_of(path)).findings, None
-    except (SourceError, AnalysisError) as exc:
+        with time_budget(budget):
+            source = read_source(path)
+            return analyze(source.text, path, rules, package_of(path)).findings, None
+    except (SourceError, AnalysisError, BudgetExceeded) as exc:
         return [], str(exc)
     except Exception as exc:  # an internal error must not stop the other files
         return [], f"internal error: {type(exc).__name__}: {exc}"
@@ -149,7 +184,7 @@ def run_check(args) -> tuple[list[Finding], list[tuple[str, str]], list[Rule]]:
         for r in rules:
             all_rules[r.id] = r
         dirs = tuple(str(d) for d in [*map(Path, args.rules_dir), *config.rule_paths])
-        jobs.append((str(path), tuple(r.id for r in rules), dirs))
+        jobs.append((str(path), tuple(r.id for r in rules), dirs, file_budget(args, config)))
     findings: list[Finding] = []
     workers = args.jobs or os.cpu_count() or 1
     if len(jobs) >= PARALLEL_MIN_FILES and workers > 1:
@@ -157,7 +192,7 @@ def run_check(args) -> tuple[list[Finding], list[tuple[str, str]], list[Rule]]:
             results = list(pool.map(_check_one, jobs, chunksize=4))
     else:
         results = [_check_one(job) for job in jobs]
-    for (path, _, _), target, (found, error) in zip(jobs, targets, results):
+    for (path, *_), target, (found, error) in zip(jobs, targets, results):
         for finding in found:
             note = all_rules[finding.rule].target_note(target)
             findings.append(replace(finding, informational=note, fixable=False) if note else finding)
@@ -328,6 +363,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (UsageError, ConfigError) as exc:
         print(f"adopter: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenProcessPool:
+        # A worker was killed (out of memory, a crash in native code): nothing has been written
+        # yet, since files are written only once every result is in.
+        print("adopter: error: a worker process died (out of memory?); nothing was written. "
+              "Run again with --jobs=1 to find the file", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

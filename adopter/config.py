@@ -2,7 +2,8 @@
 
 Keys: ``select``, ``ignore`` (lists of rule ids or names), ``exclude`` (glob patterns,
 relative to the config file's folder), ``rule-paths`` (extra rule folders), ``target``
-(``cpu`` or ``cuda``), and ``[tool.adopter.verify]`` (factories for non-HF classes).
+(``cpu`` or ``cuda``), ``file-timeout`` (seconds one file may take, 0 for no limit), and
+``[tool.adopter.verify]`` (factories for non-HF classes).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Config:
     exclude: tuple[str, ...] = ()
     rule_paths: tuple[Path, ...] = ()
     target: str | None = None
+    file_timeout: float | None = None
     verify: dict = field(default_factory=dict, hash=False, compare=False)
 
     def excludes(self, path: Path) -> bool:
@@ -68,6 +70,16 @@ def _load(pyproject: Path) -> Config | None:
     target = section.get("target")
     if target not in (None, "cpu", "cuda"):
         raise ConfigError(f"{pyproject}: [tool.adopter] target must be 'cpu' or 'cuda'")
+    file_timeout = section.get("file-timeout")
+    if file_timeout is not None:
+        from .budget import parse_seconds
+
+        if isinstance(file_timeout, bool):
+            raise ConfigError(f"{pyproject}: [tool.adopter] file-timeout must be a number of seconds")
+        try:
+            file_timeout = parse_seconds(file_timeout)
+        except ValueError as exc:
+            raise ConfigError(f"{pyproject}: [tool.adopter] {exc}") from None
     return Config(
         root=root,
         select=_list(section.get("select", []), "select", pyproject),
@@ -75,6 +87,7 @@ def _load(pyproject: Path) -> Config | None:
         exclude=_list(section.get("exclude", []), "exclude", pyproject),
         rule_paths=tuple(root / p for p in _list(section.get("rule-paths", []), "rule-paths", pyproject)),
         target=target,
+        file_timeout=file_timeout,
         verify=dict(section.get("verify", {})),
     )
 

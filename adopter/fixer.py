@@ -7,8 +7,14 @@ left as they are and why.  Then, unless ``--no-deps``, each project whose files 
 a kernel gets the kernel's package added to its dependency list (shown in the diff with
 ``--diff``).
 
+Nothing is lost: the fixing of a file runs within its time budget (:mod:`adopter.budget`)
+and writes nothing; only a finished result is written, atomically, and only if the file on
+disk is still the one that was read (:func:`adopter.source.write_source`).  Any failure
+leaves the file as it was.
+
 Exit codes: 0 nothing to change, 1 something changed (or would, with ``--diff``), 2 a file
-could not be read or parsed (the other files are still fixed).
+could not be read, parsed, fixed within its budget or written (the other files are still
+fixed).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .budget import BudgetExceeded, time_budget
 from .config import iter_python_files
 from .ruleset import load_rules
 from .source import SourceError, read_source, write_source
@@ -42,22 +49,23 @@ class FileOutcome:
 _WORKER_RULES: dict[tuple, list] = {}
 
 
-def _fix_one(job: tuple[str, tuple[str, ...], tuple[str, ...]]) -> tuple[FileOutcome, object]:
-    """Read and fix one file (in a worker process for large trees); writes nothing."""
+def _fix_one(job: tuple[str, tuple[str, ...], tuple[str, ...], float]) -> tuple[FileOutcome, object]:
+    """Read and fix one file within its time budget (in a worker process for large trees); writes nothing."""
     from .synth import fix_text
 
-    path, rule_ids, rule_dirs = job
+    path, rule_ids, rule_dirs, budget = job
     key = (rule_ids, rule_dirs)
     rules = _WORKER_RULES.get(key)
     if rules is None:
         wanted = set(rule_ids)
         rules = _WORKER_RULES[key] = [r for r in load_rules([Path(d) for d in rule_dirs]) if r.id in wanted]
+    source = None
     try:
-        source = read_source(path)
-    except SourceError as exc:
-        return FileOutcome(path, error=str(exc)), None
-    try:
-        result = fix_text(source.text, path, rules, package_of(path))
+        with time_budget(budget):
+            source = read_source(path)
+            result = fix_text(source.text, path, rules, package_of(path))
+    except (SourceError, BudgetExceeded) as exc:
+        return FileOutcome(path, error=str(exc)), source
     except Exception as exc:  # an internal error must not stop the other files
         return FileOutcome(path, error=f"internal error: {type(exc).__name__}: {exc}"), source
     outcome = FileOutcome(
@@ -101,13 +109,15 @@ def _summary(outcome: FileOutcome, diff_only: bool) -> list[str]:
 
 
 def run_fix(args, config_for, rules_for) -> int:
+    from .cli import file_budget
+
     files, errors = iter_python_files(args.paths, config_for)
     jobs = []
     for path in files:
         config = config_for(path)
         rules = rules_for(args, config)
         dirs = tuple(str(d) for d in [*map(Path, getattr(args, "rules_dir", []) or []), *config.rule_paths])
-        jobs.append((str(path), tuple(r.id for r in rules), dirs))
+        jobs.append((str(path), tuple(r.id for r in rules), dirs, file_budget(args, config)))
     workers = getattr(args, "jobs", 0) or os.cpu_count() or 1
     if len(jobs) >= PARALLEL_MIN_FILES and workers > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:

@@ -1,23 +1,42 @@
 """Read a Python file the way Python does, and write it back in the same form, atomically.
 
-Reading honours a BOM and a PEP 263 coding cookie and remembers the line endings; writing
-re-encodes with the same encoding, BOM and line endings, keeps the file mode, goes through a
-temporary file in the same folder plus ``os.replace`` (never a half-written file), and
-refuses to overwrite a file that changed since it was read.
+Reading honours a BOM and a PEP 263 coding cookie and remembers the line endings; it refuses,
+with a one-line reason, what is not Python source: a file that is not a regular file (a FIFO
+would block the hook forever), larger than :data:`MAX_BYTES`, with NUL bytes, or that does not
+decode.
+
+Writing re-encodes with the same encoding, BOM and line endings (a file with mixed endings
+keeps each untouched line's own, and new lines get the most common one), keeps the file mode
+and, where allowed, its owner, goes through a temporary file in the file's real folder plus
+``os.replace`` (never a half-written file, never a ``.py`` left behind), refuses a read-only
+file, and refuses to overwrite a file whose bytes changed since they were read: that is
+checked once more after the new content is on disk, right before the replace.
 """
 
 from __future__ import annotations
 
 import codecs
+import difflib
+import errno
 import hashlib
 import io
 import os
+import re
 import stat
 import tempfile
 import tokenize
 from dataclasses import dataclass
 
-MAX_BYTES = 20 * 1024 * 1024
+#: Larger files are refused: parsing 10 MB of Python takes tens of seconds and gigabytes of
+#: memory, in C code that no time budget can interrupt.  The largest file of transformers,
+#: diffusers, timm and torchvision is 0.33 MB.
+MAX_BYTES = 2 * 1024 * 1024
+
+#: Called with the path right before the final check and the replace.  Only tests set it, to
+#: change the file at the worst moment and prove the change is detected.
+before_replace = None
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 class SourceError(Exception):
@@ -30,12 +49,23 @@ class SourceFile:
     text: str  # with '\n' line endings
     encoding: str
     bom: bool
-    newline: str
+    newline: str  # the most common line ending
     digest: str
+    raw: str | None = None  # the decoded text with its own line endings, kept only when they are mixed
 
 
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def _newlines(text: str) -> tuple[str, bool]:
+    """The most common line ending of ``text`` and whether several kinds occur."""
+    crlf = text.count("\r\n")
+    counts = {"\n": text.count("\n") - crlf, "\r\n": crlf, "\r": text.count("\r") - crlf}
+    kinds = [k for k, n in counts.items() if n]
+    if not kinds:
+        return "\n", False
+    return max(kinds, key=lambda k: counts[k]), len(kinds) > 1
 
 
 def decode(data: bytes, path: str = "<bytes>") -> SourceFile:
@@ -53,62 +83,160 @@ def decode(data: bytes, path: str = "<bytes>") -> SourceFile:
         text = body.decode(encoding)
     except (UnicodeDecodeError, LookupError) as exc:
         raise SourceError(f"cannot decode as {encoding}: {exc.reason if hasattr(exc, 'reason') else exc}") from None
-    newline = "\r\n" if "\r\n" in text else ("\r" if "\r" in text else "\n")
-    if newline != "\n":
+    newline, mixed = _newlines(text)
+    raw = text if mixed else None
+    if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return SourceFile(path, text, encoding, bom, newline, _digest(data))
+    return SourceFile(path, text, encoding, bom, newline, _digest(data), raw)
+
+
+def _os_message(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop (too many levels of symbolic links)"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENOENT:
+        return "no such file"
+    if exc.errno == errno.EISDIR:
+        return "is a directory"
+    return (exc.strerror or str(exc)).lower()
 
 
 def read_source(path: str) -> SourceFile:
     try:
-        size = os.path.getsize(path)
-        if size > MAX_BYTES:
-            raise SourceError(f"file is too large to analyse ({size} bytes, limit {MAX_BYTES})")
-        with open(path, "rb") as handle:
-            data = handle.read()
-    except FileNotFoundError:
-        raise SourceError("no such file") from None
-    except IsADirectoryError:
-        raise SourceError("is a directory") from None
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
-        raise SourceError(exc.strerror or str(exc)) from None
+        raise SourceError(f"cannot read: {_os_message(exc)}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SourceError("is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise SourceError("not a regular file (a pipe, socket or device); skipped")
+        if info.st_size > MAX_BYTES:
+            raise SourceError(f"file is too large to analyse ({_mib(info.st_size)}, limit {_mib(MAX_BYTES)})")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise SourceError(f"cannot read: {_os_message(exc)}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:
+        raise SourceError(f"file is too large to analyse (over {_mib(MAX_BYTES)})")
     return decode(data, path)
 
 
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def _split_lines(text: str) -> list[str]:
+    return _LINE.findall(text)
+
+
+def _restore_newlines(raw: str, new: str, newline: str) -> str:
+    """``new`` (``\\n`` endings) with the original ending on every line kept from ``raw``."""
+    old_lines = _split_lines(raw)
+    old_bodies = [line.rstrip("\r\n") for line in old_lines]
+    new_lines = new.split("\n")
+    ends_with_newline = new.endswith("\n")
+    if ends_with_newline:
+        new_lines.pop()
+    out: list[str] = []
+    matcher = difflib.SequenceMatcher(None, old_bodies, new_lines, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        for offset, j in enumerate(range(j1, j2)):
+            body = new_lines[j]
+            last = j == len(new_lines) - 1
+            if not last or ends_with_newline:
+                ending = newline
+                if tag == "equal":
+                    ending = old_lines[i1 + offset][len(body):] or newline
+            else:
+                ending = ""
+            out.append(body + ending)
+    return "".join(out)
+
+
 def encode(source: SourceFile, text: str) -> bytes:
-    if source.newline != "\n":
+    if source.raw is not None:
+        text = _restore_newlines(source.raw, text, source.newline)
+    elif source.newline != "\n":
         text = text.replace("\n", source.newline)
-    data = text.encode(source.encoding)
+    try:
+        data = text.encode(source.encoding)
+    except UnicodeEncodeError as exc:
+        raise SourceError(f"the new text cannot be written as {source.encoding} ({exc.reason}); left as it is") from None
     return (codecs.BOM_UTF8 + data) if source.bom else data
 
 
-def write_source(source: SourceFile, text: str) -> None:
-    """Replace the file with ``text`` in the original's encoding, BOM and line endings."""
-    data = encode(source, text)
-    path = source.path
+def _unchanged(path: str, source: SourceFile) -> None:
     try:
         with open(path, "rb") as handle:
-            current = handle.read()
+            current = handle.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise SourceError(f"cannot re-read before writing: {exc.strerror or exc}") from None
+        raise SourceError(f"cannot re-read before writing: {_os_message(exc)}; left as it is") from None
     if _digest(current) != source.digest:
-        raise SourceError("file changed while it was being fixed; left as it is")
-    folder = os.path.dirname(os.path.abspath(path))
+        raise SourceError("file changed while it was being fixed; left as it is (run fix again)")
+
+
+def write_source(source: SourceFile, text: str) -> None:
+    """Replace the file with ``text`` in the original's encoding, BOM and line endings.
+
+    Raises :class:`SourceError` (and leaves the file exactly as it is) when the file is
+    read-only, changed since it was read, or cannot be written.
+    """
+    data = encode(source, text)
+    path = source.path
+    target = os.path.realpath(path)  # a symlink stays a symlink; its target gets the new text
     try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-        fd, tmp = tempfile.mkstemp(prefix=".adopter-", suffix=".py", dir=folder)
+        info = os.stat(target)
     except OSError as exc:
-        raise SourceError(f"cannot write: {exc.strerror or exc}") from None
+        raise SourceError(f"cannot write: {_os_message(exc)}") from None
+    mode = stat.S_IMODE(info.st_mode)
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise SourceError("file is read-only; left as it is")
+    _unchanged(target, source)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.adopter-", suffix=".tmp",
+                                   dir=os.path.dirname(target))
+    except OSError as exc:
+        raise SourceError(f"cannot write: {_os_message(exc)}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, os.path.realpath(path))
-    except OSError as exc:
+        if hasattr(os, "chown") and (info.st_uid, info.st_gid) != (os.getuid(), os.getgid()):
+            try:
+                os.chown(tmp, info.st_uid, info.st_gid)
+            except OSError:
+                pass  # only root may give a file away; the content and mode are what matter
+        if before_replace is not None:
+            before_replace(path)
+        _unchanged(target, source)
+        os.replace(tmp, target)
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise SourceError(f"cannot write: {exc.strerror or exc}") from None
+        if isinstance(exc, OSError):
+            raise SourceError(f"cannot write: {_os_message(exc)}") from None
+        raise
+    _sync_folder(os.path.dirname(target))
+
+
+def _sync_folder(folder: str) -> None:
+    """Make the rename itself durable (best effort: not every system can open a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

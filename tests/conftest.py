@@ -21,3 +21,23 @@ def findings(rules):
         return [(f.rule, f.line) for f in result.findings]
 
     return run
+
+
+# Hypothesis profiles (tests/fuzz): `ci` is the default, bounded for the normal run;
+# `campaign` is the long run recorded in benchmarks/RESULTS.md (HYPOTHESIS_PROFILE=campaign).
+def _hypothesis_profiles():
+    import os
+
+    from hypothesis import HealthCheck, Phase, settings
+
+    common = dict(deadline=None, print_blob=True,
+                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+    settings.register_profile("ci", max_examples=int(os.environ.get("ADOPTER_FUZZ_EXAMPLES", "40")),
+                              derandomize=True, **common)
+    # No shrinking in the campaign: a failure is printed as found, with the seed to replay it.
+    settings.register_profile("campaign", max_examples=int(os.environ.get("ADOPTER_FUZZ_EXAMPLES", "1500")),
+                              phases=[Phase.explicit, Phase.reuse, Phase.generate], **common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+_hypothesis_profiles()

@@ -194,5 +194,7 @@ def _straddle_fuses(text: str, path: str, rules, package, plan: Plan) -> str | N
 
 
 def _brief(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):  # LibCST walks trees recursively
+        return "the code is nested too deeply to rewrite"
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
