@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from .match import Match, Matcher
 from .ruleset import Rule
 from .structure import module_structure
+from .structure.graph import children
 
 SUPPRESS = re.compile(r"#\s*adopter:\s*ignore(?:\[(?P<codes>[A-Z0-9_,\s-]+)\])?", re.I)
 
@@ -131,17 +132,36 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
     wanted = {elem[0] for node in match.nodes for elem in node.scope if elem[1] == 0}
     if not wanted:
         return False
-    if not ifs:
-        ifs.update({(n.lineno, n.col_offset, n.end_lineno, n.end_col_offset): n
-                    for n in ast.walk(tree) if isinstance(n, ast.If) and n.orelse})
-        ifs.setdefault(None, None)  # marks the map as built even when the file has no such if
     for span in wanted:
-        node = ifs.get(span)
-        if node is not None:
+        if span not in ifs:
+            ifs[span] = _statement_at(tree, span)
+        node = ifs[span]
+        if isinstance(node, ast.If) and node.orelse:
             first, last = node.orelse[0], node.orelse[-1]
             if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[first.lineno - 1:last.end_lineno])):
                 return True
     return False
+
+
+def _statement_at(tree: ast.Module, span: tuple) -> ast.AST | None:
+    """The node with exactly this span, found by descending through the nodes that contain
+    it (a walk of the whole tree per file cost as much as parsing it)."""
+    start, end = span[:2], span[2:]
+    node: ast.AST = tree
+    while True:
+        for child in children(node):
+            first = (getattr(child, "lineno", None), getattr(child, "col_offset", None))
+            if first[0] is None or first > start:
+                continue
+            last = (child.end_lineno, child.end_col_offset)
+            if last < end:
+                continue
+            if first == start and last == end:
+                return child
+            node = child
+            break
+        else:
+            return None
 
 
 def _char_col(lines: list[str], line: int, byte_col: int) -> int:

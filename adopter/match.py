@@ -111,9 +111,10 @@ class _State:
         return {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
 
     def memo_key(self, pos: int, index: int) -> tuple:
+        # frozensets, not sorted tuples: this key is built for every state the search visits
         return (
-            pos, index, tuple(sorted(self.values.items())), tuple(sorted(self.aliases.items())),
-            tuple(sorted(self.guards.items())),
+            pos, index, frozenset(self.values.items()), frozenset(self.aliases.items()),
+            frozenset(self.guards.items()),
         )
 
 
@@ -170,16 +171,19 @@ class Matcher:
                                                      if names_match(op, fqn))})
                   for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
         for cls in module.classes.values():
+            roots = cls.roots
+            if needed:  # cheap, so first: most classes call none of the pattern's functions
+                roots = [r for r in roots if all(words & cls.words(r) for words in needed)]
+                if not roots:
+                    continue
             triggers = self._triggers_for(cls, module)
             if triggers is not None and not all(triggers):
                 continue
-            for root in cls.roots:
+            for root in roots:
                 if triggers is not None:
                     words = cls.words(root)
                     if not all(t & words for t in triggers):
                         continue
-                if needed and not all(words & cls.words(root) for words in needed):
-                    continue
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow):
                     found.setdefault(match.key, match)
@@ -211,13 +215,18 @@ class Matcher:
             return frozenset({pnode.method})
         if not pnode.op[:1].isalpha():
             return None
-        cache = module.__dict__.setdefault("_call_words", {})
+        # Cached per class: the alternatives of a rule (ADP010 has twelve) share most nodes.
+        cache = cls.__dict__.setdefault("_call_words", {})
         words = cache.get(pnode.op)
         if words is None:
-            last = pnode.op.rsplit(".", 1)[-1]
-            aliases = {local for local, fqn in module.names.imports.items() if names_match(pnode.op, fqn)}
-            words = cache[pnode.op] = frozenset({last, *aliases})
-        return words | self._bound_to(cls, frozenset({pnode.op}))
+            module_cache = module.__dict__.setdefault("_call_words", {})
+            named = module_cache.get(pnode.op)
+            if named is None:
+                last = pnode.op.rsplit(".", 1)[-1]
+                aliases = {local for local, fqn in module.names.imports.items() if names_match(pnode.op, fqn)}
+                named = module_cache[pnode.op] = frozenset({last, *aliases})
+            words = cache[pnode.op] = named | self._bound_to(cls, frozenset({pnode.op}))
+        return words
 
     @staticmethod
     def _bound_to(cls: ClassStructure, allowed: frozenset) -> frozenset:
@@ -271,6 +280,7 @@ class Matcher:
             candidates[index] = ids
         required = sorted(candidates)
         memo: dict[tuple[int, int], bool] = {}
+        allowed = {index: frozenset(ids) for index, ids in candidates.items()}
 
         def feasible(pos: int, index: int) -> bool:
             key = (pos, index)
@@ -290,6 +300,7 @@ class Matcher:
                 memo[key] = found
             return found
 
+        feasible.allowed = allowed  # per required pattern index, the node ids that may match it
         return feasible
 
     def _static_ok(self, pnode: PNode, node: Node) -> bool:
@@ -347,6 +358,7 @@ class Matcher:
             if match is not None:
                 yield match
             return
+        allowed = feasible.allowed
         stack = [(start.id, 1, state, 0)]
         while stack:
             pos, index, state, gap = stack.pop()
@@ -373,7 +385,8 @@ class Matcher:
                         next_state.guards[text] = taken
                 node = nodes[succ]
                 # Try to match the next pattern node here.
-                if self._op_ok(pattern[index], node):
+                fits = allowed.get(index)
+                if (succ in fits) if fits is not None else self._op_ok(pattern[index], node):
                     bound = self._bind_node(pattern[index], index, node, next_state)
                     if bound is not None:
                         if index + 1 == len(pattern):
