@@ -68,6 +68,14 @@ def _ident(value) -> tuple:
     return ("?", repr(value))
 
 
+def _keywords_fit(pnode: PNode, keys) -> bool:
+    """No keyword the pattern does not name (unless it ends in ``...``), none it forbids
+    (``!name``; ``**kwargs`` might hold it)."""
+    if not pnode.rest and set(keys) - {k for k, _ in pnode.kwargs}:
+        return False
+    return not (pnode.absent and (set(keys) & {*pnode.absent, "**"}))
+
+
 def _literal_is(pvalue: Lit, value) -> bool:
     if not isinstance(value, Const):
         return False
@@ -321,11 +329,7 @@ class Matcher:
                 return False
             if isinstance(pvalue, Lit) and not _literal_is(pvalue, code_kwargs[name]):
                 return False
-        if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
-            return False
-        if pnode.absent and (code_kwargs.keys() & {*pnode.absent, "**"}):
-            return False
-        return True
+        return _keywords_fit(pnode, code_kwargs.keys())
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op
@@ -503,9 +507,7 @@ class Matcher:
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], new):
                 return None
-        if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
-            return None
-        if pnode.absent and (code_kwargs.keys() & {*pnode.absent, "**"}):
+        if not _keywords_fit(pnode, code_kwargs.keys()):
             return None
         outs = node.outs
         if pnode.outs:
@@ -637,11 +639,7 @@ class Matcher:
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], state):
                 return False
-        if not pnode.rest and set(code_kwargs) - {k for k, _ in pnode.kwargs}:
-            return False
-        if pnode.absent and (code_kwargs.keys() & {*pnode.absent, "**"}):
-            return False
-        return True
+        return _keywords_fit(pnode, code_kwargs.keys())
 
 
 def _longest(matches: list[Match]) -> list[Match]:
