@@ -161,18 +161,9 @@ class FlowBuilder:
 
     def _text(self, expr: ast.AST) -> str:
         """The source text of an expression (ast.unparse is ten times slower)."""
-        lines = self.lines
-        if lines is None:
+        if self.lines is None:
             return ast.unparse(expr)
-        l1, c1, l2, c2 = expr.lineno, expr.col_offset, expr.end_lineno, expr.end_col_offset
-        if l1 == l2:
-            line = lines[l1 - 1]
-            if line.isascii():
-                return line[c1:c2]
-            return line.encode()[c1:c2].decode("utf-8", "replace")
-        first = lines[l1 - 1].encode()[c1:].decode("utf-8", "replace")
-        last = lines[l2 - 1].encode()[:c2].decode("utf-8", "replace")
-        return "\n".join([first, *lines[l1:l2 - 1], last])
+        return segment(self.lines, (expr.lineno, expr.col_offset, expr.end_lineno, expr.end_col_offset))
 
     # ------------------------------------------------------------------ names and values
     def _key(self, name: str, ctx: _Ctx) -> str:
@@ -662,6 +653,19 @@ class FlowBuilder:
 
 def _keys(values) -> frozenset:
     return frozenset(v.key for v in values if isinstance(v, Ref))
+
+
+def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
+    """The source text at an ast span (line numbers 1-based, columns in UTF-8 bytes)."""
+    l1, c1, l2, c2 = span
+    if l1 == l2:
+        line = lines[l1 - 1]
+        if line.isascii():
+            return line[c1:c2]
+        return line.encode()[c1:c2].decode("utf-8", "replace")
+    first = lines[l1 - 1].encode()[c1:].decode("utf-8", "replace")
+    last = lines[l2 - 1].encode()[:c2].decode("utf-8", "replace")
+    return "\n".join([first, *lines[l1:l2 - 1], last])
 
 
 def _contains_call(expr: ast.AST) -> bool:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from ..structure.graph import segment
+
 Span = tuple[int, int, int, int]
 
 def span_of(node: ast.AST) -> Span:
@@ -65,16 +67,7 @@ class SourceIndex:
         return (span[0], self.char_col(span[0], span[1]), span[2], self.char_col(span[2], span[3]))
 
     def segment(self, span: Span) -> str:
-        l1, c1, l2, c2 = span
-        lines = self.lines
-        if l1 == l2:
-            line = lines[l1 - 1]
-            if line.isascii():
-                return line[c1:c2]
-            return line.encode()[c1:c2].decode("utf-8", "replace")
-        first = lines[l1 - 1].encode()[c1:].decode("utf-8", "replace")
-        last = lines[l2 - 1].encode()[:c2].decode("utf-8", "replace")
-        return "\n".join([first, *lines[l1:l2 - 1], last])
+        return segment(self.lines, span)
 
     # -- lookups ---------------------------------------------------------------
     def stmt(self, span: Span | None) -> StmtInfo | None:
