@@ -332,39 +332,38 @@ def time_in_process(files: list[str], runs: int) -> dict:
     rules = select_rules(load_rules(), list(RULES))
     every = select_rules(load_rules())  # every rule on by default, as `adopter check` runs
     texts = [(p, Path(p).read_text(encoding="utf-8")) for p in files]
+    packages = {path: package_of(path) for path, _ in texts}  # file-system lookups, not analysis
+    errors: list[str] = []
+
+    def parse_all() -> None:
+        for path, text in texts:
+            ast.parse(text, filename=path)
+
+    def analyse_all(chosen, report: bool) -> None:
+        for path, text in texts:
+            try:
+                analyze(text, path, chosen, packages[path])
+            except AnalysisError as exc:
+                if report:
+                    errors.append(f"{path}: {exc}")
+
+    def timed(work, walls: list[float], cpus: list[float]) -> None:
+        cpu0, start = time.process_time(), time.perf_counter()
+        work()
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu0)
+        gc.collect()
+
     parse_wall: list[float] = []
     parse_cpu: list[float] = []
     analyse_wall: list[float] = []
     analyse_cpu: list[float] = []
     every_wall: list[float] = []
     every_cpu: list[float] = []
-    errors: list[str] = []
     for run in range(runs):
-        cpu0, start = time.process_time(), time.perf_counter()
-        for path, text in texts:
-            ast.parse(text, filename=path)
-        parse_wall.append(time.perf_counter() - start)
-        parse_cpu.append(time.process_time() - cpu0)
-        gc.collect()
-        cpu0, start = time.process_time(), time.perf_counter()
-        for path, text in texts:
-            try:
-                analyze(text, path, rules, package_of(path))
-            except AnalysisError as exc:
-                if run == 0:
-                    errors.append(f"{path}: {exc}")
-        analyse_wall.append(time.perf_counter() - start)
-        analyse_cpu.append(time.process_time() - cpu0)
-        gc.collect()
-        cpu0, start = time.process_time(), time.perf_counter()
-        for path, text in texts:
-            try:
-                analyze(text, path, every, package_of(path))
-            except AnalysisError:
-                pass
-        every_wall.append(time.perf_counter() - start)
-        every_cpu.append(time.process_time() - cpu0)
-        gc.collect()
+        timed(parse_all, parse_wall, parse_cpu)
+        timed(lambda: analyse_all(rules, run == 0), analyse_wall, analyse_cpu)
+        timed(lambda: analyse_all(every, False), every_wall, every_cpu)
     med = statistics.median
     return {
         "files": len(texts), "errors": errors,
