@@ -245,27 +245,29 @@ def _add_to_array(text: str, added: list[str]) -> str | None:
     return text[:last] + comma + text[last:line_end] + insert + text[line_end:]
 
 
-def _add_key(text: str, added: list[str]) -> str | None:
-    bounds = _table_bounds(text, "project")
+def _body_end(text: str, table: str) -> int | None:
+    """Where to append to a TOML table: after its last non-blank line."""
+    bounds = _table_bounds(text, table)
     if bounds is None:
         return None
-    _, end = bounds
-    # After the table's last non-blank line.
-    body_end = end
+    body_end = bounds[1]
     while body_end > 0 and text[body_end - 1] in " \t\n":
         body_end -= 1
+    return body_end
+
+
+def _add_key(text: str, added: list[str]) -> str | None:
+    body_end = _body_end(text, "project")
+    if body_end is None:
+        return None
     line = "dependencies = [" + ", ".join(_quote(r) for r in added) + "]"
     return text[:body_end] + "\n" + line + text[body_end:]
 
 
 def _add_poetry(text: str, added: list[str]) -> str | None:
-    bounds = _table_bounds(text, "tool.poetry.dependencies")
-    if bounds is None:
+    body_end = _body_end(text, "tool.poetry.dependencies")
+    if body_end is None:
         return None
-    _, end = bounds
-    body_end = end
-    while body_end > 0 and text[body_end - 1] in " \t\n":
-        body_end -= 1
     lines = []
     for requirement in added:
         name = NAME.match(requirement)
