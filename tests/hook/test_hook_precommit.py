@@ -33,27 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "pre-commit.md"
 TIMEOUT = 600
 
-MODEL = '''\
-"""A tiny encoder block: one softmax and one dropout -> add -> LayerNorm."""
-
-import torch
-from torch import nn
-
-
-class Block(nn.Module):
-    def __init__(self, hidden):
-        super().__init__()
-        self.dense = nn.Linear(hidden, hidden)
-        self.dropout = nn.Dropout(0.1)  # regularisation
-        self.norm = nn.LayerNorm(hidden)
-
-    def forward(self, x, residual):
-        # probabilities over the last dimension
-        probs = torch.nn.functional.softmax(x, dim=-1)
-        h = self.dense(probs)
-        # dropout -> residual add -> LayerNorm
-        return self.norm(self.dropout(h) + residual)  # keep me
-'''
+MODEL = (Path(__file__).parent / "fixtures" / "block.py").read_text()  # shared by both hook test files
 SOFTMAX_LINE = 'probs = torch.nn.functional.softmax(x, dim=-1)'
 DROPOUT_LINE = 'return self.norm(self.dropout(h) + residual)  # keep me'
 
