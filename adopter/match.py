@@ -175,9 +175,7 @@ class Matcher:
     # -- forward ----------------------------------------------------------------
     def match_module(self, module: ModuleStructure) -> list[Match]:
         found: dict[tuple, Match] = {}
-        needed = [frozenset({op.rsplit(".", 1)[-1], *(local for local, fqn in module.names.imports.items()
-                                                     if names_match(op, fqn))})
-                  for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
+        needed = [module.call_names(op) for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
         for cls in module.classes.values():
             roots = cls.roots
             if needed:  # cheap, so first: most classes call none of the pattern's functions
@@ -218,36 +216,12 @@ class Matcher:
             allowed = self.layer_types.get(pnode.layer.name)
             if allowed is None:
                 return None
-            return self._bound_to(cls, frozenset(allowed))
+            return cls.bound_to(frozenset(allowed))
         if pnode.op == "method":
             return frozenset({pnode.method})
         if not pnode.op[:1].isalpha():
             return None
-        # Cached per class: the alternatives of a rule (ADP010 has twelve) share most nodes.
-        cache = cls.__dict__.setdefault("_call_words", {})
-        words = cache.get(pnode.op)
-        if words is None:
-            module_cache = module.__dict__.setdefault("_call_words", {})
-            named = module_cache.get(pnode.op)
-            if named is None:
-                last = pnode.op.rsplit(".", 1)[-1]
-                aliases = {local for local, fqn in module.names.imports.items() if names_match(pnode.op, fqn)}
-                named = module_cache[pnode.op] = frozenset({last, *aliases})
-            words = cache[pnode.op] = named | self._bound_to(cls, frozenset({pnode.op}))
-        return words
-
-    @staticmethod
-    def _bound_to(cls: ClassStructure, allowed: frozenset) -> frozenset:
-        """The attributes of ``cls`` whose constructor is one of ``allowed`` (cached per class:
-        every alternative of every rule asks)."""
-        cache = cls.__dict__.setdefault("_bound_to", {})
-        attrs = cache.get(allowed)
-        if attrs is None:
-            attrs = cache[allowed] = frozenset(
-                attr.split("[")[0] for attr, ctors in cls.bindings.items()
-                if any(names_match(a, c.fqn) for c in ctors for a in allowed)
-            )
-        return attrs
+        return module.call_names(pnode.op) | cls.bound_to(frozenset({pnode.op}))
 
     def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
         first = self.forward.nodes[0]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from .bindings import ClassInfo, bind_class, collect_class
 from .graph import Flow, FlowBuilder
-from .names import ModuleNames, collect_names
+from .names import ModuleNames, collect_names, names_match
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
 # The module's own statements (a training script's body) as one more root of ``<module>``.
@@ -74,10 +74,22 @@ class ClassStructure:
     roots: list[str] = field(default_factory=list)
     _flows: dict[str, Flow] = field(default_factory=dict)
     _words: dict[str, frozenset] = field(default_factory=dict)
+    _bound: dict[frozenset, frozenset] = field(default_factory=dict)
 
     @property
     def bindings(self):
         return self.info.bindings if self.info else {}
+
+    def bound_to(self, constructors: frozenset) -> frozenset[str]:
+        """The attributes bound in ``__init__`` to one of these constructors (cached: every
+        alternative of every rule asks)."""
+        attrs = self._bound.get(constructors)
+        if attrs is None:
+            attrs = self._bound[constructors] = frozenset(
+                attr.split("[")[0] for attr, ctors in self.bindings.items()
+                if any(names_match(a, c.fqn) for c in ctors for a in constructors)
+            )
+        return attrs
 
     def flow(self, name: str) -> Flow:
         flow = self._flows.get(name)
@@ -120,6 +132,15 @@ class ModuleStructure:
     lines: list[str] | None
     classes: dict[str, ClassStructure] = field(default_factory=dict)
     _mentions: dict[int, frozenset] = field(default_factory=dict)
+    _call_names: dict[str, frozenset] = field(default_factory=dict)
+
+    def call_names(self, fqn: str) -> frozenset[str]:
+        """The words code uses to call ``fqn`` here: its last component and its import aliases."""
+        words = self._call_names.get(fqn)
+        if words is None:
+            aliases = {local for local, imported in self.names.imports.items() if names_match(fqn, imported)}
+            words = self._call_names[fqn] = frozenset({fqn.rsplit(".", 1)[-1], *aliases})
+        return words
 
     def mention(self, func: ast.AST) -> frozenset[str]:
         key = id(func)
