@@ -231,19 +231,20 @@ class Matcher:
             for node in flow.nodes:
                 by_kind.setdefault(node.kind, []).append(node)
             flow._by_kind = by_kind
-        feasible = self._feasibility(flow)
-        if feasible is None:
+        pruning = self._feasibility(flow)
+        if pruning is None:
             return
         kinds = ("layer",) if first.op == "layer" else ("method",) if first.op == "method" else \
             ("op",) if not first.op[:1].isalpha() else ("call", "layer")
         for kind in kinds:
             for node in by_kind.get(kind, ()):
                 if self._op_ok(first, node):
-                    yield from self._search(cls, flow, node, feasible)
+                    yield from self._search(cls, flow, node, *pruning)
 
     def _feasibility(self, flow: Flow):
-        """A test ``feasible(pos, index)``: can pattern nodes ``index..`` still be matched after
-        node ``pos``?  None when some required pattern node has no candidate in the flow at all.
+        """A test ``feasible(pos, index)`` -- can pattern nodes ``index..`` still be matched after
+        node ``pos``? -- and, per required pattern index, the ids of the nodes that may match it.
+        None when some required pattern node has no candidate in the flow at all.
 
         Edges only go from lower to higher node ids (nodes are numbered as the builder emits
         them), so each required pattern node must find a candidate -- a node whose operation
@@ -282,8 +283,7 @@ class Matcher:
                 memo[key] = found
             return found
 
-        feasible.allowed = allowed  # per required pattern index, the node ids that may match it
-        return feasible
+        return feasible, allowed
 
     def _static_ok(self, pnode: PNode, node: Node) -> bool:
         """What :meth:`_bind_node` checks that does not depend on the bindings: the operation,
@@ -322,7 +322,7 @@ class Matcher:
             return any(names_match(op, t) for t in node.types)
         return False
 
-    def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible) -> Iterable[Match]:
+    def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed) -> Iterable[Match]:
         pattern = self.forward.nodes
         out = flow.out
         nodes = flow.nodes
@@ -336,7 +336,6 @@ class Matcher:
             if match is not None:
                 yield match
             return
-        allowed = feasible.allowed
         stack = [(start.id, 1, state, 0)]
         while stack:
             pos, index, state, gap = stack.pop()
