@@ -62,8 +62,44 @@ def _structure(out):
     return repr(out)
 
 
-def compare(orig, patched, call, *, train=False, backward=True, atol=None, rtol=None):
-    """Run ``call(module)`` on both modules; compare outputs, their structure, and all grads."""
+def _to_dtype(value, dtype):
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.to(dtype)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to_dtype(v, dtype) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_dtype(v, dtype) for k, v in value.items()}
+    return value
+
+
+def in_dtype(module, dtype):
+    """``module`` with its parameters and buffers in ``dtype``, and a pre-hook that casts the
+    floating-point inputs of every call to it (tests build their inputs in float32)."""
+    if getattr(module, "_test_dtype", None) == dtype:
+        return module
+    module.to(dtype)
+    module._test_dtype = dtype
+    module.register_forward_pre_hook(
+        lambda _m, args, kwargs: (_to_dtype(args, dtype), _to_dtype(kwargs, dtype)), with_kwargs=True)
+    return module
+
+
+def compare(orig, patched, call, *, train=False, backward=True, atol=None, rtol=None,
+            dtype=None):
+    """Run ``call(module)`` on both modules; compare outputs, their structure, and all grads.
+
+    ``dtype=torch.float64`` runs both modules (and the call's floating-point inputs) in float64.
+    Whole-model tests use it: the SDPA path and the eager path sum in different orders, and a
+    float32 gradient accumulated over every position and layer of a model (GPT-2's
+    ``wpe.weight``, a sum over batch x positions of products through every block) differs by
+    more than float32's default tolerance through rounding alone, by an amount that depends on
+    the machine's BLAS. In float64 the same reordering costs ~1e-15 relative, so float64's
+    default tolerances still catch a real difference on any machine. Layer tests keep float32:
+    their masks are built for float32 (``finfo(float32).min`` entries), and T5 computes its
+    softmax in float32 whatever the input dtype, so float64 would not be float64 there.
+    """
+    if dtype is not None:
+        in_dtype(orig, dtype), in_dtype(patched, dtype)
     orig.train(train), patched.train(train)
     out_o, out_p = call(orig), call(patched)
     assert _structure(out_p) == _structure(out_o)
@@ -234,9 +270,8 @@ def test_bert_whole_model(train, sdpa_calls):
     pad = torch.ones(3, 8, dtype=torch.long)
     pad[1, 6:] = 0
     pad[2, 2:] = 0
-    # Embedding gradients sum over every token of every layer; a 4e-6 relative float32
-    # reordering difference there is rounding, not semantics.
-    compare(model, patched, lambda m: m(input_ids=ids, attention_mask=pad), train=train, rtol=1e-5, atol=1e-5)
+    compare(model, patched, lambda m: m(input_ids=ids, attention_mask=pad), train=train,
+            dtype=torch.float64)
     assert len(sdpa_calls) == 2  # one per layer
 
 
@@ -249,7 +284,7 @@ def test_bert_whole_decoder_model_with_cross_attention_and_generation_cache(sdpa
     mask = torch.tensor([[1] * 5, [0] * 2 + [1] * 3])  # left padding
     call = lambda m: m(input_ids=ids, attention_mask=mask, encoder_hidden_states=enc,  # noqa: E731
                        encoder_attention_mask=enc_mask, use_cache=True)
-    out_o, out_p = compare(model, patched, call, backward=False)
+    out_o, out_p = compare(model, patched, call, backward=False, dtype=torch.float64)
     nxt = torch.randint(0, 99, (2, 1))
     mask2 = torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], 1)
     compare(model, patched,
@@ -483,7 +518,8 @@ def test_gpt2_whole_model_with_left_padding_and_generation_cache(sdpa_calls):
     patched = swap_classes(model, GPT2Attention, sdpa_gpt2_attention)
     ids = torch.randint(0, 99, (2, 6))
     mask = torch.tensor([[1] * 6, [0] * 3 + [1] * 3])
-    out_o, out_p = compare(model, patched, lambda m: m(input_ids=ids, attention_mask=mask), train=True)
+    out_o, out_p = compare(model, patched, lambda m: m(input_ids=ids, attention_mask=mask), train=True,
+                           dtype=torch.float64)
     model.eval(), patched.eval()
     with torch.no_grad():
         o = model(input_ids=ids, attention_mask=mask, use_cache=True)
@@ -503,5 +539,5 @@ def test_gpt2_whole_model_with_cross_attention(sdpa_calls):
     enc_mask = torch.tensor([[1] * 8, [1] * 5 + [0] * 3])
     compare(model, patched,
             lambda m: m(input_ids=ids, encoder_hidden_states=enc, encoder_attention_mask=enc_mask),
-            train=True)
+            train=True, dtype=torch.float64)
     assert len(sdpa_calls) == 4
