@@ -2,9 +2,12 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+# The verify extra takes a torch range; here torch is installed first, pinned, because on our
+# machines torch 2.13.0 is the CPU wheel on disk and a newer one is a multi-GB CUDA download.
+TORCH ?= torch==2.13.0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench dist clean
 
 $(VENV)/.core: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 2; }
@@ -14,6 +17,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core
+	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps python-graphs==1.2.3
 	touch $@
@@ -31,5 +35,9 @@ test: $(VENV)/.dev
 bench: $(VENV)/.core
 	$(PY) benchmarks/paper.py
 
+# The wheel and sdist that `pip install` / `pipx install` take (dist/adopter-VERSION-*.whl).
+dist: $(VENV)/.dev
+	$(PY) -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

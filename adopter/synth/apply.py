@@ -27,17 +27,124 @@ def _range(position) -> tuple[int, int, int, int]:
     return (position.start.line, position.start.column, position.end.line, position.end.column)
 
 
-def _ranges(tree) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Line ranges (decorators included) of every function, and of each top-level statement."""
+def _span(stmt) -> tuple[int, int]:
+    return (min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))]),
+            stmt.end_lineno or stmt.lineno)
+
+
+def _ranges(tree, bodies: dict | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Line ranges (decorators included) of every function, and of each top-level statement;
+    ``bodies`` gets each function's range -> its node.
+
+    Functions are statements, so only statement lists are walked (not every expression
+    node: a full ``ast.walk`` per round was a tenth of a file's fix time)."""
     functions, tops = [], []
-    for node in ast.walk(tree):
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            functions.append((start, node.end_lineno or node.lineno))
+            functions.append(_span(node))
+            if bodies is not None:
+                bodies[functions[-1]] = node
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, name, None)
+            if isinstance(children, list):
+                stack.extend(child for child in children if isinstance(child, ast.AST))
     for stmt in tree.body:
         start = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
         tops.append((start, stmt.end_lineno or stmt.lineno))
     return functions, tops
+
+
+def _blocks(stmt):
+    """The indented statement lists of a compound statement."""
+    for name in ("body", "orelse", "finalbody"):
+        block = getattr(stmt, name, None)
+        if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+            yield block
+    for part in [*(getattr(stmt, "handlers", None) or []), *(getattr(stmt, "cases", None) or [])]:
+        yield part.body
+
+
+def _narrow(start: int, end: int, pieces: list[Edits], function) -> tuple[int, int]:
+    """The lines of a function that its edits need, rather than the whole function.
+
+    Parsing and positioning a whole long ``forward`` with LibCST for one changed line cost
+    most of the fix.  The edits need only the statements they touch, in the innermost
+    statement list that holds them all, plus, where a statement is deleted, one more on each
+    side (a deleted statement hands its comments to the next one, and a block never becomes
+    empty); cut at whole lines and statement boundaries, the result is the same text.
+    A guard (wrap) needs the statements it guards, which are siblings; moves across an
+    ``if`` (straddle) keep the whole function."""
+    if function is None or any(p.straddle is not None for p in pieces):
+        return start, end
+    keys = [k for p in pieces for k in (*p.expr, *p.delete, *p.replace_stmt)]
+    keys += [(p.wrap.first[0], 0, p.wrap.last[0], 0) for p in pieces if p.wrap is not None]
+    if not keys:
+        return start, end
+    low, high = min(k[0] for k in keys), max(k[2] for k in keys)
+    deleting = any(p.delete for p in pieces)
+    block = function.body
+    if low < _span(block[0])[0]:
+        return start, end
+    while True:
+        spans = [_span(stmt) for stmt in block]
+        touched = [i for i, (a, b) in enumerate(spans) if a <= high and b >= low]
+        if not touched:
+            return start, end
+        if len(touched) == 1:
+            stmt = block[touched[0]]
+            inner = next((b for b in _blocks(stmt)
+                          if _span(b[0])[0] > spans[touched[0]][0] and _span(b[0])[0] <= low
+                          and high <= _span(b[-1])[1]), None)
+            if inner is not None:
+                block = inner
+                continue
+        first, last = touched[0], touched[-1]
+        if deleting:
+            first, last = max(first - 1, 0), min(last + 1, len(block) - 1)
+        while first > 0 and spans[first][0] <= spans[first - 1][1]:  # a line shared with the one above
+            first -= 1
+        while last < len(block) - 1 and spans[last][1] >= spans[last + 1][0]:
+            last += 1
+        if spans[first][0] <= start:  # the body starts on the def line
+            return start, end
+        return spans[first][0], spans[last][1]
+
+
+def _leading(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def _chunk_header(lines: list[str], start: int, end: int, narrow: tuple[int, int]) -> tuple[str, tuple[int, int]]:
+    """The ``if True:`` lines that make a cut-out chunk parse at its own columns, and the
+    chunk's lines (``narrow``, or the whole ``start``-``end`` where it cannot be cut).
+
+    LibCST indents the blocks it creates by the first indentation it sees in the chunk, so a
+    narrowed chunk gets a header whose first indentation is the one the whole function's
+    chunk would show: new code is indented the same either way."""
+    if narrow != (start, end):
+        whole = lines[start - 1:end]
+        unit = _first_indent(("if True:\n" if whole[0][:1] in (" ", "\t") else "") + "\n".join(whole) + "\n")
+        here = _leading(lines[narrow[0] - 1])
+        if unit and here.startswith(unit):
+            return "if True:\n" + ("" if here == unit else unit + "if True:\n"), narrow
+    indented = lines[start - 1][:1] in (" ", "\t")
+    return ("if True:\n" if indented else ""), (start, end)
+
+
+def _first_indent(text: str) -> str | None:
+    """The first INDENT of ``text`` (what LibCST takes as the module's default indent)."""
+    import io
+    import tokenize
+
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.INDENT:
+                return token.string
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return None
 
 
 def _owner(line: int, functions, tops) -> tuple[int, int]:
@@ -98,7 +205,8 @@ def apply_edits(text: str, tree, edits: list[Edits]) -> str:
     the same.  The imports are added by ``AddImportsVisitor`` on the module's head.
     """
     lines = text.split("\n")
-    functions, tops = _ranges(tree)
+    bodies: dict = {}
+    functions, tops = _ranges(tree, bodies)
     groups: dict[tuple[int, int], list[Edits]] = {}
     imports: set = set()
     for item in edits:
@@ -114,12 +222,11 @@ def apply_edits(text: str, tree, edits: list[Edits]) -> str:
         else:
             merged.append([start, end, list(groups[(start, end)])])
     for start, end, pieces in reversed(merged):
-        indented = lines[start - 1][:1] in (" ", "\t")
-        header = "if True:\n" if indented else ""
+        header, (start, end) = _chunk_header(lines, start, end, _narrow(start, end, pieces, bodies.get((start, end))))
         chunk = header + "\n".join(lines[start - 1:end]) + "\n"
-        offset = start - 1 - (1 if indented else 0)
+        offset = start - 1 - header.count("\n")
         new_chunk = _apply_chunk(chunk, [_shift_edits(piece, offset) for piece in pieces])
-        if indented:
+        if header:
             if not new_chunk.startswith(header):
                 raise ApplyError("the edited function lost its place")
             new_chunk = new_chunk[len(header):]
@@ -127,14 +234,66 @@ def apply_edits(text: str, tree, edits: list[Edits]) -> str:
             new_chunk = new_chunk[:-1]
         lines[start - 1:end] = new_chunk.split("\n")
     new_text = "\n".join(lines)
-    if imports:
-        new_text = _add_imports(new_text, imports)
+    if imports and not _imported(tree, imports):
+        new_text = _add_imports(new_text, imports, _head_end(tree))
     return new_text
 
 
-def _add_imports(text: str, imports: set) -> str:
+def _imported(tree, imports: set) -> bool:
+    """Whether the module's leading import block already has every one of ``imports``
+    (then ``AddImportsVisitor`` would change nothing; it is not run for nothing)."""
+    body = tree.body
+    n = 1 if body and isinstance(body[0], (ast.Expr, ast.Assign)) else 0
+    have = set()
+    while n < len(body) and isinstance(body[n], (ast.Import, ast.ImportFrom)):
+        stmt = body[n]
+        for alias in stmt.names:
+            if alias.name == "*":
+                return False
+            if isinstance(stmt, ast.Import):
+                have.add((alias.name, None, alias.asname))
+            elif stmt.level == 0:
+                have.add((stmt.module, alias.name, alias.asname))
+        n += 1
+    return all((module, name, alias) in have for module, name, alias in imports)
+
+
+_PLACEHOLDER = "pass  # adopter: the statement after the imports"
+
+
+def _head_end(tree) -> int | None:
+    """The first line of the first statement after the docstring and the leading imports
+    (decorators included), in the tree the edits were planned on.  The edits never touch
+    the lines above it (they are in functions or statements at or below it), so it holds for
+    the edited text too.  None when there is no such statement or it shares a line with an
+    import."""
+    body = tree.body
+    n = 1 if body and isinstance(body[0], (ast.Expr, ast.Assign)) else 0
+    while n < len(body) and isinstance(body[n], (ast.Import, ast.ImportFrom)):
+        n += 1
+    if n >= len(body) or n == 0 and not body:
+        return None
+    stmt = body[n]
+    start = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
+    if n > 0 and (body[n - 1].end_lineno or body[n - 1].lineno) >= start:
+        return None
+    return start
+
+
+def _add_imports(text: str, imports: set, head_end: int | None = None) -> str:
     """``AddImportsVisitor`` on the head of the module: it only looks at the docstring, the
-    leading import block and the statement after it, so a prefix holding those is enough."""
+    leading import block and the statement after it, so a prefix holding those is enough.
+
+    With ``head_end`` (see :func:`_head_end`) the statement after the imports is stood in
+    for by a one-line placeholder: the visitor treats it the same (a blank line above it),
+    and a large class right after the imports is not parsed and visited for nothing."""
+    if head_end is not None:
+        lines = text.split("\n")
+        head = "\n".join([*lines[:head_end - 1], _PLACEHOLDER]) + "\n"
+        new_head = _import_visitor(head, imports)
+        new_lines = new_head.split("\n")
+        if len(new_lines) >= 2 and new_lines[-1] == "" and new_lines[-2] == _PLACEHOLDER:
+            return "\n".join([*new_lines[:-2], *lines[head_end - 1:]])
     tree = ast.parse(text)
     body = tree.body
     n = 0
@@ -151,16 +310,20 @@ def _add_imports(text: str, imports: set) -> str:
     else:
         end = len(lines)
     head = "\n".join(lines[:end])
-    module = cst.parse_module(head + "\n" if end < len(lines) else head)
-    context = CodemodContext()
-    for module_name, name, alias in sorted(imports, key=lambda i: (i[0], i[1], i[2] or "")):
-        AddImportsVisitor.add_needed_import(context, module_name, name, alias)
-    new_head = AddImportsVisitor(context).transform_module(module).code
+    new_head = _import_visitor(head + "\n" if end < len(lines) else head, imports)
     if end < len(lines):
         if new_head.endswith("\n"):
             new_head = new_head[:-1]
         return "\n".join([new_head, *lines[end:]])
     return new_head
+
+
+def _import_visitor(head: str, imports: set) -> str:
+    module = cst.parse_module(head)
+    context = CodemodContext()
+    for module_name, name, alias in sorted(imports, key=lambda i: (i[0], i[1], i[2] or "")):
+        AddImportsVisitor.add_needed_import(context, module_name, name, alias)
+    return AddImportsVisitor(context).transform_module(module).code
 
 
 def _apply_chunk(text: str, edits: list[Edits]) -> str:

@@ -36,6 +36,19 @@ class StmtInfo:
     field: str
 
 
+def _statement_holders(tree: ast.Module):
+    """The module and every node that holds statement lists (statements, except handlers,
+    match cases): only those, not every expression node as ``ast.walk`` would."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, field, None)
+            if isinstance(children, list):
+                stack.extend(child for child in reversed(children) if isinstance(child, ast.AST))
+
+
 class SourceIndex:
     """Statement lookup and byte/character conversions for one version of a file."""
 
@@ -44,7 +57,7 @@ class SourceIndex:
         self.tree = tree
         self.lines = text.split("\n")
         self.stmts: dict[Span, StmtInfo] = {}
-        for owner in ast.walk(tree):
+        for owner in _statement_holders(tree):
             for field in ("body", "orelse", "finalbody"):
                 block = getattr(owner, field, None)
                 if not isinstance(block, list):
