@@ -197,8 +197,9 @@ def discover(paths: list[str], config_for, *, force_exclude: bool = False,
             if not added and not skipped:
                 found.errors.append((raw, "no Python files in this directory"))
             elif not added:
-                found.errors.append((raw, f"every Python file in this directory is excluded ({skipped} skipped by "
-                                          "exclude or .gitignore; use --no-respect-gitignore to include the ignored ones)"))
+                found.errors.append((raw, f"nothing to analyse: {skipped} file(s) or folder(s) here are excluded "
+                                          "by exclude patterns or .gitignore (--no-respect-gitignore includes "
+                                          "the ignored ones)"))
             continue
         if force_exclude and excluded_by_name(path, config_for(path)):
             continue
@@ -224,14 +225,95 @@ def excluded_by_name(path: Path, config) -> bool:
 
 
 def _walk(top: Path, config_for, ignores: _Ignores, respect, add) -> tuple[int, int]:
-    """Walk one folder; return (files added, Python files skipped by exclude or gitignore)."""
-    added = skipped = 0
+    """Walk one folder; return (files added, files and folders skipped by exclude or gitignore).
+
+    Inside a git work tree git itself answers (``git ls-files --cached --others
+    --exclude-standard``: every level of ``.gitignore``, ``info/exclude``, the user's global
+    excludes file, and tracked files are never ignored); elsewhere the ``.gitignore`` files
+    found on the way are read with pathspec."""
     top_abs = os.path.abspath(top)
     top_config = config_for(top / "__init__.py")
     use_gitignore = top_config.respect_gitignore if respect is None else respect
+    if use_gitignore and ignores.root_of(top_abs) is not None:
+        listed = _git_files(top_abs)
+        if listed is not None:
+            added, skipped = _add_listed(top, listed, config_for, ignores, respect, add)
+            if not added:  # say why there is nothing: count what git ignores here
+                skipped += len(_git_files(top_abs, ignored=True) or [])
+            return added, skipped
+    return _walk_tree(top, config_for, ignores, use_gitignore, add)
+
+
+def _git_files(top: str, ignored: bool = False) -> list[str] | None:
+    """Paths under ``top`` (relative to it) that git does not ignore; None when git cannot
+    say (not installed, or ``top`` itself is ignored: then it was named on purpose).
+    ``ignored``: the entries git ignores instead (an ignored folder counts once)."""
+    import subprocess
+
+    which = ["--others", "--ignored", "--directory"] if ignored else ["--cached", "--others"]
+    try:
+        proc = subprocess.run(["git", "ls-files", "-z", *which, "--exclude-standard", "--", "."],
+                              cwd=top, capture_output=True, timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    names = [n.decode("utf-8", "surrogateescape") for n in proc.stdout.split(b"\0") if n]
+    if not names and not ignored:
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", "."], cwd=top,
+                                 capture_output=True, timeout=60, check=False)
+        if ignored.returncode == 0:
+            return None
+    return names
+
+
+def _add_listed(top: Path, names: list[str], config_for, ignores: _Ignores, respect, add) -> tuple[int, int]:
+    added = skipped = 0
+    environments: dict[str, bool] = {}
+    for name in sorted(set(names), key=lambda n: n.split("/")):
+        full = os.path.join(top, name.rstrip("/"))
+        parts = name.rstrip("/").split("/")
+        if any(_skipped_name(part) for part in parts[:-1] if part not in (".", "..")):
+            continue
+        folder, blocked = top, False
+        for part in parts[:-1]:
+            folder = os.path.join(folder, part)
+            if folder not in environments:
+                environments[folder] = _is_environment(folder)
+            if environments[folder]:
+                blocked = True
+                break
+        if blocked:
+            continue
+        if name.endswith("/") or (os.path.isdir(full) and not os.path.islink(full)):
+            # an untracked nested repository or a submodule: its own git decides inside it
+            if _skipped_name(parts[-1]) or _is_environment(full):
+                continue
+            more, less = _walk(Path(full), config_for, ignores, respect, add)
+            added, skipped = added + more, skipped + less
+            continue
+        if not name.endswith(PYTHON_SUFFIXES + (NOTEBOOK_SUFFIX,)) or not os.path.lexists(full):
+            continue
+        path = Path(top) / name
+        if config_for(path).excludes(path):
+            skipped += 1
+            continue
+        if add(path):
+            added += 1
+    return added, skipped
+
+
+def _walk_tree(top: Path, config_for, ignores: _Ignores, use_gitignore: bool, add) -> tuple[int, int]:
+    added = skipped = 0
+    top_abs = os.path.abspath(top)
     specs: dict[str, list] = {}
     if use_gitignore:
-        specs[top_abs] = ignores.inherited(top_abs) + ignores.own(top_abs)
+        inherited = ignores.inherited(top_abs)
+        if _ignored(top_abs, True, inherited):
+            # A folder named on the command line that git ignores (a vendored package, a
+            # site-packages tree): asked for explicitly, so walked, with its own .gitignore rules.
+            inherited = []
+        specs[top_abs] = inherited + ignores.own(top_abs)
     for folder, dirs, names in os.walk(top, followlinks=False):
         folder_abs = os.path.abspath(folder)
         here = specs.pop(folder_abs, []) if use_gitignore else []
@@ -241,6 +323,7 @@ def _walk(top: Path, config_for, ignores: _Ignores, respect, add) -> tuple[int, 
             if _skipped_name(name) or _is_environment(full):
                 continue
             if use_gitignore and _ignored(full, True, here):
+                skipped += 1
                 continue
             if use_gitignore:
                 # a nested repository starts afresh; otherwise the parent's rules carry on
