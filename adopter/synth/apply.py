@@ -235,8 +235,35 @@ def apply_edits(text: str, tree, edits: list[Edits]) -> str:
         lines[start - 1:end] = new_chunk.split("\n")
     new_text = "\n".join(lines)
     if imports and not _imported(tree, imports):
-        new_text = _add_imports(new_text, imports, _head_end(tree))
+        new_text = _add_imports(new_text, imports, _head_end(tree), _other_imports(tree, imports))
     return new_text
+
+
+def _other_imports(tree, imports: set) -> list[tuple[int, int]] | None:
+    """Line ranges of the leading import statements that ``AddImportsVisitor`` only needs to
+    know are imports (they import none of the modules being added); None when a line holds
+    more than one statement (then nothing is stood in for)."""
+    modules = {module for module, _, _ in imports}
+    body = tree.body
+    n = 1 if body and isinstance(body[0], (ast.Expr, ast.Assign)) else 0
+    ranges: list[tuple[int, int]] = []
+    previous_end = body[n - 1].end_lineno if n else 0
+    while n < len(body) and isinstance(body[n], (ast.Import, ast.ImportFrom)):
+        stmt = body[n]
+        if stmt.lineno <= (previous_end or 0):
+            return None
+        previous_end = stmt.end_lineno or stmt.lineno
+        if isinstance(stmt, ast.ImportFrom):
+            relevant = stmt.level == 0 and stmt.module in modules or any(a.name == "*" for a in stmt.names)
+        else:
+            relevant = any(a.name in modules or a.name.split(".")[0] in {m.split(".")[0] for m in modules}
+                           for a in stmt.names)
+        if not relevant:
+            ranges.append((stmt.lineno, stmt.end_lineno or stmt.lineno))
+        n += 1
+    if n < len(body) and body[n].lineno <= (previous_end or 0):
+        return None
+    return ranges
 
 
 def _imported(tree, imports: set) -> bool:
@@ -280,20 +307,48 @@ def _head_end(tree) -> int | None:
     return start
 
 
-def _add_imports(text: str, imports: set, head_end: int | None = None) -> str:
+def _stand_ins(lines: list[str], others: list[tuple[int, int]]) -> tuple[list[str], dict[str, list[str]]]:
+    """``lines`` with each range in ``others`` replaced by one ``import`` line of its own
+    name; and the original lines of each stand-in."""
+    out: list[str] = []
+    originals: dict[str, list[str]] = {}
+    starts = {start: end for start, end in others}
+    number = 1
+    while number <= len(lines):
+        end = starts.get(number)
+        if end is None:
+            out.append(lines[number - 1])
+            number += 1
+            continue
+        name = f"import _adopter_stand_in_{len(originals)}"
+        originals[name] = lines[number - 1:end]
+        out.append(name)
+        number = end + 1
+    return out, originals
+
+
+def _add_imports(text: str, imports: set, head_end: int | None = None,
+                 others: list[tuple[int, int]] | None = None) -> str:
     """``AddImportsVisitor`` on the head of the module: it only looks at the docstring, the
     leading import block and the statement after it, so a prefix holding those is enough.
 
     With ``head_end`` (see :func:`_head_end`) the statement after the imports is stood in
     for by a one-line placeholder: the visitor treats it the same (a blank line above it),
-    and a large class right after the imports is not parsed and visited for nothing."""
+    and a large class right after the imports is not parsed and visited for nothing.  The
+    import statements of ``others`` (modules the visitor does not add to) are stood in for by
+    one ``import`` line each and put back after: the visitor's cost is per node, and a
+    transformers file's import block has hundreds."""
     if head_end is not None:
         lines = text.split("\n")
-        head = "\n".join([*lines[:head_end - 1], _PLACEHOLDER]) + "\n"
-        new_head = _import_visitor(head, imports)
-        new_lines = new_head.split("\n")
+        head_lines, originals = _stand_ins(lines[:head_end - 1], others or [])
+        head = "\n".join([*head_lines, _PLACEHOLDER]) + "\n"
+        new_lines = _import_visitor(head, imports).split("\n")
         if len(new_lines) >= 2 and new_lines[-1] == "" and new_lines[-2] == _PLACEHOLDER:
-            return "\n".join([*new_lines[:-2], *lines[head_end - 1:]])
+            restored = []
+            for line in new_lines[:-2]:
+                restored.extend(originals.pop(line, [line]))
+            if not originals:  # every stand-in came back as it was
+                return "\n".join([*restored, *lines[head_end - 1:]])
     tree = ast.parse(text)
     body = tree.body
     n = 0
