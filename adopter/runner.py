@@ -252,8 +252,11 @@ def _exit_with_parent(parent: int) -> None:
     On Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); elsewhere,
     and as a backstop, a daemon thread notices the worker was re-parented.  Ctrl-C reaches
     every process of the terminal's group: workers ignore it and the parent stops them.
+    SIGTERM kills a worker outright (a forked worker would otherwise inherit the parent's
+    handler and turn it into an exception its task loop reports and survives).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (see on_sigterm)
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -277,9 +280,13 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _stop(pool) -> None:
-    """Stop a pool now: cancel what has not started, kill the workers that are busy."""
+    """Stop a pool now: cancel what has not started, kill the workers that are busy (and any
+    other process this run forked, such as a worker not yet recorded by the pool)."""
+    import multiprocessing
+
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
+    processes += [p for p in multiprocessing.active_children() if p not in processes]
     for process in processes:
         try:
             process.kill()
