@@ -393,10 +393,17 @@ def bundled_rules_dir() -> Path:
     return Path(str(resources.files("adopter.rules")))
 
 
-def load_rules(extra_dirs: list[Path] | None = None) -> list[Rule]:
-    """Bundled rules first, then each extra folder's; a later id replaces an earlier one."""
+def load_rules(extra_dirs: list[Path] | None = None, bundled: bool = True) -> list[Rule]:
+    """Bundled rules first, then each extra folder's.
+
+    A rule file whose id is already loaded **replaces** the earlier rule as a whole (a later
+    folder wins over an earlier one, any user folder over the bundled rules): there is no
+    merging of keys, so an override states the whole rule.  With ``bundled=False`` only the
+    extra folders are read (``adopter check --no-bundled-rules --rules-dir DIR``; the paper
+    benchmark runs its own copies of ADP001-ADP009 this way).
+    """
     by_id: dict[str, Rule] = {}
-    for folder in [bundled_rules_dir(), *(extra_dirs or [])]:
+    for folder in [*([bundled_rules_dir()] if bundled else []), *(extra_dirs or [])]:
         if not folder.is_dir():
             raise RuleError(str(folder), 1, 1, "rule folder does not exist")
         for path in sorted(folder.glob("*.toml")):
