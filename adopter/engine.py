@@ -67,7 +67,7 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     if matchers is None:
         matchers = _MATCHERS[key] = [
             Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
-                    live_intermediates=rule.live_intermediates)
+                    live_intermediates=rule.live_intermediates, direct_layers=rule.layer_typing == "direct")
             for i, forward in enumerate(rule.forwards)
         ]
     return matchers
@@ -175,8 +175,19 @@ def _finding(rule: Rule, match: Match, path: str, lines: list[str]) -> Finding:
     return Finding(
         rule=rule.id, name=rule.name, path=path, line=line, column=_char_col(lines, line, col),
         end_line=end_line, end_column=_char_col(lines, end_line, end_col), message=rule.message,
-        fixable=rule.fixable, class_name=match.class_name,
+        fixable=fixable(rule, match), class_name=match.class_name,
     )
+
+
+def fixable(rule: Rule, match: Match) -> bool:
+    """Whether ``adopter fix`` can rewrite this match, so that ``check``'s fixable count is what
+    ``fix`` does: not for layers that run inside an ``nn.Sequential``, nor (for target-pattern
+    rewrites) for a match spread over a method and a helper inlined into it."""
+    if not rule.fixable or match.in_container:
+        return False
+    if rule.synth is None and rule.forward_target and len({n.func for n in match.nodes}) > 1:
+        return False
+    return True
 
 
 def _suppressed(lines: list[str], finding: Finding) -> bool:

@@ -22,6 +22,7 @@ from typing import Iterable
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
+from .structure.model import SEQUENTIAL_OWNER
 
 MAX_STEPS_PER_START = 50_000
 # Nodes a match may skip between two pattern nodes.  Every fusion site in the paper's corpus
@@ -49,6 +50,14 @@ class Match:
     def span(self) -> tuple[int, int, int, int]:
         first, last = self.nodes[0].span, max((n.span for n in self.nodes), key=lambda s: (s[2], s[3]))
         return (first[0], first[1], last[2], last[3])
+
+    @property
+    def in_container(self) -> bool:
+        """Some matched layer runs as a member of an ``nn.Sequential`` (its layer path ends in
+        ``[i]``): the members run inside the container's own forward, so no edit of the
+        model's forward can fuse them, and the finding is not fixable."""
+        return any(n.kind == "layer" and (n.layer or "").endswith("]") and (n.layer or "")[-2:-1].isdigit()
+                   for n in self.nodes)
 
     @property
     def key(self) -> tuple:
@@ -133,8 +142,12 @@ class Matcher:
     """Matches one rule; reusable across files."""
 
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
-                 alternative: int = 0, live_intermediates: bool = False):
+                 alternative: int = 0, live_intermediates: bool = False, direct_layers: bool = False):
         self.rule_id = rule_id
+        # ``layer_typing = "direct"``: a layer is typed only by a constructor call assigned to its
+        # attribute (the paper benchmark's convention), not through factories, parameters,
+        # ``a if c else b`` or the members of a Sequential built elsewhere.
+        self.direct_layers = direct_layers
         self.alternative = alternative
         self.commutative = commutative
         # A rule whose fix keeps the original code (behind a guard) may let later code read
@@ -177,6 +190,8 @@ class Matcher:
         found: dict[tuple, Match] = {}
         needed = [module.call_names(op) for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
         for cls in module.classes.values():
+            if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
+                continue
             roots = cls.roots
             if needed:  # cheap, so first: most classes call none of the pattern's functions
                 roots = [r for r in roots if all(words & cls.words(r) for words in needed)]
@@ -584,6 +599,8 @@ class Matcher:
                 return None  # the forward match did not bind this layer
             attr = layer[len("self."):] if layer.startswith("self.") else layer
             for ctor in cls.bindings.get(attr, []):
+                if self.direct_layers and (ctor.via or ctor.conditional):
+                    continue
                 trial = attempt.copy()
                 if self._bind_ctor(pnode, ctor, trial):
                     attempt = trial

@@ -87,6 +87,10 @@ class Rule:
     # ``[forward] not_in_fallback_of = "name"``: a match in the body of an ``if`` whose else
     # branch calls ``name`` is the original path an earlier fix kept, and is not reported.
     not_in_fallback_of: str | None = None
+    # ``[forward] layer_typing = "direct"``: layers are typed only by constructor calls assigned
+    # to their attribute (the paper benchmark's rules); "follow" (the default) also follows
+    # same-file factories, constructor parameters, conditional layers and Sequential members.
+    layer_typing: str = "follow"
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -355,6 +359,10 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         else:
             line, column = _position(raw, name, "examples")
             raise RuleError(spath, line, column, "an example needs 'valid', 'before' or 'reported'")
+    layer_typing = forward.get("layer_typing", "follow")
+    if layer_typing not in ("follow", "direct"):
+        line, column = _position(raw, "", "layer_typing")
+        raise RuleError(spath, line, column, 'forward.layer_typing must be "follow" or "direct"')
     has_fix = forward_target is not None or init_target is not None or synth is not None
     fixable = bool(data.get("fixable", has_fix))
     return Rule(
@@ -386,6 +394,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         synth=synth,
         priority=priority,
         not_in_fallback_of=forward.get("not_in_fallback_of"),
+        layer_typing=layer_typing,
     )
 
 

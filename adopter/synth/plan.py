@@ -170,6 +170,8 @@ class Planner:
     def plan(self, rule: Rule, match: Match, finding: Finding) -> Plan:
         if not rule.fixable:
             raise Skip("the rule only reports (it has no target)")
+        if match.in_container:
+            raise Skip("the matched layers run inside a container (nn.Sequential); rewrite it by hand")
         edits = Edits()
         regions: list[Span] = []
         if rule.synth is not None:
