@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field, replace
 
+from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
 from .names import ModuleNames
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -115,9 +116,10 @@ def _is_layer_class_name(fqn: str) -> bool:
 class LayerTyper:
     """Types layer-valued expressions of one file (cached per function)."""
 
-    def __init__(self, names: ModuleNames, tree: ast.Module | None = None):
+    def __init__(self, names: ModuleNames, tree: ast.Module | None = None, mention=None):
         self.names = names
         self.tree = tree
+        self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()
@@ -127,21 +129,28 @@ class LayerTyper:
         self.class_envs: dict = {}
 
     # ------------------------------------------------------------------ expressions
-    def values(self, expr: ast.expr, env: dict, depth: int = 0) -> tuple:
-        """The layers or layer classes ``expr`` may stand for (empty: unknown)."""
+    def values(self, expr: ast.expr, env: dict, depth: int = 0, called: bool = False) -> tuple:
+        """The layers or layer classes ``expr`` may stand for (empty: unknown).  What the
+        file's callers pass for a parameter is only looked up when it is ``called`` (built
+        into a layer): most parameters (``config``) never are, and the lookup walks the file."""
         if isinstance(expr, ast.IfExp):
-            both = self.values(expr.body, env, depth) + self.values(expr.orelse, env, depth)
+            both = self.values(expr.body, env, depth, called) + self.values(expr.orelse, env, depth, called)
             return tuple(replace(v, conditional=True) if isinstance(v, Built) else v for v in both)
         if isinstance(expr, ast.Name):
             if expr.id in env:
                 value = env[expr.id]
                 if isinstance(value, _Param):
+                    if not called:
+                        return value.default
                     value = env[expr.id] = value.resolve(self)
                 return value
             return self._class_of(expr)
         if isinstance(expr, ast.Attribute):
             if isinstance(expr.value, ast.Name) and expr.value.id == "self":
-                return env.get("self." + expr.attr, ())
+                value = env.get("self." + expr.attr, ())
+                if isinstance(value, _Param):
+                    return value.resolve(self) if called else value.default
+                return value
             return self._class_of(expr)
         if isinstance(expr, ast.Subscript):
             fqn = self.names.resolve(expr.value)
@@ -168,7 +177,7 @@ class LayerTyper:
             fqn = self.names.resolve(func)
         if fqn is not None and fqn in PARTIALS and call.args:
             out = []
-            for value in self.values(call.args[0], env, depth):
+            for value in self.values(call.args[0], env, depth, called=True):
                 if isinstance(value, LayerClass):
                     out.append(LayerClass(value.fqn, value.args + tuple(call.args[1:]), value.kwargs + kwargs))
             return tuple(out)
@@ -184,7 +193,7 @@ class LayerTyper:
         if isinstance(func, (ast.Name, ast.Attribute)):
             via = func.id if isinstance(func, ast.Name) else func.attr
             out = []
-            for value in self.values(func, env, depth):
+            for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
                     out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
                                      via=via))
@@ -273,7 +282,7 @@ class LayerTyper:
         target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
         out: tuple = ()
         if target is not None:
-            for call, caller, caller_owner in self.callers().get(target, ()):
+            for call, caller, caller_owner in self.callers(target):
                 passed = _passed(call, index, name, None, positional)
                 if passed is None:
                     continue
@@ -286,17 +295,22 @@ class LayerTyper:
         self._param_cache[key] = out
         return out
 
-    def callers(self) -> dict[str, list]:
-        """Every call of a same-file class or function, with the function it is in."""
+    def callers(self, name: str) -> list:
+        """Every call of the same-file class or function ``name``, with the function it is in
+        (only functions whose text mentions the name are walked)."""
         if self._callers is None:
             self._callers = {}
+        found = self._callers.get(name)
+        if found is None:
+            found = self._callers[name] = []
             if self.tree is not None:
-                wanted = set(self.names.classes) | set(self.names.functions)
                 for owner, func in _functions(self.tree):
-                    for node in ast.walk(func):
-                        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in wanted:
-                            self._callers.setdefault(node.func.id, []).append((node, func, owner))
-        return self._callers
+                    if self.mention is not None and name not in self.mention(func):
+                        continue
+                    for node in _graph.walk(func):
+                        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+                            found.append((node, func, owner))
+        return found
 
     def _walk(self, body, env: dict, depth: int, record: bool, hook, nested: bool = False) -> None:
         """Walk statements in order, updating ``env``; ``hook(stmt, env)`` sees each assignment
@@ -318,6 +332,9 @@ class LayerTyper:
                         for elt in value.elts:
                             graph.add(self.values(elt, env, depth), elt)
                         env["list:" + key] = graph
+                        continue
+                    if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
+                        env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
                         continue
                     values = self.values(value, env, depth)
                     if nested and key in env:
@@ -412,16 +429,11 @@ class _Param:
 
 
 def _sequential_calls(expr: ast.expr, names: ModuleNames, env: dict):
-    stack = [expr]
-    while stack:
-        node = stack.pop()
+    for node in _graph.walk(expr):
         if isinstance(node, ast.Call):
             func = node.func
             if not (isinstance(func, ast.Name) and func.id in env) and names.resolve(func) == SEQUENTIAL:
                 yield node
-        if isinstance(node, (ast.Lambda, ast.FunctionDef)):
-            continue
-        stack.extend(ast.iter_child_nodes(node))
 
 
 def _ordered_dict_values(call: ast.Call):

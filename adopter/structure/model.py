@@ -210,7 +210,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     names = collect_names(tree, package)
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
-    typer = LayerTyper(names, tree)
+    typer = LayerTyper(names, tree, module.mention)
     for info in infos.values():
         bind_class(info, infos, names, typer)
     all_methods = []
@@ -248,10 +248,14 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
     These layers run inside their container: forward cannot be edited to fuse them, so the
     findings are reported but not fixable (:attr:`adopter.match.Match.in_container`).
     """
+    words = module.call_names("torch.nn.Sequential")
     for owner, func in _all_functions(tree):
         info = infos.get(owner) if owner is not None else None
+        builds_itself = info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases
+        if not builds_itself and not words & module.mention(func):
+            continue  # builds no Sequential (a factory it calls is walked on its own)
         hook = None
-        if info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases:
+        if builds_itself:
             def hook(stmt, env, _typer=typer):
                 call = stmt.value if isinstance(stmt, ast.Expr) else None
                 if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
@@ -262,7 +266,8 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
                            hook=hook)
     top = [s for s in tree.body if not isinstance(s, _DEFINITIONS)]
-    if top:
+    if top and any(isinstance(n, ast.Name) and n.id in words or isinstance(n, ast.Attribute) and n.attr in words
+                   for s in top for n in ast.walk(s)):
         typer._walk(top, {}, 0, True, None)
     structure = ClassStructure(SEQUENTIAL_OWNER, ClassInfo(SEQUENTIAL_OWNER, ast.ClassDef(
         name=SEQUENTIAL_OWNER, bases=[], keywords=[], body=[], decorator_list=[], type_params=[])), module)
