@@ -136,6 +136,9 @@ class LayerTyper:
         if isinstance(expr, ast.IfExp):
             both = self.values(expr.body, env, depth, called) + self.values(expr.orelse, env, depth, called)
             return tuple(replace(v, conditional=True) if isinstance(v, Built) else v for v in both)
+        if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
+            # norm_layer = norm_layer or nn.BatchNorm2d: either operand.
+            return _unique(sum((self.values(v, env, depth, called) for v in expr.values), ()))
         if isinstance(expr, ast.Name):
             if expr.id in env:
                 value = env[expr.id]
