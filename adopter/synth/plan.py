@@ -61,6 +61,9 @@ class Wrap:
     last: tuple[int, int]
     guard: str | None
     fast: str  # statements, unindented, one per line
+    # With ``keep`` (and no guard): ``fast`` is put before the statements, which stay (with
+    # their own edits) -- how a fused call is hoisted above the code that reads its results.
+    keep: bool = False
 
 
 @dataclass
