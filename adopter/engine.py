@@ -111,12 +111,23 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
         matches: list[tuple[Rule, Match]] = []
         ifs: dict = {}  # filled on first use: span -> ast.If with an else branch
         for rule in rules:
+            # One finding per place: two matches of a rule that start at the same operation
+            # (the same dropout and add before a LayerNorm on either branch of an if, a query
+            # projection before the branches that project key and value) are one opportunity;
+            # the fixable one is kept.
+            at: dict[tuple, int] = {}
             for match in match_rule(rule, structure):
                 if rule.not_in_fallback_of and _in_fallback(match, tree, lines, rule.not_in_fallback_of, ifs):
                     continue
                 finding = _finding(rule, match, path, lines)
                 if _suppressed(lines, finding):
                     continue
+                place = (match.class_name, match.nodes[0].span)
+                if place in at:
+                    if finding.fixable and not findings[at[place]].fixable:
+                        findings[at[place]], matches[at[place]] = finding, (rule, match)
+                    continue
+                at[place] = len(findings)
                 findings.append(finding)
                 matches.append((rule, match))
     except RecursionError:
@@ -186,6 +197,8 @@ def fixable(rule: Rule, match: Match) -> bool:
     if not rule.fixable or match.in_container:
         return False
     if rule.synth is None and rule.forward_target and len({n.func for n in match.nodes}) > 1:
+        return False
+    if rule.fix_one_block and len({n.scope for n in match.nodes}) > 1:
         return False
     return True
 

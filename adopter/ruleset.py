@@ -91,6 +91,9 @@ class Rule:
     # to their attribute (the paper benchmark's rules); "follow" (the default) also follows
     # same-file factories, constructor parameters, conditional layers and Sequential members.
     layer_typing: str = "follow"
+    # ``[forward] fix_one_block = true``: the rule's fix needs the matched operations in one
+    # block; a match spread over an ``if`` is reported but not fixable.
+    fix_one_block: bool = False
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -395,6 +398,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         priority=priority,
         not_in_fallback_of=forward.get("not_in_fallback_of"),
         layer_typing=layer_typing,
+        fix_one_block=bool(forward.get("fix_one_block", False)),
     )
 
 
