@@ -165,6 +165,14 @@ class Matcher:
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
+        # Layer variables of the same allowed types, with how many the pattern needs: two layer
+        # variables never name the same layer, so a root must call that many distinct ones.
+        groups: dict[frozenset, int] = {}
+        for pnode in forward.nodes:
+            if pnode.op == "layer" and not pnode.optional and pnode.layer.name in self.layer_types:
+                allowed = frozenset(self.layer_types[pnode.layer.name])
+                groups[allowed] = groups.get(allowed, 0) + 1
+        self.distinct_layers = [(allowed, n) for allowed, n in groups.items() if n > 1]
         consumed: set = set()
         for pnode in forward.nodes:
             for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
@@ -205,6 +213,11 @@ class Matcher:
                     words = cls.words(root)
                     if not all(t & words for t in triggers):
                         continue
+                if self.distinct_layers and not all(
+                    len({p for p in cls.bound_paths(allowed) if p.split("[")[0] in cls.words(root)}) >= n
+                    for allowed, n in self.distinct_layers
+                ):
+                    continue
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow):
                     found.setdefault(match.key, match)

@@ -94,6 +94,18 @@ class ClassStructure:
             )
         return attrs
 
+    def bound_paths(self, constructors: frozenset) -> frozenset[str]:
+        """Like :meth:`bound_to`, but the members of a Sequential (``block[0]``) and the
+        elements of a container (``layers[]``) count separately."""
+        key = ("paths", constructors)
+        paths = self._bound.get(key)
+        if paths is None:
+            paths = self._bound[key] = frozenset(
+                attr for attr, ctors in self.bindings.items()
+                if any(names_match(a, c.fqn) for c in ctors for a in constructors)
+            )
+        return paths
+
     def flow(self, name: str) -> Flow:
         flow = self._flows.get(name)
         if flow is None:
