@@ -67,7 +67,8 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     if matchers is None:
         matchers = _MATCHERS[key] = [
             Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
-                    live_intermediates=rule.live_intermediates, direct_layers=rule.layer_typing == "direct")
+                    live_intermediates=rule.live_intermediates, direct_layers=rule.layer_typing == "direct",
+                    same_source=rule.same_source)
             for i, forward in enumerate(rule.forwards)
         ]
     return matchers

@@ -142,12 +142,15 @@ class Matcher:
     """Matches one rule; reusable across files."""
 
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
-                 alternative: int = 0, live_intermediates: bool = False, direct_layers: bool = False):
+                 alternative: int = 0, live_intermediates: bool = False, direct_layers: bool = False,
+                 same_source: bool = False):
         self.rule_id = rule_id
         # ``layer_typing = "direct"``: a layer is typed only by a constructor call assigned to its
         # attribute (the paper benchmark's convention), not through factories, parameters,
         # ``a if c else b`` or the members of a Sequential built elsewhere.
         self.direct_layers = direct_layers
+        # ``[forward] same_source = true``: the values a variable binds are spelled alike.
+        self.same_source = same_source
         self.alternative = alternative
         self.commutative = commutative
         # A rule whose fix keeps the original code (behind a guard) may let later code read
@@ -435,6 +438,9 @@ class Matcher:
             dst = node.outs[0].key if node.outs else None
             if dst is not None and dst in bound:
                 return None
+            if (dst is not None and src in state.produced and not self.live_intermediates
+                    and any(c in dst for c in ".[|")):
+                return None  # an intermediate stored into an attribute or a container escapes
             if src in bound and dst is not None:
                 new = state.copy()
                 new.aliases[dst] = src
@@ -538,6 +544,8 @@ class Matcher:
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
         if not self.live_intermediates and not self._dead_after(flow, state):
             return None
+        if self.same_source and not self._same_source(state):
+            return None
         ctors = self._match_init(cls, state)
         if ctors is None:
             return None
@@ -547,6 +555,16 @@ class Matcher:
             alternative=self.alternative,
             roles=tuple(self._role(i) for i in state.steps),
         )
+
+    def _same_source(self, state: _State) -> bool:
+        """Every argument bound to one pattern variable is spelled the same in the code (one
+        name, not an alias that holds the value only on the matched path)."""
+        texts: dict[str, set] = {}
+        for index, node in zip(state.steps, state.matched):
+            for pvalue, value in zip(self.forward.nodes[index].args, node.args):
+                if isinstance(pvalue, Var) and isinstance(value, Ref):
+                    texts.setdefault(pvalue.name, set()).add(value.text)
+        return all(len(spellings) == 1 for spellings in texts.values())
 
     def _role(self, index: int) -> str:
         outs = [o.name for o in self.forward.nodes[index].outs if isinstance(o, Var)]

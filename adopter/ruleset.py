@@ -94,6 +94,9 @@ class Rule:
     # ``[forward] fix_one_block = true``: the rule's fix needs the matched operations in one
     # block; a match spread over an ``if`` is reported but not fixable.
     fix_one_block: bool = False
+    # ``[forward] same_source = true``: arguments bound to one $variable must be spelled the same
+    # in the code (one name), not merely hold the same value on the matched path.
+    same_source: bool = False
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -399,6 +402,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         not_in_fallback_of=forward.get("not_in_fallback_of"),
         layer_typing=layer_typing,
         fix_one_block=bool(forward.get("fix_one_block", False)),
+        same_source=bool(forward.get("same_source", False)),
     )
 
 

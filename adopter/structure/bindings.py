@@ -161,7 +161,7 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
 
     seen.add(func.name)
     owner = info.name if func.name == "__init__" else None
-    env = typer.function_env(func, owner, class_env=class_env, hook=hook)
+    env = typer.function_env(func, owner, class_env=class_env, hook=hook, cls_name=info.name)
     return {k: v for k, v in env.items() if k.startswith("self.")}
 
 

@@ -192,6 +192,9 @@ class LayerTyper:
                 return (Built(fqn, tuple(call.args), kwargs, False, call, members=graph),)
             table = fqn.rsplit(".", 1)[-1] == "get_activation"
             return (Built(fqn, tuple(call.args), kwargs, table, call),)
+        method = self._method(func, env)
+        if method is not None:
+            return self._factory(method.name, call, env, depth, method)
         # A call of a name or attribute that holds a layer class: norm_layer(planes)
         if isinstance(func, (ast.Name, ast.Attribute)):
             via = func.id if isinstance(func, ast.Name) else func.attr
@@ -203,14 +206,38 @@ class LayerTyper:
             return tuple(out)
         return ()
 
-    def _factory(self, name: str, call: ast.Call, env: dict, depth: int) -> tuple:
-        """What a same-file function returns when called like this."""
-        if depth >= MAX_DEPTH or name in self._busy:
+    def _method(self, func: ast.expr, env: dict):
+        """The method ``self.m`` / ``Cls.m`` names, when it is a method of a same-file class
+        (not a layer attribute): a factory too (``self.depthwise_conv(...)``)."""
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+            return None
+        owner = func.value.id
+        if owner == "self":
+            if "self." + func.attr in env:
+                return None
+            owner = env.get("__class__")
+        cls = self.names.classes.get(owner) if isinstance(owner, str) else None
+        if cls is None:
+            return None
+        for item in cls.body:
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == func.attr:
+                return item if item.name != "__init__" else None
+        return None
+
+    def _factory(self, name: str, call: ast.Call, env: dict, depth: int, func=None) -> tuple:
+        """What a same-file function (or method) returns when called like this."""
+        key = name if func is None else ("method", id(func))
+        if depth >= MAX_DEPTH or key in self._busy:
             return ()
-        func = self.names.functions[name]
-        self._busy.add(name)
+        is_method = func is not None
+        func = func or self.names.functions[name]
+        self._busy.add(key)
         try:
-            inner = self.function_env(func, None, depth + 1, call=(call, env))
+            first = (func.args.posonlyargs + func.args.args)[:1]
+            bound = is_method and first and first[0].arg in ("self", "cls") and not any(
+                isinstance(d, ast.Name) and d.id == "staticmethod" for d in func.decorator_list)
+            inner = self.function_env(func, "<method>" if bound else None, depth + 1, call=(call, env),
+                                      cls_name=env.get("__class__"))
             out = []
             for stmt in _returns(func.body):
                 for value in self.values(stmt.value, inner, depth + 1):
@@ -218,7 +245,7 @@ class LayerTyper:
                         out.append(replace(value, via=name))
             return tuple(out)
         finally:
-            self._busy.discard(name)
+            self._busy.discard(key)
 
     # ------------------------------------------------------------------ Sequential members
     def sequence(self, args, env: dict, depth: int) -> SeqGraph:
@@ -245,11 +272,13 @@ class LayerTyper:
 
     # ------------------------------------------------------------------ functions
     def function_env(self, func, owner: str | None, depth: int = 0, call=None, class_env: dict | None = None,
-                     record: bool = False, hook=None) -> dict:
+                     record: bool = False, hook=None, cls_name: str | None = None) -> dict:
         """The layer values of a function's names after walking its body (parameters from
         their defaults, from ``call`` when given, else from every call of ``owner``'s
         constructor or of the function in the file)."""
         env: dict = dict(class_env or {})
+        if cls_name is not None:
+            env["__class__"] = cls_name  # for self.method(...) factories
         args = func.args
         positional = args.posonlyargs + args.args
         defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)

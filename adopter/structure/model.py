@@ -276,7 +276,7 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
                     _typer.record_super_init(call, stmt, env)
         class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
-                           hook=hook)
+                           hook=hook, cls_name=owner)
     top = [s for s in tree.body if not isinstance(s, _DEFINITIONS)]
     if top and any(isinstance(n, ast.Name) and n.id in words or isinstance(n, ast.Attribute) and n.attr in words
                    for s in top for n in ast.walk(s)):
@@ -300,7 +300,7 @@ def _class_env(typer: LayerTyper, info: ClassInfo, owner: str) -> dict:
     cached = typer.class_envs.get(owner)
     if cached is None:
         init = info.methods.get("__init__")
-        env = typer.function_env(init, owner) if init is not None else {}
+        env = typer.function_env(init, owner, cls_name=owner) if init is not None else {}
         cached = typer.class_envs[owner] = {k: v for k, v in env.items() if k.startswith("self.")}
     return cached
 

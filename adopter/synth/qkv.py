@@ -52,6 +52,16 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
     if not _plain(source):
         raise Skip("the projections' input is not a plain name")
     x = index.segment(span_of(source))
+    if any(index.segment(span_of(call.args[0])) != x for call in calls):
+        raise Skip("the projections do not read one input")
+    root = source
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    last = max(info.index for info in infos)
+    block = infos[0].block
+    for stmt in block[min(info.index for info in infos):last + 1]:
+        if any(isinstance(n, ast.Name) and n.id == root.id and isinstance(n.ctx, ast.Store) for n in ast.walk(stmt)):
+            raise Skip(f"`{root.id}` is assigned between the projections")
     layers = [index.segment(span_of(call.func)) for call in calls]
     order = sorted(range(3), key=lambda i: (infos[i].index, span_of(calls[i])[:2]))
     first = order[0]
