@@ -138,6 +138,13 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                 attr = _self_attr(target)
                 if attr is not None:
                     _record(attr, stmt.value, stmt, func.name, typer, env, names, out)
+                elif (isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple)
+                      and len(target.elts) == len(stmt.value.elts)):
+                    # self.conv, self.bn = nn.Conv2d(...), nn.BatchNorm2d(...)
+                    for element, value in zip(target.elts, stmt.value.elts):
+                        attr = _self_attr(element)
+                        if attr is not None:
+                            _record(attr, value, stmt, func.name, typer, env, names, out)
             return
         node = stmt.value
         if not isinstance(node, ast.Call):

@@ -80,6 +80,8 @@ class SeqGraph:
         self.frontier = {index}
 
     def extend(self, other: "SeqGraph") -> None:
+        if other is self:  # nn.Sequential(*layers, *layers)
+            other = other.copy()
         offset = len(self.members)
         self.members.extend(other.members)
         for a, b in other.edges:
