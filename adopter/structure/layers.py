@@ -49,7 +49,7 @@ class Built:
     table: bool
     node: ast.expr
     via: str = ""
-    members: "tuple | None" = None  # a SeqGraph for a Sequential whose members are known
+    members: "SeqGraph | None" = None  # for a Sequential: its members, in order
     conditional: bool = False  # one branch of ``a if c else b``
 
 
@@ -105,9 +105,6 @@ class SequentialSite:
     call: ast.expr
     stmt: ast.stmt
     graph: SeqGraph
-
-
-Value = "Built | LayerClass"
 
 
 def _is_layer_class_name(fqn: str) -> bool:
