@@ -87,6 +87,16 @@ class Rule:
     # ``[forward] not_in_fallback_of = "name"``: a match in the body of an ``if`` whose else
     # branch calls ``name`` is the original path an earlier fix kept, and is not reported.
     not_in_fallback_of: str | None = None
+    # ``[forward] layer_typing = "direct"``: layers are typed only by constructor calls assigned
+    # to their attribute (the paper benchmark's rules); "follow" (the default) also follows
+    # same-file factories, constructor parameters, conditional layers and Sequential members.
+    layer_typing: str = "follow"
+    # ``[forward] fix_one_block = true``: the rule's fix needs the matched operations in one
+    # block; a match spread over an ``if`` is reported but not fixable.
+    fix_one_block: bool = False
+    # ``[forward] same_source = true``: arguments bound to one $variable must be spelled the same
+    # in the code (one name), not merely hold the same value on the matched path.
+    same_source: bool = False
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -355,6 +365,10 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         else:
             line, column = _position(raw, name, "examples")
             raise RuleError(spath, line, column, "an example needs 'valid', 'before' or 'reported'")
+    layer_typing = forward.get("layer_typing", "follow")
+    if layer_typing not in ("follow", "direct"):
+        line, column = _position(raw, "", "layer_typing")
+        raise RuleError(spath, line, column, 'forward.layer_typing must be "follow" or "direct"')
     has_fix = forward_target is not None or init_target is not None or synth is not None
     fixable = bool(data.get("fixable", has_fix))
     return Rule(
@@ -386,6 +400,9 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         synth=synth,
         priority=priority,
         not_in_fallback_of=forward.get("not_in_fallback_of"),
+        layer_typing=layer_typing,
+        fix_one_block=bool(forward.get("fix_one_block", False)),
+        same_source=bool(forward.get("same_source", False)),
     )
 
 
@@ -393,10 +410,17 @@ def bundled_rules_dir() -> Path:
     return Path(str(resources.files("adopter.rules")))
 
 
-def load_rules(extra_dirs: list[Path] | None = None) -> list[Rule]:
-    """Bundled rules first, then each extra folder's; a later id replaces an earlier one."""
+def load_rules(extra_dirs: list[Path] | None = None, bundled: bool = True) -> list[Rule]:
+    """Bundled rules first, then each extra folder's.
+
+    A rule file whose id is already loaded **replaces** the earlier rule as a whole (a later
+    folder wins over an earlier one, any user folder over the bundled rules): there is no
+    merging of keys, so an override states the whole rule.  With ``bundled=False`` only the
+    extra folders are read (``adopter check --no-bundled-rules --rules-dir DIR``; the paper
+    benchmark runs its own copies of ADP001-ADP009 this way).
+    """
     by_id: dict[str, Rule] = {}
-    for folder in [bundled_rules_dir(), *(extra_dirs or [])]:
+    for folder in [*([bundled_rules_dir()] if bundled else []), *(extra_dirs or [])]:
         if not folder.is_dir():
             raise RuleError(str(folder), 1, 1, "rule folder does not exist")
         for path in sorted(folder.glob("*.toml")):

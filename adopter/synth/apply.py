@@ -79,7 +79,7 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     wrap = edits.wrap
     if wrap is not None:
         wrap = Wrap(first=(wrap.first[0] - lines, wrap.first[1]), last=(wrap.last[0] - lines, wrap.last[1]),
-                    guard=wrap.guard, fast=wrap.fast)
+                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep)
     return Edits(
         expr={_shift(k, lines): v for k, v in edits.expr.items()},
         delete={_shift(k, lines) for k in edits.delete},
@@ -390,7 +390,10 @@ class _Transformer(cst.CSTTransformer):
             kept = updates[i:j + 1]
             lead = list(kept[0].leading_lines)
             fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
-            if wrap.guard is None:
+            if wrap.guard is None and wrap.keep:
+                new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:],
+                             kept[0].with_changes(leading_lines=[]), *kept[1:]]
+            elif wrap.guard is None:
                 new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:]]
             else:
                 body = [kept[0].with_changes(leading_lines=[]), *kept[1:]]
