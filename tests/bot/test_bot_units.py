@@ -1,5 +1,5 @@
-"""The bot's pieces on their own: changed lines from real git diffs, inputs, runner outputs,
-the table's escaping, the verdicts, and the checks on a patch taken as data."""
+"""The bot's pieces on their own: changed files and lines from real git diffs, inputs, runner
+outputs and redaction, the table's escaping and size, the verdicts and their gate."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import pytest
 
 from adopter.bot import actions, render
 from adopter.bot.actions import BotError, Console, load_inputs, set_outputs
-from adopter.bot.changes import changed_files
+from adopter.bot.changes import changed_files, unquote
 from adopter.bot.gitops import Git, GitError, RemoteBranch
-from adopter.bot.main import check_patch
-from adopter.bot.patches import FAILED, PROPOSED, SLOWER, UNVERIFIED, Options, Row, _judge, is_slower
+from adopter.bot.patches import FAILED, PROPOSED, SLOWER, UNVERIFIED, Options, Row, _judge, slower_modes
 from adopter.engine import Finding
 from conftest import parse_outputs
 
@@ -133,9 +132,14 @@ def test_verdicts_drop_failing_slower_and_unverified_patches():
                   Options(verify=True, benchmark=False)).status == PROPOSED
 
 
-def test_slower_means_beyond_timing_noise():
-    assert is_slower(0.5, None) and is_slower(1.5, 0.9)
-    assert not is_slower(0.99, None) and not is_slower(None, None) and not is_slower(0.5, 1.1)
+def test_slower_means_beyond_timing_noise_in_any_mode():
+    assert slower_modes(0.5, None) == [("forward", 0.5)]
+    assert slower_modes(1.5, 0.9) == [("forward+backward", 0.9)]
+    # the forward pass counts even when the training step got faster
+    assert slower_modes(0.8, 1.3) == [("forward", 0.8)]
+    assert slower_modes(0.99, None) == [] and slower_modes(None, None) == []
+    # the measured spread widens the band of noise, never narrows it below 3 %
+    assert slower_modes(0.9, None, spread=0.2) == [] and slower_modes(0.9, None, spread=0.01) == [("forward", 0.9)]
 
 
 # ---------------------------------------------------------------- the table
@@ -154,7 +158,7 @@ def test_body_has_the_marker_table_dependencies_and_silencing():
     text = render.body(rows, "main", "a" * 40, ["adopter>=0.1.0"], None, "0.1.0")
     assert text.startswith(render.MARKER)
     assert "| ADP005 dropout-add-layernorm | `m.py:3` | `adopter.kernels.dropout_add_layer_norm` (`adopter>=0.1.0`) " \
-           "| yes, max abs diff 2.5e-07 | 1.31× faster | 0.50× (slower) | 0.90× (more) | NVIDIA H100 |" in text
+           "| yes, max abs diff 2.5e-07 | 1.31× faster ±3% | 0.50× (slower ±3%) | 0.90× (more) | NVIDIA H100 |" in text
     assert "### Left out (1)" in text and "slower on this runner: left out" in text and "`m.py:9`" in text
     assert "- `adopter>=0.1.0`" in text
     assert "# adopter: ignore[ADP005]" in text and "[tool.adopter]" in text and "mode: report" in text
@@ -177,40 +181,6 @@ def test_row_from_untrusted_json_is_checked():
                 {"rule": "`rm`"}, {"max_abs_diff": float("nan")}):
         with pytest.raises(ValueError):
             Row.from_dict({**good, **bad})
-
-
-# ---------------------------------------------------------------- the patch as data
-
-GOOD_PATCH = """\
-diff --git a/m.py b/m.py
-index 1111111..2222222 100644
---- a/m.py
-+++ b/m.py
-@@ -1 +1 @@
--a = 1
-+a = 2
-diff --git a/requirements.txt b/requirements.txt
---- a/requirements.txt
-+++ b/requirements.txt
-@@ -1 +1,2 @@
- torch
-+adopter>=0.1.0
-"""
-
-
-@pytest.mark.parametrize("patch, why", [
-    (GOOD_PATCH.replace("m.py", ".github/workflows/ci.yml"), ".github"),
-    (GOOD_PATCH.replace("m.py", "../outside.py"), "outside"),
-    (GOOD_PATCH.replace("m.py", "setup.sh"), "setup.sh"),
-    (GOOD_PATCH.replace("index 1111111..2222222 100644", "old mode 100644\nnew mode 100755"), "other than edit"),
-    ("diff --git a/l.py b/l.py\nnew file mode 120000\n--- /dev/null\n+++ b/l.py\n@@ -0,0 +1 @@\n+/etc/passwd\n",
-     "other than edit"),
-    ("", "empty"),
-])
-def test_patches_that_do_more_than_edit_sources_are_refused(patch, why):
-    check_patch(GOOD_PATCH.encode())
-    with pytest.raises(BotError, match=why.replace(".", r"\.")):
-        check_patch(patch.encode())
 
 
 def test_docs_and_action_agree_on_the_inputs():
