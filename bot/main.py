@@ -228,11 +228,13 @@ class Bot:
         if target is not None and target.existing is not None:
             carried = self._carried(target.remote, after, set(paths))
         outcome = build(self.root, paths + carried, lambda p: self.git.regular_blob(after, p, MAX_BYTES), options)
+        self._analysed = list(dict.fromkeys(paths + carried))
         return outcome, carried
 
     def _rebuild(self, target: Target, after: str, paths: list[str], options: Options, base: str):
-        """After another run moved the bot branch: the commit again, on top of what it carries now."""
-        outcome, _ = self._build(target, after, paths, options)
+        """After an older push's run moved the bot branch meanwhile: the commit again, keeping
+        what this run analysed and adding what that run's commit patches."""
+        outcome, _ = self._build(target, after, list(self._analysed), options)
         if not outcome.files:
             return None
         return outcome, self.git.commit_files(after, outcome.files, self._message(outcome.proposed, base))
@@ -381,6 +383,8 @@ class Bot:
                     raise
                 remote = self.git.remote_branch(remote.name)
                 self._check_order(remote, base_sha, base)  # raises Stale when a newer run pushed
+                self.console.info(f"{remote.name} moved while this run worked (another run, on an older push); "
+                                  "replacing it")
                 if rebuild is not None:
                     target.remote = remote
                     rebuilt = rebuild(target)
