@@ -27,7 +27,7 @@ import os
 import sys
 import tempfile
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from adopter import __version__
@@ -229,7 +229,20 @@ class Bot:
             carried = self._carried(target.remote, after, set(paths))
         outcome = build(self.root, paths + carried, lambda p: self.git.regular_blob(after, p, MAX_BYTES), options)
         self._analysed = list(dict.fromkeys(paths + carried))
+        self._redact_outcome(outcome)
         return outcome, carried
+
+    def _redact_outcome(self, outcome: Outcome) -> None:
+        """Secrets out of every text of the table before it is escaped for Markdown (an escaped
+        secret no longer matches the redactor)."""
+        outcome.rows = [self._redact_row(r) for r in outcome.rows]
+        outcome.notes = [self.console.redact(n) for n in outcome.notes]
+        outcome.errors = [(self.console.redact(p), self.console.redact(m)) for p, m in outcome.errors]
+
+    def _redact_row(self, row: Row) -> Row:
+        changes = {f.name: self.console.redact(getattr(row, f.name)) for f in fields(row)
+                   if isinstance(getattr(row, f.name), str)}
+        return replace(row, **changes)
 
     def _rebuild(self, target: Target, after: str, paths: list[str], options: Options, base: str):
         """After an older push's run moved the bot branch meanwhile: the commit again, keeping
@@ -464,6 +477,7 @@ class Bot:
             set_outputs(ctx.output_file, outputs, self.console)
             return 0
         artifact.check_patch_file(folder, found)
+        found = replace(found, rows=[self._redact_row(r) for r in found.rows])
         proposed = found.proposed
         if not proposed:
             self.console.info("no patch to propose")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
 from urllib.parse import quote
 
@@ -130,18 +131,22 @@ def patch_table(rows: Iterable[Row], link_base: str | None = None, limit: int | 
         "| Rule | Where | Kernel (package) | Verified | Forward | Forward+backward | Peak memory | Hardware |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row in shown:
-        out.append("| " + " | ".join([
-            f"{cell(row.rule)} {cell(row.name)}",
-            location(row, link_base),
-            f"{code(row.kernel)} ({code(row.package)})" if row.kernel else "",
-            verified(row),
-            speed(row, "forward"),
-            speed(row, "forward+backward"),
-            "–" if row.on_hardware is False else ratio(row.memory_ratio, "memory"),
-            cell(row.device) or "–",
-        ]) + " |")
+    out += [_patch_line(row, link_base) for row in shown]
     return "\n".join(out + _more(len(rows), len(shown), where))
+
+
+@lru_cache(maxsize=8192)  # the body is rendered several times while it is fitted to the size limit
+def _patch_line(row: Row, link_base: str | None) -> str:
+    return "| " + " | ".join([
+        f"{cell(row.rule)} {cell(row.name)}",
+        location(row, link_base),
+        f"{code(row.kernel)} ({code(row.package)})" if row.kernel else "",
+        verified(row),
+        speed(row, "forward"),
+        speed(row, "forward+backward"),
+        "–" if row.on_hardware is False else ratio(row.memory_ratio, "memory"),
+        cell(row.device) or "–",
+    ]) + " |"
 
 
 def left_out_table(rows: Iterable[Row], link_base: str | None = None, limit: int | None = None,
@@ -152,15 +157,19 @@ def left_out_table(rows: Iterable[Row], link_base: str | None = None, limit: int
         "| Rule | Where | Why it is not in this pull request | Forward | Forward+backward | Hardware |",
         "|---|---|---|---|---|---|",
     ]
-    for row in shown:
-        why = STATUS_TEXT.get(row.status, row.status)
-        if row.reason:
-            why += f" ({row.reason})"
-        out.append("| " + " | ".join([
-            f"{cell(row.rule)} {cell(row.name)}", location(row, link_base), cell(why),
-            speed(row, "forward"), speed(row, "forward+backward"), cell(row.device) or "–",
-        ]) + " |")
+    out += [_left_line(row, link_base) for row in shown]
     return "\n".join(out + _more(len(rows), len(shown), where))
+
+
+@lru_cache(maxsize=8192)
+def _left_line(row: Row, link_base: str | None) -> str:
+    why = STATUS_TEXT.get(row.status, row.status)
+    if row.reason:
+        why += f" ({row.reason})"
+    return "| " + " | ".join([
+        f"{cell(row.rule)} {cell(row.name)}", location(row, link_base), cell(why),
+        speed(row, "forward"), speed(row, "forward+backward"), cell(row.device) or "–",
+    ]) + " |"
 
 
 def hardware(rows: Iterable[Row]) -> str:
@@ -170,19 +179,19 @@ def hardware(rows: Iterable[Row]) -> str:
 
 def measurements(rows: Iterable[Row], link_base: str | None = None) -> list[str]:
     """One line per measured row: torch version, dtype, input shapes, repeats and spread."""
-    lines = []
-    for row in rows:
-        if not row.measured:
-            continue
-        parts = [f"torch {cell(row.torch)}" if row.torch else "", cell(row.dtype),
-                 f"inputs {code(row.inputs)}" if row.inputs else "", cell(row.repeats),
-                 f"timing spread ±{(row.spread or 0) * 100:.1f}%" if row.spread is not None else ""]
-        where = f"{cell(row.rule)} {location(row, link_base)}"
-        text = "; ".join(p for p in parts if p) or "no details recorded"
-        if row.on_hardware is False:
-            text += f"; the rule helps on {cell(row.helps)}, so these figures say nothing about its speed"
-        lines.append(f"- {where}: {text}")
-    return lines
+    return [_measure_line(row, link_base) for row in rows if row.measured]
+
+
+@lru_cache(maxsize=8192)
+def _measure_line(row: Row, link_base: str | None) -> str:
+    parts = [f"torch {cell(row.torch)}" if row.torch else "", cell(row.dtype),
+             f"inputs {code(row.inputs)}" if row.inputs else "", cell(row.repeats),
+             f"timing spread ±{(row.spread or 0) * 100:.1f}%" if row.spread is not None else ""]
+    where = f"{cell(row.rule)} {location(row, link_base)}"
+    text = "; ".join(p for p in parts if p) or "no details recorded"
+    if row.on_hardware is False:
+        text += f"; the rule helps on {cell(row.helps)}, so these figures say nothing about its speed"
+    return f"- {where}: {text}"
 
 
 def rule_lines(notes: Iterable[RuleNote]) -> list[str]:

@@ -219,3 +219,41 @@ def test_example_workflows_keep_the_privileged_half_away_from_the_code():
     steps = job["steps"]
     assert any(s.get("with", {}).get("mode") == "apply" for s in steps)
     assert not any("pip install" in s.get("run", "") or "python " in s.get("run", "") for s in steps)
+
+
+# ---------------------------------------------------------------- names, secrets, size
+
+def test_git_quoted_names_are_unquoted_as_git_quotes_them():
+    assert unquote('"t\\tab.py"') == "t\tab.py"
+    assert unquote('"new\\nline.py"') == "new\nline.py"
+    assert unquote('"\\303\\274n\\303\\257 \\"q\\".py"') == 'ünï "q".py'
+    assert unquote('"back\\\\slash.py"') == "back\\slash.py"
+    assert unquote("plain.py") == "plain.py"
+
+
+def test_every_secret_looking_runner_variable_is_redacted():
+    console = Console(io.StringIO(), io.StringIO())
+    env = {"INPUT_GITHUB-TOKEN": "ghs_abcdefghijklmnopqrstuvwxyz", "ACTIONS_RUNTIME_TOKEN": "eyJhbGciOi.x.y-runtime",
+           "INPUT_DEPLOY_KEY": "dk-1234567890", "GITHUB_SHA": "a" * 40, "INPUT_MODE": "pull-request",
+           "GITHUB_WORKSPACE": "/home/runner/work", "HOME_TOKEN": "not-a-runner-variable"}
+    console.add_environment(env)
+    text = console.redact("\n".join(f"{k}={v}" for k, v in env.items()) + " and ghp_" + "x" * 36)
+    assert "abcdefghijklmnop" not in text and "runtime" not in text and "dk-1234567890" not in text
+    assert "x" * 36 not in text
+    assert f"GITHUB_SHA={'a' * 40}" in text and "INPUT_MODE=pull-request" in text
+    assert "GITHUB_WORKSPACE=/home/runner/work" in text
+    # a secret quoted from the environment by name, whatever its value looks like
+    assert console.redact("KeyError: GITHUB_TOKEN='hunter2hunter2'") == "KeyError: GITHUB_TOKEN='***'"
+
+
+def test_the_body_is_kept_under_githubs_limit_by_size():
+    rows = [_row(path="a/" * 240 + f"m{i}.py", line=i + 1, reason="r " * 240,
+                 status=PROPOSED if i % 3 else FAILED) for i in range(3000)]
+    text = render.body(rows, "main", "a" * 40, ["adopter>=0.1.0"], "https://github.com/o/r/blob/" + "a" * 40)
+    assert len(text) <= render.MAX_BODY_CHARS < 65536
+    assert "more, not shown to keep this under GitHub's size limit" in text
+    assert "### Patches in this pull request (2000)" in text and "### Left out (1000)" in text
+    assert text.rstrip().endswith("</sub>")  # the table was shortened, not the text cut
+    # small tables are left whole
+    small = render.body(rows[:5], "main", "a" * 40, [])
+    assert "not shown" not in small and small.count("| ADP005") == 5
