@@ -417,13 +417,20 @@ class Bot:
         try:
             result = target.pulls.open_or_update(target.existing, remote.name, base, title, body)
         except BotError:
-            if target.existing is None and pushed and target.pulls.find(remote.name, base) is None:
+            if target.existing is None and pushed and self._orphan(target, remote.name, base):
                 # no pull request will ever show this branch: do not leave it behind
                 if self.git.delete(remote, commit):
                     self.console.info(f"deleted {remote.name} again: the pull request could not be opened")
             raise
         self.console.info(f"{'opened' if result.created else 'updated'} pull request {result.url}")
         return Published(result.url, result.created, pushed)
+
+    def _orphan(self, target: Target, branch: str, base: str) -> bool:
+        """Whether no open pull request shows ``branch`` (False when that cannot be told)."""
+        try:
+            return target.pulls.find(branch, base) is None
+        except BotError:
+            return False
 
     def _same(self, old: str, new: str, base_sha: str) -> bool:
         try:
