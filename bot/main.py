@@ -160,7 +160,7 @@ class Bot:
 
         target = None
         if wants_pr:
-            target = self._connect(base, after, from_input=bool(self.inputs.base_branch))
+            target = self._connect(base, from_input=bool(self.inputs.base_branch))
             if target is None:
                 set_outputs(ctx.output_file, outputs, self.console)
                 return 0
@@ -268,7 +268,7 @@ class Bot:
             return ((ctx.event.get("pull_request") or {}).get("base") or {}).get("ref")
         return ctx.ref_branch
 
-    def _connect(self, base: str, base_sha: str, from_input: bool) -> Target | None:
+    def _connect(self, base: str, from_input: bool) -> Target | None:
         """The pull request side of the run; None when the base branch is gone (nothing to do)."""
         from .pulls import Pulls  # PyGithub is imported only when GitHub is talked to
 
@@ -498,7 +498,7 @@ class Bot:
             raise BotError(f"mode apply needs the checkout at {base_sha[:12]} (actions/checkout with ref: "
                            "github.event.workflow_run.head_sha)")
         outcome = self._replay(found, base_sha)
-        target = self._connect(base, base_sha, from_input=bool(self.inputs.base_branch))
+        target = self._connect(base, from_input=bool(self.inputs.base_branch))
         if target is None:
             set_outputs(ctx.output_file, outputs, self.console)
             return 0
