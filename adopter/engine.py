@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .match import Match, Matcher
 from .ruleset import Rule
 from .structure import module_structure
-from .structure.graph import children
+from .structure.graph import FlowTooLarge, children
 
 SUPPRESS = re.compile(r"#\s*adopter:\s*ignore(?:\[(?P<codes>[A-Z0-9_,\s-]+)\])?", re.I)
 
@@ -133,6 +133,8 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
                 matches.append((rule, match))
     except RecursionError:
         raise AnalysisError("code nesting too deep to analyse") from None
+    except FlowTooLarge as exc:
+        raise AnalysisError(str(exc)) from None
     finally:
         sys.setrecursionlimit(limit)
     findings.sort(key=lambda f: (f.line, f.column, f.rule))

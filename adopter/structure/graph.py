@@ -124,6 +124,11 @@ class _Stop(Exception):
     """Raised when a function is too large to analyse within the budget."""
 
 
+class FlowTooLarge(Exception):
+    """A function whose flow graph would pass ``FlowBuilder.MAX_NODES``: the file is reported as
+    too large to analyse (one line), instead of the valve's signal escaping as a crash."""
+
+
 class FlowBuilder:
     MAX_NODES = 20000
 
@@ -155,7 +160,10 @@ class FlowBuilder:
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
             frontier = self._body(func.body, frontier, ctx)
-        except (_Stop, RecursionError):
+        except _Stop:
+            raise FlowTooLarge(f"{qualname} has more than {self.MAX_NODES:,} flow-graph nodes; "
+                               "too large to analyse") from None
+        except RecursionError:
             frontier = [(entry.id, None)]
         exit_node, _ = self._new(ctx, frontier + ctx.ret_frontier, kind="exit")
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id)
