@@ -77,11 +77,18 @@ and the run exits 2 at the end."""
 def _selection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--select", help="comma-separated rule ids, id prefixes or names (ALL for every rule)")
     parser.add_argument("--ignore", help="comma-separated rule ids, id prefixes or names to skip")
-    parser.add_argument("--rules-dir", action="append", default=[], help="extra folder of rule files")
+    parser.add_argument("--rules-dir", action="append", default=[],
+                        help="extra folder of rule files (a rule there replaces the bundled rule of the same id)")
+    _no_bundled_option(parser)
     parser.add_argument("--target", choices=("cpu", "cuda"),
                         help="hardware the code runs on: findings of rules that help elsewhere are informational")
     parser.add_argument("--no-config", action="store_true", help="ignore [tool.adopter] in pyproject.toml")
     parser.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
+
+
+def _no_bundled_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-bundled-rules", action="store_true",
+                        help="load rule files only from --rules-dir / rule-paths, not the bundled rules")
 
 
 def _file_options(parser: argparse.ArgumentParser, stdin: bool = True) -> None:
@@ -132,6 +139,7 @@ def build_parser() -> Parser:
     rules = sub.add_parser("rules", help="list the rules, or explain one")
     rules.add_argument("rule", nargs="?", help="rule id or name to explain")
     rules.add_argument("--rules-dir", action="append", default=[])
+    _no_bundled_option(rules)
     rules.add_argument("--output-format", choices=("text", "json"), default="text")
 
     structure = sub.add_parser("structure", help="print the abstracted model structure of a file")

@@ -186,7 +186,7 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     wrap = edits.wrap
     if wrap is not None:
         wrap = Wrap(first=(wrap.first[0] - lines, wrap.first[1]), last=(wrap.last[0] - lines, wrap.last[1]),
-                    guard=wrap.guard, fast=wrap.fast)
+                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep)
     return Edits(
         expr={_shift(k, lines): v for k, v in edits.expr.items()},
         delete={_shift(k, lines) for k in edits.delete},
@@ -285,9 +285,6 @@ def _imported(tree, imports: set) -> bool:
     return all((module, name, alias) in have for module, name, alias in imports)
 
 
-_PLACEHOLDER = "pass  # adopter: the statement after the imports"
-
-
 def _head_end(tree) -> int | None:
     """The first line of the first statement after the docstring and the leading imports
     (decorators included), in the tree the edits were planned on.  The edits never touch
@@ -329,8 +326,9 @@ def _stand_ins(lines: list[str], others: list[tuple[int, int]]) -> tuple[list[st
 
 def _add_imports(text: str, imports: set, head_end: int | None = None,
                  others: list[tuple[int, int]] | None = None) -> str:
-    """``AddImportsVisitor`` on the head of the module: it only looks at the docstring, the
-    leading import block and the statement after it, so a prefix holding those is enough.
+    """``AddImportsVisitor`` on the head of the module: it only looks at the docstring and the
+    leading import block, and inserts after that, so a prefix holding those is enough; the
+    statement after the imports is stood in for by a one-line placeholder (:data:`_PLACEHOLDER`).
 
     With ``head_end`` (see :func:`_head_end`) the statement after the imports is stood in
     for by a one-line placeholder: the visitor treats it the same (a blank line above it),
@@ -358,19 +356,29 @@ def _add_imports(text: str, imports: set, head_end: int | None = None,
         n += 1
     lines = text.split("\n")
     if n < len(body):
-        end = body[n].end_lineno or body[n].lineno
-        while n + 1 < len(body) and body[n + 1].lineno <= end:
-            n += 1
-            end = max(end, body[n].end_lineno or end)
+        nxt = body[n]
+        start = min([nxt.lineno, *(d.lineno for d in getattr(nxt, "decorator_list", []))])
+        if n and (body[n - 1].end_lineno or body[n - 1].lineno) >= start:
+            start = len(lines) + 1  # `import x; y = 1` on one line: keep the whole text
+        end = start - 1
     else:
         end = len(lines)
+    rest = lines[end:]
     head = "\n".join(lines[:end])
-    new_head = _import_visitor(head + "\n" if end < len(lines) else head, imports)
-    if end < len(lines):
-        if new_head.endswith("\n"):
-            new_head = new_head[:-1]
-        return "\n".join([new_head, *lines[end:]])
-    return new_head
+    placeholder = rest and end < len(lines)
+    source = head + ("\n" if head else "") + _PLACEHOLDER + "\n" if placeholder else head
+    new_head = _import_visitor(source, imports)
+    if not placeholder:
+        return new_head
+    if not new_head.endswith(_PLACEHOLDER + "\n"):
+        raise ApplyError("the imports could not be placed")
+    new_head = new_head[:-len(_PLACEHOLDER) - 1]
+    return new_head + "\n".join(rest)
+
+
+#: Stands in for whatever follows the imports (it may be anything, a 1.5 MB dict literal for
+#: one, whose LibCST tree would take more than a gigabyte).
+_PLACEHOLDER = "__adopter_rest_of_module__ = None"
 
 
 def _import_visitor(head: str, imports: set) -> str:
@@ -608,7 +616,10 @@ class _Transformer(cst.CSTTransformer):
             kept = updates[i:j + 1]
             lead = list(kept[0].leading_lines)
             fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
-            if wrap.guard is None:
+            if wrap.guard is None and wrap.keep:
+                new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:],
+                             kept[0].with_changes(leading_lines=[]), *kept[1:]]
+            elif wrap.guard is None:
                 new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:]]
             else:
                 body = [kept[0].with_changes(leading_lines=[]), *kept[1:]]
