@@ -46,6 +46,7 @@ def options_of(args) -> Options:
         jobs=getattr(args, "jobs", 0) or 0,
         force_exclude=getattr(args, "force_exclude", False),
         respect_gitignore=getattr(args, "respect_gitignore", None),
+        bundled=not getattr(args, "no_bundled_rules", False),
     )
 
 
@@ -153,17 +154,13 @@ def cmd_check(args) -> int:
     return _report(args, output, findings, errors, selection)
 
 
-def _used_rules(selection: Selection) -> list:
-    return sorted({r.id: r for chosen in selection._chosen.values() for r in chosen}.values(), key=lambda r: r.id)
-
-
 def _report(args, output: Output, findings: list[Finding], errors, selection: Selection, *,
             fixed: int = 0, fixed_list: list[Finding] = ()) -> int:
     fmt = getattr(args, "output_format", "text")
     if fmt == "text" and getattr(args, "statistics", False):
         output.out(report.statistics(findings, output.color_out))
     else:
-        output.out(report.render(fmt, findings, _used_rules(selection), getattr(args, "fix_hint", None),
+        output.out(report.render(fmt, findings, selection.chosen(), getattr(args, "fix_hint", None),
                                  errors=errors, color=output.color_out))
     actionable = [f for f in findings if not f.informational]
     if fmt == "text":
@@ -337,7 +334,9 @@ def cmd_rules(args) -> int:
     from .explain import explain, rule_dict, where
     from .ruleset import load_rules
 
-    rules = load_rules([Path(d) for d in args.rules_dir])
+    rules = load_rules([Path(d) for d in args.rules_dir], bundled=not args.no_bundled_rules)
+    if not rules:
+        raise UsageError("no rules: --no-bundled-rules needs a --rules-dir with rule files")
     if args.rule:
         wanted = [r for r in rules if args.rule in (r.id, r.name)]
         if not wanted:

@@ -47,7 +47,7 @@ def fix_job(job: Job) -> FileOutcome:
     """Read and fix one file within its time budget; writes nothing."""
     from .synth import fix_text
 
-    rules = rules_of(job.rules, job.rule_dirs)
+    rules = rules_of(job.rules, job.rule_dirs, job.bundled)
     outcome = FileOutcome(job.path)
     code: Code | None = None
     try:
@@ -59,7 +59,7 @@ def fix_job(job: Job) -> FileOutcome:
             result = fix_text(code.text, job.path, rules, package)
             text = result.text if result.error is None else code.text
             if job.report:
-                shown = rules_of(job.report, job.rule_dirs)
+                shown = rules_of(job.report, job.rule_dirs, job.bundled)
                 found = analyze(text, job.path, shown, package).findings
                 outcome.remaining = place(found, code, shown, job.target)
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
@@ -69,8 +69,8 @@ def fix_job(job: Job) -> FileOutcome:
         outcome.error = f"internal error: {type(exc).__name__}: {exc}"
         return outcome
     outcome.applied = place(result.applied, code, rules, job.target)
-    outcome.skipped = [(f, reason) for f, reason in zip(place([f for f, _ in result.skipped], code, rules, job.target),
-                                                        [r for _, r in result.skipped])]
+    reasons = [reason for _, reason in result.skipped]
+    outcome.skipped = list(zip(place([f for f, _ in result.skipped], code, rules, job.target), reasons))
     outcome.requirements = set(result.requirements)
     outcome.error = result.error
     if result.error is None and result.text != code.text:

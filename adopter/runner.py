@@ -56,6 +56,7 @@ class Options:
     jobs: int = 0
     force_exclude: bool = False
     respect_gitignore: bool | None = None
+    bundled: bool = True  # False: --no-bundled-rules (only the rule folders' rules)
 
 
 class Selection:
@@ -92,8 +93,15 @@ class Selection:
     def all_rules(self, config: Config) -> list[Rule]:
         dirs = self.rule_dirs(config)
         if dirs not in self._loaded:
-            self._loaded[dirs] = load_rules([Path(d) for d in dirs])
+            rules = load_rules([Path(d) for d in dirs], bundled=self.options.bundled)
+            if not rules:
+                raise SelectionError("no rules: --no-bundled-rules needs a --rules-dir (or rule-paths) with rule files")
+            self._loaded[dirs] = rules
         return self._loaded[dirs]
+
+    def chosen(self) -> list[Rule]:
+        """Every rule chosen so far, for any config (what a SARIF log describes)."""
+        return sorted({r.id: r for rules in self._chosen.values() for r in rules}.values(), key=lambda r: r.id)
 
     def rules(self, config: Config, informational: bool = False) -> list[Rule]:
         """The rules for files under ``config``; with ``informational``, also those that do
@@ -126,6 +134,7 @@ class Job:
     budget: float
     report: tuple[str, ...] = ()  # check --fix: ids of the rules to report on the fixed text
     stdin: str | None = None  # the text, when the file came on standard input
+    bundled: bool = True  # whether the bundled rules are loaded besides rule_dirs
 
 
 def plan(paths: list[str], selection: Selection, *, fix: bool = False, report: bool = False,
@@ -145,7 +154,8 @@ def plan(paths: list[str], selection: Selection, *, fix: bool = False, report: b
         rules = selection.rules(config, informational=not fix)
         shown = selection.rules(config, informational=True) if report else ()
         jobs.append(Job(str(path), tuple(r.id for r in rules), selection.rule_dirs(config),
-                        selection.target(config), selection.budget(config), tuple(r.id for r in shown)))
+                        selection.target(config), selection.budget(config), tuple(r.id for r in shown),
+                        bundled=options.bundled))
     if clean:
         for folder in sorted({os.path.dirname(os.path.realpath(job.path)) for job in jobs}):
             remove_stale_temporaries(folder)
@@ -162,7 +172,7 @@ def stdin_job(text: str, filename: str | None, selection: Selection, *, fix: boo
     rules = selection.rules(config, informational=not fix)
     shown = selection.rules(config, informational=True) if report else ()
     return Job(filename or "-", tuple(r.id for r in rules), selection.rule_dirs(config), selection.target(config),
-               selection.budget(config), tuple(r.id for r in shown), stdin=text)
+               selection.budget(config), tuple(r.id for r in shown), stdin=text, bundled=selection.options.bundled)
 
 
 # --------------------------------------------------------------------------- per file, in any process
@@ -170,13 +180,15 @@ def stdin_job(text: str, filename: str | None, selection: Selection, *, fix: boo
 _PROCESS_RULES: dict[tuple, list[Rule]] = {}
 
 
-def rules_of(ids: tuple[str, ...], dirs: tuple[str, ...]) -> list[Rule]:
-    """The rules with these ids, loaded once per process (the parse cache makes it cheap)."""
-    key = (ids, dirs)
+def rules_of(ids: tuple[str, ...], dirs: tuple[str, ...], bundled: bool = True) -> list[Rule]:
+    """The rules with these ids, loaded once per process (the parse cache makes it cheap): the
+    same rules the parent chose, since a folder's rule replaces a bundled one of the same id."""
+    key = (ids, dirs, bundled)
     rules = _PROCESS_RULES.get(key)
     if rules is None:
         wanted = set(ids)
-        rules = _PROCESS_RULES[key] = [r for r in load_rules([Path(d) for d in dirs]) if r.id in wanted]
+        loaded = load_rules([Path(d) for d in dirs], bundled=bundled)
+        rules = _PROCESS_RULES[key] = [r for r in loaded if r.id in wanted]
     return rules
 
 
@@ -231,7 +243,7 @@ class Checked:
 
 def check_job(job: Job) -> Checked:
     """Analyse one file within its time budget; never raises for a bad file."""
-    rules = rules_of(job.rules, job.rule_dirs)
+    rules = rules_of(job.rules, job.rule_dirs, job.bundled)
     try:
         with time_budget(job.budget):
             code = read_code(job)

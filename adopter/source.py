@@ -5,12 +5,18 @@ with a one-line reason, what is not Python source: a file that is not a regular 
 would block the hook forever), larger than :data:`MAX_BYTES`, with NUL bytes, or that does not
 decode.
 
+Every read (:func:`read_regular`: sources, notebooks, rule files, ``pyproject.toml``,
+``.gitignore``) opens the file non-blocking and checks the open descriptor with ``fstat``, so a
+file replaced by a FIFO between discovery and reading is refused instead of blocking forever.
+
 Writing re-encodes with the same encoding, BOM and line endings (a file with mixed endings
 keeps each untouched line's own, and new lines get the most common one), keeps the file mode
 and, where allowed, its owner, goes through a temporary file in the file's real folder plus
 ``os.replace`` (never a half-written file, never a ``.py`` left behind), refuses a read-only
 file, and refuses to overwrite a file whose bytes changed since they were read: that is
-checked once more after the new content is on disk, right before the replace.
+checked once more after the new content is on disk, right before the replace.  The temporary
+file's name holds the writing process's id, so that one left by a killed run is recognised and
+removed by the next run (:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
