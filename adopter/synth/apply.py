@@ -1,20 +1,24 @@
 """Make planned edits with LibCST: formatting, comments and blank lines elsewhere stay.
 
-The module is parsed once per round; planned spans (character positions) are mapped to
-LibCST nodes through ``PositionProvider``, the nodes are replaced, deleted or moved by one
-transformer, and the kernel imports are added at module top by ``AddImportsVisitor``.
+The functions holding edits are parsed once per round; planned spans (character positions)
+are mapped to LibCST nodes through ``PositionProvider``, the nodes are replaced, deleted or
+moved by one transformer.  New code is laid out like the code it replaces and within the
+project's line length (:mod:`.layout`, :mod:`.style`); the kernel imports are added in their
+isort place and imports the rewrite left unused are removed (:mod:`.imports`).
 """
 
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from .imports import add_imports, remove_imports, unused_by_patch
+from .layout import Refit, code, fit_if, lay_out_call
 from .plan import Edits, Straddle, Wrap
+from .style import Style
 
 TERMINAL = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 
@@ -89,7 +93,7 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     )
 
 
-def apply_edits(text: str, tree, edits: list[Edits]) -> str:
+def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None, path: str = "") -> str:
     """Apply ``edits`` (character spans of ``text``, whose ``ast`` tree is ``tree``).
 
     Only the functions holding an edit go through LibCST (a modeling file has hundreds of
@@ -118,7 +122,7 @@ def apply_edits(text: str, tree, edits: list[Edits]) -> str:
         header = "if True:\n" if indented else ""
         chunk = header + "\n".join(lines[start - 1:end]) + "\n"
         offset = start - 1 - (1 if indented else 0)
-        new_chunk = _apply_chunk(chunk, [_shift_edits(piece, offset) for piece in pieces])
+        new_chunk = _apply_chunk(chunk, [_shift_edits(piece, offset) for piece in pieces], style)
         if indented:
             if not new_chunk.startswith(header):
                 raise ApplyError("the edited function lost its place")
@@ -127,43 +131,45 @@ def apply_edits(text: str, tree, edits: list[Edits]) -> str:
             new_chunk = new_chunk[:-1]
         lines[start - 1:end] = new_chunk.split("\n")
     new_text = "\n".join(lines)
+    new_tree = ast.parse(new_text)
+    unused = unused_by_patch(tree, new_tree, path)
+    if unused:
+        new_text = remove_imports(new_text, new_tree, unused)
+        new_tree = ast.parse(new_text)
     if imports:
-        new_text = _add_imports(new_text, imports)
+        new_text = add_imports(new_text, new_tree, imports, style)
     return new_text
 
 
-def _add_imports(text: str, imports: set) -> str:
-    """``AddImportsVisitor`` on the head of the module: it only looks at the docstring, the
-    leading import block and the statement after it, so a prefix holding those is enough."""
-    tree = ast.parse(text)
-    body = tree.body
-    n = 0
-    if body and isinstance(body[0], (ast.Expr, ast.Assign)):  # a docstring or __strict__ = ...
-        n = 1
-    while n < len(body) and isinstance(body[n], (ast.Import, ast.ImportFrom)):
-        n += 1
-    lines = text.split("\n")
-    if n < len(body):
-        end = body[n].end_lineno or body[n].lineno
-        while n + 1 < len(body) and body[n + 1].lineno <= end:
-            n += 1
-            end = max(end, body[n].end_lineno or end)
-    else:
-        end = len(lines)
-    head = "\n".join(lines[:end])
-    module = cst.parse_module(head + "\n" if end < len(lines) else head)
-    context = CodemodContext()
-    for module_name, name, alias in sorted(imports, key=lambda i: (i[0], i[1], i[2] or "")):
-        AddImportsVisitor.add_needed_import(context, module_name, name, alias)
-    new_head = AddImportsVisitor(context).transform_module(module).code
-    if end < len(lines):
-        if new_head.endswith("\n"):
-            new_head = new_head[:-1]
-        return "\n".join([new_head, *lines[end:]])
-    return new_head
+@dataclass(frozen=True)
+class _Place:
+    """Where an edited node sits: the text of its first line before it and of its last line
+    after it, its indentation past the block's, the block's, and the line limit for it."""
+
+    before: str
+    after: str
+    depth: str
+    block: int
+    limit: int | None
 
 
-def _apply_chunk(text: str, edits: list[Edits]) -> str:
+def _places(lines: list[str], spans: dict, statements: list, style: Style) -> dict:
+    """``spans``: id(node) -> its character span; ``statements``: spans of the statement lines."""
+    out = {}
+    for node_id, (line, col, end_line, end_col) in spans.items():
+        holder = max((st for st in statements if (st[0], st[1]) <= (line, col) and (end_line, end_col) <= (st[2], st[3])),
+                     default=None)
+        block = holder[1] if holder is not None else 0
+        first = lines[line - 1]
+        leading = len(first) - len(first.lstrip(" \t"))
+        depth = " " * max(leading - block, 0)
+        longest = max(len(lines[i - 1]) for i in range(line, end_line + 1))
+        out[node_id] = _Place(first[:col], lines[end_line - 1][end_col:], depth, block, style.limit_for(longest))
+    return out
+
+
+def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> str:
+    style = style or Style()
     module = cst.parse_module(text)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
@@ -189,8 +195,12 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
     small_replace: dict[int, str] = {}
     by_start: dict[tuple[int, int], cst.CSTNode] = {}
     found_expr: dict = {}
+    spans: dict[int, tuple] = {}  # id(edited node) -> its span
+    statements: list[tuple] = []  # spans of the statement lines (for the block indentation)
     for node, position in positions.items():
         key = _range(position)
+        if isinstance(node, cst.SimpleStatementLine):
+            statements.append(key)
         if key in expr and isinstance(node, cst.BaseExpression):
             previous = found_expr.get(key)
             if previous is None or isinstance(node, (cst.Call, cst.BinaryOperation)):
@@ -200,6 +210,7 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
                 small_delete.add(id(node))
             elif key in replace:
                 small_replace[id(node)] = replace[key]
+                spans[id(node)] = key
         if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and key[:2] in starts_wanted:
             by_start.setdefault(key[:2], node)
     for key, new_text in expr.items():
@@ -207,6 +218,7 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
         if node is None:
             raise ApplyError(f"no expression at {key[0]}:{key[1] + 1}")
         expr_nodes[id(node)] = new_text
+        spans[id(node)] = key
     if len(small_delete) != len(delete) or len(small_replace) != len(replace):
         raise ApplyError("a statement to edit could not be located")
     moves = []
@@ -223,7 +235,11 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
             raise ApplyError("the statements to guard could not be located")
         wrap_nodes[id(first)] = (wrap, id(last))
 
-    transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes)
+    places = _places(text.split("\n"), spans, statements, style)
+    for wrap in wraps:
+        places[id(by_start[wrap.first])] = _Place("", "", "", wrap.first[1], style.line_length)
+    transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes,
+                               places=places, style=style, unit=module.default_indent)
     new_module = wrapper.module.visit(transformer)
     if transformer.pending_moves or transformer.pending_wraps:
         raise ApplyError("statements to move could not be located")
@@ -276,8 +292,12 @@ def _without_blank_lines(stmt):
 
 
 class _Transformer(cst.CSTTransformer):
-    def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None):
+    def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None, places=None,
+                 style: Style | None = None, unit: str = "    "):
         super().__init__()
+        self.places: dict[int, _Place] = places or {}
+        self.style = style or Style()
+        self.unit = unit
         self.wraps = wraps or {}  # id(first statement) -> (Wrap, id(last statement))
         self.pending_wraps = set(self.wraps)
         self.expr_nodes = expr_nodes
@@ -301,8 +321,13 @@ class _Transformer(cst.CSTTransformer):
             replacement = cst.parse_expression(new_text)
             if getattr(updated_node, "lpar", None):
                 replacement = replacement.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
-            # Comments inside the replaced code move above its statement.
+            # Comments inside the replaced code stay beside the argument they were beside, or
+            # move above its statement.
             lost = [c for c in _comments(original_node) if c.value not in new_text]
+            place = self.places.get(id(original_node))
+            if place is not None:
+                replacement, lost = lay_out_call(replacement, original_node, lost, place.before, place.after,
+                                                 place.depth, self.unit, place.limit)
             if lost and self.statements:
                 self.comments.setdefault(id(self.statements[-1]), []).extend(lost)
             return replacement
@@ -322,12 +347,20 @@ class _Transformer(cst.CSTTransformer):
             if id(original) in self.small_delete:
                 continue
             if id(original) in self.small_replace:
-                lost = _comments(original)
-                if lost:
-                    self.comments.setdefault(id(original_node), []).extend(lost)
                 parsed = cst.parse_statement(self.small_replace[id(original)] + "\n")
                 assert isinstance(parsed, cst.SimpleStatementLine)
-                updated = parsed.body[0].with_changes(semicolon=updated.semicolon)
+                new_stmt = parsed.body[0]
+                lost = [c for c in _comments(original) if c.value not in code(new_stmt)]
+                place = self.places.get(id(original))
+                value = getattr(new_stmt, "value", None)
+                if place is not None and isinstance(value, cst.Call):
+                    head = code(new_stmt)[: code(new_stmt).index(code(value))] if code(value) in code(new_stmt) else ""
+                    laid, lost = lay_out_call(value, original, lost, place.before + head, place.after,
+                                              place.depth, self.unit, place.limit)
+                    new_stmt = new_stmt.with_changes(value=laid)
+                if lost:
+                    self.comments.setdefault(id(original_node), []).extend(lost)
+                updated = new_stmt.with_changes(semicolon=updated.semicolon)
             body.append(updated)
         if not body:
             self.removed_lines[id(updated_node)] = updated_node
