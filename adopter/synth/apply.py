@@ -423,14 +423,19 @@ class _Transformer(cst.CSTTransformer):
             kept = updates[i:j + 1]
             lead = list(kept[0].leading_lines)
             fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
+            depth, step = wrap.first[1], len(self.unit)
             if wrap.guard is None:
+                fast = self._refit(fast, depth, None)
                 new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:]]
             else:
-                body = [kept[0].with_changes(leading_lines=[]), *kept[1:]]
-                new_nodes = [cst.If(
+                # The kept statements move one level in: wrap those that no longer fit.
+                body = self._refit([kept[0].with_changes(leading_lines=[]), *kept[1:]], depth + step, step)
+                guarded = cst.If(
                     test=cst.parse_expression(wrap.guard), body=cst.IndentedBlock(body=body),
-                    orelse=cst.Else(body=cst.IndentedBlock(body=fast)), leading_lines=lead,
-                )]
+                    orelse=cst.Else(body=cst.IndentedBlock(body=self._refit(fast, depth + step, None))),
+                    leading_lines=lead,
+                )
+                new_nodes = [fit_if(guarded, depth, self.unit, self.style.line_length)]
             for node in new_nodes:  # fresh nodes: nothing else refers to them
                 out_o.append(node)
                 out_u.append(node)
@@ -438,7 +443,13 @@ class _Transformer(cst.CSTTransformer):
             i = j + 1
         return out_o, out_u
 
+    def _refit(self, statements: list, depth: int, shift: int | None) -> list:
+        """``statements`` (at indentation ``depth``, moved right by ``shift``; None: new code)
+        with the lines that no longer fit wrapped."""
+        return [node.visit(Refit(depth, self.unit, self.style, shift)) for node in statements]
+
     def _straddle(self, straddle: Straddle, if_node: cst.If, moved: list) -> cst.If:
+        moved = self._refit(moved, straddle.if_start[1] + len(self.unit), len(self.unit))
         if straddle.mode == "before":
             lead = list(moved[0].leading_lines)
             copies = [_without_blank_lines(moved[0]).with_changes(leading_lines=[]), *moved[1:]]
