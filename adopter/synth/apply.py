@@ -425,8 +425,10 @@ class _Transformer(cst.CSTTransformer):
             fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
             depth, step = wrap.first[1], len(self.unit)
             if wrap.guard is None:
+                # The replaced statements go; their comments stay, above the new code.
+                gone = _comments(kept[0].with_changes(leading_lines=[]), *kept[1:])
                 fast = self._refit(fast, depth, None)
-                new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:]]
+                new_nodes = [fast[0].with_changes(leading_lines=[*lead, *map(_comment_line, gone)]), *fast[1:]]
             else:
                 # The kept statements move one level in: wrap those that no longer fit.
                 body = self._refit([kept[0].with_changes(leading_lines=[]), *kept[1:]], depth + step, step)

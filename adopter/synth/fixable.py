@@ -28,6 +28,11 @@ def _key(finding: Finding) -> tuple:
     return (finding.rule, finding.line, finding.column, finding.end_line, finding.end_column)
 
 
+def _keeps_original(plan) -> bool:
+    wrap = plan.edits.wrap
+    return wrap is not None and wrap.guard is not None
+
+
 def plan_findings(analysis: Analysis, text: str, path: str) -> list[Finding]:
     """``analysis.findings`` with ``fixable`` set by planning, and ``not_fixable`` saying why
     a finding of a rule with a target will not be rewritten."""
@@ -59,12 +64,14 @@ def plan_findings(analysis: Analysis, text: str, path: str) -> list[Finding]:
         verdict[key] = ""
         plans.append((key, plan))
     # Overlapping plans: the rule that comes first wins; another rule's plan over the same
-    # code is absorbed (its code is gone, or kept only as the fallback branch).
+    # code is absorbed when the winner's rewrite removes that code.  A rewrite that keeps the
+    # original under a guard (``if <not covered>: <original> else: <fast>``) leaves it to be
+    # rewritten in a later round, as ``fix`` does.
     plans.sort(key=lambda item: (order.get(item[1].rule.id, 0), item[1].regions[0] if item[1].regions else ()))
     chosen = []
     for key, plan in plans:
-        winner = next((other for other in chosen if other.rule.id != plan.rule.id and any(
-            overlaps(a, b) for a in other.regions for b in plan.regions)), None)
+        winner = next((other for other in chosen if other.rule.id != plan.rule.id and not _keeps_original(other)
+                       and any(overlaps(a, b) for a in other.regions for b in plan.regions)), None)
         if winner is not None:
             verdict[key] = f"{winner.rule.id} ({winner.rule.name}) rewrites the same code"
             continue

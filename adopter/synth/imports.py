@@ -139,6 +139,8 @@ def _edit_head(text: str, tree: ast.Module, edit) -> str:
     if not end:
         # Nothing kept: the new lines go above the first statement (after leading comments).
         return _prepend(text, tree, new_head)
+    if not new_head.strip():  # every line of the head went: so do the blank lines after it
+        return "\n".join(rest).lstrip("\n")
     return new_head + "\n".join(rest) if rest else new_head
 
 
