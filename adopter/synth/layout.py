@@ -139,6 +139,81 @@ def place_comments(original: cst.CSTNode, new: cst.Call, comments: list[cst.Comm
     return beside, opening, unplaced
 
 
+def _chain(expr: cst.BaseExpression) -> list[cst.Call]:
+    """The calls of a method chain, outermost first: ``a(x).b(y).c(z)`` gives c, b, a."""
+    calls = []
+    node = expr
+    while True:
+        if isinstance(node, cst.Call):
+            if node.args:
+                calls.append(node)
+            node = node.func
+        elif isinstance(node, (cst.Attribute, cst.Subscript)) and not node.lpar:
+            node = node.value
+        else:
+            return calls
+
+
+def _lines(expr: cst.CSTNode, head: int, block: int, tail: int) -> list[int]:
+    """Absolute lengths of the lines ``expr`` takes when it starts at column ``head`` of a
+    line in a block indented ``block``, with ``tail`` characters after it on its last line."""
+    parts = code(expr).split("\n")
+    lengths = [block + len(part) for part in parts]
+    lengths[0] = head + len(parts[0])
+    lengths[-1] += tail
+    return lengths
+
+
+def _fits(lengths: list[int], limit: int) -> bool:
+    return max(lengths) <= limit
+
+
+def wrap_call(call: cst.Call, block: int, depth: str, unit: str, limit: int, style: str | None = None,
+              beside: dict | None = None, opening: cst.Comment | None = None) -> cst.Call:
+    """``call``'s arguments wrapped: hanging when the one argument line fits, else one a line
+    (and then an argument that is itself too long gets the same treatment one level in)."""
+    inner, outer = depth + unit, depth
+    if style is None:
+        style = "hanging" if block + len(inner) + len(_one_line(call)) <= limit else "vertical"
+    if beside:
+        style = "vertical"
+    if style == "hanging":
+        return hanging(call, inner, outer, opening)
+    laid = vertical(call, inner, outer, beside, opening)
+    args = list(laid.args)
+    for i, arg in enumerate(args):
+        value = arg.value
+        lead = code(arg.with_changes(value=cst.Name("x"), comma=cst.MaybeSentinel.DEFAULT,
+                                     whitespace_after_arg=cst.SimpleWhitespace("")))[:-1]
+        head = block + len(inner) + len(lead)
+        if "\n" in code(value) or _fits(_lines(value, head, block, 1), limit):
+            continue
+        args[i] = arg.with_changes(value=wrap_chain(value, head, block, inner, unit, limit, tail=1))
+    return laid.with_changes(args=args)
+
+
+def wrap_chain(expr: cst.BaseExpression, head: int, block: int, depth: str, unit: str, limit: int,
+               tail: int = 0, style: str | None = None, beside: dict | None = None,
+               opening: cst.Comment | None = None) -> cst.BaseExpression:
+    """``expr`` (starting at column ``head``) with one call of its method chain wrapped: the
+    last one whose wrapping makes every line fit (Black's right-hand split, omitting the
+    trailers it must), else the outermost."""
+    calls = _chain(expr)
+    if not calls:
+        return expr
+    first = None
+    for call in calls:
+        laid = wrap_call(call, block, depth, unit, limit, style, beside, opening)
+        candidate = expr.deep_replace(call, laid) if call is not expr else laid
+        if first is None:
+            first = candidate
+        if _fits(_lines(candidate, head, block, tail), limit):
+            return candidate
+        if style is not None or beside or opening is not None:
+            break  # the original's own call keeps the layout it had
+    return first
+
+
 def lay_out_call(new: cst.BaseExpression, original: cst.CSTNode | None, comments: list[cst.Comment],
                  first_line: str, last_line: str, depth: str, unit: str, limit: int | None):
     """Lay out the new expression ``new`` that replaces ``original``; returns
@@ -148,49 +223,58 @@ def lay_out_call(new: cst.BaseExpression, original: cst.CSTNode | None, comments
     ``depth`` the indentation of its first line past the block's, ``unit`` one indentation
     step, ``limit`` the longest line allowed (None: no limit).
     """
-    if not isinstance(new, cst.Call) or not new.args:
+    if not isinstance(new, cst.Call) or not _chain(new):
         return new, comments
     multiline = original is not None and "\n" in code(original)
-    single = len(first_line) + len(code(new)) + len(last_line)
-    style = None
-    if multiline:
-        style = original_style(original)
-    elif limit is not None and single > limit:
-        style = "hanging"
-    beside, opening, unplaced = place_comments(original, new, comments) if comments and original is not None else (
-        {}, None, list(comments))
-    if style is None and not beside and opening is None:
-        return new, comments
-    if style is None:
-        style = "vertical"
-    if beside:
-        style = "vertical"
     block = len(first_line) - len(first_line.lstrip(" \t")) - len(depth)
-    inner, outer = depth + unit, depth
-    if style == "hanging" and limit is not None:
-        if block + len(inner) + len(_one_line(new)) > limit:
+    head, tail = len(first_line), len(last_line)
+    too_long = limit is not None and not _fits(_lines(new, head, block, tail), limit)
+    beside, opening, unplaced = place_comments(original, new, comments) if comments and original is not None and \
+        isinstance(new, cst.Call) and new.args else ({}, None, list(comments))
+    if not multiline and not too_long and not beside and opening is None:
+        return new, comments
+    if multiline or beside or opening is not None:
+        if not new.args:
+            return new, comments
+        # The new call is laid out as the original was: its own arguments are split.
+        style = original_style(original) if multiline else "vertical"
+        if style == "hanging" and limit is not None and block + len(depth + unit) + len(_one_line(new)) > limit:
             style = "vertical"
-    if style == "hanging":
-        return hanging(new, inner, outer, opening), unplaced
-    return vertical(new, inner, outer, beside, opening), unplaced
+        return wrap_call(new, block, depth, unit, limit if limit is not None else 10**6, style, beside, opening), unplaced
+    return wrap_chain(new, head, block, depth, unit, limit, tail), unplaced
 
 
 # ----------------------------------------------------------------------------- statements
 
 
-def _split_boolean(node: cst.BooleanOperation, inner: str) -> cst.BooleanOperation:
-    """``a or b or c`` with a line break before each ``or`` (the left spine of one operator)."""
+def _split_boolean(node: cst.BooleanOperation, inner: str, unit: str, block: int, limit: int) -> cst.BooleanOperation:
+    """``a or b or c`` with a line break before each ``or`` (the left spine of one operator),
+    and an operand that is a parenthesised ``and``/``or`` still too long split inside its
+    parentheses one level in."""
     kind = type(node.operator)
+
+    def operand(value: cst.BaseExpression, lead: int) -> cst.BaseExpression:
+        if (isinstance(value, cst.BooleanOperation) and value.lpar and "\n" not in code(value)
+                and block + len(inner) + lead + len(code(value)) > limit):
+            bare = value.with_changes(lpar=[], rpar=[])
+            split = _split_boolean(bare, inner + unit, unit, block, limit)
+            return split.with_changes(lpar=[cst.LeftParen(whitespace_after=_newline(inner + unit))],
+                                      rpar=[cst.RightParen(whitespace_before=_newline(inner))])
+        return value
+
     left = node.left
     if isinstance(left, cst.BooleanOperation) and isinstance(left.operator, kind) and not left.lpar:
-        left = _split_boolean(left, inner)
+        left = _split_boolean(left, inner, unit, block, limit)
+    else:
+        left = operand(left, 0)
+    right = operand(node.right, len(code(node.operator).strip()) + 1)
     operator = node.operator.with_changes(whitespace_before=_newline(inner),
                                           whitespace_after=cst.SimpleWhitespace(" "))
-    return node.with_changes(left=left, operator=operator)
+    return node.with_changes(left=left, operator=operator, right=right)
 
 
 def fit_if(node: cst.If, block_indent: int, unit: str, limit: int | None) -> cst.If:
-    """``if <long test>:`` as ``if (\\n    a\\n    or b\\n):`` when the line is too long."""
+    """``if <long test>:`` as ``if (\n    a\n    or b\n):`` when the line is too long."""
     if limit is None:
         return node
     test = node.test
@@ -199,7 +283,7 @@ def fit_if(node: cst.If, block_indent: int, unit: str, limit: int | None) -> cst
         return node
     if test.lpar:  # already parenthesised: break inside those parentheses
         test = test.with_changes(lpar=[], rpar=[])
-    split = _split_boolean(test, unit)
+    split = _split_boolean(test, unit, unit, block_indent, limit)
     split = split.with_changes(
         lpar=[cst.LeftParen(whitespace_after=_newline(unit))],
         rpar=[cst.RightParen(whitespace_before=_newline(""))],
@@ -223,11 +307,10 @@ def fit_line(line: cst.SimpleStatementLine, block_indent: int, unit: str, limit:
         return line
     stmt = line.body[0]
     value = _value_holder(stmt)
-    if not isinstance(value, cst.Call) or not value.args:
+    if not isinstance(value, cst.Call) or not _chain(value) or code(value) not in text:
         return line
-    before = code(stmt).split(code(value))[0] if code(value) in code(stmt) else ""
-    first = " " * block_indent + before
-    laid, _ = lay_out_call(value, None, [], first, "", "", unit, limit)
+    before, after = text.split(code(value), 1)
+    laid, _ = lay_out_call(value, None, [], " " * block_indent + before, after, "", unit, limit)
     if laid is value:
         return line
     return line.with_changes(body=[stmt.with_changes(value=laid)])
