@@ -21,7 +21,10 @@ runs ``adopter fix --no-deps`` (default rules unless ``--select``) on ``after/``
   configured in these files, so the rule is "under 100 where the original was");
 * changed files that do not compile (target: 0), and whether a second ``adopter fix`` over
   the fixed copy changes anything (target: nothing);
-* the top-level imports of the changed files that import the analysis tool (``adopter``).
+* the changed files that import the analysis tool (``adopter``);
+* ``adopter check``'s fixable findings against what ``fix`` then applied, per file and rule
+  (target: no disagreement), and the CPU cost of the planning step that sets the fixable
+  flag on the check path (interleaved runs in one process, median ratio and its spread).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import ast
 import difflib
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -164,11 +168,74 @@ def _imports_tool(text: str) -> bool:
     return False
 
 
+def check_fixable(root: Path, files: list[str], select: str | None) -> dict[tuple[str, str], int]:
+    """(file, rule) -> findings ``adopter check`` reports fixable."""
+    command = [str(Path(sys.executable).parent / "adopter"), "check", "--output-format", "json", *files]
+    if select:
+        command[2:2] = ["--select", select]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    counts: dict[tuple[str, str], int] = {}
+    for item in json.loads(done.stdout or "[]"):
+        if item["fixable"]:
+            key = (item["path"], item["rule"])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+FIXED = re.compile(r"^(?P<path>\S+): fixed \d+ \((?P<rules>[^)]*)\)$")
+
+
+def fix_applied(log: str) -> dict[tuple[str, str], int]:
+    """(file, rule) -> findings ``adopter fix`` says it fixed (its per-file summary lines)."""
+    counts: dict[tuple[str, str], int] = {}
+    for line in log.splitlines():
+        found = FIXED.match(line.strip())
+        if not found:
+            continue
+        for part in found.group("rules").split(", "):
+            rule, _, times = part.partition(" x")
+            counts[(found.group("path"), rule)] = int(times or 1)
+    return counts
+
+
+def planning_cost(root: Path, files: list[str], runs: int) -> tuple[float, float, float, float]:
+    """Seconds of the check path over ``files`` without and with fix's planning step (the
+    fixable flag), interleaved runs in this process: (median without, median with, median
+    ratio, spread of the ratio)."""
+    import statistics
+
+    from adopter.engine import analyze
+    from adopter.ruleset import load_rules, select_rules
+    from adopter.structure import package_of
+    from adopter.synth.fixable import plan_findings
+
+    rules = select_rules(load_rules())
+    texts = [(str(root / f), (root / f).read_text(encoding="utf-8")) for f in files]
+    packages = {path: package_of(path) for path, _ in texts}
+    plain, planned, ratios = [], [], []
+    for _ in range(runs):
+        start = time.process_time()
+        for path, text in texts:
+            analyze(text, path, rules, packages[path])
+        a = time.process_time() - start
+        start = time.process_time()
+        for path, text in texts:
+            plan_findings(analyze(text, path, rules, packages[path]), text, path)
+        b = time.process_time() - start
+        plain.append(a)
+        planned.append(b)
+        ratios.append(b / a)
+    return (statistics.median(plain), statistics.median(planned), statistics.median(ratios),
+            max(ratios) - min(ratios))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", default=str(REPO / ".bench"))
     parser.add_argument("--keep", help="work in this folder (kept) instead of a temporary one")
     parser.add_argument("--select", help="rule ids for adopter fix (default: the default rules)")
+    parser.add_argument("--timing-runs", type=int, default=5,
+                        help="interleaved runs timing check's planning step (0: skip)")
     args = parser.parse_args(argv)
     paper = _paper()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="adopter-diff-"))
@@ -178,7 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     files = copy_corpus(paper, Path(args.cache), before)
     shutil.copytree(before, after)
 
+    predicted = check_fixable(before, files, args.select)
     code, seconds, log = run_fix(after, files, args.select)
+    applied = fix_applied(log)
+    disagree = sorted(
+        (path, rule, predicted.get((path, rule), 0), applied.get((path, rule), 0))
+        for path, rule in set(predicted) | set(applied)
+        if predicted.get((path, rule), 0) != applied.get((path, rule), 0)
+    )
     if code not in (0, 1):
         print(log[-3000:], file=sys.stderr)
     changed = [f for f in files if (before / f).read_bytes() != (after / f).read_bytes()]
@@ -233,11 +307,20 @@ def main(argv: list[str] | None = None) -> int:
     for f in second[:20]:
         print(f"    {f}")
     print(f"  changed files importing the analysis tool (adopter): {len(tool)}")
+    print(f"  check's fixable findings: {sum(predicted.values())}; fix's applied: {sum(applied.values())}; "
+          f"(file, rule) pairs that disagree: {len(disagree)}")
+    for path, rule, p, a in disagree[:20]:
+        print(f"    {path} {rule}: check {p} fixable, fix applied {a}")
+    if args.timing_runs:
+        plain, planned, ratio, spread = planning_cost(before, files, args.timing_runs)
+        print(f"  check path CPU over the corpus, in process, {args.timing_runs} interleaved runs: "
+              f"analysis {plain:.2f} s, analysis + planning (the fixable flag) {planned:.2f} s; "
+              f"ratio {ratio:.3f} (spread {spread:.3f})")
     if args.keep:
         print(f"  (kept: {work})")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    ok = (len(new_ruff) <= len(old_ruff) and not collapses and not broken and not second)
+    ok = (len(new_ruff) <= len(old_ruff) and not collapses and not broken and not second and not disagree)
     return 0 if ok else 1
 
 

@@ -188,8 +188,27 @@ def wrap_call(call: cst.Call, block: int, depth: str, unit: str, limit: int, sty
         head = block + len(inner) + len(lead)
         if "\n" in code(value) or _fits(_lines(value, head, block, 1), limit):
             continue
-        args[i] = arg.with_changes(value=wrap_chain(value, head, block, inner, unit, limit, tail=1))
+        args[i] = arg.with_changes(value=wrap_value(value, head, block, inner, unit, limit, tail=1))
     return laid.with_changes(args=args)
+
+
+def wrap_value(value: cst.BaseExpression, head: int, block: int, depth: str, unit: str, limit: int,
+               tail: int = 0) -> cst.BaseExpression:
+    """A value too long for its line, wrapped as Black does: a call chain by its brackets, a
+    conditional expression in parentheses with ``if`` and ``else`` starting their lines."""
+    if isinstance(value, cst.IfExp) and not value.lpar:
+        inner = depth + unit
+        body = value.body
+        if not _fits(_lines(body, block + len(inner), block, 0), limit):
+            body = wrap_value(body, block + len(inner), block, inner, unit, limit)
+        return value.with_changes(
+            body=body,
+            whitespace_before_if=_newline(inner), whitespace_after_if=cst.SimpleWhitespace(" "),
+            whitespace_before_else=_newline(inner), whitespace_after_else=cst.SimpleWhitespace(" "),
+            lpar=[cst.LeftParen(whitespace_after=_newline(inner))],
+            rpar=[cst.RightParen(whitespace_before=_newline(depth))],
+        )
+    return wrap_chain(value, head, block, depth, unit, limit, tail)
 
 
 def wrap_chain(expr: cst.BaseExpression, head: int, block: int, depth: str, unit: str, limit: int,
