@@ -28,9 +28,35 @@ def _key(finding: Finding) -> tuple:
     return (finding.rule, finding.line, finding.column, finding.end_line, finding.end_column)
 
 
-def _keeps_original(plan) -> bool:
-    wrap = plan.edits.wrap
-    return wrap is not None and wrap.guard is not None
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def _survives(loser, winner, index) -> bool:
+    """Does the code ``loser`` rewrites outlive ``winner``'s rewrite?  Yes when the winner
+    keeps the original under a guard (``if <not covered>: <original> else: <fast>``), or
+    writes the loser's code again in its fast path (statements of the region it does not
+    fuse): ``fix`` then rewrites it in a later round."""
+    wrap = winner.edits.wrap
+    if wrap is None:
+        return False
+    if wrap.guard is not None:
+        return True
+    spans = [*loser.edits.expr, *loser.edits.delete, *loser.edits.replace_stmt]
+    if not spans:
+        return False
+    fast = _squeeze(wrap.fast)
+    return all(_squeeze(_char_segment(index, span)) in fast for span in spans)
+
+
+def _char_segment(index, span) -> str:
+    line, col, end_line, end_col = span
+    lines = index.lines[line - 1:end_line]
+    if not lines:
+        return ""
+    if len(lines) == 1:
+        return lines[0][col:end_col]
+    return "\n".join([lines[0][col:], *lines[1:-1], lines[-1][:end_col]])
 
 
 def plan_findings(analysis: Analysis, text: str, path: str) -> list[Finding]:
@@ -64,14 +90,13 @@ def plan_findings(analysis: Analysis, text: str, path: str) -> list[Finding]:
         verdict[key] = ""
         plans.append((key, plan))
     # Overlapping plans: the rule that comes first wins; another rule's plan over the same
-    # code is absorbed when the winner's rewrite removes that code.  A rewrite that keeps the
-    # original under a guard (``if <not covered>: <original> else: <fast>``) leaves it to be
-    # rewritten in a later round, as ``fix`` does.
+    # code is absorbed when the winner's rewrite removes that code (see _survives).
     plans.sort(key=lambda item: (order.get(item[1].rule.id, 0), item[1].regions[0] if item[1].regions else ()))
     chosen = []
     for key, plan in plans:
-        winner = next((other for other in chosen if other.rule.id != plan.rule.id and not _keeps_original(other)
-                       and any(overlaps(a, b) for a in other.regions for b in plan.regions)), None)
+        winner = next((other for other in chosen if other.rule.id != plan.rule.id
+                       and any(overlaps(a, b) for a in other.regions for b in plan.regions)
+                       and not _survives(plan, other, planner.index)), None)
         if winner is not None:
             verdict[key] = f"{winner.rule.id} ({winner.rule.name}) rewrites the same code"
             continue
