@@ -72,6 +72,7 @@ def plan_findings(analysis: Analysis, text: str, path: str) -> list[Finding]:
     order = {rule.id: i for i, rule in enumerate(sorted({r.id: r for r, _ in analysis.matches}.values(),
                                                         key=lambda r: (r.priority, r.id)))}
     planner = Planner(text, analysis.tree)
+    planner.index.assume_fresh_names()  # which fresh name a rewrite picks does not decide whether it is made
     verdict: dict[tuple, str] = {}  # finding key -> reason it will not be fixed ("" = fixed)
     plans = []
     for rule, match in wanted:
