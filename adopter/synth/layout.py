@@ -125,6 +125,9 @@ def place_comments(original: cst.CSTNode, new: cst.Call, comments: list[cst.Comm
         before = lines[number][: lines[number].index(comment.value)]
         held = " ".join(before.strip(PUNCTUATION).split())
         target = None
+        if number == 0 and before.rstrip().endswith("(") and opening is None:
+            opening = comment  # beside the opening bracket: it stays there
+            continue
         if held:
             for i, (whole, value) in enumerate(zip(args, values)):
                 if i not in beside and held in (whole, value):
@@ -132,8 +135,6 @@ def place_comments(original: cst.CSTNode, new: cst.Call, comments: list[cst.Comm
                     break
         if target is not None:
             beside[target] = comment
-        elif number == 0 and before.rstrip().endswith("(") and opening is None:
-            opening = comment
         else:
             unplaced.append(comment)
     return beside, opening, unplaced
