@@ -12,8 +12,9 @@ runs ``adopter fix --no-deps`` (default rules unless ``--select``) on ``after/``
 
 * the changed files, and Ruff's ``F401`` (unused import) + ``I001`` (unsorted imports)
   findings in them, before and after the fix (target: no growth; the transformers files
-  are not isort-clean to begin with).  Ruff runs with ``--isolated`` (its defaults, the same
-  for both copies) from each copy's root, so ``transformers`` is first-party in both;
+  are not isort-clean to begin with), and the number of lines Ruff's import sorting would
+  change in them (a file keeps one ``I001`` finding however disordered its block gets).  Ruff
+  runs with ``--isolated`` (its defaults, the same for both copies) from each copy's root;
 * multi-line statements collapsed into one line by the fix (target: 0): a multi-line
   statement the fix changed or removed, in a function where the fix wrote a one-line
   statement assigning the same target (or of the same kind: ``return``, a bare call);
@@ -84,6 +85,19 @@ def ruff_findings(root: Path, files: list[str]) -> list[dict]:
     if done.returncode not in (0, 1):
         raise SystemExit(f"ruff failed: {done.stderr.strip()}")
     return json.loads(done.stdout or "[]")
+
+
+def isort_diff_lines(root: Path, files: list[str]) -> int:
+    """Lines Ruff's import sorting (``I001`` fix) would change in ``files``: a file that
+    already has an unsorted import block keeps one ``I001`` finding however many more
+    lines are out of place, so the count of findings alone cannot show new disorder."""
+    if not files:
+        return 0
+    command = [str(Path(sys.executable).parent / "ruff"), "check", "--isolated", "--select", "I001",
+               "--diff", "--no-cache", *files]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    return sum(1 for line in done.stdout.splitlines()
+               if line[:1] in "+-" and not line.startswith(("+++", "---")))
 
 
 def run_fix(root: Path, files: list[str], select: str | None) -> tuple[int, float, str]:
@@ -258,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     changed = [f for f in files if (before / f).read_bytes() != (after / f).read_bytes()]
     old_ruff = ruff_findings(before, changed)
     new_ruff = ruff_findings(after, changed)
+    old_isort, new_isort = isort_diff_lines(before, changed), isort_diff_lines(after, changed)
 
     collapses, long_lines, broken, tool = [], [], [], []
     per_file: dict[str, tuple[int, int]] = {}
@@ -292,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(F401 {count(old_ruff, 'F401')}, I001 {count(old_ruff, 'I001')}), after {len(new_ruff)} "
           f"(F401 {count(new_ruff, 'F401')}, I001 {count(new_ruff, 'I001')})")
     print(f"  files where they grew: {len(grew)}")
+    print(f"  lines Ruff's import sorting would change in them: before {old_isort}, after {new_isort}")
     for f, o, n in grew[:20]:
         print(f"    {f}: {o} -> {n}")
     print(f"  multi-line statements collapsed into one line: {len(collapses)}")
@@ -320,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  (kept: {work})")
     else:
         shutil.rmtree(work, ignore_errors=True)
-    ok = (len(new_ruff) <= len(old_ruff) and not collapses and not broken and not second and not disagree)
+    ok = (len(new_ruff) <= len(old_ruff) and new_isort <= old_isort and not collapses and not broken and not second and not disagree)
     return 0 if ok else 1
 
 

@@ -300,17 +300,21 @@ def add_imports(text: str, tree: ast.Module, requests: Iterable[Request], style:
     def edit(module: cst.Module, has_head: bool) -> cst.Module:
         body = list(module.body)
         indent = module.default_indent
-        wanted: dict[str, list[cst.ImportAlias]] = {}
+        # Plain names share one line per module; a name imported under an alias gets its own
+        # line, as isort and Ruff write it (``combine-as-imports`` is off by default), unless
+        # the module's line already holds an aliased name.
+        wanted: dict[tuple[str, str | None], list[cst.ImportAlias]] = {}
         for request in requests:
             if not _exists(body, request):
-                wanted.setdefault(request[0], []).append(_alias(request[1], request[2]))
-        for module_name, aliases in wanted.items():
+                wanted.setdefault((request[0], request[2]), []).append(_alias(request[1], request[2]))
+        for (module_name, alias), aliases in sorted(wanted.items(), key=lambda item: (item[0][0], item[0][1] or "")):
             merged = False
             for i, line in enumerate(body):
                 stmt = _import_line(line)
                 if (
                     isinstance(stmt, cst.ImportFrom) and not stmt.relative and not isinstance(stmt.names, cst.ImportStar)
                     and _dotted(stmt.module) == module_name
+                    and (alias is None or any(_alias_as(a) for a in stmt.names))
                 ):
                     new_stmt = _fit(_merge(stmt, aliases, indent), module, limit, indent)
                     body[i] = line.with_changes(body=[new_stmt])

@@ -110,6 +110,13 @@ def test_type_checking_and_try_blocks_are_left_alone():
                                "from typing import TYPE_CHECKING\n\nfrom torch.nn.functional import softmax\n")
 
 
+def test_an_aliased_name_gets_its_own_line_after_the_modules_line():
+    text = "import torch\nfrom kernels import gelu\nfrom torch import nn\n"
+    out = _add(text, ("kernels", "softmax", "kernel_softmax"), ("kernels", "conv_bn", None))
+    assert out == ("import torch\nfrom kernels import conv_bn, gelu\nfrom kernels import softmax as kernel_softmax\n"
+                   "from torch import nn\n")
+
+
 def test_an_existing_import_is_not_added_twice():
     text = "from torch.nn.functional import softmax\n"
     assert _add(text, ("torch.nn.functional", "softmax", None)) == text
