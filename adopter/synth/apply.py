@@ -16,7 +16,7 @@ import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from .imports import add_imports, remove_imports, unused_by_patch
-from .layout import Refit, code, fit_if, lay_out_call
+from .layout import Refit, code, fit_if, fit_line, lay_out_call
 from .plan import Edits, Straddle, Wrap
 from .style import Style
 
@@ -196,11 +196,14 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
     by_start: dict[tuple[int, int], cst.CSTNode] = {}
     found_expr: dict = {}
     spans: dict[int, tuple] = {}  # id(edited node) -> its span
+    callees: set[int] = set()  # the ``func`` of every call (an init edit replaces a callee)
     statements: list[tuple] = []  # spans of the statement lines (for the block indentation)
     for node, position in positions.items():
         key = _range(position)
         if isinstance(node, cst.SimpleStatementLine):
             statements.append(key)
+        if isinstance(node, cst.Call):
+            callees.add(id(node.func))
         if key in expr and isinstance(node, cst.BaseExpression):
             previous = found_expr.get(key)
             if previous is None or isinstance(node, (cst.Call, cst.BinaryOperation)):
@@ -239,7 +242,8 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
     for wrap in wraps:
         places[id(by_start[wrap.first])] = _Place("", "", "", wrap.first[1], style.line_length)
     transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes,
-                               places=places, style=style, unit=module.default_indent)
+                               places=places, style=style, unit=module.default_indent,
+                               callees={i for i in callees if i in expr_nodes})
     new_module = wrapper.module.visit(transformer)
     if transformer.pending_moves or transformer.pending_wraps:
         raise ApplyError("statements to move could not be located")
@@ -293,8 +297,12 @@ def _without_blank_lines(stmt):
 
 class _Transformer(cst.CSTTransformer):
     def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None, places=None,
-                 style: Style | None = None, unit: str = "    "):
+                 style: Style | None = None, unit: str = "    ", callees=None):
         super().__init__()
+        # A replaced callee (``nn.Conv2d`` -> ``kernel(nn.Conv2d)``) is not laid out itself:
+        # its statement is, when too long, at the call's own brackets as Black would.
+        self.callees: set[int] = callees or set()
+        self.refit: dict[int, _Place] = {}  # id(statement line) -> where the callee was
         self.places: dict[int, _Place] = places or {}
         self.style = style or Style()
         self.unit = unit
@@ -325,7 +333,10 @@ class _Transformer(cst.CSTTransformer):
             # move above its statement.
             lost = [c for c in _comments(original_node) if c.value not in new_text]
             place = self.places.get(id(original_node))
-            if place is not None:
+            if place is not None and id(original_node) in self.callees:
+                if self.statements:
+                    self.refit[id(self.statements[-1])] = place
+            elif place is not None:
                 replacement, lost = lay_out_call(replacement, original_node, lost, place.before, place.after,
                                                  place.depth, self.unit, place.limit)
             if lost and self.statements:
@@ -334,6 +345,9 @@ class _Transformer(cst.CSTTransformer):
         result = super().on_leave(original_node, updated_node)
         if isinstance(original_node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
             self.statements.pop()
+            place = self.refit.pop(id(original_node), None)
+            if place is not None and isinstance(result, cst.SimpleStatementLine):
+                result = fit_line(result, place.block, self.unit, place.limit)
             moved = self.comments.pop(id(original_node), None)
             if moved and isinstance(result, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
                 result = result.with_changes(leading_lines=[*result.leading_lines, *map(_comment_line, moved)])

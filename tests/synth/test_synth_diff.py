@@ -250,3 +250,24 @@ def test_findings_fix_leaves_alone_are_not_fixable_with_a_reason(text, tmp_path:
     blocked = [item["not_fixable"] for item in reported if item["not_fixable"]]
     if text is ABSORBED and any(item["rule"] == "ADP004" for item in reported):
         assert any("ADP010" in reason for reason in blocked)
+
+
+def test_a_replaced_constructor_is_wrapped_at_its_own_brackets():
+    """An init edit replaces the callee (``BertSelfAttention`` -> ``kernel(BertSelfAttention)``);
+    a line that gets too long is split at the constructor call's brackets, as Black would, not
+    inside the new callee."""
+    (rule,) = [r for r in load_rules() if r.id == "ADP001"]
+    before = next(e for e in rule.examples if e.after).before
+    long_call = "BertSelfAttention(config, position_embedding_type=position_embedding_type)"
+    before = before.replace("BertSelfAttention(config)\n", long_call + "\n").replace(
+        "def __init__(self, config):\n        super().__init__()\n        self.attention",
+        "def __init__(self, config, position_embedding_type=None):\n        super().__init__()\n        self.attention")
+    assert long_call in before
+    result = fix_text(before, "m.py", [rule])
+    assert result.applied
+    lines = result.text.splitlines()
+    start = next(i for i, line in enumerate(lines) if "self.attention = " in line)
+    assert lines[start].endswith("(BertSelfAttention)(")
+    assert lines[start + 1].strip() == "config, position_embedding_type=position_embedding_type"
+    assert lines[start + 2].strip() == ")"
+    assert max(len(line) for line in lines) < 100
