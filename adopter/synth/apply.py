@@ -83,7 +83,7 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     wrap = edits.wrap
     if wrap is not None:
         wrap = Wrap(first=(wrap.first[0] - lines, wrap.first[1]), last=(wrap.last[0] - lines, wrap.last[1]),
-                    guard=wrap.guard, fast=wrap.fast)
+                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep)
     return Edits(
         expr={_shift(k, lines): v for k, v in edits.expr.items()},
         delete={_shift(k, lines) for k in edits.delete},
@@ -99,8 +99,11 @@ def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None,
     Only the functions holding an edit go through LibCST (a modeling file has hundreds of
     methods; parsing and positioning all of them each round would cost seconds): each is cut
     out as whole lines, under an ``if True:`` header when it is indented, so columns stay
-    the same.  The imports are added by ``AddImportsVisitor`` on the module's head.
+    the same.  Then the imports (:mod:`.imports`): those the edits left unused are removed
+    (never in an ``__init__.py``: ``path`` tells) and the new ones added where isort puts them;
+    only the module's head, up to its last import, goes through LibCST for that.
     """
+    style = style or Style()
     lines = text.split("\n")
     functions, tops = _ranges(tree)
     groups: dict[tuple[int, int], list[Edits]] = {}
@@ -438,7 +441,12 @@ class _Transformer(cst.CSTTransformer):
             lead = list(kept[0].leading_lines)
             fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
             depth, step = wrap.first[1], len(self.unit)
-            if wrap.guard is None:
+            if wrap.guard is None and wrap.keep:
+                # The fast statements go before the statements, which stay as they are.
+                fast = self._refit(fast, depth, None)
+                new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:],
+                             kept[0].with_changes(leading_lines=[]), *kept[1:]]
+            elif wrap.guard is None:
                 # The replaced statements go; their comments stay, above the new code.
                 gone = _comments(kept[0].with_changes(leading_lines=[]), *kept[1:])
                 fast = self._refit(fast, depth, None)
