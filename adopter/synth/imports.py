@@ -128,17 +128,60 @@ def _head_end(tree: ast.Module) -> int:
     return end
 
 
+PLACEHOLDER = "__adopter_kept_statement_{}__ = None"
+
+
+def _stand_ins(tree: ast.Module, lines: list[str], end: int) -> tuple[list[str], dict[str, list[str]]]:
+    """The head's lines with every statement that is not an import (nor the docstring) stood
+    in for by a one-line placeholder: such a statement may be anything (a megabyte dict
+    literal, a ``try:`` block), costs LibCST time and memory, and is never edited here.
+    Returns the head's lines and placeholder -> the lines it stands for."""
+    out: list[str] = []
+    kept: dict[str, list[str]] = {}
+    taken: set[int] = set()  # lines of imports (a statement sharing one stays as it is)
+    for stmt in tree.body:
+        if stmt.lineno > end:
+            break
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            taken.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
+    cursor = 1
+    for index, stmt in enumerate(tree.body):
+        if stmt.lineno > end:
+            break
+        first, last = stmt.lineno, stmt.end_lineno or stmt.lineno
+        docstring = index == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)) or docstring or taken & set(range(first, last + 1)):
+            continue
+        if first < cursor or lines[first - 1][: stmt.col_offset].strip() or lines[last - 1][stmt.end_col_offset:].strip():
+            continue  # shares its lines with another statement
+        out += lines[cursor - 1:first - 1]
+        name = PLACEHOLDER.format(len(kept))
+        kept[name] = lines[first - 1:last]
+        out.append(name)
+        cursor = last + 1
+    out += lines[cursor - 1:end]
+    return out, kept
+
+
 def _edit_head(text: str, tree: ast.Module, edit) -> str:
-    """Run ``edit(module) -> module`` on the LibCST module of the head of ``text`` only."""
+    """Run ``edit(module) -> module`` on the LibCST module of the head of ``text`` only (its
+    other statements stood in for: :func:`_stand_ins`)."""
     lines = text.split("\n")
     end = _head_end(tree)
-    head = "\n".join(lines[:end]) + "\n" if end else ""
     rest = lines[end:]
-    module = cst.parse_module(head)
+    head_lines, kept = _stand_ins(tree, lines, end) if end else ([], {})
+    module = cst.parse_module("\n".join(head_lines) + "\n" if end else "")
     new_head = edit(module, bool(end)).code
     if not end:
         # Nothing kept: the new lines go above the first statement (after leading comments).
         return _prepend(text, tree, new_head)
+    if kept:
+        restored = []
+        for line in new_head.split("\n"):
+            restored.extend(kept.pop(line, [line]))
+        if kept:
+            raise ValueError("a statement among the imports was lost")
+        new_head = "\n".join(restored)
     if not new_head.strip():  # every line of the head went: so do the blank lines after it
         return "\n".join(rest).lstrip("\n")
     return new_head + "\n".join(rest) if rest else new_head

@@ -271,3 +271,13 @@ def test_a_replaced_constructor_is_wrapped_at_its_own_brackets():
     assert lines[start + 1].strip() == "config, position_embedding_type=position_embedding_type"
     assert lines[start + 2].strip() == ")"
     assert max(len(line) for line in lines) < 100
+
+
+def test_statements_among_the_imports_are_kept_byte_for_byte():
+    """Statements between imports (a table, a try block) are stood in for while LibCST edits
+    the head, and come back exactly as they were."""
+    table = "TABLE = {\n" + ",\n".join(f'    "k{i}":   [{i}]' for i in range(50)) + "\n}  # odd spacing\n"
+    text = ("import os\n" + table + "try:\n    import yaml\nexcept ImportError:  # optional\n    yaml = None\n"
+            "import torch\n\n\ndef f():\n    return os, yaml, torch, TABLE\n")
+    out = _add(text, ("torch.nn.functional", "softmax", None))
+    assert out == text.replace("import torch\n", "import torch\nfrom torch.nn.functional import softmax\n")
