@@ -59,8 +59,10 @@ def fix_job(job: Job) -> FileOutcome:
             result = fix_text(code.text, job.path, rules, package)
             text = result.text if result.error is None else code.text
             if job.report:
+                from .synth.fixable import plan_findings
+
                 shown = rules_of(job.report, job.rule_dirs, job.bundled)
-                found = analyze(text, job.path, shown, package).findings
+                found = plan_findings(analyze(text, job.path, shown, package), text, job.path)
                 outcome.remaining = place(found, code, shown, job.target)
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         outcome.error = str(exc)

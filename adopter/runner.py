@@ -248,7 +248,11 @@ def check_job(job: Job) -> Checked:
         with time_budget(job.budget):
             code = read_code(job)
             package = package_of(job.path) if job.stdin is None and code.notebook is None else None
-            found = analyze(code.text, job.path, rules, package).findings
+            analysis = analyze(code.text, job.path, rules, package)
+            # fixable means what `fix` would do: decided by fix's own planning step (ast only)
+            from .synth.fixable import plan_findings
+
+            found = plan_findings(analysis, code.text, job.path)
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         return Checked(job.path, [], str(exc))
     except Exception as exc:  # an internal error must not stop the other files
