@@ -39,6 +39,14 @@ class Kernel:
     package: str  # the requirement added to the analysed project's dependencies
     import_: str  # the dotted name the patched code imports
     min_version: str = ""
+    # The package's own Python floor (PEP 440 specifier, '' = none): a project whose
+    # requires-python admits an older Python does not get the patch (adopter.synth.deps).
+    requires_python: str = ""
+
+    @property
+    def requirement(self) -> str:
+        """The PEP 508 requirement that declares this kernel (``adopter-kernels>=0.1.0``)."""
+        return f"{self.package}>={self.min_version}" if self.min_version else self.package
 
 
 @dataclass(frozen=True)
@@ -333,6 +341,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         package=need("package", str, kernel_table, "kernel"),
         import_=need("import", str, kernel_table, "kernel"),
         min_version=kernel_table.get("min_version", ""),
+        requires_python=kernel_table.get("requires_python", ""),
     )
     helps = tuple(data.get("helps", []))
     for item in helps:

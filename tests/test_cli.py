@@ -43,9 +43,9 @@ def test_check_reports_findings_and_exits_1(project):
     assert code == 1
     lines = out.strip().splitlines()
     assert lines == [
-        f"{project / 'model.py'}:13:17: ADP004 softmax: last-dimension softmax can use adopter.kernels.softmax",
+        f"{project / 'model.py'}:13:17: ADP004 softmax: last-dimension softmax can use adopter_kernels.softmax",
         f"{project / 'model.py'}:14:26: ADP005 dropout-add-layernorm: dropout -> residual add -> LayerNorm can be "
-        "fused (adopter.kernels.dropout_add_layer_norm)",
+        "fused (adopter_kernels.dropout_add_layer_norm)",
     ]
     assert "Traceback" not in err
 

@@ -216,9 +216,9 @@ def test_try_repo_reports_findings_and_fails(hook_repo, project):
     assert proc.returncode == 1, proc.stdout
     assert "Failed" in proc.stdout and "- exit code: 1" in proc.stdout
     assert _finding_lines(proc.stdout) == [
-        "model.py:16:17: ADP004 softmax: last-dimension softmax can use adopter.kernels.softmax (fix: adopter-fix)",
+        "model.py:16:17: ADP004 softmax: last-dimension softmax can use adopter_kernels.softmax (fix: adopter-fix)",
         "model.py:19:26: ADP005 dropout-add-layernorm: dropout -> residual add -> LayerNorm can be fused "
-        "(adopter.kernels.dropout_add_layer_norm) (fix: adopter-fix)",
+        "(adopter_kernels.dropout_add_layer_norm) (fix: adopter-fix)",
     ]
     assert (project / "model.py").read_text() == MODEL  # the reporting hook writes nothing
 
@@ -234,7 +234,7 @@ def test_try_repo_fix_rewrites_into_compiling_code_that_keeps_its_comments(hook_
     compile(fixed, "model.py", "exec")
     assert _comments(fixed) == _comments(MODEL)
     assert '"""A tiny encoder block' in fixed
-    assert "adopter.kernels" in fixed or "from adopter" in fixed
+    assert "adopter_kernels" in fixed or "from adopter" in fixed
     # nothing left for the reporting hook to find
     proc = _run(project, installed, "adopter", "--files", "model.py", hooks=({"id": "adopter"},))
     assert proc.returncode == 0, proc.stdout

@@ -28,7 +28,7 @@ MODEL = textwrap.dedent(
 FIXED = textwrap.dedent(
     """\
     from torch import nn
-    from adopter.kernels import conv_bn
+    from adopter_kernels import conv_bn
 
 
     class Block(nn.Module):

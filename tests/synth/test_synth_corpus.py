@@ -27,7 +27,7 @@ def test_corpus_file(model):
     assert result.applied, f"expected rewrites in {path.name}"
     tree = ast.parse(result.text)
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "adopter.kernels":
+        if isinstance(node, ast.ImportFrom) and node.module == "adopter_kernels":
             assert node in tree.body, f"kernel import at line {node.lineno} is not at module level"
     again = fix_text(result.text, str(path), RULES, package)
     assert again.text == result.text

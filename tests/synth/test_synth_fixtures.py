@@ -34,7 +34,7 @@ def test_fixture(source: Path):
     # Kernel imports only ever land at module level.
     top = [node for node in tree.body if isinstance(node, ast.ImportFrom)]
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "adopter.kernels":
+        if isinstance(node, ast.ImportFrom) and node.module == "adopter_kernels":
             assert node in top
     # A second run finds nothing more to change.
     again = _fix(source, result.text)
@@ -73,7 +73,7 @@ def test_decorated_method_edits_the_right_lines():
     before = source.read_text().splitlines()
     after = _fix(source).text.splitlines()
     # One import line added, two statements fused into one: every other line is the same.
-    assert after[:5] == before[:4] + ["from adopter.kernels import conv_bn"]
+    assert after[:5] == before[:4] + ["from adopter_kernels import conv_bn"]
     fused = after.index("        x = conv_bn(x, self.conv, self.bn)")
     assert before[fused - 1: fused + 1] == ["        x = self.conv(x)", "        x = self.bn(x)"]
     assert after[5:fused] == before[4:fused - 1]

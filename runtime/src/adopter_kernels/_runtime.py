@@ -103,7 +103,7 @@ class LazyCompiled:
         result = self.fn(*args, **kwargs)
         self.broken = True
         warnings.warn(
-            f"adopter.kernels: torch.compile of {self.name} failed ({type(failure).__name__}: "
+            f"adopter_kernels: torch.compile of {self.name} failed ({type(failure).__name__}: "
             f"{failure}); using the eager implementation from now on.",
             RuntimeWarning,
             stacklevel=2,

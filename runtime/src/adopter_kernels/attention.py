@@ -62,7 +62,7 @@ def _patched_subclass(kind: str, cls: type, forward: Callable[..., Any], params:
         # A local class with the expected name but a different forward has semantics we cannot
         # vouch for; running it unpatched is safe, replacing its forward would not be.
         warnings.warn(
-            f"adopter.kernels: {cls.__qualname__}.forward{tuple(found)} does not have the "
+            f"adopter_kernels: {cls.__qualname__}.forward{tuple(found)} does not have the "
             f"{kind} signature {tuple(params)}; leaving it unpatched.",
             RuntimeWarning,
             stacklevel=3,

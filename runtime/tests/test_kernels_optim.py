@@ -1,4 +1,4 @@
-"""adopter.kernels.fused_optimizer (ADP012's target) on CPU.
+"""adopter_kernels.fused_optimizer (ADP012's target) on CPU.
 
 On CPU parameters the factory must build exactly the optimizer the code asked for.  The fused
 branch is exercised on CPU too, by declaring CPU a fused device (torch has fused CPU kernels
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from adopter.kernels import fused_optimizer, optim
+from adopter_kernels import fused_optimizer, optim
 from adopter.ruleset import load_rules
 from adopter.synth import fix_text
 

@@ -6,7 +6,7 @@ CUDA tensors only, and Hugging Face models pick their activation at run time
 path only when it computes what the original expression computes (the activation really is
 SiLU, the tensors are on CUDA, Liger is installed) and evaluate the original expression
 otherwise.  Liger is imported lazily, on the first CUDA call, so importing
-``adopter.kernels`` never needs it.
+``adopter_kernels`` never needs it.
 
 Liger API used (liger-kernel 0.8.5; checked against its wheel by the test suite):
 ``liger_kernel.transformers.functional.liger_swiglu(a, b) == silu(a) * b``;
@@ -26,7 +26,7 @@ chunk, so the (tokens x vocabulary) logits are never materialised.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
@@ -54,7 +54,7 @@ def is_silu(act: object) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _liger(module: str, name: str) -> Callable | None:
+def _liger(module: str, name: str) -> Optional[Callable]:
     try:
         return getattr(__import__(module, fromlist=[name]), name)
     except Exception:  # not installed, or no Triton / CUDA: the eager expression is used
@@ -114,7 +114,7 @@ def _fresh(x: torch.Tensor) -> torch.Tensor:
 
 
 def liger_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-               rotate_half: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+               rotate_half: Callable) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(q * cos) + (rotate_half(q) * sin)`` and the same for ``k``, as one Liger kernel on CUDA.
 
     Liger's path is taken only when everything it assumes holds: CUDA tensors of one floating
