@@ -133,8 +133,11 @@ class Matcher:
     """Matches one rule; reusable across files."""
 
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
-                 alternative: int = 0, live_intermediates: bool = False):
+                 alternative: int = 0, live_intermediates: bool = False, scope: str = "model"):
         self.rule_id = rule_id
+        # "model": the code a forward reaches (the model structure); "file": every function,
+        # method (also __init__) and the module's statements (code that builds the model).
+        self.scope = scope
         self.alternative = alternative
         self.commutative = commutative
         # A rule whose fix keeps the original code (behind a guard) may let later code read
@@ -177,7 +180,7 @@ class Matcher:
         found: dict[tuple, Match] = {}
         needed = [module.call_names(op) for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
         for cls in module.classes.values():
-            roots = cls.roots
+            roots = cls.all_roots if self.scope == "file" else cls.roots
             if needed:  # cheap, so first: most classes call none of the pattern's functions
                 roots = [r for r in roots if all(words & cls.words(r) for words in needed)]
                 if not roots:

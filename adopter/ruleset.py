@@ -95,6 +95,9 @@ class Rule:
     # ``[forward] not_in_fallback_of = "name"``: a match in the body of an ``if`` whose else
     # branch calls ``name`` is the original path an earlier fix kept, and is not reported.
     not_in_fallback_of: str | None = None
+    # ``[forward] scope = "file"``: match in every function and method of the file (also those
+    # no forward reaches, and __init__), not only in the model structure ("model", the default).
+    scope: str = "model"
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -306,6 +309,10 @@ def _parse_rule(raw: str, spath: str) -> Rule:
             if pattern.nodes[position].optional:
                 line, column = _position(raw, pattern.text, "source")
                 raise RuleError(spath, line, column, "the first and last steps of a pattern cannot be optional")
+    scope = forward.get("scope", "model")
+    if scope not in ("model", "file"):
+        line, column = _position(raw, "", "scope")
+        raise RuleError(spath, line, column, 'forward.scope must be "model" or "file"')
     synth = forward.get("synth")
     if synth is not None and not (isinstance(synth, str) and synth.isidentifier()):
         line, column = _position(raw, "", "synth")
@@ -395,6 +402,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         synth=synth,
         priority=priority,
         not_in_fallback_of=forward.get("not_in_fallback_of"),
+        scope=scope,
     )
 
 

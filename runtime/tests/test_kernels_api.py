@@ -25,7 +25,6 @@ def test_exports_exactly_the_documented_api():
             "sdpa_bert_self_attention",
             "sdpa_t5_attention",
             "sdpa_gpt2_attention",
-            "fused_optimizer",
             "liger_swiglu",
             "liger_rope",
             "liger_fused_linear_cross_entropy",
