@@ -99,6 +99,12 @@ class Rule:
     # no forward reaches, and __init__), not only in the model structure ("model", the default).
     scope: str = "model"
 
+    @property
+    def safe_fix(self) -> bool:
+        """Whether ``fix`` applies this rule by default (``fix_safety = "unsafe: why"`` needs
+        ``--unsafe-fixes``)."""
+        return not self.fix_safety.startswith("unsafe")
+
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
         target configured).  A rule whose patched code runs only on some hardware

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._runtime import LazyCompiled, compile_allowed, is_plain
+from ._runtime import LazyCompiled, Layer, compile_allowed, is_plain, recording
 
 __all__ = ["softmax", "dropout_add_layer_norm"]
 
@@ -50,12 +50,7 @@ def _dropout_add_layer_norm_ref(
 _fused_dropout_add_layer_norm = LazyCompiled(_dropout_add_layer_norm_ref, "dropout_add_layer_norm")
 
 
-def dropout_add_layer_norm(
-    x: torch.Tensor,
-    residual: torch.Tensor,
-    dropout: Callable[[torch.Tensor], torch.Tensor],
-    norm: Callable[[torch.Tensor], torch.Tensor],
-) -> torch.Tensor:
+def dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, dropout: Layer, norm: Layer) -> torch.Tensor:
     """``norm(dropout(x) + residual)`` over the caller's own ``nn.Dropout`` and ``nn.LayerNorm``.
 
     Taking the existing modules (not their hyper-parameters) keeps patched models' state dicts
@@ -67,9 +62,16 @@ def dropout_add_layer_norm(
 
     With ``p > 0`` in training the compiled CUDA path draws its dropout mask from Inductor's
     random stream, so masks differ from eager's for the same seed (same distribution); on CPU the
-    eager dropout is called, so masks are identical.
+    eager dropout is called, so masks are identical.  TorchScript, ``torch.jit.trace``,
+    ``torch.fx`` and ``torch.export`` record the original expression (:func:`recording`).
     """
-    if not is_plain(norm, nn.LayerNorm):
+    if torch.jit.is_scripting():
+        return norm.forward(dropout.forward(x) + residual)
+    return _dropout_add_layer_norm(x, residual, dropout, norm)
+
+
+def _dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, dropout: Callable, norm: Callable) -> torch.Tensor:
+    if recording(x, residual) or not is_plain(norm, nn.LayerNorm):
         return norm(dropout(x) + residual)
     if is_plain(dropout, nn.Dropout):
         p, training, inplace = float(dropout.p), bool(dropout.training), bool(dropout.inplace)
