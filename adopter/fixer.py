@@ -57,7 +57,8 @@ def _fix_one(job: tuple) -> tuple[FileOutcome, object]:
     findings are reported as not fixed."""
     from .synth import fix_text
 
-    path, rule_ids, rule_dirs, budget, blocked = job
+    path, rule_ids, rule_dirs, budget, *rest = job
+    blocked = rest[0] if rest else {}
     key = (rule_ids, rule_dirs)
     rules = _WORKER_RULES.get(key)
     if rules is None:

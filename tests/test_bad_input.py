@@ -26,9 +26,16 @@ MODEL = textwrap.dedent("""\
 """)
 
 
+def _softmax(args) -> list:
+    """The model's finding is a softmax (ADP004), a rule that is off by default: select it."""
+    args = list(args)
+    return [args[0], "--select=ADP004", *args[1:]] if args[:1] in (["check"], ["fix"]) else args
+
+
 def run(*args, cwd=None):
     """The CLI in a subprocess: what a user sees, tracebacks included."""
-    proc = subprocess.run([sys.executable, "-m", "adopter.cli", *args], capture_output=True, text=True, cwd=cwd)
+    proc = subprocess.run([sys.executable, "-m", "adopter.cli", *_softmax(args)], capture_output=True, text=True,
+                          cwd=cwd)
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -36,7 +43,7 @@ def run_here(*args):
     """The CLI in this process (an escaping exception fails the test just as a traceback would)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
+        code = main(_softmax(args))
     return code, out.getvalue(), err.getvalue()
 
 

@@ -42,7 +42,10 @@ MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 
 
 def project_root(path: Path) -> Path | None:
-    folder = path.resolve()
+    try:
+        folder = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: the file is reported as unreadable elsewhere
+        folder = path.absolute().parent
     if not folder.is_dir():
         folder = folder.parent
     while True:

@@ -14,7 +14,8 @@ if transformers.__version__ != "4.34.0":  # pragma: no cover - the corpus is pin
 
 MODELS = ("bert", "gpt2", "t5", "albert", "resnet", "distilbert")
 ROOT = Path(transformers.__file__).parent / "models"
-RULES = select_rules(load_rules())
+# the default rules and the softmax rule (ADP004, off by default), which several cases exercise
+RULES = select_rules(load_rules()) + select_rules(load_rules(), ["ADP004"])
 
 
 @pytest.mark.parametrize("model", MODELS)

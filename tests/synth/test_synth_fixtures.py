@@ -11,7 +11,8 @@ from adopter.synth import fix_text
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PAIRS = sorted(FIXTURES.glob("*.in.py"))
-RULES = select_rules(load_rules())
+# the default rules and the softmax rule (ADP004, off by default), which several cases exercise
+RULES = select_rules(load_rules()) + select_rules(load_rules(), ["ADP004"])
 
 
 def _fix(path: Path, text: str | None = None):
@@ -57,7 +58,7 @@ def test_applied_findings_and_requirements():
     result = _fix(FIXTURES / "two_rules.in.py")
     # ADP010 (sdpa, priority -1) fuses the whole attention, so ADP004 has no softmax left.
     assert sorted(f.rule for f in result.applied) == ["ADP005", "ADP009", "ADP010"]
-    assert result.requirements == {"adopter>=0.1.0", "torch>=2.1"}
+    assert result.requirements == {"adopter-kernels>=0.1.0", "torch>=2.1"}
     assert result.skipped == []
 
 

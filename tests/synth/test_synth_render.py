@@ -23,7 +23,7 @@ def test_atomize():
 
 
 def test_substitute_and_names():
-    template = replace_names("adopter_kernels.softmax($x, dim=-1, ...)", lambda n: "sm" if n.startswith("adopter.") else None)
+    template = replace_names("adopter_kernels.softmax($x, dim=-1, ...)", lambda n: "sm" if n.startswith("adopter_kernels.") else None)
     assert template == "sm($x, dim=-1, ...)"
     assert substitute(template, {"x": "s"}) == "sm(s, dim=-1)"
     assert substitute(template, {"x": "s"}, "dtype=torch.float32") == "sm(s, dim=-1, dtype=torch.float32)"
