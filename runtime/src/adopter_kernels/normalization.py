@@ -6,7 +6,7 @@ so these are first-party and written against PyTorch built-ins only.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +50,13 @@ def _dropout_add_layer_norm_ref(
 _fused_dropout_add_layer_norm = LazyCompiled(_dropout_add_layer_norm_ref, "dropout_add_layer_norm")
 
 
-def dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, dropout: Layer, norm: Layer) -> torch.Tensor:
+def dropout_add_layer_norm(
+    x: torch.Tensor,
+    residual: torch.Tensor,
+    dropout: Union[Layer, float],
+    norm: Layer,
+    training: Optional[bool] = None,
+) -> torch.Tensor:
     """``norm(dropout(x) + residual)`` over the caller's own ``nn.Dropout`` and ``nn.LayerNorm``.
 
     Taking the existing modules (not their hyper-parameters) keeps patched models' state dicts
@@ -60,20 +66,37 @@ def dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, dropout: Lay
     own ``forward``, hooks, in-place dropout whose side effect on ``x`` the caller might rely on
     - runs the original expression unchanged.
 
+    ``dropout`` may also be the probability of a functional dropout,
+    ``F.dropout(x, p, training)`` (Hugging Face's encoder layers), with ``training`` given.
+
     With ``p > 0`` in training the compiled CUDA path draws its dropout mask from Inductor's
     random stream, so masks differ from eager's for the same seed (same distribution); on CPU the
     eager dropout is called, so masks are identical.  TorchScript, ``torch.jit.trace``,
     ``torch.fx`` and ``torch.export`` record the original expression (:func:`recording`).
     """
     if torch.jit.is_scripting():
+        if isinstance(dropout, float):
+            assert training is not None, "dropout_add_layer_norm: a dropout probability needs training="
+            return norm.forward(F.dropout(x, dropout, training) + residual)
         return norm.forward(dropout.forward(x) + residual)
-    return _dropout_add_layer_norm(x, residual, dropout, norm)
+    return _dropout_add_layer_norm(x, residual, dropout, norm, training)
 
 
-def _dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, dropout: Callable, norm: Callable) -> torch.Tensor:
-    if recording(x, residual) or not is_plain(norm, nn.LayerNorm):
+def _dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, dropout, norm, training) -> torch.Tensor:
+    if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
+        if training is None:
+            raise TypeError("dropout_add_layer_norm: a dropout probability needs training=")
+        p, training, inplace = float(dropout), bool(training), False
+
+        def eager_dropout(t: torch.Tensor) -> torch.Tensor:
+            return F.dropout(t, p, training)
+
+        dropout = eager_dropout
+        if recording(x, residual) or not is_plain(norm, nn.LayerNorm):
+            return norm(dropout(x) + residual)
+    elif recording(x, residual) or not is_plain(norm, nn.LayerNorm):
         return norm(dropout(x) + residual)
-    if is_plain(dropout, nn.Dropout):
+    elif is_plain(dropout, nn.Dropout):
         p, training, inplace = float(dropout.p), bool(dropout.training), bool(dropout.inplace)
     elif is_plain(dropout, nn.Identity):
         p, training, inplace = 0.0, False, False
