@@ -239,7 +239,11 @@ def _input_grads(inputs: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
     return [(f"grad of input {i}", t.grad if t.grad is not None else torch.zeros_like(t)) for i, t in enumerate(inputs)]
 
 
-def check_train(pair: Pair, device: torch.device, tolerance: Tolerance) -> Outcome:
+def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_context=None) -> Outcome:
+    """``patched_context`` wraps the patched module's training step (the line tracer: a patch
+    under ``if self.training:`` runs only here)."""
+    from contextlib import nullcontext
+
     from .hf import zero_dropout_config
 
     for module in (pair.original, pair.patched):
@@ -265,7 +269,8 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance) -> Outco
 
     expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device)
     try:
-        got, _, inputs_p = _train_step(pair.patched, pair.call, device)
+        with (patched_context or nullcontext)():
+            got, _, inputs_p = _train_step(pair.patched, pair.call, device)
     except Exception as exc:
         return Outcome(False, f"train: the patched forward/backward raised {type(exc).__name__}: {_first_line(exc)}",
                        float("inf"))
