@@ -29,6 +29,7 @@ class Outcome:
     ok: bool
     message: str = ""
     max_abs_diff: float = 0.0
+    compared: int = -1  # tensors compared (eval); 0 means the check proved nothing
 
 
 class Tolerance:
@@ -194,7 +195,10 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
         with torch.no_grad():
             return flatten(run_quietly(lambda: call.run(reference_module)))
 
-    return compare_named(flatten(expected), flatten(got), "eval", tolerance, reference)
+    expected_tensors, got_tensors = flatten(expected), flatten(got)
+    outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference)
+    outcome.compared = len(expected_tensors)
+    return outcome
 
 
 def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:

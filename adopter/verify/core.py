@@ -258,6 +258,11 @@ class _Checker:
             for site in reached or sites:
                 verdicts[site] = Verdict(FAIL, eval_outcome.message, eval_outcome.max_abs_diff, details=details)
             return verdicts, None
+        if eval_outcome.compared == 0:  # e.g. a method that returns an optimizer or None
+            return {site: Verdict(SKIP, f"{pair.call.method}() of {_owner_label(class_name)} returns no tensor to "
+                                        f"compare; name a factory in [tool.adopter.verify] factories for "
+                                        f"{_owner_label(class_name)} whose call returns the patched computation",
+                                  details=details) for site in sites}, None
         # Training runs too, traced: a patch under ``if self.training:`` runs only there.
         train_lines = LineTracer(self.patched_file)
         calls_train = CallRecorder()
