@@ -442,3 +442,33 @@ def _inside_class(tree: ast.Module, func: ast.AST, class_name: str) -> bool:
         if isinstance(node, ast.ClassDef) and node.name == class_name:
             return any(item is func for item in ast.walk(node))
     return False
+
+
+def static_value(tree: ast.Module, node: ast.expr, line: int) -> Any:
+    """The value of ``node`` (at ``line`` of the file ``tree``) by the same static rules as call
+    sites use, or :data:`UNKNOWN`; names of the file itself are not resolved to objects."""
+    scopes: list[ast.AST] = [tree]
+
+    def enclosing(body_owner: ast.AST) -> None:
+        for child in getattr(body_owner, "body", []):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \
+                    child.lineno <= line <= (child.end_lineno or child.lineno):
+                if not isinstance(child, ast.ClassDef):
+                    scopes.insert(0, child)
+                enclosing(child)
+
+    enclosing(tree)
+    info = _FileInfo(Path("<file>"), tree, False)
+    _imports(info, Path("<none>"), set())
+    value = _Evaluator(info, scopes, line, set()).value(node)
+    return UNKNOWN if _has_unresolved(value) else value
+
+
+def _has_unresolved(value: Any) -> bool:
+    if value is UNKNOWN or isinstance(value, (Ref, Make)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_unresolved(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_unresolved(v) for v in value.values())
+    return False

@@ -34,6 +34,7 @@ from ..structure import package_of
 from . import branches, hf
 from .bench import measure
 from .build import Broken, Builder, Pair, Skip, Variant, run_quietly
+from .calls import NotACallPatch, check_optimizer_patch
 from .compare import Tolerance, check_eval, check_train
 from .loader import LoadError, ModuleLoader
 from .result import FAIL, PASS, SKIP, VerifyResult
@@ -635,13 +636,26 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
     device_name = str(options.device)
     results: list[VerifyResult] = []
     stubbed: list[str] = []
+    call_sites = [s for s in sites if _builds_optimizer(s)]
+    sites = [s for s in sites if s not in call_sites]
+    if call_sites:
+        results.extend(_verify_calls(text, path, package, call_sites, fix, options))
+    if not sites:
+        return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
+    script = _script_line(analysis.tree)
+    if script is not None:
+        reason = (f"the file runs a script when imported (line {script}), which verify does not do; move "
+                  f"{', '.join(sorted({s.class_name for s in sites}))} into a module the script imports")
+        results.extend(_result(s, path, s.line, s.class_name, SKIP, reason, device_name) for s in sites)
+        return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
     with ModuleLoader(path) as loader:
         try:
             original = run_quietly(loader.original)
         except LoadError as exc:
             reason = str(exc) if exc.missing else (f"the original module does not import here: {exc}; make it "
                                                     "importable where verify runs")
-            return [_result(s, path, s.line, s.class_name, SKIP, reason, device_name) for s in sites]
+            results.extend(_result(s, path, s.line, s.class_name, SKIP, reason, device_name) for s in sites)
+            return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
         stubbed = loader.stubbed
         module_name = original.__name__
         builder = Builder(original, text, options.sizes, options.factories, options.root, module_name, path, package)
@@ -705,6 +719,80 @@ def _verify_group(loader: ModuleLoader, original, text: str, path: str, package:
                 if why:
                     verdict = Verdict(SKIP, f"not patched: {why}")
             out.append(_from_verdict(site.rule.id, path, site.line, class_name, verdict, device_name))
+    return out
+
+
+def _builds_optimizer(site: Site) -> bool:
+    """A finding that is one call constructing a torch optimizer (verified on the optimizer)."""
+    nodes = site.match.nodes
+    if len(nodes) != 1 or nodes[0].kind != "call" or not str(nodes[0].op).startswith("torch.optim."):
+        return False
+    import importlib
+
+    module_name, _, name = str(nodes[0].op).rpartition(".")
+    try:
+        value = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(value, type) and issubclass(value, torch.optim.Optimizer)
+
+
+_RUNS_WORK = ("backward", "step", "fit", "train", "run", "main", "evaluate", "generate")
+
+
+def _script_line(tree: ast.Module | None) -> int | None:
+    """The first top-level statement that does work when the file is imported (a training loop,
+    ``main()``), or None for a module of definitions."""
+    for node in getattr(tree, "body", []):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
+            return node.lineno
+        value = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
+        if isinstance(value, ast.Call):
+            func = value.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in _RUNS_WORK or (isinstance(node, ast.Expr) and isinstance(func, ast.Name) and
+                                      name not in ("print", "setattr")):
+                return node.lineno
+    return None
+
+
+def _verify_calls(text: str, path: str, package: str | None, sites: list[Site], fix: FixFn,
+                  options: Options) -> list[VerifyResult]:
+    """Optimizer-construction patches, checked on the optimizers they build (``calls.py``)."""
+    device_name = str(options.device)
+    out: list[VerifyResult] = []
+    groups: dict[str, list[Site]] = {}
+    for site in sites:
+        groups.setdefault(site.rule.id, []).append(site)
+    for group in groups.values():
+        try:
+            patched_text, skipped, error = _fix(fix, text, path, [group[0].rule], package)
+        except Exception as exc:
+            error, patched_text, skipped = f"{type(exc).__name__}: {exc}", text, []
+        if error:
+            out.extend(_result(s, path, s.line, s.class_name, SKIP, f"synthesis failed: {error}", device_name)
+                       for s in group)
+            continue
+        map_edits(text, patched_text, group)
+        for site in group:
+            if not site.edited:
+                why = _skip_reason(skipped, site)
+                reason = f"not patched: {why}" if why else "the synthesized patch changes no line of this finding"
+                out.append(_result(site, path, site.line, site.class_name, SKIP, reason, device_name))
+                continue
+            try:
+                with _deterministic(options.device):
+                    ok, reason, worst, details = check_optimizer_patch(path, text, patched_text, site.match.span,
+                                                                       site.edited, package, options.device)
+            except NotACallPatch as exc:
+                out.append(_result(site, path, site.line, site.class_name, SKIP,
+                                   f"{exc}; name a factory in [tool.adopter.verify] factories for "
+                                   f"{site.class_name} to verify it", device_name))
+                continue
+            details["edited_lines"] = _span_text(site.edited)
+            out.append(_result(site, path, site.line, site.class_name, PASS if ok else FAIL, reason, device_name,
+                               max_abs_diff=None if worst == float("inf") else float(f"{worst:.3g}"),
+                               details=details))
     return out
 
 
