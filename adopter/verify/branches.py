@@ -24,7 +24,7 @@ class Guard:
     text: str  # ``if self.flash`` as written (shortened)
     branch: str  # "body" or "else"
     body_start: int  # first line of the side the edit is on
-    kind: str  # "attr" | "config" | "param" | "training" | "other"
+    kind: str  # "attr" | "attr_set" | "config" | "param" (or a module flag) | "global" | "training" | "other"
     name: str = ""
     want: object = None  # the value the name must have (True/False), "given" / "absent" for params
 
@@ -40,9 +40,9 @@ def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
         return _classify(test.operand, not truth)
     if isinstance(test, ast.BoolOp):
-        if (isinstance(test.op, ast.And) and truth) or (isinstance(test.op, ast.Or) and not truth):
-            return [item for value in test.values for item in _classify(value, truth)]
-        return []  # any one of several would do: too many choices
+        # all of them must hold (and/true, or/false), or any one would do (and/false, or/true):
+        # either way each operand taken on its own is a candidate change
+        return [item for value in test.values for item in _classify(value, truth)]
     if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.comparators[0], ast.Constant) \
             and test.comparators[0].value is None and isinstance(test.ops[0], (ast.Is, ast.IsNot)):
         present = isinstance(test.ops[0], ast.IsNot) == truth
@@ -65,6 +65,8 @@ def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
         if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id == "self" and \
                 base.attr in _CONFIG_ROOTS:
             return [("config", test.attr, truth)]
+        if isinstance(base, ast.Name):  # a class attribute or a module's flag: ``Attention.use_sdpa``
+            return [("global", f"{base.id}.{test.attr}", truth)]
     return [("other", ast.unparse(test) if hasattr(ast, "unparse") else "", truth)]
 
 

@@ -32,7 +32,7 @@ import logging
 import os
 import sys
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, Iterator
@@ -52,8 +52,9 @@ from .sizes import Sizes
 from .stubs import missing_package, needs_text
 
 MAX_CTOR_TRIES = 12
+_MISSING = object()
 # A build this big means the sizes were not shrunk (the equivalence checks run in float64 too).
-MAX_PARAMETERS = {"verify": 20_000_000, "benchmark": 400_000_000}
+MAX_PARAMETERS = {"verify": 60_000_000, "benchmark": 400_000_000}
 
 
 class Skip(Exception):
@@ -142,9 +143,11 @@ class Variant:
     attrs: tuple[tuple[str, Any], ...] = ()  # boolean instance flags set on every layer that has them
     give: tuple[str, ...] = ()  # optional forward arguments to pass (``targets``, ``mask``)
     method: str = "forward"  # the method to call
+    flags: tuple[tuple[str, Any], ...] = ()  # module flags / class attributes (``USE_SDPA``, ``Attn.use_sdpa``)
 
     def label(self) -> str:
-        parts = [f"config.{k}={v!r}" for k, v in self.config]
+        parts = [f"{k}={v!r}" for k, v in self.flags]
+        parts += [f"config.{k}={v!r}" for k, v in self.config]
         parts += [f"{k}={v!r} (constructor)" for k, v in self.ctor]
         parts += [f"{k}={v!r} (forward)" for k, v in self.forward]
         parts += [f"self.{k}={v!r}" for k, v in self.attrs]
@@ -380,6 +383,37 @@ class Builder:
             return False
         return any(p.name == "config" or hf._annotation_configs(p.annotation) for p in params)
 
+    # ------------------------------------------------------------ module flags
+
+    def _flag_value(self, module: ModuleType, name: str) -> Any:
+        head, _, attr = name.partition(".")
+        value = vars(module).get(head, _MISSING)
+        if attr and value is not _MISSING:
+            value = vars(value).get(attr, _MISSING) if isinstance(value, type) else _MISSING
+        return value
+
+    @contextmanager
+    def flags(self, variant: Variant, patched_module: ModuleType | None = None):
+        """Module-level flags and class attributes of the variant set in the original and the
+        patched module while the check runs, then put back."""
+        saved: list[tuple[Any, str, Any]] = []
+        try:
+            for module in (self.original, patched_module):
+                if module is None:
+                    continue
+                for name, value in variant.flags:
+                    head, _, attr = name.partition(".")
+                    owner = module if not attr else vars(module).get(head)
+                    key = attr or head
+                    if owner is None:
+                        continue
+                    saved.append((owner, key, getattr(owner, key)))
+                    setattr(owner, key, value)
+            yield
+        finally:
+            for owner, key, value in reversed(saved):
+                setattr(owner, key, value)
+
     # ------------------------------------------------------------ variants
 
     def variants(self, class_name: str, found_guards: list = (), method: str = "forward") -> list[Variant]:
@@ -419,6 +453,9 @@ class Builder:
                 param = ctor_params[guard.name]
                 if isinstance(guard.want, bool) and isinstance(param.default, bool):
                     variant = Variant(ctor=((guard.name, guard.want),), method=method)
+            elif guard.kind in ("param", "global") and isinstance(guard.want, bool) and \
+                    isinstance(self._flag_value(self.original, guard.name), bool):
+                variant = Variant(flags=((guard.name, guard.want),), method=method)
             if variant is not None and variant not in from_guards:
                 from_guards.append(variant)
             if guard.kind in ("attr", "attr_set") and not spec:
@@ -430,7 +467,8 @@ class Builder:
                         if candidate not in from_guards:
                             from_guards.append(candidate)
         if len(from_guards) > 1:  # nested branches: all of them at once
-            merged = Variant(config=tuple(i for v in from_guards for i in v.config),
+            merged = Variant(flags=tuple(i for v in from_guards for i in v.flags),
+                             config=tuple(i for v in from_guards for i in v.config),
                              ctor=tuple(i for v in from_guards for i in v.ctor),
                              forward=tuple(i for v in from_guards for i in v.forward),
                              attrs=tuple(i for v in from_guards for i in v.attrs),

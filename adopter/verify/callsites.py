@@ -51,6 +51,7 @@ class CallSite:
     args: list[Any]
     kwargs: dict[str, Any]
     splat: bool = False  # it passes **something unknown
+    indirect: bool = False  # the class is an argument of the call (``build(Net, **kwargs)``): keywords may be for it
 
     def known(self) -> int:
         return sum(v is not UNKNOWN for v in self.args) + sum(v is not UNKNOWN for v in self.kwargs.values())
@@ -358,20 +359,28 @@ def _torch_object(path: str) -> Any:
     return value
 
 
-def _calls(info: _FileInfo, class_name: str, local_names: set[str]) -> Iterator[tuple[ast.Call, list[ast.AST]]]:
-    """Calls of the class in one file, with their enclosing scopes (innermost first)."""
+def _calls(info: _FileInfo, class_name: str, local_names: set[str]) -> Iterator[tuple[ast.Call, list[ast.AST], int]]:
+    """Calls of the class in one file, with their enclosing scopes (innermost first) and where the
+    class is: -1 called itself, else the position of the class among the call's arguments
+    (``partial(Block, dim=8)``, ``build_model_with_cfg(Net, variant, **kwargs)``)."""
 
-    def visit(node: ast.AST, scopes: list[ast.AST]) -> Iterator[tuple[ast.Call, list[ast.AST]]]:
+    def names_class(node: ast.AST) -> bool:
+        return (isinstance(node, ast.Name) and node.id in local_names) or (
+            isinstance(node, ast.Attribute) and node.attr == class_name and
+            isinstance(node.value, ast.Name) and node.value.id in info.target_modules)
+
+    def visit(node: ast.AST, scopes: list[ast.AST]) -> Iterator[tuple[ast.Call, list[ast.AST], int]]:
         for child in ast.iter_child_nodes(node):
             inner = scopes
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 inner = [child, *scopes] if not isinstance(child, ast.Lambda) else scopes
             if isinstance(child, ast.Call):
-                func = child.func
-                if (isinstance(func, ast.Name) and func.id in local_names) or (
-                        isinstance(func, ast.Attribute) and func.attr == class_name and
-                        isinstance(func.value, ast.Name) and func.value.id in info.target_modules):
-                    yield child, inner
+                if names_class(child.func):
+                    yield child, inner, -1
+                else:
+                    position = next((i for i, a in enumerate(child.args) if names_class(a)), None)
+                    if position is not None:
+                        yield child, inner, position
             yield from visit(child, inner)
 
     yield from visit(info.tree, [info.tree])
@@ -379,7 +388,8 @@ def _calls(info: _FileInfo, class_name: str, local_names: set[str]) -> Iterator[
 
 def find_call_sites(path: str, class_name: str, package: str | None, text: str | None = None,
                     limit: int = 8) -> list[CallSite]:
-    """Calls of ``class_name`` (defined in ``path``) across the project, best known first."""
+    """Calls of ``class_name`` (defined in ``path``) across the project, best known first (direct
+    calls before the class handed to a builder function)."""
     target = Path(path)
     package_root = None
     if package:
@@ -410,13 +420,18 @@ def find_call_sites(path: str, class_name: str, package: str | None, text: str |
                 elif isinstance(node, (ast.Import, ast.ImportFrom)):
                     module_defs |= {(a.asname or a.name).split(".")[0] for a in node.names}
         local_names = {class_name} if is_target else {k for k, v in info.target_names.items() if v == class_name}
-        for call, scopes in _calls(info, class_name, local_names):
+        for call, scopes, position in _calls(info, class_name, local_names):
             enclosing = scopes[0]
             if isinstance(enclosing, (ast.FunctionDef, ast.AsyncFunctionDef)) and is_target and \
                     _inside_class(info.tree, enclosing, class_name):
                 continue  # the class building itself recursively
             evaluator = _Evaluator(info, scopes, call.lineno, module_defs)
-            args = [evaluator.value(a) if not isinstance(a, ast.Starred) else UNKNOWN for a in call.args]
+            positional = call.args
+            if position >= 0:  # only partial() passes its later positional arguments on to the class
+                func = call.func
+                name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+                positional = call.args[position + 1:] if name == "partial" else []
+            args = [evaluator.value(a) if not isinstance(a, ast.Starred) else UNKNOWN for a in positional]
             kwargs: dict[str, Any] = {}
             splat = False
             for keyword in call.keywords:
@@ -428,12 +443,12 @@ def find_call_sites(path: str, class_name: str, package: str | None, text: str |
                         splat = True
                     continue
                 kwargs[keyword.arg] = value
-            sites.append(CallSite(f"{file}:{call.lineno}", args, kwargs, splat))
+            sites.append(CallSite(f"{file}:{call.lineno}", args, kwargs, splat, indirect=position >= 0))
             if len(sites) >= limit * 4:
                 break
         if len(sites) >= limit * 4:
             break
-    sites.sort(key=lambda s: -s.known())
+    sites.sort(key=lambda s: (s.indirect, -s.known()))
     return sites[:limit]
 
 

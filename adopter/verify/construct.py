@@ -367,7 +367,9 @@ def _bind(site: CallSite, params: list[inspect.Parameter]) -> dict[str, Any] | N
         out[param.name] = value
     names = {p.name for p in params}
     for key, value in site.kwargs.items():
-        if key not in names and not var_kw:
+        if key not in names and (site.indirect or not var_kw):
+            if site.indirect:  # a builder's own keyword (pretrained_filter_fn=...), not the class's
+                continue
             return None
         out[key] = value
     return out

@@ -215,6 +215,10 @@ class _Checker:
 
     def check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
         """Verdicts for the sites reached in this variant; the second value is a skip reason for all."""
+        with self.builder.flags(variant, self.patched):
+            return self._check(class_name, sites, variant)
+
+    def _check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
         options = self.options
         device = options.device
         ctor_lines = LineTracer(self.patched_file)
@@ -357,16 +361,20 @@ class _Checker:
         return reached, not_fast
 
     def _benchmark(self, class_name: str, variant: Variant):
-        options = self.options
         try:
-            pair: Pair = self.bench_builder.build(class_name, self.patched, variant)
-            pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
-            timing = measure(pair.original, pair.patched, pair.call, options.device, options.min_run_time,
-                             options.memory, options.threads)
+            with self.bench_builder.flags(variant, self.patched):
+                return self._measure(class_name, variant)
         except (Skip, Broken) as exc:
             return None, f"not timed: at benchmark size {exc}"
         except Exception as exc:
             return None, f"not timed: {type(exc).__name__}: {str(exc)[:120]}"
+
+    def _measure(self, class_name: str, variant: Variant):
+        options = self.options
+        pair: Pair = self.bench_builder.build(class_name, self.patched, variant)
+        pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
+        timing = measure(pair.original, pair.patched, pair.call, options.device, options.min_run_time,
+                         options.memory, options.threads)
         return timing, ""
 
 
@@ -750,8 +758,7 @@ def _script_line(tree: ast.Module | None) -> int | None:
         if isinstance(value, ast.Call):
             func = value.func
             name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-            if name in _RUNS_WORK or (isinstance(node, ast.Expr) and isinstance(func, ast.Name) and
-                                      name not in ("print", "setattr")):
+            if name in _RUNS_WORK:
                 return node.lineno
     return None
 

@@ -31,7 +31,7 @@ import tempfile
 from types import ModuleType
 
 from ..structure import package_of
-from .stubs import ImportStubs, missing_package, needs_text
+from .stubs import ImportStubs, importing, missing_package, needs_text
 
 _COUNTER = itertools.count(1)
 
@@ -124,7 +124,8 @@ class ModuleLoader:
             return self._original
         for _ in range(MAX_STUBS + 1):
             try:
-                return self._import_original()
+                with importing():
+                    return self._import_original()
             except LoadError as exc:
                 package = self.stubs.can_stub(exc.__cause__) if len(self.stubs.packages) < MAX_STUBS else None
                 if package is None:
@@ -171,7 +172,8 @@ class ModuleLoader:
             handle.write(text)
         name = f"{self.package}.{base}" if self.package else f"_adopter_verify_{base}"
         try:
-            return self._exec(name, file)
+            with importing():
+                return self._exec(name, file)
         except LoadError as exc:
             cause = exc.__cause__
             while cause is not None and not isinstance(cause, ModuleNotFoundError):

@@ -15,7 +15,10 @@ retries with a *stub* of that package:
   package still fails honestly and verify reports which package to install; a class statement
   that subclasses one runs, and making an instance of that subclass raises;
 - ``isinstance(obj, placeholder)`` is False: nothing can be an instance of a class that is not
-  installed; a stub module's ``__version__`` is ``"0.0.0"`` (import-time version checks).
+  installed; a stub module's ``__version__`` is ``"0.0.0"`` (import-time version checks);
+- while the module itself is being imported, calling a placeholder is lenient: as a decorator
+  (``@numba.jit``) it leaves the function as written, otherwise it gives another placeholder
+  (``ENC = tiktoken.get_encoding("gpt2")``), which raises when the code that needs it runs.
 
 The stubs are scoped to one verification run: :class:`ImportStubs` is a context manager that
 puts its finder at the *end* of ``sys.meta_path`` (installed packages always win) and, on exit,
@@ -27,7 +30,9 @@ stub, so nothing of it stays in ``sys.modules``.  An import inside a ``try`` blo
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib.abc
+import inspect
 import importlib.machinery
 import importlib.util
 import linecache
@@ -36,7 +41,21 @@ from functools import lru_cache
 from types import ModuleType
 from typing import Any, Iterable
 
-__all__ = ["ImportStubs", "MissingDependency", "is_stub", "missing_package", "needs_text"]
+__all__ = ["ImportStubs", "MissingDependency", "importing", "is_stub", "missing_package", "needs_text"]
+
+
+_IMPORTING = 0  # > 0 while verify imports the analysed module (see Placeholder.__call__)
+
+
+@contextlib.contextmanager
+def importing():
+    """Mark the import of the analysed module (calls of placeholders are lenient meanwhile)."""
+    global _IMPORTING
+    _IMPORTING += 1
+    try:
+        yield
+    finally:
+        _IMPORTING -= 1
 
 
 class MissingDependency(RuntimeError):
@@ -82,7 +101,16 @@ class Placeholder:
     def __mro_entries__(self, bases):
         return (_stand_in_base(self._adopter_package, self._adopter_path),)
 
-    __call__ = _raiser("called")
+    def __call__(self, *args, **kwargs):
+        if _IMPORTING:
+            # While a module is being imported, a call is most likely a decorator (``@numba.jit``,
+            # ``@numba.jit(nopython=True)``) or a module constant (``enc = tiktoken.get_encoding()``):
+            # a decorator leaves the function as written, a constant stays a placeholder that
+            # raises when the code that needs it runs.
+            if len(args) == 1 and not kwargs and (inspect.isfunction(args[0]) or inspect.isclass(args[0])):
+                return args[0]
+            return Placeholder(self._adopter_package, f"{self._adopter_path}(...)")
+        raise MissingDependency(self._adopter_package, f"{self._adopter_path} (called)")
     __iter__ = _raiser("iterated")
     __len__ = _raiser("len")
     __getitem__ = _raiser("indexed")
