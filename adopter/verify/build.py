@@ -326,6 +326,10 @@ class Builder:
     def class_of(self, module: ModuleType, class_name: str) -> type:
         cls = getattr(module, class_name, None)
         if not _is_module_class(cls):
+            missing = next((getattr(base, "_adopter_package", None) for base in getattr(cls, "__mro__", ())
+                            if getattr(base, "_adopter_package", None)), None)
+            if missing:  # class Model(pl.LightningModule) with lightning not installed
+                raise Skip(needs_text(missing))
             raise Skip(f"{class_name} is not an nn.Module class at module level")
         return cls
 

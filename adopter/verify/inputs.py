@@ -281,10 +281,13 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             per_param.append((name, positional, candidates))
             continue
         if lowered in _TARGET_NAMES and (not optional or name in give_optional):
+            classes = _int_hint(hints, "num_classes", "n_classes", "num_labels")
             if isinstance(entry, nn.Embedding):
                 candidates = [ids(b, s, high=_out_classes(module))]
             else:
                 candidates = [ids(b, high=_out_classes(module)), ids(b, s, high=_out_classes(module))]
+            if classes:  # class labels of a conditional model (an embedding of num_classes rows)
+                candidates.insert(0, ids(b, high=classes))
             per_param.append((name, positional, candidates))
             continue
         if not required:

@@ -126,6 +126,8 @@ def shrink_value(name: str, value: Any, sizes: Sizes) -> Any:
     goal = target(kind, sizes)
     if kind == "patch":
         goal = max(1, sizes.image // 4)
+    if goal is not None and kind in ("vocab", "classes") and value <= 0:
+        return goal  # "set later" placeholders such as LLaMA's vocab_size = -1
     if goal is None or value <= goal:
         return value
     return goal
