@@ -196,6 +196,7 @@ class Verdict:
     max_abs_diff: float | None = None
     timing: Any = None
     details: dict = field(default_factory=dict)
+    variant: Variant | None = None  # the build variant that reached the patch (for the combined check)
 
 
 class _Checker:
@@ -215,6 +216,7 @@ class _Checker:
 
     def check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
         """Verdicts for the sites reached in this variant; the second value is a skip reason for all."""
+        self.ran = set()
         with self.builder.flags(variant, self.patched):
             return self._check(class_name, sites, variant)
 
@@ -332,7 +334,7 @@ class _Checker:
             if timing is not None:
                 site_details.update(timing.as_dict())
                 site_details["benchmark_sizes"] = _sizes_text(self.bench_builder.sizes)
-            verdicts[site] = Verdict(PASS, reason, worst, timing, site_details)
+            verdicts[site] = Verdict(PASS, reason, worst, timing, site_details, variant)
         return verdicts, None
 
     @staticmethod
@@ -673,15 +675,16 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
         for site in sorted(sites, key=lambda s: (s.line, s.rule.id)):
             groups.setdefault(site.rule.id, []).append(site)
         applied_rules: list[Rule] = []
+        reached: list[Variant] = []
         for rule_id, group in groups.items():
             rule = group[0].rule
             results.extend(_verify_group(loader, original, text, path, package, [rule], group, fix, builder,
-                                         bench_builder, options, rule_id))
+                                         bench_builder, options, rule_id, reached))
             if any(s.edited for s in group):
                 applied_rules.append(rule)
         if options.combined and applied_rules:
             results.extend(_verify_combined(loader, original, text, path, package, applied_rules, sites, fix,
-                                            builder, bench_builder, options))
+                                            builder, bench_builder, options, _model_wide(reached)))
     if stubbed:
         for result in results:
             result.details.setdefault("not_installed", stubbed)
@@ -690,7 +693,7 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
 
 def _verify_group(loader: ModuleLoader, original, text: str, path: str, package: str | None, rules: list[Rule],
                   group: list[Site], fix: FixFn, builder: Builder, bench_builder: Builder, options: Options,
-                  tag: str) -> list[VerifyResult]:
+                  tag: str, reached: list[Variant] | None = None) -> list[VerifyResult]:
     device_name = str(options.device)
     try:
         patched_text, skipped, error = _fix(fix, text, path, rules, package)
@@ -722,6 +725,8 @@ def _verify_group(loader: ModuleLoader, original, text: str, path: str, package:
         for site in sites:
             class_name = site.class_name
             verdict = verdicts[site]
+            if verdict.variant is not None and reached is not None:
+                reached.append(verdict.variant)
             if not site.edited:
                 why = _skip_reason(skipped, site)
                 if why:
@@ -833,9 +838,25 @@ def _from_verdict(rule: str, path: str, line: int, class_name: str, verdict: Ver
     )
 
 
+def _model_wide(variants: list[Variant]) -> Variant:
+    """The model-wide parts (layer flags, module flags, config fields) of the variants that
+    reached single patches, merged for the check of all patches together (a key set to two
+    different values is left out)."""
+    merged: dict[str, dict[str, Any]] = {"attrs": {}, "flags": {}, "config": {}}
+    clash: set[tuple[str, str]] = set()
+    for variant in variants:
+        for part in merged:
+            for key, value in getattr(variant, part):
+                if key in merged[part] and merged[part][key] != value:
+                    clash.add((part, key))
+                merged[part][key] = value
+    items = {part: tuple((k, v) for k, v in values.items() if (part, k) not in clash) for part, values in merged.items()}
+    return Variant(attrs=items["attrs"], flags=items["flags"], config=items["config"])
+
+
 def _verify_combined(loader: ModuleLoader, original, text: str, path: str, package: str | None, rules: list[Rule],
                      sites: list[Site], fix: FixFn, builder: Builder, bench_builder: Builder,
-                     options: Options) -> list[VerifyResult]:
+                     options: Options, wide: Variant = Variant()) -> list[VerifyResult]:
     device_name = str(options.device)
     label = "+".join(sorted(r.id for r in rules))
     copies = [Site(s.rule, s.match, s.line, s.class_name, set(s.anchors)) for s in sites]
@@ -869,7 +890,15 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
         label = "+".join(sorted({s.rule.id for s in inside}))
         probe = Site(rules[0], inside[0].match, min(s.line for s in inside), target, set(),
                      set().union(*(s.edited for s in inside)))
-        verdicts, skip_reason = checker.check(target, [probe], Variant())
+        variant = Variant()
+        verdicts, skip_reason = {}, None
+        if wide != Variant():  # the flags that single patches needed, for the whole model at once
+            variant = wide
+            verdicts, skip_reason = checker.check(target, [probe], variant)
+            if skip_reason is not None or not verdicts:
+                variant = Variant()
+        if variant == Variant():
+            verdicts, skip_reason = checker.check(target, [probe], variant)
         if skip_reason is not None:
             verdict = Verdict(SKIP, f"all {len(inside)} patches together: {skip_reason}")
         else:
@@ -878,6 +907,8 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
             if verdict.verdict != FAIL:
                 ran = _count_ran(checker, target, inside)
                 verdict.reason = f"{what} ({ran}): {verdict.reason}"
+                if variant.label() and variant.label() not in verdict.reason:
+                    verdict.reason += f"; with {variant.label()}"
             else:
                 verdict.reason = f"{what}: {verdict.reason}"
         out.append(_from_verdict(label, path, probe.line, target, verdict, device_name, combined=True))
@@ -885,18 +916,8 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
 
 
 def _count_ran(checker: _Checker, target: str, sites: list[Site]) -> str:
-    """How many of the patches ran in the combined check (one more traced eval forward)."""
-    tracer = LineTracer(checker.patched_file)
-    try:
-        with tracer:
-            pair = checker.builder.build(target, checker.patched, Variant())
-            pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
-            pair.patched.eval()
-            with torch.no_grad():
-                run_quietly(lambda: pair.call.clone().run(pair.patched))
-    except Exception:
-        return "edited lines ran"
-    ran = sum(1 for s in sites if s.edited & tracer.lines)
+    """How many of the patches ran in the combined check (the lines its last check traced)."""
+    ran = sum(1 for s in sites if s.edited & checker.ran)
     if len(sites) == 1:
         return f"it ran in {target}" if ran else f"it did not run in {target}"
     return f"{ran} of them ran in {target}"

@@ -89,6 +89,10 @@ def test_dataclass_config_gpt(tmp_path, capsys):
     embedding = _row(patches, "ADP005", "GPT")
     assert embedding["details"]["inputs"].startswith("int64[2, 8]")  # token ids for the Embedding
     assert combined and all(r["verdict"] == PASS for r in combined)
+    # all patches together, with the flag the attention patch needed: every patch ran in GPT
+    (whole,) = [r for r in combined if r["class"] == "GPT"]
+    patched_in_gpt = len([r for r in patches if r["class"] in ("GPT", "CausalSelfAttention", "Block", "MLP")])
+    assert f"{patched_in_gpt} of them ran in GPT" in whole["reason"] and "self.flash=False" in whole["reason"]
 
 
 def test_attribute_bag_config_encoder(tmp_path, capsys):
