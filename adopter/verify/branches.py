@@ -213,3 +213,20 @@ def init_conditions(text: str, class_name: str, attr: str, want_set: bool) -> li
                     if found:
                         out.append(found)
     return out
+
+
+def call_lines(text: str, class_name: str, method: str) -> set[int]:
+    """Lines of ``class_name`` that call ``self.<method>(...)``: where a patched helper method is
+    entered, so the branches around those calls decide whether it runs."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return set()
+    out: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == method \
+                        and isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self":
+                    out.add(sub.lineno)
+    return out

@@ -685,6 +685,21 @@ class Builder:
                     frontier.append(name)
         return out[:limit]
 
+    @staticmethod
+    def _switches(user_cls: type, class_name: str) -> list[tuple]:
+        """Constructor switches of a user that may be what makes it build ``class_name``: none
+        first, then its boolean arguments that default to False, those naming the class first
+        (``use_cope=True`` for ``CoPE``)."""
+        try:
+            params = list(inspect.signature(user_cls.__init__).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return [()]
+        flags = [p.name for p in params if p.default is False]
+        key = class_name.lower()
+        flags.sort(key=lambda name: not any(part and part in key for part in name.lower().split("_")
+                                            if part not in ("use", "add", "with", "is", "has", "enable")))
+        return [()] + [((name, True),) for name in flags[:3]]
+
     def _build_captured(self, original_cls: type, patched_cls: type, patched_module: ModuleType, variant: Variant,
                         patched_context: Callable[[], Any]) -> Pair | None:
         """Build the class with the arguments and inputs a model of the same file gives it."""
@@ -694,11 +709,13 @@ class Builder:
             user_cls = getattr(self.original, user, None)
             if not _is_module_class(user_cls) or self.factory_for(user):
                 continue
-            try:
-                options = list(itertools.islice(self._options(user_cls, Variant(ctor=overrides)), 4))
-            except Skip:
-                continue
-            for option in options:
+            options: list[_Option] = []
+            for extra in self._switches(user_cls, original_cls.__name__):
+                try:
+                    options += list(itertools.islice(self._options(user_cls, Variant(ctor=overrides + extra)), 2))
+                except Skip:
+                    break
+            for option in options[:8]:
                 recording = Recording(original_cls)
                 try:
                     with recording:
@@ -708,7 +725,7 @@ class Builder:
                 except Exception:
                     continue
                 if recording.ctor is None or recording.instance is None:
-                    break  # this user does not build the class with these arguments
+                    continue  # this user does not build the class with these arguments
                 model.eval()
                 config = option.config if option.config is not None else kwargs.get(option.config_param or "")
                 hints = hints_of(config, {k: v for k, v in kwargs.items() if k != option.config_param})

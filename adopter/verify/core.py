@@ -461,7 +461,11 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
     found_guards = branches.guards(checker.patched_text, edited)
     entries = ["forward"]
     if not class_name.startswith("function:"):
-        entries += _methods_with(checker.patched_text, class_name, edited)
+        helpers = _methods_with(checker.patched_text, class_name, edited)
+        entries += helpers
+        for helper in helpers:  # `if x_prev is None: ... else: self._forward_cross_attn(x, x_prev)`
+            found_guards += branches.guards(checker.patched_text,
+                                            branches.call_lines(checker.patched_text, class_name, helper))
     tried: list[str] = []
     soft: dict[Site, Verdict] = {}
     ran: set[int] = set()
