@@ -10,13 +10,15 @@ first forward (a forward pre-hook), and builds the block alone with exactly thos
 
 Arguments that are classes or functions of the analysed module become
 :class:`~adopter.verify.recipes.Ref` (the patched block gets the patched module's classes); torch
-layers passed as arguments (``downsample=nn.Sequential(...)``) are copied per build; instances
-of the file's own classes cannot be mapped to the patched module, so such a capture is not used.
+layers passed as arguments (``downsample=nn.Sequential(...)``) are copied per build; a config
+dataclass of the file is rebuilt from its fields in each module; other instances of the file's
+own classes cannot be mapped to the patched module, so such a capture is not used.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from dataclasses import dataclass
 from types import ModuleType
@@ -25,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .recipes import Make, Ref
+from .recipes import AttrBag, Make, Ref
 
 
 @dataclass
@@ -64,7 +66,15 @@ def _to_recipe(value: Any, module: ModuleType, depth: int = 0) -> Any:
         return {k: _to_recipe(v, module, depth + 1) for k, v in value.items()}
     if isinstance(value, torch.Tensor):
         return Make(torch.Tensor.clone, (value.detach(),), {})
-    if type(value).__module__ == module.__name__:
+    if isinstance(value, AttrBag):
+        return AttrBag({k: _to_recipe(v, module, depth + 1) for k, v in value.items()})
+    cls = type(value)
+    if cls.__module__ == module.__name__ and getattr(module, cls.__name__, None) is cls and \
+            dataclasses.is_dataclass(value):
+        # a config dataclass of the file: rebuilt from its fields in each module
+        return Make(Ref(cls.__name__), (), {f.name: _to_recipe(getattr(value, f.name), module, depth + 1)
+                                            for f in dataclasses.fields(value) if f.init})
+    if cls.__module__ == module.__name__:
         raise _NotMappable()
     return copy.deepcopy(value)
 

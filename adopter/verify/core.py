@@ -570,7 +570,7 @@ def combined_targets(module, text: str, sites: list[Site]) -> list[str]:
         while frontier:
             current = frontier.pop()
             parents = users.get(current, set()) - seen
-            if not parents and current not in roots:
+            if not users.get(current) and current not in roots:  # nothing of the file uses it: outermost
                 roots.append(current)
             for parent in parents:
                 seen.add(parent)
