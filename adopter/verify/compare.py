@@ -74,6 +74,8 @@ def flatten(value: Any, prefix: str = "output") -> list[tuple[str, torch.Tensor]
 def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     if a.shape != b.shape or a.numel() == 0:
         return 0.0 if a.shape == b.shape else float("inf")
+    if a.is_complex() or b.is_complex():  # rotary tables: compare real and imaginary parts
+        a, b = torch.view_as_real(a.detach().resolve_conj()), torch.view_as_real(b.detach().resolve_conj())
     a64 = a.detach().to("cpu", torch.float64)
     b64 = b.detach().to("cpu", torch.float64)
     same = (a64 == b64) | (torch.isnan(a64) & torch.isnan(b64))

@@ -135,6 +135,17 @@ def test_vit_keyword_only_sizes(tmp_path, capsys):
     assert [r["verdict"] for r in combined] == [PASS]
 
 
+def test_blocks_built_and_fed_as_their_model_does(tmp_path, capsys):
+    patches, combined = fix_then_verify(tmp_path, capsys, "capture", "blocks.py")
+    assert all(r["verdict"] == PASS for r in patches), patches
+    attention = _row(patches, "ADP004", "RotaryAttention")
+    assert attention["details"]["built"].startswith("RotaryAttention(...) as Net builds it (Net(args=NetArgs(")
+    assert "complex64[" in attention["details"]["inputs"]  # the rotary table the model passes
+    bottleneck = _row(patches, "ADP007", "Bottleneck")
+    assert bottleneck["details"]["built"].startswith("Bottleneck(...) as Net builds it")
+    assert [r["verdict"] for r in combined] == [PASS]
+
+
 MISSING = ("fairscale", "tiktoken", "wandb", "PIL")
 
 
