@@ -66,6 +66,20 @@ def _call_at(tree: ast.Module, lines: set[int], column: int | None = None) -> as
     return best
 
 
+def _patched_call(tree: ast.Module, lines: set[int], original: ast.Call | None) -> ast.Call | None:
+    """The call in the patched text that replaced ``original``: among the calls starting on the
+    edited lines, the one passing the same arguments (an edit may cover neighbouring calls)."""
+    if original is None:
+        return None
+    wanted = ([ast.dump(a) for a in original.args], [ast.dump(k) for k in original.keywords])
+    candidates = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.lineno in lines]
+    same = [n for n in candidates if ([ast.dump(a) for a in n.args], [ast.dump(k) for k in n.keywords]) == wanted
+            and ast.dump(n.func) != ast.dump(original.func)]
+    if same:
+        return min(same, key=lambda n: abs(n.lineno - original.lineno))
+    return _call_at(tree, lines)
+
+
 def _arguments(tree: ast.Module, call: ast.Call) -> tuple[list[Any], dict[str, Any], list[str]]:
     """Positional arguments after the parameters and keywords whose values are known statically
     (literals, module constants such as ``learning_rate = 3e-4``); the rest are dropped."""
@@ -131,7 +145,7 @@ def _check(original_text: str, patched_text: str, original_span: tuple[int, int,
     original_tree = ast.parse(original_text)
     patched_tree = ast.parse(patched_text)
     original_call = _call_at(original_tree, {original_span[0]}, original_span[1])
-    patched_call = _call_at(patched_tree, edited)
+    patched_call = _patched_call(patched_tree, edited, original_call)
     if original_call is None or patched_call is None:
         raise NotACallPatch("the rewritten call was not found")
     original_callee = eval(compile(ast.Expression(original_call.func), "<callee>", "eval"),

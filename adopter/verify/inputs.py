@@ -338,6 +338,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if channels is None and not image_like:
             for width in widths[:2]:
                 candidates.append(randn(b * 4, width))
+            if per_param:  # a second tensor of a layer: maybe per-position weights (``keep[:, None, :]``)
+                candidates.append(torch.ones(b, s))
         per_param.append((name, positional, candidates))
 
     lists = [c for _, _, c in per_param]

@@ -30,7 +30,7 @@ HEAD_DIM = {"dim_head", "head_dim", "d_head", "d_k", "d_v", "head_size", "attent
             "d_kv", "dim_per_head", "headdim", "head_dim_qk"}
 FFN = {"intermediate_size", "ffn_dim", "mlp_dim", "hidden_features", "d_ff", "inner_dim", "d_inner", "ff_dim",
        "dim_feedforward", "intermediate_dim", "n_inner", "ffn_hidden_size", "mlp_hidden_dim", "ff_hidden_dim",
-       "hidden_ff", "d_mlp", "mlp_size", "ffn_size", "dim_ff", "n_mlp"}
+       "hidden_ff", "d_mlp", "mlp_size", "ffn_size", "dim_ff", "n_mlp", "ff", "ffn", "d_ffn", "ff_size"}
 LAYERS = {"num_layers", "n_layers", "depth", "n_layer", "num_hidden_layers", "layers", "num_blocks", "n_blocks",
           "num_encoder_layers", "num_decoder_layers", "enc_layers", "dec_layers", "nlayers", "n_block", "blocks",
           "num_transformer_layers", "encoder_layers", "decoder_layers", "depths", "num_stages", "levels",

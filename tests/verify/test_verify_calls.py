@@ -102,3 +102,22 @@ def test_model_classes_in_a_script_are_not_imported(tmp_path, all_rules, quick):
     assert result.verdict == SKIP and "runs a script when imported" in result.reason
     assert "move Mixer into a module" in result.reason
     assert not marker.exists()
+
+
+def test_neighbouring_optimizer_calls_are_paired_by_their_arguments(tmp_path, all_rules, quick):
+    path = tmp_path / "optim.py"
+    path.write_text(textwrap.dedent("""
+        import torch
+
+
+        def make_optimizer(params, name="adamw", lr=3e-4):
+            if name == "adamw":
+                return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), eps=1e-8)
+            return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    """))
+    results = verify_file(str(path), [r for r in all_rules if r.id == "ADP012"], Config(), benchmark=False,
+                          options=quick)
+    assert [(r.verdict, r.details["built"]) for r in results] == [
+        (PASS, "AdamW(<probe parameters>, lr=0.0003, betas=(0.9, 0.95), eps=1e-08)"),
+        (PASS, "SGD(<probe parameters>, lr=0.0003, momentum=0.9)"),
+    ]
