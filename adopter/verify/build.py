@@ -1,23 +1,23 @@
 """Build the original and the patched class with the same arguments, and example inputs for them.
 
-Three ways, tried in order:
+Ways, tried in order:
 
 1. a factory named in ``[tool.adopter.verify] factories`` for the class (``"pkg.mod.Block" =
    "pkg.factories:make_block"``): ``make_block(cls)`` returns ``(instance, inputs)`` and is
    called once with the original class and once with the patched one;
 2. a Hugging Face config class found in the module: a tiny config (see ``hf.py``) is passed as
    the ``config`` argument;
-3. otherwise the ``__init__`` parameters are guessed from their names (``hidden_size``,
-   ``in_channels``, ``num_heads``, ``kernel_size``, ...) and annotations; defaults are kept.
+3. otherwise constructor recipes (``construct.py``): the project's own calls of the class, config
+   dataclasses / attribute bags, the signature; shrunk, with the sizes as written as a fallback;
+4. when none of those builds and runs, the class as a model of the same file builds and feeds it
+   (``capture.py``).
 
-Example inputs come from the ``forward`` signature and the built module: hidden states
-``[batch, seq, width]`` where width is tried among the module's own widths (the first Linear's
-``in_features``, the LayerNorm width, the config's hidden size, ...), images ``[batch, C, H, W]``
-for convolution classes, token ids for ``*_ids``, and attention masks in the format the level
-suggests (a model takes a ``[batch, seq]`` 0/1 mask, a layer Hugging Face's extended additive
-``[batch, 1, 1, seq]`` or ``[batch, 1, seq, seq]`` one).  Candidates are tried richest first and
-the first one the *original* module runs without error is used; optional arguments keep their
-defaults.  When nothing runs the class is skipped with the reason.
+Example inputs come from the ``forward`` signature and the built module (``inputs.py``).  The
+first inputs the *original* module runs without error are used; when nothing runs the class is
+skipped with the reason, which names what to provide (``factory_hint``).  A :class:`Variant`
+steers the build onto another code path (a flag, an optional argument, a method to call) so
+that a patched line runs; :meth:`Builder.variants` derives them from the branches around the
+edited lines (``branches.py``).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -144,12 +145,28 @@ def _imports(info: _FileInfo, target: Path, target_names: set[str]) -> None:
                     info.torch_names[local] = f"{module}.{alias.name}"
 
 
-def _load(path: Path, target: Path, target_names: set[str]) -> _FileInfo | None:
+@lru_cache(maxsize=1024)
+def _cached_text(path: str, mtime: int, size: int) -> str | None:
+    """A project file's text, read once per run for all the classes whose calls are looked up."""
+    if size > MAX_BYTES:
+        return None
     try:
-        if path.stat().st_size > MAX_BYTES:
-            return None
-        text = path.read_text(encoding="utf-8", errors="replace")
+        return Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
+        return None
+
+
+def _text(path: Path) -> str | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return _cached_text(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+def _load(path: Path, target: Path, target_names: set[str]) -> _FileInfo | None:
+    text = _text(path)
+    if text is None:
         return None
     return _parse(path, text, target, target_names)
 
@@ -403,11 +420,8 @@ def find_call_sites(path: str, class_name: str, package: str | None, text: str |
         if is_target and text is not None:
             info = _parse(file, text, target, names)
         else:
-            try:
-                if file.stat().st_size > MAX_BYTES or class_name not in file.read_text(encoding="utf-8",
-                                                                                        errors="replace"):
-                    continue
-            except OSError:
+            text_of_file = _text(file)
+            if text_of_file is None or class_name not in text_of_file:
                 continue
             info = _load(file, target, names)
         if info is None:

@@ -34,7 +34,7 @@ from typing import Any, Iterator
 from . import facts
 from .callsites import UNKNOWN, CallSite
 from .recipes import AttrBag, Make, Ref, describe, lookup
-from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
+from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, kind_of, shrink, shrink_value, target
 from .sizes import Sizes
 
 MAX_RECIPES = 10
@@ -230,13 +230,9 @@ def _dedent(source: str) -> str:
     return textwrap.dedent(source)
 
 
-def _wanted(reads: facts.Reads) -> set[str]:
-    return set(reads.attrs)
-
-
 def config_classes(module: ModuleType, reads: facts.Reads, annotation: Any) -> list[tuple[str, type, dict]]:
     """Config classes in the module's namespace that have the fields ``reads`` reads, best first."""
-    wanted = _wanted(reads)
+    wanted = set(reads.attrs)
     found: list[tuple[float, str, type, dict]] = []
     for name, value in list(vars(module).items()):
         if not isinstance(value, type) or name.startswith("__"):
@@ -442,8 +438,7 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
                     plain = {k: v for k, v in values.items() if not isinstance(v, (Make, Ref, AttrBag))}
                     for p in params:  # shrink big defaults too, by passing them
                         if p.name not in values and p.default is not inspect.Parameter.empty and \
-                                shrink_value(p.name, p.default, sizes) is not p.default and \
-                                shrink_value(p.name, p.default, sizes) != p.default:
+                                not _same(shrink_value(p.name, p.default, sizes), p.default):
                             plain[p.name] = p.default
                     shrunk = shrink(plain, sizes)
                     for key, value in shrunk.items():
@@ -513,7 +508,3 @@ def _short(where: str) -> str:
 
     path, _, line = where.rpartition(":")
     return f"{os.path.basename(path)}:{line}"
-
-
-def is_int_value(value: Any) -> bool:
-    return is_int(value)
