@@ -350,7 +350,8 @@ class _Checker:
                 # A guarded rewrite (ADP010) runs its edited lines on the original path too:
                 # it counts as reached only if the kernel itself was called.
                 kernel = site.rule.kernel.import_.rsplit(".", 1)[-1]
-                ran = calls_patched.counts.get(kernel) or (calls_train is not None and calls_train.counts.get(kernel))
+                ran = calls_patched.counts.get(kernel) or forward_lines.called.get(kernel) or (
+                    calls_train is not None and calls_train.counts.get(kernel))
                 if site.rule.synth is not None and not ran:
                     not_fast.append(site)
                 else:
