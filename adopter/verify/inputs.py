@@ -126,8 +126,11 @@ def _max_seq(module: nn.Module, hints: dict, sizes: Sizes) -> int:
     """The longest sequence the module takes: position tables and square causal buffers bound it."""
     bound = sizes.seq
     entry = entry_layer(module)
-    for sub in module.modules():
-        if isinstance(sub, nn.Embedding) and sub is not entry and sub.num_embeddings >= 2:
+    for name, sub in module.named_modules():
+        # a position table (wpe, pos_emb, position_embeddings), not a token-type or label table
+        last = name.rsplit(".", 1)[-1].lower()
+        if isinstance(sub, nn.Embedding) and sub is not entry and sub.num_embeddings >= 2 and \
+                ("pos" in last or last in ("wpe", "pe")):
             bound = min(bound, sub.num_embeddings)
     for _, buffer in module.named_buffers():
         if buffer.dim() >= 2 and buffer.shape[-1] == buffer.shape[-2] and buffer.shape[-1] >= 2:
@@ -148,25 +151,32 @@ def _out_classes(module: nn.Module) -> int:
 
 
 def mask_values(kind: str, batch: int, seq: int, dtype=torch.float32) -> torch.Tensor:
+    """A mask of the given format that hides the last positions of the last sequence (never all of
+    them: a fully masked row is a degenerate case no model is used with)."""
     b, s = batch, seq
     low = torch.finfo(dtype).min
+    hidden = min(2, s - 1)
     if kind == "binary":
         mask = torch.ones(b, s, dtype=torch.long)
-        mask[-1, -2:] = 0
+        if hidden:
+            mask[-1, -hidden:] = 0
         return mask
     if kind == "bool":
         mask = torch.ones(b, s, dtype=torch.bool)
-        mask[-1, -2:] = False
+        if hidden:
+            mask[-1, -hidden:] = False
         return mask
     if kind == "bool_square":
         return torch.ones(s, s, dtype=torch.bool).tril()[None, None].expand(b, 1, s, s).contiguous()
     if kind == "additive4":
         mask = torch.zeros(b, 1, 1, s, dtype=dtype)
-        mask[-1, ..., -2:] = low
+        if hidden:
+            mask[-1, ..., -hidden:] = low
         return mask
     if kind == "additive_square":
         mask = torch.zeros(b, 1, s, s, dtype=dtype)
-        mask[-1, ..., -2:] = low
+        if hidden:
+            mask[-1, ..., -hidden:] = low
         return mask
     if kind == "causal":
         mask = torch.full((s, s), low, dtype=dtype).triu(1)

@@ -228,3 +228,27 @@ def test_an_installed_package_is_never_stubbed():
     stubs = ImportStubs()
     error = ModuleNotFoundError("No module named 'torch.not_a_submodule'", name="torch.not_a_submodule")
     assert stubs.can_stub(error) is None
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def test_sequence_bound_by_position_tables_not_by_other_embeddings():
+    import torch
+    from torch import nn
+
+    from adopter.verify.inputs import _max_seq, mask_values
+
+    class Embeddings(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word_embeddings = nn.Embedding(99, 8)
+            self.token_type_embeddings = nn.Embedding(2, 8)  # two segment types: not a length
+            self.position_embeddings = nn.Embedding(6, 8)
+
+    assert _max_seq(Embeddings(), {}, VERIFY) == 6
+    for kind in ("binary", "bool", "additive4", "additive_square"):
+        mask = mask_values(kind, 2, 2)
+        visible = (mask != 0) if kind in ("binary", "bool") else (mask == 0)
+        assert visible[-1].any(), kind  # never a fully masked sequence
+    assert torch.equal(mask_values("binary", 2, 8)[-1], torch.tensor([1, 1, 1, 1, 1, 1, 0, 0]))
