@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -271,6 +272,13 @@ class _Option:
     shown: str
     config: Any = None  # a Hugging Face config (shared, deep-copied for the patched class)
     config_param: str | None = None
+
+
+def _fixed_arguments(args: tuple, kwargs: dict, module: ModuleType, original: bool) -> tuple[tuple, dict]:
+    """The same arguments for both builds (a deep copy for the patched one: configs are mutable)."""
+    if original:
+        return args, kwargs
+    return copy.deepcopy((args, kwargs))
 
 
 def _apply_attrs(module: nn.Module, attrs: tuple[tuple[str, Any], ...]) -> int:
@@ -580,12 +588,8 @@ class Builder:
                 shown = ", ".join([label] + [f"{p.name}={v!r}" for (p, _), v in zip(per_param, combo)
                                              if p is not config_param])
 
-                def make(module: ModuleType, original: bool, args=tuple(args), kwargs=dict(kwargs)):
-                    if original:
-                        return args, kwargs
-                    return copy.deepcopy((args, kwargs))
-
-                yield _Option(make, f"{cls.__name__}({shown})", config,
+                yield _Option(functools.partial(_fixed_arguments, tuple(args), dict(kwargs)),
+                              f"{cls.__name__}({shown})", config,
                               config_param.name if config_param is not None else None)
 
     def build(self, class_name: str, patched_module: ModuleType, variant: Variant = Variant(),

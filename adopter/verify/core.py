@@ -861,7 +861,7 @@ def _model_wide(variants: list[Variant]) -> Variant:
 
 def _verify_combined(loader: ModuleLoader, original, text: str, path: str, package: str | None, rules: list[Rule],
                      sites: list[Site], fix: FixFn, builder: Builder, bench_builder: Builder,
-                     options: Options, wide: Variant = Variant()) -> list[VerifyResult]:
+                     options: Options, wide: Variant | None = None) -> list[VerifyResult]:
     device_name = str(options.device)
     label = "+".join(sorted(r.id for r in rules))
     copies = [Site(s.rule, s.match, s.line, s.class_name, set(s.anchors)) for s in sites]
@@ -897,7 +897,7 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
                      set().union(*(s.edited for s in inside)))
         variant = Variant()
         verdicts, skip_reason = {}, None
-        if wide != Variant():  # the flags that single patches needed, for the whole model at once
+        if wide is not None and wide != Variant():  # the flags single patches needed, for the whole model
             variant = wide
             verdicts, skip_reason = checker.check(target, [probe], variant)
             if skip_reason is not None or not verdicts:

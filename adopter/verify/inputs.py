@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import inspect
 import itertools
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 from torch import nn
 
 from .shrink import is_int
 from .sizes import Sizes
+
+if TYPE_CHECKING:
+    from .build import Call
 
 MAX_INPUT_TRIES = 48
 
