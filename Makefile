@@ -16,8 +16,10 @@ $(VENV)/.core: pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.core
+$(VENV)/.dev: pyproject.toml runtime/pyproject.toml $(VENV)/.core
 	$(PY) -m pip install -q "$(TORCH)"
+	# adopter-kernels (runtime/), the package patched code imports, editable: the verify extra needs it
+	$(PY) -m pip install -q -e runtime/
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps python-graphs==1.2.3
 	touch $@
@@ -35,9 +37,11 @@ test: $(VENV)/.dev
 bench: $(VENV)/.core
 	$(PY) benchmarks/paper.py
 
-# The wheel and sdist that `pip install` / `pipx install` take (dist/adopter-VERSION-*.whl).
+# The wheels and sdists that `pip install` / `pipx install` take: dist/adopter-VERSION-*.whl
+# (the tool) and dist/adopter_kernels-VERSION-*.whl (the runtime that patched code imports).
 dist: $(VENV)/.dev
 	$(PY) -m build --outdir dist .
+	$(PY) -m build --outdir dist runtime/
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

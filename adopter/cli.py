@@ -124,6 +124,8 @@ def build_parser() -> Parser:
     check.add_argument("--diff", action="store_true", help="print the fixes as a unified diff; write nothing")
     check.add_argument("--no-deps", action="store_true",
                        help="with --fix/--diff: do not add the kernel packages to dependency files")
+    check.add_argument("--unsafe-fixes", action="store_true",
+                       help="with --fix/--diff: also apply fixes marked unsafe (`adopter rules ID` says why)")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("--exit-non-zero-on-fix", action="store_true",
                        help="with --fix: exit 1 when something was fixed, even if nothing is left")
@@ -135,6 +137,10 @@ def build_parser() -> Parser:
     _file_options(fix)
     fix.add_argument("--diff", action="store_true", help="print a unified diff, write nothing")
     fix.add_argument("--no-deps", action="store_true", help="do not add the kernel packages to dependency files")
+    fix.add_argument("--unsafe-fixes", action="store_true",
+                     help="also apply fixes marked unsafe (`adopter rules ID` says why each one is)")
+    fix.add_argument("--unsafe-fixes", action="store_true",
+                     help="also apply fixes marked unsafe (`adopter rules ID` says why each one is)")
 
     rules = sub.add_parser("rules", help="list the rules, or explain one")
     rules.add_argument("rule", nargs="?", help="rule id or name to explain")

@@ -47,6 +47,7 @@ def options_of(args) -> Options:
         force_exclude=getattr(args, "force_exclude", False),
         respect_gitignore=getattr(args, "respect_gitignore", None),
         bundled=not getattr(args, "no_bundled_rules", False),
+        unsafe_fixes=getattr(args, "unsafe_fixes", False),
     )
 
 

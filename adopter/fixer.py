@@ -44,9 +44,15 @@ class FileOutcome:
 
 
 def fix_job(job: Job) -> FileOutcome:
-    """Read and fix one file within its time budget; writes nothing."""
+    """Read and fix one file within its time budget; writes nothing.
+
+    ``job.blocked`` maps the ids of rules that are not applied to the reason: their kernel is
+    one the file's project cannot take (its Python or version pins exclude it,
+    :func:`adopter.synth.deps.unavailable`), or the fix is unsafe and ``--unsafe-fixes`` was
+    not given.  Their findings are reported as not fixed, with that reason."""
     from .synth import fix_text
 
+    blocked = dict(job.blocked)
     rules = rules_of(job.rules, job.rule_dirs, job.bundled)
     outcome = FileOutcome(job.path)
     code: Code | None = None
@@ -56,8 +62,12 @@ def fix_job(job: Job) -> FileOutcome:
             outcome.source = code.source
             outcome.notebook = code.notebook is not None
             package = package_of(job.path) if job.stdin is None and code.notebook is None else None
-            result = fix_text(code.text, job.path, rules, package)
+            result = fix_text(code.text, job.path, [r for r in rules if r.id not in blocked], package)
             text = result.text if result.error is None else code.text
+            skipped = list(result.skipped)
+            if blocked and result.error is None:
+                left = analyze(text, job.path, [r for r in rules if r.id in blocked], package)
+                skipped += [(f, blocked[f.rule]) for f in left.findings if f.fixable]
             if job.report:
                 from .synth.fixable import plan_findings
 
@@ -71,8 +81,8 @@ def fix_job(job: Job) -> FileOutcome:
         outcome.error = f"internal error: {type(exc).__name__}: {exc}"
         return outcome
     outcome.applied = place(result.applied, code, rules, job.target)
-    reasons = [reason for _, reason in result.skipped]
-    outcome.skipped = list(zip(place([f for f, _ in result.skipped], code, rules, job.target), reasons))
+    reasons = [reason for _, reason in skipped]
+    outcome.skipped = list(zip(place([f for f, _ in skipped], code, rules, job.target), reasons))
     outcome.requirements = set(result.requirements)
     outcome.error = result.error
     if result.error is None and result.text != code.text:
@@ -179,24 +189,22 @@ def dependency_needs(outcomes: list[FileOutcome]) -> tuple[dict[Path, set[str]],
 
 
 def declare_dependencies(needs: dict[Path, set[str]], *, diff_only: bool) -> tuple[list[DependencyEdit], list[str]]:
-    """Add the requirements to each project's dependency file (or only diff it)."""
+    """Add the requirements to each project's dependency files (or only diff them)."""
     from .synth.deps import plan_dependencies
 
     edits, notes = [], []
     for root, requirements in sorted(needs.items()):
-        edit, message = plan_dependencies(root, requirements)
-        if message:
-            notes.append(f"note: {message}")
-        if edit is None:
-            continue
-        shown = _display(edit.path)
-        result = DependencyEdit(shown, unified_diff(edit.old, edit.new, shown), list(edit.added))
-        if not diff_only:
-            try:
-                write_source(edit.source, edit.new)
-            except SourceError as exc:
-                result.error = str(exc)
-        edits.append(result)
+        planned, messages = plan_dependencies(root, requirements)
+        notes += [f"note: {message}" for message in messages]
+        for edit in planned:
+            shown = _display(edit.path)
+            result = DependencyEdit(shown, unified_diff(edit.old, edit.new, shown), list(edit.said or edit.added))
+            if not diff_only:
+                try:
+                    write_source(edit.source, edit.new)
+                except SourceError as exc:
+                    result.error = str(exc)
+            edits.append(result)
     return edits, notes
 
 

@@ -57,6 +57,7 @@ class Options:
     force_exclude: bool = False
     respect_gitignore: bool | None = None
     bundled: bool = True  # False: --no-bundled-rules (only the rule folders' rules)
+    unsafe_fixes: bool = False  # --unsafe-fixes: also apply the fixes marked unsafe
 
 
 class Selection:
@@ -67,6 +68,7 @@ class Selection:
         self._configs: dict[str, Config] = {}
         self._loaded: dict[tuple[str, ...], list[Rule]] = {}
         self._chosen: dict[tuple, list[Rule]] = {}
+        self._unavailable: dict[tuple, dict[str, str]] = {}
 
     def config_for(self, path: Path) -> Config:
         if not self.options.use_config:
@@ -103,6 +105,26 @@ class Selection:
         """Every rule chosen so far, for any config (what a SARIF log describes)."""
         return sorted({r.id: r for rules in self._chosen.values() for r in rules}.values(), key=lambda r: r.id)
 
+    def blocked(self, path: Path | None, rules: list[Rule]) -> tuple[tuple[str, str], ...]:
+        """The rules ``fix`` must not apply to ``path``, with why: a kernel the file's project
+        cannot take (its Python or version pins exclude it), or an unsafe fix without
+        ``--unsafe-fixes``.  Worked out once per project and set of kernels."""
+        from .synth.deps import project_root, unavailable
+
+        root = project_root(path) if path is not None else None
+        kernels = frozenset((r.kernel.requirement, r.kernel.requires_python) for r in rules)
+        key = (root, kernels)
+        if key not in self._unavailable:
+            self._unavailable[key] = unavailable(*key)
+        reasons = self._unavailable[key]
+        out = {r.id: f"not applied: {reasons[r.kernel.requirement]}" for r in rules if r.kernel.requirement in reasons}
+        if not self.options.unsafe_fixes:
+            for r in rules:
+                if r.fixable and not r.safe_fix and r.id not in out:
+                    why = r.fix_safety.split(":", 1)[-1].strip()
+                    out[r.id] = f"unsafe fix, not applied without --unsafe-fixes ({why})"
+        return tuple(sorted(out.items()))
+
     def rules(self, config: Config, informational: bool = False) -> list[Rule]:
         """The rules for files under ``config``; with ``informational``, also those that do
         not help on the target (``check`` shows their findings, marked)."""
@@ -135,6 +157,7 @@ class Job:
     report: tuple[str, ...] = ()  # check --fix: ids of the rules to report on the fixed text
     stdin: str | None = None  # the text, when the file came on standard input
     bundled: bool = True  # whether the bundled rules are loaded besides rule_dirs
+    blocked: tuple[tuple[str, str], ...] = ()  # fix: (rule id, why it is not applied here)
 
 
 def plan(paths: list[str], selection: Selection, *, fix: bool = False, report: bool = False,
@@ -155,7 +178,7 @@ def plan(paths: list[str], selection: Selection, *, fix: bool = False, report: b
         shown = selection.rules(config, informational=True) if report else ()
         jobs.append(Job(str(path), tuple(r.id for r in rules), selection.rule_dirs(config),
                         selection.target(config), selection.budget(config), tuple(r.id for r in shown),
-                        bundled=options.bundled))
+                        bundled=options.bundled, blocked=selection.blocked(path, rules) if fix else ()))
     if clean:
         for folder in sorted({os.path.dirname(os.path.realpath(job.path)) for job in jobs}):
             remove_stale_temporaries(folder)
@@ -171,8 +194,10 @@ def stdin_job(text: str, filename: str | None, selection: Selection, *, fix: boo
         return None
     rules = selection.rules(config, informational=not fix)
     shown = selection.rules(config, informational=True) if report else ()
+    blocked = selection.blocked(path.resolve() if filename else None, rules) if fix else ()
     return Job(filename or "-", tuple(r.id for r in rules), selection.rule_dirs(config), selection.target(config),
-               selection.budget(config), tuple(r.id for r in shown), stdin=text, bundled=selection.options.bundled)
+               selection.budget(config), tuple(r.id for r in shown), stdin=text, bundled=selection.options.bundled,
+               blocked=blocked)
 
 
 # --------------------------------------------------------------------------- per file, in any process

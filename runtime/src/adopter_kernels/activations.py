@@ -1,0 +1,108 @@
+"""Linear followed by a GELU, with the bias add fused into the activation (rule ADP006).
+
+Hugging Face models pick the activation at run time (``ACT2FN[config.hidden_act]``), so the
+patched call site cannot know statically whether it holds a GELU. The kernel therefore decides
+per call from the activation object, and anything it does not recognise runs unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._runtime import LazyCompiled, Layer, compile_allowed, is_plain, recording
+
+__all__ = ["bias_gelu"]
+
+# transformers' activation classes (4.34 ``activations.py``), by class name, mapped to the
+# ``approximate`` mode of ``F.gelu`` that computes the same function. Recognised by name so
+# that this package never imports transformers (and so that vendored copies of that file, common
+# in research code, are recognised too). QuickGELU (x * sigmoid(1.702 x)) is a different
+# function and deliberately absent.
+_TANH_FORMULA_CLASSES = {
+    # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), written out in Python
+    "NewGELUActivation": "tanh",
+    "AccurateGELUActivation": "tanh",
+    # same function with the constant rounded to 0.7978845608 and x^3 factored as x * x * x
+    "FastGELUActivation": "tanh",
+    # F.gelu(x, approximate="tanh")
+    "PytorchGELUTanh": "tanh",
+    "GELUTanh": "tanh",
+}
+
+# (approximate, clip_min, clip_max)
+_GeluMode = Tuple[str, Optional[float], Optional[float]]
+
+
+def _gelu_mode(act: Any) -> Optional[_GeluMode]:
+    """How ``act`` maps onto ``F.gelu``, or None when it is not (provably) a GELU."""
+    if act is F.gelu:
+        return ("none", None, None)
+    if not isinstance(act, nn.Module) or not is_plain(act, type(act)):
+        return None
+    if is_plain(act, nn.GELU):
+        return (act.approximate, None, None)
+    name = type(act).__name__
+    if name in _TANH_FORMULA_CLASSES:
+        return (_TANH_FORMULA_CLASSES[name], None, None)
+    if name == "GELUActivation":
+        # Its ``act`` attribute is either F.gelu or the erf formula ``_gelu_python``; both are
+        # the exact (erf) GELU. Anything else assigned there is not ours to interpret.
+        inner = getattr(act, "act", None)
+        if inner is F.gelu:
+            return ("none", None, None)
+        if getattr(inner, "__func__", None) is getattr(type(act), "_gelu_python", object()):
+            return ("none", None, None)
+        return None
+    if name == "ClippedGELUActivation":
+        lo, hi = getattr(act, "min", None), getattr(act, "max", None)
+        if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
+            return ("none", float(lo), float(hi))
+    return None
+
+
+def _bias_gelu_ref(
+    x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], approximate: str
+) -> torch.Tensor:
+    # Compiled on CUDA: Inductor turns the matmul plus "add bias, GELU" into a GEMM with a fused
+    # epilogue instead of a GEMM followed by a separate elementwise pass over the activations.
+    y = F.linear(x, weight)
+    if bias is not None:
+        y = y + bias
+    return F.gelu(y, approximate=approximate)
+
+
+_fused_bias_gelu = LazyCompiled(_bias_gelu_ref, "bias_gelu")
+
+
+def bias_gelu(x: torch.Tensor, linear: Layer, act: Layer) -> torch.Tensor:
+    """``act(linear(x))``, fused when ``act`` is a GELU.
+
+    GELU variants written as Python formulas (``NewGELUActivation`` and friends) launch half a
+    dozen elementwise kernels; replacing them by the single built-in ``F.gelu`` with the same
+    ``approximate`` mode is exact up to float rounding and pays off on CPU as well. On CPU the
+    bias stays inside ``F.linear`` (``addmm`` adds it for free); on CUDA the bias add and GELU
+    are compiled into the matmul's epilogue. ReLU, SiLU, QuickGELU, plain functions and
+    anything unrecognised run as ``act(linear(x))``, and so do TorchScript, ``torch.jit.trace``,
+    ``torch.fx`` and ``torch.export`` (:func:`recording`).
+    """
+    if torch.jit.is_scripting():
+        return act.forward(linear.forward(x))
+    return _bias_gelu(x, linear, act)
+
+
+def _bias_gelu(x: torch.Tensor, linear: nn.Module, act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    mode = None if recording(x) else _gelu_mode(act)
+    if mode is None or not is_plain(linear, nn.Linear):
+        return act(linear(x))
+    approximate, lo, hi = mode
+    if compile_allowed(x):
+        y = _fused_bias_gelu(x, linear.weight, linear.bias, approximate)
+    else:
+        y = F.gelu(F.linear(x, linear.weight, linear.bias), approximate=approximate)
+    if lo is not None:
+        y = torch.clip(y, lo, hi)
+    return y
