@@ -18,13 +18,17 @@ import pytest
 from adopter.cli import main
 
 MODEL = textwrap.dedent("""\
-    import torch.nn.functional as F
     from torch import nn
 
 
-    class Head(nn.Module):
-        def forward(self, h):
-            return F.softmax(h, dim=-1)
+    class Out(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dropout = nn.Dropout(0.1)
+            self.norm = nn.LayerNorm(8)
+
+        def forward(self, h, r):
+            return self.norm(self.dropout(h) + r)
 """)
 
 BLOCK = (Path(__file__).parent / "hook" / "fixtures" / "block.py").read_text()
@@ -51,7 +55,7 @@ def test_check_fix_rewrites_every_named_file_and_reports_what_is_left(two):
     assert code == 0, err
     for name in ("a.py", "b.py"):
         text = (two / name).read_text()
-        assert "softmax(h, dim=-1)" in text and "F.softmax" not in text
+        assert "dropout_add_layer_norm(h, r, self.dropout, self.norm)" in text and "self.norm(" not in text
     assert out == ""
     assert "Found 2 opportunities (2 fixed, 0 remaining)." in err
     # nothing left: a clean run says so
@@ -74,7 +78,7 @@ def test_no_option_is_abbreviated_and_misspellings_get_a_hint(two):
 def test_check_diff_prints_the_patch_and_writes_nothing(two):
     code, out, err = run("check", "--diff", "--no-deps", "a.py", cwd=two)
     assert code == 1
-    assert out.startswith("--- a/a.py\n+++ b/a.py\n") and "+from adopter.kernels import softmax" in out
+    assert out.startswith("--- a/a.py\n+++ b/a.py\n") and "+from adopter_kernels import dropout_add_layer_norm" in out
     assert "Would fix 1 opportunity." in err
     assert (two / "a.py").read_text() == MODEL
     # the printed diff is what fix would write
@@ -87,11 +91,11 @@ def test_check_diff_prints_the_patch_and_writes_nothing(two):
 
 def test_exit_zero_statistics_quiet_silent(two):
     code, out, err = run("check", "--exit-zero", ".", cwd=two)
-    assert code == 0 and out.count("ADP004") == 2 and "Found 2 opportunities" in err
+    assert code == 0 and out.count("ADP005") == 2 and "Found 2 opportunities" in err
     code, out, _ = run("check", "--statistics", ".", cwd=two)
-    assert code == 1 and out.strip() == "2\tADP004\t[*] softmax"
+    assert code == 1 and out.strip() == "2\tADP005\t[*] dropout-add-layernorm"
     code, out, err = run("check", "--quiet", ".", cwd=two)
-    assert code == 1 and out.count("ADP004") == 2 and err == ""
+    assert code == 1 and out.count("ADP005") == 2 and err == ""
     code, out, err = run("check", "--silent", ".", cwd=two)
     assert (code, out, err) == (1, "", "")
 
@@ -99,7 +103,7 @@ def test_exit_zero_statistics_quiet_silent(two):
 def test_show_fixes_lists_what_was_fixed(two):
     code, _, err = run("check", "--fix", "--show-fixes", "--no-deps", ".", cwd=two)
     assert code == 0
-    assert "Fixed 2 opportunities:" in err and "- a.py:\n    1 \u00d7 ADP004 (softmax)" in err
+    assert "Fixed 2 opportunities:" in err and "- a.py:\n    1 \u00d7 ADP005 (dropout-add-layernorm)" in err
     code, _, err = run("check", "--fix", "--exit-non-zero-on-fix", "--no-deps", ".", cwd=two)
     assert code == 0  # nothing left to fix the second time
     (two / "c.py").write_text(MODEL)
@@ -109,9 +113,10 @@ def test_show_fixes_lists_what_was_fixed(two):
 def test_standard_input(two):
     (two / "pyproject.toml").write_text('[tool.adopter]\nexclude = ["gen/"]\n')
     code, out, _ = run("check", "-", "--stdin-filename", "pkg/model.py", cwd=two, stdin=MODEL)
-    assert code == 1 and out.startswith("pkg/model.py:7:16: ADP004 softmax")
+    assert code == 1 and out.startswith("pkg/model.py:11:26: ADP005 dropout-add-layernorm")
     code, out, err = run("check", "--fix", "-", "--stdin-filename", "model.py", cwd=two, stdin=MODEL)
-    assert code == 0 and "from adopter.kernels import softmax" in out and "softmax(h, dim=-1)" in out
+    assert code == 0 and "from adopter_kernels import dropout_add_layer_norm" in out
+    assert "return dropout_add_layer_norm(h, r, self.dropout, self.norm)" in out
     code, out, _ = run("fix", "--diff", "-", cwd=two, stdin=MODEL)
     assert code == 1 and out.startswith("--- a/-\n+++ b/-\n")
     # excluded with --force-exclude: the code passes through unchanged
@@ -181,13 +186,13 @@ def _on_a_terminal(args: list[str], cwd: Path, env: dict | None = None, timeout:
 
 def test_colour_on_a_terminal_unless_no_color_or_never(two):
     coloured = _on_a_terminal(["check", "a.py"], two, env={"NO_COLOR": None, "FORCE_COLOR": None})
-    assert "\x1b[1ma.py\x1b[0m" in coloured and "\x1b[1m\x1b[31mADP004\x1b[0m" in coloured
+    assert "\x1b[1ma.py\x1b[0m" in coloured and "\x1b[1m\x1b[31mADP005\x1b[0m" in coloured
     plain = _on_a_terminal(["check", "a.py"], two, env={"NO_COLOR": "1"})
-    assert "\x1b[" not in plain and "a.py:7:16: ADP004 softmax" in plain
+    assert "\x1b[" not in plain and "a.py:11:26: ADP005 dropout-add-layernorm" in plain
     assert "\x1b[" not in _on_a_terminal(["check", "--color", "never", "a.py"], two, env={"NO_COLOR": None})
     # piped: no colour unless asked for
     assert "\x1b[" not in run("check", "a.py", cwd=two)[1]
-    assert "\x1b[31mADP004" in run("check", "--color", "always", "a.py", cwd=two)[1]
+    assert "\x1b[31mADP005" in run("check", "--color", "always", "a.py", cwd=two)[1]
 
 
 def test_a_long_run_shows_a_progress_bar_on_a_terminal_only(tmp_path):
@@ -195,7 +200,7 @@ def test_a_long_run_shows_a_progress_bar_on_a_terminal_only(tmp_path):
         (tmp_path / f"m{i:02d}.py").write_text(MODEL)
     shown = _on_a_terminal(["check", "--jobs", "1", "."], tmp_path, env={"NO_COLOR": None})
     assert "checking" in shown and "/30" in shown
-    assert shown.count("ADP004") == 30
+    assert shown.count("ADP005") == 30
     code, out, err = run("check", "--jobs", "1", ".", cwd=tmp_path)
     assert "checking" not in err and "/30" not in err
     quiet = _on_a_terminal(["check", "--quiet", "--jobs", "1", "."], tmp_path)
@@ -203,6 +208,6 @@ def test_a_long_run_shows_a_progress_bar_on_a_terminal_only(tmp_path):
 
 
 def test_notebook_and_non_python_files_are_never_a_silent_pass(tmp_path):
-    (tmp_path / "notes.txt").write_text("F.softmax(x, dim=-1)\n")
+    (tmp_path / "notes.txt").write_text("self.norm(self.dropout(h) + r)\n")
     code, _, err = run("check", "notes.txt", cwd=tmp_path)
     assert code == 2 and "notes.txt: error: not a Python file" in err

@@ -14,13 +14,17 @@ import pytest
 from adopter.cli import main
 
 MODEL = textwrap.dedent("""\
-    import torch.nn.functional as F
     from torch import nn
 
 
-    class Head(nn.Module):
-        def forward(self, h):
-            return F.softmax(h, dim=-1)
+    class Out(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dropout = nn.Dropout(0.1)
+            self.norm = nn.LayerNorm(8)
+
+        def forward(self, h, r):
+            return self.norm(self.dropout(h) + r)
 """)
 
 

@@ -22,13 +22,17 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo") or not sys.platform.st
                                 reason="FIFOs, signals and /proc as on Linux")
 
 MODEL = textwrap.dedent("""\
-    import torch.nn.functional as F
     from torch import nn
 
 
-    class Head(nn.Module):
-        def forward(self, h):
-            return F.softmax(h, dim=-1)
+    class Out(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dropout = nn.Dropout(0.1)
+            self.norm = nn.LayerNorm(8)
+
+        def forward(self, h, r):
+            return self.norm(self.dropout(h) + r)
 """)
 
 # Runs the CLI with a pause right before the atomic replace: the temporary file is on disk.
@@ -114,7 +118,8 @@ def _alive(pid: int) -> bool:
 
 
 def _slow_tree(tmp_path: Path, files: int = 16) -> None:
-    """Files whose check takes a while each: many classes, each with a match."""
+    """Files whose check takes a while each: many classes, each with a match (of ADP004,
+    which is off by default: the runs below select it)."""
     parts = ["import torch.nn.functional as F", "from torch import nn", ""]
     for i in range(300):
         parts += [f"class Head{i}(nn.Module):", "    def forward(self, h):",
@@ -139,7 +144,7 @@ def _workers_of(proc: subprocess.Popen, timeout: float = 120) -> set[int]:
 @pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
 def test_workers_do_not_outlive_their_run(tmp_path, how):
     _slow_tree(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "adopter.cli", "check", "--jobs", "2", "--file-timeout", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "adopter.cli", "check", "--select", "ADP004", "--jobs", "2", "--file-timeout", "0",
                              str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     workers = _workers_of(proc)
     time.sleep(0.5)  # the workers are busy with files
@@ -164,7 +169,7 @@ def test_a_file_replaced_by_a_fifo_after_discovery_is_refused_not_waited_on(tmp_
     results = {Path(job.path).name: check_job(job) for job in jobs}
     assert time.monotonic() - started < 60
     assert results["model.py"].error == "not a regular file (a pipe, socket or device); skipped"
-    assert [f.rule for f in results["other.py"].findings] == ["ADP004"]
+    assert [f.rule for f in results["other.py"].findings] == ["ADP005"]
 
 
 def test_a_file_replaced_by_a_fifo_right_before_the_write_is_left_alone(tmp_path):
@@ -203,12 +208,12 @@ def test_fifo_rule_file_and_fifo_config_do_not_hang(tmp_path):
     (project / "model.py").write_text(MODEL)
     proc = subprocess.run([sys.executable, "-m", "adopter.cli", "check", str(project)],
                           capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1 and "ADP004" in proc.stdout
+    assert proc.returncode == 1 and "ADP005" in proc.stdout
 
 
 def test_sigterm_to_a_worker_stops_that_worker_and_the_run_says_so(tmp_path):
     _slow_tree(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "adopter.cli", "check", "--jobs", "2", "--file-timeout", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "adopter.cli", "check", "--select", "ADP004", "--jobs", "2", "--file-timeout", "0",
                              str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     workers = _workers_of(proc)
     victim = min(workers)

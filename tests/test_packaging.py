@@ -70,7 +70,7 @@ def test_pip_install_of_the_wheel_into_a_fresh_venv_works(wheel, tmp_path):
     (tmp_path / "model.py").write_text(MODEL)
     check = subprocess.run([str(venv / "bin" / "adopter"), "check", "model.py"], cwd=tmp_path,
                            capture_output=True, text=True, timeout=300)
-    assert check.returncode == 1 and "model.py:16:17: ADP004 softmax" in check.stdout, check.stderr
+    assert check.returncode == 1 and "model.py:19:26: ADP005 dropout-add-layernorm" in check.stdout, check.stderr
     hook = subprocess.run([str(venv / "bin" / "adopter-hook"), "model.py"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert hook.returncode == 1 and "(fix: adopter-fix)" in hook.stdout

@@ -2,7 +2,7 @@
 commit`.  By default it reports only the findings whose lines the commit changes, so an old
 opportunity does not fail every later commit that touches its file; `--whole-file` brings
 back the whole-file report; `--exit-zero` with `verbose: true` only warns; a file whose name
-starts with `-` is a file."""
+starts with `-` is a file.  (The model's softmax is ADP004, off by default: the hooks select it.)"""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import subprocess
 import pytest
 
 from precommit_env import MODEL, SOFTMAX_LINE, TIMEOUT, _clean_env, _finding_lines, _git, _pre_commit
+
+BOTH = "--select=ADP004,ADP005"
 
 NEW_HELPER = '''
 
@@ -43,7 +45,7 @@ def hooked(installed, project):
 
 def test_an_old_opportunity_does_not_fail_a_commit_that_does_not_touch_it(hooked):
     project, repo, install = hooked
-    install({"id": "adopter"})
+    install({"id": "adopter", "args": [BOTH]})
     (project / "model.py").write_text(MODEL + NEW_HELPER)
     _git(project, "add", "model.py")
     proc = commit(project, repo, "add a helper")
@@ -53,7 +55,7 @@ def test_an_old_opportunity_does_not_fail_a_commit_that_does_not_touch_it(hooked
 
 def test_a_commit_that_touches_an_opportunity_is_told_about_that_one_only(hooked):
     project, repo, install = hooked
-    install({"id": "adopter"})
+    install({"id": "adopter", "args": [BOTH]})
     changed = MODEL.replace(SOFTMAX_LINE, SOFTMAX_LINE.replace("(x,", "(x * 2,"))
     (project / "model.py").write_text(changed)
     _git(project, "add", "model.py")
@@ -65,7 +67,7 @@ def test_a_commit_that_touches_an_opportunity_is_told_about_that_one_only(hooked
 
 def test_deleting_a_line_inside_an_opportunity_counts_as_touching_it(hooked):
     project, repo, install = hooked
-    install({"id": "adopter"})
+    install({"id": "adopter", "args": [BOTH]})
     lines = MODEL.splitlines(keepends=True)
     del lines[17]  # "# dropout -> residual add -> LayerNorm", between the two findings
     (project / "model.py").write_text("".join(lines))
@@ -77,7 +79,7 @@ def test_deleting_a_line_inside_an_opportunity_counts_as_touching_it(hooked):
 
 def test_whole_file_reports_every_finding_of_a_touched_file(hooked):
     project, repo, install = hooked
-    install({"id": "adopter", "args": ["--whole-file"]})
+    install({"id": "adopter", "args": [BOTH, "--whole-file"]})
     (project / "model.py").write_text(MODEL + NEW_HELPER)
     _git(project, "add", "model.py")
     proc = commit(project, repo, "add a helper")
@@ -88,7 +90,7 @@ def test_whole_file_reports_every_finding_of_a_touched_file(hooked):
 
 def test_a_new_file_is_reported_whole_and_warn_only_lets_the_commit_through(hooked):
     project, repo, install = hooked
-    install({"id": "adopter", "args": ["--exit-zero"], "verbose": True})
+    install({"id": "adopter", "args": [BOTH, "--exit-zero"], "verbose": True})
     (project / "other.py").write_text(MODEL)
     _git(project, "add", "other.py")
     proc = commit(project, repo, "a second model")
@@ -116,7 +118,7 @@ def test_pre_push_ranges_come_from_pre_commit(hooked):
     """`pre-commit run --from-ref A --to-ref B` (what the pre-push stage does) reports what
     changed between the two commits."""
     project, repo, install = hooked
-    install({"id": "adopter"})
+    install({"id": "adopter", "args": [BOTH]})
     first = _git(project, "rev-parse", "HEAD")
     changed = MODEL.replace(SOFTMAX_LINE, SOFTMAX_LINE.replace("(x,", "(x * 2,"))
     (project / "model.py").write_text(changed)
