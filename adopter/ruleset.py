@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .dsl import Pattern, PatternError, parse_pattern
+from .dsl import Pattern, PatternError, Var, flow_problems, parse_pattern
 
 RULE_ID = re.compile(r"^[A-Z]{2,5}\d{3}$")
 TARGETS = ("cpu", "cuda")
@@ -178,6 +178,34 @@ def _target(raw: str, path: str, text: object, sources: list[Pattern]) -> None:
             raise RuleError(path, line, column, f"target uses ${found.group(1)}, which no source pattern binds")
 
 
+def _flow(raw: str, path: str, pattern: Pattern, targets: list[str]) -> None:
+    """Refuse a forward pattern whose variables do not link its steps (see
+    :func:`adopter.dsl.flow_problems`): a misspelt variable binds anything, silently."""
+    read = {m.group(1) for text in targets for m in _TARGET_VAR.finditer(text)}
+    problems = flow_problems(pattern, read)
+    if problems:
+        node, message = problems[0]
+        line, column = _position(raw, pattern.text, "source")
+        if node.line > 1:
+            line, column = line + node.line - 1, node.column
+        else:
+            column += node.column - 1
+        raise RuleError(path, line, column, message)
+
+
+def _init_layers(raw: str, path: str, forwards: tuple[Pattern, ...], init: tuple[Pattern, ...]) -> None:
+    """Every layer an init pattern binds must be called by the forward pattern: the init
+    match looks the constructor up through the layer the forward match called."""
+    called = {node.layer.name for pattern in forwards for node in pattern.nodes if node.layer is not None}
+    for pattern in init:
+        for node in pattern.nodes:
+            for out in node.outs:
+                if isinstance(out, Var) and out.name not in called:
+                    line, column = _position(raw, pattern.text, "source")
+                    raise RuleError(path, line + node.line - 1, node.column,
+                                    f"init binds ${out.name}, but no forward step calls ${out.name}(...)")
+
+
 def _triggers(patterns: list[Pattern]) -> frozenset[str]:
     """Words one of which must appear in a file for the rule to possibly match it."""
     words: set[str] = set()
@@ -320,13 +348,15 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         forward_targets = tuple(forward_target)
     else:
         forward_targets = (forward_target,) * len(forwards)
-    for text in dict.fromkeys(forward_targets):
-        if text is not None:
-            _target(raw, spath, text, [*forwards, *init])
-    forward_target = forward_targets[0]
     init_target = init_table.get("target")
-    if init_target is not None:
-        _target(raw, spath, init_target, [*forwards, *init])
+    for pattern, text in zip(forwards, forward_targets):
+        # Each alternative must bind every variable of the target it is rendered with.
+        for target_text in (text, init_target):
+            if target_text is not None:
+                _target(raw, spath, target_text, [pattern, *init])
+        _flow(raw, spath, pattern, [t for t in (text, init_target) if isinstance(t, str)])
+    _init_layers(raw, spath, forwards, init)
+    forward_target = forward_targets[0]
     kernel_table = need("kernel", dict)
     kernel = Kernel(
         provider=kernel_table.get("provider", ""),
