@@ -72,6 +72,14 @@ class Node:
     scope: tuple = ()
     guard: str | None = None
     inlined: bool = False
+    # Where each argument is written (``ast`` spans; None for a value the call site does not
+    # write, such as a constructor's keyword merged into ``nn.Softmax(dim=-1)(x)``): the
+    # receiver first for methods, (left, right) for operators.  ``kwarg_spans`` pairs each
+    # keyword's value span with the span of the whole ``name=value`` (or ``**kw``).
+    # Synthesis reads values here instead of searching the syntax tree by position.
+    arg_spans: tuple = ()
+    kwarg_spans: tuple = ()
+    func_span: tuple | None = None  # the callee expression (``self.dropout``, ``F.softmax``)
 
     @property
     def line(self) -> int:
@@ -222,6 +230,7 @@ class FlowBuilder:
             node, frontier = self._new(
                 ctx, frontier, kind="op", op=BINOPS[type(expr.op)], args=(left, right), outs=(out,),
                 uses=_keys((left, right)), defs=frozenset({out.key}), span=span(expr),
+                arg_spans=(span(expr.left), span(expr.right)),
             )
             return out, frontier
         if isinstance(expr, ast.Await):
@@ -326,15 +335,20 @@ class FlowBuilder:
             elif fqn is None and not isinstance(func, ast.Name):
                 frontier = self._inner_calls(func, frontier, ctx)
         args: list[Value] = []
+        # A starred argument's span includes the star, so synthesis can tell it apart.
+        arg_spans: list = [span(func.value)] if receiver is not None else []
         for arg in call.args:
             inner = arg.value if isinstance(arg, ast.Starred) else arg
             value, frontier = self._value(inner, frontier, ctx)
             args.append(value)
+            arg_spans.append(span(arg))
             frontier = self._inline_callable_arg(inner, frontier, ctx)
         kwargs: list[tuple[str, Value]] = []
+        kwarg_spans: list = []
         for kw in call.keywords:
             value, frontier = self._value(kw.value, frontier, ctx)
             kwargs.append((kw.arg or "**", value))
+            kwarg_spans.append((span(kw.value), span(kw)))
             frontier = self._inline_callable_arg(kw.value, frontier, ctx)
         if helper is not None:
             target, is_method = helper
@@ -344,10 +358,12 @@ class FlowBuilder:
                 # It reads nothing itself: the inlined body does the reading.
                 op = f"self.{target.name}" if is_method else target.name
                 _, frontier = self._new(ctx, frontier, kind="call", op=op, args=tuple(args), kwargs=tuple(kwargs),
-                                        span=span(call))
+                                        span=span(call), arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans),
+                                        func_span=span(func))
                 return self._inline(target, args, kwargs, is_method, call, frontier, ctx)
         out = self._temp("")
-        common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call))
+        common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
+                      arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
         uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
         if layer is not None and call is ctx.top and self._sequence(layer):
             # self.block(x) where block = nn.Sequential(a, b, c): a -> b -> c.
@@ -362,6 +378,7 @@ class FlowBuilder:
                         uses=frozenset(_keys((value,)) | {layer}),
                         # Where the member is built: the same place for every call site.
                         span=self.cls.bindings[member[len("self."):]][0].call,
+                        arg_spans=(span(call.args[0]) if index == 0 else None,),
                     )
                     value = out_i
                 return out, frontier
@@ -375,12 +392,14 @@ class FlowBuilder:
         elif receiver is not None:
             uses |= _keys((receiver,))
             common["args"] = (receiver, *common["args"])
+            common["func_span"] = None
             node, frontier = self._new(ctx, frontier, kind="method", op=func.attr, uses=frozenset(uses), **common)
         elif self._built_and_called(func) is not None:
             # nn.Softmax(dim=-1)(x): a layer built and called at once is a call of its type,
             # with the constructor's (constant) keywords.
             built, extra = self._built_and_called(func)
             common["kwargs"] = (*common["kwargs"], *extra)
+            common["kwarg_spans"] = (*common["kwarg_spans"], *((None, None) for _ in extra))
             node, frontier = self._new(ctx, frontier, kind="call", op=built, uses=frozenset(uses), **common)
         else:
             uses |= self._uses_of(func, ctx)
@@ -465,7 +484,8 @@ class FlowBuilder:
             left = target[0] if target else self._opaque(stmt.target, ctx)
             right, frontier = self._value(stmt.value, frontier, ctx)
             _, frontier = self._new(ctx, frontier, kind="op", op=BINOPS.get(type(stmt.op), "?"), args=(left, right),
-                                    outs=tuple(target), uses=_keys((left, right)), defs=_keys(target), span=span(stmt))
+                                    outs=tuple(target), uses=_keys((left, right)), defs=_keys(target), span=span(stmt),
+                                    arg_spans=(span(stmt.target), span(stmt.value)))
             return frontier
         if isinstance(stmt, ast.Expr):
             _, frontier = self._value(stmt.value, frontier, ctx)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 
 from ..match import Match
+from ..structure import Const
 from ..ruleset import Rule
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, dotted_name, read_names, span_of, stored_names
@@ -91,13 +92,15 @@ class _Attention:
         self.roles = dict(zip(match.roles, match.nodes))
 
     # ------------------------------------------------------------------ helpers
-    def _expr(self, role: str, kinds=(ast.Call, ast.BinOp)) -> ast.AST:
-        node = self.roles[role]
-        info = self.index.stmt(node.stmt)
-        expr = self.index.find_expr(info.stmt, node.span, kinds) if info is not None else None
+    def _at(self, span: Span | None, what: str = "an argument") -> ast.expr:
+        """The expression the code writes at ``span`` (an argument the graph node recorded)."""
+        expr = self.index.expr_at(span) if span is not None else None
         if expr is None:
-            raise Skip(f"the operation at line {node.line} could not be located")
+            raise Skip(f"{what} of the attention could not be read")
         return expr
+
+    def _spanned(self, span: Span | None) -> tuple[str, ast.expr]:
+        return self.index.segment(span) if span is not None else "", self._at(span)
 
     def _text(self, node: ast.AST) -> str:
         return self.index.segment(span_of(node))
@@ -249,9 +252,8 @@ class _Attention:
 
         call = self._call(q[0], k[0], v[0], conditions, stored)
         edits.imports.add(self.edits_import)
-        c_expr = self._expr("c")
         c_stmt = region[-1]
-        fast.append(self._stmt_text(c_stmt, (span_of(c_expr), call)))
+        fast.append(self._stmt_text(c_stmt, (self.roles["c"].span, call)))
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
         guard += self._live_reads(region, all_stored - fast_defs)
 
@@ -275,26 +277,26 @@ class _Attention:
         (it raises otherwise); any other ``.to`` (a device, a fixed dtype) is not covered."""
         if "p3" not in self.roles:
             return
-        expr = self._expr("p3", (ast.Call,))
-        c = self._expr("c")
-        value = c.right if isinstance(c, ast.BinOp) else c.args[-1]
-        ok = (len(expr.args) == 1 and not expr.keywords and isinstance(expr.args[0], ast.Attribute)
-              and expr.args[0].attr == "dtype" and self._text(expr.args[0].value) == self._text(value))
+        node = self.roles["p3"]
+        value_span = self.roles["c"].arg_spans[-1] if self.roles["c"].arg_spans else None
+        ok = False
+        if len(node.args) == 2 and not node.kwargs and len(node.arg_spans) == 2 and value_span is not None:
+            arg = self.index.expr_at(node.arg_spans[1])
+            ok = (isinstance(arg, ast.Attribute) and arg.attr == "dtype"
+                  and self._text(arg.value) == self.index.segment(value_span))
         if not ok:
             raise Skip("the probabilities are cast with .to() to something other than the value's dtype")
 
     def _check_softmax(self) -> None:
-        expr = self._expr("p0", (ast.Call,))
-        extra = [*expr.args[1:], *(kw.value for kw in expr.keywords)]
-        names = [kw.arg for kw in expr.keywords]
-        if isinstance(expr.func, ast.Call):  # nn.Softmax(dim=-1)(scores)
-            built = expr.func
-            if len(expr.args) != 1 or expr.keywords or built.args:
+        node = self.roles["p0"]
+        extra = [*node.args[1:], *(v for _, v in node.kwargs)]
+        names = [k for k, _ in node.kwargs]
+        ctor = [k for (k, _), (value_span, _) in zip(node.kwargs, node.kwarg_spans) if value_span is None]
+        if ctor:  # nn.Softmax(dim=-1)(scores): the keywords are the constructor's
+            if len(node.args) != 1 or len(ctor) != len(node.kwargs):
                 raise Skip("the softmax layer is not built with dim=-1 alone")
-            extra = [kw.value for kw in built.keywords]
-            names = [kw.arg for kw in built.keywords]
-        minus_one = len(extra) == 1 and isinstance(extra[0], ast.UnaryOp) and isinstance(extra[0].op, ast.USub) \
-            and isinstance(extra[0].operand, ast.Constant) and extra[0].operand.value == 1
+        minus_one = len(extra) == 1 and isinstance(extra[0], Const) and not isinstance(extra[0].value, bool) \
+            and extra[0].value == -1
         if not minus_one or names not in ([], ["dim"]):
             raise Skip("the softmax is not a plain softmax over the last dimension")
 
@@ -309,55 +311,46 @@ class _Attention:
 
     # ------------------------------------------------------------------ operands
     def _operands(self):
-        s0 = self._expr("s0")
-        c = self._expr("c")
-        if isinstance(s0, ast.BinOp):
-            q, kt = s0.left, s0.right
-            pv, v = c.left, c.right
+        s0, c = self.roles["s0"], self.roles["c"]
+        if s0.kind == "op":
+            q_span, kt_span = s0.arg_spans
+            v_span = c.arg_spans[-1]
             kind = "@"
         else:
-            op = self.roles["s0"].op
-            kind = op.rsplit(".", 1)[-1]
+            kind = s0.op.rsplit(".", 1)[-1]
             if kind == "einsum":
-                if len(s0.args) != 3 or len(c.args) != 3 or s0.keywords or c.keywords:
+                if len(s0.args) != 3 or len(c.args) != 3 or s0.kwargs or c.kwargs:
                     raise Skip("an einsum with other than two operands")
                 eq1, eq2 = s0.args[0], c.args[0]
-                if not (isinstance(eq1, ast.Constant) and isinstance(eq1.value, str) and _einsum_ok(eq1.value, True)):
+                if not (isinstance(eq1, Const) and isinstance(eq1.value, str) and _einsum_ok(eq1.value, True)):
                     raise Skip("the scores einsum is not a batched q @ k^T")
-                if not (isinstance(eq2, ast.Constant) and isinstance(eq2.value, str) and _einsum_ok(eq2.value, False)):
+                if not (isinstance(eq2, Const) and isinstance(eq2.value, str) and _einsum_ok(eq2.value, False)):
                     raise Skip("the context einsum is not a batched probabilities @ v")
-                q, k, v = s0.args[1], s0.args[2], c.args[2]
-                return (self._text(q), q), (self._text(k), k), (self._text(v), v)
-            if len(s0.args) != 2 or len(c.args) != 2 or s0.keywords or c.keywords:
+                return (self._spanned(s0.arg_spans[1]), self._spanned(s0.arg_spans[2]),
+                        self._spanned(c.arg_spans[2]))
+            if len(s0.args) != 2 or len(c.args) != 2 or s0.kwargs or c.kwargs:
                 raise Skip(f"a {kind} with other than two operands")
-            q, kt = s0.args
-            pv, v = c.args
-        del pv
+            q_span, kt_span = s0.arg_spans
+            v_span = c.arg_spans[1]
+        del kt_span
         if "kt" not in self.roles:
             raise Skip("the key is not transposed in the attention")
-        kt_expr = self._expr("kt", (ast.Call,))
-        if not isinstance(kt_expr.func, ast.Attribute) or len(kt_expr.args) != 2 or kt_expr.keywords:
+        kt = self.roles["kt"]
+        if kt.kind != "method" or len(kt.args) != 3 or kt.kwargs:
             raise Skip("the key transpose could not be read")
-        dims = []
-        for arg in kt_expr.args:
-            value = arg.value if isinstance(arg, ast.Constant) else (
-                -arg.operand.value if isinstance(arg, ast.UnaryOp) and isinstance(arg.operand, ast.Constant) else None)
-            dims.append(value)
+        dims = [arg.value if isinstance(arg, Const) else None for arg in kt.args[1:]]
         allowed = [{-1, -2}] + ([{1, 2}] if kind == "bmm" else [])
         if set(dims) not in allowed or len(set(dims)) != 2:
             raise Skip(f"the key transpose {tuple(dims)} is not over its last two dimensions")
-        k = kt_expr.func.value
-        return (self._text(q), q), (self._text(k), k), (self._text(v), v)
+        return self._spanned(q_span), self._spanned(kt.arg_spans[0]), self._spanned(v_span)
 
     def _operand_of(self, role: str, var: str) -> ast.expr:
         """The code operand of a binary step that the pattern bound to ``$var``."""
-        expr = self._expr(role, (ast.BinOp, ast.AugAssign))
         node = self.roles[role]
         bound = self.env.get(var)
-        operands = (expr.target, expr.value) if isinstance(expr, ast.AugAssign) else (expr.left, expr.right)
         for position, value in enumerate(node.args[:2]):
             if value == bound:
-                return operands[position]
+                return self._at(node.arg_spans[position], f"the {var} operand")
         raise Skip(f"the {var} operand at line {node.line} could not be located")
 
     # ------------------------------------------------------------------ the call
@@ -408,32 +401,34 @@ class _Attention:
         return f"{local}({', '.join(args)})"
 
     def _view_args(self, role: str) -> list[ast.expr]:
-        expr = self._expr(role, (ast.Call,))
-        if not isinstance(expr.func, ast.Attribute) or expr.func.attr != "view" or expr.keywords:
-            raise Skip(f"the reshape at line {self.roles[role].line} could not be read")
-        args = list(expr.args)
+        node = self.roles[role]
+        if node.kind != "method" or node.op != "view" or node.kwargs:
+            raise Skip(f"the reshape at line {node.line} could not be read")
+        if any(self.index.segment(sp).startswith("*") for sp in node.arg_spans[1:] if sp is not None):
+            raise Skip(f"the reshape at line {node.line} takes a starred shape")
+        args = [self._at(sp, "a reshape") for sp in node.arg_spans[1:]]
         if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)):
             args = list(args[0].elts)
         if any(isinstance(a, ast.Starred) for a in args) or not args:
-            raise Skip(f"the reshape at line {self.roles[role].line} takes a starred shape")
+            raise Skip(f"the reshape at line {node.line} takes a starred shape")
         return args
 
     def _dropout(self, role: str) -> str:
         node = self.roles[role]
         if node.kind == "layer":
             return f"{node.layer}.p if self.training else 0.0"
-        expr = self._expr(role, (ast.Call,))
-        kwargs = {kw.arg: kw.value for kw in expr.keywords}
-        if None in kwargs or any(isinstance(a, ast.Starred) for a in expr.args):
+        kwargs = {k: (value, value_span) for (k, value), (value_span, _) in zip(node.kwargs, node.kwarg_spans)}
+        if "**" in kwargs or any(sp is not None and self.index.segment(sp).startswith("*") for sp in node.arg_spans):
             raise Skip("the dropout call takes ** or * arguments")
-        p = expr.args[1] if len(expr.args) > 1 else kwargs.get("p")
-        training = expr.args[2] if len(expr.args) > 2 else kwargs.get("training")
-        p_text = "0.5" if p is None else _atom(self._text(p), p)
+        positional = list(zip(node.args, node.arg_spans))
+        p = positional[1] if len(positional) > 1 else kwargs.get("p")
+        training = positional[2] if len(positional) > 2 else kwargs.get("training")
+        p_text = "0.5" if p is None else _atom(self.index.segment(p[1]), self._at(p[1], "the dropout rate"))
         if training is None:
             return p_text
-        if isinstance(training, ast.Constant):
-            return p_text if training.value else "0.0"
-        return f"{p_text} if {self._text(training)} else 0.0"
+        if isinstance(training[0], Const):
+            return p_text if training[0].value else "0.0"
+        return f"{p_text} if {self.index.segment(training[1])} else 0.0"
 
     def _scale(self, stored: set) -> str:
         parts = {}
