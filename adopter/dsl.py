@@ -102,6 +102,9 @@ class PNode:
     column: int = 1
     absent: tuple[str, ...] = ()  # keywords the code must not pass (``!fused``)
     optional: bool = False  # ``? $y = f($x, ...)``: the step may be absent; then $y is $x
+    # Set by the matcher when ``op`` names a canonical operation (structure/ops.py): the step
+    # then matches every spelling of it, and its arguments are read in canonical form.
+    canonical: bool = False
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     if matchers is None:
         matchers = _MATCHERS[key] = [
             Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
-                    live_intermediates=rule.live_intermediates)
+                    live_intermediates=rule.live_intermediates, spellings=rule.spellings)
             for i, forward in enumerate(rule.forwards)
         ]
     return matchers

@@ -87,6 +87,10 @@ class Rule:
     # ``[forward] not_in_fallback_of = "name"``: a match in the body of an ``if`` whose else
     # branch calls ``name`` is the original path an earlier fix kept, and is not reported.
     not_in_fallback_of: str | None = None
+    # ``[forward] spellings``: "canonical" (default) -- a step naming an operation of the
+    # canonical table (structure/ops.py) matches every spelling of it; "exact" -- only the
+    # spelling written (the paper benchmark counts F.softmax, not x.softmax or nn.Softmax).
+    spellings: str = "canonical"
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -206,17 +210,30 @@ def _init_layers(raw: str, path: str, forwards: tuple[Pattern, ...], init: tuple
                                     f"init binds ${out.name}, but no forward step calls ${out.name}(...)")
 
 
-def _triggers(patterns: list[Pattern]) -> frozenset[str]:
-    """Words one of which must appear in a file for the rule to possibly match it."""
+def _triggers(patterns: list[Pattern], canonical: bool = True) -> frozenset[str]:
+    """Words one of which must appear in a file for the rule to possibly match it.
+
+    With canonical spellings a step naming a table operation contributes the words of every
+    spelling (``softmax``, ``Softmax``); one spelled only by an operator (``@``) none."""
+    from .structure.canon import TABLE
+
+    def spelled(name: str) -> set[str]:
+        op = TABLE.canonical(name) if canonical else None
+        if op is None:
+            return {name.rsplit(".", 1)[-1]}
+        return set(TABLE.words(op.name))
+
     words: set[str] = set()
     for pattern in patterns[:1]:
         for node in pattern.nodes:
             if node.op not in ("layer", "method", "table", "call") and ("." in node.op or node.op.isidentifier()):
-                words.add(node.op.rsplit(".", 1)[-1])
+                words |= spelled(node.op)
+            elif node.op == "method" and canonical and (TABLE.method(node.method) or TABLE.inplace(node.method)):
+                words |= spelled((TABLE.method(node.method) or TABLE.inplace(node.method)).name)
     for pattern in patterns[1:]:
         for node in pattern.nodes:
             name = node.method if node.op == "table" else node.op
-            words.add(name.rsplit(".", 1)[-1])
+            words |= spelled(name) if node.op != "table" else {name.rsplit(".", 1)[-1]}
     return frozenset(w for w in words if w)
 
 
@@ -238,7 +255,7 @@ def _code_key() -> bytes:
     if _CODE_KEY is None:
         digest = hashlib.sha256()
         here = Path(__file__).parent
-        for name in ("ruleset.py", "dsl.py", "dsl_parser.py"):
+        for name in ("ruleset.py", "dsl.py", "dsl_parser.py", "structure/ops.py", "structure/canon.py"):
             try:
                 digest.update((here / name).read_bytes())
             except OSError:
@@ -322,10 +339,15 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         raise RuleError(spath, line, column, "forward.source needs at least one pattern")
     forward_source = forwards[0]
     for pattern in forwards:
-        for position in (0, len(pattern.nodes) - 1):
-            if pattern.nodes[position].optional:
-                line, column = _position(raw, pattern.text, "source")
-                raise RuleError(spath, line, column, "the first and last steps of a pattern cannot be optional")
+        nodes = pattern.nodes
+        if nodes[-1].optional or (nodes[0].optional and (len(nodes) < 2 or nodes[1].optional)):
+            line, column = _position(raw, pattern.text, "source")
+            raise RuleError(spath, line, column,
+                            "the last step of a pattern, and the second when the first is optional, cannot be optional")
+    spellings = forward.get("spellings", "canonical")
+    if spellings not in ("canonical", "exact"):
+        line, column = _position(raw, "", "spellings")
+        raise RuleError(spath, line, column, 'forward.spellings must be "canonical" or "exact"')
     synth = forward.get("synth")
     if synth is not None and not (isinstance(synth, str) and synth.isidentifier()):
         line, column = _position(raw, "", "synth")
@@ -407,7 +429,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         references=tuple(data.get("references", [])),
         examples=tuple(examples),
         path=spath,
-        triggers=frozenset().union(*(_triggers([f, *init]) for f in forwards)),
+        triggers=frozenset().union(*(_triggers([f, *init], spellings == "canonical") for f in forwards)),
         forwards=forwards,
         forward_targets=forward_targets,
         commutative=bool(forward.get("commutative", True)),
@@ -416,6 +438,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         synth=synth,
         priority=priority,
         not_in_fallback_of=forward.get("not_in_fallback_of"),
+        spellings=spellings,
     )
 
 

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from .bindings import ClassInfo, bind_class, collect_class
+from .canon import TABLE
 from .graph import Flow, FlowBuilder
 from .names import ModuleNames, collect_names, names_match
 
@@ -75,6 +76,7 @@ class ClassStructure:
     _flows: dict[str, Flow] = field(default_factory=dict)
     _words: dict[str, frozenset] = field(default_factory=dict)
     _bound: dict[frozenset, frozenset] = field(default_factory=dict)
+    _op_attrs: dict[str, frozenset] = field(default_factory=dict)
 
     @property
     def bindings(self):
@@ -89,6 +91,20 @@ class ClassStructure:
                 attr.split("[")[0] for attr, ctors in self.bindings.items()
                 if any(names_match(a, c.fqn) for c in ctors for a in constructors)
             )
+        return attrs
+
+    def op_attrs(self, op: str) -> frozenset[str]:
+        """The attributes bound in ``__init__`` to layers that compute (or may compute, an
+        activation chosen at run time) the canonical operation ``op``: ``attend`` for
+        ``self.attend = nn.Softmax(dim=-1)``."""
+        attrs = self._op_attrs.get(op)
+        if attrs is None:
+            found = set()
+            for attr, ctors in self.bindings.items():
+                definite, maybe = TABLE.layer_ops(ctors)
+                if definite == op or op in maybe:
+                    found.add(attr.split("[")[0])
+            attrs = self._op_attrs[op] = frozenset(found)
         return attrs
 
     def flow(self, name: str) -> Flow:
@@ -140,6 +156,18 @@ class ModuleStructure:
         if words is None:
             aliases = {local for local, imported in self.names.imports.items() if names_match(fqn, imported)}
             words = self._call_names[fqn] = frozenset({fqn.rsplit(".", 1)[-1], *aliases})
+        return words
+
+    def op_words(self, op: str) -> frozenset[str]:
+        """The words code uses to compute the canonical operation ``op`` here: every spelling's
+        name (functions with their import aliases, methods, module classes)."""
+        key = "op:" + op
+        words = self._call_names.get(key)
+        if words is None:
+            found = set(TABLE.words(op))
+            for fqn in TABLE.ops[op].functions:
+                found |= self.call_names(fqn)
+            words = self._call_names[key] = frozenset(found)
         return words
 
     def mention(self, func: ast.AST) -> frozenset[str]:

@@ -26,9 +26,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from ..dsl import COMMUTATIVE, Temp, Var
-from ..engine import Finding
-from ..match import Match
+from ..dsl import Temp, Var
+from ..engine import Finding, matchers_for
+from ..match import Match, commutes, node_view
 from ..ruleset import Rule
 from ..structure import Const, Ref, names_match
 from .render import KEEP_ARGS, RenderError, parse_target, replace_names, substitute, template_vars
@@ -198,7 +198,9 @@ class Planner:
         # The match does not say which forward alternative it came from: take the first one
         # whose slots hold exactly the values the match bound.
         # The match records the alternative that matched; try it first.
-        forwards = rule.forwards or (rule.forward,)
+        # The patterns as the matcher read them (canonical steps), so that arguments are read
+        # in the form they were bound in.
+        forwards = [matcher.forward for matcher in matchers_for(rule)] or [rule.forward]
         targets = rule.forward_targets or (rule.forward_target,) * len(forwards)
         order = sorted(range(len(forwards)), key=lambda i: i != match.alternative)
         alternatives = [(forwards[i].nodes, targets[i]) for i in order if len(forwards[i].nodes) == len(nodes)]
@@ -353,17 +355,23 @@ class Planner:
             if not pnode.rest or node.kind not in ("call", "method", "layer"):
                 continue
             named = {name for name, _ in pnode.kwargs}
-            # (node.arg_spans starts with a method's receiver, as pnode.args does)
-            extras = [*node.arg_spans[len(pnode.args):]]
-            extras += [whole for (name, _), (_, whole) in zip(node.kwargs, node.kwarg_spans)
-                       if name not in named and whole is not None]
-            for extra in extras:
+            args, kwargs, arg_spans, kwarg_spans = node_view(pnode, node)
+            # (arg spans start with a method's receiver, as pnode.args does)
+            extras = [(sp, None) for sp in arg_spans[len(pnode.args):]]
+            for (name, _), (value_span, whole) in zip(kwargs, kwarg_spans):
+                if name in named:
+                    continue
+                if value_span is None and whole is None:
+                    continue  # a module constructor's argument, not written at the call
+                # a positional argument read as a keyword (value span == whole span) is passed by name
+                extras.append((whole, name if whole == value_span and name != "**" else None))
+            for extra, name in extras:
                 if extra is None:
                     raise Skip("the fused call would drop an argument the code does not write at the call")
                 text = self.index.segment(extra)
                 if i != k or not passed_on:
                     raise Skip(f"the fused call would drop the argument `{text}`")
-                out.append((extra, text))
+                out.append((extra, f"{name}={text}" if name else text))
         return out
 
     def _check_simple(self, info: StmtInfo, nodes, infos, allow_augmented: bool) -> None:
@@ -402,7 +410,7 @@ class Planner:
         for i, pnode in enumerate(pattern):
             node = nodes[i]
             if pnode.layer is not None and pnode.layer.name == var:
-                if node.func_span is None or node.layer != bound:
+                if node.func_span is None or (node.layer if node.kind == "layer" else node.op) != bound:
                     raise Skip("the rule's pattern does not fit the match")
                 return self.index.segment(node.func_span), node.func_span, i
             for j, pvalue in enumerate(pnode.args):
@@ -411,9 +419,10 @@ class Planner:
                     return self.index.segment(sub), sub, i
             for name, pvalue in pnode.kwargs:
                 if pvalue == Var(var) and node.kind in ("call", "method", "layer"):
-                    if dict(node.kwargs).get(name) != bound:
+                    _, kwargs, _, kwarg_spans = node_view(pnode, node)
+                    if dict(kwargs).get(name) != bound:
                         raise Skip("the rule's pattern does not fit the match")
-                    for (key, _), (value_span, _) in zip(node.kwargs, node.kwarg_spans):
+                    for (key, _), (value_span, _) in zip(kwargs, kwarg_spans):
                         if key == name and value_span is not None:
                             return self.index.segment(value_span), value_span, i
                     raise Skip(f"keyword {name}= of ${var} could not be located")
@@ -428,15 +437,16 @@ class Planner:
     def _arg(self, rule: Rule, pnode, node, j: int, bound) -> Span:
         """The span of the code argument that pattern argument ``j`` bound (operands of a
         commutative operator may have matched the other way round)."""
-        code_args = list(node.args)
+        args, _, arg_spans, _ = node_view(pnode, node)
+        code_args = list(args)
         if j < len(code_args) and code_args[j] != bound:
-            swap = rule.commutative and pnode.op in COMMUTATIVE and len(code_args) == 2 and len(pnode.args) == 2
+            swap = commutes(pnode, rule.commutative) and len(code_args) == 2
             if not (swap and code_args[1 - j] == bound):
                 raise Skip("the rule's pattern does not fit the match")
             j = 1 - j
-        if j >= len(node.arg_spans) or j >= len(code_args) or node.arg_spans[j] is None:
+        if j >= len(arg_spans) or j >= len(code_args) or arg_spans[j] is None:
             raise Skip("an argument could not be located")
-        sub = node.arg_spans[j]
+        sub = arg_spans[j]
         if self.index.segment(sub).startswith("*"):
             raise Skip("a starred argument cannot be passed on")
         return sub

@@ -1,9 +1,15 @@
 """Planning hook of ADP010: hand-written attention -> ``scaled_dot_product_attention``.
 
-The rule's pattern (``rules/ADP010-sdpa.toml``) finds ``q @ k^T`` -> optional scaling ->
-optional additive mask -> softmax -> optional dropout -> ``@ v``.  A target pattern cannot
-say the rewrite: the statements from the scores to the context form a *region* of one
-block, and the region becomes
+The rule's pattern (``rules/ADP010-sdpa.toml``) finds, in canonical operations (every
+spelling of each step is one node: ``@``/``matmul``/``bmm``/``einsum``, ``softmax`` however
+written, ``masked_fill``/``where``, ``.float()``/``.to(...)``):
+
+    [k^T =] transpose(k)      ->  scores = q @ k^T  ->  [/ d] [* s]  ->  [+ bias] [view + mask view]
+    -> [masked_fill(where, fill)] -> [.float()] -> softmax(dim=-1) -> [dropout] -> [.to(q.dtype)]
+    -> context = probs @ v
+
+A target pattern cannot say the rewrite: the statements from the scores to the context form
+a *region* of one block, and the region becomes
 
     if <the cases the fused call does not cover>:
         <the region, unchanged>
@@ -13,11 +19,12 @@ block, and the region becomes
 
 The guard collects the tests of the ``if`` statements in the region that the match went
 around because they touch the attention values (a head mask, a relative-position bias,
-Bart's ``output_attentions`` reshape), and the conditions under which later code reads a
-value only the original path computes (the probabilities returned when
-``output_attentions``).  With an empty guard the region is replaced outright.  Everything
-that cannot be shown to be equivalent is a :class:`Skip` with the reason: a guarded patch
-that falls back is preferred to a clever one.
+Bart's ``output_attentions`` reshape), the conditions under which later code reads a value
+only the original path computes (the probabilities returned when ``output_attentions``),
+and the forward hooks of the softmax and dropout modules the fused call would not run (an
+attention map recorded by a hook).  With an empty guard the region is replaced outright.
+Everything that cannot be shown to be equivalent is a :class:`Skip` with the reason: a guarded
+patch that falls back is preferred to a clever one.
 """
 
 from __future__ import annotations
@@ -25,15 +32,22 @@ from __future__ import annotations
 import ast
 
 from ..match import Match
-from ..structure import Const
 from ..ruleset import Rule
+from ..structure import Const, names_match
+from ..structure.canon import fill_value
+from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, dotted_name, read_names, span_of, stored_names
 
-MASK_STEPS = ("m1", "m2", "s3")
-DROPOUT_STEPS = ("p1", "p2")
-SCALE_STEPS = ("s1", "s2")
-SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt"}
+ADD_STEPS = ("b1", "m2")  # additive masks: a bias, and Bart's mask added to reshaped scores
+VIEW_STEPS = ("m1", "s3")
+MASK_STEPS = ("b1", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
+SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
+SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
+# Elementwise functions and methods: a tensor built from a constant-along-the-keys one stays so.
+ELEMENTWISE = {"exp", "log", "sigmoid", "clamp", "clip", "abs", "sqrt", "softplus", "reciprocal", "detach", "float",
+               "to", "type_as"}
+FACTORIES = {"ones", "zeros", "rand", "randn", "empty", "full"}
 
 
 def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
@@ -51,35 +65,6 @@ def _guard_term(text: str, node: ast.AST) -> str:
     return f"({text})" if isinstance(node, (ast.BoolOp, ast.IfExp, ast.Lambda, ast.NamedExpr)) else text
 
 
-def _parse_einsum(equation: str) -> tuple[str, str, str] | None:
-    parts = equation.replace(" ", "").split("->")
-    if len(parts) != 2 or "." in equation:
-        return None
-    inputs = parts[0].split(",")
-    if len(inputs) != 2:
-        return None
-    return inputs[0], inputs[1], parts[1]
-
-
-def _einsum_ok(equation: str, first: bool) -> bool:
-    """``P x d, P y d -> P x y`` (scores) or ``P x y, P y d -> P x d`` (context)."""
-    parsed = _parse_einsum(equation)
-    if parsed is None:
-        return False
-    a, b, out = parsed
-    if not (len(a) == len(b) == len(out) >= 2) or len(set(a + b + out)) != len(a) + 1:
-        return False
-    prefix = a[:-2]
-    if b[:-2] != prefix or out[:-2] != prefix:
-        return False
-    x, d = a[-2:]
-    if first:
-        y = b[-2]
-        return b[-1] == d and out[-2:] == x + y and len({x, y, d}) == 3
-    y, e = b[-2:]
-    return a[-1] == y and out[-2:] == x + e and len({x, y, e}) == 3
-
-
 class _Attention:
     def __init__(self, planner: Planner, rule: Rule, match: Match):
         self.planner = planner
@@ -90,6 +75,7 @@ class _Attention:
         if len(match.roles) != len(match.nodes):
             raise Skip("the match does not say which step each operation is")
         self.roles = dict(zip(match.roles, match.nodes))
+        self._names = None
 
     # ------------------------------------------------------------------ helpers
     def _at(self, span: Span | None, what: str = "an argument") -> ast.expr:
@@ -101,6 +87,20 @@ class _Attention:
 
     def _spanned(self, span: Span | None) -> tuple[str, ast.expr]:
         return self.index.segment(span) if span is not None else "", self._at(span)
+
+    def _view(self, role: str):
+        """The canonical reading (args, kwargs, arg spans, kwarg spans) of a step."""
+        node = self.roles[role]
+        view = node.view
+        if view is None:
+            return node.args, node.kwargs, node.arg_spans, node.kwarg_spans
+        return view.args, view.kwargs, view.arg_spans, view.kwarg_spans
+
+    @property
+    def names(self):
+        if self._names is None:
+            self._names = collect_names(self.index.tree)
+        return self._names
 
     def _text(self, node: ast.AST) -> str:
         return self.index.segment(span_of(node))
@@ -157,10 +157,10 @@ class _Attention:
             raise Skip("the context statement could not be located")
         self.block, hi = last.block, last.index
         owner = last.owner
-        if isinstance(owner, ast.If) and last.field == "body" and any(
-            "scaled_dot_product_attention" in self._text(s) for s in owner.orelse
+        if isinstance(owner, ast.If) and any(
+            "scaled_dot_product_attention" in self._text(s) for s in (owner.orelse if last.field == "body" else owner.body)
         ):
-            raise Skip("this is already the eager fallback of a scaled_dot_product_attention rewrite")
+            raise Skip("this is already the eager fallback of a scaled_dot_product_attention call")
 
         tops: dict[str, tuple[int, list[ast.stmt]]] = {role: self._top(node) for role, node in self.roles.items()}
         lo = min(i for i, _ in tops.values())
@@ -173,10 +173,11 @@ class _Attention:
         step_tops = {i for i, _ in tops.values()}
         step_stored = set().union(*(stored_names(s) for off, s in enumerate(region) if lo + off in step_tops))
         kinds: list[str] = []
+        step_if_keeps: dict[int, list[ast.stmt]] = {}
         for offset, stmt in enumerate(region):
             if lo + offset in step_tops:
                 if isinstance(stmt, ast.If):
-                    self._check_step_if(stmt)
+                    step_if_keeps[offset] = self._check_step_if(stmt, step_stored)
                 elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)) and not (
                     isinstance(stmt, ast.Return) and offset == len(region) - 1
                 ):
@@ -199,9 +200,9 @@ class _Attention:
         stored = step_stored | set().union(
             *(stored_names(s) for s, kind in zip(region, kinds) if kind == "guard"))
 
-        self._check_softmax()
-        self._check_cast()
+        upcast = self._check_softmax()
         q, k, v = self._operands()
+        self._check_casts(upcast, (q, k, v))
         for text, node in (q, k, v):
             clash = read_names(node) & stored
             if clash:
@@ -224,6 +225,12 @@ class _Attention:
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
+                keeps = step_if_keeps.get(offset)
+                if keeps:
+                    # The if around a mask step also computes the mask (``causal_mask =
+                    # attention_mask[...]``): the fused path computes it under the same test.
+                    body = "\n".join("    " + line for s in keeps for line in self._stmt_text(s).split("\n"))
+                    fast.append(f"if {self._text(stmt.test)}:\n{body}")
                 continue
             if kind == "check":
                 if not _loads(stmt) & stored:
@@ -250,12 +257,13 @@ class _Attention:
                     raise Skip(f"the else branch at line {inner.lineno} reads a value of the attention")
                 fast.append(self._stmt_text(inner))
 
-        call = self._call(q[0], k[0], v[0], conditions, stored)
+        call = self._call(q, k, v, conditions, stored)
         edits.imports.add(self.edits_import)
         c_stmt = region[-1]
         fast.append(self._stmt_text(c_stmt, (self.roles["c"].span, call)))
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
         guard += self._live_reads(region, all_stored - fast_defs)
+        guard += self._hooks()
 
         unique = list(dict.fromkeys(guard))
         for term in unique:
@@ -272,133 +280,238 @@ class _Attention:
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
 
-    def _check_cast(self) -> None:
-        """``probs.to(value.dtype)``: a no-op when q, k, v share a dtype, which SDPA requires
-        (it raises otherwise); any other ``.to`` (a device, a fixed dtype) is not covered."""
+    # ------------------------------------------------------------------ the steps
+    def _check_softmax(self) -> bool:
+        """A softmax over the last dimension; True when it computes in float32 (``dtype=``)."""
+        _, kwargs, _, _ = self._view("p0")
+        values = dict(kwargs)
+        dim = values.pop("dim", None)
+        if not (isinstance(dim, Const) and not isinstance(dim.value, bool) and dim.value == -1):
+            raise Skip("the softmax is not a plain softmax over the last dimension")
+        dtype = values.pop("dtype", None)
+        if values:
+            raise Skip(f"the softmax takes `{sorted(values)[0]}=`, which the fused call does not")
+        if dtype is not None and not (isinstance(dtype, Const) and dtype.value is None):
+            if getattr(dtype, "text", None) != "torch.float32":
+                raise Skip("the softmax computes in a dtype other than float32")
+            return True
+        return "u" in self.roles
+
+    def _check_casts(self, upcast: bool, operands) -> None:
+        """The probabilities cast back to the dtype of q, k or v (a no-op when they share one,
+        which SDPA requires), after a softmax computed in float32 (``.float()``,
+        ``dtype=torch.float32``): SDPA computes in that dtype and accumulates in float32."""
         if "p3" not in self.roles:
+            if upcast:
+                raise Skip("the probabilities stay in float32 after the upcast softmax")
             return
         node = self.roles["p3"]
-        value_span = self.roles["c"].arg_spans[-1] if self.roles["c"].arg_spans else None
-        ok = False
-        if len(node.args) == 2 and not node.kwargs and len(node.arg_spans) == 2 and value_span is not None:
+        target = None
+        if node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 2:
             arg = self.index.expr_at(node.arg_spans[1])
-            ok = (isinstance(arg, ast.Attribute) and arg.attr == "dtype"
-                  and self._text(arg.value) == self.index.segment(value_span))
-        if not ok:
-            raise Skip("the probabilities are cast with .to() to something other than the value's dtype")
+            if isinstance(arg, ast.Attribute) and arg.attr == "dtype":
+                target = arg.value
+        elif node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 1:
+            for (name, _), (value_span, _) in zip(node.kwargs, node.kwarg_spans):
+                arg = self.index.expr_at(value_span) if name == "dtype" and value_span else None
+                if isinstance(arg, ast.Attribute) and arg.attr == "dtype":
+                    target = arg.value
+        elif node.kind == "method" and node.op == "type_as" and len(node.arg_spans) == 2:
+            target = self.index.expr_at(node.arg_spans[1])
+        if target is None:
+            raise Skip("the probabilities are cast to something other than the dtype of q, k or v")
+        text = self._text(target)
+        texts = {t for t, _ in operands}
+        names = set().union(*(read_names(e) for _, e in operands))
+        if text not in texts and not (isinstance(target, ast.Name) and target.id in names):
+            raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
 
-    def _check_softmax(self) -> None:
-        node = self.roles["p0"]
-        extra = [*node.args[1:], *(v for _, v in node.kwargs)]
-        names = [k for k, _ in node.kwargs]
-        ctor = [k for (k, _), (value_span, _) in zip(node.kwargs, node.kwarg_spans) if value_span is None]
-        if ctor:  # nn.Softmax(dim=-1)(scores): the keywords are the constructor's
-            if len(node.args) != 1 or len(ctor) != len(node.kwargs):
-                raise Skip("the softmax layer is not built with dim=-1 alone")
-        minus_one = len(extra) == 1 and isinstance(extra[0], Const) and not isinstance(extra[0].value, bool) \
-            and extra[0].value == -1
-        if not minus_one or names not in ([], ["dim"]):
-            raise Skip("the softmax is not a plain softmax over the last dimension")
-
-    def _check_step_if(self, stmt: ast.If) -> None:
+    def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[ast.stmt]:
+        """An ``if`` holding attention steps; returns the statements in it that only compute
+        what a mask step then reads (kept on the fused path under the same test)."""
         step_stmts = {n.stmt for n in self.match.nodes}
+        keeps = []
         for inner in stmt.body:
             if span_of(inner) in step_stmts:
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
+            if isinstance(inner, (ast.Assign, ast.AnnAssign)) and not (_loads(inner) & step_stored) \
+                    and not (stored_names(inner) & step_stored) and not stmt.orelse:
+                keeps.append(inner)
+                continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
+        return keeps
 
     # ------------------------------------------------------------------ operands
     def _operands(self):
-        s0, c = self.roles["s0"], self.roles["c"]
-        if s0.kind == "op":
-            q_span, kt_span = s0.arg_spans
-            v_span = c.arg_spans[-1]
-            kind = "@"
-        else:
-            kind = s0.op.rsplit(".", 1)[-1]
-            if kind == "einsum":
-                if len(s0.args) != 3 or len(c.args) != 3 or s0.kwargs or c.kwargs:
-                    raise Skip("an einsum with other than two operands")
-                eq1, eq2 = s0.args[0], c.args[0]
-                if not (isinstance(eq1, Const) and isinstance(eq1.value, str) and _einsum_ok(eq1.value, True)):
-                    raise Skip("the scores einsum is not a batched q @ k^T")
-                if not (isinstance(eq2, Const) and isinstance(eq2.value, str) and _einsum_ok(eq2.value, False)):
-                    raise Skip("the context einsum is not a batched probabilities @ v")
-                return (self._spanned(s0.arg_spans[1]), self._spanned(s0.arg_spans[2]),
-                        self._spanned(c.arg_spans[2]))
-            if len(s0.args) != 2 or len(c.args) != 2 or s0.kwargs or c.kwargs:
-                raise Skip(f"a {kind} with other than two operands")
-            q_span, kt_span = s0.arg_spans
-            v_span = c.arg_spans[1]
-        del kt_span
-        if "kt" not in self.roles:
-            raise Skip("the key is not transposed in the attention")
-        kt = self.roles["kt"]
-        if kt.kind != "method" or len(kt.args) != 3 or kt.kwargs:
-            raise Skip("the key transpose could not be read")
-        dims = [arg.value if isinstance(arg, Const) else None for arg in kt.args[1:]]
-        allowed = [{-1, -2}] + ([{1, 2}] if kind == "bmm" else [])
-        if set(dims) not in allowed or len(set(dims)) != 2:
-            raise Skip(f"the key transpose {tuple(dims)} is not over its last two dimensions")
-        return self._spanned(q_span), self._spanned(kt.arg_spans[0]), self._spanned(v_span)
+        """(text, expression) of q, k and v as the fused call takes them: k is the key the
+        scores multiply transposed (``k`` of ``q @ k.transpose(-2, -1)``, of an einsum, or
+        ``x.transpose(-2, -1)`` for scores ``q @ x`` written against a pre-transposed key)."""
+        s_args, _, s_spans, _ = self._view("s0")
+        c_args, _, c_spans, _ = self._view("c")
+        if len(s_spans) != 2 or len(c_spans) != 2:
+            raise Skip("a matrix product with other than two operands")
+        q = self._spanned(s_spans[0])
+        v = self._spanned(c_spans[1])
+        view = self.roles["s0"].view
+        origin = view.origins[1] if view is not None and view.origins else None
+        if origin is not None:
+            k_span, dims = origin
+            three_d = self.roles["s0"].op.rsplit(".", 1)[-1] == "bmm"  # torch.bmm / x.bmm: 3-D operands
+            if set(dims) == {-2, -1} or (three_d and set(dims) == {1, 2}):
+                return q, self._spanned(k_span), v
+        if s_spans[1] is None:
+            raise Skip("the key of the attention could not be read")
+        text, expr = self._spanned(s_spans[1])
+        key = f"{_atom(text, expr)}.transpose(-2, -1)"
+        return q, (key, ast.parse(key, mode="eval").body), v
 
     def _operand_of(self, role: str, var: str) -> ast.expr:
         """The code operand of a binary step that the pattern bound to ``$var``."""
-        node = self.roles[role]
+        args, _, spans, _ = self._view(role)
         bound = self.env.get(var)
-        for position, value in enumerate(node.args[:2]):
+        for position, value in enumerate(args[:2]):
             if value == bound:
-                return self._at(node.arg_spans[position], f"the {var} operand")
-        raise Skip(f"the {var} operand at line {node.line} could not be located")
+                return self._at(spans[position], f"the {var} operand")
+        raise Skip(f"the {var} operand at line {self.roles[role].line} could not be located")
 
     # ------------------------------------------------------------------ the call
-    def _call(self, q: str, k: str, v: str, conditions: dict, stored: set) -> str:
+    def _call(self, q, k, v, conditions: dict, stored: set) -> str:
         local, request = self.planner.names.local(self.rule.kernel.import_)
         self.edits_import = request
-        args = [q, k, v]
+        scale, factors = self._scale(stored)
+        q_text = q[0]
+        for symbol, text in factors:  # a tensor temperature, folded into the query
+            q_text = f"{_atom(q_text, q[1]) if q_text == q[0] else q_text} {symbol} {text}"
+        args = [q_text, k[0], v[0]]
+        mask = self._mask(conditions, stored)
+        if mask is not None:
+            args.append(f"attn_mask={mask}")
+        if "p1" in self.roles:
+            args.append(f"dropout_p={self._dropout('p1')}")
+        args.append(f"scale={scale}")
+        return f"{local}({', '.join(args)})"
 
-        if "m2" in self.roles:
-            mask = self._operand_of("m2", "mask")
-            text = self._text(mask)
-            if read_names(mask) & stored:
+    def _mask(self, conditions: dict, stored: set) -> str | None:
+        """The ``attn_mask`` the steps amount to: the additive terms summed; a masked_fill as a
+        boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
+        one part under an ``if`` (``m if cond else None``)."""
+        parts: list[dict] = []
+        views = [r for r in VIEW_STEPS if r in self.roles]
+        if views and "m2" not in self.roles:
+            raise Skip("the scores are reshaped without a mask being added")
+        for role in ADD_STEPS:
+            if role not in self.roles:
+                continue
+            operand = self._operand_of(role, "bias" if role == "b1" else "mask")
+            text = self._text(operand)
+            if read_names(operand) & stored:
                 raise Skip(f"the mask `{text}` is computed by the attention")
-            views = [r for r in ("m1", "s3") if r in self.roles]
-            if views and len(views) != 2:
-                raise Skip("the mask is added to a reshaped score without reshaping it back")
-            if views:
+            viewed = role == "m2" and bool(views)
+            if viewed:
+                if len(views) != 2:
+                    raise Skip("the mask is added to a reshaped score without reshaping it back")
                 shape = self._view_args("m1")
                 back = self._view_args("s3")
                 if any(isinstance(a, ast.UnaryOp) or (isinstance(a, ast.Constant) and a.value == -1)
                        for a in shape):
                     raise Skip("the mask is added in a shape with -1, which expand cannot take")
-                text = (f"{_atom(text, mask)}.expand({', '.join(map(self._text, shape))})"
+                if len({self._text(t) if t is not None else None
+                        for t in (conditions.get(r) for r in ("m1", "m2", "s3"))}) != 1:
+                    raise Skip("the mask's reshapes run under other conditions than its add")
+                text = (f"{_atom(text, operand)}.expand({', '.join(map(self._text, shape))})"
                         f".reshape({', '.join(map(self._text, back))})")
-            condition = conditions.get("m2")
-            if condition is not None:
-                if read_names(condition) & stored:
-                    raise Skip("the mask condition reads a value of the attention")
-                test = self._text(condition)
-                plain = (isinstance(condition, ast.Compare) and len(condition.ops) == 1
-                         and isinstance(condition.ops[0], ast.IsNot)
-                         and isinstance(condition.comparators[0], ast.Constant)
-                         and condition.comparators[0].value is None
-                         and self._text(condition.left) == self._text(mask))
-                if not (plain and not views):
-                    text = f"{text} if {test} else None"
-            args.append(f"attn_mask={text}")
-        elif any(r in self.roles for r in MASK_STEPS):
-            raise Skip("the scores are reshaped without a mask being added")
+            parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
+                          "test": conditions.get(role), "operand": operand, "viewed": viewed})
+        fill = self._fill(stored, conditions.get("f1"))
+        tests = [p["test"] for p in parts if p["test"] is not None]
+        if fill is not None and fill["test"] is not None:
+            tests.append(fill["test"])
+        if len(tests) > 1:
+            raise Skip("more than one part of the mask runs under a condition")
+        if tests and read_names(tests[0]) & stored:
+            raise Skip("the mask condition reads a value of the attention")
 
-        dropouts = [r for r in DROPOUT_STEPS if r in self.roles]
-        if len(dropouts) > 1:
-            raise Skip("the probabilities go through more than one dropout")
-        if dropouts:
-            args.append(f"dropout_p={self._dropout(dropouts[0])}")
+        def compose(with_conditional: bool) -> str | None:
+            terms = [p for p in parts if with_conditional or p["test"] is None]
+            total = None
+            if len(terms) == 1:
+                total = terms[0]["text"]
+            elif terms:
+                total = " + ".join(p["atom"] for p in terms)
+            if fill is None or not (with_conditional or fill["test"] is None):
+                return total
+            if total is None:
+                if fill["kind"] == "inf":
+                    return fill["keep"]
+                where = fill["where"]
+                return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({where}, {fill['value']})"
+            return f"{self._torch()}.where({fill['where']}, {fill['value']}, {total})"
 
-        args.append(f"scale={self._scale(stored)}")
-        return f"{local}({', '.join(args)})"
+        full = compose(True)
+        if not tests:
+            return full
+        test = tests[0]
+        if len(parts) == 1 and fill is None and not parts[0]["viewed"]:
+            # `if mask is not None: scores = scores + mask` passes the mask as it is (None: none)
+            plain = (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot)
+                     and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None
+                     and self._text(test.left) == self._text(parts[0]["operand"]))
+            if plain:
+                return full
+        rest = compose(False)
+        return f"{full} if {self._text(test)} else {rest if rest is not None else 'None'}"
+
+    def _fill(self, stored: set, test) -> dict | None:
+        """The masked_fill step: its kind ("inf" or "finite"), where it fills, the keep-mask
+        (where it does not), the if test it runs under and the fill value; None without one."""
+        if "f1" not in self.roles:
+            return None
+        node = self.roles["f1"]
+        _, kwargs, _, kwarg_spans = self._view("f1")
+        spans = {name: value_span for (name, _), (value_span, _) in zip(kwargs, kwarg_spans)}
+        if set(spans) != {"mask", "value"} or None in spans.values():
+            raise Skip("the masked_fill could not be read")
+        cond = self._at(spans["mask"], "the mask")
+        value = self._at(spans["value"], "the fill value")
+        if (read_names(cond) | read_names(value)) & stored:
+            raise Skip("the mask is computed by the attention")
+        kind = fill_value(self._resolve_local(value))
+        if kind is None:
+            raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
+        cond_text = self._text(cond)
+        if node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where":
+            # where(c, scores, fill): the scores are kept where c holds
+            keep, where = cond_text, _negate(cond, cond_text, self._text)
+        else:
+            keep, where = _negate(cond, cond_text, self._text), _atom(cond_text, cond)
+        return {"kind": kind, "where": where, "keep": keep, "test": test, "value": self._text(value)}
+
+    def _resolve_local(self, expr: ast.expr, depth: int = 0) -> ast.expr:
+        """A local name's value, when the function assigns it exactly once."""
+        if not isinstance(expr, ast.Name) or depth > 3:
+            return expr
+        func = self._function(self.block[0]) if self.block else None
+        if func is None:
+            return expr
+        values = [n.value for n in ast.walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
+                  and isinstance(n.targets[0], ast.Name) and n.targets[0].id == expr.id]
+        if len(values) != 1:
+            return expr
+        return self._resolve_local(values[0], depth + 1)
+
+    def _torch(self) -> str:
+        """The module's local name for ``torch`` (the fused path builds a float mask with it)."""
+        for local, fqn in self.names.imports.items():
+            if fqn == "torch":
+                return local
+        raise Skip("building the float mask needs `import torch`, which the module does not have")
+
+    def _q_dtype(self) -> str:
+        s_args, _, s_spans, _ = self._view("s0")
+        text, expr = self._spanned(s_spans[0])
+        return f"{_atom(text, expr)}.dtype"
 
     def _view_args(self, role: str) -> list[ast.expr]:
         node = self.roles[role]
@@ -417,12 +530,14 @@ class _Attention:
         node = self.roles[role]
         if node.kind == "layer":
             return f"{node.layer}.p if self.training else 0.0"
-        kwargs = {k: (value, value_span) for (k, value), (value_span, _) in zip(node.kwargs, node.kwarg_spans)}
-        if "**" in kwargs or any(sp is not None and self.index.segment(sp).startswith("*") for sp in node.arg_spans):
-            raise Skip("the dropout call takes ** or * arguments")
-        positional = list(zip(node.args, node.arg_spans))
-        p = positional[1] if len(positional) > 1 else kwargs.get("p")
-        training = positional[2] if len(positional) > 2 else kwargs.get("training")
+        _, kwargs, _, kwarg_spans = self._view(role)
+        values = {name: (value, value_span) for (name, value), (value_span, _) in zip(kwargs, kwarg_spans)}
+        if set(values) - {"p", "training", "inplace"}:
+            raise Skip("the dropout call takes arguments the fused call does not")
+        p = values.get("p")
+        training = values.get("training")
+        if p is not None and p[1] is None:
+            raise Skip("the dropout rate could not be read")
         p_text = "0.5" if p is None else _atom(self.index.segment(p[1]), self._at(p[1], "the dropout rate"))
         if training is None:
             return p_text
@@ -430,24 +545,138 @@ class _Attention:
             return p_text if training[0].value else "0.0"
         return f"{p_text} if {self.index.segment(training[1])} else 0.0"
 
-    def _scale(self, stored: set) -> str:
+    def _scale(self, stored: set) -> tuple[str, list[tuple[str, str]]]:
+        """``scale=`` for the number the scores are multiplied or divided by, and the tensor
+        factors (a learned temperature) that are folded into the query instead: ``scale=``
+        takes a number, and ``(q @ k^T) * t == (q * t) @ k^T`` when ``t`` is the same for every
+        key (a scalar, or a tensor whose last dimension is 1)."""
         parts = {}
-        for role, var in (("s1", "div"), ("s2", "mul")):
+        factors: list[tuple[str, str]] = []
+        for role, var, symbol in (("s1", "div", "/"), ("s2", "mul", "*")):
             if role not in self.roles:
                 continue
             operand = self._operand_of(role, var)
             if read_names(operand) & stored:
                 raise Skip("the scale is computed by the attention")
-            if not _plain_number(operand):
-                raise Skip(f"the scale `{self._text(operand)}` may be a tensor (scale= takes a number)")
-            parts[var] = _atom(self._text(operand), operand)
+            text = _atom(self._text(operand), operand)
+            if self._plain_number(operand):
+                parts[var] = text
+            elif self._constant_along_keys(operand):
+                factors.append((symbol, text))
+            else:
+                raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
         if "mul" in parts and "div" in parts:
-            return f"{parts['mul']} / {parts['div']}"
+            return f"{parts['mul']} / {parts['div']}", factors
         if "div" in parts:
-            return f"1 / {parts['div']}"
-        return parts.get("mul", "1.0")
+            return f"1 / {parts['div']}", factors
+        return parts.get("mul", "1.0"), factors
 
-    # ------------------------------------------------------------------ later reads
+    def _plain_number(self, node: ast.expr) -> bool:
+        """An expression of numbers, names, attributes, sizes and math functions (not a
+        tensor): what ``scale=`` takes."""
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                name = dotted_name(sub.func)
+                method = sub.func.attr if isinstance(sub.func, ast.Attribute) else None
+                if name not in SAFE_SCALE_CALLS and method not in SIZE_METHODS:
+                    return False
+            elif isinstance(sub, ast.Subscript):
+                if not (isinstance(sub.value, ast.Attribute) and sub.value.attr == "shape"):
+                    return False
+            elif isinstance(sub, (ast.Lambda, ast.NamedExpr)):
+                return False
+            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+                if self._is_tensor_attribute(sub.attr):
+                    return False
+        return True
+
+    def _class(self) -> ast.ClassDef | None:
+        line = self.roles["c"].line
+        best = None
+        for node in ast.walk(self.index.tree):
+            if isinstance(node, ast.ClassDef) and node.lineno <= line <= (node.end_lineno or node.lineno):
+                if best is None or node.lineno > best.lineno:
+                    best = node
+        return best
+
+    def _attribute_values(self, attr: str) -> list[ast.expr]:
+        """What the class assigns to ``self.<attr>`` (also ``register_buffer`` /
+        ``register_parameter``)."""
+        cls = self._class()
+        if cls is None:
+            return []
+        values = []
+        for node in ast.walk(cls):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Attribute) and target.attr == attr and isinstance(target.value, ast.Name) \
+                            and target.value.id == "self":
+                        values.append(node.value)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("register_buffer", "register_parameter") and len(node.args) >= 2 \
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == attr:
+                values.append(node.args[1])
+        return values
+
+    def _is_tensor_attribute(self, attr: str) -> bool:
+        return any(self._tensor_expr(value) for value in self._attribute_values(attr))
+
+    def _tensor_expr(self, expr: ast.expr) -> bool:
+        if isinstance(expr, ast.Call):
+            fqn = self.names.resolve(expr.func) or ""
+            return fqn.startswith("torch.") or fqn.endswith("Parameter")
+        return False
+
+    def _constant_along_keys(self, expr: ast.expr, depth: int = 0) -> bool:
+        """Is ``expr`` a number or a tensor whose last dimension is 1 (so that multiplying the
+        scores by it equals multiplying the query)?"""
+        if depth > 6:
+            return False
+        if isinstance(expr, ast.Constant):
+            return isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool)
+        if isinstance(expr, ast.UnaryOp):
+            return self._constant_along_keys(expr.operand, depth + 1)
+        if isinstance(expr, ast.BinOp):
+            return self._constant_along_keys(expr.left, depth + 1) and self._constant_along_keys(expr.right, depth + 1)
+        if isinstance(expr, ast.Name):
+            value = self._resolve_local(expr)
+            return value is not expr and self._constant_along_keys(value, depth + 1)
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+            values = self._attribute_values(expr.attr)
+            return bool(values) and all(self._constant_along_keys(v, depth + 1) for v in values)
+        if isinstance(expr, ast.Call):
+            fqn = self.names.resolve(expr.func) or ""
+            tail = fqn.rsplit(".", 1)[-1] if fqn else (expr.func.attr if isinstance(expr.func, ast.Attribute) else "")
+            if fqn.endswith("Parameter") and expr.args:
+                return self._constant_along_keys(expr.args[0], depth + 1)
+            if fqn.startswith("torch.") and tail in FACTORIES:
+                shape = list(expr.args[:-1] if tail == "full" else expr.args)
+                if len(shape) == 1 and isinstance(shape[0], (ast.Tuple, ast.List)):
+                    shape = list(shape[0].elts)
+                return not shape or (isinstance(shape[-1], ast.Constant) and shape[-1].value == 1)
+            if fqn in ("torch.tensor", "torch.as_tensor") and expr.args:
+                return isinstance(expr.args[0], (ast.Constant, ast.UnaryOp, ast.BinOp, ast.Name)) and \
+                    not isinstance(expr.args[0], (ast.List, ast.Tuple))
+            if fqn.startswith("torch.") and tail in ELEMENTWISE and expr.args:
+                return self._constant_along_keys(expr.args[0], depth + 1)
+            if not fqn and isinstance(expr.func, ast.Attribute) and expr.func.attr in ELEMENTWISE:
+                return self._constant_along_keys(expr.func.value, depth + 1)
+        return False
+
+    def _hooks(self) -> list[str]:
+        """Forward hooks registered on the softmax or dropout module (an attention map
+        recorded by a hook) would not run on the fused path: it is taken only without them."""
+        terms = []
+        for role in ("p0", "p1"):
+            node = self.roles.get(role)
+            if node is None or node.kind != "layer":
+                continue
+            layer = node.layer
+            if not layer.startswith("self.") or not layer[5:].isidentifier():
+                raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
+            terms.append(f"{layer}._forward_hooks or {layer}._forward_pre_hooks")
+        return terms
+
     def _live_reads(self, region: list[ast.stmt], live: set[str]) -> list[str]:
         """The conditions under which code after the region reads what only the original
         path defines (each read must sit under such a condition, or the match is skipped)."""
@@ -513,13 +742,14 @@ def _raises_only(stmt: ast.If) -> bool:
     return not stmt.orelse and all(isinstance(s, ast.Raise) for s in stmt.body)
 
 
-def _plain_number(node: ast.expr) -> bool:
-    """An expression of numbers, names, attributes and math functions (not a tensor op)."""
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call):
-            name = dotted_name(sub.func)
-            if name not in SAFE_SCALE_CALLS:
-                return False
-        elif isinstance(sub, (ast.Subscript, ast.Lambda, ast.NamedExpr)):
-            return False
-    return True
+def _negate(cond: ast.expr, text: str, text_of) -> str:
+    """The text of ``not cond`` for a boolean mask (``b == 0`` -> ``b != 0``, ``~m`` -> ``m``)."""
+    if isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], (ast.Eq, ast.NotEq)):
+        symbol = "!=" if isinstance(cond.ops[0], ast.Eq) else "=="
+        return f"{text_of(cond.left)} {symbol} {text_of(cond.comparators[0])}"
+    if isinstance(cond, ast.UnaryOp) and isinstance(cond.op, (ast.Invert, ast.Not)):
+        return text_of(cond.operand)
+    if isinstance(cond, ast.Call) and isinstance(cond.func, ast.Attribute) and cond.func.attr == "logical_not" \
+            and not cond.args:
+        return text_of(cond.func.value)
+    return f"~{_atom(text, cond)}"
