@@ -135,15 +135,27 @@ class _Attention:
         info = self.index.stmt(node.stmt)
         chain = []
         while info is not None and info.block is not self.block:
-            chain.append(info.stmt)
             owner = info.owner
             if not isinstance(owner, ast.If) or info.field != "body":
                 raise Skip(f"the step at line {node.line} is inside a loop, with, try or else block")
+            # A step in the tail both branches share (``attn = self.softmax(attn)`` ending the
+            # if and the else) runs whichever branch is taken: it counts as after the if.
+            if info.index < len(owner.body) - self._common_tail(owner):
+                chain.append(info.stmt)
             info = self.index.stmt(span_of(owner))
         if info is None:
             raise Skip(f"the step at line {node.line} is not in the block of the context")
         chain.append(info.stmt)
         return info.index, list(reversed(chain))
+
+    def _common_tail(self, stmt: ast.If) -> int:
+        """How many statements end both branches of ``stmt`` identically when the else branch
+        is exactly those statements (0 otherwise)."""
+        tail = len(stmt.orelse)
+        if not tail or tail >= len(stmt.body):
+            return 0
+        same = all(self._stmt_text(a) == self._stmt_text(b) for a, b in zip(stmt.body[-tail:], stmt.orelse))
+        return tail if same else 0
 
     # ------------------------------------------------------------------ the plan
     def plan(self, edits: Edits, regions: list[Span]) -> None:
@@ -215,7 +227,7 @@ class _Attention:
                 raise Skip(f"the step at line {self.roles[role].line} is nested in more than one if")
             if len(chain) == 2:
                 if_stmt = chain[0]
-                if if_stmt.orelse:
+                if if_stmt.orelse and not self._common_tail(if_stmt):
                     raise Skip(f"the if at line {if_stmt.lineno} holding an attention step has an else branch")
                 if role not in MASK_STEPS:
                     raise Skip(f"the {role} step at line {self.roles[role].line} only runs under a condition")
@@ -330,6 +342,9 @@ class _Attention:
         """An ``if`` holding attention steps; returns the statements in it that only compute
         what a mask step then reads (kept on the fused path under the same test)."""
         step_stmts = {n.stmt for n in self.match.nodes}
+        # names the steps themselves assign (not the if around them, which assigns the keeps too)
+        step_stored = {name for inner in ast.walk(stmt) if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts
+                       for name in stored_names(inner)}
         keeps = []
         for inner in stmt.body:
             if span_of(inner) in step_stmts:
@@ -337,7 +352,7 @@ class _Attention:
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
             if isinstance(inner, (ast.Assign, ast.AnnAssign)) and not (_loads(inner) & step_stored) \
-                    and not (stored_names(inner) & step_stored) and not stmt.orelse:
+                    and not (stored_names(inner) & step_stored) and (not stmt.orelse or self._common_tail(stmt)):
                 keeps.append(inner)
                 continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
@@ -475,8 +490,12 @@ class _Attention:
             raise Skip("the masked_fill could not be read")
         cond = self._at(spans["mask"], "the mask")
         value = self._at(spans["value"], "the fill value")
-        if (read_names(cond) | read_names(value)) & stored:
+        if read_names(cond) & stored:
             raise Skip("the mask is computed by the attention")
+        value_text = self._text(value)
+        if read_names(value) & stored:
+            # ``-torch.finfo(sim.dtype).max``: the scores' dtype is the query's
+            value_text = self._dtype_of_scores(value, stored)
         kind = fill_value(self._resolve_local(value))
         if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
@@ -485,8 +504,24 @@ class _Attention:
             # where(c, scores, fill): the scores are kept where c holds
             keep, where = cond_text, _negate(cond, cond_text, self._text)
         else:
-            keep, where = _negate(cond, cond_text, self._text), _atom(cond_text, cond)
-        return {"kind": kind, "where": where, "keep": keep, "test": test, "value": self._text(value)}
+            keep, where = _negate(cond, cond_text, self._text), cond_text
+        return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text}
+
+    def _dtype_of_scores(self, value: ast.expr, stored: set) -> str:
+        """``value`` with ``<scores>.dtype`` read as ``<q>.dtype`` (the same dtype, before any
+        upcast); any other read of a value of the attention is not covered."""
+        q_dtype = ast.parse(self._q_dtype(), mode="eval").body
+
+        class Swap(ast.NodeTransformer):
+            def visit_Attribute(self, node):
+                if node.attr == "dtype" and isinstance(node.value, ast.Name) and node.value.id in stored:
+                    return q_dtype
+                return self.generic_visit(node)
+
+        new = Swap().visit(ast.parse(self._text(value), mode="eval")).body
+        if read_names(new) & stored:
+            raise Skip("the fill value is computed by the attention")
+        return ast.unparse(new)
 
     def _resolve_local(self, expr: ast.expr, depth: int = 0) -> ast.expr:
         """A local name's value, when the function assigns it exactly once."""
