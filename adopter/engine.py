@@ -128,16 +128,18 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
 
 
 def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:
-    """Is the match in the body of an ``if`` whose else branch calls ``name``?"""
-    wanted = {elem[0] for node in match.nodes for elem in node.scope if elem[1] == 0}
+    """Is the match in one branch of an ``if`` whose other branch calls ``name`` (code that
+    already adopted it, keeping the original as a fallback: ``if self.fused_attn: ... else:``)?"""
+    wanted = {elem[:2] for node in match.nodes for elem in node.scope if elem[1] in (0, 1)}
     if not wanted:
         return False
-    for span in wanted:
+    for span, branch in wanted:
         if span not in ifs:
             ifs[span] = _statement_at(tree, span)
         node = ifs[span]
-        if isinstance(node, ast.If) and node.orelse:
-            first, last = node.orelse[0], node.orelse[-1]
+        other = (node.orelse if branch == 0 else node.body) if isinstance(node, ast.If) else None
+        if other:
+            first, last = other[0], other[-1]
             if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[first.lineno - 1:last.end_lineno])):
                 return True
     return False

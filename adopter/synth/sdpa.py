@@ -162,8 +162,11 @@ class _Attention:
         nodes = self.match.nodes
         if any(n.span is None or n.stmt is None for n in nodes):
             raise Skip("the matched code could not be located")
-        if len({n.func for n in nodes}) > 1 or any(n.inlined for n in nodes):
+        if len({n.func for n in nodes}) > 1:
             raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+        # (All in one helper -- Whisper's qkv_attention, an eager_attention_forward function --
+        # is rewritten there: the spans are the helper's, and what the region computes is
+        # checked against the helper's own code after it.)
         last = self.index.stmt(self.roles["c"].stmt)
         if last is None:
             raise Skip("the context statement could not be located")
@@ -183,7 +186,11 @@ class _Attention:
         region = self.block[lo:hi + 1]
         all_stored = set().union(*(stored_names(s) for s in region))
         step_tops = {i for i, _ in tops.values()}
-        step_stored = set().union(*(stored_names(s) for off, s in enumerate(region) if lo + off in step_tops))
+        # Names the attention steps assign (the statements holding matched operations, not the
+        # ifs around them, whose other statements are kept on the fused path).
+        step_stmts = {n.stmt for n in nodes}
+        step_stored = {name for s in region for inner in ast.walk(s)
+                       if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
         kinds: list[str] = []
         step_if_keeps: dict[int, list[ast.stmt]] = {}
         for offset, stmt in enumerate(region):
@@ -208,8 +215,11 @@ class _Attention:
                 kinds.append("keep")
             else:
                 raise Skip(f"the statement at line {stmt.lineno} between the attention steps is not simple")
-        # Values only the original path computes: the steps' and the guarded branches'.
-        stored = step_stored | set().union(
+        # Values only the original path computes: the steps' and the guarded branches'.  Names
+        # only the last statement assigns are read by the fused call before it assigns them.
+        c_stmt_stored = stored_names(region[-1])
+        earlier = set().union(*(stored_names(s) for s in region[:-1]))
+        stored = (step_stored - (c_stmt_stored - earlier)) | set().union(
             *(stored_names(s) for s, kind in zip(region, kinds) if kind == "guard"))
 
         upcast = self._check_softmax()
@@ -241,7 +251,7 @@ class _Attention:
                 if keeps:
                     # The if around a mask step also computes the mask (``causal_mask =
                     # attention_mask[...]``): the fused path computes it under the same test.
-                    body = "\n".join("    " + line for s in keeps for line in self._stmt_text(s).split("\n"))
+                    body = "\n".join("    " + line for text in keeps for line in text.split("\n"))
                     fast.append(f"if {self._text(stmt.test)}:\n{body}")
                 continue
             if kind == "check":
@@ -338,23 +348,26 @@ class _Attention:
         if text not in texts and not (isinstance(target, ast.Name) and target.id in names):
             raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
 
-    def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[ast.stmt]:
+    def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[str]:
         """An ``if`` holding attention steps; returns the statements in it that only compute
         what a mask step then reads (kept on the fused path under the same test)."""
         step_stmts = {n.stmt for n in self.match.nodes}
-        # names the steps themselves assign (not the if around them, which assigns the keeps too)
-        step_stored = {name for inner in ast.walk(stmt) if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts
-                       for name in stored_names(inner)}
         keeps = []
         for inner in stmt.body:
             if span_of(inner) in step_stmts:
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
-            if isinstance(inner, (ast.Assign, ast.AnnAssign)) and not (_loads(inner) & step_stored) \
-                    and not (stored_names(inner) & step_stored) and (not stmt.orelse or self._common_tail(stmt)):
-                keeps.append(inner)
-                continue
+            if isinstance(inner, (ast.Assign, ast.AnnAssign)) and not (stored_names(inner) & step_stored) \
+                    and (not stmt.orelse or self._common_tail(stmt)):
+                if not (_loads(inner) & step_stored):
+                    keeps.append(self._stmt_text(inner))
+                    continue
+                # ``mask_value = -torch.finfo(dots.dtype).max``: the scores' dtype is the query's
+                text = self._dtype_of_scores(inner, step_stored, statement=True)
+                if text is not None:
+                    keeps.append(text)
+                    continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
         return keeps
 
@@ -496,6 +509,8 @@ class _Attention:
         if read_names(value) & stored:
             # ``-torch.finfo(sim.dtype).max``: the scores' dtype is the query's
             value_text = self._dtype_of_scores(value, stored)
+            if value_text is None:
+                raise Skip("the fill value is computed by the attention")
         kind = fill_value(self._resolve_local(value))
         if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
@@ -507,9 +522,10 @@ class _Attention:
             keep, where = _negate(cond, cond_text, self._text), cond_text
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text}
 
-    def _dtype_of_scores(self, value: ast.expr, stored: set) -> str:
-        """``value`` with ``<scores>.dtype`` read as ``<q>.dtype`` (the same dtype, before any
-        upcast); any other read of a value of the attention is not covered."""
+    def _dtype_of_scores(self, value: ast.AST, stored: set, statement: bool = False) -> str | None:
+        """``value`` (an expression, or a statement) with ``<scores>.dtype`` read as
+        ``<q>.dtype`` (the same dtype, before any upcast); None when it reads a value of the
+        attention otherwise."""
         q_dtype = ast.parse(self._q_dtype(), mode="eval").body
 
         class Swap(ast.NodeTransformer):
@@ -518,9 +534,12 @@ class _Attention:
                     return q_dtype
                 return self.generic_visit(node)
 
-        new = Swap().visit(ast.parse(self._text(value), mode="eval")).body
-        if read_names(new) & stored:
-            raise Skip("the fill value is computed by the attention")
+        if statement:
+            new = Swap().visit(ast.parse(self._stmt_text(value)))
+        else:
+            new = Swap().visit(ast.parse(self._text(value), mode="eval")).body
+        if _loads(new) & stored:
+            return None
         return ast.unparse(new)
 
     def _resolve_local(self, expr: ast.expr, depth: int = 0) -> ast.expr:
