@@ -453,22 +453,23 @@ class _Attention:
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed})
         fill = self._fill(stored, conditions.get("f1"))
-        tests = [p["test"] for p in parts if p["test"] is not None]
+        optional = [p for p in parts if p["test"] is not None]
         if fill is not None and fill["test"] is not None:
-            tests.append(fill["test"])
-        if len(tests) > 1:
-            raise Skip("more than one part of the mask runs under a condition")
-        if tests and read_names(tests[0]) & stored:
-            raise Skip("the mask condition reads a value of the attention")
+            optional.append(fill)
+        if len(optional) > 2:
+            raise Skip("more than two parts of the mask run under conditions")
+        for part in optional:
+            if read_names(part["test"]) & stored:
+                raise Skip("the mask condition reads a value of the attention")
 
-        def compose(with_conditional: bool) -> str | None:
-            terms = [p for p in parts if with_conditional or p["test"] is None]
+        def compose(present: list) -> str | None:
+            terms = [p for p in parts if p["test"] is None or p in present]
             total = None
             if len(terms) == 1:
                 total = terms[0]["text"]
             elif terms:
                 total = " + ".join(p["atom"] for p in terms)
-            if fill is None or not (with_conditional or fill["test"] is None):
+            if fill is None or not (fill["test"] is None or fill in present):
                 return total
             if total is None:
                 if fill["kind"] == "inf":
@@ -477,19 +478,27 @@ class _Attention:
                 return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({where}, {fill['value']})"
             return f"{self._torch()}.where({fill['where']}, {fill['value']}, {total})"
 
-        full = compose(True)
-        if not tests:
-            return full
-        test = tests[0]
-        if len(parts) == 1 and fill is None and not parts[0]["viewed"]:
-            # `if mask is not None: scores = scores + mask` passes the mask as it is (None: none)
-            plain = (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot)
-                     and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None
-                     and self._text(test.left) == self._text(parts[0]["operand"]))
+        def choose(index: int, present: list) -> str:
+            """The mask for each combination of the conditional parts, as nested ``a if c else b``."""
+            if index == len(optional):
+                found = compose(present)
+                return found if found is not None else "None"
+            part = optional[index]
+            test = part["test"]
+            with_part = choose(index + 1, present + [part])
+            without = choose(index + 1, present)
+            # `if mask is not None: scores = scores + mask` and nothing else: the mask as it is
+            plain = (part is not fill and not part["viewed"] and without == "None"
+                     and with_part == part["text"] and isinstance(test, ast.Compare) and len(test.ops) == 1
+                     and isinstance(test.ops[0], ast.IsNot) and isinstance(test.comparators[0], ast.Constant)
+                     and test.comparators[0].value is None and self._text(test.left) == self._text(part["operand"]))
             if plain:
-                return full
-        rest = compose(False)
-        return f"{full} if {self._text(test)} else {rest if rest is not None else 'None'}"
+                return with_part
+            with_part, without = (f"({t})" if " if " in t else t for t in (with_part, without))
+            return f"{with_part} if {self._text(test)} else {without}"
+
+        found = choose(0, [])
+        return None if found == "None" else found
 
     def _fill(self, stored: set, test) -> dict | None:
         """The masked_fill step: its kind ("inf" or "finite"), where it fills, the keep-mask

@@ -221,6 +221,37 @@ TEMPERATURE = textwrap.dedent('''
             return self.to_out(out)
 ''')
 
+TWO_MASKS = textwrap.dedent('''
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class SelfAttention(nn.Module):
+        def __init__(self, dim=16, heads=2):
+            super().__init__()
+            self.heads, self.head_size = heads, dim // heads
+            self.q, self.k, self.v = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+            self.dropout = nn.Dropout(0.0)
+
+        def forward(self, hidden, attention_mask=None, position_bias=None):
+            shape = (hidden.shape[0], hidden.shape[1], self.heads, self.head_size)
+            q = self.q(hidden).view(shape).transpose(1, 2)
+            k = self.k(hidden).view(shape).transpose(1, 2)
+            v = self.v(hidden).view(shape).transpose(1, 2)
+            attention_scores = torch.matmul(q, k.transpose(-1, -2))
+            attention_scores = attention_scores / math.sqrt(self.head_size)
+            if position_bias is not None:
+                attention_scores += position_bias
+            if attention_mask is not None:
+                attention_scores = attention_scores + attention_mask
+            attention_probs = nn.functional.softmax(attention_scores, dim=-1)
+            attention_probs = self.dropout(attention_probs)
+            context = torch.matmul(attention_probs, v)
+            return context.transpose(1, 2).reshape(hidden.shape)
+''')
+
 RETURNED = textwrap.dedent('''
     import torch
     from torch import nn
@@ -442,6 +473,21 @@ def test_einsum_with_a_learned_temperature_folded_into_q(masked):
         keep = torch.ones(2, 1, 1, 5, dtype=torch.bool)
         keep[1, ..., -2:] = False
         kwargs["mask"] = keep
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], kwargs)
+    assert counter.calls == 1
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_two_optional_additive_masks(bias, masked):
+    patched = _patched(TWO_MASKS)
+    assert "attn_mask=(position_bias + attention_mask if attention_mask is not None else position_bias)" in patched
+    a, b, counter = _pair(TWO_MASKS, "SelfAttention")
+    kwargs = {}
+    if bias:
+        kwargs["position_bias"] = torch.randn(1, 2, 5, 5, dtype=F64)
+    if masked:
+        kwargs["attention_mask"] = torch.zeros(2, 1, 1, 5, dtype=F64).index_fill(3, torch.tensor([4]), -1e9)
     _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], kwargs)
     assert counter.calls == 1
 
