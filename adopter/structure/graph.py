@@ -153,11 +153,19 @@ class FlowBuilder:
         self.instances = 0
         self.temps = 0
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
+        # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
+        # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
+        self.opaque_uses: dict[str, frozenset] = {}
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
         if len(self.nodes) >= self.MAX_NODES:
             raise _Stop()
+        uses = fields.get("uses")
+        if uses and self.opaque_uses:
+            extra = [self.opaque_uses[k] for k in uses if k in self.opaque_uses]
+            if extra:
+                fields["uses"] = uses.union(*extra)
         node = Node(id=len(self.nodes), func=ctx.func, stmt=ctx.stmt, scope=ctx.scope,
                     inlined=ctx.instance > 0, **fields)
         if len(node.outs) == 1 and node.outs[0].key.startswith("%"):
@@ -211,6 +219,14 @@ class FlowBuilder:
         return frozenset(keys)
 
     def _opaque(self, expr: ast.expr, ctx: _Ctx) -> Ref:
+        ref = self._opaque_ref(expr, ctx)
+        if ref.key not in self.opaque_uses and not (
+            isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self"
+        ):
+            self.opaque_uses[ref.key] = self._uses_of(expr, ctx) - {ref.key}
+        return ref
+
+    def _opaque_ref(self, expr: ast.expr, ctx: _Ctx) -> Ref:
         text = self._text(expr)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
             return Ref(text, text)
