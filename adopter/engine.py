@@ -67,7 +67,7 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     if matchers is None:
         matchers = _MATCHERS[key] = [
             Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
-                    live_intermediates=rule.live_intermediates, spellings=rule.spellings)
+                    live_intermediates=rule.live_intermediates, spellings=rule.spellings, anchor=rule.anchor)
             for i, forward in enumerate(rule.forwards)
         ]
     return matchers
@@ -138,9 +138,12 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
             ifs[span] = _statement_at(tree, span)
         node = ifs[span]
         other = (node.orelse if branch == 0 else node.body) if isinstance(node, ast.If) else None
-        if other:
-            first, last = other[0], other[-1]
-            if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[first.lineno - 1:last.end_lineno])):
+        # the call in a statement of the other branch itself (not in an if or loop nested
+        # there: then that branch is not simply the fused version of this one)
+        for stmt in other or ():
+            if isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match)):
+                continue
+            if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[stmt.lineno - 1:stmt.end_lineno])):
                 return True
     return False
 

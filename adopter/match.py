@@ -25,6 +25,8 @@ from .structure.bindings import Ctor
 from .structure.canon import CASTS, TABLE, normalise
 
 SPELLINGS = ("canonical", "exact")
+# Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
+PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
 
 MAX_STEPS_PER_START = 50_000
 # Nodes a match may skip between two pattern nodes.  Every fusion site in the paper's corpus
@@ -206,13 +208,17 @@ class Matcher:
     """Matches one rule; reusable across files."""
 
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
-                 alternative: int = 0, live_intermediates: bool = False, spellings: str = "canonical"):
+                 alternative: int = 0, live_intermediates: bool = False, spellings: str = "canonical",
+                 anchor: str | None = None):
         self.rule_id = rule_id
         self.alternative = alternative
         self.commutative = commutative
         # "canonical": a step naming an operation of the table matches every spelling of it;
         # "exact": only the spelling the pattern writes (the paper benchmark's conventions).
         self.spellings = spellings
+        # ``[forward] anchor = "$p0"``: the step that identifies a site; matches sharing its node
+        # are one finding (two ways to the same softmax), matches with different ones are two.
+        self.anchor = anchor
         if spellings == "canonical":
             forward = canonical_pattern(forward)
         # A rule whose fix keeps the original code (behind a guard) may let later code read
@@ -239,6 +245,20 @@ class Matcher:
             for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
                 consumed.add(value)
         self.consumed = consumed
+        # Per step index, the variables (and nested values) steps from there on read: a value
+        # the code overwrites between steps is lost only if one of them still needs it.
+        self.needed_after: list[set[str]] = []
+        for index in range(len(forward.nodes) + 1):
+            needed: set[str] = set()
+            for pnode in forward.nodes[index:]:
+                for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
+                    if isinstance(value, Var):
+                        needed.add(value.name)
+                    elif isinstance(value, Temp):
+                        needed.add(f"%{value.index}")
+                if pnode.layer is not None:
+                    needed.add(pnode.layer.name)
+            self.needed_after.append(needed)
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -291,7 +311,7 @@ class Matcher:
                     found.setdefault(match.key, match)
         matches = sorted(found.values(), key=lambda m: m.span)
         if self.has_optional:
-            matches = _longest(matches)
+            matches = _longest(matches, self.anchor)
         return matches
 
     def _triggers_for(self, cls: ClassStructure, module: ModuleStructure) -> list[frozenset] | None:
@@ -511,7 +531,7 @@ class Matcher:
                 if added is not None:
                     next_state = state.copy()
                     next_state.guards[added[0]] = added[1]
-                skipped = self._skip(node, next_state)
+                skipped = self._skip(node, next_state, index)
                 if skipped is not None:
                     key = (skipped.memo_key(succ, index), gap + step)
                     if key not in seen:
@@ -543,7 +563,19 @@ class Matcher:
                 new.env[pnode.outs[0].name] = new.env[source]
         return new
 
-    def _skip(self, node: Node, state: _State) -> _State | None:
+    def _overwritten(self, state: _State, keys: set, index: int) -> _State | None:
+        """The state after code between two steps assigns ``keys``: None when a step from
+        ``index`` on still needs a value bound there; otherwise those values are stale."""
+        names = [n for n, ident in state.values.items() if ident[0] == "k" and ident[1] in keys]
+        if any(n in self.needed_after[index] for n in names):
+            return None
+        new = state.copy()
+        for name in names:
+            new.values[name] = ("stale", new.values[name][1], index)
+        new.produced -= keys
+        return new
+
+    def _skip(self, node: Node, state: _State, index: int = 0) -> _State | None:
         if node.kind == "exit":
             return None
         bound = state.bound_keys()
@@ -551,7 +583,14 @@ class Matcher:
             src = state.canon(node.args[0].key)
             dst = node.outs[0].key if node.outs else None
             if dst is not None and dst in bound:
-                return None
+                # ``dots = self.apply_pos_bias(dots)``: the helper's result replaces a value no
+                # later step reads
+                if src not in bound or src == dst:
+                    return None
+                state = self._overwritten(state, {dst}, index)
+                if state is None:
+                    return None
+                bound = state.bound_keys()
             if src in bound and dst is not None:
                 new = state.copy()
                 new.aliases[dst] = src
@@ -656,6 +695,8 @@ class Matcher:
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
         if not self.live_intermediates and not self._dead_after(flow, state):
             return None
+        if self.live_intermediates and self._computed_on(flow, state):
+            return None
         ctors = self._match_init(cls, state)
         if ctors is None:
             return None
@@ -683,14 +724,20 @@ class Matcher:
             consumed = Temp(index) in later_uses or any(o in later_uses for o in pnode.outs)
             if consumed:
                 keys.update(o.key for o in node.outs)
+        return keys
+
+    def _live_keys(self, state: _State) -> set[str]:
+        """The names under which intermediate values may still be read after the match: their
+        own (unless the last step reassigns them) and every alias the code made of them
+        (``residual = hidden_states`` keeps the sum alive after ``hidden_states = ln(...)``)."""
+        keys = {state.canon(k) for k in self._intermediates(state)}
         last_defs = state.matched[-1].defs
-        return keys - last_defs
+        return (keys - last_defs) | {k for k, v in state.aliases.items() if v in keys and k not in last_defs}
 
     def _dead_after(self, flow: Flow, state: _State) -> bool:
-        keys = self._intermediates(state)
+        keys = self._live_keys(state)
         if not keys:
             return True
-        keys = {state.canon(k) for k in keys} | {k for k, v in state.aliases.items() if v in keys}
         out, nodes = flow.out, flow.nodes
         stack = [(s, frozenset(keys)) for s, _ in out[state.matched[-1].id]]
         seen = set()
@@ -706,6 +753,37 @@ class Matcher:
             if live:
                 stack.extend((s, live) for s, _ in out[pos])
         return True
+
+    def _computed_on(self, flow: Flow, state: _State) -> bool:
+        """Does code after the match compute with an intermediate value on every path (an
+        entropy of the probabilities, a second product)?  Then no rewrite can drop them: not a
+        site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
+        branch keep the site (the rewrite guards them)."""
+        live = self._live_keys(state)
+        if not live:
+            return False
+        out, nodes = flow.out, flow.nodes
+        stack = [(s, frozenset(live)) for s, _ in out[state.matched[-1].id]]
+        seen = set()
+        while stack:
+            pos, live = stack.pop()
+            if (pos, live) in seen:
+                continue
+            seen.add((pos, live))
+            node = nodes[pos]
+            if node.kind == "branch":
+                continue
+            reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
+            if reads and node.kind in ("call", "method", "op", "layer") and not (
+                node.kind == "method" and node.op in PASS_THROUGH
+            ):
+                return True
+            live = live - node.defs
+            if reads and node.kind == "copy":  # an alias of the value (not a tuple holding it)
+                live = live | {o.key for o in node.outs}
+            if live:
+                stack.extend((s, frozenset(live)) for s, _ in out[pos])
+        return False
 
     def _match_init(self, cls: ClassStructure, state: _State) -> list | None:
         if not self.init:
@@ -772,17 +850,23 @@ class Matcher:
         return _keywords_fit(pnode, code_kwargs.keys())
 
 
-def _longest(matches: list[Match]) -> list[Match]:
+def _longest(matches: list[Match], anchor: str | None = None) -> list[Match]:
     """With optional steps, a match that leaves out a step present on the path is a shorter
-    copy of a fuller one: keep, per class, method, first and last node, the one with most nodes
-    (of those, the one whose steps are least nested in ifs, then the earliest)."""
+    copy of a fuller one: keep, per class, method, first and last node (per anchor node when the
+    rule names one), the one with most nodes (of those, the one whose steps are least nested in
+    ifs, then the earliest)."""
     best: dict[tuple, Match] = {}
+
+    def site(match: Match) -> tuple:
+        if anchor is not None and anchor in match.roles:
+            return (match.class_name, match.flow, match.nodes[match.roles.index(anchor)].span)
+        return (match.class_name, match.flow, match.nodes[0].span, match.nodes[-1].span)
 
     def rank(match: Match) -> tuple:
         return (-len(match.nodes), sum(len(n.scope) for n in match.nodes), [n.span for n in match.nodes])
 
     for match in matches:
-        key = (match.class_name, match.flow, match.nodes[0].span, match.nodes[-1].span)
+        key = site(match)
         current = best.get(key)
         if current is None or rank(match) < rank(current):
             best[key] = match
@@ -792,7 +876,7 @@ def _longest(matches: list[Match]) -> list[Match]:
     for match in sorted(best.values(), key=lambda m: -len(m.nodes)):
         ids = {n.id for n in match.nodes}
         if not any(k.class_name == match.class_name and k.flow == match.flow and ids < {n.id for n in k.nodes}
-                   for k in kept):
+                   and (anchor is None or site(k) == site(match)) for k in kept):
             kept.append(match)
     return sorted(kept, key=lambda m: m.span)
 

@@ -91,6 +91,9 @@ class Rule:
     # canonical table (structure/ops.py) matches every spelling of it; "exact" -- only the
     # spelling written (the paper benchmark counts F.softmax, not x.softmax or nn.Softmax).
     spellings: str = "canonical"
+    # ``[forward] anchor = "$p0"``: the step whose node identifies one site (one finding per
+    # node), for patterns that reach one site along several paths.
+    anchor: str | None = None
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -208,6 +211,16 @@ def _init_layers(raw: str, path: str, forwards: tuple[Pattern, ...], init: tuple
                     line, column = _position(raw, pattern.text, "source")
                     raise RuleError(path, line + node.line - 1, node.column,
                                     f"init binds ${out.name}, but no forward step calls ${out.name}(...)")
+
+
+def _anchor(raw: str, path: str, value: object, forwards: tuple[Pattern, ...]) -> str | None:
+    if value is None:
+        return None
+    outs = {o.name for p in forwards for n in p.nodes for o in n.outs if isinstance(o, Var)}
+    if not (isinstance(value, str) and value.startswith("$") and value[1:] in outs):
+        line, column = _position(raw, "", "anchor")
+        raise RuleError(path, line, column, "forward.anchor must name a $variable a step of the pattern assigns")
+    return value[1:]
 
 
 def _triggers(patterns: list[Pattern], canonical: bool = True) -> frozenset[str]:
@@ -439,6 +452,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         priority=priority,
         not_in_fallback_of=forward.get("not_in_fallback_of"),
         spellings=spellings,
+        anchor=_anchor(raw, spath, forward.get("anchor"), forwards),
     )
 
 

@@ -127,6 +127,9 @@ class _Ctx:
     func: str
     params: dict[str, Value] = field(default_factory=dict)
     layer_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to a same-file function (``attention_interface = eager_attention_forward``):
+    # a call through the name may call that function, so it is inlined there
+    func_alias: dict[str, str] = field(default_factory=dict)
     stack: tuple = ()
     ret: Ref | None = None
     ret_frontier: list = field(default_factory=list)
@@ -366,6 +369,8 @@ class FlowBuilder:
             return self.cls.methods[func.attr], True
         if isinstance(func, ast.Name) and func.id in self.names.functions and func.id not in ctx.params:
             return self.names.functions[func.id], False
+        if isinstance(func, ast.Name) and func.id in ctx.func_alias:
+            return self.names.functions[ctx.func_alias[func.id]], False
         return None
 
     def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
@@ -419,13 +424,17 @@ class FlowBuilder:
                 members = self._sequence(layer)
                 for index, member in enumerate(members):
                     out_i = out if index == len(members) - 1 else self._temp("")
+                    arg_spans = (span(call.args[0]) if index == 0 else None,)
+                    fields, frontier = self._canonical(
+                        "layer", member, call,
+                        {"args": (value,), "kwargs": (), "arg_spans": arg_spans, "kwarg_spans": ()}, frontier, ctx)
                     _, frontier = self._new(
                         ctx, frontier, kind="layer", op=member, layer=member, types=self._layer_types(member),
                         args=(value,), outs=(out_i,), defs=frozenset({out_i.key}),
                         uses=frozenset(_keys((value,)) | {layer}),
                         # Where the member is built: the same place for every call site.
                         span=self.cls.bindings[member[len("self."):]][0].call,
-                        arg_spans=(span(call.args[0]) if index == 0 else None,),
+                        arg_spans=arg_spans, **fields,
                     )
                     value = out_i
                 return out, frontier
@@ -892,6 +901,15 @@ class FlowBuilder:
         return [self._opaque(target, ctx)]
 
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            # attention_interface = eager_attention_forward, or a dispatcher given it as the
+            # default (ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward))
+            named = [value_expr] if isinstance(value_expr, ast.Name) else (
+                [*value_expr.args, *(k.value for k in value_expr.keywords)] if isinstance(value_expr, ast.Call) else [])
+            functions = {n.id for n in named if isinstance(n, ast.Name) and n.id in self.names.functions
+                         and n.id not in ctx.params}
+            if len(functions) == 1:
+                ctx.func_alias[targets[0].id] = functions.pop()
         # Layer aliases: drop = self.dropout
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             layer = self._layer_of(value_expr, ctx) if isinstance(value_expr, (ast.Attribute, ast.Subscript)) else None

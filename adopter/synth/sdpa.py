@@ -30,6 +30,7 @@ patch that falls back is preferred to a clever one.
 from __future__ import annotations
 
 import ast
+import re
 
 from ..match import Match
 from ..ruleset import Rule
@@ -174,6 +175,7 @@ class _Attention:
         owner = last.owner
         if isinstance(owner, ast.If) and any(
             "scaled_dot_product_attention" in self._text(s) for s in (owner.orelse if last.field == "body" else owner.body)
+            if not isinstance(s, (ast.If, ast.For, ast.While, ast.With, ast.Try))
         ):
             raise Skip("this is already the eager fallback of a scaled_dot_product_attention call")
 
@@ -282,7 +284,15 @@ class _Attention:
         call = self._call(q, k, v, conditions, stored)
         edits.imports.add(self.edits_import)
         c_stmt = region[-1]
-        fast.append(self._stmt_text(c_stmt, (self.roles["c"].span, call)))
+        before_c = set().union(*(stored_names(ast.parse(t)) for t in fast))
+        c_text = self._stmt_text(c_stmt, (self.roles["c"].span, call))
+        # The context statement may read more than the product it replaces (Whisper returns
+        # `qk.detach()` beside it): those reads must be defined on the fused path too.
+        missing = _loads(ast.parse(c_text)) & (set().union(*(stored_names(s) for s in region[:-1])) - before_c)
+        if missing:
+            raise Skip(f"the statement at line {c_stmt.lineno} also reads `{sorted(missing)[0]}`, "
+                       "which only the original attention computes")
+        fast.append(c_text)
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
         guard += self._live_reads(region, all_stored - fast_defs)
         guard += self._hooks()
@@ -321,13 +331,18 @@ class _Attention:
 
     def _check_casts(self, upcast: bool, operands) -> None:
         """The probabilities cast back to the dtype of q, k or v (a no-op when they share one,
-        which SDPA requires), after a softmax computed in float32 (``.float()``,
-        ``dtype=torch.float32``): SDPA computes in that dtype and accumulates in float32."""
-        if "p3" not in self.roles:
+        which SDPA requires), before or after the dropout, after a softmax computed in float32
+        (``.float()``, ``dtype=torch.float32``): SDPA computes in that dtype and accumulates in
+        float32."""
+        casts = [role for role in ("t1", "t2") if role in self.roles]
+        if not casts:
             if upcast:
                 raise Skip("the probabilities stay in float32 after the upcast softmax")
             return
-        node = self.roles["p3"]
+        for role in casts:
+            self._check_cast(self.roles[role], operands)
+
+    def _check_cast(self, node, operands) -> None:
         target = None
         if node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 2:
             arg = self.index.expr_at(node.arg_spans[1])
@@ -634,24 +649,32 @@ class _Attention:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
 
-    def _plain_number(self, node: ast.expr) -> bool:
+    def _plain_number(self, node: ast.expr, depth: int = 0) -> bool:
         """An expression of numbers, names, attributes, sizes and math functions (not a
-        tensor): what ``scale=`` takes."""
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Call):
-                name = dotted_name(sub.func)
-                method = sub.func.attr if isinstance(sub.func, ast.Attribute) else None
-                if name not in SAFE_SCALE_CALLS and method not in SIZE_METHODS:
-                    return False
-            elif isinstance(sub, ast.Subscript):
-                if not (isinstance(sub.value, ast.Attribute) and sub.value.attr == "shape"):
-                    return False
-            elif isinstance(sub, (ast.Lambda, ast.NamedExpr)):
-                return False
-            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
-                if self._is_tensor_attribute(sub.attr):
-                    return False
-        return True
+        tensor): what ``scale=`` takes.  A local name is read through its assignment."""
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+        if isinstance(node, ast.Name):
+            value = self._resolve_local(node) if depth < 4 else node
+            return value is node or self._plain_number(value, depth + 1)
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == "self":
+                return not self._is_tensor_attribute(node.attr)
+            return True  # x.shape[...], config.scale, ...
+        if isinstance(node, ast.Subscript):
+            return isinstance(node.value, ast.Attribute) and node.value.attr == "shape"
+        if isinstance(node, ast.Call):
+            method = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            if method in SIZE_METHODS:
+                return True  # x.size(-1), x.dim(): Python ints whatever x is
+            if dotted_name(node.func) in SAFE_SCALE_CALLS:
+                return all(self._plain_number(a, depth) for a in node.args)
+            return False
+        if isinstance(node, ast.BinOp):
+            return self._plain_number(node.left, depth) and self._plain_number(node.right, depth)
+        if isinstance(node, ast.UnaryOp):
+            return self._plain_number(node.operand, depth)
+        return False
 
     def _class(self) -> ast.ClassDef | None:
         line = self.roles["c"].line
@@ -693,8 +716,10 @@ class _Attention:
     def _constant_along_keys(self, expr: ast.expr, depth: int = 0) -> bool:
         """Is ``expr`` a number or a tensor whose last dimension is 1 (so that multiplying the
         scores by it equals multiplying the query)?"""
-        if depth > 6:
+        if depth > 12:
             return False
+        if self._plain_number(expr):
+            return True
         if isinstance(expr, ast.Constant):
             return isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool)
         if isinstance(expr, ast.UnaryOp):
@@ -705,7 +730,9 @@ class _Attention:
             value = self._resolve_local(expr)
             return value is not expr and self._constant_along_keys(value, depth + 1)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
-            values = self._attribute_values(expr.attr)
+            # (None where the module has no such tensor: the attention cannot run with it)
+            values = [v for v in self._attribute_values(expr.attr)
+                      if not (isinstance(v, ast.Constant) and v.value is None)]
             return bool(values) and all(self._constant_along_keys(v, depth + 1) for v in values)
         if isinstance(expr, ast.Call):
             fqn = self.names.resolve(expr.func) or ""
@@ -735,7 +762,11 @@ class _Attention:
             if node is None or node.kind != "layer":
                 continue
             layer = node.layer
-            if not layer.startswith("self.") or not layer[5:].isidentifier():
+            member = re.fullmatch(r"self\.([A-Za-z_][A-Za-z0-9_]*)\[(\d+)\]", layer)
+            if member:  # a member of an nn.Sequential: its hooks, and the container's
+                container = f"self.{member.group(1)}"
+                terms.append(f"{container}._forward_hooks or {container}._forward_pre_hooks")
+            elif not layer.startswith("self.") or not layer[5:].isidentifier():
                 raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
             terms.append(f"{layer}._forward_hooks or {layer}._forward_pre_hooks")
         return terms
@@ -753,11 +784,20 @@ class _Attention:
             for child in ast.iter_child_nodes(parent):
                 parents[child] = parent
         end = (region[-1].end_lineno, region[-1].end_col_offset)
+        # Code in the other branch of an if around the region never runs after it.
+        unreachable: set[int] = set()
+        child, parent = region[0], parents.get(region[0])
+        while parent is not None and parent is not func:
+            if isinstance(parent, ast.If):
+                other = parent.orelse if child in parent.body else parent.body if child in parent.orelse else []
+                for stmt in other:
+                    unreachable.update(id(n) for n in ast.walk(stmt))
+            child, parent = parent, parents.get(parent)
         terms: list[str] = []
         for node in ast.walk(func):
             if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in live):
                 continue
-            if (node.lineno, node.col_offset) < end:
+            if (node.lineno, node.col_offset) < end or id(node) in unreachable:
                 continue
             term = None
             child, parent = node, parents.get(node)

@@ -252,6 +252,43 @@ TWO_MASKS = textwrap.dedent('''
             return context.transpose(1, 2).reshape(hidden.shape)
 ''')
 
+COSINE = textwrap.dedent('''
+    import math
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class CosineAttention(nn.Module):
+        def __init__(self, dim=16, heads=2, scaled_cosine=True):
+            super().__init__()
+            self.heads = heads
+            self.qkv = nn.Linear(dim, dim * 3)
+            if scaled_cosine:
+                self.logit_scale = nn.Parameter(torch.log(10 * torch.ones((heads, 1, 1))))
+            else:
+                self.logit_scale = None
+            self.logit_scale_max = math.log(1.0 / 0.01)
+            self.attn_drop = nn.Dropout(0.0)
+
+        def forward(self, x, attn_mask=None):
+            N, L, C = x.shape
+            q, k, v = (t.reshape(N, L, self.heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+            if self.logit_scale is not None:
+                attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-1, -2)
+                logit_scale = torch.clamp(self.logit_scale, max=self.logit_scale_max).exp()
+                attn = attn * logit_scale
+                if attn_mask is not None:
+                    attn = attn + attn_mask
+                attn = attn.softmax(dim=-1)
+                attn = self.attn_drop(attn)
+                x = attn @ v
+            else:
+                x = v
+            return x.transpose(1, 2).reshape(N, L, C)
+''')
+
 RETURNED = textwrap.dedent('''
     import torch
     from torch import nn
@@ -497,6 +534,29 @@ def test_returned_probabilities_keep_the_original_path_when_asked(asked):
     a, b, counter = _pair(RETURNED, "Attention")
     _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], {"return_attention": asked})
     assert counter.calls == (0 if asked else 1)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_learned_per_head_logit_scale_computed_in_the_function_is_folded_into_q(masked):
+    # cosine attention: `logit_scale` is a (heads, 1, 1) tensor read through a local name;
+    # passed as scale= it would raise, so it multiplies the query instead
+    patched = _patched(COSINE)
+    assert "F.normalize(q, dim=-1) * logit_scale, F.normalize(k, dim=-1), v," in patched and "scale=1.0" in patched
+    a, b, counter = _pair(COSINE, "CosineAttention")
+    kwargs = {"attn_mask": _causal(5)} if masked else {}
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], kwargs)
+    assert counter.calls == 1
+
+
+def test_scores_read_beside_the_context_are_not_fixed():
+    source = WHISPER.replace("return self.out(out)", "return self.out(out), qk.detach()").replace(
+        "        out = (w @ v).permute(0, 2, 1, 3).flatten(start_dim=2)\n        return self.out(out), qk.detach()",
+        "        return self.out((w @ v).permute(0, 2, 1, 3).flatten(start_dim=2)), qk.detach()")
+    assert "qk.detach()" in source
+    result = fix_text(source, "attention.py", RULES)
+    assert result.text == source and result.applied == []
+    [(finding, reason)] = result.skipped
+    assert "`qk`" in reason
 
 
 def test_forms_sdpa_cannot_reproduce_are_not_reported():
