@@ -124,6 +124,8 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
                 if _suppressed(lines, finding):
                     continue
                 place = (match.class_name, match.nodes[0].span)
+                if rule.anchor is not None and rule.anchor in match.roles:  # the rule says what one place is
+                    place = (match.class_name, match.nodes[match.roles.index(rule.anchor)].span)
                 if place in at:
                     if finding.fixable and not findings[at[place]].fixable:
                         findings[at[place]], matches[at[place]] = finding, (rule, match)

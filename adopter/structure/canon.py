@@ -197,7 +197,10 @@ class Table:
         for ctor in ctors:
             ops = self._ctor_ops(ctor)
             if ops is None:
-                unknown = True  # another branch binds something else (``config.hidden_act`` itself)
+                # Another branch binds something else: a value of unknown kind (``config.hidden_act``
+                # itself) or another class (``nn.Identity()`` when no activation is configured).
+                # Then only an activation may be chosen at run time.
+                unknown = True
                 continue
             kind, names = ops
             (definite if kind == "definite" else maybe).update(names)
