@@ -318,7 +318,7 @@ class Matcher:
             if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
                 continue
             roots = cls.roots
-            wanted = needed + [module.op_words(op) | cls.op_attrs(op) for op in self.required_ops]
+            wanted = needed + [cls.op_words(op) for op in self.required_ops]
             if wanted:  # cheap, so first: most classes call none of the pattern's functions
                 roots = [r for r in roots if all(words & cls.words(r) for words in wanted)]
                 if not roots:
@@ -361,14 +361,14 @@ class Matcher:
         if pnode.canonical:
             if not TABLE.words(pnode.op):
                 return None  # an operator spelling (``@``) needs no word
-            return module.op_words(pnode.op) | cls.op_attrs(pnode.op)
+            return cls.op_words(pnode.op)
         if pnode.op == "layer":
             allowed = self.layer_types.get(pnode.layer.name)
             if allowed is None:
                 return None
             words = cls.bound_to(frozenset(allowed))
             for op in self.layer_ops.get(pnode.layer.name, ()):
-                words = words | module.op_words(op) | cls.op_attrs(op)
+                words = words | cls.op_words(op)
             return words
         if pnode.op == "method":
             return frozenset({pnode.method})

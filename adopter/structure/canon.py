@@ -119,6 +119,7 @@ class Table:
                 self._keys[key] = op
         self.runtime = frozenset(op.name for op in self.ops.values() if op.runtime)
         self._words: dict[str, frozenset[str]] = {}
+        self._relative: dict[str, object] = {}  # relative names (``.activations.ACT2FN``) looked up once
 
     # -- what a spelling computes ------------------------------------------------
     def function(self, fqn: str | None) -> Op | None:
@@ -126,7 +127,9 @@ class Table:
             return None
         op = self._functions.get(fqn)
         if op is None and fqn.startswith("."):  # a relative import of a known module
-            op = next((o for name, o in self._functions.items() if names_match(name, fqn)), None)
+            if fqn not in self._relative:
+                self._relative[fqn] = next((o for name, o in self._functions.items() if names_match(name, fqn)), None)
+            op = self._relative[fqn]
         return op
 
     def method(self, name: str) -> Op | None:
@@ -146,7 +149,10 @@ class Table:
             return None
         found = self._modules.get(fqn)
         if found is None and fqn.startswith("."):
-            found = next((v for name, v in self._modules.items() if names_match(name, fqn)), None)
+            key = "module:" + fqn
+            if key not in self._relative:
+                self._relative[key] = next((v for name, v in self._modules.items() if names_match(name, fqn)), None)
+            found = self._relative[key]
         return found
 
     def activation_key(self, key: str) -> Op | None:

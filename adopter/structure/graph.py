@@ -162,6 +162,7 @@ class FlowBuilder:
         self.instances = 0
         self.temps = 0
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
+        self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
         self.opaque_uses: dict[str, frozenset] = {}
@@ -492,20 +493,22 @@ class FlowBuilder:
         of ``k`` in ``einsum("bhid,bhjd->bhij", q, k)``)."""
         args, kwargs = common["args"], common["kwargs"]
         arg_spans, kwarg_spans = common["arg_spans"], common["kwarg_spans"]
-        if any(self._starred(sp) for sp in arg_spans) or any(k == "**" for k, _ in kwargs):
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(k == "**" for k, _ in kwargs):
             return {}, frontier
         extra: tuple = ()
         if kind == "layer":
-            ctors = self._ctors(name)
-            definite, maybe = TABLE.layer_ops(ctors)
+            found = self._layer_canon.get(name)
+            if found is None:  # per layer, once: what its constructors build
+                ctors = self._ctors(name)
+                definite, maybe = TABLE.layer_ops(ctors)
+                extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
+                found = self._layer_canon[name] = (definite, maybe, extra)
+            definite, maybe, extra = found
             if maybe:
                 return {"maybe": maybe}, frontier
-            if not definite:
+            if not definite or extra is None:
                 return {}, frontier
             op = TABLE.ops[definite]
-            extra = self._ctor_kwargs(op, ctors)
-            if extra is None:
-                return {}, frontier
             form = "function"
         elif kind == "built":
             found = TABLE.module(name)
@@ -703,12 +706,6 @@ class FlowBuilder:
             if span(node) == value_span:
                 return node
         return None
-
-    def _starred(self, value_span) -> bool:
-        if value_span is None or self.lines is None:
-            return False
-        line = self.lines[value_span[0] - 1]
-        return line.encode()[value_span[1]:value_span[1] + 1] == b"*"
 
     def _ctors(self, layer: str) -> list:
         if self.cls is None:

@@ -102,13 +102,25 @@ class ClassStructure:
         ``self.attend = nn.Softmax(dim=-1)``."""
         attrs = self._op_attrs.get(op)
         if attrs is None:
-            found = set()
-            for attr, ctors in self.bindings.items():
-                definite, maybe = TABLE.layer_ops(ctors)
-                if definite == op or op in maybe:
-                    found.add(attr.split("[")[0])
-            attrs = self._op_attrs[op] = frozenset(found)
+            by_op = self._op_attrs.get("")  # every layer's operations, worked out once per class
+            if by_op is None:
+                by_op = {}
+                for attr, ctors in self.bindings.items():
+                    definite, maybe = TABLE.layer_ops(ctors)
+                    for name in ({definite} if definite else set()) | maybe:
+                        by_op.setdefault(name, set()).add(attr.split("[")[0])
+                self._op_attrs[""] = by_op
+            attrs = self._op_attrs[op] = frozenset(by_op.get(op, ()))
         return attrs
+
+    def op_words(self, op: str) -> frozenset[str]:
+        """What a root must mention to compute ``op`` in this class: a spelling's name, or an
+        attribute bound to a layer computing it."""
+        key = "words:" + op
+        words = self._op_attrs.get(key)
+        if words is None:
+            words = self._op_attrs[key] = self.module.op_words(op) | self.op_attrs(op)
+        return words
 
     def bound_paths(self, constructors: frozenset) -> frozenset[str]:
         """Like :meth:`bound_to`, but the members of a Sequential (``block[0]``) and the
