@@ -24,7 +24,6 @@ from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, 
 from .structure.bindings import Ctor
 from .structure.canon import CASTS, TABLE, normalise
 
-SPELLINGS = ("canonical", "exact")
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
 from .structure.model import SEQUENTIAL_OWNER

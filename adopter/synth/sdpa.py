@@ -34,7 +34,7 @@ import re
 
 from ..match import Match
 from ..ruleset import Rule
-from ..structure import Const, names_match
+from ..structure import Const
 from ..structure.canon import fill_value
 from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
