@@ -102,6 +102,9 @@ class PNode:
     column: int = 1
     absent: tuple[str, ...] = ()  # keywords the code must not pass (``!fused``)
     optional: bool = False  # ``? $y = f($x, ...)``: the step may be absent; then $y is $x
+    # Set by the matcher when ``op`` names a canonical operation (structure/ops.py): the step
+    # then matches every spelling of it, and its arguments are read in canonical form.
+    canonical: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,84 @@ class Pattern:
 
 
 COMMUTATIVE = frozenset({"+", "*"})
+
+
+def _names(node: PNode) -> tuple[set[str], set[int]]:
+    """The variables a node mentions (inputs, outputs, called layer) and the earlier nodes
+    whose values it reads through nesting."""
+    names: set[str] = set()
+    temps: set[int] = set()
+    for value in (*node.args, *(v for _, v in node.kwargs), *node.outs):
+        if isinstance(value, Var):
+            names.add(value.name)
+        elif isinstance(value, Temp):
+            temps.add(value.index)
+    if node.layer is not None:
+        names.add(node.layer.name)
+    return names, temps
+
+
+def _reads(node: PNode, name: str) -> bool:
+    values = (*node.args, *(v for _, v in node.kwargs))
+    return Var(name) in values or (node.layer is not None and node.layer.name == name)
+
+
+def flow_problems(pattern: "Pattern", read_elsewhere: set[str]) -> list[tuple[PNode, str]]:
+    """Ways a forward pattern fails to state the data flow it seems to state.
+
+    A variable binds on first use, so a misspelt one (``$p4`` where ``$p3`` was meant) is not
+    an error of the grammar: it silently matches *any* value, and a rewrite built on it drops
+    code.  Two checks catch that class of mistake:
+
+    * every value a step computes (``$s = ...``) is read by a later step or by
+      ``read_elsewhere`` (the target's variables), except the last step's;
+    * the steps that mention variables form one connected piece: each shares a variable
+      (or a nested value) with another, so no step floats free of the rest.
+    """
+    nodes = pattern.nodes
+    problems: list[tuple[PNode, str]] = []
+    for index, node in enumerate(nodes[:-1]):
+        for out in node.outs:
+            if isinstance(out, Var) and out.name not in read_elsewhere and not any(
+                _reads(later, out.name) for later in nodes[index + 1:]
+            ):
+                problems.append((node, f"${out.name} is computed here but no later step reads it "
+                                       "(a misspelt variable? write _ for a value the pattern ignores)"))
+    parent = list(range(len(nodes)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[str, int] = {}
+    mentions: list[int] = []
+    for index, node in enumerate(nodes):
+        names, temps = _names(node)
+        if not names and not temps:
+            continue
+        mentions.append(index)
+        for other in temps:
+            parent[find(other)] = find(index)
+        for name in names:
+            if name in owner:
+                parent[find(owner[name])] = find(index)
+            else:
+                owner[name] = index
+    if mentions:
+        sizes: dict[int, int] = {}
+        for index in mentions:
+            sizes[find(index)] = sizes.get(find(index), 0) + 1
+        main = max(sizes, key=lambda root: (sizes[root], -min(i for i in mentions if find(i) == root)))
+        for index in mentions:
+            if find(index) != main:
+                node = nodes[index]
+                names = ", ".join(f"${n}" for n in sorted(_names(node)[0])) or "its values"
+                problems.append((node, f"this step shares no variable with the rest of the pattern ({names} "
+                                       "appear nowhere else): a misspelt variable?"))
+                break
+    return problems
 
 
 def parse_pattern(text: str) -> "Pattern":

@@ -168,6 +168,10 @@ class _Unchain(Transformer):
                 args.append(item)
         common = dict(args=tuple(args), kwargs=tuple(kwargs), rest=rest, absent=tuple(absent),
                       line=token.line, column=token.column)
+        if kind == "name" and what.startswith("_."):  # _.view(...): a method of any receiver
+            if what.count(".") != 1:
+                raise PatternError(f"{what!r}: a method of _ is written _.name(...)", token.line, token.column)
+            return self._emit(PNode(op="method", method=what[2:], **{**common, "args": (WILD, *args)}))
         if kind == "name":
             return self._emit(PNode(op=what, **common))
         if kind == "var":

@@ -76,8 +76,8 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     if matchers is None:
         matchers = _MATCHERS[key] = [
             Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
-                    live_intermediates=rule.live_intermediates, direct_layers=rule.layer_typing == "direct",
-                    same_source=rule.same_source, scope=rule.scope)
+                    live_intermediates=rule.live_intermediates, spellings=rule.spellings, anchor=rule.anchor,
+                    direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope)
             for i, forward in enumerate(rule.forwards)
         ]
     return matchers
@@ -137,6 +137,8 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
                 if _suppressed(lines, finding):
                     continue
                 place = (match.class_name, match.nodes[0].span)
+                if rule.anchor is not None and rule.anchor in match.roles:  # the rule says what one place is
+                    place = (match.class_name, match.nodes[match.roles.index(rule.anchor)].span)
                 if place in at:
                     if finding.fixable and not findings[at[place]].fixable:
                         findings[at[place]], matches[at[place]] = finding, (rule, match)
@@ -155,17 +157,22 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
 
 
 def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:
-    """Is the match in the body of an ``if`` whose else branch calls ``name``?"""
-    wanted = {elem[0] for node in match.nodes for elem in node.scope if elem[1] == 0}
+    """Is the match in one branch of an ``if`` whose other branch calls ``name`` (code that
+    already adopted it, keeping the original as a fallback: ``if self.fused_attn: ... else:``)?"""
+    wanted = {elem[:2] for node in match.nodes for elem in node.scope if elem[1] in (0, 1)}
     if not wanted:
         return False
-    for span in wanted:
+    for span, branch in wanted:
         if span not in ifs:
             ifs[span] = _statement_at(tree, span)
         node = ifs[span]
-        if isinstance(node, ast.If) and node.orelse:
-            first, last = node.orelse[0], node.orelse[-1]
-            if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[first.lineno - 1:last.end_lineno])):
+        other = (node.orelse if branch == 0 else node.body) if isinstance(node, ast.If) else None
+        # the call in a statement of the other branch itself (not in an if or loop nested
+        # there: then that branch is not simply the fused version of this one)
+        for stmt in other or ():
+            if isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match)):
+                continue
+            if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[stmt.lineno - 1:stmt.end_lineno])):
                 return True
     return False
 

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import ast
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable
 
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
+from .structure.canon import CASTS, TABLE, normalise
+
+# Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
+PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
 from .structure.model import SEQUENTIAL_OWNER
 
 MAX_STEPS_PER_START = 50_000
@@ -65,6 +69,76 @@ class Match:
 
 
 # ----------------------------------------------------------------------------- values
+
+
+# ----------------------------------------------------------------------------- canonical steps
+
+
+def canonical_pattern(pattern: Pattern) -> Pattern:
+    """The pattern with every step that names a canonical operation (structure/ops.py) in
+    canonical form: ``$x.softmax(-1)``, ``torch.softmax($x, -1)`` and
+    ``torch.nn.Softmax($x, dim=-1)`` all become ``torch.nn.functional.softmax($x, dim=-1)``,
+    which matches every spelling of that softmax in code."""
+    return Pattern(tuple(canonical_step(p) for p in pattern.nodes), pattern.text)
+
+
+def canonical_step(pnode: PNode) -> PNode:
+    if pnode.op in ("layer", "table", "call", "neg") or pnode.canonical:
+        return pnode
+    no_spans = [None] * len(pnode.args)
+    no_kw_spans = [(None, None)] * len(pnode.kwargs)
+    if pnode.op == "method":
+        name = pnode.method
+        if name in CASTS and len(pnode.args) == 1 and not pnode.kwargs and not pnode.rest:
+            return replace(pnode, op="torch.Tensor.to", method=None, kwargs=(("dtype", Sym(CASTS[name])),),
+                           canonical=True)
+        op = TABLE.method(name) or TABLE.inplace(name)
+        if op is None:
+            return pnode
+        view = normalise(op, "method", pnode.args, pnode.kwargs, no_spans, no_kw_spans)
+        if view is None:
+            return pnode
+        return replace(pnode, op=op.name, method=None, args=view.args, kwargs=view.kwargs, canonical=True)
+    op = TABLE.canonical(pnode.op)
+    if op is None:
+        return pnode
+    if pnode.op in op.operators:
+        return replace(pnode, op=op.name, canonical=True)
+    module = TABLE.module(pnode.op)
+    if module is not None and pnode.op not in op.functions:
+        # torch.nn.Softmax($s, dim=-1): the input, then the constructor's arguments
+        params = module[1]
+        head, rest = pnode.args[:op.inputs], pnode.args[op.inputs:]
+        if len(rest) > len(params):
+            return pnode
+        kwargs = tuple(zip(params, rest)) + pnode.kwargs
+        return replace(pnode, op=op.name, args=head, kwargs=kwargs, canonical=True)
+    view = normalise(op, "function", pnode.args, pnode.kwargs, no_spans, no_kw_spans, pnode.op)
+    if view is None:
+        return pnode
+    return replace(pnode, op=op.name, args=view.args, kwargs=view.kwargs, canonical=True)
+
+
+def node_view(pnode: PNode, node: Node) -> tuple[tuple, tuple, tuple, tuple]:
+    """The code's (args, kwargs, arg spans, kwarg spans) as the pattern step reads them: in
+    canonical form for a canonical step, as written otherwise."""
+    if pnode.canonical and node.view is not None:
+        view = node.view
+        return view.args, view.kwargs, view.arg_spans, view.kwarg_spans
+    return node.args, node.kwargs, node.arg_spans, node.kwarg_spans
+
+
+def commutes(pnode: PNode, commutative: bool) -> bool:
+    if not commutative or len(pnode.args) != 2:
+        return False
+    if pnode.canonical:
+        return TABLE.ops[pnode.op].commutative
+    return pnode.op in COMMUTATIVE
+
+
+def computes(op: str, node: Node) -> bool:
+    """Does ``node`` compute the canonical operation ``op`` (or may it, at run time)?"""
+    return node.canon == op or (op in node.maybe and op in TABLE.runtime)
 
 
 def _ident(value) -> tuple:
@@ -142,8 +216,9 @@ class Matcher:
     """Matches one rule; reusable across files."""
 
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
-                 alternative: int = 0, live_intermediates: bool = False, direct_layers: bool = False,
-                 same_source: bool = False, scope: str = "model"):
+                 alternative: int = 0, live_intermediates: bool = False, spellings: str = "canonical",
+                 anchor: str | None = None, direct_layers: bool = False, same_source: bool = False,
+                 scope: str = "model"):
         self.rule_id = rule_id
         # ``layer_typing = "direct"``: a layer is typed only by a constructor call assigned to its
         # attribute (the paper benchmark's convention), not through factories, parameters,
@@ -156,6 +231,14 @@ class Matcher:
         self.scope = scope
         self.alternative = alternative
         self.commutative = commutative
+        # "canonical": a step naming an operation of the table matches every spelling of it;
+        # "exact": only the spelling the pattern writes (the paper benchmark's conventions).
+        self.spellings = spellings
+        # ``[forward] anchor = "$p0"``: the step that identifies a site; matches sharing its node
+        # are one finding (two ways to the same softmax), matches with different ones are two.
+        self.anchor = anchor
+        if spellings == "canonical":
+            forward = canonical_pattern(forward)
         # A rule whose fix keeps the original code (behind a guard) may let later code read
         # the values the match computes; its synthesis checks those reads itself.
         self.live_intermediates = live_intermediates
@@ -165,12 +248,16 @@ class Matcher:
         # call (lower-case last component: a layer class could also match a layer node) and
         # method.  Checked per root before its graph is searched.
         self.required_calls = sorted({p.op for p in forward.nodes if not p.optional and p.op[:1].isalpha()
-                                      and p.op not in ("layer", "method", "table", "call")
+                                      and not p.canonical and p.op not in ("layer", "method", "table", "call")
                                       and p.op.rsplit(".", 1)[-1][:1].islower()})
+        # Canonical operations the pattern needs, each with a spelling that is a word.
+        self.required_ops = sorted({p.op for p in forward.nodes if not p.optional and p.canonical
+                                    and TABLE.words(p.op)})
         self.required_methods = sorted({p.method for p in forward.nodes if not p.optional and p.op == "method"})
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
+        self.layer_ops = self._layer_ops() if spellings == "canonical" else {}
         # Layer variables of the same allowed types, with how many the pattern needs: two layer
         # variables never name the same layer, so a root must call that many distinct ones.
         groups: dict[frozenset, int] = {}
@@ -184,6 +271,20 @@ class Matcher:
             for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
                 consumed.add(value)
         self.consumed = consumed
+        # Per step index, the variables (and nested values) steps from there on read: a value
+        # the code overwrites between steps is lost only if one of them still needs it.
+        self.needed_after: list[set[str]] = []
+        for index in range(len(forward.nodes) + 1):
+            needed: set[str] = set()
+            for pnode in forward.nodes[index:]:
+                for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
+                    if isinstance(value, Var):
+                        needed.add(value.name)
+                    elif isinstance(value, Temp):
+                        needed.add(f"%{value.index}")
+                if pnode.layer is not None:
+                    needed.add(pnode.layer.name)
+            self.needed_after.append(needed)
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -199,6 +300,19 @@ class Matcher:
                 seen.add(name)
         return types
 
+    def _layer_ops(self) -> dict[str, set[str]]:
+        """For each layer variable, the canonical operations some init alternative's
+        constructor computes (``torch.nn.GELU(...)``: any layer or callable computing a GELU)."""
+        ops: dict[str, set[str]] = {}
+        for alternative in self.init:
+            for pnode in alternative.nodes:
+                if len(pnode.outs) != 1 or not isinstance(pnode.outs[0], Var) or pnode.op == "table":
+                    continue
+                op = TABLE.canonical(pnode.op)
+                if op is not None:
+                    ops.setdefault(pnode.outs[0].name, set()).add(op.name)
+        return ops
+
     # -- forward ----------------------------------------------------------------
     def match_module(self, module: ModuleStructure) -> list[Match]:
         found: dict[tuple, Match] = {}
@@ -207,8 +321,9 @@ class Matcher:
             if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
                 continue
             roots = cls.all_roots if self.scope == "file" else cls.roots
-            if needed:  # cheap, so first: most classes call none of the pattern's functions
-                roots = [r for r in roots if all(words & cls.words(r) for words in needed)]
+            wanted = needed + [cls.op_words(op) for op in self.required_ops]
+            if wanted:  # cheap, so first: most classes call none of the pattern's functions
+                roots = [r for r in roots if all(words & cls.words(r) for words in wanted)]
                 if not roots:
                     continue
             triggers = self._triggers_for(cls, module)
@@ -229,7 +344,7 @@ class Matcher:
                     found.setdefault(match.key, match)
         matches = sorted(found.values(), key=lambda m: m.span)
         if self.has_optional:
-            matches = _longest(matches)
+            matches = _longest(matches, self.anchor)
         return matches
 
     def _triggers_for(self, cls: ClassStructure, module: ModuleStructure) -> list[frozenset] | None:
@@ -246,11 +361,18 @@ class Matcher:
         return sets or None
 
     def _node_words(self, pnode: PNode, cls: ClassStructure, module: ModuleStructure) -> frozenset | None:
+        if pnode.canonical:
+            if not TABLE.words(pnode.op):
+                return None  # an operator spelling (``@``) needs no word
+            return cls.op_words(pnode.op)
         if pnode.op == "layer":
             allowed = self.layer_types.get(pnode.layer.name)
             if allowed is None:
                 return None
-            return cls.bound_to(frozenset(allowed))
+            words = cls.bound_to(frozenset(allowed))
+            for op in self.layer_ops.get(pnode.layer.name, ()):
+                words = words | cls.op_words(op)
+            return words
         if pnode.op == "method":
             return frozenset({pnode.method})
         if not pnode.op[:1].isalpha():
@@ -258,7 +380,6 @@ class Matcher:
         return module.call_names(pnode.op) | cls.bound_to(frozenset({pnode.op}))
 
     def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
-        first = self.forward.nodes[0]
         by_kind = getattr(flow, "_by_kind", None)
         if by_kind is None:
             by_kind = {}
@@ -268,12 +389,24 @@ class Matcher:
         pruning = self._feasibility(flow)
         if pruning is None:
             return
-        kinds = ("layer",) if first.op == "layer" else ("method",) if first.op == "method" else \
-            ("op",) if not first.op[:1].isalpha() else ("call", "layer")
-        for kind in kinds:
-            for node in by_kind.get(kind, ()):
-                if self._op_ok(first, node):
-                    yield from self._search(cls, flow, node, *pruning)
+        # An optional first step may be absent: the search then also starts at the second.
+        starts = (0, 1) if self.forward.nodes[0].optional else (0,)
+        for index in starts:
+            first = self.forward.nodes[index]
+            for kind in self._kinds(first):
+                for node in by_kind.get(kind, ()):
+                    if self._op_ok(first, node):
+                        yield from self._search(cls, flow, node, *pruning, first=index)
+
+    def _kinds(self, pnode: PNode) -> tuple[str, ...]:
+        """The node kinds a pattern step can match."""
+        if pnode.canonical:
+            return ("call", "layer", "method", "op")
+        if pnode.op == "layer":
+            return ("layer", "call") if pnode.layer.name in self.layer_ops else ("layer",)
+        if pnode.op == "method":
+            return ("method",)
+        return ("op",) if not pnode.op[:1].isalpha() else ("call", "layer")
 
     def _feasibility(self, flow: Flow):
         """A test ``feasible(pos, index)`` -- can pattern nodes ``index..`` still be matched after
@@ -324,14 +457,14 @@ class Matcher:
         the arity, literal arguments and keywords."""
         if not self._op_ok(pnode, node):
             return False
-        args = node.args
-        if not (self.commutative and pnode.op in COMMUTATIVE and len(args) == 2 and len(pnode.args) == 2):
+        args, kwargs, _, _ = node_view(pnode, node)
+        if not (commutes(pnode, self.commutative) and len(args) == 2):
             if len(args) < len(pnode.args) or (len(args) > len(pnode.args) and not pnode.rest):
                 return False
             for pvalue, value in zip(pnode.args, args):
                 if isinstance(pvalue, Lit) and not _literal_is(pvalue, value):
                     return False
-        code_kwargs = dict(node.kwargs)
+        code_kwargs = dict(kwargs)
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs:
                 return False
@@ -341,7 +474,14 @@ class Matcher:
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op
+        if pnode.canonical:
+            return computes(op, node)
         if op == "layer":
+            ops = self.layer_ops.get(pnode.layer.name)
+            if ops and any(computes(o, node) for o in ops):
+                # a layer computing the operation, or a callable that does (F.gelu, nn.GELU())
+                return node.kind == "layer" or (node.kind == "call" and node.func_span is not None
+                                                and bool(node.op) and not node.op.startswith("?"))
             if node.kind != "layer":
                 return False
             allowed = self.layer_types.get(pnode.layer.name)
@@ -356,69 +496,93 @@ class Matcher:
             return any(names_match(op, t) for t in node.types)
         return False
 
-    def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed) -> Iterable[Match]:
+    def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed,
+                first: int = 0) -> Iterable[Match]:
         pattern = self.forward.nodes
         out = flow.out
         nodes = flow.nodes
         seen: set = set()
         steps = 0
-        state = self._bind_node(pattern[0], 0, start, _State())
+        initial = self._absent(pattern[0], 0, _State()) if first else _State()
+        state = self._bind_node(pattern[first], first, start, initial)
         if state is None:
             return
-        if len(pattern) == 1:
+        if len(pattern) == first + 1:
             match = self._finish(cls, flow, state)
             if match is not None:
                 yield match
             return
-        stack = [(start.id, 1, state, 0)]
+        stack = [(start.id, first + 1, state, 0)]
+        last = len(pattern) - 1
         while stack:
             pos, index, state, gap = stack.pop()
             if not feasible(pos, index):
                 continue
-            if pattern[index].optional and index + 1 < len(pattern):
-                # The optional step may be absent: go on with its output standing for its input.
-                absent = self._absent(pattern[index], index, state)
-                key = (absent.memo_key(pos, index + 1), gap)
-                if key not in seen:
-                    seen.add(key)
-                    stack.append((pos, index + 1, absent, gap))
+            # The steps the next node may match: pattern[index], or -- an optional step being
+            # absent, its output standing for its input -- a later one, up to the next
+            # required step.  Absent steps are taken here, when a node matches a later step,
+            # rather than as states of their own: that kept a state per optional step per node.
+            options = None
             for succ, guard in out[pos]:
                 steps += 1
                 if steps > MAX_STEPS_PER_START:
                     return
-                next_state = state
+                added = None
                 if guard is not None:
                     text, taken = guard
                     if state.guards.get(text, taken) != taken:
                         continue
                     if text not in state.guards:
-                        next_state = state.copy()
-                        next_state.guards[text] = taken
+                        added = (text, taken)
+                if options is None:
+                    options = self._options(index, state, pos, feasible)
                 node = nodes[succ]
-                # Try to match the next pattern node here.
-                fits = allowed.get(index)
-                if (succ in fits) if fits is not None else self._op_ok(pattern[index], node):
-                    bound = self._bind_node(pattern[index], index, node, next_state)
-                    if bound is not None:
-                        if index + 1 == len(pattern):
-                            match = self._finish(cls, flow, bound)
-                            if match is not None:
-                                yield match
-                        else:
-                            key = bound.memo_key(succ, index + 1)
-                            if key not in seen:
-                                seen.add(key)
-                                stack.append((succ, index + 1, bound, 0))
+                for j, option in options:
+                    fits = allowed.get(j)
+                    if not ((succ in fits) if fits is not None else self._op_ok(pattern[j], node)):
+                        continue
+                    if added is not None:
+                        option = option.copy()
+                        option.guards[added[0]] = added[1]
+                    bound = self._bind_node(pattern[j], j, node, option)
+                    if bound is None:
+                        continue
+                    if j == last:
+                        match = self._finish(cls, flow, bound)
+                        if match is not None:
+                            yield match
+                    else:
+                        key = bound.memo_key(succ, j + 1)
+                        if key not in seen:
+                            seen.add(key)
+                            stack.append((succ, j + 1, bound, 0))
                 # Or skip it as a gap.
                 step = 1 if node.kind in ("layer", "call", "method", "op") else 0
                 if gap + step > MAX_GAP:
                     continue
-                skipped = self._skip(node, next_state)
+                next_state = state
+                if added is not None:
+                    next_state = state.copy()
+                    next_state.guards[added[0]] = added[1]
+                skipped = self._skip(node, next_state, index)
                 if skipped is not None:
                     key = (skipped.memo_key(succ, index), gap + step)
                     if key not in seen:
                         seen.add(key)
                         stack.append((succ, index, skipped, gap + step))
+
+    def _options(self, index: int, state: _State, pos: int, feasible) -> list[tuple[int, _State]]:
+        """(step, state) pairs the next node may match: ``index`` itself and, past each
+        optional step (absent), the following one; only those still feasible after ``pos``."""
+        pattern = self.forward.nodes
+        options = [(index, state)]
+        j = index
+        while pattern[j].optional and j + 1 < len(pattern):
+            state = self._absent(pattern[j], j, state)
+            j += 1
+            if feasible(pos, j):
+                options.append((j, state))
+        return options
 
     @staticmethod
     def _absent(pnode: PNode, index: int, state: _State) -> _State:
@@ -432,7 +596,19 @@ class Matcher:
                 new.env[pnode.outs[0].name] = new.env[source]
         return new
 
-    def _skip(self, node: Node, state: _State) -> _State | None:
+    def _overwritten(self, state: _State, keys: set, index: int) -> _State | None:
+        """The state after code between two steps assigns ``keys``: None when a step from
+        ``index`` on still needs a value bound there; otherwise those values are stale."""
+        names = [n for n, ident in state.values.items() if ident[0] == "k" and ident[1] in keys]
+        if any(n in self.needed_after[index] for n in names):
+            return None
+        new = state.copy()
+        for name in names:
+            new.values[name] = ("stale", new.values[name][1], index)
+        new.produced -= keys
+        return new
+
+    def _skip(self, node: Node, state: _State, index: int = 0) -> _State | None:
         if node.kind == "exit":
             return None
         bound = state.bound_keys()
@@ -440,7 +616,14 @@ class Matcher:
             src = state.canon(node.args[0].key)
             dst = node.outs[0].key if node.outs else None
             if dst is not None and dst in bound:
-                return None
+                # ``dots = self.apply_pos_bias(dots)``: the helper's result replaces a value no
+                # later step reads
+                if src not in bound or src == dst:
+                    return None
+                state = self._overwritten(state, {dst}, index)
+                if state is None:
+                    return None
+                bound = state.bound_keys()
             if (dst is not None and src in state.produced and not self.live_intermediates
                     and any(c in dst for c in ".[|")):
                 return None  # an intermediate stored into an attribute or a container escapes
@@ -491,17 +674,18 @@ class Matcher:
     def _bind_node(self, pnode: PNode, index: int, node: Node, state: _State) -> _State | None:
         new = state.copy()
         if pnode.layer is not None:
-            layer_ident = ("l", node.layer)
+            # A layer, or the function a callable step calls (F.gelu(h) for $act(h)).
+            layer_ident = ("l", node.layer) if node.kind == "layer" else ("f", node.op)
             current = new.values.get(pnode.layer.name)
             if current is None:
                 if layer_ident in new.values.values():
                     return None  # two layer variables never name the same layer
                 new.values[pnode.layer.name] = layer_ident
-                new.env[pnode.layer.name] = node.layer
+                new.env[pnode.layer.name] = layer_ident[1]
             elif current != layer_ident:
                 return None
-        args = node.args
-        if self.commutative and pnode.op in COMMUTATIVE and len(args) == 2 and len(pnode.args) == 2:
+        args, kwargs, _, _ = node_view(pnode, node)
+        if commutes(pnode, self.commutative) and len(args) == 2:
             attempt = new.copy()
             if self._bind(pnode.args[0], args[0], attempt) and self._bind(pnode.args[1], args[1], attempt):
                 new = attempt
@@ -513,7 +697,7 @@ class Matcher:
             for pvalue, value in zip(pnode.args, args):
                 if not self._bind(pvalue, value, new):
                     return None
-        code_kwargs = dict(node.kwargs)
+        code_kwargs = dict(kwargs)
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], new):
                 return None
@@ -546,6 +730,8 @@ class Matcher:
     # -- after the forward match ------------------------------------------------
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
         if not self.live_intermediates and not self._dead_after(flow, state):
+            return None
+        if self.live_intermediates and self._computed_on(flow, state):
             return None
         if self.same_source and not self._same_source(state):
             return None
@@ -586,14 +772,20 @@ class Matcher:
             consumed = Temp(index) in later_uses or any(o in later_uses for o in pnode.outs)
             if consumed:
                 keys.update(o.key for o in node.outs)
+        return keys
+
+    def _live_keys(self, state: _State) -> set[str]:
+        """The names under which intermediate values may still be read after the match: their
+        own (unless the last step reassigns them) and every alias the code made of them
+        (``residual = hidden_states`` keeps the sum alive after ``hidden_states = ln(...)``)."""
+        keys = {state.canon(k) for k in self._intermediates(state)}
         last_defs = state.matched[-1].defs
-        return keys - last_defs
+        return (keys - last_defs) | {k for k, v in state.aliases.items() if v in keys and k not in last_defs}
 
     def _dead_after(self, flow: Flow, state: _State) -> bool:
-        keys = self._intermediates(state)
+        keys = self._live_keys(state)
         if not keys:
             return True
-        keys = {state.canon(k) for k in keys} | {k for k, v in state.aliases.items() if v in keys}
         out, nodes = flow.out, flow.nodes
         stack = [(s, frozenset(keys)) for s, _ in out[state.matched[-1].id]]
         seen = set()
@@ -609,6 +801,37 @@ class Matcher:
             if live:
                 stack.extend((s, live) for s, _ in out[pos])
         return True
+
+    def _computed_on(self, flow: Flow, state: _State) -> bool:
+        """Does code after the match compute with an intermediate value on every path (an
+        entropy of the probabilities, a second product)?  Then no rewrite can drop them: not a
+        site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
+        branch keep the site (the rewrite guards them)."""
+        live = self._live_keys(state)
+        if not live:
+            return False
+        out, nodes = flow.out, flow.nodes
+        stack = [(s, frozenset(live)) for s, _ in out[state.matched[-1].id]]
+        seen = set()
+        while stack:
+            pos, live = stack.pop()
+            if (pos, live) in seen:
+                continue
+            seen.add((pos, live))
+            node = nodes[pos]
+            if node.kind == "branch":
+                continue
+            reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
+            if reads and node.kind in ("call", "method", "op", "layer") and not (
+                node.kind == "method" and node.op in PASS_THROUGH
+            ):
+                return True
+            live = live - node.defs
+            if reads and node.kind == "copy":  # an alias of the value (not a tuple holding it)
+                live = live | {o.key for o in node.outs}
+            if live:
+                stack.extend((s, frozenset(live)) for s, _ in out[pos])
+        return False
 
     def _match_init(self, cls: ClassStructure, state: _State) -> list | None:
         if not self.init:
@@ -629,6 +852,8 @@ class Matcher:
             layer = attempt.env.get(var)
             if layer is None and var in self.optional_layers:
                 continue  # the optional step calling this layer is absent
+            if attempt.values.get(var, ("",))[0] == "f":
+                continue  # a function call (F.gelu): its operation is known, no constructor
             if not isinstance(layer, str):
                 return None  # the forward match did not bind this layer
             attr = layer[len("self."):] if layer.startswith("self.") else layer
@@ -646,9 +871,18 @@ class Matcher:
         return chosen
 
     def _bind_ctor(self, pnode: PNode, ctor: Ctor, state: _State) -> bool:
+        op = TABLE.canonical(pnode.op) if self.spellings == "canonical" and pnode.op != "table" else None
         if pnode.op == "table":
             if not ctor.table or not names_match(pnode.method, ctor.fqn):
                 return False
+        elif op is not None and not names_match(pnode.op, ctor.fqn):
+            # Any constructor of a layer computing the operation (nn.GELU(), ACT2FN["gelu"], or
+            # ACT2FN[config.hidden_act], which may be a GELU at run time); another class's
+            # arguments cannot be compared with the pattern's, so only (...) fits.
+            definite, maybe = TABLE.layer_ops([ctor])
+            if not (definite == op.name or op.name in maybe):
+                return False
+            return not pnode.args and not pnode.kwargs
         elif ctor.table and not ctor.fqn.endswith("get_activation"):
             return False
         elif not names_match(pnode.op, ctor.fqn):
@@ -666,21 +900,35 @@ class Matcher:
         return _keywords_fit(pnode, code_kwargs.keys())
 
 
-def _longest(matches: list[Match]) -> list[Match]:
+def _longest(matches: list[Match], anchor: str | None = None) -> list[Match]:
     """With optional steps, a match that leaves out a step present on the path is a shorter
-    copy of a fuller one: keep, per class, method, first and last node, the one with most nodes
-    (of those, the one whose steps are least nested in ifs, then the earliest)."""
+    copy of a fuller one: keep, per class, method, first and last node (per anchor node when the
+    rule names one), the one with most nodes (of those, the one whose steps are least nested in
+    ifs, then the earliest)."""
     best: dict[tuple, Match] = {}
+
+    def site(match: Match) -> tuple:
+        if anchor is not None and anchor in match.roles:
+            return (match.class_name, match.flow, match.nodes[match.roles.index(anchor)].span)
+        return (match.class_name, match.flow, match.nodes[0].span, match.nodes[-1].span)
 
     def rank(match: Match) -> tuple:
         return (-len(match.nodes), sum(len(n.scope) for n in match.nodes), [n.span for n in match.nodes])
 
     for match in matches:
-        key = (match.class_name, match.flow, match.nodes[0].span, match.nodes[-1].span)
+        key = site(match)
         current = best.get(key)
         if current is None or rank(match) < rank(current):
             best[key] = match
-    return sorted(best.values(), key=lambda m: m.span)
+    # A match whose nodes another match contains (it left out an optional first step the
+    # code has) is that match, shorter.
+    kept: list[Match] = []
+    for match in sorted(best.values(), key=lambda m: -len(m.nodes)):
+        ids = {n.id for n in match.nodes}
+        if not any(k.class_name == match.class_name and k.flow == match.flow and ids < {n.id for n in k.nodes}
+                   and (anchor is None or site(k) == site(match)) for k in kept):
+            kept.append(match)
+    return sorted(kept, key=lambda m: m.span)
 
 
 def _ast_value(expr: ast.expr):

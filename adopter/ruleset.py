@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .dsl import Pattern, PatternError, parse_pattern
+from .dsl import Pattern, PatternError, Var, flow_problems, parse_pattern
 
 RULE_ID = re.compile(r"^[A-Z]{2,5}\d{3}$")
 TARGETS = ("cpu", "cuda")
@@ -96,6 +96,13 @@ class Rule:
     # ``[forward] not_in_fallback_of = "name"``: a match in the body of an ``if`` whose else
     # branch calls ``name`` is the original path an earlier fix kept, and is not reported.
     not_in_fallback_of: str | None = None
+    # ``[forward] spellings``: "canonical" (default) -- a step naming an operation of the
+    # canonical table (structure/ops.py) matches every spelling of it; "exact" -- only the
+    # spelling written (the paper benchmark counts F.softmax, not x.softmax or nn.Softmax).
+    spellings: str = "canonical"
+    # ``[forward] anchor = "$p0"``: the step whose node identifies one site (one finding per
+    # node), for patterns that reach one site along several paths.
+    anchor: str | None = None
     # ``[forward] layer_typing = "direct"``: layers are typed only by constructor calls assigned
     # to their attribute (the paper benchmark's rules); "follow" (the default) also follows
     # same-file factories, constructor parameters, conditional layers and Sequential members.
@@ -213,17 +220,68 @@ def _target(raw: str, path: str, text: object, sources: list[Pattern]) -> None:
             raise RuleError(path, line, column, f"target uses ${found.group(1)}, which no source pattern binds")
 
 
-def _triggers(patterns: list[Pattern]) -> frozenset[str]:
-    """Words one of which must appear in a file for the rule to possibly match it."""
+def _flow(raw: str, path: str, pattern: Pattern, targets: list[str]) -> None:
+    """Refuse a forward pattern whose variables do not link its steps (see
+    :func:`adopter.dsl.flow_problems`): a misspelt variable binds anything, silently."""
+    read = {m.group(1) for text in targets for m in _TARGET_VAR.finditer(text)}
+    problems = flow_problems(pattern, read)
+    if problems:
+        node, message = problems[0]
+        line, column = _position(raw, pattern.text, "source")
+        if node.line > 1:
+            line, column = line + node.line - 1, node.column
+        else:
+            column += node.column - 1
+        raise RuleError(path, line, column, message)
+
+
+def _init_layers(raw: str, path: str, forwards: tuple[Pattern, ...], init: tuple[Pattern, ...]) -> None:
+    """Every layer an init pattern binds must be called by the forward pattern: the init
+    match looks the constructor up through the layer the forward match called."""
+    called = {node.layer.name for pattern in forwards for node in pattern.nodes if node.layer is not None}
+    for pattern in init:
+        for node in pattern.nodes:
+            for out in node.outs:
+                if isinstance(out, Var) and out.name not in called:
+                    line, column = _position(raw, pattern.text, "source")
+                    raise RuleError(path, line + node.line - 1, node.column,
+                                    f"init binds ${out.name}, but no forward step calls ${out.name}(...)")
+
+
+def _anchor(raw: str, path: str, value: object, forwards: tuple[Pattern, ...]) -> str | None:
+    if value is None:
+        return None
+    outs = {o.name for p in forwards for n in p.nodes for o in n.outs if isinstance(o, Var)}
+    if not (isinstance(value, str) and value.startswith("$") and value[1:] in outs):
+        line, column = _position(raw, "", "anchor")
+        raise RuleError(path, line, column, "forward.anchor must name a $variable a step of the pattern assigns")
+    return value[1:]
+
+
+def _triggers(patterns: list[Pattern], canonical: bool = True) -> frozenset[str]:
+    """Words one of which must appear in a file for the rule to possibly match it.
+
+    With canonical spellings a step naming a table operation contributes the words of every
+    spelling (``softmax``, ``Softmax``); one spelled only by an operator (``@``) none."""
+    from .structure.canon import TABLE
+
+    def spelled(name: str) -> set[str]:
+        op = TABLE.canonical(name) if canonical else None
+        if op is None:
+            return {name.rsplit(".", 1)[-1]}
+        return set(TABLE.words(op.name))
+
     words: set[str] = set()
     for pattern in patterns[:1]:
         for node in pattern.nodes:
             if node.op not in ("layer", "method", "table", "call") and ("." in node.op or node.op.isidentifier()):
-                words.add(node.op.rsplit(".", 1)[-1])
+                words |= spelled(node.op)
+            elif node.op == "method" and canonical and (TABLE.method(node.method) or TABLE.inplace(node.method)):
+                words |= spelled((TABLE.method(node.method) or TABLE.inplace(node.method)).name)
     for pattern in patterns[1:]:
         for node in pattern.nodes:
             name = node.method if node.op == "table" else node.op
-            words.add(name.rsplit(".", 1)[-1])
+            words |= spelled(name) if node.op != "table" else {name.rsplit(".", 1)[-1]}
     return frozenset(w for w in words if w)
 
 
@@ -245,7 +303,7 @@ def _code_key() -> bytes:
     if _CODE_KEY is None:
         digest = hashlib.sha256()
         here = Path(__file__).parent
-        for name in ("ruleset.py", "dsl.py", "dsl_parser.py"):
+        for name in ("ruleset.py", "dsl.py", "dsl_parser.py", "structure/ops.py", "structure/canon.py"):
             try:
                 digest.update((here / name).read_bytes())
             except OSError:
@@ -428,10 +486,15 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         raise RuleError(spath, line, column, "forward.source needs at least one pattern")
     forward_source = forwards[0]
     for pattern in forwards:
-        for position in (0, len(pattern.nodes) - 1):
-            if pattern.nodes[position].optional:
-                line, column = _position(raw, pattern.text, "source")
-                raise RuleError(spath, line, column, "the first and last steps of a pattern cannot be optional")
+        nodes = pattern.nodes
+        if nodes[-1].optional or (nodes[0].optional and (len(nodes) < 2 or nodes[1].optional)):
+            line, column = _position(raw, pattern.text, "source")
+            raise RuleError(spath, line, column,
+                            "the last step of a pattern, and the second when the first is optional, cannot be optional")
+    spellings = need(forward, "spellings", str, "forward", "canonical")
+    if spellings not in ("canonical", "exact"):
+        line, column = _position(raw, "", "spellings")
+        raise RuleError(spath, line, column, 'forward.spellings must be "canonical" or "exact"')
     scope = need(forward, "scope", str, "forward", "model")
     if scope not in ("model", "file"):
         raise reader.fail("forward.scope", 'must be "model" or "file"', scope)
@@ -453,13 +516,15 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         forward_targets = tuple(forward_target)
     else:
         forward_targets = (forward_target,) * len(forwards)
-    for text in dict.fromkeys(forward_targets):
-        if text is not None:
-            _target(raw, spath, text, [*forwards, *init])
-    forward_target = forward_targets[0]
     init_target = need(init_table, "target", str, "init", None)
-    if init_target is not None:
-        _target(raw, spath, init_target, [*forwards, *init])
+    for pattern, text in zip(forwards, forward_targets):
+        # Each alternative must bind every variable of the target it is rendered with.
+        for target_text in (text, init_target):
+            if target_text is not None:
+                _target(raw, spath, target_text, [pattern, *init])
+        _flow(raw, spath, pattern, [t for t in (text, init_target) if isinstance(t, str)])
+    _init_layers(raw, spath, forwards, init)
+    forward_target = forward_targets[0]
     kernel = _kernel(reader, data)
     targets = [t for t in (*forward_targets, init_target) if t is not None]
     if targets and synth is None and not any(_uses_dotted(t, kernel.import_) for t in targets):
@@ -518,7 +583,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         references=reader.strings(data, "references", single=False),
         examples=tuple(examples),
         path=spath,
-        triggers=frozenset().union(*(_triggers([f, *init]) for f in forwards)),
+        triggers=frozenset().union(*(_triggers([f, *init], spellings == "canonical") for f in forwards)),
         forwards=forwards,
         forward_targets=forward_targets,
         commutative=need(forward, "commutative", bool, "forward", True),
@@ -527,6 +592,8 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         synth=synth,
         priority=priority,
         not_in_fallback_of=need(forward, "not_in_fallback_of", str, "forward", None),
+        spellings=spellings,
+        anchor=_anchor(raw, spath, need(forward, "anchor", str, "forward", None), forwards),
         layer_typing=layer_typing,
         fix_one_block=need(forward, "fix_one_block", bool, "forward", False),
         same_source=need(forward, "same_source", bool, "forward", False),

@@ -40,11 +40,21 @@ def test_nested_optional_step_keeps_inner_nodes_required():
     assert pattern.nodes[1].args == (Temp(0),)
 
 
-def test_first_and_last_step_cannot_be_optional(tmp_path):
+def test_last_step_and_two_first_steps_cannot_be_optional(tmp_path):
     with pytest.raises(RuleError, match="cannot be optional"):
-        _rule(tmp_path, 'source = """\n? $a = torch.exp($x)\n$b = torch.log($a)\n"""\n')
+        _rule(tmp_path, 'source = """\n? $a = torch.exp($x)\n? $b = torch.log($a)\n$c = torch.sin($b)\n"""\n')
     with pytest.raises(RuleError, match="cannot be optional"):
         _rule(tmp_path, 'source = """\n$a = torch.exp($x)\n? $b = torch.log($a)\n"""\n')
+
+
+def test_an_optional_first_step_matches_with_and_without_it(tmp_path):
+    from adopter.engine import analyze
+
+    rule = _rule(tmp_path, 'source = """\n? $a = torch.exp($x)\n$b = torch.log($a)\n"""\n')
+    both = "import torch\n\n\ndef f(x, y):\n    a = torch.exp(x)\n    b = torch.log(a)\n    c = torch.log(y)\n    return b, c\n"
+    found = analyze(both, "m.py", [rule]).matches
+    # log(exp(x)) is one match with both steps (not also a shorter one without exp); log(y) another
+    assert sorted(len(match.nodes) for _, match in found) == [1, 2]
 
 
 def test_synth_and_priority_keys_are_checked(tmp_path):

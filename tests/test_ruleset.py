@@ -127,3 +127,54 @@ def test_one_target_per_source_alternative(tmp_path):
                     'target = ["$y = p.k($x)"]\n')
     with pytest.raises(RuleError, match="lists 1 targets for 2 source patterns"):
         load_rule(path)
+
+
+def _rule_with(tmp_path, source: str, target: str | None = None):
+    path = tmp_path / "flow.toml"
+    text = 'id = "USR002"\nname = "flow"\nsummary = "s"\n[kernel]\npackage = "p"\nimport = "p.k"\n'
+    text += f'[forward]\nsource = """\n{source}\n"""\n'
+    if target is not None:
+        text += f'target = "{target}"\n'
+    path.write_text(text)
+    return path
+
+
+def test_a_value_no_later_step_reads_is_refused(tmp_path):
+    # The ADP010 bug: $p4 (misspelt $p3) bound any tensor, and the rewrite dropped it.
+    path = _rule_with(tmp_path, "$s = torch.matmul($q, $k)\n$p = torch.softmax($s, dim=-1)\n$c = torch.matmul($p4, $v)")
+    with pytest.raises(RuleError) as info:
+        load_rule(path)
+    assert str(info.value).startswith(f"{path}:10:")
+    assert "$p is computed here but no later step reads it" in str(info.value)
+
+
+def test_a_step_sharing_no_variable_is_refused(tmp_path):
+    path = _rule_with(tmp_path, "$a = torch.relu($x)\n$b = torch.relu($y)", "$b = p.k($a)")
+    with pytest.raises(RuleError) as info:
+        load_rule(path)
+    assert "shares no variable with the rest of the pattern" in str(info.value)
+
+
+def test_a_target_variable_one_alternative_does_not_bind_is_refused(tmp_path):
+    path = tmp_path / "alt.toml"
+    path.write_text(
+        'id = "USR003"\nname = "alt"\nsummary = "s"\n[kernel]\npackage = "p"\nimport = "p.k"\n'
+        '[forward]\nsource = ["$y = torch.relu($x)", "$y = torch.tanh($z)"]\ntarget = "$y = p.k($x)"\n'
+    )
+    with pytest.raises(RuleError, match=r"target uses \$x, which no source pattern binds"):
+        load_rule(path)
+
+
+def test_init_binding_a_layer_the_forward_never_calls_is_refused(tmp_path):
+    path = tmp_path / "init.toml"
+    path.write_text(
+        'id = "USR004"\nname = "init"\nsummary = "s"\n[kernel]\npackage = "p"\nimport = "p.k"\n'
+        '[forward]\nsource = "$y = $drop($x)"\n[init]\nsource = """\n$drop = torch.nn.Dropout(...)\n$ln = torch.nn.LayerNorm(...)\n"""\n'
+    )
+    with pytest.raises(RuleError, match=r"init binds \$ln, but no forward step calls"):
+        load_rule(path)
+
+
+def test_values_read_by_the_target_or_unlinked_anchors_are_accepted(tmp_path):
+    path = _rule_with(tmp_path, "$q = $lq($x)\n$k = $lk($x)\nself._split_heads(...)", "$q, $k = p.k($x, $lq, $lk)")
+    assert load_rule(path).id == "USR002"

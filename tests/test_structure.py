@@ -413,7 +413,7 @@ def test_a_variable_overwritten_by_a_pattern_node_is_a_new_value(findings):
     import textwrap
 
     rule = next(r for r in load_rules() if r.id == "ADP011")
-    for source, alternatives in ((t5_style, {2}), (llama_style, {0})):
+    for source, alternatives in ((t5_style, {1}), (llama_style, {0})):
         text = textwrap.dedent(source)
         matches = match_rule(rule, module_structure(ast.parse(text), None, text))
         # one finding each, from the right alternative: the upcast pattern (2) must not
@@ -476,3 +476,33 @@ def test_a_scripts_own_statements_reach_code_too(findings):
         train(Net())
     """
     assert findings(src, "ADP004", "ADP012") == [("ADP012", 17)]
+
+
+def test_a_value_read_through_a_subscript_or_attribute_stays_alive():
+    """``self.proj(h[0])`` reads ``h``: a fused rewrite that no longer computes ``h`` must not
+    be proposed (the opaque value ``h[0]`` carries the names it reads)."""
+    import textwrap
+
+    from adopter.engine import analyze
+    from adopter.ruleset import load_rules
+
+    rule = next(r for r in load_rules() if r.id == "ADP005")
+    source = textwrap.dedent('''
+        import torch.nn as nn
+
+
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.drop = nn.Dropout(0.1)
+                self.norm = nn.LayerNorm(8)
+                self.proj = nn.Linear(8, 8)
+
+            def forward(self, x, res):
+                h = self.drop(x)
+                y = self.norm(h + res)
+                out = self.proj(h[0])
+                return out, y
+    ''')
+    assert analyze(source, "m.py", [rule]).findings == []
+    assert analyze(source.replace("h[0]", "res[0]"), "m.py", [rule]).findings != []

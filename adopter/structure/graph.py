@@ -24,7 +24,9 @@ import ast
 from dataclasses import dataclass, field
 from typing import Union
 
+from . import canon as canonical
 from .bindings import ClassInfo, span
+from .canon import TABLE, View
 from .names import ModuleNames
 
 MAX_INLINE_DEPTH = 3
@@ -72,6 +74,21 @@ class Node:
     scope: tuple = ()
     guard: str | None = None
     inlined: bool = False
+    # Where each argument is written (``ast`` spans; None for a value the call site does not
+    # write, such as a constructor's keyword merged into ``nn.Softmax(dim=-1)(x)``): the
+    # receiver first for methods, (left, right) for operators.  ``kwarg_spans`` pairs each
+    # keyword's value span with the span of the whole ``name=value`` (or ``**kw``).
+    # Synthesis reads values here instead of searching the syntax tree by position.
+    arg_spans: tuple = ()
+    kwarg_spans: tuple = ()
+    func_span: tuple | None = None  # the callee expression (``self.dropout``, ``F.softmax``)
+    # The canonical operation the node computes (``torch.nn.functional.softmax`` for every
+    # spelling of a softmax; see structure/ops.py), "" when none; ``maybe``: the operations
+    # a layer chosen at run time may compute (``ACT2FN[config.hidden_act]``); ``view``: the
+    # arguments in canonical form (canon.View), None when they are ``args``/``kwargs`` as they are.
+    canon: str = ""
+    maybe: frozenset = frozenset()
+    view: object = None
 
     @property
     def line(self) -> int:
@@ -110,6 +127,9 @@ class _Ctx:
     func: str
     params: dict[str, Value] = field(default_factory=dict)
     layer_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to a same-file function (``attention_interface = eager_attention_forward``):
+    # a call through the name may call that function, so it is inlined there
+    func_alias: dict[str, str] = field(default_factory=dict)
     local_funcs: dict = field(default_factory=dict)  # functions defined in the body (closures)
     stack: tuple = ()
     ret: Ref | None = None
@@ -118,6 +138,7 @@ class _Ctx:
     stmt: tuple | None = None
     scope: tuple = ()
     top: ast.expr | None = None  # the whole right-hand side of the current assignment
+    bare: ast.expr | None = None  # the call an expression statement makes (``x.masked_fill_(...)``)
 
 
 class _Stop(Exception):
@@ -140,13 +161,25 @@ class FlowBuilder:
         self.out: list[list[tuple[int, tuple | None]]] = []
         self.instances = 0
         self.temps = 0
+        self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
+        self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
+        # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
+        # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
+        self.opaque_uses: dict[str, frozenset] = {}
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
         if len(self.nodes) >= self.MAX_NODES:
             raise _Stop()
+        uses = fields.get("uses")
+        if uses and self.opaque_uses:
+            extra = [self.opaque_uses[k] for k in uses if k in self.opaque_uses]
+            if extra:
+                fields["uses"] = uses.union(*extra)
         node = Node(id=len(self.nodes), func=ctx.func, stmt=ctx.stmt, scope=ctx.scope,
                     inlined=ctx.instance > 0, **fields)
+        if len(node.outs) == 1 and node.outs[0].key.startswith("%"):
+            self.producers[node.outs[0].key] = node
         self.nodes.append(node)
         self.out.append([])
         for pred, guard in frontier:
@@ -199,6 +232,14 @@ class FlowBuilder:
         return frozenset(keys)
 
     def _opaque(self, expr: ast.expr, ctx: _Ctx) -> Ref:
+        ref = self._opaque_ref(expr, ctx)
+        if ref.key not in self.opaque_uses and not (
+            isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self"
+        ):
+            self.opaque_uses[ref.key] = self._uses_of(expr, ctx) - {ref.key}
+        return ref
+
+    def _opaque_ref(self, expr: ast.expr, ctx: _Ctx) -> Ref:
         text = self._text(expr)
         if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
             return Ref(text, text)
@@ -228,9 +269,28 @@ class FlowBuilder:
             left, frontier = self._value(expr.left, frontier, ctx)
             right, frontier = self._value(expr.right, frontier, ctx)
             out = self._temp("")
+            symbol = BINOPS[type(expr.op)]
+            op = TABLE.operator(symbol)
+            spans = (span(expr.left), span(expr.right))
+            view = self._origins(op, View((left, right), (), spans, ())) if op is not None else None
             node, frontier = self._new(
-                ctx, frontier, kind="op", op=BINOPS[type(expr.op)], args=(left, right), outs=(out,),
+                ctx, frontier, kind="op", op=symbol, args=(left, right), outs=(out,),
                 uses=_keys((left, right)), defs=frozenset({out.key}), span=span(expr),
+                arg_spans=spans, canon=op.name if op else "", view=view if view is not None and view.origins else None,
+            )
+            return out, frontier
+        if isinstance(expr, ast.Attribute) and TABLE.attribute(expr.attr) is not None and not (
+            isinstance(expr.value, ast.Name) and expr.value.id == "self"
+        ):
+            # x.mT: an attribute that computes (a transpose of the last two axes)
+            receiver, frontier = self._value(expr.value, frontier, ctx)
+            op, values = TABLE.attribute(expr.attr)
+            out = self._temp("")
+            view = View((receiver,), tuple((k, Const(v)) for k, v in values), (span(expr.value),),
+                        tuple((None, None) for _ in values))
+            _, frontier = self._new(
+                ctx, frontier, kind="method", op=expr.attr, args=(receiver,), outs=(out,), uses=_keys((receiver,)),
+                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=op.name, view=view,
             )
             return out, frontier
         if isinstance(expr, ast.Await):
@@ -321,6 +381,8 @@ class FlowBuilder:
             return ctx.local_funcs[func.id], False
         if isinstance(func, ast.Name) and func.id in self.names.functions and func.id not in ctx.params:
             return self.names.functions[func.id], False
+        if isinstance(func, ast.Name) and func.id in ctx.func_alias:
+            return self.names.functions[ctx.func_alias[func.id]], False
         return None
 
     def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
@@ -337,15 +399,20 @@ class FlowBuilder:
             elif fqn is None and not isinstance(func, ast.Name):
                 frontier = self._inner_calls(func, frontier, ctx)
         args: list[Value] = []
+        # A starred argument's span includes the star, so synthesis can tell it apart.
+        arg_spans: list = [span(func.value)] if receiver is not None else []
         for arg in call.args:
             inner = arg.value if isinstance(arg, ast.Starred) else arg
             value, frontier = self._value(inner, frontier, ctx)
             args.append(value)
+            arg_spans.append(span(arg))
             frontier = self._inline_callable_arg(inner, frontier, ctx)
         kwargs: list[tuple[str, Value]] = []
+        kwarg_spans: list = []
         for kw in call.keywords:
             value, frontier = self._value(kw.value, frontier, ctx)
             kwargs.append((kw.arg or "**", value))
+            kwarg_spans.append((span(kw.value), span(kw)))
             frontier = self._inline_callable_arg(kw.value, frontier, ctx)
         if helper is not None:
             target, is_method = helper
@@ -355,10 +422,12 @@ class FlowBuilder:
                 # It reads nothing itself: the inlined body does the reading.
                 op = f"self.{target.name}" if is_method else target.name
                 _, frontier = self._new(ctx, frontier, kind="call", op=op, args=tuple(args), kwargs=tuple(kwargs),
-                                        span=span(call))
+                                        span=span(call), arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans),
+                                        func_span=span(func))
                 return self._inline(target, args, kwargs, is_method, call, frontier, ctx)
         out = self._temp("")
-        common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call))
+        common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
+                      arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
         uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
         if layer is not None and call is ctx.top and self._sequence(layer):
             # self.block(x) where block = nn.Sequential(a, b, c): a -> b -> c.
@@ -367,37 +436,318 @@ class FlowBuilder:
                 members = self._sequence(layer)
                 for index, member in enumerate(members):
                     out_i = out if index == len(members) - 1 else self._temp("")
+                    arg_spans = (span(call.args[0]) if index == 0 else None,)
+                    fields, frontier = self._canonical(
+                        "layer", member, call,
+                        {"args": (value,), "kwargs": (), "arg_spans": arg_spans, "kwarg_spans": ()}, frontier, ctx)
                     _, frontier = self._new(
                         ctx, frontier, kind="layer", op=member, layer=member, types=self._layer_types(member),
                         args=(value,), outs=(out_i,), defs=frozenset({out_i.key}),
                         uses=frozenset(_keys((value,)) | {layer}),
                         # Where the member is built: the same place for every call site.
                         span=self.cls.bindings[member[len("self."):]][0].call,
+                        arg_spans=arg_spans, **fields,
                     )
                     value = out_i
                 return out, frontier
         if layer is not None:
             uses.add(layer)
+            fields, frontier = self._canonical("layer", layer, call, common, frontier, ctx)
             node, frontier = self._new(ctx, frontier, kind="layer", op=layer, layer=layer,
                                        types=self._layer_types(layer),
-                                       uses=frozenset(uses), **common)
+                                       uses=frozenset(uses), **common, **fields)
         elif fqn is not None:
-            node, frontier = self._new(ctx, frontier, kind="call", op=fqn, uses=frozenset(uses), **common)
+            fields, frontier = self._canonical("call", fqn, call, common, frontier, ctx)
+            node, frontier = self._new(ctx, frontier, kind="call", op=fqn, uses=frozenset(uses), **common, **fields)
         elif receiver is not None:
             uses |= _keys((receiver,))
             common["args"] = (receiver, *common["args"])
-            node, frontier = self._new(ctx, frontier, kind="method", op=func.attr, uses=frozenset(uses), **common)
-        elif self._built_and_called(func) is not None:
+            common["func_span"] = None
+            fields, frontier = self._canonical("method", func.attr, call, common, frontier, ctx)
+            if fields.pop("inplace", False):
+                # x.masked_fill_(m, v) as a statement: x is redefined, as by x = x.masked_fill(m, v)
+                common["outs"], common["defs"] = (receiver,), frozenset({receiver.key})
+            node, frontier = self._new(ctx, frontier, kind="method", op=func.attr, uses=frozenset(uses), **common,
+                                       **fields)
+        elif self._built_and_called(func) is not None or (
+            isinstance(func, ast.Call) and TABLE.module(self.names.resolve(func.func)) is not None
+        ):
             # nn.Softmax(dim=-1)(x): a layer built and called at once is a call of its type,
             # with the constructor's (constant) keywords.
-            built, extra = self._built_and_called(func)
+            built, extra = self._built_and_called(func) or (self.names.resolve(func.func), ())
+            fields, frontier = self._canonical("built", built, call, common, frontier, ctx)
             common["kwargs"] = (*common["kwargs"], *extra)
-            node, frontier = self._new(ctx, frontier, kind="call", op=built, uses=frozenset(uses), **common)
+            common["kwarg_spans"] = (*common["kwarg_spans"], *((None, None) for _ in extra))
+            node, frontier = self._new(ctx, frontier, kind="call", op=built, uses=frozenset(uses), **common, **fields)
         else:
             uses |= self._uses_of(func, ctx)
             name = func.id if isinstance(func, ast.Name) else self._text(func)
             node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses), **common)
         return out, frontier
+
+    # ------------------------------------------------------------------ canonical operations
+    def _canonical(self, kind: str, name: str, call: ast.Call, common: dict, frontier: list,
+                   ctx: _Ctx) -> tuple[dict, list]:
+        """The canonical operation of a call node (``canon``/``maybe``/``view`` fields; see
+        structure/ops.py), and the frontier after any node it implies first (the transpose
+        of ``k`` in ``einsum("bhid,bhjd->bhij", q, k)``)."""
+        args, kwargs = common["args"], common["kwargs"]
+        arg_spans, kwarg_spans = common["arg_spans"], common["kwarg_spans"]
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(k == "**" for k, _ in kwargs):
+            return {}, frontier
+        extra: tuple = ()
+        if kind == "layer":
+            found = self._layer_canon.get(name)
+            if found is None:  # per layer, once: what its constructors build
+                ctors = self._ctors(name)
+                definite, maybe = TABLE.layer_ops(ctors)
+                extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
+                found = self._layer_canon[name] = (definite, maybe, extra)
+            definite, maybe, extra = found
+            if maybe:
+                return {"maybe": maybe}, frontier
+            if not definite or extra is None:
+                return {}, frontier
+            op = TABLE.ops[definite]
+            form = "function"
+        elif kind == "built":
+            found = TABLE.module(name)
+            if found is None:
+                return {}, frontier
+            op = found[0]
+            extra = self._ctor_kwargs(op, [call.func])
+            if extra is None:
+                return {}, frontier
+            form = "function"
+        elif kind == "call":
+            special = self._special_call(name, call, common, frontier, ctx)
+            if special is not None:
+                return special
+            op = TABLE.function(name)
+            if op is None:
+                return {}, frontier
+            form = "function"
+        else:
+            return self._canonical_method(name, call, common, ctx), frontier
+        view = canonical.normalise(op, form, args, kwargs, arg_spans, kwarg_spans, name if kind == "call" else None)
+        if view is None:
+            return {}, frontier
+        if extra:
+            names = {k for k, _ in view.kwargs}
+            if names & {k for k, _ in extra}:
+                return {}, frontier
+            view = View(view.args, view.kwargs + tuple(extra), view.arg_spans,
+                        view.kwarg_spans + tuple((None, None) for _ in extra))
+        return {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}, frontier
+
+    def _origins(self, op, view: View) -> View:
+        """Mark the operands of a product that are transposes written inline (see View)."""
+        if op.name != "torch.matmul":
+            return view
+        origins = []
+        for value in view.args:
+            producer = self.producers.get(value.key) if isinstance(value, Ref) else None
+            if producer is not None and producer.canon == "torch.transpose" and producer.view is not None:
+                dims = tuple(v.value for _, v in producer.view.kwargs if isinstance(v, Const))
+                origins.append((producer.view.arg_spans[0], dims))
+            else:
+                origins.append(None)
+        if not any(origins):
+            return view
+        return View(view.args, view.kwargs, view.arg_spans, view.kwarg_spans, tuple(origins))
+
+    def _canonical_method(self, name: str, call: ast.Call, common: dict, ctx: _Ctx) -> dict:
+        args, kwargs = common["args"], common["kwargs"]
+        arg_spans, kwarg_spans = common["arg_spans"], common["kwarg_spans"]
+        receiver = args[0]
+        if name in canonical.CASTS and len(args) == 1 and not kwargs:
+            dtype = canonical.CASTS[name]
+            return {"canon": "torch.Tensor.to",
+                    "view": View((receiver,), (("dtype", Ref(dtype, dtype)),), arg_spans[:1], ((None, None),))}
+        if name == "type_as" and len(args) == 2 and not kwargs and isinstance(args[1], Ref):
+            other = args[1]
+            dtype = Ref(other.key + ".dtype", self._text(call.args[0]) + ".dtype")
+            return {"canon": "torch.Tensor.to",
+                    "view": View((receiver,), (("dtype", dtype),), arg_spans[:1], ((None, None),))}
+        if name == "permute" and not kwargs:
+            perm = self._ints(call.args[0] if len(call.args) == 1 else call.args, tuple_ok=len(call.args) == 1)
+            if perm is not None and canonical.permutation_swaps_last_two(perm):
+                return self._last_two(receiver, arg_spans[0])
+            return {}
+        inplace = False
+        op = TABLE.method(name)
+        if op is None:
+            op = TABLE.inplace(name)
+            inplace = op is not None and call is ctx.bare and isinstance(receiver, Ref)
+            if not inplace:
+                return {}
+        view = canonical.normalise(op, "method", args, kwargs, arg_spans, kwarg_spans)
+        if view is None:
+            return {}
+        if op.name == "torch.Tensor.to":
+            view = self._dtype_view(view, call)
+            if view is None:
+                return {}
+        fields = {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}
+        if inplace:
+            fields["inplace"] = True
+        return fields
+
+    def _special_call(self, fqn: str, call: ast.Call, common: dict, frontier: list, ctx: _Ctx):
+        """einsum / permute / rearrange / where that compute a table operation."""
+        args, arg_spans = common["args"], common["arg_spans"]
+        tail = fqn.rsplit(".", 1)[-1]
+        if tail == "einsum" and fqn in ("torch.einsum", "torch.functional.einsum", "einops.einsum") \
+                and not common["kwargs"] and len(args) == 3:
+            if fqn == "einops.einsum":
+                equation, operands, spans = args[2], args[:2], arg_spans[:2]
+            else:
+                equation, operands, spans = args[0], args[1:], arg_spans[1:]
+            if not (isinstance(equation, Const) and isinstance(equation.value, str)):
+                return None
+            found = canonical.einsum(equation.value)
+            if found is None:
+                return None
+            kind, (i, j) = found
+            a, b, a_span, b_span = operands[i], operands[j], spans[i], spans[j]
+            if kind == "matmul_t":
+                # a @ b^T: the transpose of b as a node of its own, then the product.
+                out = self._temp("")
+                fields = self._last_two(b, b_span)
+                _, frontier = self._new(ctx, frontier, kind="call", op="", args=(b,), outs=(out,),
+                                        uses=_keys((b,)), defs=frozenset({out.key}), span=span(call),
+                                        arg_spans=(b_span,), **fields)
+                b, b_span = out, None
+            view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
+            return {"canon": "torch.matmul", "view": view}, frontier
+        if fqn == "torch.permute" and len(call.args) == 2 and not common["kwargs"]:
+            perm = self._ints(call.args[1], tuple_ok=True)
+            if perm is not None and canonical.permutation_swaps_last_two(perm):
+                return self._last_two(args[0], arg_spans[0]), frontier
+            return {}, frontier
+        if fqn == "einops.rearrange" and len(args) == 2 and isinstance(args[1], Const) \
+                and isinstance(args[1].value, str):
+            if canonical.rearrange_swaps_last_two(args[1].value):
+                return self._last_two(args[0], arg_spans[0]), frontier
+            return {}, frontier
+        if fqn == "torch.where" and len(args) == 3 and not common["kwargs"]:
+            # where(c, x, fill) is x.masked_fill(~c, fill); where(c, fill, x) is x.masked_fill(c, fill)
+            fills = [canonical.fill_value(a) is not None for a in call.args[1:]]
+            if fills.count(True) != 1:
+                return None
+            keep = 1 if fills[1] else 2
+            fill = 3 - keep
+            view = View((args[keep],), (("mask", args[0]), ("value", args[fill])), (arg_spans[keep],),
+                        ((arg_spans[0], arg_spans[0]), (arg_spans[fill], arg_spans[fill])))
+            return {"canon": "torch.Tensor.masked_fill", "view": view}, frontier
+        return None
+
+    @staticmethod
+    def _last_two(value: Value, value_span) -> dict:
+        view = View((value,), (("dim0", Const(-2)), ("dim1", Const(-1))), (value_span,), ((None, None), (None, None)))
+        return {"canon": "torch.transpose", "view": view}
+
+    def _ints(self, node, tuple_ok: bool) -> list[int] | None:
+        items = node
+        if not isinstance(node, list):
+            if not (tuple_ok and isinstance(node, (ast.Tuple, ast.List))):
+                return None
+            items = node.elts
+        out = []
+        for item in items:
+            value = item.value if isinstance(item, ast.Constant) else (
+                -item.operand.value if isinstance(item, ast.UnaryOp) and isinstance(item.op, ast.USub)
+                and isinstance(item.operand, ast.Constant) else None)
+            if not isinstance(value, int) or isinstance(value, bool):
+                return None
+            out.append(value)
+        return out
+
+    def _dims(self, op, view: View, call: ast.Call) -> View:
+        """``dim=x.dim() - 1`` (or ``x.ndim - 1``, ``len(x.shape) - 1``) of the input is ``dim=-1``."""
+        if not op.dims or not view.args or view.arg_spans[0] is None:
+            return view
+        kwargs = list(view.kwargs)
+        changed = False
+        for index, (name, value) in enumerate(kwargs):
+            if name in op.dims and not isinstance(value, Const):
+                expr = self._expr_at(call, view.kwarg_spans[index][0])
+                input_text = segment(self.lines, view.arg_spans[0]) if self.lines is not None else None
+                if expr is not None and input_text is not None and canonical.last_dim(expr, input_text, self._text):
+                    kwargs[index] = (name, Const(-1))
+                    changed = True
+        return View(view.args, tuple(kwargs), view.arg_spans, view.kwarg_spans) if changed else view
+
+    def _dtype_view(self, view: View, call: ast.Call) -> View | None:
+        """``x.to(d)`` / ``x.type(d)`` as a dtype conversion: ``d`` must be a dtype (a torch
+        dtype or ``y.dtype``); torch dtype aliases become one name."""
+        kwargs = dict(view.kwargs)
+        if set(kwargs) - {"dtype"} or "dtype" not in kwargs:
+            return None
+        index = [k for k, _ in view.kwargs].index("dtype")
+        expr = self._expr_at(call, view.kwarg_spans[index][0])
+        if expr is None:
+            return None
+        if isinstance(expr, ast.Attribute) and expr.attr == "dtype":
+            return view
+        resolved = self.names.resolve(expr)
+        name = canonical.dtype_name(resolved, lambda n: n) if resolved else None
+        if name is None:
+            return None
+        new = list(view.kwargs)
+        new[index] = ("dtype", Ref(name, name))
+        return View(view.args, tuple(new), view.arg_spans, view.kwarg_spans)
+
+    @staticmethod
+    def _expr_at(call: ast.Call, value_span) -> ast.expr | None:
+        if value_span is None:
+            return None
+        for node in (*call.args, *(kw.value for kw in call.keywords)):
+            if span(node) == value_span:
+                return node
+        return None
+
+    def _ctors(self, layer: str) -> list:
+        if self.cls is None:
+            return []
+        return self.cls.bindings.get(layer[len("self."):], [])
+
+    def _ctor_kwargs(self, op, ctors) -> tuple | None:
+        """The constructor arguments of a module of ``op``, as keywords of the call (the same
+        for every constructor ``__init__`` may bind), or None."""
+        merged = None
+        for ctor in ctors:
+            if isinstance(ctor, ast.Call):
+                fqn, args, keywords = self.names.resolve(ctor.func), ctor.args, [(k.arg, k.value) for k in ctor.keywords]
+            elif ctor.table or ctor.fqn.rsplit(".", 1)[-1] in ("get_activation",):
+                values = ()  # ACT2FN["gelu"]: the key chose the operation; nothing to merge
+                if merged is not None and merged != values:
+                    return None
+                merged = values
+                continue
+            else:
+                fqn, args, keywords = ctor.fqn, ctor.args, list(ctor.kwargs)
+            found = TABLE.module(fqn)
+            if found is None or found[0] is not op:
+                return None
+            params = found[1]
+            if len(args) > len(params) or any(isinstance(a, ast.Starred) for a in args) or any(k is None for k, _ in keywords):
+                return None
+            values = tuple((name, self._ctor_value(a)) for name, a in zip(params, args))
+            values += tuple((k, self._ctor_value(v)) for k, v in keywords)
+            if merged is not None and merged != values:
+                return None
+            merged = values
+        return merged if merged is not None else ()
+
+    def _ctor_value(self, expr: ast.expr) -> Value:
+        if isinstance(expr, ast.Constant):
+            return Const(expr.value)
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub) and isinstance(expr.operand, ast.Constant) \
+                and isinstance(expr.operand.value, (int, float)):
+            return Const(-expr.operand.value)
+        text = self._text(expr)
+        return Ref("init:" + text, text)
 
     def _built_and_called(self, func: ast.expr) -> tuple[str, tuple] | None:
         if not isinstance(func, ast.Call) or func.args:
@@ -487,11 +837,16 @@ class FlowBuilder:
             target = self._target_values(stmt.target, ctx)
             left = target[0] if target else self._opaque(stmt.target, ctx)
             right, frontier = self._value(stmt.value, frontier, ctx)
-            _, frontier = self._new(ctx, frontier, kind="op", op=BINOPS.get(type(stmt.op), "?"), args=(left, right),
-                                    outs=tuple(target), uses=_keys((left, right)), defs=_keys(target), span=span(stmt))
+            symbol = BINOPS.get(type(stmt.op), "?")
+            op = TABLE.operator(symbol)
+            _, frontier = self._new(ctx, frontier, kind="op", op=symbol, args=(left, right),
+                                    outs=tuple(target), uses=_keys((left, right)), defs=_keys(target), span=span(stmt),
+                                    arg_spans=(span(stmt.target), span(stmt.value)), canon=op.name if op else "")
             return frontier
         if isinstance(stmt, ast.Expr):
+            ctx.bare = stmt.value
             _, frontier = self._value(stmt.value, frontier, ctx)
+            ctx.bare = None
             return frontier
         if isinstance(stmt, ast.Return):
             if stmt.value is not None:
@@ -568,6 +923,15 @@ class FlowBuilder:
         return [self._opaque(target, ctx)]
 
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            # attention_interface = eager_attention_forward, or a dispatcher given it as the
+            # default (ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward))
+            named = [value_expr] if isinstance(value_expr, ast.Name) else (
+                [*value_expr.args, *(k.value for k in value_expr.keywords)] if isinstance(value_expr, ast.Call) else [])
+            functions = {n.id for n in named if isinstance(n, ast.Name) and n.id in self.names.functions
+                         and n.id not in ctx.params}
+            if len(functions) == 1:
+                ctx.func_alias[targets[0].id] = functions.pop()
         # Layer aliases: drop = self.dropout
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             layer = self._layer_of(value_expr, ctx) if isinstance(value_expr, (ast.Attribute, ast.Subscript)) else None

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
+from .canon import TABLE
 from .graph import Flow, FlowBuilder, Node, Ref
 from .layers import Built, LayerTyper, SequentialSite
 from .names import ModuleNames, collect_names, names_match
@@ -81,6 +82,7 @@ class ClassStructure:
     _flows: dict[str, Flow] = field(default_factory=dict)
     _words: dict[str, frozenset] = field(default_factory=dict)
     _bound: dict[frozenset, frozenset] = field(default_factory=dict)
+    _op_attrs: dict[str, frozenset] = field(default_factory=dict)
 
     @property
     def bindings(self):
@@ -96,6 +98,32 @@ class ClassStructure:
                 if any(names_match(a, c.fqn) for c in ctors for a in constructors)
             )
         return attrs
+
+    def op_attrs(self, op: str) -> frozenset[str]:
+        """The attributes bound in ``__init__`` to layers that compute (or may compute, an
+        activation chosen at run time) the canonical operation ``op``: ``attend`` for
+        ``self.attend = nn.Softmax(dim=-1)``."""
+        attrs = self._op_attrs.get(op)
+        if attrs is None:
+            by_op = self._op_attrs.get("")  # every layer's operations, worked out once per class
+            if by_op is None:
+                by_op = {}
+                for attr, ctors in self.bindings.items():
+                    definite, maybe = TABLE.layer_ops(ctors)
+                    for name in ({definite} if definite else set()) | maybe:
+                        by_op.setdefault(name, set()).add(attr.split("[")[0])
+                self._op_attrs[""] = by_op
+            attrs = self._op_attrs[op] = frozenset(by_op.get(op, ()))
+        return attrs
+
+    def op_words(self, op: str) -> frozenset[str]:
+        """What a root must mention to compute ``op`` in this class: a spelling's name, or an
+        attribute bound to a layer computing it."""
+        key = "words:" + op
+        words = self._op_attrs.get(key)
+        if words is None:
+            words = self._op_attrs[key] = self.module.op_words(op) | self.op_attrs(op)
+        return words
 
     def bound_paths(self, constructors: frozenset) -> frozenset[str]:
         """Like :meth:`bound_to`, but the members of a Sequential (``block[0]``) and the
@@ -158,6 +186,18 @@ class ModuleStructure:
         if words is None:
             aliases = {local for local, imported in self.names.imports.items() if names_match(fqn, imported)}
             words = self._call_names[fqn] = frozenset({fqn.rsplit(".", 1)[-1], *aliases})
+        return words
+
+    def op_words(self, op: str) -> frozenset[str]:
+        """The words code uses to compute the canonical operation ``op`` here: every spelling's
+        name (functions with their import aliases, methods, module classes)."""
+        key = "op:" + op
+        words = self._call_names.get(key)
+        if words is None:
+            found = set(TABLE.words(op))
+            for fqn in TABLE.ops[op].functions:
+                found |= self.call_names(fqn)
+            words = self._call_names[key] = frozenset(found)
         return words
 
     def mention(self, func: ast.AST) -> frozenset[str]:

@@ -26,9 +26,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from ..dsl import COMMUTATIVE, Temp, Var
-from ..engine import Finding
-from ..match import Match
+from ..dsl import Temp, Var
+from ..engine import Finding, matchers_for
+from ..match import Match, commutes, node_view
 from ..ruleset import Rule
 from ..structure import Const, Ref, names_match
 from .render import KEEP_ARGS, RenderError, parse_target, replace_names, substitute, template_vars
@@ -203,7 +203,9 @@ class Planner:
         # The match does not say which forward alternative it came from: take the first one
         # whose slots hold exactly the values the match bound.
         # The match records the alternative that matched; try it first.
-        forwards = rule.forwards or (rule.forward,)
+        # The patterns as the matcher read them (canonical steps), so that arguments are read
+        # in the form they were bound in.
+        forwards = [matcher.forward for matcher in matchers_for(rule)] or [rule.forward]
         targets = rule.forward_targets or (rule.forward_target,) * len(forwards)
         order = sorted(range(len(forwards)), key=lambda i: i != match.alternative)
         alternatives = [(forwards[i].nodes, targets[i]) for i in order if len(forwards[i].nodes) == len(nodes)]
@@ -235,12 +237,6 @@ class Planner:
         block = infos[0].block
         if any(info.block is not block for info in infos):
             raise Skip("the matched operations are in different blocks")
-        exprs = []
-        for node, info in zip(nodes, infos):
-            expr = index.find_expr(info.stmt, node.span, (ast.Call, ast.BinOp, ast.AugAssign))
-            if expr is None:
-                raise Skip(f"the operation at line {node.span[0]} could not be located")
-            exprs.append(expr)
 
         target = parse_target(target_text)
         outs = [o for o in target.outs if o != "_"]
@@ -254,7 +250,11 @@ class Planner:
         if not several and outs and [o.name for o in pattern[k].outs if isinstance(o, Var)] != outs:
             raise Skip("the rule's target does not assign the output of the node it replaces")
         fused, context = list(range(k + 1)), list(range(k + 1, len(nodes)))
-        last, last_info, last_expr = nodes[k], infos[k], exprs[k]
+        last, last_info = nodes[k], infos[k]
+        # The replaced expression itself: what it computes beyond the match must not be lost.
+        last_expr = index.find_expr(last_info.stmt, last.span, (ast.Call, ast.BinOp, ast.AugAssign))
+        if last_expr is None:
+            raise Skip(f"the operation at line {last.span[0]} could not be located")
 
         deleted: dict[int, StmtInfo] = {}
         for i in fused:
@@ -290,15 +290,21 @@ class Planner:
         # Values the target reads, from the code where the pattern first reads them.
         values: dict[str, str] = {}
         value_spans: list[Span] = []
+        called_as = {pattern[i].layer.name: nodes[i].kind for i in fused if pattern[i].layer is not None}
         for var in template_vars(target.rhs):
-            text, span, holder = self._value(rule, pattern, match, var, nodes, exprs)
+            text, span, holder = self._value(rule, pattern, match, var, nodes)
             if holder > k:
                 raise Skip(f"the target needs ${var}, which is only computed after the fused code")
+            if called_as.get(var, "layer") != "layer":
+                # A layer the target takes as an argument must be a module: a function passed
+                # as a value (``bias_gelu(x, self.fc, F.gelu)``) is not valid TorchScript, so
+                # the patch would break torch.jit.script where the original code worked.
+                raise Skip(f"`{text}` is a function, not a layer: passing it as a value breaks torch.jit.script")
             if span is not None:
                 value_spans.append(span)
                 self._check_available(text, span, infos[holder], last_info, deleted, nodes)
             values[var] = text
-        rest = self._extra_args(pattern, fused, nodes, exprs, k, "..." in target.rhs)
+        rest = self._extra_args(pattern, fused, nodes, k, "..." in target.rhs)
         value_spans += [span for span, _ in rest]
 
         # Nothing the replaced code computes may get lost.
@@ -313,8 +319,8 @@ class Planner:
         # A callee the target names as the pattern does (``torch.optim.AdamW``) is written as
         # the code wrote it (``AdamW``, ``optim.AdamW``), as init targets do: no new import.
         callees = {
-            pattern[i].op: index.segment(span_of(exprs[i].func)) for i in fused
-            if nodes[i].kind == "call" and isinstance(exprs[i], ast.Call) and "." in pattern[i].op
+            pattern[i].op: index.segment(nodes[i].func_span) for i in fused
+            if nodes[i].kind == "call" and nodes[i].func_span is not None and "." in pattern[i].op
         }
 
         def mapping(name: str) -> str | None:
@@ -351,22 +357,32 @@ class Planner:
             return True
         return bool(outs) and all(o in later or o.name in target_outs for o in outs)
 
-    def _extra_args(self, pattern, fused, nodes, exprs, k: int, passed_on: bool) -> list[tuple[Span, str]]:
+    def _extra_args(self, pattern, fused, nodes, k: int, passed_on: bool) -> list[tuple[Span, str]]:
         """Arguments the code passes beyond the pattern's ``...``: only the last fused node's
         can be passed on (where the target says ``...``); anywhere else they would be lost."""
         out: list[tuple[Span, str]] = []
         for i in fused:
-            pnode, expr = pattern[i], exprs[i]
-            if not pnode.rest or not isinstance(expr, ast.Call):
+            pnode, node = pattern[i], nodes[i]
+            if not pnode.rest or node.kind not in ("call", "method", "layer"):
                 continue
-            skip = len(pnode.args) - (1 if nodes[i].kind == "method" else 0)
             named = {name for name, _ in pnode.kwargs}
-            extras = [a for a in expr.args[max(skip, 0):]] + [kw for kw in expr.keywords if kw.arg not in named]
-            for extra in extras:
-                text = self.index.segment(span_of(extra))
+            args, kwargs, arg_spans, kwarg_spans = node_view(pnode, node)
+            # (arg spans start with a method's receiver, as pnode.args does)
+            extras = [(sp, None) for sp in arg_spans[len(pnode.args):]]
+            for (name, _), (value_span, whole) in zip(kwargs, kwarg_spans):
+                if name in named:
+                    continue
+                if value_span is None and whole is None:
+                    continue  # a module constructor's argument, not written at the call
+                # a positional argument read as a keyword (value span == whole span) is passed by name
+                extras.append((whole, name if whole == value_span and name != "**" else None))
+            for extra, name in extras:
+                if extra is None:
+                    raise Skip("the fused call would drop an argument the code does not write at the call")
+                text = self.index.segment(extra)
                 if i != k or not passed_on:
                     raise Skip(f"the fused call would drop the argument `{text}`")
-                out.append((span_of(extra), text))
+                out.append((extra, f"{name}={text}" if name else text))
         return out
 
     def _check_simple(self, info: StmtInfo, nodes, infos, allow_augmented: bool) -> None:
@@ -398,27 +414,28 @@ class Planner:
             if sub_span not in here:
                 raise Skip(f"the statement at line {line} also computes `{self.index.segment(sub_span)}`")
 
-    def _value(self, rule: Rule, pattern, match: Match, var: str, nodes, exprs) -> tuple[str, Span | None, int]:
+    def _value(self, rule: Rule, pattern, match: Match, var: str, nodes) -> tuple[str, Span | None, int]:
         """The text of ``$var`` at the first place the pattern reads it (and that place)."""
         env = dict(match.env)
         bound = env.get(var)
         for i, pnode in enumerate(pattern):
-            expr = exprs[i]
+            node = nodes[i]
             if pnode.layer is not None and pnode.layer.name == var:
-                if not isinstance(expr, ast.Call) or nodes[i].layer != bound:
+                if node.func_span is None or (node.layer if node.kind == "layer" else node.op) != bound:
                     raise Skip("the rule's pattern does not fit the match")
-                return self.index.segment(span_of(expr.func)), span_of(expr.func), i
+                return self.index.segment(node.func_span), node.func_span, i
             for j, pvalue in enumerate(pnode.args):
                 if pvalue == Var(var):
-                    sub = self._arg(rule, pnode, nodes[i], expr, j, bound)
-                    return self.index.segment(span_of(sub)), span_of(sub), i
+                    sub = self._arg(rule, pnode, node, j, bound)
+                    return self.index.segment(sub), sub, i
             for name, pvalue in pnode.kwargs:
-                if pvalue == Var(var) and isinstance(expr, ast.Call):
-                    if dict(nodes[i].kwargs).get(name) != bound:
+                if pvalue == Var(var) and node.kind in ("call", "method", "layer"):
+                    _, kwargs, _, kwarg_spans = node_view(pnode, node)
+                    if dict(kwargs).get(name) != bound:
                         raise Skip("the rule's pattern does not fit the match")
-                    for keyword in expr.keywords:
-                        if keyword.arg == name:
-                            return self.index.segment(span_of(keyword.value)), span_of(keyword.value), i
+                    for (key, _), (value_span, _) in zip(kwargs, kwarg_spans):
+                        if key == name and value_span is not None:
+                            return self.index.segment(value_span), value_span, i
                     raise Skip(f"keyword {name}= of ${var} could not be located")
             if any(o == Var(var) for o in pnode.outs):
                 raise Skip(f"the target needs ${var}, an intermediate value the fused code no longer computes")
@@ -428,27 +445,20 @@ class Planner:
             return bound.text, None, -1
         raise Skip(f"the target needs ${var}, which is not available where the fused code goes")
 
-    def _arg(self, rule: Rule, pnode, node, expr, j: int, bound) -> ast.expr:
-        code_args = list(node.args)
-        if isinstance(expr, ast.BinOp):
-            subs = [expr.left, expr.right]
-        elif isinstance(expr, ast.AugAssign):
-            subs = [expr.target, expr.value]
-        elif node.kind == "method":
-            if not isinstance(expr.func, ast.Attribute):
-                raise Skip("a method receiver could not be located")
-            subs = [expr.func.value, *expr.args]
-        else:
-            subs = list(expr.args)
+    def _arg(self, rule: Rule, pnode, node, j: int, bound) -> Span:
+        """The span of the code argument that pattern argument ``j`` bound (operands of a
+        commutative operator may have matched the other way round)."""
+        args, _, arg_spans, _ = node_view(pnode, node)
+        code_args = list(args)
         if j < len(code_args) and code_args[j] != bound:
-            swap = rule.commutative and pnode.op in COMMUTATIVE and len(code_args) == 2 and len(pnode.args) == 2
+            swap = commutes(pnode, rule.commutative) and len(code_args) == 2
             if not (swap and code_args[1 - j] == bound):
                 raise Skip("the rule's pattern does not fit the match")
             j = 1 - j
-        if j >= len(subs) or j >= len(code_args):
+        if j >= len(arg_spans) or j >= len(code_args) or arg_spans[j] is None:
             raise Skip("an argument could not be located")
-        sub = subs[j]
-        if isinstance(sub, ast.Starred):
+        sub = arg_spans[j]
+        if self.index.segment(sub).startswith("*"):
             raise Skip("a starred argument cannot be passed on")
         return sub
 
@@ -459,7 +469,7 @@ class Planner:
         index = self.index
         if any(n.span != span and contains(span, n.span) for n in nodes):
             raise Skip(f"the target needs `{text}`, which contains an operation of the match")
-        sub = index.find_expr(holder.stmt, span)
+        sub = index.expr_at(span)
         read = read_names(sub) if sub is not None else set()
         if not read:
             return

@@ -1,9 +1,15 @@
 """Planning hook of ADP010: hand-written attention -> ``scaled_dot_product_attention``.
 
-The rule's pattern (``rules/ADP010-sdpa.toml``) finds ``q @ k^T`` -> optional scaling ->
-optional additive mask -> softmax -> optional dropout -> ``@ v``.  A target pattern cannot
-say the rewrite: the statements from the scores to the context form a *region* of one
-block, and the region becomes
+The rule's pattern (``rules/ADP010-sdpa.toml``) finds, in canonical operations (every
+spelling of each step is one node: ``@``/``matmul``/``bmm``/``einsum``, ``softmax`` however
+written, ``masked_fill``/``where``, ``.float()``/``.to(...)``):
+
+    [k^T =] transpose(k)      ->  scores = q @ k^T  ->  [/ d] [* s]  ->  [+ bias] [view + mask view]
+    -> [masked_fill(where, fill)] -> [.float()] -> softmax(dim=-1) -> [dropout] -> [.to(q.dtype)]
+    -> context = probs @ v
+
+A target pattern cannot say the rewrite: the statements from the scores to the context form
+a *region* of one block, and the region becomes
 
     if <the cases the fused call does not cover>:
         <the region, unchanged>
@@ -13,26 +19,36 @@ block, and the region becomes
 
 The guard collects the tests of the ``if`` statements in the region that the match went
 around because they touch the attention values (a head mask, a relative-position bias,
-Bart's ``output_attentions`` reshape), and the conditions under which later code reads a
-value only the original path computes (the probabilities returned when
-``output_attentions``).  With an empty guard the region is replaced outright.  Everything
-that cannot be shown to be equivalent is a :class:`Skip` with the reason: a guarded patch
-that falls back is preferred to a clever one.
+Bart's ``output_attentions`` reshape), the conditions under which later code reads a value
+only the original path computes (the probabilities returned when ``output_attentions``),
+and the forward hooks of the softmax and dropout modules the fused call would not run (an
+attention map recorded by a hook).  With an empty guard the region is replaced outright.
+Everything that cannot be shown to be equivalent is a :class:`Skip` with the reason: a guarded
+patch that falls back is preferred to a clever one.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 
 from ..match import Match
 from ..ruleset import Rule
+from ..structure import Const
+from ..structure.canon import fill_value
+from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, dotted_name, read_names, span_of, stored_names
 
-MASK_STEPS = ("m1", "m2", "s3")
-DROPOUT_STEPS = ("p1", "p2")
-SCALE_STEPS = ("s1", "s2")
-SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt"}
+ADD_STEPS = ("b1", "m2")  # additive masks: a bias, and Bart's mask added to reshaped scores
+VIEW_STEPS = ("m1", "s3")
+MASK_STEPS = ("b1", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
+SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
+SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
+# Elementwise functions and methods: a tensor built from a constant-along-the-keys one stays so.
+ELEMENTWISE = {"exp", "log", "sigmoid", "clamp", "clip", "abs", "sqrt", "softplus", "reciprocal", "detach", "float",
+               "to", "type_as"}
+FACTORIES = {"ones", "zeros", "rand", "randn", "empty", "full"}
 
 
 def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
@@ -50,35 +66,6 @@ def _guard_term(text: str, node: ast.AST) -> str:
     return f"({text})" if isinstance(node, (ast.BoolOp, ast.IfExp, ast.Lambda, ast.NamedExpr)) else text
 
 
-def _parse_einsum(equation: str) -> tuple[str, str, str] | None:
-    parts = equation.replace(" ", "").split("->")
-    if len(parts) != 2 or "." in equation:
-        return None
-    inputs = parts[0].split(",")
-    if len(inputs) != 2:
-        return None
-    return inputs[0], inputs[1], parts[1]
-
-
-def _einsum_ok(equation: str, first: bool) -> bool:
-    """``P x d, P y d -> P x y`` (scores) or ``P x y, P y d -> P x d`` (context)."""
-    parsed = _parse_einsum(equation)
-    if parsed is None:
-        return False
-    a, b, out = parsed
-    if not (len(a) == len(b) == len(out) >= 2) or len(set(a + b + out)) != len(a) + 1:
-        return False
-    prefix = a[:-2]
-    if b[:-2] != prefix or out[:-2] != prefix:
-        return False
-    x, d = a[-2:]
-    if first:
-        y = b[-2]
-        return b[-1] == d and out[-2:] == x + y and len({x, y, d}) == 3
-    y, e = b[-2:]
-    return a[-1] == y and out[-2:] == x + e and len({x, y, e}) == 3
-
-
 class _Attention:
     def __init__(self, planner: Planner, rule: Rule, match: Match):
         self.planner = planner
@@ -89,15 +76,32 @@ class _Attention:
         if len(match.roles) != len(match.nodes):
             raise Skip("the match does not say which step each operation is")
         self.roles = dict(zip(match.roles, match.nodes))
+        self._names = None
 
     # ------------------------------------------------------------------ helpers
-    def _expr(self, role: str, kinds=(ast.Call, ast.BinOp)) -> ast.AST:
-        node = self.roles[role]
-        info = self.index.stmt(node.stmt)
-        expr = self.index.find_expr(info.stmt, node.span, kinds) if info is not None else None
+    def _at(self, span: Span | None, what: str = "an argument") -> ast.expr:
+        """The expression the code writes at ``span`` (an argument the graph node recorded)."""
+        expr = self.index.expr_at(span) if span is not None else None
         if expr is None:
-            raise Skip(f"the operation at line {node.line} could not be located")
+            raise Skip(f"{what} of the attention could not be read")
         return expr
+
+    def _spanned(self, span: Span | None) -> tuple[str, ast.expr]:
+        return self.index.segment(span) if span is not None else "", self._at(span)
+
+    def _view(self, role: str):
+        """The canonical reading (args, kwargs, arg spans, kwarg spans) of a step."""
+        node = self.roles[role]
+        view = node.view
+        if view is None:
+            return node.args, node.kwargs, node.arg_spans, node.kwarg_spans
+        return view.args, view.kwargs, view.arg_spans, view.kwarg_spans
+
+    @property
+    def names(self):
+        if self._names is None:
+            self._names = collect_names(self.index.tree)
+        return self._names
 
     def _text(self, node: ast.AST) -> str:
         return self.index.segment(span_of(node))
@@ -132,32 +136,48 @@ class _Attention:
         info = self.index.stmt(node.stmt)
         chain = []
         while info is not None and info.block is not self.block:
-            chain.append(info.stmt)
             owner = info.owner
             if not isinstance(owner, ast.If) or info.field != "body":
                 raise Skip(f"the step at line {node.line} is inside a loop, with, try or else block")
+            # A step in the tail both branches share (``attn = self.softmax(attn)`` ending the
+            # if and the else) runs whichever branch is taken: it counts as after the if.
+            if info.index < len(owner.body) - self._common_tail(owner):
+                chain.append(info.stmt)
             info = self.index.stmt(span_of(owner))
         if info is None:
             raise Skip(f"the step at line {node.line} is not in the block of the context")
         chain.append(info.stmt)
         return info.index, list(reversed(chain))
 
+    def _common_tail(self, stmt: ast.If) -> int:
+        """How many statements end both branches of ``stmt`` identically when the else branch
+        is exactly those statements (0 otherwise)."""
+        tail = len(stmt.orelse)
+        if not tail or tail >= len(stmt.body):
+            return 0
+        same = all(self._stmt_text(a) == self._stmt_text(b) for a, b in zip(stmt.body[-tail:], stmt.orelse))
+        return tail if same else 0
+
     # ------------------------------------------------------------------ the plan
     def plan(self, edits: Edits, regions: list[Span]) -> None:
         nodes = self.match.nodes
         if any(n.span is None or n.stmt is None for n in nodes):
             raise Skip("the matched code could not be located")
-        if len({n.func for n in nodes}) > 1 or any(n.inlined for n in nodes):
+        if len({n.func for n in nodes}) > 1:
             raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+        # (All in one helper -- Whisper's qkv_attention, an eager_attention_forward function --
+        # is rewritten there: the spans are the helper's, and what the region computes is
+        # checked against the helper's own code after it.)
         last = self.index.stmt(self.roles["c"].stmt)
         if last is None:
             raise Skip("the context statement could not be located")
         self.block, hi = last.block, last.index
         owner = last.owner
-        if isinstance(owner, ast.If) and last.field == "body" and any(
-            "scaled_dot_product_attention" in self._text(s) for s in owner.orelse
+        if isinstance(owner, ast.If) and any(
+            "scaled_dot_product_attention" in self._text(s) for s in (owner.orelse if last.field == "body" else owner.body)
+            if not isinstance(s, (ast.If, ast.For, ast.While, ast.With, ast.Try))
         ):
-            raise Skip("this is already the eager fallback of a scaled_dot_product_attention rewrite")
+            raise Skip("this is already the eager fallback of a scaled_dot_product_attention call")
 
         tops: dict[str, tuple[int, list[ast.stmt]]] = {role: self._top(node) for role, node in self.roles.items()}
         lo = min(i for i, _ in tops.values())
@@ -168,12 +188,17 @@ class _Attention:
         region = self.block[lo:hi + 1]
         all_stored = set().union(*(stored_names(s) for s in region))
         step_tops = {i for i, _ in tops.values()}
-        step_stored = set().union(*(stored_names(s) for off, s in enumerate(region) if lo + off in step_tops))
+        # Names the attention steps assign (the statements holding matched operations, not the
+        # ifs around them, whose other statements are kept on the fused path).
+        step_stmts = {n.stmt for n in nodes}
+        step_stored = {name for s in region for inner in ast.walk(s)
+                       if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
         kinds: list[str] = []
+        step_if_keeps: dict[int, list[ast.stmt]] = {}
         for offset, stmt in enumerate(region):
             if lo + offset in step_tops:
                 if isinstance(stmt, ast.If):
-                    self._check_step_if(stmt)
+                    step_if_keeps[offset] = self._check_step_if(stmt, step_stored)
                 elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)) and not (
                     isinstance(stmt, ast.Return) and offset == len(region) - 1
                 ):
@@ -192,13 +217,16 @@ class _Attention:
                 kinds.append("keep")
             else:
                 raise Skip(f"the statement at line {stmt.lineno} between the attention steps is not simple")
-        # Values only the original path computes: the steps' and the guarded branches'.
-        stored = step_stored | set().union(
+        # Values only the original path computes: the steps' and the guarded branches'.  Names
+        # only the last statement assigns are read by the fused call before it assigns them.
+        c_stmt_stored = stored_names(region[-1])
+        earlier = set().union(*(stored_names(s) for s in region[:-1]))
+        stored = (step_stored - (c_stmt_stored - earlier)) | set().union(
             *(stored_names(s) for s, kind in zip(region, kinds) if kind == "guard"))
 
-        self._check_softmax()
-        self._check_cast()
+        upcast = self._check_softmax()
         q, k, v = self._operands()
+        self._check_casts(upcast, (q, k, v))
         for text, node in (q, k, v):
             clash = read_names(node) & stored
             if clash:
@@ -211,7 +239,7 @@ class _Attention:
                 raise Skip(f"the step at line {self.roles[role].line} is nested in more than one if")
             if len(chain) == 2:
                 if_stmt = chain[0]
-                if if_stmt.orelse:
+                if if_stmt.orelse and not self._common_tail(if_stmt):
                     raise Skip(f"the if at line {if_stmt.lineno} holding an attention step has an else branch")
                 if role not in MASK_STEPS:
                     raise Skip(f"the {role} step at line {self.roles[role].line} only runs under a condition")
@@ -221,6 +249,12 @@ class _Attention:
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
+                keeps = step_if_keeps.get(offset)
+                if keeps:
+                    # The if around a mask step also computes the mask (``causal_mask =
+                    # attention_mask[...]``): the fused path computes it under the same test.
+                    body = "\n".join("    " + line for text in keeps for line in text.split("\n"))
+                    fast.append(f"if {self._text(stmt.test)}:\n{body}")
                 continue
             if kind == "check":
                 if not _loads(stmt) & stored:
@@ -247,13 +281,21 @@ class _Attention:
                     raise Skip(f"the else branch at line {inner.lineno} reads a value of the attention")
                 fast.append(self._stmt_text(inner))
 
-        call = self._call(q[0], k[0], v[0], conditions, stored)
+        call = self._call(q, k, v, conditions, stored)
         edits.imports.add(self.edits_import)
-        c_expr = self._expr("c")
         c_stmt = region[-1]
-        fast.append(self._stmt_text(c_stmt, (span_of(c_expr), call)))
+        before_c = set().union(*(stored_names(ast.parse(t)) for t in fast))
+        c_text = self._stmt_text(c_stmt, (self.roles["c"].span, call))
+        # The context statement may read more than the product it replaces (Whisper returns
+        # `qk.detach()` beside it): those reads must be defined on the fused path too.
+        missing = _loads(ast.parse(c_text)) & (set().union(*(stored_names(s) for s in region[:-1])) - before_c)
+        if missing:
+            raise Skip(f"the statement at line {c_stmt.lineno} also reads `{sorted(missing)[0]}`, "
+                       "which only the original attention computes")
+        fast.append(c_text)
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
         guard += self._live_reads(region, all_stored - fast_defs)
+        guard += self._hooks()
 
         unique = list(dict.fromkeys(guard))
         for term in unique:
@@ -270,189 +312,465 @@ class _Attention:
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
 
-    def _check_cast(self) -> None:
-        """``probs.to(value.dtype)``: a no-op when q, k, v share a dtype, which SDPA requires
-        (it raises otherwise); any other ``.to`` (a device, a fixed dtype) is not covered."""
-        if "p3" not in self.roles:
-            return
-        expr = self._expr("p3", (ast.Call,))
-        c = self._expr("c")
-        value = c.right if isinstance(c, ast.BinOp) else c.args[-1]
-        ok = (len(expr.args) == 1 and not expr.keywords and isinstance(expr.args[0], ast.Attribute)
-              and expr.args[0].attr == "dtype" and self._text(expr.args[0].value) == self._text(value))
-        if not ok:
-            raise Skip("the probabilities are cast with .to() to something other than the value's dtype")
-
-    def _check_softmax(self) -> None:
-        expr = self._expr("p0", (ast.Call,))
-        extra = [*expr.args[1:], *(kw.value for kw in expr.keywords)]
-        names = [kw.arg for kw in expr.keywords]
-        if isinstance(expr.func, ast.Call):  # nn.Softmax(dim=-1)(scores)
-            built = expr.func
-            if len(expr.args) != 1 or expr.keywords or built.args:
-                raise Skip("the softmax layer is not built with dim=-1 alone")
-            extra = [kw.value for kw in built.keywords]
-            names = [kw.arg for kw in built.keywords]
-        minus_one = len(extra) == 1 and isinstance(extra[0], ast.UnaryOp) and isinstance(extra[0].op, ast.USub) \
-            and isinstance(extra[0].operand, ast.Constant) and extra[0].operand.value == 1
-        if not minus_one or names not in ([], ["dim"]):
+    # ------------------------------------------------------------------ the steps
+    def _check_softmax(self) -> bool:
+        """A softmax over the last dimension; True when it computes in float32 (``dtype=``)."""
+        _, kwargs, _, _ = self._view("p0")
+        values = dict(kwargs)
+        dim = values.pop("dim", None)
+        if not (isinstance(dim, Const) and not isinstance(dim.value, bool) and dim.value == -1):
             raise Skip("the softmax is not a plain softmax over the last dimension")
+        dtype = values.pop("dtype", None)
+        if values:
+            raise Skip(f"the softmax takes `{sorted(values)[0]}=`, which the fused call does not")
+        if dtype is not None and not (isinstance(dtype, Const) and dtype.value is None):
+            if getattr(dtype, "text", None) != "torch.float32":
+                raise Skip("the softmax computes in a dtype other than float32")
+            return True
+        return "u" in self.roles
 
-    def _check_step_if(self, stmt: ast.If) -> None:
+    def _check_casts(self, upcast: bool, operands) -> None:
+        """The probabilities cast back to the dtype of q, k or v (a no-op when they share one,
+        which SDPA requires), before or after the dropout, after a softmax computed in float32
+        (``.float()``, ``dtype=torch.float32``): SDPA computes in that dtype and accumulates in
+        float32."""
+        casts = [role for role in ("t1", "t2") if role in self.roles]
+        if not casts:
+            if upcast:
+                raise Skip("the probabilities stay in float32 after the upcast softmax")
+            return
+        for role in casts:
+            self._check_cast(self.roles[role], operands)
+
+    def _check_cast(self, node, operands) -> None:
+        target = None
+        if node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 2:
+            arg = self.index.expr_at(node.arg_spans[1])
+            if isinstance(arg, ast.Attribute) and arg.attr == "dtype":
+                target = arg.value
+        elif node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 1:
+            for (name, _), (value_span, _) in zip(node.kwargs, node.kwarg_spans):
+                arg = self.index.expr_at(value_span) if name == "dtype" and value_span else None
+                if isinstance(arg, ast.Attribute) and arg.attr == "dtype":
+                    target = arg.value
+        elif node.kind == "method" and node.op == "type_as" and len(node.arg_spans) == 2:
+            target = self.index.expr_at(node.arg_spans[1])
+        if target is None:
+            raise Skip("the probabilities are cast to something other than the dtype of q, k or v")
+        text = self._text(target)
+        texts = {t for t, _ in operands}
+        names = set().union(*(read_names(e) for _, e in operands))
+        if text not in texts and not (isinstance(target, ast.Name) and target.id in names):
+            raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
+
+    def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[str]:
+        """An ``if`` holding attention steps; returns the statements in it that only compute
+        what a mask step then reads (kept on the fused path under the same test)."""
         step_stmts = {n.stmt for n in self.match.nodes}
+        keeps = []
         for inner in stmt.body:
             if span_of(inner) in step_stmts:
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
+            if isinstance(inner, (ast.Assign, ast.AnnAssign)) and not (stored_names(inner) & step_stored) \
+                    and (not stmt.orelse or self._common_tail(stmt)):
+                if not (_loads(inner) & step_stored):
+                    keeps.append(self._stmt_text(inner))
+                    continue
+                # ``mask_value = -torch.finfo(dots.dtype).max``: the scores' dtype is the query's
+                text = self._dtype_of_scores(inner, step_stored, statement=True)
+                if text is not None:
+                    keeps.append(text)
+                    continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
+        return keeps
 
     # ------------------------------------------------------------------ operands
     def _operands(self):
-        s0 = self._expr("s0")
-        c = self._expr("c")
-        if isinstance(s0, ast.BinOp):
-            q, kt = s0.left, s0.right
-            pv, v = c.left, c.right
-            kind = "@"
-        else:
-            op = self.roles["s0"].op
-            kind = op.rsplit(".", 1)[-1]
-            if kind == "einsum":
-                if len(s0.args) != 3 or len(c.args) != 3 or s0.keywords or c.keywords:
-                    raise Skip("an einsum with other than two operands")
-                eq1, eq2 = s0.args[0], c.args[0]
-                if not (isinstance(eq1, ast.Constant) and isinstance(eq1.value, str) and _einsum_ok(eq1.value, True)):
-                    raise Skip("the scores einsum is not a batched q @ k^T")
-                if not (isinstance(eq2, ast.Constant) and isinstance(eq2.value, str) and _einsum_ok(eq2.value, False)):
-                    raise Skip("the context einsum is not a batched probabilities @ v")
-                q, k, v = s0.args[1], s0.args[2], c.args[2]
-                return (self._text(q), q), (self._text(k), k), (self._text(v), v)
-            if len(s0.args) != 2 or len(c.args) != 2 or s0.keywords or c.keywords:
-                raise Skip(f"a {kind} with other than two operands")
-            q, kt = s0.args
-            pv, v = c.args
-        del pv
-        if "kt" not in self.roles:
-            raise Skip("the key is not transposed in the attention")
-        kt_expr = self._expr("kt", (ast.Call,))
-        if not isinstance(kt_expr.func, ast.Attribute) or len(kt_expr.args) != 2 or kt_expr.keywords:
-            raise Skip("the key transpose could not be read")
-        dims = []
-        for arg in kt_expr.args:
-            value = arg.value if isinstance(arg, ast.Constant) else (
-                -arg.operand.value if isinstance(arg, ast.UnaryOp) and isinstance(arg.operand, ast.Constant) else None)
-            dims.append(value)
-        allowed = [{-1, -2}] + ([{1, 2}] if kind == "bmm" else [])
-        if set(dims) not in allowed or len(set(dims)) != 2:
-            raise Skip(f"the key transpose {tuple(dims)} is not over its last two dimensions")
-        k = kt_expr.func.value
-        return (self._text(q), q), (self._text(k), k), (self._text(v), v)
+        """(text, expression) of q, k and v as the fused call takes them: k is the key the
+        scores multiply transposed (``k`` of ``q @ k.transpose(-2, -1)``, of an einsum, or
+        ``x.transpose(-2, -1)`` for scores ``q @ x`` written against a pre-transposed key)."""
+        s_args, _, s_spans, _ = self._view("s0")
+        c_args, _, c_spans, _ = self._view("c")
+        if len(s_spans) != 2 or len(c_spans) != 2:
+            raise Skip("a matrix product with other than two operands")
+        q = self._spanned(s_spans[0])
+        v = self._spanned(c_spans[1])
+        view = self.roles["s0"].view
+        origin = view.origins[1] if view is not None and view.origins else None
+        if origin is not None:
+            k_span, dims = origin
+            three_d = self.roles["s0"].op.rsplit(".", 1)[-1] == "bmm"  # torch.bmm / x.bmm: 3-D operands
+            if set(dims) == {-2, -1} or (three_d and set(dims) == {1, 2}):
+                return q, self._spanned(k_span), v
+        if s_spans[1] is None:
+            raise Skip("the key of the attention could not be read")
+        text, expr = self._spanned(s_spans[1])
+        key = f"{_atom(text, expr)}.transpose(-2, -1)"
+        return q, (key, ast.parse(key, mode="eval").body), v
 
     def _operand_of(self, role: str, var: str) -> ast.expr:
         """The code operand of a binary step that the pattern bound to ``$var``."""
-        expr = self._expr(role, (ast.BinOp, ast.AugAssign))
-        node = self.roles[role]
+        args, _, spans, _ = self._view(role)
         bound = self.env.get(var)
-        operands = (expr.target, expr.value) if isinstance(expr, ast.AugAssign) else (expr.left, expr.right)
-        for position, value in enumerate(node.args[:2]):
+        for position, value in enumerate(args[:2]):
             if value == bound:
-                return operands[position]
-        raise Skip(f"the {var} operand at line {node.line} could not be located")
+                return self._at(spans[position], f"the {var} operand")
+        raise Skip(f"the {var} operand at line {self.roles[role].line} could not be located")
 
     # ------------------------------------------------------------------ the call
-    def _call(self, q: str, k: str, v: str, conditions: dict, stored: set) -> str:
+    def _call(self, q, k, v, conditions: dict, stored: set) -> str:
         local, request = self.planner.names.local(self.rule.kernel.import_)
         self.edits_import = request
-        args = [q, k, v]
+        scale, factors = self._scale(stored)
+        q_text = q[0]
+        for symbol, text in factors:  # a tensor temperature, folded into the query
+            q_text = f"{_atom(q_text, q[1]) if q_text == q[0] else q_text} {symbol} {text}"
+        args = [q_text, k[0], v[0]]
+        mask = self._mask(conditions, stored)
+        if mask is not None:
+            args.append(f"attn_mask={mask}")
+        if "p1" in self.roles:
+            args.append(f"dropout_p={self._dropout('p1')}")
+        args.append(f"scale={scale}")
+        return f"{local}({', '.join(args)})"
 
-        if "m2" in self.roles:
-            mask = self._operand_of("m2", "mask")
-            text = self._text(mask)
-            if read_names(mask) & stored:
+    def _mask(self, conditions: dict, stored: set) -> str | None:
+        """The ``attn_mask`` the steps amount to: the additive terms summed; a masked_fill as a
+        boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
+        one part under an ``if`` (``m if cond else None``)."""
+        parts: list[dict] = []
+        views = [r for r in VIEW_STEPS if r in self.roles]
+        if views and "m2" not in self.roles:
+            raise Skip("the scores are reshaped without a mask being added")
+        for role in ADD_STEPS:
+            if role not in self.roles:
+                continue
+            operand = self._operand_of(role, "bias" if role == "b1" else "mask")
+            text = self._text(operand)
+            if read_names(operand) & stored:
                 raise Skip(f"the mask `{text}` is computed by the attention")
-            views = [r for r in ("m1", "s3") if r in self.roles]
-            if views and len(views) != 2:
-                raise Skip("the mask is added to a reshaped score without reshaping it back")
-            if views:
+            viewed = role == "m2" and bool(views)
+            if viewed:
+                if len(views) != 2:
+                    raise Skip("the mask is added to a reshaped score without reshaping it back")
                 shape = self._view_args("m1")
                 back = self._view_args("s3")
                 if any(isinstance(a, ast.UnaryOp) or (isinstance(a, ast.Constant) and a.value == -1)
                        for a in shape):
                     raise Skip("the mask is added in a shape with -1, which expand cannot take")
-                text = (f"{_atom(text, mask)}.expand({', '.join(map(self._text, shape))})"
+                if len({self._text(t) if t is not None else None
+                        for t in (conditions.get(r) for r in ("m1", "m2", "s3"))}) != 1:
+                    raise Skip("the mask's reshapes run under other conditions than its add")
+                text = (f"{_atom(text, operand)}.expand({', '.join(map(self._text, shape))})"
                         f".reshape({', '.join(map(self._text, back))})")
-            condition = conditions.get("m2")
-            if condition is not None:
-                if read_names(condition) & stored:
-                    raise Skip("the mask condition reads a value of the attention")
-                test = self._text(condition)
-                plain = (isinstance(condition, ast.Compare) and len(condition.ops) == 1
-                         and isinstance(condition.ops[0], ast.IsNot)
-                         and isinstance(condition.comparators[0], ast.Constant)
-                         and condition.comparators[0].value is None
-                         and self._text(condition.left) == self._text(mask))
-                if not (plain and not views):
-                    text = f"{text} if {test} else None"
-            args.append(f"attn_mask={text}")
-        elif any(r in self.roles for r in MASK_STEPS):
-            raise Skip("the scores are reshaped without a mask being added")
+            parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
+                          "test": conditions.get(role), "operand": operand, "viewed": viewed})
+        fill = self._fill(stored, conditions.get("f1"))
+        optional = [p for p in parts if p["test"] is not None]
+        if fill is not None and fill["test"] is not None:
+            optional.append(fill)
+        if len(optional) > 2:
+            raise Skip("more than two parts of the mask run under conditions")
+        for part in optional:
+            if read_names(part["test"]) & stored:
+                raise Skip("the mask condition reads a value of the attention")
 
-        dropouts = [r for r in DROPOUT_STEPS if r in self.roles]
-        if len(dropouts) > 1:
-            raise Skip("the probabilities go through more than one dropout")
-        if dropouts:
-            args.append(f"dropout_p={self._dropout(dropouts[0])}")
+        def compose(present: list) -> str | None:
+            terms = [p for p in parts if p["test"] is None or p in present]
+            total = None
+            if len(terms) == 1:
+                total = terms[0]["text"]
+            elif terms:
+                total = " + ".join(p["atom"] for p in terms)
+            if fill is None or not (fill["test"] is None or fill in present):
+                return total
+            if total is None:
+                if fill["kind"] == "inf":
+                    return fill["keep"]
+                where = fill["where"]
+                return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({where}, {fill['value']})"
+            return f"{self._torch()}.where({fill['where']}, {fill['value']}, {total})"
 
-        args.append(f"scale={self._scale(stored)}")
-        return f"{local}({', '.join(args)})"
+        def choose(index: int, present: list) -> str:
+            """The mask for each combination of the conditional parts, as nested ``a if c else b``."""
+            if index == len(optional):
+                found = compose(present)
+                return found if found is not None else "None"
+            part = optional[index]
+            test = part["test"]
+            with_part = choose(index + 1, present + [part])
+            without = choose(index + 1, present)
+            # `if mask is not None: scores = scores + mask` and nothing else: the mask as it is
+            plain = (part is not fill and not part["viewed"] and without == "None"
+                     and with_part == part["text"] and isinstance(test, ast.Compare) and len(test.ops) == 1
+                     and isinstance(test.ops[0], ast.IsNot) and isinstance(test.comparators[0], ast.Constant)
+                     and test.comparators[0].value is None and self._text(test.left) == self._text(part["operand"]))
+            if plain:
+                return with_part
+            with_part, without = (f"({t})" if " if " in t else t for t in (with_part, without))
+            return f"{with_part} if {self._text(test)} else {without}"
+
+        found = choose(0, [])
+        return None if found == "None" else found
+
+    def _fill(self, stored: set, test) -> dict | None:
+        """The masked_fill step: its kind ("inf" or "finite"), where it fills, the keep-mask
+        (where it does not), the if test it runs under and the fill value; None without one."""
+        if "f1" not in self.roles:
+            return None
+        node = self.roles["f1"]
+        _, kwargs, _, kwarg_spans = self._view("f1")
+        spans = {name: value_span for (name, _), (value_span, _) in zip(kwargs, kwarg_spans)}
+        if set(spans) != {"mask", "value"} or None in spans.values():
+            raise Skip("the masked_fill could not be read")
+        cond = self._at(spans["mask"], "the mask")
+        value = self._at(spans["value"], "the fill value")
+        if read_names(cond) & stored:
+            raise Skip("the mask is computed by the attention")
+        value_text = self._text(value)
+        if read_names(value) & stored:
+            # ``-torch.finfo(sim.dtype).max``: the scores' dtype is the query's
+            value_text = self._dtype_of_scores(value, stored)
+            if value_text is None:
+                raise Skip("the fill value is computed by the attention")
+        kind = fill_value(self._resolve_local(value))
+        if kind is None:
+            raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
+        cond_text = self._text(cond)
+        if node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where":
+            # where(c, scores, fill): the scores are kept where c holds
+            keep, where = cond_text, _negate(cond, cond_text, self._text)
+        else:
+            keep, where = _negate(cond, cond_text, self._text), cond_text
+        return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text}
+
+    def _dtype_of_scores(self, value: ast.AST, stored: set, statement: bool = False) -> str | None:
+        """``value`` (an expression, or a statement) with ``<scores>.dtype`` read as
+        ``<q>.dtype`` (the same dtype, before any upcast); None when it reads a value of the
+        attention otherwise."""
+        q_dtype = ast.parse(self._q_dtype(), mode="eval").body
+
+        class Swap(ast.NodeTransformer):
+            def visit_Attribute(self, node):
+                if node.attr == "dtype" and isinstance(node.value, ast.Name) and node.value.id in stored:
+                    return q_dtype
+                return self.generic_visit(node)
+
+        if statement:
+            new = Swap().visit(ast.parse(self._stmt_text(value)))
+        else:
+            new = Swap().visit(ast.parse(self._text(value), mode="eval")).body
+        if _loads(new) & stored:
+            return None
+        return ast.unparse(new)
+
+    def _resolve_local(self, expr: ast.expr, depth: int = 0) -> ast.expr:
+        """A local name's value, when the function assigns it exactly once."""
+        if not isinstance(expr, ast.Name) or depth > 3:
+            return expr
+        func = self._function(self.block[0]) if self.block else None
+        if func is None:
+            return expr
+        values = [n.value for n in ast.walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
+                  and isinstance(n.targets[0], ast.Name) and n.targets[0].id == expr.id]
+        if len(values) != 1:
+            return expr
+        return self._resolve_local(values[0], depth + 1)
+
+    def _torch(self) -> str:
+        """The module's local name for ``torch`` (the fused path builds a float mask with it)."""
+        for local, fqn in self.names.imports.items():
+            if fqn == "torch":
+                return local
+        raise Skip("building the float mask needs `import torch`, which the module does not have")
+
+    def _q_dtype(self) -> str:
+        s_args, _, s_spans, _ = self._view("s0")
+        text, expr = self._spanned(s_spans[0])
+        return f"{_atom(text, expr)}.dtype"
 
     def _view_args(self, role: str) -> list[ast.expr]:
-        expr = self._expr(role, (ast.Call,))
-        if not isinstance(expr.func, ast.Attribute) or expr.func.attr != "view" or expr.keywords:
-            raise Skip(f"the reshape at line {self.roles[role].line} could not be read")
-        args = list(expr.args)
+        node = self.roles[role]
+        if node.kind != "method" or node.op != "view" or node.kwargs:
+            raise Skip(f"the reshape at line {node.line} could not be read")
+        if any(self.index.segment(sp).startswith("*") for sp in node.arg_spans[1:] if sp is not None):
+            raise Skip(f"the reshape at line {node.line} takes a starred shape")
+        args = [self._at(sp, "a reshape") for sp in node.arg_spans[1:]]
         if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)):
             args = list(args[0].elts)
         if any(isinstance(a, ast.Starred) for a in args) or not args:
-            raise Skip(f"the reshape at line {self.roles[role].line} takes a starred shape")
+            raise Skip(f"the reshape at line {node.line} takes a starred shape")
         return args
 
     def _dropout(self, role: str) -> str:
         node = self.roles[role]
         if node.kind == "layer":
             return f"{node.layer}.p if self.training else 0.0"
-        expr = self._expr(role, (ast.Call,))
-        kwargs = {kw.arg: kw.value for kw in expr.keywords}
-        if None in kwargs or any(isinstance(a, ast.Starred) for a in expr.args):
-            raise Skip("the dropout call takes ** or * arguments")
-        p = expr.args[1] if len(expr.args) > 1 else kwargs.get("p")
-        training = expr.args[2] if len(expr.args) > 2 else kwargs.get("training")
-        p_text = "0.5" if p is None else _atom(self._text(p), p)
+        _, kwargs, _, kwarg_spans = self._view(role)
+        values = {name: (value, value_span) for (name, value), (value_span, _) in zip(kwargs, kwarg_spans)}
+        if set(values) - {"p", "training", "inplace"}:
+            raise Skip("the dropout call takes arguments the fused call does not")
+        p = values.get("p")
+        training = values.get("training")
+        if p is not None and p[1] is None:
+            raise Skip("the dropout rate could not be read")
+        p_text = "0.5" if p is None else _atom(self.index.segment(p[1]), self._at(p[1], "the dropout rate"))
         if training is None:
             return p_text
-        if isinstance(training, ast.Constant):
-            return p_text if training.value else "0.0"
-        return f"{p_text} if {self._text(training)} else 0.0"
+        if isinstance(training[0], Const):
+            return p_text if training[0].value else "0.0"
+        return f"{p_text} if {self.index.segment(training[1])} else 0.0"
 
-    def _scale(self, stored: set) -> str:
+    def _scale(self, stored: set) -> tuple[str, list[tuple[str, str]]]:
+        """``scale=`` for the number the scores are multiplied or divided by, and the tensor
+        factors (a learned temperature) that are folded into the query instead: ``scale=``
+        takes a number, and ``(q @ k^T) * t == (q * t) @ k^T`` when ``t`` is the same for every
+        key (a scalar, or a tensor whose last dimension is 1)."""
         parts = {}
-        for role, var in (("s1", "div"), ("s2", "mul")):
+        factors: list[tuple[str, str]] = []
+        for role, var, symbol in (("s1", "div", "/"), ("s2", "mul", "*")):
             if role not in self.roles:
                 continue
             operand = self._operand_of(role, var)
             if read_names(operand) & stored:
                 raise Skip("the scale is computed by the attention")
-            if not _plain_number(operand):
-                raise Skip(f"the scale `{self._text(operand)}` may be a tensor (scale= takes a number)")
-            parts[var] = _atom(self._text(operand), operand)
+            text = _atom(self._text(operand), operand)
+            if self._plain_number(operand):
+                parts[var] = text
+            elif self._constant_along_keys(operand):
+                factors.append((symbol, text))
+            else:
+                raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
         if "mul" in parts and "div" in parts:
-            return f"{parts['mul']} / {parts['div']}"
+            return f"{parts['mul']} / {parts['div']}", factors
         if "div" in parts:
-            return f"1 / {parts['div']}"
-        return parts.get("mul", "1.0")
+            return f"1 / {parts['div']}", factors
+        return parts.get("mul", "1.0"), factors
 
-    # ------------------------------------------------------------------ later reads
+    def _plain_number(self, node: ast.expr, depth: int = 0) -> bool:
+        """An expression of numbers, names, attributes, sizes and math functions (not a
+        tensor): what ``scale=`` takes.  A local name is read through its assignment."""
+        if isinstance(node, ast.Constant):
+            return isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+        if isinstance(node, ast.Name):
+            value = self._resolve_local(node) if depth < 4 else node
+            return value is node or self._plain_number(value, depth + 1)
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Name) and node.value.id == "self":
+                return not self._is_tensor_attribute(node.attr)
+            return True  # x.shape[...], config.scale, ...
+        if isinstance(node, ast.Subscript):
+            return isinstance(node.value, ast.Attribute) and node.value.attr == "shape"
+        if isinstance(node, ast.Call):
+            method = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            if method in SIZE_METHODS:
+                return True  # x.size(-1), x.dim(): Python ints whatever x is
+            if dotted_name(node.func) in SAFE_SCALE_CALLS:
+                return all(self._plain_number(a, depth) for a in node.args)
+            return False
+        if isinstance(node, ast.BinOp):
+            return self._plain_number(node.left, depth) and self._plain_number(node.right, depth)
+        if isinstance(node, ast.UnaryOp):
+            return self._plain_number(node.operand, depth)
+        return False
+
+    def _class(self) -> ast.ClassDef | None:
+        line = self.roles["c"].line
+        best = None
+        for node in ast.walk(self.index.tree):
+            if isinstance(node, ast.ClassDef) and node.lineno <= line <= (node.end_lineno or node.lineno):
+                if best is None or node.lineno > best.lineno:
+                    best = node
+        return best
+
+    def _attribute_values(self, attr: str) -> list[ast.expr]:
+        """What the class assigns to ``self.<attr>`` (also ``register_buffer`` /
+        ``register_parameter``)."""
+        cls = self._class()
+        if cls is None:
+            return []
+        values = []
+        for node in ast.walk(cls):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Attribute) and target.attr == attr and isinstance(target.value, ast.Name) \
+                            and target.value.id == "self":
+                        values.append(node.value)
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("register_buffer", "register_parameter") and len(node.args) >= 2 \
+                    and isinstance(node.args[0], ast.Constant) and node.args[0].value == attr:
+                values.append(node.args[1])
+        return values
+
+    def _is_tensor_attribute(self, attr: str) -> bool:
+        return any(self._tensor_expr(value) for value in self._attribute_values(attr))
+
+    def _tensor_expr(self, expr: ast.expr) -> bool:
+        if isinstance(expr, ast.Call):
+            fqn = self.names.resolve(expr.func) or ""
+            return fqn.startswith("torch.") or fqn.endswith("Parameter")
+        return False
+
+    def _constant_along_keys(self, expr: ast.expr, depth: int = 0) -> bool:
+        """Is ``expr`` a number or a tensor whose last dimension is 1 (so that multiplying the
+        scores by it equals multiplying the query)?"""
+        if depth > 12:
+            return False
+        if self._plain_number(expr):
+            return True
+        if isinstance(expr, ast.Constant):
+            return isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool)
+        if isinstance(expr, ast.UnaryOp):
+            return self._constant_along_keys(expr.operand, depth + 1)
+        if isinstance(expr, ast.BinOp):
+            return self._constant_along_keys(expr.left, depth + 1) and self._constant_along_keys(expr.right, depth + 1)
+        if isinstance(expr, ast.Name):
+            value = self._resolve_local(expr)
+            return value is not expr and self._constant_along_keys(value, depth + 1)
+        if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+            # (None where the module has no such tensor: the attention cannot run with it)
+            values = [v for v in self._attribute_values(expr.attr)
+                      if not (isinstance(v, ast.Constant) and v.value is None)]
+            return bool(values) and all(self._constant_along_keys(v, depth + 1) for v in values)
+        if isinstance(expr, ast.Call):
+            fqn = self.names.resolve(expr.func) or ""
+            tail = fqn.rsplit(".", 1)[-1] if fqn else (expr.func.attr if isinstance(expr.func, ast.Attribute) else "")
+            if fqn.endswith("Parameter") and expr.args:
+                return self._constant_along_keys(expr.args[0], depth + 1)
+            if fqn.startswith("torch.") and tail in FACTORIES:
+                shape = list(expr.args[:-1] if tail == "full" else expr.args)
+                if len(shape) == 1 and isinstance(shape[0], (ast.Tuple, ast.List)):
+                    shape = list(shape[0].elts)
+                return not shape or (isinstance(shape[-1], ast.Constant) and shape[-1].value == 1)
+            if fqn in ("torch.tensor", "torch.as_tensor") and expr.args:
+                return isinstance(expr.args[0], (ast.Constant, ast.UnaryOp, ast.BinOp, ast.Name)) and \
+                    not isinstance(expr.args[0], (ast.List, ast.Tuple))
+            if fqn.startswith("torch.") and tail in ELEMENTWISE and expr.args:
+                return self._constant_along_keys(expr.args[0], depth + 1)
+            if not fqn and isinstance(expr.func, ast.Attribute) and expr.func.attr in ELEMENTWISE:
+                return self._constant_along_keys(expr.func.value, depth + 1)
+        return False
+
+    def _hooks(self) -> list[str]:
+        """Forward hooks registered on the softmax or dropout module (an attention map
+        recorded by a hook) would not run on the fused path: it is taken only without them."""
+        terms = []
+        for role in ("p0", "p1"):
+            node = self.roles.get(role)
+            if node is None or node.kind != "layer":
+                continue
+            layer = node.layer
+            member = re.fullmatch(r"self\.([A-Za-z_][A-Za-z0-9_]*)\[(\d+)\]", layer)
+            if member:  # a member of an nn.Sequential: its hooks, and the container's
+                container = f"self.{member.group(1)}"
+                terms.append(f"{container}._forward_hooks or {container}._forward_pre_hooks")
+            elif not layer.startswith("self.") or not layer[5:].isidentifier():
+                raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
+            terms.append(f"{layer}._forward_hooks or {layer}._forward_pre_hooks")
+        return terms
+
     def _live_reads(self, region: list[ast.stmt], live: set[str]) -> list[str]:
         """The conditions under which code after the region reads what only the original
         path defines (each read must sit under such a condition, or the match is skipped)."""
@@ -466,11 +784,20 @@ class _Attention:
             for child in ast.iter_child_nodes(parent):
                 parents[child] = parent
         end = (region[-1].end_lineno, region[-1].end_col_offset)
+        # Code in the other branch of an if around the region never runs after it.
+        unreachable: set[int] = set()
+        child, parent = region[0], parents.get(region[0])
+        while parent is not None and parent is not func:
+            if isinstance(parent, ast.If):
+                other = parent.orelse if child in parent.body else parent.body if child in parent.orelse else []
+                for stmt in other:
+                    unreachable.update(id(n) for n in ast.walk(stmt))
+            child, parent = parent, parents.get(parent)
         terms: list[str] = []
         for node in ast.walk(func):
             if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in live):
                 continue
-            if (node.lineno, node.col_offset) < end:
+            if (node.lineno, node.col_offset) < end or id(node) in unreachable:
                 continue
             term = None
             child, parent = node, parents.get(node)
@@ -518,13 +845,14 @@ def _raises_only(stmt: ast.If) -> bool:
     return not stmt.orelse and all(isinstance(s, ast.Raise) for s in stmt.body)
 
 
-def _plain_number(node: ast.expr) -> bool:
-    """An expression of numbers, names, attributes and math functions (not a tensor op)."""
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call):
-            name = dotted_name(sub.func)
-            if name not in SAFE_SCALE_CALLS:
-                return False
-        elif isinstance(sub, (ast.Subscript, ast.Lambda, ast.NamedExpr)):
-            return False
-    return True
+def _negate(cond: ast.expr, text: str, text_of) -> str:
+    """The text of ``not cond`` for a boolean mask (``b == 0`` -> ``b != 0``, ``~m`` -> ``m``)."""
+    if isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], (ast.Eq, ast.NotEq)):
+        symbol = "!=" if isinstance(cond.ops[0], ast.Eq) else "=="
+        return f"{text_of(cond.left)} {symbol} {text_of(cond.comparators[0])}"
+    if isinstance(cond, ast.UnaryOp) and isinstance(cond.op, (ast.Invert, ast.Not)):
+        return text_of(cond.operand)
+    if isinstance(cond, ast.Call) and isinstance(cond.func, ast.Attribute) and cond.func.attr == "logical_not" \
+            and not cond.args:
+        return text_of(cond.func.value)
+    return f"~{_atom(text, cond)}"

@@ -84,6 +84,28 @@ class SourceIndex:
     def segment(self, span: Span) -> str:
         return segment(self.lines, span)
 
+    def expr_at(self, span: Span) -> ast.expr | None:
+        """The expression written at ``span``, parsed from its text, with the file's positions
+        (so that :meth:`segment` of any part of it reads the file); None if the text there is
+        not an expression on its own (a starred argument)."""
+        text = self.segment(span)
+        try:
+            tree = ast.parse(f"({text})", mode="eval").body
+        except SyntaxError:
+            return None
+        shift = span[1] - 1  # bytes before the span on its first line, less the "("
+        for node in ast.walk(tree):
+            if not hasattr(node, "lineno"):
+                continue
+            if node.lineno == 1:
+                node.col_offset += shift
+            if getattr(node, "end_lineno", None) == 1:
+                node.end_col_offset += shift
+            node.lineno += span[0] - 1
+            if getattr(node, "end_lineno", None) is not None:
+                node.end_lineno += span[0] - 1
+        return tree
+
     # -- lookups ---------------------------------------------------------------
     def stmt(self, span: Span | None) -> StmtInfo | None:
         return self.stmts.get(span) if span is not None else None

@@ -37,8 +37,11 @@ def _r(*shape):
     return torch.randn(*shape)
 
 
-# (rule, class) -> (constructor arguments, inputs of forward)
+# (rule, class), or (rule, example index, class) where one rule's examples reuse a class name
+# with another signature -> (constructor arguments, inputs of forward)
 BUILD = {
+    ("ADP004", 2, "Attention"): ((), lambda: (_r(2, 3, 4, 4), _r(2, 3, 4, 4))),
+    ("ADP006", 3, "Block"): ((_cfg(activation="gelu"), 8), lambda: (_r(3, 8),)),
     ("ADP001", "BertSelfAttention"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP001", "Wrapper"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP002", "T5Attention"): ((8,), lambda: (_r(2, 5, 8),)),
@@ -136,11 +139,12 @@ def test_every_class_of_an_example_has_build_arguments():
 
 @pytest.mark.parametrize("rule, index, class_name", CASES)
 def test_patched_module_works_wherever_the_original_does(rule, index, class_name, tmp_path):
-    if (rule.id, class_name) not in BUILD:
+    key = (rule.id, index, class_name) if (rule.id, index, class_name) in BUILD else (rule.id, class_name)
+    if key not in BUILD:
         pytest.fail(f"no build arguments for {rule.id} {class_name}")
-    if BUILD[(rule.id, class_name)] is None:
+    if BUILD[key] is None:
         pytest.skip(f"the {rule.id} example's {class_name}.forward cannot run (see BUILD)")
-    args, make_inputs = BUILD[(rule.id, class_name)]
+    args, make_inputs = BUILD[key]
     example = rule.examples[index]
     original_module = _import(example.before, tmp_path)
     patched_module = _import(example.after, tmp_path)

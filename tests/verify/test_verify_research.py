@@ -108,7 +108,11 @@ def test_attribute_bag_config_encoder(tmp_path, capsys):
     for row in patches:
         assert "ModelArgs(dim=32, n_heads=4" in row["details"]["built"]
     attention = [r for r in patches if r["class"] == "SelfAttention"]
-    assert attention and all("float[2, 1, 1, 8]" in r["details"]["inputs"] for r in attention)  # the mask branch
+    # one softmax per branch of `if mask is not None`: each patch is reached with its own branch
+    masked = [r for r in attention if r["line"] == 39]
+    unmasked = [r for r in attention if r["line"] == 41]
+    assert masked and all("float[2, 1, 1, 8]" in r["details"]["inputs"] for r in masked)
+    assert unmasked and all("mask=None" in r["details"]["inputs"] for r in unmasked)
     assert [r["verdict"] for r in combined] == [PASS]
 
 

@@ -1,0 +1,448 @@
+"""Canonical operations: one graph node per computation, whatever its spelling.
+
+The table is data (:mod:`adopter.structure.ops`); this module answers the questions the graph
+builder, the matcher, the pre-filters and the synthesizers ask of it:
+
+* which operation a function, method, operator, attribute or module class computes
+  (:meth:`Table.function`, :meth:`Table.method`, ...), and which a layer built by given
+  constructors computes -- definitely, or possibly (an activation chosen at run time);
+* how a call's arguments read in the canonical form (:func:`normalise`): tensor inputs
+  positional, everything else by keyword, a module's constructor arguments merged in;
+* the words a file or function must mention for an operation to occur (:meth:`Table.words`);
+* what an ``einsum`` equation, a ``permute`` or an ``einops.rearrange`` pattern computes, when
+  it is a matrix product or a transpose of the last two axes.
+
+Nothing here knows rules; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+
+from .names import names_match
+from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, OPS
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    functions: frozenset = frozenset()
+    methods: frozenset = frozenset()
+    inplace: frozenset = frozenset()
+    operators: frozenset = frozenset()
+    attributes: tuple = ()  # (attribute, ((param, value), ...))
+    modules: tuple = ()  # (class fqn, (ctor positional parameter names))
+    signature: tuple = ()
+    method_signature: tuple = ()
+    inputs: int = 1
+    commutative: bool = False
+    dims: tuple = ()
+    unordered: tuple = ()
+    activation_keys: frozenset = frozenset()
+    runtime: bool = False
+    renames: tuple = ()  # (function, ((spelled, canonical), ...))
+
+    def rename(self, fqn: str | None) -> dict[str, str]:
+        for name, pairs in self.renames:
+            if fqn is not None and names_match(name, fqn):
+                return dict(pairs)
+        return {}
+
+
+@dataclass(frozen=True)
+class View:
+    """A call read in canonical form: inputs positional, other arguments by keyword.
+
+    Spans are where the code writes each value (None: a value the call site does not write,
+    such as a module constructor's argument or an implied ``dim``)."""
+
+    args: tuple
+    kwargs: tuple
+    arg_spans: tuple
+    kwarg_spans: tuple
+    # Per argument, how the code wrote it when that is a transpose of the last two axes in the
+    # same expression (``k.transpose(-1, -2)``, or the ``k`` of ``einsum("...id,...jd", q, k)``):
+    # ``(span of the transposed value, (dim0, dim1))``; None otherwise.
+    origins: tuple = ()
+
+
+def _op(name: str, data: dict) -> Op:
+    signature = tuple(data.get("signature", ()))
+    return Op(
+        name=name,
+        functions=frozenset({name, *data.get("functions", ())}) if "." in name else frozenset(data.get("functions", ())),
+        methods=frozenset(data.get("methods", ())),
+        inplace=frozenset(data.get("inplace", ())),
+        operators=frozenset(data.get("operators", ())),
+        attributes=tuple((a, tuple(v.items())) for a, v in data.get("attributes", {}).items()),
+        modules=tuple((cls, tuple(params)) for cls, params in data.get("modules", {}).items()),
+        signature=signature,
+        method_signature=tuple(data.get("method_signature", signature[1:])),
+        inputs=data.get("inputs", 1),
+        commutative=bool(data.get("commutative", False)),
+        dims=tuple(data.get("dims", ())),
+        unordered=tuple(data.get("unordered", ())),
+        activation_keys=frozenset(data.get("activation_keys", ())),
+        runtime=bool(data.get("runtime", False)),
+        renames=tuple((f, tuple(m.items())) for f, m in data.get("renames", {}).items()),
+    )
+
+
+class Table:
+    """Indexes over the operation table (built once per process)."""
+
+    def __init__(self, ops: dict[str, dict]):
+        self.ops = {name: _op(name, data) for name, data in ops.items()}
+        self._functions: dict[str, Op] = {}
+        self._methods: dict[str, Op] = {}
+        self._inplace: dict[str, Op] = {}
+        self._operators: dict[str, Op] = {}
+        self._attributes: dict[str, tuple[Op, tuple]] = {}
+        self._modules: dict[str, tuple[Op, tuple]] = {}
+        self._keys: dict[str, Op] = {}
+        for op in self.ops.values():
+            for fqn in op.functions:
+                self._functions[fqn] = op
+            for name in op.methods:
+                self._methods[name] = op
+            for name in op.inplace:
+                self._inplace[name] = op
+            for sym in op.operators:
+                self._operators[sym] = op
+            for attr, values in op.attributes:
+                self._attributes[attr] = (op, values)
+            for cls, params in op.modules:
+                self._modules[cls] = (op, params)
+            for key in op.activation_keys:
+                self._keys[key] = op
+        self.runtime = frozenset(op.name for op in self.ops.values() if op.runtime)
+        self._words: dict[str, frozenset[str]] = {}
+        self._relative: dict[str, object] = {}  # relative names (``.activations.ACT2FN``) looked up once
+
+    # -- what a spelling computes ------------------------------------------------
+    def function(self, fqn: str | None) -> Op | None:
+        if not fqn:
+            return None
+        op = self._functions.get(fqn)
+        if op is None and fqn.startswith("."):  # a relative import of a known module
+            if fqn not in self._relative:
+                self._relative[fqn] = next((o for name, o in self._functions.items() if names_match(name, fqn)), None)
+            op = self._relative[fqn]
+        return op
+
+    def method(self, name: str) -> Op | None:
+        return self._methods.get(name)
+
+    def inplace(self, name: str) -> Op | None:
+        return self._inplace.get(name)
+
+    def operator(self, symbol: str) -> Op | None:
+        return self._operators.get(symbol)
+
+    def attribute(self, name: str) -> tuple[Op, tuple] | None:
+        return self._attributes.get(name)
+
+    def module(self, fqn: str | None) -> tuple[Op, tuple] | None:
+        if not fqn:
+            return None
+        found = self._modules.get(fqn)
+        if found is None and fqn.startswith("."):
+            key = "module:" + fqn
+            if key not in self._relative:
+                self._relative[key] = next((v for name, v in self._modules.items() if names_match(name, fqn)), None)
+            found = self._relative[key]
+        return found
+
+    def activation_key(self, key: str) -> Op | None:
+        return self._keys.get(key)
+
+    def canonical(self, name: str) -> Op | None:
+        """The operation a rule's name denotes: a function, a module class or an operator."""
+        return self.ops.get(name) or self.function(name) or (self.module(name) or (None,))[0] \
+            or self.operator(name)
+
+    # -- what to look for in text --------------------------------------------------
+    def words(self, name: str) -> frozenset[str]:
+        """Identifiers one of which code must mention to compute ``name`` (empty: an
+        operator spelling needs none, so no word can be required)."""
+        words = self._words.get(name)
+        if words is None:
+            op = self.ops[name]
+            if op.operators:
+                words = frozenset()
+            else:
+                found = {f.rsplit(".", 1)[-1] for f in op.functions} | set(op.methods) | set(op.inplace)
+                found |= {cls.rsplit(".", 1)[-1] for cls, _ in op.modules}
+                found |= {attr for attr, _ in op.attributes}
+                if op.activation_keys:
+                    found |= {t for t in ACTIVATION_TABLES} | set(ACTIVATION_FACTORIES)
+                if op.name == "torch.matmul":
+                    found.add("einsum")
+                if op.name == "torch.transpose":
+                    found |= {"permute", "rearrange"}
+                if op.name == "torch.Tensor.to":
+                    found |= set(CASTS) | {"type_as"}
+                if op.name == "torch.Tensor.masked_fill":
+                    found.add("where")
+                words = frozenset(found)
+            self._words[name] = words
+        return words
+
+    def module_classes(self, name: str) -> frozenset[str]:
+        return frozenset(cls for cls, _ in self.ops[name].modules)
+
+    # -- layers ---------------------------------------------------------------------
+    def layer_ops(self, ctors) -> tuple[str, frozenset[str]]:
+        """(definite operation, operations it may compute at run time) of a layer built by
+        ``ctors`` (every constructor one branch of ``__init__`` may bind)."""
+        definite: set[str] = set()
+        maybe: set[str] = set()
+        unknown = False
+        for ctor in ctors:
+            ops = self._ctor_ops(ctor)
+            if ops is None:
+                # Another branch binds something else: a value of unknown kind (``config.hidden_act``
+                # itself) or another class (``nn.Identity()`` when no activation is configured).
+                # Then only an activation may be chosen at run time.
+                unknown = True
+                continue
+            kind, names = ops
+            (definite if kind == "definite" else maybe).update(names)
+        if not unknown and not maybe and len(definite) == 1:
+            return next(iter(definite)), frozenset()
+        # Chosen at run time (a table key, a different class per branch, or a branch binding a
+        # value of unknown kind beside an activation): only activations may be, and then the
+        # layer *may* compute each of them.
+        possible = definite | maybe
+        if not possible or possible - self.runtime:
+            return "", frozenset()
+        return "", frozenset(possible)
+
+    def _ctor_ops(self, ctor):
+        last = ctor.fqn.rsplit(".", 1)[-1]
+        if ctor.table or last in ACTIVATION_FACTORIES:
+            if last not in ACTIVATION_TABLES and last not in ACTIVATION_FACTORIES:
+                return None
+            key = ctor.args[0] if ctor.args else None
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                op = self.activation_key(key.value)
+                return ("definite", {op.name}) if op is not None else None
+            return ("maybe", set(self.runtime))
+        found = self.module(ctor.fqn)
+        if found is None:
+            return None
+        return "definite", {found[0].name}
+
+
+TABLE = Table(OPS)
+
+
+# ----------------------------------------------------------------------------- arguments
+
+
+def normalise(op: Op, form: str, args, kwargs, arg_spans, kwarg_spans, fqn: str | None = None) -> View | None:
+    """Read a call of ``op`` in canonical form; None when it cannot be read (a starred
+    argument, more positional arguments than the signature has).
+
+    ``form`` is ``"function"`` (``args`` start with the inputs), ``"method"`` (``args[0]`` is the
+    receiver) or ``"operator"``."""
+    if form == "operator":
+        return View(tuple(args), (), tuple(arg_spans), ())
+    if form == "method":
+        params = op.method_signature
+        positional = list(args[1:])
+        head = [args[0]]
+        head_spans = [arg_spans[0] if arg_spans else None]
+        rest_spans = list(arg_spans[1:])
+        more = op.inputs - 1
+        head += positional[:more]
+        head_spans += rest_spans[:more]
+        positional, rest_spans = positional[more:], rest_spans[more:]
+        params = params[more:]
+    else:
+        params = op.signature[op.inputs:]
+        head, head_spans = list(args[:op.inputs]), list(arg_spans[:op.inputs])
+        positional, rest_spans = list(args[op.inputs:]), list(arg_spans[op.inputs:])
+    if len(positional) > len(params):
+        return None
+    renames = op.rename(fqn)
+    out_kwargs = []
+    out_spans = []
+    for name, value, span in zip(params, positional, rest_spans):
+        out_kwargs.append((name, value))
+        out_spans.append((span, span))
+    for (name, value), spans in zip(kwargs, kwarg_spans):
+        out_kwargs.append((renames.get(name, name), value))
+        out_spans.append(spans)
+    names = [name for name, _ in out_kwargs]
+    if len(set(names)) != len(names):
+        return None
+    view = View(tuple(head), tuple(out_kwargs), tuple(head_spans), tuple(out_spans))
+    return _unordered(op, view)
+
+
+def _unordered(op: Op, view: View) -> View:
+    if not op.unordered:
+        return view
+    kwargs = dict(view.kwargs)
+    values = [kwargs.get(name) for name in op.unordered]
+    if not all(_is_int(v) for v in values) or len({v.value < 0 for v in values}) != 1:
+        return view
+    order = sorted(values, key=lambda v: v.value)
+    spans = dict(zip([k for k, _ in view.kwargs], view.kwarg_spans))
+    by_value = {id(v): spans[name] for name, v in zip(op.unordered, values)}
+    new_kwargs = []
+    new_spans = []
+    sorted_iter = iter(order)
+    for name, value in view.kwargs:
+        if name in op.unordered:
+            value = next(sorted_iter)
+            new_spans.append(by_value[id(value)])
+        else:
+            new_spans.append(spans[name])
+        new_kwargs.append((name, value))
+    return View(view.args, tuple(new_kwargs), view.arg_spans, tuple(new_spans))
+
+
+def _is_int(value) -> bool:
+    """An integer literal of the code (Const) or of a pattern (Lit)."""
+    inner = getattr(value, "value", None)
+    return type(value).__name__ in ("Const", "Lit") and isinstance(inner, int) and not isinstance(inner, bool)
+
+
+def last_dim(expr: ast.expr, input_text: str, text_of) -> bool:
+    """Does ``expr`` name the last dimension of the tensor written ``input_text``
+    (``x.dim() - 1``, ``x.ndim - 1``, ``len(x.shape) - 1``, ``x.ndimension() - 1``)?"""
+    if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and isinstance(expr.right, ast.Constant)
+            and expr.right.value == 1):
+        return False
+    rank = expr.left
+    if isinstance(rank, ast.Call) and not rank.args and not rank.keywords and isinstance(rank.func, ast.Attribute) \
+            and rank.func.attr in ("dim", "ndimension"):
+        return text_of(rank.func.value) == input_text
+    if isinstance(rank, ast.Attribute) and rank.attr == "ndim":
+        return text_of(rank.value) == input_text
+    if isinstance(rank, ast.Call) and isinstance(rank.func, ast.Name) and rank.func.id == "len" \
+            and len(rank.args) == 1 and isinstance(rank.args[0], ast.Attribute) and rank.args[0].attr == "shape":
+        return text_of(rank.args[0].value) == input_text
+    return False
+
+
+def dtype_name(text: str, resolve) -> str | None:
+    """The canonical name of a dtype written ``text`` (``torch.float`` -> ``torch.float32``),
+    resolved through the module's imports by ``resolve``; None if it is not a torch dtype."""
+    fqn = resolve(text)
+    if fqn is None or not fqn.startswith("torch."):
+        return None
+    fqn = DTYPE_ALIASES.get(fqn, fqn)
+    if re.fullmatch(r"torch\.(b?float\d+|float|double|half|complex\d+|u?int\d+|bool)", fqn):
+        return fqn
+    return None
+
+
+# ----------------------------------------------------------------------------- masks
+
+LARGE_NEGATIVE = -1e4  # a fill value this negative (or less) masks a score out of a softmax
+
+
+def fill_value(expr: ast.expr) -> str | None:
+    """Whether ``expr`` is a masking fill value: ``"inf"`` for minus infinity
+    (``float('-inf')``, ``-math.inf``, ``-torch.inf``), ``"finite"`` for a large negative number
+    (``torch.finfo(t.dtype).min``, ``-torch.finfo(t.dtype).max``, a literal <= -1e4), else None."""
+    negated = isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub)
+    inner = expr.operand if negated else expr
+    if isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float)) and not isinstance(inner.value, bool):
+        value = -inner.value if negated else inner.value
+        if value == float("-inf"):
+            return "inf"
+        return "finite" if value <= LARGE_NEGATIVE else None
+    if isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id == "float" \
+            and len(inner.args) == 1 and isinstance(inner.args[0], ast.Constant) and isinstance(inner.args[0].value, str):
+        text = inner.args[0].value.strip().lower()
+        sign = -1 if text.startswith("-") else 1
+        if text.lstrip("+-") in ("inf", "infinity"):
+            return "inf" if sign * (-1 if negated else 1) < 0 else None
+        return None
+    if isinstance(inner, ast.Attribute) and inner.attr == "inf" and negated:
+        return "inf"  # -math.inf, -torch.inf, -np.inf
+    if isinstance(inner, ast.Attribute) and inner.attr in ("min", "max") and isinstance(inner.value, ast.Call) \
+            and isinstance(inner.value.func, (ast.Attribute, ast.Name)) \
+            and (getattr(inner.value.func, "attr", None) or getattr(inner.value.func, "id", None)) == "finfo":
+        return "finite" if (inner.attr == "min") != negated else None
+    return None
+
+
+# ----------------------------------------------------------------------------- einsum
+
+
+def einsum(equation: str) -> tuple[str, tuple[int, int]] | None:
+    """What a two-operand ``einsum`` equation computes, if a (batched) matrix product:
+
+    ``("matmul", (i, j))``: operands i and j are a and b of ``a @ b``;
+    ``("matmul_t", (i, j))``: ``a @ b^T`` (scores ``q . k``).
+    Batch axes must be the same leading axes of both operands and the output (or ``...``)."""
+    parts = equation.replace(" ", "").split("->")
+    if len(parts) != 2:
+        return None
+    inputs = parts[0].split(",")
+    if len(inputs) != 2:
+        return None
+    out = parts[1]
+    x, y = inputs
+    ellipsis = [s.startswith("...") for s in (x, y, out)]
+    if any(ellipsis) and not all(ellipsis):
+        return None
+    x, y, out = (s[3:] if e else s for s, e in zip((x, y, out), ellipsis))
+    if "." in x + y + out or not (len(x) == len(y) == len(out) >= 2):
+        return None
+    if len(set(x)) != len(x) or len(set(y)) != len(y) or len(set(out)) != len(out):
+        return None
+    batch = out[:-2]
+    if x[:-2] != batch or y[:-2] != batch:
+        return None
+    r, c = out[-2:]
+    xa, xb = x[-2:]
+    ya, yb = y[-2:]
+    if len({r, c} | set(batch)) != len(batch) + 2:
+        return None
+    for first, second, (fa, fb), (sa, sb) in ((0, 1, (xa, xb), (ya, yb)), (1, 0, (ya, yb), (xa, xb))):
+        if fa != r or fb in {r, c} or fb in batch:
+            continue
+        inner = fb
+        if (sa, sb) == (inner, c):
+            return "matmul", (first, second)
+        if (sa, sb) == (c, inner):
+            return "matmul_t", (first, second)
+    return None
+
+
+# ----------------------------------------------------------------------------- permutes
+
+
+def permutation_swaps_last_two(perm: list[int]) -> bool:
+    """Is ``x.permute(*perm)`` a transpose of the last two axes (the others in place)?"""
+    n = len(perm)
+    if n < 2:
+        return False
+    norm = [p + n if p < 0 else p for p in perm]
+    if sorted(norm) != list(range(n)):
+        return False
+    return norm[:-2] == list(range(n - 2)) and norm[-2:] == [n - 1, n - 2]
+
+
+_AXIS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def rearrange_swaps_last_two(pattern: str) -> bool:
+    """Does ``einops.rearrange(x, pattern)`` only swap the last two axes?"""
+    parts = pattern.split("->")
+    if len(parts) != 2:
+        return False
+    left, right = parts[0].split(), parts[1].split()
+    if not left or len(left) != len(right):
+        return False
+    if any(not (_AXIS.match(a) or a == "...") for a in left + right) or len(set(left)) != len(left):
+        return False
+    return left[:-2] == right[:-2] and left[-2:] == right[-2:][::-1] and "..." not in left[-2:]

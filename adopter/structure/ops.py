@@ -1,0 +1,193 @@
+"""The canonical operations: every spelling of one computation, as data.
+
+Code writes one operation many ways -- ``F.softmax(x, dim=-1)``, ``torch.softmax(x, -1)``,
+``x.softmax(-1)``, ``self.attend(x)`` with ``self.attend = nn.Softmax(dim=-1)``,
+``nn.Softmax(dim=-1)(x)`` -- and a rule should say the computation once.  Each entry below lists
+the spellings of one operation; :mod:`adopter.structure.canon` turns any of them into one graph
+node with the entry's name, so that rules, pre-filters and synthesis ask one table instead of
+enumerating spellings (in the manner of TorchFix's YAML tables).  Adding a spelling is adding it
+to its entry here.
+
+Keys of an entry (all optional but ``signature``):
+
+``functions``       fully qualified functions (``torch.softmax``); the entry's name is one too
+``methods``         Tensor methods (``x.softmax(...)``: the receiver is the first input)
+``inplace``         in-place methods (``x.masked_fill_(...)`` as a statement redefines ``x``)
+``operators``       Python operators (``@``, ``+``)
+``attributes``      attributes that compute it (``x.mT``), with the keyword values they imply
+``modules``         module classes computing it when called, with the names of their constructor's
+                    positional parameters: the constructor's arguments are merged into the call
+                    (``nn.Softmax(dim=-1)`` called on ``x`` is ``softmax(x, dim=-1)``)
+``signature``       parameter names of the function form in order; after the first ``inputs``
+                    (tensors, kept positional) every argument is matched by keyword, so
+                    ``softmax(x, -1)`` and ``softmax(x, dim=-1)`` are one node
+``method_signature`` parameter names of the method form after the receiver (default: the
+                    function's, less its first)
+``renames``         per function, parameter names it spells differently (``torch.dropout``'s
+                    ``train``)
+``inputs``          leading tensor inputs (default 1)
+``commutative``     the two inputs may be swapped
+``dims``            parameters naming one dimension: ``x.dim() - 1``, ``x.ndim - 1`` and
+                    ``len(x.shape) - 1`` of the first input are ``-1``
+``unordered``       parameters whose values form a set (``transpose(x, -1, -2)`` is
+                    ``transpose(x, -2, -1)``): sorted
+``activation_keys`` keys of activation tables (``ACT2FN["gelu"]``, ``get_activation("gelu")``)
+                    that build it
+``runtime``         an activation: a layer whose activation is chosen at run time
+                    (``ACT2FN[config.hidden_act]``) *may* compute it, and matches; a rule naming it
+                    must guard at run time (its kernel calls the original activation otherwise)
+"""
+
+from __future__ import annotations
+
+OPS: dict[str, dict] = {
+    "torch.nn.functional.softmax": {
+        "functions": ["torch.softmax", "torch.special.softmax", "torch.Tensor.softmax"],
+        "methods": ["softmax"],
+        "modules": {"torch.nn.Softmax": ["dim"]},
+        "signature": ["input", "dim", "_stacklevel", "dtype"],
+        "method_signature": ["dim", "dtype"],
+        "dims": ["dim"],
+    },
+    "torch.matmul": {
+        "functions": ["torch.bmm", "torch.Tensor.matmul", "torch.Tensor.bmm"],
+        "methods": ["matmul", "bmm"],
+        "operators": ["@"],
+        "signature": ["input", "other"],
+        "inputs": 2,
+        # torch.einsum / einops.einsum with an equation that means a @ b or a @ b^T are this
+        # operation too (b^T as a transpose node): see canon.einsum.
+    },
+    "torch.transpose": {
+        "functions": ["torch.swapaxes", "torch.swapdims", "torch.Tensor.transpose"],
+        "methods": ["transpose", "swapaxes", "swapdims"],
+        "attributes": {"mT": {"dim0": -2, "dim1": -1}},
+        "signature": ["input", "dim0", "dim1"],
+        "unordered": ["dim0", "dim1"],
+        # x.permute(...) / torch.permute / einops.rearrange that only swap the last two axes
+        # are this operation too: see canon.permutation.
+    },
+    "torch.add": {
+        "functions": ["torch.Tensor.add"],
+        "methods": ["add"],
+        "inplace": ["add_"],
+        "operators": ["+"],
+        "signature": ["input", "other", "alpha"],
+        "inputs": 2,
+        "commutative": True,
+    },
+    "torch.sub": {
+        "functions": ["torch.subtract", "torch.Tensor.sub"],
+        "methods": ["sub", "subtract"],
+        "inplace": ["sub_"],
+        "operators": ["-"],
+        "signature": ["input", "other", "alpha"],
+        "inputs": 2,
+    },
+    "torch.mul": {
+        "functions": ["torch.multiply", "torch.Tensor.mul"],
+        "methods": ["mul", "multiply"],
+        "inplace": ["mul_"],
+        "operators": ["*"],
+        "signature": ["input", "other"],
+        "inputs": 2,
+        "commutative": True,
+    },
+    "torch.div": {
+        "functions": ["torch.divide", "torch.true_divide", "torch.Tensor.div"],
+        "methods": ["div", "divide", "true_divide"],
+        "inplace": ["div_"],
+        "operators": ["/"],
+        "signature": ["input", "other", "rounding_mode"],
+        "inputs": 2,
+    },
+    "torch.mean": {
+        "functions": ["torch.Tensor.mean"],
+        "methods": ["mean"],
+        "signature": ["input", "dim", "keepdim", "dtype"],
+        "dims": ["dim"],
+    },
+    "torch.pow": {
+        "functions": ["torch.Tensor.pow"],
+        "methods": ["pow"],
+        "operators": ["**"],
+        "signature": ["input", "exponent"],
+        "inputs": 2,  # x ** 2 and x.pow(2) alike: the exponent stays positional
+    },
+    "torch.rsqrt": {
+        "functions": ["torch.Tensor.rsqrt"],
+        "methods": ["rsqrt"],
+        "signature": ["input"],
+    },
+    "torch.Tensor.masked_fill": {
+        "functions": ["torch.masked_fill"],
+        "methods": ["masked_fill"],
+        "inplace": ["masked_fill_"],
+        "signature": ["input", "mask", "value"],
+        # torch.where(mask, x, fill) with a large negative fill is this operation too: see
+        # canon.where_fill.
+    },
+    "torch.Tensor.to": {
+        # A dtype conversion; only its dtype= is read (a device move is not this operation).
+        "methods": ["to", "type"],
+        "signature": ["input", "dtype"],
+        # x.float() / .half() / .double() / .bfloat16() and x.type_as(y): see canon.CASTS.
+    },
+    "torch.nn.functional.dropout": {
+        "functions": ["torch.dropout", "torch.Tensor.dropout"],
+        "modules": {"torch.nn.Dropout": ["p", "inplace"]},
+        "signature": ["input", "p", "training", "inplace"],
+        "renames": {"torch.dropout": {"train": "training"}},
+    },
+    "torch.nn.functional.gelu": {
+        "functions": ["torch._C._nn.gelu"],
+        "modules": {
+            "torch.nn.GELU": ["approximate"],
+            "transformers.activations.GELUActivation": [],
+            "transformers.activations.NewGELUActivation": [],
+            "transformers.activations.FastGELUActivation": [],
+            "transformers.activations.AccurateGELUActivation": [],
+            "transformers.activations.PytorchGELUTanh": [],
+            "transformers.activations.GELUTanh": [],
+            "transformers.activations.ClippedGELUActivation": ["min", "max"],
+        },
+        "signature": ["input", "approximate"],
+        "activation_keys": ["gelu", "gelu_new", "gelu_fast", "gelu_python", "gelu_pytorch_tanh", "gelu_accurate",
+                            "gelu_10"],
+        "runtime": True,
+    },
+    "torch.nn.functional.silu": {
+        "modules": {"torch.nn.SiLU": ["inplace"], "transformers.activations.SiLUActivation": []},
+        "signature": ["input", "inplace"],
+        "activation_keys": ["silu", "swish"],
+        "runtime": True,
+    },
+    "torch.nn.functional.relu": {
+        "functions": ["torch.relu", "torch.Tensor.relu"],
+        "methods": ["relu"],
+        "modules": {"torch.nn.ReLU": ["inplace"]},
+        "signature": ["input", "inplace"],
+        "activation_keys": ["relu"],
+        "runtime": True,
+    },
+}
+
+# Tensor methods that convert to a fixed dtype: x.float() is x.to(dtype=torch.float32).
+CASTS: dict[str, str] = {
+    "float": "torch.float32",
+    "double": "torch.float64",
+    "half": "torch.float16",
+    "bfloat16": "torch.bfloat16",
+}
+
+# Spellings of one dtype (torch.float is torch.float32).
+DTYPE_ALIASES: dict[str, str] = {
+    "torch.float": "torch.float32",
+    "torch.double": "torch.float64",
+    "torch.half": "torch.float16",
+}
+
+# Activation tables and factories whose key picks the activation: ACT2FN["gelu"] is a GELU,
+# ACT2FN[config.hidden_act] may be any activation (chosen at run time).
+ACTIVATION_TABLES = ["ACT2FN", "ACT2CLS"]
+ACTIVATION_FACTORIES = ["get_activation"]
