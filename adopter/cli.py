@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     _budget_option(check)
     check.add_argument("--output-format", choices=FORMATS, default="text")
     check.add_argument("--fix-hint", default=None, help=argparse.SUPPRESS)
+    check.add_argument("--unsafe-fixes", action="store_true",
+                       help="count fixes marked unsafe as fixable (what `fix --unsafe-fixes` applies)")
 
     fix = sub.add_parser("fix", help="rewrite files to use the kernels", epilog=EPILOG)
     _common_options(fix)
@@ -148,9 +150,12 @@ def file_budget(args, config: Config) -> float:
     return DEFAULT_SECONDS if value is None else value
 
 
-def _check_one(job: tuple[str, tuple[str, ...], tuple[str, ...], float]):
-    """Analyse one file within its time budget; runs in a worker process for large trees."""
-    path, rule_ids, rule_dirs, budget = job
+def _check_one(job: tuple):
+    """Analyse one file within its time budget; runs in a worker process for large trees.
+
+    ``job``: path, rule ids, rule folders, seconds, and optionally whether unsafe fixes count."""
+    path, rule_ids, rule_dirs, budget, *rest = job
+    unsafe_fixes = bool(rest and rest[0])
     key = (rule_ids, rule_dirs)
     rules = _WORKER_RULES.get(key)
     if rules is None:
@@ -163,7 +168,7 @@ def _check_one(job: tuple[str, tuple[str, ...], tuple[str, ...], float]):
             # fixable means what `fix` would do: decided by fix's own planning step.
             from .synth.fixable import plan_findings
 
-            return plan_findings(analysis, source.text, path), None
+            return plan_findings(analysis, source.text, path, unsafe_fixes), None
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         return [], str(exc)
     except Exception as exc:  # an internal error must not stop the other files
@@ -200,7 +205,8 @@ def run_check(args) -> tuple[list[Finding], list[tuple[str, str]], list[Rule]]:
         for r in rules:
             all_rules[r.id] = r
         dirs = tuple(str(d) for d in [*map(Path, args.rules_dir), *config.rule_paths])
-        jobs.append((str(path), tuple(r.id for r in rules), dirs, file_budget(args, config)))
+        jobs.append((str(path), tuple(r.id for r in rules), dirs, file_budget(args, config),
+                     bool(getattr(args, "unsafe_fixes", False))))
     findings: list[Finding] = []
     workers = args.jobs or os.cpu_count() or 1
     if len(jobs) >= PARALLEL_MIN_FILES and workers > 1:
@@ -229,10 +235,16 @@ def cmd_check(args) -> int:
         print(output)
     actionable = [f for f in findings if not f.informational]
     if args.output_format == "text" and findings:
+        from .synth.fixable import hidden_unsafe
+
         fixable = sum(f.fixable for f in actionable)
+        hidden = hidden_unsafe(actionable)
         info = len(findings) - len(actionable)
+        unsafe = getattr(args, "unsafe_fixes", False)
         print(f"Found {len(actionable)} opportunit{'y' if len(actionable) == 1 else 'ies'} "
-              f"({fixable} fixable with `adopter fix`)"
+              f"({fixable} fixable with `adopter fix{' --unsafe-fixes' if unsafe else ''}`"
+              + (f"; {hidden} hidden unsafe fix{'' if hidden == 1 else 'es'} can be enabled with "
+                 f"`--unsafe-fixes`" if hidden else "") + ")"
               + (f" and {info} informational (for other hardware)" if info else "") + ".", file=sys.stderr)
     _print_errors(errors)
     if errors:

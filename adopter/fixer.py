@@ -138,8 +138,9 @@ def run_fix(args, config_for, rules_for) -> int:
         blocked = {r.id: f"not applied: {projects[key][r.kernel.requirement]}"
                    for r in rules if r.kernel.requirement in projects[key]}
         if not getattr(args, "unsafe_fixes", False):
-            blocked.update({r.id: f"unsafe fix, not applied without --unsafe-fixes ({r.fix_safety.split(':', 1)[-1].strip()})"
-                            for r in rules if r.fixable and not r.safe_fix})
+            from .synth.fixable import unsafe_reason
+
+            blocked.update({r.id: unsafe_reason(r) for r in rules if r.fixable and not r.safe_fix})
         jobs.append((str(path), tuple(r.id for r in rules), dirs, file_budget(args, config), blocked))
     workers = getattr(args, "jobs", 0) or os.cpu_count() or 1
     if len(jobs) >= PARALLEL_MIN_FILES and workers > 1:
