@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import sys
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -89,9 +90,17 @@ def _fix_one(job: tuple) -> tuple[FileOutcome, object]:
     return outcome, source
 
 
+def _lines(text: str) -> list[str]:
+    r"""``text`` in lines that end at ``\n`` only, as ``patch`` and ``git apply`` read them
+    (``str.splitlines`` also ends a line at a form feed or U+2028, which made a bogus
+    ``\ No newline at end of file`` in the middle of the diff)."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+
+
 def _diff(old: str, new: str, path: str) -> str:
+    """A unified diff that ``git apply`` takes, ending in a newline whatever the files end in."""
     lines = difflib.unified_diff(
-        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=f"a/{path.lstrip('/')}", tofile=f"b/{path.lstrip('/')}",
+        _lines(old), _lines(new), fromfile=f"a/{path.lstrip('/')}", tofile=f"b/{path.lstrip('/')}",
     )
     out = []
     for line in lines:
