@@ -363,7 +363,7 @@ class _Reader:
         assign = re.compile(rf"""^[ \t]*(?:[\w"'.-]+\.)?["']?{name}["']?[ \t]*=""")
         header = re.compile(r"^[ \t]*(\[\[?)[ \t]*([^\]]+?)[ \t]*\]\]?")
         section, seen, offset = "", {}, 0
-        for text in self.raw.splitlines(keepends=True):
+        for text in re.findall(r"[^\n]*\n|[^\n]+\Z", self.raw):  # lines end at \n only, as TOML's do
             head = header.match(text)
             if head:
                 title = head.group(2).replace('"', "").replace("'", "").replace(" ", "")
