@@ -15,7 +15,11 @@ The guard collects the tests of the ``if`` statements in the region that the mat
 around because they touch the attention values (a head mask, a relative-position bias,
 Bart's ``output_attentions`` reshape), and the conditions under which later code reads a
 value only the original path computes (the probabilities returned when
-``output_attentions``).  With an empty guard the region is replaced outright.  Everything
+``output_attentions``).  With an additive mask it also sends a training step whose mask
+hides every key of some query row (a sequence that is all padding) to the original: the
+eager softmax is uniform there, and so is SDPA's, but SDPA's fused backward pass
+recomputes those probabilities from a log-sum-exp that lost its ``log(keys)`` to rounding
+at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`).  With an empty guard the region is replaced outright.  Everything
 that cannot be shown to be equivalent is a :class:`Skip` with the reason: a guarded patch
 that falls back is preferred to a clever one.
 """
@@ -26,6 +30,7 @@ import ast
 
 from ..match import Match
 from ..ruleset import Rule
+from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, dotted_name, read_names, span_of, stored_names
 
@@ -48,6 +53,15 @@ def _atom(text: str, node: ast.AST) -> str:
 def _guard_term(text: str, node: ast.AST) -> str:
     """A term of ``a or b``: parenthesised only where ``or`` would bind it differently."""
     return f"({text})" if isinstance(node, (ast.BoolOp, ast.IfExp, ast.Lambda, ast.NamedExpr)) else text
+
+
+def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
+    """The guard term for an additive mask ``mask`` (a name): gradients are wanted and some
+    query row has every key at ``finfo.min`` (its largest entry is; one device sync per call,
+    only while gradients are enabled)."""
+    term = (f"{torch}.is_grad_enabled() and {mask}.is_floating_point() and "
+            f"{mask}.amax(-1).min() <= {torch}.finfo({mask}.dtype).min / 2")
+    return f"{condition} and {term}" if condition else term
 
 
 def _parse_einsum(equation: str) -> tuple[str, str, str] | None:
@@ -247,7 +261,10 @@ class _Attention:
                     raise Skip(f"the else branch at line {inner.lineno} reads a value of the attention")
                 fast.append(self._stmt_text(inner))
 
+        self.blind_rows = None
         call = self._call(q[0], k[0], v[0], conditions, stored)
+        if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
+            guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
         edits.imports.add(self.edits_import)
         c_expr = self._expr("c")
         c_stmt = region[-1]
@@ -383,6 +400,11 @@ class _Attention:
                 text = (f"{_atom(text, mask)}.expand({', '.join(map(self._text, shape))})"
                         f".reshape({', '.join(map(self._text, back))})")
             condition = conditions.get("m2")
+            torch = next((local for local, fqn in collect_names(self.index.tree).imports.items() if fqn == "torch"),
+                         None)
+            if torch is not None and isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask):  # cheap to test
+                self.blind_rows = _blind_rows_term(
+                    torch, self._text(mask), None if condition is None else _guard_term(self._text(condition), condition))
             if condition is not None:
                 if read_names(condition) & stored:
                     raise Skip("the mask condition reads a value of the attention")
