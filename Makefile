@@ -2,9 +2,12 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+# The verify extra takes a torch range; here torch is installed first, pinned, because on our
+# machines torch 2.13.0 is the CPU wheel on disk and a newer one is a multi-GB CUDA download.
+TORCH ?= torch==2.13.0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench dist clean
 
 $(VENV)/.core: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 2; }
@@ -14,6 +17,7 @@ $(VENV)/.core: pyproject.toml
 	touch $@
 
 $(VENV)/.dev: pyproject.toml runtime/pyproject.toml $(VENV)/.core
+	$(PY) -m pip install -q "$(TORCH)"
 	# adopter-kernels (runtime/), the package patched code imports, editable: the verify extra needs it
 	$(PY) -m pip install -q -e runtime/
 	$(PY) -m pip install -q -e ".[dev]"
@@ -33,5 +37,11 @@ test: $(VENV)/.dev
 bench: $(VENV)/.core
 	$(PY) benchmarks/paper.py
 
+# The wheels and sdists that `pip install` / `pipx install` take: dist/adopter-VERSION-*.whl
+# (the tool) and dist/adopter_kernels-VERSION-*.whl (the runtime that patched code imports).
+dist: $(VENV)/.dev
+	$(PY) -m build --outdir dist .
+	$(PY) -m build --outdir dist runtime/
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,61 +1,64 @@
-"""The ``adopter`` command: argument parsing and dispatch only.
+"""The ``adopter`` command: argument parsing and dispatch only (the work is in
+:mod:`adopter.commands`, the orchestration in :mod:`adopter.runner`).
 
-Exit codes (Ruff's conventions): 0 nothing found, 1 findings (or, for ``fix``, files that
-were changed), 2 usage error or a file that could not be analysed: unreadable, not Python
-source, a syntax error, too large, over its time budget, or (``fix``) changed while it was
-being fixed.  A run over many files reports each bad file in one line on stderr
-(``path: error: why``), goes on with the others (their findings and fixes are reported and
-written as usual), and exits 2 at the end.
+Options are never abbreviated (``allow_abbrev=False``): ``check --fix a.py`` must never
+silently mean another option that starts the same way.  A misspelt option, command or
+choice gets a "did you mean" hint.
+
+Exit codes (Ruff's conventions): 0 nothing found (or, for ``fix``, nothing changed), 1
+findings (``fix``: files changed), 2 usage error or a file that could not be analysed or
+written.  A run over many files reports each bad file in one line on stderr
+(``path: error: why``), goes on with the others, and exits 2 at the end.  SIGTERM and
+Ctrl-C stop the run without leaving temporary files or worker processes behind (143, 130).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import difflib
+import re
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
-from pathlib import Path
 
 from . import __version__
-from .budget import DEFAULT_SECONDS, BudgetExceeded, parse_seconds, time_budget
-from .config import Config, ConfigError, find_config, iter_python_files
-from .engine import AnalysisError, Finding, analyze
-from .report import FORMATS, render
-from .ruleset import Rule, RuleError, load_rules, select_rules
-from .source import SourceError, read_source
-from .structure import package_of
-
-PARALLEL_MIN_FILES = 24
+from .budget import DEFAULT_SECONDS, parse_seconds
+from .commands import UsageError, cmd_check, cmd_fix, cmd_rules, cmd_structure, cmd_verify
+from .config import ConfigError
+from .report import FORMATS
+from .ruleset import RuleError
+from .runner import SelectionError, Terminated, on_sigterm
 
 
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
+class Parser(argparse.ArgumentParser):
+    """argparse without abbreviations, and with "did you mean" hints on its errors."""
 
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
-def _common_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (recursing into *.py)")
-    parser.add_argument("--select", help="comma-separated rule ids or names (ALL for every rule)")
-    parser.add_argument("--ignore", help="comma-separated rule ids or names to skip")
-    parser.add_argument("--rules-dir", action="append", default=[],
-                        help="extra folder of rule files (a rule there replaces the bundled rule of the same id)")
-    _no_bundled_option(parser)
-    parser.add_argument("--target", choices=("cpu", "cuda"),
-                        help="hardware the code runs on: findings of rules that help elsewhere are informational")
-    parser.add_argument("--no-config", action="store_true", help="ignore [tool.adopter] in pyproject.toml")
-    parser.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
+    def error(self, message: str):
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            options = re.findall(r"'([^']*)'", choice.group(2))
+            close = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.5)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
+        super().error(message)
 
-
-def _no_bundled_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-bundled-rules", action="store_true",
-                        help="load rule files only from --rules-dir / rule-paths, not the bundled rules")
-
-
-def _budget_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--file-timeout", type=_seconds, metavar="SECONDS",
-                        help=f"time budget per file in CPU seconds; a file over it is reported and skipped "
-                             f"(default: file-timeout in [tool.adopter], else {DEFAULT_SECONDS:g}; 0: no limit)")
+    def unknown(self, extras: list[str]):
+        """Report unrecognised arguments, each unknown option with its closest real one."""
+        known = [o for action in self._actions for o in action.option_strings if action.help != argparse.SUPPRESS]
+        hints = []
+        for extra in extras:
+            if extra.startswith("-") and extra != "-":
+                name = extra.split("=", 1)[0]
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                if close:
+                    hints.append(f"{name}: did you mean {close[0]}?")
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        if hints:
+            message += " (" + "; ".join(hints) + ")"
+        argparse.ArgumentParser.error(self, message)
 
 
 def _seconds(value: str) -> float:
@@ -71,22 +74,68 @@ reported in one line on stderr (PATH: error: WHY); the others are still checked 
 and the run exits 2 at the end."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="adopter", description="Find and adopt optimized DL kernels in PyTorch code.")
+def _selection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--select", help="comma-separated rule ids, id prefixes or names (ALL for every rule)")
+    parser.add_argument("--ignore", help="comma-separated rule ids, id prefixes or names to skip")
+    parser.add_argument("--rules-dir", action="append", default=[],
+                        help="extra folder of rule files (a rule there replaces the bundled rule of the same id)")
+    _no_bundled_option(parser)
+    parser.add_argument("--target", choices=("cpu", "cuda"),
+                        help="hardware the code runs on: findings of rules that help elsewhere are informational")
+    parser.add_argument("--no-config", action="store_true", help="ignore [tool.adopter] in pyproject.toml")
+    parser.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
+
+
+def _no_bundled_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-bundled-rules", action="store_true",
+                        help="load rule files only from --rules-dir / rule-paths, not the bundled rules")
+
+
+def _file_options(parser: argparse.ArgumentParser, stdin: bool = True) -> None:
+    parser.add_argument("paths", nargs="*", metavar="PATH",
+                        help="files, folders or - (standard input); default: the current folder")
+    _selection_options(parser)
+    parser.add_argument("--force-exclude", action="store_true",
+                        help="apply exclude patterns to files named on the command line too (for pre-commit)")
+    parser.add_argument("--respect-gitignore", action=argparse.BooleanOptionalAction, default=None,
+                        help="skip what .gitignore ignores while walking folders (default: yes, or "
+                             "respect-gitignore in [tool.adopter])")
+    if stdin:
+        parser.add_argument("--stdin-filename", metavar="PATH",
+                            help="the name of the code read from standard input (for config, excludes and messages)")
+    parser.add_argument("--file-timeout", type=_seconds, metavar="SECONDS",
+                        help=f"time budget per file in CPU seconds; a file over it is reported and skipped "
+                             f"(default: file-timeout in [tool.adopter], else {DEFAULT_SECONDS:g}; 0: no limit)")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour the output (auto: on a terminal, unless NO_COLOR is set)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print findings (or diffs) and nothing else")
+    parser.add_argument("--silent", "-s", action="store_true", help="print nothing; the exit code tells")
+    parser.add_argument("--show-fixes", action="store_true", help="list the findings that were fixed")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="adopter", description="Find and adopt optimized DL kernels in PyTorch code.")
     parser.add_argument("--version", action="version", version=f"adopter {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     check = sub.add_parser("check", help="report where kernels apply", epilog=EPILOG)
-    _common_options(check)
-    _budget_option(check)
-    check.add_argument("--output-format", choices=FORMATS, default="text")
-    check.add_argument("--fix-hint", default=None, help=argparse.SUPPRESS)
+    _file_options(check)
+    check.add_argument("--fix", action="store_true", help="apply the fixes, then report what is left")
+    check.add_argument("--diff", action="store_true", help="print the fixes as a unified diff; write nothing")
+    check.add_argument("--no-deps", action="store_true",
+                       help="with --fix/--diff: do not add the kernel packages to dependency files")
     check.add_argument("--unsafe-fixes", action="store_true",
-                       help="count fixes marked unsafe as fixable (what `fix --unsafe-fixes` applies)")
+                       help="also apply fixes marked unsafe with --fix/--diff, and count them as fixable "
+                            "(`adopter rules ID` says why each one is unsafe)")
+    check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    check.add_argument("--exit-non-zero-on-fix", action="store_true",
+                       help="with --fix: exit 1 when something was fixed, even if nothing is left")
+    check.add_argument("--statistics", action="store_true", help="count the findings per rule instead of listing them")
+    check.add_argument("--output-format", choices=FORMATS, default="text")
+    check.set_defaults(fix_hint=None, keep=None)
 
     fix = sub.add_parser("fix", help="rewrite files to use the kernels", epilog=EPILOG)
-    _common_options(fix)
-    _budget_option(fix)
+    _file_options(fix)
     fix.add_argument("--diff", action="store_true", help="print a unified diff, write nothing")
     fix.add_argument("--no-deps", action="store_true", help="do not add the kernel packages to dependency files")
     fix.add_argument("--unsafe-fixes", action="store_true",
@@ -103,264 +152,57 @@ def build_parser() -> argparse.ArgumentParser:
     structure.add_argument("class_name", nargs="?", metavar="CLASS")
 
     verify = sub.add_parser("verify", help="prove each patch on the real module (needs torch)")
-    _common_options(verify)
+    verify.add_argument("paths", nargs="*", metavar="PATH", help="files or folders; default: the current folder")
+    _selection_options(verify)
     verify.add_argument("--output-format", choices=("text", "json"), default="text")
     verify.add_argument("--no-benchmark", action="store_true", help="skip timing")
 
     sub.add_parser("bot", help="run as a GitHub Action (see action.yml)", add_help=False)
+    parser._subparsers_by_name = sub.choices  # for the "did you mean" of unknown options
     return parser
 
 
-class UsageError(Exception):
-    pass
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse a command line (exits 2 with a hint on a usage error, as argparse does)."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        sub = parser._subparsers_by_name.get(args.command) if args.command else None
+        (sub or parser).unknown(extras)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        raise SystemExit(2)
+    return args
 
 
-def _rules_for(args, config: Config, informational: bool = False) -> list[Rule]:
-    """The rules to apply; with ``informational``, also those that do not help on the target
-    (``check`` reports their findings for information)."""
-    dirs = [Path(d) for d in getattr(args, "rules_dir", [])] + list(config.rule_paths)
-    # Workers load the bundled rules and these folders again and keep the chosen ids: the same
-    # rules, since a folder's rule replaces a bundled one of the same id.
-    rules = load_rules(dirs, bundled=not getattr(args, "no_bundled_rules", False))
-    select = _split(args.select) or list(config.select)
-    ignore = _split(args.ignore) + list(config.ignore)
+HANDLERS = {"check": cmd_check, "fix": cmd_fix, "rules": cmd_rules, "structure": cmd_structure, "verify": cmd_verify}
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run a parsed command; every error a user can cause becomes a message and exit 2."""
+    undo = on_sigterm()
     try:
-        chosen = select_rules(rules, select or None, ignore or None)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if not informational:
-        chosen = [r for r in chosen if r.helps_on(_target(args, config))]
-    return chosen
-
-
-def _target(args, config: Config) -> str | None:
-    return getattr(args, "target", None) or config.target
-
-
-# --------------------------------------------------------------------- per-file work
-
-_WORKER_RULES: dict[tuple, list[Rule]] = {}
-
-
-def file_budget(args, config: Config) -> float:
-    """Seconds one file may take: --file-timeout, else [tool.adopter] file-timeout, else the default."""
-    value = getattr(args, "file_timeout", None)
-    if value is None:
-        value = config.file_timeout
-    return DEFAULT_SECONDS if value is None else value
-
-
-def _check_one(job: tuple):
-    """Analyse one file within its time budget; runs in a worker process for large trees.
-
-    ``job``: path, rule ids, rule folders, seconds, and optionally whether unsafe fixes count."""
-    path, rule_ids, rule_dirs, budget, *rest = job
-    unsafe_fixes = bool(rest and rest[0])
-    key = (rule_ids, rule_dirs)
-    rules = _WORKER_RULES.get(key)
-    if rules is None:
-        everything = load_rules([Path(d) for d in rule_dirs])
-        rules = _WORKER_RULES[key] = [r for r in everything if r.id in set(rule_ids)]
-    try:
-        with time_budget(budget):
-            source = read_source(path)
-            analysis = analyze(source.text, path, rules, package_of(path))
-            # fixable means what `fix` would do: decided by fix's own planning step.
-            from .synth.fixable import plan_findings
-
-            return plan_findings(analysis, source.text, path, unsafe_fixes), None
-    except (SourceError, AnalysisError, BudgetExceeded) as exc:
-        return [], str(exc)
-    except Exception as exc:  # an internal error must not stop the other files
-        return [], f"internal error: {type(exc).__name__}: {exc}"
-
-
-def _config_for_factory(args):
-    if args.no_config:
-        return lambda path: Config()
-    cache: dict[str, Config] = {}
-
-    def config_for(path: Path) -> Config:
-        folder = str(path.parent if not path.is_dir() else path)
-        if folder not in cache:
-            cache[folder] = find_config(Path(folder))
-        return cache[folder]
-
-    return config_for
-
-
-def run_check(args) -> tuple[list[Finding], list[tuple[str, str]], list[Rule]]:
-    config_for = _config_for_factory(args)
-    files, errors = iter_python_files(args.paths, config_for)
-    jobs = []
-    targets = []
-    all_rules: dict[str, Rule] = {}
-    by_config: dict[Config, list[Rule]] = {}  # rule files are loaded once per config, not per file
-    for path in files:
-        config = config_for(path)
-        targets.append(_target(args, config))
-        rules = by_config.get(config)
-        if rules is None:
-            rules = by_config[config] = _rules_for(args, config, informational=True)
-        for r in rules:
-            all_rules[r.id] = r
-        dirs = tuple(str(d) for d in [*map(Path, args.rules_dir), *config.rule_paths])
-        jobs.append((str(path), tuple(r.id for r in rules), dirs, file_budget(args, config),
-                     bool(getattr(args, "unsafe_fixes", False))))
-    findings: list[Finding] = []
-    workers = args.jobs or os.cpu_count() or 1
-    if len(jobs) >= PARALLEL_MIN_FILES and workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(_check_one, jobs, chunksize=4))
-    else:
-        results = [_check_one(job) for job in jobs]
-    for (path, *_), target, (found, error) in zip(jobs, targets, results):
-        for finding in found:
-            note = all_rules[finding.rule].target_note(target)
-            findings.append(replace(finding, informational=note, fixable=False) if note else finding)
-        if error:
-            errors.append((path, error))
-    return findings, errors, sorted(all_rules.values(), key=lambda r: r.id)
-
-
-def _print_errors(errors) -> None:
-    for path, message in errors:
-        print(f"{path}: error: {message}", file=sys.stderr)
-
-
-def cmd_check(args) -> int:
-    findings, errors, rules = run_check(args)
-    output = render(args.output_format, findings, rules, fix_hint=args.fix_hint)
-    if output:
-        print(output)
-    actionable = [f for f in findings if not f.informational]
-    if args.output_format == "text" and findings:
-        from .synth.fixable import hidden_unsafe
-
-        fixable = sum(f.fixable for f in actionable)
-        hidden = hidden_unsafe(actionable)
-        info = len(findings) - len(actionable)
-        unsafe = getattr(args, "unsafe_fixes", False)
-        print(f"Found {len(actionable)} opportunit{'y' if len(actionable) == 1 else 'ies'} "
-              f"({fixable} fixable with `adopter fix{' --unsafe-fixes' if unsafe else ''}`"
-              + (f"; {hidden} hidden unsafe fix{'' if hidden == 1 else 'es'} can be enabled with "
-                 f"`--unsafe-fixes`" if hidden else "") + ")"
-              + (f" and {info} informational (for other hardware)" if info else "") + ".", file=sys.stderr)
-    _print_errors(errors)
-    if errors:
+        return HANDLERS[args.command](args)
+    except RuleError as exc:
+        print(str(exc), file=sys.stderr)
         return 2
-    return 1 if actionable else 0
-
-
-def cmd_fix(args) -> int:
-    from .fixer import run_fix  # LibCST is only imported when something is rewritten
-
-    return run_fix(args, _config_for_factory(args), _rules_for)
-
-
-def cmd_rules(args) -> int:
-    import json
-
-    rules = load_rules([Path(d) for d in args.rules_dir], bundled=not args.no_bundled_rules)
-    if not rules:
-        raise UsageError("no rules: --no-bundled-rules needs a --rules-dir with rule files")
-    if args.rule:
-        wanted = [r for r in rules if args.rule in (r.id, r.name)]
-        if not wanted:
-            raise UsageError(f"unknown rule {args.rule!r}")
-        rule = wanted[0]
-        if args.output_format == "json":
-            print(json.dumps(_rule_dict(rule), indent=2))
-            return 0
-        print(explain(rule))
-        return 0
-    if args.output_format == "json":
-        print(json.dumps([_rule_dict(r) for r in rules], indent=2))
-        return 0
-    width = max(len(r.name) for r in rules)
-    where = {r.id: _where(r) for r in rules}
-    where_width = max(len(w) for w in where.values())
-    for r in rules:
-        mark = "fixable" if r.fixable else "report "
-        off = "" if r.default else " (off by default)"
-        print(f"{r.id}  {r.name:<{width}}  {mark}  {where[r.id]:<{where_width}}  {r.kernel.import_}{off}")
-    return 0
-
-
-def _where(rule: Rule) -> str:
-    """``cuda:train+infer cpu:infer`` (and ``cuda only`` for patches that run nowhere else)."""
-    short = {"training": "train", "inference": "infer"}
-    by_target: dict[str, list[str]] = {}
-    for item in rule.helps:
-        target, _, mode = item.partition(":")
-        by_target.setdefault(target, []).append(short.get(mode, mode or "all"))
-    text = " ".join(f"{t}:{'+'.join(m)}" for t, m in by_target.items()) or "-"
-    return text + (f" ({'/'.join(rule.only_on)} only)" if rule.only_on else "")
-
-
-def _rule_dict(rule: Rule) -> dict:
-    return {
-        "id": rule.id, "name": rule.name, "title": rule.title, "summary": rule.summary,
-        "kernel": rule.kernel.import_, "package": rule.kernel.package, "fixable": rule.fixable,
-        "fix_safety": rule.fix_safety, "default": rule.default, "helps": list(rule.helps),
-        "checkpoint_compatible": rule.checkpoint_compatible, "path": rule.path, "only_on": list(rule.only_on),
-    }
-
-
-def explain(rule: Rule) -> str:
-    out = [f"{rule.id} {rule.name} ({rule.title})", "", rule.summary, ""]
-    if rule.why:
-        out += ["Why", "---", rule.why.strip(), ""]
-    out += [
-        f"Kernel: {rule.kernel.import_} from {rule.kernel.package}"
-        + (f" >= {rule.kernel.min_version}" if rule.kernel.min_version else ""),
-        f"Helps on: {', '.join(rule.helps) or 'unspecified'}"
-        + (f" (the patched code runs on {'/'.join(rule.only_on)} only: fixed with --target {rule.only_on[0]})"
-           if rule.only_on else ""),
-        f"Fix: {'yes, ' + rule.fix_safety if rule.fixable else 'report only'}; "
-        f"checkpoints {'stay loadable' if rule.checkpoint_compatible else 'need conversion (off by default)'}",
-        "",
-        "Forward pattern:", _indent(rule.forward.text.strip()),
-    ]
-    if rule.forward_target:
-        out += ["becomes:", _indent(rule.forward_target.strip())]
-    for index, init in enumerate(rule.init):
-        out += [f"Init pattern{' (alternative %d)' % (index + 1) if len(rule.init) > 1 else ''}:",
-                _indent(init.text.strip())]
-    if rule.init_target:
-        out += ["becomes:", _indent(rule.init_target.strip())]
-    for example in rule.examples:
-        if example.after is not None:
-            out += ["", f"Example: {example.name}", "Before:", _indent(example.before.strip()),
-                    "After:", _indent(example.after.strip())]
-            break
-    return "\n".join(out)
-
-
-def _indent(text: str) -> str:
-    return "\n".join("    " + line for line in text.splitlines())
-
-
-def cmd_structure(args) -> int:
-    from .describe import describe_file
-
-    try:
-        source = read_source(args.file)
-        print(describe_file(source.text, args.file, args.class_name))
-    except (SourceError, AnalysisError) as exc:
-        print(f"{args.file}: error: {exc}", file=sys.stderr)
+    except (UsageError, ConfigError, SelectionError) as exc:
+        print(f"adopter: error: {exc}", file=sys.stderr)
         return 2
-    except KeyError as exc:
-        raise UsageError(f"no class {exc.args[0]!r} in {args.file}") from None
-    return 0
-
-
-def cmd_verify(args) -> int:
-    try:
-        from .verify.cli import run_verify
-    except ImportError as exc:
-        raise UsageError(f"adopter verify needs torch: pip install 'adopter[verify]' ({exc})") from None
-    return run_verify(args, _config_for_factory(args), _rules_for)
+    except BrokenProcessPool:
+        # A worker was killed (out of memory, a crash in native code): nothing has been written
+        # yet, since files are written only once every result is in.
+        print("adopter: error: a worker process died (out of memory?); nothing was written. "
+              "Run again with --jobs=1 to find the file", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Terminated:
+        return 143
+    except BrokenPipeError:
+        return 1
+    finally:
+        undo()
 
 
 def cmd_bot(argv: list[str]) -> int:
@@ -373,37 +215,13 @@ def cmd_bot(argv: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if argv and argv[0] == "bot":
         try:
             return cmd_bot(argv[1:])
         except UsageError as exc:
             print(f"adopter: error: {exc}", file=sys.stderr)
             return 2
-    args = parser.parse_args(argv)
-    if not args.command:
-        parser.print_help()
-        return 2
-    handlers = {"check": cmd_check, "fix": cmd_fix, "rules": cmd_rules, "structure": cmd_structure,
-                "verify": cmd_verify}
-    try:
-        return handlers[args.command](args)
-    except RuleError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    except (UsageError, ConfigError) as exc:
-        print(f"adopter: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenProcessPool:
-        # A worker was killed (out of memory, a crash in native code): nothing has been written
-        # yet, since files are written only once every result is in.
-        print("adopter: error: a worker process died (out of memory?); nothing was written. "
-              "Run again with --jobs=1 to find the file", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 1
+    return dispatch(parse(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,14 +2,17 @@
 
 Keys: ``select``, ``ignore`` (lists of rule ids or names), ``exclude`` (glob patterns,
 relative to the config file's folder), ``rule-paths`` (extra rule folders), ``target``
-(``cpu`` or ``cuda``), ``file-timeout`` (seconds one file may take, 0 for no limit), and
-``[tool.adopter.verify]`` (factories for non-HF classes).
+(``cpu`` or ``cuda``), ``file-timeout`` (seconds one file may take, 0 for no limit),
+``respect-gitignore`` (walk folders as git sees them; default true) and
+``[tool.adopter.verify]`` (factories for non-HF classes).  Any other key is an error that
+names it and suggests the key it was probably meant to be (``selct`` -> ``select``): a
+misspelt key silently ignored is a setting the user believes in and does not have.
 """
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
-import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -29,6 +32,7 @@ class Config:
     rule_paths: tuple[Path, ...] = ()
     target: str | None = None
     file_timeout: float | None = None
+    respect_gitignore: bool = True
     verify: dict = field(default_factory=dict, hash=False, compare=False)
 
     def excludes(self, path: Path) -> bool:
@@ -53,11 +57,22 @@ def _list(value, key: str, path: Path) -> tuple[str, ...]:
     raise ConfigError(f"{path}: [tool.adopter] {key} must be a list of strings")
 
 
+KEYS = ("select", "ignore", "exclude", "rule-paths", "target", "file-timeout", "respect-gitignore", "verify")
+
+
+def unknown_key_message(key: str, known=KEYS) -> str:
+    close = difflib.get_close_matches(key.replace("_", "-"), known, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(known)})"
+    return f"unknown key {key!r} in [tool.adopter]{hint}"
+
+
 @lru_cache(maxsize=256)
 def _load(pyproject: Path) -> Config | None:
+    from .source import SourceError, read_regular
+
     try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
+        data = tomllib.loads(read_regular(str(pyproject), 4 * 1024 * 1024).decode("utf-8"))
+    except (SourceError, UnicodeDecodeError):
         return None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{pyproject}: {exc}") from None
@@ -66,7 +81,16 @@ def _load(pyproject: Path) -> Config | None:
         return None
     if not isinstance(section, dict):
         raise ConfigError(f"{pyproject}: [tool.adopter] must be a table")
+    for key in section:
+        if key not in KEYS:
+            raise ConfigError(f"{pyproject}: {unknown_key_message(key)}")
     root = pyproject.parent
+    respect = section.get("respect-gitignore", True)
+    if not isinstance(respect, bool):
+        raise ConfigError(f"{pyproject}: [tool.adopter] respect-gitignore must be true or false")
+    verify = section.get("verify", {})
+    if not isinstance(verify, dict):
+        raise ConfigError(f"{pyproject}: [tool.adopter] verify must be a table")
     target = section.get("target")
     if target not in (None, "cpu", "cuda"):
         raise ConfigError(f"{pyproject}: [tool.adopter] target must be 'cpu' or 'cuda'")
@@ -88,7 +112,8 @@ def _load(pyproject: Path) -> Config | None:
         rule_paths=tuple(root / p for p in _list(section.get("rule-paths", []), "rule-paths", pyproject)),
         target=target,
         file_timeout=file_timeout,
-        verify=dict(section.get("verify", {})),
+        respect_gitignore=respect,
+        verify=dict(verify),
     )
 
 
@@ -109,34 +134,9 @@ def find_config(start: Path) -> Config:
 
 
 def iter_python_files(paths: list[str], config_for) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Expand files and folders into Python files; return (files, errors)."""
-    files: list[Path] = []
-    errors: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for raw in paths:
-        path = Path(raw)
-        if not path.exists() and not path.is_symlink():
-            errors.append((raw, "no such file or directory"))
-            continue
-        if path.is_dir():
-            found = 0
-            for folder, dirs, names in os.walk(path, followlinks=False):
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in ("__pycache__", "node_modules"))
-                for name in sorted(names):
-                    if name.endswith(".py"):
-                        full = Path(folder) / name
-                        if config_for(full).excludes(full):
-                            continue
-                        key = os.path.realpath(full)
-                        if key not in seen:
-                            seen.add(key)
-                            files.append(full)
-                            found += 1
-            if not found:
-                errors.append((raw, "no Python files in this directory"))
-        else:
-            key = os.path.realpath(path)
-            if key not in seen:
-                seen.add(key)
-                files.append(path)
-    return files, errors
+    """The Python files (no notebooks) of ``paths``, as :func:`adopter.discovery.discover`
+    finds them; for ``adopter verify``, which imports modules and so cannot take notebooks."""
+    from .discovery import discover, is_notebook
+
+    found = discover(paths, config_for)
+    return [p for p in found.files if not is_notebook(p)], found.errors

@@ -17,7 +17,10 @@ from .ruleset import Rule
 from .structure import module_structure
 from .structure.graph import FlowTooLarge, children
 
-SUPPRESS = re.compile(r"#\s*adopter:\s*ignore(?:\[(?P<codes>[A-Z0-9_,\s-]+)\])?", re.I)
+# ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
+# ``# noqa: ADP005, E501`` (a noqa naming only other tools' codes does not silence ours).
+SUPPRESS = re.compile(r"#\s*adopter:\s*ignore(?:\[(?P<codes>[A-Za-z0-9_,\s-]+)\])?", re.I)
+NOQA = re.compile(r"#\s*(?i:noqa)(?P<colon>:\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*)?)?")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Finding:
     message: str
     fixable: bool
     class_name: str = ""
+    # In a notebook: the cell (counted from 1) that ``line``/``end_line`` are lines of.
+    cell: int | None = None
     # Set when the rule does not help on the chosen target (``--target``): the finding is
     # shown for information, never fixed, and not counted in ``check``'s exit code.
     informational: str = ""
@@ -46,6 +51,7 @@ class Finding:
             "severity": "info" if self.informational else "opportunity",
             "informational": self.informational or None,
             "not_fixable": self.not_fixable or None,
+            **({"cell": self.cell} if self.cell else {}),
         }
 
 
@@ -101,8 +107,12 @@ def relevant_rules(text: str, rules: list[Rule]) -> list[Rule]:
     return [r for r in rules if not r.triggers or any(word in text for word in r.triggers)]
 
 
-def analyze(text: str, path: str, rules: list[Rule], package: str | None = None) -> Analysis:
-    tree = parse(text, path)  # always: a broken file is an error even when no rule could apply
+def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
+            tree: ast.Module | None = None) -> Analysis:
+    """Findings (and matches) of ``rules`` in ``text``; ``tree``: its ``ast`` when the caller
+    already parsed it (the fixer validates each rewrite by parsing it, then analyses it)."""
+    if tree is None:
+        tree = parse(text, path)  # always: a broken file is an error even when no rule could apply
     rules = relevant_rules(text, rules)
     if not rules:
         return Analysis([], [], tree)
@@ -210,15 +220,22 @@ def fixable(rule: Rule, match: Match) -> bool:
 
 
 def _suppressed(lines: list[str], finding: Finding) -> bool:
-    for number in {finding.line, finding.end_line}:
-        if not 1 <= number <= len(lines):
+    """A suppression comment on any line of the finding's span silences it."""
+    first, last = max(finding.line, 1), min(finding.end_line, len(lines))
+    for number in range(first, last + 1):
+        line = lines[number - 1]
+        if "#" not in line:
             continue
-        found = SUPPRESS.search(lines[number - 1])
-        if found:
+        for pattern in (SUPPRESS, NOQA):
+            found = pattern.search(line)
+            if not found:
+                continue
             codes = found.group("codes")
             if codes is None:
+                if pattern is NOQA and found.group("colon"):
+                    continue  # '# noqa:' followed by no code: not a suppression
                 return True
-            wanted = {c.strip().upper() for c in codes.split(",")}
+            wanted = {c.upper() for c in re.split(r"[,\s]+", codes) if c}
             if finding.rule in wanted or finding.name.upper() in wanted:
                 return True
     return False

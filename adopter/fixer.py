@@ -1,20 +1,15 @@
-"""``adopter fix``: rewrite files (or print the diff) and declare the kernels' packages.
+"""Fixing files: per file :func:`fix_job` (any process), then the writes and the
+dependency declarations (the parent process, once every result is in).
 
-Per file: read it the way Python does, :func:`adopter.synth.fix_text`, then write it back
-atomically in its own encoding, BOM and line endings (or, with ``--diff``, print a unified
-diff and write nothing).  A one-line summary per file goes to stderr, with the findings
-left as they are and why.  Then, unless ``--no-deps``, each project whose files now import
-a kernel gets the kernel's package added to its dependency list (shown in the diff with
-``--diff``).
+Per file: read it the way Python does (a notebook: its code cells as one module), run
+:func:`adopter.synth.fix_text` within the file's time budget, and, for ``check --fix``,
+analyse the fixed text for what is left to report.  Nothing is written by a worker; the
+parent writes each finished result atomically, in the file's own encoding, BOM and line
+endings, and only if the file on disk is still the one that was read
+(:func:`adopter.source.write_source`).  Any failure leaves the file as it was.
 
-Nothing is lost: the fixing of a file runs within its time budget (:mod:`adopter.budget`)
-and writes nothing; only a finished result is written, atomically, and only if the file on
-disk is still the one that was read (:func:`adopter.source.write_source`).  Any failure
-leaves the file as it was.
-
-Exit codes: 0 nothing to change, 1 something changed (or would, with ``--diff``), 2 a file
-could not be read, parsed, fixed within its budget or written (the other files are still
-fixed).
+Then, unless ``--no-deps``, each project whose files now import a kernel gets the kernel's
+package added to its dependency list.  This module returns values; the doors print them.
 """
 
 from __future__ import annotations
@@ -22,73 +17,92 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import sys
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .budget import BudgetExceeded, time_budget
-from .config import iter_python_files
-from .ruleset import load_rules
-from .source import SourceError, read_source, write_source
+from .engine import AnalysisError, Finding, analyze
+from .runner import Code, Job, place, read_code, rules_of
+from .source import SourceError, write_source
 from .structure import package_of
-
-PARALLEL_MIN_FILES = 8
 
 
 @dataclass
 class FileOutcome:
     path: str
-    new_text: str | None = None  # None: nothing to change
+    new_text: str | None = None  # the whole new file (a notebook: its JSON); None: nothing to change
     applied: list = field(default_factory=list)
     skipped: list = field(default_factory=list)
     requirements: set = field(default_factory=set)
     error: str | None = None
+    remaining: list[Finding] = field(default_factory=list)  # check --fix: what the fixed file still has
+    old_code: str | None = None  # the code before and after, for the diff (a notebook: per cell)
+    new_code: str | None = None
+    cells: list[tuple[int, str, str]] = field(default_factory=list)
+    source: object = None  # the SourceFile read (written back through it)
+    notebook: bool = False
 
 
-_WORKER_RULES: dict[tuple, list] = {}
+def fix_job(job: Job) -> FileOutcome:
+    """Read and fix one file within its time budget; writes nothing.
 
-
-def _fix_one(job: tuple) -> tuple[FileOutcome, object]:
-    """Read and fix one file within its time budget (in a worker process for large trees); writes nothing.
-
-    ``blocked`` maps the ids of rules whose kernel the file's project cannot take (its Python
-    or version pins exclude it, :func:`adopter.synth.deps.unavailable`) to the reason: their
-    findings are reported as not fixed."""
+    ``job.blocked`` maps the ids of rules that are not applied to the reason: their kernel is
+    one the file's project cannot take (its Python or version pins exclude it,
+    :func:`adopter.synth.deps.unavailable`), or the fix is unsafe and ``--unsafe-fixes`` was
+    not given.  Their findings are reported as not fixed, with that reason."""
     from .synth import fix_text
 
-    path, rule_ids, rule_dirs, budget, *rest = job
-    blocked = rest[0] if rest else {}
-    key = (rule_ids, rule_dirs)
-    rules = _WORKER_RULES.get(key)
-    if rules is None:
-        wanted = set(rule_ids)
-        rules = _WORKER_RULES[key] = [r for r in load_rules([Path(d) for d in rule_dirs]) if r.id in wanted]
-    source = None
+    blocked = dict(job.blocked)
+    rules = rules_of(job.rules, job.rule_dirs, job.bundled)
+    outcome = FileOutcome(job.path)
+    code: Code | None = None
     try:
-        with time_budget(budget):
-            source = read_source(path)
-            allowed = [r for r in rules if r.id not in blocked]
-            result = fix_text(source.text, path, allowed, package_of(path))
+        with time_budget(job.budget):
+            code = read_code(job)
+            outcome.source = code.source
+            outcome.notebook = code.notebook is not None
+            package = package_of(job.path) if job.stdin is None and code.notebook is None else None
+            result = fix_text(code.text, job.path, [r for r in rules if r.id not in blocked], package)
+            text = result.text if result.error is None else code.text
             skipped = list(result.skipped)
             if blocked and result.error is None:
-                from .engine import analyze
-
-                left = analyze(result.text, path, [r for r in rules if r.id in blocked], package_of(path))
+                left = analyze(text, job.path, [r for r in rules if r.id in blocked], package)
                 skipped += [(f, blocked[f.rule]) for f in left.findings if f.fixable]
-    except (SourceError, BudgetExceeded) as exc:
-        return FileOutcome(path, error=str(exc)), source
-    except Exception as exc:  # an internal error must not stop the other files
-        return FileOutcome(path, error=f"internal error: {type(exc).__name__}: {exc}"), source
-    outcome = FileOutcome(
-        path, applied=list(result.applied), skipped=skipped,
-        requirements=set(result.requirements), error=result.error,
-    )
-    if result.error is None and result.text != source.text:
-        outcome.new_text = result.text
-    return outcome, source
+            if job.report:
+                from .synth.fixable import plan_findings
 
+                shown = rules_of(job.report, job.rule_dirs, job.bundled)
+                found = plan_findings(analyze(text, job.path, shown, package), text, job.path, job.unsafe_fixes)
+                outcome.remaining = place(found, code, shown, job.target)
+    except (SourceError, AnalysisError, BudgetExceeded) as exc:
+        outcome.error = str(exc)
+        return outcome
+    except Exception as exc:  # an internal error must not stop the other files
+        outcome.error = f"internal error: {type(exc).__name__}: {exc}"
+        return outcome
+    outcome.applied = place(result.applied, code, rules, job.target)
+    reasons = [reason for _, reason in skipped]
+    outcome.skipped = list(zip(place([f for f, _ in skipped], code, rules, job.target), reasons))
+    outcome.requirements = set(result.requirements)
+    outcome.error = result.error
+    if result.error is None and result.text != code.text:
+        if code.notebook is not None:
+            from .notebook import rewrite
+
+            try:
+                outcome.new_text, outcome.cells = rewrite(code.notebook, result.text)
+            except SourceError as exc:
+                outcome.error = str(exc)
+                outcome.remaining = []
+                return outcome
+        else:
+            outcome.new_text = result.text
+        outcome.old_code, outcome.new_code = code.text, result.text
+    return outcome
+
+
+# --------------------------------------------------------------------------- presenting
 
 def _lines(text: str) -> list[str]:
     r"""``text`` in lines that end at ``\n`` only, as ``patch`` and ``git apply`` read them
@@ -97,15 +111,110 @@ def _lines(text: str) -> list[str]:
     return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
 
 
-def _diff(old: str, new: str, path: str) -> str:
-    """A unified diff that ``git apply`` takes, ending in a newline whatever the files end in."""
-    lines = difflib.unified_diff(
-        _lines(old), _lines(new), fromfile=f"a/{path.lstrip('/')}", tofile=f"b/{path.lstrip('/')}",
-    )
+def _name(path: str) -> str:
+    return path.lstrip("/") if path != "-" else "-"
+
+
+def unified_diff(old: str, new: str, path: str, *, label: str = "") -> str:
+    """A ``git apply``-able unified diff (``a/``/``b/`` prefixes, no-newline markers), ending in
+    a newline whatever the files end in."""
+    name = _name(path) + label
+    lines = difflib.unified_diff(_lines(old), _lines(new),
+                                 fromfile=f"a/{name}", tofile=f"b/{name}")
     out = []
     for line in lines:
         out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
     return "".join(out)
+
+
+def diff_of(outcome: FileOutcome) -> str:
+    """The change one outcome makes; a notebook's per changed cell (``nb.ipynb:cell 3``)."""
+    if outcome.new_text is None:
+        return ""
+    if outcome.notebook:
+        return "".join(unified_diff(old, new, outcome.path, label=f":cell {cell}") for cell, old, new in outcome.cells)
+    return unified_diff(outcome.source.text, outcome.new_text, outcome.path)
+
+
+def summary(outcome: FileOutcome, diff_only: bool) -> list[str]:
+    """The one-line report of a file: what was fixed, and each finding left with why."""
+    if outcome.error:
+        return [f"{outcome.path}: error: {outcome.error}"]
+    lines = []
+    if outcome.applied and outcome.new_text is not None:
+        counts = Counter(f.rule for f in outcome.applied)
+        parts = [rule if n == 1 else f"{rule} x{n}" for rule, n in sorted(counts.items())]
+        verb = "would fix" if diff_only else "fixed"
+        lines.append(f"{outcome.path}: {verb} {len(outcome.applied)} ({', '.join(parts)})")
+    for finding, reason in outcome.skipped:
+        lines.append(f"{outcome.path}:{position(finding)}: {finding.rule} not fixed: {reason}")
+    return lines
+
+
+def position(finding: Finding) -> str:
+    prefix = f"cell {finding.cell}:" if finding.cell else ""
+    return f"{prefix}{finding.line}:{finding.column}"
+
+
+# --------------------------------------------------------------------------- writing
+
+def write(outcome: FileOutcome) -> bool:
+    """Write one outcome's new text; on failure set its error.  True when written."""
+    if outcome.new_text is None or outcome.error:
+        return False
+    try:
+        write_source(outcome.source, outcome.new_text)
+    except SourceError as exc:
+        outcome.error = str(exc)
+        return False
+    return True
+
+
+@dataclass
+class DependencyEdit:
+    shown: str
+    diff: str
+    added: list[str]
+    error: str | None = None
+
+
+def dependency_needs(outcomes: list[FileOutcome]) -> tuple[dict[Path, set[str]], list[str]]:
+    """Projects whose files now import a kernel -> the requirements; plus notes for files in
+    no project."""
+    from .synth.deps import project_root
+
+    needs: dict[Path, set[str]] = {}
+    notes = []
+    for outcome in outcomes:
+        if outcome.error or outcome.new_text is None or not outcome.requirements or outcome.path == "-":
+            continue
+        root = project_root(Path(outcome.path))
+        if root is not None:
+            needs.setdefault(root, set()).update(outcome.requirements)
+        else:
+            notes.append(f"{outcome.path}: note: no project folder found; install "
+                         f"{', '.join(sorted(outcome.requirements))}")
+    return needs, notes
+
+
+def declare_dependencies(needs: dict[Path, set[str]], *, diff_only: bool) -> tuple[list[DependencyEdit], list[str]]:
+    """Add the requirements to each project's dependency files (or only diff them)."""
+    from .synth.deps import plan_dependencies
+
+    edits, notes = [], []
+    for root, requirements in sorted(needs.items()):
+        planned, messages = plan_dependencies(root, requirements)
+        notes += [f"note: {message}" for message in messages]
+        for edit in planned:
+            shown = _display(edit.path)
+            result = DependencyEdit(shown, unified_diff(edit.old, edit.new, shown), list(edit.said or edit.added))
+            if not diff_only:
+                try:
+                    write_source(edit.source, edit.new)
+                except SourceError as exc:
+                    result.error = str(exc)
+            edits.append(result)
+    return edits, notes
 
 
 def _display(path: Path) -> str:
@@ -113,105 +222,3 @@ def _display(path: Path) -> str:
         return os.path.relpath(path)
     except ValueError:
         return str(path)
-
-
-def _summary(outcome: FileOutcome, diff_only: bool) -> list[str]:
-    lines = []
-    if outcome.error:
-        return [f"{outcome.path}: error: {outcome.error}"]
-    if outcome.applied:
-        counts = Counter(f.rule for f in outcome.applied)
-        parts = [rule if n == 1 else f"{rule} x{n}" for rule, n in sorted(counts.items())]
-        verb = "would fix" if diff_only else "fixed"
-        lines.append(f"{outcome.path}: {verb} {len(outcome.applied)} ({', '.join(parts)})")
-    for finding, reason in outcome.skipped:
-        lines.append(f"{outcome.path}:{finding.line}:{finding.column}: {finding.rule} not fixed: {reason}")
-    return lines
-
-
-def run_fix(args, config_for, rules_for) -> int:
-    from .cli import file_budget
-    from .synth.deps import project_root, unavailable
-
-    files, errors = iter_python_files(args.paths, config_for)
-    jobs = []
-    projects: dict = {}
-    for path in files:
-        config = config_for(path)
-        rules = rules_for(args, config)
-        dirs = tuple(str(d) for d in [*map(Path, getattr(args, "rules_dir", []) or []), *config.rule_paths])
-        kernels = frozenset((r.kernel.requirement, r.kernel.requires_python) for r in rules)
-        key = (project_root(Path(path)), kernels)
-        if key not in projects:
-            projects[key] = unavailable(*key)
-        blocked = {r.id: f"not applied: {projects[key][r.kernel.requirement]}"
-                   for r in rules if r.kernel.requirement in projects[key]}
-        if not getattr(args, "unsafe_fixes", False):
-            from .synth.fixable import unsafe_reason
-
-            blocked.update({r.id: unsafe_reason(r) for r in rules if r.fixable and not r.safe_fix})
-        jobs.append((str(path), tuple(r.id for r in rules), dirs, file_budget(args, config), blocked))
-    workers = getattr(args, "jobs", 0) or os.cpu_count() or 1
-    if len(jobs) >= PARALLEL_MIN_FILES and workers > 1:
-        with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            results = list(pool.map(_fix_one, jobs, chunksize=1))
-    else:
-        results = [_fix_one(job) for job in jobs]
-
-    diff_only = bool(getattr(args, "diff", False))
-    changed = False
-    failed = bool(errors)
-    needs: dict[Path, set[str]] = {}
-    for path, message in errors:
-        print(f"{path}: error: {message}", file=sys.stderr)
-    for outcome, source in results:
-        if outcome.error:
-            failed = True
-        if outcome.new_text is not None:
-            if diff_only:
-                sys.stdout.write(_diff(source.text, outcome.new_text, outcome.path))
-                changed = True
-            else:
-                try:
-                    write_source(source, outcome.new_text)
-                    changed = True
-                except SourceError as exc:
-                    outcome.error = str(exc)
-                    failed = True
-            if not outcome.error and outcome.requirements:
-                from .synth.deps import project_root
-
-                root = project_root(Path(outcome.path))
-                if root is not None:
-                    needs.setdefault(root, set()).update(outcome.requirements)
-                else:
-                    print(f"{outcome.path}: note: no project folder found; install "
-                          f"{', '.join(sorted(outcome.requirements))}", file=sys.stderr)
-        for line in _summary(outcome, diff_only):
-            print(line, file=sys.stderr)
-
-    if not getattr(args, "no_deps", False):
-        from .synth.deps import plan_dependencies
-
-        for root, requirements in sorted(needs.items()):
-            edits, notes = plan_dependencies(root, requirements)
-            for note in notes:
-                print(f"note: {note}", file=sys.stderr)
-            for edit in edits:
-                shown = _display(edit.path)
-                if diff_only:
-                    sys.stdout.write(_diff(edit.old, edit.new, shown))
-                else:
-                    try:
-                        write_source(edit.source, edit.new)
-                    except SourceError as exc:
-                        print(f"{shown}: error: {exc}", file=sys.stderr)
-                        failed = True
-                        continue
-                changed = True
-                verb = "would add" if diff_only else "added"
-                print(f"{shown}: {verb} {', '.join(edit.said)}", file=sys.stderr)
-
-    if failed:
-        return 2
-    return 1 if changed else 0

@@ -263,11 +263,13 @@ def load_rule(path: Path) -> Rule:
     ``$ADOPTER_CACHE_DIR``; ``ADOPTER_NO_CACHE=1`` turns it off), keyed by the file's path and
     bytes and by the loader's own code.  A cache that cannot be read or written is ignored.
     """
+    from .source import SourceError, read_regular
+
     spath = str(path)
-    try:
-        raw_bytes = path.read_bytes()
+    try:  # never blocks: a FIFO (or a device) named like a rule file is refused
+        raw_bytes = read_regular(spath, 4 * 1024 * 1024, what="rule file")
         raw = raw_bytes.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except (SourceError, UnicodeDecodeError) as exc:
         raise RuleError(spath, 1, 1, f"cannot read rule file: {exc}") from None
     folder = _cache_dir()
     entry = None
@@ -275,8 +277,7 @@ def load_rule(path: Path) -> Rule:
         key = hashlib.sha256(_code_key() + spath.encode("utf-8", "surrogateescape") + b"\0" + raw_bytes)
         entry = folder / f"{key.hexdigest()}.pickle"
         try:
-            with open(entry, "rb") as handle:
-                rule = pickle.load(handle)
+            rule = pickle.loads(read_regular(str(entry), 64 * 1024 * 1024))
             if isinstance(rule, Rule) and rule.path == spath:
                 return rule
         except Exception:  # missing, truncated or from an incompatible build: parse again

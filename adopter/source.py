@@ -5,12 +5,18 @@ with a one-line reason, what is not Python source: a file that is not a regular 
 would block the hook forever), larger than :data:`MAX_BYTES`, with NUL bytes, or that does not
 decode.
 
+Every read (:func:`read_regular`: sources, notebooks, rule files, ``pyproject.toml``,
+``.gitignore``) opens the file non-blocking and checks the open descriptor with ``fstat``, so a
+file replaced by a FIFO between discovery and reading is refused instead of blocking forever.
+
 Writing re-encodes with the same encoding, BOM and line endings (a file with mixed endings
 keeps each untouched line's own, and new lines get the most common one), keeps the file mode
 and, where allowed, its owner, goes through a temporary file in the file's real folder plus
 ``os.replace`` (never a half-written file, never a ``.py`` left behind), refuses a read-only
 file, and refuses to overwrite a file whose bytes changed since they were read: that is
-checked once more after the new content is on disk, right before the replace.
+checked once more after the new content is on disk, right before the replace.  The temporary
+file's name holds the writing process's id, so that one left by a killed run is recognised and
+removed by the next run (:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,15 @@ from dataclasses import dataclass
 #: memory, in C code that no time budget can interrupt.  The largest file of transformers,
 #: diffusers, timm and torchvision is 0.33 MB.
 MAX_BYTES = 2 * 1024 * 1024
+
+#: A notebook's JSON holds its outputs (images, tables) besides the code: it may be larger.
+#: Its code cells together are still held to :data:`MAX_BYTES`.
+MAX_NOTEBOOK_BYTES = 32 * 1024 * 1024
+
+#: Temporary files are named ``.NAME.adopter-PID-RANDOM.tmp`` next to the file they replace.
+#: A run killed between creating one and the rename (``kill -9``) leaves it behind; the next
+#: run removes those whose process is gone (:func:`remove_stale_temporaries`).
+_TEMP = re.compile(r"^\..+\.adopter-(?:(?P<pid>\d+)-)?[A-Za-z0-9_]+\.tmp$")
 
 #: Called with the path right before the final check and the replace.  Only tests set it, to
 #: change the file at the worst moment and prove the change is detected.
@@ -102,7 +117,13 @@ def _os_message(exc: OSError) -> str:
     return (exc.strerror or str(exc)).lower()
 
 
-def read_source(path: str) -> SourceFile:
+def read_regular(path: str, limit: int = MAX_BYTES, *, what: str = "file") -> bytes:
+    """The bytes of a regular file, at most ``limit`` of them, never blocking.
+
+    The file is opened non-blocking and checked with ``fstat`` on the open descriptor (not a
+    ``stat`` before the open, which a file replaced by a FIFO in between would defeat): a pipe,
+    socket or device is refused instead of hanging the run, a folder too.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
@@ -113,17 +134,37 @@ def read_source(path: str) -> SourceFile:
             raise SourceError("is a directory")
         if not stat.S_ISREG(info.st_mode):
             raise SourceError("not a regular file (a pipe, socket or device); skipped")
-        if info.st_size > MAX_BYTES:
-            raise SourceError(f"file is too large to analyse ({_mib(info.st_size)}, limit {_mib(MAX_BYTES)})")
+        if info.st_size > limit:
+            raise SourceError(f"{what} is too large to analyse ({_mib(info.st_size)}, limit {_mib(limit)})")
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(MAX_BYTES + 1)
+            data = handle.read(limit + 1)
     except OSError as exc:
         raise SourceError(f"cannot read: {_os_message(exc)}") from None
     finally:
         os.close(fd)
-    if len(data) > MAX_BYTES:
-        raise SourceError(f"file is too large to analyse (over {_mib(MAX_BYTES)})")
-    return decode(data, path)
+    if len(data) > limit:
+        raise SourceError(f"{what} is too large to analyse (over {_mib(limit)})")
+    return data
+
+
+def read_head(path: str, size: int) -> bytes:
+    """The first ``size`` bytes of a regular file (to sniff a ``#!`` line), never blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise SourceError(f"cannot read: {_os_message(exc)}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SourceError("not a regular file")
+        return os.read(fd, size)
+    except OSError as exc:
+        raise SourceError(f"cannot read: {_os_message(exc)}") from None
+    finally:
+        os.close(fd)
+
+
+def read_source(path: str) -> SourceFile:
+    return decode(read_regular(path, MAX_BYTES), path)
 
 
 def _mib(size: int) -> str:
@@ -170,12 +211,11 @@ def encode(source: SourceFile, text: str) -> bytes:
     return (codecs.BOM_UTF8 + data) if source.bom else data
 
 
-def _unchanged(path: str, source: SourceFile) -> None:
+def _unchanged(path: str, source: SourceFile, limit: int) -> None:
     try:
-        with open(path, "rb") as handle:
-            current = handle.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise SourceError(f"cannot re-read before writing: {_os_message(exc)}; left as it is") from None
+        current = read_regular(path, limit)
+    except SourceError as exc:
+        raise SourceError(f"file changed while it was being fixed ({exc}); left as it is") from None
     if _digest(current) != source.digest:
         raise SourceError("file changed while it was being fixed; left as it is (run fix again)")
 
@@ -196,9 +236,9 @@ def write_source(source: SourceFile, text: str) -> None:
     mode = stat.S_IMODE(info.st_mode)
     if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
         raise SourceError("file is read-only; left as it is")
-    _unchanged(target, source)
+    _unchanged(target, source, MAX_NOTEBOOK_BYTES)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.adopter-", suffix=".tmp",
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.adopter-{os.getpid()}-", suffix=".tmp",
                                    dir=os.path.dirname(target))
     except OSError as exc:
         raise SourceError(f"cannot write: {_os_message(exc)}") from None
@@ -215,7 +255,7 @@ def write_source(source: SourceFile, text: str) -> None:
                 pass  # only root may give a file away; the content and mode are what matter
         if before_replace is not None:
             before_replace(path)
-        _unchanged(target, source)
+        _unchanged(target, source, MAX_NOTEBOOK_BYTES)
         os.replace(tmp, target)
     except BaseException as exc:
         try:
@@ -240,3 +280,48 @@ def _sync_folder(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str, *, legacy_age: float = 600.0) -> list[str]:
+    """Remove the temporary files that killed runs left in ``folder``; return their names.
+
+    A temporary file whose creating process is gone is removed; one in the older format
+    (no process id in its name) once it is ``legacy_age`` seconds old.  A live run's
+    temporary file is never touched: its process still exists.
+    """
+    import time
+
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        found = _TEMP.match(entry.name)
+        if not found:
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            pid = found.group("pid")
+            if pid is not None:
+                if int(pid) == os.getpid() or _alive(int(pid)):
+                    continue
+            elif now - entry.stat(follow_symlinks=False).st_mtime < legacy_age:
+                continue
+            os.unlink(entry.path)
+            removed.append(entry.name)
+        except OSError:
+            continue
+    return removed

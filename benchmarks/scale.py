@@ -9,7 +9,7 @@ real packages Adopter was never tuned on, counting what must never happen.
    extracts its ``.py`` files into a fresh ``<cache>/scale/<dist>-<version>/`` (the files are
    read and rewritten there; nothing from them is ever imported);
 2. runs, per file, in a process pool over all cores, exactly what the CLI runs per file
-   (``adopter.cli._check_one`` and ``adopter.fixer._fix_one`` with every rule and the default
+   (``adopter.runner.check_job`` and ``adopter.fixer.fix_job`` with every rule and the default
    per-file time budget, then ``adopter.source.write_source``), then compiles the written
    file and fixes it a second time;
 3. prints files, lines, findings per rule, errors by kind, wall and CPU time and peak memory,
@@ -125,8 +125,8 @@ def _compiles(data: bytes, path: str) -> str | None:
 
 def process_file(job: tuple[str, tuple[str, ...], float]) -> dict:
     """check + fix (written) + compile + second fix of one file, as the CLI does them."""
-    from adopter.cli import _check_one
-    from adopter.fixer import _fix_one
+    from adopter.fixer import fix_job
+    from adopter.runner import Job, check_job
     from adopter.source import SourceError, write_source
 
     path, rule_ids, budget = job
@@ -147,13 +147,15 @@ def process_file(job: tuple[str, tuple[str, ...], float]) -> dict:
             rec["timeouts"].append(stage)
 
     try:
-        found, error = _check_one((path, rule_ids, (), budget))
+        checked = check_job(Job(path, tuple(rule_ids), (), None, budget))
+        found, error = checked.findings, checked.error
         rec["findings"] = dict(Counter(f.rule for f in found))
         rec["check_error"] = error
         note("check", error)
 
-        job = (path, rule_ids, (), budget)
-        outcome, source = _fix_one(job)
+        job = Job(path, tuple(rule_ids), (), None, budget)
+        outcome = fix_job(job)
+        source = outcome.source
         rec["fix_error"] = outcome.error
         note("fix", outcome.error)
         rec["applied"] = len(outcome.applied)
@@ -172,7 +174,7 @@ def process_file(job: tuple[str, tuple[str, ...], float]) -> dict:
                 problem = _compiles(written, path)
                 if problem and rec["compiles"]:
                     rec["broken"] = problem
-                again, _ = _fix_one(job)
+                again = fix_job(job)
                 if again.new_text is not None:
                     rec["second_run"] = f"a second fix changes it again ({len(again.applied)} more)"
                 elif again.error and not again.error.startswith(BUDGET):

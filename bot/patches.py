@@ -26,7 +26,7 @@ from typing import Callable
 from adopter.budget import DEFAULT_SECONDS, BudgetExceeded, time_budget
 from adopter.config import Config, ConfigError, find_config
 from adopter.engine import AnalysisError, Finding, analyze
-from adopter.ruleset import Rule, RuleError, load_rules, select_rules
+from adopter.ruleset import Rule, RuleError
 from adopter.source import MAX_BYTES, SourceError, decode, encode
 from adopter.structure import package_of
 
@@ -212,26 +212,24 @@ def _verify_file():
 # ---------------------------------------------------------------------- rules per config
 
 class _Rules:
+    """The rules for a file's config, chosen as ``adopter check``/``fix`` choose them
+    (:class:`adopter.runner.Selection`: the input's select, else the config's; its ignore;
+    only rules that help on the config's target)."""
+
     def __init__(self, select: tuple[str, ...]):
-        self._select = list(select)
-        self._cache: dict[tuple, list[Rule]] = {}
+        from adopter.runner import Options, Selection
+
+        self._selection = Selection(Options(select=tuple(select)))
 
     def __call__(self, config: Config) -> list[Rule]:
-        key = (config.rule_paths, config.select, config.ignore, config.target)
-        if key not in self._cache:
-            try:
-                rules = load_rules(list(config.rule_paths))
-            except RuleError as exc:
-                raise BotError(str(exc)) from None
-            select = self._select or list(config.select)
-            try:
-                chosen = select_rules(rules, select or None, list(config.ignore) or None)
-            except ValueError as exc:
-                raise BotError(f"input select: {exc}") from None
-            if config.target:
-                chosen = [r for r in chosen if r.helps_on(config.target)]
-            self._cache[key] = chosen
-        return self._cache[key]
+        from adopter.runner import SelectionError
+
+        try:
+            return self._selection.rules(config)
+        except RuleError as exc:
+            raise BotError(str(exc)) from None
+        except SelectionError as exc:
+            raise BotError(f"input select: {exc}") from None
 
 
 # ---------------------------------------------------------------------- verification results

@@ -80,11 +80,20 @@ def test_the_text_summary_counts_hidden_unsafe_fixes_apart(model, capsys):
     main(["check", "--no-config", "--target", "cuda", "--select", "ADP005,ADP014", "--unsafe-fixes", str(model)])
     summary = capsys.readouterr().err.strip().splitlines()[-1]
     assert summary == "Found 2 opportunities (2 fixable with `adopter fix --unsafe-fixes`)."
+    # check --fix applies the safe fix and says what is left, the unsafe one counted apart
+    main(["check", "--no-config", "--target", "cuda", "--select", "ADP005,ADP014", "--fix", "--no-deps", str(model)])
+    summary = capsys.readouterr().err.strip().splitlines()[-1]
+    assert summary == ("Found 2 opportunities (1 fixed, 1 remaining; "
+                       "1 hidden unsafe fix can be enabled with `--unsafe-fixes`).")
+    assert "dropout_add_layer_norm(" in model.read_text() and "liger_rope(" not in model.read_text()
 
 
 def test_the_hook_hint_is_not_shown_for_an_unsafe_fix(model, capsys):
-    main(["check", "--no-config", "--target", "cuda", "--select", "ADP005,ADP014", "--fix-hint", "adopter-fix",
-          str(model)])
+    from hook.main import FIX_HINT, check
+
+    (model.parent / "pyproject.toml").write_text(
+        '[tool.adopter]\ntarget = "cuda"\nselect = ["ADP005", "ADP014"]\n')
+    assert check(["--whole-file", str(model)]) == 1
     lines = {line.split(": ")[1].split()[0]: line for line in capsys.readouterr().out.splitlines()}
-    assert lines["ADP005"].endswith("(fix: adopter-fix)")
+    assert lines["ADP005"].endswith(f"(fix: {FIX_HINT})")
     assert "(fix:" not in lines["ADP014"]

@@ -31,17 +31,124 @@ def _range(position) -> tuple[int, int, int, int]:
     return (position.start.line, position.start.column, position.end.line, position.end.column)
 
 
-def _ranges(tree) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Line ranges (decorators included) of every function, and of each top-level statement."""
+def _span(stmt) -> tuple[int, int]:
+    return (min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))]),
+            stmt.end_lineno or stmt.lineno)
+
+
+def _ranges(tree, bodies: dict | None = None) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Line ranges (decorators included) of every function, and of each top-level statement;
+    ``bodies`` gets each function's range -> its node.
+
+    Functions are statements, so only statement lists are walked (not every expression
+    node: a full ``ast.walk`` per round was a tenth of a file's fix time)."""
     functions, tops = [], []
-    for node in ast.walk(tree):
+    stack = list(tree.body)
+    while stack:
+        node = stack.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
-            functions.append((start, node.end_lineno or node.lineno))
+            functions.append(_span(node))
+            if bodies is not None:
+                bodies[functions[-1]] = node
+        for name in ("body", "orelse", "finalbody", "handlers", "cases"):
+            children = getattr(node, name, None)
+            if isinstance(children, list):
+                stack.extend(child for child in children if isinstance(child, ast.AST))
     for stmt in tree.body:
         start = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
         tops.append((start, stmt.end_lineno or stmt.lineno))
     return functions, tops
+
+
+def _blocks(stmt):
+    """The indented statement lists of a compound statement."""
+    for name in ("body", "orelse", "finalbody"):
+        block = getattr(stmt, name, None)
+        if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+            yield block
+    for part in [*(getattr(stmt, "handlers", None) or []), *(getattr(stmt, "cases", None) or [])]:
+        yield part.body
+
+
+def _narrow(start: int, end: int, pieces: list[Edits], function) -> tuple[int, int]:
+    """The lines of a function that its edits need, rather than the whole function.
+
+    Parsing and positioning a whole long ``forward`` with LibCST for one changed line cost
+    most of the fix.  The edits need only the statements they touch, in the innermost
+    statement list that holds them all, plus, where a statement is deleted, one more on each
+    side (a deleted statement hands its comments to the next one, and a block never becomes
+    empty); cut at whole lines and statement boundaries, the result is the same text.
+    A guard (wrap) needs the statements it guards, which are siblings; moves across an
+    ``if`` (straddle) keep the whole function."""
+    if function is None or any(p.straddle is not None for p in pieces):
+        return start, end
+    keys = [k for p in pieces for k in (*p.expr, *p.delete, *p.replace_stmt)]
+    keys += [(p.wrap.first[0], 0, p.wrap.last[0], 0) for p in pieces if p.wrap is not None]
+    if not keys:
+        return start, end
+    low, high = min(k[0] for k in keys), max(k[2] for k in keys)
+    deleting = any(p.delete for p in pieces)
+    block = function.body
+    if low < _span(block[0])[0]:
+        return start, end
+    while True:
+        spans = [_span(stmt) for stmt in block]
+        touched = [i for i, (a, b) in enumerate(spans) if a <= high and b >= low]
+        if not touched:
+            return start, end
+        if len(touched) == 1:
+            stmt = block[touched[0]]
+            inner = next((b for b in _blocks(stmt)
+                          if _span(b[0])[0] > spans[touched[0]][0] and _span(b[0])[0] <= low
+                          and high <= _span(b[-1])[1]), None)
+            if inner is not None:
+                block = inner
+                continue
+        first, last = touched[0], touched[-1]
+        if deleting:
+            first, last = max(first - 1, 0), min(last + 1, len(block) - 1)
+        while first > 0 and spans[first][0] <= spans[first - 1][1]:  # a line shared with the one above
+            first -= 1
+        while last < len(block) - 1 and spans[last][1] >= spans[last + 1][0]:
+            last += 1
+        if spans[first][0] <= start:  # the body starts on the def line
+            return start, end
+        return spans[first][0], spans[last][1]
+
+
+def _leading(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def _chunk_header(lines: list[str], start: int, end: int, narrow: tuple[int, int]) -> tuple[str, tuple[int, int]]:
+    """The ``if True:`` lines that make a cut-out chunk parse at its own columns, and the
+    chunk's lines (``narrow``, or the whole ``start``-``end`` where it cannot be cut).
+
+    LibCST indents the blocks it creates by the first indentation it sees in the chunk, so a
+    narrowed chunk gets a header whose first indentation is the one the whole function's
+    chunk would show: new code is indented the same either way."""
+    if narrow != (start, end):
+        whole = lines[start - 1:end]
+        unit = _first_indent(("if True:\n" if whole[0][:1] in (" ", "\t") else "") + "\n".join(whole) + "\n")
+        here = _leading(lines[narrow[0] - 1])
+        if unit and here.startswith(unit):
+            return "if True:\n" + ("" if here == unit else unit + "if True:\n"), narrow
+    indented = lines[start - 1][:1] in (" ", "\t")
+    return ("if True:\n" if indented else ""), (start, end)
+
+
+def _first_indent(text: str) -> str | None:
+    """The first INDENT of ``text`` (what LibCST takes as the module's default indent)."""
+    import io
+    import tokenize
+
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.INDENT:
+                return token.string
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return None
 
 
 def _owner(line: int, functions, tops) -> tuple[int, int]:
@@ -96,16 +203,17 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
 def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None, path: str = "") -> str:
     """Apply ``edits`` (character spans of ``text``, whose ``ast`` tree is ``tree``).
 
-    Only the functions holding an edit go through LibCST (a modeling file has hundreds of
-    methods; parsing and positioning all of them each round would cost seconds): each is cut
-    out as whole lines, under an ``if True:`` header when it is indented, so columns stay
-    the same.  Then the imports (:mod:`.imports`): those the edits left unused are removed
+    Only the statements an edit touches go through LibCST (a modeling file has hundreds of
+    methods; parsing and positioning all of them each round would cost seconds, and a long
+    ``forward`` for one changed line most of a fix: :func:`_narrow`): they are cut out as whole
+    lines, under ``if True:`` headers when indented, so columns stay the same.  Then the imports (:mod:`.imports`): those the edits left unused are removed
     (never in an ``__init__.py``: ``path`` tells) and the new ones added where isort puts them;
     only the module's head, up to its last import, goes through LibCST for that.
     """
     style = style or Style()
     lines = text.split("\n")
-    functions, tops = _ranges(tree)
+    bodies: dict = {}
+    functions, tops = _ranges(tree, bodies)
     groups: dict[tuple[int, int], list[Edits]] = {}
     imports: set = set()
     for item in edits:
@@ -121,12 +229,11 @@ def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None,
         else:
             merged.append([start, end, list(groups[(start, end)])])
     for start, end, pieces in reversed(merged):
-        indented = lines[start - 1][:1] in (" ", "\t")
-        header = "if True:\n" if indented else ""
+        header, (start, end) = _chunk_header(lines, start, end, _narrow(start, end, pieces, bodies.get((start, end))))
         chunk = header + "\n".join(lines[start - 1:end]) + "\n"
-        offset = start - 1 - (1 if indented else 0)
+        offset = start - 1 - header.count("\n")
         new_chunk = _apply_chunk(chunk, [_shift_edits(piece, offset) for piece in pieces], style)
-        if indented:
+        if header:
             if not new_chunk.startswith(header):
                 raise ApplyError("the edited function lost its place")
             new_chunk = new_chunk[len(header):]

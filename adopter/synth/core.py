@@ -99,18 +99,20 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
     skipped: list[tuple[Finding, str]] = []
     active = list(rules)
     cached = None
+    parsed = None  # (text, its ast): the last rewrite's parse check, reused by its analysis
     style = style_for(path)
     for round_no in range(MAX_ROUNDS + 1):
         try:
             key = (current, tuple(rule.id for rule in active))
             if cached is None or cached[0] != key:  # a failed rewrite leaves the text as it was
-                cached = (key, analyze(current, path, active, package))
+                tree = parsed[1] if parsed is not None and parsed[0] is current else None
+                cached = (key, analyze(current, path, active, package, tree=tree))
             analysis = cached[1]
         except AnalysisError as exc:
             if current is work:
                 return FixResult(text, error=str(exc))
             return FixResult(text, error=f"internal error: a rewrite did not analyse: {exc}")
-        if analysis.tree is None:
+        if analysis.tree is None or not analysis.matches:
             skipped = []
             break
         planner = Planner(current, analysis.tree)
@@ -126,7 +128,7 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
         chosen = [g[0] for g in groups]
         try:
             new = apply_edits(current, analysis.tree, [p.edits for p in chosen], style, path)
-            ast.parse(new)
+            parsed = (new, ast.parse(new))
         except Exception as exc:  # noqa: BLE001 - a rewrite that fails is dropped, never a crash
             if len(chosen) > 1:
                 single = True

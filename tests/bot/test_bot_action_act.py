@@ -47,6 +47,21 @@ jobs:
           FINDINGS: ${{ steps.adopter.outputs.findings }}
         run: echo "adopter-result findings=$FINDINGS url=$URL"
 """
+NO_OP_STUB = """\
+name: no-op (test stub for an action the composite action uses, e.g. actions/cache)
+inputs:
+  path:
+    required: false
+  key:
+    required: false
+  restore-keys:
+    required: false
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: "true"
+"""
 SETUP_PYTHON_STUB = """\
 name: setup-python (test stub)
 inputs:
@@ -126,7 +141,17 @@ def test_composite_action_opens_the_pull_request_under_act(world, fake_github, t
     stub = tmp_path / "setup-python-stub"
     stub.mkdir()
     (stub / "action.yml").write_text(SETUP_PYTHON_STUB)
+    no_op = tmp_path / "no-op-stub"
+    no_op.mkdir()
+    (no_op / "action.yml").write_text(NO_OP_STUB)
     venv_bin = _runner_python(tmp_path / "runner-venv")
+    # action.yml pins its actions by commit SHA: map exactly those references to the stubs
+    import yaml
+
+    pinned = [s["uses"] for s in yaml.safe_load((REPO / "action.yml").read_text())["runs"]["steps"] if "uses" in s]
+    mappings = []
+    for ref in pinned:
+        mappings += ["--local-repository", f"{ref}={stub if ref.startswith('actions/setup-python@') else no_op}"]
 
     env = dict(world.env)
     env.update({"ADOPTER_TEST_VENV_BIN": str(venv_bin), "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0",
@@ -135,7 +160,7 @@ def test_composite_action_opens_the_pull_request_under_act(world, fake_github, t
         str(act), "push", "-e", str(event), "-W", ".github/workflows/adopter.yml",
         "-P", "ubuntu-latest=-self-hosted",
         "--local-repository", f"adopter-dev/adopter@v1={action}",
-        "--local-repository", f"actions/setup-python@v5={stub}",
+        *mappings,
         "--action-offline-mode", "--action-cache-path", str(tmp_path / "act-cache"),
         "-s", f"GITHUB_TOKEN={TOKEN}",
         "--env", f"GITHUB_API_URL={fake_github.api_url}", "--env", "GITHUB_REPOSITORY=octo/models",

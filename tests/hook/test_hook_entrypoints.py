@@ -67,6 +67,18 @@ def test_syntax_error_is_reported_without_a_traceback(tmp_path, monkeypatch, cap
     assert "plain.py: error: syntax error at 1:" in err and "broken.py: error:" in err
 
 
+def test_file_names_are_never_options(model, capsys):
+    """pre-commit appends the staged names after the user's args: a name starting with '-'
+    is a file, and the user's args still work."""
+    Path("-x.py").write_text(MODEL)
+    Path("--select=ADP005").write_text("x = 1\n")  # a file named like an option, not Python
+    assert hook.check(["--select=ADP004", "-x.py", model]) == 1
+    out = capsys.readouterr().out
+    assert "-x.py:16:17: ADP004" in out and "model.py:16:17: ADP004" in out and "ADP005" not in out
+    assert hook.check(["--select=ADP004", "--select=ADP005"]) == 2
+    assert "not a Python file" in capsys.readouterr().err
+
+
 def test_tool_adopter_config_and_its_exclude_apply_to_named_files(model, capsys):
     Path("pyproject.toml").write_text('[tool.adopter]\nselect = ["ADP004"]\nexclude = ["legacy/*"]\n')
     Path("legacy").mkdir()
@@ -108,8 +120,10 @@ def test_manifest_matches_the_console_scripts():
                                    ("adopter-fix", "adopter-hook-fix", "adopter.hook.main:fix")):
         h = hooks[hook_id]
         assert h["entry"] == entry and scripts[entry] == target
-        assert h["language"] == "python" and h["types"] == ["python"]
+        assert h["language"] == "python" and h["types_or"] == ["python", "pyi", "jupyter"]
         assert h.get("require_serial", False) is False
+        # types_or needs pre-commit 2.9: older ones must refuse the hook, not misread it
+        assert tuple(map(int, h["minimum_pre_commit_version"].split("."))) >= (2, 9, 0)
 
 
 def test_manifest_is_valid():
