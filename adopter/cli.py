@@ -23,7 +23,7 @@ from .budget import DEFAULT_SECONDS, BudgetExceeded, parse_seconds, time_budget
 from .config import Config, ConfigError, find_config, iter_python_files
 from .engine import AnalysisError, Finding, analyze
 from .report import FORMATS, render
-from .ruleset import Rule, RuleError, load_rules, select_rules
+from .ruleset import Rule, RuleError, bundled_rules_dir, load_rules, select_rules
 from .source import SourceError, read_source
 from .structure import package_of
 
@@ -111,7 +111,7 @@ def _rules_for(args, config: Config, informational: bool = False) -> list[Rule]:
     select = _split(args.select) or list(config.select)
     ignore = _split(args.ignore) + list(config.ignore)
     try:
-        chosen = select_rules(rules, select or None, ignore or None)
+        chosen = select_rules(rules, select or None, ignore or None, _target(args, config))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if not informational:
@@ -233,28 +233,46 @@ def cmd_fix(args) -> int:
 def cmd_rules(args) -> int:
     import json
 
-    rules = load_rules([Path(d) for d in args.rules_dir])
+    from .measured import load_measured
+
+    dirs = [Path(d) for d in args.rules_dir]
+    rules = load_rules(dirs)
+    measured = load_measured([bundled_rules_dir(), *dirs])
     if args.rule:
         wanted = [r for r in rules if args.rule in (r.id, r.name)]
         if not wanted:
             raise UsageError(f"unknown rule {args.rule!r}")
         rule = wanted[0]
         if args.output_format == "json":
-            print(json.dumps(_rule_dict(rule), indent=2))
+            print(json.dumps(_rule_dict(rule, measured.get(rule.id, [])), indent=2))
             return 0
-        print(explain(rule))
+        print(explain(rule, measured.get(rule.id, [])))
         return 0
     if args.output_format == "json":
-        print(json.dumps([_rule_dict(r) for r in rules], indent=2))
+        print(json.dumps([_rule_dict(r, measured.get(r.id, [])) for r in rules], indent=2))
         return 0
     width = max(len(r.name) for r in rules)
     where = {r.id: _where(r) for r in rules}
     where_width = max(len(w) for w in where.values())
     for r in rules:
         mark = "fixable" if r.fixable else "report "
-        off = "" if r.default else " (off by default)"
-        print(f"{r.id}  {r.name:<{width}}  {mark}  {where[r.id]:<{where_width}}  {r.kernel.import_}{off}")
+        print(f"{r.id}  {r.name:<{width}}  {mark}  {where[r.id]:<{where_width}}  {r.kernel.import_}{_default_note(r)}"
+              f"  | measured: {_measured_line(r, measured.get(r.id, []))}")
     return 0
+
+
+def _default_note(rule: Rule) -> str:
+    if rule.default:
+        return ""
+    if rule.default_targets:
+        return f" (off by default; on with --target {'/'.join(rule.default_targets)})"
+    return " (off by default)"
+
+
+def _measured_line(rule: Rule, figures: list) -> str:
+    from .measured import summary
+
+    return summary(rule.helps, figures) if rule.helps else "declares no target"
 
 
 def _where(rule: Rule) -> str:
@@ -268,16 +286,39 @@ def _where(rule: Rule) -> str:
     return text + (f" ({'/'.join(rule.only_on)} only)" if rule.only_on else "")
 
 
-def _rule_dict(rule: Rule) -> dict:
+def _rule_dict(rule: Rule, figures: list | None = None) -> dict:
+    from dataclasses import asdict
+
     return {
         "id": rule.id, "name": rule.name, "title": rule.title, "summary": rule.summary,
         "kernel": rule.kernel.import_, "package": rule.kernel.package, "fixable": rule.fixable,
-        "fix_safety": rule.fix_safety, "default": rule.default, "helps": list(rule.helps),
-        "checkpoint_compatible": rule.checkpoint_compatible, "path": rule.path, "only_on": list(rule.only_on),
+        "fix_safety": rule.fix_safety, "default": rule.default, "default_targets": list(rule.default_targets),
+        "helps": list(rule.helps), "checkpoint_compatible": rule.checkpoint_compatible, "path": rule.path,
+        "only_on": list(rule.only_on),
+        "measured": [{k: v for k, v in asdict(f).items() if k != "rule"} for f in figures or []],
     }
 
 
-def explain(rule: Rule) -> str:
+def _explain_measured(rule: Rule, figures: list) -> list[str]:
+    """The figures ``benchmarks/rules.py --write`` stored for this rule, one line per case."""
+    out = ["", "Measured (benchmarks/rules.py; original / patched time, median [interquartile range] "
+                "of interleaved pairs):"]
+    if not figures:
+        return out + ["    nothing measured yet"]
+    for f in figures:
+        note = "" if f.claimed else " (mode not claimed)"
+        memory = f", peak memory {f.memory_ratio:.2f}x" if f.memory_ratio is not None else ""
+        drift = ", drift flagged" if f.drift else ""
+        out.append(f"    {f.target}:{f.mode} {f.case}: {f.short()} min-max {f.low:.2f}-{f.high:.2f}, "
+                   f"{f.pairs} pairs{memory}{drift}{note}; torch {f.torch}, {f.dtype}, {f.threads} thread(s), "
+                   f"{f.date}")
+    measured = {f.target for f in figures}
+    for target in sorted({h.partition(":")[0] for h in rule.helps} - measured):
+        out.append(f"    {target}: not measured on its hardware yet")
+    return out
+
+
+def explain(rule: Rule, figures: list | None = None) -> str:
     out = [f"{rule.id} {rule.name} ({rule.title})", "", rule.summary, ""]
     if rule.why:
         out += ["Why", "---", rule.why.strip(), ""]
@@ -289,6 +330,8 @@ def explain(rule: Rule) -> str:
            if rule.only_on else ""),
         f"Fix: {'yes, ' + rule.fix_safety if rule.fixable else 'report only'}; "
         f"checkpoints {'stay loadable' if rule.checkpoint_compatible else 'need conversion (off by default)'}",
+        "Default: " + ("on" if rule.default else _default_note(rule).strip(" ()")),
+        *_explain_measured(rule, figures or []),
         "",
         "Forward pattern:", _indent(rule.forward.text.strip()),
     ]

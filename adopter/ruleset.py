@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .dsl import Pattern, PatternError, parse_pattern
 
+MEASURED_FILE = "measured.toml"  # adopter.measured.FILE_NAME, without importing it here
 RULE_ID = re.compile(r"^[A-Z]{2,5}\d{3}$")
 TARGETS = ("cpu", "cuda")
 
@@ -87,6 +88,14 @@ class Rule:
     # ``[forward] not_in_fallback_of = "name"``: a match in the body of an ``if`` whose else
     # branch calls ``name`` is the original path an earlier fix kept, and is not reported.
     not_in_fallback_of: str | None = None
+    # ``default = ["cuda"]``: off by default, but on when that target is chosen explicitly
+    # (``--target cuda``): a rule that declares a gain there which no run has measured yet.
+    default_targets: tuple[str, ...] = ()
+
+    def default_on(self, target: str | None) -> bool:
+        """Whether the rule runs without being named in ``select``, for code that runs on
+        ``target`` (None: no target configured)."""
+        return self.default or (target is not None and target in self.default_targets)
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -356,6 +365,11 @@ def _parse_rule(raw: str, spath: str) -> Rule:
             line, column = _position(raw, name, "examples")
             raise RuleError(spath, line, column, "an example needs 'valid', 'before' or 'reported'")
     has_fix = forward_target is not None or init_target is not None or synth is not None
+    default = data.get("default", True)
+    if not (isinstance(default, bool) or (isinstance(default, list) and default and all(t in TARGETS for t in default))):
+        line, column = _position(raw, "", "default")
+        raise RuleError(spath, line, column,
+                        'default must be true, false or a list of targets ("cpu", "cuda") it is on for when chosen')
     fixable = bool(data.get("fixable", has_fix))
     return Rule(
         id=rule_id,
@@ -372,7 +386,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         helps=helps,
         fixable=fixable and has_fix,
         fix_safety=data.get("fix_safety", "safe"),
-        default=bool(data.get("default", True)),
+        default=default is True,
         checkpoint_compatible=bool(data.get("checkpoint_compatible", True)),
         references=tuple(data.get("references", [])),
         examples=tuple(examples),
@@ -386,6 +400,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         synth=synth,
         priority=priority,
         not_in_fallback_of=forward.get("not_in_fallback_of"),
+        default_targets=tuple(default) if isinstance(default, list) else (),
     )
 
 
@@ -400,16 +415,20 @@ def load_rules(extra_dirs: list[Path] | None = None) -> list[Rule]:
         if not folder.is_dir():
             raise RuleError(str(folder), 1, 1, "rule folder does not exist")
         for path in sorted(folder.glob("*.toml")):
+            if path.name == MEASURED_FILE:  # the benchmark's figures (adopter.measured), not a rule
+                continue
             rule = load_rule(path)
             by_id[rule.id] = rule
     return sorted(by_id.values(), key=lambda r: r.id)
 
 
 def select_rules(
-    rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None
+    rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None,
+    target: str | None = None,
 ) -> list[Rule]:
     """``select`` names rules (id, prefix like ``ADP00``, name, or ``ALL``); off-by-default
-    rules run only when named explicitly."""
+    rules run only when named explicitly, or, for a rule whose ``default`` lists targets
+    (``default = ["cuda"]``), when ``target`` is one of them."""
     known = {r.id for r in rules} | {r.name for r in rules}
 
     def hits(rule: Rule, selectors: list[str]) -> bool:
@@ -422,9 +441,9 @@ def select_rules(
     for rule in rules:
         if select:
             explicit = any(s == rule.id or s == rule.name for s in select)
-            if not hits(rule, select) or (not rule.default and not explicit):
+            if not hits(rule, select) or (not rule.default_on(target) and not explicit):
                 continue
-        elif not rule.default:
+        elif not rule.default_on(target):
             continue
         if ignore and hits(rule, ignore):
             continue

@@ -187,7 +187,7 @@ class _Rules:
             rules = load_rules(list(config.rule_paths))
             select = self._select or list(config.select)
             try:
-                chosen = select_rules(rules, select or None, list(config.ignore) or None)
+                chosen = select_rules(rules, select or None, list(config.ignore) or None, config.target)
             except ValueError as exc:
                 raise BotError(f"input select: {exc}") from None
             if config.target:
