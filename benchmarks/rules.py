@@ -143,7 +143,7 @@ def table(rows: list[Row], clock: str) -> str:
         b = sorted(res.b)[len(res.b) // 2]
         lines.append([r.rule, r.case, mode, _ms(a, clock), _ms(b, clock), f"{res.ratio:.2f}x",
                       f"{res.q1:.2f}-{res.q3:.2f}", f"{res.low:.2f}-{res.high:.2f}", str(res.pairs), drift,
-                      f"{_mb(r.peak_bytes[0])}>{_mb(r.peak_bytes[1])}",
+                      "-" if r.peak_bytes == (None, None) else f"{_mb(r.peak_bytes[0])}>{_mb(r.peak_bytes[1])}",
                       "-" if r.saved_bytes[0] is None else f"{_mb(r.saved_bytes[0])}>{_mb(r.saved_bytes[1])}"])
     widths = [max([len(head[i])] + [len(l[i]) for l in lines if len(l) == len(head)]) for i in range(len(head))]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None, clock=None) -> int:
     stored = load_measured([bundled_rules_dir(), *dirs])
     verdicts = {}
     print()
+    if clock is None and args.clock == "flops":
+        print("(operation counts, not times: the verdicts below say what such ratios would earn)")
     for rule in rules:
         mine = [f for f in figures if f.rule == rule.id]
         others = [f for f in stored.get(rule.id, []) if f.target != device.type]
@@ -314,8 +316,9 @@ def main(argv: list[str] | None = None, clock=None) -> int:
         for rule in rules:
             wanted = verdict(rule.helps, [f for f in figures if f.rule == rule.id and f.claimed]
                              + [f for f in stored.get(rule.id, []) if f.target != device.type and f.claimed]).default
-            if wanted is True and (not rule.checkpoint_compatible or rule.fix_safety.startswith("unsafe")):
-                continue  # off for another reason than speed: the figures do not turn it on
+            off_for_another_reason = not rule.checkpoint_compatible or rule.fix_safety.startswith("unsafe")
+            if wanted is not False and off_for_another_reason and not (rule.default or rule.default_targets):
+                continue  # off for another reason than speed: figures never turn it on
             changed = apply_default(rule, wanted)
             if changed is not None:
                 print(f"{rule.path}: default = {changed}")
