@@ -22,14 +22,21 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
-from contextlib import contextmanager
+import time
 
 #: CPU seconds one file may take (check, or fix with all its rounds), unless configured.
 DEFAULT_SECONDS = 10.0
 
 #: After the budget ran out, CPU seconds between repeats of the exception (see time_budget).
 RETRY_SECONDS = 0.1
+
+#: While the signal lands in cleanup code, CPU seconds until it tries again, and for how long at
+#: most it waits for the cleanup to be over before it raises there after all (a body that spends
+#: all its time in ``__exit__`` methods must still be stopped).
+CLEANUP_RETRY_SECONDS = 0.005
+CLEANUP_GRACE_SECONDS = 1.0
 
 
 class BudgetExceeded(BaseException):
@@ -64,8 +71,24 @@ def parse_seconds(value) -> float:
     return seconds
 
 
-@contextmanager
-def time_budget(seconds: float | None):
+#: Code that is never interrupted: context managers' enter and exit (a ``with`` block's cleanup,
+#: a ``finally`` of a generator-based context manager runs inside ``__exit__``) and finalizers.
+#: An exception raised there would cut the cleanup short (a lock kept, a temporary file left) or
+#: be printed and ignored ("Exception ignored in: ..."); the budget waits until they returned.
+CLEANUP = frozenset({"__enter__", "__exit__", "__aenter__", "__aexit__", "__del__"})
+
+
+def _in_cleanup(frame, base) -> bool:
+    """Whether ``frame`` (where a signal landed) runs inside a context manager's enter or exit or
+    a finalizer, looking up the stack as far as ``base`` (the frame that entered the budget)."""
+    while frame is not None and frame is not base:
+        if frame.f_code.co_name in CLEANUP:
+            return True
+        frame = frame.f_back
+    return False
+
+
+class time_budget:  # noqa: N801  (used as ``with time_budget(seconds):``, like contextlib's helpers)
     """Raise :class:`BudgetExceeded` in the body once it used ``seconds`` of CPU (0/None: never).
 
     Once the budget ran out, whatever the body then does is not trusted: an exception raised
@@ -74,36 +97,58 @@ def time_budget(seconds: float | None):
     (Python ignores exceptions in a garbage-collector callback or a ``__del__`` that happens to
     be running).  So, once expired, the budget raises again every :data:`RETRY_SECONDS` of CPU
     until the body is left, and the body's result or exception is replaced by
-    :class:`BudgetExceeded`.  Leaving the body switches the handler off before anything else
-    (there is no point between entering ``finally`` and that store where Python runs a
-    handler).
+    :class:`BudgetExceeded`.
+
+    The signal does not raise inside a context manager's ``__enter__``/``__exit__`` or a
+    ``__del__`` (:data:`CLEANUP`): there it tries again every :data:`CLEANUP_RETRY_SECONDS`
+    until it lands outside (or, after :data:`CLEANUP_GRACE_SECONDS` of waiting, raises there
+    after all).  That includes this class's own: a plain class, not a generator, so
+    that leaving the body is one ``__exit__`` that switches the timer off before anything else
+    (a generator-based manager could be interrupted before it resumed the generator, leave the
+    timer armed, and complain later with "Exception ignored in: <generator object ...>").
     """
-    if not seconds or not enforceable():
-        yield
-        return
-    state = {"active": True, "fired": False}
 
-    def on_signal(signum, frame):
-        if not state["active"]:
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.enforced = bool(seconds) and enforceable()
+        self.active = False
+        self.fired = False
+        self._base = None
+        self._previous = None
+        self._waiting_since: float | None = None
+
+    def __enter__(self) -> "time_budget":
+        if self.enforced:
+            self._base = sys._getframe(1)
+            self._previous = signal.signal(signal.SIGPROF, self._on_signal)
+            self.active = True
+            signal.setitimer(signal.ITIMER_PROF, self.seconds)
+        return self
+
+    def _on_signal(self, signum, frame) -> None:
+        if not self.active:
             return
-        state["fired"] = True
+        if _in_cleanup(frame, self._base):
+            now = time.process_time()
+            if self._waiting_since is None:
+                self._waiting_since = now
+            if now - self._waiting_since < CLEANUP_GRACE_SECONDS:
+                signal.setitimer(signal.ITIMER_PROF, CLEANUP_RETRY_SECONDS)
+                return  # try again once the cleanup has returned
+        self._waiting_since = None
         signal.setitimer(signal.ITIMER_PROF, RETRY_SECONDS)
-        raise BudgetExceeded(seconds)
+        self.fired = True
+        raise BudgetExceeded(self.seconds)
 
-    previous = signal.signal(signal.SIGPROF, on_signal)
-    signal.setitimer(signal.ITIMER_PROF, seconds)
-    try:
-        yield
-    except BudgetExceeded:
-        raise
-    except BaseException as exc:
-        if state["fired"]:
-            raise BudgetExceeded(seconds) from exc
-        raise
-    else:
-        if state["fired"]:
-            raise BudgetExceeded(seconds)
-    finally:
-        state["active"] = False
+    def __exit__(self, kind, value, traceback) -> bool:
+        if not self.enforced:
+            return False
+        self.active = False
         signal.setitimer(signal.ITIMER_PROF, 0)
-        signal.signal(signal.SIGPROF, previous)
+        signal.signal(signal.SIGPROF, self._previous)
+        self._base = None
+        if kind is not None and issubclass(kind, BudgetExceeded):
+            return False
+        if self.fired:
+            raise BudgetExceeded(self.seconds) from value
+        return False

@@ -38,11 +38,18 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders (recursing into *.py)")
     parser.add_argument("--select", help="comma-separated rule ids or names (ALL for every rule)")
     parser.add_argument("--ignore", help="comma-separated rule ids or names to skip")
-    parser.add_argument("--rules-dir", action="append", default=[], help="extra folder of rule files")
+    parser.add_argument("--rules-dir", action="append", default=[],
+                        help="extra folder of rule files (a rule there replaces the bundled rule of the same id)")
+    _no_bundled_option(parser)
     parser.add_argument("--target", choices=("cpu", "cuda"),
                         help="hardware the code runs on: findings of rules that help elsewhere are informational")
     parser.add_argument("--no-config", action="store_true", help="ignore [tool.adopter] in pyproject.toml")
     parser.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (default: all cores)")
+
+
+def _no_bundled_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-bundled-rules", action="store_true",
+                        help="load rule files only from --rules-dir / rule-paths, not the bundled rules")
 
 
 def _budget_option(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     rules = sub.add_parser("rules", help="list the rules, or explain one")
     rules.add_argument("rule", nargs="?", help="rule id or name to explain")
     rules.add_argument("--rules-dir", action="append", default=[])
+    _no_bundled_option(rules)
     rules.add_argument("--output-format", choices=("text", "json"), default="text")
 
     structure = sub.add_parser("structure", help="print the abstracted model structure of a file")
@@ -107,7 +115,9 @@ def _rules_for(args, config: Config, informational: bool = False) -> list[Rule]:
     """The rules to apply; with ``informational``, also those that do not help on the target
     (``check`` reports their findings for information)."""
     dirs = [Path(d) for d in getattr(args, "rules_dir", [])] + list(config.rule_paths)
-    rules = load_rules(dirs)
+    # Workers load the bundled rules and these folders again and keep the chosen ids: the same
+    # rules, since a folder's rule replaces a bundled one of the same id.
+    rules = load_rules(dirs, bundled=not getattr(args, "no_bundled_rules", False))
     select = _split(args.select) or list(config.select)
     ignore = _split(args.ignore) + list(config.ignore)
     try:
@@ -236,8 +246,10 @@ def cmd_rules(args) -> int:
     from .measured import load_measured
 
     dirs = [Path(d) for d in args.rules_dir]
-    rules = load_rules(dirs)
-    measured = load_measured([bundled_rules_dir(), *dirs])
+    rules = load_rules(dirs, bundled=not args.no_bundled_rules)
+    if not rules:
+        raise UsageError("no rules: --no-bundled-rules needs a --rules-dir with rule files")
+    measured = load_measured([*([bundled_rules_dir()] if not args.no_bundled_rules else []), *dirs])
     if args.rule:
         wanted = [r for r in rules if args.rule in (r.id, r.name)]
         if not wanted:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .match import Match, Matcher
 from .ruleset import Rule
 from .structure import module_structure
-from .structure.graph import children
+from .structure.graph import FlowTooLarge, children
 
 SUPPRESS = re.compile(r"#\s*adopter:\s*ignore(?:\[(?P<codes>[A-Z0-9_,\s-]+)\])?", re.I)
 
@@ -67,7 +67,8 @@ def matchers_for(rule: Rule) -> list[Matcher]:
     if matchers is None:
         matchers = _MATCHERS[key] = [
             Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
-                    live_intermediates=rule.live_intermediates)
+                    live_intermediates=rule.live_intermediates, direct_layers=rule.layer_typing == "direct",
+                    same_source=rule.same_source)
             for i, forward in enumerate(rule.forwards)
         ]
     return matchers
@@ -111,16 +112,29 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None)
         matches: list[tuple[Rule, Match]] = []
         ifs: dict = {}  # filled on first use: span -> ast.If with an else branch
         for rule in rules:
+            # One finding per place: two matches of a rule that start at the same operation
+            # (the same dropout and add before a LayerNorm on either branch of an if, a query
+            # projection before the branches that project key and value) are one opportunity;
+            # the fixable one is kept.
+            at: dict[tuple, int] = {}
             for match in match_rule(rule, structure):
                 if rule.not_in_fallback_of and _in_fallback(match, tree, lines, rule.not_in_fallback_of, ifs):
                     continue
                 finding = _finding(rule, match, path, lines)
                 if _suppressed(lines, finding):
                     continue
+                place = (match.class_name, match.nodes[0].span)
+                if place in at:
+                    if finding.fixable and not findings[at[place]].fixable:
+                        findings[at[place]], matches[at[place]] = finding, (rule, match)
+                    continue
+                at[place] = len(findings)
                 findings.append(finding)
                 matches.append((rule, match))
     except RecursionError:
         raise AnalysisError("code nesting too deep to analyse") from None
+    except FlowTooLarge as exc:
+        raise AnalysisError(str(exc)) from None
     finally:
         sys.setrecursionlimit(limit)
     findings.sort(key=lambda f: (f.line, f.column, f.rule))
@@ -175,8 +189,21 @@ def _finding(rule: Rule, match: Match, path: str, lines: list[str]) -> Finding:
     return Finding(
         rule=rule.id, name=rule.name, path=path, line=line, column=_char_col(lines, line, col),
         end_line=end_line, end_column=_char_col(lines, end_line, end_col), message=rule.message,
-        fixable=rule.fixable, class_name=match.class_name,
+        fixable=fixable(rule, match), class_name=match.class_name,
     )
+
+
+def fixable(rule: Rule, match: Match) -> bool:
+    """Whether ``adopter fix`` can rewrite this match, so that ``check``'s fixable count is what
+    ``fix`` does: not for layers that run inside an ``nn.Sequential``, nor (for target-pattern
+    rewrites) for a match spread over a method and a helper inlined into it."""
+    if not rule.fixable or match.in_container:
+        return False
+    if rule.synth is None and rule.forward_target and len({n.func for n in match.nodes}) > 1:
+        return False
+    if rule.fix_one_block and len({n.scope for n in match.nodes}) > 1:
+        return False
+    return True
 
 
 def _suppressed(lines: list[str], finding: Finding) -> bool:

@@ -22,6 +22,7 @@ from typing import Iterable
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
+from .structure.model import SEQUENTIAL_OWNER
 
 MAX_STEPS_PER_START = 50_000
 # Nodes a match may skip between two pattern nodes.  Every fusion site in the paper's corpus
@@ -49,6 +50,14 @@ class Match:
     def span(self) -> tuple[int, int, int, int]:
         first, last = self.nodes[0].span, max((n.span for n in self.nodes), key=lambda s: (s[2], s[3]))
         return (first[0], first[1], last[2], last[3])
+
+    @property
+    def in_container(self) -> bool:
+        """Some matched layer runs as a member of an ``nn.Sequential`` (its layer path ends in
+        ``[i]``): the members run inside the container's own forward, so no edit of the
+        model's forward can fuse them, and the finding is not fixable."""
+        return any(n.kind == "layer" and (n.layer or "").endswith("]") and (n.layer or "")[-2:-1].isdigit()
+                   for n in self.nodes)
 
     @property
     def key(self) -> tuple:
@@ -133,8 +142,15 @@ class Matcher:
     """Matches one rule; reusable across files."""
 
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
-                 alternative: int = 0, live_intermediates: bool = False):
+                 alternative: int = 0, live_intermediates: bool = False, direct_layers: bool = False,
+                 same_source: bool = False):
         self.rule_id = rule_id
+        # ``layer_typing = "direct"``: a layer is typed only by a constructor call assigned to its
+        # attribute (the paper benchmark's convention), not through factories, parameters,
+        # ``a if c else b`` or the members of a Sequential built elsewhere.
+        self.direct_layers = direct_layers
+        # ``[forward] same_source = true``: the values a variable binds are spelled alike.
+        self.same_source = same_source
         self.alternative = alternative
         self.commutative = commutative
         # A rule whose fix keeps the original code (behind a guard) may let later code read
@@ -152,6 +168,14 @@ class Matcher:
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
+        # Layer variables of the same allowed types, with how many the pattern needs: two layer
+        # variables never name the same layer, so a root must call that many distinct ones.
+        groups: dict[frozenset, int] = {}
+        for pnode in forward.nodes:
+            if pnode.op == "layer" and not pnode.optional and pnode.layer.name in self.layer_types:
+                allowed = frozenset(self.layer_types[pnode.layer.name])
+                groups[allowed] = groups.get(allowed, 0) + 1
+        self.distinct_layers = [(allowed, n) for allowed, n in groups.items() if n > 1]
         consumed: set = set()
         for pnode in forward.nodes:
             for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
@@ -177,6 +201,8 @@ class Matcher:
         found: dict[tuple, Match] = {}
         needed = [module.call_names(op) for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
         for cls in module.classes.values():
+            if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
+                continue
             roots = cls.roots
             if needed:  # cheap, so first: most classes call none of the pattern's functions
                 roots = [r for r in roots if all(words & cls.words(r) for words in needed)]
@@ -190,6 +216,11 @@ class Matcher:
                     words = cls.words(root)
                     if not all(t & words for t in triggers):
                         continue
+                if self.distinct_layers and not all(
+                    len({p for p in cls.bound_paths(allowed) if p.split("[")[0] in cls.words(root)}) >= n
+                    for allowed, n in self.distinct_layers
+                ):
+                    continue
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow):
                     found.setdefault(match.key, match)
@@ -407,6 +438,9 @@ class Matcher:
             dst = node.outs[0].key if node.outs else None
             if dst is not None and dst in bound:
                 return None
+            if (dst is not None and src in state.produced and not self.live_intermediates
+                    and any(c in dst for c in ".[|")):
+                return None  # an intermediate stored into an attribute or a container escapes
             if src in bound and dst is not None:
                 new = state.copy()
                 new.aliases[dst] = src
@@ -510,6 +544,8 @@ class Matcher:
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
         if not self.live_intermediates and not self._dead_after(flow, state):
             return None
+        if self.same_source and not self._same_source(state):
+            return None
         ctors = self._match_init(cls, state)
         if ctors is None:
             return None
@@ -519,6 +555,16 @@ class Matcher:
             alternative=self.alternative,
             roles=tuple(self._role(i) for i in state.steps),
         )
+
+    def _same_source(self, state: _State) -> bool:
+        """Every argument bound to one pattern variable is spelled the same in the code (one
+        name, not an alias that holds the value only on the matched path)."""
+        texts: dict[str, set] = {}
+        for index, node in zip(state.steps, state.matched):
+            for pvalue, value in zip(self.forward.nodes[index].args, node.args):
+                if isinstance(pvalue, Var) and isinstance(value, Ref):
+                    texts.setdefault(pvalue.name, set()).add(value.text)
+        return all(len(spellings) == 1 for spellings in texts.values())
 
     def _role(self, index: int) -> str:
         outs = [o.name for o in self.forward.nodes[index].outs if isinstance(o, Var)]
@@ -584,6 +630,8 @@ class Matcher:
                 return None  # the forward match did not bind this layer
             attr = layer[len("self."):] if layer.startswith("self.") else layer
             for ctor in cls.bindings.get(attr, []):
+                if self.direct_layers and (ctor.via or ctor.conditional):
+                    continue
                 trial = attempt.copy()
                 if self._bind_ctor(pnode, ctor, trial):
                     attempt = trial

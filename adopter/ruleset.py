@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import keyword
 import os
 import pickle
 import re
@@ -88,6 +89,16 @@ class Rule:
     # ``[forward] not_in_fallback_of = "name"``: a match in the body of an ``if`` whose else
     # branch calls ``name`` is the original path an earlier fix kept, and is not reported.
     not_in_fallback_of: str | None = None
+    # ``[forward] layer_typing = "direct"``: layers are typed only by constructor calls assigned
+    # to their attribute (the paper benchmark's rules); "follow" (the default) also follows
+    # same-file factories, constructor parameters, conditional layers and Sequential members.
+    layer_typing: str = "follow"
+    # ``[forward] fix_one_block = true``: the rule's fix needs the matched operations in one
+    # block; a match spread over an ``if`` is reported but not fixable.
+    fix_one_block: bool = False
+    # ``[forward] same_source = true``: arguments bound to one $variable must be spelled the same
+    # in the code (one name), not merely hold the same value on the matched path.
+    same_source: bool = False
     # ``default = ["cuda"]``: off by default, but on when that target is chosen explicitly
     # (``--target cuda``): a rule that declares a gain there which no run has measured yet.
     default_targets: tuple[str, ...] = ()
@@ -134,6 +145,9 @@ def _pattern(raw: str, path: str, key: str, text: object) -> Pattern:
         raise RuleError(path, line, column, f"{key} must be a string of pattern text")
     try:
         pattern = parse_pattern(text)
+    except (RecursionError, MemoryError):
+        line, column = _position(raw, text, key)
+        raise RuleError(path, line, column, f"{key}: the pattern is nested too deeply") from None
     except PatternError as exc:
         line, column = _position(raw, text, key)
         if exc.line > 1:
@@ -168,10 +182,14 @@ def _target(raw: str, path: str, text: object, sources: list[Pattern]) -> None:
     code = re.sub(r"(?<![.\w])\.\.\.(?![.\w])", "*__adopter_rest", code)
     try:
         tree = ast.parse(code)
+        # compiled too, as patched code will be: `await` or `yield` parse, but do not compile here
+        compile(tree, "<target>", "exec", dont_inherit=True)
     except SyntaxError as exc:
         # Columns of the rewritten code do not map back to the rule file: point at the target.
         raise RuleError(path, line + (exc.lineno or 1) - 1, column if (exc.lineno or 1) == 1 else 1,
                         f"target is not valid Python: {exc.msg}") from None
+    except (RecursionError, MemoryError, ValueError):
+        raise RuleError(path, line, column, "target is nested too deeply to be Python code") from None
     if len(tree.body) != 1 or not isinstance(tree.body[0], (ast.Assign, ast.Expr)):
         raise RuleError(path, line, column, "target must be one assignment or one expression")
     stmt = tree.body[0]
@@ -271,6 +289,101 @@ def _store(entry: Path, rule: Rule) -> None:
         pass
 
 
+_MISSING = object()
+_KINDS = {str: "a string", bool: "true or false", int: "an integer", dict: "a table", list: "a list"}
+HELPS = re.compile(r"(cpu|cuda)(:(training|inference))?")
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+class _Reader:
+    """Typed access to a rule file's values: every wrong type is a :class:`RuleError` that names
+    the file, the place and the key (``rules/x.toml:7:1: helps: must be a list of strings``),
+    never a ``TypeError`` from deep inside the loader."""
+
+    def __init__(self, raw: str, path: str):
+        self.raw, self.path = raw, path
+
+    def fail(self, key: str, message: str, text: str = "") -> RuleError:
+        """The error at ``key``'s line (at ``text`` within it when given)."""
+        found = re.search(rf"^[ \t]*{re.escape(key.rsplit('.', 1)[-1])}[ \t]*=", self.raw, re.M)
+        if found is None:
+            line, column = _position(self.raw, text, key.rsplit(".", 1)[-1])
+        else:
+            start = found.start()
+            end = self.raw.find("\n", start)
+            at = self.raw.find(text, start, end if end >= 0 else None) if text else -1
+            index = at if at >= 0 else start + len(found.group(0)) - len(found.group(0).lstrip())
+            line = self.raw.count("\n", 0, index) + 1
+            column = index - (self.raw.rfind("\n", 0, index) + 1) + 1
+        return RuleError(self.path, line, column, f"{key}: {message}")
+
+    def get(self, table: dict, key: str, kind, where: str = "", default=_MISSING):
+        name = f"{where}.{key}" if where else key
+        if key not in table:
+            if default is _MISSING:
+                raise self.fail(where or key, f"missing required key {name}")
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise self.fail(name, "must be " + " or ".join(_KINDS[k] for k in kinds))
+        return value
+
+    def strings(self, table: dict, key: str, where: str = "", single: bool = True) -> tuple[str, ...]:
+        """A list of strings (or, where ``single``, one string standing for a list of one)."""
+        name = f"{where}.{key}" if where else key
+        value = table.get(key, [])
+        if single and isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(name, "must be a list of strings" + (" (or one string)" if single else ""))
+        return tuple(value)
+
+
+def _kernel(reader: _Reader, data: dict) -> Kernel:
+    """``[kernel]``: the package must be a requirement name (the version goes in min_version),
+    so that nothing but one requirement line can reach a project's dependency files; the import
+    must be a dotted name."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion, Version
+
+    table = reader.get(data, "kernel", dict)
+    package = reader.get(table, "package", str, "kernel")
+    try:
+        requirement = Requirement(package)
+    except InvalidRequirement:
+        raise reader.fail("kernel.package", f"{package!r} is not a valid requirement name", package) from None
+    if requirement.specifier or requirement.marker or requirement.url or package != package.strip():
+        raise reader.fail("kernel.package", "must be a package name only; put the version in kernel.min_version",
+                          package)
+    min_version = reader.get(table, "min_version", str, "kernel", "")
+    if min_version:
+        try:
+            Version(min_version)
+        except InvalidVersion:
+            raise reader.fail("kernel.min_version", f"{min_version!r} is not a version", min_version) from None
+    import_ = reader.get(table, "import", str, "kernel")
+    if not _DOTTED.fullmatch(import_) or any(keyword.iskeyword(p) for p in import_.split(".")):
+        raise reader.fail("kernel.import", f"{import_!r} must be a dotted name such as package.module.function",
+                          import_)
+    return Kernel(provider=reader.get(table, "provider", str, "kernel", ""), package=package, import_=import_,
+                  min_version=min_version)
+
+
+def _uses_dotted(target: str, dotted: str) -> bool:
+    """Whether a (valid) target refers to ``dotted`` as a name."""
+    code = _TARGET_VAR.sub(lambda m: "__adopter_var_" + m.group(1), target.strip())
+    code = re.sub(r"(?<![.\w])\.\.\.(?![.\w])", "*__adopter_rest", code)
+    for node in ast.walk(ast.parse(code)):
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and ".".join([node.id, *reversed(parts)]) == dotted:
+            return True
+    return False
+
+
 def _parse_rule(raw: str, spath: str) -> Rule:
     try:
         data = tomllib.loads(raw)
@@ -278,26 +391,20 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line, column = (int(found.group(1)), int(found.group(2))) if found else (1, 1)
         raise RuleError(spath, line, column, str(exc).split(" (at line")[0]) from None
+    reader = _Reader(raw, spath)
+    need = reader.get
 
-    def need(key: str, kind=str, table=data, where=""):
-        if key not in table:
-            line, column = _position(raw, "", where or key)
-            raise RuleError(spath, line, column, f"missing required key {where + '.' if where else ''}{key}")
-        value = table[key]
-        if not isinstance(value, kind):
-            line, column = _position(raw, "", key)
-            raise RuleError(spath, line, column, f"{key} must be a {kind.__name__}")
-        return value
-
-    rule_id = need("id")
+    rule_id = need(data, "id", str)
     if not RULE_ID.match(rule_id):
         line, column = _position(raw, rule_id, "id")
         raise RuleError(spath, line, column, f"rule id {rule_id!r} must look like ADP001")
-    forward = need("forward", dict)
-    sources = forward.get("source")
-    forwards = tuple(
-        _pattern(raw, spath, "source", text) for text in (sources if isinstance(sources, list) else [sources])
-    )
+    name = need(data, "name", str)
+    summary = need(data, "summary", str)
+    forward = need(data, "forward", dict)
+    if "source" not in forward:
+        raise reader.fail("forward", "missing required key forward.source")
+    sources = reader.strings(forward, "source", "forward")
+    forwards = tuple(_pattern(raw, spath, "source", text) for text in sources)
     if not forwards:
         line, column = _position(raw, "", "source")
         raise RuleError(spath, line, column, "forward.source needs at least one pattern")
@@ -307,21 +414,17 @@ def _parse_rule(raw: str, spath: str) -> Rule:
             if pattern.nodes[position].optional:
                 line, column = _position(raw, pattern.text, "source")
                 raise RuleError(spath, line, column, "the first and last steps of a pattern cannot be optional")
-    synth = forward.get("synth")
-    if synth is not None and not (isinstance(synth, str) and synth.isidentifier()):
-        line, column = _position(raw, "", "synth")
-        raise RuleError(spath, line, column, "forward.synth must name a module of adopter.synth")
-    priority = data.get("priority", 0)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        line, column = _position(raw, "", "priority")
-        raise RuleError(spath, line, column, "priority must be an integer")
-    init_table = data.get("init", {})
-    init_sources = init_table.get("source", [])
-    if isinstance(init_sources, str):
-        init_sources = [init_sources]
+    synth = need(forward, "synth", str, "forward", None)
+    if synth is not None and not synth.isidentifier():
+        raise reader.fail("forward.synth", "must name a module of adopter.synth", synth)
+    priority = need(data, "priority", int, "", 0)
+    init_table = need(data, "init", dict, "", {})
+    init_sources = reader.strings(init_table, "source", "init")
     init = tuple(_pattern(raw, spath, "source", text) for text in init_sources)
-    forward_target = forward.get("target")
+    forward_target = need(forward, "target", (str, list), "forward", None)
     if isinstance(forward_target, list):  # one target per source alternative
+        if not all(isinstance(t, str) for t in forward_target):
+            raise reader.fail("forward.target", "must be a string or a list of strings")
         if len(forward_target) != len(forwards):
             line, column = _position(raw, "", "target")
             raise RuleError(spath, line, column,
@@ -333,51 +436,59 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         if text is not None:
             _target(raw, spath, text, [*forwards, *init])
     forward_target = forward_targets[0]
-    init_target = init_table.get("target")
+    init_target = need(init_table, "target", str, "init", None)
     if init_target is not None:
         _target(raw, spath, init_target, [*forwards, *init])
-    kernel_table = need("kernel", dict)
-    kernel = Kernel(
-        provider=kernel_table.get("provider", ""),
-        package=need("package", str, kernel_table, "kernel"),
-        import_=need("import", str, kernel_table, "kernel"),
-        min_version=kernel_table.get("min_version", ""),
-    )
-    helps = tuple(data.get("helps", []))
+    kernel = _kernel(reader, data)
+    targets = [t for t in (*forward_targets, init_target) if t is not None]
+    if targets and synth is None and not any(_uses_dotted(t, kernel.import_) for t in targets):
+        raise reader.fail("kernel.import", f"no target calls {kernel.import_}: the patched code would not import "
+                                           "what it calls (write the target with the full dotted name)",
+                          kernel.import_)
+    helps = reader.strings(data, "helps", single=False)
     for item in helps:
-        if item.split(":")[0] not in TARGETS:
+        if not HELPS.fullmatch(item):
             line, column = _position(raw, item, "helps")
-            raise RuleError(spath, line, column, f"helps entry {item!r} must start with cpu or cuda")
-    only_on = data.get("only_on", [])
-    if not isinstance(only_on, list) or any(item not in TARGETS for item in only_on):
-        line, column = _position(raw, "", "only_on")
-        raise RuleError(spath, line, column, "only_on must be a list of cpu / cuda")
+            raise RuleError(spath, line, column,
+                            f"helps: entry {item!r} must be cpu or cuda, optionally with :training or :inference")
+    only_on = reader.strings(data, "only_on", single=False)
+    if any(item not in TARGETS for item in only_on):
+        raise reader.fail("only_on", "must be a list of cpu / cuda")
     examples = []
-    for index, ex in enumerate(data.get("examples", [])):
-        name = ex.get("name", f"example {index + 1}")
+    raw_examples = need(data, "examples", list, "", [])
+    for index, ex in enumerate(raw_examples):
+        if not isinstance(ex, dict):
+            raise reader.fail("examples", "must be a list of tables ([[examples]])")
+        example_name = need(ex, "name", str, "examples", f"example {index + 1}")
+        for key in ("valid", "reported", "before", "after"):
+            need(ex, key, str, "examples", None)
         if "valid" in ex:
-            examples.append(Example(name, ex["valid"], None))
+            examples.append(Example(example_name, ex["valid"], None))
         elif "reported" in ex:
-            examples.append(Example(name, ex["reported"], None, reported=True))
+            examples.append(Example(example_name, ex["reported"], None, reported=True))
         elif "before" in ex:
-            examples.append(Example(name, ex["before"], ex.get("after")))
+            examples.append(Example(example_name, ex["before"], ex.get("after")))
         else:
-            line, column = _position(raw, name, "examples")
-            raise RuleError(spath, line, column, "an example needs 'valid', 'before' or 'reported'")
+            line, column = _position(raw, example_name, "examples")
+            raise RuleError(spath, line, column, "examples: an example needs 'valid', 'before' or 'reported'")
+    layer_typing = need(forward, "layer_typing", str, "forward", "follow")
+    if layer_typing not in ("follow", "direct"):
+        line, column = _position(raw, "", "layer_typing")
+        raise RuleError(spath, line, column, 'forward.layer_typing must be "follow" or "direct"')
     has_fix = forward_target is not None or init_target is not None or synth is not None
+    fixable = need(data, "fixable", bool, "", has_fix)
     default = data.get("default", True)
-    if not (isinstance(default, bool) or (isinstance(default, list) and default and all(t in TARGETS for t in default))):
-        line, column = _position(raw, "", "default")
-        raise RuleError(spath, line, column,
-                        'default must be true, false or a list of targets ("cpu", "cuda") it is on for when chosen')
-    fixable = bool(data.get("fixable", has_fix))
+    if not (isinstance(default, bool) or (isinstance(default, list) and default
+                                          and all(isinstance(t, str) and t in TARGETS for t in default))):
+        raise reader.fail("default", 'must be true, false or a list of the targets ("cpu", "cuda") it is on for '
+                                     "when chosen with --target")
     return Rule(
         id=rule_id,
-        name=need("name"),
-        title=data.get("title", data["name"]),
-        summary=need("summary"),
-        message=data.get("message", data["summary"]),
-        why=data.get("why", ""),
+        name=name,
+        title=need(data, "title", str, "", name),
+        summary=summary,
+        message=need(data, "message", str, "", summary),
+        why=need(data, "why", str, "", ""),
         forward=forward_source,
         init=init,
         forward_target=forward_target,
@@ -385,21 +496,24 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         kernel=kernel,
         helps=helps,
         fixable=fixable and has_fix,
-        fix_safety=data.get("fix_safety", "safe"),
+        fix_safety=need(data, "fix_safety", str, "", "safe"),
         default=default is True,
-        checkpoint_compatible=bool(data.get("checkpoint_compatible", True)),
-        references=tuple(data.get("references", [])),
+        checkpoint_compatible=need(data, "checkpoint_compatible", bool, "", True),
+        references=reader.strings(data, "references", single=False),
         examples=tuple(examples),
         path=spath,
         triggers=frozenset().union(*(_triggers([f, *init]) for f in forwards)),
         forwards=forwards,
         forward_targets=forward_targets,
-        commutative=bool(forward.get("commutative", True)),
-        only_on=tuple(only_on),
-        live_intermediates=bool(forward.get("live_intermediates", False)),
+        commutative=need(forward, "commutative", bool, "forward", True),
+        only_on=only_on,
+        live_intermediates=need(forward, "live_intermediates", bool, "forward", False),
         synth=synth,
         priority=priority,
-        not_in_fallback_of=forward.get("not_in_fallback_of"),
+        not_in_fallback_of=need(forward, "not_in_fallback_of", str, "forward", None),
+        layer_typing=layer_typing,
+        fix_one_block=need(forward, "fix_one_block", bool, "forward", False),
+        same_source=need(forward, "same_source", bool, "forward", False),
         default_targets=tuple(default) if isinstance(default, list) else (),
     )
 
@@ -408,10 +522,17 @@ def bundled_rules_dir() -> Path:
     return Path(str(resources.files("adopter.rules")))
 
 
-def load_rules(extra_dirs: list[Path] | None = None) -> list[Rule]:
-    """Bundled rules first, then each extra folder's; a later id replaces an earlier one."""
+def load_rules(extra_dirs: list[Path] | None = None, bundled: bool = True) -> list[Rule]:
+    """Bundled rules first, then each extra folder's.
+
+    A rule file whose id is already loaded **replaces** the earlier rule as a whole (a later
+    folder wins over an earlier one, any user folder over the bundled rules): there is no
+    merging of keys, so an override states the whole rule.  With ``bundled=False`` only the
+    extra folders are read (``adopter check --no-bundled-rules --rules-dir DIR``; the paper
+    benchmark runs its own copies of ADP001-ADP009 this way).
+    """
     by_id: dict[str, Rule] = {}
-    for folder in [bundled_rules_dir(), *(extra_dirs or [])]:
+    for folder in [*([bundled_rules_dir()] if bundled else []), *(extra_dirs or [])]:
         if not folder.is_dir():
             raise RuleError(str(folder), 1, 1, "rule folder does not exist")
         for path in sorted(folder.glob("*.toml")):

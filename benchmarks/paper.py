@@ -10,8 +10,10 @@ What it does, in one run (see benchmarks/README.md for the details):
 1. downloads the pinned ``transformers`` wheels with ``pip download --no-deps`` into the cache
    folder (4.34.0 for 198 models, 4.35.0 for owlv2) and extracts the 199 PyTorch modeling
    files plus the ``__init__.py`` files of their package folders;
-2. runs ``adopter check --output-format json --select ADP001,...,ADP009 --no-config`` once over
-   all 199 files, maps the findings to models and scores them against the development split
+2. runs ``adopter check --output-format json --no-bundled-rules --rules-dir benchmarks/paper_rules
+   --select ADP001,...,ADP009 --no-config`` once over all 199 files (the benchmark's own copies of
+   the nine paper rules, which keep the paper's labelling conventions, see
+   ``benchmarks/paper_rules/README.md``), maps the findings to models and scores them against the development split
    (``paper-dev.tsv``) with the paper's method, next to the paper tool's published result;
 3. lists every disagreement with the file:line of each of our findings for that model and rule;
 4. prints our per-rule counts on the held-out models (no ground truth here);
@@ -49,6 +51,7 @@ OWLV2_WHEEL = "4.35.0"
 SPEC_TOTALS = dict(zip(RULES, (1, 2, 2, 208, 80, 142, 35, 2, 2)))
 TARGET_RATIO = 3.0
 TARGET_BERT_S = 0.5
+PAPER_RULES = Path(__file__).resolve().parent / "paper_rules"
 MODEL_FILE = re.compile(r"^transformers/models/(?P<model>[^/]+)/modeling_(?P=model)\.py$")
 
 
@@ -288,10 +291,16 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_cli(files: list[str]) -> tuple[list[dict], float, float, str]:
+def rules_options(rules_dir: Path | None) -> list[str]:
+    """The ``adopter check`` options that load the benchmark's rules: only ``rules_dir``'s files
+    (None: the bundled rules, as a user gets them)."""
+    return [] if rules_dir is None else ["--no-bundled-rules", "--rules-dir", str(rules_dir)]
+
+
+def run_cli(files: list[str], rules_dir: Path | None = PAPER_RULES) -> tuple[list[dict], float, float, str]:
     """One ``adopter check`` over the files: findings, wall time, CPU time of it and its workers."""
-    cmd = [*adopter_command(), "check", "--output-format", "json", "--select", ",".join(RULES),
-           "--no-config", *files]
+    cmd = [*adopter_command(), "check", "--output-format", "json", *rules_options(rules_dir),
+           "--select", ",".join(RULES), "--no-config", *files]
     cpu0, start = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu0
@@ -317,7 +326,7 @@ def time_single(path: str, runs: int) -> tuple[list[float], list[float]]:
     return walls, cpus
 
 
-def time_in_process(files: list[str], runs: int) -> dict:
+def time_in_process(files: list[str], runs: int, rules_dir: Path | None = PAPER_RULES) -> dict:
     """(a) ast.parse of every file and (b) the analysis of every file, in this process.
 
     The texts are read once beforehand, so neither figure includes disk reads; the runs are
@@ -329,7 +338,7 @@ def time_in_process(files: list[str], runs: int) -> dict:
     from adopter.ruleset import load_rules, select_rules
     from adopter.structure import package_of
 
-    rules = select_rules(load_rules(), list(RULES))
+    rules = select_rules(load_rules([rules_dir], bundled=False) if rules_dir else load_rules(), list(RULES))
     every = select_rules(load_rules())  # every rule on by default, as `adopter check` runs
     texts = [(p, Path(p).read_text(encoding="utf-8")) for p in files]
     packages = {path: package_of(path) for path, _ in texts}  # file-system lookups, not analysis
@@ -419,14 +428,35 @@ def fmt_s(x: float) -> str:
 # ----------------------------------------------------------------------------- main
 
 
+def _default_dev() -> Path:
+    """``../shared/benchmark/paper-dev.tsv`` beside the checkout, or beside the main checkout
+    of a git worktree (whose own parent folder holds only worktrees)."""
+    near = REPO.parent / "shared" / "benchmark" / "paper-dev.tsv"
+    if near.is_file():
+        return near
+    try:
+        common = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=REPO,
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return near
+    main = Path(common).parent.parent / "shared" / "benchmark" / "paper-dev.tsv" if common else near
+    return main if main.is_file() else near
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="benchmarks/paper.py",
         description="Score and time Adopter on the paper's 199-model benchmark (SPEC section 6).")
     parser.add_argument("--cache", type=Path, default=REPO / ".bench",
                         help="folder for the downloaded wheels and extracted sources (default: .bench/)")
-    parser.add_argument("--dev", type=Path, default=REPO.parent / "shared" / "benchmark" / "paper-dev.tsv",
-                        help="development-split ground truth (default: ../shared/benchmark/paper-dev.tsv)")
+    parser.add_argument("--dev", type=Path, default=_default_dev(),
+                        help="development-split ground truth (default: ../shared/benchmark/paper-dev.tsv, "
+                             "beside the main checkout when this is a git worktree)")
+    parser.add_argument("--rules-dir", type=Path, default=PAPER_RULES,
+                        help="the only rule files scored and timed as (b) (default: benchmarks/paper_rules, "
+                             "the paper's conventions)")
+    parser.add_argument("--bundled-rules", action="store_true",
+                        help="score the bundled rules instead (what users get; not comparable with the paper)")
     parser.add_argument("--json-out", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--runs", type=int, default=3, help="in-process timing runs, median taken (default 3)")
     parser.add_argument("--cli-runs", type=int, default=3,
@@ -474,11 +504,16 @@ def main(argv: list[str] | None = None) -> int:
           f"transformers=={OWLV2_WHEEL}; dev split {len(dev)}, held out {len(heldout)}")
     print(f"analyser: {out['git']}")
     print(f"sources: {_display(args.cache / 'src')}/transformers-<version>/transformers/models/<m>/modeling_<m>.py")
+    rules_dir = None if args.bundled_rules else args.rules_dir
+    if rules_dir is not None and not rules_dir.is_dir():
+        raise SystemExit(f"rule folder not found: {rules_dir}")
+    print(f"rules: {'the bundled rules' if rules_dir is None else _display(rules_dir) + ' only'}")
+    out["rules"] = "bundled" if rules_dir is None else str(rules_dir)
     print()
 
     # ---- accuracy (the first CLI run is the one scored)
     files = [f.path for f in corpus]
-    findings, cli_wall, cli_cpu, cli_stderr = run_cli(files)
+    findings, cli_wall, cli_cpu, cli_stderr = run_cli(files, rules_dir)
     if cli_stderr.strip():
         print("adopter check reported errors:")
         print(cli_stderr.rstrip())
@@ -544,10 +579,10 @@ def main(argv: list[str] | None = None) -> int:
             _wait_for_load(args.wait_load, args.wait_max)
         print(f"Timing (wall time; CPU time in brackets: on a busy machine it is the steadier figure); "
               f"load average before: {_load()}")
-        inproc = time_in_process(files, max(args.runs, 1))
+        inproc = time_in_process(files, max(args.runs, 1), rules_dir)
         cli_times, cli_cpus = [cli_wall], [cli_cpu]
         for _ in range(max(args.cli_runs, 1) - 1):
-            again, wall, cpu, _ = run_cli(files)
+            again, wall, cpu, _ = run_cli(files, rules_dir)
             cli_times.append(wall)
             cli_cpus.append(cpu)
             first, now = set(_key(findings)), set(_key(again))

@@ -74,6 +74,19 @@ class Context:
         return (self.event.get("repository") or {}).get("default_branch") or None
 
 
+#: Events whose checked-out code was written by someone who can push to the repository (a push, a
+#: pull request run with the pull request's own, read-only token for forks, a manual or scheduled
+#: run of a branch).  On every other event (``pull_request_target``, ``workflow_run``,
+#: ``issue_comment``, ...) the workflow may check out code its author does not control while a
+#: write token is around (in the environment, in ``.git/config``): the bot runs none of it.
+TRUSTED_CODE_EVENTS = frozenset({"push", "pull_request", "workflow_dispatch", "schedule", "merge_group"})
+
+
+def runs_untrusted_code(event_name: str) -> bool:
+    """Whether importing the checked-out code could hand a write token to its author."""
+    return event_name not in TRUSTED_CODE_EVENTS
+
+
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off", ""}
 
@@ -163,8 +176,40 @@ def load_context(env: Mapping[str, str], inputs: Inputs) -> Context:
 
 # ---------------------------------------------------------------- what we tell the runner
 
+#: Names of variables whose values are secrets, among the runner's INPUT_*, GITHUB_*, ACTIONS_*
+#: and RUNNER_* variables.
+SECRET_NAME = re.compile(r"(?:^|[_-])(?:TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIALS?|API[_-]?KEY|AUTH\w*|"
+                         r"PAT|KEY)(?:$|[_-])", re.I)
+RUNNER_PREFIXES = ("INPUT_", "GITHUB_", "ACTIONS_", "RUNNER_")
+#: Values shaped like GitHub tokens or JWTs, wherever they come from.
+TOKEN_SHAPE = re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{16,}"
+                         r"|eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,})")
+#: ``NAME=value`` or ``NAME: value`` where NAME is a runner variable that holds a secret.
+SECRET_ASSIGNMENT = re.compile(
+    r"(\b(?:INPUT|GITHUB|ACTIONS|RUNNER)_[A-Za-z0-9_-]*?(?:TOKEN|SECRET|PASSWORD|KEY|AUTH)[A-Za-z0-9_-]*"
+    r"['\"]?\s*(?:=|:)\s*['\"]?)([^\s'\",;)}\]]+)", re.I)
+
+
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    """The values of the runner's variables that look like secrets: named like one (``*_TOKEN``,
+    ``*_SECRET``, ``*_KEY``) or shaped like a GitHub token, at least 8 characters long."""
+    found = []
+    for name, value in env.items():
+        value = (value or "").strip()
+        if len(value) < 8 or not name.upper().startswith(RUNNER_PREFIXES):
+            continue
+        if SECRET_NAME.search(name[name.index("_") + 1:]) or TOKEN_SHAPE.search(value):
+            found.append(value)
+    return found
+
+
 class Console:
-    """Prints for the runner log, with every secret replaced by ``***`` first."""
+    """Prints for the runner log, with every secret replaced by ``***`` first.
+
+    :meth:`redact` is also what the PR body, its title, the commit message, the results file
+    and the SARIF file pass through: the token and every secret-looking runner variable are
+    replaced where they occur verbatim, and so is anything shaped like a GitHub token or
+    written as ``GITHUB_TOKEN=...`` (an exception message that quotes the environment)."""
 
     def __init__(self, out=None, err=None):
         self._out = out or sys.stdout
@@ -174,16 +219,26 @@ class Console:
     def add_secret(self, value: str | None, in_actions: bool) -> None:
         if not value:
             return
-        self._secrets.append(value)
+        self._remember(value)
         if in_actions:
             # The runner swallows this command and hides the value in every later log line.
             self._out.write(f"::add-mask::{value}\n")
             self._out.flush()
 
+    def add_environment(self, env: Mapping[str, str]) -> None:
+        for value in secret_values(env):
+            self._remember(value)
+
+    def _remember(self, value: str) -> None:
+        if value not in self._secrets:
+            self._secrets.append(value)
+            self._secrets.sort(key=len, reverse=True)  # a secret inside another is replaced last
+
     def redact(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        text = SECRET_ASSIGNMENT.sub(lambda m: m.group(1) + "***", text)
+        return TOKEN_SHAPE.sub("***", text)
 
     def info(self, text: str) -> None:
         self._out.write(self.redact(text) + "\n")

@@ -25,12 +25,30 @@ from urllib.parse import urlsplit
 from .actions import BotError
 
 REMOTE = "origin"
+REGULAR_MODES = ("100644", "100755")
 BOT_NAME = "github-actions[bot]"
 BOT_EMAIL = "41898282+github-actions[bot]@users.noreply.github.com"
 
 
 class GitError(BotError):
     pass
+
+
+class StaleBranch(GitError):
+    """The remote branch moved after the bot read it (another run pushed meanwhile)."""
+
+
+def _command(args: tuple[str, ...]) -> str:
+    """The git subcommand of an argument list (``-c key=value diff ...`` -> ``diff``)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "-c":
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return args[0] if args else "git"
 
 
 @dataclass(frozen=True)
@@ -44,8 +62,9 @@ class Git:
         self.root = Path(root)
         self._redact = redact
         self._env = dict(os.environ)
+        # GIT_LITERAL_PATHSPECS: a path is a name, never a glob or a ':(magic)' pathspec.
         self._env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "GIT_ASKPASS": "",
-                          "GIT_OPTIONAL_LOCKS": "0"})
+                          "GIT_OPTIONAL_LOCKS": "0", "GIT_LITERAL_PATHSPECS": "1"})
         self._env.setdefault("GIT_AUTHOR_NAME", BOT_NAME)
         self._env.setdefault("GIT_AUTHOR_EMAIL", BOT_EMAIL)
         self._env.setdefault("GIT_COMMITTER_NAME", self._env["GIT_AUTHOR_NAME"])
@@ -68,11 +87,11 @@ class Git:
         except FileNotFoundError:
             raise GitError("git is not installed on this runner") from None
         except subprocess.TimeoutExpired:
-            raise GitError(f"git {args[0]} took longer than 10 minutes") from None
+            raise GitError(f"git {_command(args)} took longer than 10 minutes") from None
         if check and done.returncode != 0:
             message = done.stderr.decode("utf-8", "replace").strip().splitlines()
             detail = message[-1] if message else f"exit status {done.returncode}"
-            raise GitError(self._redact(f"git {args[0]} failed: {detail}"))
+            raise GitError(self._redact(f"git {_command(args)} failed: {detail}"))
         return done
 
     def text(self, *args: str, **kw) -> str:
@@ -137,6 +156,42 @@ class Git:
         done = self.run("cat-file", "blob", f"{commit}:{path}", check=False)
         return done.stdout if done.returncode == 0 else None
 
+    def entry(self, commit: str, path: str) -> tuple[str, str, int] | None:
+        """(mode, object id, size) of ``path`` in ``commit``, or None when it is not there."""
+        out = self.run("ls-tree", "-z", "--long", "--full-tree", commit, "--", path, check=False).stdout
+        for item in out.split(b"\0"):
+            meta, _, name = item.partition(b"\t")
+            if name.decode("utf-8", "surrogateescape") == path:
+                mode, kind, oid, size = meta.decode().split()
+                return mode, oid, int(size) if size.isdigit() else 0
+        return None
+
+    def regular_blob(self, commit: str, path: str, limit: int) -> bytes | None:
+        """The bytes of ``path`` in ``commit`` when it is a regular file (mode 100644 or 100755,
+        never a symlink or submodule); None otherwise.  A file over ``limit`` bytes is not read:
+        ``SourceError`` says so."""
+        from adopter.source import SourceError
+
+        found = self.entry(commit, path)
+        if found is None or found[0] not in REGULAR_MODES:
+            return None
+        mode, oid, size = found
+        if size > limit:
+            raise SourceError(f"file is too large to analyse ({size / (1024 * 1024):.1f} MiB, "
+                              f"limit {limit / (1024 * 1024):.1f} MiB)")
+        done = self.run("cat-file", "blob", oid, check=False)
+        return done.stdout if done.returncode == 0 else None
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        return self.run("merge-base", "--is-ancestor", older, newer, check=False).returncode == 0
+
+    def commit_time(self, commit: str) -> int:
+        return int(self.line("show", "-s", "--format=%ct", commit))
+
+    def parent(self, commit: str) -> str | None:
+        done = self.run("rev-parse", "-q", "--verify", f"{commit}^", check=False)
+        return done.stdout.decode().strip() or None if done.returncode == 0 else None
+
     def tree_of(self, commit: str) -> str:
         return self.line("rev-parse", f"{commit}^{{tree}}")
 
@@ -144,8 +199,11 @@ class Git:
         out = self.run("diff", "--name-only", "-z", "--no-renames", base, head).stdout
         return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]
 
-    def diff(self, base: str, head: str) -> str:
-        return self.text("diff", "--no-color", "--no-ext-diff", "--binary", base, head)
+    def patch(self, base: str, head: str) -> bytes:
+        """The unified diff of two commits, independent of the user's diff configuration."""
+        return self.run("-c", "diff.noprefix=false", "-c", "diff.mnemonicPrefix=false", "diff", "--no-color",
+                        "--no-ext-diff", "--no-textconv", "--binary", "--no-renames", "--src-prefix=a/",
+                        "--dst-prefix=b/", base, head).stdout
 
     # ------------------------------------------------------------------ the remote branch
 
@@ -197,17 +255,6 @@ class Git:
         tree = self._with_index(base, fill)
         return self.line("commit-tree", tree, "-p", base, "-F", "-", input=message.encode("utf-8"))
 
-    def commit_patch(self, base: str, patch: bytes, message: str) -> str:
-        """A commit on top of ``base`` with a unified diff applied (``git apply --cached``)."""
-
-        def fill(env):
-            self.run("apply", "--cached", "--whitespace=nowarn", "-", input=patch, env=env)
-
-        tree = self._with_index(base, fill)
-        if tree == self.tree_of(base):
-            raise GitError("the patch changes nothing")
-        return self.line("commit-tree", tree, "-p", base, "-F", "-", input=message.encode("utf-8"))
-
     def push(self, commit: str, branch: RemoteBranch, protected: set[str]) -> None:
         """Point the remote ``branch`` at ``commit``, only if it is still where we saw it."""
         name = branch.name
@@ -219,7 +266,16 @@ class Git:
         if done.returncode != 0:
             text = self._redact((done.stdout + done.stderr).decode("utf-8", "replace"))
             if "stale info" in text or "rejected" in text:
-                raise GitError(f"the branch {name} changed on the remote while the bot ran (another run?); "
+                raise StaleBranch(f"the branch {name} changed on the remote while the bot ran (another run?); "
                                "not overwritten. Re-run the workflow.")
             last = [ln for ln in text.strip().splitlines() if ln.strip()]
             raise GitError(f"git push of {name} failed: {last[-1] if last else 'no message'}")
+
+    def delete(self, branch: RemoteBranch, expected: str) -> bool:
+        """Delete the remote ``adopter/*`` branch if it still points at ``expected``."""
+        if not branch.name.startswith("adopter/"):
+            return False
+        lease = f"--force-with-lease=refs/heads/{branch.name}:{expected}"
+        done = self.run("push", "--porcelain", "--no-verify", lease, REMOTE, f":refs/heads/{branch.name}",
+                        check=False, remote=True)
+        return done.returncode == 0

@@ -17,15 +17,17 @@ import math
 import os
 import platform
 import re
+import stat
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+from adopter.budget import DEFAULT_SECONDS, BudgetExceeded, time_budget
 from adopter.config import Config, ConfigError, find_config
 from adopter.engine import AnalysisError, Finding, analyze
-from adopter.ruleset import Rule, load_rules, select_rules
-from adopter.source import SourceError, decode, encode
+from adopter.ruleset import Rule, RuleError, load_rules, select_rules
+from adopter.source import MAX_BYTES, SourceError, decode, encode
 from adopter.structure import package_of
 
 from .actions import BotError
@@ -46,7 +48,12 @@ SLOWER_TOLERANCE = 0.03
 
 @dataclass(frozen=True)
 class Row:
-    """One patch (or one fixable finding that did not become a patch) in the table."""
+    """One patch (or one fixable finding that did not become a patch) in the table.
+
+    The measurement fields say how the ratios were taken, so that the table can state it:
+    ``spread`` is the timing noise (the largest relative difference between repeated round
+    medians), ``on_hardware`` whether the runner's device is one the rule claims to help on
+    (False: the ratios describe other hardware and are not shown as a speed-up)."""
 
     rule: str
     name: str
@@ -63,6 +70,13 @@ class Row:
     forward_backward_ratio: float | None = None
     memory_ratio: float | None = None
     device: str = ""
+    spread: float | None = None
+    torch: str = ""
+    dtype: str = ""
+    inputs: str = ""
+    repeats: str = ""
+    helps: str = ""  # the rule's declared hardware and modes ("cuda:training, cpu:inference")
+    on_hardware: bool | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -71,8 +85,13 @@ class Row:
             "status": self.status, "verified": self.verified, "reason": self.reason,
             "max_abs_diff": self.max_abs_diff, "forward_ratio": self.forward_ratio,
             "forward_backward_ratio": self.forward_backward_ratio, "memory_ratio": self.memory_ratio,
-            "device": self.device,
+            "device": self.device, "spread": self.spread, "torch": self.torch, "dtype": self.dtype,
+            "inputs": self.inputs, "repeats": self.repeats, "helps": self.helps, "on_hardware": self.on_hardware,
         }
+
+    @property
+    def measured(self) -> bool:
+        return self.forward_ratio is not None or self.forward_backward_ratio is not None
 
     @classmethod
     def from_dict(cls, data: dict) -> "Row":
@@ -105,13 +124,18 @@ class Row:
         verified = text("verified")
         if verified not in ("yes", "no", "off"):
             raise ValueError(f"unknown verified value {verified!r}")
+        on_hardware = data.get("on_hardware")
+        if on_hardware is not None and not isinstance(on_hardware, bool):
+            raise ValueError("on_hardware must be true, false or null")
         return cls(
             rule=text("rule", 200), name=text("name", 80), path=text("path", 500), line=line,
             class_name=text("class", 200), kernel=text("kernel", 200), package=text("package", 200),
             status=status, verified=verified, reason=text("reason", 500),
             max_abs_diff=number("max_abs_diff"), forward_ratio=number("forward_ratio"),
             forward_backward_ratio=number("forward_backward_ratio"), memory_ratio=number("memory_ratio"),
-            device=text("device", 200),
+            device=text("device", 200), spread=number("spread"), torch=text("torch", 40), dtype=text("dtype", 40),
+            inputs=text("inputs", 300), repeats=text("repeats", 200), helps=text("helps", 200),
+            on_hardware=on_hardware,
         )
 
 
@@ -126,6 +150,7 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     rules: dict[str, Rule] = field(default_factory=dict)
+    active: set[str] = field(default_factory=set)  # ids of the rules that ran
 
     @property
     def proposed(self) -> list[Row]:
@@ -141,6 +166,16 @@ class Options:
     select: tuple[str, ...] = ()
     verify: bool = True
     benchmark: bool = True
+    # Mode apply: per file, the (rule, line) patches an artifact says were kept.  The files are
+    # fixed again with exactly those kept and nothing is verified (the artifact's measurements
+    # are shown); the caller compares the result with what the artifact claims.
+    replay: dict[str, frozenset[tuple[str, int]]] | None = None
+
+
+def file_budget(config: Config) -> float:
+    """CPU seconds one file's analysis and fix may take: ``file-timeout`` in ``[tool.adopter]``,
+    else the CLI's default (the same budget ``adopter check`` and ``fix`` use)."""
+    return DEFAULT_SECONDS if config.file_timeout is None else config.file_timeout
 
 
 # ---------------------------------------------------------------------- the core APIs
@@ -184,7 +219,10 @@ class _Rules:
     def __call__(self, config: Config) -> list[Rule]:
         key = (config.rule_paths, config.select, config.ignore, config.target)
         if key not in self._cache:
-            rules = load_rules(list(config.rule_paths))
+            try:
+                rules = load_rules(list(config.rule_paths))
+            except RuleError as exc:
+                raise BotError(str(exc)) from None
             select = self._select or list(config.select)
             try:
                 chosen = select_rules(rules, select or None, list(config.ignore) or None, config.target)
@@ -198,11 +236,27 @@ class _Rules:
 
 # ---------------------------------------------------------------------- verification results
 
-def is_slower(forward: float | None, forward_backward: float | None) -> bool:
-    """Slower when the training step (forward+backward) is, or, with no training figure, the
-    forward pass.  Ratios are original time / patched time (``VerifyResult``): below 1 is slower."""
-    primary = forward_backward if forward_backward is not None else forward
-    return primary is not None and primary < 1.0 - SLOWER_TOLERANCE
+def noise(spread: float | None) -> float:
+    """The relative timing difference that is noise: the measured spread of the repeated rounds,
+    and never less than :data:`SLOWER_TOLERANCE`."""
+    return max(SLOWER_TOLERANCE, spread or 0.0)
+
+
+def slower_modes(forward: float | None, forward_backward: float | None,
+                 spread: float | None = None) -> list[tuple[str, float]]:
+    """Every measured mode in which the patch is slower beyond noise, as (mode, ratio).
+
+    Ratios are original time / patched time (``VerifyResult``): below 1 is slower.  Every mode
+    the table shows is gated, so an inference patch that is slower in the forward pass is left
+    out even when the training step got faster."""
+    limit = 1.0 / (1.0 + noise(spread))
+    return [(mode, ratio) for mode, ratio in (("forward", forward), ("forward+backward", forward_backward))
+            if ratio is not None and ratio < limit]
+
+
+def slower_reason(modes: list[tuple[str, float]], spread: float | None) -> str:
+    parts = [f"{mode} took {1 / ratio:.2f}× the original's time" for mode, ratio in modes]
+    return "; ".join(parts) + f" (beyond the timing noise of ±{noise(spread) * 100:.0f}%)"
 
 
 def _get(result, name: str):
@@ -253,17 +307,45 @@ def _key(finding: Finding) -> tuple[str, int]:
     return (finding.rule, finding.line)
 
 
+def _targets(helps) -> set[str]:
+    return {str(h).split(":")[0] for h in helps}
+
+
+def _on_hardware(helps: tuple[str, ...], device: str) -> bool | None:
+    """Whether ``device`` (``cpu``, ``cuda:0``) is hardware the rule claims to help on; a rule
+    that claims nothing is measured where it runs."""
+    if not device:
+        return None
+    return not helps or device.split(":")[0] in _targets(helps)
+
+
+def _details(result) -> dict:
+    details = _get(result, "details") if result is not None else None
+    return details if isinstance(details, dict) else {}
+
+
 def _row(finding: Finding, rule: Rule | None, status: str, verified: str, reason: str = "",
-         result=None) -> Row:
+         result=None, helps: tuple[str, ...] | None = None) -> Row:
     got = (lambda name: _number(_get(result, name))) if result is not None else (lambda name: None)
     device = str(_get(result, "device") or "") if result is not None else ""
+    helps = tuple(rule.helps) if rule is not None and helps is None else tuple(helps or ())
+    details = _details(result)
+    forward, both = got("forward_ratio"), got("forward_backward_ratio")
+    measured = forward is not None or both is not None
     return Row(
         rule=finding.rule, name=finding.name, path=finding.path, line=finding.line,
         class_name=finding.class_name, kernel=rule.kernel.import_ if rule else "",
         package=_requirement(rule) if rule else "", status=status, verified=verified, reason=reason,
-        max_abs_diff=got("max_abs_diff"), forward_ratio=got("forward_ratio"),
-        forward_backward_ratio=got("forward_backward_ratio"), memory_ratio=got("memory_ratio"),
+        max_abs_diff=got("max_abs_diff"), forward_ratio=forward,
+        forward_backward_ratio=both, memory_ratio=got("memory_ratio"),
         device=hardware_name(device) if device else "",
+        spread=_number(details.get("timing_spread")) if measured else None,
+        torch=str(details.get("torch") or "")[:40] if measured else "",
+        dtype=str(details.get("dtype") or "")[:40] if measured else "",
+        inputs=str(details.get("benchmark_inputs") or "")[:300] if measured else "",
+        repeats=str(details.get("repeats") or "")[:200] if measured else "",
+        helps=", ".join(helps),
+        on_hardware=_on_hardware(helps, device) if measured else None,
     )
 
 
@@ -327,14 +409,23 @@ def _judge(finding: Finding, rule: Rule | None, result, options: Options) -> Row
         return _row(finding, rule, FAILED, "no", reason or "outputs differ", result)
     if verdict != "pass":
         return _row(finding, rule, UNVERIFIED, "no", reason or "verification skipped", result)
-    forward, both = _number(_get(result, "forward_ratio")), _number(_get(result, "forward_backward_ratio"))
-    if options.benchmark and is_slower(forward, both):
-        which, ratio = ("forward+backward", both) if both is not None else ("forward", forward)
-        return _row(finding, rule, SLOWER, "yes", f"{which} took {1 / ratio:.2f}× the original's time", result)
-    return _row(finding, rule, PROPOSED, "yes", reason, result)
+    row = _row(finding, rule, PROPOSED, "yes", reason, result)
+    return _gate(row) if options.benchmark else row
 
 
-def _whole_row(result, rel: str) -> Row:
+def _gate(row: Row) -> Row:
+    """Leave out a row slower beyond noise in any mode it was measured in on its own hardware.
+    Off its hardware (a CUDA rule on a CPU runner) the figures say nothing about the patch and
+    are shown as not measured, so they neither keep nor drop it."""
+    if row.on_hardware is False:
+        return row
+    modes = slower_modes(row.forward_ratio, row.forward_backward_ratio, row.spread)
+    if not modes:
+        return row
+    return replace(row, status=SLOWER, reason=slower_reason(modes, row.spread))
+
+
+def _whole_row(result, rel: str, by_id: dict[str, Rule], benchmark: bool = True) -> Row:
     """A check of all of a file's patches together on the enclosing model, shown with the patches."""
     rules = str(_get(result, "rule") or "")
     verdict = str(_get(result, "verdict") or "")
@@ -342,13 +433,22 @@ def _whole_row(result, rel: str) -> Row:
                       path=rel, line=int(_number(_get(result, "line")) or 1), column=1, end_line=1, end_column=1,
                       message="", fixable=True, class_name=str(_get(result, "class_name") or ""))
     status = {"pass": WHOLE, "fail": FAILED}.get(verdict, UNVERIFIED)
-    return _row(finding, None, status, "yes" if verdict == "pass" else "no", str(_get(result, "reason") or ""),
-                result)
+    members = [by_id[r] for r in rules.split("+") if r in by_id]
+    # the combination is on its hardware where any of its rules claims that hardware
+    helps = tuple(dict.fromkeys(h for r in members for h in r.helps)) if all(r.helps for r in members) else ()
+    row = _row(finding, None, status, "yes" if verdict == "pass" else "no", str(_get(result, "reason") or ""),
+               result, helps=helps)
+    return _gate(row) if status == WHOLE and benchmark else row
 
 
 def patch_file(root: Path, rel: str, data: bytes, rules: list[Rule], config: Config,
                options: Options, outcome: Outcome) -> None:
+    """Analyse, fix, verify one file and add its rows (and new content) to ``outcome``.
+
+    The analysis and the fix run within the file's time budget (as in ``adopter fix``); a file
+    over it is listed as not analysed and the others go on.  Verification has its own limits."""
     absolute = root / rel
+    budget = file_budget(config)
     try:
         source = decode(data, rel)
     except SourceError as exc:
@@ -356,7 +456,11 @@ def patch_file(root: Path, rel: str, data: bytes, rules: list[Rule], config: Con
         return
     package = package_of(str(absolute))
     try:
-        analysis = analyze(source.text, rel, rules, package)
+        with time_budget(budget):
+            analysis = analyze(source.text, rel, rules, package)
+    except BudgetExceeded as exc:
+        outcome.errors.append((rel, str(exc)))
+        return
     except AnalysisError as exc:
         outcome.errors.append((rel, str(exc)))
         return
@@ -370,7 +474,11 @@ def patch_file(root: Path, rel: str, data: bytes, rules: list[Rule], config: Con
         return
     fix_text = _fix_text()  # LibCST is imported only when there is something to fix
     try:
-        fix = fix_text(source.text, rel, rules, package)
+        with time_budget(budget):
+            fix = fix_text(source.text, rel, rules, package)
+    except BudgetExceeded as exc:
+        outcome.errors.append((rel, str(exc)))
+        return
     except Exception as exc:  # a synthesis bug must not stop the other files
         outcome.errors.append((rel, f"could not synthesize the patch: {type(exc).__name__}: {exc}"))
         return
@@ -387,34 +495,40 @@ def patch_file(root: Path, rel: str, data: bytes, rules: list[Rule], config: Con
     if not done:
         outcome.rows.extend(rows.values())
         return
-    per: dict[tuple[str, int], object] = {}
-    whole: list = []
-    if options.verify:
-        verify_file = _verify_file()  # torch is imported only when there is a patch to verify
-        try:
-            found = verify_file(str(absolute), rules, config, benchmark=options.benchmark)
-            per, whole = split_results(done, list(found or []))
-        except Exception as exc:  # the user's module may not even import; say so, keep going
-            reason = f"verification could not run: {type(exc).__name__}: {exc}"
-            for finding in done:
-                rows[_key(finding)] = _row(finding, by_id.get(finding.rule), UNVERIFIED, "no", reason[:300])
-            outcome.rows.extend(sorted(rows.values(), key=lambda r: (r.line, r.rule)))
-            return
-    for finding in done:
-        rows[_key(finding)] = _judge(finding, by_id.get(finding.rule), per.get(_key(finding)), options)
-    whole_rows = [_whole_row(result, rel) for result in whole]
-    broken = [r for r in whole_rows if r.status == FAILED]
-    if broken and all(rows[_key(f)].status == PROPOSED for f in done):
-        # each patch passed alone but together they change the model's results: propose none
+    whole_rows: list[Row] = []
+    if options.replay is not None:
+        wanted = options.replay.get(rel, frozenset())
         for finding in done:
-            row = rows[_key(finding)]
-            rows[_key(finding)] = replace(row, status=HELD_BACK,
-                                          reason=f"with the file's other patches, {broken[0].class_name} "
-                                                 f"differs: {broken[0].reason}"[:300])
+            status = PROPOSED if _key(finding) in wanted else UNVERIFIED
+            rows[_key(finding)] = _row(finding, by_id.get(finding.rule), status, "no",
+                                       "" if status == PROPOSED else "not kept by the analysis run")
+    else:
+        per: dict[tuple[str, int], object] = {}
+        whole: list = []
+        if options.verify:
+            verify_file = _verify_file()  # torch is imported only when there is a patch to verify
+            try:
+                found = verify_file(str(absolute), rules, config, benchmark=options.benchmark)
+                per, whole = split_results(done, list(found or []))
+            except Exception as exc:  # the user's module may not even import; say so, keep going
+                reason = f"verification could not run: {type(exc).__name__}: {exc}"
+                for finding in done:
+                    rows[_key(finding)] = _row(finding, by_id.get(finding.rule), UNVERIFIED, "no", reason[:300])
+                outcome.rows.extend(sorted(rows.values(), key=lambda r: (r.line, r.rule)))
+                return
+        for finding in done:
+            rows[_key(finding)] = _judge(finding, by_id.get(finding.rule), per.get(_key(finding)), options)
+        whole_rows = [_whole_row(result, rel, by_id, options.benchmark) for result in whole]
+        _hold_back_with_whole(rows, done, whole_rows)
     keep = {key for key, row in rows.items() if row.status == PROPOSED}
     final = fix
     if keep != applied:
-        final = _fix_only(source.text, rel, rules, package, fixable, keep, fix_text)
+        try:
+            with time_budget(budget):
+                final = _fix_only(source.text, rel, rules, package, fixable, keep, fix_text)
+        except BudgetExceeded as exc:
+            outcome.errors.append((rel, str(exc)))
+            return
         landed = map_fix(fixable, final)[0] if final is not None else set()
         for key in keep - landed:
             row = rows[key]
@@ -427,6 +541,19 @@ def patch_file(root: Path, rel: str, data: bytes, rules: list[Rule], config: Con
         outcome.requirements.update(final.requirements or ())
         if final.requirements:
             outcome.needs[rel] = set(final.requirements)
+
+
+def _hold_back_with_whole(rows: dict[tuple[str, int], Row], done: list[Finding], whole_rows: list[Row]) -> None:
+    """Each patch passed alone, but together they change the model's results (or make it
+    slower): propose none of the file's patches."""
+    broken = [r for r in whole_rows if r.status in (FAILED, SLOWER)]
+    if broken and all(rows[_key(f)].status == PROPOSED for f in done):
+        why = "differs" if broken[0].status == FAILED else "is slower"
+        for finding in done:
+            row = rows[_key(finding)]
+            rows[_key(finding)] = replace(row, status=HELD_BACK,
+                                          reason=f"with the file's other patches, {broken[0].class_name} "
+                                                 f"{why}: {broken[0].reason}"[:300])
 
 
 def _fix_only(text: str, rel: str, rules: list[Rule], package, fixable: list[Finding], keep: set, fix_text):
@@ -446,8 +573,29 @@ def _fix_only(text: str, rel: str, rules: list[Rule], package, fixable: list[Fin
 
 # ---------------------------------------------------------------------- every file
 
+def read_worktree(path: Path) -> bytes | None:
+    """The checkout's copy of a file, or None when it is missing, not a regular file (a FIFO
+    would block) or larger than the analysis limit; nothing larger is read."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_BYTES:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(MAX_BYTES + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def build(root: Path, paths: list[str], read: Callable[[str], bytes | None], options: Options) -> Outcome:
-    """Analyse, fix and verify ``paths`` (repo-relative); ``read`` gives a file's committed bytes."""
+    """Analyse, fix and verify ``paths`` (repo-relative); ``read`` gives a file's committed bytes
+    (None: not a regular file in the commit), and raises ``SourceError`` for one that is too large."""
     rules_for = _Rules(options.select)
     outcome = Outcome()
     for rel in paths:
@@ -458,17 +606,19 @@ def build(root: Path, paths: list[str], read: Callable[[str], bytes | None], opt
             raise BotError(str(exc)) from None
         if config.excludes(absolute):
             continue
-        data = read(rel)
+        try:
+            data = read(rel)
+        except SourceError as exc:
+            outcome.errors.append((rel, str(exc)))
+            continue
         if data is None:
             continue
-        try:
-            on_disk = absolute.read_bytes()
-        except OSError:
-            on_disk = None
-        if on_disk != data:
+        if read_worktree(absolute) != data:
             outcome.errors.append((rel, "the working tree differs from the pushed commit; skipped"))
             continue
-        patch_file(root, rel, data, rules_for(config), config, options, outcome)
+        rules = rules_for(config)
+        outcome.active.update(r.id for r in rules)
+        patch_file(root, rel, data, rules, config, options, outcome)
     declare_dependencies(root, outcome, read)
     return outcome
 
@@ -499,7 +649,11 @@ def declare_dependencies(root: Path, outcome: Outcome, read: Callable[[str], byt
             rel = edit.path.resolve().relative_to(top).as_posix()
         except ValueError:
             continue
-        if edit.source is not None and read(rel) != edit.path.read_bytes():
+        try:
+            committed = read(rel)
+        except SourceError:
+            committed = None
+        if edit.source is not None and committed != read_worktree(edit.path):
             outcome.notes.append(f"{rel} differs from the pushed commit; add {', '.join(edit.added)} by hand")
             continue
         outcome.files[rel] = encode(edit.source, edit.new) if edit.source is not None else edit.new.encode()

@@ -5,9 +5,11 @@ carries the hidden marker; it is updated in place (PATCH), never duplicated.  An
 request on that branch without the marker belongs to someone else and is left alone.
 
 Retries: 5xx answers and rate limits are retried with exponential backoff by PyGithub's
-``GithubRetry`` (urllib3 ``Retry``) for reads and for the PATCH, which is idempotent.  A
-create (POST) is not blindly repeated, because a 502 may hide a pull request that was made:
-after a failed create the bot looks the pull request up again and only then retries.
+``GithubRetry`` (urllib3 ``Retry``) for reads and for the PATCH, which is idempotent; urllib3
+waits out a ``Retry-After`` header (secondary rate limits) before it repeats.  A create (POST)
+is not blindly repeated, because a 502 may hide a pull request that was made: after a failed
+create the bot waits (``Retry-After`` when GitHub sent one, else a growing backoff), looks the
+pull request up again and only then retries.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .render import MARKER
 RETRIES = 5
 BACKOFF = 1.0  # seconds; urllib3 doubles it on each retry after the first
 CREATE_ATTEMPTS = 3
+MAX_WAIT = 300.0  # the longest Retry-After the bot waits out; longer ones end the run with a message
 
 
 class ApiError(BotError):
@@ -70,12 +73,45 @@ def explain(exc: Exception, repository: str) -> str:
                 "`pull-requests: write` (workflow permissions), and 'Allow GitHub Actions to create pull "
                 f"requests' must be on in the repository settings. {message}".strip())
     if status == 422:
-        return f"GitHub could not process the pull request (422): {message or exc}"
+        errors = data.get("errors") if isinstance(data, dict) else None
+        details = []
+        for error in errors if isinstance(errors, list) else []:
+            if isinstance(error, dict):
+                if error.get("field") == "base" and error.get("code") == "invalid":
+                    details.append("the base branch does not exist on GitHub (was it deleted?)")
+                else:
+                    details.append(str(error.get("message") or f"{error.get('field')} {error.get('code')}"))
+            elif isinstance(error, str):
+                details.append(error)
+        return f"GitHub could not process the pull request (422 {message or 'Unprocessable'}): " + (
+            "; ".join(details) or str(exc))
     if status is not None and status >= 500:
         return f"GitHub kept failing ({status}) after {RETRIES} retries; re-run the workflow later. {message}".strip()
     if isinstance(exc, GithubException):
         return f"GitHub API error {status}: {message or exc}"
     return f"cannot reach the GitHub API: {type(exc).__name__}: {exc}"
+
+
+def rate_limit_wait(exc: GithubException) -> float | None:
+    """Seconds to wait before repeating a request GitHub refused for a rate limit (403 or 429
+    with ``Retry-After``, or a rate-limit message), None when it was refused for another reason."""
+    if not isinstance(exc, RateLimitExceededException) and exc.status not in (403, 429):
+        return None
+    seconds = None
+    headers = {str(k).lower(): v for k, v in (getattr(exc, "headers", None) or {}).items()}
+    value = headers.get("retry-after")
+    if value is not None:
+        try:
+            seconds = max(0.0, float(value))
+        except ValueError:
+            seconds = None
+    if seconds is not None:
+        return seconds
+    data = getattr(exc, "data", None)
+    message = str(data.get("message") or "") if isinstance(data, dict) else ""
+    if isinstance(exc, RateLimitExceededException) or "rate limit" in message.lower():
+        return 60.0  # GitHub's advice for a secondary limit without Retry-After: wait at least a minute
+    return None
 
 
 class Pulls:
@@ -119,18 +155,25 @@ class Pulls:
     def create(self, branch: str, base: str, title: str, body: str) -> PullRequest:
         delay = BACKOFF
         for attempt in range(1, CREATE_ATTEMPTS + 1):
+            wait = delay
             try:
                 pull = self._repo.create_pull(base=base, head=branch, title=title, body=body,
                                               maintainer_can_modify=True)
                 return PullRequest(pull.number, pull.html_url, created=True)
             except GithubException as exc:
-                retryable = exc.status >= 500 or isinstance(exc, RateLimitExceededException)
+                limited = rate_limit_wait(exc)
+                retryable = exc.status >= 500 or limited is not None
                 if not retryable or attempt == CREATE_ATTEMPTS:
                     raise ApiError(explain(exc, self.repository)) from None
+                if limited is not None:
+                    if limited > MAX_WAIT:
+                        raise ApiError(f"GitHub's secondary rate limit asks to wait {limited:.0f} s before the pull "
+                                       "request can be opened; re-run the workflow later.") from None
+                    wait = max(limited, delay)
             except Exception as exc:
                 if attempt == CREATE_ATTEMPTS:
                     raise ApiError(explain(exc, self.repository)) from None
-            self._sleep(delay)
+            self._sleep(wait)
             delay *= 2
             existing = self.find(branch, base)  # did the failed create go through after all?
             if existing is not None:

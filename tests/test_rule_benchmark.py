@@ -286,7 +286,7 @@ def test_default_may_list_the_targets_it_is_on_for(tmp_path):
     assert read_file(tmp_path / "measured.toml")["TST009"][0].q3 == 1.1
     (tmp_path / "TST009-x.toml").write_text(FAST_RULE.replace("TST002", "TST009").replace(
         "default = false", 'default = ["tpu"]'))
-    with pytest.raises(RuleError, match="default must be"):
+    with pytest.raises(RuleError, match="default: must be"):
         load_rules([tmp_path])
 
 

@@ -6,7 +6,7 @@ so these are first-party and written against PyTorch built-ins only.
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -53,8 +53,9 @@ _fused_dropout_add_layer_norm = LazyCompiled(_dropout_add_layer_norm_ref, "dropo
 def dropout_add_layer_norm(
     x: torch.Tensor,
     residual: torch.Tensor,
-    dropout: Callable[[torch.Tensor], torch.Tensor],
+    dropout: Union[Callable[[torch.Tensor], torch.Tensor], float],
     norm: Callable[[torch.Tensor], torch.Tensor],
+    training: Optional[bool] = None,
 ) -> torch.Tensor:
     """``norm(dropout(x) + residual)`` over the caller's own ``nn.Dropout`` and ``nn.LayerNorm``.
 
@@ -65,13 +66,27 @@ def dropout_add_layer_norm(
     own ``forward``, hooks, in-place dropout whose side effect on ``x`` the caller might rely on
     - runs the original expression unchanged.
 
+    ``dropout`` may also be the probability of a functional dropout,
+    ``F.dropout(x, p, training)`` (Hugging Face's encoder layers), with ``training`` given.
+
     With ``p > 0`` in training the compiled CUDA path draws its dropout mask from Inductor's
     random stream, so masks differ from eager's for the same seed (same distribution); on CPU the
     eager dropout is called, so masks are identical.
     """
-    if not is_plain(norm, nn.LayerNorm):
+    if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
+        if training is None:
+            raise TypeError("dropout_add_layer_norm: a dropout probability needs training=")
+        p, training, inplace = float(dropout), bool(training), False
+
+        def eager_dropout(t: torch.Tensor) -> torch.Tensor:
+            return F.dropout(t, p, training)
+
+        dropout = eager_dropout
+        if not is_plain(norm, nn.LayerNorm):
+            return norm(dropout(x) + residual)
+    elif not is_plain(norm, nn.LayerNorm):
         return norm(dropout(x) + residual)
-    if is_plain(dropout, nn.Dropout):
+    elif is_plain(dropout, nn.Dropout):
         p, training, inplace = float(dropout.p), bool(dropout.training), bool(dropout.inplace)
     elif is_plain(dropout, nn.Identity):
         p, training, inplace = 0.0, False, False

@@ -13,10 +13,10 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
+from .layers import TABLE_SUFFIXES, Built, LayerTyper
 from .names import ModuleNames
 
 CONTAINERS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential"})
-TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,8 @@ class Ctor:
     call: tuple[int, int, int, int]
     func: str
     in_init: bool = True
+    via: str = ""  # the factory or parameter the layer was typed through ('' for a direct call)
+    conditional: bool = False  # built by one branch of ``a if c else b``
 
 
 @dataclass
@@ -56,7 +58,7 @@ def span(node: ast.AST) -> tuple[int, int, int, int]:
 
 
 def _ctor_of(value: ast.expr, names: ModuleNames) -> tuple[str, tuple, tuple, bool] | None:
-    """Describe the constructor expression on the right of ``self.x = ...``."""
+    """Describe a direct constructor expression (``nn.Linear(...)``, ``ACT2FN[key]``)."""
     if isinstance(value, ast.Call):
         fqn = names.resolve(value.func)
         if fqn is None:
@@ -88,16 +90,18 @@ def collect_class(cls: ast.ClassDef, names: ModuleNames) -> ClassInfo:
     return info
 
 
-def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleNames) -> None:
+def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleNames,
+               typer: LayerTyper | None = None) -> None:
     """Fill ``info.bindings`` from ``__init__`` (inherited from local bases first)."""
     if info.bound:
         return
     info.bound = True
+    typer = typer or LayerTyper(names)
     seen: set[str] = set()
     for base in info.bases:
         if base in classes and base != info.name:
             base_info = classes[base]
-            bind_class(base_info, classes, names)
+            bind_class(base_info, classes, names, typer)
             for attr, ctors in base_info.bindings.items():
                 info.bindings.setdefault(attr, []).extend(ctors)
             for mname, method in base_info.methods.items():
@@ -108,99 +112,107 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
     init = info.methods.get("__init__")
     if init is not None:
         own: dict[str, list[Ctor]] = {}
-        _walk_init(init, info, names, own, seen, depth=0)
+        _walk_init(init, info, names, own, seen, 0, typer, {})
         for attr, ctors in own.items():
             # Rebinding in the subclass's __init__ replaces the base's constructor.
             info.bindings[attr] = ctors
 
 
-def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ctor]], seen: set[str], depth: int):
+def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ctor]], seen: set[str], depth: int,
+               typer: LayerTyper, class_env: dict) -> dict:
+    """Record what ``__init__`` (and the helper methods it calls) binds to ``self.<attr>``.
+
+    Values are typed by :class:`~.layers.LayerTyper` with the names as they stand at each
+    assignment: parameters with their defaults (or what the file's callers pass), locals,
+    same-file factories, ``self.attr`` values bound earlier (``self._norm_layer``).
+    """
     if func.name in seen or depth > 3:
-        return
-    seen.add(func.name)
-    local_alias: dict[str, tuple] = {}
-    for node in _statements_and_calls(func.body):
-        if isinstance(node, ast.Assign):
-            value = node.value
-            for target in node.targets:
-                attr = _self_attr(target)
-                if attr is None:
-                    if isinstance(target, ast.Name):
-                        described = _ctor_of(value, names)
-                        if described:
-                            local_alias[target.id] = described
-                    continue
-                _record(attr, value, node, func.name, info, names, out, local_alias)
-        elif isinstance(node, ast.AnnAssign) and node.value is not None:
-            attr = _self_attr(node.target)
-            if attr is not None:
-                _record(attr, node.value, node, func.name, info, names, out, local_alias)
-        elif isinstance(node, ast.Call):
-            # Helper methods called from __init__ (self._build_layers()) bind layers too.
-            f = node.func
-            if (
-                isinstance(f, ast.Attribute)
-                and isinstance(f.value, ast.Name)
-                and f.value.id == "self"
-                and f.attr in info.methods
-            ):
-                _walk_init(info.methods[f.attr], info, names, out, seen, depth + 1)
-            # self.add_module("name", nn.Linear(...)) / setattr(self, "name", ...)
-            elif (
-                isinstance(f, ast.Attribute) and f.attr == "add_module" and len(node.args) == 2
-                and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
-            ):
-                _record(node.args[0].value, node.args[1], node, func.name, info, names, out, local_alias)
+        return class_env
 
-
-def _statements_and_calls(body):
-    """Assignments and top-level calls of a body, nested blocks included (ast.walk visits
-    every expression node too, which made binding the slowest step on large files)."""
-    for stmt in body:
+    def hook(stmt, env):
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-            yield stmt
-        elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-            yield stmt.value
-        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        for field in ("body", "orelse", "finalbody"):
-            yield from _statements_and_calls(getattr(stmt, field, None) or [])
-        for handler in getattr(stmt, "handlers", None) or []:
-            yield from _statements_and_calls(handler.body)
-        for case in getattr(stmt, "cases", None) or []:
-            yield from _statements_and_calls(case.body)
+            if stmt.value is None:
+                return
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for target in targets:
+                attr = _self_attr(target)
+                if attr is not None:
+                    _record(attr, stmt.value, stmt, func.name, typer, env, names, out)
+                elif (isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple)
+                      and len(target.elts) == len(stmt.value.elts)):
+                    # self.conv, self.bn = nn.Conv2d(...), nn.BatchNorm2d(...)
+                    for element, value in zip(target.elts, stmt.value.elts):
+                        attr = _self_attr(element)
+                        if attr is not None:
+                            _record(attr, value, stmt, func.name, typer, env, names, out)
+            return
+        node = stmt.value
+        if not isinstance(node, ast.Call):
+            return
+        # Helper methods called from __init__ (self._build_layers()) bind layers too.
+        f = node.func
+        if (
+            isinstance(f, ast.Attribute)
+            and isinstance(f.value, ast.Name)
+            and f.value.id == "self"
+            and f.attr in info.methods
+        ):
+            env.update(_walk_init(info.methods[f.attr], info, names, out, seen, depth + 1, typer,
+                                  {k: v for k, v in env.items() if k.startswith("self.")}))
+        # self.add_module("name", nn.Linear(...)) / setattr(self, "name", ...)
+        elif (
+            isinstance(f, ast.Attribute) and f.attr == "add_module" and len(node.args) == 2
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+        ):
+            _record(node.args[0].value, node.args[1], node, func.name, typer, env, names, out)
+
+    seen.add(func.name)
+    owner = info.name if func.name == "__init__" else None
+    env = typer.function_env(func, owner, class_env=class_env, hook=hook, cls_name=info.name)
+    return {k: v for k, v in env.items() if k.startswith("self.")}
 
 
-def _record(attr, value, stmt, func_name, info, names, out, local_alias):
-    described = _ctor_of(value, names)
-    if described is None and isinstance(value, ast.Name) and value.id in local_alias:
-        described = local_alias[value.id]
-    if described is None:
+def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out):
+    built = [v for v in typer.values(value, env) if isinstance(v, Built)]
+    if not built:
         # Bound to something we cannot type (config.hidden_act, None, a parameter).
         out.setdefault(attr, []).append(
             Ctor(attr, "?", (), (), False, span(stmt), span(value), func_name)
         )
         return
-    fqn, args, kwargs, table = described
-    out.setdefault(attr, []).append(Ctor(attr, fqn, args, kwargs, table, span(stmt), span(value), func_name))
+    for b in built:
+        # The span of the constructor call in this statement (each branch of ``a if c else
+        # b``); a layer built inside a factory keeps the factory call's span.
+        call = span(b.node) if not b.via or b.via not in names.functions else span(value)
+        out.setdefault(attr, []).append(
+            Ctor(attr, b.fqn, b.args, b.kwargs, b.table, span(stmt), call, func_name, via=b.via,
+                 conditional=b.conditional)
+        )
+    described = _ctor_of(value, names)
+    if described is None:
+        return
+    fqn = described[0]
     if fqn == "torch.nn.Sequential" and isinstance(value, ast.Call) and value.args and not any(
         isinstance(a, ast.Starred) for a in value.args
     ):
         # Calling the Sequential runs its members in order: record each position.
         for index, element in enumerate(value.args):
-            inner = _ctor_of(element, names)
-            efqn, eargs, ekw, etable = inner if inner else ("?", (), (), False)
-            out.setdefault(f"{attr}[{index}]", []).append(
-                Ctor(f"{attr}[{index}]", efqn, eargs, ekw, etable, span(stmt), span(element), func_name)
-            )
+            inner = [v for v in typer.values(element, env) if isinstance(v, Built)]
+            if not inner:
+                inner = [Built("?", (), (), False, element)]
+            for b in inner:
+                out.setdefault(f"{attr}[{index}]", []).append(
+                    Ctor(f"{attr}[{index}]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
+                         via=b.via)
+                )
     if fqn in CONTAINERS and isinstance(value, ast.Call):
         for element in _container_elements(value):
-            inner = _ctor_of(element, names)
-            if inner:
-                efqn, eargs, ekw, etable = inner
-                out.setdefault(attr + "[]", []).append(
-                    Ctor(attr + "[]", efqn, eargs, ekw, etable, span(stmt), span(element), func_name)
-                )
+            for b in typer.values(element, env):
+                if isinstance(b, Built):
+                    out.setdefault(attr + "[]", []).append(
+                        Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
+                             via=b.via)
+                    )
 
 
 def _container_elements(call: ast.Call):

@@ -110,6 +110,7 @@ class _Ctx:
     func: str
     params: dict[str, Value] = field(default_factory=dict)
     layer_alias: dict[str, str] = field(default_factory=dict)
+    local_funcs: dict = field(default_factory=dict)  # functions defined in the body (closures)
     stack: tuple = ()
     ret: Ref | None = None
     ret_frontier: list = field(default_factory=list)
@@ -121,6 +122,11 @@ class _Ctx:
 
 class _Stop(Exception):
     """Raised when a function is too large to analyse within the budget."""
+
+
+class FlowTooLarge(Exception):
+    """A function whose flow graph would pass ``FlowBuilder.MAX_NODES``: the file is reported as
+    too large to analyse (one line), instead of the valve's signal escaping as a crash."""
 
 
 class FlowBuilder:
@@ -154,7 +160,10 @@ class FlowBuilder:
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
             frontier = self._body(func.body, frontier, ctx)
-        except (_Stop, RecursionError):
+        except _Stop:
+            raise FlowTooLarge(f"{qualname} has more than {self.MAX_NODES:,} flow-graph nodes; "
+                               "too large to analyse") from None
+        except RecursionError:
             frontier = [(entry.id, None)]
         exit_node, _ = self._new(ctx, frontier + ctx.ret_frontier, kind="exit")
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id)
@@ -308,6 +317,8 @@ class FlowBuilder:
             and func.attr not in self.cls.bindings
         ):
             return self.cls.methods[func.attr], True
+        if isinstance(func, ast.Name) and func.id in ctx.local_funcs:
+            return ctx.local_funcs[func.id], False
         if isinstance(func, ast.Name) and func.id in self.names.functions and func.id not in ctx.params:
             return self.names.functions[func.id], False
         return None
@@ -406,7 +417,13 @@ class FlowBuilder:
         return fqn, tuple(extra)
 
     def _inline_callable_arg(self, arg: ast.expr, frontier: list, ctx: _Ctx) -> list:
-        """Follow ``self.helper`` passed as a callable (apply_chunking_to_forward)."""
+        """Follow ``self.helper`` passed as a callable (apply_chunking_to_forward), and a
+        function defined in the body (``checkpoint(_inner_forward, x)``)."""
+        if isinstance(arg, ast.Name) and arg.id in ctx.local_funcs:
+            target = ctx.local_funcs[arg.id]
+            if target.name not in ctx.stack and len(ctx.stack) <= MAX_INLINE_DEPTH:
+                _, frontier = self._inline(target, [], [], False, arg, frontier, ctx)
+            return frontier
         if (
             self.cls is not None
             and isinstance(arg, ast.Attribute)
@@ -433,10 +450,16 @@ class FlowBuilder:
         for key, value in kwargs:
             if key in names and isinstance(value, Ref):
                 bound[key] = value
+        if ctx.local_funcs.get(target.name) is target:
+            # A closure reads the enclosing function's names as they are at the call.
+            for name in _free_names(target, names):
+                if name not in bound:
+                    bound[name] = self._name_value(name, ctx)
         result = self._temp("")
         inner = _Ctx(
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
             params=bound, layer_alias=dict(ctx.layer_alias), stack=ctx.stack + (target.name,), ret=result,
+            local_funcs=dict(ctx.local_funcs),
             stmt=ctx.stmt, scope=ctx.scope,
         )
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
@@ -515,7 +538,9 @@ class FlowBuilder:
             targets = [v for t in stmt.targets for v in self._target_values(t, ctx)]
             _, frontier = self._new(ctx, frontier, kind="other", defs=_keys(targets), span=span(stmt))
             return frontier
-        return frontier  # pass, global, nonlocal, nested defs, imports
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            ctx.local_funcs[stmt.name] = stmt  # inlined where it is called (closures)
+        return frontier  # pass, global, nonlocal, imports
 
     def _scoped(self, body, frontier, ctx: _Ctx, scope) -> list:
         saved = ctx.scope
@@ -649,6 +674,18 @@ class FlowBuilder:
         if not any(isinstance(c.pattern, ast.MatchAs) and c.pattern.pattern is None for c in stmt.cases):
             ends.append((head.id, None))
         return ends
+
+
+def _free_names(func, params) -> set[str]:
+    """Names a nested function reads but neither takes nor assigns (it reads them from the
+    enclosing function)."""
+    loaded, stored = set(), set(params)
+    for node in walk(func):
+        if isinstance(node, ast.Name):
+            (loaded if isinstance(node.ctx, ast.Load) else stored).add(node.id)
+        elif isinstance(node, ast.arg):
+            stored.add(node.arg)
+    return loaded - stored - {"self"}
 
 
 def _keys(values) -> frozenset:

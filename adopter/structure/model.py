@@ -22,13 +22,16 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-from .bindings import ClassInfo, bind_class, collect_class
-from .graph import Flow, FlowBuilder
+from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
+from .graph import Flow, FlowBuilder, Node, Ref
+from .layers import Built, LayerTyper, SequentialSite
 from .names import ModuleNames, collect_names, names_match
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
 # The module's own statements (a training script's body) as one more root of ``<module>``.
 TOP_LEVEL = "<top-level>"
+# The owner of the flows of the file's nn.Sequential constructions (see sequential_structure).
+SEQUENTIAL_OWNER = "<sequential>"
 _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
 
 
@@ -90,6 +93,18 @@ class ClassStructure:
                 if any(names_match(a, c.fqn) for c in ctors for a in constructors)
             )
         return attrs
+
+    def bound_paths(self, constructors: frozenset) -> frozenset[str]:
+        """Like :meth:`bound_to`, but the members of a Sequential (``block[0]``) and the
+        elements of a container (``layers[]``) count separately."""
+        key = ("paths", constructors)
+        paths = self._bound.get(key)
+        if paths is None:
+            paths = self._bound[key] = frozenset(
+                attr for attr, ctors in self.bindings.items()
+                if any(names_match(a, c.fqn) for c in ctors for a in constructors)
+            )
+        return paths
 
     def flow(self, name: str) -> Flow:
         flow = self._flows.get(name)
@@ -207,8 +222,9 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     names = collect_names(tree, package)
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
+    typer = LayerTyper(names, tree, module.mention)
     for info in infos.values():
-        bind_class(info, infos, names)
+        bind_class(info, infos, names, typer)
     all_methods = []
     for name, info in infos.items():
         structure = ClassStructure(name, info, module, functions=dict(info.methods))
@@ -226,4 +242,123 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if reachable is not None:
         for owner, structure in module.classes.items():
             structure.roots = [r for r in structure.roots if (owner, r) in reachable]
+    if text is None or "Sequential" in text:
+        sequential = sequential_structure(module, typer, infos, tree)
+        if sequential.roots:
+            module.classes[SEQUENTIAL_OWNER] = sequential
     return module
+
+
+def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict[str, ClassInfo],
+                         tree: ast.Module) -> ClassStructure:
+    """Every ``nn.Sequential`` the file builds, each as a flow of its own (``SEQUENTIAL_OWNER``).
+
+    Calling a Sequential runs its members one after the other, whatever calls it and wherever
+    it is built (a factory's return value, ``_make_layer``'s downsample branch, a list filled
+    in a loop), so the construction itself says what runs in sequence.  Each member is a layer
+    node typed by its constructor; members joined in the order the code puts them together.
+    These layers run inside their container: forward cannot be edited to fuse them, so the
+    findings are reported but not fixable (:attr:`adopter.match.Match.in_container`).
+    """
+    words = module.call_names("torch.nn.Sequential")
+    for owner, func in _all_functions(tree):
+        info = infos.get(owner) if owner is not None else None
+        builds_itself = info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases
+        if not builds_itself and not words & module.mention(func):
+            continue  # builds no Sequential (a factory it calls is walked on its own)
+        hook = None
+        if builds_itself:
+            def hook(stmt, env, _typer=typer):
+                call = stmt.value if isinstance(stmt, ast.Expr) else None
+                if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                        and call.func.attr == "__init__" and isinstance(call.func.value, ast.Call)
+                        and isinstance(call.func.value.func, ast.Name) and call.func.value.func.id == "super"):
+                    _typer.record_super_init(call, stmt, env)
+        class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
+        typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
+                           hook=hook, cls_name=owner)
+    top = [s for s in tree.body if not isinstance(s, _DEFINITIONS)]
+    if top and any(isinstance(n, ast.Name) and n.id in words or isinstance(n, ast.Attribute) and n.attr in words
+                   for s in top for n in ast.walk(s)):
+        typer._walk(top, {}, 0, True, None)
+    structure = ClassStructure(SEQUENTIAL_OWNER, ClassInfo(SEQUENTIAL_OWNER, ast.ClassDef(
+        name=SEQUENTIAL_OWNER, bases=[], keywords=[], body=[], decorator_list=[], type_params=[])), module)
+    structure.info.is_module = True
+    for number, site in enumerate(typer.sites):
+        flow = sequential_flow(site, f"seq{number}", structure.info)
+        if flow is None:
+            continue
+        name = f"seq{number}"
+        structure.roots.append(name)
+        structure._flows[name] = flow
+        structure._words[name] = frozenset({name})
+    return structure
+
+
+def _class_env(typer: LayerTyper, info: ClassInfo, owner: str) -> dict:
+    """The ``self.<attr>`` layer values ``__init__`` leaves (``self._norm_layer``)."""
+    cached = typer.class_envs.get(owner)
+    if cached is None:
+        init = info.methods.get("__init__")
+        env = typer.function_env(init, owner, cls_name=owner) if init is not None else {}
+        cached = typer.class_envs[owner] = {k: v for k, v in env.items() if k.startswith("self.")}
+    return cached
+
+
+def _all_functions(tree: ast.Module):
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield None, stmt
+        elif isinstance(stmt, ast.ClassDef):
+            for item in stmt.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    yield stmt.name, item
+
+
+def sequential_flow(site: SequentialSite, name: str, info: ClassInfo) -> Flow | None:
+    """The flow of one Sequential construction, its members bound in ``info`` as
+    ``<name>[i]``; None when fewer than two members run in a row."""
+    graph = site.graph
+    if len([e for e in graph.edges if e[0] != -1]) == 0:
+        return None
+    stmt = span(site.stmt)
+    qualname = f"{SEQUENTIAL_OWNER}.{name}"
+    nodes: list[Node] = []
+    out: list[list] = []
+
+    def new(**fields) -> Node:
+        node = Node(id=len(nodes), func=qualname, **fields)
+        nodes.append(node)
+        out.append([])
+        return node
+
+    entry = new(kind="entry")
+    source = Ref(f"{name}:in", "x")
+    ids: dict[int, int] = {-1: entry.id}
+    outs: dict[int, Ref] = {-1: source}
+    for index, (built, expr) in enumerate(graph.members):
+        attr = f"{name}[{index}]"
+        ctors = [Ctor(attr, b.fqn, b.args, b.kwargs, b.table, stmt, span(expr), qualname, via=b.via)
+                 for b in built if isinstance(b, Built)]
+        info.bindings[attr] = ctors or [Ctor(attr, "?", (), (), False, stmt, span(expr), qualname)]
+        value_in = Ref(f"{name}:in{index}", "x")
+        preds = sorted(i for i, j in graph.edges if j == index)
+        copies = []
+        for pred in preds:
+            copy = new(kind="copy", args=(outs[pred],), outs=(value_in,), uses=frozenset({outs[pred].key}),
+                       defs=frozenset({value_in.key}))
+            out[ids[pred]].append((copy.id, None))
+            copies.append(copy.id)
+        value_out = Ref(f"{name}:out{index}", "x")
+        layer = f"self.{attr}"
+        node = new(kind="layer", op=layer, layer=layer, types=frozenset(c.fqn for c in info.bindings[attr]),
+                   args=(value_in,), outs=(value_out,), uses=frozenset({value_in.key, layer}),
+                   defs=frozenset({value_out.key}), span=span(expr), stmt=None)
+        for copy in copies:
+            out[copy].append((node.id, None))
+        ids[index] = node.id
+        outs[index] = value_out
+    exit_node = new(kind="exit")
+    for end in graph.frontier:
+        out[ids[end]].append((exit_node.id, None))
+    return Flow(qualname, nodes, out, entry.id, exit_node.id)

@@ -79,7 +79,7 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     wrap = edits.wrap
     if wrap is not None:
         wrap = Wrap(first=(wrap.first[0] - lines, wrap.first[1]), last=(wrap.last[0] - lines, wrap.last[1]),
-                    guard=wrap.guard, fast=wrap.fast)
+                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep)
     return Edits(
         expr={_shift(k, lines): v for k, v in edits.expr.items()},
         delete={_shift(k, lines) for k in edits.delete},
@@ -133,8 +133,10 @@ def apply_edits(text: str, tree, edits: list[Edits]) -> str:
 
 
 def _add_imports(text: str, imports: set) -> str:
-    """``AddImportsVisitor`` on the head of the module: it only looks at the docstring, the
-    leading import block and the statement after it, so a prefix holding those is enough."""
+    """``AddImportsVisitor`` on the head of the module: it only looks at the docstring and the
+    leading import block, and inserts after that, so a prefix holding those is enough.  The
+    statement after the imports is stood in for by a one-line placeholder: it may be anything,
+    a 1.5 MB dict literal for one, whose LibCST tree would take more than a gigabyte."""
     tree = ast.parse(text)
     body = tree.body
     n = 0
@@ -144,23 +146,31 @@ def _add_imports(text: str, imports: set) -> str:
         n += 1
     lines = text.split("\n")
     if n < len(body):
-        end = body[n].end_lineno or body[n].lineno
-        while n + 1 < len(body) and body[n + 1].lineno <= end:
-            n += 1
-            end = max(end, body[n].end_lineno or end)
+        nxt = body[n]
+        start = min([nxt.lineno, *(d.lineno for d in getattr(nxt, "decorator_list", []))])
+        if n and (body[n - 1].end_lineno or body[n - 1].lineno) >= start:
+            start = len(lines) + 1  # `import x; y = 1` on one line: keep the whole text
+        end = start - 1
     else:
         end = len(lines)
+    rest = lines[end:]
     head = "\n".join(lines[:end])
-    module = cst.parse_module(head + "\n" if end < len(lines) else head)
+    placeholder = rest and end < len(lines)
+    source = head + ("\n" if head else "") + _PLACEHOLDER + "\n" if placeholder else head
+    module = cst.parse_module(source)
     context = CodemodContext()
     for module_name, name, alias in sorted(imports, key=lambda i: (i[0], i[1], i[2] or "")):
         AddImportsVisitor.add_needed_import(context, module_name, name, alias)
     new_head = AddImportsVisitor(context).transform_module(module).code
-    if end < len(lines):
-        if new_head.endswith("\n"):
-            new_head = new_head[:-1]
-        return "\n".join([new_head, *lines[end:]])
-    return new_head
+    if not placeholder:
+        return new_head
+    if not new_head.endswith(_PLACEHOLDER + "\n"):
+        raise ApplyError("the imports could not be placed")
+    new_head = new_head[:-len(_PLACEHOLDER) - 1]
+    return new_head + "\n".join(rest)
+
+
+_PLACEHOLDER = "__adopter_rest_of_module__ = None"
 
 
 def _apply_chunk(text: str, edits: list[Edits]) -> str:
@@ -390,7 +400,10 @@ class _Transformer(cst.CSTTransformer):
             kept = updates[i:j + 1]
             lead = list(kept[0].leading_lines)
             fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
-            if wrap.guard is None:
+            if wrap.guard is None and wrap.keep:
+                new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:],
+                             kept[0].with_changes(leading_lines=[]), *kept[1:]]
+            elif wrap.guard is None:
                 new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:]]
             else:
                 body = [kept[0].with_changes(leading_lines=[]), *kept[1:]]

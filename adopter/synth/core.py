@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-from ..engine import AnalysisError, Finding, analyze
+from ..engine import AnalysisError, Finding, analyze, fixable
 from ..match import Match
 from ..ruleset import Rule
 from .apply import apply_edits
@@ -54,7 +54,7 @@ def _finding(rule: Rule, match: Match, path: str, planner: Planner) -> Finding:
     return Finding(
         rule=rule.id, name=rule.name, path=path, line=line, column=index.char_col(line, col) + 1,
         end_line=end_line, end_column=index.char_col(end_line, end_col) + 1, message=rule.message,
-        fixable=rule.fixable, class_name=match.class_name,
+        fixable=fixable(rule, match), class_name=match.class_name,
     )
 
 

@@ -61,6 +61,9 @@ class Wrap:
     last: tuple[int, int]
     guard: str | None
     fast: str  # statements, unindented, one per line
+    # With ``keep`` (and no guard): ``fast`` is put before the statements, which stay (with
+    # their own edits) -- how a fused call is hoisted above the code that reads its results.
+    keep: bool = False
 
 
 @dataclass
@@ -170,6 +173,8 @@ class Planner:
     def plan(self, rule: Rule, match: Match, finding: Finding) -> Plan:
         if not rule.fixable:
             raise Skip("the rule only reports (it has no target)")
+        if match.in_container:
+            raise Skip("the matched layers run inside a container (nn.Sequential); rewrite it by hand")
         edits = Edits()
         regions: list[Span] = []
         if rule.synth is not None:

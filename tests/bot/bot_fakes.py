@@ -1,8 +1,11 @@
 """A fake GitHub REST API on 127.0.0.1: just the endpoints the bot's PyGithub calls make.
 
 It speaks real HTTP (``http.server`` in a thread), keeps pull requests in memory, records
-every request, answers with URLs on its own host (so PyGithub's follow-up calls come back
-here), checks the token, and can be told to fail a route a number of times (502s, 401s).
+every request with the time it arrived, answers with URLs on its own host (so PyGithub's
+follow-up calls come back here), checks the token, and can be told to fail a route a number of
+times (502s, 401s, secondary rate limits with ``Retry-After``).  Like GitHub it refuses a body
+over 65,536 characters and a pull request whose base branch does not exist (``branches``: a
+callable that says which exist, e.g. read from the bare origin).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +28,7 @@ class Request:
     query: dict
     body: object
     authorization: str
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 @dataclass
@@ -34,12 +39,14 @@ class Failure:
     times: int
     body: dict = field(default_factory=lambda: {"message": "Server Error"})
     after_handling: bool = False  # do the work, then answer with the failure (a lost response)
+    headers: dict = field(default_factory=dict)
 
 
 class FakeGitHub:
     def __init__(self, owner: str = "octo", name: str = "models", token: str = "ghs_fake_token_123",
-                 default_branch: str = "main"):
+                 default_branch: str = "main", branches=None):
         self.owner, self.name, self.token, self.default_branch = owner, name, token, default_branch
+        self.branches = branches  # callable(name) -> bool, or None: every branch exists
         self.requests: list[Request] = []
         self.pulls: dict[int, dict] = {}
         self.failures: list[Failure] = []
@@ -55,9 +62,12 @@ class FakeGitHub:
             def _handle(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
-                status, payload = fake.handle(self.command, self.path, raw, self.headers.get("Authorization", ""))
+                status, payload, extra = fake.handle(self.command, self.path, raw,
+                                                     self.headers.get("Authorization", ""))
                 data = json.dumps(payload).encode()
                 self.send_response(status)
+                for key, value in extra.items():
+                    self.send_header(key, value)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("X-RateLimit-Limit", "5000")
@@ -88,8 +98,9 @@ class FakeGitHub:
     # ------------------------------------------------------------------ scripting and inspection
 
     def fail(self, method: str, pattern: str, status: int, times: int = 1, message: str = "Server Error",
-             after_handling: bool = False) -> None:
-        self.failures.append(Failure(method, pattern, status, times, {"message": message}, after_handling))
+             after_handling: bool = False, headers: dict | None = None, errors: list | None = None) -> None:
+        body = {"message": message, **({"errors": errors} if errors else {})}
+        self.failures.append(Failure(method, pattern, status, times, body, after_handling, dict(headers or {})))
 
     def calls(self, method: str | None = None, pattern: str = "") -> list[Request]:
         return [r for r in self.requests if (method is None or r.method == method) and re.search(pattern, r.path)]
@@ -134,7 +145,7 @@ class FakeGitHub:
 
     # ------------------------------------------------------------------ routing
 
-    def handle(self, method: str, raw_path: str, raw: bytes, authorization: str) -> tuple[int, object]:
+    def handle(self, method: str, raw_path: str, raw: bytes, authorization: str) -> tuple[int, object, dict]:
         parts = urlsplit(raw_path)
         path = parts.path[len(PREFIX):] if parts.path.startswith(PREFIX) else parts.path
         try:
@@ -143,17 +154,17 @@ class FakeGitHub:
             body = None
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         with self._lock:
-            self.requests.append(Request(method, path, query, body, authorization))
+            self.requests.append(Request(method, path, query, body, authorization, time.monotonic()))
             failure = next((f for f in self.failures
                             if f.times > 0 and f.method == method and re.search(f.pattern, path)), None)
             if failure is not None:
                 failure.times -= 1
                 if not failure.after_handling:
-                    return failure.status, failure.body
+                    return failure.status, failure.body, failure.headers
             if authorization.split(" ")[-1] != self.token:
-                return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}
+                return 401, {"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}, {}
             answer = self._route(method, path, query, body)
-            return (failure.status, failure.body) if failure is not None else answer
+            return (failure.status, failure.body, failure.headers) if failure is not None else (*answer, {})
 
     def _route(self, method, path, query, body):
         repo = f"/repos/{self.owner}/{self.name}"
@@ -170,9 +181,16 @@ class FakeGitHub:
                     continue
                 found.append(self._pull_json(pull))
             return 200, found
+        if isinstance(body, dict) and len(str(body.get("body") or "")) > 65536:
+            return 422, {"message": "Validation Failed", "errors": [
+                {"resource": "Issue", "code": "custom", "field": "body",
+                 "message": "body is too long (maximum is 65536 characters)"}]}
         if path == repo + "/pulls" and method == "POST":
             if not isinstance(body, dict) or not {"head", "base", "title"} <= body.keys():
                 return 422, {"message": "Validation Failed"}
+            if self.branches is not None and not self.branches(body["base"]):
+                return 422, {"message": "Validation Failed", "errors": [
+                    {"resource": "PullRequest", "field": "base", "code": "invalid"}]}
             for pull in self.pulls.values():
                 if pull["state"] == "open" and pull["head"] == body["head"] and pull["base"] == body["base"]:
                     return 422, {"message": "Validation Failed",

@@ -276,8 +276,10 @@ def parse_outputs(text: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def fake_github():
-    fake = FakeGitHub(owner="octo", name="models", token=TOKEN).start()
+def fake_github(world):
+    """The GitHub stand-in for ``world``: its branches are the bare origin's."""
+    fake = FakeGitHub(owner="octo", name="models", token=TOKEN,
+                      branches=lambda name: world.origin_ref(name) is not None).start()
     yield fake
     fake.stop()
 

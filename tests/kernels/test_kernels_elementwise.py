@@ -234,3 +234,20 @@ def test_compiled_bias_gelu_clipped_variant(compiled_branch, equivalent):
     with torch.no_grad():
         lin.weight.mul_(10)
     equivalent(_bg_eager, _bg_kernel, [lin, activations.ACT2FN["gelu_10"]], [torch.randn(5, 8)])
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_dropout_add_layer_norm_functional_dropout_probability(training):
+    """``F.dropout(x, p, training)`` spelled as a probability: the same mask, same values."""
+    norm = nn.LayerNorm(8).double()
+    x, r = torch.randn(4, 8, dtype=torch.float64), torch.randn(4, 8, dtype=torch.float64)
+    torch.manual_seed(5)
+    a = norm(F.dropout(x, 0.25, training) + r)
+    torch.manual_seed(5)
+    b = dropout_add_layer_norm(x, r, 0.25, norm, training=training)
+    torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_dropout_add_layer_norm_probability_needs_training():
+    with pytest.raises(TypeError, match="training="):
+        dropout_add_layer_norm(torch.randn(2, 4), torch.randn(2, 4), 0.1, nn.LayerNorm(4))

@@ -1,0 +1,529 @@
+"""What layer an expression builds, following the code of the file rather than its spelling.
+
+``self.bn1 = norm_layer(planes)`` builds a BatchNorm2d when ``norm_layer`` is a constructor
+parameter whose default is ``nn.BatchNorm2d`` (or ``None`` followed by ``if norm_layer is None:
+norm_layer = nn.BatchNorm2d``, or a ``functools.partial`` of a layer class), or when every call
+in the file that builds the class passes a layer class for it.  ``self.conv1 = conv3x3(a, b)``
+builds a Conv2d when ``conv3x3`` is a function of the same file that returns one (a *factory*;
+one returning an ``nn.Sequential`` builds that Sequential, members and all).
+``nn.Dropout(p) if p > 0 else nn.Identity()`` builds either: both are kept, as for a layer bound
+differently under ``if``/``else``.
+
+The same walk records every ``nn.Sequential`` the file builds, wherever it is (assigned to an
+attribute, returned by a factory or by ``_make_layer``, passed to another block as
+``downsample``, built from an ``OrderedDict`` or from a list filled with ``append``/``+=``/
+``extend`` under ``if``s and loops).  Calling a Sequential runs its members in order, so each
+construction is a small flow of its own: the order in which the members are put together, with
+a member added under an ``if`` being optional.  :func:`sequential_sites` returns them; the model
+structure turns each into a flow that rules match like any forward.
+
+Only names are followed (parameters, locals, ``self.attr`` of the class, same-file functions
+and classes), within a small depth: the point is the idioms of model code, not a general
+abstract interpreter, and the check path must stay near the cost of ``ast.parse``.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field, replace
+
+from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
+from .names import ModuleNames
+
+SEQUENTIAL = "torch.nn.Sequential"
+ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
+PARTIALS = frozenset({"functools.partial", "partial"})
+TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
+MAX_DEPTH = 3
+
+
+@dataclass(frozen=True)
+class Built:
+    """A layer built by a call: its constructor's FQN, the arguments it was given, where the
+    call is (``node``), and the name it was typed through (``via``: a factory or a parameter;
+    empty for a direct constructor call).  ``members`` is set for a Sequential."""
+
+    fqn: str
+    args: tuple
+    kwargs: tuple
+    table: bool
+    node: ast.expr
+    via: str = ""
+    members: "SeqGraph | None" = None  # for a Sequential: its members, in order
+    conditional: bool = False  # one branch of ``a if c else b``
+
+
+@dataclass(frozen=True)
+class LayerClass:
+    """A callable that builds a layer: a class (``nn.BatchNorm2d``) or a partial of one."""
+
+    fqn: str
+    args: tuple = ()
+    kwargs: tuple = ()
+
+
+@dataclass
+class SeqGraph:
+    """The members of a Sequential in the order they are put together: ``edges`` join
+    members that run one right after the other on some way through the building code."""
+
+    members: list = field(default_factory=list)  # (tuple[Built, ...], member expression)
+    edges: set = field(default_factory=set)  # (i, j); -1 is the start
+    frontier: set = field(default_factory=lambda: {-1})
+    ends: set = field(default_factory=set)
+
+    def add(self, built: tuple, expr: ast.expr) -> None:
+        index = len(self.members)
+        self.members.append((built, expr))
+        for before in self.frontier:
+            self.edges.add((before, index))
+        self.frontier = {index}
+
+    def extend(self, other: "SeqGraph") -> None:
+        if other is self:  # nn.Sequential(*layers, *layers)
+            other = other.copy()
+        offset = len(self.members)
+        self.members.extend(other.members)
+        for a, b in other.edges:
+            if a == -1:
+                for before in self.frontier:
+                    self.edges.add((before, b + offset))
+            else:
+                self.edges.add((a + offset, b + offset))
+        ends = {i + offset for i in other.frontier if i != -1}
+        self.frontier = ends | (self.frontier if -1 in other.frontier else set())
+
+    def copy(self) -> "SeqGraph":
+        return SeqGraph(list(self.members), set(self.edges), set(self.frontier))
+
+
+@dataclass(frozen=True)
+class SequentialSite:
+    """One ``nn.Sequential(...)`` construction: where (``call``, the statement ``stmt``) and
+    its members in order (``graph``)."""
+
+    call: ast.expr
+    stmt: ast.stmt
+    graph: SeqGraph
+
+
+def _is_layer_class_name(fqn: str) -> bool:
+    last = fqn.rsplit(".", 1)[-1]
+    return bool(last[:1].isupper()) and (fqn.startswith("torch.nn.") or "." in fqn or last == fqn)
+
+
+class LayerTyper:
+    """Types layer-valued expressions of one file (cached per function)."""
+
+    def __init__(self, names: ModuleNames, tree: ast.Module | None = None, mention=None):
+        self.names = names
+        self.tree = tree
+        self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
+        self._returns: dict[str, tuple] = {}
+        self._callers: dict[str, list] | None = None
+        self._busy: set = set()
+        self.sites: list[SequentialSite] = []
+        self._site_keys: set = set()
+        self._param_cache: dict = {}
+        self.class_envs: dict = {}
+
+    # ------------------------------------------------------------------ expressions
+    def values(self, expr: ast.expr, env: dict, depth: int = 0, called: bool = False) -> tuple:
+        """The layers or layer classes ``expr`` may stand for (empty: unknown).  What the
+        file's callers pass for a parameter is only looked up when it is ``called`` (built
+        into a layer): most parameters (``config``) never are, and the lookup walks the file."""
+        if isinstance(expr, ast.IfExp):
+            both = self.values(expr.body, env, depth, called) + self.values(expr.orelse, env, depth, called)
+            return tuple(replace(v, conditional=True) if isinstance(v, Built) else v for v in both)
+        if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
+            # norm_layer = norm_layer or nn.BatchNorm2d: either operand.
+            return _unique(sum((self.values(v, env, depth, called) for v in expr.values), ()))
+        if isinstance(expr, ast.Name):
+            if expr.id in env:
+                value = env[expr.id]
+                if isinstance(value, _Param):
+                    if not called:
+                        return value.default
+                    value = env[expr.id] = value.resolve(self)
+                return value
+            return self._class_of(expr)
+        if isinstance(expr, ast.Attribute):
+            if isinstance(expr.value, ast.Name) and expr.value.id == "self":
+                value = env.get("self." + expr.attr, ())
+                if isinstance(value, _Param):
+                    return value.resolve(self) if called else value.default
+                return value
+            return self._class_of(expr)
+        if isinstance(expr, ast.Subscript):
+            fqn = self.names.resolve(expr.value)
+            if fqn is not None and fqn.rsplit(".", 1)[-1] in TABLE_SUFFIXES:
+                return (Built(fqn, (expr.slice,), (), True, expr),)
+            return ()
+        if isinstance(expr, ast.Call):
+            return self._call(expr, env, depth)
+        return ()
+
+    def _class_of(self, expr: ast.expr) -> tuple:
+        fqn = self.names.resolve(expr)
+        if fqn is None or not _is_layer_class_name(fqn):
+            return ()
+        if fqn in self.names.functions:
+            return ()
+        return (LayerClass(fqn),)
+
+    def _call(self, call: ast.Call, env: dict, depth: int) -> tuple:
+        func = call.func
+        kwargs = tuple((k.arg, k.value) for k in call.keywords if k.arg is not None)
+        fqn = None
+        if not (isinstance(func, ast.Name) and func.id in env):
+            fqn = self.names.resolve(func)
+        if fqn is not None and fqn in PARTIALS and call.args:
+            out = []
+            for value in self.values(call.args[0], env, depth, called=True):
+                if isinstance(value, LayerClass):
+                    out.append(LayerClass(value.fqn, value.args + tuple(call.args[1:]), value.kwargs + kwargs))
+            return tuple(out)
+        if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
+            return self._factory(fqn, call, env, depth)
+        if fqn is not None:
+            if fqn == SEQUENTIAL:
+                graph = self.sequence(call.args, env, depth)
+                return (Built(fqn, tuple(call.args), kwargs, False, call, members=graph),)
+            table = fqn.rsplit(".", 1)[-1] == "get_activation"
+            return (Built(fqn, tuple(call.args), kwargs, table, call),)
+        method = self._method(func, env)
+        if method is not None:
+            return self._factory(method.name, call, env, depth, method)
+        # A call of a name or attribute that holds a layer class: norm_layer(planes)
+        if isinstance(func, (ast.Name, ast.Attribute)):
+            via = func.id if isinstance(func, ast.Name) else func.attr
+            out = []
+            for value in self.values(func, env, depth, called=True):
+                if isinstance(value, LayerClass):
+                    out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
+                                     via=via))
+            return tuple(out)
+        return ()
+
+    def _method(self, func: ast.expr, env: dict):
+        """The method ``self.m`` / ``Cls.m`` names, when it is a method of a same-file class
+        (not a layer attribute): a factory too (``self.depthwise_conv(...)``)."""
+        if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)):
+            return None
+        owner = func.value.id
+        if owner == "self":
+            if "self." + func.attr in env:
+                return None
+            owner = env.get("__class__")
+        cls = self.names.classes.get(owner) if isinstance(owner, str) else None
+        if cls is None:
+            return None
+        for item in cls.body:
+            if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == func.attr:
+                return item if item.name != "__init__" else None
+        return None
+
+    def _factory(self, name: str, call: ast.Call, env: dict, depth: int, func=None) -> tuple:
+        """What a same-file function (or method) returns when called like this."""
+        key = name if func is None else ("method", id(func))
+        if depth >= MAX_DEPTH or key in self._busy:
+            return ()
+        is_method = func is not None
+        func = func or self.names.functions[name]
+        self._busy.add(key)
+        try:
+            first = (func.args.posonlyargs + func.args.args)[:1]
+            bound = is_method and first and first[0].arg in ("self", "cls") and not any(
+                isinstance(d, ast.Name) and d.id == "staticmethod" for d in func.decorator_list)
+            inner = self.function_env(func, "<method>" if bound else None, depth + 1, call=(call, env),
+                                      cls_name=env.get("__class__"))
+            out = []
+            for stmt in _returns(func.body):
+                for value in self.values(stmt.value, inner, depth + 1):
+                    if isinstance(value, Built):
+                        out.append(replace(value, via=name))
+            return tuple(out)
+        finally:
+            self._busy.discard(key)
+
+    # ------------------------------------------------------------------ Sequential members
+    def sequence(self, args, env: dict, depth: int) -> SeqGraph:
+        graph = SeqGraph()
+        for arg in args:
+            if isinstance(arg, ast.Starred):
+                inner = arg.value
+                if isinstance(inner, ast.Name) and isinstance(env.get("list:" + inner.id), SeqGraph):
+                    graph.extend(env["list:" + inner.id])
+                elif isinstance(inner, (ast.List, ast.Tuple)):
+                    for elt in inner.elts:
+                        graph.add(self.values(elt, env, depth), elt)
+                elif isinstance(inner, (ast.ListComp, ast.GeneratorExp)):
+                    graph.add(self.values(inner.elt, env, depth), inner.elt)
+                else:
+                    graph.add((), inner)
+                continue
+            if isinstance(arg, ast.Call) and self.names.resolve(arg.func) in ORDERED_DICTS:
+                for element in _ordered_dict_values(arg):
+                    graph.add(self.values(element, env, depth), element)
+                continue
+            graph.add(self.values(arg, env, depth), arg)
+        return graph
+
+    # ------------------------------------------------------------------ functions
+    def function_env(self, func, owner: str | None, depth: int = 0, call=None, class_env: dict | None = None,
+                     record: bool = False, hook=None, cls_name: str | None = None) -> dict:
+        """The layer values of a function's names after walking its body (parameters from
+        their defaults, from ``call`` when given, else from every call of ``owner``'s
+        constructor or of the function in the file)."""
+        env: dict = dict(class_env or {})
+        if cls_name is not None:
+            env["__class__"] = cls_name  # for self.method(...) factories
+        args = func.args
+        positional = args.posonlyargs + args.args
+        defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+        params = list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
+        skip_first = owner is not None and positional and positional[0].arg in ("self", "cls")
+        for index, (arg, default) in enumerate(params):
+            if skip_first and index == 0:
+                continue
+            values: tuple = ()
+            if default is not None and depth < MAX_DEPTH:
+                values = self.values(default, {}, depth + 1)
+            if call is not None:
+                passed = _passed(call[0], index - (1 if skip_first else 0), arg.arg, len(positional) - skip_first,
+                                 index < len(positional))
+                if passed is not None:
+                    values = self.values(passed, call[1], depth + 1)
+                if values:
+                    env[arg.arg] = _unique(values)
+            elif depth < MAX_DEPTH:
+                # What the file's callers pass is only looked up if the parameter is used as a layer.
+                env[arg.arg] = _Param(values, func, owner, index - (1 if skip_first else 0), arg.arg,
+                                      index < len(positional), depth)
+            elif values:
+                env[arg.arg] = _unique(values)
+        self._walk(func.body, env, depth, record, hook)
+        return env
+
+    def caller_values(self, func, owner: str | None, index: int, name: str, positional: bool, depth: int) -> tuple:
+        key = (id(func), index, name)
+        if key in self._param_cache:
+            return self._param_cache[key]
+        self._param_cache[key] = ()
+        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        out: tuple = ()
+        if target is not None:
+            for call, caller, caller_owner in self.callers(target):
+                passed = _passed(call, index, name, None, positional)
+                if passed is None:
+                    continue
+                if isinstance(passed, (ast.Name, ast.Attribute)) and caller is not None and caller is not func:
+                    caller_env = self.function_env(caller, caller_owner, depth + 1)
+                else:
+                    caller_env = {}
+                out += self.values(passed, caller_env, depth + 1)
+        out = _unique(out)
+        self._param_cache[key] = out
+        return out
+
+    def callers(self, name: str) -> list:
+        """Every call of the same-file class or function ``name``, with the function it is in
+        (only functions whose text mentions the name are walked)."""
+        if self._callers is None:
+            self._callers = {}
+        found = self._callers.get(name)
+        if found is None:
+            found = self._callers[name] = []
+            if self.tree is not None:
+                for owner, func in _functions(self.tree):
+                    if self.mention is not None and name not in self.mention(func):
+                        continue
+                    for node in _graph.walk(func):
+                        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+                            found.append((node, func, owner))
+        return found
+
+    def _walk(self, body, env: dict, depth: int, record: bool, hook, nested: bool = False) -> None:
+        """Walk statements in order, updating ``env``; ``hook(stmt, env)`` sees each assignment
+        and call statement with the names' values just before it."""
+        for stmt in body:
+            if hook is not None and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr)):
+                hook(stmt, env)
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                if record:
+                    self._record_sites(stmt.value, stmt, env, depth)
+                value = stmt.value
+                for target in targets:
+                    key = _key(target)
+                    if key is None:
+                        continue
+                    if isinstance(value, (ast.List, ast.Tuple)) and isinstance(target, ast.Name):
+                        graph = SeqGraph()
+                        for elt in value.elts:
+                            graph.add(self.values(elt, env, depth), elt)
+                        env["list:" + key] = graph
+                        continue
+                    if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
+                        env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
+                        continue
+                    values = self.values(value, env, depth)
+                    if nested and key in env:
+                        current = env[key]
+                        if isinstance(current, _Param):
+                            current = current.resolve(self)
+                        env[key] = _unique(tuple(current) + values)
+                    elif values:
+                        env[key] = values
+                    else:
+                        env.pop(key, None)
+            elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+                graph = env.get("list:" + stmt.target.id)
+                if isinstance(graph, SeqGraph) and isinstance(stmt.value, (ast.List, ast.Tuple)):
+                    for elt in stmt.value.elts:
+                        graph.add(self.values(elt, env, depth), elt)
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+                call = stmt.value
+                if record:
+                    self._record_sites(call, stmt, env, depth)
+                f = call.func
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
+                    graph = env.get("list:" + f.value.id)
+                    if isinstance(graph, SeqGraph) and call.args:
+                        if f.attr == "append":
+                            graph.add(self.values(call.args[0], env, depth), call.args[0])
+                        elif f.attr == "extend" and isinstance(call.args[0], (ast.List, ast.Tuple)):
+                            for elt in call.args[0].elts:
+                                graph.add(self.values(elt, env, depth), elt)
+            elif isinstance(stmt, ast.Return) and stmt.value is not None and record:
+                self._record_sites(stmt.value, stmt, env, depth)
+            elif isinstance(stmt, ast.If):
+                lists = {k: v for k, v in env.items() if isinstance(v, SeqGraph)}
+                before = {k: v.copy() for k, v in lists.items()}
+                self._walk(stmt.body, env, depth, record, hook, nested=True)
+                after_body = {k: env[k].copy() for k in lists if isinstance(env.get(k), SeqGraph)}
+                for k, v in before.items():
+                    if isinstance(env.get(k), SeqGraph):
+                        env[k].frontier = set(v.frontier)
+                self._walk(stmt.orelse, env, depth, record, hook, nested=True)
+                for k, v in after_body.items():
+                    if isinstance(env.get(k), SeqGraph):
+                        env[k].frontier |= v.frontier
+                        if not stmt.orelse:
+                            env[k].frontier |= before[k].frontier
+            elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
+                lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
+                self._walk(stmt.body, env, depth, record, hook, nested=True)
+                if not isinstance(stmt, (ast.With, ast.AsyncWith)):
+                    for k, frontier in lists.items():
+                        if isinstance(env.get(k), SeqGraph):
+                            env[k].frontier |= frontier  # the body may run zero times
+                    self._walk(getattr(stmt, "orelse", []), env, depth, record, hook, nested=True)
+            elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
+                for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
+                    self._walk(block, env, depth, record, hook, nested=True)
+
+    # ------------------------------------------------------------------ Sequential sites
+    def _record_sites(self, expr: ast.expr, stmt: ast.stmt, env: dict, depth: int) -> None:
+        for node in _sequential_calls(expr, self.names, env):
+            key = (node.lineno, node.col_offset)
+            if key in self._site_keys:
+                continue
+            self._site_keys.add(key)
+            args = node.args
+            self.sites.append(SequentialSite(node, stmt, self.sequence(args, env, depth)))
+
+    def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict) -> None:
+        """``super().__init__(a, b)`` in a class derived from nn.Sequential builds one."""
+        key = (call.lineno, call.col_offset)
+        if key not in self._site_keys:
+            self._site_keys.add(key)
+            self.sites.append(SequentialSite(call, stmt, self.sequence(call.args, env, 0)))
+
+
+@dataclass
+class _Param:
+    """A parameter's layer values, resolved on first use: its default's, and what the file's
+    calls of the function (or of the class, for ``__init__``) pass for it."""
+
+    default: tuple
+    func: object
+    owner: str | None
+    index: int
+    name: str
+    positional: bool
+    depth: int
+
+    def resolve(self, typer: "LayerTyper") -> tuple:
+        passed = typer.caller_values(self.func, self.owner, self.index, self.name, self.positional, self.depth)
+        return _unique(self.default + passed)
+
+
+def _sequential_calls(expr: ast.expr, names: ModuleNames, env: dict):
+    for node in _graph.walk(expr):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if not (isinstance(func, ast.Name) and func.id in env) and names.resolve(func) == SEQUENTIAL:
+                yield node
+
+
+def _ordered_dict_values(call: ast.Call):
+    for kw in call.keywords:
+        if kw.arg is not None:
+            yield kw.value
+    if call.args and isinstance(call.args[0], (ast.List, ast.Tuple)):
+        for item in call.args[0].elts:
+            if isinstance(item, ast.Tuple) and len(item.elts) == 2:
+                yield item.elts[1]
+
+
+def _returns(body):
+    for stmt in body:
+        if isinstance(stmt, ast.Return) and stmt.value is not None:
+            yield stmt
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        else:
+            for name in ("body", "orelse", "finalbody"):
+                yield from _returns(getattr(stmt, name, None) or [])
+            for handler in getattr(stmt, "handlers", None) or []:
+                yield from _returns(handler.body)
+
+
+def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:
+    """The argument expression a call passes for a parameter (None: not passed, or unknown)."""
+    for kw in call.keywords:
+        if kw.arg == name:
+            return kw.value
+    if positional and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[:index + 1]):
+        return call.args[index]
+    return None
+
+
+def _key(target: ast.expr) -> str | None:
+    if isinstance(target, ast.Name):
+        return target.id
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+        return "self." + target.attr
+    return None
+
+
+def _unique(values: tuple) -> tuple:
+    seen, out = set(), []
+    for value in values:
+        key = (type(value), value.fqn, id(getattr(value, "node", None)))
+        if key not in seen:
+            seen.add(key)
+            out.append(value)
+    return tuple(out)
+
+
+def _functions(tree: ast.Module):
+    """(owner class name or None, function) for every function of the module, methods too."""
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield None, stmt
+        elif isinstance(stmt, ast.ClassDef):
+            for item in stmt.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    yield stmt.name, item
