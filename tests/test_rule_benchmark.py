@@ -363,13 +363,19 @@ def test_write_keeps_the_figures_of_other_targets(bench, user):
 def test_different_results_are_never_timed_and_cuda_rules_get_no_ratio(bench, user, capsys):
     out = user / "out.json"
     code = bench.main(["--rules-dir", str(user / "rules"), "--fixtures", str(user / "fixtures"),
-                       "--select", "TST003,TST004", "--json-out", str(out)], clock=bench.flop_clock)
+                       "--select", "TST003,TST004", "--json-out", str(out), "--all-modes"], clock=bench.flop_clock)
     assert code == 1  # an error row
     rows = {r["rule"]: r for r in json.loads(out.read_text())["rows"]}
     assert rows["TST003"]["status"].startswith("error: not equal") and rows["TST003"]["result"] is None
     assert rows["TST004"]["status"].startswith("not measured on its hardware") and rows["TST004"]["result"] is None
     printed = capsys.readouterr().out
     assert "TST004  not measured on its hardware" in printed
+    # a rule that claims only CUDA (without only_on) gets no CPU ratio either, even with --all-modes
+    (user / "rules" / "TST004-cuda.toml").write_text(CUDA_RULE.replace('only_on = ["cuda"]\n', ""))
+    bench.main(["--rules-dir", str(user / "rules"), "--fixtures", str(user / "fixtures"), "--select", "TST004",
+                "--json-out", str(out), "--all-modes"], clock=bench.flop_clock)
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["status"] for r in rows] == ["not measured on its hardware (claims cuda:training)"]
 
 
 def test_every_fixable_bundled_rule_has_a_fixture_the_fix_applies_to(bench):
@@ -387,14 +393,23 @@ def test_every_fixable_bundled_rule_has_a_fixture_the_fix_applies_to(bench):
 
 
 def test_bundled_fixtures_compute_the_same_patched_quick_cases(bench):
-    """Every CPU-runnable rule on its fixtures' small cases: patched, equal, measured (FLOP clock)."""
-    from rulebench.fixtures import discover
-    from rulebench.harness import Harness, Settings
+    """Every fixture's small cases, patched by each rule it declares whose patched code runs on
+    the CPU, load the original's weights strictly and compute the same outputs and gradients."""
+    import torch
+    from rulebench.fixtures import ModulePair, discover, patched_source
+    from rulebench.harness import check_equal
 
-    harness = Harness(Settings(quick=True, all_modes=True, memory=False), clock=bench.flop_clock)
-    fixtures = discover(BENCH / "rule_fixtures")
-    for rule in load_rules():
-        for row in harness.run_rule(rule, fixtures):
-            assert not row.status.startswith("error"), f"{rule.id}: {row.status}"
-            if rule.only_on == ("cuda",):
-                assert row.result is None and "not measured on its hardware" in row.status
+    by_id = {r.id: r for r in load_rules()}
+    checked = set()
+    for fixture in discover(BENCH / "rule_fixtures"):
+        for rule_id in fixture.rules:
+            rule = by_id[rule_id]
+            if not rule.fixable or (rule.only_on and "cpu" not in rule.only_on):
+                continue
+            text, applied, _ = patched_source(fixture, rule)
+            with ModulePair(fixture, text) as pair:
+                for case in pair.original.cases(True):
+                    if case.get("rule", rule_id) == rule_id:
+                        assert check_equal(pair, case, torch.device("cpu")) == "float64"
+                        checked.add(rule_id)
+    assert {"ADP001", "ADP005", "ADP007", "ADP010", "ADP012"} <= checked

@@ -16,8 +16,8 @@ device (its ``helps`` list; ``all_modes`` adds the unclaimed ones, marked so):
    (gradients reset between calls), or, for an optimizer fixture, one ``optimizer.step()``;
    then peak memory of one call (:mod:`.timing`), and in training the bytes saved for backward.
 
-A rule whose patched code runs only elsewhere (``only_on``), or that claims nothing on this
-device, gets a row saying "not measured on its hardware" and no ratio.
+A rule whose patched code runs only elsewhere (``only_on``), or whose claims are all for other
+hardware, gets a row saying "not measured on its hardware" and no ratio, whatever the options.
 """
 
 from __future__ import annotations
@@ -313,10 +313,12 @@ def modes_for(rule, device_type: str, all_modes: bool) -> tuple[list[tuple[str, 
     if rule.only_on and device_type not in rule.only_on:
         return [], f"not measured on its hardware (patched code runs on {'/'.join(rule.only_on)} only)"
     claims = declared(rule.helps).get(device_type, ())
-    if all_modes:
+    if rule.helps and not claims:  # every claim is for other hardware: no ratio here, ever
+        return [], f"not measured on its hardware (claims {', '.join(rule.helps)})"
+    if all_modes:  # the unclaimed modes too (marked; they never count), also for a rule claiming nothing
         return [(m, m in claims) for m in MODES], ""
     if not claims:
-        return [], f"not measured on its hardware (claims {', '.join(rule.helps) or 'no target'})"
+        return [], "claims no target: nothing to measure (--all-modes times it anyway)"
     return [(m, True) for m in MODES if m in claims], ""
 
 
