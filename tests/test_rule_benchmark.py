@@ -413,3 +413,20 @@ def test_bundled_fixtures_compute_the_same_patched_quick_cases(bench):
                         assert check_equal(pair, case, torch.device("cpu")) == "float64"
                         checked.add(rule_id)
     assert {"ADP001", "ADP005", "ADP007", "ADP010", "ADP012"} <= checked
+
+
+def test_the_script_runs_end_to_end_and_refuses_fewer_than_seven_pairs(tmp_path):
+    import subprocess
+
+    out = tmp_path / "rows.json"
+    script = str(BENCH / "rules.py")
+    proc = subprocess.run([sys.executable, script, "--quick", "--clock", "flops", "--select", "ADP008,ADP013",
+                           "--json-out", str(out)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads(out.read_text())
+    rows = {r["rule"]: r for r in data["rows"]}
+    assert rows["ADP008"]["result"]["pairs"] >= 7 and rows["ADP008"]["checked_in"] == "float64"
+    assert rows["ADP013"]["status"].startswith("not measured on its hardware") and rows["ADP013"]["result"] is None
+    assert proc.stdout.startswith("# torch ") and "ADP013  not measured on its hardware" in proc.stdout
+    proc = subprocess.run([sys.executable, script, "--pairs", "3"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "at least 7" in proc.stderr

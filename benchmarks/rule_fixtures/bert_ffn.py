@@ -1,8 +1,10 @@
 """BERT's feed-forward half as model files write it (rules ADP005, ADP006).
 
-``BertIntermediate`` (Linear 768 -> 3072, then ``ACT2FN[config.hidden_act]``, GELU) and
+``BertIntermediate`` (Linear 768 -> 3072, then ``ACT2FN[config.hidden_act]``) and
 ``BertOutput`` (Linear 3072 -> 768, dropout, residual add, LayerNorm): BERT-base sizes, batch 8
-at sequence length 128 and batch 2 at 512.
+at sequence length 128 and batch 2 at 512.  The activation is BERT's ``"gelu"`` (the exact GELU,
+one kernel already) and GPT-2's ``"gelu_new"`` (the tanh approximation, which transformers
+writes as a formula of several elementwise ops), the two a user of this rule has.
 """
 
 import torch
@@ -51,15 +53,18 @@ class BertOutput(nn.Module):
 
 def cases(quick=False):
     sizes = [(2, 16, 64, 256)] if quick else [(8, 128, 768, 3072), (2, 512, 768, 3072)]
-    return [
-        {"name": f"{part} b{b} s{s}", "part": part, "batch": b, "seq": s, "hidden": h, "inner": i, "rule": rule}
-        for part, rule in (("intermediate", "ADP006"), ("output", "ADP005"))
-        for b, s, h, i in sizes
+    intermediate = [
+        {"name": f"intermediate {act} b{b} s{s}", "part": "intermediate", "act": act, "batch": b, "seq": s,
+         "hidden": h, "inner": i, "rule": "ADP006"}
+        for act in ("gelu", "gelu_new") for b, s, h, i in sizes
     ]
+    output = [{"name": f"output b{b} s{s}", "part": "output", "batch": b, "seq": s, "hidden": h, "inner": i,
+               "rule": "ADP005"} for b, s, h, i in sizes]
+    return intermediate + output
 
 
 def build(case):
-    config = Config(case["hidden"], case["inner"])
+    config = Config(case["hidden"], case["inner"], hidden_act=case.get("act", "gelu"))
     return BertIntermediate(config) if case["part"] == "intermediate" else BertOutput(config)
 
 
