@@ -157,7 +157,11 @@ def _check_one(job: tuple[str, tuple[str, ...], tuple[str, ...], float]):
     try:
         with time_budget(budget):
             source = read_source(path)
-            return analyze(source.text, path, rules, package_of(path)).findings, None
+            analysis = analyze(source.text, path, rules, package_of(path))
+            # fixable means what `fix` would do: decided by fix's own planning step.
+            from .synth.fixable import plan_findings
+
+            return plan_findings(analysis, source.text, path), None
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         return [], str(exc)
     except Exception as exc:  # an internal error must not stop the other files

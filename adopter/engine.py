@@ -35,6 +35,8 @@ class Finding:
     # Set when the rule does not help on the chosen target (``--target``): the finding is
     # shown for information, never fixed, and not counted in ``check``'s exit code.
     informational: str = ""
+    # Set when the rule has a target but ``fix`` would not rewrite this finding: why not.
+    not_fixable: str = ""
 
     def as_dict(self) -> dict:
         return {
@@ -43,6 +45,7 @@ class Finding:
             "fixable": self.fixable, "class": self.class_name,
             "severity": "info" if self.informational else "opportunity",
             "informational": self.informational or None,
+            "not_fixable": self.not_fixable or None,
         }
 
 

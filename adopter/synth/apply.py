@@ -1,20 +1,24 @@
 """Make planned edits with LibCST: formatting, comments and blank lines elsewhere stay.
 
-The module is parsed once per round; planned spans (character positions) are mapped to
-LibCST nodes through ``PositionProvider``, the nodes are replaced, deleted or moved by one
-transformer, and the kernel imports are added at module top by ``AddImportsVisitor``.
+The functions holding edits are parsed once per round; planned spans (character positions)
+are mapped to LibCST nodes through ``PositionProvider``, the nodes are replaced, deleted or
+moved by one transformer.  New code is laid out like the code it replaces and within the
+project's line length (:mod:`.layout`, :mod:`.style`); the kernel imports are added in their
+isort place and imports the rewrite left unused are removed (:mod:`.imports`).
 """
 
 from __future__ import annotations
 
 import ast
+from dataclasses import dataclass
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from .imports import add_imports, remove_imports, unused_by_patch
+from .layout import Refit, code, fit_if, fit_line, lay_out_call
 from .plan import Edits, Straddle, Wrap
+from .style import Style
 
 TERMINAL = (cst.Return, cst.Raise, cst.Continue, cst.Break)
 
@@ -89,14 +93,17 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     )
 
 
-def apply_edits(text: str, tree, edits: list[Edits]) -> str:
+def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None, path: str = "") -> str:
     """Apply ``edits`` (character spans of ``text``, whose ``ast`` tree is ``tree``).
 
     Only the functions holding an edit go through LibCST (a modeling file has hundreds of
     methods; parsing and positioning all of them each round would cost seconds): each is cut
     out as whole lines, under an ``if True:`` header when it is indented, so columns stay
-    the same.  The imports are added by ``AddImportsVisitor`` on the module's head.
+    the same.  Then the imports (:mod:`.imports`): those the edits left unused are removed
+    (never in an ``__init__.py``: ``path`` tells) and the new ones added where isort puts them;
+    only the module's head, up to its last import, goes through LibCST for that.
     """
+    style = style or Style()
     lines = text.split("\n")
     functions, tops = _ranges(tree)
     groups: dict[tuple[int, int], list[Edits]] = {}
@@ -118,7 +125,7 @@ def apply_edits(text: str, tree, edits: list[Edits]) -> str:
         header = "if True:\n" if indented else ""
         chunk = header + "\n".join(lines[start - 1:end]) + "\n"
         offset = start - 1 - (1 if indented else 0)
-        new_chunk = _apply_chunk(chunk, [_shift_edits(piece, offset) for piece in pieces])
+        new_chunk = _apply_chunk(chunk, [_shift_edits(piece, offset) for piece in pieces], style)
         if indented:
             if not new_chunk.startswith(header):
                 raise ApplyError("the edited function lost its place")
@@ -127,53 +134,45 @@ def apply_edits(text: str, tree, edits: list[Edits]) -> str:
             new_chunk = new_chunk[:-1]
         lines[start - 1:end] = new_chunk.split("\n")
     new_text = "\n".join(lines)
+    new_tree = ast.parse(new_text)
+    unused = unused_by_patch(tree, new_tree, path)
+    if unused:
+        new_text = remove_imports(new_text, new_tree, unused)
+        new_tree = ast.parse(new_text)
     if imports:
-        new_text = _add_imports(new_text, imports)
+        new_text = add_imports(new_text, new_tree, imports, style)
     return new_text
 
 
-def _add_imports(text: str, imports: set) -> str:
-    """``AddImportsVisitor`` on the head of the module: it only looks at the docstring and the
-    leading import block, and inserts after that, so a prefix holding those is enough.  The
-    statement after the imports is stood in for by a one-line placeholder: it may be anything,
-    a 1.5 MB dict literal for one, whose LibCST tree would take more than a gigabyte."""
-    tree = ast.parse(text)
-    body = tree.body
-    n = 0
-    if body and isinstance(body[0], (ast.Expr, ast.Assign)):  # a docstring or __strict__ = ...
-        n = 1
-    while n < len(body) and isinstance(body[n], (ast.Import, ast.ImportFrom)):
-        n += 1
-    lines = text.split("\n")
-    if n < len(body):
-        nxt = body[n]
-        start = min([nxt.lineno, *(d.lineno for d in getattr(nxt, "decorator_list", []))])
-        if n and (body[n - 1].end_lineno or body[n - 1].lineno) >= start:
-            start = len(lines) + 1  # `import x; y = 1` on one line: keep the whole text
-        end = start - 1
-    else:
-        end = len(lines)
-    rest = lines[end:]
-    head = "\n".join(lines[:end])
-    placeholder = rest and end < len(lines)
-    source = head + ("\n" if head else "") + _PLACEHOLDER + "\n" if placeholder else head
-    module = cst.parse_module(source)
-    context = CodemodContext()
-    for module_name, name, alias in sorted(imports, key=lambda i: (i[0], i[1], i[2] or "")):
-        AddImportsVisitor.add_needed_import(context, module_name, name, alias)
-    new_head = AddImportsVisitor(context).transform_module(module).code
-    if not placeholder:
-        return new_head
-    if not new_head.endswith(_PLACEHOLDER + "\n"):
-        raise ApplyError("the imports could not be placed")
-    new_head = new_head[:-len(_PLACEHOLDER) - 1]
-    return new_head + "\n".join(rest)
+@dataclass(frozen=True)
+class _Place:
+    """Where an edited node sits: the text of its first line before it and of its last line
+    after it, its indentation past the block's, the block's, and the line limit for it."""
+
+    before: str
+    after: str
+    depth: str
+    block: int
+    limit: int | None
 
 
-_PLACEHOLDER = "__adopter_rest_of_module__ = None"
+def _places(lines: list[str], spans: dict, statements: list, style: Style) -> dict:
+    """``spans``: id(node) -> its character span; ``statements``: spans of the statement lines."""
+    out = {}
+    for node_id, (line, col, end_line, end_col) in spans.items():
+        holder = max((st for st in statements if (st[0], st[1]) <= (line, col) and (end_line, end_col) <= (st[2], st[3])),
+                     default=None)
+        block = holder[1] if holder is not None else 0
+        first = lines[line - 1]
+        leading = len(first) - len(first.lstrip(" \t"))
+        depth = " " * max(leading - block, 0)
+        longest = max(len(lines[i - 1]) for i in range(line, end_line + 1))
+        out[node_id] = _Place(first[:col], lines[end_line - 1][end_col:], depth, block, style.limit_for(longest))
+    return out
 
 
-def _apply_chunk(text: str, edits: list[Edits]) -> str:
+def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> str:
+    style = style or Style()
     module = cst.parse_module(text)
     wrapper = MetadataWrapper(module, unsafe_skip_copy=True)
     positions = wrapper.resolve(PositionProvider)
@@ -199,8 +198,15 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
     small_replace: dict[int, str] = {}
     by_start: dict[tuple[int, int], cst.CSTNode] = {}
     found_expr: dict = {}
+    spans: dict[int, tuple] = {}  # id(edited node) -> its span
+    callees: set[int] = set()  # the ``func`` of every call (an init edit replaces a callee)
+    statements: list[tuple] = []  # spans of the statement lines (for the block indentation)
     for node, position in positions.items():
         key = _range(position)
+        if isinstance(node, cst.SimpleStatementLine):
+            statements.append(key)
+        if isinstance(node, cst.Call):
+            callees.add(id(node.func))
         if key in expr and isinstance(node, cst.BaseExpression):
             previous = found_expr.get(key)
             if previous is None or isinstance(node, (cst.Call, cst.BinaryOperation)):
@@ -210,6 +216,7 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
                 small_delete.add(id(node))
             elif key in replace:
                 small_replace[id(node)] = replace[key]
+                spans[id(node)] = key
         if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and key[:2] in starts_wanted:
             by_start.setdefault(key[:2], node)
     for key, new_text in expr.items():
@@ -217,6 +224,7 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
         if node is None:
             raise ApplyError(f"no expression at {key[0]}:{key[1] + 1}")
         expr_nodes[id(node)] = new_text
+        spans[id(node)] = key
     if len(small_delete) != len(delete) or len(small_replace) != len(replace):
         raise ApplyError("a statement to edit could not be located")
     moves = []
@@ -233,7 +241,12 @@ def _apply_chunk(text: str, edits: list[Edits]) -> str:
             raise ApplyError("the statements to guard could not be located")
         wrap_nodes[id(first)] = (wrap, id(last))
 
-    transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes)
+    places = _places(text.split("\n"), spans, statements, style)
+    for wrap in wraps:
+        places[id(by_start[wrap.first])] = _Place("", "", "", wrap.first[1], style.line_length)
+    transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes,
+                               places=places, style=style, unit=module.default_indent,
+                               callees={i for i in callees if i in expr_nodes})
     new_module = wrapper.module.visit(transformer)
     if transformer.pending_moves or transformer.pending_wraps:
         raise ApplyError("statements to move could not be located")
@@ -286,8 +299,16 @@ def _without_blank_lines(stmt):
 
 
 class _Transformer(cst.CSTTransformer):
-    def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None):
+    def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None, places=None,
+                 style: Style | None = None, unit: str = "    ", callees=None):
         super().__init__()
+        # A replaced callee (``nn.Conv2d`` -> ``kernel(nn.Conv2d)``) is not laid out itself:
+        # its statement is, when too long, at the call's own brackets as Black would.
+        self.callees: set[int] = callees or set()
+        self.refit: dict[int, _Place] = {}  # id(statement line) -> where the callee was
+        self.places: dict[int, _Place] = places or {}
+        self.style = style or Style()
+        self.unit = unit
         self.wraps = wraps or {}  # id(first statement) -> (Wrap, id(last statement))
         self.pending_wraps = set(self.wraps)
         self.expr_nodes = expr_nodes
@@ -311,14 +332,25 @@ class _Transformer(cst.CSTTransformer):
             replacement = cst.parse_expression(new_text)
             if getattr(updated_node, "lpar", None):
                 replacement = replacement.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
-            # Comments inside the replaced code move above its statement.
+            # Comments inside the replaced code stay beside the argument they were beside, or
+            # move above its statement.
             lost = [c for c in _comments(original_node) if c.value not in new_text]
+            place = self.places.get(id(original_node))
+            if place is not None and id(original_node) in self.callees:
+                if self.statements:
+                    self.refit[id(self.statements[-1])] = place
+            elif place is not None:
+                replacement, lost = lay_out_call(replacement, original_node, lost, place.before, place.after,
+                                                 place.depth, self.unit, place.limit)
             if lost and self.statements:
                 self.comments.setdefault(id(self.statements[-1]), []).extend(lost)
             return replacement
         result = super().on_leave(original_node, updated_node)
         if isinstance(original_node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
             self.statements.pop()
+            place = self.refit.pop(id(original_node), None)
+            if place is not None and isinstance(result, cst.SimpleStatementLine):
+                result = fit_line(result, place.block, self.unit, place.limit)
             moved = self.comments.pop(id(original_node), None)
             if moved and isinstance(result, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
                 result = result.with_changes(leading_lines=[*result.leading_lines, *map(_comment_line, moved)])
@@ -332,12 +364,20 @@ class _Transformer(cst.CSTTransformer):
             if id(original) in self.small_delete:
                 continue
             if id(original) in self.small_replace:
-                lost = _comments(original)
-                if lost:
-                    self.comments.setdefault(id(original_node), []).extend(lost)
                 parsed = cst.parse_statement(self.small_replace[id(original)] + "\n")
                 assert isinstance(parsed, cst.SimpleStatementLine)
-                updated = parsed.body[0].with_changes(semicolon=updated.semicolon)
+                new_stmt = parsed.body[0]
+                lost = [c for c in _comments(original) if c.value not in code(new_stmt)]
+                place = self.places.get(id(original))
+                value = getattr(new_stmt, "value", None)
+                if place is not None and isinstance(value, cst.Call):
+                    head = code(new_stmt)[: code(new_stmt).index(code(value))] if code(value) in code(new_stmt) else ""
+                    laid, lost = lay_out_call(value, original, lost, place.before + head, place.after,
+                                              place.depth, self.unit, place.limit)
+                    new_stmt = new_stmt.with_changes(value=laid)
+                if lost:
+                    self.comments.setdefault(id(original_node), []).extend(lost)
+                updated = new_stmt.with_changes(semicolon=updated.semicolon)
             body.append(updated)
         if not body:
             self.removed_lines[id(updated_node)] = updated_node
@@ -400,17 +440,26 @@ class _Transformer(cst.CSTTransformer):
             kept = updates[i:j + 1]
             lead = list(kept[0].leading_lines)
             fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
+            depth, step = wrap.first[1], len(self.unit)
             if wrap.guard is None and wrap.keep:
+                # The fast statements go before the statements, which stay as they are.
+                fast = self._refit(fast, depth, None)
                 new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:],
                              kept[0].with_changes(leading_lines=[]), *kept[1:]]
             elif wrap.guard is None:
-                new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:]]
+                # The replaced statements go; their comments stay, above the new code.
+                gone = _comments(kept[0].with_changes(leading_lines=[]), *kept[1:])
+                fast = self._refit(fast, depth, None)
+                new_nodes = [fast[0].with_changes(leading_lines=[*lead, *map(_comment_line, gone)]), *fast[1:]]
             else:
-                body = [kept[0].with_changes(leading_lines=[]), *kept[1:]]
-                new_nodes = [cst.If(
+                # The kept statements move one level in: wrap those that no longer fit.
+                body = self._refit([kept[0].with_changes(leading_lines=[]), *kept[1:]], depth + step, step)
+                guarded = cst.If(
                     test=cst.parse_expression(wrap.guard), body=cst.IndentedBlock(body=body),
-                    orelse=cst.Else(body=cst.IndentedBlock(body=fast)), leading_lines=lead,
-                )]
+                    orelse=cst.Else(body=cst.IndentedBlock(body=self._refit(fast, depth + step, None))),
+                    leading_lines=lead,
+                )
+                new_nodes = [fit_if(guarded, depth, self.unit, self.style.line_length)]
             for node in new_nodes:  # fresh nodes: nothing else refers to them
                 out_o.append(node)
                 out_u.append(node)
@@ -418,7 +467,13 @@ class _Transformer(cst.CSTTransformer):
             i = j + 1
         return out_o, out_u
 
+    def _refit(self, statements: list, depth: int, shift: int | None) -> list:
+        """``statements`` (at indentation ``depth``, moved right by ``shift``; None: new code)
+        with the lines that no longer fit wrapped."""
+        return [node.visit(Refit(depth, self.unit, self.style, shift)) for node in statements]
+
     def _straddle(self, straddle: Straddle, if_node: cst.If, moved: list) -> cst.If:
+        moved = self._refit(moved, straddle.if_start[1] + len(self.unit), len(self.unit))
         if straddle.mode == "before":
             lead = list(moved[0].leading_lines)
             copies = [_without_blank_lines(moved[0]).with_changes(leading_lines=[]), *moved[1:]]

@@ -18,6 +18,7 @@ from ..ruleset import Rule
 from .apply import apply_edits
 from .plan import Plan, Planner, Skip
 from .render import RenderError
+from .style import style_for
 from .text import overlaps
 
 MAX_ROUNDS = 24
@@ -99,6 +100,7 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
     skipped: list[tuple[Finding, str]] = []
     active = list(rules)
     cached = None
+    style = style_for(path)
     for round_no in range(MAX_ROUNDS + 1):
         try:
             key = (current, tuple(rule.id for rule in active))
@@ -124,7 +126,7 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
         groups = _select(plans, order, single)
         chosen = [g[0] for g in groups]
         try:
-            new = apply_edits(current, analysis.tree, [p.edits for p in chosen])
+            new = apply_edits(current, analysis.tree, [p.edits for p in chosen], style, path)
             ast.parse(new)
         except Exception as exc:  # noqa: BLE001 - a rewrite that fails is dropped, never a crash
             if len(chosen) > 1:

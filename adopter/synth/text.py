@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from ..structure.graph import segment
 
 Span = tuple[int, int, int, int]
+# The fields that hold statement lists (``handlers`` and ``cases`` hold the except clauses
+# and match cases, whose ``body`` does).
+STATEMENT_LISTS = ("body", "orelse", "finalbody", "handlers", "cases")
+
 
 def span_of(node: ast.AST) -> Span:
     return (node.lineno, node.col_offset, node.end_lineno or node.lineno, node.end_col_offset or 0)
@@ -44,15 +48,26 @@ class SourceIndex:
         self.tree = tree
         self.lines = text.split("\n")
         self.stmts: dict[Span, StmtInfo] = {}
-        for owner in ast.walk(tree):
-            for field in ("body", "orelse", "finalbody"):
+        # Statements only live in statement lists: descend through those, not through every
+        # expression node (a walk of the whole tree cost as much as the analysis on `check`).
+        owners: list[ast.AST] = [tree]
+        while owners:
+            owner = owners.pop()
+            for field in STATEMENT_LISTS:
                 block = getattr(owner, field, None)
                 if not isinstance(block, list):
                     continue
                 for index, stmt in enumerate(block):
                     if isinstance(stmt, ast.stmt):
                         self.stmts.setdefault(span_of(stmt), StmtInfo(stmt, block, index, owner, field))
+                    owners.append(stmt)
         self._identifiers: set[str] | None = None
+
+    def assume_fresh_names(self) -> None:
+        """Treat every name as free: for callers that only ask whether a plan exists, not
+        which names it picks (``check``'s fixable flag), so the module's identifiers, a walk
+        of the whole tree, are never collected."""
+        self._identifiers = set()
 
     # -- positions -------------------------------------------------------------
     def char_col(self, line: int, byte_col: int) -> int:

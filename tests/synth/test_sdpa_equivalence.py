@@ -240,7 +240,8 @@ def test_bert_style_dropout_only_in_training():
 def test_bart_style_bmm_with_prescaled_query(train, masked):
     patched = _patched(BART)
     assert "scale=1.0" in patched
-    assert ".expand(bsz, self.heads, tgt_len, src_len).reshape(bsz * self.heads, tgt_len, src_len)" in patched
+    # (whitespace aside: the new call is wrapped to the line length)
+    assert ".expand(bsz,self.heads,tgt_len,src_len).reshape(bsz*self.heads,tgt_len,src_len)" in "".join(patched.split())
     original, new = _load(BART, "orig"), _load(patched, "new")
     counter = _Counter(new)
     kwargs = {"attention_mask": _mask(2, 5, square=True)} if masked else {}

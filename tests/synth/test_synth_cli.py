@@ -27,8 +27,8 @@ MODEL = textwrap.dedent(
 )
 FIXED = textwrap.dedent(
     """\
-    from torch import nn
     from adopter.kernels import conv_bn
+    from torch import nn
 
 
     class Block(nn.Module):

@@ -1,0 +1,111 @@
+"""Which findings ``adopter fix`` will rewrite, decided by the planning step ``fix`` runs.
+
+``check`` used to call a finding fixable when its rule has a target.  ``fix`` then left some
+of them alone (a conv+BN pair inside ``nn.Sequential``, a softmax that ADP010's rewrite of
+the whole attention absorbs), so the count ``check`` printed was not what ``fix`` did.  Here
+each match goes through the same :class:`~adopter.synth.plan.Planner` ``fix`` uses (``ast``
+only: no LibCST, nothing the check path must not import), and then through the same choice
+between overlapping plans (:func:`adopter.synth.core._select`'s rule: the rule that comes
+first by priority wins, the other's code is gone after its rewrite).  A finding that is not
+planned, or loses to another rule's plan, is reported not fixable, with the reason.
+
+What this cheap criterion cannot see is an edit that plans but fails when LibCST applies it,
+and a move across an ``if`` (if-straddling) that does not fuse after the move; both are rare
+(``benchmarks/diff_quality.py`` prints the agreement with ``fix`` over the paper corpus).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..engine import Analysis, Finding
+from .plan import Planner, Skip
+from .render import RenderError
+from .text import overlaps
+
+
+def _key(finding: Finding) -> tuple:
+    return (finding.rule, finding.line, finding.column, finding.end_line, finding.end_column)
+
+
+def _squeeze(text: str) -> str:
+    return "".join(text.split())
+
+
+def _survives(loser, winner, index) -> bool:
+    """Does the code ``loser`` rewrites outlive ``winner``'s rewrite?  Yes when the winner
+    keeps the original under a guard (``if <not covered>: <original> else: <fast>``), or
+    writes the loser's code again in its fast path (statements of the region it does not
+    fuse): ``fix`` then rewrites it in a later round."""
+    wrap = winner.edits.wrap
+    if wrap is None:
+        return False
+    if wrap.guard is not None:
+        return True
+    spans = [*loser.edits.expr, *loser.edits.delete, *loser.edits.replace_stmt]
+    if not spans:
+        return False
+    fast = _squeeze(wrap.fast)
+    return all(_squeeze(_char_segment(index, span)) in fast for span in spans)
+
+
+def _char_segment(index, span) -> str:
+    line, col, end_line, end_col = span
+    lines = index.lines[line - 1:end_line]
+    if not lines:
+        return ""
+    if len(lines) == 1:
+        return lines[0][col:end_col]
+    return "\n".join([lines[0][col:], *lines[1:-1], lines[-1][:end_col]])
+
+
+def plan_findings(analysis: Analysis, text: str, path: str) -> list[Finding]:
+    """``analysis.findings`` with ``fixable`` set by planning, and ``not_fixable`` saying why
+    a finding of a rule with a target will not be rewritten."""
+    wanted = [(rule, match) for rule, match in analysis.matches if rule.fixable]
+    if not wanted or analysis.tree is None:
+        return list(analysis.findings)
+    from ..engine import _finding as engine_finding  # the same positions check reports
+
+    lines = text.split("\n")
+    by_key = {_key(f): f for f in analysis.findings}
+    order = {rule.id: i for i, rule in enumerate(sorted({r.id: r for r, _ in analysis.matches}.values(),
+                                                        key=lambda r: (r.priority, r.id)))}
+    planner = Planner(text, analysis.tree)
+    planner.index.assume_fresh_names()  # which fresh name a rewrite picks does not decide whether it is made
+    verdict: dict[tuple, str] = {}  # finding key -> reason it will not be fixed ("" = fixed)
+    plans = []
+    for rule, match in wanted:
+        key = _key(engine_finding(rule, match, path, lines))
+        if key not in by_key:
+            continue
+        finding = by_key[key]
+        try:
+            plan = planner.plan(rule, match, finding)
+        except (Skip, RenderError) as exc:
+            verdict[key] = str(exc)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one odd match must not stop the check
+            verdict[key] = f"internal error while planning: {type(exc).__name__}: {exc}"
+            continue
+        verdict[key] = ""
+        plans.append((key, plan))
+    # Overlapping plans: the rule that comes first wins; another rule's plan over the same
+    # code is absorbed when the winner's rewrite removes that code (see _survives).
+    plans.sort(key=lambda item: (order.get(item[1].rule.id, 0), item[1].regions[0] if item[1].regions else ()))
+    chosen = []
+    for key, plan in plans:
+        winner = next((other for other in chosen if other.rule.id != plan.rule.id
+                       and any(overlaps(a, b) for a in other.regions for b in plan.regions)
+                       and not _survives(plan, other, planner.index)), None)
+        if winner is not None:
+            verdict[key] = f"{winner.rule.id} ({winner.rule.name}) rewrites the same code"
+            continue
+        chosen.append(plan)
+    out = []
+    for finding in analysis.findings:
+        reason = verdict.get(_key(finding))
+        if reason:
+            finding = replace(finding, fixable=False, not_fixable=reason)
+        out.append(finding)
+    return out

@@ -1,0 +1,26 @@
+"""A model whose imports are sorted by isort: stdlib, third party, first party, local."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from zoo.config import ZooConfig
+
+from .utils import helper
+
+
+class Attention(nn.Module):
+    def forward(self, q, k, v, mask):
+        scores = torch.matmul(q, k.transpose(-1, -2))
+        scores = scores + mask
+        probs = F.softmax(scores, dim=-1)
+        return torch.matmul(probs, v)
+
+
+def setup(config: ZooConfig):
+    return helper(os.getcwd(), np.zeros(1))
