@@ -298,8 +298,12 @@ def main(argv: list[str] | None = None, clock=None) -> int:
                         else ("true" if rule.default else "false"))
         verdicts[rule.id] = {"targets": v.targets, "default": v.default_text(), "rule_file_default": file_default}
         mark = "" if v.default_text().replace(" ", "") == file_default.replace(" ", "") else "   <- differs"
+        losses = [f for f in mine if f.claimed and f.loss]
+        lost = ("; slower in a claimed mode: " + ", ".join(f"{f.target}:{f.mode} {f.case} {f.short()}" for f in losses)
+                if losses else "")
+        verdicts[rule.id]["slower"] = [f"{f.target}:{f.mode} {f.case} {f.short()}" for f in losses]
         print(f"{rule.id}: {', '.join(f'{t} {s}' for t, s in v.targets.items()) or 'claims no target'}; "
-              f"earns default = {v.default_text()} (rule file: {file_default}){mark}")
+              f"earns default = {v.default_text()} (rule file: {file_default}){mark}{lost}")
     errors = [r for r in rows if r.status.startswith("error")]
     if args.json_out:
         args.json_out.write_text(json.dumps({"meta": meta, "rows": [r.as_dict() for r in rows], "verdicts": verdicts},

@@ -328,8 +328,9 @@ def test_slow_rule_measures_below_one_and_is_turned_off(bench, user, capsys):
     assert rows[("TST001", "inference")]["claimed"] and rows[("TST001", "inference")]["result"]["pairs"] >= 7
     assert rows[("TST002", "inference")]["result"]["ratio"] > 10
     assert ("TST002", "training") not in rows  # not claimed, not timed
-    assert data["verdicts"]["TST001"] == {"targets": {"cpu": "no gain"}, "default": "false",
-                                          "rule_file_default": "true"}
+    assert data["verdicts"]["TST001"] == {
+        "targets": {"cpu": "no gain"}, "default": "false", "rule_file_default": "true",
+        "slower": ["cpu:inference relu n32 0.10x [0.10-0.10]", "cpu:training relu n32 0.10x [0.10-0.10]"]}
     assert data["verdicts"]["TST002"]["default"] == "true"
     meta = data["meta"]
     assert meta["torch"] and meta["device"] == "cpu" and meta["dtype"] == "float32" and meta["threads"] == 1
