@@ -326,8 +326,8 @@ def _explain_measured(rule: Rule, figures: list) -> list[str]:
         memory = f", peak memory {f.memory_ratio:.2f}x" if f.memory_ratio is not None else ""
         drift = ", drift flagged" if f.drift else ""
         out.append(f"    {f.target}:{f.mode} {f.case}: {f.short()} min-max {f.low:.2f}-{f.high:.2f}, "
-                   f"{f.pairs} pairs{memory}{drift}{note}; torch {f.torch}, {f.dtype}, {f.threads} thread(s), "
-                   f"{f.date}")
+                   f"{f.pairs} pairs{memory}{drift}{note}; torch {f.torch}, {f.dtype}, {f.threads} thread(s)"
+                   f"{', ' + f.clock + ' clock' if f.clock else ''}, {f.date}")
     measured = {f.target for f in figures}
     for target in sorted({h.partition(":")[0] for h in rule.helps} - measured):
         out.append(f"    {target}: not measured on its hardware yet")

@@ -50,6 +50,8 @@ class Figure:
     dtype: str = ""
     threads: int = 0
     shapes: str = ""
+    clock: str = ""  # what was timed: wall / thread (CPU time) / cuda events
+
 
     @property
     def gain(self) -> bool:
@@ -119,6 +121,7 @@ def _figure(rule: str, entry: dict) -> Figure | None:
             memory_ratio=float(entry["memory_ratio"]) if "memory_ratio" in entry else None,
             torch=str(entry.get("torch", "")), date=str(entry.get("date", "")), device=str(entry.get("device", "")),
             dtype=str(entry.get("dtype", "")), threads=int(entry.get("threads", 0)), shapes=str(entry.get("shapes", "")),
+            clock=str(entry.get("clock", "")),
         )
     except (KeyError, TypeError, ValueError):
         return None  # a malformed entry is not a measurement

@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
-from adopter.measured import FILE_NAME, Figure, load_measured, verdict  # noqa: E402
+from adopter.measured import FILE_NAME, Figure, load_measured, read_file, verdict  # noqa: E402
 from adopter.ruleset import RuleError, bundled_rules_dir, load_rules, select_rules  # noqa: E402
 from rulebench.fixtures import discover  # noqa: E402
 from rulebench import timing  # noqa: E402
@@ -169,6 +169,7 @@ def figures_of(rows: list[Row], meta: dict) -> list[Figure]:
             memory_ratio=round(r.memory_ratio, 3) if r.memory_ratio is not None else None,
             torch=meta["torch"], date=meta["date"], device=meta["device_name"], dtype=meta["dtype"],
             threads=meta["threads"], shapes=r.shapes,
+            clock=meta["clock"] + (", steady malloc" if meta.get("steady_malloc") else ""),
         ))
     return out
 
@@ -181,7 +182,7 @@ def write_measured(path: Path, figures: list[Figure], measured_rules: set[str], 
     document = tomlkit.document()
     document.add(tomlkit.comment("Written by `python benchmarks/rules.py --write`: each rule's measured figures"))
     document.add(tomlkit.comment("(original time / patched time per interleaved pair; see adopter/measured.py)."))
-    old = load_measured([path.parent]) if path.name == FILE_NAME else {}
+    old = read_file(path)
     keep = {rule: [f for f in figs if not (rule in measured_rules and f.target == target)] for rule, figs in old.items()}
     for figure in figures:
         keep.setdefault(figure.rule, []).append(figure)
@@ -265,7 +266,7 @@ def main(argv: list[str] | None = None, clock=None) -> int:
         "torch": torch.__version__.split("+")[0], "torch_full": torch.__version__, "python": platform.python_version(),
         "device": str(device), "target": device.type, "device_name": device_name(device), "dtype": args.dtype,
         "threads": args.threads if device.type == "cpu" else None, "min_run_time": args.min_run_time,
-        "steady_malloc": steady, "min_pairs": settings.min_pairs, "max_pairs": settings.max_pairs, "wide": args.wide, "clock": args.clock,
+        "steady_malloc": steady, "min_pairs": settings.min_pairs, "max_pairs": settings.max_pairs, "wide": args.wide, "clock": "injected" if clock is not None else args.clock,
         "date": datetime.date.today().isoformat(), "machine": before, "quick": args.quick,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
     }
