@@ -120,8 +120,8 @@ def _figure(rule: str, entry: dict) -> Figure | None:
             drift=bool(entry.get("drift", False)),
             memory_ratio=float(entry["memory_ratio"]) if "memory_ratio" in entry else None,
             torch=str(entry.get("torch", "")), date=str(entry.get("date", "")), device=str(entry.get("device", "")),
-            dtype=str(entry.get("dtype", "")), threads=int(entry.get("threads", 0)), shapes=str(entry.get("shapes", "")),
-            clock=str(entry.get("clock", "")),
+            dtype=str(entry.get("dtype", "")), threads=int(entry.get("threads", 0)),
+            shapes=str(entry.get("shapes", "")), clock=str(entry.get("clock", "")),
         )
     except (KeyError, TypeError, ValueError):
         return None  # a malformed entry is not a measurement

@@ -42,19 +42,21 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
+from rulebench import timing  # noqa: E402
+from rulebench.fixtures import discover  # noqa: E402
+from rulebench.harness import Harness, Row, Settings  # noqa: E402
 
 from adopter.measured import FILE_NAME, Figure, load_measured, read_file, verdict  # noqa: E402
 from adopter.ruleset import RuleError, bundled_rules_dir, load_rules, select_rules  # noqa: E402
-from rulebench.fixtures import discover  # noqa: E402
-from rulebench import timing  # noqa: E402
-from rulebench.harness import Harness, Row, Settings  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--select", help="comma-separated rule ids or names (default: every rule, off-by-default ones too)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--select",
+                   help="comma-separated rule ids or names (default: every rule, off-by-default ones too)")
     p.add_argument("--rules-dir", action="append", default=[], help="extra folder of rule files")
     p.add_argument("--fixtures", type=Path, default=HERE / "rule_fixtures", help="folder of fixture modules")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
@@ -69,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drift-limit", type=float, default=0.10, help="flag a drift of the original's time beyond this")
     p.add_argument("--all-modes", action="store_true", help="also time the modes a rule does not claim (marked)")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
-    p.add_argument("--quick", action="store_true", help="the fixtures' small cases (a smoke test; figures mean nothing)")
+    p.add_argument("--quick", action="store_true",
+                   help="the fixtures' small cases (a smoke test; figures mean nothing)")
     p.add_argument("--clock", choices=("wall", "thread", "flops"), default="wall",
                    help="wall: wall-clock time; thread: CPU time of the timing thread (CPU, --threads 1: what a "
                         "crowded machine's scheduler takes away is not counted); flops: floating-point operations "
@@ -145,14 +148,16 @@ def table(rows: list[Row], clock: str) -> str:
                       f"{res.q1:.2f}-{res.q3:.2f}", f"{res.low:.2f}-{res.high:.2f}", str(res.pairs), drift,
                       "-" if r.peak_bytes == (None, None) else f"{_mb(r.peak_bytes[0])}>{_mb(r.peak_bytes[1])}",
                       "-" if r.saved_bytes[0] is None else f"{_mb(r.saved_bytes[0])}>{_mb(r.saved_bytes[1])}"])
-    widths = [max([len(head[i])] + [len(l[i]) for l in lines if len(l) == len(head)]) for i in range(len(head))]
+    full = [line for line in lines if len(line) == len(head)]
+    widths = [max([len(head[i])] + [len(line[i]) for line in full]) for i in range(len(head))]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
-    for l in lines:
-        if len(l) == 4:  # no ratio: rule, case, mode, why
-            out.append("  ".join([l[0].ljust(widths[0]), (l[1] + " " + l[2]).strip(), l[3]]).rstrip()
-                       if l[1] or l[2] else f"{l[0].ljust(widths[0])}  {l[3]}")
+    for line in lines:
+        if len(line) == 4:  # no ratio: rule, case, mode, why
+            rule, case, mode, why = line
+            where = f"{case} {mode}".strip()
+            out.append(f"{rule.ljust(widths[0])}  {where + '  ' if where else ''}{why}".rstrip())
         else:
-            out.append("  ".join(c.ljust(w) for c, w in zip(l, widths)).rstrip())
+            out.append("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
     return "\n".join(out)
 
 
@@ -183,7 +188,8 @@ def write_measured(path: Path, figures: list[Figure], measured_rules: set[str], 
     document.add(tomlkit.comment("Written by `python benchmarks/rules.py --write`: each rule's measured figures"))
     document.add(tomlkit.comment("(original time / patched time per interleaved pair; see adopter/measured.py)."))
     old = read_file(path)
-    keep = {rule: [f for f in figs if not (rule in measured_rules and f.target == target)] for rule, figs in old.items()}
+    keep = {rule: [f for f in figs if not (rule in measured_rules and f.target == target)]
+            for rule, figs in old.items()}
     for figure in figures:
         keep.setdefault(figure.rule, []).append(figure)
     for rule in sorted(keep):
@@ -266,7 +272,8 @@ def main(argv: list[str] | None = None, clock=None) -> int:
         "torch": torch.__version__.split("+")[0], "torch_full": torch.__version__, "python": platform.python_version(),
         "device": str(device), "target": device.type, "device_name": device_name(device), "dtype": args.dtype,
         "threads": args.threads if device.type == "cpu" else None, "min_run_time": args.min_run_time,
-        "steady_malloc": steady, "min_pairs": settings.min_pairs, "max_pairs": settings.max_pairs, "wide": args.wide, "clock": "injected" if clock is not None else args.clock,
+        "steady_malloc": steady, "min_pairs": settings.min_pairs, "max_pairs": settings.max_pairs, "wide": args.wide,
+        "clock": "injected" if clock is not None else args.clock,
         "date": datetime.date.today().isoformat(), "machine": before, "quick": args.quick,
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
     }

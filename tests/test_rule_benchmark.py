@@ -212,7 +212,7 @@ def test_pairs_alternate_order_and_take_the_median_ratio(stats):
 
 
 def test_more_pairs_while_the_spread_is_wide_and_stop_at_the_cap(stats):
-    steady, calls = scripted({"fa": [1.0] * 8, "fb": [1.0] * 7})
+    steady, _ = scripted({"fa": [1.0] * 8, "fb": [1.0] * 7})
     assert stats.run_pairs(steady, fa, fb, min_pairs=7, max_pairs=21).pairs == 7
     noisy = [1.0, 3.0] * 20
     wide, _ = scripted({"fa": [1.0] * 22, "fb": noisy[:21]})
@@ -346,7 +346,7 @@ def test_slow_rule_measures_below_one_and_is_turned_off(bench, user, capsys):
     explained = capsys.readouterr().out
     assert "cpu:inference relu n32: 0.10x" in explained and "Default: off by default" in explained
     assert adopter_main(["rules", "--rules-dir", str(user / "rules")]) == 0
-    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("TST002"))
+    line = next(t for t in capsys.readouterr().out.splitlines() if t.startswith("TST002"))
     assert "measured: cpu 34.00x" in line
 
 
@@ -407,7 +407,7 @@ def test_bundled_fixtures_compute_the_same_patched_quick_cases(bench):
             rule = by_id[rule_id]
             if not rule.fixable or (rule.only_on and "cpu" not in rule.only_on):
                 continue
-            text, applied, _ = patched_source(fixture, rule)
+            text, _, _ = patched_source(fixture, rule)
             with ModulePair(fixture, text) as pair:
                 for case in pair.original.cases(True):
                     if case.get("rule", rule_id) == rule_id:

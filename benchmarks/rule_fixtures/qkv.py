@@ -38,7 +38,8 @@ class Attention(nn.Module):
 def cases(quick=False):
     if quick:
         return [{"name": "b2 s16 h64", "batch": 2, "seq": 16, "hidden": 64, "heads": 4}]
-    return [{"name": f"b{b} s{s} h768", "batch": b, "seq": s, "hidden": 768, "heads": 12} for b, s in ((8, 128), (2, 512))]
+    return [{"name": f"b{b} s{s} h768", "batch": b, "seq": s, "hidden": 768, "heads": 12}
+            for b, s in ((8, 128), (2, 512))]
 
 
 def build(case):

@@ -138,7 +138,7 @@ class ModulePair:
         except OSError:
             pass
 
-    def __enter__(self) -> "ModulePair":
+    def __enter__(self) -> ModulePair:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -268,7 +268,7 @@ def _timed_functions(pair: ModulePair, case: dict, mode: str, settings: Settings
     if hasattr(pair.original, "build_optimizer"):
         if mode != "training":
             return None
-        model_a, model_b, opt_a, opt_b = _optimizer_models(pair, case, device, dtype)
+        model_a, _, opt_a, opt_b = _optimizer_models(pair, case, device, dtype)
         count = sum(p.numel() for p in model_a.parameters())
         return opt_a.step, opt_b.step, f"{count / 1e6:.1f}M parameters, step() with gradients in place"
     original, patched = _build_pair(pair, case)

@@ -15,8 +15,8 @@ be tested with deterministic fake clocks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 
 def quantile(values: list[float], q: float) -> float:

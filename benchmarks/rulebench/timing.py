@@ -26,8 +26,8 @@ import gc
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 import torch
 from torch.utils import benchmark as torch_benchmark
