@@ -29,6 +29,7 @@ target; a declared target nobody has measured yet makes the rule "on with --targ
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -45,6 +46,7 @@ import torch  # noqa: E402
 from rulebench import timing  # noqa: E402
 from rulebench.fixtures import discover  # noqa: E402
 from rulebench.harness import Harness, Row, Settings  # noqa: E402
+from rulebench.stats import PairResult  # noqa: E402
 
 from adopter.measured import FILE_NAME, Figure, load_measured, read_file, verdict  # noqa: E402
 from adopter.ruleset import RuleError, bundled_rules_dir, load_rules, select_rules  # noqa: E402
@@ -81,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="glibc keeps freed memory (mallopt) instead of mapping large tensors afresh on every call: "
                         "removes page-fault noise (rulebench/timing.py says why)")
     p.add_argument("--json-out", type=Path, help="write every row and the metadata as JSON")
+    p.add_argument("--from-json", type=Path, metavar="FILE",
+                   help="measure nothing: take the rows of an earlier --json-out (to review, then --write)")
     p.add_argument("--write", nargs="?", const="", metavar="PATH",
                    help=f"store the figures (default: rules/{FILE_NAME}); figures of other devices are kept")
     p.add_argument("--apply-defaults", action="store_true",
@@ -161,6 +165,20 @@ def table(rows: list[Row], clock: str) -> str:
     return "\n".join(out)
 
 
+def rows_from_json(data: dict) -> list[Row]:
+    """The rows of an earlier ``--json-out``."""
+    names = {f.name for f in dataclasses.fields(PairResult)}
+    rows = []
+    for entry in data["rows"]:
+        values = {k: v for k, v in entry.items() if k in {f.name for f in dataclasses.fields(Row)}}
+        values["peak_bytes"] = tuple(values.get("peak_bytes") or (None, None))
+        values["saved_bytes"] = tuple(values.get("saved_bytes") or (None, None))
+        result = entry.get("result")
+        values["result"] = PairResult(**{k: v for k, v in result.items() if k in names}) if result else None
+        rows.append(Row(**values))
+    return rows
+
+
 def figures_of(rows: list[Row], meta: dict) -> list[Figure]:
     out = []
     for r in rows:
@@ -233,27 +251,8 @@ def apply_default(rule, wanted) -> str | None:
 # ------------------------------------------------------------------------------ main
 
 
-def main(argv: list[str] | None = None, clock=None) -> int:
-    """``clock`` (``measure(fn) -> seconds``) replaces the timer: the boundary tests inject at."""
-    args = build_parser().parse_args(argv)
-    if args.pairs < 7:
-        print("error: --pairs must be at least 7", file=sys.stderr)
-        return 2
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
-        return 2
-    try:
-        dirs = [Path(d) for d in args.rules_dir]
-        every = load_rules(dirs)
-        select = [s.strip() for s in (args.select or "").split(",") if s.strip()]
-        rules = select_rules(every, select) if select else every
-        if select:  # a named rule is measured even where it is off by default
-            named = {r.id for r in every if any(s == r.id or s == r.name for s in select)}
-            rules = [r for r in every if r in rules or r.id in named]
-    except (RuleError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def measure(args, rules, device: torch.device, command: str, clock) -> tuple[dict, list[Row]] | int:
+    """Run the harness over ``rules``; (metadata, rows), or an exit code."""
     torch.set_num_threads(args.threads)
     steady = timing.steady_malloc() if args.steady_malloc else False
     if args.steady_malloc and not steady:
@@ -275,7 +274,7 @@ def main(argv: list[str] | None = None, clock=None) -> int:
         "steady_malloc": steady, "min_pairs": settings.min_pairs, "max_pairs": settings.max_pairs, "wide": args.wide,
         "clock": "injected" if clock is not None else args.clock,
         "date": datetime.date.today().isoformat(), "machine": before, "quick": args.quick,
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "command": command,
     }
     print(f"# torch {meta['torch_full']} on {meta['device_name']} ({device}), {args.dtype}, "
           f"{args.threads} thread(s), {args.clock} clock{', steady malloc' if steady else ''}, "
@@ -292,11 +291,56 @@ def main(argv: list[str] | None = None, clock=None) -> int:
     meta["machine_after"] = machine()
     print(table(rows, args.clock))
 
+    return meta, rows
+
+
+def main(argv: list[str] | None = None, clock=None) -> int:
+    """``clock`` (``measure(fn) -> seconds``) replaces the timer: the boundary tests inject at."""
+    args = build_parser().parse_args(argv)
+    if args.pairs < 7:
+        print("error: --pairs must be at least 7", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
+    try:
+        dirs = [Path(d) for d in args.rules_dir]
+        every = load_rules(dirs)
+        select = [s.strip() for s in (args.select or "").split(",") if s.strip()]
+        rules = select_rules(every, select) if select else every
+        if select:  # a named rule is measured even where it is off by default
+            named = {r.id for r in every if any(s == r.id or s == r.name for s in select)}
+            rules = [r for r in every if r in rules or r.id in named]
+    except (RuleError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.from_json:
+        try:
+            data = json.loads(args.from_json.read_text(encoding="utf-8"))
+            meta, rows = data["meta"], rows_from_json(data)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: {args.from_json}: not a --json-out file of this script: {exc}", file=sys.stderr)
+            return 2
+        device = torch.device(meta["device"])
+        if not select:
+            rules = [r for r in rules if any(row.rule == r.id for row in rows)]
+        rows = [row for row in rows if any(row.rule == r.id for r in rules)]
+        print(f"# {args.from_json}: torch {meta['torch_full']} on {meta['device_name']} ({meta['device']}), "
+              f"{meta['dtype']}, {meta['threads']} thread(s), {meta['clock']} clock, {meta['date']}")
+        print(table(rows, meta["clock"]))
+    else:
+        command = " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])
+        result = measure(args, rules, device, command, clock)
+        if isinstance(result, int):
+            return result
+        meta, rows = result
+    quick, clock_name = meta.get("quick", False), meta["clock"]
     figures = figures_of(rows, meta)
     stored = load_measured([bundled_rules_dir(), *dirs])
     verdicts = {}
     print()
-    if clock is None and args.clock == "flops":
+    if clock_name == "flops":
         print("(operation counts, not times: the verdicts below say what such ratios would earn)")
     for rule in rules:
         mine = [f for f in figures if f.rule == rule.id]
@@ -317,7 +361,7 @@ def main(argv: list[str] | None = None, clock=None) -> int:
         args.json_out.write_text(json.dumps({"meta": meta, "rows": [r.as_dict() for r in rows], "verdicts": verdicts},
                                             indent=2, default=str) + "\n", encoding="utf-8")
     if args.write is not None:
-        if args.quick or args.clock == "flops":
+        if quick or clock_name == "flops":
             print("error: --write stores real timings only (not --quick or --clock flops)", file=sys.stderr)
             return 2
         path = Path(args.write) if args.write else bundled_rules_dir() / FILE_NAME

@@ -350,6 +350,21 @@ def test_slow_rule_measures_below_one_and_is_turned_off(bench, user, capsys):
     assert "measured: cpu 34.00x" in line
 
 
+def test_an_earlier_run_is_written_from_its_json(bench, user, capsys):
+    out = user / "out.json"
+    args = ["--rules-dir", str(user / "rules"), "--fixtures", str(user / "fixtures"), "--select", "TST001"]
+    assert bench.main([*args, "--json-out", str(out), "--no-memory"], clock=bench.flop_clock) == 0
+    measured = user / "figures.toml"
+    assert bench.main(["--rules-dir", str(user / "rules"), "--from-json", str(out), "--write", str(measured),
+                       "--apply-defaults"]) == 0
+    figures = bench.read_file(measured)["TST001"]
+    assert sorted((f.mode, f.ratio) for f in figures) == [("inference", 0.1), ("training", 0.1)]
+    assert "default = false" in (user / "rules" / "TST001-slow.toml").read_text()
+    assert "TST001  relu n32" in capsys.readouterr().out
+    out.write_text("{}")
+    assert bench.main(["--from-json", str(out)]) == 2
+
+
 def test_write_keeps_the_figures_of_other_targets(bench, user):
     measured = user / "rules" / "measured.toml"
     cuda = Figure("TST001", "cuda", "training", "relu n32", 2.0, 1.8, 2.2, 1.7, 2.3, 9, torch="2.13.0")
