@@ -34,7 +34,9 @@ import datetime
 import json
 import os
 import platform
+import re
 import sys
+import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -223,28 +225,38 @@ def write_measured(path: Path, figures: list[Figure], measured_rules: set[str], 
 
 
 def apply_default(rule, wanted) -> str | None:
-    """Set ``default`` in the rule's file (tomlkit keeps the rest as written); the new value's
-    text, or None when it already says that."""
+    """Set ``default`` in the rule's file, changing nothing else; the new value's text, or None
+    when the file already says that.
+
+    An existing key is replaced in place by tomlkit.  A missing one is written (as tomlkit
+    renders it) on its own line just above the top-level ``helps`` line, where the other rule
+    files keep it, so that a concurrent edit of the same key shows up as a merge conflict
+    rather than as a duplicate key.  Either way the result must parse to the same table apart
+    from ``default``, or nothing is written.
+    """
     import tomlkit
 
     path = Path(rule.path)
-    document = tomlkit.parse(path.read_text(encoding="utf-8"))
-    current = document.get("default", True)
+    text = path.read_text(encoding="utf-8")
+    before = tomllib.loads(text)
     value = list(wanted) if isinstance(wanted, tuple) else wanted
-    if (list(current) if isinstance(current, list) else current) == value:
+    if before.get("default", True) == value:
         return None
-    if "default" in document:
+    if "default" in before:
+        document = tomlkit.parse(text)
         document["default"] = value
-    else:  # place it before the first table, next to the other top-level keys
-        document.add("default", value)
-        body = document.body
-        key = body.pop()
-        first_table = next((i for i, (k, v) in enumerate(body) if isinstance(v, (tomlkit.items.Table,
-                                                                              tomlkit.items.AoT))), len(body))
-        body.insert(first_table, key)
-    text = tomlkit.dumps(document)
-    tomlkit.parse(text)  # never write what does not parse
-    path.write_text(text, encoding="utf-8")
+        new = tomlkit.dumps(document)
+    else:
+        line = tomlkit.dumps({"default": value})
+        found = re.search(r"^helps[ \t]*=", text, re.M) or re.search(r"^\[", text, re.M)
+        at = found.start() if found else len(text)
+        new = text[:at] + line + text[at:]
+    after = tomllib.loads(new)
+    if after.pop("default", None) != value or after != {k: v for k, v in before.items() if k != "default"}:
+        raise RuntimeError(f"{path}: setting default would change more than default; left as it is")
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(new, encoding="utf-8")
+    os.replace(temp, path)
     return json.dumps(value)
 
 
