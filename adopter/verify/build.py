@@ -1,29 +1,30 @@
 """Build the original and the patched class with the same arguments, and example inputs for them.
 
-Three ways, tried in order:
+Ways, tried in order:
 
 1. a factory named in ``[tool.adopter.verify] factories`` for the class (``"pkg.mod.Block" =
    "pkg.factories:make_block"``): ``make_block(cls)`` returns ``(instance, inputs)`` and is
    called once with the original class and once with the patched one;
 2. a Hugging Face config class found in the module: a tiny config (see ``hf.py``) is passed as
    the ``config`` argument;
-3. otherwise the ``__init__`` parameters are guessed from their names (``hidden_size``,
-   ``in_channels``, ``num_heads``, ``kernel_size``, ...) and annotations; defaults are kept.
+3. otherwise constructor recipes (``construct.py``): the project's own calls of the class, config
+   dataclasses / attribute bags, the signature; shrunk, with the sizes as written as a fallback;
+4. when none of those builds and runs, the class as a model of the same file builds and feeds it
+   (``capture.py``).
 
-Example inputs come from the ``forward`` signature and the built module: hidden states
-``[batch, seq, width]`` where width is tried among the module's own widths (the first Linear's
-``in_features``, the LayerNorm width, the config's hidden size, ...), images ``[batch, C, H, W]``
-for convolution classes, token ids for ``*_ids``, and attention masks in the format the level
-suggests (a model takes a ``[batch, seq]`` 0/1 mask, a layer Hugging Face's extended additive
-``[batch, 1, 1, seq]`` or ``[batch, 1, seq, seq]`` one).  Candidates are tried richest first and
-the first one the *original* module runs without error is used; optional arguments keep their
-defaults.  When nothing runs the class is skipped with the reason.
+Example inputs come from the ``forward`` signature and the built module (``inputs.py``).  The
+first inputs the *original* module runs without error are used; when nothing runs the class is
+skipped with the reason, which names what to provide (``factory_hint``).  A :class:`Variant`
+steers the build onto another code path (a flag, an optional argument, a method to call) so
+that a patched line runs; :meth:`Builder.variants` derives them from the branches around the
+edited lines (``branches.py``).
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -32,7 +33,7 @@ import logging
 import os
 import sys
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable, Iterator
@@ -41,10 +42,20 @@ import torch
 from torch import nn
 
 from . import hf
+from .branches import init_conditions
+from .callsites import find_call_sites
+from .capture import Recording, first_inputs, to_recipe
+from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
+from .inputs import hints_of, input_options
+from . import facts
+from .recipes import AttrBag, Ref, resolve
 from .sizes import Sizes
+from .stubs import missing_package, needs_text
 
-MAX_INPUT_TRIES = 48
 MAX_CTOR_TRIES = 12
+_MISSING = object()
+# A build this big means the sizes were not shrunk (the equivalence checks run in float64 too).
+MAX_PARAMETERS = {"verify": 60_000_000, "benchmark": 400_000_000}
 
 
 class Skip(Exception):
@@ -89,11 +100,15 @@ class Call:
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
 
+    method: str = "forward"  # another method when the patch sits outside forward (``generate``)
+
     def clone(self, device: torch.device | None = None, grad: bool = False) -> "Call":
-        return Call(_clone_value(self.args, device, grad), _clone_value(self.kwargs, device, grad))
+        return Call(_clone_value(self.args, device, grad), _clone_value(self.kwargs, device, grad), self.method)
 
     def run(self, module: nn.Module) -> Any:
-        return module(*self.args, **self.kwargs)
+        if self.method == "forward":
+            return module(*self.args, **self.kwargs)
+        return getattr(module, self.method)(*self.args, **self.kwargs)
 
     def leaves(self) -> list[torch.Tensor]:
         out: list[torch.Tensor] = []
@@ -115,21 +130,31 @@ class Call:
     def describe(self) -> str:
         parts = [_describe_value(v) for v in self.args]
         parts += [f"{k}={_describe_value(v)}" for k, v in self.kwargs.items()]
-        return ", ".join(parts)
+        text = ", ".join(parts)
+        return text if self.method == "forward" else f"{self.method}({text})"
 
 
 @dataclass(frozen=True)
 class Variant:
-    """Flags that steer a class onto another code path (to reach a patched line)."""
+    """Changes that steer a class onto another code path (to reach a patched line)."""
 
-    config: tuple[tuple[str, Any], ...] = ()
-    ctor: tuple[tuple[str, Any], ...] = ()
-    forward: tuple[tuple[str, Any], ...] = ()
+    config: tuple[tuple[str, Any], ...] = ()  # config fields set before building
+    ctor: tuple[tuple[str, Any], ...] = ()  # constructor arguments
+    forward: tuple[tuple[str, Any], ...] = ()  # forward arguments
+    attrs: tuple[tuple[str, Any], ...] = ()  # boolean instance flags set on every layer that has them
+    give: tuple[str, ...] = ()  # optional forward arguments to pass (``targets``, ``mask``)
+    method: str = "forward"  # the method to call
+    flags: tuple[tuple[str, Any], ...] = ()  # module flags / class attributes (``USE_SDPA``, ``Attn.use_sdpa``)
 
     def label(self) -> str:
-        parts = [f"config.{k}={v!r}" for k, v in self.config]
+        parts = [f"{k}={v!r}" for k, v in self.flags]
+        parts += [f"config.{k}={v!r}" for k, v in self.config]
         parts += [f"{k}={v!r} (constructor)" for k, v in self.ctor]
         parts += [f"{k}={v!r} (forward)" for k, v in self.forward]
+        parts += [f"self.{k}={v!r}" for k, v in self.attrs]
+        parts += [f"{k} given" for k in self.give]
+        if self.method != "forward":
+            parts.append(f"calling {self.method}()")
         return ", ".join(parts)
 
 
@@ -193,254 +218,6 @@ def _factory_inputs(value: Any) -> Call:
     return Call((value,), {})
 
 
-# ----------------------------------------------------------------------------- guessing
-
-
-_INDEX_NAMES = {"layer_idx", "layer_id", "layer_index", "layer_number", "idx", "index", "block_idx", "stage_idx",
-                "layer_num", "i", "depth_idx"}
-_HIDDEN_NAMES = {"hidden", "hidden_size", "hidden_dim", "d_model", "dim", "embed_dim", "embedding_dim", "n_embd",
-                 "in_features", "out_features", "in_dim", "out_dim", "features", "width", "size", "model_dim",
-                 "input_dim", "output_dim", "num_features", "d_hidden", "n_state", "nx", "emb_dim"}
-_FFN_NAMES = {"intermediate_size", "ffn_dim", "mlp_dim", "hidden_features", "d_ff", "inner_dim", "d_inner",
-              "ff_dim", "dim_feedforward", "intermediate_dim", "n_inner"}
-_HEAD_NAMES = {"num_heads", "n_heads", "heads", "num_attention_heads", "n_head", "nhead", "num_head"}
-
-
-def guess_ctor_values(name: str, param: inspect.Parameter, sizes: Sizes, config: Any) -> list[Any]:
-    """Candidate values for a required constructor argument, or [] when there is no good guess."""
-    lowered = name.lower()
-    out: list[Any] = []
-    if config is not None and name in vars(config):
-        out.append(getattr(config, name))
-    annotation = param.annotation
-    if annotation is bool or lowered.startswith(("is_", "use_", "has_", "add_")):
-        out += [False, True]
-    elif lowered in _INDEX_NAMES:
-        out.append(0)
-    elif lowered == "attention_type":
-        out += ["global", "local"]
-    elif "channel" in lowered or "plane" in lowered or lowered in ("c_in", "c_out", "filters", "num_filters"):
-        out.append(sizes.channels)
-    elif lowered in _FFN_NAMES:
-        out.append(sizes.ffn)
-    elif lowered in _HEAD_NAMES:
-        out.append(sizes.heads)
-    elif lowered in _HIDDEN_NAMES or lowered.endswith(("_size", "_dim", "_features")):
-        out.append(sizes.hidden)
-    elif lowered in ("kernel_size", "kernel", "k"):
-        out.append(3)
-    elif lowered == "stride":
-        out.append(1)
-    elif lowered == "padding":
-        out.append(1)
-    elif lowered in ("eps", "layer_norm_eps", "epsilon"):
-        out.append(1e-5)
-    elif "drop" in lowered or lowered in ("p", "rate"):
-        out.append(0.1)
-    elif lowered in ("vocab_size", "num_embeddings", "n_vocab"):
-        out.append(sizes.vocab)
-    elif lowered in ("num_layers", "n_layers", "depth", "n_layer"):
-        out.append(sizes.layers)
-    elif lowered in ("max_len", "max_length", "seq_len", "block_size", "n_ctx", "max_position_embeddings",
-                     "max_seq_len", "context_length"):
-        out.append(sizes.positions)
-    elif lowered in ("num_classes", "num_labels", "n_classes"):
-        out.append(3)
-    elif annotation is int:
-        out.append(sizes.hidden)
-    elif annotation is float:
-        out.append(0.1)
-    seen: list[Any] = []
-    for value in out:
-        if not any(value is s or (type(value) is type(s) and value == s) for s in seen):
-            seen.append(value)
-    return seen
-
-
-def _widths(module: nn.Module, config: Any, sizes: Sizes) -> list[int]:
-    """Feature widths the module may accept, most likely first."""
-    first: list[int] = []
-    rest: list[int] = []
-    for sub in module.modules():
-        if isinstance(sub, nn.Linear):
-            (first if not first else rest).append(sub.in_features)
-        elif isinstance(sub, nn.LayerNorm) and sub.normalized_shape:
-            rest.append(int(sub.normalized_shape[-1]))
-        elif isinstance(sub, nn.Embedding):
-            rest.append(sub.embedding_dim)
-        elif isinstance(sub, (nn.BatchNorm1d,)):
-            rest.append(sub.num_features)
-    if config is not None:
-        for key in ("hidden_size", "d_model", "n_embd", "dim", "embedding_size"):
-            value = getattr(config, key, None)
-            if isinstance(value, int) and not isinstance(value, bool):
-                rest.append(value)
-                break
-    rest.append(sizes.hidden)
-    for sub in module.modules():
-        if isinstance(sub, nn.Linear):
-            rest.append(sub.out_features)
-    out: list[int] = []
-    for width in first + rest:
-        if width not in out:
-            out.append(width)
-    return out[:5]
-
-
-def _conv_channels(module: nn.Module, config: Any) -> int | None:
-    for sub in module.modules():
-        if isinstance(sub, nn.Conv2d):
-            return sub.in_channels
-        if isinstance(sub, nn.BatchNorm2d):
-            return sub.num_features
-    return None
-
-
-def _image_size(config: Any, sizes: Sizes) -> int:
-    value = getattr(config, "image_size", None) if config is not None else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], int):
-        return value[0]
-    return sizes.image
-
-
-# A model's main inputs: given even when optional (they are alternatives to inputs_embeds).
-_PRIMARY = ("input_ids", "decoder_input_ids", "pixel_values")
-_MODEL_LEVEL = ("input_ids", "pixel_values", "inputs_embeds", "decoder_input_ids", "input_values", "input_features")
-
-
-def _mask_values(kind: str, sizes: Sizes, dtype=torch.float32) -> torch.Tensor:
-    b, s = sizes.batch, sizes.seq
-    low = torch.finfo(dtype).min
-    if kind == "binary":
-        mask = torch.ones(b, s, dtype=torch.long)
-        mask[-1, -2:] = 0
-        return mask
-    if kind == "additive4":
-        mask = torch.zeros(b, 1, 1, s, dtype=dtype)
-        mask[-1, ..., -2:] = low
-        return mask
-    if kind == "additive_square":
-        mask = torch.zeros(b, 1, s, s, dtype=dtype)
-        mask[-1, ..., -2:] = low
-        return mask
-    if kind == "causal":
-        mask = torch.full((s, s), low, dtype=dtype).triu(1)
-        return mask[None, None].expand(b, 1, s, s).contiguous()
-    raise ValueError(kind)
-
-
-def input_options(module: nn.Module, config: Any, sizes: Sizes, forward_overrides: dict) -> Iterator[Call]:
-    """Candidate calls of ``module``'s forward, richest first."""
-    try:
-        params = list(inspect.signature(module.forward).parameters.values())
-    except (TypeError, ValueError):
-        return
-    names = {p.name for p in params}
-    model_level = bool(names & set(_MODEL_LEVEL))
-    b, s = sizes.batch, sizes.seq
-    vocab = getattr(config, "vocab_size", None) if config is not None else None
-    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 2:
-        vocab = sizes.vocab
-    widths = _widths(module, config, sizes)
-    channels = _conv_channels(module, config)
-    num_channels = getattr(config, "num_channels", None) if config is not None else None
-    image = _image_size(config, sizes)
-    per_param: list[tuple[str, bool, list[Any]]] = []  # (name, positional, candidates)
-    generator = torch.Generator().manual_seed(1234)
-
-    def randn(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=generator)
-
-    gap = False  # once a parameter is left out, later ones must be passed by keyword
-    for param in params:
-        name = param.name
-        lowered = name.lower()
-        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            gap = True
-            continue
-        positional = not gap and param.kind in (inspect.Parameter.POSITIONAL_ONLY,
-                                                inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        required = param.default is inspect.Parameter.empty or name in _PRIMARY
-        if name in forward_overrides:
-            per_param.append((name, False, [forward_overrides[name]]))
-            continue
-        if "mask" in lowered:
-            if "head" in lowered or ("encoder" in lowered and not required):
-                if required:
-                    per_param.append((name, positional, [None]))
-                else:
-                    gap = True
-                continue
-            if "causal" in lowered:
-                candidates = [_mask_values("causal", sizes)]
-            elif model_level:
-                candidates = [_mask_values("binary", sizes)]
-            else:
-                candidates = [_mask_values("additive4", sizes), _mask_values("additive_square", sizes)]
-                if required:
-                    candidates.append(_mask_values("binary", sizes).float())
-            if not required:
-                candidates.append(_OMIT)
-            per_param.append((name, positional, candidates))
-            continue
-        if not required:
-            gap = True
-            continue
-        if lowered.endswith("ids"):
-            if lowered in ("input_ids", "decoder_input_ids"):
-                candidates = [torch.randint(0, vocab, (b, s), generator=generator)]
-            elif "position" in lowered:
-                candidates = [torch.arange(s).expand(b, s).contiguous()]
-            else:
-                candidates = [torch.zeros(b, s, dtype=torch.long)]
-            per_param.append((name, positional, candidates))
-            continue
-        if param.annotation is bool:
-            per_param.append((name, positional, [False]))
-            continue
-        if param.annotation is int or lowered in ("query_length", "seq_len", "length"):
-            per_param.append((name, positional, [s]))
-            continue
-        candidates = []
-        image_like = "pixel" in lowered or "image" in lowered
-        if channels is not None or image_like:
-            c = channels or num_channels or 3
-            candidates.append(randn(b, c, image, image))
-        for width in widths:
-            candidates.append(randn(b, s, width))
-        if channels is None and not image_like:
-            for width in widths[:2]:
-                candidates.append(randn(b * 4, width))
-        per_param.append((name, positional, candidates))
-
-    lists = [c for _, _, c in per_param]
-    for count, combo in enumerate(itertools.product(*lists)):
-        if count >= MAX_INPUT_TRIES:
-            return
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        keyword_only = False
-        for (name, positional, _), value in zip(per_param, combo):
-            if value is _OMIT:
-                keyword_only = True
-                continue
-            if positional and not keyword_only:
-                args.append(value)
-            else:
-                kwargs[name] = value
-        yield Call(tuple(args), kwargs)
-
-
-class _Omit:
-    def __repr__(self) -> str:
-        return "<omitted>"
-
-
-_OMIT = _Omit()
-
-
 # ----------------------------------------------------------------------------- the builder
 
 
@@ -471,16 +248,73 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def factory_hint(class_name: str, why: str) -> str:
+    """A skip reason that names the one thing to provide: a factory for this class."""
+    return f"name a factory in [tool.adopter.verify] factories for {class_name}: {why}"
+
+
+class _FunctionModule(nn.Module):
+    """A module-level function as a module (no parameters), so it is compared like one."""
+
+    def __init__(self, func: Callable):
+        super().__init__()
+        self.func = func
+
+    def forward(self, *args, **kwargs):
+        return self.func(*args, **kwargs)
+
+
+@dataclass
+class _Option:
+    """One way to construct the class: ``make(module)`` gives (args, kwargs) in that module."""
+
+    make: Callable[[ModuleType, bool], tuple[tuple, dict]]
+    shown: str
+    config: Any = None  # a Hugging Face config (shared, deep-copied for the patched class)
+    config_param: str | None = None
+
+
+def _fixed_arguments(args: tuple, kwargs: dict, module: ModuleType, original: bool) -> tuple[tuple, dict]:
+    """The same arguments for both builds (a deep copy for the patched one: configs are mutable)."""
+    if original:
+        return args, kwargs
+    return copy.deepcopy((args, kwargs))
+
+
+def _apply_attrs(module: nn.Module, attrs: tuple[tuple[str, Any], ...]) -> int:
+    """Set boolean instance flags (``self.flash``) on every layer that has one; how many were set."""
+    count = 0
+    for sub in module.modules():
+        for key, value in attrs:
+            if isinstance(vars(sub).get(key), bool):
+                setattr(sub, key, value)
+                count += 1
+    return count
+
+
+def _set_config(value: Any, overrides: dict[str, Any]) -> None:
+    for key, item in overrides.items():
+        try:
+            setattr(value, key, item)
+        except Exception:
+            pass
+
+
 class Builder:
     """Builds (original, patched) instances of one class of one analysed file."""
 
     def __init__(self, original: ModuleType, source_text: str, sizes: Sizes, factories: dict[str, str] | None = None,
-                 root: str | None = None, module_name: str = ""):
+                 root: str | None = None, module_name: str = "", path: str | None = None,
+                 package: str | None = None):
         self.original = original
         self.sizes = sizes
         self.factories = dict(factories or {})
         self.root = root
         self.module_name = module_name
+        self.path = path
+        self.package = package
+        self.text = source_text
+        self._facts: dict[str, Any] = {}
         try:
             self._tree = ast.parse(source_text)
         except SyntaxError:
@@ -500,6 +334,10 @@ class Builder:
     def class_of(self, module: ModuleType, class_name: str) -> type:
         cls = getattr(module, class_name, None)
         if not _is_module_class(cls):
+            missing = next((getattr(base, "_adopter_package", None) for base in getattr(cls, "__mro__", ())
+                            if getattr(base, "_adopter_package", None)), None)
+            if missing:  # class Model(pl.LightningModule) with lightning not installed
+                raise Skip(needs_text(missing))
             raise Skip(f"{class_name} is not an nn.Module class at module level")
         return cls
 
@@ -525,35 +363,29 @@ class Builder:
                         names.append(sub.attr)
         return names
 
-    # ------------------------------------------------------------ variants
+    def facts_for(self, cls: type) -> ClassFacts:
+        """What the source says about building ``cls`` (call sites included), once per class."""
+        name = cls.__name__
+        if name not in self._facts:
+            try:
+                sites = find_call_sites(self.path, name, self.package, self.text) if self.path else []
+            except Exception:  # a strange project layout must not stop verification
+                sites = []
+            try:
+                self._facts[name] = gather(cls, self.original, self._tree, sites)
+            except NeedsFactory as exc:
+                self._facts[name] = exc
+        found = self._facts[name]
+        if isinstance(found, NeedsFactory):
+            raise found
+        return found
 
-    def variants(self, class_name: str) -> list[Variant]:
-        """The default build first, then one flag flipped at a time."""
-        out = [Variant()]
-        if self.factory_for(class_name):
-            return out
-        cls = self.class_of(self.original, class_name)
-        config_cls = next(iter(hf.config_candidates(cls, self.original)), None) if self._takes_config(cls) else None
-        if config_cls is not None:
-            try:
-                default = hf.tiny_config(config_cls, self.sizes)
-            except Exception:
-                default = None
-            if default is not None:
-                for name in self.config_flags_used(class_name):
-                    value = getattr(default, name, None)
-                    if isinstance(value, bool):
-                        out.append(Variant(config=((name, not value),)))
-        for where, func in (("ctor", cls.__init__), ("forward", cls.forward)):
-            try:
-                params = list(inspect.signature(func).parameters.values())[1:]
-            except (TypeError, ValueError):
-                continue
-            for param in params:
-                if isinstance(param.default, bool):
-                    item = ((param.name, not param.default),)
-                    out.append(Variant(ctor=item) if where == "ctor" else Variant(forward=item))
-        return out
+    def _hf_configs(self, cls: type) -> list[type] | None:
+        """The Hugging Face config classes for ``cls`` (None when it does not take one)."""
+        if not self._takes_config(cls):
+            return None
+        candidates = hf.config_candidates(cls, self.original)
+        return candidates or None
 
     @staticmethod
     def _takes_config(cls: type) -> bool:
@@ -563,34 +395,169 @@ class Builder:
             return False
         return any(p.name == "config" or hf._annotation_configs(p.annotation) for p in params)
 
+    # ------------------------------------------------------------ module flags
+
+    def _flag_value(self, module: ModuleType, name: str) -> Any:
+        head, _, attr = name.partition(".")
+        value = vars(module).get(head, _MISSING)
+        if attr and value is not _MISSING:
+            value = vars(value).get(attr, _MISSING) if isinstance(value, type) else _MISSING
+        return value
+
+    @contextmanager
+    def flags(self, variant: Variant, patched_module: ModuleType | None = None):
+        """Module-level flags and class attributes of the variant set in the original and the
+        patched module while the check runs, then put back."""
+        saved: list[tuple[Any, str, Any]] = []
+        try:
+            for module in (self.original, patched_module):
+                if module is None:
+                    continue
+                for name, value in variant.flags:
+                    head, _, attr = name.partition(".")
+                    owner = module if not attr else vars(module).get(head)
+                    key = attr or head
+                    if owner is None:
+                        continue
+                    saved.append((owner, key, getattr(owner, key)))
+                    setattr(owner, key, value)
+            yield
+        finally:
+            for owner, key, value in reversed(saved):
+                setattr(owner, key, value)
+
+    # ------------------------------------------------------------ variants
+
+    def variants(self, class_name: str, found_guards: list = (), method: str = "forward") -> list[Variant]:
+        """The default build first, then the changes that take the branches the edit is under,
+        then one flag flipped at a time."""
+        out = [Variant(method=method)]
+        if class_name.startswith("function:"):
+            return out
+        spec = self.factory_for(class_name)
+        cls = self.class_of(self.original, class_name)
+        try:
+            forward_params = {p.name: p for p in list(inspect.signature(getattr(cls, method)).parameters.values())[1:]}
+        except (TypeError, ValueError, AttributeError):
+            forward_params = {}
+        try:
+            ctor_params = {p.name: p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]}
+        except (TypeError, ValueError):
+            ctor_params = {}
+        from_guards: list[Variant] = []
+        for guard in found_guards:
+            variant = None
+            if guard.kind == "attr" and isinstance(guard.want, bool):
+                variant = Variant(attrs=((guard.name, guard.want),), method=method)
+            elif guard.kind == "config" and isinstance(guard.want, bool) and not spec:
+                variant = Variant(config=((guard.name, guard.want),), method=method)
+            elif guard.kind == "param" and guard.name in forward_params and not spec:
+                param = forward_params[guard.name]
+                if guard.want == "given" and param.default is not inspect.Parameter.empty:
+                    variant = Variant(give=(guard.name,), method=method)
+                elif guard.want == "absent" and param.default is None:
+                    variant = Variant(forward=((guard.name, None),), method=method)
+                elif isinstance(guard.want, bool) and isinstance(param.default, bool):
+                    variant = Variant(forward=((guard.name, guard.want),), method=method)
+                elif guard.want is True and param.default is None:
+                    variant = Variant(give=(guard.name,), method=method)
+            elif guard.kind == "param" and guard.name in ctor_params and not spec:
+                param = ctor_params[guard.name]
+                if isinstance(guard.want, bool) and isinstance(param.default, bool):
+                    variant = Variant(ctor=((guard.name, guard.want),), method=method)
+            elif guard.kind in ("param", "global") and isinstance(guard.want, bool) and \
+                    isinstance(self._flag_value(self.original, guard.name), bool):
+                variant = Variant(flags=((guard.name, guard.want),), method=method)
+            if variant is not None and variant not in from_guards:
+                from_guards.append(variant)
+            if guard.kind in ("attr", "attr_set") and not spec:
+                want_set = guard.want in (True, "given")
+                for condition in init_conditions(self.text, class_name, guard.name, want_set)[:3]:
+                    values = tuple((k, v) for k, v in condition if k in ctor_params and v != "given")
+                    if values and len(values) == len(condition):
+                        candidate = Variant(ctor=values, method=method)
+                        if candidate not in from_guards:
+                            from_guards.append(candidate)
+        if len(from_guards) > 1:  # nested branches: all of them at once
+            merged = Variant(flags=tuple(i for v in from_guards for i in v.flags),
+                             config=tuple(i for v in from_guards for i in v.config),
+                             ctor=tuple(i for v in from_guards for i in v.ctor),
+                             forward=tuple(i for v in from_guards for i in v.forward),
+                             attrs=tuple(i for v in from_guards for i in v.attrs),
+                             give=tuple(i for v in from_guards for i in v.give), method=method)
+            from_guards.insert(0, merged)
+        out += from_guards
+        if spec:
+            return out
+        flips: list[Variant] = []
+        hf_configs = self._hf_configs(cls)
+        if hf_configs:
+            try:
+                default = hf.tiny_config(hf_configs[0], self.sizes)
+            except Exception:
+                default = None
+            if default is not None:
+                for name in self.config_flags_used(class_name):
+                    value = getattr(default, name, None)
+                    if isinstance(value, bool):
+                        flips.append(Variant(config=((name, not value),), method=method))
+        for where, params in (("ctor", ctor_params), ("forward", forward_params)):
+            for param in params.values():
+                if isinstance(param.default, bool):
+                    item = ((param.name, not param.default),)
+                    flips.append(Variant(ctor=item, method=method) if where == "ctor"
+                                 else Variant(forward=item, method=method))
+                elif where == "forward" and param.default is None and param.name.lower() in (
+                        "targets", "target", "labels", "label", "y", "mask", "attn_mask", "attention_mask"):
+                    flips.append(Variant(give=(param.name,), method=method))
+        for variant in flips:
+            if variant not in out:
+                out.append(variant)
+        return out
+
     # ------------------------------------------------------------ construction
 
-    def _ctor_options(self, cls: type, variant: Variant) -> Iterator[tuple[tuple, dict, Any, str]]:
+    def _options(self, cls: type, variant: Variant) -> Iterator[_Option]:
+        hf_configs = self._hf_configs(cls)
+        if hf_configs:
+            yield from self._hf_options(cls, hf_configs, variant)
+            return
+        try:
+            info = self.facts_for(cls)
+            for recipe in recipes(info, self.original, self.sizes, dict(variant.ctor)):
+                yield self._recipe_option(recipe, variant)
+        except NeedsFactory as exc:
+            raise Skip(factory_hint(cls.__name__, str(exc))) from None
+
+    def _recipe_option(self, recipe: Recipe, variant: Variant) -> _Option:
+        overrides = dict(variant.config)
+
+        def make(module: ModuleType, original: bool) -> tuple[tuple, dict]:
+            args = resolve(recipe.args, module)
+            kwargs = resolve(recipe.kwargs, module)
+            if overrides and recipe.config_param and recipe.config_param in kwargs:
+                _set_config(kwargs[recipe.config_param], overrides)
+            return tuple(args), dict(kwargs)
+
+        return _Option(make, recipe.label, None, recipe.config_param)
+
+    def _hf_options(self, cls: type, candidates: list[type], variant: Variant) -> Iterator[_Option]:
         try:
             params = list(inspect.signature(cls.__init__).parameters.values())[1:]
         except (TypeError, ValueError):
             raise Skip(f"cannot read the signature of {cls.__name__}.__init__") from None
         ctor_overrides = dict(variant.ctor)
-        config_param = None
-        for param in params:
-            if param.name == "config" or hf._annotation_configs(param.annotation):
-                config_param = param
-                break
-        configs: list[tuple[Any, str]] = [(None, "")]
-        if config_param is not None:
-            candidates = hf.config_candidates(cls, self.original)
-            if not candidates:
-                raise Skip(f"{cls.__name__} takes a config but no config class was found in the module; "
-                           "name a factory in [tool.adopter.verify]")
-            configs = []
-            for config_cls in candidates:
-                try:
-                    config = hf.tiny_config(config_cls, self.sizes, dict(variant.config))
-                except Exception:
-                    continue
-                configs.append((config, hf.describe(config, self.sizes)))
-            if not configs:
-                raise Skip(f"none of {', '.join(c.__name__ for c in candidates)} builds with default arguments")
+        config_param = next((p for p in params if p.name == "config" or hf._annotation_configs(p.annotation)), None)
+        configs: list[tuple[Any, str]] = []
+        for config_cls in candidates:
+            try:
+                config = hf.tiny_config(config_cls, self.sizes, dict(variant.config))
+            except Exception:
+                continue
+            configs.append((config, hf.describe(config, self.sizes)))
+        if not configs:
+            raise Skip(factory_hint(cls.__name__, f"none of {', '.join(c.__name__ for c in candidates)} builds "
+                                                  "with default arguments"))
         for config, label in configs:
             per_param: list[tuple[inspect.Parameter, list[Any]]] = []
             for param in params:
@@ -603,10 +570,10 @@ class Builder:
                 elif param.default is not inspect.Parameter.empty:
                     continue
                 else:
-                    values = guess_ctor_values(param.name, param, self.sizes, config)
+                    values = ([getattr(config, param.name)] if param.name in vars(config) else []) + \
+                        guess_value(param.name, param.annotation, self.sizes)
                     if not values:
-                        raise Skip(f"cannot infer the constructor argument {param.name!r} of {cls.__name__}; "
-                                   "name a factory in [tool.adopter.verify]")
+                        raise Skip(factory_hint(cls.__name__, f"cannot infer argument `{param.name}`"))
                     per_param.append((param, values))
             for count, combo in enumerate(itertools.product(*[v for _, v in per_param])):
                 if count >= MAX_CTOR_TRIES:
@@ -618,12 +585,17 @@ class Builder:
                         args.append(value)
                     else:
                         kwargs[param.name] = value
-                shown = ", ".join([label] * (config is not None) + [f"{p.name}={v!r}" for (p, _), v in zip(per_param, combo)
-                                                                   if p is not config_param])
-                yield tuple(args), kwargs, config, shown
+                shown = ", ".join([label] + [f"{p.name}={v!r}" for (p, _), v in zip(per_param, combo)
+                                             if p is not config_param])
+
+                yield _Option(functools.partial(_fixed_arguments, tuple(args), dict(kwargs)),
+                              f"{cls.__name__}({shown})", config,
+                              config_param.name if config_param is not None else None)
 
     def build(self, class_name: str, patched_module: ModuleType, variant: Variant = Variant(),
               patched_context: Callable[[], Any] = nullcontext) -> Pair:
+        if class_name.startswith("function:"):
+            return self._build_function(class_name.split(":", 1)[1], patched_module, variant, patched_context)
         original_cls = self.class_of(self.original, class_name)
         try:
             patched_cls = self.class_of(patched_module, class_name)
@@ -631,48 +603,210 @@ class Builder:
             raise Broken(f"the patched module has no class {class_name}: {exc}") from None
         spec = self.factory_for(class_name)
         if spec:
-            return self._build_with_factory(spec, original_cls, patched_cls, patched_context)
+            pair = self._build_with_factory(spec, original_cls, patched_cls, patched_context)
+            if variant.attrs:
+                _apply_attrs(pair.original, variant.attrs)
+                _apply_attrs(pair.patched, variant.attrs)
+            return pair
         first_error: str | None = None
-        for args, kwargs, config, shown in self._ctor_options(original_cls, variant):
+        needs: str | None = None
+        for option in self._options(original_cls, variant):
             _seed()
             try:
+                args, kwargs = option.make(self.original, True)
                 original = run_quietly(lambda: original_cls(*args, **kwargs))
             except Exception as exc:
-                first_error = first_error or f"{class_name}({shown}) raised {_short(exc)}"
+                needs = needs or missing_package(exc)
+                first_error = first_error or f"{option.shown} raised {_short(exc)}"
                 continue
+            count = sum(p.numel() for p in original.parameters())
+            if count > MAX_PARAMETERS.get(self.sizes.name, MAX_PARAMETERS["verify"]):
+                first_error = first_error or f"{option.shown} has {count / 1e6:.0f}M parameters, too many to check here"
+                continue
+            if variant.attrs and not _apply_attrs(original, variant.attrs):
+                raise Skip(f"no layer of {class_name} has the flag {variant.attrs[0][0]}")
             original.eval()
-            call = self._first_working_call(original, config, dict(variant.forward))
-            if isinstance(call, str):
-                first_error = first_error or call
+            config = option.config
+            if config is None and option.config_param:
+                config = kwargs.get(option.config_param)
+            hints = hints_of(config, {k: v for k, v in kwargs.items() if k != option.config_param})
+            call = self._first_working_call(original, hints, variant)
+            if isinstance(call, tuple):
+                needs = needs or call[1]
+                first_error = first_error or call[0]
                 continue
-            patched_args, patched_kwargs = copy.deepcopy((args, kwargs))
-            patched_config = next((v for v in [*patched_args, *patched_kwargs.values()] if hf.is_config(v)), None)
             _seed()
             try:
                 with patched_context():
+                    patched_args, patched_kwargs = option.make(patched_module, False)
                     patched = run_quietly(lambda: patched_cls(*patched_args, **patched_kwargs))
             except Exception as exc:
-                raise Broken(f"the patched {class_name}({shown}) raised {_short(exc)}; the original builds") from None
-            configs = [c for c in (config, patched_config) if c is not None]
-            return Pair(original, patched, call, configs, f"{class_name}({shown})")
-        raise Skip(first_error or f"no way to build {class_name}")
+                raise Broken(f"the patched {option.shown} raised {_short(exc)}; the original builds") from None
+            _apply_attrs(patched, variant.attrs)
+            configs = [c for c in (config, *[v for v in [*patched_args, *patched_kwargs.values()]
+                                             if _is_config_object(v)]) if c is not None and _is_config_object(c)]
+            return Pair(original, patched, call, configs, option.shown)
+        captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
+        if captured is not None:
+            return captured
+        if needs:
+            raise Skip(needs_text(needs))
+        raise Skip(factory_hint(class_name, first_error or f"no way to build {class_name}"))
 
-    def _first_working_call(self, module: nn.Module, config: Any, forward_overrides: dict) -> Call | str:
+    # ------------------------------------------------------------ from the model that contains it
+
+    def users(self, class_name: str, limit: int = 4) -> list[tuple[str, tuple]]:
+        """Classes of the file that build ``class_name``, nearest first (users of users next),
+        each with the constructor arguments that make it do so: none when it names the class,
+        ``block=<the class>`` when it takes a class-valued argument the class fits."""
+        if self._tree is None:
+            return []
+        classes = {n.name: n for n in self._tree.body if isinstance(n, ast.ClassDef)}
+        mentions = {name: {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and sub.id in classes
+                           and sub.id != name} for name, node in classes.items()}
+        out: list[tuple[str, tuple]] = []
+        seen = {class_name}
+        frontier = [class_name]
+        while frontier and len(out) < limit:
+            current = frontier.pop(0)
+            for name in classes:
+                if name in seen:
+                    continue
+                overrides: tuple | None = None
+                if current in mentions[name]:
+                    overrides = ()
+                else:
+                    reads = facts.argument_reads(classes, name)
+                    for param, read in reads.items():
+                        if read.called >= 0:
+                            attrs = {k for k, v in read.attrs.items() if not v.attrs and v.called < 0}
+                            if current in facts.local_module_classes_with(classes, attrs, read.called):
+                                overrides = ((param, Ref(current)),)
+                                break
+                if overrides is not None:
+                    seen.add(name)
+                    out.append((name, overrides))
+                    frontier.append(name)
+        return out[:limit]
+
+    @staticmethod
+    def _switches(user_cls: type, class_name: str) -> list[tuple]:
+        """Constructor switches of a user that may be what makes it build ``class_name``: none
+        first, then its boolean arguments that default to False, those naming the class first
+        (``use_cope=True`` for ``CoPE``)."""
+        try:
+            params = list(inspect.signature(user_cls.__init__).parameters.values())[1:]
+        except (TypeError, ValueError):
+            return [()]
+        flags = [p.name for p in params if p.default is False]
+        key = class_name.lower()
+        flags.sort(key=lambda name: not any(part and part in key for part in name.lower().split("_")
+                                            if part not in ("use", "add", "with", "is", "has", "enable")))
+        return [()] + [((name, True),) for name in flags[:3]]
+
+    def _build_captured(self, original_cls: type, patched_cls: type, patched_module: ModuleType, variant: Variant,
+                        patched_context: Callable[[], Any]) -> Pair | None:
+        """Build the class with the arguments and inputs a model of the same file gives it."""
+        if variant.method != "forward" or variant.config:
+            return None
+        for user, overrides in self.users(original_cls.__name__):
+            user_cls = getattr(self.original, user, None)
+            if not _is_module_class(user_cls) or self.factory_for(user):
+                continue
+            options: list[_Option] = []
+            for extra in self._switches(user_cls, original_cls.__name__):
+                try:
+                    options += list(itertools.islice(self._options(user_cls, Variant(ctor=overrides + extra)), 2))
+                except Skip:
+                    break
+            for option in options[:8]:
+                recording = Recording(original_cls)
+                try:
+                    with recording:
+                        _seed()
+                        args, kwargs = option.make(self.original, True)
+                        model = run_quietly(lambda: user_cls(*args, **kwargs))
+                except Exception:
+                    continue
+                if recording.ctor is None or recording.instance is None:
+                    continue  # this user does not build the class with these arguments
+                model.eval()
+                config = option.config if option.config is not None else kwargs.get(option.config_param or "")
+                hints = hints_of(config, {k: v for k, v in kwargs.items() if k != option.config_param})
+                call = self._first_working_call(model, hints, Variant())
+                if isinstance(call, tuple):
+                    continue
+                seen = first_inputs(recording.instance, lambda: run_quietly(lambda: call.clone().run(model)))
+                recipe = to_recipe(*recording.ctor, self.original)
+                if seen is None or recipe is None:
+                    continue
+                ctor_args, ctor_kwargs = recipe
+                ctor_kwargs = dict(ctor_kwargs, **dict(variant.ctor))
+                inputs = Call(tuple(seen[0]), dict(seen[1]))
+                for key, value in variant.forward:
+                    inputs.kwargs[key] = value
+                shown = f"{original_cls.__name__}(...) as {user} builds it ({option.shown})"
+                _seed()
+                try:
+                    original = run_quietly(lambda: original_cls(*resolve(ctor_args, self.original),
+                                                                **resolve(ctor_kwargs, self.original)))
+                    _apply_attrs(original, variant.attrs)
+                    original.eval()
+                    with torch.no_grad():
+                        run_quietly(lambda: inputs.clone().run(original))
+                except Exception:
+                    continue
+                _seed()
+                try:
+                    with patched_context():
+                        patched = run_quietly(lambda: patched_cls(*resolve(ctor_args, patched_module),
+                                                                  **resolve(ctor_kwargs, patched_module)))
+                except Exception as exc:
+                    raise Broken(f"the patched {shown} raised {_short(exc)}; the original builds") from None
+                _apply_attrs(patched, variant.attrs)
+                return Pair(original, patched, inputs, [], shown)
+        return None
+
+    def _build_function(self, name: str, patched_module: ModuleType, variant: Variant,
+                        patched_context: Callable[[], Any]) -> Pair:
+        original_fn = getattr(self.original, name, None)
+        patched_fn = getattr(patched_module, name, None)
+        if not callable(original_fn):
+            raise Skip(f"{name} is not a module-level function")
+        if not callable(patched_fn):
+            raise Broken(f"the patched module has no function {name}")
+        original = _FunctionModule(original_fn)
+        call = self._first_working_call(original, {}, variant, signature=original_fn)
+        if isinstance(call, tuple):
+            if call[1]:
+                raise Skip(needs_text(call[1]))
+            raise Skip(f"name a factory in [tool.adopter.verify] factories for {name}: {call[0]}")
+        with patched_context():
+            patched = _FunctionModule(patched_fn)
+        return Pair(original, patched, call, [], f"{name}(...)")
+
+    def _first_working_call(self, module: nn.Module, hints: dict, variant: Variant,
+                            signature: Callable | None = None) -> Call | tuple[str, str | None]:
         first_error: str | None = None
+        needs: str | None = None
         tried = 0
-        for call in input_options(module, config, self.sizes, forward_overrides):
+        method = variant.method
+        for call in input_options(module, hints, self.sizes, dict(variant.forward), method, variant.give,
+                                  signature=signature):
+            call.method = method
             tried += 1
             _seed()
             try:
                 with torch.no_grad():
                     run_quietly(lambda: call.clone().run(module))
             except Exception as exc:
-                first_error = first_error or f"{type(module).__name__}.forward({call.describe()}) raised {_short(exc)}"
+                needs = needs or missing_package(exc)
+                first_error = first_error or f"{type(module).__name__}.{method}({call.describe()}) raised {_short(exc)}"
                 continue
             return call
         if not tried:
-            return f"cannot infer the inputs of {type(module).__name__}.forward; name a factory in [tool.adopter.verify]"
-        return (first_error or "no inputs") + "; name a factory in [tool.adopter.verify] to supply inputs"
+            return f"cannot infer the inputs of {type(module).__name__}.{method}", needs
+        return f"no inputs it accepts: {first_error or 'none'}", needs
 
     def _build_with_factory(self, spec: str, original_cls: type, patched_cls: type,
                             patched_context: Callable[[], Any]) -> Pair:
@@ -702,6 +836,15 @@ class Builder:
         return Pair(original, patched, call, configs, f"factory {spec}")
 
 
+def _is_config_object(value: Any) -> bool:
+    """A config object whose dropout fields the training check zeroes: a Hugging Face config, a
+    dataclass instance, a namespace, a verify-made attribute bag."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    return hf.is_config(value) or isinstance(value, (AttrBag, SimpleNamespace)) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type))
+
 def zero_dropout(module: nn.Module) -> None:
     """Every dropout probability to 0: ``nn.Dropout*`` modules and float attributes named like dropout."""
     for sub in module.modules():
@@ -712,5 +855,5 @@ def zero_dropout(module: nn.Module) -> None:
                 continue
             if isinstance(value, float) and hf.is_dropout_name(key) and 0.0 < value < 1.0:
                 setattr(sub, key, 0.0)
-            elif hf.is_config(value):
+            elif _is_config_object(value):
                 hf.zero_dropout_config(value)

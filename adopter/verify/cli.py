@@ -56,6 +56,7 @@ def _diff(value: float | None) -> str:
 
 def render_text(results: list[VerifyResult], file=None) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(file=file or sys.stdout, width=max(160, Console().width))
@@ -69,9 +70,11 @@ def render_text(results: list[VerifyResult], file=None) -> None:
         table.add_column(name, justify=justify, overflow="fold")
     colours = {PASS: "green", FAIL: "bold red", SKIP: "yellow"}
     for r in results:
-        table.add_row(r.rule, f"{_short_path(r.path)}:{r.line}", r.class_name,
-                      f"[{colours.get(r.verdict, '')}]{r.verdict}[/]", _diff(r.max_abs_diff),
-                      _ratio(r.forward_ratio), _ratio(r.forward_backward_ratio), _ratio(r.memory_ratio), r.reason)
+        # reasons quote config sections ("[tool.adopter.verify]"): escape them, or rich eats them as markup
+        table.add_row(escape(r.rule), escape(f"{_short_path(r.path)}:{r.line}"), escape(r.class_name),
+                      f"[{colours.get(r.verdict, '')}]{escape(r.verdict)}[/]", _diff(r.max_abs_diff),
+                      _ratio(r.forward_ratio), _ratio(r.forward_backward_ratio), _ratio(r.memory_ratio),
+                      escape(r.reason))
     console.print(table)
     counts = {v: sum(r.verdict == v for r in results) for v in (PASS, FAIL, SKIP)}
     device = sorted({r.device for r in results})

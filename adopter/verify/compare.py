@@ -29,6 +29,7 @@ class Outcome:
     ok: bool
     message: str = ""
     max_abs_diff: float = 0.0
+    compared: int = -1  # tensors compared (eval); 0 means the check proved nothing
 
 
 class Tolerance:
@@ -73,6 +74,8 @@ def flatten(value: Any, prefix: str = "output") -> list[tuple[str, torch.Tensor]
 def _max_abs_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     if a.shape != b.shape or a.numel() == 0:
         return 0.0 if a.shape == b.shape else float("inf")
+    if a.is_complex() or b.is_complex():  # rotary tables: compare real and imaginary parts
+        a, b = torch.view_as_real(a.detach().resolve_conj()), torch.view_as_real(b.detach().resolve_conj())
     a64 = a.detach().to("cpu", torch.float64)
     b64 = b.detach().to("cpu", torch.float64)
     same = (a64 == b64) | (torch.isnan(a64) & torch.isnan(b64))
@@ -194,7 +197,10 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
         with torch.no_grad():
             return flatten(run_quietly(lambda: call.run(reference_module)))
 
-    return compare_named(flatten(expected), flatten(got), "eval", tolerance, reference)
+    expected_tensors, got_tensors = flatten(expected), flatten(got)
+    outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference)
+    outcome.compared = len(expected_tensors)
+    return outcome
 
 
 def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
@@ -239,7 +245,11 @@ def _input_grads(inputs: list[torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
     return [(f"grad of input {i}", t.grad if t.grad is not None else torch.zeros_like(t)) for i, t in enumerate(inputs)]
 
 
-def check_train(pair: Pair, device: torch.device, tolerance: Tolerance) -> Outcome:
+def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_context=None) -> Outcome:
+    """``patched_context`` wraps the patched module's training step (the line tracer: a patch
+    under ``if self.training:`` runs only here)."""
+    from contextlib import nullcontext
+
     from .hf import zero_dropout_config
 
     for module in (pair.original, pair.patched):
@@ -265,7 +275,8 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance) -> Outco
 
     expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device)
     try:
-        got, _, inputs_p = _train_step(pair.patched, pair.call, device)
+        with (patched_context or nullcontext)():
+            got, _, inputs_p = _train_step(pair.patched, pair.call, device)
     except Exception as exc:
         return Outcome(False, f"train: the patched forward/backward raised {type(exc).__name__}: {_first_line(exc)}",
                        float("inf"))

@@ -31,9 +31,10 @@ from ..match import Match
 from ..ruleset import Rule
 from ..source import SourceError, read_source
 from ..structure import package_of
-from . import hf
+from . import branches, hf
 from .bench import measure
 from .build import Broken, Builder, Pair, Skip, Variant, run_quietly
+from .calls import NotACallPatch, check_optimizer_patch
 from .compare import Tolerance, check_eval, check_train
 from .loader import LoadError, ModuleLoader
 from .result import FAIL, PASS, SKIP, VerifyResult
@@ -133,6 +134,11 @@ class Site:
     class_name: str
     anchors: set[int]
     edited: set[int] = field(default_factory=set)
+    owner: str | None = ""  # what is built: the class, "function:<name>", or None (top-level script code)
+
+    def __post_init__(self) -> None:
+        if self.owner == "":
+            self.owner = self.class_name
 
 
 def _lines_of(span) -> set[int]:
@@ -190,14 +196,17 @@ class Verdict:
     max_abs_diff: float | None = None
     timing: Any = None
     details: dict = field(default_factory=dict)
+    variant: Variant | None = None  # the build variant that reached the patch (for the combined check)
 
 
 class _Checker:
     """Verifies classes of one patched module against the original module."""
 
     def __init__(self, path: str, original, patched, patched_file: str, builder: Builder,
-                 bench_builder: Builder, options: Options):
+                 bench_builder: Builder, options: Options, patched_text: str = ""):
         self.path = path
+        self.patched_text = patched_text
+        self.ran: set[int] = set()  # lines of the patched file the last check executed
         self.original = original
         self.patched = patched
         self.patched_file = patched_file
@@ -207,6 +216,11 @@ class _Checker:
 
     def check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
         """Verdicts for the sites reached in this variant; the second value is a skip reason for all."""
+        self.ran = set()
+        with self.builder.flags(variant, self.patched):
+            return self._check(class_name, sites, variant)
+
+    def _check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
         options = self.options
         device = options.device
         ctor_lines = LineTracer(self.patched_file)
@@ -240,31 +254,42 @@ class _Checker:
                                           original_context=lambda: calls_original)
         except Exception as exc:  # the original failing here means our inputs are wrong
             return {}, f"the original {class_name} failed on the chosen inputs: {type(exc).__name__}: {exc}"
-        reached: list[Site] = []
-        not_fast: list[Site] = []
-        for site in sites:
-            if site.edited & forward_lines.lines:
-                # A guarded rewrite (ADP010) runs its edited lines on the original path too:
-                # it counts as reached only if the kernel itself was called.
-                kernel = site.rule.kernel.import_.rsplit(".", 1)[-1]
-                if site.rule.synth is not None and not calls_patched.counts.get(kernel):
-                    not_fast.append(site)
-                else:
-                    reached.append(site)
-            elif site.edited & ctor_lines.lines:
-                if _public(calls_original.counts) == _public(calls_patched.counts):
-                    not_fast.append(site)
-                else:
-                    reached.append(site)
         verdicts: dict[Site, Verdict] = {}
         inputs = pair.call.describe()
         details = {"built": pair.how, "inputs": inputs}
         if variant.label():
             details["variant"] = variant.label()
         if not eval_outcome.ok:
+            self.ran = forward_lines.lines | ctor_lines.lines
+            reached, _ = self._reached(sites, forward_lines, ctor_lines, calls_original, calls_patched)
             for site in reached or sites:
                 verdicts[site] = Verdict(FAIL, eval_outcome.message, eval_outcome.max_abs_diff, details=details)
             return verdicts, None
+        if eval_outcome.compared == 0:  # e.g. a method that returns an optimizer or None
+            return {site: Verdict(SKIP, f"{pair.call.method}() of {_owner_label(class_name)} returns no tensor to "
+                                        f"compare; name a factory in [tool.adopter.verify] factories for "
+                                        f"{_owner_label(class_name)} whose call returns the patched computation",
+                                  details=details) for site in sites}, None
+        # Training runs too, traced: a patch under ``if self.training:`` runs only there.
+        train_lines = LineTracer(self.patched_file)
+        calls_train = CallRecorder()
+
+        @contextmanager
+        def train_context():
+            with train_lines, calls_train:
+                yield
+
+        train_error: Exception | None = None
+        train_outcome = None
+        try:
+            with _deterministic(device):
+                train_outcome = check_train(pair, device, options.tolerance, patched_context=train_context)
+        except Exception as exc:  # raised by the original: training cannot be compared with these inputs
+            train_error = exc
+        forward_lines.lines |= train_lines.lines
+        self.ran = forward_lines.lines | ctor_lines.lines
+        reached, not_fast = self._reached(sites, forward_lines, ctor_lines, calls_original, calls_patched,
+                                          calls_train)
         if not reached:
             for site in not_fast:
                 why = ("the patched code took its original (guarded) path for these inputs"
@@ -272,12 +297,10 @@ class _Checker:
                        "the patched class ran its original forward for these inputs (no new torch calls)")
                 verdicts[site] = Verdict(SKIP, why, details=details)
             return verdicts, None
-        try:
-            with _deterministic(device):
-                train_outcome = check_train(pair, device, options.tolerance)
-        except Exception as exc:  # raised by the original: training cannot be compared with these inputs
-            reason = (f"eval outputs match, but the original's training step raised {type(exc).__name__}: "
-                      f"{str(exc)[:160]}; training not compared")
+        if train_error is not None or train_outcome is None:
+            reason = (f"eval outputs match, but the original's training step raised {type(train_error).__name__}: "
+                      f"{str(train_error)[:160]}; training not compared; name a factory in "
+                      f"[tool.adopter.verify] factories for {class_name} with inputs it trains on")
             return {site: Verdict(SKIP, reason, eval_outcome.max_abs_diff, details=details) for site in reached}, None
         worst = max(eval_outcome.max_abs_diff, train_outcome.max_abs_diff)
         if not train_outcome.ok:
@@ -311,20 +334,50 @@ class _Checker:
             if timing is not None:
                 site_details.update(timing.as_dict())
                 site_details["benchmark_sizes"] = _sizes_text(self.bench_builder.sizes)
-            verdicts[site] = Verdict(PASS, reason, worst, timing, site_details)
+            verdicts[site] = Verdict(PASS, reason, worst, timing, site_details, variant)
         return verdicts, None
 
+    @staticmethod
+    def _reached(sites: list[Site], forward_lines: LineTracer, ctor_lines: LineTracer, calls_original: CallRecorder,
+                 calls_patched: CallRecorder, calls_train: CallRecorder | None = None
+                 ) -> tuple[list[Site], list[Site]]:
+        """The sites whose patch ran (and, for guarded and constructor-only patches, changed what
+        torch computes), and those whose edited lines ran on the original path only."""
+        reached: list[Site] = []
+        not_fast: list[Site] = []
+        for site in sites:
+            if site.edited & forward_lines.lines:
+                # A guarded rewrite (ADP010) runs its edited lines on the original path too:
+                # it counts as reached only if the kernel itself was called.
+                kernel = site.rule.kernel.import_.rsplit(".", 1)[-1]
+                ran = calls_patched.counts.get(kernel) or forward_lines.called.get(kernel) or (
+                    calls_train is not None and calls_train.counts.get(kernel))
+                if site.rule.synth is not None and not ran:
+                    not_fast.append(site)
+                else:
+                    reached.append(site)
+            elif site.edited & ctor_lines.lines:
+                if _public(calls_original.counts) == _public(calls_patched.counts):
+                    not_fast.append(site)
+                else:
+                    reached.append(site)
+        return reached, not_fast
+
     def _benchmark(self, class_name: str, variant: Variant):
-        options = self.options
         try:
-            pair: Pair = self.bench_builder.build(class_name, self.patched, variant)
-            pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
-            timing = measure(pair.original, pair.patched, pair.call, options.device, options.min_run_time,
-                             options.memory, options.threads)
+            with self.bench_builder.flags(variant, self.patched):
+                return self._measure(class_name, variant)
         except (Skip, Broken) as exc:
             return None, f"not timed: at benchmark size {exc}"
         except Exception as exc:
             return None, f"not timed: {type(exc).__name__}: {str(exc)[:120]}"
+
+    def _measure(self, class_name: str, variant: Variant):
+        options = self.options
+        pair: Pair = self.bench_builder.build(class_name, self.patched, variant)
+        pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
+        timing = measure(pair.original, pair.patched, pair.call, options.device, options.min_run_time,
+                         options.memory, options.threads)
         return timing, ""
 
 
@@ -353,6 +406,50 @@ def _deterministic(device: torch.device):
         torch.backends.cudnn.allow_tf32 = cudnn
 
 
+MAX_VARIANTS = 12
+
+
+def _methods_with(text: str, class_name: str, lines: set[int]) -> list[str]:
+    """Methods of ``class_name`` (other than forward and __init__) that contain any of ``lines``."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    out: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name not in (
+                        "forward", "__init__") and not item.name.startswith("__") and \
+                        lines & set(range(item.lineno, (item.end_lineno or item.lineno) + 1)):
+                    out.append(item.name)
+    return out
+
+
+def _owner_label(class_name: str) -> str:
+    return class_name.split(":", 1)[1] if class_name.startswith("function:") else class_name
+
+
+def _unreached_reason(checker: _Checker, class_name: str, site: Site, ran: set[int], tried: list[str]) -> str:
+    """Why the edited lines never ran, naming the branch that stayed unexercised."""
+    owner = _owner_label(class_name)
+    span = _span_text(site.edited)
+    shown = "; ".join(tried[:3]) + (f"; +{len(tried) - 3} more" if len(tried) > 3 else "")
+    what = f"tried {len(tried)} build variant(s): {shown}" if tried else "no build variant ran"
+    guard = branches.unexercised(branches.guards(checker.patched_text, site.edited), ran)
+    if guard is not None:
+        return (f"the edited lines {span} never ran: the branch {guard.describe()} (line {guard.line}) stayed "
+                f"unexercised ({what}); name a factory in [tool.adopter.verify] factories for {owner} whose "
+                "inputs take that branch")
+    methods = _methods_with(checker.patched_text, owner, site.edited)
+    if methods:
+        return (f"the edited lines {span} never ran: they are in {owner}.{methods[0]}(), which neither forward nor "
+                f"a direct call with guessed inputs reached ({what}); name a factory in [tool.adopter.verify] "
+                f"factories for {owner} whose inputs reach them")
+    return (f"the edited lines {span} never ran ({what}); name a factory in [tool.adopter.verify] factories for "
+            f"{owner} whose inputs reach them")
+
+
 def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict[Site, Verdict]:
     out: dict[Site, Verdict] = {}
     pending = [s for s in sites if s.edited]
@@ -361,38 +458,52 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
             out[site] = Verdict(SKIP, "the synthesized patch changes no line of this finding")
     if not pending:
         return out
-    try:
-        variants = checker.builder.variants(class_name)
-    except Skip as exc:
-        for site in pending:
-            out[site] = Verdict(SKIP, str(exc))
-        return out
+    edited = set().union(*(s.edited for s in pending))
+    found_guards = branches.guards(checker.patched_text, edited)
+    entries = ["forward"]
+    if not class_name.startswith("function:"):
+        helpers = _methods_with(checker.patched_text, class_name, edited)
+        entries += helpers
+        for helper in helpers:  # `if x_prev is None: ... else: self._forward_cross_attn(x, x_prev)`
+            found_guards += branches.guards(checker.patched_text,
+                                            branches.call_lines(checker.patched_text, class_name, helper))
     tried: list[str] = []
     soft: dict[Site, Verdict] = {}
-    for index, variant in enumerate(variants):
-        verdicts, skip_reason = checker.check(class_name, pending, variant)
-        if skip_reason is not None:
-            if index == 0:
+    ran: set[int] = set()
+    for entry in entries:
+        try:
+            variants = checker.builder.variants(class_name, found_guards, entry)
+        except Skip as exc:
+            if entry == "forward":
                 for site in pending:
-                    out[site] = Verdict(SKIP, skip_reason)
+                    out[site] = Verdict(SKIP, str(exc))
                 return out
             continue
-        tried.append(variant.label() or "the default build")
-        for site, verdict in verdicts.items():
-            if verdict.verdict == SKIP:
-                soft.setdefault(site, verdict)
+        for index, variant in enumerate(variants[:MAX_VARIANTS]):
+            verdicts, skip_reason = checker.check(class_name, pending, variant)
+            if skip_reason is not None:
+                if index == 0 and entry == "forward":
+                    for site in pending:
+                        out[site] = Verdict(SKIP, skip_reason)
+                    return out
                 continue
-            out[site] = verdict
-        pending = [s for s in pending if s not in out]
+            ran |= checker.ran
+            tried.append(variant.label() or "the default build")
+            for site, verdict in verdicts.items():
+                if verdict.verdict == SKIP:
+                    soft.setdefault(site, verdict)
+                    continue
+                out[site] = verdict
+            pending = [s for s in pending if s not in out]
+            if not pending:
+                break
         if not pending:
             break
     for site in pending:
         if site in soft:
             out[site] = soft[site]
         else:
-            out[site] = Verdict(SKIP, f"the edited lines {_span_text(site.edited)} never ran "
-                                      f"(tried {len(tried)} build variant(s)); name a factory in "
-                                      "[tool.adopter.verify] whose inputs reach them")
+            out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried))
     return out
 
 
@@ -460,7 +571,7 @@ def combined_targets(module, text: str, sites: list[Site]) -> list[str]:
         while frontier:
             current = frontier.pop()
             parents = users.get(current, set()) - seen
-            if not parents and current not in roots:
+            if not users.get(current) and current not in roots:  # nothing of the file uses it: outermost
                 roots.append(current)
             for parent in parents:
                 seen.add(parent)
@@ -487,15 +598,28 @@ def _default_fix() -> FixFn:
 def _fix(fix: FixFn, text: str, path: str, rules: list[Rule], package: str | None):
     result = fix(text, path, rules, package)
     error = getattr(result, "error", None)
-    skipped: dict[tuple[str, int], str] = {}
+    skipped: list[tuple[str, str, int, str]] = []  # (rule, class, line, why)
     for item in getattr(result, "skipped", None) or []:
         try:
             finding, why = item
         except (TypeError, ValueError):
             finding, why = getattr(item, "finding", item), getattr(item, "reason", "")
-        key = (getattr(finding, "rule", ""), getattr(finding, "line", 0))
-        skipped[key] = str(why)
+        skipped.append((str(getattr(finding, "rule", "")), str(getattr(finding, "class_name", "")),
+                        int(getattr(finding, "line", 0) or 0), str(why)))
     return result.text, skipped, error
+
+
+def _skip_reason(skipped: list[tuple[str, str, int, str]], site: Site) -> str | None:
+    """Why the synthesizer left this finding alone: same rule (and class), nearest line (the
+    synthesizer reports the line of the statement it declined, which may be a constructor)."""
+    best = None
+    for rule, class_name, line, why in skipped:
+        if rule != site.rule.id or (class_name and class_name != site.class_name):
+            continue
+        distance = 0 if line in site.anchors else abs(line - site.line)
+        if best is None or distance < best[0]:
+            best = (distance, why)
+    return best[1] if best is not None else None
 
 
 def verify_file(path: str, rules: list[Rule], config: Config | None = None, benchmark: bool = True, *,
@@ -520,39 +644,61 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
         analysis = analyze(text, path, [r for r in rules if r.fixable], package)
     except AnalysisError as exc:
         raise VerifyError(str(exc)) from None
-    sites = [Site(rule, match, match.span[0], match.class_name, _anchors(match)) for rule, match in analysis.matches]
+    sites = [Site(rule, match, match.span[0], match.class_name, _anchors(match),
+                  owner=_owner(analysis.tree, match)) for rule, match in analysis.matches]
     if not sites:
         return []
     device_name = str(options.device)
     results: list[VerifyResult] = []
+    stubbed: list[str] = []
+    call_sites = [s for s in sites if _builds_optimizer(s)]
+    sites = [s for s in sites if s not in call_sites]
+    if call_sites:
+        results.extend(_verify_calls(text, path, package, call_sites, fix, options))
+    if not sites:
+        return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
+    script = _script_line(analysis.tree)
+    if script is not None:
+        reason = (f"the file runs a script when imported (line {script}), which verify does not do; move "
+                  f"{', '.join(sorted({s.class_name for s in sites}))} into a module the script imports")
+        results.extend(_result(s, path, s.line, s.class_name, SKIP, reason, device_name) for s in sites)
+        return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
     with ModuleLoader(path) as loader:
         try:
             original = run_quietly(loader.original)
         except LoadError as exc:
-            return [_result(s, path, s.line, s.class_name, SKIP, f"the original module does not import: {exc}",
-                            device_name) for s in sites]
+            reason = str(exc) if exc.missing else (f"the original module does not import here: {exc}; make it "
+                                                    "importable where verify runs")
+            results.extend(_result(s, path, s.line, s.class_name, SKIP, reason, device_name) for s in sites)
+            return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
+        stubbed = loader.stubbed
         module_name = original.__name__
-        builder = Builder(original, text, options.sizes, options.factories, options.root, module_name)
-        bench_builder = Builder(original, text, options.bench_sizes, options.factories, options.root, module_name)
+        builder = Builder(original, text, options.sizes, options.factories, options.root, module_name, path, package)
+        bench_builder = Builder(original, text, options.bench_sizes, options.factories, options.root, module_name,
+                                path, package)
         groups: dict[str, list[Site]] = {}
         for site in sorted(sites, key=lambda s: (s.line, s.rule.id)):
             groups.setdefault(site.rule.id, []).append(site)
         applied_rules: list[Rule] = []
+        reached: list[Variant] = []
         for rule_id, group in groups.items():
             rule = group[0].rule
             results.extend(_verify_group(loader, original, text, path, package, [rule], group, fix, builder,
-                                         bench_builder, options, rule_id))
+                                         bench_builder, options, rule_id, reached))
             if any(s.edited for s in group):
                 applied_rules.append(rule)
         if options.combined and applied_rules:
             results.extend(_verify_combined(loader, original, text, path, package, applied_rules, sites, fix,
-                                            builder, bench_builder, options))
+                                            builder, bench_builder, options, _model_wide(reached)))
+    if stubbed:
+        for result in results:
+            result.details.setdefault("not_installed", stubbed)
     return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
 
 
 def _verify_group(loader: ModuleLoader, original, text: str, path: str, package: str | None, rules: list[Rule],
                   group: list[Site], fix: FixFn, builder: Builder, bench_builder: Builder, options: Options,
-                  tag: str) -> list[VerifyResult]:
+                  tag: str, reached: list[Variant] | None = None) -> list[VerifyResult]:
     device_name = str(options.device)
     try:
         patched_text, skipped, error = _fix(fix, text, path, rules, package)
@@ -566,23 +712,122 @@ def _verify_group(loader: ModuleLoader, original, text: str, path: str, package:
     try:
         patched = run_quietly(lambda: loader.patched(patched_text, tag))
     except LoadError as exc:
+        if exc.missing and exc.missing in {r.kernel.import_.split(".")[0] for r in rules}:
+            # the rule's own kernel package is not installed here: nothing to compare against
+            return [_result(s, path, s.line, s.class_name, SKIP, str(exc), device_name) for s in group]
         return [_result(s, path, s.line, s.class_name, FAIL, f"the patched module does not import: {exc}",
                         device_name) for s in group]
-    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options)
-    by_class: dict[str, list[Site]] = {}
+    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options, patched_text)
+    by_owner: dict[str | None, list[Site]] = {}
     for site in group:
-        by_class.setdefault(site.class_name, []).append(site)
+        by_owner.setdefault(site.owner, []).append(site)
     out: list[VerifyResult] = []
-    for class_name, sites in by_class.items():
-        verdicts = _verify_class(checker, class_name, sites)
+    for owner, sites in by_owner.items():
+        if owner is None:
+            verdicts = {site: Verdict(SKIP, _SCRIPT_CODE) for site in sites}
+        else:
+            verdicts = _verify_class(checker, owner, sites)
         for site in sites:
+            class_name = site.class_name
             verdict = verdicts[site]
+            if verdict.variant is not None and reached is not None:
+                reached.append(verdict.variant)
             if not site.edited:
-                why = skipped.get((site.rule.id, site.line))
+                why = _skip_reason(skipped, site)
                 if why:
                     verdict = Verdict(SKIP, f"not patched: {why}")
             out.append(_from_verdict(site.rule.id, path, site.line, class_name, verdict, device_name))
     return out
+
+
+def _builds_optimizer(site: Site) -> bool:
+    """A finding that is one call constructing a torch optimizer (verified on the optimizer)."""
+    nodes = site.match.nodes
+    if len(nodes) != 1 or nodes[0].kind != "call" or not str(nodes[0].op).startswith("torch.optim."):
+        return False
+    import importlib
+
+    module_name, _, name = str(nodes[0].op).rpartition(".")
+    try:
+        value = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(value, type) and issubclass(value, torch.optim.Optimizer)
+
+
+_RUNS_WORK = ("backward", "step", "fit", "train", "run", "main", "evaluate", "generate")
+
+
+def _script_line(tree: ast.Module | None) -> int | None:
+    """The first top-level statement that does work when the file is imported (a training loop,
+    ``main()``), or None for a module of definitions."""
+    for node in getattr(tree, "body", []):
+        if isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
+            return node.lineno
+        value = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
+        if isinstance(value, ast.Call):
+            func = value.func
+            name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+            if name in _RUNS_WORK:
+                return node.lineno
+    return None
+
+
+def _verify_calls(text: str, path: str, package: str | None, sites: list[Site], fix: FixFn,
+                  options: Options) -> list[VerifyResult]:
+    """Optimizer-construction patches, checked on the optimizers they build (``calls.py``)."""
+    device_name = str(options.device)
+    out: list[VerifyResult] = []
+    groups: dict[str, list[Site]] = {}
+    for site in sites:
+        groups.setdefault(site.rule.id, []).append(site)
+    for group in groups.values():
+        try:
+            patched_text, skipped, error = _fix(fix, text, path, [group[0].rule], package)
+        except Exception as exc:
+            error, patched_text, skipped = f"{type(exc).__name__}: {exc}", text, []
+        if error:
+            out.extend(_result(s, path, s.line, s.class_name, SKIP, f"synthesis failed: {error}", device_name)
+                       for s in group)
+            continue
+        map_edits(text, patched_text, group)
+        for site in group:
+            if not site.edited:
+                why = _skip_reason(skipped, site)
+                reason = f"not patched: {why}" if why else "the synthesized patch changes no line of this finding"
+                out.append(_result(site, path, site.line, site.class_name, SKIP, reason, device_name))
+                continue
+            try:
+                with _deterministic(options.device):
+                    ok, reason, worst, details = check_optimizer_patch(path, text, patched_text, site.match.span,
+                                                                       site.edited, package, options.device)
+            except NotACallPatch as exc:
+                out.append(_result(site, path, site.line, site.class_name, SKIP,
+                                   f"{exc}; name a factory in [tool.adopter.verify] factories for "
+                                   f"{site.class_name} to verify it", device_name))
+                continue
+            details["edited_lines"] = _span_text(site.edited)
+            out.append(_result(site, path, site.line, site.class_name, PASS if ok else FAIL, reason, device_name,
+                               max_abs_diff=None if worst == float("inf") else float(f"{worst:.3g}"),
+                               details=details))
+    return out
+
+
+_SCRIPT_CODE = ("the patch is in top-level script code, which verify cannot run on its own; move that code "
+                "into a function (verify then calls it with guessed inputs) to have it verified")
+
+
+def _owner(tree: ast.Module | None, match: Match) -> str | None:
+    """What to build for a match: its class, or for code outside classes the top-level function
+    around it ("function:<name>"), or None for top-level script code."""
+    if match.class_name != "<module>":
+        return match.class_name
+    line = match.span[0]
+    for node in getattr(tree, "body", []):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
+                node.lineno <= line <= (node.end_lineno or node.lineno):
+            return f"function:{node.name}"
+    return None
 
 
 def _from_verdict(rule: str, path: str, line: int, class_name: str, verdict: Verdict, device: str,
@@ -598,9 +843,25 @@ def _from_verdict(rule: str, path: str, line: int, class_name: str, verdict: Ver
     )
 
 
+def _model_wide(variants: list[Variant]) -> Variant:
+    """The model-wide parts (layer flags, module flags, config fields) of the variants that
+    reached single patches, merged for the check of all patches together (a key set to two
+    different values is left out)."""
+    merged: dict[str, dict[str, Any]] = {"attrs": {}, "flags": {}, "config": {}}
+    clash: set[tuple[str, str]] = set()
+    for variant in variants:
+        for part in merged:
+            for key, value in getattr(variant, part):
+                if key in merged[part] and merged[part][key] != value:
+                    clash.add((part, key))
+                merged[part][key] = value
+    items = {part: tuple((k, v) for k, v in values.items() if (part, k) not in clash) for part, values in merged.items()}
+    return Variant(attrs=items["attrs"], flags=items["flags"], config=items["config"])
+
+
 def _verify_combined(loader: ModuleLoader, original, text: str, path: str, package: str | None, rules: list[Rule],
                      sites: list[Site], fix: FixFn, builder: Builder, bench_builder: Builder,
-                     options: Options) -> list[VerifyResult]:
+                     options: Options, wide: Variant | None = None) -> list[VerifyResult]:
     device_name = str(options.device)
     label = "+".join(sorted(r.id for r in rules))
     copies = [Site(s.rule, s.match, s.line, s.class_name, set(s.anchors)) for s in sites]
@@ -626,7 +887,7 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
     except LoadError as exc:
         return [_result(label, path, min(s.line for s in sites), targets[0], FAIL,
                         f"the module with all patches does not import: {exc}", device_name)]
-    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options)
+    checker = _Checker(path, original, patched, patched.__file__, builder, bench_builder, options, patched_text)
     out: list[VerifyResult] = []
     for target in targets:
         members = classes_inside(uses, target)
@@ -634,7 +895,15 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
         label = "+".join(sorted({s.rule.id for s in inside}))
         probe = Site(rules[0], inside[0].match, min(s.line for s in inside), target, set(),
                      set().union(*(s.edited for s in inside)))
-        verdicts, skip_reason = checker.check(target, [probe], Variant())
+        variant = Variant()
+        verdicts, skip_reason = {}, None
+        if wide is not None and wide != Variant():  # the flags single patches needed, for the whole model
+            variant = wide
+            verdicts, skip_reason = checker.check(target, [probe], variant)
+            if skip_reason is not None or not verdicts:
+                variant = Variant()
+        if variant == Variant():
+            verdicts, skip_reason = checker.check(target, [probe], variant)
         if skip_reason is not None:
             verdict = Verdict(SKIP, f"all {len(inside)} patches together: {skip_reason}")
         else:
@@ -643,6 +912,8 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
             if verdict.verdict != FAIL:
                 ran = _count_ran(checker, target, inside)
                 verdict.reason = f"{what} ({ran}): {verdict.reason}"
+                if variant.label() and variant.label() not in verdict.reason:
+                    verdict.reason += f"; with {variant.label()}"
             else:
                 verdict.reason = f"{what}: {verdict.reason}"
         out.append(_from_verdict(label, path, probe.line, target, verdict, device_name, combined=True))
@@ -650,18 +921,8 @@ def _verify_combined(loader: ModuleLoader, original, text: str, path: str, packa
 
 
 def _count_ran(checker: _Checker, target: str, sites: list[Site]) -> str:
-    """How many of the patches ran in the combined check (one more traced eval forward)."""
-    tracer = LineTracer(checker.patched_file)
-    try:
-        with tracer:
-            pair = checker.builder.build(target, checker.patched, Variant())
-            pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
-            pair.patched.eval()
-            with torch.no_grad():
-                run_quietly(lambda: pair.call.clone().run(pair.patched))
-    except Exception:
-        return "edited lines ran"
-    ran = sum(1 for s in sites if s.edited & tracer.lines)
+    """How many of the patches ran in the combined check (the lines its last check traced)."""
+    ran = sum(1 for s in sites if s.edited & checker.ran)
     if len(sites) == 1:
         return f"it ran in {target}" if ran else f"it did not run in {target}"
     return f"{ran} of them ran in {target}"

@@ -14,8 +14,10 @@ them to 0).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
+from types import SimpleNamespace
 from types import ModuleType
 from typing import Any
 
@@ -184,10 +186,22 @@ def zero_dropout_config(config: Any, seen: set[int] | None = None) -> None:
     if id(config) in seen:
         return
     seen.add(id(config))
-    for key, value in list(vars(config).items()):
+    if isinstance(config, dict):  # verify's own attribute bags
+        for key, value in list(config.items()):
+            if isinstance(value, dict):
+                zero_dropout_config(value, seen)
+            elif isinstance(value, float) and is_dropout_name(str(key)):
+                config[key] = 0.0
+        return
+    try:
+        items = list(vars(config).items())
+    except TypeError:
+        return
+    for key, value in items:
         if key.startswith("_"):
             continue
-        if is_config(value):
+        if is_config(value) or isinstance(value, (dict, SimpleNamespace)) or (
+                dataclasses.is_dataclass(value) and not isinstance(value, type)):
             zero_dropout_config(value, seen)
         elif isinstance(value, float) and not isinstance(value, bool) and is_dropout_name(key):
             try:

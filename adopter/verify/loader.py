@@ -11,6 +11,11 @@ text likewise.
 The patched text is written to a private temporary folder (so tracebacks and ``inspect`` can
 show its lines, and the line tracer can recognise its frames by file name); modules are
 registered in ``sys.modules`` while in use and removed by :meth:`ModuleLoader.close`.
+
+A file that imports a package which is not installed here (unguarded) is imported again with a
+stub of that package (``stubs.py``): the classes that do not use it load and verify; one that
+does raises "needs X" when built or run.  Stubs and every module that took one are forgotten on
+close.
 """
 
 from __future__ import annotations
@@ -26,12 +31,20 @@ import tempfile
 from types import ModuleType
 
 from ..structure import package_of
+from .stubs import ImportStubs, importing, missing_package, needs_text
 
 _COUNTER = itertools.count(1)
 
 
 class LoadError(Exception):
     """The module (original or patched) could not be imported."""
+
+    def __init__(self, message: str, missing: str | None = None):
+        super().__init__(message)
+        self.missing = missing  # a package the module needs that is not installed here
+
+
+MAX_STUBS = 8
 
 
 def _ident(text: str) -> str:
@@ -50,6 +63,7 @@ class ModuleLoader:
         self._tmp = tempfile.mkdtemp(prefix="adopter-verify-")
         self._original: ModuleType | None = None
         self.original_name = ""
+        self.stubs = ImportStubs().__enter__()
         if self.package:
             root = os.path.dirname(self.path)
             for _ in self.package.split("."):
@@ -67,6 +81,7 @@ class ModuleLoader:
             importlib.invalidate_caches()
 
     def close(self) -> None:
+        self.stubs.close()
         for name in self._names:
             sys.modules.pop(name, None)
         for folder in self._added_paths:
@@ -102,9 +117,31 @@ class ModuleLoader:
         return module
 
     def original(self) -> ModuleType:
-        """The analysed file as it is on disk, imported under its own dotted name if it has one."""
+        """The analysed file as it is on disk, imported under its own dotted name if it has one.
+
+        An import of a package that is not installed is retried with a stub of it."""
         if self._original is not None:
             return self._original
+        for _ in range(MAX_STUBS + 1):
+            try:
+                with importing():
+                    return self._import_original()
+            except LoadError as exc:
+                package = self.stubs.can_stub(exc.__cause__) if len(self.stubs.packages) < MAX_STUBS else None
+                if package is None:
+                    used = missing_package(exc.__cause__)
+                    if used:
+                        raise LoadError(f"{needs_text(used)} (the module uses it when imported)", used) from None
+                    raise
+                self.stubs.add(package)
+        raise LoadError("too many packages are missing")  # pragma: no cover
+
+    @property
+    def stubbed(self) -> list[str]:
+        """Packages that are not installed and were replaced by stubs for this file."""
+        return list(self.stubs.packages)
+
+    def _import_original(self) -> ModuleType:
         if self.package:
             name = f"{self.package}.{self.stem}"
             try:
@@ -134,4 +171,14 @@ class ModuleLoader:
         with open(file, "w", encoding="utf-8") as handle:
             handle.write(text)
         name = f"{self.package}.{base}" if self.package else f"_adopter_verify_{base}"
-        return self._exec(name, file)
+        try:
+            with importing():
+                return self._exec(name, file)
+        except LoadError as exc:
+            cause = exc.__cause__
+            while cause is not None and not isinstance(cause, ModuleNotFoundError):
+                cause = cause.__cause__ or cause.__context__
+            package = self.stubs.can_stub(cause) if cause is not None else None
+            if package is not None:  # the patch imports a package (its kernel's) that is not here
+                raise LoadError(f"the patched module imports {package}: {needs_text(package)}", package) from None
+            raise

@@ -1,8 +1,9 @@
 """Evidence that a patch was exercised: which lines of the patched file ran, which torch calls ran.
 
 A check that never executes the patched statement proves nothing, so ``adopter verify`` records
-the lines of the patched file executed while the patched class is built and run, and skips a
-finding whose edited lines never ran.  A patch that only changes ``__init__`` (the attention
+the lines of the patched file executed while the patched class is built and run (and the names
+of the Python functions entered, so that a kernel written in Python counts as called), and skips
+a finding whose edited lines never ran.  A patch that only changes ``__init__`` (the attention
 rules swap the class of a submodule) is further required to change what the forward calls at
 the torch level (``torch.overrides.TorchFunctionMode``): otherwise the new class fell back to
 the original forward for these inputs and the check says nothing about the fast path.
@@ -23,9 +24,11 @@ class LineTracer:
     def __init__(self, filename: str):
         self.filename = filename
         self.lines: set[int] = set()
+        self.called: Counter[str] = Counter()  # Python functions entered, by name (a kernel such as fused_qkv)
         self._previous: Any = None
 
     def _global(self, frame, event, arg):
+        self.called[frame.f_code.co_name] += 1
         if frame.f_code.co_filename == self.filename:
             self.lines.add(frame.f_lineno)
             return self._local

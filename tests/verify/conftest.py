@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
 def toy(tmp_path):
     """A private copy of the toy fixtures (the patched module and its imports live beside it)."""
     folder = tmp_path / "toy"
-    shutil.copytree(FIXTURES, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(FIXTURES, folder, ignore=shutil.ignore_patterns("__pycache__", "research"))
     return folder
 
 

@@ -122,19 +122,22 @@ def test_uninferable_constructor_is_skipped_then_verified_with_a_factory(tmp_pat
         "class Custom(nn.Module):\n"
         "    def __init__(self, spec):\n"
         "        super().__init__()\n"
-        "        self.proj = nn.Linear(spec['width'], spec['width'])\n\n"
+        "        self.proj = nn.Linear(spec['width'], spec['width'])\n"
+        "        self.layout = spec['layout']\n\n"
         "    def forward(self, tokens):\n"
         "        return F.softmax(self.proj(tokens), dim=-1)\n"
     )
     quick = options_for(Config(), benchmark=False)
     results = verify_file(str(source), [r for r in all_rules if r.id == "ADP004"], Config(), benchmark=False,
                           options=quick)
-    assert results[0].verdict == SKIP and "factory" in results[0].reason
+    assert results[0].verdict == SKIP
+    assert results[0].reason == ("name a factory in [tool.adopter.verify] factories for Custom: "
+                                 "cannot infer `spec.layout` for Custom")
     (tmp_path / "make_custom.py").write_text(
         "import torch\n\n\n"
         "def make(cls, size='verify'):\n"
         "    width = 16 if size == 'verify' else 64\n"
-        "    return cls({'width': width}), (torch.randn(3, 5, width),)\n"
+        "    return cls({'width': width, 'layout': 'rows'}), (torch.randn(3, 5, width),)\n"
     )
     (tmp_path / "pyproject.toml").write_text(
         '[tool.adopter]\nselect = ["ADP004"]\n\n'

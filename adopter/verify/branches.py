@@ -1,0 +1,232 @@
+"""The conditions a patched line sits under, and the build variants that may satisfy them.
+
+When the edited lines did not run, the reason is almost always a branch: nanoGPT's
+``if self.flash: ... else: <the patched manual attention>``, ``if targets is not None:``, ``if
+mask is not None:``, ``if self.training:``, ``if config.use_cache:``.  :func:`guards` reads them
+from the patched source (``ast``), outermost first, each with the side of the branch the edit is
+on and what it tests (an instance flag, a config field, an optional argument given or left out);
+the builder turns each into the one change that takes that side.  A test of a layer that
+``__init__`` creates only sometimes (``if self.conv_dw is not None:``) is traced back to the
+constructor arguments that create it (``if stride > 1: self.conv_dw = ...`` -> ``stride=2``)
+by :func:`init_conditions`.  :func:`unexercised` names the branch that the traced lines show
+was decided the other way, for the skip reason.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Guard:
+    line: int  # the line of the test
+    text: str  # ``if self.flash`` as written (shortened)
+    branch: str  # "body" or "else"
+    body_start: int  # first line of the side the edit is on
+    kind: str  # "attr" | "attr_set" | "config" | "param" (or a module flag) | "global" | "training" | "other"
+    name: str = ""
+    want: object = None  # the value the name must have (True/False), "given" / "absent" for params
+
+    def describe(self) -> str:
+        return f"`{self.text}`" + (" (its else branch)" if self.branch == "else" else "")
+
+
+_CONFIG_ROOTS = {"config", "cfg", "conf", "args", "opt", "hparams", "params", "settings"}
+
+
+def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
+    """(kind, name, wanted value) for the parts of ``test`` that must be ``truth``."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return _classify(test.operand, not truth)
+    if isinstance(test, ast.BoolOp):
+        # all of them must hold (and/true, or/false), or any one would do (and/false, or/true):
+        # either way each operand taken on its own is a candidate change
+        return [item for value in test.values for item in _classify(value, truth)]
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.comparators[0], ast.Constant) \
+            and test.comparators[0].value is None and isinstance(test.ops[0], (ast.Is, ast.IsNot)):
+        present = isinstance(test.ops[0], ast.IsNot) == truth
+        left = test.left
+        if isinstance(left, ast.Name):
+            return [("param", left.id, "given" if present else "absent")]
+        if isinstance(left, ast.Attribute) and isinstance(left.value, ast.Name) and left.value.id == "self":
+            return [("attr_set", left.attr, "given" if present else "absent")]
+        return []
+    if isinstance(test, ast.Name):
+        return [("param", test.id, truth)]
+    if isinstance(test, ast.Attribute):
+        base = test.value
+        if isinstance(base, ast.Name) and base.id == "self":
+            if test.attr == "training":
+                return [("training", "training", truth)]
+            return [("attr", test.attr, truth)]
+        if isinstance(base, ast.Name) and base.id in _CONFIG_ROOTS:
+            return [("config", test.attr, truth)]
+        if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and base.value.id == "self" and \
+                base.attr in _CONFIG_ROOTS:
+            return [("config", test.attr, truth)]
+        if isinstance(base, ast.Name):  # a class attribute or a module's flag: ``Attention.use_sdpa``
+            return [("global", f"{base.id}.{test.attr}", truth)]
+    return [("other", ast.unparse(test) if hasattr(ast, "unparse") else "", truth)]
+
+
+def guards(text: str, lines: set[int]) -> list[Guard]:
+    """The ``if`` tests enclosing any of ``lines`` in ``text``, outermost first."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    out: list[Guard] = []
+
+    def span(stmts: list[ast.stmt]) -> set[int]:
+        found: set[int] = set()
+        for stmt in stmts:
+            found.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
+        return found
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If):
+                for branch, stmts in (("body", child.body), ("else", child.orelse)):
+                    if stmts and span(stmts) & lines:
+                        source = ast.get_source_segment(text, child.test) or ""
+                        source = " ".join(source.split())
+                        if len(source) > 60:
+                            source = source[:57] + "..."
+                        for kind, name, want in _classify(child.test, branch == "body") or [("other", "", None)]:
+                            out.append(Guard(child.lineno, f"if {source}", branch, stmts[0].lineno, kind, name,
+                                             want))
+            visit(child)
+
+    visit(tree)
+    return out
+
+
+def unexercised(found: list[Guard], ran: set[int]) -> Guard | None:
+    """The innermost guard whose test ran but whose side with the edit did not."""
+    best = None
+    for guard in found:
+        if guard.line in ran and guard.body_start not in ran:
+            best = guard
+    return best
+
+
+def _conditions(test: ast.expr, truth: bool, stored: dict[str, str]) -> list[tuple[str, object]] | None:
+    """Constructor-argument values that make ``test`` equal ``truth`` (None: not expressible)."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        return _conditions(test.operand, not truth, stored)
+    if isinstance(test, ast.BoolOp):
+        if (isinstance(test.op, ast.And) and truth) or (isinstance(test.op, ast.Or) and not truth):
+            out: list[tuple[str, object]] = []
+            for value in test.values:
+                part = _conditions(value, truth, stored)
+                if part is None:
+                    return None
+                out += part
+            return out
+        for value in test.values:  # one of them is enough: take the first that is expressible
+            part = _conditions(value, truth, stored)
+            if part is not None:
+                return part
+        return None
+
+    def param_of(node: ast.expr) -> str | None:
+        if isinstance(node, ast.Name):
+            return node.id
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            return stored.get(node.attr)
+        return None
+
+    name = param_of(test)
+    if name is not None:
+        return [(name, truth)]
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.comparators[0], ast.Constant):
+        name = param_of(test.left)
+        value = test.comparators[0].value
+        op = test.ops[0]
+        if name is None:
+            return None
+        if value is None and isinstance(op, (ast.Is, ast.IsNot)):
+            return [(name, "given" if isinstance(op, ast.IsNot) == truth else None)]
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            return None
+        if isinstance(value, str):
+            if isinstance(op, ast.Eq) and truth or isinstance(op, ast.NotEq) and not truth:
+                return [(name, value)]
+            return None
+        wanted = {(ast.Gt, True): value + 1, (ast.GtE, True): value, (ast.Lt, True): value - 1,
+                  (ast.LtE, True): value, (ast.Eq, True): value, (ast.NotEq, True): value + 1,
+                  (ast.Gt, False): value, (ast.GtE, False): value - 1, (ast.Lt, False): value,
+                  (ast.LtE, False): value + 1, (ast.Eq, False): value + 1, (ast.NotEq, False): value}
+        key = (type(op), truth)
+        if key in wanted:
+            return [(name, wanted[key])]
+    return None
+
+
+def init_conditions(text: str, class_name: str, attr: str, want_set: bool) -> list[list[tuple[str, object]]]:
+    """Ways (constructor-argument values) in which ``__init__`` of ``class_name`` makes
+    ``self.<attr>`` set to something (``want_set``) or None/false."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    init = None
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            init = next((i for i in node.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None)
+    if init is None:
+        return []
+    stored: dict[str, str] = {}
+    params = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
+    for sub in ast.walk(init):
+        if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Name) and sub.value.id in params:
+            for target in sub.targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                    stored[target.attr] = sub.value.id
+
+    def sets(stmts: list[ast.stmt]) -> bool | None:
+        """True: sets self.attr to a value, False: to None/False; None: does not set it."""
+        for stmt in stmts:
+            if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Attribute) and t.attr == attr and
+                                                    isinstance(t.value, ast.Name) and t.value.id == "self"
+                                                    for t in stmt.targets):
+                value = stmt.value
+                return not (isinstance(value, ast.Constant) and value.value in (None, False))
+        return None
+
+    out: list[list[tuple[str, object]]] = []
+    for sub in ast.walk(init):
+        if isinstance(sub, ast.If):
+            for branch, stmts in ((True, sub.body), (False, sub.orelse)):
+                if sets(stmts) is want_set:
+                    found = _conditions(sub.test, branch, stored)
+                    if found:
+                        out.append(found)
+        elif isinstance(sub, ast.Assign) and isinstance(sub.value, ast.IfExp) and any(
+                isinstance(t, ast.Attribute) and t.attr == attr for t in sub.targets):
+            value = sub.value
+            for branch, expr in ((True, value.body), (False, value.orelse)):
+                is_set = not (isinstance(expr, ast.Constant) and expr.value in (None, False))
+                if is_set is want_set:
+                    found = _conditions(value.test, branch, stored)
+                    if found:
+                        out.append(found)
+    return out
+
+
+def call_lines(text: str, class_name: str, method: str) -> set[int]:
+    """Lines of ``class_name`` that call ``self.<method>(...)``: where a patched helper method is
+    entered, so the branches around those calls decide whether it runs."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return set()
+    out: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == class_name:
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == method \
+                        and isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self":
+                    out.add(sub.lineno)
+    return out

@@ -1,0 +1,510 @@
+"""Constructor arguments for classes that have no Hugging Face config: research and application code.
+
+For a class ``C`` of the analysed file, candidate argument sets (:class:`Recipe`) come from, in
+order of trust:
+
+1. **calls that build it in the project** (``callsites.py``): ``ResNet(BasicBlock, [2, 2, 2, 2])``
+   in a factory function, ``GPT(GPTConfig(...))`` in a training script, a ``__main__`` block, a
+   test;
+2. **config objects** for an argument that is read as one (``config.n_embd``; ``facts.py``): a
+   dataclass or attribute-bag class of the module that has the fields the class (and the local
+   classes it hands the config to) reads, built from its defaults; failing that, an
+   :class:`~adopter.verify.recipes.AttrBag` with exactly those fields, valued by their names;
+3. **the signature**: defaults; required arguments guessed from their names and annotations
+   (``dim``, ``heads``, ``in_planes``, ``num_classes``...), a class-valued argument (``block``)
+   from the local classes that fit how it is used (``block.expansion``, called with three
+   arguments), a list-valued one (``num_blocks[3]``) as a list long enough.
+
+Every recipe is shrunk (``shrink.py``: widths, depth, image size, sequence length, vocabulary)
+with the divisibility constraints restored; the sizes as written come after, as a fallback.
+Values naming classes of the file stay :class:`~adopter.verify.recipes.Ref` so the patched class
+is built with the patched module's classes.  When an argument cannot be inferred at all, the
+:class:`NeedsFactory` reason names it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+from dataclasses import dataclass, field
+from types import ModuleType, SimpleNamespace
+from typing import Any, Iterator
+
+from . import facts
+from .callsites import UNKNOWN, CallSite
+from .recipes import AttrBag, Make, Ref, describe, lookup
+from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, kind_of, shrink, shrink_value, target
+from .sizes import Sizes
+
+MAX_RECIPES = 10
+
+
+class NeedsFactory(Exception):
+    """No way to infer an argument: the message names it."""
+
+
+@dataclass
+class Recipe:
+    """One way to call a constructor: values may hold refs and makes (resolved per module)."""
+
+    args: tuple
+    kwargs: dict
+    label: str
+    config_param: str | None = None  # the argument that is a config object (for config variants)
+    source: str = ""  # "call site file:line", "signature", ...
+
+    def key(self) -> str:
+        return repr((self.args, sorted(self.kwargs.items(), key=lambda kv: kv[0])))
+
+
+@dataclass
+class ClassFacts:
+    """What verify knows about building one class, gathered once per class."""
+
+    cls: type
+    params: list[inspect.Parameter]
+    reads: dict[str, facts.Reads]
+    classes: dict[str, ast.ClassDef]
+    sites: list[CallSite] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- values by name
+
+
+_BOOLISH = ("use_", "is_", "has_", "add_", "enable_", "with_", "do_", "apply_", "return_", "no_", "skip_")
+
+
+def guess_value(name: str, annotation: Any, sizes: Sizes) -> list[Any]:
+    """Candidate values for an argument or config field known only by its name (and annotation)."""
+    lowered = name.lower().lstrip("_")
+    kind = kind_of(lowered)
+    if annotation is bool or lowered.startswith(_BOOLISH) or lowered in ("bias", "flash", "causal", "qkv_bias",
+                                                                          "affine", "training", "bidirectional",
+                                                                          "pre_norm", "prenorm", "residual"):
+        return [True, False] if lowered in ("bias", "qkv_bias", "affine", "residual") else [False, True]
+    if lowered in ("layer_idx", "layer_id", "layer_index", "layer_number", "idx", "index", "block_idx", "stage_idx",
+                   "layer_num", "i", "depth_idx", "block_id", "stage", "layer"):
+        return [0]
+    if lowered == "attention_type":
+        return ["global", "local"]
+    if lowered in ("kernel_size", "kernel", "k", "ks", "conv_kernel"):
+        return [3]
+    if lowered in ("stride", "strides"):
+        return [1]
+    if lowered in ("padding", "pad"):
+        return [1]
+    if lowered in ("dilation", "groups", "expansion", "expand_ratio", "multiplier"):
+        return [1]
+    if lowered in ("eps", "layer_norm_eps", "epsilon", "norm_eps", "ln_eps", "rms_norm_eps", "layer_norm_epsilon"):
+        return [1e-5]
+    if "drop" in lowered or lowered in ("p", "rate"):
+        return [0.1]
+    if lowered in ("reduction", "reduction_ratio", "se_reduction", "rd_divisor"):
+        return [4]
+    if lowered in ("se_ratio", "rd_ratio", "se_layer_ratio"):
+        return [0.25]
+    if lowered in ("mlp_ratio", "ff_mult", "mult", "ffn_mult", "expansion_factor", "mlp_mult"):
+        return [4]
+    if lowered in ("scale", "temperature", "init_scale", "layer_scale_init_value", "gamma"):
+        return [1.0]
+    if lowered in ("activation", "act", "hidden_act", "activation_function", "act_fn", "nonlinearity"):
+        return ["gelu", "relu"]
+    if lowered in ("norm_type", "norm"):
+        return ["layernorm"]
+    if lowered in ("rope_theta", "theta", "base", "rotary_base"):
+        return [10000.0]
+    if kind is not None:
+        goal = target(kind, sizes)
+        if kind == "patch":
+            goal = max(1, sizes.image // 4)
+        if kind == "channels" and lowered in ("in_chans", "num_channels", "input_channels", "n_channels", "channels"):
+            return [3, goal]
+        return [goal] if goal is not None else []
+    if annotation is int:
+        # an unknown count: small, since it may be a recursion depth as well as a width
+        return [8, 2]
+    if annotation is float:
+        return [0.1]
+    return []
+
+
+def _list_guess(name: str, length: int, sizes: Sizes) -> list[int] | None:
+    lowered = name.lower()
+    if lowered in STAGE_DEPTHS or lowered.startswith(("num_", "n_")) or "block" in lowered or "layer" in lowered \
+            or "depth" in lowered:
+        return [1] * length
+    if lowered in STAGE_HEADS or "head" in lowered:
+        return [2] * length
+    if lowered in STAGE_WIDTHS or lowered in CHANNELS or kind_of(lowered) in ("hidden", "channels"):
+        return [sizes.channels * 2 ** i for i in range(length)]
+    return None
+
+
+# ----------------------------------------------------------------------------- config objects
+
+
+def _config_fields(cls: type) -> dict[str, Any] | None:
+    """Field names (and defaults, ``inspect.Parameter.empty`` when required) of a config-like
+    class: a dataclass, a NamedTuple, or a class whose ``__init__`` only stores its arguments."""
+    if dataclasses.is_dataclass(cls):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if not f.init:
+                continue
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                out[f.name] = f.default_factory()  # type: ignore[misc]
+            else:
+                out[f.name] = inspect.Parameter.empty
+        return out
+    if isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields"):
+        defaults = getattr(cls, "_field_defaults", {})
+        return {name: defaults.get(name, inspect.Parameter.empty) for name in cls._fields}
+    if isinstance(cls, type) and issubclass(cls, SimpleNamespace):
+        return {}
+    if isinstance(cls, type) and _stores_only(cls):
+        try:
+            params = list(inspect.signature(cls).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        out = {}
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            out[p.name] = p.default
+        # class-level defaults (``class Config: dim = 64``) are fields too
+        for key, value in vars(cls).items():
+            if not key.startswith("_") and not callable(value) and key not in out and \
+                    isinstance(value, (int, float, str, bool, tuple, list, type(None))):
+                out[key] = value
+        return out
+    return None
+
+
+def _stores_only(cls: type) -> bool:
+    """A plain class (not a torch module) whose ``__init__`` only stores values on ``self``, or a
+    class with only constant class attributes: an attribute bag."""
+    try:
+        import torch.nn as nn
+
+        if issubclass(cls, nn.Module):
+            return False
+    except ImportError:  # pragma: no cover
+        pass
+    init = cls.__dict__.get("__init__")
+    if init is None:
+        consts = [k for k, v in vars(cls).items() if not k.startswith("_") and not callable(v)]
+        return bool(consts) and cls.__bases__ == (object,)
+    try:
+        source = inspect.getsource(init)
+        tree = ast.parse(_dedent(source))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return False
+    func = tree.body[0] if tree.body else None
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    body = func.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    for stmt in body:
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and \
+                isinstance(stmt.value.func, ast.Attribute) and stmt.value.func.attr == "__init__":
+            continue  # super().__init__()
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
+            stmt, (ast.AnnAssign, ast.AugAssign)) else None
+        if targets is None:
+            if isinstance(stmt, ast.Pass):
+                continue
+            return False
+        if not all(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                   for t in targets):
+            return False
+    return bool(body)
+
+
+def _dedent(source: str) -> str:
+    import textwrap
+
+    return textwrap.dedent(source)
+
+
+def config_classes(module: ModuleType, reads: facts.Reads, annotation: Any) -> list[tuple[str, type, dict]]:
+    """Config classes in the module's namespace that have the fields ``reads`` reads, best first."""
+    wanted = set(reads.attrs)
+    found: list[tuple[float, str, type, dict]] = []
+    for name, value in list(vars(module).items()):
+        if not isinstance(value, type) or name.startswith("__"):
+            continue
+        fields_ = _config_fields(value)
+        if fields_ is None or not fields_:
+            continue
+        have = set(fields_)
+        coverage = len(wanted & have) / len(wanted) if wanted else 0.0
+        if value is annotation:
+            coverage += 1.0
+        if coverage >= 0.6:
+            found.append((coverage, name, value, fields_))
+    found.sort(key=lambda item: -item[0])
+    return [(name, value, fields_) for _, name, value, fields_ in found]
+
+
+def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config") -> AttrBag:
+    """An attribute bag with every field ``reads`` reads, valued by name; raises NeedsFactory
+    naming a field it cannot value."""
+    bag = AttrBag()
+    for key, sub in reads.attrs.items():
+        if sub.attrs and sub.called < 0:
+            bag[key] = _bag_for(sub, sizes, f"{path}.{key}")
+            continue
+        if key in reads.defaults:
+            try:
+                bag[key] = ast.literal_eval(reads.defaults[key])
+                continue
+            except (ValueError, SyntaxError, TypeError):
+                pass
+        if sub.max_index >= 0 or sub.iterated:
+            guess = _list_guess(key, max(sub.max_index + 1, 2), sizes)
+            if guess is None:
+                raise NeedsFactory(f"cannot infer `{path}.{key}` (a list)")
+            bag[key] = guess
+            continue
+        values = guess_value(key, inspect.Parameter.empty, sizes)
+        if not values:
+            raise NeedsFactory(f"cannot infer `{path}.{key}`")
+        bag[key] = values[0]
+    return bag
+
+
+def _shrunk_fields(fields_: dict[str, Any], given: dict[str, Any], sizes: Sizes, shrink_it: bool,
+                   reads: facts.Reads | None = None) -> dict[str, Any]:
+    """Keyword arguments for a config class: the given values, required fields guessed, sizes shrunk."""
+    values: dict[str, Any] = {}
+    for name, default in fields_.items():
+        if name in given:
+            values[name] = given[name]
+        elif default is inspect.Parameter.empty:
+            guess = guess_value(name, inspect.Parameter.empty, sizes)
+            sub = reads.attrs.get(name) if reads is not None else None
+            if sub is not None and (sub.max_index >= 0 or sub.iterated):
+                listed = _list_guess(name, max(sub.max_index + 1, 2), sizes)
+                guess = [listed] if listed is not None else guess
+            if not guess:
+                raise NeedsFactory(f"cannot infer the config field `{name}`")
+            values[name] = guess[0]
+        else:
+            values[name] = default
+    for name, value in given.items():
+        values.setdefault(name, value)
+    if shrink_it:
+        shrunk = shrink({k: v for k, v in values.items() if not isinstance(v, (Make, Ref))}, sizes)
+        values.update(shrunk)
+    # pass only what differs from the class's own defaults (shorter labels, same object)
+    return {k: v for k, v in values.items() if k in given or fields_.get(k, inspect.Parameter.empty) is
+            inspect.Parameter.empty or not _same(v, fields_.get(k))}
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+def shrink_make(value: Any, module: ModuleType, sizes: Sizes, shrink_it: bool) -> Any:
+    """A call-site value with the configs it builds shrunk too (``GPTConfig(**model_args)``)."""
+    if isinstance(value, Make):
+        try:
+            func = lookup(module, value.func.path) if isinstance(value.func, Ref) else value.func
+        except (LookupError, AttributeError):
+            return value
+        fields_ = _config_fields(func) if isinstance(func, type) else None
+        kwargs = {k: shrink_make(v, module, sizes, shrink_it) for k, v in value.kwargs.items()}
+        args = tuple(shrink_make(a, module, sizes, shrink_it) for a in value.args)
+        if fields_ is not None and not args:
+            try:
+                kwargs = _shrunk_fields(fields_, kwargs, sizes, shrink_it)
+            except NeedsFactory:
+                pass
+        elif shrink_it:
+            kwargs.update(shrink({k: v for k, v in kwargs.items() if not isinstance(v, (Make, Ref))}, sizes))
+        return Make(value.func, args, kwargs)
+    if isinstance(value, AttrBag):
+        out = AttrBag({k: shrink_make(v, module, sizes, shrink_it) for k, v in value.items()})
+        if shrink_it:
+            out.update(shrink({k: v for k, v in out.items() if not isinstance(v, (Make, Ref, AttrBag))}, sizes))
+        return out
+    return value
+
+
+# ----------------------------------------------------------------------------- the recipes
+
+
+def gather(cls: type, module: ModuleType, tree: ast.Module | None, sites: list[CallSite]) -> ClassFacts:
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        raise NeedsFactory(f"cannot read the signature of {cls.__name__}.__init__") from None
+    classes = facts.class_nodes(tree) if tree is not None else {}
+    reads = facts.argument_reads(classes, cls.__name__) if cls.__name__ in classes else {}
+    return ClassFacts(cls, params, reads, classes, sites)
+
+
+def _bind(site: CallSite, params: list[inspect.Parameter]) -> dict[str, Any] | None:
+    """Call-site values by parameter name (None when the call does not fit the signature)."""
+    out: dict[str, Any] = {}
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    var_kw = any(p.kind == p.VAR_KEYWORD for p in params)
+    var_pos = any(p.kind == p.VAR_POSITIONAL for p in params)
+    if len(site.args) > len(positional) and not var_pos:
+        return None
+    for param, value in zip(positional, site.args):
+        out[param.name] = value
+    names = {p.name for p in params}
+    for key, value in site.kwargs.items():
+        if key not in names and (site.indirect or not var_kw):
+            if site.indirect:  # a builder's own keyword (pretrained_filter_fn=...), not the class's
+                continue
+            return None
+        out[key] = value
+    return out
+
+
+def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: ModuleType, sizes: Sizes) -> list[Any]:
+    """Values for one required argument that no call site gave."""
+    name = param.name
+    reads = info.reads.get(name, facts.Reads())
+    annotation = param.annotation
+    # a config object read by attribute
+    if facts.is_config_like(name, reads) or (isinstance(annotation, type) and _config_fields(annotation)):
+        out: list[Any] = []
+        for cname, ccls, fields_ in config_classes(module, reads, annotation):
+            try:
+                out.append(Make(Ref(cname), (), _shrunk_fields(fields_, {}, sizes, True, reads)))
+            except NeedsFactory:
+                continue
+        try:
+            out.append(_bag_for(reads, sizes, name))
+        except NeedsFactory as exc:
+            if not out:
+                raise NeedsFactory(f"{exc} for {info.cls.__name__}") from None
+        return out
+    # a class (``block``): the local classes that fit how it is used
+    if reads.called >= 0:
+        class_attrs = {k for k, v in reads.attrs.items() if not v.attrs and v.called < 0}
+        names = facts.local_module_classes_with(info.classes, class_attrs, reads.called)
+        names = [n for n in names if n != info.cls.__name__ and isinstance(getattr(module, n, None), type)]
+        if names:
+            return [Ref(n) for n in names[:3]]
+        raise NeedsFactory(f"cannot infer argument `{name}` (a class it calls)")
+    # a list (``num_blocks[3]``)
+    if reads.max_index >= 0 or (reads.iterated and not reads.attrs):
+        guess = _list_guess(name, max(reads.max_index + 1, 2), sizes)
+        if guess is not None:
+            return [guess]
+    values = guess_value(name, annotation, sizes)
+    if not values:
+        raise NeedsFactory(f"cannot infer argument `{name}`")
+    return values
+
+
+def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[str, Any]) -> Iterator[Recipe]:
+    """Candidate constructor calls of ``info.cls``, most trusted first, shrunk first."""
+    params = [p for p in info.params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    config_param = next((p.name for p in params if facts.is_config_like(p.name, info.reads.get(p.name, facts.Reads()))
+                         or (isinstance(p.annotation, type) and _config_fields(p.annotation))), None)
+    bases: list[tuple[dict[str, Any], str]] = []
+    for site in info.sites:
+        bound = _bind(site, info.params)
+        if bound is None:
+            continue
+        known = {k: v for k, v in bound.items() if v is not UNKNOWN}
+        bases.append((known, f"as called at {_short(site.where)}"))
+    bases.append(({}, "arguments inferred from the signature"))
+    seen: set[str] = set()
+    made = 0
+    error: NeedsFactory | None = None
+    for shrink_it in (True, False):
+        for given, source in bases:
+            try:
+                options = _complete(info, params, given, module, sizes)
+            except NeedsFactory as exc:
+                error = error or exc
+                continue
+            for values in options:
+                values.update(overrides)
+                if shrink_it:
+                    plain = {k: v for k, v in values.items() if not isinstance(v, (Make, Ref, AttrBag))}
+                    for p in params:  # shrink big defaults too, by passing them
+                        if p.name not in values and p.default is not inspect.Parameter.empty and \
+                                not _same(shrink_value(p.name, p.default, sizes), p.default):
+                            plain[p.name] = p.default
+                    shrunk = shrink(plain, sizes)
+                    for key, value in shrunk.items():
+                        if key not in overrides:
+                            values[key] = value
+                values = {k: (shrink_make(v, module, sizes, shrink_it) if k not in overrides else v)
+                          for k, v in values.items()}
+                args, kwargs = _split(params, values)
+                recipe = Recipe(args, kwargs, _label(info.cls.__name__, args, kwargs), config_param, source)
+                if recipe.key() in seen:
+                    continue
+                seen.add(recipe.key())
+                made += 1
+                yield recipe
+                if made >= MAX_RECIPES:
+                    return
+    if not made and error is not None:
+        raise error
+
+
+def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str, Any], module: ModuleType,
+              sizes: Sizes) -> list[dict[str, Any]]:
+    """Fill in the required arguments a call site did not give; a few combinations at most."""
+    choices: list[tuple[str, list[Any]]] = []
+    for param in params:
+        if param.name in given or param.default is not inspect.Parameter.empty:
+            continue
+        choices.append((param.name, _param_candidates(info, param, module, sizes)))
+    # a config argument with a default of None that the class reads: give it one
+    for param in params:
+        reads = info.reads.get(param.name)
+        if param.name not in given and param.default is None and reads is not None and \
+                facts.is_config_like(param.name, reads):
+            try:
+                choices.append((param.name, _param_candidates(info, param, module, sizes)))
+            except NeedsFactory:
+                pass
+    combos: list[dict[str, Any]] = [dict(given)]
+    for name, values in choices:
+        combos = [dict(c, **{name: v}) for c in combos for v in values[:3]][:MAX_RECIPES]
+    return combos
+
+
+def _split(params: list[inspect.Parameter], values: dict[str, Any]) -> tuple[tuple, dict]:
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for param in params:
+        if param.name not in values:
+            continue
+        if param.kind == param.POSITIONAL_ONLY:
+            args.append(values[param.name])
+        else:
+            kwargs[param.name] = values[param.name]
+    for key, value in values.items():
+        if key not in {p.name for p in params}:
+            kwargs[key] = value  # through **kwargs
+    return tuple(args), kwargs
+
+
+def _label(name: str, args: tuple, kwargs: dict) -> str:
+    parts = [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+def _short(where: str) -> str:
+    import os
+
+    path, _, line = where.rpartition(":")
+    return f"{os.path.basename(path)}:{line}"

@@ -1,0 +1,286 @@
+"""What a class's own source says about its constructor arguments (read with ``ast``, no import).
+
+Used where names and defaults are not enough to build a class:
+
+- a *config-like* argument (``config``, ``cfg``, ``args``, ...) is known by how it is read:
+  ``config.n_embd``, ``cfg.model.dim``, ``cfg["dim"]``, ``cfg.get("dim")``; the reads are
+  followed into the local classes it is handed to (``Block(config)`` reads ``config.n_head``),
+  so the whole model's needs are known before anything is built;
+- a *class-valued* argument (``block`` in a CIFAR ResNet) is called (``block(in_planes, planes,
+  stride)``) and has attributes read (``block.expansion``);
+- a *list-valued* argument (``num_blocks``) is indexed with constants (``num_blocks[3]``: at
+  least four entries), iterated, or measured with ``len``.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Reads:
+    """Attribute / key reads on one value, nested: ``cfg.model.dim`` -> {"model": {"dim": {}}}."""
+
+    attrs: dict[str, "Reads"] = field(default_factory=dict)
+    defaults: dict[str, ast.expr] = field(default_factory=dict)  # cfg.get("x", default)
+    called: int = -1  # positional arguments of a call of the value itself (-1: not called)
+    call_keywords: set[str] = field(default_factory=set)
+    max_index: int = -1  # highest constant index read
+    iterated: bool = False
+    truth: bool = False  # used as a condition
+
+    def child(self, name: str) -> "Reads":
+        return self.attrs.setdefault(name, Reads())
+
+    def merge(self, other: "Reads") -> None:
+        for key, sub in other.attrs.items():
+            self.child(key).merge(sub)
+        self.defaults.update(other.defaults)
+        self.called = max(self.called, other.called)
+        self.call_keywords |= other.call_keywords
+        self.max_index = max(self.max_index, other.max_index)
+        self.iterated |= other.iterated
+        self.truth |= other.truth
+
+    @property
+    def used_as_object(self) -> bool:
+        return bool(self.attrs)
+
+
+def class_nodes(tree: ast.Module) -> dict[str, ast.ClassDef]:
+    return {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+
+
+def method(node: ast.ClassDef, name: str) -> ast.FunctionDef | None:
+    for item in node.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == name:
+            return item
+    return None
+
+
+def _params(func: ast.FunctionDef) -> list[str]:
+    args = func.args
+    return [a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]]
+
+
+def _chain(node: ast.AST) -> tuple[str | None, list[tuple[str, object]]]:
+    """``cfg.model.dim`` -> ("cfg", [("attr", "model"), ("attr", "dim")]); subscripts with constant
+    keys and ``.get("k")`` count as reads too."""
+    steps: list[tuple[str, object]] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            steps.append(("attr", node.attr))
+            node = node.value
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant):
+            key = node.slice.value
+            steps.append(("index", key))
+            node = node.value
+        else:
+            break
+    if isinstance(node, ast.Name):
+        return node.id, list(reversed(steps))
+    return None, []
+
+
+class _Collector(ast.NodeVisitor):
+    """Reads of given names inside one function body (names rebound by ``self.x = name`` are
+    followed as ``self.x`` too)."""
+
+    def __init__(self, names: dict[str, Reads]):
+        self.names = names
+        self.aliases: dict[str, Reads] = {}  # "self.cfg" -> reads of cfg
+        self.handed: list[tuple[ast.Call, str, object]] = []  # (call, name, position or keyword)
+
+    def _target(self, node: ast.AST) -> tuple[Reads | None, list[tuple[str, object]]]:
+        root, steps = _chain(node)
+        if root is None:
+            return None, []
+        if root in self.names:
+            return self.names[root], steps
+        if root == "self" and steps and steps[0][0] == "attr" and f"self.{steps[0][1]}" in self.aliases:
+            return self.aliases[f"self.{steps[0][1]}"], steps[1:]
+        return None, []
+
+    def _walk_to(self, reads: Reads, steps) -> Reads:
+        for kind, key in steps:
+            if kind == "attr":
+                reads = reads.child(str(key))
+            elif kind == "index" and isinstance(key, int):
+                reads.max_index = max(reads.max_index, key)
+                return reads
+            elif kind == "index" and isinstance(key, str):
+                reads = reads.child(key)
+            else:
+                return reads
+        return reads
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        if isinstance(node.value, ast.Name) and node.value.id in self.names:
+            for target in node.targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
+                        target.value.id == "self":
+                    self.aliases[f"self.{target.attr}"] = self.names[node.value.id]
+        self.generic_visit(node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        reads, steps = self._target(node)
+        if reads is not None:
+            self._walk_to(reads, steps)
+            return
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node: ast.Subscript) -> None:
+        reads, steps = self._target(node)
+        if reads is not None and steps:
+            self._walk_to(reads, steps)
+            self.visit(node.slice)
+            return
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        # cfg.get("key", default)
+        if isinstance(func, ast.Attribute) and func.attr == "get" and node.args and \
+                isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            reads, steps = self._target(func.value)
+            if reads is not None:
+                inner = self._walk_to(reads, steps)
+                key = node.args[0].value
+                inner.child(key)
+                if len(node.args) > 1:
+                    inner.defaults[key] = node.args[1]
+                for arg in node.args[1:]:
+                    self.visit(arg)
+                return
+        reads, steps = self._target(func)
+        if reads is not None:
+            target = self._walk_to(reads, steps)
+            target.called = max(target.called, len(node.args))
+            target.call_keywords |= {k.arg for k in node.keywords if k.arg}
+        # values handed on to other constructors / functions
+        for position, arg in enumerate(node.args):
+            if isinstance(arg, ast.Name) and arg.id in self.names:
+                self.handed.append((node, arg.id, position))
+        for keyword in node.keywords:
+            if isinstance(keyword.value, ast.Name) and keyword.value.id in self.names and keyword.arg:
+                self.handed.append((node, keyword.value.id, keyword.arg))
+        if isinstance(func, ast.Name) and func.id in ("len", "enumerate", "zip", "list", "tuple", "sum", "max",
+                                                      "min", "sorted", "reversed"):
+            for arg in node.args:
+                if isinstance(arg, ast.Name) and arg.id in self.names:
+                    self.names[arg.id].iterated = True
+        self.generic_visit(node)
+
+    def visit_For(self, node: ast.For) -> None:
+        if isinstance(node.iter, ast.Name) and node.iter.id in self.names:
+            self.names[node.iter.id].iterated = True
+        self.generic_visit(node)
+
+    def visit_comprehension(self, node: ast.comprehension) -> None:
+        if isinstance(node.iter, ast.Name) and node.iter.id in self.names:
+            self.names[node.iter.id].iterated = True
+        self.generic_visit(node)
+
+    def visit_If(self, node: ast.If) -> None:
+        test = node.test.operand if isinstance(node.test, ast.UnaryOp) else node.test
+        if isinstance(test, ast.Name) and test.id in self.names:
+            self.names[test.id].truth = True
+        self.generic_visit(node)
+
+
+def _positional_target(params: list[str], where: object) -> str | None:
+    if isinstance(where, int) and where < len(params):
+        return params[where]
+    if isinstance(where, str) and where in params:
+        return where
+    return None
+
+
+def _follow(collector: _Collector, names: dict[str, Reads], node: ast.ClassDef | None,
+            classes: dict[str, ast.ClassDef], depth: int, seen: set) -> None:
+    """Merge into ``names`` the reads made where the values are handed on: to a local class's
+    constructor, or to a method of the same class (``self._make_layer(block, ...)``)."""
+    for call, name, where in collector.handed:
+        callee = call.func
+        if isinstance(callee, ast.Name) and callee.id in classes:
+            init = method(classes[callee.id], "__init__")
+            if init is None:
+                continue
+            target = _positional_target(_params(init)[1:], where)
+            if target:
+                inner = argument_reads(classes, callee.id, depth + 1, seen)
+                if target in inner:
+                    names[name].merge(inner[target])
+        elif isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) and \
+                callee.value.id == "self" and node is not None and depth < 6:
+            helper = method(node, callee.attr)
+            key = (node.name, callee.attr, str(where))
+            if helper is None or key in seen:
+                continue
+            target = _positional_target(_params(helper)[1:], where)
+            if target is None:
+                continue
+            sub = _Collector({target: Reads()})
+            sub.visit(helper)
+            _follow(sub, sub.names, node, classes, depth + 1, seen | {key})
+            names[name].merge(sub.names[target])
+
+
+def argument_reads(classes: dict[str, ast.ClassDef], class_name: str, depth: int = 0,
+                   seen: set | None = None) -> dict[str, Reads]:
+    """For each ``__init__`` argument of ``class_name``: how its value is read, including in the
+    local classes and methods it is handed to."""
+    seen = seen if seen is not None else set()
+    node = classes.get(class_name)
+    init = method(node, "__init__") if node is not None else None
+    if init is None or class_name in seen or depth > 6:
+        return {}
+    seen = seen | {class_name}
+    names = {p: Reads() for p in _params(init)[1:]}
+    collector = _Collector(names)
+    collector.visit(init)
+    _follow(collector, names, node, classes, depth, seen)
+    # other methods read what __init__ stored (self.cfg = cfg; ... self.cfg.dropout)
+    for item in node.body:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name != "__init__":
+            local = _Collector({})
+            local.aliases = dict(collector.aliases)
+            local.visit(item)
+    return names
+
+
+CONFIG_NAMES = {"config", "cfg", "conf", "args", "opt", "opts", "hparams", "hp", "params", "model_config",
+                "model_cfg", "model_args", "settings", "options", "dims", "hps", "configs", "arch", "spec"}
+
+
+def is_config_like(name: str, reads: Reads) -> bool:
+    """A value read as an object with named fields (``cfg.dim``), not called or indexed."""
+    return reads.used_as_object and reads.called < 0 and (name.lower() in CONFIG_NAMES or len(reads.attrs) >= 2
+                                                          or any(r.used_as_object for r in reads.attrs.values()))
+
+
+def local_module_classes_with(classes: dict[str, ast.ClassDef], attrs: set[str], called: int) -> list[str]:
+    """Local classes that define class attributes ``attrs`` (``expansion``) and whose ``__init__``
+    takes ``called`` positional arguments: the candidates for a class-valued argument."""
+    out: list[tuple[int, str]] = []
+    for name, node in classes.items():
+        if not node.bases:
+            continue
+        defined: set[str] = set()
+        for item in node.body:
+            if isinstance(item, ast.Assign):
+                defined |= {t.id for t in item.targets if isinstance(t, ast.Name)}
+            elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                defined.add(item.target.id)
+        if not attrs <= defined:
+            continue
+        init = method(node, "__init__")
+        if init is None:
+            continue
+        positional = len([*init.args.posonlyargs, *init.args.args]) - 1
+        required = positional - len(init.args.defaults)
+        if called >= 0 and not (required <= called <= positional or init.args.vararg):
+            continue
+        out.append((0 if attrs else 1, name))
+    return [name for _, name in sorted(out, key=lambda x: x[0])]

@@ -1,0 +1,384 @@
+"""Example inputs for a built module: from its forward signature, its first layers, and its sizes.
+
+The module's *entry layer* (the first leaf layer it registered: an ``Embedding``, a ``Conv2d``, a
+``Linear``...) says what its main input looks like:
+
+- an ``Embedding`` first: token ids ``[batch, seq]`` below its ``num_embeddings`` (``idx``,
+  ``input_ids``, ``tokens``, ``x``), ``seq`` within every position table and causal buffer;
+- a ``Conv2d`` first (or an image size among the constructor arguments): images
+  ``[batch, in_channels, H, W]`` with ``H`` the model's own image size when it has one (so patch
+  embeddings divide it); ``Conv1d``: ``[batch, C, L]``; ``Conv3d``: a short clip;
+- otherwise hidden states ``[batch, seq, width]`` with the width tried among the module's own
+  (first Linear's ``in_features``, LayerNorm width, the config's hidden size, ...).
+
+Targets (``targets``, ``labels``, ``y``) are token ids of the output vocabulary (or class ids of
+a classifier), masks come in the formats a level suggests (a model takes a ``[batch, seq]`` 0/1
+mask, a layer Hugging Face's extended additive mask or a boolean one), time steps are ``[batch]``.
+Candidates are yielded richest first; the builder keeps the first one the *original* module runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from .shrink import is_int
+from .sizes import Sizes
+
+if TYPE_CHECKING:
+    from .build import Call
+
+MAX_INPUT_TRIES = 48
+
+# A model's main inputs: given even when optional (they are alternatives to inputs_embeds).
+_PRIMARY = ("input_ids", "decoder_input_ids", "pixel_values")
+_MODEL_LEVEL = ("input_ids", "pixel_values", "inputs_embeds", "decoder_input_ids", "input_values", "input_features")
+_ID_NAMES = {"idx", "input_ids", "ids", "tokens", "token_ids", "input_tokens", "src", "tgt", "text", "seq", "x",
+             "input", "inputs", "token", "src_tokens", "tgt_tokens", "sequence", "input_seq", "toks", "tok"}
+_IMAGE_NAMES = {"img", "image", "images", "imgs", "pixel_values", "pixels", "video", "x", "input", "inputs", "inp"}
+_TARGET_NAMES = {"targets", "target", "labels", "label", "y", "tgt_ids", "target_ids"}
+_TIME_NAMES = {"t", "timesteps", "timestep", "time", "times", "noise_level", "sigma", "sigmas", "noise_labels"}
+_POSITION_INT_NAMES = {"start_pos", "pos", "offset", "position", "start", "past_length", "cache_position",
+                       "step", "seqlen_offset"}
+_NONE_NAMES = {"kv_cache", "cache", "past", "past_key_value", "past_key_values", "layer_past", "state", "hidden",
+               "memory_state", "inference_params"}
+
+
+class _Omit:
+    def __repr__(self) -> str:
+        return "<omitted>"
+
+
+OMIT = _Omit()
+
+
+def hints_of(config: Any, extra: dict | None = None) -> dict[str, Any]:
+    """Size hints: the attributes of a config object (one level of nesting), then ``extra``."""
+    out: dict[str, Any] = {}
+    if config is not None:
+        try:
+            items = dict(config).items() if isinstance(config, dict) else vars(config).items()
+        except TypeError:
+            items = []
+        for key, value in list(items):
+            if key.startswith("_"):
+                continue
+            out.setdefault(key, value)
+    for key, value in (extra or {}).items():
+        if isinstance(value, dict) or hasattr(value, "__dict__") and not isinstance(value, (type, nn.Module)):
+            for inner_key, inner in hints_of(value).items():
+                out.setdefault(inner_key, inner)
+        else:
+            out[key] = value
+    return out
+
+
+def _int_hint(hints: dict, *names: str) -> int | None:
+    for name in names:
+        value = hints.get(name)
+        if is_int(value) and value > 0:
+            return value
+        if isinstance(value, (tuple, list)) and value and is_int(value[0]) and value[0] > 0:
+            return value[0]
+    return None
+
+
+def entry_layer(module: nn.Module) -> nn.Module | None:
+    """The first leaf layer the module registered that fixes the shape of its input."""
+    kinds = (nn.Embedding, nn.EmbeddingBag, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.LayerNorm,
+             nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
+    for sub in module.modules():
+        if isinstance(sub, kinds):
+            return sub
+    return None
+
+
+def _widths(module: nn.Module, hints: dict, sizes: Sizes) -> list[int]:
+    """Feature widths the module may accept, most likely first."""
+    first: list[int] = []
+    rest: list[int] = []
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            (first if not first else rest).append(sub.in_features)
+        elif isinstance(sub, nn.LayerNorm) and sub.normalized_shape:
+            rest.append(int(sub.normalized_shape[-1]))
+        elif isinstance(sub, nn.Embedding):
+            rest.append(sub.embedding_dim)
+        elif isinstance(sub, nn.BatchNorm1d):
+            rest.append(sub.num_features)
+    hinted = _int_hint(hints, "hidden_size", "d_model", "n_embd", "dim", "embedding_size", "embed_dim", "n_state",
+                       "hidden_dim", "width")
+    if hinted:
+        rest.append(hinted)
+    rest.append(sizes.hidden)
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            rest.append(sub.out_features)
+    out: list[int] = []
+    for width in first + rest:
+        if width not in out:
+            out.append(width)
+    return out[:5]
+
+
+def _max_seq(module: nn.Module, hints: dict, sizes: Sizes) -> int:
+    """The longest sequence the module takes: position tables and square causal buffers bound it."""
+    bound = sizes.seq
+    entry = entry_layer(module)
+    for name, sub in module.named_modules():
+        # a position table (wpe, pos_emb, position_embeddings), not a token-type or label table
+        last = name.rsplit(".", 1)[-1].lower()
+        if isinstance(sub, nn.Embedding) and sub is not entry and sub.num_embeddings >= 2 and \
+                ("pos" in last or last in ("wpe", "pe")):
+            bound = min(bound, sub.num_embeddings)
+    for _, buffer in module.named_buffers():
+        if buffer.dim() >= 2 and buffer.shape[-1] == buffer.shape[-2] and buffer.shape[-1] >= 2:
+            bound = min(bound, int(buffer.shape[-1]))
+    hinted = _int_hint(hints, "block_size", "n_ctx", "max_seq_len", "max_len", "context_length", "seq_len",
+                       "max_position_embeddings", "n_positions", "max_length")
+    if hinted:
+        bound = min(bound, hinted)
+    return max(2, bound)
+
+
+def _out_classes(module: nn.Module) -> int:
+    last = None
+    for sub in module.modules():
+        if isinstance(sub, nn.Linear):
+            last = sub
+    return max(2, last.out_features) if last is not None else 2
+
+
+def mask_values(kind: str, batch: int, seq: int, dtype=torch.float32) -> torch.Tensor:
+    """A mask of the given format that hides the last positions of the last sequence (never all of
+    them: a fully masked row is a degenerate case no model is used with)."""
+    b, s = batch, seq
+    low = torch.finfo(dtype).min
+    hidden = min(2, s - 1)
+    if kind == "binary":
+        mask = torch.ones(b, s, dtype=torch.long)
+        if hidden:
+            mask[-1, -hidden:] = 0
+        return mask
+    if kind == "bool":
+        mask = torch.ones(b, s, dtype=torch.bool)
+        if hidden:
+            mask[-1, -hidden:] = False
+        return mask
+    if kind == "bool_square":
+        return torch.ones(s, s, dtype=torch.bool).tril()[None, None].expand(b, 1, s, s).contiguous()
+    if kind == "additive4":
+        mask = torch.zeros(b, 1, 1, s, dtype=dtype)
+        if hidden:
+            mask[-1, ..., -hidden:] = low
+        return mask
+    if kind == "additive_square":
+        mask = torch.zeros(b, 1, s, s, dtype=dtype)
+        if hidden:
+            mask[-1, ..., -hidden:] = low
+        return mask
+    if kind == "causal":
+        mask = torch.full((s, s), low, dtype=dtype).triu(1)
+        return mask[None, None].expand(b, 1, s, s).contiguous()
+    raise ValueError(kind)
+
+
+def signature_of(func: Callable) -> list[inspect.Parameter]:
+    try:
+        params = list(inspect.signature(func).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    return params
+
+
+def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_overrides: dict,
+                  method: str = "forward", give_optional: tuple[str, ...] = (),
+                  signature: Callable | None = None) -> Iterator["Call"]:
+    """Candidate calls of ``module``'s ``method``, richest first.
+
+    ``give_optional`` names optional parameters to pass anyway (a branch variant: targets given,
+    a mask present); ``signature`` is the function whose parameters to fill (a module-level
+    function wrapped as a module) when not the method itself."""
+    from .build import Call
+
+    func = signature or getattr(module, method, None)
+    if func is None:
+        return
+    params = signature_of(func)
+    if not params and method != "forward":
+        yield Call((), {})
+        return
+    names = {p.name for p in params}
+    model_level = bool(names & set(_MODEL_LEVEL))
+    b = sizes.batch
+    entry = entry_layer(module)
+    s = _max_seq(module, hints, sizes)
+    vocab = _int_hint(hints, "vocab_size", "n_vocab", "num_tokens", "ntoken")
+    if isinstance(entry, (nn.Embedding, nn.EmbeddingBag)):
+        vocab = min(vocab or entry.num_embeddings, entry.num_embeddings)
+    if not vocab or vocab < 2:
+        vocab = sizes.vocab
+    widths = _widths(module, hints, sizes)
+    conv = entry if isinstance(entry, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) else None
+    channels = None
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d):
+            channels = sub.in_channels
+            break
+        if isinstance(sub, nn.BatchNorm2d):
+            channels = sub.num_features
+            break
+    image = _int_hint(hints, "image_size", "img_size", "resolution", "input_size") or sizes.image
+    patch = _int_hint(hints, "patch_size")
+    if patch and image % patch:
+        image = patch * max(1, image // patch)
+    hinted_channels = _int_hint(hints, "num_channels", "in_chans", "in_channels", "channels", "n_channels")
+    per_param: list[tuple[str, bool, list[Any]]] = []  # (name, positional, candidates)
+    generator = torch.Generator().manual_seed(1234)
+
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator)
+
+    def ids(*shape: int, high: int = vocab) -> torch.Tensor:
+        return torch.randint(0, max(2, high), shape, generator=generator)
+
+    def images() -> list[torch.Tensor]:
+        if isinstance(conv, nn.Conv1d):
+            lengths = [s * 4]
+            for key in ("n_audio_ctx", "n_ctx", "max_len", "seq_len"):
+                value = _int_hint(hints, key)
+                if value and value <= 4096:
+                    lengths += [value * 2, value]
+            return [randn(b, conv.in_channels, n) for n in dict.fromkeys(lengths)]
+        if isinstance(conv, nn.Conv3d):
+            return [randn(b, conv.in_channels, 4, image, image)]
+        c = channels or hinted_channels or 3
+        return [randn(b, c, image, image)]
+
+    gap = False  # once a parameter is left out, later ones must be passed by keyword
+    for param in params:
+        name = param.name
+        lowered = name.lower()
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            gap = True
+            continue
+        positional = not gap and param.kind in (inspect.Parameter.POSITIONAL_ONLY,
+                                                inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        optional = param.default is not inspect.Parameter.empty
+        required = not optional or name in _PRIMARY or name in give_optional
+        if name in forward_overrides:
+            per_param.append((name, False, [forward_overrides[name]]))
+            continue
+        if "mask" in lowered:
+            if "head" in lowered or ("encoder" in lowered and not required):
+                if not optional:
+                    per_param.append((name, positional, [None]))
+                else:
+                    gap = True
+                continue
+            if "causal" in lowered:
+                candidates = [mask_values("causal", b, s), mask_values("bool_square", b, s)]
+            elif model_level:
+                candidates = [mask_values("binary", b, s)]
+            else:
+                candidates = [mask_values("additive4", b, s), mask_values("additive_square", b, s)]
+                if required:
+                    candidates += [mask_values("binary", b, s).float(), mask_values("bool", b, s),
+                                   mask_values("bool_square", b, s)]
+            if optional and name not in give_optional:
+                candidates.append(OMIT)
+            per_param.append((name, positional, candidates))
+            continue
+        if lowered in _TARGET_NAMES and (not optional or name in give_optional):
+            classes = _int_hint(hints, "num_classes", "n_classes", "num_labels")
+            if isinstance(entry, nn.Embedding):
+                candidates = [ids(b, s, high=_out_classes(module))]
+            else:
+                candidates = [ids(b, high=_out_classes(module)), ids(b, s, high=_out_classes(module))]
+            if classes:  # class labels of a conditional model (an embedding of num_classes rows)
+                candidates.insert(0, ids(b, high=classes))
+            per_param.append((name, positional, candidates))
+            continue
+        if not required:
+            gap = True
+            continue
+        if lowered in _NONE_NAMES and optional:
+            gap = True
+            continue
+        if lowered.endswith("ids") or (lowered in _ID_NAMES and isinstance(entry, (nn.Embedding, nn.EmbeddingBag))):
+            if "position" in lowered:
+                candidates = [torch.arange(s).expand(b, s).contiguous()]
+            elif "type" in lowered or "segment" in lowered:
+                candidates = [torch.zeros(b, s, dtype=torch.long)]
+            else:
+                candidates = [ids(b, s)]
+                if not lowered.endswith(("ids", "idx")) and "token" not in lowered:
+                    # ``x`` in a block whose first layer is a relative-position table: maybe hidden states
+                    candidates += [randn(b, s, width) for width in widths[:3]]
+            per_param.append((name, positional, candidates))
+            continue
+        if param.annotation is bool:
+            per_param.append((name, positional, [False]))
+            continue
+        if lowered in _POSITION_INT_NAMES:
+            per_param.append((name, positional, [0]))
+            continue
+        if param.annotation is int or lowered in ("query_length", "seq_len", "length", "max_new_tokens",
+                                                  "num_tokens", "steps", "n", "num_samples"):
+            per_param.append((name, positional, [2 if lowered in ("max_new_tokens", "steps", "num_samples", "n")
+                                                 else s]))
+            continue
+        if param.annotation is float or lowered in ("temperature", "scale", "alpha", "beta"):
+            per_param.append((name, positional, [1.0]))
+            continue
+        if lowered in _TIME_NAMES:
+            per_param.append((name, positional, [torch.rand(b, generator=generator),
+                                                 torch.randint(0, 10, (b,), generator=generator)]))
+            continue
+        candidates = []
+        image_like = "pixel" in lowered or "image" in lowered or lowered in ("img", "imgs", "video")
+        if conv is not None or ((channels is not None or image_like) and lowered in _IMAGE_NAMES | {"pixel_values"}) \
+                or image_like:
+            candidates += images()
+        elif channels is not None:
+            candidates += images()
+        for width in widths:
+            candidates.append(randn(b, s, width))
+        if channels is None and not image_like:
+            for width in widths[:2]:
+                candidates.append(randn(b * 4, width))
+            if per_param:  # a second tensor of a layer: maybe per-position weights (``keep[:, None, :]``)
+                candidates.append(torch.ones(b, s))
+        per_param.append((name, positional, candidates))
+
+    lists = [c for _, _, c in per_param]
+    for count, combo in enumerate(itertools.product(*lists)):
+        if count >= MAX_INPUT_TRIES:
+            return
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        keyword_only = False
+        for (name, positional, _), value in zip(per_param, combo):
+            if value is OMIT:
+                keyword_only = True
+                continue
+            if positional and not keyword_only:
+                args.append(value)
+            else:
+                kwargs[name] = value
+        yield Call(tuple(args), kwargs)
+
+
+def optional_params(module: nn.Module, method: str = "forward") -> list[str]:
+    """Optional parameters of ``method`` that a branch may depend on (``targets=None``, ``mask=None``)."""
+    out = []
+    for param in signature_of(getattr(module, method)):
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        if param.default is None:
+            out.append(param.name)
+    return out

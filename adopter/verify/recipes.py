@@ -1,0 +1,118 @@
+"""Constructor arguments as recipes, resolved once against the original module and once against
+the patched one.
+
+The original and the patched class must be built with the *same* arguments, but an argument
+may be a class of the file itself (``ResNet(BasicBlock, [2, 2, 2, 2])``) or a config built from
+one (``GPT(GPTConfig(n_layer=2))``): the patched ``ResNet`` must get the patched ``BasicBlock``,
+so such values are kept as :class:`Ref` (a module-level name) and :class:`Make` (a call to make
+at build time) and :func:`resolve` turns them into objects of the module being built.
+
+:class:`AttrBag` is the config verify makes when a class reads ``config.n_embd``-style
+attributes and no config class of the project fits: attribute and item access both work
+(``cfg.dim``, ``cfg["dim"]``, ``cfg.get("dim", 8)``), nested for ``cfg.model.dim``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A name looked up in the module being built (``BasicBlock``, ``nn.ReLU``)."""
+
+    path: str
+
+    def __repr__(self) -> str:
+        return self.path
+
+
+@dataclass
+class Make:
+    """A call made at build time, in the module being built: ``func(*args, **kwargs)``."""
+
+    func: Any
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
+        name = self.func.path if isinstance(self.func, Ref) else getattr(self.func, "__name__", repr(self.func))
+        return f"{name}({', '.join(parts)})"
+
+
+class AttrBag(dict):
+    """A config object made of the attributes a class reads: ``bag.x``, ``bag['x']``, ``bag.get``."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        self.pop(name, None)
+
+    def __deepcopy__(self, memo):
+        import copy
+
+        return AttrBag({k: copy.deepcopy(v, memo) for k, v in self.items()})
+
+    def __repr__(self) -> str:
+        return "config(" + ", ".join(f"{k}={v!r}" for k, v in self.items()) + ")"
+
+
+def lookup(module: ModuleType, path: str) -> Any:
+    """``path`` (dotted) in ``module``'s namespace, then the builtins."""
+    head, *rest = path.split(".")
+    namespace = vars(module)
+    if head in namespace:
+        value = namespace[head]
+    elif hasattr(builtins, head):
+        value = getattr(builtins, head)
+    else:
+        raise LookupError(f"{head} is not defined in {module.__name__}")
+    for part in rest:
+        value = getattr(value, part)
+    return value
+
+
+def resolve(value: Any, module: ModuleType) -> Any:
+    """A fresh object for ``value`` in ``module``: refs looked up, makes called, containers copied."""
+    if isinstance(value, Ref):
+        return lookup(module, value.path)
+    if isinstance(value, Make):
+        func = resolve(value.func, module)
+        return func(*[resolve(a, module) for a in value.args], **{k: resolve(v, module) for k, v in value.kwargs.items()})
+    if isinstance(value, AttrBag):
+        return AttrBag({k: resolve(v, module) for k, v in value.items()})
+    if isinstance(value, list):
+        return [resolve(v, module) for v in value]
+    if isinstance(value, tuple):
+        return tuple(resolve(v, module) for v in value)
+    if isinstance(value, dict):
+        return {k: resolve(v, module) for k, v in value.items()}
+    return value
+
+
+def has_refs(value: Any) -> bool:
+    if isinstance(value, (Ref, Make)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(has_refs(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_refs(v) for v in value.values())
+    return False
+
+
+def describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."

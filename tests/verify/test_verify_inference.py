@@ -1,0 +1,254 @@
+"""The pieces verify uses to build research code: shrinking, call sites, source facts, branches,
+missing-package stubs.  Each against source of our own, nothing mocked."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import sys
+import textwrap
+import uuid
+
+import pytest
+
+from adopter.verify import branches, facts
+from adopter.verify.callsites import UNKNOWN, find_call_sites
+from adopter.verify.recipes import Make, Ref
+from adopter.verify.shrink import kind_of, shrink
+from adopter.verify.sizes import VERIFY
+from adopter.verify.stubs import ImportStubs, MissingDependency
+
+
+# ----------------------------------------------------------------------------- shrink
+
+
+def test_shrink_keeps_the_constraints_between_sizes():
+    out = shrink({"dim": 1024, "heads": 16, "dim_head": 64, "mlp_dim": 2048, "depth": 12, "image_size": 224,
+                  "patch_size": 16, "num_classes": 1000, "channels": 3, "dropout": 0.0}, VERIFY)
+    assert out["dim"] == VERIFY.hidden and out["heads"] == VERIFY.heads
+    assert out["dim"] % out["heads"] == 0 and out["dim_head"] == out["dim"] // out["heads"]
+    assert out["depth"] == VERIFY.layers and out["mlp_dim"] == VERIFY.ffn
+    assert out["image_size"] % out["patch_size"] == 0 and out["image_size"] == VERIFY.image
+    assert out["channels"] == 3  # already small: kept
+    assert out["dropout"] == 0.1  # so the eval check notices a kernel that drops out in eval
+
+
+def test_shrink_adjusts_heads_that_do_not_divide_and_kv_heads():
+    out = shrink({"n_embd": 30, "n_head": 4, "n_kv_head": 3}, VERIFY)
+    assert out["n_embd"] % out["n_head"] == 0 and out["n_head"] % out["n_kv_head"] == 0
+
+
+def test_shrink_stage_lists_keep_their_ratios():
+    out = shrink({"dims": [64, 128, 320, 512], "depths": [3, 4, 6, 3], "num_blocks": [2, 2]}, VERIFY)
+    dims = out["dims"]
+    assert max(dims) <= 2 * VERIFY.hidden and [d * (512 // dims[-1]) for d in dims] == [64, 128, 320, 512]
+    assert out["depths"] == [1, 1, 1, 1] and out["num_blocks"] == [1, 1]
+
+
+def test_kind_of_names():
+    assert kind_of("n_embd") == "hidden" and kind_of("num_attention_heads") == "heads"
+    assert kind_of("n_audio_layer") == "layers" and kind_of("n_text_ctx") == "positions"
+    assert kind_of("in_planes") == "channels" and kind_of("kernel_size") is None
+
+
+# ----------------------------------------------------------------------------- call sites
+
+
+def _write(folder, files: dict[str, str]):
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+
+
+def test_call_sites_in_factories_main_blocks_and_other_files(tmp_path):
+    _write(tmp_path, {
+        "pyproject.toml": "[project]\nname = 'x'\n",
+        "net.py": """
+            from torch import nn
+
+            class Block(nn.Module):
+                expansion = 1
+
+            class Net(nn.Module):
+                def __init__(self, block, counts, num_classes=10, act=None):
+                    super().__init__()
+
+            def net_small(num_classes=7):
+                return Net(Block, [2, 2], num_classes=num_classes, act=nn.ReLU)
+
+            if __name__ == "__main__":
+                width = 3
+                Net(Block, [width] * 2)
+            """,
+        "train.py": """
+            import argparse
+            from net import Net, Block
+
+            args = argparse.Namespace(classes=5)
+            model = Net(Block, counts=[1, 1, 1], num_classes=args.classes)
+            """,
+    })
+    sites = find_call_sites(str(tmp_path / "net.py"), "Net", None)
+    found = {(tuple(map(repr, s.args)), tuple(sorted((k, repr(v)) for k, v in s.kwargs.items()))) for s in sites}
+    assert (("Block", "[2, 2]"), (("act", "nn.ReLU"), ("num_classes", "7"))) in found  # refs of the module
+    assert (("Block", "[3, 3]"), ()) in found
+    train = [s for s in sites if s.where.startswith(str(tmp_path / "train.py"))]
+    assert train and train[0].args == [Ref("Block")] and train[0].kwargs["counts"] == [1, 1, 1]
+    assert train[0].kwargs["num_classes"] is UNKNOWN  # argparse: left to the default
+
+
+def test_call_site_config_objects_become_makes(tmp_path):
+    _write(tmp_path, {"model.py": """
+        from dataclasses import dataclass
+        from torch import nn
+
+        @dataclass
+        class Config:
+            dim: int = 512
+
+        class Model(nn.Module):
+            def __init__(self, config):
+                super().__init__()
+
+        def build(**overrides):
+            model_args = dict(dim=256)
+            return Model(Config(**model_args))
+        """})
+    (site,) = find_call_sites(str(tmp_path / "model.py"), "Model", None)
+    (value,) = site.args
+    assert isinstance(value, Make) and value.func == Ref("Config") and value.kwargs == {"dim": 256}
+
+
+# ----------------------------------------------------------------------------- facts
+
+
+def test_config_reads_are_followed_into_the_classes_it_is_handed_to():
+    tree = ast.parse(textwrap.dedent("""
+        from torch import nn
+
+        class Inner(nn.Module):
+            def __init__(self, cfg):
+                super().__init__()
+                self.w = nn.Linear(cfg.model.dim, cfg.get("out", 4))
+
+        class Outer(nn.Module):
+            def __init__(self, config, block, counts):
+                super().__init__()
+                self.inner = Inner(config)
+                self.drop = config.dropout
+                self.layers = [block(1, 2, 3) for _ in range(counts[3])]
+                self.expansion = block.expansion
+        """))
+    reads = facts.argument_reads(facts.class_nodes(tree), "Outer")
+    config = reads["config"]
+    assert set(config.attrs) == {"model", "dropout", "out"} and set(config.attrs["model"].attrs) == {"dim"}
+    assert facts.is_config_like("config", config)
+    assert reads["block"].called == 3 and "expansion" in reads["block"].attrs
+    assert not facts.is_config_like("block", reads["block"])
+    assert reads["counts"].max_index == 3
+
+
+# ----------------------------------------------------------------------------- branches
+
+
+def test_guards_and_the_constructor_arguments_behind_them():
+    text = textwrap.dedent("""
+        class Block:
+            def __init__(self, channels, stride=1):
+                self.stride = stride
+                self.down = None
+                if self.stride > 1:
+                    self.down = make(channels)
+
+            def forward(self, x, mask=None):
+                if self.down is not None:
+                    x = self.down(x)
+                if mask is not None:
+                    x = x + mask
+                else:
+                    x = x * 2
+                return x
+        """)
+    lines = text.splitlines()
+    down_line = next(i for i, line in enumerate(lines, 1) if "x = self.down(x)" in line)
+    else_line = next(i for i, line in enumerate(lines, 1) if "x = x * 2" in line)
+    (guard,) = branches.guards(text, {down_line})
+    assert (guard.kind, guard.name, guard.want, guard.branch) == ("attr_set", "down", "given", "body")
+    assert branches.init_conditions(text, "Block", "down", True) == [[("stride", 2)]]
+    (other,) = branches.guards(text, {else_line})
+    assert (other.kind, other.name, other.want, other.branch) == ("param", "mask", "absent", "else")
+    ran = {guard.line, other.line, other.body_start}  # both tests ran; neither edited side did
+    assert branches.unexercised([guard], ran) == guard
+
+
+# ----------------------------------------------------------------------------- stubs
+
+
+def test_stubs_raise_on_use_respect_guards_and_leave_nothing_behind(tmp_path):
+    name = f"adopter_stub_demo_{uuid.uuid4().hex[:8]}"
+    missing = f"not_installed_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(f"""
+        import {missing} as pkg
+        from {missing}.sub import Thing
+        try:
+            import {missing}_optional
+            HAVE = True
+        except ImportError:
+            HAVE = False
+
+        DEFAULT = pkg.MODE
+
+        class Child(Thing):
+            pass
+
+        def use():
+            return pkg.run(1)
+        """))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with ImportStubs() as stubs:
+            with pytest.raises(ModuleNotFoundError) as info:
+                importlib.import_module(name)
+            assert stubs.can_stub(info.value) == missing
+            stubs.add(missing)
+            module = importlib.import_module(name)
+            assert module.HAVE is False  # the guarded import took the file's own fallback
+            assert not isinstance(3, module.DEFAULT)
+            with pytest.raises(MissingDependency, match=f"needs {missing}"):
+                module.use()
+            with pytest.raises(MissingDependency):
+                module.Child()
+        assert not [m for m in sys.modules if m.startswith((missing, name))]
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_an_installed_package_is_never_stubbed():
+    stubs = ImportStubs()
+    error = ModuleNotFoundError("No module named 'torch.not_a_submodule'", name="torch.not_a_submodule")
+    assert stubs.can_stub(error) is None
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def test_sequence_bound_by_position_tables_not_by_other_embeddings():
+    import torch
+    from torch import nn
+
+    from adopter.verify.inputs import _max_seq, mask_values
+
+    class Embeddings(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.word_embeddings = nn.Embedding(99, 8)
+            self.token_type_embeddings = nn.Embedding(2, 8)  # two segment types: not a length
+            self.position_embeddings = nn.Embedding(6, 8)
+
+    assert _max_seq(Embeddings(), {}, VERIFY) == 6
+    for kind in ("binary", "bool", "additive4", "additive_square"):
+        mask = mask_values(kind, 2, 2)
+        visible = (mask != 0) if kind in ("binary", "bool") else (mask == 0)
+        assert visible[-1].any(), kind  # never a fully masked sequence
+    assert torch.equal(mask_values("binary", 2, 8)[-1], torch.tensor([1, 1, 1, 1, 1, 1, 0, 0]))
