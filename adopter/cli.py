@@ -270,10 +270,12 @@ def cmd_rules(args) -> int:
     width = max(len(r.name) for r in rules)
     where = {r.id: _where(r) for r in rules}
     where_width = max(len(w) for w in where.values())
+    kernel = {r.id: r.kernel.import_ + _default_note(r) for r in rules}
+    kernel_width = max(len(k) for k in kernel.values())
     for r in rules:
         mark = "fixable" if r.fixable else "report "
-        print(f"{r.id}  {r.name:<{width}}  {mark}  {where[r.id]:<{where_width}}  {r.kernel.import_}{_default_note(r)}"
-              f"  | measured: {_measured_line(r, measured.get(r.id, []))}")
+        print(f"{r.id}  {r.name:<{width}}  {mark}  {where[r.id]:<{where_width}}  {kernel[r.id]:<{kernel_width}}"
+              f"  measured: {_measured_line(r, measured.get(r.id, []))}")
     return 0
 
 

@@ -153,17 +153,22 @@ def load_measured(folders: list[Path]) -> dict[str, list[Figure]]:
 
 
 def summary(helps: tuple[str, ...] | list[str], figures: list[Figure]) -> str:
-    """One line for ``adopter rules``: per declared target, the best claimed figure or why none.
+    """One line for ``adopter rules``: per declared target, its best gain or the range of its
+    medians, or that nothing was measured there.
 
-    ``cpu 1.42x [1.31-1.50]`` (gain), ``cpu no gain 0.98x [0.95-1.01]``, ``cuda not measured``.
+    ``cpu 1.42x [1.31-1.50]`` (pays: the best gaining figure with its interquartile range),
+    ``cpu no gain 0.94-1.08x (4 figures)``, ``cuda not measured``.
     """
     parts = []
     for target, modes in declared(helps).items():
-        mine = [f for f in figures if f.target == target and f.mode in modes]
+        mine = [f for f in figures if f.target == target and f.mode in modes and f.claimed]
         if not mine:
             parts.append(f"{target} not measured")
-            continue
-        best = max(mine, key=lambda f: (f.gain, f.ratio))
-        state = "" if verdict(helps, mine).targets.get(target) == "pays" else "no gain "
-        parts.append(f"{target} {state}{best.short()}")
+        elif verdict(helps, mine).targets.get(target) == "pays":
+            parts.append(f"{target} {max((f for f in mine if f.gain), key=lambda f: f.ratio).short()}")
+        elif len(mine) == 1:
+            parts.append(f"{target} no gain {mine[0].short()}")
+        else:
+            low, high = min(f.ratio for f in mine), max(f.ratio for f in mine)
+            parts.append(f"{target} no gain {low:.2f}-{high:.2f}x ({len(mine)} figures)")
     return ", ".join(parts) or "-"

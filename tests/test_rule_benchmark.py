@@ -267,6 +267,8 @@ def test_summary_says_gain_no_gain_and_not_measured():
     line = summary(["cpu:inference", "cuda:training"], [fig("cpu", "inference", 1.42, 1.31, 1.5)])
     assert line == "cpu 1.42x [1.31-1.50], cuda not measured"
     assert summary(["cpu:inference"], [fig("cpu", "inference", 0.98, 0.95, 1.01)]) == "cpu no gain 0.98x [0.95-1.01]"
+    mixed = [fig("cpu", "inference", 1.08, 1.04, 1.1), fig("cpu", "inference", 0.94, 0.9, 0.99)]
+    assert summary(["cpu:inference"], mixed) == "cpu no gain 0.94-1.08x (2 figures)"
 
 
 # ------------------------------------------------------------------------------ rule files
