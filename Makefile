@@ -13,7 +13,9 @@ $(VENV)/.core: pyproject.toml
 	$(PY) -m pip install -q -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml $(VENV)/.core
+$(VENV)/.dev: pyproject.toml runtime/pyproject.toml $(VENV)/.core
+	# adopter-kernels (runtime/), the package patched code imports, editable: the verify extra needs it
+	$(PY) -m pip install -q -e runtime/
 	$(PY) -m pip install -q -e ".[dev]"
 	$(PY) -m pip install -q --no-deps python-graphs==1.2.3
 	touch $@

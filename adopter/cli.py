@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     _budget_option(fix)
     fix.add_argument("--diff", action="store_true", help="print a unified diff, write nothing")
     fix.add_argument("--no-deps", action="store_true", help="do not add the kernel packages to dependency files")
+    fix.add_argument("--unsafe-fixes", action="store_true",
+                     help="also apply fixes marked unsafe (`adopter rules ID` says why each one is)")
 
     rules = sub.add_parser("rules", help="list the rules, or explain one")
     rules.add_argument("rule", nargs="?", help="rule id or name to explain")

@@ -71,7 +71,7 @@ def matchers_for(rule: Rule) -> list[Matcher]:
         matchers = _MATCHERS[key] = [
             Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
                     live_intermediates=rule.live_intermediates, direct_layers=rule.layer_typing == "direct",
-                    same_source=rule.same_source)
+                    same_source=rule.same_source, scope=rule.scope)
             for i, forward in enumerate(rule.forwards)
         ]
     return matchers

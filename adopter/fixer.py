@@ -49,11 +49,16 @@ class FileOutcome:
 _WORKER_RULES: dict[tuple, list] = {}
 
 
-def _fix_one(job: tuple[str, tuple[str, ...], tuple[str, ...], float]) -> tuple[FileOutcome, object]:
-    """Read and fix one file within its time budget (in a worker process for large trees); writes nothing."""
+def _fix_one(job: tuple) -> tuple[FileOutcome, object]:
+    """Read and fix one file within its time budget (in a worker process for large trees); writes nothing.
+
+    ``blocked`` maps the ids of rules whose kernel the file's project cannot take (its Python
+    or version pins exclude it, :func:`adopter.synth.deps.unavailable`) to the reason: their
+    findings are reported as not fixed."""
     from .synth import fix_text
 
-    path, rule_ids, rule_dirs, budget = job
+    path, rule_ids, rule_dirs, budget, *rest = job
+    blocked = rest[0] if rest else {}
     key = (rule_ids, rule_dirs)
     rules = _WORKER_RULES.get(key)
     if rules is None:
@@ -63,13 +68,20 @@ def _fix_one(job: tuple[str, tuple[str, ...], tuple[str, ...], float]) -> tuple[
     try:
         with time_budget(budget):
             source = read_source(path)
-            result = fix_text(source.text, path, rules, package_of(path))
+            allowed = [r for r in rules if r.id not in blocked]
+            result = fix_text(source.text, path, allowed, package_of(path))
+            skipped = list(result.skipped)
+            if blocked and result.error is None:
+                from .engine import analyze
+
+                left = analyze(result.text, path, [r for r in rules if r.id in blocked], package_of(path))
+                skipped += [(f, blocked[f.rule]) for f in left.findings if f.fixable]
     except (SourceError, BudgetExceeded) as exc:
         return FileOutcome(path, error=str(exc)), source
     except Exception as exc:  # an internal error must not stop the other files
         return FileOutcome(path, error=f"internal error: {type(exc).__name__}: {exc}"), source
     outcome = FileOutcome(
-        path, applied=list(result.applied), skipped=list(result.skipped),
+        path, applied=list(result.applied), skipped=skipped,
         requirements=set(result.requirements), error=result.error,
     )
     if result.error is None and result.text != source.text:
@@ -110,14 +122,25 @@ def _summary(outcome: FileOutcome, diff_only: bool) -> list[str]:
 
 def run_fix(args, config_for, rules_for) -> int:
     from .cli import file_budget
+    from .synth.deps import project_root, unavailable
 
     files, errors = iter_python_files(args.paths, config_for)
     jobs = []
+    projects: dict = {}
     for path in files:
         config = config_for(path)
         rules = rules_for(args, config)
         dirs = tuple(str(d) for d in [*map(Path, getattr(args, "rules_dir", []) or []), *config.rule_paths])
-        jobs.append((str(path), tuple(r.id for r in rules), dirs, file_budget(args, config)))
+        kernels = frozenset((r.kernel.requirement, r.kernel.requires_python) for r in rules)
+        key = (project_root(Path(path)), kernels)
+        if key not in projects:
+            projects[key] = unavailable(*key)
+        blocked = {r.id: f"not applied: {projects[key][r.kernel.requirement]}"
+                   for r in rules if r.kernel.requirement in projects[key]}
+        if not getattr(args, "unsafe_fixes", False):
+            blocked.update({r.id: f"unsafe fix, not applied without --unsafe-fixes ({r.fix_safety.split(':', 1)[-1].strip()})"
+                            for r in rules if r.fixable and not r.safe_fix})
+        jobs.append((str(path), tuple(r.id for r in rules), dirs, file_budget(args, config), blocked))
     workers = getattr(args, "jobs", 0) or os.cpu_count() or 1
     if len(jobs) >= PARALLEL_MIN_FILES and workers > 1:
         with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
@@ -161,24 +184,23 @@ def run_fix(args, config_for, rules_for) -> int:
         from .synth.deps import plan_dependencies
 
         for root, requirements in sorted(needs.items()):
-            edit, message = plan_dependencies(root, requirements)
-            if message:
-                print(f"note: {message}", file=sys.stderr)
-            if edit is None:
-                continue
-            shown = _display(edit.path)
-            if diff_only:
-                sys.stdout.write(_diff(edit.old, edit.new, shown))
-            else:
-                try:
-                    write_source(edit.source, edit.new)
-                except SourceError as exc:
-                    print(f"{shown}: error: {exc}", file=sys.stderr)
-                    failed = True
-                    continue
-            changed = True
-            verb = "would add" if diff_only else "added"
-            print(f"{shown}: {verb} {', '.join(edit.added)}", file=sys.stderr)
+            edits, notes = plan_dependencies(root, requirements)
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
+            for edit in edits:
+                shown = _display(edit.path)
+                if diff_only:
+                    sys.stdout.write(_diff(edit.old, edit.new, shown))
+                else:
+                    try:
+                        write_source(edit.source, edit.new)
+                    except SourceError as exc:
+                        print(f"{shown}: error: {exc}", file=sys.stderr)
+                        failed = True
+                        continue
+                changed = True
+                verb = "would add" if diff_only else "added"
+                print(f"{shown}: {verb} {', '.join(edit.said)}", file=sys.stderr)
 
     if failed:
         return 2

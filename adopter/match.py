@@ -143,7 +143,7 @@ class Matcher:
 
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
                  alternative: int = 0, live_intermediates: bool = False, direct_layers: bool = False,
-                 same_source: bool = False):
+                 same_source: bool = False, scope: str = "model"):
         self.rule_id = rule_id
         # ``layer_typing = "direct"``: a layer is typed only by a constructor call assigned to its
         # attribute (the paper benchmark's convention), not through factories, parameters,
@@ -151,6 +151,9 @@ class Matcher:
         self.direct_layers = direct_layers
         # ``[forward] same_source = true``: the values a variable binds are spelled alike.
         self.same_source = same_source
+        # "model": the code a forward reaches (the model structure); "file": every function,
+        # method (also __init__) and the module's statements (code that builds the model).
+        self.scope = scope
         self.alternative = alternative
         self.commutative = commutative
         # A rule whose fix keeps the original code (behind a guard) may let later code read
@@ -203,7 +206,7 @@ class Matcher:
         for cls in module.classes.values():
             if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
                 continue
-            roots = cls.roots
+            roots = cls.all_roots if self.scope == "file" else cls.roots
             if needed:  # cheap, so first: most classes call none of the pattern's functions
                 roots = [r for r in roots if all(words & cls.words(r) for words in needed)]
                 if not roots:

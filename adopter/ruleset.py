@@ -41,6 +41,14 @@ class Kernel:
     package: str  # the requirement added to the analysed project's dependencies
     import_: str  # the dotted name the patched code imports
     min_version: str = ""
+    # The package's own Python floor (PEP 440 specifier, '' = none): a project whose
+    # requires-python admits an older Python does not get the patch (adopter.synth.deps).
+    requires_python: str = ""
+
+    @property
+    def requirement(self) -> str:
+        """The PEP 508 requirement that declares this kernel (``adopter-kernels>=0.1.0``)."""
+        return f"{self.package}>={self.min_version}" if self.min_version else self.package
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,15 @@ class Rule:
         """Whether the rule runs without being named in ``select``, for code that runs on
         ``target`` (None: no target configured)."""
         return self.default or (target is not None and target in self.default_targets)
+    # ``[forward] scope = "file"``: match in every function and method of the file (also those
+    # no forward reaches, and __init__), not only in the model structure ("model", the default).
+    scope: str = "model"
+
+    @property
+    def safe_fix(self) -> bool:
+        """Whether ``fix`` applies this rule by default (``fix_safety = "unsafe: why"`` needs
+        ``--unsafe-fixes``)."""
+        return not self.fix_safety.startswith("unsafe")
 
     def helps_on(self, target: str | None) -> bool:
         """Whether the rule's patch is proposed for code that runs on ``target`` (None: no
@@ -366,8 +383,17 @@ def _kernel(reader: _Reader, data: dict) -> Kernel:
     if not _DOTTED.fullmatch(import_) or any(keyword.iskeyword(p) for p in import_.split(".")):
         raise reader.fail("kernel.import", f"{import_!r} must be a dotted name such as package.module.function",
                           import_)
+    requires_python = reader.get(table, "requires_python", str, "kernel", "")
+    if requires_python:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+        try:
+            SpecifierSet(requires_python)
+        except InvalidSpecifier:
+            raise reader.fail("kernel.requires_python", f"{requires_python!r} is not a version specifier",
+                              requires_python) from None
     return Kernel(provider=reader.get(table, "provider", str, "kernel", ""), package=package, import_=import_,
-                  min_version=min_version)
+                  min_version=min_version, requires_python=requires_python)
 
 
 def _uses_dotted(target: str, dotted: str) -> bool:
@@ -414,6 +440,9 @@ def _parse_rule(raw: str, spath: str) -> Rule:
             if pattern.nodes[position].optional:
                 line, column = _position(raw, pattern.text, "source")
                 raise RuleError(spath, line, column, "the first and last steps of a pattern cannot be optional")
+    scope = need(forward, "scope", str, "forward", "model")
+    if scope not in ("model", "file"):
+        raise reader.fail("forward.scope", 'must be "model" or "file"', scope)
     synth = need(forward, "synth", str, "forward", None)
     if synth is not None and not synth.isidentifier():
         raise reader.fail("forward.synth", "must name a module of adopter.synth", synth)
@@ -515,6 +544,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         fix_one_block=need(forward, "fix_one_block", bool, "forward", False),
         same_source=need(forward, "same_source", bool, "forward", False),
         default_targets=tuple(default) if isinstance(default, list) else (),
+        scope=scope,
     )
 
 

@@ -1,4 +1,4 @@
-"""Time every adopter.kernels function against the eager code it replaces, on CPU.
+"""Time every adopter_kernels function against the eager code it replaces, on CPU.
 
 Each row builds the eager original and the kernel call over *the same modules and inputs*, and
 measures them alternately (``--rounds`` interleaved rounds of ``torch.utils.benchmark``'s
@@ -28,7 +28,7 @@ from torch.utils import benchmark
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import adopter.kernels as K  # noqa: E402
+import adopter_kernels as K  # noqa: E402
 
 
 @dataclass

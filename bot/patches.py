@@ -598,6 +598,7 @@ def build(root: Path, paths: list[str], read: Callable[[str], bytes | None], opt
     (None: not a regular file in the commit), and raises ``SourceError`` for one that is too large."""
     rules_for = _Rules(options.select)
     outcome = Outcome()
+    takeable: dict = {}
     for rel in paths:
         absolute = root / rel
         try:
@@ -616,11 +617,27 @@ def build(root: Path, paths: list[str], read: Callable[[str], bytes | None], opt
         if read_worktree(absolute) != data:
             outcome.errors.append((rel, "the working tree differs from the pushed commit; skipped"))
             continue
-        rules = rules_for(config)
+        rules = _takeable(absolute, rules_for(config), outcome, takeable)
         outcome.active.update(r.id for r in rules)
         patch_file(root, rel, data, rules, config, options, outcome)
     declare_dependencies(root, outcome, read)
     return outcome
+
+
+def _takeable(path: Path, rules: list[Rule], outcome: Outcome, seen: dict) -> list[Rule]:
+    """The rules whose kernel the file's project can take: not one whose Python floor is above
+    the project's, or whose version the project's pins exclude (a note says which and why)."""
+    from adopter.synth.deps import project_root, unavailable
+
+    root = project_root(path)
+    kernels = frozenset((r.kernel.requirement, r.kernel.requires_python) for r in rules)
+    if (root, kernels) not in seen:
+        seen[(root, kernels)] = blocked = unavailable(root, kernels)
+        for rule in rules:
+            if rule.kernel.requirement in blocked:
+                outcome.notes.append(f"{rule.id} {rule.name} is not applied here: {blocked[rule.kernel.requirement]}")
+    blocked = seen[(root, kernels)]
+    return [r for r in rules if r.kernel.requirement not in blocked]
 
 
 def declare_dependencies(root: Path, outcome: Outcome, read: Callable[[str], bytes | None]) -> None:
@@ -638,23 +655,21 @@ def declare_dependencies(root: Path, outcome: Outcome, read: Callable[[str], byt
     top = root.resolve()
     for project, needs in sorted(projects.items()):
         try:
-            edit, message = plan_dependencies(project, needs)
+            edits, messages = plan_dependencies(project, needs)
         except Exception as exc:  # a dependency file we cannot edit must not lose the patches
-            edit, message = None, f"{project}: could not plan the dependency edit ({type(exc).__name__}: {exc})"
-        if message:
-            outcome.notes.append(message.replace(str(top) + "/", ""))
-        if edit is None:
-            continue
-        try:
-            rel = edit.path.resolve().relative_to(top).as_posix()
-        except ValueError:
-            continue
-        try:
-            committed = read(rel)
-        except SourceError:
-            committed = None
-        if edit.source is not None and committed != read_worktree(edit.path):
-            outcome.notes.append(f"{rel} differs from the pushed commit; add {', '.join(edit.added)} by hand")
-            continue
-        outcome.files[rel] = encode(edit.source, edit.new) if edit.source is not None else edit.new.encode()
-        outcome.dependency_files[rel] = list(edit.added)
+            edits, messages = [], [f"{project}: could not plan the dependency edit ({type(exc).__name__}: {exc})"]
+        outcome.notes.extend(message.replace(str(top) + "/", "") for message in messages)
+        for edit in edits:
+            try:
+                rel = edit.path.resolve().relative_to(top).as_posix()
+            except ValueError:
+                continue
+            try:
+                committed = read(rel)
+            except SourceError:
+                committed = None
+            if edit.source is not None and committed != read_worktree(edit.path):
+                outcome.notes.append(f"{rel} differs from the pushed commit; add {', '.join(edit.added)} by hand")
+                continue
+            outcome.files[rel] = encode(edit.source, edit.new) if edit.source is not None else edit.new.encode()
+            outcome.dependency_files[rel] = list(edit.added)

@@ -229,12 +229,17 @@ def title(base: str, count: int) -> str:
 def dependencies(requirements: Iterable[str], declared: dict[str, list[str]] | None) -> list[str]:
     """One line per new requirement, saying which file of this pull request declares it."""
     where = {req: path for path, added in (declared or {}).items() for req in added}
+    requirements = sorted(set(requirements))
     lines = []
-    for req in sorted(set(requirements)):
+    for req in requirements:
         if req in where:
             lines.append(f"- {code(req)}, added to {code(where[req])}")
         else:
             lines.append(f"- {code(req)} (add it to your project's dependencies if it is not there)")
+    if any(re.match(r"adopter[-_.]kernels\b", req, re.I) for req in requirements):
+        lines.append(f"\n{code('adopter-kernels')} is the small runtime package of Adopter's fused functions "
+                     "(PyTorch its only dependency, Python >= 3.9; `runtime/` of the Adopter repository). "
+                     "The patched code imports it, never the analysis tool itself.")
     return lines
 
 

@@ -41,11 +41,17 @@ def run(*args, cwd=None):
 def test_check_reports_findings_and_exits_1(project):
     code, out, err = run("check", str(project / "model.py"))
     assert code == 1
+    assert out.strip().splitlines() == [
+        f"{project / 'model.py'}:14:26: ADP005 dropout-add-layernorm: dropout -> residual add -> LayerNorm can be "
+        "fused (adopter_kernels.dropout_add_layer_norm)",
+    ]  # the softmax rule (ADP004) is off by default
+    code, out, err = run("check", "--select", "ADP004,ADP005", str(project / "model.py"))
+    assert code == 1
     lines = out.strip().splitlines()
     assert lines == [
-        f"{project / 'model.py'}:13:17: ADP004 softmax: last-dimension softmax can use adopter.kernels.softmax",
+        f"{project / 'model.py'}:13:17: ADP004 softmax: last-dimension softmax can use adopter_kernels.softmax",
         f"{project / 'model.py'}:14:26: ADP005 dropout-add-layernorm: dropout -> residual add -> LayerNorm can be "
-        "fused (adopter.kernels.dropout_add_layer_norm)",
+        "fused (adopter_kernels.dropout_add_layer_norm)",
     ]
     assert "Traceback" not in err
 
@@ -55,7 +61,7 @@ def test_clean_file_exits_0(project):
 
 
 def test_json_output_is_stable(project, capsys):
-    assert main(["check", "--output-format", "json", str(project)]) == 1
+    assert main(["check", "--select", "ADP004,ADP005", "--output-format", "json", str(project)]) == 1
     data = json.loads(capsys.readouterr().out)
     assert {d["rule"] for d in data} == {"ADP004", "ADP005"}
     for item in data:
@@ -64,13 +70,13 @@ def test_json_output_is_stable(project, capsys):
 
 
 def test_sarif_and_github_formats(project, capsys):
-    main(["check", "--output-format", "sarif", str(project / "model.py")])
+    main(["check", "--select", "ADP004,ADP005", "--output-format", "sarif", str(project / "model.py")])
     sarif = json.loads(capsys.readouterr().out)
     assert sarif["version"] == "2.1.0"
     results = sarif["runs"][0]["results"]
     assert [r["ruleId"] for r in results] == ["ADP004", "ADP005"]
     assert results[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == 13
-    main(["check", "--output-format", "github", str(project / "model.py")])
+    main(["check", "--select", "ADP004,ADP005", "--output-format", "github", str(project / "model.py")])
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("::notice file=") and ",line=13," in out[0]
 
@@ -107,7 +113,7 @@ def test_bad_input_is_reported_and_others_still_checked(project):
     (project / "nul.py").write_bytes(b"x = 1\x00\n")
     code, out, err = run("check", str(project), str(project / "missing.py"))
     assert code == 2
-    assert "ADP004" in out  # model.py still reported
+    assert "ADP005" in out  # model.py still reported
     assert "broken.py: error: syntax error at 1:7" in err
     assert "latin.py: error: cannot determine the encoding" in err
     assert "nul.py: error:" in err
@@ -156,23 +162,23 @@ def test_structure_command(project):
 
 
 def test_findings_for_another_target_are_informational(project, capsys):
-    """ADP004/ADP005 help on CUDA only: with --target cpu they are shown, marked, not counted
-    in the exit code, and never fixed."""
+    """ADP005 helps on CUDA only: with --target cpu it is shown, marked, not counted in the
+    exit code, and never fixed."""
     before = (project / "model.py").read_text()
     assert main(["check", "--target", "cpu", str(project / "model.py")]) == 0
     captured = capsys.readouterr()
     lines = captured.out.strip().splitlines()
-    assert len(lines) == 2 and all("[info: helps on cuda:training, cuda:inference; target is cpu]" in l for l in lines)
-    assert "Found 0 opportunities (0 fixable with `adopter fix`) and 2 informational" in captured.err
+    assert len(lines) == 1 and all("[info: helps on cuda:training, cuda:inference; target is cpu]" in l for l in lines)
+    assert "Found 0 opportunities (0 fixable with `adopter fix`) and 1 informational" in captured.err
 
     assert main(["check", "--target", "cpu", "--output-format", "json", str(project / "model.py")]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [(d["severity"], d["fixable"]) for d in data] == [("info", False)] * 2
+    assert [(d["severity"], d["fixable"]) for d in data] == [("info", False)]
     assert all("target is cpu" in d["informational"] for d in data)
 
     main(["check", "--target", "cpu", "--output-format", "sarif", str(project / "model.py")])
     results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
-    assert [r["level"] for r in results] == ["none", "none"]
+    assert [r["level"] for r in results] == ["none"]
     assert all(r["properties"]["informational"] is True for r in results)
 
     main(["check", "--target", "cpu", "--output-format", "github", str(project / "model.py")])
@@ -184,7 +190,7 @@ def test_findings_for_another_target_are_informational(project, capsys):
 
     # the same file on the cuda target: real opportunities, exit 1, fixed
     assert main(["check", "--target", "cuda", "--output-format", "json", str(project / "model.py")]) == 1
-    assert [d["severity"] for d in json.loads(capsys.readouterr().out)] == ["opportunity"] * 2
+    assert [d["severity"] for d in json.loads(capsys.readouterr().out)] == ["opportunity"]
 
 
 def test_config_target_and_mixed_findings(project, capsys):
@@ -199,7 +205,7 @@ def test_config_target_and_mixed_findings(project, capsys):
     assert main(["check", "--output-format", "json", str(project)]) == 1  # ADP011 helps on cpu
     data = json.loads(capsys.readouterr().out)
     assert sorted((d["rule"], d["severity"]) for d in data) == [
-        ("ADP004", "info"), ("ADP005", "info"), ("ADP011", "opportunity")]
+        ("ADP005", "info"), ("ADP011", "opportunity")]
     assert main(["fix", str(project / "norm.py"), str(project / "model.py")]) == 1
     assert "rms_norm(x, x.shape[-1:], eps=eps)" in (project / "norm.py").read_text()
     assert (project / "model.py").read_text() == MODEL

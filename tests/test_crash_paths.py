@@ -136,15 +136,15 @@ def test_imports_are_added_without_parsing_what_follows_them():
         assert result.error is None and len(result.applied) == 1, name
         new = result.text
         assert table in new, name  # the literal is untouched
-        assert "from adopter.kernels import dropout_add_layer_norm\n" in new, name
+        assert "from adopter_kernels import dropout_add_layer_norm\n" in new, name
         if name == "no imports":  # the imports follow the table: the new one joins their block
-            assert new.index("TABLE = {") < new.index("import torch\nfrom adopter.kernels import"), name
+            assert new.index("TABLE = {") < new.index("import torch\nfrom adopter_kernels import"), name
         else:
-            assert new.index("from adopter.kernels import") < new.index("TABLE = {"), name
+            assert new.index("from adopter_kernels import") < new.index("TABLE = {"), name
         assert "__adopter_rest_of_module__" not in new, name
         compile(new, name, "exec")
         if name == "future import":
             assert new.startswith("from __future__ import annotations\n")
         if name == "literal after the imports":
             # (in its isort place: the diff branch's imports.py)
-            assert "import torch\nfrom adopter.kernels import dropout_add_layer_norm\nfrom torch import nn\n# a comment" in new
+            assert "import torch\nfrom adopter_kernels import dropout_add_layer_norm\nfrom torch import nn\n# a comment" in new

@@ -46,7 +46,7 @@ def test_slice_of_real_files_has_no_internal_error_broken_or_unstable_fix(scale,
     assert total["findings_total"] > 0 and total["fixes_applied"] > 0  # the slice exercises fix, not only check
     assert code == 0 and "OK: 0 internal errors" in printed
     # the copies were really rewritten, and still compile
-    fixed = [p for p in (tmp_path / "scale" / "tf").rglob("*.py") if "from adopter.kernels import" in p.read_text()]
+    fixed = [p for p in (tmp_path / "scale" / "tf").rglob("*.py") if "from adopter_kernels import" in p.read_text()]
     assert fixed
     for path in fixed:
         compile(path.read_bytes(), str(path), "exec")

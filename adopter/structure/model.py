@@ -75,6 +75,9 @@ class ClassStructure:
     module: "ModuleStructure"
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     roots: list[str] = field(default_factory=list)
+    # Every root, also those no forward reaches and __init__: for rules about the code around
+    # the model (an optimizer built in configure_optimizers or a script's main()).
+    all_roots: list[str] = field(default_factory=list)
     _flows: dict[str, Flow] = field(default_factory=dict)
     _words: dict[str, frozenset] = field(default_factory=dict)
     _bound: dict[frozenset, frozenset] = field(default_factory=dict)
@@ -229,6 +232,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     for name, info in infos.items():
         structure = ClassStructure(name, info, module, functions=dict(info.methods))
         structure.roots = _roots(structure.functions, module.mention)
+        structure.all_roots = [*structure.roots, *(n for n in structure.functions if n in INIT_NAMES)]
         module.classes[name] = structure
         all_methods.extend(info.methods.items())
     module_level = ClassStructure("<module>", None, module, functions=dict(names.functions))
@@ -237,6 +241,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if top is not None:
         module_level.functions[TOP_LEVEL] = top
         module_level.roots.append(TOP_LEVEL)
+    module_level.all_roots = list(module_level.roots)
     module.classes["<module>"] = module_level
     reachable = _reachable(module, infos)
     if reachable is not None:

@@ -31,7 +31,7 @@ class FixResult:
     ``text`` is the new source (the input when nothing changed or on error); ``applied``
     the findings that were rewritten; ``skipped`` the findings left as they are, each with
     the reason; ``requirements`` the kernel packages the new code imports
-    (``adopter>=0.1.0``); ``error`` is set when the file could not be fixed at all.
+    (``adopter-kernels>=0.1.0``); ``error`` is set when the file could not be fixed at all.
     """
 
     text: str
@@ -45,8 +45,7 @@ class FixResult:
 
 
 def requirement(rule: Rule) -> str:
-    kernel = rule.kernel
-    return f"{kernel.package}>={kernel.min_version}" if kernel.min_version else kernel.package
+    return rule.kernel.requirement
 
 
 def _finding(rule: Rule, match: Match, path: str, planner: Planner) -> Finding:

@@ -1,40 +1,51 @@
-"""Declare the kernels' packages in the analysed project's dependency list (SPEC section 4).
+"""Declare what patched code needs where the analysed project declares its dependencies.
 
-The project root is the nearest folder upwards with a ``pyproject.toml``, a
-``requirements*.txt``, a ``setup.py`` or ``.git``.  A requirement already declared (by
-name, PEP 503-normalised, any version) is left alone.  Otherwise it goes, in this order of
-preference, into ``[project].dependencies`` of ``pyproject.toml`` (an existing array, edited
-as text so comments and layout stay), ``requirements.txt`` (or the only
-``requirements*.txt``), a new ``dependencies`` key of an existing ``[project]`` table, or
-``[tool.poetry.dependencies]``; the edited ``pyproject.toml`` is re-read with ``tomllib``
-to make sure it says exactly what was meant.  When none of these exists the user is told
-what to add.
+A patch imports a package (``adopter-kernels``) or needs a newer one (``torch>=2.4`` for
+``F.rms_norm``).  :func:`plan_dependencies` turns those requirements into edits of the
+project's own files (:mod:`adopter.synth.manifests` reads and edits each kind):
+
+- a package the project already declares, in any of its files, keeps its place; its
+  declaration is strengthened where it admits versions below the floor a patch needs
+  (``torch`` -> ``torch>=2.4``, ``torch>=1.13,<3`` -> ``torch>=2.4,<3``) or lacks an extra;
+- a package it does not declare goes into the package metadata - ``[project].dependencies``,
+  Poetry's table, ``setup.cfg``'s or ``setup.py``'s ``install_requires`` - else into
+  ``requirements.txt`` (or the file a dynamic ``dependencies`` names), else the user is told.
+
+:func:`unavailable` says which kernels a project cannot take at all: a package whose Python
+floor is above the project's ``requires-python`` (``adopter-kernels`` needs 3.9), or a
+declaration that excludes every version the patch needs (``torch==2.1.0`` for ``F.rms_norm``).
+``adopter fix`` and the bot leave those patches out and say why.
+
+The project root is the nearest folder upwards with a ``pyproject.toml``, ``setup.py``,
+``setup.cfg``, ``requirements*.txt`` or ``.git``.  Each edited file is read back, so an edit
+that does not say exactly what was meant is reported instead of written; a second run finds
+every requirement declared and changes nothing.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
-from ..source import SourceError, SourceFile, decode
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from ..source import SourceFile
+from . import manifests as mf
 
 MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
-NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
-
-
-def normalise(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirement_name(requirement: str) -> str:
-    found = NAME.match(requirement)
-    return normalise(found.group(1)) if found else normalise(requirement.strip())
 
 
 def project_root(path: Path) -> Path | None:
-    folder = path.resolve()
+    try:
+        folder = path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: the file is reported as unreadable elsewhere
+        folder = path.absolute().parent
     if not folder.is_dir():
         folder = folder.parent
     while True:
@@ -47,230 +58,246 @@ def project_root(path: Path) -> Path | None:
 
 @dataclass
 class DependencyEdit:
-    """What to do to one project's dependency file (``source`` is None for a new file)."""
+    """What to do to one dependency file: ``added`` lists the requirements it declares
+    (``torch>=2.4``), ``said`` the same in words (``torch>=2.4 (was torch)``)."""
 
     path: Path
     source: SourceFile | None
     old: str
     new: str
     added: list[str] = field(default_factory=list)
+    said: list[str] = field(default_factory=list)
 
 
-def _read(path: Path) -> SourceFile | None:
-    if not path.is_file():
-        return None
+class _Conflict(Exception):
+    pass
+
+
+def _floor(req: Requirement) -> Version | None:
+    floors = [Version(s.version) for s in req.specifier if s.operator == ">="]
+    return max(floors) if floors else None
+
+
+def _version(text: str) -> Version | None:
     try:
-        return decode(path.read_bytes(), str(path))
-    except (OSError, SourceError):
+        return Version(text.replace(".*", ""))
+    except InvalidVersion:
         return None
 
 
-def _requirements_file(root: Path) -> Path | None:
-    main = root / "requirements.txt"
-    if main.is_file():
-        return main
-    found = sorted(p for p in root.glob("requirements*.txt") if p.is_file())
-    return found[0] if len(found) == 1 else None
+def implies_floor(spec: SpecifierSet, floor: Version | None) -> bool:
+    """Whether every version ``spec`` admits is at least ``floor``."""
+    if floor is None:
+        return True
+    for s in spec:
+        v = _version(s.version)
+        if v is not None and s.operator in (">=", ">", "~=", "==", "===") and v >= floor:
+            return True
+    return False
 
 
-def _declared_in_requirements(text: str) -> set[str]:
-    names = set()
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line or line.startswith("-"):
-            continue
-        names.add(requirement_name(line))
-    return names
-
-
-def plan_dependencies(root: Path, requirements: set[str]) -> tuple[DependencyEdit | None, str | None]:
-    """The edit that declares ``requirements`` in ``root``'s project, or a message why none."""
-    wanted = sorted(requirements)
-    if not wanted:
-        return None, None
-    pyproject_path = root / "pyproject.toml"
-    pyproject = _read(pyproject_path)
-    data: dict = {}
-    if pyproject is not None:
-        try:
-            data = tomllib.loads(pyproject.text)
-        except tomllib.TOMLDecodeError as exc:
-            return None, f"{pyproject_path}: cannot read ({exc}); add {', '.join(wanted)} to your dependencies"
-    project = data.get("project") if isinstance(data.get("project"), dict) else None
-    declared: set[str] = set()
-    if project is not None:
-        if isinstance(project.get("name"), str):
-            declared.add(normalise(project["name"]))
-        for item in project.get("dependencies", []) or []:
-            if isinstance(item, str):
-                declared.add(requirement_name(item))
-    poetry = data.get("tool", {}).get("poetry", {}) if isinstance(data.get("tool"), dict) else {}
-    poetry_deps = poetry.get("dependencies") if isinstance(poetry, dict) else None
-    if isinstance(poetry_deps, dict):
-        declared |= {normalise(k) for k in poetry_deps}
-        if isinstance(poetry.get("name"), str):
-            declared.add(normalise(poetry["name"]))
-    requirements_path = _requirements_file(root)
-    requirements_source = _read(requirements_path) if requirements_path else None
-    if requirements_source is not None:
-        declared |= _declared_in_requirements(requirements_source.text)
-    missing = [r for r in wanted if requirement_name(r) not in declared]
-    if not missing:
-        return None, None
-
-    dynamic = project is not None and "dependencies" in (project.get("dynamic") or [])
-    if project is not None and isinstance(project.get("dependencies"), list):
-        new = _add_to_array(pyproject.text, missing)
-        if new is not None and _check(new, project["dependencies"], missing):
-            return DependencyEdit(pyproject_path, pyproject, pyproject.text, new, missing), None
-        return None, f"{pyproject_path}: could not edit [project].dependencies; add {', '.join(missing)} by hand"
-    if requirements_source is not None:
-        text = requirements_source.text
-        if text and not text.endswith("\n"):
-            text += "\n"
-        new = text + "".join(f"{r}\n" for r in missing)
-        return DependencyEdit(requirements_path, requirements_source, requirements_source.text, new, missing), None
-    if project is not None and not dynamic:
-        new = _add_key(pyproject.text, missing)
-        if new is not None and _check(new, [], missing):
-            return DependencyEdit(pyproject_path, pyproject, pyproject.text, new, missing), None
-    if isinstance(poetry_deps, dict):
-        new = _add_poetry(pyproject.text, missing)
-        if new is not None:
-            return DependencyEdit(pyproject_path, pyproject, pyproject.text, new, missing), None
-    return None, f"{root}: no dependency list found; add {', '.join(missing)} to your project's dependencies"
-
-
-def _check(text: str, before: list, added: list[str]) -> bool:
-    try:
-        after = tomllib.loads(text).get("project", {}).get("dependencies")
-    except tomllib.TOMLDecodeError:
+def excludes_floor(spec: SpecifierSet, floor: Version | None) -> bool:
+    """Whether ``spec`` admits no version at or above ``floor`` (a pin or cap below it)."""
+    if floor is None:
         return False
-    return after == [*before, *added]
+    release = [*floor.release, 0][:2]
+    candidates = [floor, *(Version(f"{release[0]}.{release[1] + k}") for k in range(1, 40)),
+                  *(Version(f"{release[0] + k}.0") for k in range(1, 6))]
+    candidates += [v for s in spec if (v := _version(s.version)) is not None and v >= floor]
+    return not any(spec.contains(v, prereleases=True) for v in candidates)
 
 
-# ----------------------------------------------------------------------------- TOML text
+def _raised(spec: SpecifierSet, floor: Version) -> list[str]:
+    keep = [str(s) for s in spec
+            if not (s.operator in (">=", ">") and (_version(s.version) or floor) < floor)]
+    return [f">={floor}", *sorted(keep)]
 
 
-def _table_bounds(text: str, header: str) -> tuple[int, int] | None:
-    """Start (after the header line) and end offsets of a TOML table."""
-    found = re.search(rf"^[ \t]*\[{re.escape(header)}\][ \t]*(#[^\n]*)?$", text, re.M)
-    if not found:
-        return None
-    start = found.end() + 1 if found.end() < len(text) else found.end()
-    following = re.search(r"^[ \t]*\[", text[start:], re.M)
-    end = start + following.start() if following else len(text)
-    return start, end
+def _strengthen(decl: mf.Declaration, req: Requirement) -> str | None:
+    """The declaration rewritten to admit only what ``req`` needs, or None when it already does."""
+    floor = _floor(req)
+    missing = set(req.extras) - decl.extras
+    if decl.specifier is None:
+        if floor is not None:
+            raise _Conflict(f"cannot read the constraint {decl.text!r}; make sure it requires {req}")
+        spec = []
+    elif implies_floor(decl.specifier, floor):
+        if not missing:
+            return None
+        spec = sorted(str(s) for s in decl.specifier)
+    elif excludes_floor(decl.specifier, floor):
+        raise _Conflict(f"declares {decl.text!r}, which excludes {req}")
+    else:
+        spec = _raised(decl.specifier, floor)
+    if decl.key is None:
+        raise _Conflict(f"declares {decl.text!r} with hashes; change it to {req} by hand")
+    name = decl.written
+    extras = sorted(decl.extras | set(req.extras))
+    text = name + (f"[{','.join(extras)}]" if extras else "") + ",".join(spec)
+    if decl.marker:  # as the file wrote it
+        text += "; " + (decl.text.split(";", 1)[1].strip() if ";" in decl.text else decl.marker)
+    Requirement(text)  # what we write must parse
+    return text
 
 
-def _scan_array(text: str, open_at: int) -> tuple[int, int | None] | None:
-    """For the array opening at ``open_at``: (offset of its ``]``, offset after its last
-    significant character before the ``]``, or None when it is empty)."""
-    depth = 0
-    i = open_at
-    last = None
-    while i < len(text):
-        ch = text[i]
-        if ch == "#":
-            newline = text.find("\n", i)
-            i = len(text) if newline < 0 else newline
+def _merge(requirements: Iterable[str]) -> dict[str, Requirement]:
+    """One requirement per package: the extras of all, the highest floor."""
+    merged: dict[str, Requirement] = {}
+    for text in sorted(requirements):
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        if name in merged:
+            old = merged[name]
+            floors = [f for f in (_floor(old), _floor(req)) if f is not None]
+            extras = sorted(set(old.extras) | set(req.extras))
+            req = Requirement(old.name + (f"[{','.join(extras)}]" if extras else "")
+                              + (f">={max(floors)}" if floors else ""))
+        merged[name] = req
+    return merged
+
+
+def _primary(manifests: list[mf.Manifest]) -> mf.Manifest | None:
+    """Where a new requirement goes: the package metadata's list, else requirements.txt, else
+    a new ``dependencies`` key of a ``[project]`` table."""
+    def rank(m: mf.Manifest) -> int:
+        if isinstance(m, mf.Pep621):
+            return 0 if m.listed else 5
+        return {"poetry": 1, "setup.cfg": 2, "setup.py": 3, "requirements": 4}.get(m.kind, 6)
+
+    usable = [m for m in manifests if m.can_add]
+    return min(usable, key=rank) if usable else None
+
+
+def _reparse(manifest: mf.Manifest, text: str) -> mf.Manifest:
+    source = dataclasses.replace(manifest.source, text=text)
+    if isinstance(manifest, (mf.Pep621, mf.Poetry)):
+        return type(manifest)(manifest.path, source, tomllib.loads(text))
+    return type(manifest)(manifest.path, source)
+
+
+def _declares(manifest: mf.Manifest, wanted: dict[str, Requirement]) -> bool:
+    """Read back: every wanted package is declared in the edited file with its floor and extras."""
+    found = {d.name: d for d in manifest.declarations()}
+    for name, req in wanted.items():
+        decl = found.get(name)
+        if decl is None or decl.specifier is None or not implies_floor(decl.specifier, _floor(req)):
+            return False
+        if not set(req.extras) <= decl.extras:
+            return False
+    return True
+
+
+def plan_dependencies(root: Path, requirements: set[str]) -> tuple[list[DependencyEdit], list[str]]:
+    """The edits that declare ``requirements`` in ``root``'s project, and notes for the user
+    (what could not be declared, and why)."""
+    if not requirements:
+        return [], []
+    wanted = _merge(requirements)
+    every = ", ".join(str(r) for r in wanted.values())
+    try:
+        manifests, own = mf.discover(root)
+    except mf.ManifestError as exc:
+        return [], [f"{exc}; add {every} to your dependencies by hand"]
+    if own:
+        wanted.pop(canonicalize_name(own), None)
+    notes: list[str] = []
+    # per manifest: {key: new requirement}, [added requirements], [words], {name: wanted}
+    changes: dict[int, tuple[dict, list[str], list[str], dict[str, Requirement]]] = {}
+
+    def slot(m: mf.Manifest):
+        return changes.setdefault(id(m), ({}, [], [], {}))
+
+    for name, req in wanted.items():
+        declared = [(m, d) for m in manifests for d in m.declarations() if d.name == name]
+        for m, d in declared:
+            try:
+                text = _strengthen(d, req)
+            except _Conflict as exc:
+                notes.append(f"{m.path}: {exc}")
+                continue
+            if text is not None:
+                replace, _, said, check = slot(m)
+                replace[d.key] = text
+                said.append(f"{text} (was {d.text})")
+                check[name] = req
+        if declared:
             continue
-        if ch in "\"'":
-            triple = text[i:i + 3] == ch * 3
-            quote = ch * 3 if triple else ch
-            j = i + len(quote)
-            while j < len(text):
-                if ch == '"' and text[j] == "\\":
-                    j += 2
-                    continue
-                if text.startswith(quote, j):
-                    break
-                j += 1
-            i = j + len(quote)
-            last = i
+        primary = _primary(manifests)
+        if primary is None:
+            notes.append(f"{root}: no dependency list found; add {req} to your project's dependencies")
             continue
-        if ch == "[":
-            depth += 1
-            if depth > 1:
-                last = i + 1
-        elif ch == "]":
-            depth -= 1
-            if depth == 0:
-                return i, last
-            last = i + 1
-        elif not ch.isspace():
-            last = i + 1
-        i += 1
+        _, add, said, check = slot(primary)
+        add.append(str(req))
+        said.append(str(req))
+        check[name] = req
+
+    edits: list[DependencyEdit] = []
+    texts: dict[Path, tuple[mf.Manifest, str]] = {}
+    for m in manifests:
+        if id(m) not in changes:
+            continue
+        replace, add, said, check = changes[id(m)]
+        current = m
+        if m.path in texts:  # a second table of an already edited file (PEP 621 and Poetry)
+            current = _reparse(m, texts[m.path][1])
+            replace = {}  # keys of the old text: strengthened in the first pass only
+        try:
+            new = current.edit(replace, add)
+            ok = _declares(_reparse(current, new), check) if check else True
+        except Exception as exc:  # noqa: BLE001 - an odd file must not stop the fix
+            ok, new = False, None
+            notes.append(f"{m.path}: could not edit ({type(exc).__name__}: {exc}); add {', '.join(said)} by hand")
+            continue
+        if not ok:
+            notes.append(f"{m.path}: could not edit {m.label}; add {', '.join(said)} by hand")
+            continue
+        texts[m.path] = (m, new)
+        added = [str(r) for r in check.values()]
+        previous = next((e for e in edits if e.path == m.path), None)
+        if previous is not None:
+            previous.new, previous.added, previous.said = new, previous.added + added, previous.said + said
+        else:
+            edits.append(DependencyEdit(m.path, m.source, m.text, new, added, said))
+    return edits, notes
+
+
+def _admits_below(project: SpecifierSet, floor: SpecifierSet) -> Version | None:
+    """A Python version the project supports and the package does not, if any."""
+    for minor in range(0, 21):
+        for patch in (0, 99):
+            v = Version(f"3.{minor}.{patch}")
+            if project.contains(v) and not floor.contains(v):
+                return Version(f"3.{minor}")
     return None
 
 
-def _quote(requirement: str) -> str:
-    return '"' + requirement.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _add_to_array(text: str, added: list[str]) -> str | None:
-    bounds = _table_bounds(text, "project")
-    if bounds is None:
-        return None
-    start, end = bounds
-    key = re.search(r"^[ \t]*dependencies[ \t]*=[ \t]*\[", text[start:end], re.M)
-    if not key:
-        return None
-    open_at = start + key.end() - 1
-    scanned = _scan_array(text, open_at)
-    if scanned is None:
-        return None
-    close_at, last = scanned
-    items = [_quote(r) for r in added]
-    body = text[open_at + 1:close_at]
-    if "\n" not in body:
-        if last is None:
-            return text[:open_at + 1] + ", ".join(items) + text[close_at:]
-        sep = " " if text[last - 1] == "," else ", "
-        return text[:last] + sep + ", ".join(items) + text[last:]
-    if last is None:
-        line_start = text.rfind("\n", 0, open_at) + 1
-        indent = re.match(r"[ \t]*", text[line_start:]).group(0) + "    "
-        insert = "".join(f"\n{indent}{item}," for item in items)
-        return text[:open_at + 1] + insert + text[open_at + 1:]
-    line_start = text.rfind("\n", 0, last) + 1
-    indent = re.match(r"[ \t]*", text[line_start:]).group(0)
-    line_end = text.find("\n", last)
-    if line_end < 0 or line_end > close_at:
-        # The last item shares its line with the closing bracket: `"b"]`.
-        comma = "" if text[last - 1] == "," else ","
-        return text[:last] + comma + "".join(f"\n{indent}{item}," for item in items) + "\n" + text[last:]
-    comma = "" if text[last - 1] == "," else ","
-    insert = "".join(f"\n{indent}{item}," for item in items)
-    return text[:last] + comma + text[last:line_end] + insert + text[line_end:]
-
-
-def _body_end(text: str, table: str) -> int | None:
-    """Where to append to a TOML table: after its last non-blank line."""
-    bounds = _table_bounds(text, table)
-    if bounds is None:
-        return None
-    body_end = bounds[1]
-    while body_end > 0 and text[body_end - 1] in " \t\n":
-        body_end -= 1
-    return body_end
-
-
-def _add_key(text: str, added: list[str]) -> str | None:
-    body_end = _body_end(text, "project")
-    if body_end is None:
-        return None
-    line = "dependencies = [" + ", ".join(_quote(r) for r in added) + "]"
-    return text[:body_end] + "\n" + line + text[body_end:]
-
-
-def _add_poetry(text: str, added: list[str]) -> str | None:
-    body_end = _body_end(text, "tool.poetry.dependencies")
-    if body_end is None:
-        return None
-    lines = []
-    for requirement in added:
-        name = NAME.match(requirement)
-        spec = requirement[name.end():].strip() if name else ""
-        lines.append(f'{name.group(1) if name else requirement} = "{spec or "*"}"')
-    return text[:body_end] + "\n" + "\n".join(lines) + text[body_end:]
+def unavailable(root: Path | None, requirements: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """For ``(requirement, requires_python)`` pairs, the ones ``root``'s project cannot take,
+    each with the reason: its Python floor is above the project's, or the project declares a
+    version range that excludes it."""
+    if root is None:
+        return {}
+    try:
+        manifests, own = mf.discover(root)
+    except mf.ManifestError:
+        return {}
+    python = next((p for m in manifests if (p := m.python()) is not None), None)
+    declared = [(m, d) for m in manifests for d in m.declarations()]
+    reasons: dict[str, str] = {}
+    for text, requires_python in requirements:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        if own and canonicalize_name(own) == name:
+            continue
+        if requires_python and python is not None:
+            below = _admits_below(python, SpecifierSet(requires_python))
+            if below is not None:
+                reasons[text] = (f"{req.name} needs Python {requires_python} and the project supports "
+                                 f"Python {python} (so {below})")
+                continue
+        floor = _floor(req)
+        for m, d in declared:
+            if d.name == name and d.specifier is not None and excludes_floor(d.specifier, floor):
+                reasons[text] = f"{m.path.name} declares {d.text!r}, which excludes {req}"
+                break
+    return reasons

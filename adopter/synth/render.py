@@ -1,4 +1,4 @@
-"""Rule targets (``$y = adopter.kernels.softmax($x, dim=-1)``) rendered into Python text.
+"""Rule targets (``$y = adopter_kernels.softmax($x, dim=-1)``) rendered into Python text.
 
 A target is written in the rule DSL, which is Python with ``$vars``.  Rendering replaces each
 ``$var`` with the source text the match bound it to (parenthesised where the context needs

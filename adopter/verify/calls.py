@@ -2,7 +2,7 @@
 
 ``optimizer = torch.optim.AdamW(model.parameters(), lr=3e-4)`` sits in a training script, a
 ``configure_optimizers`` method, a ``train()`` function: code verify cannot (and must not) run.
-What the patch claims is narrower: the rewritten call (``fused_optimizer(torch.optim.AdamW)(...)``)
+What the patch claims is narrower: the rewritten call (``torch.optim.AdamW(..., fused=True)``)
 builds an optimizer that updates parameters exactly as the original one does.  So verify
 evaluates the original callee and the patched callee - the file's import statements only, then
 the callee expression, nothing else of the file runs - builds both with the call's arguments
@@ -10,8 +10,9 @@ known statically (literals, module constants; the others keep the optimizer's de
 same small probe model on the verify device, and takes a few steps with the same gradients:
 the parameters, the optimizer state and the hyperparameters must match (``torch.testing``
 tolerances of the dtype, float64 rounding as elsewhere is not needed: the update rule is the
-same code).  On CUDA that runs the fused kernel the patch enables; on a CPU the wrapper must
-build the very same optimizer.
+same code).  The patched optimizer is built with the patched call's arguments, so the fused
+kernel the patch enables (``fused=True``: CPU and CUDA since PyTorch 2.4) is the one that runs;
+implementation choices (``fused``, ``foreach``) are the only arguments it may add.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from .build import run_quietly
 from .callsites import UNKNOWN, static_value
 
 STEPS = 3
+# Keywords that choose how an optimizer computes its update, not what it computes.
+IMPLEMENTATION = frozenset({"fused", "foreach"})
 
 
 class NotACallPatch(Exception):
@@ -68,13 +71,19 @@ def _call_at(tree: ast.Module, lines: set[int], column: int | None = None) -> as
 
 def _patched_call(tree: ast.Module, lines: set[int], original: ast.Call | None) -> ast.Call | None:
     """The call in the patched text that replaced ``original``: among the calls starting on the
-    edited lines, the one passing the same arguments (an edit may cover neighbouring calls)."""
+    edited lines, the one passing the same arguments - apart from implementation keywords the
+    patch may add (``fused=True``) - that is not the original itself (an edit may cover
+    neighbouring calls)."""
     if original is None:
         return None
-    wanted = ([ast.dump(a) for a in original.args], [ast.dump(k) for k in original.keywords])
+
+    def key(call: ast.Call, drop: frozenset = frozenset()) -> tuple:
+        return ([ast.dump(a) for a in call.args], [ast.dump(k) for k in call.keywords if k.arg not in drop])
+
+    wanted = key(original)
     candidates = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and n.lineno in lines]
-    same = [n for n in candidates if ([ast.dump(a) for a in n.args], [ast.dump(k) for k in n.keywords]) == wanted
-            and ast.dump(n.func) != ast.dump(original.func)]
+    same = [n for n in candidates if key(n, IMPLEMENTATION) == wanted
+            and (ast.dump(n.func) != ast.dump(original.func) or key(n) != wanted)]
     if same:
         return min(same, key=lambda n: abs(n.lineno - original.lineno))
     return _call_at(tree, lines)
@@ -159,7 +168,8 @@ def _check(original_text: str, patched_text: str, original_span: tuple[int, int,
         return False, f"the patched call's callee does not evaluate: {type(exc).__name__}: {exc}", float("inf"), {}
     args, kwargs, dropped = _arguments(original_tree, original_call)
     patched_args, patched_kwargs, _ = _arguments(patched_tree, patched_call)
-    if (patched_args, patched_kwargs) != (args, kwargs):
+    chosen = {k: v for k, v in patched_kwargs.items() if k in IMPLEMENTATION and k not in kwargs}
+    if (patched_args, {k: v for k, v in patched_kwargs.items() if k not in chosen}) != (args, kwargs):
         return False, "the patched call passes other arguments than the original", float("inf"), {}
     original_model = _probe(device)
     patched_model = copy.deepcopy(original_model)
@@ -173,13 +183,13 @@ def _check(original_text: str, patched_text: str, original_span: tuple[int, int,
     except Exception as exc:
         raise NotACallPatch(f"the original optimizer does not build with the literal arguments: {exc}") from None
     try:
-        patched_opt = run_quietly(lambda: patched_callee(patched_model.parameters(), *args, **kwargs))
+        patched_opt = run_quietly(lambda: patched_callee(patched_model.parameters(), *args, **kwargs, **chosen))
     except Exception as exc:
         return False, f"the patched call raised {type(exc).__name__}: {exc}", float("inf"), details
     if type(patched_opt) is not type(original_opt):
         return False, (f"the patched call builds a {type(patched_opt).__name__}, the original a "
                        f"{type(original_opt).__name__}"), float("inf"), details
-    implementation = {"fused", "foreach"}
+    implementation = IMPLEMENTATION
     groups_o = [{k: v for k, v in g.items() if k not in implementation} for g in _groups(original_opt)]
     groups_p = [{k: v for k, v in g.items() if k not in implementation} for g in _groups(patched_opt)]
     if groups_o != groups_p:

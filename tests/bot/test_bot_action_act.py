@@ -151,7 +151,7 @@ def test_composite_action_opens_the_pull_request_under_act(world, fake_github, t
     posts = fake_github.calls("POST", r"/pulls$")
     assert len(posts) == 1, log[-4000:]
     assert posts[0].body["head"] == "adopter/main" and "ADP005" in posts[0].body["body"]
-    assert "adopter.kernels.dropout_add_layer_norm" in world.origin_file("adopter/main", "models/bert.py") \
+    assert "adopter_kernels.dropout_add_layer_norm" in world.origin_file("adopter/main", "models/bert.py") \
         or "dropout_add_layer_norm(" in world.origin_file("adopter/main", "models/bert.py")
     assert world.origin_ref("main") == after
     assert f"adopter-result findings=1 url={fake_github.host}/octo/models/pull/1" in log

@@ -33,9 +33,10 @@ def test_push_opens_one_pull_request_then_updates_it(world, fake_github):
     assert "| Rule | Where | Kernel (package) | Verified | Forward | Forward+backward | Peak memory | Hardware |" \
         in created["body"]
     assert "ADP005" in created["body"] and "models/bert.py:14" in created["body"]
-    assert "adopter.kernels.dropout_add_layer_norm" in created["body"]
+    assert "adopter_kernels.dropout_add_layer_norm" in created["body"]
     assert "# adopter: ignore[ADP005]" in created["body"] and "[tool.adopter]" in created["body"]
-    assert "- `adopter>=0.1.0`, added to `pyproject.toml`" in created["body"]
+    assert "- `adopter-kernels>=0.1.0`, added to `pyproject.toml`" in created["body"]
+    assert "`adopter-kernels` is the small runtime package" in created["body"]  # the PR says what it is
     assert fake_github.calls("GET", r"/pulls$")[0].query["head"] == "octo:adopter/main"
     assert all(r.authorization.endswith(TOKEN) for r in fake_github.requests)
 
@@ -49,7 +50,7 @@ def test_push_opens_one_pull_request_then_updates_it(world, fake_github):
     assert world.git("rev-parse", "origin/adopter/main^") == after
     assert world.git("diff", "--name-only", "origin/main", "origin/adopter/main").splitlines() == \
         ["models/bert.py", "pyproject.toml"]
-    assert 'dependencies = ["torch", "adopter>=0.1.0"]' in world.origin_file("adopter/main", "pyproject.toml")
+    assert 'dependencies = ["torch", "adopter-kernels>=0.1.0"]' in world.origin_file("adopter/main", "pyproject.toml")
     # the user's checkout was not touched
     assert world.git("status", "--porcelain", cwd=run.checkout) == ""
     assert world.git("rev-parse", "HEAD", cwd=run.checkout) == after
@@ -95,7 +96,7 @@ def test_report_mode_changes_nothing_remote(world, fake_github):
     assert "Report mode" in run.summary and "| Rule | Where |" in run.summary
     # the patch is left as a file for an artifact (the secure split)
     patch = open(run.outputs["patch-file"]).read()
-    assert "+from adopter.kernels import dropout_add_layer_norm" in patch
+    assert "+from adopter_kernels import dropout_add_layer_norm" in patch
     results = json.loads(open(run.outputs["results-file"]).read())
     assert results["base_sha"] == after and results["rows"][0]["status"] == "proposed"
 

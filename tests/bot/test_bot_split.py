@@ -80,7 +80,7 @@ def test_apply_opens_the_pull_request_from_the_artifact(world, fake_github, tmp_
     assert len(posts) == 1 and posts[0].body["body"].startswith(MARKER)
     assert "models/bert.py:14" in posts[0].body["body"]
     assert "dropout_add_layer_norm(" in world.origin_file("adopter/main", "models/bert.py")
-    assert 'dependencies = ["torch", "adopter>=0.1.0"]' in world.origin_file("adopter/main", "pyproject.toml")
+    assert 'dependencies = ["torch", "adopter-kernels>=0.1.0"]' in world.origin_file("adopter/main", "pyproject.toml")
     assert world.origin_ref("main") == after
     # exactly the report run's patch landed
     world.git("fetch", "-q", "origin")

@@ -146,7 +146,7 @@ def test_slower_means_beyond_timing_noise_in_any_mode():
 
 def _row(**kw):
     base = dict(rule="ADP005", name="dropout-add-layernorm", path="m.py", line=3, class_name="B",
-                kernel="adopter.kernels.dropout_add_layer_norm", package="adopter>=0.1.0", status=PROPOSED,
+                kernel="adopter_kernels.dropout_add_layer_norm", package="adopter-kernels>=0.1.0", status=PROPOSED,
                 verified="yes", max_abs_diff=2.5e-7, forward_ratio=1.31, forward_backward_ratio=0.5,
                 memory_ratio=0.9, device="NVIDIA H100")
     base.update(kw)
@@ -155,12 +155,12 @@ def _row(**kw):
 
 def test_body_has_the_marker_table_dependencies_and_silencing():
     rows = [_row(), _row(line=9, status=SLOWER, reason="slower on this runner")]
-    text = render.body(rows, "main", "a" * 40, ["adopter>=0.1.0"], None, "0.1.0")
+    text = render.body(rows, "main", "a" * 40, ["adopter-kernels>=0.1.0"], None, "0.1.0")
     assert text.startswith(render.MARKER)
-    assert "| ADP005 dropout-add-layernorm | `m.py:3` | `adopter.kernels.dropout_add_layer_norm` (`adopter>=0.1.0`) " \
+    assert "| ADP005 dropout-add-layernorm | `m.py:3` | `adopter_kernels.dropout_add_layer_norm` (`adopter-kernels>=0.1.0`) " \
            "| yes, max abs diff 2.5e-07 | 1.31× faster ±3% | 0.50× (slower ±3%) | 0.90× (more) | NVIDIA H100 |" in text
     assert "### Left out (1)" in text and "slower on this runner: left out" in text and "`m.py:9`" in text
-    assert "- `adopter>=0.1.0`" in text
+    assert "- `adopter-kernels>=0.1.0`" in text
     assert "# adopter: ignore[ADP005]" in text and "[tool.adopter]" in text and "mode: report" in text
     assert "Measured on: NVIDIA H100." in text
 
@@ -249,7 +249,7 @@ def test_every_secret_looking_runner_variable_is_redacted():
 def test_the_body_is_kept_under_githubs_limit_by_size():
     rows = [_row(path="a/" * 240 + f"m{i}.py", line=i + 1, reason="r " * 240,
                  status=PROPOSED if i % 3 else FAILED) for i in range(3000)]
-    text = render.body(rows, "main", "a" * 40, ["adopter>=0.1.0"], "https://github.com/o/r/blob/" + "a" * 40)
+    text = render.body(rows, "main", "a" * 40, ["adopter-kernels>=0.1.0"], "https://github.com/o/r/blob/" + "a" * 40)
     assert len(text) <= render.MAX_BODY_CHARS < 65536
     assert "more, not shown to keep this under GitHub's size limit" in text
     assert "### Patches in this pull request (2000)" in text and "### Left out (1000)" in text

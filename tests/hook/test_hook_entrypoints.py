@@ -28,11 +28,14 @@ def model(tmp_path, monkeypatch):
 
 def test_check_reports_findings_with_the_fix_hook_as_hint(model, capsys):
     assert hook.check([model]) == 1
+    assert [line.split(": ")[1] for line in capsys.readouterr().out.splitlines()] == [
+        "ADP005 dropout-add-layernorm"]  # the softmax rule (ADP004) is off by default
+    assert hook.check(["--select=ADP004,ADP005", model]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        "model.py:16:17: ADP004 softmax: last-dimension softmax can use adopter.kernels.softmax (fix: adopter-fix)",
+        "model.py:16:17: ADP004 softmax: last-dimension softmax can use adopter_kernels.softmax (fix: adopter-fix)",
         "model.py:19:26: ADP005 dropout-add-layernorm: dropout -> residual add -> LayerNorm can be fused "
-        "(adopter.kernels.dropout_add_layer_norm) (fix: adopter-fix)",
+        "(adopter_kernels.dropout_add_layer_norm) (fix: adopter-fix)",
     ]
 
 

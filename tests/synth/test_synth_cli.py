@@ -27,7 +27,7 @@ MODEL = textwrap.dedent(
 )
 FIXED = textwrap.dedent(
     """\
-    from adopter.kernels import conv_bn
+    from adopter_kernels import conv_bn
     from torch import nn
 
 
@@ -76,9 +76,9 @@ def test_fix_writes_the_file_and_adds_the_dependency_once(project: Path, capsys)
     assert "fixed 1 (ADP007)" in err
     pyproject = (project / "pyproject.toml").read_text()
     assert pyproject == PYPROJECT.replace(
-        '    "torch>=2.0",  # the framework\n', '    "torch>=2.0",  # the framework\n    "adopter>=0.1.0",\n'
+        '    "torch>=2.0",  # the framework\n', '    "torch>=2.0",  # the framework\n    "adopter-kernels>=0.1.0",\n'
     )
-    assert tomllib.loads(pyproject)["project"]["dependencies"] == ["torch>=2.0", "adopter>=0.1.0"]
+    assert tomllib.loads(pyproject)["project"]["dependencies"] == ["torch>=2.0", "adopter-kernels>=0.1.0"]
     # A second run changes nothing, not even the dependency list.
     assert main(["fix", str(model)]) == 0
     assert model.read_text() == FIXED
@@ -86,7 +86,7 @@ def test_fix_writes_the_file_and_adds_the_dependency_once(project: Path, capsys)
 
 
 def test_dependency_already_declared_is_left_alone(project: Path):
-    (project / "pyproject.toml").write_text(PYPROJECT.replace('"torch>=2.0",', '"torch>=2.0",\n    "Adopter>=0.0.9",'))
+    (project / "pyproject.toml").write_text(PYPROJECT.replace('"torch>=2.0",', '"torch>=2.0",\n    "Adopter_Kernels>=0.1",'))
     before = (project / "pyproject.toml").read_text()
     assert main(["fix", str(project)]) == 1
     assert (project / "pyproject.toml").read_text() == before
@@ -96,7 +96,7 @@ def test_requirements_txt_project(tmp_path: Path):
     (tmp_path / "requirements.txt").write_text("torch==2.1  # pinned\nnumpy")
     (tmp_path / "model.py").write_text(MODEL)
     assert main(["fix", str(tmp_path)]) == 1
-    assert (tmp_path / "requirements.txt").read_text() == "torch==2.1  # pinned\nnumpy\nadopter>=0.1.0\n"
+    assert (tmp_path / "requirements.txt").read_text() == "torch==2.1  # pinned\nnumpy\nadopter-kernels>=0.1.0\n"
     assert main(["fix", str(tmp_path)]) == 0
 
 
@@ -116,7 +116,7 @@ def test_diff_writes_nothing(project: Path, capsys):
     assert f"--- a/{shown}\n+++ b/{shown}\n" in out
     assert "+        x = conv_bn(x, self.conv, self.bn)\n" in out
     assert "-        x = self.bn(x)\n" in out
-    assert '+    "adopter>=0.1.0",\n' in out  # the dependency change is in the diff too
+    assert '+    "adopter-kernels>=0.1.0",\n' in out  # the dependency change is in the diff too
 
 
 def test_crlf_file_stays_crlf(project: Path):

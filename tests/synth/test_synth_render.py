@@ -6,9 +6,9 @@ from adopter.synth.render import RenderError, atomize, parse_target, replace_nam
 
 
 def test_parse_target():
-    target = parse_target("$q, $k, $v = adopter.kernels.fused_qkv($x, $lq, $lk, $lv)")
+    target = parse_target("$q, $k, $v = adopter_kernels.fused_qkv($x, $lq, $lk, $lv)")
     assert target.outs == ("q", "k", "v")
-    assert target.rhs == "adopter.kernels.fused_qkv($x, $lq, $lk, $lv)"
+    assert target.rhs == "adopter_kernels.fused_qkv($x, $lq, $lk, $lv)"
     assert parse_target("f($x, dim=-1)").outs == ()
     with pytest.raises(RenderError):
         parse_target("self.x = f($x)")
@@ -23,7 +23,7 @@ def test_atomize():
 
 
 def test_substitute_and_names():
-    template = replace_names("adopter.kernels.softmax($x, dim=-1, ...)", lambda n: "sm" if n.startswith("adopter.") else None)
+    template = replace_names("adopter_kernels.softmax($x, dim=-1, ...)", lambda n: "sm" if n.startswith("adopter_kernels.") else None)
     assert template == "sm($x, dim=-1, ...)"
     assert substitute(template, {"x": "s"}) == "sm(s, dim=-1)"
     assert substitute(template, {"x": "s"}, "dtype=torch.float32") == "sm(s, dim=-1, dtype=torch.float32)"

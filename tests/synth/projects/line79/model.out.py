@@ -1,4 +1,4 @@
-from adopter.kernels import dropout_add_layer_norm
+from adopter_kernels import dropout_add_layer_norm
 from torch import nn
 
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adopter.kernels import bias_gelu, dropout_add_layer_norm, softmax
+from adopter_kernels import bias_gelu, dropout_add_layer_norm, softmax
 
 
 # ------------------------------------------------------------------------------------- softmax
@@ -186,7 +186,7 @@ def test_bias_gelu_tanh_classes_really_are_the_tanh_approximation():
 def compiled_branch(monkeypatch):
     """Route calls through the branch taken for CUDA tensors, with torch.compile replaced by the
     identity: this checks the math of the functions handed to the compiler, on CPU."""
-    from adopter.kernels import activations, normalization
+    from adopter_kernels import activations, normalization
 
     monkeypatch.setattr(normalization, "compile_allowed", lambda t: True)
     monkeypatch.setattr(activations, "compile_allowed", lambda t: True)

@@ -9,8 +9,8 @@ import warnings
 import pytest
 import torch
 
-import adopter.kernels as K
-from adopter.kernels import _runtime
+import adopter_kernels as K
+from adopter_kernels import _runtime
 
 
 def test_exports_exactly_the_documented_api():
@@ -25,7 +25,6 @@ def test_exports_exactly_the_documented_api():
             "sdpa_bert_self_attention",
             "sdpa_t5_attention",
             "sdpa_gpt2_attention",
-            "fused_optimizer",
             "liger_swiglu",
             "liger_rope",
             "liger_fused_linear_cross_entropy",
@@ -39,8 +38,8 @@ def test_import_pulls_in_nothing_beyond_torch():
     code = (
         "import sys, torch\n"
         "before = set(sys.modules)\n"
-        "import adopter.kernels\n"
-        "extra = sorted(m for m in set(sys.modules) - before if not m.startswith('adopter'))\n"
+        "import adopter_kernels\n"
+        "extra = sorted(m for m in set(sys.modules) - before if not m.startswith('adopter_kernels'))\n"
         "print(extra)\n"
         "assert not extra, extra\n"
         "assert 'transformers' not in sys.modules\n"

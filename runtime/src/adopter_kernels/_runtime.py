@@ -17,7 +17,37 @@ import torch
 from torch import nn
 from torch.nn.modules import module as _module_mod
 
-__all__ = ["is_plain", "LazyCompiled", "compile_allowed", "tensor_signature", "autocast_active"]
+__all__ = ["is_plain", "LazyCompiled", "compile_allowed", "tensor_signature", "autocast_active", "Layer",
+           "recording"]
+
+
+@torch.jit.interface
+class Layer(nn.Module):
+    """The TorchScript type of every module argument of the kernels: any module whose forward
+    maps one tensor to one (Conv2d, BatchNorm2d, Linear, Dropout, LayerNorm, an activation).
+
+    TorchScript compiles the functions a scripted forward calls, and a module can be an
+    argument there only through a module interface; so each kernel is annotated with this type
+    and, under ``torch.jit.is_scripting()``, runs the original expression through ``.forward``
+    (its eager body, with caches and Python checks, is never compiled).
+    """
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        pass
+
+
+def recording(*tensors: Any) -> bool:
+    """True while a program transformation records this call instead of running it:
+    ``torch.jit.trace``, ``torch.fx.symbolic_trace`` (a Proxy argument), ``torch.export`` and
+    ``torch.compile`` (Dynamo).  The kernels then run the original expression, so the recorded
+    program is the one the unpatched module gives - the same graph, the same ``train()`` /
+    ``eval()`` behaviour of its modules - and a compiler fuses it by itself.
+    (``torch.jit.script`` is handled by each kernel's ``is_scripting()`` branch.)
+    """
+    if torch.jit.is_tracing() or _compiling():
+        return True
+    proxy = torch.fx.Proxy
+    return any(isinstance(t, proxy) for t in tensors)
 
 
 def _has_hooks(m: nn.Module) -> bool:
@@ -55,7 +85,10 @@ def autocast_active(device_type: str) -> bool:
 
 def _compiling() -> bool:
     compiler = getattr(torch, "compiler", None)
-    return bool(compiler is not None and compiler.is_compiling())
+    if compiler is None:
+        return False
+    exporting = getattr(compiler, "is_exporting", None)  # torch >= 2.5 (non-strict export)
+    return bool(compiler.is_compiling() or (exporting is not None and exporting()))
 
 
 def compile_allowed(t: torch.Tensor) -> bool:
@@ -103,7 +136,7 @@ class LazyCompiled:
         result = self.fn(*args, **kwargs)
         self.broken = True
         warnings.warn(
-            f"adopter.kernels: torch.compile of {self.name} failed ({type(failure).__name__}: "
+            f"adopter_kernels: torch.compile of {self.name} failed ({type(failure).__name__}: "
             f"{failure}); using the eager implementation from now on.",
             RuntimeWarning,
             stacklevel=2,

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from adopter.kernels import fused_qkv
-from adopter.kernels import projections
+from adopter_kernels import fused_qkv
+from adopter_kernels import projections
 
 
 def _eager(x, q, k, v):

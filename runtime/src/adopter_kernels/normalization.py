@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._runtime import LazyCompiled, compile_allowed, is_plain
+from ._runtime import LazyCompiled, Layer, compile_allowed, is_plain, recording
 
 __all__ = ["softmax", "dropout_add_layer_norm"]
 
@@ -53,8 +53,8 @@ _fused_dropout_add_layer_norm = LazyCompiled(_dropout_add_layer_norm_ref, "dropo
 def dropout_add_layer_norm(
     x: torch.Tensor,
     residual: torch.Tensor,
-    dropout: Union[Callable[[torch.Tensor], torch.Tensor], float],
-    norm: Callable[[torch.Tensor], torch.Tensor],
+    dropout: Union[Layer, float],
+    norm: Layer,
     training: Optional[bool] = None,
 ) -> torch.Tensor:
     """``norm(dropout(x) + residual)`` over the caller's own ``nn.Dropout`` and ``nn.LayerNorm``.
@@ -71,8 +71,18 @@ def dropout_add_layer_norm(
 
     With ``p > 0`` in training the compiled CUDA path draws its dropout mask from Inductor's
     random stream, so masks differ from eager's for the same seed (same distribution); on CPU the
-    eager dropout is called, so masks are identical.
+    eager dropout is called, so masks are identical.  TorchScript, ``torch.jit.trace``,
+    ``torch.fx`` and ``torch.export`` record the original expression (:func:`recording`).
     """
+    if torch.jit.is_scripting():
+        if isinstance(dropout, float):
+            assert training is not None, "dropout_add_layer_norm: a dropout probability needs training="
+            return norm.forward(F.dropout(x, dropout, training) + residual)
+        return norm.forward(dropout.forward(x) + residual)
+    return _dropout_add_layer_norm(x, residual, dropout, norm, training)
+
+
+def _dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, dropout, norm, training) -> torch.Tensor:
     if isinstance(dropout, (int, float)) and not isinstance(dropout, bool):
         if training is None:
             raise TypeError("dropout_add_layer_norm: a dropout probability needs training=")
@@ -82,9 +92,9 @@ def dropout_add_layer_norm(
             return F.dropout(t, p, training)
 
         dropout = eager_dropout
-        if not is_plain(norm, nn.LayerNorm):
+        if recording(x, residual) or not is_plain(norm, nn.LayerNorm):
             return norm(dropout(x) + residual)
-    elif not is_plain(norm, nn.LayerNorm):
+    elif recording(x, residual) or not is_plain(norm, nn.LayerNorm):
         return norm(dropout(x) + residual)
     elif is_plain(dropout, nn.Dropout):
         p, training, inplace = float(dropout.p), bool(dropout.training), bool(dropout.inplace)

@@ -6,7 +6,7 @@ CUDA tensors only, and Hugging Face models pick their activation at run time
 path only when it computes what the original expression computes (the activation really is
 SiLU, the tensors are on CUDA, Liger is installed) and evaluate the original expression
 otherwise.  Liger is imported lazily, on the first CUDA call, so importing
-``adopter.kernels`` never needs it.
+``adopter_kernels`` never needs it.
 
 Liger API used (liger-kernel 0.8.5; checked against its wheel by the test suite):
 ``liger_kernel.transformers.functional.liger_swiglu(a, b) == silu(a) * b``;
@@ -26,12 +26,12 @@ chunk, so the (tokens x vocabulary) logits are never materialised.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
 
-from ._runtime import _compiling, is_plain
+from ._runtime import Layer, _compiling, is_plain, recording
 
 __all__ = ["liger_swiglu", "is_silu", "liger_rope", "is_rotate_half", "liger_fused_linear_cross_entropy"]
 
@@ -54,15 +54,24 @@ def is_silu(act: object) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _liger(module: str, name: str) -> Callable | None:
+def _liger(module: str, name: str) -> Optional[Callable]:
     try:
         return getattr(__import__(module, fromlist=[name]), name)
     except Exception:  # not installed, or no Triton / CUDA: the eager expression is used
         return None
 
 
-def liger_swiglu(gate: torch.Tensor, up: torch.Tensor, act: Callable) -> torch.Tensor:
-    """``act(gate) * up``, as one fused Liger kernel when ``act`` is SiLU on CUDA tensors."""
+def liger_swiglu(gate: torch.Tensor, up: torch.Tensor, act: Layer) -> torch.Tensor:
+    """``act(gate) * up``, as one fused Liger kernel when ``act`` is SiLU on CUDA tensors
+    (TorchScript, ``torch.jit.trace``, ``torch.fx`` and ``torch.export`` record ``act(gate) * up``)."""
+    if torch.jit.is_scripting():
+        return act.forward(gate) * up
+    return _liger_swiglu(gate, up, act)
+
+
+def _liger_swiglu(gate: torch.Tensor, up: torch.Tensor, act: Callable) -> torch.Tensor:
+    if recording(gate, up):
+        return act(gate) * up
     if gate.is_cuda and up.is_cuda and gate.shape == up.shape and gate.dtype == up.dtype and is_silu(act):
         fused = _liger(*LIGER_SWIGLU)
         if fused is not None:
@@ -114,17 +123,20 @@ def _fresh(x: torch.Tensor) -> torch.Tensor:
 
 
 def liger_rope(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-               rotate_half: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+               rotate_half: Callable) -> Tuple[torch.Tensor, torch.Tensor]:
     """``(q * cos) + (rotate_half(q) * sin)`` and the same for ``k``, as one Liger kernel on CUDA.
 
     Liger's path is taken only when everything it assumes holds: CUDA tensors of one floating
     dtype (so the result dtype is the eager one), the layouts of :func:`_rope_shapes_fit`,
     cos/sin that need no gradient (Liger returns none for them), ``rotate_half`` that really is
     the half rotation, and no ``torch.compile`` tracing (which fuses the eager code itself).
-    Otherwise the original expression is evaluated, with the caller's ``rotate_half``.
+    Otherwise the original expression is evaluated, with the caller's ``rotate_half``; so do
+    ``torch.jit.trace``, ``torch.fx`` and ``torch.export`` (:func:`recording`).  TorchScript
+    cannot compile a call that passes a function, which is why ADP014's fix is marked unsafe.
     """
     if (
-        q.is_cuda and k.is_cuda and cos.is_cuda and sin.is_cuda
+        not recording(q, k, cos, sin)
+        and q.is_cuda and k.is_cuda and cos.is_cuda and sin.is_cuda
         and q.is_floating_point() and q.dtype == k.dtype == cos.dtype == sin.dtype
         and not cos.requires_grad and not sin.requires_grad
         and _rope_shapes_fit(q, k, cos, sin)
@@ -153,7 +165,8 @@ def liger_fused_linear_cross_entropy(hidden: torch.Tensor, lm_head: nn.Module, l
     upcast to float32 as Hugging Face's causal LMs do.
     """
     if (
-        hidden.is_cuda and labels.is_cuda and not labels.is_floating_point()
+        not recording(hidden, labels)
+        and hidden.is_cuda and labels.is_cuda and not labels.is_floating_point()
         and is_plain(lm_head, nn.Linear) and hidden.dtype == lm_head.weight.dtype
         and hidden.shape[:-1] == labels.shape and reduction in ("mean", "sum")
         and not _compiling()

@@ -1,4 +1,4 @@
-"""adopter.kernels.liger_swiglu / liger_rope (ADP013 / ADP014's targets): the guarded calls
+"""adopter_kernels.liger_swiglu / liger_rope (ADP013 / ADP014's targets): the guarded calls
 into Liger Kernel.
 
 Liger needs CUDA and Triton, so on CPU the wrappers must compute exactly the original
@@ -19,8 +19,8 @@ import pytest
 import torch
 from torch import nn
 
-from adopter.kernels import liger_rope, liger_swiglu
-from adopter.kernels.liger import LIGER_ROPE, LIGER_SWIGLU, _fresh, _rope_shapes_fit, is_rotate_half, is_silu
+from adopter_kernels import liger_rope, liger_swiglu
+from adopter_kernels.liger import LIGER_ROPE, LIGER_SWIGLU, _fresh, _rope_shapes_fit, is_rotate_half, is_silu
 
 transformers_activations = pytest.importorskip("transformers.activations")
 
@@ -188,7 +188,7 @@ def test_liger_gets_copies_never_the_callers_q():
 
 
 def test_the_liger_fused_linear_cross_entropy_exists_with_that_signature(liger_wheel):
-    from adopter.kernels.liger import LIGER_FLCE
+    from adopter_kernels.liger import LIGER_FLCE
 
     module, name = LIGER_FLCE
     args = _functions(liger_wheel, module)[name].args
@@ -201,7 +201,7 @@ def test_the_liger_fused_linear_cross_entropy_exists_with_that_signature(liger_w
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_fused_linear_cross_entropy_on_cpu_is_the_eager_loss_bit_for_bit(bias, dtype):
-    from adopter.kernels import liger_fused_linear_cross_entropy
+    from adopter_kernels import liger_fused_linear_cross_entropy
 
     head = nn.Linear(16, 50, bias=bias).to(dtype)
     hidden = torch.randn(2, 7, 16, dtype=dtype, requires_grad=True)

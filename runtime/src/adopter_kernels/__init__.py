@@ -16,7 +16,6 @@ from .attention import sdpa_bert_self_attention, sdpa_gpt2_attention, sdpa_t5_at
 from .folding import conv_bn, linear_bn
 from .liger import liger_fused_linear_cross_entropy, liger_rope, liger_swiglu
 from .normalization import dropout_add_layer_norm, softmax
-from .optim import fused_optimizer
 from .projections import fused_qkv
 
 __all__ = [
@@ -29,7 +28,6 @@ __all__ = [
     "sdpa_bert_self_attention",
     "sdpa_t5_attention",
     "sdpa_gpt2_attention",
-    "fused_optimizer",
     "liger_swiglu",
     "liger_rope",
     "liger_fused_linear_cross_entropy",

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._runtime import LazyCompiled, compile_allowed, is_plain
+from ._runtime import LazyCompiled, Layer, compile_allowed, is_plain, recording
 
 __all__ = ["bias_gelu"]
 
@@ -78,7 +78,7 @@ def _bias_gelu_ref(
 _fused_bias_gelu = LazyCompiled(_bias_gelu_ref, "bias_gelu")
 
 
-def bias_gelu(x: torch.Tensor, linear: nn.Linear, act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+def bias_gelu(x: torch.Tensor, linear: Layer, act: Layer) -> torch.Tensor:
     """``act(linear(x))``, fused when ``act`` is a GELU.
 
     GELU variants written as Python formulas (``NewGELUActivation`` and friends) launch half a
@@ -86,9 +86,16 @@ def bias_gelu(x: torch.Tensor, linear: nn.Linear, act: Callable[[torch.Tensor], 
     ``approximate`` mode is exact up to float rounding and pays off on CPU as well. On CPU the
     bias stays inside ``F.linear`` (``addmm`` adds it for free); on CUDA the bias add and GELU
     are compiled into the matmul's epilogue. ReLU, SiLU, QuickGELU, plain functions and
-    anything unrecognised run as ``act(linear(x))``.
+    anything unrecognised run as ``act(linear(x))``, and so do TorchScript, ``torch.jit.trace``,
+    ``torch.fx`` and ``torch.export`` (:func:`recording`).
     """
-    mode = _gelu_mode(act)
+    if torch.jit.is_scripting():
+        return act.forward(linear.forward(x))
+    return _bias_gelu(x, linear, act)
+
+
+def _bias_gelu(x: torch.Tensor, linear: nn.Module, act: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    mode = None if recording(x) else _gelu_mode(act)
     if mode is None or not is_plain(linear, nn.Linear):
         return act(linear(x))
     approximate, lo, hi = mode

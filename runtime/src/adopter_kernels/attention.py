@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._runtime import autocast_active, is_plain, tensor_signature
+from ._runtime import autocast_active, is_plain, recording, tensor_signature
 
 __all__ = ["sdpa_bert_self_attention", "sdpa_t5_attention", "sdpa_gpt2_attention"]
 
@@ -62,7 +62,7 @@ def _patched_subclass(kind: str, cls: type, forward: Callable[..., Any], params:
         # A local class with the expected name but a different forward has semantics we cannot
         # vouch for; running it unpatched is safe, replacing its forward would not be.
         warnings.warn(
-            f"adopter.kernels: {cls.__qualname__}.forward{tuple(found)} does not have the "
+            f"adopter_kernels: {cls.__qualname__}.forward{tuple(found)} does not have the "
             f"{kind} signature {tuple(params)}; leaving it unpatched.",
             RuntimeWarning,
             stacklevel=3,
@@ -149,7 +149,8 @@ def _bert_forward(
     mask = encoder_attention_mask if is_cross_attention else attention_mask
     dropout_p = _attn_dropout_p(getattr(self, "dropout", None))
     if (
-        output_attentions
+        recording(hidden_states)  # traced, exported, compiled: the program the original gives
+        or output_attentions
         or head_mask is not None
         or getattr(self, "position_embedding_type", None) != "absolute"
         or dropout_p is None
@@ -248,7 +249,8 @@ def _t5_forward(
         )
 
     if (
-        output_attentions
+        recording(hidden_states)
+        or output_attentions
         or layer_head_mask is not None
         or not isinstance(self.dropout, (int, float))
         or not _mask_ok(mask)
@@ -452,7 +454,8 @@ def _gpt2_forward(
     mask = encoder_attention_mask if cross else attention_mask
     dropout_p = _attn_dropout_p(getattr(self, "attn_dropout", None))
     if (
-        output_attentions
+        recording(hidden_states)
+        or output_attentions
         or head_mask is not None
         or self.reorder_and_upcast_attn
         or dropout_p is None

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._runtime import is_plain, tensor_signature
+from ._runtime import Layer, is_plain, recording, tensor_signature
 
 __all__ = ["fused_qkv"]
 
@@ -47,7 +47,7 @@ def _fusable(q: nn.Module, k: nn.Module, v: nn.Module) -> bool:
     )
 
 
-def fused_qkv(x: torch.Tensor, q: nn.Linear, k: nn.Linear, v: nn.Linear) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def fused_qkv(x: torch.Tensor, q: Layer, k: Layer, v: Layer) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(q(x), k(x), v(x))`` from one ``F.linear`` over the concatenated weights.
 
     One GEMM with three times the output width uses the GPU better than three small ones and
@@ -66,8 +66,17 @@ def fused_qkv(x: torch.Tensor, q: nn.Linear, k: nn.Linear, v: nn.Linear) -> Tupl
     with ``narrow`` rather than ``torch.split`` because autograd forbids in-place updates
     (``q_out.mul_(scale)``) on outputs of multi-view functions like ``split``, and user code
     that scaled ``q(x)`` in place must keep working.
+
+    TorchScript, ``torch.jit.trace``, ``torch.fx`` and ``torch.export`` record the three
+    projections as written (:func:`recording`).
     """
-    if not _fusable(q, k, v):
+    if torch.jit.is_scripting():
+        return q.forward(x), k.forward(x), v.forward(x)
+    return _fused_qkv(x, q, k, v)
+
+
+def _fused_qkv(x: torch.Tensor, q: nn.Module, k: nn.Module, v: nn.Module) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    if recording(x) or not _fusable(q, k, v):
         return q(x), k(x), v(x)
     layers = (q, k, v)
     params = [t for m in layers for t in (m.weight, m.bias)]

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ._runtime import is_plain, tensor_signature
+from ._runtime import Layer, is_plain, recording, tensor_signature
 
 __all__ = ["conv_bn", "linear_bn"]
 
@@ -86,7 +86,7 @@ def _folded(
     return folded
 
 
-def conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tensor:
+def conv_bn(x: torch.Tensor, conv: Layer, bn: Layer) -> torch.Tensor:
     """``bn(conv(x))``, computed as a single convolution when BatchNorm is in eval mode.
 
     Exact (up to float rounding) for any padding mode, stride, dilation, groups and ``bias=None``,
@@ -94,8 +94,18 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tenso
     the Conv1d/BatchNorm1d and Conv3d/BatchNorm3d pairs. On GPUs this saves a full read and
     write of the activations; on CPU the measured gain is nil (0.86-1.05x, SPEC section 7).
     Training mode, unbatched input, transposed or customised layers run the two modules as
-    written, so batch statistics and running-stat updates are the eager ones.
+    written, so batch statistics and running-stat updates are the eager ones.  So do
+    ``torch.jit.script``, ``torch.jit.trace``, ``torch.fx`` and ``torch.export``
+    (:func:`recording`): they record the two modules, as they did before the patch.
     """
+    if torch.jit.is_scripting():
+        return bn.forward(conv.forward(x))
+    return _conv_bn(x, conv, bn)
+
+
+def _conv_bn(x: torch.Tensor, conv: nn.Module, bn: nn.Module) -> torch.Tensor:
+    if recording(x):
+        return bn(conv(x))
     for conv_cls, bn_cls in _CONV_BN:
         if is_plain(conv, conv_cls) and is_plain(bn, bn_cls):
             break
@@ -111,14 +121,21 @@ def conv_bn(x: torch.Tensor, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> torch.Tenso
     return conv._conv_forward(x, weight, bias)
 
 
-def linear_bn(x: torch.Tensor, linear: nn.Linear, bn: nn.BatchNorm1d) -> torch.Tensor:
+def linear_bn(x: torch.Tensor, linear: Layer, bn: Layer) -> torch.Tensor:
     """``bn(linear(x))``, computed as a single ``F.linear`` when BatchNorm is in eval mode.
 
     Folding is only valid for 2-D input ``(N, features)``: for 3-D input BatchNorm1d normalises
     dimension 1, which ``Linear`` does not produce as its feature dimension, so that case (and
-    training mode) runs the two modules as written.
+    training mode) runs the two modules as written, and so do the program transformations
+    (see :func:`conv_bn`).
     """
-    if not (is_plain(linear, nn.Linear) and is_plain(bn, nn.BatchNorm1d)):
+    if torch.jit.is_scripting():
+        return bn.forward(linear.forward(x))
+    return _linear_bn(x, linear, bn)
+
+
+def _linear_bn(x: torch.Tensor, linear: nn.Module, bn: nn.Module) -> torch.Tensor:
+    if recording(x) or not (is_plain(linear, nn.Linear) and is_plain(bn, nn.BatchNorm1d)):
         return bn(linear(x))
     if not _uses_running_stats(bn) or x.dim() != 2 or bn.num_features != linear.out_features:
         return bn(linear(x))

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adopter.kernels import conv_bn, linear_bn
-from adopter.kernels import folding
+from adopter_kernels import conv_bn, linear_bn
+from adopter_kernels import folding
 
 
 def _randomize_bn(bn):

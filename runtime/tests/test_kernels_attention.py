@@ -22,7 +22,7 @@ from transformers.models.bert import modeling_bert  # noqa: E402
 from transformers.models.gpt2 import modeling_gpt2  # noqa: E402
 from transformers.models.t5 import modeling_t5  # noqa: E402
 
-from adopter.kernels import sdpa_bert_self_attention, sdpa_gpt2_attention, sdpa_t5_attention  # noqa: E402
+from adopter_kernels import sdpa_bert_self_attention, sdpa_gpt2_attention, sdpa_t5_attention  # noqa: E402
 
 BertSelfAttention = modeling_bert.BertSelfAttention
 T5Attention = modeling_t5.T5Attention

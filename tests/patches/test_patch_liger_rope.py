@@ -75,7 +75,7 @@ def test_patch_is_the_expected_edit_and_a_second_fix_changes_nothing():
     patched = fix_text(BLOCK, "attention.py", [RULE])
     assert [f.rule for f in patched.applied] == ["ADP014"] and patched.skipped == []
     assert "q_embed, k_embed = liger_rope(q, k, cos, sin, rotate_half)" in patched.text
-    assert "rotate_half(q) * sin" not in patched.text and "from adopter.kernels import liger_rope" in patched.text
+    assert "rotate_half(q) * sin" not in patched.text and "from adopter_kernels import liger_rope" in patched.text
     assert fix_text(patched.text, "attention.py", [RULE]).text == patched.text
 
 
