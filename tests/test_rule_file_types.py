@@ -32,7 +32,7 @@ BAD = {
     "example text": (_rule(tail='[[examples]]\nname = "x"\nbefore = 5\n'), "examples.before: must be a string"),
     "[init] source=5": (_rule(tail="[init]\nsource = 5\n"), "init.source: must be a list of strings"),
     "init table": (_rule(top="init = 3\n"), "init: must be a table"),
-    "default": (_rule(top='default = "no"\n'), "default: must be true or false"),
+    "default": (_rule(top='default = "no"\n'), "default: must be true, false or a list of the targets"),
     "priority": (_rule(top="priority = true\n"), "priority: must be an integer"),
     "name": (_rule().replace('name = "relu-kernel"', "name = 3"), "name: must be a string"),
     "commutative": (_rule(forward=FORWARD + 'commutative = "yes"\n'), "forward.commutative: must be true or false"),
