@@ -292,7 +292,10 @@ def _default_note(rule: Rule) -> str:
 def _measured_line(rule: Rule, figures: list) -> str:
     from .measured import summary
 
-    return summary(rule.helps, figures) if rule.helps else "declares no target"
+    if rule.helps:
+        return summary(rule.helps, figures)
+    ratios = sorted(f.ratio for f in figures)
+    return "declares no target" + (f"; unclaimed figures {ratios[0]:.2f}-{ratios[-1]:.2f}x" if ratios else "")
 
 
 def _where(rule: Rule) -> str:
