@@ -74,7 +74,7 @@ def fix_job(job: Job) -> FileOutcome:
 
                 shown = rules_of(job.report, job.rule_dirs, job.bundled)
                 found = plan_findings(analyze(text, job.path, shown, package), text, job.path, job.unsafe_fixes)
-                outcome.remaining = place(found, code, shown, job.target)
+                outcome.remaining = place(found, code, shown, job.target, job.muted)
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         outcome.error = str(exc)
         return outcome
