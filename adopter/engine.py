@@ -70,15 +70,17 @@ _MATCHERS: dict[tuple[str, str], list[Matcher]] = {}
 
 
 def matchers_for(rule: Rule) -> list[Matcher]:
-    """One matcher per forward alternative (compiled once per process)."""
+    """One matcher per forward alternative and per variant of one (adopter.equivalents),
+    compiled once per process."""
     key = (rule.id, rule.path)
     matchers = _MATCHERS.get(key)
     if matchers is None:
         matchers = _MATCHERS[key] = [
             Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
                     live_intermediates=rule.live_intermediates, spellings=rule.spellings, anchor=rule.anchor,
-                    direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope)
-            for i, forward in enumerate(rule.forwards)
+                    direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope,
+                    variant=j)
+            for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
         ]
     return matchers
 

@@ -46,6 +46,7 @@ class Match:
     env: tuple[tuple[str, object], ...]
     ctors: tuple[tuple[str, Ctor], ...]
     alternative: int = 0  # which forward source pattern of the rule matched
+    variant: int = 0  # which matcher of the rule (engine.matchers_for: alternatives, then their variants)
     # Per matched node, the pattern variable it assigns (``%i`` when none): which step it is
     # when optional steps (``?``) make the nodes and the pattern differ in length.
     roles: tuple[str, ...] = ()
@@ -218,8 +219,9 @@ class Matcher:
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
                  alternative: int = 0, live_intermediates: bool = False, spellings: str = "canonical",
                  anchor: str | None = None, direct_layers: bool = False, same_source: bool = False,
-                 scope: str = "model"):
+                 scope: str = "model", variant: int = 0):
         self.rule_id = rule_id
+        self.variant = variant
         # ``layer_typing = "direct"``: a layer is typed only by a constructor call assigned to its
         # attribute (the paper benchmark's convention), not through factories, parameters,
         # ``a if c else b`` or the members of a Sequential built elsewhere.
@@ -742,6 +744,7 @@ class Matcher:
             rule_id=self.rule_id, class_name=cls.name, flow=flow.name, nodes=state.matched,
             env=tuple(sorted(state.env.items(), key=lambda kv: kv[0])), ctors=tuple(ctors),
             alternative=self.alternative,
+            variant=self.variant,
             roles=tuple(self._role(i) for i in state.steps),
         )
 

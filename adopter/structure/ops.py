@@ -114,6 +114,17 @@ OPS: dict[str, dict] = {
         "signature": ["input", "exponent"],
         "inputs": 2,  # x ** 2 and x.pow(2) alike: the exponent stays positional
     },
+    "torch.square": {
+        "functions": ["torch.Tensor.square"],
+        "methods": ["square"],
+        "signature": ["input"],
+        # x ** 2 as another operation: see EQUIVALENT_STEPS
+    },
+    "torch.sqrt": {
+        "functions": ["torch.Tensor.sqrt"],
+        "methods": ["sqrt"],
+        "signature": ["input"],
+    },
     "torch.rsqrt": {
         "functions": ["torch.Tensor.rsqrt"],
         "methods": ["rsqrt"],
@@ -171,6 +182,20 @@ OPS: dict[str, dict] = {
         "runtime": True,
     },
 }
+
+# Computations written with other operations (or another number of steps): each entry is a
+# canonical fragment in the rule language and the fragments that compute the same values.  A
+# rule's pattern containing one fragment also matches code written as any other
+# (adopter.equivalents; values the fragment computes before its last step must not be read
+# elsewhere in the pattern, since the other spelling does not compute them).
+EQUIVALENT_STEPS: list[tuple[str, list[str]]] = [
+    # the square: x ** 2, x.pow(2), torch.square(x), x.square(), x * x
+    ("$y = torch.pow($x, 2)", ["$y = torch.square($x)", "$y = $x * $x"]),
+    # the reciprocal square root: rsqrt(v), 1 / sqrt(v)
+    ("$y = torch.rsqrt($v)", ["$y = 1 / torch.sqrt($v)"]),
+    # scaling by a reciprocal square root: x * rsqrt(v) is x / sqrt(v)
+    ("$r = torch.rsqrt($v)\n$y = $x * $r", ["$r = torch.sqrt($v)\n$y = $x / $r"]),
+]
 
 # Tensor methods that convert to a fixed dtype: x.float() is x.to(dtype=torch.float32).
 CASTS: dict[str, str] = {

@@ -205,10 +205,14 @@ class Planner:
         # The match records the alternative that matched; try it first.
         # The patterns as the matcher read them (canonical steps), so that arguments are read
         # in the form they were bound in.
-        forwards = [matcher.forward for matcher in matchers_for(rule)] or [rule.forward]
-        targets = rule.forward_targets or (rule.forward_target,) * len(forwards)
-        order = sorted(range(len(forwards)), key=lambda i: i != match.alternative)
-        alternatives = [(forwards[i].nodes, targets[i]) for i in order if len(forwards[i].nodes) == len(nodes)]
+        # Variants of an alternative (adopter.equivalents) render the alternative's target.
+        matchers = matchers_for(rule)
+        forwards = [matcher.forward for matcher in matchers] or [rule.forward]
+        targets = rule.forward_targets or (rule.forward_target,)
+        owners = [matcher.alternative for matcher in matchers] or [0]
+        order = sorted(range(len(forwards)), key=lambda i: (i != match.variant, owners[i] != match.alternative))
+        alternatives = [(forwards[i].nodes, targets[owners[i]]) for i in order
+                        if len(forwards[i].nodes) == len(nodes)]
         error: Skip | None = None
         for pattern, target_text in alternatives:
             if target_text is None:
