@@ -130,6 +130,12 @@ OPS: dict[str, dict] = {
         "methods": ["rsqrt"],
         "signature": ["input"],
     },
+    "torch.chunk": {
+        "functions": ["torch.Tensor.chunk"],
+        "methods": ["chunk"],
+        "signature": ["input", "chunks", "dim"],
+        "dims": ["dim"],
+    },
     "torch.Tensor.masked_fill": {
         "functions": ["torch.masked_fill"],
         "methods": ["masked_fill"],
