@@ -142,6 +142,17 @@ def computes(op: str, node: Node) -> bool:
     return node.canon == op or (op in node.maybe and op in TABLE.runtime)
 
 
+def _stored(node: Node, live) -> bool:
+    """Does ``node`` only store the live values: keyword arguments of a class constructor
+    (``CausalLMOutputWithPast(loss=loss, logits=logits)``, a record the caller reads), as a
+    tuple would hold them?"""
+    if node.kind != "call" or not node.op[:1].isalpha() or not node.op.rsplit(".", 1)[-1][:1].isupper():
+        return False
+    if node.canon or _keys(node.args) & live:
+        return False
+    return all(not (_keys((v,)) & live) or name != "**" for name, v in node.kwargs)
+
+
 def _ident(value) -> tuple:
     if isinstance(value, Ref):
         return ("k", value.key)
@@ -827,7 +838,7 @@ class Matcher:
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
             if reads and node.kind in ("call", "method", "op", "layer") and not (
                 node.kind == "method" and node.op in PASS_THROUGH
-            ):
+            ) and not _stored(node, live):
                 return True
             live = live - node.defs
             if reads and node.kind == "copy":  # an alias of the value (not a tuple holding it)

@@ -127,6 +127,10 @@ class _Ctx:
     func: str
     params: dict[str, Value] = field(default_factory=dict)
     layer_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to a module of the canonical table built in the body
+    # (``loss_fct = CrossEntropyLoss(ignore_index=-100)``): a call through the name is a call
+    # of that module, with the constructor's arguments
+    built_alias: dict[str, ast.Call] = field(default_factory=dict)
     # local names bound to a same-file function (``attention_interface = eager_attention_forward``):
     # a call through the name may call that function, so it is inlined there
     func_alias: dict[str, str] = field(default_factory=dict)
@@ -469,6 +473,14 @@ class FlowBuilder:
                 common["outs"], common["defs"] = (receiver,), frozenset({receiver.key})
             node, frontier = self._new(ctx, frontier, kind="method", op=func.attr, uses=frozenset(uses), **common,
                                        **fields)
+        elif isinstance(func, ast.Name) and func.id in ctx.built_alias and func.id not in ctx.params:
+            # loss_fct = CrossEntropyLoss(...); loss_fct(a, b): a call of the built module
+            ctor = ctx.built_alias[func.id]
+            built = self.names.resolve(ctor.func)
+            as_call = ast.Call(func=ctor, args=call.args, keywords=call.keywords)
+            fields, frontier = self._canonical("built", built, as_call, common, frontier, ctx)
+            uses.add(self._key(func.id, ctx))
+            node, frontier = self._new(ctx, frontier, kind="call", op=built, uses=frozenset(uses), **common, **fields)
         elif self._built_and_called(func) is not None or (
             isinstance(func, ast.Call) and TABLE.module(self.names.resolve(func.func)) is not None
         ):
@@ -932,6 +944,12 @@ class FlowBuilder:
                          and n.id not in ctx.params}
             if len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            name = targets[0].id
+            if isinstance(value_expr, ast.Call) and TABLE.module(self.names.resolve(value_expr.func)) is not None:
+                ctx.built_alias[name] = value_expr
+            else:
+                ctx.built_alias.pop(name, None)
         # Layer aliases: drop = self.dropout
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             layer = self._layer_of(value_expr, ctx) if isinstance(value_expr, (ast.Attribute, ast.Subscript)) else None

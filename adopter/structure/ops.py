@@ -130,6 +130,13 @@ OPS: dict[str, dict] = {
         "methods": ["rsqrt"],
         "signature": ["input"],
     },
+    "torch.nn.functional.cross_entropy": {
+        "modules": {"torch.nn.CrossEntropyLoss": ["weight", "size_average", "ignore_index", "reduce", "reduction",
+                                                  "label_smoothing"]},
+        "signature": ["input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction",
+                      "label_smoothing"],
+        "inputs": 2,
+    },
     "torch.chunk": {
         "functions": ["torch.Tensor.chunk"],
         "methods": ["chunk"],
