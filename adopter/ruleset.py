@@ -120,6 +120,9 @@ class Rule:
     # ``[forward] scope = "file"``: match in every function and method of the file (also those
     # no forward reaches, and __init__), not only in the model structure ("model", the default).
     scope: str = "model"
+    # ``[forward] same_function = true``: every matched step is in one function (a helper that
+    # computes the whole thing), not spread over a helper and its caller.
+    same_function: bool = False
 
     @property
     def safe_fix(self) -> bool:
@@ -518,7 +521,8 @@ def _parse_rule(raw: str, spath: str) -> Rule:
             line, column = _position(raw, "", "target")
             raise RuleError(spath, line, column,
                             f"forward.target lists {len(forward_target)} targets for {len(forwards)} source patterns")
-        forward_targets = tuple(forward_target)
+        # "" : this alternative is reported only (no automatic fix for that form)
+        forward_targets = tuple(t or None for t in forward_target)
     else:
         forward_targets = (forward_target,) * len(forwards)
     init_target = need(init_table, "target", str, "init", None)
@@ -617,6 +621,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         fix_one_block=need(forward, "fix_one_block", bool, "forward", False),
         same_source=need(forward, "same_source", bool, "forward", False),
         scope=scope,
+        same_function=need(forward, "same_function", bool, "forward", False),
     )
 
 

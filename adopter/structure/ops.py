@@ -130,6 +130,13 @@ OPS: dict[str, dict] = {
         "methods": ["rsqrt"],
         "signature": ["input"],
     },
+    "canon.rotate_half": {
+        # torch.cat((-x2, x1), dim=-1) where x1, x2 are the first and second halves of x's last
+        # axis (slices at x.shape[-1] // 2, or x.chunk(2, dim=-1)): the rotate-half of rotary
+        # position embeddings, wherever it is written (see graph._rotate_half). No function
+        # computes it; the name is the table's own.
+        "signature": ["input"],
+    },
     "torch.nn.functional.cross_entropy": {
         "modules": {"torch.nn.CrossEntropyLoss": ["weight", "size_average", "ignore_index", "reduce", "reduction",
                                                   "label_smoothing"]},

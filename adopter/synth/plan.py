@@ -216,6 +216,8 @@ class Planner:
         error: Skip | None = None
         for pattern, target_text in alternatives:
             if target_text is None:
+                error = error or Skip("this form is reported only (the rule has no automatic fix for it); "
+                                      "rewrite it by hand")
                 continue
             trial_edits, trial_regions = Edits(), []
             try:
