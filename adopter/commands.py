@@ -169,9 +169,16 @@ def _report(args, output: Output, findings: list[Finding], errors, selection: Se
             output.note(_fixes_text(fixed_list))
         info = len(findings) - len(actionable)
         if findings or fixed:
+            from .synth.fixable import hidden_unsafe
+
             fixable = sum(f.fixable for f in actionable)
+            unsafe = getattr(args, "unsafe_fixes", False)
             parts = f"{fixed} fixed, {len(actionable)} remaining" if getattr(args, "fix", False) else \
-                f"{fixable} fixable with `adopter fix`"
+                f"{fixable} fixable with `adopter fix{' --unsafe-fixes' if unsafe else ''}`"
+            hidden = hidden_unsafe(actionable)  # Ruff's "hidden fixes": only --unsafe-fixes applies them
+            if hidden:
+                parts += (f"; {hidden} hidden unsafe fix{'' if hidden == 1 else 'es'} can be enabled with "
+                          "`--unsafe-fixes`")
             output.note(f"Found {_plural(len(actionable) + fixed)} ({parts})"
                         + (f" and {info} informational (for other hardware)" if info else "") + ".")
         elif not errors:

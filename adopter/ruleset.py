@@ -10,6 +10,7 @@ never see a traceback.
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import keyword
 import os
@@ -373,10 +374,88 @@ _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 class _Reader:
     """Typed access to a rule file's values: every wrong type is a :class:`RuleError` that names
     the file, the place and the key (``rules/x.toml:7:1: helps: must be a list of strings``),
-    never a ``TypeError`` from deep inside the loader."""
+    never a ``TypeError`` from deep inside the loader.
+
+    The reader also remembers which keys of which table the loader asked for: a key it never
+    asked for is a typo (``comutative``) or a key of another version, which would otherwise be
+    ignored without a word; :meth:`unknown` reports it, with the nearest known key.  The keys
+    the loader reads are the schema, so a new key needs no second list."""
 
     def __init__(self, raw: str, path: str):
         self.raw, self.path = raw, path
+        self.asked: dict[int, set[str]] = {}  # id(table) -> the keys the loader looked up in it
+
+    def _ask(self, table: dict, key: str) -> None:
+        self.asked.setdefault(id(table), set()).add(key)
+
+    def unknown(self, data: dict) -> None:
+        """Raise for the first key, in file order, that the loader never asked for."""
+        for where, table, key, known in self._walk(data, ""):
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                name = f"{where}.{key}" if where else key
+                raise self._at(where, key, RuleError(self.path, 1, 1, f"{name}: unknown key {key!r}{hint}"))
+
+    def typo(self, table: dict, wanted: tuple[str, ...], where: str) -> RuleError | None:
+        """A required key is missing: the error for a key of ``table`` that looks like a
+        misspelling of one of ``wanted`` (``sorce`` for ``source``), or None."""
+        for key in table:
+            if isinstance(key, str) and key not in wanted:
+                close = difflib.get_close_matches(key, wanted, n=1, cutoff=0.6)
+                if close:
+                    return self._at(where, key, RuleError(
+                        self.path, 1, 1, f"{where + '.' if where else ''}{key}: unknown key {key!r} "
+                                         f"(did you mean {close[0]!r}?)"))
+        return None
+
+    def _walk(self, table: dict, where: str):
+        known = self.asked.get(id(table), set())
+        for key, value in table.items():
+            yield where, table, key, known
+            if key not in known:
+                continue
+            inner = f"{where}.{key}" if where else key
+            if isinstance(value, dict):
+                yield from self._walk(value, inner)
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, dict):
+                        yield from self._walk(item, f"{inner}[{index}]")
+
+    def _at(self, where: str, key: str, error: RuleError) -> RuleError:
+        """``error`` placed at ``key``'s line in the table ``where`` (``examples[1]`` is the
+        second ``[[examples]]``); where it cannot be found, at its first ``key =`` line."""
+        name = re.escape(key)
+        assign = re.compile(rf"""^[ \t]*(?:[\w"'.-]+\.)?["']?{name}["']?[ \t]*=""")
+        header = re.compile(r"^[ \t]*(\[\[?)[ \t]*([^\]]+?)[ \t]*\]\]?")
+        section, seen, offset = "", {}, 0
+        for text in re.findall(r"[^\n]*\n|[^\n]+\Z", self.raw):  # lines end at \n only, as TOML's do
+            head = header.match(text)
+            if head:
+                title = head.group(2).replace('"', "").replace("'", "").replace(" ", "")
+                if head.group(1) == "[[":
+                    seen[title] = seen.get(title, -1) + 1
+                    title = f"{title}[{seen[title]}]"
+                section = title
+                parent, _, last = title.rpartition(".")
+                if parent == where and last.split("[")[0] == key:
+                    found = offset + head.start(2)
+                    break
+            elif section == where and assign.match(text):
+                found = offset + len(text) - len(text.lstrip())
+                break
+            offset += len(text)
+        else:
+            found = -1
+        if found < 0:
+            match = re.search(assign.pattern, self.raw, re.M)
+            if match is None:
+                return error
+            found = match.start() + len(match.group(0)) - len(match.group(0).lstrip())
+        line = self.raw.count("\n", 0, found) + 1
+        column = found - (self.raw.rfind("\n", 0, found) + 1) + 1
+        return RuleError(self.path, line, column, error.message)
 
     def fail(self, key: str, message: str, text: str = "") -> RuleError:
         """The error at ``key``'s line (at ``text`` within it when given)."""
@@ -394,9 +473,10 @@ class _Reader:
 
     def get(self, table: dict, key: str, kind, where: str = "", default=_MISSING):
         name = f"{where}.{key}" if where else key
+        self._ask(table, key)
         if key not in table:
             if default is _MISSING:
-                raise self.fail(where or key, f"missing required key {name}")
+                raise self.typo(table, (key,), where) or self.fail(where or key, f"missing required key {name}")
             return default
         value = table[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -407,6 +487,7 @@ class _Reader:
     def strings(self, table: dict, key: str, where: str = "", single: bool = True) -> tuple[str, ...]:
         """A list of strings (or, where ``single``, one string standing for a list of one)."""
         name = f"{where}.{key}" if where else key
+        self._ask(table, key)
         value = table.get(key, [])
         if single and isinstance(value, str):
             return (value,)
@@ -486,7 +567,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
     summary = need(data, "summary", str)
     forward = need(data, "forward", dict)
     if "source" not in forward:
-        raise reader.fail("forward", "missing required key forward.source")
+        need(forward, "source", (str, list), "forward")  # says which key is missing, or which is a typo of it
     sources = reader.strings(forward, "source", "forward")
     forwards = tuple(_pattern(raw, spath, "source", text) for text in sources)
     if not forwards:
@@ -577,14 +658,15 @@ def _parse_rule(raw: str, spath: str) -> Rule:
             examples.append(Example(example_name, ex["before"], ex.get("after")))
         else:
             line, column = _position(raw, example_name, "examples")
-            raise RuleError(spath, line, column, "examples: an example needs 'valid', 'before' or 'reported'")
+            raise reader.typo(ex, ("valid", "before", "reported"), f"examples[{index}]") or RuleError(
+                spath, line, column, "examples: an example needs 'valid', 'before' or 'reported'")
     layer_typing = need(forward, "layer_typing", str, "forward", "follow")
     if layer_typing not in ("follow", "direct"):
         line, column = _position(raw, "", "layer_typing")
         raise RuleError(spath, line, column, 'forward.layer_typing must be "follow" or "direct"')
     has_fix = forward_target is not None or init_target is not None or synth is not None
     fixable = need(data, "fixable", bool, "", has_fix)
-    return Rule(
+    rule = Rule(
         id=rule_id,
         name=name,
         title=need(data, "title", str, "", name),
@@ -623,6 +705,8 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         scope=scope,
         same_function=need(forward, "same_function", bool, "forward", False),
     )
+    reader.unknown(data)  # every key was read above: any other is a typo or from another version
+    return rule
 
 
 def bundled_rules_dir() -> Path:

@@ -119,10 +119,11 @@ class Selection:
         reasons = self._unavailable[key]
         out = {r.id: f"not applied: {reasons[r.kernel.requirement]}" for r in rules if r.kernel.requirement in reasons}
         if not self.options.unsafe_fixes:
+            from .synth.fixable import unsafe_reason
+
             for r in rules:
                 if r.fixable and not r.safe_fix and r.id not in out:
-                    why = r.fix_safety.split(":", 1)[-1].strip()
-                    out[r.id] = f"unsafe fix, not applied without --unsafe-fixes ({why})"
+                    out[r.id] = unsafe_reason(r)
         return tuple(sorted(out.items()))
 
     def rules(self, config: Config, informational: bool = False) -> list[Rule]:
@@ -158,6 +159,7 @@ class Job:
     stdin: str | None = None  # the text, when the file came on standard input
     bundled: bool = True  # whether the bundled rules are loaded besides rule_dirs
     blocked: tuple[tuple[str, str], ...] = ()  # fix: (rule id, why it is not applied here)
+    unsafe_fixes: bool = False  # --unsafe-fixes: an unsafe fix counts as fixable (check)
 
 
 def plan(paths: list[str], selection: Selection, *, fix: bool = False, report: bool = False,
@@ -178,7 +180,8 @@ def plan(paths: list[str], selection: Selection, *, fix: bool = False, report: b
         shown = selection.rules(config, informational=True) if report else ()
         jobs.append(Job(str(path), tuple(r.id for r in rules), selection.rule_dirs(config),
                         selection.target(config), selection.budget(config), tuple(r.id for r in shown),
-                        bundled=options.bundled, blocked=selection.blocked(path, rules) if fix else ()))
+                        bundled=options.bundled, blocked=selection.blocked(path, rules) if fix else (),
+                        unsafe_fixes=options.unsafe_fixes))
     if clean:
         for folder in sorted({os.path.dirname(os.path.realpath(job.path)) for job in jobs}):
             remove_stale_temporaries(folder)
@@ -197,7 +200,7 @@ def stdin_job(text: str, filename: str | None, selection: Selection, *, fix: boo
     blocked = selection.blocked(path.resolve() if filename else None, rules) if fix else ()
     return Job(filename or "-", tuple(r.id for r in rules), selection.rule_dirs(config), selection.target(config),
                selection.budget(config), tuple(r.id for r in shown), stdin=text, bundled=selection.options.bundled,
-               blocked=blocked)
+               blocked=blocked, unsafe_fixes=selection.options.unsafe_fixes)
 
 
 # --------------------------------------------------------------------------- per file, in any process
@@ -277,7 +280,7 @@ def check_job(job: Job) -> Checked:
             # fixable means what `fix` would do: decided by fix's own planning step (ast only)
             from .synth.fixable import plan_findings
 
-            found = plan_findings(analysis, code.text, job.path)
+            found = plan_findings(analysis, code.text, job.path, job.unsafe_fixes)
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         return Checked(job.path, [], str(exc))
     except Exception as exc:  # an internal error must not stop the other files
