@@ -268,6 +268,11 @@ class Matcher:
         self.required_ops = sorted({p.op for p in forward.nodes if not p.optional and p.canonical
                                     and TABLE.words(p.op)})
         self.required_methods = sorted({p.method for p in forward.nodes if not p.optional and p.op == "method"})
+        # Keywords a step names (``vocab_size=_``) are written at the call site, unless the step
+        # is canonical (a module's constructor arguments are merged in as keywords).
+        self.required_keywords = sorted({k for p in forward.nodes if not p.optional and not p.canonical
+                                         and p.op != "table" and p.op[:1].isalpha() for k, _ in p.kwargs
+                                         if k != "**"})
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
@@ -331,6 +336,7 @@ class Matcher:
     def match_module(self, module: ModuleStructure) -> list[Match]:
         found: dict[tuple, Match] = {}
         needed = [module.call_names(op) for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
+        needed += [frozenset({k}) for k in self.required_keywords]
         for cls in module.classes.values():
             if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
                 continue
