@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .dsl import Pattern, PatternError, Var, flow_problems, parse_pattern
 
+MEASURED_FILE = "measured.toml"  # adopter.measured.FILE_NAME, without importing it here
 RULE_ID = re.compile(r"^[A-Z]{2,5}\d{3}$")
 TARGETS = ("cpu", "cuda")
 
@@ -118,6 +119,14 @@ class Rule:
     # ``[forward] same_source = true``: arguments bound to one $variable must be spelled the same
     # in the code (one name), not merely hold the same value on the matched path.
     same_source: bool = False
+    # ``default = ["cuda"]``: off by default, but on when that target is chosen explicitly
+    # (``--target cuda``): a rule that declares a gain there which no run has measured yet.
+    default_targets: tuple[str, ...] = ()
+
+    def default_on(self, target: str | None) -> bool:
+        """Whether the rule runs without being named in ``select``, for code that runs on
+        ``target`` (None: no target configured)."""
+        return self.default or (target is not None and target in self.default_targets)
     # ``[forward] scope = "file"``: match in every function and method of the file (also those
     # no forward reaches, and __init__), not only in the model structure ("model", the default).
     scope: str = "model"
@@ -666,6 +675,12 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         raise RuleError(spath, line, column, 'forward.layer_typing must be "follow" or "direct"')
     has_fix = forward_target is not None or init_target is not None or synth is not None
     fixable = need(data, "fixable", bool, "", has_fix)
+    reader._ask(data, "default")
+    default = data.get("default", True)
+    if not (isinstance(default, bool) or (isinstance(default, list) and default
+                                          and all(isinstance(t, str) and t in TARGETS for t in default))):
+        raise reader.fail("default", 'must be true, false or a list of the targets ("cpu", "cuda") it is on for '
+                                     "when chosen with --target")
     rule = Rule(
         id=rule_id,
         name=name,
@@ -681,7 +696,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         helps=helps,
         fixable=fixable and has_fix,
         fix_safety=need(data, "fix_safety", str, "", "safe"),
-        default=need(data, "default", bool, "", True),
+        default=default is True,
         checkpoint_compatible=need(data, "checkpoint_compatible", bool, "", True),
         references=reader.strings(data, "references", single=False),
         examples=tuple(examples),
@@ -702,6 +717,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         layer_typing=layer_typing,
         fix_one_block=need(forward, "fix_one_block", bool, "forward", False),
         same_source=need(forward, "same_source", bool, "forward", False),
+        default_targets=tuple(default) if isinstance(default, list) else (),
         scope=scope,
         same_function=need(forward, "same_function", bool, "forward", False),
     )
@@ -727,16 +743,20 @@ def load_rules(extra_dirs: list[Path] | None = None, bundled: bool = True) -> li
         if not folder.is_dir():
             raise RuleError(str(folder), 1, 1, "rule folder does not exist")
         for path in sorted(folder.glob("*.toml")):
+            if path.name == MEASURED_FILE:  # the benchmark's figures (adopter.measured), not a rule
+                continue
             rule = load_rule(path)
             by_id[rule.id] = rule
     return sorted(by_id.values(), key=lambda r: r.id)
 
 
 def select_rules(
-    rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None
+    rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None,
+    target: str | None = None,
 ) -> list[Rule]:
     """``select`` names rules (id, prefix like ``ADP00``, name, or ``ALL``); off-by-default
-    rules run only when named explicitly."""
+    rules run only when named explicitly, or, for a rule whose ``default`` lists targets
+    (``default = ["cuda"]``), when ``target`` is one of them or ``ALL`` is selected."""
     known = {r.id for r in rules} | {r.name for r in rules}
 
     def hits(rule: Rule, selectors: list[str]) -> bool:
@@ -748,10 +768,12 @@ def select_rules(
     chosen = []
     for rule in rules:
         if select:
-            explicit = any(s == rule.id or s == rule.name for s in select)
-            if not hits(rule, select) or (not rule.default and not explicit):
+            # ALL takes every rule that is on by default for some target; a rule off everywhere
+            # (ADP004, kept for the paper benchmark) only by its name
+            explicit = any(s in (rule.id, rule.name) or (s == "ALL" and rule.default_targets) for s in select)
+            if not hits(rule, select) or (not rule.default_on(target) and not explicit):
                 continue
-        elif not rule.default:
+        elif not rule.default_on(target):
             continue
         if ignore and hits(rule, ignore):
             continue

@@ -32,7 +32,7 @@ BAD = {
     "example text": (_rule(tail='[[examples]]\nname = "x"\nbefore = 5\n'), "examples.before: must be a string"),
     "[init] source=5": (_rule(tail="[init]\nsource = 5\n"), "init.source: must be a list of strings"),
     "init table": (_rule(top="init = 3\n"), "init: must be a table"),
-    "default": (_rule(top='default = "no"\n'), "default: must be true or false"),
+    "default": (_rule(top='default = "no"\n'), "default: must be true, false or a list of the targets"),
     "priority": (_rule(top="priority = true\n"), "priority: must be an integer"),
     "name": (_rule().replace('name = "relu-kernel"', "name = 3"), "name: must be a string"),
     "commutative": (_rule(forward=FORWARD + 'commutative = "yes"\n'), "forward.commutative: must be true or false"),
@@ -174,7 +174,9 @@ def test_every_shipped_rule_file_has_only_known_keys(folder):
 
     from adopter.ruleset import _parse_rule
 
-    files = sorted((Path(__file__).parent.parent / folder).glob("*.toml"))
+    from adopter.ruleset import MEASURED_FILE
+
+    files = sorted(p for p in (Path(__file__).parent.parent / folder).glob("*.toml") if p.name != MEASURED_FILE)
     assert files
     for path in files:
         _parse_rule(path.read_text(encoding="utf-8"), str(path))  # not the cache: this code reads it
