@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from .imports import add_imports, remove_imports, unused_by_patch
+from ..structure.graph import walk
+from .imports import _uses, add_imports, remove_imports, unused_names, uses_after
 from .layout import Refit, code, fit_if, fit_line, lay_out_call
 from .plan import Edits, Straddle, Wrap
 from .style import Style
@@ -210,6 +211,29 @@ def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None,
     (never in an ``__init__.py``: ``path`` tells) and the new ones added where isort puts them;
     only the module's head, up to its last import, goes through LibCST for that.
     """
+    return rewrite(text, tree, edits, style, path).text
+
+
+@dataclass
+class Rewritten:
+    """What :func:`rewrite` made: the new text, its ``ast`` tree when one was parsed on the
+    way (None: not parsed), and its name-use counts (:func:`.imports._uses`)."""
+
+    text: str
+    tree: ast.Module | None
+    uses: dict[str, int]
+
+
+def rewrite(text: str, tree, edits: list[Edits], style: Style | None = None, path: str = "",
+            uses: dict[str, int] | None = None) -> Rewritten:
+    """:func:`apply_edits`, with what the caller can reuse; ``uses``: ``text``'s use counts,
+    when known (the previous round's :attr:`Rewritten.uses`).
+
+    The unused-import check needs the new module's use counts; they add up per statement,
+    so they come from the old counts and the edited chunks alone (parsed small), not from a
+    parse and walk of the whole new module.  Where every chunk lies below the module's head
+    (the docstring and imports before the first function or class), the old tree still
+    describes the new text's head and top-level imports, and serves the import edits."""
     style = style or Style()
     lines = text.split("\n")
     bodies: dict = {}
@@ -228,11 +252,13 @@ def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None,
             merged[-1][2].extend(groups[(start, end)])
         else:
             merged.append([start, end, list(groups[(start, end)])])
+    replaced: list[tuple[int, str, str]] = []  # (first line, old chunk, new chunk), headers included
     for start, end, pieces in reversed(merged):
         header, (start, end) = _chunk_header(lines, start, end, _narrow(start, end, pieces, bodies.get((start, end))))
         chunk = header + "\n".join(lines[start - 1:end]) + "\n"
         offset = start - 1 - header.count("\n")
         new_chunk = _apply_chunk(chunk, [_shift_edits(piece, offset) for piece in pieces], style)
+        replaced.append((start, chunk, new_chunk))
         if header:
             if not new_chunk.startswith(header):
                 raise ApplyError("the edited function lost its place")
@@ -241,14 +267,47 @@ def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None,
             new_chunk = new_chunk[:-1]
         lines[start - 1:end] = new_chunk.split("\n")
     new_text = "\n".join(lines)
-    new_tree = ast.parse(new_text)
-    unused = unused_by_patch(tree, new_tree, path)
-    if unused:
-        new_text = remove_imports(new_text, new_tree, unused)
+    if uses is None:
+        uses = _uses(tree)
+    new_uses, below_head = _chunk_uses(uses, replaced, tree)
+    if new_uses is None or not below_head:
         new_tree = ast.parse(new_text)
+        if new_uses is None:
+            new_uses = _uses(new_tree)
+    else:
+        new_tree = None  # the old tree's head and top-level imports are the new text's
+    head_tree = new_tree if new_tree is not None else tree
+    unused = unused_names(uses, new_uses, head_tree, path)
+    if unused:
+        new_text = remove_imports(new_text, head_tree, unused)
+        head_tree = new_tree = ast.parse(new_text)
     if imports:
-        new_text = add_imports(new_text, new_tree, imports, style)
-    return new_text
+        added = add_imports(new_text, head_tree, imports, style)
+        if added != new_text:
+            new_text, new_tree = added, None
+    return Rewritten(new_text, new_tree, new_uses)
+
+
+def _chunk_uses(uses: dict[str, int], replaced: list[tuple[int, str, str]], tree) -> tuple[dict | None, bool]:
+    """The new module's use counts from the old ones and the replaced chunks (None where a
+    chunk does not parse on its own), and whether every chunk lies below the module's head
+    and adds no import statement (then the old tree's head is the new text's)."""
+    removed: dict[str, int] = {}
+    added: dict[str, int] = {}
+    below = True
+    first = next((_span(stmt)[0] for stmt in tree.body
+                  if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))), None)
+    for start, old, new in replaced:
+        try:
+            old_tree, new_tree = ast.parse(old), ast.parse(new)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None, False
+        for counts, part in ((removed, old_tree), (added, new_tree)):
+            for name, count in _uses(part).items():
+                counts[name] = counts.get(name, 0) + count
+        if first is None or start <= first or any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in walk(new_tree)):
+            below = False
+    return uses_after(uses, removed, added), below
 
 
 @dataclass(frozen=True)
