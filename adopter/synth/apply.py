@@ -322,6 +322,10 @@ class _Place:
     limit: int | None
 
 
+def _holds(outer: tuple, inner: tuple) -> bool:
+    return (outer[0], outer[1]) <= (inner[0], inner[1]) and (inner[2], inner[3]) <= (outer[2], outer[3])
+
+
 def _places(lines: list[str], spans: dict, statements: list, style: Style) -> dict:
     """``spans``: id(node) -> its character span; ``statements``: spans of the statement lines."""
     out = {}
@@ -407,13 +411,22 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
             raise ApplyError("the statements to guard could not be located")
         wrap_nodes[id(first)] = (wrap, id(last))
 
+    # Only the nodes holding an edit need visiting: the transformer leaves every other node
+    # as it is, and LibCST's visit of each untouched node cost most of the chunk's time.
+    targets = [*expr, *delete, *replace, *((p[0], p[1], p[0], p[1]) for p in starts_wanted)]
+    holding = {id(node) for node, position in positions.items()
+               if any(_holds(_range(position), key) for key in targets)}
     places = _places(text.split("\n"), spans, statements, style)
     for wrap in wraps:
         places[id(by_start[wrap.first])] = _Place("", "", "", wrap.first[1], style.line_length)
-    transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes,
-                               places=places, style=style, unit=module.default_indent,
-                               callees={i for i in callees if i in expr_nodes})
-    new_module = wrapper.module.visit(transformer)
+    wanted = set(expr_nodes) | small_delete | set(small_replace)
+    for visit in (holding, None):  # None: every node, should a span not hold its edit's nodes
+        transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes,
+                                   places=places, style=style, unit=module.default_indent,
+                                   callees={i for i in callees if i in expr_nodes}, holding=visit)
+        new_module = wrapper.module.visit(transformer)
+        if transformer.done == wanted and not transformer.pending_moves and not transformer.pending_wraps:
+            break
     if transformer.pending_moves or transformer.pending_wraps:
         raise ApplyError("statements to move could not be located")
     return new_module.code
@@ -466,8 +479,12 @@ def _without_blank_lines(stmt):
 
 class _Transformer(cst.CSTTransformer):
     def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None, places=None,
-                 style: Style | None = None, unit: str = "    ", callees=None):
+                 style: Style | None = None, unit: str = "    ", callees=None, holding=None):
         super().__init__()
+        # ids of the nodes whose span holds an edit (None: visit everything); the others are
+        # not descended into, since nothing below them changes.
+        self.holding = holding
+        self.done: set[int] = set()  # ids of the edited nodes reached
         # A replaced callee (``nn.Conv2d`` -> ``kernel(nn.Conv2d)``) is not laid out itself:
         # its statement is, when too long, at the call's own brackets as Black would.
         self.callees: set[int] = callees or set()
@@ -490,11 +507,15 @@ class _Transformer(cst.CSTTransformer):
     def on_visit(self, node) -> bool:
         if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
             self.statements.append(node)
+        if self.holding is not None and id(node) not in self.holding and not isinstance(node, cst.Module):
+            super().on_visit(node)
+            return False
         return super().on_visit(node)
 
     def on_leave(self, original_node, updated_node):
         new_text = self.expr_nodes.get(id(original_node))
         if new_text is not None:
+            self.done.add(id(original_node))
             replacement = cst.parse_expression(new_text)
             if getattr(updated_node, "lpar", None):
                 replacement = replacement.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
@@ -527,6 +548,8 @@ class _Transformer(cst.CSTTransformer):
             return updated_node
         body = []
         for original, updated in zip(original_node.body, updated_node.body):
+            if id(original) in self.small_delete or id(original) in self.small_replace:
+                self.done.add(id(original))
             if id(original) in self.small_delete:
                 continue
             if id(original) in self.small_replace:
