@@ -124,7 +124,8 @@ def build_parser() -> Parser:
     check.add_argument("--no-deps", action="store_true",
                        help="with --fix/--diff: do not add the kernel packages to dependency files")
     check.add_argument("--unsafe-fixes", action="store_true",
-                       help="with --fix/--diff: also apply fixes marked unsafe (`adopter rules ID` says why)")
+                       help="also apply fixes marked unsafe with --fix/--diff, and count them as fixable "
+                            "(`adopter rules ID` says why each one is unsafe)")
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("--exit-non-zero-on-fix", action="store_true",
                        help="with --fix: exit 1 when something was fixed, even if nothing is left")

@@ -169,11 +169,18 @@ def _report(args, output: Output, findings: list[Finding], errors, selection: Se
             output.note(_fixes_text(fixed_list))
         info = len(findings) - len(actionable)
         if findings or fixed:
+            from .synth.fixable import hidden_unsafe
+
             fixable = sum(f.fixable for f in actionable)
+            unsafe = getattr(args, "unsafe_fixes", False)
             parts = f"{fixed} fixed, {len(actionable)} remaining" if getattr(args, "fix", False) else \
-                f"{fixable} fixable with `adopter fix`"
+                f"{fixable} fixable with `adopter fix{' --unsafe-fixes' if unsafe else ''}`"
+            hidden = hidden_unsafe(actionable)  # Ruff's "hidden fixes": only --unsafe-fixes applies them
+            if hidden:
+                parts += (f"; {hidden} hidden unsafe fix{'' if hidden == 1 else 'es'} can be enabled with "
+                          "`--unsafe-fixes`")
             output.note(f"Found {_plural(len(actionable) + fixed)} ({parts})"
-                        + (f" and {info} informational (for other hardware)" if info else "") + ".")
+                        + (f" and {info} informational (other hardware, or off by default here)" if info else "") + ".")
         elif not errors:
             output.note("All checks passed!")
     for path, message in errors:
@@ -332,12 +339,15 @@ def _colour_diff(text: str, color: bool) -> str:
 def cmd_rules(args) -> int:
     import json
 
-    from .explain import explain, rule_dict, where
-    from .ruleset import load_rules
+    from .explain import default_note, explain, measured_line, rule_dict, where
+    from .measured import load_measured
+    from .ruleset import bundled_rules_dir, load_rules
 
-    rules = load_rules([Path(d) for d in args.rules_dir], bundled=not args.no_bundled_rules)
+    dirs = [Path(d) for d in args.rules_dir]
+    rules = load_rules(dirs, bundled=not args.no_bundled_rules)
     if not rules:
         raise UsageError("no rules: --no-bundled-rules needs a --rules-dir with rule files")
+    measured = load_measured([*([bundled_rules_dir()] if not args.no_bundled_rules else []), *dirs])
     if args.rule:
         wanted = [r for r in rules if args.rule in (r.id, r.name)]
         if not wanted:
@@ -346,18 +356,22 @@ def cmd_rules(args) -> int:
             close = difflib.get_close_matches(args.rule, [r.id for r in rules] + [r.name for r in rules], n=1)
             raise UsageError(f"unknown rule {args.rule!r}" + (f"; did you mean {close[0]!r}?" if close else ""))
         rule = wanted[0]
-        print(json.dumps(rule_dict(rule), indent=2) if args.output_format == "json" else explain(rule))
+        figures = measured.get(rule.id, [])
+        print(json.dumps(rule_dict(rule, figures), indent=2) if args.output_format == "json"
+              else explain(rule, figures))
         return 0
     if args.output_format == "json":
-        print(json.dumps([rule_dict(r) for r in rules], indent=2))
+        print(json.dumps([rule_dict(r, measured.get(r.id, [])) for r in rules], indent=2))
         return 0
     width = max(len(r.name) for r in rules)
     places = {r.id: where(r) for r in rules}
     place_width = max(len(w) for w in places.values())
+    kernel = {r.id: r.kernel.import_ + default_note(r) for r in rules}
+    kernel_width = max(len(k) for k in kernel.values())
     for r in rules:
         mark = "fixable" if r.fixable else "report "
-        off = "" if r.default else " (off by default)"
-        print(f"{r.id}  {r.name:<{width}}  {mark}  {places[r.id]:<{place_width}}  {r.kernel.import_}{off}")
+        print(f"{r.id}  {r.name:<{width}}  {mark}  {places[r.id]:<{place_width}}  {kernel[r.id]:<{kernel_width}}"
+              f"  measured: {measured_line(r, measured.get(r.id, []))}")
     return 0
 
 

@@ -16,16 +16,58 @@ def where(rule: Rule) -> str:
     return text + (f" ({'/'.join(rule.only_on)} only)" if rule.only_on else "")
 
 
-def rule_dict(rule: Rule) -> dict:
+def default_note(rule: Rule) -> str:
+    """`` (off by default; on with --target cuda)``, `` (off by default)`` or ''."""
+    if rule.default:
+        return ""
+    if rule.default_targets:
+        return f" (off by default; on with --target {'/'.join(rule.default_targets)})"
+    return " (off by default)"
+
+
+def measured_line(rule: Rule, figures: list) -> str:
+    """The table's one-line summary of what ``benchmarks/rules.py`` measured for the rule."""
+    from .measured import summary
+
+    if rule.helps:
+        return summary(rule.helps, figures)
+    ratios = sorted(f.ratio for f in figures)
+    return "declares no target" + (f"; unclaimed figures {ratios[0]:.2f}-{ratios[-1]:.2f}x" if ratios else "")
+
+
+def rule_dict(rule: Rule, figures: list | None = None) -> dict:
+    from dataclasses import asdict
+
     return {
         "id": rule.id, "name": rule.name, "title": rule.title, "summary": rule.summary,
         "kernel": rule.kernel.import_, "package": rule.kernel.package, "fixable": rule.fixable,
-        "fix_safety": rule.fix_safety, "default": rule.default, "helps": list(rule.helps),
-        "checkpoint_compatible": rule.checkpoint_compatible, "path": rule.path, "only_on": list(rule.only_on),
+        "fix_safety": rule.fix_safety, "default": rule.default, "default_targets": list(rule.default_targets),
+        "helps": list(rule.helps), "checkpoint_compatible": rule.checkpoint_compatible, "path": rule.path,
+        "only_on": list(rule.only_on),
+        "measured": [{k: v for k, v in asdict(f).items() if k != "rule"} for f in figures or []],
     }
 
 
-def explain(rule: Rule) -> str:
+def _explain_measured(rule: Rule, figures: list) -> list[str]:
+    """The figures ``benchmarks/rules.py --write`` stored for this rule, one line per case."""
+    out = ["", "Measured (benchmarks/rules.py; original / patched time, median [interquartile range] "
+                "of interleaved pairs):"]
+    if not figures:
+        return out + ["    nothing measured yet"]
+    for f in figures:
+        note = "" if f.claimed else " (mode not claimed)"
+        memory = f", peak memory {f.memory_ratio:.2f}x" if f.memory_ratio is not None else ""
+        drift = ", drift flagged" if f.drift else ""
+        out.append(f"    {f.target}:{f.mode} {f.case}: {f.short()} min-max {f.low:.2f}-{f.high:.2f}, "
+                   f"{f.pairs} pairs{memory}{drift}{note}; torch {f.torch}, {f.dtype}, {f.threads} thread(s)"
+                   f"{', ' + f.clock + ' clock' if f.clock else ''}, {f.date}")
+    measured = {f.target for f in figures}
+    for target in sorted({h.partition(":")[0] for h in rule.helps} - measured):
+        out.append(f"    {target}: not measured on its hardware yet")
+    return out
+
+
+def explain(rule: Rule, figures: list | None = None) -> str:
     out = [f"{rule.id} {rule.name} ({rule.title})", "", rule.summary, ""]
     if rule.why:
         out += ["Why", "---", rule.why.strip(), ""]
@@ -37,6 +79,8 @@ def explain(rule: Rule) -> str:
            if rule.only_on else ""),
         f"Fix: {'yes, ' + rule.fix_safety if rule.fixable else 'report only'}; "
         f"checkpoints {'stay loadable' if rule.checkpoint_compatible else 'need conversion (off by default)'}",
+        "Default: " + ("on" if rule.default else default_note(rule).strip(" ()")),
+        *_explain_measured(rule, figures or []),
         "",
         "Forward pattern:", indent(rule.forward.text.strip()),
     ]

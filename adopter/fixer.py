@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,8 +73,8 @@ def fix_job(job: Job) -> FileOutcome:
                 from .synth.fixable import plan_findings
 
                 shown = rules_of(job.report, job.rule_dirs, job.bundled)
-                found = plan_findings(analyze(text, job.path, shown, package), text, job.path)
-                outcome.remaining = place(found, code, shown, job.target)
+                found = plan_findings(analyze(text, job.path, shown, package), text, job.path, job.unsafe_fixes)
+                outcome.remaining = place(found, code, shown, job.target, job.muted)
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         outcome.error = str(exc)
         return outcome
@@ -103,14 +104,22 @@ def fix_job(job: Job) -> FileOutcome:
 
 # --------------------------------------------------------------------------- presenting
 
+def _lines(text: str) -> list[str]:
+    r"""``text`` in lines that end at ``\n`` only, as ``patch`` and ``git apply`` read them
+    (``str.splitlines`` also ends a line at a form feed or U+2028, which made a bogus
+    ``\ No newline at end of file`` in the middle of the diff)."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
+
+
 def _name(path: str) -> str:
     return path.lstrip("/") if path != "-" else "-"
 
 
 def unified_diff(old: str, new: str, path: str, *, label: str = "") -> str:
-    """A ``git apply``-able unified diff (``a/``/``b/`` prefixes, no-newline markers)."""
+    """A ``git apply``-able unified diff (``a/``/``b/`` prefixes, no-newline markers), ending in
+    a newline whatever the files end in."""
     name = _name(path) + label
-    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+    lines = difflib.unified_diff(_lines(old), _lines(new),
                                  fromfile=f"a/{name}", tofile=f"b/{name}")
     out = []
     for line in lines:

@@ -10,6 +10,7 @@ never see a traceback.
 from __future__ import annotations
 
 import ast
+import difflib
 import hashlib
 import keyword
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from .dsl import Pattern, PatternError, Var, flow_problems, parse_pattern
 
+MEASURED_FILE = "measured.toml"  # adopter.measured.FILE_NAME, without importing it here
 RULE_ID = re.compile(r"^[A-Z]{2,5}\d{3}$")
 TARGETS = ("cpu", "cuda")
 
@@ -111,6 +113,14 @@ class Rule:
     # ``[forward] same_source = true``: arguments bound to one $variable must be spelled the same
     # in the code (one name), not merely hold the same value on the matched path.
     same_source: bool = False
+    # ``default = ["cuda"]``: off by default, but on when that target is chosen explicitly
+    # (``--target cuda``): a rule that declares a gain there which no run has measured yet.
+    default_targets: tuple[str, ...] = ()
+
+    def default_on(self, target: str | None) -> bool:
+        """Whether the rule runs without being named in ``select``, for code that runs on
+        ``target`` (None: no target configured)."""
+        return self.default or (target is not None and target in self.default_targets)
     # ``[forward] scope = "file"``: match in every function and method of the file (also those
     # no forward reaches, and __init__), not only in the model structure ("model", the default).
     scope: str = "model"
@@ -363,10 +373,88 @@ _DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 class _Reader:
     """Typed access to a rule file's values: every wrong type is a :class:`RuleError` that names
     the file, the place and the key (``rules/x.toml:7:1: helps: must be a list of strings``),
-    never a ``TypeError`` from deep inside the loader."""
+    never a ``TypeError`` from deep inside the loader.
+
+    The reader also remembers which keys of which table the loader asked for: a key it never
+    asked for is a typo (``comutative``) or a key of another version, which would otherwise be
+    ignored without a word; :meth:`unknown` reports it, with the nearest known key.  The keys
+    the loader reads are the schema, so a new key needs no second list."""
 
     def __init__(self, raw: str, path: str):
         self.raw, self.path = raw, path
+        self.asked: dict[int, set[str]] = {}  # id(table) -> the keys the loader looked up in it
+
+    def _ask(self, table: dict, key: str) -> None:
+        self.asked.setdefault(id(table), set()).add(key)
+
+    def unknown(self, data: dict) -> None:
+        """Raise for the first key, in file order, that the loader never asked for."""
+        for where, table, key, known in self._walk(data, ""):
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                name = f"{where}.{key}" if where else key
+                raise self._at(where, key, RuleError(self.path, 1, 1, f"{name}: unknown key {key!r}{hint}"))
+
+    def typo(self, table: dict, wanted: tuple[str, ...], where: str) -> RuleError | None:
+        """A required key is missing: the error for a key of ``table`` that looks like a
+        misspelling of one of ``wanted`` (``sorce`` for ``source``), or None."""
+        for key in table:
+            if isinstance(key, str) and key not in wanted:
+                close = difflib.get_close_matches(key, wanted, n=1, cutoff=0.6)
+                if close:
+                    return self._at(where, key, RuleError(
+                        self.path, 1, 1, f"{where + '.' if where else ''}{key}: unknown key {key!r} "
+                                         f"(did you mean {close[0]!r}?)"))
+        return None
+
+    def _walk(self, table: dict, where: str):
+        known = self.asked.get(id(table), set())
+        for key, value in table.items():
+            yield where, table, key, known
+            if key not in known:
+                continue
+            inner = f"{where}.{key}" if where else key
+            if isinstance(value, dict):
+                yield from self._walk(value, inner)
+            elif isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, dict):
+                        yield from self._walk(item, f"{inner}[{index}]")
+
+    def _at(self, where: str, key: str, error: RuleError) -> RuleError:
+        """``error`` placed at ``key``'s line in the table ``where`` (``examples[1]`` is the
+        second ``[[examples]]``); where it cannot be found, at its first ``key =`` line."""
+        name = re.escape(key)
+        assign = re.compile(rf"""^[ \t]*(?:[\w"'.-]+\.)?["']?{name}["']?[ \t]*=""")
+        header = re.compile(r"^[ \t]*(\[\[?)[ \t]*([^\]]+?)[ \t]*\]\]?")
+        section, seen, offset = "", {}, 0
+        for text in re.findall(r"[^\n]*\n|[^\n]+\Z", self.raw):  # lines end at \n only, as TOML's do
+            head = header.match(text)
+            if head:
+                title = head.group(2).replace('"', "").replace("'", "").replace(" ", "")
+                if head.group(1) == "[[":
+                    seen[title] = seen.get(title, -1) + 1
+                    title = f"{title}[{seen[title]}]"
+                section = title
+                parent, _, last = title.rpartition(".")
+                if parent == where and last.split("[")[0] == key:
+                    found = offset + head.start(2)
+                    break
+            elif section == where and assign.match(text):
+                found = offset + len(text) - len(text.lstrip())
+                break
+            offset += len(text)
+        else:
+            found = -1
+        if found < 0:
+            match = re.search(assign.pattern, self.raw, re.M)
+            if match is None:
+                return error
+            found = match.start() + len(match.group(0)) - len(match.group(0).lstrip())
+        line = self.raw.count("\n", 0, found) + 1
+        column = found - (self.raw.rfind("\n", 0, found) + 1) + 1
+        return RuleError(self.path, line, column, error.message)
 
     def fail(self, key: str, message: str, text: str = "") -> RuleError:
         """The error at ``key``'s line (at ``text`` within it when given)."""
@@ -384,9 +472,10 @@ class _Reader:
 
     def get(self, table: dict, key: str, kind, where: str = "", default=_MISSING):
         name = f"{where}.{key}" if where else key
+        self._ask(table, key)
         if key not in table:
             if default is _MISSING:
-                raise self.fail(where or key, f"missing required key {name}")
+                raise self.typo(table, (key,), where) or self.fail(where or key, f"missing required key {name}")
             return default
         value = table[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -397,6 +486,7 @@ class _Reader:
     def strings(self, table: dict, key: str, where: str = "", single: bool = True) -> tuple[str, ...]:
         """A list of strings (or, where ``single``, one string standing for a list of one)."""
         name = f"{where}.{key}" if where else key
+        self._ask(table, key)
         value = table.get(key, [])
         if single and isinstance(value, str):
             return (value,)
@@ -478,7 +568,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
     summary = need(data, "summary", str)
     forward = need(data, "forward", dict)
     if "source" not in forward:
-        raise reader.fail("forward", "missing required key forward.source")
+        need(forward, "source", (str, list), "forward")  # says which key is missing, or which is a typo of it
     sources = reader.strings(forward, "source", "forward")
     forwards = tuple(_pattern(raw, spath, "source", text) for text in sources)
     if not forwards:
@@ -556,14 +646,21 @@ def _parse_rule(raw: str, spath: str) -> Rule:
             examples.append(Example(example_name, ex["before"], ex.get("after")))
         else:
             line, column = _position(raw, example_name, "examples")
-            raise RuleError(spath, line, column, "examples: an example needs 'valid', 'before' or 'reported'")
+            raise reader.typo(ex, ("valid", "before", "reported"), f"examples[{index}]") or RuleError(
+                spath, line, column, "examples: an example needs 'valid', 'before' or 'reported'")
     layer_typing = need(forward, "layer_typing", str, "forward", "follow")
     if layer_typing not in ("follow", "direct"):
         line, column = _position(raw, "", "layer_typing")
         raise RuleError(spath, line, column, 'forward.layer_typing must be "follow" or "direct"')
     has_fix = forward_target is not None or init_target is not None or synth is not None
     fixable = need(data, "fixable", bool, "", has_fix)
-    return Rule(
+    reader._ask(data, "default")
+    default = data.get("default", True)
+    if not (isinstance(default, bool) or (isinstance(default, list) and default
+                                          and all(isinstance(t, str) and t in TARGETS for t in default))):
+        raise reader.fail("default", 'must be true, false or a list of the targets ("cpu", "cuda") it is on for '
+                                     "when chosen with --target")
+    rule = Rule(
         id=rule_id,
         name=name,
         title=need(data, "title", str, "", name),
@@ -578,7 +675,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         helps=helps,
         fixable=fixable and has_fix,
         fix_safety=need(data, "fix_safety", str, "", "safe"),
-        default=need(data, "default", bool, "", True),
+        default=default is True,
         checkpoint_compatible=need(data, "checkpoint_compatible", bool, "", True),
         references=reader.strings(data, "references", single=False),
         examples=tuple(examples),
@@ -597,8 +694,11 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         layer_typing=layer_typing,
         fix_one_block=need(forward, "fix_one_block", bool, "forward", False),
         same_source=need(forward, "same_source", bool, "forward", False),
+        default_targets=tuple(default) if isinstance(default, list) else (),
         scope=scope,
     )
+    reader.unknown(data)  # every key was read above: any other is a typo or from another version
+    return rule
 
 
 def bundled_rules_dir() -> Path:
@@ -627,16 +727,20 @@ def load_rules(extra_dirs: list[Path] | None = None, bundled: bool = True) -> li
         if not folder.is_dir():
             raise RuleError(str(folder), 1, 1, "rule folder does not exist")
         for path in sorted(folder.glob("*.toml")):
+            if path.name == MEASURED_FILE:  # the benchmark's figures (adopter.measured), not a rule
+                continue
             rule = load_rule(path)
             by_id[rule.id] = rule
     return sorted(by_id.values(), key=lambda r: r.id)
 
 
 def select_rules(
-    rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None
+    rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None,
+    target: str | None = None,
 ) -> list[Rule]:
     """``select`` names rules (id, prefix like ``ADP00``, name, or ``ALL``); off-by-default
-    rules run only when named explicitly."""
+    rules run only when named explicitly, or, for a rule whose ``default`` lists targets
+    (``default = ["cuda"]``), when ``target`` is one of them or ``ALL`` is selected."""
     known = {r.id for r in rules} | {r.name for r in rules}
 
     def hits(rule: Rule, selectors: list[str]) -> bool:
@@ -648,10 +752,12 @@ def select_rules(
     chosen = []
     for rule in rules:
         if select:
-            explicit = any(s == rule.id or s == rule.name for s in select)
-            if not hits(rule, select) or (not rule.default and not explicit):
+            # ALL takes every rule that is on by default for some target; a rule off everywhere
+            # (ADP004, kept for the paper benchmark) only by its name
+            explicit = any(s in (rule.id, rule.name) or (s == "ALL" and rule.default_targets) for s in select)
+            if not hits(rule, select) or (not rule.default_on(target) and not explicit):
                 continue
-        elif not rule.default:
+        elif not rule.default_on(target):
             continue
         if ignore and hits(rule, ignore):
             continue

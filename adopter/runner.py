@@ -68,6 +68,7 @@ class Selection:
         self._configs: dict[str, Config] = {}
         self._loaded: dict[tuple[str, ...], list[Rule]] = {}
         self._chosen: dict[tuple, list[Rule]] = {}
+        self._muted: dict[tuple, tuple[str, ...]] = {}
         self._unavailable: dict[tuple, dict[str, str]] = {}
 
     def config_for(self, path: Path) -> Config:
@@ -119,28 +120,62 @@ class Selection:
         reasons = self._unavailable[key]
         out = {r.id: f"not applied: {reasons[r.kernel.requirement]}" for r in rules if r.kernel.requirement in reasons}
         if not self.options.unsafe_fixes:
+            from .synth.fixable import unsafe_reason
+
             for r in rules:
                 if r.fixable and not r.safe_fix and r.id not in out:
-                    why = r.fix_safety.split(":", 1)[-1].strip()
-                    out[r.id] = f"unsafe fix, not applied without --unsafe-fixes ({why})"
+                    out[r.id] = unsafe_reason(r)
         return tuple(sorted(out.items()))
 
     def rules(self, config: Config, informational: bool = False) -> list[Rule]:
         """The rules for files under ``config``; with ``informational``, also those that do
-        not help on the target (``check`` shows their findings, marked)."""
+        not help on the target, and those off by default here that would be on for another
+        target (``default = ["cuda"]``): ``check`` shows their findings, marked, so that an
+        opportunity is never invisible, but they are not counted and ``fix`` leaves them."""
         select = tuple(self.options.select) or config.select
         ignore = tuple(self.options.ignore) + config.ignore
         target = self.target(config)
         key = (self.rule_dirs(config), select, ignore, target, informational)
         if key not in self._chosen:
+            everything = self.all_rules(config)
             try:
-                chosen = select_rules(self.all_rules(config), list(select) or None, list(ignore) or None)
+                chosen = select_rules(everything, list(select) or None, list(ignore) or None, target)
             except ValueError as exc:
                 raise SelectionError(str(exc)) from None
-            if not informational:
+            if informational:
+                muted = off_here(everything, chosen, list(select) or None, list(ignore) or None)
+                self._muted[key] = tuple(r.id for r in muted)
+                chosen = sorted(chosen + muted, key=lambda r: r.id)
+            else:
                 chosen = [r for r in chosen if r.helps_on(target)]
             self._chosen[key] = chosen
         return self._chosen[key]
+
+    def muted(self, config: Config) -> tuple[str, ...]:
+        """Ids of the rules :meth:`rules` adds (informational) only because they are on by
+        default for another target than this one."""
+        self.rules(config, informational=True)
+        select = tuple(self.options.select) or config.select
+        ignore = tuple(self.options.ignore) + config.ignore
+        return self._muted[(self.rule_dirs(config), select, ignore, self.target(config), True)]
+
+
+def off_here(rules: list[Rule], chosen: list[Rule], select: list[str] | None,
+             ignore: list[str] | None) -> list[Rule]:
+    """The rules the selection would take if they were on by default here: on by default for
+    some other target (``default = ["cuda"]``), selected by no name but matching the selection
+    (``ADP0`` or no ``select``), and not ignored."""
+    taken = {r.id for r in chosen}
+    out = []
+    for rule in rules:
+        if rule.id in taken or not rule.default_targets:
+            continue
+        if select and not any(s == "ALL" or rule.id.startswith(s) or s == rule.name for s in select):
+            continue
+        if ignore and any(s == "ALL" or rule.id.startswith(s) or s == rule.name for s in ignore):
+            continue
+        out.append(rule)
+    return out
 
 
 # --------------------------------------------------------------------------- jobs
@@ -158,6 +193,8 @@ class Job:
     stdin: str | None = None  # the text, when the file came on standard input
     bundled: bool = True  # whether the bundled rules are loaded besides rule_dirs
     blocked: tuple[tuple[str, str], ...] = ()  # fix: (rule id, why it is not applied here)
+    unsafe_fixes: bool = False  # --unsafe-fixes: an unsafe fix counts as fixable (check)
+    muted: tuple[str, ...] = ()  # ids of rules reported only as informational (off by default here)
 
 
 def plan(paths: list[str], selection: Selection, *, fix: bool = False, report: bool = False,
@@ -178,7 +215,9 @@ def plan(paths: list[str], selection: Selection, *, fix: bool = False, report: b
         shown = selection.rules(config, informational=True) if report else ()
         jobs.append(Job(str(path), tuple(r.id for r in rules), selection.rule_dirs(config),
                         selection.target(config), selection.budget(config), tuple(r.id for r in shown),
-                        bundled=options.bundled, blocked=selection.blocked(path, rules) if fix else ()))
+                        bundled=options.bundled, blocked=selection.blocked(path, rules) if fix else (),
+                        unsafe_fixes=options.unsafe_fixes,
+                        muted=selection.muted(config) if (report or not fix) else ()))
     if clean:
         for folder in sorted({os.path.dirname(os.path.realpath(job.path)) for job in jobs}):
             remove_stale_temporaries(folder)
@@ -197,7 +236,8 @@ def stdin_job(text: str, filename: str | None, selection: Selection, *, fix: boo
     blocked = selection.blocked(path.resolve() if filename else None, rules) if fix else ()
     return Job(filename or "-", tuple(r.id for r in rules), selection.rule_dirs(config), selection.target(config),
                selection.budget(config), tuple(r.id for r in shown), stdin=text, bundled=selection.options.bundled,
-               blocked=blocked)
+               blocked=blocked, unsafe_fixes=selection.options.unsafe_fixes,
+               muted=selection.muted(config) if (report or not fix) else ())
 
 
 # --------------------------------------------------------------------------- per file, in any process
@@ -241,14 +281,18 @@ def read_code(job: Job) -> Code:
     return Code(source, source.text)
 
 
-def place(findings: Iterable[Finding], code: Code, rules: list[Rule], target: str | None) -> list[Finding]:
+def place(findings: Iterable[Finding], code: Code, rules: list[Rule], target: str | None,
+          muted: tuple[str, ...] = ()) -> list[Finding]:
     """Findings as the user sees them: notebook lines as ``cell N:line``, and those of rules
-    that do not help on the target marked informational (never fixed, not counted)."""
+    that do not help on the target, or are off by default here (``muted``), marked
+    informational (never fixed, not counted)."""
     by_id = {r.id: r for r in rules}
     out = []
     for finding in findings:
         rule = by_id.get(finding.rule)
         note = rule.target_note(target) if rule is not None else ""
+        if not note and rule is not None and rule.id in muted:
+            note = off_note(rule, target)
         if note:
             finding = replace(finding, informational=note, fixable=False)
         if code.notebook is not None:
@@ -257,6 +301,12 @@ def place(findings: Iterable[Finding], code: Code, rules: list[Rule], target: st
             finding = replace(finding, cell=cell, line=line, end_line=end_line)
         out.append(finding)
     return out
+
+
+def off_note(rule: Rule, target: str | None) -> str:
+    """Why a rule that is on by default only for other targets is shown, not counted."""
+    return (f"off by default until measured to pay here (benchmarks/rules.py): on with "
+            f"--target {'/'.join(rule.default_targets)} or --select {rule.id}")
 
 
 @dataclass
@@ -277,12 +327,12 @@ def check_job(job: Job) -> Checked:
             # fixable means what `fix` would do: decided by fix's own planning step (ast only)
             from .synth.fixable import plan_findings
 
-            found = plan_findings(analysis, code.text, job.path)
+            found = plan_findings(analysis, code.text, job.path, job.unsafe_fixes)
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         return Checked(job.path, [], str(exc))
     except Exception as exc:  # an internal error must not stop the other files
         return Checked(job.path, [], f"internal error: {type(exc).__name__}: {exc}")
-    return Checked(job.path, place(found, code, rules, job.target))
+    return Checked(job.path, place(found, code, rules, job.target, job.muted))
 
 
 # --------------------------------------------------------------------------- processes

@@ -1,329 +1,397 @@
-#!/usr/bin/env python
-"""Per-rule benchmark: the module ``adopter fix`` writes against the original, in every mode the
-rule claims on the device (``helps``), so that a rule is on by default only where it pays.
+"""Per-rule benchmark: does each rule's patch make the code it rewrites faster where it claims to?
 
-For each rule with a fix, a source (the rule's first before-example, or a case below with
-realistic sizes) is rewritten by the real ``fix_text`` with that rule alone; the original and
-the patched class are imported from files, built with the same arguments, given the same
-state dict (strict), and timed:
+For every rule (or those named with ``--select``), each fixture in ``benchmarks/rule_fixtures/``
+that declares the rule is rewritten by ``adopter fix`` (the engine's ``fix_text``, that rule
+alone), the original and patched files are imported as modules, the patched module loads the
+original's weights (``load_state_dict(strict=True)``) and must compute the same outputs and
+gradients (float64), and then both are timed in the modes the rule claims on this device
+(``helps``): *inference* = forward in eval mode under ``no_grad``, *training* = forward and
+backward in train mode (an optimizer fixture: ``optimizer.step()``), with peak memory.
+Timing is in interleaved A/B pairs (at least ``--pairs``, more while their spread is wide);
+the table shows the median per-pair ratio (original time / patched time: above 1 = faster),
+its interquartile range and min-max, and a drift check of the original's time.
 
-- ``inference``: forward under ``torch.no_grad()`` in eval mode;
-- ``training``: forward + backward of the outputs' sum in train mode (optimizer rules: whole
-  training steps), plus peak memory on CUDA.
+Rules whose patched code runs only elsewhere (``only_on``) or that claim nothing on this
+device are listed as "not measured on its hardware", never with a ratio.
 
-Each measurement is ``--pairs`` (>= 7) interleaved A/B pairs - original then patched, then
-patched then original, alternately, each side a ``torch.utils.benchmark`` timing of the same
-number of runs - so that machine load hits both alike. Reported: the median ratio
-original/patched (above 1: the patch is faster) with its spread (min-max over the pairs), and
-a drift flag when the original's median time in the last third of the pairs differs by more
-than 10% from the first third (a loaded machine; rerun). Rules whose patched code runs only
-elsewhere (Liger on CUDA) are listed as not measured on this hardware.
+    python benchmarks/rules.py                          # every rule, CPU, table on stdout
+    python benchmarks/rules.py --select ADP010,ADP011   # some rules
+    python benchmarks/rules.py --device cuda --dtype bfloat16
+    python benchmarks/rules.py --json-out rules.json    # also every figure as JSON
+    python benchmarks/rules.py --write                  # store the figures in rules/measured.toml
+    python benchmarks/rules.py --write --apply-defaults # ... and set each rule file's `default`
 
-    python benchmarks/rules.py                     # CPU, sizes as below
-    python benchmarks/rules.py --quick             # small sizes, seconds (smoke test)
-    python benchmarks/rules.py --device cuda       # the CUDA path (peak memory too)
-    python benchmarks/rules.py --json-out out.json --select ADP007,ADP011
+The default each rule earns follows the policy in ``adopter/measured.py`` (a gain is a median
+of at least 1.05x with the lower quartile above 1; default-on requires a gain on a declared
+target; a declared target nobody has measured yet makes the rule "on with --target T" only).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import itertools
+import dataclasses
+import datetime
 import json
+import os
 import platform
-import statistics
+import re
 import sys
-import tempfile
-import types
-import warnings
-from dataclasses import dataclass, field
+import tomllib
 from pathlib import Path
-from typing import Callable, Optional
 
-import torch
-from torch import nn
-from torch.utils import benchmark
-
-REPO = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO))
 
-from adopter.ruleset import Rule, load_rules  # noqa: E402
-from adopter.synth import fix_text  # noqa: E402
+import torch  # noqa: E402
+from rulebench import timing  # noqa: E402
+from rulebench.fixtures import discover  # noqa: E402
+from rulebench.harness import Harness, Row, Settings  # noqa: E402
+from rulebench.stats import PairResult  # noqa: E402
+
+from adopter.measured import FILE_NAME, Figure, load_measured, read_file, verdict  # noqa: E402
+from adopter.ruleset import RuleError, bundled_rules_dir, load_rules, select_rules  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def _cfg(**kw):
-    return types.SimpleNamespace(**kw)
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--select",
+                   help="comma-separated rule ids or names (default: every rule, off-by-default ones too)")
+    p.add_argument("--rules-dir", action="append", default=[], help="extra folder of rule files")
+    p.add_argument("--fixtures", type=Path, default=HERE / "rule_fixtures", help="folder of fixture modules")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="dtype of the timed modules")
+    p.add_argument("--threads", type=int, default=1,
+                   help="intra-op threads on the CPU (default 1: steady on a shared machine)")
+    p.add_argument("--pairs", type=int, default=7, help="minimum interleaved A/B pairs per figure (>= 7)")
+    p.add_argument("--max-pairs", type=int, default=21, help="pairs to take at most while the spread is wide")
+    p.add_argument("--wide", type=float, default=0.10,
+                   help="take more pairs while the ratios' interquartile range exceeds this fraction of the median")
+    p.add_argument("--min-run-time", type=float, default=0.2, help="seconds per timing (blocked_autorange)")
+    p.add_argument("--drift-limit", type=float, default=0.10, help="flag a drift of the original's time beyond this")
+    p.add_argument("--all-modes", action="store_true", help="also time the modes a rule does not claim (marked)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurements")
+    p.add_argument("--quick", action="store_true",
+                   help="the fixtures' small cases (a smoke test; figures mean nothing)")
+    p.add_argument("--clock", choices=("wall", "thread", "flops"), default="wall",
+                   help="wall: wall-clock time; thread: CPU time of the timing thread (CPU, --threads 1: what a "
+                        "crowded machine's scheduler takes away is not counted); flops: floating-point operations "
+                        "per call instead of time (deterministic: tests)")
+    p.add_argument("--steady-malloc", action="store_true",
+                   help="glibc keeps freed memory (mallopt) instead of mapping large tensors afresh on every call: "
+                        "removes page-fault noise (rulebench/timing.py says why)")
+    p.add_argument("--json-out", type=Path, help="write every row and the metadata as JSON")
+    p.add_argument("--from-json", type=Path, metavar="FILE",
+                   help="measure nothing: take the rows of an earlier --json-out (to review, then --write)")
+    p.add_argument("--write", nargs="?", const="", metavar="PATH",
+                   help=f"store the figures (default: rules/{FILE_NAME}); figures of other devices are kept")
+    p.add_argument("--apply-defaults", action="store_true",
+                   help="set `default` in each measured rule's file to what the figures earn")
+    return p
 
 
-QKV_SOURCE = '''
-from torch import nn
+def flop_clock(fn) -> float:
+    """Floating-point operations of one call (torch.utils.flop_counter), as a stand-in for seconds."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
 
 
-class Attention(nn.Module):
-    def __init__(self, dim, heads):
-        super().__init__()
-        self.heads = heads
-        self.q_proj = nn.Linear(dim, dim)
-        self.k_proj = nn.Linear(dim, dim)
-        self.v_proj = nn.Linear(dim, dim)
-
-    def forward(self, hidden_states):
-        query = self.q_proj(hidden_states)
-        key = self.k_proj(hidden_states)
-        value = self.v_proj(hidden_states)
-        query = self._split_heads(query)
-        key = self._split_heads(key)
-        value = self._split_heads(value)
-        return query @ key.transpose(-1, -2) @ value
-
-    def _split_heads(self, x):
-        return x.view(x.shape[0], x.shape[1], self.heads, -1).transpose(1, 2)
-'''
-
-OPTIMIZER_SOURCE = '''
-import torch
+def machine() -> dict:
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        load = []
+    return {"cpu": name, "cores": os.cpu_count(), "load_average": load}
 
 
-def train(model, batches):
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
-    for inputs in batches:
-        loss = model(inputs).pow(2).mean()
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-'''
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return machine()["cpu"]
 
 
-@dataclass
-class Case:
-    """What to build for one rule: ``source`` (None: the first before-example), the class, its
-    arguments and inputs at full and at --quick size."""
-
-    cls: str
-    args: tuple
-    inputs: Callable[[bool], tuple]
-    source: Optional[str] = None
-    transformers: Optional[tuple] = None  # (module, class, factory name): a real transformers class
-    function: Optional[str] = None  # a training function (optimizer rules) instead of a class
+# ------------------------------------------------------------------------------ output
 
 
-def _r(*shape):
-    return lambda: torch.randn(*shape)
+def _ms(seconds: float, clock: str) -> str:
+    return f"{seconds / 1e6:.2f}" if clock == "flops" else f"{seconds * 1e3:.2f}"
 
 
-CASES: dict[str, Case] = {
-    "ADP001": Case("BertSelfAttention", (), lambda q: (torch.randn(4, 64 if q else 256, 768),),
-                   transformers=("transformers.models.bert.modeling_bert", "BertSelfAttention",
-                                 "sdpa_bert_self_attention")),
-    "ADP003": Case("GPT2Attention", (), lambda q: (torch.randn(4, 64 if q else 256, 768),),
-                   transformers=("transformers.models.gpt2.modeling_gpt2", "GPT2Attention", "sdpa_gpt2_attention")),
-    "ADP002": Case("T5Attention", (), lambda q: (torch.randn(4, 64 if q else 256, 768),),
-                   transformers=("transformers.models.t5.modeling_t5", "T5Attention", "sdpa_t5_attention")),
-    "ADP004": Case("Attention", (), lambda q: (torch.randn(8, 12, 64 if q else 256, 64 if q else 256),)),
-    "ADP005": Case("SelfOutput", (768,), lambda q: (torch.randn(8, 64 if q else 256, 768),
-                                                    torch.randn(8, 64 if q else 256, 768))),
-    "ADP006": Case("Block", (_cfg(hidden_act="gelu_new"), 768), lambda q: (torch.randn(8, 64 if q else 256, 768),)),
-    "ADP007": Case("Block", (64,), lambda q: (torch.randn(8, 64, 28 if q else 56, 28 if q else 56),)),
-    "ADP008": Case("Block", (1024,), lambda q: (torch.randn(64 if q else 512, 1024),)),
-    "ADP009": Case("Attention", (768, 12), lambda q: (torch.randn(8, 64 if q else 256, 768),), source=QKV_SOURCE),
-    "ADP010": Case("SelfAttention", (768, 12), lambda q: tuple(torch.randn(8, 12, 64 if q else 256, 64)
-                                                               for _ in range(3))),
-    "ADP011": Case("RMSNorm", (2048,), lambda q: (torch.randn(8, 64 if q else 256, 2048),)),
-    "ADP012": Case("", (), lambda q: (), source=OPTIMIZER_SOURCE, function="train"),
-}
+def _mb(value) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
 
 
-def _import(text: str, folder: Path, counter=itertools.count()):
-    name = f"adopter_rules_bench_{next(counter)}"
-    path = folder / f"{name}.py"
-    path.write_text(text)
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class Row:
-    rule: str
-    mode: str
-    device: str
-    shapes: str
-    pairs: int = 0
-    original_ms: float = float("nan")
-    patched_ms: float = float("nan")
-    ratio: float = float("nan")
-    low: float = float("nan")
-    high: float = float("nan")
-    drift: bool = False
-    peak_mb: tuple = ()
-    note: str = ""
-    ratios: list = field(default_factory=list)
-
-
-def _pairs(fn_a: Callable, fn_b: Callable, pairs: int, device: str) -> tuple[list[float], list[float]]:
-    """Interleaved A/B timings (seconds per run): A B, B A, A B, ..."""
-    timers = [benchmark.Timer("f()", globals={"f": f}) for f in (fn_a, fn_b)]
-    fn_a(), fn_b()  # warm-up (lazy init, caches)
-    number = max(1, int(0.2 / max(timers[0].timeit(1).mean, 1e-6)))  # ~0.2 s per side and pair
-    times: tuple[list[float], list[float]] = ([], [])
-    for i in range(pairs):
-        order = (0, 1) if i % 2 == 0 else (1, 0)
-        for side in order:
-            times[side].append(timers[side].timeit(number).mean)
-    return times
-
-
-def _peak(fn: Callable, device: str) -> float:
-    if device != "cuda":
-        return float("nan")
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() / 2**20
-
-
-def _row(rule: str, mode: str, device: str, shapes: str, fn_a, fn_b, pairs: int) -> Row:
-    a, b = _pairs(fn_a, fn_b, pairs, device)
-    ratios = sorted(x / y for x, y in zip(a, b))
-    third = max(1, pairs // 3)
-    first, last = statistics.median(a[:third]), statistics.median(a[-third:])
-    return Row(rule, mode, device, shapes, pairs, statistics.median(a) * 1e3, statistics.median(b) * 1e3,
-               statistics.median(ratios), ratios[0], ratios[-1], abs(last / first - 1) > 0.10,
-               (_peak(fn_a, device), _peak(fn_b, device)) if mode == "training" else (), ratios=ratios)
-
-
-def _modules(rule: Rule, case: Case, folder: Path, quick: bool, device: str):
-    """(original, patched) modules built alike, or a reason why not."""
-    if case.transformers is not None:
-        try:
-            module = importlib.import_module(case.transformers[0])
-            import adopter_kernels
-            import transformers
-        except ImportError as exc:
-            return None, f"needs {exc.name}"
-        config = {"ADP001": lambda: transformers.BertConfig(hidden_size=768, num_attention_heads=12),
-                  "ADP003": lambda: transformers.GPT2Config(n_embd=768, n_head=12),
-                  "ADP002": lambda: transformers.T5Config(d_model=768, d_kv=64, num_heads=12)}[rule.id]()
-        cls = getattr(module, case.transformers[1])
-        factory = getattr(adopter_kernels, case.transformers[2])
-        args = (config, True) if rule.id == "ADP002" else (config,)
-        return (cls, factory(cls), args), ""
-    source = case.source or next(e.before for e in rule.examples if e.after is not None)
-    result = fix_text(source, "bench.py", [rule])
-    if not result.applied:
-        return None, "the fix does not apply to the benchmark source"
-    original, patched = _import(source, folder), _import(result.text, folder)
-    if case.function:
-        return (getattr(original, case.function), getattr(patched, case.function), ()), ""
-    return (getattr(original, case.cls), getattr(patched, case.cls), case.args), ""
-
-
-def measure(rule: Rule, case: Optional[Case], device: str, quick: bool, pairs: int, folder: Path) -> list[Row]:
-    modes = [h.split(":")[1] for h in rule.helps if h.split(":")[0] == device]
-    if rule.only_on and device not in rule.only_on:
-        return [Row(rule.id, "/".join(modes) or "-", device, "", note=f"not measured on its hardware "
-                    f"(runs on {'/'.join(rule.only_on)} only)")]
-    if not modes:
-        return [Row(rule.id, "-", device, "", note=f"claims no gain on {device} (helps: {', '.join(rule.helps) or 'none'})")]
-    built, why = _modules(rule, case, folder, quick, device)
-    if built is None:
-        return [Row(rule.id, "/".join(modes), device, "", note=why)]
-    original_cls, patched_cls, args = built
-    rows = []
-    if case.function:  # whole training steps of a small MLP
-        width = 256 if quick else 1024
-        batches = [torch.randn(64, width, device=device) for _ in range(3)]
-
-        def model():
-            torch.manual_seed(0)
-            return nn.Sequential(*[nn.Linear(width, width) for _ in range(8)]).to(device)
-
-        models = (model(), model())
-        shapes = f"8 x Linear({width}, {width}), 3 steps of batch 64"
-        rows.append(_row(rule.id, "training", device, shapes, lambda: original_cls(models[0], batches),
-                         lambda: patched_cls(models[1], batches), pairs))
-        return rows
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        original = original_cls(*args).to(device)
-        patched = patched_cls(*args).to(device)
-    patched.load_state_dict(original.state_dict(), strict=True)
-    inputs = tuple(t.to(device) for t in case.inputs(quick))
-    shapes = ", ".join("x".join(map(str, t.shape)) for t in inputs)
-    for mode in modes:
-        if mode == "inference":
-            original.eval(), patched.eval()
-
-            def run(m):
-                def f():
-                    with torch.no_grad():
-                        return m(*inputs)
-                return f
+def table(rows: list[Row], clock: str) -> str:
+    unit = "MFLOP" if clock == "flops" else "ms"
+    head = ["rule", "fixture case", "mode", f"orig {unit}", f"patched {unit}", "ratio", "IQR", "min-max", "pairs",
+            "drift", "peak MB orig>patched", "saved MB"]
+    lines = []
+    for r in rows:
+        if r.result is None:
+            lines.append([r.rule, f"{r.fixture} {r.case}".strip(), r.mode, r.status])
+            continue
+        res = r.result
+        drift = f"{res.drift_halves:+.0%}/{res.drift_end:+.0%}" + (" !" if res.drift else "")
+        mode = r.mode + ("" if r.claimed else " (unclaimed)")
+        a = sorted(res.a)[len(res.a) // 2]
+        b = sorted(res.b)[len(res.b) // 2]
+        lines.append([r.rule, r.case, mode, _ms(a, clock), _ms(b, clock), f"{res.ratio:.2f}x",
+                      f"{res.q1:.2f}-{res.q3:.2f}", f"{res.low:.2f}-{res.high:.2f}", str(res.pairs), drift,
+                      "-" if r.peak_bytes == (None, None) else f"{_mb(r.peak_bytes[0])}>{_mb(r.peak_bytes[1])}",
+                      "-" if r.saved_bytes[0] is None else f"{_mb(r.saved_bytes[0])}>{_mb(r.saved_bytes[1])}"])
+    full = [line for line in lines if len(line) == len(head)]
+    widths = [max([len(head[i])] + [len(line[i]) for line in full]) for i in range(len(head))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+    for line in lines:
+        if len(line) == 4:  # no ratio: rule, case, mode, why
+            rule, case, mode, why = line
+            where = f"{case} {mode}".strip()
+            out.append(f"{rule.ljust(widths[0])}  {where + '  ' if where else ''}{why}".rstrip())
         else:
-            original.train(), patched.train()
-            grads = tuple(t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs)
+            out.append("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
+    return "\n".join(out)
 
-            def run(m):
-                def f():
-                    out = m(*grads)
-                    out = out[0] if isinstance(out, tuple) else out
-                    out.float().sum().backward()
-                return f
-        rows.append(_row(rule.id, mode, device, shapes, run(original), run(patched), pairs))
+
+def rows_from_json(data: dict) -> list[Row]:
+    """The rows of an earlier ``--json-out``."""
+    names = {f.name for f in dataclasses.fields(PairResult)}
+    rows = []
+    for entry in data["rows"]:
+        values = {k: v for k, v in entry.items() if k in {f.name for f in dataclasses.fields(Row)}}
+        values["peak_bytes"] = tuple(values.get("peak_bytes") or (None, None))
+        values["saved_bytes"] = tuple(values.get("saved_bytes") or (None, None))
+        result = entry.get("result")
+        values["result"] = PairResult(**{k: v for k, v in result.items() if k in names}) if result else None
+        rows.append(Row(**values))
     return rows
 
 
-def table(rows: list[Row]) -> str:
-    head = ("| rule | mode | device | inputs | pairs | original ms | patched ms | ratio (median) | spread | "
-            "drift | peak MiB orig/patched | note |")
-    lines = [head, "|" + "---|" * 12]
+def figures_of(rows: list[Row], meta: dict) -> list[Figure]:
+    out = []
     for r in rows:
-        if r.pairs:
-            peak = "/".join(f"{p:.0f}" for p in r.peak_mb) if r.peak_mb and r.peak_mb[0] == r.peak_mb[0] else "n/a"
-            lines.append(f"| {r.rule} | {r.mode} | {r.device} | {r.shapes} | {r.pairs} | {r.original_ms:.2f} | "
-                         f"{r.patched_ms:.2f} | {r.ratio:.2f}x | {r.low:.2f}-{r.high:.2f} | "
-                         f"{'yes' if r.drift else 'no'} | {peak} | {r.note} |")
-        else:
-            lines.append(f"| {r.rule} | {r.mode} | {r.device} | | | | | | | | | {r.note} |")
-    return "\n".join(lines)
+        if r.result is None:
+            continue
+        res = r.result
+        out.append(Figure(
+            rule=r.rule, target=meta["target"], mode=r.mode, case=r.case, ratio=round(res.ratio, 3),
+            q1=round(res.q1, 3), q3=round(res.q3, 3), low=round(res.low, 3), high=round(res.high, 3), pairs=res.pairs,
+            claimed=r.claimed, drift=res.drift,
+            memory_ratio=round(r.memory_ratio, 3) if r.memory_ratio is not None else None,
+            torch=meta["torch"], date=meta["date"], device=meta["device_name"], dtype=meta["dtype"],
+            threads=meta["threads"], shapes=r.shapes,
+            clock=meta["clock"] + (", steady malloc" if meta.get("steady_malloc") else ""),
+        ))
+    return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--pairs", type=int, default=7, help="interleaved A/B pairs (at least 7)")
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    parser.add_argument("--select", default="", help="comma-separated rule ids (default: every rule with a fix)")
-    parser.add_argument("--json-out", type=Path)
-    args = parser.parse_args(argv)
-    if args.pairs < 7 and not args.quick:
-        parser.error("--pairs must be at least 7 (fewer only with --quick)")
-    if args.device == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: no CUDA device here")
-    wanted = {s.strip() for s in args.select.split(",") if s.strip()}
-    rules = [r for r in load_rules() if r.fixable and (not wanted or r.id in wanted)]
+def write_measured(path: Path, figures: list[Figure], measured_rules: set[str], target: str) -> None:
+    """Replace the ``target`` figures of ``measured_rules`` in ``path`` (TOML, via tomlkit),
+    keeping every other rule's and every other target's; write atomically."""
+    import tomlkit
+
+    document = tomlkit.document()
+    document.add(tomlkit.comment("Written by `python benchmarks/rules.py --write`: each rule's measured figures"))
+    document.add(tomlkit.comment("(original time / patched time per interleaved pair; see adopter/measured.py)."))
+    old = read_file(path)
+    keep = {rule: [f for f in figs if not (rule in measured_rules and f.target == target)]
+            for rule, figs in old.items()}
+    for figure in figures:
+        keep.setdefault(figure.rule, []).append(figure)
+    for rule in sorted(keep):
+        entries = tomlkit.aot()
+        for f in sorted(keep[rule], key=lambda f: (f.target, f.mode, f.case)):
+            item = {k: v for k, v in f.__dict__.items() if k != "rule" and v is not None}
+            entries.append(tomlkit.item(item))
+        if len(entries):
+            document.add(rule, entries)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(tomlkit.dumps(document), encoding="utf-8")
+    os.replace(temp, path)
+
+
+def apply_default(rule, wanted) -> str | None:
+    """Set ``default`` in the rule's file, changing nothing else; the new value's text, or None
+    when the file already says that.
+
+    An existing key is replaced in place by tomlkit.  A missing one is written (as tomlkit
+    renders it) on its own line just above the top-level ``helps`` line, where the other rule
+    files keep it, so that a concurrent edit of the same key shows up as a merge conflict
+    rather than as a duplicate key.  Either way the result must parse to the same table apart
+    from ``default``, or nothing is written.
+    """
+    import tomlkit
+
+    path = Path(rule.path)
+    text = path.read_text(encoding="utf-8")
+    before = tomllib.loads(text)
+    value = list(wanted) if isinstance(wanted, tuple) else wanted
+    if before.get("default", True) == value:
+        return None
+    if "default" in before:
+        document = tomlkit.parse(text)
+        document["default"] = value
+        new = tomlkit.dumps(document)
+    else:
+        line = tomlkit.dumps({"default": value})
+        found = re.search(r"^helps[ \t]*=", text, re.M) or re.search(r"^\[", text, re.M)
+        at = found.start() if found else len(text)
+        new = text[:at] + line + text[at:]
+    after = tomllib.loads(new)
+    if after.pop("default", None) != value or after != {k: v for k, v in before.items() if k != "default"}:
+        raise RuntimeError(f"{path}: setting default would change more than default; left as it is")
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(new, encoding="utf-8")
+    os.replace(temp, path)
+    return json.dumps(value)
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def measure(args, rules, device: torch.device, command: str, clock) -> tuple[dict, list[Row]] | int:
+    """Run the harness over ``rules``; (metadata, rows), or an exit code."""
+    torch.set_num_threads(args.threads)
+    steady = timing.steady_malloc() if args.steady_malloc else False
+    if args.steady_malloc and not steady:
+        print("warning: --steady-malloc could not be applied (not glibc): the default allocator is used",
+              file=sys.stderr)
+    settings = Settings(device=device, dtype=DTYPES[args.dtype], threads=args.threads, min_run_time=args.min_run_time,
+                        min_pairs=args.pairs, max_pairs=max(args.max_pairs, args.pairs), wide=args.wide,
+                        drift_limit=args.drift_limit, quick=args.quick, all_modes=args.all_modes,
+                        memory=not args.no_memory, cpu_time=args.clock == "thread")
+    if settings.cpu_time and (device.type != "cpu" or args.threads != 1):
+        print("error: --clock thread needs --device cpu and --threads 1", file=sys.stderr)
+        return 2
+    fixtures = discover(args.fixtures)
+    before = machine()
+    meta = {
+        "torch": torch.__version__.split("+")[0], "torch_full": torch.__version__, "python": platform.python_version(),
+        "device": str(device), "target": device.type, "device_name": device_name(device), "dtype": args.dtype,
+        "threads": args.threads if device.type == "cpu" else None, "min_run_time": args.min_run_time,
+        "steady_malloc": steady, "min_pairs": settings.min_pairs, "max_pairs": settings.max_pairs, "wide": args.wide,
+        "clock": "injected" if clock is not None else args.clock,
+        "date": datetime.date.today().isoformat(), "machine": before, "quick": args.quick,
+        "command": command,
+    }
+    print(f"# torch {meta['torch_full']} on {meta['device_name']} ({device}), {args.dtype}, "
+          f"{args.threads} thread(s), {args.clock} clock{', steady malloc' if steady else ''}, "
+          f"load {before['load_average']} on {before['cores']} cores, >= {settings.min_pairs} pairs "
+          f"(up to {settings.max_pairs}), {args.min_run_time}s per timing", flush=True)
+
+    def progress(message: str) -> None:
+        print(f"  ... {message}", file=sys.stderr, flush=True)
+
+    harness = Harness(settings, clock or (flop_clock if args.clock == "flops" else None), progress)
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as folder:
-        for rule in rules:
-            case = CASES.get(rule.id)
-            if case is None and not (rule.only_on and args.device not in rule.only_on):
-                rows.append(Row(rule.id, "-", args.device, "", note="no benchmark case yet"))
-                continue
-            rows += measure(rule, case, args.device, args.quick, args.pairs, Path(folder))
-            print(f"{rule.id} done", file=sys.stderr)
-    print(f"torch {torch.__version__}, {args.device}"
-          + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else f" ({platform.processor() or platform.machine()}, "
-             f"{torch.get_num_threads()} threads)") + f", float32, {args.pairs} interleaved pairs per row")
-    print(table(rows))
+    for rule in rules:
+        rows += harness.run_rule(rule, fixtures)
+    meta["machine_after"] = machine()
+    print(table(rows, args.clock))
+
+    return meta, rows
+
+
+def main(argv: list[str] | None = None, clock=None) -> int:
+    """``clock`` (``measure(fn) -> seconds``) replaces the timer: the boundary tests inject at."""
+    args = build_parser().parse_args(argv)
+    if args.pairs < 7:
+        print("error: --pairs must be at least 7", file=sys.stderr)
+        return 2
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print("error: --device cuda but torch.cuda.is_available() is False", file=sys.stderr)
+        return 2
+    try:
+        dirs = [Path(d) for d in args.rules_dir]
+        every = load_rules(dirs)
+        select = [s.strip() for s in (args.select or "").split(",") if s.strip()]
+        rules = select_rules(every, select) if select else every
+        if select:  # a named rule is measured even where it is off by default
+            named = {r.id for r in every if any(s == r.id or s == r.name for s in select)}
+            rules = [r for r in every if r in rules or r.id in named]
+    except (RuleError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.from_json:
+        try:
+            data = json.loads(args.from_json.read_text(encoding="utf-8"))
+            meta, rows = data["meta"], rows_from_json(data)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"error: {args.from_json}: not a --json-out file of this script: {exc}", file=sys.stderr)
+            return 2
+        device = torch.device(meta["device"])
+        if not select:
+            rules = [r for r in rules if any(row.rule == r.id for row in rows)]
+        rows = [row for row in rows if any(row.rule == r.id for r in rules)]
+        print(f"# {args.from_json}: torch {meta['torch_full']} on {meta['device_name']} ({meta['device']}), "
+              f"{meta['dtype']}, {meta['threads']} thread(s), {meta['clock']} clock, {meta['date']}")
+        print(table(rows, meta["clock"]))
+    else:
+        command = " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])
+        result = measure(args, rules, device, command, clock)
+        if isinstance(result, int):
+            return result
+        meta, rows = result
+    quick, clock_name = meta.get("quick", False), meta["clock"]
+    figures = figures_of(rows, meta)
+    stored = load_measured([bundled_rules_dir(), *dirs])
+    verdicts = {}
+    print()
+    if clock_name == "flops":
+        print("(operation counts, not times: the verdicts below say what such ratios would earn)")
+    for rule in rules:
+        mine = [f for f in figures if f.rule == rule.id]
+        others = [f for f in stored.get(rule.id, []) if f.target != device.type]
+        v = verdict(rule.helps, [f for f in mine + others if f.claimed])
+        file_default = (json.dumps(list(rule.default_targets)) if rule.default_targets
+                        else ("true" if rule.default else "false"))
+        verdicts[rule.id] = {"targets": v.targets, "default": v.default_text(), "rule_file_default": file_default}
+        mark = "" if v.default_text().replace(" ", "") == file_default.replace(" ", "") else "   <- differs"
+        losses = [f for f in mine if f.claimed and f.loss]
+        lost = ("; slower in a claimed mode: " + ", ".join(f"{f.target}:{f.mode} {f.case} {f.short()}" for f in losses)
+                if losses else "")
+        verdicts[rule.id]["slower"] = [f"{f.target}:{f.mode} {f.case} {f.short()}" for f in losses]
+        print(f"{rule.id}: {', '.join(f'{t} {s}' for t, s in v.targets.items()) or 'claims no target'}; "
+              f"earns default = {v.default_text()} (rule file: {file_default}){mark}{lost}")
+    errors = [r for r in rows if r.status.startswith("error")]
     if args.json_out:
-        args.json_out.write_text(json.dumps([r.__dict__ for r in rows], indent=1, default=str))
-    return 0
+        args.json_out.write_text(json.dumps({"meta": meta, "rows": [r.as_dict() for r in rows], "verdicts": verdicts},
+                                            indent=2, default=str) + "\n", encoding="utf-8")
+    if args.write is not None:
+        if quick or clock_name == "flops":
+            print("error: --write stores real timings only (not --quick or --clock flops)", file=sys.stderr)
+            return 2
+        path = Path(args.write) if args.write else bundled_rules_dir() / FILE_NAME
+        measured_rules = {r.rule for r in rows if r.result is not None}
+        write_measured(path, figures, measured_rules, device.type)
+        print(f"wrote {path}")
+    if args.apply_defaults:
+        for rule in rules:
+            wanted = verdict(rule.helps, [f for f in figures if f.rule == rule.id and f.claimed]
+                             + [f for f in stored.get(rule.id, []) if f.target != device.type and f.claimed]).default
+            off_for_another_reason = not rule.checkpoint_compatible or rule.fix_safety.startswith("unsafe")
+            if wanted is not False and off_for_another_reason and not (rule.default or rule.default_targets):
+                continue  # off for another reason than speed: figures never turn it on
+            changed = apply_default(rule, wanted)
+            if changed is not None:
+                print(f"{rule.path}: default = {changed}")
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

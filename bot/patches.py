@@ -467,7 +467,18 @@ def patch_file(root: Path, rel: str, data: bytes, rules: list[Rule], config: Con
     for finding in analysis.findings:
         if finding.rule in by_id:
             outcome.rules[finding.rule] = by_id[finding.rule]
-    fixable = [f for f in analysis.findings if f.fixable]
+    # An unsafe fix (``fix_safety = "unsafe: why"``) is never proposed: ``adopter fix`` applies
+    # it only with ``--unsafe-fixes``, a choice the bot cannot make for the user.  Its rule takes
+    # no part in the fix or the verification; its findings are listed with the reason.
+    unsafe = {r.id for r in rules if r.fixable and not r.safe_fix}
+    for finding in analysis.findings:
+        if finding.fixable and finding.rule in unsafe:
+            rule = by_id[finding.rule]
+            why = rule.fix_safety.split(":", 1)[1].strip() if ":" in rule.fix_safety else ""
+            outcome.rows.append(_row(finding, rule, NOT_FIXED, "no", f"unsafe: not proposed ({why})" if why
+                                     else "unsafe: not proposed"))
+    rules = [r for r in rules if r.id not in unsafe]
+    fixable = [f for f in analysis.findings if f.fixable and f.rule not in unsafe]
     if not fixable:
         return
     fix_text = _fix_text()  # LibCST is imported only when there is something to fix

@@ -39,12 +39,24 @@ def run(*args, cwd=None):
 
 
 def test_check_reports_findings_and_exits_1(project):
+    # neither rule is on by default: softmax (ADP004) never pays and is not shown;
+    # dropout-add-layernorm (ADP005) claims CUDA only: shown as informational (exit 0, not
+    # fixed), and on when that target is chosen
     code, out, err = run("check", str(project / "model.py"))
+    assert code == 0
+    assert out.strip().splitlines() == [
+        f"{project / 'model.py'}:14:26: ADP005 dropout-add-layernorm: dropout -> residual add -> LayerNorm can be "
+        "fused (adopter_kernels.dropout_add_layer_norm) [info: off by default until measured to pay here "
+        "(benchmarks/rules.py): on with --target cuda or --select ADP005]",
+    ]
+    assert "0 opportunities" in err or "Found 0" in err or "informational" in err
+    assert run("fix", "--diff", str(project / "model.py"))[:2] == (0, "")  # fix leaves it
+    code, out, err = run("check", "--target", "cuda", str(project / "model.py"))
     assert code == 1
     assert out.strip().splitlines() == [
         f"{project / 'model.py'}:14:26: ADP005 dropout-add-layernorm: dropout -> residual add -> LayerNorm can be "
         "fused (adopter_kernels.dropout_add_layer_norm)",
-    ]  # the softmax rule (ADP004) is off by default
+    ]
     code, out, err = run("check", "--select", "ADP004,ADP005", str(project / "model.py"))
     assert code == 1
     lines = out.strip().splitlines()
@@ -98,7 +110,8 @@ def test_suppression_comments(project, capsys):
 
 
 def test_pyproject_config(project, capsys):
-    (project / "pyproject.toml").write_text('[tool.adopter]\nignore = ["ADP004"]\nexclude = ["skipped/"]\n')
+    (project / "pyproject.toml").write_text(
+        '[tool.adopter]\ntarget = "cuda"\nignore = ["ADP004"]\nexclude = ["skipped/"]\n')
     (project / "skipped").mkdir()
     (project / "skipped" / "other.py").write_text(MODEL)
     main(["check", "--output-format", "json", str(project)])
@@ -111,7 +124,7 @@ def test_bad_input_is_reported_and_others_still_checked(project):
     (project / "broken.py").write_text("def f(:\n    pass\n")
     (project / "latin.py").write_bytes(b"x = '\xff\xfe'\n")
     (project / "nul.py").write_bytes(b"x = 1\x00\n")
-    code, out, err = run("check", str(project), str(project / "missing.py"))
+    code, out, err = run("check", "--target", "cuda", str(project), str(project / "missing.py"))
     assert code == 2
     assert "ADP005" in out  # model.py still reported
     assert "broken.py: error: syntax error at 1:7" in err
@@ -162,30 +175,30 @@ def test_structure_command(project):
 
 
 def test_findings_for_another_target_are_informational(project, capsys):
-    """ADP005 helps on CUDA only: with --target cpu it is shown, marked, not counted in the
-    exit code, and never fixed."""
+    """ADP005 helps on CUDA only: selected with --target cpu it is shown, marked, not counted
+    in the exit code, and never fixed."""
     before = (project / "model.py").read_text()
-    assert main(["check", "--target", "cpu", str(project / "model.py")]) == 0
+    assert main(["check", "--select", "ADP005", "--target", "cpu", str(project / "model.py")]) == 0
     captured = capsys.readouterr()
     lines = captured.out.strip().splitlines()
     assert len(lines) == 1 and all("[info: helps on cuda:training, cuda:inference; target is cpu]" in l for l in lines)
     assert "Found 0 opportunities (0 fixable with `adopter fix`) and 1 informational" in captured.err
 
-    assert main(["check", "--target", "cpu", "--output-format", "json", str(project / "model.py")]) == 0
+    assert main(["check", "--select", "ADP005", "--target", "cpu", "--output-format", "json", str(project / "model.py")]) == 0
     data = json.loads(capsys.readouterr().out)
     assert [(d["severity"], d["fixable"]) for d in data] == [("info", False)]
     assert all("target is cpu" in d["informational"] for d in data)
 
-    main(["check", "--target", "cpu", "--output-format", "sarif", str(project / "model.py")])
+    main(["check", "--select", "ADP005", "--target", "cpu", "--output-format", "sarif", str(project / "model.py")])
     results = json.loads(capsys.readouterr().out)["runs"][0]["results"]
     assert [r["level"] for r in results] == ["none"]
     assert all(r["properties"]["informational"] is True for r in results)
 
-    main(["check", "--target", "cpu", "--output-format", "github", str(project / "model.py")])
+    main(["check", "--select", "ADP005", "--target", "cpu", "--output-format", "github", str(project / "model.py")])
     out = capsys.readouterr().out.splitlines()
     assert all("(informational)" in line and "[info: " in line for line in out)
 
-    assert main(["fix", "--target", "cpu", str(project / "model.py")]) == 0
+    assert main(["fix", "--select", "ADP005", "--target", "cpu", str(project / "model.py")]) == 0
     assert (project / "model.py").read_text() == before
 
     # the same file on the cuda target: real opportunities, exit 1, fixed
@@ -194,7 +207,7 @@ def test_findings_for_another_target_are_informational(project, capsys):
 
 
 def test_config_target_and_mixed_findings(project, capsys):
-    (project / "pyproject.toml").write_text('[tool.adopter]\ntarget = "cpu"\n')
+    (project / "pyproject.toml").write_text('[tool.adopter]\ntarget = "cpu"\nselect = ["ADP005", "ADP011"]\n')
     (project / "norm.py").write_text(textwrap.dedent("""
         import torch
 

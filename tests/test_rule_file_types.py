@@ -32,7 +32,7 @@ BAD = {
     "example text": (_rule(tail='[[examples]]\nname = "x"\nbefore = 5\n'), "examples.before: must be a string"),
     "[init] source=5": (_rule(tail="[init]\nsource = 5\n"), "init.source: must be a list of strings"),
     "init table": (_rule(top="init = 3\n"), "init: must be a table"),
-    "default": (_rule(top='default = "no"\n'), "default: must be true or false"),
+    "default": (_rule(top='default = "no"\n'), "default: must be true, false or a list of the targets"),
     "priority": (_rule(top="priority = true\n"), "priority: must be an integer"),
     "name": (_rule().replace('name = "relu-kernel"', "name = 3"), "name: must be a string"),
     "commutative": (_rule(forward=FORWARD + 'commutative = "yes"\n'), "forward.commutative: must be true or false"),
@@ -118,3 +118,65 @@ def test_a_valid_user_rule_gives_patched_code_that_runs(tmp_path):
     run = subprocess.run([sys.executable, "-c", "import m; print(m.f(-2.0))"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.strip() == "1002.0", run.stderr
+
+
+# ------------------------------------------------------------------ keys the loader does not know
+
+UNKNOWN = {
+    # name: (rule text, expected "line:col: message" after the path)
+    "[forward] typo": (_rule(forward=FORWARD + "comutative = false\n"),
+                       "12:1: forward.comutative: unknown key 'comutative' (did you mean 'commutative'?)"),
+    "top-level typo": (_rule(top='helsp = ["cpu"]\n'),
+                       "5:1: helsp: unknown key 'helsp' (did you mean 'helps'?)"),
+    "[kernel] typo": (_rule(kernel=KERNEL + 'min_verison = "2.0"\n'),
+                      "9:1: kernel.min_verison: unknown key 'min_verison' (did you mean 'min_version'?)"),
+    "[[examples]] typo, second example": (
+        _rule(tail='[[examples]]\nvalid = "x = 1"\n[[examples]]\nname = "b"\nbefor = "y = torch.relu(x)"\n'),
+        "16:1: examples[1].befor: unknown key 'befor' (did you mean 'before'?)"),
+    "indented, nothing close": (_rule(forward=FORWARD + "  colour = 'red'\n"),
+                                "12:3: forward.colour: unknown key 'colour'"),
+    "unknown table": (_rule(tail="[forwad]\nsource = 'x'\n"), "12:2: forwad: unknown key 'forwad' (did you mean 'forward'?)"),
+    "dotted keys": (HEAD + 'kernel.package = "fastpkg"\nkernel.import = "fastpkg.ops.relu"\n'
+                    'forward.source = "$y = torch.relu($x)"\nforward.target = "$y = fastpkg.ops.relu($x)"\n'
+                    "forward.comutative = false\n",
+                    "9:1: forward.comutative: unknown key 'comutative' (did you mean 'commutative'?)"),
+    "required key misspelt": (_rule(forward=FORWARD.replace("source =", "sorce =")),
+                              "10:1: forward.sorce: unknown key 'sorce' (did you mean 'source'?)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNKNOWN))
+def test_an_unknown_key_is_an_error_at_its_place_with_the_nearest_known_key(tmp_path, case):
+    text, expected = UNKNOWN[case]
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(RuleError) as info:
+        load_rule(path)
+    assert str(info.value) == f"{path}:{expected}"
+
+
+def test_an_unknown_key_exits_2_from_the_cli(tmp_path):
+    text, expected = UNKNOWN["[forward] typo"]
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "bad.toml").write_text(text)
+    model = tmp_path / "m.py"
+    model.write_text("import torch\ny = torch.relu(torch.ones(2))\n")
+    done = subprocess.run([*ADOPTER, "check", "--rules-dir", str(rules), str(model)], capture_output=True,
+                          text=True, timeout=120, env={"ADOPTER_NO_CACHE": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == f"{rules / 'bad.toml'}:{expected}"
+
+
+@pytest.mark.parametrize("folder", ["rules", "benchmarks/paper_rules"])
+def test_every_shipped_rule_file_has_only_known_keys(folder):
+    from pathlib import Path
+
+    from adopter.ruleset import _parse_rule
+
+    from adopter.ruleset import MEASURED_FILE
+
+    files = sorted(p for p in (Path(__file__).parent.parent / folder).glob("*.toml") if p.name != MEASURED_FILE)
+    assert files
+    for path in files:
+        _parse_rule(path.read_text(encoding="utf-8"), str(path))  # not the cache: this code reads it

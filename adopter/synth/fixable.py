@@ -9,6 +9,11 @@ between overlapping plans (:func:`adopter.synth.core._select`'s rule: the rule t
 first by priority wins, the other's code is gone after its rewrite).  A finding that is not
 planned, or loses to another rule's plan, is reported not fixable, with the reason.
 
+Fix safety follows Ruff: a rule marked ``fix_safety = "unsafe: why"`` is applied by ``fix``
+only with ``--unsafe-fixes``.  Without it its findings are planned as ``fix`` plans them (not
+at all: the rule takes no part, so it absorbs nothing), and one that ``fix --unsafe-fixes``
+would rewrite says so (:data:`UNSAFE`, counted apart as a hidden fix, as Ruff counts them).
+
 What this cheap criterion cannot see is an edit that plans but fails when LibCST applies it,
 and a move across an ``if`` (if-straddling) that does not fuse after the move; both are rare
 (``benchmarks/diff_quality.py`` prints the agreement with ``fix`` over the paper corpus).
@@ -22,6 +27,22 @@ from ..engine import Analysis, Finding
 from .plan import Planner, Skip
 from .render import RenderError
 from .text import overlaps
+
+
+# The start of ``not_fixable`` for a finding only ``fix --unsafe-fixes`` rewrites.
+UNSAFE = "unsafe fix: apply with --unsafe-fixes"
+
+
+def unsafe_reason(rule) -> str:
+    """What ``check`` and ``fix`` say of an unsafe rule's finding left alone without
+    ``--unsafe-fixes``: :data:`UNSAFE` and the rule's own why."""
+    why = rule.fix_safety.split(":", 1)[1].strip() if ":" in rule.fix_safety else ""
+    return f"{UNSAFE} ({why})" if why else UNSAFE
+
+
+def hidden_unsafe(findings) -> int:
+    """How many findings only ``fix --unsafe-fixes`` would rewrite (Ruff's hidden fixes)."""
+    return sum(1 for f in findings if not f.fixable and f.not_fixable.startswith(UNSAFE))
 
 
 def _key(finding: Finding) -> tuple:
@@ -59,10 +80,30 @@ def _char_segment(index, span) -> str:
     return "\n".join([lines[0][col:], *lines[1:-1], lines[-1][:end_col]])
 
 
-def plan_findings(analysis: Analysis, text: str, path: str) -> list[Finding]:
+def plan_findings(analysis: Analysis, text: str, path: str, unsafe_fixes: bool = False) -> list[Finding]:
     """``analysis.findings`` with ``fixable`` set by planning, and ``not_fixable`` saying why
-    a finding of a rule with a target will not be rewritten."""
-    wanted = [(rule, match) for rule, match in analysis.matches if rule.fixable]
+    a finding of a rule with a target will not be rewritten, for ``fix`` (``unsafe_fixes``:
+    for ``fix --unsafe-fixes``)."""
+    if unsafe_fixes or all(rule.safe_fix for rule, _ in analysis.matches if rule.fixable):
+        return _planned(analysis, text, path, lambda rule: True)
+    safe = _planned(analysis, text, path, lambda rule: rule.safe_fix)
+    every = {_key(f): f for f in _planned(analysis, text, path, lambda rule: True)}
+    unsafe = {rule.id: rule for rule, _ in analysis.matches if rule.fixable and not rule.safe_fix}
+    out = []
+    for finding in safe:
+        rule = unsafe.get(finding.rule)
+        if rule is not None:
+            planned = every.get(_key(finding), finding)
+            reason = unsafe_reason(rule) if planned.fixable else planned.not_fixable
+            finding = replace(finding, fixable=False, not_fixable=reason)
+        out.append(finding)
+    return out
+
+
+def _planned(analysis: Analysis, text: str, path: str, takes_part) -> list[Finding]:
+    """Plan the matches of the fixable rules ``takes_part`` accepts (the others' findings are
+    returned as they are)."""
+    wanted = [(rule, match) for rule, match in analysis.matches if rule.fixable and takes_part(rule)]
     if not wanted or analysis.tree is None:
         return list(analysis.findings)
     from ..engine import _finding as engine_finding  # the same positions check reports

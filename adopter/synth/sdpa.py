@@ -22,9 +22,14 @@ around because they touch the attention values (a head mask, a relative-position
 Bart's ``output_attentions`` reshape), the conditions under which later code reads a value
 only the original path computes (the probabilities returned when ``output_attentions``),
 and the forward hooks of the softmax and dropout modules the fused call would not run (an
-attention map recorded by a hook).  With an empty guard the region is replaced outright.
-Everything that cannot be shown to be equivalent is a :class:`Skip` with the reason: a guarded
-patch that falls back is preferred to a clever one.
+attention map recorded by a hook).  With an additive mask held in a name it also sends a
+training step whose mask hides every key of some query row (a sequence that is all padding)
+to the original: the eager softmax is uniform there, and so is SDPA's, but SDPA's fused
+backward pass recomputes those probabilities from a log-sum-exp that lost its ``log(keys)``
+to rounding at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`).  With
+an empty guard the region is replaced outright.  Everything that cannot be shown to be
+equivalent is a :class:`Skip` with the reason: a guarded patch that falls back is preferred
+to a clever one.
 """
 
 from __future__ import annotations
@@ -64,6 +69,15 @@ def _atom(text: str, node: ast.AST) -> str:
 def _guard_term(text: str, node: ast.AST) -> str:
     """A term of ``a or b``: parenthesised only where ``or`` would bind it differently."""
     return f"({text})" if isinstance(node, (ast.BoolOp, ast.IfExp, ast.Lambda, ast.NamedExpr)) else text
+
+
+def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
+    """The guard term for an additive mask ``mask`` (a name): gradients are wanted and some
+    query row has every key at ``finfo.min`` (its largest entry is; one device sync per call,
+    only while gradients are enabled)."""
+    term = (f"{torch}.is_grad_enabled() and {mask}.is_floating_point() and "
+            f"{mask}.amax(-1).min() <= {torch}.finfo({mask}.dtype).min / 2")
+    return f"{condition} and {term}" if condition else term
 
 
 class _Attention:
@@ -281,7 +295,10 @@ class _Attention:
                     raise Skip(f"the else branch at line {inner.lineno} reads a value of the attention")
                 fast.append(self._stmt_text(inner))
 
+        self.blind_rows = None
         call = self._call(q, k, v, conditions, stored)
+        if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
+            guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
         edits.imports.add(self.edits_import)
         c_stmt = region[-1]
         before_c = set().union(*(stored_names(ast.parse(t)) for t in fast))
@@ -465,6 +482,8 @@ class _Attention:
                     raise Skip("the mask's reshapes run under other conditions than its add")
                 text = (f"{_atom(text, operand)}.expand({', '.join(map(self._text, shape))})"
                         f".reshape({', '.join(map(self._text, back))})")
+            if role == "m2":
+                self._note_blind_rows(operand, conditions.get(role))
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed})
         fill = self._fill(stored, conditions.get("f1"))
@@ -578,6 +597,14 @@ class _Attention:
         if len(values) != 1:
             return expr
         return self._resolve_local(values[0], depth + 1)
+
+    def _note_blind_rows(self, mask, condition) -> None:
+        """Remember the guard term for an additive mask held in a name (see
+        :func:`_blind_rows_term`), when the module already imports ``torch``."""
+        torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
+        if torch is not None and isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask):
+            self.blind_rows = _blind_rows_term(
+                torch, self._text(mask), None if condition is None else _guard_term(self._text(condition), condition))
 
     def _torch(self) -> str:
         """The module's local name for ``torch`` (the fused path builds a float mask with it)."""

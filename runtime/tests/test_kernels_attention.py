@@ -316,15 +316,20 @@ def test_bert_whole_decoder_model_with_cross_attention_and_generation_cache(sdpa
     mask = torch.tensor([[1] * 5, [0] * 2 + [1] * 3])  # left padding
     call = lambda m: m(input_ids=ids, attention_mask=mask, encoder_hidden_states=enc,  # noqa: E731
                        encoder_attention_mask=enc_mask, use_cache=True)
-    out_o, out_p = compare(model, patched, call, backward=False, dtype=torch.float64)
-    nxt = torch.randint(0, 99, (2, 1))
-    mask2 = torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], 1)
-    compare(model, patched,
-            lambda m: m(input_ids=nxt, attention_mask=mask2, encoder_hidden_states=enc,
-                        encoder_attention_mask=enc_mask,
-                        past_key_values=(out_o if m is model else out_p).past_key_values),
-            backward=False)
+    with torch.no_grad():  # generation
+        out_o, out_p = compare(model, patched, call, backward=False, dtype=torch.float64)
+        nxt = torch.randint(0, 99, (2, 1))
+        mask2 = torch.cat([mask, torch.ones(2, 1, dtype=torch.long)], 1)
+        compare(model, patched,
+                lambda m: m(input_ids=nxt, attention_mask=mask2, encoder_hidden_states=enc,
+                            encoder_attention_mask=enc_mask,
+                            past_key_values=(out_o if m is model else out_p).past_key_values),
+                backward=False)
     assert len(sdpa_calls) == 8  # 2 layers x (self + cross) x 2 steps
+    # With gradients, the left-padded positions' causal rows (which see only padding) send the
+    # self-attention to the original; cross-attention keeps SDPA.
+    compare(model, patched, call, dtype=torch.float64)
+    assert len(sdpa_calls) == 8 + 2
 
 
 def test_patched_modules_pickle_and_deepcopy():
@@ -573,3 +578,87 @@ def test_gpt2_whole_model_with_cross_attention(sdpa_calls):
             lambda m: m(input_ids=ids, encoder_hidden_states=enc, encoder_attention_mask=enc_mask),
             train=True, dtype=torch.float64)
     assert len(sdpa_calls) == 4
+
+
+# ------------------------------------------------------------- rows whose every key is masked
+#
+# A sequence that is all padding gives query rows whose every key is masked (finfo.min).  The eager
+# softmax is uniform there; SDPA's fused CPU kernel gives the same values but, in its backward
+# pass, recomputes those probabilities from a log-sum-exp that lost its log(keys) to rounding at
+# finfo.min, so every gradient through such a row was wrong (BERT: parameters' gradients off by
+# up to the size of the gradients themselves).  With gradients wanted the call takes the original;
+# without them it keeps SDPA (values equal) except in float16, where finfo.min (-65504) does not
+# absorb the scores in the kernel's float32 arithmetic.
+
+
+def _whole_padding(batch, seq, full):
+    pad = torch.ones(batch, seq, dtype=torch.long)
+    pad[1, seq - 2:] = 0
+    pad[full] = 0  # this sequence is all padding
+    return pad
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_bert_whole_model_with_a_sequence_all_padding_gives_the_original_gradients(train, sdpa_calls):
+    model = transformers.BertModel(bert_config())
+    patched = swap_classes(model, BertSelfAttention, sdpa_bert_self_attention)
+    ids, pad = torch.randint(0, 99, (3, 8)), _whole_padding(3, 8, full=2)
+    compare(model, patched, lambda m: m(input_ids=ids, attention_mask=pad), train=train, dtype=torch.float64)
+    assert sdpa_calls == []  # the mask hides a whole sequence and gradients are wanted
+    with torch.no_grad():  # inference keeps the fast path: the values are the eager ones
+        compare(model, patched, lambda m: m(input_ids=ids, attention_mask=pad), backward=False,
+                dtype=torch.float64)
+    assert len(sdpa_calls) == 2
+    compare(model, patched, lambda m: m(input_ids=ids, attention_mask=_whole_padding(3, 8, full=[])),
+            train=train, dtype=torch.float64)
+    assert len(sdpa_calls) == 4  # ordinary padding: the fast path, gradients and all
+
+
+def test_bert_cross_attention_to_an_encoder_sequence_all_padding(sdpa_calls):
+    model = transformers.BertLMHeadModel(bert_config(is_decoder=True, add_cross_attention=True))
+    patched = swap_classes(model, BertSelfAttention, sdpa_bert_self_attention)
+    ids, enc = torch.randint(0, 99, (2, 5)), torch.randn(2, 7, 32)
+    enc_mask = torch.tensor([[1] * 7, [0] * 7])
+    compare(model, patched, lambda m: m(input_ids=ids, encoder_hidden_states=enc, encoder_attention_mask=enc_mask),
+            train=True, dtype=torch.float64)
+    assert len(sdpa_calls) == 2  # the causal self-attention rows all see a key; cross-attention falls back
+
+
+def test_bert_half_precision_with_a_sequence_all_padding_takes_the_original(sdpa_calls):
+    torch.manual_seed(0)
+    orig, patched = bert_pair()
+    with torch.no_grad():  # trained-size scores, which float16's finfo.min does not absorb in float32
+        weight = orig.query.weight * 40
+        for m in (orig, patched):
+            m.query.weight.copy_(weight)
+    in_dtype(orig, torch.float16), in_dtype(patched, torch.float16)
+    x = torch.randn(2, 6, 32)
+    full = additive(torch.tensor([[1] * 6, [0] * 6]), torch.float16)
+    with torch.no_grad():
+        compare(orig, patched, lambda m: m(x, attention_mask=full), backward=False, atol=0, rtol=0)
+        assert sdpa_calls == []
+        patched(x, attention_mask=additive(torch.tensor([[1] * 6, [1] * 4 + [0] * 2]), torch.float16))
+    assert len(sdpa_calls) == 1  # ordinary padding keeps the fast path in float16
+
+
+def test_gpt2_whole_model_with_a_sequence_all_padding(sdpa_calls):
+    model = transformers.GPT2Model(gpt2_config())
+    patched = swap_classes(model, GPT2Attention, sdpa_gpt2_attention)
+    ids, pad = torch.randint(0, 99, (3, 6)), _whole_padding(3, 6, full=2)
+    compare(model, patched, lambda m: m(input_ids=ids, attention_mask=pad), train=True, dtype=torch.float64)
+    assert sdpa_calls == []
+    with torch.no_grad():
+        compare(model, patched, lambda m: m(input_ids=ids, attention_mask=pad), backward=False,
+                dtype=torch.float64)
+    assert len(sdpa_calls) == 2
+
+
+def test_gpt2_cross_attention_to_an_encoder_sequence_all_padding(sdpa_calls):
+    model = transformers.GPT2Model(gpt2_config(add_cross_attention=True))
+    patched = swap_classes(model, GPT2Attention, sdpa_gpt2_attention)
+    ids, enc = torch.randint(0, 99, (2, 5)), torch.randn(2, 8, 32)
+    enc_mask = torch.tensor([[1] * 8, [0] * 8])
+    compare(model, patched,
+            lambda m: m(input_ids=ids, encoder_hidden_states=enc, encoder_attention_mask=enc_mask),
+            train=True, dtype=torch.float64)
+    assert len(sdpa_calls) == 2  # causal self-attention on SDPA, cross-attention on the original

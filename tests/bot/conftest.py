@@ -203,6 +203,10 @@ class World:
             "GITHUB_STEP_SUMMARY": str(work / "summary.md"), "RUNNER_TEMP": str(work / "tmp"),
             "INPUT_GITHUB-TOKEN": token,
         })
+        # The world's models hold one opportunity, dropout -> add -> LayerNorm (ADP005), which is
+        # off by default (it claims CUDA only): runs name it, as a workflow's `select:` input
+        # would.  A test of the default rules passes select="".
+        inputs.setdefault("select", "ADP005")
         for key, value in inputs.items():
             env[f"INPUT_{key.upper().replace('_', '-')}"] = value
         return env

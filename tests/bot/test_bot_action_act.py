@@ -41,6 +41,7 @@ jobs:
         uses: adopter-dev/adopter@v1
         with:
           verify: false
+          select: ADP005  # the model's dropout -> add -> LayerNorm: off by default (CUDA only)
       - name: show outputs
         env:
           URL: ${{ steps.adopter.outputs.pull-request-url }}

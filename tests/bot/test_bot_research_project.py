@@ -123,7 +123,9 @@ if __name__ == "__main__":
 def test_bot_opens_a_pull_request_with_verified_patches_on_a_research_project(world, fake_github):
     world.push({"pyproject.toml": PYPROJECT, "README.md": "tiny gpt\n"}, "init")
     before, after = world.push({"model.py": MODEL, "train.py": TRAIN}, "add a tiny GPT")
-    run = world.run_bot(fake_github, before, after, subprocess_run=True, benchmark="false")
+    # the default rules plus ADP005 (dropout -> add -> LayerNorm, off by default: it claims CUDA only)
+    run = world.run_bot(fake_github, before, after, subprocess_run=True, benchmark="false",
+                        select="ADP001,ADP002,ADP003,ADP005,ADP006,ADP010,ADP012")
     assert run.rc == 0, run.text
 
     rows = json.loads(open(run.outputs["results-file"]).read())["rows"]

@@ -111,7 +111,7 @@ def test_an_inference_patch_slower_in_forward_is_left_out_though_training_got_fa
     world.push({"pyproject.toml": config, "adopter_rules/USR001.toml": USER_RULE, "models/__init__.py": "",
                 "models/ops.py": OPS}, "init")
     before, after = world.push({"models/block.py": BLOCK, "models/bert.py": MODEL_V1}, "add blocks")
-    run = world.run_bot(fake_github, before, after, subprocess_run=True)
+    run = world.run_bot(fake_github, before, after, subprocess_run=True, select="")  # [tool.adopter] select
     assert run.rc == 0, run.text
     rows = {r["rule"]: r for r in json.loads(open(run.outputs["results-file"]).read())["rows"]}
     user = rows["USR001"]

@@ -14,6 +14,10 @@ requested, a head mask multiplies them, relative position scores are added, the 
 (added as 0/1 by the original, but read as keep/drop by SDPA), dtypes would promote differently -
 it calls the original ``forward`` unchanged.
 
+So does a batch with a query row whose every key is masked (a sequence that is all padding, the
+padded positions of a left-padded decoder): see :func:`_blind_rows_differ` for when SDPA's
+result there is not the eager one.
+
 With dropout active in training, SDPA draws its own dropout mask, so individual masks differ
 from the eager ones for the same seed; the distribution is the same.
 """
@@ -108,6 +112,46 @@ def _same_dtypes(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Option
     return mask is None or mask.dtype == q.dtype or autocast_active(q.device.type)
 
 
+def _blind_rows_differ(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor]) -> bool:
+    """Whether a query row that hides every key (each mask entry near ``finfo.min``) would come
+    out of SDPA differently from the eager attention, so that such rows must take the original.
+
+    The eager code adds ``finfo.min`` to the scores in the scores' dtype, which absorbs them: the
+    row is all ``finfo.min`` and its softmax uniform.  SDPA's fused kernels give the same values
+    in float32, float64 and bfloat16, but not
+    - the same gradients: they keep the log-sum-exp of each row for the backward pass, and at
+      ``finfo.min`` its ``+ log(number of keys)`` is lost to rounding, so the backward pass
+      recomputes every probability of the row as 1 instead of 1/keys (BERT with one sequence all
+      padding: gradients off by the whole value of the row, through every layer below);
+    - the same values in float16, whose ``finfo.min`` (-65504) does not absorb the scores in the
+      kernels' float32 arithmetic (the row becomes a softmax of its scores, not uniform); nor
+      under autocast, which casts a float32 mask's ``finfo.min`` to ``-inf`` in half precision.
+    Where none of this applies (inference in float32/float64/bfloat16) nothing is checked, so the
+    fast path costs no device sync there.
+    """
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    return needs_grad or q.dtype == torch.float16 or (mask is not None and mask.dtype != q.dtype)
+
+
+# Last answer of _hides_every_key_of_a_row: (weakref to the mask, its signature, result). One slot
+# suffices because every layer of a model receives the same mask tensor in turn.
+_HIDDEN_ROW_SLOT: List[Any] = [None]
+
+
+def _hides_every_key_of_a_row(mask: torch.Tensor) -> bool:
+    """Whether some query row of an additive mask hides every key (entries at or below
+    ``finfo.min / 2``: BERT's ``(1 - mask) * finfo.min``, or ``-inf``).  One device sync per mask
+    tensor, not per layer."""
+    sig = tensor_signature(mask)
+    slot = _HIDDEN_ROW_SLOT[0]
+    if sig is not None and slot is not None and slot[0]() is mask and slot[1] == sig:
+        return slot[2]
+    result = bool((mask <= torch.finfo(mask.dtype).min / 2).all(dim=-1).any())
+    if sig is not None:
+        _HIDDEN_ROW_SLOT[0] = (weakref.ref(mask), sig, result)
+    return result
+
+
 # --------------------------------------------------------------------------------------------
 # BERT
 
@@ -176,6 +220,12 @@ def _bert_forward(
 
     if not _same_dtypes(query_layer, key_layer, value_layer, mask):
         return original()  # rare (mixed dtypes without autocast): recompute the eager way
+    if (
+        mask is not None
+        and _blind_rows_differ(query_layer, key_layer, value_layer, mask)
+        and _hides_every_key_of_a_row(mask)
+    ):
+        return original()  # a sequence that is all padding, with gradients wanted (or in half precision)
 
     context_layer = F.scaled_dot_product_attention(
         query_layer,
@@ -200,6 +250,8 @@ def sdpa_bert_self_attention(cls: type) -> type:
     floating additive mask. The BERT model already folds padding and (for decoders) causality
     into that additive mask, so it is passed to SDPA as ``attn_mask`` unchanged and the result is
     the eager result up to float rounding, for self-, cross- and cached decoder attention.
+    A mask that hides every key of some row (a sequence that is all padding) takes the original
+    where SDPA would differ there (:func:`_blind_rows_differ`: with gradients, in float16).
     Returns ``(context,)`` or ``(context, (key, value))`` for decoders, like the original.
     """
     return _patched_subclass("bert", cls, _bert_forward, _BERT_PARAMS)
@@ -508,10 +560,9 @@ def _gpt2_forward(
             # padding (left-padded batches): the eager softmax is uniform over the "finfo.min"
             # entries there, and so is SDPA's with this mask.
             causal_mask = self.bias[:, :, key_length - query_length : key_length, :key_length]
-            needs_grad = torch.is_grad_enabled() and (
-                query.requires_grad or key.requires_grad or value.requires_grad
-            )
-            if needs_grad and _has_blind_rows(causal_mask, mask, (tril, query_length, key_length, self)):
+            if _blind_rows_differ(query, key, value, mask) and _has_blind_rows(
+                causal_mask, mask, (tril, query_length, key_length, self)
+            ):
                 return original()
             zero = torch.zeros((), dtype=query.dtype, device=query.device)
             floor = torch.full((), torch.finfo(query.dtype).min, dtype=query.dtype, device=query.device)
@@ -520,6 +571,12 @@ def _gpt2_forward(
                 attn_mask = attn_mask + mask
             if attn_mask.dtype != query.dtype and not autocast_active(query.device.type):
                 return original()
+    elif (
+        mask is not None
+        and _blind_rows_differ(query, key, value, mask)
+        and _hides_every_key_of_a_row(mask)
+    ):
+        return original()  # cross-attention to an encoder sequence that is all padding
 
     attn_output = F.scaled_dot_product_attention(
         query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, scale=scale

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.functional import scaled_dot_product_attention
 
 from zoo.config import ZooConfig
@@ -15,7 +17,17 @@ from .utils import helper
 
 class Attention(nn.Module):
     def forward(self, q, k, v, mask):
-        return scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+        if (
+            torch.is_grad_enabled()
+            and mask.is_floating_point()
+            and mask.amax(-1).min() <= torch.finfo(mask.dtype).min / 2
+        ):
+            scores = torch.matmul(q, k.transpose(-1, -2))
+            scores = scores + mask
+            probs = F.softmax(scores, dim=-1)
+            return torch.matmul(probs, v)
+        else:
+            return scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
 
 
 def setup(config: ZooConfig):
