@@ -470,7 +470,22 @@ class Matcher:
                 return False
             if isinstance(pvalue, Lit) and not _literal_is(pvalue, code_kwargs[name]):
                 return False
-        return _keywords_fit(pnode, code_kwargs.keys())
+        return _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys()))
+
+    def _own_keywords(self, pnode: PNode, node: Node, keys) -> set:
+        """The keywords of a call that the pattern must account for.  A layer step matched by a
+        function computing the layer's activation (``F.gelu(h, approximate=...)`` for ``$act(h)``
+        with ``$act = torch.nn.GELU(...)``) may pass that activation's own parameters: they pick
+        its variant (its layer takes them in the constructor), not other data."""
+        keys = set(keys)
+        if pnode.op != "layer" or node.kind != "call" or not node.canon:
+            return keys
+        if node.canon not in self.layer_ops.get(pnode.layer.name, ()):
+            return keys
+        op = TABLE.ops.get(node.canon)
+        if op is None or not op.runtime:  # activations only: dropout's ``training`` is not a variant
+            return keys
+        return keys - set(op.signature[op.inputs:])
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op
@@ -701,7 +716,7 @@ class Matcher:
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], new):
                 return None
-        if not _keywords_fit(pnode, code_kwargs.keys()):
+        if not _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys())):
             return None
         outs = node.outs
         if pnode.outs:

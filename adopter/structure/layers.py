@@ -158,10 +158,31 @@ class LayerTyper:
             fqn = self.names.resolve(expr.value)
             if fqn is not None and fqn.rsplit(".", 1)[-1] in TABLE_SUFFIXES:
                 return (Built(fqn, (expr.slice,), (), True, expr),)
-            return ()
+            return self._table(expr, env, depth, called)
         if isinstance(expr, ast.Call):
             return self._call(expr, env, depth)
         return ()
+
+    def _table(self, expr: ast.Subscript, env: dict, depth: int, called: bool) -> tuple:
+        """``ACTIVATIONS[act]`` with ``ACTIVATIONS = {"gelu": nn.GELU, ...}`` a dict of the file (or a
+        dict literal subscripted in place): the entry a constant key names, else any entry (the
+        key is chosen at run time, so each is a conditional value)."""
+        table = expr.value
+        if isinstance(table, ast.Name) and table.id not in env:
+            table = self.names.constants.get(table.id)
+        if not isinstance(table, ast.Dict) or None in table.keys:
+            return ()
+        key = expr.slice
+        if isinstance(key, ast.Constant):
+            for k, v in zip(table.keys, table.values):
+                if isinstance(k, ast.Constant) and k.value == key.value:
+                    return self.values(v, {}, depth + 1, called)
+            return ()
+        out = []
+        for v in table.values:
+            for value in self.values(v, {}, depth + 1, called):
+                out.append(replace(value, conditional=True) if isinstance(value, Built) else value)
+        return _unique(tuple(out))
 
     def _class_of(self, expr: ast.expr) -> tuple:
         fqn = self.names.resolve(expr)
@@ -194,6 +215,14 @@ class LayerTyper:
         method = self._method(func, env)
         if method is not None:
             return self._factory(method.name, call, env, depth, method)
+        if isinstance(func, ast.Subscript):
+            # ACTIVATIONS[act](): a layer class taken from a same-file table, built here.
+            out = []
+            for value in self.values(func, env, depth, called=True):
+                if isinstance(value, LayerClass):
+                    out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
+                                     conditional=not isinstance(func.slice, ast.Constant)))
+            return tuple(out)
         # A call of a name or attribute that holds a layer class: norm_layer(planes)
         if isinstance(func, (ast.Name, ast.Attribute)):
             via = func.id if isinstance(func, ast.Name) else func.attr
