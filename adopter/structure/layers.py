@@ -458,6 +458,8 @@ class LayerTyper:
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
                         continue
+                    if self._resolver(value, key, env):
+                        continue  # norm_layer = get_norm_layer(norm_layer): still the layer class
                     values = self.values(value, env, depth)
                     if nested and key in env:
                         current = env[key]
@@ -513,6 +515,24 @@ class LayerTyper:
             elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
                 for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
                     self._walk(block, env, depth, record, hook, nested=True)
+
+    def _resolver(self, value: ast.expr, key: str, env: dict) -> bool:
+        """Is ``key = f(key, ...)`` the idiom that normalises a layer-class parameter
+        (``norm_layer = get_norm_layer(norm_layer)``, ``act_layer = get_act_layer(act_layer)``)
+        through a function of another module?  Given a layer class such resolvers return it
+        (they map strings and None to classes), so the name keeps what it held."""
+        if not (isinstance(value, ast.Call) and value.args and isinstance(value.args[0], ast.Name)
+                and value.args[0].id == key and key in env):
+            return False
+        func = value.func
+        if isinstance(func, ast.Name) and func.id in env:
+            return False
+        fqn = self.names.resolve(func)
+        if fqn is None or fqn in self.names.functions or fqn in self.names.classes or fqn.startswith("torch."):
+            return False
+        current = env[key]
+        held = current.default if isinstance(current, _Param) else current
+        return any(isinstance(v, LayerClass) for v in held)
 
     # ------------------------------------------------------------------ Sequential sites
     def _record_sites(self, expr: ast.expr, stmt: ast.stmt, env: dict, depth: int) -> None:
