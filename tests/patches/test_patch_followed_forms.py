@@ -1,7 +1,8 @@
 """The rewrites of forms the analysis learnt to follow compute what the original did, on real
 torch modules: an activation from a same-file table or dict factory, a same-file Linear
 subclass that does not override forward (ADP006), and attention scores written with
-``torch.baddbmm(..., beta=0, alpha=scale)`` (ADP010).
+``torch.baddbmm(..., beta=0, alpha=scale)`` (ADP010), a BatchNorm1d over ``flatten(0, 1)`` of a
+Linear's output (ADP008), each in training and in eval mode.
 
 Each case is the rule's own before-example, patched by the real ``fix_text`` and run side by
 side with the original in float64 (so the tolerance is float64 rounding of a few reductions
@@ -23,6 +24,8 @@ CASES = [
     ("ADP006", "an activation class taken from a same-file table by a key chosen at run time", ("gelu", "relu")),
     ("ADP006", "a same-file factory returning an activation picked from a dict by its argument", ("gelu", "tanh")),
     ("ADP006", "a same-file subclass of nn.Linear that does not override forward is a Linear", (None,)),
+    ("ADP008", "BatchNorm1d over the tokens of every image (flatten(0, 1)), then the Linear output's shape back",
+     (None,)),
     ("ADP010", "scores by torch.baddbmm(empty, q, k^T, beta=0, alpha=scale): the ignored input, a scaled product",
      (None,)),
 ]
@@ -47,7 +50,8 @@ def _inputs(rule_id: str) -> list[torch.Tensor]:
 
 
 @pytest.mark.parametrize("rule_id, name, act", RUNS, ids=[f"{r}-{n[:40]}-{a}" for r, n, a in RUNS])
-def test_patched_module_matches(rule_id, name, act):
+@pytest.mark.parametrize("training", [True, False])
+def test_patched_module_matches(rule_id, name, act, training):
     example = _example(rule_id, name)
     patched = fix_text(example.before, "model.py", [RULES[rule_id]])
     assert [f.rule for f in patched.applied] == [rule_id], patched.skipped
@@ -58,7 +62,16 @@ def test_patched_module_matches(rule_id, name, act):
     torch.manual_seed(0)
     old = original[cls_name](DIM, **kwargs).double()
     fresh = new[cls_name](DIM, **kwargs).double()
+    if not training:  # eval: BatchNorm with running statistics (made non-trivial), folded by the kernel
+        with torch.no_grad():
+            for name_, buffer in old.named_buffers():
+                if name_.endswith("running_mean"):
+                    buffer.normal_()
+                elif name_.endswith("running_var"):
+                    buffer.uniform_(0.5, 2.0)
     fresh.load_state_dict(old.state_dict(), strict=True)
+    old.train(training)
+    fresh.train(training)
     inputs = _inputs(rule_id)
     a = [x.clone().requires_grad_(True) for x in inputs]
     b = [x.clone().requires_grad_(True) for x in inputs]
