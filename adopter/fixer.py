@@ -73,7 +73,9 @@ def fix_job(job: Job) -> FileOutcome:
                 from .synth.fixable import plan_findings
 
                 shown = rules_of(job.report, job.rule_dirs, job.bundled)
-                found = plan_findings(analyze(text, job.path, shown, package), text, job.path, job.unsafe_fixes)
+                applied = frozenset(r.id for r in shown if r.helps_on(job.target) and r.id not in job.muted)
+                found = plan_findings(analyze(text, job.path, shown, package), text, job.path, job.unsafe_fixes,
+                                      applied)
                 outcome.remaining = place(found, code, shown, job.target, job.muted)
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         outcome.error = str(exc)

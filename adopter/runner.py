@@ -327,7 +327,8 @@ def check_job(job: Job) -> Checked:
             # fixable means what `fix` would do: decided by fix's own planning step (ast only)
             from .synth.fixable import plan_findings
 
-            found = plan_findings(analysis, code.text, job.path, job.unsafe_fixes)
+            applied = frozenset(r.id for r in rules if r.helps_on(job.target) and r.id not in job.muted)
+            found = plan_findings(analysis, code.text, job.path, job.unsafe_fixes, applied)
     except (SourceError, AnalysisError, BudgetExceeded) as exc:
         return Checked(job.path, [], str(exc))
     except Exception as exc:  # an internal error must not stop the other files

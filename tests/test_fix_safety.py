@@ -97,3 +97,39 @@ def test_the_hook_hint_is_not_shown_for_an_unsafe_fix(model, capsys):
     lines = {line.split(": ")[1].split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert lines["ADP005"].endswith(f"(fix: {FIX_HINT})")
     assert "(fix:" not in lines["ADP014"]
+
+
+GATED_MLP = textwrap.dedent("""\
+    from torch import nn
+    from transformers.activations import ACT2FN
+
+
+    class MLP(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.gate = nn.Linear(config.d, config.h)
+            self.up = nn.Linear(config.d, config.h)
+            self.down = nn.Linear(config.h, config.d)
+            self.act = ACT2FN[config.hidden_act]
+
+        def forward(self, x):
+            return self.down(self.act(self.gate(x)) * self.up(x))
+""")
+
+
+@pytest.mark.parametrize("target", [None, "cuda"])
+def test_a_rule_fix_will_not_apply_here_does_not_take_the_site_from_one_it_will(tmp_path, capsys, target):
+    """Without --target cuda, the CUDA-only SwiGLU rule (ADP013) is informational and fix leaves
+    it; the bias-GELU rule (ADP006) on the same gate projection is then what fix applies, so
+    check must call that finding fixable (it used to plan ADP013 in and say not fixable)."""
+    path = tmp_path / "mlp.py"
+    path.write_text(GATED_MLP)
+    args = ["--no-config", *(["--target", target] if target else [])]
+    main(["check", *args, "--select", "ADP006,ADP013", "--output-format", "json", str(path)])
+    fixable = {f["rule"] for f in json.loads(capsys.readouterr().out) if f["fixable"]}
+    main(["fix", *args, "--select", "ADP006,ADP013", "--no-deps", str(path)])
+    capsys.readouterr()
+    fixed = path.read_text()
+    applied = {rule for rule, call in (("ADP006", "bias_gelu("), ("ADP013", "liger_swiglu(")) if call in fixed}
+    assert fixable == applied and len(applied) == 1
+    assert applied == ({"ADP013"} if target == "cuda" else {"ADP006"})

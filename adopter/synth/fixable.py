@@ -80,14 +80,18 @@ def _char_segment(index, span) -> str:
     return "\n".join([lines[0][col:], *lines[1:-1], lines[-1][:end_col]])
 
 
-def plan_findings(analysis: Analysis, text: str, path: str, unsafe_fixes: bool = False) -> list[Finding]:
+def plan_findings(analysis: Analysis, text: str, path: str, unsafe_fixes: bool = False,
+                  applied: frozenset[str] | None = None) -> list[Finding]:
     """``analysis.findings`` with ``fixable`` set by planning, and ``not_fixable`` saying why
     a finding of a rule with a target will not be rewritten, for ``fix`` (``unsafe_fixes``:
-    for ``fix --unsafe-fixes``)."""
-    if unsafe_fixes or all(rule.safe_fix for rule, _ in analysis.matches if rule.fixable):
-        return _planned(analysis, text, path, lambda rule: True)
-    safe = _planned(analysis, text, path, lambda rule: rule.safe_fix)
-    every = {_key(f): f for f in _planned(analysis, text, path, lambda rule: True)}
+    for ``fix --unsafe-fixes``).  ``applied``: the ids of the rules ``fix`` would apply here
+    (None: all); the others (informational for this target) take no part in the planning, so
+    that they cannot claim a site another rule's fix will take."""
+    applies = (lambda rule: True) if applied is None else (lambda rule: rule.id in applied)
+    if unsafe_fixes or all(rule.safe_fix for rule, _ in analysis.matches if rule.fixable and applies(rule)):
+        return _planned(analysis, text, path, applies)
+    safe = _planned(analysis, text, path, lambda rule: rule.safe_fix and applies(rule))
+    every = {_key(f): f for f in _planned(analysis, text, path, applies)}
     unsafe = {rule.id: rule for rule, _ in analysis.matches if rule.fixable and not rule.safe_fix}
     out = []
     for finding in safe:

@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Research attention (issue 12): of the development corpus's labelled ADP010 sites outside
+transformers (research-style fixtures, vit-pytorch, segment-anything, open_clip, torchvision,
+litgpt, timm), how many are found, fixed (``fix_text`` applies an ADP010 patch whose span holds
+the labelled line), and verified (``adopter verify --select ADP010``: the site's class passes),
+and how many of the sites labelled "no" are reported.  Run from the repository root::
+
+    .venv/bin/python benchmarks/research_attention.py
+
+The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "devcorpus"))
+
+import score  # noqa: E402
+
+from adopter.engine import analyze  # noqa: E402
+from adopter.ruleset import load_rules  # noqa: E402
+from adopter.structure.names import package_of  # noqa: E402
+from adopter.synth import fix_text  # noqa: E402
+
+
+def _covers(findings, line: int) -> bool:
+    return any(f.line <= line <= (f.end_line or f.line) for f in findings)
+
+
+def _verify(path: Path) -> dict:
+    cmd = [sys.executable, "-m", "adopter.cli", "verify", "--select", "ADP010", "--no-benchmark", "--no-config",
+           "--output-format", "json", str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    try:
+        return json.loads(proc.stdout)
+    except ValueError:
+        return {"error": proc.stderr.strip()[-300:]}
+
+
+def main() -> int:
+    labels = [lab for lab in score.read_labels(HERE / "devcorpus" / "labels.tsv")
+              if lab.rule == "ADP010" and not lab.source.startswith("transformers")]
+    files = score.resolve_files(labels, score.DEFAULT_CACHE, quiet=True)
+    rules = [r for r in load_rules() if r.id == "ADP010"]
+    by_file = defaultdict(list)
+    for lab in labels:
+        by_file[(lab.source, lab.path)].append(lab)
+    tally: Counter = Counter()
+    for key, labs in sorted(by_file.items()):
+        path = files[key]
+        text = path.read_text(encoding="utf-8")
+        found = analyze(text, str(path), rules, package_of(str(path))).findings
+        result = fix_text(text, str(path), rules, package_of(str(path)))
+        verified = _verify(path) if result.applied else {}
+        for lab in labs:
+            if lab.label != "yes":
+                tally["no"] += 1
+                tally["no reported"] += _covers(found, lab.line)
+                continue
+            tally["yes"] += 1
+            tally["found"] += _covers(found, lab.line)
+            fixed = _covers(result.applied, lab.line)
+            tally["fixed"] += fixed
+            status = "not fixed"
+            if fixed:
+                runs = [r for r in verified.get("results", []) if r.get("rule") == "ADP010" and r["line"] <= lab.line]
+                run = max(runs, key=lambda r: r["line"]) if runs else None
+                status = f"{run['verdict']} ({run['class']}: {run['reason'][:140]})" if run else str(verified)[:200]
+                tally["verified"] += bool(run and run["verdict"] == "pass")
+            else:
+                why = [w for f, w in result.skipped if _covers([f], lab.line)]
+                status += f" ({why[0]})" if why else ""
+            print(f"{lab.source}:{lab.path}:{lab.line}: {status}")
+    print(f"yes sites {tally['yes']}: found {tally['found']}, fixed {tally['fixed']}, "
+          f"fixed and verified {tally['verified']}; no sites {tally['no']}: reported {tally['no reported']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
