@@ -28,6 +28,9 @@ from .structure.canon import CASTS, TABLE, normalise
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
 from .structure.model import SEQUENTIAL_OWNER
 
+# Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
+SELECTING = frozenset({"gather", "index_select", "take_along_dim", "masked_select", "take"})
+
 MAX_STEPS_PER_START = 50_000
 # Nodes a match may skip between two pattern nodes.  Every fusion site in the paper's corpus
 # is within a few statements; the bound keeps the search from walking to the end of a long
@@ -490,7 +493,22 @@ class Matcher:
                 return False
             if isinstance(pvalue, Lit) and not _literal_is(pvalue, code_kwargs[name]):
                 return False
-        return _keywords_fit(pnode, code_kwargs.keys())
+        return _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys()))
+
+    def _own_keywords(self, pnode: PNode, node: Node, keys) -> set:
+        """The keywords of a call that the pattern must account for.  A layer step matched by a
+        function computing the layer's activation (``F.gelu(h, approximate=...)`` for ``$act(h)``
+        with ``$act = torch.nn.GELU(...)``) may pass that activation's own parameters: they pick
+        its variant (its layer takes them in the constructor), not other data."""
+        keys = set(keys)
+        if pnode.op != "layer" or node.kind != "call" or not node.canon:
+            return keys
+        if node.canon not in self.layer_ops.get(pnode.layer.name, ()):
+            return keys
+        op = TABLE.ops.get(node.canon)
+        if op is None or not op.runtime:  # activations only: dropout's ``training`` is not a variant
+            return keys
+        return keys - set(op.signature[op.inputs:])
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op
@@ -721,7 +739,7 @@ class Matcher:
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], new):
                 return None
-        if not _keywords_fit(pnode, code_kwargs.keys()):
+        if not _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys())):
             return None
         outs = node.outs
         if pnode.outs:
@@ -757,6 +775,8 @@ class Matcher:
             return None
         if self.same_source and not self._same_source(state):
             return None
+        if not self._same_on_every_path(flow, state):
+            return None
         ctors = self._match_init(cls, state)
         if ctors is None:
             return None
@@ -767,6 +787,42 @@ class Matcher:
             variant=self.variant,
             roles=tuple(self._role(i) for i in state.steps),
         )
+
+    def _same_on_every_path(self, flow: Flow, state: _State) -> bool:
+        """Does each step read what the step before it produced on every way between them?
+        The search follows one path; another path between the two steps may rewrite the value
+        (``if self.training: x = self.drop(x)`` between a conv and its BatchNorm) or, for a rule
+        whose intermediates must stay private, read it.  Then the code does not always compute
+        the pattern: not a site.  A rule that lets intermediates live (its fix keeps the original
+        behind a guard) only asks this from its anchor step on, and only of values replaced by a
+        module or function call or a selection of elements (reshapes, casts and arithmetic are
+        kept behind its guard): a branch that adds to the scores before the softmax, or multiplies
+        the probabilities by a head mask, is kept behind the guard; one that hands the
+        probabilities to another module or gathers rows of them (adaptive token sampling) makes
+        something the fused kernel does not compute."""
+        matched = state.matched
+        start = 0
+        if self.live_intermediates:
+            roles = [self._role(i) for i in state.steps]
+            if self.anchor is None or self.anchor not in roles:
+                return True
+            start = roles.index(self.anchor)
+        ids = {n.id for n in matched}
+        for a, b in zip(matched[start:], matched[start + 1:]):
+            keys = {o.key for o in a.outs} | {state.canon(o.key) for o in a.outs}
+            if not keys:
+                continue
+            for pos in _between(flow, a.id, b.id):
+                node = flow.nodes[pos]
+                if pos in ids or node.kind in ("branch", "entry", "exit"):
+                    continue
+                if not node.defs & keys and (self.live_intermediates or node.kind == "copy"
+                                             or not node.uses & keys):
+                    continue
+                if not self.live_intermediates or node.kind in ("layer", "call", "other") or (
+                        node.kind == "method" and node.op in SELECTING):
+                    return False
+        return True
 
     def _same_source(self, state: _State) -> bool:
         """Every argument bound to one pattern variable is spelled the same in the code (one
@@ -921,6 +977,24 @@ class Matcher:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], state):
                 return False
         return _keywords_fit(pnode, code_kwargs.keys())
+
+
+def _between(flow: Flow, first: int, last: int) -> list[int]:
+    """The nodes on some path from node ``first`` to node ``last`` (neither included).  Edges
+    go from lower to higher ids, so only ids between the two can lie on such a path."""
+    out = flow.out
+    seen: set[int] = set()
+    stack = [first]
+    while stack:
+        pos = stack.pop()
+        for succ, _ in out[pos]:
+            if first < succ < last and succ not in seen:
+                seen.add(succ)
+                stack.append(succ)
+    reaches: dict[int, bool] = {}
+    for pos in sorted(seen, reverse=True):
+        reaches[pos] = any(succ == last or reaches.get(succ, False) for succ, _ in out[pos])
+    return [pos for pos in sorted(seen) if reaches[pos]]
 
 
 def _longest(matches: list[Match], anchor: str | None = None) -> list[Match]:

@@ -40,6 +40,7 @@ class Ctor:
     in_init: bool = True
     via: str = ""  # the factory or parameter the layer was typed through ('' for a direct call)
     conditional: bool = False  # built by one branch of ``a if c else b``
+    unlike: str = ""  # why the layer is not exactly ``fqn`` (see layers.Built.unlike): not fixed
 
 
 @dataclass
@@ -186,7 +187,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         call = span(b.node) if not b.via or b.via not in names.functions else span(value)
         out.setdefault(attr, []).append(
             Ctor(attr, b.fqn, b.args, b.kwargs, b.table, span(stmt), call, func_name, via=b.via,
-                 conditional=b.conditional)
+                 conditional=b.conditional, unlike=b.unlike)
         )
     described = _ctor_of(value, names)
     if described is None:
@@ -203,7 +204,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             for b in inner:
                 out.setdefault(f"{attr}[{index}]", []).append(
                     Ctor(f"{attr}[{index}]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
-                         via=b.via)
+                         via=b.via, unlike=b.unlike)
                 )
     if fqn in CONTAINERS and isinstance(value, ast.Call):
         for element in _container_elements(value):
@@ -211,7 +212,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                 if isinstance(b, Built):
                     out.setdefault(attr + "[]", []).append(
                         Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
-                             via=b.via)
+                             via=b.via, unlike=b.unlike)
                     )
 
 

@@ -635,6 +635,23 @@ class FlowBuilder:
                 b, b_span = out, None
             view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
             return {"canon": "torch.matmul", "view": view}, frontier
+        if fqn in ("torch.baddbmm", "torch.Tensor.baddbmm") and len(args) == 3:
+            # baddbmm(input, a, b, beta=0, alpha=s) is (a @ b) * s: input is ignored when beta is 0
+            kwargs = dict(common["kwargs"])
+            spans = {name: value_span for (name, _), (value_span, _) in zip(common["kwargs"], common["kwarg_spans"])}
+            beta = kwargs.get("beta")
+            if not (isinstance(beta, Const) and beta.value == 0) or set(kwargs) - {"beta", "alpha"}:
+                return None
+            a, b, a_span, b_span = args[1], args[2], arg_spans[1], arg_spans[2]
+            view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
+            if "alpha" not in kwargs:
+                return {"canon": "torch.matmul", "view": view}, frontier
+            product = self._temp("")
+            _, frontier = self._new(ctx, frontier, kind="call", op="torch.matmul", args=(a, b), outs=(product,),
+                                    uses=_keys((a, b)), defs=frozenset({product.key}), span=span(call),
+                                    arg_spans=(a_span, b_span), canon="torch.matmul", view=view)
+            scale = View((product, kwargs["alpha"]), (), (None, spans["alpha"]), ())
+            return {"canon": "torch.mul", "view": scale}, frontier
         if fqn in ("torch.cat", "torch.concat", "torch.concatenate"):
             rotated = self._rotate_half(call, ctx)
             if rotated is not None:

@@ -28,13 +28,29 @@ import ast
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
-from .names import ModuleNames
+from .names import ModuleNames, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
 PARTIALS = frozenset({"functools.partial", "partial"})
 TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
 MAX_DEPTH = 3
+# Layers of other libraries that compute a torch layer's operation with another parameter
+# layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
+# are in another order, so none is kept.
+LOOK_ALIKES = {
+    "transformers.pytorch_utils.Conv1D": (
+        "torch.nn.Linear", "transformers' Conv1D is a Linear with a transposed (in, out) weight, which the kernel "
+                           "does not fuse"),
+}
+# torch.nn classes that are containers, not layers: a same-file subclass of one is no layer.
+CONTAINER_CLASSES = frozenset({"torch.nn.Module", "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
+                               "torch.nn.ParameterList", "torch.nn.ParameterDict"})
+# Functions computing a torch layer's forward from its own parameters (for subclasses whose
+# forward calls them on ``self.weight``/``self.bias``).
+LAYER_FUNCTIONS = {"torch.nn.Linear": "torch.nn.functional.linear"}
+# Methods that only convert a tensor's dtype (around a layer's computation).
+DTYPE_METHODS = frozenset({"to", "type", "type_as", "float", "half", "double", "bfloat16"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,10 @@ class Built:
     via: str = ""
     members: "SeqGraph | None" = None  # for a Sequential: its members, in order
     conditional: bool = False  # one branch of ``a if c else b``
+    # Why calling the layer is not exactly ``fqn``'s computation although it is one of its kind
+    # (a same-file subclass whose forward casts dtypes around it, a library look-alike): a
+    # rule may report it, a fix must not assume the plain layer ("" when it is exactly that).
+    unlike: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,10 +178,68 @@ class LayerTyper:
             fqn = self.names.resolve(expr.value)
             if fqn is not None and fqn.rsplit(".", 1)[-1] in TABLE_SUFFIXES:
                 return (Built(fqn, (expr.slice,), (), True, expr),)
-            return ()
+            return self._table(expr, env, depth, called)
         if isinstance(expr, ast.Call):
             return self._call(expr, env, depth)
         return ()
+
+    def _table(self, expr: ast.Subscript, env: dict, depth: int, called: bool) -> tuple:
+        """``ACTIVATIONS[act]`` with ``ACTIVATIONS = {"gelu": nn.GELU, ...}`` a dict of the file (or a
+        dict literal subscripted in place): the entry a constant key names, else any entry (the
+        key is chosen at run time, so each is a conditional value)."""
+        table = expr.value
+        if isinstance(table, ast.Name) and table.id not in env:
+            table = self.names.constants.get(table.id)
+        if not isinstance(table, ast.Dict) or None in table.keys:
+            return ()
+        key = expr.slice
+        if isinstance(key, ast.Constant):
+            for k, v in zip(table.keys, table.values):
+                if isinstance(k, ast.Constant) and k.value == key.value:
+                    return self.values(v, {}, depth + 1, called)
+            return ()
+        out = []
+        for v in table.values:
+            for value in self.values(v, {}, depth + 1, called):
+                out.append(replace(value, conditional=True) if isinstance(value, Built) else value)
+        return _unique(tuple(out))
+
+    def _kind_of(self, fqn: str, depth: int = 0):
+        """(torch layer, why it is not exactly that layer or "", constructor arguments alike)
+        when ``fqn`` is a class that computes a torch layer's operation: a library look-alike
+        (:data:`LOOK_ALIKES`), or a same-file subclass of the layer that does not override
+        ``forward`` (exactly the layer) or whose ``forward`` returns the layer's computation on
+        its own parameters wrapped in dtype casts (``F.linear(x, self.weight.to(x.dtype), ...)``,
+        ``super().forward(x.float()).type(x.dtype)``: the same operation, reported, not fixed).
+        None otherwise (a forward that computes something else is another layer)."""
+        for name, (base, why) in LOOK_ALIKES.items():
+            if names_match(name, fqn):
+                return base, why, False
+        cls = self.names.classes.get(fqn)
+        if cls is None or depth > MAX_DEPTH:
+            return None
+        found = None
+        for base in cls.bases:
+            base_fqn = self.names.resolve(base)
+            if base_fqn is None or base_fqn == fqn:
+                continue
+            if base_fqn.startswith("torch.nn.") and base_fqn not in CONTAINER_CLASSES and _is_layer_class_name(base_fqn):
+                found = (base_fqn, "", True)
+            elif base_fqn in self.names.classes:
+                found = self._kind_of(base_fqn, depth + 1)
+            if found is not None:
+                break
+        if found is None:
+            return None
+        layer, unlike, same_args = found
+        forward = next((item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        and item.name == "forward"), None)
+        if forward is None:
+            return found
+        if not _computes_base(forward, layer, self.names):
+            return None
+        return layer, unlike or (f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
+                                 f"computation (dtype casts): the kernel would not run it as written"), same_args
 
     def _class_of(self, expr: ast.expr) -> tuple:
         fqn = self.names.resolve(expr)
@@ -186,6 +264,11 @@ class LayerTyper:
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
         if fqn is not None:
+            kind = self._kind_of(fqn)
+            if kind is not None:
+                base, unlike, same_args = kind
+                args, kws = (tuple(call.args), kwargs) if same_args else ((), ())
+                return (Built(base, args, kws, False, call, via=fqn.rsplit(".", 1)[-1], unlike=unlike),)
             if fqn == SEQUENTIAL:
                 graph = self.sequence(call.args, env, depth)
                 return (Built(fqn, tuple(call.args), kwargs, False, call, members=graph),)
@@ -194,6 +277,14 @@ class LayerTyper:
         method = self._method(func, env)
         if method is not None:
             return self._factory(method.name, call, env, depth, method)
+        if isinstance(func, ast.Subscript):
+            # ACTIVATIONS[act](): a layer class taken from a same-file table, built here.
+            out = []
+            for value in self.values(func, env, depth, called=True):
+                if isinstance(value, LayerClass):
+                    out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
+                                     conditional=not isinstance(func.slice, ast.Constant)))
+            return tuple(out)
         # A call of a name or attribute that holds a layer class: norm_layer(planes)
         if isinstance(func, (ast.Name, ast.Attribute)):
             via = func.id if isinstance(func, ast.Name) else func.attr
@@ -367,6 +458,8 @@ class LayerTyper:
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
                         continue
+                    if self._resolver(value, key, env):
+                        continue  # norm_layer = get_norm_layer(norm_layer): still the layer class
                     values = self.values(value, env, depth)
                     if nested and key in env:
                         current = env[key]
@@ -423,6 +516,24 @@ class LayerTyper:
                 for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
                     self._walk(block, env, depth, record, hook, nested=True)
 
+    def _resolver(self, value: ast.expr, key: str, env: dict) -> bool:
+        """Is ``key = f(key, ...)`` the idiom that normalises a layer-class parameter
+        (``norm_layer = get_norm_layer(norm_layer)``, ``act_layer = get_act_layer(act_layer)``)
+        through a function of another module?  Given a layer class such resolvers return it
+        (they map strings and None to classes), so the name keeps what it held."""
+        if not (isinstance(value, ast.Call) and value.args and isinstance(value.args[0], ast.Name)
+                and value.args[0].id == key and key in env):
+            return False
+        func = value.func
+        if isinstance(func, ast.Name) and func.id in env:
+            return False
+        fqn = self.names.resolve(func)
+        if fqn is None or fqn in self.names.functions or fqn in self.names.classes or fqn.startswith("torch."):
+            return False
+        current = env[key]
+        held = current.default if isinstance(current, _Param) else current
+        return any(isinstance(v, LayerClass) for v in held)
+
     # ------------------------------------------------------------------ Sequential sites
     def _record_sites(self, expr: ast.expr, stmt: ast.stmt, env: dict, depth: int) -> None:
         for node in _sequential_calls(expr, self.names, env):
@@ -457,6 +568,69 @@ class _Param:
     def resolve(self, typer: "LayerTyper") -> tuple:
         passed = typer.caller_values(self.func, self.owner, self.index, self.name, self.positional, self.depth)
         return _unique(self.default + passed)
+
+
+def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
+    """Is ``forward`` one ``return`` of the base layer's computation on the layer's own
+    parameters, with only dtype conversions around it and its operands?"""
+    body = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+        return False
+    params = [a.arg for a in forward.args.posonlyargs + forward.args.args]
+    if len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs:
+        return False
+    x = params[1]
+    expr = _strip_casts(body[0].value)
+    if not isinstance(expr, ast.Call):
+        return False
+    func = expr.func
+    if (isinstance(func, ast.Attribute) and func.attr == "forward" and isinstance(func.value, ast.Call)
+            and isinstance(func.value.func, ast.Name) and func.value.func.id == "super"):
+        # super().forward(x) with x maybe cast: the base computation as it is
+        return (len(expr.args) == 1 and not expr.keywords and _is_name(_strip_casts(expr.args[0]), x))
+    function = LAYER_FUNCTIONS.get(layer)
+    if function is None or names.resolve(func) != function:
+        return False
+    operands = dict(zip(("input", "weight", "bias"), expr.args))
+    for keyword in expr.keywords:
+        if keyword.arg not in ("input", "weight", "bias") or keyword.arg in operands:
+            return False
+        operands[keyword.arg] = keyword.value
+    if len(expr.args) > 3 or not _is_name(_strip_casts(operands.get("input")), x):
+        return False
+    if not _is_own(_strip_casts(operands.get("weight")), "weight"):
+        return False
+    if "bias" not in operands:  # the layer's bias would be left out
+        return False
+    bias = operands["bias"]
+    if isinstance(bias, ast.IfExp):
+        # None if self.bias is None else self.bias.to(x.dtype): the bias when there is one
+        test = bias.test
+        if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Is, ast.IsNot))
+                and _is_own(test.left, "bias") and isinstance(test.comparators[0], ast.Constant)
+                and test.comparators[0].value is None):
+            return False
+        none, other = (bias.body, bias.orelse) if isinstance(test.ops[0], ast.Is) else (bias.orelse, bias.body)
+        if not (isinstance(none, ast.Constant) and none.value is None):
+            return False
+        bias = other
+    return _is_own(_strip_casts(bias), "bias")
+
+
+def _strip_casts(expr):
+    while (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)
+           and expr.func.attr in DTYPE_METHODS):
+        expr = expr.func.value
+    return expr
+
+
+def _is_name(expr: ast.expr, name: str) -> bool:
+    return isinstance(expr, ast.Name) and expr.id == name
+
+
+def _is_own(expr: ast.expr, attr: str) -> bool:
+    return (isinstance(expr, ast.Attribute) and expr.attr == attr and isinstance(expr.value, ast.Name)
+            and expr.value.id == "self")
 
 
 def _sequential_calls(expr: ast.expr, names: ModuleNames, env: dict):

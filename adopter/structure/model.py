@@ -385,7 +385,8 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo) -> Flow | 
     outs: dict[int, Ref] = {-1: source}
     for index, (built, expr) in enumerate(graph.members):
         attr = f"{name}[{index}]"
-        ctors = [Ctor(attr, b.fqn, b.args, b.kwargs, b.table, stmt, span(expr), qualname, via=b.via)
+        ctors = [Ctor(attr, b.fqn, b.args, b.kwargs, b.table, stmt, span(expr), qualname, via=b.via,
+                      unlike=b.unlike)
                  for b in built if isinstance(b, Built)]
         info.bindings[attr] = ctors or [Ctor(attr, "?", (), (), False, stmt, span(expr), qualname)]
         value_in = Ref(f"{name}:in{index}", "x")

@@ -175,6 +175,9 @@ class Planner:
             raise Skip("the rule only reports (it has no target)")
         if match.in_container:
             raise Skip("the matched layers run inside a container (nn.Sequential); rewrite it by hand")
+        for _, ctor in match.ctors:
+            if getattr(ctor, "unlike", ""):
+                raise Skip(f"`{ctor.attr}`: {ctor.unlike}")
         edits = Edits()
         regions: list[Span] = []
         if rule.synth is not None:

@@ -54,11 +54,16 @@ BUILD = {
     ("ADP005", "Block"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP005", "PostNormBlock"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP006", "Block"): ((_cfg(hidden_act="gelu"), 8), lambda: (_r(3, 8),)),
+    ("ADP006", "Mlp"): ((8,), lambda: (_r(3, 8),)),
+    ("ADP006", "TracedLinear"): ((8, 8), lambda: (_r(3, 8),)),
     ("ADP007", "Block"): ((4,), lambda: (_r(2, 4, 6, 6),)),
     ("ADP007", "BasicBlock"): ((4, 4), lambda: (_r(2, 4, 6, 6),)),
     ("ADP007", "ConvNorm"): ((4,), lambda: (_r(2, 4, 6, 6),)),
     ("ADP008", "Block"): ((4,), lambda: (_r(3, 4),)),
     ("ADP008", "Head"): ((4, 3), lambda: (_r(3, 4),)),
+    ("ADP008", "MLPLayerWithBN"): ((4,), lambda: (_r(2, 3, 4),)),
+    # ADP007's resolver example imports timm (not a dev dependency), so it cannot be imported here
+    ("ADP007", "Net"): None,
     # ADP009's example splits only the query into heads, so its forward cannot run at all
     ("ADP009", "Attention"): None,
     ("ADP009", "SelfAttention"): ((8, 2), lambda: (_r(2, 5, 8),)),
