@@ -430,13 +430,22 @@ def _owner_label(class_name: str) -> str:
     return class_name.split(":", 1)[1] if class_name.startswith("function:") else class_name
 
 
-def _unreached_reason(checker: _Checker, class_name: str, site: Site, ran: set[int], tried: list[str]) -> str:
+def _unreached_reason(checker: _Checker, class_name: str, site: Site, ran: set[int], tried: list[str],
+                      refused: list[tuple[str, str]] = ()) -> str:
     """Why the edited lines never ran, naming the branch that stayed unexercised."""
     owner = _owner_label(class_name)
     span = _span_text(site.edited)
     shown = "; ".join(tried[:3]) + (f"; +{len(tried) - 3} more" if len(tried) > 3 else "")
     what = f"tried {len(tried)} build variant(s): {shown}" if tried else "no build variant ran"
     guard = branches.unexercised(branches.guards(checker.patched_text, site.edited), ran)
+    broken = _original_raises(refused)
+    if guard is not None and broken is not None:
+        # the variant that takes the branch builds, but the original code raises there for every
+        # input: the branch cannot run as written, and the user must know that, not guess a factory
+        label, error = broken
+        return (f"the edited lines {span} never ran: the branch {guard.describe()} (line {guard.line}) stayed "
+                f"unexercised ({what}); the build {label} raised in the original {owner} for every input tried "
+                f"({error}): the original code must run on that branch before its patch can be verified")
     if guard is not None:
         return (f"the edited lines {span} never ran: the branch {guard.describe()} (line {guard.line}) stayed "
                 f"unexercised ({what}); name a factory in [tool.adopter.verify] factories for {owner} whose "
@@ -448,6 +457,17 @@ def _unreached_reason(checker: _Checker, class_name: str, site: Site, ran: set[i
                 f"factories for {owner} whose inputs reach them")
     return (f"the edited lines {span} never ran ({what}); name a factory in [tool.adopter.verify] factories for "
             f"{owner} whose inputs reach them")
+
+
+def _original_raises(refused) -> tuple[str, str] | None:
+    """The first build variant that built the original but found no inputs it runs on."""
+    marker = "no inputs it accepts: "
+    for label, reason in refused:
+        if marker in reason:
+            detail = reason.split(marker, 1)[1]
+            error = detail.split(" raised ", 1)[1] if " raised " in detail else detail
+            return label, error[:160]
+    return None
 
 
 def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict[Site, Verdict]:
@@ -468,6 +488,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
             found_guards += branches.guards(checker.patched_text,
                                             branches.call_lines(checker.patched_text, class_name, helper))
     tried: list[str] = []
+    refused: list[tuple[str, str]] = []  # variants that could not be built or run, and why
     soft: dict[Site, Verdict] = {}
     ran: set[int] = set()
     for entry in entries:
@@ -486,6 +507,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                     for site in pending:
                         out[site] = Verdict(SKIP, skip_reason)
                     return out
+                refused.append((variant.label() or "the default build", skip_reason))
                 continue
             ran |= checker.ran
             tried.append(variant.label() or "the default build")
@@ -503,7 +525,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         if site in soft:
             out[site] = soft[site]
         else:
-            out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried))
+            out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried, refused))
     return out
 
 
