@@ -353,6 +353,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         return [randn(b, c, image, image) for c in dict.fromkeys(c for c in (channels, hinted_channels, 3) if c)]
 
     rank = input_rank(func) if method == "forward" else None
+    guessed: set[int] = set()  # ids of the candidates that are shape guesses only
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
         name = param.name
@@ -455,7 +456,9 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if per_param and widths:
             # a second tensor that broadcasts against per-head queries (rotary ``cos``/``sin``
             # tables, position biases): [seq, head width]
-            candidates += [randn(s, d) for d in head_widths(module, widths[0])[:2]]
+            tables = [randn(s, d) for d in head_widths(module, widths[0])[:2]]
+            guessed.update(id(t) for t in tables)
+            candidates += tables
         per_param.append((name, positional, candidates))
 
     lists = [c for _, _, c in per_param]
@@ -473,7 +476,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 args.append(value)
             else:
                 kwargs[name] = value
-        yield Call(tuple(args), kwargs)
+        yield Call(tuple(args), kwargs, guessed=any(id(v) in guessed for v in combo))
 
 
 def _combinations(lists: list[list[Any]]) -> Iterator[tuple]:
