@@ -23,14 +23,13 @@ what was allocated before the call.
 from __future__ import annotations
 
 import gc
-import os
-import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 
 import torch
 from torch.utils import benchmark as torch_benchmark
+
+from adopter.verify.bench import _stderr_silenced as quiet_stderr  # the profiler logs to fd 2
 
 
 def synchronize(device: torch.device) -> None:
@@ -113,25 +112,6 @@ def steady_malloc() -> bool:
         return False
 
 
-@contextmanager
-def _quiet_stderr():
-    """The profiler's C++ side logs to file descriptor 2; keep it out of the table."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def peak_memory(fn: Callable[[], object], device: torch.device) -> int | None:
     """Peak bytes allocated by one call above what was allocated before it (None: unavailable)."""
     gc.collect()
@@ -145,7 +125,7 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> int | None:
     try:
         from torch.profiler import ProfilerActivity, profile
 
-        with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             fn()
         events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     except Exception:  # a torch without kineto memory events: say "unavailable", not 0
