@@ -183,6 +183,11 @@ def mask_values(kind: str, batch: int, seq: int, dtype=torch.float32) -> torch.T
         if hidden:
             mask[-1, ..., -hidden:] = low
         return mask
+    if kind == "additive3":  # one [seq, seq] mask per window or group ([groups, seq, seq], Swin's shift mask)
+        mask = torch.zeros(b, s, s, dtype=dtype)
+        if hidden:
+            mask[-1, :, -hidden:] = low
+        return mask
     if kind == "causal":
         mask = torch.full((s, s), low, dtype=dtype).triu(1)
         return mask[None, None].expand(b, 1, s, s).contiguous()
@@ -383,7 +388,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 candidates = [mask_values("additive4", b, s), mask_values("additive_square", b, s)]
                 if required:
                     candidates += [mask_values("binary", b, s).float(), mask_values("bool", b, s),
-                                   mask_values("bool_square", b, s)]
+                                   mask_values("bool_square", b, s), mask_values("additive3", b, s)]
             if optional and name not in give_optional:
                 candidates.append(OMIT)
             per_param.append((name, positional, candidates))
