@@ -227,23 +227,24 @@ def _einops_rank(pattern: str) -> int | None:
     return count or None
 
 
-def input_rank(func: Callable) -> int | None:
-    """The rank of the first input as the function's own code states it: the names its shape is
-    unpacked into (``b, c, h, w = x.shape``; ``b, n, _, y, h = *x.shape, self.heads``), failing
-    that the lowest rank an einops pattern of the function takes (``rearrange(t, 'b p n (h d) ->
-    ...')``).  None when the code says nothing."""
+def input_rank(func: Callable) -> tuple[int | None, bool]:
+    """The rank of the first input as the function's own code states it, and whether the code
+    states it of that input itself: the names its shape is unpacked into (``b, c, h, w =
+    x.shape``; ``b, n, _, y, h = *x.shape, self.heads``: certain), failing that the lowest rank an
+    einops pattern of the function takes (``rearrange(t, 'b p n (h d) -> ...')``: likely, since
+    the pattern may apply to a tensor computed from it).  (None, False) when the code says nothing."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
     except (OSError, TypeError, SyntaxError, IndentationError):
-        return None
+        return None, False
     node = tree.body[0] if tree.body else None
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        return None
+        return None, False
     params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
     if params and params[0] in ("self", "cls"):
         params = params[1:]
     if not params:
-        return None
+        return None, False
     first = params[0]
     shapes = {f"{first}.shape"}
 
@@ -276,8 +277,8 @@ def input_rank(func: Callable) -> int | None:
                 if rank:
                     patterns.append(rank)
     if unpacked:
-        return unpacked
-    return min(patterns) if patterns else None
+        return unpacked, True
+    return (min(patterns), False) if patterns else (None, False)
 
 
 def head_widths(module: nn.Module, width: int) -> list[int]:
@@ -357,7 +358,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         # rearranged pixels, with convolutions only deeper inside) the model's own channel count
         return [randn(b, c, image, image) for c in dict.fromkeys(c for c in (channels, hinted_channels, 3) if c)]
 
-    rank = input_rank(func) if method == "forward" else None
+    rank, certain = input_rank(func) if method == "forward" else (None, False)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
@@ -446,13 +447,15 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             candidates += images()
         elif channels is not None:
             candidates += images()
-        # hidden states of the rank the forward's own code unpacks or rearranges (mobile ViT's
-        # ``'b p n (h d)'``: patches of tokens), that rank first
-        four = [randn(b, 4, s, width) for width in widths[:3]] if not per_param and rank == 4 else []
-        if four and conv is None:
-            candidates = four + candidates
+        # hidden states of the rank the forward's own code unpacks (first) or rearranges (after
+        # the usual [batch, seq, width]; mobile ViT's ``'b p n (h d)'``: patches of tokens)
+        four = [randn(b, 4, s, width) for width in widths[:3]] if not per_param and rank == 4 and conv is None \
+            else []
+        if certain:
+            candidates, four = four + candidates, []
         for width in widths:
             candidates.append(randn(b, s, width))
+        candidates += four
         if channels is None and not image_like:
             for width in widths[:2]:
                 candidates.append(randn(b * 4, width))

@@ -282,7 +282,7 @@ def test_input_rank_from_the_forward_code():
         def forward(self, x):
             return x * 2
 
-    assert input_rank(Unpacks().forward) == 4
-    assert input_rank(StarUnpacks().forward) == 4
-    assert input_rank(Rearranges().forward) == 4  # the lowest rank a pattern takes
-    assert input_rank(SaysNothing().forward) is None
+    assert input_rank(Unpacks().forward) == (4, True)
+    assert input_rank(StarUnpacks().forward) == (4, True)
+    assert input_rank(Rearranges().forward) == (4, False)  # the lowest rank a pattern takes: likely
+    assert input_rank(SaysNothing().forward) == (None, False)
