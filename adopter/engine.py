@@ -70,15 +70,17 @@ _MATCHERS: dict[tuple[str, str], list[Matcher]] = {}
 
 
 def matchers_for(rule: Rule) -> list[Matcher]:
-    """One matcher per forward alternative (compiled once per process)."""
+    """One matcher per forward alternative and per variant of one (adopter.equivalents),
+    compiled once per process."""
     key = (rule.id, rule.path)
     matchers = _MATCHERS.get(key)
     if matchers is None:
         matchers = _MATCHERS[key] = [
             Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
                     live_intermediates=rule.live_intermediates, spellings=rule.spellings, anchor=rule.anchor,
-                    direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope)
-            for i, forward in enumerate(rule.forwards)
+                    direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope,
+                    variant=j, same_function=rule.same_function)
+            for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
         ]
     return matchers
 
@@ -88,7 +90,13 @@ def match_rule(rule: Rule, structure) -> list[Match]:
     for matcher in matchers_for(rule):
         for match in matcher.match_module(structure):
             found.setdefault(match.key, match)
-    return sorted(found.values(), key=lambda m: m.span)
+    matches = list(found.values())
+    if len(matches) > 1:
+        # One site reached by a smaller and a larger pattern of the rule (the rotation of q
+        # alone, and of q and k together) is the larger one.
+        spans = [frozenset(n.span for n in m.nodes) for m in matches]
+        matches = [m for m, own in zip(matches, spans) if not any(own < other for other in spans)]
+    return sorted(matches, key=lambda m: m.span)
 
 
 def parse(text: str, path: str) -> ast.Module:

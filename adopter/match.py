@@ -46,6 +46,7 @@ class Match:
     env: tuple[tuple[str, object], ...]
     ctors: tuple[tuple[str, Ctor], ...]
     alternative: int = 0  # which forward source pattern of the rule matched
+    variant: int = 0  # which matcher of the rule (engine.matchers_for: alternatives, then their variants)
     # Per matched node, the pattern variable it assigns (``%i`` when none): which step it is
     # when optional steps (``?``) make the nodes and the pattern differ in length.
     roles: tuple[str, ...] = ()
@@ -141,6 +142,17 @@ def computes(op: str, node: Node) -> bool:
     return node.canon == op or (op in node.maybe and op in TABLE.runtime)
 
 
+def _stored(node: Node, live) -> bool:
+    """Does ``node`` only store the live values: keyword arguments of a class constructor
+    (``CausalLMOutputWithPast(loss=loss, logits=logits)``, a record the caller reads), as a
+    tuple would hold them?"""
+    if node.kind != "call" or not node.op[:1].isalpha() or not node.op.rsplit(".", 1)[-1][:1].isupper():
+        return False
+    if node.canon or _keys(node.args) & live:
+        return False
+    return all(not (_keys((v,)) & live) or name != "**" for name, v in node.kwargs)
+
+
 def _ident(value) -> tuple:
     if isinstance(value, Ref):
         return ("k", value.key)
@@ -218,8 +230,10 @@ class Matcher:
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
                  alternative: int = 0, live_intermediates: bool = False, spellings: str = "canonical",
                  anchor: str | None = None, direct_layers: bool = False, same_source: bool = False,
-                 scope: str = "model"):
+                 scope: str = "model", variant: int = 0, same_function: bool = False):
         self.rule_id = rule_id
+        self.same_function = same_function
+        self.variant = variant
         # ``layer_typing = "direct"``: a layer is typed only by a constructor call assigned to its
         # attribute (the paper benchmark's convention), not through factories, parameters,
         # ``a if c else b`` or the members of a Sequential built elsewhere.
@@ -254,6 +268,11 @@ class Matcher:
         self.required_ops = sorted({p.op for p in forward.nodes if not p.optional and p.canonical
                                     and TABLE.words(p.op)})
         self.required_methods = sorted({p.method for p in forward.nodes if not p.optional and p.op == "method"})
+        # Keywords a step names (``vocab_size=_``) are written at the call site, unless the step
+        # is canonical (a module's constructor arguments are merged in as keywords).
+        self.required_keywords = sorted({k for p in forward.nodes if not p.optional and not p.canonical
+                                         and p.op != "table" and p.op[:1].isalpha() for k, _ in p.kwargs
+                                         if k != "**"})
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
@@ -317,6 +336,7 @@ class Matcher:
     def match_module(self, module: ModuleStructure) -> list[Match]:
         found: dict[tuple, Match] = {}
         needed = [module.call_names(op) for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
+        needed += [frozenset({k}) for k in self.required_keywords]
         for cls in module.classes.values():
             if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
                 continue
@@ -729,6 +749,8 @@ class Matcher:
 
     # -- after the forward match ------------------------------------------------
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
+        if self.same_function and len({n.func for n in state.matched}) > 1:
+            return None
         if not self.live_intermediates and not self._dead_after(flow, state):
             return None
         if self.live_intermediates and self._computed_on(flow, state):
@@ -742,6 +764,7 @@ class Matcher:
             rule_id=self.rule_id, class_name=cls.name, flow=flow.name, nodes=state.matched,
             env=tuple(sorted(state.env.items(), key=lambda kv: kv[0])), ctors=tuple(ctors),
             alternative=self.alternative,
+            variant=self.variant,
             roles=tuple(self._role(i) for i in state.steps),
         )
 
@@ -824,7 +847,7 @@ class Matcher:
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
             if reads and node.kind in ("call", "method", "op", "layer") and not (
                 node.kind == "method" and node.op in PASS_THROUGH
-            ):
+            ) and not _stored(node, live):
                 return True
             live = live - node.defs
             if reads and node.kind == "copy":  # an alias of the value (not a tuple holding it)

@@ -84,6 +84,10 @@ class Rule:
     triggers: frozenset[str] = field(default_factory=frozenset)
     forwards: tuple[Pattern, ...] = ()  # every alternative of the forward source pattern
     forward_targets: tuple[str | None, ...] = ()  # the target of each alternative (usually all the same)
+    # Other shapes of the same computations (adopter.equivalents: x / sqrt(v) for x * rsqrt(v),
+    # independent steps in another order): (index of the alternative, pattern), matched like
+    # the alternative and fixed with its target.
+    variants: tuple[tuple[int, Pattern], ...] = ()
     commutative: bool = True  # whether '+'/'*' in the forward pattern match either operand order
     only_on: tuple[str, ...] = ()  # the patched code runs only there (Liger: cuda); () = anywhere
     # ``[forward] live_intermediates = true``: the fix keeps the original code behind a guard,
@@ -126,6 +130,9 @@ class Rule:
     # ``[forward] scope = "file"``: match in every function and method of the file (also those
     # no forward reaches, and __init__), not only in the model structure ("model", the default).
     scope: str = "model"
+    # ``[forward] same_function = true``: every matched step is in one function (a helper that
+    # computes the whole thing), not spread over a helper and its caller.
+    same_function: bool = False
 
     @property
     def safe_fix(self) -> bool:
@@ -313,7 +320,8 @@ def _code_key() -> bytes:
     if _CODE_KEY is None:
         digest = hashlib.sha256()
         here = Path(__file__).parent
-        for name in ("ruleset.py", "dsl.py", "dsl_parser.py", "structure/ops.py", "structure/canon.py"):
+        for name in ("ruleset.py", "dsl.py", "dsl_parser.py", "structure/ops.py", "structure/canon.py",
+                     "equivalents.py", "match.py"):
             try:
                 digest.update((here / name).read_bytes())
             except OSError:
@@ -603,7 +611,8 @@ def _parse_rule(raw: str, spath: str) -> Rule:
             line, column = _position(raw, "", "target")
             raise RuleError(spath, line, column,
                             f"forward.target lists {len(forward_target)} targets for {len(forwards)} source patterns")
-        forward_targets = tuple(forward_target)
+        # "" : this alternative is reported only (no automatic fix for that form)
+        forward_targets = tuple(t or None for t in forward_target)
     else:
         forward_targets = (forward_target,) * len(forwards)
     init_target = need(init_table, "target", str, "init", None)
@@ -614,6 +623,18 @@ def _parse_rule(raw: str, spath: str) -> Rule:
                 _target(raw, spath, target_text, [pattern, *init])
         _flow(raw, spath, pattern, [t for t in (text, init_target) if isinstance(t, str)])
     _init_layers(raw, spath, forwards, init)
+    variants: tuple[tuple[int, Pattern], ...] = ()
+    if spellings == "canonical" and synth is None:
+        # A rule with its own synthesizer reads the pattern's steps by position: only the
+        # generic target renderer takes a variant's steps as they come.
+        from .equivalents import variants as equivalent_variants
+        from .synth.render import parse_target, template_vars
+
+        found = []
+        for index, (pattern, text) in enumerate(zip(forwards, forward_targets)):
+            keep = frozenset(template_vars(parse_target(text).rhs)) if text else frozenset()
+            found += [(index, variant) for variant in equivalent_variants(pattern, keep)]
+        variants = tuple(found)
     forward_target = forward_targets[0]
     kernel = _kernel(reader, data)
     targets = [t for t in (*forward_targets, init_target) if t is not None]
@@ -680,7 +701,9 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         references=reader.strings(data, "references", single=False),
         examples=tuple(examples),
         path=spath,
-        triggers=frozenset().union(*(_triggers([f, *init], spellings == "canonical") for f in forwards)),
+        triggers=frozenset().union(*(_triggers([f, *init], spellings == "canonical")
+                                     for f in (*forwards, *(v for _, v in variants)))),
+        variants=variants,
         forwards=forwards,
         forward_targets=forward_targets,
         commutative=need(forward, "commutative", bool, "forward", True),
@@ -696,6 +719,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         same_source=need(forward, "same_source", bool, "forward", False),
         default_targets=tuple(default) if isinstance(default, list) else (),
         scope=scope,
+        same_function=need(forward, "same_function", bool, "forward", False),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule

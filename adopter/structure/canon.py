@@ -186,6 +186,8 @@ class Table:
                     found |= set(CASTS) | {"type_as"}
                 if op.name == "torch.Tensor.masked_fill":
                     found.add("where")
+                if op.name == "canon.rotate_half":
+                    found |= {"cat", "concat", "concatenate"}
                 words = frozenset(found)
             self._words[name] = words
         return words

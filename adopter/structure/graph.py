@@ -127,6 +127,13 @@ class _Ctx:
     func: str
     params: dict[str, Value] = field(default_factory=dict)
     layer_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to a module of the canonical table built in the body
+    # (``loss_fct = CrossEntropyLoss(ignore_index=-100)``): a call through the name is a call
+    # of that module, with the constructor's arguments
+    built_alias: dict[str, ast.Call] = field(default_factory=dict)
+    # local names bound by a plain assignment (``half = x.shape[-1] // 2``, ``x1 = x[..., :half]``)
+    # and halves of a tensor (``x1, x2 = x.chunk(2, dim=-1)``): what a rotate-half reads
+    exprs: dict[str, object] = field(default_factory=dict)
     # local names bound to a same-file function (``attention_interface = eager_attention_forward``):
     # a call through the name may call that function, so it is inlined there
     func_alias: dict[str, str] = field(default_factory=dict)
@@ -469,6 +476,14 @@ class FlowBuilder:
                 common["outs"], common["defs"] = (receiver,), frozenset({receiver.key})
             node, frontier = self._new(ctx, frontier, kind="method", op=func.attr, uses=frozenset(uses), **common,
                                        **fields)
+        elif isinstance(func, ast.Name) and func.id in ctx.built_alias and func.id not in ctx.params:
+            # loss_fct = CrossEntropyLoss(...); loss_fct(a, b): a call of the built module
+            ctor = ctx.built_alias[func.id]
+            built = self.names.resolve(ctor.func)
+            as_call = ast.Call(func=ctor, args=call.args, keywords=call.keywords)
+            fields, frontier = self._canonical("built", built, as_call, common, frontier, ctx)
+            uses.add(self._key(func.id, ctx))
+            node, frontier = self._new(ctx, frontier, kind="call", op=built, uses=frozenset(uses), **common, **fields)
         elif self._built_and_called(func) is not None or (
             isinstance(func, ast.Call) and TABLE.module(self.names.resolve(func.func)) is not None
         ):
@@ -620,6 +635,12 @@ class FlowBuilder:
                 b, b_span = out, None
             view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
             return {"canon": "torch.matmul", "view": view}, frontier
+        if fqn in ("torch.cat", "torch.concat", "torch.concatenate"):
+            rotated = self._rotate_half(call, ctx)
+            if rotated is not None:
+                view = View((rotated,), (), (None,), ())
+                return {"canon": "canon.rotate_half", "view": view}, frontier
+            return None
         if fqn == "torch.permute" and len(call.args) == 2 and not common["kwargs"]:
             perm = self._ints(call.args[1], tuple_ok=True)
             if perm is not None and canonical.permutation_swaps_last_two(perm):
@@ -641,6 +662,91 @@ class FlowBuilder:
                         ((arg_spans[0], arg_spans[0]), (arg_spans[fill], arg_spans[fill])))
             return {"canon": "torch.Tensor.masked_fill", "view": view}, frontier
         return None
+
+    # -- rotate-half: cat((-x2, x1), dim=-1) of the two halves of x's last axis ----------
+    def _remember(self, targets: list, value_expr: ast.expr, ctx: _Ctx) -> None:
+        names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        for name in names:
+            ctx.exprs.pop(name, None)
+        if len(targets) != 1:
+            return
+        target = targets[0]
+        if isinstance(target, ast.Name):
+            ctx.exprs[target.id] = value_expr
+        elif isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2 \
+                and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call) \
+                and isinstance(value_expr.func, ast.Attribute) and value_expr.func.attr == "chunk" \
+                and _chunk_in_two_last(value_expr):
+            base = value_expr.func.value
+            for index, elt in enumerate(target.elts):
+                ctx.exprs[elt.id] = ("half", base, index)
+
+    def _resolved(self, expr, ctx: _Ctx, depth: int = 0):
+        while isinstance(expr, ast.Name) and expr.id in ctx.exprs and depth < 4:
+            expr = ctx.exprs[expr.id]
+            depth += 1
+        return expr
+
+    def _half(self, expr, ctx: _Ctx):
+        """(text of x, 0 or 1) when ``expr`` is the first or second half of x's last axis."""
+        expr = self._resolved(expr, ctx)
+        if isinstance(expr, tuple):
+            _, base, index = expr
+            return (self._text(base), index) if isinstance(base, ast.Name) else None
+        if not (isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name)):
+            return None
+        index = expr.slice
+        if not (isinstance(index, ast.Tuple) and len(index.elts) == 2 and isinstance(index.elts[0], ast.Constant)
+                and index.elts[0].value is Ellipsis and isinstance(index.elts[1], ast.Slice)):
+            return None
+        part = index.elts[1]
+        if part.step is not None:
+            return None
+        base = expr.value.id
+        if part.lower is None and part.upper is not None and self._is_half_of(part.upper, base, ctx):
+            return base, 0
+        if part.upper is None and part.lower is not None and self._is_half_of(part.lower, base, ctx):
+            return base, 1
+        return None
+
+    def _is_half_of(self, expr, base: str, ctx: _Ctx) -> bool:
+        """``x.shape[-1] // 2`` or ``x.size(-1) // 2`` (also through a local name)."""
+        expr = self._resolved(expr, ctx)
+        if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.FloorDiv)
+                and isinstance(expr.right, ast.Constant) and expr.right.value == 2):
+            return False
+        size = expr.left
+        if isinstance(size, ast.Subscript) and isinstance(size.value, ast.Attribute) and size.value.attr == "shape":
+            owner, last = size.value.value, size.slice
+        elif isinstance(size, ast.Call) and isinstance(size.func, ast.Attribute) and size.func.attr == "size" \
+                and len(size.args) == 1 and not size.keywords:
+            owner, last = size.func.value, size.args[0]
+        else:
+            return False
+        minus_one = isinstance(last, ast.UnaryOp) and isinstance(last.op, ast.USub) \
+            and isinstance(last.operand, ast.Constant) and last.operand.value == 1
+        return minus_one and isinstance(owner, ast.Name) and owner.id == base
+
+    def _rotate_half(self, call: ast.Call, ctx: _Ctx):
+        """The value x when ``call`` is ``torch.cat((-x2, x1), dim=-1)`` with x1, x2 the first
+        and second halves of x's last axis (the rotate-half of rotary embeddings)."""
+        dims = [kw.value for kw in call.keywords if kw.arg == "dim"] + list(call.args[1:2])
+        if len(call.args) < 1 or len(dims) != 1 or len(call.keywords) > (1 if len(call.args) == 1 else 0):
+            return None
+        dim = dims[0]
+        if not (isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant)
+                and dim.operand.value == 1):
+            return None
+        parts = call.args[0]
+        if not (isinstance(parts, (ast.Tuple, ast.List)) and len(parts.elts) == 2):
+            return None
+        negated, other = parts.elts
+        if not (isinstance(negated, ast.UnaryOp) and isinstance(negated.op, ast.USub)):
+            return None
+        second, first = self._half(negated.operand, ctx), self._half(other, ctx)
+        if second is None or first is None or second != (first[0], 1) or first[1] != 0:
+            return None
+        return self._name_value(first[0], ctx)
 
     @staticmethod
     def _last_two(value: Value, value_span) -> dict:
@@ -932,6 +1038,13 @@ class FlowBuilder:
                          and n.id not in ctx.params}
             if len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
+        self._remember(targets, value_expr, ctx)
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            name = targets[0].id
+            if isinstance(value_expr, ast.Call) and TABLE.module(self.names.resolve(value_expr.func)) is not None:
+                ctx.built_alias[name] = value_expr
+            else:
+                ctx.built_alias.pop(name, None)
         # Layer aliases: drop = self.dropout
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             layer = self._layer_of(value_expr, ctx) if isinstance(value_expr, (ast.Attribute, ast.Subscript)) else None
@@ -1103,3 +1216,13 @@ def walk(node: ast.AST):
         node = stack.pop()
         yield node
         stack.extend(children(node))
+
+
+def _chunk_in_two_last(call: ast.Call) -> bool:
+    """``x.chunk(2, dim=-1)`` / ``x.chunk(2, -1)``."""
+    args = list(call.args) + [kw.value for kw in call.keywords if kw.arg == "dim"]
+    if len(args) != 2 or any(kw.arg not in ("dim",) for kw in call.keywords):
+        return False
+    count, dim = args
+    return isinstance(count, ast.Constant) and count.value == 2 and isinstance(dim, ast.UnaryOp) \
+        and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1

@@ -64,6 +64,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 words.add(node.attr)
             elif isinstance(node, ast.Name):
                 words.add(node.id)
+            elif isinstance(node, ast.keyword) and node.arg:
+                words.add(node.arg)
         return frozenset(words)
     code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
     return frozenset(_WORD.findall(code))

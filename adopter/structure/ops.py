@@ -114,10 +114,41 @@ OPS: dict[str, dict] = {
         "signature": ["input", "exponent"],
         "inputs": 2,  # x ** 2 and x.pow(2) alike: the exponent stays positional
     },
+    "torch.square": {
+        "functions": ["torch.Tensor.square"],
+        "methods": ["square"],
+        "signature": ["input"],
+        # x ** 2 as another operation: see EQUIVALENT_STEPS
+    },
+    "torch.sqrt": {
+        "functions": ["torch.Tensor.sqrt"],
+        "methods": ["sqrt"],
+        "signature": ["input"],
+    },
     "torch.rsqrt": {
         "functions": ["torch.Tensor.rsqrt"],
         "methods": ["rsqrt"],
         "signature": ["input"],
+    },
+    "canon.rotate_half": {
+        # torch.cat((-x2, x1), dim=-1) where x1, x2 are the first and second halves of x's last
+        # axis (slices at x.shape[-1] // 2, or x.chunk(2, dim=-1)): the rotate-half of rotary
+        # position embeddings, wherever it is written (see graph._rotate_half). No function
+        # computes it; the name is the table's own.
+        "signature": ["input"],
+    },
+    "torch.nn.functional.cross_entropy": {
+        "modules": {"torch.nn.CrossEntropyLoss": ["weight", "size_average", "ignore_index", "reduce", "reduction",
+                                                  "label_smoothing"]},
+        "signature": ["input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction",
+                      "label_smoothing"],
+        "inputs": 2,
+    },
+    "torch.chunk": {
+        "functions": ["torch.Tensor.chunk"],
+        "methods": ["chunk"],
+        "signature": ["input", "chunks", "dim"],
+        "dims": ["dim"],
     },
     "torch.Tensor.masked_fill": {
         "functions": ["torch.masked_fill"],
@@ -171,6 +202,20 @@ OPS: dict[str, dict] = {
         "runtime": True,
     },
 }
+
+# Computations written with other operations (or another number of steps): each entry is a
+# canonical fragment in the rule language and the fragments that compute the same values.  A
+# rule's pattern containing one fragment also matches code written as any other
+# (adopter.equivalents; values the fragment computes before its last step must not be read
+# elsewhere in the pattern, since the other spelling does not compute them).
+EQUIVALENT_STEPS: list[tuple[str, list[str]]] = [
+    # the square: x ** 2, x.pow(2), torch.square(x), x.square(), x * x
+    ("$y = torch.pow($x, 2)", ["$y = torch.square($x)", "$y = $x * $x"]),
+    # the reciprocal square root: rsqrt(v), 1 / sqrt(v)
+    ("$y = torch.rsqrt($v)", ["$y = 1 / torch.sqrt($v)"]),
+    # scaling by a reciprocal square root: x * rsqrt(v) is x / sqrt(v)
+    ("$r = torch.rsqrt($v)\n$y = $x * $r", ["$r = torch.sqrt($v)\n$y = $x / $r"]),
+]
 
 # Tensor methods that convert to a fixed dtype: x.float() is x.to(dtype=torch.float32).
 CASTS: dict[str, str] = {

@@ -205,13 +205,19 @@ class Planner:
         # The match records the alternative that matched; try it first.
         # The patterns as the matcher read them (canonical steps), so that arguments are read
         # in the form they were bound in.
-        forwards = [matcher.forward for matcher in matchers_for(rule)] or [rule.forward]
-        targets = rule.forward_targets or (rule.forward_target,) * len(forwards)
-        order = sorted(range(len(forwards)), key=lambda i: i != match.alternative)
-        alternatives = [(forwards[i].nodes, targets[i]) for i in order if len(forwards[i].nodes) == len(nodes)]
+        # Variants of an alternative (adopter.equivalents) render the alternative's target.
+        matchers = matchers_for(rule)
+        forwards = [matcher.forward for matcher in matchers] or [rule.forward]
+        targets = rule.forward_targets or (rule.forward_target,)
+        owners = [matcher.alternative for matcher in matchers] or [0]
+        order = sorted(range(len(forwards)), key=lambda i: (i != match.variant, owners[i] != match.alternative))
+        alternatives = [(forwards[i].nodes, targets[owners[i]]) for i in order
+                        if len(forwards[i].nodes) == len(nodes)]
         error: Skip | None = None
         for pattern, target_text in alternatives:
             if target_text is None:
+                error = error or Skip("this form is reported only (the rule has no automatic fix for it); "
+                                      "rewrite it by hand")
                 continue
             trial_edits, trial_regions = Edits(), []
             try:
@@ -256,10 +262,17 @@ class Planner:
         if last_expr is None:
             raise Skip(f"the operation at line {last.span[0]} could not be located")
 
+        # A statement whose values the target reads by name stays as it is (``x1, x2 =
+        # self.w12(x).chunk(2, dim=-1)`` before ``liger_swiglu(x1, x2, self.act)``), with the
+        # matched operations inside it.
+        reads = set(template_vars(target.rhs))
+        kept = {infos[i].index for i in fused[:-1]
+                if pattern[i].outs and all(isinstance(o, Var) and o.name in reads for o in pattern[i].outs)
+                and not contains(last.span, nodes[i].span)}
         deleted: dict[int, StmtInfo] = {}
         for i in fused:
             info = infos[i]
-            if contains(last.span, nodes[i].span):
+            if contains(last.span, nodes[i].span) or info.index in kept:
                 continue
             if info.index == last_info.index:
                 raise Skip(f"the statement at line {info.stmt.lineno} computes more than the fused operations")
@@ -391,7 +404,11 @@ class Planner:
         here = {n.span for n, i in zip(nodes, infos) if i is info or i.stmt is stmt}
         line = stmt.lineno
         if isinstance(stmt, ast.Assign):
-            if len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+            # a plain name, or a tuple of them (``x1, x2 = h.chunk(2, dim=-1)``: each is checked
+            # to be consumed by the fused code before the statement goes)
+            if len(stmt.targets) != 1 or not (isinstance(stmt.targets[0], ast.Name) or (
+                    isinstance(stmt.targets[0], (ast.Tuple, ast.List))
+                    and all(isinstance(e, ast.Name) for e in stmt.targets[0].elts))):
                 raise Skip(f"the statement at line {line} assigns more than a plain name")
             value = stmt.value
         elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None and isinstance(stmt.target, ast.Name):
@@ -438,6 +455,10 @@ class Planner:
                             return self.index.segment(value_span), value_span, i
                     raise Skip(f"keyword {name}= of ${var} could not be located")
             if any(o == Var(var) for o in pnode.outs):
+                if isinstance(bound, Ref) and not bound.key.startswith("%") and bound.text.isidentifier() \
+                        and bound.key == bound.text and all(isinstance(o, Var) for o in pnode.outs):
+                    # a name the code assigns: its statement stays (see ``kept``), the target reads it
+                    return bound.text, None, i
                 raise Skip(f"the target needs ${var}, an intermediate value the fused code no longer computes")
         if isinstance(bound, Const):
             return repr(bound.value), None, -1

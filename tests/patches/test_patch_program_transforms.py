@@ -69,6 +69,9 @@ BUILD = {
     ("ADP012", "Classifier"): ((4, 2), lambda: (_r(3, 4),)),
     ("ADP012", "Net"): ((), lambda: (_r(3, 8),)),
     ("ADP013", "MLP"): ((_cfg(hidden_size=8, intermediate_size=16, hidden_act="silu"),), lambda: (_r(2, 5, 8),)),
+    ("ADP013", 2, "MLP"): ((8, 16), lambda: (_r(2, 5, 8),)),
+    ("ADP013", "SwiGLU"): ((8, 16), lambda: (_r(2, 5, 8),)),
+    ("ADP013", "PackedSwiGLU"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP014", "Attention"): ((), lambda: (_r(1, 2, 5, 4), _r(1, 2, 5, 4), _r(1, 1, 5, 4), _r(1, 1, 5, 4))),
 }
 
