@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -68,6 +67,8 @@ def unknown_key_message(key: str, known=KEYS) -> str:
 
 @lru_cache(maxsize=256)
 def _load(pyproject: Path) -> Config | None:
+    import tomllib  # here: most folders have no pyproject.toml to read
+
     from .source import SourceError, read_regular
 
     try:

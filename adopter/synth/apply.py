@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from .imports import add_imports, remove_imports, unused_by_patch
+from ..structure.graph import walk
+from .imports import _uses, add_imports, remove_imports, unused_names, uses_after
 from .layout import Refit, code, fit_if, fit_line, lay_out_call
 from .plan import Edits, Straddle, Wrap
 from .style import Style
@@ -210,6 +211,29 @@ def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None,
     (never in an ``__init__.py``: ``path`` tells) and the new ones added where isort puts them;
     only the module's head, up to its last import, goes through LibCST for that.
     """
+    return rewrite(text, tree, edits, style, path).text
+
+
+@dataclass
+class Rewritten:
+    """What :func:`rewrite` made: the new text, its ``ast`` tree when one was parsed on the
+    way (None: not parsed), and its name-use counts (:func:`.imports._uses`)."""
+
+    text: str
+    tree: ast.Module | None
+    uses: dict[str, int]
+
+
+def rewrite(text: str, tree, edits: list[Edits], style: Style | None = None, path: str = "",
+            uses: dict[str, int] | None = None) -> Rewritten:
+    """:func:`apply_edits`, with what the caller can reuse; ``uses``: ``text``'s use counts,
+    when known (the previous round's :attr:`Rewritten.uses`).
+
+    The unused-import check needs the new module's use counts; they add up per statement,
+    so they come from the old counts and the edited chunks alone (parsed small), not from a
+    parse and walk of the whole new module.  Where every chunk lies below the module's head
+    (the docstring and imports before the first function or class), the old tree still
+    describes the new text's head and top-level imports, and serves the import edits."""
     style = style or Style()
     lines = text.split("\n")
     bodies: dict = {}
@@ -228,11 +252,13 @@ def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None,
             merged[-1][2].extend(groups[(start, end)])
         else:
             merged.append([start, end, list(groups[(start, end)])])
+    replaced: list[tuple[int, str, str]] = []  # (first line, old chunk, new chunk), headers included
     for start, end, pieces in reversed(merged):
         header, (start, end) = _chunk_header(lines, start, end, _narrow(start, end, pieces, bodies.get((start, end))))
         chunk = header + "\n".join(lines[start - 1:end]) + "\n"
         offset = start - 1 - header.count("\n")
         new_chunk = _apply_chunk(chunk, [_shift_edits(piece, offset) for piece in pieces], style)
+        replaced.append((start, chunk, new_chunk))
         if header:
             if not new_chunk.startswith(header):
                 raise ApplyError("the edited function lost its place")
@@ -241,14 +267,47 @@ def apply_edits(text: str, tree, edits: list[Edits], style: Style | None = None,
             new_chunk = new_chunk[:-1]
         lines[start - 1:end] = new_chunk.split("\n")
     new_text = "\n".join(lines)
-    new_tree = ast.parse(new_text)
-    unused = unused_by_patch(tree, new_tree, path)
-    if unused:
-        new_text = remove_imports(new_text, new_tree, unused)
+    if uses is None:
+        uses = _uses(tree)
+    new_uses, below_head = _chunk_uses(uses, replaced, tree)
+    if new_uses is None or not below_head:
         new_tree = ast.parse(new_text)
+        if new_uses is None:
+            new_uses = _uses(new_tree)
+    else:
+        new_tree = None  # the old tree's head and top-level imports are the new text's
+    head_tree = new_tree if new_tree is not None else tree
+    unused = unused_names(uses, new_uses, head_tree, path)
+    if unused:
+        new_text = remove_imports(new_text, head_tree, unused)
+        head_tree = new_tree = ast.parse(new_text)
     if imports:
-        new_text = add_imports(new_text, new_tree, imports, style)
-    return new_text
+        added = add_imports(new_text, head_tree, imports, style)
+        if added != new_text:
+            new_text, new_tree = added, None
+    return Rewritten(new_text, new_tree, new_uses)
+
+
+def _chunk_uses(uses: dict[str, int], replaced: list[tuple[int, str, str]], tree) -> tuple[dict | None, bool]:
+    """The new module's use counts from the old ones and the replaced chunks (None where a
+    chunk does not parse on its own), and whether every chunk lies below the module's head
+    and adds no import statement (then the old tree's head is the new text's)."""
+    removed: dict[str, int] = {}
+    added: dict[str, int] = {}
+    below = True
+    first = next((_span(stmt)[0] for stmt in tree.body
+                  if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))), None)
+    for start, old, new in replaced:
+        try:
+            old_tree, new_tree = ast.parse(old), ast.parse(new)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return None, False
+        for counts, part in ((removed, old_tree), (added, new_tree)):
+            for name, count in _uses(part).items():
+                counts[name] = counts.get(name, 0) + count
+        if first is None or start <= first or any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in walk(new_tree)):
+            below = False
+    return uses_after(uses, removed, added), below
 
 
 @dataclass(frozen=True)
@@ -261,6 +320,10 @@ class _Place:
     depth: str
     block: int
     limit: int | None
+
+
+def _holds(outer: tuple, inner: tuple) -> bool:
+    return (outer[0], outer[1]) <= (inner[0], inner[1]) and (inner[2], inner[3]) <= (outer[2], outer[3])
 
 
 def _places(lines: list[str], spans: dict, statements: list, style: Style) -> dict:
@@ -348,13 +411,22 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
             raise ApplyError("the statements to guard could not be located")
         wrap_nodes[id(first)] = (wrap, id(last))
 
+    # Only the nodes holding an edit need visiting: the transformer leaves every other node
+    # as it is, and LibCST's visit of each untouched node cost most of the chunk's time.
+    targets = [*expr, *delete, *replace, *((p[0], p[1], p[0], p[1]) for p in starts_wanted)]
+    holding = {id(node) for node, position in positions.items()
+               if any(_holds(_range(position), key) for key in targets)}
     places = _places(text.split("\n"), spans, statements, style)
     for wrap in wraps:
         places[id(by_start[wrap.first])] = _Place("", "", "", wrap.first[1], style.line_length)
-    transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes,
-                               places=places, style=style, unit=module.default_indent,
-                               callees={i for i in callees if i in expr_nodes})
-    new_module = wrapper.module.visit(transformer)
+    wanted = set(expr_nodes) | small_delete | set(small_replace)
+    for visit in (holding, None):  # None: every node, should a span not hold its edit's nodes
+        transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes,
+                                   places=places, style=style, unit=module.default_indent,
+                                   callees={i for i in callees if i in expr_nodes}, holding=visit)
+        new_module = wrapper.module.visit(transformer)
+        if transformer.done == wanted and not transformer.pending_moves and not transformer.pending_wraps:
+            break
     if transformer.pending_moves or transformer.pending_wraps:
         raise ApplyError("statements to move could not be located")
     return new_module.code
@@ -407,8 +479,12 @@ def _without_blank_lines(stmt):
 
 class _Transformer(cst.CSTTransformer):
     def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None, places=None,
-                 style: Style | None = None, unit: str = "    ", callees=None):
+                 style: Style | None = None, unit: str = "    ", callees=None, holding=None):
         super().__init__()
+        # ids of the nodes whose span holds an edit (None: visit everything); the others are
+        # not descended into, since nothing below them changes.
+        self.holding = holding
+        self.done: set[int] = set()  # ids of the edited nodes reached
         # A replaced callee (``nn.Conv2d`` -> ``kernel(nn.Conv2d)``) is not laid out itself:
         # its statement is, when too long, at the call's own brackets as Black would.
         self.callees: set[int] = callees or set()
@@ -431,11 +507,15 @@ class _Transformer(cst.CSTTransformer):
     def on_visit(self, node) -> bool:
         if isinstance(node, (cst.SimpleStatementLine, cst.BaseCompoundStatement)):
             self.statements.append(node)
+        if self.holding is not None and id(node) not in self.holding and not isinstance(node, cst.Module):
+            super().on_visit(node)
+            return False
         return super().on_visit(node)
 
     def on_leave(self, original_node, updated_node):
         new_text = self.expr_nodes.get(id(original_node))
         if new_text is not None:
+            self.done.add(id(original_node))
             replacement = cst.parse_expression(new_text)
             if getattr(updated_node, "lpar", None):
                 replacement = replacement.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
@@ -468,6 +548,8 @@ class _Transformer(cst.CSTTransformer):
             return updated_node
         body = []
         for original, updated in zip(original_node.body, updated_node.body):
+            if id(original) in self.small_delete or id(original) in self.small_replace:
+                self.done.add(id(original))
             if id(original) in self.small_delete:
                 continue
             if id(original) in self.small_replace:

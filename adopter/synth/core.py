@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..engine import AnalysisError, Finding, analyze, fixable
 from ..match import Match
 from ..ruleset import Rule
-from .apply import apply_edits
+from .apply import rewrite
 from .plan import Plan, Planner, Skip
 from .render import RenderError
 from .style import style_for
@@ -100,6 +100,7 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
     active = list(rules)
     cached = None
     parsed = None  # (text, its ast): the last rewrite's parse check, reused by its analysis
+    uses = None  # (text, its name-use counts): carried from one rewrite to the next
     style = style_for(path)
     for round_no in range(MAX_ROUNDS + 1):
         try:
@@ -127,8 +128,11 @@ def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None
         groups = _select(plans, order, single)
         chosen = [g[0] for g in groups]
         try:
-            new = apply_edits(current, analysis.tree, [p.edits for p in chosen], style, path)
-            parsed = (new, ast.parse(new))
+            done = rewrite(current, analysis.tree, [p.edits for p in chosen], style, path,
+                           uses[1] if uses is not None and uses[0] is current else None)
+            new = done.text
+            parsed = (new, done.tree if done.tree is not None else ast.parse(new))
+            uses = (new, done.uses)
         except Exception as exc:  # noqa: BLE001 - a rewrite that fails is dropped, never a crash
             if len(chosen) > 1:
                 single = True

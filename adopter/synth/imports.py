@@ -42,6 +42,7 @@ from collections.abc import Iterable
 
 import libcst as cst
 
+from ..structure.graph import walk
 from .style import Style
 
 FUTURE, STDLIB, THIRD_PARTY, FIRST_PARTY, LOCAL = range(5)
@@ -422,28 +423,54 @@ def _bindings(tree: ast.Module) -> dict[str, list[tuple[ast.stmt, ast.alias]]]:
     return out
 
 
-def _uses(tree: ast.Module) -> dict[str, int]:
-    """How often each name is read, in code, in ``__all__`` and in string annotations."""
+def _uses(tree: ast.AST) -> dict[str, int]:
+    """How often each name is read, in code, in ``__all__`` and in string annotations.
+
+    Counts add up over statements, so the counts of a rewritten module are the old ones less
+    those of the replaced statements plus those of their replacement (:func:`uses_after`).
+    The walk skips the context and operator singletons (:func:`~adopter.structure.graph.walk`):
+    ``ast.walk`` of a whole module per round cost more than the edit itself."""
     counts: dict[str, int] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
-            counts[node.id] = counts.get(node.id, 0) + 1
-        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
-            for sub in ast.walk(node.value):
-                if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
-                    counts[sub.value] = counts.get(sub.value, 0) + 1
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.isidentifier():
+    for node in walk(tree):
+        kind = type(node)
+        if kind is ast.Name:
+            if not isinstance(node.ctx, ast.Store):
+                counts[node.id] = counts.get(node.id, 0) + 1
+        elif kind is ast.Assign:
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+                for sub in walk(node.value):
+                    if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                        counts[sub.value] = counts.get(sub.value, 0) + 1
+        elif kind is ast.Constant:
             # A forward reference ("Tensor") may be an annotation: count it as a use.
-            counts[node.value] = counts.get(node.value, 0) + 1
+            if isinstance(node.value, str) and node.value.isidentifier():
+                counts[node.value] = counts.get(node.value, 0) + 1
     return counts
+
+
+def uses_after(uses: dict[str, int], removed: dict[str, int], added: dict[str, int]) -> dict[str, int]:
+    """``uses`` of a module after statements counting ``removed`` were replaced by statements
+    counting ``added``."""
+    out = dict(uses)
+    for name, count in removed.items():
+        out[name] = out.get(name, 0) - count
+    for name, count in added.items():
+        out[name] = out.get(name, 0) + count
+    return {name: count for name, count in out.items() if count}
 
 
 def unused_by_patch(old_tree: ast.Module, new_tree: ast.Module, path: str) -> set[tuple[str, str, str | None]]:
     """The imports (kind, dotted name, alias) of the new module's top-level import lines that
     the old module read and the new one no longer does."""
+    return unused_names(_uses(old_tree), _uses(new_tree), new_tree, path)
+
+
+def unused_names(old_uses: dict[str, int], new_uses: dict[str, int], new_tree: ast.Module,
+                 path: str) -> set[tuple[str, str, str | None]]:
+    """:func:`unused_by_patch` from the two modules' use counts (:func:`_uses`); ``new_tree``
+    only needs the new module's top-level import statements."""
     if path.replace("\\", "/").rsplit("/", 1)[-1] == "__init__.py":
         return set()
-    old_uses, new_uses = _uses(old_tree), _uses(new_tree)
     found: set = set()
     for bound, holders in _bindings(new_tree).items():
         if len(holders) != 1 or old_uses.get(bound, 0) == 0 or new_uses.get(bound, 0):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-from ..structure.graph import segment
+from ..structure.graph import segment, walk
 
 Span = tuple[int, int, int, int]
 # The fields that hold statement lists (``handlers`` and ``cases`` hold the except clauses
@@ -121,7 +121,7 @@ class SourceIndex:
         """Every name the module binds or reads anywhere (for collision-free new names)."""
         if self._identifiers is None:
             names: set[str] = set()
-            for node in ast.walk(self.tree):
+            for node in walk(self.tree):  # every node but the ctx/op singletons: ast.walk's set, faster
                 if isinstance(node, ast.Name):
                     names.add(node.id)
                 elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
