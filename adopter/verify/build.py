@@ -101,6 +101,9 @@ class Call:
     kwargs: dict = field(default_factory=dict)
 
     method: str = "forward"  # another method when the patch sits outside forward (``generate``)
+    # some tensor is a shape guess only (a [seq, head width] table for a ``cos``/``table`` argument):
+    # the inputs the model of the file passes are preferred when there is one
+    guessed: bool = False
 
     def clone(self, device: torch.device | None = None, grad: bool = False) -> "Call":
         return Call(_clone_value(self.args, device, grad), _clone_value(self.kwargs, device, grad), self.method)
@@ -635,6 +638,10 @@ class Builder:
                 needs = needs or call[1]
                 first_error = first_error or call[0]
                 continue
+            if call.guessed:
+                captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
+                if captured is not None:
+                    return captured
             _seed()
             try:
                 with patched_context():

@@ -405,8 +405,41 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
             return [guess]
     values = guess_value(name, annotation, sizes)
     if not values:
+        # what the parameters it is handed to call it: ``proj_kernel`` passed as ``kernel_size=``
+        for alias in handed_names(reads, module):
+            values = guess_value(alias, annotation, sizes)
+            if values:
+                break
+    if not values and reads.max_index >= 0 and not reads.attrs and reads.called < 0:
+        # indexed with constants and nothing else (``window_size[0]``, ``window_size[1]``): a
+        # tuple of small sizes, one per axis
+        length = reads.max_index + 1
+        values = [(2,) * length, (4,) * length]
+    if not values:
         raise NeedsFactory(f"cannot infer argument `{name}`")
     return values
+
+
+def handed_names(reads: facts.Reads, module: ModuleType) -> list[str]:
+    """The names of the parameters a value is handed to: keywords as written, positions resolved
+    through the callee's signature (``nn.Conv2d(d, d, k)`` -> ``kernel_size``)."""
+    out: list[str] = []
+    for callee, where in reads.handed_as:
+        name: str | None = where if isinstance(where, str) else None
+        if name is None and callee:
+            target: Any = module
+            try:
+                for part in callee.split("."):
+                    target = getattr(target, part)
+                params = [p for p in inspect.signature(target).parameters.values()
+                          if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            except (AttributeError, TypeError, ValueError):
+                continue
+            if isinstance(where, int) and where < len(params):
+                name = params[where].name
+        if name and name not in out:
+            out.append(name)
+    return out
 
 
 def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[str, Any]) -> Iterator[Recipe]:

@@ -18,7 +18,9 @@ classes of the file that contain a patched class.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
+import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -207,6 +209,7 @@ class _Checker:
         self.path = path
         self.patched_text = patched_text
         self.ran: set[int] = set()  # lines of the patched file the last check executed
+        self.given: set[str] = set()  # the forward arguments the last check passed (not None)
         self.original = original
         self.patched = patched
         self.patched_file = patched_file
@@ -255,6 +258,7 @@ class _Checker:
         except Exception as exc:  # the original failing here means our inputs are wrong
             return {}, f"the original {class_name} failed on the chosen inputs: {type(exc).__name__}: {exc}"
         verdicts: dict[Site, Verdict] = {}
+        self.given = _given_names(pair.original, pair.call)
         inputs = pair.call.describe()
         details = {"built": pair.how, "inputs": inputs}
         if variant.label():
@@ -430,13 +434,22 @@ def _owner_label(class_name: str) -> str:
     return class_name.split(":", 1)[1] if class_name.startswith("function:") else class_name
 
 
-def _unreached_reason(checker: _Checker, class_name: str, site: Site, ran: set[int], tried: list[str]) -> str:
+def _unreached_reason(checker: _Checker, class_name: str, site: Site, ran: set[int], tried: list[str],
+                      refused: list[tuple[str, str]] = ()) -> str:
     """Why the edited lines never ran, naming the branch that stayed unexercised."""
     owner = _owner_label(class_name)
     span = _span_text(site.edited)
     shown = "; ".join(tried[:3]) + (f"; +{len(tried) - 3} more" if len(tried) > 3 else "")
     what = f"tried {len(tried)} build variant(s): {shown}" if tried else "no build variant ran"
     guard = branches.unexercised(branches.guards(checker.patched_text, site.edited), ran)
+    broken = _original_raises(refused)
+    if guard is not None and broken is not None:
+        # the variant that takes the branch builds, but the original code raises there for every
+        # input: the branch cannot run as written, and the user must know that, not guess a factory
+        label, error = broken
+        return (f"the edited lines {span} never ran: the branch {guard.describe()} (line {guard.line}) stayed "
+                f"unexercised ({what}); the build {label} raised in the original {owner} for every input tried "
+                f"({error}): the original code must run on that branch before its patch can be verified")
     if guard is not None:
         return (f"the edited lines {span} never ran: the branch {guard.describe()} (line {guard.line}) stayed "
                 f"unexercised ({what}); name a factory in [tool.adopter.verify] factories for {owner} whose "
@@ -448,6 +461,17 @@ def _unreached_reason(checker: _Checker, class_name: str, site: Site, ran: set[i
                 f"factories for {owner} whose inputs reach them")
     return (f"the edited lines {span} never ran ({what}); name a factory in [tool.adopter.verify] factories for "
             f"{owner} whose inputs reach them")
+
+
+def _original_raises(refused) -> tuple[str, str] | None:
+    """The first build variant that built the original but found no inputs it runs on."""
+    marker = "no inputs it accepts: "
+    for label, reason in refused:
+        if marker in reason:
+            detail = reason.split(marker, 1)[1]
+            error = detail.split(" raised ", 1)[1] if " raised " in detail else detail
+            return label, error[:160]
+    return None
 
 
 def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict[Site, Verdict]:
@@ -468,6 +492,8 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
             found_guards += branches.guards(checker.patched_text,
                                             branches.call_lines(checker.patched_text, class_name, helper))
     tried: list[str] = []
+    refused: list[tuple[str, str]] = []  # variants that could not be built or run, and why
+    given: dict[Site, set[str]] = {}  # the forward arguments each verdict's check passed
     soft: dict[Site, Verdict] = {}
     ran: set[int] = set()
     for entry in entries:
@@ -486,6 +512,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                     for site in pending:
                         out[site] = Verdict(SKIP, skip_reason)
                     return out
+                refused.append((variant.label() or "the default build", skip_reason))
                 continue
             ran |= checker.ran
             tried.append(variant.label() or "the default build")
@@ -494,6 +521,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                     soft.setdefault(site, verdict)
                     continue
                 out[site] = verdict
+                given[site] = set(checker.given)
             pending = [s for s in pending if s not in out]
             if not pending:
                 break
@@ -503,8 +531,89 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         if site in soft:
             out[site] = soft[site]
         else:
-            out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried))
+            out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried, refused))
+    _check_other_sides(checker, class_name, out, given)
     return out
+
+
+def _given_names(module, call) -> set[str]:
+    """The parameters of the called method that the call passes a value other than None."""
+    try:
+        bound = inspect.signature(getattr(module, call.method)).bind_partial(*call.args, **call.kwargs)
+    except (TypeError, ValueError, AttributeError):
+        return set(call.kwargs)
+    return {name for name, value in bound.arguments.items() if value is not None}
+
+
+def _optional_tests(text: str, lines: set[int], optional: set[str]) -> set[str]:
+    """Optional forward arguments that the edited code tests for None (``mask if mask is not None
+    else bias``, ``if mask is not None:`` around an edited line): a patch must compute the same on
+    both sides of such a test."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.IfExp, ast.If)):
+            # a test the patch wrote (an ``if`` around lines it left alone decides only which
+            # finding runs, and each finding is reached on its own side)
+            inside = node.test.lineno in lines
+        else:
+            continue
+        test = node.test
+        if inside and isinstance(test, ast.Compare) and len(test.ops) == 1 and \
+                isinstance(test.ops[0], (ast.Is, ast.IsNot)) and isinstance(test.left, ast.Name) and \
+                isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None and \
+                test.left.id in optional:
+            found.add(test.left.id)
+    return found
+
+
+def _check_other_sides(checker: _Checker, class_name: str, out: dict, given: dict) -> None:
+    """A passing patch whose edited code tests an optional argument for None is checked again
+    with that argument on its other side (a mask given when it passed without one, and the
+    reverse): a difference there is a ``fail``; a side no input reaches is said in the reason."""
+    if class_name.startswith("function:"):
+        return
+    try:
+        cls = checker.builder.class_of(checker.original, class_name)
+        params = list(inspect.signature(cls.forward).parameters.values())[1:]
+    except (Skip, TypeError, ValueError, AttributeError):
+        return
+    optional = {p.name for p in params if p.default is None}
+    for site, verdict in list(out.items()):
+        if verdict.verdict != PASS or verdict.variant is None or verdict.variant.method != "forward":
+            continue
+        for name in sorted(_optional_tests(checker.patched_text, site.edited, optional)):
+            base = verdict.variant
+            was_given = name in given.get(site, set())
+            if was_given:
+                other = dataclasses.replace(base, give=tuple(g for g in base.give if g != name),
+                                            forward=tuple(f for f in base.forward if f[0] != name) + ((name, None),))
+                side = f"{name}=None"
+            else:
+                other = dataclasses.replace(base, give=tuple(dict.fromkeys((*base.give, name))),
+                                            forward=tuple(f for f in base.forward if f[0] != name))
+                side = f"{name} given"
+            options = checker.options
+            checker.options = dataclasses.replace(options, benchmark=False)  # timed once, on the first side
+            try:
+                verdicts, skip_reason = checker.check(class_name, [site], other)
+            finally:
+                checker.options = options
+            again = verdicts.get(site)
+            if again is not None and again.verdict == FAIL:
+                out[site] = Verdict(FAIL, f"with {side}: {again.reason}", again.max_abs_diff,
+                                    details=again.details, variant=other)
+                break
+            if again is not None and again.verdict == PASS:
+                note = f"also with {side} (max abs diff {again.max_abs_diff:.2g})"
+            else:
+                why = skip_reason or (again.reason if again is not None else "the patched lines did not run")
+                note = f"not checked with {side}: {why[:140]}"
+            verdict = dataclasses.replace(verdict, reason=f"{verdict.reason}; {note}")
+            out[site] = verdict
 
 
 # ----------------------------------------------------------------------------- combined targets

@@ -29,6 +29,10 @@ class Reads:
     max_index: int = -1  # highest constant index read
     iterated: bool = False
     truth: bool = False  # used as a condition
+    # where the value is handed on as an argument: (callee as written, position or keyword),
+    # ``nn.Conv2d(d, d, kernel_size=k)`` -> ("nn.Conv2d", "kernel_size"): the callee's parameter
+    # says what the value means when its own name does not
+    handed_as: list[tuple[str, object]] = field(default_factory=list)
 
     def child(self, name: str) -> "Reads":
         return self.attrs.setdefault(name, Reads())
@@ -42,6 +46,9 @@ class Reads:
         self.max_index = max(self.max_index, other.max_index)
         self.iterated |= other.iterated
         self.truth |= other.truth
+        for item in other.handed_as:
+            if item not in self.handed_as:
+                self.handed_as.append(item)
 
     @property
     def used_as_object(self) -> bool:
@@ -81,6 +88,17 @@ def _chain(node: ast.AST) -> tuple[str | None, list[tuple[str, object]]]:
     if isinstance(node, ast.Name):
         return node.id, list(reversed(steps))
     return None, []
+
+
+def _dotted(node: ast.AST) -> str | None:
+    """``nn.Conv2d`` -> "nn.Conv2d"; None for anything but a (dotted) name."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return None
 
 
 class _Collector(ast.NodeVisitor):
@@ -159,12 +177,18 @@ class _Collector(ast.NodeVisitor):
             target.called = max(target.called, len(node.args))
             target.call_keywords |= {k.arg for k in node.keywords if k.arg}
         # values handed on to other constructors / functions
+        callee = _dotted(func)
         for position, arg in enumerate(node.args):
+            if isinstance(arg, ast.Starred):
+                break  # positions after a *args are unknown
             if isinstance(arg, ast.Name) and arg.id in self.names:
                 self.handed.append((node, arg.id, position))
+                if callee:
+                    self.names[arg.id].handed_as.append((callee, position))
         for keyword in node.keywords:
             if isinstance(keyword.value, ast.Name) and keyword.value.id in self.names and keyword.arg:
                 self.handed.append((node, keyword.value.id, keyword.arg))
+                self.names[keyword.value.id].handed_as.append((callee or "", keyword.arg))
         if isinstance(func, ast.Name) and func.id in ("len", "enumerate", "zip", "list", "tuple", "sum", "max",
                                                       "min", "sorted", "reversed"):
             for arg in node.args:

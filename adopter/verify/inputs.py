@@ -19,8 +19,10 @@ Candidates are yielded richest first; the builder keeps the first one the *origi
 
 from __future__ import annotations
 
+import ast
 import inspect
 import itertools
+import textwrap
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
@@ -181,6 +183,11 @@ def mask_values(kind: str, batch: int, seq: int, dtype=torch.float32) -> torch.T
         if hidden:
             mask[-1, ..., -hidden:] = low
         return mask
+    if kind == "additive3":  # one [seq, seq] mask per window or group ([groups, seq, seq], Swin's shift mask)
+        mask = torch.zeros(b, s, s, dtype=dtype)
+        if hidden:
+            mask[-1, :, -hidden:] = low
+        return mask
     if kind == "causal":
         mask = torch.full((s, s), low, dtype=dtype).triu(1)
         return mask[None, None].expand(b, 1, s, s).contiguous()
@@ -193,6 +200,97 @@ def signature_of(func: Callable) -> list[inspect.Parameter]:
     except (TypeError, ValueError):
         return []
     return params
+
+
+def _einops_rank(pattern: str) -> int | None:
+    """Axes on the input side of an einops pattern (``'b p n (h d) -> ...'`` -> 4), None with ``...``."""
+    left = pattern.split("->", 1)[0].strip()
+    if not left or "..." in left or "," in left:
+        return None
+    count, depth = 0, 0
+    token = False
+    for char in left:
+        if char == "(":
+            if depth == 0:
+                count += 1
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char.isspace():
+            token = False
+            continue
+        elif depth == 0 and not token:
+            count += 1
+            token = True
+            continue
+        token = token if depth == 0 else False
+    return count or None
+
+
+def input_rank(func: Callable) -> tuple[int | None, bool]:
+    """The rank of the first input as the function's own code states it, and whether the code
+    states it of that input itself: the names its shape is unpacked into (``b, c, h, w =
+    x.shape``; ``b, n, _, y, h = *x.shape, self.heads``: certain), failing that the lowest rank an
+    einops pattern of the function takes (``rearrange(t, 'b p n (h d) -> ...')``: likely, since
+    the pattern may apply to a tensor computed from it).  (None, False) when the code says nothing."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None, False
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None, False
+    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
+    if params and params[0] in ("self", "cls"):
+        params = params[1:]
+    if not params:
+        return None, False
+    first = params[0]
+    shapes = {f"{first}.shape"}
+
+    def is_shape(value: ast.expr) -> bool:
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size" \
+                and not value.args:
+            value = value.func
+        return (isinstance(value, ast.Attribute) and ast.unparse(value) in shapes) or (
+            isinstance(value, ast.Name) and value.id in shapes)
+
+    unpacked: int | None = None
+    patterns: list[int] = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign) and len(sub.targets) == 1:
+            target, value = sub.targets[0], sub.value
+            if isinstance(target, ast.Name) and is_shape(value):
+                shapes.add(target.id)
+            elif isinstance(target, (ast.Tuple, ast.List)) and unpacked is None and \
+                    not any(isinstance(e, ast.Starred) for e in target.elts):
+                if is_shape(value):
+                    unpacked = len(target.elts)
+                elif isinstance(value, ast.Tuple) and value.elts and isinstance(value.elts[0], ast.Starred) and \
+                        is_shape(value.elts[0].value):
+                    unpacked = len(target.elts) - (len(value.elts) - 1)
+        elif isinstance(sub, ast.Call) and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant) and \
+                isinstance(sub.args[1].value, str) and "->" in sub.args[1].value:
+            name = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", "")
+            if name in ("rearrange", "repeat", "reduce"):
+                rank = _einops_rank(sub.args[1].value)
+                if rank:
+                    patterns.append(rank)
+    if unpacked:
+        return unpacked, True
+    return (min(patterns), False) if patterns else (None, False)
+
+
+def head_widths(module: nn.Module, width: int) -> list[int]:
+    """Per-head widths of a module of ``width`` features: its own integer attributes that divide
+    the width (``self.head_dim``), then the width over those (``dim // self.heads``)."""
+    own = [v for k, v in vars(module).items() if not k.startswith("_") and is_int(v) and 2 <= v < width
+           and width % v == 0]
+    out: list[int] = []
+    for value in own + [width // v for v in own]:
+        if 2 <= value < width and value not in out:
+            out.append(value)
+    return out
 
 
 def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_overrides: dict,
@@ -256,9 +354,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             return [randn(b, conv.in_channels, n) for n in dict.fromkeys(lengths)]
         if isinstance(conv, nn.Conv3d):
             return [randn(b, conv.in_channels, 4, image, image)]
-        c = channels or hinted_channels or 3
-        return [randn(b, c, image, image)]
+        # the first convolution's input width, or (a patch embedding that is a Linear over
+        # rearranged pixels, with convolutions only deeper inside) the model's own channel count
+        return [randn(b, c, image, image) for c in dict.fromkeys(c for c in (channels, hinted_channels, 3) if c)]
 
+    rank, certain = input_rank(func) if method == "forward" else (None, False)
+    guessed: set[int] = set()  # ids of the candidates that are shape guesses only
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
         name = param.name
@@ -288,7 +389,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 candidates = [mask_values("additive4", b, s), mask_values("additive_square", b, s)]
                 if required:
                     candidates += [mask_values("binary", b, s).float(), mask_values("bool", b, s),
-                                   mask_values("bool_square", b, s)]
+                                   mask_values("bool_square", b, s), mask_values("additive3", b, s)]
             if optional and name not in give_optional:
                 candidates.append(OMIT)
             per_param.append((name, positional, candidates))
@@ -346,17 +447,30 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             candidates += images()
         elif channels is not None:
             candidates += images()
+        # hidden states of the rank the forward's own code unpacks (first) or rearranges (after
+        # the usual [batch, seq, width]; mobile ViT's ``'b p n (h d)'``: patches of tokens)
+        four = [randn(b, 4, s, width) for width in widths[:3]] if not per_param and rank == 4 and conv is None \
+            else []
+        if certain:
+            candidates, four = four + candidates, []
         for width in widths:
             candidates.append(randn(b, s, width))
+        candidates += four
         if channels is None and not image_like:
             for width in widths[:2]:
                 candidates.append(randn(b * 4, width))
             if per_param:  # a second tensor of a layer: maybe per-position weights (``keep[:, None, :]``)
                 candidates.append(torch.ones(b, s))
+        if per_param and widths:
+            # a second tensor that broadcasts against per-head queries (rotary ``cos``/``sin``
+            # tables, position biases): [seq, head width]
+            tables = [randn(s, d) for d in head_widths(module, widths[0])[:2]]
+            guessed.update(id(t) for t in tables)
+            candidates += tables
         per_param.append((name, positional, candidates))
 
     lists = [c for _, _, c in per_param]
-    for count, combo in enumerate(itertools.product(*lists)):
+    for count, combo in enumerate(_combinations(lists)):
         if count >= MAX_INPUT_TRIES:
             return
         args: list[Any] = []
@@ -370,7 +484,27 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 args.append(value)
             else:
                 kwargs[name] = value
-        yield Call(tuple(args), kwargs)
+        yield Call(tuple(args), kwargs, guessed=any(id(v) in guessed for v in combo))
+
+
+def _combinations(lists: list[list[Any]]) -> Iterator[tuple]:
+    """Every combination of the candidates, those where the later arguments take candidates of the
+    same position first (``cos`` and ``sin`` both ``[seq, head width]``), then the rest in order."""
+    if not lists:
+        yield ()
+        return
+    seen: set[tuple[int, ...]] = set()
+    rest = lists[1:]
+    longest = max((len(c) for c in rest), default=0)
+    for first in range(len(lists[0])):
+        for j in range(max(longest, 1)):
+            index = (first, *[min(j, len(c) - 1) for c in rest])
+            if index not in seen:
+                seen.add(index)
+                yield tuple(c[i] for c, i in zip(lists, index))
+    for index in itertools.product(*[range(len(c)) for c in lists]):
+        if index not in seen:
+            yield tuple(c[i] for c, i in zip(lists, index))
 
 
 def optional_params(module: nn.Module, method: str = "forward") -> list[str]:

@@ -252,3 +252,37 @@ def test_sequence_bound_by_position_tables_not_by_other_embeddings():
         visible = (mask != 0) if kind in ("binary", "bool") else (mask == 0)
         assert visible[-1].any(), kind  # never a fully masked sequence
     assert torch.equal(mask_values("binary", 2, 8)[-1], torch.tensor([1, 1, 1, 1, 1, 1, 0, 0]))
+
+
+def test_input_rank_from_the_forward_code():
+    from torch import nn
+
+    from adopter.verify.inputs import input_rank
+
+    class Unpacks(nn.Module):
+        def forward(self, x):
+            b, c, h, w = x.shape
+            return x
+
+    class StarUnpacks(nn.Module):
+        heads = 2
+
+        def forward(self, x):
+            shape = x.shape
+            b, n, _, y, h = *shape, self.heads
+            return x
+
+    class Rearranges(nn.Module):
+        def forward(self, x):
+            from einops import rearrange
+            t = rearrange(x, "b p n (h d) -> b p h n d", h=2)
+            return rearrange(t, "b p h n d -> b p n (h d)")
+
+    class SaysNothing(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+    assert input_rank(Unpacks().forward) == (4, True)
+    assert input_rank(StarUnpacks().forward) == (4, True)
+    assert input_rank(Rearranges().forward) == (4, False)  # the lowest rank a pattern takes: likely
+    assert input_rank(SaysNothing().forward) == (None, False)

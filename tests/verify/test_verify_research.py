@@ -199,3 +199,52 @@ def test_text_table_keeps_the_config_section_name(capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.count("│") >= 9]
     cells = " ".join(line.split("│")[-2].strip() for line in lines)  # the reason column, wrapped
     assert " ".join(cells.split()) == reason
+
+
+def test_arguments_and_inputs_from_how_the_code_uses_them(tmp_path, capsys):
+    """Semantics, not names: a window indexed per axis is a tuple of sizes, a kernel handed to
+    ``nn.Conv2d`` is a kernel size, a forward that unpacks four sizes or rearranges a 4-axis
+    pattern takes 4-D inputs, rotary tables broadcast against per-head queries; a branch the
+    original cannot run is a skip that says so."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "shapes", "layers.py")
+    by_class: dict[str, list] = {}
+    for row in patches:
+        by_class.setdefault(row["class"], []).append(row)
+    for name in ("WindowedSelfAttention", "ConvProjectedAttention", "PatchGridAttention", "RotaryTableAttention"):
+        assert by_class[name] and all(r["verdict"] == PASS for r in by_class[name]), by_class.get(name)
+    window = by_class["WindowedSelfAttention"][0]["details"]
+    assert "window=(2, 2)" in window["built"] and window["inputs"] == "float[2, 4, 32]"  # 2x2 window: 4 tokens
+    # the patch tests `mask is not None` itself: checked on both sides, the per-window mask
+    # ([windows, N, N]) given the second time
+    windowed = _row(patches, "ADP010", "WindowedSelfAttention")
+    assert "also with mask given" in windowed["reason"], windowed["reason"]
+    conv = by_class["ConvProjectedAttention"][0]["details"]
+    assert "proj_kernel=3" in conv["built"] and conv["inputs"] == "float[2, 32, 32, 32]"
+    assert by_class["PatchGridAttention"][0]["details"]["inputs"] == "float[2, 4, 8, 32]"
+    assert by_class["RotaryTableAttention"][0]["details"]["inputs"] == "float[2, 8, 32], float[8, 8], float[8, 8]"
+    (cosine,) = by_class["CosineSimilarityAttention"]
+    assert cosine["verdict"] == SKIP
+    assert "cosine=True" in cosine["reason"] and "raised in the original" in cosine["reason"]
+    assert "batch1 must be a 3D tensor" in cosine["reason"]
+
+
+def test_a_patch_wrong_only_when_the_mask_is_given_fails(tmp_path, all_rules, quick):
+    """The patch tests `mask is not None` itself; it passes without a mask, so verify checks the
+    other side too: a patch that scales the per-window mask is a fail, naming that side."""
+    from adopter.synth import fix_text
+
+    folder = _copy(tmp_path, "shapes")
+    rules = [r for r in all_rules if r.id == "ADP010"]
+
+    def wrong_on_the_mask_side(text, path, rules, package=None):
+        result = fix_text(text, path, rules, package)
+        marker = "mask.unsqueeze(1).unsqueeze(0).expand("
+        assert marker in result.text  # the synthesized mask expression this test breaks
+        return SimpleNamespace(text=result.text.replace(marker, "(2 * " + marker[:-len(".expand(")] + ").expand(", 1),
+                               applied=result.applied, skipped=result.skipped, error=None)
+
+    results = verify_file(str(folder / "layers.py"), rules, Config(), benchmark=False, fix=wrong_on_the_mask_side,
+                          options=quick)
+    (windowed,) = [r for r in results if r.class_name == "WindowedSelfAttention" and not r.combined]
+    assert windowed.verdict == FAIL and windowed.reason.startswith("with mask given: "), windowed.reason
+    assert "differs" in windowed.reason
