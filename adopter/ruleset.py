@@ -781,6 +781,11 @@ def load_rules(extra_dirs: list[Path] | None = None, bundled: bool = True) -> li
     return sorted(by_id.values(), key=lambda r: r.id)
 
 
+def selected_by(rule: Rule, selectors: list[str]) -> bool:
+    """Whether one of ``selectors`` (an id, an id prefix, a name, or ``ALL``) names ``rule``."""
+    return any(s == "ALL" or rule.id.startswith(s) or s == rule.name for s in selectors)
+
+
 def select_rules(
     rules: list[Rule], select: list[str] | None = None, ignore: list[str] | None = None,
     target: str | None = None,
@@ -789,9 +794,7 @@ def select_rules(
     rules run only when named explicitly, or, for a rule whose ``default`` lists targets
     (``default = ["cuda"]``), when ``target`` is one of them or ``ALL`` is selected."""
     known = {r.id for r in rules} | {r.name for r in rules}
-
-    def hits(rule: Rule, selectors: list[str]) -> bool:
-        return any(s == "ALL" or rule.id.startswith(s) or s == rule.name for s in selectors)
+    hits = selected_by
 
     for selector in [*(select or []), *(ignore or [])]:
         if selector != "ALL" and not any(r.id.startswith(selector) or r.name == selector for r in rules):

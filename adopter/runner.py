@@ -31,7 +31,7 @@ from .budget import DEFAULT_SECONDS, BudgetExceeded, time_budget
 from .config import Config, find_config
 from .discovery import discover, excluded_by_name, is_notebook
 from .engine import AnalysisError, Finding, analyze
-from .ruleset import Rule, load_rules, select_rules
+from .ruleset import Rule, load_rules, select_rules, selected_by
 from .source import MAX_BYTES, MAX_NOTEBOOK_BYTES, SourceError, decode, read_regular, remove_stale_temporaries
 from .structure import package_of
 
@@ -127,16 +127,19 @@ class Selection:
                     out[r.id] = unsafe_reason(r)
         return tuple(sorted(out.items()))
 
+    def _key(self, config: Config, informational: bool) -> tuple:
+        select = tuple(self.options.select) or config.select
+        ignore = tuple(self.options.ignore) + config.ignore
+        return (self.rule_dirs(config), select, ignore, self.target(config), informational)
+
     def rules(self, config: Config, informational: bool = False) -> list[Rule]:
         """The rules for files under ``config``; with ``informational``, also those that do
         not help on the target, and those off by default here that would be on for another
         target (``default = ["cuda"]``): ``check`` shows their findings, marked, so that an
         opportunity is never invisible, but they are not counted and ``fix`` leaves them."""
-        select = tuple(self.options.select) or config.select
-        ignore = tuple(self.options.ignore) + config.ignore
-        target = self.target(config)
-        key = (self.rule_dirs(config), select, ignore, target, informational)
+        key = self._key(config, informational)
         if key not in self._chosen:
+            _, select, ignore, target, _ = key
             everything = self.all_rules(config)
             try:
                 chosen = select_rules(everything, list(select) or None, list(ignore) or None, target)
@@ -155,9 +158,7 @@ class Selection:
         """Ids of the rules :meth:`rules` adds (informational) only because they are on by
         default for another target than this one."""
         self.rules(config, informational=True)
-        select = tuple(self.options.select) or config.select
-        ignore = tuple(self.options.ignore) + config.ignore
-        return self._muted[(self.rule_dirs(config), select, ignore, self.target(config), True)]
+        return self._muted[self._key(config, True)]
 
 
 def off_here(rules: list[Rule], chosen: list[Rule], select: list[str] | None,
@@ -170,9 +171,7 @@ def off_here(rules: list[Rule], chosen: list[Rule], select: list[str] | None,
     for rule in rules:
         if rule.id in taken or not rule.default_targets:
             continue
-        if select and not any(s == "ALL" or rule.id.startswith(s) or s == rule.name for s in select):
-            continue
-        if ignore and any(s == "ALL" or rule.id.startswith(s) or s == rule.name for s in ignore):
+        if (select and not selected_by(rule, select)) or (ignore and selected_by(rule, ignore)):
             continue
         out.append(rule)
     return out
