@@ -64,8 +64,18 @@ class Match:
         """Some matched layer runs as a member of an ``nn.Sequential`` (its layer path ends in
         ``[i]``): the members run inside the container's own forward, so no edit of the
         model's forward can fuse them, and the finding is not fixable."""
-        return any(n.kind == "layer" and (n.layer or "").endswith("]") and (n.layer or "")[-2:-1].isdigit()
-                   for n in self.nodes)
+        return bool(self.container_roles())
+
+    def container_roles(self) -> frozenset[str]:
+        """The steps (pattern variables, see ``roles``) whose layers run as members of an
+        ``nn.Sequential``: a rule's synthesizer may fuse those it names (``container_steps``)."""
+        roles = self.roles if len(self.roles) == len(self.nodes) else ("?",) * len(self.nodes)
+        return frozenset(role for role, n in zip(roles, self.nodes)
+                         if n.kind == "layer" and (n.layer or "").endswith("]") and (n.layer or "")[-2:-1].isdigit())
+
+    def unfusable_container(self, steps: tuple[str, ...]) -> bool:
+        """Some matched layer runs inside an ``nn.Sequential`` as a step other than ``steps``."""
+        return not self.container_roles() <= set(steps)
 
     @property
     def key(self) -> tuple:

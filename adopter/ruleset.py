@@ -114,6 +114,11 @@ class Rule:
     # ``[forward] fix_one_block = true``: the rule's fix needs the matched operations in one
     # block; a match spread over an ``if`` is reported but not fixable.
     fix_one_block: bool = False
+    # ``[forward] container_steps = ["$p0", "$p1"]``: the steps whose layers the rule's
+    # synthesizer can fuse when they run as the members of one ``nn.Sequential`` called in the
+    # forward (it checks the container holds exactly those members); a match with any other
+    # step inside a container is reported but not fixable.
+    container_steps: tuple[str, ...] = ()
     # ``[forward] same_source = true``: arguments bound to one $variable must be spelled the same
     # in the code (one name), not merely hold the same value on the matched path.
     same_source: bool = False
@@ -271,6 +276,22 @@ def _anchor(raw: str, path: str, value: object, forwards: tuple[Pattern, ...]) -
         line, column = _position(raw, "", "anchor")
         raise RuleError(path, line, column, "forward.anchor must name a $variable a step of the pattern assigns")
     return value[1:]
+
+
+def _container_steps(raw: str, path: str, values: tuple[str, ...], forwards: tuple[Pattern, ...],
+                     synth: str | None) -> tuple[str, ...]:
+    if not values:
+        return ()
+    line, column = _position(raw, "", "container_steps")
+    if synth is None:
+        # Only a synthesizer can replace the container's call: a target pattern edits the
+        # operations it matched, and the members' code is in the container's constructor.
+        raise RuleError(path, line, column, "forward.container_steps needs forward.synth")
+    outs = {o.name for p in forwards for n in p.nodes for o in n.outs if isinstance(o, Var)}
+    for value in values:
+        if not (value.startswith("$") and value[1:] in outs):
+            raise RuleError(path, line, column, "forward.container_steps must name $variables steps of the pattern assign")
+    return tuple(v[1:] for v in values)
 
 
 def _triggers(patterns: list[Pattern], canonical: bool = True) -> frozenset[str]:
@@ -716,6 +737,8 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         anchor=_anchor(raw, spath, need(forward, "anchor", str, "forward", None), forwards),
         layer_typing=layer_typing,
         fix_one_block=need(forward, "fix_one_block", bool, "forward", False),
+        container_steps=_container_steps(raw, spath, reader.strings(forward, "container_steps", "forward"),
+                                         forwards, synth),
         same_source=need(forward, "same_source", bool, "forward", False),
         default_targets=tuple(default) if isinstance(default, list) else (),
         scope=scope,

@@ -58,6 +58,12 @@ BAD = {
                           "kernel.package: must be a package name only"),
     "min_version": (_rule(kernel=KERNEL.replace('"1.0"', '"latest"')), "kernel.min_version: 'latest' is not a version"),
     "package type": (_rule(kernel=KERNEL.replace('"fastpkg"', "[1]")), "kernel.package: must be a string"),
+    "container_steps=5": (_rule(forward=FORWARD + "container_steps = 5\n"),
+                          "forward.container_steps: must be a list of strings"),
+    "container_steps without synth": (_rule(forward=FORWARD + 'container_steps = ["$y"]\n'),
+                                      "forward.container_steps needs forward.synth"),
+    "container_steps unknown": (_rule(forward=FORWARD + 'synth = "sdpa"\ncontainer_steps = ["$z"]\n'),
+                                "forward.container_steps must name $variables steps of the pattern assign"),
 }
 
 

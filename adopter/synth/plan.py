@@ -173,7 +173,7 @@ class Planner:
     def plan(self, rule: Rule, match: Match, finding: Finding) -> Plan:
         if not rule.fixable:
             raise Skip("the rule only reports (it has no target)")
-        if match.in_container:
+        if match.unfusable_container(rule.container_steps):
             raise Skip("the matched layers run inside a container (nn.Sequential); rewrite it by hand")
         for _, ctor in match.ctors:
             if getattr(ctor, "unlike", ""):

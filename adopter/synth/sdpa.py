@@ -179,6 +179,7 @@ class _Attention:
             raise Skip("the matched code could not be located")
         if len({n.func for n in nodes}) > 1:
             raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+        self._check_containers()
         # (All in one helper -- Whisper's qkv_attention, an eager_attention_forward function --
         # is rewritten there: the spans are the helper's, and what the region computes is
         # checked against the helper's own code after it.)
@@ -779,6 +780,53 @@ class _Attention:
             if not fqn and isinstance(expr.func, ast.Attribute) and expr.func.attr in ELEMENTWISE:
                 return self._constant_along_keys(expr.func.value, depth + 1)
         return False
+
+    def _check_containers(self) -> None:
+        """The softmax and dropout modules may be the members of one ``nn.Sequential``
+        attribute called on the scores (``self.attend = nn.Sequential(nn.Softmax(dim=-1),
+        nn.Dropout(p))``; ``attn = self.attend(sim)``).  The fused call replaces the
+        container's call, so the container must run exactly the matched members, in the
+        pattern's order (the softmax, then the dropout), and nothing in the class may change
+        its members after it is built."""
+        members: dict[str, list[tuple[int, str]]] = {}
+        for role in ("p0", "p1"):
+            node = self.roles.get(role)
+            member = re.fullmatch(r"self\.([A-Za-z_][A-Za-z0-9_]*)\[(\d+)\]", node.layer or "") \
+                if node is not None and node.kind == "layer" else None
+            if member:
+                members.setdefault(member.group(1), []).append((int(member.group(2)), role))
+        for attr, found in members.items():
+            values = self._attribute_values(attr)
+            if len(values) != 1 or not isinstance(values[0], ast.Call) \
+                    or self.names.resolve(values[0].func) != "torch.nn.Sequential":
+                raise Skip(f"`self.{attr}` is not built once as an nn.Sequential of the softmax and dropout")
+            built = values[0]
+            if built.keywords or any(isinstance(a, ast.Starred) for a in built.args):
+                raise Skip(f"the members of `self.{attr}` could not be read")
+            found.sort()
+            if [index for index, _ in found] != list(range(len(built.args))):
+                raise Skip(f"`self.{attr}` (an nn.Sequential) runs modules besides the attention's "
+                           "softmax and dropout; rewrite it by hand")
+            if [role for _, role in found] != sorted(role for _, role in found):  # p0 (softmax) < p1 (dropout)
+                raise Skip(f"`self.{attr}` runs the dropout before the softmax")
+            self._check_unchanged(attr)
+
+    def _check_unchanged(self, attr: str) -> None:
+        """Nothing in the class adds, replaces or removes members of ``self.<attr>``."""
+        cls = self._class()
+        for node in ast.walk(cls) if cls is not None else ():
+            target = None
+            if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                target = node.value
+            elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
+                    "append", "extend", "insert", "add_module", "register_module", "pop", "__setitem__",
+                    "__delitem__", "__iadd__"):
+                target = node.func.value
+            elif isinstance(node, ast.AugAssign):
+                target = node.target
+            if isinstance(target, ast.Attribute) and target.attr == attr and isinstance(target.value, ast.Name) \
+                    and target.value.id == "self":
+                raise Skip(f"the class changes the members of `self.{attr}` (line {node.lineno}); rewrite it by hand")
 
     def _hooks(self) -> list[str]:
         """Forward hooks registered on the softmax or dropout module (an attention map

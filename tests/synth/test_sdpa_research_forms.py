@@ -4,7 +4,8 @@ Each module below is written for this test in the manner of a well-known family 
 code (ViT with an ``nn.Softmax`` attribute and einops, nanoGPT's registered ``tril`` buffer and
 ``masked_fill(-inf)``, LLaMA's float32 softmax cast back with ``type_as``, Whisper's pre-scaled q
 and k with ``.float().softmax(-1).to(q.dtype)``, Swin's relative position bias and window
-mask, an einsum attention with a learned temperature and a ``masked_fill`` of ``-finfo.max``).
+mask, an einsum attention with a learned temperature and a ``masked_fill`` of ``-finfo.max``,
+a windowed attention whose softmax and dropout are one ``nn.Sequential`` attribute).
 Each is fixed with ADP010 alone; the original and the patched module are run side by side in
 float64 -- eval and training (dropout 0), forward and backward, with and without masks --
 counting the calls of scaled_dot_product_attention so that a fallback cannot pass for the
@@ -312,6 +313,33 @@ RETURNED = textwrap.dedent('''
             return x
 ''')
 
+SEQUENTIAL = textwrap.dedent('''
+    import torch
+    from torch import einsum, nn
+    from einops import rearrange
+
+
+    class WindowedAttention(nn.Module):
+        def __init__(self, dim=16, dim_head=8, dropout=0.0):
+            super().__init__()
+            self.heads = dim // dim_head
+            self.scale = dim_head ** -0.5
+            self.to_qkv = nn.Linear(dim, dim * 3, bias=False)
+            self.attend = nn.Sequential(nn.Softmax(dim=-1), nn.Dropout(dropout))
+            self.to_out = nn.Linear(dim, dim)
+
+        def forward(self, x):
+            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+            q, k, v = map(lambda t: rearrange(t, "b n (h d) -> b h n d", h=self.heads), (q, k, v))
+            q = q * self.scale
+            sim = einsum("b h i d, b h j d -> b h i j", q, k)
+            attn = self.attend(sim)
+            out = einsum("b h i j, b h j d -> b h i d", attn, v)
+            out = rearrange(out, "b h n d -> b n (h d)")
+            return self.to_out(out)
+''')
+SEQUENTIAL_MEMBERS = "nn.Sequential(nn.Softmax(dim=-1), nn.Dropout(dropout))"
+
 CANNOT = textwrap.dedent('''
     import torch
     from torch import einsum, nn
@@ -583,3 +611,73 @@ def test_probabilities_returned_unconditionally_are_found_but_not_fixed():
     assert result.text == source
     [(finding, reason)] = result.skipped
     assert finding.rule == "ADP010" and "read at line" in reason and "unconditionally" in reason
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_softmax_and_dropout_members_of_one_sequential(train):
+    # `self.attend = nn.Sequential(nn.Softmax(dim=-1), nn.Dropout(p))` called on the scores:
+    # the container's call is what the fused call replaces
+    assert analyze(SEQUENTIAL, "attention.py", RULES).findings[0].fixable
+    patched = _flat(_patched(SEQUENTIAL))
+    assert "dropout_p=self.attend[1].p if self.training else 0.0" in patched and "scale=1.0" in patched
+    for hooked in ("self.attend", "self.attend[0]", "self.attend[1]"):
+        assert f"{hooked}._forward_hooks" in patched and f"{hooked}._forward_pre_hooks" in patched
+    a, b, counter = _pair(SEQUENTIAL, "WindowedAttention")
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], train=train)
+    assert counter.calls == 1
+
+
+@pytest.mark.parametrize("hooked", ["container", "softmax", "dropout"])
+def test_a_hook_on_the_sequential_or_its_members_takes_the_original_path(hooked):
+    a, b, counter = _pair(SEQUENTIAL, "WindowedAttention")
+    module = {"container": b.attend, "softmax": b.attend[0], "dropout": b.attend[1]}[hooked]
+    seen = []
+    module.register_forward_hook(lambda module, args, output: seen.append(output))
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)])
+    assert counter.calls == 0 and len(seen) == 1
+
+
+def test_dropout_rate_is_read_from_the_sequential_member():
+    # a real rate: SDPA draws its own dropout mask, so compare in eval (no dropout) and check
+    # that training hands the member's p to the fused call
+    a, b, counter = _pair(SEQUENTIAL, "WindowedAttention", dropout=0.25)
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)])
+    assert counter.calls == 1
+    rates = []
+    namespace = b.forward.__globals__
+    inner = namespace["scaled_dot_product_attention"]
+
+    def recording(*args, **kwargs):
+        rates.append(kwargs["dropout_p"])
+        return inner(*args, **kwargs)
+
+    namespace["scaled_dot_product_attention"] = recording
+    b.train()
+    b(torch.randn(2, 5, 16, dtype=F64))
+    b.eval()
+    b(torch.randn(2, 5, 16, dtype=F64))
+    assert rates == [0.25, 0.0]
+
+
+@pytest.mark.parametrize("members", [
+    "nn.Sequential(nn.Softmax(dim=-1), nn.Dropout(dropout), nn.Identity())",  # runs a third module
+    "nn.Sequential(nn.Softmax(dim=-1), nn.Dropout(dropout), nn.Dropout(dropout))",
+    "nn.Sequential(nn.Softmax(dim=-2), nn.Dropout(dropout))",  # over the queries
+    "nn.Sequential(nn.Dropout(dropout), nn.Softmax(dim=-1))",  # dropout of the scores
+    "nn.Sequential(nn.Linear(5, 5), nn.Softmax(dim=-1), nn.Dropout(dropout))",
+])
+def test_a_sequential_with_other_members_is_not_reported(members):
+    source = SEQUENTIAL.replace(SEQUENTIAL_MEMBERS, members)
+    assert members in source
+    assert analyze(source, "attention.py", RULES).findings == []
+
+
+@pytest.mark.parametrize("change", ["self.attend.append(nn.Identity())", "self.attend[1] = nn.Identity()"])
+def test_a_sequential_changed_after_it_is_built_is_found_but_not_fixed(change):
+    source = SEQUENTIAL.replace("        self.to_out = nn.Linear(dim, dim)\n",
+                                f"        self.to_out = nn.Linear(dim, dim)\n        {change}\n")
+    assert change in source
+    result = fix_text(source, "attention.py", RULES)
+    assert result.text == source
+    [(finding, reason)] = result.skipped
+    assert finding.rule == "ADP010" and "changes the members of `self.attend`" in reason
