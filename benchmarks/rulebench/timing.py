@@ -22,14 +22,14 @@ what was allocated before the call.
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 
 import torch
 from torch.utils import benchmark as torch_benchmark
 
-from adopter.verify.bench import _stderr_silenced as quiet_stderr  # the profiler logs to fd 2
+# Peak memory is measured as `adopter verify` measures it (one definition of the figure).
+from adopter.verify.bench import _peak_memory as peak_memory  # noqa: F401  (harness.py calls timing.peak_memory)
 
 
 def synchronize(device: torch.device) -> None:
@@ -110,32 +110,6 @@ def steady_malloc() -> bool:
         return bool(libc.mallopt(m_trim_threshold, 1 << 30)) and bool(libc.mallopt(m_mmap_threshold, 1 << 30))
     except (OSError, AttributeError):
         return False
-
-
-def peak_memory(fn: Callable[[], object], device: torch.device) -> int | None:
-    """Peak bytes allocated by one call above what was allocated before it (None: unavailable)."""
-    gc.collect()
-    if device.type == "cuda":
-        synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn()
-        synchronize(device)
-        return int(torch.cuda.max_memory_allocated(device) - base)
-    try:
-        from torch.profiler import ProfilerActivity, profile
-
-        with quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-            fn()
-        events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    except Exception:  # a torch without kineto memory events: say "unavailable", not 0
-        return None
-    events.sort(key=lambda e: e.start_ns())
-    current = peak = 0
-    for event in events:
-        current += int(event.nbytes())
-        peak = max(peak, current)
-    return peak
 
 
 def saved_tensor_bytes(fn: Callable[[], object]) -> int:
