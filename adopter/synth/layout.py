@@ -274,12 +274,8 @@ def _split_boolean(node: cst.BooleanOperation, inner: str, unit: str, block: int
     kind = type(node.operator)
 
     def operand(value: cst.BaseExpression, lead: int) -> cst.BaseExpression:
-        if (isinstance(value, cst.BooleanOperation) and value.lpar and "\n" not in code(value)
-                and block + len(inner) + lead + len(code(value)) > limit):
-            bare = value.with_changes(lpar=[], rpar=[])
-            split = _split_boolean(bare, inner + unit, unit, block, limit)
-            return split.with_changes(lpar=[cst.LeftParen(whitespace_after=_newline(inner + unit))],
-                                      rpar=[cst.RightParen(whitespace_before=_newline(inner))])
+        if block + len(inner) + lead + len(code(value)) > limit:
+            return _split_parenthesised(value, inner, unit, block, limit)
         return value
 
     left = node.left
@@ -293,13 +289,43 @@ def _split_boolean(node: cst.BooleanOperation, inner: str, unit: str, block: int
     return node.with_changes(left=left, operator=operator, right=right)
 
 
+def _split_parenthesised(value: cst.BaseExpression, inner: str, unit: str, block: int,
+                         limit: int) -> cst.BaseExpression:
+    """A parenthesised ``and``/``or``, or conditional expression, on one line, split inside
+    its parentheses one level in from ``inner`` (as Black does: ``if`` and ``else`` start their
+    lines, and a parenthesised ``and``/``or`` after ``else`` is split in turn)."""
+    if not value.lpar or "\n" in code(value):
+        return value
+    deeper = inner + unit
+    if isinstance(value, cst.BooleanOperation):
+        split = _split_boolean(value.with_changes(lpar=[], rpar=[]), deeper, unit, block, limit)
+    elif isinstance(value, cst.IfExp):
+        orelse = value.orelse
+        if block + len(deeper) + len("else ") + len(code(orelse)) > limit:
+            orelse = _split_parenthesised(orelse, deeper, unit, block, limit)
+        split = value.with_changes(
+            orelse=orelse, lpar=[], rpar=[],
+            whitespace_before_if=_newline(deeper), whitespace_after_if=cst.SimpleWhitespace(" "),
+            whitespace_before_else=_newline(deeper), whitespace_after_else=cst.SimpleWhitespace(" "),
+        )
+    else:
+        return value
+    return split.with_changes(lpar=[cst.LeftParen(whitespace_after=_newline(deeper))],
+                              rpar=[cst.RightParen(whitespace_before=_newline(inner))])
+
+
 def fit_if(node: cst.If, block_indent: int, unit: str, limit: int | None) -> cst.If:
     """``if <long test>:`` as ``if (\n    a\n    or b\n):`` when the line is too long."""
     if limit is None:
         return node
     test = node.test
     header = block_indent + len("if ") + len(code(test)) + 1
-    if header <= limit or not isinstance(test, cst.BooleanOperation) or "\n" in code(test):
+    if header <= limit or "\n" in code(test):
+        return node
+    if isinstance(test, cst.IfExp) and test.lpar:  # one conditional expression: split it
+        return node.with_changes(test=_split_parenthesised(test, "", unit, block_indent, limit),
+                                 whitespace_before_test=cst.SimpleWhitespace(" "))
+    if not isinstance(test, cst.BooleanOperation):
         return node
     if test.lpar:  # already parenthesised: break inside those parentheses
         test = test.with_changes(lpar=[], rpar=[])

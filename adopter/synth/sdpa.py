@@ -313,7 +313,7 @@ class _Attention:
         fast.append(c_text)
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
         guard += self._live_reads(region, all_stored - fast_defs)
-        guard += self._hooks()
+        guard += self._hooks(edits)
 
         unique = list(dict.fromkeys(guard))
         for term in unique:
@@ -828,9 +828,13 @@ class _Attention:
                     and target.value.id == "self":
                 raise Skip(f"the class changes the members of `self.{attr}` (line {node.lineno}); rewrite it by hand")
 
-    def _hooks(self) -> list[str]:
+    def _hooks(self, edits: Edits) -> list[str]:
         """Forward hooks registered on the softmax or dropout module (an attention map
-        recorded by a hook) would not run on the fused path: it is taken only without them."""
+        recorded by a hook) would not run on the fused path: it is taken only without them.
+        TorchScript cannot read a module's hook dicts, so the test is one conditional
+        expression a scripted module never evaluates (``False if is_scripting() else (...)``:
+        TorchScript compiles only the branch a scripting check selects, where ``and``/``or``
+        would still compile the attribute reads); a scripted module runs no Python hooks."""
         terms = []
         for role in ("p0", "p1"):
             node = self.roles.get(role)
@@ -840,11 +844,19 @@ class _Attention:
             member = re.fullmatch(r"self\.([A-Za-z_][A-Za-z0-9_]*)\[(\d+)\]", layer)
             if member:  # a member of an nn.Sequential: its hooks, and the container's
                 container = f"self.{member.group(1)}"
-                terms.append(f"{container}._forward_hooks or {container}._forward_pre_hooks")
+                terms += [f"{container}._forward_hooks", f"{container}._forward_pre_hooks"]
             elif not layer.startswith("self.") or not layer[5:].isidentifier():
                 raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
-            terms.append(f"{layer}._forward_hooks or {layer}._forward_pre_hooks")
-        return terms
+            terms += [f"{layer}._forward_hooks", f"{layer}._forward_pre_hooks"]
+        if not terms:
+            return []
+        torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
+        if torch is not None:
+            scripting = f"{torch}.jit.is_scripting"
+        else:
+            scripting, request = self.planner.names.local("torch.jit.is_scripting")
+            edits.imports.add(request)
+        return [f"(False if {scripting}() else ({' or '.join(dict.fromkeys(terms))}))"]
 
     def _live_reads(self, region: list[ast.stmt], live: set[str]) -> list[str]:
         """The conditions under which code after the region reads what only the original
