@@ -871,31 +871,10 @@ class Matcher:
         last_defs = state.matched[-1].defs
         return (keys - last_defs) | {k for k, v in state.aliases.items() if v in keys and k not in last_defs}
 
-    def _dead_after(self, flow: Flow, state: _State) -> bool:
-        keys = self._live_keys(state)
-        if not keys:
-            return True
-        out, nodes = flow.out, flow.nodes
-        stack = [(s, frozenset(keys)) for s, _ in out[state.matched[-1].id]]
-        seen = set()
-        while stack:
-            pos, live = stack.pop()
-            if (pos, live) in seen:
-                continue
-            seen.add((pos, live))
-            node = nodes[pos]
-            if node.uses & live or (node.kind == "copy" and _keys(node.args) & live):
-                return False
-            live = live - node.defs
-            if live:
-                stack.extend((s, live) for s, _ in out[pos])
-        return True
-
-    def _computed_on(self, flow: Flow, state: _State) -> bool:
-        """Does code after the match compute with an intermediate value on every path (an
-        entropy of the probabilities, a second product)?  Then no rewrite can drop them: not a
-        site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
-        branch keep the site (the rewrite guards them)."""
+    def _after(self, flow: Flow, state: _State, step) -> bool:
+        """Walk every path after the match carrying the intermediate keys still live there.
+        ``step(node, live)`` returns True to end the walk with a hit, else the keys live after
+        the node (none: the path ends).  True when some step hit."""
         live = self._live_keys(state)
         if not live:
             return False
@@ -907,20 +886,43 @@ class Matcher:
             if (pos, live) in seen:
                 continue
             seen.add((pos, live))
-            node = nodes[pos]
+            after = step(nodes[pos], live)
+            if after is True:
+                return True
+            if after:
+                stack.extend((s, frozenset(after)) for s, _ in out[pos])
+        return False
+
+    def _dead_after(self, flow: Flow, state: _State) -> bool:
+        """No code after the match reads an intermediate value, on any path."""
+
+        def step(node, live):
+            if node.uses & live or (node.kind == "copy" and _keys(node.args) & live):
+                return True
+            return live - node.defs
+
+        return not self._after(flow, state, step)
+
+    def _computed_on(self, flow: Flow, state: _State) -> bool:
+        """Does code after the match compute with an intermediate value on every path (an
+        entropy of the probabilities, a second product)?  Then no rewrite can drop them: not a
+        site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
+        branch keep the site (the rewrite guards them)."""
+
+        def step(node, live):
             if node.kind == "branch":
-                continue
+                return None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
             if reads and node.kind in ("call", "method", "op", "layer") and not (
                 node.kind == "method" and node.op in PASS_THROUGH
             ) and not _stored(node, live):
                 return True
-            live = live - node.defs
+            after = live - node.defs
             if reads and node.kind == "copy":  # an alias of the value (not a tuple holding it)
-                live = live | {o.key for o in node.outs}
-            if live:
-                stack.extend((s, frozenset(live)) for s, _ in out[pos])
-        return False
+                after = after | {o.key for o in node.outs}
+            return after
+
+        return self._after(flow, state, step)
 
     def _match_init(self, cls: ClassStructure, state: _State) -> list | None:
         if not self.init:
