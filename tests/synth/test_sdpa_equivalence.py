@@ -18,10 +18,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from adopter.ruleset import load_rules  # noqa: E402
-from adopter.synth import fix_text  # noqa: E402
-
-RULES = [r for r in load_rules() if r.id == "ADP010"]
+from sdpa_modules import Counter, load, sdpa_fixed  # noqa: E402
 
 BERT = textwrap.dedent('''
     import math
@@ -131,30 +128,7 @@ EINSUM = textwrap.dedent('''
 ''')
 
 
-def _load(source: str, name: str) -> dict:
-    namespace: dict = {"__name__": name}
-    exec(compile(source, f"<{name}>", "exec"), namespace)
-    return namespace
 
-
-def _patched(source: str) -> str:
-    result = fix_text(source, "attention.py", RULES)
-    assert result.error is None
-    assert [f.rule for f in result.applied] == ["ADP010"], result.skipped
-    assert fix_text(result.text, "attention.py", RULES).text == result.text  # a second fix is a no-op
-    return result.text
-
-
-class _Counter:
-    def __init__(self, namespace: dict):
-        self.calls = 0
-        inner = namespace["scaled_dot_product_attention"]
-
-        def counted(*args, **kwargs):
-            self.calls += 1
-            return inner(*args, **kwargs)
-
-        namespace["scaled_dot_product_attention"] = counted
 
 
 def _compare(cls_a, cls_b, make_inputs, kwargs=None, train=False):
@@ -197,11 +171,11 @@ def _mask(batch: int, length: int, square: bool = False) -> torch.Tensor:
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 def test_bert_style_fast_path(train, masked):
-    patched = _patched(BERT)
+    patched = sdpa_fixed(BERT)
     assert "scale=1 / math.sqrt(self.head_dim)" in patched
     assert "dropout_p=self.dropout.p if self.training else 0.0" in patched
-    original, new = _load(BERT, "orig"), _load(patched, "new")
-    counter = _Counter(new)
+    original, new = load(BERT, "orig"), load(patched, "new")
+    counter = Counter(new)
     kwargs = {"attention_mask": _mask(2, 6)} if masked else {}
     _compare(original["SelfAttention"], new["SelfAttention"], lambda: [torch.randn(2, 6, 16)], kwargs, train)
     assert counter.calls == 1
@@ -209,9 +183,9 @@ def test_bert_style_fast_path(train, masked):
 
 @pytest.mark.parametrize("case", ["head_mask", "output_attentions"])
 def test_bert_style_falls_back(case):
-    patched = _patched(BERT)
-    original, new = _load(BERT, "orig"), _load(patched, "new")
-    counter = _Counter(new)
+    patched = sdpa_fixed(BERT)
+    original, new = load(BERT, "orig"), load(patched, "new")
+    counter = Counter(new)
     kwargs = {"attention_mask": _mask(2, 6)}
     if case == "head_mask":
         kwargs["head_mask"] = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)
@@ -223,8 +197,8 @@ def test_bert_style_falls_back(case):
 
 
 def test_bert_style_dropout_only_in_training():
-    patched = _patched(BERT)
-    new = _load(patched, "new")
+    patched = sdpa_fixed(BERT)
+    new = load(patched, "new")
     torch.manual_seed(0)
     module = new["SelfAttention"](p=0.5)
     hidden = torch.randn(2, 6, 16)
@@ -238,12 +212,12 @@ def test_bert_style_dropout_only_in_training():
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 def test_bart_style_bmm_with_prescaled_query(train, masked):
-    patched = _patched(BART)
+    patched = sdpa_fixed(BART)
     assert "scale=1.0" in patched
     # (whitespace aside: the new call is wrapped to the line length)
     assert ".expand(bsz,self.heads,tgt_len,src_len).reshape(bsz*self.heads,tgt_len,src_len)" in "".join(patched.split())
-    original, new = _load(BART, "orig"), _load(patched, "new")
-    counter = _Counter(new)
+    original, new = load(BART, "orig"), load(patched, "new")
+    counter = Counter(new)
     kwargs = {"attention_mask": _mask(2, 5, square=True)} if masked else {}
     _compare(original["Attention"], new["Attention"], lambda: [torch.randn(2, 5, 16)], kwargs, train)
     assert counter.calls == 1
@@ -251,9 +225,9 @@ def test_bart_style_bmm_with_prescaled_query(train, masked):
 
 @pytest.mark.parametrize("case", ["layer_head_mask", "output_attentions"])
 def test_bart_style_falls_back(case):
-    patched = _patched(BART)
-    original, new = _load(BART, "orig"), _load(patched, "new")
-    counter = _Counter(new)
+    patched = sdpa_fixed(BART)
+    original, new = load(BART, "orig"), load(patched, "new")
+    counter = Counter(new)
     kwargs = {"attention_mask": _mask(2, 5, square=True)}
     if case == "layer_head_mask":
         kwargs["layer_head_mask"] = torch.tensor([0.5, 1.0])
@@ -266,10 +240,10 @@ def test_bart_style_falls_back(case):
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("relative", [False, True])
 def test_einsum_with_multiplied_scale_and_a_branch(train, relative):
-    patched = _patched(EINSUM)
+    patched = sdpa_fixed(EINSUM)
     assert "if self.relative:" in patched and "scale=self.scale" in patched
-    original, new = _load(EINSUM, "orig"), _load(patched, "new")
-    counter = _Counter(new)
+    original, new = load(EINSUM, "orig"), load(patched, "new")
+    counter = Counter(new)
 
     def make(cls, module_ns):
         def build():
@@ -283,6 +257,6 @@ def test_einsum_with_multiplied_scale_and_a_branch(train, relative):
 
 
 def test_patched_module_state_dict_is_unchanged():
-    original, new = _load(BERT, "orig"), _load(_patched(BERT), "new")
+    original, new = load(BERT, "orig"), load(sdpa_fixed(BERT), "new")
     assert list(original["SelfAttention"]().state_dict()) == list(new["SelfAttention"]().state_dict())
     assert copy.deepcopy(new["SelfAttention"]()) is not None

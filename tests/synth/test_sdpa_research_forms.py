@@ -23,11 +23,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("einops")
 
+from sdpa_modules import RULES, Counter, load, sdpa_fixed  # noqa: E402
+
 from adopter.engine import analyze  # noqa: E402
-from adopter.ruleset import load_rules  # noqa: E402
 from adopter.synth import fix_text  # noqa: E402
 
-RULES = [r for r in load_rules() if r.id == "ADP010"]
 F64 = torch.float64
 # The upcast forms compute their softmax in float32 even for float64 inputs (`.float()`), so
 # the original itself is only float32-accurate there: compare with float32's tolerances.
@@ -398,18 +398,6 @@ CANNOT = textwrap.dedent('''
 ''')
 
 
-def _load(source: str, name: str) -> dict:
-    namespace: dict = {"__name__": name}
-    exec(compile(source, f"<{name}>", "exec"), namespace)
-    return namespace
-
-
-def _patched(source: str) -> str:
-    result = fix_text(source, "attention.py", RULES)
-    assert result.error is None
-    assert [f.rule for f in result.applied] == ["ADP010"], result.skipped
-    assert fix_text(result.text, "attention.py", RULES).text == result.text  # a second fix is a no-op
-    return result.text
 
 
 def _flat(code: str) -> str:
@@ -419,22 +407,11 @@ def _flat(code: str) -> str:
     return re.sub(r",? ([)\]])", r"\1", code)
 
 
-class _Counter:
-    def __init__(self, namespace: dict):
-        self.calls = 0
-        inner = namespace["scaled_dot_product_attention"]
-
-        def counted(*args, **kwargs):
-            self.calls += 1
-            return inner(*args, **kwargs)
-
-        namespace["scaled_dot_product_attention"] = counted
-
 
 def _pair(source: str, cls: str, **init):
     """The original and the patched module (same parameters, float64), and the SDPA counter."""
-    original, new = _load(source, "orig"), _load(_patched(source), "new")
-    counter = _Counter(new)
+    original, new = load(source, "orig"), load(sdpa_fixed(source), "new")
+    counter = Counter(new)
     torch.manual_seed(0)
     a = original[cls](**init).to(F64)
     with torch.no_grad():  # a learned temperature / bias that is not all ones
@@ -475,7 +452,7 @@ def _causal(length: int) -> "torch.Tensor":
 
 @pytest.mark.parametrize("train", [False, True])
 def test_vit_softmax_module_and_rearrange(train):
-    patched = _patched(VIT)
+    patched = sdpa_fixed(VIT)
     assert "self.attend._forward_hooks" in patched  # a hook on the softmax module keeps the original
     assert "scale=self.scale" in patched
     a, b, counter = _pair(VIT, "Attention")
@@ -493,7 +470,7 @@ def test_vit_softmax_module_with_a_hook_takes_the_original_path():
 
 @pytest.mark.parametrize("train", [False, True])
 def test_nanogpt_causal_mask_from_a_tril_buffer(train):
-    patched = _patched(NANOGPT)
+    patched = sdpa_fixed(NANOGPT)
     assert "attn_mask=self.bias[:, :, :T, :T] != 0" in _flat(patched)
     a, b, counter = _pair(NANOGPT, "CausalSelfAttention")
     _compare(a, b, [torch.randn(2, 6, 16, dtype=F64)], train=train)
@@ -502,7 +479,7 @@ def test_nanogpt_causal_mask_from_a_tril_buffer(train):
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_llama_float32_softmax_cast_back(masked):
-    patched = _patched(LLAMA)
+    patched = sdpa_fixed(LLAMA)
     assert "attn_mask=mask," in _flat(patched)
     a, b, counter = _pair(LLAMA, "Attention")
     kwargs = {"mask": _causal(5)} if masked else {}
@@ -512,7 +489,7 @@ def test_llama_float32_softmax_cast_back(masked):
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_whisper_prescaled_q_and_k(masked):
-    patched = _patched(WHISPER)
+    patched = sdpa_fixed(WHISPER)
     assert "scaled_dot_product_attention(q * scale, k * scale, v," in _flat(patched) and "scale=1.0" in patched
     a, b, counter = _pair(WHISPER, "MultiHeadAttention")
     kwargs = {"mask": _causal(8)} if masked else {}
@@ -523,7 +500,7 @@ def test_whisper_prescaled_q_and_k(masked):
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 def test_swin_relative_position_bias_and_window_mask(train, masked):
-    patched = _patched(SWIN)
+    patched = sdpa_fixed(SWIN)
     assert "attn_mask=relative_position_bias.unsqueeze(0) + " in _flat(patched)
     a, b, counter = _pair(SWIN, "WindowAttention")
     kwargs = {}
@@ -538,7 +515,7 @@ def test_swin_relative_position_bias_and_window_mask(train, masked):
 
 @pytest.mark.parametrize("masked", [False, True])
 def test_einsum_with_a_learned_temperature_folded_into_q(masked):
-    patched = _patched(TEMPERATURE)
+    patched = sdpa_fixed(TEMPERATURE)
     assert "scaled_dot_product_attention(q * self.temperature, k, v," in _flat(patched) and "scale=1.0" in patched
     a, b, counter = _pair(TEMPERATURE, "XCAttention")
     kwargs = {}
@@ -553,7 +530,7 @@ def test_einsum_with_a_learned_temperature_folded_into_q(masked):
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 def test_two_optional_additive_masks(bias, masked):
-    patched = _patched(TWO_MASKS)
+    patched = sdpa_fixed(TWO_MASKS)
     assert (
         "(position_bias + attention_mask if attention_mask is not None else position_bias)"
         " if position_bias is not None else attention_mask" in _flat(patched)
@@ -579,7 +556,7 @@ def test_returned_probabilities_keep_the_original_path_when_asked(asked):
 def test_a_learned_per_head_logit_scale_computed_in_the_function_is_folded_into_q(masked):
     # cosine attention: `logit_scale` is a (heads, 1, 1) tensor read through a local name;
     # passed as scale= it would raise, so it multiplies the query instead
-    patched = _patched(COSINE)
+    patched = sdpa_fixed(COSINE)
     assert "F.normalize(q, dim=-1) * logit_scale, F.normalize(k, dim=-1), v," in _flat(patched) and "scale=1.0" in patched
     a, b, counter = _pair(COSINE, "CosineAttention")
     kwargs = {"attn_mask": _causal(5)} if masked else {}
@@ -618,7 +595,7 @@ def test_softmax_and_dropout_members_of_one_sequential(train):
     # `self.attend = nn.Sequential(nn.Softmax(dim=-1), nn.Dropout(p))` called on the scores:
     # the container's call is what the fused call replaces
     assert analyze(SEQUENTIAL, "attention.py", RULES).findings[0].fixable
-    patched = _flat(_patched(SEQUENTIAL))
+    patched = _flat(sdpa_fixed(SEQUENTIAL))
     assert "dropout_p=self.attend[1].p if self.training else 0.0" in patched and "scale=1.0" in patched
     for hooked in ("self.attend", "self.attend[0]", "self.attend[1]"):
         assert f"{hooked}._forward_hooks" in patched and f"{hooked}._forward_pre_hooks" in patched

@@ -1,0 +1,40 @@
+"""What the SDPA tests share: fix a source with ADP010 alone, load a source as a module
+namespace, and count the calls the patched module makes to scaled_dot_product_attention
+(so that a fallback cannot pass for the fused path).  No torch import here: the test files
+skip themselves without torch before importing this."""
+
+from __future__ import annotations
+
+from adopter.ruleset import load_rules
+from adopter.synth import fix_text
+
+RULES = [r for r in load_rules() if r.id == "ADP010"]
+
+
+def load(source: str, name: str) -> dict:
+    namespace: dict = {"__name__": name}
+    exec(compile(source, f"<{name}>", "exec"), namespace)
+    return namespace
+
+
+def sdpa_fixed(source: str) -> str:
+    """``source`` fixed with ADP010 alone: exactly one rewrite, and a second fix changes nothing."""
+    result = fix_text(source, "attention.py", RULES)
+    assert result.error is None
+    assert [f.rule for f in result.applied] == ["ADP010"], result.skipped
+    assert fix_text(result.text, "attention.py", RULES).text == result.text  # a second fix is a no-op
+    return result.text
+
+
+class Counter:
+    """Counts the calls of ``scaled_dot_product_attention`` made through ``namespace``."""
+
+    def __init__(self, namespace: dict):
+        self.calls = 0
+        inner = namespace["scaled_dot_product_attention"]
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return inner(*args, **kwargs)
+
+        namespace["scaled_dot_product_attention"] = counted
