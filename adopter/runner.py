@@ -291,7 +291,7 @@ def place(findings: Iterable[Finding], code: Code, rules: list[Rule], target: st
         rule = by_id.get(finding.rule)
         note = rule.target_note(target) if rule is not None else ""
         if not note and rule is not None and rule.id in muted:
-            note = off_note(rule, target)
+            note = off_note(rule)
         if note:
             finding = replace(finding, informational=note, fixable=False)
         if code.notebook is not None:
@@ -302,7 +302,7 @@ def place(findings: Iterable[Finding], code: Code, rules: list[Rule], target: st
     return out
 
 
-def off_note(rule: Rule, target: str | None) -> str:
+def off_note(rule: Rule) -> str:
     """Why a rule that is on by default only for other targets is shown, not counted."""
     return (f"off by default until measured to pay here (benchmarks/rules.py): on with "
             f"--target {'/'.join(rule.default_targets)} or --select {rule.id}")
