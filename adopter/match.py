@@ -271,6 +271,11 @@ class Matcher:
         self.live_intermediates = live_intermediates
         self.optional_layers = {p.layer.name for p in forward.nodes if p.optional and p.layer is not None}
         self.has_optional = any(p.optional for p in forward.nodes)
+        # A step that reads no earlier step's output (three projections of one input): the
+        # code may offer more such steps than the pattern has, and so several overlapping
+        # combinations of them (see _disjoint).  A chain's overlapping matches are different
+        # paths through shared nodes, each its own site.
+        self.fan_out = any(not _reads_earlier(forward.nodes, i) for i in range(1, len(forward.nodes)))
         # Words a root must mention for the pattern to fit: the name of every required function
         # call (lower-case last component: a layer class could also match a layer node) and
         # method.  Checked per root before its graph is searched.
@@ -378,7 +383,7 @@ class Matcher:
         matches = sorted(found.values(), key=lambda m: m.span)
         if self.has_optional:
             matches = _longest(matches, self.anchor)
-        return matches
+        return _disjoint(matches) if self.fan_out else matches
 
     def _triggers_for(self, cls: ClassStructure, module: ModuleStructure) -> list[frozenset] | None:
         """Per named pattern node, the identifiers one of which a root must mention for the
@@ -1037,6 +1042,41 @@ def _longest(matches: list[Match], anchor: str | None = None) -> list[Match]:
         if not any(k.class_name == match.class_name and k.flow == match.flow and ids < {n.id for n in k.nodes}
                    and (anchor is None or site(k) == site(match)) for k in kept):
             kept.append(match)
+    return sorted(kept, key=lambda m: m.span)
+
+
+def _reads_earlier(nodes, index: int) -> bool:
+    """Does pattern step ``index`` read the output of a step before it?"""
+    earlier = {out.name for p in nodes[:index] for out in p.outs if isinstance(out, Var)}
+    for value in (*nodes[index].args, *(v for _, v in nodes[index].kwargs)):
+        if isinstance(value, Temp) and value.index < index:
+            return True
+        if isinstance(value, Var) and value.name in earlier:
+            return True
+    return False
+
+
+def _disjoint(matches: list[Match]) -> list[Match]:
+    """One computation is replaced by one kernel call: of the matches of a fan-out rule in one
+    method that share a matched node (a fourth Linear of the same input, a gate projection
+    beside query, key and value, offers several triples), keep those whose steps sit in the
+    fewest blocks (a fused call needs them in one), then the earliest; the others are the same
+    opportunity counted again."""
+    if len(matches) < 2:
+        return matches
+
+    def rank(match: Match) -> tuple:
+        return (len({n.scope for n in match.nodes}), match.span)
+
+    taken: dict[tuple, set[int]] = {}
+    kept: list[Match] = []
+    for match in sorted(matches, key=rank):
+        ids = {n.id for n in match.nodes}
+        used = taken.setdefault((match.class_name, match.flow), set())
+        if ids & used:
+            continue
+        used |= ids
+        kept.append(match)
     return sorted(kept, key=lambda m: m.span)
 
 

@@ -67,6 +67,7 @@ BUILD = {
     # ADP009's example splits only the query into heads, so its forward cannot run at all
     ("ADP009", "Attention"): None,
     ("ADP009", "SelfAttention"): ((8, 2), lambda: (_r(2, 5, 8),)),
+    ("ADP009", "GatedAttention"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP010", "SelfAttention"): ((8, 2), lambda: (_r(2, 2, 5, 4), _r(2, 2, 5, 4), _r(2, 2, 5, 4))),
     ("ADP010", "Attention"): ((8,), lambda: (_r(2, 5, 8), _r(2, 5, 8), _r(2, 5, 8))),
     ("ADP011", "RMSNorm"): ((8,), lambda: (_r(2, 5, 8),)),
