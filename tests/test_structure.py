@@ -388,6 +388,37 @@ def test_code_a_forward_cannot_reach_is_not_a_model_structure(findings):
     assert findings(functional_only, "ADP004") == [("ADP004", 6)]
 
 
+def test_a_public_method_that_runs_the_modules_own_layers_is_model_structure(findings):
+    """Feature-extraction methods (timm's ``forward_intermediates``) run the stem's layers
+    outside ``forward``; a sampling method that calls the model itself does not."""
+    src = """
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 8, 3)
+            self.bn1 = nn.BatchNorm2d(8)
+            self.head = nn.Linear(8, 4)
+
+        def features(self, x):
+            x = self.conv1(x)
+            return self.bn1(x).relu()
+
+        def forward(self, x):
+            return self.head(x.mean((2, 3)))
+
+        def sample(self, x):
+            return F.softmax(self(x), dim=-1)
+
+        def _debug(self, x):
+            return self.bn1(self.conv1(x))
+    """
+    assert findings(src, "ADP007", "ADP004") == [("ADP007", 14)]
+
+
 def test_a_variable_overwritten_by_a_pattern_node_is_a_new_value(findings):
     """``x = x.to(...)`` then ``x * ...``: the later ``x`` is not the value the pattern bound
     before (names are keys, so the matcher marks the binding stale when a node reassigns it)."""

@@ -8,7 +8,9 @@ Only code that a ``forward`` can reach is a model structure (SPEC section 1: the
 function).  When the file defines a ``forward``, roots that no ``forward`` reaches (``generate``,
 sampling utilities, an unused scripted function) are dropped: their tensor code does not run
 in the model's training or inference step, and the paper's ground truth does not count it.  A
-file without any ``forward`` (functional code) keeps every root.
+module's public method that calls the module's own layers (``forward_intermediates``,
+``forward_features``) is an entry point like ``forward``.  A file without any ``forward``
+(functional code) keeps every root.
 
 Flows are built lazily and only for roots that can contain a rule's first pattern node: each
 method is summarised once by the identifiers it mentions (with its helpers'), and a rule is
@@ -246,6 +248,14 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     todo = [(owner, func) for owner, func in by_name.get("forward", ()) if owner != "<module>"]
     if not todo:
         return None
+    # A module's other public methods that call its own layers are entry points too: timm's
+    # forward_intermediates runs the stem and blocks for feature extraction, called by the
+    # user's code.  A sampling method that calls the model itself (``self(idx)``) or plain
+    # functions is not model structure.
+    modules = {owner for owner, _ in todo}
+    todo += [(owner, func) for owner, info in infos.items() if owner in modules
+             for name, func in info.methods.items()
+             if not name.startswith("_") and name not in INIT_NAMES and _calls_own_layer(func, info)]
     top = module.classes["<module>"].functions.get(TOP_LEVEL)
     if top is not None:  # a script's own statements run too: what they call is live code
         todo.append(("<module>", top))
@@ -261,6 +271,16 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
                 if (callee[0], word) not in seen:
                     todo.append(callee)
     return seen
+
+
+def _calls_own_layer(func: ast.AST, info: ClassInfo) -> bool:
+    """Does ``func`` call a layer its class binds in ``__init__`` (``self.conv1(x)``)?"""
+    for node in ast.walk(func):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
+                and node.func.attr in info.bindings):
+            return True
+    return False
 
 
 def module_structure(tree: ast.Module, package: str | None = None, text: str | None = None) -> ModuleStructure:
