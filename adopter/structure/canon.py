@@ -222,16 +222,25 @@ class Table:
             return "", frozenset()
         return "", frozenset(possible)
 
+    def lookup_ops(self, fqn: str, key: ast.expr | None) -> frozenset[str]:
+        """The operations an activation looked up and called in place may compute
+        (``ACT2FN[config.act](x)``, ``ACT2FN["gelu"](x)``); empty when ``fqn`` is no table."""
+        found = self._lookup_ops(fqn, key)
+        return frozenset(found[1]) if found is not None else frozenset()
+
+    def _lookup_ops(self, fqn: str, key: ast.expr | None):
+        last = fqn.rsplit(".", 1)[-1]
+        if last not in ACTIVATION_TABLES and last not in ACTIVATION_FACTORIES:
+            return None
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            op = self.activation_key(key.value)
+            return ("definite", {op.name}) if op is not None else None
+        return ("maybe", set(self.runtime))
+
     def _ctor_ops(self, ctor):
         last = ctor.fqn.rsplit(".", 1)[-1]
         if ctor.table or last in ACTIVATION_FACTORIES:
-            if last not in ACTIVATION_TABLES and last not in ACTIVATION_FACTORIES:
-                return None
-            key = ctor.args[0] if ctor.args else None
-            if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                op = self.activation_key(key.value)
-                return ("definite", {op.name}) if op is not None else None
-            return ("maybe", set(self.runtime))
+            return self._lookup_ops(ctor.fqn, ctor.args[0] if ctor.args else None)
         found = self.module(ctor.fqn)
         if found is None:
             return None

@@ -494,11 +494,25 @@ class FlowBuilder:
             common["kwargs"] = (*common["kwargs"], *extra)
             common["kwarg_spans"] = (*common["kwarg_spans"], *((None, None) for _ in extra))
             node, frontier = self._new(ctx, frontier, kind="call", op=built, uses=frozenset(uses), **common, **fields)
+        elif isinstance(func, ast.Subscript) and (table := self._table_lookup(func)) is not None:
+            # ACT2FN[self.config.act](x): an activation looked up and called in place, which
+            # may compute each operation the key can choose (a layer bound to it would).
+            fqn, ops = table
+            uses |= self._uses_of(func, ctx)
+            node, frontier = self._new(ctx, frontier, kind="call", op=fqn, uses=frozenset(uses), maybe=ops,
+                                       **common)
         else:
             uses |= self._uses_of(func, ctx)
             name = func.id if isinstance(func, ast.Name) else self._text(func)
             node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses), **common)
         return out, frontier
+
+    def _table_lookup(self, func: ast.Subscript) -> tuple[str, frozenset] | None:
+        fqn = self.names.resolve(func.value)
+        if fqn is None:
+            return None
+        ops = TABLE.lookup_ops(fqn, func.slice)
+        return (fqn, ops) if ops else None
 
     # ------------------------------------------------------------------ canonical operations
     def _canonical(self, kind: str, name: str, call: ast.Call, common: dict, frontier: list,

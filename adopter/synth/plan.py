@@ -306,7 +306,10 @@ class Planner:
         # Values the target reads, from the code where the pattern first reads them.
         values: dict[str, str] = {}
         value_spans: list[Span] = []
-        called_as = {pattern[i].layer.name: nodes[i].kind for i in fused if pattern[i].layer is not None}
+        # An activation looked up and called in place (``ACT2FN[config.act](x)``) is a module
+        # too: passing the lookup as a value is what a bound layer would be.
+        called_as = {pattern[i].layer.name: "layer" if nodes[i].kind == "call" and nodes[i].maybe else nodes[i].kind
+                     for i in fused if pattern[i].layer is not None}
         for var in template_vars(target.rhs):
             text, span, holder = self._value(rule, pattern, match, var, nodes)
             if holder > k:
