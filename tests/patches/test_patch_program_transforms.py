@@ -79,6 +79,8 @@ BUILD = {
     ("ADP013", 2, "MLP"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP013", "SwiGLU"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP013", "PackedSwiGLU"): ((8, 16), lambda: (_r(2, 5, 8),)),
+    ("ADP013", "FeedForward"): ((torch.nn.Linear(8, 16), torch.nn.Linear(16, 8), torch.nn.Linear(8, 16)),
+                                lambda: (_r(2, 5, 8),)),
     ("ADP014", "Attention"): ((), lambda: (_r(1, 2, 5, 4), _r(1, 2, 5, 4), _r(1, 1, 5, 4), _r(1, 1, 5, 4))),
 }
 
