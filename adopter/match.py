@@ -243,7 +243,7 @@ class Matcher:
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
                  alternative: int = 0, live_intermediates: bool = False, spellings: str = "canonical",
                  anchor: str | None = None, direct_layers: bool = False, same_source: bool = False,
-                 scope: str = "model", variant: int = 0, same_function: bool = False):
+                 scope: str = "model", variant: int = 0, same_function: bool | str = False):
         self.rule_id = rule_id
         self.same_function = same_function
         self.variant = variant
@@ -783,6 +783,8 @@ class Matcher:
     # -- after the forward match ------------------------------------------------
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
         if self.same_function and len({n.func for n in state.matched}) > 1:
+            return None
+        if self.same_function == "helper" and not all(n.inlined for n in state.matched):
             return None
         if not self.live_intermediates and not self._dead_after(flow, state):
             return None

@@ -134,8 +134,15 @@ class Rule:
     # no forward reaches, and __init__), not only in the model structure ("model", the default).
     scope: str = "model"
     # ``[forward] same_function = true``: every matched step is in one function (a helper that
-    # computes the whole thing), not spread over a helper and its caller.
-    same_function: bool = False
+    # computes the whole thing), not spread over a helper and its caller.  A list gives one
+    # value per source alternative; ``"helper"``: in one function, and that function a helper
+    # called from the root (a one-tensor RoPE helper applied to q and to k), not the root.
+    same_function: bool | tuple = False
+
+    def same_function_of(self, alternative: int) -> bool | str:
+        if isinstance(self.same_function, tuple):
+            return self.same_function[alternative]
+        return self.same_function
 
     @property
     def safe_fix(self) -> bool:
@@ -742,10 +749,20 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         same_source=need(forward, "same_source", bool, "forward", False),
         default_targets=tuple(default) if isinstance(default, list) else (),
         scope=scope,
-        same_function=need(forward, "same_function", bool, "forward", False),
+        same_function=_same_function(reader, need(forward, "same_function", (bool, list), "forward", False),
+                                     len(forwards)),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule
+
+
+def _same_function(reader, value, alternatives: int) -> bool | tuple:
+    if isinstance(value, bool):
+        return value
+    if len(value) != alternatives or not all(v in (True, False, "helper") for v in value):
+        raise reader.fail("forward.same_function",
+                          f'must be true, false, or a list of {alternatives} of them and "helper" (one per source pattern)')
+    return tuple(value)
 
 
 def bundled_rules_dir() -> Path:

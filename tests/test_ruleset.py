@@ -132,6 +132,21 @@ def test_one_target_per_source_alternative(tmp_path):
         load_rule(path)
 
 
+def test_same_function_per_source_alternative(tmp_path):
+    path = tmp_path / "alt.toml"
+    head = RULE_HEAD + '[forward]\nsource = ["$y = torch.relu($x)", "$y = torch.tanh($x)"]\n'
+    path.write_text(head + 'same_function = [true, "helper"]\n')
+    rule = load_rule(path)
+    assert (rule.same_function_of(0), rule.same_function_of(1)) == (True, "helper")
+    path.write_text(head + 'same_function = ["helper"]\n')
+    with pytest.raises(RuleError, match="a list of 2 of them") as info:
+        load_rule(path)
+    assert str(info.value).startswith(f"{path}:")
+    path.write_text(head + 'same_function = [true, "callee"]\n')
+    with pytest.raises(RuleError, match="same_function"):
+        load_rule(path)
+
+
 def _rule_with(tmp_path, source: str, target: str | None = None):
     path = tmp_path / "flow.toml"
     text = 'id = "USR002"\nname = "flow"\nsummary = "s"\n[kernel]\npackage = "p"\nimport = "p.k"\n'
