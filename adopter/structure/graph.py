@@ -27,6 +27,7 @@ from typing import Union
 from . import canon as canonical
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
+from .formulas import gelu_formula
 from .names import ModuleNames
 
 MAX_INLINE_DEPTH = 3
@@ -54,6 +55,8 @@ class Ref:
 
 
 Value = Union[Ref, Const]
+
+GELU = "torch.nn.functional.gelu"  # what a same-file GELU formula function is called as
 
 
 @dataclass
@@ -169,6 +172,7 @@ class FlowBuilder:
         self.instances = 0
         self.temps = 0
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
+        self._formulas: dict[str, str | None] = {}  # same-file function -> GELU variant it computes
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
@@ -399,7 +403,16 @@ class FlowBuilder:
         layer = self._layer_of(func, ctx)
         helper = None if layer is not None else self._helper_of(func, ctx)
         fqn = None
-        if layer is None and helper is None:
+        formula = None
+        if helper is not None and not helper[1] and isinstance(func, ast.Name):
+            # def gelu(x): return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))): a call of
+            # the function is a GELU (structure/formulas.py), not a body to inline.
+            formula = self._formulas.get(helper[0].name, False)
+            if formula is False:
+                formula = self._formulas[helper[0].name] = gelu_formula(helper[0], self.names)
+            if formula is not None:
+                helper, fqn = None, func.id
+        if layer is None and helper is None and formula is None:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Attribute):
                 receiver, frontier = self._value(func.value, frontier, ctx)
@@ -464,7 +477,11 @@ class FlowBuilder:
                                        types=self._layer_types(layer),
                                        uses=frozenset(uses), **common, **fields)
         elif fqn is not None:
-            fields, frontier = self._canonical("call", fqn, call, common, frontier, ctx)
+            fields, frontier = self._canonical("call", GELU if formula is not None else fqn, call, common, frontier, ctx)
+            if formula == "tanh" and fields.get("view") is not None:
+                view = fields["view"]
+                fields["view"] = View(view.args, view.kwargs + (("approximate", Const("tanh")),), view.arg_spans,
+                                      view.kwarg_spans + ((None, None),))
             node, frontier = self._new(ctx, frontier, kind="call", op=fqn, uses=frozenset(uses), **common, **fields)
         elif receiver is not None:
             uses |= _keys((receiver,))

@@ -28,6 +28,7 @@ import ast
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
+from .formulas import gelu_module
 from .names import ModuleNames, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -218,6 +219,17 @@ class LayerTyper:
         cls = self.names.classes.get(fqn)
         if cls is None or depth > MAX_DEPTH:
             return None
+        if gelu_module(cls, self.names) is not None:
+            # minGPT's NewGELU: a module whose forward is the GELU formula is a GELU.  The
+            # kernels take layers through a TorchScript interface whose forward's argument is
+            # named ``input``; a class naming it otherwise would break torch.jit.script.
+            forward = next(item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                           and item.name == "forward")
+            argument = forward.args.args[1].arg
+            why = "" if argument == "input" else (
+                f"`{cls.name}.forward` names its argument `{argument}`, not `input` as torch's layers do: "
+                f"passing it to the kernel would break torch.jit.script")
+            return "torch.nn.GELU", why, False
         found = None
         for base in cls.bases:
             base_fqn = self.names.resolve(base)

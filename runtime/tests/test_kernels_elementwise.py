@@ -143,6 +143,45 @@ def test_bias_gelu_unrelated_module_named_like_a_gelu_with_overridden_activation
     torch.testing.assert_close(bias_gelu(x, lin, act), torch.relu(lin(x)))
 
 
+class _FormulaTanhGELU(nn.Module):  # minGPT-style: the tanh approximation written out
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class _FormulaErfGELU(nn.Module):  # BERT/ESM-style: the exact GELU written out
+    def forward(self, x):
+        return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+class _QuickGELU(nn.Module):  # a different function
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class _ScaledGELU(nn.Module):  # per-instance state: not probed, whatever it computes
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return self.scale * x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+@pytest.mark.parametrize("act,approximate", [(_FormulaTanhGELU(), "tanh"), (_FormulaErfGELU(), "none")])
+def test_bias_gelu_takes_the_builtin_gelu_for_a_gelu_written_as_a_formula(act, approximate):
+    lin, x = nn.Linear(8, 8), torch.randn(3, 8)
+    got = bias_gelu(x, lin, act)
+    assert torch.equal(got, F.gelu(F.linear(x, lin.weight, lin.bias), approximate=approximate))
+    # and the formula really is that GELU, to float32 rounding
+    torch.testing.assert_close(got, act(lin(x)))
+
+
+@pytest.mark.parametrize("act", [_QuickGELU(), _ScaledGELU(1.0), _ScaledGELU(2.0)])
+def test_bias_gelu_runs_other_modules_as_written(act):
+    lin, x = nn.Linear(8, 8), torch.randn(3, 8)
+    assert torch.equal(bias_gelu(x, lin, act), act(lin(x)))
+
+
 ACTS = ["gelu", "gelu_new", "gelu_fast", "gelu_python", "gelu_pytorch_tanh", "gelu_accurate", "gelu_10",
         "quick_gelu", "relu", "silu", "mish", "linear"]
 

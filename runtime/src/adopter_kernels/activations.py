@@ -61,7 +61,43 @@ def _gelu_mode(act: Any) -> Optional[_GeluMode]:
         lo, hi = getattr(act, "min", None), getattr(act, "max", None)
         if isinstance(lo, (int, float)) and isinstance(hi, (int, float)):
             return ("none", float(lo), float(hi))
-    return None
+        return None
+    mode = _probed_mode(act)
+    return (mode, None, None) if mode is not None else None
+
+
+# The attributes every nn.Module instance has; a module with any other instance state may
+# compute something else per instance, so its class is not probed.
+_MODULE_STATE = frozenset(vars(nn.Module()))
+_PROBED: "dict[type, Optional[str]]" = {}
+
+
+def _probed_mode(act: nn.Module) -> Optional[str]:
+    """The ``approximate`` mode of ``F.gelu`` that a stateless module class computes, found
+    once per class by running it on a float64 probe (research code writes GELU out as a
+    formula, minGPT's ``NewGELU``: ``0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 *
+    x ** 3)))``); None for anything else, or when it has parameters, buffers, submodules or
+    instance state of its own."""
+    if act._parameters or act._buffers or act._modules or set(vars(act)) - _MODULE_STATE:
+        return None
+    cls = type(act)
+    if cls in _PROBED:
+        return _PROBED[cls]
+    probe = torch.linspace(-8.0, 8.0, 1601, dtype=torch.float64)
+    mode = None
+    try:
+        with torch.no_grad():
+            out = act(probe)
+    except Exception:  # noqa: BLE001 - anything that cannot take the probe is not a GELU
+        out = None
+    if isinstance(out, torch.Tensor) and out.shape == probe.shape and out.dtype == probe.dtype:
+        for candidate in ("none", "tanh"):
+            # float64 formulas agree with the built-in to rounding (~1e-16 relative)
+            if torch.allclose(out, F.gelu(probe, approximate=candidate), rtol=1e-12, atol=1e-12):
+                mode = candidate
+                break
+    _PROBED[cls] = mode
+    return mode
 
 
 def _bias_gelu_ref(

@@ -1,0 +1,124 @@
+"""Activations written out as formulas: a same-file function or module whose whole body is GELU.
+
+Research code often spells GELU by hand instead of calling ``F.gelu``: BERT's and ESM's
+``def gelu(x): return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))``, minGPT's ``NewGELU``
+module ``0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 *
+torch.pow(x, 3.0))))``.  Those compute exactly what ``F.gelu`` (``approximate="none"``) and
+``F.gelu(approximate="tanh")`` compute, so a Linear before them is a bias-GELU site like one
+before ``nn.GELU``.
+
+The test reads the function's own code, never its name: one tensor parameter, a body of
+assignments and one ``return``, every call an element-wise operation, and the constants that
+fix the formula: ``erf`` of the input over ``sqrt(2)`` (or times ``1/sqrt(2)``) scaled by one
+half, or ``tanh`` with the cubic coefficient 0.044715 and ``sqrt(2/pi)``.  QuickGELU
+(``x * sigmoid(1.702 * x)``) is another function and is not taken.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+
+from .names import ModuleNames
+
+# Calls a GELU formula may make (last component of the resolved name, or a method name).
+_ELEMENTWISE = {"erf", "tanh", "pow", "sqrt", "mul", "add", "float", "type_as", "to"}
+_SQRT2 = (math.sqrt(2.0), 1.0 / math.sqrt(2.0))
+_SQRT_2_PI = math.sqrt(2.0 / math.pi)
+
+
+def gelu_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNames,
+                 method: bool = False) -> str | None:
+    """``"none"`` (erf GELU) or ``"tanh"`` (tanh approximation) when ``func`` computes GELU of
+    its one tensor argument (``method``: after ``self``), else None."""
+    params = [a.arg for a in func.args.args][1 if method else 0:]
+    if (len(params) != 1 or func.args.vararg or func.args.kwarg or func.args.kwonlyargs
+            or func.args.posonlyargs):
+        return None
+    body = [s for s in func.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return None
+    if not all(isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
+               for s in body[:-1]):
+        return None
+    calls: set[str] = set()
+    numbers: list[float] = []
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Call):
+                name = _call_name(node, names)
+                if name is None or name not in _ELEMENTWISE:
+                    return None
+                calls.add(name)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) \
+                    and not isinstance(node.value, bool):
+                numbers.append(float(node.value))
+            elif isinstance(node, (ast.Lambda, ast.IfExp, ast.Subscript, ast.Compare)):
+                return None
+    values = set(numbers) | _derived(body, names)
+    half = 0.5 in numbers or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and _number(n.right, names) == 2.0
+                                 for s in body for n in ast.walk(s))
+    if "erf" in calls and half and any(_near(v, s) for v in values for s in _SQRT2):
+        return "none"
+    if "tanh" in calls and half and any(_near(v, 0.044715) for v in values) and (
+            any(_near(v, _SQRT_2_PI) for v in values) or ("sqrt" in calls and any(_near(v, math.pi) for v in values))):
+        return "tanh"
+    return None
+
+
+def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
+    """The GELU variant a same-file module class computes, when its ``forward`` is a GELU
+    formula and its ``__init__`` (if any) builds nothing."""
+    forward = None
+    for stmt in cls.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if stmt.name == "forward":
+                forward = stmt
+            elif stmt.name == "__init__" and any(
+                    isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign)) for s in ast.walk(stmt)):
+                return None
+    return gelu_formula(forward, names, method=True) if forward is not None else None
+
+
+def _call_name(call: ast.Call, names: ModuleNames) -> str | None:
+    func = call.func
+    resolved = names.resolve(func)
+    if resolved is not None:
+        return resolved.rsplit(".", 1)[-1]
+    if isinstance(func, ast.Attribute):  # x.pow(3), (x / c).erf()
+        return func.attr
+    return None
+
+
+def _derived(body, names: ModuleNames) -> set[float]:
+    """Constants written as ``math.sqrt(2.0)``, ``math.sqrt(2 / math.pi)``, ``math.pi``."""
+    out: set[float] = set()
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Attribute) and names.resolve(node) in ("math.pi", "numpy.pi", "torch.pi"):
+                out.add(math.pi)
+            if isinstance(node, ast.Call) and _call_name(node, names) == "sqrt" and len(node.args) == 1:
+                value = _number(node.args[0], names)
+                if value is not None and value >= 0:
+                    out.add(math.sqrt(value))
+    return out
+
+
+def _number(expr: ast.expr, names: ModuleNames) -> float | None:
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool):
+        return float(expr.value)
+    if isinstance(expr, ast.Attribute) and names.resolve(expr) in ("math.pi", "numpy.pi", "torch.pi"):
+        return math.pi
+    if isinstance(expr, ast.BinOp):
+        left, right = _number(expr.left, names), _number(expr.right, names)
+        if left is None or right is None:
+            return None
+        if isinstance(expr.op, ast.Div) and right != 0:
+            return left / right
+        if isinstance(expr.op, ast.Mult):
+            return left * right
+    return None
+
+
+def _near(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-4 * max(1.0, abs(b))

@@ -1,0 +1,85 @@
+"""GELU written out as a formula (adopter/structure/formulas.py): recognised by what the code
+computes, whatever the function or class is called."""
+
+import ast
+import textwrap
+
+import pytest
+
+from adopter.structure.formulas import gelu_formula, gelu_module
+from adopter.structure.names import collect_names
+
+SRC = textwrap.dedent('''
+    import math
+    import torch
+    from torch import nn
+
+    def erf_gelu(x):
+        """exact"""
+        return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+    def erf_gelu_const(t):
+        return 0.5 * t * (1 + torch.erf(t * 0.7071067811865476))
+
+    def erf_gelu_div2(x):
+        return x * (1.0 + torch.erf(x / math.sqrt(2.0))) / 2
+
+    def tanh_gelu(x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+    def tanh_gelu_steps(x):
+        inner = 0.7978845608028654 * (x + 0.044715 * x.pow(3))
+        return 0.5 * x * (1.0 + inner.tanh())
+
+    def quick_gelu(x):
+        return x * torch.sigmoid(1.702 * x)
+
+    def erf_only(x):
+        return x * torch.erf(x)
+
+    def no_half(x):
+        return x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+    def two_inputs(x, y):
+        return x * 0.5 * (1.0 + torch.erf(y / math.sqrt(2.0)))
+
+    def with_branch(x):
+        if x.is_cuda:
+            return x
+        return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+    def calls_something_else(x):
+        return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))) + torch.randn_like(x)
+
+    class NewGELU(nn.Module):
+        def forward(self, x):
+            return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+    class Parameterised(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.alpha = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return self.alpha * x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+''')
+
+
+@pytest.fixture(scope="module")
+def names():
+    return collect_names(ast.parse(SRC))
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("erf_gelu", "none"), ("erf_gelu_const", "none"), ("erf_gelu_div2", "none"),
+    ("tanh_gelu", "tanh"), ("tanh_gelu_steps", "tanh"),
+    ("quick_gelu", None), ("erf_only", None), ("no_half", None), ("two_inputs", None),
+    ("with_branch", None), ("calls_something_else", None),
+])
+def test_gelu_functions(names, name, expected):
+    assert gelu_formula(names.functions[name], names) == expected
+
+
+def test_gelu_modules(names):
+    assert gelu_module(names.classes["NewGELU"], names) == "tanh"
+    assert gelu_module(names.classes["Parameterised"], names) is None
