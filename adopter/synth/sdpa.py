@@ -386,13 +386,23 @@ class _Attention:
         what a mask step then reads (kept on the fused path under the same test)."""
         step_stmts = {n.stmt for n in self.match.nodes}
         keeps = []
+        read_before: set[str] = set()  # what the steps that run before each statement read
+        for outer in self.block:
+            if outer is stmt:
+                break
+            read_before |= set().union(*(_loads(s) for s in ast.walk(outer)
+                                         if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
         for inner in stmt.body:
             if span_of(inner) in step_stmts:
+                read_before |= _loads(inner)
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
-            if isinstance(inner, (ast.Assign, ast.AnnAssign)) and not (stored_names(inner) & step_stored) \
-                    and (not stmt.orelse or self._common_tail(stmt)):
+            # A mask built in plain statements and loops (Swin's shift mask: a zero tensor
+            # filled region by region in nested ``for`` loops): the fused path builds it under
+            # the same test before the call, so it may not change what an earlier step read.
+            if _plain_block(inner) and not (stored_names(inner) & step_stored) \
+                    and not (_changed(inner) & read_before) and (not stmt.orelse or self._common_tail(stmt)):
                 if not (_loads(inner) & step_stored):
                     keeps.append(self._stmt_text(inner))
                     continue
@@ -925,6 +935,33 @@ def _loads(stmt: ast.AST) -> set[str]:
             dotted = dotted_name(node)
             if dotted:
                 out.add(dotted)
+    return out
+
+
+def _plain_block(stmt: ast.stmt) -> bool:
+    """Assignments, expression statements and ``for`` loops / ``if`` statements of them, with
+    no return, raise, try, with or definition anywhere inside."""
+    plain = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Pass, ast.For, ast.If, ast.Break, ast.Continue)
+    if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.For)):
+        return False
+    return all(isinstance(s, plain) for s in ast.walk(stmt) if isinstance(s, ast.stmt)) and \
+        not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda)) for n in ast.walk(stmt))
+
+
+def _changed(stmt: ast.stmt) -> set[str]:
+    """Names a statement assigns or changes in place (``m[i] = v``, ``m.fill_(v)``, ``m += v``)."""
+    out = set(stored_names(stmt))
+    for node in ast.walk(stmt):
+        base = None
+        if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            base = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.endswith("_") \
+                and not node.func.attr.startswith("_"):
+            base = node.func.value
+        while isinstance(base, (ast.Subscript, ast.Attribute)):
+            base = base.value
+        if isinstance(base, ast.Name):
+            out.add(base.id)
     return out
 
 

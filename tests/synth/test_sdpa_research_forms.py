@@ -658,3 +658,67 @@ def test_a_sequential_changed_after_it_is_built_is_found_but_not_fixed(change):
     assert result.text == source
     [(finding, reason)] = result.skipped
     assert finding.rule == "ADP010" and "changes the members of `self.attend`" in reason
+
+
+# A 1-D shifted-window attention: the shift mask is built in loops under the same `if` as the
+# add of the mask (window labels filled region by region, the pairs of different labels hidden).
+SHIFTED = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class ShiftedWindows(nn.Module):
+        def __init__(self, dim=16, heads=2, window=4, shift=0, attn_drop=0.0):
+            super().__init__()
+            self.heads, self.window, self.shift, self.attn_drop = heads, window, shift, attn_drop
+            self.qkv = nn.Linear(dim, dim * 3)
+            self.pos = nn.Parameter(torch.zeros(heads, window, window))
+
+        def forward(self, x):
+            B, L, C = x.shape
+            w, s = self.window, self.shift
+            nw = L // w
+            if s > 0:
+                x = torch.roll(x, -s, dims=1)
+            qkv = self.qkv(x).view(B * nw, w, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)
+            attn = q @ k.transpose(-2, -1) * (C // self.heads) ** -0.5
+            attn = attn + self.pos
+            if s > 0:
+                labels = x.new_zeros(L)
+                count = 0
+                for lo, hi in ((0, -w), (-w, -s), (-s, None)):
+                    labels[lo:hi] = count
+                    count += 1
+                labels = labels.view(nw, w)
+                pairs = labels.unsqueeze(1) - labels.unsqueeze(2)
+                pairs = pairs.masked_fill(pairs != 0, -100.0)
+                attn = attn.view(B, nw, self.heads, w, w) + pairs.unsqueeze(1).unsqueeze(0)
+                attn = attn.view(-1, self.heads, w, w)
+            attn = F.softmax(attn, dim=-1)
+            attn = F.dropout(attn, p=self.attn_drop, training=self.training)
+            out = (attn @ v).transpose(1, 2).reshape(B, L, C)
+            return torch.roll(out, s, dims=1) if s > 0 else out
+''')
+
+
+@pytest.mark.parametrize("shift", [0, 2])
+@pytest.mark.parametrize("train", [False, True])
+def test_a_mask_built_in_loops_under_the_masks_if(shift, train):
+    patched = sdpa_fixed(SHIFTED)
+    assert "for lo, hi in ((0, -w), (-w, -s), (-s, None)):" in patched  # the fused path builds the mask too
+    a, b, counter = _pair(SHIFTED, "ShiftedWindows", shift=shift)
+    _compare(a, b, [torch.randn(2, 12, 16, dtype=F64)], train=train)
+    assert counter.calls == 1
+
+
+def test_a_mask_loop_that_changes_what_an_earlier_step_read_is_not_fixed():
+    # the loop writes into q after the scores read it: building the mask before the fused call
+    # would change the query it is given
+    source = SHIFTED.replace("                count += 1\n", "                count += 1\n                q[..., 0] = 0\n")
+    assert "q[..., 0] = 0" in source
+    result = fix_text(source, "attention.py", RULES)
+    assert result.applied == [] and result.text == source
+    [(finding, reason)] = result.skipped
+    assert "does more than an attention step" in reason
