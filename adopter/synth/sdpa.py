@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 
 from ..match import Match
 from ..ruleset import Rule
@@ -177,8 +178,10 @@ class _Attention:
         nodes = self.match.nodes
         if any(n.span is None or n.stmt is None for n in nodes):
             raise Skip("the matched code could not be located")
+        self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         if len({n.func for n in nodes}) > 1:
-            raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+            nodes = self._inline_helper(nodes)
+        self.nodes = nodes
         self._check_containers()
         # (All in one helper -- Whisper's qkv_attention, an eager_attention_forward function --
         # is rewritten there: the spans are the helper's, and what the region computes is
@@ -205,7 +208,7 @@ class _Attention:
         step_tops = {i for i, _ in tops.values()}
         # Names the attention steps assign (the statements holding matched operations, not the
         # ifs around them, whose other statements are kept on the fused path).
-        step_stmts = {n.stmt for n in nodes}
+        step_stmts = {n.stmt for n in self.nodes}
         step_stored = {name for s in region for inner in ast.walk(s)
                        if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
         kinds: list[str] = []
@@ -264,6 +267,9 @@ class _Attention:
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
+                # A bias added by a helper (``dots = self.apply_pos_bias(dots)``): the fused
+                # path runs the helper's statements that compute it
+                fast.extend(self._stmt_text(inner) for inner in self.helper_steps.get(span_of(stmt), ()))
                 keeps = step_if_keeps.get(offset)
                 if keeps:
                     # The if around a mask step also computes the mask (``causal_mask =
@@ -330,6 +336,75 @@ class _Attention:
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
 
+    def _inline_helper(self, nodes: list) -> list:
+        """A match spread over the caller and one helper (method of the class or function of
+        the file) that only adds a bias to the scores: ``dots = self.apply_pos_bias(dots)``
+        with ``def apply_pos_bias(self, fmap): bias = ...; return fmap + bias / self.scale``.
+        The add step is moved to the caller's statement, and the helper's statements before
+        its return are what the fused path runs to compute the bias.  Returns the nodes with
+        that step's statement replaced."""
+        caller = self.roles["c"].func
+        outside = [n for n in nodes if n.func != caller]
+        roles = {id(n): r for r, n in self.roles.items()}
+        if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
+            raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+        node = outside[0]
+        info = self.index.stmt(node.stmt)
+        helper = self._function(info.stmt) if info is not None else None
+        caller_def = self._function(self.index.stmt(self.roles["c"].stmt).stmt)
+        why = "the bias is added in a helper that does more than add it; rewrite it by hand"
+        if helper is None or caller_def is None or info.block is not helper.body or info.index != len(helper.body) - 1:
+            raise Skip(why)
+        args = helper.args
+        params = [a.arg for a in (*args.posonlyargs, *args.args)]
+        method = bool(params) and params[0] == "self"
+        if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or len(params) != 1 + method:
+            raise Skip(why)
+        scores = params[-1]
+        ret = helper.body[-1]
+        if not (isinstance(ret, ast.Return) and isinstance(ret.value, ast.BinOp) and isinstance(ret.value.op, ast.Add)
+                and span_of(ret.value) == node.span):
+            raise Skip(why)
+        sides = [ret.value.left, ret.value.right]
+        plain = [e for e in sides if isinstance(e, ast.Name) and e.id == scores]
+        if len(plain) != 1 or scores in read_names(sides[1 - sides.index(plain[0])]):
+            raise Skip(why)
+        pre = helper.body[:-1]
+        for stmt in pre:
+            if not isinstance(stmt, (ast.Assign, ast.AnnAssign)) or scores in _loads(stmt) \
+                    or any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast.walk(stmt)):
+                raise Skip(why)
+        if not method and any(isinstance(n, ast.Name) and n.id == "self" for n in ast.walk(helper)):
+            raise Skip(why)
+        locals_ = set().union(*(stored_names(s) for s in pre))
+        free = set().union(*(_loads(s) for s in helper.body)) - locals_ - {scores, "self"}
+        caller_names = {n.id for n in ast.walk(caller_def) if isinstance(n, ast.Name)}
+        caller_stored = {n.id for n in ast.walk(caller_def) if isinstance(n, ast.Name)
+                         and isinstance(n.ctx, (ast.Store, ast.Del))} | {a.arg for a in ast.walk(caller_def.args)
+                                                                          if isinstance(a, ast.arg)}
+        clash = (locals_ & caller_names) | (({f.split(".")[0] for f in free} - {"self"}) & caller_stored)
+        if clash:
+            raise Skip(f"the helper's `{sorted(clash)[0]}` is also a name of its caller; rewrite it by hand")
+        # The caller's statement: ``x = self.<helper>(x)`` (or ``<helper>(x)``), the only call.
+        calls = []
+        for stmt in ast.walk(caller_def):
+            value = stmt.value if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+            if isinstance(value, ast.Call) and (
+                    (method and isinstance(value.func, ast.Attribute) and value.func.attr == helper.name
+                     and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
+                    or (not method and isinstance(value.func, ast.Name) and value.func.id == helper.name)):
+                calls.append((stmt, value))
+        if len(calls) != 1 or calls[0][1].keywords or len(calls[0][1].args) != 1 \
+                or isinstance(calls[0][1].args[0], ast.Starred):
+            raise Skip("the helper adding the bias is called in other ways; rewrite it by hand")
+        stmt = calls[0][0]
+        self.helper_steps[span_of(stmt)] = pre
+        moved = replace(node, stmt=span_of(stmt))
+        for role, value in self.roles.items():
+            if value is node:
+                self.roles[role] = moved
+        return [moved if n is node else n for n in nodes]
+
     # ------------------------------------------------------------------ the steps
     def _check_softmax(self) -> bool:
         """A softmax over the last dimension; True when it computes in float32 (``dtype=``)."""
@@ -384,7 +459,7 @@ class _Attention:
     def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[str]:
         """An ``if`` holding attention steps; returns the statements in it that only compute
         what a mask step then reads (kept on the fused path under the same test)."""
-        step_stmts = {n.stmt for n in self.match.nodes}
+        step_stmts = {n.stmt for n in self.nodes}
         keeps = []
         read_before: set[str] = set()  # what the steps that run before each statement read
         for outer in self.block:

@@ -722,3 +722,60 @@ def test_a_mask_loop_that_changes_what_an_earlier_step_read_is_not_fixed():
     assert result.applied == [] and result.text == source
     [(finding, reason)] = result.skipped
     assert "does more than an attention step" in reason
+
+
+# A learned positional bias added by a helper method the forward calls on the scores.
+HELPER_BIAS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class BiasedAttention(nn.Module):
+        def __init__(self, dim=16, heads=2, tokens=6, attn_drop=0.0):
+            super().__init__()
+            self.heads = heads
+            self.scale = (dim // heads) ** -0.5
+            self.qkv = nn.Linear(dim, dim * 3)
+            self.table = nn.Embedding(2 * tokens - 1, heads)
+            index = torch.arange(tokens)
+            self.register_buffer("offsets", index[None, :] - index[:, None] + tokens - 1)
+            self.attend = nn.Softmax(dim=-1)
+            self.dropout = nn.Dropout(attn_drop)
+
+        def add_position_bias(self, scores):
+            bias = self.table(self.offsets).permute(2, 0, 1)
+            return scores + bias.unsqueeze(0) / self.scale
+
+        def forward(self, x):
+            B, N, C = x.shape
+            q, k, v = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            dots = torch.matmul(q, k.transpose(-1, -2)) * self.scale
+            dots = self.add_position_bias(dots)
+            attn = self.dropout(self.attend(dots))
+            out = torch.matmul(attn, v)
+            return out.transpose(1, 2).reshape(B, N, C)
+''')
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_a_bias_added_by_a_helper_method(train):
+    patched = sdpa_fixed(HELPER_BIAS)
+    # the fused path computes the bias with the helper's own statement
+    assert "bias = self.table(self.offsets).permute(2, 0, 1)\n            out = scaled_dot_product_attention(" in patched
+    assert "attn_mask=bias.unsqueeze(0) / self.scale" in _flat(patched)
+    a, b, counter = _pair(HELPER_BIAS, "BiasedAttention")
+    _compare(a, b, [torch.randn(2, 6, 16, dtype=F64)], train=train)
+    assert counter.calls == 1
+
+
+@pytest.mark.parametrize("change", [
+    ("return scores + bias.unsqueeze(0) / self.scale", "return scores * 2 + bias.unsqueeze(0) / self.scale"),
+    ("return scores + bias.unsqueeze(0) / self.scale", "return scores + bias.unsqueeze(0) / scores.shape[-1]"),
+    ("def add_position_bias(self, scores):", "def add_position_bias(self, scores, extra=0):"),
+    ("        attn = self.dropout(", "        bias = 1\n        attn = self.dropout("),  # a name of the caller
+])
+def test_a_helper_that_does_more_than_add_a_bias_is_not_fixed(change):
+    source = HELPER_BIAS.replace(*change)
+    assert source != HELPER_BIAS
+    result = fix_text(source, "attention.py", RULES)
+    assert result.applied == [] and result.text == source
