@@ -58,8 +58,25 @@ FACTORIES = {"ones", "zeros", "rand", "randn", "empty", "full"}
 
 
 def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
-    """Fill ``edits`` with the guarded rewrite of ``match`` (or raise :class:`Skip`)."""
-    _Attention(planner, rule, match).plan(edits, regions)
+    """Fill ``edits`` with the guarded rewrite of ``match`` (or raise :class:`Skip`).  Where
+    the match cannot be rewritten, the other ways to its softmax (``match.others``: the scores
+    computed another way in the other branch of an if) are tried, best first."""
+    try:
+        _Attention(planner, rule, match).plan(edits, regions)
+        return
+    except Skip as exc:
+        error = exc
+    for other in match.others:
+        trial_edits, trial_regions = Edits(), []
+        try:
+            _Attention(planner, rule, other).plan(trial_edits, trial_regions)
+        except Skip:
+            continue
+        edits.imports |= trial_edits.imports
+        edits.wrap = trial_edits.wrap
+        regions.extend(trial_regions)
+        return
+    raise error
 
 
 def _atom(text: str, node: ast.AST) -> str:
@@ -152,11 +169,12 @@ class _Attention:
         chain = []
         while info is not None and info.block is not self.block:
             owner = info.owner
-            if not isinstance(owner, ast.If) or info.field != "body":
+            if not isinstance(owner, ast.If) or info.field not in ("body", "orelse"):
                 raise Skip(f"the step at line {node.line} is inside a loop, with, try or else block")
             # A step in the tail both branches share (``attn = self.softmax(attn)`` ending the
             # if and the else) runs whichever branch is taken: it counts as after the if.
-            if info.index < len(owner.body) - self._common_tail(owner):
+            tail = self._common_tail(owner)
+            if (info.field == "body" and info.index < len(owner.body) - tail) or (info.field == "orelse" and not tail):
                 chain.append(info.stmt)
             info = self.index.stmt(span_of(owner))
         if info is None:
@@ -211,10 +229,24 @@ class _Attention:
         step_stmts = {n.stmt for n in self.nodes}
         step_stored = {name for s in region for inner in ast.walk(s)
                        if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
+        # An if / else with steps in one branch only (the scores computed one way there and
+        # another way -- cosine attention, say -- in the other): the fused path is taken only
+        # when that branch would run, the other goes to the original.
+        branch_ifs: dict[int, str] = {}  # id of the if -> "body" / "orelse", the branch of the steps
+        for _, chain in tops.values():
+            if len(chain) == 2 and chain[0].orelse and not self._common_tail(chain[0]):
+                field = "body" if any(inner is chain[1] for inner in chain[0].body) else "orelse"
+                if branch_ifs.setdefault(id(chain[0]), field) != field:
+                    raise Skip(f"the if at line {chain[0].lineno} holds attention steps in both branches")
         kinds: list[str] = []
         step_if_keeps: dict[int, list[ast.stmt]] = {}
+        branch_tests: set[str] = set()  # the guard terms of those ifs
         for offset, stmt in enumerate(region):
             if lo + offset in step_tops:
+                if isinstance(stmt, ast.If) and id(stmt) in branch_ifs:
+                    step_if_keeps[offset] = self._check_branch(stmt, branch_ifs[id(stmt)], step_stored)
+                    kinds.append("branch")
+                    continue
                 if isinstance(stmt, ast.If):
                     step_if_keeps[offset] = self._check_step_if(stmt, step_stored)
                 elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)) and not (
@@ -257,8 +289,8 @@ class _Attention:
                 raise Skip(f"the step at line {self.roles[role].line} is nested in more than one if")
             if len(chain) == 2:
                 if_stmt = chain[0]
-                if if_stmt.orelse and not self._common_tail(if_stmt):
-                    raise Skip(f"the if at line {if_stmt.lineno} holding an attention step has an else branch")
+                if id(if_stmt) in branch_ifs:
+                    continue  # runs whenever the fused path is taken (the guard sends the other branch away)
                 if role not in MASK_STEPS:
                     raise Skip(f"the {role} step at line {self.roles[role].line} only runs under a condition")
                 conditions[role] = if_stmt.test
@@ -276,6 +308,20 @@ class _Attention:
                     # attention_mask[...]``): the fused path computes it under the same test.
                     body = "\n".join("    " + line for text in keeps for line in text.split("\n"))
                     fast.append(f"if {self._text(stmt.test)}:\n{body}")
+                continue
+            if kind == "branch":
+                clash = read_names(stmt.test) & before
+                if clash:
+                    raise Skip(f"the if at line {stmt.lineno} tests `{sorted(clash)[0]}`, assigned after the attention "
+                               "begins")
+                test = self._text(stmt.test)
+                if branch_ifs[id(stmt)] == "body":  # the fused path is the body: the else goes away
+                    term = f"not {_atom(test, stmt.test)}"
+                else:  # the fused path is the else branch: the body goes away
+                    term = _guard_term(test, stmt.test)
+                guard.append(term)
+                branch_tests.add(term)
+                fast.extend(step_if_keeps.get(offset, ()))
                 continue
             if kind == "check":
                 if not _loads(stmt) & stored:
@@ -324,7 +370,8 @@ class _Attention:
         unique = list(dict.fromkeys(guard))
         for term in unique:
             clash = read_names(ast.parse(term, mode="eval")) & all_stored
-            if clash and term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
+            if clash and term not in branch_tests and \
+                    term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
         guard_text = " or ".join(unique) if unique else None
         first, final = region[0], region[-1]
@@ -487,6 +534,31 @@ class _Attention:
                     keeps.append(text)
                     continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
+        return keeps
+
+    def _check_branch(self, stmt: ast.If, field: str, step_stored: set) -> list[str]:
+        """An if / else whose ``field`` branch holds attention steps: the statements of that
+        branch other than the steps (``q = q * scale`` before ``attn = q @ k.T``), which the
+        fused path runs in order; they may compute nothing from the attention and change
+        nothing an earlier step read."""
+        step_stmts = {n.stmt for n in self.nodes}
+        read_before: set[str] = set()
+        for outer in self.block:
+            if outer is stmt:
+                break
+            read_before |= set().union(*(_loads(s) for s in ast.walk(outer)
+                                         if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
+        keeps = []
+        for inner in getattr(stmt, field):
+            if span_of(inner) in step_stmts:
+                if not isinstance(inner, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                    raise Skip(f"the statement at line {inner.lineno} is not a plain assignment")
+                read_before |= _loads(inner)
+                continue
+            if not _plain_block(inner) or stored_names(inner) & step_stored or _loads(inner) & step_stored \
+                    or _changed(inner) & read_before:
+                raise Skip(f"the if at line {stmt.lineno} does more than an attention step in the branch that holds it")
+            keeps.append(self._stmt_text(inner))
         return keeps
 
     # ------------------------------------------------------------------ operands

@@ -779,3 +779,63 @@ def test_a_helper_that_does_more_than_add_a_bias_is_not_fixed(change):
     assert source != HELPER_BIAS
     result = fix_text(source, "attention.py", RULES)
     assert result.applied == [] and result.text == source
+
+
+# The scores computed two ways in the branches of an if: cosine attention with a temperature
+# handed in by the caller (no shape known, so not foldable into q) or the scaled dot product.
+BRANCHES = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class TwoWayAttention(nn.Module):
+        def __init__(self, dim=16, heads=2, attn_drop=0.0):
+            super().__init__()
+            self.heads, self.attn_drop = heads, attn_drop
+            self.qkv = nn.Linear(dim, dim * 3)
+
+        def forward(self, x, logit_scale=None, mask=None):
+            B, N, C = x.shape
+            q, k, v = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            if logit_scale is not None:
+                attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+                attn = attn * logit_scale.exp()
+            else:
+                q = q * (C // self.heads) ** -0.5
+                attn = q @ k.transpose(-2, -1)
+            if mask is not None:
+                attn = attn + mask
+            attn = F.softmax(attn, dim=-1)
+            attn = F.dropout(attn, p=self.attn_drop, training=self.training)
+            return (attn @ v).transpose(1, 2).reshape(B, N, C)
+''')
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_scores_computed_two_ways_in_the_branches_of_an_if(cosine, masked):
+    # the cosine branch (more steps, matched first) cannot be rewritten: its scale may differ
+    # between keys; the dot-product branch is, and the cosine branch keeps the original path
+    analysis = analyze(BRANCHES, "attention.py", RULES)
+    [(_, match)] = analysis.matches
+    assert match.others, "the other way to the softmax is kept beside the match"
+    patched = sdpa_fixed(BRANCHES)
+    assert "if logit_scale is not None" in patched and "q = q * (C // self.heads) ** -0.5\n" in patched
+    a, b, counter = _pair(BRANCHES, "TwoWayAttention")
+    kwargs = {"logit_scale": torch.randn(2, 6, 1, dtype=F64)} if cosine else {}
+    if masked:
+        kwargs["mask"] = _causal(6)
+    _compare(a, b, [torch.randn(2, 6, 16, dtype=F64)], kwargs)
+    assert counter.calls == (0 if cosine else 1)
+
+
+def test_a_branch_that_does_more_than_the_attention_is_not_fixed():
+    # the dot-product branch also records its scores: the fused path could not
+    source = BRANCHES.replace("            attn = q @ k.transpose(-2, -1)\n",
+                              "            attn = q @ k.transpose(-2, -1)\n            self.seen = attn.detach()\n")
+    assert "self.seen" in source
+    result = fix_text(source, "attention.py", RULES)
+    assert result.applied == [] and result.text == source
+    [(finding, reason)] = result.skipped
+    assert finding.rule == "ADP010"
