@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ast
 import bisect
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
@@ -53,6 +53,10 @@ class Match:
     # Per matched node, the pattern variable it assigns (``%i`` when none): which step it is
     # when optional steps (``?``) make the nodes and the pattern differ in length.
     roles: tuple[str, ...] = ()
+    # Other matches of the same site (the rule's anchor) that start elsewhere -- the scores
+    # computed another way in the other branch of an if --, best first: a synthesizer may
+    # rewrite one of them where this one cannot be rewritten.
+    others: tuple = field(default=(), compare=False, repr=False)
 
     @property
     def span(self) -> tuple[int, int, int, int]:
@@ -1031,11 +1035,17 @@ def _longest(matches: list[Match], anchor: str | None = None) -> list[Match]:
     def rank(match: Match) -> tuple:
         return (-len(match.nodes), sum(len(n.scope) for n in match.nodes), [n.span for n in match.nodes])
 
+    starts: dict[tuple, dict] = {}  # site -> first node -> the best match starting there
     for match in matches:
         key = site(match)
         current = best.get(key)
         if current is None or rank(match) < rank(current):
             best[key] = match
+        if anchor is not None:
+            first = starts.setdefault(key, {})
+            current = first.get(match.nodes[0].span)
+            if current is None or rank(match) < rank(current):
+                first[match.nodes[0].span] = match
     # A match whose nodes another match contains (it left out an optional first step the
     # code has) is that match, shorter.
     kept: list[Match] = []
@@ -1044,6 +1054,10 @@ def _longest(matches: list[Match], anchor: str | None = None) -> list[Match]:
         if not any(k.class_name == match.class_name and k.flow == match.flow and ids < {n.id for n in k.nodes}
                    and (anchor is None or site(k) == site(match)) for k in kept):
             kept.append(match)
+    if anchor is not None:
+        kept = [replace(m, others=tuple(sorted((o for o in starts.get(site(m), {}).values()
+                                                if o.nodes[0].span != m.nodes[0].span), key=rank)))
+                if len(starts.get(site(m), ())) > 1 else m for m in kept]
     return sorted(kept, key=lambda m: m.span)
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import replace
 
 from ..match import Match
 from ..ruleset import Rule
@@ -57,8 +58,25 @@ FACTORIES = {"ones", "zeros", "rand", "randn", "empty", "full"}
 
 
 def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
-    """Fill ``edits`` with the guarded rewrite of ``match`` (or raise :class:`Skip`)."""
-    _Attention(planner, rule, match).plan(edits, regions)
+    """Fill ``edits`` with the guarded rewrite of ``match`` (or raise :class:`Skip`).  Where
+    the match cannot be rewritten, the other ways to its softmax (``match.others``: the scores
+    computed another way in the other branch of an if) are tried, best first."""
+    try:
+        _Attention(planner, rule, match).plan(edits, regions)
+        return
+    except Skip as exc:
+        error = exc
+    for other in match.others:
+        trial_edits, trial_regions = Edits(), []
+        try:
+            _Attention(planner, rule, other).plan(trial_edits, trial_regions)
+        except Skip:
+            continue
+        edits.imports |= trial_edits.imports
+        edits.wrap = trial_edits.wrap
+        regions.extend(trial_regions)
+        return
+    raise error
 
 
 def _atom(text: str, node: ast.AST) -> str:
@@ -151,11 +169,12 @@ class _Attention:
         chain = []
         while info is not None and info.block is not self.block:
             owner = info.owner
-            if not isinstance(owner, ast.If) or info.field != "body":
+            if not isinstance(owner, ast.If) or info.field not in ("body", "orelse"):
                 raise Skip(f"the step at line {node.line} is inside a loop, with, try or else block")
             # A step in the tail both branches share (``attn = self.softmax(attn)`` ending the
             # if and the else) runs whichever branch is taken: it counts as after the if.
-            if info.index < len(owner.body) - self._common_tail(owner):
+            tail = self._common_tail(owner)
+            if (info.field == "body" and info.index < len(owner.body) - tail) or (info.field == "orelse" and not tail):
                 chain.append(info.stmt)
             info = self.index.stmt(span_of(owner))
         if info is None:
@@ -177,8 +196,10 @@ class _Attention:
         nodes = self.match.nodes
         if any(n.span is None or n.stmt is None for n in nodes):
             raise Skip("the matched code could not be located")
+        self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         if len({n.func for n in nodes}) > 1:
-            raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+            nodes = self._inline_helper(nodes)
+        self.nodes = nodes
         self._check_containers()
         # (All in one helper -- Whisper's qkv_attention, an eager_attention_forward function --
         # is rewritten there: the spans are the helper's, and what the region computes is
@@ -205,13 +226,27 @@ class _Attention:
         step_tops = {i for i, _ in tops.values()}
         # Names the attention steps assign (the statements holding matched operations, not the
         # ifs around them, whose other statements are kept on the fused path).
-        step_stmts = {n.stmt for n in nodes}
+        step_stmts = {n.stmt for n in self.nodes}
         step_stored = {name for s in region for inner in ast.walk(s)
                        if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
+        # An if / else with steps in one branch only (the scores computed one way there and
+        # another way -- cosine attention, say -- in the other): the fused path is taken only
+        # when that branch would run, the other goes to the original.
+        branch_ifs: dict[int, str] = {}  # id of the if -> "body" / "orelse", the branch of the steps
+        for _, chain in tops.values():
+            if len(chain) == 2 and chain[0].orelse and not self._common_tail(chain[0]):
+                field = "body" if any(inner is chain[1] for inner in chain[0].body) else "orelse"
+                if branch_ifs.setdefault(id(chain[0]), field) != field:
+                    raise Skip(f"the if at line {chain[0].lineno} holds attention steps in both branches")
         kinds: list[str] = []
         step_if_keeps: dict[int, list[ast.stmt]] = {}
+        branch_tests: set[str] = set()  # the guard terms of those ifs
         for offset, stmt in enumerate(region):
             if lo + offset in step_tops:
+                if isinstance(stmt, ast.If) and id(stmt) in branch_ifs:
+                    step_if_keeps[offset] = self._check_branch(stmt, branch_ifs[id(stmt)], step_stored)
+                    kinds.append("branch")
+                    continue
                 if isinstance(stmt, ast.If):
                     step_if_keeps[offset] = self._check_step_if(stmt, step_stored)
                 elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)) and not (
@@ -254,8 +289,8 @@ class _Attention:
                 raise Skip(f"the step at line {self.roles[role].line} is nested in more than one if")
             if len(chain) == 2:
                 if_stmt = chain[0]
-                if if_stmt.orelse and not self._common_tail(if_stmt):
-                    raise Skip(f"the if at line {if_stmt.lineno} holding an attention step has an else branch")
+                if id(if_stmt) in branch_ifs:
+                    continue  # runs whenever the fused path is taken (the guard sends the other branch away)
                 if role not in MASK_STEPS:
                     raise Skip(f"the {role} step at line {self.roles[role].line} only runs under a condition")
                 conditions[role] = if_stmt.test
@@ -264,12 +299,29 @@ class _Attention:
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
+                # A bias added by a helper (``dots = self.apply_pos_bias(dots)``): the fused
+                # path runs the helper's statements that compute it
+                fast.extend(self._stmt_text(inner) for inner in self.helper_steps.get(span_of(stmt), ()))
                 keeps = step_if_keeps.get(offset)
                 if keeps:
                     # The if around a mask step also computes the mask (``causal_mask =
                     # attention_mask[...]``): the fused path computes it under the same test.
                     body = "\n".join("    " + line for text in keeps for line in text.split("\n"))
                     fast.append(f"if {self._text(stmt.test)}:\n{body}")
+                continue
+            if kind == "branch":
+                clash = read_names(stmt.test) & before
+                if clash:
+                    raise Skip(f"the if at line {stmt.lineno} tests `{sorted(clash)[0]}`, assigned after the attention "
+                               "begins")
+                test = self._text(stmt.test)
+                if branch_ifs[id(stmt)] == "body":  # the fused path is the body: the else goes away
+                    term = f"not {_atom(test, stmt.test)}"
+                else:  # the fused path is the else branch: the body goes away
+                    term = _guard_term(test, stmt.test)
+                guard.append(term)
+                branch_tests.add(term)
+                fast.extend(step_if_keeps.get(offset, ()))
                 continue
             if kind == "check":
                 if not _loads(stmt) & stored:
@@ -318,7 +370,8 @@ class _Attention:
         unique = list(dict.fromkeys(guard))
         for term in unique:
             clash = read_names(ast.parse(term, mode="eval")) & all_stored
-            if clash and term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
+            if clash and term not in branch_tests and \
+                    term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
         guard_text = " or ".join(unique) if unique else None
         first, final = region[0], region[-1]
@@ -329,6 +382,75 @@ class _Attention:
             fast="\n".join(fast),
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
+
+    def _inline_helper(self, nodes: list) -> list:
+        """A match spread over the caller and one helper (method of the class or function of
+        the file) that only adds a bias to the scores: ``dots = self.apply_pos_bias(dots)``
+        with ``def apply_pos_bias(self, fmap): bias = ...; return fmap + bias / self.scale``.
+        The add step is moved to the caller's statement, and the helper's statements before
+        its return are what the fused path runs to compute the bias.  Returns the nodes with
+        that step's statement replaced."""
+        caller = self.roles["c"].func
+        outside = [n for n in nodes if n.func != caller]
+        roles = {id(n): r for r, n in self.roles.items()}
+        if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
+            raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+        node = outside[0]
+        info = self.index.stmt(node.stmt)
+        helper = self._function(info.stmt) if info is not None else None
+        caller_def = self._function(self.index.stmt(self.roles["c"].stmt).stmt)
+        why = "the bias is added in a helper that does more than add it; rewrite it by hand"
+        if helper is None or caller_def is None or info.block is not helper.body or info.index != len(helper.body) - 1:
+            raise Skip(why)
+        args = helper.args
+        params = [a.arg for a in (*args.posonlyargs, *args.args)]
+        method = bool(params) and params[0] == "self"
+        if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or len(params) != 1 + method:
+            raise Skip(why)
+        scores = params[-1]
+        ret = helper.body[-1]
+        if not (isinstance(ret, ast.Return) and isinstance(ret.value, ast.BinOp) and isinstance(ret.value.op, ast.Add)
+                and span_of(ret.value) == node.span):
+            raise Skip(why)
+        sides = [ret.value.left, ret.value.right]
+        plain = [e for e in sides if isinstance(e, ast.Name) and e.id == scores]
+        if len(plain) != 1 or scores in read_names(sides[1 - sides.index(plain[0])]):
+            raise Skip(why)
+        pre = helper.body[:-1]
+        for stmt in pre:
+            if not isinstance(stmt, (ast.Assign, ast.AnnAssign)) or scores in _loads(stmt) \
+                    or any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast.walk(stmt)):
+                raise Skip(why)
+        if not method and any(isinstance(n, ast.Name) and n.id == "self" for n in ast.walk(helper)):
+            raise Skip(why)
+        locals_ = set().union(*(stored_names(s) for s in pre))
+        free = set().union(*(_loads(s) for s in helper.body)) - locals_ - {scores, "self"}
+        caller_names = {n.id for n in ast.walk(caller_def) if isinstance(n, ast.Name)}
+        caller_stored = {n.id for n in ast.walk(caller_def) if isinstance(n, ast.Name)
+                         and isinstance(n.ctx, (ast.Store, ast.Del))} | {a.arg for a in ast.walk(caller_def.args)
+                                                                          if isinstance(a, ast.arg)}
+        clash = (locals_ & caller_names) | (({f.split(".")[0] for f in free} - {"self"}) & caller_stored)
+        if clash:
+            raise Skip(f"the helper's `{sorted(clash)[0]}` is also a name of its caller; rewrite it by hand")
+        # The caller's statement: ``x = self.<helper>(x)`` (or ``<helper>(x)``), the only call.
+        calls = []
+        for stmt in ast.walk(caller_def):
+            value = stmt.value if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+            if isinstance(value, ast.Call) and (
+                    (method and isinstance(value.func, ast.Attribute) and value.func.attr == helper.name
+                     and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
+                    or (not method and isinstance(value.func, ast.Name) and value.func.id == helper.name)):
+                calls.append((stmt, value))
+        if len(calls) != 1 or calls[0][1].keywords or len(calls[0][1].args) != 1 \
+                or isinstance(calls[0][1].args[0], ast.Starred):
+            raise Skip("the helper adding the bias is called in other ways; rewrite it by hand")
+        stmt = calls[0][0]
+        self.helper_steps[span_of(stmt)] = pre
+        moved = replace(node, stmt=span_of(stmt))
+        for role, value in self.roles.items():
+            if value is node:
+                self.roles[role] = moved
+        return [moved if n is node else n for n in nodes]
 
     # ------------------------------------------------------------------ the steps
     def _check_softmax(self) -> bool:
@@ -384,15 +506,25 @@ class _Attention:
     def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[str]:
         """An ``if`` holding attention steps; returns the statements in it that only compute
         what a mask step then reads (kept on the fused path under the same test)."""
-        step_stmts = {n.stmt for n in self.match.nodes}
+        step_stmts = {n.stmt for n in self.nodes}
         keeps = []
+        read_before: set[str] = set()  # what the steps that run before each statement read
+        for outer in self.block:
+            if outer is stmt:
+                break
+            read_before |= set().union(*(_loads(s) for s in ast.walk(outer)
+                                         if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
         for inner in stmt.body:
             if span_of(inner) in step_stmts:
+                read_before |= _loads(inner)
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
-            if isinstance(inner, (ast.Assign, ast.AnnAssign)) and not (stored_names(inner) & step_stored) \
-                    and (not stmt.orelse or self._common_tail(stmt)):
+            # A mask built in plain statements and loops (Swin's shift mask: a zero tensor
+            # filled region by region in nested ``for`` loops): the fused path builds it under
+            # the same test before the call, so it may not change what an earlier step read.
+            if _plain_block(inner) and not (stored_names(inner) & step_stored) \
+                    and not (_changed(inner) & read_before) and (not stmt.orelse or self._common_tail(stmt)):
                 if not (_loads(inner) & step_stored):
                     keeps.append(self._stmt_text(inner))
                     continue
@@ -402,6 +534,31 @@ class _Attention:
                     keeps.append(text)
                     continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
+        return keeps
+
+    def _check_branch(self, stmt: ast.If, field: str, step_stored: set) -> list[str]:
+        """An if / else whose ``field`` branch holds attention steps: the statements of that
+        branch other than the steps (``q = q * scale`` before ``attn = q @ k.T``), which the
+        fused path runs in order; they may compute nothing from the attention and change
+        nothing an earlier step read."""
+        step_stmts = {n.stmt for n in self.nodes}
+        read_before: set[str] = set()
+        for outer in self.block:
+            if outer is stmt:
+                break
+            read_before |= set().union(*(_loads(s) for s in ast.walk(outer)
+                                         if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
+        keeps = []
+        for inner in getattr(stmt, field):
+            if span_of(inner) in step_stmts:
+                if not isinstance(inner, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                    raise Skip(f"the statement at line {inner.lineno} is not a plain assignment")
+                read_before |= _loads(inner)
+                continue
+            if not _plain_block(inner) or stored_names(inner) & step_stored or _loads(inner) & step_stored \
+                    or _changed(inner) & read_before:
+                raise Skip(f"the if at line {stmt.lineno} does more than an attention step in the branch that holds it")
+            keeps.append(self._stmt_text(inner))
         return keeps
 
     # ------------------------------------------------------------------ operands
@@ -925,6 +1082,33 @@ def _loads(stmt: ast.AST) -> set[str]:
             dotted = dotted_name(node)
             if dotted:
                 out.add(dotted)
+    return out
+
+
+def _plain_block(stmt: ast.stmt) -> bool:
+    """Assignments, expression statements and ``for`` loops / ``if`` statements of them, with
+    no return, raise, try, with or definition anywhere inside."""
+    plain = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Pass, ast.For, ast.If, ast.Break, ast.Continue)
+    if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.For)):
+        return False
+    return all(isinstance(s, plain) for s in ast.walk(stmt) if isinstance(s, ast.stmt)) and \
+        not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda)) for n in ast.walk(stmt))
+
+
+def _changed(stmt: ast.stmt) -> set[str]:
+    """Names a statement assigns or changes in place (``m[i] = v``, ``m.fill_(v)``, ``m += v``)."""
+    out = set(stored_names(stmt))
+    for node in ast.walk(stmt):
+        base = None
+        if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            base = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.endswith("_") \
+                and not node.func.attr.startswith("_"):
+            base = node.func.value
+        while isinstance(base, (ast.Subscript, ast.Attribute)):
+            base = base.value
+        if isinstance(base, ast.Name):
+            out.add(base.id)
     return out
 
 

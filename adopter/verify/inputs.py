@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import inspect
 import itertools
+import math
 import textwrap
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -281,6 +282,32 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
     return (min(patterns), False) if patterns else (None, False)
 
 
+def _window_lengths(module: nn.Module) -> list[int]:
+    """Token counts a windowed attention module fixes: the sides of its square buffers (a
+    relative-position index over ``window_size ** 2`` tokens, built from a constructor argument
+    the module does not keep), so that its windows hold exactly that many tokens."""
+    out: list[int] = []
+    for _, buffer in module.named_buffers():
+        side = int(buffer.shape[-1]) if buffer.dim() >= 2 else 0
+        if buffer.dim() >= 2 and buffer.shape[-2] == side and 2 <= side <= 256 and side not in out:
+            out.append(side)
+    return out
+
+
+def _deep_tokens(randn: Callable, batch: int, rank: int, lengths: list[int], widths: list[int]) -> list:
+    """Hidden states of rank ``rank`` >= 5 (``b x y w1 w2 d``: windows of tokens, the grid of
+    windows before them): each token count as two equal axes when it is a square, and as one
+    axis after a grid of 2 x 1 ..., for each width."""
+    out = []
+    for length in dict.fromkeys(lengths):
+        side = math.isqrt(length)
+        for width in widths:
+            if side > 1 and side * side == length:
+                out.append(randn(batch, *[1] * (rank - 4), side, side, width))
+            out.append(randn(batch, 2, *[1] * (rank - 4), length, width))
+    return out
+
+
 def head_widths(module: nn.Module, width: int) -> list[int]:
     """Per-head widths of a module of ``width`` features: its own integer attributes that divide
     the width (``self.head_dim``), then the width over those (``dim // self.heads``)."""
@@ -451,6 +478,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         # the usual [batch, seq, width]; mobile ViT's ``'b p n (h d)'``: patches of tokens)
         four = [randn(b, 4, s, width) for width in widths[:3]] if not per_param and rank == 4 and conv is None \
             else []
+        if not per_param and rank is not None and rank >= 5 and conv is None:
+            four = _deep_tokens(randn, b, rank, [s, *_window_lengths(module)], widths[:2])
         if certain:
             candidates, four = four + candidates, []
         for width in widths:

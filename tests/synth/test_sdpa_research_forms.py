@@ -658,3 +658,184 @@ def test_a_sequential_changed_after_it_is_built_is_found_but_not_fixed(change):
     assert result.text == source
     [(finding, reason)] = result.skipped
     assert finding.rule == "ADP010" and "changes the members of `self.attend`" in reason
+
+
+# A 1-D shifted-window attention: the shift mask is built in loops under the same `if` as the
+# add of the mask (window labels filled region by region, the pairs of different labels hidden).
+SHIFTED = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class ShiftedWindows(nn.Module):
+        def __init__(self, dim=16, heads=2, window=4, shift=0, attn_drop=0.0):
+            super().__init__()
+            self.heads, self.window, self.shift, self.attn_drop = heads, window, shift, attn_drop
+            self.qkv = nn.Linear(dim, dim * 3)
+            self.pos = nn.Parameter(torch.zeros(heads, window, window))
+
+        def forward(self, x):
+            B, L, C = x.shape
+            w, s = self.window, self.shift
+            nw = L // w
+            if s > 0:
+                x = torch.roll(x, -s, dims=1)
+            qkv = self.qkv(x).view(B * nw, w, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(0)
+            attn = q @ k.transpose(-2, -1) * (C // self.heads) ** -0.5
+            attn = attn + self.pos
+            if s > 0:
+                labels = x.new_zeros(L)
+                count = 0
+                for lo, hi in ((0, -w), (-w, -s), (-s, None)):
+                    labels[lo:hi] = count
+                    count += 1
+                labels = labels.view(nw, w)
+                pairs = labels.unsqueeze(1) - labels.unsqueeze(2)
+                pairs = pairs.masked_fill(pairs != 0, -100.0)
+                attn = attn.view(B, nw, self.heads, w, w) + pairs.unsqueeze(1).unsqueeze(0)
+                attn = attn.view(-1, self.heads, w, w)
+            attn = F.softmax(attn, dim=-1)
+            attn = F.dropout(attn, p=self.attn_drop, training=self.training)
+            out = (attn @ v).transpose(1, 2).reshape(B, L, C)
+            return torch.roll(out, s, dims=1) if s > 0 else out
+''')
+
+
+@pytest.mark.parametrize("shift", [0, 2])
+@pytest.mark.parametrize("train", [False, True])
+def test_a_mask_built_in_loops_under_the_masks_if(shift, train):
+    patched = sdpa_fixed(SHIFTED)
+    assert "for lo, hi in ((0, -w), (-w, -s), (-s, None)):" in patched  # the fused path builds the mask too
+    a, b, counter = _pair(SHIFTED, "ShiftedWindows", shift=shift)
+    _compare(a, b, [torch.randn(2, 12, 16, dtype=F64)], train=train)
+    assert counter.calls == 1
+
+
+def test_a_mask_loop_that_changes_what_an_earlier_step_read_is_not_fixed():
+    # the loop writes into q after the scores read it: building the mask before the fused call
+    # would change the query it is given
+    source = SHIFTED.replace("                count += 1\n", "                count += 1\n                q[..., 0] = 0\n")
+    assert "q[..., 0] = 0" in source
+    result = fix_text(source, "attention.py", RULES)
+    assert result.applied == [] and result.text == source
+    [(finding, reason)] = result.skipped
+    assert "does more than an attention step" in reason
+
+
+# A learned positional bias added by a helper method the forward calls on the scores.
+HELPER_BIAS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class BiasedAttention(nn.Module):
+        def __init__(self, dim=16, heads=2, tokens=6, attn_drop=0.0):
+            super().__init__()
+            self.heads = heads
+            self.scale = (dim // heads) ** -0.5
+            self.qkv = nn.Linear(dim, dim * 3)
+            self.table = nn.Embedding(2 * tokens - 1, heads)
+            index = torch.arange(tokens)
+            self.register_buffer("offsets", index[None, :] - index[:, None] + tokens - 1)
+            self.attend = nn.Softmax(dim=-1)
+            self.dropout = nn.Dropout(attn_drop)
+
+        def add_position_bias(self, scores):
+            bias = self.table(self.offsets).permute(2, 0, 1)
+            return scores + bias.unsqueeze(0) / self.scale
+
+        def forward(self, x):
+            B, N, C = x.shape
+            q, k, v = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            dots = torch.matmul(q, k.transpose(-1, -2)) * self.scale
+            dots = self.add_position_bias(dots)
+            attn = self.dropout(self.attend(dots))
+            out = torch.matmul(attn, v)
+            return out.transpose(1, 2).reshape(B, N, C)
+''')
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_a_bias_added_by_a_helper_method(train):
+    patched = sdpa_fixed(HELPER_BIAS)
+    # the fused path computes the bias with the helper's own statement
+    assert "bias = self.table(self.offsets).permute(2, 0, 1)\n            out = scaled_dot_product_attention(" in patched
+    assert "attn_mask=bias.unsqueeze(0) / self.scale" in _flat(patched)
+    a, b, counter = _pair(HELPER_BIAS, "BiasedAttention")
+    _compare(a, b, [torch.randn(2, 6, 16, dtype=F64)], train=train)
+    assert counter.calls == 1
+
+
+@pytest.mark.parametrize("change", [
+    ("return scores + bias.unsqueeze(0) / self.scale", "return scores * 2 + bias.unsqueeze(0) / self.scale"),
+    ("return scores + bias.unsqueeze(0) / self.scale", "return scores + bias.unsqueeze(0) / scores.shape[-1]"),
+    ("def add_position_bias(self, scores):", "def add_position_bias(self, scores, extra=0):"),
+    ("        attn = self.dropout(", "        bias = 1\n        attn = self.dropout("),  # a name of the caller
+])
+def test_a_helper_that_does_more_than_add_a_bias_is_not_fixed(change):
+    source = HELPER_BIAS.replace(*change)
+    assert source != HELPER_BIAS
+    result = fix_text(source, "attention.py", RULES)
+    assert result.applied == [] and result.text == source
+
+
+# The scores computed two ways in the branches of an if: cosine attention with a temperature
+# handed in by the caller (no shape known, so not foldable into q) or the scaled dot product.
+BRANCHES = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class TwoWayAttention(nn.Module):
+        def __init__(self, dim=16, heads=2, attn_drop=0.0):
+            super().__init__()
+            self.heads, self.attn_drop = heads, attn_drop
+            self.qkv = nn.Linear(dim, dim * 3)
+
+        def forward(self, x, logit_scale=None, mask=None):
+            B, N, C = x.shape
+            q, k, v = self.qkv(x).view(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            if logit_scale is not None:
+                attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+                attn = attn * logit_scale.exp()
+            else:
+                q = q * (C // self.heads) ** -0.5
+                attn = q @ k.transpose(-2, -1)
+            if mask is not None:
+                attn = attn + mask
+            attn = F.softmax(attn, dim=-1)
+            attn = F.dropout(attn, p=self.attn_drop, training=self.training)
+            return (attn @ v).transpose(1, 2).reshape(B, N, C)
+''')
+
+
+@pytest.mark.parametrize("cosine", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_scores_computed_two_ways_in_the_branches_of_an_if(cosine, masked):
+    # the cosine branch (more steps, matched first) cannot be rewritten: its scale may differ
+    # between keys; the dot-product branch is, and the cosine branch keeps the original path
+    analysis = analyze(BRANCHES, "attention.py", RULES)
+    [(_, match)] = analysis.matches
+    assert match.others, "the other way to the softmax is kept beside the match"
+    patched = sdpa_fixed(BRANCHES)
+    assert "if logit_scale is not None" in patched and "q = q * (C // self.heads) ** -0.5\n" in patched
+    a, b, counter = _pair(BRANCHES, "TwoWayAttention")
+    kwargs = {"logit_scale": torch.randn(2, 6, 1, dtype=F64)} if cosine else {}
+    if masked:
+        kwargs["mask"] = _causal(6)
+    _compare(a, b, [torch.randn(2, 6, 16, dtype=F64)], kwargs)
+    assert counter.calls == (0 if cosine else 1)
+
+
+def test_a_branch_that_does_more_than_the_attention_is_not_fixed():
+    # the dot-product branch also records its scores: the fused path could not
+    source = BRANCHES.replace("            attn = q @ k.transpose(-2, -1)\n",
+                              "            attn = q @ k.transpose(-2, -1)\n            self.seen = attn.detach()\n")
+    assert "self.seen" in source
+    result = fix_text(source, "attention.py", RULES)
+    assert result.applied == [] and result.text == source
+    [(finding, reason)] = result.skipped
+    assert finding.rule == "ADP010"

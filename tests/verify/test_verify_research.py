@@ -204,13 +204,15 @@ def test_text_table_keeps_the_config_section_name(capsys):
 def test_arguments_and_inputs_from_how_the_code_uses_them(tmp_path, capsys):
     """Semantics, not names: a window indexed per axis is a tuple of sizes, a kernel handed to
     ``nn.Conv2d`` is a kernel size, a forward that unpacks four sizes or rearranges a 4-axis
-    pattern takes 4-D inputs, rotary tables broadcast against per-head queries; a branch the
+    pattern takes 4-D inputs (one that unpacks six sizes, windows of the tokens its position index
+    is built for), rotary tables broadcast against per-head queries; a branch the
     original cannot run is a skip that says so."""
     patches, _ = fix_then_verify(tmp_path, capsys, "shapes", "layers.py")
     by_class: dict[str, list] = {}
     for row in patches:
         by_class.setdefault(row["class"], []).append(row)
-    for name in ("WindowedSelfAttention", "ConvProjectedAttention", "PatchGridAttention", "RotaryTableAttention"):
+    for name in ("WindowedSelfAttention", "ConvProjectedAttention", "PatchGridAttention", "RotaryTableAttention",
+                 "GridOfWindowsAttention"):
         assert by_class[name] and all(r["verdict"] == PASS for r in by_class[name]), by_class.get(name)
     window = by_class["WindowedSelfAttention"][0]["details"]
     assert "window=(2, 2)" in window["built"] and window["inputs"] == "float[2, 4, 32]"  # 2x2 window: 4 tokens
@@ -222,6 +224,8 @@ def test_arguments_and_inputs_from_how_the_code_uses_them(tmp_path, capsys):
     assert "proj_kernel=3" in conv["built"] and conv["inputs"] == "float[2, 32, 32, 32]"
     assert by_class["PatchGridAttention"][0]["details"]["inputs"] == "float[2, 4, 8, 32]"
     assert by_class["RotaryTableAttention"][0]["details"]["inputs"] == "float[2, 8, 32], float[8, 8], float[8, 8]"
+    # six axes unpacked from the input; windows of the 3 x 3 tokens the position index is built for
+    assert by_class["GridOfWindowsAttention"][0]["details"]["inputs"] == "float[2, 1, 1, 3, 3, 32]"
     (cosine,) = by_class["CosineSimilarityAttention"]
     assert cosine["verdict"] == SKIP
     assert "cosine=True" in cosine["reason"] and "raised in the original" in cosine["reason"]
