@@ -104,3 +104,51 @@ def test_patched_models_compute_what_the_originals_do(path, tmp_path):
         x = torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
         with torch.no_grad():
             torch.testing.assert_close(b(x), a(x))
+
+
+def test_a_layer_class_passed_down_through_several_constructors(findings):
+    """torchvision's MaxVit passes activation_layer=nn.GELU through MaxVitLayer and MaxVitBlock
+    to the block that builds its MLP: each constructor hands its parameter on."""
+    src = """
+    from torch import nn
+
+
+    class Inner(nn.Module):
+        def __init__(self, d, activation_layer):
+            super().__init__()
+            self.fc = nn.Linear(d, d)
+            self.act = activation_layer()
+
+        def forward(self, x):
+            return self.act(self.fc(x))
+
+
+    class Mid(nn.Module):
+        def __init__(self, d, activation_layer):
+            super().__init__()
+            self.inner = Inner(d, activation_layer=activation_layer)
+
+        def forward(self, x):
+            return self.inner(x)
+
+
+    class Mid2(nn.Module):
+        def __init__(self, d, activation_layer):
+            super().__init__()
+            self.mid = Mid(d, activation_layer)
+
+        def forward(self, x):
+            return self.mid(x)
+
+
+    class Outer(nn.Module):
+        def __init__(self, d, activation_layer=nn.GELU):
+            super().__init__()
+            self.mid = Mid2(d, activation_layer=activation_layer)
+
+        def forward(self, x):
+            return self.mid(x)
+    """
+    assert findings(src, "ADP006") == [("ADP006", 12)]
+    assert findings(src.replace("activation_layer=nn.GELU", "activation_layer=nn.ReLU"), "ADP006") == []
+

@@ -35,7 +35,7 @@ SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
 PARTIALS = frozenset({"functools.partial", "partial"})
 TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
-MAX_DEPTH = 3
+MAX_DEPTH = 5
 # Layers of other libraries that compute a torch layer's operation with another parameter
 # layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
 # are in another order, so none is kept.
@@ -424,7 +424,9 @@ class LayerTyper:
                     caller_env = self.function_env(caller, caller_owner, depth + 1)
                 else:
                     caller_env = {}
-                out += self.values(passed, caller_env, depth + 1)
+                # the parameter is built into a layer, so what is passed for it is too: a
+                # parameter of the caller passed on is looked up in the caller's callers
+                out += self.values(passed, caller_env, depth + 1, called=True)
         out = _unique(out)
         self._param_cache[key] = out
         return out
