@@ -701,3 +701,164 @@ def _functions(tree: ast.Module):
             for item in stmt.body:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     yield stmt.name, item
+
+
+# ---------------------------------------------------------------------------- LM heads
+# The constructor name given (besides their own) to layers that compute logits over the
+# vocabulary: rules name it in an init pattern (``$lm = adopter.lm_head(...)``).
+LM_HEAD = "adopter.lm_head"
+EMBEDDING = "torch.nn.Embedding"
+LINEAR = "torch.nn.Linear"
+# A literal size below this is a handful of classes (a 2-way head), never a vocabulary.
+MIN_LITERAL_VOCABULARY = 1000
+
+
+def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, mention=None) -> None:
+    """Bind ``LM_HEAD`` (beside the layer's own constructor) to every attribute that maps
+    hidden states to the vocabulary, as the data flow of the file says:
+
+    - an ``nn.Linear`` whose ``out_features`` is the vocabulary: the size an ``nn.Embedding``
+      of the file is built with (the same expression, ``self.x`` read as the value ``__init__``
+      gave it: ``config.vocab_size`` for both, or the ``vocab`` parameter), or an embedding's
+      ``num_embeddings``;
+    - a same-file module whose ``forward`` ends by returning the output of such a layer (a
+      prediction head: transform, then the decoder Linear), or an ``nn.Sequential`` whose last
+      member is one.
+
+    Names are not read: a Linear to ``config.num_labels`` is a vocabulary head only if the
+    file embeds tokens with ``config.num_labels`` entries."""
+    from .bindings import Ctor  # bindings imports this module
+
+    values = {owner: _self_values(info) for owner, info in infos.items()}
+    sizes = _embedding_sizes(infos, names, tree, values, mention)
+    heads: set[str] = set()  # local classes whose forward returns vocabulary logits
+
+    def is_head(attr: str, ctors: list, owner: str) -> bool:
+        for ctor in ctors:
+            if ctor.fqn == LM_HEAD:
+                return True
+            if names_match(LINEAR, ctor.fqn) and not ctor.table:
+                out = dict(ctor.kwargs).get("out_features")
+                if out is None and len(ctor.args) >= 2:
+                    out = ctor.args[1]
+                if out is not None and _is_vocabulary(out, values.get(owner, {}), sizes):
+                    return True
+            elif ctor.fqn in heads:
+                return True
+        return False
+
+    for _ in range(MAX_DEPTH + 1):  # heads made of heads: BertOnlyMLMHead -> BertLMPredictionHead
+        changed = False
+        for owner, info in infos.items():
+            for attr, ctors in info.bindings.items():
+                if attr.endswith("]") or any(c.fqn == LM_HEAD for c in ctors):
+                    continue
+                head = is_head(attr, ctors, owner)
+                if not head and any(c.fqn == SEQUENTIAL for c in ctors) and len(ctors) == 1:
+                    last = 0
+                    while f"{attr}[{last + 1}]" in info.bindings:
+                        last += 1
+                    member = info.bindings.get(f"{attr}[{last}]")
+                    head = bool(member) and is_head(attr, member, owner)
+                if head:
+                    first = ctors[0]
+                    ctors.append(Ctor(attr, LM_HEAD, (), (), False, first.stmt, first.call, first.func,
+                                      via=first.fqn))
+                    changed = True
+            if owner not in heads and _returns_head(info):
+                heads.add(owner)
+                changed = True
+        if not changed:
+            break
+
+
+def _self_values(info) -> dict:
+    """``self.a = <expr>`` statements of ``__init__`` (its top level): attribute -> expr."""
+    init = info.methods.get("__init__")
+    out: dict = {}
+    for stmt in init.body if init is not None else ():
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            key = _key(stmt.targets[0])
+            if key is not None and key.startswith("self.") and key[5:] not in out:
+                out[key[5:]] = stmt.value
+    return out
+
+
+def _size_text(expr: ast.expr, values: dict, depth: int = 0) -> str:
+    """The text of a size expression with ``self.a`` (and ``self.a.b``) read as what
+    ``__init__`` assigned to ``self.a``."""
+    if isinstance(expr, ast.Attribute) and depth < 3:
+        root, attrs = expr, []
+        while isinstance(root, ast.Attribute):
+            attrs.append(root.attr)
+            root = root.value
+        if isinstance(root, ast.Name) and root.id == "self" and attrs:
+            first = attrs[-1]
+            if first in values and not isinstance(values[first], ast.Call):
+                base = _size_text(values[first], {}, depth + 1)
+                return ".".join([base, *reversed(attrs[:-1])])
+    return ast.unparse(expr)
+
+
+def _is_vocabulary(expr: ast.expr, values: dict, sizes: set) -> bool:
+    if isinstance(expr, ast.Attribute) and expr.attr == "num_embeddings":
+        return True  # the number of entries of an nn.Embedding
+    return _size_text(expr, values) in sizes
+
+
+def _embedding_sizes(infos: dict, names: ModuleNames, tree: ast.Module, values: dict, mention) -> set:
+    """The texts of the sizes (``num_embeddings``) the file builds its embeddings with."""
+    embeddings = {EMBEDDING}
+    for name, cls in names.classes.items():  # local subclasses of nn.Embedding, same signature
+        if any(names.resolve(b) == EMBEDDING for b in cls.bases):
+            embeddings.add(name)
+    sizes: set = set()
+    for owner, func in _functions(tree):
+        if mention is not None and not any("Embedding" in word for word in mention(func)):
+            continue
+        own = values.get(owner, {}) if owner is not None else {}
+        for node in _graph.walk(func):
+            if not isinstance(node, ast.Call) or names.resolve(node.func) not in embeddings:
+                continue
+            size = next((k.value for k in node.keywords if k.arg == "num_embeddings"), None)
+            if size is None and node.args and not isinstance(node.args[0], ast.Starred):
+                size = node.args[0]
+            if size is None:
+                continue
+            if isinstance(size, ast.Constant) and not (isinstance(size.value, int)
+                                                       and size.value >= MIN_LITERAL_VOCABULARY):
+                continue
+            sizes.add(_size_text(size, own))
+    return sizes
+
+
+def _returns_head(info) -> bool:
+    """Does the class's ``forward`` end by returning the output of one of its LM-head layers
+    (``return self.decoder(h)``, or ``h = self.decoder(h); return h``)?"""
+    forward = info.methods.get("forward")
+    if forward is None or not info.is_module:
+        return False
+    body = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return False
+    if any(True for stmt in body[:-1] for _ in _returns([stmt])):
+        return False  # another way out of the forward
+    value = body[-1].value
+    if isinstance(value, ast.Name):
+        assigned = None
+        for stmt in body[:-1]:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else (
+                [stmt.target] if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) else [])
+            if any(isinstance(n, ast.Name) and n.id == value.id for t in targets for n in ast.walk(t)):
+                assigned = stmt if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+            elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
+                if any(isinstance(n, ast.Name) and n.id == value.id and isinstance(n.ctx, ast.Store)
+                       for n in ast.walk(stmt)):
+                    assigned = None  # rebound under a branch or loop
+        if assigned is None:
+            return False
+        value = assigned.value
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and isinstance(value.func.value, ast.Name) and value.func.value.id == "self"):
+        return False
+    return any(c.fqn == LM_HEAD for c in info.bindings.get(value.func.attr, ()))

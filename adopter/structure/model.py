@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
 from .graph import Flow, FlowBuilder, Node, Ref
-from .layers import Built, LayerTyper, SequentialSite
+from .layers import Built, LayerTyper, SequentialSite, mark_lm_heads
 from .names import ModuleNames, collect_names, names_match
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
@@ -270,6 +270,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     typer = LayerTyper(names, tree, module.mention)
     for info in infos.values():
         bind_class(info, infos, names, typer)
+    if text is None or "Embedding" in text or "num_embeddings" in text:
+        mark_lm_heads(infos, names, tree, module.mention)
     all_methods = []
     for name, info in infos.items():
         structure = ClassStructure(name, info, module, functions=dict(info.methods))
