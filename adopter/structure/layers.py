@@ -25,6 +25,8 @@ abstract interpreter, and the check path must stay near the cost of ``ast.parse`
 from __future__ import annotations
 
 import ast
+import bisect
+import re
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
@@ -713,7 +715,7 @@ LINEAR = "torch.nn.Linear"
 MIN_LITERAL_VOCABULARY = 1000
 
 
-def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, mention=None) -> None:
+def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str | None = None) -> None:
     """Bind ``LM_HEAD`` (beside the layer's own constructor) to every attribute that maps
     hidden states to the vocabulary, as the data flow of the file says:
 
@@ -729,44 +731,68 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, mention=Non
     file embeds tokens with ``config.num_labels`` entries."""
     from .bindings import Ctor  # bindings imports this module
 
-    values = {owner: _self_values(info) for owner, info in infos.items()}
-    sizes = _embedding_sizes(infos, names, tree, values, mention)
-    heads: set[str] = set()  # local classes whose forward returns vocabulary logits
+    values: dict = {}
 
-    def is_head(attr: str, ctors: list, owner: str) -> bool:
-        for ctor in ctors:
-            if ctor.fqn == LM_HEAD:
-                return True
-            if names_match(LINEAR, ctor.fqn) and not ctor.table:
-                out = dict(ctor.kwargs).get("out_features")
-                if out is None and len(ctor.args) >= 2:
-                    out = ctor.args[1]
-                if out is not None and _is_vocabulary(out, values.get(owner, {}), sizes):
-                    return True
-            elif ctor.fqn in heads:
-                return True
-        return False
+    def own(owner):
+        found = values.get(owner)
+        if found is None:
+            found = values[owner] = _self_values(infos[owner]) if owner in infos else {}
+        return found
 
+    sizes = _embedding_sizes(names, tree, own, text)
+    linears, others = [], []  # (owner, attr, ctors): Linear layers; local modules and Sequentials
+    for owner, info in infos.items():
+        for attr, ctors in info.bindings.items():
+            if attr.endswith("]"):
+                continue
+            if any(names_match(LINEAR, c.fqn) and not c.table for c in ctors):
+                linears.append((owner, attr, ctors))
+            elif any(c.fqn in infos or c.fqn == SEQUENTIAL for c in ctors):
+                others.append((owner, attr, ctors))
+
+    def mark(attr: str, ctors: list) -> None:
+        first = ctors[0]
+        ctors.append(Ctor(attr, LM_HEAD, (), (), False, first.stmt, first.call, first.func, via=first.fqn))
+
+    def linear_head(ctor, owner) -> bool:
+        out = dict(ctor.kwargs).get("out_features")
+        if out is None and len(ctor.args) >= 2:
+            out = ctor.args[1]
+        return out is not None and _is_vocabulary(out, own(owner), sizes)
+
+    if sizes or any(isinstance(o, ast.Attribute) and o.attr == "num_embeddings"
+                    for _, _, ctors in linears for c in ctors for o in (*c.args[1:2], *dict(c.kwargs).values())):
+        for owner, attr, ctors in linears:
+            if any(names_match(LINEAR, c.fqn) and not c.table and linear_head(c, owner) for c in ctors):
+                mark(attr, ctors)
+    returned: dict = {}  # local class -> the attribute its forward returns the output of (or None)
+    heads: set = set()
     for _ in range(MAX_DEPTH + 1):  # heads made of heads: BertOnlyMLMHead -> BertLMPredictionHead
         changed = False
-        for owner, info in infos.items():
-            for attr, ctors in info.bindings.items():
-                if attr.endswith("]") or any(c.fqn == LM_HEAD for c in ctors):
-                    continue
-                head = is_head(attr, ctors, owner)
-                if not head and any(c.fqn == SEQUENTIAL for c in ctors) and len(ctors) == 1:
+        for owner, attr, ctors in others:
+            if ctors[-1].fqn == LM_HEAD:
+                continue
+            head = False
+            for ctor in ctors:
+                if ctor.fqn in infos:
+                    if ctor.fqn not in heads:
+                        if ctor.fqn not in returned:
+                            returned[ctor.fqn] = _returned_attr(infos[ctor.fqn])
+                        inner = returned[ctor.fqn]
+                        bound = infos[ctor.fqn].bindings.get(inner, ()) if inner else ()
+                        if bound and bound[-1].fqn == LM_HEAD:
+                            heads.add(ctor.fqn)
+                    head = head or ctor.fqn in heads
+                elif ctor.fqn == SEQUENTIAL and len(ctors) == 1:
+                    info = infos[owner]
                     last = 0
                     while f"{attr}[{last + 1}]" in info.bindings:
                         last += 1
-                    member = info.bindings.get(f"{attr}[{last}]")
-                    head = bool(member) and is_head(attr, member, owner)
-                if head:
-                    first = ctors[0]
-                    ctors.append(Ctor(attr, LM_HEAD, (), (), False, first.stmt, first.call, first.func,
-                                      via=first.fqn))
-                    changed = True
-            if owner not in heads and _returns_head(info):
-                heads.add(owner)
+                    member = info.bindings.get(f"{attr}[{last}]", ())
+                    head = any(names_match(LINEAR, c.fqn) and not c.table and linear_head(c, owner)
+                               or c.fqn in heads for c in member)
+            if head:
+                mark(attr, ctors)
                 changed = True
         if not changed:
             break
@@ -806,59 +832,84 @@ def _is_vocabulary(expr: ast.expr, values: dict, sizes: set) -> bool:
     return _size_text(expr, values) in sizes
 
 
-def _embedding_sizes(infos: dict, names: ModuleNames, tree: ast.Module, values: dict, mention) -> set:
-    """The texts of the sizes (``num_embeddings``) the file builds its embeddings with."""
+def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None) -> set:
+    """The texts of the sizes (``num_embeddings``) the file builds its embeddings with (only
+    the statements on lines that mention an embedding class are walked)."""
     embeddings = {EMBEDDING}
     for name, cls in names.classes.items():  # local subclasses of nn.Embedding, same signature
         if any(names.resolve(b) == EMBEDDING for b in cls.bases):
             embeddings.add(name)
+    words = {e.rsplit(".", 1)[-1] for e in embeddings}
+    hits = None
+    if text is not None:  # the lines that mention one (a regex over the text: a line loop costs more)
+        hits, line, pos = [], 1, 0
+        for found in re.finditer("|".join(sorted(map(re.escape, words))), text):
+            line += text.count("\n", pos, found.start())
+            pos = found.start()
+            if not hits or hits[-1] != line:
+                hits.append(line)
+        if not hits:
+            return set()
     sizes: set = set()
+
+    def near(node) -> bool:
+        if hits is None:
+            return True
+        at = bisect.bisect_left(hits, node.lineno)
+        return at < len(hits) and hits[at] <= (node.end_lineno or node.lineno)
+
     for owner, func in _functions(tree):
-        if mention is not None and not any("Embedding" in word for word in mention(func)):
+        if not near(func):
             continue
-        own = values.get(owner, {}) if owner is not None else {}
-        for node in _graph.walk(func):
-            if not isinstance(node, ast.Call) or names.resolve(node.func) not in embeddings:
+        for stmt in func.body:
+            if not near(stmt):
                 continue
-            size = next((k.value for k in node.keywords if k.arg == "num_embeddings"), None)
-            if size is None and node.args and not isinstance(node.args[0], ast.Starred):
-                size = node.args[0]
-            if size is None:
-                continue
-            if isinstance(size, ast.Constant) and not (isinstance(size.value, int)
-                                                       and size.value >= MIN_LITERAL_VOCABULARY):
-                continue
-            sizes.add(_size_text(size, own))
+            for node in _graph.walk(stmt):
+                if not isinstance(node, ast.Call) or names.resolve(node.func) not in embeddings:
+                    continue
+                size = next((k.value for k in node.keywords if k.arg == "num_embeddings"), None)
+                if size is None and node.args and not isinstance(node.args[0], ast.Starred):
+                    size = node.args[0]
+                if size is None:
+                    continue
+                if isinstance(size, ast.Constant) and not (isinstance(size.value, int)
+                                                           and size.value >= MIN_LITERAL_VOCABULARY):
+                    continue
+                sizes.add(_size_text(size, own(owner) if owner is not None else {}))
     return sizes
 
 
-def _returns_head(info) -> bool:
-    """Does the class's ``forward`` end by returning the output of one of its LM-head layers
-    (``return self.decoder(h)``, or ``h = self.decoder(h); return h``)?"""
+def _returned_attr(info) -> str | None:
+    """The attribute whose call's output the class's ``forward`` returns, when it ends that way
+    (``return self.decoder(h)``, or ``h = self.decoder(h); return h``) and has no other way out."""
     forward = info.methods.get("forward")
     if forward is None or not info.is_module:
-        return False
-    body = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        return None
+    body = forward.body
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
-        return False
-    if any(True for stmt in body[:-1] for _ in _returns([stmt])):
-        return False  # another way out of the forward
+        return None
     value = body[-1].value
     if isinstance(value, ast.Name):
-        assigned = None
-        for stmt in body[:-1]:
-            targets = stmt.targets if isinstance(stmt, ast.Assign) else (
-                [stmt.target] if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) else [])
-            if any(isinstance(n, ast.Name) and n.id == value.id for t in targets for n in ast.walk(t)):
-                assigned = stmt if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
-            elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
-                if any(isinstance(n, ast.Name) and n.id == value.id and isinstance(n.ctx, ast.Store)
-                       for n in ast.walk(stmt)):
-                    assigned = None  # rebound under a branch or loop
-        if assigned is None:
-            return False
-        value = assigned.value
+        name, value = value.id, None
+        for index in range(len(body) - 2, -1, -1):
+            stmt = body[index]
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                    and stmt.targets[0].id == name):
+                value = stmt.value
+                break
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
+                    return None  # bound otherwise (unpacked, augmented)
+            elif not isinstance(stmt, (ast.Expr, ast.Pass)) and any(
+                    isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(stmt)):
+                return None  # rebound under a branch or loop
+        if value is None:
+            return None
     if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
             and isinstance(value.func.value, ast.Name) and value.func.value.id == "self"):
-        return False
-    return any(c.fqn == LM_HEAD for c in info.bindings.get(value.func.attr, ()))
+        return None
+    if any(True for stmt in body[:-1] if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr))
+           for _ in _returns([stmt])):
+        return None  # another way out of the forward
+    return value.func.attr

@@ -270,8 +270,11 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     typer = LayerTyper(names, tree, module.mention)
     for info in infos.values():
         bind_class(info, infos, names, typer)
-    if text is None or "Embedding" in text or "num_embeddings" in text:
-        mark_lm_heads(infos, names, tree, module.mention)
+    # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
+    # build no embedding to say what the vocabulary is, are not searched for them.
+    if text is None or (("Embedding" in text or "num_embeddings" in text)
+                        and ("cross_entropy" in text or "CrossEntropy" in text or "loss_function" in text)):
+        mark_lm_heads(infos, names, tree, text)
     all_methods = []
     for name, info in infos.items():
         structure = ClassStructure(name, info, module, functions=dict(info.methods))
