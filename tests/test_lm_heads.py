@@ -10,8 +10,9 @@ from adopter.structure import module_structure
 from adopter.structure.layers import LM_HEAD
 
 
-def _heads(code: str) -> dict[str, set[str]]:
-    text = textwrap.dedent(code)
+def _heads(code: str, loss: bool = True) -> dict[str, set[str]]:
+    # LM heads are only looked for in files that compute a cross-entropy
+    text = textwrap.dedent(code) + ("\nLOSS = nn.CrossEntropyLoss()\n" if loss else "")
     module = module_structure(ast.parse(text), None, text)
     return {name: {attr for attr, ctors in cls.bindings.items() if any(c.fqn == LM_HEAD for c in ctors)}
             for name, cls in module.classes.items() if cls.info is not None}
@@ -144,3 +145,17 @@ def test_local_head_modules_and_sequentials_ending_in_a_head_are_heads():
     assert heads["OnlyHead"] == {"predictions"}
     assert heads["NotHead"] == {"decoder"}
     assert heads["Model"] == {"cls", "seq"}
+
+
+def test_files_without_a_cross_entropy_are_not_searched_for_heads():
+    code = """
+        from torch import nn
+
+        class M(nn.Module):
+            def __init__(self, n, d):
+                super().__init__()
+                self.tok = nn.Embedding(n, d)
+                self.lm = nn.Linear(d, n)
+    """
+    assert _heads(code)["M"] == {"lm"}
+    assert _heads(code, loss=False)["M"] == set()
