@@ -709,6 +709,9 @@ def _functions(tree: ast.Module):
 # The constructor name given (besides their own) to layers that compute logits over the
 # vocabulary: rules name it in an init pattern (``$lm = adopter.lm_head(...)``).
 LM_HEAD = "adopter.lm_head"
+# A same-file module whose forward returns a pair whose first element is an LM head's logits
+# (BERT's pre-training heads: the vocabulary logits, then the next-sentence logits).
+LM_HEAD_FIRST = "adopter.lm_head_first"
 EMBEDDING = "torch.nn.Embedding"
 LINEAR = "torch.nn.Linear"
 # A literal size below this is a handful of classes (a 2-way head), never a vocabulary.
@@ -750,9 +753,9 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
             elif any(c.fqn in infos or c.fqn == SEQUENTIAL for c in ctors):
                 others.append((owner, attr, ctors))
 
-    def mark(attr: str, ctors: list) -> None:
+    def mark(attr: str, ctors: list, kind: str = LM_HEAD) -> None:
         first = ctors[0]
-        ctors.append(Ctor(attr, LM_HEAD, (), (), False, first.stmt, first.call, first.func, via=first.fqn))
+        ctors.append(Ctor(attr, kind, (), (), False, first.stmt, first.call, first.func, via=first.fqn))
 
     def linear_head(ctor, owner) -> bool:
         out = dict(ctor.kwargs).get("out_features")
@@ -765,34 +768,39 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
         for owner, attr, ctors in linears:
             if any(names_match(LINEAR, c.fqn) and not c.table and linear_head(c, owner) for c in ctors):
                 mark(attr, ctors)
-    returned: dict = {}  # local class -> the attribute its forward returns the output of (or None)
-    heads: set = set()
+    returned: dict = {}  # local class -> (attribute whose output its forward returns, tuple index)
+    heads: dict = {}  # local class -> LM_HEAD or LM_HEAD_FIRST
+
+    def head_kind(name: str) -> str | None:
+        if name not in heads:
+            if name not in returned:
+                returned[name] = _returned_attr(infos[name])
+            inner, index = returned[name] or (None, None)
+            bound = infos[name].bindings.get(inner, ()) if inner else ()
+            if bound and bound[-1].fqn == LM_HEAD and index in (None, 0):
+                heads[name] = LM_HEAD if index is None else LM_HEAD_FIRST
+        return heads.get(name)
+
     for _ in range(MAX_DEPTH + 1):  # heads made of heads: BertOnlyMLMHead -> BertLMPredictionHead
         changed = False
         for owner, attr, ctors in others:
-            if ctors[-1].fqn == LM_HEAD:
+            if ctors[-1].fqn in (LM_HEAD, LM_HEAD_FIRST):
                 continue
-            head = False
+            kind = None
             for ctor in ctors:
                 if ctor.fqn in infos:
-                    if ctor.fqn not in heads:
-                        if ctor.fqn not in returned:
-                            returned[ctor.fqn] = _returned_attr(infos[ctor.fqn])
-                        inner = returned[ctor.fqn]
-                        bound = infos[ctor.fqn].bindings.get(inner, ()) if inner else ()
-                        if bound and bound[-1].fqn == LM_HEAD:
-                            heads.add(ctor.fqn)
-                    head = head or ctor.fqn in heads
+                    kind = kind or head_kind(ctor.fqn)
                 elif ctor.fqn == SEQUENTIAL and len(ctors) == 1:
                     info = infos[owner]
                     last = 0
                     while f"{attr}[{last + 1}]" in info.bindings:
                         last += 1
                     member = info.bindings.get(f"{attr}[{last}]", ())
-                    head = any(names_match(LINEAR, c.fqn) and not c.table and linear_head(c, owner)
-                               or c.fqn in heads for c in member)
-            if head:
-                mark(attr, ctors)
+                    if any(names_match(LINEAR, c.fqn) and not c.table and linear_head(c, owner)
+                           or heads.get(c.fqn) == LM_HEAD for c in member):
+                        kind = LM_HEAD
+            if kind is not None:
+                mark(attr, ctors, kind)
                 changed = True
         if not changed:
             break
@@ -879,20 +887,23 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
     return sizes
 
 
-def _returned_attr(info) -> str | None:
-    """The attribute whose call's output the class's ``forward`` returns, when it ends that way
-    (``return self.decoder(h)``, or ``h = self.decoder(h); return h``) and has no other way out."""
+def _returned_attr(info) -> tuple | None:
+    """(attribute, None) when the class's ``forward`` ends by returning the output of that
+    attribute's call (``return self.decoder(h)``, or ``h = self.decoder(h); return h``) and has
+    no other way out; (attribute, 0) when it returns a pair whose first element is that."""
     forward = info.methods.get("forward")
     if forward is None or not info.is_module:
         return None
     body = forward.body
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return None
-    value = body[-1].value
+    value, index = body[-1].value, None
+    if isinstance(value, ast.Tuple) and len(value.elts) == 2:
+        value, index = value.elts[0], 0
     if isinstance(value, ast.Name):
         name, value = value.id, None
-        for index in range(len(body) - 2, -1, -1):
-            stmt = body[index]
+        for at in range(len(body) - 2, -1, -1):
+            stmt = body[at]
             if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
                     and stmt.targets[0].id == name):
                 value = stmt.value
@@ -912,4 +923,4 @@ def _returned_attr(info) -> str | None:
     if any(True for stmt in body[:-1] if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr))
            for _ in _returns([stmt])):
         return None  # another way out of the forward
-    return value.func.attr
+    return value.func.attr, index
