@@ -159,3 +159,48 @@ def test_files_without_a_cross_entropy_are_not_searched_for_heads():
     """
     assert _heads(code)["M"] == {"lm"}
     assert _heads(code, loss=False)["M"] == set()
+
+
+def test_a_head_module_returning_the_vocabulary_logits_first_in_a_pair():
+    from adopter.structure.layers import LM_HEAD_FIRST
+
+    code = """
+        from torch import nn
+
+        class Predict(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.decoder = nn.Linear(c.d, c.n)
+
+            def forward(self, x):
+                return self.decoder(x)
+
+        class First(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.predictions = Predict(c)
+                self.pair = nn.Linear(c.d, 2)
+
+            def forward(self, x, pooled):
+                scores = self.predictions(x)
+                pair = self.pair(pooled)
+                return scores, pair
+
+        class Second(First):
+            def forward(self, x, pooled):
+                scores = self.predictions(x)
+                pair = self.pair(pooled)
+                return pair, scores
+
+        class Model(nn.Module):
+            def __init__(self, c):
+                super().__init__()
+                self.emb = nn.Embedding(c.n, c.d)
+                self.first = First(c)
+                self.second = Second(c)
+    """
+    text = textwrap.dedent(code) + "\nLOSS = nn.CrossEntropyLoss()\n"
+    module = module_structure(ast.parse(text), None, text)
+    kinds = {attr: [c.fqn for c in ctors] for attr, ctors in module.classes["Model"].bindings.items()}
+    assert kinds["first"] == ["First", LM_HEAD_FIRST]
+    assert kinds["second"] == ["Second"]
