@@ -869,9 +869,10 @@ class Matcher:
             for later in pattern[index + 1:]:
                 later_uses.update(later.args)
                 later_uses.update(v for _, v in later.kwargs)
-            consumed = Temp(index) in later_uses or any(o in later_uses for o in pnode.outs)
-            if consumed:
+            if Temp(index) in later_uses:
                 keys.update(o.key for o in node.outs)
+            else:  # of a tuple of outputs, those a later step reads (``$l, _ = f(x)``: the first)
+                keys.update(o.key for p, o in zip(pnode.outs, node.outs) if isinstance(p, Var) and p in later_uses)
         return keys
 
     def _live_keys(self, state: _State) -> set[str]:

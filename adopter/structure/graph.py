@@ -26,6 +26,7 @@ from typing import Union
 
 from . import canon as canonical
 from .bindings import ClassInfo, span
+from .literals import literal_keywords
 from .canon import TABLE, View
 from .formulas import gelu_formula
 from .names import ModuleNames
@@ -177,6 +178,7 @@ class FlowBuilder:
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
         self.opaque_uses: dict[str, frozenset] = {}
+        self._literal_names: dict[str, bool] = {}  # literals.literal_keywords' cache
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -431,6 +433,13 @@ class FlowBuilder:
         kwarg_spans: list = []
         for kw in call.keywords:
             value, frontier = self._value(kw.value, frontier, ctx)
+            spread = None if kw.arg is not None or len(ctx.stack) != 1 else literal_keywords(
+                kw.value, ctx.exprs.get(getattr(kw.value, "id", "")), self.lines, self._literal_names)
+            if spread:  # **opt_kwargs of a dict literal: its keys, the spread written once
+                for index, (key, item) in enumerate(spread):
+                    kwargs.append((key, Const(item.value) if isinstance(item, ast.Constant) else value))
+                    kwarg_spans.append((span(kw.value), span(kw)) if index == 0 else (None, None))
+                continue
             kwargs.append((kw.arg or "**", value))
             kwarg_spans.append((span(kw.value), span(kw)))
             frontier = self._inline_callable_arg(kw.value, frontier, ctx)

@@ -25,6 +25,8 @@ abstract interpreter, and the check path must stay near the cost of ``ast.parse`
 from __future__ import annotations
 
 import ast
+import bisect
+import re
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
@@ -715,3 +717,224 @@ def _functions(tree: ast.Module):
             for item in stmt.body:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     yield stmt.name, item
+
+
+# ---------------------------------------------------------------------------- LM heads
+# The constructor name given (besides their own) to layers that compute logits over the
+# vocabulary: rules name it in an init pattern (``$lm = adopter.lm_head(...)``).
+LM_HEAD = "adopter.lm_head"
+# A same-file module whose forward returns a pair whose first element is an LM head's logits
+# (BERT's pre-training heads: the vocabulary logits, then the next-sentence logits).
+LM_HEAD_FIRST = "adopter.lm_head_first"
+EMBEDDING = "torch.nn.Embedding"
+LINEAR = "torch.nn.Linear"
+# A literal size below this is a handful of classes (a 2-way head), never a vocabulary.
+MIN_LITERAL_VOCABULARY = 1000
+
+
+def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str | None = None) -> None:
+    """Bind ``LM_HEAD`` (beside the layer's own constructor) to every attribute that maps
+    hidden states to the vocabulary, as the data flow of the file says:
+
+    - an ``nn.Linear`` whose ``out_features`` is the vocabulary: the size an ``nn.Embedding``
+      of the file is built with (the same expression, ``self.x`` read as the value ``__init__``
+      gave it: ``config.vocab_size`` for both, or the ``vocab`` parameter), or an embedding's
+      ``num_embeddings``;
+    - a same-file module whose ``forward`` ends by returning the output of such a layer (a
+      prediction head: transform, then the decoder Linear), or an ``nn.Sequential`` whose last
+      member is one.
+
+    Names are not read: a Linear to ``config.num_labels`` is a vocabulary head only if the
+    file embeds tokens with ``config.num_labels`` entries."""
+    from .bindings import Ctor  # bindings imports this module
+
+    values: dict = {}
+
+    def own(owner):
+        found = values.get(owner)
+        if found is None:
+            found = values[owner] = _self_values(infos[owner]) if owner in infos else {}
+        return found
+
+    sizes = _embedding_sizes(names, tree, own, text)
+    linears, others = [], []  # (owner, attr, ctors): Linear layers; local modules and Sequentials
+    for owner, info in infos.items():
+        for attr, ctors in info.bindings.items():
+            if attr.endswith("]"):
+                continue
+            if any(names_match(LINEAR, c.fqn) and not c.table for c in ctors):
+                linears.append((owner, attr, ctors))
+            elif any(c.fqn in infos or c.fqn == SEQUENTIAL for c in ctors):
+                others.append((owner, attr, ctors))
+
+    def mark(attr: str, ctors: list, kind: str = LM_HEAD) -> None:
+        first = ctors[0]
+        ctors.append(Ctor(attr, kind, (), (), False, first.stmt, first.call, first.func, via=first.fqn))
+
+    def linear_head(ctor, owner) -> bool:
+        out = dict(ctor.kwargs).get("out_features")
+        if out is None and len(ctor.args) >= 2:
+            out = ctor.args[1]
+        return out is not None and _is_vocabulary(out, own(owner), sizes)
+
+    if sizes or any(isinstance(o, ast.Attribute) and o.attr == "num_embeddings"
+                    for _, _, ctors in linears for c in ctors for o in (*c.args[1:2], *dict(c.kwargs).values())):
+        for owner, attr, ctors in linears:
+            if any(names_match(LINEAR, c.fqn) and not c.table and linear_head(c, owner) for c in ctors):
+                mark(attr, ctors)
+    returned: dict = {}  # local class -> (attribute whose output its forward returns, tuple index)
+    heads: dict = {}  # local class -> LM_HEAD or LM_HEAD_FIRST
+
+    def head_kind(name: str) -> str | None:
+        if name not in heads:
+            if name not in returned:
+                returned[name] = _returned_attr(infos[name])
+            inner, index = returned[name] or (None, None)
+            bound = infos[name].bindings.get(inner, ()) if inner else ()
+            if bound and bound[-1].fqn == LM_HEAD and index in (None, 0):
+                heads[name] = LM_HEAD if index is None else LM_HEAD_FIRST
+        return heads.get(name)
+
+    for _ in range(MAX_DEPTH + 1):  # heads made of heads: BertOnlyMLMHead -> BertLMPredictionHead
+        changed = False
+        for owner, attr, ctors in others:
+            if ctors[-1].fqn in (LM_HEAD, LM_HEAD_FIRST):
+                continue
+            kind = None
+            for ctor in ctors:
+                if ctor.fqn in infos:
+                    kind = kind or head_kind(ctor.fqn)
+                elif ctor.fqn == SEQUENTIAL and len(ctors) == 1:
+                    info = infos[owner]
+                    last = 0
+                    while f"{attr}[{last + 1}]" in info.bindings:
+                        last += 1
+                    member = info.bindings.get(f"{attr}[{last}]", ())
+                    if any(names_match(LINEAR, c.fqn) and not c.table and linear_head(c, owner)
+                           or heads.get(c.fqn) == LM_HEAD for c in member):
+                        kind = LM_HEAD
+            if kind is not None:
+                mark(attr, ctors, kind)
+                changed = True
+        if not changed:
+            break
+
+
+def _self_values(info) -> dict:
+    """``self.a = <expr>`` statements of ``__init__`` (its top level): attribute -> expr."""
+    init = info.methods.get("__init__")
+    out: dict = {}
+    for stmt in init.body if init is not None else ():
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            key = _key(stmt.targets[0])
+            if key is not None and key.startswith("self.") and key[5:] not in out:
+                out[key[5:]] = stmt.value
+    return out
+
+
+def _size_text(expr: ast.expr, values: dict, depth: int = 0) -> str:
+    """The text of a size expression with ``self.a`` (and ``self.a.b``) read as what
+    ``__init__`` assigned to ``self.a``."""
+    if isinstance(expr, ast.Attribute) and depth < 3:
+        root, attrs = expr, []
+        while isinstance(root, ast.Attribute):
+            attrs.append(root.attr)
+            root = root.value
+        if isinstance(root, ast.Name) and root.id == "self" and attrs:
+            first = attrs[-1]
+            if first in values and not isinstance(values[first], ast.Call):
+                base = _size_text(values[first], {}, depth + 1)
+                return ".".join([base, *reversed(attrs[:-1])])
+    return ast.unparse(expr)
+
+
+def _is_vocabulary(expr: ast.expr, values: dict, sizes: set) -> bool:
+    if isinstance(expr, ast.Attribute) and expr.attr == "num_embeddings":
+        return True  # the number of entries of an nn.Embedding
+    return _size_text(expr, values) in sizes
+
+
+def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None) -> set:
+    """The texts of the sizes (``num_embeddings``) the file builds its embeddings with (only
+    the statements on lines that mention an embedding class are walked)."""
+    embeddings = {EMBEDDING}
+    for name, cls in names.classes.items():  # local subclasses of nn.Embedding, same signature
+        if any(names.resolve(b) == EMBEDDING for b in cls.bases):
+            embeddings.add(name)
+    words = {e.rsplit(".", 1)[-1] for e in embeddings}
+    hits = None
+    if text is not None:  # the lines that mention one (a regex over the text: a line loop costs more)
+        hits, line, pos = [], 1, 0
+        for found in re.finditer("|".join(sorted(map(re.escape, words))), text):
+            line += text.count("\n", pos, found.start())
+            pos = found.start()
+            if not hits or hits[-1] != line:
+                hits.append(line)
+        if not hits:
+            return set()
+    sizes: set = set()
+
+    def near(node) -> bool:
+        if hits is None:
+            return True
+        at = bisect.bisect_left(hits, node.lineno)
+        return at < len(hits) and hits[at] <= (node.end_lineno or node.lineno)
+
+    for owner, func in _functions(tree):
+        if not near(func):
+            continue
+        for stmt in func.body:
+            if not near(stmt):
+                continue
+            for node in _graph.walk(stmt):
+                if not isinstance(node, ast.Call) or names.resolve(node.func) not in embeddings:
+                    continue
+                size = next((k.value for k in node.keywords if k.arg == "num_embeddings"), None)
+                if size is None and node.args and not isinstance(node.args[0], ast.Starred):
+                    size = node.args[0]
+                if size is None:
+                    continue
+                if isinstance(size, ast.Constant) and not (isinstance(size.value, int)
+                                                           and size.value >= MIN_LITERAL_VOCABULARY):
+                    continue
+                sizes.add(_size_text(size, own(owner) if owner is not None else {}))
+    return sizes
+
+
+def _returned_attr(info) -> tuple | None:
+    """(attribute, None) when the class's ``forward`` ends by returning the output of that
+    attribute's call (``return self.decoder(h)``, or ``h = self.decoder(h); return h``) and has
+    no other way out; (attribute, 0) when it returns a pair whose first element is that."""
+    forward = info.methods.get("forward")
+    if forward is None or not info.is_module:
+        return None
+    body = forward.body
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return None
+    value, index = body[-1].value, None
+    if isinstance(value, ast.Tuple) and len(value.elts) == 2:
+        value, index = value.elts[0], 0
+    if isinstance(value, ast.Name):
+        name, value = value.id, None
+        for at in range(len(body) - 2, -1, -1):
+            stmt = body[at]
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                    and stmt.targets[0].id == name):
+                value = stmt.value
+                break
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
+                    return None  # bound otherwise (unpacked, augmented)
+            elif not isinstance(stmt, (ast.Expr, ast.Pass)) and any(
+                    isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(stmt)):
+                return None  # rebound under a branch or loop
+        if value is None:
+            return None
+    if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+            and isinstance(value.func.value, ast.Name) and value.func.value.id == "self"):
+        return None
+    if any(True for stmt in body[:-1] if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr))
+           for _ in _returns([stmt])):
+        return None  # another way out of the forward
+    return value.func.attr, index

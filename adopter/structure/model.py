@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
 from .graph import Flow, FlowBuilder, Node, Ref
-from .layers import Built, LayerTyper, SequentialSite
+from .layers import Built, LayerTyper, SequentialSite, mark_lm_heads
 from .names import ModuleNames, collect_names, names_match
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
@@ -290,6 +290,11 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     typer = LayerTyper(names, tree, module.mention)
     for info in infos.values():
         bind_class(info, infos, names, typer)
+    # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
+    # build no embedding to say what the vocabulary is, are not searched for them.
+    if text is None or (("Embedding" in text or "num_embeddings" in text)
+                        and ("cross_entropy" in text or "CrossEntropy" in text or "loss_function" in text)):
+        mark_lm_heads(infos, names, tree, text)
     all_methods = []
     for name, info in infos.items():
         structure = ClassStructure(name, info, module, functions=dict(info.methods))
