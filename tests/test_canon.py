@@ -197,3 +197,24 @@ def test_adding_a_spelling_is_one_table_entry(restored_table, tmp_path, monkeypa
     engine._MATCHERS.clear()
     rules = [r for r in load_rules() if r.id in ("ADP004", "ADP010")]
     assert sorted(f.rule for f in analyze(source, "m.py", rules).findings) == ["ADP004", "ADP010"]
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("s - s.amax(dim=-1, keepdim=True)", True),
+    ("s - s.amax(dim=-1, keepdim=True).detach()", True),
+    ("s - s.amax(-1, keepdim=True).detach()", True),
+    ("s - s.max(dim=-1, keepdim=True).values", True),
+    ("s - s.max(-1, keepdim=True)[0].detach()", True),
+    ("a.b - a.b.amax(dim=-1, keepdim=True)", True),
+    ("s - s.amax(dim=-2, keepdim=True)", False),
+    ("s - s.amax(dim=-1)", False),
+    ("s - t.amax(dim=-1, keepdim=True)", False),
+    ("s - s.max(dim=-1, keepdim=True)", False),
+    ("s - s.amax(dim=-1, keepdim=True) * 2", False),
+    ("s - s.mean(dim=-1, keepdim=True)", False),
+])
+def test_subtracting_the_row_maximum(text, expected):
+    from adopter.structure.canon import subtracts_row_max
+
+    assert subtracts_row_max(ast.parse(text, mode="eval").body) is expected
+

@@ -457,3 +457,32 @@ def rearrange_swaps_last_two(pattern: str) -> bool:
     if any(not (_AXIS.match(a) or a == "...") for a in left + right) or len(set(left)) != len(left):
         return False
     return left[:-2] == right[:-2] and left[-2:] == right[-2:][::-1] and "..." not in left[-2:]
+
+
+def subtracts_row_max(expr: ast.BinOp) -> bool:
+    """Is ``expr`` ``x - x.amax(dim=-1, keepdim=True)`` (or ``x.max(-1, keepdim=True).values``
+    / ``[0]``), the right side maybe ``.detach()``-ed, ``x`` the same expression on both sides?
+    A softmax over the last axis of it is the softmax of ``x``."""
+    right = expr.right
+    while isinstance(right, ast.Call) and isinstance(right.func, ast.Attribute) and right.func.attr == "detach" \
+            and not right.args and not right.keywords:
+        right = right.func.value
+    if isinstance(right, ast.Attribute) and right.attr == "values":
+        right, wanted = right.value, "max"
+    elif isinstance(right, ast.Subscript) and isinstance(right.slice, ast.Constant) and right.slice.value == 0:
+        right, wanted = right.value, "max"
+    else:
+        wanted = "amax"
+    if not (isinstance(right, ast.Call) and isinstance(right.func, ast.Attribute) and right.func.attr == wanted):
+        return False
+    if ast.dump(right.func.value) != ast.dump(expr.left):
+        return False
+    dims = list(right.args) + [k.value for k in right.keywords if k.arg == "dim"]
+    keep = [k.value for k in right.keywords if k.arg == "keepdim"]
+    if len(right.args) > 1 or any(k.arg not in ("dim", "keepdim") for k in right.keywords) or len(dims) != 1:
+        return False
+    dim = dims[0]
+    last = isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) \
+        and dim.operand.value == 1
+    return last and len(keep) == 1 and isinstance(keep[0], ast.Constant) and keep[0].value is True
+

@@ -286,10 +286,15 @@ class FlowBuilder:
             op = TABLE.operator(symbol)
             spans = (span(expr.left), span(expr.right))
             view = self._origins(op, View((left, right), (), spans, ())) if op is not None else None
+            canon, view = (op.name if op else ""), (view if view is not None and view.origins else None)
+            if isinstance(expr.op, ast.Sub) and canonical.subtracts_row_max(expr):
+                # sim - sim.amax(dim=-1, keepdim=True).detach(): the softmax that follows is
+                # the same without it (shift invariance); a step of its own, not a mask
+                canon, view = "canon.softmax_shift", View((left,), (), (spans[0],), ())
             node, frontier = self._new(
                 ctx, frontier, kind="op", op=symbol, args=(left, right), outs=(out,),
                 uses=_keys((left, right)), defs=frozenset({out.key}), span=span(expr),
-                arg_spans=spans, canon=op.name if op else "", view=view if view is not None and view.origins else None,
+                arg_spans=spans, canon=canon, view=view,
             )
             return out, frontier
         if isinstance(expr, ast.Attribute) and TABLE.attribute(expr.attr) is not None and not (

@@ -137,6 +137,12 @@ OPS: dict[str, dict] = {
         # computes it; the name is the table's own.
         "signature": ["input"],
     },
+    "canon.softmax_shift": {
+        # x - x.amax(dim=-1, keepdim=True) (maybe detached; or x.max(-1, keepdim=True).values):
+        # the numerically stable softmax written by hand, the same softmax without it (see
+        # canon.subtracts_row_max). No function computes it; the name is the table's own.
+        "signature": ["input"],
+    },
     "torch.nn.functional.cross_entropy": {
         "modules": {"torch.nn.CrossEntropyLoss": ["weight", "size_average", "ignore_index", "reduce", "reduction",
                                                   "label_smoothing"]},
