@@ -125,6 +125,7 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
     if not rules:
         return Analysis([], [], tree)
     limit = sys.getrecursionlimit()
+    structure = None
     try:
         sys.setrecursionlimit(max(limit, 10000))
         structure = module_structure(tree, package, text)
@@ -160,6 +161,13 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
         raise AnalysisError(str(exc)) from None
     finally:
         sys.setrecursionlimit(limit)
+        if structure is not None:
+            # Each class structure points back at its module (a reference cycle), which would
+            # keep the file's syntax tree and graphs alive until a full garbage collection:
+            # with the cycle cut here, they are freed as soon as the analysis returns.  The
+            # full collections that cyclic garbage triggered cost a third of the analysis time
+            # over a corpus (matches keep only the nodes they need, never the structure).
+            structure.classes.clear()
     findings.sort(key=lambda f: (f.line, f.column, f.rule))
     return Analysis(findings, matches, tree)
 
