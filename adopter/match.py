@@ -326,6 +326,7 @@ class Matcher:
                 if pnode.layer is not None:
                     needed.add(pnode.layer.name)
             self.needed_after.append(needed)
+        self.word_keys = self._word_keys()
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -357,25 +358,11 @@ class Matcher:
     # -- forward ----------------------------------------------------------------
     def match_module(self, module: ModuleStructure) -> list[Match]:
         found: dict[tuple, Match] = {}
-        needed = [module.call_names(op) for op in self.required_calls] + [frozenset({m}) for m in self.required_methods]
-        needed += [frozenset({k}) for k in self.required_keywords]
         for cls in module.classes.values():
             if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
                 continue
-            roots = cls.all_roots if self.scope == "file" else cls.roots
-            wanted = needed + [cls.op_words(op) for op in self.required_ops]
-            if wanted:  # cheap, so first: most classes call none of the pattern's functions
-                roots = [r for r in roots if all(words & cls.words(r) for words in wanted)]
-                if not roots:
-                    continue
-            triggers = self._triggers_for(cls, module)
-            if triggers is not None and not all(triggers):
-                continue
+            roots = self._candidate_roots(cls, module)
             for root in roots:
-                if triggers is not None:
-                    words = cls.words(root)
-                    if not all(t & words for t in triggers):
-                        continue
                 if self.distinct_layers and not all(
                     len({p for p in cls.bound_paths(allowed) if p.split("[")[0] in cls.words(root)}) >= n
                     for allowed, n in self.distinct_layers
@@ -389,45 +376,61 @@ class Matcher:
             matches = _longest(matches, self.anchor)
         return _disjoint(matches) if self.fan_out else matches
 
-    def _triggers_for(self, cls: ClassStructure, module: ModuleStructure) -> list[frozenset] | None:
-        """Per named pattern node, the identifiers one of which a root must mention for the
-        pattern to possibly match there (a root that lacks any of them is never built into a
-        graph).  None: no constraint; an empty set in the list: the class cannot match."""
-        sets = []
+    def _word_keys(self) -> tuple:
+        """What a root must mention for the pattern to fit, as keys of :func:`_word_group`:
+        the name of every required function call (lower-case last component: a layer class
+        could also match a layer node), method and keyword, and per named pattern node the
+        identifiers one of which the root must mention (its triggers).  Computed once per
+        matcher; the word sets themselves once per class, shared by every matcher."""
+        found = [("calls", op) for op in self.required_calls]
+        found += [("word", m) for m in self.required_methods]
+        found += [("word", k) for k in self.required_keywords]
+        found += [("op", op) for op in self.required_ops]
         for pnode in self.forward.nodes:
             if getattr(pnode, "optional", False):
                 continue
-            words = self._node_words(pnode, cls, module)
-            if words is not None:
-                sets.append(words)
-        return sets or None
+            key = self._node_key(pnode)
+            if key is not None:
+                found.append(key)
+        return tuple(dict.fromkeys(found))
 
-    def _node_words(self, pnode: PNode, cls: ClassStructure, module: ModuleStructure) -> frozenset | None:
+    def _node_key(self, pnode: PNode) -> tuple | None:
+        """The :func:`_word_group` key of the identifiers one of which a root must mention for
+        ``pnode`` to match there (None: no constraint): a canonical operation's spellings (an
+        operator spelling such as ``@`` needs no word), a layer variable's allowed constructors
+        bound in the class (and the spellings of what they compute), a method's name, a
+        function's call names (or a layer bound to that class)."""
         if pnode.canonical:
-            if not TABLE.words(pnode.op):
-                return None  # an operator spelling (``@``) needs no word
-            return cls.op_words(pnode.op)
+            return ("op", pnode.op) if TABLE.words(pnode.op) else None
         if pnode.op == "layer":
             allowed = self.layer_types.get(pnode.layer.name)
             if allowed is None:
                 return None
-            words = cls.bound_to(frozenset(allowed))
-            for op in self.layer_ops.get(pnode.layer.name, ()):
-                words = words | cls.op_words(op)
-            return words
+            return ("layer", frozenset(allowed), tuple(self.layer_ops.get(pnode.layer.name, ())))
         if pnode.op == "method":
-            return frozenset({pnode.method})
+            return ("word", pnode.method)
         if not pnode.op[:1].isalpha():
             return None
-        return module.call_names(pnode.op) | cls.bound_to(frozenset({pnode.op}))
+        return ("callbound", pnode.op)
+
+    def _candidate_roots(self, cls: ClassStructure, module: ModuleStructure) -> list[str]:
+        """The roots of ``cls`` that mention every word group of :meth:`_word_keys` (cheap,
+        so before any graph is built: most classes call none of the pattern's functions)."""
+        cache = cls.__dict__.get("_match_words")
+        if cache is None:
+            cache = cls._match_words = ({}, {})  # (scope, word keys) -> roots; word key -> words
+        keys = self.word_keys
+        roots = cache[0].get((self.scope, keys))
+        if roots is None:
+            roots = cls.all_roots if self.scope == "file" else cls.roots
+            if keys and roots:
+                groups = [_word_group(cls, module, key, cache[1]) for key in keys]
+                roots = [r for r in roots if _mentions_all(cls.words(r), groups)]
+            cache[0][(self.scope, keys)] = roots
+        return roots
 
     def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
-        by_kind = getattr(flow, "_by_kind", None)
-        if by_kind is None:
-            by_kind = {}
-            for node in flow.nodes:
-                by_kind.setdefault(node.kind, []).append(node)
-            flow._by_kind = by_kind
+        by_kind = _index(flow).kinds
         pruning = self._feasibility(flow)
         if pruning is None:
             return
@@ -462,17 +465,24 @@ class Matcher:
         was most of the cost of long patterns with optional steps.
         """
         pattern = self.forward.nodes
+        index_ = _index(flow)
         candidates: dict[int, list[int]] = {}
         for index, pnode in enumerate(pattern):
             if index == 0 or pnode.optional:
                 continue
-            ids = [node.id for node in flow.nodes if self._static_ok(pnode, node)]
+            ids = [node.id for node in self._op_candidates(pnode, index_) if self._static_ok(pnode, node)]
             if not ids:
                 return None
             candidates[index] = ids
         required = sorted(candidates)
         memo: dict[tuple[int, int], bool] = {}
         allowed = {index: frozenset(ids) for index, ids in candidates.items()}
+        # The optional steps too: a node that fails these static checks never binds the step
+        # (_bind_node checks them again), so the search tests membership instead of the op.
+        for index, pnode in enumerate(pattern):
+            if index and pnode.optional:
+                allowed[index] = frozenset(node.id for node in self._op_candidates(pnode, index_)
+                                           if self._static_ok(pnode, node))
 
         def feasible(pos: int, index: int) -> bool:
             key = (pos, index)
@@ -493,6 +503,26 @@ class Matcher:
             return found
 
         return feasible, allowed
+
+    def _op_candidates(self, pnode: PNode, index: "_FlowIndex") -> list[Node]:
+        """The flow's nodes that :meth:`_op_ok` may accept for ``pnode`` (a superset), in id
+        order: read off the flow's index instead of testing every node."""
+        op = pnode.op
+        if pnode.canonical:
+            found = index.canon.get(op, [])
+            maybe = index.maybe.get(op) if op in TABLE.runtime else None
+            if maybe:
+                found = sorted({n.id: n for n in (*found, *maybe)}.values(), key=_node_id)
+            return found
+        if op == "layer":
+            if self.layer_ops.get(pnode.layer.name):
+                return index.merged(("layer", "call"))
+            return index.kinds.get("layer", [])
+        if op == "method":
+            return index.ops.get(("method", pnode.method), [])
+        if op in _OPERATORS:
+            return index.ops.get(("op", op), [])
+        return index.merged(("call", "layer"))
 
     def _static_ok(self, pnode: PNode, node: Node) -> bool:
         """What :meth:`_bind_node` checks that does not depend on the bindings: the operation,
@@ -595,8 +625,7 @@ class Matcher:
                     options = self._options(index, state, pos, feasible)
                 node = nodes[succ]
                 for j, option in options:
-                    fits = allowed.get(j)
-                    if not ((succ in fits) if fits is not None else self._op_ok(pattern[j], node)):
+                    if succ not in allowed[j]:
                         continue
                     if added is not None:
                         option = option.copy()
@@ -1001,6 +1030,78 @@ class Matcher:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], state):
                 return False
         return _keywords_fit(pnode, code_kwargs.keys())
+
+
+def _mentions_all(words: frozenset, groups: list[frozenset]) -> bool:
+    for group in groups:
+        if group.isdisjoint(words):
+            return False
+    return True
+
+
+def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache: dict) -> frozenset:
+    """The words one of which a root of ``cls`` must mention, for a key of
+    :meth:`Matcher._word_keys` (cached per class with the roots)."""
+    group = cache.get(key)
+    if group is not None:
+        return group
+    kind = key[0]
+    if kind == "word":
+        group = frozenset({key[1]})
+    elif kind == "calls":
+        group = module.call_names(key[1])
+    elif kind == "op":
+        group = cls.op_words(key[1])
+    elif kind == "layer":
+        group = cls.bound_to(key[1])
+        for op in key[2]:
+            group = group | cls.op_words(op)
+    else:  # "callbound": a function call, or a layer bound to that class
+        group = module.call_names(key[1]) | cls.bound_to(frozenset({key[1]}))
+    cache[key] = group
+    return group
+
+
+_OPERATORS = frozenset({"+", "-", "*", "/", "@", "//", "%", "**", "neg"})
+
+
+def _node_id(node: Node) -> int:
+    return node.id
+
+
+class _FlowIndex:
+    """A flow's nodes grouped (each group in id order) by kind, by (kind, op), by canonical
+    operation and by each operation a layer may compute at run time; built once per flow."""
+
+    __slots__ = ("kinds", "ops", "canon", "maybe", "_merged")
+
+    def __init__(self, flow: Flow):
+        self.kinds: dict[str, list[Node]] = {}
+        self.ops: dict[tuple[str, str], list[Node]] = {}
+        self.canon: dict[str, list[Node]] = {}
+        self.maybe: dict[str, list[Node]] = {}
+        self._merged: dict[tuple, list[Node]] = {}
+        for node in flow.nodes:
+            self.kinds.setdefault(node.kind, []).append(node)
+            if node.kind in ("method", "op"):
+                self.ops.setdefault((node.kind, node.op), []).append(node)
+            if node.canon:
+                self.canon.setdefault(node.canon, []).append(node)
+            for op in node.maybe:
+                self.maybe.setdefault(op, []).append(node)
+
+    def merged(self, kinds: tuple[str, ...]) -> list[Node]:
+        found = self._merged.get(kinds)
+        if found is None:
+            found = self._merged[kinds] = sorted((n for k in kinds for n in self.kinds.get(k, ())), key=_node_id)
+        return found
+
+
+def _index(flow: Flow) -> _FlowIndex:
+    index = getattr(flow, "_index", None)
+    if index is None:
+        index = flow._index = _FlowIndex(flow)
+    return index
 
 
 def _between(flow: Flow, first: int, last: int) -> list[int]:
