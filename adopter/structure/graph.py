@@ -173,7 +173,7 @@ class FlowBuilder:
         self.instances = 0
         self.temps = 0
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
-        self._formulas: dict[str, str | None] = {}  # same-file function -> GELU variant it computes
+        self._formulas: dict[int, str | None] = {}  # id of a same-file function -> the GELU variant it computes
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
@@ -414,9 +414,9 @@ class FlowBuilder:
         if helper is not None and not helper[1] and isinstance(func, ast.Name):
             # def gelu(x): return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))): a call of
             # the function is a GELU (structure/formulas.py), not a body to inline.
-            formula = self._formulas.get(helper[0].name, False)
-            if formula is False:
-                formula = self._formulas[helper[0].name] = gelu_formula(helper[0], self.names)
+            formula = self._formulas.get(id(helper[0]), False)
+            if formula is False:  # once per function (a local def may share a module function's name)
+                formula = self._formulas[id(helper[0])] = gelu_formula(helper[0], self.names)
             if formula is not None:
                 helper, fqn = None, func.id
         if layer is None and helper is None and formula is None:
