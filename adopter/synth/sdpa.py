@@ -138,13 +138,14 @@ class _Attention:
     def _text(self, node: ast.AST) -> str:
         return self.index.segment(span_of(node))
 
-    def _stmt_text(self, stmt: ast.stmt, replace: tuple[Span, str] | None = None) -> str:
-        """The statement's source, dedented to column 0 (optionally with one span replaced)."""
+    def _stmt_text(self, stmt: ast.stmt, replace: tuple[Span, str] | list | None = None) -> str:
+        """The statement's source, dedented to column 0 (optionally with spans replaced: one
+        ``(span, text)`` or a list of them that do not overlap)."""
         lines = self.index.lines[stmt.lineno - 1:stmt.end_lineno]
         first_col = self.index.char_col(stmt.lineno, stmt.col_offset)
         end_col = self.index.char_col(stmt.end_lineno, stmt.end_col_offset)
-        if replace is not None:
-            (l0, c0, l1, c1), new = replace
+        replacements = [] if replace is None else [replace] if isinstance(replace, tuple) else list(replace)
+        for (l0, c0, l1, c1), new in sorted(replacements, key=lambda r: r[0], reverse=True):  # last first
             c0, c1 = self.index.char_col(l0, c0), self.index.char_col(l1, c1)
             r0, r1 = l0 - stmt.lineno, l1 - stmt.lineno
             head, tail = lines[r0][:c0], lines[r1][c1:]
@@ -239,6 +240,7 @@ class _Attention:
                 if branch_ifs.setdefault(id(chain[0]), field) != field:
                     raise Skip(f"the if at line {chain[0].lineno} holds attention steps in both branches")
         kinds: list[str] = []
+        metadata: dict[int, list[tuple[Span, str]]] = {}  # region offset -> (span, what of the scores) it reads
         step_if_keeps: dict[int, list[ast.stmt]] = {}
         branch_tests: set[str] = set()  # the guard terms of those ifs
         for offset, stmt in enumerate(region):
@@ -261,7 +263,12 @@ class _Attention:
                 kinds.append("guard" if touches else "keep")
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
                 if _loads(stmt) & step_stored:
-                    raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention")
+                    # lucidrains' `mask_value = -torch.finfo(sim.dtype).max` reads only what the
+                    # scores are, not their values: the fused path reads the same of q and k
+                    meta = self._metadata_reads(stmt, step_stored)
+                    if meta is None:
+                        raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention")
+                    metadata[offset] = meta
                 if stored_names(stmt) & step_stored:
                     raise Skip(f"the statement at line {stmt.lineno} reassigns a value of the attention")
                 kinds.append("keep")
@@ -335,6 +342,11 @@ class _Attention:
                 clash = stored_names(stmt) & earlier
                 if clash:
                     raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
+                if offset in metadata:
+                    of = {"dtype": f"{_atom(*q)}.dtype", "device": f"{_atom(*q)}.device",
+                          "queries": f"{_atom(*q)}.shape[-2]", "keys": f"{_atom(*k)}.shape[-2]"}
+                    fast.append(self._stmt_text(stmt, [(where, of[what]) for where, what in metadata[offset]]))
+                    continue
                 fast.append(self._stmt_text(stmt))
                 continue
             clash = read_names(stmt.test) & before
@@ -562,6 +574,39 @@ class _Attention:
         return keeps
 
     # ------------------------------------------------------------------ operands
+    def _metadata_reads(self, stmt: ast.stmt, names: set[str]) -> list[tuple[Span, str]] | None:
+        """Where ``stmt`` reads only what the scores are -- ``S.dtype``, ``S.device``,
+        ``S.shape[-1]`` / ``S.size(-1)`` (the keys), ``S.shape[-2]`` / ``S.size(-2)`` (the
+        queries) of a name in ``names`` -- with what each read is; None when it reads anything
+        else of them, or when the scores may not have q's dtype or the (..., queries, keys)
+        shape there (an upcast or a reshaping step in the attention)."""
+        if "u" in self.roles or any(r in self.roles for r in VIEW_STEPS) or self.helper_steps:
+            return None
+        parents = {id(child): node for node in ast.walk(stmt) for child in ast.iter_child_nodes(node)}
+        reads: list[tuple[Span, str]] = []
+        for node in ast.walk(stmt):
+            if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in names):
+                continue
+            attr = parents.get(id(node))
+            if not isinstance(attr, ast.Attribute) or attr.value is not node:
+                return None
+            if attr.attr in ("dtype", "device"):
+                reads.append((span_of(attr), attr.attr))
+                continue
+            outer = parents.get(id(attr))
+            if attr.attr == "shape" and isinstance(outer, ast.Subscript) and outer.value is attr:
+                index, expr = outer.slice, outer
+            elif attr.attr == "size" and isinstance(outer, ast.Call) and outer.func is attr \
+                    and len(outer.args) == 1 and not outer.keywords:
+                index, expr = outer.args[0], outer
+            else:
+                return None
+            if not (isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub)
+                    and isinstance(index.operand, ast.Constant) and index.operand.value in (1, 2)):
+                return None
+            reads.append((span_of(expr), "keys" if index.operand.value == 1 else "queries"))
+        return reads or None
+
     def _operands(self):
         """(text, expression) of q, k and v as the fused call takes them: k is the key the
         scores multiply transposed (``k`` of ``q @ k.transpose(-2, -1)``, of an einsum, or
