@@ -343,8 +343,13 @@ class _Attention:
                 if clash:
                     raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
                 if offset in metadata:
-                    of = {"dtype": f"{_atom(*q)}.dtype", "device": f"{_atom(*q)}.device",
-                          "queries": f"{_atom(*q)}.shape[-2]", "keys": f"{_atom(*k)}.shape[-2]"}
+                    # q, k and v share a dtype and a device (the fused call requires it): read
+                    # them off one written as a plain name, not off `q * self.scale`
+                    plain = next((_atom(*t) for t in (q, k, v) if isinstance(t[1], (ast.Name, ast.Attribute))),
+                                 _atom(*q))
+                    of = {"dtype": f"{plain}.dtype", "device": f"{plain}.device",
+                          "queries": f"{_atom(*q)}.shape[-2]", "keys": f"{_atom(*k)}.shape[-2]",
+                          "last two": f"({_atom(*q)}.shape[-2], {_atom(*k)}.shape[-2])"}
                     fast.append(self._stmt_text(stmt, [(where, of[what]) for where, what in metadata[offset]]))
                     continue
                 fast.append(self._stmt_text(stmt))
@@ -577,7 +582,7 @@ class _Attention:
     def _metadata_reads(self, stmt: ast.stmt, names: set[str]) -> list[tuple[Span, str]] | None:
         """Where ``stmt`` reads only what the scores are -- ``S.dtype``, ``S.device``,
         ``S.shape[-1]`` / ``S.size(-1)`` (the keys), ``S.shape[-2]`` / ``S.size(-2)`` (the
-        queries) of a name in ``names`` -- with what each read is; None when it reads anything
+        queries), ``S.shape[-2:]`` (both) of a name in ``names`` -- with what each read is; None when it reads anything
         else of them, or when the scores may not have q's dtype or the (..., queries, keys)
         shape there (an upcast or a reshaping step in the attention)."""
         if "u" in self.roles or any(r in self.roles for r in VIEW_STEPS) or self.helper_steps:
@@ -601,6 +606,11 @@ class _Attention:
                 index, expr = outer.args[0], outer
             else:
                 return None
+            if attr.attr == "shape" and isinstance(index, ast.Slice) and index.upper is None and index.step is None \
+                    and isinstance(index.lower, ast.UnaryOp) and isinstance(index.lower.op, ast.USub) \
+                    and isinstance(index.lower.operand, ast.Constant) and index.lower.operand.value == 2:
+                reads.append((span_of(expr), "last two"))  # i, j = sim.shape[-2:]
+                continue
             if not (isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub)
                     and isinstance(index.operand, ast.Constant) and index.operand.value in (1, 2)):
                 return None
