@@ -138,14 +138,13 @@ class _Attention:
     def _text(self, node: ast.AST) -> str:
         return self.index.segment(span_of(node))
 
-    def _stmt_text(self, stmt: ast.stmt, replace: tuple[Span, str] | list | None = None) -> str:
-        """The statement's source, dedented to column 0 (optionally with spans replaced: one
-        ``(span, text)`` or a list of them that do not overlap)."""
+    def _stmt_text(self, stmt: ast.stmt, replace: tuple[Span, str] | None = None) -> str:
+        """The statement's source, dedented to column 0 (optionally with one span replaced)."""
         lines = self.index.lines[stmt.lineno - 1:stmt.end_lineno]
         first_col = self.index.char_col(stmt.lineno, stmt.col_offset)
         end_col = self.index.char_col(stmt.end_lineno, stmt.end_col_offset)
-        replacements = [] if replace is None else [replace] if isinstance(replace, tuple) else list(replace)
-        for (l0, c0, l1, c1), new in sorted(replacements, key=lambda r: r[0], reverse=True):  # last first
+        if replace is not None:
+            (l0, c0, l1, c1), new = replace
             c0, c1 = self.index.char_col(l0, c0), self.index.char_col(l1, c1)
             r0, r1 = l0 - stmt.lineno, l1 - stmt.lineno
             head, tail = lines[r0][:c0], lines[r1][c1:]
@@ -240,7 +239,7 @@ class _Attention:
                 if branch_ifs.setdefault(id(chain[0]), field) != field:
                     raise Skip(f"the if at line {chain[0].lineno} holds attention steps in both branches")
         kinds: list[str] = []
-        metadata: dict[int, list[tuple[Span, str]]] = {}  # region offset -> (span, what of the scores) it reads
+        metadata: dict[int, str] = {}  # region offset -> the statement reading q's and k's dtype, device, shape
         step_if_keeps: dict[int, list[ast.stmt]] = {}
         branch_tests: set[str] = set()  # the guard terms of those ifs
         for offset, stmt in enumerate(region):
@@ -265,10 +264,11 @@ class _Attention:
                 if _loads(stmt) & step_stored:
                     # lucidrains' `mask_value = -torch.finfo(sim.dtype).max` reads only what the
                     # scores are, not their values: the fused path reads the same of q and k
-                    meta = self._metadata_reads(stmt, step_stored)
-                    if meta is None:
+                    # (not after an upcast, which changes the scores' dtype)
+                    text = None if "u" in self.roles else self._scores_metadata(stmt, step_stored, statement=True)
+                    if text is None:
                         raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention")
-                    metadata[offset] = meta
+                    metadata[offset] = text
                 if stored_names(stmt) & step_stored:
                     raise Skip(f"the statement at line {stmt.lineno} reassigns a value of the attention")
                 kinds.append("keep")
@@ -342,17 +342,7 @@ class _Attention:
                 clash = stored_names(stmt) & earlier
                 if clash:
                     raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
-                if offset in metadata:
-                    # q, k and v share a dtype and a device (the fused call requires it): read
-                    # them off one written as a plain name, not off `q * self.scale`
-                    plain = next((_atom(*t) for t in (q, k, v) if isinstance(t[1], (ast.Name, ast.Attribute))),
-                                 _atom(*q))
-                    of = {"dtype": f"{plain}.dtype", "device": f"{plain}.device",
-                          "queries": f"{_atom(*q)}.shape[-2]", "keys": f"{_atom(*k)}.shape[-2]",
-                          "last two": f"({_atom(*q)}.shape[-2], {_atom(*k)}.shape[-2])"}
-                    fast.append(self._stmt_text(stmt, [(where, of[what]) for where, what in metadata[offset]]))
-                    continue
-                fast.append(self._stmt_text(stmt))
+                fast.append(metadata.get(offset) or self._stmt_text(stmt))
                 continue
             clash = read_names(stmt.test) & before
             if clash:
@@ -546,7 +536,7 @@ class _Attention:
                     keeps.append(self._stmt_text(inner))
                     continue
                 # ``mask_value = -torch.finfo(dots.dtype).max``: the scores' dtype is the query's
-                text = self._dtype_of_scores(inner, step_stored, statement=True)
+                text = self._scores_metadata(inner, step_stored, statement=True)
                 if text is not None:
                     keeps.append(text)
                     continue
@@ -579,44 +569,6 @@ class _Attention:
         return keeps
 
     # ------------------------------------------------------------------ operands
-    def _metadata_reads(self, stmt: ast.stmt, names: set[str]) -> list[tuple[Span, str]] | None:
-        """Where ``stmt`` reads only what the scores are -- ``S.dtype``, ``S.device``,
-        ``S.shape[-1]`` / ``S.size(-1)`` (the keys), ``S.shape[-2]`` / ``S.size(-2)`` (the
-        queries), ``S.shape[-2:]`` (both) of a name in ``names`` -- with what each read is; None when it reads anything
-        else of them, or when the scores may not have q's dtype or the (..., queries, keys)
-        shape there (an upcast or a reshaping step in the attention)."""
-        if "u" in self.roles or any(r in self.roles for r in VIEW_STEPS) or self.helper_steps:
-            return None
-        parents = {id(child): node for node in ast.walk(stmt) for child in ast.iter_child_nodes(node)}
-        reads: list[tuple[Span, str]] = []
-        for node in ast.walk(stmt):
-            if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in names):
-                continue
-            attr = parents.get(id(node))
-            if not isinstance(attr, ast.Attribute) or attr.value is not node:
-                return None
-            if attr.attr in ("dtype", "device"):
-                reads.append((span_of(attr), attr.attr))
-                continue
-            outer = parents.get(id(attr))
-            if attr.attr == "shape" and isinstance(outer, ast.Subscript) and outer.value is attr:
-                index, expr = outer.slice, outer
-            elif attr.attr == "size" and isinstance(outer, ast.Call) and outer.func is attr \
-                    and len(outer.args) == 1 and not outer.keywords:
-                index, expr = outer.args[0], outer
-            else:
-                return None
-            if attr.attr == "shape" and isinstance(index, ast.Slice) and index.upper is None and index.step is None \
-                    and isinstance(index.lower, ast.UnaryOp) and isinstance(index.lower.op, ast.USub) \
-                    and isinstance(index.lower.operand, ast.Constant) and index.lower.operand.value == 2:
-                reads.append((span_of(expr), "last two"))  # i, j = sim.shape[-2:]
-                continue
-            if not (isinstance(index, ast.UnaryOp) and isinstance(index.op, ast.USub)
-                    and isinstance(index.operand, ast.Constant) and index.operand.value in (1, 2)):
-                return None
-            reads.append((span_of(expr), "keys" if index.operand.value == 1 else "queries"))
-        return reads or None
-
     def _operands(self):
         """(text, expression) of q, k and v as the fused call takes them: k is the key the
         scores multiply transposed (``k`` of ``q @ k.transpose(-2, -1)``, of an einsum, or
@@ -764,7 +716,7 @@ class _Attention:
         value_text = self._text(value)
         if read_names(value) & stored:
             # ``-torch.finfo(sim.dtype).max``: the scores' dtype is the query's
-            value_text = self._dtype_of_scores(value, stored)
+            value_text = self._scores_metadata(value, stored)
             if value_text is None:
                 raise Skip("the fill value is computed by the attention")
         kind = fill_value(self._resolve_local(value))
@@ -778,16 +730,48 @@ class _Attention:
             keep, where = _negate(cond, cond_text, self._text), cond_text
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text}
 
-    def _dtype_of_scores(self, value: ast.AST, stored: set, statement: bool = False) -> str | None:
-        """``value`` (an expression, or a statement) with ``<scores>.dtype`` read as
-        ``<q>.dtype`` (the same dtype, before any upcast); None when it reads a value of the
-        attention otherwise."""
-        q_dtype = ast.parse(self._q_dtype(), mode="eval").body
+    def _scores_metadata(self, value: ast.AST, stored: set, statement: bool = False) -> str | None:
+        """``value`` (an expression, or a statement) with what it reads of the scores -- not
+        their values -- read off q and k: ``<scores>.dtype`` as ``<q>.dtype`` (the same dtype,
+        before any upcast), ``.device`` as q's, and, where no step reshapes the scores,
+        ``.shape[-1]`` / ``.size(-1)`` as the number of keys ``<k>.shape[-2]``, ``.shape[-2]``
+        / ``.size(-2)`` as the queries' ``<q>.shape[-2]``, ``.shape[-2:]`` as both; None when
+        it reads a value of the attention otherwise."""
+        q_text = self._q_dtype()[:-len(".dtype")]
+        k_text = _atom(*self._operands()[1])
+        of = {"dtype": f"{q_text}.dtype", "device": f"{q_text}.device"}
+        if not any(r in self.roles for r in VIEW_STEPS):
+            of.update({-1: f"{k_text}.shape[-2]", -2: f"{q_text}.shape[-2]",
+                       "last two": f"({q_text}.shape[-2], {k_text}.shape[-2])"})
+
+        def scores(node) -> bool:
+            return isinstance(node, ast.Name) and node.id in stored
+
+        def index(node) -> object:
+            if isinstance(node, ast.Slice) and node.upper is None and node.step is None \
+                    and _negative_int(node.lower) == -2:
+                return "last two"
+            return _negative_int(node)
+
+        def swap(key) -> ast.expr | None:
+            return ast.parse(of[key], mode="eval").body if key in of else None
 
         class Swap(ast.NodeTransformer):
             def visit_Attribute(self, node):
-                if node.attr == "dtype" and isinstance(node.value, ast.Name) and node.value.id in stored:
-                    return q_dtype
+                if node.attr in ("dtype", "device") and scores(node.value):
+                    return swap(node.attr) or node
+                return self.generic_visit(node)
+
+            def visit_Subscript(self, node):  # sim.shape[-1], sim.shape[-2:]
+                if isinstance(node.value, ast.Attribute) and node.value.attr == "shape" and scores(node.value.value):
+                    return swap(index(node.slice)) or node
+                return self.generic_visit(node)
+
+            def visit_Call(self, node):  # sim.size(-1)
+                func = node.func
+                if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
+                        and len(node.args) == 1 and not node.keywords:
+                    return swap(_negative_int(node.args[0])) or node
                 return self.generic_visit(node)
 
         if statement:
@@ -1146,6 +1130,14 @@ def _loads(stmt: ast.AST) -> set[str]:
             if dotted:
                 out.add(dotted)
     return out
+
+
+def _negative_int(node) -> int | None:
+    """``-1`` for the expression ``-1`` (and so on), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
+            and isinstance(node.operand.value, int) and not isinstance(node.operand.value, bool):
+        return -node.operand.value
+    return None
 
 
 def _plain_block(stmt: ast.stmt) -> bool:
