@@ -575,7 +575,7 @@ class Matcher:
             return allowed is None or any(names_match(a, t) for a in allowed for t in node.types)
         if op == "method":
             return node.kind == "method" and node.op == pnode.method
-        if op in ("+", "-", "*", "/", "@", "//", "%", "**", "neg"):
+        if op in _OPERATORS:
             return node.kind == "op" and node.op == op
         if node.kind == "call":
             return names_match(op, node.op)
