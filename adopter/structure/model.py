@@ -255,7 +255,8 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     modules = {owner for owner, _ in todo}
     todo += [(owner, func) for owner, info in infos.items() if owner in modules
              for name, func in info.methods.items()
-             if not name.startswith("_") and name not in INIT_NAMES and _calls_own_layer(func, info)]
+             if not name.startswith("_") and name not in INIT_NAMES and not info.bindings.keys().isdisjoint(
+                 module.mention(func)) and _calls_own_layer(func, info)]
     top = module.classes["<module>"].functions.get(TOP_LEVEL)
     if top is not None:  # a script's own statements run too: what they call is live code
         todo.append(("<module>", top))
