@@ -26,9 +26,9 @@ from typing import Union
 
 from . import canon as canonical
 from .bindings import ClassInfo, span
-from .literals import literal_keywords
 from .canon import TABLE, View
 from .formulas import gelu_formula
+from .literals import literal_keywords
 from .names import ModuleNames
 
 MAX_INLINE_DEPTH = 3

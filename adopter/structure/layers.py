@@ -221,12 +221,12 @@ class LayerTyper:
         cls = self.names.classes.get(fqn)
         if cls is None or depth > MAX_DEPTH:
             return None
+        forward = next((item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        and item.name == "forward"), None)
         if gelu_module(cls, self.names) is not None:
             # minGPT's NewGELU: a module whose forward is the GELU formula is a GELU.  The
             # kernels take layers through a TorchScript interface whose forward's argument is
             # named ``input``; a class naming it otherwise would break torch.jit.script.
-            forward = next(item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
-                           and item.name == "forward")
             argument = forward.args.args[1].arg
             why = "" if argument == "input" else (
                 f"`{cls.name}.forward` names its argument `{argument}`, not `input` as torch's layers do: "
@@ -246,8 +246,6 @@ class LayerTyper:
         if found is None:
             return None
         layer, unlike, same_args = found
-        forward = next((item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
-                        and item.name == "forward"), None)
         if forward is None:
             return found
         if not _computes_base(forward, layer, self.names):
