@@ -204,3 +204,44 @@ def test_a_head_module_returning_the_vocabulary_logits_first_in_a_pair():
     kinds = {attr: [c.fqn for c in ctors] for attr, ctors in module.classes["Model"].bindings.items()}
     assert kinds["first"] == ["First", LM_HEAD_FIRST]
     assert kinds["second"] == ["Second"]
+
+
+def _adp015_lines(code: str) -> list[int]:
+    from adopter.engine import analyze
+    from adopter.ruleset import load_rules
+
+    rules = [r for r in load_rules() if r.id == "ADP015"]
+    return sorted(f.line for f in analyze(textwrap.dedent(code), "m.py", rules).findings)
+
+
+SHIFTED = """
+    from torch import nn
+
+    class LM(nn.Module):
+        def __init__(self, n, d):
+            super().__init__()
+            self.emb = nn.Embedding(n, d)
+            self.head = nn.Linear(d, n, bias=False)
+
+        def forward(self, ids, labels):
+            logits = self.head(self.emb(ids))
+            shifted = logits{index}.contiguous()
+            loss = nn.functional.cross_entropy(shifted.view(-1, shifted.size(-1)), labels[:, 1:].reshape(-1))
+            return loss, logits
+"""
+
+
+def test_shifted_logits_rows_selected_with_the_vocabulary_axis_whole_are_followed():
+    for index in ("[..., :-1, :]", "[:, :-1, :]", "[:, 1:, :]", "[..., : n - 1, :]"):
+        assert _adp015_lines(SHIFTED.replace("{index}", index)) == [11], index
+
+
+def test_a_subscript_that_touches_the_vocabulary_axis_or_indexes_is_not_followed():
+    # the last axis sliced (part of the classes), an integer index, a new axis, a lone slice
+    for index in ("[..., :-1]", "[:, :-1, :100]", "[:, 0, :]", "[:, None, :]", "[:-1]", "[..., :-1, ::2]"):
+        assert _adp015_lines(SHIFTED.replace("{index}", index)) == [], index
+
+
+def test_shifted_logits_of_a_classifier_are_not_a_vocabulary_loss():
+    code = SHIFTED.replace("self.head = nn.Linear(d, n, bias=False)", "self.head = nn.Linear(d, 7)")
+    assert _adp015_lines(code.replace("{index}", "[:, :-1, :]")) == []

@@ -486,3 +486,25 @@ def subtracts_row_max(expr: ast.BinOp) -> bool:
         and dim.operand.value == 1
     return last and len(keep) == 1 and isinstance(keep[0], ast.Constant) and keep[0].value is True
 
+
+
+def selects_rows(expr: ast.Subscript) -> bool:
+    """Is ``expr`` ``x[..., :-1, :]`` (or ``x[:, 1:, :]``): slices of leading axes only, the
+    last axis whole?  A row-wise operation (a Linear head) commutes with it: the logits of
+    the selected positions are the selected logits.  Only slices and an ellipsis (no integer
+    index, no ``None``), the last element a bare ``:``, some other element a real slice."""
+    index = expr.slice
+    if not isinstance(index, ast.Tuple) or len(index.elts) < 2:
+        return False
+    *lead, last = index.elts
+    if not (isinstance(last, ast.Slice) and last.lower is None and last.upper is None and last.step is None):
+        return False
+    real = False
+    for elt in lead:
+        if isinstance(elt, ast.Constant) and elt.value is Ellipsis:
+            continue
+        if not isinstance(elt, ast.Slice):
+            return False
+        if elt.lower is not None or elt.upper is not None or elt.step is not None:
+            real = True
+    return real

@@ -319,6 +319,18 @@ class FlowBuilder:
             _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
                                     uses=_keys((value,)), defs=_keys((target,)), span=span(expr))
             return target, frontier
+        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) and canonical.selects_rows(expr):
+            # logits[..., :-1, :]: the rows of a value (its last axis whole), a step of its own
+            frontier = self._inner_calls(expr.slice, frontier, ctx)
+            receiver, frontier = self._value(expr.value, frontier, ctx)
+            out = self._temp("")
+            uses = _keys((receiver,)) | self._uses_of(expr.slice, ctx)
+            _, frontier = self._new(
+                ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,), uses=uses,
+                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon="canon.rows",
+                view=View((receiver,), (), (span(expr.value),), ()),
+            )
+            return out, frontier
         # Anything else: evaluate the calls inside it (in source order), then treat the
         # expression itself as an opaque value that reads what it mentions.
         frontier = self._inner_calls(expr, frontier, ctx)

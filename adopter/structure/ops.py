@@ -143,6 +143,12 @@ OPS: dict[str, dict] = {
         # canon.subtracts_row_max). No function computes it; the name is the table's own.
         "signature": ["input"],
     },
+    "canon.rows": {
+        # x[..., :-1, :], x[:, 1:, :]: slices of the leading axes, the last axis whole (see
+        # canon.selects_rows): the positions a shifted loss reads. No function computes it;
+        # the name is the table's own.
+        "signature": ["input"],
+    },
     "torch.nn.functional.cross_entropy": {
         "modules": {"torch.nn.CrossEntropyLoss": ["weight", "size_average", "ignore_index", "reduce", "reduction",
                                                   "label_smoothing"]},
