@@ -657,7 +657,7 @@ class FlowBuilder:
         if view is None:
             return {}
         if op.name == "torch.Tensor.to":
-            view = self._dtype_view(view, call)
+            view = self._dtype_view(view, call, ctx)
             if view is None:
                 return {}
         fields = {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}
@@ -858,9 +858,10 @@ class FlowBuilder:
                     changed = True
         return View(view.args, tuple(kwargs), view.arg_spans, view.kwarg_spans) if changed else view
 
-    def _dtype_view(self, view: View, call: ast.Call) -> View | None:
+    def _dtype_view(self, view: View, call: ast.Call, ctx: _Ctx | None = None) -> View | None:
         """``x.to(d)`` / ``x.type(d)`` as a dtype conversion: ``d`` must be a dtype (a torch
-        dtype or ``y.dtype``); torch dtype aliases become one name."""
+        dtype or ``y.dtype``, or a local name assigned one of those or
+        ``torch.promote_types(...)``); torch dtype aliases become one name."""
         kwargs = dict(view.kwargs)
         if set(kwargs) - {"dtype"} or "dtype" not in kwargs:
             return None
@@ -870,6 +871,11 @@ class FlowBuilder:
             return None
         if isinstance(expr, ast.Attribute) and expr.attr == "dtype":
             return view
+        if isinstance(expr, ast.Name) and ctx is not None and expr.id not in ctx.params:
+            held = self._resolved(expr, ctx)
+            if isinstance(held, ast.Attribute) and held.attr == "dtype" or (
+                    isinstance(held, ast.Call) and self.names.resolve(held.func) == "torch.promote_types"):
+                return view  # dtype = torch.promote_types(x.dtype, torch.float32); x.to(dtype)
         resolved = self.names.resolve(expr)
         name = canonical.dtype_name(resolved, lambda n: n) if resolved else None
         if name is None:
