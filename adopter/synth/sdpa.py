@@ -292,6 +292,7 @@ class _Attention:
             raise Skip("the probabilities are reshaped before the value product")
         upcast = self._check_softmax()
         q, k, v = self._operands()
+        self.dtype_casts: list = []  # (target, cast step): probabilities cast to another tensor's dtype
         self._check_casts(upcast, (q, k, v))
         for text, node in (q, k, v):
             clash = read_names(node) & stored
@@ -299,6 +300,19 @@ class _Attention:
                 raise Skip(f"`{sorted(clash)[0]}` is reassigned in the attention, so `{text}` would change meaning")
 
         guard: list[str] = []
+        dtype_terms: set[str] = set()
+        for target, cast in self.dtype_casts:
+            # `attn.softmax(dim=-1).type_as(x)` (x the block's input): the same computation
+            # when x has q's dtype, which the guard checks (the original runs otherwise).  The
+            # guard reads x before the region: no statement of it may assign x before the cast.
+            index, _ = self._top(cast)
+            earlier_stored = set().union(*(stored_names(st) for st in region[:index - lo]))
+            text = self._text(target)
+            if read_names(target) & (earlier_stored | stored):
+                raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
+            term = f"{_atom(text, target)}.dtype != {self._q_dtype()}"
+            guard.append(term)
+            dtype_terms.add(term)
         conditions: dict[str, ast.expr] = {}  # step role -> the if test it runs under
         for role, (_, chain) in tops.items():
             if len(chain) > 2:
@@ -386,7 +400,7 @@ class _Attention:
         unique = list(dict.fromkeys(guard))
         for term in unique:
             clash = read_names(ast.parse(term, mode="eval")) & all_stored
-            if clash and term not in branch_tests and \
+            if clash and term not in branch_tests and term not in dtype_terms and \
                     term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
         guard_text = " or ".join(unique) if unique else None
@@ -521,6 +535,9 @@ class _Attention:
         texts = {t for t, _ in operands}
         names = set().union(*(read_names(e) for _, e in operands))
         if text not in texts and not (isinstance(target, ast.Name) and target.id in names):
+            if isinstance(target, (ast.Name, ast.Attribute)) and dotted_name(target):
+                self.dtype_casts.append((target, node))  # guarded in plan: the dtypes must agree
+                return
             raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
 
     def _is_scores(self, target: ast.expr, cast) -> bool:
@@ -1015,6 +1032,12 @@ class _Attention:
             return self._constant_along_keys(expr.operand, depth + 1)
         if isinstance(expr, ast.BinOp):
             return self._constant_along_keys(expr.left, depth + 1) and self._constant_along_keys(expr.right, depth + 1)
+        if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
+            # `scale or q.size(-1) ** 0.5`: Python tests the truth of every operand but the
+            # last, which a tensor allows only when it holds one element -- the same for every
+            # key; the last operand is the value when the others are false.
+            return all(isinstance(v, (ast.Name, ast.Attribute)) for v in expr.values[:-1]) \
+                and self._constant_along_keys(expr.values[-1], depth + 1)
         if isinstance(expr, ast.Name):
             value = self._resolve_local(expr)
             return value is not expr and self._constant_along_keys(value, depth + 1)

@@ -370,3 +370,72 @@ def test_scores_reshaped_around_the_mask_like_views():
     mask = torch.randn(2, 1, 5, 5, dtype=F64)
     torch.testing.assert_close(b(q, k, v, mask), a(q, k, v, mask))
     assert counter.calls == 1
+
+
+# The probabilities cast to the dtype of the block's input (EVA-02's `type_as(x)`): the same
+# computation when x has q's dtype, which the fused path's guard checks.
+CAST_TO_INPUT = textwrap.dedent('''
+    import torch
+    import torch.nn as nn
+
+
+    class CastToInput(nn.Module):
+        def __init__(self, dim=8, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.scale = (dim // heads) ** -0.5
+            self.qkv = nn.Linear(dim, dim * 3)
+            self.attn_drop = nn.Dropout(0.0)
+
+        def forward(self, x):
+            B, N, _ = x.shape
+            qkv = self.qkv(x).reshape(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv.unbind(dim=0)
+            q = q * self.scale
+            attn = (q @ k.transpose(-2, -1))
+            attn = attn.softmax(dim=-1).type_as(x)
+            attn = self.attn_drop(attn)
+            x = (attn @ v).transpose(1, 2).reshape(B, N, -1)
+            return x
+''')
+
+# A scale that may be a number or a tensor: `scale or default` tests its truth, which a tensor
+# allows only with one element, the same for every key (folded into q).
+SCALE_OR_DEFAULT = textwrap.dedent('''
+    import torch
+    import torch.nn as nn
+
+
+    def attention(query, key, value, attn_mask=None, scale=None):
+        scale = scale or query.size(-1) ** 0.5
+        attn_weight = query @ key.transpose(-2, -1) / scale
+        if attn_mask is not None:
+            attn_weight += attn_mask
+        attn_weight = torch.softmax(attn_weight, dim=-1)
+        return attn_weight @ value
+
+
+    class Attend(nn.Module):
+        def forward(self, q, k, v, attn_mask=None, scale=None):
+            return attention(q, k, v, attn_mask=attn_mask, scale=scale)
+''')
+
+
+def test_probabilities_cast_to_the_input_dtype_are_guarded():
+    patched = sdpa_fixed(CAST_TO_INPUT)
+    assert "x.dtype != q.dtype" in patched
+    a, b, counter = _pair(CAST_TO_INPUT, "CastToInput")
+    _compare(a, b, [torch.randn(2, 5, 8, dtype=F64)])
+    assert counter.calls == 1
+
+
+@pytest.mark.parametrize("scale", [None, 2.0, "tensor"])
+def test_a_scale_that_may_be_a_one_element_tensor_is_folded_into_q(scale):
+    assert "query / scale" in _one_line(sdpa_fixed(SCALE_OR_DEFAULT))
+    a, b, counter = _pair(SCALE_OR_DEFAULT, "Attend")
+    q, k, v = (torch.randn(2, 2, 5, 4, dtype=F64) for _ in range(3))
+    mask = torch.randn(5, 5, dtype=F64)
+    value = torch.tensor(3.0, dtype=F64) if scale == "tensor" else scale
+    torch.testing.assert_close(b(q, k, v, scale=value), a(q, k, v, scale=value))
+    torch.testing.assert_close(b(q, k, v, attn_mask=mask, scale=value), a(q, k, v, attn_mask=mask, scale=value))
+    assert counter.calls == 2
