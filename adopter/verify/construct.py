@@ -272,6 +272,8 @@ def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config") -> AttrBag:
             continue
         values = guess_value(key, inspect.Parameter.empty, sizes)
         if not values:
+            if sub.optional:
+                continue  # read only where `hasattr(config, key)`: the bag goes without it
             raise NeedsFactory(f"cannot infer `{path}.{key}`")
         bag[key] = values[0]
     return bag

@@ -149,6 +149,33 @@ def test_config_reads_are_followed_into_the_classes_it_is_handed_to():
     assert reads["counts"].max_index == 3
 
 
+def test_a_config_field_tested_with_hasattr_is_left_out_when_no_value_can_be_guessed():
+    # minGPT's causal mask: `if hasattr(config, "n_unmasked"): mask[:config.n_unmasked, ...] = 1`
+    from adopter.verify.construct import NeedsFactory, _bag_for
+
+    tree = ast.parse(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class CausalSelfAttention(nn.Module):
+            def __init__(self, config):
+                super().__init__()
+                self.key = nn.Linear(config.n_embd, config.n_embd)
+                mask = torch.tril(torch.ones(config.block_size, config.block_size))
+                if hasattr(config, "n_unmasked"):
+                    mask[:config.n_unmasked, :config.n_unmasked] = 1
+                self.register_buffer("mask", mask)
+        """))
+    config = facts.argument_reads(facts.class_nodes(tree), "CausalSelfAttention")["config"]
+    assert config.attrs["n_unmasked"].optional and not config.attrs["n_embd"].optional
+    bag = _bag_for(config, VERIFY)
+    assert "n_unmasked" not in bag and not hasattr(bag, "n_unmasked")
+    assert {"n_embd", "block_size"} <= set(bag)
+    config.attrs["n_unmasked"].optional = False  # read unconditionally: no value to guess
+    with pytest.raises(NeedsFactory, match="n_unmasked"):
+        _bag_for(config, VERIFY)
+
+
 # ----------------------------------------------------------------------------- branches
 
 
