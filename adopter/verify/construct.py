@@ -27,6 +27,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import math
 from dataclasses import dataclass, field
 from types import ModuleType, SimpleNamespace
 from typing import Any, Iterator
@@ -75,6 +76,9 @@ class ClassFacts:
 _BOOLISH = ("use_", "is_", "has_", "add_", "enable_", "with_", "do_", "apply_", "return_", "no_", "skip_")
 
 
+GROUP_NORM_GROUPS = 32  # the group count diffusion / VQ-GAN code passes to nn.GroupNorm
+
+
 def guess_value(name: str, annotation: Any, sizes: Sizes) -> list[Any]:
     """Candidate values for an argument or config field known only by its name (and annotation)."""
     lowered = name.lower().lstrip("_")
@@ -120,6 +124,9 @@ def guess_value(name: str, annotation: Any, sizes: Sizes) -> list[Any]:
             goal = max(1, sizes.image // 4)
         if kind == "channels" and lowered in ("in_chans", "num_channels", "input_channels", "n_channels", "channels"):
             return [3, goal]
+        if kind == "channels" and goal is not None and goal % GROUP_NORM_GROUPS:
+            # then a multiple of 32: diffusion and VQ-GAN blocks normalise with GroupNorm(32, c)
+            return [goal, goal * GROUP_NORM_GROUPS // math.gcd(goal, GROUP_NORM_GROUPS)]
         return [goal] if goal is not None else []
     if annotation is int:
         # an unknown count: small, since it may be a recursion depth as well as a width

@@ -313,3 +313,14 @@ def test_input_rank_from_the_forward_code():
     assert input_rank(StarUnpacks().forward) == (4, True)
     assert input_rank(Rearranges().forward) == (4, False)  # the lowest rank a pattern takes: likely
     assert input_rank(SaysNothing().forward) == (None, False)
+
+
+def test_channel_counts_are_tried_as_a_multiple_of_32_second():
+    # VQ-GAN / latent-diffusion blocks normalise with GroupNorm(32, in_channels): the small
+    # verify width (8) cannot build them, a multiple of 32 can
+    from adopter.verify.construct import guess_value
+
+    assert VERIFY.channels % 32  # (else the first guess would do)
+    first, second = guess_value("in_channels", None, VERIFY)
+    assert first == VERIFY.channels and second % 32 == 0 and second % first == 0
+    assert guess_value("in_chans", None, VERIFY) == [3, VERIFY.channels]  # image channels: unchanged
