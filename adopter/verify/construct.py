@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from typing import Any, Iterator
 from . import facts
 from .callsites import UNKNOWN, CallSite
 from .recipes import AttrBag, Make, Ref, describe, lookup
-from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, kind_of, shrink, shrink_value, target
+from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
 from .sizes import Sizes
 
 MAX_RECIPES = 10
@@ -124,9 +125,6 @@ def guess_value(name: str, annotation: Any, sizes: Sizes) -> list[Any]:
             goal = max(1, sizes.image // 4)
         if kind == "channels" and lowered in ("in_chans", "num_channels", "input_channels", "n_channels", "channels"):
             return [3, goal]
-        if kind == "channels" and goal is not None and goal % GROUP_NORM_GROUPS:
-            # then a multiple of 32: diffusion and VQ-GAN blocks normalise with GroupNorm(32, c)
-            return [goal, goal * GROUP_NORM_GROUPS // math.gcd(goal, GROUP_NORM_GROUPS)]
         return [goal] if goal is not None else []
     if annotation is int:
         # an unknown count: small, since it may be a recursion depth as well as a width
@@ -380,6 +378,21 @@ def _bind(site: CallSite, params: list[inspect.Parameter]) -> dict[str, Any] | N
     return out
 
 
+def _mentions_group_norm(module: ModuleType) -> bool:
+    """Whether the module's source builds a GroupNorm (read once per file)."""
+    path = getattr(module, "__file__", None)
+    return bool(path) and _file_mentions(str(path), "GroupNorm")
+
+
+@functools.lru_cache(maxsize=64)
+def _file_mentions(path: str, word: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return word in handle.read()
+    except OSError:
+        return False
+
+
 def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: ModuleType, sizes: Sizes) -> list[Any]:
     """Values for one required argument that no call site gave."""
     name = param.name
@@ -413,6 +426,10 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         if guess is not None:
             return [guess]
     values = guess_value(name, annotation, sizes)
+    if len(values) == 1 and is_int(values[0]) and values[0] % GROUP_NORM_GROUPS and \
+            kind_of(name.lower().lstrip("_")) == "channels" and _mentions_group_norm(module):
+        # then a multiple of 32: diffusion and VQ-GAN blocks normalise with GroupNorm(32, c)
+        values = [values[0], values[0] * GROUP_NORM_GROUPS // math.gcd(values[0], GROUP_NORM_GROUPS)]
     if not values:
         # what the parameters it is handed to call it: ``proj_kernel`` passed as ``kernel_size=``
         for alias in handed_names(reads, module):

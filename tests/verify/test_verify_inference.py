@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import sys
 import textwrap
 import uuid
@@ -315,12 +316,24 @@ def test_input_rank_from_the_forward_code():
     assert input_rank(SaysNothing().forward) == (None, False)
 
 
-def test_channel_counts_are_tried_as_a_multiple_of_32_second():
+def test_channel_counts_are_tried_as_a_multiple_of_32_second_in_a_file_with_group_norm(tmp_path):
     # VQ-GAN / latent-diffusion blocks normalise with GroupNorm(32, in_channels): the small
-    # verify width (8) cannot build them, a multiple of 32 can
-    from adopter.verify.construct import guess_value
+    # verify width (8) cannot build them, a multiple of 32 can (only offered where the file
+    # builds a GroupNorm: elsewhere the first guess, or the block as its model builds it)
+    import types
+
+    from adopter.verify.construct import ClassFacts, _param_candidates
 
     assert VERIFY.channels % 32  # (else the first guess would do)
-    first, second = guess_value("in_channels", None, VERIFY)
+    param = inspect.Parameter("in_channels", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    info = ClassFacts(cls=object, params=[param], reads={}, classes={})
+    candidates = {}
+    for text in ("self.norm = nn.GroupNorm(32, c)", "self.norm = nn.LayerNorm(c)"):
+        path = tmp_path / f"m{len(candidates)}.py"
+        path.write_text(text + "\n")
+        module = types.ModuleType("m")
+        module.__file__ = str(path)
+        candidates[text.split("(")[0]] = _param_candidates(info, param, module, VERIFY)
+    first, second = candidates["self.norm = nn.GroupNorm"]
     assert first == VERIFY.channels and second % 32 == 0 and second % first == 0
-    assert guess_value("in_chans", None, VERIFY) == [3, VERIFY.channels]  # image channels: unchanged
+    assert candidates["self.norm = nn.LayerNorm"] == [VERIFY.channels]
