@@ -180,7 +180,6 @@ class FlowBuilder:
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
         self.opaque_uses: dict[str, frozenset] = {}
         self._literal_names: dict[str, bool] = {}  # literals.literal_keywords' cache
-        self._scalars: dict[str, bool] | None = None  # attribute -> the class binds only numbers to it
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -226,10 +225,14 @@ class FlowBuilder:
         number functions of math (a tensor is built by a call of torch or nn)."""
         if self.cls is None:
             return False
-        found = self._scalars
+        found = self.cls.__dict__.get("_scalar_attrs")  # once per class, not per flow
         if found is None:
-            found = self._scalars = {}
-            for node in ast.walk(self.cls.node):
+            found = self.cls._scalar_attrs = {}
+            stack = list(self.cls.node.body)  # statements only: expressions hold no assignment
+            while stack:
+                node = stack.pop()
+                for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                    stack.extend(getattr(node, block, ()))
                 if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                     for target in targets:

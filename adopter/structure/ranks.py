@@ -34,13 +34,20 @@ _FIXED_THREE = {"bmm", "baddbmm"}
 
 
 def wanted(nodes) -> bool:
-    """Whether a flow has a step this pass could change: a softmax or transpose node with a
-    non-negative dimension (most flows have none: the pass is skipped)."""
+    """Whether a flow has a step this pass could change that a rule reads: a softmax, and a
+    softmax or transpose node with a non-negative dimension (most flows have none: the pass is
+    skipped; a transpose matters only to attention, which needs a softmax)."""
+    softmax = found = False
     for node in nodes:
         if node.canon in ("torch.nn.functional.softmax", "torch.transpose") and node.view is not None:
-            for name, value in node.view.kwargs:
-                if name in ("dim", "dim0", "dim1") and _int(value) is not None and _int(value) >= 0:
-                    return True
+            softmax = softmax or node.canon == "torch.nn.functional.softmax"
+            if not found:
+                for name, value in node.view.kwargs:
+                    if name in ("dim", "dim0", "dim1") and _int(value) is not None and _int(value) >= 0:
+                        found = True
+                        break
+            if softmax and found:
+                return True
     return False
 
 
