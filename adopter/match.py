@@ -241,6 +241,9 @@ class _State:
 # ----------------------------------------------------------------------------- the matcher
 
 
+METHOD_SPELLINGS = {"view": ("view", "reshape"), "reshape": ("reshape", "view")}
+
+
 class Matcher:
     """Matches one rule; reusable across files."""
 
@@ -383,7 +386,7 @@ class Matcher:
         identifiers one of which the root must mention (its triggers).  Computed once per
         matcher; the word sets themselves once per class, shared by every matcher."""
         found = [("calls", op) for op in self.required_calls]
-        found += [("word", m) for m in self.required_methods]
+        found += [("words", self._methods(m)) for m in self.required_methods]
         found += [("word", k) for k in self.required_keywords]
         found += [("op", op) for op in self.required_ops]
         for pnode in self.forward.nodes:
@@ -408,7 +411,7 @@ class Matcher:
                 return None
             return ("layer", frozenset(allowed), tuple(self.layer_ops.get(pnode.layer.name, ())))
         if pnode.op == "method":
-            return ("word", pnode.method)
+            return ("words", self._methods(pnode.method))
         if not pnode.op[:1].isalpha():
             return None
         return ("callbound", pnode.op)
@@ -519,7 +522,10 @@ class Matcher:
                 return index.merged(("layer", "call"))
             return index.kinds.get("layer", [])
         if op == "method":
-            return index.ops.get(("method", pnode.method), [])
+            names = self._methods(pnode.method)
+            if len(names) == 1:
+                return index.ops.get(("method", pnode.method), [])
+            return sorted((n for name in names for n in index.ops.get(("method", name), ())), key=_node_id)
         if op in _OPERATORS:
             return index.ops.get(("op", op), [])
         return index.merged(("call", "layer"))
@@ -559,6 +565,14 @@ class Matcher:
             return keys
         return keys - set(op.signature[op.inputs:])
 
+    def _methods(self, name: str) -> tuple[str, ...]:
+        """The Tensor methods a method step ``x.<name>(...)`` matches: ``view`` and ``reshape``
+        give the same values (a copy where a view is impossible), so one is the other's
+        spelling -- except under exact spellings (the paper benchmark's conventions)."""
+        if self.spellings == "canonical":
+            return METHOD_SPELLINGS.get(name, (name,))
+        return (name,)
+
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op
         if pnode.canonical:
@@ -574,7 +588,7 @@ class Matcher:
             allowed = self.layer_types.get(pnode.layer.name)
             return allowed is None or any(names_match(a, t) for a in allowed for t in node.types)
         if op == "method":
-            return node.kind == "method" and node.op == pnode.method
+            return node.kind == "method" and node.op in self._methods(pnode.method)
         if op in _OPERATORS:
             return node.kind == "op" and node.op == op
         if node.kind == "call":
@@ -1048,6 +1062,8 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
     kind = key[0]
     if kind == "word":
         group = frozenset({key[1]})
+    elif kind == "words":
+        group = frozenset(key[1])
     elif kind == "calls":
         group = module.call_names(key[1])
     elif kind == "op":

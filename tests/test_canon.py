@@ -126,6 +126,13 @@ def test_activations_known_and_chosen_at_run_time():
     ("bhij,hg->bgij", None),  # talking heads: mixes heads, not a product of these axes
     ("bhid,bhjd->bhji", ("matmul_t", (1, 0))),  # k . q: the scores transposed, still a product
     ("bid,bjd->bi", None),
+    # channel-first operands (guided-diffusion's QKVAttention): q^T . k, then v . p^T
+    ("bct,bcs->bts", ("t_matmul", (0, 1))),
+    ("bts,bcs->bct", ("matmul_t", (1, 0))),
+    ("bcs,bst->bct", ("matmul", (0, 1))),
+    ("bcs,bct->bst", ("t_matmul", (0, 1))),
+    ("bct,bsc->bts", ("t_matmul_t", (0, 1))),  # a^T @ b^T
+    ("bct,bcs->bct", None),  # an output axis of both operands: no product
 ])
 def test_einsum_equations(equation, expected):
     assert einsum(equation) == expected

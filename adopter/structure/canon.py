@@ -181,7 +181,7 @@ class Table:
                 if op.name == "torch.matmul":
                     found.add("einsum")
                 if op.name == "torch.transpose":
-                    found |= {"permute", "rearrange"}
+                    found |= {"permute", "rearrange", "einsum"}  # an einsum operand may be transposed
                 if op.name == "torch.Tensor.to":
                     found |= set(CASTS) | {"type_as"}
                 if op.name == "torch.Tensor.masked_fill":
@@ -392,7 +392,9 @@ def einsum(equation: str) -> tuple[str, tuple[int, int]] | None:
     """What a two-operand ``einsum`` equation computes, if a (batched) matrix product:
 
     ``("matmul", (i, j))``: operands i and j are a and b of ``a @ b``;
-    ``("matmul_t", (i, j))``: ``a @ b^T`` (scores ``q . k``).
+    ``("matmul_t", (i, j))``: ``a @ b^T`` (scores ``q . k``);
+    ``("t_matmul", (i, j))``: ``a^T @ b`` (channel-first scores ``einsum("bct,bcs->bts", q, k)``);
+    ``("t_matmul_t", (i, j))``: ``a^T @ b^T``.
     Batch axes must be the same leading axes of both operands and the output (or ``...``)."""
     parts = equation.replace(" ", "").split("->")
     if len(parts) != 2:
@@ -414,18 +416,24 @@ def einsum(equation: str) -> tuple[str, tuple[int, int]] | None:
     if x[:-2] != batch or y[:-2] != batch:
         return None
     r, c = out[-2:]
-    xa, xb = x[-2:]
-    ya, yb = y[-2:]
     if len({r, c} | set(batch)) != len(batch) + 2:
         return None
-    for first, second, (fa, fb), (sa, sb) in ((0, 1, (xa, xb), (ya, yb)), (1, 0, (ya, yb), (xa, xb))):
-        if fa != r or fb in {r, c} or fb in batch:
-            continue
-        inner = fb
-        if (sa, sb) == (inner, c):
-            return "matmul", (first, second)
-        if (sa, sb) == (c, inner):
-            return "matmul_t", (first, second)
+    # The operand holding the output's rows first, a plain one (r, inner) before a transposed
+    # one (inner, r): the forms this function gave before the transposed ones were read.
+    for a_transposed in (False, True):
+        for first, second in ((0, 1), (1, 0)):
+            fa, fb = (x, y)[first][-2:]
+            sa, sb = (x, y)[second][-2:]
+            if a_transposed:
+                fa, fb = fb, fa
+            if fa != r or fb in {r, c} or fb in batch:
+                continue
+            inner = fb
+            prefix = "t_" if a_transposed else ""
+            if (sa, sb) == (inner, c):
+                return prefix + "matmul", (first, second)
+            if (sa, sb) == (c, inner):
+                return prefix + "matmul_t", (first, second)
     return None
 
 

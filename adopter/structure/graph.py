@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Union
 
 from . import canon as canonical
+from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
 from .formulas import gelu_formula
@@ -212,7 +213,33 @@ class FlowBuilder:
         except RecursionError:
             frontier = [(entry.id, None)]
         exit_node, _ = self._new(ctx, frontier + ctx.ret_frontier, kind="exit")
+        if ranks.wanted(self.nodes):
+            # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
+            ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
+                            self._scalar_attribute)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id)
+
+    def _scalar_attribute(self, attr: str) -> bool:
+        """Whether every assignment the class makes to ``self.<attr>`` is a number
+        (``self.scale = dim_head ** -0.5``): names, attributes, literals, arithmetic and the
+        number functions of math (a tensor is built by a call of torch or nn)."""
+        if self.cls is None:
+            return False
+        found = self.cls.__dict__.get("_scalar_attrs")  # once per class, not per flow
+        if found is None:
+            found = self.cls._scalar_attrs = {}
+            stack = list(self.cls.node.body)  # statements only: expressions hold no assignment
+            while stack:
+                node = stack.pop()
+                for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                    stack.extend(getattr(node, block, ()))
+                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for target in targets:
+                        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                                and target.value.id == "self":
+                            found[target.attr] = found.get(target.attr, True) and _number_expr(node.value)
+        return found.get(attr, False)
 
     def _text(self, expr: ast.AST) -> str:
         """The source text of an expression (ast.unparse is ten times slower)."""
@@ -682,7 +709,15 @@ class FlowBuilder:
                 return None
             kind, (i, j) = found
             a, b, a_span, b_span = operands[i], operands[j], spans[i], spans[j]
-            if kind == "matmul_t":
+            if kind.startswith("t_"):
+                # a^T @ b (channel-first operands): the transpose of a as a node of its own.
+                out = self._temp("")
+                fields = self._last_two(a, a_span)
+                _, frontier = self._new(ctx, frontier, kind="call", op="", args=(a,), outs=(out,),
+                                        uses=_keys((a,)), defs=frozenset({out.key}), span=span(call),
+                                        arg_spans=(a_span,), **fields)
+                a, a_span = out, None
+            if kind.endswith("matmul_t"):
                 # a @ b^T: the transpose of b as a node of its own, then the product.
                 out = self._temp("")
                 fields = self._last_two(b, b_span)
@@ -1231,6 +1266,30 @@ class FlowBuilder:
         if not any(isinstance(c.pattern, ast.MatchAs) and c.pattern.pattern is None for c in stmt.cases):
             ends.append((head.id, None))
         return ends
+
+
+_NUMBER_CALLS = {"int", "float", "len", "abs", "round", "min", "max"}
+
+
+def _number_expr(expr: ast.expr) -> bool:
+    """An expression of numbers: literals, names, attributes (``config.head_dim``),
+    arithmetic, ``int``/``float``/``math.*`` calls."""
+    if isinstance(expr, ast.Constant):
+        return isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool)
+    if isinstance(expr, (ast.Name, ast.Attribute)):
+        return True
+    if isinstance(expr, ast.BinOp):
+        return _number_expr(expr.left) and _number_expr(expr.right)
+    if isinstance(expr, ast.UnaryOp):
+        return _number_expr(expr.operand)
+    if isinstance(expr, ast.Call) and not expr.keywords:
+        func = expr.func
+        name = func.id if isinstance(func, ast.Name) else (
+            f"{func.value.id}.{func.attr}" if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+            else "")
+        if name in _NUMBER_CALLS or name.startswith("math."):
+            return all(_number_expr(a) for a in expr.args)
+    return False
 
 
 def _free_names(func, params) -> set[str]:

@@ -79,6 +79,11 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
     raise error
 
 
+def _transposed(operand: tuple[str, ast.expr]) -> tuple[str, ast.expr]:
+    text = f"{_atom(*operand)}.transpose(-2, -1)"
+    return text, ast.parse(text, mode="eval").body
+
+
 def _atom(text: str, node: ast.AST) -> str:
     simple = (ast.Name, ast.Attribute, ast.Call, ast.Constant, ast.Subscript)
     return text if isinstance(node, simple) else f"({text})"
@@ -281,8 +286,13 @@ class _Attention:
         stored = (step_stored - (c_stmt_stored - earlier)) | set().union(
             *(stored_names(s) for s, kind in zip(region, kinds) if kind == "guard"))
 
+        if "t3" in self.roles:
+            # (DeBERTa folds the heads back into the batch here: the fused call would need the
+            # mask and the scores' reshape read in that layout)
+            raise Skip("the probabilities are reshaped before the value product")
         upcast = self._check_softmax()
         q, k, v = self._operands()
+        self.dtype_casts: list = []  # (target, cast step): probabilities cast to another tensor's dtype
         self._check_casts(upcast, (q, k, v))
         for text, node in (q, k, v):
             clash = read_names(node) & stored
@@ -290,6 +300,19 @@ class _Attention:
                 raise Skip(f"`{sorted(clash)[0]}` is reassigned in the attention, so `{text}` would change meaning")
 
         guard: list[str] = []
+        dtype_terms: set[str] = set()
+        for target, cast in self.dtype_casts:
+            # `attn.softmax(dim=-1).type_as(x)` (x the block's input): the same computation
+            # when x has q's dtype, which the guard checks (the original runs otherwise).  The
+            # guard reads x before the region: no statement of it may assign x before the cast.
+            index, _ = self._top(cast)
+            earlier_stored = set().union(*(stored_names(st) for st in region[:index - lo]))
+            text = self._text(target)
+            if read_names(target) & (earlier_stored | stored):
+                raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
+            term = f"{_atom(text, target)}.dtype != {self._q_dtype()}"
+            guard.append(term)
+            dtype_terms.add(term)
         conditions: dict[str, ast.expr] = {}  # step role -> the if test it runs under
         for role, (_, chain) in tops.items():
             if len(chain) > 2:
@@ -377,7 +400,7 @@ class _Attention:
         unique = list(dict.fromkeys(guard))
         for term in unique:
             clash = read_names(ast.parse(term, mode="eval")) & all_stored
-            if clash and term not in branch_tests and \
+            if clash and term not in branch_tests and term not in dtype_terms and \
                     term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
         guard_text = " or ".join(unique) if unique else None
@@ -465,8 +488,10 @@ class _Attention:
         _, kwargs, _, _ = self._view("p0")
         values = dict(kwargs)
         dim = values.pop("dim", None)
-        if not (isinstance(dim, Const) and not isinstance(dim.value, bool) and dim.value == -1):
+        if not (isinstance(dim, Const) and not isinstance(dim.value, bool) and dim.value in (-1, -2)):
             raise Skip("the softmax is not a plain softmax over the last dimension")
+        if (dim.value == -2) != self.scores_t:
+            raise Skip("the softmax does not normalise the axis of the keys")
         dtype = values.pop("dtype", None)
         if values:
             raise Skip(f"the softmax takes `{sorted(values)[0]}=`, which the fused call does not")
@@ -504,11 +529,32 @@ class _Attention:
             target = self.index.expr_at(node.arg_spans[1])
         if target is None:
             raise Skip("the probabilities are cast to something other than the dtype of q, k or v")
+        if self._is_scores(target, node):
+            return  # the dtype of q @ k^T: q's and k's, which the fused call requires to agree
         text = self._text(target)
         texts = {t for t, _ in operands}
         names = set().union(*(read_names(e) for _, e in operands))
         if text not in texts and not (isinstance(target, ast.Name) and target.id in names):
+            if isinstance(target, (ast.Name, ast.Attribute)) and dotted_name(target):
+                self.dtype_casts.append((target, node))  # guarded in plan: the dtypes must agree
+                return
             raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
+
+    def _is_scores(self, target: ast.expr, cast) -> bool:
+        """Is ``target`` (read by the step ``cast``) the name holding the product ``q @ k^T``
+        itself, not reassigned by a step before ``cast`` (guided-diffusion's
+        ``softmax(weight.float(), dim=-1).type(weight.dtype)``)?"""
+        out = self.roles["s0"].outs
+        if not isinstance(target, ast.Name) or len(out) != 1 or out[0].text != target.id:
+            return False
+        for node in self.match.nodes:
+            if node is self.roles["s0"]:
+                continue
+            if node.stmt == cast.stmt:
+                break
+            if any(o.text == target.id for o in node.outs):
+                return False
+        return True
 
     def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[str]:
         """An ``if`` holding attention steps; returns the statements in it that only compute
@@ -569,28 +615,53 @@ class _Attention:
         return keeps
 
     # ------------------------------------------------------------------ operands
-    def _operands(self):
-        """(text, expression) of q, k and v as the fused call takes them: k is the key the
-        scores multiply transposed (``k`` of ``q @ k.transpose(-2, -1)``, of an einsum, or
-        ``x.transpose(-2, -1)`` for scores ``q @ x`` written against a pre-transposed key)."""
-        s_args, _, s_spans, _ = self._view("s0")
-        c_args, _, c_spans, _ = self._view("c")
-        if len(s_spans) != 2 or len(c_spans) != 2:
+    @property
+    def scores_t(self) -> bool:
+        """The scores are written transposed, (keys, queries): ``k @ q^T`` normalised over
+        dim -2 (the pattern's layouts; see the rule file)."""
+        dim = dict(self._view("p0")[1]).get("dim")
+        return isinstance(dim, Const) and dim.value == -2
+
+    @property
+    def context_t(self) -> bool:
+        """The value product is written channel-first, ``v^T @ p^T`` (``torch.bmm(v, w_)``
+        with ``w_`` the probabilities transposed, or an einsum "bts,bcs->bct"): it gives the
+        context transposed, and v is the transpose of its first operand."""
+        c_args = self._view("c")[0]
+        return len(c_args) == 2 and c_args[0] == self.env.get("v")
+
+    def _operand(self, role: str, index: int, transposed: bool) -> tuple[str, ast.expr]:
+        """(text, expression) of operand ``index`` of the product ``role``, or of its
+        transpose: an operand written as a transpose of the last two axes in the product
+        (``k.transpose(-2, -1)``, the transposed operand of an einsum) reads as the value it
+        transposes, any other one as ``x.transpose(-2, -1)``, which is exact whatever x is."""
+        _, _, spans, _ = self._view(role)
+        if len(spans) != 2:
             raise Skip("a matrix product with other than two operands")
-        q = self._spanned(s_spans[0])
-        v = self._spanned(c_spans[1])
-        view = self.roles["s0"].view
-        origin = view.origins[1] if view is not None and view.origins else None
-        if origin is not None:
-            k_span, dims = origin
-            three_d = self.roles["s0"].op.rsplit(".", 1)[-1] == "bmm"  # torch.bmm / x.bmm: 3-D operands
-            if set(dims) == {-2, -1} or (three_d and set(dims) == {1, 2}):
-                return q, self._spanned(k_span), v
-        if s_spans[1] is None:
-            raise Skip("the key of the attention could not be read")
-        text, expr = self._spanned(s_spans[1])
-        key = f"{_atom(text, expr)}.transpose(-2, -1)"
-        return q, (key, ast.parse(key, mode="eval").body), v
+        view = self.roles[role].view
+        origin = view.origins[index] if view is not None and view.origins else None
+        three_d = self.roles[role].op.rsplit(".", 1)[-1] == "bmm"  # torch.bmm / x.bmm: 3-D operands
+        if origin is not None and (set(origin[1]) == {-2, -1} or (three_d and set(origin[1]) == {1, 2})):
+            inner = self._spanned(origin[0])
+            if transposed:
+                return inner
+            if spans[index] is None:  # a transpose the einsum implies: not written anywhere
+                return _transposed(inner)
+        if spans[index] is None:
+            raise Skip("an operand of the attention could not be read")
+        found = self._spanned(spans[index])
+        return _transposed(found) if transposed else found
+
+    def _operands(self):
+        """(text, expression) of q, k and v as the fused call takes them: scores ``a @ b`` are
+        ``q @ k^T`` (q is a, k is b transposed) or, normalised over dim -2, ``k @ q^T``; the
+        context ``p @ v``, or channel-first ``v^T @ p^T`` (v is its first operand transposed)."""
+        if self.scores_t:
+            k, q = self._operand("s0", 0, False), self._operand("s0", 1, True)
+        else:
+            q, k = self._operand("s0", 0, False), self._operand("s0", 1, True)
+        v = self._operand("c", 0, True) if self.context_t else self._operand("c", 1, False)
+        return q, k, v
 
     def _operand_of(self, role: str, var: str) -> ast.expr:
         """The code operand of a binary step that the pattern bound to ``$var``."""
@@ -616,13 +687,18 @@ class _Attention:
         if "p1" in self.roles:
             args.append(f"dropout_p={self._dropout('p1')}")
         args.append(f"scale={scale}")
-        return f"{local}({', '.join(args)})"
+        call = f"{local}({', '.join(args)})"
+        # the channel-first product gives the context transposed: so does the fused path
+        return f"{call}.transpose(-2, -1)" if self.context_t else call
 
     def _mask(self, conditions: dict, stored: set) -> str | None:
         """The ``attn_mask`` the steps amount to: the additive terms summed; a masked_fill as a
         boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
         one part under an ``if`` (``m if cond else None``)."""
         parts: list[dict] = []
+        if self.scores_t and any(r in self.roles for r in (*ADD_STEPS, *VIEW_STEPS, "f1")):
+            # (the mask would be the transpose of the one written, and its rank is not known)
+            raise Skip("a mask is applied to scores written (keys, queries)")
         views = [r for r in VIEW_STEPS if r in self.roles]
         if views and "m2" not in self.roles:
             raise Skip("the scores are reshaped without a mask being added")
@@ -740,7 +816,7 @@ class _Attention:
         q_text = self._q_dtype()[:-len(".dtype")]
         k_text = _atom(*self._operands()[1])
         of = {"dtype": f"{q_text}.dtype", "device": f"{q_text}.device"}
-        if not any(r in self.roles for r in VIEW_STEPS):
+        if not any(r in self.roles for r in VIEW_STEPS) and not self.scores_t:
             of.update({-1: f"{k_text}.shape[-2]", -2: f"{q_text}.shape[-2]",
                        "last two": f"({q_text}.shape[-2], {k_text}.shape[-2])"})
 
@@ -811,13 +887,11 @@ class _Attention:
         raise Skip("building the float mask needs `import torch`, which the module does not have")
 
     def _q_dtype(self) -> str:
-        s_args, _, s_spans, _ = self._view("s0")
-        text, expr = self._spanned(s_spans[0])
-        return f"{_atom(text, expr)}.dtype"
+        return f"{_atom(*self._operands()[0])}.dtype"
 
     def _view_args(self, role: str) -> list[ast.expr]:
         node = self.roles[role]
-        if node.kind != "method" or node.op != "view" or node.kwargs:
+        if node.kind != "method" or node.op not in ("view", "reshape") or node.kwargs:
             raise Skip(f"the reshape at line {node.line} could not be read")
         if any(self.index.segment(sp).startswith("*") for sp in node.arg_spans[1:] if sp is not None):
             raise Skip(f"the reshape at line {node.line} takes a starred shape")
@@ -958,6 +1032,12 @@ class _Attention:
             return self._constant_along_keys(expr.operand, depth + 1)
         if isinstance(expr, ast.BinOp):
             return self._constant_along_keys(expr.left, depth + 1) and self._constant_along_keys(expr.right, depth + 1)
+        if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
+            # `scale or q.size(-1) ** 0.5`: Python tests the truth of every operand but the
+            # last, which a tensor allows only when it holds one element -- the same for every
+            # key; the last operand is the value when the others are false.
+            return all(isinstance(v, (ast.Name, ast.Attribute)) for v in expr.values[:-1]) \
+                and self._constant_along_keys(expr.values[-1], depth + 1)
         if isinstance(expr, ast.Name):
             value = self._resolve_local(expr)
             return value is not expr and self._constant_along_keys(value, depth + 1)

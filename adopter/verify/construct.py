@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import inspect
+import math
 from dataclasses import dataclass, field
 from types import ModuleType, SimpleNamespace
 from typing import Any, Iterator
@@ -34,7 +36,7 @@ from typing import Any, Iterator
 from . import facts
 from .callsites import UNKNOWN, CallSite
 from .recipes import AttrBag, Make, Ref, describe, lookup
-from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, kind_of, shrink, shrink_value, target
+from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
 from .sizes import Sizes
 
 MAX_RECIPES = 10
@@ -73,6 +75,9 @@ class ClassFacts:
 
 
 _BOOLISH = ("use_", "is_", "has_", "add_", "enable_", "with_", "do_", "apply_", "return_", "no_", "skip_")
+
+
+GROUP_NORM_GROUPS = 32  # the group count diffusion / VQ-GAN code passes to nn.GroupNorm
 
 
 def guess_value(name: str, annotation: Any, sizes: Sizes) -> list[Any]:
@@ -272,6 +277,8 @@ def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config") -> AttrBag:
             continue
         values = guess_value(key, inspect.Parameter.empty, sizes)
         if not values:
+            if sub.optional:
+                continue  # read only where `hasattr(config, key)`: the bag goes without it
             raise NeedsFactory(f"cannot infer `{path}.{key}`")
         bag[key] = values[0]
     return bag
@@ -371,6 +378,21 @@ def _bind(site: CallSite, params: list[inspect.Parameter]) -> dict[str, Any] | N
     return out
 
 
+def _mentions_group_norm(module: ModuleType) -> bool:
+    """Whether the module's source builds a GroupNorm (read once per file)."""
+    path = getattr(module, "__file__", None)
+    return bool(path) and _file_mentions(str(path), "GroupNorm")
+
+
+@functools.lru_cache(maxsize=64)
+def _file_mentions(path: str, word: str) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return word in handle.read()
+    except OSError:
+        return False
+
+
 def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: ModuleType, sizes: Sizes) -> list[Any]:
     """Values for one required argument that no call site gave."""
     name = param.name
@@ -404,6 +426,10 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         if guess is not None:
             return [guess]
     values = guess_value(name, annotation, sizes)
+    if len(values) == 1 and is_int(values[0]) and values[0] % GROUP_NORM_GROUPS and \
+            kind_of(name.lower().lstrip("_")) == "channels" and _mentions_group_norm(module):
+        # then a multiple of 32: diffusion and VQ-GAN blocks normalise with GroupNorm(32, c)
+        values = [values[0], values[0] * GROUP_NORM_GROUPS // math.gcd(values[0], GROUP_NORM_GROUPS)]
     if not values:
         # what the parameters it is handed to call it: ``proj_kernel`` passed as ``kernel_size=``
         for alias in handed_names(reads, module):

@@ -29,6 +29,8 @@ class Reads:
     max_index: int = -1  # highest constant index read
     iterated: bool = False
     truth: bool = False  # used as a condition
+    # tested with ``hasattr(cfg, "key")``: the code runs without it (a bag may leave it out)
+    optional: bool = False
     # where the value is handed on as an argument: (callee as written, position or keyword),
     # ``nn.Conv2d(d, d, kernel_size=k)`` -> ("nn.Conv2d", "kernel_size"): the callee's parameter
     # says what the value means when its own name does not
@@ -46,6 +48,7 @@ class Reads:
         self.max_index = max(self.max_index, other.max_index)
         self.iterated |= other.iterated
         self.truth |= other.truth
+        self.optional |= other.optional
         for item in other.handed_as:
             if item not in self.handed_as:
                 self.handed_as.append(item)
@@ -158,6 +161,13 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         func = node.func
+        # hasattr(cfg, "key"): the field may be absent
+        if isinstance(func, ast.Name) and func.id == "hasattr" and len(node.args) == 2 and \
+                isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str):
+            reads, steps = self._target(node.args[0])
+            if reads is not None:
+                self._walk_to(reads, steps).child(node.args[1].value).optional = True
+                return
         # cfg.get("key", default)
         if isinstance(func, ast.Attribute) and func.attr == "get" and node.args and \
                 isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import sys
 import textwrap
 import uuid
@@ -149,6 +150,33 @@ def test_config_reads_are_followed_into_the_classes_it_is_handed_to():
     assert reads["counts"].max_index == 3
 
 
+def test_a_config_field_tested_with_hasattr_is_left_out_when_no_value_can_be_guessed():
+    # minGPT's causal mask: `if hasattr(config, "n_unmasked"): mask[:config.n_unmasked, ...] = 1`
+    from adopter.verify.construct import NeedsFactory, _bag_for
+
+    tree = ast.parse(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class CausalSelfAttention(nn.Module):
+            def __init__(self, config):
+                super().__init__()
+                self.key = nn.Linear(config.n_embd, config.n_embd)
+                mask = torch.tril(torch.ones(config.block_size, config.block_size))
+                if hasattr(config, "n_unmasked"):
+                    mask[:config.n_unmasked, :config.n_unmasked] = 1
+                self.register_buffer("mask", mask)
+        """))
+    config = facts.argument_reads(facts.class_nodes(tree), "CausalSelfAttention")["config"]
+    assert config.attrs["n_unmasked"].optional and not config.attrs["n_embd"].optional
+    bag = _bag_for(config, VERIFY)
+    assert "n_unmasked" not in bag and not hasattr(bag, "n_unmasked")
+    assert {"n_embd", "block_size"} <= set(bag)
+    config.attrs["n_unmasked"].optional = False  # read unconditionally: no value to guess
+    with pytest.raises(NeedsFactory, match="n_unmasked"):
+        _bag_for(config, VERIFY)
+
+
 # ----------------------------------------------------------------------------- branches
 
 
@@ -286,3 +314,26 @@ def test_input_rank_from_the_forward_code():
     assert input_rank(StarUnpacks().forward) == (4, True)
     assert input_rank(Rearranges().forward) == (4, False)  # the lowest rank a pattern takes: likely
     assert input_rank(SaysNothing().forward) == (None, False)
+
+
+def test_channel_counts_are_tried_as_a_multiple_of_32_second_in_a_file_with_group_norm(tmp_path):
+    # VQ-GAN / latent-diffusion blocks normalise with GroupNorm(32, in_channels): the small
+    # verify width (8) cannot build them, a multiple of 32 can (only offered where the file
+    # builds a GroupNorm: elsewhere the first guess, or the block as its model builds it)
+    import types
+
+    from adopter.verify.construct import ClassFacts, _param_candidates
+
+    assert VERIFY.channels % 32  # (else the first guess would do)
+    param = inspect.Parameter("in_channels", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    info = ClassFacts(cls=object, params=[param], reads={}, classes={})
+    candidates = {}
+    for text in ("self.norm = nn.GroupNorm(32, c)", "self.norm = nn.LayerNorm(c)"):
+        path = tmp_path / f"m{len(candidates)}.py"
+        path.write_text(text + "\n")
+        module = types.ModuleType("m")
+        module.__file__ = str(path)
+        candidates[text.split("(")[0]] = _param_candidates(info, param, module, VERIFY)
+    first, second = candidates["self.norm = nn.GroupNorm"]
+    assert first == VERIFY.channels and second % 32 == 0 and second % first == 0
+    assert candidates["self.norm = nn.LayerNorm"] == [VERIFY.channels]

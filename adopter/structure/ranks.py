@@ -1,0 +1,237 @@
+"""Tensor ranks where the code states them, and the dimensions they make negative.
+
+``softmax(w, dim=2)`` of a three-dimensional ``w`` is the softmax over its last axis, as
+``dim=-1`` is; ``w.transpose(1, 2)`` of it swaps its last two axes.  Code written for one
+rank (``torch.bmm`` takes and gives 3-D tensors, ``x.reshape(b, c, h * w)`` gives 3-D,
+``einsum("bct,bcs->bts", ...)`` names its axes) counts dimensions from the front; the table's
+operations count them from the back.  This pass finds the rank of each value a flow computes
+when the code fixes it, and rewrites the non-negative dimensions of softmax and transpose
+nodes whose input rank is known as negative ones, so that one canonical step matches both.
+
+The ranks are a data-flow fact over the whole function: a temporary has the rank its node
+gives; a name has a rank only when every assignment to it anywhere in the function gives the
+same one (loops and branches included: the graph takes a loop body once, the run may not).
+Unknown stays unknown: a parameter, an attribute, a value of a call we do not know.  An
+elementwise operation with an operand of unknown rank has an unknown rank (it broadcasts).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .canon import View, _unordered, TABLE
+
+TOP = "top"  # not known yet (the optimistic start of a name the function assigns)
+_UNARY = {"torch.nn.functional.softmax", "torch.nn.functional.dropout", "torch.Tensor.to", "torch.transpose",
+          "canon.softmax_shift"}
+_ELEMENTWISE = {"torch.add", "torch.sub", "torch.mul", "torch.div", "torch.pow"}
+_ELEMENTWISE_SYMBOLS = {"+", "-", "*", "/", "//", "%", "**"}
+_SAME_RANK_METHODS = {"contiguous", "clone", "detach", "float", "half", "double", "bfloat16", "type_as", "abs",
+                      "exp", "sqrt", "rsqrt", "neg", "sigmoid", "tanh", "relu", "clamp", "clip"}
+_SCALAR_CALLS = {"?int", "?float", "?len", "?abs", "?round", "math.sqrt", "math.log", "math.pow", "math.exp",
+                 "numpy.sqrt", "np.sqrt"}
+_FIXED_THREE = {"bmm", "baddbmm"}
+
+
+def wanted(nodes) -> bool:
+    """Whether a flow has a step this pass could change that a rule reads: a softmax, and a
+    softmax or transpose node with a non-negative dimension (most flows have none: the pass is
+    skipped; a transpose matters only to attention, which needs a softmax)."""
+    softmax = found = False
+    for node in nodes:
+        if node.canon in ("torch.nn.functional.softmax", "torch.transpose") and node.view is not None:
+            softmax = softmax or node.canon == "torch.nn.functional.softmax"
+            if not found:
+                for name, value in node.view.kwargs:
+                    if name in ("dim", "dim0", "dim1") and _int(value) is not None and _int(value) >= 0:
+                        found = True
+                        break
+            if softmax and found:
+                return True
+    return False
+
+
+def _int(value):
+    inner = getattr(value, "value", None)
+    if type(value).__name__ == "Const" and isinstance(inner, int) and not isinstance(inner, bool):
+        return inner
+    return None
+
+
+def _is_ref(value) -> bool:
+    return type(value).__name__ == "Ref"
+
+
+_SIZE = re.compile(r"\.(shape|size\(\))\[\s*-?\d+\s*\]$")  # x.shape[1]: a Python int
+
+
+class _Ranks:
+    def __init__(self, nodes, segment, scalar_attribute):
+        self.nodes = nodes
+        self.segment = segment  # span -> source text (to tell a starred shape argument)
+        self.scalar_attribute = scalar_attribute  # "self.scale" -> whether the class binds it to a number
+        defined: dict[str, list] = {}
+        for node in nodes:
+            for key in node.defs:
+                defined.setdefault(key, []).append(node)
+        self.defined = defined
+        self.rank: dict[str, object] = {key: TOP for key in defined}
+
+    def of(self, value):
+        if type(value).__name__ == "Const":
+            inner = value.value
+            return 0 if isinstance(inner, (int, float)) and not isinstance(inner, bool) else None
+        if _is_ref(value):
+            if value.key in self.rank:
+                return self.rank[value.key]
+            if _SIZE.search(value.text) or (value.text.startswith("self.") and value.key == value.text
+                                            and self.scalar_attribute(value.text[len("self."):])):
+                return 0  # x.shape[1]; self.scale = dim ** -0.5
+            return None
+        return None
+
+    def _elementwise(self, values):
+        ranks = [self.of(v) for v in values]
+        if any(r is None for r in ranks):
+            return None
+        if any(r == TOP for r in ranks):
+            return TOP
+        return max(ranks)
+
+    def node_rank(self, node):
+        """The rank of the (single) value ``node`` computes."""
+        args = node.view.args if node.view is not None else node.args
+        tail = node.op.rsplit(".", 1)[-1]
+        if node.kind == "copy":
+            return self.of(node.args[0]) if node.args else None
+        if tail in _FIXED_THREE and node.canon in ("torch.matmul", "torch.mul"):
+            return 3  # bmm / baddbmm (and baddbmm's alpha scaling): 3-D in, 3-D out
+        if node.canon == "torch.matmul":
+            if tail == "einsum":
+                equations = [a.value for a in node.args if type(a).__name__ == "Const" and isinstance(a.value, str)]
+                if len(equations) != 1 or equations[0].count("->") != 1 or any(c in equations[0] for c in ".()"):
+                    return None
+                out = equations[0].split("->")[1]
+                return len(out.split()) if " " in out.strip() else len(out.strip())
+            ranks = [self.of(v) for v in args[:2]]
+            if any(r is None for r in ranks):
+                return None
+            if any(r == TOP for r in ranks):
+                return TOP
+            return max(ranks) if min(ranks) >= 2 else None
+        if node.canon in _UNARY:
+            return self.of(args[0]) if args else None
+        if node.canon == "torch.Tensor.masked_fill":
+            mask = dict(node.view.kwargs).get("mask") if node.view is not None else None
+            return self._elementwise([args[0], mask]) if args and mask is not None else None
+        if node.canon in _ELEMENTWISE or (node.kind == "op" and node.op in _ELEMENTWISE_SYMBOLS):
+            return self._elementwise(args[:2]) if len(args) >= 2 else None
+        if node.kind == "method":
+            receiver = node.args[0] if node.args else None
+            rest = node.args[1:]
+            if node.op in ("view", "reshape"):
+                if not rest or node.kwargs or any(self._starred(s) for s in node.arg_spans[1:]):
+                    return None
+                if len(rest) == 1:
+                    return 1 if _int(rest[0]) is not None else None
+                return len(rest)
+            if node.op == "permute" and len(rest) > 1 and not node.kwargs:
+                return len(rest)
+            if node.op in _SAME_RANK_METHODS:
+                return self.of(receiver)
+            if node.op == "size" and len(rest) == 1 and not node.kwargs:
+                return 0
+            if node.op == "unsqueeze" and len(rest) == 1 and not node.kwargs:
+                base = self.of(receiver)
+                return base + 1 if isinstance(base, int) else base
+            return None
+        if node.kind == "call" and node.op in _SCALAR_CALLS:
+            return 0
+        return None
+
+    def _starred(self, span) -> bool:
+        return span is None or self.segment(span).lstrip().startswith("*")
+
+    def solve(self) -> None:
+        """Each name's rank: the one every assignment gives (optimistic fixed point)."""
+        for _ in range(6):
+            changed = False
+            for key, nodes in self.defined.items():
+                found = TOP
+                for node in nodes:
+                    rank = self.node_rank(node) if len(node.outs) == 1 and node.outs[0].key == key else None
+                    if rank is None:
+                        found = None
+                        break
+                    if rank == TOP:
+                        continue
+                    if found == TOP:
+                        found = rank
+                    elif found != rank:
+                        found = None
+                        break
+                if found != self.rank[key] and self.rank[key] is not None:
+                    self.rank[key] = found
+                    changed = True
+            if not changed:
+                break
+        for key, rank in self.rank.items():
+            if rank == TOP:
+                self.rank[key] = None
+
+
+def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
+    """Rewrite, in place, the non-negative dims of softmax and transpose nodes whose input's
+    rank is known as negative ones (and the transposes products record as their operands)."""
+    ranks = _Ranks(nodes, segment, scalar_attribute)
+    ranks.solve()
+    # A temporary that torch.bmm multiplies is 3-D (bmm raises otherwise): so is the input of
+    # the transpose computing it (``torch.bmm(v, w.transpose(1, 2))``).
+    into_bmm = {v.key for node in nodes if node.canon == "torch.matmul" and node.view is not None
+                and node.op.rsplit(".", 1)[-1] == "bmm" for v in node.view.args if _is_ref(v) and v.key.startswith("%")}
+    changed: dict[int, tuple] = {}  # id of a transpose node -> its new (dim0, dim1)
+    for node in nodes:
+        if node.canon not in ("torch.nn.functional.softmax", "torch.transpose") or node.view is None:
+            continue
+        view = node.view
+        if not view.args:
+            continue
+        rank = ranks.of(view.args[0])
+        if node.canon == "torch.transpose" and len(node.outs) == 1 and node.outs[0].key in into_bmm:
+            rank = 3
+        if not isinstance(rank, int) or rank == TOP:
+            continue
+        kwargs = list(view.kwargs)
+        dims = ("dim",) if node.canon == "torch.nn.functional.softmax" else ("dim0", "dim1")
+        edited = False
+        for index, (name, value) in enumerate(kwargs):
+            d = _int(value)
+            if name in dims and d is not None and 0 <= d < rank:
+                kwargs[index] = (name, type(value)(d - rank))
+                edited = True
+        if node.canon == "torch.transpose":
+            values = [_int(v) for n, v in kwargs if n in dims]
+            if len(values) != 2 or any(v is None or v >= 0 for v in values):
+                continue  # both negative, or neither changed
+        if not edited:
+            continue
+        new = View(view.args, tuple(kwargs), view.arg_spans, view.kwarg_spans, view.origins)
+        if node.canon == "torch.transpose":
+            new = _unordered(TABLE.ops["torch.transpose"], new)
+            changed[node.id] = tuple(_int(v) for n, v in new.kwargs if n in dims)
+        node.view = new
+    if not changed:
+        return
+    # A product records the transposes written inline as its operands (View.origins): the
+    # dims it recorded are now negative too.
+    producer = {node.outs[0].key: node.id for node in nodes
+                if node.id in changed and len(node.outs) == 1 and node.outs[0].key.startswith("%")}
+    for node in nodes:
+        view = node.view
+        if node.canon != "torch.matmul" or view is None or not view.origins:
+            continue
+        origins = list(view.origins)
+        for index, (value, origin) in enumerate(zip(view.args, origins)):
+            if origin is not None and _is_ref(value) and producer.get(value.key) is not None:
+                origins[index] = (origin[0], changed[producer[value.key]])
+        node.view = View(view.args, view.kwargs, view.arg_spans, view.kwarg_spans, tuple(origins))
