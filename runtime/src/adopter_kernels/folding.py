@@ -18,7 +18,7 @@ from torch import nn
 
 from ._runtime import Layer, is_plain, recording, tensor_signature
 
-__all__ = ["conv_bn", "linear_bn"]
+__all__ = ["conv_bn", "linear_bn", "FoldingSequential"]
 
 # conv type -> the BatchNorm type that accepts its (batched) output
 _CONV_BN = ((nn.Conv1d, nn.BatchNorm1d), (nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d))
@@ -141,3 +141,64 @@ def _linear_bn(x: torch.Tensor, linear: nn.Module, bn: nn.Module) -> torch.Tenso
         return bn(linear(x))
     weight, bias = _folded(linear, linear.weight, linear.bias, bn)
     return torch.nn.functional.linear(x, weight, bias)
+
+
+def _pair_kernel(first: nn.Module, second: nn.Module):
+    """The folding kernel for two adjacent members, or None when they are no candidate pair.
+    (The kernel itself checks the rest - plain classes, no hooks, running statistics, shapes -
+    and otherwise runs the two modules as written, which is what the container would do.)"""
+    if isinstance(second, nn.modules.batchnorm._BatchNorm):
+        if isinstance(first, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            return _conv_bn
+        if isinstance(first, nn.Linear) and isinstance(second, nn.BatchNorm1d):
+            return _linear_bn
+    return None
+
+
+class FoldingSequential(nn.Sequential):
+    """An ``nn.Sequential`` that folds each Conv -> BatchNorm (and Linear -> BatchNorm1d)
+    pair of adjacent members when the BatchNorm uses its running statistics (rules ADP007 and
+    ADP008, for layers that run inside a container).
+
+    It *is* an ``nn.Sequential``: the same constructor (modules, or one ``OrderedDict``), the
+    same children under the same names (so the same ``state_dict`` keys: checkpoints load with
+    ``strict=True``), indexing, slicing, ``len``, iteration, ``append``/``insert``/``extend``.
+    Only ``forward`` differs, and only in how a foldable pair is computed: members are read at
+    every call, so members added or replaced later are honoured.  A pair runs as written - each
+    module called as ``nn.Sequential`` calls it, hooks included - whenever folding is not exactly
+    the same computation: BatchNorm in training mode or without running statistics, a member
+    with hooks (or global module hooks), a subclass overriding ``forward``, mismatched channels
+    or unbatched input (see :func:`conv_bn`).  While ``torch.jit.script``, ``torch.jit.trace``,
+    ``torch.fx``, ``torch.export`` or ``torch.compile`` record it, it runs exactly
+    ``nn.Sequential.forward``, so they record the program the unpatched container gives.
+    """
+
+    def forward(self, input):  # noqa: A002 - nn.Sequential's own parameter name
+        if torch.jit.is_scripting():
+            for module in self:
+                input = module(input)
+            return input
+        return self._folding_forward(input)
+
+    @torch.jit.unused
+    def _folding_forward(self, input):  # noqa: A002
+        if not isinstance(input, torch.Tensor) or recording(input):
+            return super().forward(input)
+        modules = list(self._modules.values())
+        count = len(modules)
+        index = 0
+        while index < count:
+            module = modules[index]
+            kernel = _pair_kernel(module, modules[index + 1]) if index + 1 < count else None
+            if kernel is None:
+                input = module(input)
+                index += 1
+            else:
+                input = kernel(input, module, modules[index + 1])
+                index += 2
+            if not isinstance(input, torch.Tensor) and index < count:
+                # a member returned something else (a tuple): the rest runs as nn.Sequential runs it
+                for module in modules[index:]:
+                    input = module(input)
+                return input
+        return input
