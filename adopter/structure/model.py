@@ -341,12 +341,14 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
             continue  # builds no Sequential (a factory it calls is walked on its own)
         hook = None
         if builds_itself:
-            def hook(stmt, env, _typer=typer):
+            base = next((b for b in info.node.bases if module.names.resolve(b) == "torch.nn.Sequential"), None)
+
+            def hook(stmt, env, _typer=typer, _base=base):
                 call = stmt.value if isinstance(stmt, ast.Expr) else None
                 if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                         and call.func.attr == "__init__" and isinstance(call.func.value, ast.Call)
                         and isinstance(call.func.value.func, ast.Name) and call.func.value.func.id == "super"):
-                    _typer.record_super_init(call, stmt, env)
+                    _typer.record_super_init(call, stmt, env, _base)
         class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
                            hook=hook, cls_name=owner)
@@ -395,6 +397,7 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo) -> Flow | 
     if len([e for e in graph.edges if e[0] != -1]) == 0:
         return None
     stmt = span(site.stmt)
+    container = span(site.container)
     qualname = f"{SEQUENTIAL_OWNER}.{name}"
     nodes: list[Node] = []
     out: list[list] = []
@@ -412,9 +415,10 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo) -> Flow | 
     for index, (built, expr) in enumerate(graph.members):
         attr = f"{name}[{index}]"
         ctors = [Ctor(attr, b.fqn, b.args, b.kwargs, b.table, stmt, span(expr), qualname, via=b.via,
-                      unlike=b.unlike)
+                      unlike=b.unlike, container=container)
                  for b in built if isinstance(b, Built)]
-        info.bindings[attr] = ctors or [Ctor(attr, "?", (), (), False, stmt, span(expr), qualname)]
+        info.bindings[attr] = ctors or [Ctor(attr, "?", (), (), False, stmt, span(expr), qualname,
+                                             container=container)]
         value_in = Ref(f"{name}:in{index}", "x")
         preds = sorted(i for i, j in graph.edges if j == index)
         copies = []
