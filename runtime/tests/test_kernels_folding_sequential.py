@@ -257,3 +257,68 @@ def test_program_transformations_record_the_sequential_program(tool):
     with torch.no_grad():
         # The recorded program is the two-step one: equal to the original's bit for bit.
         assert torch.equal(recorded(x), original(x))
+
+
+class SeparableConv2d(nn.Sequential):
+    """Depth-wise then 1x1: a Sequential subclass whose output is a Conv2d's."""
+
+    def __init__(self, cin, cout):
+        super().__init__(nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False), nn.Conv2d(cin, cout, 1))
+
+
+def _separable_members():
+    return [SeparableConv2d(3, 6), nn.BatchNorm2d(6), nn.ReLU(),
+            nn.Sequential(nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(), nn.Linear(10, 4)), nn.BatchNorm2d(6)]
+
+
+def test_a_member_ending_in_a_conv_folds_into_its_last_conv(monkeypatch):
+    original, patched = _pair(_separable_members)
+    original.eval(), patched.eval()
+    calls = _count_calls(monkeypatch)
+    x = torch.randn(2, 3, 10, 10, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(patched(x), original(x), **TOL)
+    assert len(calls) == 1  # the separable conv's 1x1; the other Sequential ends in a Linear
+
+
+def test_a_member_ending_in_a_conv_runs_as_written_with_hooks_or_its_own_forward(monkeypatch):
+    original, patched = _pair(_separable_members)
+    original.eval(), patched.eval()
+    seen = []
+    patched[0].register_forward_hook(lambda m, i, o: seen.append(o))
+    calls = _count_calls(monkeypatch)
+    x = torch.randn(2, 3, 10, 10, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(patched(x), original(x), **TOL)
+    assert len(seen) == 1 and not calls
+
+    class Scaled(SeparableConv2d):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    scaled = Scaled(3, 6).double().eval()
+    bn = _randomize(nn.BatchNorm2d(6)).double().eval()
+    with torch.no_grad():
+        assert torch.equal(FoldingSequential(scaled, bn)(x), bn(scaled(x)))
+    assert not calls
+
+
+def test_conv_bn_over_a_separable_conv_attribute_matches_training_and_eval(monkeypatch):
+    from adopter_kernels import conv_bn
+
+    torch.manual_seed(1)
+    sep, bn = SeparableConv2d(4, 5).double(), _randomize(nn.BatchNorm2d(5)).double()
+    x = torch.randn(2, 4, 7, 7, dtype=torch.float64)
+    sep.eval(), bn.eval()
+    calls = _count_calls(monkeypatch)
+    with torch.no_grad():
+        torch.testing.assert_close(conv_bn(x, sep, bn), bn(sep(x)), **TOL)
+    assert len(calls) == 1
+    sep.train(), bn.train()
+    a, b = copy.deepcopy((sep, bn)), copy.deepcopy((sep, bn))
+    ya, yb = a[1](a[0](x)), conv_bn(x, *b)
+    assert torch.equal(ya, yb)
+    ya.sum().backward(), yb.sum().backward()
+    for pa, pb in zip([*a[0].parameters(), *a[1].parameters()], [*b[0].parameters(), *b[1].parameters()]):
+        assert torch.equal(pa.grad, pb.grad)
+    assert torch.equal(a[1].running_mean, b[1].running_mean)

@@ -74,6 +74,8 @@ BUILD = {
     ("ADP007", "ConvBNReLU"): ((3, 4), lambda: (_r(2, 3, 8, 8),)),
     ("ADP007", 5, "Net"): ((8,), lambda: (_r(2, 3, 16, 16),)),
     ("ADP008", "Projector"): ((4,), lambda: (_r(3, 4),)),
+    ("ADP007", "SeparableConv2d"): ((4, 6), lambda: (_r(2, 4, 8, 8),)),
+    ("ADP007", "Decoder"): ((4, 6), lambda: (_r(2, 4, 8, 8),)),
     # ADP009's example splits only the query into heads, so its forward cannot run at all
     ("ADP009", "Attention"): None,
     ("ADP009", "SelfAttention"): ((8, 2), lambda: (_r(2, 5, 8),)),

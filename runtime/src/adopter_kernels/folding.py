@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from ._runtime import Layer, is_plain, recording, tensor_signature
+from ._runtime import Layer, _has_hooks, is_plain, recording, tensor_signature
 
 __all__ = ["conv_bn", "linear_bn", "FoldingSequential"]
 
@@ -91,7 +91,9 @@ def conv_bn(x: torch.Tensor, conv: Layer, bn: Layer) -> torch.Tensor:
 
     Exact (up to float rounding) for any padding mode, stride, dilation, groups and ``bias=None``,
     because the folded weights go through the conv module's own ``_conv_forward``. Also accepts
-    the Conv1d/BatchNorm1d and Conv3d/BatchNorm3d pairs. On GPUs this saves a full read and
+    the Conv1d/BatchNorm1d and Conv3d/BatchNorm3d pairs, and for ``conv`` an ``nn.Sequential``
+    (not overriding ``forward``) whose last member is the convolution: a separable convolution,
+    whose other members run as its forward runs them. On GPUs this saves a full read and
     write of the activations; on CPU the measured gain is nil (0.86-1.05x, SPEC section 7).
     Training mode, unbatched input, transposed or customised layers run the two modules as
     written, so batch statistics and running-stat updates are the eager ones.  So do
@@ -106,6 +108,8 @@ def conv_bn(x: torch.Tensor, conv: Layer, bn: Layer) -> torch.Tensor:
 def _conv_bn(x: torch.Tensor, conv: nn.Module, bn: nn.Module) -> torch.Tensor:
     if recording(x):
         return bn(conv(x))
+    if isinstance(conv, nn.Sequential):
+        return _through_sequential(x, conv, bn)
     for conv_cls, bn_cls in _CONV_BN:
         if is_plain(conv, conv_cls) and is_plain(bn, bn_cls):
             break
@@ -135,12 +139,32 @@ def linear_bn(x: torch.Tensor, linear: Layer, bn: Layer) -> torch.Tensor:
 
 
 def _linear_bn(x: torch.Tensor, linear: nn.Module, bn: nn.Module) -> torch.Tensor:
+    if not recording(x) and isinstance(linear, nn.Sequential):
+        return _through_sequential(x, linear, bn)
     if recording(x) or not (is_plain(linear, nn.Linear) and is_plain(bn, nn.BatchNorm1d)):
         return bn(linear(x))
     if not _uses_running_stats(bn) or x.dim() != 2 or bn.num_features != linear.out_features:
         return bn(linear(x))
     weight, bias = _folded(linear, linear.weight, linear.bias, bn)
     return torch.nn.functional.linear(x, weight, bias)
+
+
+def _through_sequential(x: torch.Tensor, first: nn.Sequential, bn: nn.Module) -> torch.Tensor:
+    """``bn(first(x))`` for an ``nn.Sequential`` ``first`` (a separable convolution: depth-wise,
+    then 1x1): its members but the last run as its forward runs them, and the BatchNorm folds
+    into the last one when that is a foldable layer.  Only when calling ``first`` is exactly
+    nn.Sequential's loop: a subclass with its own forward, or hooks on ``first``, run as written."""
+    if (type(first).forward not in (nn.Sequential.forward, FoldingSequential.forward) or _has_hooks(first)
+            or len(first) == 0):
+        return bn(first(x))
+    *prefix, last = first._modules.values()
+    for module in prefix:
+        x = module(x)
+    if not isinstance(x, torch.Tensor):
+        return bn(last(x))
+    if isinstance(last, nn.Linear) and isinstance(bn, nn.BatchNorm1d):
+        return _linear_bn(x, last, bn)
+    return _conv_bn(x, last, bn)
 
 
 def _pair_kernel(first: nn.Module, second: nn.Module):
@@ -152,6 +176,8 @@ def _pair_kernel(first: nn.Module, second: nn.Module):
             return _conv_bn
         if isinstance(first, nn.Linear) and isinstance(second, nn.BatchNorm1d):
             return _linear_bn
+        if isinstance(first, nn.Sequential):  # ends in a conv or Linear (a separable convolution)?
+            return _through_sequential
     return None
 
 
