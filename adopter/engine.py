@@ -245,8 +245,13 @@ def fixable(rule: Rule, match: Match) -> bool:
     """Whether ``adopter fix`` can rewrite this match, so that ``check``'s fixable count is what
     ``fix`` does: not for layers that run inside an ``nn.Sequential``, nor (for target-pattern
     rewrites) for a match spread over a method and a helper inlined into it.  (A rule whose
-    synthesizer fuses the container's call names those steps in ``container_steps``.)"""
-    if not rule.fixable or match.unfusable_container(rule.container_steps):
+    synthesizer fuses the container's call names those steps in ``container_steps``; one with
+    a ``container_target`` fixes a match whose every step is a container member.)"""
+    if not rule.fixable:
+        return False
+    if rule.container_target is not None and match.in_container:
+        return match.members_only()
+    if match.unfusable_container(rule.container_steps):
         return False
     if rule.synth is None and rule.forward_target and len({n.func for n in match.nodes}) > 1:
         return False

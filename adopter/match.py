@@ -74,8 +74,12 @@ class Match:
         """The steps (pattern variables, see ``roles``) whose layers run as members of an
         ``nn.Sequential``: a rule's synthesizer may fuse those it names (``container_steps``)."""
         roles = self.roles if len(self.roles) == len(self.nodes) else ("?",) * len(self.nodes)
-        return frozenset(role for role, n in zip(roles, self.nodes)
-                         if n.kind == "layer" and (n.layer or "").endswith("]") and (n.layer or "")[-2:-1].isdigit())
+        return frozenset(role for role, n in zip(roles, self.nodes) if n.kind == "layer" and _member(n.layer))
+
+    def members_only(self) -> bool:
+        """Every matched node is a layer member of an ``nn.Sequential``: the whole match runs
+        inside containers' forwards."""
+        return all(n.kind == "layer" and _member(n.layer) for n in self.nodes)
 
     def unfusable_container(self, steps: tuple[str, ...]) -> bool:
         """Some matched layer runs inside an ``nn.Sequential`` as a step other than ``steps``."""
@@ -84,6 +88,11 @@ class Match:
     @property
     def key(self) -> tuple:
         return (self.rule_id, tuple(sorted(n.span for n in self.nodes)))
+
+
+def _member(layer: str | None) -> bool:
+    """A layer path naming a member of an ``nn.Sequential`` (``self.stem[1]``)."""
+    return bool(layer) and layer.endswith("]") and layer[-2:-1].isdigit()
 
 
 # ----------------------------------------------------------------------------- values

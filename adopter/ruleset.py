@@ -119,6 +119,12 @@ class Rule:
     # forward (it checks the container holds exactly those members); a match with any other
     # step inside a container is reported but not fixable.
     container_steps: tuple[str, ...] = ()
+    # ``[forward] container_target = "pkg.FoldingSequential"``: when every matched step is a
+    # member of one ``nn.Sequential`` construction, the fix replaces the container's class there
+    # (``nn.Sequential`` in the call, or the base of a same-file subclass) by this drop-in
+    # subclass, which runs the rule's fusion on its members itself.  One edit per container,
+    # however many matches it holds.
+    container_target: str | None = None
     # ``[forward] same_source = true``: arguments bound to one $variable must be spelled the same
     # in the code (one name), not merely hold the same value on the matched path.
     same_source: bool = False
@@ -299,6 +305,18 @@ def _container_steps(raw: str, path: str, values: tuple[str, ...], forwards: tup
         if not (value.startswith("$") and value[1:] in outs):
             raise RuleError(path, line, column, "forward.container_steps must name $variables steps of the pattern assign")
     return tuple(v[1:] for v in values)
+
+
+def _container_target(reader, value: str | None, kernel, synth: str | None) -> str | None:
+    if value is None:
+        return None
+    if synth is not None:
+        raise reader.fail("forward.container_target", "a rule with its own synthesizer fuses containers there "
+                                                      "(forward.container_steps)", value)
+    module = kernel.import_.rsplit(".", 1)[0]
+    if not _DOTTED.fullmatch(value) or not value.startswith(module + "."):
+        raise reader.fail("forward.container_target", f"must be a dotted name in the kernel's module {module}", value)
+    return value
 
 
 def _triggers(patterns: list[Pattern], canonical: bool = True) -> frozenset[str]:
@@ -746,6 +764,8 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         fix_one_block=need(forward, "fix_one_block", bool, "forward", False),
         container_steps=_container_steps(raw, spath, reader.strings(forward, "container_steps", "forward"),
                                          forwards, synth),
+        container_target=_container_target(reader, need(forward, "container_target", str, "forward", None),
+                                           kernel, synth),
         same_source=need(forward, "same_source", bool, "forward", False),
         default_targets=tuple(default) if isinstance(default, list) else (),
         scope=scope,

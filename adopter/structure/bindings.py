@@ -41,6 +41,10 @@ class Ctor:
     via: str = ""  # the factory or parameter the layer was typed through ('' for a direct call)
     conditional: bool = False  # built by one branch of ``a if c else b``
     unlike: str = ""  # why the layer is not exactly ``fqn`` (see layers.Built.unlike): not fixed
+    # For a member of an ``nn.Sequential``: the span of the expression naming the container's
+    # class where it is built (``nn.Sequential`` in the call, or the base of a same-file
+    # subclass calling ``super().__init__(...)``): what a fix replaces to change the container.
+    container: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -204,7 +208,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             for b in inner:
                 out.setdefault(f"{attr}[{index}]", []).append(
                     Ctor(f"{attr}[{index}]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
-                         via=b.via, unlike=b.unlike)
+                         via=b.via, unlike=b.unlike, container=span(value.func))
                 )
     if fqn in CONTAINERS and isinstance(value, ast.Call):
         for element in _container_elements(value):

@@ -128,6 +128,13 @@ class SequentialSite:
     call: ast.expr
     stmt: ast.stmt
     graph: SeqGraph
+    # ``super().__init__(...)`` of a same-file subclass: the base naming nn.Sequential
+    base: ast.expr | None = None
+
+    @property
+    def container(self) -> ast.expr:
+        """The expression naming the container's class (see ``Ctor.container``)."""
+        return self.base if self.base is not None else self.call.func
 
 
 def _is_layer_class_name(fqn: str) -> bool:
@@ -558,12 +565,13 @@ class LayerTyper:
             args = node.args
             self.sites.append(SequentialSite(node, stmt, self.sequence(args, env, depth)))
 
-    def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict) -> None:
-        """``super().__init__(a, b)`` in a class derived from nn.Sequential builds one."""
+    def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict, base: ast.expr | None = None) -> None:
+        """``super().__init__(a, b)`` in a class derived from nn.Sequential (named by ``base``
+        in the class statement) builds one."""
         key = (call.lineno, call.col_offset)
         if key not in self._site_keys:
             self._site_keys.add(key)
-            self.sites.append(SequentialSite(call, stmt, self.sequence(call.args, env, 0)))
+            self.sites.append(SequentialSite(call, stmt, self.sequence(call.args, env, 0), base))
 
 
 @dataclass

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
@@ -341,12 +341,14 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
             continue  # builds no Sequential (a factory it calls is walked on its own)
         hook = None
         if builds_itself:
-            def hook(stmt, env, _typer=typer):
+            base = next((b for b in info.node.bases if module.names.resolve(b) == "torch.nn.Sequential"), None)
+
+            def hook(stmt, env, _typer=typer, _base=base):
                 call = stmt.value if isinstance(stmt, ast.Expr) else None
                 if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                         and call.func.attr == "__init__" and isinstance(call.func.value, ast.Call)
                         and isinstance(call.func.value.func, ast.Name) and call.func.value.func.id == "super"):
-                    _typer.record_super_init(call, stmt, env)
+                    _typer.record_super_init(call, stmt, env, _base)
         class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
                            hook=hook, cls_name=owner)
@@ -354,11 +356,16 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
     if top and any(isinstance(n, ast.Name) and n.id in words or isinstance(n, ast.Attribute) and n.attr in words
                    for s in top for n in ast.walk(s)):
         typer._walk(top, {}, 0, True, None)
+    outputs = _sequential_outputs(typer.sites, infos)
+    if outputs:
+        for info in infos.values():
+            for attr, ctors in info.bindings.items():
+                ctors.extend(_output_ctors(ctors, outputs))
     structure = ClassStructure(SEQUENTIAL_OWNER, ClassInfo(SEQUENTIAL_OWNER, ast.ClassDef(
         name=SEQUENTIAL_OWNER, bases=[], keywords=[], body=[], decorator_list=[], type_params=[])), module)
     structure.info.is_module = True
     for number, site in enumerate(typer.sites):
-        flow = sequential_flow(site, f"seq{number}", structure.info)
+        flow = sequential_flow(site, f"seq{number}", structure.info, outputs)
         if flow is None:
             continue
         name = f"seq{number}"
@@ -388,13 +395,57 @@ def _all_functions(tree: ast.Module):
                     yield stmt.name, item
 
 
-def sequential_flow(site: SequentialSite, name: str, info: ClassInfo) -> Flow | None:
+# The constructor name given (besides its own) to a module whose output is a layer's output:
+# ``adopter.output_of.torch.nn.Conv2d`` for a same-file ``nn.Sequential`` subclass whose last
+# member is a Conv2d (a separable convolution: depth-wise, then a 1x1 Conv2d).  A rule names it
+# in an init pattern for a step whose layer only has to *produce* that layer's output (a
+# BatchNorm after it folds into the last member); its input is not a Conv2d's input.
+OUTPUT_OF = "adopter.output_of."
+
+
+def _sequential_outputs(sites, infos: dict[str, ClassInfo]) -> dict[str, str]:
+    """Same-file ``nn.Sequential`` subclasses (that keep nn.Sequential's forward) whose
+    ``super().__init__(...)`` ends, on every way through the code, in one member of one layer
+    class: class name -> that layer's constructor (followed through such classes)."""
+    last: dict[str, str] = {}
+    for site in sites:
+        if site.base is None:
+            continue
+        owner = next((info for info in infos.values() if any(b is site.base for b in info.node.bases)), None)
+        if owner is None or "forward" in owner.methods or "__call__" in owner.methods:
+            continue
+        graph = site.graph
+        if len(graph.frontier) != 1 or -1 in graph.frontier:
+            continue
+        built = graph.members[next(iter(graph.frontier))][0]
+        fqns = {b.fqn for b in built if isinstance(b, Built) and not b.conditional and not b.unlike and not b.table}
+        if len(fqns) == 1 and len(built) == len([b for b in built if isinstance(b, Built)]):
+            last[owner.name] = fqns.pop()
+    resolved: dict[str, str] = {}
+    for name, fqn in last.items():
+        seen = {name}
+        while fqn in last and fqn not in seen:
+            seen.add(fqn)
+            fqn = last[fqn]
+        if fqn not in last and fqn.startswith("torch.nn."):
+            resolved[name] = fqn
+    return resolved
+
+
+def _output_ctors(ctors: list[Ctor], outputs: dict[str, str]) -> list[Ctor]:
+    return [replace(c, fqn=OUTPUT_OF + outputs[c.fqn], args=(), kwargs=(), via=c.fqn)
+            for c in ctors if c.fqn in outputs and not c.table]
+
+
+def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
+                    outputs: dict[str, str] | None = None) -> Flow | None:
     """The flow of one Sequential construction, its members bound in ``info`` as
     ``<name>[i]``; None when fewer than two members run in a row."""
     graph = site.graph
     if len([e for e in graph.edges if e[0] != -1]) == 0:
         return None
     stmt = span(site.stmt)
+    container = span(site.container)
     qualname = f"{SEQUENTIAL_OWNER}.{name}"
     nodes: list[Node] = []
     out: list[list] = []
@@ -412,9 +463,12 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo) -> Flow | 
     for index, (built, expr) in enumerate(graph.members):
         attr = f"{name}[{index}]"
         ctors = [Ctor(attr, b.fqn, b.args, b.kwargs, b.table, stmt, span(expr), qualname, via=b.via,
-                      unlike=b.unlike)
+                      unlike=b.unlike, container=container)
                  for b in built if isinstance(b, Built)]
-        info.bindings[attr] = ctors or [Ctor(attr, "?", (), (), False, stmt, span(expr), qualname)]
+        if outputs:
+            ctors += _output_ctors(ctors, outputs)
+        info.bindings[attr] = ctors or [Ctor(attr, "?", (), (), False, stmt, span(expr), qualname,
+                                             container=container)]
         value_in = Ref(f"{name}:in{index}", "x")
         preds = sorted(i for i, j in graph.edges if j == index)
         copies = []

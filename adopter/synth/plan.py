@@ -173,13 +173,16 @@ class Planner:
     def plan(self, rule: Rule, match: Match, finding: Finding) -> Plan:
         if not rule.fixable:
             raise Skip("the rule only reports (it has no target)")
-        if match.unfusable_container(rule.container_steps):
+        if rule.container_target is None and match.unfusable_container(rule.container_steps):
             raise Skip("the matched layers run inside a container (nn.Sequential); rewrite it by hand")
         for _, ctor in match.ctors:
             if getattr(ctor, "unlike", ""):
                 raise Skip(f"`{ctor.attr}`: {ctor.unlike}")
         edits = Edits()
         regions: list[Span] = []
+        if rule.container_target is not None and match.in_container:
+            self._container(rule, match, edits, regions)
+            return Plan(rule, match, finding, edits, regions, self.signature(rule, match))
         if rule.synth is not None:
             hook = _synth_hook(rule.synth)
             hook.plan(self, rule, match, edits, regions)
@@ -188,6 +191,34 @@ class Planner:
         if rule.init_target:
             self._init(rule, match, edits, regions)
         return Plan(rule, match, finding, edits, regions, self.signature(rule, match))
+
+    # ------------------------------------------------------------------------- containers
+    def _container(self, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
+        """Every matched layer is a member of one ``nn.Sequential`` construction: the container's
+        class becomes the rule's ``container_target`` (a drop-in subclass that fuses its members
+        itself), in the call that builds it or as the base of a same-file subclass.  All matches
+        in one container plan this same edit, so they are applied together."""
+        if not match.members_only():
+            raise Skip("some matched layers run inside a container (nn.Sequential) and others outside it; "
+                       "rewrite it by hand")
+        spans = {ctor.container for _, ctor in match.ctors}
+        if len(match.ctors) < len(match.nodes) or None in spans or len(spans) != 1:
+            raise Skip("the matched layers are not the members of one nn.Sequential construction; rewrite it by hand")
+        span = spans.pop()
+        expr = self.index.expr_at(span)
+        if not isinstance(expr, (ast.Name, ast.Attribute)):
+            raise Skip("the container's class is not named by a plain name; rewrite it by hand")
+        owner = next((info.stmt for info in self.index.stmts.values()
+                      if isinstance(info.stmt, ast.ClassDef) and any(span_of(b) == span for b in info.stmt.bases)),
+                     None)
+        if owner is not None:
+            defined = {s.name for s in owner.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            if defined & {"forward", "__call__", "_call_impl"}:
+                raise Skip(f"`{owner.name}` (an nn.Sequential subclass) defines its own forward; rewrite it by hand")
+        local, request = self.names.local(rule.container_target)
+        edits.imports.add(request)
+        edits.expr[self.index.char_span(span)] = local
+        regions.append(span)
 
     # ------------------------------------------------------------------------- forward
     def _forward(self, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:

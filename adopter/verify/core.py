@@ -33,6 +33,7 @@ from ..match import Match
 from ..ruleset import Rule
 from ..source import SourceError, read_source
 from ..structure import package_of
+from ..structure.model import SEQUENTIAL_OWNER
 from . import branches, hf
 from .bench import measure
 from .build import Broken, Builder, Pair, Skip, Variant, run_quietly
@@ -723,7 +724,7 @@ def _skip_reason(skipped: list[tuple[str, str, int, str]], site: Site) -> str | 
     synthesizer reports the line of the statement it declined, which may be a constructor)."""
     best = None
     for rule, class_name, line, why in skipped:
-        if rule != site.rule.id or (class_name and class_name != site.class_name):
+        if rule != site.rule.id or (class_name and class_name not in (site.class_name, site.match.class_name)):
             continue
         distance = 0 if line in site.anchors else abs(line - site.line)
         if best is None or distance < best[0]:
@@ -753,8 +754,11 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
         analysis = analyze(text, path, [r for r in rules if r.fixable], package)
     except AnalysisError as exc:
         raise VerifyError(str(exc)) from None
-    sites = [Site(rule, match, match.span[0], match.class_name, _anchors(match),
-                  owner=_owner(analysis.tree, match)) for rule, match in analysis.matches]
+    sites = []
+    for rule, match in analysis.matches:
+        owner = _owner(analysis.tree, match)
+        shown = owner if match.class_name == SEQUENTIAL_OWNER and owner and ":" not in owner else match.class_name
+        sites.append(Site(rule, match, match.span[0], shown, _anchors(match), owner=owner))
     if not sites:
         return []
     device_name = str(options.device)
@@ -929,13 +933,17 @@ _SCRIPT_CODE = ("the patch is in top-level script code, which verify cannot run 
 def _owner(tree: ast.Module | None, match: Match) -> str | None:
     """What to build for a match: its class, or for code outside classes the top-level function
     around it ("function:<name>"), or None for top-level script code."""
-    if match.class_name != "<module>":
+    if match.class_name not in ("<module>", SEQUENTIAL_OWNER):
         return match.class_name
     line = match.span[0]
     for node in getattr(tree, "body", []):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and \
-                node.lineno <= line <= (node.end_lineno or node.lineno):
+        if not node.lineno <= line <= (node.end_lineno or node.lineno):
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             return f"function:{node.name}"
+        if isinstance(node, ast.ClassDef) and match.class_name == SEQUENTIAL_OWNER:
+            # the members of an nn.Sequential the class builds (or the Sequential subclass itself)
+            return node.name
     return None
 
 

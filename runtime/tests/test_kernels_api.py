@@ -21,6 +21,7 @@ def test_exports_exactly_the_documented_api():
             "bias_gelu",
             "conv_bn",
             "linear_bn",
+            "FoldingSequential",
             "fused_qkv",
             "sdpa_bert_self_attention",
             "sdpa_t5_attention",

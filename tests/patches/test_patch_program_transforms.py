@@ -67,8 +67,15 @@ BUILD = {
     ("ADP008", "Block"): ((4,), lambda: (_r(3, 4),)),
     ("ADP008", "Head"): ((4, 3), lambda: (_r(3, 4),)),
     ("ADP008", "MLPLayerWithBN"): ((4,), lambda: (_r(2, 3, 4),)),
-    # ADP007's resolver example imports timm (not a dev dependency), so it cannot be imported here
+    # ADP007's resolver examples import timm (not a dev dependency), so they cannot be imported here
     ("ADP007", "Net"): None,
+    ("ADP007", "Stem"): None,
+    ("ADP007", "Stage"): ((4, 4, 1), lambda: (_r(2, 4, 8, 8),)),
+    ("ADP007", "ConvBNReLU"): ((3, 4), lambda: (_r(2, 3, 8, 8),)),
+    ("ADP007", 5, "Net"): ((8,), lambda: (_r(2, 3, 16, 16),)),
+    ("ADP008", "Projector"): ((4,), lambda: (_r(3, 4),)),
+    ("ADP007", "SeparableConv2d"): ((4, 6), lambda: (_r(2, 4, 8, 8),)),
+    ("ADP007", "Decoder"): ((4, 6), lambda: (_r(2, 4, 8, 8),)),
     # ADP009's example splits only the query into heads, so its forward cannot run at all
     ("ADP009", "Attention"): None,
     ("ADP009", "SelfAttention"): ((8, 2), lambda: (_r(2, 5, 8),)),

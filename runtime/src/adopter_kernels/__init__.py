@@ -13,7 +13,7 @@ transformers is never imported - its classes are recognised by name and shape.
 
 from .activations import bias_gelu
 from .attention import sdpa_bert_self_attention, sdpa_gpt2_attention, sdpa_t5_attention
-from .folding import conv_bn, linear_bn
+from .folding import FoldingSequential, conv_bn, linear_bn
 from .liger import liger_fused_linear_cross_entropy, liger_rope, liger_swiglu
 from .normalization import dropout_add_layer_norm, softmax
 from .projections import fused_qkv
@@ -24,6 +24,7 @@ __all__ = [
     "bias_gelu",
     "conv_bn",
     "linear_bn",
+    "FoldingSequential",
     "fused_qkv",
     "sdpa_bert_self_attention",
     "sdpa_t5_attention",
