@@ -709,22 +709,12 @@ class FlowBuilder:
                 return None
             kind, (i, j) = found
             a, b, a_span, b_span = operands[i], operands[j], spans[i], spans[j]
-            if kind.startswith("t_"):
-                # a^T @ b (channel-first operands): the transpose of a as a node of its own.
-                out = self._temp("")
-                fields = self._last_two(a, a_span)
-                _, frontier = self._new(ctx, frontier, kind="call", op="", args=(a,), outs=(out,),
-                                        uses=_keys((a,)), defs=frozenset({out.key}), span=span(call),
-                                        arg_spans=(a_span,), **fields)
-                a, a_span = out, None
-            if kind.endswith("matmul_t"):
-                # a @ b^T: the transpose of b as a node of its own, then the product.
-                out = self._temp("")
-                fields = self._last_two(b, b_span)
-                _, frontier = self._new(ctx, frontier, kind="call", op="", args=(b,), outs=(out,),
-                                        uses=_keys((b,)), defs=frozenset({out.key}), span=span(call),
-                                        arg_spans=(b_span,), **fields)
-                b, b_span = out, None
+            if kind.startswith("t_"):  # a^T @ b (channel-first operands)
+                a, frontier = self._implied_transpose(a, a_span, call, frontier, ctx)
+                a_span = None
+            if kind.endswith("matmul_t"):  # a @ b^T (scores q . k)
+                b, frontier = self._implied_transpose(b, b_span, call, frontier, ctx)
+                b_span = None
             view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
             return {"canon": "torch.matmul", "view": view}, frontier
         if fqn in ("torch.baddbmm", "torch.Tensor.baddbmm") and len(args) == 3:
@@ -856,6 +846,15 @@ class FlowBuilder:
         if second is None or first is None or second != (first[0], 1) or first[1] != 0:
             return None
         return self._name_value(first[0], ctx)
+
+    def _implied_transpose(self, value: Value, value_span, call: ast.Call, frontier, ctx: _Ctx):
+        """The transpose of an einsum operand that the equation implies (written nowhere), as
+        a node of its own before the product: the product then reads as ``a @ b``."""
+        out = self._temp("")
+        _, frontier = self._new(ctx, frontier, kind="call", op="", args=(value,), outs=(out,),
+                                uses=_keys((value,)), defs=frozenset({out.key}), span=span(call),
+                                arg_spans=(value_span,), **self._last_two(value, value_span))
+        return out, frontier
 
     @staticmethod
     def _last_two(value: Value, value_span) -> dict:
