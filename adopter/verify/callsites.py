@@ -156,7 +156,8 @@ def _cached_text(path: str, mtime: int, size: int) -> str | None:
         return None
 
 
-def _text(path: Path) -> str | None:
+def source_text(path: Path) -> str | None:
+    """A project file's text (at most MAX_BYTES), read once per run while it is unchanged."""
     try:
         stat = path.stat()
     except OSError:
@@ -165,7 +166,7 @@ def _text(path: Path) -> str | None:
 
 
 def _load(path: Path, target: Path, target_names: set[str]) -> _FileInfo | None:
-    text = _text(path)
+    text = source_text(path)
     if text is None:
         return None
     return _parse(path, text, target, target_names)
@@ -420,7 +421,7 @@ def find_call_sites(path: str, class_name: str, package: str | None, text: str |
         if is_target and text is not None:
             info = _parse(file, text, target, names)
         else:
-            text_of_file = _text(file)
+            text_of_file = source_text(file)
             if text_of_file is None or class_name not in text_of_file:
                 continue
             info = _load(file, target, names)

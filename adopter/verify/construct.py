@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import ast
 import dataclasses
-import functools
 import inspect
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any, Iterator
 
-from . import facts
+from . import callsites, facts
 from .callsites import UNKNOWN, CallSite
 from .recipes import AttrBag, Make, Ref, describe, lookup
 from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
@@ -379,18 +379,11 @@ def _bind(site: CallSite, params: list[inspect.Parameter]) -> dict[str, Any] | N
 
 
 def _mentions_group_norm(module: ModuleType) -> bool:
-    """Whether the module's source builds a GroupNorm (read once per file)."""
+    """Whether the module's source builds a GroupNorm (the text read once per run, by the
+    reader call-site lookup already uses)."""
     path = getattr(module, "__file__", None)
-    return bool(path) and _file_mentions(str(path), "GroupNorm")
-
-
-@functools.lru_cache(maxsize=64)
-def _file_mentions(path: str, word: str) -> bool:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return word in handle.read()
-    except OSError:
-        return False
+    text = callsites.source_text(Path(path)) if path else None
+    return text is not None and "GroupNorm" in text
 
 
 def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: ModuleType, sizes: Sizes) -> list[Any]:
