@@ -56,6 +56,9 @@ class ClassInfo:
     bases: list[str] = field(default_factory=list)
     is_module: bool = False
     bound: bool = False
+    # self.<attr> -> whether every assignment the class makes to it is a number (filled once,
+    # on first use, by the flow builder's rank pass: graph.FlowBuilder._scalar_attribute)
+    scalar_attrs: dict[str, bool] | None = None
 
 
 def span(node: ast.AST) -> tuple[int, int, int, int]:

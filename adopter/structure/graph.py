@@ -225,9 +225,9 @@ class FlowBuilder:
         number functions of math (a tensor is built by a call of torch or nn)."""
         if self.cls is None:
             return False
-        found = self.cls.__dict__.get("_scalar_attrs")  # once per class, not per flow
+        found = self.cls.scalar_attrs  # once per class, not per flow
         if found is None:
-            found = self.cls._scalar_attrs = {}
+            found = self.cls.scalar_attrs = {}
             stack = list(self.cls.node.body)  # statements only: expressions hold no assignment
             while stack:
                 node = stack.pop()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 
+from . import graph as _graph  # Const and Ref (graph imports this module: read at call time)
 from .canon import View, _unordered, TABLE
 
 TOP = "top"  # not known yet (the optimistic start of a name the function assigns)
@@ -42,10 +43,7 @@ def wanted(nodes) -> bool:
         if node.canon in ("torch.nn.functional.softmax", "torch.transpose") and node.view is not None:
             softmax = softmax or node.canon == "torch.nn.functional.softmax"
             if not found:
-                for name, value in node.view.kwargs:
-                    if name in ("dim", "dim0", "dim1") and _int(value) is not None and _int(value) >= 0:
-                        found = True
-                        break
+                found = any(name in ("dim", "dim0", "dim1") and _nonnegative(value) for name, value in node.view.kwargs)
             if softmax and found:
                 return True
     return False
@@ -53,13 +51,18 @@ def wanted(nodes) -> bool:
 
 def _int(value):
     inner = getattr(value, "value", None)
-    if type(value).__name__ == "Const" and isinstance(inner, int) and not isinstance(inner, bool):
+    if isinstance(value, _graph.Const) and isinstance(inner, int) and not isinstance(inner, bool):
         return inner
     return None
 
 
+def _nonnegative(value) -> bool:
+    d = _int(value)
+    return d is not None and d >= 0
+
+
 def _is_ref(value) -> bool:
-    return type(value).__name__ == "Ref"
+    return isinstance(value, _graph.Ref)
 
 
 _SIZE = re.compile(r"\.(shape|size\(\))\[\s*-?\d+\s*\]$")  # x.shape[1]: a Python int
@@ -78,7 +81,7 @@ class _Ranks:
         self.rank: dict[str, object] = {key: TOP for key in defined}
 
     def of(self, value):
-        if type(value).__name__ == "Const":
+        if isinstance(value, _graph.Const):
             inner = value.value
             return 0 if isinstance(inner, (int, float)) and not isinstance(inner, bool) else None
         if _is_ref(value):
@@ -108,7 +111,7 @@ class _Ranks:
             return 3  # bmm / baddbmm (and baddbmm's alpha scaling): 3-D in, 3-D out
         if node.canon == "torch.matmul":
             if tail == "einsum":
-                equations = [a.value for a in node.args if type(a).__name__ == "Const" and isinstance(a.value, str)]
+                equations = [a.value for a in node.args if isinstance(a, _graph.Const) and isinstance(a.value, str)]
                 if len(equations) != 1 or equations[0].count("->") != 1 or any(c in equations[0] for c in ".()"):
                     return None
                 out = equations[0].split("->")[1]
