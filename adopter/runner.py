@@ -427,6 +427,29 @@ def run_jobs(func: Callable, jobs: list, *, workers: int = 0,
     return results
 
 
+#: Seconds a run stopped by SIGTERM has to unwind (remove its temporaries, stop its workers)
+#: before it exits regardless: joining a process pool's manager thread at interpreter exit can
+#: wait forever when a worker was killed at the wrong moment, and a stopped run must stop.
+TERMINATE_GRACE = 10.0
+
+
+def _exit_after(seconds: float, code: int) -> None:
+    """Exit the process with ``code`` in ``seconds`` unless it has exited by then."""
+
+    def later() -> None:
+        import time
+
+        time.sleep(seconds)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+
+    threading.Thread(target=later, name="adopter-exit-deadline", daemon=True).start()
+
+
 class Terminated(BaseException):
     """SIGTERM arrived: unwind (temporary files are removed on the way), then exit 143."""
 
@@ -437,6 +460,7 @@ def on_sigterm() -> Callable[[], None]:
         return lambda: None
 
     def handler(signum, frame):
+        _exit_after(TERMINATE_GRACE, 143)
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)

@@ -228,3 +228,26 @@ def test_sigterm_to_a_worker_stops_that_worker_and_the_run_says_so(tmp_path):
     while time.monotonic() < deadline and any(_alive(w) for w in workers):
         time.sleep(0.2)
     assert not any(_alive(w) for w in workers)
+
+
+def test_a_stopped_run_exits_even_when_unwinding_hangs():
+    """SIGTERM gives the run a bounded time to unwind: an exit step that never returns (as
+    joining a process pool's manager thread can, when a worker was killed mid-task) does not
+    keep a stopped run alive."""
+    script = (
+        "import atexit, os, signal, threading, time\n"
+        "from adopter import runner\n"
+        "runner.TERMINATE_GRACE = 1.0\n"
+        "atexit.register(lambda: threading.Event().wait())  # an exit step that never returns\n"
+        "runner.on_sigterm()\n"
+        "try:\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+        "except runner.Terminated:\n"
+        "    print('unwound', flush=True)\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stdout == "unwound\n"
+    assert time.monotonic() - started < 30
