@@ -31,3 +31,12 @@ def test_substitute_and_names():
     assert substitute("f($x)", {"x": "'$y'"}) == "f('$y')"  # values are never re-scanned
     with pytest.raises(RenderError):
         substitute("f($missing)", {})
+
+
+def test_a_dtype_promoted_with_itself_is_rendered_as_that_dtype():
+    values = {"x": "hidden", "cd": "hidden.dtype", "dt": "torch.float32"}
+    template = "norm(x.to(torch.promote_types($x.dtype, $dt))).to(torch.promote_types($x.dtype, $cd))"
+    assert substitute(template, values) == "norm(x.to(torch.promote_types(hidden.dtype, torch.float32))).to(hidden.dtype)"
+    # different operands, or keywords, are kept as written
+    assert substitute("torch.promote_types($x.dtype, $dt)", values) == "torch.promote_types(hidden.dtype, torch.float32)"
+    assert substitute("t.promote_types(type1=$x.dtype, type2=$cd)", values) == "t.promote_types(type1=hidden.dtype, type2=hidden.dtype)"
