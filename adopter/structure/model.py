@@ -402,6 +402,10 @@ def _all_functions(tree: ast.Module):
 # BatchNorm after it folds into the last member); its input is not a Conv2d's input.
 OUTPUT_OF = "adopter.output_of."
 
+#: Methods whose definition in an nn.Module subclass replaces how it runs its members: an
+#: ``nn.Sequential`` subclass defining one is not typed by its last member, nor re-based.
+OWN_CALL = frozenset({"forward", "__call__", "_call_impl"})
+
 
 def _sequential_outputs(sites, infos: dict[str, ClassInfo]) -> dict[str, str]:
     """Same-file ``nn.Sequential`` subclasses (that keep nn.Sequential's forward) whose
@@ -412,7 +416,7 @@ def _sequential_outputs(sites, infos: dict[str, ClassInfo]) -> dict[str, str]:
         if site.base is None:
             continue
         owner = next((info for info in infos.values() if any(b is site.base for b in info.node.bases)), None)
-        if owner is None or "forward" in owner.methods or "__call__" in owner.methods:
+        if owner is None or OWN_CALL & owner.methods.keys():
             continue
         graph = site.graph
         if len(graph.frontier) != 1 or -1 in graph.frontier:

@@ -31,6 +31,7 @@ from ..engine import Finding, matchers_for
 from ..match import Match, commutes, node_view
 from ..ruleset import Rule
 from ..structure import Const, Ref, names_match
+from ..structure.model import OWN_CALL
 from .render import KEEP_ARGS, RenderError, parse_target, replace_names, substitute, template_vars
 from .text import (
     SourceIndex, Span, StmtInfo, contains, read_names, span_of, stored_names, work_spans,
@@ -213,7 +214,7 @@ class Planner:
                      None)
         if owner is not None:
             defined = {s.name for s in owner.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))}
-            if defined & {"forward", "__call__", "_call_impl"}:
+            if defined & OWN_CALL:
                 raise Skip(f"`{owner.name}` (an nn.Sequential subclass) defines its own forward; rewrite it by hand")
         local, request = self.names.local(rule.container_target)
         edits.imports.add(request)
