@@ -433,7 +433,7 @@ def run_jobs(func: Callable, jobs: list, *, workers: int = 0,
 TERMINATE_GRACE = 10.0
 
 
-def _exit_after(seconds: float, code: int) -> None:
+def exit_after(seconds: float, code: int) -> None:
     """Exit the process with ``code`` in ``seconds`` unless it has exited by then."""
 
     def later() -> None:
@@ -460,7 +460,7 @@ def on_sigterm() -> Callable[[], None]:
         return lambda: None
 
     def handler(signum, frame):
-        _exit_after(TERMINATE_GRACE, 143)
+        exit_after(TERMINATE_GRACE, 143)
         raise Terminated()
 
     previous = signal.signal(signal.SIGTERM, handler)
