@@ -245,3 +245,13 @@ def test_cuda_only_rule_is_fixed_only_for_the_cuda_target(tmp_path, capsys):
         assert path.read_text() == example.before
     assert main(["fix", "--no-deps", "--select", "ADP013", "--target", "cuda", str(path)]) == 1
     assert path.read_text() == example.after
+
+
+def test_check_loads_neither_libcst_nor_torch(project):
+    """`check` (the pre-commit hook's path) plans fixes to count them, but LibCST costs about
+    0.2 s to import and torch far more: neither may be loaded for a check."""
+    script = ("import sys\nfrom adopter.cli import main\n"
+              f"code = main(['check', '--target', 'cuda', '--select', 'ALL', {str(project / 'model.py')!r}])\n"
+              "print(code, 'libcst' in sys.modules, 'torch' in sys.modules)\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.stdout.splitlines()[-1] == "1 False False", proc.stderr

@@ -12,8 +12,6 @@ import ast
 import re
 from dataclasses import dataclass
 
-import libcst as cst
-
 VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # A string literal (left alone), or a possibly dotted name not preceded by a name character,
 # a dot or a '$'.
@@ -154,29 +152,28 @@ def substitute(template: str, values: dict[str, str], rest: str = "") -> str:
     return fold_same_promotions(rendered)
 
 
-class _SamePromotion(cst.CSTTransformer):
-    """``promote_types(a, a)`` -> ``a``: both operands the same expression."""
-
-    def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-        func = updated.func
-        name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
-        args = updated.args
-        if (name == "promote_types" and len(args) == 2 and all(a.keyword is None and not a.star for a in args)
-                and args[0].value.deep_equals(args[1].value)):
-            return args[0].value
-        return updated
-
-
 def fold_same_promotions(rendered: str) -> str:
     """A target that promotes a dtype with itself (``torch.promote_types(x.dtype, x.dtype)``,
     when the code casts back to x's own dtype) is rendered as that dtype: the call is a no-op a
     reviewer would ask to remove."""
     if "promote_types" not in rendered:
         return rendered
+    import libcst as cst  # here, not at the top: `check` plans fixes without loading LibCST
+
+    class SamePromotion(cst.CSTTransformer):
+        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
+            func = updated.func
+            name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
+            args = updated.args
+            if (name == "promote_types" and len(args) == 2 and all(a.keyword is None and not a.star for a in args)
+                    and args[0].value.deep_equals(args[1].value)):
+                return args[0].value
+            return updated
+
     stripped = rendered.strip()
     try:
         expr = cst.parse_expression(stripped)
     except cst.ParserSyntaxError:
         return rendered
-    folded = cst.Module([]).code_for_node(expr.visit(_SamePromotion()))
+    folded = cst.Module([]).code_for_node(expr.visit(SamePromotion()))
     return rendered.replace(stripped, folded, 1)
