@@ -31,6 +31,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -166,13 +167,22 @@ def _dist_name(spec: str) -> tuple[str, str]:
 
 
 def _archives(folder: Path, spec: str) -> list[Path]:
+    # archive names compare as PEP 503 normalised names: coca-pytorch ships CoCa_pytorch-0.1.0-*.whl
     name, version = _dist_name(spec)
-    stems = {name, name.replace("-", "_"), name.replace("_", "-")}
+    wanted = re.sub(r"[-_.]+", "-", name).lower()
     found = []
-    for stem in stems:
-        found += folder.glob(f"{stem}-{version}-*.whl")
-        found += folder.glob(f"{stem}-{version}.tar.gz")
-    return sorted(set(found))
+    for path in folder.iterdir():
+        if path.name.endswith(".whl"):
+            dist, _, rest = path.name.partition("-")
+            ok = rest.startswith(f"{version}-")
+        elif path.name.endswith(".tar.gz"):
+            dist, _, rest = path.name[: -len(".tar.gz")].rpartition("-")
+            ok = rest == version
+        else:
+            continue
+        if ok and re.sub(r"[-_.]+", "-", dist).lower() == wanted:
+            found.append(path)
+    return sorted(found)
 
 
 def ensure_archive(cache: Path, spec: str, quiet: bool = False) -> Path:
@@ -192,6 +202,10 @@ def ensure_archive(cache: Path, spec: str, quiet: bool = False) -> Path:
             # a machine-wide constraints file may cap the version; one file, never installed
             proc = subprocess.run(cmd, capture_output=True, text=True,
                                   env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
+        if proc.returncode != 0 and kind == "--no-binary=:all:":
+            # an sdist whose setup.py imports torch (basicsr) cannot prepare its metadata in an
+            # isolated build environment that must download torch; this environment has it
+            proc = subprocess.run([*cmd, "--no-build-isolation"], capture_output=True, text=True)
         found = _archives(folder, spec)
         if found:
             return found[0]
