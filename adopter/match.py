@@ -846,7 +846,7 @@ class Matcher:
             return None
         if self.live_intermediates and self._computed_on(flow, state):
             return None
-        if self.same_source and not self._same_source(state):
+        if self.same_source and not self._same_source(flow, state):
             return None
         if not self._same_on_every_path(flow, state):
             return None
@@ -897,15 +897,32 @@ class Matcher:
                     return False
         return True
 
-    def _same_source(self, state: _State) -> bool:
-        """Every argument bound to one pattern variable is spelled the same in the code (one
-        name, not an alias that holds the value only on the matched path)."""
+    def _same_source(self, flow: Flow, state: _State) -> bool:
+        """Every argument bound to one pattern variable is the same value on every path, not
+        only on the matched one: spelled the same in the code (one name, not an alias that holds
+        the value only on the matched path), that name assigned on no way between the steps
+        (``if sr_ratio > 1: x = reduce(x)`` between the query's and the key's projection of
+        ``x``), and every way from one step passing through the next (a key projection in the
+        self-attention branch of an ``if`` that projects another tensor in its cross-attention
+        branch is not one input for the three)."""
         texts: dict[str, set] = {}
+        keys: dict[str, set] = {}
         for index, node in zip(state.steps, state.matched):
             for pvalue, value in zip(self.forward.nodes[index].args, node.args):
                 if isinstance(pvalue, Var) and isinstance(value, Ref):
                     texts.setdefault(pvalue.name, set()).add(value.text)
-        return all(len(spellings) == 1 for spellings in texts.values())
+                    keys.setdefault(pvalue.name, set()).update((value.key, state.canon(value.key)))
+        if not all(len(spellings) == 1 for spellings in texts.values()):
+            return False
+        shared = set().union(*(keys[name] for name in keys if len(
+            [i for i in state.steps for p in self.forward.nodes[i].args if p == Var(name)]) > 1))
+        ordered = sorted(state.matched, key=lambda n: n.id)
+        for a, b in zip(ordered, ordered[1:]):
+            if not _always_reaches(flow, a.id, b.id):
+                return False
+            if shared and any(flow.nodes[pos].defs & shared for pos in _between(flow, a.id, b.id)):
+                return False
+        return True
 
     def _role(self, index: int) -> str:
         outs = [o.name for o in self.forward.nodes[index].outs if isinstance(o, Var)]
@@ -1127,6 +1144,27 @@ def _index(flow: Flow) -> _FlowIndex:
     if index is None:
         index = flow._index = _FlowIndex(flow)
     return index
+
+
+def _always_reaches(flow: Flow, first: int, last: int) -> bool:
+    """Does every path from node ``first`` pass through node ``last``?  Edges go from lower to
+    higher ids, so a path that steps past ``last``'s id without meeting it never will."""
+    out = flow.out
+    seen: set[int] = set()
+    stack = [first]
+    while stack:
+        pos = stack.pop()
+        if not out[pos] and pos != last:
+            return False  # the function ends (or raises) on this path first
+        for succ, _ in out[pos]:
+            if succ == last:
+                continue
+            if succ > last:
+                return False
+            if succ not in seen:
+                seen.add(succ)
+                stack.append(succ)
+    return True
 
 
 def _between(flow: Flow, first: int, last: int) -> list[int]:
