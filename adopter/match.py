@@ -259,9 +259,11 @@ class Matcher:
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
                  alternative: int = 0, live_intermediates: bool = False, spellings: str = "canonical",
                  anchor: str | None = None, direct_layers: bool = False, same_source: bool = False,
-                 scope: str = "model", variant: int = 0, same_function: bool | str = False):
+                 scope: str = "model", variant: int = 0, same_function: bool | str = False,
+                 helper_computes: tuple[tuple[str, str], ...] = ()):
         self.rule_id = rule_id
         self.same_function = same_function
+        self.helper_computes = dict(helper_computes)
         self.variant = variant
         # ``layer_typing = "direct"``: a layer is typed only by a constructor call assigned to its
         # attribute (the paper benchmark's convention), not through factories, parameters,
@@ -848,6 +850,8 @@ class Matcher:
             return None
         if self.same_source and not self._same_source(flow, state):
             return None
+        if self.helper_computes and not self._helpers_compute(flow, state):
+            return None
         if not self._same_on_every_path(flow, state):
             return None
         ctors = self._match_init(cls, state)
@@ -895,6 +899,30 @@ class Matcher:
                 if not self.live_intermediates or node.kind in ("layer", "call", "other") or (
                         node.kind == "method" and node.op in SELECTING):
                     return False
+        return True
+
+    def _helpers_compute(self, flow: Flow, state: _State) -> bool:
+        """Each matched call of a helper named in ``helper_computes`` was inlined, and its body
+        computes the named canonical operation of the call's first argument."""
+        for node in state.matched:
+            wanted = self.helper_computes.get(node.op) if node.kind == "call" and not node.outs else None
+            if wanted is None:
+                continue
+            arg = node.args[0] if node.args else None
+            if not isinstance(arg, Ref):
+                return False
+            keys = {arg.key, state.canon(arg.key)}
+            found = False
+            for body in flow.nodes[node.id + 1:]:
+                if body.func == node.func:
+                    break  # back in the caller: the helper's body has ended
+                view = body.view
+                if body.canon == wanted and view is not None and view.args and isinstance(view.args[0], Ref) \
+                        and view.args[0].key in keys:
+                    found = True
+                    break
+            if not found:
+                return False
         return True
 
     def _same_source(self, flow: Flow, state: _State) -> bool:

@@ -125,6 +125,11 @@ class Rule:
     # subclass, which runs the rule's fusion on its members itself.  One edit per container,
     # however many matches it holds.
     container_target: str | None = None
+    # ``[forward] helper_computes = { rotate_half = "canon.rotate_half" }``: a step that calls a
+    # helper by name matches only where the helper is the file's own (inlined) and its body
+    # computes that canonical operation of the call's first argument: a helper that shares the
+    # name but computes something else (an interleaved rotation) is not the pattern's.
+    helper_computes: tuple[tuple[str, str], ...] = ()
     # ``[forward] same_source = true``: arguments bound to one $variable must be spelled the same
     # in the code (one name), not merely hold the same value on the matched path.
     same_source: bool = False
@@ -767,6 +772,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         container_target=_container_target(reader, need(forward, "container_target", str, "forward", None),
                                            kernel, synth),
         same_source=need(forward, "same_source", bool, "forward", False),
+        helper_computes=_helper_computes(reader, need(forward, "helper_computes", dict, "forward", {})),
         default_targets=tuple(default) if isinstance(default, list) else (),
         scope=scope,
         same_function=_same_function(reader, need(forward, "same_function", (bool, list), "forward", False),
@@ -774,6 +780,17 @@ def _parse_rule(raw: str, spath: str) -> Rule:
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule
+
+
+def _helper_computes(reader, value: dict) -> tuple[tuple[str, str], ...]:
+    from .structure.ops import OPS
+
+    for name, op in value.items():
+        reader._ask(value, name)  # a free-form table: every key is a helper's name
+        if not isinstance(op, str) or op not in OPS:
+            raise reader.fail("forward.helper_computes",
+                              f"{name!r} must name a canonical operation (a key of adopter/structure/ops.py OPS)")
+    return tuple(sorted(value.items()))
 
 
 def _same_function(reader, value, alternatives: int) -> bool | tuple:

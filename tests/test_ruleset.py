@@ -196,3 +196,14 @@ def test_init_binding_a_layer_the_forward_never_calls_is_refused(tmp_path):
 def test_values_read_by_the_target_or_unlinked_anchors_are_accepted(tmp_path):
     path = _rule_with(tmp_path, "$q = $lq($x)\n$k = $lk($x)\nself._split_heads(...)", "$q, $k = p.k($x, $lq, $lk)")
     assert load_rule(path).id == "USR002"
+
+
+def test_helper_computes_names_canonical_operations(tmp_path):
+    path = _rule_with(tmp_path, "$a = $x * $c\nrotate_half($x)\n$b = $r * $s\n$y = $a + $b")
+    text = path.read_text()
+    path.write_text(text + 'helper_computes = { rotate_half = "canon.rotate_half" }\n')
+    assert load_rule(path).helper_computes == (("rotate_half", "canon.rotate_half"),)
+    path.write_text(text + 'helper_computes = { rotate_half = "canon.rotate_halves" }\n')
+    with pytest.raises(RuleError, match="'rotate_half' must name a canonical operation") as info:
+        load_rule(path)
+    assert str(info.value).startswith(f"{path}:")

@@ -21,6 +21,7 @@ when passed as a callable argument (``apply_chunking_to_forward(self.ff_chunk, .
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -772,6 +773,11 @@ class FlowBuilder:
         target = targets[0]
         if isinstance(target, ast.Name):
             ctx.exprs[target.id] = value_expr
+            if isinstance(value_expr, ast.Call) and isinstance(value_expr.args[0] if value_expr.args else None, ast.Name) \
+                    and self._splits_last_in_two(value_expr):
+                # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
+                # the name is reassigned
+                ctx.exprs[target.id] = ("split2", self._name_value(value_expr.args[0].id, ctx))
         elif isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2 \
                 and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call) \
                 and isinstance(value_expr.func, ast.Attribute) and value_expr.func.attr == "chunk" \
@@ -779,6 +785,30 @@ class FlowBuilder:
             base = value_expr.func.value
             for index, elt in enumerate(target.elts):
                 ctx.exprs[elt.id] = ("half", base, index)
+        elif isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2 \
+                and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call) \
+                and isinstance(value_expr.func, ast.Attribute) and value_expr.func.attr == "unbind" \
+                and _unbind_second_last(value_expr):
+            # x1, x2 = rearrange(x, "... (j d) -> ... j d", j=2).unbind(dim=-2): the halves too
+            split = self._resolved(value_expr.func.value, ctx)
+            if isinstance(split, ast.Call) and isinstance(split.args[0] if split.args else None, ast.Name) \
+                    and self._splits_last_in_two(split):
+                split = ("split2", self._name_value(split.args[0].id, ctx))
+            if isinstance(split, tuple) and split[0] == "split2":
+                for index, elt in enumerate(target.elts):
+                    ctx.exprs[elt.id] = ("half", split[1], index)
+
+    def _splits_last_in_two(self, call: ast.Call) -> bool:
+        """``einops.rearrange(x, "... (j d) -> ... j d", j=2)``: the last axis split into two
+        halves along a new second-to-last axis (any axis names)."""
+        if self.names.resolve(call.func) != "einops.rearrange" or len(call.args) != 2 or len(call.keywords) != 1:
+            return False
+        pattern, size = call.args[1], call.keywords[0]
+        if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)
+                and isinstance(size.value, ast.Constant) and size.value.value == 2):
+            return False
+        found = _SPLIT_LAST.fullmatch(pattern.value)
+        return bool(found) and found.group(1) == found.group(3) == size.arg and found.group(2) == found.group(4)
 
     def _resolved(self, expr, ctx: _Ctx, depth: int = 0):
         while isinstance(expr, ast.Name) and expr.id in ctx.exprs and depth < 4:
@@ -790,7 +820,11 @@ class FlowBuilder:
         """(text of x, 0 or 1) when ``expr`` is the first or second half of x's last axis."""
         expr = self._resolved(expr, ctx)
         if isinstance(expr, tuple):
+            if expr[0] != "half":
+                return None
             _, base, index = expr
+            if isinstance(base, Ref):  # halves of a value read before its name was reassigned
+                return base, index
             return (self._text(base), index) if isinstance(base, ast.Name) else None
         if not (isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name)):
             return None
@@ -845,7 +879,7 @@ class FlowBuilder:
         second, first = self._half(negated.operand, ctx), self._half(other, ctx)
         if second is None or first is None or second != (first[0], 1) or first[1] != 0:
             return None
-        return self._name_value(first[0], ctx)
+        return first[0] if isinstance(first[0], Ref) else self._name_value(first[0], ctx)
 
     def _implied_transpose(self, value: Value, value_span, call: ast.Call, frontier, ctx: _Ctx):
         """The transpose of an einsum operand that the equation implies (written nowhere), as
@@ -1354,6 +1388,19 @@ def walk(node: ast.AST):
         node = stack.pop()
         yield node
         stack.extend(children(node))
+
+
+_SPLIT_LAST = re.compile(r"\s*\.\.\.\s*\(\s*(\w+)\s+(\w+)\s*\)\s*->\s*\.\.\.\s+(\w+)\s+(\w+)\s*")
+
+
+def _unbind_second_last(call: ast.Call) -> bool:
+    """``y.unbind(dim=-2)`` / ``y.unbind(-2)``."""
+    args = list(call.args) + [kw.value for kw in call.keywords if kw.arg == "dim"]
+    if len(args) != 1 or any(kw.arg != "dim" for kw in call.keywords):
+        return False
+    dim = args[0]
+    return isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) \
+        and dim.operand.value == 2
 
 
 def _chunk_in_two_last(call: ast.Call) -> bool:
