@@ -35,7 +35,7 @@ MAX_STEPS_PER_START = 50_000
 # Nodes a match may skip between two pattern nodes.  Every fusion site in the paper's corpus
 # is within a few statements; the bound keeps the search from walking to the end of a long
 # forward from every candidate start.
-MAX_GAP = 16
+MAX_GAP = 16 * 4  # in quarters (see _search)
 
 
 @dataclass(frozen=True)
@@ -667,8 +667,12 @@ class Matcher:
                         if key not in seen:
                             seen.add(key)
                             stack.append((succ, j + 1, bound, 0))
-                # Or skip it as a gap.
-                step = 1 if node.kind in ("layer", "call", "method", "op") else 0
+                # Or skip it as a gap (in quarters of a statement).  A statement in the body of
+                # a helper called in between (a positional-encoding function inlined between the
+                # scores and their softmax) counts a quarter: the gap is short where the match is.
+                step = 0
+                if node.kind in ("layer", "call", "method", "op"):
+                    step = 1 if node.inlined and node.func != state.matched[-1].func else 4
                 if gap + step > MAX_GAP:
                     continue
                 next_state = state
