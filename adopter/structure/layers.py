@@ -94,9 +94,17 @@ class SeqGraph:
     edges: set = field(default_factory=set)  # (i, j); -1 is the start
     frontier: set = field(default_factory=lambda: {-1})
     ends: set = field(default_factory=set)
+    # members put in as ``(name, layer)`` pairs (a list for ``OrderedDict(list)``) and as
+    # plain layers (a list for ``*list``): a list of pairs is no list of layers, nor the reverse
+    named: int = 0
+    unnamed: int = 0
 
-    def add(self, built: tuple, expr: ast.expr) -> None:
+    def add(self, built: tuple, expr: ast.expr, named: bool = False) -> None:
         index = len(self.members)
+        if named:
+            self.named += 1
+        else:
+            self.unnamed += 1
         self.members.append((built, expr))
         for before in self.frontier:
             self.edges.add((before, index))
@@ -107,6 +115,8 @@ class SeqGraph:
             other = other.copy()
         offset = len(self.members)
         self.members.extend(other.members)
+        self.named += other.named
+        self.unnamed += other.unnamed
         for a, b in other.edges:
             if a == -1:
                 for before in self.frontier:
@@ -116,8 +126,20 @@ class SeqGraph:
         ends = {i + offset for i in other.frontier if i != -1}
         self.frontier = ends | (self.frontier if -1 in other.frontier else set())
 
+    def either(self, other: "SeqGraph") -> "SeqGraph":
+        """The graph of a list built as this one on some ways and as ``other`` on the others."""
+        graph = self.copy()
+        offset = len(graph.members)
+        graph.members.extend(other.members)
+        graph.edges |= {(a if a == -1 else a + offset, b + offset) for a, b in other.edges}
+        graph.frontier |= {i if i == -1 else i + offset for i in other.frontier}
+        graph.named += other.named
+        graph.unnamed += other.unnamed
+        return graph
+
     def copy(self) -> "SeqGraph":
-        return SeqGraph(list(self.members), set(self.edges), set(self.frontier))
+        return SeqGraph(list(self.members), set(self.edges), set(self.frontier), set(self.ends), self.named,
+                        self.unnamed)
 
 
 @dataclass(frozen=True)
@@ -362,8 +384,9 @@ class LayerTyper:
         for arg in args:
             if isinstance(arg, ast.Starred):
                 inner = arg.value
-                if isinstance(inner, ast.Name) and isinstance(env.get("list:" + inner.id), SeqGraph):
-                    graph.extend(env["list:" + inner.id])
+                listed = env.get("list:" + inner.id) if isinstance(inner, ast.Name) else None
+                if isinstance(listed, SeqGraph) and not listed.named:
+                    graph.extend(listed)
                 elif isinstance(inner, (ast.List, ast.Tuple)):
                     for elt in inner.elts:
                         graph.add(self.values(elt, env, depth), elt)
@@ -373,6 +396,10 @@ class LayerTyper:
                     graph.add((), inner)
                 continue
             if isinstance(arg, ast.Call) and self.names.resolve(arg.func) in ORDERED_DICTS:
+                listed = env.get("list:" + arg.args[0].id) if arg.args and isinstance(arg.args[0], ast.Name) else None
+                if isinstance(listed, SeqGraph) and listed.members and not listed.unnamed and not arg.keywords:
+                    graph.extend(listed)  # OrderedDict(pairs), pairs a list of (name, layer)
+                    continue
                 for element in _ordered_dict_values(arg):
                     graph.add(self.values(element, env, depth), element)
                 continue
@@ -473,7 +500,7 @@ class LayerTyper:
                     if isinstance(value, (ast.List, ast.Tuple)) and isinstance(target, ast.Name):
                         graph = SeqGraph()
                         for elt in value.elts:
-                            graph.add(self.values(elt, env, depth), elt)
+                            self._member(graph, elt, env, depth)
                         env["list:" + key] = graph
                         continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
@@ -495,7 +522,7 @@ class LayerTyper:
                 graph = env.get("list:" + stmt.target.id)
                 if isinstance(graph, SeqGraph) and isinstance(stmt.value, (ast.List, ast.Tuple)):
                     for elt in stmt.value.elts:
-                        graph.add(self.values(elt, env, depth), elt)
+                        self._member(graph, elt, env, depth)
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
                 call = stmt.value
                 if record:
@@ -505,10 +532,10 @@ class LayerTyper:
                     graph = env.get("list:" + f.value.id)
                     if isinstance(graph, SeqGraph) and call.args:
                         if f.attr == "append":
-                            graph.add(self.values(call.args[0], env, depth), call.args[0])
+                            self._member(graph, call.args[0], env, depth)
                         elif f.attr == "extend" and isinstance(call.args[0], (ast.List, ast.Tuple)):
                             for elt in call.args[0].elts:
-                                graph.add(self.values(elt, env, depth), elt)
+                                self._member(graph, elt, env, depth)
             elif isinstance(stmt, ast.Return) and stmt.value is not None and record:
                 self._record_sites(stmt.value, stmt, env, depth)
             elif isinstance(stmt, ast.If):
@@ -519,7 +546,14 @@ class LayerTyper:
                 for k, v in before.items():
                     if isinstance(env.get(k), SeqGraph):
                         env[k].frontier = set(v.frontier)
+                # a list first built in this if: ``layers = [...]`` in one branch, other
+                # members in the other; the list after the if is either one
+                built = {k: env.pop(k) for k in [k for k, v in env.items() if isinstance(v, SeqGraph)
+                                                 and k not in lists]}
                 self._walk(stmt.orelse, env, depth, record, hook, nested=True)
+                for k, graph in built.items():
+                    other = env.get(k)
+                    env[k] = graph.either(other) if isinstance(other, SeqGraph) and k not in lists else graph
                 for k, v in after_body.items():
                     if isinstance(env.get(k), SeqGraph):
                         env[k].frontier |= v.frontier
@@ -536,6 +570,17 @@ class LayerTyper:
             elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
                 for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
                     self._walk(block, env, depth, record, hook, nested=True)
+
+    def _member(self, graph: SeqGraph, elt: ast.expr, env: dict, depth: int) -> None:
+        """Put one list element into the list's graph: a layer, or a ``(name, layer)`` pair
+        (the items of ``OrderedDict(list)``), whose layer is the member."""
+        if (isinstance(elt, ast.Tuple) and len(elt.elts) == 2
+                and (isinstance(elt.elts[0], ast.JoinedStr)
+                     or isinstance(elt.elts[0], ast.Constant) and isinstance(elt.elts[0].value, str))):
+            layer = elt.elts[1]
+            graph.add(self.values(layer, env, depth), layer, named=True)
+        else:
+            graph.add(self.values(elt, env, depth), elt)
 
     def _resolver(self, value: ast.expr, key: str, env: dict) -> bool:
         """Is ``key = f(key, ...)`` the idiom that normalises a layer-class parameter
