@@ -37,6 +37,9 @@ SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
 PARTIALS = frozenset({"functools.partial", "partial"})
 TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
+# Functions mapping a key to an activation (a table lookup by another name): typed as the table,
+# whatever module defines them.
+TABLE_FUNCTIONS = ("get_activation",)
 MAX_DEPTH = 5
 # Layers of other libraries that compute a torch layer's operation with another parameter
 # layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
@@ -54,6 +57,17 @@ CONTAINER_CLASSES = frozenset({"torch.nn.Module", "torch.nn.Sequential", "torch.
 LAYER_FUNCTIONS = {"torch.nn.Linear": "torch.nn.functional.linear"}
 # Methods that only convert a tensor's dtype (around a layer's computation).
 DTYPE_METHODS = frozenset({"to", "type", "type_as", "float", "half", "double", "bfloat16"})
+# The constructor name given (besides its own) to a module whose output is a layer's output:
+# ``adopter.output_of.torch.nn.Conv2d`` for a module whose forward returns a Conv2d's output
+# (a separable convolution: depth-wise, then a 1x1 Conv2d; a Conv2d subclass that pads its
+# input first).  A rule names it in an init pattern for a step whose layer only has to
+# *produce* that layer's output (a BatchNorm after it folds into that convolution); its input
+# is not a Conv2d's input.
+OUTPUT_OF = "adopter.output_of."
+# The layers whose output a module's output may be typed as.
+OUTPUT_KINDS = frozenset({"torch.nn.Conv2d"})
+# The functions computing those layers on a module's own parameters.
+OUTPUT_FUNCTIONS = {"torch.nn.Conv2d": "torch.nn.functional.conv2d"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ class LayerClass:
     fqn: str
     args: tuple = ()
     kwargs: tuple = ()
+    unlike: str = ""  # as Built.unlike, for the layers it builds
+    foreign: bool = False  # defined in another module: ``args`` are not this file's expressions
 
 
 @dataclass
@@ -167,8 +183,10 @@ def _is_layer_class_name(fqn: str) -> bool:
 class LayerTyper:
     """Types layer-valued expressions of one file (cached per function)."""
 
-    def __init__(self, names: ModuleNames, tree: ast.Module | None = None, mention=None):
+    def __init__(self, names: ModuleNames, tree: ast.Module | None = None, mention=None, package=None):
         self.names = names
+        self.package = package  # siblings.Package: the modules of the file's own package
+        self.module = None  # this module's dotted name when it is such a sibling
         self.tree = tree
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
         self._returns: dict[str, tuple] = {}
@@ -248,6 +266,11 @@ class LayerTyper:
             if names_match(name, fqn):
                 return base, why, False
         cls = self.names.classes.get(fqn)
+        if cls is None and self.package is not None and depth <= MAX_DEPTH and self.package.owns(fqn):
+            found = self.package.find(fqn)
+            if found is not None and found[1] in found[0].names.classes:
+                return found[0]._kind_of(found[1], depth + 1)
+            return None
         if cls is None or depth > MAX_DEPTH:
             return None
         forward = next((item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -273,14 +296,64 @@ class LayerTyper:
             if found is not None:
                 break
         if found is None:
-            return None
+            return self._output_kind(cls, forward, depth)
         layer, unlike, same_args = found
         if forward is None:
             return found
         if not _computes_base(forward, layer, self.names):
-            return None
+            return self._output_kind(cls, forward, depth)
         return layer, unlike or (f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
                                  f"computation (dtype casts): the kernel would not run it as written"), same_args
+
+    def _output_kind(self, cls: ast.ClassDef, forward, depth: int):
+        """(``adopter.output_of.<layer>``, why a fix leaves it, False) for a module class whose
+        forward returns, on its only way out, a convolution's output: the output of a Conv2d
+        attribute bound in ``__init__`` (``return self.pointwise(self.conv1(x))``), or for a
+        Conv2d subclass ``F.conv2d(<input>, self.weight, self.bias, ...)`` on its own
+        parameters after other steps on the input (padding).  A BatchNorm after it folds into
+        that convolution's weight and bias.  None for any other module."""
+        if forward is None or depth > MAX_DEPTH:
+            return None
+        value = _returned_value(forward)
+        if not isinstance(value, ast.Call):
+            return None
+        func = value.func
+        if _is_own(func, func.attr if isinstance(func, ast.Attribute) else ""):
+            init = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"),
+                        None)
+            if init is None or len(value.args) != 1 or value.keywords:
+                return None
+            key = ("init", id(init))
+            if key in self._busy:
+                return None
+            self._busy.add(key)
+            try:
+                built = self.function_env(init, cls.name, depth + 1, cls_name=cls.name).get("self." + func.attr, ())
+            finally:
+                self._busy.discard(key)
+            if isinstance(built, _Param) or not built:
+                return None
+            kinds = {b.fqn for b in built if isinstance(b, Built) and not b.conditional}
+            if len(kinds) != 1 or len(built) != 1 or next(iter(kinds)) not in OUTPUT_KINDS:
+                return None
+            layer = kinds.pop()
+            return (OUTPUT_OF + layer, f"`{cls.name}`'s output is its `{func.attr}` {layer.rsplit('.', 1)[-1]}'s: "
+                                       f"the BatchNorm would fold into that member, which the kernel does not reach "
+                                       f"through a module with its own forward", False)
+        bases = {self.names.resolve(b) for b in cls.bases}
+        for layer in OUTPUT_KINDS & bases:
+            if self.names.resolve(func) != OUTPUT_FUNCTIONS[layer] or len(value.args) < 2:
+                continue
+            weight = value.args[1]
+            bias = value.args[2] if len(value.args) > 2 else next(
+                (k.value for k in value.keywords if k.arg == "bias"), None)
+            if not (_is_own(weight, "weight") and bias is not None and _is_own(bias, "bias")):
+                continue
+            if any(_is_own(n, "weight") or _is_own(n, "bias") for n in ast.walk(value.args[0])):
+                continue
+            return (OUTPUT_OF + layer, f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
+                                       f"computation: the kernel would not run it as written", False)
+        return None
 
     def _class_of(self, expr: ast.expr) -> tuple:
         fqn = self.names.resolve(expr)
@@ -304,16 +377,24 @@ class LayerTyper:
             return tuple(out)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
+        if (fqn is not None and self.package is not None and fqn not in self.names.classes
+                and self.package.owns(fqn) and depth < MAX_DEPTH and fqn.rsplit(".", 1)[-1] not in TABLE_FUNCTIONS):
+            found = self.package.find(fqn)
+            if found is not None and found[1] in found[0].names.functions and found[1] not in found[0].names.classes:
+                return self._foreign_factory(found[0], found[1], call, env, depth)
         if fqn is not None:
             kind = self._kind_of(fqn)
             if kind is not None:
                 base, unlike, same_args = kind
                 args, kws = (tuple(call.args), kwargs) if same_args else ((), ())
-                return (Built(base, args, kws, False, call, via=fqn.rsplit(".", 1)[-1], unlike=unlike),)
+                built = Built(base, args, kws, False, call, via=fqn.rsplit(".", 1)[-1], unlike=unlike)
+                if base.startswith(OUTPUT_OF):  # the module is itself too
+                    return (Built(fqn, tuple(call.args), kwargs, False, call), built)
+                return (built,)
             if fqn == SEQUENTIAL:
                 graph = self.sequence(call.args, env, depth)
                 return (Built(fqn, tuple(call.args), kwargs, False, call, members=graph),)
-            table = fqn.rsplit(".", 1)[-1] == "get_activation"
+            table = fqn.rsplit(".", 1)[-1] in TABLE_FUNCTIONS
             return (Built(fqn, tuple(call.args), kwargs, table, call),)
         method = self._method(func, env)
         if method is not None:
@@ -332,10 +413,61 @@ class LayerTyper:
             out = []
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
-                    out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
-                                     via=via))
+                    if value.foreign:  # a class another module chose: its arguments are not ours
+                        out.append(Built(value.fqn, (), (), False, call, via=via, unlike=value.unlike))
+                    else:
+                        out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
+                                         via=via, unlike=value.unlike))
             return tuple(out)
         return ()
+
+    def _foreign_factory(self, other: "LayerTyper", name: str, call: ast.Call, env: dict, depth: int) -> tuple:
+        """What a function of a sibling module (``other``) returns when this file calls it: its
+        arguments are typed here, the function is walked there.  The layers it builds are
+        placed at the call (their arguments are the other module's expressions: none is kept)."""
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+            return ()  # what *args/**kwargs pass is not known here
+        passed: dict = {}
+        args = []
+        for index, arg in enumerate(call.args):
+            passed[f"\0{index}"] = self.values(arg, env, depth + 1)
+            args.append(ast.Name(id=f"\0{index}", ctx=ast.Load()))
+        keywords = []
+        for keyword in call.keywords:
+            passed[f"\0{keyword.arg}"] = self.values(keyword.value, env, depth + 1)
+            keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
+        inner = ast.Call(func=call.func, args=args, keywords=keywords)
+        via = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", name)
+        out = []
+        for value in other._factory(name, inner, passed, depth + 1):
+            value = other._export(value)
+            if isinstance(value, Built):
+                out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
+                                 unlike=value.unlike))
+            elif isinstance(value, LayerClass):
+                out.append(value)
+        return tuple(out)
+
+    def _export(self, value):
+        """A value of this (sibling) module as another module sees it: its own classes named by
+        the layer they compute (else qualified by this module), no argument expressions."""
+        fqn = value.fqn
+        unlike = value.unlike
+        if fqn in self.names.classes:
+            kind = self._kind_of(fqn)
+            if kind is not None:
+                fqn, why, _ = kind
+                unlike = unlike or why or (f"`{value.fqn}` is defined in `{self.module}`"
+                                           if isinstance(value, LayerClass) and value.args + value.kwargs else "")
+            else:
+                fqn = f"{self.module}.{fqn}"
+        elif not fqn.startswith("torch.") and "." not in fqn:
+            return None
+        if isinstance(value, LayerClass):
+            if value.args or value.kwargs:  # partial(Layer, ...): arguments the fix cannot see
+                unlike = unlike or f"`{value.fqn}` is given arguments in `{self.module}`"
+            return LayerClass(fqn, (), (), unlike, True)
+        return replace(value, fqn=fqn, unlike=unlike, members=None)
 
     def _method(self, func: ast.expr, env: dict):
         """The method ``self.m`` / ``Cls.m`` names, when it is a method of a same-file class
@@ -374,6 +506,8 @@ class LayerTyper:
                 for value in self.values(stmt.value, inner, depth + 1):
                     if isinstance(value, Built):
                         out.append(replace(value, via=name))
+                    elif isinstance(value, LayerClass):  # a function choosing a layer class
+                        out.append(value)
             return tuple(out)
         finally:
             self._busy.discard(key)
@@ -682,6 +816,27 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
             return False
         bias = other
     return _is_own(_strip_casts(bias), "bias")
+
+
+def _returned_value(forward) -> ast.expr | None:
+    """The expression ``forward`` returns on its only way out: ``return <expr>`` as its last
+    statement, or ``return x`` after a last ``x = <expr>`` that no statement between reads or
+    changes (None when there is no such single value)."""
+    body = forward.body
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return None
+    if sum(1 for node in ast.walk(forward) if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom))) != 1:
+        return None
+    value = body[-1].value
+    if not isinstance(value, ast.Name):
+        return value
+    for stmt in reversed(body[:-1]):
+        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id == value.id):
+            return stmt.value
+        if any(isinstance(node, ast.Name) and node.id == value.id for node in ast.walk(stmt)):
+            return None
+    return None
 
 
 def _strip_casts(expr):
