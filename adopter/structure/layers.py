@@ -195,6 +195,7 @@ class LayerTyper:
         self.sites: list[SequentialSite] = []
         self._site_keys: set = set()
         self._param_cache: dict = {}
+        self._kinds: dict = {}  # class FQN -> what _kind_of says
         self.class_envs: dict = {}
 
     # ------------------------------------------------------------------ expressions
@@ -265,6 +266,13 @@ class LayerTyper:
         for name, (base, why) in LOOK_ALIKES.items():
             if names_match(name, fqn):
                 return base, why, False
+        if depth:
+            return self._find_kind(fqn, depth)
+        if fqn not in self._kinds:
+            self._kinds[fqn] = self._find_kind(fqn, depth)
+        return self._kinds[fqn]
+
+    def _find_kind(self, fqn: str, depth: int):
         cls = self.names.classes.get(fqn)
         if cls is None and self.package is not None and depth <= MAX_DEPTH and self.package.owns(fqn):
             found = self.package.find(fqn)
@@ -361,6 +369,15 @@ class LayerTyper:
             return ()
         if fqn in self.names.functions:
             return ()
+        if self.package is not None and fqn not in self.names.classes and self.package.owns(fqn):
+            found = self.package.find(fqn)  # a class of another module of the package, or an alias there
+            if found is not None:
+                other, name = found
+                if name in other.names.classes:
+                    exported = other._export(LayerClass(name))
+                    return (exported,) if exported is not None else ()
+                if name not in other.names.functions and not self.package.owns(name):
+                    return (LayerClass(name),) if _is_layer_class_name(name) else ()
         return (LayerClass(fqn),)
 
     def _call(self, call: ast.Call, env: dict, depth: int) -> tuple:
@@ -382,6 +399,8 @@ class LayerTyper:
             found = self.package.find(fqn)
             if found is not None and found[1] in found[0].names.functions and found[1] not in found[0].names.classes:
                 return self._foreign_factory(found[0], found[1], call, env, depth)
+            if found is not None and found[1] not in found[0].names.classes and not self.package.owns(found[1]):
+                fqn = found[1]  # Norm2d = nn.BatchNorm2d in the other module
         if fqn is not None:
             kind = self._kind_of(fqn)
             if kind is not None:
@@ -825,18 +844,39 @@ def _returned_value(forward) -> ast.expr | None:
     body = forward.body
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return None
-    if sum(1 for node in ast.walk(forward) if isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom))) != 1:
-        return None
     value = body[-1].value
-    if not isinstance(value, ast.Name):
-        return value
-    for stmt in reversed(body[:-1]):
-        if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                and stmt.targets[0].id == value.id):
-            return stmt.value
-        if any(isinstance(node, ast.Name) and node.id == value.id for node in ast.walk(stmt)):
+    if isinstance(value, ast.Name):
+        for stmt in reversed(body[:-1]):
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                    and stmt.targets[0].id == value.id):
+                value = stmt.value
+                break
+            if any(isinstance(node, ast.Name) and node.id == value.id for node in ast.walk(stmt)):
+                return None
+        else:
             return None
-    return None
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Attribute):
+        return None  # self.layer(...), F.conv2d(...): checked before walking the whole forward
+    if _count_returns(forward.body) != 1:
+        return None
+    return value
+
+
+def _count_returns(body) -> int:
+    """How many ``return`` statements (bare ones too) a function body has, nested defs aside."""
+    count = 0
+    for stmt in body:
+        if isinstance(stmt, ast.Return):
+            count += 1
+        elif not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.expr, ast.Expr,
+                                   ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            for name in ("body", "orelse", "finalbody"):
+                count += _count_returns(getattr(stmt, name, None) or [])
+            for handler in getattr(stmt, "handlers", None) or []:
+                count += _count_returns(handler.body)
+            for case in getattr(stmt, "cases", None) or []:
+                count += _count_returns(case.body)
+    return count
 
 
 def _strip_casts(expr):
