@@ -165,6 +165,63 @@ def test_layers_built_in_other_modules_of_the_package(package):
     assert all("`SameConv2d` overrides forward" in why for why in left.values())
 
 
+LAMBDAS = """\
+from inspect import isfunction
+
+from torch import nn
+
+
+def lambda_batchnorm2d(eps=1e-5):
+    return lambda num_features: nn.BatchNorm2d(num_features=num_features, eps=eps)
+
+
+def lambda_groupnorm(groups=2):
+    return lambda num_features: nn.GroupNorm(groups, num_features)
+
+
+def create_normalization_layer(normalization, **kwargs):
+    if isfunction(normalization):
+        return normalization(**kwargs)
+    return normalization
+"""
+
+BLOCK = """\
+from torch import nn
+
+from ..layers.lambdas import create_normalization_layer, lambda_batchnorm2d, lambda_groupnorm
+
+
+class ConvBlock(nn.Module):
+    def __init__(self, cin, cout, normalization=lambda_batchnorm2d()):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn = create_normalization_layer(normalization=normalization, num_features=cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class GroupBlock(nn.Module):
+    def __init__(self, cin, cout, normalization=lambda_groupnorm()):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+        self.bn = create_normalization_layer(normalization=normalization, num_features=cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+"""
+
+
+def test_a_lambda_returned_by_another_module_builds_its_layer(package):
+    """pytorchcv's norm defaults: a function of another module returns ``lambda c:
+    nn.BatchNorm2d(c, ...)``, and a third function calls it with keyword arguments."""
+    _write(package, {"vision/layers/lambdas.py": LAMBDAS, "vision/models/block.py": BLOCK})
+    block = package / "vision/models/block.py"
+    lines, left = _findings(block)
+    assert lines == {_line(BLOCK, "return self.bn(self.conv(x))")}  # ConvBlock's; not GroupBlock's
+    assert left == {}
+
+
 def test_a_module_outside_any_package_reads_no_other_file(package):
     loose = package / "loose.py"
     loose.write_text(NET.replace("..layers", "vision.layers"))

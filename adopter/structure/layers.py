@@ -232,6 +232,12 @@ class LayerTyper:
             return self._table(expr, env, depth, called)
         if isinstance(expr, ast.Call):
             return self._call(expr, env, depth)
+        if isinstance(expr, ast.Lambda) and isinstance(expr.body, ast.Call) and depth < MAX_DEPTH:
+            # lambda c: nn.BatchNorm2d(c, eps=eps): a callable building that layer (its
+            # arguments are the lambda's: none is kept)
+            inner = {k: v for k, v in env.items() if k not in {a.arg for a in _lambda_params(expr)}}
+            return tuple(LayerClass(b.fqn, (), (), b.unlike, True) for b in self.values(expr.body, inner, depth + 1)
+                         if isinstance(b, Built) and not b.table and b.members is None and b.fqn != SEQUENTIAL)
         return ()
 
     def _table(self, expr: ast.Subscript, env: dict, depth: int, called: bool) -> tuple:
@@ -835,6 +841,11 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
             return False
         bias = other
     return _is_own(_strip_casts(bias), "bias")
+
+
+def _lambda_params(expr: ast.Lambda) -> list:
+    args = expr.args
+    return [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, (args.vararg, args.kwarg))]
 
 
 def _returned_value(forward) -> ast.expr | None:
