@@ -35,7 +35,7 @@ DL_KINDS = ("layer", "call", "method", "op")
 
 
 def describe_file(text: str, path: str, class_name: str | None = None) -> str:
-    structure = module_structure(parse(text, path), package_of(path), text)
+    structure = module_structure(parse(text, path), package_of(path), text, path)
     classes = structure.classes
     if class_name is not None:
         if class_name not in classes:

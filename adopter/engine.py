@@ -138,7 +138,7 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
         sys.setrecursionlimit(max(limit, 10000))
         if collecting:
             gc.disable()
-        structure = module_structure(tree, package, text)
+        structure = module_structure(tree, package, text, path)
         lines = text.split("\n")
         findings: list[Finding] = []
         matches: list[tuple[Rule, Match]] = []

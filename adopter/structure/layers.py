@@ -37,6 +37,9 @@ SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
 PARTIALS = frozenset({"functools.partial", "partial"})
 TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
+# Functions mapping a key to an activation (a table lookup by another name): typed as the table,
+# whatever module defines them.
+TABLE_FUNCTIONS = ("get_activation",)
 MAX_DEPTH = 5
 # Layers of other libraries that compute a torch layer's operation with another parameter
 # layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
@@ -54,6 +57,17 @@ CONTAINER_CLASSES = frozenset({"torch.nn.Module", "torch.nn.Sequential", "torch.
 LAYER_FUNCTIONS = {"torch.nn.Linear": "torch.nn.functional.linear"}
 # Methods that only convert a tensor's dtype (around a layer's computation).
 DTYPE_METHODS = frozenset({"to", "type", "type_as", "float", "half", "double", "bfloat16"})
+# The constructor name given (besides its own) to a module whose output is a layer's output:
+# ``adopter.output_of.torch.nn.Conv2d`` for a module whose forward returns a Conv2d's output
+# (a separable convolution: depth-wise, then a 1x1 Conv2d; a Conv2d subclass that pads its
+# input first).  A rule names it in an init pattern for a step whose layer only has to
+# *produce* that layer's output (a BatchNorm after it folds into that convolution); its input
+# is not a Conv2d's input.
+OUTPUT_OF = "adopter.output_of."
+# The layers whose output a module's output may be typed as.
+OUTPUT_KINDS = frozenset({"torch.nn.Conv2d"})
+# The functions computing those layers on a module's own parameters.
+OUTPUT_FUNCTIONS = {"torch.nn.Conv2d": "torch.nn.functional.conv2d"}
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,8 @@ class LayerClass:
     fqn: str
     args: tuple = ()
     kwargs: tuple = ()
+    unlike: str = ""  # as Built.unlike, for the layers it builds
+    foreign: bool = False  # defined in another module: ``args`` are not this file's expressions
 
 
 @dataclass
@@ -94,9 +110,17 @@ class SeqGraph:
     edges: set = field(default_factory=set)  # (i, j); -1 is the start
     frontier: set = field(default_factory=lambda: {-1})
     ends: set = field(default_factory=set)
+    # members put in as ``(name, layer)`` pairs (a list for ``OrderedDict(list)``) and as
+    # plain layers (a list for ``*list``): a list of pairs is no list of layers, nor the reverse
+    named: int = 0
+    unnamed: int = 0
 
-    def add(self, built: tuple, expr: ast.expr) -> None:
+    def add(self, built: tuple, expr: ast.expr, named: bool = False) -> None:
         index = len(self.members)
+        if named:
+            self.named += 1
+        else:
+            self.unnamed += 1
         self.members.append((built, expr))
         for before in self.frontier:
             self.edges.add((before, index))
@@ -107,6 +131,8 @@ class SeqGraph:
             other = other.copy()
         offset = len(self.members)
         self.members.extend(other.members)
+        self.named += other.named
+        self.unnamed += other.unnamed
         for a, b in other.edges:
             if a == -1:
                 for before in self.frontier:
@@ -116,8 +142,20 @@ class SeqGraph:
         ends = {i + offset for i in other.frontier if i != -1}
         self.frontier = ends | (self.frontier if -1 in other.frontier else set())
 
+    def either(self, other: "SeqGraph") -> "SeqGraph":
+        """The graph of a list built as this one on some ways and as ``other`` on the others."""
+        graph = self.copy()
+        offset = len(graph.members)
+        graph.members.extend(other.members)
+        graph.edges |= {(a if a == -1 else a + offset, b + offset) for a, b in other.edges}
+        graph.frontier |= {i if i == -1 else i + offset for i in other.frontier}
+        graph.named += other.named
+        graph.unnamed += other.unnamed
+        return graph
+
     def copy(self) -> "SeqGraph":
-        return SeqGraph(list(self.members), set(self.edges), set(self.frontier))
+        return SeqGraph(list(self.members), set(self.edges), set(self.frontier), set(self.ends), self.named,
+                        self.unnamed)
 
 
 @dataclass(frozen=True)
@@ -145,8 +183,10 @@ def _is_layer_class_name(fqn: str) -> bool:
 class LayerTyper:
     """Types layer-valued expressions of one file (cached per function)."""
 
-    def __init__(self, names: ModuleNames, tree: ast.Module | None = None, mention=None):
+    def __init__(self, names: ModuleNames, tree: ast.Module | None = None, mention=None, package=None):
         self.names = names
+        self.package = package  # siblings.Package: the modules of the file's own package
+        self.module = None  # this module's dotted name when it is such a sibling
         self.tree = tree
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
         self._returns: dict[str, tuple] = {}
@@ -155,6 +195,7 @@ class LayerTyper:
         self.sites: list[SequentialSite] = []
         self._site_keys: set = set()
         self._param_cache: dict = {}
+        self._kinds: dict = {}  # class FQN -> what _kind_of says
         self.class_envs: dict = {}
 
     # ------------------------------------------------------------------ expressions
@@ -191,6 +232,12 @@ class LayerTyper:
             return self._table(expr, env, depth, called)
         if isinstance(expr, ast.Call):
             return self._call(expr, env, depth)
+        if isinstance(expr, ast.Lambda) and isinstance(expr.body, ast.Call) and depth < MAX_DEPTH:
+            # lambda c: nn.BatchNorm2d(c, eps=eps): a callable building that layer (its
+            # arguments are the lambda's: none is kept)
+            inner = {k: v for k, v in env.items() if k not in {a.arg for a in _lambda_params(expr)}}
+            return tuple(LayerClass(b.fqn, (), (), b.unlike, True) for b in self.values(expr.body, inner, depth + 1)
+                         if isinstance(b, Built) and not b.table and b.members is None and b.fqn != SEQUENTIAL)
         return ()
 
     def _table(self, expr: ast.Subscript, env: dict, depth: int, called: bool) -> tuple:
@@ -225,7 +272,19 @@ class LayerTyper:
         for name, (base, why) in LOOK_ALIKES.items():
             if names_match(name, fqn):
                 return base, why, False
+        if depth:
+            return self._find_kind(fqn, depth)
+        if fqn not in self._kinds:
+            self._kinds[fqn] = self._find_kind(fqn, depth)
+        return self._kinds[fqn]
+
+    def _find_kind(self, fqn: str, depth: int):
         cls = self.names.classes.get(fqn)
+        if cls is None and self.package is not None and depth <= MAX_DEPTH and self.package.owns(fqn):
+            found = self.package.find(fqn)
+            if found is not None and found[1] in found[0].names.classes:
+                return found[0]._kind_of(found[1], depth + 1)
+            return None
         if cls is None or depth > MAX_DEPTH:
             return None
         forward = next((item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))
@@ -251,14 +310,64 @@ class LayerTyper:
             if found is not None:
                 break
         if found is None:
-            return None
+            return self._output_kind(cls, forward, depth)
         layer, unlike, same_args = found
         if forward is None:
             return found
         if not _computes_base(forward, layer, self.names):
-            return None
+            return self._output_kind(cls, forward, depth)
         return layer, unlike or (f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
                                  f"computation (dtype casts): the kernel would not run it as written"), same_args
+
+    def _output_kind(self, cls: ast.ClassDef, forward, depth: int):
+        """(``adopter.output_of.<layer>``, why a fix leaves it, False) for a module class whose
+        forward returns, on its only way out, a convolution's output: the output of a Conv2d
+        attribute bound in ``__init__`` (``return self.pointwise(self.conv1(x))``), or for a
+        Conv2d subclass ``F.conv2d(<input>, self.weight, self.bias, ...)`` on its own
+        parameters after other steps on the input (padding).  A BatchNorm after it folds into
+        that convolution's weight and bias.  None for any other module."""
+        if forward is None or depth > MAX_DEPTH:
+            return None
+        value = _returned_value(forward)
+        if not isinstance(value, ast.Call):
+            return None
+        func = value.func
+        if _is_own(func, func.attr if isinstance(func, ast.Attribute) else ""):
+            init = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"),
+                        None)
+            if init is None or len(value.args) != 1 or value.keywords:
+                return None
+            key = ("init", id(init))
+            if key in self._busy:
+                return None
+            self._busy.add(key)
+            try:
+                built = self.function_env(init, cls.name, depth + 1, cls_name=cls.name).get("self." + func.attr, ())
+            finally:
+                self._busy.discard(key)
+            if isinstance(built, _Param) or not built:
+                return None
+            kinds = {b.fqn for b in built if isinstance(b, Built) and not b.conditional}
+            if len(kinds) != 1 or len(built) != 1 or next(iter(kinds)) not in OUTPUT_KINDS:
+                return None
+            layer = kinds.pop()
+            return (OUTPUT_OF + layer, f"`{cls.name}`'s output is its `{func.attr}` {layer.rsplit('.', 1)[-1]}'s: "
+                                       f"the BatchNorm would fold into that member, which the kernel does not reach "
+                                       f"through a module with its own forward", False)
+        bases = {self.names.resolve(b) for b in cls.bases}
+        for layer in OUTPUT_KINDS & bases:
+            if self.names.resolve(func) != OUTPUT_FUNCTIONS[layer] or len(value.args) < 2:
+                continue
+            weight = value.args[1]
+            bias = value.args[2] if len(value.args) > 2 else next(
+                (k.value for k in value.keywords if k.arg == "bias"), None)
+            if not (_is_own(weight, "weight") and bias is not None and _is_own(bias, "bias")):
+                continue
+            if any(_is_own(n, "weight") or _is_own(n, "bias") for n in ast.walk(value.args[0])):
+                continue
+            return (OUTPUT_OF + layer, f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
+                                       f"computation: the kernel would not run it as written", False)
+        return None
 
     def _class_of(self, expr: ast.expr) -> tuple:
         fqn = self.names.resolve(expr)
@@ -266,6 +375,15 @@ class LayerTyper:
             return ()
         if fqn in self.names.functions:
             return ()
+        if self.package is not None and fqn not in self.names.classes and self.package.owns(fqn):
+            found = self.package.find(fqn)  # a class of another module of the package, or an alias there
+            if found is not None:
+                other, name = found
+                if name in other.names.classes:
+                    exported = other._export(LayerClass(name))
+                    return (exported,) if exported is not None else ()
+                if name not in other.names.functions and not self.package.owns(name):
+                    return (LayerClass(name),) if _is_layer_class_name(name) else ()
         return (LayerClass(fqn),)
 
     def _call(self, call: ast.Call, env: dict, depth: int) -> tuple:
@@ -282,16 +400,26 @@ class LayerTyper:
             return tuple(out)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
+        if (fqn is not None and self.package is not None and fqn not in self.names.classes
+                and self.package.owns(fqn) and depth < MAX_DEPTH and fqn.rsplit(".", 1)[-1] not in TABLE_FUNCTIONS):
+            found = self.package.find(fqn)
+            if found is not None and found[1] in found[0].names.functions and found[1] not in found[0].names.classes:
+                return self._foreign_factory(found[0], found[1], call, env, depth)
+            if found is not None and found[1] not in found[0].names.classes and not self.package.owns(found[1]):
+                fqn = found[1]  # Norm2d = nn.BatchNorm2d in the other module
         if fqn is not None:
             kind = self._kind_of(fqn)
             if kind is not None:
                 base, unlike, same_args = kind
                 args, kws = (tuple(call.args), kwargs) if same_args else ((), ())
-                return (Built(base, args, kws, False, call, via=fqn.rsplit(".", 1)[-1], unlike=unlike),)
+                built = Built(base, args, kws, False, call, via=fqn.rsplit(".", 1)[-1], unlike=unlike)
+                if base.startswith(OUTPUT_OF):  # the module is itself too
+                    return (Built(fqn, tuple(call.args), kwargs, False, call), built)
+                return (built,)
             if fqn == SEQUENTIAL:
                 graph = self.sequence(call.args, env, depth)
                 return (Built(fqn, tuple(call.args), kwargs, False, call, members=graph),)
-            table = fqn.rsplit(".", 1)[-1] == "get_activation"
+            table = fqn.rsplit(".", 1)[-1] in TABLE_FUNCTIONS
             return (Built(fqn, tuple(call.args), kwargs, table, call),)
         method = self._method(func, env)
         if method is not None:
@@ -310,10 +438,61 @@ class LayerTyper:
             out = []
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
-                    out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
-                                     via=via))
+                    if value.foreign:  # a class another module chose: its arguments are not ours
+                        out.append(Built(value.fqn, (), (), False, call, via=via, unlike=value.unlike))
+                    else:
+                        out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
+                                         via=via, unlike=value.unlike))
             return tuple(out)
         return ()
+
+    def _foreign_factory(self, other: "LayerTyper", name: str, call: ast.Call, env: dict, depth: int) -> tuple:
+        """What a function of a sibling module (``other``) returns when this file calls it: its
+        arguments are typed here, the function is walked there.  The layers it builds are
+        placed at the call (their arguments are the other module's expressions: none is kept)."""
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+            return ()  # what *args/**kwargs pass is not known here
+        passed: dict = {}
+        args = []
+        for index, arg in enumerate(call.args):
+            passed[f"\0{index}"] = self.values(arg, env, depth + 1)
+            args.append(ast.Name(id=f"\0{index}", ctx=ast.Load()))
+        keywords = []
+        for keyword in call.keywords:
+            passed[f"\0{keyword.arg}"] = self.values(keyword.value, env, depth + 1)
+            keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
+        inner = ast.Call(func=call.func, args=args, keywords=keywords)
+        via = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", name)
+        out = []
+        for value in other._factory(name, inner, passed, depth + 1):
+            value = other._export(value)
+            if isinstance(value, Built):
+                out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
+                                 unlike=value.unlike))
+            elif isinstance(value, LayerClass):
+                out.append(value)
+        return tuple(out)
+
+    def _export(self, value):
+        """A value of this (sibling) module as another module sees it: its own classes named by
+        the layer they compute (else qualified by this module), no argument expressions."""
+        fqn = value.fqn
+        unlike = value.unlike
+        if fqn in self.names.classes:
+            kind = self._kind_of(fqn)
+            if kind is not None:
+                fqn, why, _ = kind
+                unlike = unlike or why or (f"`{value.fqn}` is defined in `{self.module}`"
+                                           if isinstance(value, LayerClass) and value.args + value.kwargs else "")
+            else:
+                fqn = f"{self.module}.{fqn}"
+        elif not fqn.startswith("torch.") and "." not in fqn:
+            return None
+        if isinstance(value, LayerClass):
+            if value.args or value.kwargs:  # partial(Layer, ...): arguments the fix cannot see
+                unlike = unlike or f"`{value.fqn}` is given arguments in `{self.module}`"
+            return LayerClass(fqn, (), (), unlike, True)
+        return replace(value, fqn=fqn, unlike=unlike, members=None)
 
     def _method(self, func: ast.expr, env: dict):
         """The method ``self.m`` / ``Cls.m`` names, when it is a method of a same-file class
@@ -352,6 +531,8 @@ class LayerTyper:
                 for value in self.values(stmt.value, inner, depth + 1):
                     if isinstance(value, Built):
                         out.append(replace(value, via=name))
+                    elif isinstance(value, LayerClass):  # a function choosing a layer class
+                        out.append(value)
             return tuple(out)
         finally:
             self._busy.discard(key)
@@ -362,8 +543,9 @@ class LayerTyper:
         for arg in args:
             if isinstance(arg, ast.Starred):
                 inner = arg.value
-                if isinstance(inner, ast.Name) and isinstance(env.get("list:" + inner.id), SeqGraph):
-                    graph.extend(env["list:" + inner.id])
+                listed = env.get("list:" + inner.id) if isinstance(inner, ast.Name) else None
+                if isinstance(listed, SeqGraph) and not listed.named:
+                    graph.extend(listed)
                 elif isinstance(inner, (ast.List, ast.Tuple)):
                     for elt in inner.elts:
                         graph.add(self.values(elt, env, depth), elt)
@@ -373,6 +555,10 @@ class LayerTyper:
                     graph.add((), inner)
                 continue
             if isinstance(arg, ast.Call) and self.names.resolve(arg.func) in ORDERED_DICTS:
+                listed = env.get("list:" + arg.args[0].id) if arg.args and isinstance(arg.args[0], ast.Name) else None
+                if isinstance(listed, SeqGraph) and listed.members and not listed.unnamed and not arg.keywords:
+                    graph.extend(listed)  # OrderedDict(pairs), pairs a list of (name, layer)
+                    continue
                 for element in _ordered_dict_values(arg):
                     graph.add(self.values(element, env, depth), element)
                 continue
@@ -473,7 +659,7 @@ class LayerTyper:
                     if isinstance(value, (ast.List, ast.Tuple)) and isinstance(target, ast.Name):
                         graph = SeqGraph()
                         for elt in value.elts:
-                            graph.add(self.values(elt, env, depth), elt)
+                            self._member(graph, elt, env, depth)
                         env["list:" + key] = graph
                         continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
@@ -495,7 +681,7 @@ class LayerTyper:
                 graph = env.get("list:" + stmt.target.id)
                 if isinstance(graph, SeqGraph) and isinstance(stmt.value, (ast.List, ast.Tuple)):
                     for elt in stmt.value.elts:
-                        graph.add(self.values(elt, env, depth), elt)
+                        self._member(graph, elt, env, depth)
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
                 call = stmt.value
                 if record:
@@ -505,10 +691,10 @@ class LayerTyper:
                     graph = env.get("list:" + f.value.id)
                     if isinstance(graph, SeqGraph) and call.args:
                         if f.attr == "append":
-                            graph.add(self.values(call.args[0], env, depth), call.args[0])
+                            self._member(graph, call.args[0], env, depth)
                         elif f.attr == "extend" and isinstance(call.args[0], (ast.List, ast.Tuple)):
                             for elt in call.args[0].elts:
-                                graph.add(self.values(elt, env, depth), elt)
+                                self._member(graph, elt, env, depth)
             elif isinstance(stmt, ast.Return) and stmt.value is not None and record:
                 self._record_sites(stmt.value, stmt, env, depth)
             elif isinstance(stmt, ast.If):
@@ -519,7 +705,14 @@ class LayerTyper:
                 for k, v in before.items():
                     if isinstance(env.get(k), SeqGraph):
                         env[k].frontier = set(v.frontier)
+                # a list first built in this if: ``layers = [...]`` in one branch, other
+                # members in the other; the list after the if is either one
+                built = {k: env.pop(k) for k in [k for k, v in env.items() if isinstance(v, SeqGraph)
+                                                 and k not in lists]}
                 self._walk(stmt.orelse, env, depth, record, hook, nested=True)
+                for k, graph in built.items():
+                    other = env.get(k)
+                    env[k] = graph.either(other) if isinstance(other, SeqGraph) and k not in lists else graph
                 for k, v in after_body.items():
                     if isinstance(env.get(k), SeqGraph):
                         env[k].frontier |= v.frontier
@@ -536,6 +729,17 @@ class LayerTyper:
             elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
                 for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
                     self._walk(block, env, depth, record, hook, nested=True)
+
+    def _member(self, graph: SeqGraph, elt: ast.expr, env: dict, depth: int) -> None:
+        """Put one list element into the list's graph: a layer, or a ``(name, layer)`` pair
+        (the items of ``OrderedDict(list)``), whose layer is the member."""
+        if (isinstance(elt, ast.Tuple) and len(elt.elts) == 2
+                and (isinstance(elt.elts[0], ast.JoinedStr)
+                     or isinstance(elt.elts[0], ast.Constant) and isinstance(elt.elts[0].value, str))):
+            layer = elt.elts[1]
+            graph.add(self.values(layer, env, depth), layer, named=True)
+        else:
+            graph.add(self.values(elt, env, depth), elt)
 
     def _resolver(self, value: ast.expr, key: str, env: dict) -> bool:
         """Is ``key = f(key, ...)`` the idiom that normalises a layer-class parameter
@@ -637,6 +841,53 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
             return False
         bias = other
     return _is_own(_strip_casts(bias), "bias")
+
+
+def _lambda_params(expr: ast.Lambda) -> list:
+    args = expr.args
+    return [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, (args.vararg, args.kwarg))]
+
+
+def _returned_value(forward) -> ast.expr | None:
+    """The expression ``forward`` returns on its only way out: ``return <expr>`` as its last
+    statement, or ``return x`` after a last ``x = <expr>`` that no statement between reads or
+    changes (None when there is no such single value)."""
+    body = forward.body
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return None
+    value = body[-1].value
+    if isinstance(value, ast.Name):
+        for stmt in reversed(body[:-1]):
+            if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                    and stmt.targets[0].id == value.id):
+                value = stmt.value
+                break
+            if any(isinstance(node, ast.Name) and node.id == value.id for node in ast.walk(stmt)):
+                return None
+        else:
+            return None
+    if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Attribute):
+        return None  # self.layer(...), F.conv2d(...): checked before walking the whole forward
+    if _count_returns(forward.body) != 1:
+        return None
+    return value
+
+
+def _count_returns(body) -> int:
+    """How many ``return`` statements (bare ones too) a function body has, nested defs aside."""
+    count = 0
+    for stmt in body:
+        if isinstance(stmt, ast.Return):
+            count += 1
+        elif not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.expr, ast.Expr,
+                                   ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            for name in ("body", "orelse", "finalbody"):
+                count += _count_returns(getattr(stmt, name, None) or [])
+            for handler in getattr(stmt, "handlers", None) or []:
+                count += _count_returns(handler.body)
+            for case in getattr(stmt, "cases", None) or []:
+                count += _count_returns(case.body)
+    return count
 
 
 def _strip_casts(expr):

@@ -27,8 +27,9 @@ from dataclasses import dataclass, field, replace
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
 from .graph import Flow, FlowBuilder, Node, Ref
-from .layers import Built, LayerTyper, SequentialSite, mark_lm_heads
+from .layers import OUTPUT_OF, Built, LayerTyper, SequentialSite, mark_lm_heads
 from .names import ModuleNames, collect_names, names_match
+from .siblings import Package
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
 # The module's own statements (a training script's body) as one more root of ``<module>``.
@@ -284,11 +285,14 @@ def _calls_own_layer(func: ast.AST, info: ClassInfo) -> bool:
     return False
 
 
-def module_structure(tree: ast.Module, package: str | None = None, text: str | None = None) -> ModuleStructure:
+def module_structure(tree: ast.Module, package: str | None = None, text: str | None = None,
+                     path: str | None = None) -> ModuleStructure:
+    """The structure of one module; ``path``, with ``package``, is where the file lies in its
+    package on disk: layer typing may read the package's other modules (siblings.py)."""
     names = collect_names(tree, package)
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
-    typer = LayerTyper(names, tree, module.mention)
+    typer = LayerTyper(names, tree, module.mention, Package(package, path) if package and path else None)
     for info in infos.values():
         bind_class(info, infos, names, typer)
     # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
@@ -395,12 +399,9 @@ def _all_functions(tree: ast.Module):
                     yield stmt.name, item
 
 
-# The constructor name given (besides its own) to a module whose output is a layer's output:
-# ``adopter.output_of.torch.nn.Conv2d`` for a same-file ``nn.Sequential`` subclass whose last
-# member is a Conv2d (a separable convolution: depth-wise, then a 1x1 Conv2d).  A rule names it
-# in an init pattern for a step whose layer only has to *produce* that layer's output (a
-# BatchNorm after it folds into the last member); its input is not a Conv2d's input.
-OUTPUT_OF = "adopter.output_of."
+# OUTPUT_OF (layers.py) is also given to a same-file ``nn.Sequential`` subclass whose last
+# member is a Conv2d (a separable convolution: depth-wise, then a 1x1 Conv2d); the BatchNorm
+# after it folds into that last member, which the kernel reaches through nn.Sequential's loop.
 
 #: Methods whose definition in an nn.Module subclass replaces how it runs its members: an
 #: ``nn.Sequential`` subclass defining one is not typed by its last member, nor re-based.

@@ -24,6 +24,7 @@ class ModuleNames:
     classes: dict[str, ast.ClassDef] = field(default_factory=dict)
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     constants: dict[str, ast.expr] = field(default_factory=dict)
+    stars: list[str] = field(default_factory=list)  # modules imported with ``from m import *``
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
@@ -72,6 +73,7 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
             base = _absolute(stmt.module, stmt.level, package)
             for alias in stmt.names:
                 if alias.name == "*":
+                    names.stars.append(base)
                     continue
                 sep = "" if base.endswith(".") else "."
                 names.imports[alias.asname or alias.name] = f"{base}{sep}{alias.name}" if base else alias.name

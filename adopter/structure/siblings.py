@@ -1,0 +1,203 @@
+"""The other modules of the package a checked file belongs to, read for layer typing.
+
+``from .utils import get_same_padding_conv2d`` or ``from .common.conv import conv1x1``: what
+the imported function builds is defined in a sibling module.  When the checked file lies in a
+package on disk (``__init__.py`` folders, :func:`adopter.structure.names.package_of`), a name
+imported from a module of the *same* top package is looked up in that module's source: parsed
+with ``ast`` (never imported or executed), once per process (cached by path, size and
+modification time), only when the name is built into a layer, and only below the package's
+own folder (no other installed package is read), with a size cap and a small depth for
+re-exports (``from .conv import conv1x1`` in ``common/__init__.py``, ``from .conv import *``).
+
+A sibling is not parsed whole (a 200 kB module costs more than the checked file): its
+top-level imports and one-line aliases are, and each top-level ``def``/``class`` only when a
+name it defines is looked up (found by its line at column 0).  A definition whose text does
+not parse alone is unknown: nothing is typed through it.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+
+from .names import ModuleNames, collect_names
+
+MAX_BYTES = 512_000  # a larger module is not read (generated code, vendored tables)
+MAX_HOPS = 3  # re-exports followed from one import
+
+# path -> (size, mtime_ns, typer or None); a typer keeps the module's tree and names
+_MODULES: dict[str, tuple] = {}
+_FILES: dict[tuple, str | None] = {}  # (folder holding the package, module) -> its file
+
+
+class Package:
+    """The package of one checked file: its dotted name and the folder holding its top."""
+
+    def __init__(self, package: str, path: str):
+        self.package = package
+        self.top = package.split(".")[0]
+        folder = os.path.dirname(os.path.abspath(path))
+        for _ in range(package.count(".") + 1):
+            folder = os.path.dirname(folder)
+        self.base = folder  # <base>/<top>/.../the file
+
+    def owns(self, fqn: str) -> bool:
+        return fqn.split(".", 1)[0] == self.top and "." in fqn
+
+    def _file(self, module: str) -> str | None:
+        key = (self.base, module)
+        if key not in _FILES:
+            _FILES[key] = self._find_file(module)
+        return _FILES[key]
+
+    def _find_file(self, module: str) -> str | None:
+        parts = module.split(".")
+        if parts[0] != self.top or any(not p.isidentifier() for p in parts):
+            return None
+        path = os.path.join(self.base, *parts)
+        for candidate in (path + ".py", os.path.join(path, "__init__.py")):
+            if os.path.isfile(candidate):
+                return candidate
+        return None
+
+    def typer(self, module: str):
+        """The layer typer of a module of this package (None: none such, too large)."""
+        path = self._file(module)
+        if path is None:
+            return None
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        cached = _MODULES.get(path)
+        if cached is not None and cached[:2] == (stat.st_size, stat.st_mtime_ns):
+            return cached[2]
+        typer = None
+        if stat.st_size <= MAX_BYTES:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeError):
+                text = None
+            if text is not None:
+                from .layers import LayerTyper
+
+                package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+                typer = LayerTyper(_lazy_names(text, package), None, package=Package(package, path))
+                typer.module = module
+        _MODULES[path] = (stat.st_size, stat.st_mtime_ns, typer)
+        return typer
+
+    def find(self, fqn: str, hops: int = 0):
+        """(typer of the defining module, name) for a function or class ``fqn`` of this package;
+        for an alias there of another package's class (``Norm2d = nn.BatchNorm2d``), that
+        class's FQN as the name."""
+        if hops > MAX_HOPS or not self.owns(fqn):
+            return None
+        module, _, name = fqn.rpartition(".")
+        typer = self.typer(module)
+        if typer is None:
+            return None
+        names: ModuleNames = typer.names
+        if name in names.functions or name in names.classes:
+            return typer, name
+        if name in names.imports:
+            return self.find(names.imports[name], hops + 1)
+        alias = names.constants.get(name)
+        if isinstance(alias, (ast.Name, ast.Attribute)):  # Conv = SameConv2d
+            target = names.resolve(alias)
+            if target is not None and target != name:
+                if target in names.functions or target in names.classes or not self.owns(target):
+                    return typer, target  # (a class of another package: its FQN)
+                return self.find(target, hops + 1)
+        for star in names.stars:  # from .conv import *
+            found = self.find(f"{star}.{name}", hops + 1)
+            if found is not None:
+                return found
+        return None
+
+
+_DEF = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.M)
+_TOP = re.compile(r"^[A-Za-z_@]", re.M)  # a line starting a top-level statement (or a decorator)
+_IMPORT = re.compile(r"^(?:from[ \t]+[\w.]+[ \t]+import[ \t]*(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)", re.M)
+_ALIAS = re.compile(r"^(\w+)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#[^\n]*)?$", re.M)
+MAX_TRIES = 4  # a definition cut short by a column-0 line inside a string: extended this often
+
+
+class _Definitions(dict):
+    """A module's top-level functions (or classes) by name, each parsed on first lookup."""
+
+    def __init__(self, text: str, starts: dict, kind: type):
+        super().__init__()
+        self._text = text
+        self._starts = starts  # name -> offset of its def/class line
+        self._kind = kind
+
+    def _load(self, name: str):
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        start = self._starts.pop(name, None)
+        if start is None:
+            return None
+        text = self._text
+        # decorators above the definition belong to it
+        head = start
+        while head > 0:
+            previous = text.rfind("\n", 0, head - 1) + 1
+            if text.startswith("@", previous):
+                head = previous
+            else:
+                break
+        end = start
+        for _ in range(MAX_TRIES):
+            newline = text.find("\n", end)
+            found = _TOP.search(text, newline + 1) if newline >= 0 else None
+            end = found.start() if found else len(text)  # the next top-level line (or decorator)
+            try:
+                body = ast.parse(text[head:end]).body
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                if end >= len(text):
+                    return None
+                continue
+            node = body[0] if len(body) == 1 else None
+            if isinstance(node, self._kind) and node.name == name:
+                dict.__setitem__(self, name, node)
+                return node
+            return None
+        return None
+
+    def __contains__(self, name) -> bool:
+        return self._load(name) is not None
+
+    def __missing__(self, name):
+        node = self._load(name)
+        if node is None:
+            raise KeyError(name)
+        return node
+
+    def get(self, name, default=None):
+        node = self._load(name)
+        return default if node is None else node
+
+
+def _lazy_names(text: str, package: str | None) -> ModuleNames:
+    """The names of a sibling module: imports and aliases parsed now, definitions on demand."""
+    statements = []
+    for match in _IMPORT.finditer(text):
+        try:
+            statements.extend(ast.parse(match.group(0)).body)
+        except (SyntaxError, ValueError):
+            continue
+    names = collect_names(ast.Module(body=statements, type_ignores=[]), package)
+    functions: dict = {}
+    classes: dict = {}
+    for match in _DEF.finditer(text):
+        target = classes if match.group(0).startswith("class") else functions
+        target.setdefault(match.group(1), match.start())
+    names.functions = _Definitions(text, functions, (ast.FunctionDef, ast.AsyncFunctionDef))
+    names.classes = _Definitions(text, classes, ast.ClassDef)
+    for match in _ALIAS.finditer(text):
+        if match.group(1) not in names.imports:
+            names.constants[match.group(1)] = ast.parse(match.group(2), mode="eval").body
+    return names
