@@ -920,13 +920,14 @@ def _returned_attr(info) -> tuple | None:
     value, index = body[-1].value, None
     if isinstance(value, ast.Tuple) and len(value.elts) == 2:
         value, index = value.elts[0], 0
-    if isinstance(value, ast.Name):
+    start = len(body) - 2
+    while isinstance(value, ast.Name):  # through plain aliases: ``scores = h; return scores``
         name, value = value.id, None
-        for at in range(len(body) - 2, -1, -1):
+        for at in range(start, -1, -1):
             stmt = body[at]
             if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
                     and stmt.targets[0].id == name):
-                value = stmt.value
+                value, start = stmt.value, at - 1
                 break
             if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
