@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from adopter.structure.formulas import gelu_formula, gelu_module
+from adopter.structure.formulas import autograd_gelu_module, gelu_formula, gelu_module
 from adopter.structure.names import collect_names
 
 SRC = textwrap.dedent('''
@@ -83,3 +83,85 @@ def test_gelu_functions(names, name, expected):
 def test_gelu_modules(names):
     assert gelu_module(names.classes["NewGELU"], names) == "tanh"
     assert gelu_module(names.classes["Parameterised"], names) is None
+
+
+AUTOGRAD = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    def tanh_gelu(x):
+        return x * 0.5 * (1.0 + torch.tanh(0.79788456 * x * (1 + 0.044715 * x * x)))
+
+    def quick(x):
+        return x * torch.sigmoid(1.702 * x)
+
+    class GeluFn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp):
+            ctx.save_for_backward(inp)
+            return tanh_gelu(inp)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (inp,) = ctx.saved_tensors
+            return grad
+
+    class InlineGeluFn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp):
+            ctx.save_for_backward(inp)
+            return inp * 0.5 * (1.0 + torch.tanh(0.7978845608 * (inp + 0.044715 * inp * inp * inp)))
+
+    class QuickFn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp):
+            ctx.save_for_backward(inp)
+            return quick(inp)
+
+    class ScaledFn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp, scale):
+            return tanh_gelu(inp) * scale
+
+    class NotAFunction:
+        @staticmethod
+        def apply(x):
+            return tanh_gelu(x)
+
+    class Gelu(nn.Module):
+        def forward(self, x):
+            return GeluFn.apply(x)
+
+    class InlineGelu(nn.Module):
+        def forward(self, x):
+            return InlineGeluFn.apply(x)
+
+    class Quick(nn.Module):
+        def forward(self, x):
+            return QuickFn.apply(x)
+
+    class Plain(nn.Module):
+        def forward(self, x):
+            return NotAFunction.apply(x)
+
+    class Scaled(nn.Module):
+        def forward(self, x):
+            return ScaledFn.apply(x, 2.0)
+
+    class Stateful(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return GeluFn.apply(x)
+''')
+
+
+@pytest.mark.parametrize("cls,expected", [
+    ("Gelu", "tanh"), ("InlineGelu", "tanh"),
+    ("Quick", None), ("Plain", None), ("Scaled", None), ("Stateful", None),
+])
+def test_gelu_through_an_autograd_function(cls, expected):
+    names = collect_names(ast.parse(AUTOGRAD))
+    assert autograd_gelu_module(names.classes[cls], names) == expected

@@ -80,6 +80,66 @@ def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     return gelu_formula(forward, names, method=True) if forward is not None else None
 
 
+def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
+    """The GELU variant a same-file module class computes when its ``forward`` is one
+    ``return F.apply(x)`` of a same-file ``torch.autograd.Function`` whose ``forward(ctx, x)``
+    returns a GELU formula of ``x`` (written inline, or a call of a same-file function that is
+    one), besides saving tensors on ``ctx``, and whose ``__init__`` builds nothing (BLOOM's
+    ``BloomGelu``).  Its backward is the Function's own: the forward is a GELU, the gradient is
+    whatever the code wrote."""
+    forward = None
+    for stmt in cls.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if stmt.name == "forward":
+                forward = stmt
+            elif stmt.name == "__init__" and any(
+                    isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign)) for s in ast.walk(stmt)):
+                return None
+    if forward is None:
+        return None
+    params = [a.arg for a in forward.args.args]
+    body = _code(forward.body)
+    if (len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs
+            or len(body) != 1 or not isinstance(body[0], ast.Return)):
+        return None
+    call = body[0].value
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "apply"
+            and isinstance(call.func.value, ast.Name) and len(call.args) == 1 and not call.keywords
+            and isinstance(call.args[0], ast.Name) and call.args[0].id == params[1]):
+        return None
+    function = names.classes.get(call.func.value.id)
+    if function is None or not any(names.resolve(b) == "torch.autograd.Function" for b in function.bases):
+        return None
+    fwd = next((s for s in function.body if isinstance(s, ast.FunctionDef) and s.name == "forward"), None)
+    if fwd is None or not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fwd.decorator_list):
+        return None
+    args = [a.arg for a in fwd.args.args]
+    if len(args) != 2 or fwd.args.vararg or fwd.args.kwarg or fwd.args.kwonlyargs:
+        return None
+    ctx, x = args
+    # ctx.save_for_backward(x), ctx.mark_non_differentiable(...): bookkeeping for the backward
+    kept = [s for s in _code(fwd.body) if not (
+        isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and isinstance(s.value.func, ast.Attribute)
+        and isinstance(s.value.func.value, ast.Name) and s.value.func.value.id == ctx)]
+    if any(isinstance(n, ast.Name) and n.id == ctx for s in kept for n in ast.walk(s)):
+        return None
+    if len(kept) == 1 and isinstance(kept[0], ast.Return):
+        inner = kept[0].value
+        if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in names.functions
+                and len(inner.args) == 1 and not inner.keywords and isinstance(inner.args[0], ast.Name)
+                and inner.args[0].id == x):
+            return gelu_formula(names.functions[inner.func.id], names)
+    stripped = ast.FunctionDef(name=fwd.name, args=ast.arguments(posonlyargs=[], args=[fwd.args.args[1]], vararg=None,
+                                                                 kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
+                               body=kept, decorator_list=[], returns=None)
+    return gelu_formula(stripped, names)
+
+
+def _code(body: list) -> list:
+    """The statements of a body, less its docstring."""
+    return [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+
+
 def _call_name(call: ast.Call, names: ModuleNames) -> str | None:
     func = call.func
     resolved = names.resolve(func)
