@@ -135,6 +135,80 @@ def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     return gelu_formula(stripped, names)
 
 
+def gelu_on_every_path(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNames,
+                       method: bool = False) -> str | None:
+    """``"none"``, ``"tanh"`` or ``"any"`` (a variant chosen at run time) when every way out of
+    ``func`` returns ``F.gelu`` of its one tensor argument with one ``approximate`` setting,
+    maybe computed on an upcast copy and cast back (diffusers' ``GELU.gelu``: float32 on one
+    device, as it is on the others); the branches only test (no assignment, no other call
+    than reading the argument's device or dtype, version checks).  None otherwise."""
+    params = [a.arg for a in func.args.args][1 if method else 0:]
+    if (len(params) != 1 or func.args.vararg or func.args.kwarg or func.args.kwonlyargs
+            or func.args.posonlyargs):
+        return None
+    x = params[0]
+    settings: list[str] = []
+
+    def returns(expr) -> bool:
+        while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _CASTS:
+            expr = expr.func.value  # a cast of the result back to the input's dtype
+        if not (isinstance(expr, ast.Call) and names.resolve(expr.func) in _GELU_FUNCTIONS and len(expr.args) == 1):
+            return False
+        arg = expr.args[0]
+        while isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr in _CASTS:
+            arg = arg.func.value
+        if not (isinstance(arg, ast.Name) and arg.id == x):
+            return False
+        if any(k.arg != "approximate" for k in expr.keywords):
+            return False
+        setting = next((k.value for k in expr.keywords), None)
+        settings.append("'none'" if setting is None else ast.dump(setting))
+        return True
+
+    def block(stmts) -> bool:  # every path through the block returns a GELU
+        stmts = _code(stmts)
+        if not stmts:
+            return False
+        for stmt in stmts[:-1]:
+            if not (isinstance(stmt, ast.If) and _pure_test(stmt.test, names)
+                    and all(block_or_falls(b) for b in (stmt.body, stmt.orelse))):
+                return False
+        last = stmts[-1]
+        if isinstance(last, ast.Return):
+            return last.value is not None and returns(last.value)
+        return (isinstance(last, ast.If) and _pure_test(last.test, names)
+                and block(last.body) and block(last.orelse))
+
+    def block_or_falls(stmts) -> bool:  # an if body before more code: returns a GELU, or is empty
+        return not stmts or block(stmts)
+
+    if not block(func.body) or len(set(settings)) != 1:
+        return None
+    setting = settings[0]
+    if setting in ("'none'", ast.dump(ast.Constant("none"))):
+        return "none"
+    if setting == ast.dump(ast.Constant("tanh")):
+        return "tanh"
+    return "any"
+
+
+_GELU_FUNCTIONS = ("torch.nn.functional.gelu",)
+_CASTS = ("to", "float", "half", "bfloat16", "double", "type", "type_as")
+
+
+def _pure_test(test: ast.expr, names: ModuleNames) -> bool:
+    """A branch condition that only reads (comparisons, attribute reads, calls of a version
+    check): nothing it does changes what the function computes."""
+    for node in ast.walk(test):
+        if isinstance(node, (ast.NamedExpr, ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom)):
+            return False
+        if isinstance(node, ast.Call):
+            name = names.resolve(node.func)
+            if name is None or "version" not in name.rsplit(".", 1)[-1]:
+                return False
+    return True
+
+
 def _code(body: list) -> list:
     """The statements of a body, less its docstring."""
     return [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]

@@ -28,7 +28,7 @@ from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
-from .formulas import gelu_formula
+from .formulas import gelu_formula, gelu_on_every_path
 from .literals import literal_keywords
 from .names import ModuleNames
 
@@ -458,6 +458,13 @@ class FlowBuilder:
                 formula = self._formulas[id(helper[0])] = gelu_formula(helper[0], self.names)
             if formula is not None:
                 helper, fqn = None, func.id
+        elif helper is not None and helper[1]:
+            # def gelu(self, gate): F.gelu of gate on every path (upcast on some): a GELU call
+            formula = self._formulas.get(id(helper[0]), False)
+            if formula is False:
+                formula = self._formulas[id(helper[0])] = gelu_on_every_path(helper[0], self.names, method=True)
+            if formula is not None:
+                helper, fqn = None, f"self.{func.attr}"
         if layer is None and helper is None and formula is None:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Attribute):
