@@ -29,6 +29,7 @@ from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
 from .formulas import gelu_formula, gelu_on_every_path
+from .torch_bases import INHERITED
 from .literals import literal_keywords
 from .names import ModuleNames
 
@@ -1039,7 +1040,16 @@ class FlowBuilder:
             local_funcs=dict(ctx.local_funcs),
             stmt=ctx.stmt, scope=ctx.scope,
         )
+        first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
+        if getattr(target, INHERITED, None):
+            # A method a torch base class defines (structure/torch_bases.py): the file has no
+            # text for it, so its operations are where the call that runs them is.
+            at = span(call)
+            for node in self.nodes[first:]:
+                node.span = node.stmt = node.func_span = at
+                node.arg_spans = tuple(at for _ in node.arg_spans)
+                node.kwarg_spans = tuple((at, at) for _ in node.kwarg_spans)
         if not after:
             # The helper cannot return (a stub that raises when an optional dependency such as
             # natten is missing, say): the real callee is elsewhere, so the call stays opaque
