@@ -63,7 +63,9 @@ class Match:
         # From the first line any matched step is on to the last: a step inlined from a helper
         # defined below its caller (``norm1(x + self._sa_block(x))``, the dropout in
         # ``_sa_block``) must not leave the caller's steps outside the finding.
-        first = min((n.span for n in self.nodes), key=lambda s: (s[0], s[1]))
+        first = self.nodes[0].span
+        above = min((n.span for n in self.nodes if n.span[0] < first[0]), default=None, key=lambda s: (s[0], s[1]))
+        first = above or first
         last = max((n.span for n in self.nodes), key=lambda s: (s[2], s[3]))
         return (first[0], first[1], last[2], last[3])
 

@@ -146,43 +146,8 @@ def gelu_on_every_path(func: ast.FunctionDef | ast.AsyncFunctionDef, names: Modu
     if (len(params) != 1 or func.args.vararg or func.args.kwarg or func.args.kwonlyargs
             or func.args.posonlyargs):
         return None
-    x = params[0]
     settings: list[str] = []
-
-    def returns(expr) -> bool:
-        while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _CASTS:
-            expr = expr.func.value  # a cast of the result back to the input's dtype
-        if not (isinstance(expr, ast.Call) and names.resolve(expr.func) in _GELU_FUNCTIONS and len(expr.args) == 1):
-            return False
-        arg = expr.args[0]
-        while isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr in _CASTS:
-            arg = arg.func.value
-        if not (isinstance(arg, ast.Name) and arg.id == x):
-            return False
-        if any(k.arg != "approximate" for k in expr.keywords):
-            return False
-        setting = next((k.value for k in expr.keywords), None)
-        settings.append("'none'" if setting is None else ast.dump(setting))
-        return True
-
-    def block(stmts) -> bool:  # every path through the block returns a GELU
-        stmts = _code(stmts)
-        if not stmts:
-            return False
-        for stmt in stmts[:-1]:
-            if not (isinstance(stmt, ast.If) and _pure_test(stmt.test, names)
-                    and all(block_or_falls(b) for b in (stmt.body, stmt.orelse))):
-                return False
-        last = stmts[-1]
-        if isinstance(last, ast.Return):
-            return last.value is not None and returns(last.value)
-        return (isinstance(last, ast.If) and _pure_test(last.test, names)
-                and block(last.body) and block(last.orelse))
-
-    def block_or_falls(stmts) -> bool:  # an if body before more code: returns a GELU, or is empty
-        return not stmts or block(stmts)
-
-    if not block(func.body) or len(set(settings)) != 1:
+    if not _gelu_block(func.body, params[0], names, settings) or len(set(settings)) != 1:
         return None
     setting = settings[0]
     if setting in ("'none'", ast.dump(ast.Constant("none"))):
@@ -190,6 +155,38 @@ def gelu_on_every_path(func: ast.FunctionDef | ast.AsyncFunctionDef, names: Modu
     if setting == ast.dump(ast.Constant("tanh")):
         return "tanh"
     return "any"
+
+
+def _gelu_block(stmts, x: str, names: ModuleNames, settings: list) -> bool:
+    """Does every path through the block return a GELU of ``x`` (its settings appended)?
+    (Module-level, not nested closures: recursive closures are reference cycles.)"""
+    stmts = _code(stmts)
+    if not stmts:
+        return False
+    for stmt in stmts[:-1]:  # an if before more code: each branch returns a GELU, or is empty
+        if not (isinstance(stmt, ast.If) and _pure_test(stmt.test, names)
+                and all(not b or _gelu_block(b, x, names, settings) for b in (stmt.body, stmt.orelse))):
+            return False
+    last = stmts[-1]
+    if isinstance(last, ast.Return):
+        return last.value is not None and _gelu_return(last.value, x, names, settings)
+    return (isinstance(last, ast.If) and _pure_test(last.test, names)
+            and _gelu_block(last.body, x, names, settings) and _gelu_block(last.orelse, x, names, settings))
+
+
+def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> bool:
+    while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _CASTS:
+        expr = expr.func.value  # a cast of the result back to the input's dtype
+    if not (isinstance(expr, ast.Call) and names.resolve(expr.func) in _GELU_FUNCTIONS and len(expr.args) == 1):
+        return False
+    arg = expr.args[0]
+    while isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr in _CASTS:
+        arg = arg.func.value
+    if not (isinstance(arg, ast.Name) and arg.id == x) or any(k.arg != "approximate" for k in expr.keywords):
+        return False
+    setting = next((k.value for k in expr.keywords), None)
+    settings.append("'none'" if setting is None else ast.dump(setting))
+    return True
 
 
 _GELU_FUNCTIONS = ("torch.nn.functional.gelu",)
