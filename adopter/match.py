@@ -292,6 +292,7 @@ class Matcher:
         # the values the match computes; its synthesis checks those reads itself.
         self.live_intermediates = live_intermediates
         self.optional_layers = {p.layer.name for p in forward.nodes if p.optional and p.layer is not None}
+        self.layer_vars = {p.layer.name for p in forward.nodes if p.layer is not None}
         self.has_optional = any(p.optional for p in forward.nodes)
         # A step that reads no earlier step's output (three projections of one input): the
         # code may offer more such steps than the pattern has, and so several overlapping
@@ -996,6 +997,10 @@ class Matcher:
 
     def _match_init(self, cls: ClassStructure, state: _State) -> list | None:
         if not self.init:
+            return []
+        if not self.layer_vars:
+            # A forward alternative that calls no pattern layer (a step the table canonicalises,
+            # canon.tied_logits): the rule's init patterns say what the others' layers are.
             return []
         for alternative in self.init:
             result = self._match_init_alternative(cls, alternative, state)
