@@ -60,7 +60,13 @@ class Match:
 
     @property
     def span(self) -> tuple[int, int, int, int]:
-        first, last = self.nodes[0].span, max((n.span for n in self.nodes), key=lambda s: (s[2], s[3]))
+        # From the first line any matched step is on to the last: a step inlined from a helper
+        # defined below its caller (``norm1(x + self._sa_block(x))``, the dropout in
+        # ``_sa_block``) must not leave the caller's steps outside the finding.
+        first = self.nodes[0].span
+        above = min((n.span for n in self.nodes if n.span[0] < first[0]), default=None, key=lambda s: (s[0], s[1]))
+        first = above or first
+        last = max((n.span for n in self.nodes), key=lambda s: (s[2], s[3]))
         return (first[0], first[1], last[2], last[3])
 
     @property
@@ -288,6 +294,7 @@ class Matcher:
         # the values the match computes; its synthesis checks those reads itself.
         self.live_intermediates = live_intermediates
         self.optional_layers = {p.layer.name for p in forward.nodes if p.optional and p.layer is not None}
+        self.layer_vars = {p.layer.name for p in forward.nodes if p.layer is not None}
         self.has_optional = any(p.optional for p in forward.nodes)
         # A step that reads no earlier step's output (three projections of one input): the
         # code may offer more such steps than the pattern has, and so several overlapping
@@ -1039,6 +1046,10 @@ class Matcher:
 
     def _match_init(self, cls: ClassStructure, state: _State) -> list | None:
         if not self.init:
+            return []
+        if not self.layer_vars:
+            # A forward alternative that calls no pattern layer (a step the table canonicalises,
+            # canon.tied_logits): the rule's init patterns say what the others' layers are.
             return []
         for alternative in self.init:
             result = self._match_init_alternative(cls, alternative, state)

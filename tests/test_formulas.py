@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from adopter.structure.formulas import gelu_formula, gelu_module
+from adopter.structure.formulas import autograd_gelu_module, gelu_formula, gelu_module, gelu_on_every_path
 from adopter.structure.names import collect_names
 
 SRC = textwrap.dedent('''
@@ -83,3 +83,148 @@ def test_gelu_functions(names, name, expected):
 def test_gelu_modules(names):
     assert gelu_module(names.classes["NewGELU"], names) == "tanh"
     assert gelu_module(names.classes["Parameterised"], names) is None
+
+
+AUTOGRAD = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    def tanh_gelu(x):
+        return x * 0.5 * (1.0 + torch.tanh(0.79788456 * x * (1 + 0.044715 * x * x)))
+
+    def quick(x):
+        return x * torch.sigmoid(1.702 * x)
+
+    class GeluFn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp):
+            ctx.save_for_backward(inp)
+            return tanh_gelu(inp)
+
+        @staticmethod
+        def backward(ctx, grad):
+            (inp,) = ctx.saved_tensors
+            return grad
+
+    class InlineGeluFn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp):
+            ctx.save_for_backward(inp)
+            return inp * 0.5 * (1.0 + torch.tanh(0.7978845608 * (inp + 0.044715 * inp * inp * inp)))
+
+    class QuickFn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp):
+            ctx.save_for_backward(inp)
+            return quick(inp)
+
+    class ScaledFn(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, inp, scale):
+            return tanh_gelu(inp) * scale
+
+    class NotAFunction:
+        @staticmethod
+        def apply(x):
+            return tanh_gelu(x)
+
+    class Gelu(nn.Module):
+        def forward(self, x):
+            return GeluFn.apply(x)
+
+    class InlineGelu(nn.Module):
+        def forward(self, x):
+            return InlineGeluFn.apply(x)
+
+    class Quick(nn.Module):
+        def forward(self, x):
+            return QuickFn.apply(x)
+
+    class Plain(nn.Module):
+        def forward(self, x):
+            return NotAFunction.apply(x)
+
+    class Scaled(nn.Module):
+        def forward(self, x):
+            return ScaledFn.apply(x, 2.0)
+
+    class Stateful(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return GeluFn.apply(x)
+''')
+
+
+@pytest.mark.parametrize("cls,expected", [
+    ("Gelu", "tanh"), ("InlineGelu", "tanh"),
+    ("Quick", None), ("Plain", None), ("Scaled", None), ("Stateful", None),
+])
+def test_gelu_through_an_autograd_function(cls, expected):
+    names = collect_names(ast.parse(AUTOGRAD))
+    assert autograd_gelu_module(names.classes[cls], names) == expected
+
+
+PATHS = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from packaging import version
+    from somewhere import is_torch_version, log
+
+    class M:
+        def upcast_on_mps(self, gate):
+            if gate.device.type == "mps" and is_torch_version("<", "2.0.0"):
+                return F.gelu(gate.to(dtype=torch.float32), approximate=self.approximate).to(dtype=gate.dtype)
+            return F.gelu(gate, approximate=self.approximate)
+
+        def tanh_both(self, x):
+            if x.dtype == torch.float16:
+                return F.gelu(x.float(), approximate="tanh").half()
+            else:
+                return F.gelu(x, approximate="tanh")
+
+        def exact(self, x):
+            return F.gelu(x)
+
+        def relu_on_one_path(self, x):
+            if x.is_cuda:
+                return F.relu(x)
+            return F.gelu(x)
+
+        def variants_differ(self, x):
+            if x.is_cuda:
+                return F.gelu(x, approximate="tanh")
+            return F.gelu(x)
+
+        def falls_through(self, x):
+            if x.is_cuda:
+                return F.gelu(x)
+
+        def works_in_the_branch(self, x):
+            if x.is_cuda:
+                x = x * 2
+            return F.gelu(x)
+
+        def calls_in_the_test(self, x):
+            if log(x):
+                return F.gelu(x)
+            return F.gelu(x)
+
+        def gelu_of_another_value(self, x):
+            if x.is_cuda:
+                return F.gelu(x + 1)
+            return F.gelu(x)
+''')
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("upcast_on_mps", "any"), ("tanh_both", "tanh"), ("exact", "none"),
+    ("relu_on_one_path", None), ("variants_differ", None), ("falls_through", None),
+    ("works_in_the_branch", None), ("calls_in_the_test", None), ("gelu_of_another_value", None),
+])
+def test_gelu_on_every_path(name, expected):
+    names = collect_names(ast.parse(PATHS))
+    method = next(f for f in names.classes["M"].body if isinstance(f, ast.FunctionDef) and f.name == name)
+    assert gelu_on_every_path(method, names, method=True) == expected

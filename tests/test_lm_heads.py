@@ -245,3 +245,34 @@ def test_a_subscript_that_touches_the_vocabulary_axis_or_indexes_is_not_followed
 def test_shifted_logits_of_a_classifier_are_not_a_vocabulary_loss():
     code = SHIFTED.replace("self.head = nn.Linear(d, n, bias=False)", "self.head = nn.Linear(d, 7)")
     assert _adp015_lines(code.replace("{index}", "[:, :-1, :]")) == []
+
+
+TIED = """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class LM(nn.Module):
+        def __init__(self, n, d):
+            super().__init__()
+            self.emb = nn.Embedding(n, d)
+            self.proj = nn.Linear(d, d)
+
+        def forward(self, ids, labels):
+            h = self.emb(ids)
+            logits = {logits}
+            return F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1))
+"""
+
+
+def test_a_matmul_with_the_transposed_weight_of_an_embedding_is_a_tied_head():
+    for spelling in ("h @ self.emb.weight.t()", "h @ self.emb.weight.T", "torch.matmul(h, self.emb.weight.mT)",
+                     "h @ self.emb.weight.transpose(0, 1)", "h @ torch.transpose(self.emb.weight.to(h.dtype), -1, -2)",
+                     "F.linear(h, self.emb.weight)", "F.linear(h, self.emb.weight.type_as(h))"):
+        assert _adp015_lines(TIED.format(logits=spelling)) == [14], spelling
+
+
+def test_other_weights_and_untransposed_embedding_weights_are_not_heads():
+    for spelling in ("h @ self.proj.weight.t()", "h @ self.emb.weight", "F.linear(h, self.proj.weight)",
+                     "h @ self.emb.weight.t() @ self.proj.weight", "F.linear(h, self.emb.weight.t())"):
+        assert _adp015_lines(TIED.format(logits=spelling)) == [], spelling

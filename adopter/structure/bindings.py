@@ -11,10 +11,11 @@ binding ``attr[]`` so that ``for layer in self.layers: layer(x)`` resolves.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .layers import TABLE_SUFFIXES, Built, LayerTyper
 from .names import ModuleNames
+from .torch_bases import BASES, inherited
 
 CONTAINERS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential"})
 
@@ -115,6 +116,10 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
             for mname, method in base_info.methods.items():
                 info.methods.setdefault(mname, method)
             info.is_module = info.is_module or base_info.is_module
+        elif base in BASES:
+            # nn.TransformerEncoderLayer: torch's constructor built norm1, dropout1, ... and
+            # the subclass calls them and the inherited _ff_block (structure/torch_bases.py)
+            _inherit(info, base)
         elif base.startswith("torch.nn") or base.endswith(("Module", "PreTrainedModel", "Layer")):
             info.is_module = True
     init = info.methods.get("__init__")
@@ -124,6 +129,30 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         for attr, ctors in own.items():
             # Rebinding in the subclass's __init__ replaces the base's constructor.
             info.bindings[attr] = ctors
+
+
+def _inherit(info: ClassInfo, base: str) -> None:
+    """Bindings and methods of a described torch base class, placed at the subclass's base
+    expression; the layers are torch's, built outside the file: not fixed (``unlike``)."""
+    at = next((b for b in info.node.bases if names_resolve_text(b) == base.rsplit(".", 1)[-1]), info.node)
+    described = inherited(base, at)
+    if described is None:
+        return
+    names, cls = described
+    base_info = collect_class(cls, names)
+    bind_class(base_info, {}, names, LayerTyper(names))
+    why = f"built by the constructor of {base} (inherited), not in this file"
+    for attr, ctors in base_info.bindings.items():
+        info.bindings.setdefault(attr, []).extend(replace(c, unlike=c.unlike or why) for c in ctors)
+    for mname, method in base_info.methods.items():
+        if mname != "__init__":
+            info.methods.setdefault(mname, method)
+    info.is_module = True
+
+
+def names_resolve_text(expr: ast.expr) -> str:
+    """The last component of a dotted base expression (``nn.TransformerEncoderLayer``)."""
+    return expr.attr if isinstance(expr, ast.Attribute) else getattr(expr, "id", "")
 
 
 def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ctor]], seen: set[str], depth: int,

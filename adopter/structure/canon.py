@@ -186,6 +186,8 @@ class Table:
                     found |= set(CASTS) | {"type_as"}
                 if op.name == "torch.Tensor.masked_fill":
                     found.add("where")
+                if op.name == "canon.tied_logits":
+                    found.add("weight")  # self.embed.weight
                 if op.name == "canon.rotate_half":
                     found |= {"cat", "concat", "concatenate"}
                 words = frozenset(found)

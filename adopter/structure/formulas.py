@@ -80,6 +80,137 @@ def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     return gelu_formula(forward, names, method=True) if forward is not None else None
 
 
+def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
+    """The GELU variant a same-file module class computes when its ``forward`` is one
+    ``return F.apply(x)`` of a same-file ``torch.autograd.Function`` whose ``forward(ctx, x)``
+    returns a GELU formula of ``x`` (written inline, or a call of a same-file function that is
+    one), besides saving tensors on ``ctx``, and whose ``__init__`` builds nothing (BLOOM's
+    ``BloomGelu``).  Its backward is the Function's own: the forward is a GELU, the gradient is
+    whatever the code wrote."""
+    forward = None
+    for stmt in cls.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if stmt.name == "forward":
+                forward = stmt
+            elif stmt.name == "__init__" and any(
+                    isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign)) for s in ast.walk(stmt)):
+                return None
+    if forward is None:
+        return None
+    params = [a.arg for a in forward.args.args]
+    body = _code(forward.body)
+    if (len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs
+            or len(body) != 1 or not isinstance(body[0], ast.Return)):
+        return None
+    call = body[0].value
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "apply"
+            and isinstance(call.func.value, ast.Name) and len(call.args) == 1 and not call.keywords
+            and isinstance(call.args[0], ast.Name) and call.args[0].id == params[1]):
+        return None
+    function = names.classes.get(call.func.value.id)
+    if function is None or not any(names.resolve(b) == "torch.autograd.Function" for b in function.bases):
+        return None
+    fwd = next((s for s in function.body if isinstance(s, ast.FunctionDef) and s.name == "forward"), None)
+    if fwd is None or not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fwd.decorator_list):
+        return None
+    args = [a.arg for a in fwd.args.args]
+    if len(args) != 2 or fwd.args.vararg or fwd.args.kwarg or fwd.args.kwonlyargs:
+        return None
+    ctx, x = args
+    # ctx.save_for_backward(x), ctx.mark_non_differentiable(...): bookkeeping for the backward
+    kept = [s for s in _code(fwd.body) if not (
+        isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and isinstance(s.value.func, ast.Attribute)
+        and isinstance(s.value.func.value, ast.Name) and s.value.func.value.id == ctx)]
+    if any(isinstance(n, ast.Name) and n.id == ctx for s in kept for n in ast.walk(s)):
+        return None
+    if len(kept) == 1 and isinstance(kept[0], ast.Return):
+        inner = kept[0].value
+        if (isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and inner.func.id in names.functions
+                and len(inner.args) == 1 and not inner.keywords and isinstance(inner.args[0], ast.Name)
+                and inner.args[0].id == x):
+            return gelu_formula(names.functions[inner.func.id], names)
+    stripped = ast.FunctionDef(name=fwd.name, args=ast.arguments(posonlyargs=[], args=[fwd.args.args[1]], vararg=None,
+                                                                 kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
+                               body=kept, decorator_list=[], returns=None)
+    return gelu_formula(stripped, names)
+
+
+def gelu_on_every_path(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNames,
+                       method: bool = False) -> str | None:
+    """``"none"``, ``"tanh"`` or ``"any"`` (a variant chosen at run time) when every way out of
+    ``func`` returns ``F.gelu`` of its one tensor argument with one ``approximate`` setting,
+    maybe computed on an upcast copy and cast back (diffusers' ``GELU.gelu``: float32 on one
+    device, as it is on the others); the branches only test (no assignment, no other call
+    than reading the argument's device or dtype, version checks).  None otherwise."""
+    params = [a.arg for a in func.args.args][1 if method else 0:]
+    if (len(params) != 1 or func.args.vararg or func.args.kwarg or func.args.kwonlyargs
+            or func.args.posonlyargs):
+        return None
+    settings: list[str] = []
+    if not _gelu_block(func.body, params[0], names, settings) or len(set(settings)) != 1:
+        return None
+    setting = settings[0]
+    if setting in ("'none'", ast.dump(ast.Constant("none"))):
+        return "none"
+    if setting == ast.dump(ast.Constant("tanh")):
+        return "tanh"
+    return "any"
+
+
+def _gelu_block(stmts, x: str, names: ModuleNames, settings: list) -> bool:
+    """Does every path through the block return a GELU of ``x`` (its settings appended)?
+    (Module-level, not nested closures: recursive closures are reference cycles.)"""
+    stmts = _code(stmts)
+    if not stmts:
+        return False
+    for stmt in stmts[:-1]:  # an if before more code: each branch returns a GELU, or is empty
+        if not (isinstance(stmt, ast.If) and _pure_test(stmt.test, names)
+                and all(not b or _gelu_block(b, x, names, settings) for b in (stmt.body, stmt.orelse))):
+            return False
+    last = stmts[-1]
+    if isinstance(last, ast.Return):
+        return last.value is not None and _gelu_return(last.value, x, names, settings)
+    return (isinstance(last, ast.If) and _pure_test(last.test, names)
+            and _gelu_block(last.body, x, names, settings) and _gelu_block(last.orelse, x, names, settings))
+
+
+def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> bool:
+    while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _CASTS:
+        expr = expr.func.value  # a cast of the result back to the input's dtype
+    if not (isinstance(expr, ast.Call) and names.resolve(expr.func) in _GELU_FUNCTIONS and len(expr.args) == 1):
+        return False
+    arg = expr.args[0]
+    while isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr in _CASTS:
+        arg = arg.func.value
+    if not (isinstance(arg, ast.Name) and arg.id == x) or any(k.arg != "approximate" for k in expr.keywords):
+        return False
+    setting = next((k.value for k in expr.keywords), None)
+    settings.append("'none'" if setting is None else ast.dump(setting))
+    return True
+
+
+_GELU_FUNCTIONS = ("torch.nn.functional.gelu",)
+_CASTS = ("to", "float", "half", "bfloat16", "double", "type", "type_as")
+
+
+def _pure_test(test: ast.expr, names: ModuleNames) -> bool:
+    """A branch condition that only reads (comparisons, attribute reads, calls of a version
+    check): nothing it does changes what the function computes."""
+    for node in ast.walk(test):
+        if isinstance(node, (ast.NamedExpr, ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom)):
+            return False
+        if isinstance(node, ast.Call):
+            name = names.resolve(node.func)
+            if name is None or "version" not in name.rsplit(".", 1)[-1]:
+                return False
+    return True
+
+
+def _code(body: list) -> list:
+    """The statements of a body, less its docstring."""
+    return [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+
+
 def _call_name(call: ast.Call, names: ModuleNames) -> str | None:
     func = call.func
     resolved = names.resolve(func)

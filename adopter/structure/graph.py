@@ -29,9 +29,10 @@ from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
-from .formulas import gelu_formula
+from .formulas import gelu_formula, gelu_on_every_path
 from .literals import literal_keywords
 from .names import ModuleNames
+from .torch_bases import INHERITED
 
 MAX_INLINE_DEPTH = 3
 BINOPS = {
@@ -59,6 +60,8 @@ class Ref:
 
 Value = Union[Ref, Const]
 
+LINEAR = "torch.nn.functional.linear"
+EMBEDDING = "torch.nn.Embedding"
 GELU = "torch.nn.functional.gelu"  # what a same-file GELU formula function is called as
 
 
@@ -315,6 +318,9 @@ class FlowBuilder:
             spans = (span(expr.left), span(expr.right))
             view = self._origins(op, View((left, right), (), spans, ())) if op is not None else None
             canon, view = (op.name if op else ""), (view if view is not None and view.origins else None)
+            if isinstance(expr.op, ast.MatMult) and self._embedding_weight(expr.right, transposed=True):
+                # h @ self.embed.weight.T: logits over the embedding's entries (a tied head)
+                canon, view = "canon.tied_logits", View((left,), (), (spans[0],), ())
             if isinstance(expr.op, ast.Sub) and canonical.subtracts_row_max(expr):
                 # sim - sim.amax(dim=-1, keepdim=True).detach(): the softmax that follows is
                 # the same without it (shift invariance); a step of its own, not a mask
@@ -368,6 +374,32 @@ class FlowBuilder:
         _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
                                 defs=frozenset({out.key}), span=span(expr))
         return out, frontier
+
+    def _embedding_weight(self, expr: ast.expr, transposed: bool) -> bool:
+        """Is ``expr`` the weight of an ``nn.Embedding`` this class binds (``self.embed.weight``,
+        dtype casts allowed), transposed when ``transposed`` (``.T``, ``.t()``, ``.mT``,
+        ``.transpose(0, 1)``, ``torch.transpose(w, 0, 1)``; a 2-D weight has no other swap)?"""
+        if self.cls is None:
+            return False
+        expr = _strip_casts(expr)
+        if transposed:
+            if isinstance(expr, ast.Attribute) and expr.attr in ("T", "mT"):
+                expr = expr.value
+            elif (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and not expr.keywords
+                  and ((expr.func.attr == "t" and not expr.args) or (
+                      expr.func.attr == "transpose" and _swaps_2d(expr.args)))):
+                expr = expr.func.value
+            elif (isinstance(expr, ast.Call) and self.names.resolve(expr.func) == "torch.transpose"
+                  and not expr.keywords and len(expr.args) == 3 and _swaps_2d(expr.args[1:])):
+                expr = expr.args[0]
+            else:
+                return False
+            expr = _strip_casts(expr)
+        if not (isinstance(expr, ast.Attribute) and expr.attr == "weight" and isinstance(expr.value, ast.Attribute)
+                and isinstance(expr.value.value, ast.Name) and expr.value.value.id == "self"):
+            return False
+        ctors = self.cls.bindings.get(expr.value.attr, ())
+        return bool(ctors) and all(c.fqn == EMBEDDING and not c.table for c in ctors)
 
     def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
         for child in children(expr):
@@ -459,6 +491,13 @@ class FlowBuilder:
                 formula = self._formulas[id(helper[0])] = gelu_formula(helper[0], self.names)
             if formula is not None:
                 helper, fqn = None, func.id
+        elif helper is not None and helper[1]:
+            # def gelu(self, gate): F.gelu of gate on every path (upcast on some): a GELU call
+            formula = self._formulas.get(id(helper[0]), False)
+            if formula is False:
+                formula = self._formulas[id(helper[0])] = gelu_on_every_path(helper[0], self.names, method=True)
+            if formula is not None:
+                helper, fqn = None, f"self.{func.attr}"
         if layer is None and helper is None and formula is None:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Attribute):
@@ -532,6 +571,12 @@ class FlowBuilder:
                                        uses=frozenset(uses), **common, **fields)
         elif fqn is not None:
             fields, frontier = self._canonical("call", GELU if formula is not None else fqn, call, common, frontier, ctx)
+            if ((fqn == LINEAR and 2 <= len(call.args) <= 3 and not call.keywords
+                 and self._embedding_weight(call.args[1], transposed=False))
+                    or (fqn == "torch.matmul" and len(call.args) == 2 and not call.keywords
+                        and self._embedding_weight(call.args[1], transposed=True))):
+                # F.linear(h, self.embed.weight): logits over the embedding's entries (a tied head)
+                fields = {"canon": "canon.tied_logits", "view": View(args[:1], (), tuple(arg_spans[:1]), ())}
             if formula == "tanh" and fields.get("view") is not None:
                 view = fields["view"]
                 fields["view"] = View(view.args, view.kwargs + (("approximate", Const("tanh")),), view.arg_spans,
@@ -1066,7 +1111,16 @@ class FlowBuilder:
             local_funcs=dict(ctx.local_funcs),
             stmt=ctx.stmt, scope=ctx.scope,
         )
+        first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
+        if getattr(target, INHERITED, None):
+            # A method a torch base class defines (structure/torch_bases.py): the file has no
+            # text for it, so its operations are where the call that runs them is.
+            at = span(call)
+            for node in self.nodes[first:]:
+                node.span = node.stmt = node.func_span = at
+                node.arg_spans = tuple(at for _ in node.arg_spans)
+                node.kwarg_spans = tuple((at, at) for _ in node.kwarg_spans)
         if not after:
             # The helper cannot return (a stub that raises when an optional dependency such as
             # natten is missing, say): the real callee is elsewhere, so the call stays opaque
@@ -1411,3 +1465,24 @@ def _chunk_in_two_last(call: ast.Call) -> bool:
     count, dim = args
     return isinstance(count, ast.Constant) and count.value == 2 and isinstance(dim, ast.UnaryOp) \
         and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1
+
+
+def _strip_casts(expr: ast.expr) -> ast.expr:
+    """``w.to(x.dtype)``, ``w.float()``, ``w.type_as(x)``: the value converted."""
+    while (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)
+           and expr.func.attr in (*canonical.CASTS, "to", "type", "type_as")):
+        expr = expr.func.value
+    return expr
+
+
+def _swaps_2d(args) -> bool:
+    """Transpose dimensions that swap the two axes of a matrix: (0, 1), (-2, -1), any order."""
+    dims = []
+    for arg in args:
+        if isinstance(arg, ast.UnaryOp) and isinstance(arg.op, ast.USub) and isinstance(arg.operand, ast.Constant):
+            dims.append(-arg.operand.value)
+        elif isinstance(arg, ast.Constant):
+            dims.append(arg.value)
+        else:
+            return False
+    return len(dims) == 2 and sorted(dims) in ([0, 1], [-2, -1], [-1, 0], [-2, 1])

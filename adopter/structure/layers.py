@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
-from .formulas import gelu_module
+from .formulas import autograd_gelu_module, gelu_module
 from .names import ModuleNames, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -298,6 +298,12 @@ class LayerTyper:
                 f"`{cls.name}.forward` names its argument `{argument}`, not `input` as torch's layers do: "
                 f"passing it to the kernel would break torch.jit.script")
             return "torch.nn.GELU", why, False
+        if autograd_gelu_module(cls, self.names) is not None:
+            # BLOOM's BloomGelu: a torch.autograd.Function whose forward is the GELU formula;
+            # the same forward, but the kernel would differentiate GELU, not the Function's
+            # own backward: reported, not fixed.
+            return "torch.nn.GELU", (f"`{cls.name}` computes GELU through a torch.autograd.Function with its own "
+                                     f"backward: the kernel would replace that gradient"), False
         found = None
         for base in cls.bases:
             base_fqn = self.names.resolve(base)
@@ -314,10 +320,15 @@ class LayerTyper:
         layer, unlike, same_args = found
         if forward is None:
             return found
-        if not _computes_base(forward, layer, self.names):
+        if _computes_base(forward, layer, self.names):
+            how = "around the {} computation (dtype casts)"
+        elif _matmul_linear(forward, layer):
+            how = "with the {} computation written out (a matmul with the transposed weight, then the bias)"
+        else:
             return self._output_kind(cls, forward, depth)
-        return layer, unlike or (f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
-                                 f"computation (dtype casts): the kernel would not run it as written"), same_args
+        how = how.format(layer.rsplit('.', 1)[-1])
+        return layer, unlike or (f"`{cls.name}` overrides forward {how}: the kernel would not run it as written"), \
+            same_args
 
     def _output_kind(self, cls: ast.ClassDef, forward, depth: int):
         """(``adopter.output_of.<layer>``, why a fix leaves it, False) for a module class whose
@@ -890,6 +901,59 @@ def _count_returns(body) -> int:
     return count
 
 
+def _matmul_linear(forward, layer: str) -> bool:
+    """Is ``forward`` a Linear's computation written out on the layer's own parameters:
+    ``x @ self.weight.T`` plus ``self.bias`` (``return x @ self.weight.T + self.bias``, or
+    Falcon's ``h = x @ self.weight.T; if self.bias is None: return h; return h + self.bias``)?"""
+    if layer != "torch.nn.Linear":
+        return False
+    params = [a.arg for a in forward.args.posonlyargs + forward.args.args]
+    if len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs:
+        return False
+    x = params[1]
+    body = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+
+    def product(expr) -> bool:  # x @ W^T, W this layer's weight
+        expr = _strip_casts(expr)
+        if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.MatMult)
+                and _is_name(_strip_casts(expr.left), x)):
+            return False
+        w = _strip_casts(expr.right)
+        if isinstance(w, ast.Attribute) and w.attr in ("T", "mT"):
+            return _is_own(_strip_casts(w.value), "weight")
+        if isinstance(w, ast.Call) and isinstance(w.func, ast.Attribute) and not w.keywords:
+            dims = [a.value for a in w.args if isinstance(a, ast.Constant)]
+            if (w.func.attr == "t" and not w.args) or (
+                    w.func.attr == "transpose" and len(dims) == 2 == len(w.args) and sorted(dims) in ([0, 1], [-2, -1])):
+                return _is_own(_strip_casts(w.func.value), "weight")
+        return False
+
+    def biased(expr, h) -> bool:  # h + self.bias, either order
+        expr = _strip_casts(expr)
+        return (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add) and any(
+            h(a) and _is_own(_strip_casts(b), "bias") for a, b in ((expr.left, expr.right), (expr.right, expr.left))))
+
+    if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+        return biased(body[0].value, product)
+    if not (len(body) == 3 and isinstance(body[0], ast.Assign) and len(body[0].targets) == 1
+            and isinstance(body[0].targets[0], ast.Name) and product(body[0].value)):
+        return False
+    name = body[0].targets[0].id
+    branch, last = body[1], body[2]
+    if not (isinstance(branch, ast.If) and not branch.orelse and len(branch.body) == 1
+            and isinstance(branch.body[0], ast.Return) and isinstance(last, ast.Return)
+            and branch.body[0].value is not None and last.value is not None):
+        return False
+    test = branch.test
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Is, ast.IsNot))
+            and _is_own(test.left, "bias") and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value is None):
+        return False
+    plain, with_bias = (branch.body[0].value, last.value) if isinstance(test.ops[0], ast.Is) else (
+        last.value, branch.body[0].value)
+    return _is_name(plain, name) and biased(with_bias, lambda e: _is_name(e, name))
+
+
 def _strip_casts(expr):
     while (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)
            and expr.func.attr in DTYPE_METHODS):
@@ -1171,13 +1235,14 @@ def _returned_attr(info) -> tuple | None:
     value, index = body[-1].value, None
     if isinstance(value, ast.Tuple) and len(value.elts) == 2:
         value, index = value.elts[0], 0
-    if isinstance(value, ast.Name):
+    start = len(body) - 2
+    while isinstance(value, ast.Name):  # through plain aliases: ``scores = h; return scores``
         name, value = value.id, None
-        for at in range(len(body) - 2, -1, -1):
+        for at in range(start, -1, -1):
             stmt = body[at]
             if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
                     and stmt.targets[0].id == name):
-                value = stmt.value
+                value, start = stmt.value, at - 1
                 break
             if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]

@@ -149,6 +149,13 @@ OPS: dict[str, dict] = {
         # the name is the table's own.
         "signature": ["input"],
     },
+    "canon.tied_logits": {
+        # h @ self.embed.weight.T, F.linear(h, self.embed.weight): hidden states times the
+        # transposed weight of an nn.Embedding the class binds, i.e. logits over the
+        # embedding's entries (a head tied to the token embedding; see graph._embedding_weight).
+        # No function computes it; the name is the table's own.
+        "signature": ["input"],
+    },
     "torch.nn.functional.cross_entropy": {
         "modules": {"torch.nn.CrossEntropyLoss": ["weight", "size_average", "ignore_index", "reduce", "reduction",
                                                   "label_smoothing"]},

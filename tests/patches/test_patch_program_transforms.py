@@ -93,6 +93,8 @@ BUILD = {
     ("ADP013", "PackedSwiGLU"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP013", "FeedForward"): ((torch.nn.Linear(8, 16), torch.nn.Linear(16, 8), torch.nn.Linear(8, 16)),
                                 lambda: (_r(2, 5, 8),)),
+    ("ADP013", "FunctionalSwiGLU"): ((8, 16), lambda: (_r(2, 5, 8),)),
+    ("ADP013", "ExpertSwiGLU"): ((3, 8, 16), lambda: (_r(3, 5, 8),)),
     ("ADP014", "Attention"): ((), lambda: (_r(1, 2, 5, 4), _r(1, 2, 5, 4), _r(1, 1, 5, 4), _r(1, 1, 5, 4))),
 }
 
