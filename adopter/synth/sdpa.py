@@ -48,6 +48,9 @@ from .text import Span, dotted_name, read_names, span_of, stored_names
 
 ADD_STEPS = ("b1", "m2")  # additive masks: a bias, and Bart's mask added to reshaped scores
 VIEW_STEPS = ("m1", "s3")
+# the steps from the product to the softmax, in order; those that never change the dtype
+SCORE_STEPS = ("s0", "s1", "s2", "b1", "m1", "m2", "s3", "f1", "u", "z")
+DTYPE_KEEPING = ("s0", "m1", "s3", "f1", "z")
 MASK_STEPS = ("b1", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
 SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
@@ -541,19 +544,30 @@ class _Attention:
             raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
 
     def _is_scores(self, target: ast.expr, cast) -> bool:
-        """Is ``target`` (read by the step ``cast``) the name holding the product ``q @ k^T``
-        itself, not reassigned by a step before ``cast`` (guided-diffusion's
-        ``softmax(weight.float(), dim=-1).type(weight.dtype)``)?"""
-        out = self.roles["s0"].outs
-        if not isinstance(target, ast.Name) or len(out) != 1 or out[0].text != target.id:
+        """Is ``target`` (read by the step ``cast``) a name holding the scores ``q @ k^T`` in
+        q's dtype at ``cast``: the product itself (guided-diffusion's
+        ``softmax(weight.float(), dim=-1).type(weight.dtype)``), or the product after steps
+        that keep its dtype -- a scale that is a number (a Python number, or a 0-d tensor,
+        neither promotes a floating tensor), ``masked_fill``, a view, the max shift -- as in
+        lucidrains' ``sim = sim.masked_fill(~mask, v); attn = sim.softmax(-1,
+        dtype=torch.float32).type(sim.dtype)``.  An added bias or mask may be a tensor of a
+        wider dtype, and the upcast is one: a name holding those is not q's dtype."""
+        if not isinstance(target, ast.Name):
             return False
-        for node in self.match.nodes:
-            if node is self.roles["s0"]:
-                continue
+        holder = None  # the role whose output the name holds when the cast runs
+        for role, node in zip(self.match.roles, self.match.nodes):
             if node.stmt == cast.stmt:
                 break
             if any(o.text == target.id for o in node.outs):
-                return False
+                holder = role
+        if holder is None or holder not in SCORE_STEPS:
+            return False
+        for role in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]:
+            if role not in self.roles or role in DTYPE_KEEPING:
+                continue
+            if role in ("s1", "s2") and self._plain_number(self._operand_of(role, "div" if role == "s1" else "mul")):
+                continue
+            return False
         return True
 
     def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[str]:

@@ -1,0 +1,131 @@
+"""ADP010 on two research spellings: a float32 softmax cast back to the dtype of the (masked,
+scaled) scores, and multi-query attention whose keys and values have no head axis.
+
+Each module is written for this test in the manner of lucidrains-style research code.  The
+original and the patched module run side by side in float64 (forward and backward, with and
+without masks), counting the calls of scaled_dot_product_attention so that a fallback cannot pass
+for the fused path.  Where the patch cannot be proved exact the finding stays, with a reason.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("einops")
+
+from sdpa_modules import RULES, Counter, load, sdpa_fixed  # noqa: E402
+
+from adopter.engine import analyze  # noqa: E402
+from adopter.synth import fix_text  # noqa: E402
+
+F64 = torch.float64
+# The originals compute their softmax in float32 (`dtype=torch.float32`) even for float64
+# inputs, so they are only float32-accurate: float32's tolerances (rows of <= 8 keys).
+F32_TOLERANCE = {"rtol": 1.3e-6, "atol": 1e-5}
+
+CAST_BACK = textwrap.dedent('''
+    import torch
+    from torch import nn, einsum
+    from einops import rearrange
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim=16, heads=2, dim_head=8, causal=False):
+            super().__init__()
+            self.heads = heads
+            self.causal = causal
+            self.scale = dim_head ** -0.5
+            self.to_qkv = nn.Linear(dim, heads * dim_head * 3, bias=False)
+            self.to_out = nn.Linear(heads * dim_head, dim)
+
+        def forward(self, x, mask=None):
+            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+            q, k, v = map(lambda t: rearrange(t, "b n (h d) -> b h n d", h=self.heads), (q, k, v))
+            sim = einsum("b h i d, b h j d -> b h i j", q, k) * self.scale
+            mask_value = -torch.finfo(sim.dtype).max
+            if mask is not None:
+                mask = rearrange(mask, "b j -> b 1 1 j")
+                sim = sim.masked_fill(~mask, mask_value)
+            attn = sim.softmax(dim=-1, dtype=torch.float32)
+            attn = attn.type(sim.dtype)
+            out = einsum("b h i j, b h j d -> b h i d", attn, v)
+            return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+''')
+
+
+def _pair(source: str, cls: str, **init):
+    original, new = load(source, "orig"), load(sdpa_fixed(source), "new")
+    counter = Counter(new)
+    torch.manual_seed(0)
+    a = original[cls](**init).to(F64)
+    b = new[cls](**init).to(F64)
+    b.load_state_dict(a.state_dict(), strict=True)
+    return a, b, counter
+
+
+def _compare(a, b, inputs, kwargs=None, tolerance=None):
+    tolerance = tolerance or {}
+    kwargs = kwargs or {}
+    ins_a = [t.clone().requires_grad_(True) for t in inputs]
+    ins_b = [t.clone().requires_grad_(True) for t in inputs]
+    out_a, out_b = a(*ins_a, **kwargs), b(*ins_b, **kwargs)
+    torch.testing.assert_close(out_b, out_a, **tolerance)
+    weight = torch.randn_like(out_a)
+    (weight * out_a).sum().backward()
+    (weight * out_b).sum().backward()
+    for x, y in zip(ins_a, ins_b):
+        torch.testing.assert_close(y.grad, x.grad, **tolerance)
+    grads_a = dict(a.named_parameters())
+    for name, param in b.named_parameters():
+        torch.testing.assert_close(param.grad, grads_a[name].grad, **tolerance)
+
+
+def _keep(batch: int, keys: int) -> "torch.Tensor":
+    keep = torch.ones(batch, keys, dtype=torch.bool)
+    keep[-1, -2:] = False  # every row keeps some key
+    return keep
+
+
+@pytest.mark.parametrize("cast", ["attn.type(sim.dtype)", "attn.to(sim.dtype)", "attn.type_as(sim)"])
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_float32_softmax_cast_back_to_the_masked_scores_dtype(cast, masked):
+    # sim is q @ k^T times a number, then masked_fill: neither changes its dtype, so the cast
+    # back is to q's dtype, the round trip SDPA makes with float32 accumulation
+    source = CAST_BACK.replace("attn.type(sim.dtype)", cast)
+    patched = sdpa_fixed(source)
+    assert "scale=self.scale" in patched and "sim" not in patched.split("else:")[-1]
+    a, b, counter = _pair(source, "Attention")
+    kwargs = {"mask": _keep(2, 5)} if masked else {}
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], kwargs, tolerance=F32_TOLERANCE)
+    assert counter.calls == 1
+
+
+@pytest.mark.parametrize("change", [
+    # a bias tensor may be wider than q (a float32 table in a half model): sim's dtype is its
+    "sim = sim + self.bias",
+    # a scale that is a tensor (here foldable into q) may promote the scores too
+    "sim = sim * self.temperature",
+])
+def test_a_cast_back_to_scores_that_may_be_wider_than_q_is_not_fixed(change):
+    source = CAST_BACK.replace(
+        "        self.to_out = nn.Linear(heads * dim_head, dim)\n",
+        "        self.to_out = nn.Linear(heads * dim_head, dim)\n"
+        "        self.bias = nn.Parameter(torch.zeros(heads, 1, 1))\n"
+        "        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))\n",
+    )
+    if "temperature" in change:
+        source = source.replace("* self.scale", "* self.temperature")
+    else:
+        source = source.replace("        mask_value = -torch.finfo(sim.dtype).max\n",
+                                f"        {change}\n        mask_value = -torch.finfo(sim.dtype).max\n")
+    change = change.replace("sim = sim ", "")
+    assert change in source
+    [finding] = analyze(source, "attention.py", RULES).findings
+    assert finding.rule == "ADP010"
+    result = fix_text(source, "attention.py", RULES)
+    assert result.text == source
+    [(_, reason)] = result.skipped
+    assert "cast to the dtype of `sim`" in reason
