@@ -21,7 +21,7 @@ when passed as a callable argument (``apply_chunking_to_forward(self.ff_chunk, .
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 from . import canon as canonical
@@ -653,7 +653,7 @@ class FlowBuilder:
                 origins.append(None)
         if not any(origins):
             return view
-        return View(view.args, view.kwargs, view.arg_spans, view.kwarg_spans, tuple(origins))
+        return replace(view, origins=tuple(origins))
 
     def _canonical_method(self, name: str, call: ast.Call, common: dict, ctx: _Ctx) -> dict:
         args, kwargs = common["args"], common["kwargs"]
@@ -704,10 +704,10 @@ class FlowBuilder:
                 equation, operands, spans = args[0], args[1:], arg_spans[1:]
             if not (isinstance(equation, Const) and isinstance(equation.value, str)):
                 return None
-            found = canonical.einsum(equation.value)
+            found = canonical.einsum_broadcast(equation.value)
             if found is None:
                 return None
-            kind, (i, j) = found
+            kind, (i, j), broadcast = found
             a, b, a_span, b_span = operands[i], operands[j], spans[i], spans[j]
             if kind.startswith("t_"):  # a^T @ b (channel-first operands)
                 a, frontier = self._implied_transpose(a, a_span, call, frontier, ctx)
@@ -715,7 +715,8 @@ class FlowBuilder:
             if kind.endswith("matmul_t"):  # a @ b^T (scores q . k)
                 b, frontier = self._implied_transpose(b, b_span, call, frontier, ctx)
                 b_span = None
-            view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
+            view = View((a, b), (), (a_span, b_span), (), broadcast=(broadcast[i], broadcast[j]) if any(broadcast) else ())
+            view = self._origins(TABLE.ops["torch.matmul"], view)
             return {"canon": "torch.matmul", "view": view}, frontier
         if fqn in ("torch.baddbmm", "torch.Tensor.baddbmm") and len(args) == 3:
             # baddbmm(input, a, b, beta=0, alpha=s) is (a @ b) * s: input is ignored when beta is 0

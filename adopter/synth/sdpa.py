@@ -644,11 +644,24 @@ class _Attention:
         c_args = self._view("c")[0]
         return len(c_args) == 2 and c_args[0] == self.env.get("v")
 
-    def _operand(self, role: str, index: int, transposed: bool) -> tuple[str, ast.expr]:
+    def _operand(self, role: str, index: int, transposed: bool, broadcast: bool = True) -> tuple[str, ast.expr]:
         """(text, expression) of operand ``index`` of the product ``role``, or of its
         transpose: an operand written as a transpose of the last two axes in the product
         (``k.transpose(-2, -1)``, the transposed operand of an einsum) reads as the value it
-        transposes, any other one as ``x.transpose(-2, -1)``, which is exact whatever x is."""
+        transposes, any other one as ``x.transpose(-2, -1)``, which is exact whatever x is.
+        An operand an einsum broadcasts over axes it lacks (multi-query keys and values, one
+        head for all: ``einsum("b h i d, b j d -> b h i j", q, k)``) gets a size-1 axis in
+        each place, ``k.unsqueeze(-3)``: SDPA broadcasts it over q's heads as the einsum did
+        (its reference ``q @ k.transpose(-2, -1)`` is a broadcasting matmul)."""
+        found = self._operand_written(role, index, transposed)
+        view = self.roles[role].view
+        dims = view.broadcast[index] if broadcast and view is not None and view.broadcast else ()
+        for dim in dims:
+            text = f"{_atom(*found)}.unsqueeze({dim})"
+            found = text, ast.parse(text, mode="eval").body
+        return found
+
+    def _operand_written(self, role: str, index: int, transposed: bool) -> tuple[str, ast.expr]:
         _, _, spans, _ = self._view(role)
         if len(spans) != 2:
             raise Skip("a matrix product with other than two operands")
@@ -666,15 +679,15 @@ class _Attention:
         found = self._spanned(spans[index])
         return _transposed(found) if transposed else found
 
-    def _operands(self):
+    def _operands(self, broadcast: bool = True):
         """(text, expression) of q, k and v as the fused call takes them: scores ``a @ b`` are
         ``q @ k^T`` (q is a, k is b transposed) or, normalised over dim -2, ``k @ q^T``; the
         context ``p @ v``, or channel-first ``v^T @ p^T`` (v is its first operand transposed)."""
         if self.scores_t:
-            k, q = self._operand("s0", 0, False), self._operand("s0", 1, True)
+            k, q = self._operand("s0", 0, False, broadcast), self._operand("s0", 1, True, broadcast)
         else:
-            q, k = self._operand("s0", 0, False), self._operand("s0", 1, True)
-        v = self._operand("c", 0, True) if self.context_t else self._operand("c", 1, False)
+            q, k = self._operand("s0", 0, False, broadcast), self._operand("s0", 1, True, broadcast)
+        v = self._operand("c", 0, True, broadcast) if self.context_t else self._operand("c", 1, False, broadcast)
         return q, k, v
 
     def _operand_of(self, role: str, var: str) -> ast.expr:
@@ -828,7 +841,7 @@ class _Attention:
         / ``.size(-2)`` as the queries' ``<q>.shape[-2]``, ``.shape[-2:]`` as both; None when
         it reads a value of the attention otherwise."""
         q_text = self._q_dtype()[:-len(".dtype")]
-        k_text = _atom(*self._operands()[1])
+        k_text = _atom(*self._operands(broadcast=False)[1])  # (a broadcast axis is never one of the last two)
         of = {"dtype": f"{q_text}.dtype", "device": f"{q_text}.device"}
         if not any(r in self.roles for r in VIEW_STEPS) and not self.scores_t:
             of.update({-1: f"{k_text}.shape[-2]", -2: f"{q_text}.shape[-2]",
@@ -901,7 +914,7 @@ class _Attention:
         raise Skip("building the float mask needs `import torch`, which the module does not have")
 
     def _q_dtype(self) -> str:
-        return f"{_atom(*self._operands()[0])}.dtype"
+        return f"{_atom(*self._operands(broadcast=False)[0])}.dtype"
 
     def _view_args(self, role: str) -> list[ast.expr]:
         node = self.roles[role]

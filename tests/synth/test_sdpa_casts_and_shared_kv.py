@@ -129,3 +129,101 @@ def test_a_cast_back_to_scores_that_may_be_wider_than_q_is_not_fixed(change):
     assert result.text == source
     [(_, reason)] = result.skipped
     assert "cast to the dtype of `sim`" in reason
+
+
+MULTI_QUERY = textwrap.dedent('''
+    import torch
+    from torch import nn, einsum
+    from einops import rearrange
+
+
+    class MultiQueryAttention(nn.Module):
+        def __init__(self, dim=16, heads=3, dim_head=8, dropout=0.0):
+            super().__init__()
+            self.heads = heads
+            self.scale = dim_head ** -0.5
+            self.to_q = nn.Linear(dim, heads * dim_head, bias=False)
+            self.to_kv = nn.Linear(dim, dim_head * 2, bias=False)  # one key and value head
+            self.dropout = nn.Dropout(dropout)
+            self.to_out = nn.Linear(heads * dim_head, dim)
+
+        def forward(self, x, context, mask=None, causal=False):
+            q = rearrange(self.to_q(x), "b n (h d) -> b h n d", h=self.heads)
+            k, v = self.to_kv(context).chunk(2, dim=-1)
+            q = q * self.scale
+            sim = einsum("b h i d, b j d -> b h i j", q, k)
+            if mask is not None:
+                sim = sim.masked_fill(~rearrange(mask, "b j -> b 1 1 j"), -torch.finfo(sim.dtype).max)
+            if causal:
+                i, j = sim.shape[-2:]
+                sim = sim.masked_fill(torch.ones(i, j, dtype=torch.bool).triu(j - i + 1), -torch.finfo(sim.dtype).max)
+            attn = sim.softmax(dim=-1)
+            attn = self.dropout(attn)
+            out = einsum("b h i j, b j d -> b h i d", attn, v)
+            return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+''')
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_multi_query_keys_and_values_broadcast_over_the_query_heads(masked, causal):
+    # k and v have no head axis: the einsum broadcasts them over q's heads, and so does SDPA
+    # once they have a size-1 head axis (k.unsqueeze(-3))
+    patched = sdpa_fixed(MULTI_QUERY)
+    assert "k.unsqueeze(-3)" in patched and "v.unsqueeze(-3)" in patched
+    a, b, counter = _pair(MULTI_QUERY, "MultiQueryAttention")
+    kwargs = {"causal": causal}
+    if masked:
+        kwargs["mask"] = _keep(2, 7)
+    inputs = [torch.randn(2, 5, 16, dtype=F64), torch.randn(2, 7, 16, dtype=F64)]
+    _compare(a, b, inputs, kwargs)
+    # (a second masked_fill, the causal one, is not read into the fused call: that path keeps
+    # the original, which must still run)
+    assert counter.calls == (0 if causal else 1)
+
+
+def test_an_einsum_that_lacks_an_axis_in_another_order_is_not_a_product():
+    # 'h b i d, b j d -> b h i j' would have to move q's axes too: not a broadcast matmul
+    source = MULTI_QUERY.replace('"b h i d, b j d -> b h i j", q, k', '"h b i d, b j d -> b h i j", q, k')
+    assert analyze(source, "attention.py", RULES).findings == []
+
+
+EARLY_RETURN = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn, einsum
+
+
+    class Attend(nn.Module):
+        def __init__(self, flash=False):
+            super().__init__()
+            self.flash = flash
+
+        def flash_attn(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v)
+
+        def forward(self, q, k, v):
+            if self.flash:
+                return self.flash_attn(q, k, v)
+            sim = einsum("b h i d, b j d -> b h i j", q, k) * q.shape[-1] ** -0.5
+            attn = sim.softmax(dim=-1)
+            return einsum("b h i j, b j d -> b h i d", attn, v)
+''')
+
+
+def test_the_manual_path_after_an_early_return_through_sdpa_is_not_reported():
+    # `if self.flash: return self.flash_attn(...)`, a method that calls SDPA: the kernel is
+    # adopted already and the manual attention is its fallback
+    assert analyze(EARLY_RETURN, "attend.py", RULES).findings == []
+
+
+@pytest.mark.parametrize("change", [
+    ("return self.flash_attn(q, k, v)", "return q"),  # an early return of something else
+    ("    def flash_attn(self, q, k, v):\n        return F.scaled_dot_product_attention(q, k, v)\n",
+     "    def flash_attn(self, q, k, v):\n        return q\n"),  # a method that is not SDPA
+])
+def test_an_early_return_that_is_not_sdpa_does_not_hide_the_attention(change):
+    source = EARLY_RETURN.replace(*change)
+    assert source != EARLY_RETURN
+    [finding] = analyze(source, "attend.py", RULES).findings
+    assert finding.rule == "ADP010" and finding.fixable
