@@ -626,6 +626,8 @@ class FlowBuilder:
             if op is None:
                 return {}, frontier
             form = "function"
+        elif name == "baddbmm":
+            return self._baddbmm(call, common, frontier, ctx) or ({}, frontier)
         else:
             return self._canonical_method(name, call, common, ctx), frontier
         view = canonical.normalise(op, form, args, kwargs, arg_spans, kwarg_spans, name if kind == "call" else None)
@@ -718,23 +720,8 @@ class FlowBuilder:
             view = View((a, b), (), (a_span, b_span), (), broadcast=(broadcast[i], broadcast[j]) if any(broadcast) else ())
             view = self._origins(TABLE.ops["torch.matmul"], view)
             return {"canon": "torch.matmul", "view": view}, frontier
-        if fqn in ("torch.baddbmm", "torch.Tensor.baddbmm") and len(args) == 3:
-            # baddbmm(input, a, b, beta=0, alpha=s) is (a @ b) * s: input is ignored when beta is 0
-            kwargs = dict(common["kwargs"])
-            spans = {name: value_span for (name, _), (value_span, _) in zip(common["kwargs"], common["kwarg_spans"])}
-            beta = kwargs.get("beta")
-            if not (isinstance(beta, Const) and beta.value == 0) or set(kwargs) - {"beta", "alpha"}:
-                return None
-            a, b, a_span, b_span = args[1], args[2], arg_spans[1], arg_spans[2]
-            view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
-            if "alpha" not in kwargs:
-                return {"canon": "torch.matmul", "view": view}, frontier
-            product = self._temp("")
-            _, frontier = self._new(ctx, frontier, kind="call", op="torch.matmul", args=(a, b), outs=(product,),
-                                    uses=_keys((a, b)), defs=frozenset({product.key}), span=span(call),
-                                    arg_spans=(a_span, b_span), canon="torch.matmul", view=view)
-            scale = View((product, kwargs["alpha"]), (), (None, spans["alpha"]), ())
-            return {"canon": "torch.mul", "view": scale}, frontier
+        if fqn in ("torch.baddbmm", "torch.Tensor.baddbmm"):
+            return self._baddbmm(call, common, frontier, ctx)
         if fqn in ("torch.cat", "torch.concat", "torch.concatenate"):
             rotated = self._rotate_half(call, ctx)
             if rotated is not None:
@@ -762,6 +749,78 @@ class FlowBuilder:
                         ((arg_spans[0], arg_spans[0]), (arg_spans[fill], arg_spans[fill])))
             return {"canon": "torch.Tensor.masked_fill", "view": view}, frontier
         return None
+
+    def _baddbmm(self, call: ast.Call, common: dict, frontier: list, ctx: _Ctx):
+        """``baddbmm(input, a, b, beta=, alpha=)`` (function or method, operands positional or
+        ``batch1=`` / ``batch2=``) is ``beta * input + alpha * (a @ b)``: with beta 0 the input
+        is ignored, ``(a @ b) * alpha``; with beta 1 (the default) it is an additive bias,
+        ``(a @ b) * alpha + input`` (BLOOM's ALiBi scores ``alibi.baddbmm(q, k^T, beta=1.0,
+        alpha=1/sqrt(d))``).  A beta written as ``self.beta`` counts when every assignment the
+        class makes to it is that number.  Other betas are not a product and a bias."""
+        args, arg_spans = list(common["args"]), list(common["arg_spans"])
+        kwargs = dict(common["kwargs"])
+        spans = {name: value_span for (name, _), (value_span, _) in zip(common["kwargs"], common["kwarg_spans"])}
+        for name in ("input", "batch1", "batch2")[len(args):]:
+            if name not in kwargs:
+                return None
+            args.append(kwargs.pop(name))
+            arg_spans.append(spans[name])
+        if len(args) != 3 or set(kwargs) - {"beta", "alpha"}:
+            return None
+        written = {k.arg: k.value for k in call.keywords if k.arg}
+        beta = 1 if "beta" not in kwargs else self._number_of(written.get("beta"))
+        if beta not in (0, 1):
+            return None
+        a, b, a_span, b_span = args[1], args[2], arg_spans[1], arg_spans[2]
+        view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
+        if beta == 0 and "alpha" not in kwargs:
+            return {"canon": "torch.matmul", "view": view}, frontier
+        product = self._temp("")
+        _, frontier = self._new(ctx, frontier, kind="call", op="torch.matmul", args=(a, b), outs=(product,),
+                                uses=_keys((a, b)), defs=frozenset({product.key}), span=span(call),
+                                arg_spans=(a_span, b_span), canon="torch.matmul", view=view)
+        scaled = View((product, kwargs["alpha"]), (), (None, spans["alpha"]), ()) if "alpha" in kwargs else None
+        if beta == 0:
+            return {"canon": "torch.mul", "view": scaled}, frontier
+        if scaled is not None:
+            out = self._temp("")
+            _, frontier = self._new(ctx, frontier, kind="call", op="torch.mul", args=scaled.args, outs=(out,),
+                                    uses=_keys(scaled.args), defs=frozenset({out.key}), span=span(call),
+                                    arg_spans=scaled.arg_spans, canon="torch.mul", view=scaled)
+            product = out
+        add = TABLE.operator("+")
+        return {"canon": add.name, "view": View((product, args[0]), (), (None, arg_spans[0]), ())}, frontier
+
+    def _number_of(self, expr: ast.expr | None):
+        """The number a literal or a ``self.<attr>`` the class only ever sets to one literal
+        holds; None otherwise."""
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+            value = self._number_of(expr.operand)
+            return None if value is None else -value
+        if isinstance(expr, ast.Constant):
+            value = expr.value
+            return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if not (isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self") \
+                or self.cls is None:
+            return None
+        values = set()
+        stack = list(self.cls.node.body)
+        while stack:
+            node = stack.pop()
+            for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                stack.extend(getattr(node, block, ()))
+            if isinstance(node, (ast.AugAssign, ast.AnnAssign)) and isinstance(node.target, ast.Attribute) \
+                    and isinstance(node.target.value, ast.Name) and node.target.value.id == "self" \
+                    and node.target.attr == expr.attr:
+                return None  # (an annotated or augmented assignment: not read here)
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                            and target.value.id == "self" and target.attr == expr.attr:
+                        value = node.value
+                        values.add(value.value if isinstance(value, ast.Constant) and not isinstance(value.value, bool)
+                                   and isinstance(value.value, (int, float)) else None)
+        return values.pop() if len(values) == 1 else None
 
     # -- rotate-half: cat((-x2, x1), dim=-1) of the two halves of x's last axis ----------
     def _remember(self, targets: list, value_expr: ast.expr, ctx: _Ctx) -> None:

@@ -227,3 +227,58 @@ def test_an_early_return_that_is_not_sdpa_does_not_hide_the_attention(change):
     assert source != EARLY_RETURN
     [finding] = analyze(source, "attend.py", RULES).findings
     assert finding.rule == "ADP010" and finding.fixable
+
+
+ALIBI_BADDBMM = textwrap.dedent('''
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class AlibiAttention(nn.Module):
+        def __init__(self, dim=16, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.head_dim = dim // heads
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.inv_norm_factor = 1.0 / math.sqrt(self.head_dim)
+            self.beta = 1.0
+            self.dropout = nn.Dropout(0.0)
+
+        def forward(self, x, alibi):
+            b, n, _ = x.shape
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+            q, k, v = (t.reshape(b, n, self.heads, self.head_dim).transpose(1, 2).reshape(b * self.heads, n, self.head_dim)
+                       for t in (q, k, v))
+            scores = alibi.baddbmm(batch1=q, batch2=k.transpose(-1, -2), beta=self.beta, alpha=self.inv_norm_factor)
+            probs = torch.nn.functional.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+            probs = self.dropout(probs)
+            out = torch.bmm(probs, v)
+            return out.reshape(b, self.heads, n, self.head_dim).transpose(1, 2).reshape(b, n, -1)
+''')
+
+
+def _alibi(batch: int, heads: int, length: int) -> "torch.Tensor":
+    slopes = torch.tensor([2.0 ** -(h + 1) for h in range(heads)], dtype=F64)
+    distance = torch.arange(length, dtype=F64)[None, :] - torch.arange(length, dtype=F64)[:, None]
+    return (slopes[:, None, None] * distance).repeat(batch, 1, 1)  # (batch * heads, n, n)
+
+
+def test_a_baddbmm_with_beta_one_adds_its_input_as_a_bias():
+    # beta=1: scores = alibi + alpha * q @ k^T; the bias is SDPA's attn_mask, alpha its scale
+    patched = sdpa_fixed(ALIBI_BADDBMM)
+    assert "attn_mask=alibi" in patched.replace(" ", "") and "scale=self.inv_norm_factor" in patched
+    a, b, counter = _pair(ALIBI_BADDBMM, "AlibiAttention")
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], {"alibi": _alibi(2, 2, 5)}, tolerance=F32_TOLERANCE)
+    assert counter.calls == 1
+
+
+@pytest.mark.parametrize("beta", ["beta=0.5", "beta=self.half"])
+def test_a_baddbmm_with_another_beta_is_not_attention_with_a_bias(beta):
+    source = ALIBI_BADDBMM.replace("beta=self.beta", beta).replace(
+        "        self.beta = 1.0\n", "        self.beta = 1.0\n        self.half = 0.5\n")
+    assert beta in source and "self.half = 0.5" in source
+    assert analyze(source, "attention.py", RULES).findings == []
+    # the same code with beta 1 is attention: what the test changes is what stops it
+    assert len(analyze(source.replace(beta, "beta=1"), "attention.py", RULES).findings) == 1
