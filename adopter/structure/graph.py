@@ -28,7 +28,7 @@ from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
-from .formulas import gelu_formula
+from .formulas import gelu_formula, softmax_formula
 from .literals import literal_keywords
 from .names import ModuleNames
 
@@ -142,6 +142,9 @@ class _Ctx:
     # local names bound to a same-file function (``attention_interface = eager_attention_forward``):
     # a call through the name may call that function, so it is inlined there
     func_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to one canonical function in every alternative (``softmax =
+    # torch.softmax if not self.stable else stable_softmax``, a same-file softmax): its fqn
+    fqn_alias: dict[str, str] = field(default_factory=dict)
     local_funcs: dict = field(default_factory=dict)  # functions defined in the body (closures)
     stack: tuple = ()
     ret: Ref | None = None
@@ -175,6 +178,7 @@ class FlowBuilder:
         self.temps = 0
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
         self._formulas: dict[int, str | None] = {}  # id of a same-file function -> the GELU variant it computes
+        self._softmaxes: dict[int, bool] = {}  # id of a same-file function -> whether it is a softmax
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
@@ -423,6 +427,48 @@ class FlowBuilder:
         ctors = self.cls.bindings.get(layer[len("self."):], [])
         return frozenset(c.fqn for c in ctors) or frozenset({"?"})
 
+    def _softmax_call(self, func: ast.FunctionDef, call: ast.Call | None) -> bool:
+        """Is ``func`` a same-file softmax (formulas.softmax_formula), called (when ``call`` is
+        given) with the tensor and at most the dim, positionally or by the dim's name?"""
+        found = self._softmaxes.get(id(func))
+        if found is None:
+            found = self._softmaxes[id(func)] = softmax_formula(func, self.names)
+        if not found or call is None:
+            return found
+        dim = (func.args.posonlyargs + func.args.args)[1].arg
+        return len(call.args) <= 2 and not any(isinstance(a, ast.Starred) for a in call.args) \
+            and all(k.arg == dim for k in call.keywords) and (dim == "dim" or not call.keywords)
+
+    def _callable_alias(self, value_expr: ast.expr) -> str | None:
+        """The function a local name bound to ``value_expr`` calls, when every alternative of
+        it (``torch.softmax if cond else stable_softmax``) is the same canonical operation:
+        a torch function of the table, or a same-file function that computes it (softmax)."""
+        alternatives, stack = [], [value_expr]
+        while stack:
+            expr = stack.pop()
+            if isinstance(expr, ast.IfExp):
+                stack += [expr.body, expr.orelse]
+            else:
+                alternatives.append(expr)
+        if len(alternatives) < 2:
+            return None
+        fqns, ops = [], set()
+        for expr in alternatives:
+            if isinstance(expr, ast.Name) and expr.id in self.names.functions:
+                if not self._softmax_call(self.names.functions[expr.id], None):
+                    return None
+                ops.add("torch.nn.functional.softmax")
+                continue
+            fqn = self.names.resolve(expr) if isinstance(expr, (ast.Name, ast.Attribute)) else None
+            op = TABLE.function(fqn) if fqn is not None else None
+            if op is None:
+                return None
+            fqns.append(fqn)
+            ops.add(op.name)
+        if len(ops) != 1:
+            return None
+        return fqns[0] if fqns else ops.pop()
+
     def _helper_of(self, func: ast.expr, ctx: _Ctx):
         """The same-class method or same-file function a callee names, if any."""
         if (
@@ -458,8 +504,14 @@ class FlowBuilder:
                 formula = self._formulas[id(helper[0])] = gelu_formula(helper[0], self.names)
             if formula is not None:
                 helper, fqn = None, func.id
-        if layer is None and helper is None and formula is None:
+            elif self._softmax_call(helper[0], call):
+                # def stable_softmax(t, dim=-1, alpha=...): ... (t * alpha).softmax(dim=dim):
+                # the softmax of t (structure/formulas.py), a call of F.softmax
+                helper, fqn = None, "torch.nn.functional.softmax"
+        if layer is None and helper is None and fqn is None:
             fqn = self.names.resolve(func)
+            if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:
+                fqn = ctx.fqn_alias[func.id]  # softmax = torch.softmax if ... else stable_softmax
             if fqn is None and isinstance(func, ast.Attribute):
                 receiver, frontier = self._value(func.value, frontier, ctx)
             elif fqn is None and not isinstance(func, ast.Name):
@@ -827,6 +879,7 @@ class FlowBuilder:
         names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
         for name in names:
             ctx.exprs.pop(name, None)
+            ctx.fqn_alias.pop(name, None)
         if len(targets) != 1:
             return
         target = targets[0]
@@ -1213,6 +1266,10 @@ class FlowBuilder:
             if len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
         self._remember(targets, value_expr, ctx)
+        if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp):
+            alias = self._callable_alias(value_expr)
+            if alias is not None:
+                ctx.fqn_alias[targets[0].id] = alias
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             name = targets[0].id
             if isinstance(value_expr, ast.Call) and TABLE.module(self.names.resolve(value_expr.func)) is not None:

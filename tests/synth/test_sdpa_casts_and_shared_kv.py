@@ -282,3 +282,70 @@ def test_a_baddbmm_with_another_beta_is_not_attention_with_a_bias(beta):
     assert analyze(source, "attention.py", RULES).findings == []
     # the same code with beta 1 is attention: what the test changes is what stops it
     assert len(analyze(source.replace(beta, "beta=1"), "attention.py", RULES).findings) == 1
+
+
+SOFTMAX_ALIAS = textwrap.dedent('''
+    import torch
+    from torch import nn, einsum
+    from einops import rearrange
+
+
+    def stable_softmax(t, dim=-1, alpha=32 ** 2):
+        t = t / alpha
+        t = t - torch.amax(t, dim=dim, keepdim=True).detach()
+        return (t * alpha).softmax(dim=dim)
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim=16, heads=2, dim_head=8, stable=False):
+            super().__init__()
+            self.heads = heads
+            self.stable = stable
+            self.scale = dim_head ** -0.5
+            self.to_qkv = nn.Linear(dim, heads * dim_head * 3, bias=False)
+            self.to_out = nn.Linear(heads * dim_head, dim)
+
+        def forward(self, x, mask=None):
+            softmax = torch.softmax if not self.stable else stable_softmax
+            q, k, v = map(lambda t: rearrange(t, "b n (h d) -> b h n d", h=self.heads), self.to_qkv(x).chunk(3, dim=-1))
+            q = q * self.scale
+            dots = torch.einsum("b h i d, b h j d -> b h i j", q, k)
+            if mask is not None:
+                dots.masked_fill_(~rearrange(mask, "b j -> b () () j"), -torch.finfo(dots.dtype).max)
+            attn = softmax(dots, dim=-1)
+            out = torch.einsum("b h i j, b h j d -> b h i d", attn, v)
+            return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+''')
+
+
+@pytest.mark.parametrize("stable", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_softmax_alias_whose_alternatives_are_all_softmax(stable, masked):
+    # `softmax = torch.softmax if ... else stable_softmax`, a same-file function that divides
+    # by alpha, subtracts the row max and multiplies by alpha: the softmax either way
+    patched = sdpa_fixed(SOFTMAX_ALIAS)
+    assert "scale=1.0" in patched
+    a, b, counter = _pair(SOFTMAX_ALIAS, "Attention", stable=stable)
+    kwargs = {"mask": _keep(2, 5)} if masked else {}
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], kwargs)
+    assert counter.calls == 1
+
+
+@pytest.mark.parametrize("change", [
+    # the scalings no longer cancel: softmax(t / alpha), a temperature
+    ("    return (t * alpha).softmax(dim=dim)\n", "    return t.softmax(dim=dim)\n"),
+    # an alternative that is not a softmax at all
+    ("torch.softmax if not self.stable else stable_softmax", "torch.softmax if not self.stable else torch.sigmoid"),
+    # the max over another axis than the softmax's: not a shift along the softmax's axis
+    ("torch.amax(t, dim=dim, keepdim=True)", "torch.amax(t, dim=-2, keepdim=True)"),
+])
+def test_a_softmax_alias_with_an_alternative_that_is_not_softmax_is_not_attention(change):
+    source = SOFTMAX_ALIAS.replace(*change)
+    assert source != SOFTMAX_ALIAS
+    assert analyze(source, "attention.py", RULES).findings == []
+
+
+def test_a_direct_call_of_a_same_file_softmax_is_a_softmax():
+    source = SOFTMAX_ALIAS.replace("attn = softmax(dots, dim=-1)", "attn = stable_softmax(dots, dim=-1)")
+    [finding] = analyze(source, "attention.py", RULES).findings
+    assert finding.fixable
