@@ -827,8 +827,8 @@ class FlowBuilder:
         view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
         if beta == 0 and "alpha" not in kwargs:
             return {"canon": "torch.matmul", "view": view}, frontier
-        product = self._temp("")
-        _, frontier = self._new(ctx, frontier, kind="call", op="torch.matmul", args=(a, b), outs=(product,),
+        product = self._temp("")  # (batch1 and batch2 are 3-D: the product is a bmm)
+        _, frontier = self._new(ctx, frontier, kind="call", op="torch.bmm", args=(a, b), outs=(product,),
                                 uses=_keys((a, b)), defs=frozenset({product.key}), span=span(call),
                                 arg_spans=(a_span, b_span), canon="torch.matmul", view=view)
         scaled = View((product, kwargs["alpha"]), (), (None, spans["alpha"]), ()) if "alpha" in kwargs else None
