@@ -665,8 +665,11 @@ class Matcher:
                         if key not in seen:
                             seen.add(key)
                             stack.append((succ, j + 1, bound, 0))
-                # Or skip it as a gap.
-                step = 1 if node.kind in ("layer", "call", "method", "op") else 0
+                # Or skip it as a gap.  The gap counts the operations of the function the
+                # match is in: a helper called between two steps (its body inlined here, as
+                # enformer's positional features and relative shift are) is one call there.
+                step = 1 if node.kind in ("layer", "call", "method", "op") and (
+                    node.func == state.matched[-1].func) else 0
                 if gap + step > MAX_GAP:
                     continue
                 next_state = state

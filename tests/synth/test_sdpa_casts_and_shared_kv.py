@@ -349,3 +349,61 @@ def test_a_direct_call_of_a_same_file_softmax_is_a_softmax():
     source = SOFTMAX_ALIAS.replace("attn = softmax(dots, dim=-1)", "attn = stable_softmax(dots, dim=-1)")
     [finding] = analyze(source, "attention.py", RULES).findings
     assert finding.fixable
+
+
+LONG_HELPER = textwrap.dedent('''
+    import torch
+    from torch import nn, einsum
+    from einops import rearrange
+
+
+    def positional_bias(n, heads, dtype):
+        # many small operations: one call in the forward that uses it
+        distance = torch.arange(n, dtype=dtype)
+        distance = distance[None, :] - distance[:, None]
+        distance = distance.abs()
+        distance = distance + 1.0
+        distance = distance.log()
+        distance = distance * 0.5
+        distance = distance.neg()
+        distance = distance.exp()
+        distance = distance - 1.0
+        distance = distance * 2.0
+        distance = distance / 3.0
+        distance = distance.clamp(min=-1.0)
+        distance = distance.sin()
+        distance = distance.cos()
+        distance = distance * 0.25
+        distance = distance + 0.5
+        distance = distance.tanh()
+        slopes = torch.arange(1, heads + 1, dtype=dtype)
+        return slopes[:, None, None] * distance
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim=16, heads=2, dim_head=8):
+            super().__init__()
+            self.heads = heads
+            self.scale = dim_head ** -0.5
+            self.to_qkv = nn.Linear(dim, heads * dim_head * 3, bias=False)
+            self.to_out = nn.Linear(heads * dim_head, dim)
+
+        def forward(self, x):
+            q, k, v = map(lambda t: rearrange(t, "b n (h d) -> b h n d", h=self.heads), self.to_qkv(x).chunk(3, dim=-1))
+            sim = einsum("b h i d, b h j d -> b h i j", q, k) * self.scale
+            bias = positional_bias(x.shape[1], self.heads, x.dtype)
+            sim = sim + bias
+            attn = sim.softmax(dim=-1)
+            out = einsum("b h i j, b h j d -> b h i d", attn, v)
+            return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+''')
+
+
+def test_a_long_helper_called_between_two_steps_counts_as_one_statement():
+    # (the gap a match may skip between two steps counts the operations of the match's own
+    # function: the helper's seventeen inlined operations are one call there)
+    patched = sdpa_fixed(LONG_HELPER)
+    assert "attn_mask=bias" in patched.replace(" ", "")
+    a, b, counter = _pair(LONG_HELPER, "Attention")
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)])
+    assert counter.calls == 1
