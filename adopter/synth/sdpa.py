@@ -822,7 +822,15 @@ class _Attention:
             value_text = self._scores_metadata(value, stored)
             if value_text is None:
                 raise Skip("the fill value is computed by the attention")
-        kind = fill_value(self._resolve_local(value))
+        resolved = self._resolve_local(value)
+        kind = fill_value(resolved)
+        if kind is None and isinstance(resolved, ast.Call) and isinstance(resolved.func, ast.Name):
+            # max_neg_value(t), a same-file function that returns -torch.finfo(t.dtype).max
+            definition = self.names.functions.get(resolved.func.id)
+            body = [st for st in definition.body if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))] \
+                if definition is not None else []
+            if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+                kind = fill_value(body[0].value)
         if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
         cond_text = self._text(cond)
@@ -841,6 +849,7 @@ class _Attention:
         / ``.size(-2)`` as the queries' ``<q>.shape[-2]``, ``.shape[-2:]`` as both; None when
         it reads a value of the attention otherwise."""
         q_text = self._q_dtype()[:-len(".dtype")]
+        functions = self.names.functions
         k_text = _atom(*self._operands(broadcast=False)[1])  # (a broadcast axis is never one of the last two)
         of = {"dtype": f"{q_text}.dtype", "device": f"{q_text}.device"}
         if not any(r in self.roles for r in VIEW_STEPS) and not self.scores_t:
@@ -875,6 +884,15 @@ class _Attention:
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
                     return swap(_negative_int(node.args[0])) or node
+                # max_neg_value(sim), a same-file function that reads only its argument's dtype
+                # or device (``return -torch.finfo(t.dtype).max``): the same of q
+                if isinstance(func, ast.Name) and not node.keywords and any(scores(a) for a in node.args):
+                    definition = functions.get(func.id)
+                    params = [a.arg for a in definition.args.posonlyargs + definition.args.args] if definition else []
+                    if definition is not None and len(node.args) <= len(params) and all(
+                            not scores(a) or _metadata_only(definition, params[i]) for i, a in enumerate(node.args)):
+                        node.args = [ast.parse(q_text, mode="eval").body if scores(a) else a for a in node.args]
+                        return node
                 return self.generic_visit(node)
 
         if statement:
@@ -1224,6 +1242,19 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info.owner if info is not None else None
+
+
+def _metadata_only(func: ast.FunctionDef, param: str) -> bool:
+    """Does ``func`` read its parameter ``param`` only as ``param.dtype`` / ``param.device``
+    (and never assign it)?"""
+    parents = {}
+    for node in ast.walk(func):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+    uses = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == param]
+    return bool(uses) and all(
+        isinstance(n.ctx, ast.Load) and isinstance(parents.get(n), ast.Attribute)
+        and parents[n].attr in ("dtype", "device") for n in uses)
 
 
 def _loads(stmt: ast.AST) -> set[str]:

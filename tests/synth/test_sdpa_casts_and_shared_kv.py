@@ -407,3 +407,36 @@ def test_a_long_helper_called_between_two_steps_counts_as_one_statement():
     a, b, counter = _pair(LONG_HELPER, "Attention")
     _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)])
     assert counter.calls == 1
+
+
+HELPER_FILL = SOFTMAX_ALIAS.replace(
+    "class Attention(nn.Module):",
+    "def max_neg_value(t):\n    return -torch.finfo(t.dtype).max\n\n\nclass Attention(nn.Module):",
+).replace(
+    "            dots.masked_fill_(~rearrange(mask, \"b j -> b () () j\"), -torch.finfo(dots.dtype).max)\n",
+    "            dots.masked_fill_(~rearrange(mask, \"b j -> b () () j\"), mask_value)\n",
+).replace(
+    "        if mask is not None:\n",
+    "        mask_value = max_neg_value(dots)\n        if mask is not None:\n",
+)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_fill_value_from_a_same_file_function_of_the_scores_dtype(masked):
+    # mask_value = max_neg_value(dots), `return -torch.finfo(t.dtype).max`: it reads only the
+    # scores' dtype, q's, and is a large negative fill
+    assert "mask_value = max_neg_value(dots)" in HELPER_FILL and "mask_value)" in HELPER_FILL
+    patched = sdpa_fixed(HELPER_FILL)
+    assert "mask_value = max_neg_value(q)" in patched
+    a, b, counter = _pair(HELPER_FILL, "Attention")
+    kwargs = {"mask": _keep(2, 5)} if masked else {}
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], kwargs)
+    assert counter.calls == 1
+
+
+def test_a_fill_value_from_a_function_that_reads_the_scores_values_is_not_fixed():
+    source = HELPER_FILL.replace("    return -torch.finfo(t.dtype).max\n", "    return -t.abs().amax() * 1e4\n")
+    assert source != HELPER_FILL
+    result = fix_text(source, "attention.py", RULES)
+    [(finding, reason)] = result.skipped
+    assert result.text == source and finding.rule == "ADP010" and "uses a value of the attention" in reason
