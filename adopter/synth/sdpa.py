@@ -534,6 +534,9 @@ class _Attention:
             raise Skip("the probabilities are cast to something other than the dtype of q, k or v")
         if self._is_scores(target, node):
             return  # the dtype of q @ k^T: q's and k's, which the fused call requires to agree
+        if self._holder(target, node) is not None:
+            raise Skip(f"the probabilities are cast to the dtype of the scores `{self._text(target)}`, which a "
+                       "bias, mask, tensor scale or upcast before the cast may have made wider than q's")
         text = self._text(target)
         texts = {t for t, _ in operands}
         names = set().union(*(read_names(e) for _, e in operands))
@@ -552,15 +555,8 @@ class _Attention:
         lucidrains' ``sim = sim.masked_fill(~mask, v); attn = sim.softmax(-1,
         dtype=torch.float32).type(sim.dtype)``.  An added bias or mask may be a tensor of a
         wider dtype, and the upcast is one: a name holding those is not q's dtype."""
-        if not isinstance(target, ast.Name):
-            return False
-        holder = None  # the role whose output the name holds when the cast runs
-        for role, node in zip(self.match.roles, self.match.nodes):
-            if node.stmt == cast.stmt:
-                break
-            if any(o.text == target.id for o in node.outs):
-                holder = role
-        if holder is None or holder not in SCORE_STEPS:
+        holder = self._holder(target, cast)
+        if holder is None:
             return False
         for role in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]:
             if role not in self.roles or role in DTYPE_KEEPING:
@@ -569,6 +565,18 @@ class _Attention:
                 continue
             return False
         return True
+
+    def _holder(self, target: ast.expr, cast) -> str | None:
+        """The scores step whose output the name ``target`` holds when ``cast`` runs."""
+        if not isinstance(target, ast.Name):
+            return None
+        holder = None
+        for role, node in zip(self.match.roles, self.match.nodes):
+            if node.stmt == cast.stmt:
+                break
+            if any(o.text == target.id for o in node.outs):
+                holder = role
+        return holder if holder in SCORE_STEPS else None
 
     def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[str]:
         """An ``if`` holding attention steps; returns the statements in it that only compute

@@ -128,7 +128,7 @@ def test_a_cast_back_to_scores_that_may_be_wider_than_q_is_not_fixed(change):
     result = fix_text(source, "attention.py", RULES)
     assert result.text == source
     [(_, reason)] = result.skipped
-    assert "cast to the dtype of `sim`" in reason
+    assert "cast to the dtype of the scores `sim`" in reason and "wider than q" in reason
 
 
 MULTI_QUERY = textwrap.dedent('''
