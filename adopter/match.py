@@ -36,6 +36,7 @@ MAX_STEPS_PER_START = 50_000
 # is within a few statements; the bound keeps the search from walking to the end of a long
 # forward from every candidate start.
 MAX_GAP = 16
+GAP_WEIGHT = 4  # an operation of the match's own function, in units of a helper's operation
 
 
 @dataclass(frozen=True)
@@ -666,11 +667,13 @@ class Matcher:
                             seen.add(key)
                             stack.append((succ, j + 1, bound, 0))
                 # Or skip it as a gap.  The gap counts the operations of the function the
-                # match is in: a helper called between two steps (its body inlined here, as
-                # enformer's positional features and relative shift are) is one call there.
-                step = 1 if node.kind in ("layer", "call", "method", "op") and (
-                    node.func == state.matched[-1].func) else 0
-                if gap + step > MAX_GAP:
+                # match is in at full weight, those of a helper called between two steps (its
+                # body inlined here, as enformer's positional features and relative shift are)
+                # at a quarter: a helper's many small operations are one call there, and the
+                # bound still keeps a search from walking every inlined body to the end.
+                step = (GAP_WEIGHT if node.func == state.matched[-1].func else 1) \
+                    if node.kind in ("layer", "call", "method", "op") else 0
+                if gap + step > MAX_GAP * GAP_WEIGHT:
                     continue
                 next_state = state
                 if added is not None:
