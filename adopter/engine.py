@@ -188,8 +188,6 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
     """Is the match in one branch of an ``if`` whose other branch calls ``name`` (code that
     already adopted it, keeping the original as a fallback: ``if self.fused_attn: ... else:``)?"""
     wanted = {elem[:2] for node in match.nodes for elem in node.scope if elem[1] in (0, 1)}
-    if not wanted:
-        return False
     for span, branch in wanted:
         if span not in ifs:
             ifs[span] = _statement_at(tree, span)
@@ -202,7 +200,85 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
                 continue
             if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[stmt.lineno - 1:stmt.end_lineno])):
                 return True
+    return _after_early_return(match, tree, lines, name)
+
+
+def _after_early_return(match: Match, tree: ast.Module, lines: list[str], name: str) -> bool:
+    """Is the match after an ``if`` that returns a call of ``name`` -- written there, or in a
+    method of the same class or a function of the module that the ``if`` calls -- so that the
+    match runs only when that path is not taken (``if self.flash: return self.flash_attn(q, k,
+    v)`` then the manual attention: the kernel is already adopted, the match is its fallback)?"""
+    seen = set()
+    for node in match.nodes:
+        if node.stmt is None or node.func in seen:
+            continue
+        seen.add(node.func)
+        chain = _path_to(tree, node.stmt)
+        cls = next((n for n in reversed(chain) if isinstance(n, ast.ClassDef)), None)
+        for parent, child in zip(chain, chain[1:]):
+            if isinstance(parent, (ast.ClassDef, ast.Module)):
+                continue
+            for block in _blocks(parent):
+                if child not in block:
+                    continue
+                for stmt in block[:block.index(child)]:
+                    if isinstance(stmt, ast.If) and not stmt.orelse and stmt.body \
+                            and isinstance(stmt.body[-1], ast.Return) \
+                            and any(_calls(s, name, lines, tree, cls) for s in stmt.body):
+                        return True
     return False
+
+
+def _blocks(node: ast.AST) -> list[list]:
+    return [getattr(node, f) for f in ("body", "orelse", "finalbody") if isinstance(getattr(node, f, None), list)] \
+        + [h.body for h in getattr(node, "handlers", ())] + [c.body for c in getattr(node, "cases", ())]
+
+
+def _calls(stmt: ast.stmt, name: str, lines: list[str], tree: ast.Module, cls: ast.ClassDef | None) -> bool:
+    """Does ``stmt`` call ``name``, itself or through a same-class method or module function
+    (one level: ``self.flash_attn(...)`` whose body calls it)?"""
+    pattern = re.compile(rf"\b{re.escape(name)}\s*\(")
+    if isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try)):
+        return False
+    if pattern.search("\n".join(lines[stmt.lineno - 1:stmt.end_lineno])):
+        return True
+    for call in ast.walk(stmt):
+        if not isinstance(call, ast.Call):
+            continue
+        func = call.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+            scope, wanted = (cls.body if cls is not None else ()), func.attr
+        elif isinstance(func, ast.Name):
+            scope, wanted = tree.body, func.id
+        else:
+            continue
+        for definition in scope:
+            if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)) and definition.name == wanted \
+                    and pattern.search("\n".join(lines[definition.lineno - 1:definition.end_lineno])):
+                return True
+    return False
+
+
+def _path_to(tree: ast.Module, span: tuple) -> list:
+    """The nodes from the module down to the statement with this span (see _statement_at)."""
+    start, end = span[:2], span[2:]
+    chain: list = [tree]
+    node: ast.AST = tree
+    while True:
+        for child in children(node):
+            first = (getattr(child, "lineno", None), getattr(child, "col_offset", None))
+            if first[0] is None or first > start:
+                continue
+            last = (child.end_lineno, child.end_col_offset)
+            if last < end:
+                continue
+            chain.append(child)
+            if first == start and last == end:
+                return chain
+            node = child
+            break
+        else:
+            return chain
 
 
 def _statement_at(tree: ast.Module, span: tuple) -> ast.AST | None:

@@ -35,7 +35,8 @@ MAX_STEPS_PER_START = 50_000
 # Nodes a match may skip between two pattern nodes.  Every fusion site in the paper's corpus
 # is within a few statements; the bound keeps the search from walking to the end of a long
 # forward from every candidate start.
-MAX_GAP = 16 * 4  # in quarters (see _search)
+MAX_GAP = 16
+GAP_WEIGHT = 4  # an operation of the match's own function, in units of a helper's operation
 
 
 @dataclass(frozen=True)
@@ -674,13 +675,14 @@ class Matcher:
                         if key not in seen:
                             seen.add(key)
                             stack.append((succ, j + 1, bound, 0))
-                # Or skip it as a gap (in quarters of a statement).  A statement in the body of
-                # a helper called in between (a positional-encoding function inlined between the
-                # scores and their softmax) counts a quarter: the gap is short where the match is.
-                step = 0
-                if node.kind in ("layer", "call", "method", "op"):
-                    step = 1 if node.inlined and node.func != state.matched[-1].func else 4
-                if gap + step > MAX_GAP:
+                # Or skip it as a gap.  The gap counts the operations of the function the
+                # match is in at full weight, those of a helper called between two steps (its
+                # body inlined here, as enformer's positional features and relative shift are)
+                # at a quarter: a helper's many small operations are one call there, and the
+                # bound still keeps a search from walking every inlined body to the end.
+                step = (GAP_WEIGHT if node.func == state.matched[-1].func else 1) \
+                    if node.kind in ("layer", "call", "method", "op") else 0
+                if gap + step > MAX_GAP * GAP_WEIGHT:
                     continue
                 next_state = state
                 if added is not None:

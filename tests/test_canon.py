@@ -19,7 +19,7 @@ from adopter.engine import analyze
 from adopter.ruleset import load_rule, load_rules
 from adopter.structure import module_structure
 from adopter.structure import ops as ops_table
-from adopter.structure.canon import TABLE, einsum, fill_value, permutation_swaps_last_two, rearrange_swaps_last_two
+from adopter.structure.canon import TABLE, einsum, einsum_broadcast, fill_value, permutation_swaps_last_two, rearrange_swaps_last_two
 
 SPELLINGS = textwrap.dedent('''
     import torch
@@ -136,6 +136,32 @@ def test_activations_known_and_chosen_at_run_time():
 ])
 def test_einsum_equations(equation, expected):
     assert einsum(equation) == expected
+
+
+@pytest.mark.parametrize("equation, expected", [
+    # multi-query: k and v have no head axis; they read as k.unsqueeze(-3)
+    ("b h i d, b j d -> b h i j", ("matmul_t", (0, 1), ((), (-3,)))),
+    ("b h i j, b j d -> b h i d", ("matmul", (0, 1), ((), (-3,)))),
+    ("...hid,...jd->...hij", ("matmul_t", (0, 1), ((), (-3,)))),
+    ("bhid,jd->bhij", ("matmul_t", (0, 1), ((), (-3, -4)))),  # nearest the end first
+    ("bjd,bhid->bhij", ("matmul_t", (1, 0), ((-3,), ()))),
+    ("bhid,bhjd->bhij", ("matmul_t", (0, 1), ((), ()))),
+    ("hbid,bjd->bhij", None),  # q's batch axes in another order than the output's
+    ("bhid,bgjd->bhij", None),  # an axis of an operand the output lacks: summed, not broadcast
+])
+def test_einsum_equations_that_broadcast_an_operand(equation, expected):
+    assert einsum_broadcast(equation) == expected
+    assert einsum(equation) == (expected[:2] if expected and not any(expected[2]) else None)
+
+
+def test_a_broadcast_einsum_is_the_matmul_of_the_unsqueezed_operands():
+    torch = pytest.importorskip("torch")
+    q, k = torch.randn(2, 3, 5, 4, dtype=torch.float64), torch.randn(2, 7, 4, dtype=torch.float64)
+    kind, (i, j), dims = einsum_broadcast("bhid,bjd->bhij")
+    assert kind == "matmul_t" and (i, j) == (0, 1)
+    for dim in dims[1]:
+        k = k.unsqueeze(dim)
+    torch.testing.assert_close(q @ k.transpose(-2, -1), torch.einsum("bhid,bjd->bhij", q, k.squeeze(1)))
 
 
 def test_permutes_rearranges_and_fill_values():

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from adopter.structure.formulas import autograd_gelu_module, gelu_formula, gelu_module, gelu_on_every_path
+from adopter.structure.formulas import autograd_gelu_module, gelu_formula, gelu_module, gelu_on_every_path, softmax_formula
 from adopter.structure.names import collect_names
 
 SRC = textwrap.dedent('''
@@ -228,3 +228,54 @@ def test_gelu_on_every_path(name, expected):
     names = collect_names(ast.parse(PATHS))
     method = next(f for f in names.classes["M"].body if isinstance(f, ast.FunctionDef) and f.name == name)
     assert gelu_on_every_path(method, names, method=True) == expected
+
+SOFTMAXES = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+
+    def cancelling_scales(t, dim=-1, alpha=32 ** 2):
+        t = t / alpha
+        t = t - torch.amax(t, dim=dim, keepdim=True).detach()
+        return (t * alpha).softmax(dim=dim)
+
+    def shifted(x, axis=-1):
+        return F.softmax(x - x.max(axis, keepdim=True)[0], dim=axis)
+
+    def numbers_that_cancel(t, dim):
+        t = t * 4
+        t = t / 2
+        return torch.softmax(t / 2, dim)
+
+    def tempered(t, dim=-1, alpha=2.0):
+        return (t * alpha).softmax(dim=dim)
+
+    def shift_over_a_fixed_axis(t, dim=-1):
+        t = t - t.amax(dim=-1, keepdim=True)
+        return t.softmax(dim=dim)
+
+    def exp_normalised(t, dim=-1):
+        return t.exp() / t.exp().sum(dim, keepdim=True)
+
+    def masked(t, mask, dim=-1):
+        return t.masked_fill(mask, 0.0).softmax(dim=dim)
+''')
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("cancelling_scales", True), ("shifted", True), ("numbers_that_cancel", True),
+    ("tempered", False), ("shift_over_a_fixed_axis", False), ("exp_normalised", False), ("masked", False),
+])
+def test_softmax_formula(name, expected):
+    tree = ast.parse(SOFTMAXES)
+    names = collect_names(tree)
+    [func] = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == name]
+    assert softmax_formula(func, names) is expected
+
+
+def test_the_softmax_formulas_compute_softmax():
+    torch = pytest.importorskip("torch")
+    namespace: dict = {}
+    exec(SOFTMAXES, namespace)
+    x = torch.randn(3, 4, 7, dtype=torch.float64) * 20
+    for name in ("cancelling_scales", "shifted", "numbers_that_cancel"):
+        torch.testing.assert_close(namespace[name](x, -1), torch.softmax(x, -1))

@@ -66,6 +66,9 @@ class View:
     # same expression (``k.transpose(-1, -2)``, or the ``k`` of ``einsum("...id,...jd", q, k)``):
     # ``(span of the transposed value, (dim0, dim1))``; None otherwise.
     origins: tuple = ()
+    # Per argument of a product, the dims an einsum broadcasts it over (canon.einsum_broadcast:
+    # the operand reads as ``x.unsqueeze(d)`` for each, in order); () when it has every axis.
+    broadcast: tuple = ()
 
 
 def _op(name: str, data: dict) -> Op:
@@ -398,6 +401,20 @@ def einsum(equation: str) -> tuple[str, tuple[int, int]] | None:
     ``("t_matmul", (i, j))``: ``a^T @ b`` (channel-first scores ``einsum("bct,bcs->bts", q, k)``);
     ``("t_matmul_t", (i, j))``: ``a^T @ b^T``.
     Batch axes must be the same leading axes of both operands and the output (or ``...``)."""
+    found = einsum_broadcast(equation)
+    if found is None or any(found[2]):
+        return None
+    return found[0], found[1]
+
+
+def einsum_broadcast(equation: str) -> tuple[str, tuple[int, int], tuple[tuple[int, ...], ...]] | None:
+    """:func:`einsum`, also when an operand lacks some of the output's batch axes (multi-query
+    attention's ``einsum("b h i d, b j d -> b h i j", q, k)``: one key head for every query
+    head).  The einsum then broadcasts that operand over those axes, which is what ``a @ b``
+    does once the operand has a size-1 axis in each place: the third item gives, per operand
+    (in equation order), the dims to ``unsqueeze`` it at, counted from the end of the output
+    and applied in that order (the one nearest the end first); ``()`` for an operand that has
+    every batch axis.  The batch axes an operand has must be in the output's order."""
     parts = equation.replace(" ", "").split("->")
     if len(parts) != 2:
         return None
@@ -410,12 +427,19 @@ def einsum(equation: str) -> tuple[str, tuple[int, int]] | None:
     if any(ellipsis) and not all(ellipsis):
         return None
     x, y, out = (s[3:] if e else s for s, e in zip((x, y, out), ellipsis))
-    if "." in x + y + out or not (len(x) == len(y) == len(out) >= 2):
+    if "." in x + y + out or not (len(x) >= 2 and len(y) >= 2 and len(out) >= 2):
         return None
     if len(set(x)) != len(x) or len(set(y)) != len(y) or len(set(out)) != len(out):
         return None
     batch = out[:-2]
-    if x[:-2] != batch or y[:-2] != batch:
+    missing = []
+    for operand in (x, y):
+        own = operand[:-2]
+        if any(a not in batch for a in own) or [a for a in batch if a in own] != list(own):
+            return None
+        # dims from the end of the output (its rank: the batch axes and the matrix's two)
+        missing.append(tuple(p - len(out) for p in reversed(range(len(batch))) if batch[p] not in own))
+    if set(x[:-2]) | set(y[:-2]) != set(batch):
         return None
     r, c = out[-2:]
     if len({r, c} | set(batch)) != len(batch) + 2:
@@ -433,9 +457,9 @@ def einsum(equation: str) -> tuple[str, tuple[int, int]] | None:
             inner = fb
             prefix = "t_" if a_transposed else ""
             if (sa, sb) == (inner, c):
-                return prefix + "matmul", (first, second)
+                return prefix + "matmul", (first, second), tuple(missing)
             if (sa, sb) == (c, inner):
-                return prefix + "matmul_t", (first, second)
+                return prefix + "matmul_t", (first, second), tuple(missing)
     return None
 
 

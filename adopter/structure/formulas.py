@@ -253,3 +253,102 @@ def _number(expr: ast.expr, names: ModuleNames) -> float | None:
 
 def _near(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * max(1.0, abs(b))
+
+
+# ----------------------------------------------------------------------------- softmax
+
+_SOFTMAX = {"softmax"}  # the last component of torch.softmax / F.softmax / x.softmax
+_ROW_MAX = {"amax", "max"}
+
+
+def softmax_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNames) -> bool:
+    """Does ``func(x, dim, ...)`` compute ``softmax(x, dim)``, whatever its other parameters?
+
+    DALL-E's ``stable_softmax(t, dim=-1, alpha=32 ** 2)``: ``t = t / alpha; t = t -
+    torch.amax(t, dim=dim, keepdim=True).detach(); return (t * alpha).softmax(dim=dim)``.
+    Softmax is invariant to a shift constant along ``dim`` (a ``keepdim`` max over ``dim``
+    subtracted), and the scalings cancel (``/ alpha`` then ``* alpha``, alpha a number or
+    another parameter): it is the softmax of ``x`` over ``dim``.  Read from the code, never the
+    name: the first parameter is the tensor, the second the dim the final softmax normalises
+    (so that a positional call binds the same way), a body of assignments and one ``return``,
+    and any other step -- an exponent, a mask, a scale that does not cancel -- is not this."""
+    args = func.args
+    params = [a.arg for a in args.posonlyargs + args.args]
+    if len(params) < 2 or args.vararg or args.kwarg:
+        return False
+    x, dim = params[0], params[1]
+    scalars = set(params[2:]) | {a.arg for a in args.kwonlyargs}
+    body = [s for s in func.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return False
+    # name -> the factor it is x times (numbers multiplied, exponents per scalar parameter),
+    # up to a shift constant along dim
+    states: dict[str, tuple[float, dict]] = {x: (1.0, {})}
+
+    def scale(expr):
+        if isinstance(expr, ast.Name) and expr.id in scalars:
+            return 1.0, {expr.id: 1}
+        value = _number(expr, names)
+        return (value, {}) if value not in (None, 0.0) else None
+
+    def combine(state, factor, sign):
+        number, exps = state[0] * factor[0] ** sign, dict(state[1])
+        for key, power in factor[1].items():
+            exps[key] = exps.get(key, 0) + sign * power
+        return number, {k: v for k, v in exps.items() if v}
+
+    def row_max(expr) -> bool:  # torch.amax(n, dim=dim, keepdim=True)[.detach()], n.max(dim, keepdim=True)[0]
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "detach" \
+                and not expr.args:
+            expr = expr.func.value
+        if isinstance(expr, ast.Subscript) and isinstance(expr.slice, ast.Constant) and expr.slice.value == 0:
+            expr = expr.value
+        elif isinstance(expr, ast.Attribute) and expr.attr == "values":
+            expr = expr.value
+        if not isinstance(expr, ast.Call) or _call_name(expr, names) not in _ROW_MAX:
+            return False
+        operands = list(expr.args)
+        if isinstance(expr.func, ast.Attribute) and names.resolve(expr.func) is None:
+            operands.insert(0, expr.func.value)  # n.amax(...)
+        keywords = {k.arg: k.value for k in expr.keywords}
+        if not operands or not (isinstance(operands[0], ast.Name) and operands[0].id in states):
+            return False
+        axis = operands[1] if len(operands) > 1 else keywords.get("dim")
+        keep = operands[2] if len(operands) > 2 else keywords.get("keepdim")
+        return isinstance(axis, ast.Name) and axis.id == dim and isinstance(keep, ast.Constant) and keep.value is True
+
+    def read(expr):
+        if isinstance(expr, ast.Name):
+            return states.get(expr.id)
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Mult, ast.Div)):
+            left = read(expr.left)
+            if left is not None and scale(expr.right) is not None:
+                return combine(left, scale(expr.right), 1 if isinstance(expr.op, ast.Mult) else -1)
+            right = read(expr.right) if isinstance(expr.op, ast.Mult) else None
+            if right is not None and scale(expr.left) is not None:
+                return combine(right, scale(expr.left), 1)
+            return None
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and row_max(expr.right):
+            return read(expr.left)
+        return None
+
+    for stmt in body[:-1]:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            return False
+        state = read(stmt.value)
+        if state is None or stmt.targets[0].id in (dim, *scalars):
+            return False
+        states[stmt.targets[0].id] = state
+    last = body[-1].value
+    if not isinstance(last, ast.Call) or _call_name(last, names) not in _SOFTMAX:
+        return False
+    operands = list(last.args)
+    if isinstance(last.func, ast.Attribute) and names.resolve(last.func) is None:
+        operands.insert(0, last.func.value)  # (t * alpha).softmax(dim=dim)
+    keywords = {k.arg: k.value for k in last.keywords}
+    if set(keywords) - {"dim"} or not operands or len(operands) > 2:
+        return False
+    axis = operands[1] if len(operands) > 1 else keywords.get("dim")
+    state = read(operands[0])
+    return (isinstance(axis, ast.Name) and axis.id == dim and state is not None and not state[1]
+            and abs(state[0] - 1.0) <= 1e-12)

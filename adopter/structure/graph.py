@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Union
 
 from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
-from .formulas import gelu_formula, gelu_on_every_path
+from .formulas import gelu_formula, gelu_on_every_path, softmax_formula
 from .literals import literal_keywords
 from .names import ModuleNames
 from .torch_bases import INHERITED
@@ -146,6 +146,9 @@ class _Ctx:
     # local names bound to a same-file function (``attention_interface = eager_attention_forward``):
     # a call through the name may call that function, so it is inlined there
     func_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to one canonical function in every alternative (``softmax =
+    # torch.softmax if not self.stable else stable_softmax``, a same-file softmax): its fqn
+    fqn_alias: dict[str, str] = field(default_factory=dict)
     local_funcs: dict = field(default_factory=dict)  # functions defined in the body (closures)
     stack: tuple = ()
     ret: Ref | None = None
@@ -179,6 +182,7 @@ class FlowBuilder:
         self.temps = 0
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
         self._formulas: dict[int, str | None] = {}  # id of a same-file function -> the GELU variant it computes
+        self._softmaxes: dict[int, bool] = {}  # id of a same-file function -> whether it is a softmax
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
@@ -456,6 +460,48 @@ class FlowBuilder:
         ctors = self.cls.bindings.get(layer[len("self."):], [])
         return frozenset(c.fqn for c in ctors) or frozenset({"?"})
 
+    def _softmax_call(self, func: ast.FunctionDef, call: ast.Call | None) -> bool:
+        """Is ``func`` a same-file softmax (formulas.softmax_formula), called (when ``call`` is
+        given) with the tensor and at most the dim, positionally or by the dim's name?"""
+        found = self._softmaxes.get(id(func))
+        if found is None:
+            found = self._softmaxes[id(func)] = softmax_formula(func, self.names)
+        if not found or call is None:
+            return found
+        dim = (func.args.posonlyargs + func.args.args)[1].arg
+        return len(call.args) <= 2 and not any(isinstance(a, ast.Starred) for a in call.args) \
+            and all(k.arg == dim for k in call.keywords) and (dim == "dim" or not call.keywords)
+
+    def _callable_alias(self, value_expr: ast.expr) -> str | None:
+        """The function a local name bound to ``value_expr`` calls, when every alternative of
+        it (``torch.softmax if cond else stable_softmax``) is the same canonical operation:
+        a torch function of the table, or a same-file function that computes it (softmax)."""
+        alternatives, stack = [], [value_expr]
+        while stack:
+            expr = stack.pop()
+            if isinstance(expr, ast.IfExp):
+                stack += [expr.body, expr.orelse]
+            else:
+                alternatives.append(expr)
+        if len(alternatives) < 2:
+            return None
+        fqns, ops = [], set()
+        for expr in alternatives:
+            if isinstance(expr, ast.Name) and expr.id in self.names.functions:
+                if not self._softmax_call(self.names.functions[expr.id], None):
+                    return None
+                ops.add("torch.nn.functional.softmax")
+                continue
+            fqn = self.names.resolve(expr) if isinstance(expr, (ast.Name, ast.Attribute)) else None
+            op = TABLE.function(fqn) if fqn is not None else None
+            if op is None:
+                return None
+            fqns.append(fqn)
+            ops.add(op.name)
+        if len(ops) != 1:
+            return None
+        return fqns[0] if fqns else ops.pop()
+
     def _helper_of(self, func: ast.expr, ctx: _Ctx):
         """The same-class method or same-file function a callee names, if any."""
         if (
@@ -491,6 +537,10 @@ class FlowBuilder:
                 formula = self._formulas[id(helper[0])] = gelu_formula(helper[0], self.names)
             if formula is not None:
                 helper, fqn = None, func.id
+            elif self._softmax_call(helper[0], call):
+                # def stable_softmax(t, dim=-1, alpha=...): ... (t * alpha).softmax(dim=dim):
+                # the softmax of t (structure/formulas.py), a call of F.softmax
+                helper, fqn = None, "torch.nn.functional.softmax"
         elif helper is not None and helper[1]:
             # def gelu(self, gate): F.gelu of gate on every path (upcast on some): a GELU call
             formula = self._formulas.get(id(helper[0]), False)
@@ -498,8 +548,10 @@ class FlowBuilder:
                 formula = self._formulas[id(helper[0])] = gelu_on_every_path(helper[0], self.names, method=True)
             if formula is not None:
                 helper, fqn = None, f"self.{func.attr}"
-        if layer is None and helper is None and formula is None:
+        if layer is None and helper is None and fqn is None:
             fqn = self.names.resolve(func)
+            if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:
+                fqn = ctx.fqn_alias[func.id]  # softmax = torch.softmax if ... else stable_softmax
             if fqn is None and isinstance(func, ast.Attribute):
                 receiver, frontier = self._value(func.value, frontier, ctx)
             elif fqn is None and not isinstance(func, ast.Name):
@@ -672,6 +724,8 @@ class FlowBuilder:
             if op is None:
                 return {}, frontier
             form = "function"
+        elif name == "baddbmm":
+            return self._baddbmm(call, common, frontier, ctx) or ({}, frontier)
         else:
             return self._canonical_method(name, call, common, ctx), frontier
         view = canonical.normalise(op, form, args, kwargs, arg_spans, kwarg_spans, name if kind == "call" else None)
@@ -699,7 +753,7 @@ class FlowBuilder:
                 origins.append(None)
         if not any(origins):
             return view
-        return View(view.args, view.kwargs, view.arg_spans, view.kwarg_spans, tuple(origins))
+        return replace(view, origins=tuple(origins))
 
     def _canonical_method(self, name: str, call: ast.Call, common: dict, ctx: _Ctx) -> dict:
         args, kwargs = common["args"], common["kwargs"]
@@ -750,10 +804,10 @@ class FlowBuilder:
                 equation, operands, spans = args[0], args[1:], arg_spans[1:]
             if not (isinstance(equation, Const) and isinstance(equation.value, str)):
                 return None
-            found = canonical.einsum(equation.value)
+            found = canonical.einsum_broadcast(equation.value)
             if found is None:
                 return None
-            kind, (i, j) = found
+            kind, (i, j), broadcast = found
             a, b, a_span, b_span = operands[i], operands[j], spans[i], spans[j]
             if kind.startswith("t_"):  # a^T @ b (channel-first operands)
                 a, frontier = self._implied_transpose(a, a_span, call, frontier, ctx)
@@ -761,25 +815,11 @@ class FlowBuilder:
             if kind.endswith("matmul_t"):  # a @ b^T (scores q . k)
                 b, frontier = self._implied_transpose(b, b_span, call, frontier, ctx)
                 b_span = None
-            view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
+            view = View((a, b), (), (a_span, b_span), (), broadcast=(broadcast[i], broadcast[j]) if any(broadcast) else ())
+            view = self._origins(TABLE.ops["torch.matmul"], view)
             return {"canon": "torch.matmul", "view": view}, frontier
-        if fqn in ("torch.baddbmm", "torch.Tensor.baddbmm") and len(args) == 3:
-            # baddbmm(input, a, b, beta=0, alpha=s) is (a @ b) * s: input is ignored when beta is 0
-            kwargs = dict(common["kwargs"])
-            spans = {name: value_span for (name, _), (value_span, _) in zip(common["kwargs"], common["kwarg_spans"])}
-            beta = kwargs.get("beta")
-            if not (isinstance(beta, Const) and beta.value == 0) or set(kwargs) - {"beta", "alpha"}:
-                return None
-            a, b, a_span, b_span = args[1], args[2], arg_spans[1], arg_spans[2]
-            view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
-            if "alpha" not in kwargs:
-                return {"canon": "torch.matmul", "view": view}, frontier
-            product = self._temp("")
-            _, frontier = self._new(ctx, frontier, kind="call", op="torch.matmul", args=(a, b), outs=(product,),
-                                    uses=_keys((a, b)), defs=frozenset({product.key}), span=span(call),
-                                    arg_spans=(a_span, b_span), canon="torch.matmul", view=view)
-            scale = View((product, kwargs["alpha"]), (), (None, spans["alpha"]), ())
-            return {"canon": "torch.mul", "view": scale}, frontier
+        if fqn in ("torch.baddbmm", "torch.Tensor.baddbmm"):
+            return self._baddbmm(call, common, frontier, ctx)
         if fqn in ("torch.cat", "torch.concat", "torch.concatenate"):
             rotated = self._rotate_half(call, ctx)
             if rotated is not None:
@@ -808,11 +848,84 @@ class FlowBuilder:
             return {"canon": "torch.Tensor.masked_fill", "view": view}, frontier
         return None
 
+    def _baddbmm(self, call: ast.Call, common: dict, frontier: list, ctx: _Ctx):
+        """``baddbmm(input, a, b, beta=, alpha=)`` (function or method, operands positional or
+        ``batch1=`` / ``batch2=``) is ``beta * input + alpha * (a @ b)``: with beta 0 the input
+        is ignored, ``(a @ b) * alpha``; with beta 1 (the default) it is an additive bias,
+        ``(a @ b) * alpha + input`` (BLOOM's ALiBi scores ``alibi.baddbmm(q, k^T, beta=1.0,
+        alpha=1/sqrt(d))``).  A beta written as ``self.beta`` counts when every assignment the
+        class makes to it is that number.  Other betas are not a product and a bias."""
+        args, arg_spans = list(common["args"]), list(common["arg_spans"])
+        kwargs = dict(common["kwargs"])
+        spans = {name: value_span for (name, _), (value_span, _) in zip(common["kwargs"], common["kwarg_spans"])}
+        for name in ("input", "batch1", "batch2")[len(args):]:
+            if name not in kwargs:
+                return None
+            args.append(kwargs.pop(name))
+            arg_spans.append(spans[name])
+        if len(args) != 3 or set(kwargs) - {"beta", "alpha"}:
+            return None
+        written = {k.arg: k.value for k in call.keywords if k.arg}
+        beta = 1 if "beta" not in kwargs else self._number_of(written.get("beta"))
+        if beta not in (0, 1):
+            return None
+        a, b, a_span, b_span = args[1], args[2], arg_spans[1], arg_spans[2]
+        view = self._origins(TABLE.ops["torch.matmul"], View((a, b), (), (a_span, b_span), ()))
+        if beta == 0 and "alpha" not in kwargs:
+            return {"canon": "torch.matmul", "view": view}, frontier
+        product = self._temp("")  # (batch1 and batch2 are 3-D: the product is a bmm)
+        _, frontier = self._new(ctx, frontier, kind="call", op="torch.bmm", args=(a, b), outs=(product,),
+                                uses=_keys((a, b)), defs=frozenset({product.key}), span=span(call),
+                                arg_spans=(a_span, b_span), canon="torch.matmul", view=view)
+        scaled = View((product, kwargs["alpha"]), (), (None, spans["alpha"]), ()) if "alpha" in kwargs else None
+        if beta == 0:
+            return {"canon": "torch.mul", "view": scaled}, frontier
+        if scaled is not None:
+            out = self._temp("")
+            _, frontier = self._new(ctx, frontier, kind="call", op="torch.mul", args=scaled.args, outs=(out,),
+                                    uses=_keys(scaled.args), defs=frozenset({out.key}), span=span(call),
+                                    arg_spans=scaled.arg_spans, canon="torch.mul", view=scaled)
+            product = out
+        add = TABLE.operator("+")
+        return {"canon": add.name, "view": View((product, args[0]), (), (None, arg_spans[0]), ())}, frontier
+
+    def _number_of(self, expr: ast.expr | None):
+        """The number a literal or a ``self.<attr>`` the class only ever sets to one literal
+        holds; None otherwise."""
+        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+            value = self._number_of(expr.operand)
+            return None if value is None else -value
+        if isinstance(expr, ast.Constant):
+            value = expr.value
+            return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+        if not (isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self") \
+                or self.cls is None:
+            return None
+        values = set()
+        stack = list(self.cls.node.body)
+        while stack:
+            node = stack.pop()
+            for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                stack.extend(getattr(node, block, ()))
+            if isinstance(node, (ast.AugAssign, ast.AnnAssign)) and isinstance(node.target, ast.Attribute) \
+                    and isinstance(node.target.value, ast.Name) and node.target.value.id == "self" \
+                    and node.target.attr == expr.attr:
+                return None  # (an annotated or augmented assignment: not read here)
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                            and target.value.id == "self" and target.attr == expr.attr:
+                        value = node.value
+                        values.add(value.value if isinstance(value, ast.Constant) and not isinstance(value.value, bool)
+                                   and isinstance(value.value, (int, float)) else None)
+        return values.pop() if len(values) == 1 else None
+
     # -- rotate-half: cat((-x2, x1), dim=-1) of the two halves of x's last axis ----------
     def _remember(self, targets: list, value_expr: ast.expr, ctx: _Ctx) -> None:
         names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
         for name in names:
             ctx.exprs.pop(name, None)
+            ctx.fqn_alias.pop(name, None)
         if len(targets) != 1:
             return
         target = targets[0]
@@ -1241,6 +1354,10 @@ class FlowBuilder:
             if len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
         self._remember(targets, value_expr, ctx)
+        if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp):
+            alias = self._callable_alias(value_expr)
+            if alias is not None:
+                ctx.fqn_alias[targets[0].id] = alias
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             name = targets[0].id
             if isinstance(value_expr, ast.Call) and TABLE.module(self.names.resolve(value_expr.func)) is not None:

@@ -18,6 +18,7 @@ elementwise operation with an operand of unknown rank has an unknown rank (it br
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from . import graph as _graph  # Const and Ref (graph imports this module: read at call time)
 from .canon import View, _unordered, TABLE
@@ -218,7 +219,7 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
                 continue  # both negative, or neither changed
         if not edited:
             continue
-        new = View(view.args, tuple(kwargs), view.arg_spans, view.kwarg_spans, view.origins)
+        new = replace(view, kwargs=tuple(kwargs))
         if node.canon == "torch.transpose":
             new = _unordered(TABLE.ops["torch.transpose"], new)
             changed[node.id] = tuple(_int(v) for n, v in new.kwargs if n in dims)
@@ -237,4 +238,4 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
         for index, (value, origin) in enumerate(zip(view.args, origins)):
             if origin is not None and _is_ref(value) and producer.get(value.key) is not None:
                 origins[index] = (origin[0], changed[producer[value.key]])
-        node.view = View(view.args, view.kwargs, view.arg_spans, view.kwarg_spans, tuple(origins))
+        node.view = replace(view, origins=tuple(origins))

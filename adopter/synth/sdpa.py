@@ -48,6 +48,9 @@ from .text import Span, dotted_name, read_names, span_of, stored_names
 
 ADD_STEPS = ("b1", "m2")  # additive masks: a bias, and Bart's mask added to reshaped scores
 VIEW_STEPS = ("m1", "s3")
+# the steps from the product to the softmax, in order; those that never change the dtype
+SCORE_STEPS = ("s0", "s1", "s2", "b1", "m1", "m2", "s3", "f1", "u", "z")
+DTYPE_KEEPING = ("s0", "m1", "s3", "f1", "z")
 MASK_STEPS = ("b1", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
 SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
@@ -531,6 +534,9 @@ class _Attention:
             raise Skip("the probabilities are cast to something other than the dtype of q, k or v")
         if self._is_scores(target, node):
             return  # the dtype of q @ k^T: q's and k's, which the fused call requires to agree
+        if self._holder(target, node) is not None:
+            raise Skip(f"the probabilities are cast to the dtype of the scores `{self._text(target)}`, which a "
+                       "bias, mask, tensor scale or upcast before the cast may have made wider than q's")
         text = self._text(target)
         texts = {t for t, _ in operands}
         names = set().union(*(read_names(e) for _, e in operands))
@@ -541,20 +547,36 @@ class _Attention:
             raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
 
     def _is_scores(self, target: ast.expr, cast) -> bool:
-        """Is ``target`` (read by the step ``cast``) the name holding the product ``q @ k^T``
-        itself, not reassigned by a step before ``cast`` (guided-diffusion's
-        ``softmax(weight.float(), dim=-1).type(weight.dtype)``)?"""
-        out = self.roles["s0"].outs
-        if not isinstance(target, ast.Name) or len(out) != 1 or out[0].text != target.id:
+        """Is ``target`` (read by the step ``cast``) a name holding the scores ``q @ k^T`` in
+        q's dtype at ``cast``: the product itself (guided-diffusion's
+        ``softmax(weight.float(), dim=-1).type(weight.dtype)``), or the product after steps
+        that keep its dtype -- a scale that is a number (a Python number, or a 0-d tensor,
+        neither promotes a floating tensor), ``masked_fill``, a view, the max shift -- as in
+        lucidrains' ``sim = sim.masked_fill(~mask, v); attn = sim.softmax(-1,
+        dtype=torch.float32).type(sim.dtype)``.  An added bias or mask may be a tensor of a
+        wider dtype, and the upcast is one: a name holding those is not q's dtype."""
+        holder = self._holder(target, cast)
+        if holder is None:
             return False
-        for node in self.match.nodes:
-            if node is self.roles["s0"]:
+        for role in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]:
+            if role not in self.roles or role in DTYPE_KEEPING:
                 continue
+            if role in ("s1", "s2") and self._plain_number(self._operand_of(role, "div" if role == "s1" else "mul")):
+                continue
+            return False
+        return True
+
+    def _holder(self, target: ast.expr, cast) -> str | None:
+        """The scores step whose output the name ``target`` holds when ``cast`` runs."""
+        if not isinstance(target, ast.Name):
+            return None
+        holder = None
+        for role, node in zip(self.match.roles, self.match.nodes):
             if node.stmt == cast.stmt:
                 break
             if any(o.text == target.id for o in node.outs):
-                return False
-        return True
+                holder = role
+        return holder if holder in SCORE_STEPS else None
 
     def _check_step_if(self, stmt: ast.If, step_stored: set) -> list[str]:
         """An ``if`` holding attention steps; returns the statements in it that only compute
@@ -630,11 +652,24 @@ class _Attention:
         c_args = self._view("c")[0]
         return len(c_args) == 2 and c_args[0] == self.env.get("v")
 
-    def _operand(self, role: str, index: int, transposed: bool) -> tuple[str, ast.expr]:
+    def _operand(self, role: str, index: int, transposed: bool, broadcast: bool = True) -> tuple[str, ast.expr]:
         """(text, expression) of operand ``index`` of the product ``role``, or of its
         transpose: an operand written as a transpose of the last two axes in the product
         (``k.transpose(-2, -1)``, the transposed operand of an einsum) reads as the value it
-        transposes, any other one as ``x.transpose(-2, -1)``, which is exact whatever x is."""
+        transposes, any other one as ``x.transpose(-2, -1)``, which is exact whatever x is.
+        An operand an einsum broadcasts over axes it lacks (multi-query keys and values, one
+        head for all: ``einsum("b h i d, b j d -> b h i j", q, k)``) gets a size-1 axis in
+        each place, ``k.unsqueeze(-3)``: SDPA broadcasts it over q's heads as the einsum did
+        (its reference ``q @ k.transpose(-2, -1)`` is a broadcasting matmul)."""
+        found = self._operand_written(role, index, transposed)
+        view = self.roles[role].view
+        dims = view.broadcast[index] if broadcast and view is not None and view.broadcast else ()
+        for dim in dims:
+            text = f"{_atom(*found)}.unsqueeze({dim})"
+            found = text, ast.parse(text, mode="eval").body
+        return found
+
+    def _operand_written(self, role: str, index: int, transposed: bool) -> tuple[str, ast.expr]:
         _, _, spans, _ = self._view(role)
         if len(spans) != 2:
             raise Skip("a matrix product with other than two operands")
@@ -652,15 +687,15 @@ class _Attention:
         found = self._spanned(spans[index])
         return _transposed(found) if transposed else found
 
-    def _operands(self):
+    def _operands(self, broadcast: bool = True):
         """(text, expression) of q, k and v as the fused call takes them: scores ``a @ b`` are
         ``q @ k^T`` (q is a, k is b transposed) or, normalised over dim -2, ``k @ q^T``; the
         context ``p @ v``, or channel-first ``v^T @ p^T`` (v is its first operand transposed)."""
         if self.scores_t:
-            k, q = self._operand("s0", 0, False), self._operand("s0", 1, True)
+            k, q = self._operand("s0", 0, False, broadcast), self._operand("s0", 1, True, broadcast)
         else:
-            q, k = self._operand("s0", 0, False), self._operand("s0", 1, True)
-        v = self._operand("c", 0, True) if self.context_t else self._operand("c", 1, False)
+            q, k = self._operand("s0", 0, False, broadcast), self._operand("s0", 1, True, broadcast)
+        v = self._operand("c", 0, True, broadcast) if self.context_t else self._operand("c", 1, False, broadcast)
         return q, k, v
 
     def _operand_of(self, role: str, var: str) -> ast.expr:
@@ -795,7 +830,15 @@ class _Attention:
             value_text = self._scores_metadata(value, stored)
             if value_text is None:
                 raise Skip("the fill value is computed by the attention")
-        kind = fill_value(self._resolve_local(value))
+        resolved = self._resolve_local(value)
+        kind = fill_value(resolved)
+        if kind is None and isinstance(resolved, ast.Call) and isinstance(resolved.func, ast.Name):
+            # max_neg_value(t), a same-file function that returns -torch.finfo(t.dtype).max
+            definition = self.names.functions.get(resolved.func.id)
+            body = [st for st in definition.body if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))] \
+                if definition is not None else []
+            if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+                kind = fill_value(body[0].value)
         if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
         cond_text = self._text(cond)
@@ -814,7 +857,8 @@ class _Attention:
         / ``.size(-2)`` as the queries' ``<q>.shape[-2]``, ``.shape[-2:]`` as both; None when
         it reads a value of the attention otherwise."""
         q_text = self._q_dtype()[:-len(".dtype")]
-        k_text = _atom(*self._operands()[1])
+        functions = self.names.functions
+        k_text = _atom(*self._operands(broadcast=False)[1])  # (a broadcast axis is never one of the last two)
         of = {"dtype": f"{q_text}.dtype", "device": f"{q_text}.device"}
         if not any(r in self.roles for r in VIEW_STEPS) and not self.scores_t:
             of.update({-1: f"{k_text}.shape[-2]", -2: f"{q_text}.shape[-2]",
@@ -848,6 +892,15 @@ class _Attention:
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
                     return swap(_negative_int(node.args[0])) or node
+                # max_neg_value(sim), a same-file function that reads only its argument's dtype
+                # or device (``return -torch.finfo(t.dtype).max``): the same of q
+                if isinstance(func, ast.Name) and not node.keywords and any(scores(a) for a in node.args):
+                    definition = functions.get(func.id)
+                    params = [a.arg for a in definition.args.posonlyargs + definition.args.args] if definition else []
+                    if definition is not None and len(node.args) <= len(params) and all(
+                            not scores(a) or _metadata_only(definition, params[i]) for i, a in enumerate(node.args)):
+                        node.args = [ast.parse(q_text, mode="eval").body if scores(a) else a for a in node.args]
+                        return node
                 return self.generic_visit(node)
 
         if statement:
@@ -887,7 +940,7 @@ class _Attention:
         raise Skip("building the float mask needs `import torch`, which the module does not have")
 
     def _q_dtype(self) -> str:
-        return f"{_atom(*self._operands()[0])}.dtype"
+        return f"{_atom(*self._operands(broadcast=False)[0])}.dtype"
 
     def _view_args(self, role: str) -> list[ast.expr]:
         node = self.roles[role]
@@ -1197,6 +1250,19 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info.owner if info is not None else None
+
+
+def _metadata_only(func: ast.FunctionDef, param: str) -> bool:
+    """Does ``func`` read its parameter ``param`` only as ``param.dtype`` / ``param.device``
+    (and never assign it)?"""
+    parents = {}
+    for node in ast.walk(func):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+    uses = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == param]
+    return bool(uses) and all(
+        isinstance(n.ctx, ast.Load) and isinstance(parents.get(n), ast.Attribute)
+        and parents[n].attr in ("dtype", "device") for n in uses)
 
 
 def _loads(stmt: ast.AST) -> set[str]:
