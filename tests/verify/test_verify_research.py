@@ -252,3 +252,28 @@ def test_a_patch_wrong_only_when_the_mask_is_given_fails(tmp_path, all_rules, qu
     (windowed,) = [r for r in results if r.class_name == "WindowedSelfAttention" and not r.combined]
     assert windowed.verdict == FAIL and windowed.reason.startswith("with mask given: "), windowed.reason
     assert "differs" in windowed.reason
+
+
+def test_package_whose_init_raises_and_registries_that_refuse_a_second_entry(tmp_path, capsys):
+    """zoo/__init__.py raises (a compiled part built for another torch): the module imports with
+    the package kept as far as its __init__ ran; its decorators register the class and a builder
+    in registries that refuse a duplicate name: the patched copy runs without them."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "registry", "zoo/attention.py")
+    row = _row(patches, "ADP010", "Attention")
+    assert row["verdict"] == PASS, row
+    (stopped,) = row["details"]["init_skipped"]
+    assert stopped.startswith("zoo/__init__.py stopped at RuntimeError: zoo: the compiled operators")
+    # the class (a registry's method) and the builder (under a functools.wraps wrapper)
+    assert row["details"]["registration_skipped"] == ["Attention", "attention_small"]
+    assert not [m for m in sys.modules if m.split(".")[0] == "zoo"]
+
+
+def test_a_module_that_raises_itself_is_still_not_imported(tmp_path, all_rules, quick):
+    """Only a package __init__ is run as far as it goes: an error in the analysed file is its own."""
+    package = _copy(tmp_path, "registry") / "zoo"
+    path = package / "attention.py"
+    path.write_text(path.read_text() + '\nraise RuntimeError("this module needs a GPU")\n')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    (result,) = [r for r in verify_file(str(path), rules, Config(), options=quick) if not r.combined]
+    assert result.verdict == SKIP
+    assert "RuntimeError: this module needs a GPU" in result.reason and "init_skipped" not in result.details
