@@ -263,7 +263,7 @@ class ModuleLoader:
     @property
     def init_skipped(self) -> list[str]:
         """Package ``__init__`` files that raised here and were kept as far as they ran."""
-        return list(self._partial.skipped) if self._partial is not None else []
+        return list(dict.fromkeys(self._partial.skipped)) if self._partial is not None else []
 
     @property
     def stubbed(self) -> list[str]:
