@@ -551,7 +551,7 @@ def optional_params(module: nn.Module, method: str = "forward") -> list[str]:
 # ----------------------------------------------------------------------------- repairs from errors
 
 _SIZE_MISMATCH = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
-_TOO_FEW = re.compile(r"not enough values to unpack \(expected (\d+), got (\d+)\)")
+_TOO_FEW = re.compile(r"not enough values to unpack \(expected (?:at least )?(\d+), got (\d+)\)")
 _TOO_MANY = re.compile(r"too many values to unpack \(expected (\d+)")
 _NONE_USED = re.compile(r"'NoneType' object (has no attribute|is not subscriptable|is not iterable)|"
                         r"NoneType' and 'Tensor'|'Tensor' and 'NoneType'|must be Tensor, not NoneType")
@@ -613,8 +613,10 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
     few, many = _TOO_FEW.search(text), _TOO_MANY.search(text)
     first = next((v for v in call.args if isinstance(v, torch.Tensor)), None)
     if first is not None and (few or many):
-        want = int((few or many).group(1))
         have = first.dim()
+        # the unpacked tuple may hold more than the shape (``b, n, *_, h = *x.shape, self.heads``):
+        # the shape lacks what the count lacks
+        want = have + int(few.group(1)) - int(few.group(2)) if few else int(many.group(1))
         shape = list(first.shape)
         if few and want > have >= 2:
             # the middle axes repeated (tokens as a grid: [b, n, c] -> [b, n, n, c])

@@ -208,7 +208,8 @@ class ModuleLoader:
         An import of a package that is not installed is retried with a stub of it."""
         if self._original is not None:
             return self._original
-        for _ in range(MAX_STUBS + 1):
+        first_failure: LoadError | None = None
+        for _ in range(MAX_STUBS + 2):
             try:
                 with importing():
                     return self._import_original()
@@ -220,7 +221,12 @@ class ModuleLoader:
                         raise LoadError(f"{needs_text(used)} (the module uses it when imported)", used) from None
                     if self._partial is None and self._in_package_init(exc.__cause__):
                         self._partial_packages(exc.__cause__)
+                        first_failure = exc
                         continue
+                    if first_failure is not None:
+                        # kept as far as it ran, the package still lacks what the file imports
+                        # from it: the package's own error is the one to fix
+                        raise first_failure
                     raise
                 self.stubs.add(package)
         raise LoadError("too many packages are missing")  # pragma: no cover

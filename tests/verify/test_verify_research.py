@@ -292,3 +292,14 @@ def test_inputs_from_what_the_module_errors_say(tmp_path, capsys):
     assert rows["GridWindowAttention"]["details"]["inputs"] == "float[2, 8, 8, 32]"
     assert rows["KeyValueAttention"]["details"]["inputs"] == "float[2, 8, 32], float[2, 8, 32], float[2, 8, 32]"
     assert all("match" in r["reason"] for r in rows.values())
+
+
+def test_a_layer_only_its_model_can_feed(tmp_path, capsys):
+    """The attention takes its layout as strings; the model that feeds it takes a keyword-only
+    frame count used only as a number (``num_frames * patches``) and a video whose rank only a
+    starred unpack states ("expected at least 6, got 5" from an image adds the frame axis)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "errors", "video.py")
+    row = _row(patches, "ADP010", "FrameAttention")
+    assert row["verdict"] == PASS, row
+    assert "ClipModel(dim=32, num_frames=8)" in row["details"]["built"]
+    assert row["details"]["inputs"] == "float[2, 48, 32], 'b (f n) d', 'b (f n) d', f=3"
