@@ -24,6 +24,11 @@ with what it defined before the error, and the analysed file and its siblings im
 package folders as usual.  The result says which package ``__init__`` stopped (``init_skipped``).
 A missing package is still stubbed, not skipped, and a failure in the analysed file itself is
 never tolerated.
+
+A patched copy executes the file's module-level statements a second time.  A decorator that
+registered a class or builder under its name (a model registry) refuses the copy's second entry;
+when such a decorator raised (one that, in the original, gave back the object from this file),
+the copy runs without every use of it, lines kept in place (``unregistered``).
 """
 
 from __future__ import annotations
