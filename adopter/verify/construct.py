@@ -429,6 +429,10 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
             values = guess_value(alias, annotation, sizes)
             if values:
                 break
+    if not values and reads.truth and not reads.numeric and not reads.attrs and reads.called < 0 \
+            and reads.max_index < 0 and not reads.iterated:
+        # only tested (``if shifted:``): a switch, both sides tried
+        values = [False, True]
     if not values and reads.numeric and not reads.attrs and reads.called < 0 and reads.max_index < 0 \
             and not reads.iterated:
         # multiplied or added like a number (``num_positions = num_frames * num_patches``): an

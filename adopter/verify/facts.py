@@ -234,6 +234,10 @@ class _Collector(ast.NodeVisitor):
         test = node.test.operand if isinstance(node.test, ast.UnaryOp) else node.test
         if isinstance(test, ast.Name) and test.id in self.names:
             self.names[test.id].truth = True
+        elif isinstance(test, ast.Attribute):
+            reads, steps = self._target(test)
+            if reads is not None and not steps:  # ``self.shifted = shifted; if self.shifted:``
+                reads.truth = True
         self.generic_visit(node)
 
 

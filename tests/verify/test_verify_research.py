@@ -303,3 +303,14 @@ def test_a_layer_only_its_model_can_feed(tmp_path, capsys):
     assert row["verdict"] == PASS, row
     assert "ClipModel(dim=32, num_frames=8)" in row["details"]["built"]
     assert row["details"]["inputs"] == "float[2, 48, 32], 'b (f n) d', 'b (f n) d', f=3"
+
+
+def test_a_switch_tested_through_self_and_annotations_of_a_missing_package(tmp_path, capsys):
+    """``shifted`` has no default and no telling name: the class tests it (``if self.shifted:``),
+    so it is a switch; ``Float[Tensor, "b n d"]`` from a package that is not installed is
+    evaluated while the module imports (a placeholder), and nothing uses it afterwards."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "errors", "switch.py")
+    row = _row(patches, "ADP010", "ShiftedWindowAttention")
+    assert row["verdict"] == PASS, row
+    assert "shifted=False" in row["details"]["built"]
+    assert row["details"]["not_installed"] == ["shape_typing_not_installed"]
