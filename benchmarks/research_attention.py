@@ -3,7 +3,10 @@
 transformers (research-style fixtures, vit-pytorch, segment-anything, open_clip, torchvision,
 litgpt, timm), how many are found, fixed (``fix_text`` applies an ADP010 patch whose span holds
 the labelled line), and verified (``adopter verify --select ADP010``: the site's class passes),
-and how many of the sites labelled "no" are reported.  Run from the repository root::
+and how many of the sites labelled "no" are reported; summed over every source outside
+transformers, then over the research repositories alone (timm and torchvision left out too).
+Run from the repository root (einops_exts and mmengine on the path for the files that import
+them: ``pip install --target /tmp/extra einops_exts mmengine``, then ``PYTHONPATH=/tmp/extra``)::
 
     .venv/bin/python benchmarks/research_attention.py
 
@@ -29,6 +32,9 @@ from adopter.structure.names import package_of  # noqa: E402
 from adopter.synth import fix_text  # noqa: E402
 
 
+LIBRARIES = ("timm==", "torchvision==")  # libraries, not research repositories (the second summary)
+
+
 def _covers(findings, line: int) -> bool:
     return any(f.line <= line <= (f.end_line or f.line) for f in findings)
 
@@ -52,33 +58,42 @@ def main() -> int:
     for lab in labels:
         by_file[(lab.source, lab.path)].append(lab)
     tally: Counter = Counter()
+    research: Counter = Counter()  # outside torchvision and timm too: the research repositories
     for key, labs in sorted(by_file.items()):
         path = files[key]
+        counters = [tally] if key[0].startswith(LIBRARIES) else [tally, research]
+
+        def count(name: str, value: int = 1) -> None:
+            for counter in counters:
+                counter[name] += value
+
         text = path.read_text(encoding="utf-8")
         found = analyze(text, str(path), rules, package_of(str(path))).findings
         result = fix_text(text, str(path), rules, package_of(str(path)))
         verified = _verify(path) if result.applied else {}
         for lab in labs:
             if lab.label != "yes":
-                tally["no"] += 1
-                tally["no reported"] += _covers(found, lab.line)
+                count("no")
+                count("no reported", _covers(found, lab.line))
                 continue
-            tally["yes"] += 1
-            tally["found"] += _covers(found, lab.line)
+            count("yes")
+            count("found", _covers(found, lab.line))
             fixed = _covers(result.applied, lab.line)
-            tally["fixed"] += fixed
+            count("fixed", fixed)
             status = "not fixed"
             if fixed:
                 runs = [r for r in verified.get("results", []) if r.get("rule") == "ADP010" and r["line"] <= lab.line]
                 run = max(runs, key=lambda r: r["line"]) if runs else None
                 status = f"{run['verdict']} ({run['class']}: {run['reason'][:140]})" if run else str(verified)[:200]
-                tally["verified"] += bool(run and run["verdict"] == "pass")
+                count("verified", bool(run and run["verdict"] == "pass"))
             else:
                 why = [w for f, w in result.skipped if _covers([f], lab.line)]
                 status += f" ({why[0]})" if why else ""
             print(f"{lab.source}:{lab.path}:{lab.line}: {status}")
-    print(f"yes sites {tally['yes']}: found {tally['found']}, fixed {tally['fixed']}, "
-          f"fixed and verified {tally['verified']}; no sites {tally['no']}: reported {tally['no reported']}")
+    for name, counter in (("all sources outside transformers", tally),
+                          ("research (outside transformers, timm, torchvision)", research)):
+        print(f"{name}: yes sites {counter['yes']}: found {counter['found']}, fixed {counter['fixed']}, "
+              f"fixed and verified {counter['verified']}; no sites {counter['no']}: reported {counter['no reported']}")
     return 0
 
 

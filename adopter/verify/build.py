@@ -46,13 +46,14 @@ from .branches import init_conditions
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
-from .inputs import hints_of, input_options
+from .inputs import hints_of, input_options, none_used, optional_params, repairs
 from . import facts
 from .recipes import AttrBag, Ref, resolve
 from .sizes import Sizes
 from .stubs import missing_package, needs_text
 
 MAX_CTOR_TRIES = 12
+MAX_REPAIRED = 12  # calls tried from what the module's errors say (and failures kept to read)
 _MISSING = object()
 # A build this big means the sizes were not shrunk (the equivalence checks run in float64 too).
 MAX_PARAMETERS = {"verify": 60_000_000, "benchmark": 400_000_000}
@@ -242,6 +243,12 @@ def run_quietly(fn: Callable[[], Any]) -> Any:
             return fn()
     finally:
         logging.disable(previous)
+
+
+def _is_cache_name(name: str) -> bool:
+    """Arguments that carry state between calls (a KV cache): left at None."""
+    lowered = name.lower()
+    return any(part in lowered for part in ("cache", "past", "state", "memory", "hidden"))
 
 
 def _short(exc: BaseException) -> str:
@@ -794,12 +801,18 @@ class Builder:
 
     def _first_working_call(self, module: nn.Module, hints: dict, variant: Variant,
                             signature: Callable | None = None) -> Call | tuple[str, str | None]:
+        """The first candidate call (``input_options``) the original module runs; failing those,
+        the calls its own errors ask for: optional arguments it reads although they default to
+        None, lengths and ranks it fixes (``inputs.repairs``)."""
         first_error: str | None = None
         needs: str | None = None
         tried = 0
         method = variant.method
-        for call in input_options(module, hints, self.sizes, dict(variant.forward), method, variant.give,
-                                  signature=signature):
+        failures: list[tuple[Call, BaseException]] = []
+        none_seen = False
+
+        def works(call: Call) -> bool:
+            nonlocal first_error, needs, tried, none_seen
             call.method = method
             tried += 1
             _seed()
@@ -809,10 +822,49 @@ class Builder:
             except Exception as exc:
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{type(module).__name__}.{method}({call.describe()}) raised {_short(exc)}"
-                continue
-            return call
+                none_seen = none_seen or none_used(exc)
+                if len(failures) < MAX_REPAIRED:
+                    failures.append((call, exc))
+                return False
+            return True
+
+        for call in input_options(module, hints, self.sizes, dict(variant.forward), method, variant.give,
+                                  signature=signature):
+            if works(call):
+                return call
         if not tried:
             return f"cannot infer the inputs of {type(module).__name__}.{method}", needs
+        if none_seen:
+            # an argument that defaults to None is read as a tensor: give every such argument
+            extra = tuple(n for n in optional_params(module, method) if n not in variant.give
+                          and n not in dict(variant.forward) and not _is_cache_name(n))
+            if signature is not None:
+                extra = tuple(p.name for p in inspect.signature(signature).parameters.values()
+                              if p.default is None and p.name not in variant.give and not _is_cache_name(p.name))
+            if extra:
+                for count, call in enumerate(input_options(module, hints, self.sizes, dict(variant.forward), method,
+                                                           variant.give + extra, signature=signature)):
+                    if count >= MAX_REPAIRED:
+                        break
+                    if works(call):
+                        return call
+        budget = MAX_REPAIRED * 2
+        queue = [(call, exc, 0) for call, exc in failures]
+        while queue and budget > 0:
+            call, exc, depth = queue.pop(0)
+            for repaired in repairs(call, exc):
+                budget -= 1
+                before = len(failures)
+                if works(repaired):
+                    return repaired
+                if depth < 2 and len(failures) > before:
+                    queue.append((repaired, failures[-1][1], depth + 1))
+                elif depth < 2:  # the failure list is full: repair this one from its own error
+                    try:
+                        with torch.no_grad():
+                            run_quietly(lambda: repaired.clone().run(module))
+                    except Exception as again:
+                        queue.append((repaired, again, depth + 1))
         return f"no inputs it accepts: {first_error or 'none'}", needs
 
     def _build_with_factory(self, spec: str, original_cls: type, patched_cls: type,

@@ -429,6 +429,15 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
             values = guess_value(alias, annotation, sizes)
             if values:
                 break
+    if not values and reads.truth and not reads.numeric and not reads.attrs and reads.called < 0 \
+            and reads.max_index < 0 and not reads.iterated:
+        # only tested (``if shifted:``): a switch, both sides tried
+        values = [False, True]
+    if not values and reads.numeric and not reads.attrs and reads.called < 0 and reads.max_index < 0 \
+            and not reads.iterated:
+        # multiplied or added like a number (``num_positions = num_frames * num_patches``): an
+        # unknown count, small as for an ``int`` annotation
+        values = guess_value(name, int, sizes)
     if not values and reads.max_index >= 0 and not reads.attrs and reads.called < 0:
         # indexed with constants and nothing else (``window_size[0]``, ``window_size[1]``): a
         # tuple of small sizes, one per axis

@@ -764,6 +764,8 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
     device_name = str(options.device)
     results: list[VerifyResult] = []
     stubbed: list[str] = []
+    init_skipped: list[str] = []
+    unregistered: list[str] = []
     call_sites = [s for s in sites if _builds_optimizer(s)]
     sites = [s for s in sites if s not in call_sites]
     if call_sites:
@@ -785,6 +787,7 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
             results.extend(_result(s, path, s.line, s.class_name, SKIP, reason, device_name) for s in sites)
             return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
         stubbed = loader.stubbed
+        init_skipped = loader.init_skipped
         module_name = original.__name__
         builder = Builder(original, text, options.sizes, options.factories, options.root, module_name, path, package)
         bench_builder = Builder(original, text, options.bench_sizes, options.factories, options.root, module_name,
@@ -803,9 +806,16 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
         if options.combined and applied_rules:
             results.extend(_verify_combined(loader, original, text, path, package, applied_rules, sites, fix,
                                             builder, bench_builder, options, _model_wide(reached)))
+        unregistered = loader.unregistered
     if stubbed:
         for result in results:
             result.details.setdefault("not_installed", stubbed)
+    if init_skipped:
+        for result in results:
+            result.details.setdefault("init_skipped", init_skipped)
+    if unregistered:
+        for result in results:
+            result.details.setdefault("registration_skipped", unregistered)
     return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
 
 

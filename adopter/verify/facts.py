@@ -35,6 +35,8 @@ class Reads:
     # ``nn.Conv2d(d, d, kernel_size=k)`` -> ("nn.Conv2d", "kernel_size"): the callee's parameter
     # says what the value means when its own name does not
     handed_as: list[tuple[str, object]] = field(default_factory=list)
+    # an operand of arithmetic with a number (``num_frames * num_patches``): a number itself
+    numeric: bool = False
 
     def child(self, name: str) -> "Reads":
         return self.attrs.setdefault(name, Reads())
@@ -48,6 +50,7 @@ class Reads:
         self.max_index = max(self.max_index, other.max_index)
         self.iterated |= other.iterated
         self.truth |= other.truth
+        self.numeric |= other.numeric
         self.optional |= other.optional
         for item in other.handed_as:
             if item not in self.handed_as:
@@ -216,10 +219,25 @@ class _Collector(ast.NodeVisitor):
             self.names[node.iter.id].iterated = True
         self.generic_visit(node)
 
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        if isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Pow, ast.Mod)):
+            for side, other in ((node.left, node.right), (node.right, node.left)):
+                # a name next to a number or another such name (a string or a list would be
+                # concatenated or repeated, so a constant string beside it says nothing)
+                if isinstance(side, ast.Name) and side.id in self.names and not (
+                        isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))) and \
+                        not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)):
+                    self.names[side.id].numeric = True
+        self.generic_visit(node)
+
     def visit_If(self, node: ast.If) -> None:
         test = node.test.operand if isinstance(node.test, ast.UnaryOp) else node.test
         if isinstance(test, ast.Name) and test.id in self.names:
             self.names[test.id].truth = True
+        elif isinstance(test, ast.Attribute):
+            reads, steps = self._target(test)
+            if reads is not None and not steps:  # ``self.shifted = shifted; if self.shifted:``
+                reads.truth = True
         self.generic_visit(node)
 
 

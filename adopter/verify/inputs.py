@@ -23,6 +23,7 @@ import ast
 import inspect
 import itertools
 import math
+import re
 import textwrap
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
@@ -545,3 +546,95 @@ def optional_params(module: nn.Module, method: str = "forward") -> list[str]:
         if param.default is None:
             out.append(param.name)
     return out
+
+
+# ----------------------------------------------------------------------------- repairs from errors
+
+_SIZE_MISMATCH = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
+_TOO_FEW = re.compile(r"not enough values to unpack \(expected (?:at least )?(\d+), got (\d+)\)")
+_TOO_MANY = re.compile(r"too many values to unpack \(expected (\d+)")
+_NONE_USED = re.compile(r"'NoneType' object (has no attribute|is not subscriptable|is not iterable)|"
+                        r"NoneType' and 'Tensor'|'Tensor' and 'NoneType'|must be Tensor, not NoneType")
+
+
+def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> Any:
+    if isinstance(value, torch.Tensor):
+        out = fn(value)
+        return value if out is None else out
+    if isinstance(value, tuple):
+        return tuple(_map_tensors(v, fn) for v in value)
+    if isinstance(value, list):
+        return [_map_tensors(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
+    return value
+
+
+def _resized(t: torch.Tensor, old: int, new: int) -> torch.Tensor | None:
+    """``t`` with every axis but the batch's of size ``old`` made ``new`` long (random values of
+    the same kind; a mask keeps its kind)."""
+    if t.dim() < 2 or old not in t.shape[1:]:
+        return None
+    shape = [t.shape[0]] + [new if n == old else n for n in t.shape[1:]]
+    generator = torch.Generator().manual_seed(4321)
+    if t.is_floating_point():
+        if bool(((t == 0) | (t == 1)).all()) or bool((t <= 0).all()):
+            return torch.zeros(shape, dtype=t.dtype)  # a 0/1 or additive mask: keep everything
+        return torch.randn(shape, generator=generator, dtype=t.dtype)
+    if t.dtype == torch.bool:
+        return torch.ones(shape, dtype=torch.bool)
+    return torch.randint(0, max(1, int(t.max()) + 1), shape, generator=generator, dtype=t.dtype)
+
+
+def repairs(call: "Call", exc: BaseException) -> list["Call"]:
+    """Calls that answer what ``exc`` (raised by ``call``) says the module expected: a length it
+    fixes (a position table over ``resolution ** 2`` tokens: "the size of tensor a (8) must match
+    the size of tensor b (196)"), a rank its code unpacks ("not enough values to unpack (expected
+    4, got 3)").  The module's own error is the only source; every candidate is still run on the
+    original first, so a wrong guess costs a try, never a verdict."""
+    from .build import Call
+
+    text = str(exc)
+    out: list[Call] = []
+
+    def add(args: tuple, kwargs: dict) -> None:
+        out.append(Call(args, kwargs, call.method, guessed=call.guessed))
+
+    found = _SIZE_MISMATCH.search(text)
+    if found:
+        a, b = int(found.group(1)), int(found.group(2))
+        for old, new in ((a, b), (b, a)):
+            if old == new or not 1 <= new <= 4096:
+                continue
+            args = _map_tensors(call.args, lambda t: _resized(t, old, new))
+            kwargs = _map_tensors(call.kwargs, lambda t: _resized(t, old, new))
+            if any(x is not y for x, y in zip([*call.leaves()], Call(args, kwargs).leaves())):
+                add(args, kwargs)
+    few, many = _TOO_FEW.search(text), _TOO_MANY.search(text)
+    first = next((v for v in call.args if isinstance(v, torch.Tensor)), None)
+    if first is not None and (few or many):
+        have = first.dim()
+        # the unpacked tuple may hold more than the shape (``b, n, *_, h = *x.shape, self.heads``):
+        # the shape lacks what the count lacks
+        want = have + int(few.group(1)) - int(few.group(2)) if few else int(many.group(1))
+        shape = list(first.shape)
+        if few and want > have >= 2:
+            # the middle axes repeated (tokens as a grid: [b, n, c] -> [b, n, n, c])
+            shape = shape[:1] + [shape[1]] * (want - have) + shape[1:]
+        elif many and want < have and want >= 2:
+            merged = math.prod(shape[1:have - want + 2])
+            shape = shape[:1] + [merged] + shape[have - want + 2:]
+        else:
+            shape = []
+        if shape and len(shape) == want:
+            generator = torch.Generator().manual_seed(4321)
+            new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
+                else torch.zeros(shape, dtype=first.dtype)
+            args = tuple(new if v is first else v for v in call.args)
+            add(args, dict(call.kwargs))
+    return out
+
+
+def none_used(exc: BaseException) -> bool:
+    """Whether ``exc`` says an argument left at its default None was used as a tensor."""
+    return bool(_NONE_USED.search(str(exc)))

@@ -16,13 +16,30 @@ A file that imports a package which is not installed here (unguarded) is importe
 stub of that package (``stubs.py``): the classes that do not use it load and verify; one that
 does raises "needs X" when built or run.  Stubs and every module that took one are forgotten on
 close.
+
+A file whose *package* ``__init__`` fails here (a version assertion against a stubbed package, a
+compiled extension built for another torch, a registry that needs a service) is imported again
+with the package's own ``__init__`` files run as far as they go: one that raises leaves a package
+with what it defined before the error, and the analysed file and its siblings import from the
+package folders as usual.  The result says which package ``__init__`` stopped (``init_skipped``).
+A missing package is still stubbed, not skipped, and a failure in the analysed file itself is
+never tolerated.
+
+A patched copy executes the file's module-level statements a second time.  A decorator that
+registered a class or builder under its name (a model registry) refuses the copy's second entry;
+when such a decorator raised (one that, in the original, gave back the object from this file),
+the copy runs without every use of it, lines kept in place (``unregistered``).
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.abc
 import importlib.util
+import inspect
 import itertools
+import linecache
 import os
 import re
 import shutil
@@ -45,6 +62,74 @@ class LoadError(Exception):
 
 
 MAX_STUBS = 8
+MAX_REGISTRATIONS = 8
+
+
+def _callee(decorator: ast.expr) -> ast.expr:
+    """``MODELS.register_module`` of ``@MODELS.register_module(name="x")``."""
+    return decorator.func if isinstance(decorator, ast.Call) else decorator
+
+
+class _PartialInit(importlib.abc.Loader):
+    """Runs a package ``__init__`` and keeps the package when it raises (see the module doc)."""
+
+    def __init__(self, inner: importlib.abc.Loader, owner: "_PartialPackages"):
+        self.inner = inner
+        self.owner = owner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        try:
+            self.inner.exec_module(module)
+        except Exception as exc:
+            if self.owner.keep_error(exc):
+                raise
+            self.owner.skipped.append(f"{module.__name__.replace('.', '/')}/__init__.py stopped at "
+                                      f"{type(exc).__name__}: {_first_line(exc)}")
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else ""
+
+
+class _PartialPackages(importlib.abc.MetaPathFinder):
+    """Finds the packages of one top-level package as usual and runs their ``__init__`` leniently."""
+
+    def __init__(self, top: str, keep_error, before: set[str]):
+        self.top = top
+        self.keep_error = keep_error  # errors that must propagate (a package to stub)
+        self.skipped: list[str] = []
+        self.before = before  # sys.modules before the first attempt
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname.partition(".")[0] != self.top:
+            return None
+        for finder in list(sys.meta_path):
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.submodule_search_locations is not None and spec.loader is not None \
+                and not isinstance(spec.loader, _PartialInit):
+            spec.loader = _PartialInit(spec.loader, self)
+        return spec
+
+    def close(self) -> None:
+        try:
+            sys.meta_path.remove(self)
+        except ValueError:
+            pass
+        for name in [n for n in sys.modules if n not in self.before and n.partition(".")[0] == self.top]:
+            sys.modules.pop(name, None)
 
 
 def _ident(text: str) -> str:
@@ -63,6 +148,9 @@ class ModuleLoader:
         self._tmp = tempfile.mkdtemp(prefix="adopter-verify-")
         self._original: ModuleType | None = None
         self.original_name = ""
+        self._partial: _PartialPackages | None = None
+        self._modules_before = set(sys.modules)
+        self.unregistered: list[str] = []  # classes whose registering decorators the copies skip
         self.stubs = ImportStubs().__enter__()
         if self.package:
             root = os.path.dirname(self.path)
@@ -81,6 +169,9 @@ class ModuleLoader:
             importlib.invalidate_caches()
 
     def close(self) -> None:
+        if self._partial is not None:
+            self._partial.close()
+            self._partial = None
         self.stubs.close()
         for name in self._names:
             sys.modules.pop(name, None)
@@ -122,7 +213,8 @@ class ModuleLoader:
         An import of a package that is not installed is retried with a stub of it."""
         if self._original is not None:
             return self._original
-        for _ in range(MAX_STUBS + 1):
+        first_failure: LoadError | None = None
+        for _ in range(MAX_STUBS + 2):
             try:
                 with importing():
                     return self._import_original()
@@ -130,11 +222,59 @@ class ModuleLoader:
                 package = self.stubs.can_stub(exc.__cause__) if len(self.stubs.packages) < MAX_STUBS else None
                 if package is None:
                     used = missing_package(exc.__cause__)
-                    if used:
+                    if used and not self._in_package_init(exc.__cause__):
                         raise LoadError(f"{needs_text(used)} (the module uses it when imported)", used) from None
+                    if self._partial is None and self._in_package_init(exc.__cause__):
+                        self._partial_packages(exc.__cause__)
+                        first_failure = exc
+                        continue
+                    if first_failure is not None:
+                        # kept as far as it ran, the package still lacks what the file imports
+                        # from it: the package's own error is the one to fix
+                        raise first_failure
                     raise
                 self.stubs.add(package)
         raise LoadError("too many packages are missing")  # pragma: no cover
+
+    def _package_inits(self, exc: BaseException | None) -> list[str]:
+        """The ``__init__.py`` files of the file's own top-level package that ``exc`` was raised
+        through, outermost first; empty when it was raised in the analysed file itself."""
+        if not self.package or exc is None:
+            return []
+        tb = exc.__traceback__
+        files = []
+        while tb is not None:
+            files.append(os.path.realpath(tb.tb_frame.f_code.co_filename))
+            tb = tb.tb_next
+        if os.path.realpath(self.path) in files:
+            return []
+        top = os.path.realpath(self._package_dir(self.package.partition(".")[0]))
+        return [f for f in files if os.path.basename(f) == "__init__.py" and f.startswith(top + os.sep)]
+
+    def _in_package_init(self, exc: BaseException | None) -> bool:
+        return bool(self._package_inits(exc))
+
+    def _package_dir(self, dotted: str) -> str:
+        folder = os.path.dirname(self.path)
+        for _ in range(len(self.package.split(".")) - len(dotted.split("."))):
+            folder = os.path.dirname(folder)
+        return folder
+
+    def _partial_packages(self, exc: BaseException) -> None:
+        # What the failed attempt imported stays (importing it again would register twice with
+        # the package's registries); the packages whose __init__ raised are not in sys.modules.
+        top = self.package.partition(".")[0]
+        self._partial = _PartialPackages(top, lambda exc: self.stubs.can_stub(exc) is not None, self._modules_before)
+        base = os.path.dirname(os.path.realpath(self._package_dir(top)))
+        failed = os.path.relpath(self._package_inits(exc)[-1], base).replace(os.sep, "/")
+        self._partial.skipped.append(f"{failed} stopped at {type(exc).__name__}: {_first_line(exc)}")
+        sys.meta_path.insert(0, self._partial)
+        importlib.invalidate_caches()
+
+    @property
+    def init_skipped(self) -> list[str]:
+        """Package ``__init__`` files that raised here and were kept as far as they ran."""
+        return list(dict.fromkeys(self._partial.skipped)) if self._partial is not None else []
 
     @property
     def stubbed(self) -> list[str]:
@@ -171,14 +311,85 @@ class ModuleLoader:
         with open(file, "w", encoding="utf-8") as handle:
             handle.write(text)
         name = f"{self.package}.{base}" if self.package else f"_adopter_verify_{base}"
+        skipped: set[str] = set()
+        for _ in range(MAX_REGISTRATIONS + 1):
+            try:
+                with importing():
+                    module = self._exec(name, file)
+                self.unregistered = sorted(set(self.unregistered) | skipped)
+                return module
+            except LoadError as exc:
+                cause = exc.__cause__
+                while cause is not None and not isinstance(cause, ModuleNotFoundError):
+                    cause = cause.__cause__ or cause.__context__
+                package = self.stubs.can_stub(cause) if cause is not None else None
+                if package is not None:  # the patch imports a package (its kernel's) that is not here
+                    raise LoadError(f"the patched module imports {package}: {needs_text(package)}",
+                                    package) from None
+                unregistered = self._without_registration(text, exc.__cause__, file)
+                if unregistered is None:
+                    raise
+            # A decorator of the original registered a function or class under its name (a model
+            # registry) and gave it back; the same registration from the patched copy is refused
+            # as a duplicate.  The copy runs without that decorator (all its uses), lines in place.
+            text, names = unregistered
+            skipped |= names
+            with open(file, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            linecache.checkcache(file)
+        raise LoadError("too many registrations refused the patched copy")  # pragma: no cover
+
+    def _registering(self, tree: ast.Module) -> list[tuple[str, ast.expr]]:
+        """(name, outermost decorator) of the top-level classes and functions whose outermost
+        decorator, in the original module, gave back an object of that name from the original file
+        (so it only registered it; a wrapper such as ``functools.wraps`` may sit below it)."""
+        original = self._original
+        if original is None:
+            return []
+        out = []
+        for node in tree.body:
+            if not isinstance(node, (ast.ClassDef, ast.FunctionDef)) or not node.decorator_list:
+                continue
+            value = original.__dict__.get(node.name)
+            if getattr(value, "__qualname__", None) != node.name:
+                continue
+            if isinstance(node, ast.ClassDef):
+                same = isinstance(value, type) and value.__module__ == original.__name__ \
+                    and getattr(value, "__wrapped__", None) is None
+            else:
+                code = getattr(inspect.unwrap(value), "__code__", None)
+                same = code is not None and os.path.realpath(code.co_filename) == os.path.realpath(self.path)
+            if same:
+                out.append((node.name, node.decorator_list[0]))
+        return out
+
+    def _without_registration(self, text: str, exc: BaseException | None,
+                              file: str) -> tuple[str, set[str]] | None:
+        """When ``exc`` was raised while a registering decorator (see ``_registering``) ran in
+        ``file``: ``text`` without every use of that decorator, and the names it decorated."""
+        if exc is None:
+            return None
         try:
-            with importing():
-                return self._exec(name, file)
-        except LoadError as exc:
-            cause = exc.__cause__
-            while cause is not None and not isinstance(cause, ModuleNotFoundError):
-                cause = cause.__cause__ or cause.__context__
-            package = self.stubs.can_stub(cause) if cause is not None else None
-            if package is not None:  # the patch imports a package (its kernel's) that is not here
-                raise LoadError(f"the patched module imports {package}: {needs_text(package)}", package) from None
-            raise
+            tree = ast.parse(text)
+        except SyntaxError:
+            return None
+        tb = exc.__traceback__
+        last = None
+        while tb is not None:
+            if os.path.realpath(tb.tb_frame.f_code.co_filename) == os.path.realpath(file):
+                last = tb.tb_lineno
+            tb = tb.tb_next
+        registering = self._registering(tree)
+        failed = [dec for _, dec in registering if dec.lineno <= (last or 0) <= (dec.end_lineno or dec.lineno)]
+        if not failed:
+            return None
+        callee = ast.dump(_callee(failed[0]))
+        out = text.splitlines(keepends=True)
+        names = set()
+        for name, dec in registering:
+            if ast.dump(_callee(dec)) != callee:
+                continue
+            names.add(name)
+            for line in range(dec.lineno, (dec.end_lineno or dec.lineno) + 1):
+                out[line - 1] = "\n"
+        return "".join(out), names

@@ -111,9 +111,21 @@ class Placeholder:
                 return args[0]
             return Placeholder(self._adopter_package, f"{self._adopter_path}(...)")
         raise MissingDependency(self._adopter_package, f"{self._adopter_path} (called)")
+    def __getitem__(self, key):
+        if _IMPORTING:
+            # an annotation evaluated at import time (``beartype.typing.Optional[int]``,
+            # ``Float[Tensor, "b n"]``): another placeholder, an error only where it is used
+            return Placeholder(self._adopter_package, f"{self._adopter_path}[...]")
+        raise MissingDependency(self._adopter_package, f"{self._adopter_path} (indexed)")
+
+    def __or__(self, other):
+        if _IMPORTING:  # ``Placeholder | None`` in an annotation
+            return Placeholder(self._adopter_package, f"{self._adopter_path} | ...")
+        raise MissingDependency(self._adopter_package, f"{self._adopter_path} (arithmetic)")
+
+    __ror__ = __or__
     __iter__ = _raiser("iterated")
     __len__ = _raiser("len")
-    __getitem__ = _raiser("indexed")
     __setitem__ = _raiser("item set")
     __bool__ = _raiser("truth-tested")
     __enter__ = _raiser("used as a context manager")

@@ -252,3 +252,65 @@ def test_a_patch_wrong_only_when_the_mask_is_given_fails(tmp_path, all_rules, qu
     (windowed,) = [r for r in results if r.class_name == "WindowedSelfAttention" and not r.combined]
     assert windowed.verdict == FAIL and windowed.reason.startswith("with mask given: "), windowed.reason
     assert "differs" in windowed.reason
+
+
+def test_package_whose_init_raises_and_registries_that_refuse_a_second_entry(tmp_path, capsys):
+    """hub/__init__.py raises (a compiled part built for another torch): the module imports with
+    the package kept as far as its __init__ ran; its decorators register the class and a builder
+    in registries that refuse a duplicate name: the patched copy runs without them."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "registry", "hub/attention.py")
+    row = _row(patches, "ADP010", "Attention")
+    assert row["verdict"] == PASS, row
+    (stopped,) = row["details"]["init_skipped"]
+    assert stopped.startswith("hub/__init__.py stopped at RuntimeError: hub: the compiled operators")
+    # the class (a registry's method) and the builder (under a functools.wraps wrapper)
+    assert row["details"]["registration_skipped"] == ["Attention", "attention_small"]
+    assert not [m for m in sys.modules if m.split(".")[0] == "hub"]
+
+
+def test_a_module_that_raises_itself_is_still_not_imported(tmp_path, all_rules, quick):
+    """Only a package __init__ is run as far as it goes: an error in the analysed file is its own."""
+    package = _copy(tmp_path, "registry") / "hub"
+    path = package / "attention.py"
+    path.write_text(path.read_text() + '\nraise RuntimeError("this module needs a GPU")\n')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    (result,) = [r for r in verify_file(str(path), rules, Config(), options=quick) if not r.combined]
+    assert result.verdict == SKIP
+    assert "RuntimeError: this module needs a GPU" in result.reason and "init_skipped" not in result.details
+
+
+def test_inputs_from_what_the_module_errors_say(tmp_path, capsys):
+    """No call site and no shape unpacked in forward: the module's own errors name what it takes.
+    A bias table over 7 x 7 tokens ("size of tensor a (8) must match ... (49)") gets 49 tokens, a
+    helper unpacking four sizes a [batch, h, w, c] grid, keys and values read although they
+    default to None are given."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "errors", "layers.py")
+    rows = {r["class"]: r for r in patches if r["rule"] == "ADP010"}
+    assert {name: r["verdict"] for name, r in rows.items()} == {
+        "GridBiasAttention": PASS, "GridWindowAttention": PASS, "KeyValueAttention": PASS}
+    assert rows["GridBiasAttention"]["details"]["inputs"] == "float[2, 49, 32]"
+    assert rows["GridWindowAttention"]["details"]["inputs"] == "float[2, 8, 8, 32]"
+    assert rows["KeyValueAttention"]["details"]["inputs"] == "float[2, 8, 32], float[2, 8, 32], float[2, 8, 32]"
+    assert all("match" in r["reason"] for r in rows.values())
+
+
+def test_a_layer_only_its_model_can_feed(tmp_path, capsys):
+    """The attention takes its layout as strings; the model that feeds it takes a keyword-only
+    frame count used only as a number (``num_frames * patches``) and a video whose rank only a
+    starred unpack states ("expected at least 6, got 5" from an image adds the frame axis)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "errors", "video.py")
+    row = _row(patches, "ADP010", "FrameAttention")
+    assert row["verdict"] == PASS, row
+    assert "ClipModel(dim=32, num_frames=8)" in row["details"]["built"]
+    assert row["details"]["inputs"] == "float[2, 48, 32], 'b (f n) d', 'b (f n) d', f=3"
+
+
+def test_a_switch_tested_through_self_and_annotations_of_a_missing_package(tmp_path, capsys):
+    """``shifted`` has no default and no telling name: the class tests it (``if self.shifted:``),
+    so it is a switch; ``Float[Tensor, "b n d"]`` from a package that is not installed is
+    evaluated while the module imports (a placeholder), and nothing uses it afterwards."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "errors", "switch.py")
+    row = _row(patches, "ADP010", "ShiftedWindowAttention")
+    assert row["verdict"] == PASS, row
+    assert "shifted=False" in row["details"]["built"]
+    assert row["details"]["not_installed"] == ["shape_typing_not_installed"]
