@@ -260,7 +260,9 @@ def _calls(stmt: ast.stmt, name: str, lines: list[str], tree: ast.Module, cls: a
 
 
 def _path_to(tree: ast.Module, span: tuple) -> list:
-    """The nodes from the module down to the statement with this span (see _statement_at)."""
+    """The nodes from the module down to the statement with this span, found by descending
+    through the nodes that contain it (a walk of the whole tree per file cost as much as
+    parsing it); it ends at the deepest container when no node has exactly this span."""
     start, end = span[:2], span[2:]
     chain: list = [tree]
     node: ast.AST = tree
@@ -282,24 +284,11 @@ def _path_to(tree: ast.Module, span: tuple) -> list:
 
 
 def _statement_at(tree: ast.Module, span: tuple) -> ast.AST | None:
-    """The node with exactly this span, found by descending through the nodes that contain
-    it (a walk of the whole tree per file cost as much as parsing it)."""
-    start, end = span[:2], span[2:]
-    node: ast.AST = tree
-    while True:
-        for child in children(node):
-            first = (getattr(child, "lineno", None), getattr(child, "col_offset", None))
-            if first[0] is None or first > start:
-                continue
-            last = (child.end_lineno, child.end_col_offset)
-            if last < end:
-                continue
-            if first == start and last == end:
-                return child
-            node = child
-            break
-        else:
-            return None
+    """The node with exactly this span (the end of :func:`_path_to`'s chain), or None."""
+    node = _path_to(tree, span)[-1]
+    if node is tree or (node.lineno, node.col_offset, node.end_lineno, node.end_col_offset) != tuple(span):
+        return None
+    return node
 
 
 def _char_col(lines: list[str], line: int, byte_col: int) -> int:

@@ -69,6 +69,12 @@ def gelu_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleName
 def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     """The GELU variant a same-file module class computes, when its ``forward`` is a GELU
     formula and its ``__init__`` (if any) builds nothing."""
+    forward = _stateless_forward(cls)
+    return gelu_formula(forward, names, method=True) if forward is not None else None
+
+
+def _stateless_forward(cls: ast.ClassDef):
+    """The ``forward`` of a module class whose ``__init__`` (if any) assigns nothing, or None."""
     forward = None
     for stmt in cls.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -77,7 +83,7 @@ def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
             elif stmt.name == "__init__" and any(
                     isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign)) for s in ast.walk(stmt)):
                 return None
-    return gelu_formula(forward, names, method=True) if forward is not None else None
+    return forward
 
 
 def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
@@ -87,14 +93,7 @@ def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     one), besides saving tensors on ``ctx``, and whose ``__init__`` builds nothing (BLOOM's
     ``BloomGelu``).  Its backward is the Function's own: the forward is a GELU, the gradient is
     whatever the code wrote."""
-    forward = None
-    for stmt in cls.body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            if stmt.name == "forward":
-                forward = stmt
-            elif stmt.name == "__init__" and any(
-                    isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign)) for s in ast.walk(stmt)):
-                return None
+    forward = _stateless_forward(cls)
     if forward is None:
         return None
     params = [a.arg for a in forward.args.args]
