@@ -35,7 +35,7 @@ def gelu_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleName
     if (len(params) != 1 or func.args.vararg or func.args.kwarg or func.args.kwonlyargs
             or func.args.posonlyargs):
         return None
-    body = [s for s in func.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    body = _code(func.body)
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return None
     if not all(isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name)
@@ -174,13 +174,10 @@ def _gelu_block(stmts, x: str, names: ModuleNames, settings: list) -> bool:
 
 
 def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> bool:
-    while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _CASTS:
-        expr = expr.func.value  # a cast of the result back to the input's dtype
+    expr = strip_casts(expr)  # a cast of the result back to the input's dtype
     if not (isinstance(expr, ast.Call) and names.resolve(expr.func) in _GELU_FUNCTIONS and len(expr.args) == 1):
         return False
-    arg = expr.args[0]
-    while isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute) and arg.func.attr in _CASTS:
-        arg = arg.func.value
+    arg = strip_casts(expr.args[0])
     if not (isinstance(arg, ast.Name) and arg.id == x) or any(k.arg != "approximate" for k in expr.keywords):
         return False
     setting = next((k.value for k in expr.keywords), None)
@@ -189,7 +186,16 @@ def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> 
 
 
 _GELU_FUNCTIONS = ("torch.nn.functional.gelu",)
-_CASTS = ("to", "float", "half", "bfloat16", "double", "type", "type_as")
+
+#: Tensor methods that only convert the dtype (``w.to(x.dtype)``, ``w.float()``, ``w.type_as(x)``).
+DTYPE_METHODS = frozenset({"to", "type", "type_as", "float", "half", "double", "bfloat16"})
+
+
+def strip_casts(expr):
+    """The value a chain of dtype conversions (``w.to(x.dtype).float()``) converts."""
+    while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in DTYPE_METHODS:
+        expr = expr.func.value
+    return expr
 
 
 def _pure_test(test: ast.expr, names: ModuleNames) -> bool:
@@ -277,7 +283,7 @@ def softmax_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleN
         return False
     x, dim = params[0], params[1]
     scalars = set(params[2:]) | {a.arg for a in args.kwonlyargs}
-    body = [s for s in func.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    body = _code(func.body)
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return False
     # name -> the factor it is x times (numbers multiplied, exponents per scalar parameter),

@@ -29,7 +29,7 @@ from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
-from .formulas import gelu_formula, gelu_on_every_path, softmax_formula
+from .formulas import gelu_formula, gelu_on_every_path, softmax_formula, strip_casts
 from .literals import literal_keywords
 from .names import ModuleNames
 from .torch_bases import INHERITED
@@ -385,7 +385,7 @@ class FlowBuilder:
         ``.transpose(0, 1)``, ``torch.transpose(w, 0, 1)``; a 2-D weight has no other swap)?"""
         if self.cls is None:
             return False
-        expr = _strip_casts(expr)
+        expr = strip_casts(expr)
         if transposed:
             if isinstance(expr, ast.Attribute) and expr.attr in ("T", "mT"):
                 expr = expr.value
@@ -398,7 +398,7 @@ class FlowBuilder:
                 expr = expr.args[0]
             else:
                 return False
-            expr = _strip_casts(expr)
+            expr = strip_casts(expr)
         if not (isinstance(expr, ast.Attribute) and expr.attr == "weight" and isinstance(expr.value, ast.Attribute)
                 and isinstance(expr.value.value, ast.Name) and expr.value.value.id == "self"):
             return False
@@ -930,43 +930,41 @@ class FlowBuilder:
             return
         target = targets[0]
         if isinstance(target, ast.Name):
-            ctx.exprs[target.id] = value_expr
-            if isinstance(value_expr, ast.Call) and isinstance(value_expr.args[0] if value_expr.args else None, ast.Name) \
-                    and self._splits_last_in_two(value_expr):
-                # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
-                # the name is reassigned
-                ctx.exprs[target.id] = ("split2", self._name_value(value_expr.args[0].id, ctx))
-        elif isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2 \
-                and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call) \
-                and isinstance(value_expr.func, ast.Attribute) and value_expr.func.attr == "chunk" \
-                and _chunk_in_two_last(value_expr):
+            # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
+            # the name is reassigned
+            ctx.exprs[target.id] = self._split_in_two(value_expr, ctx) or value_expr
+            return
+        if not (isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2
+                and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call)
+                and isinstance(value_expr.func, ast.Attribute)):
+            return
+        base = None
+        if value_expr.func.attr == "chunk" and _chunk_in_two_last(value_expr):
             base = value_expr.func.value
-            for index, elt in enumerate(target.elts):
-                ctx.exprs[elt.id] = ("half", base, index)
-        elif isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2 \
-                and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call) \
-                and isinstance(value_expr.func, ast.Attribute) and value_expr.func.attr == "unbind" \
-                and _unbind_second_last(value_expr):
+        elif value_expr.func.attr == "unbind" and _unbind_second_last(value_expr):
             # x1, x2 = rearrange(x, "... (j d) -> ... j d", j=2).unbind(dim=-2): the halves too
             split = self._resolved(value_expr.func.value, ctx)
-            if isinstance(split, ast.Call) and isinstance(split.args[0] if split.args else None, ast.Name) \
-                    and self._splits_last_in_two(split):
-                split = ("split2", self._name_value(split.args[0].id, ctx))
-            if isinstance(split, tuple) and split[0] == "split2":
-                for index, elt in enumerate(target.elts):
-                    ctx.exprs[elt.id] = ("half", split[1], index)
+            split = self._split_in_two(split, ctx) or split
+            base = split[1] if isinstance(split, tuple) and split[0] == "split2" else None
+        if base is not None:
+            for index, elt in enumerate(target.elts):
+                ctx.exprs[elt.id] = ("half", base, index)
 
-    def _splits_last_in_two(self, call: ast.Call) -> bool:
-        """``einops.rearrange(x, "... (j d) -> ... j d", j=2)``: the last axis split into two
-        halves along a new second-to-last axis (any axis names)."""
-        if self.names.resolve(call.func) != "einops.rearrange" or len(call.args) != 2 or len(call.keywords) != 1:
-            return False
-        pattern, size = call.args[1], call.keywords[0]
+    def _split_in_two(self, expr, ctx: _Ctx) -> tuple | None:
+        """``("split2", value of x)`` when ``expr`` is ``einops.rearrange(x, "... (j d) -> ... j d",
+        j=2)``, x a name: the last axis split into two halves along a new second-to-last axis
+        (any axis names)."""
+        if not (isinstance(expr, ast.Call) and len(expr.args) == 2 and isinstance(expr.args[0], ast.Name)
+                and len(expr.keywords) == 1 and self.names.resolve(expr.func) == "einops.rearrange"):
+            return None
+        pattern, size = expr.args[1], expr.keywords[0]
         if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)
                 and isinstance(size.value, ast.Constant) and size.value.value == 2):
-            return False
+            return None
         found = _SPLIT_LAST.fullmatch(pattern.value)
-        return bool(found) and found.group(1) == found.group(3) == size.arg and found.group(2) == found.group(4)
+        if not (found and found.group(1) == found.group(3) == size.arg and found.group(2) == found.group(4)):
+            return None
+        return "split2", self._name_value(expr.args[0].id, ctx)
 
     def _resolved(self, expr, ctx: _Ctx, depth: int = 0):
         while isinstance(expr, ast.Name) and expr.id in ctx.exprs and depth < 4:
@@ -1582,14 +1580,6 @@ def _chunk_in_two_last(call: ast.Call) -> bool:
     count, dim = args
     return isinstance(count, ast.Constant) and count.value == 2 and isinstance(dim, ast.UnaryOp) \
         and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1
-
-
-def _strip_casts(expr: ast.expr) -> ast.expr:
-    """``w.to(x.dtype)``, ``w.float()``, ``w.type_as(x)``: the value converted."""
-    while (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)
-           and expr.func.attr in (*canonical.CASTS, "to", "type", "type_as")):
-        expr = expr.func.value
-    return expr
 
 
 def _swaps_2d(args) -> bool:

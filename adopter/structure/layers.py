@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
-from .formulas import autograd_gelu_module, gelu_module
+from .formulas import autograd_gelu_module, gelu_module, strip_casts
 from .names import ModuleNames, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -55,8 +55,6 @@ CONTAINER_CLASSES = frozenset({"torch.nn.Module", "torch.nn.Sequential", "torch.
 # Functions computing a torch layer's forward from its own parameters (for subclasses whose
 # forward calls them on ``self.weight``/``self.bias``).
 LAYER_FUNCTIONS = {"torch.nn.Linear": "torch.nn.functional.linear"}
-# Methods that only convert a tensor's dtype (around a layer's computation).
-DTYPE_METHODS = frozenset({"to", "type", "type_as", "float", "half", "double", "bfloat16"})
 # The constructor name given (besides its own) to a module whose output is a layer's output:
 # ``adopter.output_of.torch.nn.Conv2d`` for a module whose forward returns a Conv2d's output
 # (a separable convolution: depth-wise, then a 1x1 Conv2d; a Conv2d subclass that pads its
@@ -817,14 +815,14 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
     if len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs:
         return False
     x = params[1]
-    expr = _strip_casts(body[0].value)
+    expr = strip_casts(body[0].value)
     if not isinstance(expr, ast.Call):
         return False
     func = expr.func
     if (isinstance(func, ast.Attribute) and func.attr == "forward" and isinstance(func.value, ast.Call)
             and isinstance(func.value.func, ast.Name) and func.value.func.id == "super"):
         # super().forward(x) with x maybe cast: the base computation as it is
-        return (len(expr.args) == 1 and not expr.keywords and _is_name(_strip_casts(expr.args[0]), x))
+        return (len(expr.args) == 1 and not expr.keywords and _is_name(strip_casts(expr.args[0]), x))
     function = LAYER_FUNCTIONS.get(layer)
     if function is None or names.resolve(func) != function:
         return False
@@ -833,9 +831,9 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
         if keyword.arg not in ("input", "weight", "bias") or keyword.arg in operands:
             return False
         operands[keyword.arg] = keyword.value
-    if len(expr.args) > 3 or not _is_name(_strip_casts(operands.get("input")), x):
+    if len(expr.args) > 3 or not _is_name(strip_casts(operands.get("input")), x):
         return False
-    if not _is_own(_strip_casts(operands.get("weight")), "weight"):
+    if not _is_own(strip_casts(operands.get("weight")), "weight"):
         return False
     if "bias" not in operands:  # the layer's bias would be left out
         return False
@@ -851,7 +849,7 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
         if not (isinstance(none, ast.Constant) and none.value is None):
             return False
         bias = other
-    return _is_own(_strip_casts(bias), "bias")
+    return _is_own(strip_casts(bias), "bias")
 
 
 def _lambda_params(expr: ast.Lambda) -> list:
@@ -914,24 +912,24 @@ def _matmul_linear(forward, layer: str) -> bool:
     body = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
 
     def product(expr) -> bool:  # x @ W^T, W this layer's weight
-        expr = _strip_casts(expr)
+        expr = strip_casts(expr)
         if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.MatMult)
-                and _is_name(_strip_casts(expr.left), x)):
+                and _is_name(strip_casts(expr.left), x)):
             return False
-        w = _strip_casts(expr.right)
+        w = strip_casts(expr.right)
         if isinstance(w, ast.Attribute) and w.attr in ("T", "mT"):
-            return _is_own(_strip_casts(w.value), "weight")
+            return _is_own(strip_casts(w.value), "weight")
         if isinstance(w, ast.Call) and isinstance(w.func, ast.Attribute) and not w.keywords:
             dims = [a.value for a in w.args if isinstance(a, ast.Constant)]
             if (w.func.attr == "t" and not w.args) or (
                     w.func.attr == "transpose" and len(dims) == 2 == len(w.args) and sorted(dims) in ([0, 1], [-2, -1])):
-                return _is_own(_strip_casts(w.func.value), "weight")
+                return _is_own(strip_casts(w.func.value), "weight")
         return False
 
     def biased(expr, h) -> bool:  # h + self.bias, either order
-        expr = _strip_casts(expr)
+        expr = strip_casts(expr)
         return (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add) and any(
-            h(a) and _is_own(_strip_casts(b), "bias") for a, b in ((expr.left, expr.right), (expr.right, expr.left))))
+            h(a) and _is_own(strip_casts(b), "bias") for a, b in ((expr.left, expr.right), (expr.right, expr.left))))
 
     if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
         return biased(body[0].value, product)
@@ -952,13 +950,6 @@ def _matmul_linear(forward, layer: str) -> bool:
     plain, with_bias = (branch.body[0].value, last.value) if isinstance(test.ops[0], ast.Is) else (
         last.value, branch.body[0].value)
     return _is_name(plain, name) and biased(with_bias, lambda e: _is_name(e, name))
-
-
-def _strip_casts(expr):
-    while (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)
-           and expr.func.attr in DTYPE_METHODS):
-        expr = expr.func.value
-    return expr
 
 
 def _is_name(expr: ast.expr, name: str) -> bool:

@@ -21,7 +21,7 @@ import re
 from dataclasses import replace
 
 from . import graph as _graph  # Const and Ref (graph imports this module: read at call time)
-from .canon import View, _unordered, TABLE
+from .canon import _unordered, TABLE
 
 TOP = "top"  # not known yet (the optimistic start of a name the function assigns)
 _UNARY = {"torch.nn.functional.softmax", "torch.nn.functional.dropout", "torch.Tensor.to", "torch.transpose",
