@@ -156,24 +156,18 @@ def fold_same_promotions(rendered: str) -> str:
     """A target that promotes a dtype with itself (``torch.promote_types(x.dtype, x.dtype)``,
     when the code casts back to x's own dtype) is rendered as that dtype: the call is a no-op a
     reviewer would ask to remove."""
-    if "promote_types" not in rendered:
-        return rendered
-    import libcst as cst  # here, not at the top: `check` plans fixes without loading LibCST
-
-    class SamePromotion(cst.CSTTransformer):
-        def leave_Call(self, original: cst.Call, updated: cst.Call) -> cst.BaseExpression:
-            func = updated.func
-            name = func.attr.value if isinstance(func, cst.Attribute) else getattr(func, "value", None)
-            args = updated.args
-            if (name == "promote_types" and len(args) == 2 and all(a.keyword is None and not a.star for a in args)
-                    and args[0].value.deep_equals(args[1].value)):
-                return args[0].value
-            return updated
-
-    stripped = rendered.strip()
-    try:
-        expr = cst.parse_expression(stripped)
-    except cst.ParserSyntaxError:
-        return rendered
-    folded = cst.Module([]).code_for_node(expr.visit(SamePromotion()))
-    return rendered.replace(stripped, folded, 1)
+    while "promote_types" in rendered:
+        stripped = rendered.strip()
+        try:
+            tree = ast.parse(stripped, mode="eval")
+        except SyntaxError:
+            return rendered
+        same = next((node for node in ast.walk(tree) if isinstance(node, ast.Call) and not node.keywords
+                     and len(node.args) == 2 and not any(isinstance(a, ast.Starred) for a in node.args)
+                     and getattr(node.func, "attr", getattr(node.func, "id", None)) == "promote_types"
+                     and ast.dump(node.args[0]) == ast.dump(node.args[1])), None)
+        if same is None:
+            return rendered
+        call, operand = ast.get_source_segment(stripped, same), ast.get_source_segment(stripped, same.args[0])
+        rendered = rendered.replace(call, operand, 1)
+    return rendered
