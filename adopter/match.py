@@ -951,15 +951,16 @@ class Matcher:
         branch is not one input for the three)."""
         texts: dict[str, set] = {}
         keys: dict[str, set] = {}
+        reads: dict[str, int] = {}  # variable -> how many arguments of the steps bind it
         for index, node in zip(state.steps, state.matched):
             for pvalue, value in zip(self.forward.nodes[index].args, node.args):
                 if isinstance(pvalue, Var) and isinstance(value, Ref):
                     texts.setdefault(pvalue.name, set()).add(value.text)
                     keys.setdefault(pvalue.name, set()).update((value.key, state.canon(value.key)))
+                    reads[pvalue.name] = reads.get(pvalue.name, 0) + 1
         if not all(len(spellings) == 1 for spellings in texts.values()):
             return False
-        shared = set().union(*(keys[name] for name in keys if len(
-            [i for i in state.steps for p in self.forward.nodes[i].args if p == Var(name)]) > 1))
+        shared = set().union(*(keys[name] for name in keys if reads[name] > 1))
         ordered = sorted(state.matched, key=lambda n: n.id)
         for a, b in zip(ordered, ordered[1:]):
             if not _always_reaches(flow, a.id, b.id):
