@@ -393,3 +393,12 @@ def test_a_function_choosing_a_layer_class(findings):
             return q, k, v
     """
     assert findings(src, "ADP009") == [("ADP009", 31)]
+
+
+def test_a_line_in_a_string_that_looks_like_an_alias_does_not_stop_the_reading():
+    from adopter.structure.siblings import _lazy_names
+
+    text = 'import torch.nn as nn\n\nDOC = """\nvalue = yield\n"""\nNorm2d = nn.BatchNorm2d\n'
+    names = _lazy_names(text, "pkg")
+    assert names.resolve(names.constants["Norm2d"]) == "torch.nn.BatchNorm2d"
+    assert "value" not in names.constants

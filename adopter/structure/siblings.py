@@ -199,5 +199,8 @@ def _lazy_names(text: str, package: str | None) -> ModuleNames:
     names.classes = _Definitions(text, classes, ast.ClassDef)
     for match in _ALIAS.finditer(text):
         if match.group(1) not in names.imports:
-            names.constants[match.group(1)] = ast.parse(match.group(2), mode="eval").body
+            try:  # (a line inside a string may look like one: ``x = yield``)
+                names.constants[match.group(1)] = ast.parse(match.group(2), mode="eval").body
+            except SyntaxError:
+                continue
     return names
