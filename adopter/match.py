@@ -1088,6 +1088,8 @@ class Matcher:
                     break
             else:
                 return None
+        if _one_of_many_with_one(attempt.env[var] for var, _ in chosen):
+            return None
         state.env.update(attempt.env)
         return chosen
 
@@ -1119,6 +1121,15 @@ class Matcher:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], state):
                 return False
         return _keywords_fit(pnode, code_kwargs.keys())
+
+
+def _one_of_many_with_one(layers) -> bool:
+    """Whether the matched layers mix an element of a layer list (``self.bns[i]``, one of many
+    instances picked per call) with a single layer (``self.conv``): the fused computation would
+    then pair one instance with each of many (a Conv2d shared by several BatchNorms cannot fold
+    into one of them), so the pattern's layers are not one fusible group."""
+    kinds = {isinstance(layer, str) and layer.endswith("[]") for layer in layers}
+    return len(kinds) == 2
 
 
 def _mentions_all(words: frozenset, groups: list[frozenset]) -> bool:
