@@ -1426,21 +1426,28 @@ class FlowBuilder:
         return after + breaks
 
     def _alias_loop_target(self, stmt, ctx: _Ctx) -> None:
-        """``for layer in self.layers`` / ``enumerate(self.layers)``: layer calls resolve."""
+        """``for layer in self.layers`` / ``enumerate(self.layers)`` / ``zip(self.convs,
+        self.norms)`` (parallel lists, one element of each per iteration): layer calls resolve."""
         it, target = stmt.iter, stmt.target
         if isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "enumerate" and it.args:
             it = it.args[0]
             if isinstance(target, ast.Tuple) and len(target.elts) == 2:
                 target = target.elts[1]
-        if (
-            isinstance(target, ast.Name)
-            and isinstance(it, ast.Attribute)
-            and isinstance(it.value, ast.Name)
-            and it.value.id == "self"
-            and self.cls is not None
-            and it.attr + "[]" in self.cls.bindings
-        ):
-            ctx.layer_alias[target.id] = f"self.{it.attr}[]"
+        if (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "zip" and not it.keywords
+                and isinstance(target, ast.Tuple) and len(target.elts) == len(it.args)):
+            pairs = list(zip(target.elts, it.args))
+        else:
+            pairs = [(target, it)]
+        for name, lst in pairs:
+            if (
+                isinstance(name, ast.Name)
+                and isinstance(lst, ast.Attribute)
+                and isinstance(lst.value, ast.Name)
+                and lst.value.id == "self"
+                and self.cls is not None
+                and lst.attr + "[]" in self.cls.bindings
+            ):
+                ctx.layer_alias[name.id] = f"self.{lst.attr}[]"
 
     def _try(self, stmt, frontier: list, ctx: _Ctx) -> list:
         start = list(frontier)

@@ -64,6 +64,7 @@ BUILD = {
     ("ADP007", "Block"): ((4,), lambda: (_r(2, 4, 6, 6),)),
     ("ADP007", "BasicBlock"): ((4, 4), lambda: (_r(2, 4, 6, 6),)),
     ("ADP007", "ConvNorm"): ((4,), lambda: (_r(2, 4, 6, 6),)),
+    ("ADP007", "Scales"): ((4, 3), lambda: (_r(2, 4, 6, 6),)),
     ("ADP008", "Block"): ((4,), lambda: (_r(3, 4),)),
     ("ADP008", "Head"): ((4, 3), lambda: (_r(3, 4),)),
     ("ADP008", "MLPLayerWithBN"): ((4,), lambda: (_r(2, 3, 4),)),
