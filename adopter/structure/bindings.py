@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field, replace
 
-from .layers import TABLE_SUFFIXES, Built, LayerTyper
+from .layers import TABLE_SUFFIXES, Built, LayerTyper, SeqGraph
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
 
@@ -244,7 +244,13 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                 )
     if fqn in CONTAINERS and isinstance(value, ast.Call):
         for element in _container_elements(value):
-            for b in typer.values(element, env):
+            listed = env.get("list:" + element.id) if isinstance(element, ast.Name) else None
+            if isinstance(listed, SeqGraph) and listed.members and not listed.named:
+                # nn.ModuleList(convs), convs a local list filled with append/extend/+=
+                elements = [b for built, _ in listed.members for b in built]
+            else:
+                elements = typer.values(element, env)
+            for b in elements:
                 if isinstance(b, Built):
                     out.setdefault(attr + "[]", []).append(
                         Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
