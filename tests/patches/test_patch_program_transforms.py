@@ -42,6 +42,8 @@ def _r(*shape):
 BUILD = {
     ("ADP004", 2, "Attention"): ((), lambda: (_r(2, 3, 4, 4), _r(2, 3, 4, 4))),
     ("ADP006", 3, "Block"): ((_cfg(activation="gelu"), 8), lambda: (_r(3, 8),)),
+    ("ADP006", 5, "Block"): ((8,), lambda: (_r(3, 8),)),
+    ("ADP006", 7, "Block"): ((_cfg(gelu_approximate="tanh"), 8), lambda: (_r(3, 8),)),
     ("ADP001", "BertSelfAttention"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP001", "Wrapper"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP002", "T5Attention"): ((8,), lambda: (_r(2, 5, 8),)),
@@ -93,6 +95,8 @@ BUILD = {
     ("ADP013", "PackedSwiGLU"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP013", "FeedForward"): ((torch.nn.Linear(8, 16), torch.nn.Linear(16, 8), torch.nn.Linear(8, 16)),
                                 lambda: (_r(2, 5, 8),)),
+    ("ADP013", 10, "SwiGLU"): ((), lambda: (_r(2, 5, 16),)),
+    ("ADP013", 10, "FeedForward"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP013", "FunctionalSwiGLU"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP013", "ExpertSwiGLU"): ((3, 8, 16), lambda: (_r(3, 5, 8),)),
     ("ADP014", "Attention"): ((), lambda: (_r(1, 2, 5, 4), _r(1, 2, 5, 4), _r(1, 1, 5, 4), _r(1, 1, 5, 4))),
