@@ -417,17 +417,27 @@ class Planner:
         if i is None:
             return rhs, {}
         node = nodes[i]
-        if node.op not in form.functions:
+        # F.gelu itself, or a same-file function whose body is that function's formula (``def
+        # gelu(x): return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))``, structure/formulas.py:
+        # called by its bare name; its variant is read as a constant ``approximate=``)
+        if node.op not in form.functions and not (node.canon in form.functions and node.op.isidentifier()):
             return rhs, {}
-        args, kwargs, arg_spans, kwarg_spans = node_view(pattern[i], node)
+        view = node.view  # the call read as the function's signature (a formula's variant included)
+        args, kwargs, kwarg_spans = (view.args, view.kwargs, view.kwarg_spans) if view is not None else (
+            node.args, node.kwargs, node.kwarg_spans)
         call = self.index.segment(node.span)
         if len(args) != len(pattern[i].args):
             raise Skip(f"`{call}` passes arguments the function-form kernel does not take")
         passed: dict[str, tuple[str, Span, int]] = {}
         keywords = []
-        for j, ((name, _), (value_span, _)) in enumerate(zip(kwargs, kwarg_spans)):
-            if name not in form.keywords or value_span is None:
+        for j, ((name, value), (value_span, _)) in enumerate(zip(kwargs, kwarg_spans)):
+            if name not in form.keywords or (value_span is None and not isinstance(value, Const)):
                 raise Skip(f"`{call}` passes `{name}`, which the function-form kernel does not take")
+            if value_span is None:  # implied by the formula
+                text = repr(value.value)
+                keywords.append(f", {name}=" + (f'"{value.value}"' if isinstance(value.value, str) and text[0] == "'"
+                                                and '"' not in text and "\\" not in text else text))
+                continue
             passed[f"__kw{j}"] = (self.index.segment(value_span), value_span, i)
             keywords.append(f", {name}=$__kw{j}")
         var = re.escape(form.var)

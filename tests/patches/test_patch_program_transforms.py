@@ -62,6 +62,7 @@ BUILD = {
     ("ADP006", "NewGELU"): ((), lambda: (_r(3, 8),)),
     ("ADP006", "GELU"): ((), lambda: (_r(3, 8),)),
     ("ADP006", "FeedForward"): ((8,), lambda: (_r(3, 8),)),
+    ("ADP006", "LMHead"): ((8,), lambda: (_r(3, 8),)),
     ("ADP006", "ClassificationHead"): ((_cfg(hidden_act="gelu"), 8), lambda: (_r(3, 5, 8),)),
     ("ADP007", "Block"): ((4,), lambda: (_r(2, 4, 6, 6),)),
     ("ADP007", "BasicBlock"): ((4, 4), lambda: (_r(2, 4, 6, 6),)),
