@@ -51,6 +51,18 @@ class Kernel:
 
 
 @dataclass(frozen=True)
+class FunctionForm:
+    """``[forward.function_form]``: the target's layer variable ``var`` bound to a literal call of
+    one of ``functions`` (``F.silu(gate)``: no layer to pass, and a function passed as a value
+    does not compile under TorchScript) is fixed with ``kernel``, called with the target's
+    arguments but ``$var``, plus the call's ``keywords`` passed on by name."""
+    var: str
+    functions: tuple[str, ...]
+    kernel: str
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Example:
     name: str
     before: str
@@ -149,6 +161,9 @@ class Rule:
     # value per source alternative; ``"helper"``: in one function, and that function a helper
     # called from the root (a one-tensor RoPE helper applied to q and to k), not the root.
     same_function: bool | tuple = False
+    # ``[forward.function_form]``: how the fix reads an activation that is a function called in
+    # place rather than a layer (FunctionForm).
+    function_form: FunctionForm | None = None
 
     def same_function_of(self, alternative: int) -> bool | str:
         if isinstance(self.same_function, tuple):
@@ -310,6 +325,27 @@ def _container_steps(raw: str, path: str, values: tuple[str, ...], forwards: tup
         if not (value.startswith("$") and value[1:] in outs):
             raise RuleError(path, line, column, "forward.container_steps must name $variables steps of the pattern assign")
     return tuple(v[1:] for v in values)
+
+
+def _function_form(reader, value: dict, kernel, targets) -> FunctionForm | None:
+    if not value:
+        return None
+    var = reader.get(value, "var", str, "forward.function_form")
+    functions = reader.strings(value, "functions", "forward.function_form")
+    name = reader.get(value, "kernel", str, "forward.function_form")
+    keywords = reader.strings(value, "keywords", "forward.function_form")
+    module = kernel.import_.rsplit(".", 1)[0]
+    if not _DOTTED.fullmatch(name) or not name.startswith(module + "."):
+        raise reader.fail("forward.function_form.kernel", f"must be a dotted name in the kernel's module {module}",
+                          name)
+    if not functions or not all(_DOTTED.fullmatch(f) for f in functions):
+        raise reader.fail("forward.function_form.functions", "must list the dotted names of the functions")
+    if not all(k.isidentifier() for k in keywords):
+        raise reader.fail("forward.function_form.keywords", "must list keyword argument names")
+    for text in targets:
+        if text is not None and f"${var}" not in text:
+            raise reader.fail("forward.function_form.var", f"every target must pass ${var}", var)
+    return FunctionForm(var, functions, name, keywords)
 
 
 def _container_target(reader, value: str | None, kernel, synth: str | None) -> str | None:
@@ -777,6 +813,8 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         scope=scope,
         same_function=_same_function(reader, need(forward, "same_function", (bool, list), "forward", False),
                                      len(forwards)),
+        function_form=_function_form(reader, need(forward, "function_form", dict, "forward", {}), kernel,
+                                     forward_targets),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule

@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from adopter.structure.formulas import autograd_gelu_module, gelu_formula, gelu_module, gelu_on_every_path, softmax_formula
+from adopter.structure.formulas import (autograd_gelu_module, gelu_formula, gelu_module, gelu_on_every_path, silu_module,
+                                        softmax_formula)
 from adopter.structure.names import collect_names
 
 SRC = textwrap.dedent('''
@@ -279,3 +280,55 @@ def test_the_softmax_formulas_compute_softmax():
     x = torch.randn(3, 4, 7, dtype=torch.float64) * 20
     for name in ("cancelling_scales", "shifted", "numbers_that_cancel"):
         torch.testing.assert_close(namespace[name](x, -1), torch.softmax(x, -1))
+
+
+SILU = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class FP32SiLU(nn.Module):
+        def __init__(self):
+            super().__init__()
+
+        def forward(self, inputs):
+            return F.silu(inputs.float(), inplace=False).to(inputs.dtype)
+
+    class Plain(nn.Module):
+        def forward(self, input):
+            """docstring"""
+            return F.silu(input)
+
+    class InPlace(nn.Module):
+        def forward(self, x):
+            return F.silu(x, inplace=True)
+
+    class Scaled(nn.Module):
+        def forward(self, x):
+            return F.silu(x) * 2
+
+    class OtherValue(nn.Module):
+        def forward(self, x):
+            return F.silu(x.mean(-1, keepdim=True))
+
+    class Stateful(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.beta = 1.0
+
+        def forward(self, x):
+            return F.silu(x)
+
+    class Gelu(nn.Module):
+        def forward(self, x):
+            return F.gelu(x.float()).to(x.dtype)
+''')
+
+
+@pytest.mark.parametrize("cls, expected", [
+    ("FP32SiLU", "cast"), ("Plain", "exact"), ("InPlace", None), ("Scaled", None), ("OtherValue", None),
+    ("Stateful", None), ("Gelu", None),
+])
+def test_silu_modules(cls, expected):
+    names = collect_names(ast.parse(SILU))
+    assert silu_module(names.classes[cls], names) == expected

@@ -73,6 +73,30 @@ def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     return gelu_formula(forward, names, method=True) if forward is not None else None
 
 
+def silu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
+    """When a module class's ``forward`` is ``F.silu`` of its input and its ``__init__`` (if
+    any) builds nothing: ``"cast"`` when the SiLU runs on a dtype conversion of the input and
+    the result is converted (back) (diffusers' ``FP32SiLU``: ``F.silu(x.float()).to(x.dtype)``),
+    ``"exact"`` when it is ``F.silu(x)`` itself; None otherwise (``inplace=True`` included)."""
+    forward = _stateless_forward(cls)
+    if forward is None or len(forward.args.args) != 2 or forward.args.vararg or forward.args.kwarg:
+        return None
+    body = _code(forward.body)
+    if len(body) != 1 or not isinstance(body[0], ast.Return) or body[0].value is None:
+        return None
+    x = forward.args.args[1].arg
+    outer = body[0].value
+    call = strip_casts(outer)
+    if not (isinstance(call, ast.Call) and names.resolve(call.func) == "torch.nn.functional.silu"
+            and len(call.args) == 1 and all(k.arg == "inplace" and isinstance(k.value, ast.Constant)
+                                            and k.value.value is False for k in call.keywords)):
+        return None
+    arg = call.args[0]
+    if not (isinstance(strip_casts(arg), ast.Name) and strip_casts(arg).id == x):
+        return None
+    return "exact" if arg is strip_casts(arg) and outer is call else "cast"
+
+
 def _stateless_forward(cls: ast.ClassDef):
     """The ``forward`` of a module class whose ``__init__`` (if any) assigns nothing, or None."""
     forward = None

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
-from .formulas import autograd_gelu_module, gelu_module, strip_casts
+from .formulas import autograd_gelu_module, gelu_module, silu_module, strip_casts
 from .names import ModuleNames, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -296,6 +296,18 @@ class LayerTyper:
                 f"`{cls.name}.forward` names its argument `{argument}`, not `input` as torch's layers do: "
                 f"passing it to the kernel would break torch.jit.script")
             return "torch.nn.GELU", why, False
+        silu = silu_module(cls, self.names)
+        if silu is not None:
+            # diffusers' FP32SiLU: F.silu of a float32 copy of the input, cast back.  A SiLU,
+            # reported; the fix would pass the module to a kernel that only fuses nn.SiLU, and
+            # whether the fused kernel rounds like the cast-around SiLU is not checked here.
+            argument = forward.args.args[1].arg
+            why = (f"`{cls.name}` computes SiLU on a dtype conversion of its input and converts the result: "
+                   f"the kernel does not check that its rounding matches") if silu == "cast" else (
+                "" if argument == "input" else
+                f"`{cls.name}.forward` names its argument `{argument}`, not `input` as torch's layers do: "
+                f"passing it to the kernel would break torch.jit.script")
+            return "torch.nn.SiLU", why, False
         if autograd_gelu_module(cls, self.names) is not None:
             # BLOOM's BloomGelu: a torch.autograd.Function whose forward is the GELU formula;
             # the same forward, but the kernel would differentiate GELU, not the Function's

@@ -24,6 +24,7 @@ thing where the fused call is evaluated.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 from ..dsl import Temp, Var
@@ -342,7 +343,19 @@ class Planner:
         # too: passing the lookup as a value is what a bound layer would be.
         called_as = {pattern[i].layer.name: "layer" if nodes[i].kind == "call" and nodes[i].maybe else nodes[i].kind
                      for i in fused if pattern[i].layer is not None}
-        for var in template_vars(target.rhs):
+        rhs = target.rhs
+        form = rule.function_form
+        if form is not None and called_as.get(form.var, "layer") != "layer":
+            # ``F.silu(gate)`` called in place: no layer to pass, so the function form of the
+            # kernel, which computes that function itself, with the call's keywords passed on.
+            rhs, passed = self._function_form(form, rule, pattern, fused, nodes, rhs)
+            for var, (text, span, holder) in passed.items():
+                value_spans.append(span)
+                self._check_available(text, span, infos[holder], last_info, deleted, nodes)
+                values[var] = text
+        for var in template_vars(rhs):
+            if var in values:
+                continue
             text, span, holder = self._value(rule, pattern, match, var, nodes)
             if holder > k:
                 raise Skip(f"the target needs ${var}, which is only computed after the fused code")
@@ -378,7 +391,7 @@ class Planner:
             return callees.get(name) or kernel_mapping(name)
 
         try:
-            rhs = substitute(replace_names(target.rhs, mapping), values, ", ".join(text for _, text in rest))
+            rhs = substitute(replace_names(rhs, mapping), values, ", ".join(text for _, text in rest))
         except RenderError as exc:
             raise Skip(str(exc)) from None
 
@@ -392,6 +405,46 @@ class Planner:
         for info in deleted.values():
             edits.delete.add(index.char_span(span_of(info.stmt)))
             regions.append(span_of(info.stmt))
+
+    def _function_form(self, form, rule: Rule, pattern, fused, nodes, rhs: str):
+        """The target for an activation that is a literal call of a function the rule's
+        function-form kernel computes (``[forward.function_form]``): ``rhs`` with the kernel
+        renamed, ``$var`` dropped and the call's keywords passed on by name, and the values of
+        those keywords (placeholder -> (text, span, pattern index)).  Any other function, or
+        an argument the kernel does not take (``inplace=True``, ``**kwargs``), is left to the
+        caller's refusal."""
+        i = next((i for i in fused if pattern[i].layer is not None and pattern[i].layer.name == form.var), None)
+        if i is None:
+            return rhs, {}
+        node = nodes[i]
+        # F.gelu itself, or a same-file function whose body is that function's formula (``def
+        # gelu(x): return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))``, structure/formulas.py:
+        # called by its bare name; its variant is read as a constant ``approximate=``)
+        if node.op not in form.functions and not (node.canon in form.functions and node.op.isidentifier()):
+            return rhs, {}
+        view = node.view  # the call read as the function's signature (a formula's variant included)
+        args, kwargs, kwarg_spans = (view.args, view.kwargs, view.kwarg_spans) if view is not None else (
+            node.args, node.kwargs, node.kwarg_spans)
+        call = self.index.segment(node.span)
+        if len(args) != len(pattern[i].args):
+            raise Skip(f"`{call}` passes arguments the function-form kernel does not take")
+        passed: dict[str, tuple[str, Span, int]] = {}
+        keywords = []
+        for j, ((name, value), (value_span, _)) in enumerate(zip(kwargs, kwarg_spans)):
+            if name not in form.keywords or (value_span is None and not isinstance(value, Const)):
+                raise Skip(f"`{call}` passes `{name}`, which the function-form kernel does not take")
+            if value_span is None:  # implied by the formula
+                text = repr(value.value)
+                keywords.append(f", {name}=" + (f'"{value.value}"' if isinstance(value.value, str) and text[0] == "'"
+                                                and '"' not in text and "\\" not in text else text))
+                continue
+            passed[f"__kw{j}"] = (self.index.segment(value_span), value_span, i)
+            keywords.append(f", {name}=$__kw{j}")
+        var = re.escape(form.var)
+        new, count = re.subn(rf",\s*\${var}\s*\)", "".join(keywords) + ")", rhs)
+        if count != 1 or re.search(rf"\${var}\b", new):
+            raise Skip(f"the target passes ${form.var} where its function form cannot leave it out")
+        return new.replace(rule.kernel.import_ + "(", form.kernel + "("), passed
 
     @staticmethod
     def _consumed(pattern, i: int, k: int, target_outs: set[str]) -> bool:

@@ -19,6 +19,7 @@ def test_exports_exactly_the_documented_api():
             "softmax",
             "dropout_add_layer_norm",
             "bias_gelu",
+            "linear_gelu",
             "conv_bn",
             "linear_bn",
             "FoldingSequential",
@@ -27,6 +28,7 @@ def test_exports_exactly_the_documented_api():
             "sdpa_t5_attention",
             "sdpa_gpt2_attention",
             "liger_swiglu",
+            "liger_silu_mul",
             "liger_rope",
             "liger_fused_linear_cross_entropy",
         ]

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adopter_kernels import bias_gelu, dropout_add_layer_norm, softmax
+from adopter_kernels import bias_gelu, dropout_add_layer_norm, linear_gelu, softmax
 
 
 # ------------------------------------------------------------------------------------- softmax
@@ -122,6 +122,36 @@ def _bg_kernel(x, lin, act):
 def test_bias_gelu_torch_activations(act, bias, equivalent):
     lin = nn.Linear(12, 20, bias=bias)
     equivalent(_bg_eager, _bg_kernel, [lin, act], [torch.randn(3, 5, 12)])
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_linear_gelu_is_the_functional_gelu_of_the_linear(approximate, bias, dtype):
+    lin = nn.Linear(12, 20, bias=bias).to(dtype)
+    x = torch.randn(3, 5, 12, dtype=dtype)
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out, expected = linear_gelu(a, lin, approximate=approximate), F.gelu(lin(b), approximate=approximate)
+    # the CPU path is F.gelu(F.linear(x, W, b)): the same operations as the module call
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=0, atol=0)
+
+
+def test_linear_gelu_runs_other_layers_and_modes_as_written():
+    class Doubled(nn.Linear):
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    x = torch.randn(2, 4)
+    odd = Doubled(4, 6)
+    torch.testing.assert_close(linear_gelu(x, odd), F.gelu(odd(x)))
+    hooked = nn.Linear(4, 6)
+    hooked.register_forward_hook(lambda m, i, o: o + 1)
+    torch.testing.assert_close(linear_gelu(x, hooked), F.gelu(hooked(x)))
+    with pytest.raises(RuntimeError):  # what F.gelu says about an unknown mode
+        linear_gelu(x, nn.Linear(4, 6), approximate="erf")
 
 
 def test_bias_gelu_plain_functions_are_called():

@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from adopter_kernels import liger_rope, liger_swiglu
+from adopter_kernels import liger_rope, liger_silu_mul, liger_swiglu
 from adopter_kernels.liger import LIGER_ROPE, LIGER_SWIGLU, _fresh, _rope_shapes_fit, is_rotate_half, is_silu
 
 transformers_activations = pytest.importorskip("transformers.activations")
@@ -37,6 +37,35 @@ def test_cpu_computes_the_original_expression_exactly(act):
     (g2, u2) = torch.autograd.grad(expected.sum(), (gate, up))
     torch.testing.assert_close(g1, g2, rtol=0, atol=0)
     torch.testing.assert_close(u1, u2, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_function_form_on_cpu_is_silu_times_up_exactly(dtype):
+    gate = torch.randn(2, 5, 16, dtype=dtype, requires_grad=True)
+    up = torch.randn(2, 5, 16, dtype=dtype, requires_grad=True)
+    out = liger_silu_mul(gate, up)
+    expected = nn.functional.silu(gate) * up
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grads = torch.autograd.grad(out.sum(), (gate, up))
+    torch.testing.assert_close(grads, torch.autograd.grad(expected.sum(), (gate, up)), rtol=0, atol=0)
+
+
+def test_function_form_takes_liger_for_cuda_tensors_only(monkeypatch):
+    """The function form passes F.silu to the guard, which is_silu accepts: Liger's function
+    is called for CUDA tensors of one shape and dtype (faked here: no GPU), never on CPU."""
+    from adopter_kernels import liger
+
+    calls = []
+    monkeypatch.setattr(liger, "_liger", lambda *name: (lambda a, b: calls.append(name) or a * 0))
+    monkeypatch.setattr(liger, "recording", lambda *t: False)
+    gate, up = torch.randn(3, 4), torch.randn(3, 4)
+    torch.testing.assert_close(liger_silu_mul(gate, up), nn.functional.silu(gate) * up, rtol=0, atol=0)
+    assert calls == []
+    monkeypatch.setattr(torch.Tensor, "is_cuda", property(lambda self: True))
+    liger_silu_mul(gate, up)
+    assert calls == [LIGER_SWIGLU]
+    liger_silu_mul(gate, up[:1])  # shapes that only broadcast: the eager expression
+    assert calls == [LIGER_SWIGLU]
 
 
 def test_only_real_silu_takes_the_fused_path():

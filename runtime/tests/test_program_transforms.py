@@ -18,7 +18,8 @@ import pytest
 import torch
 from torch import nn
 
-from adopter_kernels import bias_gelu, conv_bn, dropout_add_layer_norm, fused_qkv, liger_swiglu, linear_bn
+from adopter_kernels import (bias_gelu, conv_bn, dropout_add_layer_norm, fused_qkv, liger_silu_mul, liger_swiglu,
+                             linear_bn, linear_gelu)
 
 
 class NewGELUActivation(nn.Module):
@@ -81,6 +82,21 @@ class SwiGlu(nn.Module):
         return self.act(self.gate(x)) * self.up(x)
 
 
+class FunctionForms(nn.Module):
+    """``F.silu(gate) * up`` next to ``F.gelu(fc(x), approximate="tanh")``, or their function-form
+    kernels (the fixes of activations called as functions)."""
+
+    def __init__(self, fused: bool):
+        super().__init__()
+        self.fused = fused
+        self.gate, self.up, self.fc = nn.Linear(8, 16), nn.Linear(8, 16), nn.Linear(8, 16)
+
+    def forward(self, x):
+        if self.fused:
+            return liger_silu_mul(self.gate(x), self.up(x)) + linear_gelu(x, self.fc, approximate="tanh")
+        return nn.functional.silu(self.gate(x)) * self.up(x) + nn.functional.gelu(self.fc(x), approximate="tanh")
+
+
 CASES = {
     "conv_bn-2d": (lambda k: Pair(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), k), "conv_bn", ((2, 3, 6, 6),)),
     "conv_bn-1d": (lambda k: Pair(nn.Conv1d(3, 4, 3), nn.BatchNorm1d(4), k), "conv_bn", ((2, 3, 7),)),
@@ -90,6 +106,7 @@ CASES = {
     "dropout_add_layer_norm": (lambda k: DropoutAddNorm(k is not None), None, ((2, 5, 8), (2, 5, 8))),
     "fused_qkv": (lambda k: Qkv(k is not None), None, ((2, 5, 8),)),
     "liger_swiglu": (lambda k: SwiGlu(k is not None), None, ((2, 5, 8),)),
+    "function_forms": (lambda k: FunctionForms(k is not None), None, ((2, 5, 8),)),
 }
 
 

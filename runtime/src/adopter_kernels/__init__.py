@@ -11,10 +11,10 @@ the first call with CUDA tensors (never on CPU, where it measured slower for the
 transformers is never imported - its classes are recognised by name and shape.
 """
 
-from .activations import bias_gelu
+from .activations import bias_gelu, linear_gelu
 from .attention import sdpa_bert_self_attention, sdpa_gpt2_attention, sdpa_t5_attention
 from .folding import FoldingSequential, conv_bn, linear_bn
-from .liger import liger_fused_linear_cross_entropy, liger_rope, liger_swiglu
+from .liger import liger_fused_linear_cross_entropy, liger_rope, liger_silu_mul, liger_swiglu
 from .normalization import dropout_add_layer_norm, softmax
 from .projections import fused_qkv
 
@@ -22,6 +22,7 @@ __all__ = [
     "softmax",
     "dropout_add_layer_norm",
     "bias_gelu",
+    "linear_gelu",
     "conv_bn",
     "linear_bn",
     "FoldingSequential",
@@ -30,6 +31,7 @@ __all__ = [
     "sdpa_t5_attention",
     "sdpa_gpt2_attention",
     "liger_swiglu",
+    "liger_silu_mul",
     "liger_rope",
     "liger_fused_linear_cross_entropy",
 ]

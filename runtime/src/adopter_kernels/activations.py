@@ -15,7 +15,7 @@ from torch import nn
 
 from ._runtime import LazyCompiled, Layer, compile_allowed, is_plain, recording
 
-__all__ = ["bias_gelu"]
+__all__ = ["bias_gelu", "linear_gelu"]
 
 # transformers' activation classes (4.34 ``activations.py``), by class name, mapped to the
 # ``approximate`` mode of ``F.gelu`` that computes the same function. Recognised by name so
@@ -134,7 +134,25 @@ def _bias_gelu(x: torch.Tensor, linear: nn.Module, act: Callable[[torch.Tensor],
     mode = None if recording(x) else _gelu_mode(act)
     if mode is None or not is_plain(linear, nn.Linear):
         return act(linear(x))
-    approximate, lo, hi = mode
+    return _fused(x, linear, *mode)
+
+
+def linear_gelu(x: torch.Tensor, linear: Layer, approximate: str = "none") -> torch.Tensor:
+    """``F.gelu(linear(x), approximate=approximate)``: the function form of :func:`bias_gelu`,
+    for code that calls ``F.gelu`` itself (no activation object to pass; a function passed as
+    a value would not compile under TorchScript).  Fused as :func:`bias_gelu` is when
+    ``linear`` is a plain ``nn.Linear`` and ``approximate`` is a mode ``F.gelu`` knows; a
+    subclass, a hooked layer or any other module runs as written, and so do TorchScript,
+    ``torch.jit.trace``, ``torch.fx`` and ``torch.export``."""
+    if torch.jit.is_scripting():
+        return F.gelu(linear.forward(x), approximate=approximate)
+    if recording(x) or approximate not in ("none", "tanh") or not is_plain(linear, nn.Linear):
+        return F.gelu(linear(x), approximate=approximate)
+    return _fused(x, linear, approximate, None, None)
+
+
+def _fused(x: torch.Tensor, linear: nn.Module, approximate: str, lo: Optional[float],
+           hi: Optional[float]) -> torch.Tensor:
     if compile_allowed(x):
         y = _fused_bias_gelu(x, linear.weight, linear.bias, approximate)
     else:

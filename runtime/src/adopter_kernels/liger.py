@@ -33,7 +33,7 @@ from torch import nn
 
 from ._runtime import Layer, _compiling, is_plain, recording
 
-__all__ = ["liger_swiglu", "is_silu", "liger_rope", "is_rotate_half", "liger_fused_linear_cross_entropy"]
+__all__ = ["liger_swiglu", "liger_silu_mul", "is_silu", "liger_rope", "is_rotate_half", "liger_fused_linear_cross_entropy"]
 
 LIGER_SWIGLU = ("liger_kernel.transformers.functional", "liger_swiglu")
 LIGER_ROPE = ("liger_kernel.transformers.functional", "liger_rope")
@@ -77,6 +77,17 @@ def _liger_swiglu(gate: torch.Tensor, up: torch.Tensor, act: Callable) -> torch.
         if fused is not None:
             return fused(gate, up)
     return act(gate) * up
+
+
+def liger_silu_mul(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    """``silu(gate) * up``: the function form of :func:`liger_swiglu`, for code that calls
+    ``F.silu`` itself (no activation object to pass; a function passed as a value would not
+    compile under TorchScript).  One fused Liger kernel on CUDA tensors of one shape and dtype,
+    exactly ``F.silu(gate) * up`` everywhere else (and under TorchScript, ``torch.jit.trace``,
+    ``torch.fx`` and ``torch.export``)."""
+    if torch.jit.is_scripting():
+        return nn.functional.silu(gate) * up
+    return _liger_swiglu(gate, up, nn.functional.silu)
 
 
 @functools.lru_cache(maxsize=64)
