@@ -213,7 +213,7 @@ def _literal_is(pvalue: Lit, value) -> bool:
 
 
 class _State:
-    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps")
+    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo")
 
     def __init__(self):
         self.env: dict[str, object] = {}  # abstract var or %temp -> concrete value
@@ -223,6 +223,10 @@ class _State:
         self.produced: set[str] = set()  # canonical keys of values the match has produced
         self.matched: tuple[Node, ...] = ()
         self.steps: tuple[int, ...] = ()  # the pattern index of each matched node
+        # memo_key's frozensets, made on its first call: a state is not changed after the
+        # step that made it (a copy, then its updates) hands it on, and the search keys one
+        # state once per node it skips.
+        self._memo: tuple | None = None
 
     def copy(self) -> "_State":
         new = _State()
@@ -248,10 +252,11 @@ class _State:
 
     def memo_key(self, pos: int, index: int) -> tuple:
         # frozensets, not sorted tuples: this key is built for every state the search visits
-        return (
-            pos, index, frozenset(self.values.items()), frozenset(self.aliases.items()),
-            frozenset(self.guards.items()),
-        )
+        memo = self._memo
+        if memo is None:
+            memo = self._memo = (frozenset(self.values.items()), frozenset(self.aliases.items()),
+                                 frozenset(self.guards.items()))
+        return (pos, index, *memo)
 
 
 # ----------------------------------------------------------------------------- the matcher
@@ -655,11 +660,15 @@ class Matcher:
                     if text not in state.guards:
                         added = (text, taken)
                 if options is None:
-                    options = self._options(index, state, pos, feasible)
+                    options = self._options(index, pos, feasible)
+                    chain = [state]  # the state at step index + i, its optional steps before absent
                 node = nodes[succ]
-                for j, option in options:
+                for j in options:
                     if succ not in allowed[j]:
                         continue
+                    while len(chain) <= j - index:  # made only when a node may match step j
+                        chain.append(self._absent(pattern[index + len(chain) - 1], index + len(chain) - 1, chain[-1]))
+                    option = chain[j - index]
                     if added is not None:
                         option = option.copy()
                         option.guards[added[0]] = added[1]
@@ -698,17 +707,18 @@ class Matcher:
                         seen.add(key)
                         stack.append((succ, index, skipped, gap + step))
 
-    def _options(self, index: int, state: _State, pos: int, feasible) -> list[tuple[int, _State]]:
-        """(step, state) pairs the next node may match: ``index`` itself and, past each
-        optional step (absent), the following one; only those still feasible after ``pos``."""
+    def _options(self, index: int, pos: int, feasible) -> list[int]:
+        """The steps the next node may match: ``index`` itself and, past each optional step
+        (absent), the following one; only those still feasible after ``pos``.  (The state at
+        a later step, with the optional steps before it absent, is made by the search when a
+        node is a candidate for that step: most nodes are none.)"""
         pattern = self.forward.nodes
-        options = [(index, state)]
+        options = [index]
         j = index
         while pattern[j].optional and j + 1 < len(pattern):
-            state = self._absent(pattern[j], j, state)
             j += 1
             if feasible(pos, j):
-                options.append((j, state))
+                options.append(j)
         return options
 
     @staticmethod
@@ -738,8 +748,8 @@ class Matcher:
     def _skip(self, node: Node, state: _State, index: int = 0) -> _State | None:
         if node.kind == "exit":
             return None
-        bound = state.bound_keys()
         if node.kind == "copy" and node.args and isinstance(node.args[0], Ref):
+            bound = state.bound_keys()
             src = state.canon(node.args[0].key)
             dst = node.outs[0].key if node.outs else None
             if dst is not None and dst in bound:
@@ -763,9 +773,14 @@ class Matcher:
                 new.aliases.pop(dst)
                 return new
             return state
-        uses = {state.canon(k) for k in node.uses}
-        if uses & state.produced and not self.live_intermediates:
-            return None  # an intermediate value of the match is read elsewhere
+        if state.produced and not self.live_intermediates:
+            aliases = state.aliases
+            uses = {aliases.get(k, k) for k in node.uses} if aliases else node.uses
+            if not state.produced.isdisjoint(uses):
+                return None  # an intermediate value of the match is read elsewhere
+        if not node.defs:
+            return state
+        bound = state.bound_keys()
         if node.defs & bound or any(state.canon(k) in bound for k in node.defs):
             return None  # a bound value is overwritten between pattern nodes
         if node.defs & state.aliases.keys():
