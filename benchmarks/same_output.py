@@ -6,6 +6,8 @@ an optimisation can be checked to change nothing.
     .venv/bin/python benchmarks/same_output.py --out /tmp/before.json     # on main
     .venv/bin/python benchmarks/same_output.py --out /tmp/after.json      # on the branch
     cmp /tmp/before.json /tmp/after.json
+    # or, when the dev cache may have changed in between: the same files as before
+    .venv/bin/python benchmarks/same_output.py --files-of /tmp/before.json --out /tmp/after.json
 
 The files: the 199 files of the paper corpus (``paper.build_corpus``), the labelled files of
 the development corpus (``devcorpus/score.py``'s cache), and every ``--extra-every``-th other
@@ -78,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=paper.REPO / ".bench", help="paper.py's cache folder")
     parser.add_argument("--extra-every", type=int, default=8,
                         help="take every n-th other nn.Module file of the dev cache (0: none)")
+    parser.add_argument("--files-of", type=Path, help="analyse the files of this earlier output, in its order")
     parser.add_argument("--fix", action="store_true", help="also record fix_text's result per file")
     args = parser.parse_args(argv)
 
@@ -86,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     from adopter.structure import package_of
 
     rules = load_rules()
-    paths = files(args.cache, args.extra_every)
+    if args.files_of:  # the files of an earlier output (the dev cache may have grown since)
+        home = str(Path.home())
+        paths = [p.replace("~", home, 1) if p.startswith("~") else p
+                 for p in json.loads(args.files_of.read_text(encoding="utf-8"))]
+    else:
+        paths = files(args.cache, args.extra_every)
     result = {}
     for path in paths:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
