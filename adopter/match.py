@@ -213,7 +213,7 @@ def _literal_is(pvalue: Lit, value) -> bool:
 
 
 class _State:
-    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo")
+    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo", "_bound")
 
     def __init__(self):
         self.env: dict[str, object] = {}  # abstract var or %temp -> concrete value
@@ -227,6 +227,7 @@ class _State:
         # step that made it (a copy, then its updates) hands it on, and the search keys one
         # state once per node it skips.
         self._memo: tuple | None = None
+        self._bound: set | None = None  # bound_keys, likewise
 
     def copy(self) -> "_State":
         new = _State()
@@ -248,7 +249,11 @@ class _State:
         return _ident(value)
 
     def bound_keys(self) -> set[str]:
-        return {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
+        """The keys the match's variables and steps hold (the caller must not change it)."""
+        bound = self._bound
+        if bound is None:
+            bound = self._bound = {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
+        return bound
 
     def memo_key(self, pos: int, index: int) -> tuple:
         # frozensets, not sorted tuples: this key is built for every state the search visits
@@ -354,6 +359,12 @@ class Matcher:
                     needed.add(pnode.layer.name)
             self.needed_after.append(needed)
         self.word_keys = self._word_keys()
+        # The same keys, those every class of a file shares first (plain words, then call names,
+        # then what depends on the class's bindings): _candidate_roots works out one group at a
+        # time and stops when no root is left, so a class that calls none of the pattern's
+        # functions never has its bindings searched for the layer constructors.
+        self.word_order = tuple(sorted(self.word_keys, key=lambda k: _KEY_COST.get(k[0], 3)))
+        self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -445,15 +456,16 @@ class Matcher:
         so before any graph is built: most classes call none of the pattern's functions)."""
         cache = cls.__dict__.get("_match_words")
         if cache is None:
-            cache = cls._match_words = ({}, {})  # (scope, word keys) -> roots; word key -> words
-        keys = self.word_keys
-        roots = cache[0].get((self.scope, keys))
+            cache = cls._match_words = ({}, {})  # roots_key (scope, word keys) -> roots; word key -> words
+        roots = cache[0].get(self.roots_key)
         if roots is None:
             roots = cls.all_roots if self.scope == "file" else cls.roots
-            if keys and roots:
-                groups = [_word_group(cls, module, key, cache[1]) for key in keys]
-                roots = [r for r in roots if _mentions_all(cls.words(r), groups)]
-            cache[0][(self.scope, keys)] = roots
+            for key in self.word_order:
+                if not roots:
+                    break
+                group = _word_group(cls, module, key, cache[1])
+                roots = [r for r in roots if not group.isdisjoint(cls.words(r))]
+            cache[0][self.roots_key] = roots
         return roots
 
     def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
@@ -1147,13 +1159,6 @@ def _one_of_many_with_one(layers) -> bool:
     return len(kinds) == 2
 
 
-def _mentions_all(words: frozenset, groups: list[frozenset]) -> bool:
-    for group in groups:
-        if group.isdisjoint(words):
-            return False
-    return True
-
-
 def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache: dict) -> frozenset:
     """The words one of which a root of ``cls`` must mention, for a key of
     :meth:`Matcher._word_keys` (cached per class with the roots)."""
@@ -1180,6 +1185,12 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
 
 
 _OPERATORS = frozenset({"+", "-", "*", "/", "@", "//", "%", "**", "neg"})
+
+# Matcher.word_order: the word-group kinds that depend on no class first.
+_KEY_COST = {"word": 0, "words": 0, "calls": 1, "op": 2}
+# (scope, word keys) -> a small number: the key of a class's candidate-roots cache (hashing the
+# nested tuple for every class of every file cost more than the look-up).
+_ROOTS_KEYS: dict[tuple, int] = {}
 
 
 def _node_id(node: Node) -> int:
