@@ -88,7 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     from adopter.ruleset import load_rules
     from adopter.structure import package_of
 
-    rules = load_rules()
+    import adopter
+
+    # The rule files beside the code imported (with PYTHONPATH set to another checkout, the
+    # bundled rules of the installed package would be another checkout's).
+    rules = load_rules([Path(adopter.__file__).resolve().parents[1] / "rules"], bundled=False)
     if args.files_of:  # the files of an earlier output (the dev cache may have grown since)
         home = str(Path.home())
         paths = [p.replace("~", home, 1) if p.startswith("~") else p
