@@ -15,7 +15,6 @@ Ctrl-C stop the run without leaving temporary files or worker processes behind (
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
 
@@ -39,6 +38,7 @@ class Parser(argparse.ArgumentParser):
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if choice:
             options = re.findall(r"'([^']*)'", choice.group(2))
+            import difflib  # only for a suggestion: not on the start-up path
             close = difflib.get_close_matches(choice.group(1), options, n=1, cutoff=0.5)
             if close:
                 message += f"; did you mean {close[0]!r}?"
@@ -51,6 +51,7 @@ class Parser(argparse.ArgumentParser):
         for extra in extras:
             if extra.startswith("-") and extra != "-":
                 name = extra.split("=", 1)[0]
+                import difflib  # only for a suggestion: not on the start-up path
                 close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
                 if close:
                     hints.append(f"{name}: did you mean {close[0]}?")

@@ -11,7 +11,6 @@ misspelt key silently ignored is a setting the user believes in and does not hav
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -60,6 +59,7 @@ KEYS = ("select", "ignore", "exclude", "rule-paths", "target", "file-timeout", "
 
 
 def unknown_key_message(key: str, known=KEYS) -> str:
+    import difflib  # only for a suggestion: not on the start-up path
     close = difflib.get_close_matches(key.replace("_", "-"), known, n=1, cutoff=0.6)
     hint = f"; did you mean {close[0]!r}?" if close else f" (known keys: {', '.join(known)})"
     return f"unknown key {key!r} in [tool.adopter]{hint}"

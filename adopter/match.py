@@ -213,7 +213,7 @@ def _literal_is(pvalue: Lit, value) -> bool:
 
 
 class _State:
-    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps")
+    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo", "_bound")
 
     def __init__(self):
         self.env: dict[str, object] = {}  # abstract var or %temp -> concrete value
@@ -223,6 +223,11 @@ class _State:
         self.produced: set[str] = set()  # canonical keys of values the match has produced
         self.matched: tuple[Node, ...] = ()
         self.steps: tuple[int, ...] = ()  # the pattern index of each matched node
+        # memo_key's frozensets, made on its first call: a state is not changed after the
+        # step that made it (a copy, then its updates) hands it on, and the search keys one
+        # state once per node it skips.
+        self._memo: tuple | None = None
+        self._bound: set | None = None  # bound_keys, likewise
 
     def copy(self) -> "_State":
         new = _State()
@@ -244,14 +249,19 @@ class _State:
         return _ident(value)
 
     def bound_keys(self) -> set[str]:
-        return {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
+        """The keys the match's variables and steps hold (the caller must not change it)."""
+        bound = self._bound
+        if bound is None:
+            bound = self._bound = {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
+        return bound
 
     def memo_key(self, pos: int, index: int) -> tuple:
         # frozensets, not sorted tuples: this key is built for every state the search visits
-        return (
-            pos, index, frozenset(self.values.items()), frozenset(self.aliases.items()),
-            frozenset(self.guards.items()),
-        )
+        memo = self._memo
+        if memo is None:
+            memo = self._memo = (frozenset(self.values.items()), frozenset(self.aliases.items()),
+                                 frozenset(self.guards.items()))
+        return (pos, index, *memo)
 
 
 # ----------------------------------------------------------------------------- the matcher
@@ -349,6 +359,12 @@ class Matcher:
                     needed.add(pnode.layer.name)
             self.needed_after.append(needed)
         self.word_keys = self._word_keys()
+        # The same keys, those every class of a file shares first (plain words, then call names,
+        # then what depends on the class's bindings): _candidate_roots works out one group at a
+        # time and stops when no root is left, so a class that calls none of the pattern's
+        # functions never has its bindings searched for the layer constructors.
+        self.word_order = tuple(sorted(self.word_keys, key=lambda k: _KEY_COST.get(k[0], 3)))
+        self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -440,15 +456,16 @@ class Matcher:
         so before any graph is built: most classes call none of the pattern's functions)."""
         cache = cls.__dict__.get("_match_words")
         if cache is None:
-            cache = cls._match_words = ({}, {})  # (scope, word keys) -> roots; word key -> words
-        keys = self.word_keys
-        roots = cache[0].get((self.scope, keys))
+            cache = cls._match_words = ({}, {})  # roots_key (scope, word keys) -> roots; word key -> words
+        roots = cache[0].get(self.roots_key)
         if roots is None:
             roots = cls.all_roots if self.scope == "file" else cls.roots
-            if keys and roots:
-                groups = [_word_group(cls, module, key, cache[1]) for key in keys]
-                roots = [r for r in roots if _mentions_all(cls.words(r), groups)]
-            cache[0][(self.scope, keys)] = roots
+            for key in self.word_order:
+                if not roots:
+                    break
+                group = _word_group(cls, module, key, cache[1])
+                roots = [r for r in roots if not group.isdisjoint(cls.words(r))]
+            cache[0][self.roots_key] = roots
         return roots
 
     def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
@@ -655,11 +672,15 @@ class Matcher:
                     if text not in state.guards:
                         added = (text, taken)
                 if options is None:
-                    options = self._options(index, state, pos, feasible)
+                    options = self._options(index, pos, feasible)
+                    chain = [state]  # the state at step index + i, its optional steps before absent
                 node = nodes[succ]
-                for j, option in options:
+                for j in options:
                     if succ not in allowed[j]:
                         continue
+                    while len(chain) <= j - index:  # made only when a node may match step j
+                        chain.append(self._absent(pattern[index + len(chain) - 1], index + len(chain) - 1, chain[-1]))
+                    option = chain[j - index]
                     if added is not None:
                         option = option.copy()
                         option.guards[added[0]] = added[1]
@@ -698,17 +719,18 @@ class Matcher:
                         seen.add(key)
                         stack.append((succ, index, skipped, gap + step))
 
-    def _options(self, index: int, state: _State, pos: int, feasible) -> list[tuple[int, _State]]:
-        """(step, state) pairs the next node may match: ``index`` itself and, past each
-        optional step (absent), the following one; only those still feasible after ``pos``."""
+    def _options(self, index: int, pos: int, feasible) -> list[int]:
+        """The steps the next node may match: ``index`` itself and, past each optional step
+        (absent), the following one; only those still feasible after ``pos``.  (The state at
+        a later step, with the optional steps before it absent, is made by the search when a
+        node is a candidate for that step: most nodes are none.)"""
         pattern = self.forward.nodes
-        options = [(index, state)]
+        options = [index]
         j = index
         while pattern[j].optional and j + 1 < len(pattern):
-            state = self._absent(pattern[j], j, state)
             j += 1
             if feasible(pos, j):
-                options.append((j, state))
+                options.append(j)
         return options
 
     @staticmethod
@@ -738,8 +760,8 @@ class Matcher:
     def _skip(self, node: Node, state: _State, index: int = 0) -> _State | None:
         if node.kind == "exit":
             return None
-        bound = state.bound_keys()
         if node.kind == "copy" and node.args and isinstance(node.args[0], Ref):
+            bound = state.bound_keys()
             src = state.canon(node.args[0].key)
             dst = node.outs[0].key if node.outs else None
             if dst is not None and dst in bound:
@@ -763,9 +785,14 @@ class Matcher:
                 new.aliases.pop(dst)
                 return new
             return state
-        uses = {state.canon(k) for k in node.uses}
-        if uses & state.produced and not self.live_intermediates:
-            return None  # an intermediate value of the match is read elsewhere
+        if state.produced and not self.live_intermediates:
+            aliases = state.aliases
+            uses = {aliases.get(k, k) for k in node.uses} if aliases else node.uses
+            if not state.produced.isdisjoint(uses):
+                return None  # an intermediate value of the match is read elsewhere
+        if not node.defs:
+            return state
+        bound = state.bound_keys()
         if node.defs & bound or any(state.canon(k) in bound for k in node.defs):
             return None  # a bound value is overwritten between pattern nodes
         if node.defs & state.aliases.keys():
@@ -1132,13 +1159,6 @@ def _one_of_many_with_one(layers) -> bool:
     return len(kinds) == 2
 
 
-def _mentions_all(words: frozenset, groups: list[frozenset]) -> bool:
-    for group in groups:
-        if group.isdisjoint(words):
-            return False
-    return True
-
-
 def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache: dict) -> frozenset:
     """The words one of which a root of ``cls`` must mention, for a key of
     :meth:`Matcher._word_keys` (cached per class with the roots)."""
@@ -1165,6 +1185,12 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
 
 
 _OPERATORS = frozenset({"+", "-", "*", "/", "@", "//", "%", "**", "neg"})
+
+# Matcher.word_order: the word-group kinds that depend on no class first.
+_KEY_COST = {"word": 0, "words": 0, "calls": 1, "op": 2}
+# (scope, word keys) -> a small number: the key of a class's candidate-roots cache (hashing the
+# nested tuple for every class of every file cost more than the look-up).
+_ROOTS_KEYS: dict[tuple, int] = {}
 
 
 def _node_id(node: Node) -> int:

@@ -10,7 +10,6 @@ never see a traceback.
 from __future__ import annotations
 
 import ast
-import difflib
 import hashlib
 import keyword
 import os
@@ -486,6 +485,7 @@ class _Reader:
         """Raise for the first key, in file order, that the loader never asked for."""
         for where, table, key, known in self._walk(data, ""):
             if key not in known:
+                import difflib  # only for a suggestion: not on the start-up path
                 close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 name = f"{where}.{key}" if where else key
@@ -496,6 +496,7 @@ class _Reader:
         misspelling of one of ``wanted`` (``sorce`` for ``source``), or None."""
         for key in table:
             if isinstance(key, str) and key not in wanted:
+                import difflib  # only for a suggestion: not on the start-up path
                 close = difflib.get_close_matches(key, wanted, n=1, cutoff=0.6)
                 if close:
                     return self._at(where, key, RuleError(

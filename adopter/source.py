@@ -22,14 +22,12 @@ removed by the next run (:func:`remove_stale_temporaries`).
 from __future__ import annotations
 
 import codecs
-import difflib
 import errno
 import hashlib
 import io
 import os
 import re
 import stat
-import tempfile
 import tokenize
 from dataclasses import dataclass
 
@@ -184,6 +182,7 @@ def _restore_newlines(raw: str, new: str, newline: str) -> str:
     if ends_with_newline:
         new_lines.pop()
     out: list[str] = []
+    import difflib  # only here: not on the check path's start-up
     matcher = difflib.SequenceMatcher(None, old_bodies, new_lines, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         for offset, j in enumerate(range(j1, j2)):
@@ -238,6 +237,7 @@ def write_source(source: SourceFile, text: str) -> None:
         raise SourceError("file is read-only; left as it is")
     _unchanged(target, source, MAX_NOTEBOOK_BYTES)
     try:
+        import tempfile  # only here: not on the check path's start-up
         fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.adopter-{os.getpid()}-", suffix=".tmp",
                                    dir=os.path.dirname(target))
     except OSError as exc:

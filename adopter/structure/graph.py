@@ -922,7 +922,8 @@ class FlowBuilder:
 
     # -- rotate-half: cat((-x2, x1), dim=-1) of the two halves of x's last axis ----------
     def _remember(self, targets: list, value_expr: ast.expr, ctx: _Ctx) -> None:
-        names = [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+        names = [n.id for t in targets for n in ((t,) if isinstance(t, ast.Name) else walk(t))
+                 if isinstance(n, ast.Name)]
         for name in names:
             ctx.exprs.pop(name, None)
             ctx.fqn_alias.pop(name, None)

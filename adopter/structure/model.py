@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
-from .graph import Flow, FlowBuilder, Node, Ref
+from .graph import Flow, FlowBuilder, Node, Ref, walk
 from .layers import OUTPUT_OF, Built, LayerTyper, SequentialSite, mark_lm_heads
 from .names import ModuleNames, collect_names, names_match
 from .siblings import Package
@@ -254,30 +254,36 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     # user's code.  A sampling method that calls the model itself (``self(idx)``) or plain
     # functions is not model structure.
     modules = {owner for owner, _ in todo}
-    todo += [(owner, func) for owner, info in infos.items() if owner in modules
-             for name, func in info.methods.items()
-             if not name.startswith("_") and name not in INIT_NAMES and not info.bindings.keys().isdisjoint(
-                 module.mention(func)) and _calls_own_layer(func, info)]
     top = module.classes["<module>"].functions.get(TOP_LEVEL)
     if top is not None:  # a script's own statements run too: what they call is live code
         todo.append(("<module>", top))
     seen: set[tuple[str, str]] = set()
-    while todo:
-        owner, func = todo.pop()
-        key = (owner, func.name)
-        if key in seen:
-            continue
-        seen.add(key)
-        for word in module.mention(func):
-            for callee in by_name.get(word, ()):
-                if (callee[0], word) not in seen:
-                    todo.append(callee)
+
+    def close(todo: list) -> None:
+        while todo:
+            owner, func = todo.pop()
+            key = (owner, func.name)
+            if key in seen:
+                continue
+            seen.add(key)
+            for word in module.mention(func):
+                for callee in by_name.get(word, ()):
+                    if (callee[0], word) not in seen:
+                        todo.append(callee)
+
+    close(todo)
+    # Then the entry points; only a method the forwards do not reach already needs its body
+    # walked (the forwards themselves were most of that walking).
+    close([(owner, func) for owner, info in infos.items() if owner in modules
+           for name, func in info.methods.items()
+           if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
+           and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
     return seen
 
 
 def _calls_own_layer(func: ast.AST, info: ClassInfo) -> bool:
     """Does ``func`` call a layer its class binds in ``__init__`` (``self.conv1(x)``)?"""
-    for node in ast.walk(func):
+    for node in walk(func):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and isinstance(node.func.value, ast.Name) and node.func.value.id == "self"
                 and node.func.attr in info.bindings):
