@@ -766,6 +766,7 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
     stubbed: list[str] = []
     init_skipped: list[str] = []
     unregistered: list[str] = []
+    unavailable: list[str] = []
     call_sites = [s for s in sites if _builds_optimizer(s)]
     sites = [s for s in sites if s not in call_sites]
     if call_sites:
@@ -788,6 +789,7 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
             return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
         stubbed = loader.stubbed
         init_skipped = loader.init_skipped
+        unavailable = loader.unavailable
         module_name = original.__name__
         builder = Builder(original, text, options.sizes, options.factories, options.root, module_name, path, package)
         bench_builder = Builder(original, text, options.bench_sizes, options.factories, options.root, module_name,
@@ -816,6 +818,9 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
     if unregistered:
         for result in results:
             result.details.setdefault("registration_skipped", unregistered)
+    if unavailable:
+        for result in results:
+            result.details.setdefault("left_out_at_import", unavailable)
     return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
 
 

@@ -314,3 +314,33 @@ def test_a_switch_tested_through_self_and_annotations_of_a_missing_package(tmp_p
     assert row["verdict"] == PASS, row
     assert "shifted=False" in row["details"]["built"]
     assert row["details"]["not_installed"] == ["shape_typing_not_installed"]
+
+
+def test_module_level_statements_that_raise_here_are_left_out(tmp_path, capsys):
+    """A table loaded at import from a file that is not there, a default argument reading a
+    config that is not there (the package's ``__init__`` imports the module): the module imports without those two statements (placeholders
+    for the names they bind, in the original and the patched copy alike); the attention that
+    uses neither is run and compared, the one that reads the table is a skip that names it."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "unavailable", "zoo/layers.py")
+    row = _row(patches, "ADP010", "Attention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row
+    left_out = row["details"]["left_out_at_import"]
+    assert [entry.split(":")[0] for entry in left_out] == ["line 13 (GAMMAS)", "line 49 (Model)"]
+    assert "FileNotFoundError" in left_out[0] and "FileNotFoundError" in left_out[1]
+    table = _row(patches, "ADP010", "TableAttention")
+    assert table["verdict"] == SKIP
+    assert table["reason"].startswith("needs `GAMMAS`, which line 13 of layers.py defines; that statement raised "
+                                      "FileNotFoundError"), table["reason"]
+    assert not [m for m in sys.modules if m.split(".")[0] == "zoo"]
+
+
+def test_a_module_that_refuses_to_load_on_purpose_is_not_left_out(tmp_path, all_rules, quick):
+    """An ``assert`` at module level (a version or device requirement) is the module's word: not left out."""
+    folder = _copy(tmp_path, "unavailable")
+    path = folder / "zoo" / "layers.py"
+    text = path.read_text().replace("GAMMAS = torch.load", "assert torch.cuda.device_count() > 8, 'needs 8 GPUs'\nGAMMAS = torch.load")
+    path.write_text(text)
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    results = [r for r in verify_file(str(path), rules, Config(), options=quick) if not r.combined]
+    assert results and all(r.verdict == SKIP and "needs 8 GPUs" in r.reason for r in results), results
+
