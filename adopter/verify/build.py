@@ -30,7 +30,9 @@ import importlib.util
 import inspect
 import itertools
 import logging
+import math
 import os
+import re
 import sys
 import warnings
 from contextlib import contextmanager, nullcontext
@@ -282,6 +284,45 @@ class _Option:
     shown: str
     config: Any = None  # a Hugging Face config (shared, deep-copied for the patched class)
     config_param: str | None = None
+
+
+_DIVISIBLE = re.compile(r"divisible by\D{0,40}?\b(\d+)\b")
+MAX_DIVISIBLE = 3  # arguments tried per divisibility error
+
+
+def divisible_options(option: _Option, kwargs: dict, error: str) -> list[_Option]:
+    """When the class's own error says a size must be divisible by N ("feature size is not
+    divisible by number of components (6)"): the same build with one integer argument that N
+    does not divide raised to the next multiple of N that keeps the divisors it had up to 8 (a
+    width that heads divide stays so), one argument at a time.  Each is still built and run on
+    the original first: a wrong guess costs a try, never a verdict."""
+    found = _DIVISIBLE.search(error)
+    if not found:
+        return []
+    factor = int(found.group(1))
+    if not 2 <= factor <= 64:
+        return []
+    out: list[_Option] = []
+    for name, value in kwargs.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 2 or value % factor == 0:
+            continue
+        step = factor
+        for divisor in range(2, 9):
+            if value % divisor == 0:
+                step = step * divisor // math.gcd(step, divisor)
+        new = -(-value // step) * step
+        if new > 4096:
+            continue
+
+        def make(module: ModuleType, original: bool, name=name, new=new) -> tuple[tuple, dict]:
+            args, given = option.make(module, original)
+            return args, dict(given, **{name: new})
+
+        out.append(_Option(make, f"{option.shown} with {name}={new} (divisible by {factor})", option.config,
+                           option.config_param))
+        if len(out) >= MAX_DIVISIBLE:
+            break
+    return out
 
 
 def _fixed_arguments(args: tuple, kwargs: dict, module: ModuleType, original: bool) -> tuple[tuple, dict]:
@@ -620,14 +661,26 @@ class Builder:
             return pair
         first_error: str | None = None
         needs: str | None = None
-        for option in self._options(original_cls, variant):
+        options = self._options(original_cls, variant)
+        retries: list[_Option] = []  # builds the class's own errors ask for (``divisible_options``)
+        repaired = False
+        while True:
+            option = next(options, None)
+            if option is None:
+                if not retries:
+                    break
+                option = retries.pop(0)
             _seed()
+            kwargs = {}
             try:
                 args, kwargs = option.make(self.original, True)
                 original = run_quietly(lambda: original_cls(*args, **kwargs))
             except Exception as exc:
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{option.shown} raised {_short(exc)}"
+                if not repaired:
+                    retries = divisible_options(option, kwargs, str(exc))
+                    repaired = bool(retries)
                 continue
             count = sum(p.numel() for p in original.parameters())
             if count > MAX_PARAMETERS.get(self.sizes.name, MAX_PARAMETERS["verify"]):
@@ -644,6 +697,9 @@ class Builder:
             if isinstance(call, tuple):
                 needs = needs or call[1]
                 first_error = first_error or call[0]
+                if not repaired:
+                    retries = divisible_options(option, kwargs, call[0])
+                    repaired = bool(retries)
                 continue
             if call.guessed:
                 captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)

@@ -344,3 +344,12 @@ def test_a_module_that_refuses_to_load_on_purpose_is_not_left_out(tmp_path, all_
     results = [r for r in verify_file(str(path), rules, Config(), options=quick) if not r.combined]
     assert results and all(r.verdict == SKIP and "needs 8 GPUs" in r.reason for r in results), results
 
+
+def test_a_size_the_module_says_must_be_divisible(tmp_path, capsys):
+    """``num_position_features`` is guessed as a width (32); the forward raises "not divisible by
+    the number of components (6)": the build is tried again with that argument raised to a
+    multiple of 6 that keeps its own small divisors (48), and the attention runs and compares."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "errors", "components.py")
+    row = _row(patches, "ADP010", "RelativeAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert row["details"]["built"].endswith("with num_position_features=48 (divisible by 6)"), row["details"]
