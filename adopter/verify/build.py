@@ -325,6 +325,38 @@ def divisible_options(option: _Option, kwargs: dict, error: str) -> list[_Option
     return out
 
 
+SMALL_GRID = 4  # an image side whose square is a token count that fits the sequences verify tries
+
+
+def small_grid_option(option: _Option, kwargs: dict, cls: type) -> list[_Option]:
+    """When no build ran: the first build again with every integer image-side argument (given, or
+    left at its default) above ``SMALL_GRID`` set to it.  Token models take an image side to lay
+    their sequence out as a grid (``img_seq_len = image_size ** 2``), which must fit the sequence
+    length verify builds them with; a convolutional model runs at any side, so it loses nothing."""
+    from .shrink import is_int, kind_of
+
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return []
+    changed = {}
+    for param in params:
+        if kind_of(param.name) != "image":
+            continue
+        value = kwargs.get(param.name, param.default)
+        if is_int(value) and value > SMALL_GRID:
+            changed[param.name] = SMALL_GRID
+    if not changed:
+        return []
+
+    def make(module: ModuleType, original: bool) -> tuple[tuple, dict]:
+        args, given = option.make(module, original)
+        return args, dict(given, **changed)
+
+    shown = ", ".join(f"{k}={v}" for k, v in changed.items())
+    return [_Option(make, f"{option.shown} with {shown} (a small grid)", option.config, option.config_param)]
+
+
 def _fixed_arguments(args: tuple, kwargs: dict, module: ModuleType, original: bool) -> tuple[tuple, dict]:
     """The same arguments for both builds (a deep copy for the patched one: configs are mutable)."""
     if original:
@@ -664,8 +696,12 @@ class Builder:
         options = self._options(original_cls, variant)
         retries: list[_Option] = []  # builds the class's own errors ask for (``divisible_options``)
         repaired = False
+        first: tuple[_Option, dict] | None = None  # the first build tried, for ``small_grid_option``
+        grid_tried = False
         while True:
             option = next(options, None)
+            if option is None and not retries and first is not None and not grid_tried:
+                retries, grid_tried = small_grid_option(first[0], first[1], original_cls), True
             if option is None:
                 if not retries:
                     break
@@ -674,6 +710,8 @@ class Builder:
             kwargs = {}
             try:
                 args, kwargs = option.make(self.original, True)
+                if first is None:
+                    first = (option, kwargs)
                 original = run_quietly(lambda: original_cls(*args, **kwargs))
             except Exception as exc:
                 needs = needs or missing_package(exc)

@@ -353,3 +353,15 @@ def test_a_size_the_module_says_must_be_divisible(tmp_path, capsys):
     row = _row(patches, "ADP010", "RelativeAttention")
     assert row["verdict"] == PASS and "match" in row["reason"], row
     assert row["details"]["built"].endswith("with num_position_features=48 (divisible by 6)"), row["details"]
+
+
+def test_an_image_side_squared_into_the_sequence(tmp_path, capsys):
+    """The layer's image side (default 32) squared is its image token count, which must fit the
+    sequence it is built with; the one function that builds it passes a side defaulting to None.
+    None is not taken for the callers' value, and when no build runs the image side is tried
+    small (4: 16 image tokens), and the text attention runs and compares."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "errors", "grid.py")
+    row = _row(patches, "ADP010", "GridTextAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert row["details"]["built"].endswith("with image_size=4 (a small grid)"), row["details"]
+    assert "image_size=None" not in row["details"]["built"]
