@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from . import hf
-from .branches import init_conditions
+from .branches import ZEROS, init_conditions, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
@@ -511,9 +511,11 @@ class Builder:
 
     # ------------------------------------------------------------ variants
 
-    def variants(self, class_name: str, found_guards: list = (), method: str = "forward") -> list[Variant]:
-        """The default build first, then the changes that take the branches the edit is under,
-        then one flag flipped at a time."""
+    def variants(self, class_name: str, found_guards: list = (), method: str = "forward",
+                 helper_conditions: list = ()) -> list[Variant]:
+        """The default build first, then the changes that take the branches the edit is under
+        (``helper_conditions``: those of a module-level function the class calls, as constructor
+        argument values, ``branches.helper_conditions``), then one flag flipped at a time."""
         out = [Variant(method=method)]
         if class_name.startswith("function:"):
             return out
@@ -561,6 +563,12 @@ class Builder:
                         candidate = Variant(ctor=values, method=method)
                         if candidate not in from_guards:
                             from_guards.append(candidate)
+        for condition in helper_conditions if not spec else ():
+            values = tuple((k, v) for k, v in condition if k in ctor_params and v not in ("given", None))
+            if values and len(values) == len(condition):
+                candidate = Variant(ctor=values, method=method)
+                if candidate not in from_guards:
+                    from_guards.append(candidate)
         if len(from_guards) > 1:  # nested branches: all of them at once
             merged = Variant(flags=tuple(i for v in from_guards for i in v.flags),
                              config=tuple(i for v in from_guards for i in v.config),
@@ -647,7 +655,11 @@ class Builder:
                 if param is config_param:
                     per_param.append((param, [config]))
                 elif param.name in ctor_overrides:
-                    per_param.append((param, [ctor_overrides[param.name]]))
+                    value = ctor_overrides[param.name]
+                    if value is ZEROS:
+                        value = zeros_like(param.default)
+                        value = 0 if value is None else value
+                    per_param.append((param, [value]))
                 elif param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                     continue
                 elif param.default is not inspect.Parameter.empty:
@@ -849,7 +861,10 @@ class Builder:
                 if seen is None or recipe is None:
                     continue
                 ctor_args, ctor_kwargs = recipe
-                ctor_kwargs = dict(ctor_kwargs, **dict(variant.ctor))
+                ctor_kwargs = dict(ctor_kwargs, **{k: (v if v is not ZEROS else
+                                                       (zeros_like(ctor_kwargs.get(k)) if zeros_like(ctor_kwargs.get(k))
+                                                        is not None else 0))
+                                                   for k, v in variant.ctor})
                 inputs = Call(tuple(seen[0]), dict(seen[1]))
                 for key, value in variant.forward:
                     inputs.kwargs[key] = value

@@ -492,6 +492,8 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         for helper in helpers:  # `if x_prev is None: ... else: self._forward_cross_attn(x, x_prev)`
             found_guards += branches.guards(checker.patched_text,
                                             branches.call_lines(checker.patched_text, class_name, helper))
+    helper_conditions = [] if class_name.startswith("function:") else \
+        branches.helper_conditions(checker.patched_text, class_name, edited)
     tried: list[str] = []
     refused: list[tuple[str, str]] = []  # variants that could not be built or run, and why
     given: dict[Site, set[str]] = {}  # the forward arguments each verdict's check passed
@@ -499,7 +501,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
     ran: set[int] = set()
     for entry in entries:
         try:
-            variants = checker.builder.variants(class_name, found_guards, entry)
+            variants = checker.builder.variants(class_name, found_guards, entry, helper_conditions)
         except Skip as exc:
             if entry == "forward":
                 for site in pending:

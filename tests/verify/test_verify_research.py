@@ -365,3 +365,15 @@ def test_an_image_side_squared_into_the_sequence(tmp_path, capsys):
     assert row["verdict"] == PASS and "match" in row["reason"], row
     assert row["details"]["built"].endswith("with image_size=4 (a small grid)"), row["details"]
     assert "image_size=None" not in row["details"]["built"]
+
+
+def test_a_branch_in_a_helper_function_taken_through_the_stored_argument(tmp_path, capsys):
+    """The patch falls back to the original when ``sum(shift) > 0``, a test in the module-level
+    function the layer calls with ``self.shift_size``; the guessed shift is not zero, so the kernel
+    does not run by default.  The test is traced through the call to the constructor argument, and
+    the layer is built again with every entry of it 0."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "windows", "layers.py")
+    row = _row(patches, "ADP010", "WindowAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert "reached with shift_size=zeros (constructor)" in row["reason"]
+    assert "shift_size=[0, 0]" in row["details"]["built"], row["details"]
