@@ -5,10 +5,18 @@ litgpt, timm), how many are found, fixed (``fix_text`` applies an ADP010 patch w
 the labelled line), and verified (``adopter verify --select ADP010``: the site's class passes),
 and how many of the sites labelled "no" are reported; summed over every source outside
 transformers, then over the research repositories alone (timm and torchvision left out too).
-Run from the repository root (einops_exts and mmengine on the path for the files that import
-them: ``pip install --target /tmp/extra einops_exts mmengine``, then ``PYTHONPATH=/tmp/extra``)::
 
-    .venv/bin/python benchmarks/research_attention.py
+Verify needs what the files' classes use installed where it runs.  For this benchmark, packages
+the sources use that the project's environment lacks go in a folder of their own on
+``PYTHONPATH`` (never in the project's dependencies): einops_exts and mmengine (imported by
+research files), pillow (PIL, imported by ultralytics), fairscale (llama-models' parallel
+Linears), mmcv-lite (mmpretrain's layers) and a huggingface_hub that diffusers 0.35 accepts and
+the project's transformers 4.34 still does (0.34.x); fairscale's source distribution also installs a
+top-level ``benchmarks`` package, removed so it cannot shadow this folder::
+
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/extra einops_exts mmengine addict termcolor yapf \
+        pillow fairscale mmcv-lite "huggingface_hub==0.34.4" && rm -rf /tmp/extra/benchmarks
+    PYTHONPATH=/tmp/extra .venv/bin/python benchmarks/research_attention.py
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
 """

@@ -111,28 +111,56 @@ def unexercised(found: list[Guard], ran: set[int]) -> Guard | None:
     return best
 
 
-def _conditions(test: ast.expr, truth: bool, stored: dict[str, str]) -> list[tuple[str, object]] | None:
-    """Constructor-argument values that make ``test`` equal ``truth`` (None: not expressible)."""
+class _Zeros:
+    """A constructor value: the argument's own value with every entry 0 (``shift_size=[0, 0]``)."""
+
+    def __repr__(self) -> str:
+        return "zeros"
+
+
+ZEROS = _Zeros()
+
+
+def zeros_like(value: object) -> object:
+    """``value`` (an int, or a list or tuple of ints) with every entry 0; None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return 0
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, int) and not isinstance(v, bool)
+                                                          for v in value):
+        return type(value)(0 for _ in value)
+    return None
+
+
+def _conditions(test: ast.expr, truth: bool, stored: dict[str, str], names: dict[str, str] | None = None,
+                partial: bool = False) -> list[tuple[str, object]] | None:
+    """Constructor-argument values that make ``test`` equal ``truth`` (None: not expressible).
+    ``names`` maps plain names to constructor arguments (a helper function's parameters, through
+    the call); without it a plain name is one.  ``partial``: parts of a conjunction that are not
+    expressible are left to the inputs instead of making the whole inexpressible."""
     if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-        return _conditions(test.operand, not truth, stored)
+        return _conditions(test.operand, not truth, stored, names, partial)
     if isinstance(test, ast.BoolOp):
         if (isinstance(test.op, ast.And) and truth) or (isinstance(test.op, ast.Or) and not truth):
             out: list[tuple[str, object]] = []
             for value in test.values:
-                part = _conditions(value, truth, stored)
+                part = _conditions(value, truth, stored, names, partial)
                 if part is None:
+                    if partial:
+                        continue
                     return None
                 out += part
-            return out
+            return out or None
         for value in test.values:  # one of them is enough: take the first that is expressible
-            part = _conditions(value, truth, stored)
+            part = _conditions(value, truth, stored, names, partial)
             if part is not None:
                 return part
         return None
 
     def param_of(node: ast.expr) -> str | None:
         if isinstance(node, ast.Name):
-            return node.id
+            return node.id if names is None else names.get(node.id)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
             return stored.get(node.attr)
         return None
@@ -141,9 +169,16 @@ def _conditions(test: ast.expr, truth: bool, stored: dict[str, str]) -> list[tup
     if name is not None:
         return [(name, truth)]
     if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.comparators[0], ast.Constant):
-        name = param_of(test.left)
+        left = test.left
         value = test.comparators[0].value
         op = test.ops[0]
+        if isinstance(left, ast.Call) and isinstance(left.func, ast.Name) and left.func.id in ("sum", "any") \
+                and len(left.args) == 1 and not left.keywords and value == 0 and not isinstance(value, bool):
+            # ``sum(shift_size) > 0`` false: every entry 0 (sizes are not negative)
+            nothing = {(ast.Gt, False), (ast.NotEq, False), (ast.Eq, True), (ast.LtE, True)}
+            name = param_of(left.args[0])
+            return [(name, ZEROS)] if name is not None and (type(op), truth) in nothing else None
+        name = param_of(left)
         if name is None:
             return None
         if value is None and isinstance(op, (ast.Is, ast.IsNot)):
@@ -229,4 +264,53 @@ def call_lines(text: str, class_name: str, method: str) -> set[int]:
                 if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == method \
                         and isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self":
                     out.add(sub.lineno)
+    return out
+
+
+def helper_conditions(text: str, class_name: str, lines: set[int]) -> list[list[tuple[str, object]]]:
+    """Constructor-argument values that take the side holding ``lines`` of the ``if`` tests in a
+    module-level function that ``class_name`` calls, traced through the call: a helper's parameter
+    is the constructor argument whose stored attribute the class passes for it (torchvision's
+    ``shifted_window_attention(x, ..., self.shift_size, ...)`` with ``self.shift_size = shift_size``)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None) if cls else None
+    if init is None:
+        return []
+    params = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
+    stored: dict[str, str] = {}
+    for sub in ast.walk(init):
+        if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Name) and sub.value.id in params:
+            for target in sub.targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                    stored[target.attr] = sub.value.id
+    out: list[list[tuple[str, object]]] = []
+    for func in tree.body:
+        if not isinstance(func, ast.FunctionDef) or not any(func.lineno <= line <= (func.end_lineno or func.lineno)
+                                                            for line in lines):
+            continue
+        positional = [a.arg for a in [*func.args.posonlyargs, *func.args.args]]
+        for call in ast.walk(cls):
+            if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == func.name):
+                continue
+            names: dict[str, str] = {}
+            passed = list(zip(positional, call.args)) + [(k.arg, k.value) for k in call.keywords if k.arg]
+            for param, arg in passed:
+                if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id == "self" \
+                        and arg.attr in stored:
+                    names[param] = stored[arg.attr]
+            if not names:
+                continue
+            for node in ast.walk(func):
+                if not isinstance(node, ast.If):
+                    continue
+                for branch, stmts in (("body", node.body), ("else", node.orelse)):
+                    covered = {n for s in stmts for n in range(s.lineno, (s.end_lineno or s.lineno) + 1)}
+                    if stmts and covered & lines:
+                        found = _conditions(node.test, branch == "body", {}, names, partial=True)
+                        if found and found not in out:
+                            out.append(found)
     return out

@@ -30,7 +30,9 @@ import importlib.util
 import inspect
 import itertools
 import logging
+import math
 import os
+import re
 import sys
 import warnings
 from contextlib import contextmanager, nullcontext
@@ -42,7 +44,7 @@ import torch
 from torch import nn
 
 from . import hf
-from .branches import init_conditions
+from .branches import ZEROS, init_conditions, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
@@ -284,6 +286,77 @@ class _Option:
     config_param: str | None = None
 
 
+_DIVISIBLE = re.compile(r"divisible by\D{0,40}?\b(\d+)\b")
+MAX_DIVISIBLE = 3  # arguments tried per divisibility error
+
+
+def divisible_options(option: _Option, kwargs: dict, error: str) -> list[_Option]:
+    """When the class's own error says a size must be divisible by N ("feature size is not
+    divisible by number of components (6)"): the same build with one integer argument that N
+    does not divide raised to the next multiple of N that keeps the divisors it had up to 8 (a
+    width that heads divide stays so), one argument at a time.  Each is still built and run on
+    the original first: a wrong guess costs a try, never a verdict."""
+    found = _DIVISIBLE.search(error)
+    if not found:
+        return []
+    factor = int(found.group(1))
+    if not 2 <= factor <= 64:
+        return []
+    out: list[_Option] = []
+    for name, value in kwargs.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 2 or value % factor == 0:
+            continue
+        step = factor
+        for divisor in range(2, 9):
+            if value % divisor == 0:
+                step = step * divisor // math.gcd(step, divisor)
+        new = -(-value // step) * step
+        if new > 4096:
+            continue
+
+        def make(module: ModuleType, original: bool, name=name, new=new) -> tuple[tuple, dict]:
+            args, given = option.make(module, original)
+            return args, dict(given, **{name: new})
+
+        out.append(_Option(make, f"{option.shown} with {name}={new} (divisible by {factor})", option.config,
+                           option.config_param))
+        if len(out) >= MAX_DIVISIBLE:
+            break
+    return out
+
+
+SMALL_GRID = 4  # an image side whose square is a token count that fits the sequences verify tries
+
+
+def small_grid_option(option: _Option, kwargs: dict, cls: type) -> list[_Option]:
+    """When no build ran: the first build again with every integer image-side argument (given, or
+    left at its default) above ``SMALL_GRID`` set to it.  Token models take an image side to lay
+    their sequence out as a grid (``img_seq_len = image_size ** 2``), which must fit the sequence
+    length verify builds them with; a convolutional model runs at any side, so it loses nothing."""
+    from .shrink import is_int, kind_of
+
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return []
+    changed = {}
+    for param in params:
+        if kind_of(param.name) != "image":
+            continue
+        value = kwargs.get(param.name, param.default)
+        if is_int(value) and value > SMALL_GRID:
+            changed[param.name] = SMALL_GRID
+    if not changed:
+        return []
+
+    def make(module: ModuleType, original: bool) -> tuple[tuple, dict]:
+        args, given = option.make(module, original)
+        return args, dict(given, **changed)
+
+    shown = ", ".join(f"{k}={v}" for k, v in changed.items())
+    return [_Option(make, f"{option.shown} with {shown} (a small grid)", option.config, option.config_param)]
+
+
 def _fixed_arguments(args: tuple, kwargs: dict, module: ModuleType, original: bool) -> tuple[tuple, dict]:
     """The same arguments for both builds (a deep copy for the patched one: configs are mutable)."""
     if original:
@@ -438,9 +511,11 @@ class Builder:
 
     # ------------------------------------------------------------ variants
 
-    def variants(self, class_name: str, found_guards: list = (), method: str = "forward") -> list[Variant]:
-        """The default build first, then the changes that take the branches the edit is under,
-        then one flag flipped at a time."""
+    def variants(self, class_name: str, found_guards: list = (), method: str = "forward",
+                 helper_conditions: list = ()) -> list[Variant]:
+        """The default build first, then the changes that take the branches the edit is under
+        (``helper_conditions``: those of a module-level function the class calls, as constructor
+        argument values, ``branches.helper_conditions``), then one flag flipped at a time."""
         out = [Variant(method=method)]
         if class_name.startswith("function:"):
             return out
@@ -488,6 +563,12 @@ class Builder:
                         candidate = Variant(ctor=values, method=method)
                         if candidate not in from_guards:
                             from_guards.append(candidate)
+        for condition in helper_conditions if not spec else ():
+            values = tuple((k, v) for k, v in condition if k in ctor_params and v not in ("given", None))
+            if values and len(values) == len(condition):
+                candidate = Variant(ctor=values, method=method)
+                if candidate not in from_guards:
+                    from_guards.append(candidate)
         if len(from_guards) > 1:  # nested branches: all of them at once
             merged = Variant(flags=tuple(i for v in from_guards for i in v.flags),
                              config=tuple(i for v in from_guards for i in v.config),
@@ -574,7 +655,11 @@ class Builder:
                 if param is config_param:
                     per_param.append((param, [config]))
                 elif param.name in ctor_overrides:
-                    per_param.append((param, [ctor_overrides[param.name]]))
+                    value = ctor_overrides[param.name]
+                    if value is ZEROS:
+                        value = zeros_like(param.default)
+                        value = 0 if value is None else value
+                    per_param.append((param, [value]))
                 elif param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
                     continue
                 elif param.default is not inspect.Parameter.empty:
@@ -620,14 +705,32 @@ class Builder:
             return pair
         first_error: str | None = None
         needs: str | None = None
-        for option in self._options(original_cls, variant):
+        options = self._options(original_cls, variant)
+        retries: list[_Option] = []  # builds the class's own errors ask for (``divisible_options``)
+        repaired = False
+        first: tuple[_Option, dict] | None = None  # the first build tried, for ``small_grid_option``
+        grid_tried = False
+        while True:
+            option = next(options, None)
+            if option is None and not retries and first is not None and not grid_tried:
+                retries, grid_tried = small_grid_option(first[0], first[1], original_cls), True
+            if option is None:
+                if not retries:
+                    break
+                option = retries.pop(0)
             _seed()
+            kwargs = {}
             try:
                 args, kwargs = option.make(self.original, True)
+                if first is None:
+                    first = (option, kwargs)
                 original = run_quietly(lambda: original_cls(*args, **kwargs))
             except Exception as exc:
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{option.shown} raised {_short(exc)}"
+                if not repaired:
+                    retries = divisible_options(option, kwargs, str(exc))
+                    repaired = bool(retries)
                 continue
             count = sum(p.numel() for p in original.parameters())
             if count > MAX_PARAMETERS.get(self.sizes.name, MAX_PARAMETERS["verify"]):
@@ -644,6 +747,9 @@ class Builder:
             if isinstance(call, tuple):
                 needs = needs or call[1]
                 first_error = first_error or call[0]
+                if not repaired:
+                    retries = divisible_options(option, kwargs, call[0])
+                    repaired = bool(retries)
                 continue
             if call.guessed:
                 captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
@@ -755,7 +861,10 @@ class Builder:
                 if seen is None or recipe is None:
                     continue
                 ctor_args, ctor_kwargs = recipe
-                ctor_kwargs = dict(ctor_kwargs, **dict(variant.ctor))
+                ctor_kwargs = dict(ctor_kwargs, **{k: (v if v is not ZEROS else
+                                                       (zeros_like(ctor_kwargs.get(k)) if zeros_like(ctor_kwargs.get(k))
+                                                        is not None else 0))
+                                                   for k, v in variant.ctor})
                 inputs = Call(tuple(seen[0]), dict(seen[1]))
                 for key, value in variant.forward:
                     inputs.kwargs[key] = value

@@ -9,7 +9,8 @@ without running anything:
 
 - literals, containers, arithmetic, negation;
 - names bound by a simple assignment earlier in the same function or at module level, and
-  parameters of the enclosing function that have defaults (``def resnet18(num_classes=10)``);
+  parameters of the enclosing function that have defaults (``def resnet18(num_classes=10)``), a
+  default of ``None`` excepted (it says "not given": the callers' value is not known);
 - names of the analysed module (classes such as ``BasicBlock``, configs such as ``GPTConfig``)
   become :class:`~adopter.verify.recipes.Ref`s, resolved later in the original and the patched
   module alike; calls of them become :class:`~adopter.verify.recipes.Make`s;
@@ -284,7 +285,10 @@ class _Evaluator:
                     return self.value(assigned)
                 default = _param_default(scope, name)
                 if default is not None:
-                    return self.value(default) if default is not _NO_DEFAULT else UNKNOWN
+                    # ``None`` as a parameter's default says "not given": what a caller passes
+                    # (or the class's own default) is the value, not None
+                    none = isinstance(default, ast.Constant) and default.value is None
+                    return self.value(default) if default is not _NO_DEFAULT and not none else UNKNOWN
         if self.info.is_target and name in self.module_defs:
             return Ref(name)
         if name in self.info.target_names:

@@ -34,6 +34,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any, Iterator
 
 from . import callsites, facts
+from .branches import ZEROS, zeros_like
 from .callsites import UNKNOWN, CallSite
 from .recipes import AttrBag, Make, Ref, describe, lookup
 from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
@@ -494,7 +495,13 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
                 error = error or exc
                 continue
             for values in options:
+                before = dict(values)
                 values.update(overrides)
+                for key, value in overrides.items():
+                    if value is ZEROS:  # the argument's own value (given, guessed or default), every entry 0
+                        default = next((p.default for p in params if p.name == key), None)
+                        zeros = zeros_like(before.get(key, default))
+                        values[key] = zeros if zeros is not None else 0
                 if shrink_it:
                     plain = {k: v for k, v in values.items() if not isinstance(v, (Make, Ref, AttrBag))}
                     for p in params:  # shrink big defaults too, by passing them

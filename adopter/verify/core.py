@@ -492,6 +492,8 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         for helper in helpers:  # `if x_prev is None: ... else: self._forward_cross_attn(x, x_prev)`
             found_guards += branches.guards(checker.patched_text,
                                             branches.call_lines(checker.patched_text, class_name, helper))
+    helper_conditions = [] if class_name.startswith("function:") else \
+        branches.helper_conditions(checker.patched_text, class_name, edited)
     tried: list[str] = []
     refused: list[tuple[str, str]] = []  # variants that could not be built or run, and why
     given: dict[Site, set[str]] = {}  # the forward arguments each verdict's check passed
@@ -499,7 +501,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
     ran: set[int] = set()
     for entry in entries:
         try:
-            variants = checker.builder.variants(class_name, found_guards, entry)
+            variants = checker.builder.variants(class_name, found_guards, entry, helper_conditions)
         except Skip as exc:
             if entry == "forward":
                 for site in pending:
@@ -766,6 +768,7 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
     stubbed: list[str] = []
     init_skipped: list[str] = []
     unregistered: list[str] = []
+    unavailable: list[str] = []
     call_sites = [s for s in sites if _builds_optimizer(s)]
     sites = [s for s in sites if s not in call_sites]
     if call_sites:
@@ -788,6 +791,7 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
             return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
         stubbed = loader.stubbed
         init_skipped = loader.init_skipped
+        unavailable = loader.unavailable
         module_name = original.__name__
         builder = Builder(original, text, options.sizes, options.factories, options.root, module_name, path, package)
         bench_builder = Builder(original, text, options.bench_sizes, options.factories, options.root, module_name,
@@ -816,6 +820,9 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
     if unregistered:
         for result in results:
             result.details.setdefault("registration_skipped", unregistered)
+    if unavailable:
+        for result in results:
+            result.details.setdefault("left_out_at_import", unavailable)
     return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
 
 

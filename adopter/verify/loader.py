@@ -29,6 +29,14 @@ A patched copy executes the file's module-level statements a second time.  A dec
 registered a class or builder under its name (a model registry) refuses the copy's second entry;
 when such a decorator raised (one that, in the original, gave back the object from this file),
 the copy runs without every use of it, lines kept in place (``unregistered``).
+
+A module-level statement of the analysed file that raises here when imported (a data file the
+source distribution left out, a default argument that downloads a config, a name an installed
+package no longer exports) does not stop the classes that never use what it defines: the module
+is imported again with that statement replaced, lines kept in place, by placeholders for the
+names it binds (``stubs.Placeholder``), in the original and in every patched copy alike.  Code
+that uses one raises "needs NAME, which line N defines; that statement raised ... here", so such
+a class is a skip that says why, never a pass; the result lists the statements (``unavailable``).
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import inspect
 import itertools
@@ -48,7 +57,7 @@ import tempfile
 from types import ModuleType
 
 from ..structure import package_of
-from .stubs import ImportStubs, importing, missing_package, needs_text
+from .stubs import UNAVAILABLE, ImportStubs, Placeholder, importing, missing_package, needs_text, tainted
 
 _COUNTER = itertools.count(1)
 
@@ -63,6 +72,112 @@ class LoadError(Exception):
 
 MAX_STUBS = 8
 MAX_REGISTRATIONS = 8
+MAX_UNAVAILABLE = 4  # module-level statements that may be left out (see the module doc)
+
+
+def bound_names(stmt: ast.stmt) -> list[str]:
+    """The names a top-level statement binds in the module's namespace (not those of the
+    functions, classes, lambdas and comprehensions inside it)."""
+    out: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.append(node.name)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.extend(a.asname or a.name.partition(".")[0] for a in node.names if a.name != "*")
+            return
+        if isinstance(node, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            return
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            out.append(node.id)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(stmt)
+    return list(dict.fromkeys(out))
+
+
+def _first_lineno(stmt: ast.stmt) -> int:
+    decorators = getattr(stmt, "decorator_list", None) or []
+    return min([stmt.lineno] + [d.lineno for d in decorators])
+
+
+def _statement_key(stmt: ast.stmt) -> tuple:
+    names = bound_names(stmt)
+    return (type(stmt).__name__, tuple(names)) if names else (type(stmt).__name__, ast.dump(stmt))
+
+
+class _Unavailable:
+    """One module-level statement left out: where it was, what it binds, why."""
+
+    def __init__(self, stmt: ast.stmt, file_name: str, exc: BaseException, number: int):
+        self.key = _statement_key(stmt)
+        self.line = _first_lineno(stmt)
+        self.names = bound_names(stmt)
+        self.error = f"{type(exc).__name__}: {_first_line(exc)}"
+        self.package = f"<line {self.line} of {file_name}>"  # the Placeholder's key into stubs.UNAVAILABLE
+        shown = ", ".join(f"`{n}`" for n in self.names) or "what it does"
+        UNAVAILABLE[self.package] = (f"needs {shown}, which line {self.line} of {file_name} defines; that statement "
+                                     f"raised {self.error} when imported here: make it run where verify runs")
+        self.placeholders = {f"_adopter_unavailable_{number}_{i}": Placeholder(self.package, name)
+                             for i, name in enumerate(self.names)}
+
+    def text(self) -> str:
+        return f"line {self.line} ({', '.join(self.names) or 'no names'}): {self.error}"
+
+    def replacement(self) -> str:
+        parts = [f"{name} = {var}" for name, var in zip(self.names, self.placeholders)]
+        return "; ".join(parts) if parts else "pass"
+
+
+def without_statements(text: str, left_out: list[_Unavailable]) -> str:
+    """``text`` with the top-level statements of ``left_out`` (found by kind and bound names)
+    replaced by their placeholder bindings, every other line in place."""
+    if not left_out:
+        return text
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return text
+    wanted = {u.key: u for u in left_out}
+    lines = text.splitlines(keepends=True)
+    for stmt in tree.body:
+        record = wanted.get(_statement_key(stmt))
+        if record is None:
+            continue
+        start, end = _first_lineno(stmt), stmt.end_lineno or stmt.lineno
+        lines[start - 1] = record.replacement() + "\n"
+        for index in range(start, end):
+            lines[index] = "\n"
+    return "".join(lines)
+
+
+class _InjectingLoader(importlib.machinery.SourceFileLoader):
+    """Executes a rewritten copy of the analysed file with its placeholders in its namespace."""
+
+    def __init__(self, fullname: str, path: str, names: dict):
+        super().__init__(fullname, path)
+        self.names = names
+
+    def exec_module(self, module) -> None:
+        module.__dict__.update(self.names)
+        super().exec_module(module)
+
+
+class _RewrittenOriginal(importlib.abc.MetaPathFinder):
+    """Resolves the analysed file's dotted name to its rewritten copy (its package imports as usual)."""
+
+    def __init__(self, fullname: str, file: str, names: dict):
+        self.fullname = fullname
+        self.file = file
+        self.names = names
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname != self.fullname:
+            return None
+        return importlib.util.spec_from_file_location(fullname, self.file,
+                                                      loader=_InjectingLoader(fullname, self.file, self.names))
 
 
 def _callee(decorator: ast.expr) -> ast.expr:
@@ -151,6 +266,10 @@ class ModuleLoader:
         self._partial: _PartialPackages | None = None
         self._modules_before = set(sys.modules)
         self.unregistered: list[str] = []  # classes whose registering decorators the copies skip
+        self._unavailable: list[_Unavailable] = []  # module-level statements left out (module doc)
+        self._injected: dict = {}  # their placeholders, put in each copy's namespace
+        self._rewritten: _RewrittenOriginal | None = None
+        self.original_file = self.path  # the file the original module executed (a rewritten copy, or the file)
         self.stubs = ImportStubs().__enter__()
         if self.package:
             root = os.path.dirname(self.path)
@@ -172,6 +291,19 @@ class ModuleLoader:
         if self._partial is not None:
             self._partial.close()
             self._partial = None
+        if self._rewritten is not None:
+            try:
+                sys.meta_path.remove(self._rewritten)
+            except ValueError:
+                pass
+            self._rewritten = None
+        if self._unavailable:
+            # the rewritten original (under the file's own dotted name) and every module that took
+            # one of its placeholders: not to be found by a later import in this process
+            for name in tainted(sys.modules, self._modules_before, []):
+                sys.modules.pop(name, None)
+        for record in self._unavailable:
+            UNAVAILABLE.pop(record.package, None)
         self.stubs.close()
         for name in self._names:
             sys.modules.pop(name, None)
@@ -196,6 +328,7 @@ class ModuleLoader:
         if spec is None or spec.loader is None:
             raise LoadError(f"cannot create an import spec for {file}")
         module = importlib.util.module_from_spec(spec)
+        module.__dict__.update(self._injected)
         sys.modules[name] = module
         self._names.append(name)
         try:
@@ -214,7 +347,7 @@ class ModuleLoader:
         if self._original is not None:
             return self._original
         first_failure: LoadError | None = None
-        for _ in range(MAX_STUBS + 2):
+        for _ in range(MAX_STUBS + MAX_UNAVAILABLE + 2):
             try:
                 with importing():
                     return self._import_original()
@@ -228,6 +361,8 @@ class ModuleLoader:
                         self._partial_packages(exc.__cause__)
                         first_failure = exc
                         continue
+                    if not used and self._leave_out(exc.__cause__):
+                        continue
                     if first_failure is not None:
                         # kept as far as it ran, the package still lacks what the file imports
                         # from it: the package's own error is the one to fix
@@ -235,6 +370,54 @@ class ModuleLoader:
                     raise
                 self.stubs.add(package)
         raise LoadError("too many packages are missing")  # pragma: no cover
+
+    def _leave_out(self, exc: BaseException | None) -> bool:
+        """When ``exc`` was raised by a module-level statement of the analysed file: import it
+        again without that statement (see the module doc); False when it was not, or too many were."""
+        if exc is None or len(self._unavailable) >= MAX_UNAVAILABLE:
+            return False
+        files = {os.path.realpath(self.path), os.path.realpath(self.original_file)}
+        tb = exc.__traceback__
+        line = None
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if code.co_name == "<module>" and os.path.realpath(code.co_filename) in files:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+        if line is None:
+            return False
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                text = handle.read()
+            tree = ast.parse(text)
+        except (OSError, SyntaxError, ValueError):
+            return False
+        stmt = next((s for s in tree.body if _first_lineno(s) <= line <= (s.end_lineno or s.lineno)), None)
+        if stmt is None or any(u.key == _statement_key(stmt) for u in self._unavailable):
+            return False
+        if any(isinstance(node, (ast.Raise, ast.Assert)) and node.lineno <= line <= (node.end_lineno or node.lineno)
+               for node in ast.walk(stmt)):
+            return False  # the module refuses to load here on purpose (``raise``, ``assert``): its word stands
+        record = _Unavailable(stmt, os.path.basename(self.path), exc, len(self._unavailable))
+        self._unavailable.append(record)
+        self._injected.update(record.placeholders)
+        folder = os.path.join(self._tmp, f"original_{len(self._unavailable)}")
+        os.makedirs(folder, exist_ok=True)
+        self.original_file = os.path.join(folder, os.path.basename(self.path))
+        with open(self.original_file, "w", encoding="utf-8") as handle:
+            handle.write(without_statements(text, self._unavailable))
+        if self.package:
+            if self._rewritten is not None:
+                sys.meta_path.remove(self._rewritten)
+            self._rewritten = _RewrittenOriginal(f"{self.package}.{self.stem}", self.original_file, self._injected)
+            sys.meta_path.insert(0, self._rewritten)
+        importlib.invalidate_caches()
+        return True
+
+    @property
+    def unavailable(self) -> list[str]:
+        """Module-level statements that raised here and were left out (see the module doc)."""
+        return [record.text() for record in self._unavailable]
 
     def _package_inits(self, exc: BaseException | None) -> list[str]:
         """The ``__init__.py`` files of the file's own top-level package that ``exc`` was raised
@@ -246,7 +429,7 @@ class ModuleLoader:
         while tb is not None:
             files.append(os.path.realpath(tb.tb_frame.f_code.co_filename))
             tb = tb.tb_next
-        if os.path.realpath(self.path) in files:
+        if os.path.realpath(self.path) in files or os.path.realpath(self.original_file) in files:
             return []
         top = os.path.realpath(self._package_dir(self.package.partition(".")[0]))
         return [f for f in files if os.path.basename(f) == "__init__.py" and f.startswith(top + os.sep)]
@@ -291,20 +474,21 @@ class ModuleLoader:
                     raise
                 raise LoadError(f"importing {name}: {type(exc).__name__}: {exc}") from exc
             found = getattr(module, "__file__", None)
-            if not found or os.path.realpath(found) != os.path.realpath(self.path):
+            if not found or os.path.realpath(found) != os.path.realpath(self.original_file):
                 # The dotted name resolves to another copy (e.g. an installed one): load this
                 # file as a sibling so relative imports still go through the same package.
                 name = f"{self.package}.{self.stem}__adopter_original_{next(_COUNTER)}"
-                module = self._exec(name, self.path)
+                module = self._exec(name, self.original_file)
         else:
             name = f"_adopter_verify_{self.stem}_original_{next(_COUNTER)}"
-            module = self._exec(name, self.path)
+            module = self._exec(name, self.original_file)
         self._original = module
         self.original_name = module.__name__
         return module
 
     def patched(self, text: str, tag: str) -> ModuleType:
         """Execute ``text`` as a sibling of the original module; return the new module."""
+        text = without_statements(text, self._unavailable)
         number = next(_COUNTER)
         base = f"{self.stem}__adopter_{_ident(tag)}_{number}"
         file = os.path.join(self._tmp, base + ".py")
@@ -358,7 +542,8 @@ class ModuleLoader:
                     and getattr(value, "__wrapped__", None) is None
             else:
                 code = getattr(inspect.unwrap(value), "__code__", None)
-                same = code is not None and os.path.realpath(code.co_filename) == os.path.realpath(self.path)
+                same = code is not None and os.path.realpath(code.co_filename) in {
+                    os.path.realpath(self.path), os.path.realpath(self.original_file)}
             if same:
                 out.append((node.name, node.decorator_list[0]))
         return out

@@ -58,11 +58,19 @@ def importing():
         _IMPORTING -= 1
 
 
+# Names a module-level statement of the analysed file would have bound, had it not raised when
+# imported here (``loader.py``, "unavailable"): key -> what to say when one is used.
+UNAVAILABLE: dict[str, str] = {}
+
+
 class MissingDependency(RuntimeError):
     """A stubbed (not installed) package was used: the code needs it."""
 
     def __init__(self, package: str, what: str):
-        super().__init__(f"needs {package} (not installed here; {what} was used)")
+        if package in UNAVAILABLE:
+            super().__init__(f"{UNAVAILABLE[package]} ({what} was used)")
+        else:
+            super().__init__(f"needs {package} (not installed here; {what} was used)")
         self.package = package
         self.what = what
 
@@ -187,6 +195,8 @@ def missing_package(exc: BaseException | None) -> str | None:
 
 def needs_text(package: str) -> str:
     """The skip reason: the one thing the user must provide."""
+    if package in UNAVAILABLE:
+        return UNAVAILABLE[package]
     return f"needs {package}, which is not installed here: install {package} where verify runs"
 
 

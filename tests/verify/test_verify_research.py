@@ -314,3 +314,66 @@ def test_a_switch_tested_through_self_and_annotations_of_a_missing_package(tmp_p
     assert row["verdict"] == PASS, row
     assert "shifted=False" in row["details"]["built"]
     assert row["details"]["not_installed"] == ["shape_typing_not_installed"]
+
+
+def test_module_level_statements_that_raise_here_are_left_out(tmp_path, capsys):
+    """A table loaded at import from a file that is not there, a default argument reading a
+    config that is not there (the package's ``__init__`` imports the module): the module imports without those two statements (placeholders
+    for the names they bind, in the original and the patched copy alike); the attention that
+    uses neither is run and compared, the one that reads the table is a skip that names it."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "unavailable", "zoo/layers.py")
+    row = _row(patches, "ADP010", "Attention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row
+    left_out = row["details"]["left_out_at_import"]
+    assert [entry.split(":")[0] for entry in left_out] == ["line 13 (GAMMAS)", "line 49 (Model)"]
+    assert "FileNotFoundError" in left_out[0] and "FileNotFoundError" in left_out[1]
+    table = _row(patches, "ADP010", "TableAttention")
+    assert table["verdict"] == SKIP
+    assert table["reason"].startswith("needs `GAMMAS`, which line 13 of layers.py defines; that statement raised "
+                                      "FileNotFoundError"), table["reason"]
+    assert not [m for m in sys.modules if m.split(".")[0] == "zoo"]
+
+
+def test_a_module_that_refuses_to_load_on_purpose_is_not_left_out(tmp_path, all_rules, quick):
+    """An ``assert`` at module level (a version or device requirement) is the module's word: not left out."""
+    folder = _copy(tmp_path, "unavailable")
+    path = folder / "zoo" / "layers.py"
+    text = path.read_text().replace("GAMMAS = torch.load", "assert torch.cuda.device_count() > 8, 'needs 8 GPUs'\nGAMMAS = torch.load")
+    path.write_text(text)
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    results = [r for r in verify_file(str(path), rules, Config(), options=quick) if not r.combined]
+    assert results and all(r.verdict == SKIP and "needs 8 GPUs" in r.reason for r in results), results
+
+
+def test_a_size_the_module_says_must_be_divisible(tmp_path, capsys):
+    """``num_position_features`` is guessed as a width (32); the forward raises "not divisible by
+    the number of components (6)": the build is tried again with that argument raised to a
+    multiple of 6 that keeps its own small divisors (48), and the attention runs and compares."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "errors", "components.py")
+    row = _row(patches, "ADP010", "RelativeAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert row["details"]["built"].endswith("with num_position_features=48 (divisible by 6)"), row["details"]
+
+
+def test_an_image_side_squared_into_the_sequence(tmp_path, capsys):
+    """The layer's image side (default 32) squared is its image token count, which must fit the
+    sequence it is built with; the one function that builds it passes a side defaulting to None.
+    None is not taken for the callers' value, and when no build runs the image side is tried
+    small (4: 16 image tokens), and the text attention runs and compares."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "errors", "grid.py")
+    row = _row(patches, "ADP010", "GridTextAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert row["details"]["built"].endswith("with image_size=4 (a small grid)"), row["details"]
+    assert "image_size=None" not in row["details"]["built"]
+
+
+def test_a_branch_in_a_helper_function_taken_through_the_stored_argument(tmp_path, capsys):
+    """The patch falls back to the original when ``sum(shift) > 0``, a test in the module-level
+    function the layer calls with ``self.shift_size``; the guessed shift is not zero, so the kernel
+    does not run by default.  The test is traced through the call to the constructor argument, and
+    the layer is built again with every entry of it 0."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "windows", "layers.py")
+    row = _row(patches, "ADP010", "WindowAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert "reached with shift_size=zeros (constructor)" in row["reason"]
+    assert "shift_size=[0, 0]" in row["details"]["built"], row["details"]
