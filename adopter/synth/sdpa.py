@@ -674,6 +674,19 @@ class _Attention:
         if len(spans) != 2:
             raise Skip("a matrix product with other than two operands")
         view = self.roles[role].view
+        move = view.moves[index] if view is not None and view.moves else None
+        if move is not None:
+            # an einsum operand whose axes the product reads moved: x.permute(...) as written,
+            # then the transpose the einsum implies (its span is None), as for any operand
+            origin = view.origins[index] if view.origins else None
+            written = spans[index] if spans[index] is not None else (origin[0] if origin is not None else None)
+            if written is None:
+                raise Skip("an operand of the attention could not be read")
+            text = f"{_atom(*self._spanned(written))}.permute{move}"
+            found = text, ast.parse(text, mode="eval").body
+            if spans[index] is None:  # the einsum's implied transpose: found is what it transposes
+                return found if transposed else _transposed(found)
+            return _transposed(found) if transposed else found
         origin = view.origins[index] if view is not None and view.origins else None
         three_d = self.roles[role].op.rsplit(".", 1)[-1] == "bmm"  # torch.bmm / x.bmm: 3-D operands
         if origin is not None and (set(origin[1]) == {-2, -1} or (three_d and set(origin[1]) == {1, 2})):
@@ -724,7 +737,12 @@ class _Attention:
         args.append(f"scale={scale}")
         call = f"{local}({', '.join(args)})"
         # the channel-first product gives the context transposed: so does the fused path
-        return f"{call}.transpose(-2, -1)" if self.context_t else call
+        if self.context_t:
+            call = f"{call}.transpose(-2, -1)"
+        view = self.roles["c"].view
+        if view is not None and view.moves and view.moves[2] is not None:
+            call = f"{call}.permute{view.moves[2]}"  # the einsum wrote the context's axes moved
+        return call
 
     def _mask(self, conditions: dict, stored: set) -> str | None:
         """The ``attn_mask`` the steps amount to: the additive terms summed; a masked_fill as a

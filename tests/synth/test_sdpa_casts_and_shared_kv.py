@@ -182,10 +182,18 @@ def test_multi_query_keys_and_values_broadcast_over_the_query_heads(masked, caus
     assert counter.calls == (0 if causal else 1)
 
 
-def test_an_einsum_that_lacks_an_axis_in_another_order_is_not_a_product():
-    # 'h b i d, b j d -> b h i j' would have to move q's axes too: not a broadcast matmul
-    source = MULTI_QUERY.replace('"b h i d, b j d -> b h i j", q, k', '"h b i d, b j d -> b h i j", q, k')
-    assert analyze(source, "attention.py", RULES).findings == []
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_einsum_that_lacks_an_axis_with_the_other_in_another_order(masked):
+    # q heads-first, (h, b, i, d), and k without a head axis: 'h b i d, b j d -> b h i j' is
+    # q.permute(1, 0, 2, 3) @ k.unsqueeze(-3)^T, a product of moved and broadcast operands
+    source = MULTI_QUERY.replace('"b h i d, b j d -> b h i j", q, k', '"h b i d, b j d -> b h i j", q, k').replace(
+        '"b n (h d) -> b h n d", h=self.heads', '"b n (h d) -> h b n d", h=self.heads')
+    patched = sdpa_fixed(source)
+    assert "q.permute(1, 0, 2, 3), k.unsqueeze(-3)" in " ".join(patched.split()).replace("( ", "(")
+    a, b, counter = _pair(source, "MultiQueryAttention")
+    kwargs = {"mask": _keep(2, 7)} if masked else {}
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64), torch.randn(2, 7, 16, dtype=F64)], kwargs)
+    assert counter.calls == 1
 
 
 EARLY_RETURN = textwrap.dedent('''
