@@ -46,12 +46,13 @@ from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, dotted_name, read_names, span_of, stored_names
 
-ADD_STEPS = ("b1", "m2")  # additive masks: a bias, and Bart's mask added to reshaped scores
+ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
+# reshaped scores
 VIEW_STEPS = ("m1", "s3")
 # the steps from the product to the softmax, in order; those that never change the dtype
-SCORE_STEPS = ("s0", "s1", "s2", "b1", "m1", "m2", "s3", "f1", "u", "z")
+SCORE_STEPS = ("s0", "b0", "s1", "s2", "b1", "m1", "m2", "s3", "f1", "u", "z")
 DTYPE_KEEPING = ("s0", "m1", "s3", "f1", "z")
-MASK_STEPS = ("b1", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
+MASK_STEPS = ("b0", "b1", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
 SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
 # Elementwise functions and methods: a tensor built from a constant-along-the-keys one stays so.
@@ -69,6 +70,13 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
         return
     except Skip as exc:
         error = exc
+    around = _around_bias_before_scale(match)
+    if around is not None:
+        try:
+            _Attention(planner, rule, around).plan(edits, regions)
+            return
+        except Skip:
+            pass
     for other in match.others:
         trial_edits, trial_regions = Edits(), []
         try:
@@ -80,6 +88,24 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
         regions.extend(trial_regions)
         return
     raise error
+
+
+def _around_bias_before_scale(match: Match) -> Match | None:
+    """``match`` without its bias added before the scale (``b0``) when that add is a statement
+    of its own (BERT's relative-position scores under ``if self.position_embedding_type ==
+    ...``, an if that computes more than the bias): the if around it is then one the match
+    went around, and the guard sends it to the original, as before the step was read.  None
+    when there is no such step: dropping an add that shares a statement with another step
+    would lose it from the fused call."""
+    roles = list(match.roles)
+    if "b0" not in roles:
+        return None
+    index = roles.index("b0")
+    stmt = match.nodes[index].stmt
+    if stmt is None or any(n.stmt == stmt for i, n in enumerate(match.nodes) if i != index):
+        return None
+    keep = [i for i in range(len(roles)) if i != index]
+    return replace(match, nodes=tuple(match.nodes[i] for i in keep), roles=tuple(roles[i] for i in keep))
 
 
 def _transposed(operand: tuple[str, ast.expr]) -> tuple[str, ast.expr]:
@@ -758,10 +784,18 @@ class _Attention:
         for role in ADD_STEPS:
             if role not in self.roles:
                 continue
-            operand = self._operand_of(role, "bias" if role == "b1" else "mask")
+            operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
             text = self._text(operand)
             if read_names(operand) & stored:
                 raise Skip(f"the mask `{text}` is computed by the attention")
+            if role == "b0" and ("s1" in self.roles or "s2" in self.roles):
+                # ((q @ k^T + bias) / d) * m is q @ k^T * (m / d) + bias * (m / d): the bias
+                # scaled as the scores are (Transformer-XL's (ac + bd) / sqrt(d))
+                scale, factors = self._scale(stored)
+                if factors:
+                    raise Skip("a bias added before a tensor scale")
+                text = f"{_atom(text, operand)} * {_atom(scale, ast.parse(scale, mode='eval').body)}"
+                operand = ast.parse(text, mode="eval").body
             viewed = role == "m2" and bool(views)
             if viewed:
                 if len(views) != 2:
@@ -1251,8 +1285,12 @@ class _Attention:
                     term = parent.test
                     break
                 child, parent = parent, parents.get(parent)
+            text = None
             if term is None:
-                raise Skip(f"`{node.id}` (computed by the attention) is read at line {node.lineno} unconditionally")
+                found = _cleared_unless(node, parents, func, end)
+                if found is None:
+                    raise Skip(f"`{node.id}` (computed by the attention) is read at line {node.lineno} unconditionally")
+                term, text = found
             changed = {
                 n.id for n in ast.walk(func)
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
@@ -1260,7 +1298,7 @@ class _Attention:
             }
             if read_names(term) & changed:
                 raise Skip(f"the condition at line {term.lineno} is assigned after the attention begins")
-            terms.append(_guard_term(self._text(term), term))
+            terms.append(text or _guard_term(self._text(term), term))
         return terms
 
     def _function(self, stmt: ast.stmt):
@@ -1268,6 +1306,35 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info.owner if info is not None else None
+
+
+def _cleared_unless(read: ast.Name, parents: dict, func: ast.AST, end: tuple) -> tuple[ast.expr, str] | None:
+    """``if not output_attentions: attn_weights = None`` after the region and before ``read``
+    (in a block that holds the read's statement): the name then holds what the region
+    computed only when the test is false.  Returns (the test, the guard term that holds
+    then: ``output_attentions``, or ``not (test)``); None without such an if."""
+    child, parent = read, parents.get(read)
+    while parent is not None:
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(parent, field, None)
+            if not isinstance(block, list) or child not in block:
+                continue
+            for stmt in block[:block.index(child)]:
+                if not (isinstance(stmt, ast.If) and not stmt.orelse and (stmt.lineno, stmt.col_offset) >= end):
+                    continue
+                clears = any(isinstance(inner, ast.Assign) and any(isinstance(t, ast.Name) and t.id == read.id
+                                                                   for t in inner.targets)
+                             and read.id not in _loads(inner) for inner in stmt.body)
+                if not clears or not all(isinstance(inner, (ast.Assign, ast.AnnAssign, ast.Pass)) for inner in stmt.body):
+                    continue
+                test = stmt.test
+                if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+                    return test.operand, _guard_term(ast.unparse(test.operand), test.operand)
+                return test, f"not ({ast.unparse(test)})"
+        if parent is func:
+            return None
+        child, parent = parent, parents.get(parent)
+    return None
 
 
 def _metadata_only(func: ast.FunctionDef, param: str) -> bool:
