@@ -312,8 +312,10 @@ class _Attention:
         # only the last statement assigns are read by the fused call before it assigns them.
         c_stmt_stored = stored_names(region[-1])
         earlier = set().union(*(stored_names(s) for s in region[:-1]))
+        # (an if the guard sends to the original runs on the fused path only through its else
+        # branch: what its body assigns is never computed there)
         stored = (step_stored - (c_stmt_stored - earlier)) | set().union(
-            *(stored_names(s) for s, kind in zip(region, kinds) if kind == "guard"))
+            *(stored_names(inner) for s, kind in zip(region, kinds) if kind == "guard" for inner in s.orelse))
 
         if "t3" in self.roles:
             # (DeBERTa folds the heads back into the batch here: the fused call would need the
@@ -322,6 +324,7 @@ class _Attention:
         upcast = self._check_softmax()
         q, k, v = self._operands()
         self.dtype_casts: list = []  # (target, cast step): probabilities cast to another tensor's dtype
+        self.widening: list = []  # (add step, operand): biases that may widen the scores cast back to
         self._check_casts(upcast, (q, k, v))
         for text, node in (q, k, v):
             clash = read_names(node) & stored
@@ -354,6 +357,7 @@ class _Attention:
                     raise Skip(f"the {role} step at line {self.roles[role].line} only runs under a condition")
                 conditions[role] = if_stmt.test
 
+        guard += self._widening_terms(conditions)
         fast: list[str] = []
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
@@ -580,17 +584,43 @@ class _Attention:
         neither promotes a floating tensor), ``masked_fill``, a view, the max shift -- as in
         lucidrains' ``sim = sim.masked_fill(~mask, v); attn = sim.softmax(-1,
         dtype=torch.float32).type(sim.dtype)``.  An added bias or mask may be a tensor of a
-        wider dtype, and the upcast is one: a name holding those is not q's dtype."""
+        wider dtype, and the upcast is one: a name holding those is not q's dtype.  An added
+        bias or mask held in a name (imagen's ``sim = sim + attn_bias``) is read into
+        ``self.widening``: the fallback then takes the cases where its dtype is not q's (see
+        :meth:`_widening_terms`)."""
         holder = self._holder(target, cast)
         if holder is None:
             return False
+        widening = []
         for role in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]:
             if role not in self.roles or role in DTYPE_KEEPING:
                 continue
             if role in ("s1", "s2") and self._plain_number(self._operand_of(role, "div" if role == "s1" else "mul")):
                 continue
+            if role in ADD_STEPS:
+                operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
+                if isinstance(operand, (ast.Name, ast.Attribute)) and dotted_name(operand):
+                    widening.append((role, operand))
+                    continue
             return False
+        self.widening += widening
         return True
+
+    def _widening_terms(self, conditions: dict) -> list[str]:
+        """Guard terms for the added biases and masks of ``self.widening``: the probabilities
+        are cast back to the scores' dtype, which is q's unless such a tensor is of another
+        dtype (it would promote them); a value with no dtype (a Python number) does not
+        promote.  Under the step's condition, when it has one."""
+        terms = []
+        q_dtype = self._q_dtype()
+        for role, operand in self.widening:
+            text = self._text(operand)
+            term = f'getattr({text}, "dtype", {q_dtype}) != {q_dtype}'
+            test = conditions.get(role)
+            if test is not None:
+                term = f"{_guard_term(self._text(test), test)} and {term}"
+            terms.append(term)
+        return terms
 
     def _holder(self, target: ast.expr, cast) -> str | None:
         """The scores step whose output the name ``target`` holds when ``cast`` runs."""
@@ -621,6 +651,8 @@ class _Attention:
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
+            if isinstance(inner, ast.Delete) and self._unread_after(inner, stmt, step_stored):
+                continue  # `del mask` of a name nothing reads later: the fused path may keep it bound
             # A mask built in plain statements and loops (Swin's shift mask: a zero tensor
             # filled region by region in nested ``for`` loops): the fused path builds it under
             # the same test before the call, so it may not change what an earlier step read.
@@ -636,6 +668,49 @@ class _Attention:
                     continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
         return keeps
+
+    def _unread_after(self, stmt: ast.Delete, owner: ast.If, step_stored: set) -> bool:
+        """Does ``del a, b`` (plain names the steps do not assign) delete names that no code
+        after ``owner`` reads, ``owner`` in no loop?  Leaving them bound then changes nothing
+        the function computes (only when their memory is freed)."""
+        names = {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+        if len(names) != len(stmt.targets) or names & step_stored:
+            return False
+        func = self._function(owner)
+        if func is None:
+            return False
+        end = (owner.end_lineno, owner.end_col_offset)
+        parents = {child: parent for parent in ast.walk(func) for child in ast.iter_child_nodes(parent)}
+
+        def rebound(read: ast.Name) -> bool:
+            """Is ``read`` preceded, in a block holding it, by a plain assignment of its name
+            after ``owner`` (dalle's causal branch: ``mask = torch.ones(...)`` then a read)?"""
+            child, parent = read, parents.get(read)
+            while parent is not None:
+                for field in ("body", "orelse", "finalbody"):
+                    block = getattr(parent, field, None)
+                    if isinstance(block, list) and child in block:
+                        for earlier in block[:block.index(child)]:
+                            if isinstance(earlier, ast.Assign) and (earlier.lineno, earlier.col_offset) > end \
+                                    and any(isinstance(t, ast.Name) and t.id == read.id for t in earlier.targets) \
+                                    and read.id not in _loads(earlier):
+                                return True
+                if parent is func:
+                    return False
+                child, parent = parent, parents.get(parent)
+            return False
+
+        for node in ast.walk(func):
+            if isinstance(node, (ast.For, ast.AsyncFor, ast.While)) and node.lineno <= owner.lineno \
+                    and (node.end_lineno, node.end_col_offset) >= end:
+                return False
+            if isinstance(node, ast.Name) and node.id in names and (node.lineno, node.col_offset) > end \
+                    and isinstance(node.ctx, ast.Load) and not rebound(node):
+                return False
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and node is not func \
+                    and names & {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}:
+                return False  # a closure reading the name
+        return True
 
     def _check_branch(self, stmt: ast.If, field: str, step_stored: set) -> list[str]:
         """An if / else whose ``field`` branch holds attention steps: the statements of that
@@ -1375,7 +1450,7 @@ def _plain_block(stmt: ast.stmt) -> bool:
     """Assignments, expression statements and ``for`` loops / ``if`` statements of them, with
     no return, raise, try, with or definition anywhere inside."""
     plain = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Pass, ast.For, ast.If, ast.Break, ast.Continue)
-    if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.For)):
+    if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.For, ast.If)):
         return False
     return all(isinstance(s, plain) for s in ast.walk(stmt) if isinstance(s, ast.stmt)) and \
         not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda)) for n in ast.walk(stmt))
