@@ -69,6 +69,10 @@ class View:
     # Per argument of a product, the dims an einsum broadcasts it over (canon.einsum_broadcast:
     # the operand reads as ``x.unsqueeze(d)`` for each, in order); () when it has every axis.
     broadcast: tuple = ()
+    # Of a product an einsum computes with its axes moved (canon.einsum_product): the
+    # permutation applied to each written operand (in view order) before the product, then
+    # the one applied to the product to give the written output; () or None where none.
+    moves: tuple = ()
 
 
 def _op(name: str, data: dict) -> Op:
@@ -415,6 +419,26 @@ def einsum_broadcast(equation: str) -> tuple[str, tuple[int, int], tuple[tuple[i
     (in equation order), the dims to ``unsqueeze`` it at, counted from the end of the output
     and applied in that order (the one nearest the end first); ``()`` for an operand that has
     every batch axis.  The batch axes an operand has must be in the output's order."""
+    found = einsum_product(equation)
+    if found is None or any(found[3]):
+        return None
+    return found[0], found[1], found[2]
+
+
+def einsum_product(equation: str) -> tuple[str, tuple[int, int], tuple, tuple] | None:
+    """What a two-operand ``einsum`` computes, read by its index algebra: a (batched) matrix
+    product when exactly one index is summed (in both operands, not in the output), one output
+    index comes from the first factor only (the rows) and one from the second only (the
+    columns), and every other output index is a batch index.  :func:`einsum_broadcast`'s three
+    items, and a fourth: ``(move of operand 0, move of operand 1, move of the output)`` in
+    equation order, each a permutation or None.  An operand's move is applied to it as written
+    (``x.permute(*move)``) and puts its axes in the product's order: its batch axes in the
+    output's order, then (rows, summed) for the first factor, (columns, summed) for the second
+    (read ``matmul_t``); an operand already in that order, or with its last two axes swapped
+    (the plain and transposed forms :func:`einsum` reads) needs none.  The output's move takes
+    the product ``(batch..., rows, columns)`` to the written output order
+    (``(a @ b).permute(*move)``): the heads-on-axis-2 einsums ``"bnmc,bkmc->bmnk"`` (ultralytics)
+    and the column attention ``"icnhd,jcnhd->hcnij"`` (ESM) are such products."""
     parts = equation.replace(" ", "").split("->")
     if len(parts) != 2:
         return None
@@ -431,36 +455,67 @@ def einsum_broadcast(equation: str) -> tuple[str, tuple[int, int], tuple[tuple[i
         return None
     if len(set(x)) != len(x) or len(set(y)) != len(y) or len(set(out)) != len(out):
         return None
-    batch = out[:-2]
+    if any(a not in x and a not in y for a in out) or any(a not in out and a not in y for a in x) \
+            or any(a not in out and a not in x for a in y):
+        return None  # an output index of neither operand, or one summed over a single operand
+    summed = [a for a in x if a in y and a not in out]
+    if len(summed) != 1:
+        return None
+    inner = summed[0]
+    lone = [a for a in out if (a in x) != (a in y)]  # output indices of one operand only
+    if len(lone) >= 2 and (lone[-1] in x) != (lone[-2] in x) and list(out[-2:]) == lone[-2:]:
+        r, c = out[-2:]  # the matrix axes last (the others, if any, broadcast an operand)
+    elif len(lone) == 2 and (lone[0] in x) != (lone[1] in x):
+        r, c = lone
+    else:
+        return None
+    first, second = (0, 1) if r in x else (1, 0)
+    ops = (x, y)
+    a_op, b_op = ops[first], ops[second]
+    if c in a_op or r in b_op:
+        return None
+    # The batch axes in the output's order when it ends with (rows, columns): no move of the
+    # output, which a softmax over the scores must see unmoved; otherwise in the order of an
+    # operand that has them all (the fewest moves).
+    batch = [a for a in out if a not in (r, c)]
+    for operand in (a_op, b_op) if list(out[-2:]) != [r, c] else ():
+        if all(a in operand for a in batch):
+            batch = [a for a in operand if a in batch]
+            break
     missing = []
     for operand in (x, y):
-        own = operand[:-2]
-        if any(a not in batch for a in own) or [a for a in batch if a in own] != list(own):
-            return None
+        own = [a for a in batch if a in operand]
         # dims from the end of the output (its rank: the batch axes and the matrix's two)
-        missing.append(tuple(p - len(out) for p in reversed(range(len(batch))) if batch[p] not in own))
-    if set(x[:-2]) | set(y[:-2]) != set(batch):
-        return None
-    r, c = out[-2:]
-    if len({r, c} | set(batch)) != len(batch) + 2:
-        return None
-    # The operand holding the output's rows first, a plain one (r, inner) before a transposed
-    # one (inner, r): the forms this function gave before the transposed ones were read.
-    for a_transposed in (False, True):
-        for first, second in ((0, 1), (1, 0)):
-            fa, fb = (x, y)[first][-2:]
-            sa, sb = (x, y)[second][-2:]
-            if a_transposed:
-                fa, fb = fb, fa
-            if fa != r or fb in {r, c} or fb in batch:
-                continue
-            inner = fb
-            prefix = "t_" if a_transposed else ""
-            if (sa, sb) == (inner, c):
-                return prefix + "matmul", (first, second), tuple(missing)
-            if (sa, sb) == (c, inner):
-                return prefix + "matmul_t", (first, second), tuple(missing)
-    return None
+        missing.append(tuple(p - len(batch) - 2 for p in reversed(range(len(batch))) if batch[p] not in own))
+    moves: list = [None, None]
+
+    def move(operand: str, wanted: list) -> tuple[int, ...] | None:
+        perm = tuple(operand.index(a) for a in wanted)
+        return None if perm == tuple(range(len(perm))) else perm
+
+    a_own = [a for a in batch if a in a_op]
+    b_own = [a for a in batch if a in b_op]
+    if list(a_op) == a_own + [r, inner]:
+        prefix = ""
+    elif list(a_op) == a_own + [inner, r]:
+        prefix = "t_"
+    else:
+        prefix = ""
+        moves[first] = move(a_op, a_own + [r, inner])
+    if list(b_op) == b_own + [inner, c]:
+        suffix = "matmul"
+    elif list(b_op) == b_own + [c, inner]:
+        suffix = "matmul_t"
+    elif b_op[-1] == inner:  # keys written feature-last: moved to (columns, summed), transposed
+        suffix = "matmul_t"
+        moves[second] = move(b_op, b_own + [c, inner])
+    else:  # values: moved to (summed, columns)
+        suffix = "matmul"
+        moves[second] = move(b_op, b_own + [inner, c])
+    canonical = batch + [r, c]
+    out_move = tuple(canonical.index(a) for a in out)
+    out_move = None if out_move == tuple(range(len(out_move))) else out_move
+    return prefix + suffix, (first, second), tuple(missing), (moves[0], moves[1], out_move)
 
 
 # ----------------------------------------------------------------------------- permutes

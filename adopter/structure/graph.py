@@ -623,6 +623,10 @@ class FlowBuilder:
                                        uses=frozenset(uses), **common, **fields)
         elif fqn is not None:
             fields, frontier = self._canonical("call", GELU if formula is not None else fqn, call, common, frontier, ctx)
+            moved = fields.pop("moved", None)
+            if moved is not None:  # an einsum's product with its axes moved: this node reads the product
+                common.update(args=(moved,), arg_spans=(None,), kwargs=(), kwarg_spans=())
+                uses = set(_keys((moved,)))
             if ((fqn == LINEAR and 2 <= len(call.args) <= 3 and not call.keywords
                  and self._embedding_weight(call.args[1], transposed=False))
                     or (fqn == "torch.matmul" and len(call.args) == 2 and not call.keywords
@@ -804,10 +808,10 @@ class FlowBuilder:
                 equation, operands, spans = args[0], args[1:], arg_spans[1:]
             if not (isinstance(equation, Const) and isinstance(equation.value, str)):
                 return None
-            found = canonical.einsum_broadcast(equation.value)
+            found = canonical.einsum_product(equation.value)
             if found is None:
                 return None
-            kind, (i, j), broadcast = found
+            kind, (i, j), broadcast, moves = found
             a, b, a_span, b_span = operands[i], operands[j], spans[i], spans[j]
             if kind.startswith("t_"):  # a^T @ b (channel-first operands)
                 a, frontier = self._implied_transpose(a, a_span, call, frontier, ctx)
@@ -815,9 +819,18 @@ class FlowBuilder:
             if kind.endswith("matmul_t"):  # a @ b^T (scores q . k)
                 b, frontier = self._implied_transpose(b, b_span, call, frontier, ctx)
                 b_span = None
-            view = View((a, b), (), (a_span, b_span), (), broadcast=(broadcast[i], broadcast[j]) if any(broadcast) else ())
+            view = View((a, b), (), (a_span, b_span), (), broadcast=(broadcast[i], broadcast[j]) if any(broadcast) else (),
+                        moves=(moves[i], moves[j], moves[2]) if any(moves) else ())
             view = self._origins(TABLE.ops["torch.matmul"], view)
-            return {"canon": "torch.matmul", "view": view}, frontier
+            if moves[2] is None:
+                return {"canon": "torch.matmul", "view": view}, frontier
+            # The product, then its axes moved to the written output: a node of its own, so a
+            # step after the einsum sees the moved value (a softmax over it is over another axis)
+            product = self._temp("")
+            _, frontier = self._new(ctx, frontier, kind="call", op=fqn, args=(a, b),
+                                    outs=(product,), uses=_keys((a, b)), defs=frozenset({product.key}),
+                                    span=span(call), arg_spans=(a_span, b_span), canon="torch.matmul", view=view)
+            return {"moved": product}, frontier
         if fqn in ("torch.baddbmm", "torch.Tensor.baddbmm"):
             return self._baddbmm(call, common, frontier, ctx)
         if fqn in ("torch.cat", "torch.concat", "torch.concatenate"):

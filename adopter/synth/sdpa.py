@@ -46,12 +46,13 @@ from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, dotted_name, read_names, span_of, stored_names
 
-ADD_STEPS = ("b1", "m2")  # additive masks: a bias, and Bart's mask added to reshaped scores
+ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
+# reshaped scores
 VIEW_STEPS = ("m1", "s3")
 # the steps from the product to the softmax, in order; those that never change the dtype
-SCORE_STEPS = ("s0", "s1", "s2", "b1", "m1", "m2", "s3", "f1", "u", "z")
+SCORE_STEPS = ("s0", "b0", "s1", "s2", "b1", "m1", "m2", "s3", "f1", "u", "z")
 DTYPE_KEEPING = ("s0", "m1", "s3", "f1", "z")
-MASK_STEPS = ("b1", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
+MASK_STEPS = ("b0", "b1", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
 SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
 # Elementwise functions and methods: a tensor built from a constant-along-the-keys one stays so.
@@ -69,6 +70,13 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
         return
     except Skip as exc:
         error = exc
+    around = _around_bias_before_scale(match)
+    if around is not None:
+        try:
+            _Attention(planner, rule, around).plan(edits, regions)
+            return
+        except Skip:
+            pass
     for other in match.others:
         trial_edits, trial_regions = Edits(), []
         try:
@@ -80,6 +88,24 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
         regions.extend(trial_regions)
         return
     raise error
+
+
+def _around_bias_before_scale(match: Match) -> Match | None:
+    """``match`` without its bias added before the scale (``b0``) when that add is a statement
+    of its own (BERT's relative-position scores under ``if self.position_embedding_type ==
+    ...``, an if that computes more than the bias): the if around it is then one the match
+    went around, and the guard sends it to the original, as before the step was read.  None
+    when there is no such step: dropping an add that shares a statement with another step
+    would lose it from the fused call."""
+    roles = list(match.roles)
+    if "b0" not in roles:
+        return None
+    index = roles.index("b0")
+    stmt = match.nodes[index].stmt
+    if stmt is None or any(n.stmt == stmt for i, n in enumerate(match.nodes) if i != index):
+        return None
+    keep = [i for i in range(len(roles)) if i != index]
+    return replace(match, nodes=tuple(match.nodes[i] for i in keep), roles=tuple(roles[i] for i in keep))
 
 
 def _transposed(operand: tuple[str, ast.expr]) -> tuple[str, ast.expr]:
@@ -286,8 +312,10 @@ class _Attention:
         # only the last statement assigns are read by the fused call before it assigns them.
         c_stmt_stored = stored_names(region[-1])
         earlier = set().union(*(stored_names(s) for s in region[:-1]))
+        # (an if the guard sends to the original runs on the fused path only through its else
+        # branch: what its body assigns is never computed there)
         stored = (step_stored - (c_stmt_stored - earlier)) | set().union(
-            *(stored_names(s) for s, kind in zip(region, kinds) if kind == "guard"))
+            *(stored_names(inner) for s, kind in zip(region, kinds) if kind == "guard" for inner in s.orelse))
 
         if "t3" in self.roles:
             # (DeBERTa folds the heads back into the batch here: the fused call would need the
@@ -296,6 +324,7 @@ class _Attention:
         upcast = self._check_softmax()
         q, k, v = self._operands()
         self.dtype_casts: list = []  # (target, cast step): probabilities cast to another tensor's dtype
+        self.widening: list = []  # (add step, operand): biases that may widen the scores cast back to
         self._check_casts(upcast, (q, k, v))
         for text, node in (q, k, v):
             clash = read_names(node) & stored
@@ -328,6 +357,7 @@ class _Attention:
                     raise Skip(f"the {role} step at line {self.roles[role].line} only runs under a condition")
                 conditions[role] = if_stmt.test
 
+        guard += self._widening_terms(conditions)
         fast: list[str] = []
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
@@ -554,17 +584,43 @@ class _Attention:
         neither promotes a floating tensor), ``masked_fill``, a view, the max shift -- as in
         lucidrains' ``sim = sim.masked_fill(~mask, v); attn = sim.softmax(-1,
         dtype=torch.float32).type(sim.dtype)``.  An added bias or mask may be a tensor of a
-        wider dtype, and the upcast is one: a name holding those is not q's dtype."""
+        wider dtype, and the upcast is one: a name holding those is not q's dtype.  An added
+        bias or mask held in a name (imagen's ``sim = sim + attn_bias``) is read into
+        ``self.widening``: the fallback then takes the cases where its dtype is not q's (see
+        :meth:`_widening_terms`)."""
         holder = self._holder(target, cast)
         if holder is None:
             return False
+        widening = []
         for role in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]:
             if role not in self.roles or role in DTYPE_KEEPING:
                 continue
             if role in ("s1", "s2") and self._plain_number(self._operand_of(role, "div" if role == "s1" else "mul")):
                 continue
+            if role in ADD_STEPS:
+                operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
+                if isinstance(operand, (ast.Name, ast.Attribute)) and dotted_name(operand):
+                    widening.append((role, operand))
+                    continue
             return False
+        self.widening += widening
         return True
+
+    def _widening_terms(self, conditions: dict) -> list[str]:
+        """Guard terms for the added biases and masks of ``self.widening``: the probabilities
+        are cast back to the scores' dtype, which is q's unless such a tensor is of another
+        dtype (it would promote them); a value with no dtype (a Python number) does not
+        promote.  Under the step's condition, when it has one."""
+        terms = []
+        q_dtype = self._q_dtype()
+        for role, operand in self.widening:
+            text = self._text(operand)
+            term = f'getattr({text}, "dtype", {q_dtype}) != {q_dtype}'
+            test = conditions.get(role)
+            if test is not None:
+                term = f"{_guard_term(self._text(test), test)} and {term}"
+            terms.append(term)
+        return terms
 
     def _holder(self, target: ast.expr, cast) -> str | None:
         """The scores step whose output the name ``target`` holds when ``cast`` runs."""
@@ -595,6 +651,8 @@ class _Attention:
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
+            if isinstance(inner, ast.Delete) and self._unread_after(inner, stmt, step_stored):
+                continue  # `del mask` of a name nothing reads later: the fused path may keep it bound
             # A mask built in plain statements and loops (Swin's shift mask: a zero tensor
             # filled region by region in nested ``for`` loops): the fused path builds it under
             # the same test before the call, so it may not change what an earlier step read.
@@ -610,6 +668,49 @@ class _Attention:
                     continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
         return keeps
+
+    def _unread_after(self, stmt: ast.Delete, owner: ast.If, step_stored: set) -> bool:
+        """Does ``del a, b`` (plain names the steps do not assign) delete names that no code
+        after ``owner`` reads, ``owner`` in no loop?  Leaving them bound then changes nothing
+        the function computes (only when their memory is freed)."""
+        names = {t.id for t in stmt.targets if isinstance(t, ast.Name)}
+        if len(names) != len(stmt.targets) or names & step_stored:
+            return False
+        func = self._function(owner)
+        if func is None:
+            return False
+        end = (owner.end_lineno, owner.end_col_offset)
+        parents = {child: parent for parent in ast.walk(func) for child in ast.iter_child_nodes(parent)}
+
+        def rebound(read: ast.Name) -> bool:
+            """Is ``read`` preceded, in a block holding it, by a plain assignment of its name
+            after ``owner`` (dalle's causal branch: ``mask = torch.ones(...)`` then a read)?"""
+            child, parent = read, parents.get(read)
+            while parent is not None:
+                for field in ("body", "orelse", "finalbody"):
+                    block = getattr(parent, field, None)
+                    if isinstance(block, list) and child in block:
+                        for earlier in block[:block.index(child)]:
+                            if isinstance(earlier, ast.Assign) and (earlier.lineno, earlier.col_offset) > end \
+                                    and any(isinstance(t, ast.Name) and t.id == read.id for t in earlier.targets) \
+                                    and read.id not in _loads(earlier):
+                                return True
+                if parent is func:
+                    return False
+                child, parent = parent, parents.get(parent)
+            return False
+
+        for node in ast.walk(func):
+            if isinstance(node, (ast.For, ast.AsyncFor, ast.While)) and node.lineno <= owner.lineno \
+                    and (node.end_lineno, node.end_col_offset) >= end:
+                return False
+            if isinstance(node, ast.Name) and node.id in names and (node.lineno, node.col_offset) > end \
+                    and isinstance(node.ctx, ast.Load) and not rebound(node):
+                return False
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and node is not func \
+                    and names & {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}:
+                return False  # a closure reading the name
+        return True
 
     def _check_branch(self, stmt: ast.If, field: str, step_stored: set) -> list[str]:
         """An if / else whose ``field`` branch holds attention steps: the statements of that
@@ -674,6 +775,19 @@ class _Attention:
         if len(spans) != 2:
             raise Skip("a matrix product with other than two operands")
         view = self.roles[role].view
+        move = view.moves[index] if view is not None and view.moves else None
+        if move is not None:
+            # an einsum operand whose axes the product reads moved: x.permute(...) as written,
+            # then the transpose the einsum implies (its span is None), as for any operand
+            origin = view.origins[index] if view.origins else None
+            written = spans[index] if spans[index] is not None else (origin[0] if origin is not None else None)
+            if written is None:
+                raise Skip("an operand of the attention could not be read")
+            text = f"{_atom(*self._spanned(written))}.permute{move}"
+            found = text, ast.parse(text, mode="eval").body
+            if spans[index] is None:  # the einsum's implied transpose: found is what it transposes
+                return found if transposed else _transposed(found)
+            return _transposed(found) if transposed else found
         origin = view.origins[index] if view is not None and view.origins else None
         three_d = self.roles[role].op.rsplit(".", 1)[-1] == "bmm"  # torch.bmm / x.bmm: 3-D operands
         if origin is not None and (set(origin[1]) == {-2, -1} or (three_d and set(origin[1]) == {1, 2})):
@@ -724,7 +838,12 @@ class _Attention:
         args.append(f"scale={scale}")
         call = f"{local}({', '.join(args)})"
         # the channel-first product gives the context transposed: so does the fused path
-        return f"{call}.transpose(-2, -1)" if self.context_t else call
+        if self.context_t:
+            call = f"{call}.transpose(-2, -1)"
+        view = self.roles["c"].view
+        if view is not None and view.moves and view.moves[2] is not None:
+            call = f"{call}.permute{view.moves[2]}"  # the einsum wrote the context's axes moved
+        return call
 
     def _mask(self, conditions: dict, stored: set) -> str | None:
         """The ``attn_mask`` the steps amount to: the additive terms summed; a masked_fill as a
@@ -740,10 +859,18 @@ class _Attention:
         for role in ADD_STEPS:
             if role not in self.roles:
                 continue
-            operand = self._operand_of(role, "bias" if role == "b1" else "mask")
+            operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
             text = self._text(operand)
             if read_names(operand) & stored:
                 raise Skip(f"the mask `{text}` is computed by the attention")
+            if role == "b0" and ("s1" in self.roles or "s2" in self.roles):
+                # ((q @ k^T + bias) / d) * m is q @ k^T * (m / d) + bias * (m / d): the bias
+                # scaled as the scores are (Transformer-XL's (ac + bd) / sqrt(d))
+                scale, factors = self._scale(stored)
+                if factors:
+                    raise Skip("a bias added before a tensor scale")
+                text = f"{_atom(text, operand)} * {_atom(scale, ast.parse(scale, mode='eval').body)}"
+                operand = ast.parse(text, mode="eval").body
             viewed = role == "m2" and bool(views)
             if viewed:
                 if len(views) != 2:
@@ -1233,8 +1360,12 @@ class _Attention:
                     term = parent.test
                     break
                 child, parent = parent, parents.get(parent)
+            text = None
             if term is None:
-                raise Skip(f"`{node.id}` (computed by the attention) is read at line {node.lineno} unconditionally")
+                found = _cleared_unless(node, parents, func, end)
+                if found is None:
+                    raise Skip(f"`{node.id}` (computed by the attention) is read at line {node.lineno} unconditionally")
+                term, text = found
             changed = {
                 n.id for n in ast.walk(func)
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
@@ -1242,7 +1373,7 @@ class _Attention:
             }
             if read_names(term) & changed:
                 raise Skip(f"the condition at line {term.lineno} is assigned after the attention begins")
-            terms.append(_guard_term(self._text(term), term))
+            terms.append(text or _guard_term(self._text(term), term))
         return terms
 
     def _function(self, stmt: ast.stmt):
@@ -1250,6 +1381,35 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info.owner if info is not None else None
+
+
+def _cleared_unless(read: ast.Name, parents: dict, func: ast.AST, end: tuple) -> tuple[ast.expr, str] | None:
+    """``if not output_attentions: attn_weights = None`` after the region and before ``read``
+    (in a block that holds the read's statement): the name then holds what the region
+    computed only when the test is false.  Returns (the test, the guard term that holds
+    then: ``output_attentions``, or ``not (test)``); None without such an if."""
+    child, parent = read, parents.get(read)
+    while parent is not None:
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(parent, field, None)
+            if not isinstance(block, list) or child not in block:
+                continue
+            for stmt in block[:block.index(child)]:
+                if not (isinstance(stmt, ast.If) and not stmt.orelse and (stmt.lineno, stmt.col_offset) >= end):
+                    continue
+                clears = any(isinstance(inner, ast.Assign) and any(isinstance(t, ast.Name) and t.id == read.id
+                                                                   for t in inner.targets)
+                             and read.id not in _loads(inner) for inner in stmt.body)
+                if not clears or not all(isinstance(inner, (ast.Assign, ast.AnnAssign, ast.Pass)) for inner in stmt.body):
+                    continue
+                test = stmt.test
+                if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+                    return test.operand, _guard_term(ast.unparse(test.operand), test.operand)
+                return test, f"not ({ast.unparse(test)})"
+        if parent is func:
+            return None
+        child, parent = parent, parents.get(parent)
+    return None
 
 
 def _metadata_only(func: ast.FunctionDef, param: str) -> bool:
@@ -1290,7 +1450,7 @@ def _plain_block(stmt: ast.stmt) -> bool:
     """Assignments, expression statements and ``for`` loops / ``if`` statements of them, with
     no return, raise, try, with or definition anywhere inside."""
     plain = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Pass, ast.For, ast.If, ast.Break, ast.Continue)
-    if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.For)):
+    if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.For, ast.If)):
         return False
     return all(isinstance(s, plain) for s in ast.walk(stmt) if isinstance(s, ast.stmt)) and \
         not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda)) for n in ast.walk(stmt))

@@ -103,9 +103,26 @@ def test_a_float32_softmax_cast_back_to_the_masked_scores_dtype(cast, masked):
     assert counter.calls == 1
 
 
+def test_a_cast_back_to_scores_a_bias_may_widen_is_fixed_behind_a_dtype_guard():
+    # a bias tensor may be wider than q (a float32 table in a half model): sim's dtype is its;
+    # the fused path runs when the bias has q's dtype, which the guard checks
+    source = CAST_BACK.replace(
+        "        self.to_out = nn.Linear(heads * dim_head, dim)\n",
+        "        self.to_out = nn.Linear(heads * dim_head, dim)\n"
+        "        self.bias = nn.Parameter(torch.randn(heads, 1, 1))\n",
+    ).replace("        mask_value = -torch.finfo(sim.dtype).max\n",
+              "        sim = sim + self.bias\n        mask_value = -torch.finfo(sim.dtype).max\n")
+    patched = sdpa_fixed(source)
+    assert 'getattr(self.bias, "dtype", q.dtype) != q.dtype' in patched
+    a, b, counter = _pair(source, "Attention")
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64)], {"mask": _keep(2, 5)}, tolerance=F32_TOLERANCE)
+    assert counter.calls == 1
+    b.bias.data = b.bias.data.float()  # now wider than nothing, but not q's dtype: the original runs
+    b(torch.randn(2, 5, 16, dtype=F64))
+    assert counter.calls == 1
+
+
 @pytest.mark.parametrize("change", [
-    # a bias tensor may be wider than q (a float32 table in a half model): sim's dtype is its
-    "sim = sim + self.bias",
     # a scale that is a tensor (here foldable into q) may promote the scores too
     "sim = sim * self.temperature",
 ])
@@ -182,10 +199,18 @@ def test_multi_query_keys_and_values_broadcast_over_the_query_heads(masked, caus
     assert counter.calls == (0 if causal else 1)
 
 
-def test_an_einsum_that_lacks_an_axis_in_another_order_is_not_a_product():
-    # 'h b i d, b j d -> b h i j' would have to move q's axes too: not a broadcast matmul
-    source = MULTI_QUERY.replace('"b h i d, b j d -> b h i j", q, k', '"h b i d, b j d -> b h i j", q, k')
-    assert analyze(source, "attention.py", RULES).findings == []
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_einsum_that_lacks_an_axis_with_the_other_in_another_order(masked):
+    # q heads-first, (h, b, i, d), and k without a head axis: 'h b i d, b j d -> b h i j' is
+    # q.permute(1, 0, 2, 3) @ k.unsqueeze(-3)^T, a product of moved and broadcast operands
+    source = MULTI_QUERY.replace('"b h i d, b j d -> b h i j", q, k', '"h b i d, b j d -> b h i j", q, k').replace(
+        '"b n (h d) -> b h n d", h=self.heads', '"b n (h d) -> h b n d", h=self.heads')
+    patched = sdpa_fixed(source)
+    assert "q.permute(1, 0, 2, 3), k.unsqueeze(-3)" in " ".join(patched.split()).replace("( ", "(")
+    a, b, counter = _pair(source, "MultiQueryAttention")
+    kwargs = {"mask": _keep(2, 7)} if masked else {}
+    _compare(a, b, [torch.randn(2, 5, 16, dtype=F64), torch.randn(2, 7, 16, dtype=F64)], kwargs)
+    assert counter.calls == 1
 
 
 EARLY_RETURN = textwrap.dedent('''

@@ -253,7 +253,10 @@ def test_einsum_with_multiplied_scale_and_a_branch(train, relative):
     kwargs = {"attention_mask": _mask(2, 7)}
     _compare(make("EinsumAttention", original), make("EinsumAttention", new),
              lambda: [torch.randn(2, 7, 16)], kwargs, train)
-    assert counter.calls == (0 if relative else 1)  # the bias branch is not covered: original path
+    # the bias added before the scale is part of the mask, scaled: `self.bias * self.scale if
+    # self.relative`, so both branches take the fused call
+    assert "(self.bias * self.scale) + attention_mask if self.relative else attention_mask" in " ".join(patched.split())
+    assert counter.calls == 1
 
 
 def test_patched_module_state_dict_is_unchanged():
