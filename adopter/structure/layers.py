@@ -166,6 +166,9 @@ class SequentialSite:
     graph: SeqGraph
     # ``super().__init__(...)`` of a same-file subclass: the base naming nn.Sequential
     base: ast.expr | None = None
+    # Why the container's class cannot be changed to fold its members ("" when it can): a
+    # call of an nn.Sequential subclass that runs its members in order but adds to nn.Sequential
+    unlike: str = ""
 
     @property
     def container(self) -> ast.expr:
@@ -701,6 +704,9 @@ class LayerTyper:
                     if isinstance(graph, SeqGraph) and call.args:
                         if f.attr == "append":
                             self._member(graph, call.args[0], env, depth)
+                        elif f.attr in ("add_module", "register_module") and f.value.id == "self" and len(
+                                call.args) == 2:
+                            self._member(graph, call.args[1], env, depth)
                         elif f.attr == "extend" and isinstance(call.args[0], (ast.List, ast.Tuple)):
                             for elt in call.args[0].elts:
                                 self._member(graph, elt, env, depth)
@@ -770,13 +776,54 @@ class LayerTyper:
 
     # ------------------------------------------------------------------ Sequential sites
     def _record_sites(self, expr: ast.expr, stmt: ast.stmt, env: dict, depth: int) -> None:
-        for node in _sequential_calls(expr, self.names, env):
+        for node in _graph.walk(expr):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in env:
+                continue
+            fqn = self.names.resolve(func)
+            if fqn is None:
+                continue
+            unlike = ""
+            if fqn != SEQUENTIAL:
+                if fqn[:1] == "t" and fqn.startswith("torch.") or self.in_order_sequential(fqn) is None:
+                    continue
+                unlike = (f"`{fqn.rsplit('.', 1)[-1]}` is an nn.Sequential subclass with its own code: giving the "
+                          f"container another class would drop it")
             key = (node.lineno, node.col_offset)
             if key in self._site_keys:
                 continue
             self._site_keys.add(key)
-            args = node.args
-            self.sites.append(SequentialSite(node, stmt, self.sequence(args, env, depth)))
+            self.sites.append(SequentialSite(node, stmt, self.sequence(node.args, env, depth), unlike=unlike))
+
+    def in_order_sequential(self, fqn: str, depth: int = 0) -> str | None:
+        """The name of the class ``fqn`` (of this file or of the package) when it is an
+        ``nn.Sequential`` subclass built like one and run like one: its ``__init__`` (if any)
+        hands its positional arguments to ``nn.Sequential``'s and adds no member itself, and its
+        ``forward`` (if any) applies each member in order to the running value
+        (:func:`runs_in_order`).  Calling it with layers then runs those layers in sequence.
+        None for any other class."""
+        key = ("sequential", fqn)
+        if key in self._kinds:
+            return self._kinds[key]
+        self._kinds[key] = None
+        found = None
+        cls = self.names.classes.get(fqn)
+        if cls is not None:
+            for base in cls.bases:
+                base_fqn = self.names.resolve(base)
+                if base_fqn == SEQUENTIAL or (base_fqn in self.names.classes and depth < MAX_DEPTH
+                                              and self.in_order_sequential(base_fqn, depth + 1)):
+                    if _forwards_to_sequential(cls) and runs_in_order(cls):
+                        found = cls.name
+                    break
+        elif self.package is not None and depth < MAX_DEPTH and self.package.owns(fqn):
+            other = self.package.find(fqn)
+            if other is not None and other[1] in other[0].names.classes:
+                found = other[0].in_order_sequential(other[1], depth + 1)
+        self._kinds[key] = found
+        return found
 
     def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict, base: ast.expr | None = None) -> None:
         """``super().__init__(a, b)`` in a class derived from nn.Sequential (named by ``base``
@@ -784,7 +831,11 @@ class LayerTyper:
         key = (call.lineno, call.col_offset)
         if key not in self._site_keys:
             self._site_keys.add(key)
-            self.sites.append(SequentialSite(call, stmt, self.sequence(call.args, env, 0), base))
+            site = SequentialSite(call, stmt, self.sequence(call.args, env, 0), base)
+            self.sites.append(site)
+            # members the rest of __init__ adds (``self.add_module(name, layer)``, ``self.append``)
+            # come after these, in the order the code adds them
+            env["list:self"] = site.graph
 
 
 @dataclass
@@ -961,12 +1012,115 @@ def _is_own(expr: ast.expr, attr: str) -> bool:
             and expr.value.id == "self")
 
 
-def _sequential_calls(expr: ast.expr, names: ModuleNames, env: dict):
-    for node in _graph.walk(expr):
-        if isinstance(node, ast.Call):
+# Methods whose definition replaces how a module runs its members (model.OWN_CALL besides forward).
+_OWN_CALLS = ("__call__", "_call_impl")
+# Calls on ``self`` in ``__init__`` that add a member to a Sequential.
+_ADDS_MEMBER = frozenset({"add_module", "register_module", "append", "extend", "insert"})
+
+
+def _methods(cls: ast.ClassDef) -> dict:
+    return {item.name: item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _super_init(stmt: ast.stmt) -> ast.Call | None:
+    """The call of ``super().__init__(...)`` (also ``super(Cls, self).__init__``) a statement makes."""
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "__init__"
+            and isinstance(call.func.value, ast.Call) and isinstance(call.func.value.func, ast.Name)
+            and call.func.value.func.id == "super"):
+        return call
+    return None
+
+
+def _forwards_to_sequential(cls: ast.ClassDef) -> bool:
+    """Does the class's ``__init__`` (if it defines one) hand its ``*args`` unchanged to
+    ``super().__init__`` and add no member of its own (no ``self.x = ...``, ``add_module``,
+    ``append``, ``setattr(self, ...)``)?"""
+    init = _methods(cls).get("__init__")
+    if init is None:
+        return True
+    vararg = init.args.vararg
+    if vararg is None:
+        return False
+    handed = False
+    for stmt in init.body:
+        call = _super_init(stmt)
+        if call is not None:
+            if (len(call.args) != 1 or call.keywords or not isinstance(call.args[0], ast.Starred)
+                    or not _is_name(call.args[0].value, vararg.arg)):
+                return False
+            handed = True
+    if not handed:
+        return False
+    for node in ast.walk(init):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Attribute) and _is_name(t.value, "self") for t in targets):
+                return False
+        elif isinstance(node, ast.Call):
             func = node.func
-            if not (isinstance(func, ast.Name) and func.id in env) and names.resolve(func) == SEQUENTIAL:
-                yield node
+            if isinstance(func, ast.Attribute) and _is_name(func.value, "self") and func.attr in _ADDS_MEMBER:
+                return False
+            if _is_name(func, "setattr") and node.args and _is_name(node.args[0], "self"):
+                return False
+        elif isinstance(node, ast.Name) and node.id == vararg.arg and isinstance(node.ctx, ast.Store):
+            return False
+    return True
+
+
+def runs_in_order(cls: ast.ClassDef) -> bool:
+    """Does calling an instance of this ``nn.Sequential`` subclass apply each member, in order,
+    to the running value?  True when it defines no ``forward`` (nn.Sequential's), or when its
+    ``forward`` is one loop over ``self`` whose body only replaces a value by the member's output
+    on it (``for m in self: x = m(x)``; dtype casts around the member's input or output, also in
+    the two branches of an ``if``), ``self`` read nowhere else.  Statements before or after the
+    loop choose what goes in and what comes out of the chain, not what runs inside it."""
+    methods = _methods(cls)
+    if any(name in methods for name in _OWN_CALLS):
+        return False
+    forward = methods.get("forward")
+    if forward is None:
+        return True
+    loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(s.iter)]
+    if len(loops) != 1 or loops[0].orelse or not isinstance(loops[0].target, ast.Name):
+        return False
+    loop = loops[0]
+    selfs = sum(1 for node in ast.walk(forward) if isinstance(node, ast.Name) and node.id == "self")
+    if selfs != sum(1 for node in ast.walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self"):
+        return False
+    member = loop.target.id
+    values: set = set()
+
+    def step(body) -> bool:
+        body = [s for s in body if not isinstance(s, ast.Pass)]
+        if len(body) != 1:
+            return False
+        stmt = body[0]
+        if isinstance(stmt, ast.If):
+            return bool(stmt.orelse) and step(stmt.body) and step(stmt.orelse)
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            return False
+        value = strip_casts(stmt.value)
+        if not (isinstance(value, ast.Call) and _is_name(value.func, member) and len(value.args) == 1
+                and not value.keywords and _is_name(strip_casts(value.args[0]), stmt.targets[0].id)):
+            return False
+        values.add(stmt.targets[0].id)
+        return True
+
+    return step(loop.body) and len(values) == 1 and member not in values
+
+
+def _iterates_self(expr: ast.expr) -> bool:
+    """``self``, ``self.children()``, ``self._modules.values()``: the members in order."""
+    if _is_name(expr, "self"):
+        return True
+    if isinstance(expr, ast.Call) and not expr.args and not expr.keywords and isinstance(expr.func, ast.Attribute):
+        owner = expr.func.value
+        if expr.func.attr == "children" and _is_name(owner, "self"):
+            return True
+        return expr.func.attr == "values" and isinstance(owner, ast.Attribute) and owner.attr == "_modules" \
+            and _is_name(owner.value, "self")
+    return False
 
 
 def _ordered_dict_values(call: ast.Call):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
 from .graph import Flow, FlowBuilder, Node, Ref
-from .layers import OUTPUT_OF, Built, LayerTyper, SequentialSite, mark_lm_heads
+from .layers import OUTPUT_OF, Built, LayerTyper, SequentialSite, mark_lm_heads, runs_in_order
 from .names import ModuleNames, collect_names, names_match
 from .siblings import Package
 
@@ -319,15 +319,35 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if reachable is not None:
         for owner, structure in module.classes.items():
             structure.roots = [r for r in structure.roots if (owner, r) in reachable]
-    if text is None or "Sequential" in text:
-        sequential = sequential_structure(module, typer, infos, tree)
+    words = _sequential_words(module, typer, text)
+    if text is None or "Sequential" in text or len(words) > len(module.call_names("torch.nn.Sequential")):
+        sequential = sequential_structure(module, typer, infos, tree, words)
         if sequential.roots:
             module.classes[SEQUENTIAL_OWNER] = sequential
     return module
 
 
+def _sequential_words(module: ModuleStructure, typer: LayerTyper, text: str | None) -> frozenset[str]:
+    """The names this file calls to build an ``nn.Sequential``: nn.Sequential's own, and the
+    same-file or package classes that are built and run like one (``LayerTyper.
+    in_order_sequential``).  A class of another module of the package is only read when the file
+    calls it with a layer (or ``*layers``) as its first argument."""
+    words = module.call_names("torch.nn.Sequential")
+    names = module.names
+    extra = {name for name, cls in names.classes.items() if cls.bases and typer.in_order_sequential(name)}
+    if text is not None and typer.package is not None:
+        candidates = [local for local, fqn in names.imports.items()
+                      if local[:1].isupper() and typer.package.owns(fqn) and local not in words]
+        if candidates:
+            pattern = re.compile(r"\b(" + "|".join(map(re.escape, candidates)) + r")\(\s*(?:\*|[\w.]+\()")
+            for local in {m.group(1) for m in pattern.finditer(text)}:
+                if typer.in_order_sequential(names.imports[local]):
+                    extra.add(local)
+    return words | extra if extra else words
+
+
 def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict[str, ClassInfo],
-                         tree: ast.Module) -> ClassStructure:
+                         tree: ast.Module, words: frozenset[str] | None = None) -> ClassStructure:
     """Every ``nn.Sequential`` the file builds, each as a flow of its own (``SEQUENTIAL_OWNER``).
 
     Calling a Sequential runs its members one after the other, whatever calls it and wherever
@@ -337,10 +357,13 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
     These layers run inside their container: forward cannot be edited to fuse them, so the
     findings are reported but not fixable (:attr:`adopter.match.Match.in_container`).
     """
-    words = module.call_names("torch.nn.Sequential")
+    if words is None:
+        words = module.call_names("torch.nn.Sequential")
     for owner, func in _all_functions(tree):
         info = infos.get(owner) if owner is not None else None
-        builds_itself = info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases
+        # (a subclass whose forward does not run its members in order builds no sequence)
+        builds_itself = (info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases
+                         and runs_in_order(info.node))
         if not builds_itself and not words & module.mention(func):
             continue  # builds no Sequential (a factory it calls is walked on its own)
         hook = None
@@ -468,7 +491,7 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
     for index, (built, expr) in enumerate(graph.members):
         attr = f"{name}[{index}]"
         ctors = [Ctor(attr, b.fqn, b.args, b.kwargs, b.table, stmt, span(expr), qualname, via=b.via,
-                      unlike=b.unlike, container=container)
+                      unlike=b.unlike or site.unlike, container=container)
                  for b in built if isinstance(b, Built)]
         if outputs:
             ctors += _output_ctors(ctors, outputs)

@@ -1,0 +1,222 @@
+"""nn.Sequential subclasses recognised by what they do: a subclass is a Sequential when its
+``__init__`` hands its layers to nn.Sequential's (or adds them with ``add_module`` in order)
+and its forward, if it has one, applies each member in order (adopter/structure/layers.py,
+``in_order_sequential``, ``runs_in_order``).  Packages written here in tmp_path."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from adopter.engine import analyze
+from adopter.ruleset import load_rules, select_rules
+from adopter.structure import package_of
+from adopter.synth import fix_text
+
+RULES = select_rules(load_rules(), ["ADP007"])
+
+CHAINS = """\
+import torch
+from torch import nn
+
+
+class HalfSafeChain(nn.Sequential):
+    \"\"\"Runs its members in order; a flagged member runs in float32 for half inputs.\"\"\"
+
+    def __init__(self, *layers):
+        super().__init__(*layers)
+        for module in self:
+            module.keep_fp32 = isinstance(module, nn.BatchNorm2d)
+
+    def forward(self, x):
+        for module in self:
+            if getattr(module, "keep_fp32", False) and x.dtype == torch.float16:
+                x = module(x.float()).to(x.dtype)
+            else:
+                x = module(x)
+        return x
+
+
+class Plain(nn.Sequential):
+    pass
+
+
+class Summing(nn.Sequential):
+    \"\"\"Every member sees the input: not a chain.\"\"\"
+
+    def __init__(self, *layers):
+        super().__init__(*layers)
+
+    def forward(self, x):
+        return sum(module(x) for module in self)
+
+
+class Residual(nn.Sequential):
+    def __init__(self, *layers):
+        super().__init__(*layers)
+
+    def forward(self, x):
+        for module in self:
+            x = x + module(x)
+        return x
+
+
+class WithHead(nn.Sequential):
+    \"\"\"Adds a member of its own after the ones it is given.\"\"\"
+
+    def __init__(self, *layers):
+        super().__init__(*layers)
+        self.head = nn.ReLU()
+"""
+
+NET = """\
+from torch import nn
+
+from ..layers.chains import HalfSafeChain, Plain, Residual, Summing, WithHead
+
+
+class Net(nn.Module):
+    def __init__(self, c=4):
+        super().__init__()
+        self.chain = HalfSafeChain(
+            nn.Conv2d(c, c, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c, affine=False),
+            nn.ReLU(),
+            nn.Conv2d(c, c, 1),
+            nn.BatchNorm2d(c),
+        )
+        self.plain = Plain(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c))
+        self.summing = Summing(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c))
+        self.residual = Residual(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c))
+        self.head = WithHead(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        x = self.chain(x)
+        x = self.plain(x)
+        x = self.summing(x)
+        x = self.residual(x)
+        return self.head(x)
+"""
+
+
+@pytest.fixture
+def package(tmp_path):
+    for name, text in {
+        "vision/__init__.py": "",
+        "vision/layers/__init__.py": "",
+        "vision/layers/chains.py": CHAINS,
+        "vision/models/__init__.py": "",
+        "vision/models/net.py": NET,
+    }.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+def _line(text: str, needle: str, after: int = 0) -> int:
+    return next(i for i, line in enumerate(text.split("\n"), 1) if needle in line and i > after)
+
+
+def test_a_package_subclass_that_runs_its_members_in_order_is_a_sequence(package):
+    net = package / "vision/models/net.py"
+    text = net.read_text()
+    findings = analyze(text, str(net), RULES, package_of(str(net))).findings
+    chain = _line(text, "HalfSafeChain(")
+    # the chain's two Conv2d -> BatchNorm2d pairs (dtype casts in its loop do not break the
+    # chain), and Plain's (nn.Sequential's own forward); not the summing, residual or
+    # extra-member subclasses
+    assert sorted(f.line for f in findings) == [
+        _line(text, "nn.Conv2d(c, c, 3", chain), _line(text, "nn.Conv2d(c, c, 1)", chain),
+        _line(text, "self.plain = Plain("),
+    ]
+    # the container's class cannot become FoldingSequential: it would lose what the subclass adds
+    result = fix_text(text, str(net), RULES, package_of(str(net)))
+    assert result.error is None and not result.applied and len(result.skipped) == 3
+    assert all("nn.Sequential subclass" in why for _, why in result.skipped)
+
+
+def test_without_the_package_on_disk_nothing_is_assumed(package):
+    loose = package / "loose.py"
+    loose.write_text(NET.replace("..layers.chains", "vision.layers.chains"))
+    assert analyze(loose.read_text(), str(loose), RULES, package_of(str(loose))).findings == []
+
+
+SAME_FILE = """\
+import torch
+from torch import nn
+
+
+class DoubleConv(nn.Sequential):
+    def __init__(self, cin, cout, act=True):
+        super().__init__()
+        self.add_module("conv1", nn.Conv2d(cin, cout, 3, padding=1))
+        self.add_module("bn1", nn.BatchNorm2d(cout))
+        self.add_module("relu1", nn.ReLU())
+        self.add_module("conv2", nn.Conv2d(cout, cout, 3, padding=1))
+        self.add_module("bn2", nn.BatchNorm2d(cout))
+        if act:
+            self.add_module("relu2", nn.ReLU())
+
+
+class Pair(nn.Sequential):
+    \"\"\"Its forward adds the members' outputs: conv and bn never run in a row.\"\"\"
+
+    def __init__(self, c):
+        super().__init__(nn.Conv2d(c, c, 1), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return self[0](x) + self[1](x)
+
+
+class Net(nn.Module):
+    def __init__(self, c=4):
+        super().__init__()
+        self.block = DoubleConv(c, c)
+        self.pair = Pair(c)
+
+    def forward(self, x):
+        return self.pair(self.block(x))
+"""
+
+
+def test_members_added_with_add_module_run_in_the_order_they_are_added():
+    findings = analyze(SAME_FILE, "net.py", RULES).findings
+    assert sorted(f.line for f in findings) == [_line(SAME_FILE, '"conv1"'), _line(SAME_FILE, '"conv2"')]
+
+
+def test_the_folded_add_module_subclass_computes_what_the_original_does(tmp_path):
+    torch = pytest.importorskip("torch")
+    result = fix_text(SAME_FILE, "net.py", RULES)
+    assert result.error is None and len(result.applied) == 2
+    assert "class DoubleConv(FoldingSequential):" in result.text
+    assert "import adopter" not in result.text.replace("import adopter_kernels", "").replace(
+        "from adopter_kernels", "")
+    (tmp_path / "seq_original.py").write_text(SAME_FILE)
+    (tmp_path / "seq_fixed.py").write_text(result.text)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        original = importlib.import_module("seq_original").Net().double()
+        fixed = importlib.import_module("seq_fixed").Net().double()
+    finally:
+        sys.path.remove(str(tmp_path))
+    torch.manual_seed(0)
+    for module in original.modules():  # running statistics that are not the identity
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-1, 1)
+    fixed.load_state_dict(original.state_dict(), strict=True)
+    original.eval()
+    fixed.eval()
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        want, got = original(x), fixed(x)
+    # float64, a 3x3x4 reduction per output: folding reorders a few roundings of ~1e-16
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    assert not torch.equal(want, x)
