@@ -220,3 +220,66 @@ def test_the_folded_add_module_subclass_computes_what_the_original_does(tmp_path
     # float64, a 3x3x4 reduction per output: folding reorders a few roundings of ~1e-16
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
     assert not torch.equal(want, x)
+
+
+GELU_RULES = select_rules(load_rules(), ["ADP006"])
+
+CHAINED_LIST = """\
+import torch
+from torch import nn
+from transformers.activations import ACT2CLS, ACT2FN
+
+
+class ValueHead(nn.Module):
+    def __init__(self, dim, act):
+        super().__init__()
+        self.blocks = nn.ModuleList([
+            nn.Linear(dim, dim // 2),
+            ACT2FN[act],
+            nn.Linear(dim // 2, 1),
+        ])
+
+    def forward(self, x, t):
+        x = torch.cat((x, t), dim=-1)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class ResidualList(nn.Module):
+    \"\"\"Each member adds to the running value: the Linear's output is not the activation's input.\"\"\"
+
+    def __init__(self, dim, act):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(dim, dim), ACT2FN[act]])
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = x + block(x)
+        return x
+
+
+class Feed(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.ff = nn.Sequential(
+            nn.Linear(config.d_model, config.ffn_dim),
+            ACT2CLS[config.activation_function](),
+            nn.Linear(config.ffn_dim, config.d_model),
+        )
+
+    def forward(self, x):
+        return self.ff(x)
+"""
+
+
+def test_a_module_list_applied_in_order_and_a_class_table_entry_built_inline():
+    findings = analyze(CHAINED_LIST, "heads.py", GELU_RULES).findings
+    # ValueHead's Linear -> ACT2FN[act] (members run one after the other by forward's loop) and
+    # Feed's Linear -> ACT2CLS[...]() (the class the config names, built in the Sequential);
+    # not ResidualList's, whose loop adds each member's output to its input
+    assert sorted((f.line, f.end_line) for f in findings) == [
+        (_line(CHAINED_LIST, "nn.Linear(dim, dim // 2)"), _line(CHAINED_LIST, "ACT2FN[act],")),
+        (_line(CHAINED_LIST, "nn.Linear(config.d_model"), _line(CHAINED_LIST, "ACT2CLS[config"))]
+    result = fix_text(CHAINED_LIST, "heads.py", GELU_RULES)
+    assert result.error is None and not result.applied and len(result.skipped) == 2

@@ -37,6 +37,9 @@ SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
 PARTIALS = frozenset({"functools.partial", "partial"})
 TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
+# The tables among them whose entries are classes (ACT2FN's are built layers): ``ACT2CLS[key]()``
+# builds the activation the key names.
+CLASS_TABLES = ("ACT2CLS",)
 # Functions mapping a key to an activation (a table lookup by another name): typed as the table,
 # whatever module defines them.
 TABLE_FUNCTIONS = ("get_activation",)
@@ -437,6 +440,10 @@ class LayerTyper:
         if method is not None:
             return self._factory(method.name, call, env, depth, method)
         if isinstance(func, ast.Subscript):
+            table = self.names.resolve(func.value)
+            if table is not None and table.rsplit(".", 1)[-1] in CLASS_TABLES:
+                # ACT2CLS[config.act](): the class the key names, built here: the table's activation
+                return (Built(table, (func.slice,), (), True, call),)
             # ACTIVATIONS[act](): a layer class taken from a same-file table, built here.
             out = []
             for value in self.values(func, env, depth, called=True):
@@ -797,6 +804,25 @@ class LayerTyper:
             self._site_keys.add(key)
             self.sites.append(SequentialSite(node, stmt, self.sequence(node.args, env, depth), unlike=unlike))
 
+    def record_chained_list(self, call: ast.Call, stmt: ast.stmt, env: dict, attr: str) -> None:
+        """``self.<attr> = nn.ModuleList([a, b, c])`` (or a list filled before) whose members the
+        forward applies in order (``for m in self.<attr>: x = m(x)``): a sequence, as an
+        nn.Sequential of them would be.  Reported, not fixed: the container is no Sequential."""
+        key = (call.lineno, call.col_offset)
+        if key in self._site_keys or len(call.args) != 1 or call.keywords:
+            return
+        arg = call.args[0]
+        if isinstance(arg, (ast.List, ast.Tuple)):
+            graph = self.sequence(arg.elts, env, 0)
+        elif isinstance(arg, ast.Name) and isinstance(env.get("list:" + arg.id), SeqGraph) \
+                and not env["list:" + arg.id].named:
+            graph = env["list:" + arg.id].copy()
+        else:
+            return
+        self._site_keys.add(key)
+        self.sites.append(SequentialSite(call, stmt, graph, unlike=(
+            f"the members of `{attr}` run in forward's loop over an nn.ModuleList; rewrite it by hand")))
+
     def in_order_sequential(self, fqn: str, depth: int = 0) -> str | None:
         """The name of the class ``fqn`` (of this file or of the package) when it is an
         ``nn.Sequential`` subclass built like one and run like one: its ``__init__`` (if any)
@@ -1082,11 +1108,20 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
     if forward is None:
         return True
     loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(s.iter)]
-    if len(loops) != 1 or loops[0].orelse or not isinstance(loops[0].target, ast.Name):
+    if len(loops) != 1:
         return False
     loop = loops[0]
     selfs = sum(1 for node in ast.walk(forward) if isinstance(node, ast.Name) and node.id == "self")
     if selfs != sum(1 for node in ast.walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self"):
+        return False
+    return chain_loop(loop)
+
+
+def chain_loop(loop: ast.stmt) -> bool:
+    """Is ``loop`` ``for m in <members>: x = m(x)``: its body only replaces one value by the
+    member's output on it (dtype casts around the member's input or output allowed, also in
+    both branches of an ``if``), so the members run one after the other on the running value?"""
+    if not (isinstance(loop, ast.For) and isinstance(loop.target, ast.Name)) or loop.orelse:
         return False
     member = loop.target.id
     values: set = set()

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
 from .graph import Flow, FlowBuilder, Node, Ref
-from .layers import OUTPUT_OF, Built, LayerTyper, SequentialSite, mark_lm_heads, runs_in_order
+from .layers import OUTPUT_OF, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, runs_in_order
 from .names import ModuleNames, collect_names, names_match
 from .siblings import Package
 
@@ -320,7 +320,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         for owner, structure in module.classes.items():
             structure.roots = [r for r in structure.roots if (owner, r) in reachable]
     words = _sequential_words(module, typer, text)
-    if text is None or "Sequential" in text or len(words) > len(module.call_names("torch.nn.Sequential")):
+    if (text is None or "Sequential" in text or "ModuleList" in text
+            or len(words) > len(module.call_names("torch.nn.Sequential"))):
         sequential = sequential_structure(module, typer, infos, tree, words)
         if sequential.roots:
             module.classes[SEQUENTIAL_OWNER] = sequential
@@ -364,10 +365,19 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         # (a subclass whose forward does not run its members in order builds no sequence)
         builds_itself = (info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases
                          and runs_in_order(info.node))
-        if not builds_itself and not words & module.mention(func):
+        chained = _chained_lists(info) if info is not None and func.name == "__init__" else None
+        if not builds_itself and not chained and not words & module.mention(func):
             continue  # builds no Sequential (a factory it calls is walked on its own)
         hook = None
-        if builds_itself:
+        if chained:
+            def hook(stmt, env, _typer=typer, _chained=chained, _names=module.names):
+                value = stmt.value
+                if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(value, ast.Call)
+                        and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)
+                        and stmt.targets[0].value.id == "self" and stmt.targets[0].attr in _chained
+                        and _names.resolve(value.func) == MODULE_LIST):
+                    _typer.record_chained_list(value, stmt, env, stmt.targets[0].attr)
+        elif builds_itself:
             base = next((b for b in info.node.bases if module.names.resolve(b) == "torch.nn.Sequential"), None)
 
             def hook(stmt, env, _typer=typer, _base=base):
@@ -400,6 +410,25 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         structure._flows[name] = flow
         structure._words[name] = frozenset({name})
     return structure
+
+
+MODULE_LIST = "torch.nn.ModuleList"
+
+
+def _chained_lists(info: ClassInfo) -> frozenset[str]:
+    """The attributes whose members ``forward`` applies in order (``for m in self.blocks: x =
+    m(x)``, layers.chain_loop), when ``__init__`` binds them to an ``nn.ModuleList``."""
+    forward = info.methods.get("forward")
+    if forward is None:
+        return frozenset()
+    found = set()
+    for stmt in forward.body:
+        if (isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Attribute) and isinstance(stmt.iter.value, ast.Name)
+                and stmt.iter.value.id == "self" and chain_loop(stmt)):
+            ctors = info.bindings.get(stmt.iter.attr, ())
+            if ctors and all(c.fqn == MODULE_LIST for c in ctors):
+                found.add(stmt.iter.attr)
+    return frozenset(found)
 
 
 def _class_env(typer: LayerTyper, info: ClassInfo, owner: str) -> dict:
@@ -507,9 +536,12 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
             copies.append(copy.id)
         value_out = Ref(f"{name}:out{index}", "x")
         layer = f"self.{attr}"
+        # a member chosen at run time (ACT2FN[config.act], get_activation(name)) may compute each
+        # activation it can be, as the same layer bound to an attribute may (graph._canonical)
+        maybe = TABLE.layer_ops(ctors)[1] if any(c.table for c in ctors) else frozenset()
         node = new(kind="layer", op=layer, layer=layer, types=frozenset(c.fqn for c in info.bindings[attr]),
                    args=(value_in,), outs=(value_out,), uses=frozenset({value_in.key, layer}),
-                   defs=frozenset({value_out.key}), span=span(expr), stmt=None)
+                   defs=frozenset({value_out.key}), span=span(expr), stmt=None, maybe=maybe)
         for copy in copies:
             out[copy].append((node.id, None))
         ids[index] = node.id
