@@ -283,3 +283,81 @@ def test_a_module_list_applied_in_order_and_a_class_table_entry_built_inline():
         (_line(CHAINED_LIST, "nn.Linear(config.d_model"), _line(CHAINED_LIST, "ACT2CLS[config"))]
     result = fix_text(CHAINED_LIST, "heads.py", GELU_RULES)
     assert result.error is None and not result.applied and len(result.skipped) == 2
+
+
+NORM_RULES = select_rules(load_rules(), ["ADP005"])
+
+POST_NORM = """\
+import torch.nn.functional as F
+from torch import nn
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim, hidden, p):
+        super().__init__()
+        self.inner = nn.Linear(dim, hidden)
+        self.outer = nn.Linear(hidden, dim)
+        self.output_dropout = nn.Dropout(p)
+
+    def forward(self, x):
+        x = F.gelu(self.inner(x))
+        x = self.outer(x)
+        x = self.output_dropout(x)
+        return x
+
+
+class Residual(nn.Module):
+    \"\"\"Its forward ends with a residual add, not with its dropout.\"\"\"
+
+    def __init__(self, dim, p):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x):
+        return x + self.drop(self.proj(x))
+
+
+class Layer(nn.Module):
+    def __init__(self, dim, feed_forward):
+        super().__init__()
+        self.feed_forward = feed_forward
+        self.final_layer_norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        return self.final_layer_norm(x + self.feed_forward(x))
+
+
+class Mixed(nn.Module):
+    def __init__(self, dim, block):
+        super().__init__()
+        self.block = block
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x):
+        return self.norm(x + self.block(x))
+
+
+def build(dim=8, depth=2):
+    layers = []
+    for _ in range(depth):
+        ff = FeedForward(dim, 4 * dim, 0.1)
+        layers.append(Layer(dim, feed_forward=ff))
+    return nn.ModuleList(layers)
+
+
+def build_mixed(dim=8):
+    return [Mixed(dim, FeedForward(dim, dim, 0.1)), Mixed(dim, Residual(dim, 0.1))]
+"""
+
+
+def test_a_parameter_typed_by_what_every_caller_passes_ending_in_dropout():
+    findings = analyze(POST_NORM, "layers.py", NORM_RULES).findings
+    # Layer: every call passes a FeedForward, whose output is its output dropout's.  Not Mixed:
+    # one call passes a FeedForward, another a module ending in a residual add.
+    assert [f.line for f in findings] == [_line(POST_NORM, "self.final_layer_norm(x + self.feed_forward(x))")]
+    result = fix_text(POST_NORM, "layers.py", NORM_RULES)
+    assert result.error is None and not result.applied
+    assert [why for _, why in result.skipped] == [
+        "`feed_forward`: `FeedForward`'s output is its `output_dropout` Dropout's: the kernel would take over that "
+        "member, which it does not reach through a module with its own forward"]

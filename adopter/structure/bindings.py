@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field, replace
 
-from .layers import TABLE_SUFFIXES, Built, LayerTyper
+from .layers import TABLE_SUFFIXES, Built, LayerTyper, _Param
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
 
@@ -211,6 +211,9 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
 
 def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out):
     built = [v for v in typer.values(value, env) if isinstance(v, Built)]
+    if not built and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
+        # self.feed_forward = feed_forward: the layer every call of the class passes for it
+        built = list(typer.passed_by_every_caller(env[value.id]))
     if not built:
         # Bound to something we cannot type (config.hidden_act, None, a parameter).
         out.setdefault(attr, []).append(

@@ -65,8 +65,9 @@ LAYER_FUNCTIONS = {"torch.nn.Linear": "torch.nn.functional.linear"}
 # *produce* that layer's output (a BatchNorm after it folds into that convolution); its input
 # is not a Conv2d's input.
 OUTPUT_OF = "adopter.output_of."
-# The layers whose output a module's output may be typed as.
-OUTPUT_KINDS = frozenset({"torch.nn.Conv2d"})
+# The layers whose output a module's output may be typed as (a Dropout: a feed-forward module
+# ending in its output dropout, whose output a post-norm block adds to the residual).
+OUTPUT_KINDS = frozenset({"torch.nn.Conv2d", "torch.nn.Dropout"})
 # The functions computing those layers on a module's own parameters.
 OUTPUT_FUNCTIONS = {"torch.nn.Conv2d": "torch.nn.functional.conv2d"}
 
@@ -367,11 +368,11 @@ class LayerTyper:
                 return None
             layer = kinds.pop()
             return (OUTPUT_OF + layer, f"`{cls.name}`'s output is its `{func.attr}` {layer.rsplit('.', 1)[-1]}'s: "
-                                       f"the BatchNorm would fold into that member, which the kernel does not reach "
-                                       f"through a module with its own forward", False)
+                                       f"the kernel would take over that member, which it does not reach through a "
+                                       f"module with its own forward", False)
         bases = {self.names.resolve(b) for b in cls.bases}
         for layer in OUTPUT_KINDS & bases:
-            if self.names.resolve(func) != OUTPUT_FUNCTIONS[layer] or len(value.args) < 2:
+            if self.names.resolve(func) != OUTPUT_FUNCTIONS.get(layer) or len(value.args) < 2:
                 continue
             weight = value.args[1]
             bias = value.args[2] if len(value.args) > 2 else next(
@@ -639,6 +640,39 @@ class LayerTyper:
                 # the parameter is built into a layer, so what is passed for it is too: a
                 # parameter of the caller passed on is looked up in the caller's callers
                 out += self.values(passed, caller_env, depth + 1, called=True)
+        out = _unique(out)
+        self._param_cache[key] = out
+        return out
+
+    def passed_by_every_caller(self, param: "_Param") -> tuple:
+        """The layer every call in the file passes for a constructor (or function) parameter
+        that has no layer default (``feed_forward: Module``), when each passes one and all the
+        same class: what the parameter holds, as far as this file says (empty otherwise)."""
+        key = ("every", id(param.func), param.index, param.name)
+        if key in self._param_cache:
+            return self._param_cache[key]
+        self._param_cache[key] = ()
+        func, owner = param.func, param.owner
+        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        callers = self.callers(target) if target is not None and param.depth < MAX_DEPTH else []
+        out: tuple = ()
+        kinds = set()
+        for call, caller, caller_owner in callers:
+            passed = _passed(call, param.index, param.name, None, param.positional)
+            if passed is None or caller is func:
+                out = ()
+                break
+            caller_env = self.function_env(caller, caller_owner, param.depth + 1) if isinstance(
+                passed, (ast.Name, ast.Attribute)) else {}
+            values = tuple(v for v in self.values(passed, caller_env, param.depth + 1)
+                           if isinstance(v, Built) and not v.conditional)
+            if not values:
+                out = ()
+                break
+            out += values
+            kinds.add(frozenset(v.fqn for v in values))
+        if len(kinds) != 1:  # (a module and what its output is, ``adopter.output_of...``, count as one)
+            out = ()
         out = _unique(out)
         self._param_cache[key] = out
         return out
@@ -1099,7 +1133,8 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
     to the running value?  True when it defines no ``forward`` (nn.Sequential's), or when its
     ``forward`` is one loop over ``self`` whose body only replaces a value by the member's output
     on it (``for m in self: x = m(x)``; dtype casts around the member's input or output, also in
-    the two branches of an ``if``), ``self`` read nowhere else.  Statements before or after the
+    the two branches of an ``if``), ``self`` read nowhere else, or calls nn.Sequential's own
+    (``super().forward(x)``) once.  Statements before or after the
     loop choose what goes in and what comes out of the chain, not what runs inside it."""
     methods = _methods(cls)
     if any(name in methods for name in _OWN_CALLS):
@@ -1107,6 +1142,13 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
     forward = methods.get("forward")
     if forward is None:
         return True
+    supers = [node for node in ast.walk(forward) if isinstance(node, ast.Call) and _is_name(node.func, "super")]
+    if supers:
+        # nn.Sequential's own forward on one value (``super().forward(x) * 0.5``), self read nowhere
+        calls = [node for node in ast.walk(forward) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                 and node.func.attr == "forward" and node.func.value in supers]
+        return (len(supers) == len(calls) == 1 and len(calls[0].args) == 1 and not calls[0].keywords
+                and not any(isinstance(node, ast.Name) and node.id == "self" for node in ast.walk(forward)))
     loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(s.iter)]
     if len(loops) != 1:
         return False
