@@ -470,8 +470,37 @@ class LayerTyper:
         """What a function of a sibling module (``other``) returns when this file calls it: its
         arguments are typed here, the function is walked there.  The layers it builds are
         placed at the call (their arguments are the other module's expressions: none is kept)."""
-        if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-            return ()  # what *args/**kwargs pass is not known here
+        if any(isinstance(a, ast.Starred) for a in call.args):
+            return ()  # what *args pass is not known here
+        spread = []  # **dd with dd a dict of this function whose keys are known: those keywords
+        unknown = False
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                keys = env.get("dict:" + keyword.value.id) if isinstance(keyword.value, ast.Name) else None
+                if keys is None:
+                    unknown = True
+                else:
+                    spread.extend(ast.keyword(arg=k, value=ast.Constant(None)) for k in keys)
+        if unknown:
+            # What **kwargs pass is not known here: it can only reach the function's own
+            # **kwargs when every named parameter is passed explicitly (else it may set one)
+            func = other.names.functions.get(name)
+            args = func.args if func is not None else None
+            if args is None or args.kwarg is None or args.vararg is not None:
+                return ()
+            given = {k.arg for k in call.keywords if k.arg is not None}
+            positional = args.posonlyargs + args.args
+            if any(a.arg not in given for a in positional[len(call.args):]) or any(
+                    a.arg not in given for a in args.kwonlyargs):
+                return ()
+            spread = []
+        if spread or unknown:
+            # (a key also passed by name was popped from the dict first: passing both would fail)
+            named = [k for k in call.keywords if k.arg is not None]
+            spread = [k for k in spread if k.arg not in {n.arg for n in named}]
+            if unknown:  # (still unknown to the function: its **kwargs holds keys we do not know)
+                spread.append(ast.keyword(arg=None, value=ast.Name(id="\0unknown", ctx=ast.Load())))
+            call = ast.copy_location(ast.Call(func=call.func, args=call.args, keywords=named + spread), call)
         passed: dict = {}
         args = []
         for index, arg in enumerate(call.args):
@@ -479,6 +508,9 @@ class LayerTyper:
             args.append(ast.Name(id=f"\0{index}", ctx=ast.Load()))
         keywords = []
         for keyword in call.keywords:
+            if keyword.arg is None:
+                keywords.append(keyword)
+                continue
             passed[f"\0{keyword.arg}"] = self.values(keyword.value, env, depth + 1)
             keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
         inner = ast.Call(func=call.func, args=args, keywords=keywords)
@@ -618,6 +650,10 @@ class LayerTyper:
                                       index < len(positional), depth)
             elif values:
                 env[arg.arg] = _unique(values)
+        if call is not None and args.kwarg is not None and all(k.arg is not None for k in call[0].keywords):
+            # the **kwargs parameter holds the keywords the call passes beyond the named ones
+            named = {a.arg for a, _ in params}
+            env["dict:" + args.kwarg.arg] = tuple(k.arg for k in call[0].keywords if k.arg not in named)
         self._walk(func.body, env, depth, record, hook)
         return env
 
@@ -706,9 +742,17 @@ class LayerTyper:
                     self._record_sites(stmt.value, stmt, env, depth)
                 value = stmt.value
                 for target in targets:
+                    if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                        _add_key(env, target.value.id, target.slice)  # kwargs["depthwise"] = True
                     key = _key(target)
                     if key is None:
                         continue
+                    if isinstance(target, ast.Name):
+                        keys = _dict_keys(value, self.names)
+                        if keys is not None:
+                            env["dict:" + key] = keys  # dd = {"device": device, ...}: its keys
+                        else:
+                            env.pop("dict:" + key, None)
                     if isinstance(value, (ast.List, ast.Tuple)) and isinstance(target, ast.Name):
                         graph = SeqGraph()
                         for elt in value.elts:
@@ -740,6 +784,11 @@ class LayerTyper:
                 if record:
                     self._record_sites(call, stmt, env, depth)
                 f = call.func
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and "dict:" + f.value.id in env:
+                    if f.attr == "setdefault" and call.args:
+                        _add_key(env, f.value.id, call.args[0])  # kwargs.setdefault("bias", False)
+                    elif f.attr not in ("pop", "get"):
+                        env.pop("dict:" + f.value.id, None)  # dd.update(...): keys we may not know
                 if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
                     graph = env.get("list:" + f.value.id)
                     if isinstance(graph, SeqGraph) and call.args:
@@ -1198,6 +1247,30 @@ def _iterates_self(expr: ast.expr) -> bool:
         return expr.func.attr == "values" and isinstance(owner, ast.Attribute) and owner.attr == "_modules" \
             and _is_name(owner.value, "self")
     return False
+
+
+def _add_key(env: dict, name: str, key: ast.expr) -> None:
+    """A key put into the dict ``name`` holds: known if a string literal, else the keys are not."""
+    keys = env.get("dict:" + name)
+    if keys is None:
+        return
+    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+        if key.value not in keys:
+            env["dict:" + name] = keys + (key.value,)
+    else:
+        del env["dict:" + name]
+
+
+def _dict_keys(value: ast.expr, names: ModuleNames) -> tuple | None:
+    """The keys of a dict built here with string keys only (``{"device": d}``, ``dict(device=d)``)."""
+    if isinstance(value, ast.Dict):
+        if all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys):
+            return tuple(k.value for k in value.keys)
+        return None
+    if (isinstance(value, ast.Call) and _is_name(value.func, "dict") and "dict" not in names.imports
+            and not value.args and all(k.arg is not None for k in value.keywords)):
+        return tuple(k.arg for k in value.keywords)
+    return None
 
 
 def _ordered_dict_values(call: ast.Call):
