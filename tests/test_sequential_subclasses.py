@@ -361,3 +361,67 @@ def test_a_parameter_typed_by_what_every_caller_passes_ending_in_dropout():
     assert [why for _, why in result.skipped] == [
         "`feed_forward`: `FeedForward`'s output is its `output_dropout` Dropout's: the kernel would take over that "
         "member, which it does not reach through a module with its own forward"]
+
+
+FACTORIES = """\
+from torch import nn
+
+
+class MixedConv(nn.ModuleDict):
+    def forward(self, x):
+        return sum(m(x) for m in self.values())
+
+
+def make_pad_conv(cin, cout, k, **kwargs):
+    padding = kwargs.pop("padding", "")
+    kwargs.setdefault("bias", False)
+    return nn.Conv2d(cin, cout, k, padding=padding or k // 2, **kwargs)
+
+
+def make_conv(cin, cout, k, **kwargs):
+    if isinstance(k, list):
+        kwargs["split"] = True
+        return MixedConv()
+    groups = kwargs.pop("groups", 1)
+    return make_pad_conv(cin, cout, k, groups=groups, **kwargs)
+
+
+def make_layer(cin, cout, layer=nn.Conv2d, **kwargs):
+    return layer(cin, cout, 1, **kwargs)
+"""
+
+BLOCKS = """\
+from torch import nn
+
+from ..layers.factories import make_conv, make_layer
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, conv_kwargs=None, device=None, dtype=None):
+        super().__init__()
+        dd = {"device": device, "dtype": dtype}
+        conv_kwargs = conv_kwargs or {}
+        self.conv1 = make_conv(cin, cout, 3, groups=1, **dd)
+        self.bn1 = nn.BatchNorm2d(cout, **dd)
+        self.conv2 = make_conv(cout, cout, 1, **conv_kwargs, **dd)
+        self.bn2 = nn.BatchNorm2d(cout, **dd)
+        self.conv3 = make_layer(cout, cout, **conv_kwargs)
+        self.bn3 = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        x = self.bn1(self.conv1(x))
+        x = self.bn2(self.conv2(x))
+        return self.bn3(self.conv3(x))
+"""
+
+
+def test_factories_of_the_package_called_with_spread_keywords(package):
+    for name, text in {"vision/layers/factories.py": FACTORIES, "vision/models/blocks.py": BLOCKS}.items():
+        (package / name).write_text(text)
+    path = package / "vision/models/blocks.py"
+    findings = analyze(BLOCKS, str(path), RULES, package_of(str(path))).findings
+    # conv1: **dd has known keys (device, dtype), which reach make_conv's **kwargs; conv2: the
+    # keys of **conv_kwargs are unknown, but make_conv's named parameters are all passed, so
+    # they can only reach its **kwargs (and make_pad_conv's, by the same rule).  Not conv3:
+    # unknown keywords may set make_layer's `layer` parameter.
+    assert sorted(f.line for f in findings) == [_line(BLOCKS, "x = self.bn1("), _line(BLOCKS, "x = self.bn2(")]
