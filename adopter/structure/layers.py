@@ -44,6 +44,8 @@ CLASS_TABLES = ("ACT2CLS",)
 # whatever module defines them.
 TABLE_FUNCTIONS = ("get_activation",)
 MAX_DEPTH = 5
+# The environment key (prefixing a name) saying the name may hold an untyped value on some path.
+UNKNOWN = "unknown:"
 # Layers of other libraries that compute a torch layer's operation with another parameter
 # layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
 # are in another order, so none is kept.
@@ -580,11 +582,17 @@ class LayerTyper:
                                       cls_name=env.get("__class__"))
             out = []
             for stmt in _returns(func.body):
+                # A name that holds, on some way through the function, a value we cannot type
+                # (a class looked up in a table by a computed key): the layer it builds may be
+                # another class than the one typed here: reported, not fixed.
+                unsure = isinstance(stmt.value, ast.Name) and UNKNOWN + stmt.value.id in inner
+                why = (f"`{name}` may return another class than `{{}}` (one it computes at run time)"
+                       if unsure else "")
                 for value in self.values(stmt.value, inner, depth + 1):
                     if isinstance(value, Built):
-                        out.append(replace(value, via=name))
+                        out.append(replace(value, via=name, unlike=value.unlike or why.format(value.fqn)))
                     elif isinstance(value, LayerClass):  # a function choosing a layer class
-                        out.append(value)
+                        out.append(replace(value, unlike=value.unlike or why.format(value.fqn)))
             return tuple(out)
         finally:
             self._busy.discard(key)
@@ -765,6 +773,11 @@ class LayerTyper:
                     if self._resolver(value, key, env):
                         continue  # norm_layer = get_norm_layer(norm_layer): still the layer class
                     values = self.values(value, env, depth)
+                    if nested and not values:
+                        # on some way through the code the name holds what we cannot type
+                        env[UNKNOWN + key] = True
+                    elif not nested:
+                        env.pop(UNKNOWN + key, None)
                     if nested and key in env:
                         current = env[key]
                         if isinstance(current, _Param):
