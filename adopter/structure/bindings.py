@@ -184,6 +184,8 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                             _record(attr, value, stmt, func.name, typer, env, names, out)
             return
         node = stmt.value
+        if isinstance(node, ast.Tuple) and len(node.elts) == 1:
+            node = node.elts[0]  # ``self.add_module(...),``: the call, its value discarded in a tuple
         if not isinstance(node, ast.Call):
             return
         # Helper methods called from __init__ (self._build_layers()) bind layers too.

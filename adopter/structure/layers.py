@@ -331,6 +331,8 @@ class LayerTyper:
             how = "around the {} computation (dtype casts)"
         elif _matmul_linear(forward, layer):
             how = "with the {} computation written out (a matmul with the transposed weight, then the bias)"
+        elif _starts_with_base(forward, layer, self.names):
+            how = "with the {} computation on its input first, then more steps on its output (an activation)"
         else:
             return self._output_kind(cls, forward, depth)
         how = how.format(layer.rsplit('.', 1)[-1])
@@ -1023,6 +1025,59 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
             return False
         bias = other
     return _is_own(strip_casts(bias), "bias")
+
+
+# Layers whose computation a subclass's forward may start with, and the function computing it
+# on the layer's own parameters: (function, index of the weight argument, of the bias argument).
+FIRST_STEPS = {"torch.nn.BatchNorm2d": ("torch.nn.functional.batch_norm", 3, 4)}
+# Reads of a tensor that do not compute on its values.
+_METADATA = frozenset({"shape", "ndim", "dtype", "device", "dim", "size", "is_cuda"})
+
+
+def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
+    """Does ``forward`` put its input first through the base layer's computation on the layer's
+    own parameters (``super().forward(x)``, or ``F.batch_norm(x, ..., self.weight, self.bias,
+    ...)`` for a BatchNorm2d, timm's BatchNormAct2d), and read the input nowhere else (its shape
+    and dtype aside)?  Its output is then the base layer's output taken further (an activation):
+    whatever runs before it runs into that layer."""
+    params = [a.arg for a in forward.args.posonlyargs + forward.args.args]
+    if len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs:
+        return False
+    x = params[1]
+    step = FIRST_STEPS.get(layer)
+    found = None
+    for node in ast.walk(forward):
+        if not isinstance(node, ast.Call) or not node.args or not _is_name(strip_casts(node.args[0]), x):
+            continue
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr == "forward" and isinstance(func.value, ast.Call)
+                and _is_name(func.value.func, "super") and len(node.args) == 1 and not node.keywords):
+            pass
+        elif step is not None and names.resolve(func) == step[0]:
+            operands = dict(enumerate(node.args))
+            keywords = {k.arg: k.value for k in node.keywords}
+            weight = operands.get(step[1], keywords.get("weight"))
+            bias = operands.get(step[2], keywords.get("bias"))
+            if not (weight is not None and _is_own(weight, "weight") and bias is not None and _is_own(bias, "bias")):
+                continue
+        else:
+            continue
+        if found is not None:
+            return False
+        found = node
+    if found is None:
+        return False
+    first = strip_casts(found.args[0])
+    for stmt in forward.body:  # before the step, and in it, the input is read for its shape only
+        metadata = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+        if any(_is_name(n, x) and isinstance(n.ctx, ast.Load) and n is not first and id(n) not in metadata
+               for n in ast.walk(stmt)):
+            return False
+        if any(n is found for n in ast.walk(stmt)):
+            # ``x = step(x)``: later reads are of its output (else the input must not be read again)
+            return (isinstance(stmt, ast.Assign) and stmt.value is found and len(stmt.targets) == 1
+                    and _is_name(stmt.targets[0], x))
+    return False
 
 
 def _lambda_params(expr: ast.Lambda) -> list:
