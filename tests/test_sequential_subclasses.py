@@ -425,3 +425,79 @@ def test_factories_of_the_package_called_with_spread_keywords(package):
     # they can only reach its **kwargs (and make_pad_conv's, by the same rule).  Not conv3:
     # unknown keywords may set make_layer's `layer` parameter.
     assert sorted(f.line for f in findings) == [_line(BLOCKS, "x = self.bn1("), _line(BLOCKS, "x = self.bn2(")]
+
+
+NORM_ACT = """\
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchNormAct(nn.BatchNorm2d):
+    \"\"\"BatchNorm, then an activation, in one module (timm-style).\"\"\"
+
+    def __init__(self, num_features, act_layer=nn.ReLU):
+        super().__init__(num_features)
+        self.act = act_layer()
+
+    def forward(self, x):
+        assert x.ndim == 4, f"expected 4D input, got {x.ndim}D"
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         self.training, self.momentum, self.eps)
+        return self.act(x)
+
+
+class ResidualNorm(nn.BatchNorm2d):
+    \"\"\"Adds its input back: its input is read after the norm.\"\"\"
+
+    def forward(self, x):
+        y = super().forward(x)
+        return y + x
+
+
+_NORM_ACT = dict(batchnorm=BatchNormAct)
+
+
+def get_norm_act(norm_layer):
+    if isinstance(norm_layer, str):
+        layer = _NORM_ACT[norm_layer]
+    else:
+        layer = norm_layer
+    return layer
+
+
+class Net(nn.Module):
+    def __init__(self, c=4, norm_layer=nn.BatchNorm2d):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.bn1 = BatchNormAct(c)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1)
+        self.bn2 = ResidualNorm(c)
+        self.conv3 = nn.Conv2d(c, c, 1)
+        norm_act = get_norm_act(norm_layer)
+        self.bn3 = norm_act(c)
+        self.conv4 = nn.Conv2d(c, c, 1)
+        self.add_module("bn4", nn.BatchNorm2d(c)),
+
+    def forward(self, x):
+        x = self.bn1(self.conv1(x))
+        x = self.bn2(self.conv2(x))
+        x = self.bn3(self.conv3(x))
+        return self.bn4(self.conv4(x))
+"""
+
+
+def test_norm_modules_that_start_with_a_batch_norm_and_factories_that_may_choose_another():
+    findings = analyze(NORM_ACT, "norms.py", RULES).findings
+    # bn1: a BatchNorm2d subclass whose forward is the batch norm of its input, then an
+    # activation; bn3: a factory that returns the class it is given on one way and one it looks
+    # up by a computed key on the other; bn4: added by add_module in a one-element tuple
+    # statement.  Not bn2: its forward reads its input again after the norm.
+    assert sorted(f.line for f in findings) == [_line(NORM_ACT, "x = self.bn1("), _line(NORM_ACT, "x = self.bn3("),
+                                                _line(NORM_ACT, "return self.bn4(")]
+    result = fix_text(NORM_ACT, "norms.py", RULES)
+    assert result.error is None and len(result.applied) == 1  # bn4's pair
+    left = sorted(why for _, why in result.skipped)
+    assert left == [
+        "`bn1`: `BatchNormAct` overrides forward with the BatchNorm2d computation on its input first, then more "
+        "steps on its output (an activation): the kernel would not run it as written",
+        "`bn3`: `get_norm_act` may return another class than `torch.nn.BatchNorm2d` (one it computes at run time)"]
