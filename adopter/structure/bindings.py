@@ -174,7 +174,7 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
             for target in targets:
                 attr = _self_attr(target)
                 if attr is not None:
-                    _record(attr, stmt.value, stmt, func.name, typer, env, names, out)
+                    _record(attr, stmt.value, stmt, func.name, typer, env, names, out, info.node)
                 elif (isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple)
                       and len(target.elts) == len(stmt.value.elts)):
                     # self.conv, self.bn = nn.Conv2d(...), nn.BatchNorm2d(...)
@@ -211,10 +211,11 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
     return {k: v for k, v in env.items() if k.startswith("self.")}
 
 
-def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out):
+def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None):
     built = [v for v in typer.values(value, env) if isinstance(v, Built)]
-    if not built and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
-        # self.feed_forward = feed_forward: the layer every call of the class passes for it
+    if (not built and owner is not None and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param)
+            and typer.calls_attr(owner, attr)):
+        # self.feed_forward = feed_forward, called as a layer: what every call of the class passes for it
         built = list(typer.passed_by_every_caller(env[value.id]))
     if not built:
         # Bound to something we cannot type (config.hidden_act, None, a parameter).

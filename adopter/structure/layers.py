@@ -196,6 +196,7 @@ class LayerTyper:
         self.module = None  # this module's dotted name when it is such a sibling
         self.tree = tree
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
+        self.lines = None  # the file's lines, when known (cheap text prefilters)
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()
@@ -689,6 +690,17 @@ class LayerTyper:
         out = _unique(out)
         self._param_cache[key] = out
         return out
+
+    def calls_attr(self, cls: ast.ClassDef, attr: str) -> bool:
+        """Does the class's text call ``self.<attr>(...)`` (a cheap look at its lines, when the
+        file's lines are known; else assumed)?"""
+        if self.lines is None:
+            return True
+        key = ("text", id(cls))
+        text = self._kinds.get(key)
+        if text is None:
+            text = self._kinds[key] = "\n".join(self.lines[cls.lineno - 1:cls.end_lineno])
+        return f"self.{attr}(" in text
 
     def passed_by_every_caller(self, param: "_Param") -> tuple:
         """The layer every call in the file passes for a constructor (or function) parameter
