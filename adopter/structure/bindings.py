@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field, replace
 
-from .layers import TABLE_SUFFIXES, Built, LayerTyper, SeqGraph
+from .layers import TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
 
@@ -174,7 +174,7 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
             for target in targets:
                 attr = _self_attr(target)
                 if attr is not None:
-                    _record(attr, stmt.value, stmt, func.name, typer, env, names, out)
+                    _record(attr, stmt.value, stmt, func.name, typer, env, names, out, info.node)
                 elif (isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple)
                       and len(target.elts) == len(stmt.value.elts)):
                     # self.conv, self.bn = nn.Conv2d(...), nn.BatchNorm2d(...)
@@ -184,6 +184,8 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                             _record(attr, value, stmt, func.name, typer, env, names, out)
             return
         node = stmt.value
+        if isinstance(node, ast.Tuple) and len(node.elts) == 1:
+            node = node.elts[0]  # ``self.add_module(...),``: the call, its value discarded in a tuple
         if not isinstance(node, ast.Call):
             return
         # Helper methods called from __init__ (self._build_layers()) bind layers too.
@@ -209,8 +211,12 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
     return {k: v for k, v in env.items() if k.startswith("self.")}
 
 
-def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out):
+def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None):
     built = [v for v in typer.values(value, env) if isinstance(v, Built)]
+    if (not built and owner is not None and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param)
+            and typer.calls_attr(owner, attr)):
+        # self.feed_forward = feed_forward, called as a layer: what every call of the class passes for it
+        built = list(typer.passed_by_every_caller(env[value.id]))
     if not built:
         # Bound to something we cannot type (config.hidden_act, None, a parameter).
         out.setdefault(attr, []).append(

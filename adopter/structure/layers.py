@@ -37,10 +37,15 @@ SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
 PARTIALS = frozenset({"functools.partial", "partial"})
 TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
+# The tables among them whose entries are classes (ACT2FN's are built layers): ``ACT2CLS[key]()``
+# builds the activation the key names.
+CLASS_TABLES = ("ACT2CLS",)
 # Functions mapping a key to an activation (a table lookup by another name): typed as the table,
 # whatever module defines them.
 TABLE_FUNCTIONS = ("get_activation",)
 MAX_DEPTH = 5
+# The environment key (prefixing a name) saying the name may hold an untyped value on some path.
+UNKNOWN = "unknown:"
 # Layers of other libraries that compute a torch layer's operation with another parameter
 # layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
 # are in another order, so none is kept.
@@ -62,8 +67,9 @@ LAYER_FUNCTIONS = {"torch.nn.Linear": "torch.nn.functional.linear"}
 # *produce* that layer's output (a BatchNorm after it folds into that convolution); its input
 # is not a Conv2d's input.
 OUTPUT_OF = "adopter.output_of."
-# The layers whose output a module's output may be typed as.
-OUTPUT_KINDS = frozenset({"torch.nn.Conv2d"})
+# The layers whose output a module's output may be typed as (a Dropout: a feed-forward module
+# ending in its output dropout, whose output a post-norm block adds to the residual).
+OUTPUT_KINDS = frozenset({"torch.nn.Conv2d", "torch.nn.Dropout"})
 # The functions computing those layers on a module's own parameters.
 OUTPUT_FUNCTIONS = {"torch.nn.Conv2d": "torch.nn.functional.conv2d"}
 
@@ -166,6 +172,9 @@ class SequentialSite:
     graph: SeqGraph
     # ``super().__init__(...)`` of a same-file subclass: the base naming nn.Sequential
     base: ast.expr | None = None
+    # Why the container's class cannot be changed to fold its members ("" when it can): a
+    # call of an nn.Sequential subclass that runs its members in order but adds to nn.Sequential
+    unlike: str = ""
 
     @property
     def container(self) -> ast.expr:
@@ -187,6 +196,7 @@ class LayerTyper:
         self.module = None  # this module's dotted name when it is such a sibling
         self.tree = tree
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
+        self.lines = None  # the file's lines, when known (cheap text prefilters)
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()
@@ -334,6 +344,8 @@ class LayerTyper:
             how = "around the {} computation (dtype casts)"
         elif _matmul_linear(forward, layer):
             how = "with the {} computation written out (a matmul with the transposed weight, then the bias)"
+        elif _starts_with_base(forward, layer, self.names):
+            how = "with the {} computation on its input first, then more steps on its output (an activation)"
         else:
             return self._output_kind(cls, forward, depth)
         how = how.format(layer.rsplit('.', 1)[-1])
@@ -373,11 +385,11 @@ class LayerTyper:
                 return None
             layer = kinds.pop()
             return (OUTPUT_OF + layer, f"`{cls.name}`'s output is its `{func.attr}` {layer.rsplit('.', 1)[-1]}'s: "
-                                       f"the BatchNorm would fold into that member, which the kernel does not reach "
-                                       f"through a module with its own forward", False)
+                                       f"the kernel would take over that member, which it does not reach through a "
+                                       f"module with its own forward", False)
         bases = {self.names.resolve(b) for b in cls.bases}
         for layer in OUTPUT_KINDS & bases:
-            if self.names.resolve(func) != OUTPUT_FUNCTIONS[layer] or len(value.args) < 2:
+            if self.names.resolve(func) != OUTPUT_FUNCTIONS.get(layer) or len(value.args) < 2:
                 continue
             weight = value.args[1]
             bias = value.args[2] if len(value.args) > 2 else next(
@@ -446,6 +458,10 @@ class LayerTyper:
         if method is not None:
             return self._factory(method.name, call, env, depth, method)
         if isinstance(func, ast.Subscript):
+            table = self.names.resolve(func.value)
+            if table is not None and table.rsplit(".", 1)[-1] in CLASS_TABLES:
+                # ACT2CLS[config.act](): the class the key names, built here: the table's activation
+                return (Built(table, (func.slice,), (), True, call),)
             # ACTIVATIONS[act](): a layer class taken from a same-file table, built here.
             out = []
             for value in self.values(func, env, depth, called=True):
@@ -471,8 +487,37 @@ class LayerTyper:
         """What a function of a sibling module (``other``) returns when this file calls it: its
         arguments are typed here, the function is walked there.  The layers it builds are
         placed at the call (their arguments are the other module's expressions: none is kept)."""
-        if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-            return ()  # what *args/**kwargs pass is not known here
+        if any(isinstance(a, ast.Starred) for a in call.args):
+            return ()  # what *args pass is not known here
+        spread = []  # **dd with dd a dict of this function whose keys are known: those keywords
+        unknown = False
+        for keyword in call.keywords:
+            if keyword.arg is None:
+                keys = env.get("dict:" + keyword.value.id) if isinstance(keyword.value, ast.Name) else None
+                if keys is None:
+                    unknown = True
+                else:
+                    spread.extend(ast.keyword(arg=k, value=ast.Constant(None)) for k in keys)
+        if unknown:
+            # What **kwargs pass is not known here: it can only reach the function's own
+            # **kwargs when every named parameter is passed explicitly (else it may set one)
+            func = other.names.functions.get(name)
+            args = func.args if func is not None else None
+            if args is None or args.kwarg is None or args.vararg is not None:
+                return ()
+            given = {k.arg for k in call.keywords if k.arg is not None}
+            positional = args.posonlyargs + args.args
+            if any(a.arg not in given for a in positional[len(call.args):]) or any(
+                    a.arg not in given for a in args.kwonlyargs):
+                return ()
+            spread = []
+        if spread or unknown:
+            # (a key also passed by name was popped from the dict first: passing both would fail)
+            named = [k for k in call.keywords if k.arg is not None]
+            spread = [k for k in spread if k.arg not in {n.arg for n in named}]
+            if unknown:  # (still unknown to the function: its **kwargs holds keys we do not know)
+                spread.append(ast.keyword(arg=None, value=ast.Name(id="\0unknown", ctx=ast.Load())))
+            call = ast.copy_location(ast.Call(func=call.func, args=call.args, keywords=named + spread), call)
         passed: dict = {}
         args = []
         for index, arg in enumerate(call.args):
@@ -480,6 +525,9 @@ class LayerTyper:
             args.append(ast.Name(id=f"\0{index}", ctx=ast.Load()))
         keywords = []
         for keyword in call.keywords:
+            if keyword.arg is None:
+                keywords.append(keyword)
+                continue
             passed[f"\0{keyword.arg}"] = self.values(keyword.value, env, depth + 1)
             keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
         inner = ast.Call(func=call.func, args=args, keywords=keywords)
@@ -549,11 +597,17 @@ class LayerTyper:
                                       cls_name=env.get("__class__"))
             out = []
             for stmt in _returns(func.body):
+                # A name that holds, on some way through the function, a value we cannot type
+                # (a class looked up in a table by a computed key): the layer it builds may be
+                # another class than the one typed here: reported, not fixed.
+                unsure = isinstance(stmt.value, ast.Name) and UNKNOWN + stmt.value.id in inner
+                why = (f"`{name}` may return another class than `{{}}` (one it computes at run time)"
+                       if unsure else "")
                 for value in self.values(stmt.value, inner, depth + 1):
                     if isinstance(value, Built):
-                        out.append(replace(value, via=name))
+                        out.append(replace(value, via=name, unlike=value.unlike or why.format(value.fqn)))
                     elif isinstance(value, LayerClass):  # a function choosing a layer class
-                        out.append(value)
+                        out.append(replace(value, unlike=value.unlike or why.format(value.fqn)))
             return tuple(out)
         finally:
             self._busy.discard(key)
@@ -619,6 +673,10 @@ class LayerTyper:
                                       index < len(positional), depth)
             elif values:
                 env[arg.arg] = _unique(values)
+        if call is not None and args.kwarg is not None and all(k.arg is not None for k in call[0].keywords):
+            # the **kwargs parameter holds the keywords the call passes beyond the named ones
+            named = {a.arg for a, _ in params}
+            env["dict:" + args.kwarg.arg] = tuple(k.arg for k in call[0].keywords if k.arg not in named)
         self._walk(func.body, env, depth, record, hook)
         return env
 
@@ -641,6 +699,50 @@ class LayerTyper:
                 # the parameter is built into a layer, so what is passed for it is too: a
                 # parameter of the caller passed on is looked up in the caller's callers
                 out += self.values(passed, caller_env, depth + 1, called=True)
+        out = _unique(out)
+        self._param_cache[key] = out
+        return out
+
+    def calls_attr(self, cls: ast.ClassDef, attr: str) -> bool:
+        """Does the class's text call ``self.<attr>(...)`` (a cheap look at its lines, when the
+        file's lines are known; else assumed)?"""
+        if self.lines is None:
+            return True
+        key = ("text", id(cls))
+        text = self._kinds.get(key)
+        if text is None:
+            text = self._kinds[key] = "\n".join(self.lines[cls.lineno - 1:cls.end_lineno])
+        return f"self.{attr}(" in text
+
+    def passed_by_every_caller(self, param: "_Param") -> tuple:
+        """The layer every call in the file passes for a constructor (or function) parameter
+        that has no layer default (``feed_forward: Module``), when each passes one and all the
+        same class: what the parameter holds, as far as this file says (empty otherwise)."""
+        key = ("every", id(param.func), param.index, param.name)
+        if key in self._param_cache:
+            return self._param_cache[key]
+        self._param_cache[key] = ()
+        func, owner = param.func, param.owner
+        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        callers = self.callers(target) if target is not None and param.depth < MAX_DEPTH else []
+        out: tuple = ()
+        kinds = set()
+        for call, caller, caller_owner in callers:
+            passed = _passed(call, param.index, param.name, None, param.positional)
+            if passed is None or caller is func:
+                out = ()
+                break
+            caller_env = self.function_env(caller, caller_owner, param.depth + 1) if isinstance(
+                passed, (ast.Name, ast.Attribute)) else {}
+            values = tuple(v for v in self.values(passed, caller_env, param.depth + 1)
+                           if isinstance(v, Built) and not v.conditional)
+            if not values:
+                out = ()
+                break
+            out += values
+            kinds.add(frozenset(v.fqn for v in values))
+        if len(kinds) != 1:  # (a module and what its output is, ``adopter.output_of...``, count as one)
+            out = ()
         out = _unique(out)
         self._param_cache[key] = out
         return out
@@ -674,9 +776,17 @@ class LayerTyper:
                     self._record_sites(stmt.value, stmt, env, depth)
                 value = stmt.value
                 for target in targets:
+                    if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                        _add_key(env, target.value.id, target.slice)  # kwargs["depthwise"] = True
                     key = _key(target)
                     if key is None:
                         continue
+                    if isinstance(target, ast.Name):
+                        keys = _dict_keys(value, self.names)
+                        if keys is not None:
+                            env["dict:" + key] = keys  # dd = {"device": device, ...}: its keys
+                        else:
+                            env.pop("dict:" + key, None)
                     if isinstance(value, (ast.List, ast.Tuple)) and isinstance(target, ast.Name):
                         graph = SeqGraph()
                         for elt in value.elts:
@@ -689,6 +799,11 @@ class LayerTyper:
                     if self._resolver(value, key, env):
                         continue  # norm_layer = get_norm_layer(norm_layer): still the layer class
                     values = self.values(value, env, depth)
+                    if nested and not values:
+                        # on some way through the code the name holds what we cannot type
+                        env[UNKNOWN + key] = True
+                    elif not nested:
+                        env.pop(UNKNOWN + key, None)
                     if nested and key in env:
                         current = env[key]
                         if isinstance(current, _Param):
@@ -708,11 +823,19 @@ class LayerTyper:
                 if record:
                     self._record_sites(call, stmt, env, depth)
                 f = call.func
+                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and "dict:" + f.value.id in env:
+                    if f.attr == "setdefault" and call.args:
+                        _add_key(env, f.value.id, call.args[0])  # kwargs.setdefault("bias", False)
+                    elif f.attr not in ("pop", "get"):
+                        env.pop("dict:" + f.value.id, None)  # dd.update(...): keys we may not know
                 if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
                     graph = env.get("list:" + f.value.id)
                     if isinstance(graph, SeqGraph) and call.args:
                         if f.attr == "append":
                             self._member(graph, call.args[0], env, depth)
+                        elif f.attr in ("add_module", "register_module") and f.value.id == "self" and len(
+                                call.args) == 2:
+                            self._member(graph, call.args[1], env, depth)
                         elif f.attr == "extend" and isinstance(call.args[0], (ast.List, ast.Tuple)):
                             for elt in call.args[0].elts:
                                 self._member(graph, elt, env, depth)
@@ -782,13 +905,73 @@ class LayerTyper:
 
     # ------------------------------------------------------------------ Sequential sites
     def _record_sites(self, expr: ast.expr, stmt: ast.stmt, env: dict, depth: int) -> None:
-        for node in _sequential_calls(expr, self.names, env):
+        for node in _graph.walk(expr):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in env:
+                continue
+            fqn = self.names.resolve(func)
+            if fqn is None:
+                continue
+            unlike = ""
+            if fqn != SEQUENTIAL:
+                if fqn[:1] == "t" and fqn.startswith("torch.") or self.in_order_sequential(fqn) is None:
+                    continue
+                unlike = (f"`{fqn.rsplit('.', 1)[-1]}` is an nn.Sequential subclass with its own code: giving the "
+                          f"container another class would drop it")
             key = (node.lineno, node.col_offset)
             if key in self._site_keys:
                 continue
             self._site_keys.add(key)
-            args = node.args
-            self.sites.append(SequentialSite(node, stmt, self.sequence(args, env, depth)))
+            self.sites.append(SequentialSite(node, stmt, self.sequence(node.args, env, depth), unlike=unlike))
+
+    def record_chained_list(self, call: ast.Call, stmt: ast.stmt, env: dict, attr: str) -> None:
+        """``self.<attr> = nn.ModuleList([a, b, c])`` (or a list filled before) whose members the
+        forward applies in order (``for m in self.<attr>: x = m(x)``): a sequence, as an
+        nn.Sequential of them would be.  Reported, not fixed: the container is no Sequential."""
+        key = (call.lineno, call.col_offset)
+        if key in self._site_keys or len(call.args) != 1 or call.keywords:
+            return
+        arg = call.args[0]
+        if isinstance(arg, (ast.List, ast.Tuple)):
+            graph = self.sequence(arg.elts, env, 0)
+        elif isinstance(arg, ast.Name) and isinstance(env.get("list:" + arg.id), SeqGraph) \
+                and not env["list:" + arg.id].named:
+            graph = env["list:" + arg.id].copy()
+        else:
+            return
+        self._site_keys.add(key)
+        self.sites.append(SequentialSite(call, stmt, graph, unlike=(
+            f"the members of `{attr}` run in forward's loop over an nn.ModuleList; rewrite it by hand")))
+
+    def in_order_sequential(self, fqn: str, depth: int = 0) -> str | None:
+        """The name of the class ``fqn`` (of this file or of the package) when it is an
+        ``nn.Sequential`` subclass built like one and run like one: its ``__init__`` (if any)
+        hands its positional arguments to ``nn.Sequential``'s and adds no member itself, and its
+        ``forward`` (if any) applies each member in order to the running value
+        (:func:`runs_in_order`).  Calling it with layers then runs those layers in sequence.
+        None for any other class."""
+        key = ("sequential", fqn)
+        if key in self._kinds:
+            return self._kinds[key]
+        self._kinds[key] = None
+        found = None
+        cls = self.names.classes.get(fqn)
+        if cls is not None:
+            for base in cls.bases:
+                base_fqn = self.names.resolve(base)
+                if base_fqn == SEQUENTIAL or (base_fqn in self.names.classes and depth < MAX_DEPTH
+                                              and self.in_order_sequential(base_fqn, depth + 1)):
+                    if _forwards_to_sequential(cls) and runs_in_order(cls):
+                        found = cls.name
+                    break
+        elif self.package is not None and depth < MAX_DEPTH and self.package.owns(fqn):
+            other = self.package.find(fqn)
+            if other is not None and other[1] in other[0].names.classes:
+                found = other[0].in_order_sequential(other[1], depth + 1)
+        self._kinds[key] = found
+        return found
 
     def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict, base: ast.expr | None = None) -> None:
         """``super().__init__(a, b)`` in a class derived from nn.Sequential (named by ``base``
@@ -796,7 +979,11 @@ class LayerTyper:
         key = (call.lineno, call.col_offset)
         if key not in self._site_keys:
             self._site_keys.add(key)
-            self.sites.append(SequentialSite(call, stmt, self.sequence(call.args, env, 0), base))
+            site = SequentialSite(call, stmt, self.sequence(call.args, env, 0), base)
+            self.sites.append(site)
+            # members the rest of __init__ adds (``self.add_module(name, layer)``, ``self.append``)
+            # come after these, in the order the code adds them
+            env["list:self"] = site.graph
 
 
 @dataclass
@@ -862,6 +1049,59 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
             return False
         bias = other
     return _is_own(strip_casts(bias), "bias")
+
+
+# Layers whose computation a subclass's forward may start with, and the function computing it
+# on the layer's own parameters: (function, index of the weight argument, of the bias argument).
+FIRST_STEPS = {"torch.nn.BatchNorm2d": ("torch.nn.functional.batch_norm", 3, 4)}
+# Reads of a tensor that do not compute on its values.
+_METADATA = frozenset({"shape", "ndim", "dtype", "device", "dim", "size", "is_cuda"})
+
+
+def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
+    """Does ``forward`` put its input first through the base layer's computation on the layer's
+    own parameters (``super().forward(x)``, or ``F.batch_norm(x, ..., self.weight, self.bias,
+    ...)`` for a BatchNorm2d, timm's BatchNormAct2d), and read the input nowhere else (its shape
+    and dtype aside)?  Its output is then the base layer's output taken further (an activation):
+    whatever runs before it runs into that layer."""
+    params = [a.arg for a in forward.args.posonlyargs + forward.args.args]
+    if len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs:
+        return False
+    x = params[1]
+    step = FIRST_STEPS.get(layer)
+    found = None
+    for node in ast.walk(forward):
+        if not isinstance(node, ast.Call) or not node.args or not _is_name(strip_casts(node.args[0]), x):
+            continue
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr == "forward" and isinstance(func.value, ast.Call)
+                and _is_name(func.value.func, "super") and len(node.args) == 1 and not node.keywords):
+            pass
+        elif step is not None and names.resolve(func) == step[0]:
+            operands = dict(enumerate(node.args))
+            keywords = {k.arg: k.value for k in node.keywords}
+            weight = operands.get(step[1], keywords.get("weight"))
+            bias = operands.get(step[2], keywords.get("bias"))
+            if not (weight is not None and _is_own(weight, "weight") and bias is not None and _is_own(bias, "bias")):
+                continue
+        else:
+            continue
+        if found is not None:
+            return False
+        found = node
+    if found is None:
+        return False
+    first = strip_casts(found.args[0])
+    for stmt in forward.body:  # before the step, and in it, the input is read for its shape only
+        metadata = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+        if any(_is_name(n, x) and isinstance(n.ctx, ast.Load) and n is not first and id(n) not in metadata
+               for n in ast.walk(stmt)):
+            return False
+        if any(n is found for n in ast.walk(stmt)):
+            # ``x = step(x)``: later reads are of its output (else the input must not be read again)
+            return (isinstance(stmt, ast.Assign) and stmt.value is found and len(stmt.targets) == 1
+                    and _is_name(stmt.targets[0], x))
+    return False
 
 
 def _lambda_params(expr: ast.Lambda) -> list:
@@ -973,12 +1213,156 @@ def _is_own(expr: ast.expr, attr: str) -> bool:
             and expr.value.id == "self")
 
 
-def _sequential_calls(expr: ast.expr, names: ModuleNames, env: dict):
-    for node in _graph.walk(expr):
-        if isinstance(node, ast.Call):
+# Methods whose definition replaces how a module runs its members (model.OWN_CALL besides forward).
+_OWN_CALLS = ("__call__", "_call_impl")
+# Calls on ``self`` in ``__init__`` that add a member to a Sequential.
+_ADDS_MEMBER = frozenset({"add_module", "register_module", "append", "extend", "insert"})
+
+
+def _methods(cls: ast.ClassDef) -> dict:
+    return {item.name: item for item in cls.body if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _super_init(stmt: ast.stmt) -> ast.Call | None:
+    """The call of ``super().__init__(...)`` (also ``super(Cls, self).__init__``) a statement makes."""
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "__init__"
+            and isinstance(call.func.value, ast.Call) and isinstance(call.func.value.func, ast.Name)
+            and call.func.value.func.id == "super"):
+        return call
+    return None
+
+
+def _forwards_to_sequential(cls: ast.ClassDef) -> bool:
+    """Does the class's ``__init__`` (if it defines one) hand its ``*args`` unchanged to
+    ``super().__init__`` and add no member of its own (no ``self.x = ...``, ``add_module``,
+    ``append``, ``setattr(self, ...)``)?"""
+    init = _methods(cls).get("__init__")
+    if init is None:
+        return True
+    vararg = init.args.vararg
+    if vararg is None:
+        return False
+    handed = False
+    for stmt in init.body:
+        call = _super_init(stmt)
+        if call is not None:
+            if (len(call.args) != 1 or call.keywords or not isinstance(call.args[0], ast.Starred)
+                    or not _is_name(call.args[0].value, vararg.arg)):
+                return False
+            handed = True
+    if not handed:
+        return False
+    for node in ast.walk(init):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Attribute) and _is_name(t.value, "self") for t in targets):
+                return False
+        elif isinstance(node, ast.Call):
             func = node.func
-            if not (isinstance(func, ast.Name) and func.id in env) and names.resolve(func) == SEQUENTIAL:
-                yield node
+            if isinstance(func, ast.Attribute) and _is_name(func.value, "self") and func.attr in _ADDS_MEMBER:
+                return False
+            if _is_name(func, "setattr") and node.args and _is_name(node.args[0], "self"):
+                return False
+        elif isinstance(node, ast.Name) and node.id == vararg.arg and isinstance(node.ctx, ast.Store):
+            return False
+    return True
+
+
+def runs_in_order(cls: ast.ClassDef) -> bool:
+    """Does calling an instance of this ``nn.Sequential`` subclass apply each member, in order,
+    to the running value?  True when it defines no ``forward`` (nn.Sequential's), or when its
+    ``forward`` is one loop over ``self`` whose body only replaces a value by the member's output
+    on it (``for m in self: x = m(x)``; dtype casts around the member's input or output, also in
+    the two branches of an ``if``), ``self`` read nowhere else, or calls nn.Sequential's own
+    (``super().forward(x)``) once.  Statements before or after the
+    loop choose what goes in and what comes out of the chain, not what runs inside it."""
+    methods = _methods(cls)
+    if any(name in methods for name in _OWN_CALLS):
+        return False
+    forward = methods.get("forward")
+    if forward is None:
+        return True
+    supers = [node for node in ast.walk(forward) if isinstance(node, ast.Call) and _is_name(node.func, "super")]
+    if supers:
+        # nn.Sequential's own forward on one value (``super().forward(x) * 0.5``), self read nowhere
+        calls = [node for node in ast.walk(forward) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                 and node.func.attr == "forward" and node.func.value in supers]
+        return (len(supers) == len(calls) == 1 and len(calls[0].args) == 1 and not calls[0].keywords
+                and not any(isinstance(node, ast.Name) and node.id == "self" for node in ast.walk(forward)))
+    loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(s.iter)]
+    if len(loops) != 1:
+        return False
+    loop = loops[0]
+    selfs = sum(1 for node in ast.walk(forward) if isinstance(node, ast.Name) and node.id == "self")
+    if selfs != sum(1 for node in ast.walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self"):
+        return False
+    return chain_loop(loop)
+
+
+def chain_loop(loop: ast.stmt) -> bool:
+    """Is ``loop`` ``for m in <members>: x = m(x)``: its body only replaces one value by the
+    member's output on it (dtype casts around the member's input or output allowed, also in
+    both branches of an ``if``), so the members run one after the other on the running value?"""
+    if not (isinstance(loop, ast.For) and isinstance(loop.target, ast.Name)) or loop.orelse:
+        return False
+    member = loop.target.id
+    values: set = set()
+
+    def step(body) -> bool:
+        body = [s for s in body if not isinstance(s, ast.Pass)]
+        if len(body) != 1:
+            return False
+        stmt = body[0]
+        if isinstance(stmt, ast.If):
+            return bool(stmt.orelse) and step(stmt.body) and step(stmt.orelse)
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            return False
+        value = strip_casts(stmt.value)
+        if not (isinstance(value, ast.Call) and _is_name(value.func, member) and len(value.args) == 1
+                and not value.keywords and _is_name(strip_casts(value.args[0]), stmt.targets[0].id)):
+            return False
+        values.add(stmt.targets[0].id)
+        return True
+
+    return step(loop.body) and len(values) == 1 and member not in values
+
+
+def _iterates_self(expr: ast.expr) -> bool:
+    """``self``, ``self.children()``, ``self._modules.values()``: the members in order."""
+    if _is_name(expr, "self"):
+        return True
+    if isinstance(expr, ast.Call) and not expr.args and not expr.keywords and isinstance(expr.func, ast.Attribute):
+        owner = expr.func.value
+        if expr.func.attr == "children" and _is_name(owner, "self"):
+            return True
+        return expr.func.attr == "values" and isinstance(owner, ast.Attribute) and owner.attr == "_modules" \
+            and _is_name(owner.value, "self")
+    return False
+
+
+def _add_key(env: dict, name: str, key: ast.expr) -> None:
+    """A key put into the dict ``name`` holds: known if a string literal, else the keys are not."""
+    keys = env.get("dict:" + name)
+    if keys is None:
+        return
+    if isinstance(key, ast.Constant) and isinstance(key.value, str):
+        if key.value not in keys:
+            env["dict:" + name] = keys + (key.value,)
+    else:
+        del env["dict:" + name]
+
+
+def _dict_keys(value: ast.expr, names: ModuleNames) -> tuple | None:
+    """The keys of a dict built here with string keys only (``{"device": d}``, ``dict(device=d)``)."""
+    if isinstance(value, ast.Dict):
+        if all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in value.keys):
+            return tuple(k.value for k in value.keys)
+        return None
+    if (isinstance(value, ast.Call) and _is_name(value.func, "dict") and "dict" not in names.imports
+            and not value.args and all(k.arg is not None for k in value.keywords)):
+        return tuple(k.arg for k in value.keywords)
+    return None
 
 
 def _ordered_dict_values(call: ast.Call):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
 from .graph import Flow, FlowBuilder, Node, Ref, walk
-from .layers import OUTPUT_OF, Built, LayerTyper, SequentialSite, mark_lm_heads
+from .layers import OUTPUT_OF, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, runs_in_order
 from .names import ModuleNames, collect_names, names_match
 from .siblings import Package
 
@@ -299,6 +299,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
     typer = LayerTyper(names, tree, module.mention, Package(package, path) if package and path else None)
+    typer.lines = module.lines
     for info in infos.values():
         bind_class(info, infos, names, typer)
     # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
@@ -325,15 +326,47 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if reachable is not None:
         for owner, structure in module.classes.items():
             structure.roots = [r for r in structure.roots if (owner, r) in reachable]
-    if text is None or "Sequential" in text:
-        sequential = sequential_structure(module, typer, infos, tree)
+    words = _sequential_words(module, typer, text)
+    chained = {name: found for name, info in infos.items() if (text is None or "ModuleList" in text)
+               for found in [_chained_lists(info)] if found}
+    if (text is None or "Sequential" in text or chained
+            or len(words) > len(module.call_names("torch.nn.Sequential"))):
+        sequential = sequential_structure(module, typer, infos, tree, words, chained)
         if sequential.roots:
             module.classes[SEQUENTIAL_OWNER] = sequential
     return module
 
 
+# A call's first argument that builds a layer (``nn.Conv2d(``) or spreads a list (``*layers``).
+_LAYER_ARGUMENT = re.compile(r"\s*(?:\*|[\w.]+\()")
+
+
+def _sequential_words(module: ModuleStructure, typer: LayerTyper, text: str | None) -> frozenset[str]:
+    """The names this file calls to build an ``nn.Sequential``: nn.Sequential's own, and the
+    same-file or package classes that are built and run like one (``LayerTyper.
+    in_order_sequential``).  A class of another module of the package is only read when the file
+    calls it with a layer (or ``*layers``) as its first argument."""
+    words = module.call_names("torch.nn.Sequential")
+    names = module.names
+    extra = {name for name, cls in names.classes.items() if cls.bases and typer.in_order_sequential(name)}
+    if text is not None and typer.package is not None:
+        for local, fqn in names.imports.items():
+            if not local[:1].isupper() or local in words or not typer.package.owns(fqn):
+                continue
+            at = text.find(local + "(")
+            while at >= 0:  # (str.find per name: one regex alternation over the text costs 10x more)
+                if (at == 0 or not (text[at - 1].isalnum() or text[at - 1] in "_.")) and _LAYER_ARGUMENT.match(
+                        text, at + len(local) + 1):
+                    if typer.in_order_sequential(fqn):
+                        extra.add(local)
+                    break
+                at = text.find(local + "(", at + 1)
+    return words | extra if extra else words
+
+
 def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict[str, ClassInfo],
-                         tree: ast.Module) -> ClassStructure:
+                         tree: ast.Module, words: frozenset[str] | None = None,
+                         chained: dict | None = None) -> ClassStructure:
     """Every ``nn.Sequential`` the file builds, each as a flow of its own (``SEQUENTIAL_OWNER``).
 
     Calling a Sequential runs its members one after the other, whatever calls it and wherever
@@ -343,14 +376,26 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
     These layers run inside their container: forward cannot be edited to fuse them, so the
     findings are reported but not fixable (:attr:`adopter.match.Match.in_container`).
     """
-    words = module.call_names("torch.nn.Sequential")
+    if words is None:
+        words = module.call_names("torch.nn.Sequential")
     for owner, func in _all_functions(tree):
         info = infos.get(owner) if owner is not None else None
-        builds_itself = info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases
-        if not builds_itself and not words & module.mention(func):
+        # (a subclass whose forward does not run its members in order builds no sequence)
+        builds_itself = (info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases
+                         and runs_in_order(info.node))
+        chained_here = (chained or {}).get(owner) if func.name == "__init__" else None
+        if not builds_itself and not chained_here and not words & module.mention(func):
             continue  # builds no Sequential (a factory it calls is walked on its own)
         hook = None
-        if builds_itself:
+        if chained_here:
+            def hook(stmt, env, _typer=typer, _chained=chained_here, _names=module.names):
+                value = stmt.value
+                if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(value, ast.Call)
+                        and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)
+                        and stmt.targets[0].value.id == "self" and stmt.targets[0].attr in _chained
+                        and _names.resolve(value.func) == MODULE_LIST):
+                    _typer.record_chained_list(value, stmt, env, stmt.targets[0].attr)
+        elif builds_itself:
             base = next((b for b in info.node.bases if module.names.resolve(b) == "torch.nn.Sequential"), None)
 
             def hook(stmt, env, _typer=typer, _base=base):
@@ -383,6 +428,25 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         structure._flows[name] = flow
         structure._words[name] = frozenset({name})
     return structure
+
+
+MODULE_LIST = "torch.nn.ModuleList"
+
+
+def _chained_lists(info: ClassInfo) -> frozenset[str]:
+    """The attributes whose members ``forward`` applies in order (``for m in self.blocks: x =
+    m(x)``, layers.chain_loop), when ``__init__`` binds them to an ``nn.ModuleList``."""
+    forward = info.methods.get("forward")
+    if forward is None:
+        return frozenset()
+    found = set()
+    for stmt in forward.body:
+        if (isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Attribute) and isinstance(stmt.iter.value, ast.Name)
+                and stmt.iter.value.id == "self" and chain_loop(stmt)):
+            ctors = info.bindings.get(stmt.iter.attr, ())
+            if ctors and all(c.fqn == MODULE_LIST for c in ctors):
+                found.add(stmt.iter.attr)
+    return frozenset(found)
 
 
 def _class_env(typer: LayerTyper, info: ClassInfo, owner: str) -> dict:
@@ -474,7 +538,7 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
     for index, (built, expr) in enumerate(graph.members):
         attr = f"{name}[{index}]"
         ctors = [Ctor(attr, b.fqn, b.args, b.kwargs, b.table, stmt, span(expr), qualname, via=b.via,
-                      unlike=b.unlike, container=container)
+                      unlike=b.unlike or site.unlike, container=container)
                  for b in built if isinstance(b, Built)]
         if outputs:
             ctors += _output_ctors(ctors, outputs)
@@ -490,9 +554,12 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
             copies.append(copy.id)
         value_out = Ref(f"{name}:out{index}", "x")
         layer = f"self.{attr}"
+        # a member chosen at run time (ACT2FN[config.act], get_activation(name)) may compute each
+        # activation it can be, as the same layer bound to an attribute may (graph._canonical)
+        maybe = TABLE.layer_ops(ctors)[1] if any(c.table for c in ctors) else frozenset()
         node = new(kind="layer", op=layer, layer=layer, types=frozenset(c.fqn for c in info.bindings[attr]),
                    args=(value_in,), outs=(value_out,), uses=frozenset({value_in.key, layer}),
-                   defs=frozenset({value_out.key}), span=span(expr), stmt=None)
+                   defs=frozenset({value_out.key}), span=span(expr), stmt=None, maybe=maybe)
         for copy in copies:
             out[copy].append((node.id, None))
         ids[index] = node.id
