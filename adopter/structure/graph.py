@@ -1356,6 +1356,13 @@ class FlowBuilder:
             alias = self._callable_alias(value_expr)
             if alias is not None:
                 ctx.fqn_alias[targets[0].id] = alias
+        elif len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, (ast.Attribute, ast.Name)) \
+                and getattr(value_expr, "id", None) not in ctx.params:
+            # ce = F.cross_entropy: a local name for a torch function of the table, called
+            # later through the name (a shorthand, the same call)
+            fqn = self.names.resolve(value_expr)
+            if fqn is not None and TABLE.function(fqn) is not None:
+                ctx.fqn_alias[targets[0].id] = fqn
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             name = targets[0].id
             if isinstance(value_expr, ast.Call) and TABLE.module(self.names.resolve(value_expr.func)) is not None:
