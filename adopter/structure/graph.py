@@ -99,6 +99,9 @@ class Node:
     canon: str = ""
     maybe: frozenset = frozenset()
     view: object = None
+    # ``klass(...)`` where ``klass = Lion if use_lion else Adam``: (fqn, span of the
+    # alternative's expression) for each class or function the name may hold
+    choices: tuple = ()
 
     @property
     def line(self) -> int:
@@ -150,6 +153,9 @@ class _Ctx:
     # local names bound to one canonical function in every alternative (``softmax =
     # torch.softmax if not self.stable else stable_softmax``, a same-file softmax): its fqn
     fqn_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to one of several imported callables (``optim_klass = Lion if use_lion
+    # else Adam``): ((fqn, span of the alternative), ...), see Node.choices
+    choice_alias: dict[str, tuple] = field(default_factory=dict)
     local_funcs: dict = field(default_factory=dict)  # functions defined in the body (closures)
     stack: tuple = ()
     ret: Ref | None = None
@@ -503,6 +509,21 @@ class FlowBuilder:
             return None
         return fqns[0] if fqns else ops.pop()
 
+    def _choices(self, value_expr: ast.IfExp) -> tuple:
+        """((fqn, span), ...) when every alternative of a conditional expression names an
+        imported callable (``Lion if use_lion else Adam``) and they are not all one; () otherwise."""
+        found, stack = [], [value_expr]
+        while stack:
+            expr = stack.pop()
+            if isinstance(expr, ast.IfExp):
+                stack += [expr.orelse, expr.body]
+                continue
+            fqn = self.names.resolve(expr) if isinstance(expr, (ast.Name, ast.Attribute)) else None
+            if fqn is None:
+                return ()
+            found.append((fqn, span(expr)))
+        return tuple(found) if len({f for f, _ in found}) > 1 else ()
+
     def _helper_of(self, func: ast.expr, ctx: _Ctx):
         """The same-class method or same-file function a callee names, if any."""
         if (
@@ -678,7 +699,9 @@ class FlowBuilder:
         else:
             uses |= self._uses_of(func, ctx)
             name = func.id if isinstance(func, ast.Name) else self._text(func)
-            node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses), **common)
+            choices = ctx.choice_alias.get(name, ()) if isinstance(func, ast.Name) else ()
+            node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses),
+                                       choices=choices, **common)
         return out, frontier
 
     def _table_lookup(self, func: ast.Subscript) -> tuple[str, frozenset] | None:
@@ -932,6 +955,7 @@ class FlowBuilder:
         for name in names:
             ctx.exprs.pop(name, None)
             ctx.fqn_alias.pop(name, None)
+            ctx.choice_alias.pop(name, None)
         if len(targets) != 1:
             return
         target = targets[0]
@@ -1425,6 +1449,10 @@ class FlowBuilder:
             alias = self._callable_alias(value_expr)
             if alias is not None:
                 ctx.fqn_alias[targets[0].id] = alias
+            else:
+                choices = self._choices(value_expr)
+                if choices:
+                    ctx.choice_alias[targets[0].id] = choices
         elif len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, (ast.Attribute, ast.Name)) \
                 and getattr(value_expr, "id", None) not in ctx.params:
             # ce = F.cross_entropy: a local name for a torch function of the table, called
