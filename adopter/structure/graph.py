@@ -364,7 +364,12 @@ class FlowBuilder:
             _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
                                     uses=_keys((value,)), defs=_keys((target,)), span=span(expr))
             return target, frontier
-        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) and canonical.selects_rows(expr):
+        rows = "canon.rows" if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+            and canonical.selects_rows(expr) else None
+        if rows is None and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+                and canonical.slices_two_leading(expr):
+            rows = "canon.lead2"
+        if rows is not None:
             # logits[..., :-1, :]: the rows of a value (its last axis whole), a step of its own
             frontier = self._inner_calls(expr.slice, frontier, ctx)
             receiver, frontier = self._value(expr.value, frontier, ctx)
@@ -372,7 +377,7 @@ class FlowBuilder:
             uses = _keys((receiver,)) | self._uses_of(expr.slice, ctx)
             _, frontier = self._new(
                 ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,), uses=uses,
-                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon="canon.rows",
+                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows,
                 view=View((receiver,), (), (span(expr.value),), ()),
             )
             return out, frontier
