@@ -1151,8 +1151,10 @@ def _tied_heads(infos: dict, names: ModuleNames) -> dict:
             if name in found or forward is None or not info.is_module or forward.args.vararg:
                 continue
             params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
+            if len(params) < 2:
+                continue
             value = _final_value(forward)
-            if value is None or len(params) < 2:
+            if value is None:
                 continue
             while isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):  # + bias
                 value = value.left if _weight_of(value.right, params, names) is None else value.right
@@ -1164,7 +1166,7 @@ def _tied_heads(infos: dict, names: ModuleNames) -> dict:
                     passed = value.args[found[inner[0]]]
                     if isinstance(passed, ast.Name) and passed.id in params[1:]:
                         index = params.index(passed.id)
-            if index is not None and index > 0:
+            if index is not None and index > 0 and _count_returns(forward.body) == 1:
                 found[name] = index
                 changed = True
         if not changed:
@@ -1205,11 +1207,11 @@ def _weight_of(expr: ast.expr, params: list, names: ModuleNames) -> int | None:
 
 
 def _final_value(forward) -> ast.expr | None:
-    """What ``forward`` returns on its only way out: the last statement's ``return <expr>``,
-    through a last assignment of the returned name (``h = <expr>; return h``)."""
+    """What ``forward``'s last statement returns (``return <expr>``), through a last
+    assignment of the returned name (``h = <expr>; return h``); whether it is the only way
+    out is for the caller to ask (``_count_returns``), once the value is worth it."""
     body = forward.body
-    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None \
-            or _count_returns(body) != 1:
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return None
     value = body[-1].value
     if isinstance(value, ast.Name):
