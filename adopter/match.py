@@ -614,7 +614,8 @@ class Matcher:
         if node.kind == "call":
             # a callee chosen at run time (``Lion if use_lion else Adam``) may be this one: the
             # fix must then apply to that choice only (synth/plan.py guards it)
-            return names_match(op, node.op) or any(names_match(op, fqn) for fqn, _ in node.choices)
+            return names_match(op, node.op) or (
+                bool(node.choices) and any(names_match(op, fqn) for fqn, _ in node.choices))
         if node.kind == "layer":
             return any(names_match(op, t) for t in node.types)
         return False
