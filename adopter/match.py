@@ -277,8 +277,9 @@ class Matcher:
                  alternative: int = 0, live_intermediates: bool = False, spellings: str = "canonical",
                  anchor: str | None = None, direct_layers: bool = False, same_source: bool = False,
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
-                 helper_computes: tuple[tuple[str, str], ...] = ()):
+                 helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False):
         self.rule_id = rule_id
+        self.predicts_input = predicts_input
         self.same_function = same_function
         self.helper_computes = dict(helper_computes)
         self.variant = variant
@@ -628,7 +629,10 @@ class Matcher:
         if op in _OPERATORS:
             return node.kind == "op" and node.op == op
         if node.kind == "call":
-            return names_match(op, node.op)
+            # a callee chosen at run time (``Lion if use_lion else Adam``) may be this one: the
+            # fix must then apply to that choice only (synth/plan.py guards it)
+            return names_match(op, node.op) or (
+                bool(node.choices) and any(names_match(op, fqn) for fqn, _ in node.choices))
         if node.kind == "layer":
             return any(names_match(op, t) for t in node.types)
         return False
@@ -895,6 +899,8 @@ class Matcher:
             return None
         if self.helper_computes and not self._helpers_compute(flow, state):
             return None
+        if self.predicts_input and not self._predicts_input(flow, state):
+            return None
         if not self._same_on_every_path(flow, state):
             return None
         ctors = self._match_init(cls, state)
@@ -995,6 +1001,65 @@ class Matcher:
             if shared and any(flow.nodes[pos].defs & shared for pos in _between(flow, a.id, b.id)):
                 return False
         return True
+
+    # What a loss target may go through and still be the ids it selects from: the receiver
+    # (first argument) of these methods is the value they select, fill or copy.
+    _SELECTIONS = frozenset({"masked_fill", "masked_fill_", "clone", "detach", "contiguous", "long", "view",
+                             "reshape", "flatten", "to", "__getitem__"})
+
+    def _predicts_input(self, flow: Flow, state: _State) -> bool:
+        """Is the loss target ``$t`` a selection of a forward argument that the head's input
+        ``$h`` is computed from (``labels = seq.masked_fill(~mask, pad)`` beside
+        ``h = self.transformer(seq.clone()...)``; ``text[:, 1:]`` beside ``text[:, :-1]``)?
+        Then the model predicts its own input ids: the classes are the tokens.  A target given
+        as its own argument (``labels`` of a token classifier) is no selection of the input."""
+        h, t = state.env.get("h"), state.env.get("t")
+        if not (isinstance(h, Ref) and isinstance(t, Ref)):
+            return False
+        nodes = flow.nodes
+        loss = max(n.id for n in state.matched)
+        head = min(n.id for n in state.matched)
+
+        def definers(key: str, before: int) -> list:
+            return [n for n in nodes[:before] if key in n.defs]
+
+        sources: set = set()
+        stack, budget = [(t.key, loss)], 50
+        while stack:
+            key, before = stack.pop()
+            budget -= 1
+            if budget < 0:
+                return False
+            found = definers(key, before)
+            if not found:
+                if "@" in key or key.startswith(("%", "self")) or "|" in key:
+                    return False
+                sources.add(key)  # an argument of the root (nothing before defines it)
+                continue
+            for node in found:
+                if node.kind == "method" and node.op in self._SELECTIONS and node.args \
+                        and isinstance(node.args[0], Ref):
+                    stack.append((node.args[0].key, node.id))
+                elif node.kind in ("copy", "other") and len(node.uses) == 1:
+                    stack.append((next(iter(node.uses)), node.id))
+                else:
+                    return False
+        if not sources:
+            return False
+        seen, stack, budget = {h.key}, [(h.key, head)], 400
+        while stack:
+            key, before = stack.pop()
+            if key in sources:
+                return True
+            for node in definers(key, before):
+                budget -= 1
+                if budget < 0:
+                    return False
+                for used in node.uses:
+                    if used not in seen:
+                        seen.add(used)
+                        stack.append((used, node.id))
+        return False
 
     def _role(self, index: int) -> str:
         outs = [o.name for o in self.forward.nodes[index].outs if isinstance(o, Var)]

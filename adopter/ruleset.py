@@ -163,6 +163,14 @@ class Rule:
     # ``[forward.function_form]``: how the fix reads an activation that is a function called in
     # place rather than a layer (FunctionForm).
     function_form: FunctionForm | None = None
+    # ``[forward] predicts_input = [false, true, ...]`` (one per source alternative): the loss
+    # target ``$t`` is a selection (slice, masked fill, copy) of a forward argument that the
+    # head's input ``$h`` is computed from -- the model predicts its own input tokens, so the
+    # classes are the tokens (see match.Matcher._predicts_input).
+    predicts_input: tuple = ()
+
+    def predicts_input_of(self, alternative: int) -> bool:
+        return bool(self.predicts_input) and self.predicts_input[alternative]
 
     def same_function_of(self, alternative: int) -> bool | str:
         if isinstance(self.same_function, tuple):
@@ -816,6 +824,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
                                      len(forwards)),
         function_form=_function_form(reader, need(forward, "function_form", dict, "forward", {}), kernel,
                                      forward_targets),
+        predicts_input=_predicts_input(reader, need(forward, "predicts_input", list, "forward", []), len(forwards)),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule
@@ -838,6 +847,12 @@ def _same_function(reader, value, alternatives: int) -> bool | tuple:
     if len(value) != alternatives or not all(v in (True, False, "helper") for v in value):
         raise reader.fail("forward.same_function",
                           f'must be true, false, or a list of {alternatives} of them and "helper" (one per source pattern)')
+    return tuple(value)
+
+
+def _predicts_input(reader, value: list, alternatives: int) -> tuple:
+    if value and (len(value) != alternatives or not all(isinstance(v, bool) for v in value)):
+        raise reader.fail("forward.predicts_input", f"must be a list of {alternatives} booleans (one per source pattern)")
     return tuple(value)
 
 

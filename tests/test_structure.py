@@ -537,3 +537,44 @@ def test_a_value_read_through_a_subscript_or_attribute_stays_alive():
     ''')
     assert analyze(source, "m.py", [rule]).findings == []
     assert analyze(source.replace("h[0]", "res[0]"), "m.py", [rule]).findings != []
+
+
+PARTIAL_MAP = """
+from functools import partial
+
+
+def scale_shift(scale, t):
+    return t * scale + t
+
+
+class Block(nn.Module):
+    def forward(self, q, k, s):
+{body}
+        return q, k
+"""
+
+
+def _partial_map_nodes(body):
+    nodes = dl_nodes(PARTIAL_MAP.format(body=textwrap.indent(textwrap.dedent(body), " " * 8)), "Block")
+    return [(n.op, tuple(getattr(a, "text", None) for a in n.args)) for n in nodes if n.kind == "op"]
+
+
+def test_a_helper_applied_through_partial_and_map_binds_each_tensor_to_its_own_parameter():
+    # t * scale: the tensor is the helper's second parameter, the partial's argument its first
+    want = [("*", ("q", "s")), ("+", ("", "q")), ("*", ("k", "s")), ("+", ("", "k"))]
+    forms = [
+        "fn = partial(scale_shift, s)\nq, k = map(fn, (q, k))",
+        "q, k = map(partial(scale_shift, s), (q, k))",
+        "q, k = map(lambda t: scale_shift(s, t), (q, k))",
+        "fn = partial(scale_shift, s)\nq = fn(q)\nk = fn(k)",
+    ]
+    for body in forms:
+        assert _partial_map_nodes(body) == want, body
+
+
+def test_map_with_a_builtin_shadowed_or_elements_reading_a_rebound_name_is_not_unrolled():
+    # q = f(k) first would change what the second element reads: the lambda's body is read
+    # once, on its own parameter, as before
+    once = [("*", ("t", "s")), ("+", ("", "t"))]
+    assert _partial_map_nodes("q, k = map(lambda t: scale_shift(s, t), (k, q))") == once
+    assert _partial_map_nodes("map = print\nq, k = map(lambda t: scale_shift(s, t), (q, k))") == once

@@ -597,3 +597,15 @@ def selects_rows(expr: ast.Subscript) -> bool:
         if elt.lower is not None or elt.upper is not None or elt.step is not None:
             real = True
     return real
+
+
+def slices_two_leading(expr: ast.Subscript) -> bool:
+    """Is ``expr`` ``x[:, 1:]`` (or ``x[1:]``): slices of the first one or two axes only, some
+    a real slice (no ellipsis, integer index or ``None``)?  Of a 3-D value (batch, positions,
+    classes) that keeps the last axis whole, as ``canon.rows`` does; a pattern uses it only
+    where the rank is 3 (``canon.lead2``)."""
+    index = expr.slice
+    elts = index.elts if isinstance(index, ast.Tuple) else [index]
+    if not 1 <= len(elts) <= 2 or not all(isinstance(e, ast.Slice) for e in elts):
+        return False
+    return any(e.lower is not None or e.upper is not None or e.step is not None for e in elts)

@@ -21,6 +21,7 @@ when passed as a callable argument (``apply_chunking_to_forward(self.ff_chunk, .
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from dataclasses import dataclass, field, replace
 from typing import Union
@@ -98,6 +99,9 @@ class Node:
     canon: str = ""
     maybe: frozenset = frozenset()
     view: object = None
+    # ``klass(...)`` where ``klass = Lion if use_lion else Adam``: (fqn, span of the
+    # alternative's expression) for each class or function the name may hold
+    choices: tuple = ()
 
     @property
     def line(self) -> int:
@@ -149,6 +153,9 @@ class _Ctx:
     # local names bound to one canonical function in every alternative (``softmax =
     # torch.softmax if not self.stable else stable_softmax``, a same-file softmax): its fqn
     fqn_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to one of several imported callables (``optim_klass = Lion if use_lion
+    # else Adam``): ((fqn, span of the alternative), ...), see Node.choices
+    choice_alias: dict[str, tuple] = field(default_factory=dict)
     local_funcs: dict = field(default_factory=dict)  # functions defined in the body (closures)
     stack: tuple = ()
     ret: Ref | None = None
@@ -357,7 +364,12 @@ class FlowBuilder:
             _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
                                     uses=_keys((value,)), defs=_keys((target,)), span=span(expr))
             return target, frontier
-        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) and canonical.selects_rows(expr):
+        rows = "canon.rows" if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+            and canonical.selects_rows(expr) else None
+        if rows is None and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+                and canonical.slices_two_leading(expr):
+            rows = "canon.lead2"
+        if rows is not None:
             # logits[..., :-1, :]: the rows of a value (its last axis whole), a step of its own
             frontier = self._inner_calls(expr.slice, frontier, ctx)
             receiver, frontier = self._value(expr.value, frontier, ctx)
@@ -365,7 +377,7 @@ class FlowBuilder:
             uses = _keys((receiver,)) | self._uses_of(expr.slice, ctx)
             _, frontier = self._new(
                 ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,), uses=uses,
-                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon="canon.rows",
+                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows,
                 view=View((receiver,), (), (span(expr.value),), ()),
             )
             return out, frontier
@@ -502,6 +514,21 @@ class FlowBuilder:
             return None
         return fqns[0] if fqns else ops.pop()
 
+    def _choices(self, value_expr: ast.IfExp) -> tuple:
+        """((fqn, span), ...) when every alternative of a conditional expression names an
+        imported callable (``Lion if use_lion else Adam``) and they are not all one; () otherwise."""
+        found, stack = [], [value_expr]
+        while stack:
+            expr = stack.pop()
+            if isinstance(expr, ast.IfExp):
+                stack += [expr.orelse, expr.body]
+                continue
+            fqn = self.names.resolve(expr) if isinstance(expr, (ast.Name, ast.Attribute)) else None
+            if fqn is None:
+                return ()
+            found.append((fqn, span(expr)))
+        return tuple(found) if len({f for f, _ in found}) > 1 else ()
+
     def _helper_of(self, func: ast.expr, ctx: _Ctx):
         """The same-class method or same-file function a callee names, if any."""
         if (
@@ -523,6 +550,11 @@ class FlowBuilder:
 
     def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         func = call.func
+        if isinstance(func, ast.Call) or (isinstance(func, ast.Name) and func.id in ctx.exprs):
+            bound = self._partial_call(call, ctx)
+            if bound is not None:  # apply = partial(helper, freqs); apply(q): helper(freqs, q)
+                call = bound
+                func = call.func
         # Receiver of a method call is evaluated first (x.view(...), self.foo(x).permute(...)).
         receiver: Value | None = None
         layer = self._layer_of(func, ctx)
@@ -676,7 +708,9 @@ class FlowBuilder:
         else:
             uses |= self._uses_of(func, ctx)
             name = func.id if isinstance(func, ast.Name) else self._text(func)
-            node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses), **common)
+            choices = ctx.choice_alias.get(name, ()) if isinstance(func, ast.Name) else ()
+            node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses),
+                                       choices=choices, **common)
         return out, frontier
 
     def _table_lookup(self, func: ast.Subscript) -> tuple[str, frozenset] | None:
@@ -940,6 +974,7 @@ class FlowBuilder:
         for name in names:
             ctx.exprs.pop(name, None)
             ctx.fqn_alias.pop(name, None)
+            ctx.choice_alias.pop(name, None)
         if len(targets) != 1:
             return
         target = targets[0]
@@ -1355,7 +1390,70 @@ class FlowBuilder:
             return self._target_values(target.value, ctx)
         return [self._opaque(target, ctx)]
 
+    def _partial_call(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
+        """``f(x)`` where ``f = functools.partial(helper, a, k=b)`` (bound by name earlier, or
+        written inline): the call ``helper(a, x, k=b)`` of a same-file function, which is then
+        inlined like any call of it (None otherwise)."""
+        func = call.func
+        bound = ctx.exprs.get(func.id) if isinstance(func, ast.Name) else func
+        if not (isinstance(bound, ast.Call) and bound.args and isinstance(bound.args[0], ast.Name)
+                and not any(isinstance(a, ast.Starred) for a in bound.args)
+                and all(k.arg is not None for k in bound.keywords)
+                and self.names.resolve(bound.func) == "functools.partial"):
+            return None
+        helper = self._helper_of(bound.args[0], ctx)
+        if helper is None or helper[1]:
+            return None
+        return ast.copy_location(ast.Call(func=bound.args[0], args=[*bound.args[1:], *call.args],
+                                          keywords=[*bound.keywords, *call.keywords]), call)
+
+    def _map_calls(self, target: ast.expr, value_expr: ast.Call, ctx: _Ctx) -> list | None:
+        """``q, k = map(f, (q, k))`` with ``f`` a same-file function (by name, through
+        ``functools.partial``, or a lambda whose body calls one): the assignments ``q = f(q)``,
+        ``k = f(k)`` in order (None when ``map`` is not the builtin, the shapes differ, or an
+        element reads a name an earlier assignment rebinds)."""
+        if (len(value_expr.args) != 2 or value_expr.keywords or self.names.resolve(value_expr.func) is not None
+                or "map" in self.names.functions or "map" in ctx.params or "map" in ctx.exprs):
+            return None
+        fn, seq = value_expr.args
+        if not (isinstance(seq, (ast.Tuple, ast.List)) and len(seq.elts) == len(target.elts)
+                and all(isinstance(t, ast.Name) for t in target.elts)
+                and not any(isinstance(e, ast.Starred) for e in seq.elts)):
+            return None
+        if isinstance(fn, ast.Lambda):
+            params = [a.arg for a in fn.args.posonlyargs + fn.args.args]
+            body = fn.body
+            if not (len(params) == 1 and not fn.args.defaults and not fn.args.vararg and not fn.args.kwonlyargs
+                    and not fn.args.kwarg and isinstance(body, ast.Call)
+                    and (self._helper_of(body.func, ctx) is not None or self._partial_call(body, ctx) is not None)):
+                return None
+        elif isinstance(fn, (ast.Name, ast.Call)):
+            probe = ast.Call(func=fn, args=[], keywords=[])
+            if self._partial_call(probe, ctx) is None and (
+                    not isinstance(fn, ast.Name) or self._helper_of(fn, ctx) is None):
+                return None
+        else:
+            return None
+        out, rebound = [], set()
+        for name, elt in zip(target.elts, seq.elts):
+            if any(isinstance(n, ast.Name) and n.id in rebound for n in ast.walk(elt)):
+                return None
+            rebound.add(name.id)
+            if isinstance(fn, ast.Lambda):
+                call = _Substitute(params[0], elt).visit(copy.deepcopy(fn.body))
+            else:
+                call = ast.copy_location(ast.Call(func=fn, args=[elt], keywords=[]), value_expr)
+            out.append((name, call))
+        return out
+
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+        if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and isinstance(value_expr, ast.Call)
+                and isinstance(value_expr.func, ast.Name) and value_expr.func.id == "map"):
+            calls = self._map_calls(targets[0], value_expr, ctx)
+            if calls is not None:
+                for target, call in calls:
+                    frontier = self._assign([target], call, frontier, ctx)
+                return frontier
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             # attention_interface = eager_attention_forward, or a dispatcher given it as the
             # default (ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward))
@@ -1370,6 +1468,17 @@ class FlowBuilder:
             alias = self._callable_alias(value_expr)
             if alias is not None:
                 ctx.fqn_alias[targets[0].id] = alias
+            else:
+                choices = self._choices(value_expr)
+                if choices:
+                    ctx.choice_alias[targets[0].id] = choices
+        elif len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, (ast.Attribute, ast.Name)) \
+                and getattr(value_expr, "id", None) not in ctx.params:
+            # ce = F.cross_entropy: a local name for a torch function of the table, called
+            # later through the name (a shorthand, the same call)
+            fqn = self.names.resolve(value_expr)
+            if fqn is not None and TABLE.function(fqn) is not None:
+                ctx.fqn_alias[targets[0].id] = fqn
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             name = targets[0].id
             if isinstance(value_expr, ast.Call) and TABLE.module(self.names.resolve(value_expr.func)) is not None:
@@ -1614,3 +1723,14 @@ def _swaps_2d(args) -> bool:
         else:
             return False
     return len(dims) == 2 and sorted(dims) in ([0, 1], [-2, -1], [-1, 0], [-2, 1])
+
+
+class _Substitute(ast.NodeTransformer):
+    """Replace the reads of one name by an expression (a lambda's parameter by the argument
+    ``map`` gives it); the expression keeps its own position in the file."""
+
+    def __init__(self, name: str, value: ast.expr):
+        self.name, self.value = name, value
+
+    def visit_Name(self, node: ast.Name):
+        return self.value if node.id == self.name and isinstance(node.ctx, ast.Load) else node

@@ -1503,6 +1503,7 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
                 heads[name] = LM_HEAD if index is None else LM_HEAD_FIRST
         return heads.get(name)
 
+    tied = _tied_heads(infos, names) if others else {}
     for _ in range(MAX_DEPTH + 1):  # heads made of heads: BertOnlyMLMHead -> BertLMPredictionHead
         changed = False
         for owner, attr, ctors in others:
@@ -1512,6 +1513,9 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
             for ctor in ctors:
                 if ctor.fqn in infos:
                     kind = kind or head_kind(ctor.fqn)
+                    if kind is None and ctor.fqn in tied and len(ctors) == 1 \
+                            and _given_embedding(infos, owner, attr, tied[ctor.fqn], names):
+                        kind = LM_HEAD
                 elif ctor.fqn == SEQUENTIAL and len(ctors) == 1:
                     info = infos[owner]
                     last = 0
@@ -1526,6 +1530,124 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
                 changed = True
         if not changed:
             break
+
+
+def _tied_heads(infos: dict, names: ModuleNames) -> dict:
+    """Same-file modules whose ``forward`` returns hidden states times the transposed weight of
+    a module it is given as an argument (DeBERTa's ``matmul(h, word_embeddings.weight.t()) +
+    self.bias``; ``F.linear(h, emb.weight, bias)``), also through a module that passes its own
+    argument on to one (``return self.lm_head(h, word_embeddings)``): class -> the position of
+    that argument (after ``self``) in its forward's call. Whether the weight is a token
+    embedding's is for the caller to show (``_given_embedding``)."""
+    found: dict = {}
+    for _ in range(MAX_DEPTH + 1):
+        changed = False
+        for name, info in infos.items():
+            forward = info.methods.get("forward")
+            if name in found or forward is None or not info.is_module or forward.args.vararg:
+                continue
+            params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
+            if len(params) < 2:
+                continue
+            value = _final_value(forward)
+            if value is None:
+                continue
+            while isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):  # + bias
+                value = value.left if _weight_of(value.right, params, names) is None else value.right
+            index = _weight_of(value, params, names)
+            if index is None and isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+                    and _is_own(value.func, value.func.attr):
+                inner = [c.fqn for c in info.bindings.get(value.func.attr, ())]
+                if len(inner) == 1 and inner[0] in found and found[inner[0]] < len(value.args):
+                    passed = value.args[found[inner[0]]]
+                    if isinstance(passed, ast.Name) and passed.id in params[1:]:
+                        index = params.index(passed.id)
+            if index is not None and index > 0 and _count_returns(forward.body) == 1:
+                found[name] = index
+                changed = True
+        if not changed:
+            break
+    return found
+
+
+def _weight_of(expr: ast.expr, params: list, names: ModuleNames) -> int | None:
+    """The position in ``params`` of ``P`` when ``expr`` is ``matmul(h, P.weight.t())``,
+    ``h @ P.weight.T`` (``.mT``, ``.transpose(0, 1)``) or ``F.linear(h, P.weight[, b])``."""
+    expr = strip_casts(expr)
+    weight = None
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.MatMult):
+        weight, transposed = expr.right, True
+    elif isinstance(expr, ast.Call) and len(expr.args) >= 2 and not expr.keywords:
+        fqn = names.resolve(expr.func)
+        if fqn == "torch.matmul" and len(expr.args) == 2:
+            weight, transposed = expr.args[1], True
+        elif fqn == "torch.nn.functional.linear":
+            weight, transposed = expr.args[1], False
+    if weight is None:
+        return None
+    weight = strip_casts(weight)
+    if transposed:
+        if isinstance(weight, ast.Attribute) and weight.attr in ("T", "mT"):
+            weight = weight.value
+        elif isinstance(weight, ast.Call) and isinstance(weight.func, ast.Attribute) and not weight.keywords and (
+                (weight.func.attr == "t" and not weight.args) or (weight.func.attr == "transpose" and len(
+                    weight.args) == 2 and sorted(getattr(a, "value", None) for a in weight.args) in ([0, 1], [-2, -1]))):
+            weight = weight.func.value
+        else:
+            return None
+        weight = strip_casts(weight)
+    if (isinstance(weight, ast.Attribute) and weight.attr == "weight" and isinstance(weight.value, ast.Name)
+            and weight.value.id in params):
+        return params.index(weight.value.id)
+    return None
+
+
+def _final_value(forward) -> ast.expr | None:
+    """What ``forward``'s last statement returns (``return <expr>``), through a last
+    assignment of the returned name (``h = <expr>; return h``); whether it is the only way
+    out is for the caller to ask (``_count_returns``), once the value is worth it."""
+    body = forward.body
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return None
+    value = body[-1].value
+    if isinstance(value, ast.Name):
+        last = body[-2] if len(body) > 1 else None
+        if not (isinstance(last, ast.Assign) and len(last.targets) == 1 and _is_name(last.targets[0], value.id)):
+            return None
+        value = last.value
+    return value
+
+
+def _given_embedding(infos: dict, owner: str, attr: str, index: int, names: ModuleNames) -> bool:
+    """Does every call of ``self.<attr>`` in ``owner``'s methods (at least one) pass, at
+    ``index``, an ``nn.Embedding`` the class reaches through its layers
+    (``self.deberta.embeddings.word_embeddings``: each step a same-file module's attribute)?"""
+    calls = 0
+    for method in infos[owner].methods.values():
+        for node in ast.walk(method):
+            if not (isinstance(node, ast.Call) and _is_own(node.func, attr)):
+                continue
+            if index >= len(node.args) or not _reaches_embedding(infos, owner, node.args[index], names):
+                return False
+            calls += 1
+    return calls > 0
+
+
+def _reaches_embedding(infos: dict, owner: str, expr: ast.expr, names: ModuleNames) -> bool:
+    path = []
+    while isinstance(expr, ast.Attribute):
+        path.append(expr.attr)
+        expr = expr.value
+    if not (isinstance(expr, ast.Name) and expr.id == "self" and path):
+        return False
+    cls = owner
+    for step in reversed(path[1:]):
+        ctors = infos[cls].bindings.get(step, ())
+        if len(ctors) != 1 or ctors[0].fqn not in infos:
+            return False
+        cls = ctors[0].fqn
+    ctors = infos[cls].bindings.get(path[0], ())
+    return bool(ctors) and all(c.fqn == EMBEDDING and not c.table for c in ctors)
 
 
 def _self_values(info) -> dict:

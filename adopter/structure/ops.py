@@ -149,6 +149,12 @@ OPS: dict[str, dict] = {
         # the name is the table's own.
         "signature": ["input"],
     },
+    "canon.lead2": {
+        # x[:, 1:], x[1:]: slices of the first two axes at most (see canon.slices_two_leading),
+        # which keep the last axis of a 3-D value whole: the positions a loss over (batch,
+        # positions, classes) reads. No function computes it; the name is the table's own.
+        "signature": ["input"],
+    },
     "canon.tied_logits": {
         # h @ self.embed.weight.T, F.linear(h, self.embed.weight): hidden states times the
         # transposed weight of an nn.Embedding the class binds, i.e. logits over the

@@ -390,8 +390,16 @@ class Planner:
         def mapping(name: str) -> str | None:
             return callees.get(name) or kernel_mapping(name)
 
+        chosen = [i for i in fused if nodes[i].kind == "call" and nodes[i].choices]
         try:
-            rhs = substitute(replace_names(rhs, mapping), values, ", ".join(text for _, text in rest))
+            if chosen:
+                # klass = Lion if use_lion else Adam; klass(...): the keywords the target adds
+                # are passed only when the class is the one the rule is about
+                rhs = _guarded_call(rhs, nodes[chosen[-1]], pattern[chosen[-1]].op, index,
+                                    lambda t: substitute(replace_names(t, mapping), values,
+                                                         ", ".join(text for _, text in rest)))
+            else:
+                rhs = substitute(replace_names(rhs, mapping), values, ", ".join(text for _, text in rest))
         except RenderError as exc:
             raise Skip(str(exc)) from None
 
@@ -727,3 +735,39 @@ class Planner:
 
 
 __all__ = ["Edits", "KernelNames", "Plan", "Planner", "Skip", "Straddle", "Wrap"]
+
+
+def _guarded_call(template: str, node, op: str, index, render) -> str:
+    """The target call ``klass(..., fused=True)`` for a callee chosen at run time
+    (``klass = Lion if use_lion else Adam``): the call without the keywords the target adds,
+    then those keywords spread only when the callee is one of the alternatives the rule's
+    ``op`` names (``**({"fused": True} if klass is Adam else {})``)."""
+    try:
+        call = ast.parse(template.strip(), mode="eval").body
+    except SyntaxError:
+        raise RenderError("the rule's target is not a valid expression") from None
+    added = [k for k in getattr(call, "keywords", ()) if k.arg is not None]
+    if not isinstance(call, ast.Call) or not added:
+        raise RenderError("the callee is chosen at run time and the target adds no keyword to guard")
+    bare = template.strip()
+    for keyword in added:
+        text = ast.get_source_segment(template.strip(), keyword)
+        at = bare.rfind(text)
+        before = bare[:at].rstrip()
+        if not before.endswith(","):
+            raise RenderError("the rule's target keyword could not be separated")
+        bare = before[:-1] + bare[at + len(text):]
+    rendered = render(bare).rstrip()
+    if not rendered.endswith(")"):
+        raise RenderError("the rendered target is not a call")
+    head = rendered[:-1].rstrip()
+    if head.endswith(","):
+        head = head[:-1]
+    callee = index.segment(node.func_span)
+    options = [index.segment(at) for fqn, at in node.choices if names_match(op, fqn)]
+    if not options:
+        raise RenderError("no alternative of the callee is the rule's")
+    test = f"{callee} is {options[0]}" if len(options) == 1 else f"{callee} in ({', '.join(options)})"
+    items = ", ".join('"%s": %s' % (k.arg, ast.get_source_segment(template.strip(), k.value)) for k in added)
+    comma = "" if head.endswith("(") else ", "
+    return f"{head}{comma}**({{{items}}} if {test} else {{}}))"

@@ -105,3 +105,20 @@ def test_other_rules_still_see_only_the_model():
         "    def sample(self, logits):\n        return torch.nn.functional.softmax(logits, dim=-1)\n"
     )
     assert analyze(text, "m.py", [softmax]).findings == []
+
+
+def test_a_class_chosen_at_run_time_gets_fused_only_when_it_is_the_fused_one():
+    """``optim_klass = RMSprop if use_rmsprop else Adam``: the patched call builds a fused Adam
+    that trains (float64) to the unfused Adam's weights, and still builds RMSprop, which has no
+    ``fused`` argument (passing it would raise a TypeError)."""
+    example = next(e for e in RULE.examples if e.after is not None and "optim_klass" in e.before)
+    patched = fix_text(example.before, "train.py", [RULE])
+    assert patched.text == example.after
+    original, fixed = _run(example.before)["build"], _run(patched.text)["build"]
+    for use_rmsprop in (False, True):
+        reference_model, model = _model().double(), _model().double()
+        reference, optimizer = original(reference_model, 1e-2, use_rmsprop), fixed(model, 1e-2, use_rmsprop)
+        assert type(optimizer) is type(reference)
+        assert optimizer.defaults.get("fused") is (None if use_rmsprop else True)
+        for a, b in zip(_train(reference_model, reference, torch.float64), _train(model, optimizer, torch.float64)):
+            torch.testing.assert_close(b, a)
