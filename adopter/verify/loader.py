@@ -307,6 +307,12 @@ class ModuleLoader:
         self.stubs.close()
         for name in self._names:
             sys.modules.pop(name, None)
+        if self.package:
+            # the file's own package and its modules, imported as the original imported them: a
+            # later file of another project whose package has the same name must not find them
+            top = self.package.partition(".")[0]
+            for name in [n for n in sys.modules if n.partition(".")[0] == top and n not in self._modules_before]:
+                sys.modules.pop(name, None)
         for folder in self._added_paths:
             try:
                 sys.path.remove(folder)

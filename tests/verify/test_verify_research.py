@@ -323,7 +323,7 @@ def test_module_level_statements_that_raise_here_are_left_out(tmp_path, capsys):
     uses neither is run and compared, the one that reads the table is a skip that names it."""
     patches, _ = fix_then_verify(tmp_path, capsys, "unavailable", "zoo/layers.py")
     row = _row(patches, "ADP010", "Attention")
-    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     left_out = row["details"]["left_out_at_import"]
     assert [entry.split(":")[0] for entry in left_out] == ["line 13 (GAMMAS)", "line 49 (Model)"]
     assert "FileNotFoundError" in left_out[0] and "FileNotFoundError" in left_out[1]
@@ -351,7 +351,7 @@ def test_a_size_the_module_says_must_be_divisible(tmp_path, capsys):
     multiple of 6 that keeps its own small divisors (48), and the attention runs and compares."""
     patches, _ = fix_then_verify(tmp_path, capsys, "errors", "components.py")
     row = _row(patches, "ADP010", "RelativeAttention")
-    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     assert row["details"]["built"].endswith("with num_position_features=48 (divisible by 6)"), row["details"]
 
 
@@ -362,7 +362,7 @@ def test_an_image_side_squared_into_the_sequence(tmp_path, capsys):
     small (4: 16 image tokens), and the text attention runs and compares."""
     patches, _ = fix_then_verify(tmp_path, capsys, "errors", "grid.py")
     row = _row(patches, "ADP010", "GridTextAttention")
-    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     assert row["details"]["built"].endswith("with image_size=4 (a small grid)"), row["details"]
     assert "image_size=None" not in row["details"]["built"]
 
@@ -374,6 +374,17 @@ def test_a_branch_in_a_helper_function_taken_through_the_stored_argument(tmp_pat
     the layer is built again with every entry of it 0."""
     patches, _ = fix_then_verify(tmp_path, capsys, "windows", "layers.py")
     row = _row(patches, "ADP010", "WindowAttention")
-    assert row["verdict"] == PASS and "match" in row["reason"], row
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     assert "reached with shift_size=zeros (constructor)" in row["reason"]
     assert "shift_size=[0, 0]" in row["details"]["built"], row["details"]
+
+
+def test_two_projects_whose_packages_share_a_name_verify_one_after_the_other(tmp_path, capsys):
+    """One process verifies a file of one project's ``zoo`` package, then a file of another
+    project's ``zoo``: the first project's modules are gone from ``sys.modules`` when its verify
+    ends, so the second imports its own package (not "No module named 'zoo.layers'")."""
+    first, _ = fix_then_verify(tmp_path / "first", capsys, "factory", "zoo/convnet.py")
+    assert not [m for m in sys.modules if m.split(".")[0] == "zoo"]
+    second, _ = fix_then_verify(tmp_path / "second", capsys, "unavailable", "zoo/layers.py")
+    row = _row(second, "ADP010", "Attention")
+    assert row["verdict"] == PASS, row["reason"]
