@@ -1642,7 +1642,8 @@ def _reaches_embedding(infos: dict, owner: str, expr: ast.expr, names: ModuleNam
         return False
     cls = owner
     for step in reversed(path[1:]):
-        ctors = infos[cls].bindings.get(step, ())
+        # what the attribute's output is (adopter.output_of...) describes the same constructor
+        ctors = [c for c in infos[cls].bindings.get(step, ()) if not c.fqn.startswith(OUTPUT_OF)]
         if len(ctors) != 1 or ctors[0].fqn not in infos:
             return False
         cls = ctors[0].fqn
