@@ -811,18 +811,12 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
             results.extend(_verify_combined(loader, original, text, path, package, applied_rules, sites, fix,
                                             builder, bench_builder, options, _model_wide(reached)))
         unregistered = loader.unregistered
-    if stubbed:
-        for result in results:
-            result.details.setdefault("not_installed", stubbed)
-    if init_skipped:
-        for result in results:
-            result.details.setdefault("init_skipped", init_skipped)
-    if unregistered:
-        for result in results:
-            result.details.setdefault("registration_skipped", unregistered)
-    if unavailable:
-        for result in results:
-            result.details.setdefault("left_out_at_import", unavailable)
+    # what the loading did to the file's world, said on every row it concerns
+    for key, value in (("not_installed", stubbed), ("init_skipped", init_skipped),
+                       ("registration_skipped", unregistered), ("left_out_at_import", unavailable)):
+        if value:
+            for result in results:
+                result.details.setdefault(key, value)
     return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
 
 
