@@ -1213,8 +1213,9 @@ def _is_own(expr: ast.expr, attr: str) -> bool:
             and expr.value.id == "self")
 
 
-# Methods whose definition replaces how a module runs its members (model.OWN_CALL besides forward).
-_OWN_CALLS = ("__call__", "_call_impl")
+#: Methods whose definition in an nn.Module subclass replaces how it runs its members: an
+#: ``nn.Sequential`` subclass defining one is not typed by its last member, nor re-based.
+OWN_CALL = frozenset({"forward", "__call__", "_call_impl"})
 # Calls on ``self`` in ``__init__`` that add a member to a Sequential.
 _ADDS_MEMBER = frozenset({"add_module", "register_module", "append", "extend", "insert"})
 
@@ -1278,7 +1279,7 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
     (``super().forward(x)``) once.  Statements before or after the
     loop choose what goes in and what comes out of the chain, not what runs inside it."""
     methods = _methods(cls)
-    if any(name in methods for name in _OWN_CALLS):
+    if (OWN_CALL - {"forward"}) & methods.keys():
         return False
     forward = methods.get("forward")
     if forward is None:

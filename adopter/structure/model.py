@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
 from .graph import Flow, FlowBuilder, Node, Ref, walk
-from .layers import OUTPUT_OF, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, runs_in_order
+from .layers import OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, runs_in_order
 from .names import ModuleNames, collect_names, names_match
 from .siblings import Package
 
@@ -473,9 +473,6 @@ def _all_functions(tree: ast.Module):
 # member is a Conv2d (a separable convolution: depth-wise, then a 1x1 Conv2d); the BatchNorm
 # after it folds into that last member, which the kernel reaches through nn.Sequential's loop.
 
-#: Methods whose definition in an nn.Module subclass replaces how it runs its members: an
-#: ``nn.Sequential`` subclass defining one is not typed by its last member, nor re-based.
-OWN_CALL = frozenset({"forward", "__call__", "_call_impl"})
 
 
 def _sequential_outputs(sites, infos: dict[str, ClassInfo]) -> dict[str, str]:
