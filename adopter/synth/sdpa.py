@@ -680,7 +680,7 @@ class _Attention:
         if func is None:
             return False
         end = (owner.end_lineno, owner.end_col_offset)
-        parents = {child: parent for parent in ast.walk(func) for child in ast.iter_child_nodes(parent)}
+        parents = _parents(func)
 
         def rebound(read: ast.Name) -> bool:
             """Is ``read`` preceded, in a block holding it, by a plain assignment of its name
@@ -1330,10 +1330,7 @@ class _Attention:
         func = self._function(region[0])
         if func is None:
             raise Skip("the attention is not inside a function")
-        parents = {}
-        for parent in ast.walk(func):
-            for child in ast.iter_child_nodes(parent):
-                parents[child] = parent
+        parents = _parents(func)
         end = (region[-1].end_lineno, region[-1].end_col_offset)
         # Code in the other branch of an if around the region never runs after it.
         unreachable: set[int] = set()
@@ -1412,13 +1409,15 @@ def _cleared_unless(read: ast.Name, parents: dict, func: ast.AST, end: tuple) ->
     return None
 
 
+def _parents(tree: ast.AST) -> dict:
+    """Each node of ``tree`` (below its root) -> the node holding it."""
+    return {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
+
+
 def _metadata_only(func: ast.FunctionDef, param: str) -> bool:
     """Does ``func`` read its parameter ``param`` only as ``param.dtype`` / ``param.device``
     (and never assign it)?"""
-    parents = {}
-    for node in ast.walk(func):
-        for child in ast.iter_child_nodes(node):
-            parents[child] = node
+    parents = _parents(func)
     uses = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == param]
     return bool(uses) and all(
         isinstance(n.ctx, ast.Load) and isinstance(parents.get(n), ast.Attribute)
