@@ -276,3 +276,37 @@ def test_other_weights_and_untransposed_embedding_weights_are_not_heads():
     for spelling in ("h @ self.proj.weight.t()", "h @ self.emb.weight", "F.linear(h, self.proj.weight)",
                      "h @ self.emb.weight.t() @ self.proj.weight", "F.linear(h, self.emb.weight.t())"):
         assert _adp015_lines(TIED.format(logits=spelling)) == [], spelling
+
+
+GIVEN = """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Head(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.dense = nn.Linear(d, d)
+
+        def forward(self, h, table):
+            h = self.dense(h)
+            return {logits}
+
+    class LM(nn.Module):
+        def __init__(self, n, d):
+            super().__init__()
+            self.emb = nn.Embedding(n, d)
+            self.head = Head(d)
+
+        def forward(self, ids, labels):
+            scores = self.head(self.emb(ids), self.emb)
+            return F.cross_entropy(scores.view(-1, scores.size(-1)), labels.view(-1))
+"""
+
+
+def test_a_head_given_the_embedding_reads_every_transpose_the_in_class_reader_does():
+    # one reading of "the transposed weight" (formulas.untransposed) for both kinds of tied head
+    for spelling in ("h @ table.weight.t()", "torch.matmul(h, table.weight.mT)", "h @ table.weight.transpose(-2, -1)",
+                     "h @ torch.transpose(table.weight, 0, 1)", "F.linear(h, table.weight)"):
+        assert _adp015_lines(GIVEN.format(logits=spelling)) == [22], spelling
+    assert _adp015_lines(GIVEN.format(logits="h @ table.weight")) == []

@@ -97,6 +97,36 @@ def silu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     return "exact" if arg is strip_casts(arg) and outer is call else "cast"
 
 
+def untransposed(expr: ast.expr, names: ModuleNames) -> ast.expr | None:
+    """The matrix ``expr`` transposes (``w.T``, ``w.mT``, ``w.t()``, ``w.transpose(0, 1)`` or
+    ``(-2, -1)`` in any order, ``torch.transpose(w, 0, 1)``; a 2-D weight has no other swap),
+    dtype casts stripped; None when ``expr`` is no such transpose."""
+    if isinstance(expr, ast.Attribute) and expr.attr in ("T", "mT"):
+        inner = expr.value
+    elif (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and not expr.keywords
+          and ((expr.func.attr == "t" and not expr.args) or (expr.func.attr == "transpose" and _swaps_2d(expr.args)))):
+        inner = expr.func.value
+    elif (isinstance(expr, ast.Call) and names.resolve(expr.func) == "torch.transpose"
+          and not expr.keywords and len(expr.args) == 3 and _swaps_2d(expr.args[1:])):
+        inner = expr.args[0]
+    else:
+        return None
+    return strip_casts(inner)
+
+
+def _swaps_2d(args) -> bool:
+    """Transpose dimensions that swap the two axes of a matrix: (0, 1), (-2, -1), any order."""
+    dims = []
+    for arg in args:
+        if isinstance(arg, ast.UnaryOp) and isinstance(arg.op, ast.USub) and isinstance(arg.operand, ast.Constant):
+            dims.append(-arg.operand.value)
+        elif isinstance(arg, ast.Constant):
+            dims.append(arg.value)
+        else:
+            return False
+    return len(dims) == 2 and sorted(dims) in ([0, 1], [-2, -1], [-1, 0], [-2, 1])
+
+
 def _stateless_forward(cls: ast.ClassDef):
     """The ``forward`` of a module class whose ``__init__`` (if any) assigns nothing, or None."""
     forward = None

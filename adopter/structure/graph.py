@@ -30,7 +30,7 @@ from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
-from .formulas import gelu_formula, gelu_on_every_path, softmax_formula, strip_casts
+from .formulas import gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .literals import literal_keywords
 from .names import ModuleNames
 from .torch_bases import INHERITED
@@ -399,18 +399,9 @@ class FlowBuilder:
             return False
         expr = strip_casts(expr)
         if transposed:
-            if isinstance(expr, ast.Attribute) and expr.attr in ("T", "mT"):
-                expr = expr.value
-            elif (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and not expr.keywords
-                  and ((expr.func.attr == "t" and not expr.args) or (
-                      expr.func.attr == "transpose" and _swaps_2d(expr.args)))):
-                expr = expr.func.value
-            elif (isinstance(expr, ast.Call) and self.names.resolve(expr.func) == "torch.transpose"
-                  and not expr.keywords and len(expr.args) == 3 and _swaps_2d(expr.args[1:])):
-                expr = expr.args[0]
-            else:
+            expr = untransposed(expr, self.names)
+            if expr is None:
                 return False
-            expr = strip_casts(expr)
         if not (isinstance(expr, ast.Attribute) and expr.attr == "weight" and isinstance(expr.value, ast.Attribute)
                 and isinstance(expr.value.value, ast.Name) and expr.value.value.id == "self"):
             return False
@@ -1710,19 +1701,6 @@ def _chunk_in_two_last(call: ast.Call) -> bool:
     count, dim = args
     return isinstance(count, ast.Constant) and count.value == 2 and isinstance(dim, ast.UnaryOp) \
         and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1
-
-
-def _swaps_2d(args) -> bool:
-    """Transpose dimensions that swap the two axes of a matrix: (0, 1), (-2, -1), any order."""
-    dims = []
-    for arg in args:
-        if isinstance(arg, ast.UnaryOp) and isinstance(arg.op, ast.USub) and isinstance(arg.operand, ast.Constant):
-            dims.append(-arg.operand.value)
-        elif isinstance(arg, ast.Constant):
-            dims.append(arg.value)
-        else:
-            return False
-    return len(dims) == 2 and sorted(dims) in ([0, 1], [-2, -1], [-1, 0], [-2, 1])
 
 
 class _Substitute(ast.NodeTransformer):

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
-from .formulas import autograd_gelu_module, gelu_module, silu_module, strip_casts
+from .formulas import autograd_gelu_module, gelu_module, silu_module, strip_casts, untransposed
 from .names import ModuleNames, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -1588,15 +1588,9 @@ def _weight_of(expr: ast.expr, params: list, names: ModuleNames) -> int | None:
         return None
     weight = strip_casts(weight)
     if transposed:
-        if isinstance(weight, ast.Attribute) and weight.attr in ("T", "mT"):
-            weight = weight.value
-        elif isinstance(weight, ast.Call) and isinstance(weight.func, ast.Attribute) and not weight.keywords and (
-                (weight.func.attr == "t" and not weight.args) or (weight.func.attr == "transpose" and len(
-                    weight.args) == 2 and sorted(getattr(a, "value", None) for a in weight.args) in ([0, 1], [-2, -1]))):
-            weight = weight.func.value
-        else:
+        weight = untransposed(weight, names)
+        if weight is None:
             return None
-        weight = strip_casts(weight)
     if (isinstance(weight, ast.Attribute) and weight.attr == "weight" and isinstance(weight.value, ast.Name)
             and weight.value.id in params):
         return params.index(weight.value.id)
