@@ -67,13 +67,26 @@ def unknown_key_message(key: str, known=KEYS) -> str:
 
 @lru_cache(maxsize=256)
 def _load(pyproject: Path) -> Config | None:
-    import tomllib  # here: most folders have no pyproject.toml to read
+    """The ``[tool.adopter]`` table of ``pyproject`` (None: it has none).
 
+    A file whose text never says ``adopter`` cannot have the table (a key spelled with
+    escapes, ``"\\u0061dopter"``, is the only way round that), so it is not parsed: most
+    projects' pyproject.toml has no such table, and the TOML parser's imports (tomllib,
+    datetime, typing) were a twentieth of a one-file check.  Such a file is not checked for
+    TOML errors either; that is the business of the tools whose tables it holds."""
     from .source import SourceError, read_regular
 
     try:
-        data = tomllib.loads(read_regular(str(pyproject), 4 * 1024 * 1024).decode("utf-8"))
-    except (SourceError, UnicodeDecodeError):
+        raw = read_regular(str(pyproject), 4 * 1024 * 1024)
+    except SourceError:
+        return None
+    if b"adopter" not in raw:
+        return None
+    import tomllib  # here: most folders have no pyproject.toml to read
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
         return None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{pyproject}: {exc}") from None

@@ -28,7 +28,7 @@ rule loader can report ``rules/x.toml:12:7: expected ...``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+
 
 class PatternError(ValueError):
     """A malformed pattern; ``line``/``column`` are 1-based inside the pattern text."""
@@ -76,7 +76,7 @@ class Temp:
     index: int
 
 
-PValue = Union[Var, Wild, Lit, Sym, Temp]
+PValue = Var | Wild | Lit | Sym | Temp
 
 WILD = Wild()
 

@@ -16,7 +16,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Iterable
+from collections.abc import Iterable
 from urllib.parse import quote
 
 from . import __version__

@@ -25,7 +25,7 @@ import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from .budget import DEFAULT_SECONDS, BudgetExceeded, time_budget
 from .config import Config, find_config

@@ -170,3 +170,16 @@ def test_unknown_config_key_is_rejected_with_the_key_and_a_suggestion(project):
     proc = subprocess.run([sys.executable, "-m", "adopter.cli", "check", *CUDA, "--output-format", "json", "."],
                           capture_output=True, text=True)
     assert "build/copy.py" in {d["path"] for d in json.loads(proc.stdout)}
+
+
+def test_a_broken_pyproject_is_an_error_only_when_it_can_hold_the_adopter_table(project):
+    # another tool's broken table is that tool's business: its file is not even parsed (the
+    # TOML parser's imports were a twentieth of a one-file check); a broken file that mentions
+    # adopter is reported, with where
+    (project / "pyproject.toml").write_text('[tool.black]\nline-length = = 88\n')
+    proc = subprocess.run([sys.executable, "-m", "adopter.cli", "check", *CUDA, "."], capture_output=True, text=True)
+    assert proc.returncode == 1 and "ADP005" in proc.stdout, proc.stderr
+    (project / "pyproject.toml").write_text('[tool.adopter]\nselect = = ["ADP005"]\n')
+    proc = subprocess.run([sys.executable, "-m", "adopter.cli", "check", *CUDA, "."], capture_output=True, text=True)
+    assert proc.returncode == 2 and "pyproject.toml" in proc.stderr and "line 2" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -24,7 +24,6 @@ import ast
 import copy
 import re
 from dataclasses import dataclass, field, replace
-from typing import Union
 
 from . import canon as canonical
 from . import ranks
@@ -59,7 +58,7 @@ class Ref:
     text: str
 
 
-Value = Union[Ref, Const]
+Value = Ref | Const
 
 LINEAR = "torch.nn.functional.linear"
 EMBEDDING = "torch.nn.Embedding"

@@ -116,8 +116,8 @@ def test_manifest_matches_the_console_scripts():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     hooks = {h["id"]: h for h in manifest}
     assert set(hooks) == {"adopter", "adopter-fix"}
-    for hook_id, entry, target in (("adopter", "adopter-hook", "adopter.hook.main:check"),
-                                   ("adopter-fix", "adopter-hook-fix", "adopter.hook.main:fix")):
+    for hook_id, entry, target in (("adopter", "adopter-hook", "adopter.process:hook_check"),
+                                   ("adopter-fix", "adopter-hook-fix", "adopter.process:hook_fix")):
         h = hooks[hook_id]
         assert h["entry"] == entry and scripts[entry] == target
         assert h["language"] == "python" and h["types_or"] == ["python", "pyi", "jupyter"]
