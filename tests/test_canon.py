@@ -19,7 +19,8 @@ from adopter.engine import analyze
 from adopter.ruleset import load_rule, load_rules
 from adopter.structure import module_structure
 from adopter.structure import ops as ops_table
-from adopter.structure.canon import TABLE, einsum, einsum_broadcast, fill_value, permutation_swaps_last_two, rearrange_swaps_last_two
+from adopter.structure.canon import (TABLE, einsum, einsum_broadcast, fill_value, held_fill, permutation_swaps_last_two,
+                                     rearrange_swaps_last_two)
 
 SPELLINGS = textwrap.dedent('''
     import torch
@@ -251,3 +252,45 @@ def test_subtracting_the_row_maximum(text, expected):
 
     assert subtracts_row_max(ast.parse(text, mode="eval").body) is expected
 
+
+
+@pytest.mark.parametrize("text, names, kind", [
+    # a fill made into a tensor, moved, held in a name: still the fill
+    ("torch.full([], torch.finfo(w.dtype).min, dtype=w.dtype, device=w.device)", {}, "finite"),
+    ("torch.tensor(m, dtype=w.dtype).to(w.device)", {"m": "finite"}, "finite"),
+    ("w.new_full((), float('-inf'))", {}, "inf"),
+    ("torch.as_tensor(data=-1e9)", {}, "finite"),
+    ("m", {"m": "inf"}, "inf"),
+    # a tensor of another value, a name holding no fill, an unknown call: not a fill
+    ("torch.full([], 0.0)", {}, None),
+    ("torch.tensor(m)", {}, None),
+    ("torch.zeros([]).to(w.device)", {}, None),
+    ("torch.full([])", {}, None),
+])
+def test_held_fills(text, names, kind):
+    assert held_fill(ast.parse(text, mode="eval").body, names.get) == kind
+
+
+def test_a_where_fill_held_in_a_rebound_name_is_read_as_a_masked_fill():
+    # GPT-2 / GPT-Neo: the fill value is a tensor built from finfo.min in two bindings of one
+    # name, and the where comes before the additive mask
+    code = textwrap.dedent("""
+        import torch
+        from torch import nn
+
+
+        class Attention(nn.Module):
+            def forward(self, q, k, v, keep, attention_mask):
+                w = torch.matmul(q, k.transpose(-1, -2))
+                fill = torch.finfo(w.dtype).min
+                fill = torch.tensor(fill, dtype=w.dtype).to(w.device)
+                w = torch.where(keep, w, fill)
+                w = w + attention_mask
+                w = torch.softmax(w, dim=-1)
+                return torch.matmul(w, v)
+    """)
+    rules = [r for r in load_rules() if r.id == "ADP010"]
+    assert [f.line for f in analyze(code, "m.py", rules).findings] == [8]  # from the scores
+    # the same name rebound to something that is no fill: no masked_fill, so no attention
+    other = code.replace("fill = torch.tensor(fill, dtype=w.dtype).to(w.device)", "fill = torch.tensor(0.5)")
+    assert analyze(other, "m.py", rules).findings == []

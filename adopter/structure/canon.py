@@ -394,6 +394,38 @@ def fill_value(expr: ast.expr) -> str | None:
     return None
 
 
+#: Calls that make a tensor holding their value argument, by its position: ``torch.tensor(v,
+#: dtype=...)``, the 0-d ``torch.full([], v, ...)`` (GPT-2's mask value), ``x.new_full(shape, v)``.
+_FILL_HOLDERS = {"tensor": 0, "as_tensor": 0, "scalar_tensor": 0, "full": 1, "new_tensor": 0, "new_full": 1}
+
+
+def held_fill(expr: ast.expr, lookup) -> str | None:
+    """:func:`fill_value` of ``expr``, also through a local name (``lookup(name)``: the kind
+    of fill its binding holds, or None) and through the tensors made to hold a fill --
+    ``torch.tensor(torch.finfo(w.dtype).min, dtype=w.dtype).to(w.device)`` is still a large
+    negative number wherever it is moved."""
+    for _ in range(6):
+        kind = fill_value(expr)
+        if kind is not None:
+            return kind
+        if isinstance(expr, ast.Name):
+            return lookup(expr.id)
+        if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)):
+            return None
+        if expr.func.attr == "to":
+            expr = expr.func.value
+            continue
+        position = _FILL_HOLDERS.get(expr.func.attr)
+        if position is None:
+            return None
+        value = expr.args[position] if len(expr.args) > position else next(
+            (k.value for k in expr.keywords if k.arg in ("data", "fill_value")), None)
+        if value is None:
+            return None
+        expr = value
+    return None
+
+
 # ----------------------------------------------------------------------------- einsum
 
 

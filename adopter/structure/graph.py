@@ -146,6 +146,9 @@ class _Ctx:
     # local names bound by a plain assignment (``half = x.shape[-1] // 2``, ``x1 = x[..., :half]``)
     # and halves of a tensor (``x1, x2 = x.chunk(2, dim=-1)``): what a rotate-half reads
     exprs: dict[str, object] = field(default_factory=dict)
+    # local names holding a masking fill value (``mask_value = torch.finfo(w.dtype).min``, then
+    # ``mask_value = torch.full([], mask_value, ...)``): "inf" or "finite" (canon.held_fill)
+    fills: dict[str, str] = field(default_factory=dict)
     # local names bound to a same-file function (``attention_interface = eager_attention_forward``):
     # a call through the name may call that function, so it is inlined there
     func_alias: dict[str, str] = field(default_factory=dict)
@@ -875,7 +878,7 @@ class FlowBuilder:
             return {}, frontier
         if fqn == "torch.where" and len(args) == 3 and not common["kwargs"]:
             # where(c, x, fill) is x.masked_fill(~c, fill); where(c, fill, x) is x.masked_fill(c, fill)
-            fills = [canonical.fill_value(a) is not None for a in call.args[1:]]
+            fills = [canonical.held_fill(a, ctx.fills.get) is not None for a in call.args[1:]]
             if fills.count(True) != 1:
                 return None
             keep = 1 if fills[1] else 2
@@ -961,10 +964,16 @@ class FlowBuilder:
     def _remember(self, targets: list, value_expr: ast.expr, ctx: _Ctx) -> None:
         names = [n.id for t in targets for n in ((t,) if isinstance(t, ast.Name) else walk(t))
                  if isinstance(n, ast.Name)]
+        # read before the names are forgotten: the value may rewrap the name's earlier binding
+        fill = canonical.held_fill(value_expr, ctx.fills.get) \
+            if len(targets) == 1 and isinstance(targets[0], ast.Name) else None
         for name in names:
+            ctx.fills.pop(name, None)
             ctx.exprs.pop(name, None)
             ctx.fqn_alias.pop(name, None)
             ctx.choice_alias.pop(name, None)
+        if fill is not None:
+            ctx.fills[targets[0].id] = fill
         if len(targets) != 1:
             return
         target = targets[0]

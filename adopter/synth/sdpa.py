@@ -41,7 +41,7 @@ from dataclasses import replace
 from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
-from ..structure.canon import fill_value
+from ..structure.canon import fill_value, held_fill
 from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, dotted_name, read_names, span_of, stored_names
@@ -49,10 +49,11 @@ from .text import Span, dotted_name, read_names, span_of, stored_names
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
 # reshaped scores
 VIEW_STEPS = ("m1", "s3")
+FILL_STEPS = ("f0", "f1")  # a masked_fill / where before the additive mask, or after it
 # the steps from the product to the softmax, in order; those that never change the dtype
-SCORE_STEPS = ("s0", "b0", "s1", "s2", "b1", "m1", "m2", "s3", "f1", "u", "z")
-DTYPE_KEEPING = ("s0", "m1", "s3", "f1", "z")
-MASK_STEPS = ("b0", "b1", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
+SCORE_STEPS = ("s0", "b0", "s1", "s2", "b1", "f0", "m1", "m2", "s3", "f1", "u", "z")
+DTYPE_KEEPING = ("s0", "f0", "m1", "s3", "f1", "z")
+MASK_STEPS = ("b0", "b1", "f0", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
 SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
 # Elementwise functions and methods: a tensor built from a constant-along-the-keys one stays so.
@@ -850,7 +851,7 @@ class _Attention:
         boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
         one part under an ``if`` (``m if cond else None``)."""
         parts: list[dict] = []
-        if self.scores_t and any(r in self.roles for r in (*ADD_STEPS, *VIEW_STEPS, "f1")):
+        if self.scores_t and any(r in self.roles for r in (*ADD_STEPS, *VIEW_STEPS, *FILL_STEPS)):
             # (the mask would be the transpose of the one written, and its rank is not known)
             raise Skip("a mask is applied to scores written (keys, queries)")
         views = [r for r in VIEW_STEPS if r in self.roles]
@@ -889,7 +890,7 @@ class _Attention:
                 self._note_blind_rows(operand, conditions.get(role))
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed})
-        fill = self._fill(stored, conditions.get("f1"))
+        fill = self._fill(stored, conditions)
         optional = [p for p in parts if p["test"] is not None]
         if fill is not None and fill["test"] is not None:
             optional.append(fill)
@@ -937,13 +938,24 @@ class _Attention:
         found = choose(0, [])
         return None if found == "None" else found
 
-    def _fill(self, stored: set, test) -> dict | None:
+    def _fill(self, stored: set, conditions: dict) -> dict | None:
         """The masked_fill step: its kind ("inf" or "finite"), where it fills, the keep-mask
-        (where it does not), the if test it runs under and the fill value; None without one."""
-        if "f1" not in self.roles:
+        (where it does not), the if test it runs under and the fill value; None without one.
+
+        The fill may come before the additive mask (``f0``: GPT-2's causal ``where`` of a
+        registered buffer, then ``+ attention_mask``) or after it (``f1``).  Either way the
+        filled positions end at -inf or a large negative number whatever is added there, so
+        the fused call's mask is the same: the fill where it fills, the additive terms
+        elsewhere."""
+        present = [r for r in FILL_STEPS if r in self.roles]
+        if not present:
             return None
-        node = self.roles["f1"]
-        _, kwargs, _, kwarg_spans = self._view("f1")
+        if len(present) > 1:
+            raise Skip("two masked_fill steps")
+        role = present[0]
+        test = conditions.get(role)
+        node = self.roles[role]
+        _, kwargs, _, kwarg_spans = self._view(role)
         spans = {name: value_span for (name, _), (value_span, _) in zip(kwargs, kwarg_spans)}
         if set(spans) != {"mask", "value"} or None in spans.values():
             raise Skip("the masked_fill could not be read")
@@ -958,7 +970,7 @@ class _Attention:
             if value_text is None:
                 raise Skip("the fill value is computed by the attention")
         resolved = self._resolve_local(value)
-        kind = fill_value(resolved)
+        kind = fill_value(resolved) or self._held_fill(value)
         if kind is None and isinstance(resolved, ast.Call) and isinstance(resolved.func, ast.Name):
             # max_neg_value(t), a same-file function that returns -torch.finfo(t.dtype).max
             definition = self.names.functions.get(resolved.func.id)
@@ -1050,6 +1062,43 @@ class _Attention:
         if len(values) != 1:
             return expr
         return self._resolve_local(values[0], depth + 1)
+
+    def _held_fill(self, value: ast.expr) -> str | None:
+        """The fill a local name holds through rebindings (``mask_value = torch.finfo(w.dtype).min``
+        then ``mask_value = torch.full([], mask_value, dtype=w.dtype, device=w.device)``), read as
+        the graph reads it (canon.held_fill): each binding's earlier ones in source order.  Only
+        when every binding of the name in the function holds a fill, so that no path can reach
+        the mask with another value."""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None or not isinstance(value, ast.Name):
+            return None
+        bindings: dict[str, list[tuple[int, ast.expr]]] = {}
+        for node in ast.walk(func):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    for name in (n for n in ast.walk(target) if isinstance(n, ast.Name)):
+                        plain = isinstance(node, ast.Assign) and len(targets) == 1 and target is name
+                        bindings.setdefault(name.id, []).append((node.lineno, node.value if plain else None))
+        for entries in bindings.values():
+            entries.sort(key=lambda entry: entry[0])
+
+        def lookup_before(line: int):
+            def lookup(name: str) -> str | None:
+                entries = bindings.get(name, [])
+                if not entries or any(v is None for _, v in entries):
+                    return None
+                earlier = [(at, v) for at, v in entries if at < line]
+                if not earlier:
+                    return None
+                at, bound = earlier[-1]
+                return held_fill(bound, lookup_before(at))
+            return lookup
+
+        entries = bindings.get(value.id, [])
+        if not entries or not all(held_fill(v, lookup_before(at)) for at, v in entries if v is not None):
+            return None
+        return lookup_before(value.lineno + 1)(value.id) if value.lineno else None
 
     def _note_blind_rows(self, mask, condition) -> None:
         """Remember the guard term for an additive mask held in a name (see

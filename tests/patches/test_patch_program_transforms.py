@@ -85,6 +85,7 @@ BUILD = {
     ("ADP009", "SelfAttention"): ((8, 2), lambda: (_r(2, 5, 8),)),
     ("ADP009", "GatedAttention"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP010", "SelfAttention"): ((8, 2), lambda: (_r(2, 2, 5, 4), _r(2, 2, 5, 4), _r(2, 2, 5, 4))),
+    ("ADP010", "NeoSelfAttention"): ((8,), lambda: (_r(2, 2, 5, 4), _r(2, 2, 5, 4), _r(2, 2, 5, 4))),
     ("ADP010", "Attention"): ((8,), lambda: (_r(2, 5, 8), _r(2, 5, 8), _r(2, 5, 8))),
     ("ADP010", 15, "Attention"): ((8,), lambda: (_r(2, 2, 5, 4), _r(2, 2, 5, 4), _r(2, 2, 5, 4))),
     ("ADP011", "RMSNorm"): ((8,), lambda: (_r(2, 5, 8),)),
