@@ -581,6 +581,12 @@ class FlowBuilder:
                 receiver, frontier = self._value(func.value, frontier, ctx)
             elif fqn is None and not isinstance(func, ast.Name):
                 frontier = self._inner_calls(func, frontier, ctx)
+        if fqn in ("torch.einsum", "torch.functional.einsum") and len(call.args) == 2 and not call.keywords \
+                and isinstance(call.args[1], (ast.List, ast.Tuple)) \
+                and not any(isinstance(e, ast.Starred) for e in call.args[1].elts):
+            # torch.einsum(eq, [a, b]): the operands given as one list are the operands
+            call = ast.copy_location(ast.Call(func=call.func, args=[call.args[0], *call.args[1].elts], keywords=[]),
+                                     call)
         args: list[Value] = []
         # A starred argument's span includes the star, so synthesis can tell it apart.
         arg_spans: list = [span(func.value)] if receiver is not None else []
@@ -809,7 +815,10 @@ class FlowBuilder:
         if op is None:
             op = TABLE.inplace(name)
             inplace = op is not None and call is ctx.bare and isinstance(receiver, Ref)
-            if not inplace:
+            # scores.float().masked_fill_(m, v): a temporary that no name holds, filled in
+            # place, is the filled copy (LayoutLMv2)
+            fresh = op is not None and call is not ctx.bare and isinstance(receiver, Ref) and receiver.key.startswith("%")
+            if not (inplace or fresh):
                 return {}
         view = canonical.normalise(op, "method", args, kwargs, arg_spans, kwarg_spans)
         if view is None:

@@ -51,7 +51,8 @@ ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one a
 VIEW_STEPS = ("m1", "s3")
 FILL_STEPS = ("f0", "f1")  # a masked_fill / where before the additive mask, or after it
 # the steps from the product to the softmax, in order; those that never change the dtype
-SCORE_STEPS = ("s0", "b0", "s1", "s2", "b1", "f0", "m1", "m2", "s3", "f1", "u", "z")
+SCORE_STEPS = ("s0", "b0", "s1", "s2", "b1", "f0", "m1", "m2", "s3", "u0", "f1", "u", "z")
+UPCASTS = ("u0", "u")  # the scores upcast to float32 before the softmax: before the fill (u0) or after it
 DTYPE_KEEPING = ("s0", "f0", "m1", "s3", "f1", "z")
 MASK_STEPS = ("b0", "b1", "f0", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
@@ -300,7 +301,7 @@ class _Attention:
                     # lucidrains' `mask_value = -torch.finfo(sim.dtype).max` reads only what the
                     # scores are, not their values: the fused path reads the same of q and k
                     # (not after an upcast, which changes the scores' dtype)
-                    text = None if "u" in self.roles else self._scores_metadata(stmt, step_stored, statement=True)
+                    text = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(stmt, step_stored, statement=True)
                     if text is None:
                         raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention")
                     metadata[offset] = text
@@ -533,7 +534,7 @@ class _Attention:
             if getattr(dtype, "text", None) != "torch.float32":
                 raise Skip("the softmax computes in a dtype other than float32")
             return True
-        return "u" in self.roles
+        return any(r in self.roles for r in UPCASTS)
 
     def _check_casts(self, upcast: bool, operands) -> None:
         """The probabilities cast back to the dtype of q, k or v (a no-op when they share one,
