@@ -102,6 +102,9 @@ class Node:
     # ``klass(...)`` where ``klass = Lion if use_lion else Adam``: (fqn, span of the
     # alternative's expression) for each class or function the name may hold
     choices: tuple = ()
+    # A softmax or transpose whose dims count from the front of a value of unknown rank, read
+    # at the rank its product makes attention (ranks._contracted): that rank; None otherwise
+    assumed_rank: int | None = None
 
     @property
     def line(self) -> int:

@@ -230,6 +230,10 @@ class _Attention:
         nodes = self.match.nodes
         if any(n.span is None or n.stmt is None for n in nodes):
             raise Skip("the matched code could not be located")
+        if any(n.assumed_rank is not None for n in nodes):
+            # (structure/ranks._contracted: attention only at the rank its product contracts the
+            # normalised axis; a fused call would need that rank checked at run time)
+            raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         if len({n.func for n in nodes}) > 1:
             nodes = self._inline_helper(nodes)
