@@ -601,9 +601,11 @@ class FlowBuilder:
                 bound = self._softmax_call(helper[0], call)
                 if bound is not None:
                     # def stable_softmax(t, dim=-1, alpha=...): ... (t * alpha).softmax(dim=dim):
-                    # the softmax of t (structure/formulas.py), a call of F.softmax
+                    # the softmax of t (structure/formulas.py), a call of the canonical softmax
+                    # under the function's own name (not a spelling of F.softmax: the paper
+                    # benchmark's exact spellings do not count it)
                     softmax = (helper[0], *bound)
-                    helper, fqn = None, "torch.nn.functional.softmax"
+                    helper, fqn = None, func.id
         elif helper is not None and helper[1]:
             # def gelu(self, gate): F.gelu of gate on every path (upcast on some): a GELU call
             formula = self._formulas.get(id(helper[0]), False)

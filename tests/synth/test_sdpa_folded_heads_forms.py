@@ -22,6 +22,7 @@ torch = pytest.importorskip("torch")
 from sdpa_modules import RULES, Counter, load, sdpa_fixed  # noqa: E402
 
 from adopter.engine import analyze  # noqa: E402
+from adopter.ruleset import load_rules  # noqa: E402
 from adopter.synth import fix_text  # noqa: E402
 
 F64 = torch.float64
@@ -172,3 +173,32 @@ def test_a_cast_whose_values_are_read_is_a_step():
     assert source != FOLDED
     result = fix_text(source, "attention.py", RULES)
     assert [f.rule for f in result.applied] == []
+
+
+def test_the_softmax_rule_does_not_drop_the_float32_the_function_computes_in():
+    # ADP004 rewrites a softmax into adopter_kernels.softmax(x, dim=-1): for a call of the
+    # float32 function that would drop the dtype (half in, half out instead of float32 out)
+    softmax_rule = [r for r in load_rules() if r.id == "ADP004"]
+    source = textwrap.dedent('''
+        import torch
+        from torch.nn import functional as fn
+
+
+        def row_softmax(logits, axis, tracing=False):
+            if tracing:
+                return fn.softmax(logits.float(), dim=axis)
+            return fn.softmax(logits, dim=axis, dtype=torch.float32)
+
+
+        def shifted(logits, axis):
+            return fn.softmax(logits - logits.amax(dim=axis, keepdim=True), dim=axis)
+
+
+        def probabilities(x):
+            return row_softmax(x, -1, tracing=False), shifted(x, -1)
+    ''')
+    result = fix_text(source, "probs.py", softmax_rule)
+    assert [f.line for f in result.applied] == [18]  # the shifted one: same dtype in and out
+    [(finding, why)] = result.skipped
+    assert finding.line == 18 and "dtype=" in why
+    assert "row_softmax(x, -1, tracing=False)" in result.text and "shifted(x, -1)" not in result.text
