@@ -769,9 +769,13 @@ class Matcher:
             src = state.canon(node.args[0].key)
             dst = node.outs[0].key if node.outs else None
             if dst is not None and dst in bound:
+                if src == dst:
+                    # ``w = Attention.apply_sparse_mask(w, ...)`` of a helper that returns its
+                    # argument: the name keeps its value
+                    return state
                 # ``dots = self.apply_pos_bias(dots)``: the helper's result replaces a value no
                 # later step reads
-                if src not in bound or src == dst:
+                if src not in bound:
                     return None
                 state = self._overwritten(state, {dst}, index)
                 if state is None:
@@ -798,7 +802,12 @@ class Matcher:
             return state
         bound = state.bound_keys()
         if node.defs & bound or any(state.canon(k) in bound for k in node.defs):
-            return None  # a bound value is overwritten between pattern nodes
+            # a bound value is overwritten between pattern nodes (fairseq's dead cast
+            # ``attn_weights = attn_weights_float.type_as(attn_weights)`` after the softmax):
+            # not a site when a later step still reads it; otherwise it is stale
+            state = self._overwritten(state, set(node.defs) | {state.canon(k) for k in node.defs}, index)
+            if state is None:
+                return None
         if node.defs & state.aliases.keys():
             new = state.copy()
             for key in node.defs:

@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from adopter.structure.formulas import (autograd_gelu_module, gelu_formula, gelu_module, gelu_on_every_path, silu_module,
-                                        softmax_formula)
+                                        SAME, softmax_formula)
 from adopter.structure.names import collect_names
 
 SRC = textwrap.dedent('''
@@ -270,7 +270,7 @@ def test_softmax_formula(name, expected):
     tree = ast.parse(SOFTMAXES)
     names = collect_names(tree)
     [func] = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == name]
-    assert softmax_formula(func, names) is expected
+    assert (softmax_formula(func, names) == SAME) is expected
 
 
 def test_the_softmax_formulas_compute_softmax():
@@ -332,3 +332,90 @@ SILU = textwrap.dedent('''
 def test_silu_modules(cls, expected):
     names = collect_names(ast.parse(SILU))
     assert silu_module(names.classes[cls], names) == expected
+
+
+PATH_SOFTMAXES = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+
+    def two_spellings_in_float32(scores, axis, exporting=False):
+        if exporting:
+            return torch.softmax(scores.to(torch.float32), axis)
+        else:
+            return F.softmax(scores, dim=axis, dtype=torch.float)
+
+    def early_return_then_fall_through(scores, axis, exporting=False):
+        """docstring"""
+        if exporting:
+            return torch.softmax(scores.float(), dim=axis)
+        return scores.softmax(axis, dtype=torch.float32)
+
+    def same_dtype_both_ways(scores, axis, fast=True):
+        if fast:
+            return scores.softmax(dim=axis)
+        return F.softmax(scores - scores.amax(dim=axis, keepdim=True), dim=axis)
+
+    def dtypes_differ(scores, axis, exporting=False):
+        if exporting:
+            return F.softmax(scores.float(), dim=axis)
+        return F.softmax(scores, dim=axis)
+
+    def tempered_on_one_path(scores, axis, tau=1.0, sharpen=False):
+        if sharpen:
+            return F.softmax(scores / tau, dim=axis)
+        return F.softmax(scores, dim=axis)
+
+    def one_path_falls_off(scores, axis, exporting=False):
+        if exporting:
+            return F.softmax(scores, dim=axis)
+
+    def works_in_a_branch(scores, axis, exporting=False):
+        if exporting:
+            scores = scores * 2
+        return F.softmax(scores, dim=axis)
+
+    def test_calls(scores, axis, exporting=False):
+        if log(exporting):
+            return F.softmax(scores, dim=axis)
+        return F.softmax(scores, dim=axis)
+
+    def other_axis_on_one_path(scores, axis, exporting=False):
+        if exporting:
+            return F.softmax(scores, dim=-1)
+        return F.softmax(scores, dim=axis)
+''')
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("two_spellings_in_float32", "torch.float32"), ("early_return_then_fall_through", "torch.float32"),
+    ("same_dtype_both_ways", SAME), ("dtypes_differ", None), ("tempered_on_one_path", None),
+    ("one_path_falls_off", None), ("works_in_a_branch", None), ("test_calls", None),
+    ("other_axis_on_one_path", None),
+])
+def test_softmax_on_every_path(name, expected):
+    """fairseq's utils_softmax(x, dim, onnx_trace): every path a softmax over the dim, in one
+    dtype, branching on tests that only read -- read from the code, not the name."""
+    tree = ast.parse(PATH_SOFTMAXES)
+    names = collect_names(tree)
+    [func] = [f for f in tree.body if isinstance(f, ast.FunctionDef) and f.name == name]
+    assert softmax_formula(func, names) == expected
+
+
+def test_the_path_softmaxes_compute_softmax_in_their_dtype():
+    torch = pytest.importorskip("torch")
+    namespace: dict = {}
+    exec(PATH_SOFTMAXES, namespace)
+    x = torch.randn(3, 4, 7, dtype=torch.float16) * 8
+    reference = torch.softmax(x.float(), -1)
+    for name in ("two_spellings_in_float32", "early_return_then_fall_through"):
+        for flag in (False, True):
+            out = namespace[name](x, -1, flag)
+            assert out.dtype == torch.float32
+            torch.testing.assert_close(out, reference)  # both spellings: one float32 softmax
+    for flag in (False, True):
+        out = namespace["same_dtype_both_ways"](x.double(), -1, flag)
+        assert out.dtype == torch.float64
+        torch.testing.assert_close(out, torch.softmax(x.double(), -1))
+    # the ones read as not a softmax differ on some path
+    assert namespace["dtypes_differ"](x, -1, False).dtype != namespace["dtypes_differ"](x, -1, True).dtype
+    assert not torch.allclose(namespace["tempered_on_one_path"](x.float(), -1, 0.5, True), reference)

@@ -20,6 +20,7 @@ import ast
 import math
 
 from .names import ModuleNames
+from .ops import CASTS, DTYPE_ALIASES
 
 # Calls a GELU formula may make (last component of the resolved name, or a method name).
 _ELEMENTWISE = {"erf", "tanh", "pow", "sqrt", "mul", "add", "float", "type_as", "to"}
@@ -318,45 +319,87 @@ def _near(a: float, b: float) -> bool:
 
 _SOFTMAX = {"softmax"}  # the last component of torch.softmax / F.softmax / x.softmax
 _ROW_MAX = {"amax", "max"}
+FLOAT_DTYPES = frozenset(CASTS.values())
 
 
-def softmax_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNames) -> bool:
+SAME = "same"  # softmax_formula: the softmax keeps its input's dtype
+
+
+def softmax_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNames) -> str | None:
     """Does ``func(x, dim, ...)`` compute ``softmax(x, dim)``, whatever its other parameters?
+    :data:`SAME` when it does in ``x``'s dtype, the dtype's name (``"torch.float32"``) when it
+    does in that dtype on every path; None otherwise.
 
     DALL-E's ``stable_softmax(t, dim=-1, alpha=32 ** 2)``: ``t = t / alpha; t = t -
     torch.amax(t, dim=dim, keepdim=True).detach(); return (t * alpha).softmax(dim=dim)``.
     Softmax is invariant to a shift constant along ``dim`` (a ``keepdim`` max over ``dim``
     subtracted), and the scalings cancel (``/ alpha`` then ``* alpha``, alpha a number or
-    another parameter): it is the softmax of ``x`` over ``dim``.  Read from the code, never the
-    name: the first parameter is the tensor, the second the dim the final softmax normalises
-    (so that a positional call binds the same way), a body of assignments and one ``return``,
-    and any other step -- an exponent, a mask, a scale that does not cancel -- is not this."""
+    another parameter): it is the softmax of ``x`` over ``dim``.  fairseq's ``utils_softmax(x,
+    dim, onnx_trace)``: ``if onnx_trace: return F.softmax(x.float(), dim=dim)`` else ``return
+    F.softmax(x, dim=dim, dtype=torch.float32)``: a test that only reads chooses between two
+    spellings of one float32 softmax.  Read from the code, never the name: the first parameter
+    is the tensor, the second the dim the final softmax normalises (so that a positional call
+    binds the same way), each path a run of assignments and one ``return``, branching only on
+    tests that read; any other step -- an exponent, a mask, a scale that does not cancel, paths
+    in different dtypes -- is not this."""
     args = func.args
     params = [a.arg for a in args.posonlyargs + args.args]
     if len(params) < 2 or args.vararg or args.kwarg:
-        return False
-    x, dim = params[0], params[1]
-    scalars = set(params[2:]) | {a.arg for a in args.kwonlyargs}
-    body = _code(func.body)
-    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
-        return False
-    # name -> the factor it is x times (numbers multiplied, exponents per scalar parameter),
-    # up to a shift constant along dim
-    states: dict[str, tuple[float, dict]] = {x: (1.0, {})}
+        return None
+    reader = _SoftmaxReader(params[0], params[1], set(params[2:]) | {a.arg for a in args.kwonlyargs}, names)
+    dtypes: list[str] = []
+    if not reader.block(_code(func.body), {params[0]: (1.0, {})}, dtypes) or len(set(dtypes)) != 1:
+        return None
+    return dtypes[0]
 
-    def scale(expr):
-        if isinstance(expr, ast.Name) and expr.id in scalars:
+
+class _SoftmaxReader:
+    """One function's paths, read by :func:`softmax_formula`: each name a path assigns is ``x``
+    times a factor (numbers multiplied, exponents per scalar parameter), up to a shift constant
+    along ``dim``."""
+
+    def __init__(self, x: str, dim: str, scalars: set, names: ModuleNames):
+        self.x, self.dim, self.scalars, self.names = x, dim, scalars, names
+
+    def block(self, stmts: list, states: dict, dtypes: list) -> bool:
+        """Does every path through ``stmts`` return the softmax (its dtype appended per return)?"""
+        if not stmts:
+            return False
+        states = dict(states)
+        for index, stmt in enumerate(stmts):
+            last = index == len(stmts) - 1
+            if isinstance(stmt, ast.Return):
+                return last and self._returns(stmt.value, states, dtypes)
+            if isinstance(stmt, ast.If) and _pure_test(stmt.test, self.names):
+                # a branch returns the softmax, or (not last) is empty and falls through
+                if not all(self.block(_code(b), states, dtypes) if b else not last for b in (stmt.body, stmt.orelse)):
+                    return False
+                if stmt.body and stmt.orelse:
+                    return last
+                continue
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+                return False
+            state = self._read(stmt.value, states)
+            if state is None or stmt.targets[0].id in (self.dim, *self.scalars):
+                return False
+            states[stmt.targets[0].id] = state
+        return False
+
+    def _scale(self, expr):
+        if isinstance(expr, ast.Name) and expr.id in self.scalars:
             return 1.0, {expr.id: 1}
-        value = _number(expr, names)
+        value = _number(expr, self.names)
         return (value, {}) if value not in (None, 0.0) else None
 
-    def combine(state, factor, sign):
+    @staticmethod
+    def _combine(state, factor, sign):
         number, exps = state[0] * factor[0] ** sign, dict(state[1])
         for key, power in factor[1].items():
             exps[key] = exps.get(key, 0) + sign * power
         return number, {k: v for k, v in exps.items() if v}
 
-    def row_max(expr) -> bool:  # torch.amax(n, dim=dim, keepdim=True)[.detach()], n.max(dim, keepdim=True)[0]
+    def _row_max(self, expr, states) -> bool:
+        """torch.amax(n, dim=dim, keepdim=True)[.detach()], n.max(dim, keepdim=True)[0]"""
         if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "detach" \
                 and not expr.args:
             expr = expr.func.value
@@ -364,50 +407,78 @@ def softmax_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleN
             expr = expr.value
         elif isinstance(expr, ast.Attribute) and expr.attr == "values":
             expr = expr.value
-        if not isinstance(expr, ast.Call) or _call_name(expr, names) not in _ROW_MAX:
+        if not isinstance(expr, ast.Call) or _call_name(expr, self.names) not in _ROW_MAX:
             return False
         operands = list(expr.args)
-        if isinstance(expr.func, ast.Attribute) and names.resolve(expr.func) is None:
+        if isinstance(expr.func, ast.Attribute) and self.names.resolve(expr.func) is None:
             operands.insert(0, expr.func.value)  # n.amax(...)
         keywords = {k.arg: k.value for k in expr.keywords}
         if not operands or not (isinstance(operands[0], ast.Name) and operands[0].id in states):
             return False
         axis = operands[1] if len(operands) > 1 else keywords.get("dim")
         keep = operands[2] if len(operands) > 2 else keywords.get("keepdim")
-        return isinstance(axis, ast.Name) and axis.id == dim and isinstance(keep, ast.Constant) and keep.value is True
+        return isinstance(axis, ast.Name) and axis.id == self.dim and isinstance(keep, ast.Constant) \
+            and keep.value is True
 
-    def read(expr):
+    def _read(self, expr, states):
         if isinstance(expr, ast.Name):
             return states.get(expr.id)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Mult, ast.Div)):
-            left = read(expr.left)
-            if left is not None and scale(expr.right) is not None:
-                return combine(left, scale(expr.right), 1 if isinstance(expr.op, ast.Mult) else -1)
-            right = read(expr.right) if isinstance(expr.op, ast.Mult) else None
-            if right is not None and scale(expr.left) is not None:
-                return combine(right, scale(expr.left), 1)
+            left = self._read(expr.left, states)
+            if left is not None and self._scale(expr.right) is not None:
+                return self._combine(left, self._scale(expr.right), 1 if isinstance(expr.op, ast.Mult) else -1)
+            right = self._read(expr.right, states) if isinstance(expr.op, ast.Mult) else None
+            if right is not None and self._scale(expr.left) is not None:
+                return self._combine(right, self._scale(expr.left), 1)
             return None
-        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and row_max(expr.right):
-            return read(expr.left)
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and self._row_max(expr.right, states):
+            return self._read(expr.left, states)
         return None
 
-    for stmt in body[:-1]:
-        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+    def _returns(self, last, states, dtypes: list) -> bool:
+        if not isinstance(last, ast.Call) or _call_name(last, self.names) not in _SOFTMAX:
             return False
-        state = read(stmt.value)
-        if state is None or stmt.targets[0].id in (dim, *scalars):
+        operands = list(last.args)
+        if isinstance(last.func, ast.Attribute) and self.names.resolve(last.func) is None:
+            operands.insert(0, last.func.value)  # (t * alpha).softmax(dim=dim)
+        keywords = {k.arg: k.value for k in last.keywords}
+        if set(keywords) - {"dim", "dtype"} or not operands or len(operands) > 2:
             return False
-        states[stmt.targets[0].id] = state
-    last = body[-1].value
-    if not isinstance(last, ast.Call) or _call_name(last, names) not in _SOFTMAX:
-        return False
-    operands = list(last.args)
-    if isinstance(last.func, ast.Attribute) and names.resolve(last.func) is None:
-        operands.insert(0, last.func.value)  # (t * alpha).softmax(dim=dim)
-    keywords = {k.arg: k.value for k in last.keywords}
-    if set(keywords) - {"dim"} or not operands or len(operands) > 2:
-        return False
-    axis = operands[1] if len(operands) > 1 else keywords.get("dim")
-    state = read(operands[0])
-    return (isinstance(axis, ast.Name) and axis.id == dim and state is not None and not state[1]
-            and abs(state[0] - 1.0) <= 1e-12)
+        axis = operands[1] if len(operands) > 1 else keywords.get("dim")
+        dtype = SAME
+        if "dtype" in keywords:  # F.softmax(x, dim=dim, dtype=torch.float32)
+            dtype = self._dtype(keywords["dtype"])
+        operand = operands[0]
+        cast = self._cast(operand)
+        if cast is not None:  # F.softmax(x.float(), dim=dim): the softmax of x computed in float32
+            operand, upcast = cast
+            dtype = upcast if dtype == SAME else dtype
+        state = self._read(operand, states)
+        if dtype is None or not (isinstance(axis, ast.Name) and axis.id == self.dim and state is not None
+                                 and not state[1] and abs(state[0] - 1.0) <= 1e-12):
+            return False
+        dtypes.append(dtype)
+        return True
+
+    def _dtype(self, expr) -> str | None:
+        if isinstance(expr, ast.Constant) and expr.value is None:
+            return SAME
+        resolved = self.names.resolve(expr) if isinstance(expr, (ast.Name, ast.Attribute)) else None
+        resolved = DTYPE_ALIASES.get(resolved, resolved)
+        return resolved if resolved in FLOAT_DTYPES else None
+
+    def _cast(self, expr) -> tuple | None:
+        """``t.float()`` / ``t.to(torch.float32)`` / ``t.type(torch.float32)``: (t, the dtype)."""
+        if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute)
+                and self.names.resolve(expr.func) is None):
+            return None
+        method = expr.func.attr
+        if method in CASTS and not expr.args and not expr.keywords:
+            return expr.func.value, CASTS[method]
+        if method in ("to", "type") and len(expr.args) + len(expr.keywords) == 1:
+            value = expr.args[0] if expr.args else expr.keywords[0].value
+            if expr.keywords and expr.keywords[0].arg != "dtype":
+                return None
+            dtype = self._dtype(value)
+            return (expr.func.value, dtype) if dtype not in (None, SAME) else None
+        return None

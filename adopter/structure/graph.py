@@ -29,7 +29,7 @@ from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
-from .formulas import gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
+from .formulas import SAME, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .literals import literal_keywords
 from .names import ModuleNames
 from .torch_bases import INHERITED
@@ -101,6 +101,9 @@ class Node:
     # ``klass(...)`` where ``klass = Lion if use_lion else Adam``: (fqn, span of the
     # alternative's expression) for each class or function the name may hold
     choices: tuple = ()
+    # A softmax or transpose whose dims count from the front of a value of unknown rank, read
+    # at the rank its product makes attention (ranks._contracted): that rank; None otherwise
+    assumed_rank: int | None = None
 
     @property
     def line(self) -> int:
@@ -191,7 +194,7 @@ class FlowBuilder:
         self.temps = 0
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
         self._formulas: dict[int, str | None] = {}  # id of a same-file function -> the GELU variant it computes
-        self._softmaxes: dict[int, bool] = {}  # id of a same-file function -> whether it is a softmax
+        self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
@@ -465,17 +468,38 @@ class FlowBuilder:
         ctors = self.cls.bindings.get(layer[len("self."):], [])
         return frozenset(c.fqn for c in ctors) or frozenset({"?"})
 
-    def _softmax_call(self, func: ast.FunctionDef, call: ast.Call | None) -> bool:
-        """Is ``func`` a same-file softmax (formulas.softmax_formula), called (when ``call`` is
-        given) with the tensor and at most the dim, positionally or by the dim's name?"""
+    def _softmax_call(self, func: ast.FunctionDef, call: ast.Call | None):
+        """Is ``func`` a same-file softmax (formulas.softmax_formula)?  Without ``call``: the
+        dtype it computes in (formulas.SAME: its input's), or None.  With ``call``: how the call
+        binds it -- (dtype, where the tensor is, where the dim is: an index of ``call.args``, a
+        keyword's name, or None for the parameter's default) -- when the tensor is passed, the
+        dim by position or by its name, and any other parameter (a flag its tests read, a
+        scaling that cancels) only as a name, an attribute or a constant; None otherwise."""
         found = self._softmaxes.get(id(func))
         if found is None:
-            found = self._softmaxes[id(func)] = softmax_formula(func, self.names)
+            found = self._softmaxes[id(func)] = softmax_formula(func, self.names) or ""
         if not found or call is None:
-            return found
-        dim = (func.args.posonlyargs + func.args.args)[1].arg
-        return len(call.args) <= 2 and not any(isinstance(a, ast.Starred) for a in call.args) \
-            and all(k.arg == dim for k in call.keywords) and (dim == "dim" or not call.keywords)
+            return found or None
+        params = [a.arg for a in func.args.posonlyargs + func.args.args]
+        named = params[len(func.args.posonlyargs):] + [a.arg for a in func.args.kwonlyargs]
+        positional = set(params[:len(call.args)])
+        if len(call.args) > len(params) or any(isinstance(a, ast.Starred) for a in call.args) or any(
+                k.arg not in named or k.arg in positional for k in call.keywords):
+            return None  # (k.arg None: a ** spread)
+        where = {params[i]: i for i in range(len(call.args))}
+        where.update({k.arg: k.arg for k in call.keywords})
+        x, dim = params[0], params[1]
+        if x not in where:
+            return None
+        for name, at in where.items():
+            if name in (x, dim):
+                continue
+            expr = call.args[at] if isinstance(at, int) else next(k.value for k in call.keywords if k.arg == at)
+            if not isinstance(expr, (ast.Name, ast.Attribute, ast.Constant)):
+                return None
+        if dim not in where and self._ints([_dim_default(func)], tuple_ok=False) is None:
+            return None  # no default (the call would raise), or not a number
+        return found, where[x], where.get(dim)
 
     def _callable_alias(self, value_expr: ast.expr) -> str | None:
         """The function a local name bound to ``value_expr`` calls, when every alternative of
@@ -493,7 +517,7 @@ class FlowBuilder:
         fqns, ops = [], set()
         for expr in alternatives:
             if isinstance(expr, ast.Name) and expr.id in self.names.functions:
-                if not self._softmax_call(self.names.functions[expr.id], None):
+                if self._softmax_call(self.names.functions[expr.id], None) != SAME:
                     return None
                 ops.add("torch.nn.functional.softmax")
                 continue
@@ -533,6 +557,18 @@ class FlowBuilder:
             and func.attr not in self.cls.bindings
         ):
             return self.cls.methods[func.attr], True
+        if (
+            self.cls is not None
+            and isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and func.value.id == self.cls.name
+            and func.value.id not in ctx.params
+            and func.attr in self.cls.methods
+            and all(isinstance(d, ast.Name) and d.id == "staticmethod" for d in self.cls.methods[func.attr].decorator_list)
+        ):
+            # MultiheadAttention.apply_sparse_mask(w, ...): a function of the class called through
+            # the class binds its parameters as written (no instance)
+            return self.cls.methods[func.attr], False
         if isinstance(func, ast.Name) and func.id in ctx.local_funcs:
             return ctx.local_funcs[func.id], False
         if isinstance(func, ast.Name) and func.id in self.names.functions and func.id not in ctx.params:
@@ -554,6 +590,7 @@ class FlowBuilder:
         helper = None if layer is not None else self._helper_of(func, ctx)
         fqn = None
         formula = None
+        softmax = None  # a same-file softmax called: (its def, dtype, where the tensor is, where the dim is)
         if helper is not None and not helper[1] and isinstance(func, ast.Name):
             # def gelu(x): return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0))): a call of
             # the function is a GELU (structure/formulas.py), not a body to inline.
@@ -562,10 +599,15 @@ class FlowBuilder:
                 formula = self._formulas[id(helper[0])] = gelu_formula(helper[0], self.names)
             if formula is not None:
                 helper, fqn = None, func.id
-            elif self._softmax_call(helper[0], call):
-                # def stable_softmax(t, dim=-1, alpha=...): ... (t * alpha).softmax(dim=dim):
-                # the softmax of t (structure/formulas.py), a call of F.softmax
-                helper, fqn = None, "torch.nn.functional.softmax"
+            else:
+                bound = self._softmax_call(helper[0], call)
+                if bound is not None:
+                    # def stable_softmax(t, dim=-1, alpha=...): ... (t * alpha).softmax(dim=dim):
+                    # the softmax of t (structure/formulas.py), a call of the canonical softmax
+                    # under the function's own name (not a spelling of F.softmax: the paper
+                    # benchmark's exact spellings do not count it)
+                    softmax = (helper[0], *bound)
+                    helper, fqn = None, func.id
         elif helper is not None and helper[1]:
             # def gelu(self, gate): F.gelu of gate on every path (upcast on some): a GELU call
             formula = self._formulas.get(id(helper[0]), False)
@@ -653,7 +695,11 @@ class FlowBuilder:
                                        types=self._layer_types(layer),
                                        uses=frozenset(uses), **common, **fields)
         elif fqn is not None:
-            fields, frontier = self._canonical("call", GELU if formula is not None else fqn, call, common, frontier, ctx)
+            if softmax is not None:
+                fields = self._softmax_fields(softmax, call, common)
+            else:
+                fields, frontier = self._canonical("call", GELU if formula is not None else fqn, call, common,
+                                                   frontier, ctx)
             moved = fields.pop("moved", None)
             if moved is not None:  # an einsum's product with its axes moved: this node reads the product
                 common.update(args=(moved,), arg_spans=(None,), kwargs=(), kwarg_spans=())
@@ -711,6 +757,34 @@ class FlowBuilder:
             node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses),
                                        choices=choices, **common)
         return out, frontier
+
+    def _softmax_fields(self, softmax: tuple, call: ast.Call, common: dict) -> dict:
+        """The softmax node of a call of a same-file softmax function (``_softmax_call``):
+        its tensor, its dim, and the dtype it computes in where that is not the input's (a
+        ``dtype=`` the function's softmax takes, or an upcast before it); the function's other
+        arguments are not the softmax's."""
+        func, dtype, x_at, dim_at = softmax
+        args, arg_spans = common["args"], common["arg_spans"]
+        kwargs, kwarg_spans = common["kwargs"], common["kwarg_spans"]
+
+        def argument(at):
+            if isinstance(at, int):
+                return args[at], (arg_spans[at], arg_spans[at])
+            index = [name for name, _ in kwargs].index(at)
+            return kwargs[index][1], kwarg_spans[index]
+
+        x, (x_span, _) = argument(x_at)
+        if dim_at is None:  # the parameter's default (an int: _softmax_call)
+            dim, dim_spans = Const(self._ints([_dim_default(func)], tuple_ok=False)[0]), (None, None)
+        else:
+            dim, dim_spans = argument(dim_at)
+        out_kwargs, out_spans = [("dim", dim)], [dim_spans]
+        if dtype != SAME:
+            out_kwargs.append(("dtype", Ref(dtype, dtype)))
+            out_spans.append((None, None))
+        op = TABLE.ops["torch.nn.functional.softmax"]
+        view = View((x,), tuple(out_kwargs), (x_span,), tuple(out_spans))
+        return {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}
 
     def _table_lookup(self, func: ast.Subscript) -> tuple[str, frozenset] | None:
         fqn = self.names.resolve(func.value)
@@ -1609,6 +1683,13 @@ class FlowBuilder:
 
 
 _NUMBER_CALLS = {"int", "float", "len", "abs", "round", "min", "max"}
+
+
+def _dim_default(func: ast.FunctionDef) -> ast.expr | None:
+    """The default of a function's second parameter (None without one)."""
+    params = func.args.posonlyargs + func.args.args
+    index = 1 - (len(params) - len(func.args.defaults))
+    return func.args.defaults[index] if 0 <= index < len(func.args.defaults) else None
 
 
 def _number_expr(expr: ast.expr) -> bool:

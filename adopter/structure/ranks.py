@@ -80,6 +80,7 @@ class _Ranks:
                 defined.setdefault(key, []).append(node)
         self.defined = defined
         self.rank: dict[str, object] = {key: TOP for key in defined}
+        self.conflicts: set[str] = set()  # names whose assignments give different ranks
 
     def of(self, value):
         if isinstance(value, _graph.Const):
@@ -173,6 +174,7 @@ class _Ranks:
                         found = rank
                     elif found != rank:
                         found = None
+                        self.conflicts.add(key)  # assigned values of two ranks (a branch unsqueezes)
                         break
                 if found != self.rank[key] and self.rank[key] is not None:
                     self.rank[key] = found
@@ -182,6 +184,75 @@ class _Ranks:
         for key, rank in self.rank.items():
             if rank == TOP:
                 self.rank[key] = None
+
+
+def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
+    """Softmax nodes over a dim ``d`` counted from the front, of a value whose rank the code does
+    not fix, whose probabilities (through casts and dropout) move that axis by
+    ``transpose(d, d + 1)`` and are then the first operand of a product: the product contracts
+    its first operand's last axis, which is the normalised one only at rank ``d + 2``.  That
+    rank is the one the code moves the axis into place for (speechbrain's ``(keys @
+    query).softmax(1).transpose(1, 2) @ values``: a single query, (B, L, 1) scores); at any
+    other the product would not contract the normalised axis.  (Probabilities the product reads
+    directly are not read so: a softmax over a middle axis -- heads, queries -- of a 4-D tensor
+    is as likely as one over the keys of a 2-D one.)  Returns the id of each such softmax (and
+    transpose) node -> the rank, which the node then records as ``assumed_rank``: a rewrite must
+    not rely on it without checking it at run time."""
+    readers: dict[str, list] = {}
+    for node in nodes:
+        if node.view is not None and node.view.args and _is_ref(node.view.args[0]):
+            readers.setdefault(node.view.args[0].key, []).append(node)
+    found: dict[int, int] = {}
+    for node in nodes:
+        if node.canon != "torch.nn.functional.softmax" or node.view is None or not node.view.args \
+                or len(node.outs) != 1 or ranks.of(node.view.args[0]) not in (None, TOP):
+            continue
+        d = _int(dict(node.view.kwargs).get("dim"))
+        if d is None or d < 0 or _from_conflict(node.view.args[0], ranks):
+            continue
+        ranks_seen, transposes, key = set(), [], node.outs[0].key
+        for _ in range(4):  # the probabilities, cast or dropped out
+            for reader in readers.get(key, ()):
+                if reader.canon == "torch.matmul":
+                    # read directly: over a middle axis (heads, queries) of a 4-D tensor is as
+                    # likely as over the keys of a 2-D one ("softmax over another dimension")
+                    ranks_seen.add(None)
+                elif reader.canon == "torch.transpose" and len(reader.outs) == 1:
+                    dims = sorted(_int(v) for n, v in reader.view.kwargs if n in ("dim0", "dim1"))
+                    after = [r for r in readers.get(reader.outs[0].key, ()) if r.canon == "torch.matmul"
+                             and len(r.view.args) == 2]
+                    if dims == [d, d + 1] and after and all(_is_ref(r.view.args[0]) and r.view.args[0].key
+                                                            == reader.outs[0].key for r in after):
+                        ranks_seen.add(d + 2)
+                        transposes.append(reader)
+            nxt = [r for r in readers.get(key, ()) if r.canon in ("torch.Tensor.to", "torch.nn.functional.dropout")
+                   and len(r.outs) == 1]
+            if len(nxt) != 1:
+                break
+            key = nxt[0].outs[0].key
+        if len(ranks_seen) == 1 and None not in ranks_seen:
+            rank = ranks_seen.pop()
+            found[node.id] = rank
+            for transpose in transposes:
+                found[transpose.id] = rank
+    return found
+
+
+def _from_conflict(value, ranks: _Ranks) -> bool:
+    """Is ``value`` computed (through the function's own nodes) from a name that the code gives
+    different ranks on different paths?  Its rank is then not one the code leaves open but
+    one that changes: no single rank is read into it."""
+    seen, stack = set(), [value]
+    while stack:
+        value = stack.pop()
+        if not _is_ref(value) or value.key in seen:
+            continue
+        seen.add(value.key)
+        if value.key in ranks.conflicts:
+            return True
+        for node in ranks.defined.get(value.key, ()):
+            stack.extend(node.view.args if node.view is not None else node.args)
+    return False
 
 
 def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
@@ -194,6 +265,7 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
     into_bmm = {v.key for node in nodes if node.canon == "torch.matmul" and node.view is not None
                 and node.op.rsplit(".", 1)[-1] == "bmm" for v in node.view.args if _is_ref(v) and v.key.startswith("%")}
     changed: dict[int, tuple] = {}  # id of a transpose node -> its new (dim0, dim1)
+    assumed = _contracted(nodes, ranks)
     for node in nodes:
         if node.canon not in ("torch.nn.functional.softmax", "torch.transpose") or node.view is None:
             continue
@@ -203,6 +275,8 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
         rank = ranks.of(view.args[0])
         if node.canon == "torch.transpose" and len(node.outs) == 1 and node.outs[0].key in into_bmm:
             rank = 3
+        if (not isinstance(rank, int) or rank == TOP) and node.id in assumed:
+            rank = node.assumed_rank = assumed[node.id]
         if not isinstance(rank, int) or rank == TOP:
             continue
         kwargs = list(view.kwargs)

@@ -32,6 +32,7 @@ from ..engine import Finding, matchers_for
 from ..match import Match, commutes, node_view
 from ..ruleset import Rule
 from ..structure import Const, Ref, names_match
+from ..structure.canon import TABLE
 from ..structure.model import OWN_CALL
 from .render import KEEP_ARGS, RenderError, parse_target, replace_names, substitute, template_vars
 from .text import (
@@ -39,6 +40,7 @@ from .text import (
 )
 
 MAX_MOVED_STATEMENTS = 8
+SOFTMAX = "torch.nn.functional.softmax"  # the canonical softmax (structure/ops.py)
 
 
 class Skip(Exception):
@@ -485,6 +487,11 @@ class Planner:
                 if name in named:
                     continue
                 if value_span is None and whole is None:
+                    if node.kind == "call" and node.canon == SOFTMAX and TABLE.function(node.op) is None \
+                            and TABLE.module(node.op) is None:
+                        # a same-file function read as a softmax in float32 (fairseq's
+                        # utils_softmax): its dtype is computed, not written at the call
+                        raise Skip(f"the fused call would drop `{name}=`, which `{node.op}` computes in")
                     continue  # a module constructor's argument, not written at the call
                 # a positional argument read as a keyword (value span == whole span) is passed by name
                 extras.append((whole, name if whole == value_span and name != "**" else None))

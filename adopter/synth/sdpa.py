@@ -232,6 +232,10 @@ class _Attention:
         nodes = self.match.nodes
         if any(n.span is None or n.stmt is None for n in nodes):
             raise Skip("the matched code could not be located")
+        if any(n.assumed_rank is not None for n in nodes):
+            # (structure/ranks._contracted: attention only at the rank its product contracts the
+            # normalised axis; a fused call would need that rank checked at run time)
+            raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         if len({n.func for n in nodes}) > 1:
             nodes = self._inline_helper(nodes)
@@ -275,6 +279,7 @@ class _Attention:
                 if branch_ifs.setdefault(id(chain[0]), field) != field:
                     raise Skip(f"the if at line {chain[0].lineno} holds attention steps in both branches")
         kinds: list[str] = []
+        self.dtype_holders: dict[str, ast.Assign] = {}  # name -> the dropped cast it holds (_dtype_only)
         metadata: dict[int, str] = {}  # region offset -> the statement reading q's and k's dtype, device, shape
         step_if_keeps: dict[int, list[ast.stmt]] = {}
         branch_tests: set[str] = set()  # the guard terms of those ifs
@@ -296,6 +301,14 @@ class _Attention:
             elif isinstance(stmt, ast.If):
                 touches = (_loads(stmt) | stored_names(stmt)) & step_stored
                 kinds.append("guard" if touches else "keep")
+            elif self._keeps_value(stmt):
+                kinds.append("drop")  # `w = Attention.apply_sparse_mask(w, ...)` of a helper returning w
+            elif self._dtype_only(stmt, region[offset + 1:]):
+                # fairseq's `attn_weights = attn_weights_float.type_as(attn_weights)`, read only as
+                # the dtype the next cast converts to: the fused path does not compute it (a later
+                # read of the name is a read of what only the original computes: guarded below)
+                self.dtype_holders[stmt.targets[0].id] = stmt
+                kinds.append("drop")
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
                 if _loads(stmt) & step_stored:
                     # lucidrains' `mask_value = -torch.finfo(sim.dtype).max` reads only what the
@@ -388,6 +401,8 @@ class _Attention:
                 branch_tests.add(term)
                 fast.extend(step_if_keeps.get(offset, ()))
                 continue
+            if kind == "drop":
+                continue  # the name keeps the value the fused path does not compute
             if kind == "check":
                 if not _loads(stmt) & stored:
                     fast.append(self._stmt_text(stmt))  # an input check: keep it
@@ -433,8 +448,13 @@ class _Attention:
         guard += self._hooks(edits)
 
         unique = list(dict.fromkeys(guard))
+        widening_terms = set(self._widening_terms(conditions))
         for term in unique:
             clash = read_names(ast.parse(term, mode="eval")) & all_stored
+            if term in widening_terms:
+                # fairseq's `attn_mask = attn_mask.unsqueeze(0)` before `attn_weights += attn_mask`:
+                # the guard reads the mask before the region, of the same dtype and None-ness
+                clash = {name for name in clash if not _reshaped_only(name, region)}
             if clash and term not in branch_tests and term not in dtype_terms and \
                     term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
@@ -564,6 +584,10 @@ class _Attention:
             target = self.index.expr_at(node.arg_spans[1])
         if target is None:
             raise Skip("the probabilities are cast to something other than the dtype of q, k or v")
+        held = self.dtype_holders.get(target.id) if isinstance(target, ast.Name) else None
+        if held is not None and span_of(held) < node.stmt:
+            # the dtype of a dropped cast (`w = p.type_as(scores)`) is its target's, there
+            target, node = _dtype_target(held.value), _At(span_of(held))
         if self._is_scores(target, node):
             return  # the dtype of q @ k^T: q's and k's, which the fused call requires to agree
         if self._holder(target, node) is not None:
@@ -630,7 +654,7 @@ class _Attention:
             return None
         holder = None
         for role, node in zip(self.match.roles, self.match.nodes):
-            if node.stmt == cast.stmt:
+            if node.stmt == cast.stmt or (isinstance(cast, _At) and node.stmt > cast.stmt):
                 break
             if any(o.text == target.id for o in node.outs):
                 holder = role
@@ -1003,6 +1027,9 @@ class _Attention:
         if not any(r in self.roles for r in VIEW_STEPS) and not self.scores_t:
             of.update({-1: f"{k_text}.shape[-2]", -2: f"{q_text}.shape[-2]",
                        "last two": f"({q_text}.shape[-2], {k_text}.shape[-2])"})
+            if self.roles["s0"].op.rsplit(".", 1)[-1] == "bmm":
+                # torch.bmm(q, k^T): 3-D, one batch axis that q and k share (no broadcasting)
+                of[0] = f"{q_text}.shape[0]"
 
         def scores(node) -> bool:
             return isinstance(node, ast.Name) and node.id in stored
@@ -1011,7 +1038,7 @@ class _Attention:
             if isinstance(node, ast.Slice) and node.upper is None and node.step is None \
                     and _negative_int(node.lower) == -2:
                 return "last two"
-            return _negative_int(node)
+            return _dim_int(node)
 
         def swap(key) -> ast.expr | None:
             return ast.parse(of[key], mode="eval").body if key in of else None
@@ -1031,7 +1058,7 @@ class _Attention:
                 func = node.func
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
-                    return swap(_negative_int(node.args[0])) or node
+                    return swap(_dim_int(node.args[0])) or node
                 # max_neg_value(sim), a same-file function that reads only its argument's dtype
                 # or device (``return -torch.finfo(t.dtype).max``): the same of q
                 if isinstance(func, ast.Name) and not node.keywords and any(scores(a) for a in node.args):
@@ -1203,6 +1230,68 @@ class _Attention:
         if isinstance(node, ast.UnaryOp):
             return self._plain_number(node.operand, depth)
         return False
+
+    def _dtype_only(self, stmt: ast.stmt, rest: list) -> bool:
+        """``w = p.type_as(x)`` / ``w = p.to(x.dtype)`` (a cast to another tensor's dtype) whose
+        name the rest of the region reads only for its dtype (``y.type_as(w)``, ``w.dtype``)."""
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute)
+                and isinstance(stmt.value.func.value, ast.Name) and _dtype_target(stmt.value) is not None):
+            return False
+        name = stmt.targets[0].id
+        for later in rest:
+            parents = _parents(later)
+            for node in ast.walk(later):
+                if not (isinstance(node, ast.Name) and node.id == name):
+                    continue
+                if not isinstance(node.ctx, ast.Load):
+                    return True  # assigned again: later reads are not of this value
+                parent = parents.get(node)
+                if isinstance(parent, ast.Attribute) and parent.attr == "dtype":
+                    continue
+                if isinstance(parent, ast.Call) and parent.args == [node] and not parent.keywords \
+                        and isinstance(parent.func, ast.Attribute) and parent.func.attr == "type_as":
+                    continue
+                return False
+        return True
+
+    def _keeps_value(self, stmt: ast.stmt) -> bool:
+        """``w = helper(w, ...)`` where the helper (a function of the file, or a method of the
+        class called on ``self`` or, static, on the class) returns that argument unchanged, on
+        its only path, and the other arguments only read (names, attributes, constants, sizes):
+        a statement that computes nothing."""
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Call)):
+            return False
+        call, name = stmt.value, stmt.targets[0].id
+        func = call.func
+        target = None
+        if isinstance(func, ast.Name):
+            target = self.names.functions.get(func.id)
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            cls = self._class()
+            if cls is not None and func.value.id in ("self", cls.name):
+                target = next((f for f in cls.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                               and f.name == func.attr), None)
+                if target is None or not all(isinstance(d, ast.Name) and d.id == "staticmethod"
+                                             for d in target.decorator_list):
+                    return False
+                # through the class, or static: the parameters bind as written; else after self
+                offset = 0 if func.value.id != "self" or target.decorator_list else 1
+        if target is None or target.decorator_list and not isinstance(func, ast.Attribute):
+            return False
+        body = [b for b in target.body if not (isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant))]
+        if len(body) != 1 or not isinstance(body[0], ast.Return) or not isinstance(body[0].value, ast.Name):
+            return False
+        params = [a.arg for a in target.args.posonlyargs + target.args.args]
+        if isinstance(func, ast.Attribute):
+            params = params[offset:]
+        if target.args.vararg or target.args.kwarg or any(isinstance(a, ast.Starred) for a in call.args) \
+                or any(k.arg is None for k in call.keywords):
+            return False
+        passed = dict(zip(params, call.args)) | {k.arg: k.value for k in call.keywords}
+        returned = passed.get(body[0].value.id)
+        return isinstance(returned, ast.Name) and returned.id == name and all(_reads_only(v) for v in passed.values())
 
     def _class(self) -> ast.ClassDef | None:
         """The innermost class around the context product.  Only statement bodies are
@@ -1395,7 +1484,7 @@ class _Attention:
         for node in ast.walk(func):
             if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in live):
                 continue
-            if (node.lineno, node.col_offset) < end or id(node) in unreachable:
+            if (node.lineno, node.col_offset) < end or id(node) in unreachable or _reassigned(node, parents, func, end):
                 continue
             term = None
             child, parent = node, parents.get(node)
@@ -1428,6 +1517,69 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info.owner if info is not None else None
+
+
+def _reads_only(expr: ast.expr) -> bool:
+    """Names, attributes, constants, subscripts and arithmetic of them, and sizes read off a
+    tensor (``k.size(1)``, ``x.dim()``, ``len(x)``): nothing evaluating it changes."""
+    for node in ast.walk(expr):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if not ((isinstance(func, ast.Attribute) and func.attr in SIZE_METHODS)
+                    or (isinstance(func, ast.Name) and func.id == "len")):
+                return False
+        elif isinstance(node, (ast.NamedExpr, ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom)):
+            return False
+    return True
+
+
+class _At:
+    """A place in the region (a statement's span) that :meth:`_Attention._holder` reads up to."""
+
+    def __init__(self, stmt: Span):
+        self.stmt = stmt
+
+
+def _dtype_target(call: ast.Call) -> ast.expr | None:
+    """``x`` of ``p.type_as(x)``, ``p.to(x.dtype)``, ``p.type(x.dtype)``, ``p.to(dtype=x.dtype)``
+    (a name or an attribute): the tensor whose dtype the cast converts to; None otherwise."""
+    func = call.func
+    if not isinstance(func, ast.Attribute):
+        return None
+    if func.attr == "type_as" and len(call.args) == 1 and not call.keywords:
+        target = call.args[0]
+    elif func.attr in ("to", "type") and len(call.args) + len(call.keywords) == 1:
+        arg = call.args[0] if call.args else call.keywords[0].value
+        if call.keywords and call.keywords[0].arg != "dtype" or not (isinstance(arg, ast.Attribute)
+                                                                     and arg.attr == "dtype"):
+            return None
+        target = arg.value
+    else:
+        return None
+    return target if isinstance(target, (ast.Name, ast.Attribute)) else None
+
+
+def _reassigned(read: ast.Name, parents: dict, func: ast.AST, end: tuple) -> bool:
+    """Does a statement after the region and before ``read``, in a block that holds the read's
+    statement, assign the name outright (``attn_weights: Optional[Tensor] = None``)?  Every
+    way to the read then passes it: the read does not see what the region computed."""
+    child, parent = read, parents.get(read)
+    while parent is not None:
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(parent, field, None)
+            if not isinstance(block, list) or child not in block:
+                continue
+            for stmt in block[:block.index(child)]:
+                if (stmt.lineno, stmt.col_offset) < end:
+                    continue
+                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
+                    stmt, ast.AnnAssign) and stmt.value is not None else []
+                if any(isinstance(t, ast.Name) and t.id == read.id for t in targets):
+                    return True
+        if parent is func:
+            return False
+        child, parent = parent, parents.get(parent)
+    return False
 
 
 def _cleared_unless(read: ast.Name, parents: dict, func: ast.AST, end: tuple) -> tuple[ast.expr, str] | None:
@@ -1493,6 +1645,35 @@ def _negative_int(node) -> int | None:
             and isinstance(node.operand.value, int) and not isinstance(node.operand.value, bool):
         return -node.operand.value
     return None
+
+
+RESHAPES = {"unsqueeze", "squeeze", "view", "reshape", "repeat", "expand", "expand_as", "permute", "transpose",
+            "contiguous", "flatten", "unflatten"}  # Tensor methods that keep the dtype (and give a tensor)
+
+
+def _reshaped_only(name: str, region: list) -> bool:
+    """Does every assignment to ``name`` in the region read ``name.<reshape>(...)`` (so the
+    name keeps its dtype, and a tensor stays one)?"""
+    for stmt in region:
+        for node in ast.walk(stmt):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AnnAssign, ast.AugAssign)) else []
+            if not any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                continue
+            value = getattr(node, "value", None)
+            if isinstance(node, ast.AugAssign) or len(targets) != 1 or not (
+                    isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
+                    and value.func.attr in RESHAPES and isinstance(value.func.value, ast.Name)
+                    and value.func.value.id == name):
+                return False
+    return True
+
+
+def _dim_int(node) -> int | None:
+    """A negative dim, or dim 0, written as a literal; None otherwise."""
+    if isinstance(node, ast.Constant) and node.value == 0 and not isinstance(node.value, bool):
+        return 0
+    return _negative_int(node)
 
 
 def _plain_block(stmt: ast.stmt) -> bool:

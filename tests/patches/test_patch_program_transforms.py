@@ -91,6 +91,7 @@ BUILD = {
                                                     torch.tensor([0, 0, 0, 1, 1, 0, 1, 1, 1, 1]).view(2, 1, 1, 5))),
     ("ADP010", "Attention"): ((8,), lambda: (_r(2, 5, 8), _r(2, 5, 8), _r(2, 5, 8))),
     ("ADP010", 15, "Attention"): ((8,), lambda: (_r(2, 2, 5, 4), _r(2, 2, 5, 4), _r(2, 2, 5, 4))),
+    ("ADP010", "FoldedHeadsAttention"): ((8, 2), lambda: (_r(5, 2, 8),)),
     ("ADP011", "RMSNorm"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP011", "T5LayerNorm"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP012", "Classifier"): ((4, 2), lambda: (_r(3, 4),)),

@@ -10,7 +10,8 @@ queries) and normalised over dim 1 of a 3-D tensor, and a causal mask on channel
 attention.  Each is fixed with ADP010 alone and run beside the original in float64, forward and
 backward (outputs, input and parameter gradients), counting the fused calls.  Products over
 another axis than the normalised one are not attention and must not be reported, nor a
-softmax whose dim cannot be read from the back because the rank is not known.
+softmax over a name the code gives two ranks; a softmax whose dim counts from the front of a
+value of unknown rank is read at the rank its product makes attention, and not fixed.
 """
 
 from __future__ import annotations
@@ -186,13 +187,6 @@ NOT_ATTENTION = textwrap.dedent('''
             return torch.matmul(w, v)
 
 
-    class RankUnknown(nn.Module):
-        def forward(self, keys, query, values):
-            scores = torch.matmul(keys, query)   # (B, L, 1) if query is (B, D, 1): not known
-            p = scores.softmax(1).transpose(1, 2)
-            return torch.matmul(p, values)
-
-
     class RankChanges(nn.Module):
         def forward(self, q, k, v, flag: bool):
             w = torch.bmm(q, k.transpose(1, 2))
@@ -285,6 +279,42 @@ def test_causal_mask_on_channel_first_attention():
 
 def test_products_over_another_axis_are_not_attention():
     assert analyze(NOT_ATTENTION, "not_attention.py", RULES).findings == []
+
+
+# speechbrain's single-query attention: the rank of the scores is not fixed by the code (the
+# keys and the query are inputs), but the product contracts the last axis of the transposed
+# probabilities, which is the normalised one only at rank 3 -- (B, L, 1) scores, a single
+# query.  Read at that rank it is attention (found); a fused call would need the rank checked
+# at run time, so it is not fixed.  A name the code gives two ranks on two paths is not read so.
+RANK_OPEN = textwrap.dedent('''
+    import torch
+    import torch.nn as nn
+
+
+    class RankUnknown(nn.Module):
+        def forward(self, keys, query, values):
+            scores = torch.matmul(keys, query)   # (B, L, 1) if query is (B, D, 1): not known
+            p = scores.softmax(1).transpose(1, 2)
+            return torch.matmul(p, values)
+''')
+
+
+def test_a_rank_the_product_fixes_is_read_but_not_relied_on():
+    [finding] = analyze(RANK_OPEN, "rank_open.py", RULES).findings
+    assert finding.class_name == "RankUnknown"
+    result = fix_text(RANK_OPEN, "rank_open.py", RULES)
+    assert result.applied == []
+    assert [why for _, why in result.skipped] == [
+        "the softmax's dim counts from the front of scores whose rank the code does not fix"]
+    # the reading is what the code computes at that rank: a single query over 7 keys
+    namespace = load(RANK_OPEN, "rank_open")
+    keys, query, values = torch.randn(2, 7, 4, dtype=F64), torch.randn(2, 4, 1, dtype=F64), torch.randn(2, 7, 5, dtype=F64)
+    out = namespace["RankUnknown"]()(keys, query, values)
+    fused = torch.nn.functional.scaled_dot_product_attention(query.transpose(1, 2), keys, values, scale=1.0)
+    torch.testing.assert_close(out, fused)
+    # contracted after a transpose of other axes: not the normalised one at any rank
+    other = RANK_OPEN.replace("scores.softmax(1).transpose(1, 2)", "scores.softmax(1).transpose(0, 2)")
+    assert analyze(other, "rank_open.py", RULES).findings == []
 
 
 # The heads folded into the batch, the scores unfolded to add a 4-D mask, and the
