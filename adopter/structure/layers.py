@@ -1650,7 +1650,7 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
         out = dict(ctor.kwargs).get("out_features")
         if out is None and len(ctor.args) >= 2:
             out = ctor.args[1]
-        return out is not None and _is_vocabulary(out, own(owner), sizes)
+        return out is not None and _is_vocabulary(out, own(owner), sizes, names)
 
     if sizes or any(isinstance(o, ast.Attribute) and o.attr == "num_embeddings"
                     for _, _, ctors in linears for c in ctors for o in (*c.args[1:2], *dict(c.kwargs).values())):
@@ -1840,10 +1840,50 @@ def _size_text(expr: ast.expr, values: dict, depth: int = 0) -> str:
     return ast.unparse(expr)
 
 
-def _is_vocabulary(expr: ast.expr, values: dict, sizes: set) -> bool:
+def _is_vocabulary(expr: ast.expr, values: dict, sizes: set, names: ModuleNames | None = None) -> bool:
     if isinstance(expr, ast.Attribute) and expr.attr == "num_embeddings":
         return True  # the number of entries of an nn.Embedding
-    return _size_text(expr, values) in sizes
+    if _size_text(expr, values) in sizes:
+        return True
+    if names is None:
+        return False
+    if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+        expr = values.get(expr.attr, expr)  # self.dim_out = default(dim_out, num_tokens)
+    return any(_size_text(e, values) in sizes for e in _chosen_arguments(expr, names))
+
+
+def _chosen_arguments(expr: ast.expr, names: ModuleNames) -> list:
+    """The argument expressions a call of a same-file function may return, when every way out
+    of the function returns one of its parameters (``def default(val, d): return val if
+    exists(val) else d``); a parameter the call does not pass is its default.  Empty otherwise."""
+    if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in names.functions):
+        return []
+    func = names.functions[expr.func.id]
+    args = func.args
+    if any(isinstance(a, ast.Starred) for a in expr.args) or any(k.arg is None for k in expr.keywords):
+        return []
+    positional = args.posonlyargs + args.args
+    given = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]], args.defaults))
+    given.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+    given.update((a.arg, v) for a, v in zip(positional, expr.args))
+    given.update((k.arg, k.value) for k in expr.keywords)
+    out = []
+
+    def chosen(value) -> bool:
+        if isinstance(value, ast.IfExp):
+            return chosen(value.body) and chosen(value.orelse)
+        if isinstance(value, ast.Name) and value.id in given:
+            out.append(given[value.id])
+            return True
+        return False
+
+    returns = list(_returns(func.body))
+    if not returns or not all(chosen(r.value) for r in returns):
+        return []
+    for node in _graph.walk(func):  # the parameters are returned as passed
+        if isinstance(node, ast.Name) and node.id in given and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return []
+    return out
 
 
 def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None) -> set:
@@ -1890,7 +1930,18 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
                                                            and size.value >= MIN_LITERAL_VOCABULARY):
                     continue
                 sizes.add(_size_text(size, own(owner) if owner is not None else {}))
+                if isinstance(size, ast.BinOp) and isinstance(size.op, ast.Add) and _extra_rows(size.right):
+                    # num_tokens + int(add_mask_id): the vocabulary and a few special tokens
+                    sizes.add(_size_text(size.left, own(owner) if owner is not None else {}))
     return sizes
+
+
+def _extra_rows(expr: ast.expr) -> bool:
+    """A handful of rows added to a vocabulary's: a small literal, or ``int(flag)``."""
+    if isinstance(expr, ast.Constant):
+        return type(expr.value) is int and 0 < expr.value < 16
+    return (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "int"
+            and len(expr.args) == 1 and not expr.keywords)
 
 
 def _returned_attr(info) -> tuple | None:
