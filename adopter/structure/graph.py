@@ -1226,8 +1226,10 @@ class FlowBuilder:
         for ctor in ctors:
             if isinstance(ctor, ast.Call):
                 fqn, args, keywords = self.names.resolve(ctor.func), ctor.args, [(k.arg, k.value) for k in ctor.keywords]
-            elif ctor.table or ctor.fqn.rsplit(".", 1)[-1] in ("get_activation",):
-                values = ()  # ACT2FN["gelu"]: the key chose the operation; nothing to merge
+            elif ctor.table or ctor.fqn.rsplit(".", 1)[-1] in ("get_activation",) or getattr(ctor, "function", False):
+                # ACT2FN["gelu"]: the key chose the operation; F.gelu held as a value: the
+                # function itself, with its defaults; nothing to merge
+                values = ()
                 if merged is not None and merged != values:
                     return None
                 merged = values

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
+from .canon import TABLE
 from .formulas import autograd_gelu_module, gelu_module, silu_module, strip_casts, untransposed
 from .names import ModuleNames, names_match
 
@@ -92,6 +93,9 @@ class Built:
     # (a same-file subclass whose forward casts dtypes around it, a library look-alike): a
     # rule may report it, a fix must not assume the plain layer ("" when it is exactly that).
     unlike: str = ""
+    # A torch activation function held as a value (``self.act = F.gelu``, ``activation=F.relu``
+    # as a default): called like a layer, it computes that function; ``fqn`` is the function's.
+    function: bool = False
 
 
 @dataclass(frozen=True)
@@ -549,7 +553,16 @@ class LayerTyper:
 
     def _class_of(self, expr: ast.expr) -> tuple:
         fqn = self.names.resolve(expr)
-        if fqn is None or not _is_layer_class_name(fqn):
+        if fqn is None:
+            return ()
+        if not _is_layer_class_name(fqn):
+            if fqn[:6] == "torch." and fqn not in self.names.functions:
+                op = TABLE.function(fqn)
+                if op is not None and op.name in TABLE.runtime:
+                    # an activation function as a value: what calling it computes
+                    why = (f"`{ast.unparse(expr)}` is a function held as a value, not a layer: the kernel takes a "
+                           f"layer module (and TorchScript cannot pass a function as a value)")
+                    return (Built(op.name, (), (), False, expr, unlike=why, function=True),)
             return ()
         if fqn in self.names.functions:
             return ()
