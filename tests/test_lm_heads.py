@@ -310,3 +310,42 @@ def test_a_head_given_the_embedding_reads_every_transpose_the_in_class_reader_do
                      "h @ torch.transpose(table.weight, 0, 1)", "F.linear(h, table.weight)"):
         assert _adp015_lines(GIVEN.format(logits=spelling)) == [22], spelling
     assert _adp015_lines(GIVEN.format(logits="h @ table.weight")) == []
+
+
+def test_a_width_chosen_by_a_helper_returning_an_argument_and_an_embedding_with_special_rows():
+    """``pick(width, vocab)`` of a same-file helper that returns one of its arguments may be the
+    vocabulary; an embedding of ``vocab + 2`` rows (two special tokens) says ``vocab`` is one.
+    A helper that computes something else, or a table with many more rows, says nothing."""
+    heads = _heads("""
+        from torch import nn
+
+        def pick(given, fallback=None):
+            if given is None:
+                return fallback
+            return given
+
+        def widen(given, extra):
+            return given * extra
+
+        class M(nn.Module):
+            def __init__(self, vocab, dim, width=None, pad=False):
+                super().__init__()
+                self.words = nn.Embedding(vocab + 2, dim)
+                self.tags = nn.Embedding(vocab + int(pad), dim)
+                self.width = pick(width, vocab)
+                self.head = nn.Linear(dim, self.width)
+                self.head2 = nn.Linear(dim, pick(fallback=vocab, given=width))
+                self.proj = nn.Linear(dim, widen(width, vocab))
+                self.mid = nn.Linear(dim, pick(width, dim))
+    """)
+    assert heads["M"] == {"head", "head2"}
+    heads = _heads("""
+        from torch import nn
+
+        class N(nn.Module):
+            def __init__(self, vocab, dim):
+                super().__init__()
+                self.words = nn.Embedding(vocab + 4096, dim)
+                self.head = nn.Linear(dim, vocab)
+    """)
+    assert heads["N"] == set()

@@ -402,3 +402,84 @@ def test_a_line_in_a_string_that_looks_like_an_alias_does_not_stop_the_reading()
     names = _lazy_names(text, "pkg")
     assert names.resolve(names.constants["Norm2d"]) == "torch.nn.BatchNorm2d"
     assert "value" not in names.constants
+
+
+REGISTRY = """\
+from torch import nn
+
+NORMS = dict(
+    batch=nn.BatchNorm2d,
+    instance=nn.InstanceNorm2d,
+    group=nn.GroupNorm,
+)
+
+
+def norm_class(kind, **overrides):
+    if kind is None:
+        return nn.Identity
+    if not isinstance(kind, str):
+        return kind
+    name = kind.strip().lower().split(":")[0]
+    return NORMS[name]
+"""
+
+KEYED = """\
+from torch import nn
+
+from ..layers.registry import norm_class
+
+
+class Keyed(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        norm = norm_class(" Batch:eval")
+        self.conv = nn.Conv2d(3, c, 3, bias=False)
+        self.norm = norm(c)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class Instance(nn.Module):
+    def __init__(self, c=8):
+        super().__init__()
+        self.conv = nn.Conv2d(3, c, 3, bias=False)
+        self.norm = norm_class("instance")(c)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class ByDefault(nn.Module):
+    def __init__(self, c=8, norm_kind: str = "batch"):
+        super().__init__()
+        norm = norm_class(norm_kind)
+        self.conv = nn.Conv2d(3, c, 3, bias=False)
+        self.norm = norm(c)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+"""
+
+
+def test_a_layer_class_chosen_by_a_string_key_in_another_module(package):
+    """A factory of another module maps a string to a class: what it does with the key is read
+    from its code (string methods computed, ``if``s the key decides taken one way, a
+    ``dict(...)`` table over several lines looked up): " Batch:eval" names the BatchNorm2d,
+    "instance" an InstanceNorm2d (no finding), a parameter's default "batch" the BatchNorm2d."""
+    _write(package, {"vision/layers/registry.py": REGISTRY, "vision/models/keyed.py": KEYED})
+    path = package / "vision/models/keyed.py"
+    lines, left = _findings(path)
+    returns = [i for i, line in enumerate(KEYED.split("\n"), 1) if "return self.norm(self.conv(x))" in line]
+    assert lines == {returns[0], returns[2]}
+
+
+def test_a_key_the_table_lacks_types_nothing(package):
+    """The same factory given a key its table lacks (the call would fail) types nothing."""
+    _write(package, {"vision/layers/registry.py": REGISTRY, "vision/models/keyed.py": KEYED.replace(
+        '" Batch:eval"', '"layer"')})
+    path = package / "vision/models/keyed.py"
+    lines, _ = _findings(path)
+    text = path.read_text()
+    returns = [i for i, line in enumerate(text.split("\n"), 1) if "return self.norm(self.conv(x))" in line]
+    assert lines == {returns[2]}

@@ -46,6 +46,7 @@ class Ctor:
     # class where it is built (``nn.Sequential`` in the call, or the base of a same-file
     # subclass calling ``super().__init__(...)``): what a fix replaces to change the container.
     container: tuple[int, int, int, int] | None = None
+    function: bool = False  # an activation function held as a value (layers.Built.function)
 
 
 @dataclass
@@ -229,7 +230,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         call = span(b.node) if not b.via or b.via not in names.functions else span(value)
         out.setdefault(attr, []).append(
             Ctor(attr, b.fqn, b.args, b.kwargs, b.table, span(stmt), call, func_name, via=b.via,
-                 conditional=b.conditional, unlike=b.unlike)
+                 conditional=b.conditional, unlike=b.unlike, function=b.function)
         )
     described = _ctor_of(value, names)
     if described is None:

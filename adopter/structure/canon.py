@@ -247,6 +247,9 @@ class Table:
         return ("maybe", set(self.runtime))
 
     def _ctor_ops(self, ctor):
+        if getattr(ctor, "function", False):  # F.gelu held as a value: calling it is that activation
+            op = self.function(ctor.fqn)
+            return ("definite", {op.name}) if op is not None and op.name in self.runtime else None
         last = ctor.fqn.rsplit(".", 1)[-1]
         if ctor.table or last in ACTIVATION_FACTORIES:
             return self._lookup_ops(ctor.fqn, ctor.args[0] if ctor.args else None)

@@ -51,6 +51,15 @@ class Const:
 
 
 @dataclass(frozen=True)
+class Assumed(Const):
+    """A number the code reads from a constructor parameter's default (``dim=self.dim`` with
+    ``self.dim = dim`` and ``dim: int = -1`` in ``__init__``): the value unless a caller passes
+    another.  A rule matches it as that literal; a fix must not assume it (``why``)."""
+
+    why: str = ""
+
+
+@dataclass(frozen=True)
 class Ref:
     """A value by identity (``key``) and by its source text (``text``, for synthesis)."""
 
@@ -1043,6 +1052,49 @@ class FlowBuilder:
                                    and isinstance(value.value, (int, float)) else None)
         return values.pop() if len(values) == 1 else None
 
+    def _parameter_default(self, expr: ast.expr) -> Assumed | None:
+        """``self.<attr>`` that the class sets once, in ``__init__``, to a parameter whose default
+        is an integer literal (``self.dim = dim`` with ``dim: int = -1``) and that ``__init__``
+        does not change: that integer, as an :class:`Assumed` value."""
+        if not (isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self") \
+                or self.cls is None:
+            return None
+        init = self.cls.methods.get("__init__")
+        if init is None:
+            return None
+        found = []
+        stack = list(self.cls.node.body)
+        while stack:
+            node = stack.pop()
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                stack.extend(node.body)
+                continue
+            for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                stack.extend(getattr(node, block, ()))
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                for sub in ast.walk(target):
+                    if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) \
+                            and sub.value.id == "self" and sub.attr == expr.attr:
+                        found.append(node)
+        if len(found) != 1 or not isinstance(found[0], ast.Assign) or len(found[0].targets) != 1 \
+                or not isinstance(found[0].value, ast.Name) or found[0] not in init.body:
+            return None
+        name = found[0].value.id
+        args = init.args
+        positional = args.posonlyargs + args.args
+        defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]], args.defaults))
+        defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+        number = self._number_of(defaults.get(name))
+        if not isinstance(number, int) or isinstance(number, bool):
+            return None
+        for node in ast.walk(init):  # the parameter is not reassigned before it is stored
+            if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, (ast.Store, ast.Del)):
+                return None
+        return Assumed(number, f"`self.{expr.attr}` is the constructor's `{name}`, {number} by default: the "
+                               f"kernel would assume that value, and a caller may pass another")
+
     # -- rotate-half: cat((-x2, x1), dim=-1) of the two halves of x's last axis ----------
     def _remember(self, targets: list, value_expr: ast.expr, ctx: _Ctx) -> None:
         names = [n.id for t in targets for n in ((t,) if isinstance(t, ast.Name) else walk(t))
@@ -1211,6 +1263,11 @@ class FlowBuilder:
                 if expr is not None and input_text is not None and canonical.last_dim(expr, input_text, self._text):
                     kwargs[index] = (name, Const(-1))
                     changed = True
+                elif expr is not None:
+                    default = self._parameter_default(expr)
+                    if default is not None:
+                        kwargs[index] = (name, default)
+                        changed = True
         return View(view.args, tuple(kwargs), view.arg_spans, view.kwarg_spans) if changed else view
 
     def _dtype_view(self, view: View, call: ast.Call, ctx: _Ctx | None = None) -> View | None:
@@ -1260,8 +1317,10 @@ class FlowBuilder:
         for ctor in ctors:
             if isinstance(ctor, ast.Call):
                 fqn, args, keywords = self.names.resolve(ctor.func), ctor.args, [(k.arg, k.value) for k in ctor.keywords]
-            elif ctor.table or ctor.fqn.rsplit(".", 1)[-1] in ("get_activation",):
-                values = ()  # ACT2FN["gelu"]: the key chose the operation; nothing to merge
+            elif ctor.table or ctor.fqn.rsplit(".", 1)[-1] in ("get_activation",) or getattr(ctor, "function", False):
+                # ACT2FN["gelu"]: the key chose the operation; F.gelu held as a value: the
+                # function itself, with its defaults; nothing to merge
+                values = ()
                 if merged is not None and merged != values:
                     return None
                 merged = values

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
+from .canon import TABLE
 from .formulas import autograd_gelu_module, gelu_module, silu_module, strip_casts, untransposed
 from .names import ModuleNames, names_match
 
@@ -92,6 +93,9 @@ class Built:
     # (a same-file subclass whose forward casts dtypes around it, a library look-alike): a
     # rule may report it, a fix must not assume the plain layer ("" when it is exactly that).
     unlike: str = ""
+    # A torch activation function held as a value (``self.act = F.gelu``, ``activation=F.relu``
+    # as a default): called like a layer, it computes that function; ``fqn`` is the function's.
+    function: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,35 @@ class LayerClass:
     kwargs: tuple = ()
     unlike: str = ""  # as Built.unlike, for the layers it builds
     foreign: bool = False  # defined in another module: ``args`` are not this file's expressions
+
+
+@dataclass(frozen=True)
+class Key:
+    """A string known where the code runs (a literal, a parameter's string default): what a
+    factory is called with to choose a layer by name (``get_norm_layer("batchnorm2d")``).  The
+    factory's own code says what it does with it: string methods on it are computed
+    (``name.lower().replace("_", "")``), a same-file (or sibling-module) table looked up with it
+    gives that entry, and an ``if`` whose test it decides (``isinstance(name, str)``, ``name is
+    None``, ``name == "bn"``) runs its one branch.  No layer itself."""
+
+    value: str
+    # a parameter's default: the key when the caller passes none, another one otherwise (the
+    # key is chosen at run time: ``if``s are not decided by it, a table gives its entry and,
+    # conditionally, every other)
+    default: bool = False
+
+    @property
+    def fqn(self) -> str:  # (for _unique)
+        return ("\0default:" if self.default else "\0key:") + self.value
+
+
+# String methods computed on a known key: pure, with constant arguments.
+STR_METHODS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rstrip", "replace", "split", "rsplit",
+                         "removeprefix", "removesuffix", "title", "capitalize"})
+# Types a string is not an instance of (``isinstance(key, T)`` is False for all of them).
+NOT_STR_TYPES = frozenset({"int", "float", "bool", "bytes", "list", "tuple", "dict", "set", "type", "callable",
+                           "types.FunctionType", "types.MethodType", "types.LambdaType", "functools.partial",
+                           "torch.nn.Module", "typing.Callable", "collections.abc.Callable"})
 
 
 @dataclass
@@ -234,12 +267,16 @@ class LayerTyper:
                 return value
             return self._class_of(expr)
         if isinstance(expr, ast.Subscript):
+            if isinstance(expr.value, ast.Call):
+                return self._split_item(expr, env, depth)  # name.split("-")[0]
             fqn = self.names.resolve(expr.value)
             if fqn is not None and fqn.rsplit(".", 1)[-1] in TABLE_SUFFIXES:
                 return (Built(fqn, (expr.slice,), (), True, expr),)
             return self._table(expr, env, depth, called)
         if isinstance(expr, ast.Call):
             return self._call(expr, env, depth)
+        if isinstance(expr, ast.Constant):
+            return (Key(expr.value),) if isinstance(expr.value, str) else ()
         if isinstance(expr, ast.Lambda) and isinstance(expr.body, ast.Call) and depth < MAX_DEPTH:
             # lambda c: nn.BatchNorm2d(c, eps=eps): a callable building that layer (its
             # arguments are the lambda's: none is kept)
@@ -255,19 +292,131 @@ class LayerTyper:
         table = expr.value
         if isinstance(table, ast.Name) and table.id not in env:
             table = self.names.constants.get(table.id)
+        if (isinstance(table, ast.Call) and _is_name(table.func, "dict") and "dict" not in self.names.imports
+                and not table.args and all(k.arg is not None for k in table.keywords)):
+            # dict(batchnorm=BatchNormAct2d, ...): the same table
+            table = ast.Dict(keys=[ast.Constant(k.arg) for k in table.keywords], values=[k.value for k in table.keywords])
         if not isinstance(table, ast.Dict) or None in table.keys:
             return ()
         key = expr.slice
-        if isinstance(key, ast.Constant):
-            for k, v in zip(table.keys, table.values):
-                if isinstance(k, ast.Constant) and k.value == key.value:
-                    return self.values(v, {}, depth + 1, called)
-            return ()
+        known = self._known(key, env, depth, True)
+        if known is not None and not any(default for _, default in known):
+            # the entry each key the code may look up names (a key the table lacks fails there)
+            out = []
+            for wanted, _ in known:
+                for k, v in zip(table.keys, table.values):
+                    if isinstance(k, ast.Constant) and k.value == wanted:
+                        out.extend(self.values(v, {}, depth + 1, called))
+                        break
+            if len(known) > 1:
+                out = [replace(value, conditional=True) if isinstance(value, Built) else value for value in out]
+            return _unique(tuple(out))
+        defaults = {wanted for wanted, _ in known or ()}
         out = []
-        for v in table.values:
+        for k, v in zip(table.keys, table.values):
+            # a parameter's default key: its entry, and (another key may be passed) any other
+            chosen = isinstance(k, ast.Constant) and k.value in defaults and len(defaults) == 1
             for value in self.values(v, {}, depth + 1, called):
-                out.append(replace(value, conditional=True) if isinstance(value, Built) else value)
+                out.append(replace(value, conditional=True) if isinstance(value, Built) and not chosen else value)
         return _unique(tuple(out))
+
+    def _known(self, expr: ast.expr, env: dict, depth: int = 0, defaults: bool = False) -> tuple | None:
+        """The strings ``expr`` may be where it runs (:class:`Key`), when it is one of them on
+        every way there (None: not known).  A parameter's default is not known (callers may
+        pass another) unless ``defaults``: then (string, is a default) pairs."""
+        if isinstance(expr, ast.Constant):
+            return None if not isinstance(expr.value, str) else ((expr.value, False),) if defaults else (expr.value,)
+        if isinstance(expr, ast.Name):
+            held = env.get(expr.id)
+            if not isinstance(held, tuple) or not held or UNKNOWN + expr.id in env:
+                return None
+        elif not isinstance(expr, (ast.Call, ast.Subscript)):
+            return None
+        else:
+            held = self.values(expr, env, depth)
+        if not held or not all(isinstance(v, Key) for v in held):
+            return None
+        if defaults:
+            return tuple((v.value, v.default) for v in held)
+        if any(v.default for v in held):
+            return None
+        return tuple(v.value for v in held)
+
+    def _fold(self, call: ast.Call, env: dict, depth: int) -> tuple | None:
+        """``key.lower()``, ``key.replace("_", "")``, ``key.split("-")`` on a known key: each
+        result (a tuple of strings for a split), or None when not computed here."""
+        func = call.func
+        if call.keywords or not all(isinstance(a, ast.Constant) for a in call.args):
+            return None
+        known = self._known(func.value, env, depth, defaults=True)
+        if known is None:
+            return None
+        out = []
+        for value, default in known:
+            try:
+                out.append((getattr(value, func.attr)(*(a.value for a in call.args)), default))
+            except (TypeError, ValueError, AttributeError):
+                return None
+        return tuple(out)
+
+    def _split_item(self, expr: ast.Subscript, env: dict, depth: int) -> tuple:
+        """``key.split("-")[0]`` on a known key: the part it names."""
+        call, index = expr.value, expr.slice
+        if not (isinstance(call.func, ast.Attribute) and call.func.attr in ("split", "rsplit")
+                and isinstance(index, ast.Constant) and type(index.value) is int):
+            return ()
+        parts = self._fold(call, env, depth)
+        if parts is None:
+            return ()
+        try:
+            return _unique(tuple(Key(p[index.value], default) for p, default in parts))
+        except (IndexError, TypeError):
+            return ()
+
+    def _decide(self, test: ast.expr, env: dict):
+        """True or False when known keys decide an ``if`` test on every way here
+        (``isinstance(name, str)``, ``name is None``, ``not name``, ``name == "bn"``,
+        ``name in ("bn", "batchnorm")``), else None."""
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            decided = self._decide(test.operand, env)
+            return None if decided is None else not decided
+        if isinstance(test, ast.Name):
+            known = self._known(test, env)
+            return None if known is None else _same(bool(k) for k in known)
+        if isinstance(test, ast.Call):
+            if not (_is_name(test.func, "isinstance") and "isinstance" not in self.names.imports
+                    and len(test.args) == 2 and not test.keywords):
+                return None
+            if self._known(test.args[0], env) is None:
+                return None
+            kinds = test.args[1].elts if isinstance(test.args[1], ast.Tuple) else [test.args[1]]
+            named = ["str" if _is_name(k, "str") else self.names.resolve(k) or getattr(k, "id", None) for k in kinds]
+            if "str" in named:
+                return True
+            return False if all(n in NOT_STR_TYPES for n in named) else None
+        if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name):
+            op, right = test.ops[0], test.comparators[0]
+            if not isinstance(op, (ast.Is, ast.IsNot, ast.Eq, ast.NotEq, ast.In, ast.NotIn)):
+                return None
+            known = self._known(test.left, env)
+            if known is None:
+                return None
+            if isinstance(op, (ast.Is, ast.IsNot)):
+                if not (isinstance(right, ast.Constant) and right.value is None):
+                    return None
+                return isinstance(op, ast.IsNot)
+            if isinstance(op, (ast.Eq, ast.NotEq)):
+                if not (isinstance(right, ast.Constant) and isinstance(right.value, str)):
+                    return None
+                decided = _same(k == right.value for k in known)
+                return decided if decided is None or isinstance(op, ast.Eq) else not decided
+            if not (isinstance(right, (ast.Tuple, ast.List, ast.Set))
+                    and all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in right.elts)):
+                return None
+            options = {e.value for e in right.elts}
+            decided = _same(k in options for k in known)
+            return decided if decided is None or isinstance(op, ast.In) else not decided
+        return None
 
     def _kind_of(self, fqn: str, depth: int = 0):
         """(torch layer, why it is not exactly that layer or "", constructor arguments alike)
@@ -404,7 +553,16 @@ class LayerTyper:
 
     def _class_of(self, expr: ast.expr) -> tuple:
         fqn = self.names.resolve(expr)
-        if fqn is None or not _is_layer_class_name(fqn):
+        if fqn is None:
+            return ()
+        if not _is_layer_class_name(fqn):
+            if fqn[:6] == "torch." and fqn not in self.names.functions:
+                op = TABLE.function(fqn)
+                if op is not None and op.name in TABLE.runtime:
+                    # an activation function as a value: what calling it computes
+                    why = (f"`{ast.unparse(expr)}` is a function held as a value, not a layer: the kernel takes a "
+                           f"layer module (and TorchScript cannot pass a function as a value)")
+                    return (Built(op.name, (), (), False, expr, unlike=why, function=True),)
             return ()
         if fqn in self.names.functions:
             return ()
@@ -423,13 +581,21 @@ class LayerTyper:
         func = call.func
         kwargs = tuple((k.arg, k.value) for k in call.keywords if k.arg is not None)
         fqn = None
+        if isinstance(func, ast.Attribute) and func.attr in STR_METHODS:
+            folded = self._fold(call, env, depth)  # key.lower(): a known key's method
+            if folded is not None:
+                return _unique(tuple(Key(v, default) for v, default in folded if isinstance(v, str)))
         if not (isinstance(func, ast.Name) and func.id in env):
             fqn = self.names.resolve(func)
         if fqn is not None and fqn in PARTIALS and call.args:
             out = []
             for value in self.values(call.args[0], env, depth, called=True):
                 if isinstance(value, LayerClass):
-                    out.append(LayerClass(value.fqn, value.args + tuple(call.args[1:]), value.kwargs + kwargs))
+                    if value.foreign:  # a class another module chose: what it is given there is not ours
+                        out.append(value)
+                    else:
+                        out.append(LayerClass(value.fqn, value.args + tuple(call.args[1:]), value.kwargs + kwargs,
+                                              value.unlike))
             return tuple(out)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
@@ -660,6 +826,8 @@ class LayerTyper:
             values: tuple = ()
             if default is not None and depth < MAX_DEPTH:
                 values = self.values(default, {}, depth + 1)
+                if call is None and values and isinstance(values[0], Key):
+                    values = (replace(values[0], default=True),)  # callers may pass another
             if call is not None:
                 passed = _passed(call[0], index - (1 if skip_first else 0), arg.arg, len(positional) - skip_first,
                                  index < len(positional))
@@ -799,8 +967,9 @@ class LayerTyper:
                     if self._resolver(value, key, env):
                         continue  # norm_layer = get_norm_layer(norm_layer): still the layer class
                     values = self.values(value, env, depth)
-                    if nested and not values:
+                    if nested and (not values or key not in env and isinstance(values[0], Key)):
                         # on some way through the code the name holds what we cannot type
+                        # (or, for a key, what it held before, which we do not know)
                         env[UNKNOWN + key] = True
                     elif not nested:
                         env.pop(UNKNOWN + key, None)
@@ -842,6 +1011,10 @@ class LayerTyper:
             elif isinstance(stmt, ast.Return) and stmt.value is not None and record:
                 self._record_sites(stmt.value, stmt, env, depth)
             elif isinstance(stmt, ast.If):
+                decided = self._decide(stmt.test, env)
+                if decided is not None:  # a known key decides it: only that branch runs
+                    self._walk(stmt.body if decided else stmt.orelse, env, depth, record, hook, nested)
+                    continue
                 lists = {k: v for k, v in env.items() if isinstance(v, SeqGraph)}
                 before = {k: v.copy() for k, v in lists.items()}
                 self._walk(stmt.body, env, depth, record, hook, nested=True)
@@ -1407,6 +1580,12 @@ def _key(target: ast.expr) -> str | None:
     return None
 
 
+def _same(results) -> bool | None:
+    """The one value every result has (None when they differ or there is none)."""
+    found = set(results)
+    return found.pop() if len(found) == 1 else None
+
+
 def _unique(values: tuple) -> tuple:
     seen, out = set(), []
     for value in values:
@@ -1484,7 +1663,7 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
         out = dict(ctor.kwargs).get("out_features")
         if out is None and len(ctor.args) >= 2:
             out = ctor.args[1]
-        return out is not None and _is_vocabulary(out, own(owner), sizes)
+        return out is not None and _is_vocabulary(out, own(owner), sizes, names)
 
     if sizes or any(isinstance(o, ast.Attribute) and o.attr == "num_embeddings"
                     for _, _, ctors in linears for c in ctors for o in (*c.args[1:2], *dict(c.kwargs).values())):
@@ -1674,10 +1853,50 @@ def _size_text(expr: ast.expr, values: dict, depth: int = 0) -> str:
     return ast.unparse(expr)
 
 
-def _is_vocabulary(expr: ast.expr, values: dict, sizes: set) -> bool:
+def _is_vocabulary(expr: ast.expr, values: dict, sizes: set, names: ModuleNames | None = None) -> bool:
     if isinstance(expr, ast.Attribute) and expr.attr == "num_embeddings":
         return True  # the number of entries of an nn.Embedding
-    return _size_text(expr, values) in sizes
+    if _size_text(expr, values) in sizes:
+        return True
+    if names is None:
+        return False
+    if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
+        expr = values.get(expr.attr, expr)  # self.dim_out = default(dim_out, num_tokens)
+    return any(_size_text(e, values) in sizes for e in _chosen_arguments(expr, names))
+
+
+def _chosen_arguments(expr: ast.expr, names: ModuleNames) -> list:
+    """The argument expressions a call of a same-file function may return, when every way out
+    of the function returns one of its parameters (``def default(val, d): return val if
+    exists(val) else d``); a parameter the call does not pass is its default.  Empty otherwise."""
+    if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in names.functions):
+        return []
+    func = names.functions[expr.func.id]
+    args = func.args
+    if any(isinstance(a, ast.Starred) for a in expr.args) or any(k.arg is None for k in expr.keywords):
+        return []
+    positional = args.posonlyargs + args.args
+    given = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]], args.defaults))
+    given.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+    given.update((a.arg, v) for a, v in zip(positional, expr.args))
+    given.update((k.arg, k.value) for k in expr.keywords)
+    out = []
+
+    def chosen(value) -> bool:
+        if isinstance(value, ast.IfExp):
+            return chosen(value.body) and chosen(value.orelse)
+        if isinstance(value, ast.Name) and value.id in given:
+            out.append(given[value.id])
+            return True
+        return False
+
+    returns = list(_returns(func.body))
+    if not returns or not all(chosen(r.value) for r in returns):
+        return []
+    for node in _graph.walk(func):  # the parameters are returned as passed
+        if isinstance(node, ast.Name) and node.id in given and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return []
+    return out
 
 
 def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None) -> set:
@@ -1724,7 +1943,18 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
                                                            and size.value >= MIN_LITERAL_VOCABULARY):
                     continue
                 sizes.add(_size_text(size, own(owner) if owner is not None else {}))
+                if isinstance(size, ast.BinOp) and isinstance(size.op, ast.Add) and _extra_rows(size.right):
+                    # num_tokens + int(add_mask_id): the vocabulary and a few special tokens
+                    sizes.add(_size_text(size.left, own(owner) if owner is not None else {}))
     return sizes
+
+
+def _extra_rows(expr: ast.expr) -> bool:
+    """A handful of rows added to a vocabulary's: a small literal, or ``int(flag)``."""
+    if isinstance(expr, ast.Constant):
+        return type(expr.value) is int and 0 < expr.value < 16
+    return (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "int"
+            and len(expr.args) == 1 and not expr.keywords)
 
 
 def _returned_attr(info) -> tuple | None:

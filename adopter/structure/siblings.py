@@ -122,11 +122,14 @@ _DEF = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.M)
 _TOP = re.compile(r"^[A-Za-z_@]", re.M)  # a line starting a top-level statement (or a decorator)
 _IMPORT = re.compile(r"^(?:from[ \t]+[\w.]+[ \t]+import[ \t]*(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)", re.M)
 _ALIAS = re.compile(r"^(\w+)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#[^\n]*)?$", re.M)
+_ASSIGN = re.compile(r"^([A-Za-z_]\w*)[ \t]*=(?!=)", re.M)  # NAME = ... at column 0 (parsed when looked up)
 MAX_TRIES = 4  # a definition cut short by a column-0 line inside a string: extended this often
 
 
 class _Definitions(dict):
-    """A module's top-level functions (or classes) by name, each parsed on first lookup."""
+    """A module's top-level functions (or classes) by name, each parsed on first lookup; for
+    ``kind`` ``ast.Assign``, the values of its top-level assignments (``_NORM_MAP = dict(...)``
+    over several lines)."""
 
     def __init__(self, text: str, starts: dict, kind: type):
         super().__init__()
@@ -161,6 +164,12 @@ class _Definitions(dict):
                     return None
                 continue
             node = body[0] if len(body) == 1 else None
+            if self._kind is ast.Assign:
+                if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                        and node.targets[0].id == name):
+                    dict.__setitem__(self, name, node.value)
+                    return node.value
+                return None
             if isinstance(node, self._kind) and node.name == name:
                 dict.__setitem__(self, name, node)
                 return node
@@ -197,10 +206,15 @@ def _lazy_names(text: str, package: str | None) -> ModuleNames:
         target.setdefault(match.group(1), match.start())
     names.functions = _Definitions(text, functions, (ast.FunctionDef, ast.AsyncFunctionDef))
     names.classes = _Definitions(text, classes, ast.ClassDef)
+    assigned: dict = {}
+    for match in _ASSIGN.finditer(text):
+        if match.group(1) not in names.imports:
+            assigned.setdefault(match.group(1), match.start())
+    constants = names.constants = _Definitions(text, assigned, ast.Assign)
     for match in _ALIAS.finditer(text):
         if match.group(1) not in names.imports:
             try:  # (a line inside a string may look like one: ``x = yield``)
-                names.constants[match.group(1)] = ast.parse(match.group(2), mode="eval").body
+                dict.__setitem__(constants, match.group(1), ast.parse(match.group(2), mode="eval").body)
             except SyntaxError:
                 continue
     return names

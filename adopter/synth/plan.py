@@ -33,6 +33,7 @@ from ..match import Match, commutes, node_view
 from ..ruleset import Rule
 from ..structure import Const, Ref, names_match
 from ..structure.canon import TABLE
+from ..structure.graph import Assumed
 from ..structure.model import OWN_CALL
 from .render import KEEP_ARGS, RenderError, parse_target, replace_names, substitute, template_vars
 from .text import (
@@ -182,6 +183,11 @@ class Planner:
         for _, ctor in match.ctors:
             if getattr(ctor, "unlike", ""):
                 raise Skip(f"`{ctor.attr}`: {ctor.unlike}")
+        for node in match.nodes:  # a literal the code only has as a parameter's default
+            view = node.view
+            for _, value in (view.kwargs if view is not None else node.kwargs):
+                if isinstance(value, Assumed):
+                    raise Skip(value.why)
         edits = Edits()
         regions: list[Span] = []
         if rule.container_target is not None and match.in_container:
