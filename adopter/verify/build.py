@@ -50,6 +50,7 @@ from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
 from .inputs import hints_of, input_options, none_used, optional_params, repairs
 from . import facts
+from .parallel import Groups, construct
 from .recipes import AttrBag, Ref, resolve
 from .sizes import Sizes
 from .stubs import missing_package, needs_text
@@ -388,8 +389,9 @@ class Builder:
 
     def __init__(self, original: ModuleType, source_text: str, sizes: Sizes, factories: dict[str, str] | None = None,
                  root: str | None = None, module_name: str = "", path: str | None = None,
-                 package: str | None = None):
+                 package: str | None = None, groups: Groups | None = None):
         self.original = original
+        self.groups = groups  # process groups model-parallel layers need, set up on demand (parallel.py)
         self.sizes = sizes
         self.factories = dict(factories or {})
         self.root = root
@@ -724,7 +726,7 @@ class Builder:
                 args, kwargs = option.make(self.original, True)
                 if first is None:
                     first = (option, kwargs)
-                original = run_quietly(lambda: original_cls(*args, **kwargs))
+                original = run_quietly(lambda: construct(self.groups, lambda: original_cls(*args, **kwargs)))
             except Exception as exc:
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{option.shown} raised {_short(exc)}"
@@ -759,13 +761,14 @@ class Builder:
             try:
                 with patched_context():
                     patched_args, patched_kwargs = option.make(patched_module, False)
-                    patched = run_quietly(lambda: patched_cls(*patched_args, **patched_kwargs))
+                    patched = run_quietly(lambda: construct(self.groups, lambda: patched_cls(*patched_args, **patched_kwargs)))
             except Exception as exc:
                 raise Broken(f"the patched {option.shown} raised {_short(exc)}; the original builds") from None
             _apply_attrs(patched, variant.attrs)
             configs = [c for c in (config, *[v for v in [*patched_args, *patched_kwargs.values()]
                                              if _is_config_object(v)]) if c is not None and _is_config_object(c)]
-            return Pair(original, patched, call, configs, option.shown)
+            shown = option.shown + (self.groups.describe() if self.groups is not None else "")
+            return Pair(original, patched, call, configs, shown)
         captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
         if captured is not None:
             return captured
@@ -845,7 +848,7 @@ class Builder:
                     with recording:
                         _seed()
                         args, kwargs = option.make(self.original, True)
-                        model = run_quietly(lambda: user_cls(*args, **kwargs))
+                        model = run_quietly(lambda: construct(self.groups, lambda: user_cls(*args, **kwargs)))
                 except Exception:
                     continue
                 if recording.ctor is None or recording.instance is None:
@@ -927,7 +930,7 @@ class Builder:
             _seed()
             try:
                 with torch.no_grad():
-                    run_quietly(lambda: call.clone().run(module))
+                    run_quietly(lambda: construct(self.groups, lambda: call.clone().run(module)))
             except Exception as exc:
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{type(module).__name__}.{method}({call.describe()}) raised {_short(exc)}"

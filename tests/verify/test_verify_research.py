@@ -388,3 +388,19 @@ def test_two_projects_whose_packages_share_a_name_verify_one_after_the_other(tmp
     second, _ = fix_then_verify(tmp_path / "second", capsys, "unavailable", "zoo/layers.py")
     row = _row(second, "ADP010", "Attention")
     assert row["verdict"] == PASS, row["reason"]
+
+
+def test_tensor_parallel_layers_built_in_a_single_process_group(tmp_path, capsys):
+    """The attention's projections are tensor-parallel shards that ask a module-level group for
+    its size while they are built; the group is missing until a launcher calls the library's
+    setter, which itself needs the default process group.  Verify starts a single-process gloo
+    group, calls the function that assigns the global the failing accessor tested (with a shard
+    count of 1), builds and compares the attention, and undoes both when the file is done."""
+    import torch.distributed as dist
+
+    patches, _ = fix_then_verify(tmp_path, capsys, "sharded", "shardlib/blocks.py")
+    row = _row(patches, "ADP010", "ShardedSelfAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert row["details"]["built"].endswith(
+        "set up a single-process gloo group, shardlib.groups.setup_tensor_parallel(1)"), row["details"]
+    assert not dist.is_initialized()
