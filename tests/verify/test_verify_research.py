@@ -404,3 +404,30 @@ def test_tensor_parallel_layers_built_in_a_single_process_group(tmp_path, capsys
     assert row["details"]["built"].endswith(
         "set up a single-process gloo group, shardlib.groups.setup_tensor_parallel(1)"), row["details"]
     assert not dist.is_initialized()
+
+
+def test_sizes_per_axis_and_a_grid_given_as_ints(tmp_path, capsys):
+    """The constructor's pooling kernel and stride are annotated ``list[int]`` (and iterated):
+    each is the guessed size on every axis of the convolution they are handed to (Conv2d: two);
+    the forward's ``hw: tuple[int, int]`` is a grid of the sequence's tokens, here behind a
+    summary token (8 tokens: a grid of 7)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "sequences", "grid.py")
+    row = _row(patches, "ADP010", "PooledGridAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert "pool_kernel=[3, 3]" in row["details"]["built"] and "pool_stride=[1, 1]" in row["details"]["built"]
+    assert row["details"]["inputs"].endswith(", (1, 7)"), row["details"]
+
+
+def test_a_list_of_feature_maps_zipped_with_the_layers_built_per_entry(tmp_path, capsys):
+    """The levels' widths default to none, and the forward raises without a feature map per
+    level: the class is built again with two levels, and the forward's ``feats: list[Tensor]``
+    (a string annotation) is one image per layer it is zipped with, each of that layer's input
+    channels."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "sequences", "levels.py")
+    row = _row(patches, "ADP010", "MultiLevelQueryPool")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    levels = re.search(r"levels=\((\d+), (\d+)\)", row["details"]["built"])
+    assert levels, row["details"]
+    first, second = levels.groups()
+    assert row["details"]["inputs"].startswith(f"(float[2, {first}, 32, 32], float[2, {second}, 32, 32]), "
+                                               "float[2, 8, 32]"), row["details"]
