@@ -29,13 +29,11 @@ import inspect
 import io
 import os
 import shutil
-import sys
 import tempfile
-import textwrap
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import Any, Callable
 
-MAX_SETUPS = 4  # library setters called per file at most
+MAX_SETUPS = 4  # setters called per module at most
 
 
 def _frames(tb: TracebackType | None) -> list:
@@ -64,12 +62,13 @@ def _unset_globals(frame) -> list[str]:
     return names
 
 
-def _setters(module: ModuleType, names: set[str]) -> list[Callable]:
-    """Functions of ``module`` that declare one of ``names`` global and assign it."""
+def _setters(module_globals: dict, filename: str, names: set[str]) -> list[Callable]:
+    """Module-level functions of the raising frame's module (its source read from its file, so a
+    module verify loaded itself counts too) that declare one of ``names`` global and assign it."""
     try:
-        source = inspect.getsource(module)
-        tree = ast.parse(textwrap.dedent(source))
-    except (OSError, TypeError, SyntaxError):
+        with open(filename, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
         return []
     out: list[Callable] = []
     for node in tree.body:
@@ -86,10 +85,10 @@ def _setters(module: ModuleType, names: set[str]) -> list[Callable]:
                     for leaf in ast.walk(target):
                         if isinstance(leaf, ast.Name):
                             assigned.add(leaf.id)
-        if declared & assigned & names:
-            func = getattr(module, node.name, None)
-            if callable(func):
-                out.append(func)
+        func = module_globals.get(node.name)
+        if declared & assigned & names and callable(func) and \
+                getattr(getattr(func, "__code__", None), "co_filename", None) == filename:
+            out.append(func)
     return out
 
 
@@ -136,22 +135,20 @@ class Groups:
         names = _unset_globals(last)
         if not names:
             return False
-        module = sys.modules.get(last.f_globals.get("__name__", ""))
-        if module is None or getattr(module, "__dict__", None) is not last.f_globals:
-            return False
-        for setter in _setters(module, set(names)):
-            if setter in self._called or len(self._called) >= MAX_SETUPS:
+        for setter in _setters(last.f_globals, last.f_code.co_filename, set(names)):
+            # each module (the original, every patched copy) sets up its own, a few setters each
+            if setter in self._called or sum(1 for f in self._called if f.__globals__ is last.f_globals) >= MAX_SETUPS:
                 continue
             call = _single_process_call(setter)
             if call is None:
                 continue
             self._called.add(setter)
-            if self._run_setter(module, setter, call, names):
+            if self._run_setter(last.f_globals, setter, call, names):
                 return True
         return False
 
-    def _run_setter(self, module: ModuleType, setter: Callable, call: tuple[tuple, dict], wanted: list[str]) -> bool:
-        module_globals = module.__dict__
+    def _run_setter(self, module_globals: dict, setter: Callable, call: tuple[tuple, dict], wanted: list[str]
+                    ) -> bool:
         before = dict(module_globals)
         for attempt in range(2):
             try:
@@ -170,8 +167,14 @@ class Groups:
                 self._saved.append((module_globals, name, _ABSENT))
             elif value is not before[name]:
                 self._saved.append((module_globals, name, before[name]))
-        self.notes.append(f"{module.__name__}.{setter.__name__}(" +
-                          ", ".join([*map(repr, call[0]), *(f"{k}={v!r}" for k, v in call[1].items())]) + ")")
+        name = module_globals.get("__name__", "")
+        # a library module by its name; verify's own copies of the file (original, patched) by the function's
+        own_copy = "_adopter_verify_" in name or "__adopter_" in name
+        where = f"{name}." if name and not own_copy else ""
+        note = f"{where}{setter.__name__}(" + \
+            ", ".join([*map(repr, call[0]), *(f"{k}={v!r}" for k, v in call[1].items())]) + ")"
+        if note not in self.notes:  # verify's own copies of the file (original, patched) say it once
+            self.notes.append(note)
         return True
 
     @staticmethod

@@ -431,3 +431,16 @@ def test_a_list_of_feature_maps_zipped_with_the_layers_built_per_entry(tmp_path,
     first, second = levels.groups()
     assert row["details"]["inputs"].startswith(f"(float[2, {first}, 32, 32], float[2, {second}, 32, 32]), "
                                                "float[2, 8, 32]"), row["details"]
+
+
+def test_a_tensor_parallel_group_kept_in_the_model_file_itself(tmp_path, capsys):
+    """The group handle and its setter live in the verified file: the original and the patched
+    module each get their own (the setter is read from the raising frame's file, both modules'
+    handles are set and both put back)."""
+    import torch.distributed as dist
+
+    patches, _ = fix_then_verify(tmp_path, capsys, "sharded", "inline.py")
+    row = _row(patches, "ADP010", "SplitHeadAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert "launch_groups(1)" in row["details"]["built"], row["details"]
+    assert not dist.is_initialized()
