@@ -741,6 +741,7 @@ class Builder:
             if variant.attrs and not _apply_attrs(original, variant.attrs):
                 raise Skip(f"no layer of {class_name} has the flag {variant.attrs[0][0]}")
             original.eval()
+            redrawn = redraw_uninitialised(original)
             config = option.config
             if config is None and option.config_param:
                 config = kwargs.get(option.config_param)
@@ -768,6 +769,8 @@ class Builder:
             configs = [c for c in (config, *[v for v in [*patched_args, *patched_kwargs.values()]
                                              if _is_config_object(v)]) if c is not None and _is_config_object(c)]
             shown = option.shown + (self.groups.describe() if self.groups is not None else "")
+            if redrawn:
+                shown += f"; {redrawn} parameter(s) the constructor left uninitialised drawn afresh"
             return Pair(original, patched, call, configs, shown)
         captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
         if captured is not None:
@@ -878,6 +881,7 @@ class Builder:
                                                                 **resolve(ctor_kwargs, self.original)))
                     _apply_attrs(original, variant.attrs)
                     original.eval()
+                    redraw_uninitialised(original)
                     with torch.no_grad():
                         run_quietly(lambda: inputs.clone().run(original))
                 except Exception:
@@ -1015,6 +1019,33 @@ def _is_config_object(value: Any) -> bool:
 
     return hf.is_config(value) or isinstance(value, (AttrBag, SimpleNamespace)) or (
         dataclasses.is_dataclass(value) and not isinstance(value, type))
+
+
+UNINITIALISED = 1e20  # no initialisation gives a weight this large; raw ``torch.empty`` memory nearly always does
+
+
+def redraw_uninitialised(module: nn.Module) -> int:
+    """Draw afresh the parameters the constructor left as raw memory (``torch.empty`` under an
+    ``init_method=lambda x: x``: fairscale's parallel Linears in llama-models): any entry not
+    finite or beyond 1e20 in magnitude (buffers are left alone: a causal mask holds -inf).
+    Outputs of such weights overflow to inf and NaN, which compare equal on both sides and prove
+    nothing.  Weights of two or more axes get N(0, 1/fan_in), others N(0, 0.02^2); the patched
+    module loads these values with the rest of the state dict.  Returns how many were drawn."""
+    count = 0
+    generator = torch.Generator().manual_seed(4321)
+    with torch.no_grad():
+        for tensor in module.parameters():
+            if not tensor.is_floating_point() or tensor.numel() == 0:
+                continue
+            values = tensor.detach()
+            if bool(torch.isfinite(values).all()) and float(values.abs().max()) <= UNINITIALISED:
+                continue
+            std = values.shape[1] ** -0.5 if values.dim() >= 2 and values.shape[1] else 0.02
+            fresh = torch.randn(values.shape, generator=generator, dtype=torch.float64) * std
+            tensor.copy_(fresh.to(device=tensor.device, dtype=tensor.dtype))
+            count += 1
+    return count
+
 
 def zero_dropout(module: nn.Module) -> None:
     """Every dropout probability to 0: ``nn.Dropout*`` modules and float attributes named like dropout."""

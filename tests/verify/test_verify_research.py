@@ -444,3 +444,14 @@ def test_a_tensor_parallel_group_kept_in_the_model_file_itself(tmp_path, capsys)
     assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     assert "launch_groups(1)" in row["details"]["built"], row["details"]
     assert not dist.is_initialized()
+
+
+def test_weights_the_constructor_leaves_unset_are_drawn_before_comparing(tmp_path, capsys):
+    """Every weight is NaN until a checkpoint is loaded: NaN outputs compare equal on both sides
+    and would prove nothing.  The weights are drawn afresh (the patched copy loads them), and the
+    comparison sees real numbers: a nonzero float32 rounding difference."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "sharded", "poisoned.py")
+    row = _row(patches, "ADP010", "LoadedAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert "3 parameter(s) the constructor left uninitialised drawn afresh" in row["details"]["built"], row["details"]
+    assert 0 < row["max_abs_diff"] < 1e-4, row
