@@ -271,6 +271,11 @@ class _Checker:
             for site in reached or sites:
                 verdicts[site] = Verdict(FAIL, eval_outcome.message, eval_outcome.max_abs_diff, details=details)
             return verdicts, None
+        if eval_outcome.not_finite:
+            return {site: Verdict(SKIP, f"the original {_owner_label(class_name)}'s outputs are not finite (inf or "
+                                        f"NaN) for these inputs, so matching them proves nothing; name a factory in "
+                                        f"[tool.adopter.verify] factories for {_owner_label(class_name)} that builds it "
+                                        f"with its weights set", details=details) for site in sites}, None
         if eval_outcome.compared == 0:  # e.g. a method that returns an optimizer or None
             return {site: Verdict(SKIP, f"{pair.call.method}() of {_owner_label(class_name)} returns no tensor to "
                                         f"compare; name a factory in [tool.adopter.verify] factories for "

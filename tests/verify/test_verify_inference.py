@@ -337,3 +337,33 @@ def test_channel_counts_are_tried_as_a_multiple_of_32_second_in_a_file_with_grou
     first, second = candidates["self.norm = nn.GroupNorm"]
     assert first == VERIFY.channels and second % 32 == 0 and second % first == 0
     assert candidates["self.norm = nn.LayerNorm"] == [VERIFY.channels]
+
+
+def test_outputs_that_hold_no_finite_number_prove_nothing():
+    """Two modules whose outputs are all NaN compare equal (NaN matches NaN), which proves
+    nothing: the eval outcome says so; one finite entry is enough to count."""
+    import torch
+    from torch import nn
+
+    from adopter.verify.build import Call, Pair
+    from adopter.verify.compare import Tolerance, check_eval
+
+    class Scaled(nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.weight = nn.Parameter(torch.full((4, 4), value))
+
+        def forward(self, x):
+            return x @ self.weight
+
+    call = Call((torch.randn(2, 4),), {})
+    cpu = torch.device("cpu")
+    nan = check_eval(Pair(Scaled(float("nan")), Scaled(float("nan")), call), cpu, Tolerance())
+    assert nan.ok and nan.not_finite
+    finite = check_eval(Pair(Scaled(0.5), Scaled(0.5), call), cpu, Tolerance())
+    assert finite.ok and not finite.not_finite
+    partly = Scaled(0.5)
+    with torch.no_grad():
+        partly.weight[:, 0] = float("nan")
+    mixed = check_eval(Pair(partly, partly, call), cpu, Tolerance())
+    assert mixed.ok and not mixed.not_finite
