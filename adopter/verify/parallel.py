@@ -15,7 +15,8 @@ copy on one device, where every group has size 1 and the sharded layer is the wh
   ``None`` (``assert _MODEL_PARALLEL_GROUP is not None``): the function of the same module that
   assigns that global (``global _MODEL_PARALLEL_GROUP; _MODEL_PARALLEL_GROUP = ...``) is called
   with each required argument 1 (every parallel size of a single process) and its optional ones
-  left at their defaults.  The setter is found by what it assigns, never by its name.
+  left at their defaults.  The setter is found by what it does, never by its name: it assigns
+  the global and calls into ``torch.distributed`` (a setter of some other global is not called).
 
 :meth:`Groups.close` undoes it all: the library globals get their previous values back and the
 process group verify made is destroyed.
@@ -86,10 +87,36 @@ def _setters(module_globals: dict, filename: str, names: set[str]) -> list[Calla
                         if isinstance(leaf, ast.Name):
                             assigned.add(leaf.id)
         func = module_globals.get(node.name)
-        if declared & assigned & names and callable(func) and \
+        if declared & assigned & names and callable(func) and _calls_distributed(node, module_globals) and \
                 getattr(getattr(func, "__code__", None), "co_filename", None) == filename:
             out.append(func)
     return out
+
+
+def _calls_distributed(function: ast.FunctionDef, module_globals: dict) -> bool:
+    """Whether the function calls into ``torch.distributed`` (``dist.new_group(...)``,
+    ``torch.distributed.get_world_size()``): it sets up process groups, not some other global."""
+    import torch.distributed
+
+    for sub in ast.walk(function):
+        if not isinstance(sub, ast.Call):
+            continue
+        chain: list[str] = []
+        node = sub.func
+        while isinstance(node, ast.Attribute):
+            chain.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            continue
+        target = module_globals.get(node.id)
+        for attr in reversed(chain[1:]):  # down to the module holding the called function
+            if target is torch.distributed:
+                break
+            target = getattr(target, attr, None)
+        if target is torch.distributed or (callable(target) and not chain and
+                                           str(getattr(target, "__module__", "")).startswith("torch.distributed")):
+            return True  # ``from torch.distributed import new_group`` too
+    return False
 
 
 def _single_process_call(func: Callable) -> tuple[tuple, dict] | None:
