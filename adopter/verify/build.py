@@ -50,6 +50,7 @@ from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
 from .inputs import hints_of, input_options, none_used, optional_params, repairs
 from . import facts
+from .parallel import Groups, construct
 from .recipes import AttrBag, Ref, resolve
 from .sizes import Sizes
 from .stubs import missing_package, needs_text
@@ -388,8 +389,9 @@ class Builder:
 
     def __init__(self, original: ModuleType, source_text: str, sizes: Sizes, factories: dict[str, str] | None = None,
                  root: str | None = None, module_name: str = "", path: str | None = None,
-                 package: str | None = None):
+                 package: str | None = None, groups: Groups | None = None):
         self.original = original
+        self.groups = groups  # process groups model-parallel layers need, set up on demand (parallel.py)
         self.sizes = sizes
         self.factories = dict(factories or {})
         self.root = root
@@ -724,7 +726,7 @@ class Builder:
                 args, kwargs = option.make(self.original, True)
                 if first is None:
                     first = (option, kwargs)
-                original = run_quietly(lambda: original_cls(*args, **kwargs))
+                original = run_quietly(lambda: construct(self.groups, lambda: original_cls(*args, **kwargs)))
             except Exception as exc:
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{option.shown} raised {_short(exc)}"
@@ -739,6 +741,7 @@ class Builder:
             if variant.attrs and not _apply_attrs(original, variant.attrs):
                 raise Skip(f"no layer of {class_name} has the flag {variant.attrs[0][0]}")
             original.eval()
+            redrawn = redraw_uninitialised(original)
             config = option.config
             if config is None and option.config_param:
                 config = kwargs.get(option.config_param)
@@ -759,13 +762,16 @@ class Builder:
             try:
                 with patched_context():
                     patched_args, patched_kwargs = option.make(patched_module, False)
-                    patched = run_quietly(lambda: patched_cls(*patched_args, **patched_kwargs))
+                    patched = run_quietly(lambda: construct(self.groups, lambda: patched_cls(*patched_args, **patched_kwargs)))
             except Exception as exc:
                 raise Broken(f"the patched {option.shown} raised {_short(exc)}; the original builds") from None
             _apply_attrs(patched, variant.attrs)
             configs = [c for c in (config, *[v for v in [*patched_args, *patched_kwargs.values()]
                                              if _is_config_object(v)]) if c is not None and _is_config_object(c)]
-            return Pair(original, patched, call, configs, option.shown)
+            shown = option.shown + (self.groups.describe() if self.groups is not None else "")
+            if redrawn:
+                shown += f"; {redrawn} parameter(s) the constructor left uninitialised drawn afresh"
+            return Pair(original, patched, call, configs, shown)
         captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
         if captured is not None:
             return captured
@@ -845,7 +851,7 @@ class Builder:
                     with recording:
                         _seed()
                         args, kwargs = option.make(self.original, True)
-                        model = run_quietly(lambda: user_cls(*args, **kwargs))
+                        model = run_quietly(lambda: construct(self.groups, lambda: user_cls(*args, **kwargs)))
                 except Exception:
                     continue
                 if recording.ctor is None or recording.instance is None:
@@ -875,6 +881,7 @@ class Builder:
                                                                 **resolve(ctor_kwargs, self.original)))
                     _apply_attrs(original, variant.attrs)
                     original.eval()
+                    redraw_uninitialised(original)
                     with torch.no_grad():
                         run_quietly(lambda: inputs.clone().run(original))
                 except Exception:
@@ -927,7 +934,7 @@ class Builder:
             _seed()
             try:
                 with torch.no_grad():
-                    run_quietly(lambda: call.clone().run(module))
+                    run_quietly(lambda: construct(self.groups, lambda: call.clone().run(module)))
             except Exception as exc:
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{type(module).__name__}.{method}({call.describe()}) raised {_short(exc)}"
@@ -1012,6 +1019,33 @@ def _is_config_object(value: Any) -> bool:
 
     return hf.is_config(value) or isinstance(value, (AttrBag, SimpleNamespace)) or (
         dataclasses.is_dataclass(value) and not isinstance(value, type))
+
+
+UNINITIALISED = 1e20  # no initialisation gives a weight this large; raw ``torch.empty`` memory nearly always does
+
+
+def redraw_uninitialised(module: nn.Module) -> int:
+    """Draw afresh the parameters the constructor left as raw memory (``torch.empty`` under an
+    ``init_method=lambda x: x``: fairscale's parallel Linears in llama-models): any entry not
+    finite or beyond 1e20 in magnitude (buffers are left alone: a causal mask holds -inf).
+    Outputs of such weights overflow to inf and NaN, which compare equal on both sides and prove
+    nothing.  Weights of two or more axes get N(0, 1/fan_in), others N(0, 0.02^2); the patched
+    module loads these values with the rest of the state dict.  Returns how many were drawn."""
+    count = 0
+    generator = torch.Generator().manual_seed(4321)
+    with torch.no_grad():
+        for tensor in module.parameters():
+            if not tensor.is_floating_point() or tensor.numel() == 0:
+                continue
+            values = tensor.detach()
+            if bool(torch.isfinite(values).all()) and float(values.abs().max()) <= UNINITIALISED:
+                continue
+            std = values.shape[1] ** -0.5 if values.dim() >= 2 and values.shape[1] else 0.02
+            fresh = torch.randn(values.shape, generator=generator, dtype=torch.float64) * std
+            tensor.copy_(fresh.to(device=tensor.device, dtype=tensor.dtype))
+            count += 1
+    return count
+
 
 def zero_dropout(module: nn.Module) -> None:
     """Every dropout probability to 0: ``nn.Dropout*`` modules and float attributes named like dropout."""

@@ -30,6 +30,9 @@ class Outcome:
     message: str = ""
     max_abs_diff: float = 0.0
     compared: int = -1  # tensors compared (eval); 0 means the check proved nothing
+    # the original's floating outputs hold no finite number (inf/NaN compare equal on both sides:
+    # the check proved nothing)
+    not_finite: bool = False
 
 
 class Tolerance:
@@ -200,6 +203,8 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
     expected_tensors, got_tensors = flatten(expected), flatten(got)
     outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference)
     outcome.compared = len(expected_tensors)
+    floating = [t for _, t in expected_tensors if t.is_floating_point() and t.numel()]
+    outcome.not_finite = bool(floating) and not any(bool(torch.isfinite(t).any()) for t in floating)
     return outcome
 
 

@@ -36,6 +36,7 @@ from typing import Any, Iterator
 from . import callsites, facts
 from .branches import ZEROS, zeros_like
 from .callsites import UNKNOWN, CallSite
+from .inputs import sequence_of
 from .recipes import AttrBag, Make, Ref, describe, lookup
 from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
 from .sizes import Sizes
@@ -446,7 +447,40 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         values = [(2,) * length, (4,) * length]
     if not values:
         raise NeedsFactory(f"cannot infer argument `{name}`")
+    held = sequence_of(annotation)
+    if held is not None and held[0] == "int":
+        # annotated as sizes per axis (``kernel_q: list[int]``): the guessed size on every axis
+        length = held[1] or _axes(reads, module) or max(reads.max_index + 1, 2)
+        values = [[v] * length if is_int(v) else v for v in values]
     return values
+
+
+def _axes(reads: facts.Reads, module: ModuleType) -> int | None:
+    """The axes of the convolution or pooling layer a value is handed to (``nn.Conv3d(c, c,
+    kernel)``: 3), read from the layer class, not its name."""
+    for callee, _ in reads.handed_as:
+        target: Any = module
+        try:
+            for part in callee.split("."):
+                target = getattr(target, part)
+        except AttributeError:
+            continue
+        if isinstance(target, type):
+            for axes, kinds in _AXES:
+                if issubclass(target, kinds):
+                    return axes
+    return None
+
+
+def _layer_axes() -> tuple:
+    from torch import nn
+
+    return ((1, (nn.Conv1d, nn.ConvTranspose1d, nn.MaxPool1d, nn.AvgPool1d)),
+            (2, (nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d)),
+            (3, (nn.Conv3d, nn.ConvTranspose3d, nn.MaxPool3d, nn.AvgPool3d)))
+
+
+_AXES = _layer_axes()
 
 
 def handed_names(reads: facts.Reads, module: ModuleType) -> list[str]:
@@ -544,6 +578,15 @@ def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str
                 choices.append((param.name, _param_candidates(info, param, module, sizes)))
             except NeedsFactory:
                 pass
+    # a sequence of sizes that defaults to empty (``ch: tuple[int, ...] = ()``, one layer per
+    # entry): the default first, then two entries (distinct widths, so that entries taken in the
+    # wrong order fail loudly), for a class that does not run without any
+    for param in params:
+        held = sequence_of(param.annotation)
+        if param.name not in given and isinstance(param.default, (tuple, list)) and not param.default and \
+                held is not None and held[0] == "int":
+            filled = type(param.default)(sizes.channels * 2 ** i for i in range(held[1] or 2))
+            choices.append((param.name, [param.default, filled]))
     combos: list[dict[str, Any]] = [dict(given)]
     for name, values in choices:
         combos = [dict(c, **{name: v}) for c in combos for v in values[:3]][:MAX_RECIPES]

@@ -21,7 +21,7 @@ import ast
 import dataclasses
 import difflib
 import inspect
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -40,6 +40,7 @@ from .build import Broken, Builder, Pair, Skip, Variant, run_quietly
 from .calls import NotACallPatch, check_optimizer_patch
 from .compare import Tolerance, check_eval, check_train
 from .loader import LoadError, ModuleLoader
+from .parallel import Groups
 from .result import FAIL, PASS, SKIP, VerifyResult
 from .sizes import BENCHMARK, VERIFY, Sizes
 from .trace import CallRecorder, LineTracer
@@ -270,6 +271,11 @@ class _Checker:
             for site in reached or sites:
                 verdicts[site] = Verdict(FAIL, eval_outcome.message, eval_outcome.max_abs_diff, details=details)
             return verdicts, None
+        if eval_outcome.not_finite:
+            return {site: Verdict(SKIP, f"the original {_owner_label(class_name)}'s outputs are not finite (inf or "
+                                        f"NaN) for these inputs, so matching them proves nothing; name a factory in "
+                                        f"[tool.adopter.verify] factories for {_owner_label(class_name)} that builds it "
+                                        f"with its weights set", details=details) for site in sites}, None
         if eval_outcome.compared == 0:  # e.g. a method that returns an optimizer or None
             return {site: Verdict(SKIP, f"{pair.call.method}() of {_owner_label(class_name)} returns no tensor to "
                                         f"compare; name a factory in [tool.adopter.verify] factories for "
@@ -781,7 +787,7 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
                   f"{', '.join(sorted({s.class_name for s in sites}))} into a module the script imports")
         results.extend(_result(s, path, s.line, s.class_name, SKIP, reason, device_name) for s in sites)
         return sorted(results, key=lambda r: (r.line, r.combined, r.rule))
-    with ModuleLoader(path) as loader:
+    with ModuleLoader(path) as loader, ExitStack() as stack:
         try:
             original = run_quietly(loader.original)
         except LoadError as exc:
@@ -793,9 +799,12 @@ def verify_file(path: str, rules: list[Rule], config: Config | None = None, benc
         init_skipped = loader.init_skipped
         unavailable = loader.unavailable
         module_name = original.__name__
-        builder = Builder(original, text, options.sizes, options.factories, options.root, module_name, path, package)
+        parallel = Groups()  # a single-process group, when model-parallel layers ask for one; undone below
+        stack.callback(parallel.close)
+        builder = Builder(original, text, options.sizes, options.factories, options.root, module_name, path, package,
+                          parallel)
         bench_builder = Builder(original, text, options.bench_sizes, options.factories, options.root, module_name,
-                                path, package)
+                                path, package, parallel)
         groups: dict[str, list[Site]] = {}
         for site in sorted(sites, key=lambda s: (s.line, s.rule.id)):
             groups.setdefault(site.rule.id, []).append(site)

@@ -283,6 +283,95 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
     return (min(patterns), False) if patterns else (None, False)
 
 
+def _last_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _sequence_node(node: ast.expr) -> tuple[str, int | None] | None:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):  # ``list[int] | None``
+        sides = [n for n in (node.left, node.right) if not (isinstance(n, ast.Constant) and n.value is None)]
+        return _sequence_node(sides[0]) if len(sides) == 1 else None
+    if not isinstance(node, ast.Subscript):
+        return None
+    outer = _last_name(node.value)
+    if outer == "Optional":
+        return _sequence_node(node.slice)
+    if outer.lower() not in ("list", "tuple", "sequence", "mutablesequence"):
+        return None
+    elements = list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+    arity: int | None = None
+    if outer.lower() == "tuple" and not (len(elements) == 2 and isinstance(elements[1], ast.Constant)
+                                         and elements[1].value is Ellipsis):
+        arity = len(elements)
+    else:
+        elements = elements[:1]
+    kinds = {_last_name(e) for e in elements}
+    if kinds == {"int"}:
+        return "int", arity
+    if kinds == {"Tensor"}:
+        return "tensor", arity
+    return None
+
+
+def sequence_of(annotation: Any) -> tuple[str, int | None] | None:
+    """What a parameter's annotation says it holds when it is a sequence of ints or of tensors:
+    ``("int", 3)`` for ``tuple[int, int, int]``, ``("int", None)`` for ``list[int]`` or
+    ``tuple[int, ...]``, ``("tensor", None)`` for ``list[torch.Tensor]`` (written or as a string
+    under ``from __future__ import annotations``); None for anything else."""
+    if annotation is inspect.Parameter.empty or annotation is None:
+        return None
+    text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+    try:
+        node = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    return _sequence_node(node)
+
+
+def grids(count: int, axes: int) -> list[tuple[int, ...]]:
+    """Grid shapes of ``axes`` sides for ``count`` tokens, and for ``count - 1`` (a class token
+    ahead of the grid): the sides as equal as the count allows."""
+    out: list[tuple[int, ...]] = []
+    for n in (count, count - 1):
+        if n < 1:
+            continue
+        sides: list[int] = []
+        left = n
+        for axis in range(axes, 0, -1):
+            side = max(d for d in range(1, left + 1) if left % d == 0 and d <= round(left ** (1 / axis)) + 1e-9) \
+                if axis > 1 else left
+            sides.append(side)
+            left //= side
+        shape = tuple(sorted(sides))
+        if shape not in out:
+            out.append(shape)
+    return out
+
+
+def zipped_layers(func: Callable, name: str, module: nn.Module) -> list[nn.Module]:
+    """The layers each entry of the sequence argument ``name`` goes through, when the function
+    zips it with a list of layers of the module (``for t, proj in zip(x, self.projections)``)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "zip"):
+            continue
+        if not any(isinstance(a, ast.Name) and a.id == name for a in node.args):
+            continue
+        for arg in node.args:
+            if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) and arg.value.id == "self":
+                layers = getattr(module, arg.attr, None)
+                if isinstance(layers, (nn.ModuleList, nn.Sequential)) and len(layers):
+                    return list(layers)
+    return []
+
+
 def _window_lengths(module: nn.Module) -> list[int]:
     """Token counts a windowed attention module fixes: the sides of its square buffers (a
     relative-position index over ``window_size ** 2`` tokens, built from a constructor argument
@@ -319,6 +408,22 @@ def head_widths(module: nn.Module, width: int) -> list[int]:
         if 2 <= value < width and value not in out:
             out.append(value)
     return out
+
+
+_SHAPED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.Embedding)
+
+
+def _layer_input(randn: Callable, layer: nn.Module, batch: int, seq: int, image: int) -> torch.Tensor:
+    """An input ``layer`` takes: images for a Conv2d, clips for a Conv3d, tokens for a Linear."""
+    if isinstance(layer, nn.Conv2d):
+        return randn(batch, layer.in_channels, image, image)
+    if isinstance(layer, nn.Conv3d):
+        return randn(batch, layer.in_channels, 4, image, image)
+    if isinstance(layer, nn.Conv1d):
+        return randn(batch, layer.in_channels, seq * 4)
+    if isinstance(layer, nn.Embedding):
+        return torch.randint(0, layer.num_embeddings, (batch, seq))
+    return randn(batch, seq, layer.in_features)
 
 
 def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_overrides: dict,
@@ -452,6 +557,22 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             continue
         if param.annotation is bool:
             per_param.append((name, positional, [False]))
+            continue
+        held = sequence_of(param.annotation)
+        if held is not None and held[0] == "int":
+            # sizes per axis (``thw: tuple[int, int, int]``): a grid of the sequence's tokens
+            per_param.append((name, positional, list(grids(s, held[1] or 2))))
+            continue
+        if held is not None and held[0] == "tensor":
+            # a list of tensors: one per layer it is zipped with, each that layer's input
+            firsts = [sub if isinstance(sub, _SHAPED) else entry_layer(sub)
+                      for sub in zipped_layers(func, name, module)]
+            if firsts and all(isinstance(f, _SHAPED) for f in firsts):
+                candidates = [[_layer_input(randn, f, b, s, image) for f in firsts]]
+            else:
+                count = held[1] or 1
+                candidates = [[randn(b, s, width) for _ in range(count)] for width in widths[:2]]
+            per_param.append((name, positional, candidates))
             continue
         if lowered in _POSITION_INT_NAMES:
             per_param.append((name, positional, [0]))

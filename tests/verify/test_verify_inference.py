@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import sys
 import textwrap
@@ -337,3 +338,87 @@ def test_channel_counts_are_tried_as_a_multiple_of_32_second_in_a_file_with_grou
     first, second = candidates["self.norm = nn.GroupNorm"]
     assert first == VERIFY.channels and second % 32 == 0 and second % first == 0
     assert candidates["self.norm = nn.LayerNorm"] == [VERIFY.channels]
+
+
+def test_outputs_that_hold_no_finite_number_prove_nothing():
+    """Two modules whose outputs are all NaN compare equal (NaN matches NaN), which proves
+    nothing: the eval outcome says so; one finite entry is enough to count."""
+    import torch
+    from torch import nn
+
+    from adopter.verify.build import Call, Pair
+    from adopter.verify.compare import Tolerance, check_eval
+
+    class Scaled(nn.Module):
+        def __init__(self, value):
+            super().__init__()
+            self.weight = nn.Parameter(torch.full((4, 4), value))
+
+        def forward(self, x):
+            return x @ self.weight
+
+    call = Call((torch.randn(2, 4),), {})
+    cpu = torch.device("cpu")
+    nan = check_eval(Pair(Scaled(float("nan")), Scaled(float("nan")), call), cpu, Tolerance())
+    assert nan.ok and nan.not_finite
+    finite = check_eval(Pair(Scaled(0.5), Scaled(0.5), call), cpu, Tolerance())
+    assert finite.ok and not finite.not_finite
+    partly = Scaled(0.5)
+    with torch.no_grad():
+        partly.weight[:, 0] = float("nan")
+    mixed = check_eval(Pair(partly, partly, call), cpu, Tolerance())
+    assert mixed.ok and not mixed.not_finite
+
+
+def test_only_a_setter_that_sets_up_process_groups_is_called(tmp_path):
+    """An accessor fails on a None global: the function assigning that global is called only when
+    it calls into torch.distributed (a group setter), never a setter of some other global; what
+    it set is put back on close."""
+    import torch.distributed as dist
+
+    from adopter.verify.parallel import Groups
+
+    path = tmp_path / f"state_{uuid.uuid4().hex}.py"
+    path.write_text(textwrap.dedent('''
+        import torch.distributed as dist
+
+        _BACKEND = None
+        _GROUP = None
+        calls = []
+
+
+        def choose_backend(name: int):
+            global _BACKEND
+            calls.append(name)
+            _BACKEND = name
+
+
+        def backend():
+            assert _BACKEND is not None, "backend not chosen"
+            return _BACKEND
+
+
+        def make_group(size: int):
+            global _GROUP
+            _GROUP = dist.new_group(list(range(size)))
+
+
+        def group():
+            assert _GROUP is not None, "group not initialised"
+            return _GROUP
+    '''))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    groups = Groups()
+    try:
+        with pytest.raises(AssertionError) as info:
+            module.backend()
+        assert not groups.repair(info.value) and module.calls == [] and module._BACKEND is None
+        with pytest.raises(AssertionError) as info:
+            module.group()
+        assert groups.repair(info.value)  # the default group first (new_group needs it), then the setter
+        assert module.group() is not None and dist.is_initialized()
+    finally:
+        groups.close()
+    assert module._GROUP is None and not dist.is_initialized()

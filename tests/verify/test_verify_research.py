@@ -388,3 +388,70 @@ def test_two_projects_whose_packages_share_a_name_verify_one_after_the_other(tmp
     second, _ = fix_then_verify(tmp_path / "second", capsys, "unavailable", "zoo/layers.py")
     row = _row(second, "ADP010", "Attention")
     assert row["verdict"] == PASS, row["reason"]
+
+
+def test_tensor_parallel_layers_built_in_a_single_process_group(tmp_path, capsys):
+    """The attention's projections are tensor-parallel shards that ask a module-level group for
+    its size while they are built; the group is missing until a launcher calls the library's
+    setter, which itself needs the default process group.  Verify starts a single-process gloo
+    group, calls the function that assigns the global the failing accessor tested (with a shard
+    count of 1), builds and compares the attention, and undoes both when the file is done."""
+    import torch.distributed as dist
+
+    patches, _ = fix_then_verify(tmp_path, capsys, "sharded", "shardlib/blocks.py")
+    row = _row(patches, "ADP010", "ShardedSelfAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert row["details"]["built"].endswith(
+        "set up a single-process gloo group, shardlib.groups.setup_tensor_parallel(1)"), row["details"]
+    assert not dist.is_initialized()
+
+
+def test_sizes_per_axis_and_a_grid_given_as_ints(tmp_path, capsys):
+    """The constructor's pooling kernel and stride are annotated ``list[int]`` (and iterated):
+    each is the guessed size on every axis of the convolution they are handed to (Conv2d: two);
+    the forward's ``hw: tuple[int, int]`` is a grid of the sequence's tokens, here behind a
+    summary token (8 tokens: a grid of 7)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "sequences", "grid.py")
+    row = _row(patches, "ADP010", "PooledGridAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert "pool_kernel=[3, 3]" in row["details"]["built"] and "pool_stride=[1, 1]" in row["details"]["built"]
+    assert row["details"]["inputs"].endswith(", (1, 7)"), row["details"]
+
+
+def test_a_list_of_feature_maps_zipped_with_the_layers_built_per_entry(tmp_path, capsys):
+    """The levels' widths default to none, and the forward raises without a feature map per
+    level: the class is built again with two levels, and the forward's ``feats: list[Tensor]``
+    (a string annotation) is one image per layer it is zipped with, each of that layer's input
+    channels."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "sequences", "levels.py")
+    row = _row(patches, "ADP010", "MultiLevelQueryPool")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    levels = re.search(r"levels=\((\d+), (\d+)\)", row["details"]["built"])
+    assert levels, row["details"]
+    first, second = levels.groups()
+    assert row["details"]["inputs"].startswith(f"(float[2, {first}, 32, 32], float[2, {second}, 32, 32]), "
+                                               "float[2, 8, 32]"), row["details"]
+
+
+def test_a_tensor_parallel_group_kept_in_the_model_file_itself(tmp_path, capsys):
+    """The group handle and its setter live in the verified file: the original and the patched
+    module each get their own (the setter is read from the raising frame's file, both modules'
+    handles are set and both put back)."""
+    import torch.distributed as dist
+
+    patches, _ = fix_then_verify(tmp_path, capsys, "sharded", "inline.py")
+    row = _row(patches, "ADP010", "SplitHeadAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert "launch_groups(1)" in row["details"]["built"], row["details"]
+    assert not dist.is_initialized()
+
+
+def test_weights_the_constructor_leaves_unset_are_drawn_before_comparing(tmp_path, capsys):
+    """Every weight is NaN until a checkpoint is loaded: NaN outputs compare equal on both sides
+    and would prove nothing.  The weights are drawn afresh (the patched copy loads them), and the
+    comparison sees real numbers: a nonzero float32 rounding difference."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "sharded", "poisoned.py")
+    row = _row(patches, "ADP010", "LoadedAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert "3 parameter(s) the constructor left uninitialised drawn afresh" in row["details"]["built"], row["details"]
+    assert 0 < row["max_abs_diff"] < 1e-4, row
