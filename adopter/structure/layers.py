@@ -380,10 +380,18 @@ class LayerTyper:
                 self._busy.discard(key)
             if isinstance(built, _Param) or not built:
                 return None
-            kinds = {b.fqn for b in built if isinstance(b, Built) and not b.conditional}
-            if len(kinds) != 1 or len(built) != 1 or next(iter(kinds)) not in OUTPUT_KINDS:
+            if not all(isinstance(b, Built) and not b.conditional for b in built):
+                return None
+            kinds = {b.fqn for b in built} & OUTPUT_KINDS
+            # one constructor, or one factory that builds one of several implementations (timm's
+            # create_conv2d: nn.Conv2d or a padded/mixed/conditional variant): a layer bound two
+            # ways counts as each of them, as it does for a pair in forward
+            one_call = len(built) == 1 or (built[0].via and all(b.via == built[0].via for b in built))
+            if len(kinds) != 1 or not one_call:
                 return None
             layer = kinds.pop()
+            if any(b.fqn.startswith("torch.nn.") and b.fqn != layer for b in built):
+                return None  # another torch layer (an nn.Identity) may stand there instead
             return (OUTPUT_OF + layer, f"`{cls.name}`'s output is its `{func.attr}` {layer.rsplit('.', 1)[-1]}'s: "
                                        f"the kernel would take over that member, which it does not reach through a "
                                        f"module with its own forward", False)
