@@ -481,3 +481,55 @@ def test_a_module_ending_in_a_factory_built_convolution(tmp_path):
     lines, left = _findings(path)
     assert lines == {_line(text, "self.bn1(self.sep(x))")}
     assert "Separable" in left["sep"] and "own forward" in left["sep"]
+
+
+def test_names_bound_by_a_star_import_of_a_package_module(tmp_path):
+    """tsai's models start with ``from ..imports import *`` (where ``import torch.nn as nn``
+    is): ``nn.Linear``, ``nn.BatchNorm2d``, ``F.softmax`` resolve as they do there, and so do the
+    classes that module defines.  A module whose ``__all__`` leaves ``nn`` out binds no ``nn``."""
+    _write(tmp_path, {
+        "ts/__init__.py": "",
+        "ts/imports.py": "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n",
+        "ts/models/__init__.py": "",
+        "ts/models/layers.py": "from torch import nn\n\n__all__ = ['conv_layer']\n\n\n"
+                               "def conv_layer(cin, cout):\n    return nn.Conv2d(cin, cout, 3, padding=1)\n",
+        "ts/models/net.py": textwrap.dedent("""\
+            from ..imports import *
+            from .layers import *
+
+
+            class Net(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = conv_layer(c, c)
+                    self.bn = nn.BatchNorm2d(c)
+                    self.q = nn.Linear(c, c)
+                    self.k = nn.Linear(c, c)
+                    self.v = nn.Linear(c, c)
+
+                def forward(self, x):
+                    x = self.bn(self.conv(x))
+                    t = x.flatten(2).transpose(1, 2)
+                    q, k, v = self.q(t), self.k(t), self.v(t)
+                    return x
+            """),
+        "ts/models/hidden.py": textwrap.dedent("""\
+            from .layers import *
+
+
+            class Net(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3)
+                    self.bn = nn.BatchNorm2d(c)
+
+                def forward(self, x):
+                    return self.bn(self.conv(x))
+            """),
+    })
+    net = tmp_path / "ts/models/net.py"
+    text = net.read_text()
+    lines, _ = _findings(net)
+    assert lines == {_line(text, "self.bn(self.conv(x))"), _line(text, "q, k, v = ")}
+    hidden, _ = _findings(tmp_path / "ts/models/hidden.py")
+    assert hidden == set()  # layers.py's __all__ does not export its `nn`
