@@ -93,3 +93,105 @@ def test_a_layer_attribute_bound_to_none_on_one_branch_is_that_layer_or_nothing(
                 return self.act(self.fc(x))
     ''')
     assert _covered(reassigned, "return self.act(self.fc(x))", gelu)
+
+
+DAL = select_rules(load_rules(), ["ADP005"])
+
+POST_NORM = textwrap.dedent('''
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class EncoderLayer(nn.Module):
+        def __init__(self, attention, d):
+            super().__init__()
+            self.attention = attention
+            self.conv1 = nn.Conv1d(d, 4 * d, 1)
+            self.conv2 = nn.Conv1d(4 * d, d, 1)
+            self.norm1 = nn.LayerNorm(d)
+            self.norm2 = nn.LayerNorm(d)
+            self.dropout = nn.Dropout(0.1)
+
+        def forward(self, x, attn_mask=None):
+            new_x, attn = self.attention(x, x, x, attn_mask=attn_mask)
+            x = x + self.dropout(new_x)
+            y = x = self.norm1(x)
+            y = self.dropout(F.relu(self.conv1(y.transpose(-1, 1))))
+            y = self.dropout(self.conv2(y).transpose(-1, 1))
+            return self.norm2(x + y), attn
+''')
+
+
+def test_a_norm_returned_in_a_tuple_reads_only_its_value():
+    """neuralforecast's TransEncoderLayer returns ``self.norm2(x + y), attn``: the tuple holds
+    the norm's output, it does not read ``x + y``'s operands again (the dropout output ``y``).
+    Returning ``y`` itself beside the norm does read it: no site."""
+    assert _covered(POST_NORM, "return self.norm2(x + y), attn", DAL)
+    assert _covered(POST_NORM, "y = x = self.norm1(x)", DAL)
+    assert not _covered(POST_NORM.replace("return self.norm2(x + y), attn", "return self.norm2(x + y), y"),
+                        "return self.norm2(x + y)", DAL)
+
+
+def test_a_chained_assignment_binds_each_name_to_the_value():
+    """``out = kept = self.dropout(h)``: both names are the dropout's output (a copy each), so
+    the sum of ``out`` is that dropout's; reading ``kept`` afterwards is reading the dropout
+    output (no site)."""
+    code = textwrap.dedent('''
+        from torch import nn
+
+
+        class Block(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.dropout = nn.Dropout(0.1)
+                self.norm = nn.LayerNorm(d)
+
+            def forward(self, h, residual):
+                out = kept = self.dropout(h)
+                y = self.norm(out + residual)
+                return y
+    ''')
+    assert _covered(code, "y = self.norm(out + residual)", DAL)
+    assert not _covered(code.replace("return y", "return y, kept"), "y = self.norm(out + residual)", DAL)
+
+
+def test_a_layer_class_returned_by_a_call_and_built_at_once():
+    """byol-pytorch's ``MaybeSyncBatchnorm(is_distributed)(dim)``: a same-file function returns
+    nn.SyncBatchNorm or nn.BatchNorm1d, called at once on the width.  One that returns a layer
+    instance (``make_norm(dim)(x)`` would run it) builds nothing there."""
+    linear_bn = select_rules(load_rules(), ["ADP008"])
+    code = textwrap.dedent('''
+        import torch.distributed as dist
+        from torch import nn
+
+
+        def maybe_sync_batchnorm(is_distributed=None):
+            if is_distributed is None:
+                is_distributed = dist.is_initialized() and dist.get_world_size() > 1
+            return nn.SyncBatchNorm if is_distributed else nn.BatchNorm1d
+
+
+        def mlp(dim, hidden, out, sync_batchnorm=None):
+            return nn.Sequential(
+                nn.Linear(dim, hidden),
+                maybe_sync_batchnorm(sync_batchnorm)(hidden),
+                nn.ReLU(inplace=True),
+                nn.Linear(hidden, out),
+            )
+
+
+        class Projector(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.fc = nn.Linear(dim, dim)
+                self.norm = maybe_sync_batchnorm()(dim)
+                self.head = mlp(dim, 4 * dim, dim)
+
+            def forward(self, x):
+                return self.head(self.norm(self.fc(x)))
+    ''')
+    assert _covered(code, "maybe_sync_batchnorm(sync_batchnorm)(hidden)", linear_bn)
+    assert _covered(code, "return self.head(self.norm(self.fc(x)))", linear_bn)
+    instance = code.replace("return nn.SyncBatchNorm if is_distributed else nn.BatchNorm1d",
+                            "return nn.Identity()")
+    assert not _covered(instance, "maybe_sync_batchnorm(sync_batchnorm)(hidden)", linear_bn)

@@ -381,6 +381,17 @@ class FlowBuilder:
                 view=View((receiver,), (), (span(expr.value),), ()),
             )
             return out, frontier
+        if isinstance(expr, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in expr.elts):
+            # (self.norm2(x + y), attn): a container of its elements' values; it reads what
+            # they are, not the names inside a call that computed one of them
+            values = []
+            for element in expr.elts:
+                value, frontier = self._value(element, frontier, ctx)
+                values.append(value)
+            out = self._temp("")
+            _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=_keys(values),
+                                    defs=frozenset({out.key}), span=span(expr))
+            return out, frontier
         # Anything else: evaluate the calls inside it (in source order), then treat the
         # expression itself as an opaque value that reads what it mentions.
         frontier = self._inner_calls(expr, frontier, ctx)
@@ -1494,6 +1505,12 @@ class FlowBuilder:
             node = self.nodes[-1]
             node.outs = tuple(outs)
             node.defs = _keys(outs)
+            return frontier
+        if len(targets) > 1 and isinstance(value, Ref) and all(isinstance(t, ast.Name) for t in targets):
+            # y = x = self.norm1(x): each name is a copy of the one value
+            for out in outs:
+                _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(out,), defs=_keys((out,)),
+                                        uses=_keys((value,)), span=span(value_expr))
             return frontier
         kind = "copy" if isinstance(value, Ref) and len(outs) == 1 else "other"
         _, frontier = self._new(ctx, frontier, kind=kind, args=(value,), outs=tuple(outs), defs=_keys(outs),

@@ -477,9 +477,11 @@ class LayerTyper:
                     out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
                                      conditional=not isinstance(func.slice, ast.Constant)))
             return tuple(out)
-        # A call of a name or attribute that holds a layer class: norm_layer(planes)
-        if isinstance(func, (ast.Name, ast.Attribute)):
-            via = func.id if isinstance(func, ast.Name) else func.attr
+        # A call of a name or attribute that holds a layer class: norm_layer(planes); of a call
+        # that returns one: MaybeSyncBatchnorm(is_distributed)(dim)
+        if isinstance(func, (ast.Name, ast.Attribute)) or (isinstance(func, ast.Call) and depth < MAX_DEPTH):
+            via = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else (
+                getattr(func.func, "id", None) or getattr(func.func, "attr", ""))
             out = []
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
