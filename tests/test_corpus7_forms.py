@@ -195,3 +195,35 @@ def test_a_layer_class_returned_by_a_call_and_built_at_once():
     instance = code.replace("return nn.SyncBatchNorm if is_distributed else nn.BatchNorm1d",
                             "return nn.Identity()")
     assert not _covered(instance, "maybe_sync_batchnorm(sync_batchnorm)(hidden)", linear_bn)
+
+
+def test_an_activation_named_by_a_string_through_getattr_of_torch_nn():
+    """neuralforecast's MLP: ``getattr(nn, activation)()`` with a run-time name may be nn.GELU
+    (bias-GELU) or nn.SiLU (SwiGLU), as ``ACT2FN[config.act]`` may; ``getattr(nn, "ReLU")()`` is a
+    ReLU, no GELU."""
+    rules = select_rules(load_rules(), ["ADP006", "ADP013"])
+    code = textwrap.dedent('''
+        from torch import nn
+
+
+        class MLP(nn.Module):
+            def __init__(self, d, hidden, activation):
+                super().__init__()
+                self.activation = getattr(nn, activation)()
+                self.layers = nn.Sequential(nn.Linear(d, hidden), self.activation, nn.Linear(hidden, d))
+                self.gate = nn.Linear(d, hidden)
+                self.up = nn.Linear(d, hidden)
+                self.fc = nn.Linear(d, d)
+                self.relu = getattr(nn, "ReLU")()
+
+            def forward(self, x):
+                h = self.activation(self.gate(x)) * self.up(x)
+                return self.relu(self.fc(self.layers(x))) + h
+    ''')
+    found = {(f.rule, f.line) for f in analyze(code, "model.py", rules).findings}
+    line = {needle: next(n for n, text in enumerate(code.splitlines(), 1) if needle in text)
+            for needle in ("self.layers = nn.Sequential", "h = self.activation", "return self.relu")}
+    assert ("ADP006", line["self.layers = nn.Sequential"]) in found
+    assert ("ADP013", line["h = self.activation"]) in found
+    assert ("ADP006", line["h = self.activation"]) in found  # gate Linear -> the same activation
+    assert not any(n == line["return self.relu"] for _, n in found)

@@ -465,6 +465,13 @@ class LayerTyper:
         method = self._method(func, env)
         if method is not None:
             return self._factory(method.name, call, env, depth, method)
+        if (isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "getattr"
+                and func.func.id not in env and func.func.id not in self.names.functions
+                and func.func.id not in self.names.imports and len(func.args) == 2 and not func.keywords
+                and self.names.resolve(func.args[0]) == "torch.nn"):
+            # getattr(nn, activation)(): the torch.nn class the string names, looked up like a
+            # table (a run-time string may name any activation: checked where it runs)
+            return (Built("torch.nn", (func.args[1],), (), True, call, via="getattr"),)
         if isinstance(func, ast.Subscript):
             table = self.names.resolve(func.value)
             if table is not None and table.rsplit(".", 1)[-1] in CLASS_TABLES:
