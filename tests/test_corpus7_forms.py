@@ -227,3 +227,36 @@ def test_an_activation_named_by_a_string_through_getattr_of_torch_nn():
     assert ("ADP013", line["h = self.activation"]) in found
     assert ("ADP006", line["h = self.activation"]) in found  # gate Linear -> the same activation
     assert not any(n == line["return self.relu"] for _, n in found)
+
+
+def test_transformers_gelu_called_as_a_function_is_a_gelu():
+    """RoBERTa-style LM heads call ``gelu`` imported from transformers.activations (an exact
+    GELUActivation instance): dense -> gelu is a bias-GELU site, fixed with ``linear_gelu``;
+    ``gelu_new`` there is the tanh approximation, not this kernel's exact GELU."""
+    from adopter.synth import fix_text
+
+    gelu = select_rules(load_rules(), ["ADP006"])
+    code = textwrap.dedent('''
+        from torch import nn
+        from transformers.activations import gelu, gelu_new
+
+
+        class LMHead(nn.Module):
+            def __init__(self, d, vocab):
+                super().__init__()
+                self.dense = nn.Linear(d, d)
+                self.other = nn.Linear(d, d)
+                self.layer_norm = nn.LayerNorm(d)
+                self.decoder = nn.Linear(d, vocab)
+
+            def forward(self, features):
+                x = self.dense(features)
+                x = gelu(x)
+                y = gelu_new(self.other(x))
+                return self.decoder(self.layer_norm(x + y))
+    ''')
+    assert _covered(code, "x = gelu(x)", gelu)
+    assert not _covered(code, "y = gelu_new(self.other(x))", gelu)
+    fixed = fix_text(code, "model.py", gelu)
+    assert fixed.error is None and "x = linear_gelu(features, self.dense)" in fixed.text
+    assert "gelu_new(self.other(x))" in fixed.text
