@@ -223,31 +223,31 @@ def _known_none(func) -> dict:
     """id(statement) -> the names that are None where it runs: the body of ``if x is None:``
     and the ``else`` of ``if x is not None:`` (``self.dropout = dropout`` there binds None)."""
     out: dict = {}
-
-    def visit(body, known):
-        for stmt in body:
-            if known:
-                out[id(stmt)] = known
-            if isinstance(stmt, ast.If):
-                test = stmt.test
-                name = None
-                if (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name)
-                        and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None):
-                    name = test.left.id
-                is_none = name is not None and isinstance(test.ops[0], ast.Is)
-                not_none = name is not None and isinstance(test.ops[0], ast.IsNot)
-                visit(stmt.body, known | {name} if is_none else known)
-                visit(stmt.orelse, known | {name} if not_none else known)
-            elif isinstance(stmt, (ast.For, ast.While, ast.With, ast.Try)):
-                for field_name in ("body", "orelse", "finalbody"):
-                    visit(getattr(stmt, field_name, []), known)
-                for handler in getattr(stmt, "handlers", []):
-                    visit(handler.body, known)
-            if known:  # a name assigned here is no longer known None after it
-                known = known - {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-
-    visit(func.body, frozenset())
+    _visit_none(func.body, frozenset(), out)  # (a module function: a nested recursive one is a cycle)
     return out
+
+
+def _visit_none(body, known, out: dict) -> None:
+    for stmt in body:
+        if known:
+            out[id(stmt)] = known
+        if isinstance(stmt, ast.If):
+            test = stmt.test
+            name = None
+            if (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name)
+                    and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None):
+                name = test.left.id
+            is_none = name is not None and isinstance(test.ops[0], ast.Is)
+            not_none = name is not None and isinstance(test.ops[0], ast.IsNot)
+            _visit_none(stmt.body, known | {name} if is_none else known, out)
+            _visit_none(stmt.orelse, known | {name} if not_none else known, out)
+        elif isinstance(stmt, (ast.For, ast.While, ast.With, ast.Try)):
+            for field_name in ("body", "orelse", "finalbody"):
+                _visit_none(getattr(stmt, field_name, []), known, out)
+            for handler in getattr(stmt, "handlers", []):
+                _visit_none(handler.body, known, out)
+        if known:  # a name assigned here is no longer known None after it
+            known = known - {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
 def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None):
