@@ -165,6 +165,7 @@ class _Ctx:
     scope: tuple = ()
     top: ast.expr | None = None  # the whole right-hand side of the current assignment
     bare: ast.expr | None = None  # the call an expression statement makes (``x.masked_fill_(...)``)
+    returned: ast.expr | None = None  # the value a return statement returns
 
 
 class _Stop(Exception):
@@ -381,8 +382,9 @@ class FlowBuilder:
                 view=View((receiver,), (), (span(expr.value),), ()),
             )
             return out, frontier
-        if isinstance(expr, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in expr.elts):
-            # (self.norm2(x + y), attn): a container of its elements' values; it reads what
+        if expr is ctx.returned and isinstance(expr, (ast.Tuple, ast.List)) \
+                and not any(isinstance(e, ast.Starred) for e in expr.elts):
+            # return self.norm2(x + y), attn: a container of its elements' values; it reads what
             # they are, not the names inside a call that computed one of them
             values = []
             for element in expr.elts:
@@ -1320,7 +1322,9 @@ class FlowBuilder:
             return frontier
         if isinstance(stmt, ast.Return):
             if stmt.value is not None:
+                ctx.returned = stmt.value
                 value, frontier = self._value(stmt.value, frontier, ctx)
+                ctx.returned = None
                 if ctx.ret is not None:
                     _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(ctx.ret,),
                                             uses=_keys((value,)), defs=frozenset({ctx.ret.key}), span=span(stmt))
