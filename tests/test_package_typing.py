@@ -483,3 +483,134 @@ def test_a_key_the_table_lacks_types_nothing(package):
     text = path.read_text()
     returns = [i for i, line in enumerate(text.split("\n"), 1) if "return self.norm(self.conv(x))" in line]
     assert lines == {returns[2]}
+
+
+FACTORY_MEMBERS = '''
+import torch.nn.functional as F
+from torch import nn
+
+
+class PaddedConv2d(nn.Conv2d):
+    def forward(self, x):
+        x = F.pad(x, [1, 1, 1, 1])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def make_conv(cin, cout, k, same=False):
+    if same:
+        return PaddedConv2d(cin, cout, k)
+    return nn.Conv2d(cin, cout, k, padding=k // 2)
+
+
+def maybe_conv(cin, cout, k, use=True):
+    if use:
+        return nn.Conv2d(cin, cout, k, padding=k // 2)
+    return nn.Identity()
+
+
+class Separable(nn.Module):
+    def __init__(self, cin, cout, same=False):
+        super().__init__()
+        self.depthwise = make_conv(cin, cin, 3, same)
+        self.pointwise = make_conv(cin, cout, 1)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+class MaybeProjected(nn.Module):
+    def __init__(self, cin, cout, use=True):
+        super().__init__()
+        self.act = nn.ReLU()
+        self.proj = maybe_conv(cin, cout, 1, use)
+
+    def forward(self, x):
+        return self.proj(self.act(x))
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.sep = Separable(c, c)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.maybe = MaybeProjected(c, c)
+        self.bn2 = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        x = self.bn1(self.sep(x))
+        return self.bn2(self.maybe(x))
+'''
+
+
+def test_a_module_ending_in_a_factory_built_convolution(tmp_path):
+    """A separable convolution whose last member comes from a factory that builds one of several
+    convolutions (nn.Conv2d, or a Conv2d subclass that pads first; timm's create_conv2d) still
+    ends in a convolution; one whose last member may be an nn.Identity does not (its output may
+    be the ReLU's)."""
+    result = analyze(FACTORY_MEMBERS, "model.py", RULES)
+    assert {f.line for f in result.findings} == {_line(FACTORY_MEMBERS, "self.bn1(self.sep(x))")}
+    # the same factory in another module of the package, imported by the model's module
+    layers_src, model_src = FACTORY_MEMBERS.split("class Separable", 1)
+    _write(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/layers.py": layers_src,
+        "pkg/model.py": "from torch import nn\n\nfrom .layers import make_conv, maybe_conv\n\n\nclass Separable"
+                        + model_src,
+    })
+    path = tmp_path / "pkg/model.py"
+    text = path.read_text()
+    lines, left = _findings(path)
+    assert lines == {_line(text, "self.bn1(self.sep(x))")}
+    assert "Separable" in left["sep"] and "own forward" in left["sep"]
+
+
+def test_names_bound_by_a_star_import_of_a_package_module(tmp_path):
+    """tsai's models start with ``from ..imports import *`` (where ``import torch.nn as nn``
+    is): ``nn.Linear``, ``nn.BatchNorm2d``, ``F.softmax`` resolve as they do there, and so do the
+    classes that module defines.  A module whose ``__all__`` leaves ``nn`` out binds no ``nn``."""
+    _write(tmp_path, {
+        "ts/__init__.py": "",
+        "ts/imports.py": "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n",
+        "ts/models/__init__.py": "",
+        "ts/models/layers.py": "from torch import nn\n\n__all__ = ['conv_layer']\n\n\n"
+                               "def conv_layer(cin, cout):\n    return nn.Conv2d(cin, cout, 3, padding=1)\n",
+        "ts/models/net.py": textwrap.dedent("""\
+            from ..imports import *
+            from .layers import *
+
+
+            class Net(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = conv_layer(c, c)
+                    self.bn = nn.BatchNorm2d(c)
+                    self.q = nn.Linear(c, c)
+                    self.k = nn.Linear(c, c)
+                    self.v = nn.Linear(c, c)
+
+                def forward(self, x):
+                    x = self.bn(self.conv(x))
+                    t = x.flatten(2).transpose(1, 2)
+                    q, k, v = self.q(t), self.k(t), self.v(t)
+                    return x
+            """),
+        "ts/models/hidden.py": textwrap.dedent("""\
+            from .layers import *
+
+
+            class Net(nn.Module):
+                def __init__(self, c):
+                    super().__init__()
+                    self.conv = nn.Conv2d(c, c, 3)
+                    self.bn = nn.BatchNorm2d(c)
+
+                def forward(self, x):
+                    return self.bn(self.conv(x))
+            """),
+    })
+    net = tmp_path / "ts/models/net.py"
+    text = net.read_text()
+    lines, _ = _findings(net)
+    assert lines == {_line(text, "self.bn(self.conv(x))"), _line(text, "q, k, v = ")}
+    hidden, _ = _findings(tmp_path / "ts/models/hidden.py")
+    assert hidden == set()  # layers.py's __all__ does not export its `nn`

@@ -167,10 +167,12 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
     if func.name in seen or depth > 3:
         return class_env
 
+    none_at = _known_none(func)
+
     def hook(stmt, env):
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-            if stmt.value is None:
-                return
+            if stmt.value is None or _is_none(stmt.value, none_at.get(id(stmt), ())):
+                return  # self.dropout = None: no layer a call could run
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             for target in targets:
                 attr = _self_attr(target)
@@ -210,6 +212,43 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
     owner = info.name if func.name == "__init__" else None
     env = typer.function_env(func, owner, class_env=class_env, hook=hook, cls_name=info.name)
     return {k: v for k, v in env.items() if k.startswith("self.")}
+
+
+def _is_none(value: ast.expr, none_names) -> bool:
+    """Is ``value`` None where it is assigned (the constant, or a name known None there)?"""
+    return (isinstance(value, ast.Constant) and value.value is None) or (
+        isinstance(value, ast.Name) and value.id in none_names)
+
+
+def _known_none(func) -> dict:
+    """id(statement) -> the names that are None where it runs: the body of ``if x is None:``
+    and the ``else`` of ``if x is not None:`` (``self.dropout = dropout`` there binds None)."""
+    out: dict = {}
+    _visit_none(func.body, frozenset(), out)  # (a module function: a nested recursive one is a cycle)
+    return out
+
+
+def _visit_none(body, known, out: dict) -> None:
+    for stmt in body:
+        if known:
+            out[id(stmt)] = known
+        if isinstance(stmt, ast.If):
+            test = stmt.test
+            name = None
+            if (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.left, ast.Name)
+                    and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None):
+                name = test.left.id
+            is_none = name is not None and isinstance(test.ops[0], ast.Is)
+            not_none = name is not None and isinstance(test.ops[0], ast.IsNot)
+            _visit_none(stmt.body, known | {name} if is_none else known, out)
+            _visit_none(stmt.orelse, known | {name} if not_none else known, out)
+        elif isinstance(stmt, (ast.For, ast.While, ast.With, ast.Try)):
+            for field_name in ("body", "orelse", "finalbody"):
+                _visit_none(getattr(stmt, field_name, []), known, out)
+            for handler in getattr(stmt, "handlers", []):
+                _visit_none(handler.body, known, out)
+        if known:  # a name assigned here is no longer known None after it
+            known = known - {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
 def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None):

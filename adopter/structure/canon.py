@@ -183,8 +183,8 @@ class Table:
                 found = {f.rsplit(".", 1)[-1] for f in op.functions} | set(op.methods) | set(op.inplace)
                 found |= {cls.rsplit(".", 1)[-1] for cls, _ in op.modules}
                 found |= {attr for attr, _ in op.attributes}
-                if op.activation_keys:
-                    found |= {t for t in ACTIVATION_TABLES} | set(ACTIVATION_FACTORIES)
+                if op.activation_keys:  # (getattr(nn, name)(): a torch.nn class named at run time)
+                    found |= {t for t in ACTIVATION_TABLES} | set(ACTIVATION_FACTORIES) | {"getattr"}
                 if op.name == "torch.matmul":
                     found.add("einsum")
                 if op.name == "torch.transpose":
@@ -238,6 +238,11 @@ class Table:
         return frozenset(found[1]) if found is not None else frozenset()
 
     def _lookup_ops(self, fqn: str, key: ast.expr | None):
+        if fqn == "torch.nn":  # getattr(nn, key)(): the class of torch.nn the key names
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                found = self.module("torch.nn." + key.value)
+                return ("definite", {found[0].name}) if found is not None else None
+            return ("maybe", set(self.runtime))
         last = fqn.rsplit(".", 1)[-1]
         if last not in ACTIVATION_TABLES and last not in ACTIVATION_FACTORIES:
             return None

@@ -179,6 +179,7 @@ class _Ctx:
     scope: tuple = ()
     top: ast.expr | None = None  # the whole right-hand side of the current assignment
     bare: ast.expr | None = None  # the call an expression statement makes (``x.masked_fill_(...)``)
+    returned: ast.expr | None = None  # the value a return statement returns
 
 
 class _Stop(Exception):
@@ -394,6 +395,18 @@ class FlowBuilder:
                 defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows,
                 view=View((receiver,), (), (span(expr.value),), ()),
             )
+            return out, frontier
+        if expr is ctx.returned and isinstance(expr, (ast.Tuple, ast.List)) \
+                and not any(isinstance(e, ast.Starred) for e in expr.elts):
+            # return self.norm2(x + y), attn: a container of its elements' values; it reads what
+            # they are, not the names inside a call that computed one of them
+            values = []
+            for element in expr.elts:
+                value, frontier = self._value(element, frontier, ctx)
+                values.append(value)
+            out = self._temp("")
+            _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=_keys(values),
+                                    defs=frozenset({out.key}), span=span(expr))
             return out, frontier
         # Anything else: evaluate the calls inside it (in source order), then treat the
         # expression itself as an opaque value that reads what it mentions.
@@ -1459,7 +1472,9 @@ class FlowBuilder:
             return frontier
         if isinstance(stmt, ast.Return):
             if stmt.value is not None:
+                ctx.returned = stmt.value
                 value, frontier = self._value(stmt.value, frontier, ctx)
+                ctx.returned = None
                 if ctx.ret is not None:
                     _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(ctx.ret,),
                                             uses=_keys((value,)), defs=frozenset({ctx.ret.key}), span=span(stmt))
@@ -1644,6 +1659,12 @@ class FlowBuilder:
             node = self.nodes[-1]
             node.outs = tuple(outs)
             node.defs = _keys(outs)
+            return frontier
+        if len(targets) > 1 and isinstance(value, Ref) and all(isinstance(t, ast.Name) for t in targets):
+            # y = x = self.norm1(x): each name is a copy of the one value
+            for out in outs:
+                _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(out,), defs=_keys((out,)),
+                                        uses=_keys((value,)), span=span(value_expr))
             return frontier
         kind = "copy" if isinstance(value, Ref) and len(outs) == 1 else "other"
         _, frontier = self._new(ctx, frontier, kind=kind, args=(value,), outs=tuple(outs), defs=_keys(outs),

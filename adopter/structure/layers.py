@@ -529,10 +529,18 @@ class LayerTyper:
                 self._busy.discard(key)
             if isinstance(built, _Param) or not built:
                 return None
-            kinds = {b.fqn for b in built if isinstance(b, Built) and not b.conditional}
-            if len(kinds) != 1 or len(built) != 1 or next(iter(kinds)) not in OUTPUT_KINDS:
+            if not all(isinstance(b, Built) and not b.conditional for b in built):
+                return None
+            kinds = {b.fqn for b in built} & OUTPUT_KINDS
+            # one constructor, or one factory that builds one of several implementations (timm's
+            # create_conv2d: nn.Conv2d or a padded/mixed/conditional variant): a layer bound two
+            # ways counts as each of them, as it does for a pair in forward
+            one_call = len(built) == 1 or (built[0].via and all(b.via == built[0].via for b in built))
+            if len(kinds) != 1 or not one_call:
                 return None
             layer = kinds.pop()
+            if any(b.fqn.startswith("torch.nn.") and b.fqn != layer for b in built):
+                return None  # another torch layer (an nn.Identity) may stand there instead
             return (OUTPUT_OF + layer, f"`{cls.name}`'s output is its `{func.attr}` {layer.rsplit('.', 1)[-1]}'s: "
                                        f"the kernel would take over that member, which it does not reach through a "
                                        f"module with its own forward", False)
@@ -623,6 +631,13 @@ class LayerTyper:
         method = self._method(func, env)
         if method is not None:
             return self._factory(method.name, call, env, depth, method)
+        if (isinstance(func, ast.Call) and isinstance(func.func, ast.Name) and func.func.id == "getattr"
+                and func.func.id not in env and func.func.id not in self.names.functions
+                and func.func.id not in self.names.imports and len(func.args) == 2 and not func.keywords
+                and self.names.resolve(func.args[0]) == "torch.nn"):
+            # getattr(nn, activation)(): the torch.nn class the string names, looked up like a
+            # table (a run-time string may name any activation: checked where it runs)
+            return (Built("torch.nn", (func.args[1],), (), True, call, via="getattr"),)
         if isinstance(func, ast.Subscript):
             table = self.names.resolve(func.value)
             if table is not None and table.rsplit(".", 1)[-1] in CLASS_TABLES:
@@ -635,9 +650,11 @@ class LayerTyper:
                     out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
                                      conditional=not isinstance(func.slice, ast.Constant)))
             return tuple(out)
-        # A call of a name or attribute that holds a layer class: norm_layer(planes)
-        if isinstance(func, (ast.Name, ast.Attribute)):
-            via = func.id if isinstance(func, ast.Name) else func.attr
+        # A call of a name or attribute that holds a layer class: norm_layer(planes); of a call
+        # that returns one: MaybeSyncBatchnorm(is_distributed)(dim)
+        if isinstance(func, (ast.Name, ast.Attribute)) or (isinstance(func, ast.Call) and depth < MAX_DEPTH):
+            via = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else (
+                getattr(func.func, "id", None) or getattr(func.func, "attr", ""))
             out = []
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):

@@ -291,6 +291,17 @@ def _calls_own_layer(func: ast.AST, info: ClassInfo) -> bool:
     return False
 
 
+def _bind_stars(names, siblings) -> None:
+    """``from ..imports import *`` of a module of the file's own package: the names it binds
+    (``nn``, ``F`` from ``import torch.nn as nn`` there; its classes and functions) resolve as
+    they do there, unless the file binds them itself."""
+    own = names.imports.keys() | names.classes.keys() | names.functions.keys() | names.constants.keys()
+    for star in names.stars:
+        for name, fqn in siblings.star_names(star).items():
+            if name not in own:
+                names.imports.setdefault(name, fqn)
+
+
 def module_structure(tree: ast.Module, package: str | None = None, text: str | None = None,
                      path: str | None = None) -> ModuleStructure:
     """The structure of one module; ``path``, with ``package``, is where the file lies in its
@@ -298,7 +309,10 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     names = collect_names(tree, package)
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
-    typer = LayerTyper(names, tree, module.mention, Package(package, path) if package and path else None)
+    siblings = Package(package, path) if package and path else None
+    if siblings is not None and names.stars:
+        _bind_stars(names, siblings)
+    typer = LayerTyper(names, tree, module.mention, siblings)
     typer.lines = module.lines
     for info in infos.values():
         bind_class(info, infos, names, typer)

@@ -25,6 +25,7 @@ class ModuleNames:
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     constants: dict[str, ast.expr] = field(default_factory=dict)
     stars: list[str] = field(default_factory=list)  # modules imported with ``from m import *``
+    exported: frozenset | None = None  # a module's ``__all__``, when it lists one (siblings.py)
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""

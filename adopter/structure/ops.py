@@ -196,7 +196,9 @@ OPS: dict[str, dict] = {
         "renames": {"torch.dropout": {"train": "training"}},
     },
     "torch.nn.functional.gelu": {
-        "functions": ["torch._C._nn.gelu"],
+        # transformers.activations.gelu is a GELUActivation instance (exact GELU), called as a
+        # function in RoBERTa-style LM heads (gelu_new there is the tanh approximation: not this)
+        "functions": ["torch._C._nn.gelu", "transformers.activations.gelu"],
         "modules": {
             "torch.nn.GELU": ["approximate"],
             "transformers.activations.GELUActivation": [],

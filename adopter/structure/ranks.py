@@ -255,6 +255,33 @@ def _from_conflict(value, ranks: _Ranks) -> bool:
     return False
 
 
+def _bmm_reads(nodes, index) -> bool:
+    """Is the output of ``nodes[index]`` (a softmax) read, after it, only by rank-keeping steps
+    (dropout, casts, copies) and, at the end of every such chain, by ``torch.bmm``?  bmm raises
+    on anything but 3-D operands, so the softmax's output, and its input, are 3-D (a mask of
+    unknown rank filled in before it does not make it wider)."""
+    node = nodes[index]
+    if len(node.outs) != 1:
+        return False
+    keys = {node.outs[0].key}
+    reached = False
+    for later in nodes[index + 1:]:
+        args = later.view.args if later.view is not None else later.args
+        if not any(_is_ref(v) and v.key in keys for v in args):
+            if any(out.key in keys for out in later.outs):
+                keys -= {out.key for out in later.outs}  # rebound to something else
+            continue
+        if later.canon == "torch.matmul" and later.op.rsplit(".", 1)[-1] == "bmm":
+            reached = True
+            continue
+        keeps = later.kind == "copy" or later.canon in ("torch.nn.functional.dropout", "torch.Tensor.to") or (
+            later.kind == "method" and later.op in _SAME_RANK_METHODS)
+        if not keeps or len(later.outs) != 1:
+            return False
+        keys.add(later.outs[0].key)
+    return reached
+
+
 def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
     """Rewrite, in place, the non-negative dims of softmax and transpose nodes whose input's
     rank is known as negative ones (and the transposes products record as their operands)."""
@@ -266,7 +293,7 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
                 and node.op.rsplit(".", 1)[-1] == "bmm" for v in node.view.args if _is_ref(v) and v.key.startswith("%")}
     changed: dict[int, tuple] = {}  # id of a transpose node -> its new (dim0, dim1)
     assumed = _contracted(nodes, ranks)
-    for node in nodes:
+    for index, node in enumerate(nodes):
         if node.canon not in ("torch.nn.functional.softmax", "torch.transpose") or node.view is None:
             continue
         view = node.view
@@ -275,6 +302,8 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
         rank = ranks.of(view.args[0])
         if node.canon == "torch.transpose" and len(node.outs) == 1 and node.outs[0].key in into_bmm:
             rank = 3
+        elif node.canon == "torch.nn.functional.softmax" and not isinstance(rank, int) and _bmm_reads(nodes, index):
+            rank = 3  # a softmax whose output only torch.bmm multiplies (after dropout, casts) is 3-D
         if (not isinstance(rank, int) or rank == TOP) and node.id in assumed:
             rank = node.assumed_rank = assumed[node.id]
         if not isinstance(rank, int) or rank == TOP:

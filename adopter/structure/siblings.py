@@ -89,6 +89,27 @@ class Package:
         _MODULES[path] = (stat.st_size, stat.st_mtime_ns, typer)
         return typer
 
+    def star_names(self, module: str, hops: int = 0) -> dict:
+        """What ``from <module> import *`` binds, for a module of this package: name -> FQN
+        (its imports, ``import torch.nn as nn`` -> ``torch.nn``; its own functions and classes
+        as ``module.name``; what its own star imports of this package bind), limited to its
+        ``__all__`` when it lists one, else its names without a leading underscore."""
+        if hops > MAX_HOPS or not self.owns(module + ".x"):
+            return {}
+        typer = self.typer(module)
+        if typer is None:
+            return {}
+        names: ModuleNames = typer.names
+        out: dict = {}
+        for star in names.stars:
+            out.update(self.star_names(star, hops + 1))
+        out.update(names.imports)
+        for name in [*names.functions.defined(), *names.classes.defined()]:
+            out[name] = f"{module}.{name}"
+        if names.exported is not None:
+            return {k: v for k, v in out.items() if k in names.exported}
+        return {k: v for k, v in out.items() if not k.startswith("_")}
+
     def find(self, fqn: str, hops: int = 0):
         """(typer of the defining module, name) for a function or class ``fqn`` of this package;
         for an alias there of another package's class (``Norm2d = nn.BatchNorm2d``), that
@@ -123,6 +144,7 @@ _TOP = re.compile(r"^[A-Za-z_@]", re.M)  # a line starting a top-level statement
 _IMPORT = re.compile(r"^(?:from[ \t]+[\w.]+[ \t]+import[ \t]*(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)", re.M)
 _ALIAS = re.compile(r"^(\w+)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#[^\n]*)?$", re.M)
 _ASSIGN = re.compile(r"^([A-Za-z_]\w*)[ \t]*=(?!=)", re.M)  # NAME = ... at column 0 (parsed when looked up)
+_ALL = re.compile(r"^__all__[ \t]*=[ \t]*(\[[^\]]*\]|\([^)]*\))", re.M)
 MAX_TRIES = 4  # a definition cut short by a column-0 line inside a string: extended this often
 
 
@@ -136,6 +158,10 @@ class _Definitions(dict):
         self._text = text
         self._starts = starts  # name -> offset of its def/class line
         self._kind = kind
+
+    def defined(self) -> list:
+        """Every name defined (parsed or not yet)."""
+        return [*dict.keys(self), *self._starts]
 
     def _load(self, name: str):
         if dict.__contains__(self, name):
@@ -211,6 +237,14 @@ def _lazy_names(text: str, package: str | None) -> ModuleNames:
         if match.group(1) not in names.imports:
             assigned.setdefault(match.group(1), match.start())
     constants = names.constants = _Definitions(text, assigned, ast.Assign)
+    exported = _ALL.search(text)
+    if exported is not None:  # __all__ = ['TST', ...]: what ``from module import *`` binds
+        try:
+            value = ast.literal_eval(exported.group(1))
+        except (SyntaxError, ValueError):
+            value = None
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            names.exported = frozenset(value)
     for match in _ALIAS.finditer(text):
         if match.group(1) not in names.imports:
             try:  # (a line inside a string may look like one: ``x = yield``)
