@@ -294,3 +294,31 @@ def test_a_where_fill_held_in_a_rebound_name_is_read_as_a_masked_fill():
     # the same name rebound to something that is no fill: no masked_fill, so no attention
     other = code.replace("fill = torch.tensor(fill, dtype=w.dtype).to(w.device)", "fill = torch.tensor(0.5)")
     assert analyze(other, "m.py", rules).findings == []
+
+
+def test_a_fill_a_caller_may_pass_is_not_known_to_mask():
+    # `mask_value` is a parameter assigned a large negative only when the caller passes None:
+    # another value (0.0, say) may reach the where, so the rewrite must not assume a mask
+    from adopter.synth import fix_text
+
+    code = textwrap.dedent("""
+        import torch
+        from torch import nn
+
+
+        class Attention(nn.Module):
+            def forward(self, q, k, v, keep, mask_value=None):
+                if mask_value is None:
+                    mask_value = torch.finfo(q.dtype).min
+                w = torch.matmul(q, k.transpose(-1, -2))
+                w = torch.where(keep, w, mask_value)
+                w = torch.softmax(w, dim=-1)
+                return torch.matmul(w, v)
+    """)
+    rules = [r for r in load_rules() if r.id == "ADP010"]
+    result = fix_text(code, "m.py", rules)
+    assert result.text == code and not result.applied
+    # bound in the body only, the same value is a known fill and the site is rewritten
+    local = code.replace("keep, mask_value=None)", "keep)").replace("if mask_value is None:\n            ", "")
+    assert "mask_value = torch.finfo(q.dtype).min" in local
+    assert [f.rule for f in fix_text(local, "m.py", rules).applied] == ["ADP010"]

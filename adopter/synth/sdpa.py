@@ -1083,8 +1083,8 @@ class _Attention:
         if not isinstance(expr, ast.Name) or depth > 3:
             return expr
         func = self._function(self.block[0]) if self.block else None
-        if func is None:
-            return expr
+        if func is None or any(isinstance(n, ast.arg) and n.arg == expr.id for n in ast.walk(func.args)):
+            return expr  # a parameter: the caller's value may reach the use
         values = [n.value for n in ast.walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
                   and isinstance(n.targets[0], ast.Name) and n.targets[0].id == expr.id]
         if len(values) != 1:
@@ -1100,8 +1100,20 @@ class _Attention:
         func = self._function(self.block[0]) if self.block else None
         if func is None or not isinstance(value, ast.Name):
             return None
-        bindings: dict[str, list[tuple[int, ast.expr]]] = {}
+        bindings: dict[str, list[tuple[int, ast.expr | None]]] = {}
         for node in ast.walk(func):
+            # parameters and names bound by loops, with, except and imports: values not read
+            # here (None), so a fill assigned on only some paths is no fill
+            if isinstance(node, ast.arg):
+                bindings.setdefault(node.arg, []).append((func.lineno, None))
+            elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension, ast.withitem)):
+                bound = node.optional_vars if isinstance(node, ast.withitem) else node.target
+                for name in (n for n in ast.walk(bound) if isinstance(n, ast.Name)) if bound is not None else ():
+                    bindings.setdefault(name.id, []).append((getattr(node, "lineno", func.lineno), None))
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                bindings.setdefault(node.name, []).append((node.lineno, None))
+            elif isinstance(node, ast.alias):
+                bindings.setdefault((node.asname or node.name).split(".")[0], []).append((func.lineno, None))
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
