@@ -1083,10 +1083,14 @@ class _Attention:
         if not isinstance(expr, ast.Name) or depth > 3:
             return expr
         func = self._function(self.block[0]) if self.block else None
-        if func is None or any(isinstance(n, ast.arg) and n.arg == expr.id for n in ast.walk(func.args)):
-            return expr  # a parameter: the caller's value may reach the use
-        values = [n.value for n in ast.walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
-                  and isinstance(n.targets[0], ast.Name) and n.targets[0].id == expr.id]
+        if func is None:
+            return expr
+        assigns = [n for n in ast.walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
+                   and isinstance(n.targets[0], ast.Name) and n.targets[0].id == expr.id]
+        if any(isinstance(n, ast.arg) and n.arg == expr.id for n in ast.walk(func.args)) \
+                and not all(any(a is stmt for stmt in func.body) for a in assigns):
+            return expr  # a parameter assigned only on some paths: the caller's value may reach the use
+        values = [a.value for a in assigns]
         if len(values) != 1:
             return expr
         return self._resolve_local(values[0], depth + 1)
