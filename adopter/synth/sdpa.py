@@ -1575,10 +1575,10 @@ def _dtype_target(call: ast.Call) -> ast.expr | None:
     return target if isinstance(target, (ast.Name, ast.Attribute)) else None
 
 
-def _reassigned(read: ast.Name, parents: dict, func: ast.AST, end: tuple) -> bool:
-    """Does a statement after the region and before ``read``, in a block that holds the read's
-    statement, assign the name outright (``attn_weights: Optional[Tensor] = None``)?  Every
-    way to the read then passes it: the read does not see what the region computed."""
+def _statements_between(read: ast.Name, parents: dict, func: ast.AST, end: tuple):
+    """The statements that start at or after ``end`` (the region's end) and come before
+    ``read``'s statement in a block that holds it (its own block, then each enclosing one up to
+    ``func``): the statements every way from the region to the read passes."""
     child, parent = read, parents.get(read)
     while parent is not None:
         for field in ("body", "orelse", "finalbody"):
@@ -1586,15 +1586,22 @@ def _reassigned(read: ast.Name, parents: dict, func: ast.AST, end: tuple) -> boo
             if not isinstance(block, list) or child not in block:
                 continue
             for stmt in block[:block.index(child)]:
-                if (stmt.lineno, stmt.col_offset) < end:
-                    continue
-                targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
-                    stmt, ast.AnnAssign) and stmt.value is not None else []
-                if any(isinstance(t, ast.Name) and t.id == read.id for t in targets):
-                    return True
+                if (stmt.lineno, stmt.col_offset) >= end:
+                    yield stmt
         if parent is func:
-            return False
+            return
         child, parent = parent, parents.get(parent)
+
+
+def _reassigned(read: ast.Name, parents: dict, func: ast.AST, end: tuple) -> bool:
+    """Does a statement after the region and before ``read``, in a block that holds the read's
+    statement, assign the name outright (``attn_weights: Optional[Tensor] = None``)?  Every
+    way to the read then passes it: the read does not see what the region computed."""
+    for stmt in _statements_between(read, parents, func, end):
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(
+            stmt, ast.AnnAssign) and stmt.value is not None else []
+        if any(isinstance(t, ast.Name) and t.id == read.id for t in targets):
+            return True
     return False
 
 
@@ -1603,27 +1610,18 @@ def _cleared_unless(read: ast.Name, parents: dict, func: ast.AST, end: tuple) ->
     (in a block that holds the read's statement): the name then holds what the region
     computed only when the test is false.  Returns (the test, the guard term that holds
     then: ``output_attentions``, or ``not (test)``); None without such an if."""
-    child, parent = read, parents.get(read)
-    while parent is not None:
-        for field in ("body", "orelse", "finalbody"):
-            block = getattr(parent, field, None)
-            if not isinstance(block, list) or child not in block:
-                continue
-            for stmt in block[:block.index(child)]:
-                if not (isinstance(stmt, ast.If) and not stmt.orelse and (stmt.lineno, stmt.col_offset) >= end):
-                    continue
-                clears = any(isinstance(inner, ast.Assign) and any(isinstance(t, ast.Name) and t.id == read.id
-                                                                   for t in inner.targets)
-                             and read.id not in _loads(inner) for inner in stmt.body)
-                if not clears or not all(isinstance(inner, (ast.Assign, ast.AnnAssign, ast.Pass)) for inner in stmt.body):
-                    continue
-                test = stmt.test
-                if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
-                    return test.operand, _guard_term(ast.unparse(test.operand), test.operand)
-                return test, f"not ({ast.unparse(test)})"
-        if parent is func:
-            return None
-        child, parent = parent, parents.get(parent)
+    for stmt in _statements_between(read, parents, func, end):
+        if not (isinstance(stmt, ast.If) and not stmt.orelse):
+            continue
+        clears = any(isinstance(inner, ast.Assign) and any(isinstance(t, ast.Name) and t.id == read.id
+                                                           for t in inner.targets)
+                     and read.id not in _loads(inner) for inner in stmt.body)
+        if not clears or not all(isinstance(inner, (ast.Assign, ast.AnnAssign, ast.Pass)) for inner in stmt.body):
+            continue
+        test = stmt.test
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            return test.operand, _guard_term(ast.unparse(test.operand), test.operand)
+        return test, f"not ({ast.unparse(test)})"
     return None
 
 
