@@ -120,16 +120,36 @@ def _atom(text: str, node: ast.AST) -> str:
     return text if isinstance(node, simple) else f"({text})"
 
 
+def _wrapped(text: str) -> bool:
+    """Is ``text`` one parenthesised expression, ``(...)`` whose first parenthesis closes last?"""
+    if not (text.startswith("(") and text.endswith(")")):
+        return False
+    depth = 0
+    for at, char in enumerate(text):  # (brackets inside strings are rare in a mask; a miss only adds parentheses)
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return at == len(text) - 1
+    return False
+
+
 def _guard_term(text: str, node: ast.AST) -> str:
     """A term of ``a or b``: parenthesised only where ``or`` would bind it differently."""
     return f"({text})" if isinstance(node, (ast.BoolOp, ast.IfExp, ast.Lambda, ast.NamedExpr)) else text
 
 
+def _eager_training(torch: str) -> str:
+    """The first terms of a guard that tests a mask's values: gradients are wanted, and the
+    code runs eagerly.  Under ``torch.compile`` or ``torch.export`` a branch on a tensor's
+    values is a graph break or an export error, so the compiled program takes the fused call
+    (``torch.compiler.is_compiling``: torch >= 2.3, the rule's ``min_version``)."""
+    return f"{torch}.is_grad_enabled() and not {torch}.compiler.is_compiling()"
+
+
 def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
-    """The guard term for an additive mask ``mask`` (a name): gradients are wanted and some
-    query row has every key at ``finfo.min`` (its largest entry is; one device sync per call,
-    only while gradients are enabled)."""
-    term = (f"{torch}.is_grad_enabled() and {mask}.is_floating_point() and "
+    """The guard term for an additive mask ``mask`` (a name): gradients are wanted, the code
+    runs eagerly (:func:`_eager_training`) and some query row has every key at ``finfo.min``
+    (its largest entry is; one device sync per call, only then)."""
+    term = (f"{_eager_training(torch)} and {mask}.is_floating_point() and "
             f"{mask}.amax(-1).min() <= {torch}.finfo({mask}.dtype).min / 2")
     return f"{condition} and {term}" if condition else term
 
@@ -429,9 +449,18 @@ class _Attention:
                 fast.append(self._stmt_text(inner))
 
         self.blind_rows = None
+        self.filled_rows = None
+        read_before: set[str] = set()  # guard terms that read names of the region as they are before it
         call = self._call(q, k, v, conditions, stored)
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
+        if self.filled_rows is not None:
+            term = self._filled_rows_before(region, step_stored, self.filled_rows)
+            if term is None:
+                raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
+                           "the rows it fills entirely (where the fused call differs) cannot be checked")
+            guard.append(term)
+            read_before.add(term)
         edits.imports.add(self.edits_import)
         c_stmt = region[-1]
         before_c = set().union(*(stored_names(ast.parse(t)) for t in fast))
@@ -455,7 +484,7 @@ class _Attention:
                 # fairseq's `attn_mask = attn_mask.unsqueeze(0)` before `attn_weights += attn_mask`:
                 # the guard reads the mask before the region, of the same dtype and None-ness
                 clash = {name for name in clash if not _reshaped_only(name, region)}
-            if clash and term not in branch_tests and term not in dtype_terms and \
+            if clash and term not in branch_tests and term not in dtype_terms and term not in read_before and \
                     term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
         guard_text = " or ".join(unique) if unique else None
@@ -916,6 +945,11 @@ class _Attention:
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed})
         fill = self._fill(stored, conditions)
+        if fill is not None and fill["kind"] == "finite" and self._reads_inputs(fill["cond"]):
+            # (a fill mask built from sizes and the module's buffers alone -- a causal or
+            # diagonal mask -- is the same for every input: a row it fills entirely is a query
+            # the model never lets see a key, which no input changes)
+            self.filled_rows = fill
         optional = [p for p in parts if p["test"] is not None]
         if fill is not None and fill["test"] is not None:
             optional.append(fill)
@@ -1011,7 +1045,8 @@ class _Attention:
             keep, where = cond_text, _negate(cond, cond_text, self._text)
         else:
             keep, where = _negate(cond, cond_text, self._text), cond_text
-        return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text}
+        return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
+                "filled_by_cond": not (node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where"), "role": role}
 
     def _scores_metadata(self, value: ast.AST, stored: set, statement: bool = False) -> str | None:
         """``value`` (an expression, or a statement) with what it reads of the scores -- not
@@ -1094,6 +1129,189 @@ class _Attention:
         if len(values) != 1:
             return expr
         return self._resolve_local(values[0], depth + 1)
+
+    def _filled_rows_before(self, region: list[ast.stmt], step_stored: set, fill: dict) -> str | None:
+        """The guard term for a fill with a large negative number (not -inf): gradients are
+        wanted, the code runs eagerly (:func:`_eager_training`) and some query row has every
+        key filled.  The original's softmax is uniform
+        there (every score is the same fill) and the filled scores take no gradient; the fused
+        call adds the fill to the scores instead, so it passes gradients to q and k through
+        every key of such a row.  One reduction of the boolean mask and one device sync per
+        call, only then.  Without gradients such a row's values agree where the fill
+        swamps the scores (``finfo`` of float32, bfloat16, float64); a fill that does not
+        (``-1e4``, float16's ``finfo``) leaves the fused call's softmax of the row's own scores
+        where the original averages every value: a query that sees no key, whose output the
+        models we have read never use.
+
+        The guard runs before the region: a name of the mask that the region assigns first
+        (lucidrains' ``mask = rearrange(mask, 'b j -> b 1 1 j')``) is read as the value that
+        assignment gives it, when the assignment runs whenever the fill does and reads nothing
+        the attention computes.  None when the mask cannot be read so."""
+        parents: dict[int, tuple[list, ast.stmt | None]] = {}  # id(statement) -> (its block, the statement holding it)
+
+        def index(block: list, owner) -> None:
+            for st in block:
+                parents[id(st)] = (block, owner)
+                for field in ("body", "orelse", "finalbody"):
+                    inner = getattr(st, field, None)
+                    if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt):
+                        index(inner, st)
+                for handler in getattr(st, "handlers", None) or ():
+                    index(handler.body, st)
+
+        index(region, None)
+
+        def own_stores(st: ast.stmt) -> set[str]:
+            names, todo = set(), [c for c in ast.iter_child_nodes(st) if not isinstance(c, ast.stmt)]
+            while todo:
+                node = todo.pop()
+                if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                    names.add(node.id)
+                todo.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.stmt))
+            return names
+
+        binders = [(st, own_stores(st)) for top in region for st in ast.walk(top) if isinstance(st, ast.stmt)]
+
+        def blocks_of(st: ast.stmt) -> list[list]:
+            out = []
+            while id(st) in parents:
+                block, owner = parents[id(st)]
+                out.append(block)
+                if owner is None:
+                    break
+                st = owner
+            return out
+
+        def before(node: ast.expr, at: ast.stmt, depth: int = 0) -> str:
+            if depth > 4:
+                raise LookupError
+            swaps = []
+            for name in (n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)):
+                earlier = [st for st, names in binders if name.id in names
+                           and (st.lineno, st.col_offset) < (at.lineno, at.col_offset)]
+                if not earlier:
+                    continue  # bound before the region: the guard reads the same value
+                binding = max(earlier, key=lambda st: (st.lineno, st.col_offset))
+                value = self._assigned_value(binding, name.id) if isinstance(binding, ast.Assign) else None
+                if name.id in step_stored or value is None:
+                    raise LookupError
+                text = _atom(before(value, binding, depth + 1), value)
+                ancestors = blocks_of(at)
+                if not any(any(binding is st for st in block) for block in ancestors):
+                    # ``if exists(self.null_k): mask = F.pad(mask, ...)``: the value under the
+                    # if's test, the earlier one otherwise
+                    block, owner = parents[id(binding)]
+                    if not (isinstance(owner, ast.If) and block is owner.body and not owner.orelse
+                            and any(any(owner is st for st in b) for b in ancestors)
+                            and [st for st, names in binders if name.id in names
+                                 and any(st is inner for inner in ast.walk(owner))] == [binding]):
+                        raise LookupError
+                    test = owner.test
+                    otherwise = ast.Name(id=name.id, ctx=ast.Load(), lineno=name.lineno, col_offset=name.col_offset,
+                                         end_lineno=name.end_lineno, end_col_offset=name.end_col_offset)
+                    text = (f"({text} if {_guard_term(before(test, owner, depth + 1), test)} "
+                            f"else {before(otherwise, owner, depth + 1)})")
+                swaps.append((span_of(name), text))
+            return self._text_with(node, swaps)
+
+        use = self.index.stmt(self.roles[fill["role"]].stmt)
+        if use is None:
+            return None
+        use = use.stmt
+        cond, test = fill["cond"], fill["test"]
+        try:
+            if fill["filled_by_cond"]:
+                where = before(cond, use)
+            else:
+                where = _negate(cond, before(cond, use), lambda n: before(n, use))
+            if test is not None:
+                held_by = parents.get(id(use), (None, None))[1]
+                test_text = before(test, held_by if isinstance(held_by, ast.If) else use)
+        except LookupError:
+            return None
+        torch = self._torch()
+        term = (f"{_eager_training(torch)} and "
+                f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1).any()")
+        return f"{_guard_term(test_text, test)} and {term}" if test is not None else term
+
+    @staticmethod
+    def _assigned_value(stmt: ast.Assign, name: str) -> ast.expr | None:
+        """The value ``stmt`` gives ``name``: ``x = v``, its element of ``a, b = u, w``; None
+        for any other form."""
+        if len(stmt.targets) != 1:
+            return None
+        target = stmt.targets[0]
+        if isinstance(target, ast.Name):
+            return stmt.value if target.id == name else None
+        if isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple) \
+                and len(target.elts) == len(stmt.value.elts):
+            for element, value in zip(target.elts, stmt.value.elts):
+                if isinstance(element, ast.Name) and element.id == name:
+                    return value
+        return None
+
+    def _text_with(self, node: ast.AST, swaps: list[tuple[Span, str]]) -> str:
+        """The source of ``node`` with each span of ``swaps`` (inside it) replaced by its text."""
+        l0, c0 = node.lineno, self.index.char_col(node.lineno, node.col_offset)
+
+        def offset(line: int, byte_col: int) -> int:
+            col = self.index.char_col(line, byte_col)
+            return col - c0 + sum(len(self.index.lines[i - 1]) + 1 for i in range(l0, line))
+
+        text = self._text(node)
+        for (a, b, c, d), new in sorted(swaps, reverse=True):
+            text = text[:offset(a, b)] + new + text[offset(c, d):]
+        return text
+
+    def _reads_inputs(self, expr: ast.expr, depth: int = 0) -> bool:
+        """Does the value of ``expr`` depend on the values the function is given (its
+        parameters but ``self``), not only on tensors' sizes, dtypes and devices, the module's
+        state and constants?  Locals bound once by a plain assignment are followed to their
+        value; a name bound any other way counts as an input."""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None or depth > 4:
+            return True
+        params = [a.arg for a in (*func.args.posonlyargs, *func.args.args)]
+        owner = params[0] if params and params[0] in ("self", "cls") else None
+        inputs = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)} - {owner}
+        parents = _parents(expr)
+        for node in ast.walk(expr):
+            if not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Load) or node.id == owner:
+                continue
+            parent = parents.get(node)
+            if isinstance(parent, ast.Attribute) and (
+                    parent.attr in ("shape", "dtype", "device", "ndim", "is_cuda")
+                    or (parent.attr in SIZE_METHODS and isinstance(parents.get(parent), ast.Call)
+                        and parents[parent].func is parent)):
+                continue  # what the tensor is, not what it holds
+            if node.id in inputs:
+                return True
+            values = self._plain_values(func, node.id)
+            if values is None or any(self._reads_inputs(value, depth + 1) for value in values):
+                return True
+        return False
+
+    @staticmethod
+    def _plain_values(func, name: str) -> list[ast.expr] | None:
+        """The values the function's assignments give ``name`` (``x = v``; its element of ``a, b
+        = u, w``; all of ``v`` for ``a, b = v``), whichever reaches a read; empty for a name the
+        function never binds (a global), None when some binding is not such an assignment."""
+        stores = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == name
+                  and isinstance(n.ctx, (ast.Store, ast.Del))]
+        values = []
+        for node in ast.walk(func):
+            if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+                continue
+            target = node.targets[0]
+            if isinstance(target, ast.Name) and target.id == name:
+                values.append(node.value)
+            elif isinstance(target, ast.Tuple) and any(isinstance(e, ast.Name) and e.id == name for e in target.elts):
+                if isinstance(node.value, ast.Tuple) and len(node.value.elts) == len(target.elts):
+                    index = next(i for i, e in enumerate(target.elts) if isinstance(e, ast.Name) and e.id == name)
+                    values.append(node.value.elts[index])
+                else:
+                    values.append(node.value)
+        return values if len(values) == len(stores) else None
 
     def _held_fill(self, value: ast.expr) -> str | None:
         """The fill a local name holds through rebindings (``mask_value = torch.finfo(w.dtype).min``

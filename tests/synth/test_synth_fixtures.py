@@ -60,7 +60,7 @@ def test_applied_findings_and_requirements():
     result = _fix(FIXTURES / "two_rules.in.py")
     # ADP010 (sdpa, priority -1) fuses the whole attention, so ADP004 has no softmax left.
     assert sorted(f.rule for f in result.applied) == ["ADP005", "ADP009", "ADP010"]
-    assert result.requirements == {"adopter-kernels>=0.1.0", "torch>=2.1"}
+    assert result.requirements == {"adopter-kernels>=0.1.0", "torch>=2.3"}
     assert result.skipped == []
 
 

@@ -7,6 +7,7 @@ def attend(q, k, v, mask):
     # Scores, masked.
     if (
         torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
         and mask.is_floating_point()
         and mask.amax(-1).min() <= torch.finfo(mask.dtype).min / 2
     ):

@@ -19,6 +19,7 @@ class Attention(nn.Module):
     def forward(self, q, k, v, mask):
         if (
             torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
             and mask.is_floating_point()
             and mask.amax(-1).min() <= torch.finfo(mask.dtype).min / 2
         ):
