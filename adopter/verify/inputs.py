@@ -671,6 +671,12 @@ def optional_params(module: nn.Module, method: str = "forward") -> list[str]:
 
 # ----------------------------------------------------------------------------- repairs from errors
 
+#: The most elements a repaired input may hold (64 MiB of float32).  A repair multiplies axes
+#: (tokens repeated into a grid, a length a table fixes): on a module whose real input is large,
+#: the guess could ask for gigabytes -- an allocation error at best, the kernel's out-of-memory
+#: killer at worst (timm's LeViT asked for 14 GB) -- and a verdict needs no large input.
+MAX_REPAIR_ELEMENTS = 1 << 24
+
 _SIZE_MISMATCH = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
 _TOO_FEW = re.compile(r"not enough values to unpack \(expected (?:at least )?(\d+), got (\d+)\)")
 _TOO_MANY = re.compile(r"too many values to unpack \(expected (\d+)")
@@ -697,6 +703,8 @@ def _resized(t: torch.Tensor, old: int, new: int) -> torch.Tensor | None:
     if t.dim() < 2 or old not in t.shape[1:]:
         return None
     shape = [t.shape[0]] + [new if n == old else n for n in t.shape[1:]]
+    if math.prod(shape) > MAX_REPAIR_ELEMENTS:
+        return None
     generator = torch.Generator().manual_seed(4321)
     if t.is_floating_point():
         if bool(((t == 0) | (t == 1)).all()) or bool((t <= 0).all()):
@@ -747,7 +755,7 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
             shape = shape[:1] + [merged] + shape[have - want + 2:]
         else:
             shape = []
-        if shape and len(shape) == want:
+        if shape and len(shape) == want and math.prod(shape) <= MAX_REPAIR_ELEMENTS:
             generator = torch.Generator().manual_seed(4321)
             new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
                 else torch.zeros(shape, dtype=first.dtype)
