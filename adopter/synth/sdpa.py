@@ -892,9 +892,11 @@ class _Attention:
             args.append(f"dropout_p={self._dropout('p1')}")
         args.append(f"scale={scale}")
         call = f"{local}({', '.join(args)})"
-        # the channel-first product gives the context transposed: so does the fused path
+        # the channel-first product gives the context transposed: so does the fused path, laid
+        # out as the product's own result is (contiguous: timm's LeViT `.view`s it next, which
+        # a transposed view of the fused output cannot take)
         if self.context_t:
-            call = f"{call}.transpose(-2, -1)"
+            call = f"{call}.transpose(-2, -1).contiguous()"
         view = self.roles["c"].view
         if view is not None and view.moves and view.moves[2] is not None:
             call = f"{call}.permute{view.moves[2]}"  # the einsum wrote the context's axes moved

@@ -469,3 +469,34 @@ def test_a_scale_that_may_be_a_one_element_tensor_is_folded_into_q(scale):
     torch.testing.assert_close(b(q, k, v, scale=value), a(q, k, v, scale=value))
     torch.testing.assert_close(b(q, k, v, attn_mask=mask, scale=value), a(q, k, v, attn_mask=mask, scale=value))
     assert counter.calls == 2
+
+
+CONV_ATTENTION_VIEWED = textwrap.dedent('''
+    import torch
+    import torch.nn as nn
+
+
+    class ConvAttention(nn.Module):
+        def __init__(self, channels=8, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.scale = (channels // heads) ** -0.5
+            self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+
+        def forward(self, x):
+            B, C, H, W = x.shape
+            q, k, v = self.qkv(x).view(B, self.heads, -1, H * W).chunk(3, dim=2)
+            attn = (q.transpose(-2, -1) @ k) * self.scale
+            attn = attn.softmax(dim=-1)
+            return (v @ attn.transpose(-2, -1)).view(B, -1, H, W)
+''')
+
+
+def test_a_channel_first_context_viewed_next_is_laid_out_as_the_product_was():
+    # (v @ attn^T) is a fresh contiguous tensor; the fused context transposed back is not, and
+    # `.view` refuses a view across its strides: the fix makes it contiguous (timm's LeViT)
+    patched = _one_line(sdpa_fixed(CONV_ATTENTION_VIEWED))
+    assert ".transpose(-2, -1).contiguous()).view(B, -1, H, W)" in patched
+    a, b, counter = _pair(CONV_ATTENTION_VIEWED, "ConvAttention")
+    _compare(a, b, [torch.randn(2, 8, 3, 4, dtype=F64)])
+    assert counter.calls == 1
