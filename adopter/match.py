@@ -639,6 +639,11 @@ class Matcher:
 
     def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed,
                 first: int = 0) -> Iterable[Match]:
+        """Depth-first from ``start``; a node that binds the next step is explored before the
+        same node skipped as a gap (pushed last, popped first).  Every reachable state is still
+        visited unless the search runs past MAX_STEPS_PER_START; then what it stops on is gaps
+        walked into the rest of a long forward (timesfm's KV-cache branches after the query
+        projection), not the key projection two statements on."""
         pattern = self.forward.nodes
         out = flow.out
         nodes = flow.nodes
@@ -679,6 +684,7 @@ class Matcher:
                     options = self._options(index, pos, feasible)
                     chain = [state]  # the state at step index + i, its optional steps before absent
                 node = nodes[succ]
+                progress = []  # pushed after the gap below, so popped first: see the docstring
                 for j in options:
                     if succ not in allowed[j]:
                         continue
@@ -699,7 +705,7 @@ class Matcher:
                         key = bound.memo_key(succ, j + 1)
                         if key not in seen:
                             seen.add(key)
-                            stack.append((succ, j + 1, bound, 0))
+                            progress.append((succ, j + 1, bound, 0))
                 # Or skip it as a gap.  The gap counts the operations of the function the
                 # match is in at full weight, those of a helper called between two steps (its
                 # body inlined here, as enformer's positional features and relative shift are)
@@ -710,18 +716,18 @@ class Matcher:
                 # no site on any corpus and cost a tenth of the analysis time.
                 step = (GAP_WEIGHT if node.func == state.matched[-1].func or not self.live_intermediates else 1) \
                     if node.kind in ("layer", "call", "method", "op") else 0
-                if gap + step > MAX_GAP * GAP_WEIGHT:
-                    continue
-                next_state = state
-                if added is not None:
-                    next_state = state.copy()
-                    next_state.guards[added[0]] = added[1]
-                skipped = self._skip(node, next_state, index)
-                if skipped is not None:
-                    key = (skipped.memo_key(succ, index), gap + step)
-                    if key not in seen:
-                        seen.add(key)
-                        stack.append((succ, index, skipped, gap + step))
+                if gap + step <= MAX_GAP * GAP_WEIGHT:
+                    next_state = state
+                    if added is not None:
+                        next_state = state.copy()
+                        next_state.guards[added[0]] = added[1]
+                    skipped = self._skip(node, next_state, index)
+                    if skipped is not None:
+                        key = (skipped.memo_key(succ, index), gap + step)
+                        if key not in seen:
+                            seen.add(key)
+                            stack.append((succ, index, skipped, gap + step))
+                stack.extend(progress)
 
     def _options(self, index: int, pos: int, feasible) -> list[int]:
         """The steps the next node may match: ``index`` itself and, past each optional step

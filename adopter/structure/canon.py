@@ -195,7 +195,7 @@ class Table:
                     found.add("where")
                 if op.name == "canon.tied_logits":
                     found.add("weight")  # self.embed.weight
-                if op.name == "canon.rotate_half":
+                if op.name in ("canon.rotate_half", "canon.rope_halves"):
                     found |= {"cat", "concat", "concatenate"}
                 words = frozenset(found)
             self._words[name] = words

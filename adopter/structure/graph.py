@@ -722,6 +722,9 @@ class FlowBuilder:
             else:
                 fields, frontier = self._canonical("call", GELU if formula is not None else fqn, call, common,
                                                    frontier, ctx)
+            wide = fields.pop("span", None)
+            if wide is not None:  # a node that stands for a computation over several statements
+                common["span"] = wide
             moved = fields.pop("moved", None)
             if moved is not None:  # an einsum's product with its axes moved: this node reads the product
                 common.update(args=(moved,), arg_spans=(None,), kwargs=(), kwarg_spans=())
@@ -970,6 +973,13 @@ class FlowBuilder:
             if rotated is not None:
                 view = View((rotated,), (), (None,), ())
                 return {"canon": "canon.rotate_half", "view": view}, frontier
+            rope = self._rope_halves(call, ctx)
+            if rope is not None:
+                (x, cos, sin), first = rope
+                view = View((x, cos, sin), (), (None, None, None), ())
+                # the finding covers the rotation from its first half's expression to the cat
+                wide = (first.lineno, first.col_offset, call.end_lineno or call.lineno, call.end_col_offset or 0)
+                return {"canon": "canon.rope_halves", "view": view, "span": wide}, frontier
             return None
         if fqn == "torch.permute" and len(call.args) == 2 and not common["kwargs"]:
             perm = self._ints(call.args[1], tuple_ok=True)
@@ -1232,6 +1242,51 @@ class FlowBuilder:
         if second is None or first is None or second != (first[0], 1) or first[1] != 0:
             return None
         return first[0] if isinstance(first[0], Ref) else self._name_value(first[0], ctx)
+
+    def _rope_halves(self, call: ast.Call, ctx: _Ctx):
+        """``((x, cos, sin), first)`` when ``call`` is ``torch.cat((x1 * c - x2 * s, x2 * c + x1 *
+        s), dim=-1)`` with x1, x2 the first and second halves of x's last axis (each part written
+        in place or through a name): rotary position embedding of the halves, which is ``x * cos +
+        rotate_half(x) * sin`` with ``cos = cat((c, c), -1)`` and ``sin = cat((s, s), -1)``.
+        ``first`` is the expression of the first part (where the rotation is written)."""
+        dims = [kw.value for kw in call.keywords if kw.arg == "dim"] + list(call.args[1:2])
+        if len(call.args) < 1 or len(dims) != 1 or len(call.keywords) > (1 if len(call.args) == 1 else 0):
+            return None
+        dim = dims[0]
+        if not (isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant)
+                and dim.operand.value == 1):
+            return None
+        parts = call.args[0]
+        if not (isinstance(parts, (ast.Tuple, ast.List)) and len(parts.elts) == 2):
+            return None
+        first, second = (self._resolved(e, ctx) for e in parts.elts)
+        if not (isinstance(first, ast.BinOp) and isinstance(first.op, ast.Sub)
+                and isinstance(second, ast.BinOp) and isinstance(second.op, ast.Add)):
+            return None
+
+        def product(expr):  # (half index, x, table text, table expr) of ``half * table``
+            if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mult)):
+                return None
+            for half, table in ((expr.left, expr.right), (expr.right, expr.left)):
+                found = self._half(half, ctx)
+                if found is not None and isinstance(table, ast.Name):
+                    return found[1], found[0], table.id, table
+            return None
+
+        terms = [product(e) for e in (first.left, first.right, second.left, second.right)]
+        if None in terms:
+            return None
+        a, b, c, d = terms
+        if c[0] == 0:  # x2 * c + x1 * s, either order of the sum
+            c, d = d, c
+        bases = {t[1].key if isinstance(t[1], Ref) else t[1] for t in terms}
+        if len(bases) != 1 or (a[0], b[0], c[0], d[0]) != (0, 1, 1, 0):
+            return None
+        if a[2] != c[2] or b[2] != d[2] or a[2] == b[2]:
+            return None  # x1 * cos - x2 * sin and x2 * cos + x1 * sin: one cos, one sin
+        base = a[1]
+        x = base if isinstance(base, Ref) else self._name_value(base, ctx)
+        return (x, self._name_value(a[2], ctx), self._name_value(b[2], ctx)), first
 
     def _implied_transpose(self, value: Value, value_span, call: ast.Call, frontier, ctx: _Ctx):
         """The transpose of an einsum operand that the equation implies (written nowhere), as

@@ -595,6 +595,13 @@ class LayerTyper:
                 return _unique(tuple(Key(v, default) for v, default in folded if isinstance(v, str)))
         if not (isinstance(func, ast.Name) and func.id in env):
             fqn = self.names.resolve(func)
+        if fqn == "typing.cast" and len(call.args) == 2 and not call.keywords:
+            return self.values(call.args[1], env, depth)  # cast(Activation, GELU()): the value
+        if (fqn is not None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                and func.value.id in self.names.classes and func.value.id not in env):
+            method = self._method(func, env)  # Activation.build(config): a same-file class's factory
+            if method is not None:
+                return self._factory(method.name, call, env, depth, method)
         if fqn is not None and fqn in PARTIALS and call.args:
             out = []
             for value in self.values(call.args[0], env, depth, called=True):
@@ -972,12 +979,11 @@ class LayerTyper:
                             env["dict:" + key] = keys  # dd = {"device": device, ...}: its keys
                         else:
                             env.pop("dict:" + key, None)
-                    if isinstance(value, (ast.List, ast.Tuple)) and isinstance(target, ast.Name):
-                        graph = SeqGraph()
-                        for elt in value.elts:
-                            self._member(graph, elt, env, depth)
-                        env["list:" + key] = graph
-                        continue
+                    if isinstance(value, (ast.List, ast.Tuple, ast.BinOp, ast.IfExp)) and isinstance(target, ast.Name):
+                        graph = self._list_graph(value, env, depth)
+                        if graph is not None:
+                            env["list:" + key] = graph
+                            continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
                         continue
@@ -1063,6 +1069,32 @@ class LayerTyper:
             elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
                 for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
                     self._walk(block, env, depth, record, hook, nested=True)
+
+    def _list_graph(self, value: ast.expr, env: dict, depth: int) -> SeqGraph | None:
+        """The graph of a list expression: a literal, a list name, ``a + b`` (a's members then
+        b's), ``a if c else b`` (either); None for anything else.  (fastai's LinBnDrop:
+        ``layers = [bn] if bn else []``, ``lin = [nn.Linear(...), act]``, then ``layers = lin +
+        layers if linear_first else layers + lin``.)"""
+        if isinstance(value, (ast.List, ast.Tuple)):
+            graph = SeqGraph()
+            for elt in value.elts:
+                self._member(graph, elt, env, depth)
+            return graph
+        if isinstance(value, ast.Name):
+            listed = env.get("list:" + value.id)
+            return listed.copy() if isinstance(listed, SeqGraph) else None
+        if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
+            left = self._list_graph(value.left, env, depth)
+            right = self._list_graph(value.right, env, depth) if left is not None else None
+            if right is None:
+                return None
+            left.extend(right)
+            return left
+        if isinstance(value, ast.IfExp):
+            body = self._list_graph(value.body, env, depth)
+            orelse = self._list_graph(value.orelse, env, depth) if body is not None else None
+            return body.either(orelse) if orelse is not None else None
+        return None
 
     def _member(self, graph: SeqGraph, elt: ast.expr, env: dict, depth: int) -> None:
         """Put one list element into the list's graph: a layer, or a ``(name, layer)`` pair

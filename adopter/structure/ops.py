@@ -137,6 +137,14 @@ OPS: dict[str, dict] = {
         # computes it; the name is the table's own.
         "signature": ["input"],
     },
+    "canon.rope_halves": {
+        # torch.cat((x1 * c - x2 * s, x2 * c + x1 * s), dim=-1) with x1, x2 the halves of x's last
+        # axis: rotary position embedding written per half (x * cos + rotate_half(x) * sin with
+        # cos and sin the half tables repeated; see graph._rope_halves). No function computes it;
+        # the name is the table's own.
+        "inputs": 3,
+        "signature": ["input", "cos", "sin"],
+    },
     "canon.softmax_shift": {
         # x - x.amax(dim=-1, keepdim=True) (maybe detached; or x.max(-1, keepdim=True).values):
         # the numerically stable softmax written by hand, the same softmax without it (see
