@@ -426,6 +426,41 @@ def _layer_input(randn: Callable, layer: nn.Module, batch: int, seq: int, image:
     return randn(batch, seq, layer.in_features)
 
 
+_SIZE_TAKERS = {"view", "reshape", "expand", "new_zeros", "new_ones", "new_empty", "zeros", "ones", "empty", "randn",
+                "rand", "arange", "range", "interpolate", "unflatten"}
+
+
+def unpacked_sizes(func: Callable, name: str) -> int | None:
+    """How many sizes the parameter ``name`` holds when the function's own code unpacks it into
+    names it uses as sizes (``h, w = hw_shape`` then ``x.view(b, h, w, c)``, ``w % window``):
+    the count of those names; None otherwise (``q, k, v = qkv`` used as tensors is no sizes)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    node = tree.body[0] if tree.body else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    unpacked: list[str] = []
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.value, ast.Name) \
+                and sub.value.id == name and isinstance(sub.targets[0], (ast.Tuple, ast.List)) \
+                and all(isinstance(e, ast.Name) for e in sub.targets[0].elts):
+            unpacked = [e.id for e in sub.targets[0].elts]
+            break
+    if len(unpacked) < 2:
+        return None
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            called = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", "")
+            if called in _SIZE_TAKERS and any(isinstance(a, ast.Name) and a.id in unpacked for a in sub.args):
+                return len(unpacked)
+        elif isinstance(sub, ast.BinOp) and isinstance(sub.op, (ast.Mod, ast.FloorDiv)) and any(
+                isinstance(side, ast.Name) and side.id in unpacked for side in (sub.left, sub.right)):
+            return len(unpacked)
+    return None
+
+
 def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_overrides: dict,
                   method: str = "forward", give_optional: tuple[str, ...] = (),
                   signature: Callable | None = None) -> Iterator["Call"]:
@@ -573,6 +608,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 count = held[1] or 1
                 candidates = [[randn(b, s, width) for _ in range(count)] for width in widths[:2]]
             per_param.append((name, positional, candidates))
+            continue
+        arity = unpacked_sizes(func, name) if per_param else None
+        if arity:
+            # sizes the code unpacks (``h, w = hw_shape``): a grid of the sequence's tokens
+            per_param.append((name, positional, list(grids(s, arity))))
             continue
         if lowered in _POSITION_INT_NAMES:
             per_param.append((name, positional, [0]))

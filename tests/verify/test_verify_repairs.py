@@ -35,3 +35,60 @@ def test_a_length_a_table_fixes_is_not_grown_past_the_limit():
     narrow = torch.randn(2, 8, 16)
     (call,) = repairs(Call((narrow,)), RuntimeError(text))
     assert call.args[0].shape == (2, 4096, 16)
+
+
+WINDOWED = '''
+import torch
+from torch import nn
+
+
+class Windowed(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, hw_shape):
+        b, n, c = x.shape
+        h, w = hw_shape
+        x = self.proj(x).view(b, h, w, c)
+        return x.mean(dim=(1, 2))
+
+
+class Split(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, qk):
+        q, k = qk
+        return self.proj(x) + q @ k
+'''
+
+
+def _module(tmp_path, name):
+    import importlib.util
+    path = tmp_path / "windowed.py"
+    path.write_text(WINDOWED)
+    spec = importlib.util.spec_from_file_location("windowed_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)()
+
+
+def test_sizes_the_forward_unpacks_are_a_grid_of_the_tokens(tmp_path):
+    from adopter.verify.inputs import input_options, unpacked_sizes
+    from adopter.verify.sizes import VERIFY
+
+    windowed = _module(tmp_path, "Windowed")
+    assert unpacked_sizes(windowed.forward, "hw_shape") == 2
+    calls = list(input_options(windowed, {}, VERIFY, {}))
+    first = next(c for c in calls if len(c.args) == 2 and c.args[0].shape[-1] == 8)
+    x, hw_shape = first.args
+    assert isinstance(hw_shape, tuple) and hw_shape[0] * hw_shape[1] == x.shape[1]
+    windowed(*first.args)  # the call runs
+
+
+def test_a_pair_of_tensors_unpacked_is_not_sizes(tmp_path):
+    from adopter.verify.inputs import unpacked_sizes
+
+    assert unpacked_sizes(_module(tmp_path, "Split").forward, "qk") is None
