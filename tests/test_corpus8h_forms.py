@@ -89,3 +89,56 @@ def test_the_fix_of_indexed_chunks_computes_what_the_original_does():
     # the same two operations on CPU (the kernel's fallback): equal to float64 rounding
     torch.testing.assert_close(modules[1](x), modules[0](x), rtol=1e-12, atol=1e-12)
 
+
+ENCODER = textwrap.dedent('''
+    from torch import nn
+    from transformers.activations import ACT2FN
+
+
+    class EncoderLayer(nn.Module):
+        def __init__(self, config, dropout=0.1, activation="relu"):
+            super().__init__()
+            self.linear1 = nn.Linear(config.hidden_size, config.intermediate_size)
+            self.dropout = nn.Dropout(dropout)
+            self.linear2 = nn.Linear(config.intermediate_size, config.hidden_size)
+            self.activation = ACT2FN[activation]
+
+        def forward(self, src):
+            return self.linear2(self.dropout(self.activation(self.linear1(src))))
+
+
+    class Encoder(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.layers = nn.ModuleList([BUILD for _ in range(config.num_layers)])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+''')
+
+
+def test_a_table_key_from_a_constructor_default_no_caller_in_the_file_changes():
+    """ZoeDepth's patch transformer: ``ACT2FN[activation]`` with ``activation="relu"`` and the one
+    construction in the file passing none is a fixed ReLU (as a constructor default of nn.SiLU
+    is a fixed SiLU): not a GELU site.  A caller passing "gelu", or a key the callers choose at
+    run time, keeps it one."""
+    needle = "return self.linear2("
+    assert not _covered(ENCODER.replace("BUILD", "EncoderLayer(config)"), needle, "ADP006")
+    assert not _covered(ENCODER.replace("BUILD", 'EncoderLayer(config, activation="silu")'), needle, "ADP006")
+    assert _covered(ENCODER.replace("BUILD", 'EncoderLayer(config, activation="gelu")'), needle, "ADP006")
+    assert _covered(ENCODER.replace("BUILD", 'EncoderLayer(config, 0.1, "gelu")'), needle, "ADP006")
+    assert _covered(ENCODER.replace("BUILD", "EncoderLayer(config, activation=config.act)"), needle, "ADP006")
+    assert _covered(ENCODER.replace("BUILD", "EncoderLayer(config, **config.kwargs)"), needle, "ADP006")
+    # the class handed on as a value (a factory may build it with any key): not decided here
+    handed = ENCODER.replace("BUILD", "make(EncoderLayer, config)")
+    assert _covered(handed, needle, "ADP006")
+    # a subclass may pass another key to super().__init__
+    sub = ENCODER.replace("BUILD", "EncoderLayer(config)") + textwrap.dedent('''
+
+        class GeluLayer(EncoderLayer):
+            def __init__(self, config):
+                super().__init__(config, activation="gelu")
+    ''')
+    assert _covered(sub, needle, "ADP006")
