@@ -180,6 +180,10 @@ class _Ctx:
     top: ast.expr | None = None  # the whole right-hand side of the current assignment
     bare: ast.expr | None = None  # the call an expression statement makes (``x.masked_fill_(...)``)
     returned: ast.expr | None = None  # the value a return statement returns
+    # local names bound to the chunks of a tensor (``c = h.chunk(2, dim=-1)``, read as ``c[0]``,
+    # ``c[1]``): the name -> the keys of its chunks, as if unpacked (``c0, c1 = h.chunk(...)``)
+    chunked: dict[str, tuple] = field(default_factory=dict)
+    body_scope: tuple = ()  # ctx.scope of this function's own top-level statements
 
 
 class _Stop(Exception):
@@ -294,6 +298,9 @@ class FlowBuilder:
         keys = set()
         for sub in walk(expr):
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+                if ctx.chunked and sub.id in ctx.chunked:
+                    keys.update(ctx.chunked[sub.id])
+                    continue
                 value = self._name_value(sub.id, ctx)
                 if isinstance(value, Ref):
                     keys.add(value.key)
@@ -332,7 +339,21 @@ class FlowBuilder:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return Const(-value), frontier
         if isinstance(expr, ast.Name):
+            if ctx.chunked and expr.id in ctx.chunked:
+                # the whole tuple of chunks: a value that reads every chunk
+                out = self._temp("")
+                _, frontier = self._new(ctx, frontier, kind="other", outs=(out,),
+                                        uses=frozenset(ctx.chunked[expr.id]), defs=frozenset({out.key}),
+                                        span=span(expr))
+                return out, frontier
             return self._name_value(expr.id, ctx), frontier
+        if ctx.chunked and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+                and expr.value.id in ctx.chunked:
+            # c[1] of c = h.chunk(2, dim=-1): that chunk (c[-1] the last)
+            keys = ctx.chunked[expr.value.id]
+            index = _int_literal(expr.slice)
+            if index is not None and -len(keys) <= index < len(keys):
+                return self._chunk_ref(expr.value.id, index % len(keys), ctx), frontier
         if isinstance(expr, ast.Call):
             return self._call(expr, frontier, ctx)
         if isinstance(expr, ast.BinOp) and type(expr.op) in BINOPS:
@@ -1478,7 +1499,7 @@ class FlowBuilder:
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
             params=bound, layer_alias=dict(ctx.layer_alias), stack=ctx.stack + (target.name,), ret=result,
             local_funcs=dict(ctx.local_funcs),
-            stmt=ctx.stmt, scope=ctx.scope,
+            stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope,
         )
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
@@ -1584,8 +1605,27 @@ class FlowBuilder:
         finally:
             ctx.scope = saved
 
+    def _chunk_ref(self, name: str, index: int, ctx: _Ctx) -> Ref:
+        """The ``index``-th chunk of a name bound to ``x.chunk(...)`` (see _Ctx.chunked): a key no
+        source text has (an opaque ``c[0]`` of a later ``c`` is another value), the text c[k]."""
+        return Ref(self._key(f"{name}#{index}", ctx), f"{name}[{index}]")
+
+    def _chunk_count(self, call: ast.Call) -> int | None:
+        """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
+        func = call.func
+        if not isinstance(func, ast.Attribute) or func.attr != "chunk":
+            return None
+        at = 1 if isinstance(func.value, ast.Name) and func.value.id in self.names.imports \
+            and self.names.resolve(func) == "torch.chunk" else 0  # torch.chunk(x, 2) or x.chunk(2)
+        count = call.args[at] if len(call.args) > at else next(
+            (k.value for k in call.keywords if k.arg == "chunks"), None)
+        number = _int_literal(count) if count is not None else None
+        return number if number is not None and 2 <= number <= 8 else None
+
     def _target_values(self, target: ast.expr, ctx: _Ctx) -> list[Ref]:
         if isinstance(target, ast.Name):
+            if ctx.chunked:
+                ctx.chunked.pop(target.id, None)
             value = self._name_value(target.id, ctx)
             if isinstance(value, Ref) and target.id in ctx.params:
                 # Assigning to a parameter starts a new local of that name.
@@ -1658,6 +1698,24 @@ class FlowBuilder:
         return out
 
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+        if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.Call)
+                and ctx.scope == ctx.body_scope):
+            count = self._chunk_count(value_expr)
+            if count is not None:
+                # c = h.chunk(2, dim=-1) read as c[0], c[1]: the chunks as if unpacked, so that
+                # c[k] is the k-th output of the chunk step (a whole read of c reads them all)
+                name = targets[0].id
+                parts = [ast.copy_location(ast.Name(id=f"{name}#{k}", ctx=ast.Store()), targets[0])
+                         for k in range(count)]
+                unpacked = ast.copy_location(ast.Tuple(elts=parts, ctx=ast.Store()), targets[0])
+                frontier = self._assign([unpacked], value_expr, frontier, ctx)
+                refs = tuple(self._chunk_ref(name, k, ctx) for k in range(count))
+                node = self.nodes[-1]
+                if tuple(o.key for o in node.outs) == tuple(r.key for r in refs):
+                    node.outs = refs  # the chunks' text is c[k] (what synthesis writes)
+                ctx.chunked.pop(name, None)
+                ctx.chunked[name] = tuple(r.key for r in refs)
+                return frontier
         if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and isinstance(value_expr, ast.Call)
                 and isinstance(value_expr.func, ast.Name) and value_expr.func.id == "map"):
             calls = self._map_calls(targets[0], value_expr, ctx)
@@ -1924,6 +1982,16 @@ def _unbind_second_last(call: ast.Call) -> bool:
     dim = args[0]
     return isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) \
         and dim.operand.value == 2
+
+
+def _int_literal(expr: ast.expr) -> int | None:
+    """``2``, ``-1``: an int literal's value."""
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+        inner = _int_literal(expr.operand)
+        return None if inner is None else -inner
+    if isinstance(expr, ast.Constant) and type(expr.value) is int:
+        return expr.value
+    return None
 
 
 def _chunk_in_two_last(call: ast.Call) -> bool:

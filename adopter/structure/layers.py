@@ -271,6 +271,11 @@ class LayerTyper:
                 return self._split_item(expr, env, depth)  # name.split("-")[0]
             fqn = self.names.resolve(expr.value)
             if fqn is not None and fqn.rsplit(".", 1)[-1] in TABLE_SUFFIXES:
+                keys = self._decided_keys(expr.slice, env)
+                if keys:
+                    # ACT2FN[activation] with activation="relu" that no call in the file changes
+                    return tuple(Built(fqn, (ast.copy_location(ast.Constant(k), expr.slice),), (), True, expr,
+                                       conditional=len(keys) > 1) for k in keys)
                 return (Built(fqn, (expr.slice,), (), True, expr),)
             return self._table(expr, env, depth, called)
         if isinstance(expr, ast.Call):
@@ -938,6 +943,48 @@ class LayerTyper:
         out = _unique(out)
         self._param_cache[key] = out
         return out
+
+    def _decided_keys(self, key: ast.expr, env: dict) -> tuple | None:
+        """The strings a parameter used as a table key holds, when the file decides them: its
+        string default and the string literals the file's calls of its function (or class) pass
+        for it, every call readable and the function (class) used nowhere but in those calls (a
+        class handed on as a value, or subclassed, may be built with any key).  None otherwise."""
+        param = env.get(key.id) if isinstance(key, ast.Name) else None
+        if not (isinstance(param, _Param) and len(param.default) == 1 and isinstance(param.default[0], Key)):
+            return None
+        func, owner = param.func, param.owner
+        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        if target is None or self.tree is None or not self._only_called(target):
+            return None
+        keys = {param.default[0].value}
+        for call, _, _ in self.callers(target):
+            if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+                return None
+            passed = _passed(call, param.index, param.name, None, param.positional)
+            if passed is None:
+                continue
+            if not (isinstance(passed, ast.Constant) and isinstance(passed.value, str)):
+                return None
+            keys.add(passed.value)
+        return tuple(sorted(keys))
+
+    def _only_called(self, name: str) -> bool:
+        """Is every mention of the same-file ``name`` the callee of a call (no base class, no
+        value handed on, no rebinding)?"""
+        if self._callers is None:
+            self._callers = {}
+        key = "only:" + name
+        found = self._callers.get(key)
+        if found is None:
+            callees = set()
+            mentions = 0
+            for node in _graph.walk(self.tree):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
+                    callees.add(id(node.func))
+                elif isinstance(node, ast.Name) and node.id == name:
+                    mentions += 1
+            found = self._callers[key] = [mentions == len(callees)]
+        return found[0]
 
     def callers(self, name: str) -> list:
         """Every call of the same-file class or function ``name``, with the function it is in

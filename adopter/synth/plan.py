@@ -130,6 +130,13 @@ class KernelNames:
         return local, (module, name, None if local == name else local)
 
 
+def _chunk_text(bound: Ref) -> bool:
+    """A chunk of a name bound to ``x.chunk(N, ...)`` and read as ``c[k]`` (graph: key ``c#k``,
+    text ``c[k]``, in the function's own body)."""
+    name, sep, index = bound.key.partition("#")
+    return bool(sep) and name.isidentifier() and index.isdigit() and bound.text == f"{name}[{index}]"
+
+
 def _kernel_module(rule: Rule) -> str:
     return rule.kernel.import_.rsplit(".", 1)[0] if "." in rule.kernel.import_ else rule.kernel.import_
 
@@ -567,9 +574,10 @@ class Planner:
                             return self.index.segment(value_span), value_span, i
                     raise Skip(f"keyword {name}= of ${var} could not be located")
             if any(o == Var(var) for o in pnode.outs):
-                if isinstance(bound, Ref) and not bound.key.startswith("%") and bound.text.isidentifier() \
-                        and bound.key == bound.text and all(isinstance(o, Var) for o in pnode.outs):
-                    # a name the code assigns: its statement stays (see ``kept``), the target reads it
+                if isinstance(bound, Ref) and not bound.key.startswith("%") and all(isinstance(o, Var) for o in pnode.outs) \
+                        and ((bound.text.isidentifier() and bound.key == bound.text) or _chunk_text(bound)):
+                    # a name the code assigns (or a chunk of one, ``c[1]`` of ``c = h.chunk(2)``):
+                    # its statement stays (see ``kept``), the target reads it
                     return bound.text, None, i
                 raise Skip(f"the target needs ${var}, an intermediate value the fused code no longer computes")
         if isinstance(bound, Const):
