@@ -12,7 +12,7 @@ misspelt key silently ignored is a setting the user believes in and does not hav
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from .records import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 

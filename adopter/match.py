@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ast
 import bisect
-from dataclasses import dataclass, field, replace
+from .records import dataclass, field, replace
 from collections.abc import Iterable
 
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild

@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass, replace
+from .records import dataclass, replace
 from pathlib import Path
 from collections.abc import Callable, Iterable
 

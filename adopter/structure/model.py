@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field, replace
+from ..records import dataclass, field, replace
 
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import TABLE
