@@ -347,18 +347,20 @@ class Matcher:
         self.consumed = consumed
         # Per step index, the variables (and nested values) steps from there on read: a value
         # the code overwrites between steps is lost only if one of them still needs it.
-        self.needed_after: list[set[str]] = []
-        for index in range(len(forward.nodes) + 1):
-            needed: set[str] = set()
-            for pnode in forward.nodes[index:]:
-                for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
-                    if isinstance(value, Var):
-                        needed.add(value.name)
-                    elif isinstance(value, Temp):
-                        needed.add(f"%{value.index}")
-                if pnode.layer is not None:
-                    needed.add(pnode.layer.name)
+        # (built from the last step back: each set is the next one's plus what its step reads)
+        needed: set[str] = set()
+        self.needed_after: list[set[str]] = [needed]
+        for pnode in reversed(forward.nodes):
+            needed = set(needed)
+            for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
+                if isinstance(value, Var):
+                    needed.add(value.name)
+                elif isinstance(value, Temp):
+                    needed.add(f"%{value.index}")
+            if pnode.layer is not None:
+                needed.add(pnode.layer.name)
             self.needed_after.append(needed)
+        self.needed_after.reverse()
         self.word_keys = self._word_keys()
         # The same keys, those every class of a file shares first (plain words, then call names,
         # then what depends on the class's bindings): _candidate_roots works out one group at a
