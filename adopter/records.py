@@ -108,6 +108,18 @@ class _StdFields:
 _STD_FIELDS = _StdFields()
 
 
+class _Params:
+    """``__dataclass_params__``: what pprint and other readers of dataclasses look at."""
+
+    __slots__ = ("init", "repr", "eq", "order", "unsafe_hash", "frozen", "match_args", "kw_only", "slots",
+                 "weakref_slot")
+
+    def __init__(self, eq: bool, frozen: bool):
+        self.init = self.repr = self.match_args = True
+        self.order = self.unsafe_hash = self.kw_only = self.slots = self.weakref_slot = False
+        self.eq, self.frozen = eq, frozen
+
+
 def _make(cls, frozen: bool, eq: bool):
     fields: dict[str, Field] = {}
     for base in reversed(cls.__mro__[1:]):
@@ -205,6 +217,7 @@ def _make(cls, frozen: bool, eq: bool):
     if "__match_args__" not in own:
         cls.__match_args__ = tuple(fields)
     cls.__dataclass_fields__ = _STD_FIELDS
+    cls.__dataclass_params__ = _Params(eq, frozen)
     return cls
 
 
