@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
-from .structure.canon import CASTS, TABLE, normalise
+from .structure.canon import CASTS, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
@@ -433,6 +433,8 @@ class Matcher:
             key = self._node_key(pnode)
             if key is not None:
                 found.append(key)
+            if pnode.canonical and pnode.op == "canon.rotate_half":
+                found.append(("negpair", pnode.op))
         return tuple(dict.fromkeys(found))
 
     def _node_key(self, pnode: PNode) -> tuple | None:
@@ -1254,6 +1256,12 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
         group = cls.bound_to(key[1])
         for op in key[2]:
             group = group | cls.op_words(op)
+    elif kind == "negpair":
+        # a rotate-half is read off a concatenation whose first argument starts with a negated
+        # element (the NEG_PAIR pseudo-word of structure.model), or is computed by a layer or
+        # another spelling of the operation: the other words of key[1] (a root that mentions
+        # `cat` for anything else then has no graph built for these patterns)
+        group = (cls.op_words(key[1]) - ROTATE_HALF_CALLS) | cls.op_attrs(key[1]) | {NEG_PAIR}
     else:  # "callbound": a function call, or a layer bound to that class
         group = module.call_names(key[1]) | cls.bound_to(frozenset({key[1]}))
     cache[key] = group
