@@ -33,6 +33,30 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self._fill = None
+
+    def options(self, fill) -> None:
+        """Add this (sub)command's options with ``fill(self)`` when it is first used to parse
+        or print help: a run needs one command's options, and building every command's was
+        about 3% of a one-file check."""
+        self._fill = fill
+
+    def _filled(self) -> None:
+        fill, self._fill = self._fill, None
+        if fill is not None:
+            fill(self)
+
+    def parse_known_args(self, args=None, namespace=None):
+        self._filled()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self):
+        self._filled()
+        return super().format_help()
+
+    def format_usage(self):
+        self._filled()
+        return super().format_usage()
 
     def error(self, message: str):
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
@@ -113,12 +137,7 @@ def _file_options(parser: argparse.ArgumentParser, stdin: bool = True) -> None:
     parser.add_argument("--show-fixes", action="store_true", help="list the findings that were fixed")
 
 
-def build_parser() -> Parser:
-    parser = Parser(prog="adopter", description="Find and adopt optimized DL kernels in PyTorch code.")
-    parser.add_argument("--version", action="version", version=f"adopter {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-
-    check = sub.add_parser("check", help="report where kernels apply", epilog=EPILOG)
+def _check_options(check: Parser) -> None:
     _file_options(check)
     check.add_argument("--fix", action="store_true", help="apply the fixes, then report what is left")
     check.add_argument("--diff", action="store_true", help="print the fixes as a unified diff; write nothing")
@@ -134,29 +153,44 @@ def build_parser() -> Parser:
     check.add_argument("--output-format", choices=FORMATS, default="text")
     check.set_defaults(fix_hint=None, keep=None)
 
-    fix = sub.add_parser("fix", help="rewrite files to use the kernels", epilog=EPILOG)
+
+def _fix_options(fix: Parser) -> None:
     _file_options(fix)
     fix.add_argument("--diff", action="store_true", help="print a unified diff, write nothing")
     fix.add_argument("--no-deps", action="store_true", help="do not add the kernel packages to dependency files")
     fix.add_argument("--unsafe-fixes", action="store_true",
                      help="also apply fixes marked unsafe (`adopter rules ID` says why each one is)")
 
-    rules = sub.add_parser("rules", help="list the rules, or explain one")
+
+def _rules_options(rules: Parser) -> None:
     rules.add_argument("rule", nargs="?", help="rule id or name to explain")
     rules.add_argument("--rules-dir", action="append", default=[])
     _no_bundled_option(rules)
     rules.add_argument("--output-format", choices=("text", "json"), default="text")
 
-    structure = sub.add_parser("structure", help="print the abstracted model structure of a file")
+
+def _structure_options(structure: Parser) -> None:
     structure.add_argument("file")
     structure.add_argument("class_name", nargs="?", metavar="CLASS")
 
-    verify = sub.add_parser("verify", help="prove each patch on the real module (needs torch)")
+
+def _verify_options(verify: Parser) -> None:
     verify.add_argument("paths", nargs="*", metavar="PATH", help="files or folders; default: the current folder")
     _selection_options(verify)
     verify.add_argument("--output-format", choices=("text", "json"), default="text")
     verify.add_argument("--no-benchmark", action="store_true", help="skip timing")
 
+
+def build_parser() -> Parser:
+    parser = Parser(prog="adopter", description="Find and adopt optimized DL kernels in PyTorch code.")
+    parser.add_argument("--version", action="version", version=f"adopter {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    sub.add_parser("check", help="report where kernels apply", epilog=EPILOG).options(_check_options)
+    sub.add_parser("fix", help="rewrite files to use the kernels", epilog=EPILOG).options(_fix_options)
+    sub.add_parser("rules", help="list the rules, or explain one").options(_rules_options)
+    sub.add_parser("structure", help="print the abstracted model structure of a file").options(_structure_options)
+    sub.add_parser("verify", help="prove each patch on the real module (needs torch)").options(_verify_options)
     sub.add_parser("bot", help="run as a GitHub Action (see action.yml)", add_help=False)
     parser._subparsers_by_name = sub.choices  # for the "did you mean" of unknown options
     return parser

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from .records import dataclass
 from pathlib import Path
 from collections.abc import Callable
 

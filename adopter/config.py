@@ -12,7 +12,7 @@ misspelt key silently ignored is a setting the user believes in and does not hav
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass, field
+from .records import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,6 +65,20 @@ def unknown_key_message(key: str, known=KEYS) -> str:
     return f"unknown key {key!r} in [tool.adopter]{hint}"
 
 
+def _may_hold_table(raw: bytes) -> bool:
+    """Could this TOML text define ``tool.adopter``?  Only through a table header that names
+    ``adopter`` (``[tool.adopter]``, ``[ tool . "adopter" ]``, ``[[tool.adopter.x]]``), a
+    ``[tool]`` header (then ``adopter = {...}`` or ``adopter.select = ...`` under it), or a
+    key ``tool`` (``tool.adopter.select = ...``, ``tool = {adopter = {...}}``).  True for
+    every such line wherever it stands (in a multi-line string too): a file this answers
+    False for cannot hold the table."""
+    import re
+
+    return re.search(rb"^[ \t]*\[[^\n]*adopter"
+                     rb"|^[ \t]*\[[ \t]*[\"']?tool[\"']?[ \t]*\]"
+                     rb"|^[ \t]*[\"']?tool[\"']?[ \t]*[.=]", raw, re.MULTILINE) is not None
+
+
 @lru_cache(maxsize=256)
 def _load(pyproject: Path) -> Config | None:
     """The ``[tool.adopter]`` table of ``pyproject`` (None: it has none).
@@ -72,15 +86,18 @@ def _load(pyproject: Path) -> Config | None:
     A file whose text never says ``adopter`` cannot have the table (a key spelled with
     escapes, ``"\\u0061dopter"``, is the only way round that), so it is not parsed: most
     projects' pyproject.toml has no such table, and the TOML parser's imports (tomllib,
-    datetime, typing) were a twentieth of a one-file check.  Such a file is not checked for
-    TOML errors either; that is the business of the tools whose tables it holds."""
+    datetime, typing) were a twentieth of a one-file check.  Nor is a file where ``adopter``
+    is only a value or another table's key (a dependency, a script's name: the project's
+    own pyproject.toml, or one that depends on the tool), which :func:`_may_hold_table`
+    tells from the lines that could open the table.  Such a file is not checked for TOML
+    errors either; that is the business of the tools whose tables it holds."""
     from .source import SourceError, read_regular
 
     try:
         raw = read_regular(str(pyproject), 4 * 1024 * 1024)
     except SourceError:
         return None
-    if b"adopter" not in raw:
+    if b"adopter" not in raw or not _may_hold_table(raw):
         return None
     import tomllib  # here: most folders have no pyproject.toml to read
 

@@ -23,7 +23,7 @@ anything else is an error, never a silent "clean".
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from .records import dataclass, field
 from pathlib import Path
 
 PYTHON_SUFFIXES = (".py", ".pyi", ".pyw")

@@ -27,7 +27,7 @@ rule loader can report ``rules/x.toml:12:7: expected ...``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .records import dataclass, field
 
 
 class PatternError(ValueError):

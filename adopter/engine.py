@@ -11,7 +11,7 @@ import ast
 import gc
 import re
 import sys
-from dataclasses import dataclass
+from .records import dataclass
 
 from .match import Match, Matcher
 from .ruleset import Rule

@@ -19,7 +19,7 @@ same target from it.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from .records import replace
 from functools import lru_cache
 
 from .dsl import Lit, Pattern, PNode, Temp, Var, Wild

@@ -18,7 +18,7 @@ import difflib
 import os
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from .records import dataclass, field
 from pathlib import Path
 
 from .budget import BudgetExceeded, time_budget

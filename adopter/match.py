@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import ast
 import bisect
-from dataclasses import dataclass, field, replace
+from .records import dataclass, field, replace
 from collections.abc import Iterable
 
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
-from .structure.canon import CASTS, TABLE, normalise
+from .structure.canon import CASTS, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
@@ -347,18 +347,20 @@ class Matcher:
         self.consumed = consumed
         # Per step index, the variables (and nested values) steps from there on read: a value
         # the code overwrites between steps is lost only if one of them still needs it.
-        self.needed_after: list[set[str]] = []
-        for index in range(len(forward.nodes) + 1):
-            needed: set[str] = set()
-            for pnode in forward.nodes[index:]:
-                for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
-                    if isinstance(value, Var):
-                        needed.add(value.name)
-                    elif isinstance(value, Temp):
-                        needed.add(f"%{value.index}")
-                if pnode.layer is not None:
-                    needed.add(pnode.layer.name)
+        # (built from the last step back: each set is the next one's plus what its step reads)
+        needed: set[str] = set()
+        self.needed_after: list[set[str]] = [needed]
+        for pnode in reversed(forward.nodes):
+            needed = set(needed)
+            for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
+                if isinstance(value, Var):
+                    needed.add(value.name)
+                elif isinstance(value, Temp):
+                    needed.add(f"%{value.index}")
+            if pnode.layer is not None:
+                needed.add(pnode.layer.name)
             self.needed_after.append(needed)
+        self.needed_after.reverse()
         self.word_keys = self._word_keys()
         # The same keys, those every class of a file shares first (plain words, then call names,
         # then what depends on the class's bindings): _candidate_roots works out one group at a
@@ -431,6 +433,8 @@ class Matcher:
             key = self._node_key(pnode)
             if key is not None:
                 found.append(key)
+            if pnode.canonical and pnode.op == "canon.rotate_half":
+                found.append(("negpair", pnode.op))
         return tuple(dict.fromkeys(found))
 
     def _node_key(self, pnode: PNode) -> tuple | None:
@@ -1258,6 +1262,12 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
         group = cls.bound_to(key[1])
         for op in key[2]:
             group = group | cls.op_words(op)
+    elif kind == "negpair":
+        # a rotate-half is read off a concatenation whose first argument starts with a negated
+        # element (the NEG_PAIR pseudo-word of structure.model), or is computed by a layer or
+        # another spelling of the operation: the other words of key[1] (a root that mentions
+        # `cat` for anything else then has no graph built for these patterns)
+        group = (cls.op_words(key[1]) - ROTATE_HALF_CALLS) | cls.op_attrs(key[1]) | {NEG_PAIR}
     else:  # "callbound": a function call, or a layer bound to that class
         group = module.call_names(key[1]) | cls.bound_to(frozenset({key[1]}))
     cache[key] = group

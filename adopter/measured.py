@@ -20,7 +20,7 @@ them on the check path, and holds the policy that turns figures into a default:
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from .records import dataclass, field
 from pathlib import Path
 
 FILE_NAME = "measured.toml"

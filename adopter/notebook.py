@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from .records import dataclass
 
 from .source import SourceError, SourceFile
 

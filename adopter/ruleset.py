@@ -15,7 +15,7 @@ import keyword
 import os
 import pickle
 import re
-from dataclasses import dataclass, field
+from .records import dataclass, field
 from pathlib import Path
 
 from .dsl import Pattern, PatternError, Var, flow_problems, parse_pattern

@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 import threading
-from dataclasses import dataclass, replace
+from .records import dataclass, replace
 from pathlib import Path
 from collections.abc import Callable, Iterable
 
@@ -100,6 +100,7 @@ class Selection:
             if not rules:
                 raise SelectionError("no rules: --no-bundled-rules needs a --rules-dir (or rule-paths) with rule files")
             self._loaded[dirs] = rules
+            _SELECTED_RULES[(dirs, self.options.bundled)] = rules  # for this process's own jobs
         return self._loaded[dirs]
 
     def chosen(self) -> list[Rule]:
@@ -242,6 +243,10 @@ def stdin_job(text: str, filename: str | None, selection: Selection, *, fix: boo
 # --------------------------------------------------------------------------- per file, in any process
 
 _PROCESS_RULES: dict[tuple, list[Rule]] = {}
+# (rule folders, bundled) -> the rules a Selection of this process loaded last: a job run in the
+# process that chose its rules (one file, --jobs 1, or a forked worker) takes them from there
+# instead of reading and unpickling every rule file a second time (~8 ms of a one-file check).
+_SELECTED_RULES: dict[tuple, list[Rule]] = {}
 
 
 def rules_of(ids: tuple[str, ...], dirs: tuple[str, ...], bundled: bool = True) -> list[Rule]:
@@ -251,7 +256,9 @@ def rules_of(ids: tuple[str, ...], dirs: tuple[str, ...], bundled: bool = True) 
     rules = _PROCESS_RULES.get(key)
     if rules is None:
         wanted = set(ids)
-        loaded = load_rules([Path(d) for d in dirs], bundled=bundled)
+        loaded = _SELECTED_RULES.get((dirs, bundled))
+        if loaded is None:
+            loaded = load_rules([Path(d) for d in dirs], bundled=bundled)
         rules = _PROCESS_RULES[key] = [r for r in loaded if r.id in wanted]
     return rules
 

@@ -29,7 +29,7 @@ import os
 import re
 import stat
 import tokenize
-from dataclasses import dataclass
+from .records import dataclass
 
 #: Larger files are refused: parsing 10 MB of Python takes tens of seconds and gigabytes of
 #: memory, in C code that no time budget can interrupt.  The largest file of transformers,

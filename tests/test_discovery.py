@@ -183,3 +183,38 @@ def test_a_broken_pyproject_is_an_error_only_when_it_can_hold_the_adopter_table(
     proc = subprocess.run([sys.executable, "-m", "adopter.cli", "check", *CUDA, "."], capture_output=True, text=True)
     assert proc.returncode == 2 and "pyproject.toml" in proc.stderr and "line 2" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("text", [
+    '[tool.adopter]\nselect = ["ADP005"]\n',
+    '[ tool . "adopter" ]\nselect = ["ADP005"]\n',
+    '[project]\nname = "x"\n[tool]\nadopter = { select = ["ADP005"] }\n',
+    '[tool]\nadopter.select = ["ADP005"]\n',
+    'tool.adopter.select = ["ADP005"]\n[project]\nname = "x"\n',
+    'tool = { adopter = { select = ["ADP005"] } }\n',
+    "[project.scripts]\nadopter = 'adopter.process:adopter'\n[tool.adopter]\nselect = ['ADP005']\n",
+])
+def test_every_spelling_of_the_adopter_table_is_read(tmp_path, text):
+    from adopter.config import find_config
+
+    (tmp_path / "pyproject.toml").write_text(text)
+    assert find_config(tmp_path).select == ("ADP005",)
+
+
+def test_a_pyproject_that_names_adopter_only_outside_a_table_header_is_not_parsed(tmp_path):
+    # the tool as a dependency or a script's name, and a broken line another tool owns: no
+    # [tool.adopter] table can be there, so the file is not parsed (no TOML error either)
+    from adopter.config import find_config
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "adopter"\ndependencies = ["adopter>=0.1"]\n'
+        '[project.scripts]\nadopter = "adopter.process:adopter"\n[tool.black]\nline-length = = 88\n')
+    assert find_config(tmp_path).select == ()
+    # the same file with the table: parsed, and its error reported
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "pyproject.toml").write_text(
+        '[project]\nname = "adopter"\n[tool.adopter]\nselect = ["ADP005"]\n[tool.black]\nline-length = = 88\n')
+    from adopter.config import ConfigError
+
+    with pytest.raises(ConfigError, match="line 6"):
+        find_config(tmp_path / "b")

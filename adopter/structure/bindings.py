@@ -11,7 +11,7 @@ binding ``attr[]`` so that ``for layer in self.layers: layer(x)`` resolves.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field, replace
+from ..records import dataclass, field, replace
 
 from .layers import TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param
 from .names import ModuleNames

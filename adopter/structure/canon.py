@@ -19,11 +19,17 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from ..records import dataclass
 
 from .names import names_match
 from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, OPS
 
+
+# canon.rotate_half is read off a concatenation (graph._rotate_half): its spellings, and the
+# pseudo-word (not an identifier) that structure.model adds to what a function mentions when its
+# text has a call whose first argument is a tuple or list with a negated first element.
+ROTATE_HALF_CALLS = frozenset({"cat", "concat", "concatenate"})
+NEG_PAIR = "(-"
 
 @dataclass(frozen=True)
 class Op:
@@ -196,7 +202,7 @@ class Table:
                 if op.name == "canon.tied_logits":
                     found.add("weight")  # self.embed.weight
                 if op.name in ("canon.rotate_half", "canon.rope_halves"):
-                    found |= {"cat", "concat", "concatenate"}
+                    found |= ROTATE_HALF_CALLS
                 words = frozenset(found)
             self._words[name] = words
         return words

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
-from dataclasses import dataclass, field, replace
+from ..records import dataclass, field, replace
 
 from . import canon as canonical
 from . import ranks

@@ -27,7 +27,7 @@ from __future__ import annotations
 import ast
 import bisect
 import re
-from dataclasses import dataclass, field, replace
+from ..records import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
 from .canon import TABLE

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field, replace
+from ..records import dataclass, field, replace
 
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
-from .canon import TABLE
+from .canon import NEG_PAIR, TABLE
 from .graph import Flow, FlowBuilder, Node, Ref, walk
 from .layers import OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, runs_in_order
 from .names import ModuleNames, collect_names, names_match
@@ -55,6 +55,12 @@ def _top_level(tree: ast.Module) -> ast.FunctionDef | None:
 
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# A call whose first argument is a tuple or list written with a negated first element
+# (``torch.cat((-x2, x1), dim=-1)``, brackets and line breaks between): what the flow builder
+# needs to read a rotate-half (graph._rotate_half).  A function whose text has one mentions the
+# pseudo-word NEG_PAIR (not an identifier), so that a root can be skipped before its graph is
+# built when none of the code it reaches has one.
+_NEG_PAIR = re.compile(r"\([\s\\]*[(\[][\s(\\]*-")
 _NOISE = re.compile(r"""#[^\n]*|'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*\"""", re.S)
 
 
@@ -69,9 +75,16 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 words.add(node.id)
             elif isinstance(node, ast.keyword) and node.arg:
                 words.add(node.arg)
+            elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], (ast.Tuple, ast.List)) \
+                    and node.args[0].elts and isinstance(node.args[0].elts[0], ast.UnaryOp) \
+                    and isinstance(node.args[0].elts[0].op, ast.USub):
+                words.add(NEG_PAIR)
         return frozenset(words)
     code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
-    return frozenset(_WORD.findall(code))
+    words = _WORD.findall(code)
+    if _NEG_PAIR.search(code):
+        words.append(NEG_PAIR)
+    return frozenset(words)
 
 
 @dataclass

@@ -13,7 +13,7 @@ otherwise they keep their leading dots (``...activations.ACT2FN``) and
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+from ..records import dataclass, field
 
 
 @dataclass

@@ -18,7 +18,7 @@ elementwise operation with an operand of unknown rank has an unknown rank (it br
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from ..records import replace
 
 from . import graph as _graph  # Const and Ref (graph imports this module: read at call time)
 from .canon import _unordered, TABLE

@@ -10,7 +10,7 @@ isort place and imports the rewrite left unused are removed (:mod:`.imports`).
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from ..records import dataclass
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider

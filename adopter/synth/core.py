@@ -10,7 +10,7 @@ whose edit does not is never tried again.  Moving statements across an ``if``
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
+from ..records import dataclass, field
 
 from ..engine import AnalysisError, Finding, analyze, fixable
 from ..match import Match

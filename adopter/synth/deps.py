@@ -24,9 +24,9 @@ every requirement declared and changes nothing.
 
 from __future__ import annotations
 
-import dataclasses
+from ..records import replace as replace_fields
 import tomllib
-from dataclasses import dataclass, field
+from ..records import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
@@ -169,7 +169,7 @@ def _primary(manifests: list[mf.Manifest]) -> mf.Manifest | None:
 
 
 def _reparse(manifest: mf.Manifest, text: str) -> mf.Manifest:
-    source = dataclasses.replace(manifest.source, text=text)
+    source = replace_fields(manifest.source, text=text)
     if isinstance(manifest, (mf.Pep621, mf.Poetry)):
         return type(manifest)(manifest.path, source, tomllib.loads(text))
     return type(manifest)(manifest.path, source)

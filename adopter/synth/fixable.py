@@ -21,7 +21,7 @@ and a move across an ``if`` (if-straddling) that does not fuse after the move; b
 
 from __future__ import annotations
 
-from dataclasses import replace
+from ..records import replace
 
 from ..engine import Analysis, Finding
 from .plan import Planner, Skip

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import configparser
 import re
-from dataclasses import dataclass
+from ..records import dataclass
 from pathlib import Path
 from typing import Any
 

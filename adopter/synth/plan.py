@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field
+from ..records import dataclass, field
 
 from ..dsl import Temp, Var
 from ..engine import Finding, matchers_for

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
+from ..records import dataclass
 
 VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # A string literal (left alone), or a possibly dotted name not preceded by a name character,

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import replace
+from ..records import replace
 
 from ..match import Match
 from ..ruleset import Rule

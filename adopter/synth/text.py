@@ -9,7 +9,7 @@ holds it and the block (list of statements) that statement sits in.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from ..records import dataclass
 
 from ..structure.graph import segment, walk
 
