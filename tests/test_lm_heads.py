@@ -242,38 +242,6 @@ def test_a_subscript_that_touches_the_vocabulary_axis_or_indexes_is_not_followed
         assert _adp015_lines(SHIFTED.replace("{index}", index)) == [], index
 
 
-MASKED = """
-    import torch.nn.functional as F
-    from torch import nn
-
-    class MaskedLM(nn.Module):
-        def __init__(self, n, d, k):
-            super().__init__()
-            self.emb = nn.Embedding(n, d)
-            self.head = nn.Linear(d, {width})
-
-        def forward(self, ids, labels, picked):
-            logits = self.head(self.emb(ids))
-            return F.cross_entropy({selected}, labels[picked])
-"""
-
-
-def test_logits_at_positions_picked_by_a_mask_or_index_are_followed():
-    # a masked-modeling loss over the masked positions only: one index (a boolean mask of the
-    # leading axes, an index tensor) selects whole rows, the vocabulary axis stays whole
-    code = MASKED.replace("{width}", "n")
-    assert _adp015_lines(code.replace("{selected}", "logits[picked]")) == [12]
-    assert _adp015_lines(code.replace("{selected}", "logits[picked].view(-1, logits.size(-1))")) == [12]
-
-
-def test_picked_positions_of_a_classifier_or_a_picked_class_are_not_a_vocabulary_loss():
-    assert _adp015_lines(MASKED.replace("{width}", "k").replace("{selected}", "logits[picked]")) == []
-    # the vocabulary axis indexed (a tuple whose last element is not a bare slice)
-    code = MASKED.replace("{width}", "n")
-    assert _adp015_lines(code.replace("{selected}", "logits[:, picked]")) == []
-    assert _adp015_lines(code.replace("{selected}", "logits[..., picked]")) == []
-
-
 def test_shifted_logits_of_a_classifier_are_not_a_vocabulary_loss():
     code = SHIFTED.replace("self.head = nn.Linear(d, n, bias=False)", "self.head = nn.Linear(d, 7)")
     assert _adp015_lines(code.replace("{index}", "[:, :-1, :]")) == []

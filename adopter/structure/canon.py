@@ -639,15 +639,6 @@ def selects_rows(expr: ast.Subscript) -> bool:
     return real
 
 
-def indexes_leading(expr: ast.Subscript) -> bool:
-    """Is ``expr`` ``x[m]`` with ``m`` a name (a boolean mask of the leading axes, an index
-    tensor, an integer): one index, so it selects along the leading axes and the trailing ones
-    stay whole, as ``canon.rows`` does (the masked positions a masked-modeling loss reads,
-    ``logits[bool_masked_pos]``).  Only a name: a constant, a slice or a tuple index is read
-    by :func:`selects_rows` and :func:`slices_two_leading`."""
-    return isinstance(expr.slice, ast.Name)
-
-
 def slices_two_leading(expr: ast.Subscript) -> bool:
     """Is ``expr`` ``x[:, 1:]`` (or ``x[1:]``): slices of the first one or two axes only, some
     a real slice (no ellipsis, integer index or ``None``)?  Of a 3-D value (batch, positions,

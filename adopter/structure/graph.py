@@ -380,7 +380,7 @@ class FlowBuilder:
                                     uses=_keys((value,)), defs=_keys((target,)), span=span(expr))
             return target, frontier
         rows = "canon.rows" if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
-            and (canonical.selects_rows(expr) or canonical.indexes_leading(expr)) else None
+            and canonical.selects_rows(expr) else None
         if rows is None and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
                 and canonical.slices_two_leading(expr):
             rows = "canon.lead2"
