@@ -614,3 +614,109 @@ def test_names_bound_by_a_star_import_of_a_package_module(tmp_path):
     assert lines == {_line(text, "self.bn(self.conv(x))"), _line(text, "q, k, v = ")}
     hidden, _ = _findings(tmp_path / "ts/models/hidden.py")
     assert hidden == set()  # layers.py's __all__ does not export its `nn`
+
+
+REGISTRY_FACTORIES = '''\
+from torch import nn
+
+
+class LayerStore:
+    """Classes registered under upper-case keys, looked up by any case."""
+
+    def __init__(self, title):
+        self.title = title
+        self.entries = {}
+
+    def put(self, key, cls):
+        self.entries[key.upper()] = cls
+
+    def __getitem__(self, key):
+        return self.entries[key.upper()]
+
+
+Act = LayerStore("activations")
+Act.put("relu", nn.ReLU)
+Act.put(
+    "{key}",
+    {cls},
+)
+Act.put("silu", nn.modules.SiLU)
+'''
+
+REGISTRY_UTILS = '''\
+from .factories import Act
+
+
+def split(spec):
+    return (spec, {{}}) if isinstance(spec, str) else spec
+
+
+def make_act(spec):
+    name, kwargs = split(spec)
+    kind = Act[name]
+    return kind(**kwargs)
+'''
+
+REGISTRY_MLP = '''\
+from torch import nn
+
+from ..layers.utils import make_act
+
+
+class Mlp(nn.Module):
+    def __init__(self, d=8, act="GELU"):
+        super().__init__()
+        self.fc = nn.Linear(d, 4 * d)
+        self.act = make_act(act)
+
+    def forward(self, x):
+        return self.act(self.fc(x))
+'''
+
+
+@pytest.mark.parametrize("registered, found", [("nn.GELU", True), ("nn.modules.activation.GELU", True),
+                                               ("nn.Tanh", False)])
+def test_a_layer_class_looked_up_in_a_registry_object_of_another_module(tmp_path, registered, found):
+    """monai's ``Act[name]``: a module-level object of another module, filled at its top level
+    by calls of its methods with a key and a class, indexed by a key chosen at run time: any
+    class registered there may be built (``nn.modules.activation.GELU`` is ``nn.GELU``).  So a
+    Linear before it may feed a GELU (reported), which one is not known (not rewritten); with no
+    GELU registered there is nothing to report."""
+    _write(tmp_path, {
+        "med/__init__.py": "",
+        "med/layers/__init__.py": "",
+        "med/layers/factories.py": REGISTRY_FACTORIES.replace("{key}", "gelu").replace("{cls}", registered),
+        "med/layers/utils.py": REGISTRY_UTILS.format(),
+        "med/blocks/__init__.py": "",
+        "med/blocks/mlp.py": REGISTRY_MLP,
+    })
+    path = tmp_path / "med/blocks/mlp.py"
+    text = path.read_text()
+    rules = select_rules(load_rules(), ["ADP006"])
+    package = package_of(str(path))
+    lines = {f.line for f in analyze(text, str(path), rules, package).findings}
+    assert lines == ({_line(text, "return self.act(self.fc(x))")} if found else set())
+    result = fix_text(text, str(path), rules, package)
+    assert result.error is None and not result.applied
+    if found:
+        assert "registry `med.layers.factories.Act`" in result.skipped[0][1]
+
+
+def test_an_object_not_filled_by_key_and_class_is_no_registry(tmp_path):
+    """The same lookup where the object's top-level method calls do not pair a key with a class
+    (or the name is a class, not an object built by a call) types nothing."""
+    factories = REGISTRY_FACTORIES.replace("{key}", "gelu").replace("{cls}", "nn.GELU")
+    for changed in (factories.replace('Act.put("relu", nn.ReLU)', "").replace(
+                        'Act.put(\n    "gelu",\n    nn.GELU,\n)', 'Act.put(nn.GELU)'),
+                    factories.replace('Act = LayerStore("activations")', "class Act(LayerStore):\n    pass")):
+        _write(tmp_path, {
+            "med/__init__.py": "",
+            "med/layers/__init__.py": "",
+            "med/layers/factories.py": changed.replace('Act.put("silu", nn.modules.SiLU)', ""),
+            "med/layers/utils.py": REGISTRY_UTILS.format(),
+            "med/blocks/__init__.py": "",
+            "med/blocks/mlp.py": REGISTRY_MLP,
+        })
+        path = tmp_path / "med/blocks/mlp.py"
+        rules = select_rules(load_rules(), ["ADP006"])
+        assert analyze(path.read_text(), str(path), rules, package_of(str(path))).findings == []

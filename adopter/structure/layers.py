@@ -302,7 +302,7 @@ class LayerTyper:
             # dict(batchnorm=BatchNormAct2d, ...): the same table
             table = ast.Dict(keys=[ast.Constant(k.arg) for k in table.keywords], values=[k.value for k in table.keywords])
         if not isinstance(table, ast.Dict) or None in table.keys:
-            return ()
+            return self._registry(expr, env, depth) if table is None and self.package is not None else ()
         key = expr.slice
         known = self._known(key, env, depth, True)
         if known is not None and not any(default for _, default in known):
@@ -323,6 +323,31 @@ class LayerTyper:
             chosen = isinstance(k, ast.Constant) and k.value in defaults and len(defaults) == 1
             for value in self.values(v, {}, depth + 1, called):
                 out.append(replace(value, conditional=True) if isinstance(value, Built) and not chosen else value)
+        return _unique(tuple(out))
+
+    def _registry(self, expr: ast.Subscript, env: dict, depth: int) -> tuple:
+        """``Act[name]`` with ``Act`` a registry object of another module of the package (see
+        :meth:`siblings.Package.registered`): any class registered in it, each built where the
+        code calls it (the key is chosen at run time: which class is not known here, so the
+        layers it builds are reported, not rewritten)."""
+        value = expr.value
+        if depth >= MAX_DEPTH or not isinstance(value, (ast.Name, ast.Attribute)) or (
+                isinstance(value, ast.Name) and value.id in env):
+            return ()
+        fqn = self.names.resolve(value)
+        found = self.package.registered(fqn) if fqn is not None and self.package.owns(fqn) else None
+        if found is None:
+            return ()
+        other, classes = found
+        why = f"`{ast.unparse(expr)}` is a class looked up by a run-time key in the registry `{fqn}`"
+        out = []
+        for cls in classes:
+            for layer in other.values(cls, {}, depth + 1):
+                if isinstance(layer, LayerClass):
+                    name = layer.fqn
+                    if name.startswith("torch.nn.modules."):  # nn.modules.GELU is nn.GELU
+                        name = "torch.nn." + name.rsplit(".", 1)[-1]
+                    out.append(LayerClass(name, (), (), layer.unlike or why, True))
         return _unique(tuple(out))
 
     def _known(self, expr: ast.expr, env: dict, depth: int = 0, defaults: bool = False) -> tuple | None:

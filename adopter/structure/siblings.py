@@ -86,6 +86,7 @@ class Package:
                 package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
                 typer = LayerTyper(_lazy_names(text, package), None, package=Package(package, path))
                 typer.module = module
+                typer.source = text
         _MODULES[path] = (stat.st_size, stat.st_mtime_ns, typer)
         return typer
 
@@ -109,6 +110,41 @@ class Package:
         if names.exported is not None:
             return {k: v for k, v in out.items() if k in names.exported}
         return {k: v for k, v in out.items() if not k.startswith("_")}
+
+    def registered(self, fqn: str) -> tuple | None:
+        """(typer of the defining module, the class expressions registered) for a registry
+        ``fqn`` of this package: a module-level object built by a call (``Act =
+        LayerFactory(...)``) that the module fills at its top level by calling its methods with
+        a string key and a class (``Act.add_factory_class("gelu", nn.GELU)``).  Indexing it with
+        a key (``Act[name]``) gives the class registered under that key.  None when ``fqn`` is
+        no such object (keys registered another way are not read: a decorated function,
+        ``@Act.factory_function("swish")``, returns a class we do not follow)."""
+        module, _, name = fqn.rpartition(".")
+        typer = self.typer(module) if self.owns(fqn) else None
+        text = getattr(typer, "source", None)
+        if text is None or not isinstance(typer.names.constants.get(name), ast.Call):
+            return None
+        classes = []
+        for found in re.finditer(rf"^{re.escape(name)}[ \t]*\.[ \t]*[A-Za-z_]\w*[ \t]*\(", text, re.M):
+            end = found.start()
+            for _ in range(MAX_TRIES):
+                newline = text.find("\n", end)
+                nxt = _TOP.search(text, newline + 1) if newline >= 0 else None
+                end = nxt.start() if nxt else len(text)
+                try:
+                    body = ast.parse(text[found.start():end]).body
+                except (SyntaxError, ValueError, RecursionError, MemoryError):
+                    if end >= len(text):
+                        break
+                    continue
+                call = body[0].value if len(body) == 1 and isinstance(body[0], ast.Expr) else None
+                if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                        and isinstance(call.func.value, ast.Name) and call.func.value.id == name
+                        and len(call.args) >= 2 and isinstance(call.args[0], ast.Constant)
+                        and isinstance(call.args[0].value, str)):
+                    classes.append(call.args[1])
+                break
+        return (typer, classes) if classes else None
 
     def find(self, fqn: str, hops: int = 0):
         """(typer of the defining module, name) for a function or class ``fqn`` of this package;

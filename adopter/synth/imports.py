@@ -326,6 +326,11 @@ def _exists(lines, request: Request) -> bool:
     module_name, name, alias = request
     for line in lines:
         stmt = _import_line(line)
+        if not name:  # ``import module``: a line importing the module under its own name
+            if isinstance(stmt, cst.Import) and any(_alias_name(a) == module_name and _alias_as(a) is None
+                                                    for a in stmt.names):
+                return True
+            continue
         if isinstance(stmt, cst.ImportFrom) and not stmt.relative and _dotted(stmt.module) == module_name:
             if isinstance(stmt.names, cst.ImportStar):
                 return True
@@ -335,7 +340,8 @@ def _exists(lines, request: Request) -> bool:
 
 
 def add_imports(text: str, tree: ast.Module, requests: Iterable[Request], style: Style) -> str:
-    """``text`` with ``from module import name [as alias]`` for every request not there yet."""
+    """``text`` with ``from module import name [as alias]`` for every request not there yet
+    (``import module`` for a request whose name is empty)."""
     requests = sorted(set(requests), key=lambda r: (r[0], r[1], r[2] or ""))
     if not requests:
         return text
@@ -349,6 +355,11 @@ def add_imports(text: str, tree: ast.Module, requests: Iterable[Request], style:
         # the module's line already holds an aliased name.
         wanted: dict[tuple[str, str | None], list[cst.ImportAlias]] = {}
         for request in requests:
+            if not request[1]:
+                if not _exists(body, request):
+                    line = cst.SimpleStatementLine(body=[cst.Import(names=[_alias(request[0], None)])])
+                    body = _place(body, line, section(request[0], style), style, has_head)
+                continue
             if not _exists(body, request):
                 wanted.setdefault((request[0], request[2]), []).append(_alias(request[1], request[2]))
         for (module_name, alias), aliases in sorted(wanted.items(), key=lambda item: (item[0][0], item[0][1] or "")):

@@ -451,6 +451,7 @@ class _Attention:
         self.blind_rows = None
         self.filled_rows = None
         read_before: set[str] = set()  # guard terms that read names of the region as they are before it
+        self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
         call = self._call(q, k, v, conditions, stored)
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
@@ -462,6 +463,7 @@ class _Attention:
             guard.append(term)
             read_before.add(term)
         edits.imports.add(self.edits_import)
+        edits.imports |= self.extra_imports
         c_stmt = region[-1]
         before_c = set().union(*(stored_names(ast.parse(t)) for t in fast))
         c_text = self._stmt_text(c_stmt, (self.roles["c"].span, call))
@@ -1366,18 +1368,43 @@ class _Attention:
 
     def _note_blind_rows(self, mask, condition) -> None:
         """Remember the guard term for an additive mask held in a name (see
-        :func:`_blind_rows_term`), when the module already imports ``torch``."""
-        torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
-        if torch is not None and isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask):
+        :func:`_blind_rows_term`).  The guard is what keeps the training path exact, so it
+        is never left out: without a name for ``torch`` the module gets ``import torch``, and
+        where that name is taken the match is not rewritten (:meth:`_torch`)."""
+        if isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask):
             self.blind_rows = _blind_rows_term(
-                torch, self._text(mask), None if condition is None else _guard_term(self._text(condition), condition))
+                self._torch("the guard for rows whose every key is masked"), self._text(mask),
+                None if condition is None else _guard_term(self._text(condition), condition))
 
-    def _torch(self) -> str:
-        """The module's local name for ``torch`` (the fused path builds a float mask with it)."""
+    def _torch(self, what: str = "building the float mask") -> str:
+        """The module's local name for ``torch`` (the fused path builds a float mask with it,
+        the guards call its functions): the module's own import of it; else the name through
+        which the matched steps already call torch's functions (``torch.matmul`` with ``torch``
+        bound by a star import of a module that imports it: the same binding where the fused
+        path runs); else ``torch``, imported for the rewrite, when nothing in the module or
+        the function binds that name."""
         for local, fqn in self.names.imports.items():
             if fqn == "torch":
                 return local
-        raise Skip("building the float mask needs `import torch`, which the module does not have")
+        for node in self.match.nodes:
+            if node.kind != "call" or not node.op.startswith("torch.") or node.span is None:
+                continue
+            call = self.index.expr_at(node.span)
+            written = dotted_name(call.func) if isinstance(call, ast.Call) else None
+            if written and "." in written:
+                head, tail = written.split(".", 1)
+                if f"torch.{tail}" == node.op:
+                    return head
+        names = self.names
+        func = self._function(self.index.stmt(self.roles["c"].stmt).stmt)
+        bound = names.imports.keys() | names.classes.keys() | names.functions.keys() | names.constants.keys()
+        if func is not None:
+            bound |= {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+            bound |= {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+        if "torch" in bound:
+            raise Skip(f"{what} needs `torch`, and the module binds that name to something else")
+        self.extra_imports.add(("torch", "", None))
+        return "torch"
 
     def _q_dtype(self) -> str:
         return f"{_atom(*self._operands(broadcast=False)[0])}.dtype"
