@@ -1246,17 +1246,10 @@ class FlowBuilder:
     def _rotate_half(self, call: ast.Call, ctx: _Ctx):
         """The value x when ``call`` is ``torch.cat((-x2, x1), dim=-1)`` with x1, x2 the first
         and second halves of x's last axis (the rotate-half of rotary embeddings)."""
-        dims = [kw.value for kw in call.keywords if kw.arg == "dim"] + list(call.args[1:2])
-        if len(call.args) < 1 or len(dims) != 1 or len(call.keywords) > (1 if len(call.args) == 1 else 0):
+        parts = _two_parts_on_last_axis(call)
+        if parts is None:
             return None
-        dim = dims[0]
-        if not (isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant)
-                and dim.operand.value == 1):
-            return None
-        parts = call.args[0]
-        if not (isinstance(parts, (ast.Tuple, ast.List)) and len(parts.elts) == 2):
-            return None
-        negated, other = parts.elts
+        negated, other = parts
         if not (isinstance(negated, ast.UnaryOp) and isinstance(negated.op, ast.USub)):
             return None
         second, first = self._half(negated.operand, ctx), self._half(other, ctx)
@@ -1270,17 +1263,10 @@ class FlowBuilder:
         in place or through a name): rotary position embedding of the halves, which is ``x * cos +
         rotate_half(x) * sin`` with ``cos = cat((c, c), -1)`` and ``sin = cat((s, s), -1)``.
         ``first`` is the expression of the first part (where the rotation is written)."""
-        dims = [kw.value for kw in call.keywords if kw.arg == "dim"] + list(call.args[1:2])
-        if len(call.args) < 1 or len(dims) != 1 or len(call.keywords) > (1 if len(call.args) == 1 else 0):
+        parts = _two_parts_on_last_axis(call)
+        if parts is None:
             return None
-        dim = dims[0]
-        if not (isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant)
-                and dim.operand.value == 1):
-            return None
-        parts = call.args[0]
-        if not (isinstance(parts, (ast.Tuple, ast.List)) and len(parts.elts) == 2):
-            return None
-        first, second = (self._resolved(e, ctx) for e in parts.elts)
+        first, second = (self._resolved(e, ctx) for e in parts)
         if not (isinstance(first, ast.BinOp) and isinstance(first.op, ast.Sub)
                 and isinstance(second, ast.BinOp) and isinstance(second.op, ast.Add)):
             return None
@@ -2013,3 +1999,19 @@ class _Substitute(ast.NodeTransformer):
 
     def visit_Name(self, node: ast.Name):
         return self.value if node.id == self.name and isinstance(node.ctx, ast.Load) else node
+
+
+def _two_parts_on_last_axis(call: ast.Call) -> list[ast.expr] | None:
+    """The two parts of ``cat((a, b), dim=-1)`` (or ``cat([a, b], -1)``), the shape both
+    rotary spellings concatenate; None for any other call."""
+    dims = [kw.value for kw in call.keywords if kw.arg == "dim"] + list(call.args[1:2])
+    if len(call.args) < 1 or len(dims) != 1 or len(call.keywords) > (1 if len(call.args) == 1 else 0):
+        return None
+    dim = dims[0]
+    if not (isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant)
+            and dim.operand.value == 1):
+        return None
+    parts = call.args[0]
+    if not (isinstance(parts, (ast.Tuple, ast.List)) and len(parts.elts) == 2):
+        return None
+    return list(parts.elts)
