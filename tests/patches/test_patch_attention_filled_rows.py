@@ -123,6 +123,18 @@ def _same(original, patched, *args):
         torch.testing.assert_close(ours, theirs, msg=lambda m: f"{name}: {m}")
 
 
+def _padded_queries_then_none(original, patched, calls):
+    """Modules taking the padding itself: padded queries (the original path), then no padding
+    (SDPA), each compared with the original."""
+    for padded_queries, sdpa_calls in ((True, 0), (False, 1)):
+        calls.clear()
+        q, k, v, _, pad = _inputs(padded_queries)
+        if not padded_queries:
+            pad = torch.zeros_like(pad)
+        _same(original, patched, q, k, v, pad)
+        assert len(calls) == sdpa_calls
+
+
 @pytest.mark.parametrize("fill", ["-1e4", "torch.finfo(scores.dtype).min", "-torch.finfo(q.dtype).max"])
 def test_rows_the_fill_covers_entirely_take_the_original_path(fill, tmp_path, monkeypatch):
     result, original, patched, calls = _fixed(FILLED_PARAMETER.replace("FILL", fill), tmp_path, monkeypatch)
@@ -145,13 +157,7 @@ def test_rows_the_fill_covers_entirely_take_the_original_path(fill, tmp_path, mo
 def test_a_keep_mask_of_where_computed_before_the_scores(tmp_path, monkeypatch):
     result, original, patched, calls = _fixed(WHERE_BEFORE, tmp_path, monkeypatch)
     assert len(result.applied) == 1
-    for padded_queries, sdpa_calls in ((True, 0), (False, 1)):
-        calls.clear()
-        q, k, v, _, pad = _inputs(padded_queries)
-        if not padded_queries:
-            pad = torch.zeros_like(pad)
-        _same(original, patched, q, k, v, pad)
-        assert len(calls) == sdpa_calls
+    _padded_queries_then_none(original, patched, calls)
 
 
 def test_a_causal_mask_built_from_sizes_needs_no_test(tmp_path, monkeypatch):
@@ -168,13 +174,7 @@ def test_a_mask_the_attention_computes_from_an_input_is_read_before_it(tmp_path,
     result, original, patched, calls = _fixed(INPUT_MASK_IN_REGION, tmp_path, monkeypatch)
     assert len(result.applied) == 1
     assert "and (pad[:, None, :, None] | pad[:, None, None, :]).all(-1).any()" in result.text
-    for padded_queries, sdpa_calls in ((True, 0), (False, 1)):
-        calls.clear()
-        q, k, v, _, pad = _inputs(padded_queries)
-        if not padded_queries:
-            pad = torch.zeros_like(pad)
-        _same(original, patched, q, k, v, pad)
-        assert len(calls) == sdpa_calls
+    _padded_queries_then_none(original, patched, calls)
 
 
 def test_a_mask_the_attention_chooses_on_a_branch_is_left_with_a_reason():
