@@ -121,9 +121,11 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def _slow_tree(tmp_path: Path, files: int = 16) -> None:
+def _slow_tree(tmp_path: Path, files: int = 48) -> None:
     """Files whose check takes a while each: many classes, each with a match (of ADP004,
-    which is off by default: the runs below select it)."""
+    which is off by default: the runs below select it).  Enough of them that a run lasts some
+    seconds (16 took ~2 s with two workers once the check got faster: a worker signalled late
+    had already done its share, and the run ended well)."""
     parts = ["import torch.nn.functional as F", "from torch import nn", ""]
     for i in range(300):
         parts += [f"class Head{i}(nn.Module):", "    def forward(self, h):",
@@ -133,10 +135,29 @@ def _slow_tree(tmp_path: Path, files: int = 16) -> None:
         (tmp_path / f"m{i:02d}.py").write_text(text)
 
 
+def _signal_masks(pid: int) -> tuple[int, int]:
+    """(ignored, caught) signal masks of ``pid`` from /proc (0, 0 when it is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0, 0
+    masks = {k: int(v, 16) for k, v in (line.split(":\t", 1) for line in lines if line.startswith(("SigIgn", "SigCgt")))}
+    return masks.get("SigIgn", 0), masks.get("SigCgt", 0)
+
+
+def _initialised(pid: int) -> bool:
+    """Whether a worker has run its initializer (runner._exit_with_parent): it ignores SIGINT
+    and no longer catches SIGTERM with the handler it inherited from the run.  A signal sent
+    earlier reaches the run's own handler in the forked child, not the worker's."""
+    ignored, caught = _signal_masks(pid)
+    return bool(ignored & (1 << (signal.SIGINT - 1))) and not caught & (1 << (signal.SIGTERM - 1))
+
+
 def _workers_of(proc: subprocess.Popen, timeout: float = 120) -> set[int]:
+    """The run's worker processes, once two of them have started and run their initializer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        workers = _children(proc.pid)
+        workers = {pid for pid in _children(proc.pid) if _initialised(pid)}
         if len(workers) >= 2:
             return workers
         if proc.poll() is not None:
