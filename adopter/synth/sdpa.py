@@ -450,7 +450,7 @@ class _Attention:
 
         self.blind_rows = None
         self.filled_rows = None
-        read_before: set[str] = set()  # guard terms that read names of the region as they are before it
+        filled_term = None  # the filled-rows term: it reads names of the region as they are before it
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
         call = self._call(q, k, v, conditions, stored)
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
@@ -461,7 +461,7 @@ class _Attention:
                 raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
                            "the rows it fills entirely (where the fused call differs) cannot be checked")
             guard.append(term)
-            read_before.add(term)
+            filled_term = term
         edits.imports.add(self.edits_import)
         edits.imports |= self.extra_imports
         c_stmt = region[-1]
@@ -486,7 +486,7 @@ class _Attention:
                 # fairseq's `attn_mask = attn_mask.unsqueeze(0)` before `attn_weights += attn_mask`:
                 # the guard reads the mask before the region, of the same dtype and None-ness
                 clash = {name for name in clash if not _reshaped_only(name, region)}
-            if clash and term not in branch_tests and term not in dtype_terms and term not in read_before and \
+            if clash and term not in branch_tests and term not in dtype_terms and term != filled_term and \
                     term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
         guard_text = " or ".join(unique) if unique else None
@@ -1044,13 +1044,14 @@ class _Attention:
         if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
         cond_text = self._text(cond)
-        if node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where":
+        by_where = node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where"
+        if by_where:
             # where(c, scores, fill): the scores are kept where c holds
             keep, where = cond_text, _negate(cond, cond_text, self._text)
         else:
             keep, where = _negate(cond, cond_text, self._text), cond_text
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
-                "filled_by_cond": not (node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where"), "role": role}
+                "filled_by_cond": not by_where, "role": role}
 
     def _scores_metadata(self, value: ast.AST, stored: set, statement: bool = False) -> str | None:
         """``value`` (an expression, or a statement) with what it reads of the scores -- not
@@ -1307,14 +1308,10 @@ class _Attention:
             if not isinstance(node, ast.Assign) or len(node.targets) != 1:
                 continue
             target = node.targets[0]
-            if isinstance(target, ast.Name) and target.id == name:
-                values.append(node.value)
-            elif isinstance(target, ast.Tuple) and any(isinstance(e, ast.Name) and e.id == name for e in target.elts):
-                if isinstance(node.value, ast.Tuple) and len(node.value.elts) == len(target.elts):
-                    index = next(i for i, e in enumerate(target.elts) if isinstance(e, ast.Name) and e.id == name)
-                    values.append(node.value.elts[index])
-                else:
-                    values.append(node.value)
+            elements = target.elts if isinstance(target, ast.Tuple) else [target]
+            if any(isinstance(e, ast.Name) and e.id == name for e in elements):
+                # (`a, b = v`, v not a tuple written out: all of v)
+                values.append(_Attention._assigned_value(node, name) or node.value)
         return values if len(values) == len(stores) else None
 
     def _held_fill(self, value: ast.expr) -> str | None:
