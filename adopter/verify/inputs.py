@@ -20,6 +20,7 @@ Candidates are yielded richest first; the builder keeps the first one the *origi
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import itertools
 import math
@@ -229,18 +230,31 @@ def _einops_rank(pattern: str) -> int | None:
     return count or None
 
 
+def _function_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The parsed definition of ``func``, a function or a bound method (cached by its plain
+    function, so no module instance is held); None when its source cannot be read."""
+    return _parsed_def(getattr(func, "__func__", func))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """One parse per function: ``input_rank`` and every parameter's ``unpacked_sizes`` read it."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        return None
+    node = tree.body[0] if tree.body else None
+    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
 def input_rank(func: Callable) -> tuple[int | None, bool]:
     """The rank of the first input as the function's own code states it, and whether the code
     states it of that input itself: the names its shape is unpacked into (``b, c, h, w =
     x.shape``; ``b, n, _, y, h = *x.shape, self.heads``: certain), failing that the lowest rank an
     einops pattern of the function takes (``rearrange(t, 'b p n (h d) -> ...')``: likely, since
     the pattern may apply to a tensor computed from it).  (None, False) when the code says nothing."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
-    except (OSError, TypeError, SyntaxError, IndentationError):
-        return None, False
-    node = tree.body[0] if tree.body else None
-    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+    node = _function_def(func)
+    if node is None:
         return None, False
     params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
     if params and params[0] in ("self", "cls"):
@@ -434,12 +448,8 @@ def unpacked_sizes(func: Callable, name: str) -> int | None:
     """How many sizes the parameter ``name`` holds when the function's own code unpacks it into
     names it uses as sizes (``h, w = hw_shape`` then ``x.view(b, h, w, c)``, ``w % window``):
     the count of those names; None otherwise (``q, k, v = qkv`` used as tensors is no sizes)."""
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
-    except (OSError, TypeError, SyntaxError, IndentationError):
-        return None
-    node = tree.body[0] if tree.body else None
-    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+    node = _function_def(func)
+    if node is None:
         return None
     unpacked: list[str] = []
     for sub in ast.walk(node):
