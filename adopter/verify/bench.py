@@ -206,7 +206,22 @@ def timing_threads(device: torch.device, requested: int | None) -> tuple[int, st
     # The load average counts this process too (about one runnable thread between timings).
     if cores > 1 and load > available + 1:
         return 1, f"machine busy (load {load:.1f} on {available} cores): timed with 1 thread"
+    # The average trails a burst by a minute: jobs that started just now are seen only in the
+    # run queue as it is (this process's running thread is one of them).
+    others = runnable_now() - 1
+    if cores > 1 and others >= available:
+        return 1, f"machine busy ({others} other runnable threads on {available} cores): timed with 1 thread"
     return cores, ""
+
+
+def runnable_now(path: str = "/proc/loadavg") -> int:
+    """Threads runnable at this moment, the reader included (``/proc/loadavg``'s fourth field,
+    ``running/total``); 1 (only the reader) where the kernel does not say."""
+    try:
+        with open(path, encoding="ascii") as handle:
+            return max(1, int(handle.read().split()[3].split("/")[0]))
+    except (OSError, ValueError, IndexError):
+        return 1
 
 
 def _peak_memory(fn, device: torch.device) -> int | None:

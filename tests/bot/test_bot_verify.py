@@ -16,6 +16,9 @@ from conftest import MODEL_V1, PYPROJECT, needs_synth, verify_available
 FAST_BENCH = PYPROJECT + """
 [tool.adopter.verify]
 min-run-time = 0.05
+# one thread: two intra-op threads on a runner whose cores are taken stall at their barrier,
+# and a sub-millisecond forward then measures as long as the 20 ms the test is built on
+threads = 1
 benchmark-sizes = { batch = 2, seq = 32, hidden = 64, ffn = 128 }
 """
 
