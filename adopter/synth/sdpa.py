@@ -318,6 +318,9 @@ class _Attention:
                 kinds.append("step")
             elif isinstance(stmt, ast.Assert) or (isinstance(stmt, ast.If) and _raises_only(stmt)):
                 kinds.append("check")
+            elif isinstance(stmt, ast.If) and (zero := self._zero_bias_if(stmt, step_stored, region)) is not None:
+                metadata[offset] = zero  # the bias chosen there, "no bias" where it was zeros of the scores
+                kinds.append("keep")
             elif isinstance(stmt, ast.If):
                 touches = (_loads(stmt) | stored_names(stmt)) & step_stored
                 kinds.append("guard" if touches else "keep")
@@ -1052,6 +1055,58 @@ class _Attention:
             keep, where = _negate(cond, cond_text, self._text), cond_text
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": not by_where, "role": role}
+
+    def _zero_bias_if(self, stmt: ast.If, step_stored: set, region: list) -> str | None:
+        """An if choosing the bias the scores are then added (OLMo: the causal bias, the
+        caller's mask, or ``torch.zeros_like(scores)`` when there is neither), as the fused
+        path's text: the zeros of the scores' shape and dtype add nothing, so that branch
+        binds None (no ``attn_mask``).  None unless the zeros are the if's only reading of the
+        attention and the name holding them is read nowhere but as the added bias."""
+        zeros = [node for node in ast.walk(stmt) if isinstance(node, ast.Assign) and len(node.targets) == 1
+                 and isinstance(node.targets[0], ast.Name) and self._zeros_of_scores(node.value, step_stored)]
+        if len(zeros) != 1:
+            return None
+        assign = zeros[0]
+        name = assign.targets[0].id
+        text = self._stmt_text(stmt, (span_of(assign.value), "None"))
+        rewritten = ast.parse(text).body[0]
+        if (_loads(rewritten) | stored_names(rewritten)) & step_stored:
+            return None
+        adds = {self.roles[r].stmt for r in ADD_STEPS if r in self.roles}
+        readers = [s for s in region if s is not stmt and name in _loads(s)]
+        if len(readers) != 1 or span_of(readers[0]) not in adds or not self._added_as_is(readers[0], name):
+            return None
+        func = self._function(stmt)
+        later = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
+                 and not any(n is inner for s in (stmt, readers[0]) for inner in ast.walk(s))] if func else [None]
+        return None if later else text
+
+    def _zeros_of_scores(self, value: ast.expr, step_stored: set) -> bool:
+        """``torch.zeros_like(s)`` or ``s.new_zeros(s.shape)`` / ``s.new_zeros(s.size())`` of
+        a value of the attention ``s``, nothing else passed."""
+        if not isinstance(value, ast.Call) or value.keywords:
+            return False
+        func = value.func
+        if len(value.args) == 1 and isinstance(value.args[0], ast.Name) and value.args[0].id in step_stored \
+                and self.names.resolve(func) == "torch.zeros_like":
+            return True
+        if isinstance(func, ast.Attribute) and func.attr == "new_zeros" and isinstance(func.value, ast.Name) \
+                and func.value.id in step_stored and len(value.args) == 1:
+            arg = value.args[0]
+            of = arg.value if isinstance(arg, ast.Attribute) and arg.attr == "shape" else (
+                arg.func.value if isinstance(arg, ast.Call) and isinstance(arg.func, ast.Attribute)
+                and arg.func.attr == "size" and not arg.args and not arg.keywords else None)
+            return isinstance(of, ast.Name) and of.id == func.value.id
+        return False
+
+    @staticmethod
+    def _added_as_is(stmt: ast.stmt, name: str) -> bool:
+        """``s += name`` or ``s = s + name`` / ``name + s``: the name added whole to the scores."""
+        if isinstance(stmt, ast.AugAssign):
+            return isinstance(stmt.op, ast.Add) and isinstance(stmt.value, ast.Name) and stmt.value.id == name
+        value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+        return isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add) and any(
+            isinstance(side, ast.Name) and side.id == name for side in (value.left, value.right))
 
     def _scores_metadata(self, value: ast.AST, stored: set, statement: bool = False) -> str | None:
         """``value`` (an expression, or a statement) with what it reads of the scores -- not
