@@ -250,7 +250,7 @@ class FlowBuilder:
         if ranks.wanted(self.nodes):
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
-                            self._scalar_attribute)
+                            self._scalar_attribute, self.out)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id)
 
     def _scalar_attribute(self, attr: str) -> bool:

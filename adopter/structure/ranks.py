@@ -70,7 +70,7 @@ _SIZE = re.compile(r"\.(shape|size\(\))\[\s*-?\d+\s*\]$")  # x.shape[1]: a Pytho
 
 
 class _Ranks:
-    def __init__(self, nodes, segment, scalar_attribute):
+    def __init__(self, nodes, segment, scalar_attribute, out=None):
         self.nodes = nodes
         self.segment = segment  # span -> source text (to tell a starred shape argument)
         self.scalar_attribute = scalar_attribute  # "self.scale" -> whether the class binds it to a number
@@ -81,13 +81,21 @@ class _Ranks:
         self.defined = defined
         self.rank: dict[str, object] = {key: TOP for key in defined}
         self.conflicts: set[str] = set()  # names whose assignments give different ranks
+        # With the flow's edges, a name read at a node has the rank of the assignments that
+        # reach it (``q, k, v = qkv.split(...)`` then ``q = q.view(b, n, h, d).transpose(1, 2)``:
+        # q is 4-D where the product reads it); without them, of every assignment.
+        self.reach = _reaching(nodes, out) if out is not None else None
+        self.def_rank: dict[tuple, object] = {(node.id, key): TOP for key, ds in defined.items() for node in ds}
 
-    def of(self, value):
+    def of(self, value, at=None):
         if isinstance(value, _graph.Const):
             inner = value.value
             return 0 if isinstance(inner, (int, float)) and not isinstance(inner, bool) else None
         if _is_ref(value):
             if value.key in self.rank:
+                if at is not None and self.reach is not None:
+                    defs = self.reach[at.id].get(value.key, ())
+                    return self._join([self.def_rank[(d, value.key)] for d in defs]) if defs else None
                 return self.rank[value.key]
             if _SIZE.search(value.text) or (value.text.startswith("self.") and value.key == value.text
                                             and self.scalar_attribute(value.text[len("self."):])):
@@ -95,8 +103,22 @@ class _Ranks:
             return None
         return None
 
-    def _elementwise(self, values):
-        ranks = [self.of(v) for v in values]
+    @staticmethod
+    def _join(ranks):
+        found = TOP
+        for rank in ranks:
+            if rank is None:
+                return None
+            if rank == TOP:
+                continue
+            if found == TOP:
+                found = rank
+            elif found != rank:
+                return None
+        return found
+
+    def _elementwise(self, values, at=None):
+        ranks = [self.of(v, at) for v in values]
         if any(r is None for r in ranks):
             return None
         if any(r == TOP for r in ranks):
@@ -108,7 +130,7 @@ class _Ranks:
         args = node.view.args if node.view is not None else node.args
         tail = node.op.rsplit(".", 1)[-1]
         if node.kind == "copy":
-            return self.of(node.args[0]) if node.args else None
+            return self.of(node.args[0], node) if node.args else None
         if tail in _FIXED_THREE and node.canon in ("torch.matmul", "torch.mul"):
             return 3  # bmm / baddbmm (and baddbmm's alpha scaling): 3-D in, 3-D out
         if node.canon == "torch.matmul":
@@ -118,19 +140,19 @@ class _Ranks:
                     return None
                 out = equations[0].split("->")[1]
                 return len(out.split()) if " " in out.strip() else len(out.strip())
-            ranks = [self.of(v) for v in args[:2]]
+            ranks = [self.of(v, node) for v in args[:2]]
             if any(r is None for r in ranks):
                 return None
             if any(r == TOP for r in ranks):
                 return TOP
             return max(ranks) if min(ranks) >= 2 else None
         if node.canon in _UNARY:
-            return self.of(args[0]) if args else None
+            return self.of(args[0], node) if args else None
         if node.canon == "torch.Tensor.masked_fill":
             mask = dict(node.view.kwargs).get("mask") if node.view is not None else None
-            return self._elementwise([args[0], mask]) if args and mask is not None else None
+            return self._elementwise([args[0], mask], node) if args and mask is not None else None
         if node.canon in _ELEMENTWISE or (node.kind == "op" and node.op in _ELEMENTWISE_SYMBOLS):
-            return self._elementwise(args[:2]) if len(args) >= 2 else None
+            return self._elementwise(args[:2], node) if len(args) >= 2 else None
         if node.kind == "method":
             receiver = node.args[0] if node.args else None
             rest = node.args[1:]
@@ -143,11 +165,11 @@ class _Ranks:
             if node.op == "permute" and len(rest) > 1 and not node.kwargs:
                 return len(rest)
             if node.op in _SAME_RANK_METHODS:
-                return self.of(receiver)
+                return self.of(receiver, node)
             if node.op == "size" and len(rest) == 1 and not node.kwargs:
                 return 0
             if node.op == "unsqueeze" and len(rest) == 1 and not node.kwargs:
-                base = self.of(receiver)
+                base = self.of(receiver, node)
                 return base + 1 if isinstance(base, int) else base
             return None
         if node.kind == "call" and node.op in _SCALAR_CALLS:
@@ -158,24 +180,27 @@ class _Ranks:
         return span is None or self.segment(span).lstrip().startswith("*")
 
     def solve(self) -> None:
-        """Each name's rank: the one every assignment gives (optimistic fixed point)."""
+        """Each name's rank: the one every assignment gives (optimistic fixed point); with the
+        flow's edges, also each assignment's own rank (``def_rank``), read where it reaches."""
         for _ in range(6):
             changed = False
             for key, nodes in self.defined.items():
                 found = TOP
                 for node in nodes:
                     rank = self.node_rank(node) if len(node.outs) == 1 and node.outs[0].key == key else None
+                    site = (node.id, key)
+                    if self.reach is not None and self.def_rank[site] is not None and self.def_rank[site] != rank:
+                        self.def_rank[site] = rank
+                        changed = True
+                    if found is None or rank == TOP:
+                        continue
                     if rank is None:
                         found = None
-                        break
-                    if rank == TOP:
-                        continue
-                    if found == TOP:
+                    elif found == TOP:
                         found = rank
                     elif found != rank:
                         found = None
                         self.conflicts.add(key)  # assigned values of two ranks (a branch unsqueezes)
-                        break
                 if found != self.rank[key] and self.rank[key] is not None:
                     self.rank[key] = found
                     changed = True
@@ -184,6 +209,40 @@ class _Ranks:
         for key, rank in self.rank.items():
             if rank == TOP:
                 self.rank[key] = None
+        for site, rank in self.def_rank.items():
+            if rank == TOP:
+                self.def_rank[site] = None
+
+
+def _reaching(nodes, out) -> list[dict]:
+    """Per node (by id), the assignments reaching it: name -> ids of the nodes assigning it
+    whose value may be the one the node reads (classic reaching definitions over the flow)."""
+    preds: list[list[int]] = [[] for _ in nodes]
+    for pred, edges in enumerate(out):
+        for succ, _ in edges:
+            preds[succ].append(pred)
+    empty: dict = {}
+    reach_in: list[dict] = [empty] * len(nodes)
+    reach_out: list[dict] = [empty] * len(nodes)
+    for _ in range(len(nodes) + 1):
+        changed = False
+        for node in nodes:
+            merged: dict = {}
+            for pred in preds[node.id]:
+                for key, ids in reach_out[pred].items():
+                    merged[key] = merged[key] | ids if key in merged else ids
+            after = merged
+            if node.defs:
+                after = dict(merged)
+                for key in node.defs:
+                    after[key] = frozenset((node.id,))
+            if after != reach_out[node.id]:
+                reach_out[node.id] = after
+                changed = True
+            reach_in[node.id] = merged
+        if not changed:
+            break
+    return reach_in
 
 
 def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
@@ -205,7 +264,7 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
     found: dict[int, int] = {}
     for node in nodes:
         if node.canon != "torch.nn.functional.softmax" or node.view is None or not node.view.args \
-                or len(node.outs) != 1 or ranks.of(node.view.args[0]) not in (None, TOP):
+                or len(node.outs) != 1 or ranks.of(node.view.args[0], node) not in (None, TOP):
             continue
         d = _int(dict(node.view.kwargs).get("dim"))
         if d is None or d < 0 or _from_conflict(node.view.args[0], ranks):
@@ -282,10 +341,12 @@ def _bmm_reads(nodes, index) -> bool:
     return reached
 
 
-def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
+def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None) -> None:
     """Rewrite, in place, the non-negative dims of softmax and transpose nodes whose input's
-    rank is known as negative ones (and the transposes products record as their operands)."""
-    ranks = _Ranks(nodes, segment, scalar_attribute)
+    rank is known as negative ones (and the transposes products record as their operands).
+    ``out``: the flow's edges (per node id, its successors), to read a name's rank where it is
+    read rather than over all its assignments."""
+    ranks = _Ranks(nodes, segment, scalar_attribute, out)
     ranks.solve()
     # A temporary that torch.bmm multiplies is 3-D (bmm raises otherwise): so is the input of
     # the transpose computing it (``torch.bmm(v, w.transpose(1, 2))``).
@@ -299,7 +360,7 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False) -> None:
         view = node.view
         if not view.args:
             continue
-        rank = ranks.of(view.args[0])
+        rank = ranks.of(view.args[0], node)
         if node.canon == "torch.transpose" and len(node.outs) == 1 and node.outs[0].key in into_bmm:
             rank = 3
         elif node.canon == "torch.nn.functional.softmax" and not isinstance(rank, int) and _bmm_reads(nodes, index):
