@@ -261,11 +261,13 @@ def test_subtracting_the_row_maximum(text, expected):
     ("w.new_full((), float('-inf'))", {}, "inf"),
     ("torch.as_tensor(data=-1e9)", {}, "finite"),
     ("m", {"m": "inf"}, "inf"),
+    ("torch.full_like(att, float('-inf'))", {}, "inf"),  # where(c, att, full_like(att, -inf))
     # a tensor of another value, a name holding no fill, an unknown call: not a fill
     ("torch.full([], 0.0)", {}, None),
     ("torch.tensor(m)", {}, None),
     ("torch.zeros([]).to(w.device)", {}, None),
     ("torch.full([])", {}, None),
+    ("torch.full_like(att, 0.0)", {}, None),
 ])
 def test_held_fills(text, names, kind):
     assert held_fill(ast.parse(text, mode="eval").body, names.get) == kind

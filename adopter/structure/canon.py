@@ -410,7 +410,8 @@ def fill_value(expr: ast.expr) -> str | None:
 
 #: Calls that make a tensor holding their value argument, by its position: ``torch.tensor(v,
 #: dtype=...)``, the 0-d ``torch.full([], v, ...)`` (GPT-2's mask value), ``x.new_full(shape, v)``.
-_FILL_HOLDERS = {"tensor": 0, "as_tensor": 0, "scalar_tensor": 0, "full": 1, "new_tensor": 0, "new_full": 1}
+_FILL_HOLDERS = {"tensor": 0, "as_tensor": 0, "scalar_tensor": 0, "full": 1, "new_tensor": 0, "new_full": 1,
+                "full_like": 1}
 
 
 def held_fill(expr: ast.expr, lookup) -> str | None:

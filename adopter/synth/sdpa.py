@@ -1029,6 +1029,7 @@ class _Attention:
         value = self._at(spans["value"], "the fill value")
         if read_names(cond) & stored:
             raise Skip("the mask is computed by the attention")
+        value = self._full_like_value(value, stored)
         value_text = self._text(value)
         if read_names(value) & stored:
             # ``-torch.finfo(sim.dtype).max``: the scores' dtype is the query's
@@ -1055,6 +1056,15 @@ class _Attention:
             keep, where = _negate(cond, cond_text, self._text), cond_text
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": not by_where, "role": role}
+
+    def _full_like_value(self, value: ast.expr, stored: set) -> ast.expr:
+        """``torch.full_like(scores, v)`` (where(c, scores, full_like(scores, -inf))) fills
+        with ``v``: the tensor has the scores' shape, so where it is taken only ``v`` counts."""
+        if isinstance(value, ast.Call) and not value.keywords and len(value.args) == 2 \
+                and isinstance(value.args[0], ast.Name) and value.args[0].id in stored \
+                and self.names.resolve(value.func) == "torch.full_like":
+            return value.args[1]
+        return value
 
     def _zero_bias_if(self, stmt: ast.If, step_stored: set, region: list) -> str | None:
         """An if choosing the bias the scores are then added (OLMo: the causal bias, the
