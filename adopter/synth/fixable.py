@@ -125,6 +125,11 @@ def _planned(analysis: Analysis, text: str, path: str, takes_part) -> list[Findi
         if key not in by_key:
             continue
         finding = by_key[key]
+        if verdict.get(key) == "":
+            # (two matches reported over the same code -- Swin's softmax written in both
+            # branches of an if, one match per branch -- are planned as one: the planned one
+            # rewrites the attention both report)
+            continue
         try:
             plan = planner.plan(rule, match, finding)
         except (Skip, RenderError) as exc:
