@@ -656,3 +656,37 @@ def slices_two_leading(expr: ast.Subscript) -> bool:
     if not 1 <= len(elts) <= 2 or not all(isinstance(e, ast.Slice) for e in elts):
         return False
     return any(e.lower is not None or e.upper is not None or e.step is not None for e in elts)
+
+
+def mask_blend(expr: ast.BinOp) -> tuple[ast.expr, ast.expr, ast.expr, float] | None:
+    """``x * b - c * (1 - b)`` / ``x * b + -c * (1 - b)`` (either order of each product, and
+    of the sum): OpenAI GPT's causal mask ``w = w * b - 1e4 * (1 - b)`` with ``b`` the 0/1
+    lower triangle.  Where ``b`` is 1 it keeps ``x``, where it is 0 it gives ``-c``: for a 0/1
+    mask, ``x.masked_fill(b == 0, -c)``.  Returns (x, b, the expression of c, the fill -c) when
+    ``-c`` is a large negative number (an infinite one would give NaN where ``b`` is 1)."""
+    if not isinstance(expr.op, (ast.Add, ast.Sub)):
+        return None
+    orders = [(expr.left, expr.right)] + ([(expr.right, expr.left)] if isinstance(expr.op, ast.Add) else [])
+    for kept, filled in orders:
+        if not (isinstance(kept, ast.BinOp) and isinstance(kept.op, ast.Mult)
+                and isinstance(filled, ast.BinOp) and isinstance(filled.op, ast.Mult)):
+            continue
+        for constant, complement in ((filled.left, filled.right), (filled.right, filled.left)):
+            if not (isinstance(complement, ast.BinOp) and isinstance(complement.op, ast.Sub)
+                    and isinstance(complement.left, ast.Constant) and complement.left.value in (1, 1.0)
+                    and not isinstance(complement.left.value, bool)):
+                continue
+            negated = isinstance(constant, ast.UnaryOp) and isinstance(constant.op, ast.USub)
+            inner = constant.operand if negated else constant
+            if not (isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float))
+                    and not isinstance(inner.value, bool)):
+                continue
+            value = -inner.value if negated else inner.value
+            fill = -value if isinstance(expr.op, ast.Sub) else value
+            if not (fill <= LARGE_NEGATIVE and fill != float("-inf")) or (isinstance(expr.op, ast.Sub) and kept is not expr.left):
+                continue
+            mask = ast.dump(complement.right)
+            for x, b in ((kept.left, kept.right), (kept.right, kept.left)):
+                if ast.dump(b) == mask and ast.dump(x) != mask:
+                    return x, b, constant, float(fill)
+    return None

@@ -356,6 +356,21 @@ class FlowBuilder:
                 return self._chunk_ref(expr.value.id, index % len(keys), ctx), frontier
         if isinstance(expr, ast.Call):
             return self._call(expr, frontier, ctx)
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Sub)) \
+                and (blend := canonical.mask_blend(expr)) is not None:
+            # w * b - 1e4 * (1 - b): w.masked_fill(b == 0, -1e4) for the 0/1 mask b
+            x, b, constant, fill = blend
+            kept, frontier = self._value(x, frontier, ctx)
+            mask, frontier = self._value(b, frontier, ctx)
+            out = self._temp("")
+            view = View((kept,), (("mask", mask), ("value", Const(fill))), (span(x),),
+                        ((span(b), span(b)), (span(constant), span(constant))))
+            _, frontier = self._new(
+                ctx, frontier, kind="op", op="canon.mask_blend", args=(kept, mask), outs=(out,),
+                uses=_keys((kept, mask)), defs=frozenset({out.key}), span=span(expr),
+                arg_spans=(span(x), span(b)), canon="torch.Tensor.masked_fill", view=view,
+            )
+            return out, frontier
         if isinstance(expr, ast.BinOp) and type(expr.op) in BINOPS:
             left, frontier = self._value(expr.left, frontier, ctx)
             right, frontier = self._value(expr.right, frontier, ctx)

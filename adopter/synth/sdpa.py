@@ -1026,6 +1026,8 @@ class _Attention:
         if set(spans) != {"mask", "value"} or None in spans.values():
             raise Skip("the masked_fill could not be read")
         cond = self._at(spans["mask"], "the mask")
+        if node.op == "canon.mask_blend":
+            return self._blend_fill(cond, dict(kwargs)["value"].value, stored, test, role)
         value = self._at(spans["value"], "the fill value")
         if read_names(cond) & stored:
             raise Skip("the mask is computed by the attention")
@@ -1056,6 +1058,19 @@ class _Attention:
             keep, where = _negate(cond, cond_text, self._text), cond_text
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": not by_where, "role": role}
+
+    def _blend_fill(self, cond: ast.expr, fill: float, stored: set, test, role: str) -> dict:
+        """OpenAI GPT's ``w * b - 1e4 * (1 - b)`` (graph: ``canon.mask_blend``): ``b`` is the 0/1
+        mask of the scores kept, ``-1e4`` what the others become.  Read only where ``b`` is built
+        from sizes and buffers (the causal triangle): a 0/1 mask from the input would need the
+        filled-rows test, which reads a boolean mask."""
+        if read_names(cond) & stored:
+            raise Skip("the mask is computed by the attention")
+        if self._reads_inputs(cond):
+            raise Skip("the 0/1 mask that blends the scores with the fill depends on the input")
+        atom = _atom(self._text(cond), cond)
+        return {"kind": "finite", "where": f"{atom} == 0", "keep": f"{atom} != 0", "test": test, "value": repr(fill),
+                "cond": cond, "filled_by_cond": False, "role": role}
 
     def _full_like_value(self, value: ast.expr, stored: set) -> ast.expr:
         """``torch.full_like(scores, v)`` (where(c, scores, full_like(scores, -inf))) fills
