@@ -1496,9 +1496,20 @@ class FlowBuilder:
                 if name not in bound:
                     bound[name] = self._name_value(name, ctx)
         result = self._temp("")
+        layer_alias = dict(ctx.layer_alias)
+        if isinstance(call, ast.Call):
+            # attention(q, k, v, dropout=self.dropout): in the helper, dropout(p) calls that layer
+            # (the Annotated Transformer's module-level attention function)
+            passed = list(zip(params, call.args)) + [(k.arg, k.value) for k in call.keywords if k.arg in names]
+            for name, expr in passed:
+                if isinstance(expr, ast.Starred):
+                    break
+                layer = self._layer_of(expr, ctx) if isinstance(expr, (ast.Attribute, ast.Name)) else None
+                if layer is not None and not layer.endswith("]"):
+                    layer_alias[name] = layer
         inner = _Ctx(
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
-            params=bound, layer_alias=dict(ctx.layer_alias), stack=ctx.stack + (target.name,), ret=result,
+            params=bound, layer_alias=layer_alias, stack=ctx.stack + (target.name,), ret=result,
             local_funcs=dict(ctx.local_funcs),
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope,
         )

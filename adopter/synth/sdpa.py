@@ -391,7 +391,7 @@ class _Attention:
                 if_stmt = chain[0]
                 if id(if_stmt) in branch_ifs:
                     continue  # runs whenever the fused path is taken (the guard sends the other branch away)
-                if role not in MASK_STEPS:
+                if role not in MASK_STEPS and not (role == "p1" and self._optional_dropout(if_stmt)):
                     raise Skip(f"the {role} step at line {self.roles[role].line} only runs under a condition")
                 conditions[role] = if_stmt.test
 
@@ -479,6 +479,7 @@ class _Attention:
         fast.append(c_text)
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
         guard += self._live_reads(region, all_stored - fast_defs)
+        self._hook_conditions = set(conditions)  # (a dropout the caller may not pass: its hooks read only when passed)
         guard += self._hooks(edits)
 
         unique = list(dict.fromkeys(guard))
@@ -894,7 +895,10 @@ class _Attention:
         if mask is not None:
             args.append(f"attn_mask={mask}")
         if "p1" in self.roles:
-            args.append(f"dropout_p={self._dropout('p1')}")
+            rate = self._dropout("p1")
+            if "p1" in conditions:  # `if dropout is not None: p = dropout(p)`
+                rate = f"({rate}) if {self._text(conditions['p1'])} else 0.0"
+            args.append(f"dropout_p={rate}")
         args.append(f"scale={scale}")
         call = f"{local}({', '.join(args)})"
         # the channel-first product gives the context transposed: so does the fused path, laid
@@ -1499,9 +1503,35 @@ class _Attention:
             raise Skip(f"the reshape at line {node.line} takes a starred shape")
         return args
 
+    def _layer_text(self, node) -> str:
+        """A layer as the code calls it where the rewrite goes: ``self.attn_drop``, or the name
+        of a helper's parameter the caller passed it as (``dropout(p_attn)`` in the Annotated
+        Transformer's ``attention(..., dropout=self.dropout)``), which has no ``self``."""
+        written = self.index.segment(node.func_span) if node.func_span is not None else ""
+        if not written.isidentifier() or written == "self" or node.stmt is None:
+            return node.layer
+        info = self.index.stmt(node.stmt)
+        func = self._function(info.stmt) if info is not None else None
+        params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)} if func is not None else set()
+        return written if written in params else node.layer
+
+    def _optional_dropout(self, if_stmt: ast.If) -> bool:
+        """``if dropout is not None: p = dropout(p)``, nothing else in it: the dropout of a
+        module the caller may pass or not (its rate then 0 without it)."""
+        node = self.roles["p1"]
+        text = self._layer_text(node)
+        test = if_stmt.test
+        return node.kind == "layer" and text.isidentifier() and not if_stmt.orelse and len(if_stmt.body) == 1 \
+            and isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot) \
+            and isinstance(test.left, ast.Name) and test.left.id == text \
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None
+
     def _dropout(self, role: str) -> str:
         node = self.roles[role]
         if node.kind == "layer":
+            text = self._layer_text(node)
+            if text != node.layer:  # a helper's parameter: the module's own training flag
+                return f"{text}.p if {text}.training else 0.0"
             return f"{node.layer}.p if self.training else 0.0"
         _, kwargs, _, kwarg_spans = self._view(role)
         values = {name: (value, value_span) for (name, value), (value_span, _) in zip(kwargs, kwarg_spans)}
@@ -1783,11 +1813,21 @@ class _Attention:
             node = self.roles.get(role)
             if node is None or node.kind != "layer":
                 continue
-            layer = node.layer
+            layer = self._layer_text(node)
             member = re.fullmatch(r"self\.([A-Za-z_][A-Za-z0-9_]*)\[(\d+)\]", layer)
             if member:  # a member of an nn.Sequential: its hooks, and the container's
                 container = f"self.{member.group(1)}"
                 terms += [f"{container}._forward_hooks", f"{container}._forward_pre_hooks"]
+            elif layer.isidentifier() and layer != node.layer:
+                # A dropout module a helper takes as a parameter: the fused path reads its rate,
+                # which other callers' arguments may not have (anything but an nn.Dropout, or one
+                # with hooks, goes to the original); a dropout the caller may omit, only when passed.
+                if role != "p1":
+                    raise Skip(f"the softmax module `{layer}` is a parameter of the function")
+                term = (f"not isinstance({layer}, {self._torch('the dropout test')}.nn.Dropout) "
+                        f"or bool({layer}._forward_hooks or {layer}._forward_pre_hooks)")
+                terms.append(f"({layer} is not None and ({term}))" if role in self._hook_conditions else f"({term})")
+                continue
             elif not layer.startswith("self.") or not layer[5:].isidentifier():
                 raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
             terms += [f"{layer}._forward_hooks", f"{layer}._forward_pre_hooks"]
