@@ -85,6 +85,7 @@ class _Ranks:
         # reach it (``q, k, v = qkv.split(...)`` then ``q = q.view(b, n, h, d).transpose(1, 2)``:
         # q is 4-D where the product reads it); without them, of every assignment.
         self.reach = _reaching(nodes, out) if out is not None else None
+        self.defined_ids = {key: [node.id for node in ds] for key, ds in defined.items()}
         self.def_rank: dict[tuple, object] = {(node.id, key): TOP for key, ds in defined.items() for node in ds}
 
     def of(self, value, at=None):
@@ -93,8 +94,10 @@ class _Ranks:
             return 0 if isinstance(inner, (int, float)) and not isinstance(inner, bool) else None
         if _is_ref(value):
             if value.key in self.rank:
-                if at is not None and self.reach is not None:
-                    defs = self.reach[at.id].get(value.key, ())
+                if at is not None and self.reach is not None and value.key in self.reach[2]:
+                    reach_in, bits, masks = self.reach
+                    present = reach_in[at.id] & masks[value.key]
+                    defs = [d for d in self.defined_ids[value.key] if bits[(d, value.key)] & present]
                     return self._join([self.def_rank[(d, value.key)] for d in defs]) if defs else None
                 return self.rank[value.key]
             if _SIZE.search(value.text) or (value.text.startswith("self.") and value.key == value.text
@@ -214,35 +217,53 @@ class _Ranks:
                 self.def_rank[site] = None
 
 
-def _reaching(nodes, out) -> list[dict]:
-    """Per node (by id), the assignments reaching it: name -> ids of the nodes assigning it
-    whose value may be the one the node reads (classic reaching definitions over the flow)."""
-    preds: list[list[int]] = [[] for _ in nodes]
+def _reaching(nodes, out) -> tuple[list[int], dict, dict]:
+    """Reaching definitions over the flow, for the names assigned more than once (a name
+    assigned once has that one value wherever it is read).  Each such assignment is one bit;
+    returns, per node id, the bits of the assignments reaching it, the bit of each (node id,
+    name), and each name's mask of bits."""
+    defined: dict[str, list[int]] = {}
+    for node in nodes:
+        for key in node.defs:
+            defined.setdefault(key, []).append(node.id)
+    bits: dict[tuple, int] = {}
+    masks: dict[str, int] = {}
+    for key, ids in defined.items():
+        if len(ids) > 1:
+            mask = 0
+            for node_id in ids:
+                bits[(node_id, key)] = 1 << len(bits)
+                mask |= bits[(node_id, key)]
+            masks[key] = mask
+    size = len(nodes)
+    reach_in = [0] * size
+    if not masks:
+        return reach_in, bits, masks
+    gen, kill = [0] * size, [0] * size
+    for node in nodes:
+        for key in node.defs:
+            if key in masks:
+                kill[node.id] |= masks[key]
+                gen[node.id] |= bits[(node.id, key)]
+    preds: list[list[int]] = [[] for _ in range(size)]
     for pred, edges in enumerate(out):
         for succ, _ in edges:
             preds[succ].append(pred)
-    empty: dict = {}
-    reach_in: list[dict] = [empty] * len(nodes)
-    reach_out: list[dict] = [empty] * len(nodes)
-    for _ in range(len(nodes) + 1):
+    reach_out = [0] * size
+    changed = True
+    while changed:
         changed = False
         for node in nodes:
-            merged: dict = {}
-            for pred in preds[node.id]:
-                for key, ids in reach_out[pred].items():
-                    merged[key] = merged[key] | ids if key in merged else ids
-            after = merged
-            if node.defs:
-                after = dict(merged)
-                for key in node.defs:
-                    after[key] = frozenset((node.id,))
-            if after != reach_out[node.id]:
-                reach_out[node.id] = after
+            i = node.id
+            merged = 0
+            for pred in preds[i]:
+                merged |= reach_out[pred]
+            reach_in[i] = merged
+            after = (merged & ~kill[i]) | gen[i]
+            if after != reach_out[i]:
+                reach_out[i] = after
                 changed = True
-            reach_in[node.id] = merged
-        if not changed:
-            break
-    return reach_in
+    return reach_in, bits, masks
 
 
 def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
