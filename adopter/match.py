@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
-from .structure.canon import CASTS, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
+from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
@@ -328,6 +328,14 @@ class Matcher:
         self.required_keywords = sorted({k for p in forward.nodes if not p.optional and not p.canonical
                                          and p.op != "table" and p.op[:1].isalpha() for k, _ in p.kwargs
                                          if k != "**"})
+        # An attribute of the module passed by position to a step that is not canonical
+        # (``self.vocab_size`` in ``$c.view(-1, self.vocab_size)``) binds only a value whose
+        # source text is that attribute (_bind: Sym), and such a step reads the arguments as
+        # written at the call site: the code mentions the attribute's name.
+        self.required_attributes = sorted({a.name.rsplit(".", 1)[-1] for p in forward.nodes
+                                           if not p.optional and not p.canonical and p.op != "table"
+                                           and p.op[:1].isalpha() for a in p.args
+                                           if isinstance(a, Sym) and a.name.startswith("self.")})
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
@@ -425,7 +433,7 @@ class Matcher:
         matcher; the word sets themselves once per class, shared by every matcher."""
         found = [("calls", op) for op in self.required_calls]
         found += [("words", self._methods(m)) for m in self.required_methods]
-        found += [("word", k) for k in self.required_keywords]
+        found += [("word", k) for k in (*self.required_keywords, *self.required_attributes)]
         found += [("op", op) for op in self.required_ops]
         for pnode in self.forward.nodes:
             if getattr(pnode, "optional", False):
@@ -435,6 +443,8 @@ class Matcher:
                 found.append(key)
             if pnode.canonical and pnode.op == "canon.rotate_half":
                 found.append(("negpair", pnode.op))
+            if pnode.canonical and pnode.op == "canon.rope_halves":
+                found.append(("halfpair", pnode.op))
         return tuple(dict.fromkeys(found))
 
     def _node_key(self, pnode: PNode) -> tuple | None:
@@ -1268,6 +1278,10 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
         # another spelling of the operation: the other words of key[1] (a root that mentions
         # `cat` for anything else then has no graph built for these patterns)
         group = (cls.op_words(key[1]) - ROTATE_HALF_CALLS) | cls.op_attrs(key[1]) | {NEG_PAIR}
+    elif kind == "halfpair":
+        # the same for a rotation written per half: a concatenation of a tuple or list in a
+        # function that takes the halves of a last axis (the HALF_PAIR pseudo-word)
+        group = (cls.op_words(key[1]) - ROTATE_HALF_CALLS) | cls.op_attrs(key[1]) | {HALF_PAIR}
     else:  # "callbound": a function call, or a layer bound to that class
         group = module.call_names(key[1]) | cls.bound_to(frozenset({key[1]}))
     cache[key] = group
