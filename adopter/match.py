@@ -369,6 +369,15 @@ class Matcher:
                 needed.add(pnode.layer.name)
             self.needed_after.append(needed)
         self.needed_after.reverse()
+        # Per step index, the values (variables, temporaries, literals) the steps after it
+        # read (_intermediates asks at every match the search completes).
+        later: set = set()
+        self.later_uses: list[frozenset] = []
+        for pnode in reversed(forward.nodes):
+            self.later_uses.append(frozenset(later))
+            later.update(pnode.args)
+            later.update(v for _, v in pnode.kwargs)
+        self.later_uses.reverse()
         self.word_keys = self._word_keys()
         # The same keys, those every class of a file shares first (plain words, then call names,
         # then what depends on the class's bindings): _candidate_roots works out one group at a
@@ -1100,10 +1109,7 @@ class Matcher:
         pattern = self.forward.nodes
         for index, node in zip(state.steps, state.matched):
             pnode = pattern[index]
-            later_uses = set()
-            for later in pattern[index + 1:]:
-                later_uses.update(later.args)
-                later_uses.update(v for _, v in later.kwargs)
+            later_uses = self.later_uses[index]
             if Temp(index) in later_uses:
                 keys.update(o.key for o in node.outs)
             else:  # of a tuple of outputs, those a later step reads (``$l, _ = f(x)``: the first)
