@@ -384,6 +384,10 @@ class Matcher:
         # time and stops when no root is left, so a class that calls none of the pattern's
         # functions never has its bindings searched for the layer constructors.
         self.word_order = tuple(sorted(self.word_keys, key=lambda k: _KEY_COST.get(k[0], 3)))
+        # The keys whose word groups are the same in every class of a file (plain words, call
+        # names): when the words of all the file's roots hold none of one group, no root of any
+        # class can pass _candidate_roots, and match_module returns before visiting a class.
+        self.file_keys = tuple(k for k in self.word_order if k[0] in ("word", "words", "calls"))
         self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
 
     def _layer_types(self) -> dict[str, set[str]]:
@@ -415,11 +419,18 @@ class Matcher:
 
     # -- forward ----------------------------------------------------------------
     def match_module(self, module: ModuleStructure) -> list[Match]:
+        if self.file_keys:
+            words = module.root_words()
+            for key in self.file_keys:
+                group = frozenset({key[1]}) if key[0] == "word" else (
+                    frozenset(key[1]) if key[0] == "words" else module.call_names(key[1]))
+                if group.isdisjoint(words):
+                    return []
         found: dict[tuple, Match] = {}
-        for cls in module.classes.values():
-            if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
+        for name, roots in self._candidates(module):
+            if self.direct_layers and name == SEQUENTIAL_OWNER:
                 continue
-            roots = self._candidate_roots(cls, module)
+            cls = module.classes[name]
             for root in roots:
                 if self.distinct_layers and not all(
                     len({p for p in cls.bound_paths(allowed) if p.split("[")[0] in cls.words(root)}) >= n
@@ -474,6 +485,19 @@ class Matcher:
         if not pnode.op[:1].isalpha():
             return None
         return ("callbound", pnode.op)
+
+    def _candidates(self, module: ModuleStructure) -> list[tuple[str, list[str]]]:
+        """(class name, :meth:`_candidate_roots`) of the classes of ``module`` that have some,
+        in the module's order; worked out once per file for all matchers with the same word
+        keys and scope (the variants of an alternative, alternatives that differ only in
+        their steps' arguments: 45 key sets for some 130 matchers)."""
+        found = module.candidates.get(self.roots_key)
+        if found is None:
+            found = module.candidates[self.roots_key] = [
+                (name, roots) for name, cls in module.classes.items()
+                for roots in [self._candidate_roots(cls, module)] if roots
+            ]
+        return found
 
     def _candidate_roots(self, cls: ClassStructure, module: ModuleStructure) -> list[str]:
         """The roots of ``cls`` that mention every word group of :meth:`_word_keys` (cheap,

@@ -10,7 +10,9 @@ admit most roots:
   require that name (any Linear followed by a loss is otherwise a candidate).
 
 Every form the builder and the matcher read is still found; roots without the words get no
-graph."""
+graph.  And the word tests themselves: a plain word no root of the file mentions rules out
+every class at once (Matcher.file_keys), and matchers with the same word keys share each
+file's (class, candidate roots) list (Matcher._candidates)."""
 
 from __future__ import annotations
 
@@ -177,3 +179,39 @@ def test_a_linear_and_a_loss_without_the_vocabulary_get_no_graph_from_those_alte
     for m in needing:
         assert m.match_module(structure) == []
     assert structure.classes["Head"]._flows == {}
+
+
+def test_a_word_no_root_of_the_file_mentions_rules_out_every_class_at_once(rules):
+    """Matcher.file_keys: a plain word a pattern needs (``vocab_size``) that no root of any
+    class mentions ends match_module before any class's roots are filtered; mentioned in a
+    root, the classes are visited and the site is found."""
+    needing = [m for m in matchers_for(rules["ADP015"]) if ("word", "vocab_size") in m.file_keys]
+    assert needing
+    # vocab_size nowhere (__init__ counts: it is a root of the rules about code around the
+    # model): no class is visited
+    code = HEAD.format(loss="loss = self.loss_function(logits, labels, self.num_labels)")
+    code = code.replace("vocab_size", "n_vocab")
+    structure = module_structure(ast.parse(code), None, code, "m.py")
+    for m in needing:
+        assert m.match_module(structure) == []
+    assert all("_match_words" not in cls.__dict__ for cls in structure.classes.values())
+    code = HEAD.format(loss="loss = self.loss_function(logits, labels, self.vocab_size)")
+    structure = module_structure(ast.parse(code), None, code, "m.py")
+    assert any(m.match_module(structure) for m in needing)
+    assert "_match_words" in structure.classes["Head"].__dict__
+
+
+def test_matchers_with_the_same_word_keys_share_the_classes_candidate_roots(rules):
+    """Matcher._candidates: the (class, roots) pairs are worked out once per file for every
+    matcher with the same word keys and scope (variants of one alternative), by class name."""
+    by_key: dict = {}
+    for rule in rules.values():
+        for m in matchers_for(rule):
+            by_key.setdefault(m.roots_key, []).append(m)
+    shared = next(ms for ms in by_key.values() if len(ms) > 1 and ms[0].file_keys == ())
+    code = HEAD.format(loss="loss = self.loss_function(logits, labels, self.vocab_size)")
+    structure = module_structure(ast.parse(code), None, code, "m.py")
+    first = shared[0]._candidates(structure)
+    assert all(m._candidates(structure) is first for m in shared[1:])
+    assert all(isinstance(name, str) and roots for name, roots in first)
+    assert len(structure.candidates) == 1

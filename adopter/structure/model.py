@@ -214,6 +214,9 @@ class ModuleStructure:
     classes: dict[str, ClassStructure] = field(default_factory=dict)
     _mentions: dict[int, frozenset] = field(default_factory=dict)
     _call_names: dict[str, frozenset] = field(default_factory=dict)
+    # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots
+    # (names, not class structures: no reference cycle through the module).
+    candidates: dict[int, list] = field(default_factory=dict)
 
     def call_names(self, fqn: str) -> frozenset[str]:
         """The words code uses to call ``fqn`` here: its last component and its import aliases."""
@@ -248,6 +251,20 @@ class ModuleStructure:
     @property
     def function_owner(self) -> ClassStructure:
         return self.classes["<module>"]
+
+    def root_words(self) -> frozenset[str]:
+        """Every word some root of some class mentions (:meth:`ClassStructure.words` of each
+        root, also the roots no forward reaches): a word group of a matcher that no class
+        needs to work out (a function's name) and that none of these holds rules out every
+        root of the file at once.  Worked out on first use, after the classes are made."""
+        words = self._call_names.get("<roots>")
+        if words is None:
+            found: set[str] = set()
+            for cls in self.classes.values():
+                for root in {*cls.roots, *cls.all_roots}:
+                    found |= cls.words(root)
+            words = self._call_names["<roots>"] = frozenset(found)
+        return words
 
 
 def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
