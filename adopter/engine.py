@@ -121,35 +121,36 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
             tree: ast.Module | None = None) -> Analysis:
     """Findings (and matches) of ``rules`` in ``text``; ``tree``: its ``ast`` when the caller
     already parsed it (the fixer validates each rewrite by parsing it, then analyses it)."""
-    if tree is None:
-        # always: a broken file is an error even when no rule could apply.  The syntax tree
-        # holds no reference cycle either, so the collector is paused while it is built: the
-        # collections its allocations trigger only walk the tree being built (a fifth of the
-        # time ast.parse takes with the collector running).
-        collecting = gc.isenabled()
+    # The cyclic garbage collector is paused from the parse to the return: the syntax tree and
+    # the analysis make no reference cycles (the one between a module structure and its
+    # classes is cut in _analyze; tests/test_engine_gc.py checks), so everything they allocate
+    # is freed by reference counting, and the collections their allocations would trigger
+    # only walk the live syntax tree and graphs again and again (a fifth of the time ast.parse
+    # takes, a fifth of the analysis over a corpus).  One window, not one for the parse and
+    # one for the analysis: the first allocation after the collector is switched back on
+    # collects every object allocated while it was off that is still alive (the whole tree,
+    # right after the parse); at the return that is only what the caller keeps, and nothing
+    # once the caller has dropped the result.  The collector's previous state is restored.
+    collecting = gc.isenabled()
+    if collecting:
+        gc.disable()
+    try:
+        return _analyze(text, path, rules, package, tree)
+    finally:
         if collecting:
-            gc.disable()
-        try:
-            tree = parse(text, path)
-        finally:
-            if collecting:
-                gc.enable()
+            gc.enable()
+
+
+def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree: ast.Module | None) -> Analysis:
+    if tree is None:
+        tree = parse(text, path)  # always: a broken file is an error even when no rule could apply
     rules = relevant_rules(text, rules)
     if not rules:
         return Analysis([], [], tree)
     limit = sys.getrecursionlimit()
     structure = None
-    # The cyclic garbage collector is paused while one file is analysed: the analysis makes
-    # no reference cycles (the one between a module structure and its classes is cut below;
-    # tests/test_engine_gc.py checks), so everything it allocates is freed by reference
-    # counting, and the collections its allocations would trigger only walk the live syntax
-    # tree and graphs again and again (a fifth of the analysis time over a corpus).  The
-    # collector's previous state is restored when the call returns.
-    collecting = gc.isenabled()
     try:
         sys.setrecursionlimit(max(limit, 10000))
-        if collecting:
-            gc.disable()
         structure = module_structure(tree, package, text, path)
         lines = text.split("\n")
         findings: list[Finding] = []
@@ -183,8 +184,6 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
         raise AnalysisError(str(exc)) from None
     finally:
         sys.setrecursionlimit(limit)
-        if collecting:
-            gc.enable()
         if structure is not None:
             # Each class structure points back at its module (a reference cycle), which would
             # keep the file's syntax tree and graphs alive until a full garbage collection:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
-from .structure.canon import CASTS, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
+from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
@@ -328,6 +328,14 @@ class Matcher:
         self.required_keywords = sorted({k for p in forward.nodes if not p.optional and not p.canonical
                                          and p.op != "table" and p.op[:1].isalpha() for k, _ in p.kwargs
                                          if k != "**"})
+        # An attribute of the module passed by position to a step that is not canonical
+        # (``self.vocab_size`` in ``$c.view(-1, self.vocab_size)``) binds only a value whose
+        # source text is that attribute (_bind: Sym), and such a step reads the arguments as
+        # written at the call site: the code mentions the attribute's name.
+        self.required_attributes = sorted({a.name.rsplit(".", 1)[-1] for p in forward.nodes
+                                           if not p.optional and not p.canonical and p.op != "table"
+                                           and p.op[:1].isalpha() for a in p.args
+                                           if isinstance(a, Sym) and a.name.startswith("self.")})
         self.forward = forward
         self.init = init
         self.layer_types = self._layer_types()
@@ -361,12 +369,25 @@ class Matcher:
                 needed.add(pnode.layer.name)
             self.needed_after.append(needed)
         self.needed_after.reverse()
+        # Per step index, the values (variables, temporaries, literals) the steps after it
+        # read (_intermediates asks at every match the search completes).
+        later: set = set()
+        self.later_uses: list[frozenset] = []
+        for pnode in reversed(forward.nodes):
+            self.later_uses.append(frozenset(later))
+            later.update(pnode.args)
+            later.update(v for _, v in pnode.kwargs)
+        self.later_uses.reverse()
         self.word_keys = self._word_keys()
         # The same keys, those every class of a file shares first (plain words, then call names,
         # then what depends on the class's bindings): _candidate_roots works out one group at a
         # time and stops when no root is left, so a class that calls none of the pattern's
         # functions never has its bindings searched for the layer constructors.
         self.word_order = tuple(sorted(self.word_keys, key=lambda k: _KEY_COST.get(k[0], 3)))
+        # The keys whose word groups are the same in every class of a file (plain words, call
+        # names): when the words of all the file's roots hold none of one group, no root of any
+        # class can pass _candidate_roots, and match_module returns before visiting a class.
+        self.file_keys = tuple(k for k in self.word_order if k[0] in ("word", "words", "calls"))
         self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
 
     def _layer_types(self) -> dict[str, set[str]]:
@@ -398,11 +419,18 @@ class Matcher:
 
     # -- forward ----------------------------------------------------------------
     def match_module(self, module: ModuleStructure) -> list[Match]:
+        if self.file_keys:
+            words = module.root_words()
+            for key in self.file_keys:
+                group = frozenset({key[1]}) if key[0] == "word" else (
+                    frozenset(key[1]) if key[0] == "words" else module.call_names(key[1]))
+                if group.isdisjoint(words):
+                    return []
         found: dict[tuple, Match] = {}
-        for cls in module.classes.values():
-            if self.direct_layers and cls.name == SEQUENTIAL_OWNER:
+        for name, roots in self._candidates(module):
+            if self.direct_layers and name == SEQUENTIAL_OWNER:
                 continue
-            roots = self._candidate_roots(cls, module)
+            cls = module.classes[name]
             for root in roots:
                 if self.distinct_layers and not all(
                     len({p for p in cls.bound_paths(allowed) if p.split("[")[0] in cls.words(root)}) >= n
@@ -425,7 +453,7 @@ class Matcher:
         matcher; the word sets themselves once per class, shared by every matcher."""
         found = [("calls", op) for op in self.required_calls]
         found += [("words", self._methods(m)) for m in self.required_methods]
-        found += [("word", k) for k in self.required_keywords]
+        found += [("word", k) for k in (*self.required_keywords, *self.required_attributes)]
         found += [("op", op) for op in self.required_ops]
         for pnode in self.forward.nodes:
             if getattr(pnode, "optional", False):
@@ -435,6 +463,8 @@ class Matcher:
                 found.append(key)
             if pnode.canonical and pnode.op == "canon.rotate_half":
                 found.append(("negpair", pnode.op))
+            if pnode.canonical and pnode.op == "canon.rope_halves":
+                found.append(("halfpair", pnode.op))
         return tuple(dict.fromkeys(found))
 
     def _node_key(self, pnode: PNode) -> tuple | None:
@@ -455,6 +485,19 @@ class Matcher:
         if not pnode.op[:1].isalpha():
             return None
         return ("callbound", pnode.op)
+
+    def _candidates(self, module: ModuleStructure) -> list[tuple[str, list[str]]]:
+        """(class name, :meth:`_candidate_roots`) of the classes of ``module`` that have some,
+        in the module's order; worked out once per file for all matchers with the same word
+        keys and scope (the variants of an alternative, alternatives that differ only in
+        their steps' arguments: 45 key sets for some 130 matchers)."""
+        found = module.candidates.get(self.roots_key)
+        if found is None:
+            found = module.candidates[self.roots_key] = [
+                (name, roots) for name, cls in module.classes.items()
+                for roots in [self._candidate_roots(cls, module)] if roots
+            ]
+        return found
 
     def _candidate_roots(self, cls: ClassStructure, module: ModuleStructure) -> list[str]:
         """The roots of ``cls`` that mention every word group of :meth:`_word_keys` (cheap,
@@ -1090,10 +1133,7 @@ class Matcher:
         pattern = self.forward.nodes
         for index, node in zip(state.steps, state.matched):
             pnode = pattern[index]
-            later_uses = set()
-            for later in pattern[index + 1:]:
-                later_uses.update(later.args)
-                later_uses.update(v for _, v in later.kwargs)
+            later_uses = self.later_uses[index]
             if Temp(index) in later_uses:
                 keys.update(o.key for o in node.outs)
             else:  # of a tuple of outputs, those a later step reads (``$l, _ = f(x)``: the first)
@@ -1268,6 +1308,10 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
         # another spelling of the operation: the other words of key[1] (a root that mentions
         # `cat` for anything else then has no graph built for these patterns)
         group = (cls.op_words(key[1]) - ROTATE_HALF_CALLS) | cls.op_attrs(key[1]) | {NEG_PAIR}
+    elif kind == "halfpair":
+        # the same for a rotation written per half: a concatenation of a tuple or list in a
+        # function that takes the halves of a last axis (the HALF_PAIR pseudo-word)
+        group = (cls.op_words(key[1]) - ROTATE_HALF_CALLS) | cls.op_attrs(key[1]) | {HALF_PAIR}
     else:  # "callbound": a function call, or a layer bound to that class
         group = module.call_names(key[1]) | cls.bound_to(frozenset({key[1]}))
     cache[key] = group

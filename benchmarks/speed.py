@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios = [b / a for a, b in pairs]
     verdict = "met" if statistics.median(ratios) <= ANALYSIS_TARGET else "MISSED"
     print(f"   ratio {spread(ratios)}; target <= {ANALYSIS_TARGET:g}x: {verdict}")
+    print(f"   analysis CPU {spread([b for _, b in pairs], ' s')}; ast.parse CPU {spread([a for a, _ in pairs], ' s')}")
 
     if not args.no_compile:
         import adopter

@@ -55,3 +55,29 @@ def test_analyze_restores_the_collector_state(enabled, rules):
         assert gc.isenabled() is enabled
     finally:
         gc.enable()
+
+
+def test_no_collection_runs_inside_an_analysis(rules):
+    """The collector stays off from the parse to the return (one window): switched back on in
+    between, the first allocation after the parse collected the whole new syntax tree."""
+    text = (ROOT / "examples" / "tiny_transformer.py").read_text(encoding="utf-8")
+    text = "\n\n".join([text] * 20)  # a tree of some 10^4 objects, more than gen 0's threshold
+    analyze(text, "big.py", rules)  # warm
+    inside = [False]
+    during: list[int] = []
+
+    def count(phase, info):
+        if phase == "start" and inside[0]:
+            during.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        inside[0] = True
+        result = analyze(text, "big.py", rules)
+        inside[0] = False
+    finally:
+        gc.callbacks.remove(count)
+    assert result.findings
+    assert gc.isenabled()
+    assert during == []

@@ -30,6 +30,11 @@ from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, 
 # text has a call whose first argument is a tuple or list with a negated first element.
 ROTATE_HALF_CALLS = frozenset({"cat", "concat", "concatenate"})
 NEG_PAIR = "(-"
+# canon.rope_halves is read off a concatenation too (graph._rope_halves): the pseudo-word that
+# structure.model adds when one function's text has a call whose first argument is a tuple or
+# list and takes halves of a last axis the way the builder reads them (a slice ``x[..., :n]``
+# whose bound is a floor division, or ``chunk`` / ``unbind``).
+HALF_PAIR = "(//"
 
 @dataclass(frozen=True)
 class Op:

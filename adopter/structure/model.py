@@ -25,7 +25,7 @@ import re
 from ..records import dataclass, field, replace
 
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
-from .canon import NEG_PAIR, TABLE
+from .canon import HALF_PAIR, NEG_PAIR, TABLE
 from .graph import Flow, FlowBuilder, Node, Ref, walk
 from .layers import OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, runs_in_order
 from .names import ModuleNames, collect_names, names_match
@@ -61,6 +61,13 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # pseudo-word NEG_PAIR (not an identifier), so that a root can be skipped before its graph is
 # built when none of the code it reaches has one.
 _NEG_PAIR = re.compile(r"\([\s\\]*[(\[][\s(\\]*-")
+# A call whose first argument is a tuple or list written in place (``torch.cat((a, b), -1)``):
+# with halves of a last axis taken in the same function (graph._half: ``x[..., : n]`` with
+# ``n = x.shape[-1] // 2`` -- an Ellipsis and a floor division --, or ``x.chunk(2, -1)``, or
+# ``rearrange(...).unbind(-2)``; graph._rope_halves resolves names only within the function
+# that concatenates), the function mentions the pseudo-word HALF_PAIR.
+_SEQ_ARG = re.compile(r"\([\s\\]*[(\[]")
+_HALVES = frozenset({"chunk", "unbind"})
 _NOISE = re.compile(r"""#[^\n]*|'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*\"""", re.S)
 
 
@@ -68,6 +75,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     """Identifiers in a function's text (a regex over its lines: ast.walk is 20x slower)."""
     if lines is None:
         words: set[str] = set()
+        seq_arg = floor_div = ellipsis = False
         for node in ast.walk(func):
             if isinstance(node, ast.Attribute):
                 words.add(node.attr)
@@ -75,15 +83,24 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 words.add(node.id)
             elif isinstance(node, ast.keyword) and node.arg:
                 words.add(node.arg)
-            elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], (ast.Tuple, ast.List)) \
-                    and node.args[0].elts and isinstance(node.args[0].elts[0], ast.UnaryOp) \
-                    and isinstance(node.args[0].elts[0].op, ast.USub):
-                words.add(NEG_PAIR)
+            elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], (ast.Tuple, ast.List)):
+                seq_arg = True
+                if node.args[0].elts and isinstance(node.args[0].elts[0], ast.UnaryOp) \
+                        and isinstance(node.args[0].elts[0].op, ast.USub):
+                    words.add(NEG_PAIR)
+            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
+                floor_div = True
+            elif isinstance(node, ast.Constant) and node.value is Ellipsis:
+                ellipsis = True
+        if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(_HALVES)):
+            words.add(HALF_PAIR)
         return frozenset(words)
     code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
     words = _WORD.findall(code)
     if _NEG_PAIR.search(code):
         words.append(NEG_PAIR)
+    if _SEQ_ARG.search(code) and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
+        words.append(HALF_PAIR)
     return frozenset(words)
 
 
@@ -197,6 +214,9 @@ class ModuleStructure:
     classes: dict[str, ClassStructure] = field(default_factory=dict)
     _mentions: dict[int, frozenset] = field(default_factory=dict)
     _call_names: dict[str, frozenset] = field(default_factory=dict)
+    # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots
+    # (names, not class structures: no reference cycle through the module).
+    candidates: dict[int, list] = field(default_factory=dict)
 
     def call_names(self, fqn: str) -> frozenset[str]:
         """The words code uses to call ``fqn`` here: its last component and its import aliases."""
@@ -231,6 +251,20 @@ class ModuleStructure:
     @property
     def function_owner(self) -> ClassStructure:
         return self.classes["<module>"]
+
+    def root_words(self) -> frozenset[str]:
+        """Every word some root of some class mentions (:meth:`ClassStructure.words` of each
+        root, also the roots no forward reaches): a word group of a matcher that no class
+        needs to work out (a function's name) and that none of these holds rules out every
+        root of the file at once.  Worked out on first use, after the classes are made."""
+        words = self._call_names.get("<roots>")
+        if words is None:
+            found: set[str] = set()
+            for cls in self.classes.values():
+                for root in {*cls.roots, *cls.all_roots}:
+                    found |= cls.words(root)
+            words = self._call_names["<roots>"] = frozenset(found)
+        return words
 
 
 def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
