@@ -688,7 +688,7 @@ def mask_blend(expr: ast.BinOp) -> tuple[ast.expr, ast.expr, ast.expr, float] | 
                 continue
             value = -inner.value if negated else inner.value
             fill = -value if isinstance(expr.op, ast.Sub) else value
-            if not (fill <= LARGE_NEGATIVE and fill != float("-inf")) or (isinstance(expr.op, ast.Sub) and kept is not expr.left):
+            if not (fill <= LARGE_NEGATIVE and fill != float("-inf")):
                 continue
             mask = ast.dump(complement.right)
             for x, b in ((kept.left, kept.right), (kept.right, kept.left)):

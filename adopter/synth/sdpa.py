@@ -479,8 +479,7 @@ class _Attention:
         fast.append(c_text)
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
         guard += self._live_reads(region, all_stored - fast_defs)
-        self._hook_conditions = set(conditions)  # (a dropout the caller may not pass: its hooks read only when passed)
-        guard += self._hooks(edits)
+        guard += self._hooks(edits, set(conditions))
 
         unique = list(dict.fromkeys(guard))
         widening_terms = set(self._widening_terms(conditions))
@@ -1801,13 +1800,14 @@ class _Attention:
                     and target.value.id == "self":
                 raise Skip(f"the class changes the members of `self.{attr}` (line {node.lineno}); rewrite it by hand")
 
-    def _hooks(self, edits: Edits) -> list[str]:
+    def _hooks(self, edits: Edits, conditional: set = frozenset()) -> list[str]:
         """Forward hooks registered on the softmax or dropout module (an attention map
         recorded by a hook) would not run on the fused path: it is taken only without them.
         TorchScript cannot read a module's hook dicts, so the test is one conditional
         expression a scripted module never evaluates (``False if is_scripting() else (...)``:
         TorchScript compiles only the branch a scripting check selects, where ``and``/``or``
-        would still compile the attribute reads); a scripted module runs no Python hooks."""
+        would still compile the attribute reads); a scripted module runs no Python hooks.
+        ``conditional``: the steps that run under an if (a dropout the caller may not pass)."""
         terms = []
         for role in ("p0", "p1"):
             node = self.roles.get(role)
@@ -1826,7 +1826,7 @@ class _Attention:
                     raise Skip(f"the softmax module `{layer}` is a parameter of the function")
                 term = (f"not isinstance({layer}, {self._torch('the dropout test')}.nn.Dropout) "
                         f"or bool({layer}._forward_hooks or {layer}._forward_pre_hooks)")
-                terms.append(f"({layer} is not None and ({term}))" if role in self._hook_conditions else f"({term})")
+                terms.append(f"({layer} is not None and ({term}))" if role in conditional else f"({term})")
                 continue
             elif not layer.startswith("self.") or not layer[5:].isidentifier():
                 raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
