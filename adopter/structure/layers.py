@@ -664,6 +664,13 @@ class LayerTyper:
                 graph = self.sequence(call.args, env, depth)
                 return (Built(fqn, tuple(call.args), kwargs, False, call, members=graph),)
             table = fqn.rsplit(".", 1)[-1] in TABLE_FUNCTIONS
+            if not table and len(call.args) == 1 and not fqn.startswith("torch.") and fqn not in self.names.classes:
+                key = self._config_type(call.args[0], env)
+                if key is not None:
+                    # build_activation_layer(dict(type="GELU")): another package's builder given
+                    # a config naming a torch.nn activation class builds that class (a config
+                    # that is a parameter's default may be another one: looked up at run time)
+                    return (Built("torch.nn", (key,), (), True, call, via=fqn.rsplit(".", 1)[-1]),)
             return (Built(fqn, tuple(call.args), kwargs, table, call),)
         method = self._method(func, env)
         if method is not None:
@@ -702,6 +709,31 @@ class LayerTyper:
                                          via=via, unlike=value.unlike))
             return tuple(out)
         return ()
+
+    def _config_type(self, arg: ast.expr, env: dict) -> ast.expr | None:
+        """The key of a registry config naming a torch.nn activation class: ``dict(type="GELU")``
+        or ``{"type": "GELU"}`` in place (the constant), or a parameter whose default is one
+        (the parameter: callers may pass another config).  None for anything else."""
+        default = False
+        if isinstance(arg, ast.Name):
+            held = env.get(arg.id)
+            if not isinstance(held, _Param):
+                return None
+            arg = _default_of(held)
+            default = True
+        name = None
+        if isinstance(arg, ast.Call) and _is_name(arg.func, "dict") and "dict" not in self.names.imports \
+                and not arg.args:
+            name = next((k.value for k in arg.keywords if k.arg == "type"), None)
+        elif isinstance(arg, ast.Dict):
+            name = next((v for k, v in zip(arg.keys, arg.values)
+                         if isinstance(k, ast.Constant) and k.value == "type"), None)
+        if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+            return None
+        found = TABLE.module("torch.nn." + name.value)
+        if found is None or found[0].name not in TABLE.runtime:
+            return None
+        return ast.copy_location(ast.Name(id="<config>", ctx=ast.Load()), name) if default else name
 
     def _foreign_factory(self, other: "LayerTyper", name: str, call: ast.Call, env: dict, depth: int) -> tuple:
         """What a function of a sibling module (``other``) returns when this file calls it: its
@@ -1396,6 +1428,17 @@ def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
             return (isinstance(stmt, ast.Assign) and stmt.value is found and len(stmt.targets) == 1
                     and _is_name(stmt.targets[0], x))
     return False
+
+
+def _default_of(param: "_Param") -> ast.expr | None:
+    """The default expression of a function parameter (None: it has none)."""
+    args = param.func.args
+    positional = args.posonlyargs + args.args
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    for arg, default in list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults)):
+        if arg.arg == param.name:
+            return default
+    return None
 
 
 def _lambda_params(expr: ast.Lambda) -> list:
