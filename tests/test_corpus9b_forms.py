@@ -9,6 +9,7 @@ import textwrap
 
 from adopter.engine import analyze
 from adopter.ruleset import load_rules, select_rules
+from adopter.synth.fixable import plan_findings
 
 RULES = load_rules()
 
@@ -67,3 +68,87 @@ def test_an_activation_built_from_a_registry_config_naming_gelu():
     # near-misses: a config naming ReLU, and a builder given two arguments (not an activation)
     assert not _covered(REGISTRY_MLP, "# relu-config", "ADP006")
     assert len(_findings(REGISTRY_MLP, "ADP006")) == 2
+
+
+# lightly style: a base class turns per-block tuples (in, out, norm, activation) into one
+# nn.Sequential of Linear [-> norm] [-> activation]; subclasses only pass their blocks.
+BLOCK_HEADS = textwrap.dedent('''
+    from typing import List, Optional, Tuple
+
+    import torch
+    from torch import nn
+
+
+    class BlockHead(nn.Module):
+        def __init__(self, blocks):
+            super().__init__()
+            layers: List[nn.Module] = []
+            for block in blocks:
+                in_dim, out_dim, norm, act, *bias = block
+                use_bias = bias[0] if bias else not bool(norm)
+                layers.append(nn.Linear(in_dim, out_dim, bias=use_bias))
+                if norm:
+                    layers.append(norm)
+                if act:
+                    layers.append(act)
+            self.layers = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return self.layers(x)
+
+
+    class TwoLayerHead(BlockHead):
+        def __init__(self, dim=256, hidden=1024, out=128):
+            super().__init__(
+                [
+                    (dim, hidden, nn.BatchNorm1d(hidden), nn.ReLU()),  # first-block
+                    (hidden, out, None, None),
+                ]
+            )
+
+
+    class DeepHead(BlockHead):
+        def __init__(self, dim=256, hidden=1024, out=128, depth=4):
+            middle = [
+                (hidden, hidden, nn.BatchNorm1d(hidden), nn.GELU())  # repeated-block
+                for _ in range(depth - 2)
+            ]
+            super(DeepHead, self).__init__(
+                [
+                    (dim, hidden, nn.LayerNorm(hidden), nn.ReLU()),  # layernorm-block
+                    *middle,
+                    (
+                        hidden,
+                        out,
+                        nn.BatchNorm1d(out, affine=False),  # last-block
+                        None,
+                    ),
+                ]
+            )
+
+
+    class PlainHead(BlockHead):
+        def __init__(self, dim=256, out=128):
+            super().__init__([(dim, out, None, nn.GELU())])  # gelu-block
+''')
+
+
+def test_blocks_a_subclass_passes_to_its_base_become_the_base_sequential():
+    # Linear -> BatchNorm1d for each block that gives a BatchNorm1d, placed at that block
+    for needle in ("# first-block", "# repeated-block", "# last-block"):
+        assert _covered(BLOCK_HEADS, needle, "ADP008"), needle
+    # a LayerNorm block and a block without a norm: no Linear -> BatchNorm1d
+    assert not _covered(BLOCK_HEADS, "# layernorm-block", "ADP008")
+    assert not _covered(BLOCK_HEADS, "(hidden, out, None, None),", "ADP008")
+    assert len(_findings(BLOCK_HEADS, "ADP008")) == 3
+    # the members run inside the base's Sequential, built by its loop: reported, not fixed
+    planned = plan_findings(analyze(BLOCK_HEADS, "model.py", select_rules(RULES, ["ADP008"])), BLOCK_HEADS, "model.py")
+    assert len(planned) == 3 and not any(f.fixable for f in planned)
+    assert all("base class's loop" in f.not_fixable for f in planned)
+
+
+def test_a_block_norm_sits_between_its_linear_and_activation():
+    # Linear -> BatchNorm1d -> GELU is no Linear -> GELU; a block without a norm is
+    assert not _covered(BLOCK_HEADS, "# repeated-block", "ADP006")
+    assert _covered(BLOCK_HEADS, "# gelu-block", "ADP006")
+    assert len(_findings(BLOCK_HEADS, "ADP006")) == 1
