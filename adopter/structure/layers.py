@@ -45,6 +45,12 @@ CLASS_TABLES = ("ACT2CLS",)
 # whatever module defines them.
 TABLE_FUNCTIONS = ("get_activation",)
 MAX_DEPTH = 5
+# env keys of loops unrolled over a list a caller gives (LayerTyper._unroll)
+ELEMENTS = "elts:"  # a list name -> (its literal expression, the names' values where it is built)
+ELEMENT_OF = "elt:"  # the loop variable -> (the current element's expression, those values)
+ELEMENT = "item:"  # a name unpacked from the element -> the element's item expression
+ITERATION = "\0iteration"  # the current element's expression (where its members are placed)
+MAX_UNROLL = 64
 # The environment key (prefixing a name) saying the name may hold an untyped value on some path.
 UNKNOWN = "unknown:"
 # Layers of other libraries that compute a torch layer's operation with another parameter
@@ -235,6 +241,9 @@ class LayerTyper:
         self._busy: set = set()
         self.sites: list[SequentialSite] = []
         self._site_keys: set = set()
+        # the call a base class's __init__ is walked for (instantiate_base): its sites are that
+        # caller's, recorded beside the base's own
+        self._instance: tuple | None = None
         self._param_cache: dict = {}
         self._kinds: dict = {}  # class FQN -> what _kind_of says
         self.class_envs: dict = {}
@@ -411,6 +420,15 @@ class LayerTyper:
             decided = self._decide(test.operand, env)
             return None if decided is None else not decided
         if isinstance(test, ast.Name):
+            at = env.get(ELEMENT + test.id)
+            if isinstance(at, ast.Constant):  # ``if batch_norm:`` with the caller's block giving None
+                return bool(at.value)
+            if at is not None:
+                # the block gives a layer built there (no container: those have a length)
+                held = env.get(test.id, ())
+                if held and all(isinstance(v, Built) and not v.conditional and not v.table and v.members is None
+                                and v.fqn.startswith("torch.nn.") and v.fqn not in CONTAINER_CLASSES for v in held):
+                    return True
             known = self._known(test, env)
             return None if known is None else _same(bool(k) for k in known)
         if isinstance(test, ast.Call):
@@ -664,6 +682,13 @@ class LayerTyper:
                 graph = self.sequence(call.args, env, depth)
                 return (Built(fqn, tuple(call.args), kwargs, False, call, members=graph),)
             table = fqn.rsplit(".", 1)[-1] in TABLE_FUNCTIONS
+            if not table and len(call.args) == 1 and not fqn.startswith("torch.") and fqn not in self.names.classes:
+                key = self._config_type(call.args[0], env)
+                if key is not None:
+                    # build_activation_layer(dict(type="GELU")): another package's builder given
+                    # a config naming a torch.nn activation class builds that class (a config
+                    # that is a parameter's default may be another one: looked up at run time)
+                    return (Built("torch.nn", (key,), (), True, call, via=fqn.rsplit(".", 1)[-1]),)
             return (Built(fqn, tuple(call.args), kwargs, table, call),)
         method = self._method(func, env)
         if method is not None:
@@ -702,6 +727,31 @@ class LayerTyper:
                                          via=via, unlike=value.unlike))
             return tuple(out)
         return ()
+
+    def _config_type(self, arg: ast.expr, env: dict) -> ast.expr | None:
+        """The key of a registry config naming a torch.nn activation class: ``dict(type="GELU")``
+        or ``{"type": "GELU"}`` in place (the constant), or a parameter whose default is one
+        (the parameter: callers may pass another config).  None for anything else."""
+        default = False
+        if isinstance(arg, ast.Name):
+            held = env.get(arg.id)
+            if not isinstance(held, _Param):
+                return None
+            arg = _default_of(held)
+            default = True
+        name = None
+        if isinstance(arg, ast.Call) and _is_name(arg.func, "dict") and "dict" not in self.names.imports \
+                and not arg.args:
+            name = next((k.value for k in arg.keywords if k.arg == "type"), None)
+        elif isinstance(arg, ast.Dict):
+            name = next((v for k, v in zip(arg.keys, arg.values)
+                         if isinstance(k, ast.Constant) and k.value == "type"), None)
+        if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+            return None
+        found = TABLE.module("torch.nn." + name.value)
+        if found is None or found[0].name not in TABLE.runtime:
+            return None
+        return ast.copy_location(ast.Name(id="<config>", ctx=ast.Load()), name) if default else name
 
     def _foreign_factory(self, other: "LayerTyper", name: str, call: ast.Call, env: dict, depth: int) -> tuple:
         """What a function of a sibling module (``other``) returns when this file calls it: its
@@ -887,6 +937,9 @@ class LayerTyper:
                                  index < len(positional))
                 if passed is not None:
                     values = self.values(passed, call[1], depth + 1)
+                    if isinstance(passed, (ast.List, ast.Tuple, ast.ListComp)) or (
+                            isinstance(passed, ast.Name) and ELEMENTS + passed.id in call[1]):
+                        env[ELEMENTS + arg.arg] = (passed, call[1])  # a list the body may loop over
                 if values:
                     env[arg.arg] = _unique(values)
             elif depth < MAX_DEPTH:
@@ -1039,6 +1092,10 @@ class LayerTyper:
                 if record:
                     self._record_sites(stmt.value, stmt, env, depth)
                 value = stmt.value
+                if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and isinstance(value, ast.Name)
+                        and ELEMENT_OF + value.id in env):
+                    self._unpack(targets[0], env[ELEMENT_OF + value.id], env, depth)
+                    continue
                 for target in targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         _add_key(env, target.value.id, target.slice)  # kwargs["depthwise"] = True
@@ -1051,6 +1108,11 @@ class LayerTyper:
                             env["dict:" + key] = keys  # dd = {"device": device, ...}: its keys
                         else:
                             env.pop("dict:" + key, None)
+                    if isinstance(target, ast.Name):
+                        if isinstance(value, (ast.List, ast.Tuple, ast.ListComp)):
+                            env[ELEMENTS + key] = (value, env)  # blocks = [(64, 64, nn.BatchNorm1d(64)), ...]
+                        else:
+                            env.pop(ELEMENTS + key, None)
                     if isinstance(value, (ast.List, ast.Tuple, ast.BinOp, ast.IfExp)) and isinstance(target, ast.Name):
                         graph = self._list_graph(value, env, depth)
                         if graph is not None:
@@ -1130,6 +1192,10 @@ class LayerTyper:
                         env[k].frontier |= v.frontier
                         if not stmt.orelse:
                             env[k].frontier |= before[k].frontier
+            elif (isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name) and isinstance(stmt.target, ast.Name)
+                  and ELEMENTS + stmt.iter.id in env and not stmt.orelse
+                  and self._unroll(stmt, env[ELEMENTS + stmt.iter.id], env, depth, record, hook, nested)):
+                continue
             elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
                 lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
                 self._walk(stmt.body, env, depth, record, hook, nested=True)
@@ -1141,6 +1207,84 @@ class LayerTyper:
             elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
                 for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
                     self._walk(block, env, depth, record, hook, nested=True)
+
+    def _elements(self, spec: tuple, depth: int = 0) -> list | None:
+        """The elements of a list known where it is built, in order: (expression, the names'
+        values there, may repeat); a comprehension's element may run any number of times.  None
+        when some part is not known."""
+        value, env = spec
+        if isinstance(value, ast.ListComp):
+            return [(value.elt, env, True)] if len(value.generators) == 1 else None
+        if isinstance(value, ast.Name):
+            inner = env.get(ELEMENTS + value.id)
+            return self._elements(inner, depth + 1) if inner is not None and depth < MAX_DEPTH else None
+        if not isinstance(value, (ast.List, ast.Tuple)):
+            return None
+        out = []
+        for elt in value.elts:
+            if isinstance(elt, ast.Starred):
+                inner = self._elements((elt.value, env), depth + 1) if depth < MAX_DEPTH else None
+                if inner is None:
+                    return None
+                out.extend(inner)
+            else:
+                out.append((elt, env, False))
+        return out
+
+    def _unroll(self, loop: ast.For, spec: tuple, env: dict, depth: int, record: bool, hook, nested: bool) -> bool:
+        """``for block in blocks:`` over a list a caller gives literally (``[(in, out,
+        nn.BatchNorm1d(out), nn.ReLU()), ...]``): the body walked once per element, in order,
+        with ``block`` standing for that element (a comprehension's element as a loop body that
+        may run zero times).  False (nothing walked) when the list is not known."""
+        elements = self._elements(spec)
+        if not elements or len(elements) > MAX_UNROLL:
+            return False
+        name = loop.target.id
+        for expr, where, repeated in elements:
+            env[ELEMENT_OF + name] = (expr, where)
+            if repeated:
+                lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
+                self._walk(loop.body, env, depth, record, hook, nested=True)
+                for k, frontier in lists.items():
+                    if isinstance(env.get(k), SeqGraph):
+                        env[k].frontier |= frontier
+            else:
+                self._walk(loop.body, env, depth, record, hook, nested)
+        for key in [k for k in env if isinstance(k, str) and k.startswith((ELEMENT, ITERATION))]:
+            del env[key]
+        env.pop(ELEMENT_OF + name, None)
+        return True
+
+    def _unpack(self, targets: ast.expr, element: tuple, env: dict, depth: int) -> None:
+        """``a, b, norm, act, *rest = block`` with ``block`` an unrolled element: each name
+        holds what the element's item is where the caller wrote it (and is placed there)."""
+        expr, where = element
+        env[ITERATION] = expr
+        items = expr.elts if isinstance(expr, (ast.Tuple, ast.List)) else None
+        for index, target in enumerate(targets.elts):
+            if not isinstance(target, ast.Name):
+                break  # *rest: what follows is not positional any more
+            item = items[index] if items is not None and index < len(items) else None
+            values = self.values(item, where, depth) if item is not None else ()
+            if values:
+                env[target.id] = values
+            else:
+                env.pop(target.id, None)
+            if item is not None:
+                env[ELEMENT + target.id] = item
+            else:
+                env.pop(ELEMENT + target.id, None)
+
+    def instantiate_base(self, init, owner: str, call: ast.Call, env: dict) -> None:
+        """Walk a same-file base class's ``__init__`` for one ``super().__init__(...)`` call of
+        a subclass: the Sequential sites it builds from what this call passes (a list of
+        per-block tuples its loop turns into members) are recorded as this call's."""
+        previous = self._instance
+        self._instance = (call.lineno, call.col_offset)
+        try:
+            self.function_env(init, owner, call=(call, env), record=True, cls_name=owner)
+        finally:
+            self._instance = previous
 
     def _list_graph(self, value: ast.expr, env: dict, depth: int) -> SeqGraph | None:
         """The graph of a list expression: a literal, a list name, ``a + b`` (a's members then
@@ -1176,6 +1320,11 @@ class LayerTyper:
                      or isinstance(elt.elts[0], ast.Constant) and isinstance(elt.elts[0].value, str))):
             layer = elt.elts[1]
             graph.add(self.values(layer, env, depth), layer, named=True)
+        elif ITERATION in env:
+            # in a loop unrolled over a caller's list: the member is placed where the caller
+            # gives it (the element's item it was unpacked from, else the whole element)
+            at = env.get(ELEMENT + elt.id) if isinstance(elt, ast.Name) else None
+            graph.add(self.values(elt, env, depth), at if isinstance(at, ast.expr) else env[ITERATION])
         else:
             graph.add(self.values(elt, env, depth), elt)
 
@@ -1208,13 +1357,14 @@ class LayerTyper:
             fqn = self.names.resolve(func)
             if fqn is None:
                 continue
-            unlike = ""
+            unlike = "" if self._instance is None else (
+                "its members are built by a base class's loop from the blocks a subclass passes: rewrite by hand")
             if fqn != SEQUENTIAL:
                 if fqn[:1] == "t" and fqn.startswith("torch.") or self.in_order_sequential(fqn) is None:
                     continue
                 unlike = (f"`{fqn.rsplit('.', 1)[-1]}` is an nn.Sequential subclass with its own code: giving the "
                           f"container another class would drop it")
-            key = (node.lineno, node.col_offset)
+            key = (node.lineno, node.col_offset, self._instance)
             if key in self._site_keys:
                 continue
             self._site_keys.add(key)
@@ -1396,6 +1546,17 @@ def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
             return (isinstance(stmt, ast.Assign) and stmt.value is found and len(stmt.targets) == 1
                     and _is_name(stmt.targets[0], x))
     return False
+
+
+def _default_of(param: "_Param") -> ast.expr | None:
+    """The default expression of a function parameter (None: it has none)."""
+    args = param.func.args
+    positional = args.posonlyargs + args.args
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+    for arg, default in list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults)):
+        if arg.arg == param.name:
+            return default
+    return None
 
 
 def _lambda_params(expr: ast.Lambda) -> list:

@@ -468,6 +468,27 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
                            hook=hook, cls_name=owner)
+    looping: dict[str, bool] = {}
+    for owner, info in infos.items():
+        # a subclass handing its base's __init__ the blocks the base loops over to build a
+        # Sequential (``super().__init__([(in, out, nn.BatchNorm1d(out), nn.ReLU()), ...])``)
+        init = info.methods.get("__init__")
+        base = next((infos[b] for b in info.bases if b in infos and b != owner), None) if init is not None else None
+        base_init = base.methods.get("__init__") if base is not None else None
+        if base_init is None:
+            continue
+        if base.name not in looping:
+            looping[base.name] = bool(words & module.mention(base_init)) and _loops_over_parameter(base_init)
+        if not looping[base.name]:
+            continue
+
+        def hook(stmt, env, _typer=typer, _init=base_init, _owner=base.name):
+            call = stmt.value if isinstance(stmt, ast.Expr) else None
+            if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "__init__"
+                    and isinstance(call.func.value, ast.Call) and isinstance(call.func.value.func, ast.Name)
+                    and call.func.value.func.id == "super"):
+                _typer.instantiate_base(_init, _owner, call, env)
+        typer.function_env(init, owner, cls_name=owner, hook=hook)
     top = [s for s in tree.body if not isinstance(s, _DEFINITIONS)]
     if top and any(isinstance(n, ast.Name) and n.id in words or isinstance(n, ast.Attribute) and n.attr in words
                    for s in top for n in ast.walk(s)):
@@ -492,6 +513,14 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
 
 
 MODULE_LIST = "torch.nn.ModuleList"
+
+
+def _loops_over_parameter(func) -> bool:
+    """Does the function loop (``for x in p:``) over one of its own parameters?"""
+    args = func.args
+    params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+    return any(isinstance(n, ast.For) and isinstance(n.iter, ast.Name) and n.iter.id in params
+               for n in ast.walk(func))
 
 
 def _chained_lists(info: ClassInfo) -> frozenset[str]:

@@ -469,6 +469,13 @@ class _Attention:
         edits.imports |= self.extra_imports
         c_stmt = region[-1]
         before_c = set().union(*(stored_names(ast.parse(t)) for t in fast))
+        func = self._function(c_stmt)
+        changed = _changed_in_place(func, stored_names(c_stmt), (c_stmt.end_lineno, c_stmt.end_col_offset)) \
+            if func is not None else None
+        if changed is not None:
+            # `x[:, :, 1:] += q[:, :, 1:]` after `x = attn @ v`: the fused call's backward reads
+            # its output, which autograd forbids changing in place; a matmul's does not
+            call = f"{call}.clone()"
         c_text = self._stmt_text(c_stmt, (self.roles["c"].span, call))
         # The context statement may read more than the product it replaces (Whisper returns
         # `qk.detach()` beside it): those reads must be defined on the fused path too.
@@ -1897,6 +1904,30 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info.owner if info is not None else None
+
+
+def _changed_in_place(func, names: set, end: tuple) -> ast.AST | None:
+    """The first statement after ``end`` that changes a tensor one of ``names`` holds in place
+    (``x += y``, ``x[i] += y``, ``x[i] = y``, ``x.add_(y)``); None when none does."""
+    if not names:
+        return None
+
+    def held(expr) -> bool:
+        while isinstance(expr, ast.Subscript):
+            expr = expr.value
+        return isinstance(expr, ast.Name) and expr.id in names
+
+    for node in ast.walk(func):
+        if getattr(node, "lineno", 0) < end[0] or (node.lineno, node.col_offset) < end:
+            continue
+        if isinstance(node, ast.AugAssign) and held(node.target):
+            return node
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) and held(t) for t in node.targets):
+            return node
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.endswith("_")
+                and not node.func.attr.startswith("_") and held(node.func.value)):
+            return node
+    return None
 
 
 def _reads_only(expr: ast.expr) -> bool:
