@@ -84,3 +84,57 @@ def test_a_same_file_gelu_function_in_an_activation_table_may_be_the_activation(
     result = fix_text(FUNCTION_TABLE, "model.py", select_rules(RULES, ["ADP006"]))
     assert not result.applied and result.text == FUNCTION_TABLE
     assert [why for _, why in result.skipped] and all("function held as a value" in why for _, why in result.skipped)
+
+
+# A helper the attention calls with its scores, which assigns its `scores` parameter only on the
+# masked branch (SenseVoice's SANM attention, espnet's forward_attention): on the unmasked way the
+# helper still reads the caller's scores.
+BRANCH_ASSIGNED_PARAM = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class SANMAttention(nn.Module):
+        def __init__(self, n_head, n_feat, dropout_rate):
+            super().__init__()
+            self.d_k = n_feat // n_head
+            self.h = n_head
+            self.linear_out = nn.Linear(n_feat, n_feat)
+            self.linear_q_k_v = nn.Linear(n_feat, n_feat * 3)
+            self.dropout = nn.Dropout(p=dropout_rate)
+
+        def forward_qkv(self, x):
+            b, t, _ = x.size()
+            q, k, v = torch.split(self.linear_q_k_v(x), self.h * self.d_k, dim=-1)
+            q_h = torch.reshape(q, (b, t, self.h, self.d_k)).transpose(1, 2)
+            k_h = torch.reshape(k, (b, t, self.h, self.d_k)).transpose(1, 2)
+            v_h = torch.reshape(v, (b, t, self.h, self.d_k)).transpose(1, 2)
+            return q_h, k_h, v_h
+
+        def forward_attention(self, value, scores, mask):
+            n_batch = value.size(0)
+            if mask is not None:
+                mask = mask.unsqueeze(1).eq(0)
+                scores = scores.masked_fill(mask, -float("inf"))
+                attn = torch.softmax(scores, dim=-1).masked_fill(mask, 0.0)  # re-masked
+            else:
+                attn = torch.softmax(scores, dim=-1)  # plain
+            x = torch.matmul(self.dropout(attn), value)
+            x = x.transpose(1, 2).contiguous().view(n_batch, -1, self.h * self.d_k)
+            return self.linear_out(x)
+
+        def forward(self, x, mask):
+            q_h, k_h, v_h = self.forward_qkv(x)
+            q_h = q_h * self.d_k ** (-0.5)
+            scores = torch.matmul(q_h, k_h.transpose(-2, -1))
+            return self.forward_attention(v_h, scores, mask)
+''')
+
+
+def test_a_parameter_assigned_on_one_branch_keeps_the_callers_value_on_the_other():
+    assert _covered(BRANCH_ASSIGNED_PARAM, "# plain", "ADP010")
+    assert not _covered(BRANCH_ASSIGNED_PARAM, "# re-masked", "ADP010")
+    # the near-miss: probabilities re-masked on both ways, no way SDPA reproduces
+    both = BRANCH_ASSIGNED_PARAM.replace(
+        "attn = torch.softmax(scores, dim=-1)  # plain", "attn = torch.softmax(scores, dim=-1).masked_fill(scores == 0, 0.0)")
+    assert not _findings(both, "ADP010")

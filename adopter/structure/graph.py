@@ -1779,13 +1779,51 @@ class FlowBuilder:
         guard = self._guard_text(stmt.test, ctx)
         branch, _ = self._new(ctx, frontier, kind="branch", guard=guard, uses=self._uses_of(stmt.test, ctx),
                               span=span(stmt.test))
+        before = dict(ctx.params) if ctx.params else None
         then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
         ctx.stmt = span(stmt)
+        after_then = None
+        if before is not None and len(ctx.params) != len(before):
+            # the branch assigned a parameter of an inlined helper: the other branch still
+            # reads the caller's value (SenseVoice's `if mask is not None: scores = ...fill...`)
+            after_then, ctx.params = ctx.params, dict(before)
         if stmt.orelse:
             other = self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
         else:
             other = [(branch.id, (guard, False))]
+        if before is not None and (after_then is not None or len(ctx.params) != len(before)):
+            then, other = self._join_params(stmt, before, after_then or before, then, other, ctx)
         return then + other
+
+    def _join_params(self, stmt: ast.If, before: dict, after_then: dict, then: list, other: list,
+                     ctx: _Ctx) -> tuple[list, list]:
+        """After an ``if`` one of whose branches assigned a parameter of an inlined helper (a new
+        local ``name@instance``) and the other did not: the way that did not assign it copies the
+        caller's value into that local, so that code after the join reads one key on both ways.
+        A branch that does not reach the join (it returned) leaves the parameter as it was."""
+        after_other = ctx.params
+        params = dict(before)
+        for name, value in before.items():
+            in_then, in_other = name in after_then, name in after_other
+            if in_then and in_other:
+                continue
+            if not in_then and not in_other:
+                params.pop(name)
+                continue
+            assigned, keeping = (then, other) if not in_then else (other, then)
+            if not assigned:
+                continue  # only the way that kept the parameter goes on
+            params.pop(name)
+            if keeping:
+                local = Ref(self._key(name, ctx), name)
+                _, copied = self._new(ctx, keeping, kind="copy", args=(value,), outs=(local,),
+                                      uses=_keys((value,)), defs=frozenset({local.key}), span=span(stmt))
+                if keeping is then:
+                    then = copied
+                else:
+                    other = copied
+        ctx.params = params
+        return then, other
 
     def _loop(self, stmt, frontier: list, ctx: _Ctx) -> list:
         if isinstance(stmt, ast.While):
