@@ -138,3 +138,42 @@ def test_a_parameter_assigned_on_one_branch_keeps_the_callers_value_on_the_other
     both = BRANCH_ASSIGNED_PARAM.replace(
         "attn = torch.softmax(scores, dim=-1)  # plain", "attn = torch.softmax(scores, dim=-1).masked_fill(scores == 0, 0.0)")
     assert not _findings(both, "ADP010")
+
+
+# espnet's attention dropout: nn.Dropout(p) unless flash attention is on, then nn.Identity().
+IDENTITY_OR_DROPOUT = textwrap.dedent('''
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim, heads, rate, use_flash=False, act=False):
+            super().__init__()
+            self.d_k = dim // heads
+            self.dropout = nn.Dropout(p=rate) if not use_flash else nn.Identity()
+
+        def forward(self, q, k, v):
+            scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)
+            attn = torch.softmax(scores, dim=-1)  # identity or dropout
+            return torch.matmul(self.dropout(attn), v)
+
+
+    class Other(nn.Module):
+        def __init__(self, dim, heads, rate, act=False):
+            super().__init__()
+            self.d_k = dim // heads
+            self.other = nn.Dropout(p=rate) if not act else nn.ReLU()
+
+        def forward(self, q, k, v):
+            scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)
+            attn = torch.softmax(scores, dim=-1)  # relu or dropout
+            return torch.matmul(self.other(attn), v)
+''')
+
+
+def test_a_dropout_that_may_be_the_identity_is_the_attention_dropout():
+    assert _covered(IDENTITY_OR_DROPOUT, "# identity or dropout", "ADP010")
+    # a layer that may be a ReLU is not a dropout: the probabilities may be changed
+    assert not _covered(IDENTITY_OR_DROPOUT, "# relu or dropout", "ADP010")

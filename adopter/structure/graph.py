@@ -72,6 +72,10 @@ Value = Ref | Const
 LINEAR = "torch.nn.functional.linear"
 EMBEDDING = "torch.nn.Embedding"
 GELU = "torch.nn.functional.gelu"  # what a same-file GELU formula function is called as
+IDENTITY = "torch.nn.Identity"
+# Operations a layer may stand for when another branch of __init__ binds nn.Identity: those
+# that are the identity at a setting of theirs (dropout at p = 0)
+IDENTITY_AT_ZERO = frozenset({"torch.nn.functional.dropout"})
 
 
 @dataclass
@@ -113,6 +117,9 @@ class Node:
     # A softmax or transpose whose dims count from the front of a value of unknown rank, read
     # at the rank its product makes attention (ranks._contracted): that rank; None otherwise
     assumed_rank: int | None = None
+    # A layer typed as ``canon`` whose __init__ may bind nn.Identity instead, the operation at
+    # its no-op setting (a dropout at p = 0): the module may have no attribute of the op's
+    identity: bool = False
 
     @property
     def line(self) -> int:
@@ -855,9 +862,19 @@ class FlowBuilder:
             if found is None:  # per layer, once: what its constructors build
                 ctors = self._ctors(name)
                 definite, maybe = TABLE.layer_ops(ctors)
+                identity = False
+                if not definite and not maybe and len(ctors) > 1:
+                    # nn.Dropout(p) if p > 0 else nn.Identity() (espnet's attention dropout):
+                    # the identity is the dropout at p = 0, so the layer is a dropout whose
+                    # module may have no rate to read (Node.identity)
+                    kept = [c for c in ctors if self._builds(c) != IDENTITY]
+                    if kept and len(kept) < len(ctors):
+                        kept_definite, kept_maybe = TABLE.layer_ops(kept)
+                        if kept_definite in IDENTITY_AT_ZERO and not kept_maybe:
+                            definite, identity, ctors = kept_definite, True, kept
                 extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
-                found = self._layer_canon[name] = (definite, maybe, extra)
-            definite, maybe, extra = found
+                found = self._layer_canon[name] = (definite, maybe, extra, identity)
+            definite, maybe, extra, identity = found
             if maybe:
                 return {"maybe": maybe}, frontier
             if not definite or extra is None:
@@ -894,7 +911,16 @@ class FlowBuilder:
                 return {}, frontier
             view = View(view.args, view.kwargs + tuple(extra), view.arg_spans,
                         view.kwarg_spans + tuple((None, None) for _ in extra))
-        return {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}, frontier
+        fields = {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}
+        if kind == "layer" and identity:
+            fields["identity"] = True
+        return fields, frontier
+
+    def _builds(self, ctor) -> str | None:
+        """The class a constructor of a layer builds (its resolved name), None when unknown."""
+        if isinstance(ctor, ast.Call):
+            return self.names.resolve(ctor.func)
+        return getattr(ctor, "fqn", None)
 
     def _origins(self, op, view: View) -> View:
         """Mark the operands of a product that are transposes written inline (see View)."""

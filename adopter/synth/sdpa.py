@@ -1422,6 +1422,10 @@ class _Attention:
     def _dropout(self, role: str) -> str:
         node = self.roles[role]
         if node.kind == "layer":
+            if getattr(node, "identity", False):
+                # nn.Dropout(p) if ... else nn.Identity(): the identity has no rate (p = 0)
+                rate = f"({node.layer}.p if isinstance({node.layer}, {self._torch('reading the dropout rate')}.nn.Dropout) else 0.0)"
+                return f"{rate} if self.training else 0.0"
             return f"{node.layer}.p if self.training else 0.0"
         _, kwargs, _, kwarg_spans = self._view(role)
         values = {name: (value, value_span) for (name, value), (value_span, _) in zip(kwargs, kwarg_spans)}
