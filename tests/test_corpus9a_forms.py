@@ -177,3 +177,55 @@ def test_a_dropout_that_may_be_the_identity_is_the_attention_dropout():
     assert _covered(IDENTITY_OR_DROPOUT, "# identity or dropout", "ADP010")
     # a layer that may be a ReLU is not a dropout: the probabilities may be changed
     assert not _covered(IDENTITY_OR_DROPOUT, "# relu or dropout", "ADP010")
+
+
+# X-MOD's output layer: dropout, residual add, then a helper whose only parameter is reassigned
+# by one of two optional LayerNorms (an if / elif without else) before later code reads it.
+LONE_PARAMETER = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class Output(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+            self.LayerNorm = nn.LayerNorm(config.hidden_size)
+            self.ln_before_adapter = config.ln_before_adapter
+            self.dropout = nn.Dropout(config.hidden_dropout_prob)
+            self.adapter_norm = nn.LayerNorm(config.hidden_size) if config.adapter_norm else None
+            self.reuse_norm = config.reuse_norm
+            self.adapter = nn.Linear(config.hidden_size, config.hidden_size)
+
+        def forward(self, hidden_states, input_tensor):
+            hidden_states = self.dense(hidden_states)
+            hidden_states = self.dropout(hidden_states)  # dropout
+            hidden_states = hidden_states + input_tensor
+            return self.adapt(hidden_states)
+
+        def adapt(self, hidden_states):
+            if not self.ln_before_adapter:
+                residual = hidden_states
+            if self.adapter_norm is not None:
+                hidden_states = self.adapter_norm(hidden_states)
+            elif self.reuse_norm:
+                hidden_states = self.LayerNorm(hidden_states)
+            if self.ln_before_adapter:
+                residual = hidden_states
+            parts = torch.split(hidden_states, 2, 0)
+            hidden_states = torch.cat([self.adapter(p) for p in parts], 0)
+            hidden_states = self.dropout(hidden_states)
+            hidden_states += residual
+            return hidden_states
+''')
+
+
+def test_the_lone_parameter_of_a_helper_assigned_on_one_branch():
+    # on the way with ln_before_adapter, the sum goes only into a LayerNorm: a site; the
+    # split after the if reads the normalised value, not the sum
+    assert _covered(LONE_PARAMETER, "# dropout", "ADP005")
+    # near-miss: the caller adds the sum again after the helper, so no way leaves it unread
+    kept = LONE_PARAMETER.replace("return self.adapt(hidden_states)",
+                                  "return self.adapt(hidden_states) + hidden_states")
+    assert kept != LONE_PARAMETER
+    assert not _covered(kept, "# dropout", "ADP005")

@@ -1818,7 +1818,8 @@ class FlowBuilder:
         else:
             other = [(branch.id, (guard, False))]
         if before is not None and (after_then is not None or len(ctx.params) != len(before)):
-            then, other = self._join_params(stmt, before, after_then or before, then, other, ctx)
+            then, other = self._join_params(stmt, before, before if after_then is None else after_then,
+                                            then, other, ctx)
         return then + other
 
     def _join_params(self, stmt: ast.If, before: dict, after_then: dict, then: list, other: list,
