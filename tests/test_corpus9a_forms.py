@@ -229,3 +229,46 @@ def test_the_lone_parameter_of_a_helper_assigned_on_one_branch():
                                   "return self.adapt(hidden_states) + hidden_states")
     assert kept != LONE_PARAMETER
     assert not _covered(kept, "# dropout", "ADP005")
+
+
+# espnet's relative-position attention classes: two subclasses whose forwards compute their
+# scores and call the base class's forward_attention, one softmax in the file.
+SHARED_HELPER = textwrap.dedent('''
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class Base(nn.Module):
+        def __init__(self, n_head, n_feat):
+            super().__init__()
+            self.d_k = n_feat // n_head
+            self.h = n_head
+            self.linear_out = nn.Linear(n_feat, n_feat)
+            self.pos_bias_u = nn.Parameter(torch.zeros(n_head, self.d_k))
+
+        def forward_attention(self, value, scores):
+            n_batch = value.size(0)
+            attn = torch.softmax(scores, dim=-1)  # shared
+            x = torch.matmul(attn, value)
+            return self.linear_out(x.transpose(1, 2).reshape(n_batch, -1, self.h * self.d_k))
+
+
+    class RelA(Base):
+        def forward(self, q, k, v, p):
+            scores = (torch.matmul(q + self.pos_bias_u[:, None], k.transpose(-2, -1)) + p) / math.sqrt(self.d_k)
+            return self.forward_attention(v, scores)
+
+
+    class RelB(Base):
+        def forward(self, q, k, v, p):
+            scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k) + p
+            return self.forward_attention(v, scores)
+''')
+
+
+def test_one_finding_for_a_helper_two_subclasses_run():
+    line = next(n for n, text in enumerate(SHARED_HELPER.splitlines(), 1) if "# shared" in text)
+    found = [f for f in _findings(SHARED_HELPER, "ADP010") if f.line <= line <= f.end_line]
+    assert len(found) == 1
