@@ -272,3 +272,53 @@ def test_one_finding_for_a_helper_two_subclasses_run():
     line = next(n for n, text in enumerate(SHARED_HELPER.splitlines(), 1) if "# shared" in text)
     found = [f for f in _findings(SHARED_HELPER, "ADP010") if f.line <= line <= f.end_line]
     assert len(found) == 1
+
+
+# stable-audio-tools' (x-transformers') rotary helper with an xpos scale on both products.
+XPOS_HELPER = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from einops import rearrange
+
+
+    def rotate_half(x):
+        x = rearrange(x, '... (j d) -> ... j d', j=2)
+        x1, x2 = x.unbind(dim=-2)
+        return torch.cat((-x2, x1), dim=-1)
+
+
+    def rotate_every_two(x):
+        x1, x2 = x[..., ::2], x[..., 1::2]
+        return torch.stack((-x2, x1), dim=-1).flatten(-2)
+
+
+    def apply_rotary_pos_emb(t, freqs, scale=1):
+        rot_dim, seq_len = freqs.shape[-1], t.shape[-2]
+        freqs = freqs[-seq_len:, :]
+        t, t_unrotated = t[..., :rot_dim], t[..., rot_dim:]
+        t = (t * freqs.cos() * scale) + (rotate_half(t) * freqs.sin() * scale)  # xpos
+        return torch.cat((t, t_unrotated), dim=-1)
+
+
+    def apply_interleaved(t, freqs, scale=1):
+        t = (t * freqs.cos() * scale) + (rotate_every_two(t) * freqs.sin() * scale)  # interleaved
+        return t
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.to_qkv = nn.Linear(dim, dim * 3, bias=False)
+
+        def forward(self, x, freqs):
+            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+            q, k = apply_rotary_pos_emb(q, freqs), apply_rotary_pos_emb(k, freqs)
+            q2, k2 = apply_interleaved(q, freqs), apply_interleaved(k, freqs)
+            return q @ k.transpose(-1, -2), q2 @ k2.transpose(-1, -2)
+''')
+
+
+def test_a_rotary_helper_with_a_scale_on_both_products():
+    assert _covered(XPOS_HELPER, "# xpos", "ADP014")
+    # interleaved pairs (rotate_every_two) are not the half rotation, scaled or not
+    assert not _covered(XPOS_HELPER, "# interleaved", "ADP014")
