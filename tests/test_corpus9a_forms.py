@@ -322,3 +322,74 @@ def test_a_rotary_helper_with_a_scale_on_both_products():
     assert _covered(XPOS_HELPER, "# xpos", "ADP014")
     # interleaved pairs (rotate_every_two) are not the half rotation, scaled or not
     assert not _covered(XPOS_HELPER, "# interleaved", "ADP014")
+
+
+# Mockingjay's TF-style layer norm, written out, after a dropout and a residual add; the same
+# blocks with a norm over the channel axis (coqui's channels-first LayerNorm) and an RMSNorm.
+WRITTEN_OUT_NORMS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class TFLayerNorm(nn.Module):
+        def __init__(self, hidden_size, eps=1e-12):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(hidden_size))
+            self.bias = nn.Parameter(torch.zeros(hidden_size))
+            self.variance_epsilon = eps
+
+        def forward(self, x):
+            u = x.mean(-1, keepdim=True)
+            s = (x - u).pow(2).mean(-1, keepdim=True)
+            x = (x - u) / torch.sqrt(s + self.variance_epsilon)
+            return self.weight * x + self.bias
+
+
+    class ChannelNorm(nn.Module):
+        def __init__(self, channels, eps=1e-4):
+            super().__init__()
+            self.gamma = nn.Parameter(torch.ones(1, channels, 1))
+            self.beta = nn.Parameter(torch.zeros(1, channels, 1))
+            self.eps = eps
+
+        def forward(self, x):
+            mean = torch.mean(x, 1, keepdim=True)
+            variance = torch.mean((x - mean) ** 2, 1, keepdim=True)
+            x = (x - mean) * torch.rsqrt(variance + self.eps)
+            return x * self.gamma + self.beta
+
+
+    class RMSNorm(nn.Module):
+        def __init__(self, dim, eps=1e-6):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(dim))
+            self.eps = eps
+
+        def forward(self, x):
+            return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+    class Output(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+            self.dropout = nn.Dropout(config.hidden_dropout_prob)
+            self.LayerNorm = TFLayerNorm(config.hidden_size)
+
+        def forward(self, hidden_states, input_tensor):
+            hidden_states = self.dropout(self.dense(hidden_states))
+            hidden_states = hidden_states + input_tensor
+            hidden_states = self.LayerNorm(hidden_states)  # norm
+            return hidden_states
+''')
+
+
+def test_a_layer_norm_written_out_in_a_module_of_the_file_is_a_layer_norm():
+    assert _covered(WRITTEN_OUT_NORMS, "# norm", "ADP005")
+    result = fix_text(WRITTEN_OUT_NORMS, "model.py", select_rules(RULES, ["ADP005"]))
+    assert not result.applied and result.text == WRITTEN_OUT_NORMS  # reported: no nn.LayerNorm attributes
+    # over the channel axis, or without the mean subtracted (RMSNorm): not the kernel's LayerNorm
+    for other in ("ChannelNorm", "RMSNorm"):
+        code = WRITTEN_OUT_NORMS.replace("= TFLayerNorm(config", f"= {other}(config")
+        assert code != WRITTEN_OUT_NORMS
+        assert not _covered(code, "# norm", "ADP005"), other

@@ -31,7 +31,8 @@ from ..records import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
 from .canon import TABLE
-from .formulas import autograd_gelu_module, gelu_formula, gelu_module, silu_module, strip_casts, untransposed
+from .formulas import (autograd_gelu_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
+                       untransposed)
 from .names import ModuleNames, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -497,6 +498,12 @@ class LayerTyper:
                 f"`{cls.name}.forward` names its argument `{argument}`, not `input` as torch's layers do: "
                 f"passing it to the kernel would break torch.jit.script")
             return "torch.nn.SiLU", why, False
+        if layer_norm_module(cls, self.names):
+            # TF-style BertLayerNorm (s3prl's Mockingjay): a LayerNorm over the last axis written
+            # out, (x - mean) / sqrt(var + eps) * weight + bias.  A LayerNorm, reported: the
+            # kernels read nn.LayerNorm's attributes (eps, normalized_shape), which it need not have.
+            return "torch.nn.LayerNorm", (f"`{cls.name}` computes a LayerNorm written out, not an nn.LayerNorm: "
+                                          f"the kernel reads nn.LayerNorm's eps and normalized_shape"), False
         if autograd_gelu_module(cls, self.names) is not None:
             # BLOOM's BloomGelu: a torch.autograd.Function whose forward is the GELU formula;
             # the same forward, but the kernel would differentiate GELU, not the Function's
