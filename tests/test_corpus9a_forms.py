@@ -393,3 +393,29 @@ def test_a_layer_norm_written_out_in_a_module_of_the_file_is_a_layer_norm():
         code = WRITTEN_OUT_NORMS.replace("= TFLayerNorm(config", f"= {other}(config")
         assert code != WRITTEN_OUT_NORMS
         assert not _covered(code, "# norm", "ADP005"), other
+
+
+# a-unet's plugin factories: the layers are built in a function defined inside a function.
+NESTED_FACTORY = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    def TimePlugin(net_t, num_layers=2):
+        def Net(features=None, **kwargs):
+            mlp = nn.Sequential(nn.Linear(features, features), nn.GELU())  # gelu
+            act = nn.Sequential(nn.Linear(features, features), nn.SiLU())  # silu
+            net = net_t(features=features, **kwargs)
+
+            def forward(x, time):
+                return net(x + mlp(time) + act(time))
+
+            return forward
+
+        return Net
+''')
+
+
+def test_a_sequential_built_in_a_nested_function():
+    assert _covered(NESTED_FACTORY, "# gelu", "ADP006")
+    assert not _covered(NESTED_FACTORY, "# silu", "ADP006")  # a fixed SiLU
