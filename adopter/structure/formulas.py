@@ -515,11 +515,19 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     return _affine_norm(strip_casts(out), x, names)
 
 
+class _Substitute(ast.NodeTransformer):
+    """Each loaded name replaced by the expression ``env`` holds for it (a class of the module,
+    not of the call: a class made per call is cyclic garbage, tests/test_engine_gc.py)."""
+
+    def __init__(self, env: dict):
+        self.env = env
+
+    def visit_Name(self, node):
+        return self.env.get(node.id, node) if isinstance(node.ctx, ast.Load) else node
+
+
 def _substituted(expr: ast.expr, env: dict) -> ast.expr:
-    class _Sub(ast.NodeTransformer):
-        def visit_Name(self, node):
-            return env.get(node.id, node) if isinstance(node.ctx, ast.Load) else node
-    return _Sub().visit(copy.deepcopy(expr))
+    return _Substitute(env).visit(copy.deepcopy(expr))
 
 
 def _affine_norm(expr: ast.expr, x: str, names: ModuleNames) -> bool:
