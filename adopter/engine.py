@@ -168,9 +168,12 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                 finding = _finding(rule, match, path, lines)
                 if _suppressed(lines, finding):
                     continue
-                place = (match.class_name, match.nodes[0].span)
+                # A place is a position in the file: subclasses that run one inherited helper
+                # (espnet's RelPositionMultiHeadedAttention classes and their base's
+                # forward_attention) share its anchor, one opportunity and one edit.
+                place = match.nodes[0].span
                 if rule.anchor is not None and rule.anchor in match.roles:  # the rule says what one place is
-                    place = (match.class_name, match.nodes[match.roles.index(rule.anchor)].span)
+                    place = match.nodes[match.roles.index(rule.anchor)].span
                 if place in at:
                     if finding.fixable and not findings[at[place]].fixable:
                         findings[at[place]], matches[at[place]] = finding, (rule, match)

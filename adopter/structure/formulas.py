@@ -17,6 +17,7 @@ half, or ``tanh`` with the cubic coefficient 0.044715 and ``sqrt(2/pi)``.  Quick
 from __future__ import annotations
 
 import ast
+import copy
 import math
 
 from .names import ModuleNames
@@ -482,3 +483,175 @@ class _SoftmaxReader:
             dtype = self._dtype(value)
             return (expr.func.value, dtype) if dtype not in (None, SAME) else None
         return None
+
+
+# ----------------------------------------------------------------------------- layer norm
+
+
+def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
+    """Does a module class's ``forward(self, x)`` compute a LayerNorm over the last axis,
+    written out: ``u = x.mean(-1, keepdim=True)``, ``s = (x - u).pow(2).mean(-1, keepdim=True)``
+    (or ``x.var(-1, unbiased=False, keepdim=True)``), ``(x - u) / torch.sqrt(s + eps)`` (or
+    ``* torch.rsqrt(...)``), then optionally ``weight * y + bias`` (TF-style BertLayerNorm of
+    older speech and NLP code)?  Straight-line code only; names are substituted, so any
+    split into statements reads the same."""
+    forward = next((s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and s.name == "forward"), None)
+    if forward is None or len(forward.args.args) != 2 or forward.args.vararg or forward.args.kwarg \
+            or forward.args.kwonlyargs:
+        return False
+    body = _code(forward.body)
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return False
+    x = forward.args.args[1].arg
+    env: dict[str, ast.expr] = {}
+    for stmt in body[:-1]:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            return False
+        # each name stands for its value when assigned: ``x = (x - u) / ...`` keeps reading
+        # the input, a later ``x`` the normalised value
+        env[stmt.targets[0].id] = _substituted(stmt.value, env)
+    out = _substituted(body[-1].value, env)
+    return _affine_norm(strip_casts(out), x, names)
+
+
+class _Substitute(ast.NodeTransformer):
+    """Each loaded name replaced by the expression ``env`` holds for it (a class of the module,
+    not of the call: a class made per call is cyclic garbage, tests/test_engine_gc.py)."""
+
+    def __init__(self, env: dict):
+        self.env = env
+
+    def visit_Name(self, node):
+        return self.env.get(node.id, node) if isinstance(node.ctx, ast.Load) else node
+
+
+def _substituted(expr: ast.expr, env: dict) -> ast.expr:
+    return _Substitute(env).visit(copy.deepcopy(expr))
+
+
+def _affine_norm(expr: ast.expr, x: str, names: ModuleNames) -> bool:
+    """``w * n + b`` / ``b + n * w`` / ``w * n`` / ``n`` with ``n`` the normalised input and
+    ``w``, ``b`` attributes of self."""
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+        for scaled, shift in ((expr.left, expr.right), (expr.right, expr.left)):
+            if _self_attr(shift) and _scaled_norm(scaled, x, names):
+                return True
+        return False
+    return _scaled_norm(expr, x, names)
+
+
+def _scaled_norm(expr: ast.expr, x: str, names: ModuleNames) -> bool:
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mult):
+        for weight, norm in ((expr.left, expr.right), (expr.right, expr.left)):
+            if _self_attr(weight) and _normalised(strip_casts(norm), x, names):
+                return True
+    return _normalised(expr, x, names)
+
+
+def _self_attr(expr: ast.expr) -> bool:
+    expr = strip_casts(expr)
+    return isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self"
+
+
+def _normalised(expr: ast.expr, x: str, names: ModuleNames) -> bool:
+    """``(x - mean) / sqrt(var + eps)`` or ``(x - mean) * rsqrt(var + eps)``."""
+    if not isinstance(expr, ast.BinOp):
+        return False
+    if isinstance(expr.op, ast.Div):
+        centred, root, wanted = expr.left, expr.right, "sqrt"
+    elif isinstance(expr.op, ast.Mult):
+        centred, root, wanted = expr.left, expr.right, "rsqrt"
+        if not _centred(strip_casts(centred), x, names):
+            centred, root = root, centred
+    else:
+        return False
+    if not _centred(strip_casts(centred), x, names):
+        return False
+    root = strip_casts(root)
+    if not (isinstance(root, ast.Call) and _call_name(root, names) == wanted):
+        return False
+    inner = root.args[0] if len(root.args) == 1 and not root.keywords else (
+        root.func.value if isinstance(root.func, ast.Attribute) and not root.args and wanted == "rsqrt"
+        and names.resolve(root.func) is None else None)
+    if inner is None:
+        return False
+    inner = strip_casts(inner)
+    if not (isinstance(inner, ast.BinOp) and isinstance(inner.op, ast.Add)):
+        return False
+    return any(_variance(strip_casts(v), x, names) and _number(e, names) is not None or
+               _variance(strip_casts(v), x, names) and _self_attr(e)
+               for v, e in ((inner.left, inner.right), (inner.right, inner.left)))
+
+
+def _is_x(expr: ast.expr, x: str) -> bool:
+    expr = strip_casts(expr)
+    return isinstance(expr, ast.Name) and expr.id == x
+
+
+def _last_axis_keepdim(call: ast.Call, at: int) -> bool:
+    """The reduction's axis (positional at ``at`` or ``dim=``) is -1 and keepdim is True."""
+    dims = [a for a in call.args[at:at + 1]] + [k.value for k in call.keywords if k.arg in ("dim", "axis")]
+    keep = [k.value for k in call.keywords if k.arg == "keepdim"] + list(call.args[at + 1:at + 2])
+    if len(dims) != 1 or len(keep) != 1:
+        return False
+    dim = dims[0]
+    if isinstance(dim, (ast.List, ast.Tuple)) and len(dim.elts) == 1:
+        dim = dim.elts[0]
+    last = isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) \
+        and dim.operand.value == 1
+    return last and isinstance(keep[0], ast.Constant) and keep[0].value is True
+
+
+def _reduction(expr: ast.expr, names: ModuleNames, name: str) -> ast.expr | None:
+    """The operand of ``t.<name>(-1, keepdim=True)`` / ``torch.<name>(t, -1, keepdim=True)``."""
+    if not isinstance(expr, ast.Call):
+        return None
+    resolved = names.resolve(expr.func)
+    if resolved is not None:
+        if resolved.rsplit(".", 1)[-1] == name and resolved.startswith("torch.") and expr.args \
+                and _last_axis_keepdim(expr, 1):
+            return expr.args[0]
+        return None
+    if isinstance(expr.func, ast.Attribute) and expr.func.attr == name and _last_axis_keepdim(expr, 0):
+        return expr.func.value
+    return None
+
+
+def _mean_of_x(expr: ast.expr, x: str, names: ModuleNames) -> bool:
+    operand = _reduction(strip_casts(expr), names, "mean")
+    return operand is not None and _is_x(operand, x)
+
+
+def _centred(expr: ast.expr, x: str, names: ModuleNames) -> bool:
+    """``x - x.mean(-1, keepdim=True)``."""
+    return isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and _is_x(expr.left, x) \
+        and _mean_of_x(expr.right, x, names)
+
+
+def _variance(expr: ast.expr, x: str, names: ModuleNames) -> bool:
+    """``((x - u) ** 2).mean(-1, keepdim=True)`` (``pow(2)``, ``square()``, ``c * c``) or
+    ``x.var(-1, unbiased=False, keepdim=True)``."""
+    operand = _reduction(expr, names, "mean")
+    if operand is not None:
+        operand = strip_casts(operand)
+        if isinstance(operand, ast.BinOp) and isinstance(operand.op, ast.Pow):
+            return _centred(strip_casts(operand.left), x, names) and _number(operand.right, names) == 2.0
+        if isinstance(operand, ast.BinOp) and isinstance(operand.op, ast.Mult):
+            return _centred(strip_casts(operand.left), x, names) and _centred(strip_casts(operand.right), x, names)
+        if isinstance(operand, ast.Call) and isinstance(operand.func, ast.Attribute):
+            if operand.func.attr == "pow" and len(operand.args) == 1 and _number(operand.args[0], names) == 2.0:
+                return _centred(strip_casts(operand.func.value), x, names)
+            if operand.func.attr == "square" and not operand.args:
+                return _centred(strip_casts(operand.func.value), x, names)
+        return False
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "var" \
+            and names.resolve(expr.func) is None and _is_x(expr.func.value, x):
+        biased = [k for k in expr.keywords if k.arg in ("unbiased", "correction")]
+        if len(biased) != 1 or not isinstance(biased[0].value, ast.Constant) \
+                or biased[0].value.value not in (False, 0):
+            return False
+        call = ast.Call(func=expr.func, args=expr.args,
+                        keywords=[k for k in expr.keywords if k.arg not in ("unbiased", "correction")])
+        return _last_axis_keepdim(call, 0)
+    return False

@@ -72,6 +72,10 @@ Value = Ref | Const
 LINEAR = "torch.nn.functional.linear"
 EMBEDDING = "torch.nn.Embedding"
 GELU = "torch.nn.functional.gelu"  # what a same-file GELU formula function is called as
+IDENTITY = "torch.nn.Identity"
+# Operations a layer may stand for when another branch of __init__ binds nn.Identity: those
+# that are the identity at a setting of theirs (dropout at p = 0)
+IDENTITY_AT_ZERO = frozenset({"torch.nn.functional.dropout"})
 
 
 @dataclass
@@ -113,6 +117,9 @@ class Node:
     # A softmax or transpose whose dims count from the front of a value of unknown rank, read
     # at the rank its product makes attention (ranks._contracted): that rank; None otherwise
     assumed_rank: int | None = None
+    # A layer typed as ``canon`` whose __init__ may bind nn.Identity instead, the operation at
+    # its no-op setting (a dropout at p = 0): the module may have no attribute of the op's
+    identity: bool = False
 
     @property
     def line(self) -> int:
@@ -870,9 +877,19 @@ class FlowBuilder:
             if found is None:  # per layer, once: what its constructors build
                 ctors = self._ctors(name)
                 definite, maybe = TABLE.layer_ops(ctors)
+                identity = False
+                if not definite and not maybe and len(ctors) > 1:
+                    # nn.Dropout(p) if p > 0 else nn.Identity() (espnet's attention dropout):
+                    # the identity is the dropout at p = 0, so the layer is a dropout whose
+                    # module may have no rate to read (Node.identity)
+                    kept = [c for c in ctors if self._builds(c) != IDENTITY]
+                    if kept and len(kept) < len(ctors):
+                        kept_definite, kept_maybe = TABLE.layer_ops(kept)
+                        if kept_definite in IDENTITY_AT_ZERO and not kept_maybe:
+                            definite, identity, ctors = kept_definite, True, kept
                 extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
-                found = self._layer_canon[name] = (definite, maybe, extra)
-            definite, maybe, extra = found
+                found = self._layer_canon[name] = (definite, maybe, extra, identity)
+            definite, maybe, extra, identity = found
             if maybe:
                 return {"maybe": maybe}, frontier
             if not definite or extra is None:
@@ -909,7 +926,16 @@ class FlowBuilder:
                 return {}, frontier
             view = View(view.args, view.kwargs + tuple(extra), view.arg_spans,
                         view.kwarg_spans + tuple((None, None) for _ in extra))
-        return {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}, frontier
+        fields = {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}
+        if kind == "layer" and identity:
+            fields["identity"] = True
+        return fields, frontier
+
+    def _builds(self, ctor) -> str | None:
+        """The class a constructor of a layer builds (its resolved name), None when unknown."""
+        if isinstance(ctor, ast.Call):
+            return self.names.resolve(ctor.func)
+        return getattr(ctor, "fqn", None)
 
     def _origins(self, op, view: View) -> View:
         """Mark the operands of a product that are transposes written inline (see View)."""
@@ -1805,13 +1831,52 @@ class FlowBuilder:
         guard = self._guard_text(stmt.test, ctx)
         branch, _ = self._new(ctx, frontier, kind="branch", guard=guard, uses=self._uses_of(stmt.test, ctx),
                               span=span(stmt.test))
+        before = dict(ctx.params) if ctx.params else None
         then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
         ctx.stmt = span(stmt)
+        after_then = None
+        if before is not None and len(ctx.params) != len(before):
+            # the branch assigned a parameter of an inlined helper: the other branch still
+            # reads the caller's value (SenseVoice's `if mask is not None: scores = ...fill...`)
+            after_then, ctx.params = ctx.params, dict(before)
         if stmt.orelse:
             other = self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
         else:
             other = [(branch.id, (guard, False))]
+        if before is not None and (after_then is not None or len(ctx.params) != len(before)):
+            then, other = self._join_params(stmt, before, before if after_then is None else after_then,
+                                            then, other, ctx)
         return then + other
+
+    def _join_params(self, stmt: ast.If, before: dict, after_then: dict, then: list, other: list,
+                     ctx: _Ctx) -> tuple[list, list]:
+        """After an ``if`` one of whose branches assigned a parameter of an inlined helper (a new
+        local ``name@instance``) and the other did not: the way that did not assign it copies the
+        caller's value into that local, so that code after the join reads one key on both ways.
+        A branch that does not reach the join (it returned) leaves the parameter as it was."""
+        after_other = ctx.params
+        params = dict(before)
+        for name, value in before.items():
+            in_then, in_other = name in after_then, name in after_other
+            if in_then and in_other:
+                continue
+            if not in_then and not in_other:
+                params.pop(name)
+                continue
+            assigned, keeping = (then, other) if not in_then else (other, then)
+            if not assigned:
+                continue  # only the way that kept the parameter goes on
+            params.pop(name)
+            if keeping:
+                local = Ref(self._key(name, ctx), name)
+                _, copied = self._new(ctx, keeping, kind="copy", args=(value,), outs=(local,),
+                                      uses=_keys((value,)), defs=frozenset({local.key}), span=span(stmt))
+                if keeping is then:
+                    then = copied
+                else:
+                    other = copied
+        ctx.params = params
+        return then, other
 
     def _loop(self, stmt, frontier: list, ctx: _Ctx) -> list:
         if isinstance(stmt, ast.While):

@@ -31,7 +31,8 @@ from ..records import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
 from .canon import TABLE
-from .formulas import autograd_gelu_module, gelu_module, silu_module, strip_casts, untransposed
+from .formulas import (autograd_gelu_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
+                       untransposed)
 from .names import ModuleNames, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -515,6 +516,12 @@ class LayerTyper:
                 f"`{cls.name}.forward` names its argument `{argument}`, not `input` as torch's layers do: "
                 f"passing it to the kernel would break torch.jit.script")
             return "torch.nn.SiLU", why, False
+        if layer_norm_module(cls, self.names):
+            # TF-style BertLayerNorm (s3prl's Mockingjay): a LayerNorm over the last axis written
+            # out, (x - mean) / sqrt(var + eps) * weight + bias.  A LayerNorm, reported: the
+            # kernels read nn.LayerNorm's attributes (eps, normalized_shape), which it need not have.
+            return "torch.nn.LayerNorm", (f"`{cls.name}` computes a LayerNorm written out, not an nn.LayerNorm: "
+                                          f"the kernel reads nn.LayerNorm's eps and normalized_shape"), False
         if autograd_gelu_module(cls, self.names) is not None:
             # BLOOM's BloomGelu: a torch.autograd.Function whose forward is the GELU formula;
             # the same forward, but the kernel would differentiate GELU, not the Function's
@@ -612,6 +619,12 @@ class LayerTyper:
         if fqn is None:
             return ()
         if not _is_layer_class_name(fqn):
+            if fqn in self.names.functions and gelu_formula(self.names.functions[fqn], self.names) is not None:
+                # ACT2FN = {"gelu": gelu, ...} with def gelu(x): x * 0.5 * (1 + erf(x / sqrt(2))):
+                # the same-file function computes GELU; held as a value, it is what calling it does
+                why = (f"`{ast.unparse(expr)}` is a function held as a value, not a layer: the kernel takes a "
+                       f"layer module (and TorchScript cannot pass a function as a value)")
+                return (Built("torch.nn.functional.gelu", (), (), False, expr, unlike=why, function=True),)
             if fqn[:6] == "torch." and fqn not in self.names.functions:
                 op = TABLE.function(fqn)
                 if op is not None and op.name in TABLE.runtime:

@@ -553,10 +553,22 @@ def _all_functions(tree: ast.Module):
     for stmt in tree.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             yield None, stmt
+            yield from _nested_functions(stmt)
         elif isinstance(stmt, ast.ClassDef):
             for item in stmt.body:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     yield stmt.name, item
+                    yield from _nested_functions(item)
+
+
+def _nested_functions(func):
+    """Functions defined in a function's body (a-unet's plugin factories build their layers in
+    an inner ``def Net(...)``), each walked as a function of its own: the walk of the outer
+    function does not enter them."""
+    for stmt in func.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield None, stmt
+            yield from _nested_functions(stmt)
 
 
 # OUTPUT_OF (layers.py) is also given to a same-file ``nn.Sequential`` subclass whose last

@@ -1538,6 +1538,10 @@ class _Attention:
             text = self._layer_text(node)
             if text != node.layer:  # a helper's parameter: the module's own training flag
                 return f"{text}.p if {text}.training else 0.0"
+            if getattr(node, "identity", False):
+                # nn.Dropout(p) if ... else nn.Identity(): the identity has no rate (p = 0)
+                rate = f"({node.layer}.p if isinstance({node.layer}, {self._torch('reading the dropout rate')}.nn.Dropout) else 0.0)"
+                return f"{rate} if self.training else 0.0"
             return f"{node.layer}.p if self.training else 0.0"
         _, kwargs, _, kwarg_spans = self._view(role)
         values = {name: (value, value_span) for (name, value), (value_span, _) in zip(kwargs, kwarg_spans)}
