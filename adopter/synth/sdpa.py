@@ -1527,9 +1527,10 @@ class _Attention:
         node = self.roles["p1"]
         text = self._layer_text(node)
         test = if_stmt.test
-        return node.kind == "layer" and text.isidentifier() and not if_stmt.orelse and len(if_stmt.body) == 1 \
+        plain = text.isidentifier() or (text.startswith("self.") and text[5:].isidentifier())
+        return node.kind == "layer" and plain and not if_stmt.orelse and len(if_stmt.body) == 1 \
             and isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot) \
-            and isinstance(test.left, ast.Name) and test.left.id == text \
+            and isinstance(test.left, (ast.Name, ast.Attribute)) and self._text(test.left) == text \
             and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None
 
     def _dropout(self, role: str) -> str:
@@ -1841,6 +1842,9 @@ class _Attention:
                 continue
             elif not layer.startswith("self.") or not layer[5:].isidentifier():
                 raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
+            elif role in conditional:  # `if self.dropout is not None:` -- its hooks only when there is one
+                terms.append(f"({layer} is not None and bool({layer}._forward_hooks or {layer}._forward_pre_hooks))")
+                continue
             terms += [f"{layer}._forward_hooks", f"{layer}._forward_pre_hooks"]
         if not terms:
             return []
