@@ -60,7 +60,11 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
     last = max(info.index for info in infos)
     block = infos[0].block
     for stmt in block[min(info.index for info in infos):last + 1]:
-        if any(isinstance(n, ast.Name) and n.id == root.id and isinstance(n.ctx, ast.Store) for n in ast.walk(stmt)):
+        # The last statement's own targets are assigned after its value, projections included, is
+        # evaluated (yolov5's `x = self.ma(self.q(x), self.k(x), self.v(x))[0] + x`).
+        read = stmt.value if stmt is block[last] and isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)) \
+            and stmt.value is not None else stmt
+        if any(isinstance(n, ast.Name) and n.id == root.id and isinstance(n.ctx, ast.Store) for n in ast.walk(read)):
             raise Skip(f"`{root.id}` is assigned between the projections")
     layers = [index.segment(span_of(call.func)) for call in calls]
     order = sorted(range(3), key=lambda i: (infos[i].index, span_of(calls[i])[:2]))
