@@ -38,3 +38,29 @@ class Counter:
             return inner(*args, **kwargs)
 
         namespace["scaled_dot_product_attention"] = counted
+
+
+def assert_same_step(original, patched, inputs, **kwargs) -> None:
+    """One forward and backward of both modules on copies of ``inputs`` (tensors; the floating
+    ones get gradients): outputs, the inputs' gradients and, when both are modules, every
+    parameter's gradient must match (``torch.testing``'s defaults for the dtype: the tests run
+    in float64 over a handful of keys and channels).  The backward is of a fixed random
+    projection of the outputs, so every output element counts."""
+    import torch
+
+    def copies():
+        return [t.detach().clone().requires_grad_(t.is_floating_point()) for t in inputs]
+
+    args_a, args_b = copies(), copies()
+    out_a, out_b = original(*args_a, **kwargs), patched(*args_b, **kwargs)
+    torch.testing.assert_close(out_b, out_a)
+    weight = torch.randn_like(out_a)
+    (weight * out_a).sum().backward()
+    (weight * out_b).sum().backward()
+    for a, b in zip(args_a, args_b):
+        if a.requires_grad:
+            torch.testing.assert_close(b.grad, a.grad)
+    if isinstance(original, torch.nn.Module) and isinstance(patched, torch.nn.Module):
+        grads = dict(original.named_parameters())
+        for name, param in patched.named_parameters():
+            torch.testing.assert_close(param.grad, grads[name].grad)

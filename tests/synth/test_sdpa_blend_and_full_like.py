@@ -18,7 +18,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sdpa_modules import RULES, Counter, load, sdpa_fixed  # noqa: E402
+from sdpa_modules import RULES, Counter, assert_same_step, load, sdpa_fixed  # noqa: E402
 
 from adopter.engine import analyze  # noqa: E402
 from adopter.synth import fix_text  # noqa: E402
@@ -100,18 +100,7 @@ def test_the_fused_module_matches_the_original(name):
     a = original["Attention"]().to(F64)
     b = new["Attention"]().to(F64)
     b.load_state_dict(a.state_dict(), strict=True)
-    x = torch.randn(2, 7, 16, dtype=F64)
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    out_a, out_b = a(xa), b(xb)
-    # float64, reductions over at most 7 keys and 8 channels: the default float64 tolerances
-    torch.testing.assert_close(out_b, out_a)
-    weight = torch.randn_like(out_a)
-    (weight * out_a).sum().backward()
-    (weight * out_b).sum().backward()
-    torch.testing.assert_close(xb.grad, xa.grad)
-    grads = dict(a.named_parameters())
-    for pname, param in b.named_parameters():
-        torch.testing.assert_close(param.grad, grads[pname].grad)
+    assert_same_step(a, b, [torch.randn(2, 7, 16, dtype=F64)])
     assert counter.calls == 1
 
 

@@ -13,7 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from sdpa_modules import RULES, Counter, load, sdpa_fixed  # noqa: E402
+from sdpa_modules import RULES, Counter, assert_same_step, load, sdpa_fixed  # noqa: E402
 
 from adopter.synth import fix_text  # noqa: E402
 
@@ -82,17 +82,7 @@ def test_each_branch_matches_the_original_with_one_fused_call(source, branch):
     kwargs = {"causal": branch == "causal"}
     if branch == "mask":
         kwargs["bias"] = torch.randn(2, 1, 5, 5, dtype=F64)  # an additive float bias
-    xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
-    out_a, out_b = a(xa, **kwargs), b(xb, **kwargs)
-    # float64, reductions over 5 keys and a head dimension of 4: the default float64 tolerances
-    torch.testing.assert_close(out_b, out_a)
-    weight = torch.randn_like(out_a)
-    (weight * out_a).sum().backward()
-    (weight * out_b).sum().backward()
-    torch.testing.assert_close(xb.grad, xa.grad)
-    grads = dict(a.named_parameters())
-    for name, param in b.named_parameters():
-        torch.testing.assert_close(param.grad, grads[name].grad)
+    assert_same_step(a, b, [x], **kwargs)
     assert counter.calls == 1
 
 
