@@ -288,7 +288,7 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
         elif isinstance(sub, ast.Call) and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant) and \
                 isinstance(sub.args[1].value, str) and "->" in sub.args[1].value:
             name = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", "")
-            if name in ("rearrange", "repeat", "reduce"):
+            if name in ("rearrange", "repeat", "reduce", "rearrange_many", "repeat_many", "reduce_many"):
                 rank = _einops_rank(sub.args[1].value)
                 if rank:
                     patterns.append(rank)
@@ -648,8 +648,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             candidates += images()
         # hidden states of the rank the forward's own code unpacks (first) or rearranges (after
         # the usual [batch, seq, width]; mobile ViT's ``'b p n (h d)'``: patches of tokens)
-        four = [randn(b, 4, s, width) for width in widths[:3]] if not per_param and rank == 4 and conv is None \
-            else []
+        four = [randn(b, 4, s, width) for width in widths[:3]] if rank == 4 and conv is None \
+            and (not per_param or not certain) else []
+        # (a later tensor of a forward whose code rearranges 4-D tokens -- the Perceiver's
+        # latents beside its media -- gets them too, at the same positions as the first's, so the
+        # two are tried together)
         if not per_param and rank is not None and rank >= 5 and conv is None:
             four = _deep_tokens(randn, b, rank, [s, *_window_lengths(module)], widths[:2])
         if certain:

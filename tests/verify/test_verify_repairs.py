@@ -92,3 +92,57 @@ def test_a_pair_of_tensors_unpacked_is_not_sizes(tmp_path):
     from adopter.verify.inputs import unpacked_sizes
 
     assert unpacked_sizes(_module(tmp_path, "Split").forward, "qk") is None
+
+
+PERCEIVER = '''
+import torch
+from einops import rearrange
+from torch import nn
+
+
+def rearrange_many(tensors, pattern, **axes):
+    return [rearrange(t, pattern, **axes) for t in tensors]
+
+
+class Resampler(nn.Module):
+    """Latents attending to media and themselves, both (batch, time, tokens, width)."""
+
+    def __init__(self, dim=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.to_q = nn.Linear(dim, dim, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * dim, bias=False)
+
+    def forward(self, x, latents):
+        q = self.to_q(latents)
+        k, v = self.to_kv(torch.cat((x, latents), dim=-2)).chunk(2, dim=-1)
+        q, k, v = rearrange_many((q, k, v), "b t n (h d) -> b h t n d", h=self.heads)
+        attn = (q @ k.transpose(-1, -2)).softmax(dim=-1)
+        return rearrange(attn @ v, "b h t n d -> b t n (h d)")
+'''
+
+
+def test_every_tensor_of_a_forward_that_rearranges_four_axes_is_tried_with_four(tmp_path):
+    # open-flamingo's PerceiverAttention: the pattern (through einops_exts' rearrange_many)
+    # says 4-D tokens, and the media and the latents must both be 4-D for the cat to run
+    import importlib.util
+
+    from adopter.verify.inputs import input_options, input_rank
+    from adopter.verify.sizes import VERIFY
+
+    path = tmp_path / "perceiver.py"
+    path.write_text(PERCEIVER)
+    spec = importlib.util.spec_from_file_location("perceiver_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    resampler = module.Resampler()
+    assert input_rank(resampler.forward) == (4, False)
+    ran = []
+    for call in input_options(resampler, {}, VERIFY, {}):
+        try:
+            resampler(*call.args, **call.kwargs)
+        except Exception:  # noqa: BLE001 - a candidate the module does not take
+            continue
+        ran.append(call)
+        break
+    assert ran and all(a.dim() == 4 for a in ran[0].args)
