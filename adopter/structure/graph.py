@@ -1531,7 +1531,10 @@ class FlowBuilder:
                 if isinstance(expr, ast.Starred):
                     break
                 layer = self._layer_of(expr, ctx) if isinstance(expr, (ast.Attribute, ast.Name)) else None
-                if layer is not None and not layer.endswith("]"):
+                # (only the attention's own modules: aliasing every layer argument made the
+                # helpers of other models' flows richer to search, at a cost to every rule)
+                if layer is not None and not layer.endswith("]") \
+                        and self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax"}:
                     layer_alias[name] = layer
         inner = _Ctx(
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
