@@ -1,3 +1,5 @@
+import importlib.util
+import sys
 import textwrap
 
 import pytest
@@ -21,6 +23,24 @@ def findings(rules):
         return [(f.rule, f.line) for f in result.findings]
 
     return run
+
+
+@pytest.fixture
+def module_from_file(tmp_path, monkeypatch):
+    """module_from_file(source, name) -> the module, imported from a file under tmp_path (what
+    TorchScript and ``inspect`` need: the source of what they compile), registered in
+    ``sys.modules`` for the test only."""
+
+    def load(source: str, name: str):
+        path = tmp_path / f"{name}.py"
+        path.write_text(source, encoding="utf-8")
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 # Hypothesis profiles (tests/fuzz): `ci` is the default, bounded for the normal run;

@@ -15,10 +15,6 @@ real ``fix_text``, loaded from files, compared in float64 (outputs and every gra
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import textwrap
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -72,17 +68,7 @@ class Attention(nn.Module):
 """
 
 
-def _load(source: str, name: str, tmp_path, monkeypatch):
-    path = tmp_path / f"{name}.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _fixed(source: str, tmp_path, monkeypatch):
+def _fixed(source: str, monkeypatch, module_from_file):
     """The original module and the fixed one (SDPA calls counted from its import on)."""
     result = fix_text(source, "attention.py", ADP010)
     assert result.error is None
@@ -94,8 +80,8 @@ def _fixed(source: str, tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(F, "scaled_dot_product_attention", counting)
-    original = _load(source, "filled_original", tmp_path, monkeypatch)
-    patched = _load(result.text, "filled_patched", tmp_path, monkeypatch)
+    original = module_from_file(source, "filled_original")
+    patched = module_from_file(result.text, "filled_patched")
     return result, original.Attention(), patched.Attention(), calls
 
 
@@ -136,8 +122,8 @@ def _padded_queries_then_none(original, patched, calls):
 
 
 @pytest.mark.parametrize("fill", ["-1e4", "torch.finfo(scores.dtype).min", "-torch.finfo(q.dtype).max"])
-def test_rows_the_fill_covers_entirely_take_the_original_path(fill, tmp_path, monkeypatch):
-    result, original, patched, calls = _fixed(FILLED_PARAMETER.replace("FILL", fill), tmp_path, monkeypatch)
+def test_rows_the_fill_covers_entirely_take_the_original_path(fill, monkeypatch, module_from_file):
+    result, original, patched, calls = _fixed(FILLED_PARAMETER.replace("FILL", fill), monkeypatch, module_from_file)
     assert len(result.applied) == 1
     q, k, v, blocked, _ = _inputs(padded_queries=True)
     _same(original, patched, q, k, v, blocked)
@@ -154,14 +140,14 @@ def test_rows_the_fill_covers_entirely_take_the_original_path(fill, tmp_path, mo
         assert len(calls) == 2
 
 
-def test_a_keep_mask_of_where_computed_before_the_scores(tmp_path, monkeypatch):
-    result, original, patched, calls = _fixed(WHERE_BEFORE, tmp_path, monkeypatch)
+def test_a_keep_mask_of_where_computed_before_the_scores(monkeypatch, module_from_file):
+    result, original, patched, calls = _fixed(WHERE_BEFORE, monkeypatch, module_from_file)
     assert len(result.applied) == 1
     _padded_queries_then_none(original, patched, calls)
 
 
-def test_a_causal_mask_built_from_sizes_needs_no_test(tmp_path, monkeypatch):
-    result, original, patched, calls = _fixed(CAUSAL_IN_REGION, tmp_path, monkeypatch)
+def test_a_causal_mask_built_from_sizes_needs_no_test(monkeypatch, module_from_file):
+    result, original, patched, calls = _fixed(CAUSAL_IN_REGION, monkeypatch, module_from_file)
     assert len(result.applied) == 1
     assert ".all(-1)" not in result.text
     q, k, v, _, _ = _inputs(padded_queries=False)
@@ -169,9 +155,9 @@ def test_a_causal_mask_built_from_sizes_needs_no_test(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
-def test_a_mask_the_attention_computes_from_an_input_is_read_before_it(tmp_path, monkeypatch):
+def test_a_mask_the_attention_computes_from_an_input_is_read_before_it(monkeypatch, module_from_file):
     # ``blocked = pad[...] | pad[...]`` after the scores: the guard reads that value of ``pad``
-    result, original, patched, calls = _fixed(INPUT_MASK_IN_REGION, tmp_path, monkeypatch)
+    result, original, patched, calls = _fixed(INPUT_MASK_IN_REGION, monkeypatch, module_from_file)
     assert len(result.applied) == 1
     assert "and (pad[:, None, :, None] | pad[:, None, None, :]).all(-1).any()" in result.text
     _padded_queries_then_none(original, patched, calls)

@@ -9,9 +9,6 @@ module compile under TorchScript.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 import torch
 
@@ -42,24 +39,14 @@ class Attention(nn.Module):
 '''
 
 
-def _load(source: str, name: str, tmp_path, monkeypatch):
-    path = tmp_path / f"{name}.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("use_flash", [False, True], ids=["dropout", "identity"])
-def test_a_dropout_or_identity_layer_is_fused_and_reads_a_rate_only_where_there_is_one(use_flash, tmp_path,
-                                                                                          monkeypatch):
+def test_a_dropout_or_identity_layer_is_fused_and_reads_a_rate_only_where_there_is_one(use_flash,
+                                                                                          module_from_file):
     result = fix_text(SOURCE, "attention.py", ADP010)
     assert result.error is None and len(result.applied) == 1, result.skipped
     assert "scaled_dot_product_attention(" in result.text
-    original = _load(SOURCE, "identity_dropout_original", tmp_path, monkeypatch).Attention(32, 4, 0.25, use_flash)
-    patched = _load(result.text, "identity_dropout_patched", tmp_path, monkeypatch).Attention(32, 4, 0.25, use_flash)
+    original = module_from_file(SOURCE, "identity_dropout_original").Attention(32, 4, 0.25, use_flash)
+    patched = module_from_file(result.text, "identity_dropout_patched").Attention(32, 4, 0.25, use_flash)
     torch.manual_seed(0)
     b, h, n, d = 2, 4, 6, 8
     mask = torch.zeros(b, 1, n, n, dtype=torch.bool)

@@ -13,10 +13,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import importlib.util  # noqa: E402
-import sys  # noqa: E402
-
-from sdpa_modules import Counter, sdpa_fixed  # noqa: E402
+from sdpa_modules import Counter, sdpa_fixed
 
 F64 = torch.float64
 
@@ -59,17 +56,6 @@ OPTIONAL_DROPOUT = textwrap.dedent('''
 ''')
 
 
-def _from_file(source: str, name: str, tmp_path, monkeypatch) -> dict:
-    """The module loaded from a file (TorchScript reads the source of what it compiles)."""
-    path = tmp_path / f"{name}.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
-    return module.__dict__
-
-
 def test_the_rate_is_read_under_the_same_test():
     fixed = sdpa_fixed(OPTIONAL_DROPOUT)
     assert "(self.dropout.p if self.training else 0.0) if self.dropout is not None else 0.0" in " ".join(fixed.split())
@@ -79,8 +65,8 @@ def test_the_rate_is_read_under_the_same_test():
 @pytest.mark.parametrize("with_dropout", [True, False])
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("scripted", [False, True])
-def test_the_module_matches_the_original(with_dropout, training, scripted, tmp_path, monkeypatch):
-    original, new = (_from_file(text, name, tmp_path, monkeypatch)
+def test_the_module_matches_the_original(with_dropout, training, scripted, module_from_file):
+    original, new = (module_from_file(text, name).__dict__
                      for text, name in ((OPTIONAL_DROPOUT, "orig_opt_drop"), (sdpa_fixed(OPTIONAL_DROPOUT), "new_opt_drop")))
     counter = None if scripted else Counter(new)  # (TorchScript cannot compile the counting wrapper)
     torch.manual_seed(0)
