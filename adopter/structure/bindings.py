@@ -61,6 +61,8 @@ class ClassInfo:
     # self.<attr> -> whether every assignment the class makes to it is a number (filled once,
     # on first use, by the flow builder's rank pass: graph.FlowBuilder._scalar_attribute)
     scalar_attrs: dict[str, bool] | None = None
+    # self.<attr> -> the bool literal the file only ever assigns it (graph.FlowBuilder._literal_flag)
+    literal_flags: dict[str, bool | None] | None = None
 
 
 def span(node: ast.AST) -> tuple[int, int, int, int]:

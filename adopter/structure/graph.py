@@ -221,6 +221,7 @@ class FlowBuilder:
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
         self.opaque_uses: dict[str, frozenset] = {}
         self._literal_names: dict[str, bool] = {}  # literals.literal_keywords' cache
+        self._flag_checked: dict[str, bool] = {}  # attribute -> nothing else in the file writes it
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -281,6 +282,81 @@ class FlowBuilder:
                                 and target.value.id == "self":
                             found[target.attr] = found.get(target.attr, True) and _number_expr(node.value)
         return found.get(attr, False)
+
+    def _literal_flag(self, test: ast.expr) -> bool | None:
+        """The value of an ``if`` test that reads a flag the file fixes: ``self.<attr>`` (or
+        ``not self.<attr>``) where every assignment the class makes to it is the same bool
+        literal (GLIP's ``self.clamp_min_for_underflow = True`` in ``__init__``) and nothing
+        else in the file writes or names that attribute (no other assignment, keyword, class
+        attribute or ``setattr`` string).  Such a branch is taken (or not) on every run of
+        the model as built, so only the way it goes is a path: a clamp under it sits between
+        the scores and the softmax on every path.  None for any other test."""
+        negate = False
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            negate, test = True, test.operand
+        if not (isinstance(test, ast.Attribute) and isinstance(test.value, ast.Name) and test.value.id == "self") \
+                or self.cls is None or self.lines is None:
+            return None
+        flags = self.cls.literal_flags
+        if flags is None:
+            flags = self.cls.literal_flags = {}
+            stack = list(self.cls.node.body)
+            while stack:
+                node = stack.pop()
+                for block in ("body", "orelse", "finalbody", "handlers", "cases"):
+                    stack.extend(getattr(node, block, ()))
+                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for target in targets:
+                        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                                and target.value.id == "self":
+                            value = node.value
+                            literal = value.value if isinstance(node, (ast.Assign, ast.AnnAssign)) \
+                                and isinstance(value, ast.Constant) and isinstance(value.value, bool) else None
+                            known = flags.get(target.attr, literal)
+                            flags[target.attr] = literal if known is literal else None
+        value = flags.get(test.attr)
+        if value is None:
+            return None
+        cache = self._flag_checked
+        if test.attr not in cache:
+            cache[test.attr] = self._flag_fixed(test.attr)
+        if not cache[test.attr]:
+            return None
+        return value != negate
+
+    def _flag_fixed(self, attr: str) -> bool:
+        """Whether nothing in the file but the class's own literal assignments can set
+        ``<obj>.<attr>`` on its instances: no write through another object (``block.attr =
+        False``), no ``setattr`` or ``getattr`` string naming it, no ``self.<attr> =`` in a same-file
+        class related to this one (a base or a subclass), no class attribute of that name here.
+        Another class's own ``self.<attr> = flag`` sets its own instances only."""
+        text = "\n".join(self.lines)
+        name = re.escape(attr)
+        if re.search(rf"(?<!self)\.{name}\s*(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)|[\"']{name}[\"']", text):
+            return False
+        if any(isinstance(st, (ast.Assign, ast.AnnAssign)) and any(
+                isinstance(t, ast.Name) and t.id == attr
+                for t in (st.targets if isinstance(st, ast.Assign) else [st.target])) for st in self.cls.node.body):
+            return False
+        classes = self.names.classes
+        def bases(node: ast.ClassDef) -> set[str]:
+            return {b.id for b in node.bases if isinstance(b, ast.Name)}
+        related, todo = {self.cls.name}, [self.cls.name]
+        while todo:  # bases and subclasses, transitively, within the file
+            current = todo.pop()
+            node = classes.get(current)
+            linked = (bases(node) if node is not None else set()) | {
+                other for other, other_node in classes.items() if current in bases(other_node)}
+            for other in linked - related:
+                related.add(other)
+                todo.append(other)
+        write = re.compile(rf"\bself\.{name}\s*(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)")
+        for other in related - {self.cls.name}:
+            node = classes.get(other)
+            if node is not None and write.search("\n".join(self.lines[node.lineno - 1:node.end_lineno])):
+                return False
+        return True
 
     def _text(self, expr: ast.AST) -> str:
         """The source text of an expression (ast.unparse is ten times slower)."""
@@ -1834,6 +1910,13 @@ class FlowBuilder:
         guard = self._guard_text(stmt.test, ctx)
         branch, _ = self._new(ctx, frontier, kind="branch", guard=guard, uses=self._uses_of(stmt.test, ctx),
                               span=span(stmt.test))
+        known = self._literal_flag(stmt.test)
+        if known is not None:  # the one way a flag the file fixes goes
+            if known:
+                return self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+            if stmt.orelse:
+                return self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
+            return [(branch.id, (guard, False))]
         before = dict(ctx.params) if ctx.params else None
         then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
         ctx.stmt = span(stmt)
