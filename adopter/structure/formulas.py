@@ -504,6 +504,10 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return False
     x = forward.args.args[1].arg
+    if not any(isinstance(n, ast.Attribute) and n.attr in ("sqrt", "rsqrt") or isinstance(n, ast.Name)
+               and (names.resolve(n) or n.id).rsplit(".", 1)[-1] in ("sqrt", "rsqrt")
+               for st in body for n in ast.walk(st)):
+        return False  # no root to divide by: not worth substituting (a deep copy per statement)
     env: dict[str, ast.expr] = {}
     for stmt in body[:-1]:
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
