@@ -94,6 +94,7 @@ BUILD = {
     ("ADP010", "FoldedHeadsAttention"): ((8, 2), lambda: (_r(5, 2, 8),)),
     ("ADP011", "RMSNorm"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP011", "T5LayerNorm"): ((8,), lambda: (_r(2, 5, 8),)),
+    ("ADP011", "ScaleNorm"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP012", "Classifier"): ((4, 2), lambda: (_r(3, 4),)),
     ("ADP012", "Net"): ((), lambda: (_r(3, 8),)),
     ("ADP013", "MLP"): ((_cfg(hidden_size=8, intermediate_size=16, hidden_act="silu"),), lambda: (_r(2, 5, 8),)),
