@@ -1189,8 +1189,13 @@ class LayerTyper:
                 before = {k: v.copy() for k, v in lists.items()}
                 self._walk(stmt.body, env, depth, record, hook, nested=True)
                 after_body = {k: env[k].copy() for k in lists if isinstance(env.get(k), SeqGraph)}
+                # a list the body binds anew (``middle = []``) rather than extends: the other
+                # branch starts from the list as it was, and after the if it is either one
+                rebound = {k for k in after_body if env[k] is not lists[k]}
                 for k, v in before.items():
-                    if isinstance(env.get(k), SeqGraph):
+                    if k in rebound:
+                        env[k] = lists[k] = v.copy()
+                    elif isinstance(env.get(k), SeqGraph):
                         env[k].frontier = set(v.frontier)
                 # a list first built in this if: ``layers = [...]`` in one branch, other
                 # members in the other; the list after the if is either one
@@ -1201,10 +1206,15 @@ class LayerTyper:
                     other = env.get(k)
                     env[k] = graph.either(other) if isinstance(other, SeqGraph) and k not in lists else graph
                 for k, v in after_body.items():
-                    if isinstance(env.get(k), SeqGraph):
-                        env[k].frontier |= v.frontier
-                        if not stmt.orelse:
-                            env[k].frontier |= before[k].frontier
+                    current = env.get(k)
+                    if not isinstance(current, SeqGraph):
+                        continue
+                    if k in rebound or current is not lists[k]:
+                        env[k] = v.either(current)
+                        continue
+                    current.frontier |= v.frontier
+                    if not stmt.orelse:
+                        current.frontier |= before[k].frontier
             elif (isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name) and isinstance(stmt.target, ast.Name)
                   and ELEMENTS + stmt.iter.id in env and not stmt.orelse
                   and self._unroll(stmt, env[ELEMENTS + stmt.iter.id], env, depth, record, hook, nested)):
