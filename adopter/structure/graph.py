@@ -287,8 +287,8 @@ class FlowBuilder:
         """The value of an ``if`` test that reads a flag the file fixes: ``self.<attr>`` (or
         ``not self.<attr>``) where every assignment the class makes to it is the same bool
         literal (GLIP's ``self.clamp_min_for_underflow = True`` in ``__init__``) and nothing
-        else in the file writes or names that attribute (no other assignment, keyword, class
-        attribute or ``setattr`` string).  Such a branch is taken (or not) on every run of
+        else in the file can set it on the class's instances (:meth:`_flag_fixed`).  Such a
+        branch is taken (or not) on every run of
         the model as built, so only the way it goes is a path: a clamp under it sits between
         the scores and the softmax on every path.  None for any other test."""
         negate = False
