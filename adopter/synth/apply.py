@@ -17,7 +17,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from ..structure.graph import walk
 from .imports import _uses, add_imports, remove_imports, unused_names, uses_after
-from .layout import Refit, code, fit_if, fit_line, lay_out_call
+from .layout import Refit, _newline, code, fit_if, fit_line, lay_out_call
 from .plan import Edits, Straddle, Wrap
 from .style import Style
 
@@ -384,12 +384,16 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
     callees: set[int] = set()  # the ``func`` of every call (an init edit replaces a callee)
     statements: list[tuple] = []  # spans of the statement lines (for the block indentation)
     added: dict[int, str] = {}  # id(def or call) -> the parameter or keyword argument appended to it
+    headers: dict[int, tuple[int, int | None]] = {}  # id(def given a parameter) -> its column, its line limit
     for node, position in positions.items():
         key = _range(position)
         if isinstance(node, cst.FunctionDef) and key[:2] in params:
             added[id(node)] = params[key[:2]]
+            # (a def line the new parameter makes too long gets one parameter a line)
+            headers[id(node)] = (key[1], style.limit_for(len(text.split("\n")[key[0] - 1])))
         elif isinstance(node, cst.Call) and key in keywords:
             added[id(node)] = keywords[key]
+            spans[id(node)] = key  # (its statement is refitted when the new argument makes it too long)
         if isinstance(node, cst.SimpleStatementLine):
             statements.append(key)
         if isinstance(node, cst.Call):
@@ -443,7 +447,8 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
     for visit in (holding, None):  # None: every node, should a span not hold its edit's nodes
         transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes,
                                    places=places, style=style, unit=module.default_indent,
-                                   callees={i for i in callees if i in expr_nodes}, holding=visit, added=added)
+                                   callees={i for i in callees if i in expr_nodes}, holding=visit, added=added,
+                                   headers=headers)
         new_module = wrapper.module.visit(transformer)
         if transformer.done == wanted and not transformer.pending_moves and not transformer.pending_wraps:
             break
@@ -521,6 +526,27 @@ def _keyword(text: str) -> cst.Arg:
                                          whitespace_after=cst.SimpleWhitespace("")))
 
 
+def _fit_header(node: cst.FunctionDef, column: int, unit: str, limit: int | None) -> cst.FunctionDef:
+    """``node`` with one parameter a line (a trailing comma, the closing bracket under the
+    ``def``) when its one-line header is longer than ``limit``, as Black writes it."""
+    params = node.params
+    if limit is None or "\n" in code(node.whitespace_before_params) or \
+            any(isinstance(p.comma, cst.Comma) and "\n" in code(p.comma) for p in params.params):
+        return node  # (already one parameter a line)
+    returns = f" -> {code(node.returns.annotation)}" if node.returns is not None else ""
+    header = f"{'async ' if node.asynchronous else ''}def {node.name.value}({code(params)}){returns}:"
+    if column + len(header.split("\n")[0]) <= limit:
+        return node
+    if params.posonly_params or params.star_arg is not cst.MaybeSentinel.DEFAULT or params.kwonly_params or \
+            params.star_kwarg is not None or not params.params:
+        return node  # (markers and starred parameters: left on one line)
+    count = len(params.params)
+    laid = [p.with_changes(comma=cst.Comma(whitespace_after=_newline(unit if i < count - 1 else "")),
+                           whitespace_after_param=cst.SimpleWhitespace(""))
+            for i, p in enumerate(params.params)]
+    return node.with_changes(params=params.with_changes(params=laid), whitespace_before_params=_newline(unit))
+
+
 def _with_param(params: cst.Parameters, text: str) -> cst.Parameters:
     """``params`` with the parameter ``text`` (``name: type = default``) appended: after the
     positional parameters, or after the keyword-only ones where the function has ``*args`` or
@@ -533,8 +559,10 @@ def _with_param(params: cst.Parameters, text: str) -> cst.Parameters:
 
 class _Transformer(cst.CSTTransformer):
     def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None, places=None,
-                 style: Style | None = None, unit: str = "    ", callees=None, holding=None, added=None):
+                 style: Style | None = None, unit: str = "    ", callees=None, holding=None, added=None,
+                 headers=None):
         super().__init__()
+        self.headers: dict[int, tuple[int, int | None]] = headers or {}
         self.added: dict[int, str] = added or {}  # id(def or call) -> the parameter or keyword appended
         # ids of the nodes whose span holds an edit (None: visit everything); the others are
         # not descended into, since nothing below them changes.
@@ -572,9 +600,14 @@ class _Transformer(cst.CSTTransformer):
         if extra is not None:
             self.done.add(id(original_node))
             if isinstance(updated_node, cst.FunctionDef):
-                updated_node = updated_node.with_changes(params=_with_param(updated_node.params, extra))
+                column, limit = self.headers.get(id(original_node), (0, None))
+                updated_node = _fit_header(updated_node.with_changes(params=_with_param(updated_node.params, extra)),
+                                           column, self.unit, limit)
             else:
                 updated_node = updated_node.with_changes(args=_appended(list(updated_node.args), _keyword(extra)))
+                place = self.places.get(id(original_node))
+                if place is not None and self.statements:
+                    self.refit.setdefault(id(self.statements[-1]), place)
         new_text = self.expr_nodes.get(id(original_node))
         if new_text is not None:
             self.done.add(id(original_node))
