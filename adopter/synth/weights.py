@@ -326,10 +326,20 @@ class Decline:
                 functions.append((stmt, None))
             elif isinstance(stmt, ast.ClassDef):
                 functions += [(m, stmt) for m in stmt.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        classes = [c for c in tree.body if isinstance(c, ast.ClassDef)]
         bound: dict[int, set[str]] = {}
         if owner is not None and func.name == "forward":
-            for cls in {id(c): c for _, c in functions if c is not None}.values():
-                bound[id(cls)] = self._attributes_of(cls, owner.name)
+            for cls in classes:
+                # (a subclass in the file that binds the attribute to something else would
+                # receive the new argument too: the attribute must hold the class in all of them)
+                attrs, _ = self._attributes_of(cls, owner.name)
+                for sub in _descendants(cls, classes):
+                    theirs, assigned = self._attributes_of(sub, owner.name)
+                    attrs = {a for a in attrs if a in theirs or a not in assigned}
+                bound[id(cls)] = attrs
+        elif owner is not None and any(func.name in {m.name for m in c.body if isinstance(m, ast.FunctionDef)}
+                                       for c in _descendants(owner, classes)):
+            return []  # a subclass's own version of the helper would receive the new argument
         out = []
         for caller, cls in functions:
             for node in _calls(caller):
@@ -349,8 +359,9 @@ class Decline:
         return out
 
     @staticmethod
-    def _attributes_of(cls: ast.ClassDef, class_name: str) -> set[str]:
-        """The attributes ``cls`` assigns only instances of ``class_name`` (or None)."""
+    def _attributes_of(cls: ast.ClassDef, class_name: str) -> tuple[set[str], set[str]]:
+        """The attributes ``cls`` assigns only instances of ``class_name`` (or None), and
+        every attribute it assigns."""
 
         def instance(value: ast.AST) -> bool | None:  # True: one; None: None; False: anything else
             if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == class_name:
@@ -372,7 +383,24 @@ class Decline:
                             isinstance(inner.value, ast.Name) and inner.value.id == "self":
                         plain = target is inner and isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
                         verdict.setdefault(inner.attr, set()).add(instance(node.value) if plain else False)
-        return {attr for attr, kinds in verdict.items() if True in kinds and False not in kinds}
+        return {attr for attr, kinds in verdict.items() if True in kinds and False not in kinds}, set(verdict)
+
+
+def _descendants(cls: ast.ClassDef, classes: list[ast.ClassDef]) -> list[ast.ClassDef]:
+    """The classes of the file that derive from ``cls``, directly or not (by base name)."""
+    out: list[ast.ClassDef] = []
+    names = {cls.name}
+    changed = True
+    while changed:
+        changed = False
+        for other in classes:
+            if other not in out and other is not cls and any(
+                    (b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else None) in names
+                    for b in other.bases):
+                out.append(other)
+                names.add(other.name)
+                changed = True
+    return out
 
 
 def _calls(func: ast.AST):

@@ -414,3 +414,27 @@ def test_the_flag_takes_a_name_the_module_does_not_use():
     fixed = sdpa_fixed(source)
     assert "need_attn_weights: bool = True" in fixed and "need_weights=return_attention" not in fixed
     assert "need_attn_weights=return_attention" in fixed
+
+
+def test_a_subclass_that_binds_the_attribute_to_another_module_keeps_the_call():
+    # `Other.attn` is no `Attention`: Block's forward, which Other inherits, must not pass it the flag
+    source = DINO + textwrap.dedent('''
+
+        class Other(Block):
+            def __init__(self, dim=16, num_heads=2):
+                super().__init__(dim, num_heads)
+                self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+    ''')
+    fixed = sdpa_fixed(source)  # Plain still declines them
+    assert "need_weights=return_attention" not in fixed and "x, _ = self.attn(x, need_weights=False)" in fixed
+
+
+def test_a_helper_a_subclass_redefines_gets_no_flag():
+    source = WHISPER + textwrap.dedent('''
+
+        class Faster(MultiHeadAttention):
+            def qkv_attention(self, q, k, v, mask=None):
+                return q, None
+    ''')
+    result = fix_text(source, "attention.py", RULES)
+    assert not result.applied and "no caller in this file declines it" in result.skipped[0][1]
