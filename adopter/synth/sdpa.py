@@ -511,6 +511,10 @@ class _Attention:
             if clash and term not in branch_tests and term not in dtype_terms and term != filled_term and \
                     term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
+        if self.declined or self.in_context:
+            # (after the flag, a term that is an `and` chain gets its parentheses: its lines are
+            # then split like the others')
+            unique = [unique[0], *(_guard_term(t, ast.parse(t, mode="eval").body) for t in unique[1:])]
         guard_text = " or ".join(unique) if unique else None
         first, final = region[0], region[-1]
         edits.wrap = Wrap(
