@@ -292,7 +292,9 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device, dropped=pair.dropped)
     try:
         with (patched_context or nullcontext)():
-            got, _, inputs_p = _train_step(pair.patched, pair.call, device)
+            # (dropped on both sides: a guard may send a training step to the original path,
+            # which computes the probabilities the fused path handed back as None in eval)
+            got, _, inputs_p = _train_step(pair.patched, pair.call, device, dropped=pair.dropped)
     except Exception as exc:
         return Outcome(False, f"train: the patched forward/backward raised {type(exc).__name__}: {_first_line(exc)}",
                        float("inf"))
