@@ -359,8 +359,8 @@ class Decline:
         return out
 
     @staticmethod
-    def _attributes_of(cls: ast.ClassDef, class_name: str) -> tuple[set[str], set[str]]:
-        """The attributes ``cls`` assigns only instances of ``class_name`` (or None), and
+    def _attributes_of(owner: ast.ClassDef, class_name: str) -> tuple[set[str], set[str]]:
+        """The attributes ``owner`` assigns only instances of ``class_name`` (or None), and
         every attribute it assigns."""
 
         def instance(value: ast.AST) -> bool | None:  # True: one; None: None; False: anything else
@@ -374,7 +374,7 @@ class Decline:
             return False
 
         verdict: dict[str, set] = {}
-        for node in ast.walk(cls):
+        for node in ast.walk(owner):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
                 node, (ast.AnnAssign, ast.AugAssign)) else []
             for target in targets:

@@ -80,7 +80,7 @@ DINO = textwrap.dedent('''
 
 # (Whisper's `qk.float()` rounds float64 scores to float32 before the softmax, which the fused
 # call does not: its comparisons use torch.testing's float32 tolerances.)
-F32_TOLERANCE = dict(rtol=1.3e-6, atol=1e-5)
+F32_TOLERANCE = {"rtol": 1.3e-6, "atol": 1e-5}
 
 # Whisper's layout: the attention in a helper that returns the raw scores beside the product,
 # the forward returning what the helper handed it, the blocks keeping element 0.
@@ -251,7 +251,7 @@ def test_dino_attention_matches_with_and_without_the_probabilities(training, nee
     a, b, counter = _pair(DINO, sdpa_fixed(DINO), f"dino_attn_{training}_{need}", "Attention", module_from_file,
                           training)
     x = torch.randn(2, 5, 16, dtype=F64)
-    (out_a, attn_a), (out_b, attn_b) = _step(a, b, [x], lambda m, i: m(*i), lambda m, i: m(*i, need_weights=need))
+    (_, attn_a), (_, attn_b) = _step(a, b, [x], lambda m, i: m(*i), lambda m, i: m(*i, need_weights=need))
     if need:
         torch.testing.assert_close(attn_b, attn_a)
     else:
