@@ -17,7 +17,7 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from ..structure.graph import walk
 from .imports import _uses, add_imports, remove_imports, unused_names, uses_after
-from .layout import Refit, code, fit_if, fit_line, lay_out_call
+from .layout import Refit, _newline, code, fit_if, fit_line, lay_out_call
 from .plan import Edits, Straddle, Wrap
 from .style import Style
 
@@ -83,7 +83,9 @@ def _narrow(start: int, end: int, pieces: list[Edits], function) -> tuple[int, i
     ``if`` (straddle) keep the whole function."""
     if function is None or any(p.straddle is not None for p in pieces):
         return start, end
-    keys = [k for p in pieces for k in (*p.expr, *p.delete, *p.replace_stmt)]
+    if any(p.params for p in pieces):  # a new parameter: the def line is edited
+        return start, end
+    keys = [k for p in pieces for k in (*p.expr, *p.delete, *p.replace_stmt, *p.keywords)]
     keys += [(p.wrap.first[0], 0, p.wrap.last[0], 0) for p in pieces if p.wrap is not None]
     if not keys:
         return start, end
@@ -178,6 +180,10 @@ def _pieces(edits: Edits):
         yield edits.straddle.if_start[0], Edits(straddle=edits.straddle)
     if edits.wrap is not None:
         yield edits.wrap.first[0], Edits(wrap=edits.wrap)
+    for key, text in edits.params.items():
+        yield key[0], Edits(params={key: text})
+    for key, text in edits.keywords.items():
+        yield key[0], Edits(keywords={key: text})
 
 
 def _shift_edits(edits: Edits, lines: int) -> Edits:
@@ -198,6 +204,8 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
         replace_stmt={_shift(k, lines): v for k, v in edits.replace_stmt.items()},
         straddle=straddle,
         wrap=wrap,
+        params={(k[0] - lines, k[1]): v for k, v in edits.params.items()},
+        keywords={_shift(k, lines): v for k, v in edits.keywords.items()},
     )
 
 
@@ -352,7 +360,11 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
     replace: dict = {}
     straddles: list[Straddle] = []
     wraps: list[Wrap] = []
+    params: dict = {}
+    keywords: dict = {}
     for item in edits:
+        params.update(item.params)
+        keywords.update(item.keywords)
         expr.update(item.expr)
         delete |= item.delete
         replace.update(item.replace_stmt)
@@ -371,8 +383,17 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
     spans: dict[int, tuple] = {}  # id(edited node) -> its span
     callees: set[int] = set()  # the ``func`` of every call (an init edit replaces a callee)
     statements: list[tuple] = []  # spans of the statement lines (for the block indentation)
+    added: dict[int, str] = {}  # id(def or call) -> the parameter or keyword argument appended to it
+    headers: dict[int, tuple[int, int | None]] = {}  # id(def given a parameter) -> its column, its line limit
     for node, position in positions.items():
         key = _range(position)
+        if isinstance(node, cst.FunctionDef) and key[:2] in params:
+            added[id(node)] = params[key[:2]]
+            # (a def line the new parameter makes too long gets one parameter a line)
+            headers[id(node)] = (key[1], style.limit_for(len(text.split("\n")[key[0] - 1])))
+        elif isinstance(node, cst.Call) and key in keywords:
+            added[id(node)] = keywords[key]
+            spans[id(node)] = key  # (its statement is refitted when the new argument makes it too long)
         if isinstance(node, cst.SimpleStatementLine):
             statements.append(key)
         if isinstance(node, cst.Call):
@@ -397,6 +418,8 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
         spans[id(node)] = key
     if len(small_delete) != len(delete) or len(small_replace) != len(replace):
         raise ApplyError("a statement to edit could not be located")
+    if len(added) != len(params) + len(keywords):
+        raise ApplyError("a function or call to extend could not be located")
     moves = []
     for straddle in straddles:
         if_node = by_start.get(straddle.if_start)
@@ -413,17 +436,19 @@ def _apply_chunk(text: str, edits: list[Edits], style: Style | None = None) -> s
 
     # Only the nodes holding an edit need visiting: the transformer leaves every other node
     # as it is, and LibCST's visit of each untouched node cost most of the chunk's time.
-    targets = [*expr, *delete, *replace, *((p[0], p[1], p[0], p[1]) for p in starts_wanted)]
+    targets = [*expr, *delete, *replace, *keywords, *((p[0], p[1], p[0], p[1]) for p in starts_wanted),
+               *((p[0], p[1], p[0], p[1]) for p in params)]
     holding = {id(node) for node, position in positions.items()
                if any(_holds(_range(position), key) for key in targets)}
     places = _places(text.split("\n"), spans, statements, style)
     for wrap in wraps:
         places[id(by_start[wrap.first])] = _Place("", "", "", wrap.first[1], style.line_length)
-    wanted = set(expr_nodes) | small_delete | set(small_replace)
+    wanted = set(expr_nodes) | small_delete | set(small_replace) | set(added)
     for visit in (holding, None):  # None: every node, should a span not hold its edit's nodes
         transformer = _Transformer(expr_nodes, small_delete, small_replace, moves, wrap_nodes,
                                    places=places, style=style, unit=module.default_indent,
-                                   callees={i for i in callees if i in expr_nodes}, holding=visit)
+                                   callees={i for i in callees if i in expr_nodes}, holding=visit, added=added,
+                                   headers=headers)
         new_module = wrapper.module.visit(transformer)
         if transformer.done == wanted and not transformer.pending_moves and not transformer.pending_wraps:
             break
@@ -477,10 +502,68 @@ def _without_blank_lines(stmt):
     return stmt.with_changes(leading_lines=[line for line in stmt.leading_lines if line.comment is not None])
 
 
+def _appended(items: list, new):
+    """``items`` (parameters or arguments) with ``new`` last, in their layout: after a trailing
+    comma (one item a line) the new item takes the last item's comma and the last one the comma
+    before it, so the new item gets a line of its own and the list keeps its trailing comma."""
+    if not items:
+        return [new]
+    last = items[-1]
+    if isinstance(last.comma, cst.Comma):
+        before = items[-2].comma if len(items) > 1 and isinstance(items[-2].comma, cst.Comma) else \
+            cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+        return [*items[:-1], last.with_changes(comma=before), new.with_changes(comma=last.comma)]
+    # (the space before the closing bracket, a line break in a wrapped list, follows the new item)
+    space = "whitespace_after_param" if isinstance(last, cst.Param) else "whitespace_after_arg"
+    return [*items[:-1], last.with_changes(**{space: cst.SimpleWhitespace("")}),
+            new.with_changes(**{space: getattr(last, space)})]
+
+
+def _keyword(text: str) -> cst.Arg:
+    name, value = text.split("=", 1)
+    return cst.Arg(keyword=cst.Name(name.strip()), value=cst.parse_expression(value.strip()),
+                   equal=cst.AssignEqual(whitespace_before=cst.SimpleWhitespace(""),
+                                         whitespace_after=cst.SimpleWhitespace("")))
+
+
+def _fit_header(node: cst.FunctionDef, column: int, unit: str, limit: int | None) -> cst.FunctionDef:
+    """``node`` with one parameter a line (a trailing comma, the closing bracket under the
+    ``def``) when its one-line header is longer than ``limit``, as Black writes it."""
+    params = node.params
+    if limit is None or "\n" in code(node.whitespace_before_params) or \
+            any(isinstance(p.comma, cst.Comma) and "\n" in code(p.comma) for p in params.params):
+        return node  # (already one parameter a line)
+    returns = f" -> {code(node.returns.annotation)}" if node.returns is not None else ""
+    header = f"{'async ' if node.asynchronous else ''}def {node.name.value}({code(params)}){returns}:"
+    if column + len(header.split("\n")[0]) <= limit:
+        return node
+    if params.posonly_params or params.star_arg is not cst.MaybeSentinel.DEFAULT or params.kwonly_params or \
+            params.star_kwarg is not None or not params.params:
+        return node  # (markers and starred parameters: left on one line)
+    count = len(params.params)
+    laid = [p.with_changes(comma=cst.Comma(whitespace_after=_newline(unit if i < count - 1 else "")),
+                           whitespace_after_param=cst.SimpleWhitespace(""))
+            for i, p in enumerate(params.params)]
+    return node.with_changes(params=params.with_changes(params=laid), whitespace_before_params=_newline(unit))
+
+
+def _with_param(params: cst.Parameters, text: str) -> cst.Parameters:
+    """``params`` with the parameter ``text`` (``name: type = default``) appended: after the
+    positional parameters, or after the keyword-only ones where the function has ``*args`` or
+    a bare ``*`` (a positional parameter there would take an extra positional argument)."""
+    new = cst.parse_module(f"def f({text}): pass\n").body[0].params.params[0]
+    if isinstance(params.star_arg, cst.Param) or params.kwonly_params or isinstance(params.star_arg, cst.ParamStar):
+        return params.with_changes(kwonly_params=_appended(list(params.kwonly_params), new))
+    return params.with_changes(params=_appended(list(params.params), new))
+
+
 class _Transformer(cst.CSTTransformer):
     def __init__(self, expr_nodes, small_delete, small_replace, moves, wraps=None, places=None,
-                 style: Style | None = None, unit: str = "    ", callees=None, holding=None):
+                 style: Style | None = None, unit: str = "    ", callees=None, holding=None, added=None,
+                 headers=None):
         super().__init__()
+        self.headers: dict[int, tuple[int, int | None]] = headers or {}
+        self.added: dict[int, str] = added or {}  # id(def or call) -> the parameter or keyword appended
         # ids of the nodes whose span holds an edit (None: visit everything); the others are
         # not descended into, since nothing below them changes.
         self.holding = holding
@@ -513,6 +596,18 @@ class _Transformer(cst.CSTTransformer):
         return super().on_visit(node)
 
     def on_leave(self, original_node, updated_node):
+        extra = self.added.get(id(original_node))
+        if extra is not None:
+            self.done.add(id(original_node))
+            if isinstance(updated_node, cst.FunctionDef):
+                column, limit = self.headers.get(id(original_node), (0, None))
+                updated_node = _fit_header(updated_node.with_changes(params=_with_param(updated_node.params, extra)),
+                                           column, self.unit, limit)
+            else:
+                updated_node = updated_node.with_changes(args=_appended(list(updated_node.args), _keyword(extra)))
+                place = self.places.get(id(original_node))
+                if place is not None and self.statements:
+                    self.refit.setdefault(id(self.statements[-1]), place)
         new_text = self.expr_nodes.get(id(original_node))
         if new_text is not None:
             self.done.add(id(original_node))

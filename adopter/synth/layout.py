@@ -353,6 +353,17 @@ def fit_line(line: cst.SimpleStatementLine, block_indent: int, unit: str, limit:
         return line
     stmt = line.body[0]
     value = _value_holder(stmt)
+    if isinstance(value, cst.Tuple) and not value.lpar:
+        # `return <call chain>, other`: the longest element that is a call chain is wrapped
+        chains = [e for e in value.elements if _chain(e.value) and code(e.value) in text]
+        if not chains:
+            return line
+        element = max(chains, key=lambda e: len(code(e.value)))
+        before, after = text.split(code(element.value), 1)
+        laid, _ = lay_out_call(element.value, None, [], " " * block_indent + before, after, "", unit, limit)
+        if laid is element.value:
+            return line
+        return line.with_changes(body=[stmt.with_changes(value=value.deep_replace(element.value, laid))])
     if not isinstance(value, cst.Call) or not _chain(value) or code(value) not in text:
         return line
     before, after = text.split(code(value), 1)

@@ -79,11 +79,15 @@ class Edits:
     straddle: Straddle | None = None
     imports: set[tuple[str, str, str | None]] = field(default_factory=set)  # (module, name, alias)
     wrap: Wrap | None = None
+    # A parameter appended to a function: (line, character column) of its ``def`` -> the
+    # parameter's source; a keyword argument appended to a call: its character span -> ``name=value``
+    params: dict[tuple[int, int], str] = field(default_factory=dict)
+    keywords: dict[Span, str] = field(default_factory=dict)
 
     def key(self) -> tuple:
         return (
             tuple(sorted(self.expr.items())), tuple(sorted(self.delete)), tuple(sorted(self.replace_stmt.items())),
-            self.straddle, self.wrap,
+            self.straddle, self.wrap, tuple(sorted(self.params.items())), tuple(sorted(self.keywords.items())),
         )
 
 

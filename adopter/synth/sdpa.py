@@ -44,7 +44,8 @@ from ..structure import Const
 from ..structure.canon import fill_value, held_fill
 from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
-from .text import Span, dotted_name, read_names, span_of, stored_names
+from .text import Span, contains, dotted_name, read_names, span_of, stored_names
+from .weights import Decline
 
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
 # reshaped scores
@@ -66,25 +67,20 @@ FACTORIES = {"ones", "zeros", "rand", "randn", "empty", "full"}
 def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
     """Fill ``edits`` with the guarded rewrite of ``match`` (or raise :class:`Skip`).  Where
     the match cannot be rewritten, the other ways to its softmax (``match.others``: the scores
-    computed another way in the other branch of an if) are tried, best first."""
-    try:
-        _Attention(planner, rule, match).plan(edits, regions)
-        return
-    except Skip as exc:
-        error = exc
+    computed another way in the other branch of an if) are tried, best first.  Each try plans
+    into edits of its own (a try that fails late leaves nothing behind)."""
+    error: Skip | None = None
     around = _around_bias_before_scale(match)
-    if around is not None:
-        try:
-            _Attention(planner, rule, around).plan(edits, regions)
-            return
-        except Skip:
-            pass
-    for other in match.others:
+    for index, candidate in enumerate([match, *([around] if around is not None else []), *match.others]):
         trial_edits, trial_regions = Edits(), []
         try:
-            _Attention(planner, rule, other).plan(trial_edits, trial_regions)
-        except Skip:
+            _Attention(planner, rule, candidate).plan(trial_edits, trial_regions)
+        except Skip as exc:
+            error = error or exc
             continue
+        edits.expr.update(trial_edits.expr)
+        edits.params.update(trial_edits.params)
+        edits.keywords.update(trial_edits.keywords)
         edits.imports |= trial_edits.imports
         edits.wrap = trial_edits.wrap
         regions.extend(trial_regions)
@@ -194,13 +190,14 @@ class _Attention:
     def _text(self, node: ast.AST) -> str:
         return self.index.segment(span_of(node))
 
-    def _stmt_text(self, stmt: ast.stmt, replace: tuple[Span, str] | None = None) -> str:
-        """The statement's source, dedented to column 0 (optionally with one span replaced)."""
+    def _stmt_text(self, stmt: ast.stmt, replace: tuple[Span, str] | list | None = None) -> str:
+        """The statement's source, dedented to column 0 (optionally with spans replaced: one
+        (span, text) or a list of them, none inside another)."""
         lines = self.index.lines[stmt.lineno - 1:stmt.end_lineno]
         first_col = self.index.char_col(stmt.lineno, stmt.col_offset)
         end_col = self.index.char_col(stmt.end_lineno, stmt.end_col_offset)
-        if replace is not None:
-            (l0, c0, l1, c1), new = replace
+        swaps = replace if isinstance(replace, list) else [replace] if replace is not None else []
+        for (l0, c0, l1, c1), new in sorted(swaps, reverse=True):
             c0, c1 = self.index.char_col(l0, c0), self.index.char_col(l1, c1)
             r0, r1 = l0 - stmt.lineno, l1 - stmt.lineno
             head, tail = lines[r0][:c0], lines[r1][c1:]
@@ -339,6 +336,12 @@ class _Attention:
                     # (not after an upcast, which changes the scores' dtype)
                     text = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(stmt, step_stored, statement=True)
                     if text is None:
+                        stored = _stored_attribute(stmt)
+                        if stored is not None:  # widedeep's `self.attn_weights = attn_weights`
+                            raise Skip(f"the attention's values are stored in `{self._text(stored)}` at line "
+                                       f"{stmt.lineno} on every call, for code outside the call to read (a "
+                                       "visualization hook): only the module's user can say they are not wanted, "
+                                       "so the fused path is left to a hand edit")
                         raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention")
                     metadata[offset] = text
                 if stored_names(stmt) & step_stored:
@@ -478,14 +481,23 @@ class _Attention:
             call = f"{call}.clone()"
         c_text = self._stmt_text(c_stmt, (self.roles["c"].span, call))
         # The context statement may read more than the product it replaces (Whisper returns
-        # `qk.detach()` beside it): those reads must be defined on the fused path too.
-        missing = _loads(ast.parse(c_text)) & (set().union(*(stored_names(s) for s in region[:-1])) - before_c)
+        # `qk.detach()` beside it): those reads must be defined on the fused path too, or be
+        # handed back beside the product, which the fused path then hands back as None.
+        only_original = set().union(*(stored_names(s) for s in region[:-1])) - before_c
+        missing = _loads(ast.parse(c_text)) & only_original
+        self.in_context: list[tuple[ast.Return, int, int, str]] = []
         if missing:
-            raise Skip(f"the statement at line {c_stmt.lineno} also reads `{sorted(missing)[0]}`, "
-                       "which only the original attention computes")
+            c_text = self._returned_beside(c_stmt, call, only_original)
+            if c_text is None:
+                raise Skip(f"the statement at line {c_stmt.lineno} also reads `{sorted(missing)[0]}`, "
+                           "which only the original attention computes")
         fast.append(c_text)
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
-        guard += self._live_reads(region, all_stored - fast_defs)
+        self.declined: list[str] = []  # what the fused path hands back as None (weights.Decline)
+        guard += self._live_reads(region, all_stored - fast_defs, edits, regions)
+        if self.declined or self.in_context:
+            guard.insert(0, guard.pop(guard.index(self.flag)))  # the caller's choice reads first
+        fast += self.declined
         guard += self._hooks(edits, set(conditions))
 
         unique = list(dict.fromkeys(guard))
@@ -499,6 +511,10 @@ class _Attention:
             if clash and term not in branch_tests and term not in dtype_terms and term != filled_term and \
                     term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
+        if self.declined or self.in_context:
+            # (after the flag, a term that is an `and` chain gets its parentheses: its lines are
+            # then split like the others')
+            unique = [unique[0], *(_guard_term(t, ast.parse(t, mode="eval").body) for t in unique[1:])]
         guard_text = " or ".join(unique) if unique else None
         first, final = region[0], region[-1]
         edits.wrap = Wrap(
@@ -1856,10 +1872,35 @@ class _Attention:
             edits.imports.add(request)
         return [f"(False if {scripting}() else ({' or '.join(dict.fromkeys(terms))}))"]
 
-    def _live_reads(self, region: list[ast.stmt], live: set[str]) -> list[str]:
+    def _returned_beside(self, c_stmt: ast.stmt, call: str, only_original: set[str]) -> str | None:
+        """The fused path's context statement when it is ``return <product>, <value only the
+        original computes>, ...`` (Whisper's ``..., qk.detach()``): those elements hand back
+        None there, and the callers are asked to decline them (:mod:`.weights`); None when
+        the statement reads such values otherwise."""
+        value = c_stmt.value if isinstance(c_stmt, ast.Return) else None
+        if not isinstance(value, ast.Tuple) or any(isinstance(e, ast.Starred) for e in value.elts):
+            return None
+        c_span = self.roles["c"].span
+        swaps = [(c_span, call)]
+        for place, element in enumerate(value.elts):
+            if contains(span_of(element), c_span) or not _loads(element) & only_original:
+                continue  # (the product's own element reads the probabilities the fused call replaces)
+            if contains(c_span, span_of(element)):
+                return None
+            swaps.append((span_of(element), "None"))
+            self.in_context.append((c_stmt, place, len(value.elts), sorted(_loads(element) & only_original)[0]))
+        text = self._stmt_text(c_stmt, swaps)
+        return text if self.in_context and not _loads(ast.parse(text)) & only_original else None
+
+    def _live_reads(self, region: list[ast.stmt], live: set[str], edits: Edits | None = None,
+                    regions: list[Span] | None = None) -> list[str]:
         """The conditions under which code after the region reads what only the original
-        path defines (each read must sit under such a condition, or the match is skipped)."""
-        if not live:
+        path defines (each read must sit under such a condition, or the match is skipped).
+        Values handed back to the callers on every path (``return x, attn``) are declined
+        through a flag the callers in the file pass (:mod:`.weights`): its term is returned
+        too, and ``self.declined`` gets the fused path's ``attn = None``."""
+        in_context = getattr(self, "in_context", [])
+        if not live and not in_context:
             return []
         func = self._function(region[0])
         if func is None:
@@ -1876,6 +1917,7 @@ class _Attention:
                     unreachable.update(id(n) for n in ast.walk(stmt))
             child, parent = parent, parents.get(parent)
         terms: list[str] = []
+        unconditional: list[ast.Name] = []
         for node in ast.walk(func):
             if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in live):
                 continue
@@ -1895,7 +1937,8 @@ class _Attention:
             if term is None:
                 found = _cleared_unless(node, parents, func, end)
                 if found is None:
-                    raise Skip(f"`{node.id}` (computed by the attention) is read at line {node.lineno} unconditionally")
+                    unconditional.append(node)
+                    continue
                 term, text = found
             changed = {
                 n.id for n in ast.walk(func)
@@ -1905,6 +1948,15 @@ class _Attention:
             if read_names(term) & changed:
                 raise Skip(f"the condition at line {term.lineno} is assigned after the attention begins")
             terms.append(text or _guard_term(self._text(term), term))
+        if unconditional or in_context:
+            unconditional.sort(key=lambda n: (n.lineno, n.col_offset))
+            if edits is None or regions is None or not isinstance(func, ast.FunctionDef):
+                read = unconditional[0] if unconditional else None
+                raise Skip(f"`{read.id}` (computed by the attention) is read at line {read.lineno} unconditionally"
+                           if read is not None else "the attention's values are handed back beside the product")
+            self.flag, self.declined = Decline(self.index, self.planner.names, edits, regions).plan(
+                func, unconditional, in_context)
+            terms.insert(0, self.flag)
         return terms
 
     def _function(self, stmt: ast.stmt):
@@ -1935,6 +1987,16 @@ def _changed_in_place(func, names: set, end: tuple) -> ast.AST | None:
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr.endswith("_")
                 and not node.func.attr.startswith("_") and held(node.func.value)):
             return node
+    return None
+
+
+def _stored_attribute(stmt: ast.stmt) -> ast.expr | None:
+    """The attribute (or item) a plain assignment stores its value in, if any."""
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], (ast.Attribute,
+                                                                                                 ast.Subscript)):
+        return stmt.targets[0]
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, (ast.Attribute, ast.Subscript)):
+        return stmt.target
     return None
 
 

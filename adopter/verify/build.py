@@ -152,9 +152,13 @@ class Variant:
     give: tuple[str, ...] = ()  # optional forward arguments to pass (``targets``, ``mask``)
     method: str = "forward"  # the method to call
     flags: tuple[tuple[str, Any], ...] = ()  # module flags / class attributes (``USE_SDPA``, ``Attn.use_sdpa``)
+    # parameters only the patched method has, passed False to it alone: an attention that hands
+    # its probabilities back takes the fused path when told they are not needed (``need_weights``)
+    decline: tuple[str, ...] = ()
 
     def label(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self.flags]
+        parts += [f"{k}=False (the patched {self.method}() only)" for k in self.decline]
         parts += [f"config.{k}={v!r}" for k, v in self.config]
         parts += [f"{k}={v!r} (constructor)" for k, v in self.ctor]
         parts += [f"{k}={v!r} (forward)" for k, v in self.forward]
@@ -172,6 +176,10 @@ class Pair:
     call: Call
     configs: list = field(default_factory=list)
     how: str = ""
+    declined: bool = False  # the patched module was told it need not hand some outputs back (Variant.decline)
+    # names of the original's outputs the patched one hands back as None there (compare.flatten's
+    # names): not compared, and left out of the training loss on both sides
+    dropped: set = field(default_factory=set)
 
 
 # ----------------------------------------------------------------------------- factories
@@ -374,6 +382,22 @@ def _apply_attrs(module: nn.Module, attrs: tuple[tuple[str, Any], ...]) -> int:
                 setattr(sub, key, value)
                 count += 1
     return count
+
+
+def _decline(module: nn.Module, variant: Variant) -> None:
+    """The patched module's ``variant.method`` with each of ``variant.decline`` passed False
+    (an instance attribute: ``nn.Module.__call__`` calls ``self.forward``)."""
+    if variant.decline:
+        import functools
+
+        bound = getattr(module, variant.method)
+        setattr(module, variant.method, functools.partial(bound, **{name: False for name in variant.decline}))
+
+
+def _declined(pair: Pair, variant: Variant) -> Pair:
+    _decline(pair.patched, variant)
+    pair.declined = bool(variant.decline)
+    return pair
 
 
 def _set_config(value: Any, overrides: dict[str, Any]) -> None:
@@ -704,7 +728,7 @@ class Builder:
             if variant.attrs:
                 _apply_attrs(pair.original, variant.attrs)
                 _apply_attrs(pair.patched, variant.attrs)
-            return pair
+            return _declined(pair, variant)
         first_error: str | None = None
         needs: str | None = None
         options = self._options(original_cls, variant)
@@ -757,7 +781,7 @@ class Builder:
             if call.guessed:
                 captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
                 if captured is not None:
-                    return captured
+                    return _declined(captured, variant)
             _seed()
             try:
                 with patched_context():
@@ -766,15 +790,16 @@ class Builder:
             except Exception as exc:
                 raise Broken(f"the patched {option.shown} raised {_short(exc)}; the original builds") from None
             _apply_attrs(patched, variant.attrs)
+            _decline(patched, variant)
             configs = [c for c in (config, *[v for v in [*patched_args, *patched_kwargs.values()]
                                              if _is_config_object(v)]) if c is not None and _is_config_object(c)]
             shown = option.shown + (self.groups.describe() if self.groups is not None else "")
             if redrawn:
                 shown += f"; {redrawn} parameter(s) the constructor left uninitialised drawn afresh"
-            return Pair(original, patched, call, configs, shown)
+            return Pair(original, patched, call, configs, shown, declined=bool(variant.decline))
         captured = self._build_captured(original_cls, patched_cls, patched_module, variant, patched_context)
         if captured is not None:
-            return captured
+            return _declined(captured, variant)
         if needs:
             raise Skip(needs_text(needs))
         raise Skip(factory_hint(class_name, first_error or f"no way to build {class_name}"))

@@ -191,6 +191,14 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
     except Exception as exc:
         return Outcome(False, f"eval: the patched forward raised {type(exc).__name__}: {_first_line(exc)}", float("inf"))
 
+    expected_tensors, got_tensors = flatten(expected), flatten(got)
+    if pair.declined:
+        # Told it need not hand some outputs back (the attention's probabilities), the patched
+        # module returns None there: those are not compared, the rest must match.
+        names = {name for name, _ in got_tensors}
+        pair.dropped = {name for name, _ in expected_tensors if name not in names}
+        expected_tensors = _kept(expected_tensors, pair.dropped)
+
     def reference():
         if reference_module is None:
             return None
@@ -198,14 +206,17 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
         call = type(call)(_double(call.args), _double(call.kwargs))
         torch.manual_seed(0)
         with torch.no_grad():
-            return flatten(run_quietly(lambda: call.run(reference_module)))
+            return _kept(flatten(run_quietly(lambda: call.run(reference_module))), pair.dropped)
 
-    expected_tensors, got_tensors = flatten(expected), flatten(got)
     outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference)
     outcome.compared = len(expected_tensors)
     floating = [t for _, t in expected_tensors if t.is_floating_point() and t.numel()]
     outcome.not_finite = bool(floating) and not any(bool(torch.isfinite(t).any()) for t in floating)
     return outcome
+
+
+def _kept(outputs: list[tuple[str, torch.Tensor]], dropped: set) -> list[tuple[str, torch.Tensor]]:
+    return [item for item in outputs if item[0] not in dropped] if dropped else outputs
 
 
 def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
@@ -220,7 +231,7 @@ def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
     return total
 
 
-def _train_step(module: nn.Module, call: Call, device: torch.device, double: bool = False):
+def _train_step(module: nn.Module, call: Call, device: torch.device, double: bool = False, dropped: set = frozenset()):
     call = call.clone(device, grad=False)
     if double:
         call = Call(_double(call.args), _double(call.kwargs))
@@ -230,7 +241,7 @@ def _train_step(module: nn.Module, call: Call, device: torch.device, double: boo
     module.train()
     module.zero_grad(set_to_none=True)
     torch.manual_seed(0)
-    outputs = flatten(run_quietly(lambda: call.run(module)))
+    outputs = _kept(flatten(run_quietly(lambda: call.run(module))), dropped)
     loss = _loss(outputs)
     if loss is not None:
         loss.backward()
@@ -269,7 +280,7 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
             if reference_module is None:
                 return None
             if not cache:
-                outputs, _, inputs = _train_step(reference_module, pair.call, device, double=True)
+                outputs, _, inputs = _train_step(reference_module, pair.call, device, double=True, dropped=pair.dropped)
                 cache["outputs"] = outputs
                 cache["inputs"] = _input_grads(inputs)
                 cache["params"] = _grads(reference_module)
@@ -278,10 +289,12 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
 
         return get
 
-    expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device)
+    expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device, dropped=pair.dropped)
     try:
         with (patched_context or nullcontext)():
-            got, _, inputs_p = _train_step(pair.patched, pair.call, device)
+            # (dropped on both sides: a guard may send a training step to the original path,
+            # which computes the probabilities the fused path handed back as None in eval)
+            got, _, inputs_p = _train_step(pair.patched, pair.call, device, dropped=pair.dropped)
     except Exception as exc:
         return Outcome(False, f"train: the patched forward/backward raised {type(exc).__name__}: {_first_line(exc)}",
                        float("inf"))

@@ -514,6 +514,10 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                     out[site] = Verdict(SKIP, str(exc))
                 return out
             continue
+        declining = _declining(checker, class_name, entry)
+        if declining is not None:  # right after the default build (which keeps the original path)
+            variants = [variants[0], declining, *(dataclasses.replace(v, decline=declining.decline)
+                                                  for v in variants[1:])]
         for index, variant in enumerate(variants[:MAX_VARIANTS]):
             verdicts, skip_reason = checker.check(class_name, pending, variant)
             if skip_reason is not None:
@@ -543,6 +547,22 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
             out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried, refused))
     _check_other_sides(checker, class_name, out, given)
     return out
+
+
+def _declining(checker: _Checker, class_name: str, method: str) -> Variant | None:
+    """The variant that passes False to the boolean parameters (default True) the patch
+    added to ``method``: an attention that hands its probabilities back takes the fused path
+    only when its caller declines them (``need_weights``, :mod:`adopter.synth.weights`).
+    None when the patch added none."""
+    if class_name.startswith("function:"):
+        return None
+    try:
+        before = inspect.signature(getattr(checker.builder.class_of(checker.original, class_name), method)).parameters
+        after = inspect.signature(getattr(checker.builder.class_of(checker.patched, class_name), method)).parameters
+    except (Skip, TypeError, ValueError, AttributeError):
+        return None
+    added = tuple(name for name, p in after.items() if name not in before and p.default is True)
+    return Variant(decline=added, method=method) if added else None
 
 
 def _given_names(module, call) -> set[str]:

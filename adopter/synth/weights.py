@@ -1,0 +1,415 @@
+"""Attention that hands its probabilities (or raw scores) back on every call: a flag its
+callers can use to decline them, as ``nn.MultiheadAttention(need_weights=...)`` does.
+
+``return self.proj(x), attn`` (DINO, tab-transformer, ESM), Whisper's ``return ..., qk.detach()``
+or a ``forward`` returning what a helper handed it: the fused call does not compute the
+probabilities, so without a flag every call needs the original path.  In practice the callers
+rarely use them (``x, _ = self.attn(x)``, ``self.attn(x)[0]``, DINO's ``if return_attention:
+return attn``).  The rewrite:
+
+* the function holding the attention gets a parameter (``need_weights: bool = True``, a name
+  the module does not use; positional-or-keyword, last: TorchScript takes no keyword-only
+  parameter with a default); the guard sends ``need_weights`` to the original path, so every
+  caller that does not pass it sees exactly what it saw before;
+* on the fused path the handed-back value is ``None`` (an element ``E`` other than the bare
+  name becomes ``None if attn is None else E``); where the guard sends a call to the original
+  path for another reason (a hook, say) the probabilities are computed and handed back;
+* callers in the file pass ``False`` where they discard them (``x, _ = ...``, a name never
+  read, ``...[0]``, a bare call statement), their own condition where they read them only
+  under an ``if`` whose test reads parameters the caller never reassigns (DINO: ``need_weights
+  =return_attention``), and their own new flag where they only hand them back in turn (a
+  ``forward`` returning what its helper returned, a block returning what its attention did),
+  up to :data:`MAX_DEPTH` levels; any other call is left as it is (the default keeps the
+  original path).  A return annotation ``tuple[A, B]`` gets ``Optional[B]`` at that place.
+
+Not rewritten, with the reason: probabilities stored in an attribute (``self.scores = scores``,
+read by whoever holds the module: a visualization hook; no caller in the file can say they
+are not wanted, and a stale or missing attribute there would be worse than the original), and
+probabilities no caller in the file declines (the flag would never take the fused path: the
+patch would buy nothing).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from .plan import Edits, KernelNames, Skip
+from .text import SourceIndex, Span, span_of
+
+FLAG_NAMES = ("need_weights", "need_attn_weights", "need_attention_weights")
+MAX_DEPTH = 4  # levels of callers that only hand the probabilities back in turn
+TUPLE_TYPES = {"tuple", "Tuple", "typing.Tuple"}
+STABLE_TEST = (ast.Name, ast.Constant, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Not, ast.And, ast.Or, ast.Load,
+               ast.Is, ast.IsNot, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+
+
+def parents_of(root: ast.AST) -> dict:
+    return {child: node for node in ast.walk(root) for child in ast.iter_child_nodes(node)}
+
+
+def returned_slot(node: ast.AST, parents: dict, func: ast.AST) -> tuple[ast.Return, int, ast.expr] | None:
+    """Where ``node`` sits in a ``return a, b, ...`` of ``func``: the statement, the element's
+    place and the element; None when it is not inside one element of a returned tuple."""
+    child, parent = node, parents.get(node)
+    while parent is not None and parent is not func and not isinstance(parent, ast.Return):
+        if isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.stmt)):
+            return None
+        child, parent = parent, parents.get(parent)
+    if not isinstance(parent, ast.Return) or not isinstance(child, ast.Tuple) or parent.value is not child:
+        return None
+    if any(isinstance(e, ast.Starred) for e in child.elts):
+        return None
+    element = next((e for e in child.elts if any(n is node for n in ast.walk(e))), None)
+    if element is None:
+        return None
+    return parent, child.elts.index(element), element
+
+
+def condition_of(node: ast.AST, parents: dict, func: ast.AST) -> ast.expr | None:
+    """The test of the innermost ``if`` (statement or expression) whose body holds ``node``."""
+    child, parent = node, parents.get(node)
+    while parent is not None and parent is not func:
+        if isinstance(parent, ast.IfExp) and child is parent.body:
+            return parent.test
+        if isinstance(parent, ast.If) and child in parent.body:
+            return parent.test
+        child, parent = parent, parents.get(parent)
+    return None
+
+
+def _stored_in_attribute(node: ast.AST, parents: dict) -> ast.Attribute | None:
+    """``self.scores = scores``: the attribute a statement stores the read value in."""
+    parent = parents.get(node)
+    while parent is not None and not isinstance(parent, ast.stmt):
+        parent = parents.get(parent)
+    if isinstance(parent, (ast.Assign, ast.AnnAssign)):
+        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        for target in targets:
+            for inner in ast.walk(target):
+                if isinstance(inner, (ast.Attribute, ast.Subscript)) and isinstance(inner.ctx, ast.Store):
+                    return inner
+    return None
+
+
+def _int_of(node: ast.AST) -> int | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, int) and not isinstance(node.value, bool):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _int_of(node.operand)
+        return -inner if inner is not None else None
+    return None
+
+
+def _params(func: ast.FunctionDef) -> set[str]:
+    a = func.args
+    return {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, *filter(None, (a.vararg, a.kwarg))]}
+
+
+def _stores(func: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+
+
+class Decline:
+    """Plans the flag for one attention function (see the module's docstring)."""
+
+    def __init__(self, index: SourceIndex, names: KernelNames, edits: Edits, regions: list[Span]):
+        self.index = index
+        self.names = names
+        self.edits = edits
+        self.regions = regions
+        self.flag = next((n for n in FLAG_NAMES if n not in index.identifiers), None)
+        self._parents: dict[int, dict] = {}
+        self._sites: dict[int, list] | None = None
+
+    # ---------------------------------------------------------------- entry point
+    def plan(self, func: ast.FunctionDef, reads: list[ast.Name], in_context: list[tuple[ast.Return, int, int, str]]
+             ) -> tuple[str, list[str]]:
+        """``reads``: the reads after the attention of names only the original path computes,
+        none under a condition; ``in_context``: (return, place, arity, name) of the context statement
+        itself when it returns them beside the product (Whisper).  Returns the flag and the
+        statements the fused path ends with (``attn = None``); raises :class:`Skip` with the
+        reason when the callers cannot decline them."""
+        parents = self.parents(func)
+        slots: set[tuple[int, int]] = {(place, arity) for _, place, arity, _ in in_context}
+        first = min([(r.lineno, r.id) for r in reads] + [(ret.lineno, name) for ret, _, _, name in in_context])
+        nones: list[str] = []
+        rewrites: list[tuple[ast.expr, str]] = []
+        for read in reads:
+            stored = _stored_in_attribute(read, parents)
+            if stored is not None:
+                raise Skip(f"`{read.id}` (computed by the attention) is stored in `{self.index.segment(span_of(stored))}` "
+                           f"at line {read.lineno} on every call, for code outside the call to read (a visualization "
+                           "hook): only the module's user can say it is not wanted, so the fused path is left to a "
+                           "hand edit")
+            found = returned_slot(read, parents, func)
+            if found is None:
+                raise Skip(f"`{read.id}` (computed by the attention) is read at line {read.lineno} unconditionally")
+            _, place, element = found
+            slots.add((place, len(parents[element].elts)))
+            if read.id not in nones:
+                nones.append(read.id)
+            if not (isinstance(element, ast.Name) and element.id == read.id):
+                rewrites.append((element, read.id))
+        if len(slots) != 1:
+            raise Skip(f"`{first[1]}` (computed by the attention) is handed back in different places of the "
+                       "function's returns")
+        if self.flag is None:
+            raise Skip("the module uses every name the flag for declining the probabilities could take")
+        (place, arity), = slots
+        if len({id(e) for e, _ in rewrites}) != len(rewrites):
+            raise Skip("a returned value combines several values only the original attention computes")
+        pending = self._callers(func, place, arity, 0, {id(func)})
+        if not pending:
+            who = f"`{func.name}`"
+            raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: {who} "
+                       "hands it back on every call, and no caller in this file declines it, so a flag to skip it "
+                       "would never take the fused path")
+        self._extend(func, place, arity)
+        for element, name in rewrites:
+            self._rewrite(element, name)
+        for edit in pending:
+            edit()
+        return self.flag, [f"{name} = None" for name in nones]
+
+    # ---------------------------------------------------------------- edits
+    def _extend(self, func: ast.FunctionDef, place: int, arity: int) -> None:
+        """The flag as the function's last parameter, and its return annotation widened."""
+        key = (func.lineno, self.index.char_col(func.lineno, func.col_offset))
+        self.edits.params[key] = f"{self.flag}: bool = True"
+        self.regions.append((func.lineno, func.col_offset, func.lineno, func.col_offset + 3))
+        note = func.returns
+        if isinstance(note, ast.Subscript) and self.index.segment(span_of(note.value)) in TUPLE_TYPES and \
+                isinstance(note.slice, ast.Tuple) and len(note.slice.elts) == arity:
+            element = note.slice.elts[place]
+            text = self.index.segment(span_of(element))
+            if not (text.startswith(("Optional[", "typing.Optional[")) or "None" in text):
+                local, request = self.names.local("typing.Optional")
+                self.edits.imports.add(request)
+                self.edits.expr[self.index.char_span(span_of(element))] = f"{local}[{text}]"
+
+    def _rewrite(self, element: ast.expr, name: str) -> None:
+        text = self.index.segment(span_of(element))
+        wrapped = f"({text})" if isinstance(element, (ast.IfExp, ast.Lambda, ast.NamedExpr, ast.BoolOp)) else text
+        self.edits.expr[self.index.char_span(span_of(element))] = f"None if {name} is None else {wrapped}"
+
+    def _keyword(self, call: ast.Call, value: str):
+        def edit():
+            self.edits.keywords[self.index.char_span(span_of(call))] = f"{self.flag}={value}"
+            self.regions.append(span_of(call))
+        return edit
+
+    # ---------------------------------------------------------------- callers
+    def _callers(self, func: ast.FunctionDef, place: int, arity: int, depth: int, seen: set) -> list:
+        """The edits that make the calls of ``func`` in the file decline what it hands back at
+        ``place`` (of ``arity`` returned values): empty when no call declines it."""
+        pending: list = []
+        declines = False
+        extended: set[int] = set()
+        for call, caller in self._call_sites(func):
+            if any(k.arg is None or k.arg == self.flag for k in call.keywords) or \
+                    any(isinstance(a, ast.Starred) for a in call.args):
+                continue
+            use = self._use(call, caller, place, arity)
+            if use is None:
+                continue
+            if use[0] == "value":
+                pending.append(self._keyword(call, use[1]))
+                declines = True
+                continue
+            _, (new_place, new_arity, rewrites) = use
+            if depth + 1 >= MAX_DEPTH or id(caller) in seen:
+                continue
+            inner = self._callers(caller, new_place, new_arity, depth + 1, seen | {id(caller)})
+            if not inner:
+                continue
+            if any(n.arg == self.flag for n in ast.walk(caller) if isinstance(n, ast.arg)):
+                continue
+            pending.append(self._keyword(call, self.flag))
+            if id(caller) not in extended:
+                extended.add(id(caller))
+                pending.append(lambda caller=caller, p=new_place, n=new_arity: self._extend(caller, p, n))
+                pending.extend((lambda e=e, name=name: self._rewrite(e, name)) for e, name in rewrites)
+            pending.extend(inner)
+            declines = True
+        return pending if declines else []
+
+    def _use(self, call: ast.Call, caller: ast.FunctionDef, place: int, arity: int):
+        """What ``caller`` does with the value ``call`` hands back at ``place``: ``("value",
+        text)``, the flag to pass (``False``, or the caller's own condition); ``("pass",
+        (place, arity, rewrites))`` where the caller returns it in turn; None: it uses it, or
+        what it does cannot be told."""
+        parents = self.parents(caller)
+        parent = parents.get(call)
+        if isinstance(parent, ast.Expr):
+            return "value", "False"
+        if isinstance(parent, ast.Subscript) and parent.value is call:
+            index = _int_of(parent.slice)
+            if index is None:
+                return None
+            return ("value", "False") if (index + arity if index < 0 else index) != place else None
+        if isinstance(parent, ast.Return) and parent.value is call:
+            return "pass", (place, arity, [])
+        if not (isinstance(parent, ast.Assign) and parent.value is call and len(parent.targets) == 1):
+            return None
+        target = parent.targets[0]
+        if not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != arity or \
+                not all(isinstance(e, ast.Name) for e in target.elts):
+            return None
+        name = target.elts[place].id
+        if [e.id for e in target.elts].count(name) > 1:
+            return None
+        stores = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and n.id == name
+                  and isinstance(n.ctx, (ast.Store, ast.Del))]
+        if len(stores) != 1 or name in _params(caller):
+            return None  # another value under the same name: its reads cannot be told apart
+        reads = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
+        if not reads:
+            return "value", "False"
+        tests: list[ast.expr] = []
+        handed: set[tuple[int, int]] = set()
+        rewrites: list[tuple[ast.expr, str]] = []
+        for read in reads:
+            test = condition_of(read, parents, caller)
+            if test is not None:
+                tests.append(test)
+                continue
+            found = returned_slot(read, parents, caller)
+            if found is None:
+                return None
+            _, new_place, element = found
+            handed.add((new_place, len(parents[element].elts)))
+            if not (isinstance(element, ast.Name) and element.id == name):
+                if any(r is not read and any(r is n for n in ast.walk(element)) for r in reads):
+                    return None
+                rewrites.append((element, name))
+        if tests and handed:
+            return None
+        if tests:
+            stable = _params(caller) - _stores(caller)
+            texts: list[str] = []
+            for test in tests:
+                if not all(isinstance(n, STABLE_TEST) for n in ast.walk(test)) or \
+                        not {n.id for n in ast.walk(test) if isinstance(n, ast.Name)} <= stable:
+                    return None
+                text = self.index.segment(span_of(test))
+                if len(tests) > 1 and isinstance(test, (ast.BoolOp, ast.IfExp)):
+                    text = f"({text})"
+                if text not in texts:
+                    texts.append(text)
+            return "value", " or ".join(texts)
+        if len(handed) != 1:
+            return None
+        (new_place, new_arity), = handed
+        return "pass", (new_place, new_arity, rewrites)
+
+    # ---------------------------------------------------------------- lookups
+    def parents(self, func: ast.AST) -> dict:
+        found = self._parents.get(id(func))
+        if found is None:
+            found = self._parents[id(func)] = parents_of(func)
+        return found
+
+    def _call_sites(self, func: ast.FunctionDef) -> list[tuple[ast.Call, ast.FunctionDef]]:
+        """The calls of ``func`` in the file, each with the function (a module-level function
+        or a method of a module-level class) it is made in: a ``forward`` through the
+        attributes a class binds only to instances of its class (``self.attn =
+        Attention(...)``, also ``... if cond else None``) and through ``Attention(...)(x)``;
+        another method through ``self.<name>(...)`` in its class; a module-level function by
+        its name."""
+        tree = self.index.tree
+        owner = next((c for c in tree.body if isinstance(c, ast.ClassDef) and func in c.body), None)
+        if owner is None and func not in tree.body:
+            return []
+        functions: list[tuple[ast.FunctionDef, ast.ClassDef | None]] = []
+        for stmt in tree.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                functions.append((stmt, None))
+            elif isinstance(stmt, ast.ClassDef):
+                functions += [(m, stmt) for m in stmt.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        classes = [c for c in tree.body if isinstance(c, ast.ClassDef)]
+        bound: dict[int, set[str]] = {}
+        if owner is not None and func.name == "forward":
+            for cls in classes:
+                # (a subclass in the file that binds the attribute to something else would
+                # receive the new argument too: the attribute must hold the class in all of them)
+                attrs, _ = self._attributes_of(cls, owner.name)
+                for sub in _descendants(cls, classes):
+                    theirs, assigned = self._attributes_of(sub, owner.name)
+                    attrs = {a for a in attrs if a in theirs or a not in assigned}
+                bound[id(cls)] = attrs
+        elif owner is not None and any(func.name in {m.name for m in c.body if isinstance(m, ast.FunctionDef)}
+                                       for c in _descendants(owner, classes)):
+            return []  # a subclass's own version of the helper would receive the new argument
+        out = []
+        for caller, cls in functions:
+            for node in _calls(caller):
+                callee = node.func
+                if owner is None:
+                    hit = isinstance(callee, ast.Name) and callee.id == func.name
+                elif func.name == "forward":
+                    hit = (isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name)
+                           and callee.value.id == "self" and cls is not None and callee.attr in bound.get(id(cls), ())) \
+                        or (isinstance(callee, ast.Call) and isinstance(callee.func, ast.Name)
+                            and callee.func.id == owner.name)
+                else:
+                    hit = cls is owner and isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) \
+                        and callee.value.id == "self" and callee.attr == func.name
+                if hit:
+                    out.append((node, caller))
+        return out
+
+    @staticmethod
+    def _attributes_of(owner: ast.ClassDef, class_name: str) -> tuple[set[str], set[str]]:
+        """The attributes ``owner`` assigns only instances of ``class_name`` (or None), and
+        every attribute it assigns."""
+
+        def instance(value: ast.AST) -> bool | None:  # True: one; None: None; False: anything else
+            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == class_name:
+                return True
+            if isinstance(value, ast.Constant) and value.value is None:
+                return None
+            if isinstance(value, ast.IfExp):
+                sides = {instance(value.body), instance(value.orelse)}
+                return False if False in sides else (True if True in sides else None)
+            return False
+
+        verdict: dict[str, set] = {}
+        for node in ast.walk(owner):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AnnAssign, ast.AugAssign)) else []
+            for target in targets:
+                for inner in ast.walk(target):
+                    if isinstance(inner, ast.Attribute) and isinstance(inner.ctx, ast.Store) and \
+                            isinstance(inner.value, ast.Name) and inner.value.id == "self":
+                        plain = target is inner and isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
+                        verdict.setdefault(inner.attr, set()).add(instance(node.value) if plain else False)
+        return {attr for attr, kinds in verdict.items() if True in kinds and False not in kinds}, set(verdict)
+
+
+def _descendants(cls: ast.ClassDef, classes: list[ast.ClassDef]) -> list[ast.ClassDef]:
+    """The classes of the file that derive from ``cls``, directly or not (by base name)."""
+    out: list[ast.ClassDef] = []
+    names = {cls.name}
+    changed = True
+    while changed:
+        changed = False
+        for other in classes:
+            if other not in out and other is not cls and any(
+                    (b.id if isinstance(b, ast.Name) else b.attr if isinstance(b, ast.Attribute) else None) in names
+                    for b in other.bases):
+                out.append(other)
+                names.add(other.name)
+                changed = True
+    return out
+
+
+def _calls(func: ast.AST):
+    """The calls in ``func``'s own body (not in nested functions or lambdas)."""
+    stack = list(ast.iter_child_nodes(func))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Call):
+            yield node
+        stack.extend(ast.iter_child_nodes(node))
