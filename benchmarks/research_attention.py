@@ -12,12 +12,13 @@ Verify needs what the files' classes use installed where it runs.  For this benc
 the sources use that the project's environment lacks go in a folder of their own on
 ``PYTHONPATH`` (never in the project's dependencies): einops_exts and mmengine (imported by
 research files), pillow (PIL, imported by ultralytics), fairscale (llama-models' parallel
-Linears), mmcv-lite (mmpretrain's layers) and a huggingface_hub that diffusers 0.35 accepts and
-the project's transformers 4.34 still does (0.34.x); fairscale's source distribution also installs a
+Linears), mmcv-lite (mmpretrain's layers), cached_path (imported by ai2-olmo's ``util``, which its
+model module imports; its own dependencies are stubbed) and a huggingface_hub that diffusers 0.35
+accepts and the project's transformers 4.34 still does (0.34.x); fairscale's source distribution also installs a
 top-level ``benchmarks`` package, removed so it cannot shadow this folder::
 
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/extra einops_exts mmengine addict termcolor yapf \
-        pillow fairscale mmcv-lite "huggingface_hub==0.34.4" && rm -rf /tmp/extra/benchmarks
+        pillow fairscale mmcv-lite cached_path "huggingface_hub==0.34.4" && rm -rf /tmp/extra/benchmarks
     PYTHONPATH=/tmp/extra .venv/bin/python benchmarks/research_attention.py
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).

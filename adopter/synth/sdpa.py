@@ -2162,7 +2162,7 @@ def _plain_block(stmt: ast.stmt) -> bool:
     if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.For, ast.If)):
         return False
     return all(isinstance(s, plain) for s in ast.walk(stmt) if isinstance(s, ast.stmt)) and \
-        not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Lambda)) for n in ast.walk(stmt))
+        not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast.walk(stmt))
 
 
 def _changed(stmt: ast.stmt) -> set[str]:

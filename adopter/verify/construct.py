@@ -446,6 +446,9 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         length = reads.max_index + 1
         values = [(2,) * length, (4,) * length]
     if not values:
+        made = _default_instance(annotation, module)
+        if made is not None:
+            return [made]
         raise NeedsFactory(f"cannot infer argument `{name}`")
     held = sequence_of(annotation)
     if held is not None and held[0] == "int":
@@ -453,6 +456,42 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         length = held[1] or _axes(reads, module) or max(reads.max_index + 1, 2)
         values = [[v] * length if is_int(v) else v for v in values]
     return values
+
+
+def _default_instance(annotation: Any, module: ModuleType) -> Make | None:
+    """An argument annotated with a class of the module's namespace (written, or a string under
+    ``from __future__ import annotations``) that is no torch module and whose constructor needs
+    no argument (OLMo's ``cache: BufferCache``, a dict subclass): one made with its defaults,
+    looked up by name in each module so the patched class gets the patched module's class.
+    None for anything else (a module class, a class that needs arguments, a typing form)."""
+    import torch.nn as nn
+
+    if isinstance(annotation, str):
+        path = annotation.strip().strip("'\"")
+    elif isinstance(annotation, type):
+        path = annotation.__name__ if vars(module).get(annotation.__name__) is annotation else ""
+    else:
+        return None
+    if not path or not all(part.isidentifier() for part in path.split(".")):
+        return None
+    try:
+        cls = lookup(module, path)
+    except (LookupError, AttributeError):
+        return None
+    if not isinstance(cls, type) or issubclass(cls, nn.Module) or cls.__module__ == "builtins" or \
+            getattr(cls, "__origin__", None) is not None:
+        return None
+    try:
+        params = list(inspect.signature(cls).parameters.values())
+    except (TypeError, ValueError):
+        # no Python signature: a subclass of a builtin container that keeps its constructor
+        # (``dict()``, ``list()``, ``set()``: empty without arguments)
+        owner = next((c for c in cls.__mro__ if "__init__" in vars(c)), object)
+        return Make(Ref(path)) if owner in (dict, list, set) else None
+    if any(p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+           for p in params):
+        return None
+    return Make(Ref(path))
 
 
 def _axes(reads: facts.Reads, module: ModuleType) -> int | None:

@@ -297,6 +297,197 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
     return (min(patterns), False) if patterns else (None, False)
 
 
+def _einops_axes(pattern: str) -> list[list[str]] | None:
+    """The input side of an einops pattern as one list of names per axis (``'b c (h p1) w'`` ->
+    ``[['b'], ['c'], ['h', 'p1'], ['w']]``); None with ``...``, several inputs or a bad pattern."""
+    left = pattern.split("->", 1)[0].strip()
+    if not left or "..." in left or "," in left:
+        return None
+    axes: list[list[str]] = []
+    group: list[str] | None = None
+    for token in re.findall(r"\(|\)|[^\s()]+", left):
+        if token == "(":
+            if group is not None:
+                return None
+            group = []
+        elif token == ")":
+            if group is None:
+                return None
+            axes.append(group)
+            group = None
+        elif group is not None:
+            group.append(token)
+        else:
+            axes.append([token])
+    return axes if group is None else None
+
+
+def _size_value(node: ast.expr, module: nn.Module, env: dict[str, ast.expr], depth: int = 0) -> int | None:
+    """The positive integer ``node`` holds, read from the module itself: a literal, ``self.attr``
+    (``self.resolution[0]``), a name bound to one of those in the function (``block =
+    self.block_size``, or beside the shape in ``b, c, h, w, block = *x.shape, self.block_size``),
+    and ``+ - * // **`` of those; None for anything else."""
+    if depth > 8:
+        return None
+    value: Any = None
+    if isinstance(node, ast.Constant) and is_int(node.value):
+        value = node.value
+    elif isinstance(node, ast.Name) and node.id in env:
+        return _size_value(env[node.id], module, env, depth + 1)
+    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        value = getattr(module, node.attr, None)
+    elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) and is_int(node.slice.value) \
+            and isinstance(node.value, ast.Attribute) and isinstance(node.value.value, ast.Name) \
+            and node.value.value.id == "self":
+        held = getattr(module, node.value.attr, None)
+        if isinstance(held, (tuple, list)) and -len(held) <= node.slice.value < len(held):
+            value = held[node.slice.value]
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Pow)):
+        left, right = _size_value(node.left, module, env, depth + 1), _size_value(node.right, module, env, depth + 1)
+        if left is None or right is None or (isinstance(node.op, ast.FloorDiv) and right == 0) \
+                or (isinstance(node.op, ast.Pow) and right > 4):
+            return None
+        value = {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}.get(type(node.op)) \
+            if not isinstance(node.op, (ast.FloorDiv, ast.Pow)) else \
+            (left // right if isinstance(node.op, ast.FloorDiv) else left ** right)
+    return value if is_int(value) and 0 < value <= 1 << 16 else None
+
+
+def shape_constraints(func: Callable, module: nn.Module) -> tuple[int, dict[int, tuple[str, int]]] | None:
+    """What the function's own code demands of its first input's axes, read against the built
+    module: (rank, {axis: ("eq", n) or ("div", n)}).  The axes are named where the code unpacks
+    the shape (``b, c, h, w, block = *x.shape, self.block_size``); the demands come from an
+    ``assert`` or an ``if ...: raise`` on those names (``h % block == 0``, ``c == self.dim``)
+    and from an einops pattern applied to the input itself (``rearrange(x, 'b c (h p1) (w p2)
+    -> ...', p1=block)``: axis 2 a multiple of the block; ``'b n (h d)', h=heads``: the last a
+    multiple of the heads).  None when the code states none."""
+    node = _function_def(func)
+    if node is None:
+        return None
+    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
+    if params and params[0] in ("self", "cls"):
+        params = params[1:]
+    if not params:
+        return None
+    first = params[0]
+    env: dict[str, ast.expr] = {}
+    axes: dict[str, int] = {}
+    rank: int | None = None
+    calls: list[ast.Call] = []
+    tests: list[ast.expr] = []
+
+    def is_shape(value: ast.expr) -> bool:
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size" \
+                and not value.args:
+            value = value.func
+        return isinstance(value, ast.Attribute) and value.attr == "shape" and isinstance(value.value, ast.Name) \
+            and value.value.id == first
+
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign) and len(sub.targets) == 1:
+            target, value = sub.targets[0], sub.value
+            if isinstance(target, ast.Name):
+                env.setdefault(target.id, value)
+            elif isinstance(target, (ast.Tuple, ast.List)) and rank is None and \
+                    not any(isinstance(e, ast.Starred) for e in target.elts):
+                names = [e.id if isinstance(e, ast.Name) else "" for e in target.elts]
+                extra: list[ast.expr] = []
+                if is_shape(value):
+                    count = len(names)
+                elif isinstance(value, ast.Tuple) and value.elts and isinstance(value.elts[0], ast.Starred) \
+                        and is_shape(value.elts[0].value) \
+                        and not any(isinstance(e, ast.Starred) for e in value.elts[1:]):
+                    extra = value.elts[1:]
+                    count = len(names) - len(extra)
+                else:
+                    continue
+                if count < 1:
+                    continue
+                rank = count
+                axes = {n: i for i, n in enumerate(names[:count]) if n and n != "_"}
+                for n, expr in zip(names[count:], extra):
+                    if n:
+                        env.setdefault(n, expr)
+        elif isinstance(sub, ast.Assert):
+            tests.append(sub.test)
+        elif isinstance(sub, ast.If) and len(sub.body) == 1 and isinstance(sub.body[0], ast.Raise):
+            tests.append(ast.UnaryOp(ast.Not(), sub.test))
+        elif isinstance(sub, ast.Call) and len(sub.args) >= 2 and isinstance(sub.args[0], ast.Name) \
+                and sub.args[0].id == first and isinstance(sub.args[1], ast.Constant) \
+                and isinstance(sub.args[1].value, str) and "->" in sub.args[1].value:
+            calls.append(sub)
+    out: dict[int, tuple[str, int]] = {}
+
+    def demand(axis: int, kind: str, value: int) -> None:
+        held = out.get(axis)
+        if held is None or held == (kind, value):
+            out[axis] = (kind, value)
+        elif held[0] == "div" and kind == "div":
+            out[axis] = ("div", held[1] * value // math.gcd(held[1], value))
+        elif kind == "eq":
+            out[axis] = (kind, value)
+
+    def holds(test: ast.expr, negated: bool) -> Iterator[ast.Compare]:
+        """The comparisons that hold when the code goes on (``assert a and b``; ``if a or b: raise``)."""
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            yield from holds(test.operand, not negated)
+        elif isinstance(test, ast.BoolOp) and isinstance(test.op, ast.Or if negated else ast.And):
+            for value in test.values:
+                yield from holds(value, negated)
+        elif isinstance(test, ast.Compare) and len(test.ops) == 1:
+            op = test.ops[0]
+            if isinstance(op, ast.NotEq if negated else ast.Eq):
+                yield test
+
+    for test in tests:
+        for compare in holds(test, False):
+            left, right = compare.left, compare.comparators[0]
+            for a, b in ((left, right), (right, left)):
+                if isinstance(a, ast.Name) and a.id in axes:
+                    value = _size_value(b, module, env)
+                    if value is not None:
+                        demand(axes[a.id], "eq", value)
+                elif isinstance(a, ast.BinOp) and isinstance(a.op, ast.Mod) and isinstance(a.left, ast.Name) \
+                        and a.left.id in axes and isinstance(b, ast.Constant) and b.value == 0:
+                    value = _size_value(a.right, module, env)
+                    if value is not None:
+                        demand(axes[a.left.id], "div", value)
+    for call in calls:
+        name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
+        if name not in ("rearrange", "reduce", "repeat"):
+            continue
+        pattern = _einops_axes(call.args[1].value)
+        if pattern is None or (rank is not None and len(pattern) != rank):
+            continue
+        rank = len(pattern)
+        given = {k.arg: k.value for k in call.keywords if k.arg}
+        for axis, group in enumerate(pattern):
+            sizes = [_size_value(given[n], module, env) if n in given else None for n in group]
+            known = [s for s in sizes if s is not None]
+            if not known:
+                continue
+            product = math.prod(known)
+            demand(axis, "eq" if len(known) == len(group) else "div", product)
+    return (rank, out) if rank and out else None
+
+
+def constrained(t: torch.Tensor, constraints: dict[int, tuple[str, int]]) -> torch.Tensor | None:
+    """``t`` with its axes resized as ``constraints`` demand (``eq``: that size; ``div``: the
+    nearest multiple at or above its size), or None when it already meets them or would grow
+    past ``MAX_REPAIR_ELEMENTS``."""
+    shape = list(t.shape)
+    for axis, (kind, value) in constraints.items():
+        if not 0 <= axis < len(shape):
+            return None
+        shape[axis] = value if kind == "eq" else value * max(1, -(-shape[axis] // value))
+    if shape == list(t.shape) or math.prod(shape) > MAX_REPAIR_ELEMENTS:
+        return None
+    generator = torch.Generator().manual_seed(4321)
+    if t.is_floating_point():
+        return torch.randn(shape, generator=generator, dtype=t.dtype)
+    return torch.zeros(shape, dtype=t.dtype)
+
+
 def _last_name(node: ast.expr) -> str:
     if isinstance(node, ast.Name):
         return node.id
@@ -440,6 +631,25 @@ def _layer_input(randn: Callable, layer: nn.Module, batch: int, seq: int, image:
     return randn(batch, seq, layer.in_features)
 
 
+def fed_layer(func: Callable, name: str, module: nn.Module) -> nn.Module | None:
+    """The layer of the module the function hands the parameter ``name`` to as is
+    (``self.ln_3(y)``), when that layer takes real-valued features (a norm, a Linear, a
+    convolution): the parameter is then an input of that layer, whatever its name says
+    (``y`` beside ``x`` in a cross-attention is no label)."""
+    node = _function_def(func)
+    if node is None:
+        return None
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and \
+                isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self" and \
+                any(isinstance(a, ast.Name) and a.id == name for a in sub.args[:1]):
+            layer = getattr(module, sub.func.attr, None)
+            if isinstance(layer, (nn.LayerNorm, nn.GroupNorm, nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
+                                  nn.BatchNorm1d, nn.BatchNorm2d)):
+                return layer
+    return None
+
+
 _SIZE_TAKERS = {"view", "reshape", "expand", "new_zeros", "new_ones", "new_empty", "zeros", "ones", "empty", "randn",
                 "rand", "arange", "range", "interpolate", "unflatten"}
 
@@ -537,6 +747,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         return [randn(b, c, image, image) for c in dict.fromkeys(c for c in (channels, hinted_channels, 3) if c)]
 
     rank, certain = input_rank(func) if method == "forward" else (None, False)
+    demands = shape_constraints(func, module) if method == "forward" else None
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
@@ -572,7 +783,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 candidates.append(OMIT)
             per_param.append((name, positional, candidates))
             continue
-        if lowered in _TARGET_NAMES and (not optional or name in give_optional):
+        fed = fed_layer(func, name, module) if lowered in _TARGET_NAMES else None
+        if lowered in _TARGET_NAMES and (not optional or name in give_optional) and fed is None:
             classes = _int_hint(hints, "num_classes", "n_classes", "num_labels")
             if isinstance(entry, nn.Embedding):
                 candidates = [ids(b, s, high=_out_classes(module))]
@@ -657,6 +869,10 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             four = _deep_tokens(randn, b, rank, [s, *_window_lengths(module)], widths[:2])
         if certain:
             candidates, four = four + candidates, []
+        if isinstance(fed, nn.LayerNorm) and fed.normalized_shape:
+            candidates.append(randn(b, s, int(fed.normalized_shape[-1])))
+        elif isinstance(fed, _SHAPED):
+            candidates.append(_layer_input(randn, fed, b, s, image))
         for width in widths:
             candidates.append(randn(b, s, width))
         candidates += four
@@ -671,6 +887,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             tables = [randn(s, d) for d in head_widths(module, widths[0])[:2]]
             guessed.update(id(t) for t in tables)
             candidates += tables
+        if not per_param and demands is not None:
+            # the first input resized as the code demands (a block size dividing its sides)
+            want, axes = demands
+            adjusted = [constrained(c, axes) for c in candidates if isinstance(c, torch.Tensor) and c.dim() == want]
+            candidates = [c for c in adjusted if c is not None] + candidates
         per_param.append((name, positional, candidates))
 
     lists = [c for _, _, c in per_param]
@@ -733,6 +954,7 @@ MAX_REPAIR_ELEMENTS = 1 << 24
 _SIZE_MISMATCH = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
 _TOO_FEW = re.compile(r"not enough values to unpack \(expected (?:at least )?(\d+), got (\d+)\)")
 _TOO_MANY = re.compile(r"too many values to unpack \(expected (\d+)")
+_BAD_VIEW = re.compile(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
 _NONE_USED = re.compile(r"'NoneType' object (has no attribute|is not subscriptable|is not iterable)|"
                         r"NoneType' and 'Tensor'|'Tensor' and 'NoneType'|must be Tensor, not NoneType")
 
@@ -794,6 +1016,26 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                 add(args, kwargs)
     few, many = _TOO_FEW.search(text), _TOO_MANY.search(text)
     first = next((v for v in call.args if isinstance(v, torch.Tensor)), None)
+    view = _BAD_VIEW.search(text)
+    if first is not None and first.dim() >= 2 and view:
+        # a view into sizes the module fixes ("shape '[2, 14, 14, 32]' is invalid for input of
+        # size 512": LeViT's downsampling grid over resolution ** 2 tokens): one axis of the
+        # input scaled by what the view lacks, the token axis first
+        sizes = [int(n) for n in view.group(1).split(",") if n.strip()]
+        have = int(view.group(2))
+        wanted = math.prod(sizes) if sizes and min(sizes) > 0 else 0
+        for axis in range(1, first.dim()) if wanted and have else ():
+            scaled = first.shape[axis] * wanted
+            if scaled % have or not 1 <= scaled // have <= 4096 or scaled // have == first.shape[axis]:
+                continue
+            shape = list(first.shape)
+            shape[axis] = scaled // have
+            if math.prod(shape) > MAX_REPAIR_ELEMENTS:
+                continue
+            generator = torch.Generator().manual_seed(4321)
+            new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
+                else torch.zeros(shape, dtype=first.dtype)
+            add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
     if first is not None and (few or many):
         have = first.dim()
         # the unpacked tuple may hold more than the shape (``b, n, *_, h = *x.shape, self.heads``):

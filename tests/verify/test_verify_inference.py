@@ -317,6 +317,57 @@ def test_input_rank_from_the_forward_code():
     assert input_rank(SaysNothing().forward) == (None, False)
 
 
+def test_shape_demands_from_the_forward_code():
+    """Asserts, ``if ...: raise`` and einops patterns on the first input, read against the built
+    module's own sizes; a demand on a name that is no axis, or a size the module does not hold,
+    is no demand; a candidate is resized to meet them (a multiple at or above its side)."""
+    import torch
+    from torch import nn
+
+    from adopter.verify.inputs import constrained, shape_constraints
+
+    class Halo(nn.Module):
+        dim, block_size, halo = 16, 4, 1
+
+        def forward(self, x):
+            b, c, h, w, block = *x.shape, self.block_size
+            assert h % block == 0 and w % block == 0
+            assert c == self.dim, "channels"
+            return x
+
+    class Raises(nn.Module):
+        resolution = (3, 5)
+
+        def forward(self, x):
+            B, N, C = x.shape
+            if N != self.resolution[0] * self.resolution[1] or C % 8:
+                raise ValueError("tokens")
+            return x
+
+    class Patterned(nn.Module):
+        heads, patch = 4, 2
+
+        def forward(self, x):
+            from einops import rearrange
+            p = self.patch
+            return rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
+
+    class Unknown(nn.Module):
+        def forward(self, x, n):
+            b, c = x.shape
+            assert c == self.width and n % 2 == 0  # no such attribute; not an axis
+            return x
+
+    assert shape_constraints(Halo().forward, Halo()) == (4, {1: ("eq", 16), 2: ("div", 4), 3: ("div", 4)})
+    # `C % 8` (true when not divisible) is no equality the code goes on with; N == 3 * 5 is
+    assert shape_constraints(Raises().forward, Raises()) == (3, {1: ("eq", 15)})
+    assert shape_constraints(Patterned().forward, Patterned()) == (4, {2: ("div", 2), 3: ("div", 2)})
+    assert shape_constraints(Unknown().forward, Unknown()) is None
+    resized = constrained(torch.zeros(2, 4, 6, 8), {1: ("eq", 16), 2: ("div", 4), 3: ("div", 4)})
+    assert resized.shape == (2, 16, 8, 8)
+    assert constrained(torch.zeros(2, 16, 8, 8), {1: ("eq", 16), 2: ("div", 4)}) is None  # already met
+
+
 def test_channel_counts_are_tried_as_a_multiple_of_32_second_in_a_file_with_group_norm(tmp_path):
     # VQ-GAN / latent-diffusion blocks normalise with GroupNorm(32, in_channels): the small
     # verify width (8) cannot build them, a multiple of 32 can (only offered where the file

@@ -455,3 +455,31 @@ def test_weights_the_constructor_leaves_unset_are_drawn_before_comparing(tmp_pat
     assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     assert "3 parameter(s) the constructor left uninitialised drawn afresh" in row["details"]["built"], row["details"]
     assert 0 < row["max_abs_diff"] < 1e-4, row
+
+
+def test_inputs_the_forward_code_demands(tmp_path, capsys):
+    """No call site feeds these layers; their own code says what they take.  A block attention
+    asserts its sides are multiples of the block and raises unless the channels are its width:
+    the first input is resized to meet both (``[2, 32, 64, 64]`` for a width of 32 and a block of
+    64).  A cross-attention's ``y`` goes through a LayerNorm: features of its width, not labels.
+    A downsampling attention views its tokens as the 6 x 6 grid it was built for ("shape '[2, 6,
+    6, 32]' is invalid for input of size 512"): 36 tokens."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "demands", "blocks.py")
+    rows = {r["class"]: r for r in patches if r["rule"] == "ADP010"}
+    assert {name: r["verdict"] for name, r in rows.items()} == {
+        "BlockAttention": PASS, "ContextAttention": PASS, "GridDownsampleAttention": PASS}, rows
+    assert all("match" in r["reason"] for r in rows.values())
+    assert rows["BlockAttention"]["details"]["built"] == "BlockAttention(dim=32, block_size=64)"
+    assert rows["BlockAttention"]["details"]["inputs"] == "float[2, 32, 64, 64]"
+    assert rows["ContextAttention"]["details"]["inputs"] == "float[2, 8, 32], float[2, 8, 32]"
+    assert rows["GridDownsampleAttention"]["details"]["inputs"] == "float[2, 36, 32]"
+
+
+def test_an_argument_annotated_with_a_class_that_needs_no_arguments(tmp_path, capsys):
+    """``cache: MaskCache`` (a dict subclass, the annotation a string under ``from __future__
+    import annotations``) is made with no arguments, in each module its own class; the dataclass
+    config comes from its defaults, shrunk; the attention runs and compares."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "demands", "cached.py")
+    row = _row(patches, "ADP010", "CachedBlock")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert row["details"]["built"] == "CachedBlock(layer_id=0, config=BlockConfig(d_model=32, n_heads=4), cache=MaskCache())"
