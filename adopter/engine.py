@@ -207,14 +207,25 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
             ifs[span] = _statement_at(tree, span)
         node = ifs[span]
         other = (node.orelse if branch == 0 else node.body) if isinstance(node, ast.If) else None
-        # the call in a statement of the other branch itself (not in an if or loop nested
-        # there: then that branch is not simply the fused version of this one)
-        for stmt in other or ():
-            if isinstance(stmt, (ast.If, ast.For, ast.While, ast.With, ast.Try, ast.Match)):
-                continue
-            if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[stmt.lineno - 1:stmt.end_lineno])):
-                return True
+        # the call in a statement of the other branch itself (not in a loop nested there, nor in
+        # an if that may skip it: then that branch is not simply the fused version of this one)
+        if any(_always_calls(stmt, name, lines) for stmt in other or ()):
+            return True
     return _after_early_return(match, tree, lines, name)
+
+
+def _always_calls(stmt: ast.stmt, name: str, lines: list[str]) -> bool:
+    """Does ``stmt`` call ``name`` whenever it runs: written in the statement itself, in the body
+    of a ``with`` (``with sdpa_kernel(backends): out = F.scaled_dot_product_attention(...)``),
+    or in both branches of an ``if`` that has an else (nemo's choice of SDPA backends)?"""
+    if isinstance(stmt, ast.If):
+        return bool(stmt.orelse) and any(_always_calls(s, name, lines) for s in stmt.body) \
+            and any(_always_calls(s, name, lines) for s in stmt.orelse)
+    if isinstance(stmt, (ast.With, ast.AsyncWith)):
+        return any(_always_calls(s, name, lines) for s in stmt.body)
+    if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.Try, ast.Match)):
+        return False
+    return re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[stmt.lineno - 1:stmt.end_lineno])) is not None
 
 
 def _after_early_return(match: Match, tree: ast.Module, lines: list[str], name: str) -> bool:

@@ -949,7 +949,8 @@ class Matcher:
 
     # -- after the forward match ------------------------------------------------
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
-        if self.same_function and len({n.func for n in state.matched}) > 1:
+        if self.same_function and len({n.func for n in state.matched}) > 1 \
+                and len({_home(flow, n) for n in state.matched}) > 1:
             return None
         if self.same_function == "helper" and not all(n.inlined for n in state.matched):
             return None
@@ -1492,3 +1493,23 @@ def _ast_value(expr: ast.expr):
 
 def _keys(values) -> set[str]:
     return {v.key for v in values if isinstance(v, Ref)}
+
+
+def _home(flow: Flow, node: Node) -> str:
+    """The function a step is written for: a helper that returns one step's result as it is
+    (a ``_rotate_half`` method returning its ``torch.cat((-x2, x1), dim=-1)``) computes that step
+    for its caller, so the step counts as the caller's."""
+    nodes = flow.nodes
+    if not node.outs or node.id + 1 >= len(nodes):
+        return node.func
+    after = nodes[node.id + 1]
+    if not (after.kind == "copy" and after.func == node.func and after.args and isinstance(after.args[0], Ref)
+            and after.args[0].key == node.outs[0].key and after.outs and after.outs[0].key.startswith("%")):
+        return node.func
+    helper = node.func.split(".")[-1]
+    for prev in range(node.id - 1, -1, -1):
+        marker = nodes[prev]
+        if marker.func != node.func and marker.kind == "call" and not marker.outs \
+                and marker.op.split(".")[-1] == helper:
+            return marker.func
+    return node.func

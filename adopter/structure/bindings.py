@@ -13,7 +13,7 @@ from __future__ import annotations
 import ast
 from ..records import dataclass, field, replace
 
-from .layers import TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param
+from .layers import TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param, _super_init
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
 
@@ -114,8 +114,9 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         if base in classes and base != info.name:
             base_info = classes[base]
             bind_class(base_info, classes, names, typer)
+            rebound = _passed_to_base(info, base_info, names, typer)
             for attr, ctors in base_info.bindings.items():
-                info.bindings.setdefault(attr, []).extend(ctors)
+                info.bindings.setdefault(attr, []).extend(rebound.get(attr, ctors))
             for mname, method in base_info.methods.items():
                 info.methods.setdefault(mname, method)
             info.is_module = info.is_module or base_info.is_module
@@ -132,6 +133,40 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         for attr, ctors in own.items():
             # Rebinding in the subclass's __init__ replaces the base's constructor.
             info.bindings[attr] = ctors
+
+
+def _passed_to_base(info: ClassInfo, base_info: ClassInfo, names: ModuleNames, typer: LayerTyper) -> dict:
+    """The base's ``self.attr = param`` bindings that the subclass's ``super().__init__(...)``
+    passes a value for (uni2ts's ``GatedLinearUnitFeedForward(FeedForward)`` passes its own
+    ``activation=F.silu`` default where the base's default is ``F.gelu``), typed in the
+    subclass's constructor; the other inherited bindings keep the base's types."""
+    own = next((n for n in info.node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    base_init = base_info.methods.get("__init__")
+    if own is None or base_init is None:
+        return {}
+    stmt = next((s for s in own.body if _super_init(s) is not None), None)
+    call = _super_init(stmt) if stmt is not None else None
+    if call is None or not (call.args or call.keywords) or any(isinstance(a, ast.Starred) for a in call.args):
+        return {}
+    positional = [a.arg for a in base_init.args.posonlyargs + base_init.args.args][1:]
+    passed = dict(zip(positional, call.args))
+    passed.update((k.arg, k.value) for k in call.keywords if k.arg is not None)
+    stored = {}
+    for node in base_init.body:  # self.attr = param, at the top level of the base's __init__
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.value, ast.Name) \
+                and node.value.id in passed:
+            attr = _self_attr(node.targets[0])
+            if attr is not None and attr in base_info.bindings:
+                stored[attr] = node.value.id
+    if not stored:
+        return {}
+    reassigned = {n.id for n in ast.walk(base_init) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    env = typer.function_env(own, info.name, cls_name=info.name)
+    out: dict = {}
+    for attr, param in stored.items():
+        if param not in reassigned:
+            _record(attr, passed[param], stmt, "__init__", typer, env, names, out, info.node)
+    return {attr: ctors for attr, ctors in out.items() if all(c.fqn != "?" for c in ctors)}
 
 
 def _inherit(info: ClassInfo, base: str) -> None:

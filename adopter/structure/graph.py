@@ -1273,10 +1273,26 @@ class FlowBuilder:
         if len(targets) != 1:
             return
         target = targets[0]
+        if isinstance(target, (ast.Tuple, ast.List)) and isinstance(value_expr, (ast.Tuple, ast.List)) \
+                and len(target.elts) == len(value_expr.elts) and all(isinstance(e, ast.Name) for e in target.elts):
+            # x1, x2 = x[..., :h], x[..., h:]: each name holds its own element (an element that
+            # reads one of the names being assigned holds their earlier values: not kept)
+            stored = {e.id for e in target.elts}
+            for elt, part in zip(target.elts, value_expr.elts):
+                if not any(isinstance(n, ast.Name) and n.id in stored for n in walk(part)):
+                    ctx.exprs[elt.id] = part
+            return
+        owner = _sizes_of(value_expr)
+        if owner is not None and isinstance(target, (ast.Tuple, ast.List)) \
+                and all(isinstance(e, ast.Name) for e in target.elts) and owner not in {e.id for e in target.elts}:
+            # B, H, T, D = x.size() (or x.shape): each name is the size of one axis of x
+            for index, elt in enumerate(target.elts):
+                ctx.exprs[elt.id] = ("dim_size", owner, index, len(target.elts))
+            return
         if isinstance(target, ast.Name):
             # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
             # the name is reassigned
-            ctx.exprs[target.id] = self._split_in_two(value_expr, ctx) or value_expr
+            ctx.exprs[target.id] = self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx) or value_expr
             return
         if not (isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2
                 and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call)
@@ -1309,6 +1325,22 @@ class FlowBuilder:
         if not (found and found.group(1) == found.group(3) == size.arg and found.group(2) == found.group(4)):
             return None
         return "split2", self._name_value(expr.args[0].id, ctx)
+
+    def _view_in_two(self, expr, ctx: _Ctx) -> tuple | None:
+        """``("split2", value of x)`` when ``expr`` is ``x.view(B, H, T, 2, D // 2)`` (or
+        ``reshape``) with ``B, H, T, D = x.size()``: the last axis split into two halves along a
+        new second-to-last axis, the other axes kept."""
+        if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in ("view", "reshape")
+                and isinstance(expr.func.value, ast.Name) and not expr.keywords and len(expr.args) >= 3):
+            return None
+        base = expr.func.value.id
+        *lead, two, half = expr.args
+        if not (isinstance(two, ast.Constant) and two.value == 2 and self._is_half_of(half, base, ctx)):
+            return None
+        sizes = [ctx.exprs.get(a.id) if isinstance(a, ast.Name) else None for a in lead]
+        if sizes != [("dim_size", base, i, len(lead) + 1) for i in range(len(lead))]:
+            return None
+        return "split2", self._name_value(base, ctx)
 
     def _resolved(self, expr, ctx: _Ctx, depth: int = 0):
         while isinstance(expr, ast.Name) and expr.id in ctx.exprs and depth < 4:
@@ -1349,6 +1381,10 @@ class FlowBuilder:
                 and isinstance(expr.right, ast.Constant) and expr.right.value == 2):
             return False
         size = expr.left
+        if isinstance(size, ast.Name):  # D // 2 with B, H, T, D = x.size()
+            held = ctx.exprs.get(size.id)
+            return isinstance(held, tuple) and len(held) == 4 and held[0] == "dim_size" and held[1] == base \
+                and held[2] == held[3] - 1
         if isinstance(size, ast.Subscript) and isinstance(size.value, ast.Attribute) and size.value.attr == "shape":
             owner, last = size.value.value, size.slice
         elif isinstance(size, ast.Call) and isinstance(size.func, ast.Attribute) and size.func.attr == "size" \
@@ -2185,10 +2221,31 @@ def _two_parts_on_last_axis(call: ast.Call) -> list[ast.expr] | None:
     if len(call.args) < 1 or len(dims) != 1 or len(call.keywords) > (1 if len(call.args) == 1 else 0):
         return None
     dim = dims[0]
-    if not (isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant)
-            and dim.operand.value == 1):
-        return None
     parts = call.args[0]
     if not (isinstance(parts, (ast.Tuple, ast.List)) and len(parts.elts) == 2):
         return None
+    if not (isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant)
+            and dim.operand.value == 1):
+        # dim=x1.ndim - 1 (or x1.dim() - 1, len(x1.shape) - 1) of a part written as a name: the
+        # parts and the result share their rank, so that is the last axis
+        names = {(p.operand if isinstance(p, ast.UnaryOp) else p).id for p in parts.elts
+                 if isinstance(p.operand if isinstance(p, ast.UnaryOp) else p, ast.Name)}
+        if not any(canonical.last_dim(dim, name, _name_text) for name in names):
+            return None
     return list(parts.elts)
+
+
+def _sizes_of(expr) -> str | None:
+    """x when ``expr`` is ``x.size()`` or ``x.shape`` (all of x's axis sizes), x a name."""
+    if isinstance(expr, ast.Call) and not expr.args and not expr.keywords and isinstance(expr.func, ast.Attribute) \
+            and expr.func.attr == "size":
+        expr = expr.func.value
+    elif isinstance(expr, ast.Attribute) and expr.attr == "shape":
+        expr = expr.value
+    else:
+        return None
+    return expr.id if isinstance(expr, ast.Name) else None
+
+
+def _name_text(expr) -> str | None:
+    return expr.id if isinstance(expr, ast.Name) else None

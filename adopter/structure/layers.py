@@ -48,6 +48,7 @@ TABLE_FUNCTIONS = ("get_activation",)
 MAX_DEPTH = 5
 # env keys of loops unrolled over a list a caller gives (LayerTyper._unroll)
 ELEMENTS = "elts:"  # a list name -> (its literal expression, the names' values where it is built)
+TABLE_OF = "\0table:"  # env key: a local name holding a dict literal (an activation table)
 ELEMENT_OF = "elt:"  # the loop variable -> (the current element's expression, those values)
 ELEMENT = "item:"  # a name unpacked from the element -> the element's item expression
 ITERATION = "\0iteration"  # the current element's expression (where its members are placed)
@@ -305,7 +306,9 @@ class LayerTyper:
         dict literal subscripted in place): the entry a constant key names, else any entry (the
         key is chosen at run time, so each is a conditional value)."""
         table = expr.value
-        if isinstance(table, ast.Name) and table.id not in env:
+        if isinstance(table, ast.Name) and TABLE_OF + table.id in env:
+            table = env[TABLE_OF + table.id]  # a dict literal the function itself assigned
+        elif isinstance(table, ast.Name) and table.id not in env:
             table = self.names.constants.get(table.id)
         if (isinstance(table, ast.Call) and _is_name(table.func, "dict") and "dict" not in self.names.imports
                 and not table.args and all(k.arg is not None for k in table.keywords)):
@@ -1126,6 +1129,10 @@ class LayerTyper:
                             env[ELEMENTS + key] = (value, env)  # blocks = [(64, 64, nn.BatchNorm1d(64)), ...]
                         else:
                             env.pop(ELEMENTS + key, None)
+                        if isinstance(value, ast.Dict):
+                            env[TABLE_OF + key] = value  # ACT2FN = {"gelu": gelu, "relu": torch.relu}
+                        else:
+                            env.pop(TABLE_OF + key, None)
                     if isinstance(value, (ast.List, ast.Tuple, ast.BinOp, ast.IfExp)) and isinstance(target, ast.Name):
                         graph = self._list_graph(value, env, depth)
                         if graph is not None:

@@ -35,6 +35,7 @@ to a clever one.
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from ..records import replace
 
@@ -933,6 +934,29 @@ class _Attention:
             call = f"{call}.permute{view.moves[2]}"  # the einsum wrote the context's axes moved
         return call
 
+    def _scores_dtype_as_q(self, operand: ast.expr, stored: set, role: str) -> tuple | None:
+        """(text, expression) of the mask with ``scores.dtype`` read as q's dtype (nemo's
+        ``attention_mask.to(attention_scores.dtype)``), when the attention's values it reads are
+        only those dtypes and each is the product of q and k as it was written, the mask added
+        right after it (a scale or bias before could promote the scores).  None when it reads
+        anything else of the attention."""
+        order = list(self.match.roles)
+        if "s0" not in self.roles or order.index(role) != order.index("s0") + 1:
+            return None
+        product = {o.text for o in self.roles["s0"].outs}
+        hits = []
+        for node in ast.walk(operand):
+            if isinstance(node, ast.Attribute) and node.attr == "dtype" and isinstance(node.value, ast.Name) \
+                    and node.value.id in stored:
+                if node.value.id not in product:
+                    return None
+                hits.append(node)
+        read = {n.value.id for n in hits} | {f"{n.value.id}.dtype" for n in hits}
+        if not hits or (read_names(operand) - read) & stored:
+            return None
+        text = self._text_with(operand, [(span_of(n), self._q_dtype()) for n in hits])
+        return text, ast.parse(text, mode="eval").body
+
     def _mask(self, conditions: dict, stored: set) -> str | None:
         """The ``attn_mask`` the steps amount to: the additive terms summed; a masked_fill as a
         boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
@@ -950,7 +974,10 @@ class _Attention:
             operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
             text = self._text(operand)
             if read_names(operand) & stored:
-                raise Skip(f"the mask `{text}` is computed by the attention")
+                swapped = self._scores_dtype_as_q(operand, stored, role)
+                if swapped is None:
+                    raise Skip(f"the mask `{text}` is computed by the attention")
+                text, operand = swapped
             if role == "b0" and ("s1" in self.roles or "s2" in self.roles):
                 # ((q @ k^T + bias) / d) * m is q @ k^T * (m / d) + bias * (m / d): the bias
                 # scaled as the scores are (Transformer-XL's (ac + bd) / sqrt(d))
@@ -1541,6 +1568,11 @@ class _Attention:
         """``if dropout is not None: p = dropout(p)``, nothing else in it: the dropout of a
         module the caller may pass or not (its rate then 0 without it)."""
         node = self.roles["p1"]
+        if node.kind != "layer":
+            # ``if dropout_p > 0.0: w = F.dropout(w, dropout_p)`` (fairseq2, MosaicML's
+            # ``if dropout_p:``): a functional dropout under a plain test, alone in the if; the
+            # fused call's rate is the rate when the test holds, else 0
+            return not if_stmt.orelse and len(if_stmt.body) == 1 and _plain_test(if_stmt.test)
         text = self._layer_text(node)
         test = if_stmt.test
         plain = text.isidentifier() or (text.startswith("self.") and text[5:].isidentifier())
@@ -2197,3 +2229,11 @@ def _negate(cond: ast.expr, text: str, text_of) -> str:
             and not cond.args:
         return text_of(cond.func.value)
     return f"~{_atom(text, cond)}"
+
+
+def _plain_test(test: ast.expr) -> bool:
+    """A test that only reads names, attributes and constants (compared, negated, combined):
+    evaluating it again where the fused call stands gives the same truth."""
+    allowed = (ast.Name, ast.Attribute, ast.Constant, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Load,
+               ast.cmpop, ast.boolop, ast.unaryop)
+    return all(isinstance(n, allowed) for n in ast.walk(test))
