@@ -325,7 +325,25 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            for name, func in info.methods.items()
            if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
            and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
+    # A public module-level function that nothing in the file calls is the file's API for other
+    # files (fairseq's apply_rotary_pos_emb, an attention function a registry names): its tensor
+    # code runs in their models.
+    close([("<module>", func) for name, func in module.names.functions.items()
+           if ("<module>", name) not in seen and not name.startswith("_") and name not in _SCRIPT_NAMES
+           and func.args.args and not _called_in(module, name)])
     return seen
+
+
+_SCRIPT_NAMES = frozenset({"main", "train", "evaluate", "test", "run", "cli"})
+
+
+def _called_in(module: "ModuleStructure", name: str) -> bool:
+    """Is ``name`` mentioned by another function or method of the file (a helper, not API)?"""
+    for structure in module.classes.values():
+        for other, func in structure.functions.items():
+            if other != name and name in module.mention(func):
+                return True
+    return False
 
 
 def _calls_own_layer(func: ast.AST, info: ClassInfo) -> bool:
