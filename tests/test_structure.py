@@ -359,7 +359,7 @@ def test_code_a_forward_cannot_reach_is_not_a_model_structure(findings):
         return F.softmax(logits, dim=-1)
 
 
-    def unused(scores):
+    def _unused(scores):  # private and called by nothing: dead code
         return F.softmax(scores, dim=-1)
 
 
@@ -378,6 +378,9 @@ def test_code_a_forward_cannot_reach_is_not_a_model_structure(findings):
             return pick(logits)
     """
     assert findings(src, "ADP004") == [("ADP004", 15)]
+    # a public function nothing in the file calls is the file's API for other files (fairseq's
+    # apply_rotary_pos_emb): its code runs in their models
+    assert findings(src.replace("def _unused(", "def unused("), "ADP004") == [("ADP004", 11), ("ADP004", 15)]
     functional_only = """
     import torch.nn.functional as F
 
@@ -495,7 +498,7 @@ def test_a_scripts_own_statements_reach_code_too(findings):
             return x
 
 
-    def unused(scores):
+    def _unused(scores):
         return F.softmax(scores, dim=-1)
 
 

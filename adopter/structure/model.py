@@ -9,8 +9,10 @@ function).  When the file defines a ``forward``, roots that no ``forward`` reach
 sampling utilities, an unused scripted function) are dropped: their tensor code does not run
 in the model's training or inference step, and the paper's ground truth does not count it.  A
 module's public method that calls the module's own layers (``forward_intermediates``,
-``forward_features``) is an entry point like ``forward``.  A file without any ``forward``
-(functional code) keeps every root.
+``forward_features``) is an entry point like ``forward``, and so is a public module-level
+function that nothing in the file calls (fairseq's ``apply_rotary_pos_emb``, a reference
+attention function a registry names): it is the file's API for other files, whose models run
+it.  A file without any ``forward`` (functional code) keeps every root.
 
 Flows are built lazily and only for roots that can contain a rule's first pattern node: each
 method is summarised once by the identifiers it mentions (with its helpers'), and a rule is
