@@ -1096,9 +1096,9 @@ class LayerTyper:
 
     def _walk(self, body, env: dict, depth: int, record: bool, hook, nested: bool = False) -> None:
         """Walk statements in order, updating ``env``; ``hook(stmt, env)`` sees each assignment
-        and call statement with the names' values just before it."""
+        (augmented too) and call statement with the names' values just before it."""
         for stmt in body:
-            if hook is not None and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr)):
+            if hook is not None and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
                 hook(stmt, env)
             if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
