@@ -138,3 +138,70 @@ def test_the_fix_of_appended_module_lists_computes_what_the_original_does(tmp_pa
     fixed.train()
     want, got = original(x), fixed(x)  # training: batch statistics, the two calls as written
     torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+# An empty nn.Sequential bound to an attribute, then filled by add_module / append (DenseNet-style
+# stems and feature extractors written without an OrderedDict).
+ADDED = """\
+import torch
+from torch import nn
+
+
+class Features(nn.Module):
+    def __init__(self, c=4, growth=6):
+        super().__init__()
+        self.features = nn.Sequential()
+        self.features.add_module("conv0", nn.Conv2d(3, c, 3, padding=1, bias=False))
+        self.features.add_module("norm0", nn.BatchNorm2d(c))  # stem-pair
+        self.features.add_module("relu0", nn.ReLU(inplace=True))
+        self.features.append(nn.Conv2d(c, growth, 1))
+        self.features.append(nn.BatchNorm2d(growth))  # appended-pair
+        self.transition = nn.Sequential()
+        self.transition.add_module("norm", nn.BatchNorm2d(growth))  # pre-activation
+        self.transition.add_module("relu", nn.ReLU(inplace=True))
+        self.transition.add_module("conv", nn.Conv2d(growth, growth, 1, bias=False))
+
+    def forward(self, x):
+        return self.transition(self.features(x))
+"""
+
+
+def test_members_added_to_an_empty_sequential_attribute_run_in_the_order_they_are_added():
+    findings = analyze(ADDED, "net.py", RULES).findings
+    assert [f.rule for f in findings] == ["ADP007", "ADP007"]
+    for needle in ("# stem-pair", "# appended-pair"):
+        assert any(f.line <= _line(ADDED, needle) <= f.end_line for f in findings), needle
+    # the transition's norm runs before its conv: nothing of it is covered
+    assert not any(f.line <= _line(ADDED, "# pre-activation") <= f.end_line for f in findings)
+
+
+def test_the_fix_of_an_added_to_sequential_computes_what_the_original_does(tmp_path):
+    torch = pytest.importorskip("torch")
+    result = fix_text(ADDED, "net.py", RULES)
+    assert result.error is None and len(result.applied) == 2
+    assert "self.features = FoldingSequential()" in result.text
+    assert "self.transition = nn.Sequential()" in result.text
+    (tmp_path / "added_original.py").write_text(ADDED)
+    (tmp_path / "added_fixed.py").write_text(result.text)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        original = importlib.import_module("added_original").Features().double()
+        fixed = importlib.import_module("added_fixed").Features().double()
+    finally:
+        sys.path.remove(str(tmp_path))
+    torch.manual_seed(1)
+    for module in original.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-1, 1)
+    fixed.load_state_dict(original.state_dict(), strict=True)
+    assert list(dict(fixed.named_modules())) == list(dict(original.named_modules()))
+    original.eval()
+    fixed.eval()
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        want, got = original(x), fixed(x)
+    # float64, reductions of at most 27 products per output: folding reorders a few roundings
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
