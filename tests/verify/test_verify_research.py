@@ -455,3 +455,27 @@ def test_weights_the_constructor_leaves_unset_are_drawn_before_comparing(tmp_pat
     assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     assert "3 parameter(s) the constructor left uninitialised drawn afresh" in row["details"]["built"], row["details"]
     assert 0 < row["max_abs_diff"] < 1e-4, row
+
+
+def test_a_helper_entered_when_a_stored_string_equals_a_value(tmp_path, capsys):
+    """The temporal attention runs in a helper that ``forward`` calls under ``if self.mode ==
+    "temporal":``, ``self.mode`` the constructor's string (default "spatial"): the guard's value
+    is traced to the constructor argument, and the layer is built again with it, so both patched
+    helpers run and compare."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "modes", "layers.py")
+    rows = [r for r in patches if r["rule"] == "ADP010" and r["class"] == "DualAttention"]
+    assert len(rows) == 2 and all(r["verdict"] == PASS and "match" in r["reason"] for r in rows), rows
+    assert any("reached with mode='temporal' (constructor)" in r["reason"] for r in rows), rows
+
+
+def test_an_equality_guard_names_the_value_of_its_side():
+    from adopter.verify.branches import guards
+
+    text = ("class A:\n    def forward(self, x, kind='a'):\n        if self.mode == 'b':\n            x = 1\n"
+            "        if self.mode != 'c':\n            x = 2\n        else:\n            x = 3\n"
+            "        if kind == 'd':\n            x = 4\n        return x\n")
+    assert [(g.kind, g.name, g.want) for g in guards(text, {4})] == [("attr_eq", "mode", "b")]
+    # the else of `!=` holds one value; its body holds every other value: no value to name
+    assert [(g.kind, g.name, g.want) for g in guards(text, {8})] == [("attr_eq", "mode", "c")]
+    assert [g.kind for g in guards(text, {6})] == ["other"]
+    assert [(g.kind, g.name, g.want) for g in guards(text, {10})] == [("param_eq", "kind", "d")]
