@@ -479,3 +479,31 @@ def test_an_equality_guard_names_the_value_of_its_side():
     assert [(g.kind, g.name, g.want) for g in guards(text, {8})] == [("attr_eq", "mode", "c")]
     assert [g.kind for g in guards(text, {6})] == ["other"]
     assert [(g.kind, g.name, g.want) for g in guards(text, {10})] == [("param_eq", "kind", "d")]
+
+
+def test_grid_sides_passed_as_plain_arguments(tmp_path, capsys):
+    """``forward(x, H, W)`` reshapes the tokens to ``(B, C, H, W)``: H and W are the sides of a
+    grid of the tokens (their product the token count), tried together; the attention over the
+    spatially reduced keys runs and compares."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "reduction", "layers.py")
+    row = _row(patches, "ADP010", "ReducedAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    tokens, h, w = re.fullmatch(r"float\[\d+, (\d+), \d+\], (\d+), (\d+)", row["details"]["inputs"]).groups()
+    assert int(h) * int(w) == int(tokens), row["details"]
+
+
+def test_only_parameters_used_together_as_plain_sizes_are_grid_sides():
+    from adopter.verify.inputs import grid_axes
+
+    def forward(self, x, H, W):
+        return x.reshape(x.shape[0], -1, H, W)
+
+    def shaped(self, x, hw, W):  # hw read as a sequence: no plain size
+        return x.reshape(x.shape[0], -1, hw[0], W)
+
+    def alone(self, x, H, scale):  # one size only
+        return x.reshape(x.shape[0], -1, H) * scale
+
+    assert grid_axes(forward) == {"H": (0, 2), "W": (1, 2)}
+    assert grid_axes(shaped) == {}
+    assert grid_axes(alone) == {}
