@@ -24,6 +24,7 @@ from adopter.engine import analyze, matchers_for
 from adopter.ruleset import load_rules
 from adopter.structure.canon import HALF_PAIR
 from adopter.structure.model import _mentions, module_structure
+from adopter.synth import fix_text
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,9 @@ SLICES = """\
     ("", "torch.cat((x[..., : x.shape[-1] // 2] * c - x[..., x.shape[-1] // 2 :] * s,\n"
          "                          x[..., x.shape[-1] // 2 :] * c + x[..., : x.shape[-1] // 2] * s), dim=-1)"),
     ("        lo, hi = x.chunk(2, dim=-1)\n", "torch.cat((lo * c - hi * s, hi * c + lo * s), dim=-1)"),
+    # the function spelling of chunk (mmpose's RTMCC rope), the second sum in either order
+    ("        lo, hi = torch.chunk(x, 2, dim=-1)\n", "torch.cat([lo * c - hi * s, hi * c + lo * s], dim=-1)"),
+    ("        lo, hi = torch.chunk(x, 2, -1)\n", "torch.cat((lo * c - hi * s, lo * s + hi * c), -1)"),
     ("        lo, hi = x.chunk(2, -1)\n", "torch.concat(  # the halves rotated\n            [\n"
                                           "                lo * c - hi * s, hi * c + lo * s], dim=-1)"),
     ("        lo, hi = x.chunk(2, -1)\n", "torch.cat(\\\n            (lo * c - hi * s, hi * c + lo * s), dim=-1)"),
@@ -215,3 +219,52 @@ def test_matchers_with_the_same_word_keys_share_the_classes_candidate_roots(rule
     assert all(m._candidates(structure) is first for m in shared[1:])
     assert all(isinstance(name, str) and roots for name, roots in first)
     assert len(structure.candidates) == 1
+
+
+@pytest.mark.parametrize("split", [
+    "torch.chunk(x, 2, dim=1)",  # halves of another axis
+    "torch.chunk(x, 3, dim=-1)",  # thirds
+    "torch.chunk(y, 2, dim=-1)",  # halves of another tensor than the one rotated
+])
+def test_a_function_chunk_that_is_not_the_halves_of_the_rotated_last_axis_is_not_rope(rules, split):
+    body = f"        lo, hi = {split}\n        return torch.cat((lo * c - hi * s, hi * c + lo * s), dim=-1)\n"
+    code = HALVES.format(body=body).replace("def forward(self, x, c, s):", "def forward(self, x, y, c, s):")
+    found = analyze(code, "m.py", [rules["ADP014"]]).findings
+    if "y" in split:  # the halves of y are rotated: y's RoPE, still one tensor's rotation
+        assert [f.rule for f in found] == ["ADP014"]
+    else:
+        assert found == [], code
+
+
+def test_rotate_half_through_the_function_chunk_is_the_half_rotation(rules):
+    """``x1, x2 = torch.chunk(x, 2, dim=-1); torch.cat((-x2, x1), dim=-1)`` is rotate_half
+    (canon.rotate_half), as ``x.chunk(2, dim=-1)`` is: LLaMA-style RoPE of q and k through it
+    is found and fixed with the file's own helper."""
+    code = """
+import torch
+from torch import nn
+
+
+def rotate_half(x):
+    x1, x2 = torch.chunk(x, 2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, cos, sin):
+    q_embed = (q * cos) + (rotate_half(q) * sin)
+    k_embed = (k * cos) + (rotate_half(k) * sin)
+    return q_embed, k_embed
+
+
+class Attention(nn.Module):
+    def forward(self, q, k, cos, sin):
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        return q @ k.transpose(-1, -2)
+"""
+    found = analyze(code, "m.py", [rules["ADP014"]]).findings
+    assert [(f.rule, f.line) for f in found] == [("ADP014", 12)]
+    fixed = fix_text(code, "m.py", [rules["ADP014"]]).text
+    assert "q_embed, k_embed = liger_rope(q, k, cos, sin, rotate_half)" in fixed
+    # with the halves of the second axis the helper rotates something else: not RoPE
+    assert analyze(code.replace("torch.chunk(x, 2, dim=-1)", "torch.chunk(x, 2, dim=1)"), "m.py",
+                   [rules["ADP014"]]).findings == []

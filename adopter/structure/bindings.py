@@ -207,6 +207,12 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
     none_at = _known_none(func)
 
     def hook(stmt, env):
+        if isinstance(stmt, ast.AugAssign):  # self.convs += [nn.Conv2d(...)] on a ModuleList
+            attr = _self_attr(stmt.target)
+            if isinstance(stmt.op, ast.Add) and attr is not None and any(
+                    c.fqn == "torch.nn.ModuleList" for c in out.get(attr, ())):
+                _record_members(attr, stmt.value, stmt, func.name, typer, env, names, out)
+            return
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             if stmt.value is None or _is_none(stmt.value, none_at.get(id(stmt), ())):
                 return  # self.dropout = None: no layer a call could run
@@ -244,6 +250,15 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
             and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
         ):
             _record(node.args[0].value, node.args[1], node, func.name, typer, env, names, out)
+        # self.convs.append(nn.Conv2d(...)) / self.convs.extend([...]) on an nn.ModuleList the
+        # constructor bound (PointNet++'s mlp_convs / mlp_bns, GIN's lins / bns): its members
+        elif (
+            isinstance(f, ast.Attribute) and f.attr in ("append", "extend") and len(node.args) == 1
+            and not node.keywords and (attr := _self_attr(f.value)) is not None
+            and any(c.fqn == "torch.nn.ModuleList" for c in out.get(attr, ()))
+        ):
+            _record_members(attr, node.args[0] if f.attr == "extend" else None, node, func.name, typer, env,
+                            names, out)
 
     seen.add(func.name)
     owner = info.name if func.name == "__init__" else None
@@ -339,6 +354,28 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                         Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                              via=b.via, unlike=b.unlike)
                     )
+
+
+def _record_members(attr, listed, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out) -> None:
+    """Members added to the ``nn.ModuleList`` bound to ``self.<attr>``: the one appended
+    (``listed`` None: the call's argument), or each element of a list literal or comprehension
+    extended or added with ``+=``; recorded as the element binding ``attr[]``."""
+    if listed is None:
+        elements = [stmt.args[0]]
+    elif isinstance(listed, (ast.List, ast.Tuple)):
+        elements = list(listed.elts)
+    elif isinstance(listed, (ast.ListComp, ast.GeneratorExp)):
+        elements = [listed.elt]
+    else:
+        elements = [listed]  # a name or a call: what it is typed as (a list of layers is not)
+    for element in elements:
+        if isinstance(element, ast.Starred):
+            continue
+        for b in typer.values(element, env):
+            if isinstance(b, Built):
+                out.setdefault(attr + "[]", []).append(
+                    Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
+                         via=b.via, unlike=b.unlike))
 
 
 def _container_elements(call: ast.Call):

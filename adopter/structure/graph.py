@@ -1299,7 +1299,12 @@ class FlowBuilder:
                 and isinstance(value_expr.func, ast.Attribute)):
             return
         base = None
-        if value_expr.func.attr == "chunk" and _chunk_in_two_last(value_expr):
+        if value_expr.func.attr == "chunk" and self.names.resolve(value_expr.func) == "torch.chunk":
+            # x1, x2 = torch.chunk(x, 2, dim=-1): the function spelling of x.chunk(2, dim=-1)
+            if value_expr.args and not isinstance(value_expr.args[0], ast.Starred) and _chunk_in_two_last(
+                    ast.Call(func=value_expr.func, args=value_expr.args[1:], keywords=value_expr.keywords)):
+                base = value_expr.args[0]
+        elif value_expr.func.attr == "chunk" and _chunk_in_two_last(value_expr):
             base = value_expr.func.value
         elif value_expr.func.attr == "unbind" and _unbind_second_last(value_expr):
             # x1, x2 = rearrange(x, "... (j d) -> ... j d", j=2).unbind(dim=-2): the halves too

@@ -1099,9 +1099,9 @@ class LayerTyper:
 
     def _walk(self, body, env: dict, depth: int, record: bool, hook, nested: bool = False) -> None:
         """Walk statements in order, updating ``env``; ``hook(stmt, env)`` sees each assignment
-        and call statement with the names' values just before it."""
+        (augmented too) and call statement with the names' values just before it."""
         for stmt in body:
-            if hook is not None and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr)):
+            if hook is not None and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
                 hook(stmt, env)
             if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
@@ -1174,12 +1174,13 @@ class LayerTyper:
                         _add_key(env, f.value.id, call.args[0])  # kwargs.setdefault("bias", False)
                     elif f.attr not in ("pop", "get"):
                         env.pop("dict:" + f.value.id, None)  # dd.update(...): keys we may not know
-                if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name):
-                    graph = env.get("list:" + f.value.id)
+                if isinstance(f, ast.Attribute) and (isinstance(f.value, ast.Name) or _self_attribute(f.value)):
+                    owner = f.value.id if isinstance(f.value, ast.Name) else "self." + f.value.attr
+                    graph = env.get("list:" + owner)
                     if isinstance(graph, SeqGraph) and call.args:
                         if f.attr == "append":
                             self._member(graph, call.args[0], env, depth)
-                        elif f.attr in ("add_module", "register_module") and f.value.id == "self" and len(
+                        elif f.attr in ("add_module", "register_module") and owner.startswith("self") and len(
                                 call.args) == 2:
                             self._member(graph, call.args[1], env, depth)
                         elif f.attr == "extend" and isinstance(call.args[0], (ast.List, ast.Tuple)):
@@ -1399,6 +1400,12 @@ class LayerTyper:
                 continue
             self._site_keys.add(key)
             self.sites.append(SequentialSite(node, stmt, self.sequence(node.args, env, depth), unlike=unlike))
+            if (fqn == SEQUENTIAL and not node.args and not node.keywords and isinstance(stmt, ast.Assign)
+                    and stmt.value is node and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Attribute)
+                    and isinstance(stmt.targets[0].value, ast.Name) and stmt.targets[0].value.id == "self"):
+                # self.features = nn.Sequential(), then self.features.add_module(name, layer) /
+                # .append(layer): the members come in the order the code adds them
+                env["list:self." + stmt.targets[0].attr] = self.sites[-1].graph
 
     def record_chained_list(self, call: ast.Call, stmt: ast.stmt, env: dict, attr: str) -> None:
         """``self.<attr> = nn.ModuleList([a, b, c])`` (or a list filled before) whose members the
@@ -1476,6 +1483,11 @@ class _Param:
     def resolve(self, typer: "LayerTyper") -> tuple:
         passed = typer.caller_values(self.func, self.owner, self.index, self.name, self.positional, self.depth)
         return _unique(self.default + passed)
+
+
+def _self_attribute(expr: ast.expr) -> bool:
+    """``self.<attr>``."""
+    return isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self"
 
 
 def _computes_base(forward, layer: str, names: ModuleNames) -> bool:

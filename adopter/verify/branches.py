@@ -24,7 +24,7 @@ class Guard:
     text: str  # ``if self.flash`` as written (shortened)
     branch: str  # "body" or "else"
     body_start: int  # first line of the side the edit is on
-    kind: str  # "attr" | "attr_set" | "config" | "param" (or a module flag) | "global" | "training" | "other"
+    kind: str  # "attr" | "attr_set" | "attr_eq" | "config" | "param" | "param_eq" (or a module flag) | "global" | "training" | "other"
     name: str = ""
     want: object = None  # the value the name must have (True/False), "given" / "absent" for params
 
@@ -51,6 +51,17 @@ def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
             return [("param", left.id, "given" if present else "absent")]
         if isinstance(left, ast.Attribute) and isinstance(left.value, ast.Name) and left.value.id == "self":
             return [("attr_set", left.attr, "given" if present else "absent")]
+        return []
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq)) \
+            and isinstance(test.comparators[0], ast.Constant) \
+            and isinstance(test.comparators[0].value, (str, int, float)) \
+            and not isinstance(test.comparators[0].value, bool) and isinstance(test.ops[0], ast.Eq) == truth:
+        # ``if self.mode == 'temporal':`` (or the else of ``!=``): the one value that takes the side
+        left, value = test.left, test.comparators[0].value
+        if isinstance(left, ast.Attribute) and isinstance(left.value, ast.Name) and left.value.id == "self":
+            return [("attr_eq", left.attr, value)]
+        if isinstance(left, ast.Name):
+            return [("param_eq", left.id, value)]
         return []
     if isinstance(test, ast.Name):
         return [("param", test.id, truth)]
@@ -248,6 +259,27 @@ def init_conditions(text: str, class_name: str, attr: str, want_set: bool) -> li
                     if found:
                         out.append(found)
     return out
+
+
+def stored_parameters(text: str, class_name: str) -> dict[str, str]:
+    """``self.<attr>`` -> the constructor parameter ``__init__`` of ``class_name`` stores in it
+    unchanged (``self.mode = mode``)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None) if cls else None
+    if init is None:
+        return {}
+    params = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
+    stored: dict[str, str] = {}
+    for sub in ast.walk(init):
+        if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Name) and sub.value.id in params:
+            for target in sub.targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                    stored[target.attr] = sub.value.id
+    return stored
 
 
 def call_lines(text: str, class_name: str, method: str) -> set[int]:

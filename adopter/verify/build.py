@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from . import hf
-from .branches import ZEROS, init_conditions, zeros_like
+from .branches import ZEROS, init_conditions, stored_parameters, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
@@ -572,6 +572,16 @@ class Builder:
                     variant = Variant(forward=((guard.name, guard.want),), method=method)
                 elif guard.want is True and param.default is None:
                     variant = Variant(give=(guard.name,), method=method)
+            elif guard.kind == "attr_eq" and not spec:
+                # the constructor argument stored in the attribute, else the attribute set after
+                # building (a mode read only by forward)
+                param = stored_parameters(self.text, class_name).get(guard.name)
+                if param in ctor_params:
+                    variant = Variant(ctor=((param, guard.want),), method=method)
+                else:
+                    variant = Variant(attrs=((guard.name, guard.want),), method=method)
+            elif guard.kind == "param_eq" and guard.name in forward_params and not spec:
+                variant = Variant(forward=((guard.name, guard.want),), method=method)
             elif guard.kind == "param" and guard.name in ctor_params and not spec:
                 param = ctor_params[guard.name]
                 if isinstance(guard.want, bool) and isinstance(param.default, bool):
@@ -595,7 +605,12 @@ class Builder:
                 candidate = Variant(ctor=values, method=method)
                 if candidate not in from_guards:
                     from_guards.append(candidate)
-        if len(from_guards) > 1:  # nested branches: all of them at once
+        def consistent(items) -> bool:  # one value per name (not both sides of ``mode == 'a'`` / ``'b'``)
+            return len({k for k, _ in items}) == len(set(items))
+
+        if len(from_guards) > 1 and all(consistent([i for v in from_guards for i in getattr(v, part)])
+                                        for part in ("flags", "config", "ctor", "forward", "attrs")):
+            # nested branches: all of them at once
             merged = Variant(flags=tuple(i for v in from_guards for i in v.flags),
                              config=tuple(i for v in from_guards for i in v.config),
                              ctor=tuple(i for v in from_guards for i in v.ctor),

@@ -6,6 +6,7 @@ raises ImportError, which ``adopter.cli`` turns into a one-line error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -27,7 +28,11 @@ def run_verify(args, config_for, rules_for) -> int:
         if text:
             print(f"verifying {path} ...", file=sys.stderr, flush=True)
         try:
-            results.extend(verify_file(str(path), rules, config, benchmark=not getattr(args, "no_benchmark", False)))
+            # what the checked code prints (a banner on import, shapes printed in forward) goes to
+            # stderr: stdout holds the report alone (JSON a program reads)
+            with contextlib.redirect_stdout(sys.stderr):
+                results.extend(verify_file(str(path), rules, config,
+                                           benchmark=not getattr(args, "no_benchmark", False)))
         except VerifyError as exc:
             errors.append((str(path), str(exc)))
         except Exception as exc:  # one broken file must not stop the others

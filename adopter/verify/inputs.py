@@ -681,6 +681,38 @@ def unpacked_sizes(func: Callable, name: str) -> int | None:
     return None
 
 
+def grid_axes(func: Callable) -> dict[str, tuple[int, int]]:
+    """Parameters the function's own code passes together as sizes, and only so (PVT's and
+    SegFormer's ``forward(self, x, H, W)`` with ``x.permute(0, 2, 1).reshape(B, C, H, W)``): each
+    name -> (its place among them, how many): the sides of a grid of the sequence's tokens."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    params = [a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs)][1:]
+    if len(params) < 3:
+        return {}
+    candidates = set(params[1:])  # not the first (the tensor)
+    group: list[str] = []
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.Attribute, ast.Subscript)) and isinstance(sub.value, ast.Name):
+            candidates.discard(sub.value.id)  # H.shape, hw[0]: not a plain size
+        elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name):
+            candidates.discard(sub.func.id)
+        elif isinstance(sub, ast.Assign):
+            for target in sub.targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        candidates.discard(name.id)  # reassigned: not the caller's size
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            called = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", "")
+            if called in _SIZE_TAKERS:
+                passed = [a.id for a in sub.args if isinstance(a, ast.Name) and a.id in candidates]
+                if len(passed) >= 2 and len(set(passed)) == len(passed) and len(passed) > len(group):
+                    group = passed
+    return {name: (index, len(group)) for index, name in enumerate(group)}
+
+
 def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_overrides: dict,
                   method: str = "forward", give_optional: tuple[str, ...] = (),
                   signature: Callable | None = None) -> Iterator["Call"]:
@@ -748,6 +780,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
 
     rank, certain = input_rank(func) if method == "forward" else (None, False)
     demands = shape_constraints(func, module) if method == "forward" else None
+    axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
@@ -830,6 +863,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 count = held[1] or 1
                 candidates = [[randn(b, s, width) for _ in range(count)] for width in widths[:2]]
             per_param.append((name, positional, candidates))
+            continue
+        axis = axes.get(name) if per_param else None
+        if axis is not None:
+            # sides of a grid the code reshapes the tokens into (``reshape(B, C, H, W)``)
+            per_param.append((name, positional, [grid[axis[0]] for grid in grids(s, axis[1])]))
             continue
         arity = unpacked_sizes(func, name) if per_param else None
         if arity:

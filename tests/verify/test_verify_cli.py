@@ -22,6 +22,23 @@ def test_json_output_and_exit_0(toy, capsys):
         assert row["path"].endswith("toy_blocks.py") and row["line"] > 0
 
 
+def test_what_the_checked_code_prints_leaves_the_json_report_alone(toy, capsys):
+    """A module that prints a banner when imported and shapes in its forward: the prints go to
+    stderr, stdout is the JSON report alone."""
+    path = toy / "toy_blocks.py"
+    text = path.read_text()
+    text = text.replace("import torch\n", "import torch\nprint('logging into ~/logs/console.log')\n", 1)
+    text = text.replace("F.softmax(scores, dim=-1)", "(print(scores.shape), F.softmax(scores, dim=-1))[1]")
+    assert "print(scores.shape)" in text
+    path.write_text(text)
+    code = main(["verify", str(path), "--select", "ADP004", "--no-benchmark", "--output-format", "json",
+                 "--no-config"])
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert code == 0 and [r["verdict"] for r in data["results"]] == ["pass"]
+    assert "logging into" in captured.err and "torch.Size" in captured.err
+
+
 def test_text_table(toy, capsys):
     code = main(["verify", str(toy / "toy_blocks.py"), "--select", "ADP007", "--no-benchmark", "--no-config"])
     out = capsys.readouterr().out

@@ -483,3 +483,55 @@ def test_an_argument_annotated_with_a_class_that_needs_no_arguments(tmp_path, ca
     row = _row(patches, "ADP010", "CachedBlock")
     assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     assert row["details"]["built"] == "CachedBlock(layer_id=0, config=BlockConfig(d_model=32, n_heads=4), cache=MaskCache())"
+
+
+def test_a_helper_entered_when_a_stored_string_equals_a_value(tmp_path, capsys):
+    """The temporal attention runs in a helper that ``forward`` calls under ``if self.mode ==
+    "temporal":``, ``self.mode`` the constructor's string (default "spatial"): the guard's value
+    is traced to the constructor argument, and the layer is built again with it, so both patched
+    helpers run and compare."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "modes", "layers.py")
+    rows = [r for r in patches if r["rule"] == "ADP010" and r["class"] == "DualAttention"]
+    assert len(rows) == 2 and all(r["verdict"] == PASS and "match" in r["reason"] for r in rows), rows
+    assert any("reached with mode='temporal' (constructor)" in r["reason"] for r in rows), rows
+
+
+def test_an_equality_guard_names_the_value_of_its_side():
+    from adopter.verify.branches import guards
+
+    text = ("class A:\n    def forward(self, x, kind='a'):\n        if self.mode == 'b':\n            x = 1\n"
+            "        if self.mode != 'c':\n            x = 2\n        else:\n            x = 3\n"
+            "        if kind == 'd':\n            x = 4\n        return x\n")
+    assert [(g.kind, g.name, g.want) for g in guards(text, {4})] == [("attr_eq", "mode", "b")]
+    # the else of `!=` holds one value; its body holds every other value: no value to name
+    assert [(g.kind, g.name, g.want) for g in guards(text, {8})] == [("attr_eq", "mode", "c")]
+    assert [g.kind for g in guards(text, {6})] == ["other"]
+    assert [(g.kind, g.name, g.want) for g in guards(text, {10})] == [("param_eq", "kind", "d")]
+
+
+def test_grid_sides_passed_as_plain_arguments(tmp_path, capsys):
+    """``forward(x, H, W)`` reshapes the tokens to ``(B, C, H, W)``: H and W are the sides of a
+    grid of the tokens (their product the token count), tried together; the attention over the
+    spatially reduced keys runs and compares."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "reduction", "layers.py")
+    row = _row(patches, "ADP010", "ReducedAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    tokens, h, w = re.fullmatch(r"float\[\d+, (\d+), \d+\], (\d+), (\d+)", row["details"]["inputs"]).groups()
+    assert int(h) * int(w) == int(tokens), row["details"]
+
+
+def test_only_parameters_used_together_as_plain_sizes_are_grid_sides():
+    from adopter.verify.inputs import grid_axes
+
+    def forward(self, x, H, W):
+        return x.reshape(x.shape[0], -1, H, W)
+
+    def shaped(self, x, hw, W):  # hw read as a sequence: no plain size
+        return x.reshape(x.shape[0], -1, hw[0], W)
+
+    def alone(self, x, H, scale):  # one size only
+        return x.reshape(x.shape[0], -1, H) * scale
+
+    assert grid_axes(forward) == {"H": (0, 2), "W": (1, 2)}
+    assert grid_axes(shaped) == {}
+    assert grid_axes(alone) == {}
