@@ -8,21 +8,13 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from corpus_forms import covered as _covered
+from corpus_forms import findings as _findings
 
-from adopter.engine import analyze
 from adopter.ruleset import load_rules, select_rules
 from adopter.synth import fix_text
 
 RULES = load_rules()
-
-
-def _findings(code: str, rule: str):
-    return analyze(code, "model.py", select_rules(RULES, [rule])).findings
-
-
-def _covered(code: str, needle: str, rule: str) -> bool:
-    line = next(n for n, text in enumerate(code.splitlines(), 1) if needle in text)
-    return any(f.line <= line <= f.end_line for f in _findings(code, rule))
 
 
 # -- rotate-half: halves named in one tuple assignment, the axis written as the rank minus one --
