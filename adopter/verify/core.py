@@ -303,8 +303,7 @@ class _Checker:
                                           calls_train)
         if not reached:
             for site in not_fast:
-                why = ("the patched code took its original (guarded) path for these inputs"
-                       if site.rule.synth is not None else
+                why = (ORIGINAL_PATH if site.rule.synth is not None else
                        "the patched class ran its original forward for these inputs (no new torch calls)")
                 verdicts[site] = Verdict(SKIP, why, details=details)
             return verdicts, None
@@ -418,6 +417,8 @@ def _deterministic(device: torch.device):
 
 
 MAX_VARIANTS = 12
+ORIGINAL_PATH = "the patched code took its original (guarded) path for these inputs"
+MAX_COMBINED = 6  # build changes combined with forward-argument changes, tried after the others
 
 
 def _methods_with(text: str, class_name: str, lines: set[int]) -> list[str]:
@@ -518,7 +519,9 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         if declining is not None:  # right after the default build (which keeps the original path)
             variants = [variants[0], declining, *(dataclasses.replace(v, decline=declining.decline)
                                                   for v in variants[1:])]
-        for index, variant in enumerate(variants[:MAX_VARIANTS]):
+        queue = variants[:MAX_VARIANTS]
+        combined = False
+        for index, variant in enumerate(queue):  # grows once, by _with_forward_changes
             verdicts, skip_reason = checker.check(class_name, pending, variant)
             if skip_reason is not None:
                 if index == 0 and entry == "forward":
@@ -532,6 +535,9 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
             for site, verdict in verdicts.items():
                 if verdict.verdict == SKIP:
                     soft.setdefault(site, verdict)
+                    if verdict.reason == ORIGINAL_PATH and not combined:
+                        combined = True
+                        queue += _with_forward_changes(variant, variants)
                     continue
                 out[site] = verdict
                 given[site] = set(checker.given)
@@ -547,6 +553,25 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
             out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried, refused))
     _check_other_sides(checker, class_name, out, given)
     return out
+
+
+def _with_forward_changes(variant: Variant, variants: list[Variant]) -> list[Variant]:
+    """``variant`` (a build change that reached a guarded patch's original path: fair-esm's
+    manual attention runs only with ``self.onnx_trace=True``) combined with each variant that
+    only changes the forward's arguments (its fused path also wants ``need_weights=False``):
+    the guard's two sides are steered by different things, one change at a time reaches neither.
+    None when ``variant`` changes no build (the forward-only variants are tried on their own)."""
+    if not (variant.attrs or variant.flags or variant.ctor or variant.config):
+        return []
+    out = []
+    for other in variants:
+        if other.forward and other.method == variant.method and not (
+                other.attrs or other.flags or other.ctor or other.config or other.decline):
+            names = {k for k, _ in other.forward}
+            out.append(dataclasses.replace(
+                variant, forward=tuple((k, v) for k, v in variant.forward if k not in names) + other.forward,
+                give=tuple(dict.fromkeys(variant.give + other.give))))
+    return out[:MAX_COMBINED]
 
 
 def _declining(checker: _Checker, class_name: str, method: str) -> Variant | None:

@@ -535,3 +535,14 @@ def test_only_parameters_used_together_as_plain_sizes_are_grid_sides():
     assert grid_axes(forward) == {"H": (0, 2), "W": (1, 2)}
     assert grid_axes(shaped) == {}
     assert grid_axes(alone) == {}
+
+
+def test_a_build_change_and_a_forward_argument_steered_together(tmp_path, capsys):
+    """The hand-written attention runs only with ``self.export_mode`` set, and its fused path
+    only when the forward is told the probabilities are not needed: neither change alone
+    reaches the kernel (the flag alone takes the guarded original path), so the build change
+    that reached the original path is tried again with each forward-argument change."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "steered", "layers.py")
+    row = _row(patches, "ADP010", "ExportableAttention")
+    assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
+    assert "need_weights=False (forward)" in row["reason"] and "self.export_mode=True" in row["reason"], row
