@@ -560,7 +560,7 @@ def _with_forward_changes(variant: Variant, variants: list[Variant]) -> list[Var
     manual attention runs only with ``self.onnx_trace=True``) combined with each variant that
     only changes the forward's arguments (its fused path also wants ``need_weights=False``):
     the guard's two sides are steered by different things, one change at a time reaches neither.
-    None when ``variant`` changes no build (the forward-only variants are tried on their own)."""
+    Nothing when ``variant`` changes no build (the forward-only variants are tried on their own)."""
     if not (variant.attrs or variant.flags or variant.ctor or variant.config):
         return []
     out = []
