@@ -265,9 +265,12 @@ def stored_parameters(text: str, class_name: str) -> dict[str, str]:
     """``self.<attr>`` -> the constructor parameter ``__init__`` of ``class_name`` stores in it
     unchanged (``self.mode = mode``)."""
     try:
-        tree = ast.parse(text)
+        return _stored_parameters(ast.parse(text), class_name)
     except SyntaxError:
         return {}
+
+
+def _stored_parameters(tree: ast.Module, class_name: str) -> dict[str, str]:
     cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
     init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None) if cls else None
     if init is None:
@@ -308,17 +311,10 @@ def helper_conditions(text: str, class_name: str, lines: set[int]) -> list[list[
         tree = ast.parse(text)
     except SyntaxError:
         return []
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
-    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None) if cls else None
-    if init is None:
+    stored = _stored_parameters(tree, class_name)
+    if not stored:  # no argument reaches a helper through an attribute
         return []
-    params = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
-    stored: dict[str, str] = {}
-    for sub in ast.walk(init):
-        if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Name) and sub.value.id in params:
-            for target in sub.targets:
-                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
-                    stored[target.attr] = sub.value.id
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
     out: list[list[tuple[str, object]]] = []
     for func in tree.body:
         if not isinstance(func, ast.FunctionDef) or not any(func.lineno <= line <= (func.end_lineno or func.lineno)
