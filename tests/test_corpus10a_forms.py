@@ -4,8 +4,6 @@ near-miss it must still leave alone.  The fixtures are ours, written in those pr
 
 from __future__ import annotations
 
-import importlib
-import sys
 
 import pytest
 
@@ -107,18 +105,12 @@ def test_appends_to_a_list_that_is_not_a_module_list_bind_nothing():
     assert [f.line for f in analyze(plain, "net.py", RULES).findings if f.rule == "ADP007"] == []
 
 
-def test_the_fix_of_appended_module_lists_computes_what_the_original_does(tmp_path):
+def test_the_fix_of_appended_module_lists_computes_what_the_original_does(module_from_file):
     torch = pytest.importorskip("torch")
     result = fix_text(APPENDED, "net.py", RULES)
     assert result.error is None and len(result.applied) == 2
-    (tmp_path / "appended_original.py").write_text(APPENDED)
-    (tmp_path / "appended_fixed.py").write_text(result.text)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        original = importlib.import_module("appended_original").Net().double()
-        fixed = importlib.import_module("appended_fixed").Net().double()
-    finally:
-        sys.path.remove(str(tmp_path))
+    original = module_from_file(APPENDED, "appended_original").Net().double()
+    fixed = module_from_file(result.text, "appended_fixed").Net().double()
     torch.manual_seed(0)
     for module in original.modules():  # running statistics that are not the identity
         if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
@@ -175,20 +167,14 @@ def test_members_added_to_an_empty_sequential_attribute_run_in_the_order_they_ar
     assert not any(f.line <= _line(ADDED, "# pre-activation") <= f.end_line for f in findings)
 
 
-def test_the_fix_of_an_added_to_sequential_computes_what_the_original_does(tmp_path):
+def test_the_fix_of_an_added_to_sequential_computes_what_the_original_does(module_from_file):
     torch = pytest.importorskip("torch")
     result = fix_text(ADDED, "net.py", RULES)
     assert result.error is None and len(result.applied) == 2
     assert "self.features = FoldingSequential()" in result.text
     assert "self.transition = nn.Sequential()" in result.text
-    (tmp_path / "added_original.py").write_text(ADDED)
-    (tmp_path / "added_fixed.py").write_text(result.text)
-    sys.path.insert(0, str(tmp_path))
-    try:
-        original = importlib.import_module("added_original").Features().double()
-        fixed = importlib.import_module("added_fixed").Features().double()
-    finally:
-        sys.path.remove(str(tmp_path))
+    original = module_from_file(ADDED, "added_original").Features().double()
+    fixed = module_from_file(result.text, "added_fixed").Features().double()
     torch.manual_seed(1)
     for module in original.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
