@@ -207,25 +207,54 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
             ifs[span] = _statement_at(tree, span)
         node = ifs[span]
         other = (node.orelse if branch == 0 else node.body) if isinstance(node, ast.If) else None
+        if not other:
+            continue
+        chain = _path_to(tree, span)
+        cls = next((n for n in reversed(chain) if isinstance(n, ast.ClassDef)), None)
         # the call in a statement of the other branch itself (not in a loop nested there, nor in
-        # an if that may skip it: then that branch is not simply the fused version of this one)
-        if any(_always_calls(stmt, name, lines) for stmt in other or ()):
+        # an if that may skip it: then that branch is not simply the fused version of this one),
+        # or in a helper that statement calls (chronos-2's ``self._sdpa_attention(...)``)
+        if any(_always_calls(stmt, name, lines, (tree, cls)) for stmt in other):
             return True
     return _after_early_return(match, tree, lines, name)
 
 
-def _always_calls(stmt: ast.stmt, name: str, lines: list[str]) -> bool:
+def _always_calls(stmt: ast.stmt, name: str, lines: list[str], where: tuple | None = None) -> bool:
     """Does ``stmt`` call ``name`` whenever it runs: written in the statement itself, in the body
     of a ``with`` (``with sdpa_kernel(backends): out = F.scaled_dot_product_attention(...)``),
-    or in both branches of an ``if`` that has an else (nemo's choice of SDPA backends)?"""
+    or in both branches of an ``if`` that has an else (nemo's choice of SDPA backends)?  Given
+    ``where`` (the module and the enclosing class), a plain statement also counts when it calls a
+    method of that class (``self._fused(...)``) or a module function whose body, one level deep,
+    always calls ``name`` the same way."""
     if isinstance(stmt, ast.If):
-        return bool(stmt.orelse) and any(_always_calls(s, name, lines) for s in stmt.body) \
-            and any(_always_calls(s, name, lines) for s in stmt.orelse)
+        return bool(stmt.orelse) and any(_always_calls(s, name, lines, where) for s in stmt.body) \
+            and any(_always_calls(s, name, lines, where) for s in stmt.orelse)
     if isinstance(stmt, (ast.With, ast.AsyncWith)):
-        return any(_always_calls(s, name, lines) for s in stmt.body)
+        return any(_always_calls(s, name, lines, where) for s in stmt.body)
     if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.Try, ast.Match)):
         return False
-    return re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[stmt.lineno - 1:stmt.end_lineno])) is not None
+    if re.search(rf"\b{re.escape(name)}\s*\(", "\n".join(lines[stmt.lineno - 1:stmt.end_lineno])) is not None:
+        return True
+    return where is not None and any(
+        any(_always_calls(s, name, lines) for s in helper.body) for helper in _helpers_called(stmt, *where))
+
+
+def _helpers_called(stmt: ast.stmt, tree: ast.Module, cls: ast.ClassDef | None) -> list:
+    """The definitions of the same-class methods (``self.m(...)``) and module functions
+    (``f(...)``) that ``stmt`` calls."""
+    found = []
+    for call in ast.walk(stmt):
+        if not isinstance(call, ast.Call):
+            continue
+        func = call.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
+            scope, wanted = (cls.body if cls is not None else ()), func.attr
+        elif isinstance(func, ast.Name):
+            scope, wanted = tree.body, func.id
+        else:
+            continue
+        found += [d for d in scope if isinstance(d, (ast.FunctionDef, ast.AsyncFunctionDef)) and d.name == wanted]
+    return found
 
 
 def _after_early_return(match: Match, tree: ast.Module, lines: list[str], name: str) -> bool:

@@ -305,6 +305,15 @@ def _visit_none(body, known, out: dict) -> None:
 
 def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None):
     built = [v for v in typer.values(value, env) if isinstance(v, Built)]
+    if (built and owner is not None and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param)
+            and typer.calls_attr(owner, attr)):
+        # self.activation = activation, a parameter with a layer default that the class calls as
+        # a layer: the file's constructions of the class may pass other layers for it
+        # (pytorch-tabular's GEGLU / SwiGLU wrappers pass nn.GELU() / nn.SiLU() where the
+        # default is nn.ReLU()); each is one of the values the attribute may hold at run time
+        resolved = [v for v in env[value.id].resolve(typer) if isinstance(v, Built)]
+        if len({v.fqn for v in resolved}) > 1:
+            built = [replace(v, conditional=True) for v in resolved]
     if (not built and owner is not None and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param)
             and typer.calls_attr(owner, attr)):
         # self.feed_forward = feed_forward, called as a layer: what every call of the class passes for it

@@ -1,0 +1,161 @@
+"""Forms found missing (or wrongly reported) by the blind batch corpus11a (time-series, graph,
+speech, audio and tabular code: chronos-forecasting, pytorch-tabular and others): each test
+states the semantic fact the engine now reads, and a near-miss it must still leave alone.  The
+fixtures are ours, written in those projects' styles."""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import covered as _covered
+from corpus_forms import findings as _findings
+
+from adopter.ruleset import load_rules, select_rules
+from adopter.synth import fix_text
+
+RULES = load_rules()
+
+
+# -- SDPA already adopted: the other branch calls a helper method that calls it ------------------
+
+HELPER_BRANCHES = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+
+    class SelfAttention(nn.Module):
+        def __init__(self, dim, heads, dropout=0.0, backend="sdpa"):
+            super().__init__()
+            self.heads = heads
+            self.dropout = dropout
+            self.backend = backend
+            self.wq = nn.Linear(dim, dim, bias=False)
+            self.wk = nn.Linear(dim, dim, bias=False)
+            self.wv = nn.Linear(dim, dim, bias=False)
+            self.wo = nn.Linear(dim, dim, bias=False)
+
+        def _manual(self, q, k, v, bias):
+            scores = torch.matmul(q, k.transpose(3, 2))
+            scores += bias
+            probs = F.softmax(scores.float(), dim=-1).type_as(scores)
+            probs = F.dropout(probs, p=self.dropout, training=self.training)
+            return torch.matmul(probs, v), probs
+
+        def _fused(self, q, k, v, bias):
+            p = self.dropout if self.training else 0.0
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p, scale=1.0)
+            return out, None
+
+        def forward(self, x, bias, need_weights=False):
+            b, n, d = x.shape
+            q, k, v = (t.view(b, n, self.heads, -1).transpose(1, 2) for t in (self.wq(x), self.wk(x), self.wv(x)))
+            backend = self.backend
+            if need_weights:
+                backend = "manual"
+            if backend == "sdpa":
+                out, probs = self._fused(q, k, v, bias)
+            else:
+                out, probs = self._manual(q, k, v, bias)
+            out = out.transpose(1, 2).reshape(b, n, d)
+            return self.wo(out), probs
+''')
+
+
+def test_manual_attention_beside_a_branch_whose_helper_calls_sdpa_is_not_reported():
+    # the manual helper runs only in the else branch of an if whose branch calls a method that
+    # always calls scaled_dot_product_attention (chronos-2's _sdpa_attention / _eager_attention)
+    assert not _findings(HELPER_BRANCHES, "ADP010")
+
+
+def test_manual_attention_beside_a_helper_that_may_skip_sdpa_is_still_reported():
+    code = HELPER_BRANCHES.replace(
+        "        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p, scale=1.0)\n",
+        "        if q.dtype == torch.float16:\n"
+        "            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p, scale=1.0)\n"
+        "        else:\n"
+        "            out = q\n")
+    assert "if q.dtype == torch.float16:" in code
+    assert _covered(code, "probs = F.softmax(scores.float(), dim=-1)", "ADP010")
+
+
+def test_manual_attention_beside_a_helper_without_sdpa_is_still_reported():
+    code = HELPER_BRANCHES.replace(
+        "out = F.scaled_dot_product_attention(q, k, v,", "out = torch.flash_like_attention(q, k, v,")
+    assert _covered(code, "probs = F.softmax(scores.float(), dim=-1)", "ADP010")
+
+
+# -- an activation parameter the file's constructions of the class set ---------------------------
+
+PASSED_ACTIVATION = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class PositionwiseFFN(nn.Module):
+        def __init__(self, d_model, d_ff, dropout=0.1, activation=nn.ReLU(), is_gated=False):
+            super().__init__()
+            self.layer1 = nn.Linear(d_model, d_ff)
+            self.layer2 = nn.Linear(d_ff, d_model)
+            self.dropout = nn.Dropout(dropout)
+            self.activation = activation
+            self.is_gated = is_gated
+            if is_gated:
+                self.linear_v = nn.Linear(d_model, d_ff, bias=False)
+
+        def forward(self, x):
+            g = self.activation(self.layer1(x))
+            if self.is_gated:
+                x = g * self.linear_v(x)
+            else:
+                x = g
+            return self.layer2(self.dropout(x))
+
+
+    class GatedGELU(nn.Module):
+        def __init__(self, d_model, d_ff, dropout=0.1):
+            super().__init__()
+            self.ffn = PositionwiseFFN(d_model, d_ff, dropout, nn.GELU(), True)
+
+        def forward(self, x):
+            return self.ffn(x)
+
+
+    class GatedSiLU(nn.Module):
+        def __init__(self, d_model, d_ff, dropout=0.1):
+            super().__init__()
+            self.ffn = PositionwiseFFN(d_model, d_ff, dropout, activation=nn.SiLU(), is_gated=True)
+
+        def forward(self, x):
+            return self.ffn(x)
+''')
+
+
+def test_activation_passed_by_a_construction_in_the_file_may_be_gelu():
+    assert _covered(PASSED_ACTIVATION, "g = self.activation(self.layer1(x))", "ADP006")
+
+
+def test_activation_passed_by_a_construction_in_the_file_may_be_silu():
+    assert _covered(PASSED_ACTIVATION, "x = g * self.linear_v(x)", "ADP013")
+
+
+def test_constructions_passing_neither_gelu_nor_silu_leave_the_relu_default_alone():
+    code = PASSED_ACTIVATION.replace("nn.GELU(), True", "nn.Tanh(), True").replace(
+        "activation=nn.SiLU()", "activation=nn.ReLU()")
+    assert not _findings(code, "ADP006")
+    assert not _findings(code, "ADP013")
+
+
+def test_a_relu_default_nothing_overrides_is_not_reported():
+    code = PASSED_ACTIVATION.split("class GatedGELU")[0]
+    assert not _findings(code, "ADP006")
+    assert not _findings(code, "ADP013")
+
+
+def test_the_bias_gelu_fix_hands_the_stored_activation_to_the_kernel():
+    # the attribute may hold ReLU, GELU or SiLU: the fix passes the layer itself, as for
+    # ACT2FN[config.hidden_act], and a second run changes nothing
+    fixed = fix_text(PASSED_ACTIVATION, "model.py", select_rules(RULES, ["ADP006"])).text
+    assert "bias_gelu(x, self.layer1, self.activation)" in fixed
+    compile(fixed, "model.py", "exec")
+    assert fix_text(fixed, "model.py", select_rules(RULES, ["ADP006"])).text == fixed
