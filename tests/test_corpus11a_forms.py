@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from corpus_forms import covered as _covered
 from corpus_forms import findings as _findings
 
@@ -159,3 +161,78 @@ def test_the_bias_gelu_fix_hands_the_stored_activation_to_the_kernel():
     assert "bias_gelu(x, self.layer1, self.activation)" in fixed
     compile(fixed, "model.py", "exec")
     assert fix_text(fixed, "model.py", select_rules(RULES, ["ADP006"])).text == fixed
+
+
+# -- an assert beside the optional bias, checking its shape against the scores -------------------
+
+CACHED_DECODE = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from einops import rearrange, einsum
+
+
+    def exists(val):
+        return val is not None
+
+
+    class WindowedDecode(nn.Module):
+        def __init__(self, dim, heads=2, window=4):
+            super().__init__()
+            self.heads = heads
+            self.window = window
+            self.to_qkv = nn.Linear(dim, dim * 3, bias=False)
+            self.to_out = nn.Linear(dim, dim, bias=False)
+
+        def forward(self, x, cache, attn_bias=None):
+            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+            q, k, v = map(lambda t: rearrange(t, 'b n (h d) -> b h n d', h=self.heads), (q, k, v))
+            q = q * (q.shape[-1] ** -0.5)
+            ck, cv = cache
+            k = torch.cat((ck, k), dim=-2)
+            v = torch.cat((cv, v), dim=-2)
+            k, v = tuple(t[..., -(self.window + 1):, :] for t in (k, v))
+
+            sim = einsum(q, k, 'b h i d, b h j d -> b h i j')
+
+            if exists(attn_bias):
+                k_len = k.shape[-2]
+                attn_bias = attn_bias[..., -1:, -k_len:]
+                assert attn_bias.shape[-1] == sim.shape[-1]
+                sim = sim + attn_bias
+
+            attn = sim.softmax(dim=-1)
+            out = einsum(attn, v, 'b h i j, b h j d -> b h i d')
+            return self.to_out(rearrange(out, 'b h n d -> b n (h d)'))
+''')
+
+
+def test_assert_on_the_bias_shape_is_kept_with_the_keys_count(module_from_file):
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("einops")
+    result = fix_text(CACHED_DECODE, "model.py", select_rules(RULES, ["ADP010"]))
+    assert [f.rule for f in result.applied] == ["ADP010"], result.skipped
+    fixed = result.text
+    assert "assert attn_bias.shape[-1] == k.shape[-2]" in fixed
+    assert "sim" not in fixed
+    assert fix_text(fixed, "model.py", select_rules(RULES, ["ADP010"])).text == fixed
+    before = module_from_file(CACHED_DECODE, "decode_before").WindowedDecode(8).double().eval()
+    after = module_from_file(fixed, "decode_after").WindowedDecode(8).double().eval()
+    after.load_state_dict(before.state_dict(), strict=True)
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 8, dtype=torch.float64)
+    cache = (torch.randn(2, 2, 7, 4, dtype=torch.float64), torch.randn(2, 2, 7, 4, dtype=torch.float64))
+    bias = torch.randn(2, 4, 9, dtype=torch.float64)
+    for b in (None, bias):
+        # float64, a softmax over 5 keys then sums of 5 products: far inside 1e-12
+        torch.testing.assert_close(after(x, cache, b), before(x, cache, b), rtol=1e-12, atol=1e-12)
+    with pytest.raises(AssertionError):
+        after(x, cache, bias[..., :3])  # the kept assert still rejects a bias of the wrong width
+    with pytest.raises(AssertionError):
+        before(x, cache, bias[..., :3])
+
+
+def test_assert_reading_the_scores_values_is_not_fixed():
+    code = CACHED_DECODE.replace("assert attn_bias.shape[-1] == sim.shape[-1]",
+                                 "assert torch.isfinite(sim).all()")
+    result = fix_text(code, "model.py", select_rules(RULES, ["ADP010"]))
+    assert not result.applied
