@@ -236,3 +236,105 @@ def test_assert_reading_the_scores_values_is_not_fixed():
                                  "assert torch.isfinite(sim).all()")
     result = fix_text(code, "model.py", select_rules(RULES, ["ADP010"]))
     assert not result.applied
+
+
+# -- getattr(F, name): an activation function chosen by a string ---------------------------------
+
+GETATTR_ACTIVATIONS = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+
+    class FFN(nn.Module):
+        def __init__(self, d, hidden, act_fn="gelu"):
+            super().__init__()
+            self.fc1 = nn.Linear(d, hidden)
+            self.act_fn = getattr(F, act_fn)
+            self.fc2 = nn.Linear(hidden, d)
+
+        def forward(self, x):
+            return self.fc2(self.act_fn(self.fc1(x)))
+
+
+    class GatedFFN(nn.Module):
+        def __init__(self, d, hidden, act="silu"):
+            super().__init__()
+            self.w1 = nn.Linear(d, hidden, bias=False)
+            self.w3 = nn.Linear(d, hidden, bias=False)
+            self.w2 = nn.Linear(hidden, d, bias=False)
+            self.act = getattr(F, act)
+
+        def forward(self, x):
+            return self.w2(self.act(self.w1(x)) * self.w3(x))
+''')
+
+
+def test_getattr_of_functional_by_a_parameter_may_be_gelu_or_silu():
+    # the string is a constructor argument: any torch.nn.functional activation at run time
+    assert _covered(GETATTR_ACTIVATIONS, "return self.fc2(self.act_fn(self.fc1(x)))", "ADP006")
+    assert _covered(GETATTR_ACTIVATIONS, "return self.w2(self.act(self.w1(x)) * self.w3(x))", "ADP013")
+
+
+def test_getattr_of_functional_is_reported_but_not_fixed():
+    # a function held as a value is no layer module for the kernel (as `self.act = F.gelu`)
+    result = fix_text(GETATTR_ACTIVATIONS, "model.py", select_rules(RULES, ["ADP006", "ADP013"]))
+    assert not result.applied and result.text == GETATTR_ACTIVATIONS
+    assert sorted(f.rule for f, _ in result.skipped) == ["ADP006", "ADP006", "ADP013"]
+    assert all("function held as a value" in why for _, why in result.skipped)
+
+
+def test_getattr_of_functional_with_a_fixed_other_name_is_left_alone():
+    code = GETATTR_ACTIVATIONS.replace("getattr(F, act_fn)", 'getattr(F, "relu")').replace(
+        "getattr(F, act)", 'getattr(F, "sigmoid")')
+    assert not _findings(code, "ADP006")
+    assert not _findings(code, "ADP013")
+
+
+def test_getattr_of_another_object_is_not_an_activation():
+    code = GETATTR_ACTIVATIONS.replace("getattr(F, act_fn)", "getattr(self, act_fn)").replace(
+        "getattr(F, act)", "getattr(self, act)")
+    assert not _findings(code, "ADP006")
+    assert not _findings(code, "ADP013")
+
+
+# -- a slice of a ModuleList in a zip: its elements are the list's -------------------------------
+
+SLICED_LISTS = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+
+    class GraphMLP(nn.Module):
+        def __init__(self, dims):
+            super().__init__()
+            self.lins = nn.ModuleList()
+            self.norms = nn.ModuleList()
+            for i in range(len(dims) - 1):
+                self.lins.append(nn.Linear(dims[i], dims[i + 1]))
+                self.norms.append(nn.BatchNorm1d(dims[i + 1]))
+
+        def forward(self, x):
+            for lin, norm in zip(self.lins[:-1], self.norms):
+                x = F.relu(norm(lin(x)))
+            return self.lins[-1](x)
+''')
+
+
+def test_linear_then_batchnorm_over_a_sliced_module_list_is_found_and_fixed():
+    assert _covered(SLICED_LISTS, "x = F.relu(norm(lin(x)))", "ADP008")
+    fixed = fix_text(SLICED_LISTS, "model.py", select_rules(RULES, ["ADP008"])).text
+    assert "x = F.relu(linear_bn(x, lin, norm))" in fixed
+    assert fix_text(fixed, "model.py", select_rules(RULES, ["ADP008"])).text == fixed
+
+
+def test_batchnorm_before_the_sliced_lists_linear_is_not_reported():
+    code = SLICED_LISTS.replace("x = F.relu(norm(lin(x)))", "x = F.relu(lin(norm(x)))").replace(
+        "nn.BatchNorm1d(dims[i + 1])", "nn.BatchNorm1d(dims[i])")
+    assert not _findings(code, "ADP008")
+
+
+def test_a_sliced_list_of_convolutions_is_not_a_linear():
+    code = SLICED_LISTS.replace("nn.Linear(dims[i], dims[i + 1])", "nn.Conv1d(dims[i], dims[i + 1], 1)")
+    assert not _findings(code, "ADP008")

@@ -254,6 +254,11 @@ class Table:
                 found = self.module("torch.nn." + key.value)
                 return ("definite", {found[0].name}) if found is not None else None
             return ("maybe", set(self.runtime))
+        if fqn == "torch.nn.functional":  # getattr(F, key): the function the key names
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                op = self.function("torch.nn.functional." + key.value)
+                return ("definite", {op.name}) if op is not None else None
+            return ("maybe", set(self.runtime))
         last = fqn.rsplit(".", 1)[-1]
         if last not in ACTIVATION_TABLES and last not in ACTIVATION_FACTORIES:
             return None

@@ -2041,6 +2041,8 @@ class FlowBuilder:
         else:
             pairs = [(target, it)]
         for name, lst in pairs:
+            if isinstance(lst, ast.Subscript) and isinstance(lst.slice, ast.Slice):
+                lst = lst.value  # self.lins[:-1]: a slice of the list holds its elements
             if (
                 isinstance(name, ast.Name)
                 and isinstance(lst, ast.Attribute)

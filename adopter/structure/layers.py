@@ -659,6 +659,15 @@ class LayerTyper:
                 return _unique(tuple(Key(v, default) for v, default in folded if isinstance(v, str)))
         if not (isinstance(func, ast.Name) and func.id in env):
             fqn = self.names.resolve(func)
+        if (isinstance(func, ast.Name) and func.id == "getattr" and func.id not in env
+                and func.id not in self.names.functions and func.id not in self.names.imports
+                and len(call.args) == 2 and not call.keywords
+                and self.names.resolve(call.args[0]) == "torch.nn.functional"):
+            # getattr(F, activation): the function of torch.nn.functional the string names, held
+            # as a value and looked up like a table (a run-time string may name any activation)
+            why = (f"`{ast.unparse(call)}` is a function held as a value, not a layer: the kernel takes a "
+                   f"layer module (and TorchScript cannot pass a function as a value)")
+            return (Built("torch.nn.functional", (call.args[1],), (), True, call, via="getattr", unlike=why),)
         if fqn == "typing.cast" and len(call.args) == 2 and not call.keywords:
             return self.values(call.args[1], env, depth)  # cast(Activation, GELU()): the value
         if (fqn is not None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
