@@ -338,3 +338,27 @@ def test_batchnorm_before_the_sliced_lists_linear_is_not_reported():
 def test_a_sliced_list_of_convolutions_is_not_a_linear():
     code = SLICED_LISTS.replace("nn.Linear(dims[i], dims[i + 1])", "nn.Conv1d(dims[i], dims[i + 1], 1)")
     assert not _findings(code, "ADP008")
+
+
+def test_getattr_of_functional_called_in_place_is_reported_but_not_fixed():
+    code = textwrap.dedent('''
+        import torch
+        from torch import nn
+        import torch.nn.functional as F
+
+
+        class FFN(nn.Module):
+            def __init__(self, d, hidden, activation="gelu"):
+                super().__init__()
+                self.fc1 = nn.Linear(d, hidden)
+                self.fc2 = nn.Linear(hidden, d)
+                self.activation = activation
+
+            def forward(self, x):
+                return self.fc2(getattr(F, self.activation)(self.fc1(x)))
+    ''')
+    assert _covered(code, "getattr(F, self.activation)(self.fc1(x))", "ADP006")
+    result = fix_text(code, "model.py", select_rules(RULES, ["ADP006"]))
+    assert not result.applied and "function held as a value" in result.skipped[0][1]
+    fixed_name = code.replace("getattr(F, self.activation)", 'getattr(F, "relu")')
+    assert not _findings(fixed_name, "ADP006")

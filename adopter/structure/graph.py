@@ -887,7 +887,8 @@ class FlowBuilder:
             common["kwargs"] = (*common["kwargs"], *extra)
             common["kwarg_spans"] = (*common["kwarg_spans"], *((None, None) for _ in extra))
             node, frontier = self._new(ctx, frontier, kind="call", op=built, uses=frozenset(uses), **common, **fields)
-        elif isinstance(func, ast.Subscript) and (table := self._table_lookup(func)) is not None:
+        elif (isinstance(func, (ast.Subscript, ast.Call))
+              and (table := self._table_lookup(func)) is not None):
             # ACT2FN[self.config.act](x): an activation looked up and called in place, which
             # may compute each operation the key can choose (a layer bound to it would).
             fqn, ops = table
@@ -930,11 +931,20 @@ class FlowBuilder:
         view = View((x,), tuple(out_kwargs), (x_span,), tuple(out_spans))
         return {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}
 
-    def _table_lookup(self, func: ast.Subscript) -> tuple[str, frozenset] | None:
-        fqn = self.names.resolve(func.value)
+    def _table_lookup(self, func: ast.Subscript | ast.Call) -> tuple[str, frozenset] | None:
+        if isinstance(func, ast.Call):
+            # getattr(F, self.activation)(x): the torch.nn.functional function the string names
+            if not (isinstance(func.func, ast.Name) and func.func.id == "getattr" and len(func.args) == 2
+                    and not func.keywords and "getattr" not in self.names.functions
+                    and "getattr" not in self.names.imports
+                    and self.names.resolve(func.args[0]) == "torch.nn.functional"):
+                return None
+            fqn, key = "torch.nn.functional", func.args[1]
+        else:
+            fqn, key = self.names.resolve(func.value), func.slice
         if fqn is None:
             return None
-        ops = TABLE.lookup_ops(fqn, func.slice)
+        ops = TABLE.lookup_ops(fqn, key)
         return (fqn, ops) if ops else None
 
     # ------------------------------------------------------------------ canonical operations

@@ -194,6 +194,12 @@ class Planner:
         for _, ctor in match.ctors:
             if getattr(ctor, "unlike", ""):
                 raise Skip(f"`{ctor.attr}`: {ctor.unlike}")
+        for node in match.nodes:
+            if node.kind == "call" and node.op == "torch.nn.functional":
+                # getattr(F, name)(x): as `self.act = getattr(F, name)`, a function, no layer
+                raise Skip("the activation `getattr(torch.nn.functional, ...)` is a function held as a value, "
+                           "not a layer: the kernel takes a layer module (and TorchScript cannot pass a "
+                           "function as a value)")
         for node in match.nodes:  # a literal the code only has as a parameter's default
             view = node.view
             for _, value in (view.kwargs if view is not None else node.kwargs):
