@@ -362,3 +362,61 @@ def test_getattr_of_functional_called_in_place_is_reported_but_not_fixed():
     assert not result.applied and "function held as a value" in result.skipped[0][1]
     fixed_name = code.replace("getattr(F, self.activation)", 'getattr(F, "relu")')
     assert not _findings(fixed_name, "ADP006")
+
+
+# -- rotate-half through unflatten: the last axis split in two, the halves unbound ---------------
+
+ROPE_UNFLATTEN = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    def rotate_half(x):
+        x = x.unflatten(-1, (2, -1))
+        x1, x2 = x.unbind(dim=-2)
+        return torch.cat((-x2, x1), dim=-1)
+
+
+    def apply_rope(q, k, cos, sin):
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        return q, k
+
+
+    class Rotary(nn.Module):
+        def __init__(self, dim, base=10000):
+            super().__init__()
+            self.register_buffer("inv_freq", 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)))
+
+        def forward(self, q, k):
+            t = torch.arange(q.shape[-2], device=q.device).type_as(self.inv_freq)
+            emb = torch.cat((torch.outer(t, self.inv_freq),) * 2, dim=-1)
+            return apply_rope(q, k, emb.cos(), emb.sin())
+''')
+
+
+def test_rotate_half_through_unflatten_is_found():
+    assert _covered(ROPE_UNFLATTEN, "q = q * cos + rotate_half(q) * sin", "ADP014")
+
+
+def test_rotate_half_through_unflatten_with_the_half_width_written_out_is_found():
+    code = ROPE_UNFLATTEN.replace("x.unflatten(-1, (2, -1))", "x.unflatten(-1, (2, x.shape[-1] // 2))")
+    assert _covered(code, "q = q * cos + rotate_half(q) * sin", "ADP014")
+    inline = ROPE_UNFLATTEN.replace("    x = x.unflatten(-1, (2, -1))\n    x1, x2 = x.unbind(dim=-2)\n",
+                                    "    x1, x2 = x.unflatten(-1, (2, -1)).unbind(-2)\n")
+    assert "x.unflatten(-1, (2, -1)).unbind(-2)" in inline
+    assert _covered(inline, "q = q * cos + rotate_half(q) * sin", "ADP014")
+
+
+def test_unflatten_into_pairs_is_an_interleaved_rotation_not_a_rotate_half():
+    # (-1, 2) then unbind(-1): the even and odd entries (rotate_every_two), not the two halves
+    code = ROPE_UNFLATTEN.replace("x.unflatten(-1, (2, -1))", "x.unflatten(-1, (-1, 2))").replace(
+        "x.unbind(dim=-2)", "x.unbind(dim=-1)")
+    assert not _findings(code, "ADP014")
+
+
+def test_unflatten_of_another_axis_or_count_is_not_a_rotate_half():
+    assert not _findings(ROPE_UNFLATTEN.replace("x.unflatten(-1, (2, -1))", "x.unflatten(1, (2, -1))"), "ADP014")
+    assert not _findings(ROPE_UNFLATTEN.replace("x.unflatten(-1, (2, -1))", "x.unflatten(-1, (4, -1))"), "ADP014")
+    swapped = ROPE_UNFLATTEN.replace("x1, x2 = x.unbind(dim=-2)", "x2, x1 = x.unbind(dim=-2)")
+    assert not _findings(swapped, "ADP014")

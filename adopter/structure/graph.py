@@ -1302,7 +1302,8 @@ class FlowBuilder:
         if isinstance(target, ast.Name):
             # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
             # the name is reassigned
-            ctx.exprs[target.id] = self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx) or value_expr
+            ctx.exprs[target.id] = self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx) \
+                or self._unflatten_in_two(value_expr, ctx) or value_expr
             return
         if not (isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2
                 and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call)
@@ -1319,7 +1320,7 @@ class FlowBuilder:
         elif value_expr.func.attr == "unbind" and _unbind_second_last(value_expr):
             # x1, x2 = rearrange(x, "... (j d) -> ... j d", j=2).unbind(dim=-2): the halves too
             split = self._resolved(value_expr.func.value, ctx)
-            split = self._split_in_two(split, ctx) or split
+            split = self._split_in_two(split, ctx) or self._unflatten_in_two(split, ctx) or split
             base = split[1] if isinstance(split, tuple) and split[0] == "split2" else None
         if base is not None:
             for index, elt in enumerate(target.elts):
@@ -1354,6 +1355,28 @@ class FlowBuilder:
             return None
         sizes = [ctx.exprs.get(a.id) if isinstance(a, ast.Name) else None for a in lead]
         if sizes != [("dim_size", base, i, len(lead) + 1) for i in range(len(lead))]:
+            return None
+        return "split2", self._name_value(base, ctx)
+
+    def _unflatten_in_two(self, expr, ctx: _Ctx) -> tuple | None:
+        """``("split2", value of x)`` when ``expr`` is ``x.unflatten(-1, (2, -1))`` (or ``(2,
+        x.shape[-1] // 2)``): the last axis split into two halves along a new second-to-last
+        axis."""
+        if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "unflatten"
+                and isinstance(expr.func.value, ast.Name)):
+            return None
+        given = dict(zip(("dim", "sizes"), expr.args))
+        given.update((k.arg, k.value) for k in expr.keywords)
+        if len(expr.args) + len(expr.keywords) != 2 or set(given) != {"dim", "sizes"}:
+            return None
+        dim, sizes, base = given["dim"], given["sizes"], expr.func.value.id
+        if not (isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant)
+                and dim.operand.value == 1 and isinstance(sizes, (ast.Tuple, ast.List)) and len(sizes.elts) == 2):
+            return None
+        two, half = sizes.elts
+        rest = (isinstance(half, ast.UnaryOp) and isinstance(half.op, ast.USub)
+                and isinstance(half.operand, ast.Constant) and half.operand.value == 1) or self._is_half_of(half, base, ctx)
+        if not (isinstance(two, ast.Constant) and two.value == 2 and type(two.value) is int and rest):
             return None
         return "split2", self._name_value(base, ctx)
 
