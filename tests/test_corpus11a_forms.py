@@ -420,3 +420,65 @@ def test_unflatten_of_another_axis_or_count_is_not_a_rotate_half():
     assert not _findings(ROPE_UNFLATTEN.replace("x.unflatten(-1, (2, -1))", "x.unflatten(-1, (4, -1))"), "ADP014")
     swapped = ROPE_UNFLATTEN.replace("x1, x2 = x.unbind(dim=-2)", "x2, x1 = x.unbind(dim=-2)")
     assert not _findings(swapped, "ADP014")
+
+
+# -- RMSNorm with the fp32 upcast written twice --------------------------------------------------
+
+RMS_TWO_CASTS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class RMSNorm(nn.Module):
+        def __init__(self, d, eps=1e-6):
+            super().__init__()
+            self.eps = eps
+            self.g = nn.Parameter(torch.ones(d))
+
+        def forward(self, x):
+            ms = x.float().square().mean(dim=-1, keepdim=True)
+            return (x.float() * torch.rsqrt(ms + self.eps)).type_as(x) * self.g
+''')
+
+
+def test_rms_norm_with_the_upcast_written_twice_is_fixed(module_from_file):
+    torch = pytest.importorskip("torch")
+    assert _covered(RMS_TWO_CASTS, "return (x.float() * torch.rsqrt(ms + self.eps))", "ADP011")
+    result = fix_text(RMS_TWO_CASTS, "model.py", select_rules(RULES, ["ADP011"]))
+    assert [f.rule for f in result.applied] == ["ADP011"], result.skipped
+    fixed = result.text
+    assert "rms_norm(x.to(torch.float32), x.shape[-1:], eps=self.eps)" in fixed
+    assert fix_text(fixed, "model.py", select_rules(RULES, ["ADP011"])).text == fixed
+    before = module_from_file(RMS_TWO_CASTS, "rms2_before").RMSNorm(16)
+    after = module_from_file(fixed, "rms2_after").RMSNorm(16)
+    with torch.no_grad():
+        before.g.copy_(torch.randn(16))
+    after.load_state_dict(before.state_dict(), strict=True)
+    torch.manual_seed(0)
+    x = torch.randn(3, 5, 16)
+    # float32: a mean of 16 squares and one rsqrt, a few ulps (eps 1.2e-7) apart at most
+    torch.testing.assert_close(after(x), before(x), rtol=1e-5, atol=1e-6)
+    half = x.to(torch.bfloat16)
+    got, expected = after(half), before(half)
+    # both normalise in float32, round once to bfloat16 (type_as) and scale by the float32 weight
+    assert got.dtype == expected.dtype == torch.float32
+    # the rounding to bfloat16 (8 bits of mantissa) may differ by 1 ulp: 2**-7 relative
+    torch.testing.assert_close(got, expected, rtol=2 ** -7, atol=1e-6)
+
+
+def test_two_casts_of_different_values_are_not_an_rms_norm():
+    code = RMS_TWO_CASTS.replace("def forward(self, x):", "def forward(self, x, y):").replace(
+        "ms = x.float().square()", "ms = y.float().square()")
+    assert not _findings(code, "ADP011")
+
+
+def test_a_value_changed_between_the_two_casts_is_not_an_rms_norm():
+    code = RMS_TWO_CASTS.replace(
+        "        return (x.float()", "        x = x * 2\n        return (x.float()")
+    assert "x = x * 2" in code
+    assert not _findings(code, "ADP011")
+
+
+def test_a_second_cast_to_another_dtype_is_not_this_rms_norm():
+    code = RMS_TWO_CASTS.replace("return (x.float() *", "return (x.half() *")
+    assert not _findings(code, "ADP011")
