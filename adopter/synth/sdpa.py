@@ -322,6 +322,9 @@ class _Attention:
             elif isinstance(stmt, ast.If):
                 touches = (_loads(stmt) | stored_names(stmt)) & step_stored
                 kinds.append("guard" if touches else "keep")
+            elif (chosen := self._chosen_probabilities(stmt, step_stored)) is not None:
+                metadata[offset] = chosen  # the guard term and the fused path's assignment
+                kinds.append("choice")
             elif self._keeps_value(stmt):
                 kinds.append("drop")  # `w = Attention.apply_sparse_mask(w, ...)` of a helper returning w
             elif self._dtype_only(stmt, region[offset + 1:]):
@@ -428,6 +431,16 @@ class _Attention:
                 branch_tests.add(term)
                 fast.extend(step_if_keeps.get(offset, ()))
                 continue
+            if kind == "choice":
+                clash = _loads(stmt.value.test) & before
+                if clash:
+                    raise Skip(f"the test at line {stmt.lineno} reads `{sorted(clash)[0]}`, assigned after the attention "
+                               "begins")
+                term, assignment = metadata[offset]
+                guard.append(term)
+                branch_tests.add(term)
+                fast.append(assignment)
+                continue
             if kind == "drop":
                 continue  # the name keeps the value the fused path does not compute
             if kind == "check":
@@ -525,6 +538,28 @@ class _Attention:
             fast="\n".join(fast),
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
+
+    def _chosen_probabilities(self, stmt: ast.stmt, step_stored: set[str]) -> tuple[str, str] | None:
+        """``weights = attention_probs if self.vis else None``: a value of the attention kept
+        only when a test holds (probabilities handed back for visualization), the other choice
+        reading nothing the attention computes.  The test joins the guard (the original path
+        runs when the value is wanted) and the fused path assigns the other choice, as an
+        ``if self.vis: weights = probs`` / ``else: weights = None`` would.  Returns the guard
+        term and that assignment; None for any other statement."""
+        if not isinstance(stmt, ast.Assign) or not isinstance(stmt.value, ast.IfExp):
+            return None
+        choice = stmt.value
+        if _loads(choice.test) & step_stored or any(isinstance(t, ast.Attribute) for t in stmt.targets):
+            return None
+        body_reads = bool(_loads(choice.body) & step_stored)
+        else_reads = bool(_loads(choice.orelse) & step_stored)
+        if body_reads == else_reads:
+            return None
+        test = self._text(choice.test)
+        term = _guard_term(test, choice.test) if body_reads else f"not {_atom(test, choice.test)}"
+        other = choice.orelse if body_reads else choice.body
+        targets = " = ".join(self._text(t) for t in stmt.targets)
+        return term, f"{targets} = {self._text(other)}"
 
     def _inline_helper(self, nodes: list) -> list:
         """A match spread over the caller and one helper (method of the class or function of
