@@ -327,6 +327,12 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
     if described is None:
         return
     fqn = described[0]
+    if fqn == "torch.nn.ModuleDict" and isinstance(value, ast.Call):
+        # Each member under its key, as ``self.<attr>.<key>`` (minGPT's ``nn.ModuleDict(dict(
+        # c_fc=nn.Linear(...), act=NewGELU(), ...))``): what ``self.mlp.c_fc(x)`` and
+        # ``self.mlp["c_fc"](x)`` call
+        for key, element in _dict_members(value, names):
+            _record(f"{attr}.{key}", element, stmt, func_name, typer, env, names, out)
     if fqn == "torch.nn.Sequential" and isinstance(value, ast.Call) and value.args and not any(
         isinstance(a, ast.Starred) for a in value.args
     ):
@@ -376,6 +382,25 @@ def _record_members(attr, listed, stmt, func_name, typer: LayerTyper, env: dict,
                 out.setdefault(attr + "[]", []).append(
                     Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                          via=b.via, unlike=b.unlike))
+
+
+def _dict_members(call: ast.Call, names: ModuleNames) -> list[tuple[str, ast.expr]]:
+    """The (key, value) pairs of ``nn.ModuleDict(dict(a=..., b=...))`` or ``nn.ModuleDict({"a":
+    ..., "b": ...})`` whose keys are all written out (none: a ``**`` or a computed key)."""
+    if len(call.args) != 1 or call.keywords:
+        return []
+    members = call.args[0]
+    if isinstance(members, ast.Call) and isinstance(members.func, ast.Name) and members.func.id == "dict" and \
+            names.resolve(members.func) is None and not members.args:
+        if any(k.arg is None for k in members.keywords):
+            return []
+        return [(k.arg, k.value) for k in members.keywords]
+    if isinstance(members, ast.Dict):
+        if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value.isidentifier()
+                   for k in members.keys):
+            return []
+        return [(k.value, v) for k, v in zip(members.keys, members.values)]
+    return []
 
 
 def _container_elements(call: ast.Call):

@@ -574,6 +574,9 @@ class FlowBuilder:
             return ctx.layer_alias[func.id]
         if cls is None:
             return None
+        member = self._dict_member(func, ctx)
+        if member is not None:
+            return member
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
             if func.attr in cls.bindings:
                 return "self." + func.attr
@@ -587,6 +590,25 @@ class FlowBuilder:
         ):
             return f"self.{func.value.attr}[]"
         return None
+
+    def _dict_member(self, func: ast.expr, ctx: _Ctx) -> str | None:
+        """``self.mlp.c_fc``, ``self.mlp["c_fc"]`` or ``m.c_fc`` (``m = self.mlp``): a member of
+        an ``nn.ModuleDict`` that ``__init__`` binds (bindings record it as ``mlp.c_fc``)."""
+        if isinstance(func, ast.Attribute):
+            holder, key = func.value, func.attr
+        elif isinstance(func, ast.Subscript) and isinstance(func.slice, ast.Constant) and \
+                isinstance(func.slice.value, str):
+            holder, key = func.value, func.slice.value
+        else:
+            return None
+        if isinstance(holder, ast.Name) and holder.id in ctx.layer_alias:
+            path = ctx.layer_alias[holder.id]
+        elif isinstance(holder, ast.Attribute) and isinstance(holder.value, ast.Name) and holder.value.id == "self":
+            path = "self." + holder.attr
+        else:
+            return None
+        attr = f"{path[len('self.'):]}.{key}"
+        return "self." + attr if attr in self.cls.bindings else None
 
     def _sequence(self, layer: str) -> list[str]:
         """The member layer paths of a Sequential bound to ``layer`` (empty if it is not one)."""

@@ -73,6 +73,14 @@ _HALVES = frozenset({"chunk", "unbind"})
 _NOISE = re.compile(r"""#[^\n]*|'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*\"""", re.S)
 
 
+def attr_word(path: str) -> str:
+    """The identifier a function that calls the layer bound at ``path`` mentions: the
+    attribute itself for ``layers[0]`` (a Sequential's member), ``layers[]`` (a container's
+    element) and ``mlp.c_fc`` (an ``nn.ModuleDict``'s member, called as ``self.mlp.c_fc``,
+    ``self.mlp["c_fc"]`` or through ``m = self.mlp``)."""
+    return path.split("[", 1)[0].split(".", 1)[0]
+
+
 def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     """Identifiers in a function's text (a regex over its lines: ast.walk is 20x slower)."""
     if lines is None:
@@ -131,7 +139,7 @@ class ClassStructure:
         attrs = self._bound.get(constructors)
         if attrs is None:
             attrs = self._bound[constructors] = frozenset(
-                attr.split("[")[0] for attr, ctors in self.bindings.items()
+                attr_word(attr) for attr, ctors in self.bindings.items()
                 if any(names_match(a, c.fqn) for c in ctors for a in constructors)
             )
         return attrs
@@ -148,7 +156,7 @@ class ClassStructure:
                 for attr, ctors in self.bindings.items():
                     definite, maybe = TABLE.layer_ops(ctors)
                     for name in ({definite} if definite else set()) | maybe:
-                        by_op.setdefault(name, set()).add(attr.split("[")[0])
+                        by_op.setdefault(name, set()).add(attr_word(attr))
                 self._op_attrs[""] = by_op
             attrs = self._op_attrs[op] = frozenset(by_op.get(op, ()))
         return attrs
