@@ -26,7 +26,7 @@ from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABL
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
-from .structure.model import SEQUENTIAL_OWNER, attr_word
+from .structure.model import SEQUENTIAL_OWNER, attr_words
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
 SELECTING = frozenset({"gather", "index_select", "take_along_dim", "masked_select", "take"})
@@ -433,7 +433,7 @@ class Matcher:
             cls = module.classes[name]
             for root in roots:
                 if self.distinct_layers and not all(
-                    len({p for p in cls.bound_paths(allowed) if attr_word(p) in cls.words(root)}) >= n
+                    len({p for p in cls.bound_paths(allowed) if not cls.words(root).isdisjoint(attr_words(p))}) >= n
                     for allowed, n in self.distinct_layers
                 ):
                     continue

@@ -73,3 +73,43 @@ def test_members_the_code_does_not_pin_down_are_not_found(change):
         if old in source:
             near = source.replace(old, new).replace("def __init__(self, d):", "def __init__(self, d, extra=None):")
             assert not findings(near, "ADP006"), near
+
+
+# minGPT's block: the MLP runs through a lambda bound in __init__ over a local naming the dict
+LAMBDA = HEADER + textwrap.dedent('''
+    class Block(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.ln = nn.LayerNorm(d)
+            self.mlp = nn.ModuleDict(dict(c_fc=nn.Linear(d, 4 * d), c_proj=nn.Linear(4 * d, d), act=NewGELU(),
+                                          dropout=nn.Dropout(0.1)))
+            m = self.mlp
+            self.mlpf = lambda x: m.dropout(m.c_proj(m.act(m.c_fc(x))))  # needle
+
+        def forward(self, x):
+            return x + self.mlpf(self.ln(x))
+''')
+
+
+def test_a_lambda_bound_in_init_runs_as_a_method():
+    assert covered(LAMBDA, "# needle", "ADP006")
+    plain = LAMBDA.replace("        m = self.mlp\n", "").replace("lambda x: m.", "lambda x: self.mlp.").replace(
+        "(m.", "(self.mlp.")
+    assert covered(plain, "# needle", "ADP006")
+
+
+@pytest.mark.parametrize("change", [
+    ("        m = self.mlp\n", "        m = self.mlp\n        m = self.ln\n"),  # the closure's name holds two values
+    ("lambda x:", "lambda x, y=None:"),  # a default: not a plain method
+    ("act=NewGELU()", "act=nn.Tanh()"),
+])
+def test_lambdas_the_code_does_not_pin_down_are_not_found(change):
+    near = LAMBDA.replace(*change)
+    assert near != LAMBDA
+    assert not findings(near, "ADP006"), near
+
+
+def test_a_lambda_assigned_twice_is_not_a_method():
+    near = LAMBDA.replace("  # needle\n", "  # needle\n        self.mlpf = lambda x: x\n")
+    assert near != LAMBDA
+    assert not findings(near, "ADP006")

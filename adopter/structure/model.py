@@ -73,12 +73,15 @@ _HALVES = frozenset({"chunk", "unbind"})
 _NOISE = re.compile(r"""#[^\n]*|'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*\"""", re.S)
 
 
-def attr_word(path: str) -> str:
-    """The identifier a function that calls the layer bound at ``path`` mentions: the
-    attribute itself for ``layers[0]`` (a Sequential's member), ``layers[]`` (a container's
-    element) and ``mlp.c_fc`` (an ``nn.ModuleDict``'s member, called as ``self.mlp.c_fc``,
-    ``self.mlp["c_fc"]`` or through ``m = self.mlp``)."""
-    return path.split("[", 1)[0].split(".", 1)[0]
+def attr_words(path: str) -> tuple[str, ...]:
+    """The identifiers a function that calls the layer bound at ``path`` mentions, one of
+    them at least: the attribute itself for ``layers[0]`` (a Sequential's member) and
+    ``layers[]`` (a container's element); for ``mlp.c_fc`` (an ``nn.ModuleDict``'s member) the
+    dict's attribute (``self.mlp["c_fc"]``, ``m = self.mlp``) or the key (``m.c_fc`` in a
+    lambda over a name ``__init__`` bound to ``self.mlp``)."""
+    head = path.split("[", 1)[0]
+    first, _, rest = head.partition(".")
+    return (first, rest.rsplit(".", 1)[-1]) if rest else (first,)
 
 
 def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
@@ -139,8 +142,8 @@ class ClassStructure:
         attrs = self._bound.get(constructors)
         if attrs is None:
             attrs = self._bound[constructors] = frozenset(
-                attr_word(attr) for attr, ctors in self.bindings.items()
-                if any(names_match(a, c.fqn) for c in ctors for a in constructors)
+                word for attr, ctors in self.bindings.items()
+                if any(names_match(a, c.fqn) for c in ctors for a in constructors) for word in attr_words(attr)
             )
         return attrs
 
@@ -156,7 +159,7 @@ class ClassStructure:
                 for attr, ctors in self.bindings.items():
                     definite, maybe = TABLE.layer_ops(ctors)
                     for name in ({definite} if definite else set()) | maybe:
-                        by_op.setdefault(name, set()).add(attr_word(attr))
+                        by_op.setdefault(name, set()).update(attr_words(attr))
                 self._op_attrs[""] = by_op
             attrs = self._op_attrs[op] = frozenset(by_op.get(op, ()))
         return attrs
