@@ -177,3 +177,55 @@ def test_the_fix_of_einx_masked_attention_computes_what_the_original_does(module
         want = original.Attend(full_precision=True)(q, k, v)
         got = fixed.Attend(full_precision=True)(q, k, v)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+# torch.where with the fill from a same-file function (the graph read only literal fills and
+# local names holding one): the same fact as einx's fill above.
+WHERE = """\
+import torch
+from torch import nn
+
+
+def max_neg_value(t):
+    return -torch.finfo(t.dtype).max
+
+
+def row_mean(t):
+    return t.mean(dim=-1, keepdim=True)
+
+
+class Attention(nn.Module):
+    def forward(self, q, k, v, mask):
+        sim = q @ k.transpose(-2, -1) * q.shape[-1] ** -0.5
+        sim = torch.where(mask[:, None, None, :], sim, max_neg_value(sim))
+        attn = sim.softmax(dim=-1)  # helper-fill
+        return attn @ v
+
+
+class MeanFill(nn.Module):
+    \"\"\"Masked scores replaced by the row mean: a function that returns no fill.\"\"\"
+
+    def forward(self, q, k, v, mask):
+        sim = q @ k.transpose(-2, -1)
+        sim = torch.where(mask[:, None, None, :], sim, row_mean(sim))
+        attn = sim.softmax(dim=-1)  # mean-fill
+        return attn @ v
+"""
+
+
+def test_a_where_fill_from_a_same_file_function_is_a_mask(module_from_file):
+    findings = analyze(WHERE, "attention.py", RULES).findings
+    assert [f.rule for f in _covering(findings, WHERE, "# helper-fill")] == ["ADP010"]
+    assert _covering(findings, WHERE, "# mean-fill") == []
+    result = fix_text(WHERE, "attention.py", RULES)
+    assert result.error is None and len(result.applied) == 1
+    torch = pytest.importorskip("torch")
+    original = module_from_file(WHERE, "where_original").Attention()
+    fixed = module_from_file(result.text, "where_fixed").Attention()
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(2, 3, 6, 4, dtype=torch.float64) for _ in range(3))
+    mask = torch.rand(2, 6) > 0.4
+    mask[:, 0] = True
+    with torch.no_grad():
+        # float64, softmax over 6 keys and a sum of 6 products: a few roundings reordered
+        torch.testing.assert_close(fixed(q, k, v, mask), original(q, k, v, mask), rtol=1e-12, atol=1e-12)

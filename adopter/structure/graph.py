@@ -1148,7 +1148,7 @@ class FlowBuilder:
             return {}, frontier
         if fqn == "torch.where" and len(args) == 3 and not common["kwargs"]:
             # where(c, x, fill) is x.masked_fill(~c, fill); where(c, fill, x) is x.masked_fill(c, fill)
-            fills = [canonical.held_fill(a, ctx.fills.get) is not None for a in call.args[1:]]
+            fills = [self._fill_of(a, ctx) is not None for a in call.args[1:]]
             if fills.count(True) != 1:
                 return None
             keep = 1 if fills[1] else 2
