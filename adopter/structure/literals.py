@@ -45,6 +45,11 @@ def spread_keys(expr: ast.expr, definition: ast.AST) -> list[tuple[str, ast.expr
     if not isinstance(expr, ast.Name):
         return None
     name = expr.id
+    arguments = getattr(definition, "args", None)
+    if arguments is not None and name in {a.arg for a in (*arguments.posonlyargs, *arguments.args,
+                                                          *arguments.kwonlyargs, arguments.vararg,
+                                                          arguments.kwarg) if a is not None}:
+        return None  # ``**kwargs`` the caller passes: not built here
     found: dict[str, ast.expr] = {}
     bound = 0
     accounted: set[int] = set()  # ids of the Name nodes the walk has read as a known use
