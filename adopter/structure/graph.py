@@ -30,7 +30,7 @@ from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
 from .formulas import SAME, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
-from .literals import literal_keywords
+from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
 from .torch_bases import INHERITED
 
@@ -191,6 +191,7 @@ class _Ctx:
     # ``c[1]``): the name -> the keys of its chunks, as if unpacked (``c0, c1 = h.chunk(...)``)
     chunked: dict[str, tuple] = field(default_factory=dict)
     body_scope: tuple = ()  # ctx.scope of this function's own top-level statements
+    definition: ast.AST | None = None  # the function whose body this is (literals.spread_keys)
 
 
 class _Stop(Exception):
@@ -245,7 +246,7 @@ class FlowBuilder:
         return node, [(node.id, None)]
 
     def build(self, func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> Flow:
-        ctx = _Ctx(instance=0, func=qualname, stack=(func.name,))
+        ctx = _Ctx(instance=0, func=qualname, stack=(func.name,), definition=func)
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
             frontier = self._body(func.body, frontier, ctx)
@@ -807,6 +808,22 @@ class FlowBuilder:
             value, frontier = self._value(kw.value, frontier, ctx)
             spread = None if kw.arg is not None or len(ctx.stack) != 1 else literal_keywords(
                 kw.value, ctx.exprs.get(getattr(kw.value, "id", "")), self.lines, self._literal_names)
+            if kw.arg is None and spread is None and ctx.definition is not None:
+                # ``softmax_kwargs = dict()``, ``softmax_kwargs.update(dtype=torch.float32)`` under
+                # an if, then ``x.softmax(dim=-1, **softmax_kwargs)``: a keyword the dict may
+                # hold, with the one value the function ever gives it
+                spread = spread_keys(kw.value, ctx.definition)
+                if spread is not None and not all(isinstance(v, ast.Constant) or _dotted(v) for _, v in spread):
+                    spread = None
+                if spread:  # values of their own: dotted names (``torch.float32``) and constants
+                    for index, (key, item) in enumerate(spread):
+                        if isinstance(item, ast.Constant):
+                            kwargs.append((key, Const(item.value)))
+                        else:
+                            item_value, frontier = self._value(item, frontier, ctx)
+                            kwargs.append((key, item_value))
+                        kwarg_spans.append((span(kw.value), span(kw)) if index == 0 else (None, None))
+                    continue
             if spread:  # **opt_kwargs of a dict literal: its keys, the spread written once
                 for index, (key, item) in enumerate(spread):
                     kwargs.append((key, Const(item.value) if isinstance(item, ast.Constant) else value))
@@ -1153,7 +1170,7 @@ class FlowBuilder:
             return {}, frontier
         if fqn == "torch.where" and len(args) == 3 and not common["kwargs"]:
             # where(c, x, fill) is x.masked_fill(~c, fill); where(c, fill, x) is x.masked_fill(c, fill)
-            fills = [canonical.held_fill(a, ctx.fills.get) is not None for a in call.args[1:]]
+            fills = [self._fill_of(a, ctx) is not None for a in call.args[1:]]
             if fills.count(True) != 1:
                 return None
             keep = 1 if fills[1] else 2
@@ -1161,6 +1178,31 @@ class FlowBuilder:
             view = View((args[keep],), (("mask", args[0]), ("value", args[fill])), (arg_spans[keep],),
                         ((arg_spans[0], arg_spans[0]), (arg_spans[fill], arg_spans[fill])))
             return {"canon": "torch.Tensor.masked_fill", "view": view}, frontier
+        if fqn == "einx.where" and len(args) == 4 and not common["kwargs"] and isinstance(args[0], Const) \
+                and isinstance(args[0].value, str):
+            # einx.where("b j, b h i j, -> b h i j", cond, x, fill) is torch.where with cond
+            # broadcast over the axes it lacks (canon.einx_where_layout; the synthesis indexes it)
+            layout = canonical.einx_where_layout(args[0].value)
+            if layout is None or self._fill_of(call.args[4 - layout[0]], ctx) is None:
+                return None
+            keep = layout[0] + 1
+            fill = 5 - keep
+            view = View((args[keep],), (("mask", args[1]), ("value", args[fill])), (arg_spans[keep],),
+                        ((arg_spans[1], arg_spans[1]), (arg_spans[fill], arg_spans[fill])))
+            return {"canon": "torch.Tensor.masked_fill", "view": view}, frontier
+        return None
+
+    def _fill_of(self, expr: ast.expr, ctx: _Ctx) -> str | None:
+        """:func:`canon.held_fill` of ``expr``, also when it calls a function of the file whose
+        body only returns a fill (``max_neg_value(t)``: ``return -torch.finfo(t.dtype).max``)."""
+        kind = canonical.held_fill(expr, ctx.fills.get)
+        if kind is not None or not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)):
+            return kind
+        definition = self.names.functions.get(expr.func.id) if expr.func.id not in ctx.params else None
+        body = [st for st in definition.body if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))] \
+            if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
+        if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+            return canonical.fill_value(body[0].value)
         return None
 
     def _baddbmm(self, call: ast.Call, common: dict, frontier: list, ctx: _Ctx):
@@ -1679,7 +1721,7 @@ class FlowBuilder:
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
             params=bound, layer_alias=layer_alias, stack=ctx.stack + (target.name,), ret=result,
             local_funcs=dict(ctx.local_funcs),
-            stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope,
+            stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target,
         )
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
@@ -2102,6 +2144,13 @@ class FlowBuilder:
 
 
 _NUMBER_CALLS = {"int", "float", "len", "abs", "round", "min", "max"}
+
+
+def _dotted(node: ast.expr) -> bool:
+    """Is ``node`` a name or an attribute chain of one (``torch.float32``)?"""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
 
 
 def _dim_default(func: ast.FunctionDef) -> ast.expr | None:
