@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
+from .structure.model import _word
 from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
@@ -433,7 +434,7 @@ class Matcher:
             cls = module.classes[name]
             for root in roots:
                 if self.distinct_layers and not all(
-                    len({p for p in cls.bound_paths(allowed) if p.split("[")[0] in cls.words(root)}) >= n
+                    len({p for p in cls.bound_paths(allowed) if _word(p) in cls.words(root)}) >= n
                     for allowed, n in self.distinct_layers
                 ):
                     continue

@@ -106,6 +106,12 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     return frozenset(words)
 
 
+def _word(attr: str) -> str:
+    """The identifier code mentions to call a bound layer: ``proj`` for ``proj[0]`` and for a
+    layer borrowed through a parameter, ``attn.proj`` (see _borrow_layers)."""
+    return attr.split("[")[0].rsplit(".", 1)[-1]
+
+
 @dataclass
 class ClassStructure:
     name: str
@@ -131,7 +137,7 @@ class ClassStructure:
         attrs = self._bound.get(constructors)
         if attrs is None:
             attrs = self._bound[constructors] = frozenset(
-                attr.split("[")[0] for attr, ctors in self.bindings.items()
+                _word(attr) for attr, ctors in self.bindings.items()
                 if any(names_match(a, c.fqn) for c in ctors for a in constructors)
             )
         return attrs
@@ -148,7 +154,7 @@ class ClassStructure:
                 for attr, ctors in self.bindings.items():
                     definite, maybe = TABLE.layer_ops(ctors)
                     for name in ({definite} if definite else set()) | maybe:
-                        by_op.setdefault(name, set()).add(attr.split("[")[0])
+                        by_op.setdefault(name, set()).add(_word(attr))
                 self._op_attrs[""] = by_op
             attrs = self._op_attrs[op] = frozenset(by_op.get(op, ()))
         return attrs
@@ -327,6 +333,11 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            for name, func in info.methods.items()
            if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
            and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
+    # A processor's ``__call__`` that a module hands itself to (``self.processor(self, x)``)
+    # runs that module's layers in its forward (diffusers-style attention processors).
+    close([(owner, info.methods["__call__"]) for owner, info in infos.items()
+           if "__call__" in info.methods and (owner, "__call__") not in seen
+           and _processes(info, infos, module)])
     # A public module-level function that nothing in the file calls is the file's API for other
     # files (fairseq's apply_rotary_pos_emb, an attention function a registry names): its tensor
     # code runs in their models.
@@ -337,6 +348,70 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
 
 
 _SCRIPT_NAMES = frozenset({"main", "train", "evaluate", "test", "run", "cli"})
+
+
+def _annotated_class(annotation: ast.expr | None, infos: dict[str, ClassInfo]) -> str | None:
+    """The same-file class an annotation names (``attn: Attention``, ``attn: "Attention"``)."""
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        name = annotation.value.strip()
+    elif isinstance(annotation, ast.Name):
+        name = annotation.id
+    else:
+        return None
+    return name if name in infos else None
+
+
+def _borrow_layers(infos: dict[str, ClassInfo], names) -> None:
+    """Layers a method reaches through a parameter annotated with a same-file ``nn.Module``
+    class (a diffusers-style attention processor: ``def __call__(self, attn: Attention, x):
+    query = attn.to_q(x)``): ``attn.to_q`` is typed by that class's ``__init__``, bound here as
+    ``<param>.<attr>`` (graph.FlowBuilder._layer_of reads it only in a root's own body).
+
+    Only when the name means the one object in every method of the class: each method that has
+    a parameter of that name annotates it with that class, and no method assigns the name.  An
+    attribute that a same-file subclass of the annotated class binds to another layer is left
+    out (the object may be the subclass at run time)."""
+    for info in infos.values():
+        params: dict[str, str | None] = {}
+        stored: set[str] = set()
+        for method in info.methods.values():
+            args = method.args
+            for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs)[1:]:
+                owner = _annotated_class(arg.annotation, infos)
+                if arg.arg in params and params[arg.arg] != owner:
+                    owner = None
+                params[arg.arg] = owner
+            stored.update(n.id for n in ast.walk(method) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))
+        for param, owner in params.items():
+            if owner is None or param in stored or param == "self" or owner == info.name:
+                continue
+            other = infos[owner]
+            if not other.is_module:
+                continue
+            subclasses = [i for i in infos.values() if i is not other and owner in i.bases]
+            for attr, ctors in other.bindings.items():
+                if any([c.fqn for c in sub.bindings.get(attr, ())] != [c.fqn for c in ctors] for sub in subclasses):
+                    continue
+                info.bindings.setdefault(f"{param}.{attr}", list(ctors))
+
+
+def _processes(info: ClassInfo, infos: dict[str, ClassInfo], module: "ModuleStructure") -> bool:
+    """Is ``info`` a processor of a same-file module: its ``__call__`` calls layers of a module
+    it takes by an annotated parameter (:func:`_borrow_layers`), and that module's class hands
+    itself to a call somewhere in its methods (``self.processor(self, x)``)?"""
+    call = info.methods["__call__"]
+    args = call.args
+    owners = {arg.arg: _annotated_class(arg.annotation, infos)
+              for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs)[1:]}
+    for node in walk(call):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and owners.get(node.func.value.id) is not None
+                and f"{node.func.value.id}.{node.func.attr}" in info.bindings):
+            owner = infos[owners[node.func.value.id]]
+            if any(isinstance(n, ast.Call) and any(isinstance(a, ast.Name) and a.id == "self" for a in n.args)
+                   for method in owner.methods.values() for n in walk(method)):
+                return True
+    return False
 
 
 def _called_in(module: "ModuleStructure", name: str) -> bool:
@@ -383,6 +458,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     typer.lines = module.lines
     for info in infos.values():
         bind_class(info, infos, names, typer)
+    _borrow_layers(infos, names)
     # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
     # build no embedding to say what the vocabulary is, are not searched for them.
     if text is None or (("Embedding" in text or "num_embeddings" in text)
