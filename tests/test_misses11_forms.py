@@ -154,3 +154,137 @@ def test_a_layer_a_subclass_of_the_annotated_class_rebinds_is_not_typed():
     assert not _covered(sub, "query = attn.to_q(x)", "ADP009")
     assert not _covered(sub, "q = attn.to_q(x)", "ADP009")
     assert _covered(sub, "c_q = attn.add_q(c)", "ADP009")  # the subclass keeps those Linears
+
+
+# -- an activation built by a method of a same-file enum the constructor parameter holds ----------
+# ``activation: Act = Act.silu`` then ``self.act_fn = activation.build()``: whatever member is
+# passed, the layer is one of what ``build`` returns (F.silu, or a partial of F.gelu).
+
+ENUM_FFN = textwrap.dedent('''
+    import functools
+    from enum import Enum
+
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Act(str, Enum):
+        silu = "silu"
+        gelu_tanh = "gelu_tanh"
+
+        def build(self):
+            if self == Act.silu:
+                return F.silu
+            elif self == Act.gelu_tanh:
+                return functools.partial(F.gelu, approximate="tanh")
+            raise NotImplementedError(self)
+
+
+    class GatedFeedForward(nn.Module):
+        def __init__(self, *, d_model, hidden, activation: Act = Act.silu):
+            super().__init__()
+            self.act_fn = activation.build()
+            self.w1 = nn.Linear(d_model, hidden)
+            self.w2 = nn.Linear(hidden, d_model)
+            self.w3 = nn.Linear(d_model, hidden)
+
+        def forward(self, x):
+            return self.w2(self.act_fn(self.w1(x)) * self.w3(x))
+''')
+ENUM_SITE = "return self.w2(self.act_fn(self.w1(x)) * self.w3(x))"
+
+
+def test_activation_built_by_an_enum_parameter_may_be_silu_or_gelu():
+    assert _covered(ENUM_FFN, ENUM_SITE, "ADP013")  # SwiGLU when it is silu
+    assert _covered(ENUM_FFN, ENUM_SITE, "ADP006")  # Linear -> GELU when it is gelu_tanh
+
+
+def test_enum_activation_is_reported_not_fixed():
+    # a function held as a value: the kernel takes a layer module (TorchScript passes no function)
+    result = fix_text(ENUM_FFN, "model.py", select_rules(RULES, ["ADP013"]))
+    assert not result.applied and result.text == ENUM_FFN
+    assert "function held as a value" in str(result.skipped)
+
+
+def test_enum_building_neither_silu_nor_gelu_is_no_site():
+    relu = ENUM_FFN.replace("return F.silu", "return F.relu").replace(
+        'return functools.partial(F.gelu, approximate="tanh")', "return F.sigmoid")
+    assert not _findings(relu, "ADP013")
+    assert not _findings(relu, "ADP006")
+
+
+def test_enum_default_of_another_class_than_the_annotation_is_not_typed():
+    other = ENUM_FFN.replace("class GatedFeedForward", textwrap.dedent('''
+        class Other(str, Enum):
+            silu = "silu"
+
+            def build(self):
+                return F.silu
+
+
+        class GatedFeedForward''').lstrip("\n")).replace("activation: Act = Act.silu", "activation: Act = Other.silu")
+    assert "activation: Act = Other.silu" in other
+    assert not _findings(other, "ADP013")
+
+
+def test_partial_of_gelu_held_as_a_value_is_a_gelu():
+    code = ENUM_FFN.replace("self.act_fn = activation.build()",
+                            'self.act_fn = functools.partial(F.gelu, approximate="tanh")')
+    assert _covered(code, ENUM_SITE, "ADP006")
+    assert not _findings(code, "ADP013")  # a GeGLU: the gate is a fixed GELU
+
+
+# -- nGPT: learned scales on both operands of the SwiGLU product -----------------------------------
+
+SCALED_SWIGLU = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class ScaledSwiGLU(nn.Module):
+        def __init__(self, d_model, hidden):
+            super().__init__()
+            self.w1 = nn.Linear(d_model, hidden, bias=False)
+            self.w2 = nn.Linear(hidden, d_model, bias=False)
+            self.w3 = nn.Linear(d_model, hidden, bias=False)
+            self.sw1 = nn.Parameter(torch.ones(hidden))
+            self.sw3 = nn.Parameter(torch.ones(hidden))
+            self.sqrt_d = d_model ** 0.5
+
+        def forward(self, x):
+            sw1 = self.sw1 * self.sqrt_d
+            sw3 = self.sw3
+            return self.w2(F.silu(sw1 * self.w1(x)) * (sw3 * self.w3(x)))
+''')
+SCALED_SITE = "return self.w2(F.silu(sw1 * self.w1(x)) * (sw3 * self.w3(x)))"
+
+
+def test_scaled_swiglu_operands_are_found_and_fixed(module_from_file):
+    torch = pytest.importorskip("torch")
+    assert _covered(SCALED_SWIGLU, SCALED_SITE, "ADP013")
+    result = fix_text(SCALED_SWIGLU, "model.py", select_rules(RULES, ["ADP013"]))
+    assert [f.rule for f in result.applied] == ["ADP013"], result.skipped
+    fixed = result.text
+    assert "return self.w2(liger_silu_mul(sw1 * self.w1(x), sw3 * self.w3(x)))" in fixed
+    assert fix_text(fixed, "model.py", select_rules(RULES, ["ADP013"])).text == fixed
+    before = module_from_file(SCALED_SWIGLU, "scaled_before").ScaledSwiGLU(8, 16)
+    after = module_from_file(fixed, "scaled_after").ScaledSwiGLU(8, 16)
+    after.load_state_dict(before.state_dict())
+    with torch.no_grad():
+        before.sw1.uniform_(0.5, 1.5)
+        after.sw1.copy_(before.sw1)
+    x = torch.randn(3, 4, 8)
+    # on CPU the kernel is exactly F.silu(gate) * up: the same operations in the same order
+    torch.testing.assert_close(after(x), before(x), rtol=0, atol=0)
+
+
+def test_scaled_up_projection_of_another_input_is_no_swiglu():
+    other = SCALED_SWIGLU.replace("def forward(self, x):", "def forward(self, x, y):").replace(
+        "(sw3 * self.w3(x))", "(sw3 * self.w3(y))")
+    assert not _findings(other, "ADP013")
+
+
+def test_scaled_sigmoid_gate_is_no_swiglu():
+    glu = SCALED_SWIGLU.replace("F.silu(sw1", "torch.sigmoid(sw1")
+    assert not _findings(glu, "ADP013")

@@ -675,6 +675,9 @@ class LayerTyper:
                     else:
                         out.append(LayerClass(value.fqn, value.args + tuple(call.args[1:]), value.kwargs + kwargs,
                                               value.unlike))
+                elif isinstance(value, Built) and value.function and len(call.args) == 1:
+                    # partial(F.gelu, approximate="tanh"): still that function, with these keywords
+                    out.append(replace(value, kwargs=value.kwargs + kwargs, node=call))
             return tuple(out)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
@@ -859,12 +862,36 @@ class LayerTyper:
             if "self." + func.attr in env:
                 return None
             owner = env.get("__class__")
+        elif isinstance(env.get(owner), _Param):
+            # activation.build() with ``activation: Act = Act.silu``: a method of the same-file
+            # class the parameter is annotated with (or whose member is its default); whichever
+            # member is passed, the method returns one of its return values
+            owner = self._param_class(env[owner])
         cls = self.names.classes.get(owner) if isinstance(owner, str) else None
         if cls is None:
             return None
         for item in cls.body:
             if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == func.attr:
                 return item if item.name != "__init__" else None
+        return None
+
+    def _param_class(self, param: "_Param") -> str | None:
+        """The same-file class a parameter holds an instance of, by its annotation (``act:
+        Act``) or its default (``act=Act.silu``, a member of an enum-like class); None if
+        neither names one."""
+        args = param.func.args
+        arg = next((a for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.arg == param.name), None)
+        named = arg.annotation if arg is not None else None
+        default = _default_of(param)
+        if named is None and isinstance(default, ast.Attribute):
+            named = default.value
+        if isinstance(named, ast.Constant) and isinstance(named.value, str):
+            named = ast.Name(id=named.value.strip(), ctx=ast.Load())
+        if isinstance(named, ast.Name) and named.id in self.names.classes:
+            if isinstance(default, ast.Attribute) and not (isinstance(default.value, ast.Name)
+                                                           and default.value.id == named.id):
+                return None  # annotated with one class, defaulting to another's member
+            return named.id
         return None
 
     def _factory(self, name: str, call: ast.Call, env: dict, depth: int, func=None) -> tuple:
