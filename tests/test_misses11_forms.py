@@ -288,3 +288,96 @@ def test_scaled_up_projection_of_another_input_is_no_swiglu():
 def test_scaled_sigmoid_gate_is_no_swiglu():
     glu = SCALED_SWIGLU.replace("F.silu(sw1", "torch.sigmoid(sw1")
     assert not _findings(glu, "ADP013")
+
+
+# -- a subclass of a package's nn.Sequential subclass that runs its members in order --------------
+# The package's base loops ``for i, m in enumerate(self)`` and hands each member the running value
+# (unpacked, ``m(*x)``, when the chain starts from ``forward(self, *x)``; the first member also
+# gets the keywords): a torch layer takes one tensor, so a pair of torch layers runs in order.
+
+CHAIN_BASE = textwrap.dedent('''
+    from torch import nn
+
+
+    class Chain(nn.Sequential):
+        def forward(self, *x, **kwargs):
+            for i, module in enumerate(self):
+                if type(x) == tuple:
+                    if i == 0:
+                        x = module(*x, **kwargs)
+                    else:
+                        x = module(*x)
+                else:
+                    x = module(x)
+            return x
+''')
+
+CHAIN_MLP = textwrap.dedent('''
+    from torch import nn
+
+    from .utils import Chain
+
+
+    class FeedForward(Chain):
+        def __init__(self, dim, widening_factor):
+            super().__init__(
+                nn.LayerNorm(dim),
+                nn.Linear(dim, widening_factor * dim),
+                nn.GELU(),
+                nn.Linear(widening_factor * dim, dim),
+            )
+''')
+
+
+def _package_findings(tmp_path, base: str, model: str, rule: str):
+    from adopter.engine import analyze
+    from adopter.structure import package_of
+
+    root = tmp_path / "chainpkg"
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "utils.py").write_text(base)
+    path = root / "modules.py"
+    path.write_text(model)
+    return analyze(model, str(path), select_rules(RULES, [rule]), package_of(str(path))).findings
+
+
+def test_subclass_of_a_package_chain_builds_a_sequence(tmp_path):
+    found = _package_findings(tmp_path, CHAIN_BASE, CHAIN_MLP, "ADP006")
+    gelu = next(n for n, text in enumerate(CHAIN_MLP.splitlines(), 1) if "nn.GELU()" in text)
+    assert [f.line <= gelu <= f.end_line for f in found] == [True]
+
+
+def test_subclass_of_a_package_chain_is_reported_not_fixed(tmp_path):
+    # (ADP007 would swap the container's class; the base's own forward would be lost)
+    conv = CHAIN_MLP.replace("nn.LayerNorm(dim)", "nn.Conv2d(dim, dim, 3)").replace(
+        "nn.Linear(dim, widening_factor * dim)", "nn.BatchNorm2d(dim)")
+    found = _package_findings(tmp_path, CHAIN_BASE, conv, "ADP007")
+    assert len(found) == 1
+    root = tmp_path / "chainpkg"
+    from adopter.structure import package_of
+
+    result = fix_text(conv, str(root / "modules.py"), select_rules(RULES, ["ADP007"]),
+                      package_of(str(root / "modules.py")))
+    assert not result.applied and "own code" in str(result.skipped)
+
+
+def test_a_chain_that_hands_members_another_value_is_no_sequence(tmp_path):
+    # every member gets the chain's input, not the running value: no member feeds the next
+    fanned = CHAIN_BASE.replace("x = module(x)", "y = module(x)").replace(
+        "            return x", "            return y")
+    assert "y = module(x)" in fanned
+    assert not _package_findings(tmp_path, fanned, CHAIN_MLP, "ADP006")
+
+
+def test_a_chain_passing_the_counter_is_no_sequence(tmp_path):
+    # module(x, i): the member is given more than the running value
+    counted = CHAIN_BASE.replace("                x = module(x)\n", "                x = module(x, i)\n")
+    assert "module(x, i)" in counted
+    assert not _package_findings(tmp_path, counted, CHAIN_MLP, "ADP006")
+
+
+def test_same_file_enumerating_chain_builds_a_sequence():
+    code = CHAIN_BASE + CHAIN_MLP.replace("from torch import nn\n\nfrom .utils import Chain\n", "")
+    gelu = next(n for n, text in enumerate(code.splitlines(), 1) if "nn.GELU()" in text)
+    assert any(f.line <= gelu <= f.end_line for f in _findings(code, "ADP006"))

@@ -487,11 +487,18 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     chained = {name: found for name, info in infos.items() if (text is None or "ModuleList" in text)
                for found in [_chained_lists(info)] if found}
     if (text is None or "Sequential" in text or chained
-            or len(words) > len(module.call_names("torch.nn.Sequential"))):
+            or len(words) > len(module.call_names("torch.nn.Sequential")) or _chain_subclass(infos, typer)):
         sequential = sequential_structure(module, typer, infos, tree, words, chained)
         if sequential.roots:
             module.classes[SEQUENTIAL_OWNER] = sequential
     return module
+
+
+def _chain_subclass(infos: dict[str, ClassInfo], typer: LayerTyper) -> bool:
+    """Does a class of the file derive from a same-file or package ``nn.Sequential`` subclass
+    that runs its members in order (its ``super().__init__(...)`` builds a sequence)?"""
+    return any(fqn != name and typer.in_order_sequential(fqn)
+               for name, info in infos.items() for fqn in info.bases if fqn != "torch.nn.Sequential")
 
 
 # A call's first argument that builds a layer (``nn.Conv2d(``) or spreads a list (``*layers``).
@@ -537,9 +544,15 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         words = module.call_names("torch.nn.Sequential")
     for owner, func in _all_functions(tree):
         info = infos.get(owner) if owner is not None else None
-        # (a subclass whose forward does not run its members in order builds no sequence)
-        builds_itself = (info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases
-                         and runs_in_order(info.node))
+        # (a subclass whose forward does not run its members in order builds no sequence; one
+        # of a same-file or package subclass of nn.Sequential that runs them in order does)
+        chained_base = None
+        if info is not None and func.name == "__init__" and "torch.nn.Sequential" not in info.bases \
+                and runs_in_order(info.node):
+            chained_base = next((b for b in info.node.bases if (fqn := module.names.resolve(b)) is not None
+                                 and fqn != owner and typer.in_order_sequential(fqn)), None)
+        builds_itself = (info is not None and func.name == "__init__" and runs_in_order(info.node)
+                         and ("torch.nn.Sequential" in info.bases or chained_base is not None))
         chained_here = (chained or {}).get(owner) if func.name == "__init__" else None
         if not builds_itself and not chained_here and not words & module.mention(func):
             continue  # builds no Sequential (a factory it calls is walked on its own)
@@ -553,14 +566,18 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
                         and _names.resolve(value.func) == MODULE_LIST):
                     _typer.record_chained_list(value, stmt, env, stmt.targets[0].attr)
         elif builds_itself:
-            base = next((b for b in info.node.bases if module.names.resolve(b) == "torch.nn.Sequential"), None)
+            base = chained_base or next((b for b in info.node.bases
+                                         if module.names.resolve(b) == "torch.nn.Sequential"), None)
+            # a base with code of its own (its forward): the container's class cannot be swapped
+            why = (f"`{ast.unparse(chained_base)}` is an nn.Sequential subclass with its own code: giving the "
+                   f"container another class would drop it") if chained_base is not None else ""
 
-            def hook(stmt, env, _typer=typer, _base=base):
+            def hook(stmt, env, _typer=typer, _base=base, _why=why):
                 call = stmt.value if isinstance(stmt, ast.Expr) else None
                 if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                         and call.func.attr == "__init__" and isinstance(call.func.value, ast.Call)
                         and isinstance(call.func.value.func, ast.Name) and call.func.value.func.id == "super"):
-                    _typer.record_super_init(call, stmt, env, _base)
+                    _typer.record_super_init(call, stmt, env, _base, _why)
         class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
                            hook=hook, cls_name=owner)
