@@ -381,3 +381,64 @@ def test_same_file_enumerating_chain_builds_a_sequence():
     code = CHAIN_BASE + CHAIN_MLP.replace("from torch import nn\n\nfrom .utils import Chain\n", "")
     gelu = next(n for n, text in enumerate(code.splitlines(), 1) if "nn.GELU()" in text)
     assert any(f.line <= gelu <= f.end_line for f in _findings(code, "ADP006"))
+
+
+# -- RMSNorm over several trailing axes: the mean over an attribute holding tuple(range(-n, 0)) -----
+
+TRAILING_RMS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class MultiAxisRMSNorm(nn.Module):
+        def __init__(self, normalized_shape, eps=1e-5):
+            super().__init__()
+            if isinstance(normalized_shape, int):
+                normalized_shape = (normalized_shape,)
+            self.eps = eps
+            self.mean_dim = tuple(range(-len(normalized_shape), 0))
+            self.weight = nn.Parameter(torch.ones(normalized_shape))
+
+        def forward(self, x):
+            out = x * torch.rsqrt(x.pow(2).mean(dim=self.mean_dim, keepdim=True) + self.eps)
+            return out * self.weight
+''')
+TRAILING_SITE = "out = x * torch.rsqrt(x.pow(2).mean(dim=self.mean_dim, keepdim=True) + self.eps)"
+
+
+def test_rms_over_trailing_axes_is_found_and_fixed(module_from_file):
+    torch = pytest.importorskip("torch")
+    assert _covered(TRAILING_RMS, TRAILING_SITE, "ADP011")
+    fixed = _fix(TRAILING_RMS, "ADP011", 1)
+    assert "out = rms_norm(x, x.shape[-len(self.mean_dim):], eps=self.eps)" in fixed
+    before = module_from_file(TRAILING_RMS, "trailing_before")
+    after = module_from_file(fixed, "trailing_after")
+    torch.manual_seed(0)
+    for shape in (8, (4, 8)):
+        original, patched = before.MultiAxisRMSNorm(shape), after.MultiAxisRMSNorm(shape)
+        x = torch.randn(2, 3, 4, 8, dtype=torch.float64)
+        # float64: rms_norm and the written-out formula agree to rounding over at most 32 values
+        torch.testing.assert_close(patched.double()(x), original.double()(x), rtol=1e-12, atol=1e-12)
+
+
+def test_rms_over_leading_axes_is_not_found():
+    leading = TRAILING_RMS.replace("tuple(range(-len(normalized_shape), 0))",
+                                   "tuple(range(0, len(normalized_shape)))")
+    assert not _findings(leading, "ADP011")
+
+
+def test_rms_over_an_attribute_assigned_another_value_too_is_not_found():
+    # a method that sets other axes: the attribute is not the trailing axes on every call
+    other = TRAILING_RMS + textwrap.dedent('''
+
+        class ChannelRMSNorm(MultiAxisRMSNorm):
+            def __init__(self, channels, eps=1e-5):
+                super().__init__(channels, eps)
+                self.mean_dim = (1,)
+    ''')
+    assert not _findings(other, "ADP011")
+
+
+def test_rms_over_literal_axes_other_than_the_last_is_not_found():
+    literal = TRAILING_RMS.replace("mean(dim=self.mean_dim,", "mean(dim=(-3, -1),")
+    assert not _findings(literal, "ADP011")
