@@ -148,6 +148,11 @@ class Rule:
     # trailing axes of a tensor in order (``(-2, -1)``, or an attribute the file only assigns
     # ``tuple(range(-n, 0))``): a reduction over them is one over the last ``len($d)`` axes.
     trailing_dims: str | None = None
+    # ``[forward] setting_paths = true``: a step between two matched ones that only the other
+    # branch of an ``if`` on the module's settings runs (match._setting_test) leaves a site on
+    # the path the settings choose, reported but not fixed; otherwise (the default) a step on
+    # any path between them means no site.
+    setting_paths: bool = False
     # ``default = ["cuda"]``: off by default, but on when that target is chosen explicitly
     # (``--target cuda``): a rule that declares a gain there which no run has measured yet.
     default_targets: tuple[str, ...] = ()
@@ -832,6 +837,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         container_target=_container_target(reader, need(forward, "container_target", str, "forward", None),
                                            kernel, synth),
         same_source=need(forward, "same_source", bool, "forward", False),
+        setting_paths=need(forward, "setting_paths", bool, "forward", False),
         trailing_dims=_trailing_dims(raw, spath, need(forward, "trailing_dims", str, "forward", None), forwards),
         helper_computes=_helper_computes(reader, need(forward, "helper_computes", dict, "forward", {})),
         default_targets=tuple(default) if isinstance(default, list) else (),

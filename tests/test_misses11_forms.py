@@ -442,3 +442,86 @@ def test_rms_over_an_attribute_assigned_another_value_too_is_not_found():
 def test_rms_over_literal_axes_other_than_the_last_is_not_found():
     literal = TRAILING_RMS.replace("mean(dim=self.mean_dim,", "mean(dim=(-3, -1),")
     assert not _findings(literal, "ADP011")
+
+
+# -- a step under an `if` on the module's settings between the gate projection and its activation --
+
+SPARSE_GLU = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class GLUFeedForward(nn.Module):
+        def __init__(self, dim, inner, gate_activation=None, sparsity=0.0):
+            super().__init__()
+            self.sparsity = sparsity
+            self.gate_proj = nn.Linear(dim, inner)
+            self.gate_activation = gate_activation if gate_activation is not None else nn.SiLU()
+            self.inner_proj = nn.Linear(dim, inner)
+            self.output_proj = nn.Linear(inner, dim)
+
+        def _sparsify(self, x):
+            cutoff = x.mean(dim=-1, keepdim=True) + x.std(dim=-1, keepdim=True)
+            return F.relu(x - cutoff)
+
+        def forward(self, seqs):
+            gate = self.gate_proj(seqs)
+            if self.sparsity > 0.0:
+                gate = self._sparsify(gate)
+            gate = self.gate_activation(gate)
+            seqs = self.inner_proj(seqs)
+            seqs = seqs * gate
+            return self.output_proj(seqs)
+''')
+SPARSE_SITE = "seqs = seqs * gate"
+
+
+def test_swiglu_with_a_step_a_setting_turns_on_is_reported_not_fixed():
+    assert _covered(SPARSE_GLU, SPARSE_SITE, "ADP013")
+    result = fix_text(SPARSE_GLU, "model.py", select_rules(RULES, ["ADP013"]))
+    assert not result.applied and result.text == SPARSE_GLU
+    assert "self.sparsity > 0.0" in str(result.skipped)
+
+
+def test_a_step_under_the_training_mode_is_no_swiglu():
+    # train() / eval() switch it per call: in training the gate is always sparsified
+    mode = SPARSE_GLU.replace("if self.sparsity > 0.0:", "if self.training:")
+    assert not _covered(mode, SPARSE_SITE, "ADP013")
+
+
+def test_a_step_under_an_argument_of_the_call_is_no_swiglu():
+    argument = SPARSE_GLU.replace("def forward(self, seqs):", "def forward(self, seqs, sparse=False):").replace(
+        "if self.sparsity > 0.0:", "if sparse:")
+    assert not _covered(argument, SPARSE_SITE, "ADP013")
+
+
+def test_a_step_under_a_setting_another_method_changes_is_no_swiglu():
+    changed = SPARSE_GLU.replace("    def _sparsify(self, x):",
+                                 "    def set_sparsity(self, value):\n        self.sparsity = value\n\n"
+                                 "    def _sparsify(self, x):")
+    assert "self.sparsity = value" in changed
+    assert not _covered(changed, SPARSE_SITE, "ADP013")
+
+
+def test_a_step_under_a_setting_between_conv_and_batchnorm_is_still_no_site():
+    # only rules that say so (ADP013's setting_paths) read the other path as a site
+    conv_bn = textwrap.dedent('''
+        from torch import nn
+
+
+        class Block(nn.Module):
+            def __init__(self, c, zero_pad=False):
+                super().__init__()
+                self.zero_pad = zero_pad
+                self.conv = nn.Conv2d(c, c, 3, padding=1)
+                self.bn = nn.BatchNorm2d(c)
+
+            def forward(self, x):
+                x = self.conv(x)
+                if self.zero_pad:
+                    x = x[:, :, 1:, 1:]
+                return self.bn(x)
+    ''')
+    assert not _findings(conv_bn, "ADP007")
+    assert _findings(conv_bn.replace("        if self.zero_pad:\n            x = x[:, :, 1:, 1:]\n", ""), "ADP007")
