@@ -373,15 +373,17 @@ def _borrow_layers(infos: dict[str, ClassInfo], names) -> None:
     out (the object may be the subclass at run time)."""
     for info in infos.values():
         params: dict[str, str | None] = {}
-        stored: set[str] = set()
         for method in info.methods.values():
             args = method.args
             for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs)[1:]:
-                owner = _annotated_class(arg.annotation, infos)
+                owner = _annotated_class(arg.annotation, infos) if arg.annotation is not None else None
                 if arg.arg in params and params[arg.arg] != owner:
                     owner = None
                 params[arg.arg] = owner
-            stored.update(n.id for n in ast.walk(method) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load))
+        if not any(params.values()):
+            continue  # (most classes: no method takes a same-file class by annotation)
+        stored = {n.id for method in info.methods.values() for n in ast.walk(method)
+                  if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         for param, owner in params.items():
             if owner is None or param in stored or param == "self" or owner == info.name:
                 continue
