@@ -223,6 +223,7 @@ class FlowBuilder:
         self.opaque_uses: dict[str, frozenset] = {}
         self._literal_names: dict[str, bool] = {}  # literals.literal_keywords' cache
         self._flag_checked: dict[str, bool] = {}  # attribute -> nothing else in the file writes it
+        self._root_params: frozenset[str] = frozenset()  # the built function's parameters
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -247,6 +248,8 @@ class FlowBuilder:
 
     def build(self, func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> Flow:
         ctx = _Ctx(instance=0, func=qualname, stack=(func.name,), definition=func)
+        args = func.args
+        self._root_params = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
             frontier = self._body(func.body, frontier, ctx)
@@ -583,6 +586,11 @@ class FlowBuilder:
                 return "self." + func.attr
             if func.attr not in cls.methods:
                 return "self." + func.attr
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and ctx.instance == 0
+                and func.value.id in self._root_params and f"{func.value.id}.{func.attr}" in cls.bindings):
+            # attn.to_q(x), attn a parameter annotated with a same-file module class: that
+            # class's layer (model._borrow_layers), in the root's own body only
+            return f"{func.value.id}.{func.attr}"
         if (
             isinstance(func, ast.Subscript)
             and isinstance(func.value, ast.Attribute)
@@ -613,7 +621,7 @@ class FlowBuilder:
 
     def _sequence(self, layer: str) -> list[str]:
         """The member layer paths of a Sequential bound to ``layer`` (empty if it is not one)."""
-        if self.cls is None or layer.endswith("]"):
+        if self.cls is None or layer.endswith("]") or not layer.startswith("self."):
             return []
         attr = layer[len("self."):]
         ctors = self.cls.bindings.get(attr, [])
@@ -629,7 +637,7 @@ class FlowBuilder:
     def _layer_types(self, layer: str) -> frozenset:
         if self.cls is None:
             return frozenset({"?"})
-        ctors = self.cls.bindings.get(layer[len("self."):], [])
+        ctors = self.cls.bindings.get(_attr(layer), [])
         return frozenset(c.fqn for c in ctors) or frozenset({"?"})
 
     def _softmax_call(self, func: ast.FunctionDef, call: ast.Call | None):
@@ -1605,7 +1613,7 @@ class FlowBuilder:
     def _ctors(self, layer: str) -> list:
         if self.cls is None:
             return []
-        return self.cls.bindings.get(layer[len("self."):], [])
+        return self.cls.bindings.get(_attr(layer), [])
 
     def _ctor_kwargs(self, op, ctors) -> tuple | None:
         """The constructor arguments of a module of ``op``, as keywords of the call (the same
@@ -1979,7 +1987,7 @@ class FlowBuilder:
         # Layer aliases: drop = self.dropout
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             layer = self._layer_of(value_expr, ctx) if isinstance(value_expr, (ast.Attribute, ast.Subscript)) else None
-            if layer is not None and self.cls is not None and layer[len("self."):].rstrip("[]") in self.cls.bindings:
+            if layer is not None and self.cls is not None and _attr(layer).rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
         ctx.top = value_expr
@@ -2151,6 +2159,12 @@ def _dotted(node: ast.expr) -> bool:
     while isinstance(node, ast.Attribute):
         node = node.value
     return isinstance(node, ast.Name)
+
+
+def _attr(layer: str) -> str:
+    """The key of ``cls.bindings`` for a layer path: ``proj`` for ``self.proj``; a layer borrowed
+    through a parameter (``attn.to_q``) is bound under its path."""
+    return layer[len("self."):] if layer.startswith("self.") else layer
 
 
 def _dim_default(func: ast.FunctionDef) -> ast.expr | None:
