@@ -81,7 +81,7 @@ def matchers_for(rule: Rule) -> list[Matcher]:
                     live_intermediates=rule.live_intermediates, spellings=rule.spellings, anchor=rule.anchor,
                     direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope,
                     variant=j, same_function=rule.same_function_of(i), helper_computes=rule.helper_computes,
-                    predicts_input=rule.predicts_input_of(i))
+                    predicts_input=rule.predicts_input_of(i), setting_paths=rule.setting_paths)
             for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
         ]
     return matchers
@@ -165,6 +165,8 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
             for match in match_rule(rule, structure):
                 if rule.not_in_fallback_of and _in_fallback(match, tree, lines, rule.not_in_fallback_of, ifs):
                     continue
+                if rule.trailing_dims and not _trailing(match, rule.trailing_dims, tree):
+                    continue
                 finding = _finding(rule, match, path, lines)
                 if _suppressed(lines, finding):
                     continue
@@ -196,6 +198,46 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
             structure.classes.clear()
     findings.sort(key=lambda f: (f.line, f.column, f.rule))
     return Analysis(findings, matches, tree)
+
+
+def _trailing(match: Match, var: str, tree: ast.Module) -> bool:
+    """Is what the match bound to a rule's ``trailing_dims`` variable (nothing: True) the
+    trailing axes in order: ``self.<attr>`` where every assignment the file makes to an
+    attribute of that name is ``tuple(range(-n, 0))`` (also ``list(...)`` or the range itself),
+    the last ``n`` axes whatever ``n`` is at run time?  (A literal ``(-2, -1)`` would be too, but
+    the fix would then read ``x.shape[-len((-2, -1)):]``, which no one writes: not taken.)"""
+    value = dict(match.env).get(var)
+    if value is None:
+        return True
+    text = getattr(value, "text", "")
+    if not text.startswith("self.") or not text[5:].isidentifier():
+        return False
+    attr = text[5:]
+    found = False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.Assign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            for target in targets:
+                for item in ast.walk(target):
+                    if isinstance(item, ast.Attribute) and item.attr == attr:
+                        if not (isinstance(node, ast.Assign) and target is item and _trailing_range(node.value)):
+                            return False
+                        found = True
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr"):
+            return False
+    return found
+
+
+def _trailing_range(expr: ast.expr) -> bool:
+    """``tuple(range(-n, 0))``, ``list(range(-n, 0))`` or ``range(-n, 0)``."""
+    if (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id in ("tuple", "list")
+            and len(expr.args) == 1 and not expr.keywords):
+        expr = expr.args[0]
+    return (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and expr.func.id == "range"
+            and len(expr.args) == 2 and not expr.keywords
+            and isinstance(expr.args[0], ast.UnaryOp) and isinstance(expr.args[0].op, ast.USub)
+            and isinstance(expr.args[1], ast.Constant) and expr.args[1].value == 0
+            and type(expr.args[1].value) is int)
 
 
 def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:

@@ -26,7 +26,7 @@ from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABL
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
-from .structure.model import SEQUENTIAL_OWNER
+from .structure.model import SEQUENTIAL_OWNER, attr_words
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
 SELECTING = frozenset({"gather", "index_select", "take_along_dim", "masked_select", "take"})
@@ -58,6 +58,9 @@ class Match:
     # computed another way in the other branch of an if --, best first: a synthesizer may
     # rewrite one of them where this one cannot be rewritten.
     others: tuple = field(default=(), compare=False, repr=False)
+    # Why the site is reported but not fixed ("" when nothing here says so): a step between two
+    # matched ones that a configuration ``if`` runs (the match is the path where it does not).
+    unfixable: str = field(default="", compare=False)
 
     @property
     def span(self) -> tuple[int, int, int, int]:
@@ -276,6 +279,7 @@ class Matcher:
     def __init__(self, rule_id: str, forward: Pattern, init: tuple[Pattern, ...] = (), commutative: bool = True,
                  alternative: int = 0, live_intermediates: bool = False, spellings: str = "canonical",
                  anchor: str | None = None, direct_layers: bool = False, same_source: bool = False,
+                 setting_paths: bool = False,
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False):
         self.rule_id = rule_id
@@ -289,6 +293,8 @@ class Matcher:
         self.direct_layers = direct_layers
         # ``[forward] same_source = true``: the values a variable binds are spelled alike.
         self.same_source = same_source
+        # ``[forward] setting_paths = true``: see _same_on_every_path.
+        self.setting_paths = setting_paths
         # "model": the code a forward reaches (the model structure); "file": every function,
         # method (also __init__) and the module's statements (code that builds the model).
         self.scope = scope
@@ -433,7 +439,7 @@ class Matcher:
             cls = module.classes[name]
             for root in roots:
                 if self.distinct_layers and not all(
-                    len({p for p in cls.bound_paths(allowed) if p.split("[")[0] in cls.words(root)}) >= n
+                    len({p for p in cls.bound_paths(allowed) if not cls.words(root).isdisjoint(attr_words(p))}) >= n
                     for allowed, n in self.distinct_layers
                 ):
                     continue
@@ -964,7 +970,8 @@ class Matcher:
             return None
         if self.predicts_input and not self._predicts_input(flow, state):
             return None
-        if not self._same_on_every_path(flow, state):
+        guarded: list[str] = []
+        if not self._same_on_every_path(flow, state, cls, guarded):
             return None
         ctors = self._match_init(cls, state)
         if ctors is None:
@@ -975,9 +982,12 @@ class Matcher:
             alternative=self.alternative,
             variant=self.variant,
             roles=tuple(self._role(i) for i in state.steps),
+            unfixable=(f"a step runs between the matched operations when `{guarded[0]}` (a setting of the "
+                       f"module): the fix would have to keep it on that path; rewrite it by hand") if guarded else "",
         )
 
-    def _same_on_every_path(self, flow: Flow, state: _State) -> bool:
+    def _same_on_every_path(self, flow: Flow, state: _State, cls: ClassStructure | None = None,
+                            guarded: list | None = None) -> bool:
         """Does each step read what the step before it produced on every way between them?
         The search follows one path; another path between the two steps may rewrite the value
         (``if self.training: x = self.drop(x)`` between a conv and its BatchNorm) or, for a rule
@@ -988,7 +998,14 @@ class Matcher:
         kept behind its guard): a branch that adds to the scores before the softmax, or multiplies
         the probabilities by a head mask, is kept behind the guard; one that hands the
         probabilities to another module or gathers rows of them (adaptive token sampling) makes
-        something the fused kernel does not compute."""
+        something the fused kernel does not compute.
+
+        With ``setting_paths``, a step that only the other branch of a configuration ``if`` the
+        matched path took runs
+        (``if self.activation_sparsity > 0.0: gate = self._topk(gate)`` between the gate
+        projection and its activation; :func:`_setting_test`) leaves the site on the path the
+        module's settings choose: reported, not fixed (its text appended to ``guarded``).  A
+        mode (``self.training``) or an argument of the call decides per call: no site."""
         matched = state.matched
         start = 0
         if self.live_intermediates:
@@ -1010,7 +1027,11 @@ class Matcher:
                     continue
                 if not self.live_intermediates or node.kind in ("layer", "call", "other") or (
                         node.kind == "method" and node.op in SELECTING):
-                    return False
+                    setting = _excluded_by_setting(flow, a.id, pos, state.guards, cls) \
+                        if self.setting_paths and not self.live_intermediates and guarded is not None else None
+                    if setting is None:
+                        return False
+                    guarded.append(setting)
         return True
 
     def _helpers_compute(self, flow: Flow, state: _State) -> bool:
@@ -1386,6 +1407,67 @@ def _always_reaches(flow: Flow, first: int, last: int) -> bool:
                 seen.add(succ)
                 stack.append(succ)
     return True
+
+
+def _excluded_by_setting(flow: Flow, first: int, pos: int, guards: dict, cls) -> str | None:
+    """The text of a configuration ``if`` (:func:`_setting_test`) that the matched path took
+    one way (``guards``) and without whose other branch no path from node ``first`` reaches node
+    ``pos``; None when there is none."""
+    out = flow.out
+    for text, taken in guards.items():
+        if not _setting_test(text, cls):
+            continue
+        seen = {first}
+        stack = [first]
+        while stack:
+            at = stack.pop()
+            for succ, guard in out[at]:
+                if succ > pos or succ in seen or (guard is not None and guard[0] == text and guard[1] != taken):
+                    continue
+                seen.add(succ)
+                stack.append(succ)
+        if pos not in seen:
+            return text
+    return None
+
+
+def _setting_test(text: str, cls) -> bool:
+    """Is ``text`` (an ``if`` test of the class's own method, not of an inlined helper) a
+    comparison of the module's settings: only ``self.<attr>`` reads, constants, comparisons,
+    ``and``/``or``/``not``, no call, where every ``attr`` is one the class assigns in
+    ``__init__`` only (not ``training``, which ``train()``/``eval()`` switch per call)?"""
+    if "@" in text or cls is None or cls.info is None:
+        return False
+    try:
+        tree = ast.parse(text, mode="eval")
+    except SyntaxError:
+        return False
+    attrs = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            if not (isinstance(node.value, ast.Name) and node.value.id == "self") or node.attr == "training":
+                return False
+            attrs.add(node.attr)
+        elif isinstance(node, ast.Name):
+            if node.id != "self":
+                return False
+        elif not isinstance(node, (ast.Expression, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Constant, ast.Load,
+                                   ast.cmpop, ast.boolop, ast.Not, ast.USub)):
+            return False
+    if not attrs:
+        return False
+    init_only = set()
+    for name, method in cls.info.methods.items():
+        for node in ast.walk(method):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+                node, (ast.AugAssign, ast.AnnAssign)) else []
+            for target in targets:
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                        and target.value.id == "self" and target.attr in attrs:
+                    if name != "__init__":
+                        return False
+                    init_only.add(target.attr)
+    return init_only == attrs
 
 
 def _between(flow: Flow, first: int, last: int) -> list[int]:

@@ -144,6 +144,15 @@ class Rule:
     # ``[forward] same_source = true``: arguments bound to one $variable must be spelled the same
     # in the code (one name), not merely hold the same value on the matched path.
     same_source: bool = False
+    # ``[forward] trailing_dims = "$d"``: where a match binds ``$d``, its value must be the
+    # trailing axes of a tensor in order (``(-2, -1)``, or an attribute the file only assigns
+    # ``tuple(range(-n, 0))``): a reduction over them is one over the last ``len($d)`` axes.
+    trailing_dims: str | None = None
+    # ``[forward] setting_paths = true``: a step between two matched ones that only the other
+    # branch of an ``if`` on the module's settings runs (match._setting_test) leaves a site on
+    # the path the settings choose, reported but not fixed; otherwise (the default) a step on
+    # any path between them means no site.
+    setting_paths: bool = False
     # ``default = ["cuda"]``: off by default, but on when that target is chosen explicitly
     # (``--target cuda``): a rule that declares a gain there which no run has measured yet.
     default_targets: tuple[str, ...] = ()
@@ -315,6 +324,17 @@ def _anchor(raw: str, path: str, value: object, forwards: tuple[Pattern, ...]) -
     if not (isinstance(value, str) and value.startswith("$") and value[1:] in outs):
         line, column = _position(raw, "", "anchor")
         raise RuleError(path, line, column, "forward.anchor must name a $variable a step of the pattern assigns")
+    return value[1:]
+
+
+def _trailing_dims(raw: str, path: str, value: object, forwards: tuple[Pattern, ...]) -> str | None:
+    if value is None:
+        return None
+    read = {a.name for p in forwards for n in p.nodes for a in (*n.args, *(v for _, v in n.kwargs))
+            if isinstance(a, Var)}
+    if not (isinstance(value, str) and value.startswith("$") and value[1:] in read):
+        line, column = _position(raw, "", "trailing_dims")
+        raise RuleError(path, line, column, "forward.trailing_dims must name a $variable a step of the pattern reads")
     return value[1:]
 
 
@@ -817,6 +837,8 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         container_target=_container_target(reader, need(forward, "container_target", str, "forward", None),
                                            kernel, synth),
         same_source=need(forward, "same_source", bool, "forward", False),
+        setting_paths=need(forward, "setting_paths", bool, "forward", False),
+        trailing_dims=_trailing_dims(raw, spath, need(forward, "trailing_dims", str, "forward", None), forwards),
         helper_computes=_helper_computes(reader, need(forward, "helper_computes", dict, "forward", {})),
         default_targets=tuple(default) if isinstance(default, list) else (),
         scope=scope,

@@ -133,6 +133,66 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         for attr, ctors in own.items():
             # Rebinding in the subclass's __init__ replaces the base's constructor.
             info.bindings[attr] = ctors
+        for attr, method in _lambda_methods(init).items():
+            if attr not in info.methods and all(c.fqn == "?" for c in info.bindings.get(attr, ())):
+                info.bindings.pop(attr, None)
+                info.methods[attr] = method
+
+
+def _lambda_methods(init: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
+    """``self.mlpf = lambda x: m.dropout(m.c_proj(m.act(m.c_fc(x))))`` in ``__init__``
+    (minGPT), with ``m = self.mlp`` before it: ``self.mlpf(x)`` in forward runs the lambda's
+    body on the layers, as a method would.  Returned as a method ``def mlpf(self, x): return
+    self.mlp.dropout(...)`` (the closure's names that ``__init__`` assigns once to an attribute
+    of ``self`` read as that attribute; positions stay those of the lambda's text), for each
+    attribute ``__init__`` assigns once, to a lambda with plain parameters."""
+    assigned: dict[str, list[ast.expr]] = {}
+    aliases: dict[str, list[ast.expr]] = {}
+    for stmt in ast.walk(init):
+        if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            continue
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        for target in targets:
+            for node in ast.walk(target):
+                if (attr := _self_attr(node)) is not None:
+                    assigned.setdefault(attr, []).append(stmt.value if target is node else None)
+                elif isinstance(node, ast.Name):
+                    aliases.setdefault(node.id, []).append(stmt.value if target is node else None)
+    out: dict[str, ast.FunctionDef] = {}
+    for attr, values in assigned.items():
+        if len(values) != 1 or not isinstance(values[0], ast.Lambda):
+            continue
+        lam = values[0]
+        args = lam.args
+        if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
+            continue
+        params = {a.arg for a in args.args}
+        closure = {name: vals[0] for name, vals in aliases.items()
+                   if name not in params and len(vals) == 1 and _self_attr(vals[0]) is not None}
+
+        class _Closure(ast.NodeTransformer):
+            def visit_Name(self, node):
+                if isinstance(node.ctx, ast.Load) and node.id in closure:
+                    value = closure[node.id]
+                    return ast.copy_location(
+                        ast.Attribute(value=ast.copy_location(ast.Name("self", ast.Load()), node),
+                                      attr=value.attr, ctx=ast.Load()), node)
+                return node
+
+            def visit_Lambda(self, node):
+                return node  # a nested lambda's names are its own
+
+        import copy
+        body = _Closure().visit(copy.deepcopy(lam.body))
+        self_arg = ast.copy_location(ast.arg("self"), lam)
+        func = ast.FunctionDef(
+            name=attr,
+            args=ast.arguments(posonlyargs=[], args=[self_arg, *copy.deepcopy(args.args)], vararg=None,
+                               kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
+            body=[ast.copy_location(ast.Return(value=body), lam.body)], decorator_list=[], returns=None,
+            type_params=[])
+        out[attr] = ast.fix_missing_locations(ast.copy_location(func, lam))
+    return out
 
 
 def _passed_to_base(info: ClassInfo, base_info: ClassInfo, names: ModuleNames, typer: LayerTyper) -> dict:
@@ -336,6 +396,12 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
     if described is None:
         return
     fqn = described[0]
+    if fqn == "torch.nn.ModuleDict" and isinstance(value, ast.Call):
+        # Each member under its key, as ``self.<attr>.<key>`` (minGPT's ``nn.ModuleDict(dict(
+        # c_fc=nn.Linear(...), act=NewGELU(), ...))``): what ``self.mlp.c_fc(x)`` and
+        # ``self.mlp["c_fc"](x)`` call
+        for key, element in _dict_members(value, names):
+            _record(f"{attr}.{key}", element, stmt, func_name, typer, env, names, out)
     if fqn == "torch.nn.Sequential" and isinstance(value, ast.Call) and value.args and not any(
         isinstance(a, ast.Starred) for a in value.args
     ):
@@ -385,6 +451,25 @@ def _record_members(attr, listed, stmt, func_name, typer: LayerTyper, env: dict,
                 out.setdefault(attr + "[]", []).append(
                     Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                          via=b.via, unlike=b.unlike))
+
+
+def _dict_members(call: ast.Call, names: ModuleNames) -> list[tuple[str, ast.expr]]:
+    """The (key, value) pairs of ``nn.ModuleDict(dict(a=..., b=...))`` or ``nn.ModuleDict({"a":
+    ..., "b": ...})`` whose keys are all written out (none: a ``**`` or a computed key)."""
+    if len(call.args) != 1 or call.keywords:
+        return []
+    members = call.args[0]
+    if isinstance(members, ast.Call) and isinstance(members.func, ast.Name) and members.func.id == "dict" and \
+            names.resolve(members.func) is None and not members.args:
+        if any(k.arg is None for k in members.keywords):
+            return []
+        return [(k.arg, k.value) for k in members.keywords]
+    if isinstance(members, ast.Dict):
+        if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value.isidentifier()
+                   for k in members.keys):
+            return []
+        return [(k.value, v) for k, v in zip(members.keys, members.values)]
+    return []
 
 
 def _container_elements(call: ast.Call):

@@ -605,6 +605,38 @@ def rearrange_swaps_last_two(pattern: str) -> bool:
     return left[:-2] == right[:-2] and left[-2:] == right[-2:][::-1] and "..." not in left[-2:]
 
 
+def einx_where_layout(pattern: str) -> tuple[int, tuple[bool, ...]] | None:
+    """Read ``einx.where(pattern, cond, a, b)`` as ``torch.where`` over one kept tensor and a
+    scalar fill: the position (1 or 2) of the operand whose axes are the output's, the other
+    one written with no axes (a scalar), and, for each output axis, whether ``cond`` has it.
+    ``cond``'s axes must be the output's in the same order with some left out, so that
+    ``cond`` indexed with ``None`` at the missing axes broadcasts exactly as einx broadcasts
+    it.  None for anything else (composed or bracketed axes, ellipses, repeated names, a
+    reordered or extra ``cond`` axis, two tensor operands)."""
+    parts = pattern.split("->")
+    if len(parts) != 2:
+        return None
+    inputs = parts[0].split(",")
+    if len(inputs) != 3:
+        return None
+    specs = [spec.split() for spec in inputs]
+    out = parts[1].split()
+    if not out or any(not _AXIS.match(a) for a in out + [a for spec in specs for a in spec]):
+        return None
+    if len(set(out)) != len(out) or len(set(specs[0])) != len(specs[0]):
+        return None
+    if specs[1] == out and not specs[2]:
+        kept = 1
+    elif specs[2] == out and not specs[1]:
+        kept = 2
+    else:
+        return None
+    cond = specs[0]
+    if [a for a in out if a in cond] != cond:
+        return None
+    return kept, tuple(a in cond for a in out)
+
+
 def subtracts_row_max(expr: ast.BinOp) -> bool:
     """Is ``expr`` ``x - x.amax(dim=-1, keepdim=True)`` (or ``x.max(-1, keepdim=True).values``
     / ``[0]``), the right side maybe ``.detach()``-ed, ``x`` the same expression on both sides?

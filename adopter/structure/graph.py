@@ -30,7 +30,7 @@ from . import ranks
 from .bindings import ClassInfo, span
 from .canon import TABLE, View
 from .formulas import SAME, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
-from .literals import literal_keywords
+from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
 from .torch_bases import INHERITED
 
@@ -191,6 +191,7 @@ class _Ctx:
     # ``c[1]``): the name -> the keys of its chunks, as if unpacked (``c0, c1 = h.chunk(...)``)
     chunked: dict[str, tuple] = field(default_factory=dict)
     body_scope: tuple = ()  # ctx.scope of this function's own top-level statements
+    definition: ast.AST | None = None  # the function whose body this is (literals.spread_keys)
 
 
 class _Stop(Exception):
@@ -222,6 +223,7 @@ class FlowBuilder:
         self.opaque_uses: dict[str, frozenset] = {}
         self._literal_names: dict[str, bool] = {}  # literals.literal_keywords' cache
         self._flag_checked: dict[str, bool] = {}  # attribute -> nothing else in the file writes it
+        self._root_params: frozenset[str] = frozenset()  # the built function's parameters
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -245,7 +247,9 @@ class FlowBuilder:
         return node, [(node.id, None)]
 
     def build(self, func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> Flow:
-        ctx = _Ctx(instance=0, func=qualname, stack=(func.name,))
+        ctx = _Ctx(instance=0, func=qualname, stack=(func.name,), definition=func)
+        args = func.args
+        self._root_params = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
             frontier = self._body(func.body, frontier, ctx)
@@ -574,11 +578,19 @@ class FlowBuilder:
             return ctx.layer_alias[func.id]
         if cls is None:
             return None
+        member = self._dict_member(func, ctx)
+        if member is not None:
+            return member
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
             if func.attr in cls.bindings:
                 return "self." + func.attr
             if func.attr not in cls.methods:
                 return "self." + func.attr
+        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and ctx.instance == 0
+                and func.value.id in self._root_params and f"{func.value.id}.{func.attr}" in cls.bindings):
+            # attn.to_q(x), attn a parameter annotated with a same-file module class: that
+            # class's layer (model._borrow_layers), in the root's own body only
+            return f"{func.value.id}.{func.attr}"
         if (
             isinstance(func, ast.Subscript)
             and isinstance(func.value, ast.Attribute)
@@ -588,9 +600,28 @@ class FlowBuilder:
             return f"self.{func.value.attr}[]"
         return None
 
+    def _dict_member(self, func: ast.expr, ctx: _Ctx) -> str | None:
+        """``self.mlp.c_fc``, ``self.mlp["c_fc"]`` or ``m.c_fc`` (``m = self.mlp``): a member of
+        an ``nn.ModuleDict`` that ``__init__`` binds (bindings record it as ``mlp.c_fc``)."""
+        if isinstance(func, ast.Attribute):
+            holder, key = func.value, func.attr
+        elif isinstance(func, ast.Subscript) and isinstance(func.slice, ast.Constant) and \
+                isinstance(func.slice.value, str):
+            holder, key = func.value, func.slice.value
+        else:
+            return None
+        if isinstance(holder, ast.Name) and holder.id in ctx.layer_alias:
+            path = ctx.layer_alias[holder.id]
+        elif isinstance(holder, ast.Attribute) and isinstance(holder.value, ast.Name) and holder.value.id == "self":
+            path = "self." + holder.attr
+        else:
+            return None
+        attr = f"{path[len('self.'):]}.{key}"
+        return "self." + attr if attr in self.cls.bindings else None
+
     def _sequence(self, layer: str) -> list[str]:
         """The member layer paths of a Sequential bound to ``layer`` (empty if it is not one)."""
-        if self.cls is None or layer.endswith("]"):
+        if self.cls is None or layer.endswith("]") or not layer.startswith("self."):
             return []
         attr = layer[len("self."):]
         ctors = self.cls.bindings.get(attr, [])
@@ -606,7 +637,7 @@ class FlowBuilder:
     def _layer_types(self, layer: str) -> frozenset:
         if self.cls is None:
             return frozenset({"?"})
-        ctors = self.cls.bindings.get(layer[len("self."):], [])
+        ctors = self.cls.bindings.get(_attr(layer), [])
         return frozenset(c.fqn for c in ctors) or frozenset({"?"})
 
     def _softmax_call(self, func: ast.FunctionDef, call: ast.Call | None):
@@ -785,6 +816,22 @@ class FlowBuilder:
             value, frontier = self._value(kw.value, frontier, ctx)
             spread = None if kw.arg is not None or len(ctx.stack) != 1 else literal_keywords(
                 kw.value, ctx.exprs.get(getattr(kw.value, "id", "")), self.lines, self._literal_names)
+            if kw.arg is None and spread is None and ctx.definition is not None:
+                # ``softmax_kwargs = dict()``, ``softmax_kwargs.update(dtype=torch.float32)`` under
+                # an if, then ``x.softmax(dim=-1, **softmax_kwargs)``: a keyword the dict may
+                # hold, with the one value the function ever gives it
+                spread = spread_keys(kw.value, ctx.definition)
+                if spread is not None and not all(isinstance(v, ast.Constant) or _dotted(v) for _, v in spread):
+                    spread = None
+                if spread:  # values of their own: dotted names (``torch.float32``) and constants
+                    for index, (key, item) in enumerate(spread):
+                        if isinstance(item, ast.Constant):
+                            kwargs.append((key, Const(item.value)))
+                        else:
+                            item_value, frontier = self._value(item, frontier, ctx)
+                            kwargs.append((key, item_value))
+                        kwarg_spans.append((span(kw.value), span(kw)) if index == 0 else (None, None))
+                    continue
             if spread:  # **opt_kwargs of a dict literal: its keys, the spread written once
                 for index, (key, item) in enumerate(spread):
                     kwargs.append((key, Const(item.value) if isinstance(item, ast.Constant) else value))
@@ -1141,7 +1188,7 @@ class FlowBuilder:
             return {}, frontier
         if fqn == "torch.where" and len(args) == 3 and not common["kwargs"]:
             # where(c, x, fill) is x.masked_fill(~c, fill); where(c, fill, x) is x.masked_fill(c, fill)
-            fills = [canonical.held_fill(a, ctx.fills.get) is not None for a in call.args[1:]]
+            fills = [self._fill_of(a, ctx) is not None for a in call.args[1:]]
             if fills.count(True) != 1:
                 return None
             keep = 1 if fills[1] else 2
@@ -1149,6 +1196,31 @@ class FlowBuilder:
             view = View((args[keep],), (("mask", args[0]), ("value", args[fill])), (arg_spans[keep],),
                         ((arg_spans[0], arg_spans[0]), (arg_spans[fill], arg_spans[fill])))
             return {"canon": "torch.Tensor.masked_fill", "view": view}, frontier
+        if fqn == "einx.where" and len(args) == 4 and not common["kwargs"] and isinstance(args[0], Const) \
+                and isinstance(args[0].value, str):
+            # einx.where("b j, b h i j, -> b h i j", cond, x, fill) is torch.where with cond
+            # broadcast over the axes it lacks (canon.einx_where_layout; the synthesis indexes it)
+            layout = canonical.einx_where_layout(args[0].value)
+            if layout is None or self._fill_of(call.args[4 - layout[0]], ctx) is None:
+                return None
+            keep = layout[0] + 1
+            fill = 5 - keep
+            view = View((args[keep],), (("mask", args[1]), ("value", args[fill])), (arg_spans[keep],),
+                        ((arg_spans[1], arg_spans[1]), (arg_spans[fill], arg_spans[fill])))
+            return {"canon": "torch.Tensor.masked_fill", "view": view}, frontier
+        return None
+
+    def _fill_of(self, expr: ast.expr, ctx: _Ctx) -> str | None:
+        """:func:`canon.held_fill` of ``expr``, also when it calls a function of the file whose
+        body only returns a fill (``max_neg_value(t)``: ``return -torch.finfo(t.dtype).max``)."""
+        kind = canonical.held_fill(expr, ctx.fills.get)
+        if kind is not None or not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name)):
+            return kind
+        definition = self.names.functions.get(expr.func.id) if expr.func.id not in ctx.params else None
+        body = [st for st in definition.body if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))] \
+            if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)) else []
+        if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
+            return canonical.fill_value(body[0].value)
         return None
 
     def _baddbmm(self, call: ast.Call, common: dict, frontier: list, ctx: _Ctx):
@@ -1574,7 +1646,7 @@ class FlowBuilder:
     def _ctors(self, layer: str) -> list:
         if self.cls is None:
             return []
-        return self.cls.bindings.get(layer[len("self."):], [])
+        return self.cls.bindings.get(_attr(layer), [])
 
     def _ctor_kwargs(self, op, ctors) -> tuple | None:
         """The constructor arguments of a module of ``op``, as keywords of the call (the same
@@ -1690,7 +1762,7 @@ class FlowBuilder:
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
             params=bound, layer_alias=layer_alias, stack=ctx.stack + (target.name,), ret=result,
             local_funcs=dict(ctx.local_funcs),
-            stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope,
+            stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target,
         )
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
@@ -1948,7 +2020,7 @@ class FlowBuilder:
         # Layer aliases: drop = self.dropout
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             layer = self._layer_of(value_expr, ctx) if isinstance(value_expr, (ast.Attribute, ast.Subscript)) else None
-            if layer is not None and self.cls is not None and layer[len("self."):].rstrip("[]") in self.cls.bindings:
+            if layer is not None and self.cls is not None and _attr(layer).rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
         ctx.top = value_expr
@@ -2115,6 +2187,19 @@ class FlowBuilder:
 
 
 _NUMBER_CALLS = {"int", "float", "len", "abs", "round", "min", "max"}
+
+
+def _dotted(node: ast.expr) -> bool:
+    """Is ``node`` a name or an attribute chain of one (``torch.float32``)?"""
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return isinstance(node, ast.Name)
+
+
+def _attr(layer: str) -> str:
+    """The key of ``cls.bindings`` for a layer path: ``proj`` for ``self.proj``; a layer borrowed
+    through a parameter (``attn.to_q``) is bound under its path."""
+    return layer[len("self."):] if layer.startswith("self.") else layer
 
 
 def _dim_default(func: ast.FunctionDef) -> ast.expr | None:

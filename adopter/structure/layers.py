@@ -684,6 +684,9 @@ class LayerTyper:
                     else:
                         out.append(LayerClass(value.fqn, value.args + tuple(call.args[1:]), value.kwargs + kwargs,
                                               value.unlike))
+                elif isinstance(value, Built) and value.function and len(call.args) == 1:
+                    # partial(F.gelu, approximate="tanh"): still that function, with these keywords
+                    out.append(replace(value, kwargs=value.kwargs + kwargs, node=call))
             return tuple(out)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
@@ -868,12 +871,36 @@ class LayerTyper:
             if "self." + func.attr in env:
                 return None
             owner = env.get("__class__")
+        elif isinstance(env.get(owner), _Param):
+            # activation.build() with ``activation: Act = Act.silu``: a method of the same-file
+            # class the parameter is annotated with (or whose member is its default); whichever
+            # member is passed, the method returns one of its return values
+            owner = self._param_class(env[owner])
         cls = self.names.classes.get(owner) if isinstance(owner, str) else None
         if cls is None:
             return None
         for item in cls.body:
             if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name == func.attr:
                 return item if item.name != "__init__" else None
+        return None
+
+    def _param_class(self, param: "_Param") -> str | None:
+        """The same-file class a parameter holds an instance of, by its annotation (``act:
+        Act``) or its default (``act=Act.silu``, a member of an enum-like class); None if
+        neither names one."""
+        args = param.func.args
+        arg = next((a for a in (*args.posonlyargs, *args.args, *args.kwonlyargs) if a.arg == param.name), None)
+        named = arg.annotation if arg is not None else None
+        default = _default_of(param)
+        if named is None and isinstance(default, ast.Attribute):
+            named = default.value
+        if isinstance(named, ast.Constant) and isinstance(named.value, str):
+            named = ast.Name(id=named.value.strip(), ctx=ast.Load())
+        if isinstance(named, ast.Name) and named.id in self.names.classes:
+            if isinstance(default, ast.Attribute) and not (isinstance(default.value, ast.Name)
+                                                           and default.value.id == named.id):
+                return None  # annotated with one class, defaulting to another's member
+            return named.id
         return None
 
     def _factory(self, name: str, call: ast.Call, env: dict, depth: int, func=None) -> tuple:
@@ -1451,7 +1478,8 @@ class LayerTyper:
         if cls is not None:
             for base in cls.bases:
                 base_fqn = self.names.resolve(base)
-                if base_fqn == SEQUENTIAL or (base_fqn in self.names.classes and depth < MAX_DEPTH
+                if base_fqn == SEQUENTIAL or (depth < MAX_DEPTH and base_fqn is not None and (
+                        base_fqn in self.names.classes or (self.package is not None and self.package.owns(base_fqn)))
                                               and self.in_order_sequential(base_fqn, depth + 1)):
                     if _forwards_to_sequential(cls) and runs_in_order(cls):
                         found = cls.name
@@ -1463,13 +1491,14 @@ class LayerTyper:
         self._kinds[key] = found
         return found
 
-    def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict, base: ast.expr | None = None) -> None:
+    def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict, base: ast.expr | None = None,
+                          unlike: str = "") -> None:
         """``super().__init__(a, b)`` in a class derived from nn.Sequential (named by ``base``
         in the class statement) builds one."""
         key = (call.lineno, call.col_offset)
         if key not in self._site_keys:
             self._site_keys.add(key)
-            site = SequentialSite(call, stmt, self.sequence(call.args, env, 0), base)
+            site = SequentialSite(call, stmt, self.sequence(call.args, env, 0), base, unlike)
             self.sites.append(site)
             # members the rest of __init__ adds (``self.add_module(name, layer)``, ``self.append``)
             # come after these, in the order the code adds them
@@ -1797,7 +1826,7 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
                  and node.func.attr == "forward" and node.func.value in supers]
         return (len(supers) == len(calls) == 1 and len(calls[0].args) == 1 and not calls[0].keywords
                 and not any(isinstance(node, ast.Name) and node.id == "self" for node in ast.walk(forward)))
-    loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(s.iter)]
+    loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(_enumerated(s.iter))]
     if len(loops) != 1:
         return False
     loop = loops[0]
@@ -1807,13 +1836,35 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
     return chain_loop(loop)
 
 
+def _enumerated(expr: ast.expr) -> ast.expr:
+    """The members ``enumerate(<members>)`` counts (the expression itself otherwise)."""
+    if (isinstance(expr, ast.Call) and _is_name(expr.func, "enumerate") and len(expr.args) == 1
+            and not expr.keywords):
+        return expr.args[0]
+    return expr
+
+
 def chain_loop(loop: ast.stmt) -> bool:
     """Is ``loop`` ``for m in <members>: x = m(x)``: its body only replaces one value by the
     member's output on it (dtype casts around the member's input or output allowed, also in
-    both branches of an ``if``), so the members run one after the other on the running value?"""
-    if not (isinstance(loop, ast.For) and isinstance(loop.target, ast.Name)) or loop.orelse:
+    both branches of an ``if``), so the members run one after the other on the running value?
+
+    Also ``for i, m in enumerate(<members>)`` with the member given the running value unpacked
+    (``x = m(*x)``, when the chain starts from ``forward(self, *x)``) or extra keywords spread
+    (``m(*x, **kwargs)``): a torch layer takes one tensor and no keywords, so where the chain
+    runs a torch layer it gets the running value alone, whatever the ``if`` around it tests."""
+    if not isinstance(loop, ast.For) or loop.orelse:
         return False
-    member = loop.target.id
+    target = loop.target
+    counted = loop.iter is not _enumerated(loop.iter)
+    if counted and isinstance(target, ast.Tuple) and len(target.elts) == 2 \
+            and all(isinstance(e, ast.Name) for e in target.elts):
+        index, target = target.elts
+        if index.id == target.id:
+            return False
+    elif counted or not isinstance(target, ast.Name):
+        return False
+    member = target.id
     values: set = set()
 
     def step(body) -> bool:
@@ -1826,8 +1877,14 @@ def chain_loop(loop: ast.stmt) -> bool:
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
             return False
         value = strip_casts(stmt.value)
-        if not (isinstance(value, ast.Call) and _is_name(value.func, member) and len(value.args) == 1
-                and not value.keywords and _is_name(strip_casts(value.args[0]), stmt.targets[0].id)):
+        if not (isinstance(value, ast.Call) and _is_name(value.func, member) and len(value.args) == 1):
+            return False
+        arg = value.args[0]
+        if counted and isinstance(arg, ast.Starred):
+            arg = arg.value  # m(*x): the running value unpacked
+        elif value.keywords:
+            return False
+        if not _is_name(strip_casts(arg), stmt.targets[0].id) or any(k.arg is not None for k in value.keywords):
             return False
         values.add(stmt.targets[0].id)
         return True

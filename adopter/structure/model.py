@@ -73,6 +73,18 @@ _HALVES = frozenset({"chunk", "unbind"})
 _NOISE = re.compile(r"""#[^\n]*|'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*\"""", re.S)
 
 
+def attr_words(path: str) -> tuple[str, ...]:
+    """The identifiers a function that calls the layer bound at ``path`` mentions, one of
+    them at least: the attribute itself for ``layers[0]`` (a Sequential's member) and
+    ``layers[]`` (a container's element); for ``mlp.c_fc`` (an ``nn.ModuleDict``'s member) the
+    dict's attribute (``self.mlp["c_fc"]``, ``m = self.mlp``) or the key (``m.c_fc`` in a
+    lambda over a name ``__init__`` bound to ``self.mlp``); for ``attn.to_q`` (a layer
+    borrowed through an annotated parameter, see _borrow_layers) the layer's name."""
+    head = path.split("[", 1)[0]
+    first, _, rest = head.partition(".")
+    return (first, rest.rsplit(".", 1)[-1]) if rest else (first,)
+
+
 def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     """Identifiers in a function's text (a regex over its lines: ast.walk is 20x slower)."""
     if lines is None:
@@ -131,8 +143,8 @@ class ClassStructure:
         attrs = self._bound.get(constructors)
         if attrs is None:
             attrs = self._bound[constructors] = frozenset(
-                attr.split("[")[0] for attr, ctors in self.bindings.items()
-                if any(names_match(a, c.fqn) for c in ctors for a in constructors)
+                word for attr, ctors in self.bindings.items()
+                if any(names_match(a, c.fqn) for c in ctors for a in constructors) for word in attr_words(attr)
             )
         return attrs
 
@@ -148,7 +160,7 @@ class ClassStructure:
                 for attr, ctors in self.bindings.items():
                     definite, maybe = TABLE.layer_ops(ctors)
                     for name in ({definite} if definite else set()) | maybe:
-                        by_op.setdefault(name, set()).add(attr.split("[")[0])
+                        by_op.setdefault(name, set()).update(attr_words(attr))
                 self._op_attrs[""] = by_op
             attrs = self._op_attrs[op] = frozenset(by_op.get(op, ()))
         return attrs
@@ -327,6 +339,11 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            for name, func in info.methods.items()
            if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
            and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
+    # A processor's ``__call__`` that a module hands itself to (``self.processor(self, x)``)
+    # runs that module's layers in its forward (diffusers-style attention processors).
+    close([(owner, info.methods["__call__"]) for owner, info in infos.items()
+           if "__call__" in info.methods and (owner, "__call__") not in seen
+           and _processes(info, infos, module)])
     # A public module-level function that nothing in the file calls is the file's API for other
     # files (fairseq's apply_rotary_pos_emb, an attention function a registry names): its tensor
     # code runs in their models.
@@ -337,6 +354,72 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
 
 
 _SCRIPT_NAMES = frozenset({"main", "train", "evaluate", "test", "run", "cli"})
+
+
+def _annotated_class(annotation: ast.expr | None, infos: dict[str, ClassInfo]) -> str | None:
+    """The same-file class an annotation names (``attn: Attention``, ``attn: "Attention"``)."""
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        name = annotation.value.strip()
+    elif isinstance(annotation, ast.Name):
+        name = annotation.id
+    else:
+        return None
+    return name if name in infos else None
+
+
+def _borrow_layers(infos: dict[str, ClassInfo], names) -> None:
+    """Layers a method reaches through a parameter annotated with a same-file ``nn.Module``
+    class (a diffusers-style attention processor: ``def __call__(self, attn: Attention, x):
+    query = attn.to_q(x)``): ``attn.to_q`` is typed by that class's ``__init__``, bound here as
+    ``<param>.<attr>`` (graph.FlowBuilder._layer_of reads it only in a root's own body).
+
+    Only when the name means the one object in every method of the class: each method that has
+    a parameter of that name annotates it with that class, and no method assigns the name.  An
+    attribute that a same-file subclass of the annotated class binds to another layer is left
+    out (the object may be the subclass at run time)."""
+    for info in infos.values():
+        params: dict[str, str | None] = {}
+        for method in info.methods.values():
+            args = method.args
+            for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs)[1:]:
+                owner = _annotated_class(arg.annotation, infos) if arg.annotation is not None else None
+                if arg.arg in params and params[arg.arg] != owner:
+                    owner = None
+                params[arg.arg] = owner
+        if not any(params.values()):
+            continue  # (most classes: no method takes a same-file class by annotation)
+        stored = {n.id for method in info.methods.values() for n in ast.walk(method)
+                  if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        for param, owner in params.items():
+            if owner is None or param in stored or param == "self" or owner == info.name:
+                continue
+            other = infos[owner]
+            if not other.is_module:
+                continue
+            subclasses = [i for i in infos.values() if i is not other and owner in i.bases]
+            for attr, ctors in other.bindings.items():
+                if any([c.fqn for c in sub.bindings.get(attr, ())] != [c.fqn for c in ctors] for sub in subclasses):
+                    continue
+                info.bindings.setdefault(f"{param}.{attr}", list(ctors))
+
+
+def _processes(info: ClassInfo, infos: dict[str, ClassInfo], module: "ModuleStructure") -> bool:
+    """Is ``info`` a processor of a same-file module: its ``__call__`` calls layers of a module
+    it takes by an annotated parameter (:func:`_borrow_layers`), and that module's class hands
+    itself to a call somewhere in its methods (``self.processor(self, x)``)?"""
+    call = info.methods["__call__"]
+    args = call.args
+    owners = {arg.arg: _annotated_class(arg.annotation, infos)
+              for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs)[1:]}
+    for node in walk(call):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and owners.get(node.func.value.id) is not None
+                and f"{node.func.value.id}.{node.func.attr}" in info.bindings):
+            owner = infos[owners[node.func.value.id]]
+            if any(isinstance(n, ast.Call) and any(isinstance(a, ast.Name) and a.id == "self" for a in n.args)
+                   for method in owner.methods.values() for n in walk(method)):
+                return True
+    return False
 
 
 def _called_in(module: "ModuleStructure", name: str) -> bool:
@@ -383,6 +466,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     typer.lines = module.lines
     for info in infos.values():
         bind_class(info, infos, names, typer)
+    _borrow_layers(infos, names)
     # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
     # build no embedding to say what the vocabulary is, are not searched for them.
     if text is None or (("Embedding" in text or "num_embeddings" in text)
@@ -411,11 +495,18 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     chained = {name: found for name, info in infos.items() if (text is None or "ModuleList" in text)
                for found in [_chained_lists(info)] if found}
     if (text is None or "Sequential" in text or chained
-            or len(words) > len(module.call_names("torch.nn.Sequential"))):
+            or len(words) > len(module.call_names("torch.nn.Sequential")) or _chain_subclass(infos, typer)):
         sequential = sequential_structure(module, typer, infos, tree, words, chained)
         if sequential.roots:
             module.classes[SEQUENTIAL_OWNER] = sequential
     return module
+
+
+def _chain_subclass(infos: dict[str, ClassInfo], typer: LayerTyper) -> bool:
+    """Does a class of the file derive from a same-file or package ``nn.Sequential`` subclass
+    that runs its members in order (its ``super().__init__(...)`` builds a sequence)?"""
+    return any(fqn != name and typer.in_order_sequential(fqn)
+               for name, info in infos.items() for fqn in info.bases if fqn != "torch.nn.Sequential")
 
 
 # A call's first argument that builds a layer (``nn.Conv2d(``) or spreads a list (``*layers``).
@@ -461,9 +552,15 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         words = module.call_names("torch.nn.Sequential")
     for owner, func in _all_functions(tree):
         info = infos.get(owner) if owner is not None else None
-        # (a subclass whose forward does not run its members in order builds no sequence)
-        builds_itself = (info is not None and func.name == "__init__" and "torch.nn.Sequential" in info.bases
-                         and runs_in_order(info.node))
+        # (a subclass whose forward does not run its members in order builds no sequence; one
+        # of a same-file or package subclass of nn.Sequential that runs them in order does)
+        chained_base = None
+        if info is not None and func.name == "__init__" and "torch.nn.Sequential" not in info.bases \
+                and runs_in_order(info.node):
+            chained_base = next((b for b in info.node.bases if (fqn := module.names.resolve(b)) is not None
+                                 and fqn != owner and typer.in_order_sequential(fqn)), None)
+        builds_itself = (info is not None and func.name == "__init__" and runs_in_order(info.node)
+                         and ("torch.nn.Sequential" in info.bases or chained_base is not None))
         chained_here = (chained or {}).get(owner) if func.name == "__init__" else None
         if not builds_itself and not chained_here and not words & module.mention(func):
             continue  # builds no Sequential (a factory it calls is walked on its own)
@@ -477,14 +574,18 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
                         and _names.resolve(value.func) == MODULE_LIST):
                     _typer.record_chained_list(value, stmt, env, stmt.targets[0].attr)
         elif builds_itself:
-            base = next((b for b in info.node.bases if module.names.resolve(b) == "torch.nn.Sequential"), None)
+            base = chained_base or next((b for b in info.node.bases
+                                         if module.names.resolve(b) == "torch.nn.Sequential"), None)
+            # a base with code of its own (its forward): the container's class cannot be swapped
+            why = (f"`{ast.unparse(chained_base)}` is an nn.Sequential subclass with its own code: giving the "
+                   f"container another class would drop it") if chained_base is not None else ""
 
-            def hook(stmt, env, _typer=typer, _base=base):
+            def hook(stmt, env, _typer=typer, _base=base, _why=why):
                 call = stmt.value if isinstance(stmt, ast.Expr) else None
                 if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                         and call.func.attr == "__init__" and isinstance(call.func.value, ast.Call)
                         and isinstance(call.func.value.func, ast.Name) and call.func.value.func.id == "super"):
-                    _typer.record_super_init(call, stmt, env, _base)
+                    _typer.record_super_init(call, stmt, env, _base, _why)
         class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
                            hook=hook, cls_name=owner)

@@ -189,6 +189,8 @@ class Planner:
     def plan(self, rule: Rule, match: Match, finding: Finding) -> Plan:
         if not rule.fixable:
             raise Skip("the rule only reports (it has no target)")
+        if match.unfixable:
+            raise Skip(match.unfixable)
         if rule.container_target is None and match.unfusable_container(rule.container_steps):
             raise Skip("the matched layers run inside a container (nn.Sequential); rewrite it by hand")
         for _, ctor in match.ctors:

@@ -42,7 +42,8 @@ from ..records import replace
 from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
-from ..structure.canon import fill_value, held_fill
+from ..structure.canon import einx_where_layout, fill_value, held_fill
+from ..structure.ops import CASTS
 from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
@@ -322,6 +323,9 @@ class _Attention:
             elif isinstance(stmt, ast.If):
                 touches = (_loads(stmt) | stored_names(stmt)) & step_stored
                 kinds.append("guard" if touches else "keep")
+            elif (chosen := self._chosen_probabilities(stmt, step_stored)) is not None:
+                metadata[offset] = chosen  # the guard term and the fused path's assignment
+                kinds.append("choice")
             elif self._keeps_value(stmt):
                 kinds.append("drop")  # `w = Attention.apply_sparse_mask(w, ...)` of a helper returning w
             elif self._dtype_only(stmt, region[offset + 1:]):
@@ -428,6 +432,16 @@ class _Attention:
                 branch_tests.add(term)
                 fast.extend(step_if_keeps.get(offset, ()))
                 continue
+            if kind == "choice":
+                clash = _loads(stmt.value.test) & before
+                if clash:
+                    raise Skip(f"the test at line {stmt.lineno} reads `{sorted(clash)[0]}`, assigned after the attention "
+                               "begins")
+                term, assignment = metadata[offset]
+                guard.append(term)
+                branch_tests.add(term)
+                fast.append(assignment)
+                continue
             if kind == "drop":
                 continue  # the name keeps the value the fused path does not compute
             if kind == "check":
@@ -525,6 +539,28 @@ class _Attention:
             fast="\n".join(fast),
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
+
+    def _chosen_probabilities(self, stmt: ast.stmt, step_stored: set[str]) -> tuple[str, str] | None:
+        """``weights = attention_probs if self.vis else None``: a value of the attention kept
+        only when a test holds (probabilities handed back for visualization), the other choice
+        reading nothing the attention computes.  The test joins the guard (the original path
+        runs when the value is wanted) and the fused path assigns the other choice, as an
+        ``if self.vis: weights = probs`` / ``else: weights = None`` would.  Returns the guard
+        term and that assignment; None for any other statement."""
+        if not isinstance(stmt, ast.Assign) or not isinstance(stmt.value, ast.IfExp):
+            return None
+        choice = stmt.value
+        if _loads(choice.test) & step_stored or any(isinstance(t, ast.Attribute) for t in stmt.targets):
+            return None
+        body_reads = bool(_loads(choice.body) & step_stored)
+        else_reads = bool(_loads(choice.orelse) & step_stored)
+        if body_reads == else_reads:
+            return None
+        test = self._text(choice.test)
+        term = _guard_term(test, choice.test) if body_reads else f"not {_atom(test, choice.test)}"
+        other = choice.orelse if body_reads else choice.body
+        targets = " = ".join(self._text(t) for t in stmt.targets)
+        return term, f"{targets} = {self._text(other)}"
 
     def _inline_helper(self, nodes: list) -> list:
         """A match spread over the caller and one helper (method of the class or function of
@@ -631,6 +667,13 @@ class _Attention:
         target = None
         if node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 2:
             arg = self.index.expr_at(node.arg_spans[1])
+            if isinstance(arg, ast.Name):
+                # ``dtype = q.dtype`` once, then ``attn.to(dtype)``: q's dtype, unless the
+                # function rebinds q to a cast of it in between
+                resolved = self._resolve_local(arg)
+                if isinstance(resolved, ast.Attribute) and isinstance(resolved.value, ast.Name) \
+                        and not self._recast(resolved.value.id):
+                    arg = resolved
             if isinstance(arg, ast.Attribute) and arg.attr == "dtype":
                 target = arg.value
         elif node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 1:
@@ -735,6 +778,14 @@ class _Attention:
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
+            if isinstance(inner, ast.Assert) and not (_changed(inner) & read_before):
+                # ``assert attn_bias.ndim == sim.ndim``: a check of the mask's shape, kept on the
+                # fused path with what it reads of the scores read off q and k
+                text = self._scores_metadata(inner, step_stored, statement=True) \
+                    if _loads(inner) & step_stored else self._stmt_text(inner)
+                if text is not None:
+                    keeps.append(text)
+                    continue
             if isinstance(inner, ast.Delete) and self._unread_after(inner, stmt, step_stored):
                 continue  # `del mask` of a name nothing reads later: the fused path may keep it bound
             if isinstance(inner, ast.Assert) and not (_changed(inner) & read_before):
@@ -1112,13 +1163,32 @@ class _Attention:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
         cond_text = self._text(cond)
         by_where = node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where"
-        if by_where:
+        if node.op == "einx.where":
+            # the condition as the scores' layout broadcasts it: indexed, then read as code of its own
+            cond_text = f"{_atom(cond_text, cond)}{self._einx_index(node)}"
+            indexed = ast.parse(cond_text, mode="eval").body
+            keep, where = cond_text, _negate(indexed, cond_text, ast.unparse)
+        elif by_where:
             # where(c, scores, fill): the scores are kept where c holds
             keep, where = cond_text, _negate(cond, cond_text, self._text)
         else:
             keep, where = _negate(cond, cond_text, self._text), cond_text
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": not by_where, "role": role}
+
+    def _einx_index(self, node) -> str:
+        """How the condition of ``einx.where(pattern, cond, scores, fill)`` is indexed to
+        broadcast as the scores' layout does: ``None`` at each output axis it lacks
+        (``"b j, b h i j, -> b h i j"``: ``[:, None, None, :]``; nothing when it has them all)."""
+        call = self._at(node.span, "the einx.where call")
+        pattern = call.args[0] if isinstance(call, ast.Call) and call.args else None
+        layout = einx_where_layout(pattern.value) \
+            if isinstance(pattern, ast.Constant) and isinstance(pattern.value, str) else None
+        if layout is None:
+            raise Skip("the einx.where pattern could not be read")
+        if all(layout[1]):
+            return ""
+        return "[" + ", ".join(":" if present else "None" for present in layout[1]) + "]"
 
     def _blend_fill(self, cond: ast.expr, fill: float, stored: set, test, role: str) -> dict:
         """OpenAI GPT's ``w * b - 1e4 * (1 - b)`` (graph: ``canon.mask_blend``): ``b`` is the 0/1
@@ -1208,6 +1278,11 @@ class _Attention:
         if not any(r in self.roles for r in VIEW_STEPS) and not self.scores_t:
             of.update({-1: f"{k_text}.shape[-2]", -2: f"{q_text}.shape[-2]",
                        "last two": f"({q_text}.shape[-2], {k_text}.shape[-2])"})
+            view = self.roles["s0"].view
+            q_index = 1 if self.scores_t else 0
+            if not (view is not None and view.broadcast and view.broadcast[q_index]):
+                # the scores have q's axes but its last, which becomes the keys' axis
+                of["ndim"] = f"{q_text}.ndim"
             if self.roles["s0"].op.rsplit(".", 1)[-1] == "bmm":
                 # torch.bmm(q, k^T): 3-D, one batch axis that q and k share (no broadcasting)
                 of[0] = f"{q_text}.shape[0]"
@@ -1226,7 +1301,7 @@ class _Attention:
 
         class Swap(ast.NodeTransformer):
             def visit_Attribute(self, node):
-                if node.attr in ("dtype", "device") and scores(node.value):
+                if node.attr in ("dtype", "device", "ndim") and scores(node.value):
                     return swap(node.attr) or node
                 return self.generic_visit(node)
 
@@ -1258,6 +1333,23 @@ class _Attention:
         if _loads(new) & stored:
             return None
         return ast.unparse(new)
+
+    def _recast(self, name: str) -> bool:
+        """Does the function assign ``name`` a value with a dtype conversion in it?"""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None:
+            return True
+        for node in ast.walk(func):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
+                if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+            if not any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
+                continue
+            value = getattr(node, "value", None)
+            if value is None or any(isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
+                                    and c.func.attr in ("to", "type", "type_as", *CASTS)
+                                    for c in ast.walk(value)):
+                return True
+        return False
 
     def _resolve_local(self, expr: ast.expr, depth: int = 0) -> ast.expr:
         """A local name's value, when the function assigns it exactly once."""

@@ -328,22 +328,31 @@ class Decline:
                 functions += [(m, stmt) for m in stmt.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))]
         classes = [c for c in tree.body if isinstance(c, ast.ClassDef)]
         bound: dict[int, set[str]] = {}
+        lists: dict[int, set[str]] = {}
         if owner is not None and func.name == "forward":
             for cls in classes:
                 # (a subclass in the file that binds the attribute to something else would
                 # receive the new argument too: the attribute must hold the class in all of them)
                 attrs, _ = self._attributes_of(cls, owner.name)
+                held, _ = self._attributes_of(cls, owner.name, listed=True)
                 for sub in _descendants(cls, classes):
                     theirs, assigned = self._attributes_of(sub, owner.name)
                     attrs = {a for a in attrs if a in theirs or a not in assigned}
+                    theirs, assigned = self._attributes_of(sub, owner.name, listed=True)
+                    held = {a for a in held if a in theirs or a not in assigned}
                 bound[id(cls)] = attrs
+                lists[id(cls)] = held
         elif owner is not None and any(func.name in {m.name for m in c.body if isinstance(m, ast.FunctionDef)}
                                        for c in _descendants(owner, classes)):
             return []  # a subclass's own version of the helper would receive the new argument
         out = []
         for caller, cls in functions:
+            members = _loop_members(caller, lists.get(id(cls), ())) if cls is not None else set()
             for node in _calls(caller):
                 callee = node.func
+                if isinstance(callee, ast.Name) and callee.id in members:
+                    out.append((node, caller))  # `for layer in self.layers: x, attn = layer(x)`
+                    continue
                 if owner is None:
                     hit = isinstance(callee, ast.Name) and callee.id == func.name
                 elif func.name == "forward":
@@ -359,12 +368,19 @@ class Decline:
         return out
 
     @staticmethod
-    def _attributes_of(owner: ast.ClassDef, class_name: str) -> tuple[set[str], set[str]]:
+    def _attributes_of(owner: ast.ClassDef, class_name: str, listed: bool = False) -> tuple[set[str], set[str]]:
         """The attributes ``owner`` assigns only instances of ``class_name`` (or None), and
-        every attribute it assigns."""
+        every attribute it assigns; with ``listed``, the attributes it assigns only
+        ``nn.ModuleList``s of such instances (``nn.ModuleList([Layer(...) for _ in
+        range(n)])``, or a list display of them)."""
+
+        def one(value: ast.AST) -> bool:
+            return isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == class_name
 
         def instance(value: ast.AST) -> bool | None:  # True: one; None: None; False: anything else
-            if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == class_name:
+            if listed:
+                return _module_list_of(value, one)
+            if one(value):
                 return True
             if isinstance(value, ast.Constant) and value.value is None:
                 return None
@@ -384,6 +400,43 @@ class Decline:
                         plain = target is inner and isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
                         verdict.setdefault(inner.attr, set()).add(instance(node.value) if plain else False)
         return {attr for attr, kinds in verdict.items() if True in kinds and False not in kinds}, set(verdict)
+
+
+def _module_list_of(value: ast.AST, one) -> bool:
+    """``nn.ModuleList([...])`` (or ``ModuleList``) whose one argument is a list display or
+    comprehension of which every element satisfies ``one``."""
+    if not (isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords):
+        return False
+    callee = value.func
+    if not ((isinstance(callee, ast.Attribute) and callee.attr == "ModuleList")
+            or (isinstance(callee, ast.Name) and callee.id == "ModuleList")):
+        return False
+    items = value.args[0]
+    if isinstance(items, ast.ListComp):
+        return one(items.elt)
+    return isinstance(items, ast.List) and bool(items.elts) and all(one(e) for e in items.elts)
+
+
+def _loop_members(func: ast.AST, attrs) -> set[str]:
+    """The loop names of ``func`` that walk one of ``attrs`` (``for layer in self.layers``,
+    ``for i, layer in enumerate(self.layers)``) and are assigned nowhere else in it: a call of
+    such a name is a call of a member of the list."""
+    if not attrs:
+        return set()
+    found: set[str] = set()
+    for node in ast.walk(func):
+        if not isinstance(node, ast.For):
+            continue
+        target, source = node.target, node.iter
+        if (isinstance(source, ast.Call) and isinstance(source.func, ast.Name) and source.func.id == "enumerate"
+                and len(source.args) == 1 and not source.keywords and isinstance(target, ast.Tuple)
+                and len(target.elts) == 2):
+            target, source = target.elts[1], source.args[0]
+        if (isinstance(target, ast.Name) and isinstance(source, ast.Attribute) and isinstance(source.value, ast.Name)
+                and source.value.id == "self" and source.attr in attrs):
+            found.add(target.id)
+    stores = [n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))]
+    return {name for name in found if stores.count(name) == 1}
 
 
 def _descendants(cls: ast.ClassDef, classes: list[ast.ClassDef]) -> list[ast.ClassDef]:

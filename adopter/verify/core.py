@@ -940,6 +940,8 @@ def _script_line(tree: ast.Module | None) -> int | None:
     """The first top-level statement that does work when the file is imported (a training loop,
     ``main()``), or None for a module of definitions."""
     for node in getattr(tree, "body", []):
+        if isinstance(node, ast.For) and _tags_only(node):
+            continue
         if isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
             return node.lineno
         value = node.value if isinstance(node, (ast.Expr, ast.Assign)) else None
@@ -949,6 +951,23 @@ def _script_line(tree: ast.Module | None) -> int | None:
             if name in _RUNS_WORK:
                 return node.lineno
     return None
+
+
+def _tags_only(loop: ast.For) -> bool:
+    """A loop over a written tuple or list that only sets attributes of each item from values
+    that call nothing (``for o in F.relu, nn.ReLU: o.__default_init__ = kaiming_uniform_``):
+    it labels objects while the module is defined, and runs no work."""
+    if loop.orelse or not isinstance(loop.target, ast.Name) or not isinstance(loop.iter, (ast.Tuple, ast.List)):
+        return False
+    for statement in loop.body:
+        if not (isinstance(statement, ast.Assign) and all(
+                isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == loop.target.id
+                for t in statement.targets)):
+            return False
+        if any(isinstance(n, (ast.Call, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr, ast.Lambda))
+               for n in ast.walk(statement.value)):
+            return False
+    return bool(loop.body)
 
 
 def _verify_calls(text: str, path: str, package: str | None, sites: list[Site], fix: FixFn,

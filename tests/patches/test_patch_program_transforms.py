@@ -95,6 +95,7 @@ BUILD = {
     ("ADP011", "RMSNorm"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP011", "T5LayerNorm"): ((8,), lambda: (_r(2, 5, 8),)),
     ("ADP011", "ScaleNorm"): ((8,), lambda: (_r(2, 5, 8),)),
+    ("ADP011", "MultiAxisRMSNorm"): (((4, 8),), lambda: (_r(2, 5, 4, 8),)),
     ("ADP012", "Classifier"): ((4, 2), lambda: (_r(3, 4),)),
     ("ADP012", "Net"): ((), lambda: (_r(3, 8),)),
     ("ADP013", "MLP"): ((_cfg(hidden_size=8, intermediate_size=16, hidden_act="silu"),), lambda: (_r(2, 5, 8),)),
@@ -107,6 +108,7 @@ BUILD = {
     ("ADP013", 10, "FeedForward"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP013", "FunctionalSwiGLU"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP013", "ExpertSwiGLU"): ((3, 8, 16), lambda: (_r(3, 5, 8),)),
+    ("ADP013", "NormalizedMLP"): ((8, 16), lambda: (_r(2, 5, 8),)),
     ("ADP014", "Attention"): ((), lambda: (_r(1, 2, 5, 4), _r(1, 2, 5, 4), _r(1, 1, 5, 4), _r(1, 1, 5, 4))),
 }
 

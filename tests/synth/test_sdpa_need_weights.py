@@ -438,3 +438,83 @@ def test_a_helper_a_subclass_redefines_gets_no_flag():
     ''')
     result = fix_text(source, "attention.py", RULES)
     assert not result.applied and "no caller in this file declines it" in result.skipped[0][1]
+
+
+# ------------------------------------------------------------------ layers in a ModuleList
+
+# The classic encoder layout: the attention module hands its probabilities back, each layer
+# hands them on, and the encoder walks its ModuleList keeping them only when asked for them.
+LISTED = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class DotAttention(nn.Module):
+        def __init__(self, temperature, rate=0.0):
+            super().__init__()
+            self.temperature = temperature
+            self.dropout = nn.Dropout(rate)
+
+        def forward(self, q, k, v, mask=None):
+            attn = torch.matmul(q / self.temperature, k.transpose(2, 3))
+            if mask is not None:
+                attn = attn.masked_fill(mask == 0, -1e9)
+            attn = self.dropout(F.softmax(attn, dim=-1))
+            return torch.matmul(attn, v), attn
+
+
+    class Layer(nn.Module):
+        def __init__(self, d=16, heads=2):
+            super().__init__()
+            self.heads, self.dk = heads, d // heads
+            self.qkv = nn.Linear(d, 3 * d)
+            self.fc = nn.Linear(d, d)
+            self.attention = DotAttention(temperature=self.dk ** 0.5)
+
+        def forward(self, x, mask=None):
+            b, n, _ = x.shape
+            q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.dk).permute(2, 0, 3, 1, 4)
+            out, attn = self.attention(q, k, v, mask=mask)
+            return x + self.fc(out.transpose(1, 2).reshape(b, n, -1)), attn
+
+
+    class Encoder(nn.Module):
+        def __init__(self, depth=2):
+            super().__init__()
+            self.layer_stack = nn.ModuleList([Layer() for _ in range(depth)])
+
+        def forward(self, x, mask=None, return_attns=False):
+            maps = []
+            for i, layer in enumerate(self.layer_stack):
+                x, attn = layer(x, mask=mask)
+                maps += [attn] if return_attns else []
+            if return_attns:
+                return x, maps
+            return x
+''')
+
+
+def test_layers_walked_in_a_module_list_pass_their_condition():
+    fixed = sdpa_fixed(LISTED)
+    assert "layer(x, mask=mask, need_weights=return_attns)" in fixed
+    assert "self.attention(q, k, v, mask=mask, need_weights=need_weights)" in fixed
+    # a loop name assigned again in the loop is not a member of the list: nothing is passed
+    rebound = LISTED.replace("x, attn = layer(x, mask=mask)", "layer = layer\n            x, attn = layer(x, mask=mask)")
+    assert "need_weights=return_attns" not in fix_text(rebound, "attention.py", RULES).text
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("asked", [True, False])
+def test_module_list_encoder_takes_the_fused_path_unless_asked(training, asked, module_from_file):
+    a, b, counter = _pair(LISTED, sdpa_fixed(LISTED), f"listed_{training}_{asked}", "Encoder", module_from_file,
+                          training)
+    x = torch.randn(2, 5, 16, dtype=F64)
+    mask = torch.ones(2, 1, 5, 5, dtype=torch.bool)
+    mask[1, :, :, 3:] = False
+    out_a, out_b = _step(a, b, [x, mask], lambda m, i: m(*i, return_attns=asked),
+                         lambda m, i: m(*i, return_attns=asked))
+    if asked:
+        for map_a, map_b in zip(out_a[1], out_b[1]):
+            torch.testing.assert_close(map_b, map_a)
+    assert counter.calls == (0 if asked else 2)

@@ -104,6 +104,42 @@ def test_model_classes_in_a_script_are_not_imported(tmp_path, all_rules, quick):
     assert not marker.exists()
 
 
+def test_a_loop_that_only_tags_objects_is_not_a_script(tmp_path, all_rules, quick):
+    """fastai-style modules set an attribute on a list of callables at import (``for o in
+    F.relu, nn.ReLU: o.__default_init__ = kaiming_uniform_``): that defines, it runs nothing, so
+    the module's classes are verified.  A loop whose body calls something stays a script."""
+    source = textwrap.dedent("""
+        import torch.nn.functional as F
+        from torch import nn
+
+        class Tagged:
+            pass
+
+        class AlsoTagged:
+            pass
+
+        for o in Tagged, AlsoTagged:
+            o.default_init = None
+
+        class Mixer(nn.Module):
+            def __init__(self, hidden_size):
+                super().__init__()
+                self.proj = nn.Linear(hidden_size, hidden_size)
+
+            def forward(self, x):
+                return F.softmax(self.proj(x), dim=-1)
+    """)
+    rules = [r for r in all_rules if r.id == "ADP004"]
+    path = tmp_path / "tagging_model.py"
+    path.write_text(source)
+    (result,) = verify_file(str(path), rules, Config(), benchmark=False, options=quick)
+    assert result.verdict == PASS, result.reason
+    calling = tmp_path / "calling_model.py"
+    calling.write_text(source.replace("o.default_init = None", "o.default_init = print('ran')"))
+    (result,) = verify_file(str(calling), rules, Config(), benchmark=False, options=quick)
+    assert result.verdict == SKIP and "runs a script when imported" in result.reason
+
+
 def test_neighbouring_optimizer_calls_are_paired_by_their_arguments(tmp_path, all_rules, quick):
     path = tmp_path / "optim.py"
     path.write_text(textwrap.dedent("""
