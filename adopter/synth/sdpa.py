@@ -788,14 +788,6 @@ class _Attention:
                     continue
             if isinstance(inner, ast.Delete) and self._unread_after(inner, stmt, step_stored):
                 continue  # `del mask` of a name nothing reads later: the fused path may keep it bound
-            if isinstance(inner, ast.Assert) and not (_changed(inner) & read_before):
-                # ``assert bias.shape[-1] == sim.shape[-1]`` beside the bias it checks: kept, in
-                # order, with what it reads of the scores' shape read off q and k
-                text = self._stmt_text(inner) if not (_loads(inner) & step_stored) \
-                    else self._scores_metadata(inner, step_stored, statement=True)
-                if text is not None:
-                    keeps.append(text)
-                    continue
             # A mask built in plain statements and loops (Swin's shift mask: a zero tensor
             # filled region by region in nested ``for`` loops): the fused path builds it under
             # the same test before the call, so it may not change what an earlier step read.
