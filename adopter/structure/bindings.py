@@ -146,9 +146,12 @@ def _lambda_methods(init: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
     self.mlp.dropout(...)`` (the closure's names that ``__init__`` assigns once to an attribute
     of ``self`` read as that attribute; positions stay those of the lambda's text), for each
     attribute ``__init__`` assigns once, to a lambda with plain parameters."""
+    statements = list(_statements(init.body))
+    if not any(isinstance(s, ast.Assign) and isinstance(s.value, ast.Lambda) for s in statements):
+        return {}
     assigned: dict[str, list[ast.expr]] = {}
     aliases: dict[str, list[ast.expr]] = {}
-    for stmt in ast.walk(init):
+    for stmt in statements:
         if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             continue
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
@@ -451,6 +454,23 @@ def _record_members(attr, listed, stmt, func_name, typer: LayerTyper, env: dict,
                 out.setdefault(attr + "[]", []).append(
                     Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                          via=b.via, unlike=b.unlike))
+
+
+def _statements(body):
+    """Every statement of ``body``, those of compound statements' blocks too (not of nested
+    functions or classes: their names are their own)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for field_name in ("body", "orelse", "finalbody"):
+            inner = getattr(stmt, field_name, None)
+            if isinstance(inner, list):
+                yield from _statements(inner)
+        for handler in getattr(stmt, "handlers", ()):
+            yield from _statements(handler.body)
+        for case in getattr(stmt, "cases", ()):
+            yield from _statements(case.body)
 
 
 def _dict_members(call: ast.Call, names: ModuleNames) -> list[tuple[str, ast.expr]]:

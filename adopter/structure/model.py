@@ -555,12 +555,13 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         # (a subclass whose forward does not run its members in order builds no sequence; one
         # of a same-file or package subclass of nn.Sequential that runs them in order does)
         chained_base = None
-        if info is not None and func.name == "__init__" and "torch.nn.Sequential" not in info.bases \
-                and runs_in_order(info.node):
+        # (the bases are read first: runs_in_order walks the class's forward)
+        if info is not None and func.name == "__init__" and "torch.nn.Sequential" not in info.bases:
             chained_base = next((b for b in info.node.bases if (fqn := module.names.resolve(b)) is not None
                                  and fqn != owner and typer.in_order_sequential(fqn)), None)
-        builds_itself = (info is not None and func.name == "__init__" and runs_in_order(info.node)
-                         and ("torch.nn.Sequential" in info.bases or chained_base is not None))
+        builds_itself = (info is not None and func.name == "__init__"
+                         and ("torch.nn.Sequential" in info.bases or chained_base is not None)
+                         and runs_in_order(info.node))
         chained_here = (chained or {}).get(owner) if func.name == "__init__" else None
         if not builds_itself and not chained_here and not words & module.mention(func):
             continue  # builds no Sequential (a factory it calls is walked on its own)
