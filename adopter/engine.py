@@ -338,21 +338,7 @@ def _calls(stmt: ast.stmt, name: str, lines: list[str], tree: ast.Module, cls: a
         return False
     if pattern.search("\n".join(lines[stmt.lineno - 1:stmt.end_lineno])):
         return True
-    for call in ast.walk(stmt):
-        if not isinstance(call, ast.Call):
-            continue
-        func = call.func
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
-            scope, wanted = (cls.body if cls is not None else ()), func.attr
-        elif isinstance(func, ast.Name):
-            scope, wanted = tree.body, func.id
-        else:
-            continue
-        for definition in scope:
-            if isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef)) and definition.name == wanted \
-                    and pattern.search("\n".join(lines[definition.lineno - 1:definition.end_lineno])):
-                return True
-    return False
+    return any(pattern.search("\n".join(lines[d.lineno - 1:d.end_lineno])) for d in _helpers_called(stmt, tree, cls))
 
 
 def _path_to(tree: ast.Module, span: tuple) -> list:
