@@ -11,6 +11,7 @@ binding ``attr[]`` so that ``for layer in self.layers: layer(x)`` resolves.
 from __future__ import annotations
 
 import ast
+import copy
 from ..records import dataclass, field, replace
 
 from .layers import TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param, _super_init
@@ -185,7 +186,6 @@ def _lambda_methods(init: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
             def visit_Lambda(self, node):
                 return node  # a nested lambda's names are its own
 
-        import copy
         body = _Closure().visit(copy.deepcopy(lam.body))
         self_arg = ast.copy_location(ast.arg("self"), lam)
         func = ast.FunctionDef(
