@@ -173,20 +173,7 @@ def _lambda_methods(init: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
         params = {a.arg for a in args.args}
         closure = {name: vals[0] for name, vals in aliases.items()
                    if name not in params and len(vals) == 1 and _self_attr(vals[0]) is not None}
-
-        class _Closure(ast.NodeTransformer):
-            def visit_Name(self, node):
-                if isinstance(node.ctx, ast.Load) and node.id in closure:
-                    value = closure[node.id]
-                    return ast.copy_location(
-                        ast.Attribute(value=ast.copy_location(ast.Name("self", ast.Load()), node),
-                                      attr=value.attr, ctx=ast.Load()), node)
-                return node
-
-            def visit_Lambda(self, node):
-                return node  # a nested lambda's names are its own
-
-        body = _Closure().visit(copy.deepcopy(lam.body))
+        body = _Closure(closure).visit(copy.deepcopy(lam.body))
         self_arg = ast.copy_location(ast.arg("self"), lam)
         func = ast.FunctionDef(
             name=attr,
@@ -454,6 +441,25 @@ def _record_members(attr, listed, stmt, func_name, typer: LayerTyper, env: dict,
                 out.setdefault(attr + "[]", []).append(
                     Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                          via=b.via, unlike=b.unlike))
+
+
+class _Closure(ast.NodeTransformer):
+    """Reads of the closure's names (``m``, bound once in ``__init__`` to ``self.mlp``) as the
+    attribute they hold (``self.mlp``), at the name's position; a nested lambda's names are its own."""
+
+    def __init__(self, closure: dict[str, ast.Attribute]):
+        self.closure = closure
+
+    def visit_Name(self, node):
+        if isinstance(node.ctx, ast.Load) and node.id in self.closure:
+            value = self.closure[node.id]
+            return ast.copy_location(
+                ast.Attribute(value=ast.copy_location(ast.Name("self", ast.Load()), node), attr=value.attr,
+                              ctx=ast.Load()), node)
+        return node
+
+    def visit_Lambda(self, node):
+        return node
 
 
 def _statements(body):

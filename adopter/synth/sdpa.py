@@ -35,7 +35,6 @@ to a clever one.
 from __future__ import annotations
 
 import ast
-import copy
 import re
 from ..records import replace
 
