@@ -16,7 +16,7 @@ from .records import dataclass
 from .match import Match, Matcher
 from .ruleset import Rule
 from .structure import module_structure
-from .structure.graph import FlowTooLarge, children
+from .structure.graph import FlowTooLarge, blocks as _blocks, children
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
 # ``# noqa: ADP005, E501`` (a noqa naming only other tools' codes does not silence ours).
@@ -323,11 +323,6 @@ def _after_early_return(match: Match, tree: ast.Module, lines: list[str], name: 
                             and any(_calls(s, name, lines, tree, cls) for s in stmt.body):
                         return True
     return False
-
-
-def _blocks(node: ast.AST) -> list[list]:
-    return [getattr(node, f) for f in ("body", "orelse", "finalbody") if isinstance(getattr(node, f, None), list)] \
-        + [h.body for h in getattr(node, "handlers", ())] + [c.body for c in getattr(node, "cases", ())]
 
 
 def _calls(stmt: ast.stmt, name: str, lines: list[str], tree: ast.Module, cls: ast.ClassDef | None) -> bool:

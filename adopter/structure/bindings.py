@@ -15,6 +15,7 @@ import copy
 from ..records import dataclass, field, replace
 
 from .layers import TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param, _super_init
+from . import graph as _graph  # its blocks(); graph imports this module
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
 
@@ -467,16 +468,9 @@ def _statements(body):
     functions or classes: their names are their own)."""
     for stmt in body:
         yield stmt
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            continue
-        for field_name in ("body", "orelse", "finalbody"):
-            inner = getattr(stmt, field_name, None)
-            if isinstance(inner, list):
-                yield from _statements(inner)
-        for handler in getattr(stmt, "handlers", ()):
-            yield from _statements(handler.body)
-        for case in getattr(stmt, "cases", ()):
-            yield from _statements(case.body)
+        if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for block in _graph.blocks(stmt):
+                yield from _statements(block)
 
 
 def _dict_members(call: ast.Call, names: ModuleNames) -> list[tuple[str, ast.expr]]:

@@ -2286,6 +2286,13 @@ def children(node: ast.AST) -> list[ast.AST]:
     return out
 
 
+def blocks(node: ast.AST) -> list[list]:
+    """The statement lists of a compound statement: its body, else and finally blocks, its
+    handlers' and its match cases' bodies."""
+    return [getattr(node, f) for f in ("body", "orelse", "finalbody") if isinstance(getattr(node, f, None), list)] \
+        + [h.body for h in getattr(node, "handlers", ())] + [c.body for c in getattr(node, "cases", ())]
+
+
 def walk(node: ast.AST):
     """ast.walk over :func:`children` (order differs; no caller depends on it)."""
     stack = [node]
