@@ -233,7 +233,8 @@ class _State:
         self._bound: set | None = None  # bound_keys, likewise
 
     def copy(self) -> "_State":
-        new = _State()
+        new = _State.__new__(_State)  # not __init__: its empty containers would be replaced
+        new._memo = new._bound = None
         new.env = dict(self.env)
         new.values = dict(self.values)
         new.aliases = dict(self.aliases)
@@ -444,7 +445,7 @@ class Matcher:
                 ):
                     continue
                 flow = cls.flow(root)
-                for match in self.match_flow(cls, flow):
+                for match in self.match_flow(cls, flow, found):
                     found.setdefault(match.key, match)
         matches = sorted(found.values(), key=lambda m: m.span)
         if self.has_optional:
@@ -522,19 +523,23 @@ class Matcher:
             cache[0][self.roots_key] = roots
         return roots
 
-    def match_flow(self, cls: ClassStructure, flow: Flow) -> Iterable[Match]:
+    def match_flow(self, cls: ClassStructure, flow: Flow, found=()) -> Iterable[Match]:
+        """The matches in ``flow``; ``found``: the keys of matches already kept, whose nodes a
+        later state (the same operations in other roles: an addition taken as the bias or as
+        the mask) is not checked again for -- the caller keeps the first match per key."""
         by_kind = _index(flow).kinds
         pruning = self._feasibility(flow)
         if pruning is None:
             return
         # An optional first step may be absent: the search then also starts at the second.
         starts = (0, 1) if self.forward.nodes[0].optional else (0,)
+        options: dict = {}  # (step, node id) -> _options, shared by the searches of this flow
         for index in starts:
             first = self.forward.nodes[index]
             for kind in self._kinds(first):
                 for node in by_kind.get(kind, ()):
                     if self._op_ok(first, node):
-                        yield from self._search(cls, flow, node, *pruning, first=index)
+                        yield from self._search(cls, flow, node, *pruning, first=index, found=found, options_at=options)
 
     def _kinds(self, pnode: PNode) -> tuple[str, ...]:
         """The node kinds a pattern step can match."""
@@ -691,7 +696,7 @@ class Matcher:
         return False
 
     def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed,
-                first: int = 0) -> Iterable[Match]:
+                first: int = 0, found=(), options_at: dict | None = None) -> Iterable[Match]:
         """Depth-first from ``start``; a node that binds the next step is explored before the
         same node skipped as a gap (pushed last, popped first).  Every reachable state is still
         visited unless the search runs past MAX_STEPS_PER_START; then what it stops on is gaps
@@ -713,6 +718,8 @@ class Matcher:
             return
         stack = [(start.id, first + 1, state, 0)]
         last = len(pattern) - 1
+        if options_at is None:
+            options_at = {}
         while stack:
             pos, index, state, gap = stack.pop()
             if not feasible(pos, index):
@@ -734,7 +741,9 @@ class Matcher:
                     if text not in state.guards:
                         added = (text, taken)
                 if options is None:
-                    options = self._options(index, pos, feasible)
+                    options = options_at.get((index, pos))
+                    if options is None:
+                        options = options_at[(index, pos)] = self._options(index, pos, feasible)
                     chain = [state]  # the state at step index + i, its optional steps before absent
                 node = nodes[succ]
                 progress = []  # pushed after the gap below, so popped first: see the docstring
@@ -751,6 +760,8 @@ class Matcher:
                     if bound is None:
                         continue
                     if j == last:
+                        if found and (self.rule_id, tuple(sorted(n.span for n in bound.matched))) in found:
+                            continue
                         match = self._finish(cls, flow, bound)
                         if match is not None:
                             yield match
