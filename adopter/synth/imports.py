@@ -440,7 +440,12 @@ def _uses(tree: ast.AST) -> dict[str, int]:
     Counts add up over statements, so the counts of a rewritten module are the old ones less
     those of the replaced statements plus those of their replacement (:func:`uses_after`).
     The walk skips the context and operator singletons (:func:`~adopter.structure.graph.walk`):
-    ``ast.walk`` of a whole module per round cost more than the edit itself."""
+    ``ast.walk`` of a whole module per round cost more than the edit itself.
+
+    A string counts where it is an annotation (``x: "Tensor"``, ``-> Optional["Tensor"]``):
+    its names are read when the annotation is evaluated, as pyflakes reads them.  Any other
+    string is data: ``config.hidden_act != "gelu"`` does not keep ``from .activations import
+    gelu`` that a rewrite left unused."""
     counts: dict[str, int] = {}
     for node in walk(tree):
         kind = type(node)
@@ -452,11 +457,29 @@ def _uses(tree: ast.AST) -> dict[str, int]:
                 for sub in walk(node.value):
                     if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
                         counts[sub.value] = counts.get(sub.value, 0) + 1
-        elif kind is ast.Constant:
-            # A forward reference ("Tensor") may be an annotation: count it as a use.
-            if isinstance(node.value, str) and node.value.isidentifier():
-                counts[node.value] = counts.get(node.value, 0) + 1
+        elif kind is ast.arg or kind is ast.AnnAssign:
+            _count_string_annotation(node.annotation, counts)
+        elif kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
+            _count_string_annotation(node.returns, counts)
     return counts
+
+
+def _count_string_annotation(annotation: ast.expr | None, counts: dict[str, int]) -> None:
+    """Add the names the strings inside ``annotation`` read (``"Tensor"``, ``"nn.Module"``,
+    ``Optional["Tensor"]``); a string that does not parse as an expression reads nothing."""
+    if annotation is None:
+        return
+    for sub in walk(annotation):
+        if not (isinstance(sub, ast.Constant) and isinstance(sub.value, str)):
+            continue
+        try:
+            parsed = ast.parse(sub.value.strip(), mode="eval")
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        for name in walk(parsed):
+            if isinstance(name, ast.Name):
+                counts[name.id] = counts.get(name.id, 0) + 1
+        _count_string_annotation(parsed.body, counts)  # "Optional['Tensor']"
 
 
 def uses_after(uses: dict[str, int], removed: dict[str, int], added: dict[str, int]) -> dict[str, int]:

@@ -148,6 +148,28 @@ def test_all_and_package_reexports_stay():
     assert _drop(old, new, "pkg/mod.py") == "y = 1\n"
 
 
+def test_a_string_of_the_same_name_as_data_does_not_keep_an_import():
+    # I-BERT: ``if config.hidden_act != "gelu"`` in __init__, ``x = gelu(x)`` rewritten away
+    old = ('from .activations import gelu\n\nif act != "gelu":\n    raise ValueError(act)\n'
+           "y = gelu(x)\n")
+    new = old.replace("y = gelu(x)", "y = linear_gelu(x)")
+    assert _drop(old, new) == new.replace("from .activations import gelu\n\n", "")
+
+
+@pytest.mark.parametrize("annotation", [
+    'def f(t: "Tensor"):\n    return t\n',
+    'def f(t) -> "Tensor":\n    return t\n',
+    'def f(t: Optional["Tensor"]):\n    return t\n',
+    'def f(t: "Optional[Tensor]"):\n    return t\n',
+    "def f(t: \"Optional['Tensor']\"):\n    return t\n",
+    'w: "Tensor" = 1\n',
+])
+def test_a_string_annotation_keeps_its_import(annotation):
+    old = "from torch import Tensor\n\n" + annotation + "y = Tensor(x)\n"
+    new = old.replace("y = Tensor(x)", "y = x")
+    assert _drop(old, new) == new
+
+
 def test_one_name_of_a_parenthesised_line_goes():
     old = "from torch import (\n    Tensor,  # type\n    nn,\n)\n\nx: Tensor = nn.Linear\n"
     new = old.replace("x: Tensor = nn.Linear", "x = nn.Linear")
