@@ -197,19 +197,46 @@ def wrap_value(value: cst.BaseExpression, head: int, block: int, depth: str, uni
                tail: int = 0) -> cst.BaseExpression:
     """A value too long for its line, wrapped as Black does: a call chain by its brackets, a
     conditional expression in parentheses with ``if`` and ``else`` starting their lines."""
+    if isinstance(value, cst.IfExp) and value.lpar and len(value.lpar) == 1 and "\n" not in code(value) \
+            and "#" not in code(value):
+        # ``(a if c else b)`` already in parentheses (a mask the fix wrote): split inside them
+        value = value.with_changes(lpar=[], rpar=[])
     if isinstance(value, cst.IfExp) and not value.lpar:
         inner = depth + unit
-        body = value.body
+        body, orelse = value.body, value.orelse
         if not _fits(_lines(body, block + len(inner), block, 0), limit):
             body = wrap_value(body, block + len(inner), block, inner, unit, limit)
+        if not _fits(_lines(orelse, block + len(inner) + len("else "), block, 0), limit):
+            orelse = wrap_value(orelse, block + len(inner) + len("else "), block, inner, unit, limit)
         return value.with_changes(
-            body=body,
+            body=body, orelse=orelse,
             whitespace_before_if=_newline(inner), whitespace_after_if=cst.SimpleWhitespace(" "),
             whitespace_before_else=_newline(inner), whitespace_after_else=cst.SimpleWhitespace(" "),
             lpar=[cst.LeftParen(whitespace_after=_newline(inner))],
             rpar=[cst.RightParen(whitespace_before=_newline(depth))],
         )
+    if isinstance(value, cst.BinaryOperation) and not value.lpar and head == block + len(depth) \
+            and "#" not in code(value):
+        # ``bias + mask.expand(...).reshape(...)`` starting its own line inside brackets:
+        # broken before each operator of its loosest level, then a call chain still too
+        # long wrapped at its brackets (Black's delimiter split, then its right-hand split)
+        split = _split_binary(value, depth, limit - block - len(depth))
+        return _wrap_operands(split, block, depth, unit, limit, tail)
     return wrap_chain(value, head, block, depth, unit, limit, tail)
+
+
+def _wrap_operands(node: cst.BaseExpression, block: int, depth: str, unit: str, limit: int, tail: int,
+                   lead: int = 0) -> cst.BaseExpression:
+    """The operands of a split operation (:func:`_split_binary`, each on a line of its own at
+    ``depth`` after its operator) with each call chain still too long for its line wrapped."""
+    if isinstance(node, cst.BinaryOperation) and not node.lpar and "\n" in code(node.operator):
+        left = _wrap_operands(node.left, block, depth, unit, limit, 0, lead)
+        right = _wrap_operands(node.right, block, depth, unit, limit, tail, len(code(node.operator).strip()) + 1)
+        return node.with_changes(left=left, right=right)
+    head = block + len(depth) + lead
+    if "\n" in code(node) or _fits(_lines(node, head, block, tail), limit):
+        return node
+    return wrap_chain(node, head, block, depth, unit, limit, tail)
 
 
 def wrap_chain(expr: cst.BaseExpression, head: int, block: int, depth: str, unit: str, limit: int,
@@ -275,6 +302,14 @@ def _split_boolean(node: cst.BooleanOperation, inner: str, unit: str, block: int
 
     def operand(value: cst.BaseExpression, lead: int) -> cst.BaseExpression:
         if block + len(inner) + lead + len(code(value)) > limit:
+            if isinstance(value, cst.Comparison) and not value.lpar and "\n" not in code(value):
+                # ``and mask.amax(-1).min() <= torch.finfo(mask.dtype).min / 2``: inside the
+                # test's parentheses Black breaks before each comparison operator, same indent
+                return value.with_changes(comparisons=[
+                    target.with_changes(operator=target.operator.with_changes(
+                        whitespace_before=_newline(inner)))
+                    for target in value.comparisons
+                ])
             return _split_parenthesised(value, inner, unit, block, limit)
         return value
 
@@ -337,6 +372,36 @@ def fit_if(node: cst.If, block_indent: int, unit: str, limit: int | None) -> cst
     return node.with_changes(test=split, whitespace_before_test=cst.SimpleWhitespace(" "))
 
 
+_ADDITIVE = (cst.Add, cst.Subtract)
+_MULTIPLICATIVE = (cst.Multiply, cst.Divide, cst.FloorDivide, cst.Modulo, cst.MatrixMultiply)
+
+
+def _split_binary(node: cst.BinaryOperation, indent: str, room: int) -> cst.BinaryOperation:
+    """``a + b - c`` with a line break before each operator of its loosest-binding level (the
+    left spine of that level: ``a * s + m`` breaks before ``+`` only), the next line indented
+    ``indent`` past the block: Black's split inside the brackets it opens.  An operand still
+    longer than ``room`` that is itself such an operation is split the same way, at the same
+    indentation (``a.view(...)`` / ``* self.scale`` / ``+ mask``)."""
+    level = next((ops for ops in (_ADDITIVE, _MULTIPLICATIVE) if isinstance(node.operator, ops)), None)
+    if level is None:
+        level = (type(node.operator),)
+
+    def operand(part: cst.BaseExpression, lead: int) -> cst.BaseExpression:
+        if isinstance(part, cst.BinaryOperation) and not part.lpar and lead + len(code(part)) > room:
+            return _split_binary(part, indent, room)
+        return part
+
+    def split(part: cst.BaseExpression) -> cst.BaseExpression:
+        if not (isinstance(part, cst.BinaryOperation) and isinstance(part.operator, level) and not part.lpar):
+            return operand(part, 0)
+        operator = part.operator.with_changes(whitespace_before=_newline(indent),
+                                              whitespace_after=cst.SimpleWhitespace(" "))
+        right = operand(part.right, len(code(part.operator).strip()) + 1)
+        return part.with_changes(left=split(part.left), operator=operator, right=right)
+
+    return split(node)
+
+
 def _value_holder(stmt: cst.BaseSmallStatement):
     if isinstance(stmt, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.Return, cst.Expr)):
         return getattr(stmt, "value", None)
@@ -364,13 +429,36 @@ def fit_line(line: cst.SimpleStatementLine, block_indent: int, unit: str, limit:
         if laid is element.value:
             return line
         return line.with_changes(body=[stmt.with_changes(value=value.deep_replace(element.value, laid))])
-    if not isinstance(value, cst.Call) or not _chain(value) or code(value) not in text:
+    if value is None or code(value) not in text:
         return line
-    before, after = text.split(code(value), 1)
-    laid, _ = lay_out_call(value, None, [], " " * block_indent + before, after, "", unit, limit)
-    if laid is value:
+    if isinstance(value, cst.Call) and _chain(value):
+        before, after = text.split(code(value), 1)
+        laid, _ = lay_out_call(value, None, [], " " * block_indent + before, after, "", unit, limit)
+        if laid is not value:
+            return line.with_changes(body=[stmt.with_changes(value=laid)])
         return line
-    return line.with_changes(body=[stmt.with_changes(value=laid)])
+    return _parenthesised_value(line, stmt, value, block_indent, unit, limit)
+
+
+def _parenthesised_value(line: cst.SimpleStatementLine, stmt, value: cst.BaseExpression, block_indent: int,
+                         unit: str, limit: int) -> cst.SimpleStatementLine:
+    """``x = <long expression>`` (or ``return ...``) as Black writes it when the right-hand side
+    fits on a line of its own one level in: inside parentheses opened after ``=``.  Left as
+    it is when it would not fit there either, or has brackets of its own to open."""
+    if value.lpar or isinstance(value, (cst.Tuple, cst.Call, cst.List, cst.Dict, cst.Set, cst.SimpleString,
+                                        cst.FormattedString, cst.ConcatenatedString)) \
+            or not isinstance(stmt, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.Return)):
+        return line
+    if block_indent + len(unit) + len(code(value)) > limit:
+        if not isinstance(value, cst.BinaryOperation):
+            return line
+        value = _split_binary(value, unit, limit - block_indent - len(unit))
+    wrapped = value.with_changes(lpar=[cst.LeftParen(whitespace_after=_newline(unit))],
+                                 rpar=[cst.RightParen(whitespace_before=_newline(""))])
+    new = line.with_changes(body=[stmt.with_changes(value=wrapped)])
+    if any(block_indent + len(part) > limit for part in code(new.with_changes(leading_lines=[])).rstrip("\n").split("\n")):
+        return line  # an operand still too long: its own brackets would have to open (Black's other splits)
+    return new
 
 
 class Refit(cst.CSTTransformer):
