@@ -751,6 +751,13 @@ class FlowBuilder:
 
     def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         func = call.func
+        if (isinstance(func, ast.Attribute) and func.attr == "forward"
+                and isinstance(func.value, (ast.Attribute, ast.Subscript, ast.Name))
+                and self._layer_of(func.value, ctx) is not None):
+            # self.fc.forward(x): the layer's forward called by name, the layer's computation
+            # (min-dalle's ``self.fc0.forward(z)``; only its hooks are skipped)
+            call = ast.copy_location(ast.Call(func=func.value, args=call.args, keywords=call.keywords), call)
+            func = call.func
         if isinstance(func, ast.Call) or (isinstance(func, ast.Name) and func.id in ctx.exprs):
             bound = self._partial_call(call, ctx)
             if bound is not None:  # apply = partial(helper, freqs); apply(q): helper(freqs, q)
