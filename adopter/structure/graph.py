@@ -1986,6 +1986,12 @@ class FlowBuilder:
                 ctx.chunked.pop(name, None)
                 ctx.chunked[name] = tuple(r.key for r in refs)
                 return frontier
+        if len(targets) == 1 and _parallel(targets[0], value_expr):
+            # n, m = 2 ** 9, x.shape[0]: each name holds its own element, as if assigned in turn
+            # (no element reads a name being assigned, so the order cannot matter)
+            for target, part in zip(targets[0].elts, value_expr.elts):
+                frontier = self._assign([target], part, frontier, ctx)
+            return frontier
         if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and isinstance(value_expr, ast.Call)
                 and isinstance(value_expr.func, ast.Name) and value_expr.func.id == "map"):
             calls = self._map_calls(targets[0], value_expr, ctx)
@@ -2388,3 +2394,15 @@ def _sizes_of(expr) -> str | None:
 
 def _name_text(expr) -> str | None:
     return expr.id if isinstance(expr, ast.Name) else None
+
+
+def _parallel(target: ast.expr, value: ast.expr) -> bool:
+    """``a, b = e1, e2`` whose elements read none of the names assigned (not a swap, ``a, b =
+    b, a``): the same as ``a = e1`` then ``b = e2``."""
+    if not (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
+            and len(target.elts) == len(value.elts) and len(target.elts) > 1
+            and all(isinstance(e, ast.Name) for e in target.elts)
+            and not any(isinstance(e, ast.Starred) for e in value.elts)):
+        return False
+    stored = {e.id for e in target.elts}
+    return not any(isinstance(n, ast.Name) and n.id in stored for part in value.elts for n in ast.walk(part))
