@@ -86,6 +86,24 @@ def _ctor_of(value: ast.expr, names: ModuleNames) -> tuple[str, tuple, tuple, bo
     return None
 
 
+def module_key(expr: ast.expr) -> str | None:
+    """The name ``add_module`` is given, or a ``self._modules[...]`` lookup reads: a string
+    literal as it is; a literal prefix joined to one computed part (``"bn_end" + str(i)``,
+    ``f"bn_end{i}"``) as the family ``bn_end{}``; None for any other expression."""
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return expr.value
+    if (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add) and isinstance(expr.left, ast.Constant)
+            and isinstance(expr.left.value, str) and expr.left.value and isinstance(expr.right, ast.Call)
+            and isinstance(expr.right.func, ast.Name) and expr.right.func.id == "str"
+            and len(expr.right.args) == 1 and not expr.right.keywords):
+        return expr.left.value + "{}"
+    if (isinstance(expr, ast.JoinedStr) and len(expr.values) == 2 and isinstance(expr.values[0], ast.Constant)
+            and expr.values[0].value and isinstance(expr.values[1], ast.FormattedValue)
+            and expr.values[1].format_spec is None):
+        return expr.values[0].value + "{}"
+    return None
+
+
 def _self_attr(target: ast.expr) -> str | None:
     if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
         return target.attr
@@ -298,9 +316,12 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
         # self.add_module("name", nn.Linear(...)) / setattr(self, "name", ...)
         elif (
             isinstance(f, ast.Attribute) and f.attr == "add_module" and len(node.args) == 2
-            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+            and isinstance(f.value, ast.Name) and f.value.id == "self"
+            and (key := module_key(node.args[0])) is not None
         ):
-            _record(node.args[0].value, node.args[1], node, func.name, typer, env, names, out)
+            # a computed name (``"bn_end" + str(i)`` in a loop) binds the family ``bn_end{}``,
+            # which ``self._modules["bn_end" + str(j)]`` reads (graph._layer_of)
+            _record(key, node.args[1], node, func.name, typer, env, names, out)
         # self.convs.append(nn.Conv2d(...)) / self.convs.extend([...]) on an nn.ModuleList the
         # constructor bound (PointNet++'s mlp_convs / mlp_bns, GIN's lins / bns): its members
         elif (

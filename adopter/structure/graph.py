@@ -27,7 +27,7 @@ from ..records import dataclass, field, replace
 
 from . import canon as canonical
 from . import ranks
-from .bindings import ClassInfo, span
+from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .literals import literal_keywords, spread_keys
@@ -597,6 +597,11 @@ class FlowBuilder:
             and isinstance(func.value.value, ast.Name)
             and func.value.value.id == "self"
         ):
+            if func.value.attr == "_modules":
+                # self._modules["bn_end" + str(i)]: the layer ``add_module`` gave that name (or
+                # name family, bindings.module_key); unknown when none did
+                key = module_key(func.slice)
+                return "self." + key if key is not None and key in cls.bindings else None
             return f"self.{func.value.attr}[]"
         return None
 
