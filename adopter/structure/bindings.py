@@ -144,6 +144,8 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
             # nn.TransformerEncoderLayer: torch's constructor built norm1, dropout1, ... and
             # the subclass calls them and the inherited _ff_block (structure/torch_bases.py)
             _inherit(info, base)
+        elif typer.package is not None and typer.package.owns(base) and _inherit_sibling(info, base, typer):
+            pass
         elif base.startswith("torch.nn") or base.endswith(("Module", "PreTrainedModel", "Layer")):
             info.is_module = True
     init = info.methods.get("__init__")
@@ -236,6 +238,44 @@ def _passed_to_base(info: ClassInfo, base_info: ClassInfo, names: ModuleNames, t
         if param not in reassigned:
             _record(attr, passed[param], stmt, "__init__", typer, env, names, out, info.node)
     return {attr: ctors for attr, ctors in out.items() if all(c.fqn != "?" for c in ctors)}
+
+
+_SIBLING_BASES: set = set()  # sibling base classes being read now
+
+
+def _inherit_sibling(info: ClassInfo, base: str, typer: LayerTyper) -> bool:
+    """The layers a base class of another module of the package builds in its ``__init__``
+    (min-dalle's ``DecoderSelfAttention(AttentionBase)``, ``AttentionBase`` imported from the
+    encoder's module): typed as that module types them, placed at the subclass's base
+    expression (this file has no text for them) and not fixed (a fix would edit the other
+    module).  Its methods are not inherited: they are that module's code, checked there.
+    False when the base is no class found there."""
+    found = typer.package.find(base) if base not in _SIBLING_BASES else None
+    if found is None:
+        return False
+    other, name = found
+    node = other.names.classes.get(name) if other is not typer else None
+    if not isinstance(node, ast.ClassDef):
+        return False
+    at = next((b for b in info.node.bases if names_resolve_text(b) == name), info.node)
+    node = copy.deepcopy(node)
+    for sub in ast.walk(node):
+        if "lineno" in sub._attributes:
+            sub.lineno, sub.col_offset = at.lineno, at.col_offset
+            sub.end_lineno, sub.end_col_offset = at.end_lineno, at.end_col_offset
+    base_info = collect_class(node, other.names)
+    _SIBLING_BASES.add(base)  # (a base of the base is read the same way, never in a cycle)
+    try:
+        bind_class(base_info, {}, other.names, other)
+    finally:
+        _SIBLING_BASES.discard(base)
+    if not base_info.is_module:
+        return False
+    why = f"built by the constructor of {base} (another module of the package), not in this file"
+    for attr, ctors in base_info.bindings.items():
+        info.bindings.setdefault(attr, []).extend(replace(c, unlike=c.unlike or why) for c in ctors)
+    info.is_module = True
+    return True
 
 
 def _inherit(info: ClassInfo, base: str) -> None:
