@@ -176,6 +176,11 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                 place = match.nodes[0].span
                 if rule.anchor is not None and rule.anchor in match.roles:  # the rule says what one place is
                     place = match.nodes[match.roles.index(rule.anchor)].span
+                elif match.members_only():
+                    # members of one container list, the first layer appended on either branch
+                    # of an if (ResNeSt's downsample: a pool and a conv, or a strided conv, then
+                    # the norm): one place per last member, and one edit (the container's class)
+                    place = match.nodes[-1].span
                 if place in at:
                     if finding.fixable and not findings[at[place]].fixable:
                         findings[at[place]], matches[at[place]] = finding, (rule, match)

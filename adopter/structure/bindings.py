@@ -86,6 +86,24 @@ def _ctor_of(value: ast.expr, names: ModuleNames) -> tuple[str, tuple, tuple, bo
     return None
 
 
+def module_key(expr: ast.expr) -> str | None:
+    """The name ``add_module`` is given, or a ``self._modules[...]`` lookup reads: a string
+    literal as it is; a literal prefix joined to one computed part (``"bn_end" + str(i)``,
+    ``f"bn_end{i}"``) as the family ``bn_end{}``; None for any other expression."""
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return expr.value
+    if (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add) and isinstance(expr.left, ast.Constant)
+            and isinstance(expr.left.value, str) and expr.left.value and isinstance(expr.right, ast.Call)
+            and isinstance(expr.right.func, ast.Name) and expr.right.func.id == "str"
+            and len(expr.right.args) == 1 and not expr.right.keywords):
+        return expr.left.value + "{}"
+    if (isinstance(expr, ast.JoinedStr) and len(expr.values) == 2 and isinstance(expr.values[0], ast.Constant)
+            and expr.values[0].value and isinstance(expr.values[1], ast.FormattedValue)
+            and expr.values[1].format_spec is None):
+        return expr.values[0].value + "{}"
+    return None
+
+
 def _self_attr(target: ast.expr) -> str | None:
     if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
         return target.attr
@@ -126,6 +144,8 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
             # nn.TransformerEncoderLayer: torch's constructor built norm1, dropout1, ... and
             # the subclass calls them and the inherited _ff_block (structure/torch_bases.py)
             _inherit(info, base)
+        elif typer.package is not None and typer.package.owns(base) and _inherit_sibling(info, base, typer):
+            pass
         elif base.startswith("torch.nn") or base.endswith(("Module", "PreTrainedModel", "Layer")):
             info.is_module = True
     init = info.methods.get("__init__")
@@ -220,6 +240,44 @@ def _passed_to_base(info: ClassInfo, base_info: ClassInfo, names: ModuleNames, t
     return {attr: ctors for attr, ctors in out.items() if all(c.fqn != "?" for c in ctors)}
 
 
+_SIBLING_BASES: set = set()  # sibling base classes being read now
+
+
+def _inherit_sibling(info: ClassInfo, base: str, typer: LayerTyper) -> bool:
+    """The layers a base class of another module of the package builds in its ``__init__``
+    (min-dalle's ``DecoderSelfAttention(AttentionBase)``, ``AttentionBase`` imported from the
+    encoder's module): typed as that module types them, placed at the subclass's base
+    expression (this file has no text for them) and not fixed (a fix would edit the other
+    module).  Its methods are not inherited: they are that module's code, checked there.
+    False when the base is no class found there."""
+    found = typer.package.find(base) if base not in _SIBLING_BASES else None
+    if found is None:
+        return False
+    other, name = found
+    node = other.names.classes.get(name) if other is not typer else None
+    if not isinstance(node, ast.ClassDef):
+        return False
+    at = next((b for b in info.node.bases if names_resolve_text(b) == name), info.node)
+    node = copy.deepcopy(node)
+    for sub in ast.walk(node):
+        if "lineno" in sub._attributes:
+            sub.lineno, sub.col_offset = at.lineno, at.col_offset
+            sub.end_lineno, sub.end_col_offset = at.end_lineno, at.end_col_offset
+    base_info = collect_class(node, other.names)
+    _SIBLING_BASES.add(base)  # (a base of the base is read the same way, never in a cycle)
+    try:
+        bind_class(base_info, {}, other.names, other)
+    finally:
+        _SIBLING_BASES.discard(base)
+    if not base_info.is_module:
+        return False
+    why = f"built by the constructor of {base} (another module of the package), not in this file"
+    for attr, ctors in base_info.bindings.items():
+        info.bindings.setdefault(attr, []).extend(replace(c, unlike=c.unlike or why) for c in ctors)
+    info.is_module = True
+    return True
+
+
 def _inherit(info: ClassInfo, base: str) -> None:
     """Bindings and methods of a described torch base class, placed at the subclass's base
     expression; the layers are torch's, built outside the file: not fixed (``unlike``)."""
@@ -298,9 +356,12 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
         # self.add_module("name", nn.Linear(...)) / setattr(self, "name", ...)
         elif (
             isinstance(f, ast.Attribute) and f.attr == "add_module" and len(node.args) == 2
-            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
+            and isinstance(f.value, ast.Name) and f.value.id == "self"
+            and (key := module_key(node.args[0])) is not None
         ):
-            _record(node.args[0].value, node.args[1], node, func.name, typer, env, names, out)
+            # a computed name (``"bn_end" + str(i)`` in a loop) binds the family ``bn_end{}``,
+            # which ``self._modules["bn_end" + str(j)]`` reads (graph._layer_of)
+            _record(key, node.args[1], node, func.name, typer, env, names, out)
         # self.convs.append(nn.Conv2d(...)) / self.convs.extend([...]) on an nn.ModuleList the
         # constructor bound (PointNet++'s mlp_convs / mlp_bns, GIN's lins / bns): its members
         elif (

@@ -27,7 +27,7 @@ from ..records import dataclass, field, replace
 
 from . import canon as canonical
 from . import ranks
-from .bindings import ClassInfo, span
+from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .literals import literal_keywords, spread_keys
@@ -597,6 +597,11 @@ class FlowBuilder:
             and isinstance(func.value.value, ast.Name)
             and func.value.value.id == "self"
         ):
+            if func.value.attr == "_modules":
+                # self._modules["bn_end" + str(i)]: the layer ``add_module`` gave that name (or
+                # name family, bindings.module_key); unknown when none did
+                key = module_key(func.slice)
+                return "self." + key if key is not None and key in cls.bindings else None
             return f"self.{func.value.attr}[]"
         return None
 
@@ -751,6 +756,13 @@ class FlowBuilder:
 
     def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         func = call.func
+        if (isinstance(func, ast.Attribute) and func.attr == "forward"
+                and isinstance(func.value, (ast.Attribute, ast.Subscript, ast.Name))
+                and self._layer_of(func.value, ctx) is not None):
+            # self.fc.forward(x): the layer's forward called by name, the layer's computation
+            # (min-dalle's ``self.fc0.forward(z)``; only its hooks are skipped)
+            call = ast.copy_location(ast.Call(func=func.value, args=call.args, keywords=call.keywords), call)
+            func = call.func
         if isinstance(func, ast.Call) or (isinstance(func, ast.Name) and func.id in ctx.exprs):
             bound = self._partial_call(call, ctx)
             if bound is not None:  # apply = partial(helper, freqs); apply(q): helper(freqs, q)
@@ -1979,6 +1991,12 @@ class FlowBuilder:
                 ctx.chunked.pop(name, None)
                 ctx.chunked[name] = tuple(r.key for r in refs)
                 return frontier
+        if len(targets) == 1 and _parallel(targets[0], value_expr):
+            # n, m = 2 ** 9, x.shape[0]: each name holds its own element, as if assigned in turn
+            # (no element reads a name being assigned, so the order cannot matter)
+            for target, part in zip(targets[0].elts, value_expr.elts):
+                frontier = self._assign([target], part, frontier, ctx)
+            return frontier
         if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and isinstance(value_expr, ast.Call)
                 and isinstance(value_expr.func, ast.Name) and value_expr.func.id == "map"):
             calls = self._map_calls(targets[0], value_expr, ctx)
@@ -2381,3 +2399,15 @@ def _sizes_of(expr) -> str | None:
 
 def _name_text(expr) -> str | None:
     return expr.id if isinstance(expr, ast.Name) else None
+
+
+def _parallel(target: ast.expr, value: ast.expr) -> bool:
+    """``a, b = e1, e2`` whose elements read none of the names assigned (not a swap, ``a, b =
+    b, a``): the same as ``a = e1`` then ``b = e2``."""
+    if not (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
+            and len(target.elts) == len(value.elts) and len(target.elts) > 1
+            and all(isinstance(e, ast.Name) for e in target.elts)
+            and not any(isinstance(e, ast.Starred) for e in value.elts)):
+        return False
+    stored = {e.id for e in target.elts}
+    return not any(isinstance(n, ast.Name) and n.id in stored for part in value.elts for n in ast.walk(part))

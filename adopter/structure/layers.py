@@ -976,6 +976,9 @@ class LayerTyper:
         defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
         params = list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults))
         skip_first = owner is not None and positional and positional[0].arg in ("self", "cls")
+        # a method of class ``cls_name`` walked without its owner (its ``self`` a parameter)
+        method_of = cls_name if (owner is None and cls_name is not None and positional
+                                 and positional[0].arg == "self") else None
         for index, (arg, default) in enumerate(params):
             if skip_first and index == 0:
                 continue
@@ -997,7 +1000,7 @@ class LayerTyper:
             elif depth < MAX_DEPTH:
                 # What the file's callers pass is only looked up if the parameter is used as a layer.
                 env[arg.arg] = _Param(values, func, owner, index - (1 if skip_first else 0), arg.arg,
-                                      index < len(positional), depth)
+                                      index < len(positional), depth, method_of)
             elif values:
                 env[arg.arg] = _unique(values)
         if call is not None and args.kwarg is not None and all(k.arg is not None for k in call[0].keywords):
@@ -1007,15 +1010,22 @@ class LayerTyper:
         self._walk(func.body, env, depth, record, hook)
         return env
 
-    def caller_values(self, func, owner: str | None, index: int, name: str, positional: bool, depth: int) -> tuple:
+    def caller_values(self, func, owner: str | None, index: int, name: str, positional: bool, depth: int,
+                      cls: str | None = None) -> tuple:
         key = (id(func), index, name)
         if key in self._param_cache:
             return self._param_cache[key]
         self._param_cache[key] = ()
-        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        if cls is not None:
+            # a method walked as a function (``self`` counted): ``_make_layer(..., norm_layer=None)``
+            # gets what its class's ``self._make_layer(...)`` calls pass
+            found, index = self.method_callers(cls, func.name), index - 1
+        else:
+            target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+            found = self.callers(target) if target is not None else []
         out: tuple = ()
-        if target is not None:
-            for call, caller, caller_owner in self.callers(target):
+        if found:
+            for call, caller, caller_owner in found:
                 passed = _passed(call, index, name, None, positional)
                 if passed is None:
                     continue
@@ -1115,6 +1125,26 @@ class LayerTyper:
                     mentions += 1
             found = self._callers[key] = [mentions == len(callees)]
         return found[0]
+
+    def method_callers(self, owner: str, name: str) -> list:
+        """Every ``self.<name>(...)`` call in the methods of the same-file class ``owner``, with
+        the method it is in (only methods whose text mentions the name are walked)."""
+        if self._callers is None:
+            self._callers = {}
+        key = f"method:{owner}.{name}"
+        found = self._callers.get(key)
+        if found is None:
+            found = self._callers[key] = []
+            if self.tree is not None:
+                for cls_name, func in _functions(self.tree):
+                    if cls_name != owner or (self.mention is not None and name not in self.mention(func)):
+                        continue
+                    for node in _graph.walk(func):
+                        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                                and node.func.attr == name and isinstance(node.func.value, ast.Name)
+                                and node.func.value.id == "self"):
+                            found.append((node, func, owner))
+        return found
 
     def callers(self, name: str) -> list:
         """Every call of the same-file class or function ``name``, with the function it is in
@@ -1517,9 +1547,11 @@ class _Param:
     name: str
     positional: bool
     depth: int
+    method_of: str | None = None  # the class of a method walked as a function (``self`` counted)
 
     def resolve(self, typer: "LayerTyper") -> tuple:
-        passed = typer.caller_values(self.func, self.owner, self.index, self.name, self.positional, self.depth)
+        passed = typer.caller_values(self.func, self.owner, self.index, self.name, self.positional, self.depth,
+                                     self.method_of)
         return _unique(self.default + passed)
 
 

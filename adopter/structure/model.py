@@ -82,7 +82,12 @@ def attr_words(path: str) -> tuple[str, ...]:
     borrowed through an annotated parameter, see _borrow_layers) the layer's name."""
     head = path.split("[", 1)[0]
     first, _, rest = head.partition(".")
-    return (first, rest.rsplit(".", 1)[-1]) if rest else (first,)
+    if not first.isidentifier():
+        # a name ``add_module`` gave (``bn_end{}``, a family of computed names; a string that
+        # is no identifier), read as ``self._modules[...]`` (graph._layer_of) only
+        return ("_modules",)
+    # (any layer may also be read as ``self._modules["name"]``)
+    return (first, rest.rsplit(".", 1)[-1], "_modules") if rest else (first, "_modules")
 
 
 def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:

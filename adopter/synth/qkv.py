@@ -66,7 +66,10 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
             and stmt.value is not None else stmt
         if any(isinstance(n, ast.Name) and n.id == root.id and isinstance(n.ctx, ast.Store) for n in ast.walk(read)):
             raise Skip(f"`{root.id}` is assigned between the projections")
-    layers = [index.segment(span_of(call.func)) for call in calls]
+    # a projection called as ``self.q_proj.forward(x)`` (the graph reads it as the layer's
+    # call): the kernel is given the layer
+    layers = [index.segment(span_of(call.func.value if isinstance(call.func, ast.Attribute)
+                                    and call.func.attr == "forward" else call.func)) for call in calls]
     order = sorted(range(3), key=lambda i: (infos[i].index, span_of(calls[i])[:2]))
     first = order[0]
 
