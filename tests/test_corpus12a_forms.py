@@ -1,0 +1,96 @@
+"""Forms found missing (or wrongly reported) by the blind batch corpus12a (transformers 4.45.2
+model files new since 4.34: decoder LLMs with MoE and state-space layers, speech, audio,
+multimodal, detection and time-series code): each test states the semantic fact the engine now
+reads, and near-misses it must still leave alone.  The fixtures are ours, written in those
+files' styles."""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import covered as _covered
+from corpus_forms import findings as _findings
+
+# -- ADP014: a helper that rotates q, k and v: the v rotation is not a site of its own -----------
+
+ROTATE_QKV = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    def rotate_half(x):
+        x1 = x[..., : x.shape[-1] // 2]
+        x2 = x[..., x.shape[-1] // 2 :]
+        return torch.cat((-x2, x1), dim=-1)
+
+
+    def rotate_all(q, k, v, cos, sin):
+        q_out = (q * cos) + (rotate_half(q) * sin)
+        k_out = (k * cos) + (rotate_half(k) * sin)
+        v_out = (v * cos) + (rotate_half(v) * sin)
+        return q_out, k_out, v_out
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.to_q = nn.Linear(dim, dim)
+            self.to_k = nn.Linear(dim, dim)
+            self.to_v = nn.Linear(dim, dim)
+
+        def forward(self, x, cos, sin):
+            b, n, d = x.shape
+            q = self.to_q(x).view(b, n, self.heads, -1).transpose(1, 2)
+            k = self.to_k(x).view(b, n, self.heads, -1).transpose(1, 2)
+            v = self.to_v(x).view(b, n, self.heads, -1).transpose(1, 2)
+            q, k, v = rotate_all(q, k, v, cos, sin)
+            w = torch.matmul(q, k.transpose(-1, -2)).softmax(dim=-1)
+            return torch.matmul(w, v)
+''')
+
+
+def test_a_third_tensor_rotated_beside_q_and_k_is_not_another_site():
+    found = _findings(ROTATE_QKV, "ADP014")
+    assert [(f.line, f.end_line) for f in found] == [(13, 14)]  # q and k: one site
+    assert not _covered(ROTATE_QKV, "v_out = (v * cos)", "ADP014")
+
+
+ONE_TENSOR_HELPER = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    def rotate_half(x):
+        x1 = x[..., : x.shape[-1] // 2]
+        x2 = x[..., x.shape[-1] // 2 :]
+        return torch.cat((-x2, x1), dim=-1)
+
+
+    def apply_rope(t, cos, sin):
+        return (t * cos) + (rotate_half(t) * sin)
+
+
+    def rotate_pair(q, k, cos, sin):
+        return (q * cos) + (rotate_half(q) * sin), (k * cos) + (rotate_half(k) * sin)
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.to_q = nn.Linear(dim, dim)
+            self.to_k = nn.Linear(dim, dim)
+
+        def forward(self, x, cos, sin, cos2, sin2):
+            q = apply_rope(self.to_q(x), cos, sin)
+            k = apply_rope(self.to_k(x), cos, sin)
+            q2, k2 = rotate_pair(q, k, cos2, sin2)
+            return torch.matmul(q2, k2.transpose(-1, -2))
+''')
+
+
+def test_a_one_tensor_helper_beside_a_q_k_helper_is_still_reported():
+    # Near miss: the one-tensor helper is a function of its own (applied to q and to k), not a
+    # third tensor in the function that rotates q and k; both sites stay.
+    assert _covered(ONE_TENSOR_HELPER, "return (t * cos) + (rotate_half(t) * sin)", "ADP014")
+    assert _covered(ONE_TENSOR_HELPER, "return (q * cos) + (rotate_half(q) * sin)", "ADP014")
