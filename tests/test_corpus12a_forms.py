@@ -94,3 +94,65 @@ def test_a_one_tensor_helper_beside_a_q_k_helper_is_still_reported():
     # third tensor in the function that rotates q and k; both sites stay.
     assert _covered(ONE_TENSOR_HELPER, "return (t * cos) + (rotate_half(t) * sin)", "ADP014")
     assert _covered(ONE_TENSOR_HELPER, "return (q * cos) + (rotate_half(q) * sin)", "ADP014")
+
+
+# -- ADP015: the logits flattened by the sizes their own shape unpacked into -----------------------
+
+SHAPE_UNPACKED = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torch.nn import CrossEntropyLoss
+
+
+    class TextLM(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.embed_tokens = nn.Embedding(config.vocab_size, config.dim)
+            self.block = nn.Linear(config.dim, config.dim)
+            self.lm_head = nn.Linear(in_features=config.dim, out_features=config.vocab_size, bias=False)
+
+        def forward(self, input_ids, labels=None):
+            h = self.block(self.embed_tokens(input_ids))
+            lm_logits = self.lm_head(h)
+            loss = None
+            if labels is not None:
+                shifted = lm_logits[..., :-1, :].contiguous()
+                shift_labels = labels[..., 1:].contiguous()
+                batch, length, classes = shifted.shape
+                loss_fct = CrossEntropyLoss()
+                loss = loss_fct(shifted.view(FLAT), shift_labels.view(batch * length))
+            return loss, lm_logits
+''')
+
+
+def _shape_unpacked(flat: str) -> str:
+    return SHAPE_UNPACKED.replace("FLAT", flat)
+
+
+def test_a_view_by_the_logits_own_unpacked_sizes_flattens_the_leading_axes():
+    code = _shape_unpacked("batch * length, classes")
+    assert _covered(code, "lm_logits = self.lm_head(h)", "ADP015")
+    # either operand order of the product
+    assert _covered(_shape_unpacked("length * batch, classes"), "lm_logits = self.lm_head(h)", "ADP015")
+
+
+def test_views_that_do_not_keep_the_vocabulary_axis_whole_are_not_reported():
+    # Near misses: the vocabulary axis merged with the positions, a product missing an axis,
+    # sizes of another tensor, the vocabulary size not last.
+    for flat in ("batch, length * classes", "batch, classes", "length, classes",
+                 "batch * length, shift_labels.size(-1)", "batch * classes, length"):
+        assert not _covered(_shape_unpacked(flat), "lm_logits = self.lm_head(h)", "ADP015"), flat
+
+
+def test_sizes_unpacked_from_another_tensor_are_not_the_logits_axes():
+    code = _shape_unpacked("b * t, v").replace(
+        "batch, length, classes = shifted.shape", "b, t, v = h.shape")
+    assert not _covered(code, "lm_logits = self.lm_head(h)", "ADP015")
+
+
+def test_a_token_classifier_flattened_the_same_way_is_not_a_vocabulary_loss():
+    # Near miss: the same flattening of a Linear to num_labels in a file whose embedding has
+    # vocab_size entries: the head is not typed as a vocabulary head, the loss is over labels.
+    code = _shape_unpacked("batch * length, classes").replace(
+        "out_features=config.vocab_size", "out_features=config.num_labels")
+    assert not _covered(code, "lm_logits = self.lm_head(h)", "ADP015")
