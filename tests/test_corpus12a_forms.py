@@ -156,3 +156,72 @@ def test_a_token_classifier_flattened_the_same_way_is_not_a_vocabulary_loss():
     code = _shape_unpacked("batch * length, classes").replace(
         "out_features=config.vocab_size", "out_features=config.num_labels")
     assert not _covered(code, "lm_logits = self.lm_head(h)", "ADP015")
+
+
+# -- ADP009: key and value of another input on the cross-attention branch, the query after the if ---
+
+QFORMER_LIKE = textwrap.dedent('''
+    import math
+    import torch
+    from torch import nn
+
+
+    class QueryAttention(nn.Module):
+        def __init__(self, dim, heads, kv_dim=None):
+            super().__init__()
+            self.heads = heads
+            self.query = nn.Linear(dim, dim)
+            self.key = nn.Linear(kv_dim or dim, dim)
+            self.value = nn.Linear(kv_dim or dim, dim)
+
+        def split(self, x):
+            b, n, _ = x.shape
+            return x.view(b, n, self.heads, -1).transpose(1, 2)
+
+        def forward(self, hidden_states, context=None, cache=None):
+            if context is not None:
+                k = self.split(self.key(context))
+                v = self.split(self.value(context))
+            elif cache is not None:
+                k = torch.cat([cache[0], self.split(self.key(hidden_states))], dim=2)
+                v = torch.cat([cache[1], self.split(self.value(hidden_states))], dim=2)
+            else:
+                k = self.split(self.key(hidden_states))
+                v = self.split(self.value(hidden_states))
+            q = self.split(self.query(hidden_states))
+            w = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+            return torch.matmul(w.softmax(dim=-1), v)
+''')
+
+
+def test_projections_shared_with_a_cross_attention_branch_are_not_one_input():
+    assert not _findings(QFORMER_LIKE, "ADP009")
+
+
+def test_the_same_shape_with_every_branch_projecting_one_input_is_still_reported():
+    # Near miss: the branches differ only by the cache; every way into the query projects key
+    # and value of hidden_states, so the three layers project one input.
+    code = QFORMER_LIKE.replace("self.key(context)", "self.key(hidden_states)").replace(
+        "self.value(context)", "self.value(hidden_states)")
+    assert _findings(code, "ADP009")
+
+
+def test_a_self_attention_with_the_query_last_is_still_reported():
+    code = textwrap.dedent('''
+        from torch import nn
+
+
+        class Attention(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.q = nn.Linear(dim, dim)
+                self.k = nn.Linear(dim, dim)
+                self.v = nn.Linear(dim, dim)
+
+            def forward(self, x):
+                k = self.k(x)
+                v = self.v(x)
+                q = self.q(x)
+                return (q @ k.transpose(-1, -2)).softmax(-1) @ v
+    ''')
+    assert _covered(code, "k = self.k(x)", "ADP009")
