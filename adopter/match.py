@@ -1084,19 +1084,23 @@ class Matcher:
                 return False
             if shared and any(flow.nodes[pos].defs & shared for pos in _between(flow, a.id, b.id)):
                 return False
-        # ... and no way into a later step projects another input with the same layers: the
-        # Q-Former's key and value of ``encoder_hidden_states`` in the cross-attention branch, of
-        # ``hidden_states`` in the others, then the query after the if; the three layers cannot
-        # become one fused projection of one input when the cross branch reads two of them.
-        last = ordered[-1].id
+        # ... and no other way into the last step projects another input with the same layers:
+        # the Q-Former's key and value of ``encoder_hidden_states`` in the cross-attention
+        # branch, of ``hidden_states`` in the others, then the query after the if (the input is
+        # chosen at run time between self and cross attention).  A call of the layers on another
+        # input that every way then takes on to the matched steps (Pegasus-X's local q, k, v of
+        # the tokens, then its global q, k, v) is an earlier use, not an alternative.
+        first, last = ordered[0].id, ordered[-1].id
         for node in state.matched:
             if node.kind != "layer" or not node.args or not isinstance(node.args[0], Ref):
                 continue
             own = node.args[0].text
             for other in flow.nodes[:last]:
-                if other.layer == node.layer and other.id != node.id and other.kind == "layer" and other.args \
-                        and isinstance(other.args[0], Ref) and other.args[0].text != own \
-                        and _reaches(flow, other.id, last):
+                if other.layer != node.layer or other.id == node.id or other.kind != "layer" or not other.args \
+                        or not isinstance(other.args[0], Ref) or other.args[0].text == own:
+                    continue
+                before = _always_reaches(flow, other.id, first) if other.id < first else _reaches(flow, first, other.id)
+                if not before and _reaches(flow, other.id, last):
                     return False
         return True
 

@@ -225,3 +225,47 @@ def test_a_self_attention_with_the_query_last_is_still_reported():
                 return (q @ k.transpose(-1, -2)).softmax(-1) @ v
     ''')
     assert _covered(code, "k = self.k(x)", "ADP009")
+
+
+def test_the_cross_branch_written_second_is_an_alternative_too():
+    head, rest = QFORMER_LIKE.split("        if context is not None:")
+    tail = rest[rest.index("        q = self.split"):]
+    code = head + textwrap.indent(textwrap.dedent("""
+        if context is None:
+            k = self.split(self.key(hidden_states))
+            v = self.split(self.value(hidden_states))
+        else:
+            k = self.split(self.key(context))
+            v = self.split(self.value(context))
+    """).strip("\n"), "        ") + "\n" + tail
+    assert code.index("self.key(context)") > code.index("self.key(hidden_states)")
+    compile(code, "model.py", "exec")
+    assert not _findings(code, "ADP009")
+
+
+def test_the_same_layers_run_on_two_inputs_one_after_the_other_are_two_sites():
+    # Near miss: local q, k, v of the tokens, then global q, k, v of the global tokens with the
+    # same three layers (Pegasus-X's block attention): two one-input sites, the first call of
+    # each layer an earlier use on every way, not an alternative input.
+    code = textwrap.dedent('''
+        from torch import nn
+
+
+        class BlockAttention(nn.Module):
+            def __init__(self, dim):
+                super().__init__()
+                self.q_proj = nn.Linear(dim, dim)
+                self.k_proj = nn.Linear(dim, dim)
+                self.v_proj = nn.Linear(dim, dim)
+
+            def forward(self, tokens, globals_):
+                local_q = self.q_proj(tokens)
+                local_k = self.k_proj(tokens)
+                local_v = self.v_proj(tokens)
+                global_q = self.q_proj(globals_)
+                global_k = self.k_proj(globals_)
+                global_v = self.v_proj(globals_)
+                return local_q, local_k, local_v, global_q, global_k, global_v
+    ''')
+    assert _covered(code, "local_q = self.q_proj(tokens)", "ADP009")
+    assert _covered(code, "global_q = self.q_proj(globals_)", "ADP009")
