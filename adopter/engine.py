@@ -98,6 +98,15 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         # alone, and of q and k together) is the larger one.
         spans = [frozenset(n.span for n in m.nodes) for m in matches]
         matches = [m for m, own in zip(matches, spans) if not any(own < other for other in spans)]
+    if isinstance(rule.same_function, tuple) and "helper" in rule.same_function and len(matches) > 1:
+        # A one-tensor form ("helper": the rotation of one tensor in a helper applied to q and
+        # to k) in a function where a form of the rule over two tensors already matched is a
+        # third tensor rotated beside q and k (CLVP's helper also rotates v): not q or k, so not
+        # a site of its own.
+        whole = {n.func for m in matches if rule.same_function_of(m.alternative) is True for n in m.nodes}
+        if whole:
+            matches = [m for m in matches if rule.same_function_of(m.alternative) != "helper"
+                       or not {n.func for n in m.nodes} <= whole]
     return sorted(matches, key=lambda m: m.span)
 
 

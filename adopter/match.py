@@ -1095,6 +1095,24 @@ class Matcher:
                 return False
             if shared and any(flow.nodes[pos].defs & shared for pos in _between(flow, a.id, b.id)):
                 return False
+        # ... and no other way into the last step projects another input with the same layers:
+        # the Q-Former's key and value of ``encoder_hidden_states`` in the cross-attention
+        # branch, of ``hidden_states`` in the others, then the query after the if (the input is
+        # chosen at run time between self and cross attention).  A call of the layers on another
+        # input that every way then takes on to the matched steps (Pegasus-X's local q, k, v of
+        # the tokens, then its global q, k, v) is an earlier use, not an alternative.
+        first, last = ordered[0].id, ordered[-1].id
+        for node in state.matched:
+            if node.kind != "layer" or not node.args or not isinstance(node.args[0], Ref):
+                continue
+            own = node.args[0].text
+            for other in flow.nodes[:last]:
+                if other.layer != node.layer or other.id == node.id or other.kind != "layer" or not other.args \
+                        or not isinstance(other.args[0], Ref) or other.args[0].text == own:
+                    continue
+                before = _always_reaches(flow, other.id, first) if other.id < first else _reaches(flow, first, other.id)
+                if not before and _reaches(flow, other.id, last):
+                    return False
         return True
 
     # What a loss target may go through and still be the ids it selects from: the receiver
@@ -1397,6 +1415,22 @@ def _index(flow: Flow) -> _FlowIndex:
     if index is None:
         index = flow._index = _FlowIndex(flow)
     return index
+
+
+def _reaches(flow: Flow, first: int, last: int) -> bool:
+    """Does some path from node ``first`` reach node ``last``?  Edges go from lower to higher
+    ids, so only ids up to ``last``'s are walked."""
+    out = flow.out
+    seen = {first}
+    stack = [first]
+    while stack:
+        for succ, _ in out[stack.pop()]:
+            if succ == last:
+                return True
+            if succ < last and succ not in seen:
+                seen.add(succ)
+                stack.append(succ)
+    return False
 
 
 def _always_reaches(flow: Flow, first: int, last: int) -> bool:

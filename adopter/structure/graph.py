@@ -816,8 +816,15 @@ class FlowBuilder:
         args: list[Value] = []
         # A starred argument's span includes the star, so synthesis can tell it apart.
         arg_spans: list = [span(func.value)] if receiver is not None else []
+        flat = receiver is not None and len(call.args) == 2 and _flattens_lead(call, ctx.exprs)
         for arg in call.args:
             inner = arg.value if isinstance(arg, ast.Starred) else arg
+            if flat and arg is call.args[0]:
+                # x.view(B * T, V) with B, T, V = x.shape: x.view(-1, V), every axis but the
+                # last flattened into one (the product is the count -1 stands for)
+                args.append(Const(-1))
+                arg_spans.append(span(arg))
+                continue
             value, frontier = self._value(inner, frontier, ctx)
             args.append(value)
             arg_spans.append(span(arg))
@@ -2411,3 +2418,29 @@ def _parallel(target: ast.expr, value: ast.expr) -> bool:
         return False
     stored = {e.id for e in target.elts}
     return not any(isinstance(n, ast.Name) and n.id in stored for part in value.elts for n in ast.walk(part))
+
+
+def _flattens_lead(call: ast.Call, exprs: dict) -> bool:
+    """``x.view(B * T, V)`` (or ``reshape``) where ``B, T, V = x.shape`` (or ``x.size()``) named
+    every axis of x: the leading axes flattened into one and the last kept whole, which is
+    ``x.view(-1, V)``.  The product must name each leading axis once (``B * T`` of a 3-D x; ``T``
+    alone of a 2-D one); a product of other sizes, or of some of the axes, is another view."""
+    func = call.func
+    if not (func.attr in ("view", "reshape") and isinstance(func.value, ast.Name) and not call.keywords):
+        return False
+    owner = func.value.id
+    lead, last = call.args
+    size = exprs.get(last.id) if isinstance(last, ast.Name) else None
+    if not (isinstance(size, tuple) and size[:2] == ("dim_size", owner) and size[2] == size[3] - 1):
+        return False
+    axes, pending = [], [lead]
+    while pending:
+        expr = pending.pop()
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mult):
+            pending += [expr.left, expr.right]
+            continue
+        held = exprs.get(expr.id) if isinstance(expr, ast.Name) else None
+        if not (isinstance(held, tuple) and held[:2] == ("dim_size", owner) and held[3] == size[3]):
+            return False
+        axes.append(held[2])
+    return sorted(axes) == list(range(size[3] - 1))
