@@ -26,6 +26,7 @@ The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its c
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -60,9 +61,14 @@ def _verify(path: Path) -> dict:
         return {"error": proc.stderr.strip()[-300:]}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="only the files whose 'source:path' contains TEXT (repeatable; any matches)")
+    args = parser.parse_args(argv)
     labels = [lab for lab in score.read_labels(HERE / "devcorpus" / "labels.tsv")
-              if lab.rule == "ADP010" and not lab.source.startswith("transformers")]
+              if lab.rule == "ADP010" and not lab.source.startswith("transformers")
+              and (not args.only or any(t in f"{lab.source}:{lab.path}" for t in args.only))]
     files = score.resolve_files(labels, score.DEFAULT_CACHE, quiet=True)
     rules = [r for r in load_rules() if r.id == "ADP010"]
     by_file = defaultdict(list)

@@ -546,3 +546,42 @@ def test_a_build_change_and_a_forward_argument_steered_together(tmp_path, capsys
     row = _row(patches, "ADP010", "ExportableAttention")
     assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     assert "need_weights=False (forward)" in row["reason"] and "self.export_mode=True" in row["reason"], row
+
+
+def test_a_package_importing_many_missing_packages(tmp_path, all_rules, quick):
+    """super-gradients' ViT: the package's ``__init__`` chain imports fifteen packages verify's
+    environment lacks (loggers, ONNX tools, cloud clients), none of which the attention uses.
+    Each is stubbed, as one would be (a class that uses one still says "needs X": tested above),
+    and the attention verifies."""
+    names = [f"adopter_absent_{i}" for i in range(14)]
+    assert not any(importlib.util.find_spec(n) for n in names)
+    imports = "\n".join(f"import {n}" for n in names)
+    path = tmp_path / "many_missing.py"
+    path.write_text(f'''import math
+
+import torch
+from torch import nn
+{imports}
+
+
+class Attention(nn.Module):
+    def __init__(self, dim=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)) / math.sqrt(c // self.heads)
+        attn = attn.softmax(dim=-1)
+        x = (attn @ v).transpose(1, 2).reshape(b, n, c)
+        return self.proj(x)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    results = verify_file(str(path), rules, Config(), benchmark=False, options=quick)
+    attention = next(r for r in results if r.class_name == "Attention" and not r.combined)
+    assert attention.verdict == PASS, attention.reason
+    assert sorted(attention.details["not_installed"]) == sorted(names)
+    assert not [m for m in sys.modules if m in names]
