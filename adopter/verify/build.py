@@ -870,6 +870,15 @@ class Builder:
                                             if part not in ("use", "add", "with", "is", "has", "enable")))
         return [()] + [((name, True),) for name in flags[:3]]
 
+    def _builds_in_forward(self, user: str, class_name: str) -> bool:
+        """Whether ``user``'s ``forward`` calls ``class_name`` (builds an instance on every call)."""
+        cls = next((n for n in self._tree.body if isinstance(n, ast.ClassDef) and n.name == user), None) \
+            if self._tree is not None else None
+        forward = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "forward"), None) \
+            if cls is not None else None
+        return forward is not None and any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                                           and n.func.id == class_name for n in ast.walk(forward))
+
     def _build_captured(self, original_cls: type, patched_cls: type, patched_module: ModuleType, variant: Variant,
                         patched_context: Callable[[], Any]) -> Pair | None:
         """Build the class with the arguments and inputs a model of the same file gives it."""
@@ -894,15 +903,31 @@ class Builder:
                         model = run_quietly(lambda: construct(self.groups, lambda: user_cls(*args, **kwargs)))
                 except Exception:
                     continue
-                if recording.ctor is None or recording.instance is None:
-                    continue  # this user does not build the class with these arguments
                 model.eval()
                 config = option.config if option.config is not None else kwargs.get(option.config_param or "")
                 hints = hints_of(config, {k: v for k, v in kwargs.items() if k != option.config_param})
-                call = self._first_working_call(model, hints, Variant())
-                if isinstance(call, tuple):
-                    continue
-                seen = first_inputs(recording.instance, lambda: run_quietly(lambda: call.clone().run(model)))
+                if recording.ctor is None or recording.instance is None:
+                    # not built by the user's __init__: perhaps by its forward, on every call
+                    # (tsai's `_ScaledDotProductAttention(self.d_k)(q_s, k_s, v_s)`)
+                    if not self._builds_in_forward(user, original_cls.__name__):
+                        continue  # this user does not build the class with these arguments
+                    call = self._first_working_call(model, hints, Variant())
+                    if isinstance(call, tuple):
+                        continue
+                    recording = Recording(original_cls, inputs=True)
+                    try:
+                        with recording, torch.no_grad():
+                            run_quietly(lambda: call.clone().run(model))
+                    except Exception:
+                        continue
+                    if recording.ctor is None:
+                        continue
+                    seen = recording.seen
+                else:
+                    call = self._first_working_call(model, hints, Variant())
+                    if isinstance(call, tuple):
+                        continue
+                    seen = first_inputs(recording.instance, lambda: run_quietly(lambda: call.clone().run(model)))
                 recipe = to_recipe(*recording.ctor, self.original)
                 if seen is None or recipe is None:
                     continue

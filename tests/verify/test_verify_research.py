@@ -585,3 +585,57 @@ class Attention(nn.Module):
     assert attention.verdict == PASS, attention.reason
     assert sorted(attention.details["not_installed"]) == sorted(names)
     assert not [m for m in sys.modules if m in names]
+
+
+def test_a_block_its_user_builds_in_forward_is_fed_as_the_user_feeds_it(tmp_path, all_rules, quick):
+    """tsai's TST: ``_ScaledDotProductAttention(self.d_k)(q_s, k_s, v_s)`` is built in the
+    user's forward, on every call, with k already transposed ([b, h, d, n]): no guessed input
+    fits it alone; the user's first forward gives the constructor arguments and the inputs."""
+    path = tmp_path / "tst.py"
+    path.write_text('''from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class _ScaledDotProductAttention(nn.Module):
+    def __init__(self, d_k: int):
+        super().__init__()
+        self.d_k = d_k
+
+    def forward(self, q, k, v, mask: Optional[torch.Tensor] = None):
+        scores = torch.matmul(q, k)
+        scores = scores / (self.d_k ** 0.5)
+        if mask is not None:
+            scores.masked_fill_(mask, -1e9)
+        attn = F.softmax(scores, dim=-1)
+        context = torch.matmul(attn, v)
+        return context
+
+
+class _MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.n_heads, self.d_k = n_heads, d_model // n_heads
+        self.W_Q = nn.Linear(d_model, d_model, bias=False)
+        self.W_K = nn.Linear(d_model, d_model, bias=False)
+        self.W_V = nn.Linear(d_model, d_model, bias=False)
+        self.W_O = nn.Linear(d_model, d_model, bias=False)
+
+    def forward(self, Q):
+        bs = Q.size(0)
+        q_s = self.W_Q(Q).view(bs, -1, self.n_heads, self.d_k).transpose(1, 2)
+        k_s = self.W_K(Q).view(bs, -1, self.n_heads, self.d_k).permute(0, 2, 3, 1)
+        v_s = self.W_V(Q).view(bs, -1, self.n_heads, self.d_k).transpose(1, 2)
+        context = _ScaledDotProductAttention(self.d_k)(q_s, k_s, v_s)
+        context = context.transpose(1, 2).contiguous().view(bs, -1, self.n_heads * self.d_k)
+        return self.W_O(context)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    results = verify_file(str(path), rules, Config(), benchmark=False, options=quick)
+    row = next(r for r in results if r.class_name == "_ScaledDotProductAttention" and not r.combined)
+    assert row.verdict == PASS, row.reason
+    assert row.details["built"].startswith("_ScaledDotProductAttention(...) as _MultiHeadAttention builds it"), \
+        row.details["built"]
+    assert row.details["inputs"].count("float[2, 4, ") == 3, row.details["inputs"]  # the heads split off
