@@ -274,6 +274,22 @@ def factory_hint(class_name: str, why: str) -> str:
     return f"name a factory in [tool.adopter.verify] factories for {class_name}: {why}"
 
 
+def _closure_forward(module: nn.Module) -> Callable | None:
+    """The function a ``forward(self, *args, **kwargs)`` hands its arguments to, when it is the
+    one function its closure holds (a-unet's ``Module(modules, forward_fn)``): its signature
+    says what the module takes.  None otherwise (the forward's own signature is read)."""
+    forward = getattr(type(module), "forward", None)
+    try:
+        params = list(inspect.signature(forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    if not params or any(p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return None
+    cells = [c.cell_contents for c in (getattr(forward, "__closure__", None) or ())
+             if inspect.isfunction(getattr(c, "cell_contents", None))]
+    return cells[0] if len(cells) == 1 else None
+
+
 class _FunctionModule(nn.Module):
     """A module-level function as a module (no parameters), so it is compared like one."""
 
@@ -976,9 +992,39 @@ class Builder:
             if call[1]:
                 raise Skip(needs_text(call[1]))
             raise Skip(f"name a factory in [tool.adopter.verify] factories for {name}: {call[0]}")
+        _seed()
+        with torch.no_grad():
+            made = run_quietly(lambda: construct(self.groups, lambda: call.clone().run(original)))
+        if isinstance(made, nn.Module):
+            return self._build_made(name, original, patched_fn, call, variant, patched_context)
         with patched_context():
             patched = _FunctionModule(patched_fn)
         return Pair(original, patched, call, [], f"{name}(...)")
+
+    def _build_made(self, name: str, original_fn: nn.Module, patched_fn: Callable, call: Call, variant: Variant,
+                    patched_context: Callable[[], Any]) -> Pair:
+        """A function that builds a module (a-unet's ``AttentionBase(features, head_features,
+        num_heads)`` returns ``Module([to_out], forward)``, its attention in the closure
+        ``forward``): the module the original function builds and the one the patched function
+        builds with the same arguments, fed like any module."""
+        def make(fn: nn.Module) -> nn.Module:
+            _seed()
+            return run_quietly(lambda: construct(self.groups, lambda: call.clone().run(fn)))
+
+        original = make(original_fn)
+        original.eval()
+        redraw_uninitialised(original)
+        inner = self._first_working_call(original, {}, variant, signature=_closure_forward(original))
+        if isinstance(inner, tuple):
+            if inner[1]:
+                raise Skip(needs_text(inner[1]))
+            raise Skip(f"name a factory in [tool.adopter.verify] factories for {name}: the module it builds "
+                       f"takes {inner[0]}")
+        with patched_context():
+            patched = make(_FunctionModule(patched_fn))
+        if not isinstance(patched, nn.Module):
+            raise Broken(f"the patched {name}({call.describe()}) built no module; the original builds one")
+        return Pair(original, patched, inner, [], f"the module {name}({call.describe()}) builds")
 
     def _first_working_call(self, module: nn.Module, hints: dict, variant: Variant,
                             signature: Callable | None = None) -> Call | tuple[str, str | None]:

@@ -639,3 +639,48 @@ class _MultiHeadAttention(nn.Module):
     assert row.details["built"].startswith("_ScaledDotProductAttention(...) as _MultiHeadAttention builds it"), \
         row.details["built"]
     assert row.details["inputs"].count("float[2, 4, ") == 3, row.details["inputs"]  # the heads split off
+
+
+def test_a_function_that_builds_the_attention_module_is_verified_on_the_module(tmp_path, all_rules, quick):
+    """a-unet's ``AttentionBase(features, head_features, num_heads)`` returns ``Module([to_out],
+    forward)``, the attention in the closure ``forward``: the module each side's function builds
+    is compared, fed as the closure's signature says (q, k, v), after a strict state-dict load."""
+    path = tmp_path / "blocks.py"
+    path.write_text('''from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def Module(modules: Sequence[nn.Module], forward_fn: Callable):
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList(modules)
+
+        def forward(self, *args, **kwargs):
+            return forward_fn(*args, **kwargs)
+
+    return Module()
+
+
+def AttentionBase(features: int, head_features: int, num_heads: int) -> nn.Module:
+    scale = head_features ** -0.5
+    to_out = nn.Linear(in_features=head_features * num_heads, out_features=features, bias=False)
+
+    def forward(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        b, n, _ = q.shape
+        q, k, v = (t.view(b, -1, num_heads, head_features).transpose(1, 2) for t in (q, k, v))
+        sim = torch.einsum("... n d, ... m d -> ... n m", q, k) * scale
+        attn = sim.softmax(dim=-1)
+        out = torch.einsum("... n m, ... m d -> ... n d", attn, v)
+        out = out.transpose(1, 2).reshape(b, n, num_heads * head_features)
+        return to_out(out)
+
+    return Module([to_out], forward)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    (row,) = [r for r in verify_file(str(path), rules, Config(), benchmark=False, options=quick) if not r.combined]
+    assert row.verdict == PASS, row.reason
+    assert row.details["built"].startswith("the module AttentionBase("), row.details["built"]
+    assert row.details["inputs"].startswith("float[2, 8, "), row.details["inputs"]
