@@ -610,7 +610,9 @@ class Builder:
             if guard.kind in ("attr", "attr_set") and not spec:
                 want_set = guard.want in (True, "given")
                 for condition in init_conditions(self.text, class_name, guard.name, want_set)[:3]:
-                    values = tuple((k, v) for k, v in condition if k in ctor_params and v != "given")
+                    values = tuple((k, v if v != "given" else self._given_value(ctor_params[k]))
+                                   for k, v in condition if k in ctor_params)
+                    values = tuple((k, v) for k, v in values if v is not None and v != "given")
                     if values and len(values) == len(condition):
                         candidate = Variant(ctor=values, method=method)
                         if candidate not in from_guards:
@@ -885,6 +887,22 @@ class Builder:
         flags.sort(key=lambda name: not any(part and part in key for part in name.lower().split("_")
                                             if part not in ("use", "add", "with", "is", "has", "enable")))
         return [()] + [((name, True),) for name in flags[:3]]
+
+    def _given_value(self, param: inspect.Parameter) -> Any:
+        """A value for a constructor argument that defaults to None and must be given to take a
+        branch (alphafold3's ``window_size=None``, ``self.is_local_attn = exists(window_size)``):
+        what its name and annotation suggest, else a small count for a size, length or window
+        (half the verify sequence, so there are windows to split); None when nothing fits."""
+        if param.default is not None:
+            return None
+        annotation = param.annotation if param.annotation is not inspect.Parameter.empty else None
+        guessed = guess_value(param.name, annotation, self.sizes)
+        if guessed:
+            return guessed[0]
+        lowered = param.name.lower()
+        if any(part in lowered for part in ("size", "len", "window")):
+            return max(1, self.sizes.seq // 2)
+        return None
 
     def _builds_in_forward(self, user: str, class_name: str) -> bool:
         """Whether ``user``'s ``forward`` calls ``class_name`` (builds an instance on every call)."""

@@ -684,3 +684,51 @@ def AttentionBase(features: int, head_features: int, num_heads: int) -> nn.Modul
     assert row.verdict == PASS, row.reason
     assert row.details["built"].startswith("the module AttentionBase("), row.details["built"]
     assert row.details["inputs"].startswith("float[2, 8, "), row.details["inputs"]
+
+
+def test_a_branch_taken_when_a_none_default_argument_is_given(tmp_path, all_rules, quick):
+    """alphafold3's ``Attend``: ``self.is_local_attn = exists(window_size)`` (``window_size=None``)
+    and ``if self.is_local_attn: return self.local_attn(...)``, the patched attention in that
+    helper: the build that reaches it gives ``window_size`` a small size."""
+    path = tmp_path / "attend.py"
+    path.write_text('''import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def exists(v):
+    return v is not None
+
+
+class Attend(nn.Module):
+    def __init__(self, dim=32, heads=4, window_size=None):
+        super().__init__()
+        self.heads = heads
+        self.to_qkv = nn.Linear(dim, dim * 3)
+        self.is_local_attn = exists(window_size)
+        self.window_size = window_size
+
+    def local_attn(self, q, k, v):
+        b, h, n, d = q.shape
+        w = self.window_size
+        pad = (w - n % w) % w
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        q, k, v = (t.reshape(b, h, -1, w, d) for t in (q, k, v))
+        sim = torch.einsum("... i d, ... j d -> ... i j", q, k) * d ** -0.5
+        attn = sim.softmax(dim=-1)
+        out = torch.einsum("... i j, ... j d -> ... i d", attn, v)
+        return out.reshape(b, h, -1, d)[:, :, :n]
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.to_qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        if self.is_local_attn:
+            out = self.local_attn(q, k, v)
+        else:
+            out = v  # (a global attention here in the original)
+        return out.transpose(1, 2).reshape(b, n, c)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    (row,) = [r for r in verify_file(str(path), rules, Config(), benchmark=False, options=quick) if not r.combined]
+    assert row.verdict == PASS, row.reason
+    assert "window_size=4" in row.reason, row.reason
