@@ -732,3 +732,34 @@ class Attend(nn.Module):
     (row,) = [r for r in verify_file(str(path), rules, Config(), benchmark=False, options=quick) if not r.combined]
     assert row.verdict == PASS, row.reason
     assert "window_size=4" in row.reason, row.reason
+
+
+def test_a_function_the_class_calls_is_verified_alone_when_the_class_cannot_be_fed(tmp_path, all_rules, quick):
+    """fairseq2's ``NaiveSDPA.forward(q, q_layout, k, k_layout, v, bias_cache)`` reads objects of
+    the package's own (``layout.maybe_get()``) that verify cannot make; the patched attention is
+    all inside ``naive_scaled_dot_product_attention(q, k, v, bias)``, which is verified alone."""
+    path = tmp_path / "naive.py"
+    path.write_text('''import torch
+from torch import Tensor, nn
+from torch.nn.functional import softmax
+
+
+class NaiveSDPA(nn.Module):
+    def forward(self, q: Tensor, q_layout, k: Tensor, k_layout, v: Tensor) -> Tensor:
+        bias = q_layout.maybe_get(k_layout)
+        return naive_scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), bias)
+
+
+def naive_scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
+    weights = torch.matmul(q, k.transpose(-1, -2))
+    weights = weights * (q.size(-1) ** -0.5)
+    if bias is not None:
+        weights = weights + bias
+    weights = softmax(weights, dim=-1)
+    return torch.matmul(weights, v)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    (row,) = [r for r in verify_file(str(path), rules, Config(), benchmark=False, options=quick) if not r.combined]
+    assert row.verdict == PASS, row.reason
+    assert "on naive_scaled_dot_product_attention() alone" in row.reason, row.reason
+    assert "NaiveSDPA could not be fed here" in row.reason, row.reason
