@@ -951,7 +951,7 @@ class Builder:
                     recording = Recording(original_cls, inputs=True)
                     try:
                         with recording, torch.no_grad():
-                            run_quietly(lambda: call.clone().run(model))
+                            run_quietly(lambda call=call, model=model: call.clone().run(model))
                     except Exception:
                         continue
                     if recording.ctor is None:
