@@ -798,19 +798,6 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
                        defs=frozenset({value_in.key}))
             out[ids[pred]].append((copy.id, None))
             copies.append(copy.id)
-        if len(preds) > 1 and len({-1 if i == -1 else frozenset(b.fqn for b in graph.members[i][0]
-                                                              if isinstance(b, Built)) for i in preds}) > 1:
-            # the member runs after one of several of different kinds (a member added under an
-            # ``if``, a loop that may run no time): no kind of layer is its input on every way, so
-            # it pairs with none (a pair is a location only when nothing else may run between its
-            # two steps).  Two convolutions built in the two branches of an ``if`` still pair.
-            merged = Ref(f"{name}:merged{index}", "x")
-            merge = new(kind="other", op="<merge>", args=(value_in,), outs=(merged,),
-                        uses=frozenset({value_in.key}), defs=frozenset({merged.key}))
-            for copy in copies:
-                out[copy].append((merge.id, None))
-            copies = [merge.id]
-            value_in = merged
         value_out = Ref(f"{name}:out{index}", "x")
         layer = f"self.{attr}"
         # a member chosen at run time (ACT2FN[config.act], get_activation(name)) may compute each
