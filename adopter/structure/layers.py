@@ -1521,6 +1521,26 @@ class LayerTyper:
         self._kinds[key] = found
         return found
 
+    def record_children(self, call: ast.Call, stmt: ast.stmt, env: dict) -> None:
+        """``super().__init__()`` of a module whose forward runs its children in order
+        (:func:`runs_children`): the layers the rest of ``__init__`` registers are the members
+        of a sequence, in the order it registers them.  Reported, not fixed: the container is
+        the class itself, whose members forward reaches only through its loop."""
+        key = (call.lineno, call.col_offset)
+        if key in self._site_keys:
+            return
+        self._site_keys.add(key)
+        site = SequentialSite(call, stmt, SeqGraph(), unlike=(
+            "the layers run in forward's loop over the module's children; rewrite it by hand"))
+        self.sites.append(site)
+        env["list:self"] = site.graph
+
+    def add_child(self, value: ast.expr, env: dict) -> None:
+        """``self.x = value`` in such an ``__init__``: the next member."""
+        graph = env.get("list:self")
+        if isinstance(graph, SeqGraph):
+            self._member(graph, value, env, 0)
+
     def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict, base: ast.expr | None = None,
                           unlike: str = "") -> None:
         """``super().__init__(a, b)`` in a class derived from nn.Sequential (named by ``base``
@@ -1856,8 +1876,17 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
         # nn.Sequential's own forward on one value (``super().forward(x) * 0.5``), self read nowhere
         calls = [node for node in ast.walk(forward) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                  and node.func.attr == "forward" and node.func.value in supers]
-        return (len(supers) == len(calls) == 1 and len(calls[0].args) == 1 and not calls[0].keywords
-                and not any(isinstance(node, ast.Name) and node.id == "self" for node in ast.walk(forward)))
+        if not (len(supers) == len(calls) == 1 and len(calls[0].args) == 1 and not calls[0].keywords):
+            return False
+        # ``super(Cls, self)`` names self only to find the base: not a read of the members
+        named = supers[0].args
+        explicit = (len(named) == 2 and not supers[0].keywords and _is_name(named[0], cls.name)
+                    and _is_name(named[1], "self"))
+        if named and not explicit:
+            return False
+        allowed = {id(named[1])} if explicit else set()
+        return not any(isinstance(node, ast.Name) and node.id == "self" and id(node) not in allowed
+                       for node in ast.walk(forward))
     loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(_enumerated(s.iter))]
     if len(loops) != 1:
         return False
@@ -1866,6 +1895,73 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
     if selfs != sum(1 for node in ast.walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self"):
         return False
     return chain_loop(loop)
+
+
+def runs_children(cls: ast.ClassDef, names: ModuleNames) -> ast.Call | None:
+    """The ``super().__init__()`` call of a plain ``nn.Module`` subclass whose forward applies
+    its children one after the other (``for m in self.children(): x = m(x)``, or over
+    ``self._modules.values()``): calling it runs the layers its ``__init__`` registers, in the
+    order it registers them, as an ``nn.Sequential`` of them would.  None unless the order is
+    read from ``__init__`` alone: its only base is ``nn.Module``, whose ``__init__`` it calls
+    first with no argument; it registers no member through a method of its own or ``setattr``
+    (``add_module`` and ``register_module`` place members where they are called); it does not
+    bind one attribute to two layers; and no ``__call__`` of its own."""
+    if len(cls.bases) != 1 or cls.keywords or names.resolve(cls.bases[0]) != "torch.nn.Module":
+        return None
+    methods = _methods(cls)
+    if (OWN_CALL - {"forward"}) & methods.keys():
+        return None
+    forward, init = methods.get("forward"), methods.get("__init__")
+    if forward is None or init is None or not init.body:
+        return None
+    loops = [s for s in forward.body if isinstance(s, ast.For)]
+    if len(loops) != 1 or not _iterates_self(loops[0].iter) or _is_name(loops[0].iter, "self"):
+        return None
+    selfs = sum(1 for node in ast.walk(forward) if isinstance(node, ast.Name) and node.id == "self")
+    if selfs != 1 or not chain_loop(loops[0]):
+        return None
+    # statements before ``super().__init__()`` (argument checks) may not touch self
+    first = None
+    for stmt in init.body:
+        first = _super_init(stmt)
+        if first is not None:
+            break
+        if any(isinstance(n, ast.Name) and n.id == "self" for n in ast.walk(stmt)):
+            return None
+    if first is None or first.args or first.keywords:
+        return None
+    bound: set = set()
+    for node in ast.walk(init):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if node is not first and isinstance(func, ast.Attribute) and _is_name(func.value, "self") \
+                    and func.attr not in ("add_module", "register_module"):
+                return None
+            if _is_name(func, "setattr") or _is_name(func, "super") and node is not first.func.value:
+                return None
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and _is_name(target.value, "self"):
+                    if isinstance(node, ast.AugAssign):
+                        return None
+                    if node.value is None or not registers(node.value):
+                        continue
+                    if target.attr in bound:
+                        return None
+                    bound.add(target.attr)
+                elif not isinstance(target, (ast.Name, ast.Attribute, ast.Subscript)) and any(
+                        isinstance(n, ast.Attribute) and _is_name(n.value, "self") for n in ast.walk(target)):
+                    return None  # self.a, self.b = ...: not read
+    return first
+
+
+def registers(value: ast.expr) -> bool:
+    """Can ``self.x = value`` register a child module?  Not for values that are no module:
+    constants (``None`` included), comparisons, boolean and arithmetic expressions, f-strings,
+    and list/tuple/dict displays (a plain container registers nothing)."""
+    return not isinstance(value, (ast.Constant, ast.Compare, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.JoinedStr,
+                                  ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp))
 
 
 def _enumerated(expr: ast.expr) -> ast.expr:

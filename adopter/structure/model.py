@@ -29,7 +29,8 @@ from ..records import dataclass, field, replace
 from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
 from .canon import HALF_PAIR, NEG_PAIR, TABLE
 from .graph import Flow, FlowBuilder, Node, Ref, walk
-from .layers import OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, runs_in_order
+from .layers import (OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
+                     runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, names_match
 from .siblings import Package
 
@@ -499,12 +500,16 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     words = _sequential_words(module, typer, text)
     chained = {name: found for name, info in infos.items() if (text is None or "ModuleList" in text)
                for found in [_chained_lists(info)] if found}
-    if (text is None or "Sequential" in text or chained
+    if (text is None or "Sequential" in text or chained or "children()" in text or "_modules.values()" in text
             or len(words) > len(module.call_names("torch.nn.Sequential")) or _chain_subclass(infos, typer)):
         sequential = sequential_structure(module, typer, infos, tree, words, chained)
         if sequential.roots:
             module.classes[SEQUENTIAL_OWNER] = sequential
     return module
+
+
+# What a forward reads to run the module's own children in order (layers.runs_children).
+_CHILDREN_WORDS = frozenset({"children", "_modules"})
 
 
 def _chain_subclass(infos: dict[str, ClassInfo], typer: LayerTyper) -> bool:
@@ -568,7 +573,12 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
                          and ("torch.nn.Sequential" in info.bases or chained_base is not None)
                          and runs_in_order(info.node))
         chained_here = (chained or {}).get(owner) if func.name == "__init__" else None
-        if not builds_itself and not chained_here and not words & module.mention(func):
+        children = None
+        if info is not None and func.name == "__init__" and not builds_itself and not chained_here:
+            forward = info.methods.get("forward")
+            if forward is not None and _CHILDREN_WORDS & module.mention(forward):
+                children = runs_children(info.node, module.names)
+        if not builds_itself and not chained_here and children is None and not words & module.mention(func):
             continue  # builds no Sequential (a factory it calls is walked on its own)
         hook = None
         if chained_here:
@@ -579,6 +589,16 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
                         and stmt.targets[0].value.id == "self" and stmt.targets[0].attr in _chained
                         and _names.resolve(value.func) == MODULE_LIST):
                     _typer.record_chained_list(value, stmt, env, stmt.targets[0].attr)
+        elif children is not None:
+            def hook(stmt, env, _typer=typer, _first=children):
+                if isinstance(stmt, ast.Expr) and stmt.value is _first:
+                    _typer.record_children(_first, stmt, env)
+                elif (isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None
+                      and registers(stmt.value)):
+                    targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                    if len(targets) == 1 and isinstance(targets[0], ast.Attribute) \
+                            and isinstance(targets[0].value, ast.Name) and targets[0].value.id == "self":
+                        _typer.add_child(stmt.value, env)
         elif builds_itself:
             base = chained_base or next((b for b in info.node.bases
                                          if module.names.resolve(b) == "torch.nn.Sequential"), None)

@@ -91,7 +91,55 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
             for handler in reversed(stmt.handlers):
                 stack.extend(reversed(handler.body))
             stack.extend(reversed(stmt.body))
+    _aliases(names, tree)
     return names
+
+
+def _aliases(names: ModuleNames, tree: ast.Module) -> None:
+    """A module-level ``BatchNorm2d = nn.BatchNorm2d``: the name stands for what the dotted
+    name it is bound to resolves to, as ``from torch.nn import BatchNorm2d`` would make it.
+    Only a name bound once at module level (not also imported, defined, or bound again in an
+    ``if``/``try`` branch or through ``global`` in a function), to an imported dotted name."""
+    candidates = {name: value for name, value in names.constants.items()
+                  if isinstance(value, (ast.Attribute, ast.Name)) and name not in names.imports
+                  and name not in names.classes and name not in names.functions}
+    if not candidates:
+        return
+    bound: dict[str, int] = {}
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]):
+                for node in ast.walk(target):
+                    if isinstance(node, ast.Name) and node.id in candidates:
+                        bound[node.id] = bound.get(node.id, 0) + 1
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            for alias in stmt.names:
+                name = alias.asname or alias.name.split(".")[0]
+                if name in candidates:
+                    bound[name] = bound.get(name, 0) + 2
+        elif isinstance(stmt, (ast.If, ast.Try, ast.For, ast.While, ast.With)) or type(stmt).__name__ == "TryStar":
+            for block in (getattr(stmt, "body", []), getattr(stmt, "orelse", []), getattr(stmt, "finalbody", []),
+                          *(h.body for h in getattr(stmt, "handlers", []))):
+                stack.extend(block)
+    for name, value in candidates.items():
+        if bound.get(name) != 1:
+            continue
+        root = value
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        if not isinstance(root, ast.Name) or root.id not in names.imports or root.id == name:
+            continue
+        fqn = names.resolve(value)
+        if fqn is not None:
+            names.imports[name] = fqn
+    if any(name in names.imports for name in candidates):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Global):
+                for name in node.names:
+                    if names.imports.get(name) is not None and name in candidates:
+                        del names.imports[name]
 
 
 def names_match(pattern_name: str, code_name: str) -> bool:
