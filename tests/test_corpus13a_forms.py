@@ -1,0 +1,148 @@
+"""Forms found missing while checking the blind batch corpus13a (research transformers written
+as plain PyTorch: book-style GPT and LLaMA ports, ViT/Swin/PVT attention zoos): each test states
+the semantic fact the engine now reads, and near-misses it must still leave alone.  The fixtures
+are ours: attention that fills the causal mask on the raw product and scales inside the softmax,
+a GELU module written with ``torch.tensor`` constants, and a post-norm block whose feed-forward
+``nn.Sequential`` ends in its dropout."""
+
+from __future__ import annotations
+
+import pytest
+
+from adopter.engine import analyze
+from adopter.ruleset import load_rules, select_rules
+from adopter.synth import fix_text
+
+ALL = load_rules()
+
+
+def _rules(*ids):
+    return select_rules(ALL, list(ids))
+
+
+def _line(code: str, needle: str) -> int:
+    return next(n for n, text in enumerate(code.splitlines(), 1) if needle in text)
+
+
+def _found(code: str, rule: str, path: str = "model.py") -> list:
+    return [f for f in analyze(code, path, _rules(rule)).findings if f.rule == rule]
+
+
+def _finding(code: str, rule: str, needle: str):
+    line = _line(code, needle)
+    return next((f for f in _found(code, rule) if f.line <= line <= f.end_line), None)
+
+
+# ----------------------------------------------------------------- the fill before the scale
+
+FILL_THEN_SCALE = """\
+import torch
+from torch import nn
+
+
+class CausalAttention(nn.Module):
+    def __init__(self, dim, context, p=0.1):
+        super().__init__()
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.k = nn.Linear(dim, dim, bias=False)
+        self.v = nn.Linear(dim, dim, bias=False)
+        self.drop = nn.Dropout(p)
+        self.register_buffer("future", torch.triu(torch.ones(context, context), diagonal=1))
+
+    def forward(self, x):
+        n = x.shape[1]
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        scores = q @ k.transpose(1, 2)
+        scores.masked_fill_(self.future.bool()[:n, :n], -torch.inf)
+        weights = torch.softmax(scores / k.shape[-1] ** 0.5, dim=-1)  # inplace-fill
+        weights = self.drop(weights)
+        return weights @ v
+
+
+def grouped(q, k, v, mask):
+    scores = q @ k.transpose(2, 3)
+    scores = scores.masked_fill(mask, float("-inf"))
+    weights = torch.softmax(scores / q.shape[-1] ** 0.5, dim=-1)  # fill-param
+    return weights @ v
+
+
+def finite(q, k, v, mask):
+    scores = torch.matmul(q, k.transpose(-1, -2))
+    scores = scores.masked_fill(mask, -1e9)
+    weights = (scores * 0.125).softmax(dim=-1)  # finite-fill
+    return torch.matmul(weights, v)
+
+
+class Tempered(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.temperature = nn.Parameter(torch.ones(1))
+
+    def forward(self, q, k, v, mask):
+        scores = q @ k.transpose(-2, -1)
+        scores = scores.masked_fill(mask, -torch.inf)
+        weights = (scores * self.temperature).softmax(dim=-1)  # tensor-scale
+        return weights @ v
+
+
+def over_queries(q, k, v, mask):
+    scores = q @ k.transpose(-2, -1)
+    scores = scores.masked_fill(mask, -torch.inf)
+    weights = torch.softmax(scores / q.shape[-1] ** 0.5, dim=-2)  # query-axis
+    return weights @ v
+
+
+def refilled(q, k, v, mask):
+    scores = q @ k.transpose(-2, -1)
+    scores = scores.masked_fill(mask, -torch.inf)
+    weights = torch.softmax(scores / q.shape[-1] ** 0.5, dim=-1)  # refilled
+    weights = weights.masked_fill(mask, 0.0)
+    return weights @ v
+"""
+
+
+def test_a_mask_filled_before_the_scale_is_attention():
+    """``scores.masked_fill(m, -inf)`` on the product, then ``softmax(scores / sqrt(d))``:
+    a filled -inf stays -inf whatever positive number scales it, so SDPA's mask-after-scale
+    computes the same thing.  Near-misses: a softmax over the queries, probabilities filled
+    again after the softmax."""
+    code = FILL_THEN_SCALE
+    for needle in ("# inplace-fill", "# fill-param", "# finite-fill", "# tensor-scale"):
+        assert _finding(code, "ADP010", needle) is not None, needle
+    assert _finding(code, "ADP010", "# query-axis") is None
+    assert _finding(code, "ADP010", "# refilled") is None
+
+
+def test_only_an_infinite_fill_scaled_by_a_number_is_rewritten():
+    """The fix keeps the mask (``attn_mask=~mask``) where the fill is -inf and the scale a
+    number; a finite fill (which the scale moves) and a learned temperature (of any sign)
+    are reported, not fixed."""
+    code = FILL_THEN_SCALE
+    result = fix_text(code, "model.py", _rules("ADP010"))
+    assert result.error is None
+    assert "attn_mask=~self.future.bool()[:n, :n]" in result.text
+    assert "attn_mask=~mask" in result.text
+    assert result.text.count("scaled_dot_product_attention(") == 2
+    for needle in ("# finite-fill", "# tensor-scale", "# query-axis", "# refilled"):
+        assert code.splitlines()[_line(code, needle) - 1] in result.text.splitlines(), needle
+
+
+def test_the_fill_before_the_scale_computes_what_the_original_does():
+    torch = pytest.importorskip("torch")
+    code = FILL_THEN_SCALE
+    fixed = fix_text(code, "model.py", _rules("ADP010")).text
+    assert fixed.count("scaled_dot_product_attention(") >= 2
+    original, patched = {}, {}
+    exec(compile(code, "orig.py", "exec"), original)
+    exec(compile(fixed, "fixed.py", "exec"), patched)
+    torch.manual_seed(0)
+    a = original["CausalAttention"](16, 12).double().eval()
+    b = patched["CausalAttention"](16, 12).double().eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 9, 16, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(a(x), b(x), atol=1e-12)
+    q, k, v = (torch.randn(2, 4, 7, 8, dtype=torch.float64) for _ in range(3))
+    mask = torch.rand(2, 1, 7, 7) > 0.7
+    mask[..., 0] = False  # every query keeps a key
+    assert torch.allclose(original["grouped"](q, k, v, mask), patched["grouped"](q, k, v, mask), atol=1e-12)
