@@ -146,3 +146,55 @@ def test_the_fill_before_the_scale_computes_what_the_original_does():
     mask = torch.rand(2, 1, 7, 7) > 0.7
     mask[..., 0] = False  # every query keeps a key
     assert torch.allclose(original["grouped"](q, k, v, mask), patched["grouped"](q, k, v, mask), atol=1e-12)
+
+
+# ----------------------------------------------------------------- a GELU module with tensor constants
+
+GELU_MODULE = """\
+import torch
+from torch import nn
+
+
+class TanhGELU(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.tanh(torch.sqrt(torch.tensor(2.0 / torch.pi)) * (x + 0.044715 * torch.pow(x, 3))))
+
+
+class NotGELU(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.tanh(torch.sqrt(torch.tensor(2.0 / torch.pi)) * (x + 0.5 * torch.pow(x, 3))))
+
+
+class ScaledByInput(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.tanh(torch.sqrt(torch.tensor(x)) * (x + 0.044715 * torch.pow(x, 3))))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(dim, 4 * dim),
+            TanhGELU(),  # tanh-gelu
+            nn.Linear(4 * dim, dim),
+        )
+        self.other = nn.Sequential(
+            nn.Linear(dim, 4 * dim),
+            NotGELU(),  # wrong-coefficient
+            nn.Linear(4 * dim, dim),
+            ScaledByInput(),  # tensor-of-input
+        )
+
+    def forward(self, x):
+        return self.other(self.layers(x))
+"""
+
+
+def test_a_gelu_module_with_a_zero_dim_tensor_constant_is_gelu():
+    """``torch.sqrt(torch.tensor(2.0 / torch.pi))`` is the number sqrt(2/pi) (a 0-d tensor
+    promotes no dtype): the module computes the tanh GELU, and a Linear before it is a
+    bias-GELU site.  Near-misses: another cubic coefficient; ``torch.tensor`` of the input."""
+    code = GELU_MODULE
+    assert _finding(code, "ADP006", "# tanh-gelu") is not None
+    assert _finding(code, "ADP006", "# wrong-coefficient") is None
+    assert _finding(code, "ADP006", "# tensor-of-input") is None
