@@ -198,3 +198,51 @@ def test_a_gelu_module_with_a_zero_dim_tensor_constant_is_gelu():
     assert _finding(code, "ADP006", "# tanh-gelu") is not None
     assert _finding(code, "ADP006", "# wrong-coefficient") is None
     assert _finding(code, "ADP006", "# tensor-of-input") is None
+
+
+# ----------------------------------------------------------------- a Sequential ending in its dropout
+
+POST_NORM = """\
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, dim, p=0.1):
+        super().__init__()
+        self.attn = nn.Linear(dim, dim)
+        self.drop = nn.Dropout(p)
+        self.norm_1 = nn.LayerNorm(dim)
+        self.norm_2 = nn.LayerNorm(dim)
+        self.norm_3 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, 4 * dim),
+            nn.GELU(),
+            nn.Linear(4 * dim, dim),
+            nn.Dropout(p),
+        )
+        self.head = nn.Sequential(nn.Dropout(p), nn.Linear(dim, dim))
+        layers = [nn.Linear(dim, dim)]
+        if p > 0:
+            layers.append(nn.Dropout(p))
+        self.maybe = nn.Sequential(*layers)
+
+    def forward(self, x):
+        y = self.norm_1(self.drop(self.attn(x)) + x)
+        y = self.norm_2(self.mlp(y) + y)  # ends-in-dropout
+        y = self.norm_3(self.head(y) + y)  # starts-with-dropout
+        return self.norm_3(self.maybe(y) + y)  # optional-dropout
+"""
+
+
+def test_a_sequential_ending_in_its_dropout_outputs_a_dropout():
+    """``norm(seq(y) + y)`` where every way through ``seq`` ends in its ``nn.Dropout``: the
+    dropout's output is added to the residual and normalised, a dropout-add-LayerNorm site,
+    reported and not fixed (the dropout is inside the container).  Near-misses: a Sequential
+    whose dropout comes first, one whose dropout is appended only under an ``if``."""
+    code = POST_NORM
+    assert _finding(code, "ADP005", "# ends-in-dropout") is not None
+    assert _finding(code, "ADP005", "# starts-with-dropout") is None
+    assert _finding(code, "ADP005", "# optional-dropout") is None
+    result = fix_text(code, "model.py", _rules("ADP005"))
+    assert result.error is None and "dropout_add_layer_norm(self.attn(x), x" in result.text
+    assert code.splitlines()[_line(code, "# ends-in-dropout") - 1] in result.text.splitlines()
