@@ -59,6 +59,22 @@ class CausalAttention(nn.Module):
         return weights @ v
 
 
+class CausalWhere(nn.Module):
+    def __init__(self, context):
+        super().__init__()
+        self.register_buffer("causal", torch.tril(torch.ones(context, context, dtype=torch.bool)))
+
+    def forward(self, q, k, v, attention_mask=None):
+        t = q.shape[-2]
+        scores = torch.matmul(q, k.transpose(-1, -2))
+        scores = torch.where(self.causal[:t, :t], scores, float("-inf"))
+        scores = scores / 8.0
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        weights = nn.functional.softmax(scores, dim=-1)  # where-scale-mask
+        return torch.matmul(weights, v)
+
+
 def grouped(q, k, v, mask):
     scores = q @ k.transpose(2, 3)
     scores = scores.masked_fill(mask, float("-inf"))
@@ -107,7 +123,7 @@ def test_a_mask_filled_before_the_scale_is_attention():
     computes the same thing.  Near-misses: a softmax over the queries, probabilities filled
     again after the softmax."""
     code = FILL_THEN_SCALE
-    for needle in ("# inplace-fill", "# fill-param", "# finite-fill", "# tensor-scale"):
+    for needle in ("# inplace-fill", "# fill-param", "# finite-fill", "# tensor-scale", "# where-scale-mask"):
         assert _finding(code, "ADP010", needle) is not None, needle
     assert _finding(code, "ADP010", "# query-axis") is None
     assert _finding(code, "ADP010", "# refilled") is None
@@ -122,7 +138,8 @@ def test_only_an_infinite_fill_scaled_by_a_number_is_rewritten():
     assert result.error is None
     assert "attn_mask=~self.future.bool()[:n, :n]" in result.text
     assert "attn_mask=~mask" in result.text
-    assert result.text.count("scaled_dot_product_attention(") == 2
+    assert result.text.count("scaled_dot_product_attention(") == 3
+    assert 'torch.where(~self.causal[:t, :t], float("-inf"), attention_mask)' in result.text
     for needle in ("# finite-fill", "# tensor-scale", "# query-axis", "# refilled"):
         assert code.splitlines()[_line(code, needle) - 1] in result.text.splitlines(), needle
 
@@ -131,7 +148,7 @@ def test_the_fill_before_the_scale_computes_what_the_original_does():
     torch = pytest.importorskip("torch")
     code = FILL_THEN_SCALE
     fixed = fix_text(code, "model.py", _rules("ADP010")).text
-    assert fixed.count("scaled_dot_product_attention(") >= 2
+    assert fixed.count("scaled_dot_product_attention(") == 3
     original, patched = {}, {}
     exec(compile(code, "orig.py", "exec"), original)
     exec(compile(fixed, "fixed.py", "exec"), patched)
@@ -146,6 +163,11 @@ def test_the_fill_before_the_scale_computes_what_the_original_does():
     mask = torch.rand(2, 1, 7, 7) > 0.7
     mask[..., 0] = False  # every query keeps a key
     assert torch.allclose(original["grouped"](q, k, v, mask), patched["grouped"](q, k, v, mask), atol=1e-12)
+    a, b = original["CausalWhere"](10), patched["CausalWhere"](10)
+    additive = torch.randn(2, 1, 7, 7, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(a(q, k, v), b(q, k, v), atol=1e-12)
+        assert torch.allclose(a(q, k, v, additive), b(q, k, v, additive), atol=1e-12)
 
 
 # ----------------------------------------------------------------- a GELU module with tensor constants
