@@ -871,7 +871,7 @@ class Matcher:
         if not node.defs:
             return state
         bound = state.bound_keys()
-        if node.defs & bound or any(state.canon(k) in bound for k in node.defs):
+        if node.defs & bound or (state.aliases and any(state.canon(k) in bound for k in node.defs)):
             # a bound value is overwritten between pattern nodes (fairseq's dead cast
             # ``attn_weights = attn_weights_float.type_as(attn_weights)`` after the softmax):
             # not a site when a later step still reads it; otherwise it is stale

@@ -19,13 +19,32 @@ top-level ``benchmarks`` package, removed so it cannot shadow this folder::
 
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/extra einops_exts mmengine addict termcolor yapf \
         pillow fairscale mmcv-lite cached_path "huggingface_hub==0.34.4" && rm -rf /tmp/extra/benchmarks
-    PYTHONPATH=/tmp/extra .venv/bin/python benchmarks/research_attention.py
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/corpus8r-extra rotary-embedding-torch mmsegmentation
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/corpus9a-extra coqui-tts pytorch-lightning \
+        lightning-utilities torchmetrics
+
+verify12 (session 14) adds a fourth folder, the packages research modules import when loaded
+(each attention class under test runs without calling them, except fastai's, whose layers are
+fastai's own): alphafold3-pytorch's ``tensor_typing`` (environs and its marshmallow and dotenv,
+biopython, sh, loguru, jaxtyping and wadler-lindig, beartype), fastai's ``imports`` (pandas and
+its dateutil, pytz and tzdata; matplotlib and its contourpy, cycler, kiwisolver, pyparsing,
+fonttools; scipy; fastcore, fastprogress 1.0.3 (later ones import fasthtml), fastdownload,
+fasttransform, plum-dispatch), fastai itself (tsai's models star-import it) and timm
+(segmentation-models-pytorch's MiT encoder)::
+
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/verify12-extra environs marshmallow \
+        python-dotenv biopython sh loguru jaxtyping wadler-lindig beartype pandas python-dateutil pytz tzdata timm \
+        matplotlib contourpy cycler kiwisolver pyparsing fonttools scipy fastcore "fastprogress==1.0.3" \
+        fastdownload fasttransform plum-dispatch "fastai==2.8.4"
+    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra \
+        .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -60,9 +79,14 @@ def _verify(path: Path) -> dict:
         return {"error": proc.stderr.strip()[-300:]}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="only the files whose 'source:path' contains TEXT (repeatable; any matches)")
+    args = parser.parse_args(argv)
     labels = [lab for lab in score.read_labels(HERE / "devcorpus" / "labels.tsv")
-              if lab.rule == "ADP010" and not lab.source.startswith("transformers")]
+              if lab.rule == "ADP010" and not lab.source.startswith("transformers")
+              and (not args.only or any(t in f"{lab.source}:{lab.path}" for t in args.only))]
     files = score.resolve_files(labels, score.DEFAULT_CACHE, quiet=True)
     rules = [r for r in load_rules() if r.id == "ADP010"]
     by_file = defaultdict(list)

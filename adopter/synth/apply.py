@@ -530,13 +530,19 @@ def _fit_header(node: cst.FunctionDef, column: int, unit: str, limit: int | None
     """``node`` with one parameter a line (a trailing comma, the closing bracket under the
     ``def``) when its one-line header is longer than ``limit``, as Black writes it."""
     params = node.params
-    if limit is None or "\n" in code(node.whitespace_before_params) or \
-            any(isinstance(p.comma, cst.Comma) and "\n" in code(p.comma) for p in params.params):
+    if limit is None or any(isinstance(p.comma, cst.Comma) and "\n" in code(p.comma) for p in params.params):
         return node  # (already one parameter a line)
-    returns = f" -> {code(node.returns.annotation)}" if node.returns is not None else ""
-    header = f"{'async ' if node.asynchronous else ''}def {node.name.value}({code(params)}){returns}:"
-    if column + len(header.split("\n")[0]) <= limit:
-        return node
+    if "\n" in code(node.whitespace_before_params):
+        # Black's hanging form: every parameter on one line of its own under the def; it
+        # becomes one parameter a line when the new parameter makes that line too long
+        line = code(params).strip()
+        if "\n" in line or column + len(unit) + len(line) <= limit:
+            return node
+    else:
+        returns = f" -> {code(node.returns.annotation)}" if node.returns is not None else ""
+        header = f"{'async ' if node.asynchronous else ''}def {node.name.value}({code(params)}){returns}:"
+        if column + len(header.split("\n")[0]) <= limit:
+            return node
     if params.posonly_params or params.star_arg is not cst.MaybeSentinel.DEFAULT or params.kwonly_params or \
             params.star_kwarg is not None or not params.params:
         return node  # (markers and starred parameters: left on one line)

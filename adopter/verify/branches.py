@@ -179,6 +179,11 @@ def _conditions(test: ast.expr, truth: bool, stored: dict[str, str], names: dict
     name = param_of(test)
     if name is not None:
         return [(name, truth)]
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "exists" \
+            and len(test.args) == 1 and not test.keywords:
+        # lucidrains' ``exists(v)`` (``v is not None``)
+        name = param_of(test.args[0])
+        return [(name, "given" if truth else None)] if name is not None else None
     if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.comparators[0], ast.Constant):
         left = test.left
         value = test.comparators[0].value
@@ -208,6 +213,14 @@ def _conditions(test: ast.expr, truth: bool, stored: dict[str, str], names: dict
         if key in wanted:
             return [(name, wanted[key])]
     return None
+
+
+def _is_test(value: ast.expr) -> bool:
+    """A presence test: ``exists(x)``, ``x is None``, ``x is not None``."""
+    if isinstance(value, ast.Call):
+        return isinstance(value.func, ast.Name) and value.func.id == "exists" and len(value.args) == 1
+    return isinstance(value, ast.Compare) and len(value.ops) == 1 and isinstance(value.ops[0], (ast.Is, ast.IsNot)) \
+        and isinstance(value.comparators[0], ast.Constant) and value.comparators[0].value is None
 
 
 def init_conditions(text: str, class_name: str, attr: str, want_set: bool) -> list[list[tuple[str, object]]]:
@@ -249,6 +262,13 @@ def init_conditions(text: str, class_name: str, attr: str, want_set: bool) -> li
                     found = _conditions(sub.test, branch, stored)
                     if found:
                         out.append(found)
+        elif isinstance(sub, ast.Assign) and _is_test(sub.value) and any(
+                isinstance(t, ast.Attribute) and t.attr == attr and isinstance(t.value, ast.Name)
+                and t.value.id == "self" for t in sub.targets):
+            # ``self.is_local_attn = exists(window_size)``, ``self.cross = context_dim is not None``
+            found = _conditions(sub.value, want_set, stored)
+            if found:
+                out.append(found)
         elif isinstance(sub, ast.Assign) and isinstance(sub.value, ast.IfExp) and any(
                 isinstance(t, ast.Attribute) and t.attr == attr for t in sub.targets):
             value = sub.value

@@ -274,6 +274,22 @@ def factory_hint(class_name: str, why: str) -> str:
     return f"name a factory in [tool.adopter.verify] factories for {class_name}: {why}"
 
 
+def _closure_forward(module: nn.Module) -> Callable | None:
+    """The function a ``forward(self, *args, **kwargs)`` hands its arguments to, when it is the
+    one function its closure holds (a-unet's ``Module(modules, forward_fn)``): its signature
+    says what the module takes.  None otherwise (the forward's own signature is read)."""
+    forward = getattr(type(module), "forward", None)
+    try:
+        params = list(inspect.signature(forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    if not params or any(p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return None
+    cells = [c.cell_contents for c in (getattr(forward, "__closure__", None) or ())
+             if inspect.isfunction(getattr(c, "cell_contents", None))]
+    return cells[0] if len(cells) == 1 else None
+
+
 class _FunctionModule(nn.Module):
     """A module-level function as a module (no parameters), so it is compared like one."""
 
@@ -594,7 +610,9 @@ class Builder:
             if guard.kind in ("attr", "attr_set") and not spec:
                 want_set = guard.want in (True, "given")
                 for condition in init_conditions(self.text, class_name, guard.name, want_set)[:3]:
-                    values = tuple((k, v) for k, v in condition if k in ctor_params and v != "given")
+                    values = tuple((k, v if v != "given" else self._given_value(ctor_params[k]))
+                                   for k, v in condition if k in ctor_params)
+                    values = tuple((k, v) for k, v in values if v is not None and v != "given")
                     if values and len(values) == len(condition):
                         candidate = Variant(ctor=values, method=method)
                         if candidate not in from_guards:
@@ -870,6 +888,31 @@ class Builder:
                                             if part not in ("use", "add", "with", "is", "has", "enable")))
         return [()] + [((name, True),) for name in flags[:3]]
 
+    def _given_value(self, param: inspect.Parameter) -> Any:
+        """A value for a constructor argument that defaults to None and must be given to take a
+        branch (alphafold3's ``window_size=None``, ``self.is_local_attn = exists(window_size)``):
+        what its name and annotation suggest, else a small count for a size, length or window
+        (half the verify sequence, so there are windows to split); None when nothing fits."""
+        if param.default is not None:
+            return None
+        annotation = param.annotation if param.annotation is not inspect.Parameter.empty else None
+        guessed = guess_value(param.name, annotation, self.sizes)
+        if guessed:
+            return guessed[0]
+        lowered = param.name.lower()
+        if any(part in lowered for part in ("size", "len", "window")):
+            return max(1, self.sizes.seq // 2)
+        return None
+
+    def _builds_in_forward(self, user: str, class_name: str) -> bool:
+        """Whether ``user``'s ``forward`` calls ``class_name`` (builds an instance on every call)."""
+        cls = next((n for n in self._tree.body if isinstance(n, ast.ClassDef) and n.name == user), None) \
+            if self._tree is not None else None
+        forward = next((f for f in cls.body if isinstance(f, ast.FunctionDef) and f.name == "forward"), None) \
+            if cls is not None else None
+        return forward is not None and any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                                           and n.func.id == class_name for n in ast.walk(forward))
+
     def _build_captured(self, original_cls: type, patched_cls: type, patched_module: ModuleType, variant: Variant,
                         patched_context: Callable[[], Any]) -> Pair | None:
         """Build the class with the arguments and inputs a model of the same file gives it."""
@@ -894,15 +937,31 @@ class Builder:
                         model = run_quietly(lambda: construct(self.groups, lambda: user_cls(*args, **kwargs)))
                 except Exception:
                     continue
-                if recording.ctor is None or recording.instance is None:
-                    continue  # this user does not build the class with these arguments
                 model.eval()
                 config = option.config if option.config is not None else kwargs.get(option.config_param or "")
                 hints = hints_of(config, {k: v for k, v in kwargs.items() if k != option.config_param})
-                call = self._first_working_call(model, hints, Variant())
-                if isinstance(call, tuple):
-                    continue
-                seen = first_inputs(recording.instance, lambda: run_quietly(lambda: call.clone().run(model)))
+                if recording.ctor is None or recording.instance is None:
+                    # not built by the user's __init__: perhaps by its forward, on every call
+                    # (tsai's `_ScaledDotProductAttention(self.d_k)(q_s, k_s, v_s)`)
+                    if not self._builds_in_forward(user, original_cls.__name__):
+                        continue  # this user does not build the class with these arguments
+                    call = self._first_working_call(model, hints, Variant())
+                    if isinstance(call, tuple):
+                        continue
+                    recording = Recording(original_cls, inputs=True)
+                    try:
+                        with recording, torch.no_grad():
+                            run_quietly(lambda call=call, model=model: call.clone().run(model))
+                    except Exception:
+                        continue
+                    if recording.ctor is None:
+                        continue
+                    seen = recording.seen
+                else:
+                    call = self._first_working_call(model, hints, Variant())
+                    if isinstance(call, tuple):
+                        continue
+                    seen = first_inputs(recording.instance, lambda: run_quietly(lambda: call.clone().run(model)))
                 recipe = to_recipe(*recording.ctor, self.original)
                 if seen is None or recipe is None:
                     continue
@@ -951,9 +1010,39 @@ class Builder:
             if call[1]:
                 raise Skip(needs_text(call[1]))
             raise Skip(f"name a factory in [tool.adopter.verify] factories for {name}: {call[0]}")
+        _seed()
+        with torch.no_grad():
+            made = run_quietly(lambda: construct(self.groups, lambda: call.clone().run(original)))
+        if isinstance(made, nn.Module):
+            return self._build_made(name, original, patched_fn, call, variant, patched_context)
         with patched_context():
             patched = _FunctionModule(patched_fn)
         return Pair(original, patched, call, [], f"{name}(...)")
+
+    def _build_made(self, name: str, original_fn: nn.Module, patched_fn: Callable, call: Call, variant: Variant,
+                    patched_context: Callable[[], Any]) -> Pair:
+        """A function that builds a module (a-unet's ``AttentionBase(features, head_features,
+        num_heads)`` returns ``Module([to_out], forward)``, its attention in the closure
+        ``forward``): the module the original function builds and the one the patched function
+        builds with the same arguments, fed like any module."""
+        def make(fn: nn.Module) -> nn.Module:
+            _seed()
+            return run_quietly(lambda: construct(self.groups, lambda: call.clone().run(fn)))
+
+        original = make(original_fn)
+        original.eval()
+        redraw_uninitialised(original)
+        inner = self._first_working_call(original, {}, variant, signature=_closure_forward(original))
+        if isinstance(inner, tuple):
+            if inner[1]:
+                raise Skip(needs_text(inner[1]))
+            raise Skip(f"name a factory in [tool.adopter.verify] factories for {name}: the module it builds "
+                       f"takes {inner[0]}")
+        with patched_context():
+            patched = make(_FunctionModule(patched_fn))
+        if not isinstance(patched, nn.Module):
+            raise Broken(f"the patched {name}({call.describe()}) built no module; the original builds one")
+        return Pair(original, patched, inner, [], f"the module {name}({call.describe()}) builds")
 
     def _first_working_call(self, module: nn.Module, hints: dict, variant: Variant,
                             signature: Callable | None = None) -> Call | tuple[str, str | None]:

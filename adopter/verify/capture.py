@@ -80,13 +80,18 @@ def _to_recipe(value: Any, module: ModuleType, depth: int = 0) -> Any:
 
 
 class Recording:
-    """Records the first construction of ``cls`` (exactly that class) while active."""
+    """Records the first construction of ``cls`` (exactly that class) while active; with
+    ``inputs``, also that instance's first forward inputs (``self.seen``): for a class its user
+    builds inside its own forward (tsai's ``_ScaledDotProductAttention(self.d_k)(q, k, v)``)."""
 
-    def __init__(self, cls: type):
+    def __init__(self, cls: type, inputs: bool = False):
         self.cls = cls
+        self.inputs = inputs
         self.ctor: tuple[tuple, dict] | None = None
         self.instance: nn.Module | None = None
+        self.seen: tuple[tuple, dict] | None = None
         self._original_init = None
+        self._handle = None
 
     def __enter__(self) -> "Recording":
         cls = self.cls
@@ -102,12 +107,22 @@ class Recording:
                 except Exception:
                     recording.ctor = None
                 recording.instance = instance
+                inner(instance, *args, **kwargs)
+                if recording.inputs:
+                    recording._handle = instance.register_forward_pre_hook(recording._hook, with_kwargs=True)
+                return
             inner(instance, *args, **kwargs)
 
         cls.__init__ = init
         return self
 
+    def _hook(self, module, args, kwargs):
+        if self.seen is None:
+            self.seen = _detached(args, kwargs)
+
     def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            self._handle.remove()
         if self._original_init is not None:
             self.cls.__init__ = self._original_init
         else:
@@ -117,14 +132,18 @@ class Recording:
                 pass
 
 
+def _detached(args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    return (tuple(a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args),
+            {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()})
+
+
 def first_inputs(instance: nn.Module, run) -> tuple[tuple, dict] | None:
     """The (args, kwargs) of ``instance``'s first forward while ``run()`` runs."""
     seen: list[tuple[tuple, dict]] = []
 
     def hook(module, args, kwargs):
         if not seen:
-            seen.append((tuple(a.detach().clone() if isinstance(a, torch.Tensor) else a for a in args),
-                         {k: v.detach().clone() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}))
+            seen.append(_detached(args, kwargs))
 
     handle = instance.register_forward_pre_hook(hook, with_kwargs=True)
     try:

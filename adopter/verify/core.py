@@ -905,6 +905,8 @@ def _verify_group(loader: ModuleLoader, original, text: str, path: str, package:
             verdicts = {site: Verdict(SKIP, _SCRIPT_CODE) for site in sites}
         else:
             verdicts = _verify_class(checker, owner, sites)
+            if not owner.startswith("function:"):
+                _retry_on_function(checker, owner, sites, verdicts)
         for site in sites:
             class_name = site.class_name
             verdict = verdicts[site]
@@ -916,6 +918,40 @@ def _verify_group(loader: ModuleLoader, original, text: str, path: str, package:
                     verdict = Verdict(SKIP, f"not patched: {why}")
             out.append(_from_verdict(site.rule.id, path, site.line, class_name, verdict, device_name))
     return out
+
+
+def _function_around(text: str, lines: set[int]) -> str | None:
+    """The module-level function of ``text`` that holds every one of ``lines``; None if none does."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and lines and \
+                all(node.lineno <= line <= (node.end_lineno or node.lineno) for line in lines):
+            return node.name
+    return None
+
+
+def _retry_on_function(checker: _Checker, owner: str, sites: list[Site], verdicts: dict[Site, Verdict]) -> None:
+    """A patch inside a module-level function that the class calls (fairseq2's ``NaiveSDPA``
+    hands its q, k, v to ``naive_scaled_dot_product_attention``), where the class could not be
+    built or fed here (its forward takes the package's own layout objects): the function
+    itself is verified, called with inputs inferred from its signature; the reason says so."""
+    for site in sites:
+        verdict = verdicts.get(site)
+        if verdict is None or verdict.verdict != SKIP or not site.edited or \
+                not verdict.reason.startswith("name a factory"):
+            continue
+        name = _function_around(checker.patched_text, site.edited)
+        if name is None:
+            continue
+        retried = _verify_class(checker, f"function:{name}", [site]).get(site)
+        if retried is None or retried.verdict == SKIP:
+            continue
+        verdicts[site] = dataclasses.replace(
+            retried, reason=f"{retried.reason}; on {name}() alone, called with inputs from its signature "
+                            f"({owner} could not be fed here: {verdict.reason[:160]})")
 
 
 def _builds_optimizer(site: Site) -> bool:

@@ -305,6 +305,59 @@ def test_whisper_flag_reaches_the_helper_through_the_forward():
     assert ".flatten(start_dim=2), None" in flat
 
 
+HANGING = textwrap.dedent('''\
+    import torch
+    from torch import nn
+
+
+    class SelfAttention(nn.Module):
+        def __init__(self, dim=16, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.attn_dropout = nn.Dropout(0.1)
+
+        def _attn(
+            self, query_states_tensor, key_states_tensor, value_states_tensor, attention_mask_tensor
+        ):
+            attn_weights = torch.matmul(query_states_tensor, key_states_tensor.transpose(-1, -2))
+            if attention_mask_tensor is not None:
+                attn_weights = attn_weights + attention_mask_tensor
+            attn_weights = nn.functional.softmax(attn_weights, dim=-1)
+            attn_weights = self.attn_dropout(attn_weights)
+            attn_output = torch.matmul(attn_weights, value_states_tensor)
+            return attn_output, attn_weights
+
+        def forward(self, x, attention_mask=None, output_attentions=False):
+            b, t, c = x.shape
+            q, k, v = self.qkv(x).split(c, dim=-1)
+            q = q.view(b, t, self.heads, -1).transpose(1, 2)
+            k = k.view(b, t, self.heads, -1).transpose(1, 2)
+            v = v.view(b, t, self.heads, -1).transpose(1, 2)
+            out, weights = self._attn(q, k, v, attention_mask)
+            out = out.transpose(1, 2).reshape(b, t, c)
+            if output_attentions:
+                return out, weights
+            return out, None
+''')
+
+
+def test_a_hanging_parameter_line_the_new_parameter_overfills_gets_one_parameter_a_line(module_from_file):
+    # Black's hanging form (every parameter on one line under the def, 95 characters) would
+    # be 122 with need_weights appended: the header takes one parameter a line instead
+    fixed = sdpa_fixed(HANGING)
+    assert max(len(line) for line in fixed.split("\n")) < 100
+    assert "    def _attn(\n        self,\n        query_states_tensor,\n" in fixed
+    assert "        attention_mask_tensor,\n        need_weights: bool = True,\n    ):\n" in fixed
+    assert "self._attn(q, k, v, attention_mask, need_weights=output_attentions)" in fixed
+    a, b, counter = _pair(HANGING, fixed, "hanging", "SelfAttention", module_from_file, False)
+    x = torch.randn(2, 5, 16, dtype=F64)
+    out_a, _ = a(x)
+    out_b, weights = b(x)
+    torch.testing.assert_close(out_b, out_a)
+    assert weights is None and counter.calls == 1
+
+
 @pytest.mark.parametrize("training", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("need", [True, False])

@@ -546,3 +546,220 @@ def test_a_build_change_and_a_forward_argument_steered_together(tmp_path, capsys
     row = _row(patches, "ADP010", "ExportableAttention")
     assert row["verdict"] == PASS and "match" in row["reason"], row["reason"]
     assert "need_weights=False (forward)" in row["reason"] and "self.export_mode=True" in row["reason"], row
+
+
+def test_a_package_importing_many_missing_packages(tmp_path, all_rules, quick):
+    """super-gradients' ViT: the package's ``__init__`` chain imports fifteen packages verify's
+    environment lacks (loggers, ONNX tools, cloud clients), none of which the attention uses.
+    Each is stubbed, as one would be (a class that uses one still says "needs X": tested above),
+    and the attention verifies."""
+    names = [f"adopter_absent_{i}" for i in range(14)]
+    assert not any(importlib.util.find_spec(n) for n in names)
+    imports = "\n".join(f"import {n}" for n in names)
+    path = tmp_path / "many_missing.py"
+    path.write_text(f'''import math
+
+import torch
+from torch import nn
+{imports}
+
+
+class Attention(nn.Module):
+    def __init__(self, dim=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)) / math.sqrt(c // self.heads)
+        attn = attn.softmax(dim=-1)
+        x = (attn @ v).transpose(1, 2).reshape(b, n, c)
+        return self.proj(x)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    results = verify_file(str(path), rules, Config(), benchmark=False, options=quick)
+    attention = next(r for r in results if r.class_name == "Attention" and not r.combined)
+    assert attention.verdict == PASS, attention.reason
+    assert sorted(attention.details["not_installed"]) == sorted(names)
+    assert not [m for m in sys.modules if m in names]
+
+
+def test_a_block_its_user_builds_in_forward_is_fed_as_the_user_feeds_it(tmp_path, all_rules, quick):
+    """tsai's TST: ``_ScaledDotProductAttention(self.d_k)(q_s, k_s, v_s)`` is built in the
+    user's forward, on every call, with k already transposed ([b, h, d, n]): no guessed input
+    fits it alone; the user's first forward gives the constructor arguments and the inputs."""
+    path = tmp_path / "tst.py"
+    path.write_text('''from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class _ScaledDotProductAttention(nn.Module):
+    def __init__(self, d_k: int):
+        super().__init__()
+        self.d_k = d_k
+
+    def forward(self, q, k, v, mask: Optional[torch.Tensor] = None):
+        scores = torch.matmul(q, k)
+        scores = scores / (self.d_k ** 0.5)
+        if mask is not None:
+            scores.masked_fill_(mask, -1e9)
+        attn = F.softmax(scores, dim=-1)
+        context = torch.matmul(attn, v)
+        return context
+
+
+class _MultiHeadAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int):
+        super().__init__()
+        self.n_heads, self.d_k = n_heads, d_model // n_heads
+        self.W_Q = nn.Linear(d_model, d_model, bias=False)
+        self.W_K = nn.Linear(d_model, d_model, bias=False)
+        self.W_V = nn.Linear(d_model, d_model, bias=False)
+        self.W_O = nn.Linear(d_model, d_model, bias=False)
+
+    def forward(self, Q):
+        bs = Q.size(0)
+        q_s = self.W_Q(Q).view(bs, -1, self.n_heads, self.d_k).transpose(1, 2)
+        k_s = self.W_K(Q).view(bs, -1, self.n_heads, self.d_k).permute(0, 2, 3, 1)
+        v_s = self.W_V(Q).view(bs, -1, self.n_heads, self.d_k).transpose(1, 2)
+        context = _ScaledDotProductAttention(self.d_k)(q_s, k_s, v_s)
+        context = context.transpose(1, 2).contiguous().view(bs, -1, self.n_heads * self.d_k)
+        return self.W_O(context)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    results = verify_file(str(path), rules, Config(), benchmark=False, options=quick)
+    row = next(r for r in results if r.class_name == "_ScaledDotProductAttention" and not r.combined)
+    assert row.verdict == PASS, row.reason
+    assert row.details["built"].startswith("_ScaledDotProductAttention(...) as _MultiHeadAttention builds it"), \
+        row.details["built"]
+    assert row.details["inputs"].count("float[2, 4, ") == 3, row.details["inputs"]  # the heads split off
+
+
+def test_a_function_that_builds_the_attention_module_is_verified_on_the_module(tmp_path, all_rules, quick):
+    """a-unet's ``AttentionBase(features, head_features, num_heads)`` returns ``Module([to_out],
+    forward)``, the attention in the closure ``forward``: the module each side's function builds
+    is compared, fed as the closure's signature says (q, k, v), after a strict state-dict load."""
+    path = tmp_path / "blocks.py"
+    path.write_text('''from typing import Callable, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+
+def Module(modules: Sequence[nn.Module], forward_fn: Callable):
+    class Module(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList(modules)
+
+        def forward(self, *args, **kwargs):
+            return forward_fn(*args, **kwargs)
+
+    return Module()
+
+
+def AttentionBase(features: int, head_features: int, num_heads: int) -> nn.Module:
+    scale = head_features ** -0.5
+    to_out = nn.Linear(in_features=head_features * num_heads, out_features=features, bias=False)
+
+    def forward(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        b, n, _ = q.shape
+        q, k, v = (t.view(b, -1, num_heads, head_features).transpose(1, 2) for t in (q, k, v))
+        sim = torch.einsum("... n d, ... m d -> ... n m", q, k) * scale
+        attn = sim.softmax(dim=-1)
+        out = torch.einsum("... n m, ... m d -> ... n d", attn, v)
+        out = out.transpose(1, 2).reshape(b, n, num_heads * head_features)
+        return to_out(out)
+
+    return Module([to_out], forward)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    (row,) = [r for r in verify_file(str(path), rules, Config(), benchmark=False, options=quick) if not r.combined]
+    assert row.verdict == PASS, row.reason
+    assert row.details["built"].startswith("the module AttentionBase("), row.details["built"]
+    assert row.details["inputs"].startswith("float[2, 8, "), row.details["inputs"]
+
+
+def test_a_branch_taken_when_a_none_default_argument_is_given(tmp_path, all_rules, quick):
+    """alphafold3's ``Attend``: ``self.is_local_attn = exists(window_size)`` (``window_size=None``)
+    and ``if self.is_local_attn: return self.local_attn(...)``, the patched attention in that
+    helper: the build that reaches it gives ``window_size`` a small size."""
+    path = tmp_path / "attend.py"
+    path.write_text('''import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def exists(v):
+    return v is not None
+
+
+class Attend(nn.Module):
+    def __init__(self, dim=32, heads=4, window_size=None):
+        super().__init__()
+        self.heads = heads
+        self.to_qkv = nn.Linear(dim, dim * 3)
+        self.is_local_attn = exists(window_size)
+        self.window_size = window_size
+
+    def local_attn(self, q, k, v):
+        b, h, n, d = q.shape
+        w = self.window_size
+        pad = (w - n % w) % w
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        q, k, v = (t.reshape(b, h, -1, w, d) for t in (q, k, v))
+        sim = torch.einsum("... i d, ... j d -> ... i j", q, k) * d ** -0.5
+        attn = sim.softmax(dim=-1)
+        out = torch.einsum("... i j, ... j d -> ... i d", attn, v)
+        return out.reshape(b, h, -1, d)[:, :, :n]
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.to_qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        if self.is_local_attn:
+            out = self.local_attn(q, k, v)
+        else:
+            out = v  # (a global attention here in the original)
+        return out.transpose(1, 2).reshape(b, n, c)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    (row,) = [r for r in verify_file(str(path), rules, Config(), benchmark=False, options=quick) if not r.combined]
+    assert row.verdict == PASS, row.reason
+    assert "window_size=4" in row.reason, row.reason
+
+
+def test_a_function_the_class_calls_is_verified_alone_when_the_class_cannot_be_fed(tmp_path, all_rules, quick):
+    """fairseq2's ``NaiveSDPA.forward(q, q_layout, k, k_layout, v, bias_cache)`` reads objects of
+    the package's own (``layout.maybe_get()``) that verify cannot make; the patched attention is
+    all inside ``naive_scaled_dot_product_attention(q, k, v, bias)``, which is verified alone."""
+    path = tmp_path / "naive.py"
+    path.write_text('''import torch
+from torch import Tensor, nn
+from torch.nn.functional import softmax
+
+
+class NaiveSDPA(nn.Module):
+    def forward(self, q: Tensor, q_layout, k: Tensor, k_layout, v: Tensor) -> Tensor:
+        bias = q_layout.maybe_get(k_layout)
+        return naive_scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), bias)
+
+
+def naive_scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None) -> Tensor:
+    weights = torch.matmul(q, k.transpose(-1, -2))
+    weights = weights * (q.size(-1) ** -0.5)
+    if bias is not None:
+        weights = weights + bias
+    weights = softmax(weights, dim=-1)
+    return torch.matmul(weights, v)
+''')
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    (row,) = [r for r in verify_file(str(path), rules, Config(), benchmark=False, options=quick) if not r.combined]
+    assert row.verdict == PASS, row.reason
+    assert "on naive_scaled_dot_product_attention() alone" in row.reason, row.reason
+    assert "NaiveSDPA could not be fed here" in row.reason, row.reason
