@@ -14,7 +14,8 @@ import ast
 import copy
 from ..records import dataclass, field, replace
 
-from .layers import TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param, _super_init
+from .layers import (OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
+                     _super_init)
 from . import graph as _graph  # its blocks(); graph imports this module
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
@@ -444,6 +445,15 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             Ctor(attr, b.fqn, b.args, b.kwargs, b.table, span(stmt), call, func_name, via=b.via,
                  conditional=b.conditional, unlike=b.unlike, function=b.function)
         )
+        last = _last_member_kind(b)
+        if last is not None:
+            # calling the Sequential ends in its last member: its output is that layer's
+            # output (a feed-forward ending in its dropout, added to the residual), which a
+            # kernel would take over inside the container: reported, not fixed
+            out[attr].append(Ctor(attr, OUTPUT_OF + last, (), (), False, span(stmt), call, func_name, via=b.fqn,
+                                  conditional=b.conditional, unlike=(
+                                      f"`self.{attr}`'s output is its last member's, a {last.rsplit('.', 1)[-1]}: "
+                                      f"the kernel would take over that member inside the container")))
     described = _ctor_of(value, names)
     if described is None:
         return
@@ -561,3 +571,17 @@ def _container_elements(call: ast.Call):
             yield arg.elt
         else:
             yield arg
+
+
+def _last_member_kind(built: Built) -> str | None:
+    """The layer an ``nn.Sequential``'s output always is (one of ``OUTPUT_KINDS``): its one
+    last member on every way through its construction, of exactly that class; else None."""
+    graph = built.members
+    if built.fqn != SEQUENTIAL or graph is None or len(graph.frontier) != 1 or -1 in graph.frontier:
+        return None
+    members = graph.members[next(iter(graph.frontier))][0]
+    kinds = {m.fqn for m in members if isinstance(m, Built) and not m.conditional and not m.unlike and not m.table}
+    if len(kinds) != 1 or len(members) != len([m for m in members if isinstance(m, Built)]):
+        return None
+    kind = kinds.pop()
+    return kind if kind in OUTPUT_KINDS else None

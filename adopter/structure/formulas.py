@@ -48,6 +48,8 @@ def gelu_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleName
     for stmt in body:
         for node in ast.walk(stmt):
             if isinstance(node, ast.Call):
+                if _constant_tensor(node, names) is not None:
+                    continue  # torch.tensor(2.0 / torch.pi): a number held in a 0-d tensor
                 name = _call_name(node, names)
                 if name is None or name not in _ELEMENTWISE:
                     return None
@@ -296,7 +298,17 @@ def _derived(body, names: ModuleNames) -> set[float]:
     return out
 
 
+def _constant_tensor(call: ast.Call, names: ModuleNames) -> float | None:
+    """The number ``torch.tensor(c)`` holds, ``c`` an expression of numbers alone; else None.
+    A 0-d tensor does not promote the input's dtype, so it stands for its number."""
+    if names.resolve(call.func) != "torch.tensor" or len(call.args) != 1 or call.keywords:
+        return None
+    return _number(call.args[0], names)
+
+
 def _number(expr: ast.expr, names: ModuleNames) -> float | None:
+    if isinstance(expr, ast.Call):
+        return _constant_tensor(expr, names)
     if isinstance(expr, ast.Constant) and isinstance(expr.value, (int, float)) and not isinstance(expr.value, bool):
         return float(expr.value)
     if isinstance(expr, ast.Attribute) and names.resolve(expr) in ("math.pi", "numpy.pi", "torch.pi"):

@@ -30,6 +30,7 @@ from . import ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
+from .layers import OUTPUT_OF
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
 from .torch_bases import INHERITED
@@ -629,7 +630,8 @@ class FlowBuilder:
         if self.cls is None or layer.endswith("]") or not layer.startswith("self."):
             return []
         attr = layer[len("self."):]
-        ctors = self.cls.bindings.get(attr, [])
+        # (what its output is, ``adopter.output_of...`` of its last member, describes the same one)
+        ctors = [c for c in self.cls.bindings.get(attr, []) if not c.fqn.startswith(OUTPUT_OF)]
         if len(ctors) != 1 or ctors[0].fqn != "torch.nn.Sequential":
             return []
         members = []

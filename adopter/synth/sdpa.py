@@ -51,12 +51,13 @@ from .weights import Decline
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
 # reshaped scores
 VIEW_STEPS = ("m1", "s3")
-FILL_STEPS = ("f0", "f1")  # a masked_fill / where before the additive mask, or after it
+FILL_STEPS = ("fs", "f0", "f1")  # a masked_fill / where on the product before the scale, before the additive
+# mask, or after it
 # the steps from the product to the softmax, in order; those that never change the dtype
-SCORE_STEPS = ("s0", "b0", "s1", "s2", "b1", "f0", "m1", "m2", "s3", "u0", "f1", "u", "z")
+SCORE_STEPS = ("s0", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "s3", "u0", "f1", "u", "z")
 UPCASTS = ("u0", "u")  # the scores upcast to float32 before the softmax: before the fill (u0) or after it
-DTYPE_KEEPING = ("s0", "f0", "m1", "s3", "f1", "z")
-MASK_STEPS = ("b0", "b1", "f0", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
+DTYPE_KEEPING = ("s0", "fs", "f0", "m1", "s3", "f1", "z")
+MASK_STEPS = ("b0", "fs", "b1", "f0", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
 SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
 # Elementwise functions and methods: a tensor built from a constant-along-the-keys one stays so.
@@ -1152,6 +1153,15 @@ class _Attention:
                 kind = fill_value(body[0].value)
         if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
+        if role == "fs":
+            # a fill the scale then divides or multiplies: -inf stays -inf under a positive
+            # number (a size, a root of one), but a finite fill ends wherever the scale puts
+            # it, and a tensor (a learned temperature) may have any sign
+            scales = [self._operand_of(r, v) for r, v in (("s1", "div"), ("s2", "mul")) if r in self.roles]
+            if scales and kind != "inf":
+                raise Skip("a finite fill value scaled with the scores")
+            if not all(self._plain_number(o) for o in scales):
+                raise Skip("a fill before a scale that may be a tensor")
         cond_text = self._text(cond)
         by_where = node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where"
         if node.op == "einx.where":
