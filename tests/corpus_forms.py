@@ -16,3 +16,28 @@ def findings(code: str, rule: str):
 def covered(code: str, needle: str, rule: str) -> bool:
     line = next(n for n, text in enumerate(code.splitlines(), 1) if needle in text)
     return any(f.line <= line <= f.end_line for f in findings(code, rule))
+
+
+def assert_bn_fold_matches(original_code: str, fixed_code: str, cls: str, args: tuple, shape: tuple) -> None:
+    """The fixed module computes what the original does in eval mode, in float64, with
+    BatchNorm running statistics drawn at random (fresh ones fold to nearly nothing): the
+    fixed class takes the original's state dict strictly, then both see one random input."""
+    import torch
+
+    original, patched = {}, {}
+    exec(compile(original_code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed_code, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original[cls](*args).double()
+    b = patched[cls](*args).double()
+    with torch.no_grad():
+        for m in a.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    b.load_state_dict(a.state_dict(), strict=True)
+    a.eval()
+    b.eval()
+    x = torch.randn(*shape, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-10)

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from corpus_forms import assert_bn_fold_matches
 
 from adopter.engine import analyze
 from adopter.ruleset import load_rules, select_rules
@@ -295,29 +296,12 @@ def test_layers_added_under_computed_names_are_read_by_those_names():
 
 
 def test_the_fixed_computed_names_compute_what_the_original_does():
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("adopter_kernels")
     code = COMPUTED_NAMES.replace('            x = self._modules["bn" + str(i)](x)  # unnamed\n', "")
     fixed = fix_text(code, "model.py", _rules("ADP007")).text
     assert "conv_bn(" in fixed
-    original, patched = {}, {}
-    exec(compile(code, "orig.py", "exec"), original)
-    exec(compile(fixed, "fixed.py", "exec"), patched)
-    torch.manual_seed(0)
-    a = original["Stack"]().double()
-    b = patched["Stack"]().double()
-    b.load_state_dict(a.state_dict())
-    with torch.no_grad():
-        for m in a.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-1, 1)
-                m.running_var.uniform_(0.5, 2)
-        b.load_state_dict(a.state_dict())
-    a.eval()
-    b.eval()
-    x = torch.randn(2, 8, 5, 5, dtype=torch.float64)
-    with torch.no_grad():
-        assert torch.allclose(a(x), b(x), atol=1e-10)
+    assert_bn_fold_matches(code, fixed, "Stack", (), (2, 8, 5, 5))
 
 
 # ----------------------------------------------------------------- a base class in another module

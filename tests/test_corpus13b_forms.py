@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import textwrap
 
+from corpus_forms import assert_bn_fold_matches
+
 from adopter.engine import analyze
 from adopter.ruleset import load_rules, select_rules
 
@@ -295,26 +297,10 @@ def test_sequential_member_after_a_conv_built_in_either_branch():
 def test_the_fixed_alias_pair_computes_what_the_original_does():
     import pytest
 
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     pytest.importorskip("adopter_kernels")
     from adopter.synth import fix_text
 
     fixed = fix_text(ALIAS, "model.py", select_rules(ALL, ["ADP007"]))
     assert fixed.error is None and "conv_bn(" in fixed.text and "import adopter" not in fixed.text
-    original, patched = {}, {}
-    exec(compile(ALIAS, "orig.py", "exec"), original)
-    exec(compile(fixed.text, "fixed.py", "exec"), patched)
-    torch.manual_seed(0)
-    a = original["Block"](4, 8).double()
-    b = patched["Block"](4, 8).double()
-    with torch.no_grad():
-        for m in a.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-1, 1)
-                m.running_var.uniform_(0.5, 2)
-    b.load_state_dict(a.state_dict())
-    a.eval()
-    b.eval()
-    x = torch.randn(2, 4, 6, 6, dtype=torch.float64)
-    with torch.no_grad():
-        assert torch.allclose(a(x), b(x), atol=1e-10)
+    assert_bn_fold_matches(ALIAS, fixed.text, "Block", (4, 8), (2, 4, 6, 6))
