@@ -442,9 +442,11 @@ def fit_line(line: cst.SimpleStatementLine, block_indent: int, unit: str, limit:
 
 def _parenthesised_value(line: cst.SimpleStatementLine, stmt, value: cst.BaseExpression, block_indent: int,
                          unit: str, limit: int) -> cst.SimpleStatementLine:
-    """``x = <long expression>`` (or ``return ...``) as Black writes it when the right-hand side
-    fits on a line of its own one level in: inside parentheses opened after ``=``.  Left as
-    it is when it would not fit there either, or has brackets of its own to open."""
+    """``x = <long expression>`` (or ``return ...``) as Black writes it: inside parentheses
+    opened after ``=``, on a line of its own one level in, or, arithmetic too long even there,
+    split before its operators (:func:`_split_binary`).  Left as it is when a line would still
+    be too long (an operand's own brackets would have to open), or when the value has brackets
+    of its own (a call, a container) or is a string Black would not split."""
     if value.lpar or isinstance(value, (cst.Tuple, cst.Call, cst.List, cst.Dict, cst.Set, cst.SimpleString,
                                         cst.FormattedString, cst.ConcatenatedString)) \
             or not isinstance(stmt, (cst.Assign, cst.AnnAssign, cst.AugAssign, cst.Return)):
@@ -456,9 +458,8 @@ def _parenthesised_value(line: cst.SimpleStatementLine, stmt, value: cst.BaseExp
     wrapped = value.with_changes(lpar=[cst.LeftParen(whitespace_after=_newline(unit))],
                                  rpar=[cst.RightParen(whitespace_before=_newline(""))])
     new = line.with_changes(body=[stmt.with_changes(value=wrapped)])
-    if any(block_indent + len(part) > limit for part in code(new.with_changes(leading_lines=[])).rstrip("\n").split("\n")):
-        return line  # an operand still too long: its own brackets would have to open (Black's other splits)
-    return new
+    lines = code(new.with_changes(leading_lines=[])).rstrip("\n").split("\n")
+    return line if any(block_indent + len(part) > limit for part in lines) else new
 
 
 class Refit(cst.CSTTransformer):
