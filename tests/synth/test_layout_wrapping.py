@@ -13,36 +13,17 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
-from adopter.synth.layout import fit_if, fit_line
+from adopter.synth.layout import Refit
+from adopter.synth.style import Style
 
 RUFF = Path(sys.executable).parent / "ruff"
 LIMIT = 88
 
 
-class _Fit(cst.CSTTransformer):
-    """fit_line on every one-line statement and fit_if on every if, at their indentation."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.level = 0
-
-    def visit_IndentedBlock(self, node) -> bool:
-        self.level += 1
-        return True
-
-    def leave_IndentedBlock(self, original_node, updated_node):
-        self.level -= 1
-        return updated_node
-
-    def leave_If(self, original_node, updated_node):
-        return fit_if(updated_node, 4 * self.level, "    ", LIMIT)
-
-    def leave_SimpleStatementLine(self, original_node, updated_node):
-        return fit_line(updated_node, 4 * self.level, "    ", LIMIT)
-
-
 def _fit(text: str) -> str:
-    return cst.parse_module(text).visit(_Fit()).code
+    # Refit, as the fixer runs it over new code (no shift): fit_line on every one-line
+    # statement, fit_if on every if, at their indentation, with a configured line length
+    return cst.parse_module(text).visit(Refit(0, "    ", Style(line_length=LIMIT, configured=True), None)).code
 
 
 def _ruff_format(text: str, tmp_path: Path) -> str:
