@@ -39,6 +39,12 @@ MAX_GAP = 16
 GAP_WEIGHT = 4  # an operation of the match's own function, in units of a helper's operation
 
 
+def match_key(rule_id: str, nodes) -> tuple:
+    """What makes two matches one: the rule and the operations matched, whatever their roles
+    (:attr:`Match.key`; the search skips a state whose key is already kept)."""
+    return (rule_id, tuple(sorted(n.span for n in nodes)))
+
+
 @dataclass(frozen=True)
 class Match:
     """One place a rule applies: the forward nodes, the bindings, the init constructors."""
@@ -97,7 +103,7 @@ class Match:
 
     @property
     def key(self) -> tuple:
-        return (self.rule_id, tuple(sorted(n.span for n in self.nodes)))
+        return match_key(self.rule_id, self.nodes)
 
 
 def _member(layer: str | None) -> bool:
@@ -760,7 +766,7 @@ class Matcher:
                     if bound is None:
                         continue
                     if j == last:
-                        if found and (self.rule_id, tuple(sorted(n.span for n in bound.matched))) in found:
+                        if found and match_key(self.rule_id, bound.matched) in found:
                             continue
                         match = self._finish(cls, flow, bound)
                         if match is not None:
