@@ -203,6 +203,10 @@ class _Attention:
             c0, c1 = self.index.char_col(l0, c0), self.index.char_col(l1, c1)
             r0, r1 = l0 - stmt.lineno, l1 - stmt.lineno
             head, tail = lines[r0][:c0], lines[r1][c1:]
+            if (r0 > 0 or c0 > first_col + 1) and _grouping_parentheses(head, tail) and _is_call(new):
+                # ``(attn @ v).transpose(1, 2)`` becomes ``scaled_dot_product_attention(...).transpose(1,
+                # 2)``: the parentheses grouped the product, a call needs none
+                head, tail, c1 = head[:-1], tail[1:], c1 + 1
             if r1 == len(lines) - 1:
                 end_col = len(head) + len(new) + (end_col - c1)
             lines = lines[:r0] + [head + new + tail] + lines[r1 + 1:]
@@ -2338,3 +2342,20 @@ def _plain_test(test: ast.expr) -> bool:
     allowed = (ast.Name, ast.Attribute, ast.Constant, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Load,
                ast.cmpop, ast.boolop, ast.unaryop)
     return all(isinstance(n, allowed) for n in ast.walk(test))
+
+
+def _grouping_parentheses(head: str, tail: str) -> bool:
+    """Is the text between ``head`` and ``tail`` alone inside a pair of parentheses that only
+    group it (``= (a @ v).t()``), not a call's (``f(a @ v)``) or a tuple's (``(a @ v, w)``)?"""
+    if not (head.endswith("(") and tail.startswith(")")):
+        return False
+    before = head[:-1].rstrip()
+    return not before or not (before[-1].isalnum() or before[-1] in "_)]}'\"")
+
+
+def _is_call(text: str) -> bool:
+    try:
+        return isinstance(ast.parse(text.strip(), mode="eval").body, ast.Call)
+    except SyntaxError:
+        return False
+
