@@ -191,3 +191,55 @@ def test_a_where_that_takes_the_fill_where_its_condition_holds_masks_there():
         assert torch.allclose(
             original[name](q, k, v), patched[name](q, k, v), atol=1e-10
         ), name
+
+
+# ----------------------------------------------------------------- the scores' shape in a branch
+
+SHAPE_IN_BRANCH = """\
+import torch
+
+
+def attend(q, k, v, pad=None, causal=False):
+    q = q * q.shape[-1] ** -0.5
+    lowest = -torch.finfo(q.dtype).max
+    sim = torch.einsum("b h i d, b h j d -> b h i j", q, k)
+    if causal:
+        i, j = sim.shape[-2:]
+        future = torch.ones((i, j), dtype=torch.bool, device=q.device).triu(j - i + 1)
+        sim = torch.where(future, lowest, sim)
+    elif pad is not None:
+        sim = sim.masked_fill(~pad[:, None, None, :], lowest)
+    return torch.einsum("b h i j, b h j d -> b h i d", sim.softmax(dim=-1), v)
+"""
+
+
+def test_a_branch_reading_the_scores_shape_is_rewritten_with_q_and_k():
+    """``i, j = sim.shape[-2:]`` in the branch that builds the causal mask reads only the
+    scores' shape: (queries, keys), read off q and k on the fused path.  The rewrite computes
+    what the original does on both branches and with neither."""
+    torch = pytest.importorskip("torch")
+    result = fix_text(SHAPE_IN_BRANCH, "model.py", _rules("ADP010"))
+    assert result.error is None and "scaled_dot_product_attention(" in result.text
+    original, patched = {}, {}
+    exec(compile(SHAPE_IN_BRANCH, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(result.text, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, dtype=torch.float64) for _ in range(3))
+    pad = torch.rand(2, 5) > 0.3
+    pad[:, 0] = True
+    for kwargs in ({}, {"causal": True}, {"pad": pad}):
+        assert torch.allclose(
+            original["attend"](q, k, v, **kwargs), patched["attend"](q, k, v, **kwargs)
+        ), kwargs
+
+
+def test_a_branch_that_reads_the_scores_values_is_left():
+    # the branch reads the scores' values (their maximum), not only their shape: not rewritten
+    values = SHAPE_IN_BRANCH.replace(
+        "        i, j = sim.shape[-2:]\n",
+        "        i, j = sim.shape[-2:]\n        top = sim.max()\n",
+    )
+    assert (
+        "scaled_dot_product_attention("
+        not in fix_text(values, "model.py", _rules("ADP010")).text
+    )
