@@ -243,3 +243,50 @@ def test_a_branch_that_reads_the_scores_values_is_left():
         "scaled_dot_product_attention("
         not in fix_text(values, "model.py", _rules("ADP010")).text
     )
+
+
+# ----------------------------------------------------------------- a nested Sequential's Linear
+
+NESTED_LINEAR = """\
+import torch
+from torch import nn
+
+
+class Fourier(nn.Module):
+    def forward(self, t):
+        return torch.cat((t, t.sin()), dim=-1)
+
+
+def time_features(width, out):
+    return nn.Sequential(Fourier(), nn.Linear(width * 2, out))
+
+
+def squashed(width, out):
+    return nn.Sequential(nn.Linear(width, out), nn.Tanh())
+
+
+class Conditioning(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.time = nn.Sequential(
+            time_features(width, width),
+            nn.GELU(),  # factory-gelu
+        )
+        self.inline = nn.Sequential(nn.Sequential(Fourier(), nn.Linear(width * 2, width)), nn.GELU())  # inline-gelu
+        self.squash = nn.Sequential(squashed(width, width), nn.GELU())  # squashed-gelu
+
+    def forward(self, t):
+        return self.time(t) + self.inline(t) + self.squash(t)
+"""
+
+
+def test_a_nested_sequential_ending_in_a_linear_outputs_a_linear():
+    """``nn.Sequential(f(...), nn.GELU())`` with ``f`` returning ``nn.Sequential(..., nn.Linear)``
+    (or the nested Sequential written in place): the GELU takes the Linear's output, a
+    bias-GELU site, reported and not fixed (the Linear is inside the nested container).  A
+    nested Sequential ending in another layer (a Tanh) is no Linear's output."""
+    assert _finding(NESTED_LINEAR, "ADP006", "# factory-gelu") is not None
+    assert _finding(NESTED_LINEAR, "ADP006", "# inline-gelu") is not None
+    assert _finding(NESTED_LINEAR, "ADP006", "# squashed-gelu") is None
+    result = fix_text(NESTED_LINEAR, "model.py", _rules("ADP006"))
+    assert result.text == NESTED_LINEAR
