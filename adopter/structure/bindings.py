@@ -573,8 +573,8 @@ def _container_elements(call: ast.Call):
             yield arg
 
 
-def _last_member_kind(built: Built) -> str | None:
-    """The layer an ``nn.Sequential``'s output always is (one of ``OUTPUT_KINDS``): its one
+def _last_member_kind(built: Built, kinds_of: frozenset = OUTPUT_KINDS) -> str | None:
+    """The layer an ``nn.Sequential``'s output always is (one of ``kinds_of``): its one
     last member on every way through its construction, of exactly that class; else None."""
     graph = built.members
     if built.fqn != SEQUENTIAL or graph is None or len(graph.frontier) != 1 or -1 in graph.frontier:
@@ -584,4 +584,4 @@ def _last_member_kind(built: Built) -> str | None:
     if len(kinds) != 1 or len(members) != len([m for m in members if isinstance(m, Built)]):
         return None
     kind = kinds.pop()
-    return kind if kind in OUTPUT_KINDS else None
+    return kind if kind in kinds_of else None

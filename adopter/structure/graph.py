@@ -1531,6 +1531,13 @@ class FlowBuilder:
         """The value x when ``call`` is ``torch.cat((-x2, x1), dim=-1)`` with x1, x2 the first
         and second halves of x's last axis (the rotate-half of rotary embeddings)."""
         parts = _two_parts_on_last_axis(call)
+        if parts is None and len(call.args) >= 1 and isinstance(call.args[0], (ast.Tuple, ast.List)) \
+                and len(call.args[0].elts) == 2:
+            # cat((-x2, x1), dim=len(x.shape) - 1): the rank of the x the halves are sliced
+            # from (a slice keeps the rank), checked once the halves are known to be x's
+            half = self._half(call.args[0].elts[1], ctx)
+            if half is not None and isinstance(half[0], str):
+                parts = _two_parts_on_last_axis(call, same_rank=half[0])
         if parts is None:
             return None
         negated, other = parts
@@ -1982,6 +1989,11 @@ class FlowBuilder:
         return out
 
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+        optional = _optional_step(targets, value_expr)
+        if optional is not None:
+            # sim = (sim + bias) if self.use_bias else sim: a step taken only when the test
+            # holds, the other choice keeping the value; read as `if test: sim = sim + bias`
+            return self._if(optional, frontier, ctx)
         if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.Call)
                 and ctx.scope == ctx.body_scope):
             count = self._chunk_count(value_expr)
@@ -2373,9 +2385,11 @@ class _Substitute(ast.NodeTransformer):
         return self.value if node.id == self.name and isinstance(node.ctx, ast.Load) else node
 
 
-def _two_parts_on_last_axis(call: ast.Call) -> list[ast.expr] | None:
+def _two_parts_on_last_axis(call: ast.Call, same_rank: str | None = None) -> list[ast.expr] | None:
     """The two parts of ``cat((a, b), dim=-1)`` (or ``cat([a, b], -1)``), the shape both
-    rotary spellings concatenate; None for any other call."""
+    rotary spellings concatenate; None for any other call.  ``same_rank``: a name of a tensor
+    the parts have the rank of (the one they are slices of), whose rank minus one is the last
+    axis too."""
     dims = [kw.value for kw in call.keywords if kw.arg == "dim"] + list(call.args[1:2])
     if len(call.args) < 1 or len(dims) != 1 or len(call.keywords) > (1 if len(call.args) == 1 else 0):
         return None
@@ -2383,6 +2397,8 @@ def _two_parts_on_last_axis(call: ast.Call) -> list[ast.expr] | None:
     parts = call.args[0]
     if not (isinstance(parts, (ast.Tuple, ast.List)) and len(parts.elts) == 2):
         return None
+    if same_rank is not None and canonical.last_dim(dim, same_rank, _name_text):
+        return list(parts.elts)
     if not (isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant)
             and dim.operand.value == 1):
         # dim=x1.ndim - 1 (or x1.dim() - 1, len(x1.shape) - 1) of a part written as a name: the
@@ -2408,6 +2424,28 @@ def _sizes_of(expr) -> str | None:
 
 def _name_text(expr) -> str | None:
     return expr.id if isinstance(expr, ast.Name) else None
+
+
+def _optional_step(targets: list[ast.expr], value: ast.expr) -> ast.If | None:
+    """``x = step(x) if test else x`` (or ``x = x if test else step(x)``): a conditional
+    expression one of whose choices is the assigned name itself, the other computed from it.
+    Returns the ``if test: x = step(x)`` statement it is the same as (the kept choice an empty
+    ``else``, or an empty ``then``), located at the expression; None for any other assignment."""
+    if len(targets) != 1 or not isinstance(targets[0], ast.Name) or not isinstance(value, ast.IfExp):
+        return None
+    name = targets[0].id
+    body_keeps = isinstance(value.body, ast.Name) and value.body.id == name
+    else_keeps = isinstance(value.orelse, ast.Name) and value.orelse.id == name
+    if body_keeps == else_keeps:
+        return None
+    other = value.orelse if body_keeps else value.body
+    if not isinstance(other, (ast.BinOp, ast.Call)) or not any(
+            isinstance(n, ast.Name) and n.id == name for n in ast.walk(other)):
+        return None  # a choice between the value and another one, not a step taken on it
+    step = ast.copy_location(ast.Assign(targets=[targets[0]], value=other), other)
+    keep = ast.copy_location(ast.Pass(), value)
+    body, orelse = ([keep], [step]) if body_keeps else ([step], [])
+    return ast.copy_location(ast.If(test=value.test, body=body, orelse=orelse), value)
 
 
 def _parallel(target: ast.expr, value: ast.expr) -> bool:

@@ -26,10 +26,10 @@ import ast
 import re
 from ..records import dataclass, field, replace
 
-from .bindings import ClassInfo, Ctor, bind_class, collect_class, span
+from .bindings import ClassInfo, Ctor, _last_member_kind, bind_class, collect_class, span
 from .canon import HALF_PAIR, NEG_PAIR, TABLE
 from .graph import Flow, FlowBuilder, Node, Ref, walk
-from .layers import (OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
+from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, names_match
 from .siblings import Package
@@ -753,6 +753,28 @@ def _sequential_outputs(sites, infos: dict[str, ClassInfo]) -> dict[str, str]:
     return resolved
 
 
+# A member that is itself an nn.Sequential (written in place, or returned by a same-file
+# factory: ``nn.Sequential(embedding(dim), nn.GELU())`` with ``embedding`` returning
+# ``nn.Sequential(Fourier(dim), nn.Linear(...))``) outputs its own last member's output.
+NESTED_OUTPUT_KINDS = OUTPUT_KINDS | {"torch.nn.Linear"}
+
+
+def _nested_outputs(built: tuple, attr: str, stmt, expr: ast.expr, qualname: str, container) -> list[Ctor]:
+    """``adopter.output_of.<layer>`` for a Sequential member that is an ``nn.Sequential`` whose
+    last member is, on every way through its construction, that layer: reported, not fixed (the
+    layer sits inside the nested container, built where the member is written or in a factory)."""
+    out = []
+    for b in built:
+        last = _last_member_kind(b, NESTED_OUTPUT_KINDS) if isinstance(b, Built) else None
+        if last is None:
+            continue
+        out.append(Ctor(attr, OUTPUT_OF + last, (), (), False, stmt, span(expr), qualname, via=b.via or b.fqn,
+                        conditional=b.conditional, container=container, unlike=(
+                            f"the member's output is its last layer's, a {last.rsplit('.', 1)[-1]} inside a nested "
+                            f"nn.Sequential: the kernel would take over that layer inside the container")))
+    return out
+
+
 def _output_ctors(ctors: list[Ctor], outputs: dict[str, str]) -> list[Ctor]:
     return [replace(c, fqn=OUTPUT_OF + outputs[c.fqn], args=(), kwargs=(), via=c.fqn)
             for c in ctors if c.fqn in outputs and not c.table]
@@ -788,6 +810,7 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
                  for b in built if isinstance(b, Built)]
         if outputs:
             ctors += _output_ctors(ctors, outputs)
+        ctors += _nested_outputs(built, attr, stmt, expr, qualname, container)
         info.bindings[attr] = ctors or [Ctor(attr, "?", (), (), False, stmt, span(expr), qualname,
                                              container=container)]
         value_in = Ref(f"{name}:in{index}", "x")

@@ -225,6 +225,13 @@ class _Attention:
         """Index in the region's block of the statement holding ``node``, and the chain of
         enclosing statements from that one down to the node's own."""
         info = self.index.stmt(node.stmt)
+        if info is None and node.span is not None and any(
+            isinstance(s.stmt, ast.Assign) and isinstance(s.stmt.value, ast.IfExp)
+            and contains(span_of(s.stmt.value), node.span) for s in self.index.stmts.values()
+        ):
+            # (graph._optional_step: `s = (s + bias) if flag else s` read as an if statement)
+            raise Skip(f"the step at line {node.line} is one choice of a conditional expression; "
+                       "written as an `if` statement, the attention would be rewritten")
         chain = []
         while info is not None and info.block is not self.block:
             owner = info.owner
@@ -870,9 +877,17 @@ class _Attention:
                     raise Skip(f"the statement at line {inner.lineno} is not a plain assignment")
                 read_before |= _loads(inner)
                 continue
-            if not _plain_block(inner) or stored_names(inner) & step_stored or _loads(inner) & step_stored \
-                    or _changed(inner) & read_before:
-                raise Skip(f"the if at line {stmt.lineno} does more than an attention step in the branch that holds it")
+            why = f"the if at line {stmt.lineno} does more than an attention step in the branch that holds it"
+            if not _plain_block(inner) or stored_names(inner) & step_stored or _changed(inner) & read_before:
+                raise Skip(why)
+            if _loads(inner) & step_stored:
+                # ``i, j = sim.shape[-2:]`` before the causal mask is built: what it reads of the
+                # scores (their shape, dtype, device) read off q and k, as in a step's own if
+                text = self._scores_metadata(inner, step_stored, statement=True)
+                if text is None:
+                    raise Skip(why)
+                keeps.append(text)
+                continue
             keeps.append(self._stmt_text(inner))
         return keeps
 
@@ -1168,18 +1183,49 @@ class _Attention:
                 raise Skip("a fill before a scale that may be a tensor")
         cond_text = self._text(cond)
         by_where = node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where"
+        filled_by_cond = False
         if node.op == "einx.where":
             # the condition as the scores' layout broadcasts it: indexed, then read as code of its own
             cond_text = f"{_atom(cond_text, cond)}{self._einx_index(node)}"
             indexed = ast.parse(cond_text, mode="eval").body
             keep, where = cond_text, _negate(indexed, cond_text, ast.unparse)
-        elif by_where:
+            if self._einx_kept(node) == 2:
+                # einx.where(pattern, cond, fill, scores): the fill is taken where cond holds
+                keep, where, filled_by_cond = where, keep, True
+        elif by_where and self._where_keeps_second(node):
             # where(c, scores, fill): the scores are kept where c holds
             keep, where = cond_text, _negate(cond, cond_text, self._text)
         else:
-            keep, where = _negate(cond, cond_text, self._text), cond_text
+            # masked_fill(c, fill), or where(c, fill, scores): the fill is taken where c holds
+            keep, where, filled_by_cond = _negate(cond, cond_text, self._text), cond_text, True
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
-                "filled_by_cond": not by_where, "role": role}
+                "filled_by_cond": filled_by_cond, "role": role}
+
+    def _where_keeps_second(self, node) -> bool:
+        """Does the ``torch.where(c, a, b)`` of a fill step keep the scores in ``a`` (the fill
+        taken where c does not hold)?  The step reads the kept tensor as its input (graph:
+        ``where(c, x, fill)`` and ``where(c, fill, x)`` are both a masked_fill of x); False when
+        that input is ``b`` (the fill taken where c holds), and a Skip when neither is known."""
+        call = self._at(node.span, "the where call")
+        kept = self._view(next(r for r, n in self.roles.items() if n is node))[2][0]
+        if not isinstance(call, ast.Call) or len(call.args) != 3 or kept is None:
+            raise Skip("the where call could not be read")
+        if span_of(call.args[1]) == kept:
+            return True
+        if span_of(call.args[2]) == kept:
+            return False
+        raise Skip("the where call could not be read")
+
+    def _einx_kept(self, node) -> int:
+        """The position (1 or 2) of the scores among ``einx.where(pattern, cond, a, b)``'s
+        tensors (canon.einx_where_layout)."""
+        call = self._at(node.span, "the einx.where call")
+        pattern = call.args[0] if isinstance(call, ast.Call) and call.args else None
+        layout = einx_where_layout(pattern.value) \
+            if isinstance(pattern, ast.Constant) and isinstance(pattern.value, str) else None
+        if layout is None:
+            raise Skip("the einx.where pattern could not be read")
+        return layout[0]
 
     def _einx_index(self, node) -> str:
         """How the condition of ``einx.where(pattern, cond, scores, fill)`` is indexed to
