@@ -973,7 +973,10 @@ class Matcher:
     # -- after the forward match ------------------------------------------------
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
         if self.same_function and len({n.func for n in state.matched}) > 1 \
-                and len({_home(flow, n) for n in state.matched}) > 1:
+                and not set.intersection(*({n.func, _home(flow, n)} for n in state.matched)):
+            # every step written in one function, a step a helper returns as it is counting as
+            # its caller's too (the rotation a ``rot(x)`` helper returns, inside a one-tensor
+            # ``apply_rope`` whose own sum is in turn returned to the attention)
             return None
         if self.same_function == "helper" and not all(n.inlined for n in state.matched):
             return None
