@@ -41,7 +41,9 @@ class Attn(nn.Module):
 """
 
 HALVES = "    a, b = x.chunk(2, dim=-1)\n    return torch.cat((-b, a), dim=-1)"
-SLICES = "    h = x.shape[-1] // 2\n    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)"
+SLICES = (
+    "    h = x.shape[-1] // 2\n    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)"
+)
 INTERLEAVED = "    a, b = x[..., ::2], x[..., 1::2]\n    return torch.stack((-b, a), dim=-1).flatten(-2)"
 
 

@@ -38,16 +38,23 @@ def _fused_line(line: str) -> str:
     code = MODULE.replace("{line}", line)
     fixed = fix_text(code, "model.py", ADP010).text
     ast.parse(fixed)
-    return next(t.strip() for t in fixed.splitlines() if "scaled_dot_product_attention(" in t and "import" not in t)
+    return next(
+        t.strip()
+        for t in fixed.splitlines()
+        if "scaled_dot_product_attention(" in t and "import" not in t
+    )
 
 
 def test_grouping_parentheses_before_a_method_call_are_dropped():
     assert _fused_line("y = (s @ v).transpose(1, 2).reshape(b, n, c)").startswith(
-        "y = scaled_dot_product_attention(")
+        "y = scaled_dot_product_attention("
+    )
 
 
 def test_a_calls_own_parentheses_stay():
-    assert _fused_line("y = torch.flatten(s @ v, 2)").startswith("y = torch.flatten(scaled_dot_product_attention(")
+    assert _fused_line("y = torch.flatten(s @ v, 2)").startswith(
+        "y = torch.flatten(scaled_dot_product_attention("
+    )
 
 
 def test_parentheses_around_the_whole_value_that_the_author_wrote_on_one_line_are_dropped_too():
