@@ -1,0 +1,66 @@
+"""Forms found missing while checking the blind batch corpus14c (newer Hugging Face model files
+and research LLM/encoder code: BERT/GPT reimplementations, T5 and LLaMA ports, training
+frameworks' layers): each test states the semantic fact the engine now reads, and a near-miss it
+must still leave alone.  The fixtures are ours."""
+
+from __future__ import annotations
+
+from adopter.engine import analyze
+from adopter.ruleset import load_rules, select_rules
+
+ALL = load_rules()
+
+
+def _rules(*ids):
+    return select_rules(ALL, list(ids))
+
+
+def _line(code: str, needle: str) -> int:
+    return next(n for n, text in enumerate(code.splitlines(), 1) if needle in text)
+
+
+def _found(code: str, rule: str, path: str = "model.py") -> list:
+    return [f for f in analyze(code, path, _rules(rule)).findings if f.rule == rule]
+
+
+def _finding(code: str, rule: str, needle: str):
+    line = _line(code, needle)
+    return next((f for f in _found(code, rule) if f.line <= line <= f.end_line), None)
+
+
+# ----------------------------------------------------------------- a reduction's axis= keyword
+
+RMS_AXIS = """\
+import torch
+from torch import nn
+
+
+class ScaleNormNoCenter(nn.Module):
+    def __init__(self, width, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+        self.gain = nn.Parameter(torch.ones(width))
+
+    def forward(self, h):
+        return (
+            h
+            / torch.sqrt(torch.mean(torch.square(h), axis=-1, keepdim=True) + self.eps)  # last
+            * self.gain
+        )
+
+
+class OverTime(nn.Module):
+    def __init__(self, eps=1e-5):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, h):
+        return h / torch.sqrt(torch.mean(torch.square(h), axis=1, keepdim=True) + self.eps)  # time
+"""
+
+
+def test_mean_over_axis_keyword_is_rms_norm():
+    # torch reads axis= as dim= (its NumPy alias): the mean of the square over axis=-1 is the
+    # RMS statistic; over axis=1 it is a mean over another axis and stays unreported
+    assert _finding(RMS_AXIS, "ADP011", "# last") is not None
+    assert _finding(RMS_AXIS, "ADP011", "# time") is None
