@@ -64,3 +64,36 @@ def test_mean_over_axis_keyword_is_rms_norm():
     # RMS statistic; over axis=1 it is a mean over another axis and stays unreported
     assert _finding(RMS_AXIS, "ADP011", "# last") is not None
     assert _finding(RMS_AXIS, "ADP011", "# time") is None
+
+
+# ----------------------------------------------------------------- a head over the vocabulary less one
+
+VOCAB_LESS_ONE = """\
+from torch import nn
+from torch.nn import CrossEntropyLoss
+
+
+class PixelLM(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.WIDTH, bias=False)
+
+    def forward(self, ids, labels=None):
+        logits = self.lm_head(self.wte(ids))  # head
+        loss = None
+        if labels is not None:
+            shift_logits = logits[..., :-1, :].contiguous()
+            shift_labels = labels[..., 1:].contiguous()
+            loss_fct = CrossEntropyLoss()
+            loss = loss_fct(shift_logits.view(-1, shift_logits.size(-1)), shift_labels.view(-1))
+        return loss, logits
+"""
+
+
+def test_head_over_the_vocabulary_less_a_token():
+    # a Linear to the embedding's size less one (ImageGPT never predicts its start token) maps
+    # to the vocabulary: its shifted per-position loss is the pair; the same Linear to the
+    # number of labels less one is a classifier
+    assert _finding(VOCAB_LESS_ONE.replace("WIDTH", "vocab_size - 1"), "ADP015", "# head") is not None
+    assert _finding(VOCAB_LESS_ONE.replace("WIDTH", "num_labels - 1"), "ADP015", "# head") is None

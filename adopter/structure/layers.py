@@ -2372,6 +2372,11 @@ def _size_text(expr: ast.expr, values: dict, depth: int = 0) -> str:
 
 
 def _is_vocabulary(expr: ast.expr, values: dict, sizes: set, names: ModuleNames | None = None) -> bool:
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and isinstance(expr.right, ast.Constant) \
+            and type(expr.right.value) is int and 0 < expr.right.value <= 8:
+        # the vocabulary less a few entries the head never predicts (ImageGPT's start-of-sequence
+        # token: ``nn.Linear(d, config.vocab_size - 1)`` beside ``nn.Embedding(config.vocab_size, d)``)
+        expr = expr.left
     if isinstance(expr, ast.Attribute) and expr.attr == "num_embeddings":
         return True  # the number of entries of an nn.Embedding
     if _size_text(expr, values) in sizes:
