@@ -95,5 +95,11 @@ def test_head_over_the_vocabulary_less_a_token():
     # a Linear to the embedding's size less one (ImageGPT never predicts its start token) maps
     # to the vocabulary: its shifted per-position loss is the pair; the same Linear to the
     # number of labels less one is a classifier
-    assert _finding(VOCAB_LESS_ONE.replace("WIDTH", "vocab_size - 1"), "ADP015", "# head") is not None
-    assert _finding(VOCAB_LESS_ONE.replace("WIDTH", "num_labels - 1"), "ADP015", "# head") is None
+    assert (
+        _finding(VOCAB_LESS_ONE.replace("WIDTH", "vocab_size - 1"), "ADP015", "# head")
+        is not None
+    )
+    assert (
+        _finding(VOCAB_LESS_ONE.replace("WIDTH", "num_labels - 1"), "ADP015", "# head")
+        is None
+    )
