@@ -103,3 +103,61 @@ def test_head_over_the_vocabulary_less_a_token():
         _finding(VOCAB_LESS_ONE.replace("WIDTH", "num_labels - 1"), "ADP015", "# head")
         is None
     )
+
+
+# ----------------------------------------------------------------- a head module adding its own bias
+
+BIAS_HEAD = """\
+import torch
+from torch import nn
+from torch.nn import CrossEntropyLoss
+
+
+class Embed(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+
+    def forward(self, ids):
+        return self.tokens(ids)
+
+
+class MaskedHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.shortcut = nn.Linear(config.hidden_size, config.vocab_size)
+
+    def forward(self, h):
+        h = self.norm(torch.tanh(self.dense(h)))
+        h = self.decoder(h) + self.bias
+        return h
+
+
+class MaskedLM(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.embed = Embed(config)
+        self.head = MaskedHead(config)
+
+    def forward(self, ids, labels=None):
+        scores = self.head(self.embed(ids))  # head
+        loss = None
+        if labels is not None:
+            loss = CrossEntropyLoss()(scores.view(-1, self.config.vocab_size), labels.view(-1))
+        return loss, scores
+"""
+
+
+def test_head_module_returning_its_decoder_plus_a_held_bias():
+    # a same-file head whose forward returns its vocabulary Linear's output plus a bias vector it
+    # holds is a vocabulary head; plus another layer's output it is a sum of two projections
+    assert _finding(BIAS_HEAD, "ADP015", "# head") is not None
+    two = BIAS_HEAD.replace(
+        "self.decoder(h) + self.bias", "self.decoder(h) + self.shortcut(h)"
+    )
+    assert _finding(two, "ADP015", "# head") is None

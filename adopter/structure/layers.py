@@ -2511,6 +2511,13 @@ def _returned_attr(info) -> tuple | None:
                 return None  # rebound under a branch or loop
         if value is None:
             return None
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
+        # ``self.decoder(h) + self.bias``: the logits plus a bias vector the module holds (ESM's,
+        # BERT's output-only bias beside a tied decoder)
+        sides = [value.left, value.right]
+        held = [isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id == "self"
+                for v in sides]
+        value = sides[held.index(False)] if held.count(True) == 1 else value
     if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
             and isinstance(value.func.value, ast.Name) and value.func.value.id == "self"):
         return None
