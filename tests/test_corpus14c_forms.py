@@ -161,3 +161,80 @@ def test_head_module_returning_its_decoder_plus_a_held_bias():
         "self.decoder(h) + self.bias", "self.decoder(h) + self.shortcut(h)"
     )
     assert _finding(two, "ADP015", "# head") is None
+
+
+# ----------------------------------------------------------------- names that only copy the input
+
+ALIASED_INPUT = """\
+import math
+import torch
+from torch import nn
+
+
+class ConvSelfAttention(nn.Module):
+    def __init__(self, d, heads, rotate=False):
+        super().__init__()
+        self.heads = heads
+        self.d = d // heads
+        self.rotate = rotate
+        self.linear_q = nn.Linear(d, d)
+        self.linear_k = nn.Linear(d, d)
+        self.linear_v = nn.Linear(d, d)
+        self.linear_out = nn.Linear(d, d)
+
+    def forward(self, hidden_states, angles=None):
+        b, n, _ = hidden_states.size()
+        query_key_states = hidden_states
+        value_states = hidden_states
+        query = self.linear_q(query_key_states).view(b, -1, self.heads, self.d)  # q
+        key = self.linear_k(query_key_states).view(b, -1, self.heads, self.d)
+        value = self.linear_v(value_states).view(b, -1, self.heads, self.d)
+        query, key, value = query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)
+        w = torch.softmax(torch.matmul(query, key.transpose(-2, -1)) / math.sqrt(self.d), dim=-1)
+        out = torch.matmul(w, value).transpose(1, 2).reshape(b, -1, self.heads * self.d)
+        return self.linear_out(out)
+"""
+
+ROTATED_COPY = """\
+        if self.rotate:
+            query_key_states = query_key_states * angles
+"""
+
+
+def test_projections_of_names_that_only_copy_the_input():
+    # q/k of `query_key_states = hidden_states`, v of `value_states = hidden_states`, both
+    # assigned once from an argument nothing reassigns: one input for the three; when the
+    # query/key copy is replaced on some path (a rotation under a flag), the inputs differ
+    assert _finding(ALIASED_INPUT, "ADP009", "# q") is not None
+    rotated = ALIASED_INPUT.replace(
+        "        value_states = hidden_states\n",
+        "        value_states = hidden_states\n" + ROTATED_COPY,
+    )
+    assert _finding(rotated, "ADP009", "# q") is None
+
+
+OPTIONAL_QUERY = """\
+from torch import nn
+
+
+class DisentangledLike(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.query_proj = nn.Linear(d, d)
+        self.key_proj = nn.Linear(d, d)
+        self.value_proj = nn.Linear(d, d)
+
+    def forward(self, hidden_states, query_states=None):
+        if query_states is None:
+            query_states = hidden_states
+        q = self.query_proj(query_states)  # q
+        k = self.key_proj(hidden_states)
+        v = self.value_proj(hidden_states)
+        return q, k, v
+"""
+
+
+def test_a_parameter_set_to_the_input_only_when_absent_is_no_copy():
+    # `if query_states is None: query_states = hidden_states`: the query input is the caller's
+    # tensor on the other path, chosen at run time
+    assert _finding(OPTIONAL_QUERY, "ADP009", "# q") is None
