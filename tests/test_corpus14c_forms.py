@@ -238,3 +238,40 @@ def test_a_parameter_set_to_the_input_only_when_absent_is_no_copy():
     # `if query_states is None: query_states = hidden_states`: the query input is the caller's
     # tensor on the other path, chosen at run time
     assert _finding(OPTIONAL_QUERY, "ADP009", "# q") is None
+
+
+# ----------------------------------------------------------------- a layer built by skip_init
+
+SKIP_INIT = """\
+import torch
+from torch import nn
+from torch.nn.utils import skip_init
+
+
+class Attention(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.lk = skip_init(KIND, d, d, bias=False)
+        self.lv = skip_init(nn.Linear, in_features=d, out_features=d, bias=False)
+        self.lq = skip_init(nn.Linear, in_features=d, out_features=d, bias=False)
+
+    def forward(self, x):
+        q, k, v = (
+            self.lq(x),  # q
+            self.lk(x),
+            self.lv(x),
+        )
+        return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+"""
+
+
+def test_skip_init_builds_the_class_it_is_given():
+    # torch.nn.utils.skip_init(cls, *args) is cls(*args) with its parameters left uninitialised:
+    # three Linears of one input; a Bilinear given to it is no Linear projection
+    assert _finding(SKIP_INIT.replace("KIND", "nn.Linear"), "ADP009", "# q") is not None
+    assert (
+        _finding(
+            SKIP_INIT.replace("KIND, d, d", "nn.Bilinear, d, d, d"), "ADP009", "# q"
+        )
+        is None
+    )

@@ -38,6 +38,9 @@ from .names import ModuleNames, names_match
 SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
 PARTIALS = frozenset({"functools.partial", "partial"})
+# torch.nn.utils.skip_init(cls, *args, **kwargs): ``cls(*args, **kwargs)`` built without
+# initialising its parameters (OpenNMT-py's projections): that layer.
+SKIP_INIT = "torch.nn.utils.skip_init"
 TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
 # The tables among them whose entries are classes (ACT2FN's are built layers): ``ACT2CLS[key]()``
 # builds the activation the key names.
@@ -688,6 +691,11 @@ class LayerTyper:
                     # partial(F.gelu, approximate="tanh"): still that function, with these keywords
                     out.append(replace(value, kwargs=value.kwargs + kwargs, node=call))
             return tuple(out)
+        if fqn == SKIP_INIT and call.args and not isinstance(call.args[0], ast.Starred):
+            return tuple(Built(value.fqn, value.args + tuple(call.args[1:]), value.kwargs + kwargs, False, call,
+                               via="skip_init", unlike=value.unlike)
+                         for value in self.values(call.args[0], env, depth, called=True)
+                         if isinstance(value, LayerClass) and not value.foreign)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
         if (fqn is not None and self.package is not None and fqn not in self.names.classes
