@@ -275,3 +275,56 @@ def test_skip_init_builds_the_class_it_is_given():
         )
         is None
     )
+
+
+# ----------------------------------------------------------------- a class defined as an import's fallback
+
+FALLBACK_NORM = """\
+import torch
+from torch import nn
+
+try:
+    from fastnorm import FusedLayerNorm as TfLayerNorm
+except ImportError:
+
+    class TfLayerNorm(nn.Module):
+        def __init__(self, hidden_size, eps=1e-12):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(hidden_size))
+            self.bias = nn.Parameter(torch.zeros(hidden_size))
+            self.variance_epsilon = eps
+
+        def forward(self, x):
+            BODY
+
+
+class SelfOutput(nn.Module):
+    def __init__(self, d, p):
+        super().__init__()
+        self.dense = nn.Linear(d, d)
+        self.norm = TfLayerNorm(d, eps=1e-12)
+        self.dropout = nn.Dropout(p)
+
+    def forward(self, hidden_states, input_tensor):
+        hidden_states = self.dropout(self.dense(hidden_states))
+        return self.norm(hidden_states + input_tensor)  # norm
+"""
+
+LAYER_NORM_BODY = (
+    "u = x.mean(-1, keepdim=True)\n"
+    "            s = (x - u).pow(2).mean(-1, keepdim=True)\n"
+    "            x = (x - u) / torch.sqrt(s + self.variance_epsilon)\n"
+    "            return self.weight * x + self.bias"
+)
+
+
+def test_a_class_defined_where_its_import_fails_is_what_the_name_computes():
+    # `try: import a fused LayerNorm as N / except ImportError: class N: <a LayerNorm written
+    # out>`: the fallback is a drop-in for the import, and the file shows its computation; a
+    # fallback that only raises computes nothing the rule knows
+    assert (
+        _finding(FALLBACK_NORM.replace("BODY", LAYER_NORM_BODY), "ADP005", "# norm")
+        is not None
+    )
+    stub = FALLBACK_NORM.replace("BODY", 'raise ImportError("install fastnorm")')
+    assert _finding(stub, "ADP005", "# norm") is None
