@@ -328,3 +328,108 @@ def test_a_class_defined_where_its_import_fails_is_what_the_name_computes():
     )
     stub = FALLBACK_NORM.replace("BODY", 'raise ImportError("install fastnorm")')
     assert _finding(stub, "ADP005", "# norm") is None
+
+
+# ----------------------------------------------------------------- a head module's logits viewed over the vocabulary
+
+LINEAR_ENDING_HEADS = """\
+import torch
+from torch import nn
+from torch.nn import CrossEntropyLoss
+
+
+class Transform(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size)
+
+    def forward(self, h):
+        return self.norm(torch.tanh(self.dense(h)))
+
+
+class PredictionHead(nn.Module):
+    def __init__(self, config, embedding_weights):
+        super().__init__()
+        self.transform = Transform(config)
+        self.decoder = nn.Linear(embedding_weights.size(1), embedding_weights.size(0), bias=False)
+        self.decoder.weight = embedding_weights
+        self.bias = nn.Parameter(torch.zeros(embedding_weights.size(0)))
+
+    def forward(self, h):
+        h = self.transform(h)
+        h = self.decoder(h) + self.bias
+        return h
+
+
+class PretrainHeads(nn.Module):
+    def __init__(self, config, embedding_weights):
+        super().__init__()
+        self.predictions = PredictionHead(config, embedding_weights)
+        self.pair = nn.Linear(config.hidden_size, 2)
+
+    def forward(self, seq, pooled):
+        return self.predictions(seq), self.pair(pooled)
+
+
+class MaskedLM(nn.Module):
+    def __init__(self, config, encoder, weights):
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.cls = PredictionHead(config, weights)
+
+    def forward(self, ids, labels=None):
+        scores = self.cls(self.encoder(ids))  # mlm
+        if labels is not None:
+            return CrossEntropyLoss(ignore_index=-1)(scores.view(-1, self.config.vocab_size), labels.view(-1))
+        return scores
+
+
+class Pretraining(nn.Module):
+    def __init__(self, config, encoder, weights):
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.cls = PretrainHeads(config, weights)
+
+    def forward(self, ids, labels, next_label):
+        seq, pooled = self.encoder(ids)
+        scores, pair = self.cls(seq, pooled)  # both
+        loss_fct = CrossEntropyLoss(ignore_index=-1)
+        return loss_fct(scores.view(-1, self.config.vocab_size), labels.view(-1)) + loss_fct(
+            pair.view(-1, 2), next_label.view(-1)
+        )
+
+
+class ClassHead(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+
+    def forward(self, h):
+        return self.out_proj(torch.tanh(self.dense(h)))
+
+
+class Classify(nn.Module):
+    def __init__(self, config, encoder):
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.cls = ClassHead(config)
+
+    def forward(self, ids, labels):
+        logits = self.cls(self.encoder(ids))  # classes
+        return CrossEntropyLoss()(logits.view(-1, self.config.num_labels), labels.view(-1))
+"""
+
+
+def test_a_head_module_ending_in_a_linear_viewed_over_the_vocabulary():
+    # a same-file head whose forward returns its (tied) decoder Linear's output plus a bias, or
+    # a pair led by such a head's output, flattened over config.vocab_size into the
+    # cross-entropy: the LM head pair; a head ending in a Linear to the labels, viewed over
+    # num_labels, is a classifier
+    assert _finding(LINEAR_ENDING_HEADS, "ADP015", "# mlm") is not None
+    assert _finding(LINEAR_ENDING_HEADS, "ADP015", "# both") is not None
+    assert _finding(LINEAR_ENDING_HEADS, "ADP015", "# classes") is None

@@ -2140,6 +2140,11 @@ LM_HEAD = "adopter.lm_head"
 # A same-file module whose forward returns a pair whose first element is an LM head's logits
 # (BERT's pre-training heads: the vocabulary logits, then the next-sentence logits).
 LM_HEAD_FIRST = "adopter.lm_head_first"
+# A same-file module whose forward ends by returning a Linear's output (through heads made of
+# heads; plus a bias it holds): its logits' width is that Linear's, whatever it is; a loss that
+# flattens them over the model's vocabulary size says they are over the vocabulary.
+LINEAR_END = "adopter.linear_head"
+LINEAR_END_FIRST = "adopter.linear_head_first"  # ... the first of a returned pair
 EMBEDDING = "torch.nn.Embedding"
 LINEAR = "torch.nn.Linear"
 # A literal size below this is a handful of classes (a 2-way head), never a vocabulary.
@@ -2236,6 +2241,27 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
                 changed = True
         if not changed:
             break
+    ends: dict = {}  # local class -> LINEAR_END or LINEAR_END_FIRST
+
+    def end_kind(name: str) -> str | None:
+        if name not in ends:
+            ends[name] = None  # (a cycle of classes ends nowhere)
+            if name not in returned:
+                returned[name] = _returned_attr(infos[name])
+            inner, index = returned[name] or (None, None)
+            bound = infos[name].bindings.get(inner, ()) if inner and not inner.endswith("]") else ()
+            if index in (None, 0) and any(
+                    names_match(LINEAR, c.fqn) and not c.table
+                    or c.fqn in infos and c.fqn != name and end_kind(c.fqn) == LINEAR_END for c in bound):
+                ends[name] = LINEAR_END if index is None else LINEAR_END_FIRST
+        return ends[name]
+
+    for owner, attr, ctors in others:
+        if ctors[-1].fqn in (LM_HEAD, LM_HEAD_FIRST) or len(ctors) != 1 or ctors[0].fqn not in infos:
+            continue
+        kind = end_kind(ctors[0].fqn)
+        if kind is not None:
+            mark(attr, ctors, kind)
 
 
 def _tied_heads(infos: dict, names: ModuleNames) -> dict:
