@@ -433,3 +433,69 @@ def test_a_head_module_ending_in_a_linear_viewed_over_the_vocabulary():
     assert _finding(LINEAR_ENDING_HEADS, "ADP015", "# mlm") is not None
     assert _finding(LINEAR_ENDING_HEADS, "ADP015", "# both") is not None
     assert _finding(LINEAR_ENDING_HEADS, "ADP015", "# classes") is None
+
+
+# ----------------------------------------------------------------- GPT-2's Conv1D written in the file
+
+ADDMM_CONV1D = """\
+import math
+
+import torch
+from torch import nn
+from torch.nn.parameter import Parameter
+
+
+def gelu(x):
+    return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * torch.pow(x, 3))))
+
+
+ACTS = {"relu": torch.relu, "gelu": gelu}
+
+
+class Conv1D(nn.Module):
+    def __init__(self, nf, rf, nx):
+        super().__init__()
+        self.rf = rf
+        self.nf = nf
+        if rf == 1:
+            w = torch.empty(nx, nf)
+            nn.init.normal_(w, std=0.02)
+            self.weight = Parameter(w)
+            self.bias = Parameter(torch.zeros(nf))
+        else:
+            raise NotImplementedError
+
+    def forward(self, x):
+        if self.rf == 1:
+            size_out = x.size()[:-1] + (self.nf,)
+            x = torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)
+            x = x.view(*size_out)
+        else:
+            raise NotImplementedError
+        return x
+
+
+class MLP(nn.Module):
+    def __init__(self, n_state, config):
+        super().__init__()
+        self.c_fc = Conv1D(n_state, 1, config.n_embd)
+        self.c_proj = Conv1D(config.n_embd, 1, n_state)
+        self.act = ACTS[config.afn]
+
+    def forward(self, x):
+        h = self.act(self.c_fc(x))  # act
+        return self.c_proj(h)
+"""
+
+
+def test_a_module_computing_addmm_of_its_flattened_input_is_a_linear():
+    # forward: addmm(self.bias, x.view(-1, x.size(-1)), self.weight) viewed back (under an if
+    # whose other branch raises): a Linear with an (in, out) weight, so its output into a
+    # GELU-capable activation is the bias-GELU pair (reported, not fixed); the weight on the
+    # left of the product mixes rows, not features
+    assert _finding(ADDMM_CONV1D, "ADP006", "# act") is not None
+    rows = ADDMM_CONV1D.replace(
+        "torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)",
+        "torch.addmm(self.bias, self.weight, x.view(-1, x.size(-1)))",
+    )
+    assert _finding(rows, "ADP006", "# act") is None

@@ -31,7 +31,7 @@ from ..records import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
 from .canon import TABLE
-from .formulas import (autograd_gelu_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
+from .formulas import (addmm_linear_module, autograd_gelu_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, names_match
 
@@ -528,6 +528,11 @@ class LayerTyper:
             # kernels read nn.LayerNorm's attributes (eps, normalized_shape), which it need not have.
             return "torch.nn.LayerNorm", (f"`{cls.name}` computes a LayerNorm written out, not an nn.LayerNorm: "
                                           f"the kernel reads nn.LayerNorm's eps and normalized_shape"), False
+        if addmm_linear_module(cls, self.names):
+            # GPT-2's Conv1D copied into a port: addmm(bias, x.view(-1, d), weight) with an
+            # (in, out) weight, a Linear; reported, not fixed (as transformers' Conv1D).
+            return "torch.nn.Linear", (f"`{cls.name}` computes a Linear written out with a transposed (in, out) "
+                                       f"weight: the kernel does not fuse it"), False
         if autograd_gelu_module(cls, self.names) is not None:
             # BLOOM's BloomGelu: a torch.autograd.Function whose forward is the GELU formula;
             # the same forward, but the kernel would differentiate GELU, not the Function's
