@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from adopter.engine import analyze
 from adopter.ruleset import load_rules, select_rules
+from adopter.structure import package_of
 
 ALL = load_rules()
 
@@ -499,3 +500,69 @@ def test_a_module_computing_addmm_of_its_flattened_input_is_a_linear():
         "torch.addmm(self.bias, self.weight, x.view(-1, x.size(-1)))",
     )
     assert _finding(rows, "ADP006", "# act") is None
+
+
+# ----------------------------------------------------------------- a sibling module's import fallback
+
+SIBLING_NORMS = """\
+import torch
+from torch import nn
+
+try:
+    from fastnorm import FusedLayerNorm as TfLayerNorm
+except ImportError:
+
+    class TfLayerNorm(nn.Module):
+        def __init__(self, hidden_size, eps=1e-12):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(hidden_size))
+            self.bias = nn.Parameter(torch.zeros(hidden_size))
+            self.variance_epsilon = eps
+
+        def forward(self, x):
+            u = x.mean(-1, keepdim=True)
+            s = (x - u).pow(2).mean(-1, keepdim=True)
+            x = (x - u) / torch.sqrt(s + self.variance_epsilon)
+            return self.weight * x + self.bias
+
+
+try:
+    from fastnorm import FusedRMSNorm as OtherNorm
+except ImportError:
+    OtherNorm = None
+"""
+
+SIBLING_BLOCK = """\
+from torch import nn
+
+from .norms import NORM as Norm
+
+
+class Block(nn.Module):
+    def __init__(self, d, p):
+        super().__init__()
+        self.mix = nn.Linear(d, d)
+        self.drop = nn.Dropout(p)
+        self.norm = Norm(d)
+
+    def forward(self, x):
+        return self.norm(x + self.drop(self.mix(x)))  # norm
+"""
+
+
+def test_a_sibling_modules_import_fallback_class(tmp_path):
+    # the LayerNorm class a sibling module defines where its fused import fails is what the
+    # imported name computes; a fallback that is no class (None) types nothing
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg/__init__.py").write_text("")
+    (tmp_path / "pkg/norms.py").write_text(SIBLING_NORMS)
+    for name, found in (("TfLayerNorm", True), ("OtherNorm", False)):
+        text = SIBLING_BLOCK.replace("NORM", name)
+        path = tmp_path / f"pkg/block_{name.lower()}.py"
+        path.write_text(text)
+        rules = _rules("ADP005")
+        lines = {
+            f.line
+            for f in analyze(text, str(path), rules, package_of(str(path))).findings
+        }
+        assert lines == ({_line(text, "# norm")} if found else set()), name
