@@ -205,6 +205,28 @@ def _ident(value) -> tuple:
     return ("?", repr(value))
 
 
+def _pure_aliases(flow: Flow) -> dict[str, str]:
+    """Names that only ever hold a copy of an argument of the root function: assigned once, as
+    ``a = b`` with ``b`` a parameter nothing in the function assigns (``query_key_states =
+    hidden_states``), ``a`` no parameter (``if q is None: q = x`` keeps the argument on the
+    other path).  Everywhere ``a`` is read it is ``b``'s one value: name -> ``b``."""
+    found = getattr(flow, "_pure_aliases", None)
+    if found is None:
+        defined: dict[str, int] = {}
+        copies: dict[str, str] = {}
+        for node in flow.nodes:
+            for key in node.defs:
+                defined[key] = defined.get(key, 0) + 1
+            if node.kind == "copy" and len(node.outs) == 1 and node.args and isinstance(node.args[0], Ref):
+                copies[node.outs[0].key] = node.args[0].key
+        found = {
+            dst: src for dst, src in copies.items()
+            if defined.get(dst) == 1 and src not in defined and src in flow.params and dst not in flow.params
+        }
+        flow._pure_aliases = found
+    return found
+
+
 def _keywords_fit(pnode: PNode, keys) -> bool:
     """No keyword the pattern does not name (unless it ends in ``...``), none it forbids
     (``!name``; ``**kwargs`` might hold it)."""
@@ -714,6 +736,8 @@ class Matcher:
         seen: set = set()
         steps = 0
         initial = self._absent(pattern[0], 0, _State()) if first else _State()
+        if self.same_source:
+            initial.aliases.update(_pure_aliases(flow))
         state = self._bind_node(pattern[first], first, start, initial)
         if state is None:
             return
@@ -1089,10 +1113,12 @@ class Matcher:
         texts: dict[str, set] = {}
         keys: dict[str, set] = {}
         reads: dict[str, int] = {}  # variable -> how many arguments of the steps bind it
+        pure = _pure_aliases(flow)
         for index, node in zip(state.steps, state.matched):
             for pvalue, value in zip(self.forward.nodes[index].args, node.args):
                 if isinstance(pvalue, Var) and isinstance(value, Ref):
-                    texts.setdefault(pvalue.name, set()).add(value.text)
+                    # a name that only ever holds a copy of an argument is that argument
+                    texts.setdefault(pvalue.name, set()).add(pure.get(value.key, value.text))
                     keys.setdefault(pvalue.name, set()).update((value.key, state.canon(value.key)))
                     reads[pvalue.name] = reads.get(pvalue.name, 0) + 1
         if not all(len(spellings) == 1 for spellings in texts.values()):

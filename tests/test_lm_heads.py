@@ -203,7 +203,9 @@ def test_a_head_module_returning_the_vocabulary_logits_first_in_a_pair():
     module = module_structure(ast.parse(text), None, text)
     kinds = {attr: [c.fqn for c in ctors] for attr, ctors in module.classes["Model"].bindings.items()}
     assert kinds["first"] == ["First", LM_HEAD_FIRST]
-    assert kinds["second"] == ["Second"]
+    # (Second returns the 2-way pair first: no vocabulary head; only a Linear-ending head
+    # marker, which says nothing about the vocabulary)
+    assert [k for k in kinds["second"] if k in (LM_HEAD, LM_HEAD_FIRST)] == []
 
 
 def _adp015_lines(code: str) -> list[int]:

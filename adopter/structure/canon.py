@@ -312,6 +312,9 @@ def normalise(op: Op, form: str, args, kwargs, arg_spans, kwarg_spans, fqn: str 
     if len(positional) > len(params):
         return None
     renames = op.rename(fqn)
+    if "dim" in op.dims and "axis" not in params:
+        # torch reads ``axis=`` as ``dim=`` (its NumPy alias): ``torch.mean(x, axis=-1)``
+        renames = {"axis": "dim", **renames}
     out_kwargs = []
     out_spans = []
     for name, value, span in zip(params, positional, rest_spans):

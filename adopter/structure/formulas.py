@@ -531,6 +531,56 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     return _affine_norm(strip_casts(out), x, names)
 
 
+def addmm_linear_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
+    """Does a module class's ``forward(self, x)`` compute a Linear with an (in, out) weight,
+    written out: ``torch.addmm(self.bias, x.view(-1, x.size(-1)), self.weight)``, returned as
+    is or viewed back to ``x``'s leading shape (GPT-2's ``Conv1D``, copied into many ports)?
+    Straight-line code, or such code under an ``if`` whose other branch only raises (the
+    original's ``if self.rf == 1: ... else: raise NotImplementedError``)."""
+    forward = next((s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and s.name == "forward"), None)
+    if forward is None or len(forward.args.args) != 2 or forward.args.vararg or forward.args.kwarg \
+            or forward.args.kwonlyargs:
+        return False
+    x = forward.args.args[1].arg
+    body = _code(forward.body)
+    if len(body) >= 1 and isinstance(body[0], ast.If):
+        # the computation under the if, the other branch a raise; what follows returns its value
+        branch = body[0]
+        raises = [s for s in branch.orelse if not isinstance(s, ast.Raise)] == [] and branch.orelse
+        if not raises or not _code(branch.body):
+            return False
+        body = _code(branch.body) + body[1:]
+    if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return False
+    env: dict[str, ast.expr] = {}
+    for stmt in body[:-1]:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            return False
+        env[stmt.targets[0].id] = _substituted(stmt.value, env)
+    out = _substituted(body[-1].value, env)
+    if isinstance(out, ast.Call) and isinstance(out.func, ast.Attribute) and out.func.attr in ("view", "reshape") \
+            and not isinstance(out.func.value, ast.Name):
+        out = out.func.value  # viewed back to the input's leading shape
+    if not (isinstance(out, ast.Call) and names.resolve(out.func) == "torch.addmm" and len(out.args) == 3
+            and not out.keywords):
+        return False
+    bias, rows, weight = out.args
+    own = [isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id == "self" for v in (bias, weight)]
+    if not all(own) or bias.attr == weight.attr:
+        return False
+    # the input flattened to (rows, its last axis): x.view(-1, x.size(-1)) / x.reshape(-1, x.shape[-1])
+    if not (isinstance(rows, ast.Call) and isinstance(rows.func, ast.Attribute) and rows.func.attr in ("view", "reshape")
+            and isinstance(rows.func.value, ast.Name) and rows.func.value.id == x and len(rows.args) == 2
+            and not rows.keywords):
+        return False
+    first, last = rows.args
+    minus_one = isinstance(first, ast.UnaryOp) and isinstance(first.op, ast.USub) \
+        and isinstance(first.operand, ast.Constant) and first.operand.value == 1
+    width = ast.unparse(last) in (f"{x}.size(-1)", f"{x}.shape[-1]")
+    return minus_one and width
+
+
 class _Substitute(ast.NodeTransformer):
     """Each loaded name replaced by the expression ``env`` holds for it (a class of the module,
     not of the call: a class made per call is cyclic garbage, tests/test_engine_gc.py)."""

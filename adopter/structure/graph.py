@@ -136,6 +136,7 @@ class Flow:
     out: list[list[tuple[int, tuple | None]]]  # per node id: (successor, guard) in insertion order
     entry: int
     exit: int
+    params: frozenset = frozenset()  # the root function's parameter names
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -264,7 +265,7 @@ class FlowBuilder:
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
                             self._scalar_attribute, self.out)
-        return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id)
+        return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params)
 
     def _scalar_attribute(self, attr: str) -> bool:
         """Whether every assignment the class makes to ``self.<attr>`` is a number

@@ -31,13 +31,16 @@ from ..records import dataclass, field, replace
 
 from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
 from .canon import TABLE
-from .formulas import (autograd_gelu_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
+from .formulas import (addmm_linear_module, autograd_gelu_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
 PARTIALS = frozenset({"functools.partial", "partial"})
+# torch.nn.utils.skip_init(cls, *args, **kwargs): ``cls(*args, **kwargs)`` built without
+# initialising its parameters (OpenNMT-py's projections): that layer.
+SKIP_INIT = "torch.nn.utils.skip_init"
 TABLE_SUFFIXES = ("ACT2FN", "ACT2CLS")
 # The tables among them whose entries are classes (ACT2FN's are built layers): ``ACT2CLS[key]()``
 # builds the activation the key names.
@@ -525,6 +528,11 @@ class LayerTyper:
             # kernels read nn.LayerNorm's attributes (eps, normalized_shape), which it need not have.
             return "torch.nn.LayerNorm", (f"`{cls.name}` computes a LayerNorm written out, not an nn.LayerNorm: "
                                           f"the kernel reads nn.LayerNorm's eps and normalized_shape"), False
+        if addmm_linear_module(cls, self.names):
+            # GPT-2's Conv1D copied into a port: addmm(bias, x.view(-1, d), weight) with an
+            # (in, out) weight, a Linear; reported, not fixed (as transformers' Conv1D).
+            return "torch.nn.Linear", (f"`{cls.name}` computes a Linear written out with a transposed (in, out) "
+                                       f"weight: the kernel does not fuse it"), False
         if autograd_gelu_module(cls, self.names) is not None:
             # BLOOM's BloomGelu: a torch.autograd.Function whose forward is the GELU formula;
             # the same forward, but the kernel would differentiate GELU, not the Function's
@@ -688,6 +696,11 @@ class LayerTyper:
                     # partial(F.gelu, approximate="tanh"): still that function, with these keywords
                     out.append(replace(value, kwargs=value.kwargs + kwargs, node=call))
             return tuple(out)
+        if fqn == SKIP_INIT and call.args and not isinstance(call.args[0], ast.Starred):
+            return tuple(Built(value.fqn, value.args + tuple(call.args[1:]), value.kwargs + kwargs, False, call,
+                               via="skip_init", unlike=value.unlike)
+                         for value in self.values(call.args[0], env, depth, called=True)
+                         if isinstance(value, LayerClass) and not value.foreign)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
         if (fqn is not None and self.package is not None and fqn not in self.names.classes
@@ -2132,6 +2145,11 @@ LM_HEAD = "adopter.lm_head"
 # A same-file module whose forward returns a pair whose first element is an LM head's logits
 # (BERT's pre-training heads: the vocabulary logits, then the next-sentence logits).
 LM_HEAD_FIRST = "adopter.lm_head_first"
+# A same-file module whose forward ends by returning a Linear's output (through heads made of
+# heads; plus a bias it holds): its logits' width is that Linear's, whatever it is; a loss that
+# flattens them over the model's vocabulary size says they are over the vocabulary.
+LINEAR_END = "adopter.linear_head"
+LINEAR_END_FIRST = "adopter.linear_head_first"  # ... the first of a returned pair
 EMBEDDING = "torch.nn.Embedding"
 LINEAR = "torch.nn.Linear"
 # A literal size below this is a handful of classes (a 2-way head), never a vocabulary.
@@ -2228,6 +2246,27 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
                 changed = True
         if not changed:
             break
+    ends: dict = {}  # local class -> LINEAR_END or LINEAR_END_FIRST
+
+    def end_kind(name: str) -> str | None:
+        if name not in ends:
+            ends[name] = None  # (a cycle of classes ends nowhere)
+            if name not in returned:
+                returned[name] = _returned_attr(infos[name])
+            inner, index = returned[name] or (None, None)
+            bound = infos[name].bindings.get(inner, ()) if inner and not inner.endswith("]") else ()
+            if index in (None, 0) and any(
+                    names_match(LINEAR, c.fqn) and not c.table
+                    or c.fqn in infos and c.fqn != name and end_kind(c.fqn) == LINEAR_END for c in bound):
+                ends[name] = LINEAR_END if index is None else LINEAR_END_FIRST
+        return ends[name]
+
+    for owner, attr, ctors in others:
+        if ctors[-1].fqn in (LM_HEAD, LM_HEAD_FIRST) or len(ctors) != 1 or ctors[0].fqn not in infos:
+            continue
+        kind = end_kind(ctors[0].fqn)
+        if kind is not None:
+            mark(attr, ctors, kind)
 
 
 def _tied_heads(infos: dict, names: ModuleNames) -> dict:
@@ -2372,6 +2411,11 @@ def _size_text(expr: ast.expr, values: dict, depth: int = 0) -> str:
 
 
 def _is_vocabulary(expr: ast.expr, values: dict, sizes: set, names: ModuleNames | None = None) -> bool:
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and isinstance(expr.right, ast.Constant) \
+            and type(expr.right.value) is int and 0 < expr.right.value <= 8:
+        # the vocabulary less a few entries the head never predicts (ImageGPT's start-of-sequence
+        # token: ``nn.Linear(d, config.vocab_size - 1)`` beside ``nn.Embedding(config.vocab_size, d)``)
+        expr = expr.left
     if isinstance(expr, ast.Attribute) and expr.attr == "num_embeddings":
         return True  # the number of entries of an nn.Embedding
     if _size_text(expr, values) in sizes:
@@ -2506,6 +2550,13 @@ def _returned_attr(info) -> tuple | None:
                 return None  # rebound under a branch or loop
         if value is None:
             return None
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
+        # ``self.decoder(h) + self.bias``: the logits plus a bias vector the module holds (ESM's,
+        # BERT's output-only bias beside a tied decoder)
+        sides = [value.left, value.right]
+        held = [isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id == "self"
+                for v in sides]
+        value = sides[held.index(False)] if held.count(True) == 1 else value
     if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
             and isinstance(value.func.value, ast.Name) and value.func.value.id == "self"):
         return None

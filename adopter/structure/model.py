@@ -474,8 +474,9 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         bind_class(info, infos, names, typer)
     _borrow_layers(infos, names)
     # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
-    # build no embedding to say what the vocabulary is, are not searched for them.
-    if text is None or (("Embedding" in text or "num_embeddings" in text)
+    # neither build an embedding nor name a vocabulary size to say what the vocabulary is, are
+    # not searched for them.
+    if text is None or (("Embedding" in text or "num_embeddings" in text or "vocab_size" in text)
                         and ("cross_entropy" in text or "CrossEntropy" in text or "loss_function" in text)):
         mark_lm_heads(infos, names, tree, text)
     all_methods = []

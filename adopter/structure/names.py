@@ -61,6 +61,7 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
     """Walk the module's top level (also inside if/try blocks) for imports and definitions."""
     names = ModuleNames()
     stack: list[ast.stmt] = list(reversed(tree.body))
+    fallbacks: set[str] = set()
     while stack:
         stmt = stack.pop()
         if isinstance(stmt, ast.Import):
@@ -91,6 +92,15 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
             for handler in reversed(stmt.handlers):
                 stack.extend(reversed(handler.body))
             stack.extend(reversed(stmt.body))
+            # ``try: from apex... import FusedLayerNorm as LayerNorm`` / ``except ImportError: class
+            # LayerNorm(nn.Module): ...``: the fallback defined here is a drop-in for the import
+            # (one name, one interface) and the one whose computation the file shows
+            imported = {a.asname or a.name.split(".")[0] for t in stmt.body if isinstance(t, (ast.Import, ast.ImportFrom))
+                        for a in t.names}
+            fallbacks |= {t.name for h in stmt.handlers for t in h.body if isinstance(t, ast.ClassDef)} & imported
+    for name in fallbacks:
+        if name in names.classes:
+            names.imports.pop(name, None)
     _aliases(names, tree)
     return names
 

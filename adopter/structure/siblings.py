@@ -180,6 +180,8 @@ _TOP = re.compile(r"^[A-Za-z_@]", re.M)  # a line starting a top-level statement
 _IMPORT = re.compile(r"^(?:from[ \t]+[\w.]+[ \t]+import[ \t]*(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)", re.M)
 _ALIAS = re.compile(r"^(\w+)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#[^\n]*)?$", re.M)
 _ASSIGN = re.compile(r"^([A-Za-z_]\w*)[ \t]*=(?!=)", re.M)  # NAME = ... at column 0 (parsed when looked up)
+_TRY = re.compile(r"^try[ \t]*:", re.MULTILINE)  # a top-level try statement
+_HANDLER = re.compile(r"(?:except|else|finally)\b")
 _ALL = re.compile(r"^__all__[ \t]*=[ \t]*(\[[^\]]*\]|\([^)]*\))", re.M)
 MAX_TRIES = 4  # a definition cut short by a column-0 line inside a string: extended this often
 
@@ -252,6 +254,32 @@ class _Definitions(dict):
         return default if node is None else node
 
 
+def _fallback_classes(text: str) -> dict:
+    """Classes a top-level ``try`` defines in an except handler under a name its body imports:
+    name -> the parsed class (line numbers relative to the ``try``)."""
+    found: dict = {}
+    for match in _TRY.finditer(text):
+        end = len(text)
+        newline = text.find("\n", match.start())
+        for top in _TOP.finditer(text, newline + 1 if newline >= 0 else len(text)):
+            if not _HANDLER.match(text, top.start()):
+                end = top.start()
+                break
+        try:
+            body = ast.parse(text[match.start():end]).body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+        if len(body) != 1 or not isinstance(body[0], ast.Try):
+            continue
+        imported = {a.asname or a.name.split(".")[0] for t in body[0].body if isinstance(t, (ast.Import, ast.ImportFrom))
+                    for a in t.names}
+        for handler in body[0].handlers:
+            for stmt in handler.body:
+                if isinstance(stmt, ast.ClassDef) and stmt.name in imported:
+                    found[stmt.name] = stmt
+    return found
+
+
 def _lazy_names(text: str, package: str | None) -> ModuleNames:
     """The names of a sibling module: imports and aliases parsed now, definitions on demand."""
     statements = []
@@ -268,6 +296,12 @@ def _lazy_names(text: str, package: str | None) -> ModuleNames:
         target.setdefault(match.group(1), match.start())
     names.functions = _Definitions(text, functions, (ast.FunctionDef, ast.AsyncFunctionDef))
     names.classes = _Definitions(text, classes, ast.ClassDef)
+    for name, fallback in _fallback_classes(text).items():
+        # ``try: from apex... import FusedLayerNorm as LayerNorm / except ImportError: class
+        # LayerNorm: ...``: the fallback is what the name computes (as names.collect_names reads
+        # the checked file itself)
+        dict.__setitem__(names.classes, name, fallback)
+        names.imports.pop(name, None)
     assigned: dict = {}
     for match in _ASSIGN.finditer(text):
         if match.group(1) not in names.imports:
