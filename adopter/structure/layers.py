@@ -985,7 +985,15 @@ class LayerTyper:
         if func is None or not func.body:
             return None
         last = func.body[-1]
-        if not (isinstance(last, ast.Return) and last.value is not None) or any(
+        if not (isinstance(last, ast.Return) and last.value is not None):
+            return None
+        if isinstance(last.value, ast.Name) and not any(
+                isinstance(stmt, (ast.Assign, ast.AnnAssign)) and isinstance(stmt.value, (ast.List, ast.Tuple))
+                and any(_is_name(t, last.value.id) for t in (stmt.targets if isinstance(stmt, ast.Assign)
+                                                               else [stmt.target]))
+                for stmt in func.body):
+            return None  # (cheap: a returned name is a list this reads only when bound to a display)
+        if not isinstance(last.value, (ast.Name, ast.List, ast.Tuple, ast.BinOp, ast.IfExp)) or any(
                 isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) for stmt in func.body[:-1]
                 for node in ast.walk(stmt)):
             return None
