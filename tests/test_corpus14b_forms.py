@@ -147,32 +147,32 @@ REORDERED = textwrap.dedent("""\
     class Reordered(nn.Module):
         def __init__(self, extra):
             super().__init__()
-            a = [nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)]
+            a = [nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)]  # inserted
             a.insert(1, nn.ReLU())
-            self.a = nn.Sequential(*a)  # inserted
-            b = [nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)]
+            self.a = nn.Sequential(*a)
+            b = [nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)]  # item-assigned
             b[1] = nn.ReLU()
-            self.b = nn.Sequential(*b)  # item-assigned
-            c = [nn.Conv2d(3, 8, 3), nn.ReLU(), nn.BatchNorm2d(8)]
+            self.b = nn.Sequential(*b)
+            c = [nn.Conv2d(3, 8, 3), nn.ReLU(), nn.BatchNorm2d(8)]  # deleted
             del c[1]
-            self.c = nn.Sequential(*c)  # deleted
+            self.c = nn.Sequential(*c)
             d = [nn.Conv2d(3, 8, 3)]
             d.extend(extra)
-            d.append(nn.BatchNorm2d(8))
-            self.d = nn.Sequential(*d)  # extended-unknown
+            d.append(nn.BatchNorm2d(8))  # extended-unknown
+            self.d = nn.Sequential(*d)
             e = [nn.Conv2d(3, 8, 3)]
             e += unknown_layers()
-            e.append(nn.BatchNorm2d(8))
-            self.e = nn.Sequential(*e)  # augmented-unknown
+            e.append(nn.BatchNorm2d(8))  # augmented-unknown
+            self.e = nn.Sequential(*e)
             f = [nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)]  # untouched
             self.f = nn.Sequential(*f)
             g = [nn.ReLU(), nn.Conv2d(8, 8, 3)]
             g.append(nn.BatchNorm2d(8))  # first-replaced
             g[0] = nn.ReLU(inplace=False)
             self.g = nn.Sequential(*g)
-            h = [nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8)]
+            h = [nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8)]  # computed-index
             h[extra[0]] = nn.ReLU()
-            self.h = nn.Sequential(*h)  # computed-index
+            self.h = nn.Sequential(*h)
 
         def forward(self, x):
             return self.h(self.g(self.f(self.e(self.d(self.c(self.b(self.a(x))))))))
@@ -180,10 +180,12 @@ REORDERED = textwrap.dedent("""\
 
 
 def test_a_list_reordered_after_it_is_built_is_not_read_as_built():
+    # (the needles sit where each pair's BatchNorm is built: the anchor a finding would cover)
+    # (del c[1] forgets the list too: the conv -> BN it leaves adjacent is not found, a miss
+    # both before and after; the others were reported as pairs before)
     for needle in (
         "# inserted",
         "# item-assigned",
-        "# deleted",
         "# extended-unknown",
         "# augmented-unknown",
         "# computed-index",
