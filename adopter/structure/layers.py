@@ -58,6 +58,11 @@ ITERATION = "\0iteration"  # the current element's expression (where its members
 MAX_UNROLL = 64
 # The environment key (prefixing a name) saying the name may hold an untyped value on some path.
 UNKNOWN = "unknown:"
+# env key: a parameter a call binds to a literal True/False/None (passed, or its default when the
+# call passes nothing for it), in a function whose body never re-binds it: ``if bn:`` runs one way
+LITERAL = "\0literal:"
+# list methods that move, drop or replace members: the list's order is no longer known
+LIST_REORDERS = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
 # Layers of other libraries that compute a torch layer's operation with another parameter
 # layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
 # are in another order, so none is kept.
@@ -200,6 +205,23 @@ class SeqGraph:
         graph.named += other.named
         graph.unnamed += other.unnamed
         return graph
+
+    def forget(self, index: int | None) -> bool:
+        """``layers[index] = value``: every member that may sit at ``index`` (a constant: 0, 1,
+        ... from the start on some way through the building code, -1 at the end) is no longer
+        known (the value put there is another layer on some ways only).  False when the index
+        is not one this can follow (the caller then forgets the whole list)."""
+        if index is None or index < -1:
+            return False
+        if index == -1:
+            at = {i for i in self.frontier if i != -1}
+        else:
+            at = {-1}
+            for _ in range(index + 1):
+                at = {j for i, j in self.edges if i in at}
+        for i in at:
+            self.members[i] = ((), self.members[i][1])
+        return True
 
     def copy(self) -> "SeqGraph":
         return SeqGraph(list(self.members), set(self.edges), set(self.frontier), set(self.ends), self.named,
@@ -427,6 +449,8 @@ class LayerTyper:
             decided = self._decide(test.operand, env)
             return None if decided is None else not decided
         if isinstance(test, ast.Name):
+            if LITERAL + test.id in env:  # ``if bn:`` with the call passing ``bn=True``
+                return bool(env[LITERAL + test.id])
             at = env.get(ELEMENT + test.id)
             if isinstance(at, ast.Constant):  # ``if batch_norm:`` with the caller's block giving None
                 return bool(at.value)
@@ -798,8 +822,26 @@ class LayerTyper:
         """What a function of a sibling module (``other``) returns when this file calls it: its
         arguments are typed here, the function is walked there.  The layers it builds are
         placed at the call (their arguments are the other module's expressions: none is kept)."""
+        marshalled = self._foreign_call(other, name, call, env, depth)
+        if marshalled is None:
+            return ()
+        inner, passed, via = marshalled
+        out = []
+        for value in other._factory(name, inner, passed, depth + 1):
+            value = other._export(value)
+            if isinstance(value, Built):
+                out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
+                                 unlike=value.unlike))
+            elif isinstance(value, LayerClass):
+                out.append(value)
+        return tuple(out)
+
+    def _foreign_call(self, other: LayerTyper, name: str, call: ast.Call, env: dict, depth: int):
+        """The call as the sibling module walks it: (a call whose arguments are names of the
+        values typed here, or the literal ``True``/``False``/``None`` written, those names'
+        values, the name the call uses); None when what it passes is not known here."""
         if any(isinstance(a, ast.Starred) for a in call.args):
-            return ()  # what *args pass is not known here
+            return None  # what *args pass is not known here
         spread = []  # **dd with dd a dict of this function whose keys are known: those keywords
         unknown = False
         for keyword in call.keywords:
@@ -815,12 +857,12 @@ class LayerTyper:
             func = other.names.functions.get(name)
             args = func.args if func is not None else None
             if args is None or args.kwarg is None or args.vararg is not None:
-                return ()
+                return None
             given = {k.arg for k in call.keywords if k.arg is not None}
             positional = args.posonlyargs + args.args
             if any(a.arg not in given for a in positional[len(call.args):]) or any(
                     a.arg not in given for a in args.kwonlyargs):
-                return ()
+                return None
             spread = []
         if spread or unknown:
             # (a key also passed by name was popped from the dict first: passing both would fail)
@@ -832,26 +874,21 @@ class LayerTyper:
         passed: dict = {}
         args = []
         for index, arg in enumerate(call.args):
+            if _literal_flag(arg) is not None:
+                args.append(arg)  # a literal flag stays one: ``if bn:`` there runs one way
+                continue
             passed[f"\0{index}"] = self.values(arg, env, depth + 1)
             args.append(ast.Name(id=f"\0{index}", ctx=ast.Load()))
         keywords = []
         for keyword in call.keywords:
-            if keyword.arg is None:
+            if keyword.arg is None or _literal_flag(keyword.value) is not None:
                 keywords.append(keyword)
                 continue
             passed[f"\0{keyword.arg}"] = self.values(keyword.value, env, depth + 1)
             keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
         inner = ast.Call(func=call.func, args=args, keywords=keywords)
         via = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", name)
-        out = []
-        for value in other._factory(name, inner, passed, depth + 1):
-            value = other._export(value)
-            if isinstance(value, Built):
-                out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
-                                 unlike=value.unlike))
-            elif isinstance(value, LayerClass):
-                out.append(value)
-        return tuple(out)
+        return inner, passed, via
 
     def _export(self, value):
         """A value of this (sibling) module as another module sees it: its own classes named by
@@ -947,6 +984,93 @@ class LayerTyper:
         finally:
             self._busy.discard(key)
 
+    def _factory_list(self, name: str, call: ast.Call, env: dict, depth: int, func=None) -> SeqGraph | None:
+        """The members of the list a same-file function (or method) returns when called like
+        this (``seq = [nn.Conv2d(...)]; if bn: seq.append(nn.BatchNorm2d(...)); return seq``),
+        in order, an ``if`` on a parameter the call binds to a literal (``bn=True``) walked the
+        one way it runs.  None unless the function's one ``return`` ends its body and gives a
+        list it builds (a name holding such a list, or a list display)."""
+        key = ("list", name if func is None else id(func))
+        if depth >= MAX_DEPTH or key in self._busy:
+            return None
+        is_method = func is not None
+        func = func or self.names.functions.get(name)
+        if func is None or not func.body:
+            return None
+        last = func.body[-1]
+        if not (isinstance(last, ast.Return) and last.value is not None):
+            return None
+        if isinstance(last.value, ast.Name) and not any(
+                isinstance(stmt, (ast.Assign, ast.AnnAssign)) and isinstance(stmt.value, (ast.List, ast.Tuple))
+                and any(_is_name(t, last.value.id) for t in (stmt.targets if isinstance(stmt, ast.Assign)
+                                                               else [stmt.target]))
+                for stmt in func.body):
+            return None  # (cheap: a returned name is a list this reads only when bound to a display)
+        if not isinstance(last.value, (ast.Name, ast.List, ast.Tuple, ast.BinOp, ast.IfExp)) or any(
+                isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) for stmt in func.body[:-1]
+                for node in ast.walk(stmt)):
+            return None
+        first = (func.args.posonlyargs + func.args.args)[:1]
+        bound = is_method and first and first[0].arg in ("self", "cls") and not any(
+            isinstance(d, ast.Name) and d.id == "staticmethod" for d in func.decorator_list)
+        self._busy.add(key)
+        try:
+            inner = self.function_env(func, "<method>" if bound else None, depth + 1, call=(call, env),
+                                      cls_name=env.get("__class__"), literals=True)
+            return self._list_graph(last.value, inner, depth + 1)
+        finally:
+            self._busy.discard(key)
+
+    def _list_call(self, call: ast.Call, env: dict, depth: int) -> SeqGraph | None:
+        """The members of the list a call of a same-file or sibling-module function returns
+        (``*conv_sequence(cin, cout, True, True)`` spread into a Sequential), each placed at the
+        call; None when the call is not such a function's."""
+        func = call.func
+        if isinstance(func, ast.Name) and func.id in env:
+            return None
+        fqn = self.names.resolve(func)
+        graph = None
+        if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
+            graph = self._factory_list(fqn, call, env, depth)
+        elif (fqn is not None and self.package is not None and fqn not in self.names.classes
+              and self.package.owns(fqn) and depth < MAX_DEPTH):
+            found = self.package.find(fqn)
+            if found is not None and found[1] in found[0].names.functions and found[1] not in found[0].names.classes:
+                return self._foreign_factory_list(found[0], found[1], call, env, depth)
+        elif fqn is None:
+            method = self._method(func, env)
+            if method is not None:
+                graph = self._factory_list(method.name, call, env, depth, method)
+        if graph is None:
+            return None
+        placed = graph.copy()
+        placed.members = [(built, call) for built, _ in graph.members]
+        return placed
+
+    def _foreign_factory_list(self, other: LayerTyper, name: str, call: ast.Call, env: dict,
+                              depth: int) -> SeqGraph | None:
+        """:meth:`_factory_list` of a sibling module's function: its members as this file sees
+        them (typed by the layer they compute, no argument expressions), placed at the call."""
+        marshalled = self._foreign_call(other, name, call, env, depth)
+        if marshalled is None:
+            return None
+        inner, passed, via = marshalled
+        graph = other._factory_list(name, inner, passed, depth + 1)
+        if graph is None:
+            return None
+        placed = graph.copy()
+        members = []
+        for built, _ in graph.members:
+            out = []
+            for value in built:
+                value = other._export(value)
+                if isinstance(value, Built):
+                    out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
+                                     unlike=value.unlike))
+            members.append((tuple(out), call))
+        placed.members = members
+        return placed
+
     # ------------------------------------------------------------------ Sequential members
     def sequence(self, args, env: dict, depth: int) -> SeqGraph:
         graph = SeqGraph()
@@ -962,7 +1086,11 @@ class LayerTyper:
                 elif isinstance(inner, (ast.ListComp, ast.GeneratorExp)):
                     graph.add(self.values(inner.elt, env, depth), inner.elt)
                 else:
-                    graph.add((), inner)
+                    returned = self._list_call(inner, env, depth) if isinstance(inner, ast.Call) else None
+                    if returned is not None and not returned.named:
+                        graph.extend(returned)  # *conv_bn(cin, cout): the list a factory returns
+                    else:
+                        graph.add((), inner)
                 continue
             if isinstance(arg, ast.Call) and self.names.resolve(arg.func) in ORDERED_DICTS:
                 listed = env.get("list:" + arg.args[0].id) if arg.args and isinstance(arg.args[0], ast.Name) else None
@@ -977,7 +1105,7 @@ class LayerTyper:
 
     # ------------------------------------------------------------------ functions
     def function_env(self, func, owner: str | None, depth: int = 0, call=None, class_env: dict | None = None,
-                     record: bool = False, hook=None, cls_name: str | None = None) -> dict:
+                     record: bool = False, hook=None, cls_name: str | None = None, literals: bool = False) -> dict:
         """The layer values of a function's names after walking its body (parameters from
         their defaults, from ``call`` when given, else from every call of ``owner``'s
         constructor or of the function in the file)."""
@@ -1003,6 +1131,10 @@ class LayerTyper:
             if call is not None:
                 passed = _passed(call[0], index - (1 if skip_first else 0), arg.arg, len(positional) - skip_first,
                                  index < len(positional))
+                if literals:
+                    literal = _literal_flag(passed if passed is not None else default if _binds_all(call[0]) else None)
+                    if literal is not None and not _rebinds(func, arg.arg):
+                        env[LITERAL + arg.arg] = literal[0]
                 if passed is not None:
                     values = self.values(passed, call[1], depth + 1)
                     if isinstance(passed, (ast.List, ast.Tuple, ast.ListComp)) or (
@@ -1194,6 +1326,9 @@ class LayerTyper:
                 for target in targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         _add_key(env, target.value.id, target.slice)  # kwargs["depthwise"] = True
+                        listed = env.get("list:" + target.value.id)
+                        if isinstance(listed, SeqGraph) and not listed.forget(_constant_index(target.slice)):
+                            env.pop("list:" + target.value.id, None)  # layers[i] = ...: which one is not known
                     key = _key(target)
                     if key is None:
                         continue
@@ -1216,6 +1351,11 @@ class LayerTyper:
                         graph = self._list_graph(value, env, depth)
                         if graph is not None:
                             env["list:" + key] = graph
+                            continue
+                    if isinstance(value, ast.Call) and isinstance(target, ast.Name):
+                        graph = self._list_call(value, env, depth)
+                        if graph is not None and not graph.named:
+                            env["list:" + key] = graph  # layers = conv_bn(...): a list a factory returns
                             continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
@@ -1243,6 +1383,12 @@ class LayerTyper:
                 if isinstance(graph, SeqGraph) and isinstance(stmt.value, (ast.List, ast.Tuple)):
                     for elt in stmt.value.elts:
                         self._member(graph, elt, env, depth)
+                elif isinstance(graph, SeqGraph):
+                    self._extend(graph, stmt.value, env, depth)  # layers += conv_bn(...)
+            elif isinstance(stmt, ast.Delete):
+                for target in stmt.targets:
+                    if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                        env.pop("list:" + target.value.id, None)  # del layers[1]
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
                 call = stmt.value
                 if record:
@@ -1265,6 +1411,10 @@ class LayerTyper:
                         elif f.attr == "extend" and isinstance(call.args[0], (ast.List, ast.Tuple)):
                             for elt in call.args[0].elts:
                                 self._member(graph, elt, env, depth)
+                        elif f.attr == "extend":
+                            self._extend(graph, call.args[0], env, depth)  # layers.extend(conv_bn(...))
+                    if isinstance(graph, SeqGraph) and f.attr in LIST_REORDERS:
+                        env.pop("list:" + owner, None)  # layers.insert(1, ...): the order is not known
             elif isinstance(stmt, ast.Return) and stmt.value is not None and record:
                 self._record_sites(stmt.value, stmt, env, depth)
             elif isinstance(stmt, ast.If):
@@ -1404,11 +1554,21 @@ class LayerTyper:
         if isinstance(value, (ast.List, ast.Tuple)):
             graph = SeqGraph()
             for elt in value.elts:
+                if isinstance(elt, ast.Starred):
+                    # [*conv_bn(...), pool]: the members of the list spread, when known
+                    inner = self._list_graph(elt.value, env, depth) if depth < MAX_DEPTH else None
+                    if inner is not None and not inner.named:
+                        graph.extend(inner)
+                    else:
+                        graph.add((), elt)
+                    continue
                 self._member(graph, elt, env, depth)
             return graph
         if isinstance(value, ast.Name):
             listed = env.get("list:" + value.id)
             return listed.copy() if isinstance(listed, SeqGraph) else None
+        if isinstance(value, ast.Call):
+            return self._list_call(value, env, depth)  # layers = conv_bn(...): the list it returns
         if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
             left = self._list_graph(value.left, env, depth)
             right = self._list_graph(value.right, env, depth) if left is not None else None
@@ -1421,6 +1581,16 @@ class LayerTyper:
             orelse = self._list_graph(value.orelse, env, depth) if body is not None else None
             return body.either(orelse) if orelse is not None else None
         return None
+
+    def _extend(self, graph: SeqGraph, value: ast.expr, env: dict, depth: int) -> None:
+        """``layers.extend(value)`` / ``layers += value`` with value no list display: the
+        members of the list it is when known (a list name, a factory's list), else one member
+        we cannot type (nothing joins what came before to what comes after)."""
+        other = self._list_graph(value, env, depth) if depth < MAX_DEPTH else None
+        if other is not None and not other.named:
+            graph.extend(other)
+        else:
+            graph.add((), value)
 
     def _member(self, graph: SeqGraph, elt: ast.expr, env: dict, depth: int) -> None:
         """Put one list element into the list's graph: a layer, or a ``(name, layer)`` pair
@@ -2091,6 +2261,39 @@ def _returns(body):
                 yield from _returns(getattr(stmt, name, None) or [])
             for handler in getattr(stmt, "handlers", None) or []:
                 yield from _returns(handler.body)
+
+
+def _constant_index(expr) -> int | None:
+    """The integer a subscript's index is written as (``0``, ``-1``), else None."""
+    if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+        inner = _constant_index(expr.operand)
+        return None if inner is None else -inner
+    if isinstance(expr, ast.Constant) and type(expr.value) is int:
+        return expr.value
+    return None
+
+
+def _literal_flag(expr) -> tuple | None:
+    """(value,) for a literal ``True``, ``False`` or ``None``; None for anything else."""
+    if isinstance(expr, ast.Constant) and (expr.value is None or isinstance(expr.value, bool)):
+        return (expr.value,)
+    return None
+
+
+def _binds_all(call: ast.Call) -> bool:
+    """Does the call say what every parameter gets (no ``*args`` / ``**kwargs`` spread)?  Then a
+    parameter it does not pass holds its default."""
+    return not any(isinstance(a, ast.Starred) for a in call.args) and all(k.arg is not None for k in call.keywords)
+
+
+def _rebinds(func, name: str) -> bool:
+    """Is ``name`` assigned, deleted or declared global/nonlocal anywhere in ``func``'s body?"""
+    for node in ast.walk(func):
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, (ast.Store, ast.Del)):
+            return True
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            return True
+    return False
 
 
 def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:
