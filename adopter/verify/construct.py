@@ -522,6 +522,20 @@ def _layer_axes() -> tuple:
 _AXES = _layer_axes()
 
 
+SIZE_ALIAS = "hidden_size"  # what a value handed to a tensor factory as an axis size is guessed as
+
+
+def _makes_tensor_of_sizes(target: Any) -> bool:
+    """Is ``target`` one of torch's factories whose positional arguments are the sizes of the
+    tensor it makes (``torch.rand(2, 3)``)?"""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    return any(target is getattr(torch, name, None) for name in ("rand", "randn", "zeros", "ones", "empty"))
+
+
 def handed_names(reads: facts.Reads, module: ModuleType) -> list[str]:
     """The names of the parameters a value is handed to: keywords as written, positions resolved
     through the callee's signature (``nn.Conv2d(d, d, k)`` -> ``kernel_size``)."""
@@ -533,9 +547,16 @@ def handed_names(reads: facts.Reads, module: ModuleType) -> list[str]:
             try:
                 for part in callee.split("."):
                     target = getattr(target, part)
+            except AttributeError:
+                continue
+            try:
                 params = [p for p in inspect.signature(target).parameters.values()
                           if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            except (AttributeError, TypeError, ValueError):
+            except (TypeError, ValueError):
+                if isinstance(where, int) and _makes_tensor_of_sizes(target) and SIZE_ALIAS not in out:
+                    # ``torch.rand(d_in, d_out)`` (a builtin: no signature to read): each
+                    # positional argument is an axis of the tensor it makes, sized as a width
+                    out.append(SIZE_ALIAS)
                 continue
             if isinstance(where, int) and where < len(params):
                 name = params[where].name

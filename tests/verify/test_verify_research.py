@@ -763,3 +763,13 @@ def naive_scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias: Te
     assert row.verdict == PASS, row.reason
     assert "on naive_scaled_dot_product_attention() alone" in row.reason, row.reason
     assert "NaiveSDPA could not be fed here" in row.reason, row.reason
+
+
+def test_sizes_handed_to_a_tensor_factory_are_widths(tmp_path, capsys):
+    """``nn.Parameter(torch.randn(width_in, width_out))``: the arguments are known only as axes
+    of the tensor torch's factory makes (a builtin, no signature to read); each is sized as a
+    width, so the class is built and its patch verified."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "raw_weights", "layers.py")
+    row = _row(patches, "ADP010", "MatrixAttention")
+    assert row["verdict"] == PASS, row
+    assert "width_in=32" in row["details"]["built"] and "width_out=32" in row["details"]["built"]
