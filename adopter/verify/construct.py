@@ -445,6 +445,11 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         # tuple of small sizes, one per axis
         length = reads.max_index + 1
         values = [(2,) * length, (4,) * length]
+    if not values and reads.handed_as and not reads.attrs and reads.called < 0 and reads.max_index < 0 \
+            and not reads.iterated and not reads.truth and not reads.defaults:
+        # only handed on to a function whose parameter says nothing (``self.window = pair(window)``):
+        # a small size, as for an unknown count
+        values = [2, 4]
     if not values:
         made = _default_instance(annotation, module)
         if made is not None:

@@ -788,3 +788,12 @@ def test_divisions_init_asserts_hold_after_shrinking_and_masks_that_hide_a_whole
     hidden = _row(patches, "ADP010", "HiddenWhereTrue")
     assert hidden["verdict"] == PASS, hidden
     assert "bool[2, 1, 8, 8]" in hidden["details"]["inputs"]
+
+
+def test_an_argument_only_handed_to_a_helper_is_tried_as_a_small_size(tmp_path, capsys):
+    """``self.panel = as_two(panel)``: the argument is only handed on to a function whose
+    parameter says nothing of it; a small size is tried (2: a 2 x 2 panel of 4 tokens)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "handed", "layers.py")
+    row = _row(patches, "ADP010", "PanelAttention")
+    assert row["verdict"] == PASS, row
+    assert "panel=2" in row["details"]["built"] and row["details"]["inputs"] == "float[2, 4, 32]"
