@@ -1326,7 +1326,9 @@ class _Attention:
         functions = self.names.functions
         k_text = _atom(*self._operands(broadcast=False)[1])  # (a broadcast axis is never one of the last two)
         of = {"dtype": f"{q_text}.dtype", "device": f"{q_text}.device"}
+        rank = None
         if not any(r in self.roles for r in VIEW_STEPS) and not self.scores_t:
+            rank = self._scores_rank()
             of.update({-1: f"{k_text}.shape[-2]", -2: f"{q_text}.shape[-2]",
                        "last two": f"({q_text}.shape[-2], {k_text}.shape[-2])"})
             view = self.roles["s0"].view
@@ -1341,11 +1343,17 @@ class _Attention:
         def scores(node) -> bool:
             return isinstance(node, ast.Name) and node.id in stored
 
-        def index(node) -> object:
-            if isinstance(node, ast.Slice) and node.upper is None and node.step is None \
-                    and _negative_int(node.lower) == -2:
-                return "last two"
+        def counted(node) -> int | None:  # a dim from the back; one from the front where the rank is fixed
+            if rank is not None and isinstance(node, ast.Constant) and type(node.value) is int \
+                    and 0 < node.value < rank:
+                return node.value - rank
             return _dim_int(node)
+
+        def index(node) -> object:
+            if isinstance(node, ast.Slice) and node.upper is None and node.step is None and node.lower is not None \
+                    and counted(node.lower) == -2:
+                return "last two"  # sim.shape[-2:], or sim.shape[1:] of 3-D scores
+            return counted(node)
 
         def swap(key) -> ast.expr | None:
             return ast.parse(of[key], mode="eval").body if key in of else None
@@ -1365,7 +1373,7 @@ class _Attention:
                 func = node.func
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
-                    return swap(_dim_int(node.args[0])) or node
+                    return swap(counted(node.args[0])) or node
                 # max_neg_value(sim), a same-file function that reads only its argument's dtype
                 # or device (``return -torch.finfo(t.dtype).max``): the same of q
                 if isinstance(func, ast.Name) and not node.keywords and any(scores(a) for a in node.args):
@@ -1384,6 +1392,32 @@ class _Attention:
         if _loads(new) & stored:
             return None
         return ast.unparse(new)
+
+    def _scores_rank(self) -> int | None:
+        """The scores' rank where the product's code fixes it: 3 for ``torch.bmm``; the number
+        of output axes of an einsum whose equation names every one (``"b i d, b j d -> b i j"``:
+        torch's equation first, one letter an axis; einops' last, one name an axis; none with
+        an ellipsis, whose axes the operands decide); None otherwise."""
+        s0 = self.roles["s0"]
+        if s0.op.rsplit(".", 1)[-1] in ("bmm", "baddbmm"):
+            return 3
+        call = self.index.expr_at(s0.span) if s0.span is not None else None
+        if not isinstance(call, ast.Call) or len(call.args) != 3 or call.keywords:
+            return None
+        first, last = call.args[0], call.args[-1]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            equation, torch_style = first.value, True
+        elif isinstance(last, ast.Constant) and isinstance(last.value, str):
+            equation, torch_style = last.value, False
+        else:
+            return None
+        if equation.count("->") != 1 or "." in equation:
+            return None
+        out = equation.split("->")[1]
+        axes = [c for c in out if not c.isspace()] if torch_style else out.split()
+        if not axes or not all(a.isidentifier() for a in axes) or (torch_style and len(set(axes)) != len(axes)):
+            return None
+        return len(axes)
 
     def _recast(self, name: str) -> bool:
         """Does the function assign ``name`` a value with a dtype conversion in it?"""

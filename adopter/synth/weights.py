@@ -105,6 +105,18 @@ def _params(func: ast.FunctionDef) -> set[str]:
     return {p.arg for p in [*a.posonlyargs, *a.args, *a.kwonlyargs, *filter(None, (a.vararg, a.kwarg))]}
 
 
+def _escapes(func: ast.AST, name: str) -> bool:
+    """Can code other than ``func``'s own reads of ``name`` see what it binds: a ``global`` or
+    ``nonlocal`` declaration of it, or a call that reads the frame (``locals()``, ``eval``)?"""
+    for node in ast.walk(func):
+        if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id in ("locals", "vars", "eval", "exec"):
+            return True
+    return False
+
+
 def _stores(func: ast.AST) -> set[str]:
     return {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
 
@@ -256,13 +268,17 @@ class Decline:
                 not all(isinstance(e, ast.Name) for e in target.elts):
             return None
         name = target.elts[place].id
+        reads = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
+        if not reads and not _escapes(caller, name):
+            # a name the caller never reads (``_`` bound again by ``_, n, _ = k.size()``
+            # elsewhere, or ``_, _ = ...``): whatever it holds, nothing reads it
+            return "value", "False"
         if [e.id for e in target.elts].count(name) > 1:
             return None
         stores = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and n.id == name
                   and isinstance(n.ctx, (ast.Store, ast.Del))]
         if len(stores) != 1 or name in _params(caller):
             return None  # another value under the same name: its reads cannot be told apart
-        reads = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
         if not reads:
             return "value", "False"
         tests: list[ast.expr] = []

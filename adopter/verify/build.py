@@ -244,6 +244,17 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+def _has_nan(value: Any, depth: int = 0) -> bool:
+    """Does an output (a tensor, or tuples, lists and dicts of them) hold a NaN?"""
+    if isinstance(value, torch.Tensor):
+        return bool(value.is_floating_point() and torch.isnan(value).any())
+    if depth < 3 and isinstance(value, (tuple, list)):
+        return any(_has_nan(v, depth + 1) for v in value)
+    if depth < 3 and isinstance(value, dict):
+        return any(_has_nan(v, depth + 1) for v in value.values())
+    return False
+
+
 def run_quietly(fn: Callable[[], Any]) -> Any:
     """Run ``fn`` without the warnings and log messages model code prints while being built."""
     previous = logging.root.manager.disable
@@ -1055,6 +1066,7 @@ class Builder:
         method = variant.method
         failures: list[tuple[Call, BaseException]] = []
         none_seen = False
+        degenerate: list[Call] = []  # calls the original runs to a NaN (a mask hiding every key of a row)
 
         def works(call: Call) -> bool:
             nonlocal first_error, needs, tried, none_seen
@@ -1063,7 +1075,7 @@ class Builder:
             _seed()
             try:
                 with torch.no_grad():
-                    run_quietly(lambda: construct(self.groups, lambda: call.clone().run(module)))
+                    out = run_quietly(lambda: construct(self.groups, lambda: call.clone().run(module)))
             except Exception as exc:
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{type(module).__name__}.{method}({call.describe()}) raised {_short(exc)}"
@@ -1071,12 +1083,17 @@ class Builder:
                 if len(failures) < MAX_REPAIRED:
                     failures.append((call, exc))
                 return False
+            if _has_nan(out):
+                degenerate.append(call)  # kept for when no candidate gives numbers
+                return False
             return True
 
         for call in input_options(module, hints, self.sizes, dict(variant.forward), method, variant.give,
                                   signature=signature):
             if works(call):
                 return call
+        if degenerate:
+            return degenerate[0]
         if not tried:
             return f"cannot infer the inputs of {type(module).__name__}.{method}", needs
         if none_seen:

@@ -445,6 +445,11 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         # tuple of small sizes, one per axis
         length = reads.max_index + 1
         values = [(2,) * length, (4,) * length]
+    if not values and reads.handed_as and not reads.attrs and reads.called < 0 and reads.max_index < 0 \
+            and not reads.iterated and not reads.truth and not reads.defaults:
+        # only handed on to a function whose parameter says nothing (``self.window = pair(window)``):
+        # a small size, as for an unknown count
+        values = [2, 4]
     if not values:
         made = _default_instance(annotation, module)
         if made is not None:
@@ -522,6 +527,20 @@ def _layer_axes() -> tuple:
 _AXES = _layer_axes()
 
 
+SIZE_ALIAS = "hidden_size"  # what a value handed to a tensor factory as an axis size is guessed as
+
+
+def _makes_tensor_of_sizes(target: Any) -> bool:
+    """Is ``target`` one of torch's factories whose positional arguments are the sizes of the
+    tensor it makes (``torch.rand(2, 3)``)?"""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return False
+    return any(target is getattr(torch, name, None) for name in ("rand", "randn", "zeros", "ones", "empty"))
+
+
 def handed_names(reads: facts.Reads, module: ModuleType) -> list[str]:
     """The names of the parameters a value is handed to: keywords as written, positions resolved
     through the callee's signature (``nn.Conv2d(d, d, k)`` -> ``kernel_size``)."""
@@ -533,9 +552,16 @@ def handed_names(reads: facts.Reads, module: ModuleType) -> list[str]:
             try:
                 for part in callee.split("."):
                     target = getattr(target, part)
+            except AttributeError:
+                continue
+            try:
                 params = [p for p in inspect.signature(target).parameters.values()
                           if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            except (AttributeError, TypeError, ValueError):
+            except (TypeError, ValueError):
+                if isinstance(where, int) and _makes_tensor_of_sizes(target) and SIZE_ALIAS not in out:
+                    # ``torch.rand(d_in, d_out)`` (a builtin: no signature to read): each
+                    # positional argument is an axis of the tensor it makes, sized as a width
+                    out.append(SIZE_ALIAS)
                 continue
             if isinstance(where, int) and where < len(params):
                 name = params[where].name
@@ -587,6 +613,7 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
                             values[key] = value
                 values = {k: (shrink_make(v, module, sizes, shrink_it) if k not in overrides else v)
                           for k, v in values.items()}
+                _keep_divisible(values, info, overrides)
                 args, kwargs = _split(params, values)
                 recipe = Recipe(args, kwargs, _label(info.cls.__name__, args, kwargs), config_param, source)
                 if recipe.key() in seen:
@@ -598,6 +625,55 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
                     return
     if not made and error is not None:
         raise error
+
+
+def divisions(cls: ast.ClassDef | None) -> list[tuple[str, str]]:
+    """The (dividend, divisor) parameter pairs ``cls.__init__`` asserts divisible: ``assert a %
+    b == 0`` (or ``not a % b``), or ``if a % b != 0: raise ...`` (also ``if a % b:``)."""
+    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None) \
+        if cls is not None else None
+    if init is None:
+        return []
+    params = {a.arg for a in init.args.posonlyargs + init.args.args + init.args.kwonlyargs}
+
+    def pair(test: ast.expr, holds: bool) -> tuple[str, str] | None:
+        # ``holds``: the test is true when the division is exact (assert); else when it is not (raise)
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            return pair(test.operand, not holds)
+        if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.comparators[0], ast.Constant) \
+                and test.comparators[0].value == 0 and type(test.comparators[0].value) is int:
+            if isinstance(test.ops[0], ast.Eq) and holds or isinstance(test.ops[0], ast.NotEq) and not holds:
+                test = test.left
+            else:
+                return None
+        elif holds:
+            return None  # ``assert a % b`` asks for a remainder
+        if isinstance(test, ast.BinOp) and isinstance(test.op, ast.Mod) and isinstance(test.left, ast.Name) \
+                and isinstance(test.right, ast.Name) and {test.left.id, test.right.id} <= params:
+            return test.left.id, test.right.id
+        return None
+
+    out: list[tuple[str, str]] = []
+    for stmt in init.body:
+        found = None
+        if isinstance(stmt, ast.Assert):
+            found = pair(stmt.test, True)
+        elif isinstance(stmt, ast.If) and not stmt.orelse and len(stmt.body) == 1 and isinstance(stmt.body[0], ast.Raise):
+            found = pair(stmt.test, False)
+        if found is not None and found not in out:
+            out.append(found)
+    return out
+
+
+def _keep_divisible(values: dict[str, Any], info: ClassFacts, overrides: dict[str, Any]) -> None:
+    """What ``__init__`` asserts divisible stays so after the guesses and the shrinking: the
+    divisor becomes the largest common divisor (``num_heads % num_groups == 0`` with heads 4 and
+    groups 8 as written elsewhere: groups 4)."""
+    for dividend, divisor in divisions(info.classes.get(info.cls.__name__)):
+        a, b = values.get(dividend), values.get(divisor)
+        if divisor in overrides or not (is_int(a) and is_int(b)) or b <= 0 or a % b == 0:
+            continue
+        values[divisor] = math.gcd(a, b) or 1
 
 
 def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str, Any], module: ModuleType,

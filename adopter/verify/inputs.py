@@ -176,6 +176,8 @@ def mask_values(kind: str, batch: int, seq: int, dtype=torch.float32) -> torch.T
         return mask
     if kind == "bool_square":
         return torch.ones(s, s, dtype=torch.bool).tril()[None, None].expand(b, 1, s, s).contiguous()
+    if kind == "bool_future":  # the same causal mask for code that fills where it is True
+        return torch.ones(s, s, dtype=torch.bool).triu(1)[None, None].expand(b, 1, s, s).contiguous()
     if kind == "additive4":
         mask = torch.zeros(b, 1, 1, s, dtype=dtype)
         if hidden:
@@ -811,7 +813,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 candidates = [mask_values("additive4", b, s), mask_values("additive_square", b, s)]
                 if required:
                     candidates += [mask_values("binary", b, s).float(), mask_values("bool", b, s),
-                                   mask_values("bool_square", b, s), mask_values("additive3", b, s)]
+                                   mask_values("bool_square", b, s), mask_values("additive3", b, s),
+                                   mask_values("bool_future", b, s)]
             if optional and name not in give_optional:
                 candidates.append(OMIT)
             per_param.append((name, positional, candidates))

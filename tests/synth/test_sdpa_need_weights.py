@@ -571,3 +571,75 @@ def test_module_list_encoder_takes_the_fused_path_unless_asked(training, asked, 
         for map_a, map_b in zip(out_a[1], out_b[1]):
             torch.testing.assert_close(map_b, map_a)
     assert counter.calls == (0 if asked else 2)
+
+
+# ------------------------------------------------------------------ a throwaway name bound again
+
+# The caller unpacks the probabilities into a name it binds elsewhere too (``_, n, _ =
+# k.size()``) and never reads: nothing reads what the attention hands back there.
+THROWAWAY = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Scaled(nn.Module):
+        def __init__(self, temperature, p=0.0):
+            super().__init__()
+            self.temperature = temperature
+            self.drop = nn.Dropout(p)
+
+        def forward(self, q, k, v, mask=None):
+            w = torch.matmul(q / self.temperature, k.transpose(2, 3))
+            if mask is not None:
+                w = w.masked_fill(mask == 0, float("-inf"))
+            w = self.drop(F.softmax(w, dim=-1))
+            return torch.matmul(w, v), w
+
+
+    class Heads(nn.Module):
+        def __init__(self, dim=16, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.inner = Scaled((dim // heads) ** 0.5, 0.1)
+            self.out = nn.Linear(dim, dim)
+
+        def forward(self, x, mask=None):
+            b, n, _ = x.size()
+            _, m, _ = x.size()
+            q, k, v = self.qkv(x).view(b, m, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            y, _ = self.inner(q, k, v, mask=mask)
+            return self.out(y.transpose(1, 2).reshape(b, n, -1))
+''')
+
+
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_a_throwaway_name_bound_elsewhere_too_declines(training, masked, module_from_file):
+    fixed = sdpa_fixed(THROWAWAY)
+    assert "def forward(self, q, k, v, mask=None, need_weights: bool = True):" in fixed
+    assert "y, _ = self.inner(q, k, v, mask=mask, need_weights=False)" in fixed
+    a, b, counter = _pair(THROWAWAY, fixed, f"throwaway_{training}_{masked}", "Heads", module_from_file, training)
+    x = torch.randn(2, 5, 16, dtype=F64)
+    mask = torch.ones(2, 1, 5, 5, dtype=torch.long)
+    if masked:
+        mask[1, :, :, 3:] = 0
+    if training:  # the same dropout draws: none (p=0.1 would draw differently); the fused path is still taken
+        a.inner.drop.p = b.inner.drop.p = 0.0
+    _step(a, b, [x, mask], lambda m, i: m(*i), lambda m, i: m(*i))
+    assert counter.calls == 1
+
+
+def test_a_throwaway_name_read_elsewhere_does_not_decline():
+    # ``_`` bound twice and read once: which binding the read sees cannot be told, so no caller
+    # declines the probabilities
+    source = THROWAWAY.replace("        return self.out(", "        print(_)\n        return self.out(")
+    assert source != THROWAWAY
+    result = fix_text(source, "attention.py", RULES)
+    assert not result.applied and "no caller in this file declines it" in result.skipped[0][1]
+    # nor where a frame-reading call could see it
+    source = THROWAWAY.replace("        return self.out(", "        print(locals())\n        return self.out(")
+    assert source != THROWAWAY
+    result = fix_text(source, "attention.py", RULES)
+    assert not result.applied and "no caller in this file declines it" in result.skipped[0][1]

@@ -763,3 +763,37 @@ def naive_scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, bias: Te
     assert row.verdict == PASS, row.reason
     assert "on naive_scaled_dot_product_attention() alone" in row.reason, row.reason
     assert "NaiveSDPA could not be fed here" in row.reason, row.reason
+
+
+def test_sizes_handed_to_a_tensor_factory_are_widths(tmp_path, capsys):
+    """``nn.Parameter(torch.randn(width_in, width_out))``: the arguments are known only as axes
+    of the tensor torch's factory makes (a builtin, no signature to read); each is sized as a
+    width, so the class is built and its patch verified."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "raw_weights", "layers.py")
+    row = _row(patches, "ADP010", "MatrixAttention")
+    assert row["verdict"] == PASS, row
+    assert "width_in=32" in row["details"]["built"] and "width_out=32" in row["details"]["built"]
+
+
+def test_divisions_init_asserts_hold_after_shrinking_and_masks_that_hide_a_whole_row_are_avoided(tmp_path, capsys):
+    """``assert heads % kv_sets == 0`` in ``__init__``: the heads shrunk from the file's own call
+    (16 -> 4), the key sets it cannot size by name (8) become the largest common divisor (4), so
+    the class is built.  A mask filled where True (``masked_fill(mask, -inf)``): the keep-causal
+    candidate hides every key of the last row there (the original's softmax gives NaN, the fused
+    call 0: no input to compare on), so the same causal mask in the other polarity is used."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "grouped", "blocks.py")
+    grouped = _row(patches, "ADP010", "GroupedKeys")
+    assert grouped["verdict"] == PASS, grouped
+    assert "heads=4" in grouped["details"]["built"] and "kv_sets=4" in grouped["details"]["built"]
+    hidden = _row(patches, "ADP010", "HiddenWhereTrue")
+    assert hidden["verdict"] == PASS, hidden
+    assert "bool[2, 1, 8, 8]" in hidden["details"]["inputs"]
+
+
+def test_an_argument_only_handed_to_a_helper_is_tried_as_a_small_size(tmp_path, capsys):
+    """``self.panel = as_two(panel)``: the argument is only handed on to a function whose
+    parameter says nothing of it; a small size is tried (2: a 2 x 2 panel of 4 tokens)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "handed", "layers.py")
+    row = _row(patches, "ADP010", "PanelAttention")
+    assert row["verdict"] == PASS, row
+    assert "panel=2" in row["details"]["built"] and row["details"]["inputs"] == "float[2, 4, 32]"
