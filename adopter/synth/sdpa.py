@@ -48,6 +48,7 @@ from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
 from .weights import Decline
 
+SCALE_STEPS = ("s1", "s2")  # the scores multiplied or divided by the scale
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
 # reshaped scores
 VIEW_STEPS = ("m1", "s3")
@@ -410,7 +411,8 @@ class _Attention:
                 if_stmt = chain[0]
                 if id(if_stmt) in branch_ifs:
                     continue  # runs whenever the fused path is taken (the guard sends the other branch away)
-                if role not in MASK_STEPS and not (role == "p1" and self._optional_dropout(if_stmt)):
+                if role not in MASK_STEPS and not (role == "p1" and self._optional_dropout(if_stmt)) \
+                        and not (role in SCALE_STEPS and self._optional_scale(if_stmt, role, all_stored)):
                     raise Skip(f"the {role} step at line {self.roles[role].line} only runs under a condition")
                 conditions[role] = if_stmt.test
 
@@ -979,7 +981,7 @@ class _Attention:
     def _call(self, q, k, v, conditions: dict, stored: set) -> str:
         local, request = self.planner.names.local(self.rule.kernel.import_)
         self.edits_import = request
-        scale, factors = self._scale(stored)
+        scale, factors = self._scale(stored, conditions)
         q_text = q[0]
         for symbol, text in factors:  # a tensor temperature, folded into the query
             q_text = f"{_atom(q_text, q[1]) if q_text == q[0] else q_text} {symbol} {text}"
@@ -1051,7 +1053,7 @@ class _Attention:
             if role == "b0" and ("s1" in self.roles or "s2" in self.roles):
                 # ((q @ k^T + bias) / d) * m is q @ k^T * (m / d) + bias * (m / d): the bias
                 # scaled as the scores are (Transformer-XL's (ac + bd) / sqrt(d))
-                scale, factors = self._scale(stored)
+                scale, factors = self._scale(stored, conditions)
                 if factors:
                     raise Skip("a bias added before a tensor scale")
                 text = f"{_atom(text, operand)} * {_atom(scale, ast.parse(scale, mode='eval').body)}"
@@ -1792,11 +1794,14 @@ class _Attention:
             return p_text if training[0].value else "0.0"
         return f"{p_text} if {self.index.segment(training[1])} else 0.0"
 
-    def _scale(self, stored: set) -> tuple[str, list[tuple[str, str]]]:
+    def _scale(self, stored: set, conditions: dict | None = None) -> tuple[str, list[tuple[str, str]]]:
         """``scale=`` for the number the scores are multiplied or divided by, and the tensor
         factors (a learned temperature) that are folded into the query instead: ``scale=``
         takes a number, and ``(q @ k^T) * t == (q * t) @ k^T`` when ``t`` is the same for every
-        key (a scalar, or a tensor whose last dimension is 1)."""
+        key (a scalar, or a tensor whose last dimension is 1).  A scale step under an ``if``
+        (OpenAI GPT's ``if self.scale: w = w / math.sqrt(v.size(-1))``) gives a scale chosen by
+        the same test: ``1 / math.sqrt(v.size(-1)) if self.scale else 1.0``."""
+        conditions = conditions or {}
         parts = {}
         factors: list[tuple[str, str]] = []
         for role, var, symbol in (("s1", "div", "/"), ("s2", "mul", "*")):
@@ -1808,15 +1813,30 @@ class _Attention:
             text = _atom(self._text(operand), operand)
             if self._plain_number(operand):
                 parts[var] = text
-            elif self._constant_along_keys(operand):
+            elif self._constant_along_keys(operand) and role not in conditions:
                 factors.append((symbol, text))
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
+        chosen = [role for role in ("s1", "s2") if role in conditions]
+        if chosen:
+            if len(parts) != 1:
+                raise Skip("the scores are scaled twice, one step under a condition")
+            number = f"1 / {parts['div']}" if "div" in parts else parts["mul"]
+            test = conditions[chosen[0]]
+            return f"{number} if {_guard_term(self._text(test), test)} else 1.0", factors
         if "mul" in parts and "div" in parts:
             return f"{parts['mul']} / {parts['div']}", factors
         if "div" in parts:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
+
+    def _optional_scale(self, if_stmt: ast.If, role: str, stored: set) -> bool:
+        """Is ``if_stmt`` an ``if`` whose only statement is the scale step ``role`` (no
+        ``else``), testing names, attributes and constants the attention does not assign?  Then
+        the scores are scaled exactly when the test holds, which ``scale=`` can say."""
+        return (not if_stmt.orelse and len(if_stmt.body) == 1
+                and span_of(if_stmt.body[0]) == self.roles[role].stmt
+                and _plain_test(if_stmt.test) and not (read_names(if_stmt.test) & stored))
 
     def _plain_number(self, node: ast.expr, depth: int = 0) -> bool:
         """An expression of numbers, names, attributes, sizes and math functions (not a
