@@ -125,3 +125,82 @@ def test_split_halves_make_a_rotate_half_too():
 def test_a_rotation_of_unequal_split_parts_is_no_rotate_half():
     code = ROTARY.replace("x.split(x.shape[-1] // 2, dim=-1)", "x.split([16, 48], dim=-1)")
     assert not findings(code, "ADP014")
+
+
+# -- the SDPA fix keeps comments beside what they describe ---------------------------------------
+
+COMMENTED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Causal(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.scale = (d // h) ** -0.5
+            self.register_buffer("tri", torch.ones(16, 16, dtype=torch.bool).triu(1), persistent=False)
+
+        def forward(self, q, k, v):
+            n = q.shape[-2]
+            q = q * self.scale
+
+            # scores
+
+            s = torch.einsum("b h i d, b h j d -> b h i j", q, k)
+
+            # the future is hidden
+
+            hide = self.tri[:n, :n]
+            s = s.masked_fill(hide, -torch.finfo(s.dtype).max)
+
+            # weights
+
+            w = s.softmax(dim=-1)
+
+            # mix the values
+
+            out = torch.einsum("b h i j, b h j d -> b h i d", w, v)
+
+            return out
+""")
+
+
+def _above(lines: list[str], needle: str) -> list[str]:
+    at = next(i for i, line in enumerate(lines) if needle in line)
+    block = []
+    for line in reversed(lines[:at]):
+        if not line.strip().startswith("#"):
+            break
+        block.insert(0, line.strip())
+    return block
+
+
+def test_comments_stay_above_the_statement_they_were_written_above():
+    import torch
+
+    fixed = fix_text(COMMENTED, "model.py", select_rules(RULES, ["ADP010"])).text
+    lines = fixed.splitlines()
+    assert "scaled_dot_product_attention(" in fixed
+    # the mask line the new code writes again keeps its comment; the comments of the steps the
+    # kernel replaces go above the kernel call, not above the mask line
+    assert _above(lines, "hide = self.tri[:n, :n]") == ["# the future is hidden"]
+    assert _above(lines, "out = scaled_dot_product_attention(") == ["# weights", "# mix the values"]
+    assert "# scores" in fixed
+    assert not any(line != line.rstrip() for line in lines)
+    original, patched = {}, {}
+    exec(compile(COMMENTED, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 10, 8) for _ in range(3))
+    torch.testing.assert_close(patched["Causal"](32, 4)(q, k, v), original["Causal"](32, 4)(q, k, v))
+
+
+def test_comments_of_code_not_written_again_all_go_above_the_new_code():
+    # a mask built in place: no statement of the replaced range is written again
+    code = COMMENTED.replace("hide = self.tri[:n, :n]\n        s = s.masked_fill(hide,",
+                             "s = s.masked_fill(self.tri[:n, :n],")
+    fixed = fix_text(code, "model.py", select_rules(RULES, ["ADP010"])).text
+    lines = fixed.splitlines()
+    call = next(i for i, line in enumerate(lines) if "scaled_dot_product_attention(" in line and "import" not in line)
+    comments = [line.strip() for line in lines[:call] if line.strip().startswith("#")]
+    assert comments == ["# scores", "# the future is hidden", "# weights", "# mix the values"]
