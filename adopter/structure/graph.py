@@ -1902,6 +1902,40 @@ class FlowBuilder:
         source text has (an opaque ``c[0]`` of a later ``c`` is another value), the text c[k]."""
         return Ref(self._key(f"{name}#{index}", ctx), f"{name}[{index}]")
 
+    def _split_in_halves(self, call: ast.Call) -> ast.Call | None:
+        """``h.chunk(2, dim=-1)`` (placed where ``call`` is) when ``call`` splits the last axis of
+        a name h into two equal parts: ``torch.split(h, h.shape[-1] // 2, dim=-1)`` /
+        ``h.split(h.size(-1) // 2, -1)`` or sizes ``[n, n]`` (one expression twice).  Only read
+        for a result unpacked into two names: with an odd axis the first form has three parts
+        and the unpacking fails, and split sizes must add up to the axis, so when the code runs
+        the parts are the halves chunk gives.  None for any other call."""
+        func = call.func
+        if not isinstance(func, ast.Attribute) or func.attr != "split" \
+                or any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+            return None
+        functional = isinstance(func.value, ast.Name) and func.value.id in self.names.imports
+        if functional and self.names.resolve(func) != "torch.split":
+            return None
+        args = list(call.args)
+        base = args.pop(0) if functional and args else (None if functional else func.value)
+        keywords = {k.arg: k.value for k in call.keywords}
+        if base is None and functional:
+            base = keywords.pop("tensor", None)
+        size = args.pop(0) if args else keywords.pop("split_size_or_sections", keywords.pop("split_size", None))
+        dim = args.pop(0) if args else keywords.pop("dim", None)
+        if args or keywords or not isinstance(base, ast.Name) or size is None or dim is None \
+                or _int_literal(dim) != -1:
+            return None
+        if not (_half_of_last(size, base.id) or (
+                isinstance(size, (ast.List, ast.Tuple)) and len(size.elts) == 2
+                and _pure_size(size.elts[0]) and ast.dump(size.elts[0]) == ast.dump(size.elts[1]))):
+            return None
+        two = ast.copy_location(ast.Constant(2), size)
+        last = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), dim)), dim)
+        method = ast.copy_location(ast.Attribute(value=base, attr="chunk", ctx=ast.Load()), func)
+        return ast.copy_location(ast.Call(func=method, args=[two], keywords=[
+            ast.copy_location(ast.keyword(arg="dim", value=last), dim)]), call)
+
     def _chunk_count(self, call: ast.Call) -> int | None:
         """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
         func = call.func
@@ -1995,6 +2029,11 @@ class FlowBuilder:
             # sim = (sim + bias) if self.use_bias else sim: a step taken only when the test
             # holds, the other choice keeping the value; read as `if test: sim = sim + bias`
             return self._if(optional, frontier, ctx)
+        if len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and len(targets[0].elts) == 2 \
+                and all(isinstance(e, ast.Name) for e in targets[0].elts) and isinstance(value_expr, ast.Call):
+            # a, b = torch.split(h, h.shape[-1] // 2, dim=-1) (or h.split([n, n], -1)): two equal
+            # parts of the last axis unpacked into two names are its halves, h.chunk(2, dim=-1)
+            value_expr = self._split_in_halves(value_expr) or value_expr
         if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.Call)
                 and ctx.scope == ctx.body_scope):
             count = self._chunk_count(value_expr)
@@ -2353,6 +2392,28 @@ def _unbind_second_last(call: ast.Call) -> bool:
     dim = args[0]
     return isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) \
         and dim.operand.value == 2
+
+
+def _half_of_last(expr: ast.expr, name: str) -> bool:
+    """``name.shape[-1] // 2`` or ``name.size(-1) // 2``: half the last axis of ``name``."""
+    if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.FloorDiv) and _int_literal(expr.right) == 2):
+        return False
+    axis = expr.left
+    if isinstance(axis, ast.Subscript) and isinstance(axis.value, ast.Attribute) and axis.value.attr == "shape":
+        owner, index = axis.value.value, axis.slice
+    elif isinstance(axis, ast.Call) and isinstance(axis.func, ast.Attribute) and axis.func.attr == "size" \
+            and len(axis.args) + len(axis.keywords) == 1 and all(k.arg == "dim" for k in axis.keywords):
+        owner, index = axis.func.value, (axis.args or [k.value for k in axis.keywords])[0]
+    else:
+        return False
+    return isinstance(owner, ast.Name) and owner.id == name and _int_literal(index) == -1
+
+
+def _pure_size(expr: ast.expr) -> bool:
+    """A size written with names, attributes, constants and arithmetic only (no call): the same
+    text twice is the same number twice."""
+    return all(isinstance(n, (ast.Name, ast.Attribute, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Load,
+                              ast.operator, ast.unaryop)) for n in ast.walk(expr))
 
 
 def _int_literal(expr: ast.expr) -> int | None:

@@ -70,7 +70,7 @@ _NEG_PAIR = re.compile(r"\([\s\\]*[(\[][\s(\\]*-")
 # ``rearrange(...).unbind(-2)``; graph._rope_halves resolves names only within the function
 # that concatenates), the function mentions the pseudo-word HALF_PAIR.
 _SEQ_ARG = re.compile(r"\([\s\\]*[(\[]")
-_HALVES = frozenset({"chunk", "unbind"})
+_HALVES = frozenset({"chunk", "unbind", "split"})
 _NOISE = re.compile(r"""#[^\n]*|'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*\"""", re.S)
 
 
@@ -114,6 +114,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 ellipsis = True
         if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(_HALVES)):
             words.add(HALF_PAIR)
+        if "split" in words:
+            words.add("chunk")  # two equal parts of a last axis are read as its chunks (graph._split_in_halves)
         return frozenset(words)
     code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
     words = _WORD.findall(code)
@@ -121,6 +123,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         words.append(NEG_PAIR)
     if _SEQ_ARG.search(code) and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
         words.append(HALF_PAIR)
+    if "split" in words:
+        words.append("chunk")  # two equal parts of a last axis are read as its chunks (graph._split_in_halves)
     return frozenset(words)
 
 

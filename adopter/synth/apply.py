@@ -473,6 +473,43 @@ def _comments(*nodes) -> list[cst.Comment]:
     return collector.found
 
 
+def _comments_above(kept: list, fast: list) -> list[list[cst.EmptyLine]]:
+    """For each of the ``fast`` statements that replace the ``kept`` ones (whose first one's
+    lines above stay above the new code), the comment lines to put above it.  A comment stays
+    with what it was written beside: a statement the new code writes again (the same text)
+    keeps the comments of its own and of the replaced statements before it, and those of the
+    replaced statements after the last one written again go above the first new statement
+    after it (set apart by a blank line, if they were).  When the new code writes none of the
+    statements again, or has none after the last, every comment goes above the first."""
+    def text(node) -> str:
+        return "".join(code(node.with_changes(leading_lines=[], trailing_whitespace=cst.TrailingWhitespace())).split())
+
+    own = [([] if k == 0 else [line for line in stmt.leading_lines if line.comment is not None])
+           + [_comment_line(c) for c in _comments(stmt.with_changes(leading_lines=[]))] for k, stmt in enumerate(kept)]
+    blank = [k > 0 and bool(stmt.leading_lines) and stmt.leading_lines[0].comment is None
+             for k, stmt in enumerate(kept)]
+    texts = [text(stmt) if isinstance(stmt, cst.SimpleStatementLine) else None for stmt in kept]
+    above: list[list[cst.EmptyLine]] = [[] for _ in fast]
+    cursor = 0
+    for index, node in enumerate(fast):
+        same = text(node) if isinstance(node, cst.SimpleStatementLine) else None
+        found = next((k for k in range(cursor, len(kept)) if same is not None and texts[k] == same), None)
+        if found is not None:
+            above[index] = [line for k in range(cursor, found + 1) for line in own[k]]
+            cursor = found + 1
+            continue
+        rest = [line for k in range(cursor, len(kept)) for line in own[k]]
+        if cursor and rest:
+            first = next(k for k in range(cursor, len(kept)) if own[k])
+            above[index] = ([cst.EmptyLine(indent=False)] if blank[first] else []) + rest
+            cursor = len(kept)
+            break
+    if cursor < len(kept) or not cursor:
+        # nothing written again, or no new statement after the last one: all above the first
+        return [[line for comments in own for line in comments], *([] for _ in fast[1:])]
+    return above
+
+
 def _comment_line(comment: cst.Comment) -> cst.EmptyLine:
     return cst.EmptyLine(indent=True, whitespace=cst.SimpleWhitespace(""), comment=comment)
 
@@ -737,10 +774,12 @@ class _Transformer(cst.CSTTransformer):
                 new_nodes = [fast[0].with_changes(leading_lines=lead), *fast[1:],
                              kept[0].with_changes(leading_lines=[]), *kept[1:]]
             elif wrap.guard is None:
-                # The replaced statements go; their comments stay, above the new code.
-                gone = _comments(kept[0].with_changes(leading_lines=[]), *kept[1:])
+                # The replaced statements go; their comments stay, above the new code: above the
+                # statement the new code writes again, or the first new one after it.
+                above = _comments_above(kept, fast)
                 fast = self._refit(fast, depth, None)
-                new_nodes = [fast[0].with_changes(leading_lines=[*lead, *map(_comment_line, gone)]), *fast[1:]]
+                new_nodes = [node.with_changes(leading_lines=[*(lead if index == 0 else []), *above[index]])
+                             for index, node in enumerate(fast)]
             else:
                 # The kept statements move one level in: wrap those that no longer fit.
                 body = self._refit([kept[0].with_changes(leading_lines=[]), *kept[1:]], depth + step, step)
