@@ -2423,6 +2423,7 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
         return heads.get(name)
 
     tied = _tied_heads(infos, names) if others else {}
+    given_weight = _weight_given_heads(infos) if others else {}
     for _ in range(MAX_DEPTH + 1):  # heads made of heads: BertOnlyMLMHead -> BertLMPredictionHead
         changed = False
         for owner, attr, ctors in others:
@@ -2434,6 +2435,9 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
                     kind = kind or head_kind(ctor.fqn)
                     if kind is None and ctor.fqn in tied and len(ctors) == 1 \
                             and _given_embedding(infos, owner, attr, tied[ctor.fqn], names):
+                        kind = LM_HEAD
+                    if kind is None and ctor.fqn in given_weight and len(ctors) == 1 \
+                            and _built_with_embedding_weight(infos, owner, ctor, given_weight[ctor.fqn], names):
                         kind = LM_HEAD
                 elif ctor.fqn == SEQUENTIAL and len(ctors) == 1:
                     info = infos[owner]
@@ -2508,6 +2512,54 @@ def _tied_heads(infos: dict, names: ModuleNames) -> dict:
         if not changed:
             break
     return found
+
+
+def _weight_given_heads(infos: dict) -> dict:
+    """Same-file modules whose ``forward`` returns the output of a Linear whose weight is one
+    the module is built with (OpenAI GPT's head: ``self.decoder = nn.Linear(...)`` then
+    ``self.decoder.weight = embeddings_weights``, in ``__init__`` or in a method ``__init__``
+    calls with its parameter): class -> the position of that constructor parameter (after
+    ``self``).  Whether the weight is a token embedding's is for the builder to show
+    (``_built_with_embedding_weight``)."""
+    found: dict = {}
+    for name, info in infos.items():
+        init = info.methods.get("__init__")
+        inner = (_returned_attr(info) or (None, 1))
+        if init is None or inner[0] is None or inner[1] is not None \
+                or not any(names_match(LINEAR, c.fqn) and not c.table for c in info.bindings.get(inner[0], ())):
+            continue
+        init_params = [a.arg for a in init.args.posonlyargs + init.args.args][1:]
+        for method_name, method in info.methods.items():
+            params = [a.arg for a in method.args.posonlyargs + method.args.args][1:]
+            for stmt in ast.walk(method):
+                if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
+                        and isinstance(stmt.targets[0], ast.Attribute) and stmt.targets[0].attr == "weight"
+                        and _is_own(stmt.targets[0].value, inner[0])
+                        and isinstance(stmt.value, ast.Name) and stmt.value.id in params):
+                    continue
+                given = stmt.value.id
+                if method is not init:  # ``self.set_weights(weights)`` in __init__ hands it on
+                    calls = [c for c in ast.walk(init) if isinstance(c, ast.Call) and _is_own(c.func, method_name)]
+                    position = params.index(given)
+                    passed = {c.args[position].id for c in calls if position < len(c.args)
+                              and isinstance(c.args[position], ast.Name)} if calls else set()
+                    given = next(iter(passed)) if len(passed) == 1 and len(calls) == sum(
+                        1 for c in calls if position < len(c.args)) else None
+                if given in init_params:
+                    found[name] = init_params.index(given)
+    return found
+
+
+def _built_with_embedding_weight(infos: dict, owner: str, ctor, index: int, names: ModuleNames) -> bool:
+    """Is ``ctor`` (the owner's constructor call of such a head) given, at ``index``, the
+    weight of an ``nn.Embedding`` the owner reaches through its layers
+    (``self.transformer.tokens_embed.weight``)?"""
+    args = ctor.args
+    if index >= len(args) or any(isinstance(a, ast.Starred) for a in args[:index + 1]):
+        return False
+    arg = args[index]
+    return isinstance(arg, ast.Attribute) and arg.attr == "weight" \
+        and _reaches_embedding(infos, owner, arg.value, names)
 
 
 def _weight_of(expr: ast.expr, params: list, names: ModuleNames) -> int | None:
