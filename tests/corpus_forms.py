@@ -13,6 +13,26 @@ def findings(code: str, rule: str):
     return analyze(code, "model.py", select_rules(RULES, [rule])).findings
 
 
+def rules(*ids):
+    """The loaded rules with these ids (for ``fix_text``)."""
+    return select_rules(RULES, list(ids))
+
+
+def line_of(code: str, needle: str) -> int:
+    return next(n for n, text in enumerate(code.splitlines(), 1) if needle in text)
+
+
+def found(code: str, rule: str, path: str = "model.py") -> list:
+    """The findings of ``rule`` alone on ``code`` analysed as ``path``."""
+    return [f for f in analyze(code, path, rules(rule)).findings if f.rule == rule]
+
+
+def finding_at(code: str, rule: str, needle: str):
+    """The finding of ``rule`` whose lines cover the line holding ``needle`` (None if none)."""
+    line = line_of(code, needle)
+    return next((f for f in found(code, rule) if f.line <= line <= f.end_line), None)
+
+
 def covered(code: str, needle: str, rule: str) -> bool:
     line = next(n for n, text in enumerate(code.splitlines(), 1) if needle in text)
     return any(f.line <= line <= f.end_line for f in findings(code, rule))

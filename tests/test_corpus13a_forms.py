@@ -8,30 +8,11 @@ a GELU module written with ``torch.tensor`` constants, and a post-norm block who
 from __future__ import annotations
 
 import pytest
+from corpus_forms import finding_at as _finding
+from corpus_forms import line_of as _line
+from corpus_forms import rules as _rules
 
-from adopter.engine import analyze
-from adopter.ruleset import load_rules, select_rules
 from adopter.synth import fix_text
-
-ALL = load_rules()
-
-
-def _rules(*ids):
-    return select_rules(ALL, list(ids))
-
-
-def _line(code: str, needle: str) -> int:
-    return next(n for n, text in enumerate(code.splitlines(), 1) if needle in text)
-
-
-def _found(code: str, rule: str, path: str = "model.py") -> list:
-    return [f for f in analyze(code, path, _rules(rule)).findings if f.rule == rule]
-
-
-def _finding(code: str, rule: str, needle: str):
-    line = _line(code, needle)
-    return next((f for f in _found(code, rule) if f.line <= line <= f.end_line), None)
-
 
 # ----------------------------------------------------------------- the fill before the scale
 
