@@ -520,15 +520,20 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
                and (names.resolve(n) or n.id).rsplit(".", 1)[-1] in ("sqrt", "rsqrt")
                for st in body for n in ast.walk(st)):
         return False  # no root to divide by: not worth substituting (a deep copy per statement)
+    out = _returned_value(body)
+    return out is not None and _affine_norm(strip_casts(out), x, names)
+
+
+def _returned_value(body: list) -> ast.expr | None:
+    """The value straight-line code ending in ``return`` returns, each name read replaced by
+    the value it was assigned (``x = (x - u) / ...`` keeps reading the input, a later ``x``
+    the normalised value); None when a statement before the return is not ``name = value``."""
     env: dict[str, ast.expr] = {}
     for stmt in body[:-1]:
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
-            return False
-        # each name stands for its value when assigned: ``x = (x - u) / ...`` keeps reading
-        # the input, a later ``x`` the normalised value
+            return None
         env[stmt.targets[0].id] = _substituted(stmt.value, env)
-    out = _substituted(body[-1].value, env)
-    return _affine_norm(strip_casts(out), x, names)
+    return _substituted(body[-1].value, env)
 
 
 def addmm_linear_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
@@ -553,12 +558,9 @@ def addmm_linear_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
         body = _code(branch.body) + body[1:]
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return False
-    env: dict[str, ast.expr] = {}
-    for stmt in body[:-1]:
-        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
-            return False
-        env[stmt.targets[0].id] = _substituted(stmt.value, env)
-    out = _substituted(body[-1].value, env)
+    out = _returned_value(body)
+    if out is None:
+        return False
     if isinstance(out, ast.Call) and isinstance(out.func, ast.Attribute) and out.func.attr in ("view", "reshape") \
             and not isinstance(out.func.value, ast.Name):
         out = out.func.value  # viewed back to the input's leading shape

@@ -1218,27 +1218,26 @@ class _Attention:
             return False
         raise Skip("the where call could not be read")
 
-    def _einx_kept(self, node) -> int:
-        """The position (1 or 2) of the scores among ``einx.where(pattern, cond, a, b)``'s
-        tensors (canon.einx_where_layout)."""
+    def _einx_layout(self, node) -> tuple:
+        """canon.einx_where_layout of the ``einx.where`` call at ``node``'s span."""
         call = self._at(node.span, "the einx.where call")
         pattern = call.args[0] if isinstance(call, ast.Call) and call.args else None
         layout = einx_where_layout(pattern.value) \
             if isinstance(pattern, ast.Constant) and isinstance(pattern.value, str) else None
         if layout is None:
             raise Skip("the einx.where pattern could not be read")
-        return layout[0]
+        return layout
+
+    def _einx_kept(self, node) -> int:
+        """The position (1 or 2) of the scores among ``einx.where(pattern, cond, a, b)``'s
+        tensors."""
+        return self._einx_layout(node)[0]
 
     def _einx_index(self, node) -> str:
         """How the condition of ``einx.where(pattern, cond, scores, fill)`` is indexed to
         broadcast as the scores' layout does: ``None`` at each output axis it lacks
         (``"b j, b h i j, -> b h i j"``: ``[:, None, None, :]``; nothing when it has them all)."""
-        call = self._at(node.span, "the einx.where call")
-        pattern = call.args[0] if isinstance(call, ast.Call) and call.args else None
-        layout = einx_where_layout(pattern.value) \
-            if isinstance(pattern, ast.Constant) and isinstance(pattern.value, str) else None
-        if layout is None:
-            raise Skip("the einx.where pattern could not be read")
+        layout = self._einx_layout(node)
         if all(layout[1]):
             return ""
         return "[" + ", ".join(":" if present else "None" for present in layout[1]) + "]"
