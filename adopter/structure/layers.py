@@ -2539,12 +2539,11 @@ def _weight_given_heads(infos: dict) -> dict:
                     continue
                 given = stmt.value.id
                 if method is not init:  # ``self.set_weights(weights)`` in __init__ hands it on
-                    calls = [c for c in ast.walk(init) if isinstance(c, ast.Call) and _is_own(c.func, method_name)]
                     position = params.index(given)
-                    passed = {c.args[position].id for c in calls if position < len(c.args)
-                              and isinstance(c.args[position], ast.Name)} if calls else set()
-                    given = next(iter(passed)) if len(passed) == 1 and len(calls) == sum(
-                        1 for c in calls if position < len(c.args)) else None
+                    passed = {c.args[position].id if position < len(c.args) and isinstance(c.args[position], ast.Name)
+                              else None
+                              for c in ast.walk(init) if isinstance(c, ast.Call) and _is_own(c.func, method_name)}
+                    given = passed.pop() if len(passed) == 1 else None  # every call passes one name
                 if given in init_params:
                     found[name] = init_params.index(given)
     return found
