@@ -15,7 +15,11 @@ from adopter.ruleset import load_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = sorted([ROOT / "examples" / "tiny_transformer.py", ROOT / "examples" / "convnet.py",
-                 *(ROOT / "tests" / "synth" / "fixtures").glob("*.in.py")])
+                 *(ROOT / "tests" / "synth" / "fixtures").glob("*.in.py"),
+                 # layer lists unrolled, chain loops, same-file head modules: readers that once
+                 # kept the syntax tree in a cycle (a recursive closure, an environment holding
+                 # itself), found over the paper corpus
+                 *(ROOT / "tests" / "fixtures" / "engine_gc").glob("*.py")])
 
 
 @pytest.fixture(scope="module")

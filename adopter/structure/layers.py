@@ -50,7 +50,7 @@ CLASS_TABLES = ("ACT2CLS",)
 TABLE_FUNCTIONS = ("get_activation",)
 MAX_DEPTH = 5
 # env keys of loops unrolled over a list a caller gives (LayerTyper._unroll)
-ELEMENTS = "elts:"  # a list name -> (its literal expression, the names' values where it is built)
+ELEMENTS = "elts:"  # a list name -> (its literal expression, the names' values where it is built; None: here)
 TABLE_OF = "\0table:"  # env key: a local name holding a dict literal (an activation table)
 ELEMENT_OF = "elt:"  # the loop variable -> (the current element's expression, those values)
 ELEMENT = "item:"  # a name unpacked from the element -> the element's item expression
@@ -1340,7 +1340,7 @@ class LayerTyper:
                             env.pop("dict:" + key, None)
                     if isinstance(target, ast.Name):
                         if isinstance(value, (ast.List, ast.Tuple, ast.ListComp)):
-                            env[ELEMENTS + key] = (value, env)  # blocks = [(64, 64, nn.BatchNorm1d(64)), ...]
+                            env[ELEMENTS + key] = (value, None)  # blocks = [(64, 64, nn.BatchNorm1d(64)), ...]
                         else:
                             env.pop(ELEMENTS + key, None)
                         if isinstance(value, ast.Dict):
@@ -1454,7 +1454,7 @@ class LayerTyper:
                         current.frontier |= before[k].frontier
             elif (isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name) and isinstance(stmt.target, ast.Name)
                   and ELEMENTS + stmt.iter.id in env and not stmt.orelse
-                  and self._unroll(stmt, env[ELEMENTS + stmt.iter.id], env, depth, record, hook, nested)):
+                  and self._unroll(stmt, _list_spec(env, stmt.iter.id), env, depth, record, hook, nested)):
                 continue
             elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
                 lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
@@ -1476,7 +1476,7 @@ class LayerTyper:
         if isinstance(value, ast.ListComp):
             return [(value.elt, env, True)] if len(value.generators) == 1 else None
         if isinstance(value, ast.Name):
-            inner = env.get(ELEMENTS + value.id)
+            inner = _list_spec(env, value.id)
             return self._elements(inner, depth + 1) if inner is not None and depth < MAX_DEPTH else None
         if not isinstance(value, (ast.List, ast.Tuple)):
             return None
@@ -2147,12 +2147,51 @@ def registers(value: ast.expr) -> bool:
                                   ast.List, ast.Tuple, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp))
 
 
+def _list_spec(env: dict, name: str) -> tuple | None:
+    """The ``ELEMENTS`` entry of list ``name`` in ``env``: (its literal expression, the names'
+    values where it is built).  A list built in ``env`` itself is stored with ``None`` for
+    ``env``: the environment holding itself was a reference cycle that kept the syntax tree
+    alive until the next cyclic collection (tests/test_engine_gc.py)."""
+    spec = env.get(ELEMENTS + name)
+    if spec is None or spec[1] is not None:
+        return spec
+    return spec[0], env
+
+
 def _enumerated(expr: ast.expr) -> ast.expr:
     """The members ``enumerate(<members>)`` counts (the expression itself otherwise)."""
     if (isinstance(expr, ast.Call) and _is_name(expr.func, "enumerate") and len(expr.args) == 1
             and not expr.keywords):
         return expr.args[0]
     return expr
+
+
+def _chain_step(body: list, member: str, counted: bool, values: set) -> bool:
+    """One step of :func:`chain_loop`'s body (both branches of an ``if``), collecting the
+    running value's name in ``values``.  A module-level function, not a closure: a nested
+    function that calls itself is a reference cycle (function, cell), and through its cell it
+    kept the syntax tree alive until the next cyclic collection (tests/test_engine_gc.py)."""
+    body = [s for s in body if not isinstance(s, ast.Pass)]
+    if len(body) != 1:
+        return False
+    stmt = body[0]
+    if isinstance(stmt, ast.If):
+        return bool(stmt.orelse) and _chain_step(stmt.body, member, counted, values) \
+            and _chain_step(stmt.orelse, member, counted, values)
+    if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+        return False
+    value = strip_casts(stmt.value)
+    if not (isinstance(value, ast.Call) and _is_name(value.func, member) and len(value.args) == 1):
+        return False
+    arg = value.args[0]
+    if counted and isinstance(arg, ast.Starred):
+        arg = arg.value  # m(*x): the running value unpacked
+    elif value.keywords:
+        return False
+    if not _is_name(strip_casts(arg), stmt.targets[0].id) or any(k.arg is not None for k in value.keywords):
+        return False
+    values.add(stmt.targets[0].id)
+    return True
 
 
 def chain_loop(loop: ast.stmt) -> bool:
@@ -2178,29 +2217,7 @@ def chain_loop(loop: ast.stmt) -> bool:
     member = target.id
     values: set = set()
 
-    def step(body) -> bool:
-        body = [s for s in body if not isinstance(s, ast.Pass)]
-        if len(body) != 1:
-            return False
-        stmt = body[0]
-        if isinstance(stmt, ast.If):
-            return bool(stmt.orelse) and step(stmt.body) and step(stmt.orelse)
-        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
-            return False
-        value = strip_casts(stmt.value)
-        if not (isinstance(value, ast.Call) and _is_name(value.func, member) and len(value.args) == 1):
-            return False
-        arg = value.args[0]
-        if counted and isinstance(arg, ast.Starred):
-            arg = arg.value  # m(*x): the running value unpacked
-        elif value.keywords:
-            return False
-        if not _is_name(strip_casts(arg), stmt.targets[0].id) or any(k.arg is not None for k in value.keywords):
-            return False
-        values.add(stmt.targets[0].id)
-        return True
-
-    return step(loop.body) and len(values) == 1 and member not in values
+    return _chain_step(loop.body, member, counted, values) and len(values) == 1 and member not in values
 
 
 def _iterates_self(expr: ast.expr) -> bool:
@@ -2359,6 +2376,27 @@ LINEAR = "torch.nn.Linear"
 MIN_LITERAL_VOCABULARY = 1000
 
 
+def _end_kind(name: str, infos: dict, returned: dict, ends: dict) -> str | None:
+    """LINEAR_END when the same-file module ``name`` returns what a Linear it holds computes
+    (also through another such module), LINEAR_END_FIRST when it returns that first in a tuple;
+    memoised in ``ends``, ``returned`` caching :func:`_returned_attr`.  Module-level, not a
+    closure of :func:`mark_lm_heads`: a nested function that calls itself is a reference cycle
+    (function, cell) that kept every class's syntax tree alive until the next cyclic collection
+    (tests/test_engine_gc.py)."""
+    if name not in ends:
+        ends[name] = None  # (a cycle of classes ends nowhere)
+        if name not in returned:
+            returned[name] = _returned_attr(infos[name])
+        inner, index = returned[name] or (None, None)
+        bound = infos[name].bindings.get(inner, ()) if inner and not inner.endswith("]") else ()
+        if index in (None, 0) and any(
+                names_match(LINEAR, c.fqn) and not c.table
+                or c.fqn in infos and c.fqn != name and _end_kind(c.fqn, infos, returned, ends) == LINEAR_END
+                for c in bound):
+            ends[name] = LINEAR_END if index is None else LINEAR_END_FIRST
+    return ends[name]
+
+
 def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str | None = None) -> None:
     """Bind ``LM_HEAD`` (beside the layer's own constructor) to every attribute that maps
     hidden states to the vocabulary, as the data flow of the file says:
@@ -2455,23 +2493,10 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
             break
     ends: dict = {}  # local class -> LINEAR_END or LINEAR_END_FIRST
 
-    def end_kind(name: str) -> str | None:
-        if name not in ends:
-            ends[name] = None  # (a cycle of classes ends nowhere)
-            if name not in returned:
-                returned[name] = _returned_attr(infos[name])
-            inner, index = returned[name] or (None, None)
-            bound = infos[name].bindings.get(inner, ()) if inner and not inner.endswith("]") else ()
-            if index in (None, 0) and any(
-                    names_match(LINEAR, c.fqn) and not c.table
-                    or c.fqn in infos and c.fqn != name and end_kind(c.fqn) == LINEAR_END for c in bound):
-                ends[name] = LINEAR_END if index is None else LINEAR_END_FIRST
-        return ends[name]
-
     for owner, attr, ctors in others:
         if ctors[-1].fqn in (LM_HEAD, LM_HEAD_FIRST) or len(ctors) != 1 or ctors[0].fqn not in infos:
             continue
-        kind = end_kind(ctors[0].fqn)
+        kind = _end_kind(ctors[0].fqn, infos, returned, ends)
         if kind is not None:
             mark(attr, ctors, kind)
 
