@@ -1725,14 +1725,23 @@ class LayerTyper:
             self._member(graph, value, env, 0)
 
     def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict, base: ast.expr | None = None,
-                          unlike: str = "") -> None:
+                          unlike: str = "", skips: frozenset = frozenset()) -> None:
         """``super().__init__(a, b)`` in a class derived from nn.Sequential (named by ``base``
-        in the class statement) builds one."""
+        in the class statement) builds one.  ``skips``: the layer classes its forward leaves
+        out (``runs_in_order``): such a member is kept as a step of unknown kind, so that it is
+        neither one end of a pair nor a way to join its neighbours (a miss, never a pair that
+        does not run)."""
         key = (call.lineno, call.col_offset)
         if key not in self._site_keys:
             self._site_keys.add(key)
-            site = SequentialSite(call, stmt, self.sequence(call.args, env, 0), base, unlike)
+            graph = self.sequence(call.args, env, 0)
+            if skips:
+                graph.members = [((), expr) if any(getattr(b, "fqn", None) in skips for b in built) else (built, expr)
+                                 for built, expr in graph.members]
+            site = SequentialSite(call, stmt, graph, base, unlike)
             self.sites.append(site)
+            if skips:
+                return  # members added later are not read (the skipped ones among them unknown)
             # members the rest of __init__ adds (``self.add_module(name, layer)``, ``self.append``)
             # come after these, in the order the code adds them
             env["list:self"] = site.graph
@@ -2040,14 +2049,20 @@ def _forwards_to_sequential(cls: ast.ClassDef) -> bool:
     return True
 
 
-def runs_in_order(cls: ast.ClassDef) -> bool:
+def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
     """Does calling an instance of this ``nn.Sequential`` subclass apply each member, in order,
     to the running value?  True when it defines no ``forward`` (nn.Sequential's), or when its
     ``forward`` is one loop over ``self`` whose body only replaces a value by the member's output
     on it (``for m in self: x = m(x)``; dtype casts around the member's input or output, also in
-    the two branches of an ``if``), ``self`` read nowhere else, or calls nn.Sequential's own
-    (``super().forward(x)``) once.  Statements before or after the
-    loop choose what goes in and what comes out of the chain, not what runs inside it."""
+    the two branches of an ``if``), ``self`` read nowhere else but in the test of an ``if``
+    before the loop, as a plain attribute (``if self.stride == 2: x = F.pad(x, ...)``: a value,
+    no member run), or calls nn.Sequential's own (``super().forward(x)``) once.  Statements
+    before or after the loop choose what goes in and what comes out of the chain, not what
+    runs inside it.
+
+    With ``skips`` (a list the caller reads), the loop may also leave out the members of a
+    type (``if not isinstance(m, nn.MaxPool2d): x = m(x)``): the type expressions are added to
+    ``skips``, and the caller must not count those members as run (see ``chain_loop``)."""
     methods = _methods(cls)
     if (OWN_CALL - {"forward"}) & methods.keys():
         return False
@@ -2075,9 +2090,25 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
         return False
     loop = loops[0]
     selfs = sum(1 for node in ast.walk(forward) if isinstance(node, ast.Name) and node.id == "self")
-    if selfs != sum(1 for node in ast.walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self"):
+    if selfs != sum(1 for node in ast.walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self") \
+            + _attributes_tested(forward.body[:forward.body.index(loop)]):
         return False
-    return chain_loop(loop)
+    return chain_loop(loop, skips)
+
+
+def _attributes_tested(before: list) -> int:
+    """How many times the ``if`` tests among the statements ``before`` read ``self`` as a plain
+    attribute's owner (``self.stride`` in ``if self.stride == 2:``), no attribute called: values
+    that choose what goes into the chain, no member run."""
+    count = 0
+    for stmt in before:
+        if not isinstance(stmt, ast.If):
+            continue
+        called = {id(node.func) for node in ast.walk(stmt.test) if isinstance(node, ast.Call)}
+        for node in ast.walk(stmt.test):
+            if isinstance(node, ast.Attribute) and _is_name(node.value, "self") and id(node) not in called:
+                count += 1
+    return count
 
 
 def runs_children(cls: ast.ClassDef, names: ModuleNames) -> ast.Call | None:
@@ -2155,10 +2186,12 @@ def _enumerated(expr: ast.expr) -> ast.expr:
     return expr
 
 
-def chain_loop(loop: ast.stmt) -> bool:
+def chain_loop(loop: ast.stmt, skips: list | None = None) -> bool:
     """Is ``loop`` ``for m in <members>: x = m(x)``: its body only replaces one value by the
     member's output on it (dtype casts around the member's input or output allowed, also in
     both branches of an ``if``), so the members run one after the other on the running value?
+    With ``skips``, also under an ``if`` with no ``else`` that leaves out the members of a type
+    (``if not isinstance(m, T):``): ``T`` is added to ``skips``, those members do not run.
 
     Also ``for i, m in enumerate(<members>)`` with the member given the running value unpacked
     (``x = m(*x)``, when the chain starts from ``forward(self, *x)``) or extra keywords spread
@@ -2184,6 +2217,15 @@ def chain_loop(loop: ast.stmt) -> bool:
             return False
         stmt = body[0]
         if isinstance(stmt, ast.If):
+            if not stmt.orelse and skips is not None:
+                test = stmt.test
+                if (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+                        and isinstance(test.operand, ast.Call) and _is_name(test.operand.func, "isinstance")
+                        and len(test.operand.args) == 2 and not test.operand.keywords
+                        and _is_name(test.operand.args[0], member)):
+                    skips.append(test.operand.args[1])
+                    return step(stmt.body)
+                return False
             return bool(stmt.orelse) and step(stmt.body) and step(stmt.orelse)
         if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
             return False
