@@ -1725,14 +1725,23 @@ class LayerTyper:
             self._member(graph, value, env, 0)
 
     def record_super_init(self, call: ast.Call, stmt: ast.stmt, env: dict, base: ast.expr | None = None,
-                          unlike: str = "") -> None:
+                          unlike: str = "", skips: frozenset = frozenset()) -> None:
         """``super().__init__(a, b)`` in a class derived from nn.Sequential (named by ``base``
-        in the class statement) builds one."""
+        in the class statement) builds one.  ``skips``: the layer classes its forward leaves
+        out (``runs_in_order``): such a member is kept as a step of unknown kind, so that it is
+        neither one end of a pair nor a way to join its neighbours (a miss, never a pair that
+        does not run)."""
         key = (call.lineno, call.col_offset)
         if key not in self._site_keys:
             self._site_keys.add(key)
-            site = SequentialSite(call, stmt, self.sequence(call.args, env, 0), base, unlike)
+            graph = self.sequence(call.args, env, 0)
+            if skips:
+                graph.members = [((), expr) if any(getattr(b, "fqn", None) in skips for b in built) else (built, expr)
+                                 for built, expr in graph.members]
+            site = SequentialSite(call, stmt, graph, base, unlike)
             self.sites.append(site)
+            if skips:
+                return  # members added later are not read (the skipped ones among them unknown)
             # members the rest of __init__ adds (``self.add_module(name, layer)``, ``self.append``)
             # come after these, in the order the code adds them
             env["list:self"] = site.graph
@@ -2040,14 +2049,20 @@ def _forwards_to_sequential(cls: ast.ClassDef) -> bool:
     return True
 
 
-def runs_in_order(cls: ast.ClassDef) -> bool:
+def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
     """Does calling an instance of this ``nn.Sequential`` subclass apply each member, in order,
     to the running value?  True when it defines no ``forward`` (nn.Sequential's), or when its
     ``forward`` is one loop over ``self`` whose body only replaces a value by the member's output
     on it (``for m in self: x = m(x)``; dtype casts around the member's input or output, also in
-    the two branches of an ``if``), ``self`` read nowhere else, or calls nn.Sequential's own
-    (``super().forward(x)``) once.  Statements before or after the
-    loop choose what goes in and what comes out of the chain, not what runs inside it."""
+    the two branches of an ``if``), ``self`` read nowhere else but in the test of an ``if``
+    before the loop, as a plain attribute (``if self.stride == 2: x = F.pad(x, ...)``: a value,
+    no member run), or calls nn.Sequential's own (``super().forward(x)``) once.  Statements
+    before or after the loop choose what goes in and what comes out of the chain, not what
+    runs inside it.
+
+    With ``skips`` (a list the caller reads), the loop may also leave out the members of a
+    type (``if not isinstance(m, nn.MaxPool2d): x = m(x)``): the type expressions are added to
+    ``skips``, and the caller must not count those members as run (see ``chain_loop``)."""
     methods = _methods(cls)
     if (OWN_CALL - {"forward"}) & methods.keys():
         return False
@@ -2075,9 +2090,25 @@ def runs_in_order(cls: ast.ClassDef) -> bool:
         return False
     loop = loops[0]
     selfs = sum(1 for node in ast.walk(forward) if isinstance(node, ast.Name) and node.id == "self")
-    if selfs != sum(1 for node in ast.walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self"):
+    if selfs != sum(1 for node in ast.walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self") \
+            + _attributes_tested(forward.body[:forward.body.index(loop)]):
         return False
-    return chain_loop(loop)
+    return chain_loop(loop, skips)
+
+
+def _attributes_tested(before: list) -> int:
+    """How many times the ``if`` tests among the statements ``before`` read ``self`` as a plain
+    attribute's owner (``self.stride`` in ``if self.stride == 2:``), no attribute called: values
+    that choose what goes into the chain, no member run."""
+    count = 0
+    for stmt in before:
+        if not isinstance(stmt, ast.If):
+            continue
+        called = {id(node.func) for node in ast.walk(stmt.test) if isinstance(node, ast.Call)}
+        for node in ast.walk(stmt.test):
+            if isinstance(node, ast.Attribute) and _is_name(node.value, "self") and id(node) not in called:
+                count += 1
+    return count
 
 
 def runs_children(cls: ast.ClassDef, names: ModuleNames) -> ast.Call | None:
@@ -2166,8 +2197,9 @@ def _enumerated(expr: ast.expr) -> ast.expr:
     return expr
 
 
-def _chain_step(body: list, member: str, counted: bool, values: set) -> bool:
-    """One step of :func:`chain_loop`'s body (both branches of an ``if``), collecting the
+def _chain_step(body: list, member: str, counted: bool, values: set, skips: list | None) -> bool:
+    """One step of :func:`chain_loop`'s body (both branches of an ``if``; an ``if not
+    isinstance(m, T):`` around it when ``skips`` collects the skipped types), collecting the
     running value's name in ``values``.  A module-level function, not a closure: a nested
     function that calls itself is a reference cycle (function, cell), and through its cell it
     kept the syntax tree alive until the next cyclic collection (tests/test_engine_gc.py)."""
@@ -2176,8 +2208,17 @@ def _chain_step(body: list, member: str, counted: bool, values: set) -> bool:
         return False
     stmt = body[0]
     if isinstance(stmt, ast.If):
-        return bool(stmt.orelse) and _chain_step(stmt.body, member, counted, values) \
-            and _chain_step(stmt.orelse, member, counted, values)
+        if not stmt.orelse and skips is not None:
+            test = stmt.test
+            if (isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+                    and isinstance(test.operand, ast.Call) and _is_name(test.operand.func, "isinstance")
+                    and len(test.operand.args) == 2 and not test.operand.keywords
+                    and _is_name(test.operand.args[0], member)):
+                skips.append(test.operand.args[1])
+                return _chain_step(stmt.body, member, counted, values, skips)
+            return False
+        return bool(stmt.orelse) and _chain_step(stmt.body, member, counted, values, skips) \
+            and _chain_step(stmt.orelse, member, counted, values, skips)
     if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
         return False
     value = strip_casts(stmt.value)
@@ -2194,10 +2235,12 @@ def _chain_step(body: list, member: str, counted: bool, values: set) -> bool:
     return True
 
 
-def chain_loop(loop: ast.stmt) -> bool:
+def chain_loop(loop: ast.stmt, skips: list | None = None) -> bool:
     """Is ``loop`` ``for m in <members>: x = m(x)``: its body only replaces one value by the
     member's output on it (dtype casts around the member's input or output allowed, also in
     both branches of an ``if``), so the members run one after the other on the running value?
+    With ``skips``, also under an ``if`` with no ``else`` that leaves out the members of a type
+    (``if not isinstance(m, T):``): ``T`` is added to ``skips``, those members do not run.
 
     Also ``for i, m in enumerate(<members>)`` with the member given the running value unpacked
     (``x = m(*x)``, when the chain starts from ``forward(self, *x)``) or extra keywords spread
@@ -2217,7 +2260,7 @@ def chain_loop(loop: ast.stmt) -> bool:
     member = target.id
     values: set = set()
 
-    return _chain_step(loop.body, member, counted, values) and len(values) == 1 and member not in values
+    return _chain_step(loop.body, member, counted, values, skips) and len(values) == 1 and member not in values
 
 
 def _iterates_self(expr: ast.expr) -> bool:

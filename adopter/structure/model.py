@@ -574,9 +574,15 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         if info is not None and func.name == "__init__" and "torch.nn.Sequential" not in info.bases:
             chained_base = next((b for b in info.node.bases if (fqn := module.names.resolve(b)) is not None
                                  and fqn != owner and typer.in_order_sequential(fqn)), None)
+        skips: list = []
         builds_itself = (info is not None and func.name == "__init__"
                          and ("torch.nn.Sequential" in info.bases or chained_base is not None)
-                         and runs_in_order(info.node))
+                         and runs_in_order(info.node, skips if chained_base is None else None))
+        # the layer classes its forward leaves out (``if not isinstance(m, nn.MaxPool2d):``):
+        # torch.nn classes only, whose members the Sequential site can tell
+        skipped = frozenset(fqn for fqn in map(module.names.resolve, skips) if fqn is not None)
+        if builds_itself and (len(skipped) != len(skips) or any(not fqn.startswith("torch.nn.") for fqn in skipped)):
+            builds_itself = False
         chained_here = (chained or {}).get(owner) if func.name == "__init__" else None
         children = None
         if info is not None and func.name == "__init__" and not builds_itself and not chained_here:
@@ -611,12 +617,12 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
             why = (f"`{ast.unparse(chained_base)}` is an nn.Sequential subclass with its own code: giving the "
                    f"container another class would drop it") if chained_base is not None else ""
 
-            def hook(stmt, env, _typer=typer, _base=base, _why=why):
+            def hook(stmt, env, _typer=typer, _base=base, _why=why, _skipped=skipped):
                 call = stmt.value if isinstance(stmt, ast.Expr) else None
                 if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
                         and call.func.attr == "__init__" and isinstance(call.func.value, ast.Call)
                         and isinstance(call.func.value.func, ast.Name) and call.func.value.func.id == "super"):
-                    _typer.record_super_init(call, stmt, env, _base, _why)
+                    _typer.record_super_init(call, stmt, env, _base, _why, _skipped)
         class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
                            hook=hook, cls_name=owner)
