@@ -2749,6 +2749,18 @@ def _is_vocabulary(expr: ast.expr, values: dict, sizes: set, names: ModuleNames 
     return any(_size_text(e, values) in sizes for e in _chosen_arguments(expr, names))
 
 
+def _returns_given(value: ast.expr | None, given: dict, out: list) -> bool:
+    """Is ``value`` a parameter of ``given`` (both choices of a conditional expression)?  Each
+    one's passed expression goes to ``out``.  Module-level: a nested function calling itself
+    is a reference cycle that kept the syntax tree alive (tests/test_engine_gc.py)."""
+    if isinstance(value, ast.IfExp):
+        return _returns_given(value.body, given, out) and _returns_given(value.orelse, given, out)
+    if isinstance(value, ast.Name) and value.id in given:
+        out.append(given[value.id])
+        return True
+    return False
+
+
 def _chosen_arguments(expr: ast.expr, names: ModuleNames) -> list:
     """The argument expressions a call of a same-file function may return, when every way out
     of the function returns one of its parameters (``def default(val, d): return val if
@@ -2764,18 +2776,9 @@ def _chosen_arguments(expr: ast.expr, names: ModuleNames) -> list:
     given.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
     given.update((a.arg, v) for a, v in zip(positional, expr.args))
     given.update((k.arg, k.value) for k in expr.keywords)
-    out = []
-
-    def chosen(value) -> bool:
-        if isinstance(value, ast.IfExp):
-            return chosen(value.body) and chosen(value.orelse)
-        if isinstance(value, ast.Name) and value.id in given:
-            out.append(given[value.id])
-            return True
-        return False
-
+    out: list = []
     returns = list(_returns(func.body))
-    if not returns or not all(chosen(r.value) for r in returns):
+    if not returns or not all(_returns_given(r.value, given, out) for r in returns):
         return []
     for node in _graph.walk(func):  # the parameters are returned as passed
         if isinstance(node, ast.Name) and node.id in given and isinstance(node.ctx, (ast.Store, ast.Del)):
