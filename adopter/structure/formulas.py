@@ -300,8 +300,10 @@ def _derived(body, names: ModuleNames) -> set[float]:
 
 def _constant_tensor(call: ast.Call, names: ModuleNames) -> float | None:
     """The number ``torch.tensor(c)`` holds, ``c`` an expression of numbers alone; else None.
-    A 0-d tensor does not promote the input's dtype, so it stands for its number."""
-    if names.resolve(call.func) != "torch.tensor" or len(call.args) != 1 or call.keywords:
+    A 0-d tensor does not promote the input's dtype, so it stands for its number; where it is
+    made (``device=x.device``) does not change it, any other keyword (a dtype) may."""
+    if (names.resolve(call.func) != "torch.tensor" or len(call.args) != 1
+            or any(k.arg != "device" for k in call.keywords)):
         return None
     return _number(call.args[0], names)
 

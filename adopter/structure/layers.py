@@ -818,7 +818,8 @@ class LayerTyper:
             return None
         return ast.copy_location(ast.Name(id="<config>", ctx=ast.Load()), name) if default else name
 
-    def _foreign_factory(self, other: "LayerTyper", name: str, call: ast.Call, env: dict, depth: int) -> tuple:
+    def _foreign_factory(self, other: "LayerTyper", name: str, call: ast.Call, env: dict, depth: int,
+                         item: int | None = None) -> tuple:
         """What a function of a sibling module (``other``) returns when this file calls it: its
         arguments are typed here, the function is walked there.  The layers it builds are
         placed at the call (their arguments are the other module's expressions: none is kept)."""
@@ -827,11 +828,11 @@ class LayerTyper:
             return ()
         inner, passed, via = marshalled
         out = []
-        for value in other._factory(name, inner, passed, depth + 1):
+        for value in other._factory(name, inner, passed, depth + 1, item=item):
             value = other._export(value)
             if isinstance(value, Built):
                 out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
-                                 unlike=value.unlike))
+                                 unlike=value.unlike, function=value.function))
             elif isinstance(value, LayerClass):
                 out.append(value)
         return tuple(out)
@@ -953,8 +954,10 @@ class LayerTyper:
             return named.id
         return None
 
-    def _factory(self, name: str, call: ast.Call, env: dict, depth: int, func=None) -> tuple:
-        """What a same-file function (or method) returns when called like this."""
+    def _factory(self, name: str, call: ast.Call, env: dict, depth: int, func=None, item: int | None = None) -> tuple:
+        """What a same-file function (or method) returns when called like this; with ``item``,
+        what the ``item``-th element of the tuple it returns holds (``act, scale =
+        get_act(name)``; a return of anything but a tuple that long gives nothing)."""
         key = name if func is None else ("method", id(func))
         if depth >= MAX_DEPTH or key in self._busy:
             return ()
@@ -969,13 +972,19 @@ class LayerTyper:
                                       cls_name=env.get("__class__"))
             out = []
             for stmt in _returns(func.body):
+                returned = stmt.value
+                if item is not None:
+                    if not (isinstance(returned, ast.Tuple) and item < len(returned.elts)
+                            and not any(isinstance(e, ast.Starred) for e in returned.elts)):
+                        continue
+                    returned = returned.elts[item]
                 # A name that holds, on some way through the function, a value we cannot type
                 # (a class looked up in a table by a computed key): the layer it builds may be
                 # another class than the one typed here: reported, not fixed.
-                unsure = isinstance(stmt.value, ast.Name) and UNKNOWN + stmt.value.id in inner
+                unsure = isinstance(returned, ast.Name) and UNKNOWN + returned.id in inner
                 why = (f"`{name}` may return another class than `{{}}` (one it computes at run time)"
                        if unsure else "")
-                for value in self.values(stmt.value, inner, depth + 1):
+                for value in self.values(returned, inner, depth + 1):
                     if isinstance(value, Built):
                         out.append(replace(value, via=name, unlike=value.unlike or why.format(value.fqn)))
                     elif isinstance(value, LayerClass):  # a function choosing a layer class
@@ -983,6 +992,22 @@ class LayerTyper:
             return tuple(out)
         finally:
             self._busy.discard(key)
+
+    def _factory_item(self, call: ast.Call, index: int, env: dict, depth: int) -> tuple:
+        """What the ``index``-th name of ``a, b = factory(...)`` holds, ``factory`` a function of
+        this file or of a sibling module returning tuples; () for any other call."""
+        if depth >= MAX_DEPTH or (isinstance(call.func, ast.Name) and call.func.id in env):
+            return ()
+        fqn = self.names.resolve(call.func)
+        if fqn is None or fqn in self.names.classes:
+            return ()
+        if fqn in self.names.functions:
+            return self._factory(fqn, call, env, depth, item=index)
+        if self.package is not None and self.package.owns(fqn):
+            found = self.package.find(fqn)
+            if found is not None and found[1] in found[0].names.functions and found[1] not in found[0].names.classes:
+                return self._foreign_factory(found[0], found[1], call, env, depth, item=index)
+        return ()
 
     def _factory_list(self, name: str, call: ast.Call, env: dict, depth: int, func=None) -> SeqGraph | None:
         """The members of the list a same-file function (or method) returns when called like
@@ -1322,6 +1347,31 @@ class LayerTyper:
                 if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and isinstance(value, ast.Name)
                         and ELEMENT_OF + value.id in env):
                     self._unpack(targets[0], env[ELEMENT_OF + value.id], env, depth)
+                    continue
+                if (len(targets) == 1 and isinstance(targets[0], ast.Tuple) and isinstance(value, ast.Call)
+                        and isinstance(value.func, (ast.Name, ast.Attribute))
+                        and all(isinstance(t, ast.Name) for t in targets[0].elts)):
+                    # act, scale = get_act(name): each name holds that element of what the
+                    # function returns (a same-file or sibling function returning tuples)
+                    for index, target in enumerate(targets[0].elts):
+                        values = self._factory_item(value, index, env, depth)
+                        env.pop(ELEMENTS + target.id, None)
+                        env.pop(TABLE_OF + target.id, None)
+                        env.pop("list:" + target.id, None)
+                        env.pop("dict:" + target.id, None)
+                        if nested and (not values or target.id not in env and isinstance(values[0], Key)):
+                            env[UNKNOWN + target.id] = True
+                        elif not nested:
+                            env.pop(UNKNOWN + target.id, None)
+                        if nested and target.id in env:
+                            current = env[target.id]
+                            if isinstance(current, _Param):
+                                current = current.resolve(self)
+                            env[target.id] = _unique(tuple(current) + values)
+                        elif values:
+                            env[target.id] = values
+                        else:
+                            env.pop(target.id, None)
                     continue
                 for target in targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
