@@ -66,6 +66,26 @@ class ClassInfo:
     scalar_attrs: dict[str, bool] | None = None
     # self.<attr> -> the bool literal the file only ever assigns it (graph.FlowBuilder._literal_flag)
     literal_flags: dict[str, bool | None] | None = None
+    # self.<attr> -> how a call of it applies its first argument to the others (``self.run =
+    # lambda f, x: f(x)``; :func:`_appliers`): the call computes ``first(*others)``
+    appliers: dict[str, Applier] | None = None
+
+
+# torch's function that calls its first argument on the other arguments and returns what that
+# returns (activation checkpointing: the call is recomputed in the backward pass, the value is
+# the call's), with the keywords it keeps for itself; the others go to the function.
+APPLY_FIRST = {"torch.utils.checkpoint.checkpoint": frozenset(
+    {"use_reentrant", "preserve_rng_state", "context_fn", "determinism_check", "debug"})}
+
+
+@dataclass(frozen=True)
+class Applier:
+    """A callable that returns ``f(*args)`` for a call ``applier(f, *args)``: ``arity`` the
+    number of ``args`` it takes (None: any), ``own`` keywords it keeps for itself (None: a call
+    with keywords is not read through it)."""
+
+    arity: int | None
+    own: frozenset | None
 
 
 def span(node: ast.AST) -> tuple[int, int, int, int]:
@@ -156,10 +176,86 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         for attr, ctors in own.items():
             # Rebinding in the subclass's __init__ replaces the base's constructor.
             info.bindings[attr] = ctors
+        appliers = _appliers(init, info, names)
+        if appliers:
+            info.appliers = appliers
         for attr, method in _lambda_methods(init).items():
             if attr not in info.methods and all(c.fqn == "?" for c in info.bindings.get(attr, ())):
                 info.bindings.pop(attr, None)
                 info.methods[attr] = method
+
+
+def _applier(expr: ast.expr, names: ModuleNames, depth: int = 0) -> Applier | None:
+    """How ``expr`` applies its first argument to the others: a lambda whose body calls its
+    first parameter on the others in order (``lambda f, x: f(x)``, ``lambda f, *a: f(*a)``),
+    torch's checkpoint, or a conditional expression each of whose choices is one (the same
+    arity where they fix one)."""
+    if isinstance(expr, ast.IfExp) and depth < 4:
+        one, other = _applier(expr.body, names, depth + 1), _applier(expr.orelse, names, depth + 1)
+        if one is None or other is None:
+            return None
+        if one.arity is not None and other.arity is not None and one.arity != other.arity:
+            return None
+        own = None if one.own is None or other.own is None else one.own | other.own
+        return Applier(one.arity if one.arity is not None else other.arity, own)
+    if isinstance(expr, ast.Lambda):
+        args = expr.args
+        params = [a.arg for a in args.args]
+        body = expr.body
+        if args.posonlyargs or args.kwonlyargs or args.defaults or args.kwarg or not params \
+                or not (isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id == params[0]):
+            return None
+        passed = [a.id if isinstance(a, ast.Name) else None for a in body.args]
+        if args.vararg is not None:
+            if body.keywords or passed[-1:] != [None] or not isinstance(body.args[-1], ast.Starred) \
+                    or not (isinstance(body.args[-1].value, ast.Name) and body.args[-1].value.id == args.vararg.arg):
+                return None
+            if passed[:-1] != params[1:]:
+                return None
+            return Applier(None, None)
+        if body.keywords or passed != params[1:]:
+            return None
+        return Applier(len(params) - 1, None)
+    if isinstance(expr, (ast.Name, ast.Attribute)):
+        own = APPLY_FIRST.get(names.resolve(expr) or "")
+        if own is not None:
+            return Applier(None, own)
+    return None
+
+
+def _appliers(init: ast.FunctionDef, info: ClassInfo, names: ModuleNames) -> dict[str, Applier]:
+    """The attributes ``__init__`` assigns once, to a callable that applies its first argument
+    to the others (:func:`_applier`): OpenNMT's ``self.maybe_ckpt = checkpoint if ckpt else
+    lambda f, x: f(x)``, then ``self.maybe_ckpt(self.w_1, x)`` is ``self.w_1(x)``; and the
+    methods whose body returns their first parameter called on the others."""
+    out: dict[str, Applier] = {}
+    assigned: dict[str, list] = {}
+    for stmt in _statements(init.body):
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for target in stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]:
+                for node in ast.walk(target):
+                    if (attr := _self_attr(node)) is not None:
+                        assigned.setdefault(attr, []).append(stmt.value if target is node else None)
+    for attr, values in assigned.items():
+        if len(values) == 1 and isinstance(values[0], (ast.Lambda, ast.IfExp, ast.Name, ast.Attribute)):
+            applier = _applier(values[0], names)
+            if applier is not None:
+                out[attr] = applier
+    for name, method in info.methods.items():
+        body = [s for s in method.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        if name in out or name in assigned or len(body) != 1 or not isinstance(body[0], ast.Return) \
+                or body[0].value is None or method.decorator_list:
+            continue
+        args = method.args
+        if not args.args or args.args[0].arg != "self":
+            continue
+        lam = ast.Lambda(args=ast.arguments(posonlyargs=args.posonlyargs, args=args.args[1:], vararg=args.vararg,
+                                            kwonlyargs=args.kwonlyargs, kw_defaults=args.kw_defaults,
+                                            kwarg=args.kwarg, defaults=args.defaults), body=body[0].value)
+        applier = _applier(lam, names)
+        if applier is not None:
+            out[name] = applier
+    return out
 
 
 def _lambda_methods(init: ast.FunctionDef) -> dict[str, ast.FunctionDef]:

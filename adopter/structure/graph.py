@@ -766,6 +766,15 @@ class FlowBuilder:
             # (min-dalle's ``self.fc0.forward(z)``; only its hooks are skipped)
             call = ast.copy_location(ast.Call(func=func.value, args=call.args, keywords=call.keywords), call)
             func = call.func
+        if isinstance(func, ast.Attribute) and self.cls is not None \
+                and self.cls.appliers and func.attr in self.cls.appliers \
+                and isinstance(func.value, ast.Name) and func.value.id == "self":
+            # self.maybe_ckpt(self.w_1, x), maybe_ckpt applying its first argument to the others
+            # (bindings._appliers): the call of self.w_1 on x
+            applied = _applied(call, self.cls.appliers[func.attr])
+            if applied is not None:
+                call = applied
+                func = call.func
         if isinstance(func, ast.Call) or (isinstance(func, ast.Name) and func.id in ctx.exprs):
             bound = self._partial_call(call, ctx)
             if bound is not None:  # apply = partial(helper, freqs); apply(q): helper(freqs, q)
@@ -2392,6 +2401,23 @@ def _unbind_second_last(call: ast.Call) -> bool:
     dim = args[0]
     return isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) \
         and dim.operand.value == 2
+
+
+def _applied(call: ast.Call, applier) -> ast.Call | None:
+    """``first(*others)`` for a call ``applier(first, *others)`` (bindings.Applier), its keywords
+    less the applier's own; None when the call does not fit the applier (a starred first
+    argument, another count of arguments, keywords a lambda would not take)."""
+    if not call.args or isinstance(call.args[0], ast.Starred):
+        return None
+    rest = call.args[1:]
+    if applier.arity is not None and (len(rest) != applier.arity or any(isinstance(a, ast.Starred) for a in rest)):
+        return None
+    keywords = call.keywords
+    if keywords:
+        if applier.own is None:
+            return None
+        keywords = [k for k in keywords if k.arg not in applier.own]
+    return ast.copy_location(ast.Call(func=call.args[0], args=list(rest), keywords=keywords), call)
 
 
 def _half_of_last(expr: ast.expr, name: str) -> bool:

@@ -202,6 +202,14 @@ class Planner:
                 raise Skip("the activation `getattr(torch.nn.functional, ...)` is a function held as a value, "
                            "not a layer: the kernel takes a layer module (and TorchScript cannot pass a "
                            "function as a value)")
+        for node in match.nodes:
+            if node.kind == "layer" and node.span and node.func_span and node.func_span[:2] != node.span[:2]:
+                # self.maybe_ckpt(self.w_1, x): the layer applied by another callable
+                # (structure/bindings._appliers), which may checkpoint it; a fused call would
+                # drop what that callable does besides applying it
+                raise Skip(f"`{self.index.segment(node.func_span)}` runs through "
+                           f"`{self.index.segment(node.span)}` (a callable applying it, which may checkpoint "
+                           "it): rewrite it by hand")
         for node in match.nodes:  # a literal the code only has as a parameter's default
             view = node.view
             for _, value in (view.kwargs if view is not None else node.kwargs):
