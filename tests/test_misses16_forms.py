@@ -142,3 +142,92 @@ def test_a_layer_applied_by_a_callable_is_reported_not_fixed():
     assert len(fixed.skipped) == 2 and all(
         "runs through" in why for _, why in fixed.skipped
     )
+
+
+# ------------------------------------------------------------- a Linear whose input is computed in its statement
+
+RESHAPED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Encoder(nn.Module):
+        def __init__(self, c, f, h):
+            super().__init__()
+            self.c, self.f, self.h = c, f, h
+            self.fc1 = nn.Linear(c * f, h, bias=False)
+            self.bn1 = nn.BatchNorm1d(h)
+            self.fc2 = nn.Linear(h, h)
+            self.bn2 = nn.BatchNorm1d(h)
+
+        def forward(self, x):
+            frames, batch = x.shape[0], x.shape[1]
+            x = self.fc1(x.reshape(-1, self.c * self.f))  # first-pair
+            x = self.bn1(x)
+            x = torch.tanh(x)
+            x = self.fc2(x.reshape(-1, x.shape[-1]))  # second-pair
+            x = self.bn2(x)
+            return x.reshape(frames, batch, self.h)
+    """)
+
+RESHAPED_APART = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Apart(nn.Module):
+        def __init__(self, c, h):
+            super().__init__()
+            self.c = c
+            self.fc1 = nn.Linear(c, h, bias=False)
+            self.bn1 = nn.BatchNorm1d(h)
+
+        def forward(self, x):
+            h = self.fc1(x.reshape(-1, self.c))  # apart-pair
+            x.mul_(2.0)
+            return self.bn1(h), x
+    """)
+
+
+def test_a_linear_input_computed_in_its_statement_moves_into_the_fused_call():
+    import pytest
+
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("adopter_kernels")
+    from adopter.synth import fix_text
+
+    assert finding_at(RESHAPED, "ADP008", "# first-pair") is not None
+    assert finding_at(RESHAPED, "ADP008", "# second-pair") is not None
+    fixed = fix_text(RESHAPED, "model.py", rules("ADP008"))
+    assert fixed.error is None and len(fixed.applied) == 2, fixed.skipped
+    assert "linear_bn(x.reshape(-1, self.c * self.f), self.fc1, self.bn1)" in fixed.text
+    assert "linear_bn(x.reshape(-1, x.shape[-1]), self.fc2, self.bn2)" in fixed.text
+    compile(fixed.text, "fixed.py", "exec")
+    original, patched = {}, {}
+    exec(compile(RESHAPED, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed.text, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["Encoder"](2, 3, 5).double()
+    b = patched["Encoder"](2, 3, 5).double()
+    with torch.no_grad():
+        for m in a.modules():
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    b.load_state_dict(a.state_dict(), strict=True)
+    a.eval()
+    b.eval()
+    x = torch.randn(4, 3, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), a(x))
+
+
+def test_a_computed_input_does_not_move_past_a_statement_kept_between():
+    from adopter.synth import fix_text
+
+    # (an in-place step on x between them: the reshape would read x after it)
+    assert finding_at(RESHAPED_APART, "ADP008", "# apart-pair") is not None
+    fixed = fix_text(RESHAPED_APART, "model.py", rules("ADP008"))
+    assert not fixed.applied and fixed.text == RESHAPED_APART
+    why = "the statement at line 13 also computes `x.reshape(-1, self.c)`, and other statements run before"
+    assert [reason for _, reason in fixed.skipped] == [why + " the fused call would"]
