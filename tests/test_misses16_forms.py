@@ -231,3 +231,101 @@ def test_a_computed_input_does_not_move_past_a_statement_kept_between():
     assert not fixed.applied and fixed.text == RESHAPED_APART
     why = "the statement at line 13 also computes `x.reshape(-1, self.c)`, and other statements run before"
     assert [reason for _, reason in fixed.skipped] == [why + " the fused call would"]
+
+
+# ------------------------------------------------------------- an nn.Sequential attribute ending in a Linear
+
+SEQUENTIAL_END = textwrap.dedent("""\
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Stem(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.embed = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, h))
+            self.act = nn.GELU()
+            self.out = nn.Linear(h, d)
+
+        def forward(self, x):
+            return self.out(self.act(self.embed(x)))  # seq-gelu
+
+
+    class Folded(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.proj = nn.Sequential(nn.ReLU(), nn.Linear(d, h))
+            self.bn = nn.BatchNorm1d(h)
+
+        def forward(self, x):
+            return self.bn(self.proj(x))  # seq-bn
+
+
+    class LanguageModel(nn.Module):
+        def __init__(self, vocab, d):
+            super().__init__()
+            self.tokens = nn.Embedding(vocab, d)
+            self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, vocab))
+
+        def forward(self, ids, labels):
+            logits = self.head(self.tokens(ids))  # seq-head
+            return F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1))
+    """)
+
+SEQUENTIAL_NOT_LINEAR = textwrap.dedent("""\
+    from torch import nn
+
+
+    class EndsInDropout(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.embed = nn.Sequential(nn.Linear(d, h), nn.Dropout(0.1))
+            self.act = nn.GELU()
+
+        def forward(self, x):
+            return self.act(self.embed(x))
+
+
+    class EndsInAChoice(nn.Module):
+        def __init__(self, d, h, project=True):
+            super().__init__()
+            self.embed = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, h) if project else nn.Identity())
+            self.act = nn.GELU()
+
+        def forward(self, x):
+            return self.act(self.embed(x))
+
+
+    class EndsInLinearThenReLU(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.embed = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, h))
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            return self.act(self.embed(x))
+    """)
+
+
+def test_a_sequential_attribute_ending_in_a_linear_gives_that_linear_s_output():
+    from adopter.synth import fix_text
+
+    assert finding_at(SEQUENTIAL_END, "ADP006", "# seq-gelu") is not None
+    assert finding_at(SEQUENTIAL_END, "ADP008", "# seq-bn") is not None
+    # the Linear is inside the container: reported, not fixed
+    fixed = fix_text(SEQUENTIAL_END, "model.py", rules("ADP006", "ADP008"))
+    assert fixed.error is None and not fixed.applied and fixed.text == SEQUENTIAL_END
+
+
+def test_a_sequential_lm_head_stays_one_head_at_its_call():
+    (head,) = found(SEQUENTIAL_END, "ADP015")
+    line = next(
+        n
+        for n, text in enumerate(SEQUENTIAL_END.splitlines(), 1)
+        if "# seq-head" in text
+    )
+    assert head.line == line
+
+
+def test_sequential_attributes_not_ending_in_a_linear_give_no_linear_output():
+    assert found(SEQUENTIAL_NOT_LINEAR, "ADP006") == []

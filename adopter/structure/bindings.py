@@ -21,6 +21,9 @@ from .names import ModuleNames
 from .torch_bases import BASES, inherited
 
 CONTAINERS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential"})
+# The layers an ``nn.Sequential`` attribute's output is typed as when it ends in one (a Linear:
+# ``self.embed = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, h))`` then ``self.act(self.embed(x))``)
+ATTRIBUTE_OUTPUT_KINDS = OUTPUT_KINDS | {"torch.nn.Linear"}
 
 
 @dataclass(frozen=True)
@@ -541,7 +544,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             Ctor(attr, b.fqn, b.args, b.kwargs, b.table, span(stmt), call, func_name, via=b.via,
                  conditional=b.conditional, unlike=b.unlike, function=b.function)
         )
-        last = _last_member_kind(b)
+        last = _last_member_kind(b, ATTRIBUTE_OUTPUT_KINDS)
         if last is not None:
             # calling the Sequential ends in its last member: its output is that layer's
             # output (a feed-forward ending in its dropout, added to the residual), which a
