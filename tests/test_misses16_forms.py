@@ -329,3 +329,150 @@ def test_a_sequential_lm_head_stays_one_head_at_its_call():
 
 def test_sequential_attributes_not_ending_in_a_linear_give_no_linear_output():
     assert found(SEQUENTIAL_NOT_LINEAR, "ADP006") == []
+
+
+# ------------------------------------------------------------- a one-tensor rotary module, partial rotary
+
+ROTARY_MODULES = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class WholeRotary(nn.Module):
+        def swap(self, t):
+            mid = t.shape[-1] // 2
+            return torch.cat((-t[..., mid:], t[..., :mid]), dim=-1)  # whole-rot
+
+        def forward(self, t, cos, sin):
+            return t * cos + self.swap(t) * sin
+
+
+    class PartialRotary(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.width = width
+
+        def swap(self, t):
+            mid = self.width // 2
+            return torch.cat([-t[:, :, :, mid:], t[:, :, :, :mid]], dim=-1)  # partial-rot
+
+        def forward(self, t, cos, sin):
+            rot, rest = t[..., : self.width], t[..., self.width :]
+            turned = self.swap(rot)
+            rot = (rot * cos) + (turned * sin)
+            return torch.cat((rot, rest), dim=-1)
+
+
+    class InlinePartialRotary(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.width = width
+
+        def forward(self, t, cos, sin):
+            rot = t[..., : self.width]
+            mid = self.width // 2
+            turned = torch.cat((-rot[..., mid:], rot[..., :mid]), dim=-1)  # inline-rot
+            rot = rot * cos + turned * sin
+            return torch.cat((rot, t[..., self.width :]), dim=-1)
+
+
+    class Attention(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.q_rotary = PartialRotary(width)
+            self.k_rotary = PartialRotary(width)
+
+        def forward(self, q, k, cos, sin):
+            return self.q_rotary(q, cos, sin) @ self.k_rotary(k, cos, sin).transpose(-1, -2)
+    """)
+
+ROTARY_NEAR_MISSES = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class OwnTables(nn.Module):
+        def forward(self, q, k, q_cos, q_sin, k_cos, k_sin):
+            h = q.shape[-1] // 2
+            g = k.shape[-1] // 2
+            q = q * q_cos + torch.cat((-q[..., h:], q[..., :h]), dim=-1) * q_sin
+            k = k * k_cos + torch.cat((-k[..., g:], k[..., :g]), dim=-1) * k_sin
+            return q + k
+
+
+    class OnlyOneRead(nn.Module):
+        def forward(self, q, k, cos, sin):
+            h = q.shape[-1] // 2
+            q = q * cos + torch.cat((-q[..., h:], q[..., :h]), dim=-1) * sin
+            k = k * cos + torch.stack((-k[..., 1::2], k[..., ::2]), dim=-1).flatten(-2) * sin
+            return q, k
+
+
+    class NotSliced(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.width = width
+
+        def swap(self, t):
+            mid = self.width // 2
+            return torch.cat((-t[..., mid:], t[..., :mid]), dim=-1)
+
+        def forward(self, t, cos, sin):
+            return (t * cos) + (self.swap(t) * sin)
+
+
+    class OtherWidth(nn.Module):
+        def __init__(self, width, other):
+            super().__init__()
+            self.width, self.other = width, other
+
+        def swap(self, t):
+            mid = self.other // 2
+            return torch.cat((-t[..., mid:], t[..., :mid]), dim=-1)
+
+        def forward(self, t, cos, sin):
+            rot = t[..., : self.width]
+            return (rot * cos) + (self.swap(rot) * sin)
+
+
+    class PickedRow(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.width = width
+
+        def swap(self, t):
+            mid = self.width // 2
+            return torch.cat((-t[0, :, :, mid:], t[0, :, :, :mid]), dim=-1)
+
+        def forward(self, t, cos, sin):
+            rot = t[..., : self.width]
+            return (rot * cos) + (self.swap(rot) * sin)
+
+
+    class Rebound(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.width = width
+
+        def swap(self, t):
+            t = torch.cat((t, t), dim=-1)
+            mid = self.width // 2
+            return torch.cat((-t[..., mid:], t[..., :mid]), dim=-1)
+
+        def forward(self, t, cos, sin):
+            rot = t[..., : self.width]
+            return (rot * cos) + (self.swap(rot) * sin)
+    """)
+
+
+def test_a_one_tensor_rotary_module_rotating_its_own_input_is_a_rope_site():
+    assert finding_at(ROTARY_MODULES, "ADP014", "# whole-rot") is not None
+    # partial rotary: the first `width` features, their halves at width // 2 (in a method, the
+    # caller's slice; in forward, the name's own)
+    assert finding_at(ROTARY_MODULES, "ADP014", "# partial-rot") is not None
+    assert finding_at(ROTARY_MODULES, "ADP014", "# inline-rot") is not None
+    assert len(found(ROTARY_MODULES, "ADP014")) == 3
+
+
+def test_rotations_that_are_not_one_tensor_s_rope_halves_are_not_sites():
+    assert found(ROTARY_NEAR_MISSES, "ADP014") == []
