@@ -179,10 +179,11 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         for attr, ctors in own.items():
             # Rebinding in the subclass's __init__ replaces the base's constructor.
             info.bindings[attr] = ctors
-        appliers = _appliers(init, info, names)
+        statements = list(_statements(init.body))
+        appliers = _appliers(statements, info, names)
         if appliers:
             info.appliers = appliers
-        for attr, method in _lambda_methods(init).items():
+        for attr, method in _lambda_methods(init, statements).items():
             if attr not in info.methods and all(c.fqn == "?" for c in info.bindings.get(attr, ())):
                 info.bindings.pop(attr, None)
                 info.methods[attr] = method
@@ -226,49 +227,62 @@ def _applier(expr: ast.expr, names: ModuleNames, depth: int = 0) -> Applier | No
     return None
 
 
-def _appliers(init: ast.FunctionDef, info: ClassInfo, names: ModuleNames) -> dict[str, Applier]:
-    """The attributes ``__init__`` assigns once, to a callable that applies its first argument
-    to the others (:func:`_applier`): OpenNMT's ``self.maybe_ckpt = checkpoint if ckpt else
-    lambda f, x: f(x)``, then ``self.maybe_ckpt(self.w_1, x)`` is ``self.w_1(x)``; and the
-    methods whose body returns their first parameter called on the others."""
+def _appliers(statements: list, info: ClassInfo, names: ModuleNames) -> dict[str, Applier]:
+    """The attributes ``__init__`` (its ``statements``) assigns once, to a callable that applies
+    its first argument to the others (:func:`_applier`): OpenNMT's ``self.maybe_ckpt =
+    checkpoint if ckpt else lambda f, x: f(x)``, then ``self.maybe_ckpt(self.w_1, x)`` is
+    ``self.w_1(x)``; and the methods whose body returns their first parameter called on the
+    others."""
     out: dict[str, Applier] = {}
-    assigned: dict[str, list] = {}
-    for stmt in _statements(init.body):
-        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            for target in stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]:
-                for node in ast.walk(target):
-                    if (attr := _self_attr(node)) is not None:
-                        assigned.setdefault(attr, []).append(stmt.value if target is node else None)
-    for attr, values in assigned.items():
-        if len(values) == 1 and isinstance(values[0], (ast.Lambda, ast.IfExp, ast.Name, ast.Attribute)):
-            applier = _applier(values[0], names)
+    for stmt in statements:  # (every class's __init__: exact type tests, the cheapest first)
+        if type(stmt) is not ast.Assign:
+            continue
+        kind = type(stmt.value)
+        if not (kind is ast.Lambda or kind is ast.IfExp
+                or ((kind is ast.Name or kind is ast.Attribute) and names.resolve(stmt.value) in APPLY_FIRST)):
+            continue
+        attr = _self_attr(stmt.targets[0]) if len(stmt.targets) == 1 else None
+        if attr is not None:
+            applier = _applier(stmt.value, names)
             if applier is not None:
                 out[attr] = applier
+    if out:  # (rare) each assigned once
+        assigned: dict[str, int] = {}
+        for stmt in statements:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                for target in stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]:
+                    for node in ast.walk(target):
+                        if (attr := _self_attr(node)) is not None:
+                            assigned[attr] = assigned.get(attr, 0) + 1
+        out = {attr: applier for attr, applier in out.items() if assigned.get(attr) == 1}
     for name, method in info.methods.items():
-        body = [s for s in method.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-        if name in out or name in assigned or len(body) != 1 or not isinstance(body[0], ast.Return) \
-                or body[0].value is None or method.decorator_list:
+        body = method.body
+        last = body[-1]
+        if type(last) is not ast.Return or type(last.value) is not ast.Call or body[2:] \
+                or name in out or method.decorator_list:
+            continue
+        if body[1:] and not (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)):
             continue
         args = method.args
         if not args.args or args.args[0].arg != "self":
             continue
         lam = ast.Lambda(args=ast.arguments(posonlyargs=args.posonlyargs, args=args.args[1:], vararg=args.vararg,
                                             kwonlyargs=args.kwonlyargs, kw_defaults=args.kw_defaults,
-                                            kwarg=args.kwarg, defaults=args.defaults), body=body[0].value)
+                                            kwarg=args.kwarg, defaults=args.defaults), body=body[-1].value)
         applier = _applier(lam, names)
         if applier is not None:
             out[name] = applier
     return out
 
 
-def _lambda_methods(init: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
+def _lambda_methods(init: ast.FunctionDef, statements: list | None = None) -> dict[str, ast.FunctionDef]:
     """``self.mlpf = lambda x: m.dropout(m.c_proj(m.act(m.c_fc(x))))`` in ``__init__``
     (minGPT), with ``m = self.mlp`` before it: ``self.mlpf(x)`` in forward runs the lambda's
     body on the layers, as a method would.  Returned as a method ``def mlpf(self, x): return
     self.mlp.dropout(...)`` (the closure's names that ``__init__`` assigns once to an attribute
     of ``self`` read as that attribute; positions stay those of the lambda's text), for each
     attribute ``__init__`` assigns once, to a lambda with plain parameters."""
-    statements = list(_statements(init.body))
+    statements = list(_statements(init.body)) if statements is None else statements
     if not any(isinstance(s, ast.Assign) and isinstance(s.value, ast.Lambda) for s in statements):
         return {}
     assigned: dict[str, list[ast.expr]] = {}

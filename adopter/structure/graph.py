@@ -769,9 +769,8 @@ class FlowBuilder:
             # (min-dalle's ``self.fc0.forward(z)``; only its hooks are skipped)
             call = ast.copy_location(ast.Call(func=func.value, args=call.args, keywords=call.keywords), call)
             func = call.func
-        if isinstance(func, ast.Attribute) and self.cls is not None \
-                and self.cls.appliers and func.attr in self.cls.appliers \
-                and isinstance(func.value, ast.Name) and func.value.id == "self":
+        if self.cls is not None and self.cls.appliers and isinstance(func, ast.Attribute) \
+                and func.attr in self.cls.appliers and isinstance(func.value, ast.Name) and func.value.id == "self":
             # self.maybe_ckpt(self.w_1, x), maybe_ckpt applying its first argument to the others
             # (bindings._appliers): the call of self.w_1 on x
             applied = _applied(call, self.cls.appliers[func.attr])
@@ -1830,9 +1829,10 @@ class FlowBuilder:
                         and self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax"}:
                     layer_alias[name] = layer
         widths = None
-        if is_method and isinstance(call, ast.Call):
+        if is_method and (ctx.exprs or ctx.widths) and isinstance(call, ast.Call):
             for name, expr in zip(params, call.args):
-                width = self._width(expr.id, ctx) if isinstance(expr, ast.Name) else None
+                width = self._width(expr.id, ctx) if isinstance(expr, ast.Name) and (
+                    expr.id in ctx.exprs or (ctx.widths and expr.id in ctx.widths)) else None
                 if width is not None and not any(isinstance(n, ast.Name) and n.id == name
                                                  and not isinstance(n.ctx, ast.Load) for n in ast.walk(target)):
                     # (a parameter the method never rebinds; self.<attr> means the same there)
