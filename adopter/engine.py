@@ -107,7 +107,44 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         if whole:
             matches = [m for m in matches if rule.same_function_of(m.alternative) != "helper"
                        or not {n.func for n in m.nodes} <= whole]
+    if isinstance(rule.same_function, tuple) and "helper" in rule.same_function:
+        # A one-tensor form written in a root (no step inlined) is the forward of a one-tensor
+        # module (its own forward rotates its input; the attention calls one instance on q and
+        # one on k) only when it is the one match of the rule in that function: two there are
+        # q and k rotated each with its own cos and sin (Falcon), not one RoPE of both.
+        # (a step of the root not inlined: the steps are all in the root, or in a helper that
+        # returns them to it as they are, Matcher._finish)
+        roots = [m for m in matches if rule.same_function_of(m.alternative) == "helper"
+                 and not all(n.inlined for n in m.nodes)]
+        if roots:
+            count: dict = {}
+            for m in matches:
+                for func in {n.func for n in m.nodes}:
+                    count[func] = count.get(func, 0) + 1
+            lone = {id(m) for m in roots if all(count[n.func] == 1 for n in m.nodes if not n.inlined)
+                    and _returns_one(structure, m)}
+            matches = [m for m in matches if id(m) in lone or rule.same_function_of(m.alternative) != "helper"
+                       or all(n.inlined for n in m.nodes)]
     return sorted(matches, key=lambda m: m.span)
+
+
+def _returns_one(structure, match: Match) -> bool:
+    """Does the root function of ``match`` return one value wherever it returns (not a tuple:
+    the forward of a module that rotates its one input returns that tensor rotated)?"""
+    cls = structure.classes.get(match.class_name)
+    func = cls.functions.get(match.flow.split(".", 1)[-1]) if cls is not None else None
+    if func is None:
+        return False
+    returns, pending = [], list(func.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Return):
+            returns.append(node)
+        pending.extend(ast.iter_child_nodes(node))
+    return bool(returns) and all(r.value is not None and not isinstance(r.value, (ast.Tuple, ast.List))
+                                 for r in returns)
 
 
 def parse(text: str, path: str) -> ast.Module:

@@ -1002,8 +1002,6 @@ class Matcher:
             # its caller's too (the rotation a ``rot(x)`` helper returns, inside a one-tensor
             # ``apply_rope`` whose own sum is in turn returned to the attention)
             return None
-        if self.same_function == "helper" and not all(n.inlined for n in state.matched):
-            return None
         if not self.live_intermediates and not self._dead_after(flow, state):
             return None
         if self.live_intermediates and self._computed_on(flow, state):

@@ -167,7 +167,9 @@ class Rule:
     # ``[forward] same_function = true``: every matched step is in one function (a helper that
     # computes the whole thing), not spread over a helper and its caller.  A list gives one
     # value per source alternative; ``"helper"``: in one function, and that function a helper
-    # called from the root (a one-tensor RoPE helper applied to q and to k), not the root.
+    # called from the root (a one-tensor RoPE helper applied to q and to k), or a root where
+    # it is the rule's one match and which returns one value (the forward of a one-tensor
+    # rotary module; engine.match_rule).
     same_function: bool | tuple = False
     # ``[forward.function_form]``: how the fix reads an activation that is a function called in
     # place rather than a layer (FunctionForm).

@@ -21,6 +21,9 @@ from .names import ModuleNames
 from .torch_bases import BASES, inherited
 
 CONTAINERS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential"})
+# The layers an ``nn.Sequential`` attribute's output is typed as when it ends in one (a Linear:
+# ``self.embed = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, h))`` then ``self.act(self.embed(x))``)
+ATTRIBUTE_OUTPUT_KINDS = OUTPUT_KINDS | {"torch.nn.Linear"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,26 @@ class ClassInfo:
     scalar_attrs: dict[str, bool] | None = None
     # self.<attr> -> the bool literal the file only ever assigns it (graph.FlowBuilder._literal_flag)
     literal_flags: dict[str, bool | None] | None = None
+    # self.<attr> -> how a call of it applies its first argument to the others (``self.run =
+    # lambda f, x: f(x)``; :func:`_appliers`): the call computes ``first(*others)``
+    appliers: dict[str, Applier] | None = None
+
+
+# torch's function that calls its first argument on the other arguments and returns what that
+# returns (activation checkpointing: the call is recomputed in the backward pass, the value is
+# the call's), with the keywords it keeps for itself; the others go to the function.
+APPLY_FIRST = {"torch.utils.checkpoint.checkpoint": frozenset(
+    {"use_reentrant", "preserve_rng_state", "context_fn", "determinism_check", "debug"})}
+
+
+@dataclass(frozen=True)
+class Applier:
+    """A callable that returns ``f(*args)`` for a call ``applier(f, *args)``: ``arity`` the
+    number of ``args`` it takes (None: any), ``own`` keywords it keeps for itself (None: a call
+    with keywords is not read through it)."""
+
+    arity: int | None
+    own: frozenset | None
 
 
 def span(node: ast.AST) -> tuple[int, int, int, int]:
@@ -156,20 +179,110 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         for attr, ctors in own.items():
             # Rebinding in the subclass's __init__ replaces the base's constructor.
             info.bindings[attr] = ctors
-        for attr, method in _lambda_methods(init).items():
+        statements = list(_statements(init.body))
+        appliers = _appliers(statements, info, names)
+        if appliers:
+            info.appliers = appliers
+        for attr, method in _lambda_methods(init, statements).items():
             if attr not in info.methods and all(c.fqn == "?" for c in info.bindings.get(attr, ())):
                 info.bindings.pop(attr, None)
                 info.methods[attr] = method
 
 
-def _lambda_methods(init: ast.FunctionDef) -> dict[str, ast.FunctionDef]:
+def _applier(expr: ast.expr, names: ModuleNames, depth: int = 0) -> Applier | None:
+    """How ``expr`` applies its first argument to the others: a lambda whose body calls its
+    first parameter on the others in order (``lambda f, x: f(x)``, ``lambda f, *a: f(*a)``),
+    torch's checkpoint, or a conditional expression each of whose choices is one (the same
+    arity where they fix one)."""
+    if isinstance(expr, ast.IfExp) and depth < 4:
+        one, other = _applier(expr.body, names, depth + 1), _applier(expr.orelse, names, depth + 1)
+        if one is None or other is None:
+            return None
+        if one.arity is not None and other.arity is not None and one.arity != other.arity:
+            return None
+        own = None if one.own is None or other.own is None else one.own | other.own
+        return Applier(one.arity if one.arity is not None else other.arity, own)
+    if isinstance(expr, ast.Lambda):
+        args = expr.args
+        params = [a.arg for a in args.args]
+        body = expr.body
+        if args.posonlyargs or args.kwonlyargs or args.defaults or args.kwarg or not params \
+                or not (isinstance(body, ast.Call) and isinstance(body.func, ast.Name) and body.func.id == params[0]):
+            return None
+        passed = [a.id if isinstance(a, ast.Name) else None for a in body.args]
+        if args.vararg is not None:
+            if body.keywords or passed[-1:] != [None] or not isinstance(body.args[-1], ast.Starred) \
+                    or not (isinstance(body.args[-1].value, ast.Name) and body.args[-1].value.id == args.vararg.arg):
+                return None
+            if passed[:-1] != params[1:]:
+                return None
+            return Applier(None, None)
+        if body.keywords or passed != params[1:]:
+            return None
+        return Applier(len(params) - 1, None)
+    if isinstance(expr, (ast.Name, ast.Attribute)):
+        own = APPLY_FIRST.get(names.resolve(expr) or "")
+        if own is not None:
+            return Applier(None, own)
+    return None
+
+
+def _appliers(statements: list, info: ClassInfo, names: ModuleNames) -> dict[str, Applier]:
+    """The attributes ``__init__`` (its ``statements``) assigns once, to a callable that applies
+    its first argument to the others (:func:`_applier`): OpenNMT's ``self.maybe_ckpt =
+    checkpoint if ckpt else lambda f, x: f(x)``, then ``self.maybe_ckpt(self.w_1, x)`` is
+    ``self.w_1(x)``; and the methods whose body returns their first parameter called on the
+    others."""
+    out: dict[str, Applier] = {}
+    for stmt in statements:  # (every class's __init__: exact type tests, the cheapest first)
+        if type(stmt) is not ast.Assign:
+            continue
+        kind = type(stmt.value)
+        if not (kind is ast.Lambda or kind is ast.IfExp
+                or ((kind is ast.Name or kind is ast.Attribute) and names.resolve(stmt.value) in APPLY_FIRST)):
+            continue
+        attr = _self_attr(stmt.targets[0]) if len(stmt.targets) == 1 else None
+        if attr is not None:
+            applier = _applier(stmt.value, names)
+            if applier is not None:
+                out[attr] = applier
+    if out:  # (rare) each assigned once
+        assigned: dict[str, int] = {}
+        for stmt in statements:
+            if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                for target in stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]:
+                    for node in ast.walk(target):
+                        if (attr := _self_attr(node)) is not None:
+                            assigned[attr] = assigned.get(attr, 0) + 1
+        out = {attr: applier for attr, applier in out.items() if assigned.get(attr) == 1}
+    for name, method in info.methods.items():
+        body = method.body
+        last = body[-1]
+        if type(last) is not ast.Return or type(last.value) is not ast.Call or body[2:] \
+                or name in out or method.decorator_list:
+            continue
+        if body[1:] and not (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)):
+            continue
+        args = method.args
+        if not args.args or args.args[0].arg != "self":
+            continue
+        lam = ast.Lambda(args=ast.arguments(posonlyargs=args.posonlyargs, args=args.args[1:], vararg=args.vararg,
+                                            kwonlyargs=args.kwonlyargs, kw_defaults=args.kw_defaults,
+                                            kwarg=args.kwarg, defaults=args.defaults), body=body[-1].value)
+        applier = _applier(lam, names)
+        if applier is not None:
+            out[name] = applier
+    return out
+
+
+def _lambda_methods(init: ast.FunctionDef, statements: list | None = None) -> dict[str, ast.FunctionDef]:
     """``self.mlpf = lambda x: m.dropout(m.c_proj(m.act(m.c_fc(x))))`` in ``__init__``
     (minGPT), with ``m = self.mlp`` before it: ``self.mlpf(x)`` in forward runs the lambda's
     body on the layers, as a method would.  Returned as a method ``def mlpf(self, x): return
     self.mlp.dropout(...)`` (the closure's names that ``__init__`` assigns once to an attribute
     of ``self`` read as that attribute; positions stay those of the lambda's text), for each
     attribute ``__init__`` assigns once, to a lambda with plain parameters."""
-    statements = list(_statements(init.body))
+    statements = list(_statements(init.body)) if statements is None else statements
     if not any(isinstance(s, ast.Assign) and isinstance(s.value, ast.Lambda) for s in statements):
         return {}
     assigned: dict[str, list[ast.expr]] = {}
@@ -445,7 +558,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             Ctor(attr, b.fqn, b.args, b.kwargs, b.table, span(stmt), call, func_name, via=b.via,
                  conditional=b.conditional, unlike=b.unlike, function=b.function)
         )
-        last = _last_member_kind(b)
+        last = _last_member_kind(b, ATTRIBUTE_OUTPUT_KINDS)
         if last is not None:
             # calling the Sequential ends in its last member: its output is that layer's
             # output (a feed-forward ending in its dropout, added to the residual), which a

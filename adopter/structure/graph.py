@@ -194,6 +194,9 @@ class _Ctx:
     chunked: dict[str, tuple] = field(default_factory=dict)
     body_scope: tuple = ()  # ctx.scope of this function's own top-level statements
     definition: ast.AST | None = None  # the function whose body this is (literals.spread_keys)
+    # parameters of an inlined method passed the first features of a tensor (``x[..., :self.d]``
+    # at the call, partial rotary): the parameter -> that width (``self.d``), see _width
+    widths: dict | None = None
 
 
 class _Stop(Exception):
@@ -766,6 +769,14 @@ class FlowBuilder:
             # (min-dalle's ``self.fc0.forward(z)``; only its hooks are skipped)
             call = ast.copy_location(ast.Call(func=func.value, args=call.args, keywords=call.keywords), call)
             func = call.func
+        if self.cls is not None and self.cls.appliers and isinstance(func, ast.Attribute) \
+                and func.attr in self.cls.appliers and isinstance(func.value, ast.Name) and func.value.id == "self":
+            # self.maybe_ckpt(self.w_1, x), maybe_ckpt applying its first argument to the others
+            # (bindings._appliers): the call of self.w_1 on x
+            applied = _applied(call, self.cls.appliers[func.attr])
+            if applied is not None:
+                call = applied
+                func = call.func
         if isinstance(func, ast.Call) or (isinstance(func, ast.Name) and func.id in ctx.exprs):
             bound = self._partial_call(call, ctx)
             if bound is not None:  # apply = partial(helper, freqs); apply(q): helper(freqs, q)
@@ -1480,8 +1491,11 @@ class FlowBuilder:
             depth += 1
         return expr
 
-    def _half(self, expr, ctx: _Ctx):
-        """(text of x, 0 or 1) when ``expr`` is the first or second half of x's last axis."""
+    def _half(self, expr, ctx: _Ctx, leading: bool = False):
+        """(text of x, 0 or 1) when ``expr`` is the first or second half of x's last axis.
+        ``leading``: also ``x[:, :, :, h:]``, whole leading axes written out, the last axis if
+        the halves are to be concatenated along it into a value of x's shape (the rotate-half
+        the rule adds to ``x * cos``: any other rank gives another shape, or an error)."""
         expr = self._resolved(expr, ctx)
         if isinstance(expr, tuple):
             if expr[0] != "half":
@@ -1494,9 +1508,13 @@ class FlowBuilder:
             return None
         index = expr.slice
         if not (isinstance(index, ast.Tuple) and len(index.elts) == 2 and isinstance(index.elts[0], ast.Constant)
-                and index.elts[0].value is Ellipsis and isinstance(index.elts[1], ast.Slice)):
+                and index.elts[0].value is Ellipsis and isinstance(index.elts[1], ast.Slice)) and not (
+                leading and isinstance(index, ast.Tuple) and len(index.elts) >= 2
+                and isinstance(index.elts[-1], ast.Slice)
+                and all(isinstance(e, ast.Slice) and e.lower is None and e.upper is None and e.step is None
+                        for e in index.elts[:-1])):
             return None
-        part = index.elts[1]
+        part = index.elts[-1]
         if part.step is not None:
             return None
         base = expr.value.id
@@ -1513,6 +1531,12 @@ class FlowBuilder:
                 and isinstance(expr.right, ast.Constant) and expr.right.value == 2):
             return False
         size = expr.left
+        if ctx.widths is not None or isinstance(ctx.exprs.get(base), ast.Subscript):
+            # d // 2 of x = y[..., :d] (or of a method's parameter passed that slice): partial
+            # rotary over the first d features, their halves
+            width = self._width(base, ctx)
+            if width is not None and _pure_size(size) and ast.dump(size) == ast.dump(width):
+                return True
         if isinstance(size, ast.Name):  # D // 2 with B, H, T, D = x.size()
             held = ctx.exprs.get(size.id)
             return isinstance(held, tuple) and len(held) == 4 and held[0] == "dim_size" and held[1] == base \
@@ -1527,6 +1551,23 @@ class FlowBuilder:
         minus_one = isinstance(last, ast.UnaryOp) and isinstance(last.op, ast.USub) \
             and isinstance(last.operand, ast.Constant) and last.operand.value == 1
         return minus_one and isinstance(owner, ast.Name) and owner.id == base
+
+    def _width(self, name: str, ctx: _Ctx):
+        """``d`` when ``name`` holds the first ``d`` features of a tensor's last axis
+        (``name = y[..., :d]``, d a size written without calls; or a method parameter the
+        caller passed such a slice): the width of its last axis, y having at least d features
+        (partial rotary: the first d of them rotated)."""
+        if ctx.widths is not None and name in ctx.widths:
+            return ctx.widths[name]
+        expr = ctx.exprs.get(name)
+        if not (isinstance(expr, ast.Subscript) and isinstance(expr.slice, ast.Tuple) and len(expr.slice.elts) == 2):
+            return None
+        lead, part = expr.slice.elts
+        if isinstance(lead, ast.Constant) and lead.value is Ellipsis and isinstance(part, ast.Slice) \
+                and part.lower is None and part.step is None and part.upper is not None and _pure_size(part.upper) \
+                and not any(isinstance(n, ast.Name) and n.id != "self" for n in ast.walk(part.upper)):
+            return part.upper
+        return None
 
     def _rotate_half(self, call: ast.Call, ctx: _Ctx):
         """The value x when ``call`` is ``torch.cat((-x2, x1), dim=-1)`` with x1, x2 the first
@@ -1544,7 +1585,7 @@ class FlowBuilder:
         negated, other = parts
         if not (isinstance(negated, ast.UnaryOp) and isinstance(negated.op, ast.USub)):
             return None
-        second, first = self._half(negated.operand, ctx), self._half(other, ctx)
+        second, first = self._half(negated.operand, ctx, leading=True), self._half(other, ctx, leading=True)
         if second is None or first is None or second != (first[0], 1) or first[1] != 0:
             return None
         return first[0] if isinstance(first[0], Ref) else self._name_value(first[0], ctx)
@@ -1787,11 +1828,21 @@ class FlowBuilder:
                 if layer is not None and not layer.endswith("]") \
                         and self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax"}:
                     layer_alias[name] = layer
+        widths = None
+        if is_method and (ctx.exprs or ctx.widths) and isinstance(call, ast.Call):
+            for name, expr in zip(params, call.args):
+                width = self._width(expr.id, ctx) if isinstance(expr, ast.Name) and (
+                    expr.id in ctx.exprs or (ctx.widths and expr.id in ctx.widths)) else None
+                if width is not None and not any(isinstance(n, ast.Name) and n.id == name
+                                                 and not isinstance(n.ctx, ast.Load) for n in ast.walk(target)):
+                    # (a parameter the method never rebinds; self.<attr> means the same there)
+                    widths = widths or {}
+                    widths[name] = width
         inner = _Ctx(
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
             params=bound, layer_alias=layer_alias, stack=ctx.stack + (target.name,), ret=result,
             local_funcs=dict(ctx.local_funcs),
-            stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target,
+            stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
         )
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
@@ -2392,6 +2443,23 @@ def _unbind_second_last(call: ast.Call) -> bool:
     dim = args[0]
     return isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) \
         and dim.operand.value == 2
+
+
+def _applied(call: ast.Call, applier) -> ast.Call | None:
+    """``first(*others)`` for a call ``applier(first, *others)`` (bindings.Applier), its keywords
+    less the applier's own; None when the call does not fit the applier (a starred first
+    argument, another count of arguments, keywords a lambda would not take)."""
+    if not call.args or isinstance(call.args[0], ast.Starred):
+        return None
+    rest = call.args[1:]
+    if applier.arity is not None and (len(rest) != applier.arity or any(isinstance(a, ast.Starred) for a in rest)):
+        return None
+    keywords = call.keywords
+    if keywords:
+        if applier.own is None:
+            return None
+        keywords = [k for k in keywords if k.arg not in applier.own]
+    return ast.copy_location(ast.Call(func=call.args[0], args=list(rest), keywords=keywords), call)
 
 
 def _half_of_last(expr: ast.expr, name: str) -> bool:

@@ -2570,7 +2570,8 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
                     if kind is None and ctor.fqn in given_weight and len(ctors) == 1 \
                             and _built_with_embedding_weight(infos, owner, ctor, given_weight[ctor.fqn], names):
                         kind = LM_HEAD
-                elif ctor.fqn == SEQUENTIAL and len(ctors) == 1:
+                elif ctor.fqn == SEQUENTIAL and sum(not c.fqn.startswith(OUTPUT_OF) for c in ctors) == 1:
+                    # (the output its last member gives it, ``adopter.output_of...``, is the same one)
                     info = infos[owner]
                     last = 0
                     while f"{attr}[{last + 1}]" in info.bindings:

@@ -202,6 +202,14 @@ class Planner:
                 raise Skip("the activation `getattr(torch.nn.functional, ...)` is a function held as a value, "
                            "not a layer: the kernel takes a layer module (and TorchScript cannot pass a "
                            "function as a value)")
+        for node in match.nodes:
+            if node.kind == "layer" and node.span and node.func_span and node.func_span[:2] != node.span[:2]:
+                # self.maybe_ckpt(self.w_1, x): the layer applied by another callable
+                # (structure/bindings._appliers), which may checkpoint it; a fused call would
+                # drop what that callable does besides applying it
+                raise Skip(f"`{self.index.segment(node.func_span)}` runs through "
+                           f"`{self.index.segment(node.span)}` (a callable applying it, which may checkpoint "
+                           "it): rewrite it by hand")
         for node in match.nodes:  # a literal the code only has as a parameter's default
             view = node.view
             for _, value in (view.kwargs if view is not None else node.kwargs):
@@ -348,8 +356,11 @@ class Planner:
             self._check_simple(last_info, fused_nodes, fused_infos, allow_augmented=False)
         elif isinstance(last_expr, ast.AugAssign):
             raise Skip("the last fused operation is an augmented assignment")
+        # work in a deleted statement besides the matched operations: allowed only where it
+        # is a value the target passes on (checked once the values are known, below)
+        moved: list[tuple[Span, StmtInfo]] = []
         for info in deleted.values():
-            self._check_simple(info, fused_nodes, fused_infos, allow_augmented=True)
+            self._check_simple(info, fused_nodes, fused_infos, allow_augmented=True, moved=moved)
         # A deleted statement may only assign what the fused code consumes or re-assigns.
         # A node that defines nothing (the marker of an inlined helper call, ``rotate_half(q)``,
         # whose value the helper's body returns) loses nothing when it goes.
@@ -366,6 +377,7 @@ class Planner:
         # Values the target reads, from the code where the pattern first reads them.
         values: dict[str, str] = {}
         value_spans: list[Span] = []
+        twice: set[Span] = set()
         # An activation looked up and called in place (``ACT2FN[config.act](x)``) is a module
         # too: passing the lookup as a value is what a bound layer would be.
         called_as = {pattern[i].layer.name: "layer" if nodes[i].kind == "call" and nodes[i].maybe else nodes[i].kind
@@ -394,9 +406,21 @@ class Planner:
             if span is not None:
                 value_spans.append(span)
                 self._check_available(text, span, infos[holder], last_info, deleted, nodes)
+                if moved and sum(1 for _ in re.finditer(rf"\${re.escape(var)}\b", rhs)) > 1:
+                    twice.add(span)  # read twice by the target: not a place to move work to
             values[var] = text
         rest = self._extra_args(pattern, fused, nodes, k, "..." in target.rhs)
         value_spans += [span for span, _ in rest]
+        for sub_span, info in moved:
+            # ``x = self.fc1(x.reshape(-1, d)); x = self.bn1(x)``: the reshape is the Linear's
+            # input, which the fused call takes at the last statement, so it moves there whole;
+            # what it reads means the same there (_check_available), and with no statement kept
+            # in between nothing else runs between its old and new place
+            if not any(contains(v, sub_span) for v in value_spans if v not in twice):
+                raise Skip(f"the statement at line {info.stmt.lineno} also computes `{index.segment(sub_span)}`")
+            if any(k not in deleted for k in range(info.index + 1, last_info.index)):
+                raise Skip(f"the statement at line {info.stmt.lineno} also computes `{index.segment(sub_span)}`, "
+                           "and other statements run before the fused call would")
 
         # Nothing the replaced code computes may get lost.
         matched_spans = {n.span for n in fused_nodes}
@@ -529,8 +553,10 @@ class Planner:
                 out.append((extra, f"{name}={text}" if name else text))
         return out
 
-    def _check_simple(self, info: StmtInfo, nodes, infos, allow_augmented: bool) -> None:
-        """A statement that is deleted (or replaced whole) must only compute matched nodes."""
+    def _check_simple(self, info: StmtInfo, nodes, infos, allow_augmented: bool, moved: list | None = None) -> None:
+        """A statement that is deleted (or replaced whole) must only compute matched nodes;
+        with ``moved``, the other work of an assignment's value is collected there with the
+        statement instead (the caller allows it where the fused call takes it as a value)."""
         stmt = info.stmt
         here = {n.span for n, i in zip(nodes, infos) if i is info or i.stmt is stmt}
         line = stmt.lineno
@@ -560,6 +586,9 @@ class Planner:
             raise Skip(f"the statement at line {line} does other work")
         for sub_span, _ in work_spans(value):
             if sub_span not in here:
+                if moved is not None:
+                    moved.append((sub_span, info))
+                    continue
                 raise Skip(f"the statement at line {line} also computes `{self.index.segment(sub_span)}`")
 
     def _value(self, rule: Rule, pattern, match: Match, var: str, nodes) -> tuple[str, Span | None, int]:
