@@ -5,6 +5,7 @@ collection finds afterwards."""
 
 from __future__ import annotations
 
+import ast
 import gc
 from pathlib import Path
 
@@ -85,3 +86,24 @@ def test_no_collection_runs_inside_an_analysis(rules):
     assert result.findings
     assert gc.isenabled()
     assert during == []
+
+
+def test_no_recursive_closure_in_the_analysis():
+    """A nested function that calls itself is a reference cycle (the function, its closure
+    cell); whatever its closure holds -- environments, class infos, the syntax tree -- then
+    outlives the analysis until a cyclic collection, which analyze keeps paused.  Three such
+    closures held 1.8M objects over the paper corpus (peak memory 350 MiB instead of 60 MiB).
+    The fixtures above exercise the ones found; this keeps new ones out of the analysis
+    modules, whose shapes no fixture set covers completely."""
+    found = []
+    for path in sorted([*(ROOT / "adopter" / "structure").glob("*.py"), ROOT / "adopter" / "match.py",
+                        ROOT / "adopter" / "engine.py"]):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for outer in ast.walk(tree):
+            if not isinstance(outer, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for inner in ast.walk(outer):
+                if inner is not outer and isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+                        isinstance(n, ast.Name) and n.id == inner.name for n in ast.walk(inner)):
+                    found.append(f"{path.relative_to(ROOT)}:{inner.lineno} {outer.name}.{inner.name}")
+    assert found == []
