@@ -81,7 +81,8 @@ def matchers_for(rule: Rule) -> list[Matcher]:
                     live_intermediates=rule.live_intermediates, spellings=rule.spellings, anchor=rule.anchor,
                     direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope,
                     variant=j, same_function=rule.same_function_of(i), helper_computes=rule.helper_computes,
-                    predicts_input=rule.predicts_input_of(i), setting_paths=rule.setting_paths)
+                    predicts_input=rule.predicts_input_of(i), setting_paths=rule.setting_paths,
+                    computed=rule.computed)
             for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
         ]
     return matchers

@@ -310,8 +310,10 @@ class Matcher:
                  anchor: str | None = None, direct_layers: bool = False, same_source: bool = False,
                  setting_paths: bool = False,
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
-                 helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False):
+                 helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
+                 computed: tuple[str, ...] = ()):
         self.rule_id = rule_id
+        self.computed = computed
         self.predicts_input = predicts_input
         self.same_function = same_function
         self.helper_computes = dict(helper_computes)
@@ -1012,6 +1014,8 @@ class Matcher:
             return None
         if self.predicts_input and not self._predicts_input(flow, state):
             return None
+        if self.computed and not self._computed(cls, flow, state):
+            return None
         guarded: list[str] = []
         if not self._same_on_every_path(flow, state, cls, guarded):
             return None
@@ -1146,6 +1150,46 @@ class Matcher:
                 before = _always_reaches(flow, other.id, first) if other.id < first else _reaches(flow, first, other.id)
                 if not before and _reaches(flow, other.id, last):
                     return False
+        return True
+
+    # Steps that only lay a tensor out (its values unchanged): a weight read through them is
+    # still the weight.
+    _LAYOUT = frozenset({"transpose", "permute", "t", "T", "mT", "unsqueeze", "expand", "expand_as", "view",
+                         "reshape", "contiguous", "to", "float", "type_as", "repeat"})
+
+    def _computed(self, cls, flow: Flow, state: _State) -> bool:
+        """Does no variable of ``[forward] computed`` hold a module weight -- a ``self``
+        attribute ``__init__`` binds to an ``nn.Parameter`` -- read as it is or through layout
+        steps (transpose, unsqueeze, view, ...)?  Scores ``x @ self.theta`` (or an einsum of a
+        tensor with a weight) project one tensor: softmax-weighted pooling with learned queries
+        (self-attentive embeddings, item-to-interest aggregation), which the attention kernel
+        would only reach with the weight spread over the batch as a query, for no gain.  Keys
+        and queries that layers compute from the weight (``self.to_q(self.latents)``) are
+        computed."""
+        bindings = cls.bindings if cls is not None else {}
+        nodes = flow.nodes
+        first = min(n.id for n in state.matched)
+        for name in self.computed:
+            value = state.env.get(name)
+            key = value.key if isinstance(value, Ref) else None
+            before, budget = first, 8
+            while key is not None and budget > 0:
+                budget -= 1
+                if key.startswith("self.") and "." not in key[5:]:
+                    if any(c.fqn.endswith("Parameter") for c in bindings.get(key[5:], ())):
+                        return False
+                    break
+                found = [n for n in nodes[:before] if key in n.defs]
+                if len(found) != 1:
+                    break
+                node = found[0]
+                if node.kind in ("method", "call") and node.op.rsplit(".", 1)[-1] in self._LAYOUT \
+                        and node.args and isinstance(node.args[0], Ref):
+                    key, before = node.args[0].key, node.id
+                elif node.kind == "copy" and len(node.uses) == 1:
+                    key, before = next(iter(node.uses)), node.id
+                else:
+                    break
         return True
 
     # What a loss target may go through and still be the ids it selects from: the receiver

@@ -179,6 +179,11 @@ class Rule:
     # head's input ``$h`` is computed from -- the model predicts its own input tokens, so the
     # classes are the tokens (see match.Matcher._predicts_input).
     predicts_input: tuple = ()
+    # ``[forward] computed = ["q", "kt"]``: these variables hold values the function computes,
+    # not a module's weight (an ``nn.Parameter`` attribute) read as it is or through layout
+    # steps (see match.Matcher._computed): scores ``x @ self.w`` are a projection of one
+    # tensor, attention pooling with learned queries, not a similarity of two.
+    computed: tuple[str, ...] = ()
 
     def predicts_input_of(self, alternative: int) -> bool:
         return bool(self.predicts_input) and self.predicts_input[alternative]
@@ -849,6 +854,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         function_form=_function_form(reader, need(forward, "function_form", dict, "forward", {}), kernel,
                                      forward_targets),
         predicts_input=_predicts_input(reader, need(forward, "predicts_input", list, "forward", []), len(forwards)),
+        computed=reader.strings(forward, "computed", "forward"),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule

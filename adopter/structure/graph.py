@@ -472,7 +472,7 @@ class FlowBuilder:
             spans = (span(expr.left), span(expr.right))
             view = self._origins(op, View((left, right), (), spans, ())) if op is not None else None
             canon, view = (op.name if op else ""), (view if view is not None and view.origins else None)
-            if isinstance(expr.op, ast.MatMult) and self._embedding_weight(expr.right, transposed=True):
+            if isinstance(expr.op, ast.MatMult) and self._embedding_weight(expr.right, transposed=True, ctx=ctx):
                 # h @ self.embed.weight.T: logits over the embedding's entries (a tied head)
                 canon, view = "canon.tied_logits", View((left,), (), (spans[0],), ())
             if isinstance(expr.op, ast.Sub) and canonical.subtracts_row_max(expr):
@@ -546,22 +546,38 @@ class FlowBuilder:
                                 defs=frozenset({out.key}), span=span(expr))
         return out, frontier
 
-    def _embedding_weight(self, expr: ast.expr, transposed: bool) -> bool:
+    def _embedding_weight(self, expr: ast.expr, transposed: bool, ctx: _Ctx | None = None) -> bool:
         """Is ``expr`` the weight of an ``nn.Embedding`` this class binds (``self.embed.weight``,
         dtype casts allowed), transposed when ``transposed`` (``.T``, ``.t()``, ``.mT``,
-        ``.transpose(0, 1)``, ``torch.transpose(w, 0, 1)``; a 2-D weight has no other swap)?"""
+        ``.transpose(0, 1)``, ``torch.transpose(w, 0, 1)``; a 2-D weight has no other swap)?
+        A local name is read through its plain assignment (``w = self.item_embedding.weight``
+        then ``h @ w.transpose(0, 1)``, the sequential recommenders' scoring over every item)."""
         if self.cls is None:
             return False
-        expr = strip_casts(expr)
+        expr = self._held(strip_casts(expr), ctx)
         if transposed:
             expr = untransposed(expr, self.names)
             if expr is None:
                 return False
+            expr = self._held(strip_casts(expr), ctx)
         if not (isinstance(expr, ast.Attribute) and expr.attr == "weight" and isinstance(expr.value, ast.Attribute)
                 and isinstance(expr.value.value, ast.Name) and expr.value.value.id == "self"):
             return False
         ctors = self.cls.bindings.get(expr.value.attr, ())
         return bool(ctors) and all(c.fqn == EMBEDDING and not c.table for c in ctors)
+
+    @staticmethod
+    def _held(expr: ast.expr, ctx: _Ctx | None) -> ast.expr:
+        """The expression a local name holds from its plain assignment (ctx.exprs), followed a
+        few names deep; anything else as it is."""
+        for _ in range(3):
+            if ctx is None or not isinstance(expr, ast.Name):
+                break
+            value = ctx.exprs.get(expr.id)
+            if not isinstance(value, ast.expr):
+                break
+            expr = strip_casts(value)
+        return expr
 
     def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
         for child in children(expr):
@@ -929,9 +945,9 @@ class FlowBuilder:
                 common.update(args=(moved,), arg_spans=(None,), kwargs=(), kwarg_spans=())
                 uses = set(_keys((moved,)))
             if ((fqn == LINEAR and 2 <= len(call.args) <= 3 and not call.keywords
-                 and self._embedding_weight(call.args[1], transposed=False))
+                 and self._embedding_weight(call.args[1], transposed=False, ctx=ctx))
                     or (fqn == "torch.matmul" and len(call.args) == 2 and not call.keywords
-                        and self._embedding_weight(call.args[1], transposed=True))):
+                        and self._embedding_weight(call.args[1], transposed=True, ctx=ctx))):
                 # F.linear(h, self.embed.weight): logits over the embedding's entries (a tied head)
                 fields = {"canon": "canon.tied_logits", "view": View(args[:1], (), tuple(arg_spans[:1]), ())}
             if formula == "tanh" and fields.get("view") is not None:

@@ -300,6 +300,8 @@ class LayerTyper:
                 value = env.get("self." + expr.attr, ())
                 if isinstance(value, _Param):
                     return value.resolve(self) if called else value.default
+                if not value and "__class__" in env:
+                    return self._own_function(expr, env)
                 return value
             return self._class_of(expr)
         if isinstance(expr, ast.Subscript):
@@ -326,6 +328,17 @@ class LayerTyper:
                          if isinstance(b, Built) and not b.table and b.members is None and b.fqn != SEQUENTIAL)
         return ()
 
+    def _own_function(self, expr: ast.Attribute, env: dict) -> tuple:
+        """``self.gelu`` held as a value (``{"gelu": self.gelu, "relu": F.relu}[act]``), where
+        ``gelu`` is a method of the class whose body is the GELU formula: what calling it
+        computes, as for a same-file function (:meth:`_class_of`)."""
+        method = self._method(expr, env)
+        if method is None or gelu_formula(method, self.names, method=True) is None:
+            return ()
+        why = (f"`{ast.unparse(expr)}` is a method held as a value, not a layer: the kernel takes a "
+               f"layer module (and TorchScript cannot pass a function as a value)")
+        return (Built("torch.nn.functional.gelu", (), (), False, expr, unlike=why, function=True),)
+
     def _table(self, expr: ast.Subscript, env: dict, depth: int, called: bool) -> tuple:
         """``ACTIVATIONS[act]`` with ``ACTIVATIONS = {"gelu": nn.GELU, ...}`` a dict of the file (or a
         dict literal subscripted in place): the entry a constant key names, else any entry (the
@@ -342,6 +355,9 @@ class LayerTyper:
         if not isinstance(table, ast.Dict) or None in table.keys:
             return self._registry(expr, env, depth) if table is None and self.package is not None else ()
         key = expr.slice
+        # the entries are read without the function's names, but a method of the class an
+        # entry names (``self.gelu``) is still the class's
+        own = {"__class__": env["__class__"]} if "__class__" in env else {}
         known = self._known(key, env, depth, True)
         if known is not None and not any(default for _, default in known):
             # the entry each key the code may look up names (a key the table lacks fails there)
@@ -349,7 +365,7 @@ class LayerTyper:
             for wanted, _ in known:
                 for k, v in zip(table.keys, table.values):
                     if isinstance(k, ast.Constant) and k.value == wanted:
-                        out.extend(self.values(v, {}, depth + 1, called))
+                        out.extend(self.values(v, own, depth + 1, called))
                         break
             if len(known) > 1:
                 out = [replace(value, conditional=True) if isinstance(value, Built) else value for value in out]
@@ -359,7 +375,7 @@ class LayerTyper:
         for k, v in zip(table.keys, table.values):
             # a parameter's default key: its entry, and (another key may be passed) any other
             chosen = isinstance(k, ast.Constant) and k.value in defaults and len(defaults) == 1
-            for value in self.values(v, {}, depth + 1, called):
+            for value in self.values(v, own, depth + 1, called):
                 out.append(replace(value, conditional=True) if isinstance(value, Built) and not chosen else value)
         return _unique(tuple(out))
 
@@ -1054,6 +1070,8 @@ class LayerTyper:
         if isinstance(func, ast.Name) and func.id in env:
             return None
         fqn = self.names.resolve(func)
+        if fqn is None and _is_name(func, "list") and not call.args and not call.keywords:
+            return SeqGraph()  # layers = list(): the builtin's empty list, then appended to
         graph = None
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             graph = self._factory_list(fqn, call, env, depth)

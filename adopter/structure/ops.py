@@ -33,9 +33,10 @@ Keys of an entry (all optional but ``signature``):
                     ``transpose(x, -2, -1)``): sorted
 ``activation_keys`` keys of activation tables (``ACT2FN["gelu"]``, ``get_activation("gelu")``)
                     that build it
-``runtime``         an activation: a layer whose activation is chosen at run time
+``runtime``         an activation (or a loss): a layer whose activation is chosen at run time
                     (``ACT2FN[config.hidden_act]``) *may* compute it, and matches; a rule naming it
                     must guard at run time (its kernel calls the original activation otherwise)
+                    or only report
 """
 
 from __future__ import annotations
@@ -176,6 +177,10 @@ OPS: dict[str, dict] = {
         "signature": ["input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction",
                       "label_smoothing"],
         "inputs": 2,
+        # a loss module chosen by a setting (``self.loss_fct = BPRLoss()`` if ``loss_type ==
+        # "BPR"``, ``nn.CrossEntropyLoss()`` if "CE") may compute it: ADP015 reports the
+        # configuration that does (it is report-only: nothing to guard)
+        "runtime": True,
     },
     "torch.chunk": {
         "functions": ["torch.Tensor.chunk"],
