@@ -303,3 +303,49 @@ def test_a_list_started_with_the_builtin_list_call_is_a_list_of_layers():
 def test_a_copy_of_an_unknown_list_is_not_read_as_empty():
     # list(head): whatever head holds comes first, so what precedes the BatchNorm is not known
     assert found(LIST_COPIED, "ADP008") == []
+
+
+# ---------------------------------------- ADP007: None entries filtered out of a list of layers
+
+NONE_FILTERED = textwrap.dedent("""\
+    from torch import nn
+
+
+    class ImageEncoder(nn.Module):
+        def __init__(self, cin, cout, apply_batch_normalization=True, p=0.1):
+            super().__init__()
+            layers = [
+                nn.BatchNorm2d(cin) if apply_batch_normalization else None,
+                nn.Dropout(p),
+                nn.Conv2d(cin, cout, kernel_size=3),
+                nn.BatchNorm2d(cout) if apply_batch_normalization else None,  # bn-site
+                nn.ReLU(),
+            ]
+            self.enc = nn.Sequential(*(layer for layer in layers if layer is not None))
+
+        def forward(self, x):
+            return self.enc(x)
+    """)
+
+OTHER_FILTER = textwrap.dedent("""\
+    from torch import nn
+
+
+    class ImageEncoder(nn.Module):
+        def __init__(self, cin, cout, keep):
+            super().__init__()
+            layers = [nn.Conv2d(cin, cout, kernel_size=3), nn.BatchNorm2d(cout), nn.ReLU()]
+            self.enc = nn.Sequential(*[layer for layer in layers if keep(layer)])
+
+        def forward(self, x):
+            return self.enc(x)
+    """)
+
+
+def test_a_list_with_its_none_entries_filtered_out_keeps_its_layers_in_order():
+    assert finding_at(NONE_FILTERED, "ADP007", "# bn-site") is not None
+
+
+def test_a_list_filtered_by_anything_but_none_is_not_read_member_by_member():
+    # keep(layer) may drop the BatchNorm (or the convolution): nothing is known of the order
+    assert found(OTHER_FILTER, "ADP007") == []

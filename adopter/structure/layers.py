@@ -1127,7 +1127,11 @@ class LayerTyper:
                     for elt in inner.elts:
                         graph.add(self.values(elt, env, depth), elt)
                 elif isinstance(inner, (ast.ListComp, ast.GeneratorExp)):
-                    graph.add(self.values(inner.elt, env, depth), inner.elt)
+                    kept = _without_none(inner, env)
+                    if kept is not None:
+                        graph.extend(kept)  # *(m for m in layers if m is not None)
+                    else:
+                        graph.add(self.values(inner.elt, env, depth), inner.elt)
                 else:
                     returned = self._list_call(inner, env, depth) if isinstance(inner, ast.Call) else None
                     if returned is not None and not returned.named:
@@ -2255,6 +2259,43 @@ def _list_spec(env: dict, name: str) -> tuple | None:
     if spec is None or spec[1] is not None:
         return spec
     return spec[0], env
+
+
+def _is_none(expr: ast.expr) -> bool:
+    return isinstance(expr, ast.Constant) and expr.value is None
+
+
+def _without_none(comp: ast.ListComp | ast.GeneratorExp, env: dict) -> SeqGraph | None:
+    """``(m for m in layers if m is not None)`` over a list of layers built in order (pykeen's
+    ConvE: ``[nn.BatchNorm2d(c) if bn else None, nn.Dropout(p), nn.Conv2d(...), ...]``): its
+    members with the ``None`` entries dropped, an entry ``X if c else None`` kept as one that
+    runs on some ways (the ways without it join its neighbours).  None when the comprehension
+    does anything else or the list is not known member by member."""
+    if len(comp.generators) != 1:
+        return None
+    gen = comp.generators[0]
+    if gen.is_async or not isinstance(gen.target, ast.Name) or not _is_name(comp.elt, gen.target.id) \
+            or not isinstance(gen.iter, ast.Name) or not gen.ifs:
+        return None
+    name = gen.target.id
+    for cond in gen.ifs:
+        if not (_is_name(cond, name) or (
+                isinstance(cond, ast.Compare) and _is_name(cond.left, name) and len(cond.ops) == 1
+                and isinstance(cond.ops[0], ast.IsNot) and _is_none(cond.comparators[0]))):
+            return None
+    listed = env.get("list:" + gen.iter.id)
+    if not isinstance(listed, SeqGraph) or listed.named \
+            or listed.edges != {(i - 1, i) for i in range(len(listed.members))}:
+        return None
+    out = SeqGraph()
+    for built, expr in listed.members:
+        if _is_none(expr):
+            continue
+        before = set(out.frontier)
+        out.add(built, expr)
+        if isinstance(expr, ast.IfExp) and (_is_none(expr.orelse) or _is_none(expr.body)):
+            out.frontier |= before
+    return out
 
 
 def _enumerated(expr: ast.expr) -> ast.expr:
