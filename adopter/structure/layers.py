@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import copy
 import re
 from ..records import dataclass, field, replace
 
@@ -62,6 +63,9 @@ UNKNOWN = "unknown:"
 # call passes nothing for it), in a function whose body never re-binds it: ``if bn:`` runs one way
 LITERAL = "\0literal:"
 # list methods that move, drop or replace members: the list's order is no longer known
+# env key prefix: a local name bound to an empty ``nn.Sequential()`` whose site this walk recorded
+# (the value is that call); ``name.add_module(key, layer)`` then adds a member, as for ``self.x``
+EMPTY_SEQUENTIAL = "empty-sequential:"
 LIST_REORDERS = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
 # Layers of other libraries that compute a torch layer's operation with another parameter
 # layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
@@ -601,6 +605,8 @@ class LayerTyper:
             how = "with the {} computation written out (a matmul with the transposed weight, then the bias)"
         elif _starts_with_base(forward, layer, self.names):
             how = "with the {} computation on its input first, then more steps on its output (an activation)"
+        elif _base_then_if(forward, layer, self.names):
+            how = "with the {} computation, then more steps on its output under an `if` (none when its test fails)"
         else:
             return self._output_kind(cls, forward, depth)
         how = how.format(layer.rsplit('.', 1)[-1])
@@ -1405,6 +1411,9 @@ class LayerTyper:
                     if key is None:
                         continue
                     if isinstance(target, ast.Name):
+                        built = EMPTY_SEQUENTIAL + key
+                        if built in env and env[built] is not value:
+                            del env[built]  # bound again: no longer the container add_module fills
                         keys = _dict_keys(value, self.names)
                         if keys is not None:
                             env["dict:" + key] = keys  # dd = {"device": device, ...}: its keys
@@ -1477,8 +1486,8 @@ class LayerTyper:
                     if isinstance(graph, SeqGraph) and call.args:
                         if f.attr == "append":
                             self._member(graph, call.args[0], env, depth)
-                        elif f.attr in ("add_module", "register_module") and owner.startswith("self") and len(
-                                call.args) == 2:
+                        elif f.attr in ("add_module", "register_module") and len(call.args) == 2 and (
+                                owner.startswith("self") or EMPTY_SEQUENTIAL + owner in env):
                             self._member(graph, call.args[1], env, depth)
                         elif f.attr == "extend" and isinstance(call.args[0], (ast.List, ast.Tuple)):
                             for elt in call.args[0].elts:
@@ -1722,11 +1731,19 @@ class LayerTyper:
             self._site_keys.add(key)
             self.sites.append(SequentialSite(node, stmt, self.sequence(node.args, env, depth), unlike=unlike))
             if (fqn == SEQUENTIAL and not node.args and not node.keywords and isinstance(stmt, ast.Assign)
-                    and stmt.value is node and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Attribute)
-                    and isinstance(stmt.targets[0].value, ast.Name) and stmt.targets[0].value.id == "self"):
-                # self.features = nn.Sequential(), then self.features.add_module(name, layer) /
-                # .append(layer): the members come in the order the code adds them
-                env["list:self." + stmt.targets[0].attr] = self.sites[-1].graph
+                    and stmt.value is node and len(stmt.targets) == 1):
+                target = stmt.targets[0]
+                if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                        and target.value.id == "self":
+                    # self.features = nn.Sequential(), then self.features.add_module(name, layer) /
+                    # .append(layer): the members come in the order the code adds them
+                    env["list:self." + target.attr] = self.sites[-1].graph
+                elif isinstance(target, ast.Name):
+                    # result = nn.Sequential(), then result.add_module(name, layer) (a factory
+                    # filling the container it returns, RepVGG's conv_bn): the name holds that
+                    # container until it is bound again (:data:`EMPTY_SEQUENTIAL`)
+                    env["list:" + target.id] = self.sites[-1].graph
+                    env[EMPTY_SEQUENTIAL + target.id] = node
 
     def record_chained_list(self, call: ast.Call, stmt: ast.stmt, env: dict, attr: str) -> None:
         """``self.<attr> = nn.ModuleList([a, b, c])`` (or a list filled before) whose members the
@@ -1889,6 +1906,34 @@ def _computes_base(forward, layer: str, names: ModuleNames) -> bool:
             return False
         bias = other
     return _is_own(strip_casts(bias), "bias")
+
+
+def _base_then_if(forward, layer: str, names: ModuleNames) -> bool:
+    """Is ``forward`` the base layer's computation bound to a name (``out = F.linear(x,
+    self.weight, self.bias)``, as :func:`_computes_base` reads it), then one or more ``if``
+    statements without ``else`` whose bodies only rebind that name (``out = torch.cat((out,
+    self.extra(x)), -1)``), then ``return out``?  On the way where no test holds the module
+    returns the base layer's output (transformers' IdeficsDecoupledLinear: extra vocabulary
+    rows only when configured): the layer, with steps under a condition, reported."""
+    body = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if len(body) < 3 or not isinstance(body[0], ast.Assign) or len(body[0].targets) != 1:
+        return False
+    target = body[0].targets[0]
+    last = body[-1]
+    if not (isinstance(target, ast.Name) and isinstance(last, ast.Return) and _is_name(last.value, target.id)):
+        return False
+    for stmt in body[1:-1]:
+        if not isinstance(stmt, ast.If) or stmt.orelse:
+            return False
+        if not all(isinstance(inner, ast.Assign) and all(isinstance(t, ast.Name) for t in inner.targets)
+                   for inner in stmt.body):
+            return False  # only local names are bound there: no return, no member changed
+        if not any(isinstance(inner, ast.Assign) and any(_is_name(t, target.id) for t in inner.targets)
+                   for inner in stmt.body):
+            return False
+    alone = copy.copy(forward)
+    alone.body = [ast.Return(value=body[0].value)]
+    return _computes_base(alone, layer, names)
 
 
 # Layers whose computation a subclass's forward may start with, and the function computing it
