@@ -239,3 +239,115 @@ def test_a_gate_from_a_function_held_as_a_value_is_reported_not_fixed():
     fixed = fix_text(GATED_STACKED, "model.py", rules("ADP013"))
     assert fixed.text == GATED_STACKED and not fixed.applied
     assert len(fixed.skipped) == 2 and all("function held as a value" in why for _, why in fixed.skipped)
+
+
+# ------------------------------------------------------------- a dropout another module passes in
+
+CORE = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class ScoredAttention(nn.Module):
+        def forward(self, q, k, v, mask=None, drop=None):
+            w = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+            if mask is not None:
+                w = w.masked_fill(mask == 0, -1e9)
+            p = F.softmax(w, dim=-1)  # passed-site
+            if drop is not None:
+                p = drop(p)
+            return torch.matmul(p, v)
+    """)
+
+HEADS = textwrap.dedent("""\
+    import torch.nn as nn
+
+    from .core import ScoredAttention
+
+
+    class Heads(nn.Module):
+        def __init__(self, d, h, p=0.1):
+            super().__init__()
+            self.h = h
+            self.qkv = nn.Linear(d, 3 * d)
+            self.core = ScoredAttention()
+            self.attn_drop = nn.Dropout(p)
+
+        def forward(self, x, mask=None):
+            b, n, d = x.shape
+            q, k, v = self.qkv(x).view(b, n, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
+            out = self.core(q, k, v, mask=mask, drop=self.attn_drop)
+            return out.transpose(1, 2).reshape(b, n, d)
+    """)
+
+# Near-misses: a sibling passes a layer that is no dropout (a learned re-weighting of the
+# probabilities), or a lambda (no layer its __init__ binds).
+HEADS_REWEIGHT = HEADS.replace("self.attn_drop = nn.Dropout(p)", "self.attn_drop = nn.Linear(16, 16)")
+HEADS_LAMBDA = HEADS.replace("drop=self.attn_drop", "drop=lambda t: t * 2")
+
+
+def _package(root, heads: str, name: str = "attnpkg"):
+    folder = root / name
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "core.py").write_text(CORE)
+    (folder / "heads.py").write_text(heads)
+    return folder / "core.py"
+
+
+def _found_in(path) -> list:
+    from adopter.engine import analyze
+    from adopter.structure import package_of
+
+    text = path.read_text()
+    return [f for f in analyze(text, str(path), rules("ADP010"), package_of(str(path))).findings
+            if f.rule == "ADP010"]
+
+
+def _line(needle: str) -> int:
+    return next(n for n, text in enumerate(CORE.splitlines(), 1) if needle in text)
+
+
+def test_a_dropout_a_sibling_module_passes_in_is_the_attention_s_dropout(tmp_path):
+    hits = _found_in(_package(tmp_path, HEADS))
+    line = _line("# passed-site")
+    assert [f for f in hits if f.line <= line <= f.end_line]
+
+
+def test_a_layer_passed_in_that_is_no_dropout_or_a_lambda_is_not_read_as_one(tmp_path):
+    assert _found_in(_package(tmp_path, HEADS_REWEIGHT, "reweight")) == []
+    assert _found_in(_package(tmp_path, HEADS_LAMBDA, "lam")) == []
+    # the same file outside any package: nothing says what `drop` is
+    alone = tmp_path / "alone.py"
+    alone.write_text(CORE)
+    assert _found_in(alone) == []
+
+
+def test_a_dropout_passed_in_from_another_module_is_fixed_behind_a_run_time_check(tmp_path):
+    torch = pytest.importorskip("torch")
+    from adopter.structure import package_of
+    from adopter.synth import fix_text
+
+    path = _package(tmp_path, HEADS, "fixpkg")
+    fixed = fix_text(CORE, str(path), rules("ADP010"), package_of(str(path)))
+    assert "scaled_dot_product_attention(" in fixed.text
+    # the fused path only for an nn.Dropout (its rate read where it runs); anything else
+    # passed in keeps the written path
+    assert "isinstance(drop, torch.nn.Dropout)" in fixed.text
+    original, patched = {}, {}
+    exec(compile(CORE, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed.text, "fixed.py", "exec"), patched)  # noqa: S102
+    a, b = original["ScoredAttention"](), patched["ScoredAttention"]()
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 7, 8, dtype=torch.float64) for _ in range(3))
+    mask = torch.rand(2, 1, 1, 7) > 0.3
+    mask[..., 0] = True  # every row keeps a key
+    drop = torch.nn.Dropout(0.1).eval()
+    with torch.no_grad():
+        for kwargs in ({}, {"mask": mask}, {"drop": drop}, {"mask": mask, "drop": drop},
+                       {"drop": lambda t: t * 0.5}):
+            # float64, 7 keys, 8 features: rounding only
+            torch.testing.assert_close(b(q, k, v, **kwargs), a(q, k, v, **kwargs), rtol=1e-10, atol=1e-12)

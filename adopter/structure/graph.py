@@ -269,6 +269,10 @@ class FlowBuilder:
         args = func.args
         self._root_params = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
         self.asserted = {}
+        if self.cls is not None and self.cls.passed_in and func is self.cls.methods.get("forward"):
+            # forward(..., dropout=None) calling dropout(p): the layer the package's other
+            # modules pass in for it (bindings._passed_in)
+            ctx.layer_alias.update(self.cls.passed_in)
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
             frontier = self._body(func.body, frontier, ctx)

@@ -263,6 +263,7 @@ class LayerTyper:
         self.tree = tree
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
         self.lines = None  # the file's lines, when known (cheap text prefilters)
+        self.path = None  # where the file lies, when known (bindings._passed_in reads its folder)
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()

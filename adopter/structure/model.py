@@ -483,6 +483,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         _bind_stars(names, siblings)
     typer = LayerTyper(names, tree, module.mention, siblings)
     typer.lines = module.lines
+    typer.path = path
     for info in infos.values():
         bind_class(info, infos, names, typer)
     _borrow_layers(infos, names)
