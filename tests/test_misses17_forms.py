@@ -6,7 +6,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from corpus_forms import finding_at, found, rules
 
 # ------------------------------------------------------------- RMSNorm of an asserted-rank input
@@ -238,7 +237,9 @@ def test_a_gate_from_a_function_held_as_a_value_is_reported_not_fixed():
 
     fixed = fix_text(GATED_STACKED, "model.py", rules("ADP013"))
     assert fixed.text == GATED_STACKED and not fixed.applied
-    assert len(fixed.skipped) == 2 and all("function held as a value" in why for _, why in fixed.skipped)
+    assert len(fixed.skipped) == 2 and all(
+        "function held as a value" in why for _, why in fixed.skipped
+    )
 
 
 # ------------------------------------------------------------- a dropout another module passes in
@@ -285,7 +286,9 @@ HEADS = textwrap.dedent("""\
 
 # Near-misses: a sibling passes a layer that is no dropout (a learned re-weighting of the
 # probabilities), or a lambda (no layer its __init__ binds).
-HEADS_REWEIGHT = HEADS.replace("self.attn_drop = nn.Dropout(p)", "self.attn_drop = nn.Linear(16, 16)")
+HEADS_REWEIGHT = HEADS.replace(
+    "self.attn_drop = nn.Dropout(p)", "self.attn_drop = nn.Linear(16, 16)"
+)
 HEADS_LAMBDA = HEADS.replace("drop=self.attn_drop", "drop=lambda t: t * 2")
 
 
@@ -303,8 +306,13 @@ def _found_in(path) -> list:
     from adopter.structure import package_of
 
     text = path.read_text()
-    return [f for f in analyze(text, str(path), rules("ADP010"), package_of(str(path))).findings
-            if f.rule == "ADP010"]
+    return [
+        f
+        for f in analyze(
+            text, str(path), rules("ADP010"), package_of(str(path))
+        ).findings
+        if f.rule == "ADP010"
+    ]
 
 
 def _line(needle: str) -> int:
@@ -326,7 +334,9 @@ def test_a_layer_passed_in_that_is_no_dropout_or_a_lambda_is_not_read_as_one(tmp
     assert _found_in(alone) == []
 
 
-def test_a_dropout_passed_in_from_another_module_is_fixed_behind_a_run_time_check(tmp_path):
+def test_a_dropout_passed_in_from_another_module_is_fixed_behind_a_run_time_check(
+    tmp_path,
+):
     torch = pytest.importorskip("torch")
     from adopter.structure import package_of
     from adopter.synth import fix_text
@@ -347,7 +357,39 @@ def test_a_dropout_passed_in_from_another_module_is_fixed_behind_a_run_time_chec
     mask[..., 0] = True  # every row keeps a key
     drop = torch.nn.Dropout(0.1).eval()
     with torch.no_grad():
-        for kwargs in ({}, {"mask": mask}, {"drop": drop}, {"mask": mask, "drop": drop},
-                       {"drop": lambda t: t * 0.5}):
+        for kwargs in (
+            {},
+            {"mask": mask},
+            {"drop": drop},
+            {"mask": mask, "drop": drop},
+            {"drop": lambda t: t * 0.5},
+        ):
             # float64, 7 keys, 8 features: rounding only
-            torch.testing.assert_close(b(q, k, v, **kwargs), a(q, k, v, **kwargs), rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(
+                b(q, k, v, **kwargs), a(q, k, v, **kwargs), rtol=1e-10, atol=1e-12
+            )
+
+
+# A view of the same shape unbound into its halves (a rotate-half): still the rotation's halves
+# (the stacked reading must not hide them from the RoPE rule).
+ROPE_UNBOUND = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    class Rotary(nn.Module):
+        def _rotate_half(self, x):
+            B, nh, T, hs = x.size()
+            x = x.view(B, nh, T, 2, hs // 2)
+            x1, x2 = x.unbind(dim=-2)
+            return torch.cat((-x2, x1), dim=-1)
+
+        def forward(self, q, k, sin, cos):
+            q_ = (q * cos) + (self._rotate_half(q) * sin)  # rope-site
+            k_ = (k * cos) + (self._rotate_half(k) * sin)
+            return q_, k_
+    """)
+
+
+def test_halves_unbound_from_a_stacking_view_still_rotate():
+    assert finding_at(ROPE_UNBOUND, "ADP014", "# rope-site") is not None

@@ -2170,6 +2170,9 @@ class FlowBuilder:
                 # axis, stacked on a new one; read as h.chunk(2, dim=-1)
                 stacked = self._stacked_halves(value_expr, ctx)
                 if stacked is not None:
+                    # (what _remember records for such a view, read before the chunks are
+                    # bound: ``x1, x2 = h.unbind(dim=-2)`` of it are the halves too)
+                    split = ("split2", self._name_value(value_expr.func.value.id, ctx))
                     value_expr, count = stacked, 2
             if count is not None:
                 # c = h.chunk(2, dim=-1) read as c[0], c[1]: the chunks as if unpacked, so that
@@ -2182,6 +2185,7 @@ class FlowBuilder:
                 ctx.stacked.discard(name)
                 if stacked is not None:
                     ctx.stacked.add(name)
+                    ctx.exprs[name] = split
                 refs = tuple(self._chunk_ref(name, k, ctx) for k in range(count))
                 node = self.nodes[-1]
                 if tuple(o.key for o in node.outs) == tuple(r.key for r in refs):
