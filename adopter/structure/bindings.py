@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import copy
+import os
+import re
 from ..records import dataclass, field, replace
 
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
@@ -72,6 +74,10 @@ class ClassInfo:
     # self.<attr> -> how a call of it applies its first argument to the others (``self.run =
     # lambda f, x: f(x)``; :func:`_appliers`): the call computes ``first(*others)``
     appliers: dict[str, Applier] | None = None
+    # forward's parameters that every module of the package's folder constructing this class
+    # passes a layer for (``self.attention(q, k, v, dropout=self.dropout)`` in a sibling): the
+    # parameter -> the binding (``<dropout>``) holding what is passed (:func:`_passed_in`)
+    passed_in: dict[str, str] | None = None
 
 
 # torch's function that calls its first argument on the other arguments and returns what that
@@ -187,6 +193,100 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
             if attr not in info.methods and all(c.fqn == "?" for c in info.bindings.get(attr, ())):
                 info.bindings.pop(attr, None)
                 info.methods[attr] = method
+    if typer.package is not None and getattr(typer, "path", None) is not None and typer.lines is not None:
+        _passed_in(info, typer)
+
+
+def _passed_in(info: ClassInfo, typer: LayerTyper) -> None:
+    """Layers that other modules of the package pass for ``forward``'s callable parameters.
+
+    ``def forward(self, query, key, value, mask=None, dropout=None)`` calling ``dropout(p)``:
+    the file says nothing of what ``dropout`` is.  The modules beside it in its folder that
+    import the class, bind an instance in ``__init__`` and call it passing ``self.<attr>``
+    for the parameter (the Annotated Transformer's split into ``single.py`` and
+    ``multi_head.py``) say what it is there: when every such call passes a layer of one
+    kind, the parameter holds that layer (recorded as the binding ``<dropout>``).  Its
+    constructor is in another file: reported, not fixed.  Read only for a parameter
+    defaulting to None that the forward calls (a cheap look at its text first)."""
+    forward = info.methods.get("forward")
+    if forward is None or not forward.body:
+        return
+    params = [a.arg for a in forward.args.args[1:]]
+    defaults = forward.args.defaults
+    none = {a.arg for a, d in zip(forward.args.args[len(forward.args.args) - len(defaults):], defaults)
+            if isinstance(d, ast.Constant) and d.value is None}
+    text = "\n".join(typer.lines[forward.body[0].lineno - 1:forward.end_lineno])
+    wanted = [(index, name) for index, name in enumerate(params) if name in none and f"{name}(" in text
+              and re.search(rf"(?<![\w.]){name}\(", text)]
+    if not wanted:
+        return
+    package = typer.package
+    folder, here = os.path.split(os.path.abspath(typer.path))
+    fqn = f"{package.package}.{here[:-3]}.{info.name}"
+    passed: dict[str, list] = {}
+    try:
+        files = sorted(os.listdir(folder))
+    except OSError:
+        return
+    for file in files:
+        if not file.endswith(".py") or file == here or file == "__init__.py":
+            continue
+        other = package.typer(f"{package.package}.{file[:-3]}")
+        if other is None or info.name not in (getattr(other, "source", "") or "") \
+                or fqn not in other.names.imports.values():
+            continue
+        for cls_name in other.names.classes.defined():
+            node = other.names.classes.get(cls_name)
+            if isinstance(node, ast.ClassDef) and not _passes_layers(node, other, fqn, wanted, passed):
+                return
+    for _, name in wanted:
+        layers = passed.get(name)
+        if not layers or len({b.fqn for b in layers}) != 1:
+            continue
+        attr = f"<{name}>"
+        where = span(forward.args.args[params.index(name) + 1])
+        info.bindings[attr] = [Ctor(attr, layers[0].fqn, (), (), layers[0].table, where, where, "forward",
+                                    via=name, unlike=f"`{name}` is a layer another module of the package passes in "
+                                                     f"(its constructor is not in this file)")]
+        info.passed_in = info.passed_in or {}
+        info.passed_in[name] = "self." + attr
+
+
+def _passes_layers(cls: ast.ClassDef, typer: LayerTyper, fqn: str, wanted: list, passed: dict) -> bool:
+    """Record, for each wanted (index, parameter) of ``fqn``'s forward, the layers ``cls``
+    passes for it in every call of its instances of ``fqn``; False when a call passes it
+    something that is no layer of this class's ``__init__`` (nothing is read then)."""
+    init = next((m for m in cls.body if isinstance(m, ast.FunctionDef) and m.name == "__init__"), None)
+    if init is None:
+        return True
+    bound: dict[str, ast.expr] = {}
+    instances = set()
+    for stmt in ast.walk(init):
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+            attr = _self_attr(stmt.targets[0])
+            if attr is None:
+                continue
+            bound[attr] = stmt.value
+            if isinstance(stmt.value, ast.Call) and typer.names.resolve(stmt.value.func) == fqn:
+                instances.add(attr)
+    if not instances:
+        return True
+    for node in ast.walk(cls):
+        if not (isinstance(node, ast.Call) and _self_attr(node.func) in instances):
+            continue
+        for index, name in wanted:
+            given = next((k.value for k in node.keywords if k.arg == name), None)
+            if given is None and index < len(node.args) and not any(isinstance(a, ast.Starred) for a in node.args):
+                given = node.args[index]
+            if given is None:
+                continue  # the default (None): the forward's other path
+            attr = _self_attr(given)
+            value = bound.get(attr) if attr is not None else None
+            layers = [b for b in typer.values(value, {}) if isinstance(b, Built) and not b.table] if value is not None else []
+            if not layers:
+                return False
+            passed.setdefault(name, []).extend(layers)
+    return True
 
 
 def _applier(expr: ast.expr, names: ModuleNames, depth: int = 0) -> Applier | None:

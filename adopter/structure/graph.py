@@ -192,6 +192,9 @@ class _Ctx:
     # local names bound to the chunks of a tensor (``c = h.chunk(2, dim=-1)``, read as ``c[0]``,
     # ``c[1]``): the name -> the keys of its chunks, as if unpacked (``c0, c1 = h.chunk(...)``)
     chunked: dict[str, tuple] = field(default_factory=dict)
+    # those of them that hold the halves stacked on a new second-to-last axis (``h.view(B, T, 2,
+    # -1)``): read as ``h[..., k, :]``, never ``h[k]``
+    stacked: set = field(default_factory=set)
     body_scope: tuple = ()  # ctx.scope of this function's own top-level statements
     definition: ast.AST | None = None  # the function whose body this is (literals.spread_keys)
     # parameters of an inlined method passed the first features of a tensor (``x[..., :self.d]``
@@ -201,6 +204,13 @@ class _Ctx:
 
 class _Stop(Exception):
     """Raised when a function is too large to analyse within the budget."""
+
+
+# Operations whose result is a tensor of their operands' dtype (``w.to(t)`` of such a t casts w
+# to a value's dtype and device: FlowBuilder._like_view), and how far back its producer is looked for
+_TENSOR_MATH = frozenset({"torch.add", "torch.sub", "torch.mul", "torch.div", "torch.pow", "torch.mean",
+                          "torch.rsqrt", "torch.sqrt"})
+_LIKE_LOOKBACK = 33
 
 
 class FlowTooLarge(Exception):
@@ -229,6 +239,9 @@ class FlowBuilder:
         self._literal_names: dict[str, bool] = {}  # literals.literal_keywords' cache
         self._flag_checked: dict[str, bool] = {}  # attribute -> nothing else in the file writes it
         self._root_params: frozenset[str] = frozenset()  # the built function's parameters
+        # value key -> the rank an ``assert x.dim() == 3`` states for it where the assert runs
+        # (the run stops there otherwise): read by the rank pass (structure/ranks.py)
+        self.asserted: dict[str, int] = {}
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -255,6 +268,11 @@ class FlowBuilder:
         ctx = _Ctx(instance=0, func=qualname, stack=(func.name,), definition=func)
         args = func.args
         self._root_params = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
+        self.asserted = {}
+        if self.cls is not None and self.cls.passed_in and func is self.cls.methods.get("forward"):
+            # forward(..., dropout=None) calling dropout(p): the layer the package's other
+            # modules pass in for it (bindings._passed_in)
+            ctx.layer_alias.update(self.cls.passed_in)
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
             frontier = self._body(func.body, frontier, ctx)
@@ -264,10 +282,10 @@ class FlowBuilder:
         except RecursionError:
             frontier = [(entry.id, None)]
         exit_node, _ = self._new(ctx, frontier + ctx.ret_frontier, kind="exit")
-        if ranks.wanted(self.nodes):
+        if self.asserted or ranks.wanted(self.nodes):
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
-                            self._scalar_attribute, self.out)
+                            self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params)
 
     def _scalar_attribute(self, attr: str) -> bool:
@@ -443,7 +461,10 @@ class FlowBuilder:
                 and expr.value.id in ctx.chunked:
             # c[1] of c = h.chunk(2, dim=-1): that chunk (c[-1] the last)
             keys = ctx.chunked[expr.value.id]
-            index = _int_literal(expr.slice)
+            if expr.value.id in ctx.stacked:
+                index = _stacked_index(expr.slice)
+            else:
+                index = _int_literal(expr.slice)
             if index is not None and -len(keys) <= index < len(keys):
                 return self._chunk_ref(expr.value.id, index % len(keys), ctx), frontier
         if isinstance(expr, ast.Call):
@@ -1167,9 +1188,12 @@ class FlowBuilder:
         if view is None:
             return {}
         if op.name == "torch.Tensor.to":
-            view = self._dtype_view(view, call, ctx)
-            if view is None:
-                return {}
+            cast = self._dtype_view(view, call, ctx)
+            if cast is None:
+                cast = self._like_view(view)
+                if cast is None:
+                    return {}
+            view = cast
         fields = {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}
         if inplace:
             fields["inplace"] = True
@@ -1720,6 +1744,24 @@ class FlowBuilder:
         new[index] = ("dtype", Ref(name, name))
         return View(view.args, tuple(new), view.arg_spans, view.kwarg_spans)
 
+    def _like_view(self, view: View) -> View | None:
+        """``w.to(t)`` with ``t`` a tensor the flow has just computed by arithmetic (``var = eps +
+        torch.mean(x ** 2, ...)``; ``alpha.to(var)``): a cast to t's dtype and device, read as
+        ``to(other=t)`` (torch's name for that overload) so that no dtype step matches it."""
+        kwargs = view.kwargs
+        if len(kwargs) != 1 or kwargs[0][0] not in ("dtype", "other") or not isinstance(kwargs[0][1], Ref):
+            return None
+        key = kwargs[0][1].key
+        producer = self.producers.get(key)
+        if producer is None and "." not in key:
+            for node in self.nodes[-1:-_LIKE_LOOKBACK:-1]:  # a value of the last few statements
+                if key in node.defs:
+                    producer = node
+                    break
+        if producer is None or producer.canon not in _TENSOR_MATH or len(producer.outs) != 1:
+            return None
+        return View(view.args, (("other", kwargs[0][1]),), view.arg_spans, view.kwarg_spans)
+
     @staticmethod
     def _expr_at(call: ast.Call, value_span) -> ast.expr | None:
         if value_span is None:
@@ -1841,8 +1883,11 @@ class FlowBuilder:
                 layer = self._layer_of(expr, ctx) if isinstance(expr, (ast.Attribute, ast.Name)) else None
                 # (only the attention's own modules: aliasing every layer argument made the
                 # helpers of other models' flows richer to search, at a cost to every rule)
-                if layer is not None and not layer.endswith("]") \
-                        and self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax"}:
+                if layer is not None and not layer.endswith("]") and (
+                        self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax"}
+                        or any(c.table or c.function for c in self._ctors(layer))):
+                    # (and an activation chosen at run time, or a function held as a value:
+                    # ``kernel(w_in, w_out, self.activation, x)`` calling ``activation(...)``)
                     layer_alias[name] = layer
         widths = None
         if is_method and (ctx.exprs or ctx.widths) and isinstance(call, ast.Call):
@@ -1946,6 +1991,12 @@ class FlowBuilder:
                 ctx.loops[-1][1].extend(frontier)
             return []
         if isinstance(stmt, ast.Assert):
+            stated = _asserted_rank(stmt.test)
+            if stated is not None:
+                # assert x.dim() == 3: past this statement x (the value it holds here) is 3-D
+                value = self._name_value(stated[0], ctx)
+                if isinstance(value, Ref):
+                    self.asserted[value.key] = stated[1]
             _, frontier = self._new(ctx, frontier, kind="other", uses=self._uses_of(stmt.test, ctx), span=span(stmt))
             return frontier
         if isinstance(stmt, ast.Delete):
@@ -1967,7 +2018,29 @@ class FlowBuilder:
     def _chunk_ref(self, name: str, index: int, ctx: _Ctx) -> Ref:
         """The ``index``-th chunk of a name bound to ``x.chunk(...)`` (see _Ctx.chunked): a key no
         source text has (an opaque ``c[0]`` of a later ``c`` is another value), the text c[k]."""
-        return Ref(self._key(f"{name}#{index}", ctx), f"{name}[{index}]")
+        text = f"{name}[..., {index}, :]" if name in ctx.stacked else f"{name}[{index}]"
+        return Ref(self._key(f"{name}#{index}", ctx), text)
+
+    def _stacked_halves(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
+        """``h.chunk(2, dim=-1)`` (placed where ``call`` is) when ``call`` is ``h.view(B, T, 2, -1)``
+        (or ``reshape``; the last size also ``D // 2``) with ``B, T, D = h.shape``: every axis
+        of h kept but the last, split into two halves along a new second-to-last axis."""
+        func = call.func
+        if not isinstance(func.value, ast.Name) or call.keywords or len(call.args) < 3 \
+                or any(isinstance(a, ast.Starred) for a in call.args):
+            return None
+        base = func.value.id
+        *lead, two, rest = call.args
+        if _int_literal(two) != 2 or not (_int_literal(rest) == -1 or self._is_half_of(rest, base, ctx)):
+            return None
+        sizes = [ctx.exprs.get(a.id) if isinstance(a, ast.Name) else None for a in lead]
+        if sizes != [("dim_size", base, i, len(lead) + 1) for i in range(len(lead))]:
+            return None
+        count = ast.copy_location(ast.Constant(2), two)
+        last = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), rest)), rest)
+        method = ast.copy_location(ast.Attribute(value=func.value, attr="chunk", ctx=ast.Load()), func)
+        return ast.copy_location(ast.Call(func=method, args=[count], keywords=[
+            ast.copy_location(ast.keyword(arg="dim", value=last), rest)]), call)
 
     def _split_in_halves(self, call: ast.Call) -> ast.Call | None:
         """``h.chunk(2, dim=-1)`` (placed where ``call`` is) when ``call`` splits the last axis of
@@ -2019,6 +2092,7 @@ class FlowBuilder:
         if isinstance(target, ast.Name):
             if ctx.chunked:
                 ctx.chunked.pop(target.id, None)
+                ctx.stacked.discard(target.id)
             value = self._name_value(target.id, ctx)
             if isinstance(value, Ref) and target.id in ctx.params:
                 # Assigning to a parameter starts a new local of that name.
@@ -2103,7 +2177,19 @@ class FlowBuilder:
             value_expr = self._split_in_halves(value_expr) or value_expr
         if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.Call)
                 and ctx.scope == ctx.body_scope):
-            count = self._chunk_count(value_expr)
+            # (the callee's attribute read once: this runs for every call assigned to a name)
+            method = value_expr.func.attr if value_expr.func.__class__ is ast.Attribute else None
+            count = self._chunk_count(value_expr) if method == "chunk" else None
+            stacked = None
+            if method == "view" or method == "reshape":
+                # h = h.view(B, T, 2, -1) then h[..., 0, :], h[..., 1, :]: the halves of the last
+                # axis, stacked on a new one; read as h.chunk(2, dim=-1)
+                stacked = self._stacked_halves(value_expr, ctx)
+                if stacked is not None:
+                    # (what _remember records for such a view, read before the chunks are
+                    # bound: ``x1, x2 = h.unbind(dim=-2)`` of it are the halves too)
+                    split = ("split2", self._name_value(value_expr.func.value.id, ctx))
+                    value_expr, count = stacked, 2
             if count is not None:
                 # c = h.chunk(2, dim=-1) read as c[0], c[1]: the chunks as if unpacked, so that
                 # c[k] is the k-th output of the chunk step (a whole read of c reads them all)
@@ -2112,6 +2198,10 @@ class FlowBuilder:
                          for k in range(count)]
                 unpacked = ast.copy_location(ast.Tuple(elts=parts, ctx=ast.Store()), targets[0])
                 frontier = self._assign([unpacked], value_expr, frontier, ctx)
+                ctx.stacked.discard(name)
+                if stacked is not None:
+                    ctx.stacked.add(name)
+                    ctx.exprs[name] = split
                 refs = tuple(self._chunk_ref(name, k, ctx) for k in range(count))
                 node = self.nodes[-1]
                 if tuple(o.key for o in node.outs) == tuple(r.key for r in refs):
@@ -2333,6 +2423,43 @@ class FlowBuilder:
 
 
 _NUMBER_CALLS = {"int", "float", "len", "abs", "round", "min", "max"}
+
+
+def _stacked_index(index: ast.expr) -> int | None:
+    """k of ``h[..., k, :]``: the k-th entry of the second-to-last axis, all of the last."""
+    if not (isinstance(index, ast.Tuple) and len(index.elts) == 3 and isinstance(index.elts[0], ast.Constant)
+            and index.elts[0].value is Ellipsis and isinstance(index.elts[2], ast.Slice)):
+        return None
+    whole = index.elts[2]
+    if whole.lower is not None or whole.upper is not None or whole.step is not None:
+        return None
+    return _int_literal(index.elts[1])
+
+
+def _asserted_rank(test: ast.expr) -> tuple[str, int] | None:
+    """(name, rank) when ``test`` states a name's rank: ``x.dim() == 3``, ``x.ndim == 3``,
+    ``x.ndimension() == 3`` or ``len(x.shape) == 3`` (either side of the ``==``)."""
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Eq)):
+        return None
+    for side, other in ((test.left, test.comparators[0]), (test.comparators[0], test.left)):
+        rank = _int_literal(other)
+        if rank is None or rank < 1:
+            continue
+        if isinstance(side, ast.Call) and not side.args and not side.keywords:
+            if isinstance(side.func, ast.Attribute) and side.func.attr in ("dim", "ndimension") \
+                    and isinstance(side.func.value, ast.Name):
+                return side.func.value.id, rank
+            continue
+        if isinstance(side, ast.Attribute) and side.attr == "ndim" and isinstance(side.value, ast.Name):
+            return side.value.id, rank
+    if isinstance(test.left, ast.Call) and isinstance(test.left.func, ast.Name) and test.left.func.id == "len" \
+            and len(test.left.args) == 1 and not test.left.keywords:
+        arg = test.left.args[0]
+        rank = _int_literal(test.comparators[0])
+        if rank is not None and rank >= 1 and isinstance(arg, ast.Attribute) and arg.attr == "shape" \
+                and isinstance(arg.value, ast.Name):
+            return arg.value.id, rank
+    return None
 
 
 def _dotted(node: ast.expr) -> bool:

@@ -267,6 +267,7 @@ class LayerTyper:
         self.tree = tree
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
         self.lines = None  # the file's lines, when known (cheap text prefilters)
+        self.path = None  # where the file lies, when known (bindings._passed_in reads its folder)
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()
@@ -1239,15 +1240,29 @@ class LayerTyper:
         return out
 
     def calls_attr(self, cls: ast.ClassDef, attr: str) -> bool:
-        """Does the class's text call ``self.<attr>(...)`` (a cheap look at its lines, when the
-        file's lines are known; else assumed)?"""
+        """Does the class's text call ``self.<attr>(...)``, or pass ``self.<attr>`` on as an
+        argument of a function of this file (``kernel(self.linear_in.weight, self.activation,
+        x)``: the flow inlines it, and it may call it)?  A cheap look at its lines, when the file's lines are
+        known; else assumed."""
         if self.lines is None:
             return True
         key = ("text", id(cls))
         text = self._kinds.get(key)
         if text is None:
             text = self._kinds[key] = "\n".join(self.lines[cls.lineno - 1:cls.end_lineno])
-        return f"self.{attr}(" in text
+        if f"self.{attr}(" in text:
+            return True
+        if f"self.{attr}" not in text:
+            return False
+        # the callee written just before the argument list holding it: a function of this file
+        # that calls one of its parameters (``drop_path(x, self.drop_prob, ...)`` calls none)
+        for found in re.finditer(rf"\b(\w+)\([^()]*[(,]?\s*\bself\.{re.escape(attr)}\s*[,)]", text):
+            func = self.names.functions.get(found.group(1))
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                body = "\n".join(self.lines[func.body[0].lineno - 1:func.end_lineno])
+                if any(re.search(rf"\b{a.arg}\(", body) for a in func.args.args if f"{a.arg}(" in body):
+                    return True
+        return False
 
     def passed_by_every_caller(self, param: "_Param") -> tuple:
         """The layer every call in the file passes for a constructor (or function) parameter

@@ -71,6 +71,9 @@ _NEG_PAIR = re.compile(r"\([\s\\]*[(\[][\s(\\]*-")
 # that concatenates), the function mentions the pseudo-word HALF_PAIR.
 _SEQ_ARG = re.compile(r"\([\s\\]*[(\[]")
 _HALVES = frozenset({"chunk", "unbind", "split"})
+# h.view(B, T, 2, -1) (or reshape, the last size also written ``D // 2``): the halves of a last
+# axis stacked on a new one, read as its chunks (graph.FlowBuilder._stacked_halves)
+_STACKED = re.compile(r"\b(?:view|reshape)\([^()]*,\s*2\s*,\s*(?:-\s*1|[\w.]+\s*//\s*2)\s*\)")
 _NOISE = re.compile(r"""#[^\n]*|'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*\"""", re.S)
 
 
@@ -110,6 +113,10 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                     words.add(NEG_PAIR)
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
                 floor_div = True
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("view", "reshape") and len(node.args) >= 3 \
+                    and isinstance(node.args[-2], ast.Constant) and node.args[-2].value == 2:
+                words.add("chunk")  # the halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
             elif isinstance(node, ast.Constant) and node.value is Ellipsis:
                 ellipsis = True
         if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(_HALVES)):
@@ -123,8 +130,10 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         words.append(NEG_PAIR)
     if _SEQ_ARG.search(code) and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
         words.append(HALF_PAIR)
-    if "split" in words:
-        words.append("chunk")  # two equal parts of a last axis are read as its chunks (graph._split_in_halves)
+    if "split" in words or (("view" in words or "reshape" in words) and _STACKED.search(code)):
+        # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
+        # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
+        words.append("chunk")
     return frozenset(words)
 
 
@@ -474,6 +483,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         _bind_stars(names, siblings)
     typer = LayerTyper(names, tree, module.mention, siblings)
     typer.lines = module.lines
+    typer.path = path
     for info in infos.values():
         bind_class(info, infos, names, typer)
     _borrow_layers(infos, names)

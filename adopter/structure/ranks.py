@@ -28,11 +28,12 @@ _UNARY = {"torch.nn.functional.softmax", "torch.nn.functional.dropout", "torch.T
           "canon.softmax_shift"}
 _ELEMENTWISE = {"torch.add", "torch.sub", "torch.mul", "torch.div", "torch.pow"}
 _ELEMENTWISE_SYMBOLS = {"+", "-", "*", "/", "//", "%", "**"}
-_SAME_RANK_METHODS = {"contiguous", "clone", "detach", "float", "half", "double", "bfloat16", "type_as", "abs",
+_SAME_RANK_METHODS = {"contiguous", "clone", "detach", "float", "half", "double", "bfloat16", "type_as", "to", "abs",
                       "exp", "sqrt", "rsqrt", "neg", "sigmoid", "tanh", "relu", "clamp", "clip"}
 _SCALAR_CALLS = {"?int", "?float", "?len", "?abs", "?round", "math.sqrt", "math.log", "math.pow", "math.exp",
                  "numpy.sqrt", "np.sqrt"}
 _FIXED_THREE = {"bmm", "baddbmm"}
+_DIM_NODES = frozenset({"torch.nn.functional.softmax", "torch.transpose", "torch.mean"})
 
 
 def wanted(nodes) -> bool:
@@ -70,8 +71,11 @@ _SIZE = re.compile(r"\.(shape|size\(\))\[\s*-?\d+\s*\]$")  # x.shape[1]: a Pytho
 
 
 class _Ranks:
-    def __init__(self, nodes, segment, scalar_attribute, out=None):
+    def __init__(self, nodes, segment, scalar_attribute, out=None, asserted=None):
         self.nodes = nodes
+        # value key -> the rank an ``assert`` states for it (graph.FlowBuilder.asserted): a
+        # value the function does not assign (a parameter) has it wherever it is read
+        self.asserted = asserted or {}
         self.segment = segment  # span -> source text (to tell a starred shape argument)
         self.scalar_attribute = scalar_attribute  # "self.scale" -> whether the class binds it to a number
         defined: dict[str, list] = {}
@@ -100,6 +104,8 @@ class _Ranks:
                     defs = [d for d in self.defined_ids[value.key] if bits[(d, value.key)] & present]
                     return self._join([self.def_rank[(d, value.key)] for d in defs]) if defs else None
                 return self.rank[value.key]
+            if value.key in self.asserted:
+                return self.asserted[value.key]
             if _SIZE.search(value.text) or (value.text.startswith("self.") and value.key == value.text
                                             and self.scalar_attribute(value.text[len("self."):])):
                 return 0  # x.shape[1]; self.scale = dim ** -0.5
@@ -362,12 +368,14 @@ def _bmm_reads(nodes, index) -> bool:
     return reached
 
 
-def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None) -> None:
+def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None, asserted=None) -> None:
     """Rewrite, in place, the non-negative dims of softmax and transpose nodes whose input's
     rank is known as negative ones (and the transposes products record as their operands).
     ``out``: the flow's edges (per node id, its successors), to read a name's rank where it is
-    read rather than over all its assignments."""
-    ranks = _Ranks(nodes, segment, scalar_attribute, out)
+    read rather than over all its assignments.  ``asserted``: ranks the function's ``assert``s
+    state (value key -> rank); where there are any, the dims of means are rewritten too
+    (``torch.mean(x ** 2, dim=2)`` of an asserted 3-D x is the mean over its last axis)."""
+    ranks = _Ranks(nodes, segment, scalar_attribute, out, asserted)
     ranks.solve()
     # A temporary that torch.bmm multiplies is 3-D (bmm raises otherwise): so is the input of
     # the transpose computing it (``torch.bmm(v, w.transpose(1, 2))``).
@@ -376,7 +384,7 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None) -> 
     changed: dict[int, tuple] = {}  # id of a transpose node -> its new (dim0, dim1)
     assumed = _contracted(nodes, ranks)
     for index, node in enumerate(nodes):
-        if node.canon not in ("torch.nn.functional.softmax", "torch.transpose") or node.view is None:
+        if node.view is None or node.canon not in _DIM_NODES or (node.canon == "torch.mean" and not asserted):
             continue
         view = node.view
         if not view.args:
@@ -391,7 +399,7 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None) -> 
         if not isinstance(rank, int) or rank == TOP:
             continue
         kwargs = list(view.kwargs)
-        dims = ("dim",) if node.canon == "torch.nn.functional.softmax" else ("dim0", "dim1")
+        dims = ("dim0", "dim1") if node.canon == "torch.transpose" else ("dim",)
         edited = False
         for index, (name, value) in enumerate(kwargs):
             d = _int(value)
