@@ -355,7 +355,43 @@ def _size_value(node: ast.expr, module: nn.Module, env: dict[str, ast.expr], dep
     return value if is_int(value) and 0 < value <= 1 << 16 else None
 
 
-def shape_constraints(func: Callable, module: nn.Module) -> tuple[int, dict[int, tuple[str, int]]] | None:
+def handed_method(func: Callable, module: nn.Module) -> Callable | None:
+    """The module's own method the function hands its first input to as it is, when that is all
+    the function states of it (``def forward(self, x): q, k, v = self.forward_conv(x)``): the
+    input's shape is then what that method demands.  The first input must not be rebound before
+    the call (``x = self.attn(x)`` is fine: the call sees the input), nor inside a loop; the first
+    such call is taken."""
+    node = _function_def(func)
+    if node is None:
+        return None
+    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
+    if params and params[0] in ("self", "cls"):
+        params = params[1:]
+    if not params:
+        return None
+    first = params[0]
+    rebound = [sub for sub in ast.walk(node)
+               if isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.NamedExpr, ast.For, ast.With))
+               and any(isinstance(n, ast.Name) and n.id == first and isinstance(n.ctx, ast.Store)
+                       for n in ast.walk(sub))]
+    calls = sorted((sub for sub in ast.walk(node) if isinstance(sub, ast.Call)),
+                   key=lambda c: (c.lineno, c.col_offset))
+    if any(isinstance(n, (ast.For, ast.AsyncFor, ast.While)) for n in ast.walk(node)):
+        return None  # a loop may rebind it on the way round
+    for call in calls:
+        if any(stmt.lineno <= call.lineno and not any(n is call for n in ast.walk(stmt)) for stmt in rebound):
+            return None  # rebound before the call: the method sees another tensor
+        if isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name) \
+                and call.func.value.id == "self" and call.args and isinstance(call.args[0], ast.Name) \
+                and call.args[0].id == first:
+            held = getattr(type(module), call.func.attr, None)
+            if inspect.isfunction(held) and held is not getattr(func, "__func__", func):
+                return getattr(module, call.func.attr)
+    return None
+
+
+def shape_constraints(func: Callable, module: nn.Module,
+                      depth: int = 0) -> tuple[int, dict[int, tuple[str, int]]] | None:
     """What the function's own code demands of its first input's axes, read against the built
     module: (rank, {axis: ("eq", n) or ("div", n)}).  The axes are named where the code unpacks
     the shape (``b, c, h, w, block = *x.shape, self.block_size``); the demands come from an
@@ -470,6 +506,10 @@ def shape_constraints(func: Callable, module: nn.Module) -> tuple[int, dict[int,
                 continue
             product = math.prod(known)
             demand(axis, "eq" if len(known) == len(group) else "div", product)
+    if not out and depth < 2:
+        handed = handed_method(func, module)
+        if handed is not None:
+            return shape_constraints(handed, module, depth + 1)
     return (rank, out) if rank and out else None
 
 

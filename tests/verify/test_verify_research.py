@@ -797,3 +797,71 @@ def test_an_argument_only_handed_to_a_helper_is_tried_as_a_small_size(tmp_path, 
     row = _row(patches, "ADP010", "PanelAttention")
     assert row["verdict"] == PASS, row
     assert "panel=2" in row["details"]["built"] and row["details"]["inputs"] == "float[2, 4, 32]"
+
+
+def test_a_forward_that_hands_its_input_to_a_method_takes_what_the_method_demands(tmp_path, capsys):
+    """``forward(x)`` hands ``x`` as it is to ``self._mixed(x)``, which asserts the tokens fill the
+    grid of patches it was built for (image 32, patch 8: 4 x 4): the input is sized as the method
+    demands (before: no input the original accepts, skip)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "handoff", "layers.py")
+    row = _row(patches, "ADP010", "GridMixAttention")
+    assert row["verdict"] == PASS, row
+    assert row["details"]["inputs"] == "float[2, 16, 32]", row["details"]
+    assert 0 < row["max_abs_diff"] < 1e-4, row
+
+
+def test_only_an_input_handed_on_as_it_is_takes_the_method_s_demands(tmp_path):
+    """``handed_method``: the input handed to a method of the module's own before anything rebinds
+    it (``x = self._tokens(x)`` too: the call sees the input); near-misses: the input rebound
+    first (the method sees another tensor), a loop around, a layer (no method), a function of
+    the file."""
+    path = tmp_path / "handed_on.py"
+    path.write_text('''
+import torch
+from torch import nn
+
+
+def helper(x):
+    return x
+
+
+class Handed(nn.Module):
+    def _tokens(self, x):
+        return x
+
+    def forward(self, x):
+        x = self._tokens(x)
+        return x
+
+
+class Rebound(Handed):
+    def forward(self, x):
+        x = x.flatten(2)
+        return self._tokens(x)
+
+
+class Looped(Handed):
+    def forward(self, x):
+        for _ in range(2):
+            y = self._tokens(x)
+        return y
+
+
+class Layered(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Identity()
+
+    def forward(self, x):
+        return helper(self.proj(x))
+''')
+    spec = importlib.util.spec_from_file_location("handed_on_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from adopter.verify.inputs import handed_method
+
+    handed = module.Handed()
+    assert handed_method(handed.forward, handed) == handed._tokens
+    for name in ("Rebound", "Looped", "Layered"):
+        built = getattr(module, name)()
+        assert handed_method(built.forward, built) is None, name
