@@ -631,6 +631,18 @@ def _window_lengths(module: nn.Module) -> list[int]:
     return out
 
 
+def _grid_sides(module: nn.Module) -> list[tuple[int, int]]:
+    """Pairs of sizes the module keeps as its own attributes (a list or tuple of two positive
+    ints up to 256: the sides of the feature map it was built for), in the order it set them."""
+    out: list[tuple[int, int]] = []
+    for key, value in vars(module).items():
+        if key.startswith("_") or not isinstance(value, (tuple, list)) or len(value) != 2:
+            continue
+        if all(is_int(v) and 2 <= v <= 256 for v in value) and tuple(value) not in out:
+            out.append(tuple(value))
+    return out[:2]
+
+
 def _deep_tokens(randn: Callable, batch: int, rank: int, lengths: list[int], widths: list[int]) -> list:
     """Hidden states of rank ``rank`` >= 5 (``b x y w1 w2 d``: windows of tokens, the grid of
     windows before them): each token count as two equal axes when it is a square, and as one
@@ -818,7 +830,14 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             return [randn(b, conv.in_channels, 4, image, image)]
         # the first convolution's input width, or (a patch embedding that is a Linear over
         # rearranged pixels, with convolutions only deeper inside) the model's own channel count
-        return [randn(b, c, image, image) for c in dict.fromkeys(c for c in (channels, hinted_channels, 3) if c)]
+        widths_ = list(dict.fromkeys(c for c in (channels, hinted_channels, 3) if c))
+        out = [randn(b, c, image, image) for c in widths_]
+        # then the sides of a feature map the module was built for (a pair of sizes it keeps:
+        # ``self.fmap_size = (8, 16)`` read as tokens = height * width), its first width only
+        for sides in _grid_sides(module):
+            if sides != (image, image) and widths_:
+                out.append(randn(b, widths_[0], *sides))
+        return out
 
     rank, certain = input_rank(func) if method == "forward" else (None, False)
     demands = shape_constraints(func, module) if method == "forward" else None

@@ -865,3 +865,16 @@ class Layered(nn.Module):
     for name in ("Rebound", "Looped", "Layered"):
         built = getattr(module, name)()
         assert handed_method(built.forward, built) is None, name
+
+
+def test_a_pair_of_sides_read_entry_by_entry_and_images_of_the_sides_the_layer_keeps(tmp_path, capsys):
+    """``fmap_size[0]``, ``fmap_size[1]``: a pair known only by a name ending in ``_size`` is
+    guessed as widths (8, 16) first; its relative-position table serves both axes, so that map
+    builds but takes no input, and equal small sides (4, 4) are tried next; the image fed is the
+    map the layer keeps (``self.fmap_size``), not the default 32 x 32 (before: skip)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "fmap", "layers.py")
+    row = _row(patches, "ADP010", "SquareMapAttention")
+    assert row["verdict"] == PASS, row
+    assert "fmap_size=(4, 4)" in row["details"]["built"], row["details"]
+    assert row["details"]["inputs"] == "float[2, 32, 4, 4]", row["details"]
+    assert 0 < row["max_abs_diff"] < 1e-4, row
