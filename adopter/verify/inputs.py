@@ -249,6 +249,59 @@ def _parsed_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
+def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
+    """Parameters the function hands to torch's einsum by name, each with the count of its
+    subscripts there (``einsum('b i h d, b j h d -> b h i j', q, k)``: q and k, 4), when every use
+    says the same count (no ellipsis) and (``kept``) the function never rebinds the parameter but
+    scaled (``q = q * scale``); without ``kept``, a likely rank only (``k, v = map(repeat_heads,
+    (k, v))`` first)."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found: dict[str, set[int]] = {}
+    rebound: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+            for target in targets:
+                for n in ast.walk(target):
+                    if not (isinstance(n, ast.Name) and n.id in params):
+                        continue
+                    value = sub.value
+                    scaled = isinstance(target, ast.Name) and (
+                        (isinstance(sub, ast.AugAssign) and isinstance(sub.op, (ast.Mult, ast.Div))) or
+                        (isinstance(sub, ast.Assign) and isinstance(value, ast.BinOp) and
+                         isinstance(value.op, (ast.Mult, ast.Div)) and
+                         any(isinstance(side, ast.Name) and side.id == n.id for side in (value.left, value.right))))
+                    if not scaled:
+                        rebound.add(n.id)
+        elif isinstance(sub, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.NamedExpr, ast.comprehension)):
+            rebound.update(n.id for n in ast.walk(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+                           and n.id in params and not isinstance(sub, (ast.With, ast.AsyncWith)))
+            if isinstance(sub, (ast.With, ast.AsyncWith)):
+                rebound.update(n.id for item in sub.items if item.optional_vars is not None
+                               for n in ast.walk(item.optional_vars) if isinstance(n, ast.Name))
+        if not (isinstance(sub, ast.Call) and sub.args and isinstance(sub.args[0], ast.Constant)
+                and isinstance(sub.args[0].value, str) and "->" in sub.args[0].value):
+            continue
+        called = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", "")
+        if called != "einsum":
+            continue
+        operands = list(sub.args[1:])
+        if len(operands) == 1 and isinstance(operands[0], (ast.List, ast.Tuple)):
+            operands = list(operands[0].elts)
+        terms = sub.args[0].value.split("->", 1)[0].split(",")
+        if len(terms) != len(operands):
+            continue
+        for term, operand in zip(terms, operands):
+            letters = term.replace(" ", "")
+            if isinstance(operand, ast.Name) and operand.id in params and letters.isalpha():
+                found.setdefault(operand.id, set()).add(len(letters))
+    return {name: next(iter(ranks)) for name, ranks in found.items()
+            if len(ranks) == 1 and (not kept or name not in rebound)}
+
+
 def input_rank(func: Callable) -> tuple[int | None, bool]:
     """The rank of the first input as the function's own code states it, and whether the code
     states it of that input itself: the names its shape is unpacked into (``b, c, h, w =
@@ -296,6 +349,11 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
                     patterns.append(rank)
     if unpacked:
         return unpacked, True
+    own = einsum_ranks(func).get(first)
+    if own:
+        # the input's own subscripts in torch's einsum (``einsum('b i h d, b j h d -> b h i j', q,
+        # k)``), the input not rebound but scaled: stated of the input itself
+        return own, True
     return (min(patterns), False) if patterns else (None, False)
 
 
@@ -840,6 +898,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         return out
 
     rank, certain = input_rank(func) if method == "forward" else (None, False)
+    operand_ranks = einsum_ranks(func, kept=False) if method == "forward" else {}
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
@@ -962,12 +1021,18 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         # the usual [batch, seq, width]; mobile ViT's ``'b p n (h d)'``: patches of tokens)
         four = [randn(b, 4, s, width) for width in widths[:3]] if rank == 4 and conv is None \
             and (not per_param or not certain) else []
+        if per_param and operand_ranks.get(name) == 4 and conv is None:
+            # a later tensor the code hands to einsum as 4-D (``k`` beside ``q``), maybe after
+            # rebinding it (a guess: a wrong one costs a try, never a verdict)
+            four, certain_here = [randn(b, 4, s, width) for width in widths[:3]], True
+        else:
+            certain_here = certain and not per_param
         # (a later tensor of a forward whose code rearranges 4-D tokens -- the Perceiver's
         # latents beside its media -- gets them too, at the same positions as the first's, so the
         # two are tried together)
         if not per_param and rank is not None and rank >= 5 and conv is None:
             four = _deep_tokens(randn, b, rank, [s, *_window_lengths(module)], widths[:2])
-        if certain:
+        if certain_here or (certain and per_param and four):
             candidates, four = four + candidates, []
         if isinstance(fed, nn.LayerNorm) and fed.normalized_shape:
             candidates.append(randn(b, s, int(fed.normalized_shape[-1])))

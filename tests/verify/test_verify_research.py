@@ -878,3 +878,55 @@ def test_a_pair_of_sides_read_entry_by_entry_and_images_of_the_sides_the_layer_k
     assert "fmap_size=(4, 4)" in row["details"]["built"], row["details"]
     assert row["details"]["inputs"] == "float[2, 32, 4, 4]", row["details"]
     assert 0 < row["max_abs_diff"] < 1e-4, row
+
+
+def test_a_function_of_the_module_verified_alone_with_its_own_flags_and_einsum_ranks(tmp_path, capsys):
+    """The layer calls ``attend(q, k, v, causal=self.causal)`` only when built with
+    ``written_out=True``, and the patch fuses only the function's causal side (``if clamp or not
+    causal: <original> else: <fused>``): one flag at a time never reaches it.  The function is
+    verified alone, its ``causal`` parameter steered by the patch's guard, its q, k, v built 4-D as
+    its einsum subscripts say (``'b i h d, b j h d -> b h i j'``; before: skip)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "alone", "layers.py")
+    row = _row(patches, "ADP010", "SwitchedAttention")
+    assert row["verdict"] == PASS, row
+    assert "on attend() alone" in row["reason"] and "causal=True" in row["reason"], row["reason"]
+    assert row["details"]["inputs"].startswith("float[2, 4, 8, 32], float[2, 4, 8, 32], float[2, 4, 8, 32]")
+    assert 0 < row["max_abs_diff"] < 1e-4, row
+
+
+def test_einsum_subscripts_give_a_rank_only_when_they_agree_and_the_input_is_kept(tmp_path):
+    """``einsum_ranks``: q's rank is certain when q is only scaled before its einsum; near-misses:
+    an ellipsis (no count), two uses disagreeing, and (for a certain rank) a rebound input."""
+    path = tmp_path / "ranks.py"
+    path.write_text('''
+import torch
+
+
+def scaled(q, k):
+    q = q * 0.5
+    return torch.einsum("b i h d, b j h d -> b h i j", q, k)
+
+
+def ellipsis(q, k):
+    return torch.einsum("... i d, ... j d -> ... i j", q, k)
+
+
+def disagree(q, k):
+    a = torch.einsum("b i d, b j d -> b i j", q, k)
+    return torch.einsum("b i h d, b j h d -> b h i j", q, k), a
+
+
+def rebound(q, k):
+    q = q.flatten(2)
+    return torch.einsum("b i d, b j d -> b i j", q, k)
+''')
+    spec = importlib.util.spec_from_file_location("ranks_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from adopter.verify.inputs import einsum_ranks, input_rank
+
+    assert einsum_ranks(module.scaled) == {"q": 4, "k": 4} and input_rank(module.scaled) == (4, True)
+    assert einsum_ranks(module.ellipsis) == {}
+    assert einsum_ranks(module.disagree) == {}
+    assert einsum_ranks(module.rebound) == {"k": 3} and einsum_ranks(module.rebound, kept=False) == {"q": 3, "k": 3}
+    assert input_rank(module.rebound) == (None, False)
