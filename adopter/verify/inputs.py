@@ -1011,6 +1011,14 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                                  torch.randint(0, 10, (b,), generator=generator)]))
             continue
         candidates = []
+        if fed is None and not per_param:
+            # the layer the code hands the first input to as it is (``q = self.to_q(x)``), when
+            # it is a convolution: its input width first (not the first convolution registered,
+            # which may be a deeper one: an offset network over grouped channels)
+            handed = fed_layer(func, name, module)
+            if isinstance(handed, (nn.Conv2d, nn.Conv3d)) and conv is not None \
+                    and handed.in_channels != getattr(conv, "in_channels", None):
+                candidates.append(_layer_input(randn, handed, b, s, image))
         image_like = "pixel" in lowered or "image" in lowered or lowered in ("img", "imgs", "video")
         if conv is not None or ((channels is not None or image_like) and lowered in _IMAGE_NAMES | {"pixel_values"}) \
                 or image_like:

@@ -930,3 +930,13 @@ def rebound(q, k):
     assert einsum_ranks(module.disagree) == {}
     assert einsum_ranks(module.rebound) == {"k": 3} and einsum_ranks(module.rebound, kept=False) == {"q": 3, "k": 3}
     assert input_rank(module.rebound) == (None, False)
+
+
+def test_images_as_wide_as_the_convolution_the_input_goes_through_first(tmp_path, capsys):
+    """The first convolution the layer registered is an offset network over groups of the
+    query's channels (8 wide); the input goes through ``self.to_q(x)`` first (32 wide), so the
+    images fed are 32 channels wide (before: 8, 3 or the hinted widths, none accepted: skip)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "offsets", "layers.py")
+    row = _row(patches, "ADP010", "ShiftedKeyAttention")
+    assert row["verdict"] == PASS, row
+    assert row["details"]["inputs"].startswith("float[2, 32, "), row["details"]
