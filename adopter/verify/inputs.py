@@ -174,6 +174,11 @@ def mask_values(kind: str, batch: int, seq: int, dtype=torch.float32) -> torch.T
         if hidden:
             mask[-1, -hidden:] = False
         return mask
+    if kind == "bool_padding":  # the same padding for code that fills where it is True
+        mask = torch.zeros(b, s, dtype=torch.bool)
+        if hidden:
+            mask[-1, -hidden:] = True
+        return mask
     if kind == "bool_square":
         return torch.ones(s, s, dtype=torch.bool).tril()[None, None].expand(b, 1, s, s).contiguous()
     if kind == "bool_future":  # the same causal mask for code that fills where it is True
@@ -932,7 +937,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 if required:
                     candidates += [mask_values("binary", b, s).float(), mask_values("bool", b, s),
                                    mask_values("bool_square", b, s), mask_values("additive3", b, s),
-                                   mask_values("bool_future", b, s)]
+                                   mask_values("bool_future", b, s), mask_values("bool_padding", b, s)]
             if optional and name not in give_optional:
                 candidates.append(OMIT)
             per_param.append((name, positional, candidates))

@@ -940,3 +940,15 @@ def test_images_as_wide_as_the_convolution_the_input_goes_through_first(tmp_path
     row = _row(patches, "ADP010", "ShiftedKeyAttention")
     assert row["verdict"] == PASS, row
     assert row["details"]["inputs"].startswith("float[2, 32, "), row["details"]
+
+
+def test_a_padding_mask_true_where_a_key_is_hidden(tmp_path, capsys):
+    """``masked_fill(pad_mask[:, None, None, :], -inf)``: True hides a key.  The keep-polarity
+    ``[batch, seq]`` candidate hides every key of the first sequence there (the original gives
+    NaN, the fused call 0, a degenerate input no model is used with), and no other candidate fit
+    the mask's indexing, so the check with the mask given compared on it and *failed*; the same
+    padding with True where hidden is a candidate now (before: fail)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "padding", "layers.py")
+    row = _row(patches, "ADP010", "PaddedAttention")
+    assert row["verdict"] == PASS, row
+    assert "also with pad_mask given" in row["reason"], row["reason"]
