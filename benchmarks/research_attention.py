@@ -30,12 +30,13 @@ biopython, sh, loguru, jaxtyping and wadler-lindig, beartype), fastai's ``import
 its dateutil, pytz and tzdata; matplotlib and its contourpy, cycler, kiwisolver, pyparsing,
 fonttools; scipy; fastcore, fastprogress 1.0.3 (later ones import fasthtml), fastdownload,
 fasttransform, plum-dispatch), fastai itself (tsai's models star-import it) and timm
-(segmentation-models-pytorch's MiT encoder)::
+(segmentation-models-pytorch's MiT encoder); verify17 (session 17) adds catalogue to it (llm-foundry's
+registry module, imported by its attention module)::
 
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/verify12-extra environs marshmallow \
         python-dotenv biopython sh loguru jaxtyping wadler-lindig beartype pandas python-dateutil pytz tzdata timm \
         matplotlib contourpy cycler kiwisolver pyparsing fonttools scipy fastcore "fastprogress==1.0.3" \
-        fastdownload fasttransform plum-dispatch "fastai==2.8.4"
+        fastdownload fasttransform plum-dispatch "fastai==2.8.4" catalogue
     PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra \
         .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 

@@ -564,6 +564,35 @@ class Builder:
 
     # ------------------------------------------------------------ variants
 
+    def _function_variants(self, name: str, found_guards: list, method: str) -> list[Variant]:
+        """A module-level function verified alone: its own parameters steered into the branches
+        the edit is under (``causal=True`` for ``if softclamp or not causal: <original> else:
+        <fused>``), each guard alone, then all of them at once."""
+        try:
+            params = inspect.signature(getattr(self.original, name)).parameters
+        except (TypeError, ValueError, AttributeError):
+            return []
+        items: list[tuple[str, Any]] = []
+        gives: list[str] = []
+        for guard in found_guards:
+            param = params.get(guard.name) if guard.kind == "param" else None
+            if param is None:
+                continue
+            if isinstance(guard.want, bool) and isinstance(param.default, bool):
+                if (guard.name, guard.want) not in items and param.default != guard.want:
+                    items.append((guard.name, guard.want))
+            elif guard.want in ("given", True) and param.default is None and guard.name not in gives:
+                gives.append(guard.name)
+            elif guard.want == "absent" and param.default is None:
+                continue  # already absent by default
+        if len({k for k, _ in items}) != len(items):
+            items = []  # both sides of one flag: no single setting
+        out = [Variant(forward=(item,), method=method) for item in items]
+        out += [Variant(give=(g,), method=method) for g in gives]
+        if len(items) + len(gives) > 1:
+            out.append(Variant(forward=tuple(items), give=tuple(gives), method=method))
+        return out
+
     def variants(self, class_name: str, found_guards: list = (), method: str = "forward",
                  helper_conditions: list = ()) -> list[Variant]:
         """The default build first, then the changes that take the branches the edit is under
@@ -571,6 +600,7 @@ class Builder:
         argument values, ``branches.helper_conditions``), then one flag flipped at a time."""
         out = [Variant(method=method)]
         if class_name.startswith("function:"):
+            out += self._function_variants(class_name.split(":", 1)[1], found_guards, method)
             return out
         spec = self.factory_for(class_name)
         cls = self.class_of(self.original, class_name)

@@ -417,8 +417,15 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         raise NeedsFactory(f"cannot infer argument `{name}` (a class it calls)")
     # a list (``num_blocks[3]``)
     if reads.max_index >= 0 or (reads.iterated and not reads.attrs):
-        guess = _list_guess(name, max(reads.max_index + 1, 2), sizes)
+        length = max(reads.max_index + 1, 2)
+        guess = _list_guess(name, length, sizes)
         if guess is not None:
+            lowered = name.lower()
+            if not reads.iterated and reads.max_index >= 0 and len(set(guess)) > 1 and \
+                    lowered not in STAGE_WIDTHS and lowered not in CHANNELS:
+                # only read entry by entry, and a width only by the name's ending (``fmap_size[0]``,
+                # ``fmap_size[1]``): maybe the sides of a grid, so equal small sides next
+                return [guess, (4,) * length]
             return [guess]
     values = guess_value(name, annotation, sizes)
     if len(values) == 1 and is_int(values[0]) and values[0] % GROUP_NORM_GROUPS and \

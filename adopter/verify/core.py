@@ -937,11 +937,15 @@ def _retry_on_function(checker: _Checker, owner: str, sites: list[Site], verdict
     """A patch inside a module-level function that the class calls (fairseq2's ``NaiveSDPA``
     hands its q, k, v to ``naive_scaled_dot_product_attention``), where the class could not be
     built or fed here (its forward takes the package's own layout objects): the function
-    itself is verified, called with inputs inferred from its signature; the reason says so."""
+    itself is verified, called with inputs inferred from its signature; the reason says so.
+    Likewise where the class was built and fed but never reached the patched lines, or reached
+    only the original side of the patch's guard (ring-attention's ``default_attention(q, k, v,
+    causal=...)``, called only when the class is built with one flag and its fused side needs
+    another): the function's own parameters steer it there."""
     for site in sites:
         verdict = verdicts.get(site)
         if verdict is None or verdict.verdict != SKIP or not site.edited or \
-                not verdict.reason.startswith("name a factory"):
+                not verdict.reason.startswith(("name a factory", ORIGINAL_PATH, "the edited lines")):
             continue
         name = _function_around(checker.patched_text, site.edited)
         if name is None:
@@ -949,9 +953,10 @@ def _retry_on_function(checker: _Checker, owner: str, sites: list[Site], verdict
         retried = _verify_class(checker, f"function:{name}", [site]).get(site)
         if retried is None or retried.verdict == SKIP:
             continue
+        why = "could not be fed here" if verdict.reason.startswith("name a factory") else "did not reach it here"
         verdicts[site] = dataclasses.replace(
             retried, reason=f"{retried.reason}; on {name}() alone, called with inputs from its signature "
-                            f"({owner} could not be fed here: {verdict.reason[:160]})")
+                            f"({owner} {why}: {verdict.reason[:160]})")
 
 
 def _builds_optimizer(site: Site) -> bool:

@@ -174,6 +174,11 @@ def mask_values(kind: str, batch: int, seq: int, dtype=torch.float32) -> torch.T
         if hidden:
             mask[-1, -hidden:] = False
         return mask
+    if kind == "bool_padding":  # the same padding for code that fills where it is True
+        mask = torch.zeros(b, s, dtype=torch.bool)
+        if hidden:
+            mask[-1, -hidden:] = True
+        return mask
     if kind == "bool_square":
         return torch.ones(s, s, dtype=torch.bool).tril()[None, None].expand(b, 1, s, s).contiguous()
     if kind == "bool_future":  # the same causal mask for code that fills where it is True
@@ -249,6 +254,59 @@ def _parsed_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
+def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
+    """Parameters the function hands to torch's einsum by name, each with the count of its
+    subscripts there (``einsum('b i h d, b j h d -> b h i j', q, k)``: q and k, 4), when every use
+    says the same count (no ellipsis) and (``kept``) the function never rebinds the parameter but
+    scaled (``q = q * scale``); without ``kept``, a likely rank only (``k, v = map(repeat_heads,
+    (k, v))`` first)."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found: dict[str, set[int]] = {}
+    rebound: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+            for target in targets:
+                for n in ast.walk(target):
+                    if not (isinstance(n, ast.Name) and n.id in params):
+                        continue
+                    value = sub.value
+                    scaled = isinstance(target, ast.Name) and (
+                        (isinstance(sub, ast.AugAssign) and isinstance(sub.op, (ast.Mult, ast.Div))) or
+                        (isinstance(sub, ast.Assign) and isinstance(value, ast.BinOp) and
+                         isinstance(value.op, (ast.Mult, ast.Div)) and
+                         any(isinstance(side, ast.Name) and side.id == n.id for side in (value.left, value.right))))
+                    if not scaled:
+                        rebound.add(n.id)
+        elif isinstance(sub, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.NamedExpr, ast.comprehension)):
+            rebound.update(n.id for n in ast.walk(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+                           and n.id in params and not isinstance(sub, (ast.With, ast.AsyncWith)))
+            if isinstance(sub, (ast.With, ast.AsyncWith)):
+                rebound.update(n.id for item in sub.items if item.optional_vars is not None
+                               for n in ast.walk(item.optional_vars) if isinstance(n, ast.Name))
+        if not (isinstance(sub, ast.Call) and sub.args and isinstance(sub.args[0], ast.Constant)
+                and isinstance(sub.args[0].value, str) and "->" in sub.args[0].value):
+            continue
+        called = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", "")
+        if called != "einsum":
+            continue
+        operands = list(sub.args[1:])
+        if len(operands) == 1 and isinstance(operands[0], (ast.List, ast.Tuple)):
+            operands = list(operands[0].elts)
+        terms = sub.args[0].value.split("->", 1)[0].split(",")
+        if len(terms) != len(operands):
+            continue
+        for term, operand in zip(terms, operands):
+            letters = term.replace(" ", "")
+            if isinstance(operand, ast.Name) and operand.id in params and letters.isalpha():
+                found.setdefault(operand.id, set()).add(len(letters))
+    return {name: next(iter(ranks)) for name, ranks in found.items()
+            if len(ranks) == 1 and (not kept or name not in rebound)}
+
+
 def input_rank(func: Callable) -> tuple[int | None, bool]:
     """The rank of the first input as the function's own code states it, and whether the code
     states it of that input itself: the names its shape is unpacked into (``b, c, h, w =
@@ -296,6 +354,11 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
                     patterns.append(rank)
     if unpacked:
         return unpacked, True
+    own = einsum_ranks(func).get(first)
+    if own:
+        # the input's own subscripts in torch's einsum (``einsum('b i h d, b j h d -> b h i j', q,
+        # k)``), the input not rebound but scaled: stated of the input itself
+        return own, True
     return (min(patterns), False) if patterns else (None, False)
 
 
@@ -355,7 +418,43 @@ def _size_value(node: ast.expr, module: nn.Module, env: dict[str, ast.expr], dep
     return value if is_int(value) and 0 < value <= 1 << 16 else None
 
 
-def shape_constraints(func: Callable, module: nn.Module) -> tuple[int, dict[int, tuple[str, int]]] | None:
+def handed_method(func: Callable, module: nn.Module) -> Callable | None:
+    """The module's own method the function hands its first input to as it is, when that is all
+    the function states of it (``def forward(self, x): q, k, v = self.forward_conv(x)``): the
+    input's shape is then what that method demands.  The first input must not be rebound before
+    the call (``x = self.attn(x)`` is fine: the call sees the input), nor inside a loop; the first
+    such call is taken."""
+    node = _function_def(func)
+    if node is None:
+        return None
+    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
+    if params and params[0] in ("self", "cls"):
+        params = params[1:]
+    if not params:
+        return None
+    first = params[0]
+    rebound = [sub for sub in ast.walk(node)
+               if isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.NamedExpr, ast.For, ast.With))
+               and any(isinstance(n, ast.Name) and n.id == first and isinstance(n.ctx, ast.Store)
+                       for n in ast.walk(sub))]
+    calls = sorted((sub for sub in ast.walk(node) if isinstance(sub, ast.Call)),
+                   key=lambda c: (c.lineno, c.col_offset))
+    if any(isinstance(n, (ast.For, ast.AsyncFor, ast.While)) for n in ast.walk(node)):
+        return None  # a loop may rebind it on the way round
+    for call in calls:
+        if any(stmt.lineno <= call.lineno and not any(n is call for n in ast.walk(stmt)) for stmt in rebound):
+            return None  # rebound before the call: the method sees another tensor
+        if isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name) \
+                and call.func.value.id == "self" and call.args and isinstance(call.args[0], ast.Name) \
+                and call.args[0].id == first:
+            held = getattr(type(module), call.func.attr, None)
+            if inspect.isfunction(held) and held is not getattr(func, "__func__", func):
+                return getattr(module, call.func.attr)
+    return None
+
+
+def shape_constraints(func: Callable, module: nn.Module,
+                      depth: int = 0) -> tuple[int, dict[int, tuple[str, int]]] | None:
     """What the function's own code demands of its first input's axes, read against the built
     module: (rank, {axis: ("eq", n) or ("div", n)}).  The axes are named where the code unpacks
     the shape (``b, c, h, w, block = *x.shape, self.block_size``); the demands come from an
@@ -470,6 +569,10 @@ def shape_constraints(func: Callable, module: nn.Module) -> tuple[int, dict[int,
                 continue
             product = math.prod(known)
             demand(axis, "eq" if len(known) == len(group) else "div", product)
+    if not out and depth < 2:
+        handed = handed_method(func, module)
+        if handed is not None:
+            return shape_constraints(handed, module, depth + 1)
     return (rank, out) if rank and out else None
 
 
@@ -589,6 +692,18 @@ def _window_lengths(module: nn.Module) -> list[int]:
         if buffer.dim() >= 2 and buffer.shape[-2] == side and 2 <= side <= 256 and side not in out:
             out.append(side)
     return out
+
+
+def _grid_sides(module: nn.Module) -> list[tuple[int, int]]:
+    """Pairs of sizes the module keeps as its own attributes (a list or tuple of two positive
+    ints up to 256: the sides of the feature map it was built for), in the order it set them."""
+    out: list[tuple[int, int]] = []
+    for key, value in vars(module).items():
+        if key.startswith("_") or not isinstance(value, (tuple, list)) or len(value) != 2:
+            continue
+        if all(is_int(v) and 2 <= v <= 256 for v in value) and tuple(value) not in out:
+            out.append(tuple(value))
+    return out[:2]
 
 
 def _deep_tokens(randn: Callable, batch: int, rank: int, lengths: list[int], widths: list[int]) -> list:
@@ -778,9 +893,17 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             return [randn(b, conv.in_channels, 4, image, image)]
         # the first convolution's input width, or (a patch embedding that is a Linear over
         # rearranged pixels, with convolutions only deeper inside) the model's own channel count
-        return [randn(b, c, image, image) for c in dict.fromkeys(c for c in (channels, hinted_channels, 3) if c)]
+        widths_ = list(dict.fromkeys(c for c in (channels, hinted_channels, 3) if c))
+        out = [randn(b, c, image, image) for c in widths_]
+        # then the sides of a feature map the module was built for (a pair of sizes it keeps:
+        # ``self.fmap_size = (8, 16)`` read as tokens = height * width), its first width only
+        for sides in _grid_sides(module):
+            if sides != (image, image) and widths_:
+                out.append(randn(b, widths_[0], *sides))
+        return out
 
     rank, certain = input_rank(func) if method == "forward" else (None, False)
+    operand_ranks = einsum_ranks(func, kept=False) if method == "forward" else {}
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
@@ -814,7 +937,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 if required:
                     candidates += [mask_values("binary", b, s).float(), mask_values("bool", b, s),
                                    mask_values("bool_square", b, s), mask_values("additive3", b, s),
-                                   mask_values("bool_future", b, s)]
+                                   mask_values("bool_future", b, s), mask_values("bool_padding", b, s)]
             if optional and name not in give_optional:
                 candidates.append(OMIT)
             per_param.append((name, positional, candidates))
@@ -893,6 +1016,14 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                                  torch.randint(0, 10, (b,), generator=generator)]))
             continue
         candidates = []
+        if fed is None and not per_param:
+            # the layer the code hands the first input to as it is (``q = self.to_q(x)``), when
+            # it is a convolution: its input width first (not the first convolution registered,
+            # which may be a deeper one: an offset network over grouped channels)
+            handed = fed_layer(func, name, module)
+            if isinstance(handed, (nn.Conv2d, nn.Conv3d)) and conv is not None \
+                    and handed.in_channels != getattr(conv, "in_channels", None):
+                candidates.append(_layer_input(randn, handed, b, s, image))
         image_like = "pixel" in lowered or "image" in lowered or lowered in ("img", "imgs", "video")
         if conv is not None or ((channels is not None or image_like) and lowered in _IMAGE_NAMES | {"pixel_values"}) \
                 or image_like:
@@ -903,12 +1034,18 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         # the usual [batch, seq, width]; mobile ViT's ``'b p n (h d)'``: patches of tokens)
         four = [randn(b, 4, s, width) for width in widths[:3]] if rank == 4 and conv is None \
             and (not per_param or not certain) else []
+        if per_param and operand_ranks.get(name) == 4 and conv is None:
+            # a later tensor the code hands to einsum as 4-D (``k`` beside ``q``), maybe after
+            # rebinding it (a guess: a wrong one costs a try, never a verdict)
+            four, certain_here = [randn(b, 4, s, width) for width in widths[:3]], True
+        else:
+            certain_here = certain and not per_param
         # (a later tensor of a forward whose code rearranges 4-D tokens -- the Perceiver's
         # latents beside its media -- gets them too, at the same positions as the first's, so the
         # two are tried together)
         if not per_param and rank is not None and rank >= 5 and conv is None:
             four = _deep_tokens(randn, b, rank, [s, *_window_lengths(module)], widths[:2])
-        if certain:
+        if certain_here or (certain and per_param and four):
             candidates, four = four + candidates, []
         if isinstance(fed, nn.LayerNorm) and fed.normalized_shape:
             candidates.append(randn(b, s, int(fed.normalized_shape[-1])))

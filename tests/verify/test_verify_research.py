@@ -797,3 +797,158 @@ def test_an_argument_only_handed_to_a_helper_is_tried_as_a_small_size(tmp_path, 
     row = _row(patches, "ADP010", "PanelAttention")
     assert row["verdict"] == PASS, row
     assert "panel=2" in row["details"]["built"] and row["details"]["inputs"] == "float[2, 4, 32]"
+
+
+def test_a_forward_that_hands_its_input_to_a_method_takes_what_the_method_demands(tmp_path, capsys):
+    """``forward(x)`` hands ``x`` as it is to ``self._mixed(x)``, which asserts the tokens fill the
+    grid of patches it was built for (image 32, patch 8: 4 x 4): the input is sized as the method
+    demands (before: no input the original accepts, skip)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "handoff", "layers.py")
+    row = _row(patches, "ADP010", "GridMixAttention")
+    assert row["verdict"] == PASS, row
+    assert row["details"]["inputs"] == "float[2, 16, 32]", row["details"]
+    assert 0 < row["max_abs_diff"] < 1e-4, row
+
+
+def test_only_an_input_handed_on_as_it_is_takes_the_method_s_demands(tmp_path):
+    """``handed_method``: the input handed to a method of the module's own before anything rebinds
+    it (``x = self._tokens(x)`` too: the call sees the input); near-misses: the input rebound
+    first (the method sees another tensor), a loop around, a layer (no method), a function of
+    the file."""
+    path = tmp_path / "handed_on.py"
+    path.write_text('''
+import torch
+from torch import nn
+
+
+def helper(x):
+    return x
+
+
+class Handed(nn.Module):
+    def _tokens(self, x):
+        return x
+
+    def forward(self, x):
+        x = self._tokens(x)
+        return x
+
+
+class Rebound(Handed):
+    def forward(self, x):
+        x = x.flatten(2)
+        return self._tokens(x)
+
+
+class Looped(Handed):
+    def forward(self, x):
+        for _ in range(2):
+            y = self._tokens(x)
+        return y
+
+
+class Layered(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Identity()
+
+    def forward(self, x):
+        return helper(self.proj(x))
+''')
+    spec = importlib.util.spec_from_file_location("handed_on_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from adopter.verify.inputs import handed_method
+
+    handed = module.Handed()
+    assert handed_method(handed.forward, handed) == handed._tokens
+    for name in ("Rebound", "Looped", "Layered"):
+        built = getattr(module, name)()
+        assert handed_method(built.forward, built) is None, name
+
+
+def test_a_pair_of_sides_read_entry_by_entry_and_images_of_the_sides_the_layer_keeps(tmp_path, capsys):
+    """``fmap_size[0]``, ``fmap_size[1]``: a pair known only by a name ending in ``_size`` is
+    guessed as widths (8, 16) first; its relative-position table serves both axes, so that map
+    builds but takes no input, and equal small sides (4, 4) are tried next; the image fed is the
+    map the layer keeps (``self.fmap_size``), not the default 32 x 32 (before: skip)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "fmap", "layers.py")
+    row = _row(patches, "ADP010", "SquareMapAttention")
+    assert row["verdict"] == PASS, row
+    assert "fmap_size=(4, 4)" in row["details"]["built"], row["details"]
+    assert row["details"]["inputs"] == "float[2, 32, 4, 4]", row["details"]
+    assert 0 < row["max_abs_diff"] < 1e-4, row
+
+
+def test_a_function_of_the_module_verified_alone_with_its_own_flags_and_einsum_ranks(tmp_path, capsys):
+    """The layer calls ``attend(q, k, v, causal=self.causal)`` only when built with
+    ``written_out=True``, and the patch fuses only the function's causal side (``if clamp or not
+    causal: <original> else: <fused>``): one flag at a time never reaches it.  The function is
+    verified alone, its ``causal`` parameter steered by the patch's guard, its q, k, v built 4-D as
+    its einsum subscripts say (``'b i h d, b j h d -> b h i j'``; before: skip)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "alone", "layers.py")
+    row = _row(patches, "ADP010", "SwitchedAttention")
+    assert row["verdict"] == PASS, row
+    assert "on attend() alone" in row["reason"] and "causal=True" in row["reason"], row["reason"]
+    assert row["details"]["inputs"].startswith("float[2, 4, 8, 32], float[2, 4, 8, 32], float[2, 4, 8, 32]")
+    assert 0 < row["max_abs_diff"] < 1e-4, row
+
+
+def test_einsum_subscripts_give_a_rank_only_when_they_agree_and_the_input_is_kept(tmp_path):
+    """``einsum_ranks``: q's rank is certain when q is only scaled before its einsum; near-misses:
+    an ellipsis (no count), two uses disagreeing, and (for a certain rank) a rebound input."""
+    path = tmp_path / "ranks.py"
+    path.write_text('''
+import torch
+
+
+def scaled(q, k):
+    q = q * 0.5
+    return torch.einsum("b i h d, b j h d -> b h i j", q, k)
+
+
+def ellipsis(q, k):
+    return torch.einsum("... i d, ... j d -> ... i j", q, k)
+
+
+def disagree(q, k):
+    a = torch.einsum("b i d, b j d -> b i j", q, k)
+    return torch.einsum("b i h d, b j h d -> b h i j", q, k), a
+
+
+def rebound(q, k):
+    q = q.flatten(2)
+    return torch.einsum("b i d, b j d -> b i j", q, k)
+''')
+    spec = importlib.util.spec_from_file_location("ranks_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from adopter.verify.inputs import einsum_ranks, input_rank
+
+    assert einsum_ranks(module.scaled) == {"q": 4, "k": 4} and input_rank(module.scaled) == (4, True)
+    assert einsum_ranks(module.ellipsis) == {}
+    assert einsum_ranks(module.disagree) == {}
+    assert einsum_ranks(module.rebound) == {"k": 3} and einsum_ranks(module.rebound, kept=False) == {"q": 3, "k": 3}
+    assert input_rank(module.rebound) == (None, False)
+
+
+def test_images_as_wide_as_the_convolution_the_input_goes_through_first(tmp_path, capsys):
+    """The first convolution the layer registered is an offset network over groups of the
+    query's channels (8 wide); the input goes through ``self.to_q(x)`` first (32 wide), so the
+    images fed are 32 channels wide (before: 8, 3 or the hinted widths, none accepted: skip)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "offsets", "layers.py")
+    row = _row(patches, "ADP010", "ShiftedKeyAttention")
+    assert row["verdict"] == PASS, row
+    assert row["details"]["inputs"].startswith("float[2, 32, "), row["details"]
+
+
+def test_a_padding_mask_true_where_a_key_is_hidden(tmp_path, capsys):
+    """``masked_fill(pad_mask[:, None, None, :], -inf)``: True hides a key.  The keep-polarity
+    ``[batch, seq]`` candidate hides every key of the first sequence there (the original gives
+    NaN, the fused call 0, a degenerate input no model is used with), and no other candidate fit
+    the mask's indexing, so the check with the mask given compared on it and *failed*; the same
+    padding with True where hidden is a candidate now (before: fail)."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "padding", "layers.py")
+    row = _row(patches, "ADP010", "PaddedAttention")
+    assert row["verdict"] == PASS, row
+    assert "also with pad_mask given" in row["reason"], row["reason"]
