@@ -349,3 +349,51 @@ def test_a_list_with_its_none_entries_filtered_out_keeps_its_layers_in_order():
 def test_a_list_filtered_by_anything_but_none_is_not_read_member_by_member():
     # keep(layer) may drop the BatchNorm (or the convolution): nothing is known of the order
     assert found(OTHER_FILTER, "ADP007") == []
+
+
+# ---------------------------------------- ADP010: probabilities a step stores on the module
+
+STORED_BY_THE_STEP = textwrap.dedent("""\
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Interacting(nn.Module):
+        def __init__(self, dim, heads=2, scaling=False):
+            super().__init__()
+            self.heads = heads
+            self.scaling = scaling
+            self.w_q = nn.Parameter(torch.randn(dim, dim))
+            self.w_k = nn.Parameter(torch.randn(dim, dim))
+            self.w_v = nn.Parameter(torch.randn(dim, dim))
+
+        def forward(self, x):
+            q = torch.stack(torch.split(x @ self.w_q, x.shape[-1] // self.heads, dim=2))
+            k = torch.stack(torch.split(x @ self.w_k, x.shape[-1] // self.heads, dim=2))
+            v = torch.stack(torch.split(x @ self.w_v, x.shape[-1] // self.heads, dim=2))
+            scores = torch.einsum("bnik,bnjk->bnij", q, k)
+            if self.scaling:
+                scores /= q.shape[-1] ** 0.5
+            self.attention_map = F.softmax(scores, dim=-1)  # stored-site
+            out = torch.matmul(self.attention_map, v)
+            return torch.cat(torch.split(out, 1), dim=-1).squeeze(0)
+    """)
+
+
+def test_probabilities_a_step_stores_on_the_module_are_reported_not_fixed():
+    # the fused call would stop setting self.attention_map, which code outside may read
+    from adopter.synth import fix_text
+
+    assert finding_at(STORED_BY_THE_STEP, "ADP010", "# stored-site") is not None
+    fixed = fix_text(STORED_BY_THE_STEP, "model.py", rules("ADP010"))
+    assert fixed.error is None and fixed.text == STORED_BY_THE_STEP and not fixed.applied
+    assert any("stored in `self.attention_map`" in why for _, why in fixed.skipped)
+
+
+def test_the_same_attention_with_its_probabilities_in_a_local_name_is_fixed():
+    from adopter.synth import fix_text
+
+    local = STORED_BY_THE_STEP.replace("self.attention_map", "attention_map")
+    fixed = fix_text(local, "model.py", rules("ADP010"))
+    assert fixed.error is None and fixed.applied and "scaled_dot_product_attention(" in fixed.text

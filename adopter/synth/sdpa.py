@@ -300,6 +300,18 @@ class _Attention:
         step_stmts = {n.stmt for n in self.nodes}
         step_stored = {name for s in region for inner in ast.walk(s)
                        if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
+        # A step that stores its value on the module itself (deepctr's `self.normalized_att_scores
+        # = F.softmax(...)`): the fused path would no longer set the attribute, which code outside
+        # the call may read (as a statement storing the probabilities after the steps, below).
+        context = self.roles["c"].stmt if "c" in self.roles else None
+        for s in region:
+            for inner in ast.walk(s):
+                if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts and span_of(inner) != context \
+                        and (target := _stored_attribute(inner)) is not None:
+                    raise Skip(f"the attention's values are stored in `{self._text(target)}` at line "
+                               f"{inner.lineno} on every call, for code outside the call to read (a "
+                               "visualization hook): only the module's user can say they are not wanted, "
+                               "so the fused path is left to a hand edit")
         # An if / else with steps in one branch only (the scores computed one way there and
         # another way -- cosine attention, say -- in the other): the fused path is taken only
         # when that branch would run, the other goes to the original.
