@@ -298,6 +298,9 @@ class LayerTyper:
                         return value.default
                     value = env[expr.id] = value.resolve(self)
                 return value
+            if expr.id in self.names.partials and depth < MAX_DEPTH:
+                # Linear = partial(nn.Linear, bias=False) at module level: that partial
+                return self.values(self.names.partials[expr.id], {}, depth + 1, called)
             return self._class_of(expr)
         if isinstance(expr, ast.Attribute):
             if isinstance(expr.value, ast.Name) and expr.value.id == "self":

@@ -1,0 +1,85 @@
+"""Forms found missing while checking the blind batch corpus17a (language, speech, audio and
+time-series research code from ten packages new to the corpus).  The fixtures are ours.
+
+- ADP006 / ADP015: a layer class bound once at module level as a ``functools.partial`` of an
+  ``nn`` class (``Dense = partial(nn.Linear, bias=False)``) builds that class wherever the file
+  calls it: in an ``nn.Sequential`` before a GELU, or as the head to the vocabulary.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import covered, findings
+
+# ---------------------------------------------------------------- module-level partial layers
+
+PARTIAL_LAYERS = textwrap.dedent("""\
+    from functools import partial
+
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+    Dense = partial(nn.Linear, bias=False)
+    Pointwise = partial(nn.Conv1d, kernel_size=1)
+    Twice = partial(nn.Linear, bias=True)
+    Twice = partial(nn.Linear, bias=False)
+
+
+    class Block(nn.Module):
+        def __init__(self, dim, hidden):
+            super().__init__()
+            self.net = nn.Sequential(nn.LayerNorm(dim), Dense(dim, hidden), nn.GELU(), Dense(hidden, dim))
+            self.gate = nn.Sequential(Dense(dim, hidden), nn.SiLU())
+            self.conv = nn.Sequential(Pointwise(dim, hidden), nn.GELU())
+            self.again = nn.Sequential(Twice(dim, hidden), nn.GELU())
+
+        def forward(self, x):
+            return self.net(x) + self.gate(x).mean() + self.again(x)
+
+
+    class TinyLM(nn.Module):
+        def __init__(self, vocab, dim):
+            super().__init__()
+            self.emb = nn.Embedding(vocab, dim)
+            self.block = Block(dim, 4 * dim)
+            self.norm = nn.LayerNorm(dim)
+            self.head = Dense(dim, vocab)
+
+        def forward(self, ids, labels=None):
+            h = self.norm(self.block(self.emb(ids)))
+            logits = self.head(h)
+            if labels is None:
+                return logits
+            logits = logits.transpose(1, 2)
+            return F.cross_entropy(logits, labels)
+""")
+
+
+def test_module_level_partial_linear_before_gelu():
+    assert covered(PARTIAL_LAYERS, "nn.LayerNorm(dim), Dense(dim, hidden), nn.GELU()", "ADP006")
+
+
+def test_module_level_partial_linear_head_with_cross_entropy():
+    assert covered(PARTIAL_LAYERS, "logits = self.head(h)", "ADP015")
+
+
+def test_module_level_partial_near_misses():
+    # the partial Linear before a SiLU; a partial Conv1d before a GELU; a name bound twice at
+    # module level (which partial it is depends on the order: not read)
+    assert not covered(PARTIAL_LAYERS, "Dense(dim, hidden), nn.SiLU()", "ADP006")
+    assert not covered(PARTIAL_LAYERS, "Pointwise(dim, hidden), nn.GELU()", "ADP006")
+    assert not covered(PARTIAL_LAYERS, "Twice(dim, hidden), nn.GELU()", "ADP006")
+    assert len(findings(PARTIAL_LAYERS, "ADP006")) == 1
+
+
+def test_partial_rebound_through_global_is_not_read():
+    code = PARTIAL_LAYERS + textwrap.dedent("""\
+
+
+        def configure(bias):
+            global Dense
+            Dense = partial(nn.Linear, bias=bias) if bias else partial(nn.Conv1d, kernel_size=1)
+    """)
+    assert not findings(code, "ADP006")
