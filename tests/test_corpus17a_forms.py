@@ -1,6 +1,9 @@
 """Forms found missing while checking the blind batch corpus17a (language, speech, audio and
 time-series research code from ten packages new to the corpus).  The fixtures are ours.
 
+- ADP015: logits sliced along positions (``logits[:, :-1]``, the two leading axes of the 3-D
+  logits) before the classes are moved to axis 1 (``rearrange(..., 'b n c -> b c n')``,
+  ``transpose(1, 2)``) for the cross-entropy: the head is row-wise, the slice commutes with it.
 - ADP006 / ADP015: a layer class bound once at module level as a ``functools.partial`` of an
   ``nn`` class (``Dense = partial(nn.Linear, bias=False)``) builds that class wherever the file
   calls it: in an ``nn.Sequential`` before a GELU, or as the head to the vocabulary.
@@ -83,3 +86,57 @@ def test_partial_rebound_through_global_is_not_read():
             Dense = partial(nn.Linear, bias=bias) if bias else partial(nn.Conv1d, kernel_size=1)
     """)
     assert not findings(code, "ADP006")
+
+
+# ---------------------------------------------------------------- ADP015: shifted, then classes first
+
+SHIFTED_CLASSES_FIRST = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+    from einops import rearrange
+
+
+    class SpeechLM(nn.Module):
+        def __init__(self, vocab, dim, labels):
+            super().__init__()
+            self.emb = nn.Embedding(vocab, dim)
+            self.body = nn.Linear(dim, dim)
+            self.to_tokens = nn.Linear(dim, vocab, bias=False)
+            self.tagger = nn.Linear(dim, labels)
+
+        def forward(self, ids, target, tags):
+            h = self.body(self.emb(ids))
+            logits = self.to_tokens(h)
+            logits = rearrange(logits[:, :-1], 'b n c -> b c n')
+            loss = F.cross_entropy(logits, target)
+            cut = self.to_tokens(h)
+            cut = cut[..., :-1].transpose(1, 2)
+            loss = loss + F.cross_entropy(cut, target)
+            scores = self.tagger(h)
+            scores = rearrange(scores[:, 1:], 'b n c -> b c n')
+            return loss + F.cross_entropy(scores, tags)
+
+
+    class TiedLM(nn.Module):
+        def __init__(self, vocab, dim):
+            super().__init__()
+            self.emb = nn.Embedding(vocab, dim)
+
+        def forward(self, ids, target):
+            h = self.emb(ids)
+            logits = F.linear(h, self.emb.weight)
+            shifted = logits[:, :-1]
+            return F.cross_entropy(shifted.transpose(1, 2), target)
+""")
+
+
+def test_head_logits_shifted_along_positions_then_classes_moved_first():
+    assert covered(SHIFTED_CLASSES_FIRST, "logits = self.to_tokens(h)", "ADP015")
+    assert covered(SHIFTED_CLASSES_FIRST, "logits = F.linear(h, self.emb.weight)", "ADP015")
+
+
+def test_shifted_classes_first_near_misses():
+    # a slice of the class axis (drops a class); a tagger over labels (not the vocabulary)
+    assert not covered(SHIFTED_CLASSES_FIRST, "cut = self.to_tokens(h)", "ADP015")
+    assert not covered(SHIFTED_CLASSES_FIRST, "scores = self.tagger(h)", "ADP015")
