@@ -61,7 +61,9 @@ PARTIAL_LAYERS = textwrap.dedent("""\
 
 
 def test_module_level_partial_linear_before_gelu():
-    assert covered(PARTIAL_LAYERS, "nn.LayerNorm(dim), Dense(dim, hidden), nn.GELU()", "ADP006")
+    assert covered(
+        PARTIAL_LAYERS, "nn.LayerNorm(dim), Dense(dim, hidden), nn.GELU()", "ADP006"
+    )
 
 
 def test_module_level_partial_linear_head_with_cross_entropy():
@@ -133,7 +135,9 @@ SHIFTED_CLASSES_FIRST = textwrap.dedent("""\
 
 def test_head_logits_shifted_along_positions_then_classes_moved_first():
     assert covered(SHIFTED_CLASSES_FIRST, "logits = self.to_tokens(h)", "ADP015")
-    assert covered(SHIFTED_CLASSES_FIRST, "logits = F.linear(h, self.emb.weight)", "ADP015")
+    assert covered(
+        SHIFTED_CLASSES_FIRST, "logits = F.linear(h, self.emb.weight)", "ADP015"
+    )
 
 
 def test_shifted_classes_first_near_misses():
