@@ -4,6 +4,9 @@ time-series research code from ten packages new to the corpus).  The fixtures ar
 - ADP015: logits sliced along positions (``logits[:, :-1]``, the two leading axes of the 3-D
   logits) before the classes are moved to axis 1 (``rearrange(..., 'b n c -> b c n')``,
   ``transpose(1, 2)``) for the cross-entropy: the head is row-wise, the slice commutes with it.
+- ADP015: a head picked from an ``nn.ModuleDict`` by a key chosen at run time
+  (``self.to_logits[kind](h)``) when every member is a Linear to a vocabulary, one of them
+  through an embedding built with ``n_eos = n + int(flag)`` (a local bound once).
 - ADP006 / ADP015: a layer class bound once at module level as a ``functools.partial`` of an
   ``nn`` class (``Dense = partial(nn.Linear, bias=False)``) builds that class wherever the file
   calls it: in an ``nn.Sequential`` before a GELU, or as the head to the vocabulary.
@@ -144,3 +147,58 @@ def test_shifted_classes_first_near_misses():
     # a slice of the class axis (drops a class); a tagger over labels (not the vocabulary)
     assert not covered(SHIFTED_CLASSES_FIRST, "cut = self.to_tokens(h)", "ADP015")
     assert not covered(SHIFTED_CLASSES_FIRST, "scores = self.tagger(h)", "ADP015")
+
+
+# ---------------------------------------------------------------- ADP015: a head picked by a run-time key
+
+KEYED_HEADS = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+
+    class TwoVocabLM(nn.Module):
+        def __init__(self, n_speech, n_text, dim, n_tags, add_eos=True):
+            super().__init__()
+            n_speech_eos = n_speech + int(add_eos)
+            speech_emb = nn.Embedding(n_speech_eos, dim)
+            text_emb = nn.Embedding(n_text, dim)
+            self.emb = nn.ModuleDict(dict(speech=speech_emb, text=text_emb))
+            self.body = nn.Linear(dim, dim)
+            self.heads = nn.ModuleDict(dict(speech=nn.Linear(dim, n_speech), text=nn.Linear(dim, n_text)))
+            self.mixed = nn.ModuleDict(dict(speech=nn.Linear(dim, n_speech), tags=nn.Linear(dim, n_tags)))
+
+        def forward(self, ids, target, kind="speech"):
+            h = self.body(self.emb[kind](ids))
+            to_logits = self.heads[kind]
+            logits = to_logits(h)
+            loss = F.cross_entropy(logits.transpose(1, 2), target)
+            scores = self.mixed[kind](h)
+            return loss + F.cross_entropy(scores.transpose(1, 2), target)
+
+
+    class Rebound(nn.Module):
+        def __init__(self, n, dim, n_other):
+            super().__init__()
+            n_all = n + 1
+            n_all = n + n_other
+            self.emb = nn.Embedding(n_all, dim)
+            self.out = nn.Linear(dim, n)
+
+        def forward(self, ids, target):
+            logits = self.out(self.emb(ids))
+            return F.cross_entropy(logits.transpose(1, 2), target)
+""")
+
+
+def test_head_picked_from_a_module_dict_by_a_runtime_key():
+    # every member is a Linear to a vocabulary the file embeds with (one through
+    # n_speech_eos = n_speech + int(add_eos))
+    assert covered(KEYED_HEADS, "logits = to_logits(h)", "ADP015")
+
+
+def test_keyed_head_near_misses():
+    # one member maps to tags, not to a vocabulary; an embedding size bound twice
+    assert not covered(KEYED_HEADS, "scores = self.mixed[kind](h)", "ADP015")
+    assert not covered(KEYED_HEADS, "logits = self.out(self.emb(ids))", "ADP015")
+    assert len(findings(KEYED_HEADS, "ADP015")) == 1
