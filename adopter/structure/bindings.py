@@ -675,8 +675,13 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         # Each member under its key, as ``self.<attr>.<key>`` (minGPT's ``nn.ModuleDict(dict(
         # c_fc=nn.Linear(...), act=NewGELU(), ...))``): what ``self.mlp.c_fc(x)`` and
         # ``self.mlp["c_fc"](x)`` call
-        for key, element in _dict_members(value, names):
+        members = _dict_members(value, names)
+        for key, element in members:
             _record(f"{attr}.{key}", element, stmt, func_name, typer, env, names, out)
+        for _, element in members:
+            # ``self.<attr>[key]`` with a key chosen at run time: any member, as an element of a
+            # ModuleList is (one kind when every member is that kind)
+            _record(f"{attr}[]", element, stmt, func_name, typer, env, names, out)
     if fqn == "torch.nn.Sequential" and isinstance(value, ast.Call) and value.args and not any(
         isinstance(a, ast.Starred) for a in value.args
     ):

@@ -299,6 +299,9 @@ class LayerTyper:
                         return value.default
                     value = env[expr.id] = value.resolve(self)
                 return value
+            if expr.id in self.names.partials and depth < MAX_DEPTH:
+                # Linear = partial(nn.Linear, bias=False) at module level: that partial
+                return self.values(self.names.partials[expr.id], {}, depth + 1, called)
             return self._class_of(expr)
         if isinstance(expr, ast.Attribute):
             if isinstance(expr.value, ast.Name) and expr.value.id == "self":
@@ -2635,9 +2638,12 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
 
     sizes = _embedding_sizes(names, tree, own, text)
     linears, others = [], []  # (owner, attr, ctors): Linear layers; local modules and Sequentials
+    elements = []  # (owner, attr, ctors): the element bindings (``heads[]``) made of Linears only
     for owner, info in infos.items():
         for attr, ctors in info.bindings.items():
             if attr.endswith("]"):
+                if attr.endswith("[]") and all(names_match(LINEAR, c.fqn) and not c.table for c in ctors):
+                    elements.append((owner, attr, ctors))
                 continue
             if any(names_match(LINEAR, c.fqn) and not c.table for c in ctors):
                 linears.append((owner, attr, ctors))
@@ -2658,6 +2664,11 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
                     for _, _, ctors in linears for c in ctors for o in (*c.args[1:2], *dict(c.kwargs).values())):
         for owner, attr, ctors in linears:
             if any(names_match(LINEAR, c.fqn) and not c.table and linear_head(c, owner) for c in ctors):
+                mark(attr, ctors)
+        for owner, attr, ctors in elements:
+            # self.heads[key](h) (a ModuleDict or ModuleList element): a head whichever member
+            # runs only when every member is a Linear to a vocabulary
+            if all(linear_head(c, owner) for c in ctors):
                 mark(attr, ctors)
     returned: dict = {}  # local class -> (attribute whose output its forward returns, tuple index)
     heads: dict = {}  # local class -> LM_HEAD or LM_HEAD_FIRST
@@ -3000,10 +3011,32 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
                                                            and size.value >= MIN_LITERAL_VOCABULARY):
                     continue
                 sizes.add(_size_text(size, own(owner) if owner is not None else {}))
+                if isinstance(size, ast.Name):
+                    # n_eos = n + int(eos); nn.Embedding(n_eos, d): the sum, bound once in this function
+                    size = _bound_once(func, size.id) or size
                 if isinstance(size, ast.BinOp) and isinstance(size.op, ast.Add) and _extra_rows(size.right):
                     # num_tokens + int(add_mask_id): the vocabulary and a few special tokens
                     sizes.add(_size_text(size.left, own(owner) if owner is not None else {}))
     return sizes
+
+
+def _bound_once(func, name: str) -> ast.expr | None:
+    """The value of the one plain assignment ``name = value`` in ``func`` (None when the name is
+    bound otherwise or more than once: a parameter, a loop target, an augmented assignment)."""
+    if any(a.arg == name for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)):
+        return None
+    found = None
+    for node in _graph.walk(func):
+        if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
+            if found is not None:
+                return None
+            found = node
+    if found is None:
+        return None
+    for node in _graph.walk(func):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and node.targets[0] is found:
+            return node.value
+    return None
 
 
 def _extra_rows(expr: ast.expr) -> bool:

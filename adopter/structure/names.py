@@ -26,6 +26,8 @@ class ModuleNames:
     constants: dict[str, ast.expr] = field(default_factory=dict)
     stars: list[str] = field(default_factory=list)  # modules imported with ``from m import *``
     exported: frozenset | None = None  # a module's ``__all__``, when it lists one (siblings.py)
+    # a module-level ``Linear = partial(nn.Linear, bias=False)`` bound once: name -> that call
+    partials: dict[str, ast.Call] = field(default_factory=dict)
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
@@ -105,14 +107,18 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
     return names
 
 
+_PARTIALS = frozenset({"functools.partial"})
+
+
 def _aliases(names: ModuleNames, tree: ast.Module) -> None:
     """A module-level ``BatchNorm2d = nn.BatchNorm2d``: the name stands for what the dotted
     name it is bound to resolves to, as ``from torch.nn import BatchNorm2d`` would make it.
     Only a name bound once at module level (not also imported, defined, or bound again in an
     ``if``/``try`` branch or through ``global`` in a function), to an imported dotted name."""
     candidates = {name: value for name, value in names.constants.items()
-                  if isinstance(value, (ast.Attribute, ast.Name)) and name not in names.imports
-                  and name not in names.classes and name not in names.functions}
+                  if (isinstance(value, (ast.Attribute, ast.Name))
+                      or (isinstance(value, ast.Call) and value.args and names.resolve(value.func) in _PARTIALS))
+                  and name not in names.imports and name not in names.classes and name not in names.functions}
     if not candidates:
         return
     bound: dict[str, int] = {}
@@ -136,6 +142,10 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
     for name, value in candidates.items():
         if bound.get(name) != 1:
             continue
+        if isinstance(value, ast.Call):
+            # Linear = partial(nn.Linear, bias=False): what the partial builds (layers.py reads it)
+            names.partials[name] = value
+            continue
         root = value
         while isinstance(root, ast.Attribute):
             root = root.value
@@ -144,12 +154,13 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
         fqn = names.resolve(value)
         if fqn is not None:
             names.imports[name] = fqn
-    if any(name in names.imports for name in candidates):
+    if names.partials or any(name in names.imports for name in candidates):
         for node in ast.walk(tree):
             if isinstance(node, ast.Global):
                 for name in node.names:
                     if names.imports.get(name) is not None and name in candidates:
                         del names.imports[name]
+                    names.partials.pop(name, None)
 
 
 def names_match(pattern_name: str, code_name: str) -> bool:
