@@ -313,15 +313,10 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
     x.shape``; ``b, n, _, y, h = *x.shape, self.heads``: certain), failing that the lowest rank an
     einops pattern of the function takes (``rearrange(t, 'b p n (h d) -> ...')``: likely, since
     the pattern may apply to a tensor computed from it).  (None, False) when the code says nothing."""
-    node = _function_def(func)
-    if node is None:
+    found = _first_input(func)
+    if found is None:
         return None, False
-    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
-    if params and params[0] in ("self", "cls"):
-        params = params[1:]
-    if not params:
-        return None, False
-    first = params[0]
+    node, first = found
     shapes = {f"{first}.shape"}
 
     def is_shape(value: ast.expr) -> bool:
@@ -418,21 +413,28 @@ def _size_value(node: ast.expr, module: nn.Module, env: dict[str, ast.expr], dep
     return value if is_int(value) and 0 < value <= 1 << 16 else None
 
 
-def handed_method(func: Callable, module: nn.Module) -> Callable | None:
-    """The module's own method the function hands its first input to as it is, when that is all
-    the function states of it (``def forward(self, x): q, k, v = self.forward_conv(x)``): the
-    input's shape is then what that method demands.  The first input must not be rebound before
-    the call (``x = self.attn(x)`` is fine: the call sees the input), nor inside a loop; the first
-    such call is taken."""
+def _first_input(func: Callable) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, str] | None:
+    """The function's definition and the name of its first input (after ``self`` / ``cls``);
+    None when its source is not found or it takes no input."""
     node = _function_def(func)
     if node is None:
         return None
     params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
     if params and params[0] in ("self", "cls"):
         params = params[1:]
-    if not params:
+    return (node, params[0]) if params else None
+
+
+def handed_method(func: Callable, module: nn.Module) -> Callable | None:
+    """The module's own method the function hands its first input to as it is, when that is all
+    the function states of it (``def forward(self, x): q, k, v = self.forward_conv(x)``): the
+    input's shape is then what that method demands.  The first input must not be rebound before
+    the call (``x = self.attn(x)`` is fine: the call sees the input), nor inside a loop; the first
+    such call is taken."""
+    found = _first_input(func)
+    if found is None:
         return None
-    first = params[0]
+    node, first = found
     rebound = [sub for sub in ast.walk(node)
                if isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.NamedExpr, ast.For, ast.With))
                and any(isinstance(n, ast.Name) and n.id == first and isinstance(n.ctx, ast.Store)
@@ -462,15 +464,10 @@ def shape_constraints(func: Callable, module: nn.Module,
     and from an einops pattern applied to the input itself (``rearrange(x, 'b c (h p1) (w p2)
     -> ...', p1=block)``: axis 2 a multiple of the block; ``'b n (h d)', h=heads``: the last a
     multiple of the heads).  None when the code states none."""
-    node = _function_def(func)
-    if node is None:
+    found = _first_input(func)
+    if found is None:
         return None
-    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
-    if params and params[0] in ("self", "cls"):
-        params = params[1:]
-    if not params:
-        return None
-    first = params[0]
+    node, first = found
     env: dict[str, ast.expr] = {}
     axes: dict[str, int] = {}
     rank: int | None = None
