@@ -1179,7 +1179,7 @@ class Matcher:
                     if any(c.fqn.endswith("Parameter") for c in bindings.get(key[5:], ())):
                         return False
                     break
-                found = [n for n in nodes[:before] if key in n.defs]
+                found = _definers(nodes, key, before)
                 if len(found) != 1:
                     break
                 node = found[0]
@@ -1210,9 +1210,6 @@ class Matcher:
         loss = max(n.id for n in state.matched)
         head = min(n.id for n in state.matched)
 
-        def definers(key: str, before: int) -> list:
-            return [n for n in nodes[:before] if key in n.defs]
-
         sources: set = set()
         stack, budget = [(t.key, loss)], 50
         while stack:
@@ -1220,7 +1217,7 @@ class Matcher:
             budget -= 1
             if budget < 0:
                 return False
-            found = definers(key, before)
+            found = _definers(nodes, key, before)
             if not found:
                 if "@" in key or key.startswith(("%", "self")) or "|" in key:
                     return False
@@ -1241,7 +1238,7 @@ class Matcher:
             key, before = stack.pop()
             if key in sources:
                 return True
-            for node in definers(key, before):
+            for node in _definers(nodes, key, before):
                 budget -= 1
                 if budget < 0:
                     return False
@@ -1508,6 +1505,11 @@ def _reaches(flow: Flow, first: int, last: int) -> bool:
                 seen.add(succ)
                 stack.append(succ)
     return False
+
+
+def _definers(nodes: list, key: str, before: int) -> list:
+    """The nodes before position ``before`` that assign ``key``."""
+    return [n for n in nodes[:before] if key in n.defs]
 
 
 def _always_reaches(flow: Flow, first: int, last: int) -> bool:

@@ -575,30 +575,17 @@ class FlowBuilder:
         then ``h @ w.transpose(0, 1)``, the sequential recommenders' scoring over every item)."""
         if self.cls is None:
             return False
-        expr = self._held(strip_casts(expr), ctx)
+        expr = self._local(expr, ctx)
         if transposed:
-            expr = untransposed(expr, self.names)
+            expr = untransposed(expr, self.names) if isinstance(expr, ast.expr) else None
             if expr is None:
                 return False
-            expr = self._held(strip_casts(expr), ctx)
+            expr = self._local(expr, ctx)
         if not (isinstance(expr, ast.Attribute) and expr.attr == "weight" and isinstance(expr.value, ast.Attribute)
                 and isinstance(expr.value.value, ast.Name) and expr.value.value.id == "self"):
             return False
         ctors = self.cls.bindings.get(expr.value.attr, ())
         return bool(ctors) and all(c.fqn == EMBEDDING and not c.table for c in ctors)
-
-    @staticmethod
-    def _held(expr: ast.expr, ctx: _Ctx | None) -> ast.expr:
-        """The expression a local name holds from its plain assignment (ctx.exprs), followed a
-        few names deep; anything else as it is."""
-        for _ in range(3):
-            if ctx is None or not isinstance(expr, ast.Name):
-                break
-            value = ctx.exprs.get(expr.id)
-            if not isinstance(value, ast.expr):
-                break
-            expr = strip_casts(value)
-        return expr
 
     def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
         for child in children(expr):
@@ -1487,16 +1474,18 @@ class FlowBuilder:
             return None
         return "split2", self._name_value(expr.args[0].id, ctx)
 
-    def _view_in_two(self, expr, ctx: _Ctx) -> tuple | None:
+    def _view_in_two(self, expr, ctx: _Ctx, minus_one: bool = False) -> tuple | None:
         """``("split2", value of x)`` when ``expr`` is ``x.view(B, H, T, 2, D // 2)`` (or
-        ``reshape``) with ``B, H, T, D = x.size()``: the last axis split into two halves along a
-        new second-to-last axis, the other axes kept."""
+        ``reshape``; with ``minus_one`` also ``-1`` for the last size) with ``B, H, T, D =
+        x.size()``: the last axis split into two halves along a new second-to-last axis, the
+        other axes kept."""
         if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in ("view", "reshape")
                 and isinstance(expr.func.value, ast.Name) and not expr.keywords and len(expr.args) >= 3):
             return None
         base = expr.func.value.id
         *lead, two, half = expr.args
-        if not (isinstance(two, ast.Constant) and two.value == 2 and self._is_half_of(half, base, ctx)):
+        if not (isinstance(two, ast.Constant) and two.value == 2
+                and ((minus_one and _int_literal(half) == -1) or self._is_half_of(half, base, ctx))):
             return None
         sizes = [ctx.exprs.get(a.id) if isinstance(a, ast.Name) else None for a in lead]
         if sizes != [("dim_size", base, i, len(lead) + 1) for i in range(len(lead))]:
@@ -1524,6 +1513,15 @@ class FlowBuilder:
         if not (isinstance(two, ast.Constant) and two.value == 2 and type(two.value) is int and rest):
             return None
         return "split2", self._name_value(base, ctx)
+
+    def _local(self, expr: ast.expr, ctx: _Ctx | None):
+        """``expr`` less its dtype casts, a local name read through what it holds (:meth:`_resolved`)."""
+        expr = strip_casts(expr)
+        if ctx is not None and isinstance(expr, ast.Name):
+            expr = self._resolved(expr, ctx)
+            if isinstance(expr, ast.expr):
+                expr = strip_casts(expr)
+        return expr
 
     def _resolved(self, expr, ctx: _Ctx, depth: int = 0):
         while isinstance(expr, ast.Name) and expr.id in ctx.exprs and depth < 4:
@@ -2025,17 +2023,10 @@ class FlowBuilder:
         """``h.chunk(2, dim=-1)`` (placed where ``call`` is) when ``call`` is ``h.view(B, T, 2, -1)``
         (or ``reshape``; the last size also ``D // 2``) with ``B, T, D = h.shape``: every axis
         of h kept but the last, split into two halves along a new second-to-last axis."""
+        if self._view_in_two(call, ctx, minus_one=True) is None:
+            return None
         func = call.func
-        if not isinstance(func.value, ast.Name) or call.keywords or len(call.args) < 3 \
-                or any(isinstance(a, ast.Starred) for a in call.args):
-            return None
-        base = func.value.id
-        *lead, two, rest = call.args
-        if _int_literal(two) != 2 or not (_int_literal(rest) == -1 or self._is_half_of(rest, base, ctx)):
-            return None
-        sizes = [ctx.exprs.get(a.id) if isinstance(a, ast.Name) else None for a in lead]
-        if sizes != [("dim_size", base, i, len(lead) + 1) for i in range(len(lead))]:
-            return None
+        two, rest = call.args[-2:]
         count = ast.copy_location(ast.Constant(2), two)
         last = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), rest)), rest)
         method = ast.copy_location(ast.Attribute(value=func.value, attr="chunk", ctx=ast.Load()), func)

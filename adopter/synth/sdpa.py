@@ -222,6 +222,13 @@ class _Attention:
                 out.append(line[strip:])
         return "\n".join(out)
 
+    def _stored_skip(self, target: ast.expr, stmt: ast.stmt) -> Skip:
+        """Why attention whose values ``stmt`` stores in ``target`` (an attribute or item) on every
+        call is left alone."""
+        return Skip(f"the attention's values are stored in `{self._text(target)}` at line {stmt.lineno} on every "
+                    "call, for code outside the call to read (a visualization hook): only the module's user can "
+                    "say they are not wanted, so the fused path is left to a hand edit")
+
     def _top(self, node) -> tuple[int, list[ast.stmt]]:
         """Index in the region's block of the statement holding ``node``, and the chain of
         enclosing statements from that one down to the node's own."""
@@ -308,10 +315,7 @@ class _Attention:
             for inner in ast.walk(s):
                 if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts and span_of(inner) != context \
                         and (target := _stored_attribute(inner)) is not None:
-                    raise Skip(f"the attention's values are stored in `{self._text(target)}` at line "
-                               f"{inner.lineno} on every call, for code outside the call to read (a "
-                               "visualization hook): only the module's user can say they are not wanted, "
-                               "so the fused path is left to a hand edit")
+                    raise self._stored_skip(target, inner)
         # An if / else with steps in one branch only (the scores computed one way there and
         # another way -- cosine attention, say -- in the other): the fused path is taken only
         # when that branch would run, the other goes to the original.
@@ -367,10 +371,7 @@ class _Attention:
                     if text is None:
                         stored = _stored_attribute(stmt)
                         if stored is not None:  # widedeep's `self.attn_weights = attn_weights`
-                            raise Skip(f"the attention's values are stored in `{self._text(stored)}` at line "
-                                       f"{stmt.lineno} on every call, for code outside the call to read (a "
-                                       "visualization hook): only the module's user can say they are not wanted, "
-                                       "so the fused path is left to a hand edit")
+                            raise self._stored_skip(stored, stmt)
                         raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention")
                     metadata[offset] = text
                 if stored_names(stmt) & step_stored:
