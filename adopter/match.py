@@ -311,9 +311,10 @@ class Matcher:
                  setting_paths: bool = False,
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
-                 computed: tuple[str, ...] = ()):
+                 computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = ()):
         self.rule_id = rule_id
         self.computed = computed
+        self.module_weights = module_weights
         self.predicts_input = predicts_input
         self.same_function = same_function
         self.helper_computes = dict(helper_computes)
@@ -1016,6 +1017,8 @@ class Matcher:
             return None
         if self.computed and not self._computed(cls, flow, state):
             return None
+        if self.module_weights and not self._module_weights(state):
+            return None
         guarded: list[str] = []
         if not self._same_on_every_path(flow, state, cls, guarded):
             return None
@@ -1156,6 +1159,20 @@ class Matcher:
     # still the weight.
     _LAYOUT = frozenset({"transpose", "permute", "t", "T", "mT", "unsqueeze", "expand", "expand_as", "view",
                          "reshape", "contiguous", "to", "float", "type_as", "repeat"})
+
+    def _module_weights(self, state: _State) -> bool:
+        """Does every variable of ``[forward] module_weights`` the match binds hold a tensor of
+        the module read as it is (``self.key.weight``, ``self.w_q``)?  A weight computed in the
+        function -- a shard ``slices[i]`` of a split weight in a comprehension, the tensor-parallel
+        emulation of one projection -- is not a projection's weight of its own."""
+        for name in self.module_weights:
+            value = state.env.get(name)
+            if value is None:
+                continue
+            key = value.key if isinstance(value, Ref) else None
+            if key is None or not key.startswith("self.") or not key[5:].replace(".", "").replace("_", "").isalnum():
+                return False
+        return True
 
     def _computed(self, cls, flow: Flow, state: _State) -> bool:
         """Does no variable of ``[forward] computed`` hold a module weight -- a ``self``

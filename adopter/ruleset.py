@@ -184,6 +184,11 @@ class Rule:
     # steps (see match.Matcher._computed): scores ``x @ self.w`` are a projection of one
     # tensor, attention pooling with learned queries, not a similarity of two.
     computed: tuple[str, ...] = ()
+    # ``[forward] module_weights = ["wq", "wk", "wv"]``: where a match binds these variables, each
+    # holds a tensor of the module read as it is (``self.key.weight``, ``self.w_q``), not one the
+    # function computes (see match.Matcher._module_weights): ``F.linear(x, slices[i])`` over a
+    # weight's shards in a loop is part of one projection, not a projection of its own.
+    module_weights: tuple[str, ...] = ()
 
     def predicts_input_of(self, alternative: int) -> bool:
         return bool(self.predicts_input) and self.predicts_input[alternative]
@@ -855,6 +860,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
                                      forward_targets),
         predicts_input=_predicts_input(reader, need(forward, "predicts_input", list, "forward", []), len(forwards)),
         computed=reader.strings(forward, "computed", "forward"),
+        module_weights=reader.strings(forward, "module_weights", "forward"),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule

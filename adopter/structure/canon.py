@@ -309,6 +309,9 @@ def normalise(op: Op, form: str, args, kwargs, arg_spans, kwarg_spans, fqn: str 
         params = op.signature[op.inputs:]
         head, head_spans = list(args[:op.inputs]), list(arg_spans[:op.inputs])
         positional, rest_spans = list(args[op.inputs:]), list(arg_spans[op.inputs:])
+        if len(head) < op.inputs and kwargs:
+            # inputs passed by keyword (``F.linear(input=x, weight=w)``) are inputs all the same
+            head, head_spans, kwargs, kwarg_spans = _keyword_inputs(op, head, head_spans, kwargs, kwarg_spans)
     if len(positional) > len(params):
         return None
     renames = op.rename(fqn)
@@ -328,6 +331,26 @@ def normalise(op: Op, form: str, args, kwargs, arg_spans, kwarg_spans, fqn: str 
         return None
     view = View(tuple(head), tuple(out_kwargs), tuple(head_spans), tuple(out_spans))
     return _unordered(op, view)
+
+
+def _keyword_inputs(op: Op, head: list, head_spans: list, kwargs, kwarg_spans):
+    """Move the leading inputs a call passes by keyword into ``head``, in the signature's
+    order, as far as each is given; the other keywords stay as they are."""
+    given = {name: i for i, (name, _) in enumerate(kwargs)}
+    taken: set[int] = set()
+    for name in op.signature[len(head):op.inputs]:
+        i = given.get(name)
+        if i is None:
+            break
+        head.append(kwargs[i][1])
+        spans = kwarg_spans[i] if i < len(kwarg_spans) else None
+        head_spans.append(spans[0] if spans else None)  # (value, whole keyword)
+        taken.add(i)
+    if not taken:
+        return head, head_spans, kwargs, kwarg_spans
+    rest = [i for i in range(len(kwargs)) if i not in taken]
+    return (head, head_spans, [kwargs[i] for i in rest],
+            [kwarg_spans[i] for i in rest if i < len(kwarg_spans)])
 
 
 def _unordered(op: Op, view: View) -> View:

@@ -182,6 +182,12 @@ OPS: dict[str, dict] = {
         # configuration that does (it is report-only: nothing to guard)
         "runtime": True,
     },
+    "torch.nn.functional.linear": {
+        # x W^T + b; weight and bias are tensors as much as the input is, so all three stay
+        # positional (``F.linear(input=x, weight=w, bias=b)`` reads as ``F.linear(x, w, b)``)
+        "signature": ["input", "weight", "bias"],
+        "inputs": 3,
+    },
     "torch.chunk": {
         "functions": ["torch.Tensor.chunk"],
         "methods": ["chunk"],

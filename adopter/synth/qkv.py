@@ -33,6 +33,11 @@ from .text import Span, span_of
 def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
     index = planner.index
     nodes = match.nodes
+    targets = rule.forward_targets or (rule.forward_target,)
+    if match.alternative < len(targets) and targets[match.alternative] is None:
+        # the functional form (`F.linear(x, w, b)` three times): the kernel takes three layers
+        raise Skip("functional projections (F.linear over weights and biases of their own) are reported only: "
+                   "the kernel takes three Linear layers; concatenate the weights by hand")
     if len(nodes) != 3:
         raise Skip("the match is not three projections")
     if len({n.func for n in nodes}) > 1:
