@@ -136,3 +136,95 @@ KEYWORD_INPUTS = textwrap.dedent("""\
 def test_inputs_passed_by_keyword_are_read_as_the_operation_s_inputs():
     assert finding_at(KEYWORD_INPUTS, "ADP010", "# softmax-site") is not None
     assert finding_at(KEYWORD_INPUTS, "ADP013", "# glu-site") is not None
+
+
+# ------------------------ layers put into an nn.ModuleDict item by item (robomimic's self.nets)
+
+MODULE_DICT_ITEMS = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class CausalSelfAttention(nn.Module):
+        def __init__(self, dim, heads, context):
+            super().__init__()
+            self.heads = heads
+            self.nets = nn.ModuleDict()
+            self.nets["qkv"] = nn.Linear(dim, 3 * dim, bias=False)
+            self.nets["attn_dropout"] = nn.Dropout(0.1)
+            self.nets["output"] = nn.Linear(dim, dim)
+            self.register_buffer("mask", torch.tril(torch.ones(context, context)).view(1, 1, context, context))
+
+        def forward(self, x):
+            B, T, D = x.shape
+            q, k, v = torch.chunk(self.nets["qkv"](x), 3, dim=-1)
+            q = q.view(B, T, self.heads, -1).transpose(1, 2)
+            k = k.view(B, T, self.heads, -1).transpose(1, 2)
+            v = v.view(B, T, self.heads, -1).transpose(1, 2)
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            att = att.masked_fill(self.mask[..., :T, :T] == 0, float("-inf"))
+            att = F.softmax(att, dim=-1)  # dict-site
+            att = self.nets["attn_dropout"](att)
+            y = (att @ v).transpose(1, 2).reshape(B, T, D)
+            return self.nets["output"](y)
+
+
+    class Mlp(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.nets = nn.ModuleDict()
+            self.nets["fc"] = nn.Linear(dim, 4 * dim)
+            self.nets["act"] = nn.GELU()
+
+        def forward(self, x):
+            return self.nets["act"](self.nets["fc"](x))  # gelu-site
+""")
+
+NOT_A_MODULE_DICT = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    class Mlp(nn.Module):
+        def __init__(self, dim, key):
+            super().__init__()
+            self.table = {}
+            self.table["fc"] = nn.Linear(dim, 4 * dim)
+            self.table["act"] = nn.GELU()
+            self.nets = nn.ModuleDict()
+            self.nets[key] = nn.Linear(dim, 4 * dim)
+            self.act = nn.GELU()
+
+        def forward(self, x):
+            return self.table["act"](self.table["fc"](x)) + self.act(self.nets["fc"](x))
+""")
+
+
+def test_layers_assigned_into_a_module_dict_by_key_are_typed_under_their_keys():
+    assert finding_at(MODULE_DICT_ITEMS, "ADP010", "# dict-site") is not None
+    assert finding_at(MODULE_DICT_ITEMS, "ADP006", "# gelu-site") is not None
+
+
+def test_a_plain_dict_or_a_run_time_key_types_no_member():
+    assert found(NOT_A_MODULE_DICT, "ADP006") == []
+
+
+def test_attention_whose_dropout_is_a_module_dict_member_is_fixed_and_computes_the_same():
+    import torch
+
+    from adopter.synth import fix_text
+
+    result = fix_text(MODULE_DICT_ITEMS, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention" in result.text and not result.skipped
+    before, after = {}, {}
+    exec(compile(MODULE_DICT_ITEMS, "before.py", "exec"), before)
+    exec(compile(result.text, "after.py", "exec"), after)
+    torch.manual_seed(0)
+    original = before["CausalSelfAttention"](16, 2, 8).eval()
+    patched = after["CausalSelfAttention"](16, 2, 8).eval()
+    patched.load_state_dict(original.state_dict(), strict=True)
+    x = torch.randn(3, 8, 16)
+    # float32, softmax over 8 keys and 8-wide heads: a few ulps of the largest output
+    torch.testing.assert_close(patched(x), original(x), rtol=1e-5, atol=1e-6)

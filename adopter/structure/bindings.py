@@ -134,6 +134,18 @@ def module_key(expr: ast.expr) -> str | None:
     return None
 
 
+def _module_dict_item(target: ast.expr, out: dict) -> str | None:
+    """``attr.key`` for ``self.<attr>["key"] = ...`` where ``self.<attr>`` is bound to an
+    ``nn.ModuleDict``; None otherwise (a run-time key, another container, a plain dict)."""
+    if not (isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant)
+            and isinstance(target.slice.value, str) and target.slice.value.isidentifier()):
+        return None
+    attr = _self_attr(target.value)
+    if attr is None or not any(c.fqn == "torch.nn.ModuleDict" for c in out.get(attr, ())):
+        return None
+    return f"{attr}.{target.slice.value}"
+
+
 def _self_attr(target: ast.expr) -> str | None:
     if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
         return target.attr
@@ -544,6 +556,11 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                 attr = _self_attr(target)
                 if attr is not None:
                     _record(attr, stmt.value, stmt, func.name, typer, env, names, out, info.node)
+                elif (member := _module_dict_item(target, out)) is not None:
+                    # self.nets["qkv"] = nn.Linear(...) into an nn.ModuleDict bound before (robomimic):
+                    # the member under its key, as a ModuleDict literal's members are
+                    _record(member, stmt.value, stmt, func.name, typer, env, names, out)
+                    _record(member.split(".", 1)[0] + "[]", stmt.value, stmt, func.name, typer, env, names, out)
                 elif (isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple)
                       and len(target.elts) == len(stmt.value.elts)):
                     # self.conv, self.bn = nn.Conv2d(...), nn.BatchNorm2d(...)

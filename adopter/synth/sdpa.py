@@ -2105,7 +2105,9 @@ class _Attention:
                         f"or bool({layer}._forward_hooks or {layer}._forward_pre_hooks)")
                 terms.append(f"({layer} is not None and ({term}))" if role in conditional else f"({term})")
                 continue
-            elif not layer.startswith("self.") or not layer[5:].isidentifier():
+            elif not layer.startswith("self.") or not all(part.isidentifier() for part in layer[5:].split(".")):
+                # (a path of attributes names a module too: a submodule's member, or an
+                # nn.ModuleDict's member under its key, `self.nets.attn_dropout`)
                 raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
             elif role in conditional:  # `if self.dropout is not None:` -- its hooks only when there is one
                 terms.append(f"({layer} is not None and bool({layer}._forward_hooks or {layer}._forward_pre_hooks))")
