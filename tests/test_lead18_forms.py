@@ -228,3 +228,81 @@ def test_attention_whose_dropout_is_a_module_dict_member_is_fixed_and_computes_t
     x = torch.randn(3, 8, 16)
     # float32, softmax over 8 keys and 8-wide heads: a few ulps of the largest output
     torch.testing.assert_close(patched(x), original(x), rtol=1e-5, atol=1e-6)
+
+
+# ------------------- a finite fill before an added mask: the filled keys end at fill + mask
+
+GPT2_STYLE = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    class Attention(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.register_buffer("causal", torch.tril(torch.ones(n, n, dtype=torch.bool)).view(1, 1, n, n))
+
+        def forward(self, q, k, v, attention_mask):
+            w = torch.matmul(q, k.transpose(-1, -2)) / 4.0
+            n, m = q.size(-2), k.size(-2)
+            keep = self.causal[:, :, m - n : m, :m]
+            w = torch.where(keep, w, torch.finfo(w.dtype).min)
+            w = w + attention_mask
+            w = torch.softmax(w, dim=-1)  # gpt2-site
+            return torch.matmul(w, v)
+""")
+
+SMALL_FILL = GPT2_STYLE.replace("torch.finfo(w.dtype).min)", "-10000)").replace(
+    "w = w + attention_mask", "w = w + attention_mask * -10000")
+
+
+def _modules(text, fixed):
+    before, after = {}, {}
+    exec(compile(text, "before.py", "exec"), before)
+    exec(compile(fixed, "after.py", "exec"), after)
+    return before["Attention"](6).eval(), after["Attention"](6).eval()
+
+
+def test_a_finfo_fill_before_an_added_padding_mask_is_exact_also_on_rows_that_see_only_padding():
+    import torch
+
+    from adopter.synth import fix_text
+
+    result = fix_text(GPT2_STYLE, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention" in result.text, result.skipped
+    original, patched = _modules(GPT2_STYLE, result.text)
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 6, 8) for _ in range(3))
+    # left padding: the first three keys of the second sequence hidden, so its first three
+    # queries see nothing but padding (their rows are the degenerate ones)
+    mask = torch.zeros(2, 1, 1, 6)
+    mask[1, ..., :3] = torch.finfo(torch.float32).min
+    # float32 softmax over 6 keys of 8-wide heads: a few ulps
+    torch.testing.assert_close(patched(q, k, v, mask), original(q, k, v, mask), rtol=1e-5, atol=1e-6)
+
+
+def test_a_small_literal_fill_before_an_added_mask_is_declined_with_the_reason():
+    from adopter.synth import fix_text
+
+    result = fix_text(SMALL_FILL, "model.py", rules("ADP010"))
+    assert result.text == SMALL_FILL
+    assert [reason for _, reason in result.skipped] and "before an added mask" in result.skipped[0][1]
+
+
+# --------------------------------------------------------- verify: numbers and prefixed sizes
+
+def test_a_required_float_argument_is_a_number_not_a_config_object():
+    from adopter.verify.construct import _config_fields
+
+    assert _config_fields(float) is None and _config_fields(int) is None
+
+
+def test_a_size_named_behind_a_prefix_is_read_by_its_known_tail():
+    from adopter.verify.shrink import kind_of
+
+    assert kind_of("gpt_n_head") == "heads"
+    assert kind_of("gpt_n_layer") == "layers"
+    assert kind_of("dec_n_vocab") == "vocab"
+    # names the patterns already read keep their reading
+    assert kind_of("gpt_hidden_dim") == "hidden"
+    assert kind_of("window_size") is None

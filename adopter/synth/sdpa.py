@@ -144,6 +144,15 @@ def _eager_training(torch: str) -> str:
     return f"{torch}.is_grad_enabled() and not {torch}.compiler.is_compiling()"
 
 
+def _number(expr) -> float | None:
+    """The value of a numeric literal (``-10000``, ``-1e9``), None for anything else."""
+    negated = isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub)
+    inner = expr.operand if negated else expr
+    if isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float)) and not isinstance(inner.value, bool):
+        return -float(inner.value) if negated else float(inner.value)
+    return None
+
+
 def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
     """The guard term for an additive mask ``mask`` (a name): gradients are wanted, the code
     runs eagerly (:func:`_eager_training`) and some query row has every key at ``finfo.min``
@@ -1088,7 +1097,7 @@ class _Attention:
             if role == "m2":
                 self._note_blind_rows(operand, conditions.get(role))
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
-                          "test": conditions.get(role), "operand": operand, "viewed": viewed})
+                          "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
         fill = self._fill(stored, conditions)
         if fill is not None and fill["kind"] == "finite" and self._reads_inputs(fill["cond"]):
             # (a fill mask built from sizes and the module's buffers alone -- a causal or
@@ -1118,6 +1127,29 @@ class _Attention:
                     return fill["keep"]
                 where = fill["where"]
                 return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({where}, {fill['value']})"
+            after = [p for p in terms if fill.get("role") == "f0" and p["role"] == "m2"]
+            if fill["kind"] != "inf" and after:
+                # A finite fill, then a mask added (GPT-2's where(causal, s, finfo.min) +
+                # attention_mask): the filled positions end at fill + mask, not at the fill. Where
+                # the added mask is itself large and negative (padding), a row whose kept keys
+                # are all padded weighs them against the filled ones as the original does only
+                # if the fill is added to as well.
+                literal = fill.get("literal")
+                if literal is not None and literal > -1e30:
+                    # -10000 is no float's extreme: where a row's kept keys are all masked by
+                    # the added mask, fill + mask is as large as kept + mask there, and the fused
+                    # call adds the scores to the filled keys the original replaced
+                    raise Skip(f"a fill of {fill['value']} before an added mask: rows whose kept keys the mask "
+                               f"hides all weigh the filled keys by their scores in the fused call")
+                before = [p for p in terms if p not in after]
+                where = fill["where"]
+                if before:
+                    inner = before[0]["text"] if len(before) == 1 else " + ".join(p["atom"] for p in before)
+                    base = f"{self._torch()}.where({where}, {fill['value']}, {inner})"
+                else:
+                    base = (f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()})"
+                            f".masked_fill({where}, {fill['value']})")
+                return f"{base} + {' + '.join(p['atom'] for p in after)}"
             return f"{self._torch()}.where({fill['where']}, {fill['value']}, {total})"
 
         def choose(index: int, present: list) -> str:
@@ -1214,7 +1246,7 @@ class _Attention:
             # masked_fill(c, fill), or where(c, fill, scores): the fill is taken where c holds
             keep, where, filled_by_cond = _negate(cond, cond_text, self._text), cond_text, True
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
-                "filled_by_cond": filled_by_cond, "role": role}
+                "filled_by_cond": filled_by_cond, "role": role, "literal": _number(resolved)}
 
     def _where_keeps_second(self, node) -> bool:
         """Does the ``torch.where(c, a, b)`` of a fill step keep the scores in ``a`` (the fill

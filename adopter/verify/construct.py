@@ -154,6 +154,8 @@ def _list_guess(name: str, length: int, sizes: Sizes) -> list[int] | None:
 def _config_fields(cls: type) -> dict[str, Any] | None:
     """Field names (and defaults, ``inspect.Parameter.empty`` when required) of a config-like
     class: a dataclass, a NamedTuple, or a class whose ``__init__`` only stores its arguments."""
+    if isinstance(cls, type) and cls.__module__ == "builtins":
+        return None  # ``dropout: float``: a number (float's signature is ``float(x=0)``), no config
     if dataclasses.is_dataclass(cls):
         out: dict[str, Any] = {}
         for f in dataclasses.fields(cls):

@@ -58,14 +58,32 @@ STAGE_DEPTHS = {"depths", "num_blocks", "layers", "blocks", "depth", "stage_bloc
                 "num_layers", "repeats", "layer_counts", "stage_depths", "levels", "num_levels"}
 
 
+_KINDS = (("head_dim", HEAD_DIM), ("kv_heads", KV_HEADS), ("heads", HEADS), ("ffn", FFN), ("layers", LAYERS),
+          ("positions", POSITIONS), ("vocab", VOCAB), ("classes", CLASSES), ("image", IMAGE), ("patch", PATCH),
+          ("channels", CHANNELS), ("hidden", HIDDEN))
+
+
 def kind_of(name: str) -> str | None:
     """What an argument or field named ``name`` sizes (``hidden``, ``heads``, ...), or None."""
     lowered = name.lower().lstrip("_")
-    for kind, names in (("head_dim", HEAD_DIM), ("kv_heads", KV_HEADS), ("heads", HEADS), ("ffn", FFN),
-                        ("layers", LAYERS), ("positions", POSITIONS), ("vocab", VOCAB), ("classes", CLASSES),
-                        ("image", IMAGE), ("patch", PATCH), ("channels", CHANNELS), ("hidden", HIDDEN)):
+    for kind, names in _KINDS:
         if lowered in names:
             return kind
+    kind = _kind_by_pattern(lowered)
+    if kind is not None:
+        return kind
+    # a known name behind a prefix the module gives its fields (``gpt_n_head``, ``gpt_n_layer``:
+    # the GPT part of a config): the longest known tail
+    parts = lowered.split("_")
+    for start in range(1, len(parts)):
+        tail = "_".join(parts[start:])
+        for kind, names in _KINDS:
+            if tail in names:
+                return kind
+    return None
+
+
+def _kind_by_pattern(lowered: str) -> str | None:
     if lowered.endswith(("_layers", "_layer")) and lowered.startswith(("n_", "num_")):
         return "layers"
     if lowered.endswith("_ctx"):
