@@ -233,13 +233,6 @@ class _Attention:
         """Index in the region's block of the statement holding ``node``, and the chain of
         enclosing statements from that one down to the node's own."""
         info = self.index.stmt(node.stmt)
-        if info is None and node.span is not None and any(
-            isinstance(s.stmt, ast.Assign) and isinstance(s.stmt.value, ast.IfExp)
-            and contains(span_of(s.stmt.value), node.span) for s in self.index.stmts.values()
-        ):
-            # (graph._optional_step: `s = (s + bias) if flag else s` read as an if statement)
-            raise Skip(f"the step at line {node.line} is one choice of a conditional expression; "
-                       "written as an `if` statement, the attention would be rewritten")
         chain = []
         while info is not None and info.block is not self.block:
             owner = info.owner
@@ -254,7 +247,14 @@ class _Attention:
         if info is None:
             raise Skip(f"the step at line {node.line} is not in the block of the context")
         chain.append(info.stmt)
-        return info.index, list(reversed(chain))
+        chain.reverse()
+        choice = self.choice_ifs.get(node.stmt)
+        if choice is not None:
+            # `s = (s + bias) if flag else s`, read as `if flag: s = s + bias` (_choice_steps)
+            if len(chain) != 1:
+                raise Skip(f"the conditional expression at line {node.line} is inside an if-statement")
+            chain.insert(0, choice)
+        return info.index, chain
 
     def _common_tail(self, stmt: ast.If) -> int:
         """How many statements end both branches of ``stmt`` identically when the else branch
@@ -275,6 +275,8 @@ class _Attention:
             # normalised axis; a fused call would need that rank checked at run time)
             raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
+        self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
+        nodes = self._choice_steps(nodes)
         if len({n.func for n in nodes}) > 1:
             nodes = self._inline_helper(nodes)
         self.nodes = nodes
@@ -587,6 +589,39 @@ class _Attention:
         other = choice.orelse if body_reads else choice.body
         targets = " = ".join(self._text(t) for t in stmt.targets)
         return term, f"{targets} = {self._text(other)}"
+
+    def _choice_steps(self, nodes: list) -> list:
+        """Steps taken in one choice of a conditional expression that otherwise keeps the value
+        (``sim = (sim + bias) if self.use_bias else sim``, graph._optional_step): the same as
+        ``if self.use_bias: sim = sim + bias``, which the plan rewrites.  Each such step is moved
+        to the assignment holding the expression, and that assignment is read (by ``_top``) as
+        the body of an ``if`` on the expression's test.  Returns the nodes with those steps'
+        statements replaced."""
+        moved_nodes = {}
+        for node in nodes:
+            if self.index.stmt(node.stmt) is not None or node.span is None:
+                continue
+            holder = next((info.stmt for info in self.index.stmts.values()
+                           if isinstance(info.stmt, ast.Assign) and isinstance(info.stmt.value, ast.IfExp)
+                           and contains(span_of(info.stmt.value), node.span)), None)
+            if holder is None:
+                continue
+            choice = holder.value
+            if not contains(span_of(choice.body), node.span):
+                # `s = s if flag else s + bias`: the step runs when the test fails, which the
+                # fused call's mask cannot be conditioned on without writing the test anew
+                raise Skip(f"the step at line {node.line} runs when the test of its conditional expression "
+                           "fails; written as `(step) if test else value`, the attention would be rewritten")
+            pseudo = ast.If(test=choice.test, body=[holder], orelse=[])
+            ast.copy_location(pseudo, holder)
+            self.choice_ifs[span_of(holder)] = pseudo
+            moved_nodes[id(node)] = replace(node, stmt=span_of(holder))
+        if not moved_nodes:
+            return nodes
+        for role, value in self.roles.items():
+            if id(value) in moved_nodes:
+                self.roles[role] = moved_nodes[id(value)]
+        return [moved_nodes.get(id(n), n) for n in nodes]
 
     def _inline_helper(self, nodes: list) -> list:
         """A match spread over the caller and one helper (method of the class or function of
@@ -1042,6 +1077,20 @@ class _Attention:
         text = self._text_with(operand, [(span_of(n), self._q_dtype()) for n in hits])
         return text, ast.parse(text, mode="eval").body
 
+    def _scores_sizes_as_qk(self, operand: ast.expr, stored: set) -> tuple | None:
+        """(text, expression) of a bias that reads only the scores' sizes (styletts2's
+        ``self.rel_pos(*sim.shape[-2:])``), with them read off q and k: the scores' last two
+        axes are the queries' and the keys' lengths (``_scores_metadata``).  None when it reads
+        anything else of the attention (a dtype is ``_scores_dtype_as_q``'s)."""
+        parents = {id(child): node for node in ast.walk(operand) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(operand):
+            if isinstance(node, ast.Name) and node.id in stored:
+                parent = parents.get(id(node))
+                if not isinstance(parent, ast.Attribute) or parent.attr not in ("shape", "size"):
+                    return None
+        text = self._scores_metadata(operand, stored)
+        return (text, ast.parse(text, mode="eval").body) if text is not None else None
+
     def _mask(self, conditions: dict, stored: set) -> str | None:
         """The ``attn_mask`` the steps amount to: the additive terms summed; a masked_fill as a
         boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
@@ -1059,7 +1108,7 @@ class _Attention:
             operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
             text = self._text(operand)
             if read_names(operand) & stored:
-                swapped = self._scores_dtype_as_q(operand, stored, role)
+                swapped = self._scores_dtype_as_q(operand, stored, role) or self._scores_sizes_as_qk(operand, stored)
                 if swapped is None:
                     raise Skip(f"the mask `{text}` is computed by the attention")
                 text, operand = swapped
