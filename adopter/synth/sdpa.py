@@ -276,6 +276,7 @@ class _Attention:
             raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
+        self.mask_choices: dict[str, ast.expr] = {}  # a bias name -> the mask it is as SDPA reads it (_sdpa_mask_choice)
         nodes = self._choice_steps(nodes)
         if len({n.func for n in nodes}) > 1:
             nodes = self._inline_helper(nodes)
@@ -849,6 +850,9 @@ class _Attention:
                     continue
             if isinstance(inner, ast.Delete) and self._unread_after(inner, stmt, step_stored):
                 continue  # `del mask` of a name nothing reads later: the fused path may keep it bound
+            if isinstance(inner, ast.If) and (chosen := self._sdpa_mask_choice(inner, stmt, step_stored)) is not None:
+                self.mask_choices[chosen[0]] = chosen[1]  # the bias is the mask as SDPA reads it
+                continue
             # A mask built in plain statements and loops (Swin's shift mask: a zero tensor
             # filled region by region in nested ``for`` loops): the fused path builds it under
             # the same test before the call, so it may not change what an earlier step read.
@@ -864,6 +868,77 @@ class _Attention:
                     continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
         return keeps
+
+    def _sdpa_mask_choice(self, inner: ast.If, owner: ast.If, step_stored: set) -> tuple[str, ast.expr] | None:
+        """An if / else in a mask step's ``if`` that turns a mask ``m`` into the bias ``b`` the
+        step adds exactly as ``scaled_dot_product_attention`` reads its ``attn_mask`` (uni2ts'
+        reference implementation): ``if m.dtype == torch.bool: b = zeros_like(scores);
+        b.masked_fill_(m.logical_not(), -inf)`` (-inf where m is False, 0 where True: SDPA's
+        boolean mask) ``else: b = m`` (a float mask, added as it is).  Returns (b, m) when the
+        add step adds b whole, nothing else reads b, and m is a name nothing in the function
+        reassigns after the if begins; the fused path then passes m and drops the if."""
+        if not (isinstance(inner.test, ast.Compare) and len(inner.test.ops) == 1
+                and isinstance(inner.test.ops[0], (ast.Eq, ast.Is))
+                and isinstance(inner.test.left, ast.Attribute) and inner.test.left.attr == "dtype"
+                and isinstance(inner.test.left.value, ast.Name)
+                and self.names.resolve(inner.test.comparators[0]) == "torch.bool"):
+            return None
+        mask = inner.test.left.value
+        if mask.id in step_stored or len(inner.orelse) != 1 or not isinstance(inner.orelse[0], ast.Assign):
+            return None
+        other = inner.orelse[0]
+        if not (len(other.targets) == 1 and isinstance(other.targets[0], ast.Name)
+                and isinstance(other.value, ast.Name) and other.value.id == mask.id):
+            return None
+        bias = other.targets[0].id
+
+        def inverted(expr) -> bool:  # `~m`, `m.logical_not()`, `torch.logical_not(m)`
+            if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.Invert):
+                return isinstance(expr.operand, ast.Name) and expr.operand.id == mask.id
+            if isinstance(expr, ast.Call) and not expr.keywords:
+                if isinstance(expr.func, ast.Attribute) and expr.func.attr == "logical_not" and not expr.args:
+                    return isinstance(expr.func.value, ast.Name) and expr.func.value.id == mask.id
+                return self.names.resolve(expr.func) == "torch.logical_not" and len(expr.args) == 1 \
+                    and isinstance(expr.args[0], ast.Name) and expr.args[0].id == mask.id
+            return False
+
+        def filled(call, method: str) -> bool:  # `<x>.<method>(~m, -inf)`
+            return isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == method \
+                and len(call.args) == 2 and not call.keywords and inverted(call.args[0]) \
+                and fill_value(call.args[1]) == "inf"
+
+        body = inner.body
+        first = body[0] if body else None
+        if not (isinstance(first, ast.Assign) and len(first.targets) == 1 and isinstance(first.targets[0], ast.Name)
+                and first.targets[0].id == bias):
+            return None
+        if len(body) == 1:  # b = zeros_like(scores).masked_fill(~m, -inf)
+            value = first.value
+            if not (filled(value, "masked_fill") and self._zeros_of_scores(value.func.value, step_stored)):
+                return None
+        elif len(body) == 2:  # b = zeros_like(scores); b.masked_fill_(~m, -inf)
+            second = body[1]
+            if not (self._zeros_of_scores(first.value, step_stored) and isinstance(second, ast.Expr)
+                    and filled(second.value, "masked_fill_") and isinstance(second.value.func.value, ast.Name)
+                    and second.value.func.value.id == bias):
+                return None
+        else:
+            return None
+        adds = {self.roles[r].stmt for r in ADD_STEPS if r in self.roles}
+        readers = [s for s in owner.body if s is not inner and bias in _loads(s)]
+        if len(readers) != 1 or span_of(readers[0]) not in adds or not self._added_as_is(readers[0], bias):
+            return None
+        func = self._function(owner)
+        if func is None:
+            return None
+        start = (owner.lineno, owner.col_offset)
+        inside = {id(n) for s in (inner, readers[0]) for n in ast.walk(s)}
+        for node in ast.walk(func):
+            if isinstance(node, ast.Name) and (node.lineno, node.col_offset) > start and (
+                    (node.id == mask.id and not isinstance(node.ctx, ast.Load))
+                    or (node.id == bias and id(node) not in inside)):
+                return None  # m reassigned after the if begins; b read (or bound) elsewhere
+        return bias, mask
 
     def _unread_after(self, stmt: ast.Delete, owner: ast.If, step_stored: set) -> bool:
         """Does ``del a, b`` (plain names the steps do not assign) delete names that no code
@@ -1106,6 +1181,8 @@ class _Attention:
             if role not in self.roles:
                 continue
             operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
+            if isinstance(operand, ast.Name) and operand.id in self.mask_choices:
+                operand = self.mask_choices[operand.id]  # (the bias built from the mask is the mask itself)
             text = self._text(operand)
             if read_names(operand) & stored:
                 swapped = self._scores_dtype_as_q(operand, stored, role) or self._scores_sizes_as_qk(operand, stored)
@@ -1402,6 +1479,9 @@ class _Attention:
             if self.roles["s0"].op.rsplit(".", 1)[-1] == "bmm":
                 # torch.bmm(q, k^T): 3-D, one batch axis that q and k share (no broadcasting)
                 of[0] = f"{q_text}.shape[0]"
+            whole = self._scores_shape(value, q_text, k_text)
+            if whole is not None:
+                of["shape"] = whole
 
         def scores(node) -> bool:
             return isinstance(node, ast.Name) and node.id in stored
@@ -1423,13 +1503,13 @@ class _Attention:
 
         class Swap(ast.NodeTransformer):
             def visit_Attribute(self, node):
-                if node.attr in ("dtype", "device", "ndim") and scores(node.value):
-                    return swap(node.attr) or node
+                if node.attr in ("dtype", "device", "ndim", "shape") and scores(node.value):
+                    return swap(node.attr) or node  # (a shape read at the last axes: visit_Subscript)
                 return self.generic_visit(node)
 
             def visit_Subscript(self, node):  # sim.shape[-1], sim.shape[-2:]
                 if isinstance(node.value, ast.Attribute) and node.value.attr == "shape" and scores(node.value.value):
-                    return swap(index(node.slice)) or node
+                    return swap(index(node.slice)) or self.generic_visit(node)  # else the whole shape, indexed
                 return self.generic_visit(node)
 
             def visit_Call(self, node):  # sim.size(-1)
@@ -1455,6 +1535,27 @@ class _Attention:
         if _loads(new) & stored:
             return None
         return ast.unparse(new)
+
+    def _scores_shape(self, value: ast.AST, q_text: str, k_text: str) -> str | None:
+        """The scores' whole shape written from q's and k's (self-attention-cv's ``assert
+        mask.shape == scaled_dot_prod.shape[2:]``, of an einsum over ``...``, whose rank the
+        code does not fix): the batch axes q and k broadcast to, then the queries' and the
+        keys' lengths.  Only for a product whose operands have every axis as written (no einsum
+        broadcasting one of them, no axes moved), read before any step that could broadcast the
+        scores to more axes (an additive mask, a ``where``); None otherwise."""
+        view = self.roles["s0"].view
+        if view is not None and (any(view.broadcast) or any(m is not None for m in (view.moves or ()))):
+            return None
+        line = getattr(value, "lineno", None)
+        s0_func = self.roles["s0"].func
+        widening = [self.roles[r] for r in (*ADD_STEPS, *FILL_STEPS)
+                    if r in self.roles and self.roles[r].op.rsplit(".", 1)[-1] != "masked_fill"]
+        if line is None or any(n.func != s0_func or n.line <= line for n in widening):
+            return None
+        torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
+        if torch is None:
+            return None
+        return f"({torch}.broadcast_shapes({q_text}.shape[:-2], {k_text}.shape[:-2]) + ({q_text}.shape[-2], {k_text}.shape[-2]))"
 
     def _scores_rank(self) -> int | None:
         """The scores' rank where the product's code fixes it: 3 for ``torch.bmm``; the number
@@ -1924,6 +2025,9 @@ class _Attention:
             return self._plain_number(node.left, depth) and self._plain_number(node.right, depth)
         if isinstance(node, ast.UnaryOp):
             return self._plain_number(node.operand, depth)
+        if isinstance(node, ast.IfExp):
+            # `1 / math.sqrt(q.size(-1)) if scale is None else scale`: a number whichever is chosen
+            return self._plain_number(node.body, depth) and self._plain_number(node.orelse, depth)
         return False
 
     def _dtype_only(self, stmt: ast.stmt, rest: list) -> bool:
