@@ -608,6 +608,12 @@ class _Attention:
             if holder is None:
                 continue
             choice = holder.value
+            target = holder.targets[0] if len(holder.targets) == 1 else None
+            kept = [side for side in (choice.body, choice.orelse) if isinstance(target, ast.Name)
+                    and isinstance(side, ast.Name) and side.id == target.id]
+            if not kept:
+                raise Skip(f"the step at line {node.line} is one choice of a conditional expression whose other "
+                           "choice is not the value it steps from")
             if not contains(span_of(choice.body), node.span):
                 # `s = s if flag else s + bias`: the step runs when the test fails, which the
                 # fused call's mask cannot be conditioned on without writing the test anew
