@@ -103,17 +103,18 @@ def test_a_choice_that_does_not_keep_the_scores_is_not_a_step():
     assert _finding(both, "ADP010", "# softmax-line") is None
 
 
-def test_the_conditional_bias_is_left_for_a_hand_rewrite():
-    """The fixer does not rewrite a step written as a conditional expression (it rewrites the
-    same code written as an ``if``): the file is left as it is, with the reason."""
+def test_the_conditional_bias_is_rewritten_as_its_if_statement_form():
+    """The fixer reads a step written as a conditional expression as the same code written as
+    an ``if`` (session 18; before, it left the file as it was): the same rewrite, the bias under
+    the flag (numerical checks: ``tests/synth/test_sdpa_choice_steps.py``)."""
     result = fix_text(OPTIONAL_BIAS, "model.py", _rules("ADP010"))
-    assert result.text == OPTIONAL_BIAS
     as_if = OPTIONAL_BIAS.replace(
         "        logits = (logits + self.table) if self.with_bias else logits\n",
         "        if self.with_bias:\n            logits = logits + self.table\n",
     )
     fixed = fix_text(as_if, "model.py", _rules("ADP010")).text
     assert "attn_mask=self.table * self.scale if self.with_bias else None" in fixed
+    assert result.text == fixed
 
 
 # ----------------------------------------------------------------- where(c, fill, scores)

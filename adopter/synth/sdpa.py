@@ -242,13 +242,6 @@ class _Attention:
         """Index in the region's block of the statement holding ``node``, and the chain of
         enclosing statements from that one down to the node's own."""
         info = self.index.stmt(node.stmt)
-        if info is None and node.span is not None and any(
-            isinstance(s.stmt, ast.Assign) and isinstance(s.stmt.value, ast.IfExp)
-            and contains(span_of(s.stmt.value), node.span) for s in self.index.stmts.values()
-        ):
-            # (graph._optional_step: `s = (s + bias) if flag else s` read as an if statement)
-            raise Skip(f"the step at line {node.line} is one choice of a conditional expression; "
-                       "written as an `if` statement, the attention would be rewritten")
         chain = []
         while info is not None and info.block is not self.block:
             owner = info.owner
@@ -263,7 +256,14 @@ class _Attention:
         if info is None:
             raise Skip(f"the step at line {node.line} is not in the block of the context")
         chain.append(info.stmt)
-        return info.index, list(reversed(chain))
+        chain.reverse()
+        choice = self.choice_ifs.get(node.stmt)
+        if choice is not None:
+            # `s = (s + bias) if flag else s`, read as `if flag: s = s + bias` (_choice_steps)
+            if len(chain) != 1:
+                raise Skip(f"the conditional expression at line {node.line} is inside an if-statement")
+            chain.insert(0, choice)
+        return info.index, chain
 
     def _common_tail(self, stmt: ast.If) -> int:
         """How many statements end both branches of ``stmt`` identically when the else branch
@@ -284,6 +284,9 @@ class _Attention:
             # normalised axis; a fused call would need that rank checked at run time)
             raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
+        self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
+        self.mask_choices: dict[str, ast.expr] = {}  # a bias name -> the mask it is as SDPA reads it (_sdpa_mask_choice)
+        nodes = self._choice_steps(nodes)
         if len({n.func for n in nodes}) > 1:
             nodes = self._inline_helper(nodes)
         self.nodes = nodes
@@ -597,6 +600,45 @@ class _Attention:
         targets = " = ".join(self._text(t) for t in stmt.targets)
         return term, f"{targets} = {self._text(other)}"
 
+    def _choice_steps(self, nodes: list) -> list:
+        """Steps taken in one choice of a conditional expression that otherwise keeps the value
+        (``sim = (sim + bias) if self.use_bias else sim``, graph._optional_step): the same as
+        ``if self.use_bias: sim = sim + bias``, which the plan rewrites.  Each such step is moved
+        to the assignment holding the expression, and that assignment is read (by ``_top``) as
+        the body of an ``if`` on the expression's test.  Returns the nodes with those steps'
+        statements replaced."""
+        moved_nodes = {}
+        for node in nodes:
+            if self.index.stmt(node.stmt) is not None or node.span is None:
+                continue
+            holder = next((info.stmt for info in self.index.stmts.values()
+                           if isinstance(info.stmt, ast.Assign) and isinstance(info.stmt.value, ast.IfExp)
+                           and contains(span_of(info.stmt.value), node.span)), None)
+            if holder is None:
+                continue
+            choice = holder.value
+            target = holder.targets[0] if len(holder.targets) == 1 else None
+            kept = [side for side in (choice.body, choice.orelse) if isinstance(target, ast.Name)
+                    and isinstance(side, ast.Name) and side.id == target.id]
+            if not kept:
+                raise Skip(f"the step at line {node.line} is one choice of a conditional expression whose other "
+                           "choice is not the value it steps from")
+            if not contains(span_of(choice.body), node.span):
+                # `s = s if flag else s + bias`: the step runs when the test fails, which the
+                # fused call's mask cannot be conditioned on without writing the test anew
+                raise Skip(f"the step at line {node.line} runs when the test of its conditional expression "
+                           "fails; written as `(step) if test else value`, the attention would be rewritten")
+            pseudo = ast.If(test=choice.test, body=[holder], orelse=[])
+            ast.copy_location(pseudo, holder)
+            self.choice_ifs[span_of(holder)] = pseudo
+            moved_nodes[id(node)] = replace(node, stmt=span_of(holder))
+        if not moved_nodes:
+            return nodes
+        for role, value in self.roles.items():
+            if id(value) in moved_nodes:
+                self.roles[role] = moved_nodes[id(value)]
+        return [moved_nodes.get(id(n), n) for n in nodes]
+
     def _inline_helper(self, nodes: list) -> list:
         """A match spread over the caller and one helper (method of the class or function of
         the file) that only adds a bias to the scores: ``dots = self.apply_pos_bias(dots)``
@@ -823,6 +865,9 @@ class _Attention:
                     continue
             if isinstance(inner, ast.Delete) and self._unread_after(inner, stmt, step_stored):
                 continue  # `del mask` of a name nothing reads later: the fused path may keep it bound
+            if isinstance(inner, ast.If) and (chosen := self._sdpa_mask_choice(inner, stmt, step_stored)) is not None:
+                self.mask_choices[chosen[0]] = chosen[1]  # the bias is the mask as SDPA reads it
+                continue
             # A mask built in plain statements and loops (Swin's shift mask: a zero tensor
             # filled region by region in nested ``for`` loops): the fused path builds it under
             # the same test before the call, so it may not change what an earlier step read.
@@ -838,6 +883,77 @@ class _Attention:
                     continue
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
         return keeps
+
+    def _sdpa_mask_choice(self, inner: ast.If, owner: ast.If, step_stored: set) -> tuple[str, ast.expr] | None:
+        """An if / else in a mask step's ``if`` that turns a mask ``m`` into the bias ``b`` the
+        step adds exactly as ``scaled_dot_product_attention`` reads its ``attn_mask`` (uni2ts'
+        reference implementation): ``if m.dtype == torch.bool: b = zeros_like(scores);
+        b.masked_fill_(m.logical_not(), -inf)`` (-inf where m is False, 0 where True: SDPA's
+        boolean mask) ``else: b = m`` (a float mask, added as it is).  Returns (b, m) when the
+        add step adds b whole, nothing else reads b, and m is a name nothing in the function
+        reassigns after the if begins; the fused path then passes m and drops the if."""
+        if not (isinstance(inner.test, ast.Compare) and len(inner.test.ops) == 1
+                and isinstance(inner.test.ops[0], (ast.Eq, ast.Is))
+                and isinstance(inner.test.left, ast.Attribute) and inner.test.left.attr == "dtype"
+                and isinstance(inner.test.left.value, ast.Name)
+                and self.names.resolve(inner.test.comparators[0]) == "torch.bool"):
+            return None
+        mask = inner.test.left.value
+        if mask.id in step_stored or len(inner.orelse) != 1 or not isinstance(inner.orelse[0], ast.Assign):
+            return None
+        other = inner.orelse[0]
+        if not (len(other.targets) == 1 and isinstance(other.targets[0], ast.Name)
+                and isinstance(other.value, ast.Name) and other.value.id == mask.id):
+            return None
+        bias = other.targets[0].id
+
+        def inverted(expr) -> bool:  # `~m`, `m.logical_not()`, `torch.logical_not(m)`
+            if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.Invert):
+                return isinstance(expr.operand, ast.Name) and expr.operand.id == mask.id
+            if isinstance(expr, ast.Call) and not expr.keywords:
+                if isinstance(expr.func, ast.Attribute) and expr.func.attr == "logical_not" and not expr.args:
+                    return isinstance(expr.func.value, ast.Name) and expr.func.value.id == mask.id
+                return self.names.resolve(expr.func) == "torch.logical_not" and len(expr.args) == 1 \
+                    and isinstance(expr.args[0], ast.Name) and expr.args[0].id == mask.id
+            return False
+
+        def filled(call, method: str) -> bool:  # `<x>.<method>(~m, -inf)`
+            return isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == method \
+                and len(call.args) == 2 and not call.keywords and inverted(call.args[0]) \
+                and fill_value(call.args[1]) == "inf"
+
+        body = inner.body
+        first = body[0] if body else None
+        if not (isinstance(first, ast.Assign) and len(first.targets) == 1 and isinstance(first.targets[0], ast.Name)
+                and first.targets[0].id == bias):
+            return None
+        if len(body) == 1:  # b = zeros_like(scores).masked_fill(~m, -inf)
+            value = first.value
+            if not (filled(value, "masked_fill") and self._zeros_of_scores(value.func.value, step_stored)):
+                return None
+        elif len(body) == 2:  # b = zeros_like(scores); b.masked_fill_(~m, -inf)
+            second = body[1]
+            if not (self._zeros_of_scores(first.value, step_stored) and isinstance(second, ast.Expr)
+                    and filled(second.value, "masked_fill_") and isinstance(second.value.func.value, ast.Name)
+                    and second.value.func.value.id == bias):
+                return None
+        else:
+            return None
+        adds = {self.roles[r].stmt for r in ADD_STEPS if r in self.roles}
+        readers = [s for s in owner.body if s is not inner and bias in _loads(s)]
+        if len(readers) != 1 or span_of(readers[0]) not in adds or not self._added_as_is(readers[0], bias):
+            return None
+        func = self._function(owner)
+        if func is None:
+            return None
+        start = (owner.lineno, owner.col_offset)
+        inside = {id(n) for s in (inner, readers[0]) for n in ast.walk(s)}
+        for node in ast.walk(func):
+            if isinstance(node, ast.Name) and (node.lineno, node.col_offset) > start and (
+                    (node.id == mask.id and not isinstance(node.ctx, ast.Load))
+                    or (node.id == bias and id(node) not in inside)):
+                return None  # m reassigned after the if begins; b read (or bound) elsewhere
+        return bias, mask
 
     def _unread_after(self, stmt: ast.Delete, owner: ast.If, step_stored: set) -> bool:
         """Does ``del a, b`` (plain names the steps do not assign) delete names that no code
@@ -1051,6 +1167,20 @@ class _Attention:
         text = self._text_with(operand, [(span_of(n), self._q_dtype()) for n in hits])
         return text, ast.parse(text, mode="eval").body
 
+    def _scores_sizes_as_qk(self, operand: ast.expr, stored: set) -> tuple | None:
+        """(text, expression) of a bias that reads only the scores' sizes (styletts2's
+        ``self.rel_pos(*sim.shape[-2:])``), with them read off q and k: the scores' last two
+        axes are the queries' and the keys' lengths (``_scores_metadata``).  None when it reads
+        anything else of the attention (a dtype is ``_scores_dtype_as_q``'s)."""
+        parents = {id(child): node for node in ast.walk(operand) for child in ast.iter_child_nodes(node)}
+        for node in ast.walk(operand):
+            if isinstance(node, ast.Name) and node.id in stored:
+                parent = parents.get(id(node))
+                if not isinstance(parent, ast.Attribute) or parent.attr not in ("shape", "size"):
+                    return None
+        text = self._scores_metadata(operand, stored)
+        return (text, ast.parse(text, mode="eval").body) if text is not None else None
+
     def _mask(self, conditions: dict, stored: set) -> str | None:
         """The ``attn_mask`` the steps amount to: the additive terms summed; a masked_fill as a
         boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
@@ -1066,9 +1196,11 @@ class _Attention:
             if role not in self.roles:
                 continue
             operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
+            if isinstance(operand, ast.Name) and operand.id in self.mask_choices:
+                operand = self.mask_choices[operand.id]  # (the bias built from the mask is the mask itself)
             text = self._text(operand)
             if read_names(operand) & stored:
-                swapped = self._scores_dtype_as_q(operand, stored, role)
+                swapped = self._scores_dtype_as_q(operand, stored, role) or self._scores_sizes_as_qk(operand, stored)
                 if swapped is None:
                     raise Skip(f"the mask `{text}` is computed by the attention")
                 text, operand = swapped
@@ -1385,6 +1517,9 @@ class _Attention:
             if self.roles["s0"].op.rsplit(".", 1)[-1] == "bmm":
                 # torch.bmm(q, k^T): 3-D, one batch axis that q and k share (no broadcasting)
                 of[0] = f"{q_text}.shape[0]"
+            whole = self._scores_shape(value, q_text, k_text)
+            if whole is not None:
+                of["shape"] = whole
 
         def scores(node) -> bool:
             return isinstance(node, ast.Name) and node.id in stored
@@ -1406,13 +1541,13 @@ class _Attention:
 
         class Swap(ast.NodeTransformer):
             def visit_Attribute(self, node):
-                if node.attr in ("dtype", "device", "ndim") and scores(node.value):
-                    return swap(node.attr) or node
+                if node.attr in ("dtype", "device", "ndim", "shape") and scores(node.value):
+                    return swap(node.attr) or node  # (a shape read at the last axes: visit_Subscript)
                 return self.generic_visit(node)
 
             def visit_Subscript(self, node):  # sim.shape[-1], sim.shape[-2:]
                 if isinstance(node.value, ast.Attribute) and node.value.attr == "shape" and scores(node.value.value):
-                    return swap(index(node.slice)) or node
+                    return swap(index(node.slice)) or self.generic_visit(node)  # else the whole shape, indexed
                 return self.generic_visit(node)
 
             def visit_Call(self, node):  # sim.size(-1)
@@ -1438,6 +1573,27 @@ class _Attention:
         if _loads(new) & stored:
             return None
         return ast.unparse(new)
+
+    def _scores_shape(self, value: ast.AST, q_text: str, k_text: str) -> str | None:
+        """The scores' whole shape written from q's and k's (self-attention-cv's ``assert
+        mask.shape == scaled_dot_prod.shape[2:]``, of an einsum over ``...``, whose rank the
+        code does not fix): the batch axes q and k broadcast to, then the queries' and the
+        keys' lengths.  Only for a product whose operands have every axis as written (no einsum
+        broadcasting one of them, no axes moved), read before any step that could broadcast the
+        scores to more axes (an additive mask, a ``where``); None otherwise."""
+        view = self.roles["s0"].view
+        if view is not None and (any(view.broadcast) or any(m is not None for m in (view.moves or ()))):
+            return None
+        line = getattr(value, "lineno", None)
+        s0_func = self.roles["s0"].func
+        widening = [self.roles[r] for r in (*ADD_STEPS, *FILL_STEPS)
+                    if r in self.roles and self.roles[r].op.rsplit(".", 1)[-1] != "masked_fill"]
+        if line is None or any(n.func != s0_func or n.line <= line for n in widening):
+            return None
+        torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
+        if torch is None:
+            return None
+        return f"({torch}.broadcast_shapes({q_text}.shape[:-2], {k_text}.shape[:-2]) + ({q_text}.shape[-2], {k_text}.shape[-2]))"
 
     def _scores_rank(self) -> int | None:
         """The scores' rank where the product's code fixes it: 3 for ``torch.bmm``; the number
@@ -1907,6 +2063,9 @@ class _Attention:
             return self._plain_number(node.left, depth) and self._plain_number(node.right, depth)
         if isinstance(node, ast.UnaryOp):
             return self._plain_number(node.operand, depth)
+        if isinstance(node, ast.IfExp):
+            # `1 / math.sqrt(q.size(-1)) if scale is None else scale`: a number whichever is chosen
+            return self._plain_number(node.body, depth) and self._plain_number(node.orelse, depth)
         return False
 
     def _dtype_only(self, stmt: ast.stmt, rest: list) -> bool:

@@ -354,7 +354,39 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
         # the input's own subscripts in torch's einsum (``einsum('b i h d, b j h d -> b h i j', q,
         # k)``), the input not rebound but scaled: stated of the input itself
         return own, True
+    own = annotated_ranks(func).get(first)
+    if own:
+        return own, True  # the axes its annotation names (``Float[Tensor, "*batch heads q_len dim"]``)
     return (min(patterns), False) if patterns else (None, False)
+
+
+_SHAPE_WORD = re.compile(r"(\.\.\.|[#*_]*[A-Za-z0-9_]+(=[A-Za-z0-9_+\-*/ ]+)?)")
+
+
+def annotated_ranks(func: Callable) -> dict[str, int]:
+    """Parameters annotated with the axes they hold, as array-typing annotations write them
+    (``query: Float[torch.Tensor, "*batch group hpg q_len dim"]``: a subscript whose last item is
+    a string of axis names), each with the count of its named axes -- the rank with any
+    variadic axes (``*batch``, ``...``) taken as none; a name that is not an axis makes no rank."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    out: dict[str, int] = {}
+    for arg in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]:
+        annotation = arg.annotation
+        if not isinstance(annotation, ast.Subscript) or not isinstance(annotation.slice, ast.Tuple) \
+                or len(annotation.slice.elts) < 2:
+            continue
+        last = annotation.slice.elts[-1]
+        if not (isinstance(last, ast.Constant) and isinstance(last.value, str)):
+            continue
+        words = last.value.split()
+        if not words or not all(_SHAPE_WORD.fullmatch(w) for w in words):
+            continue
+        fixed = [w for w in words if w != "..." and not w.lstrip("#_").startswith("*")]
+        if fixed:
+            out[arg.arg] = len(fixed)
+    return out
 
 
 def _einops_axes(pattern: str) -> list[list[str]] | None:
@@ -900,7 +932,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         return out
 
     rank, certain = input_rank(func) if method == "forward" else (None, False)
-    operand_ranks = einsum_ranks(func, kept=False) if method == "forward" else {}
+    operand_ranks = {**annotated_ranks(func), **einsum_ranks(func, kept=False)} if method == "forward" else {}
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only

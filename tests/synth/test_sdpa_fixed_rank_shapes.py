@@ -2,7 +2,7 @@
 mask.shape == sim.shape[1:]`` of 3-D scores.  Where the product's code fixes the scores' rank
 (an einsum that names every output axis, ``torch.bmm``), ``sim.shape[1:]`` is the last two axes,
 (queries, keys), read off q and k on the fused path; where it does not (an einsum with an
-ellipsis), the check stays in the original and the site is not fixed.
+ellipsis), the check is kept with the scores' whole shape written from q's and k's.
 
 The modules are written for these tests; each fixed one runs beside the original in float64
 (outputs and gradients), the fused call counted, and the check raises on both for a wrong mask.
@@ -102,21 +102,27 @@ def test_bmm_scores_are_three_dimensional():
     assert "assert mask.shape == (q.shape[-2], k.shape[-2])" in sdpa_fixed(source)
 
 
-def test_scores_whose_rank_the_code_does_not_fix_keep_the_check_unfixed():
-    # with an ellipsis the operands decide the rank: shape[1:] may hold a batch axis
-    source = FIXED_RANK.replace(
-        '"b q c, b k c -> b q k"', '"... q c, ... k c -> ... q k"'
-    )
-    assert source != FIXED_RANK
-    result = fix_text(source, "attention.py", RULES)
-    assert (
-        not result.applied
-        and "does more than an attention step" in result.skipped[0][1]
-    )
-    # a slice that is not the last two axes of 3-D scores: not read off q and k either
-    source = FIXED_RANK.replace("dots.shape[1:]", "dots.shape[0:]")
-    result = fix_text(source, "attention.py", RULES)
-    assert (
-        not result.applied
-        and "does more than an attention step" in result.skipped[0][1]
-    )
+WHOLE = "(torch.broadcast_shapes(q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2]))"
+
+
+@pytest.mark.parametrize("einsum, index", [('"... q c, ... k c -> ... q k"', "[1:]"),
+                                           ('"b q c, b k c -> b q k"', "[0:]")])
+def test_scores_whose_rank_the_code_does_not_fix_check_their_whole_shape(einsum, index):
+    # with an ellipsis the operands decide the rank: shape[1:] may hold a batch axis, and a
+    # slice from the front that is not the last two axes holds one; the check is kept with the
+    # scores' whole shape written from q's and k's (session 18; before, the site was not fixed)
+    source = FIXED_RANK.replace('"b q c, b k c -> b q k"', einsum).replace("dots.shape[1:]", f"dots.shape{index}")
+    assert source != FIXED_RANK or index == "[1:]"
+    fixed = sdpa_fixed(source)
+    assert f"assert mask.shape == {WHOLE}{index}" in fixed
+    a, b, counter = _pair(source)
+    x = torch.randn(2, 5, 8, dtype=F64)
+    right = torch.zeros(*((5, 5) if index == "[1:]" else (2, 5, 5)), dtype=torch.bool)
+    right[..., 3:] = True  # every row keeps some key
+    torch.testing.assert_close(b(x, mask=right), a(x, mask=right))
+    torch.testing.assert_close(b(x), a(x))
+    assert counter.calls == 2
+    wrong = torch.zeros(1, 5, 5, dtype=torch.bool)  # broadcasts, but is not the scores' shape
+    for module in (a, b):
+        with pytest.raises(AssertionError):
+            module(x, mask=wrong)

@@ -932,6 +932,41 @@ def rebound(q, k):
     assert input_rank(module.rebound) == (None, False)
 
 
+def test_a_function_whose_annotations_name_the_axes_is_fed_at_that_rank(tmp_path, capsys):
+    """``q: Axes[torch.Tensor, "batch heads q_len dim"]``: four named axes, and nothing in the
+    code states q's rank.  Fed 3-D (before), the 4-D padding
+    mask broadcast the original's scores to 4-D, which the fused call refuses: *fail* on an
+    input the function is never given; fed 4-D as annotated: pass, with the mask given."""
+    patches, _ = fix_then_verify(tmp_path, capsys, "annotated", "layers.py")
+    row = _row(patches, "ADP010", "<module>")
+    assert row["verdict"] == PASS, row
+    assert row["details"]["inputs"].startswith("float[2, 4, 8, 32], float[2, 4, 8, 32], float[2, 4, 8, 32], "
+                                               "float[2, 1, 1, 8]"), row["details"]
+    assert 0 < row["max_abs_diff"] < 1e-4, row
+
+
+def test_annotated_ranks_count_the_named_axes(tmp_path):
+    """``annotated_ranks``: a subscript annotation whose last item is a string of axis names
+    gives their count (variadic ``*batch`` / ``...`` as none, broadcast ``#heads`` and sizes
+    counted); near-misses: a string that is not axis names, a plain annotation, none at all."""
+    path = tmp_path / "annotated_ranks.py"
+    path.write_text('''
+from __future__ import annotations
+
+
+def f(q: Axes[Tensor, "*batch heads q_len dim"], m: Axes[Tensor, "... #heads 1 kv"],
+      s: Axes[Tensor, "a sentence, not axes!"], t: Tensor, u, w: Axes[Tensor, "*batch"]):
+    return q
+''')
+    spec = importlib.util.spec_from_file_location("annotated_ranks_fixture", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from adopter.verify.inputs import annotated_ranks, input_rank
+
+    assert annotated_ranks(module.f) == {"q": 3, "m": 3}
+    assert input_rank(module.f) == (3, True)
+
+
 def test_images_as_wide_as_the_convolution_the_input_goes_through_first(tmp_path, capsys):
     """The first convolution the layer registered is an offset network over groups of the
     query's channels (8 wide); the input goes through ``self.to_q(x)`` first (32 wide), so the
