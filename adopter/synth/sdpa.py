@@ -750,7 +750,7 @@ class _Attention:
         for role in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]:
             if role not in self.roles or role in DTYPE_KEEPING:
                 continue
-            if role in ("s1", "s2") and self._plain_number(self._operand_of(role, "div" if role == "s1" else "mul")):
+            if role in ("s1", "s2") and self._number_like(self._operand_of(role, "div" if role == "s1" else "mul")):
                 continue
             if role in ADD_STEPS:
                 operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
@@ -1172,7 +1172,7 @@ class _Attention:
         for before in SCORE_STEPS[:SCORE_STEPS.index(role)]:
             if before not in self.roles or before in DTYPE_KEEPING:
                 continue
-            if before in SCALE_STEPS and self._plain_number(self._operand_of(before, "div" if before == "s1" else "mul")):
+            if before in SCALE_STEPS and self._number_like(self._operand_of(before, "div" if before == "s1" else "mul")):
                 continue
             return False
         return True
@@ -1968,7 +1968,7 @@ class _Attention:
             text = _atom(self._text(operand), operand)
             if self._plain_number(operand):
                 parts[var] = text
-            elif self._constant_along_keys(operand) and role not in conditions:
+            elif (self._constant_along_keys(operand) or self._number_like(operand)) and role not in conditions:
                 factors.append((symbol, text))
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
@@ -2018,6 +2018,32 @@ class _Attention:
             return self._plain_number(node.left, depth) and self._plain_number(node.right, depth)
         if isinstance(node, ast.UnaryOp):
             return self._plain_number(node.operand, depth)
+        return False
+
+    def _number_like(self, node: ast.expr, depth: int = 0) -> bool:
+        """A Python number (:meth:`_plain_number`) or a 0-d tensor made from one and math on
+        it (torchmultimodal's ``torch.sqrt(torch.tensor(q.shape[-1]))``): neither changes the
+        dtype of floating scores it scales (a 0-d tensor promotes only a tensor of a lower
+        category, integers or booleans)."""
+        if depth > 8:
+            return False
+        if self._plain_number(node):
+            return True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
+            return self._number_like(node.left, depth + 1) and self._number_like(node.right, depth + 1)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return self._number_like(node.operand, depth + 1)
+        if not isinstance(node, ast.Call):
+            return False
+        fqn = self.names.resolve(node.func) or ""
+        if fqn in ("torch.tensor", "torch.as_tensor"):
+            return len(node.args) == 1 and self._plain_number(node.args[0]) and all(
+                kw.arg in ("device", "requires_grad") for kw in node.keywords)
+        if fqn in ("torch.sqrt", "torch.rsqrt", "torch.exp", "torch.log") and len(node.args) == 1 and not node.keywords:
+            return self._number_like(node.args[0], depth + 1)
+        if isinstance(node.func, ast.Attribute) and node.func.attr in ("sqrt", "rsqrt", "exp", "log") \
+                and not node.args and not node.keywords and not fqn:
+            return self._number_like(node.func.value, depth + 1) and not self._plain_number(node.func.value)
         return False
 
     def _dtype_only(self, stmt: ast.stmt, rest: list) -> bool:
