@@ -1662,13 +1662,17 @@ class _Attention:
                 st = owner
             return out
 
-        def before(node: ast.expr, at: ast.stmt, depth: int = 0) -> str:
+        def before(node: ast.expr, at: ast.stmt, depth: int = 0, rows: bool = False) -> str:
+            # rows: the text is read only as `<it>.all(-1).any()`, which a reshape that only adds
+            # size-1 axes before the last does not change (GQA's `mask = rearrange(mask, "b s ->
+            # b () () () s")` under `if mask.ndim == 2:`): such bindings are read through
             if depth > 4:
                 raise LookupError
             swaps = []
             for name in (n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)):
                 earlier = [st for st, names in binders if name.id in names
-                           and (st.lineno, st.col_offset) < (at.lineno, at.col_offset)]
+                           and (st.lineno, st.col_offset) < (at.lineno, at.col_offset)
+                           and not (rows and self._unit_axes_rebinding(st, name.id))]
                 if not earlier:
                     continue  # bound before the region: the guard reads the same value
                 binding = max(earlier, key=lambda st: (st.lineno, st.col_offset))
@@ -1701,9 +1705,9 @@ class _Attention:
         cond, test = fill["cond"], fill["test"]
         try:
             if fill["filled_by_cond"]:
-                where = before(cond, use)
+                where = before(cond, use, rows=True)
             else:
-                where = _negate(cond, before(cond, use), lambda n: before(n, use))
+                where = _negate(cond, before(cond, use, rows=True), lambda n: before(n, use, rows=True))
             if test is not None:
                 held_by = parents.get(id(use), (None, None))[1]
                 test_text = before(test, held_by if isinstance(held_by, ast.If) else use)
@@ -1713,6 +1717,31 @@ class _Attention:
         term = (f"{_eager_training(torch)} and "
                 f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1).any()")
         return f"{_guard_term(test_text, test)} and {term}" if test is not None else term
+
+    def _unit_axes_rebinding(self, stmt: ast.stmt, name: str) -> bool:
+        """Is ``stmt`` ``name = <name with size-1 axes added before its last>``: an einops
+        ``rearrange`` whose output axes are its input's, in order, with ``()`` / ``1`` between
+        them and the last one kept last, or ``name.unsqueeze(d)`` with ``d <= -2``?"""
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id == name and isinstance(stmt.value, ast.Call)):
+            return False
+        call = stmt.value
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "unsqueeze" and isinstance(call.func.value, ast.Name) \
+                and call.func.value.id == name and len(call.args) == 1 and not call.keywords:
+            dim = _negative_int(call.args[0])
+            return dim is not None and dim <= -2
+        if self.names.resolve(call.func) != "einops.rearrange" or len(call.args) != 2 or call.keywords \
+                or not (isinstance(call.args[0], ast.Name) and call.args[0].id == name) \
+                or not (isinstance(call.args[1], ast.Constant) and isinstance(call.args[1].value, str)):
+            return False
+        sides = call.args[1].value.split("->")
+        if len(sides) != 2:
+            return False
+        left, right = sides[0].split(), sides[1].replace("()", " () ").split()
+        if not left or "(" in sides[0] or any(("(" in t or ")" in t) and t != "()" for t in right):
+            return False
+        kept = [t for t in right if t not in ("()", "1")]
+        return kept == left and right[-1] == left[-1] and "..." not in left[:-1]
 
     @staticmethod
     def _assigned_value(stmt: ast.Assign, name: str) -> ast.expr | None:
