@@ -1105,6 +1105,10 @@ class _Attention:
                 return None
             if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
                 return None
+            earlier = SCORE_STEPS[:SCORE_STEPS.index(role)]
+            if any(r in self.roles and r in earlier and not self._number_like(
+                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+                return None  # (a tensor scale, folded into q, may broadcast the scores beyond q's axes)
             if _reads_attribute(forward, params[positions[0]], "dtype") and not self._keeps_q_dtype_before(role):
                 return None
             (q_text, q_node), (k_text, k_node) = self._operands()[:2]

@@ -245,6 +245,15 @@ def test_a_bias_module_that_reads_more_than_the_shape_stays_declined(body, why):
     assert "computed by the attention" in _declined(source)
 
 
+def test_a_bias_module_after_a_tensor_scale_stays_declined():
+    # a learned per-head temperature folded into q may broadcast the scores beyond q's own axes
+    source = ALIBI.replace("self.drop = nn.Dropout(0.0)",
+                           "self.drop = nn.Dropout(0.0)\n        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))")
+    source = source.replace("* (q.shape[-1] ** -0.5)", "* self.temperature")
+    assert source.count("self.temperature") == 2
+    assert "computed by the attention" in _declined(source)
+
+
 def test_a_bias_module_defining_call_stays_declined():
     source = ALIBI.replace("    def forward(self, sim):\n        h, i",
                            "    def __call__(self, sim):\n        return self.forward(sim)\n\n"
