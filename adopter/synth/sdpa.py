@@ -1051,7 +1051,6 @@ class _Attention:
         reads must be the value the add step itself adds to; their dtype is read as q's only
         when every step before the add keeps q's dtype (see :meth:`_keeps_q_dtype_before`).
         None when the bias reads anything else of the attention."""
-        node = self.roles[role]
         scores = {n.id for n in ast.walk(operand) if isinstance(n, ast.Name) and n.id in stored}
         added = self._added_to(role)
         if not scores or added is None or scores != {added}:
@@ -1068,7 +1067,7 @@ class _Attention:
         if swaps is None:
             return None
         text = self._scores_metadata(operand, stored, text=self._text_with(operand, swaps) if swaps else None)
-        if text is None or node is None:
+        if text is None:
             return None
         return text, ast.parse(text, mode="eval").body
 

@@ -231,11 +231,11 @@ def test_a_hook_on_the_bias_module_takes_the_original():
 
 @pytest.mark.parametrize("body, why", [
     # reads the scores' values
-    ("h, i, j, device = *sim.shape[-3:], sim.device\n"
-     "        rows = torch.arange(j - i, j, device=device) + sim.detach().mean()", "values"),
+    (("h, i, j, device = *sim.shape[-3:], sim.device\n"
+      "        rows = torch.arange(j - i, j, device=device) + sim.detach().mean()"), "values"),
     # hands them on
-    ("h, i, j, device = *sim.shape[-3:], sim.device\n"
-     "        rows = torch.arange(j - i, j, device=device) + torch.zeros_like(sim).sum()", "handed"),
+    (("h, i, j, device = *sim.shape[-3:], sim.device\n"
+      "        rows = torch.arange(j - i, j, device=device) + torch.zeros_like(sim).sum()"), "handed"),
 ])
 def test_a_bias_module_that_reads_more_than_the_shape_stays_declined(body, why):
     source = ALIBI.replace(
