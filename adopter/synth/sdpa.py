@@ -511,6 +511,7 @@ class _Attention:
         self.filled_rows = None
         filled_term = None  # the filled-rows term: it reads names of the region as they are before it
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
+        self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
         call = self._call(q, k, v, conditions, stored)
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
@@ -552,6 +553,7 @@ class _Attention:
             guard.insert(0, guard.pop(guard.index(self.flag)))  # the caller's choice reads first
         fast += self.declined
         guard += self._hooks(edits, set(conditions))
+        guard += self._stand_in_hooks(edits, conditions)
 
         unique = list(dict.fromkeys(guard))
         widening_terms = set(self._widening_terms(conditions))
@@ -799,7 +801,7 @@ class _Attention:
         for role in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]:
             if role not in self.roles or role in DTYPE_KEEPING:
                 continue
-            if role in ("s1", "s2") and self._plain_number(self._operand_of(role, "div" if role == "s1" else "mul")):
+            if role in ("s1", "s2") and self._number_like(self._operand_of(role, "div" if role == "s1" else "mul")):
                 continue
             if role in ADD_STEPS:
                 operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
@@ -1181,6 +1183,142 @@ class _Attention:
         text = self._scores_metadata(operand, stored)
         return (text, ast.parse(text, mode="eval").body) if text is not None else None
 
+    def _bias_of_scores_metadata(self, operand: ast.expr, stored: set, role: str) -> tuple | None:
+        """(text, expression) of an added bias that reads of the scores only what they are, not
+        their values -- matcha's ``bias(t).to(device=scores.device, dtype=scores.dtype)`` --
+        with those reads made of q and k as :meth:`_scores_metadata` makes them.  The scores it
+        reads must be the value the add step itself adds to; their dtype is read as q's only
+        when every step before the add keeps q's dtype (see :meth:`_keeps_q_dtype_before`).
+        None when the bias reads anything else of the attention."""
+        scores = {n.id for n in ast.walk(operand) if isinstance(n, ast.Name) and n.id in stored}
+        added = self._added_to(role)
+        if not scores or added is None or scores != {added}:
+            return None
+        reads_dtype = any(
+            (isinstance(n, ast.Attribute) and n.attr == "dtype" and isinstance(n.value, ast.Name) and n.value.id == added)
+            or (isinstance(n, ast.Call) and any(isinstance(a, ast.Name) and a.id == added for a in n.args)
+                and not (isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
+                         and n.func.value.id == "self"))  # (a module's call: _stand_in_swaps)
+            for n in ast.walk(operand))
+        if reads_dtype and not self._keeps_q_dtype_before(role):
+            return None
+        swaps = self._stand_in_swaps(operand, added, role)
+        if swaps is None:
+            return None
+        text = self._scores_metadata(operand, stored, text=self._text_with(operand, swaps) if swaps else None)
+        if text is None:
+            return None
+        return text, ast.parse(text, mode="eval").body
+
+    def _stand_in_swaps(self, operand: ast.expr, added: str, role: str) -> list | None:
+        """Where the bias hands the scores to a module of a class of this file whose ``forward``
+        reads that argument only for what it is -- its sizes, device, dtype, rank (phenaki's
+        ALiBi bias: ``h, i, j, device = *sim.shape[-3:], sim.device``) -- the swaps that hand
+        it instead a stand-in of the scores' shape, device and dtype built without computing
+        them: a one-element tensor of q, expanded (no memory) to the broadcast batch axes of q
+        and k, then q's and k's sequence lengths.  The scores' shape is the product's when no
+        step reshapes them before (an added mask the fused call takes must broadcast to them);
+        their dtype q's when every step before keeps it.  The module's forward hooks, which
+        would see the stand-in, send the call to the original (:meth:`_stand_in_hooks`).
+        [] when the bias passes the scores to no module; None when it passes them to one that
+        may read their values, or where the stand-in would differ."""
+        swaps = []
+        for call in ast.walk(operand):
+            if not isinstance(call, ast.Call):
+                continue
+            positions = [i for i, a in enumerate(call.args) if isinstance(a, ast.Name) and a.id == added]
+            if not positions:
+                continue
+            func = call.func
+            if any(isinstance(kw.value, ast.Name) and kw.value.id == added for kw in call.keywords) \
+                    or any(isinstance(a, ast.Starred) for a in call.args) or len(positions) != 1:
+                return None
+            if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
+                continue  # a function of this file: _scores_metadata reads what it reads
+            forward = self._local_forward(func.attr)
+            if forward is None:
+                return None
+            params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
+            if positions[0] >= len(params) or not _shape_metadata_only(forward, params[positions[0]]):
+                return None
+            if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+                return None
+            earlier = SCORE_STEPS[:SCORE_STEPS.index(role)]
+            if any(r in self.roles and r in earlier and not self._number_like(
+                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+                return None  # (a tensor scale, folded into q, may broadcast the scores beyond q's axes)
+            if _reads_attribute(forward, params[positions[0]], "dtype") and not self._keeps_q_dtype_before(role):
+                return None
+            (q_text, q_node), (k_text, k_node) = self._operands()[:2]
+            q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
+            shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
+                     f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+            swaps.append((span_of(call.args[positions[0]]), f"{q_atom}.new_empty(()).expand({shape})"))
+            self.stand_ins.append((f"self.{func.attr}", role))
+        return swaps
+
+    def _local_forward(self, attr: str) -> ast.FunctionDef | None:
+        """The ``forward`` of the class of this file that every assignment of ``self.<attr>``
+        builds (None where one builds anything else, or the class defines ``__call__``, or its
+        forward is decorated or not its own)."""
+        values = [v for v in self._attribute_values(attr) if not (isinstance(v, ast.Constant) and v.value is None)]
+        classes = {v.func.id for v in values if isinstance(v, ast.Call) and isinstance(v.func, ast.Name)}
+        if not values or len(classes) != 1 or len(values) != sum(isinstance(v, ast.Call) for v in values):
+            return None
+        cls = self.names.classes.get(classes.pop())
+        if cls is None:
+            return None
+        methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        forward = methods.get("forward")
+        if forward is None or "__call__" in methods or forward.decorator_list or isinstance(forward, ast.AsyncFunctionDef):
+            return None
+        return forward
+
+    def _stand_in_hooks(self, edits: Edits, conditions: dict) -> list[str]:
+        """Guard terms: a module handed a stand-in of the scores (:meth:`_stand_in_swaps`) with
+        forward hooks, which would see the stand-in, runs on the original path; under its add's
+        condition (the module may not exist otherwise)."""
+        terms = []
+        for layer, role in dict.fromkeys(getattr(self, "stand_ins", ())):
+            torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
+            if torch is not None:
+                scripting = f"{torch}.jit.is_scripting"
+            else:
+                scripting, request = self.planner.names.local("torch.jit.is_scripting")
+                edits.imports.add(request)
+            term = f"(False if {scripting}() else bool({layer}._forward_hooks or {layer}._forward_pre_hooks))"
+            test = conditions.get(role)
+            if test is not None:
+                term = f"({_guard_term(self._text(test), test)} and {term})"
+            terms.append(term)
+        return terms
+
+    def _added_to(self, role: str) -> str | None:
+        """The name holding the scores that the add step ``role`` adds to: the output of the
+        score step just before it in the match."""
+        order = list(self.match.roles)
+        at = order.index(role)
+        if at == 0 or order[at - 1] not in SCORE_STEPS:
+            return None
+        outs = [o.text for o in self.roles[order[at - 1]].outs]
+        args, _, _, _ = self._view(role)
+        inputs = {getattr(a, "text", None) for a in args[:2]}
+        found = [o for o in outs if o in inputs]
+        return found[0] if len(found) == 1 else None
+
+    def _keeps_q_dtype_before(self, role: str) -> bool:
+        """Do the scores still have q's dtype when the step ``role`` reads them: every step
+        before it keeps the dtype (the product of q and k is in their common dtype; a scale by
+        a number, a fill and a view keep it; an upcast, a tensor scale or an added bias may
+        not)?"""
+        for before in SCORE_STEPS[:SCORE_STEPS.index(role)]:
+            if before not in self.roles or before in DTYPE_KEEPING:
+                continue
+            if before in SCALE_STEPS and self._number_like(self._operand_of(before, "div" if before == "s1" else "mul")):
+                continue
+            return False
+        return True
+
     def _mask(self, conditions: dict, stored: set) -> str | None:
         """The ``attn_mask`` the steps amount to: the additive terms summed; a masked_fill as a
         boolean keep-mask (fill -inf) or, with a large negative fill, as a float mask; at most
@@ -1200,7 +1338,8 @@ class _Attention:
                 operand = self.mask_choices[operand.id]  # (the bias built from the mask is the mask itself)
             text = self._text(operand)
             if read_names(operand) & stored:
-                swapped = self._scores_dtype_as_q(operand, stored, role) or self._scores_sizes_as_qk(operand, stored)
+                swapped = (self._scores_dtype_as_q(operand, stored, role) or self._scores_sizes_as_qk(operand, stored)
+                           or self._bias_of_scores_metadata(operand, stored, role))
                 if swapped is None:
                     raise Skip(f"the mask `{text}` is computed by the attention")
                 text, operand = swapped
@@ -1239,7 +1378,13 @@ class _Attention:
         optional = [p for p in parts if p["test"] is not None]
         if fill is not None and fill["test"] is not None:
             optional.append(fill)
-        if len(optional) > 2:
+        # Parts under one if (phenaki's `if self.causal:` adding a bias and filling a causal
+        # mask) are present together: one condition.
+        groups: dict[int, list] = {}
+        for part in optional:
+            groups.setdefault(id(part["test"]), []).append(part)
+        grouped = list(groups.values())
+        if len(grouped) > 2:
             raise Skip("more than two parts of the mask run under conditions")
         for part in optional:
             if read_names(part["test"]) & stored:
@@ -1286,15 +1431,15 @@ class _Attention:
 
         def choose(index: int, present: list) -> str:
             """The mask for each combination of the conditional parts, as nested ``a if c else b``."""
-            if index == len(optional):
+            if index == len(grouped):
                 found = compose(present)
                 return found if found is not None else "None"
-            part = optional[index]
+            part = grouped[index][0]
             test = part["test"]
-            with_part = choose(index + 1, present + [part])
+            with_part = choose(index + 1, present + grouped[index])
             without = choose(index + 1, present)
             # `if mask is not None: scores = scores + mask` and nothing else: the mask as it is
-            plain = (part is not fill and not part["viewed"] and without == "None"
+            plain = (len(grouped[index]) == 1 and part is not fill and not part["viewed"] and without == "None"
                      and with_part == part["text"] and isinstance(test, ast.Compare) and len(test.ops) == 1
                      and isinstance(test.ops[0], ast.IsNot) and isinstance(test.comparators[0], ast.Constant)
                      and test.comparators[0].value is None and self._text(test.left) == self._text(part["operand"]))
@@ -1493,7 +1638,8 @@ class _Attention:
         return isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add) and any(
             isinstance(side, ast.Name) and side.id == name for side in (value.left, value.right))
 
-    def _scores_metadata(self, value: ast.AST, stored: set, statement: bool = False) -> str | None:
+    def _scores_metadata(self, value: ast.AST, stored: set, statement: bool = False,
+                         text: str | None = None) -> str | None:
         """``value`` (an expression, or a statement) with what it reads of the scores -- not
         their values -- read off q and k: ``<scores>.dtype`` as ``<q>.dtype`` (the same dtype,
         before any upcast), ``.device`` as q's, and, where no step reshapes the scores,
@@ -1569,7 +1715,7 @@ class _Attention:
         if statement:
             new = Swap().visit(ast.parse(self._stmt_text(value)))
         else:
-            new = Swap().visit(ast.parse(self._text(value), mode="eval")).body
+            new = Swap().visit(ast.parse(text if text is not None else self._text(value), mode="eval")).body
         if _loads(new) & stored:
             return None
         return ast.unparse(new)
@@ -1707,13 +1853,17 @@ class _Attention:
                 st = owner
             return out
 
-        def before(node: ast.expr, at: ast.stmt, depth: int = 0) -> str:
+        def before(node: ast.expr, at: ast.stmt, depth: int = 0, rows: bool = False) -> str:
+            # rows: the text is read only as `<it>.all(-1).any()`, which a reshape that only adds
+            # size-1 axes before the last does not change (GQA's `mask = rearrange(mask, "b s ->
+            # b () () () s")` under `if mask.ndim == 2:`): such bindings are read through
             if depth > 4:
                 raise LookupError
             swaps = []
             for name in (n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)):
                 earlier = [st for st, names in binders if name.id in names
-                           and (st.lineno, st.col_offset) < (at.lineno, at.col_offset)]
+                           and (st.lineno, st.col_offset) < (at.lineno, at.col_offset)
+                           and not (rows and self._unit_axes_rebinding(st, name.id))]
                 if not earlier:
                     continue  # bound before the region: the guard reads the same value
                 binding = max(earlier, key=lambda st: (st.lineno, st.col_offset))
@@ -1746,9 +1896,9 @@ class _Attention:
         cond, test = fill["cond"], fill["test"]
         try:
             if fill["filled_by_cond"]:
-                where = before(cond, use)
+                where = before(cond, use, rows=True)
             else:
-                where = _negate(cond, before(cond, use), lambda n: before(n, use))
+                where = _negate(cond, before(cond, use, rows=True), lambda n: before(n, use, rows=True))
             if test is not None:
                 held_by = parents.get(id(use), (None, None))[1]
                 test_text = before(test, held_by if isinstance(held_by, ast.If) else use)
@@ -1758,6 +1908,31 @@ class _Attention:
         term = (f"{_eager_training(torch)} and "
                 f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1).any()")
         return f"{_guard_term(test_text, test)} and {term}" if test is not None else term
+
+    def _unit_axes_rebinding(self, stmt: ast.stmt, name: str) -> bool:
+        """Is ``stmt`` ``name = <name with size-1 axes added before its last>``: an einops
+        ``rearrange`` whose output axes are its input's, in order, with ``()`` / ``1`` between
+        them and the last one kept last, or ``name.unsqueeze(d)`` with ``d <= -2``?"""
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id == name and isinstance(stmt.value, ast.Call)):
+            return False
+        call = stmt.value
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "unsqueeze" and isinstance(call.func.value, ast.Name) \
+                and call.func.value.id == name and len(call.args) == 1 and not call.keywords:
+            dim = _negative_int(call.args[0])
+            return dim is not None and dim <= -2
+        if self.names.resolve(call.func) != "einops.rearrange" or len(call.args) != 2 or call.keywords \
+                or not (isinstance(call.args[0], ast.Name) and call.args[0].id == name) \
+                or not (isinstance(call.args[1], ast.Constant) and isinstance(call.args[1].value, str)):
+            return False
+        sides = call.args[1].value.split("->")
+        if len(sides) != 2:
+            return False
+        left, right = sides[0].split(), sides[1].replace("()", " () ").split()
+        if not left or "(" in sides[0] or any(("(" in t or ")" in t) and t != "()" for t in right):
+            return False
+        kept = [t for t in right if t not in ("()", "1")]
+        return kept == left and right[-1] == left[-1] and "..." not in left[:-1]
 
     @staticmethod
     def _assigned_value(stmt: ast.Assign, name: str) -> ast.expr | None:
@@ -2013,7 +2188,7 @@ class _Attention:
             text = _atom(self._text(operand), operand)
             if self._plain_number(operand):
                 parts[var] = text
-            elif self._constant_along_keys(operand) and role not in conditions:
+            elif (self._constant_along_keys(operand) or self._number_like(operand)) and role not in conditions:
                 factors.append((symbol, text))
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
@@ -2066,6 +2241,32 @@ class _Attention:
         if isinstance(node, ast.IfExp):
             # `1 / math.sqrt(q.size(-1)) if scale is None else scale`: a number whichever is chosen
             return self._plain_number(node.body, depth) and self._plain_number(node.orelse, depth)
+        return False
+
+    def _number_like(self, node: ast.expr, depth: int = 0) -> bool:
+        """A Python number (:meth:`_plain_number`) or a 0-d tensor made from one and math on
+        it (torchmultimodal's ``torch.sqrt(torch.tensor(q.shape[-1]))``): neither changes the
+        dtype of floating scores it scales (a 0-d tensor promotes only a tensor of a lower
+        category, integers or booleans)."""
+        if depth > 8:
+            return False
+        if self._plain_number(node):
+            return True
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
+            return self._number_like(node.left, depth + 1) and self._number_like(node.right, depth + 1)
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            return self._number_like(node.operand, depth + 1)
+        if not isinstance(node, ast.Call):
+            return False
+        fqn = self.names.resolve(node.func) or ""
+        if fqn in ("torch.tensor", "torch.as_tensor"):
+            return len(node.args) == 1 and self._plain_number(node.args[0]) and all(
+                kw.arg in ("device", "requires_grad") for kw in node.keywords)
+        if fqn in ("torch.sqrt", "torch.rsqrt", "torch.exp", "torch.log") and len(node.args) == 1 and not node.keywords:
+            return self._number_like(node.args[0], depth + 1)
+        if isinstance(node.func, ast.Attribute) and node.func.attr in ("sqrt", "rsqrt", "exp", "log") \
+                and not node.args and not node.keywords and not fqn:
+            return self._number_like(node.func.value, depth + 1) and not self._plain_number(node.func.value)
         return False
 
     def _dtype_only(self, stmt: ast.stmt, rest: list) -> bool:
@@ -2545,6 +2746,36 @@ def _metadata_only(func: ast.FunctionDef, param: str) -> bool:
     return bool(uses) and all(
         isinstance(n.ctx, ast.Load) and isinstance(parents.get(n), ast.Attribute)
         and parents[n].attr in ("dtype", "device") for n in uses)
+
+
+SHAPE_METADATA = {"dtype", "device", "shape", "ndim"}  # what a tensor is, not its values
+SHAPE_METADATA_METHODS = {"size", "dim", "ndimension"}
+
+
+def _shape_metadata_only(func: ast.FunctionDef, param: str) -> bool:
+    """Does ``func`` read its parameter ``param`` only as ``param.shape`` (and its items),
+    ``.size(...)``, ``.dim()``, ``.ndim``, ``.dtype`` or ``.device``, and never assign it?"""
+    parents = _parents(func)
+    uses = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == param]
+    if not uses or any(isinstance(n, ast.arg) and n.arg == param for n in ast.walk(func)
+                       if n not in (*func.args.posonlyargs, *func.args.args)):
+        return False  # (a lambda or nested function of its own with a parameter of that name)
+    for n in uses:
+        attribute = parents.get(n)
+        if not isinstance(n.ctx, ast.Load) or not isinstance(attribute, ast.Attribute):
+            return False
+        if attribute.attr in SHAPE_METADATA:
+            continue
+        call = parents.get(attribute)
+        if attribute.attr in SHAPE_METADATA_METHODS and isinstance(call, ast.Call) and call.func is attribute:
+            continue
+        return False
+    return True
+
+
+def _reads_attribute(func: ast.FunctionDef, param: str, attr: str) -> bool:
+    return any(isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.value, ast.Name) and n.value.id == param
+               for n in ast.walk(func))
 
 
 def _loads(stmt: ast.AST) -> set[str]:

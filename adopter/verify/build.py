@@ -358,6 +358,21 @@ def divisible_options(option: _Option, kwargs: dict, error: str) -> list[_Option
                            option.config_param))
         if len(out) >= MAX_DIVISIBLE:
             break
+    # A size derived from an argument the error names ("head_dim (embed_dim / num_heads = 4)
+    # must be divisible by 8"): the argument N times as large, which N divides already
+    for name, value in kwargs.items():
+        if len(out) >= MAX_DIVISIBLE:
+            break
+        if not isinstance(value, int) or isinstance(value, bool) or value < 2 or value % factor \
+                or not re.search(rf"\b{re.escape(name)}\b", error) or value * factor > 4096:
+            continue
+
+        def scaled(module: ModuleType, original: bool, name=name, new=value * factor) -> tuple[tuple, dict]:
+            args, given = option.make(module, original)
+            return args, dict(given, **{name: new})
+
+        out.append(_Option(scaled, f"{option.shown} with {name}={value * factor} (a size derived from it divisible by "
+                           f"{factor})", option.config, option.config_param))
     return out
 
 

@@ -146,3 +146,48 @@ def test_every_tensor_of_a_forward_that_rearranges_four_axes_is_tried_with_four(
         ran.append(call)
         break
     assert ran and all(a.dim() == 4 for a in ran[0].args)
+
+
+class _EightWideHeads(torch.nn.Module):
+    """Written for this test: the head size it derives from two arguments must be a multiple of 8."""
+
+    def __init__(self, embed_dim, query_heads, kv_heads):
+        super().__init__()
+        if query_heads % kv_heads:
+            raise ValueError("query heads must be a multiple of key/value heads")
+        head_dim = embed_dim // query_heads
+        if head_dim % 8:
+            raise ValueError(f"head_dim (embed_dim / num_heads = {head_dim}) must be divisible by 8")
+        self.proj = torch.nn.Linear(embed_dim, embed_dim)
+
+
+def _built(option, module=None):
+    args, kwargs = option.make(module, True)
+    try:
+        _EightWideHeads(*args, **kwargs)
+    except ValueError:
+        return None
+    return kwargs
+
+
+def test_a_size_derived_from_an_argument_the_error_names_is_raised_through_it():
+    """No argument is off by itself (embed_dim 32 and query_heads 8 are multiples of 8): the
+    argument the error names is tried 8 times as large, and that build runs."""
+    from adopter.verify.build import _Option, divisible_options
+
+    given = {"embed_dim": 32, "query_heads": 8, "kv_heads": 4}
+    option = _Option(lambda module, original: ((), dict(given)), "_EightWideHeads(embed_dim=32, ...)")
+    with pytest.raises(ValueError) as info:
+        _EightWideHeads(**given)
+    retries = divisible_options(option, given, str(info.value))
+    built = [kwargs for kwargs in map(_built, retries) if kwargs is not None]
+    assert built == [{"embed_dim": 256, "query_heads": 8, "kv_heads": 4}], [r.shown for r in retries]
+    assert any(r.shown.endswith("with embed_dim=256 (a size derived from it divisible by 8)") for r in retries)
+
+
+def test_an_argument_the_error_does_not_name_is_not_scaled():
+    from adopter.verify.build import _Option, divisible_options
+
+    given = {"width": 32, "depth": 8}
+    option = _Option(lambda module, original: ((), dict(given)), "Model(width=32, depth=8)")
+    assert divisible_options(option, given, "head size 4 must be divisible by 8") == []
