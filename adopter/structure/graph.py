@@ -29,7 +29,7 @@ from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
-from .formulas import SAME, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
+from .formulas import SAME, bias_add_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import OUTPUT_OF
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
@@ -233,6 +233,7 @@ class FlowBuilder:
         self._formulas: dict[int, str | None] = {}  # id of a same-file function -> the GELU variant it computes
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
+        self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
         self.opaque_uses: dict[str, frozenset] = {}
@@ -669,6 +670,17 @@ class FlowBuilder:
             index += 1
         return members
 
+    def _adds_bias(self, layer: str) -> bool:
+        """Is every constructor of ``layer`` one same-file module class whose forward returns its
+        input plus a bias (formulas.bias_add_module)?  Once per layer path."""
+        found = self._bias_adders.get(layer)
+        if found is None:
+            ctors = self.cls.bindings.get(_attr(layer), []) if self.cls is not None else []
+            built = {c.fqn for c in ctors}
+            cls = self.names.classes.get(next(iter(built))) if len(built) == 1 else None
+            found = self._bias_adders[layer] = cls is not None and bias_add_module(cls)
+        return found
+
     def _layer_types(self, layer: str) -> frozenset:
         if self.cls is None:
             return frozenset({"?"})
@@ -912,6 +924,21 @@ class FlowBuilder:
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
         uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
+        if layer is not None and len(args) == 1 and not kwargs and not isinstance(call.args[0], ast.Starred) \
+                and self._adds_bias(layer):
+            # sim = self.cpb(sim), the module's forward returning its input plus a bias computed
+            # from its own parameters and the input's shape only (formulas.bias_add_module): the
+            # bias (the layer's output, read from no tensor) added to the argument.  The bias has
+            # no expression of its own here: a rewrite that needs it cannot read it.
+            bias = self._temp("")
+            _, frontier = self._new(ctx, frontier, kind="layer", op=layer, layer=layer, types=self._layer_types(layer),
+                                    args=(), outs=(bias,), defs=frozenset({bias.key}), uses=frozenset({layer}),
+                                    span=span(call), func_span=span(func))
+            plus = TABLE.operator("+")
+            _, frontier = self._new(ctx, frontier, kind="op", op="+", args=(args[0], bias), outs=(out,),
+                                    uses=frozenset(_keys((args[0], bias))), defs=frozenset({out.key}), span=span(call),
+                                    arg_spans=(arg_spans[0], None), canon=plus.name if plus else "")
+            return out, frontier
         if layer is not None and call is ctx.top and self._sequence(layer):
             # self.block(x) where block = nn.Sequential(a, b, c): a -> b -> c.
             value = args[0] if len(args) == 1 and not kwargs else None
