@@ -1,6 +1,6 @@
 """Forms found missing while checking the blind batches corpus18b (vision research code and
-torchvision-style CNNs of thirteen packages new to the corpus).  One form, with near-misses; the
-fixtures are ours.
+torchvision-style CNNs of fifteen packages new to the corpus).  Two forms, each with
+near-misses; the fixtures are ours.
 
 - Attention scores passed through a same-file module whose ``forward(self, x)`` returns its
   input plus a tensor computed from the module's own parameters and the input's shape only
@@ -10,6 +10,11 @@ fixtures are ours.
   report-only (the fixer leaves the file unchanged).  Near-misses: a module that reads the
   input's values (``x + self.proj(x)``), rebinds it before the sum, returns a dropout of the
   sum, or scales the input (``x * w + b``).
+- A rotate-half written ``x = x.reshape((x.shape[0], -1, 2, x.shape[-1] // 2))``, ``a, b =
+  x.unbind(dim=-2)``, ``torch.cat((-b, a), dim=-1)`` (poolformer's ``rotate_half``, applied to
+  q and k in a mapped lambda): the halves of the last axis, the axes between merged (at rank 3,
+  the rank at which the result has x's shape, the rotate-half of rotary embeddings; ADP014).
+  Near-misses: the first size not the first axis's, the unbound axis not the halves'.
 """
 
 from __future__ import annotations
@@ -196,3 +201,62 @@ def test_dropout_then_position_module_then_norm_reads_as_the_inline_sum():
     assert finding_at(POSITION_THEN_NORM, "ADP005", "# norm") is not None
     fixed = fix_text(POSITION_THEN_NORM, "model.py", rules("ADP005"))
     assert fixed.error is None and fixed.text == POSITION_THEN_NORM
+
+
+# rotate_half written as a reshape keeping the first axis and merging the others before the
+# last, the halves of the last axis on a new second-to-last one, unbound and concatenated
+# (poolformer's): at rank 3 the rotate-half of rotary embeddings (ADP014).
+ROPE = textwrap.dedent("""\
+    import torch
+    from einops import rearrange
+    from torch import nn
+
+
+    def turn_half(x):
+        x = x.reshape((SIZE, -1, 2, x.shape[-1] // 2))
+        a, b = x.unbind(dim=UNBIND)
+        return torch.cat((-b, a), dim=-1)
+
+
+    def with_rotary(q, k, freqs):
+        q, k = map(lambda t: (t * freqs.cos()) + (turn_half(t) * freqs.sin()), (q, k))  # rope
+        return q, k
+
+
+    class Attn(nn.Module):
+        def __init__(self, dim, heads=4):
+            super().__init__()
+            self.heads = heads
+            self.to_q = nn.Linear(dim, dim, bias=False)
+            self.to_k = nn.Linear(dim, dim, bias=False)
+
+        def forward(self, x, freqs):
+            q = rearrange(self.to_q(x), "b n (h d) -> (b h) n d", h=self.heads)
+            k = rearrange(self.to_k(x), "b n (h d) -> (b h) n d", h=self.heads)
+            q, k = with_rotary(q, k, freqs)
+            return q @ k.transpose(-1, -2)
+    """)
+
+
+def _rope(size: str = "x.shape[0]", unbind: str = "-2") -> str:
+    return ROPE.replace("SIZE", size).replace("UNBIND", unbind)
+
+
+def test_reshape_halves_rotate_half_is_rope():
+    assert finding_at(_rope(), "ADP014", "# rope") is not None
+    assert finding_at(_rope("x.size(0)"), "ADP014", "# rope") is not None
+
+
+def test_reshape_halves_near_misses():
+    # the first size is not the first axis's, or the unbound axis is not the halves' axis
+    assert finding_at(_rope("x.shape[1]"), "ADP014", "# rope") is None
+    assert finding_at(_rope(unbind="-1"), "ADP014", "# rope") is None
+
+
+def test_reshape_halves_rotate_exactly_as_slices_at_rank_3():
+    torch = __import__("torch")
+    x = torch.randn(6, 5, 8, dtype=torch.float64)
+    parts = x.reshape((x.shape[0], -1, 2, x.shape[-1] // 2)).unbind(dim=-2)
+    turned = torch.cat((-parts[1], parts[0]), dim=-1)
+    half = x.shape[-1] // 2
+    assert torch.equal(turned, torch.cat((-x[..., half:], x[..., :half]), dim=-1))

@@ -1507,17 +1507,44 @@ class FlowBuilder:
         x.size()``: the last axis split into two halves along a new second-to-last axis, the
         other axes kept."""
         if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in ("view", "reshape")
-                and isinstance(expr.func.value, ast.Name) and not expr.keywords and len(expr.args) >= 3):
+                and isinstance(expr.func.value, ast.Name) and not expr.keywords):
+            return None
+        args = expr.args
+        if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)):
+            args = args[0].elts  # x.reshape((B, T, 2, D // 2)): the sizes as one tuple
+        if len(args) < 3 or any(isinstance(a, ast.Starred) for a in args):
             return None
         base = expr.func.value.id
-        *lead, two, half = expr.args
+        *lead, two, half = args
         if not (isinstance(two, ast.Constant) and two.value == 2
                 and ((minus_one and _int_literal(half) == -1) or self._is_half_of(half, base, ctx))):
             return None
+        if len(lead) == 2 and _int_literal(lead[1]) == -1 and self._first_size_of(lead[0], base, ctx) \
+                and not minus_one:
+            # x.reshape((x.shape[0], -1, 2, x.shape[-1] // 2)) (poolformer's rotate_half): the
+            # axes between the first and the last merged into one, the halves of the last axis
+            # on a new one.  At rank 3, the rank at which the concatenated halves have x's shape
+            # (rotary code adds them to x * cos), it is the split above; the fix's run-time
+            # probe checks the rotation on the tensors it gets.
+            return "split2", self._name_value(base, ctx)
         sizes = [ctx.exprs.get(a.id) if isinstance(a, ast.Name) else None for a in lead]
         if sizes != [("dim_size", base, i, len(lead) + 1) for i in range(len(lead))]:
             return None
         return "split2", self._name_value(base, ctx)
+
+    def _first_size_of(self, expr, base: str, ctx: _Ctx) -> bool:
+        """``x.shape[0]``, ``x.size(0)`` or a name holding it (``B, T, D = x.shape``)."""
+        if isinstance(expr, ast.Name):
+            held = ctx.exprs.get(expr.id)
+            return isinstance(held, tuple) and len(held) == 4 and held[:3] == ("dim_size", base, 0)
+        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape":
+            owner, index = expr.value.value, expr.slice
+        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "size" \
+                and len(expr.args) == 1 and not expr.keywords:
+            owner, index = expr.func.value, expr.args[0]
+        else:
+            return False
+        return isinstance(owner, ast.Name) and owner.id == base and _int_literal(index) == 0
 
     def _unflatten_in_two(self, expr, ctx: _Ctx) -> tuple | None:
         """``("split2", value of x)`` when ``expr`` is ``x.unflatten(-1, (2, -1))`` (or ``(2,
