@@ -526,6 +526,46 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     return out is not None and _affine_norm(strip_casts(out), x, names)
 
 
+# Reads of a tensor that do not compute on its values (its shape, rank, dtype, device).
+_METADATA = frozenset({"shape", "ndim", "dtype", "device", "dim", "size", "is_cuda"})
+
+
+def bias_add_module(cls: ast.ClassDef) -> bool:
+    """Does a module class's ``forward(self, x)`` return its input plus a tensor computed without
+    reading the input's values (``return x + bias`` or ``bias + x``, the bias from the module's
+    parameters and the input's shape, dtype or device only: a continuous position bias added to
+    attention scores, ``sim = self.cpb(sim)``)?  A call of such a module adds that bias to its
+    argument.  Any statements may come before the return; none may return, yield, rebind the
+    input or read its values."""
+    forward = next((s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and s.name == "forward"), None)
+    if forward is None or isinstance(forward, ast.AsyncFunctionDef):
+        return False
+    args = forward.args
+    if len(args.args) != 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs or args.defaults:
+        return False
+    body = _code(forward.body)
+    if not body or not isinstance(body[-1], ast.Return):
+        return False
+    ret = body[-1].value
+    if not (isinstance(ret, ast.BinOp) and isinstance(ret.op, ast.Add)):
+        return False
+    x = args.args[1].arg
+    plain = [side for side in (ret.left, ret.right) if isinstance(side, ast.Name) and side.id == x]
+    if len(plain) != 1:
+        return False
+    other = ret.right if plain[0] is ret.left else ret.left
+    for stmt in [*body[:-1], other]:
+        metadata = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+        for n in ast.walk(stmt):
+            if isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal,
+                              ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                return False
+            if isinstance(n, ast.Name) and n.id == x and (not isinstance(n.ctx, ast.Load) or id(n) not in metadata):
+                return False
+    return True
+
+
 def _returned_value(body: list) -> ast.expr | None:
     """The value straight-line code ending in ``return`` returns, each name read replaced by
     the value it was assigned (``x = (x - u) / ...`` keeps reading the input, a later ``x``

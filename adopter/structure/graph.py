@@ -29,7 +29,7 @@ from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
-from .formulas import SAME, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
+from .formulas import SAME, bias_add_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import OUTPUT_OF
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
@@ -233,6 +233,7 @@ class FlowBuilder:
         self._formulas: dict[int, str | None] = {}  # id of a same-file function -> the GELU variant it computes
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
+        self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
         self.opaque_uses: dict[str, frozenset] = {}
@@ -669,6 +670,17 @@ class FlowBuilder:
             index += 1
         return members
 
+    def _adds_bias(self, layer: str) -> bool:
+        """Is every constructor of ``layer`` one same-file module class whose forward returns its
+        input plus a bias (formulas.bias_add_module)?  Once per layer path."""
+        found = self._bias_adders.get(layer)
+        if found is None:
+            ctors = self.cls.bindings.get(_attr(layer), []) if self.cls is not None else []
+            built = {c.fqn for c in ctors}
+            cls = self.names.classes.get(next(iter(built))) if len(built) == 1 else None
+            found = self._bias_adders[layer] = cls is not None and bias_add_module(cls)
+        return found
+
     def _layer_types(self, layer: str) -> frozenset:
         if self.cls is None:
             return frozenset({"?"})
@@ -912,6 +924,21 @@ class FlowBuilder:
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
         uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
+        if layer is not None and len(args) == 1 and not kwargs and not isinstance(call.args[0], ast.Starred) \
+                and self._adds_bias(layer):
+            # sim = self.cpb(sim), the module's forward returning its input plus a bias computed
+            # from its own parameters and the input's shape only (formulas.bias_add_module): the
+            # bias (the layer's output, read from no tensor) added to the argument.  The bias has
+            # no expression of its own here: a rewrite that needs it cannot read it.
+            bias = self._temp("")
+            _, frontier = self._new(ctx, frontier, kind="layer", op=layer, layer=layer, types=self._layer_types(layer),
+                                    args=(), outs=(bias,), defs=frozenset({bias.key}), uses=frozenset({layer}),
+                                    span=span(call), func_span=span(func))
+            plus = TABLE.operator("+")
+            _, frontier = self._new(ctx, frontier, kind="op", op="+", args=(args[0], bias), outs=(out,),
+                                    uses=frozenset(_keys((args[0], bias))), defs=frozenset({out.key}), span=span(call),
+                                    arg_spans=(arg_spans[0], None), canon=plus.name if plus else "")
+            return out, frontier
         if layer is not None and call is ctx.top and self._sequence(layer):
             # self.block(x) where block = nn.Sequential(a, b, c): a -> b -> c.
             value = args[0] if len(args) == 1 and not kwargs else None
@@ -1480,17 +1507,44 @@ class FlowBuilder:
         x.size()``: the last axis split into two halves along a new second-to-last axis, the
         other axes kept."""
         if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in ("view", "reshape")
-                and isinstance(expr.func.value, ast.Name) and not expr.keywords and len(expr.args) >= 3):
+                and isinstance(expr.func.value, ast.Name) and not expr.keywords):
+            return None
+        args = expr.args
+        if len(args) == 1 and isinstance(args[0], (ast.Tuple, ast.List)):
+            args = args[0].elts  # x.reshape((B, T, 2, D // 2)): the sizes as one tuple
+        if len(args) < 3 or any(isinstance(a, ast.Starred) for a in args):
             return None
         base = expr.func.value.id
-        *lead, two, half = expr.args
+        *lead, two, half = args
         if not (isinstance(two, ast.Constant) and two.value == 2
                 and ((minus_one and _int_literal(half) == -1) or self._is_half_of(half, base, ctx))):
             return None
+        if len(lead) == 2 and _int_literal(lead[1]) == -1 and self._first_size_of(lead[0], base, ctx) \
+                and not minus_one:
+            # x.reshape((x.shape[0], -1, 2, x.shape[-1] // 2)) (poolformer's rotate_half): the
+            # axes between the first and the last merged into one, the halves of the last axis
+            # on a new one.  At rank 3, the rank at which the concatenated halves have x's shape
+            # (rotary code adds them to x * cos), it is the split above; the fix's run-time
+            # probe checks the rotation on the tensors it gets.
+            return "split2", self._name_value(base, ctx)
         sizes = [ctx.exprs.get(a.id) if isinstance(a, ast.Name) else None for a in lead]
         if sizes != [("dim_size", base, i, len(lead) + 1) for i in range(len(lead))]:
             return None
         return "split2", self._name_value(base, ctx)
+
+    def _first_size_of(self, expr, base: str, ctx: _Ctx) -> bool:
+        """``x.shape[0]``, ``x.size(0)`` or a name holding it (``B, T, D = x.shape``)."""
+        if isinstance(expr, ast.Name):
+            held = ctx.exprs.get(expr.id)
+            return isinstance(held, tuple) and len(held) == 4 and held[:3] == ("dim_size", base, 0)
+        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape":
+            owner, index = expr.value.value, expr.slice
+        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "size" \
+                and len(expr.args) == 1 and not expr.keywords:
+            owner, index = expr.func.value, expr.args[0]
+        else:
+            return False
+        return isinstance(owner, ast.Name) and owner.id == base and _int_literal(index) == 0
 
     def _unflatten_in_two(self, expr, ctx: _Ctx) -> tuple | None:
         """``("split2", value of x)`` when ``expr`` is ``x.unflatten(-1, (2, -1))`` (or ``(2,
