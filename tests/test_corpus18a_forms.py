@@ -7,6 +7,11 @@ ours.
   default is (what the object holds is not in the file), so a Linear before it in an
   ``nn.Sequential`` is a bias-GELU site.  The fix passes the module itself to the kernel, which
   runs whatever activation it is at run time.
+- ADP015: LM heads passed to a helper method as arguments (``self.get_logits(h, self.text_head,
+  ...)`` calling ``first_head(h)``), whose logits the helper returns as a tuple the caller unpacks
+  (``text_logits, mel_logits = self.get_logits(...)``) and scores with a cross-entropy.  Two
+  readings: a vocabulary head passed in is an alias of that layer in the helper, and a tuple a
+  helper returns, unpacked at the call into as many names, binds each name to its element.
 """
 
 from __future__ import annotations
@@ -80,3 +85,111 @@ def test_getattr_default_fix_runs_what_the_object_holds():
         x = torch.randn(3, 5, 16, dtype=torch.float64)
         # float64, reductions over 16-64 features: eager and fused agree to rounding
         torch.testing.assert_close(b(x), a(x), rtol=1e-12, atol=1e-12)
+
+
+# ---------------------------------------------------------------- ADP015: heads passed to a helper
+
+HEADS_IN_A_HELPER = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+
+    class TwoStreamLM(nn.Module):
+        def __init__(self, dim, num_text, num_codes, num_tags):
+            super().__init__()
+            self.text_embedding = nn.Embedding(num_text, dim)
+            self.code_embedding = nn.Embedding(num_codes, dim)
+            self.body = nn.GRU(dim, dim, batch_first=True)
+            self.norm = nn.LayerNorm(dim)
+            self.text_head = nn.Linear(dim, num_text)
+            self.code_head = nn.Linear(dim, num_codes)
+            self.tagger = nn.Linear(dim, num_tags)
+
+        def streams(self, first, first_head, second=None, second_head=None, latent=False):
+            enc, _ = self.body(torch.cat([first, second], dim=1) if second is not None else first)
+            enc = self.norm(enc)
+            if latent:
+                return enc[:, :first.shape[1]], enc[:, first.shape[1]:]
+            first_logits = first_head(enc[:, :first.shape[1]])  # first
+            first_logits = first_logits.permute(0, 2, 1)
+            if second is None:
+                return first_logits
+            second_logits = second_head(enc[:, first.shape[1]:])  # second
+            second_logits = second_logits.permute(0, 2, 1)
+            return first_logits, second_logits
+
+        def forward(self, text, codes, text_targets, code_targets, text_first=True):
+            text_emb = self.text_embedding(text)
+            code_emb = self.code_embedding(codes)
+            if text_first:
+                text_logits, code_logits = self.streams(text_emb, self.text_head, code_emb, self.code_head)
+            else:
+                code_logits, text_logits = self.streams(code_emb, self.code_head, text_emb, self.text_head)
+            loss_text = F.cross_entropy(text_logits, text_targets)
+            loss_code = F.cross_entropy(code_logits, code_targets)
+            return loss_text, loss_code, code_logits
+
+
+    class Tagger(nn.Module):
+        def __init__(self, dim, num_text, num_tags):
+            super().__init__()
+            self.text_embedding = nn.Embedding(num_text, dim)
+            self.tagger = nn.Linear(dim, num_tags)
+
+        def scores(self, h, head):
+            logits = head(h).transpose(1, 2)  # tags
+            return logits, h
+
+        def forward(self, text, tags):
+            logits, _ = self.scores(self.text_embedding(text), self.tagger)
+            return F.cross_entropy(logits, tags)
+""")
+
+
+def test_vocabulary_heads_passed_to_a_helper_returning_a_tuple():
+    assert covered(HEADS_IN_A_HELPER, "# first", "ADP015")
+    assert covered(HEADS_IN_A_HELPER, "# second", "ADP015")
+
+
+def test_a_tagger_passed_to_a_helper_is_no_lm_head():
+    # a Linear to labels, not to a vocabulary the file embeds: a classification head
+    assert not covered(HEADS_IN_A_HELPER, "# tags", "ADP015")
+    assert len(findings(HEADS_IN_A_HELPER, "ADP015")) == 2
+
+
+def test_unpacked_tuple_of_another_length_is_not_read_element_wise():
+    # three names unpacking a helper that returns pairs: no element binds to any of them
+    code = HEADS_IN_A_HELPER.replace(
+        "text_logits, code_logits = self.streams(text_emb, self.text_head, code_emb, self.code_head)",
+        "text_logits, code_logits, _ = self.streams(text_emb, self.text_head, code_emb, self.code_head)",
+    ).replace(
+        "code_logits, text_logits = self.streams(code_emb, self.code_head, text_emb, self.text_head)",
+        "code_logits, text_logits, _ = self.streams(code_emb, self.code_head, text_emb, self.text_head)",
+    )
+    assert not findings(code, "ADP015")
+
+
+def test_unpacked_tuple_elements_keep_their_order():
+    # the helper returns (hidden, logits): the name bound to the hidden states is no LM head's
+    code = textwrap.dedent("""\
+        import torch
+        from torch import nn
+        import torch.nn.functional as F
+
+
+        class SwappedLM(nn.Module):
+            def __init__(self, dim, vocab):
+                super().__init__()
+                self.emb = nn.Embedding(vocab, dim)
+                self.head = nn.Linear(dim, vocab)
+
+            def run(self, h, head):
+                return h, head(h).transpose(1, 2)
+
+            def forward(self, ids, target):
+                logits, h = self.run(self.emb(ids), self.head)
+                return F.cross_entropy(logits, target)
+    """)
+    assert not findings(code, "ADP015")
+    assert len(findings(code.replace("logits, h = self.run", "h, logits = self.run"), "ADP015")) == 1

@@ -30,7 +30,7 @@ from . import ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
-from .layers import OUTPUT_OF
+from .layers import LM_HEAD, OUTPUT_OF
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
 from .torch_bases import INHERITED
@@ -200,6 +200,10 @@ class _Ctx:
     # parameters of an inlined method passed the first features of a tensor (``x[..., :self.d]``
     # at the call, partial rotary): the parameter -> that width (``self.d``), see _width
     widths: dict | None = None
+    # the call an assignment unpacks into n names (``a, b = self.helper(x)``): (call, n)
+    unpack: tuple | None = None
+    # the values an inlined helper's returns unpack into, one per name (see _inline)
+    ret_parts: tuple | None = None
 
 
 class _Stop(Exception):
@@ -242,6 +246,8 @@ class FlowBuilder:
         # value key -> the rank an ``assert x.dim() == 3`` states for it where the assert runs
         # (the run stops there otherwise): read by the rank pass (structure/ranks.py)
         self.asserted: dict[str, int] = {}
+        # result of an inlined helper -> the values its returned tuple's elements were copied to
+        self._parts: dict[str, tuple] = {}
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -1882,10 +1888,11 @@ class FlowBuilder:
                 # (only the attention's own modules: aliasing every layer argument made the
                 # helpers of other models' flows richer to search, at a cost to every rule)
                 if layer is not None and not layer.endswith("]") and (
-                        self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax"}
+                        self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax", LM_HEAD}
                         or any(c.table or c.function for c in self._ctors(layer))):
                     # (and an activation chosen at run time, or a function held as a value:
-                    # ``kernel(w_in, w_out, self.activation, x)`` calling ``activation(...)``)
+                    # ``kernel(w_in, w_out, self.activation, x)`` calling ``activation(...)``;
+                    # and a vocabulary head: ``self.logits(h, self.text_head)`` calling ``head(h)``)
                     layer_alias[name] = layer
         widths = None
         if is_method and (ctx.exprs or ctx.widths) and isinstance(call, ast.Call):
@@ -1897,11 +1904,18 @@ class FlowBuilder:
                     # (a parameter the method never rebinds; self.<attr> means the same there)
                     widths = widths or {}
                     widths[name] = width
+        parts = None
+        if ctx.unpack is not None and ctx.unpack[0] is call and _returns_tuple(target, ctx.unpack[1]):
+            # a, b = self.helper(x) where the helper returns a tuple of as many elements: each
+            # name is a copy of its element (a return of something else defines them opaquely)
+            parts = tuple(self._temp("") for _ in range(ctx.unpack[1]))
+            self._parts[result.key] = parts
         inner = _Ctx(
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
             params=bound, layer_alias=layer_alias, stack=ctx.stack + (target.name,), ret=result,
             local_funcs=dict(ctx.local_funcs),
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
+            ret_parts=parts,
         )
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
@@ -1949,7 +1963,9 @@ class FlowBuilder:
             ctx.bare = None
             return frontier
         if isinstance(stmt, ast.Return):
-            if stmt.value is not None:
+            if stmt.value is not None and ctx.ret_parts is not None:
+                frontier = self._return_parts(stmt, frontier, ctx)
+            elif stmt.value is not None:
                 ctx.returned = stmt.value
                 value, frontier = self._value(stmt.value, frontier, ctx)
                 ctx.returned = None
@@ -2251,11 +2267,21 @@ class FlowBuilder:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
         ctx.top = value_expr
+        unpacked = len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) \
+            and isinstance(value_expr, ast.Call) and all(isinstance(e, ast.Name) for e in targets[0].elts)
+        if unpacked:
+            ctx.unpack = (value_expr, len(targets[0].elts))
         value, frontier = self._value(value_expr, frontier, ctx)
-        ctx.top = None
+        ctx.top = ctx.unpack = None
         outs: list[Ref] = []
         for target in targets:
             outs.extend(self._target_values(target, ctx))
+        parts = self._parts.get(value.key) if unpacked and isinstance(value, Ref) else None
+        if parts is not None and len(parts) == len(outs):
+            for out, part in zip(outs, parts):
+                _, frontier = self._new(ctx, frontier, kind="copy", args=(part,), outs=(out,), defs=_keys((out,)),
+                                        uses=_keys((part,)), span=span(value_expr))
+            return frontier
         produced = len(self.nodes) > before and self.nodes[-1].outs == (value,) and isinstance(value, Ref) \
             and value.key.startswith("%") and self.nodes[-1].kind != "copy"
         if produced and len(targets) == 1:
@@ -2272,6 +2298,24 @@ class FlowBuilder:
         kind = "copy" if isinstance(value, Ref) and len(outs) == 1 else "other"
         _, frontier = self._new(ctx, frontier, kind=kind, args=(value,), outs=tuple(outs), defs=_keys(outs),
                                 uses=_keys((value,)), span=span(value_expr))
+        return frontier
+
+    def _return_parts(self, stmt: ast.Return, frontier: list, ctx: _Ctx) -> list:
+        """``return a, b`` of a helper whose call is unpacked into as many names: each element
+        copied to its part; any other return defines the parts from what it returns."""
+        parts = ctx.ret_parts
+        ctx.returned = stmt.value
+        if isinstance(stmt.value, (ast.Tuple, ast.List)) and len(stmt.value.elts) == len(parts) \
+                and not any(isinstance(e, ast.Starred) for e in stmt.value.elts):
+            for element, part in zip(stmt.value.elts, parts):
+                value, frontier = self._value(element, frontier, ctx)
+                _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(part,),
+                                        uses=_keys((value,)), defs=frozenset({part.key}), span=span(element))
+        else:
+            value, frontier = self._value(stmt.value, frontier, ctx)
+            _, frontier = self._new(ctx, frontier, kind="other", args=(value,), outs=parts, uses=_keys((value,)),
+                                    defs=_keys(parts), span=span(stmt))
+        ctx.returned = None
         return frontier
 
     def _guard_text(self, test: ast.expr, ctx: _Ctx) -> str:
@@ -2491,6 +2535,21 @@ def _number_expr(expr: ast.expr) -> bool:
             else "")
         if name in _NUMBER_CALLS or name.startswith("math."):
             return all(_number_expr(a) for a in expr.args)
+    return False
+
+
+def _returns_tuple(func, n: int) -> bool:
+    """Does some ``return`` of ``func`` itself (not of a nested function) return a tuple of
+    ``n`` elements, none starred?"""
+    todo = list(func.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Return) and isinstance(node.value, (ast.Tuple, ast.List)) \
+                and len(node.value.elts) == n and not any(isinstance(e, ast.Starred) for e in node.value.elts):
+            return True
+        todo.extend(ast.iter_child_nodes(node))
     return False
 
 
