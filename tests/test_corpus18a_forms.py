@@ -12,6 +12,10 @@ ours.
   (``text_logits, mel_logits = self.get_logits(...)``) and scores with a cross-entropy.  Two
   readings: a vocabulary head passed in is an alias of that layer in the helper, and a tuple a
   helper returns, unpacked at the call into as many names, binds each name to its element.
+- ADP010: scores split into head groups, a term added to each part in a list comprehension,
+  then concatenated back along the same axis (``g = s.split(n, dim=1); g = [b(p) + p for b, p in
+  zip(self.biases, g)]; s = torch.cat(g, dim=1)``, tranception's per-group ALiBi): the scores
+  plus the parts' terms, an additive bias.
 """
 
 from __future__ import annotations
@@ -193,3 +197,68 @@ def test_unpacked_tuple_elements_keep_their_order():
     """)
     assert not findings(code, "ADP015")
     assert len(findings(code.replace("logits, h = self.run", "h, logits = self.run"), "ADP015")) == 1
+
+
+# ---------------------------------------------------------------- ADP010: a bias added per head group
+
+GROUPED_BIAS = textwrap.dedent("""\
+    import torch
+    from torch import nn, einsum
+    from einops import rearrange
+
+
+    class Slopes(nn.Module):
+        def __init__(self, heads):
+            super().__init__()
+            self.slopes = nn.Parameter(torch.ones(heads, 1, 1))
+
+        def forward(self, sim):
+            i, j = sim.shape[-2:]
+            pos = torch.arange(j, device=sim.device)[None, :] - torch.arange(i, device=sim.device)[:, None]
+            return -pos.abs() * self.slopes
+
+
+    class GroupedAttention(nn.Module):
+        def __init__(self, dim, heads=8, groups=4, dim_head=16):
+            super().__init__()
+            self.heads, self.groups = heads, groups
+            self.scale = dim_head ** -0.5
+            self.to_qkv = nn.Linear(dim, heads * dim_head * 3, bias=False)
+            self.biases = nn.ModuleList([Slopes(heads // groups) for _ in range(groups)])
+            self.to_out = nn.Linear(heads * dim_head, dim)
+
+        def forward(self, x):
+            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+            q, k, v = map(lambda t: rearrange(t, "b n (h d) -> b h n d", h=self.heads), (q, k, v))
+            sim = einsum("b h i d, b h j d -> b h i j", q * self.scale, k)
+            parts = sim.split(self.heads // self.groups, dim=1)
+            parts = [bias(part) + part for bias, part in zip(self.biases, parts)]
+            sim = torch.cat(parts, dim=1)
+            attn = sim.softmax(dim=-1)  # softmax
+            out = einsum("b h i j, b h j d -> b h i d", attn, v)
+            return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+""")
+
+
+def test_bias_added_per_head_group_then_concatenated():
+    assert covered(GROUPED_BIAS, "# softmax", "ADP010")
+    # the same with torch.split and the part first in the sum
+    other = GROUPED_BIAS.replace("parts = sim.split(self.heads // self.groups, dim=1)",
+                                 "parts = torch.split(sim, self.heads // self.groups, dim=1)").replace(
+        "[bias(part) + part for", "[part + bias(part) for")
+    assert covered(other, "# softmax", "ADP010")
+
+
+def test_grouped_parts_near_misses():
+    # concatenated along another axis; each part scaled, not shifted; a term that is not added
+    # to the part; the scores reassigned between the split and the concatenation
+    variants = [
+        GROUPED_BIAS.replace("torch.cat(parts, dim=1)", "torch.cat(parts, dim=2)"),
+        GROUPED_BIAS.replace("[bias(part) + part for", "[bias(part) * part for"),
+        GROUPED_BIAS.replace("[bias(part) + part for", "[bias(part) + 1.0 for"),
+        GROUPED_BIAS.replace("        sim = torch.cat(parts, dim=1)\n",
+                             "        sim = sim * 2\n        sim = torch.cat(parts, dim=1)\n"),
+    ]
+    assert all(code != GROUPED_BIAS for code in variants)
+    for code in variants:
+        assert not covered(code, "# softmax", "ADP010"), code

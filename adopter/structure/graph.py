@@ -204,6 +204,10 @@ class _Ctx:
     unpack: tuple | None = None
     # the values an inlined helper's returns unpack into, one per name (see _inline)
     ret_parts: tuple | None = None
+    # local names holding the parts of a tensor split along one axis (``g = s.split(n, dim=1)``),
+    # and lists of those parts each plus a term (``g = [b(p) + p for b, p in zip(m, g)]``):
+    # name -> (the split tensor's name, the axis, whether a term was added)
+    split_parts: dict = field(default_factory=dict)
 
 
 class _Stop(Exception):
@@ -1411,6 +1415,12 @@ class FlowBuilder:
         # read before the names are forgotten: the value may rewrap the name's earlier binding
         fill = canonical.held_fill(value_expr, ctx.fills.get) \
             if len(targets) == 1 and isinstance(targets[0], ast.Name) else None
+        parts = self._split_parts(value_expr, ctx) if len(targets) == 1 and isinstance(targets[0], ast.Name) \
+            and (isinstance(value_expr, ast.ListComp) and ctx.split_parts or isinstance(value_expr, ast.Call)
+                 and value_expr.func.__class__ is ast.Attribute and value_expr.func.attr == "split") else None
+        if ctx.split_parts:
+            for key in [k for k, (whole, _, _) in ctx.split_parts.items() if k in names or whole in names]:
+                del ctx.split_parts[key]
         for name in names:
             ctx.fills.pop(name, None)
             ctx.exprs.pop(name, None)
@@ -1418,6 +1428,8 @@ class FlowBuilder:
             ctx.choice_alias.pop(name, None)
         if fill is not None:
             ctx.fills[targets[0].id] = fill
+        if parts is not None and parts[2] != "cat":
+            ctx.split_parts[targets[0].id] = parts
         if len(targets) != 1:
             return
         target = targets[0]
@@ -2177,6 +2189,21 @@ class FlowBuilder:
             # sim = (sim + bias) if self.use_bias else sim: a step taken only when the test
             # holds, the other choice keeping the value; read as `if test: sim = sim + bias`
             return self._if(optional, frontier, ctx)
+        if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.Call) \
+                and ctx.split_parts:
+            parts = self._split_parts(value_expr, ctx)
+            if parts is not None and parts[2] == "cat":
+                # g = s.split(n, dim=1); g = [b(p) + p for b, p in zip(m, g)]; s = torch.cat(g, dim=1):
+                # s plus the parts' terms, put together along the axis the parts split
+                left, right = self._name_value(parts[0], ctx), self._name_value(value_expr.args[0].id, ctx)
+                self._remember(targets, value_expr, ctx)
+                out = self._target_values(targets[0], ctx)[0]
+                op = TABLE.operator("+")
+                _, frontier = self._new(ctx, frontier, kind="op", op="+", args=(left, right), outs=(out,),
+                                        uses=_keys((left, right)), defs=_keys((out,)), span=span(value_expr),
+                                        arg_spans=(span(value_expr), span(value_expr.args[0])),
+                                        canon=op.name if op else "")
+                return frontier
         if len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and len(targets[0].elts) == 2 \
                 and all(isinstance(e, ast.Name) for e in targets[0].elts) and isinstance(value_expr, ast.Call):
             # a, b = torch.split(h, h.shape[-1] // 2, dim=-1) (or h.split([n, n], -1)): two equal
@@ -2299,6 +2326,53 @@ class FlowBuilder:
         _, frontier = self._new(ctx, frontier, kind=kind, args=(value,), outs=tuple(outs), defs=_keys(outs),
                                 uses=_keys((value,)), span=span(value_expr))
         return frontier
+
+    def _split_parts(self, expr: ast.expr, ctx: _Ctx) -> tuple | None:
+        """What an assignment's value says of split parts (see _Ctx.split_parts): ``s.split(n,
+        dim=d)`` (or ``torch.split``) of a name -> (s, d, False); a list comprehension
+        adding a term to each part of such a name -> (s, d, True); ``torch.cat`` of such a list
+        along d -> (s, d, "cat").  None otherwise."""
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) \
+                and expr.func.attr == "split" and isinstance(expr.func.value, ast.Name):
+            fqn = self.names.resolve(expr.func)
+            if fqn == "torch.split":
+                whole, rest = (expr.args[0], expr.args[1:]) if expr.args else (None, [])
+            elif fqn is None or not fqn.startswith("torch"):
+                whole, rest = expr.func.value, expr.args
+            else:
+                return None
+            dims = [kw.value for kw in expr.keywords if kw.arg == "dim"] + list(rest[1:])
+            if not (isinstance(whole, ast.Name) and len(rest) >= 1 and len(dims) == 1
+                    and all(kw.arg == "dim" for kw in expr.keywords) and _int_literal(dims[0]) is not None):
+                return None
+            return whole.id, _int_literal(dims[0]), False
+        if isinstance(expr, ast.ListComp) and len(expr.generators) == 1:
+            gen = expr.generators[0]
+            if gen.ifs or gen.is_async or not (isinstance(expr.elt, ast.BinOp) and isinstance(expr.elt.op, ast.Add)):
+                return None
+            names = [gen.target] if isinstance(gen.target, ast.Name) else list(getattr(gen.target, "elts", []))
+            sources = [gen.iter] if isinstance(gen.target, ast.Name) else (
+                list(gen.iter.args) if isinstance(gen.iter, ast.Call) and isinstance(gen.iter.func, ast.Name)
+                and gen.iter.func.id == "zip" and not gen.iter.keywords else [])
+            if len(names) != len(sources) or not all(isinstance(n, ast.Name) for n in names):
+                return None
+            for name, source in zip(names, sources):
+                held = ctx.split_parts.get(source.id) if isinstance(source, ast.Name) else None
+                if held is None or held[2] is not False:
+                    continue
+                operands = (expr.elt.left, expr.elt.right)
+                if sum(isinstance(o, ast.Name) and o.id == name.id for o in operands) == 1:
+                    return held[0], held[1], True
+            return None
+        if isinstance(expr, ast.Call) and self.names.resolve(expr.func) == "torch.cat" and expr.args \
+                and isinstance(expr.args[0], ast.Name) and len(expr.args) <= 2:
+            held = ctx.split_parts.get(expr.args[0].id)
+            dims = [kw.value for kw in expr.keywords if kw.arg == "dim"] + list(expr.args[1:])
+            dim = _int_literal(dims[0]) if len(dims) == 1 else 0 if not dims else None
+            if held is not None and held[2] is True and dim == held[1] \
+                    and all(kw.arg == "dim" for kw in expr.keywords):
+                return held[0], held[1], "cat"
+        return None
 
     def _return_parts(self, stmt: ast.Return, frontier: list, ctx: _Ctx) -> list:
         """``return a, b`` of a helper whose call is unpacked into as many names: each element
