@@ -252,6 +252,7 @@ class FlowBuilder:
         self.asserted: dict[str, int] = {}
         # result of an inlined helper -> the values its returned tuple's elements were copied to
         self._parts: dict[str, tuple] = {}
+        self._tuple_returns: dict[tuple, bool] = {}  # (id of a helper, n) -> _returns_tuple
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -1415,9 +1416,12 @@ class FlowBuilder:
         # read before the names are forgotten: the value may rewrap the name's earlier binding
         fill = canonical.held_fill(value_expr, ctx.fills.get) \
             if len(targets) == 1 and isinstance(targets[0], ast.Name) else None
-        parts = self._split_parts(value_expr, ctx) if len(targets) == 1 and isinstance(targets[0], ast.Name) \
-            and (isinstance(value_expr, ast.ListComp) and ctx.split_parts or isinstance(value_expr, ast.Call)
-                 and value_expr.func.__class__ is ast.Attribute and value_expr.func.attr == "split") else None
+        parts = None
+        kind = value_expr.__class__
+        if (kind is ast.Call and value_expr.func.__class__ is ast.Attribute and value_expr.func.attr == "split"
+                or kind is ast.ListComp and ctx.split_parts) and len(targets) == 1 \
+                and targets[0].__class__ is ast.Name:
+            parts = self._split_parts(value_expr, ctx)
         if ctx.split_parts:
             for key in [k for k, (whole, _, _) in ctx.split_parts.items() if k in names or whole in names]:
                 del ctx.split_parts[key]
@@ -1917,7 +1921,7 @@ class FlowBuilder:
                     widths = widths or {}
                     widths[name] = width
         parts = None
-        if ctx.unpack is not None and ctx.unpack[0] is call and _returns_tuple(target, ctx.unpack[1]):
+        if ctx.unpack is not None and ctx.unpack[0] is call and self._returns_tuple(target, ctx.unpack[1]):
             # a, b = self.helper(x) where the helper returns a tuple of as many elements: each
             # name is a copy of its element (a return of something else defines them opaquely)
             parts = tuple(self._temp("") for _ in range(ctx.unpack[1]))
@@ -2189,8 +2193,8 @@ class FlowBuilder:
             # sim = (sim + bias) if self.use_bias else sim: a step taken only when the test
             # holds, the other choice keeping the value; read as `if test: sim = sim + bias`
             return self._if(optional, frontier, ctx)
-        if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.Call) \
-                and ctx.split_parts:
+        if ctx.split_parts and value_expr.__class__ is ast.Call and len(targets) == 1 \
+                and targets[0].__class__ is ast.Name:
             parts = self._split_parts(value_expr, ctx)
             if parts is not None and parts[2] == "cat":
                 # g = s.split(n, dim=1); g = [b(p) + p for b, p in zip(m, g)]; s = torch.cat(g, dim=1):
@@ -2294,8 +2298,8 @@ class FlowBuilder:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
         ctx.top = value_expr
-        unpacked = len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) \
-            and isinstance(value_expr, ast.Call) and all(isinstance(e, ast.Name) for e in targets[0].elts)
+        unpacked = value_expr.__class__ is ast.Call and len(targets) == 1 \
+            and targets[0].__class__ in (ast.Tuple, ast.List) and all(e.__class__ is ast.Name for e in targets[0].elts)
         if unpacked:
             ctx.unpack = (value_expr, len(targets[0].elts))
         value, frontier = self._value(value_expr, frontier, ctx)
@@ -2326,6 +2330,13 @@ class FlowBuilder:
         _, frontier = self._new(ctx, frontier, kind=kind, args=(value,), outs=tuple(outs), defs=_keys(outs),
                                 uses=_keys((value,)), span=span(value_expr))
         return frontier
+
+    def _returns_tuple(self, func, n: int) -> bool:
+        key = (id(func), n)
+        known = self._tuple_returns.get(key)
+        if known is None:
+            known = self._tuple_returns[key] = _returns_tuple(func, n)
+        return known
 
     def _split_parts(self, expr: ast.expr, ctx: _Ctx) -> tuple | None:
         """What an assignment's value says of split parts (see _Ctx.split_parts): ``s.split(n,
