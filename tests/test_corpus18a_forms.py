@@ -57,12 +57,20 @@ def test_getattr_default_gelu_in_a_sequential_and_an_attribute():
 def test_getattr_default_near_misses():
     # a SiLU default is no GELU; nor is an attribute name computed at run time, nor an object
     # without a default (what it holds is not in the file)
-    assert not covered(GETATTR_DEFAULT, "self.gated = nn.Sequential(nn.Linear(dim, dim), gate)", "ADP006")
+    assert not covered(
+        GETATTR_DEFAULT,
+        "self.gated = nn.Sequential(nn.Linear(dim, dim), gate)",
+        "ADP006",
+    )
     assert len(findings(GETATTR_DEFAULT, "ADP006")) == 2
-    computed = GETATTR_DEFAULT.replace('getattr(config, "activation", nn.GELU())',
-                                       'getattr(config, config.name, nn.GELU())')
+    computed = GETATTR_DEFAULT.replace(
+        'getattr(config, "activation", nn.GELU())',
+        "getattr(config, config.name, nn.GELU())",
+    )
     assert not covered(computed, "nn.Linear(dim, 4 * dim), activation", "ADP006")
-    bare = GETATTR_DEFAULT.replace('getattr(config, "activation", nn.GELU())', 'getattr(config, "activation")')
+    bare = GETATTR_DEFAULT.replace(
+        'getattr(config, "activation", nn.GELU())', 'getattr(config, "activation")'
+    )
     assert not covered(bare, "nn.Linear(dim, 4 * dim), activation", "ADP006")
 
 
@@ -196,7 +204,14 @@ def test_unpacked_tuple_elements_keep_their_order():
                 return F.cross_entropy(logits, target)
     """)
     assert not findings(code, "ADP015")
-    assert len(findings(code.replace("logits, h = self.run", "h, logits = self.run"), "ADP015")) == 1
+    assert (
+        len(
+            findings(
+                code.replace("logits, h = self.run", "h, logits = self.run"), "ADP015"
+            )
+        )
+        == 1
+    )
 
 
 # ---------------------------------------------------------------- ADP010: a bias added per head group
@@ -243,9 +258,10 @@ GROUPED_BIAS = textwrap.dedent("""\
 def test_bias_added_per_head_group_then_concatenated():
     assert covered(GROUPED_BIAS, "# softmax", "ADP010")
     # the same with torch.split and the part first in the sum
-    other = GROUPED_BIAS.replace("parts = sim.split(self.heads // self.groups, dim=1)",
-                                 "parts = torch.split(sim, self.heads // self.groups, dim=1)").replace(
-        "[bias(part) + part for", "[part + bias(part) for")
+    other = GROUPED_BIAS.replace(
+        "parts = sim.split(self.heads // self.groups, dim=1)",
+        "parts = torch.split(sim, self.heads // self.groups, dim=1)",
+    ).replace("[bias(part) + part for", "[part + bias(part) for")
     assert covered(other, "# softmax", "ADP010")
 
 
@@ -256,8 +272,10 @@ def test_grouped_parts_near_misses():
         GROUPED_BIAS.replace("torch.cat(parts, dim=1)", "torch.cat(parts, dim=2)"),
         GROUPED_BIAS.replace("[bias(part) + part for", "[bias(part) * part for"),
         GROUPED_BIAS.replace("[bias(part) + part for", "[bias(part) + 1.0 for"),
-        GROUPED_BIAS.replace("        sim = torch.cat(parts, dim=1)\n",
-                             "        sim = sim * 2\n        sim = torch.cat(parts, dim=1)\n"),
+        GROUPED_BIAS.replace(
+            "        sim = torch.cat(parts, dim=1)\n",
+            "        sim = sim * 2\n        sim = torch.cat(parts, dim=1)\n",
+        ),
     ]
     assert all(code != GROUPED_BIAS for code in variants)
     for code in variants:
