@@ -30,7 +30,7 @@ from . import ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, bias_add_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
-from .layers import OUTPUT_OF
+from .layers import LM_HEAD, OUTPUT_OF
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
 from .torch_bases import INHERITED
@@ -200,6 +200,14 @@ class _Ctx:
     # parameters of an inlined method passed the first features of a tensor (``x[..., :self.d]``
     # at the call, partial rotary): the parameter -> that width (``self.d``), see _width
     widths: dict | None = None
+    # the call an assignment unpacks into n names (``a, b = self.helper(x)``): (call, n)
+    unpack: tuple | None = None
+    # the values an inlined helper's returns unpack into, one per name (see _inline)
+    ret_parts: tuple | None = None
+    # local names holding the parts of a tensor split along one axis (``g = s.split(n, dim=1)``),
+    # and lists of those parts each plus a term (``g = [b(p) + p for b, p in zip(m, g)]``):
+    # name -> (the split tensor's name, the axis, whether a term was added)
+    split_parts: dict = field(default_factory=dict)
 
 
 class _Stop(Exception):
@@ -243,6 +251,9 @@ class FlowBuilder:
         # value key -> the rank an ``assert x.dim() == 3`` states for it where the assert runs
         # (the run stops there otherwise): read by the rank pass (structure/ranks.py)
         self.asserted: dict[str, int] = {}
+        # result of an inlined helper -> the values its returned tuple's elements were copied to
+        self._parts: dict[str, tuple] = {}
+        self._tuple_returns: dict[tuple, bool] = {}  # (id of a helper, n) -> _returns_tuple
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -1432,6 +1443,15 @@ class FlowBuilder:
         # read before the names are forgotten: the value may rewrap the name's earlier binding
         fill = canonical.held_fill(value_expr, ctx.fills.get) \
             if len(targets) == 1 and isinstance(targets[0], ast.Name) else None
+        parts = None
+        kind = value_expr.__class__
+        if (kind is ast.Call and value_expr.func.__class__ is ast.Attribute and value_expr.func.attr == "split"
+                or kind is ast.ListComp and ctx.split_parts) and len(targets) == 1 \
+                and targets[0].__class__ is ast.Name:
+            parts = self._split_parts(value_expr, ctx)
+        if ctx.split_parts:
+            for key in [k for k, (whole, _, _) in ctx.split_parts.items() if k in names or whole in names]:
+                del ctx.split_parts[key]
         for name in names:
             ctx.fills.pop(name, None)
             ctx.exprs.pop(name, None)
@@ -1439,6 +1459,8 @@ class FlowBuilder:
             ctx.choice_alias.pop(name, None)
         if fill is not None:
             ctx.fills[targets[0].id] = fill
+        if parts is not None and parts[2] != "cat":
+            ctx.split_parts[targets[0].id] = parts
         if len(targets) != 1:
             return
         target = targets[0]
@@ -1936,10 +1958,11 @@ class FlowBuilder:
                 # (only the attention's own modules: aliasing every layer argument made the
                 # helpers of other models' flows richer to search, at a cost to every rule)
                 if layer is not None and not layer.endswith("]") and (
-                        self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax"}
+                        self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax", LM_HEAD}
                         or any(c.table or c.function for c in self._ctors(layer))):
                     # (and an activation chosen at run time, or a function held as a value:
-                    # ``kernel(w_in, w_out, self.activation, x)`` calling ``activation(...)``)
+                    # ``kernel(w_in, w_out, self.activation, x)`` calling ``activation(...)``;
+                    # and a vocabulary head: ``self.logits(h, self.text_head)`` calling ``head(h)``)
                     layer_alias[name] = layer
         widths = None
         if is_method and (ctx.exprs or ctx.widths) and isinstance(call, ast.Call):
@@ -1951,11 +1974,18 @@ class FlowBuilder:
                     # (a parameter the method never rebinds; self.<attr> means the same there)
                     widths = widths or {}
                     widths[name] = width
+        parts = None
+        if ctx.unpack is not None and ctx.unpack[0] is call and self._returns_tuple(target, ctx.unpack[1]):
+            # a, b = self.helper(x) where the helper returns a tuple of as many elements: each
+            # name is a copy of its element (a return of something else defines them opaquely)
+            parts = tuple(self._temp("") for _ in range(ctx.unpack[1]))
+            self._parts[result.key] = parts
         inner = _Ctx(
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
             params=bound, layer_alias=layer_alias, stack=ctx.stack + (target.name,), ret=result,
             local_funcs=dict(ctx.local_funcs),
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
+            ret_parts=parts,
         )
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
@@ -2003,7 +2033,9 @@ class FlowBuilder:
             ctx.bare = None
             return frontier
         if isinstance(stmt, ast.Return):
-            if stmt.value is not None:
+            if stmt.value is not None and ctx.ret_parts is not None:
+                frontier = self._return_parts(stmt, frontier, ctx)
+            elif stmt.value is not None:
                 ctx.returned = stmt.value
                 value, frontier = self._value(stmt.value, frontier, ctx)
                 ctx.returned = None
@@ -2215,6 +2247,21 @@ class FlowBuilder:
             # sim = (sim + bias) if self.use_bias else sim: a step taken only when the test
             # holds, the other choice keeping the value; read as `if test: sim = sim + bias`
             return self._if(optional, frontier, ctx)
+        if ctx.split_parts and value_expr.__class__ is ast.Call and len(targets) == 1 \
+                and targets[0].__class__ is ast.Name:
+            parts = self._split_parts(value_expr, ctx)
+            if parts is not None and parts[2] == "cat":
+                # g = s.split(n, dim=1); g = [b(p) + p for b, p in zip(m, g)]; s = torch.cat(g, dim=1):
+                # s plus the parts' terms, put together along the axis the parts split
+                left, right = self._name_value(parts[0], ctx), self._name_value(value_expr.args[0].id, ctx)
+                self._remember(targets, value_expr, ctx)
+                out = self._target_values(targets[0], ctx)[0]
+                op = TABLE.operator("+")
+                _, frontier = self._new(ctx, frontier, kind="op", op="+", args=(left, right), outs=(out,),
+                                        uses=_keys((left, right)), defs=_keys((out,)), span=span(value_expr),
+                                        arg_spans=(span(value_expr), span(value_expr.args[0])),
+                                        canon=op.name if op else "")
+                return frontier
         if len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and len(targets[0].elts) == 2 \
                 and all(isinstance(e, ast.Name) for e in targets[0].elts) and isinstance(value_expr, ast.Call):
             # a, b = torch.split(h, h.shape[-1] // 2, dim=-1) (or h.split([n, n], -1)): two equal
@@ -2305,11 +2352,21 @@ class FlowBuilder:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
         ctx.top = value_expr
+        unpacked = value_expr.__class__ is ast.Call and len(targets) == 1 \
+            and targets[0].__class__ in (ast.Tuple, ast.List) and all(e.__class__ is ast.Name for e in targets[0].elts)
+        if unpacked:
+            ctx.unpack = (value_expr, len(targets[0].elts))
         value, frontier = self._value(value_expr, frontier, ctx)
-        ctx.top = None
+        ctx.top = ctx.unpack = None
         outs: list[Ref] = []
         for target in targets:
             outs.extend(self._target_values(target, ctx))
+        parts = self._parts.get(value.key) if unpacked and isinstance(value, Ref) else None
+        if parts is not None and len(parts) == len(outs):
+            for out, part in zip(outs, parts):
+                _, frontier = self._new(ctx, frontier, kind="copy", args=(part,), outs=(out,), defs=_keys((out,)),
+                                        uses=_keys((part,)), span=span(value_expr))
+            return frontier
         produced = len(self.nodes) > before and self.nodes[-1].outs == (value,) and isinstance(value, Ref) \
             and value.key.startswith("%") and self.nodes[-1].kind != "copy"
         if produced and len(targets) == 1:
@@ -2326,6 +2383,78 @@ class FlowBuilder:
         kind = "copy" if isinstance(value, Ref) and len(outs) == 1 else "other"
         _, frontier = self._new(ctx, frontier, kind=kind, args=(value,), outs=tuple(outs), defs=_keys(outs),
                                 uses=_keys((value,)), span=span(value_expr))
+        return frontier
+
+    def _returns_tuple(self, func, n: int) -> bool:
+        key = (id(func), n)
+        known = self._tuple_returns.get(key)
+        if known is None:
+            known = self._tuple_returns[key] = _returns_tuple(func, n)
+        return known
+
+    def _split_parts(self, expr: ast.expr, ctx: _Ctx) -> tuple | None:
+        """What an assignment's value says of split parts (see _Ctx.split_parts): ``s.split(n,
+        dim=d)`` (or ``torch.split``) of a name -> (s, d, False); a list comprehension
+        adding a term to each part of such a name -> (s, d, True); ``torch.cat`` of such a list
+        along d -> (s, d, "cat").  None otherwise."""
+        if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) \
+                and expr.func.attr == "split" and isinstance(expr.func.value, ast.Name):
+            fqn = self.names.resolve(expr.func)
+            if fqn == "torch.split":
+                whole, rest = (expr.args[0], expr.args[1:]) if expr.args else (None, [])
+            elif fqn is None or not fqn.startswith("torch"):
+                whole, rest = expr.func.value, expr.args
+            else:
+                return None
+            dims = [kw.value for kw in expr.keywords if kw.arg == "dim"] + list(rest[1:])
+            if not (isinstance(whole, ast.Name) and len(rest) >= 1 and len(dims) == 1
+                    and all(kw.arg == "dim" for kw in expr.keywords) and _int_literal(dims[0]) is not None):
+                return None
+            return whole.id, _int_literal(dims[0]), False
+        if isinstance(expr, ast.ListComp) and len(expr.generators) == 1:
+            gen = expr.generators[0]
+            if gen.ifs or gen.is_async or not (isinstance(expr.elt, ast.BinOp) and isinstance(expr.elt.op, ast.Add)):
+                return None
+            names = [gen.target] if isinstance(gen.target, ast.Name) else list(getattr(gen.target, "elts", []))
+            sources = [gen.iter] if isinstance(gen.target, ast.Name) else (
+                list(gen.iter.args) if isinstance(gen.iter, ast.Call) and isinstance(gen.iter.func, ast.Name)
+                and gen.iter.func.id == "zip" and not gen.iter.keywords else [])
+            if len(names) != len(sources) or not all(isinstance(n, ast.Name) for n in names):
+                return None
+            for name, source in zip(names, sources):
+                held = ctx.split_parts.get(source.id) if isinstance(source, ast.Name) else None
+                if held is None or held[2] is not False:
+                    continue
+                operands = (expr.elt.left, expr.elt.right)
+                if sum(isinstance(o, ast.Name) and o.id == name.id for o in operands) == 1:
+                    return held[0], held[1], True
+            return None
+        if isinstance(expr, ast.Call) and self.names.resolve(expr.func) == "torch.cat" and expr.args \
+                and isinstance(expr.args[0], ast.Name) and len(expr.args) <= 2:
+            held = ctx.split_parts.get(expr.args[0].id)
+            dims = [kw.value for kw in expr.keywords if kw.arg == "dim"] + list(expr.args[1:])
+            dim = _int_literal(dims[0]) if len(dims) == 1 else 0 if not dims else None
+            if held is not None and held[2] is True and dim == held[1] \
+                    and all(kw.arg == "dim" for kw in expr.keywords):
+                return held[0], held[1], "cat"
+        return None
+
+    def _return_parts(self, stmt: ast.Return, frontier: list, ctx: _Ctx) -> list:
+        """``return a, b`` of a helper whose call is unpacked into as many names: each element
+        copied to its part; any other return defines the parts from what it returns."""
+        parts = ctx.ret_parts
+        ctx.returned = stmt.value
+        if isinstance(stmt.value, (ast.Tuple, ast.List)) and len(stmt.value.elts) == len(parts) \
+                and not any(isinstance(e, ast.Starred) for e in stmt.value.elts):
+            for element, part in zip(stmt.value.elts, parts):
+                value, frontier = self._value(element, frontier, ctx)
+                _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(part,),
+                                        uses=_keys((value,)), defs=frozenset({part.key}), span=span(element))
+        else:
+            value, frontier = self._value(stmt.value, frontier, ctx)
+            _, frontier = self._new(ctx, frontier, kind="other", args=(value,), outs=parts, uses=_keys((value,)),
+                                    defs=_keys(parts), span=span(stmt))
+        ctx.returned = None
         return frontier
 
     def _guard_text(self, test: ast.expr, ctx: _Ctx) -> str:
@@ -2545,6 +2674,21 @@ def _number_expr(expr: ast.expr) -> bool:
             else "")
         if name in _NUMBER_CALLS or name.startswith("math."):
             return all(_number_expr(a) for a in expr.args)
+    return False
+
+
+def _returns_tuple(func, n: int) -> bool:
+    """Does some ``return`` of ``func`` itself (not of a nested function) return a tuple of
+    ``n`` elements, none starred?"""
+    todo = list(func.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(node, ast.Return) and isinstance(node.value, (ast.Tuple, ast.List)) \
+                and len(node.value.elts) == n and not any(isinstance(e, ast.Starred) for e in node.value.elts):
+            return True
+        todo.extend(ast.iter_child_nodes(node))
     return False
 
 

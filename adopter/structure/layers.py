@@ -726,6 +726,15 @@ class LayerTyper:
             why = (f"`{ast.unparse(call)}` is a function held as a value, not a layer: the kernel takes a "
                    f"layer module (and TorchScript cannot pass a function as a value)")
             return (Built("torch.nn.functional", (call.args[1],), (), True, call, via="getattr", unlike=why),)
+        if (isinstance(func, ast.Name) and func.id == "getattr" and func.id not in env
+                and func.id not in self.names.functions and func.id not in self.names.imports
+                and len(call.args) == 3 and not call.keywords and isinstance(call.args[1], ast.Constant)
+                and isinstance(call.args[1].value, str)
+                and self.names.resolve(call.args[0]) not in ("torch.nn", "torch.nn.functional")):
+            # getattr(config, "activation", nn.GELU()): what the object holds under that name,
+            # else the default: read as a parameter's default is (what the object holds is not
+            # in this file)
+            return self.values(call.args[2], env, depth)
         if fqn == "typing.cast" and len(call.args) == 2 and not call.keywords:
             return self.values(call.args[1], env, depth)  # cast(Activation, GELU()): the value
         if (fqn is not None and isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
