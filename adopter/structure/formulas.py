@@ -518,12 +518,21 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return False
     x = forward.args.args[1].arg
+    if not _straight_line(body):
+        return False  # _returned_value declines it: not worth walking
     if not any(isinstance(n, ast.Attribute) and n.attr in ("sqrt", "rsqrt") or isinstance(n, ast.Name)
                and (names.resolve(n) or n.id).rsplit(".", 1)[-1] in ("sqrt", "rsqrt")
                for st in body for n in ast.walk(st)):
         return False  # no root to divide by: not worth substituting (a deep copy per statement)
     out = _returned_value(body)
     return out is not None and _affine_norm(strip_casts(out), x, names)
+
+
+def _straight_line(body: list) -> bool:
+    """Is every statement before the last one ``name = value`` (what :func:`_returned_value`
+    needs; it returns None otherwise)?"""
+    return all(isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+               for stmt in body[:-1])
 
 
 def _returned_value(body: list) -> ast.expr | None:
@@ -559,6 +568,16 @@ def addmm_linear_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
             return False
         body = _code(branch.body) + body[1:]
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return False
+    # The returned call's callee (after substitution: a copy of a node of these statements)
+    # resolves to torch.addmm only if it is an attribute ``.addmm`` or a name that resolves so:
+    # none in the statements, nothing to substitute (a deep copy per statement).  (Code that is
+    # not straight-line assignments, which _returned_value declines, is not walked at all.)
+    if not _straight_line(body):
+        return False
+    if not any(isinstance(n, ast.Attribute) and n.attr == "addmm"
+               or isinstance(n, ast.Name) and names.resolve(n) == "torch.addmm"
+               for st in body for n in ast.walk(st)):
         return False
     out = _returned_value(body)
     if out is None:

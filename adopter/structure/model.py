@@ -162,10 +162,29 @@ class ClassStructure:
         attrs = self._bound.get(constructors)
         if attrs is None:
             attrs = self._bound[constructors] = frozenset(
-                word for attr, ctors in self.bindings.items()
-                if any(names_match(a, c.fqn) for c in ctors for a in constructors) for word in attr_words(attr)
+                word for attr in self._bound_by_name(constructors) for word in attr_words(attr)
             )
         return attrs
+
+    def _bound_by_name(self, constructors: frozenset) -> list[str]:
+        """The attributes (in binding order) some constructor of which one of ``constructors``
+        denotes (names_match).  A name denotes another only when their last components agree,
+        so the bindings are looked up by the constructors' last components (indexed once per
+        class) rather than each one tested against every constructor name."""
+        index = self._bound.get(None)
+        if index is None:
+            index = {}
+            for attr, ctors in self.bindings.items():
+                for c in ctors:
+                    index.setdefault(c.fqn.rsplit(".", 1)[-1], {})[attr] = None
+            self._bound[None] = index
+        order = {attr: i for i, attr in enumerate(self.bindings)} if len(constructors) > 1 else None
+        found: dict[str, None] = {}
+        for a in constructors:
+            for attr in index.get(a.rsplit(".", 1)[-1], ()):
+                if attr not in found and any(names_match(a, c.fqn) for c in self.bindings[attr]):
+                    found[attr] = None
+        return sorted(found, key=order.__getitem__) if order is not None else list(found)
 
     def op_attrs(self, op: str) -> frozenset[str]:
         """The attributes bound in ``__init__`` to layers that compute (or may compute, an
@@ -199,10 +218,7 @@ class ClassStructure:
         key = ("paths", constructors)
         paths = self._bound.get(key)
         if paths is None:
-            paths = self._bound[key] = frozenset(
-                attr for attr, ctors in self.bindings.items()
-                if any(names_match(a, c.fqn) for c in ctors for a in constructors)
-            )
+            paths = self._bound[key] = frozenset(self._bound_by_name(constructors))
         return paths
 
     def flow(self, name: str) -> Flow:
