@@ -303,3 +303,36 @@ def test_classes_without_roots_are_not_visited_for_candidates(rules):
     assert {c.name for c in rootless} >= {"Output", "Config"}
     assert all("_match_words" not in c.__dict__ for c in rootless)
     assert [f.rule for f in analyze(text, "m.py", [rules["ADP005"]]).findings] == ["ADP005"]
+
+
+ASSIGNS = [
+    "def __init__(self):\n    super().__init__()\n",
+    "def __init__(self):\n    super().__init__()\n    self.w = 1\n",
+    "def __init__(self):\n    if x:\n        pass\n    else:\n        for i in y:\n            self.w: int = i\n",
+    "def __init__(self):\n    try:\n        f()\n    except E:\n        g()\n    finally:\n        n += 1\n",
+    "def __init__(self):\n    try:\n        f()\n    except E:\n        z = 1\n",
+    "def __init__(self):\n    with a as b:\n        while c:\n            pass\n        else:\n            d = [e := 1 for _ in ()]\n",
+    "def __init__(self):\n    match k:\n        case 1:\n            f()\n        case _:\n            v = 2\n",
+    "def __init__(self):\n    def helper():\n        q = 1\n    class Inner:\n        r = 2\n",
+    "def __init__(self, a=lambda: 1):\n    f(lambda x: x, [y for y in z], (w := 3))\n",
+]
+
+
+@pytest.mark.parametrize("code", ASSIGNS)
+def test_assignment_statements_found_without_walking_expressions(code):
+    init = ast.parse(code).body[0]
+    walked = any(isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign)) for s in ast.walk(init))
+    assert formulas._assigns(init.body) == walked
+
+
+def test_call_names_read_the_imports_by_last_component():
+    code = ("import torch\nimport torch.nn.functional as F\nfrom torch.nn.functional import softmax as sm, gelu\n"
+            "from .ops import softmax\nfrom other import softmax_v2\n\nclass A:\n    def forward(self, x):\n        return sm(x)\n")
+    structure = module_structure(ast.parse(code), None, code, "m.py")
+    for fqn in ("torch.nn.functional.softmax", "torch.nn.functional.gelu", "pkg.ops.softmax", "torch.softmax", "x"):
+        last = fqn.rsplit(".", 1)[-1]
+        wanted = frozenset({last, *(local for local, imported in structure.names.imports.items()
+                                    if names_match(fqn, imported))})
+        assert structure.call_names(fqn) == wanted
+    assert structure.call_names("torch.nn.functional.softmax") == {"softmax", "sm"}
+    assert "<imports>" in structure._call_names

@@ -138,10 +138,32 @@ def _stateless_forward(cls: ast.ClassDef):
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if stmt.name == "forward":
                 forward = stmt
-            elif stmt.name == "__init__" and any(
-                    isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign)) for s in ast.walk(stmt)):
+            elif stmt.name == "__init__" and _assigns(stmt.body):
                 return None
     return forward
+
+
+_STATEMENT_LISTS = ("body", "orelse", "finalbody")
+
+
+def _assigns(body: list) -> bool:
+    """Is there an assignment statement (``=``, annotated, augmented) in these statements, also
+    nested in compound statements and definitions?  (Statements lie only in statement lists,
+    never inside expressions: the expressions are not walked.)"""
+    stack = list(body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            return True
+        for name in _STATEMENT_LISTS:
+            inner = getattr(stmt, name, None)
+            if inner:
+                stack.extend(inner)
+        for handler in getattr(stmt, "handlers", ()):
+            stack.extend(handler.body)
+        for case in getattr(stmt, "cases", ()):
+            stack.extend(case.body)
+    return False
 
 
 def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
