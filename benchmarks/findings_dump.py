@@ -61,11 +61,12 @@ def dump(out_path: str, files: str, fix_list: str | None) -> None:
 def _load(*paths: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for path in paths:
-        for line in open(path, encoding="utf-8"):
-            try:
-                found[json.loads(line)["path"]] = line
-            except (ValueError, KeyError):
-                continue  # a line being written
+        with open(path, encoding="utf-8") as lines:
+            for line in lines:
+                try:
+                    found[json.loads(line)["path"]] = line
+                except (ValueError, KeyError):
+                    continue  # a line being written
     return found
 
 

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             for side in order:
                 proc = subprocess.run([sys.executable, __file__, "--child", str(sides[side]), "--pairs",
                                        str(args.pairs), "--cache", str(args.cache)],
-                                      capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+                                      capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""}, check=False)
                 if proc.returncode:
                     sys.stderr.write(proc.stderr)
                     raise SystemExit(f"side {side} failed")
@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"B/A analysis CPU per round: {spread(per_round, 3)}")
     finally:
         for where in made:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(where)], capture_output=True)
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(where)], capture_output=True,
+                           check=False)
         try:
             tmp.rmdir()
         except OSError:
