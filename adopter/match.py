@@ -531,8 +531,10 @@ class Matcher:
         their steps' arguments: 45 key sets for some 130 matchers)."""
         found = module.candidates.get(self.roots_key)
         if found is None:
+            file_scope = self.scope == "file"
             found = module.candidates[self.roots_key] = [
                 (name, roots) for name, cls in module.classes.items()
+                if (cls.all_roots if file_scope else cls.roots)  # (most classes of a file have none)
                 for roots in [self._candidate_roots(cls, module)] if roots
             ]
         return found

@@ -138,10 +138,32 @@ def _stateless_forward(cls: ast.ClassDef):
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if stmt.name == "forward":
                 forward = stmt
-            elif stmt.name == "__init__" and any(
-                    isinstance(s, (ast.Assign, ast.AnnAssign, ast.AugAssign)) for s in ast.walk(stmt)):
+            elif stmt.name == "__init__" and _assigns(stmt.body):
                 return None
     return forward
+
+
+_STATEMENT_LISTS = ("body", "orelse", "finalbody")
+
+
+def _assigns(body: list) -> bool:
+    """Is there an assignment statement (``=``, annotated, augmented) in these statements, also
+    nested in compound statements and definitions?  (Statements lie only in statement lists,
+    never inside expressions: the expressions are not walked.)"""
+    stack = list(body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            return True
+        for name in _STATEMENT_LISTS:
+            inner = getattr(stmt, name, None)
+            if inner:
+                stack.extend(inner)
+        for handler in getattr(stmt, "handlers", ()):
+            stack.extend(handler.body)
+        for case in getattr(stmt, "cases", ()):
+            stack.extend(case.body)
+    return False
 
 
 def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
@@ -518,6 +540,8 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return False
     x = forward.args.args[1].arg
+    if not _straight_line(body):
+        return False  # _returned_value declines it: not worth walking
     if not any(isinstance(n, ast.Attribute) and n.attr in ("sqrt", "rsqrt") or isinstance(n, ast.Name)
                and (names.resolve(n) or n.id).rsplit(".", 1)[-1] in ("sqrt", "rsqrt")
                for st in body for n in ast.walk(st)):
@@ -566,6 +590,13 @@ def bias_add_module(cls: ast.ClassDef) -> bool:
     return True
 
 
+def _straight_line(body: list) -> bool:
+    """Is every statement before the last one ``name = value`` (what :func:`_returned_value`
+    needs; it returns None otherwise)?"""
+    return all(isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+               for stmt in body[:-1])
+
+
 def _returned_value(body: list) -> ast.expr | None:
     """The value straight-line code ending in ``return`` returns, each name read replaced by
     the value it was assigned (``x = (x - u) / ...`` keeps reading the input, a later ``x``
@@ -599,6 +630,16 @@ def addmm_linear_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
             return False
         body = _code(branch.body) + body[1:]
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+        return False
+    # The returned call's callee (after substitution: a copy of a node of these statements)
+    # resolves to torch.addmm only if it is an attribute ``.addmm`` or a name that resolves so:
+    # none in the statements, nothing to substitute (a deep copy per statement).  (Code that is
+    # not straight-line assignments, which _returned_value declines, is not walked at all.)
+    if not _straight_line(body):
+        return False
+    if not any(isinstance(n, ast.Attribute) and n.attr == "addmm"
+               or isinstance(n, ast.Name) and names.resolve(n) == "torch.addmm"
+               for st in body for n in ast.walk(st)):
         return False
     out = _returned_value(body)
     if out is None:

@@ -257,6 +257,12 @@ def _is_layer_class_name(fqn: str) -> bool:
     return bool(last[:1].isupper()) and (fqn.startswith("torch.nn.") or "." in fqn or last == fqn)
 
 
+# ``self.<attr>`` followed by a comma or a closing parenthesis (an argument passed on), its
+# attribute name captured: what LayerTyper.calls_attr's per-attribute search needs to find.
+_SELF_ATTR_PASSED = re.compile(r"\bself\.(\w+)\s*[,)]")
+_WORD_ONLY = re.compile(r"\w+")
+
+
 class LayerTyper:
     """Types layer-valued expressions of one file (cached per function)."""
 
@@ -1267,7 +1273,19 @@ class LayerTyper:
         if f"self.{attr}" not in text:
             return False
         # the callee written just before the argument list holding it: a function of this file
-        # that calls one of its parameters (``drop_path(x, self.drop_prob, ...)`` calls none)
+        # that calls one of its parameters (``drop_path(x, self.drop_prob, ...)`` calls none).
+        # The search below needs a function of the file, and ``self.<attr>`` followed by a comma
+        # or a closing parenthesis somewhere in the class: both are cheap to rule out first (a
+        # search with a pattern made per attribute costs a compilation and a scan of the class).
+        if not any(isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) for f in self.names.functions.values()):
+            return False
+        if _WORD_ONLY.fullmatch(attr):
+            key = ("passed", id(cls))
+            passed = self._kinds.get(key)
+            if passed is None:
+                passed = self._kinds[key] = frozenset(m.group(1) for m in _SELF_ATTR_PASSED.finditer(text))
+            if attr not in passed:
+                return False
         for found in re.finditer(rf"\b(\w+)\([^()]*[(,]?\s*\bself\.{re.escape(attr)}\s*[,)]", text):
             func = self.names.functions.get(found.group(1))
             if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):

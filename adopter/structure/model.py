@@ -126,9 +126,11 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         return frozenset(words)
     code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
     words = _WORD.findall(code)
-    if _NEG_PAIR.search(code):
+    # (a negated pair starts where a sequence argument does: no sequence argument, no pair)
+    seq_arg = _SEQ_ARG.search(code)
+    if seq_arg and _NEG_PAIR.search(code, seq_arg.start()):
         words.append(NEG_PAIR)
-    if _SEQ_ARG.search(code) and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
+    if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
         words.append(HALF_PAIR)
     if "split" in words or (("view" in words or "reshape" in words) and _STACKED.search(code)):
         # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
@@ -162,10 +164,31 @@ class ClassStructure:
         attrs = self._bound.get(constructors)
         if attrs is None:
             attrs = self._bound[constructors] = frozenset(
-                word for attr, ctors in self.bindings.items()
-                if any(names_match(a, c.fqn) for c in ctors for a in constructors) for word in attr_words(attr)
+                word for attr in self._bound_by_name(constructors) for word in attr_words(attr)
             )
         return attrs
+
+    def _bound_by_name(self, constructors: frozenset) -> list[str]:
+        """The attributes (in binding order) some constructor of which one of ``constructors``
+        denotes (names_match).  A name denotes another only when their last components agree,
+        so the bindings are looked up by the constructors' last components (indexed once per
+        class) rather than each one tested against every constructor name."""
+        index = self._bound.get(None)
+        if index is None:
+            index = {}
+            for attr, ctors in self.bindings.items():
+                for c in ctors:
+                    index.setdefault(c.fqn.rsplit(".", 1)[-1], {})[attr] = None
+            self._bound[None] = index
+        bindings = self.bindings
+        found: dict[str, None] = {}
+        for a in constructors:
+            for attr in index.get(a.rsplit(".", 1)[-1], ()):
+                if attr not in found and any(names_match(a, c.fqn) for c in bindings[attr]):
+                    found[attr] = None
+        if len(found) > 1 and len(constructors) > 1:
+            return [attr for attr in bindings if attr in found]
+        return list(found)
 
     def op_attrs(self, op: str) -> frozenset[str]:
         """The attributes bound in ``__init__`` to layers that compute (or may compute, an
@@ -199,10 +222,7 @@ class ClassStructure:
         key = ("paths", constructors)
         paths = self._bound.get(key)
         if paths is None:
-            paths = self._bound[key] = frozenset(
-                attr for attr, ctors in self.bindings.items()
-                if any(names_match(a, c.fqn) for c in ctors for a in constructors)
-            )
+            paths = self._bound[key] = frozenset(self._bound_by_name(constructors))
         return paths
 
     def flow(self, name: str) -> Flow:
@@ -255,8 +275,17 @@ class ModuleStructure:
         """The words code uses to call ``fqn`` here: its last component and its import aliases."""
         words = self._call_names.get(fqn)
         if words is None:
-            aliases = {local for local, imported in self.names.imports.items() if names_match(fqn, imported)}
-            words = self._call_names[fqn] = frozenset({fqn.rsplit(".", 1)[-1], *aliases})
+            # (a name denotes another only when their last components agree: the imports are
+            # looked up by last component, indexed once per file, in the file's import order)
+            by_last = self._call_names.get("<imports>")
+            if by_last is None:
+                by_last = {}
+                for local, imported in self.names.imports.items():
+                    by_last.setdefault(imported.rsplit(".", 1)[-1], []).append((local, imported))
+                self._call_names["<imports>"] = by_last
+            last = fqn.rsplit(".", 1)[-1]
+            aliases = {local for local, imported in by_last.get(last, ()) if names_match(fqn, imported)}
+            words = self._call_names[fqn] = frozenset({last, *aliases})
         return words
 
     def op_words(self, op: str) -> frozenset[str]:
