@@ -48,12 +48,20 @@ def spread(values: list[float], unit: str = "x", digits: int = 2) -> str:
 def analysis_pairs(files: list[str], pairs: int, select: list[str] | None = None) -> list[tuple[float, float]]:
     """(ast.parse CPU s, analysis CPU s) per pair, over every file; the default rules, or
     ``select`` (``ALL``: every rule, as issue 12 counts it)."""
-    from adopter.engine import AnalysisError, analyze
     from adopter.ruleset import load_rules, select_rules
-    from adopter.structure import package_of
 
     everything = load_rules()
     rules = everything if select == ["ALL"] else select_rules(everything, select)
+    return timed_pairs(files, rules, pairs)
+
+
+def timed_pairs(files: list[str], rules: list, pairs: int, echo: bool = True) -> list[tuple[float, float]]:
+    """(ast.parse CPU s, analysis CPU s) per pair with ``rules``, after one warm pass; the two
+    alternate which goes first. ``adopter`` is whichever the caller put first on ``sys.path``
+    (benchmarks/speed_ab.py measures two checkouts with it)."""
+    from adopter.engine import AnalysisError, analyze
+    from adopter.structure import package_of
+
     texts = [(p, Path(p).read_text(encoding="utf-8")) for p in files]
     packages = {path: package_of(path) for path, _ in texts}
 
@@ -82,7 +90,8 @@ def analysis_pairs(files: list[str], pairs: int, select: list[str] | None = None
         else:
             a, b = cpu(parse_all), cpu(analyse_all)
         out.append((a, b))
-        print(f"  pair {pair + 1}: ast.parse {a:.2f} s, analysis {b:.2f} s CPU: {b / a:.2f}x", flush=True)
+        if echo:
+            print(f"  pair {pair + 1}: ast.parse {a:.2f} s, analysis {b:.2f} s CPU: {b / a:.2f}x", flush=True)
     return out
 
 

@@ -17,15 +17,12 @@ ast.parse CPU and their ratio, and per round B's median analysis CPU over A's.
 from __future__ import annotations
 
 import argparse
-import ast
-import gc
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,44 +33,16 @@ def child(checkout: Path, cache: Path, pairs: int) -> None:
     sys.path.insert(0, str(checkout))
     sys.path.insert(0, str(HERE))
     import paper  # the corpus (this checkout's benchmarks/paper.py: the same files for both sides)
+    import speed  # the measurement itself, as benchmarks/speed.py makes it
 
     import adopter
-    from adopter.engine import AnalysisError, analyze
     from adopter.ruleset import load_rules
-    from adopter.structure import package_of
 
     if not Path(adopter.__file__).resolve().is_relative_to(checkout.resolve()):
         raise SystemExit(f"adopter imported from {adopter.__file__}, not from {checkout}")
     rules = load_rules([checkout / "rules"], bundled=False)
     files = [f.path for f in paper.build_corpus(cache, quiet=True)]
-    texts = [(p, Path(p).read_text(encoding="utf-8")) for p in files]
-    packages = {p: package_of(p) for p, _ in texts}
-
-    def parse_all() -> None:
-        for path, text in texts:
-            ast.parse(text, filename=path)
-
-    def analyse_all() -> None:
-        for path, text in texts:
-            try:
-                analyze(text, path, rules, packages[path])
-            except AnalysisError:
-                pass
-
-    def cpu(work) -> float:
-        gc.collect()
-        start = time.process_time()
-        work()
-        return time.process_time() - start
-
-    analyse_all()  # warm: matchers compiled, rule files parsed
-    out = []
-    for pair in range(pairs):
-        if pair % 2:
-            b, a = cpu(analyse_all), cpu(parse_all)
-        else:
-            a, b = cpu(parse_all), cpu(analyse_all)
-        out.append((a, b))
+    out = speed.timed_pairs(files, rules, pairs, echo=False)
     print(json.dumps(out))
 
 
