@@ -1280,12 +1280,7 @@ class _Attention:
         condition (the module may not exist otherwise)."""
         terms = []
         for layer, role in dict.fromkeys(getattr(self, "stand_ins", ())):
-            torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
-            if torch is not None:
-                scripting = f"{torch}.jit.is_scripting"
-            else:
-                scripting, request = self.planner.names.local("torch.jit.is_scripting")
-                edits.imports.add(request)
+            scripting = self._is_scripting(edits)
             term = f"(False if {scripting}() else bool({layer}._forward_hooks or {layer}._forward_pre_hooks))"
             test = conditions.get(role)
             if test is not None:
@@ -2507,13 +2502,17 @@ class _Attention:
             terms += [f"{layer}._forward_hooks", f"{layer}._forward_pre_hooks"]
         if not terms:
             return []
+        return [f"(False if {self._is_scripting(edits)}() else ({' or '.join(dict.fromkeys(terms))}))"]
+
+    def _is_scripting(self, edits: Edits) -> str:
+        """How the module calls ``torch.jit.is_scripting``: through its own import of torch, else
+        a name imported for the rewrite."""
         torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
         if torch is not None:
-            scripting = f"{torch}.jit.is_scripting"
-        else:
-            scripting, request = self.planner.names.local("torch.jit.is_scripting")
-            edits.imports.add(request)
-        return [f"(False if {scripting}() else ({' or '.join(dict.fromkeys(terms))}))"]
+            return f"{torch}.jit.is_scripting"
+        scripting, request = self.planner.names.local("torch.jit.is_scripting")
+        edits.imports.add(request)
+        return scripting
 
     def _returned_beside(self, c_stmt: ast.stmt, call: str, only_original: set[str]) -> str | None:
         """The fused path's context statement when it is ``return <product>, <value only the
