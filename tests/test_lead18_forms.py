@@ -219,8 +219,8 @@ def test_attention_whose_dropout_is_a_module_dict_member_is_fixed_and_computes_t
     result = fix_text(MODULE_DICT_ITEMS, "model.py", rules("ADP010"))
     assert "scaled_dot_product_attention" in result.text and not result.skipped
     before, after = {}, {}
-    exec(compile(MODULE_DICT_ITEMS, "before.py", "exec"), before)
-    exec(compile(result.text, "after.py", "exec"), after)
+    exec(compile(MODULE_DICT_ITEMS, "before.py", "exec"), before)  # noqa: S102 (our own fixture)
+    exec(compile(result.text, "after.py", "exec"), after)  # noqa: S102 (our own fixture)
     torch.manual_seed(0)
     original = before["CausalSelfAttention"](16, 2, 8).eval()
     patched = after["CausalSelfAttention"](16, 2, 8).eval()
@@ -258,8 +258,8 @@ SMALL_FILL = GPT2_STYLE.replace("torch.finfo(w.dtype).min)", "-10000)").replace(
 
 def _modules(text, fixed):
     before, after = {}, {}
-    exec(compile(text, "before.py", "exec"), before)
-    exec(compile(fixed, "after.py", "exec"), after)
+    exec(compile(text, "before.py", "exec"), before)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "after.py", "exec"), after)  # noqa: S102 (our own fixture)
     return before["Attention"](6).eval(), after["Attention"](6).eval()
 
 
@@ -306,3 +306,53 @@ def test_a_size_named_behind_a_prefix_is_read_by_its_known_tail():
     # names the patterns already read keep their reading
     assert kind_of("gpt_hidden_dim") == "hidden"
     assert kind_of("window_size") is None
+
+
+# ------------- a mask built in the fill's if from the scores' shape: made from q and k instead
+
+SHAPED_MASK = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.qkv = nn.Linear(dim, 3 * dim)
+
+        def forward(self, x, causal=False):
+            b, n, d = x.shape
+            q, k, v = (t.view(b, n, self.heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+            w = q @ k.transpose(-1, -2)
+            if causal:
+                future = torch.ones_like(w, dtype=torch.bool).triu(1)
+                w.masked_fill_(future, float("-inf"))
+            w /= math.sqrt(d // self.heads)
+            w = F.softmax(w, dim=-1)  # shaped-site
+            return (w @ v).transpose(1, 2).reshape(b, n, d)
+""")
+
+
+def test_a_mask_made_like_the_scores_in_the_fill_s_if_is_made_from_q_and_k_and_computes_the_same():
+    import torch
+
+    from adopter.synth import fix_text
+
+    result = fix_text(SHAPED_MASK, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention" in result.text and not result.skipped
+    assert "ones_like(w" not in result.text  # the scores are not computed on the fused path
+    before, after = {}, {}
+    exec(compile(SHAPED_MASK, "before.py", "exec"), before)  # noqa: S102 (our own fixture)
+    exec(compile(result.text, "after.py", "exec"), after)  # noqa: S102 (our own fixture)
+    torch.manual_seed(0)
+    original = before["Attention"](16, 2).eval()
+    patched = after["Attention"](16, 2).eval()
+    patched.load_state_dict(original.state_dict(), strict=True)
+    x = torch.randn(3, 7, 16)
+    for causal in (False, True):
+        # float32, 7 keys of 8-wide heads: a few ulps
+        torch.testing.assert_close(patched(x, causal), original(x, causal), rtol=1e-5, atol=1e-6)

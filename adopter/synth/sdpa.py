@@ -144,6 +144,9 @@ def _eager_training(torch: str) -> str:
     return f"{torch}.is_grad_enabled() and not {torch}.compiler.is_compiling()"
 
 
+_LIKE = frozenset({"ones_like", "zeros_like", "full_like", "empty_like"})  # torch.<x>_like(t, ...) -> torch.<x>(shape, ...)
+
+
 def _number(expr) -> float | None:
     """The value of a numeric literal (``-10000``, ``-1e9``), None for anything else."""
     negated = isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub)
@@ -1693,6 +1696,15 @@ class _Attention:
 
             def visit_Call(self, node):  # sim.size(-1)
                 func = node.func
+                if isinstance(func, ast.Attribute) and func.attr in _LIKE and node.args and scores(node.args[0]) \
+                        and "shape" in of and all(k.arg not in (None, "layout", "memory_format") for k in node.keywords):
+                    # torch.ones_like(sim, dtype=torch.bool): a tensor of the scores' shape, dtype and
+                    # device, made from q and k (stable-diffusion's causal mask, ``.triu(1)`` of it)
+                    given = {k.arg for k in node.keywords}
+                    extra = [ast.keyword(arg=key, value=swap(key)) for key in ("dtype", "device") if key not in given]
+                    return ast.Call(func=ast.Attribute(value=func.value, attr=func.attr[:-len("_like")], ctx=ast.Load()),
+                                    args=[swap("shape"), *[self.visit(a) for a in node.args[1:]]],
+                                    keywords=[*node.keywords, *extra])
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
                     return swap(counted(node.args[0])) or node
