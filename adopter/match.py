@@ -1172,7 +1172,7 @@ class Matcher:
             if value is None:
                 continue
             key = value.key if isinstance(value, Ref) else None
-            if key is None or not key.startswith("self.") or not key[5:].replace(".", "").replace("_", "").isalnum():
+            if key is None or not key.startswith("self.") or not all(part.isidentifier() for part in key[5:].split(".")):
                 return False
         return True
 

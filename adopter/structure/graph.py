@@ -1559,14 +1559,8 @@ class FlowBuilder:
         if isinstance(expr, ast.Name):
             held = ctx.exprs.get(expr.id)
             return isinstance(held, tuple) and len(held) == 4 and held[:3] == ("dim_size", base, 0)
-        if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape":
-            owner, index = expr.value.value, expr.slice
-        elif isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "size" \
-                and len(expr.args) == 1 and not expr.keywords:
-            owner, index = expr.func.value, expr.args[0]
-        else:
-            return False
-        return isinstance(owner, ast.Name) and owner.id == base and _int_literal(index) == 0
+        read = _size_read(expr)
+        return read is not None and isinstance(read[0], ast.Name) and read[0].id == base and _int_literal(read[1]) == 0
 
     def _unflatten_in_two(self, expr, ctx: _Ctx) -> tuple | None:
         """``("split2", value of x)`` when ``expr`` is ``x.unflatten(-1, (2, -1))`` (or ``(2,
@@ -1655,16 +1649,8 @@ class FlowBuilder:
             held = ctx.exprs.get(size.id)
             return isinstance(held, tuple) and len(held) == 4 and held[0] == "dim_size" and held[1] == base \
                 and held[2] == held[3] - 1
-        if isinstance(size, ast.Subscript) and isinstance(size.value, ast.Attribute) and size.value.attr == "shape":
-            owner, last = size.value.value, size.slice
-        elif isinstance(size, ast.Call) and isinstance(size.func, ast.Attribute) and size.func.attr == "size" \
-                and len(size.args) == 1 and not size.keywords:
-            owner, last = size.func.value, size.args[0]
-        else:
-            return False
-        minus_one = isinstance(last, ast.UnaryOp) and isinstance(last.op, ast.USub) \
-            and isinstance(last.operand, ast.Constant) and last.operand.value == 1
-        return minus_one and isinstance(owner, ast.Name) and owner.id == base
+        read = _size_read(size)
+        return read is not None and isinstance(read[0], ast.Name) and read[0].id == base and _int_literal(read[1]) == -1
 
     def _width(self, name: str, ctx: _Ctx):
         """``d`` when ``name`` holds the first ``d`` features of a tensor's last axis
@@ -2798,15 +2784,22 @@ def _half_of_last(expr: ast.expr, name: str) -> bool:
     """``name.shape[-1] // 2`` or ``name.size(-1) // 2``: half the last axis of ``name``."""
     if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.FloorDiv) and _int_literal(expr.right) == 2):
         return False
-    axis = expr.left
-    if isinstance(axis, ast.Subscript) and isinstance(axis.value, ast.Attribute) and axis.value.attr == "shape":
-        owner, index = axis.value.value, axis.slice
-    elif isinstance(axis, ast.Call) and isinstance(axis.func, ast.Attribute) and axis.func.attr == "size" \
-            and len(axis.args) + len(axis.keywords) == 1 and all(k.arg == "dim" for k in axis.keywords):
-        owner, index = axis.func.value, (axis.args or [k.value for k in axis.keywords])[0]
-    else:
-        return False
-    return isinstance(owner, ast.Name) and owner.id == name and _int_literal(index) == -1
+    read = _size_read(expr.left, keyword=True)
+    return read is not None and isinstance(read[0], ast.Name) and read[0].id == name and _int_literal(read[1]) == -1
+
+
+def _size_read(expr: ast.expr, keyword: bool = False) -> tuple[ast.expr, ast.expr] | None:
+    """(tensor, axis) of ``x.shape[i]`` or ``x.size(i)`` (``keyword``: also ``x.size(dim=i)``);
+    None for anything else."""
+    if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "shape":
+        return expr.value.value, expr.slice
+    if not (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "size"):
+        return None
+    if len(expr.args) == 1 and not expr.keywords:
+        return expr.func.value, expr.args[0]
+    if keyword and not expr.args and len(expr.keywords) == 1 and expr.keywords[0].arg == "dim":
+        return expr.func.value, expr.keywords[0].value
+    return None
 
 
 def _pure_size(expr: ast.expr) -> bool:
