@@ -21,11 +21,21 @@ This script does the same with Adopter's rules, end to end through the real comm
 4. A rule that claims to help training on this device (``helps`` has ``<device>:training``)
    but measured slower than vanilla (below ``1 - --noise``) is flagged ``SLOWER``.
 
-    .venv/bin/python benchmarks/train.py --device cpu --size tiny          # what runs here
-    python benchmarks/train.py --device cuda --size base --dtype float16   # Figure 6 (GPU)
+5. ``--compile`` adds a ``compile`` variant: the vanilla model under ``torch.compile``, the
+   alternative a user would pick, run after all eager variants (``--compile-dtype``).
+   ``--dtype`` takes several dtypes, each run in turn.
 
-Raw results go to ``--json-out`` (one object per model and variant) and a Markdown table to
-stdout.
+    .venv/bin/python benchmarks/train.py --device cpu --size tiny          # what runs here
+    python benchmarks/train.py --device cuda --size base --dtype bfloat16,float32 --compile
+
+A lent GPU has no Adopter dependencies and little time: ``--prepare DIR`` writes every model's
+patched variants here (the real ``adopter fix``), ``--prepared DIR`` trains them there without
+running Adopter, and ``--budget-s`` starts no variant past a time limit (docs/training.md).
+
+Raw results go to ``--json-out`` (one object per model and variant), flat rows
+(``model, variant, dtype, samples_per_s, peak_mem_bytes, device, torch``) to ``--rows-out``,
+rewritten after every variant so a run cut short keeps what it measured, and a Markdown table
+per dtype to stdout.
 """
 
 from __future__ import annotations
@@ -50,6 +60,7 @@ from adopter.verify.hf import tiny_config
 from adopter.verify.loader import ModuleLoader
 from adopter.verify.sizes import VERIFY
 
+START = time.perf_counter()  # --budget-s counts from here
 MODELS = ("bert", "roberta", "gpt2", "gpt_neo", "distilbert", "t5", "albert", "groupvit", "resnet")
 HEADS = {  # the class trained per model: a head with a loss
     "bert": "BertForMaskedLM", "roberta": "RobertaForMaskedLM", "gpt2": "GPT2LMHeadModel",
@@ -152,15 +163,20 @@ class Timer:
         return time.perf_counter() - begin
 
 
-def train_variant(modeling, trainer, model: str, args, state: dict | None, dtype: torch.dtype):
+def train_variant(modeling, trainer, model: str, args, state: dict | None, dtype: torch.dtype,
+                  compiled: bool = False):
     config = build_config(modeling, model, args.size)
     torch.manual_seed(0)
-    net = getattr(modeling, HEADS[model])(config)
+    # Built on the device itself: random init of a base model is seconds on a CPU and
+    # milliseconds on a GPU, and the device time is what a lent GPU is short of.
+    with torch.device(args.device):
+        net = getattr(modeling, HEADS[model])(config)
     if state is not None:
         net.load_state_dict(state, strict=True)
-    net = net.to(args.device)
+    state_out = {k: v.detach().clone() for k, v in net.state_dict().items()} if state is None else None
     net.train()
     optimizer = trainer.make_optimizer(net, 1e-4)
+    forward = torch.compile(net) if compiled else net
     size = TINY if args.size == "tiny" else None
     batch = make_batch(model, config, args.batch or (size.batch if size else 8), args.seq or (size.seq if size else 128),
                        size.image if size else 224, args.device)
@@ -168,7 +184,7 @@ def train_variant(modeling, trainer, model: str, args, state: dict | None, dtype
 
     def step():
         with autocast:
-            loss = net(**batch).loss
+            loss = forward(**batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -177,53 +193,111 @@ def train_variant(modeling, trainer, model: str, args, state: dict | None, dtype
     if args.device.startswith("cuda"):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    begin = time.perf_counter()
     times = [timer.run(step) for _ in range(args.warmup + args.steps)][args.warmup:]
     peak = torch.cuda.max_memory_allocated() if args.device.startswith("cuda") else None
     n = next(iter(v for v in batch.values() if isinstance(v, torch.Tensor))).shape[0]
     result = {"samples_per_s": n / statistics.median(times), "step_s_median": statistics.median(times),
-              "step_s": times, "peak_bytes": peak, "batch": n}
-    state_out = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()} if state is None else None
-    del net, optimizer
+              "step_s": times, "peak_bytes": peak, "batch": n, "wall_s": time.perf_counter() - begin}
+    del net, forward, optimizer
+    if compiled:
+        torch._dynamo.reset()  # the next model compiles from scratch, as a user's would
     if args.device.startswith("cuda"):
         torch.cuda.empty_cache()
     return result, state_out
 
 
-def run_model(model: str, args, rules_by_id, out: list) -> None:
+def variant_texts(model: str, target: str | None) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """The applicable rules and each variant's files (``{label: {file name: text}}``), made by
+    the real ``adopter check`` / ``adopter fix --select`` on copies of the model's modeling file
+    and of :data:`TRAINER`."""
     original_path = modeling_path(model)
     originals = {original_path.name: original_path.read_text(encoding="utf-8"), "trainer.py": TRAINER}
-    target = "cuda" if args.device.startswith("cuda") else None
-    dtype = getattr(torch, args.dtype)
-    with tempfile.TemporaryDirectory(prefix="adopter-train-") as tmp, ModuleLoader(str(original_path)) as loader:
+    with tempfile.TemporaryDirectory(prefix="adopter-train-") as tmp:
         work = Path(tmp)
         for name, text in originals.items():
             (work / name).write_text(text, encoding="utf-8")
         rules = applicable_rules([work / n for n in originals], target)
+        variants = {"vanilla": dict(originals)}
+        for label, selected in [(r, [r]) for r in rules] + ([("all", rules)] if len(rules) > 1 else []):
+            variants[label] = patched_texts(work, originals, selected, target)
+    return rules, variants
+
+
+def prepare(folder: Path, models: list[str], target: str | None) -> None:
+    """Write every model's variants to ``folder`` (``manifest.json`` and the patched files), so
+    that a machine without Adopter's dependencies (a lent GPU) only trains: ``--prepared``."""
+    manifest = {"target": target, "models": {}}
+    for model in models:
+        rules, variants = variant_texts(model, target)
+        entry = {"rules": rules, "variants": {}}
+        for label, texts in variants.items():
+            files = {}
+            for name, text in texts.items():
+                stored = f"{model}/{label}/{name}"
+                (folder / stored).parent.mkdir(parents=True, exist_ok=True)
+                (folder / stored).write_text(text, encoding="utf-8")
+                files[name] = stored
+            entry["variants"][label] = files
+        manifest["models"][model] = entry
+        print(f"{model}: {', '.join(rules) or 'no rule'}", file=sys.stderr)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+
+
+def load_prepared(folder: Path, model: str) -> tuple[list[str], dict[str, dict[str, str]]]:
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    entry = manifest["models"][model]
+    variants = {label: {name: (folder / stored).read_text(encoding="utf-8") for name, stored in files.items()}
+                for label, files in entry["variants"].items()}
+    return entry["rules"], variants
+
+
+def run_model(model: str, args, rules_by_id, out: list, dtype_name: str, compiled_only: bool = False) -> None:
+    """Train every variant of ``model`` in ``dtype_name``; with ``compiled_only``, the vanilla
+    model under ``torch.compile`` instead (the alternative a user would pick)."""
+    original_path = modeling_path(model)
+    target = "cuda" if args.device.startswith("cuda") else None
+    dtype = getattr(torch, dtype_name)
+    rules, texts_of = load_prepared(args.prepared, model) if args.prepared else variant_texts(model, target)
+    with tempfile.TemporaryDirectory(prefix="adopter-train-") as tmp, ModuleLoader(str(original_path)) as loader:
+        work = Path(tmp)
         # vanilla is timed again last: the gap between the two runs of the same code is the
         # drift of this machine, shown next to the figures and used as the noise floor.
-        variants = [("vanilla", [])] + [(r, [r]) for r in rules] + ([("all", rules)] if len(rules) > 1 else [])
-        variants.append(("vanilla-again", []))
+        if compiled_only:
+            variants = [("compile", "vanilla", [])]
+        else:
+            variants = [("vanilla", "vanilla", [])] + [(r, r, [r]) for r in rules]
+            variants += [("all", "all", rules)] if len(rules) > 1 else []
+            variants.append(("vanilla-again", "vanilla", []))
         state = None
         vanilla = None
-        for label, selected in variants:
-            texts = patched_texts(work, originals, selected, target)
+        for label, source, selected in variants:
+            record = {"model": model, "variant": label, "dtype": dtype_name, "rules": selected}
+            if args.budget_s and time.perf_counter() - START > args.budget_s:
+                out.append({**record, "error": "not run: the --budget-s time was spent"})
+                print(_line(out[-1]), file=sys.stderr, flush=True)
+                continue
+            texts = texts_of[source]
             modeling = loader.patched(texts[original_path.name], label) if selected else loader.original()
-            trainer = loader_trainer(work, texts["trainer.py"], label)
+            trainer = loader_trainer(work, texts["trainer.py"], f"{label}_{dtype_name}")
             try:
-                result, new_state = train_variant(modeling, trainer, model, args, state, dtype)
+                result, new_state = train_variant(modeling, trainer, model, args, state, dtype,
+                                                  compiled=label == "compile")
             except Exception as exc:  # a variant that does not train is reported, not fatal
-                result, new_state = {"error": f"{type(exc).__name__}: {exc}"}, None
+                result, new_state = {"error": f"{type(exc).__name__}: {exc}"[:500]}, None
+                if args.device.startswith("cuda"):
+                    torch.cuda.empty_cache()
             if state is None:
                 state = new_state
-            record = {"model": model, "variant": label, "rules": selected, **result}
+            record.update(result)
             if label == "vanilla":
                 vanilla = result
             elif label == "vanilla-again" and vanilla and "samples_per_s" in result:
                 record["speedup"] = result["samples_per_s"] / vanilla["samples_per_s"]
                 drift = abs(record["speedup"] - 1)
                 for earlier in out:
-                    if earlier["model"] == model and earlier.get("flag") == "SLOWER" and \
-                            earlier["speedup"] >= 1 - max(args.noise, drift):
+                    if earlier["model"] == model and earlier.get("dtype") == dtype_name and \
+                            earlier.get("flag") == "SLOWER" and earlier["speedup"] >= 1 - max(args.noise, drift):
                         earlier["flag"] = ""  # within this machine's drift: not evidence
                         earlier["note"] = f"slower by less than the vanilla drift ({drift:.1%})"
             elif vanilla and "samples_per_s" in result and "samples_per_s" in vanilla:
@@ -236,6 +310,43 @@ def run_model(model: str, args, rules_by_id, out: list) -> None:
                 record["flag"] = "SLOWER" if claims and record["speedup"] < 1 - args.noise else ""
             out.append(record)
             print(_line(record), file=sys.stderr, flush=True)
+            if args.rows_out:
+                write_rows(args.rows_out, out, args)
+
+
+def write_rows(path: Path, records: list[dict], args) -> None:
+    """The flat rows (``model, variant, dtype, samples_per_s, peak_mem_bytes, device, torch``),
+    rewritten whole after every variant (through a temporary file: never half-written), so a
+    run stopped by a time limit keeps what it measured.  ``vanilla-again`` goes into its
+    vanilla row as ``vanilla_again_samples_per_s``; a compiled run's speed-up is against the
+    eager vanilla of the same model and dtype."""
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
+    rows = []
+    for r in records:
+        if r["variant"] == "vanilla-again":
+            continue
+        row = {"model": r["model"], "variant": r["variant"], "dtype": r["dtype"],
+               "samples_per_s": r.get("samples_per_s"), "peak_mem_bytes": r.get("peak_bytes"),
+               "device": device, "torch": torch.__version__, "rules": r.get("rules", [])}
+        for key in ("speedup", "memory_ratio", "flag", "note", "error", "step_s_median", "wall_s", "batch"):
+            if r.get(key) not in (None, ""):
+                row[key] = r[key]
+        if r["variant"] == "vanilla":
+            again = next((a for a in records if a["model"] == r["model"] and a["dtype"] == r["dtype"]
+                          and a["variant"] == "vanilla-again" and "samples_per_s" in a), None)
+            if again:
+                row["vanilla_again_samples_per_s"] = again["samples_per_s"]
+        if r["variant"] == "compile" and "samples_per_s" in r:
+            base = next((v for v in records if v["model"] == r["model"] and v["dtype"] == r["dtype"]
+                         and v["variant"] == "vanilla" and "samples_per_s" in v), None)
+            if base:
+                row["speedup"] = r["samples_per_s"] / base["samples_per_s"]
+                if base.get("peak_bytes") and r.get("peak_bytes"):
+                    row["memory_ratio"] = r["peak_bytes"] / base["peak_bytes"]
+        rows.append(row)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def loader_trainer(work: Path, text: str, label: str):
@@ -250,33 +361,49 @@ def loader_trainer(work: Path, text: str, label: str):
 
 
 def _line(r: dict) -> str:
+    head = f"{r['model']:<11} {r.get('dtype', ''):<9} {r['variant']:<13}"
     if "error" in r:
-        return f"{r['model']:<11} {r['variant']:<8} error: {r['error']}"
+        return f"{head} error: {r['error']}"
     extra = f"  x{r['speedup']:.3f}" if "speedup" in r else ""
     mem = f"  {r['peak_bytes'] / 2**20:.0f} MiB" if r.get("peak_bytes") else ""
-    return f"{r['model']:<11} {r['variant']:<8} {r['samples_per_s']:9.2f} samples/s{mem}{extra} {r.get('flag', '')}"
+    return f"{head} {r['samples_per_s']:9.2f} samples/s{mem}{extra} {r.get('flag', '')}"
 
 
 def table(records: list[dict]) -> str:
+    vanilla = {r["model"]: r for r in records if r.get("variant") == "vanilla" and "samples_per_s" in r}
     rows = ["| model | variant | samples/s | vs vanilla | peak memory | vs vanilla | flag |", "|---|---|---|---|---|---|---|"]
     for r in records:
         if "error" in r:
             rows.append(f"| {r['model']} | {r['variant']} | error: {r['error'][:80]} | | | | |")
             continue
+        speedup, ratio = r.get("speedup"), r.get("memory_ratio")
+        base = vanilla.get(r["model"])
+        if r["variant"] == "compile" and base:  # against the eager vanilla of the same model
+            speedup = r["samples_per_s"] / base["samples_per_s"]
+            ratio = r["peak_bytes"] / base["peak_bytes"] if r.get("peak_bytes") and base.get("peak_bytes") else None
         mem = f"{r['peak_bytes'] / 2**20:.0f} MiB" if r.get("peak_bytes") else "n/a"
-        speed = f"{r['speedup']:.3f}x" if "speedup" in r else ""
-        ratio = f"{r['memory_ratio']:.3f}x" if "memory_ratio" in r else ""
-        rows.append(f"| {r['model']} | {r['variant']} | {r['samples_per_s']:.2f} | {speed} | {mem} | {ratio} | "
+        speed = f"{speedup:.3f}x" if speedup else ""
+        ratio_text = f"{ratio:.3f}x" if ratio else ""
+        rows.append(f"| {r['model']} | {r['variant']} | {r['samples_per_s']:.2f} | {speed} | {mem} | {ratio_text} | "
                     f"{r.get('flag', '')} |")
     alls = [r for r in records if r.get("variant") == "all" and "speedup" in r]
     singles = {r["model"]: r for r in records
-               if r.get("variant") not in ("vanilla", "all", "vanilla-again") and "speedup" in r}
+               if r.get("variant") not in ("vanilla", "all", "vanilla-again", "compile") and "speedup" in r}
     per_model = alls + [r for m, r in singles.items() if m not in {a["model"] for a in alls}]
     if per_model:
         mean = statistics.mean(r["speedup"] for r in per_model)
         rows.append("")
         rows.append(f"Mean over {len(per_model)} models of all-rules samples/s vs vanilla: {mean:.3f}x "
                     f"({(mean - 1) * 100:+.1f}%; paper, T4 GPU: +22.7% samples/s, -10.5% memory).")
+        memory = [r["memory_ratio"] for r in per_model if r.get("memory_ratio")]
+        if memory:
+            rows.append(f"Mean peak memory of all rules vs vanilla: {statistics.mean(memory):.3f}x "
+                        f"({(statistics.mean(memory) - 1) * 100:+.1f}%).")
+    compiled = [r["samples_per_s"] / vanilla[r["model"]]["samples_per_s"] for r in records
+                if r.get("variant") == "compile" and "samples_per_s" in r and r["model"] in vanilla]
+    if compiled:
+        rows.append(f"Mean over {len(compiled)} models of torch.compile(vanilla) vs eager vanilla: "
+                    f"{statistics.mean(compiled):.3f}x.")
     return "\n".join(rows)
 
 
@@ -285,8 +412,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--size", choices=("tiny", "base"), default=None,
                         help="model size (default: base on CUDA, tiny on CPU)")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "float16", "bfloat16"),
-                        help="autocast dtype (float32: no autocast)")
+    parser.add_argument("--dtype", default="float32",
+                        help="autocast dtypes, comma-separated, each run in turn: float32 (no autocast), "
+                             "float16, bfloat16")
+    parser.add_argument("--compile", action="store_true",
+                        help="also train the vanilla model under torch.compile (after all eager runs)")
+    parser.add_argument("--compile-dtype", default="",
+                        help="the dtypes of the compiled runs (default: the first of --dtype)")
     parser.add_argument("--batch", type=int, default=0, help="batch size (default: 8 base, 4 tiny)")
     parser.add_argument("--seq", type=int, default=0, help="sequence length (default: 128 base, 32 tiny)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (median taken)")
@@ -295,34 +427,65 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--rows-out", type=Path,
+                        help="flat rows (model, variant, dtype, samples_per_s, peak_mem_bytes, device, torch), "
+                             "rewritten after every variant")
+    parser.add_argument("--prepare", type=Path, metavar="DIR",
+                        help="only write every model's patched variants to DIR (for --prepared elsewhere)")
+    parser.add_argument("--prepared", type=Path, metavar="DIR",
+                        help="train the variants --prepare wrote, without running adopter here")
+    parser.add_argument("--budget-s", type=float, default=0,
+                        help="start no variant after this many seconds (the rest are listed as not run)")
     args = parser.parse_args(argv)
     args.size = args.size or ("base" if args.device.startswith("cuda") else "tiny")
+    dtypes = [d.strip() for d in args.dtype.split(",") if d.strip()]
+    compile_dtypes = [d.strip() for d in (args.compile_dtype or dtypes[0]).split(",") if d.strip()]
+    for name in dtypes + compile_dtypes:
+        if name not in ("float32", "float16", "bfloat16"):
+            parser.error(f"--dtype: {name!r} is not one of float32, float16, bfloat16")
+    models = args.models.split(",")
+    if unknown := [m for m in models if m not in MODELS]:
+        parser.error(f"--models: unknown {', '.join(unknown)} (known: {', '.join(MODELS)})")
+    if args.prepare:
+        args.prepare.mkdir(parents=True, exist_ok=True)
+        prepare(args.prepare, models, "cuda" if args.device.startswith("cuda") else None)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     rules_by_id = {r.id: r for r in load_rules()}
     records: list[dict] = []
-    for model in args.models.split(","):
-        run_model(model, args, rules_by_id, records)
+    for dtype_name in dtypes:
+        for model in models:
+            run_model(model, args, rules_by_id, records, dtype_name)
+    if args.compile:
+        for dtype_name in compile_dtypes:
+            for model in models:
+                run_model(model, args, rules_by_id, records, dtype_name, compiled_only=True)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "cpu"
     size = TINY if args.size == "tiny" else None
     meta = {
         "device": args.device, "device_name": device_name, "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "dtype": args.dtype, "size": args.size,
+        "threads": torch.get_num_threads(), "cpus": os.cpu_count(), "dtype": dtypes, "size": args.size,
         "batch": args.batch or (size.batch if size else 8), "seq": args.seq or (size.seq if size else 128),
         "image": size.image if size else 224, "steps": args.steps, "warmup": args.warmup,
         "load_average": os.getloadavg(),
     }
     if args.json_out:
         args.json_out.write_text(json.dumps({"meta": meta, "results": records}, indent=1) + "\n", encoding="utf-8")
+    if args.rows_out:
+        write_rows(args.rows_out, records, args)
     print(f"device {meta['device']} ({meta['device_name']}), torch {meta['torch']}, {meta['threads']} threads, "
-          f"dtype {meta['dtype']}, size {meta['size']}, batch {meta['batch']}, seq {meta['seq']}, "
+          f"size {meta['size']}, batch {meta['batch']}, seq {meta['seq']}, "
           f"image {meta['image']}, {meta['warmup']} warm-up + {meta['steps']} timed steps\n")
-    print(table(records))
+    for dtype_name in dict.fromkeys(dtypes + (compile_dtypes if args.compile else [])):
+        print(f"### {dtype_name}\n")
+        print(table([r for r in records if r.get("dtype") == dtype_name]))
+        print()
     flagged = [r for r in records if r.get("flag")]
     if flagged:
         print("\nSLOWER: rules that claim to help training here but measured slower: "
-              + ", ".join(f"{r['model']}/{r['variant']} ({r['speedup']:.3f}x)" for r in flagged))
+              + ", ".join(f"{r['model']}/{r['variant']}/{r['dtype']} ({r['speedup']:.3f}x)" for r in flagged))
     return 0
 
 

@@ -52,8 +52,26 @@ def test_import_pulls_in_nothing_beyond_torch():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_compile_is_never_used_for_cpu_tensors():
+def test_compile_is_never_used_for_cpu_tensors(monkeypatch):
+    monkeypatch.setenv("ADOPTER_KERNELS_COMPILE", "1")
     assert not _runtime.compile_allowed(torch.zeros(2))
+
+
+class _CudaLike:
+    """What compile_allowed reads of a tensor (this machine has no CUDA device)."""
+
+    is_cuda = True
+
+
+def test_compile_on_cuda_is_opt_in(monkeypatch):
+    # Measured slower than eager on an H200 (docs/training.md): off unless asked for.
+    monkeypatch.delenv("ADOPTER_KERNELS_COMPILE", raising=False)
+    monkeypatch.delenv("ADOPTER_KERNELS_NO_COMPILE", raising=False)
+    assert not _runtime.compile_allowed(_CudaLike())
+    monkeypatch.setenv("ADOPTER_KERNELS_COMPILE", "1")
+    assert _runtime.compile_allowed(_CudaLike())
+    monkeypatch.setenv("ADOPTER_KERNELS_NO_COMPILE", "1")  # the off switch wins
+    assert not _runtime.compile_allowed(_CudaLike())
 
 
 def test_lazy_compiled_compiles_on_first_call_only(monkeypatch):

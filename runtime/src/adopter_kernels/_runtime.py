@@ -92,15 +92,24 @@ def _compiling() -> bool:
 
 
 def compile_allowed(t: torch.Tensor) -> bool:
-    """Use a compiled kernel only for CUDA tensors and only outside an outer compile.
+    """Use a compiled kernel only when asked for (``ADOPTER_KERNELS_COMPILE=1``), only for CUDA
+    tensors and only outside an outer compile.
 
-    On CPU torch.compile costs seconds of start-up and measured slower than eager for these
-    small fusions (SPEC section 7). Inside a user's own ``torch.compile`` the outer graph fuses
-    our eager code anyway, and a nested compiled call would only add a graph break.
-    ``ADOPTER_KERNELS_NO_COMPILE=1`` turns compilation off entirely, e.g. to bisect a problem.
+    Measured on an H200 (``benchmarks/results/train-gpu.json``, docs/training.md): training
+    BERT-family models with the compiled ``bias_gelu`` / ``dropout_add_layer_norm`` was never
+    faster than eager, and 12-32% slower in bfloat16 autocast, where a base-size step is bound
+    by the CPU's dispatch and each compiled call adds its guards and autograd wrapper.  So the
+    default CUDA path is the eager one (the same kernels the original code launches; the gains
+    that remain are the ones that do not depend on the compiler, such as a Python-formula GELU
+    run as the built-in ``F.gelu``).  On CPU torch.compile costs seconds of start-up and
+    measured slower than eager for these small fusions (SPEC section 7).  Inside a user's own
+    ``torch.compile`` the outer graph fuses our eager code anyway, and a nested compiled call
+    would only add a graph break.  ``ADOPTER_KERNELS_NO_COMPILE=1`` wins over the opt-in, e.g.
+    to bisect a problem.
     """
     return (
         t.is_cuda
+        and os.environ.get("ADOPTER_KERNELS_COMPILE", "") in ("1", "true", "yes")
         and os.environ.get("ADOPTER_KERNELS_NO_COMPILE", "") not in ("1", "true", "yes")
         and not _compiling()
     )
