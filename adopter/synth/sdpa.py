@@ -156,6 +156,17 @@ def _number(expr) -> float | None:
     return None
 
 
+SHAPE_METHODS = {"view", "reshape", "unsqueeze", "squeeze", "transpose", "permute", "expand", "contiguous", "flatten"}
+
+
+def _dtype_of(expr: ast.expr) -> ast.expr:
+    """The tensor whose dtype ``expr`` has: through methods that only reshape
+    (``attn_bias.view(b * h, t, s)`` has ``attn_bias``'s), else ``expr`` itself."""
+    while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in SHAPE_METHODS:
+        expr = expr.func.value
+    return expr
+
+
 def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
     """The guard term for an additive mask ``mask`` (a name): gradients are wanted, the code
     runs eagerly (:func:`_eager_training`) and some query row has every key at ``finfo.min``
@@ -807,7 +818,7 @@ class _Attention:
             if role in ("s1", "s2") and self._number_like(self._operand_of(role, "div" if role == "s1" else "mul")):
                 continue
             if role in ADD_STEPS:
-                operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
+                operand = _dtype_of(self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask")))
                 if isinstance(operand, (ast.Name, ast.Attribute)) and dotted_name(operand):
                     widening.append((role, operand))
                     continue
