@@ -106,3 +106,83 @@ def test_a_computed_bias_leaves_the_cast_declined_with_the_reason():
     result = fix_text(COMPUTED_BIAS, "model.py", rules("ADP010"))
     assert result.text == COMPUTED_BIAS
     assert any("cast to the dtype of the scores" in reason for _, reason in result.skipped), result.skipped
+
+
+# ------------- verify: model code that raises a BaseException (transformers' optional kernels)
+
+OPTIONAL_KERNEL = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    class KernelMissing(BaseException):
+        pass
+
+
+    def windowed_scores(q, k):
+        raise KernelMissing()
+
+
+    class NeedsKernel(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.proj = nn.Linear(dim, dim)
+            self.act = nn.GELU()
+            self.out = nn.Linear(dim, dim)
+
+        def forward(self, x):
+            x = self.act(self.proj(x))
+            return self.out(windowed_scores(x, x))
+
+
+    class Plain(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.proj = nn.Linear(dim, dim)
+            self.act = nn.GELU()
+
+        def forward(self, x):
+            return self.act(self.proj(x))
+""")
+
+
+def test_a_base_exception_from_model_code_is_a_skip_for_its_class_not_the_end_of_verify(tmp_path):
+    from adopter.config import Config
+    from adopter.verify import verify_file
+    from adopter.verify.core import options_for
+    from adopter.verify.result import PASS, SKIP
+
+    path = tmp_path / "optional_kernel.py"
+    path.write_text(OPTIONAL_KERNEL)
+    results = verify_file(str(path), rules("ADP006"), Config(), benchmark=False,
+                          options=options_for(Config(), benchmark=False))
+    by_class = {r.class_name: r for r in results if not r.combined}
+    assert by_class["Plain"].verdict == PASS, by_class["Plain"]
+    assert by_class["NeedsKernel"].verdict == SKIP
+    assert "KernelMissing" in by_class["NeedsKernel"].reason
+
+
+def test_an_interrupt_from_model_code_still_stops_the_run():
+    import pytest
+
+    from adopter.verify.parallel import ModelCodeError, as_exception
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def missing():
+        raise GeneratorExit
+
+    with pytest.raises(KeyboardInterrupt):
+        as_exception(interrupted)
+    with pytest.raises(GeneratorExit):
+        as_exception(missing)
+
+    class Other(BaseException):
+        pass
+
+    def other():
+        raise Other("no kernel")
+
+    with pytest.raises(ModelCodeError, match="Other: no kernel"):
+        as_exception(other)
