@@ -186,3 +186,85 @@ def test_an_interrupt_from_model_code_still_stops_the_run():
 
     with pytest.raises(ModelCodeError, match="Other: no kernel"):
         as_exception(other)
+
+
+# ------ ADP010: a mask name cleared to None on the way (fairseq's 0-d placeholder) before its if
+
+CLEARED_MASK = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    class SeqAttention(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.scaling = (dim // heads) ** -0.5
+            self.q_proj = nn.Linear(dim, dim)
+            self.k_proj = nn.Linear(dim, dim)
+            self.v_proj = nn.Linear(dim, dim)
+
+        def forward(self, x, pad=None):
+            b, n, d = x.shape
+            h = self.heads
+            q = (self.q_proj(x) * self.scaling).view(b, n, h, -1).transpose(1, 2).reshape(b * h, n, -1)
+            k = self.k_proj(x).view(b, n, h, -1).transpose(1, 2).reshape(b * h, n, -1)
+            v = self.v_proj(x).view(b, n, h, -1).transpose(1, 2).reshape(b * h, n, -1)
+            w = torch.bmm(q, k.transpose(1, 2))
+            if pad is not None and pad.dim() == 0:
+                pad = None
+            if pad is not None:
+                w = w.view(b, h, n, n)
+                w = w.masked_fill(pad[:, None, None, :], torch.finfo(w.dtype).min)
+                w = w.view(b * h, n, n)
+            w = torch.softmax(w, dim=-1)
+            out = torch.bmm(w, v)
+            return out.view(b, h, n, -1).transpose(1, 2).reshape(b, n, d)
+""")
+
+# the name is given another value on the way (not only cleared): testing it before the
+# attention would read the wrong value
+REBOUND_MASK = CLEARED_MASK.replace(
+    "        if pad is not None and pad.dim() == 0:\n            pad = None\n",
+    "        if pad is not None and pad.dim() == 1:\n            pad = pad[None, :].expand(b, n)\n")
+
+
+def _seq_pair(text, fixed):
+    import torch
+
+    before, after = {}, {}
+    exec(compile(text, "before.py", "exec"), before)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "after.py", "exec"), after)  # noqa: S102 (our own fixture)
+    torch.manual_seed(0)
+    original = before["SeqAttention"](16, 4).double().eval()
+    patched = after["SeqAttention"](16, 4).double().eval()
+    patched.load_state_dict(original.state_dict(), strict=True)
+    return original, patched
+
+
+def test_a_mask_only_cleared_to_none_before_its_if_is_tested_before_the_attention():
+    import torch
+
+    from adopter.synth import fix_text
+
+    assert "pad = None" in CLEARED_MASK
+    result = fix_text(CLEARED_MASK, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention" in result.text, result.skipped
+    original, patched = _seq_pair(CLEARED_MASK, result.text)
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    pad = torch.zeros(2, 5, dtype=torch.bool)
+    pad[1, 3:] = True
+    with torch.no_grad():
+        # float64 softmax over 5 keys: rounding only
+        for mask in (None, torch.tensor(0), pad):
+            torch.testing.assert_close(patched(x, mask), original(x, mask), rtol=1e-12, atol=1e-12)
+
+
+def test_a_mask_given_another_value_before_its_if_stays_declined():
+    from adopter.synth import fix_text
+
+    assert "pad = pad[None, :].expand(b, n)" in REBOUND_MASK
+    result = fix_text(REBOUND_MASK, "model.py", rules("ADP010"))
+    assert result.text == REBOUND_MASK
+    assert any("assigned after the attention begins" in reason for _, reason in result.skipped), result.skipped
