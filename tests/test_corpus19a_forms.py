@@ -44,9 +44,11 @@ IN_PLACE_BIAS = textwrap.dedent("""\
 # checked before the attention, so the cast back to the scores' dtype stays declined
 COMPUTED_BIAS = IN_PLACE_BIAS.replace(
     "        self.drop = nn.Dropout(0.0)\n",
-    "        self.drop = nn.Dropout(0.0)\n        self.to_bias = nn.Linear(dim, heads)\n").replace(
+    "        self.drop = nn.Dropout(0.0)\n        self.to_bias = nn.Linear(dim, heads)\n",
+).replace(
     "scores += bias.view(b * h, n, n)",
-    "scores += torch.log(self.to_bias(x)).transpose(1, 2).reshape(b * h, n, 1)")
+    "scores += torch.log(self.to_bias(x)).transpose(1, 2).reshape(b * h, n, 1)",
+)
 
 
 def _pair(text, fixed):
@@ -75,7 +77,9 @@ def test_a_bias_added_in_place_through_a_view_is_fixed_and_computes_the_same():
     bias = torch.randn(2, 4, 5, 5, dtype=torch.float64)
     with torch.no_grad():
         # float64 softmax over 5 keys of 4-wide heads: rounding only
-        torch.testing.assert_close(patched(x, bias), original(x, bias), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(
+            patched(x, bias), original(x, bias), rtol=1e-12, atol=1e-12
+        )
         torch.testing.assert_close(patched(x), original(x), rtol=1e-12, atol=1e-12)
 
 
@@ -105,7 +109,9 @@ def test_a_computed_bias_leaves_the_cast_declined_with_the_reason():
 
     result = fix_text(COMPUTED_BIAS, "model.py", rules("ADP010"))
     assert result.text == COMPUTED_BIAS
-    assert any("cast to the dtype of the scores" in reason for _, reason in result.skipped), result.skipped
+    assert any(
+        "cast to the dtype of the scores" in reason for _, reason in result.skipped
+    ), result.skipped
 
 
 # ------------- verify: model code that raises a BaseException (transformers' optional kernels)
@@ -146,7 +152,9 @@ OPTIONAL_KERNEL = textwrap.dedent("""\
 """)
 
 
-def test_a_base_exception_from_model_code_is_a_skip_for_its_class_not_the_end_of_verify(tmp_path):
+def test_a_base_exception_from_model_code_is_a_skip_for_its_class_not_the_end_of_verify(
+    tmp_path,
+):
     from adopter.config import Config
     from adopter.verify import verify_file
     from adopter.verify.core import options_for
@@ -154,8 +162,13 @@ def test_a_base_exception_from_model_code_is_a_skip_for_its_class_not_the_end_of
 
     path = tmp_path / "optional_kernel.py"
     path.write_text(OPTIONAL_KERNEL)
-    results = verify_file(str(path), rules("ADP006"), Config(), benchmark=False,
-                          options=options_for(Config(), benchmark=False))
+    results = verify_file(
+        str(path),
+        rules("ADP006"),
+        Config(),
+        benchmark=False,
+        options=options_for(Config(), benchmark=False),
+    )
     by_class = {r.class_name: r for r in results if not r.combined}
     assert by_class["Plain"].verdict == PASS, by_class["Plain"]
     assert by_class["NeedsKernel"].verdict == SKIP
@@ -226,7 +239,8 @@ CLEARED_MASK = textwrap.dedent("""\
 # attention would read the wrong value
 REBOUND_MASK = CLEARED_MASK.replace(
     "        if pad is not None and pad.dim() == 0:\n            pad = None\n",
-    "        if pad is not None and pad.dim() == 1:\n            pad = pad[None, :].expand(b, n)\n")
+    "        if pad is not None and pad.dim() == 1:\n            pad = pad[None, :].expand(b, n)\n",
+)
 
 
 def _seq_pair(text, fixed):
@@ -258,7 +272,9 @@ def test_a_mask_only_cleared_to_none_before_its_if_is_tested_before_the_attentio
     with torch.no_grad():
         # float64 softmax over 5 keys: rounding only
         for mask in (None, torch.tensor(0), pad):
-            torch.testing.assert_close(patched(x, mask), original(x, mask), rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(
+                patched(x, mask), original(x, mask), rtol=1e-12, atol=1e-12
+            )
 
 
 def test_a_mask_given_another_value_before_its_if_stays_declined():
@@ -267,4 +283,6 @@ def test_a_mask_given_another_value_before_its_if_stays_declined():
     assert "pad = pad[None, :].expand(b, n)" in REBOUND_MASK
     result = fix_text(REBOUND_MASK, "model.py", rules("ADP010"))
     assert result.text == REBOUND_MASK
-    assert any("assigned after the attention begins" in reason for _, reason in result.skipped), result.skipped
+    assert any(
+        "assigned after the attention begins" in reason for _, reason in result.skipped
+    ), result.skipped
