@@ -156,6 +156,44 @@ def _number(expr) -> float | None:
     return None
 
 
+SHAPE_METHODS = {"view", "reshape", "unsqueeze", "squeeze", "transpose", "permute", "expand", "contiguous", "flatten"}
+
+
+def _dtype_of(expr: ast.expr) -> ast.expr:
+    """The tensor whose dtype ``expr`` has: through methods that only reshape
+    (``attn_bias.view(b * h, t, s)`` has ``attn_bias``'s), else ``expr`` itself."""
+    while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in SHAPE_METHODS:
+        expr = expr.func.value
+    return expr
+
+
+def _not_none_tested(test: ast.expr) -> set[str]:
+    """The name of a test ``name is not None`` (alone), else nothing."""
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot) \
+            and isinstance(test.left, ast.Name) and isinstance(test.comparators[0], ast.Constant) \
+            and test.comparators[0].value is None:
+        return {test.left.id}
+    return set()
+
+
+def _only_cleared(stmt: ast.stmt, names: set[str]) -> bool:
+    """Does ``stmt`` assign the ``names`` nothing but ``None`` (``m = None``, also in an if)?"""
+    for node in ast.walk(stmt):
+        if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr, ast.For, ast.With, ast.comprehension)):
+            targets = [getattr(node, "target", None)] + [i.optional_vars for i in getattr(node, "items", [])]
+            if any(isinstance(t, ast.AST) and {n.id for n in ast.walk(t) if isinstance(n, ast.Name)} & names
+                   for t in targets):
+                return False
+        elif isinstance(node, ast.Assign):
+            stored = {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            if stored & names and not (len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                                       and isinstance(node.value, ast.Constant) and node.value.value is None):
+                return False
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Global, ast.Nonlocal)):
+            return False
+    return True
+
+
 def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
     """The guard term for an additive mask ``mask`` (a name): gradients are wanted, the code
     runs eagerly (:func:`_eager_training`) and some query row has every key at ``finfo.min``
@@ -500,6 +538,13 @@ class _Attention:
                 fast.append(metadata.get(offset) or self._stmt_text(stmt))
                 continue
             clash = read_names(stmt.test) & before
+            if clash and clash == _not_none_tested(stmt.test) and all(
+                    _only_cleared(s, clash) for s in region[:offset]):
+                # fairseq's `if m is not None and m.dim() == 0: m = None` before `if m is not
+                # None:`: a name only ever set to None on the way is None after it whenever it
+                # was None before, so testing it before the attention sends no more than the
+                # cases it might hold a value to the original code
+                clash = set()
             if clash:
                 raise Skip(f"the if at line {stmt.lineno} tests `{sorted(clash)[0]}`, assigned after the attention begins")
             guard.append(_guard_term(self._text(stmt.test), stmt.test))
@@ -807,7 +852,7 @@ class _Attention:
             if role in ("s1", "s2") and self._number_like(self._operand_of(role, "div" if role == "s1" else "mul")):
                 continue
             if role in ADD_STEPS:
-                operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
+                operand = _dtype_of(self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask")))
                 if isinstance(operand, (ast.Name, ast.Attribute)) and dotted_name(operand):
                     widening.append((role, operand))
                     continue

@@ -50,7 +50,7 @@ from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
 from .inputs import hints_of, input_options, none_used, optional_params, repairs
 from . import facts
-from .parallel import Groups, construct
+from .parallel import Groups, as_exception, construct
 from .recipes import AttrBag, Ref, resolve
 from .sizes import Sizes
 from .stubs import missing_package, needs_text
@@ -262,7 +262,7 @@ def run_quietly(fn: Callable[[], Any]) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return fn()
+            return as_exception(fn)
     finally:
         logging.disable(previous)
 

@@ -262,11 +262,32 @@ class Groups:
 _ABSENT = object()
 
 
+class ModelCodeError(Exception):
+    """A ``BaseException`` that model code raised which is neither an exit nor an interrupt
+    (transformers' ``OptionalDependencyNotAvailable`` derives from ``BaseException``): raised
+    again as an ``Exception``, so that verification reports that class as not runnable here
+    instead of stopping at it.  ``raised`` is the original."""
+
+    def __init__(self, raised: BaseException):
+        super().__init__(f"{type(raised).__name__}: {raised}" if str(raised) else type(raised).__name__)
+        self.raised = raised
+
+
+def as_exception(fn: Callable[[], Any]) -> Any:
+    """``fn()``, with a non-exit ``BaseException`` it raises turned into a :class:`ModelCodeError`."""
+    try:
+        return fn()
+    except (Exception, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        raise ModelCodeError(exc) from exc
+
+
 def construct(groups: Groups | None, make: Callable[[], Any]) -> Any:
     """``make()``, tried again after each error ``groups`` can set something up for."""
     while True:
         try:
-            return make()
+            return as_exception(make)
         except Exception as exc:
             if groups is None or not groups.repair(exc):
                 raise
