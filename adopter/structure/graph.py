@@ -2541,6 +2541,9 @@ class FlowBuilder:
             pairs = list(zip(target.elts, it.args))
         else:
             pairs = [(target, it)]
+        if it.__class__ in (ast.List, ast.Tuple) and it.elts:
+            self._alias_literal_rows(target, it.elts, ctx)
+            return
         for name, lst in pairs:
             if isinstance(lst, ast.Subscript) and isinstance(lst.slice, ast.Slice):
                 lst = lst.value  # self.lins[:-1]: a slice of the list holds its elements
@@ -2553,6 +2556,40 @@ class FlowBuilder:
                 and lst.attr + "[]" in self.cls.bindings
             ):
                 ctx.layer_alias[name.id] = f"self.{lst.attr}[]"
+
+    def _alias_literal_rows(self, target: ast.expr, rows: list, ctx: _Ctx) -> None:
+        """``for conv, bn in [(self.conv1, self.bn1), (self.conv2, self.bn2)]``: a literal list
+        whose rows are layers of ``self`` (one per target name, or a row of one for a single
+        name).  A name whose layers are all built alike (the same constructors, bindings.Ctor)
+        calls a layer of that kind on every iteration: it resolves to the first row's, as a
+        layer alias; a name whose rows differ in kind resolves to none."""
+        cls = self.cls
+        if cls is None:
+            return
+        names = [target] if target.__class__ is ast.Name else (
+            target.elts if target.__class__ in (ast.Tuple, ast.List) else [])
+        if not names or any(n.__class__ is not ast.Name for n in names):
+            return
+        width = len(names)
+        columns: list[list] = [[] for _ in names]
+        for row in rows:
+            parts = [row] if width == 1 and target.__class__ is ast.Name else (
+                row.elts if row.__class__ in (ast.Tuple, ast.List) and len(row.elts) == width else None)
+            if parts is None:
+                return
+            for column, part in zip(columns, parts):
+                column.append(part)
+        for name, column in zip(names, columns):
+            kinds = set()
+            for part in column:
+                if not (part.__class__ is ast.Attribute and part.value.__class__ is ast.Name
+                        and part.value.id == "self" and part.attr in cls.bindings):
+                    kinds = None
+                    break
+                kinds.add(tuple(sorted((c.fqn, c.table, c.conditional, c.unlike, c.function, c.via)
+                                       for c in cls.bindings[part.attr])))
+            if kinds is not None and len(kinds) == 1:
+                ctx.layer_alias[name.id] = "self." + column[0].attr
 
     def _try(self, stmt, frontier: list, ctx: _Ctx) -> list:
         start = list(frontier)
