@@ -179,6 +179,10 @@ class _Ctx:
     # local names bound to one of several imported callables (``optim_klass = Lion if use_lion
     # else Adam``): ((fqn, span of the alternative), ...), see Node.choices
     choice_alias: dict[str, tuple] = field(default_factory=dict)
+    # local names bound to one of two same-file functions (``attn_fn = attention if not
+    # memory_efficient else memory_efficient_attention``): the conditional expression; a
+    # statement calling through the name is read as an ``if`` calling each (_func_choice_if)
+    func_choice: dict[str, ast.IfExp] = field(default_factory=dict)
     local_funcs: dict = field(default_factory=dict)  # functions defined in the body (closures)
     stack: tuple = ()
     ret: Ref | None = None
@@ -1457,6 +1461,8 @@ class FlowBuilder:
             ctx.exprs.pop(name, None)
             ctx.fqn_alias.pop(name, None)
             ctx.choice_alias.pop(name, None)
+            if ctx.func_choice:
+                ctx.func_choice.pop(name, None)
         if fill is not None:
             ctx.fills[targets[0].id] = fill
         if parts is not None and parts[2] != "cat":
@@ -1996,8 +2002,36 @@ class FlowBuilder:
             frontier = self._stmt(stmt, frontier, ctx)
         return frontier
 
+    def _function_pair(self, value_expr: ast.IfExp, ctx: _Ctx) -> bool:
+        """``f if c else g``, f and g two different same-file functions (not parameters)."""
+        body, other = value_expr.body, value_expr.orelse
+        return (body.__class__ is ast.Name and other.__class__ is ast.Name and body.id != other.id
+                and all(n.id in self.names.functions and n.id not in ctx.params
+                        and n.id not in ctx.local_funcs for n in (body, other)))
+
+    def _func_choice_if(self, stmt: ast.stmt, ctx: _Ctx) -> ast.If | None:
+        """``out = attn_fn(q, k, v)`` with ``attn_fn = f if c else g`` (ctx.func_choice): the
+        statement as ``if c: out = f(q, k, v) else: out = g(q, k, v)``, each way calling its
+        function (inlined as a direct call is).  None for any other statement."""
+        value = stmt.value if stmt.__class__ in (ast.Assign, ast.Expr, ast.Return) else None
+        if not (value.__class__ is ast.Call and value.func.__class__ is ast.Name and value.func.id in ctx.func_choice):
+            return None
+        if stmt.__class__ is ast.Assign and len(stmt.targets) != 1:
+            return None
+        choice = ctx.func_choice[value.func.id]
+        ways = []
+        for alternative in (choice.body, choice.orelse):
+            way = copy.deepcopy(stmt)
+            way.value.func = ast.copy_location(ast.Name(id=alternative.id, ctx=ast.Load()), value.func)
+            ways.append(way)
+        return ast.copy_location(ast.If(test=choice.test, body=[ways[0]], orelse=[ways[1]]), stmt)
+
     def _stmt(self, stmt: ast.stmt, frontier: list, ctx: _Ctx) -> list:
         ctx.stmt = span(stmt)
+        if ctx.func_choice:
+            chosen = self._func_choice_if(stmt, ctx)
+            if chosen is not None:
+                return self._if(chosen, frontier, ctx)
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             if stmt.value is None:
@@ -2310,7 +2344,10 @@ class FlowBuilder:
             if len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
         self._remember(targets, value_expr, ctx)
-        if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp):
+        if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp)
+                and self._function_pair(value_expr, ctx)):
+            ctx.func_choice[targets[0].id] = value_expr
+        elif len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp):
             alias = self._callable_alias(value_expr)
             if alias is not None:
                 ctx.fqn_alias[targets[0].id] = alias
