@@ -308,6 +308,9 @@ class LayerTyper:
             if expr.id in self.names.partials and depth < MAX_DEPTH:
                 # Linear = partial(nn.Linear, bias=False) at module level: that partial
                 return self.values(self.names.partials[expr.id], {}, depth + 1, called)
+            if expr.id in self.names.choices and depth < MAX_DEPTH:
+                # GELU = nn.GELU if hasattr(nn, "GELU") else GELU_ at module level: either class
+                return self.values(self.names.choices[expr.id], {}, depth + 1, called)
             return self._class_of(expr)
         if isinstance(expr, ast.Attribute):
             if isinstance(expr.value, ast.Name) and expr.value.id == "self":
@@ -826,7 +829,14 @@ class LayerTyper:
             out = []
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
-                    if value.foreign:  # a class another module chose: its arguments are not ours
+                    kind = self._kind_of(value.fqn) if value.fqn in self.names.classes else None
+                    if kind is not None and not kind[0].startswith(OUTPUT_OF):
+                        # activation = default(activation, GELU_), GELU_ a same-file module
+                        # whose forward is the GELU formula: built here, what the class is
+                        base, unlike, same_args = kind
+                        out.append(Built(base, tuple(call.args) if same_args else (), kwargs if same_args else (),
+                                         False, call, via=value.fqn, unlike=unlike or value.unlike))
+                    elif value.foreign:  # a class another module chose: its arguments are not ours
                         out.append(Built(value.fqn, (), (), False, call, via=via, unlike=value.unlike))
                     else:
                         out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
