@@ -1,0 +1,272 @@
+"""Forms found missing while checking the blind batch corpus19b (torchvision-style CNNs and
+research reimplementations of eleven packages new to the corpus).  Three forms, each with
+near-misses; the fixtures are ours.
+
+- Conv -> BatchNorm pairs called through the names of a loop over a literal list of rows of
+  ``self`` layers (``for conv, bn in [(self.conv1, self.bn1), (self.conv2, self.bn2)]: x =
+  act(bn(conv(x)))``, a ResNet deep stem): each name holds a layer of one kind on every
+  iteration when the rows' layers at its place are built alike, so the call is that kind's
+  (ADP007; the fix rewrites the loop body once and folds every row).  Near-misses: a row whose
+  norm is another kind, a row naming a local value instead of a layer of ``self``.
+- A statement calling through a name bound to one of two same-file functions (``attn_fn =
+  attention if not memory_efficient else chunked_attention``; ``out = attn_fn(q, k, v)``): read
+  as an ``if`` calling each function, so each is inlined as a direct call is (ADP010 in the
+  plain attention function).  Near-misses: neither function is attention, the name rebound to
+  another function before the call.
+- An activation class given through a module-level conditional alias (``GELU = nn.GELU if
+  hasattr(nn, "GELU") else GELU_``, the fallback a same-file module whose forward is the tanh
+  GELU formula) as a constructor parameter's default (``activation = default(activation,
+  GELU)``), built later (``self.act = activation()``): either alternative is a GELU, and a
+  same-file class held as a value types as what the class computes, as when it is built
+  directly (ADP006).  Near-misses: both alternatives a SiLU, a QuickGELU class as the default,
+  the alias bound twice at module level.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import assert_bn_fold_matches, finding_at, found, rules
+
+from adopter.synth import fix_text
+
+# ---------------------------------------------------------------- loop over literal rows
+
+STEM = """\
+import torch
+from torch import nn
+
+
+class Stem(nn.Module):
+    def __init__(self, width=8):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = NORM2
+        self.conv3 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.act = nn.ReLU(inplace=True)
+        self.pool = nn.AvgPool2d(2)
+
+    def forward(self, x):
+        def stem(x):
+            for conv, bn in ROWS:
+                x = self.act(bn(conv(x)))  # pair
+            return self.pool(x)
+
+        return stem(x)
+"""
+
+ROWS = "[(self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, self.bn3)]"
+
+
+def _stem(norm2: str = "nn.BatchNorm2d(width)", rows: str = ROWS) -> str:
+    return STEM.replace("NORM2", norm2).replace("ROWS", rows)
+
+
+def test_loop_over_literal_rows_of_conv_and_bn_is_a_pair():
+    assert finding_at(_stem(), "ADP007", "# pair") is not None
+
+
+def test_loop_over_literal_rows_fix_folds_every_row():
+    code = _stem()
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert fixed != code
+    assert "conv_bn(x, conv, bn)" in fixed
+    # float64 with drawn running statistics: folding is exact to rounding (3x3x8 = 72-term sums)
+    assert_bn_fold_matches(code, fixed, "Stem", (), (2, 3, 8, 8))
+
+
+def test_loop_over_one_name_of_literal_layers():
+    code = textwrap.dedent("""\
+        import torch
+        from torch import nn
+
+
+        class Chain(nn.Module):
+            def __init__(self, width=8):
+                super().__init__()
+                self.a = nn.Conv2d(width, width, 1, bias=False)
+                self.b = nn.Conv2d(width, width, 1, bias=False)
+                self.norm = nn.BatchNorm2d(width)
+
+            def forward(self, x):
+                for conv in [self.a, self.b]:
+                    x = torch.relu(self.norm(conv(x)))  # pair
+                return x
+    """)
+    assert finding_at(code, "ADP007", "# pair") is not None
+
+
+def test_row_with_another_norm_kind_is_no_pair():
+    assert finding_at(_stem(norm2="nn.GroupNorm(2, width)"), "ADP007", "# pair") is None
+
+
+def test_row_with_another_conv_kind_is_no_pair():
+    code = _stem().replace("self.conv2 = nn.Conv2d(", "self.conv2 = nn.ConvTranspose2d(")
+    assert finding_at(code, "ADP007", "# pair") is None
+
+
+def test_row_naming_a_local_value_is_no_pair():
+    rows = "[(self.conv1, self.bn1), (self.conv2, self.bn2), (self.conv3, torch.nn.Identity())]"
+    assert finding_at(_stem(rows=rows), "ADP007", "# pair") is None
+
+
+def test_rows_of_unequal_width_are_no_pair():
+    rows = "[(self.conv1, self.bn1), (self.conv2, self.bn2, self.act)]"
+    assert finding_at(_stem(rows=rows), "ADP007", "# pair") is None
+
+
+# ---------------------------------------------------------------- a name choosing a function
+
+CHOICE = """\
+import torch
+from torch import nn, einsum
+
+
+def attention(q, k, v, mask=None, **kwargs):
+    q = q * q.shape[-1] ** -0.5
+    sim = einsum("b h i d, b h j d -> b h i j", q, k)
+    if mask is not None:
+        sim = sim.masked_fill(~mask, -torch.finfo(sim.dtype).max)
+    attn = sim.softmax(dim=-1)  # softmax
+    RENORM
+    return einsum("b h i j, b h j d -> b h i d", attn, v)
+
+
+def chunked_attention(q, k, v, mask=None, chunk=64, **kwargs):
+    q = q * q.shape[-1] ** -0.5
+    outs = []
+    for qc in q.split(chunk, dim=-2):
+        w = einsum("b h i d, b h j d -> b h i j", qc, k)
+        w = (w - w.amax(dim=-1, keepdim=True)).exp()
+        outs.append(einsum("b h i j, b h j d -> b h i d", w, v) / w.sum(dim=-1, keepdim=True))
+    return torch.cat(outs, dim=-2)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads=2, dim_head=8, chunked=False):
+        super().__init__()
+        self.heads = heads
+        self.chunked = chunked
+        self.to_q = nn.Linear(dim, heads * dim_head, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * heads * dim_head, bias=False)
+        self.to_out = nn.Linear(heads * dim_head, dim)
+
+    def forward(self, x, mask=None, chunked=None):
+        chunked = self.chunked if chunked is None else chunked
+        b, n, _ = x.shape
+        q = self.to_q(x)
+        k, v = self.to_kv(x).chunk(2, dim=-1)
+        q, k, v = (t.reshape(b, n, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        attn_fn = attention if not chunked else chunked_attention
+        REBIND
+        out = attn_fn(q, k, v, mask=mask)
+        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+"""
+
+
+def _choice(renorm: str = "", rebind: str = "") -> str:
+    return CHOICE.replace("RENORM", renorm or "pass").replace("REBIND", rebind or "pass")
+
+
+def test_call_through_a_name_choosing_a_function_inlines_each():
+    assert finding_at(_choice(), "ADP010", "# softmax") is not None
+
+
+def test_function_choice_finding_only_once():
+    code = _choice()
+    assert len([f for f in found(code, "ADP010") if f.line <= code.splitlines().index(
+        next(t for t in code.splitlines() if "# softmax" in t)) + 1 <= f.end_line]) == 1
+
+
+def test_function_choice_of_no_attention_is_no_site():
+    code = _choice(renorm="attn = attn / attn.sum(dim=-1, keepdim=True).clamp(min=1e-6) * 0.5")
+    assert finding_at(code, "ADP010", "# softmax") is None
+
+
+def test_function_choice_rebound_before_the_call_calls_the_other():
+    # attn_fn names only chunked_attention at the call: attention is not called there, and a
+    # function that some method mentions is no root of its own
+    code = _choice(rebind="attn_fn = chunked_attention")
+    assert finding_at(code, "ADP010", "# softmax") is None
+
+
+# ---------------------------------------------------------------- GELU through a conditional alias
+
+ACT = """\
+import math
+import torch
+from torch import nn
+
+
+def default(val, d):
+    return val if val is not None else d
+
+
+class GELU_(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * torch.pow(x, 3))))
+
+
+class Swish_(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+class QuickGELU_(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+ALIAS
+EXTRA
+
+class FeedForward(nn.Module):
+    def __init__(self, dim, mult=4, activation=None):
+        super().__init__()
+        activation = default(activation, DEFAULT)
+        self.w1 = nn.Linear(dim, dim * mult)
+        self.act = activation()
+        self.w2 = nn.Linear(dim * mult, dim)
+
+    def forward(self, x):
+        x = self.w1(x)
+        x = self.act(x)  # act
+        return self.w2(x)
+"""
+
+GELU_ALIAS = 'GELU = nn.GELU if hasattr(nn, "GELU") else GELU_'
+
+
+def _act(alias: str = GELU_ALIAS, default: str = "GELU", extra: str = "") -> str:
+    return ACT.replace("ALIAS", alias).replace("EXTRA", extra).replace("DEFAULT", default)
+
+
+def test_gelu_through_a_module_level_conditional_alias():
+    assert finding_at(_act(), "ADP006", "# act") is not None
+
+
+def test_same_file_gelu_class_as_a_default_value():
+    assert finding_at(_act(default="GELU_"), "ADP006", "# act") is not None
+
+
+def test_gelu_alias_fix_passes_the_layer():
+    code = _act()
+    fixed = fix_text(code, "model.py", rules("ADP006")).text
+    assert "bias_gelu(x, self.w1, self.act)" in fixed
+
+
+def test_conditional_alias_of_two_silus_is_no_gelu():
+    code = _act(alias='SiLU = nn.SiLU if hasattr(nn, "SiLU") else Swish_', default="SiLU")
+    assert finding_at(code, "ADP006", "# act") is None
+
+
+def test_quick_gelu_class_as_a_default_is_no_gelu():
+    assert finding_at(_act(default="QuickGELU_"), "ADP006", "# act") is None
+
+
+def test_conditional_alias_bound_twice_is_not_read():
+    code = _act(extra="GELU = nn.ReLU\n")
+    assert finding_at(code, "ADP006", "# act") is None
