@@ -20,6 +20,13 @@ near-misses; the fixtures are ours.
   same-file class held as a value types as what the class computes, as when it is built
   directly (ADP006).  Near-misses: both alternatives a SiLU, a QuickGELU class as the default,
   the alias bound twice at module level.
+- A method returning a list it builds in the branches of an ``if`` (``if self.use_bn: layers =
+  [conv, bn, act] else: layers = [conv, act]; return layers``), spread into an ``nn.Sequential``
+  at each call (``nn.Sequential(*self._make_layers(3, 48), *self._make_layers(48, 64))``, DBCNN's
+  SCNN): the cheap test for "the returned name is bound to a list display" looked at the
+  function's top-level statements only; it now reads the branches of its ifs, so each spread is
+  a pair (ADP007, placed at the call as spreads of a factory's list are).  Near-misses: no branch
+  holds a BatchNorm, the BatchNorm before the conv.
 """
 
 from __future__ import annotations
@@ -270,3 +277,68 @@ def test_quick_gelu_class_as_a_default_is_no_gelu():
 def test_conditional_alias_bound_twice_is_not_read():
     code = _act(extra="GELU = nn.ReLU\n")
     assert finding_at(code, "ADP006", "# act") is None
+
+
+# ---------------------------------------------------------------- a list built in an if's branches
+
+BRANCH_LIST = """\
+import torch
+from torch import nn
+
+
+class SCNN(nn.Module):
+    def __init__(self, use_bn=True):
+        super().__init__()
+        self.use_bn = use_bn
+        self.features = nn.Sequential(
+            *self._make_layers(3, 8, 3, 1, 1),  # first
+            *self._make_layers(8, 8, 3, 2, 1),  # second
+        )
+
+    def _make_layers(self, in_ch, out_ch, ksz, stride, pad):
+        if self.use_bn:
+            layers = [
+                FIRST,
+                SECOND,
+                nn.ReLU(True),
+            ]
+        else:
+            layers = [
+                nn.Conv2d(in_ch, out_ch, ksz, stride, pad),
+                nn.ReLU(True),
+            ]
+        return layers
+
+    def forward(self, x):
+        return self.features(x)
+"""
+
+CONV = "nn.Conv2d(in_ch, out_ch, ksz, stride, pad)"
+BN = "nn.BatchNorm2d(out_ch)"
+
+
+def _branch_list(first: str = CONV, second: str = BN) -> str:
+    return BRANCH_LIST.replace("FIRST", first).replace("SECOND", second)
+
+
+def test_list_built_in_if_branches_and_spread_is_a_pair_at_each_spread():
+    code = _branch_list()
+    assert finding_at(code, "ADP007", "# first") is not None
+    assert finding_at(code, "ADP007", "# second") is not None
+
+
+def test_list_built_in_if_branches_fix_folds():
+    code = _branch_list()
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert "FoldingSequential(" in fixed
+    assert_bn_fold_matches(code, fixed, "SCNN", (), (2, 3, 16, 16))
+
+
+def test_list_built_in_if_branches_without_a_norm_is_no_pair():
+    code = _branch_list(second="nn.Dropout(0.1)")
+    assert not found(code, "ADP007")
+
+
+def test_list_built_in_if_branches_norm_first_is_no_pair():
+    code = _branch_list(first="nn.BatchNorm2d(in_ch)", second=CONV)
+    assert not found(code, "ADP007")

@@ -252,6 +252,18 @@ class SequentialSite:
         return self.base if self.base is not None else self.call.func
 
 
+def _branch_statements(body: list):
+    """The statements of ``body`` and of the branches of its ``if`` statements, nested ones
+    too (not of loops or definitions)."""
+    stack = list(body)
+    while stack:
+        stmt = stack.pop()
+        yield stmt
+        if stmt.__class__ is ast.If:
+            stack.extend(stmt.body)
+            stack.extend(stmt.orelse)
+
+
 def _is_layer_class_name(fqn: str) -> bool:
     last = fqn.rsplit(".", 1)[-1]
     return bool(last[:1].isupper()) and (fqn.startswith("torch.nn.") or "." in fqn or last == fqn)
@@ -1080,8 +1092,10 @@ class LayerTyper:
                 isinstance(stmt, (ast.Assign, ast.AnnAssign)) and isinstance(stmt.value, (ast.List, ast.Tuple))
                 and any(_is_name(t, last.value.id) for t in (stmt.targets if isinstance(stmt, ast.Assign)
                                                                else [stmt.target]))
-                for stmt in func.body):
-            return None  # (cheap: a returned name is a list this reads only when bound to a display)
+                for stmt in _branch_statements(func.body)):
+            # (cheap: a returned name is a list this reads only when bound to a display, also in
+            # the branches of an if: ``if self.use_bn: layers = [conv, bn, act] else: ...``)
+            return None
         if not isinstance(last.value, (ast.Name, ast.List, ast.Tuple, ast.BinOp, ast.IfExp)) or any(
                 isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) for stmt in func.body[:-1]
                 for node in ast.walk(stmt)):
