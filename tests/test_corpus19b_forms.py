@@ -27,6 +27,12 @@ near-misses; the fixtures are ours.
   function's top-level statements only; it now reads the branches of its ifs, so each spread is
   a pair (ADP007, placed at the call as spreads of a factory's list are).  Near-misses: no branch
   holds a BatchNorm, the BatchNorm before the conv.
+- An attention module whose ``forward(self, q, k, v, mask=None, dropout=None)`` calls
+  ``dropout(p)`` (the Annotated Transformer's ``ScaledDotProductAttention``), instantiated and
+  called with ``dropout=self.dropout`` by another class *of the same file*: what the callers pass
+  was read from the package's other modules only (bindings._passed_in); the file's own classes
+  now count too, so ``dropout`` is an ``nn.Dropout`` and the softmax is ADP010's.  Near-misses: no
+  class calls the module, a caller passes a LayerNorm for it, two callers pass different kinds.
 """
 
 from __future__ import annotations
@@ -342,3 +348,72 @@ def test_list_built_in_if_branches_without_a_norm_is_no_pair():
 def test_list_built_in_if_branches_norm_first_is_no_pair():
     code = _branch_list(first="nn.BatchNorm2d(in_ch)", second=CONV)
     assert not found(code, "ADP007")
+
+
+# ---------------------------------------------------------------- a layer a same-file caller passes in
+
+PASSED = """\
+import math
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ScaledDotProductAttention(nn.Module):
+    def forward(self, query, key, value, mask=None, dropout=None):
+        scores = torch.matmul(query, key.transpose(-2, -1)) / math.sqrt(query.size(-1))
+        if mask is not None:
+            scores = scores.masked_fill(mask.eq(0), -1e9)
+        p_attn = F.softmax(scores, dim=-1)  # softmax
+        if dropout is not None:
+            p_attn = dropout(p_attn)
+        return torch.matmul(p_attn, value)
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, heads=2, d_model=16, p=0.1):
+        super().__init__()
+        self.h, self.d_k = heads, d_model // heads
+        self.q, self.k, self.v = (nn.Linear(d_model, d_model) for _ in range(3))
+        self.sdpa = ScaledDotProductAttention()
+        self.dropout = LAYER
+
+    def forward(self, x, mask=None):
+        b = x.size(0)
+        q, k, v = (t.view(b, -1, self.h, self.d_k).transpose(1, 2) for t in (self.q(x), self.k(x), self.v(x)))
+        out = self.sdpa(q, k, v, mask=mask, dropout=self.dropout)
+        return out.transpose(1, 2).reshape(b, -1, self.h * self.d_k)
+"""
+
+
+def _passed(layer: str = "nn.Dropout(p)", extra: str = "") -> str:
+    return PASSED.replace("LAYER", layer) + extra
+
+
+def test_layer_a_same_file_caller_passes_in_types_the_parameter():
+    assert finding_at(_passed(), "ADP010", "# softmax") is not None
+
+
+def test_module_no_class_calls_leaves_the_parameter_unknown():
+    code = PASSED.split("class MultiHeadAttention")[0]
+    assert finding_at(code, "ADP010", "# softmax") is None
+
+
+def test_caller_passing_a_norm_is_no_dropout():
+    assert finding_at(_passed("nn.LayerNorm(16)"), "ADP010", "# softmax") is None
+
+
+def test_callers_passing_different_kinds_leave_it_unknown():
+    other = textwrap.dedent("""\
+
+
+        class Other(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.sdpa = ScaledDotProductAttention()
+                self.norm = nn.LayerNorm(8)
+
+            def forward(self, q, k, v):
+                return self.sdpa(q, k, v, dropout=self.norm)
+    """)
+    assert finding_at(_passed(extra=other), "ADP010", "# softmax") is None
