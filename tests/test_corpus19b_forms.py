@@ -417,3 +417,89 @@ def test_callers_passing_different_kinds_leave_it_unknown():
                 return self.sdpa(q, k, v, dropout=self.norm)
     """)
     assert finding_at(_passed(extra=other), "ADP010", "# softmax") is None
+
+
+# ---------------------------------------------------------------- a GELU function of a sibling module
+
+SIBLING_ACT = """\
+import math
+import torch
+
+
+def gelu(x):
+    cdf = 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    return x * cdf
+
+
+def quick_gelu(x):
+    return x * torch.sigmoid(1.702 * x)
+"""
+
+SIBLING_BLOCK = """\
+import torch
+from actpkg.acts import ACT
+
+
+class Block(torch.nn.Module):
+    def __init__(self, hidden=16, inner=32):
+        super().__init__()
+        self.intermediate = torch.nn.Linear(hidden, inner)
+        self.output = torch.nn.Linear(inner, hidden)
+
+    def forward(self, x):
+        return self.output(ACT(self.intermediate(x)))  # act
+"""
+
+
+def _sibling_package(root, act: str = "gelu"):
+    folder = root / "actpkg"
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "acts.py").write_text(SIBLING_ACT)
+    (folder / "block.py").write_text(SIBLING_BLOCK.replace("ACT", act))
+    return folder / "block.py"
+
+
+def _sibling_found(path):
+    from adopter.engine import analyze
+    from adopter.structure import package_of
+
+    text = path.read_text()
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if "# act" in t)
+    return [f for f in analyze(text, str(path), rules("ADP006"), package_of(str(path))).findings
+            if f.rule == "ADP006" and f.line <= line <= f.end_line]
+
+
+def test_gelu_function_of_a_sibling_module_after_a_linear(tmp_path):
+    assert _sibling_found(_sibling_package(tmp_path))
+
+
+def test_gelu_function_of_a_sibling_module_fix_matches(tmp_path, monkeypatch):
+    import torch
+    from adopter.structure import package_of
+
+    path = _sibling_package(tmp_path)
+    text = path.read_text()
+    fixed = fix_text(text, str(path), rules("ADP006"), package_of(str(path))).text
+    assert "linear_gelu(x, self.intermediate)" in fixed
+    monkeypatch.syspath_prepend(str(tmp_path))
+    original, patched = {}, {}
+    exec(compile(text, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["Block"]().double()
+    b = patched["Block"]().double()
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
+    # float64, one 16-term dot product then an erf: equal to rounding
+    torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
+
+
+def test_quick_gelu_function_of_a_sibling_module_is_no_gelu(tmp_path):
+    assert not _sibling_found(_sibling_package(tmp_path, act="quick_gelu"))
+
+
+def test_imported_function_outside_a_package_is_not_read(tmp_path):
+    alone = tmp_path / "alone.py"
+    alone.write_text(SIBLING_BLOCK.replace("ACT", "gelu"))
+    assert not _sibling_found(alone)

@@ -233,8 +233,9 @@ class FlowTooLarge(Exception):
 class FlowBuilder:
     MAX_NODES = 20000
 
-    def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None):
+    def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None, package=None):
         self.names = names
+        self.package = package  # siblings.Package: the package's other modules, or None
         self.lines = lines
         self.cls = cls
         self.nodes: list[Node] = []
@@ -242,7 +243,8 @@ class FlowBuilder:
         self.instances = 0
         self.temps = 0
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
-        self._formulas: dict[int, str | None] = {}  # id of a same-file function -> the GELU variant it computes
+        # id of a same-file function (or "sibling:<fqn>" for another module's) -> the GELU variant it computes
+        self._formulas: dict = {}
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
@@ -780,6 +782,22 @@ class FlowBuilder:
             found.append((fqn, span(expr)))
         return tuple(found) if len({f for f, _ in found}) > 1 else ()
 
+    def _sibling_gelu(self, fqn: str) -> str | None:
+        """The GELU variant a function of another module of the package computes
+        (formulas.gelu_formula), or None; once per name."""
+        key = "sibling:" + fqn
+        if key in self._formulas:
+            return self._formulas[key]
+        found = self.package.find(fqn) if self.package.owns(fqn) else None
+        formula = None
+        if found is not None:
+            other, name = found
+            func = other.names.functions.get(name)
+            if func is not None and name not in other.names.classes:
+                formula = gelu_formula(func, other.names)
+        self._formulas[key] = formula
+        return formula
+
     def _helper_of(self, func: ast.expr, ctx: _Ctx):
         """The same-class method or same-file function a callee names, if any."""
         if (
@@ -864,6 +882,13 @@ class FlowBuilder:
                 formula = self._formulas[id(helper[0])] = gelu_on_every_path(helper[0], self.names, method=True)
             if formula is not None:
                 helper, fqn = None, f"self.{func.attr}"
+        if (self.package is not None and layer is None and helper is None and fqn is None
+                and func.__class__ is ast.Name and func.id in self.names.imports and func.id not in ctx.params):
+            # from .gelu import gelu, the package's def gelu(x): x * 0.5 * (1 + erf(x / sqrt(2))):
+            # a GELU call, as a same-file one is (the package's module read once)
+            formula = self._sibling_gelu(self.names.imports[func.id])
+            if formula is not None:
+                fqn = func.id
         if layer is None and helper is None and fqn is None:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:
