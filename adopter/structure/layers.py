@@ -252,6 +252,14 @@ class SequentialSite:
         return self.base if self.base is not None else self.call.func
 
 
+def _module_only(names: ModuleNames, fqn: str) -> bool:
+    """Is ``fqn`` a class of this file deriving ``nn.Module`` alone (a module that computes
+    something written out, not a subclass of a torch layer)?"""
+    cls = names.classes.get(fqn)
+    return cls is not None and bool(cls.bases) and all(
+        names.resolve(base) in ("torch.nn.Module", "torch.nn.modules.module.Module") for base in cls.bases)
+
+
 def _branch_statements(body: list):
     """The statements of ``body`` and of the branches of its ``if`` statements, nested ones
     too (not of loops or definitions)."""
@@ -841,10 +849,11 @@ class LayerTyper:
             out = []
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
-                    kind = self._kind_of(value.fqn) if value.fqn in self.names.classes else None
+                    kind = self._kind_of(value.fqn) if _module_only(self.names, value.fqn) else None
                     if kind is not None and not kind[0].startswith(OUTPUT_OF):
-                        # activation = default(activation, GELU_), GELU_ a same-file module
-                        # whose forward is the GELU formula: built here, what the class is
+                        # activation = default(activation, GELU_), GELU_ a same-file nn.Module
+                        # whose forward is the GELU formula: built here, what the class computes
+                        # (a subclass of a torch layer keeps its own name, as before)
                         base, unlike, same_args = kind
                         out.append(Built(base, tuple(call.args) if same_args else (), kwargs if same_args else (),
                                          False, call, via=value.fqn, unlike=unlike or value.unlike))
