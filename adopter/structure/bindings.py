@@ -205,7 +205,7 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
             if attr not in info.methods and all(c.fqn == "?" for c in info.bindings.get(attr, ())):
                 info.bindings.pop(attr, None)
                 info.methods[attr] = method
-    if typer.package is not None and getattr(typer, "path", None) is not None and typer.lines is not None:
+    if typer.lines is not None:
         _passed_in(info, typer)
 
 
@@ -232,14 +232,24 @@ def _passed_in(info: ClassInfo, typer: LayerTyper) -> None:
               and re.search(rf"(?<![\w.]){name}\(", text)]
     if not wanted:
         return
-    package = typer.package
-    folder, here = os.path.split(os.path.abspath(typer.path))
-    fqn = f"{package.package}.{here[:-3]}.{info.name}"
     passed: dict[str, list] = {}
-    try:
-        files = sorted(os.listdir(folder))
-    except OSError:
-        return
+    # the classes of this file that bind an instance and call it (the Annotated Transformer's
+    # MultiHeadAttention beside its ScaledDotProductAttention module, in one file)
+    classes = typer.names.classes
+    for cls_name in (classes.defined() if hasattr(classes, "defined") else list(classes)):
+        node = classes.get(cls_name)
+        if cls_name != info.name and isinstance(node, ast.ClassDef) \
+                and not _passes_layers(node, typer, info.name, wanted, passed):
+            return
+    package = typer.package
+    files = []
+    if package is not None and getattr(typer, "path", None) is not None:
+        folder, here = os.path.split(os.path.abspath(typer.path))
+        fqn = f"{package.package}.{here[:-3]}.{info.name}"
+        try:
+            files = sorted(os.listdir(folder))
+        except OSError:
+            return
     for file in files:
         if not file.endswith(".py") or file == here or file == "__init__.py":
             continue
@@ -258,8 +268,8 @@ def _passed_in(info: ClassInfo, typer: LayerTyper) -> None:
         attr = f"<{name}>"
         where = span(forward.args.args[params.index(name) + 1])
         info.bindings[attr] = [Ctor(attr, layers[0].fqn, (), (), layers[0].table, where, where, "forward",
-                                    via=name, unlike=f"`{name}` is a layer another module of the package passes in "
-                                                     f"(its constructor is not in this file)")]
+                                    via=name, unlike=f"`{name}` is a layer the module's callers pass in "
+                                                     f"(its constructor is not in this class)")]
         info.passed_in = info.passed_in or {}
         info.passed_in[name] = "self." + attr
 

@@ -179,6 +179,10 @@ class _Ctx:
     # local names bound to one of several imported callables (``optim_klass = Lion if use_lion
     # else Adam``): ((fqn, span of the alternative), ...), see Node.choices
     choice_alias: dict[str, tuple] = field(default_factory=dict)
+    # local names bound to one of two same-file functions (``attn_fn = attention if not
+    # memory_efficient else memory_efficient_attention``): the conditional expression; a
+    # statement calling through the name is read as an ``if`` calling each (_func_choice_if)
+    func_choice: dict[str, ast.IfExp] = field(default_factory=dict)
     local_funcs: dict = field(default_factory=dict)  # functions defined in the body (closures)
     stack: tuple = ()
     ret: Ref | None = None
@@ -229,8 +233,9 @@ class FlowTooLarge(Exception):
 class FlowBuilder:
     MAX_NODES = 20000
 
-    def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None):
+    def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None, package=None):
         self.names = names
+        self.package = package  # siblings.Package: the package's other modules, or None
         self.lines = lines
         self.cls = cls
         self.nodes: list[Node] = []
@@ -238,7 +243,8 @@ class FlowBuilder:
         self.instances = 0
         self.temps = 0
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
-        self._formulas: dict[int, str | None] = {}  # id of a same-file function -> the GELU variant it computes
+        # id of a same-file function (or "sibling:<fqn>" for another module's) -> the GELU variant it computes
+        self._formulas: dict = {}
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
@@ -776,6 +782,22 @@ class FlowBuilder:
             found.append((fqn, span(expr)))
         return tuple(found) if len({f for f, _ in found}) > 1 else ()
 
+    def _sibling_gelu(self, fqn: str) -> str | None:
+        """The GELU variant a function of another module of the package computes
+        (formulas.gelu_formula), or None; once per name."""
+        key = "sibling:" + fqn
+        if key in self._formulas:
+            return self._formulas[key]
+        found = self.package.find(fqn) if self.package.owns(fqn) else None
+        formula = None
+        if found is not None:
+            other, name = found
+            func = other.names.functions.get(name)
+            if func is not None and name not in other.names.classes:
+                formula = gelu_formula(func, other.names)
+        self._formulas[key] = formula
+        return formula
+
     def _helper_of(self, func: ast.expr, ctx: _Ctx):
         """The same-class method or same-file function a callee names, if any."""
         if (
@@ -860,6 +882,13 @@ class FlowBuilder:
                 formula = self._formulas[id(helper[0])] = gelu_on_every_path(helper[0], self.names, method=True)
             if formula is not None:
                 helper, fqn = None, f"self.{func.attr}"
+        if (self.package is not None and layer is None and helper is None and fqn is None
+                and func.__class__ is ast.Name and func.id in self.names.imports and func.id not in ctx.params):
+            # from .gelu import gelu, the package's def gelu(x): x * 0.5 * (1 + erf(x / sqrt(2))):
+            # a GELU call, as a same-file one is (the package's module read once)
+            formula = self._sibling_gelu(self.names.imports[func.id])
+            if formula is not None:
+                fqn = func.id
         if layer is None and helper is None and fqn is None:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:
@@ -1457,6 +1486,8 @@ class FlowBuilder:
             ctx.exprs.pop(name, None)
             ctx.fqn_alias.pop(name, None)
             ctx.choice_alias.pop(name, None)
+            if ctx.func_choice:
+                ctx.func_choice.pop(name, None)
         if fill is not None:
             ctx.fills[targets[0].id] = fill
         if parts is not None and parts[2] != "cat":
@@ -1996,8 +2027,36 @@ class FlowBuilder:
             frontier = self._stmt(stmt, frontier, ctx)
         return frontier
 
+    def _function_pair(self, value_expr: ast.IfExp, ctx: _Ctx) -> bool:
+        """``f if c else g``, f and g two different same-file functions (not parameters)."""
+        body, other = value_expr.body, value_expr.orelse
+        return (body.__class__ is ast.Name and other.__class__ is ast.Name and body.id != other.id
+                and all(n.id in self.names.functions and n.id not in ctx.params
+                        and n.id not in ctx.local_funcs for n in (body, other)))
+
+    def _func_choice_if(self, stmt: ast.stmt, ctx: _Ctx) -> ast.If | None:
+        """``out = attn_fn(q, k, v)`` with ``attn_fn = f if c else g`` (ctx.func_choice): the
+        statement as ``if c: out = f(q, k, v) else: out = g(q, k, v)``, each way calling its
+        function (inlined as a direct call is).  None for any other statement."""
+        value = stmt.value if stmt.__class__ in (ast.Assign, ast.Expr, ast.Return) else None
+        if not (value.__class__ is ast.Call and value.func.__class__ is ast.Name and value.func.id in ctx.func_choice):
+            return None
+        if stmt.__class__ is ast.Assign and len(stmt.targets) != 1:
+            return None
+        choice = ctx.func_choice[value.func.id]
+        ways = []
+        for alternative in (choice.body, choice.orelse):
+            way = copy.deepcopy(stmt)
+            way.value.func = ast.copy_location(ast.Name(id=alternative.id, ctx=ast.Load()), value.func)
+            ways.append(way)
+        return ast.copy_location(ast.If(test=choice.test, body=[ways[0]], orelse=[ways[1]]), stmt)
+
     def _stmt(self, stmt: ast.stmt, frontier: list, ctx: _Ctx) -> list:
         ctx.stmt = span(stmt)
+        if ctx.func_choice:
+            chosen = self._func_choice_if(stmt, ctx)
+            if chosen is not None:
+                return self._if(chosen, frontier, ctx)
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             if stmt.value is None:
@@ -2310,7 +2369,10 @@ class FlowBuilder:
             if len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
         self._remember(targets, value_expr, ctx)
-        if len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp):
+        if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp)
+                and self._function_pair(value_expr, ctx)):
+            ctx.func_choice[targets[0].id] = value_expr
+        elif len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp):
             alias = self._callable_alias(value_expr)
             if alias is not None:
                 ctx.fqn_alias[targets[0].id] = alias
@@ -2541,6 +2603,9 @@ class FlowBuilder:
             pairs = list(zip(target.elts, it.args))
         else:
             pairs = [(target, it)]
+        if it.__class__ in (ast.List, ast.Tuple) and it.elts:
+            self._alias_literal_rows(target, it.elts, ctx)
+            return
         for name, lst in pairs:
             if isinstance(lst, ast.Subscript) and isinstance(lst.slice, ast.Slice):
                 lst = lst.value  # self.lins[:-1]: a slice of the list holds its elements
@@ -2553,6 +2618,40 @@ class FlowBuilder:
                 and lst.attr + "[]" in self.cls.bindings
             ):
                 ctx.layer_alias[name.id] = f"self.{lst.attr}[]"
+
+    def _alias_literal_rows(self, target: ast.expr, rows: list, ctx: _Ctx) -> None:
+        """``for conv, bn in [(self.conv1, self.bn1), (self.conv2, self.bn2)]``: a literal list
+        whose rows are layers of ``self`` (one per target name, or a row of one for a single
+        name).  A name whose layers are all built alike (the same constructors, bindings.Ctor)
+        calls a layer of that kind on every iteration: it resolves to the first row's, as a
+        layer alias; a name whose rows differ in kind resolves to none."""
+        cls = self.cls
+        if cls is None:
+            return
+        names = [target] if target.__class__ is ast.Name else (
+            target.elts if target.__class__ in (ast.Tuple, ast.List) else [])
+        if not names or any(n.__class__ is not ast.Name for n in names):
+            return
+        width = len(names)
+        columns: list[list] = [[] for _ in names]
+        for row in rows:
+            parts = [row] if width == 1 and target.__class__ is ast.Name else (
+                row.elts if row.__class__ in (ast.Tuple, ast.List) and len(row.elts) == width else None)
+            if parts is None:
+                return
+            for column, part in zip(columns, parts):
+                column.append(part)
+        for name, column in zip(names, columns):
+            kinds = set()
+            for part in column:
+                if not (part.__class__ is ast.Attribute and part.value.__class__ is ast.Name
+                        and part.value.id == "self" and part.attr in cls.bindings):
+                    kinds = None
+                    break
+                kinds.add(tuple(sorted((c.fqn, c.table, c.conditional, c.unlike, c.function, c.via)
+                                       for c in cls.bindings[part.attr])))
+            if kinds is not None and len(kinds) == 1:
+                ctx.layer_alias[name.id] = "self." + column[0].attr
 
     def _try(self, stmt, frontier: list, ctx: _Ctx) -> list:
         start = list(frontier)

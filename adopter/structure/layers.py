@@ -252,6 +252,26 @@ class SequentialSite:
         return self.base if self.base is not None else self.call.func
 
 
+def _module_only(names: ModuleNames, fqn: str) -> bool:
+    """Is ``fqn`` a class of this file deriving ``nn.Module`` alone (a module that computes
+    something written out, not a subclass of a torch layer)?"""
+    cls = names.classes.get(fqn)
+    return cls is not None and bool(cls.bases) and all(
+        names.resolve(base) in ("torch.nn.Module", "torch.nn.modules.module.Module") for base in cls.bases)
+
+
+def _branch_statements(body: list):
+    """The statements of ``body`` and of the branches of its ``if`` statements, nested ones
+    too (not of loops or definitions)."""
+    stack = list(body)
+    while stack:
+        stmt = stack.pop()
+        yield stmt
+        if stmt.__class__ is ast.If:
+            stack.extend(stmt.body)
+            stack.extend(stmt.orelse)
+
+
 def _is_layer_class_name(fqn: str) -> bool:
     last = fqn.rsplit(".", 1)[-1]
     return bool(last[:1].isupper()) and (fqn.startswith("torch.nn.") or "." in fqn or last == fqn)
@@ -308,6 +328,9 @@ class LayerTyper:
             if expr.id in self.names.partials and depth < MAX_DEPTH:
                 # Linear = partial(nn.Linear, bias=False) at module level: that partial
                 return self.values(self.names.partials[expr.id], {}, depth + 1, called)
+            if expr.id in self.names.choices and depth < MAX_DEPTH:
+                # GELU = nn.GELU if hasattr(nn, "GELU") else GELU_ at module level: either class
+                return self.values(self.names.choices[expr.id], {}, depth + 1, called)
             return self._class_of(expr)
         if isinstance(expr, ast.Attribute):
             if isinstance(expr.value, ast.Name) and expr.value.id == "self":
@@ -826,7 +849,15 @@ class LayerTyper:
             out = []
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
-                    if value.foreign:  # a class another module chose: its arguments are not ours
+                    kind = self._kind_of(value.fqn) if _module_only(self.names, value.fqn) else None
+                    if kind is not None and not kind[0].startswith(OUTPUT_OF):
+                        # activation = default(activation, GELU_), GELU_ a same-file nn.Module
+                        # whose forward is the GELU formula: built here, what the class computes
+                        # (a subclass of a torch layer keeps its own name, as before)
+                        base, unlike, same_args = kind
+                        out.append(Built(base, tuple(call.args) if same_args else (), kwargs if same_args else (),
+                                         False, call, via=value.fqn, unlike=unlike or value.unlike))
+                    elif value.foreign:  # a class another module chose: its arguments are not ours
                         out.append(Built(value.fqn, (), (), False, call, via=via, unlike=value.unlike))
                     else:
                         out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
@@ -1070,8 +1101,10 @@ class LayerTyper:
                 isinstance(stmt, (ast.Assign, ast.AnnAssign)) and isinstance(stmt.value, (ast.List, ast.Tuple))
                 and any(_is_name(t, last.value.id) for t in (stmt.targets if isinstance(stmt, ast.Assign)
                                                                else [stmt.target]))
-                for stmt in func.body):
-            return None  # (cheap: a returned name is a list this reads only when bound to a display)
+                for stmt in _branch_statements(func.body)):
+            # (cheap: a returned name is a list this reads only when bound to a display, also in
+            # the branches of an if: ``if self.use_bn: layers = [conv, bn, act] else: ...``)
+            return None
         if not isinstance(last.value, (ast.Name, ast.List, ast.Tuple, ast.BinOp, ast.IfExp)) or any(
                 isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) for stmt in func.body[:-1]
                 for node in ast.walk(stmt)):

@@ -229,7 +229,7 @@ class ClassStructure:
         flow = self._flows.get(name)
         if flow is None:
             qualname = name if self.info is None else f"{self.name}.{name}"
-            builder = FlowBuilder(self.module.names, self.info, self.module.lines)
+            builder = FlowBuilder(self.module.names, self.info, self.module.lines, self.module.package)
             flow = self._flows[name] = builder.build(self.functions[name], qualname)
         return flow
 
@@ -270,6 +270,8 @@ class ModuleStructure:
     # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots
     # (names, not class structures: no reference cycle through the module).
     candidates: dict[int, list] = field(default_factory=dict)
+    # the package's other modules on disk (siblings.Package), when the file lies in one
+    package: object = None
 
     def call_names(self, fqn: str) -> frozenset[str]:
         """The words code uses to call ``fqn`` here: its last component and its import aliases."""
@@ -511,6 +513,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if siblings is not None and names.stars:
         _bind_stars(names, siblings)
     typer = LayerTyper(names, tree, module.mention, siblings)
+    module.package = siblings
     typer.lines = module.lines
     typer.path = path
     for info in infos.values():

@@ -28,6 +28,9 @@ class ModuleNames:
     exported: frozenset | None = None  # a module's ``__all__``, when it lists one (siblings.py)
     # a module-level ``Linear = partial(nn.Linear, bias=False)`` bound once: name -> that call
     partials: dict[str, ast.Call] = field(default_factory=dict)
+    # a module-level ``GELU = nn.GELU if hasattr(nn, "GELU") else GELU_`` bound once, each
+    # alternative a dotted name: name -> that conditional expression (layers.py reads it)
+    choices: dict[str, ast.IfExp] = field(default_factory=dict)
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
@@ -117,7 +120,9 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
     ``if``/``try`` branch or through ``global`` in a function), to an imported dotted name."""
     candidates = {name: value for name, value in names.constants.items()
                   if (isinstance(value, (ast.Attribute, ast.Name))
-                      or (isinstance(value, ast.Call) and value.args and names.resolve(value.func) in _PARTIALS))
+                      or (isinstance(value, ast.Call) and value.args and names.resolve(value.func) in _PARTIALS)
+                      or (isinstance(value, ast.IfExp) and isinstance(value.body, (ast.Attribute, ast.Name))
+                          and isinstance(value.orelse, (ast.Attribute, ast.Name))))
                   and name not in names.imports and name not in names.classes and name not in names.functions}
     if not candidates:
         return
@@ -146,6 +151,10 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
             # Linear = partial(nn.Linear, bias=False): what the partial builds (layers.py reads it)
             names.partials[name] = value
             continue
+        if isinstance(value, ast.IfExp):
+            # GELU = nn.GELU if hasattr(nn, "GELU") else GELU_: either class (layers.py reads both)
+            names.choices[name] = value
+            continue
         root = value
         while isinstance(root, ast.Attribute):
             root = root.value
@@ -154,13 +163,14 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
         fqn = names.resolve(value)
         if fqn is not None:
             names.imports[name] = fqn
-    if names.partials or any(name in names.imports for name in candidates):
+    if names.partials or names.choices or any(name in names.imports for name in candidates):
         for node in ast.walk(tree):
             if isinstance(node, ast.Global):
                 for name in node.names:
                     if names.imports.get(name) is not None and name in candidates:
                         del names.imports[name]
                     names.partials.pop(name, None)
+                    names.choices.pop(name, None)
 
 
 def names_match(pattern_name: str, code_name: str) -> bool:
