@@ -87,3 +87,13 @@ def test_committed_labels_parse_and_fixture_anchors_exist():
         if x.source == "fixture":
             lines = (SCORE.parent / x.path).read_text().splitlines()
             assert lines[x.line - 1].strip(), x  # an anchor on a real statement line
+
+
+def test_two_findings_of_one_rule_on_one_line_are_one_location():
+    # `bn(conv(x)) if a else act(bn(conv(x)))`: two rewrites on one line, one label (by location)
+    m = score.match_file([lab(6)], [Finding("ADP007", 6, 6), Finding("ADP007", 6, 6)])
+    assert (m.counts("ADP007").tp, m.counts("ADP007").fp) == (1, 0)
+    assert len(m.same_location) == 1 and not m.unlabelled
+    # another rule's finding on that line, or a finding on the next line, is still its own
+    m = score.match_file([lab(6)], [Finding("ADP007", 6, 6), Finding("ADP006", 6, 6), Finding("ADP007", 7, 7)])
+    assert m.counts("ADP006").fp == 1 and m.counts("ADP007").fp == 1

@@ -16,7 +16,9 @@ is, where its anchor line lies, and how a finding is matched to a label:
   (a ``yes`` label before a ``skip`` before a ``no``, then the anchor nearest the finding);
 * matched ``yes``: true positive; unmatched ``yes``: false negative; matched ``no``: false
   positive; a finding that matches no label: false positive (every labelled file is fully
-  labelled for every scored rule); ``skip`` labels count nowhere.
+  labelled for every scored rule), unless another finding of its rule on the same line took a
+  label (the score is by location, and one line holds one label per rule); ``skip`` labels
+  count nowhere.
 
 It runs ``adopter check --select ALL --output-format json --no-config`` once over every labelled
 file, prints precision and recall per rule and per source, and lists every disagreement with
@@ -121,6 +123,9 @@ class FileMatch:
     matched: list[tuple[Label, Finding]] = field(default_factory=list)
     missed: list[Label] = field(default_factory=list)  # yes labels without a finding
     unlabelled: list[Finding] = field(default_factory=list)  # findings that match no label
+    # findings of a location another finding of the rule already took (two sites on one line,
+    # each its own rewrite: ``bn(conv(x)) if a else act(bn(conv(x)))``): the score is by location
+    same_location: list[Finding] = field(default_factory=list)
 
     def counts(self, rule: str) -> Counts:
         c = Counts()
@@ -149,7 +154,10 @@ def match_file(labels: list[Label], findings: list[Finding]) -> FileMatch:
         candidates = [lab for lab in free
                       if lab.rule == finding.rule and finding.line <= lab.line <= max(finding.line, finding.end_line)]
         if not candidates:
-            result.unlabelled.append(finding)
+            if any(f.rule == finding.rule and f.line == finding.line for _, f in result.matched):
+                result.same_location.append(finding)
+            else:
+                result.unlabelled.append(finding)
             continue
         best = min(candidates, key=lambda lab: (_PREFERENCE[lab.label], abs(lab.line - finding.line), lab.line))
         free.remove(best)
