@@ -34,6 +34,7 @@ from __future__ import annotations
 import ast
 
 from .plan import Edits, KernelNames, Skip
+from .run import current_run
 from .text import SourceIndex, Span, span_of
 
 FLAG_NAMES = ("need_weights", "need_attn_weights", "need_attention_weights")
@@ -171,6 +172,17 @@ class Decline:
         if len({id(e) for e, _ in rewrites}) != len(rewrites):
             raise Skip("a returned value combines several values only the original attention computes")
         pending = self._callers(func, place, arity, 0, {id(func)})
+        run = current_run()
+        if not pending and run is not None:
+            # callers in the other files of the run (``adopter fix pkg/``): each gets its own edits
+            pending, outside = run.elsewhere(self, func, place, arity)
+            if not pending:
+                who = f"`{func.name}`"
+                where = (f"; callers that would decline it are in {', '.join(outside)}, outside this run: fix them "
+                         "together (`adopter fix` on their package)") if outside else ""
+                raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: "
+                           f"{who} hands it back on every call, and no caller in this file or the other files of "
+                           f"the run declines it, so a flag to skip it would never take the fused path{where}")
         if not pending:
             who = f"`{func.name}`"
             raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: {who} "
@@ -211,13 +223,15 @@ class Decline:
         return edit
 
     # ---------------------------------------------------------------- callers
-    def _callers(self, func: ast.FunctionDef, place: int, arity: int, depth: int, seen: set) -> list:
+    def _callers(self, func: ast.FunctionDef, place: int, arity: int, depth: int, seen: set, sites=None) -> list:
         """The edits that make the calls of ``func`` in the file decline what it hands back at
-        ``place`` (of ``arity`` returned values): empty when no call declines it."""
+        ``place`` (of ``arity`` returned values): empty when no call declines it.  ``sites``:
+        the calls to consider instead of ``func``'s calls in this file (those of a class or
+        function another file of the run defines, :mod:`.run`)."""
         pending: list = []
         declines = False
         extended: set[int] = set()
-        for call, caller in self._call_sites(func):
+        for call, caller in (self._call_sites(func) if sites is None else sites):
             if any(k.arg is None or k.arg == self.flag for k in call.keywords) or \
                     any(isinstance(a, ast.Starred) for a in call.args):
                 continue
@@ -336,6 +350,13 @@ class Decline:
         owner = next((c for c in tree.body if isinstance(c, ast.ClassDef) and func in c.body), None)
         if owner is None and func not in tree.body:
             return []
+        return self.sites_of(func.name if owner is None else owner.name, func.name, owner)
+
+    def sites_of(self, name: str, method: str, owner: ast.ClassDef | None) -> list[tuple[ast.Call, ast.FunctionDef]]:
+        """The calls in this file of the function ``name`` (``owner`` None), or of the method
+        ``method`` of the class ``name`` (``owner``: its definition, or a stand-in for a class
+        another file defines, bound here to ``name`` by an import)."""
+        tree = self.index.tree
         functions: list[tuple[ast.FunctionDef, ast.ClassDef | None]] = []
         for stmt in tree.body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -345,20 +366,20 @@ class Decline:
         classes = [c for c in tree.body if isinstance(c, ast.ClassDef)]
         bound: dict[int, set[str]] = {}
         lists: dict[int, set[str]] = {}
-        if owner is not None and func.name == "forward":
+        if owner is not None and method == "forward":
             for cls in classes:
                 # (a subclass in the file that binds the attribute to something else would
                 # receive the new argument too: the attribute must hold the class in all of them)
-                attrs, _ = self._attributes_of(cls, owner.name)
-                held, _ = self._attributes_of(cls, owner.name, listed=True)
+                attrs, _ = self._attributes_of(cls, name)
+                held, _ = self._attributes_of(cls, name, listed=True)
                 for sub in _descendants(cls, classes):
-                    theirs, assigned = self._attributes_of(sub, owner.name)
+                    theirs, assigned = self._attributes_of(sub, name)
                     attrs = {a for a in attrs if a in theirs or a not in assigned}
-                    theirs, assigned = self._attributes_of(sub, owner.name, listed=True)
+                    theirs, assigned = self._attributes_of(sub, name, listed=True)
                     held = {a for a in held if a in theirs or a not in assigned}
                 bound[id(cls)] = attrs
                 lists[id(cls)] = held
-        elif owner is not None and any(func.name in {m.name for m in c.body if isinstance(m, ast.FunctionDef)}
+        elif owner is not None and any(method in {m.name for m in c.body if isinstance(m, ast.FunctionDef)}
                                        for c in _descendants(owner, classes)):
             return []  # a subclass's own version of the helper would receive the new argument
         out = []
@@ -370,15 +391,15 @@ class Decline:
                     out.append((node, caller))  # `for layer in self.layers: x, attn = layer(x)`
                     continue
                 if owner is None:
-                    hit = isinstance(callee, ast.Name) and callee.id == func.name
-                elif func.name == "forward":
+                    hit = isinstance(callee, ast.Name) and callee.id == name
+                elif method == "forward":
                     hit = (isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name)
                            and callee.value.id == "self" and cls is not None and callee.attr in bound.get(id(cls), ())) \
                         or (isinstance(callee, ast.Call) and isinstance(callee.func, ast.Name)
-                            and callee.func.id == owner.name)
+                            and callee.func.id == name)
                 else:
                     hit = cls is owner and isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) \
-                        and callee.value.id == "self" and callee.attr == func.name
+                        and callee.value.id == "self" and callee.attr == method
                 if hit:
                     out.append((node, caller))
         return out
