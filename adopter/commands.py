@@ -238,6 +238,7 @@ def _fix(args, report_left: bool) -> int:
             outcomes = run_jobs(fixer.fix_job, jobs, workers=args.jobs, done=tick)
         finally:
             close()
+        outcomes = fixer.join_callers(jobs, outcomes)
 
     changed = False
     for outcome in outcomes:
@@ -248,8 +249,8 @@ def _fix(args, report_left: bool) -> int:
             changed = True
         elif stdin:
             changed = True
-        elif fixer.write(outcome):
-            changed = True
+    if not diff_only and not stdin and fixer.write_all(outcomes):
+        changed = True
     if stdin and not diff_only:
         outcome = outcomes[0]
         sys.stdout.write(outcome.new_text if outcome.new_text is not None and not outcome.error else job.stdin)

@@ -69,8 +69,9 @@ class _File:
 class Run:
     """The files of one run (``texts``: path -> text, or None to read it when needed)."""
 
-    def __init__(self, texts: dict[str, str | None]):
+    def __init__(self, texts: dict[str, str | None], reader=None):
         self.texts = {os.path.abspath(p): t for p, t in texts.items() if p.endswith(".py")}
+        self.reader = reader  # path -> text, for a file of the run whose text is None
         self._files: dict[str, _File | None] = {}
         self._modules: dict[str, str] | None = None
         self.path: str | None = None  # the file fix_text works on
@@ -78,8 +79,8 @@ class Run:
         self.recorded: dict[tuple, dict[str, object]] = {}
 
     @classmethod
-    def of_paths(cls, paths) -> "Run":
-        return cls({p: None for p in paths})
+    def of_paths(cls, paths, reader=None) -> "Run":
+        return cls({p: None for p in paths}, reader)
 
     @contextmanager
     def on(self, path: str):
@@ -98,13 +99,15 @@ class Run:
         if path not in self._files:
             text = self.texts.get(path)
             try:
+                if text is None and self.reader is not None:
+                    text = self.reader(path)
                 if text is None:
                     if os.path.getsize(path) > MAX_FILE_BYTES:
                         raise OSError("too large")
                     with open(path, encoding="utf-8") as handle:
                         text = handle.read()
                 self._files[path] = _File(path, text)
-            except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+            except Exception:  # noqa: BLE001 - a file that cannot be read or parsed holds no caller
                 self._files[path] = None
         return self._files[path]
 
@@ -217,7 +220,8 @@ class Run:
                 except (SyntaxError, ValueError):
                     continue
                 if self._plan_file(other, decline, target, is_class, place, arity):
-                    out.append(os.path.relpath(path))
+                    shown = os.path.relpath(path)
+                    out.append(path if shown.startswith("..") else shown)
         return out[:5]
 
 

@@ -38,6 +38,7 @@ from .run import current_run
 from .text import SourceIndex, Span, span_of
 
 FLAG_NAMES = ("need_weights", "need_attn_weights", "need_attention_weights")
+NO_CALLER = "no caller in this file declines it"  # the skip a run of several files can take up (.run)
 MAX_DEPTH = 4  # levels of callers that only hand the probabilities back in turn
 TUPLE_TYPES = {"tuple", "Tuple", "typing.Tuple"}
 STABLE_TEST = (ast.Name, ast.Constant, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Not, ast.And, ast.Or, ast.Load,
@@ -186,8 +187,8 @@ class Decline:
         if not pending:
             who = f"`{func.name}`"
             raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: {who} "
-                       "hands it back on every call, and no caller in this file declines it, so a flag to skip it "
-                       "would never take the fused path")
+                       f"hands it back on every call, and {NO_CALLER}, so a flag to skip it would never take the "
+                       "fused path")
         self._extend(func, place, arity)
         for element, name in rewrites:
             self._rewrite(element, name)
