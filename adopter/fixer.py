@@ -263,11 +263,16 @@ def summary(outcome: FileOutcome, diff_only: bool) -> list[str]:
         verb = "would fix" if diff_only else "fixed"
         lines.append(f"{outcome.path}: {verb} {len(outcome.applied)} ({', '.join(parts)})")
     elif outcome.group and outcome.new_text is not None:
-        others = ", ".join(os.path.relpath(p) for p in outcome.group if p != os.path.abspath(outcome.path))
+        others = ", ".join(_shown(p) for p in outcome.group if p != os.path.abspath(outcome.path))
         lines.append(f"{outcome.path}: {'would update' if diff_only else 'updated'} its calls for the patch of {others}")
     for finding, reason in outcome.skipped:
         lines.append(f"{outcome.path}:{position(finding)}: {finding.rule} not fixed: {reason}")
     return lines
+
+
+def _shown(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def position(finding: Finding) -> str:
