@@ -300,6 +300,12 @@ class Decline:
         handed: set[tuple[int, int]] = set()
         rewrites: list[tuple[ast.expr, str]] = []
         for read in reads:
+            kept = _kept_in_list(read, parents, caller)
+            if kept is not None:
+                if kept is False:
+                    return None
+                tests.extend(kept)
+                continue
             test = condition_of(read, parents, caller)
             if test is not None:
                 tests.append(test)
@@ -315,6 +321,8 @@ class Decline:
                 rewrites.append((element, name))
         if tests and handed:
             return None
+        if not tests and not handed:
+            return "value", "False"  # only appended to a list nothing reads
         if tests:
             stable = _params(caller) - _stores(caller)
             texts: list[str] = []
@@ -438,6 +446,44 @@ class Decline:
                         plain = target is inner and isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
                         verdict.setdefault(inner.attr, set()).add(instance(node.value) if plain else False)
         return {attr for attr, kinds in verdict.items() if True in kinds and False not in kinds}, set(verdict)
+
+
+def _kept_in_list(read: ast.Name, parents: dict, func: ast.AST) -> list[ast.expr] | bool | None:
+    """``attns.append(attn)`` (a statement) where ``attns`` is a local list ``func`` makes
+    empty (``attns = []``, its one binding; not a parameter, not seen by other frames): the
+    tests of the ``if``s under which ``func`` reads the list otherwise (empty: it never does),
+    False when it reads it elsewhere; None when ``read`` is not appended so."""
+    call = parents.get(read)
+    if not (isinstance(call, ast.Call) and len(call.args) == 1 and call.args[0] is read and not call.keywords
+            and isinstance(call.func, ast.Attribute) and call.func.attr == "append"
+            and isinstance(call.func.value, ast.Name) and isinstance(parents.get(call), ast.Expr)):
+        return None
+    name = call.func.value.id
+    if name in _params(func) or _escapes(func, name):
+        return False
+    stores = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == name
+              and isinstance(n.ctx, (ast.Store, ast.Del))]
+    if len(stores) != 1:
+        return False
+    made = parents.get(stores[0])
+    if not (isinstance(made, ast.Assign) and made.targets == [stores[0]] and isinstance(made.value, ast.List)
+            and not made.value.elts):
+        return False
+    tests: list[ast.expr] = []
+    for node in ast.walk(func):
+        if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
+            continue
+        receiver = parents.get(node)
+        if isinstance(receiver, ast.Attribute) and receiver.attr == "append" and receiver.value is node:
+            appended = parents.get(receiver)
+            if isinstance(appended, ast.Call) and appended.func is receiver and \
+                    isinstance(parents.get(appended), ast.Expr):
+                continue  # another value appended: the list is only filled there
+        test = condition_of(node, parents, func)
+        if test is None:
+            return False
+        tests.append(test)
+    return tests
 
 
 def _module_list_of(value: ast.AST, one) -> bool:
