@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from . import report
 from .engine import Finding
-from .runner import Options, Selection, check_job, plan, run_jobs, stdin_job
+from .runner import Options, Selection, check_job, join_checks, plan, run_jobs, stdin_job
 
 #: A run over at least this many files shows a progress bar (on a terminal, not ``--quiet``).
 PROGRESS_MIN_FILES = 20
@@ -144,6 +144,7 @@ def cmd_check(args) -> int:
             results = run_jobs(check_job, jobs, workers=args.jobs, done=tick)
         finally:
             close()
+        results = join_checks(jobs, results)
     findings: list[Finding] = []
     for result in results:
         findings.extend(result.findings)

@@ -171,14 +171,15 @@ class Run:
             return pending, []
         return [], self._outside(home, decline, target, owner is not None, place, arity)
 
-    def _plan_file(self, other: _File, decline, target: str, is_class: bool, place: int, arity: int):
+    def _plan_file(self, other: _File, decline, target: str, is_class: bool, place: int, arity: int,
+                   resolver: "Run | None" = None):
         from .plan import Edits, KernelNames
         from .text import SourceIndex
         from .weights import Decline
 
         locals_ = [name for name, fqn in other.names.imports.items()
                    if name not in other.names.classes and name not in other.names.functions
-                   and self.canonical(fqn) == target]
+                   and (resolver or self).canonical(fqn) == target]
         if not locals_:
             return None
         index = SourceIndex(other.text, other.tree)
@@ -202,6 +203,11 @@ class Run:
             root = os.path.dirname(root)
         out: list[str] = []
         name = target.rpartition(".")[2]
+        package: list[str] = []
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            package += [os.path.join(folder, entry) for entry in sorted(files) if entry.endswith(".py")]
+        resolver = Run.of_paths(package)  # re-exports resolved through every file of the package
         for folder, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for entry in sorted(files):
@@ -219,7 +225,7 @@ class Run:
                     other = _File(path, text)
                 except (SyntaxError, ValueError):
                     continue
-                if self._plan_file(other, decline, target, is_class, place, arity):
+                if self._plan_file(other, decline, target, is_class, place, arity, resolver):
                     shown = os.path.relpath(path)
                     out.append(path if shown.startswith("..") else shown)
         return out[:5]

@@ -301,3 +301,29 @@ def test_a_caller_that_cannot_be_written_leaves_every_file_as_it_was(tmp_path, c
         blocks.chmod(stat.S_IRUSR | stat.S_IWUSR)
     assert snapshot(base) == before
     assert "read-only" in capsys.readouterr().err
+
+
+def test_check_over_the_package_calls_the_attention_fixable(tmp_path, capsys):
+    import json
+
+    base = write_package(tmp_path, "chkpkg")
+    assert main(["check", "--select", "ADP010", "--no-config", "--output-format", "json", str(base)]) == 1
+    found = json.loads(capsys.readouterr().out)
+    attend = [f for f in found if f["path"].endswith("attend.py")]
+    assert len(attend) == 2 and all(f["fixable"] for f in attend), attend
+    main(["check", "--select", "ADP010", "--no-config", "--output-format", "json", str(base / "layers" / "attend.py")])
+    alone = json.loads(capsys.readouterr().out)
+    assert alone and not any(f["fixable"] for f in alone)
+    assert all("outside this run" in f["not_fixable"] for f in alone)
+
+
+def test_verify_with_the_package_as_context_checks_the_declined_path(tmp_path, capsys):
+    import json
+
+    base = write_package(tmp_path, "verpkg")
+    code = main(["verify", "--select", "ADP010", "--no-config", "--no-benchmark", "--output-format", "json",
+                 str(base / "layers" / "attend.py"), "--context", str(base)])
+    results = json.loads(capsys.readouterr().out)["results"]
+    module = [r for r in results if r["class"] == "Attention"]
+    assert code == 0 and module and module[0]["verdict"] == "pass", results
+    assert "need_weights=False" in module[0]["details"]["variant"]
