@@ -351,6 +351,8 @@ def join_checks(jobs: list[Job], results: list[Checked]) -> list[Checked]:
     that declines the attention's probabilities: checked with the run of every file (as
     ``fix`` over the same files fixes it, :func:`.fixer.join_callers`).  In this process, and
     only when a result asks for it."""
+    if not any(not f.fixable and "declines it" in (f.not_fixable or "") for r in results for f in r.findings):
+        return results  # (a cheap look first: a plain check need not load the synthesis modules)
     from .synth.weights import NO_CALLER
 
     wanting = [i for i, r in enumerate(results) if not r.error and jobs[i].stdin is None and jobs[i].path.endswith(".py")
