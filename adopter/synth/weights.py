@@ -375,8 +375,12 @@ class Decline:
         classes = [c for c in tree.body if isinstance(c, ast.ClassDef)]
         bound: dict[int, set[str]] = {}
         lists: dict[int, set[str]] = {}
+        rows: dict[int, dict[str, tuple[int, int]]] = {}
         if owner is not None and method == "forward":
             for cls in classes:
+                found = _appended_rows(cls, name)
+                if found and not any(_touches(sub, set(found)) for sub in _descendants(cls, classes)):
+                    rows[id(cls)] = found
                 # (a subclass in the file that binds the attribute to something else would
                 # receive the new argument too: the attribute must hold the class in all of them)
                 attrs, _ = self._attributes_of(cls, name)
@@ -394,6 +398,8 @@ class Decline:
         out = []
         for caller, cls in functions:
             members = _loop_members(caller, lists.get(id(cls), ())) if cls is not None else set()
+            if cls is not None and id(cls) in rows:
+                members |= _row_members(caller, rows[id(cls)])
             for node in _calls(caller):
                 callee = node.func
                 if isinstance(callee, ast.Name) and callee.id in members:
@@ -479,11 +485,28 @@ def _kept_in_list(read: ast.Name, parents: dict, func: ast.AST) -> list[ast.expr
             if isinstance(appended, ast.Call) and appended.func is receiver and \
                     isinstance(parents.get(appended), ast.Expr):
                 continue  # another value appended: the list is only filled there
-        test = condition_of(node, parents, func)
+        test = condition_of(node, parents, func) or _past_early_return(node, parents, func)
         if test is None:
             return False
         tests.append(test)
     return tests
+
+
+def _past_early_return(node: ast.AST, parents: dict, func: ast.AST) -> ast.expr | None:
+    """``X`` where ``node`` lies in a statement of ``func``'s own body after ``if not X:
+    return ...`` (a body of one return, no else): it is reached only when ``X`` holds."""
+    stmt = node
+    while stmt is not None and parents.get(stmt) is not func:
+        stmt = parents.get(stmt)
+    body = getattr(func, "body", [])
+    if stmt is None or stmt not in body:
+        return None
+    for earlier in body[:body.index(stmt)]:
+        if isinstance(earlier, ast.If) and not earlier.orelse and len(earlier.body) == 1 and \
+                isinstance(earlier.body[0], ast.Return) and isinstance(earlier.test, ast.UnaryOp) and \
+                isinstance(earlier.test.op, ast.Not):
+            return earlier.test.operand
+    return None
 
 
 def _module_list_of(value: ast.AST, one) -> bool:
@@ -519,6 +542,99 @@ def _loop_members(func: ast.AST, attrs) -> set[str]:
         if (isinstance(target, ast.Name) and isinstance(source, ast.Attribute) and isinstance(source.value, ast.Name)
                 and source.value.id == "self" and source.attr in attrs):
             found.add(target.id)
+    stores = [n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))]
+    return {name for name in found if stores.count(name) == 1}
+
+
+def _is_module_list(node: ast.AST) -> bool:
+    callee = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(callee, ast.Attribute) and callee.attr == "ModuleList") or \
+        (isinstance(callee, ast.Name) and callee.id == "ModuleList")
+
+
+def _self_attribute(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return node.attr
+    return None
+
+
+def _appended_rows(cls: ast.ClassDef, class_name: str) -> dict[str, tuple[int, int]]:
+    """The attributes of ``cls`` made empty (``self.layers = nn.ModuleList([])``, their one
+    binding) and only ever grown by ``self.layers.append(nn.ModuleList([A(...), B(...)]))``
+    rows that hold an instance of ``class_name`` at one place: attribute -> (that place, the
+    rows' length)."""
+    parents = parents_of(cls)
+    made: dict[str, int] = {}
+    places: dict[str, set] = {}
+    spoilt: set[str] = set()
+    for node in ast.walk(cls):
+        attr = _self_attribute(node)
+        if attr is None:
+            continue
+        parent = parents.get(node)
+        if isinstance(node.ctx, ast.Store):
+            if isinstance(parent, ast.Assign) and parent.targets == [node] and _is_module_list(parent.value) and \
+                    not parent.value.keywords and (not parent.value.args or (
+                        len(parent.value.args) == 1 and isinstance(parent.value.args[0], ast.List)
+                        and not parent.value.args[0].elts)):
+                made[attr] = made.get(attr, 0) + 1
+            else:
+                spoilt.add(attr)
+            continue
+        if isinstance(node.ctx, ast.Del):
+            spoilt.add(attr)
+            continue
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            call = parents.get(parent)
+            if parent.attr != "append":
+                if parent.attr in ("extend", "insert", "__setitem__", "pop", "remove", "clear"):
+                    spoilt.add(attr)
+                continue
+            row = call.args[0] if isinstance(call, ast.Call) and call.func is parent and len(call.args) == 1 \
+                and not call.keywords else None
+            items = row.args[0] if row is not None and _is_module_list(row) and len(row.args) == 1 and \
+                not row.keywords and isinstance(row.args[0], ast.List) else None
+            at = [i for i, e in enumerate(items.elts) if isinstance(e, ast.Call) and isinstance(e.func, ast.Name)
+                  and e.func.id == class_name] if items is not None else []
+            if len(at) != 1:
+                spoilt.add(attr)
+                continue
+            places.setdefault(attr, set()).add((at[0], len(items.elts)))
+        elif isinstance(parent, ast.Subscript) and parent.value is node and not isinstance(parent.ctx, ast.Load):
+            spoilt.add(attr)
+    return {attr: next(iter(found)) for attr, found in places.items()
+            if made.get(attr) == 1 and attr not in spoilt and len(found) == 1}
+
+
+def _touches(cls: ast.ClassDef, attrs: set[str]) -> bool:
+    """Does ``cls`` bind or grow any of ``attrs`` (``self.<attr>`` stored, or a method of it called)?"""
+    parents = parents_of(cls)
+    for node in ast.walk(cls):
+        attr = _self_attribute(node)
+        if attr in attrs and (not isinstance(node.ctx, ast.Load) or isinstance(parents.get(node), ast.Attribute)):
+            return True
+    return False
+
+
+def _row_members(func: ast.AST, rows: dict[str, tuple[int, int]]) -> set[str]:
+    """The loop names of ``func`` bound to the ``place`` of each row of one of ``rows``
+    (``for attn, ff in self.layers``, also under ``enumerate``), assigned nowhere else in it."""
+    found: set[str] = set()
+    for node in ast.walk(func):
+        if not isinstance(node, ast.For):
+            continue
+        target, source = node.target, node.iter
+        if (isinstance(source, ast.Call) and isinstance(source.func, ast.Name) and source.func.id == "enumerate"
+                and len(source.args) == 1 and not source.keywords and isinstance(target, ast.Tuple)
+                and len(target.elts) == 2):
+            target, source = target.elts[1], source.args[0]
+        attr = _self_attribute(source)
+        if attr not in rows or not isinstance(target, (ast.Tuple, ast.List)):
+            continue
+        place, length = rows[attr]
+        if len(target.elts) == length and isinstance(target.elts[place], ast.Name) and \
+                not any(isinstance(e, ast.Starred) for e in target.elts):
+            found.add(target.elts[place].id)
     stores = [n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))]
     return {name for name in found if stores.count(name) == 1}
 

@@ -1,7 +1,10 @@
 """Probabilities a caller appends to a list of its own (``attns.append(attn)`` in the loop over
 its layers): the caller declines them where nothing reads the list (``need_weights=False``), and
 passes its own condition where it reads the list only under an ``if`` of a parameter it never
-reassigns; a list returned, stored or read unconditionally keeps the original path.
+reassigns (or past ``if not flag: return``); a list returned, stored or read unconditionally
+keeps the original path.  Layers held as rows of an empty ``ModuleList`` grown by ``append``
+(``for attn, ff in self.layers``) are calls of the attention where every row holds it at the
+same place.
 
 The modules are written for these tests; the fixed ones run beside the originals in float64
 (outputs, input and parameter gradients; eval and train), the fused calls counted.
@@ -101,6 +104,58 @@ LISTED = textwrap.dedent('''
             return x
 
 
+    class Rows(nn.Module):
+        def __init__(self, dim=16, depth=2):
+            super().__init__()
+            self.layers = nn.ModuleList([])
+            for _ in range(depth):
+                self.layers.append(nn.ModuleList([Heads(dim), nn.Linear(dim, dim)]))
+
+        def forward(self, x, return_maps=False):
+            maps = []
+            for attn, ff in self.layers:
+                y, m = attn(x)
+                maps.append(m)
+                x = ff(x + y)
+            if not return_maps:
+                return x
+            return x, torch.stack(maps)
+
+
+    class Swapped(nn.Module):
+        def __init__(self, dim=16):
+            super().__init__()
+            self.layers = nn.ModuleList([])
+            self.layers.append(nn.ModuleList([Heads(dim), nn.Linear(dim, dim)]))
+            self.layers.append(nn.ModuleList([nn.Linear(dim, dim), Heads(dim)]))
+
+        def forward(self, x):
+            maps = []
+            for attn, ff in self.layers:
+                y, m = attn(x)
+                maps.append(m)
+            return x
+
+
+    class Reassigned(nn.Module):
+        def __init__(self, dim=16, depth=2):
+            super().__init__()
+            self.layers = nn.ModuleList([])
+            for _ in range(depth):
+                self.layers.append(nn.ModuleList([Heads(dim), nn.Linear(dim, dim)]))
+
+        def forward(self, x, return_maps=False):
+            maps = []
+            for attn, ff in self.layers:
+                y, m = attn(x)
+                maps.append(m)
+                x = ff(x + y)
+            return_maps = return_maps or x.sum() > 0
+            if not return_maps:
+                return x
+            return x, torch.stack(maps)
+
+
     class Refilled(nn.Module):
         def __init__(self, dim=16, depth=2):
             super().__init__()
@@ -122,10 +177,16 @@ def fixed() -> str:
 def test_the_callers_decline_what_their_lists_never_show(fixed):
     assert "def attend(q, k, v, mask=None, need_weights: bool = True):" in fixed
     assert "ctx, probs = attend(q, k, v, need_weights=need_weights)" in fixed  # Heads hands them back
-    stack, shown, kept, stored, refilled = (fixed.split(f"class {n}(")[1].split("\nclass ")[0]
-                                            for n in ("Stack", "Shown", "Kept", "Stored", "Refilled"))
+    stack, shown, kept, stored, refilled, rows, swapped, reassigned = (
+        fixed.split(f"class {n}(")[1].split("\nclass ")[0]
+        for n in ("Stack", "Shown", "Kept", "Stored", "Refilled", "Rows", "Swapped", "Reassigned"))
     assert "x, m = layer(x, need_weights=False)" in stack
     assert "x, m = layer(x, need_weights=return_maps)" in shown
+    # rows appended to an empty ModuleList, the list read only past `if not return_maps: return x`
+    assert "y, m = attn(x, need_weights=return_maps)" in rows
+    # the attention at different places of the rows; the flag reassigned before its early return
+    for body in (swapped, reassigned):
+        assert "y, m = attn(x)\n" in body
     # returned, stored in an attribute, or a list the caller was given: the original path
     for body in (kept, stored, refilled):
         assert "x, m = layer(x)\n" in body
@@ -133,6 +194,7 @@ def test_the_callers_decline_what_their_lists_never_show(fixed):
 
 @pytest.mark.parametrize("name, kwargs, fused", [
     ("Stack", {}, 2), ("Shown", {}, 2), ("Shown", {"return_maps": True}, 0), ("Kept", {}, 0), ("Stored", {}, 0),
+    ("Rows", {}, 2), ("Rows", {"return_maps": True}, 0), ("Swapped", {}, 0), ("Reassigned", {}, 0),
 ])
 @pytest.mark.parametrize("training", [False, True])
 def test_fixed_modules_compute_what_the_originals_did(fixed, name, kwargs, fused, training):
@@ -152,5 +214,5 @@ def test_fixed_modules_compute_what_the_originals_did(fixed, name, kwargs, fused
 
     assert_same_step(first(one), first(two), [x])
     assert counter.calls == fused  # one fused call per layer where the probabilities are declined
-    if name == "Shown" and kwargs:
+    if name in ("Shown", "Rows") and kwargs:
         torch.testing.assert_close(two(x, **kwargs)[1], one(x, **kwargs)[1])
