@@ -35,6 +35,7 @@ from contextlib import contextmanager
 _CURRENT: contextvars.ContextVar = contextvars.ContextVar("adopter_run", default=None)
 MAX_HOPS = 4  # re-exports followed through packages' ``__init__`` files
 MAX_FILE_BYTES = 2_000_000
+MAX_SCAN = 2000  # files of a package looked through for callers outside the run
 
 
 def current_run() -> "Run | None":
@@ -77,6 +78,7 @@ class Run:
         self.path: str | None = None  # the file fix_text works on
         # (attention path, class or None, function) -> {caller path: (Decline of that file)}
         self.recorded: dict[tuple, dict[str, object]] = {}
+        self._scans: dict[str, Run] = {}  # package folder -> its files, for callers outside the run
 
     @classmethod
     def of_paths(cls, paths, reader=None) -> "Run":
@@ -197,38 +199,46 @@ class Run:
         return (found, thunks) if thunks else None
 
     def _outside(self, home: _File, decline, target: str, is_class: bool, place: int, arity: int) -> list[str]:
-        """The files of ``home``'s top-level package outside the run whose calls would decline."""
+        """The files of ``home``'s top-level package outside the run whose calls would decline
+        (none looked for in a package of more than :data:`MAX_SCAN` files)."""
         root = os.path.dirname(home.path)
-        for _ in range(home.module.count(".") - 1):
+        for _ in range(home.module.count(".") - (0 if home.path.endswith("__init__.py") else 1)):
             root = os.path.dirname(root)
+        scan = self._scans.get(root)
+        if scan is None:
+            package: list[str] = []
+            for folder, dirs, files in os.walk(root):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                package += [os.path.abspath(os.path.join(folder, f)) for f in sorted(files) if f.endswith(".py")]
+                if len(package) > MAX_SCAN:
+                    break
+            # re-exports resolved through every file of the package; its texts read once per run
+            scan = self._scans[root] = Run.of_paths(package if len(package) <= MAX_SCAN else [])
         out: list[str] = []
         name = target.rpartition(".")[2]
-        package: list[str] = []
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            package += [os.path.join(folder, entry) for entry in sorted(files) if entry.endswith(".py")]
-        resolver = Run.of_paths(package)  # re-exports resolved through every file of the package
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for entry in sorted(files):
-                path = os.path.abspath(os.path.join(folder, entry))
-                if not entry.endswith(".py") or path in self.texts:
-                    continue
-                try:
-                    with open(path, encoding="utf-8") as handle:
-                        text = handle.read()
-                except (OSError, UnicodeDecodeError):
-                    continue
-                if name not in text:
-                    continue
-                try:
-                    other = _File(path, text)
-                except (SyntaxError, ValueError):
-                    continue
-                if self._plan_file(other, decline, target, is_class, place, arity, resolver):
-                    shown = os.path.relpath(path)
-                    out.append(path if shown.startswith("..") else shown)
+        for path in scan.texts:
+            if path in self.texts:
+                continue
+            found = scan.raw(path)
+            if found is None or name not in found:
+                continue
+            other = scan.file(path)
+            if other is not None and self._plan_file(other, decline, target, is_class, place, arity, scan):
+                shown = os.path.relpath(path)
+                out.append(path if shown.startswith("..") else shown)
         return out[:5]
+
+    def raw(self, path: str) -> str | None:
+        """The text of a file of the run, read once (None: it cannot be read)."""
+        if self.texts.get(path) is None:
+            try:
+                if os.path.getsize(path) > MAX_FILE_BYTES:
+                    return None
+                with open(path, encoding="utf-8") as handle:
+                    self.texts[path] = handle.read()
+            except (OSError, UnicodeDecodeError):
+                return None
+        return self.texts[path]
 
 
 def flagged(run: Run, path: str, tree: ast.Module) -> dict[str, list]:
