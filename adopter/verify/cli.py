@@ -56,14 +56,15 @@ def _run_fix(files, context: list[str], config_for):
     """The fix each file is verified with: ``fix_text`` with the run of the verified files and
     the ``--context`` ones (an attention whose callers are in other files of its package is
     patched as ``adopter fix`` over those files patches it; :mod:`adopter.synth.run`)."""
-    from ..synth import fix_text
+    from . import core
     from ..synth.run import Run
 
     extra, _ = iter_python_files(context, config_for) if context else ([], [])
     run = Run.of_paths([str(p) for p in [*files, *extra]])
 
     def fix(text, path, rules, package=None):
-        return fix_text(text, path, rules, package, run=run)
+        with run.on(path):  # the planning finds the callers through the current run
+            return core._default_fix()(text, path, rules, package)
 
     return fix
 
