@@ -177,7 +177,7 @@ class Decline:
         if not pending and run is not None:
             # callers in the other files of the run (``adopter fix pkg/``): each gets its own edits
             pending, outside = run.elsewhere(self, func, place, arity)
-            if not pending:
+            if not pending and (outside or len(run.texts) > 1):
                 who = f"`{func.name}`"
                 where = (f"; callers that would decline it are in {', '.join(outside)}, outside this run: fix them "
                          "together (`adopter fix` on their package)") if outside else ""

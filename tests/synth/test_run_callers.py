@@ -327,3 +327,14 @@ def test_verify_with_the_package_as_context_checks_the_declined_path(tmp_path, c
     module = [r for r in results if r["class"] == "Attention"]
     assert code == 0 and module and module[0]["verdict"] == "pass", results
     assert "need_weights=False" in module[0]["details"]["variant"]
+
+
+def test_a_one_file_run_with_no_callers_anywhere_says_what_it_said(tmp_path, capsys):
+    base = tmp_path / "lonepkg"
+    base.mkdir()
+    (base / "__init__.py").write_text("")
+    (base / "attend.py").write_text(textwrap.dedent(ATTEND).lstrip("\n"))
+    assert main(["fix", "--select", "ADP010", "--no-config", "--no-deps", str(base / "attend.py")]) == 0
+    err = capsys.readouterr().err
+    assert "no caller in this file declines it, so a flag to skip it would never take the fused path" in err
+    assert "other files of the run" not in err and "outside this run" not in err
