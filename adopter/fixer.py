@@ -148,31 +148,32 @@ def join_callers(jobs: list[Job], outcomes: list[FileOutcome]) -> list[FileOutco
     for i in wanting:
         for path, edits in outcomes[i].callers.items():
             incoming.setdefault(path, []).extend(edits)
-    failed: set[str] = set()
+    # every caller file's new outcome first; nothing is changed unless all of them can be made
+    updates: dict[int, FileOutcome | str] = {}
     for path, edits in incoming.items():
         j = where.get(path)
         if j is None or outcomes[j].error or outcomes[j].notebook:
-            failed.add(path)
-            continue
+            return [first.get(k, o) for k, o in enumerate(outcomes)]
         original = run.file(path).original
         edited = render(run, path, edits)
         if outcomes[j].new_text is not None:  # the caller file has fixes of its own: made on the edited code
-            again = fix_job(jobs[j], text=edited)
+            again = fix_job(jobs[j], run=run, text=edited)
             if again.error or again.new_text is None:
-                failed.add(path)
-                continue
+                return [first.get(k, o) for k, o in enumerate(outcomes)]
             again.old_code = original
             again.callers, again.wants_run = outcomes[j].callers, outcomes[j].wants_run
-            outcomes[j] = again
+            updates[j] = again
         else:
+            updates[j] = edited
+    for j, update in updates.items():
+        if isinstance(update, str):
             outcome = outcomes[j]
-            outcome.new_text = outcome.new_code = edited
-            outcome.old_code = original
+            outcome.old_code = run.file(jobs[j].path).original
+            outcome.new_text = outcome.new_code = update
+        else:
+            outcomes[j] = update
     for i in wanting:
         paths = set(outcomes[i].callers)
-        if paths & failed:  # a caller could not take its edit: the attention keeps its decline
-            outcomes[i] = first[i]
-            continue
         if paths:
             members = tuple(sorted({os.path.abspath(jobs[i].path), *paths}))
             for path in members:
