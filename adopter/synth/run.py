@@ -79,6 +79,7 @@ class Run:
         # (attention path, class or None, function) -> {caller path: (Decline of that file)}
         self.recorded: dict[tuple, dict[str, object]] = {}
         self._scans: dict[str, Run] = {}  # package folder -> its files, for callers outside the run
+        self._module_names: dict[str, str | None] = {}
 
     @classmethod
     def of_paths(cls, paths, reader=None) -> "Run":
@@ -97,19 +98,13 @@ class Run:
             self.path = previous
 
     def file(self, path: str) -> _File | None:
+        """A file of the run, parsed once (None: not in the run, or it cannot be read or parsed)."""
         path = os.path.abspath(path)
         if path not in self._files:
-            text = self.texts.get(path)
+            text = self.raw(path) if path in self.texts else None
             try:
-                if text is None and self.reader is not None:
-                    text = self.reader(path)
-                if text is None:
-                    if os.path.getsize(path) > MAX_FILE_BYTES:
-                        raise OSError("too large")
-                    with open(path, encoding="utf-8") as handle:
-                        text = handle.read()
-                self._files[path] = _File(path, text)
-            except Exception:  # noqa: BLE001 - a file that cannot be read or parsed holds no caller
+                self._files[path] = _File(path, text) if text is not None else None
+            except Exception:  # noqa: BLE001 - a file that cannot be parsed holds no caller
                 self._files[path] = None
         return self._files[path]
 
@@ -118,7 +113,7 @@ class Run:
         if self._modules is None:
             self._modules = {}
             for path in self.texts:
-                name = module_of(path)
+                name = self.module(path)
                 if name:
                     self._modules.setdefault(name, path)
         return self._modules
@@ -158,8 +153,15 @@ class Run:
         target = f"{home.module}.{owner.name if owner is not None else func.name}"
         key = (here, owner.name if owner is not None else None, func.name)
         pending: list = []
+        top = home.module.split(".")[0]
+        name = target.rpartition(".")[2]
         for path in sorted(self.texts):
-            if path == here:
+            # callers import the attention's module: files of its own top-level package that
+            # name it (read, not parsed, to tell: a run over many files parses only those)
+            if path == here or (self.module(path) or "").split(".")[0] != top:
+                continue
+            text = self.raw(path)
+            if text is None or name not in text:
                 continue
             other = self.file(path)
             thunks = self._plan_file(other, decline, target, owner is not None, place, arity) \
@@ -232,13 +234,22 @@ class Run:
         """The text of a file of the run, read once (None: it cannot be read)."""
         if self.texts.get(path) is None:
             try:
-                if os.path.getsize(path) > MAX_FILE_BYTES:
-                    return None
-                with open(path, encoding="utf-8") as handle:
-                    self.texts[path] = handle.read()
-            except (OSError, UnicodeDecodeError):
+                if self.reader is not None:
+                    self.texts[path] = self.reader(path)
+                else:
+                    if os.path.getsize(path) > MAX_FILE_BYTES:
+                        return None
+                    with open(path, encoding="utf-8") as handle:
+                        self.texts[path] = handle.read()
+            except Exception:  # noqa: BLE001 - a file that cannot be read holds no caller
                 return None
         return self.texts[path]
+
+    def module(self, path: str) -> str | None:
+        """:func:`module_of`, once per file of the run."""
+        if path not in self._module_names:
+            self._module_names[path] = module_of(path)
+        return self._module_names[path]
 
 
 def flagged(run: Run, path: str, tree: ast.Module) -> dict[str, list]:
