@@ -179,6 +179,9 @@ def _verify_options(verify: Parser) -> None:
     _selection_options(verify)
     verify.add_argument("--output-format", choices=("text", "json"), default="text")
     verify.add_argument("--no-benchmark", action="store_true", help="skip timing")
+    verify.add_argument("--context", action="append", default=[], metavar="PATH",
+                        help="files or folders fixed with the verified ones but not verified (where an "
+                             "attention's callers are, in other files of its package)")
 
 
 def build_parser() -> Parser:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from . import report
 from .engine import Finding
-from .runner import Options, Selection, check_job, plan, run_jobs, stdin_job
+from .runner import Options, Selection, check_job, join_checks, plan, run_jobs, stdin_job
 
 #: A run over at least this many files shows a progress bar (on a terminal, not ``--quiet``).
 PROGRESS_MIN_FILES = 20
@@ -144,6 +144,7 @@ def cmd_check(args) -> int:
             results = run_jobs(check_job, jobs, workers=args.jobs, done=tick)
         finally:
             close()
+        results = join_checks(jobs, results)
     findings: list[Finding] = []
     for result in results:
         findings.extend(result.findings)
@@ -238,6 +239,7 @@ def _fix(args, report_left: bool) -> int:
             outcomes = run_jobs(fixer.fix_job, jobs, workers=args.jobs, done=tick)
         finally:
             close()
+        outcomes = fixer.join_callers(jobs, outcomes)
 
     changed = False
     for outcome in outcomes:
@@ -248,8 +250,8 @@ def _fix(args, report_left: bool) -> int:
             changed = True
         elif stdin:
             changed = True
-        elif fixer.write(outcome):
-            changed = True
+    if not diff_only and not stdin and fixer.write_all(outcomes):
+        changed = True
     if stdin and not diff_only:
         outcome = outcomes[0]
         sys.stdout.write(outcome.new_text if outcome.new_text is not None and not outcome.error else job.stdin)

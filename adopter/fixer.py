@@ -42,15 +42,25 @@ class FileOutcome:
     cells: list[tuple[int, str, str]] = field(default_factory=list)
     source: object = None  # the SourceFile read (written back through it)
     notebook: bool = False
+    # an attention whose callers may be in other files of the run (synth.run): asked again with the run
+    wants_run: bool = False
+    callers: dict = field(default_factory=dict)  # other files of the run -> the edits their calls need
+    group: tuple = ()  # the files written together with this one (all or none)
 
 
-def fix_job(job: Job) -> FileOutcome:
+
+
+def fix_job(job: Job, run=None, text: str | None = None) -> FileOutcome:
     """Read and fix one file within its time budget; writes nothing.
 
     ``job.blocked`` maps the ids of rules that are not applied to the reason: their kernel is
     one the file's project cannot take (its Python or version pins exclude it,
     :func:`adopter.synth.deps.unavailable`), or the fix is unsafe and ``--unsafe-fixes`` was
-    not given.  Their findings are reported as not fixed, with that reason."""
+    not given.  Their findings are reported as not fixed, with that reason.
+
+    ``run`` (a :class:`.synth.run.Run`): the files fixed together, for the callers of an
+    attention in other files (:func:`join_callers`); ``text``: the file's code with its callers'
+    edits already made (the file on disk is still the one written to)."""
     from .synth import fix_text
 
     blocked = dict(job.blocked)
@@ -63,8 +73,11 @@ def fix_job(job: Job) -> FileOutcome:
             outcome.source = code.source
             outcome.notebook = code.notebook is not None
             package = package_of(job.path) if job.stdin is None and code.notebook is None else None
-            result = fix_text(code.text, job.path, [r for r in rules if r.id not in blocked], package)
-            text = result.text if result.error is None else code.text
+            start = code.text if text is None else text
+            chosen = [r for r in rules if r.id not in blocked]
+            result = fix_text(start, job.path, chosen, package) if run is None else \
+                fix_text(start, job.path, chosen, package, run=run)
+            text = result.text if result.error is None else start
             skipped = list(result.skipped)
             if blocked and result.error is None:
                 left = analyze(text, job.path, [r for r in rules if r.id in blocked], package)
@@ -88,7 +101,12 @@ def fix_job(job: Job) -> FileOutcome:
     outcome.skipped = list(zip(place([f for f, _ in skipped], code, rules, job.target), reasons))
     outcome.requirements = set(result.requirements)
     outcome.error = result.error
-    if result.error is None and result.text != code.text:
+    outcome.callers = dict(result.callers)
+    if run is None and package is not None and result.error is None:
+        from .synth.weights import NO_CALLER
+
+        outcome.wants_run = any(NO_CALLER in why for _, why in result.skipped)
+    if result.error is None and text != code.text:
         if code.notebook is not None:
             from .notebook import rewrite
 
@@ -102,6 +120,103 @@ def fix_job(job: Job) -> FileOutcome:
             outcome.new_text = result.text
         outcome.old_code, outcome.new_code = code.text, result.text
     return outcome
+
+
+def join_callers(jobs: list[Job], outcomes: list[FileOutcome]) -> list[FileOutcome]:
+    """The outcomes again, where an attention declined for want of a caller in its own file
+    is fixed with the run (:mod:`.synth.run`): its callers in the other files of the run get
+    their edits, and every file of such a patch is written with the others or not at all
+    (``group``).  A file outside the run is never edited (the reason of the skip names it).
+    Runs in the parent process; nothing is done unless an outcome asks for it."""
+    wanting = [i for i, o in enumerate(outcomes) if o.wants_run and not o.error]
+    if not wanting:
+        return outcomes
+    from .synth.run import Run, render
+
+    outcomes = list(outcomes)
+    where = {os.path.abspath(job.path): i for i, job in enumerate(jobs)
+             if job.stdin is None and job.path.endswith(".py")}
+
+    def reader(path: str) -> str:
+        return read_code(jobs[where[path]]).text
+
+    run = Run.of_paths(where, reader=reader)
+    first = {i: outcomes[i] for i in wanting}
+    for i in wanting:
+        outcomes[i] = fix_job(jobs[i], run=run)
+    incoming: dict[str, list] = {}
+    for i in wanting:
+        for path, edits in outcomes[i].callers.items():
+            incoming.setdefault(path, []).extend(edits)
+    # every caller file's new outcome first; nothing is changed unless all of them can be made
+    updates: dict[int, FileOutcome | str] = {}
+    for path, edits in incoming.items():
+        j = where.get(path)
+        if j is None or outcomes[j].error or outcomes[j].notebook:
+            return [first.get(k, o) for k, o in enumerate(outcomes)]
+        original = run.file(path).original
+        edited = render(run, path, edits)
+        if outcomes[j].new_text is not None:  # the caller file has fixes of its own: made on the edited code
+            again = fix_job(jobs[j], run=run, text=edited)
+            if again.error or again.new_text is None:
+                return [first.get(k, o) for k, o in enumerate(outcomes)]
+            again.old_code = original
+            again.callers, again.wants_run = outcomes[j].callers, outcomes[j].wants_run
+            updates[j] = again
+        else:
+            updates[j] = edited
+    for j, update in updates.items():
+        if isinstance(update, str):
+            outcome = outcomes[j]
+            outcome.old_code = run.file(jobs[j].path).original
+            outcome.new_text = outcome.new_code = update
+        else:
+            outcomes[j] = update
+    for i in wanting:
+        paths = set(outcomes[i].callers)
+        if paths:
+            members = tuple(sorted({os.path.abspath(jobs[i].path), *paths}))
+            for path in members:
+                outcomes[where[path]].group = members
+    return outcomes
+
+
+def write_all(outcomes: list[FileOutcome]) -> list[FileOutcome]:
+    """Write the outcomes' new texts, each group of files (one patch over several files) all
+    or none: when one of them cannot be written, those already written get their old text
+    back and every member is reported with the error.  The outcomes written."""
+    from .source import read_source
+
+    done: list[FileOutcome] = []
+    by_path = {os.path.abspath(o.path): o for o in outcomes}
+    seen: set[str] = set()
+    for outcome in outcomes:
+        if not outcome.group:
+            if write(outcome):
+                done.append(outcome)
+            continue
+        if outcome.group in seen:
+            continue
+        seen.add(outcome.group)
+        members = [by_path[p] for p in outcome.group if p in by_path]
+        written: list[FileOutcome] = []
+        for member in members:
+            if member.new_text is None or member.error:
+                continue
+            if not write(member):
+                for back in written:
+                    try:
+                        write_source(read_source(back.path), back.old_code)
+                    except SourceError:
+                        pass
+                for other in members:
+                    if other is not member:
+                        other.error = other.error or f"not written: {member.path} (same patch) could not be"
+                written = []
+                break
+            written.append(member)
+        done += written
+    return done
 
 
 # --------------------------------------------------------------------------- presenting
@@ -148,9 +263,17 @@ def summary(outcome: FileOutcome, diff_only: bool) -> list[str]:
         parts = [rule if n == 1 else f"{rule} x{n}" for rule, n in sorted(counts.items())]
         verb = "would fix" if diff_only else "fixed"
         lines.append(f"{outcome.path}: {verb} {len(outcome.applied)} ({', '.join(parts)})")
+    elif outcome.group and outcome.new_text is not None:
+        others = ", ".join(_shown(p) for p in outcome.group if p != os.path.abspath(outcome.path))
+        lines.append(f"{outcome.path}: {'would update' if diff_only else 'updated'} its calls for the patch of {others}")
     for finding, reason in outcome.skipped:
         lines.append(f"{outcome.path}:{position(finding)}: {finding.rule} not fixed: {reason}")
     return lines
+
+
+def _shown(path: str) -> str:
+    relative = os.path.relpath(path)
+    return path if relative.startswith("..") else relative
 
 
 def position(finding: Finding) -> str:

@@ -322,8 +322,12 @@ class Checked:
     error: str | None = None
 
 
-def check_job(job: Job) -> Checked:
-    """Analyse one file within its time budget; never raises for a bad file."""
+def check_job(job: Job, run=None) -> Checked:
+    """Analyse one file within its time budget; never raises for a bad file.  ``run`` (a
+    :class:`.synth.run.Run`): the files checked together, where an attention's callers may be."""
+    if run is not None:
+        with run.on(job.path):
+            return check_job(job)
     rules = rules_of(job.rules, job.rule_dirs, job.bundled)
     try:
         with time_budget(job.budget):
@@ -340,6 +344,29 @@ def check_job(job: Job) -> Checked:
     except Exception as exc:  # an internal error must not stop the other files
         return Checked(job.path, [], f"internal error: {type(exc).__name__}: {exc}")
     return Checked(job.path, place(found, code, rules, job.target, job.muted))
+
+
+def join_checks(jobs: list[Job], results: list[Checked]) -> list[Checked]:
+    """The results again, where a finding is not fixable for want of a caller in its own file
+    that declines the attention's probabilities: checked with the run of every file (as
+    ``fix`` over the same files fixes it, :func:`.fixer.join_callers`).  In this process, and
+    only when a result asks for it."""
+    if not any(not f.fixable and "declines it" in (f.not_fixable or "") for r in results for f in r.findings):
+        return results  # (a cheap look first: a plain check need not load the synthesis modules)
+    from .synth.weights import NO_CALLER
+
+    wanting = [i for i, r in enumerate(results) if not r.error and jobs[i].stdin is None and jobs[i].path.endswith(".py")
+               and any(not f.fixable and NO_CALLER in (f.not_fixable or "") for f in r.findings)]
+    if not wanting:
+        return results
+    from .synth.run import Run
+
+    where = [job.path for job in jobs if job.stdin is None and job.path.endswith(".py")]
+    run = Run.of_paths(where, reader=lambda path: read_code(replace(jobs[0], path=path, stdin=None)).text)
+    results = list(results)
+    for i in wanting:
+        results[i] = check_job(jobs[i], run=run)
+    return results
 
 
 # --------------------------------------------------------------------------- processes

@@ -41,6 +41,11 @@ registry module, imported by its attention module)::
         .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
+
+Since session 19 (fix19a) a file is fixed as ``adopter fix`` over its package fixes it: with the
+run of every ``.py`` file of its top-level package folder (``adopter.synth.run``), so that an
+attention whose callers are in another file of the package counts as fixed; verify gets the
+package folder as ``--context``.  Sites whose callers are in their own file count as before.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from adopter.engine import analyze  # noqa: E402
 from adopter.ruleset import load_rules  # noqa: E402
 from adopter.structure.names import package_of  # noqa: E402
 from adopter.synth import fix_text  # noqa: E402
+from adopter.synth.run import Run  # noqa: E402
 
 
 LIBRARIES = ("timm==", "torchvision==")  # libraries, not research repositories (the second summary)
@@ -70,9 +76,22 @@ def _covers(findings, line: int) -> bool:
     return any(f.line <= line <= (f.end_line or f.line) for f in findings)
 
 
-def _verify(path: Path) -> dict:
+def _package_root(path: Path) -> Path | None:
+    """The top folder of the package ``path`` lies in (None outside a package)."""
+    package = package_of(str(path))
+    if package is None:
+        return None
+    root = path.parent
+    for _ in range(package.count(".")):
+        root = root.parent
+    return root
+
+
+def _verify(path: Path, root: Path | None) -> dict:
     cmd = [sys.executable, "-m", "adopter.cli", "verify", "--select", "ADP010", "--no-benchmark", "--no-config",
            "--output-format", "json", str(path)]
+    if root is not None:
+        cmd += ["--context", str(root)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     try:
         return json.loads(proc.stdout)
@@ -105,8 +124,12 @@ def main(argv: list[str] | None = None) -> int:
 
         text = path.read_text(encoding="utf-8")
         found = analyze(text, str(path), rules, package_of(str(path))).findings
-        result = fix_text(text, str(path), rules, package_of(str(path)))
-        verified = _verify(path) if result.applied else {}
+        # fixed as `adopter fix` over the file's package fixes it (fix19a): an attention whose
+        # callers are in other files of the package is patched with them (synth/run.py)
+        root = _package_root(path)
+        run = Run.of_paths(sorted(str(p) for p in root.rglob("*.py")) if root is not None else [str(path)])
+        result = fix_text(text, str(path), rules, package_of(str(path)), run=run)
+        verified = _verify(path, root) if result.applied else {}
         # A "no" (or "skip") site is reported when a finding is the one the dev corpus's scorer
         # pairs with it (score.match_file: a finding spanning a "yes" site and a "no" one --
         # perceiver's two softmaxes in one if/else, one finding -- is the "yes" site's).

@@ -10,7 +10,7 @@ whose edit does not is never tried again.  Moving statements across an ``if``
 from __future__ import annotations
 
 import ast
-from ..records import dataclass, field
+from ..records import dataclass, field, replace
 
 from ..engine import AnalysisError, Finding, analyze, fixable
 from ..match import Match
@@ -39,6 +39,9 @@ class FixResult:
     skipped: list[tuple[Finding, str]] = field(default_factory=list)
     requirements: set[str] = field(default_factory=set)
     error: str | None = None
+    # with a run (:mod:`.run`): other files of the run -> the edits their calls of a function
+    # this file's patch gives a flag need (``need_weights=False``); :func:`.run.fix_files` applies them
+    callers: dict[str, list] = field(default_factory=dict)
 
     def changed(self, original: str) -> bool:
         return self.text != original
@@ -87,8 +90,22 @@ def _normalise(text: str) -> tuple[str, str | None]:
     return text.replace("\r\n", "\n").replace("\r", "\n"), newline
 
 
-def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None) -> FixResult:
-    """Rewrite ``text`` (the source of ``path``) to use the kernels of ``rules``."""
+def fix_text(text: str, path: str, rules: list[Rule], package: str | None = None, run=None) -> FixResult:
+    """Rewrite ``text`` (the source of ``path``) to use the kernels of ``rules``; ``run``: the
+    :class:`.run.Run` of the files fixed together, whose calls of this file's functions may
+    decline what they hand back (``FixResult.callers``)."""
+    if run is None:
+        return _fix_text(text, path, rules, package)
+    from .run import flagged
+
+    with run.on(path):
+        result = _fix_text(text, path, rules, package)
+    if result.error is None and result.applied and run.recorded:
+        result = replace(result, callers=flagged(run, path, ast.parse(_normalise(result.text)[0])))
+    return result
+
+
+def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = None) -> FixResult:
     work, newline = _normalise(text)
     order = {rule.id: i for i, rule in enumerate(sorted(rules, key=lambda r: (r.priority, r.id)))}
     current = work

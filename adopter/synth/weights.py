@@ -34,9 +34,11 @@ from __future__ import annotations
 import ast
 
 from .plan import Edits, KernelNames, Skip
+from .run import current_run
 from .text import SourceIndex, Span, span_of
 
 FLAG_NAMES = ("need_weights", "need_attn_weights", "need_attention_weights")
+NO_CALLER = "no caller in this file declines it"  # the skip a run of several files can take up (.run)
 MAX_DEPTH = 4  # levels of callers that only hand the probabilities back in turn
 TUPLE_TYPES = {"tuple", "Tuple", "typing.Tuple"}
 STABLE_TEST = (ast.Name, ast.Constant, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Not, ast.And, ast.Or, ast.Load,
@@ -171,11 +173,22 @@ class Decline:
         if len({id(e) for e, _ in rewrites}) != len(rewrites):
             raise Skip("a returned value combines several values only the original attention computes")
         pending = self._callers(func, place, arity, 0, {id(func)})
+        run = current_run()
+        if not pending and run is not None:
+            # callers in the other files of the run (``adopter fix pkg/``): each gets its own edits
+            pending, outside = run.elsewhere(self, func, place, arity)
+            if not pending and (outside or len(run.texts) > 1):
+                who = f"`{func.name}`"
+                where = (f"; callers that would decline it are in {', '.join(outside)}, outside this run: fix them "
+                         "together (`adopter fix` on their package)") if outside else ""
+                raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: "
+                           f"{who} hands it back on every call, and no caller in this file or the other files of "
+                           f"the run declines it, so a flag to skip it would never take the fused path{where}")
         if not pending:
             who = f"`{func.name}`"
             raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: {who} "
-                       "hands it back on every call, and no caller in this file declines it, so a flag to skip it "
-                       "would never take the fused path")
+                       f"hands it back on every call, and {NO_CALLER}, so a flag to skip it would never take the "
+                       "fused path")
         self._extend(func, place, arity)
         for element, name in rewrites:
             self._rewrite(element, name)
@@ -211,13 +224,15 @@ class Decline:
         return edit
 
     # ---------------------------------------------------------------- callers
-    def _callers(self, func: ast.FunctionDef, place: int, arity: int, depth: int, seen: set) -> list:
+    def _callers(self, func: ast.FunctionDef, place: int, arity: int, depth: int, seen: set, sites=None) -> list:
         """The edits that make the calls of ``func`` in the file decline what it hands back at
-        ``place`` (of ``arity`` returned values): empty when no call declines it."""
+        ``place`` (of ``arity`` returned values): empty when no call declines it.  ``sites``:
+        the calls to consider instead of ``func``'s calls in this file (those of a class or
+        function another file of the run defines, :mod:`.run`)."""
         pending: list = []
         declines = False
         extended: set[int] = set()
-        for call, caller in self._call_sites(func):
+        for call, caller in (self._call_sites(func) if sites is None else sites):
             if any(k.arg is None or k.arg == self.flag for k in call.keywords) or \
                     any(isinstance(a, ast.Starred) for a in call.args):
                 continue
@@ -285,6 +300,12 @@ class Decline:
         handed: set[tuple[int, int]] = set()
         rewrites: list[tuple[ast.expr, str]] = []
         for read in reads:
+            kept = _kept_in_list(read, parents, caller)
+            if kept is not None:
+                if kept is False:
+                    return None
+                tests.extend(kept)
+                continue
             test = condition_of(read, parents, caller)
             if test is not None:
                 tests.append(test)
@@ -300,6 +321,8 @@ class Decline:
                 rewrites.append((element, name))
         if tests and handed:
             return None
+        if not tests and not handed:
+            return "value", "False"  # only appended to a list nothing reads
         if tests:
             stable = _params(caller) - _stores(caller)
             texts: list[str] = []
@@ -336,6 +359,13 @@ class Decline:
         owner = next((c for c in tree.body if isinstance(c, ast.ClassDef) and func in c.body), None)
         if owner is None and func not in tree.body:
             return []
+        return self.sites_of(func.name if owner is None else owner.name, func.name, owner)
+
+    def sites_of(self, name: str, method: str, owner: ast.ClassDef | None) -> list[tuple[ast.Call, ast.FunctionDef]]:
+        """The calls in this file of the function ``name`` (``owner`` None), or of the method
+        ``method`` of the class ``name`` (``owner``: its definition, or a stand-in for a class
+        another file defines, bound here to ``name`` by an import)."""
+        tree = self.index.tree
         functions: list[tuple[ast.FunctionDef, ast.ClassDef | None]] = []
         for stmt in tree.body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -345,40 +375,46 @@ class Decline:
         classes = [c for c in tree.body if isinstance(c, ast.ClassDef)]
         bound: dict[int, set[str]] = {}
         lists: dict[int, set[str]] = {}
-        if owner is not None and func.name == "forward":
+        rows: dict[int, dict[str, tuple[int, int]]] = {}
+        if owner is not None and method == "forward":
             for cls in classes:
+                found = _appended_rows(cls, name)
+                if found and not any(_touches(sub, set(found)) for sub in _descendants(cls, classes)):
+                    rows[id(cls)] = found
                 # (a subclass in the file that binds the attribute to something else would
                 # receive the new argument too: the attribute must hold the class in all of them)
-                attrs, _ = self._attributes_of(cls, owner.name)
-                held, _ = self._attributes_of(cls, owner.name, listed=True)
+                attrs, _ = self._attributes_of(cls, name)
+                held, _ = self._attributes_of(cls, name, listed=True)
                 for sub in _descendants(cls, classes):
-                    theirs, assigned = self._attributes_of(sub, owner.name)
+                    theirs, assigned = self._attributes_of(sub, name)
                     attrs = {a for a in attrs if a in theirs or a not in assigned}
-                    theirs, assigned = self._attributes_of(sub, owner.name, listed=True)
+                    theirs, assigned = self._attributes_of(sub, name, listed=True)
                     held = {a for a in held if a in theirs or a not in assigned}
                 bound[id(cls)] = attrs
                 lists[id(cls)] = held
-        elif owner is not None and any(func.name in {m.name for m in c.body if isinstance(m, ast.FunctionDef)}
+        elif owner is not None and any(method in {m.name for m in c.body if isinstance(m, ast.FunctionDef)}
                                        for c in _descendants(owner, classes)):
             return []  # a subclass's own version of the helper would receive the new argument
         out = []
         for caller, cls in functions:
             members = _loop_members(caller, lists.get(id(cls), ())) if cls is not None else set()
+            if cls is not None and id(cls) in rows:
+                members |= _row_members(caller, rows[id(cls)])
             for node in _calls(caller):
                 callee = node.func
                 if isinstance(callee, ast.Name) and callee.id in members:
                     out.append((node, caller))  # `for layer in self.layers: x, attn = layer(x)`
                     continue
                 if owner is None:
-                    hit = isinstance(callee, ast.Name) and callee.id == func.name
-                elif func.name == "forward":
+                    hit = isinstance(callee, ast.Name) and callee.id == name
+                elif method == "forward":
                     hit = (isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name)
                            and callee.value.id == "self" and cls is not None and callee.attr in bound.get(id(cls), ())) \
                         or (isinstance(callee, ast.Call) and isinstance(callee.func, ast.Name)
-                            and callee.func.id == owner.name)
+                            and callee.func.id == name)
                 else:
                     hit = cls is owner and isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name) \
-                        and callee.value.id == "self" and callee.attr == func.name
+                        and callee.value.id == "self" and callee.attr == method
                 if hit:
                     out.append((node, caller))
         return out
@@ -418,6 +454,61 @@ class Decline:
         return {attr for attr, kinds in verdict.items() if True in kinds and False not in kinds}, set(verdict)
 
 
+def _kept_in_list(read: ast.Name, parents: dict, func: ast.AST) -> list[ast.expr] | bool | None:
+    """``attns.append(attn)`` (a statement) where ``attns`` is a local list ``func`` makes
+    empty (``attns = []``, its one binding; not a parameter, not seen by other frames): the
+    tests of the ``if``s under which ``func`` reads the list otherwise (empty: it never does),
+    False when it reads it elsewhere; None when ``read`` is not appended so."""
+    call = parents.get(read)
+    if not (isinstance(call, ast.Call) and len(call.args) == 1 and call.args[0] is read and not call.keywords
+            and isinstance(call.func, ast.Attribute) and call.func.attr == "append"
+            and isinstance(call.func.value, ast.Name) and isinstance(parents.get(call), ast.Expr)):
+        return None
+    name = call.func.value.id
+    if name in _params(func) or _escapes(func, name):
+        return False
+    stores = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == name
+              and isinstance(n.ctx, (ast.Store, ast.Del))]
+    if len(stores) != 1:
+        return False
+    made = parents.get(stores[0])
+    if not (isinstance(made, ast.Assign) and made.targets == [stores[0]] and isinstance(made.value, ast.List)
+            and not made.value.elts):
+        return False
+    tests: list[ast.expr] = []
+    for node in ast.walk(func):
+        if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
+            continue
+        receiver = parents.get(node)
+        if isinstance(receiver, ast.Attribute) and receiver.attr == "append" and receiver.value is node:
+            appended = parents.get(receiver)
+            if isinstance(appended, ast.Call) and appended.func is receiver and \
+                    isinstance(parents.get(appended), ast.Expr):
+                continue  # another value appended: the list is only filled there
+        test = condition_of(node, parents, func) or _past_early_return(node, parents, func)
+        if test is None:
+            return False
+        tests.append(test)
+    return tests
+
+
+def _past_early_return(node: ast.AST, parents: dict, func: ast.AST) -> ast.expr | None:
+    """``X`` where ``node`` lies in a statement of ``func``'s own body after ``if not X:
+    return ...`` (a body of one return, no else): it is reached only when ``X`` holds."""
+    stmt = node
+    while stmt is not None and parents.get(stmt) is not func:
+        stmt = parents.get(stmt)
+    body = getattr(func, "body", [])
+    if stmt is None or stmt not in body:
+        return None
+    for earlier in body[:body.index(stmt)]:
+        if isinstance(earlier, ast.If) and not earlier.orelse and len(earlier.body) == 1 and \
+                isinstance(earlier.body[0], ast.Return) and isinstance(earlier.test, ast.UnaryOp) and \
+                isinstance(earlier.test.op, ast.Not):
+            return earlier.test.operand
+    return None
+
+
 def _module_list_of(value: ast.AST, one) -> bool:
     """``nn.ModuleList([...])`` (or ``ModuleList``) whose one argument is a list display or
     comprehension of which every element satisfies ``one``."""
@@ -451,6 +542,99 @@ def _loop_members(func: ast.AST, attrs) -> set[str]:
         if (isinstance(target, ast.Name) and isinstance(source, ast.Attribute) and isinstance(source.value, ast.Name)
                 and source.value.id == "self" and source.attr in attrs):
             found.add(target.id)
+    stores = [n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))]
+    return {name for name in found if stores.count(name) == 1}
+
+
+def _is_module_list(node: ast.AST) -> bool:
+    callee = node.func if isinstance(node, ast.Call) else None
+    return (isinstance(callee, ast.Attribute) and callee.attr == "ModuleList") or \
+        (isinstance(callee, ast.Name) and callee.id == "ModuleList")
+
+
+def _self_attribute(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+        return node.attr
+    return None
+
+
+def _appended_rows(cls: ast.ClassDef, class_name: str) -> dict[str, tuple[int, int]]:
+    """The attributes of ``cls`` made empty (``self.layers = nn.ModuleList([])``, their one
+    binding) and only ever grown by ``self.layers.append(nn.ModuleList([A(...), B(...)]))``
+    rows that hold an instance of ``class_name`` at one place: attribute -> (that place, the
+    rows' length)."""
+    parents = parents_of(cls)
+    made: dict[str, int] = {}
+    places: dict[str, set] = {}
+    spoilt: set[str] = set()
+    for node in ast.walk(cls):
+        attr = _self_attribute(node)
+        if attr is None:
+            continue
+        parent = parents.get(node)
+        if isinstance(node.ctx, ast.Store):
+            if isinstance(parent, ast.Assign) and parent.targets == [node] and _is_module_list(parent.value) and \
+                    not parent.value.keywords and (not parent.value.args or (
+                        len(parent.value.args) == 1 and isinstance(parent.value.args[0], ast.List)
+                        and not parent.value.args[0].elts)):
+                made[attr] = made.get(attr, 0) + 1
+            else:
+                spoilt.add(attr)
+            continue
+        if isinstance(node.ctx, ast.Del):
+            spoilt.add(attr)
+            continue
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            call = parents.get(parent)
+            if parent.attr != "append":
+                if parent.attr in ("extend", "insert", "__setitem__", "pop", "remove", "clear"):
+                    spoilt.add(attr)
+                continue
+            row = call.args[0] if isinstance(call, ast.Call) and call.func is parent and len(call.args) == 1 \
+                and not call.keywords else None
+            items = row.args[0] if row is not None and _is_module_list(row) and len(row.args) == 1 and \
+                not row.keywords and isinstance(row.args[0], ast.List) else None
+            at = [i for i, e in enumerate(items.elts) if isinstance(e, ast.Call) and isinstance(e.func, ast.Name)
+                  and e.func.id == class_name] if items is not None else []
+            if len(at) != 1:
+                spoilt.add(attr)
+                continue
+            places.setdefault(attr, set()).add((at[0], len(items.elts)))
+        elif isinstance(parent, ast.Subscript) and parent.value is node and not isinstance(parent.ctx, ast.Load):
+            spoilt.add(attr)
+    return {attr: next(iter(found)) for attr, found in places.items()
+            if made.get(attr) == 1 and attr not in spoilt and len(found) == 1}
+
+
+def _touches(cls: ast.ClassDef, attrs: set[str]) -> bool:
+    """Does ``cls`` bind or grow any of ``attrs`` (``self.<attr>`` stored, or a method of it called)?"""
+    parents = parents_of(cls)
+    for node in ast.walk(cls):
+        attr = _self_attribute(node)
+        if attr in attrs and (not isinstance(node.ctx, ast.Load) or isinstance(parents.get(node), ast.Attribute)):
+            return True
+    return False
+
+
+def _row_members(func: ast.AST, rows: dict[str, tuple[int, int]]) -> set[str]:
+    """The loop names of ``func`` bound to the ``place`` of each row of one of ``rows``
+    (``for attn, ff in self.layers``, also under ``enumerate``), assigned nowhere else in it."""
+    found: set[str] = set()
+    for node in ast.walk(func):
+        if not isinstance(node, ast.For):
+            continue
+        target, source = node.target, node.iter
+        if (isinstance(source, ast.Call) and isinstance(source.func, ast.Name) and source.func.id == "enumerate"
+                and len(source.args) == 1 and not source.keywords and isinstance(target, ast.Tuple)
+                and len(target.elts) == 2):
+            target, source = target.elts[1], source.args[0]
+        attr = _self_attribute(source)
+        if attr not in rows or not isinstance(target, (ast.Tuple, ast.List)):
+            continue
+        place, length = rows[attr]
+        if len(target.elts) == length and isinstance(target.elts[place], ast.Name) and \
+                not any(isinstance(e, ast.Starred) for e in target.elts):
+            found.add(target.elts[place].id)
     stores = [n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))]
     return {name for name in found if stores.count(name) == 1}
 

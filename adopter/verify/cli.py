@@ -21,6 +21,7 @@ from .result import FAIL, PASS, SKIP, VerifyResult
 def run_verify(args, config_for, rules_for) -> int:
     files, errors = iter_python_files(args.paths, config_for)
     results: list[VerifyResult] = []
+    fix = _run_fix(files, getattr(args, "context", None) or [], config_for)
     text = getattr(args, "output_format", "text") == "text"
     for path in files:
         config = config_for(path)
@@ -32,7 +33,7 @@ def run_verify(args, config_for, rules_for) -> int:
             # stderr: stdout holds the report alone (JSON a program reads)
             with contextlib.redirect_stdout(sys.stderr):
                 results.extend(verify_file(str(path), rules, config,
-                                           benchmark=not getattr(args, "no_benchmark", False)))
+                                           benchmark=not getattr(args, "no_benchmark", False), fix=fix))
         except VerifyError as exc:
             errors.append((str(path), str(exc)))
         except Exception as exc:  # one broken file must not stop the others
@@ -49,6 +50,23 @@ def run_verify(args, config_for, rules_for) -> int:
     if errors:
         return 2
     return 1 if any(r.verdict == FAIL for r in results) else 0
+
+
+def _run_fix(files, context: list[str], config_for):
+    """The fix each file is verified with: ``fix_text`` with the run of the verified files and
+    the ``--context`` ones (an attention whose callers are in other files of its package is
+    patched as ``adopter fix`` over those files patches it; :mod:`adopter.synth.run`)."""
+    from . import core
+    from ..synth.run import Run
+
+    extra, _ = iter_python_files(context, config_for) if context else ([], [])
+    run = Run.of_paths([str(p) for p in [*files, *extra]])
+
+    def fix(text, path, rules, package=None):
+        with run.on(path):  # the planning finds the callers through the current run
+            return core._default_fix()(text, path, rules, package)
+
+    return fix
 
 
 def _ratio(value: float | None) -> str:
