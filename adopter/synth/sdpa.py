@@ -1934,9 +1934,22 @@ class _Attention:
             new = Swap().visit(ast.parse(self._stmt_text(value)))
         else:
             new = Swap().visit(ast.parse(text if text is not None else self._text(value), mode="eval")).body
-        if _loads(new) & stored:
+        if (_loads(new) & stored) - self._operands_until_context(q_text, k_text):
             return None
         return ast.unparse(new)
+
+    def _operands_until_context(self, q_text: str, k_text: str) -> set[str]:
+        """Names q's and k's texts read that only the context statement assigns (charformer's
+        ``scores = einsum('b i j, b j m -> b i m', score_attn, scores)``, whose q and k are the
+        ``scores`` it overwrites): read before that statement, as a metadata reading is, they
+        still hold q and k."""
+        context = self.index.stmt(self.roles["c"].stmt)
+        if context is None:
+            return set()
+        others = set().union(*(stored_names(info.stmt) for n in self.nodes if n.stmt != self.roles["c"].stmt
+                               and (info := self.index.stmt(n.stmt)) is not None))
+        operands = read_names(ast.parse(q_text, mode="eval")) | read_names(ast.parse(k_text, mode="eval"))
+        return (operands & stored_names(context.stmt)) - others
 
     def _scores_shape(self, value: ast.AST, q_text: str, k_text: str) -> str | None:
         """The scores' whole shape written from q's and k's (self-attention-cv's ``assert
