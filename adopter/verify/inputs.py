@@ -969,6 +969,10 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                    mask_values("bool_future", b, s), mask_values("bool_padding", b, s)]
             if optional and name not in give_optional:
                 candidates.append(OMIT)
+            elif not optional:
+                # a mask the code must be handed but may be None (``if mask is not None:``, SANM's
+                # attention, whose unmasked path a chunked caller takes): tried when no mask runs
+                candidates.append(None)
             per_param.append((name, positional, candidates))
             continue
         fed = fed_layer(func, name, module) if lowered in _TARGET_NAMES else None
