@@ -291,6 +291,7 @@ class _Attention:
             # normalised axis; a fused call would need that rank checked at run time)
             raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
+        self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
         self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
         self.mask_choices: dict[str, ast.expr] = {}  # a bias name -> the mask it is as SDPA reads it (_sdpa_mask_choice)
         nodes = self._choice_steps(nodes)
@@ -523,8 +524,8 @@ class _Attention:
         self.filled_rows = None
         filled_term = None  # the filled-rows term: it reads names of the region as they are before it
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
-        self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
         call = self._call(q, k, v, conditions, stored)
+        guard += self._float32_terms()
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
         if self.filled_rows is not None:
@@ -949,12 +950,24 @@ class _Attention:
         (``.float()``, ``dtype=torch.float32``): SDPA computes in that dtype and accumulates in
         float32."""
         casts = [role for role in ("t1", "t2") if role in self.roles]
+        self.float32_only = False
         if not casts:
-            if upcast:
-                raise Skip("the probabilities stay in float32 after the upcast softmax")
+            # (parti's ``attn = sim.softmax(dim=-1, dtype=torch.float32)`` then ``attn @ v``: the
+            # value product computes in float32, exactly the fused call's when q, k and v are
+            # float32 -- the upcast is a no-op then -- and the others go to the original)
+            self.float32_only = upcast
             return
         for role in casts:
             self._check_cast(self.roles[role], operands)
+
+    def _float32_terms(self) -> list[str]:
+        """Guard terms for probabilities left in float32 after an upcast softmax (no cast back,
+        :meth:`_check_casts`): the fused path only where q, k and v are float32 already."""
+        if not self.float32_only:
+            return []
+        torch = self._torch("the float32 test")
+        texts = dict.fromkeys(_atom(text, node) for text, node in self._operands(broadcast=False))
+        return [f"{text}.dtype != {torch}.float32" for text in texts]
 
     def _check_cast(self, node, operands) -> None:
         target = None
@@ -1093,7 +1106,8 @@ class _Attention:
                     keeps.append(self._stmt_text(inner))
                     continue
                 # ``mask_value = -torch.finfo(dots.dtype).max``: the scores' dtype is the query's
-                text = self._scores_metadata(inner, step_stored, statement=True)
+                text = self._scores_metadata(inner, step_stored, statement=True) or \
+                    self._stand_in_statement(inner, stmt, step_stored)
                 if text is not None:
                     keeps.append(text)
                     continue
@@ -1470,6 +1484,30 @@ class _Attention:
             swaps.append((span_of(call.args[positions[0]]), f"{q_atom}.new_empty(()).expand({shape})"))
             self.stand_ins.append((f"self.{func.attr}", role))
         return swaps
+
+    def _stand_in_statement(self, inner: ast.stmt, owner: ast.If, step_stored: set) -> str | None:
+        """``pos_bias = self.rel_pos_bias(sim)`` in the ``if`` whose next step adds it
+        (``sim = sim + pos_bias``, parti): the bias computed in a statement of its own by a
+        module that reads only what the scores are (:meth:`_stand_in_swaps`), handed a stand-in
+        of them on the fused path.  The bias is then the original's value, whoever reads it.
+        None for any other statement."""
+        if not (isinstance(inner, ast.Assign) and len(inner.targets) == 1 and isinstance(inner.targets[0], ast.Name)):
+            return None
+        target = inner.targets[0].id
+        for role in ADD_STEPS:
+            node = self.roles.get(role)
+            info = self.index.stmt(node.stmt) if node is not None else None
+            if info is None or not any(info.stmt is s for s in owner.body) or target not in _loads(info.stmt):
+                continue
+            added = self._added_to(role)
+            if added is None or _loads(inner) & step_stored != {added}:
+                return None
+            swaps = self._stand_in_swaps(inner.value, added, role)
+            if not swaps:
+                return None
+            text = self._stmt_text(inner, swaps)
+            return None if _loads(ast.parse(text)) & step_stored else text
+        return None
 
     def _local_forward(self, attr: str) -> ast.FunctionDef | None:
         """The ``forward`` of the class of this file that every assignment of ``self.<attr>``
