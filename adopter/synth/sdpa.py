@@ -2128,6 +2128,14 @@ class _Attention:
             # b () () () s")` under `if mask.ndim == 2:`): such bindings are read through
             if depth > 4:
                 raise LookupError
+            if _loads(node) & step_stored:
+                # ``i, j = sim.shape[-2:]`` (protein-bert's mask sizes): what it reads of the
+                # scores read off q and k, when nothing else it reads is bound in the region
+                text = self._scores_metadata(node, step_stored)
+                if text is None or any(name in names for name in _loads(ast.parse(text, mode="eval"))
+                                       for _, names in binders):
+                    raise LookupError
+                return text
             swaps = []
             for name in (n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)):
                 earlier = [st for st, names in binders if name.id in names
@@ -2136,27 +2144,48 @@ class _Attention:
                 if not earlier:
                     continue  # bound before the region: the guard reads the same value
                 binding = max(earlier, key=lambda st: (st.lineno, st.col_offset))
-                value = self._assigned_value(binding, name.id) if isinstance(binding, ast.Assign) else None
-                if name.id in step_stored or value is None:
+                if name.id in step_stored:
                     raise LookupError
-                text = _atom(before(value, binding, depth + 1), value)
+                text = value_of(binding, name.id, depth)
                 ancestors = blocks_of(at)
                 if not any(any(binding is st for st in block) for block in ancestors):
                     # ``if exists(self.null_k): mask = F.pad(mask, ...)``: the value under the
-                    # if's test, the earlier one otherwise
+                    # if's test, the earlier one otherwise; with an else binding it too, the
+                    # else's value otherwise
                     block, owner = parents[id(binding)]
-                    if not (isinstance(owner, ast.If) and block is owner.body and not owner.orelse
-                            and any(any(owner is st for st in b) for b in ancestors)
-                            and [st for st, names in binders if name.id in names
-                                 and any(st is inner for inner in ast.walk(owner))] == [binding]):
+                    if not (isinstance(owner, ast.If) and any(any(owner is st for st in b) for b in ancestors)):
                         raise LookupError
-                    test = owner.test
-                    otherwise = ast.Name(id=name.id, ctx=ast.Load(), lineno=name.lineno, col_offset=name.col_offset,
-                                         end_lineno=name.end_lineno, end_col_offset=name.end_col_offset)
-                    text = (f"({text} if {_guard_term(before(test, owner, depth + 1), test)} "
-                            f"else {before(otherwise, owner, depth + 1)})")
+                    inside = [st for st, names in binders if name.id in names
+                              and any(st is inner for inner in ast.walk(owner))]
+                    body = [st for st in inside if any(st is inner for b in owner.body for inner in ast.walk(b))]
+                    orelse = [st for st in inside if st not in body]
+                    test = _guard_term(before(owner.test, owner, depth + 1), owner.test)
+                    if not owner.orelse and block is owner.body and inside == [binding]:
+                        otherwise = ast.Name(id=name.id, ctx=ast.Load(), lineno=name.lineno, col_offset=name.col_offset,
+                                             end_lineno=name.end_lineno, end_col_offset=name.end_col_offset)
+                        text = f"({text} if {test} else {before(otherwise, owner, depth + 1)})"
+                    elif block is owner.orelse and len(body) == 1 and orelse == [binding] and body[0] in owner.body:
+                        # ``if exists(context_mask): context_mask = F.pad(...) else: context_mask = ones``
+                        text = f"({value_of(body[0], name.id, depth)} if {test} else {text})"
+                    else:
+                        raise LookupError
                 swaps.append((span_of(name), text))
             return self._text_with(node, swaps)
+
+        def value_of(binding: ast.stmt, name: str, depth: int) -> str:
+            """The value ``binding`` gives ``name``, as read before the region (an element of a
+            tuple unpacked from one value: ``i, j = <value>`` gives ``<value>[0]`` to i)."""
+            if not isinstance(binding, ast.Assign):
+                raise LookupError
+            value = self._assigned_value(binding, name)
+            if value is not None:
+                return _atom(before(value, binding, depth + 1), value)
+            target = binding.targets[0] if len(binding.targets) == 1 else None
+            if not isinstance(target, ast.Tuple) or isinstance(binding.value, ast.Tuple) or \
+                    not all(isinstance(e, ast.Name) for e in target.elts):
+                raise LookupError
+            place = [e.id for e in target.elts].index(name)
+            return f"{_atom(before(binding.value, binding, depth + 1), binding.value)}[{place}]"
 
         use = self.index.stmt(self.roles[fill["role"]].stmt)
         if use is None:
