@@ -822,7 +822,9 @@ class _Attention:
         # The names the moved statements read from the caller go over in one tuple; names they
         # read from the module (torch, math) mean the same in the helper when it binds none.
         caller_locals = {n.id for n in ast.walk(caller) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} \
-            | {a.arg for a in ast.walk(caller.args) if isinstance(a, ast.arg)}
+            | {a.arg for a in ast.walk(caller.args) if isinstance(a, ast.arg)} \
+            | {alias.asname or alias.name.split(".")[0] for n in ast.walk(caller)
+               if isinstance(n, (ast.Import, ast.ImportFrom)) for alias in n.names}  # a local import
         reads: list[str] = []
         for stmt in moved:
             for node in sorted((n for n in ast.walk(stmt.value) if isinstance(n, ast.Name)),

@@ -277,3 +277,19 @@ def test_probabilities_stored_on_the_module_by_the_helper_are_declined():
                       "            self.weights = torch.softmax(scores, dim=-1)\n")
     source = _changed(source, "        weights = self.drop(weights)\n", "        weights = self.drop(self.weights)\n")
     assert "stored in `self.weights`" in _declined(source)
+
+
+def test_a_name_the_caller_imports_itself_is_handed_over():
+    # (``import math`` inside the caller: the helper has no such name, so its value goes over)
+    source = _changed(SPLIT, "        q = self.split(x, self.q_proj)\n        k = self.split(x, self.k_proj)\n"
+                      "        v = self.split(x, self.v_proj)\n        logits",
+                      "        import math as m\n        q = self.split(x, self.q_proj)\n"
+                      "        k = self.split(x, self.k_proj)\n        v = self.split(x, self.v_proj)\n        logits")
+    source = _changed(source, "/ math.sqrt(self.size)\n        return self.attend", "/ m.sqrt(self.size)\n"
+                      "        return self.attend")
+    fixed, a, b, counter = _pair(source, "SplitAttention", 16, 4)
+    assert "return self.attend(v, None, keep, qk=(q, k, m))" in fixed
+    x = torch.randn(2, 5, 16, dtype=F64)
+    _modes(a, b, [x], counter, calls=1)
+    keep = torch.ones(2, 1, 5, dtype=torch.bool)
+    _modes(a, b, [x], counter, calls=0, keep=keep)
