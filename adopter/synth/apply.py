@@ -197,7 +197,7 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     wrap = edits.wrap
     if wrap is not None:
         wrap = Wrap(first=(wrap.first[0] - lines, wrap.first[1]), last=(wrap.last[0] - lines, wrap.last[1]),
-                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep)
+                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep, prelude=wrap.prelude)
     return Edits(
         expr={_shift(k, lines): v for k, v in edits.expr.items()},
         delete={_shift(k, lines) for k in edits.delete},
@@ -783,6 +783,9 @@ class _Transformer(cst.CSTTransformer):
             else:
                 # The kept statements move one level in: wrap those that no longer fit.
                 body = self._refit([kept[0].with_changes(leading_lines=[]), *kept[1:]], depth + step, step)
+                if wrap.prelude:
+                    prelude = list(cst.parse_module(wrap.prelude.rstrip("\n") + "\n").body)
+                    body = [*self._refit(prelude, depth + step, None), *body]
                 guarded = cst.If(
                     test=cst.parse_expression(wrap.guard), body=cst.IndentedBlock(body=body),
                     orelse=cst.Else(body=cst.IndentedBlock(body=self._refit(fast, depth + step, None))),

@@ -69,6 +69,10 @@ class Wrap:
     # With ``keep`` (and no guard): ``fast`` is put before the statements, which stay (with
     # their own edits) -- how a fused call is hoisted above the code that reads its results.
     keep: bool = False
+    # Statements put first in the guarded branch, before the kept ones (unindented, one per
+    # line): what the original statements need that the code before them no longer computes
+    # (scores a caller hands over as their operands, :meth:`sdpa._Attention._handed_scores`).
+    prelude: str = ""
 
 
 @dataclass

@@ -82,6 +82,7 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
             error = error or exc
             continue
         edits.expr.update(trial_edits.expr)
+        edits.delete |= trial_edits.delete
         edits.params.update(trial_edits.params)
         edits.keywords.update(trial_edits.keywords)
         edits.imports |= trial_edits.imports
@@ -282,6 +283,9 @@ class _Attention:
     def _top(self, node) -> tuple[int, list[ast.stmt]]:
         """Index in the region's block of the statement holding ``node``, and the chain of
         enclosing statements from that one down to the node's own."""
+        if self.handed is not None and node.stmt in self.handed.spans:
+            # a scores step of the caller: computed where the helper first reads the scores
+            return self.handed.entry, [self.block[self.handed.entry]]
         info = self.index.stmt(node.stmt)
         chain = []
         while info is not None and info.block is not self.block:
@@ -325,11 +329,15 @@ class _Attention:
             # normalised axis; a fused call would need that rank checked at run time)
             raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
+        self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
         self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
         self.mask_choices: dict[str, ast.expr] = {}  # a bias name -> the mask it is as SDPA reads it (_sdpa_mask_choice)
         nodes = self._choice_steps(nodes)
+        self.handed: _Handed | None = None  # scores a caller computes and hands to the helper (_handed_scores)
         if len({n.func for n in nodes}) > 1:
-            nodes = self._inline_helper(nodes)
+            self.handed = self._handed_scores(nodes)
+            if self.handed is None:
+                nodes = self._inline_helper(nodes)
         self.nodes = nodes
         self._check_containers()
         # (All in one helper -- Whisper's qkv_attention, an eager_attention_forward function --
@@ -360,6 +368,8 @@ class _Attention:
         step_stmts = {n.stmt for n in self.nodes}
         step_stored = {name for s in region for inner in ast.walk(s)
                        if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
+        if self.handed is not None:
+            step_stored.add(self.handed.param)  # the scores, as the helper is handed them
         # A step that stores its value on the module itself (deepctr's `self.normalized_att_scores
         # = F.softmax(...)`): the fused path would no longer set the attribute, which code outside
         # the call may read (as a statement storing the probabilities after the steps, below).
@@ -559,8 +569,8 @@ class _Attention:
         self.filled_rows = None
         filled_term = None  # the filled-rows term: it reads names of the region as they are before it
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
-        self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
         call = self._call(q, k, v, conditions, stored)
+        guard += self._float32_terms()
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
         if self.filled_rows is not None:
@@ -618,6 +628,9 @@ class _Attention:
             # (after the flag, a term that is an `and` chain gets its parentheses: its lines are
             # then split like the others')
             unique = [unique[0], *(_guard_term(t, ast.parse(t, mode="eval").body) for t in unique[1:])]
+        prelude = ""
+        if self.handed is not None:
+            unique, fast, prelude = self._handed_edits(edits, regions, region, unique, fast)
         guard_text = " or ".join(unique) if unique else None
         first, final = region[0], region[-1]
         edits.wrap = Wrap(
@@ -625,6 +638,7 @@ class _Attention:
             last=(final.lineno, self.index.char_col(final.lineno, final.col_offset)),
             guard=guard_text,
             fast="\n".join(fast),
+            prelude=prelude,
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
 
@@ -758,6 +772,206 @@ class _Attention:
                 self.roles[role] = moved
         return [moved if n is node else n for n in nodes]
 
+    # ------------------------------------------------------------------ scores handed over
+    def _handed_scores(self, nodes: list) -> "_Handed | None":
+        """ESPnet's split (``forward_qkv`` / ``forward_attention``): the caller computes the
+        scores and hands them to a helper method that takes them on to the context
+        (``scores = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(self.d_k)`` then
+        ``return self.forward_attention(v, scores, mask)``).  The fused call needs q and k, not
+        the scores, so the caller hands over what its scores statements read instead (a new last
+        parameter of the helper, None by default: other callers keep the original path), and the
+        helper computes the scores from them on the original path.  The scores statements move
+        from the caller to the helper's guarded branch verbatim, under the caller's own names.
+
+        Returns None when the match is not of this form (the scores steps in a caller, every
+        other step in one method it calls); raises :class:`Skip` when it is but cannot be moved
+        exactly."""
+        context_func = self.roles["c"].func
+        outside = [n for n in nodes if n.func != context_func]
+        roles = {id(n): r for r, n in self.roles.items()}
+        if not outside or any(roles.get(id(n)) not in ("s0", "s1", "s2", "b0", "b1") for n in outside) \
+                or "s0" not in {roles.get(id(n)) for n in outside} or len({n.func for n in outside}) != 1:
+            return None
+        c_info = self.index.stmt(self.roles["c"].stmt)
+        s_info = self.index.stmt(outside[0].stmt)
+        helper = self._function(c_info.stmt) if c_info is not None else None
+        caller = self._function(s_info.stmt) if s_info is not None else None
+        if not isinstance(helper, ast.FunctionDef) or not isinstance(caller, ast.FunctionDef) or helper is caller:
+            return None
+        why = "the scores are computed in `{}` and handed to `{}`, {}; rewrite it by hand"
+
+        def skip(reason: str) -> Skip:
+            return Skip(why.format(caller.name, helper.name, reason))
+
+        cls = self._class()
+        if cls is None or not any(s is helper for s in cls.body):
+            raise skip("not a method of the class")
+        subclasses = self._subclasses(cls)
+        if not any(any(s is caller for s in c.body) for c in subclasses.values()):
+            raise skip("not two methods of one class or of a class and its subclass")
+        if helper.decorator_list or any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(helper)):
+            raise skip("a decorated method or a generator")
+        if c_info.block is not helper.body:
+            raise skip("whose value product is not in its body's own block")
+        # The caller's statements computing the scores: consecutive plain assignments of one
+        # block, the helper's call the statement right after them.
+        spans = sorted({n.stmt for n in outside})
+        infos = [self.index.stmt(span) for span in spans]
+        if any(i is None or i.block is not infos[0].block for i in infos):
+            raise skip("in statements of different blocks")
+        block, first = infos[0].block, infos[0].index
+        if [i.index for i in infos] != list(range(first, first + len(infos))) or first + len(infos) >= len(block):
+            raise skip("in statements that are not consecutive and followed by the call")
+        moved = [i.stmt for i in infos]
+        if any(not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name))
+               for s in moved):
+            raise skip("in statements that are not assignments to one name")
+        scores = moved[-1].targets[0].id
+        call_stmt = block[first + len(moved)]
+        calls = [n for n in ast.walk(call_stmt) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                 and n.func.attr == helper.name and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"]
+        if len(calls) != 1:
+            raise skip(f"but the statement after them (line {call_stmt.lineno}) is not one call of it")
+        call = calls[0]
+        # The argument: the scores' name as it is, positional (before any *args) or by keyword.
+        params = [a.arg for a in (*helper.args.posonlyargs, *helper.args.args)]
+        if not params or params[0] != "self":
+            raise skip("not a method taking self")
+        param, arg = None, None
+        for place, value in enumerate(call.args):
+            if isinstance(value, ast.Starred):
+                break
+            if isinstance(value, ast.Name) and value.id == scores:
+                if place + 1 < len(params):
+                    param, arg = params[place + 1], value
+                break
+        for keyword in call.keywords:
+            if keyword.arg is not None and isinstance(keyword.value, ast.Name) and keyword.value.id == scores:
+                if keyword.arg in (*params[len(helper.args.posonlyargs):], *(a.arg for a in helper.args.kwonlyargs)):
+                    param, arg = keyword.arg, keyword.value
+        if arg is None:
+            raise skip("as an argument that is not one of its named parameters")
+        # What the moved statements assign is read nowhere after them but by that argument
+        # (the call's statement may assign the names anew: ``scores = self.attend(v, scores)``).
+        assigned = {s.targets[0].id for s in moved}
+        renewed = {t.id for t in call_stmt.targets if isinstance(t, ast.Name)} if isinstance(call_stmt, ast.Assign) \
+            else set()
+        end = (call_stmt.end_lineno, call_stmt.end_col_offset)
+        later = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                 and n.id in assigned and n is not arg
+                 and (any(n is m for m in ast.walk(call_stmt)) or ((n.lineno, n.col_offset) > end and n.id not in renewed))]
+        if later:
+            raise skip(f"which the caller also reads at line {later[0].lineno}")
+        if any(isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(caller)):
+            raise skip("in a caller with global or nonlocal names")
+        # The names the moved statements read from the caller go over in one tuple; names they
+        # read from the module (torch, math) mean the same in the helper when it binds none.
+        caller_locals = {n.id for n in ast.walk(caller) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} \
+            | {a.arg for a in ast.walk(caller.args) if isinstance(a, ast.arg)} \
+            | {alias.asname or alias.name.split(".")[0] for n in ast.walk(caller)
+               if isinstance(n, (ast.Import, ast.ImportFrom)) for alias in n.names}  # a local import
+        reads: list[str] = []
+        for stmt in moved:
+            for node in sorted((n for n in ast.walk(stmt.value) if isinstance(n, ast.Name)),
+                               key=lambda n: (n.lineno, n.col_offset)):
+                if node.id not in reads:
+                    reads.append(node.id)
+        handed = [name for name in reads if name in caller_locals and name not in assigned and name != "self"]
+        # In the helper the handed names and the statements' own names other than the scores
+        # (which become the helper's parameter) must be new; the module's names (torch, math)
+        # must not be bound there to something else.
+        helper_names = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name)} \
+            | {a.arg for a in ast.walk(helper.args) if isinstance(a, ast.arg)}
+        helper_bound = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} \
+            | {a.arg for a in ast.walk(helper.args) if isinstance(a, ast.arg)}
+        module_reads = set(reads) - set(handed) - assigned - {"self"}
+        clash = sorted((module_reads & helper_bound) | ((set(handed) | (assigned - {scores})) & helper_names))
+        if clash:
+            raise skip(f"whose statements read or assign `{clash[0]}`, a name the helper binds too")
+        if not handed:
+            raise skip("from no value of the caller")
+        # The helper: a method no other class of the file overrides (a subclass's own
+        # version would get an argument it does not take).
+        for name, node in subclasses.items():
+            if node is not cls and any(isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Assign))
+                                       and helper.name in (s.name if not isinstance(s, ast.Assign) else
+                                                           {t.id for t in s.targets if isinstance(t, ast.Name)})
+                                       for s in node.body):
+                raise skip(f"which `{name}` overrides")
+        # The helper reads the scores only from the statement holding its first step on.
+        entry = next((i for i, s in enumerate(helper.body) if param in _loads(s) or param in stored_names(s)), None)
+        step_indexes = set()
+        for info in (self.index.stmt(n.stmt) for n in nodes if n.func == context_func):
+            while info is not None and info.block is not helper.body:
+                info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
+            if info is not None:
+                step_indexes.add(info.index)
+        if entry is None or entry not in step_indexes:
+            raise skip(f"which `{helper.name}` reads before the attention's first step")
+        flag = next((n for n in ("qk", "scores_inputs", "sdpa_qk") if n not in self.index.identifiers), None)
+        if flag is None:
+            raise skip("and no name for the new parameter is free")
+        return _Handed(caller=caller, helper=helper, call=call, call_stmt=call_stmt, arg=arg, param=param,
+                       moved=moved, spans=set(spans), handed=handed, entry=entry, flag=flag, scores=scores)
+
+    def _subclasses(self, cls: ast.ClassDef) -> dict[str, ast.ClassDef]:
+        """``cls`` and the classes of the module that derive from it (by the last part of a
+        base's name), at any depth."""
+        found, grown = {cls.name: cls}, True
+        while grown:
+            grown = False
+            for node in ast.walk(self.index.tree):
+                if isinstance(node, ast.ClassDef) and node.name not in found and any(
+                        (dotted_name(b) or "").rsplit(".", 1)[-1] in found for b in node.bases):
+                    found[node.name] = node
+                    grown = True
+        return found
+
+    def _handed_edits(self, edits: Edits, regions: list[Span], region: list[ast.stmt], guard: list[str],
+                      fast: list[str]) -> tuple[list[str], list[str], str]:
+        """The edits of :meth:`_handed_scores`' form besides the wrap: the caller stops computing
+        the scores and hands over what they are computed from, the helper takes it as its last
+        parameter.  Returns the guard terms (the handed value missing first: other callers), the
+        fused statements (the handed names bound first) and the wrap's prelude (the scores
+        computed as the caller computed them, on the original path when the caller handed
+        their inputs over)."""
+        handed: _Handed = self.handed
+        helper, caller = handed.helper, handed.caller
+        if self.declined or self.in_context:
+            raise Skip(f"the scores are handed to `{helper.name}`, which also hands back what only the original "
+                       "attention computes; rewrite it by hand")
+        inside = {id(n) for s in region for n in ast.walk(s)}
+        for node in ast.walk(helper):
+            if isinstance(node, ast.Name) and node.id == handed.param and id(node) not in inside:
+                raise Skip(f"`{helper.name}` reads the scores it is handed at line {node.lineno}, after the attention")
+        names = set(handed.handed)
+        for term in guard:
+            clash = read_names(ast.parse(term, mode="eval")) & names
+            if clash:
+                raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, which `{helper.name}` is "
+                           "handed only for the fused call")
+        flag = handed.flag
+        tuple_text = f"({', '.join(handed.handed)}{',' if len(handed.handed) == 1 else ''})"
+        bind = f"{', '.join(handed.handed)}{',' if len(handed.handed) == 1 else ''} = {flag}"
+        # the scores' name in the caller is the parameter's in the helper
+        moved = "\n".join(self._stmt_text(s, [(span_of(n), handed.param) for n in ast.walk(s)
+                                              if isinstance(n, ast.Name) and n.id == handed.scores])
+                          for s in handed.moved)
+        body = "\n".join("    " + line for text in (bind, moved) for line in text.split("\n"))
+        prelude = f"if {flag} is not None:\n{body}"
+        # the helper: its new last parameter
+        key = (helper.lineno, self.index.char_col(helper.lineno, helper.col_offset))
+        edits.params[key] = f"{flag}=None"
+        regions.append((helper.lineno, helper.col_offset, helper.lineno, helper.col_offset + 3))
+        # the caller: the scores statements go, the call hands over their inputs instead
+        for stmt in handed.moved:
+            edits.delete.add(self.index.char_span(span_of(stmt)))
+        edits.expr[self.index.char_span(span_of(handed.arg))] = "None"
+        edits.keywords[self.index.char_span(span_of(handed.call))] = f"{flag}={tuple_text}"
+        first, call_stmt = handed.moved[0], handed.call_stmt
+        regions.append((first.lineno, first.col_offset, call_stmt.end_lineno, call_stmt.end_col_offset))
+        return [f"{flag} is None", *guard], [bind, *fast], prelude
+
     # ------------------------------------------------------------------ the steps
     def _check_softmax(self) -> bool:
         """A softmax over the last dimension; True when it computes in float32 (``dtype=``)."""
@@ -783,12 +997,24 @@ class _Attention:
         (``.float()``, ``dtype=torch.float32``): SDPA computes in that dtype and accumulates in
         float32."""
         casts = [role for role in ("t1", "t2") if role in self.roles]
+        self.float32_only = False
         if not casts:
-            if upcast:
-                raise Skip("the probabilities stay in float32 after the upcast softmax")
+            # (parti's ``attn = sim.softmax(dim=-1, dtype=torch.float32)`` then ``attn @ v``: the
+            # value product computes in float32, exactly the fused call's when q, k and v are
+            # float32 -- the upcast is a no-op then -- and the others go to the original)
+            self.float32_only = upcast
             return
         for role in casts:
             self._check_cast(self.roles[role], operands)
+
+    def _float32_terms(self) -> list[str]:
+        """Guard terms for probabilities left in float32 after an upcast softmax (no cast back,
+        :meth:`_check_casts`): the fused path only where q, k and v are float32 already."""
+        if not self.float32_only:
+            return []
+        torch = self._torch("the float32 test")
+        texts = dict.fromkeys(_atom(text, node) for text, node in self._operands(broadcast=False))
+        return [f"{text}.dtype != {torch}.float32" for text in texts]
 
     def _check_cast(self, node, operands) -> None:
         target = None
@@ -927,7 +1153,8 @@ class _Attention:
                     keeps.append(self._stmt_text(inner))
                     continue
                 # ``mask_value = -torch.finfo(dots.dtype).max``: the scores' dtype is the query's
-                text = self._scores_metadata(inner, step_stored, statement=True)
+                text = self._scores_metadata(inner, step_stored, statement=True) or \
+                    self._stand_in_statement(inner, stmt, step_stored)
                 if text is not None:
                     keeps.append(text)
                     continue
@@ -1304,6 +1531,30 @@ class _Attention:
             swaps.append((span_of(call.args[positions[0]]), f"{q_atom}.new_empty(()).expand({shape})"))
             self.stand_ins.append((f"self.{func.attr}", role))
         return swaps
+
+    def _stand_in_statement(self, inner: ast.stmt, owner: ast.If, step_stored: set) -> str | None:
+        """``pos_bias = self.rel_pos_bias(sim)`` in the ``if`` whose next step adds it
+        (``sim = sim + pos_bias``, parti): the bias computed in a statement of its own by a
+        module that reads only what the scores are (:meth:`_stand_in_swaps`), handed a stand-in
+        of them on the fused path.  The bias is then the original's value, whoever reads it.
+        None for any other statement."""
+        if not (isinstance(inner, ast.Assign) and len(inner.targets) == 1 and isinstance(inner.targets[0], ast.Name)):
+            return None
+        target = inner.targets[0].id
+        for role in ADD_STEPS:
+            node = self.roles.get(role)
+            info = self.index.stmt(node.stmt) if node is not None else None
+            if info is None or not any(info.stmt is s for s in owner.body) or target not in _loads(info.stmt):
+                continue
+            added = self._added_to(role)
+            if added is None or _loads(inner) & step_stored != {added}:
+                return None
+            swaps = self._stand_in_swaps(inner.value, added, role)
+            if not swaps:
+                return None
+            text = self._stmt_text(inner, swaps)
+            return None if _loads(ast.parse(text)) & step_stored else text
+        return None
 
     def _local_forward(self, attr: str) -> ast.FunctionDef | None:
         """The ``forward`` of the class of this file that every assignment of ``self.<attr>``
@@ -1768,9 +2019,22 @@ class _Attention:
             new = Swap().visit(ast.parse(self._stmt_text(value)))
         else:
             new = Swap().visit(ast.parse(text if text is not None else self._text(value), mode="eval")).body
-        if _loads(new) & stored:
+        if (_loads(new) & stored) - self._operands_until_context(q_text, k_text):
             return None
         return ast.unparse(new)
+
+    def _operands_until_context(self, q_text: str, k_text: str) -> set[str]:
+        """Names q's and k's texts read that only the context statement assigns (charformer's
+        ``scores = einsum('b i j, b j m -> b i m', score_attn, scores)``, whose q and k are the
+        ``scores`` it overwrites): read before that statement, as a metadata reading is, they
+        still hold q and k."""
+        context = self.index.stmt(self.roles["c"].stmt)
+        if context is None:
+            return set()
+        others = set().union(*(stored_names(info.stmt) for n in self.nodes if n.stmt != self.roles["c"].stmt
+                               and (info := self.index.stmt(n.stmt)) is not None))
+        operands = read_names(ast.parse(q_text, mode="eval")) | read_names(ast.parse(k_text, mode="eval"))
+        return (operands & stored_names(context.stmt)) - others
 
     def _scores_shape(self, value: ast.AST, q_text: str, k_text: str) -> str | None:
         """The scores' whole shape written from q's and k's (self-attention-cv's ``assert
@@ -1911,6 +2175,14 @@ class _Attention:
             # b () () () s")` under `if mask.ndim == 2:`): such bindings are read through
             if depth > 4:
                 raise LookupError
+            if _loads(node) & step_stored:
+                # ``i, j = sim.shape[-2:]`` (protein-bert's mask sizes): what it reads of the
+                # scores read off q and k, when nothing else it reads is bound in the region
+                text = self._scores_metadata(node, step_stored)
+                if text is None or any(name in names for name in _loads(ast.parse(text, mode="eval"))
+                                       for _, names in binders):
+                    raise LookupError
+                return text
             swaps = []
             for name in (n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)):
                 earlier = [st for st, names in binders if name.id in names
@@ -1919,27 +2191,48 @@ class _Attention:
                 if not earlier:
                     continue  # bound before the region: the guard reads the same value
                 binding = max(earlier, key=lambda st: (st.lineno, st.col_offset))
-                value = self._assigned_value(binding, name.id) if isinstance(binding, ast.Assign) else None
-                if name.id in step_stored or value is None:
+                if name.id in step_stored:
                     raise LookupError
-                text = _atom(before(value, binding, depth + 1), value)
+                text = value_of(binding, name.id, depth)
                 ancestors = blocks_of(at)
                 if not any(any(binding is st for st in block) for block in ancestors):
                     # ``if exists(self.null_k): mask = F.pad(mask, ...)``: the value under the
-                    # if's test, the earlier one otherwise
+                    # if's test, the earlier one otherwise; with an else binding it too, the
+                    # else's value otherwise
                     block, owner = parents[id(binding)]
-                    if not (isinstance(owner, ast.If) and block is owner.body and not owner.orelse
-                            and any(any(owner is st for st in b) for b in ancestors)
-                            and [st for st, names in binders if name.id in names
-                                 and any(st is inner for inner in ast.walk(owner))] == [binding]):
+                    if not (isinstance(owner, ast.If) and any(any(owner is st for st in b) for b in ancestors)):
                         raise LookupError
-                    test = owner.test
-                    otherwise = ast.Name(id=name.id, ctx=ast.Load(), lineno=name.lineno, col_offset=name.col_offset,
-                                         end_lineno=name.end_lineno, end_col_offset=name.end_col_offset)
-                    text = (f"({text} if {_guard_term(before(test, owner, depth + 1), test)} "
-                            f"else {before(otherwise, owner, depth + 1)})")
+                    inside = [st for st, names in binders if name.id in names
+                              and any(st is inner for inner in ast.walk(owner))]
+                    body = [st for st in inside if any(st is inner for b in owner.body for inner in ast.walk(b))]
+                    orelse = [st for st in inside if st not in body]
+                    test = _guard_term(before(owner.test, owner, depth + 1), owner.test)
+                    if not owner.orelse and block is owner.body and inside == [binding]:
+                        otherwise = ast.Name(id=name.id, ctx=ast.Load(), lineno=name.lineno, col_offset=name.col_offset,
+                                             end_lineno=name.end_lineno, end_col_offset=name.end_col_offset)
+                        text = f"({text} if {test} else {before(otherwise, owner, depth + 1)})"
+                    elif block is owner.orelse and len(body) == 1 and orelse == [binding] and body[0] in owner.body:
+                        # ``if exists(context_mask): context_mask = F.pad(...) else: context_mask = ones``
+                        text = f"({value_of(body[0], name.id, depth)} if {test} else {text})"
+                    else:
+                        raise LookupError
                 swaps.append((span_of(name), text))
             return self._text_with(node, swaps)
+
+        def value_of(binding: ast.stmt, name: str, depth: int) -> str:
+            """The value ``binding`` gives ``name``, as read before the region (an element of a
+            tuple unpacked from one value: ``i, j = <value>`` gives ``<value>[0]`` to i)."""
+            if not isinstance(binding, ast.Assign):
+                raise LookupError
+            value = self._assigned_value(binding, name)
+            if value is not None:
+                return _atom(before(value, binding, depth + 1), value)
+            target = binding.targets[0] if len(binding.targets) == 1 else None
+            if not isinstance(target, ast.Tuple) or isinstance(binding.value, ast.Tuple) or \
+                    not all(isinstance(e, ast.Name) for e in target.elts):
+                raise LookupError
+            place = [e.id for e in target.elts].index(name)
+            return f"{_atom(before(binding.value, binding, depth + 1), binding.value)}[{place}]"
 
         use = self.index.stmt(self.roles[fill["role"]].stmt)
         if use is None:
@@ -2711,6 +3004,24 @@ def _reads_only(expr: ast.expr) -> bool:
         elif isinstance(node, (ast.NamedExpr, ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom)):
             return False
     return True
+
+
+class _Handed:
+    """Scores a caller computes and hands to a helper method (:meth:`_Attention._handed_scores`)."""
+
+    def __init__(self, **fields):
+        self.caller: ast.FunctionDef = fields["caller"]
+        self.helper: ast.FunctionDef = fields["helper"]
+        self.call: ast.Call = fields["call"]  # the caller's call of the helper
+        self.call_stmt: ast.stmt = fields["call_stmt"]
+        self.arg: ast.Name = fields["arg"]  # the scores as the call passes them
+        self.param: str = fields["param"]  # the helper's parameter taking them
+        self.moved: list[ast.Assign] = fields["moved"]  # the caller's statements computing them
+        self.spans: set[Span] = fields["spans"]  # their spans (the scores steps' statements)
+        self.handed: list[str] = fields["handed"]  # the caller's names those statements read
+        self.entry: int = fields["entry"]  # the helper's statement (in its body) first reading them
+        self.flag: str = fields["flag"]  # the helper's new parameter
+        self.scores: str = fields["scores"]  # the scores' name in the caller
 
 
 class _At:

@@ -326,6 +326,35 @@ _DIVISIBLE = re.compile(r"divisible by\D{0,40}?\b(\d+)\b")
 MAX_DIVISIBLE = 3  # arguments tried per divisibility error
 
 
+NAMED_SIZE = 4  # the value given to a size argument the class's error names (``named_options``)
+
+
+def named_options(option: _Option, kwargs: dict, error: str, cls: type) -> list[_Option]:
+    """When the class's own error names constructor parameters left at their default None
+    ("either max_block_size or blocks are given on initialization", charformer's GBST): the same
+    build with one of them given a small size, one at a time.  A guess the class refuses (a
+    tuple wanted) costs a try, never a verdict."""
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return []
+    out: list[_Option] = []
+    for name, param in params.items():
+        if param.default is not None or kwargs.get(name) is not None or \
+                not re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", error):
+            continue
+
+        def make(module: ModuleType, original: bool, name=name) -> tuple[tuple, dict]:
+            args, given = option.make(module, original)
+            return args, dict(given, **{name: NAMED_SIZE})
+
+        out.append(_Option(make, f"{option.shown} with {name}={NAMED_SIZE} (named by its error)", option.config,
+                           option.config_param))
+        if len(out) >= MAX_DIVISIBLE:
+            break
+    return out
+
+
 def divisible_options(option: _Option, kwargs: dict, error: str) -> list[_Option]:
     """When the class's own error says a size must be divisible by N ("feature size is not
     divisible by number of components (6)"): the same build with one integer argument that N
@@ -844,7 +873,8 @@ class Builder:
                 needs = needs or missing_package(exc)
                 first_error = first_error or f"{option.shown} raised {_short(exc)}"
                 if not repaired:
-                    retries = divisible_options(option, kwargs, str(exc))
+                    retries = divisible_options(option, kwargs, str(exc)) or \
+                        named_options(option, kwargs, str(exc), original_cls)
                     repaired = bool(retries)
                 continue
             count = sum(p.numel() for p in original.parameters())

@@ -538,6 +538,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                     if verdict.reason == ORIGINAL_PATH and not combined:
                         combined = True
                         queue += _with_forward_changes(variant, variants)
+                        queue += _with_defaults(checker, class_name, variant)
                     continue
                 out[site] = verdict
                 given[site] = set(checker.given)
@@ -572,6 +573,45 @@ def _with_forward_changes(variant: Variant, variants: list[Variant]) -> list[Var
                 variant, forward=tuple((k, v) for k, v in variant.forward if k not in names) + other.forward,
                 give=tuple(dict.fromkeys(variant.give + other.give))))
     return out[:MAX_COMBINED]
+
+
+def _with_defaults(checker: _Checker, class_name: str, variant: Variant) -> list[Variant]:
+    """``variant`` with an argument it gave (a guessed mask) left at its default instead, each
+    such argument on its own: a guarded patch whose fused path wants the default (chatterbox's
+    ``mask=torch.ones((0, 0, 0))``, a fake mask of size 0, tested as ``mask.size(2) > 0``) is
+    reached only without the guess.  A required argument the code tests for None (SenseVoice's
+    ``mask``, None from its chunked caller) gets None.  Optional arguments whose default is None
+    are the other sides :func:`_check_other_sides` already takes."""
+    if class_name.startswith("function:"):
+        return []
+    try:
+        params = inspect.signature(getattr(checker.builder.class_of(checker.original, class_name),
+                                           variant.method)).parameters
+        tested = _none_tested(ast.parse(checker.patched_text))
+    except (Skip, TypeError, ValueError, AttributeError, SyntaxError):
+        return []
+    out = []
+    for name in sorted(checker.given):
+        param = params.get(name)
+        if param is None or param.default is None or any(k == name for k, _ in variant.forward):
+            continue
+        if param.default is not inspect.Parameter.empty:
+            value = param.default
+        elif name in tested and param.kind is not inspect.Parameter.KEYWORD_ONLY:
+            value = None
+        else:
+            continue
+        out.append(dataclasses.replace(variant, forward=(*variant.forward, (name, value)),
+                                       give=tuple(g for g in variant.give if g != name)))
+    return out[:MAX_COMBINED]
+
+
+def _none_tested(tree: ast.AST) -> set[str]:
+    """Names the module compares with None (``mask is not None``)."""
+    return {node.left.id for node in ast.walk(tree)
+            if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and len(node.ops) == 1
+            and isinstance(node.ops[0], (ast.Is, ast.IsNot)) and isinstance(node.comparators[0], ast.Constant)
+            and node.comparators[0].value is None}
 
 
 def _declining(checker: _Checker, class_name: str, method: str) -> Variant | None:

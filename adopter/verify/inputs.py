@@ -37,6 +37,7 @@ from .sizes import Sizes
 if TYPE_CHECKING:
     from .build import Call
 
+MAX_UNMASKED_TRIES = 8  # tries with the required masks None, after the others (input_calls)
 MAX_INPUT_TRIES = 48
 
 # A model's main inputs: given even when optional (they are alternatives to inputs_embeds).
@@ -936,6 +937,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
+    unmasked: set[str] = set()  # required masks, tried as None once every guess failed
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
         name = param.name
@@ -969,6 +971,10 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                    mask_values("bool_future", b, s), mask_values("bool_padding", b, s)]
             if optional and name not in give_optional:
                 candidates.append(OMIT)
+            elif not optional:
+                # a mask the code must be handed but may be None (``if mask is not None:``, SANM's
+                # attention, whose unmasked path a chunked caller takes): tried when no mask runs
+                unmasked.add(name)
             per_param.append((name, positional, candidates))
             continue
         fed = fed_layer(func, name, module) if lowered in _TARGET_NAMES else None
@@ -1102,8 +1108,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         per_param.append((name, positional, candidates))
 
     lists = [c for _, _, c in per_param]
-    for count, combo in enumerate(_combinations(lists)):
-        if count >= MAX_INPUT_TRIES:
+    tries = _combinations(lists)
+    if unmasked:  # after every guessed mask, the required ones None (a few tries of their own)
+        tries = itertools.chain(itertools.islice(tries, MAX_INPUT_TRIES), itertools.islice(_combinations(
+            [[None] if name in unmasked else c for name, _, c in per_param]), MAX_UNMASKED_TRIES))
+    for count, combo in enumerate(tries):
+        if count >= MAX_INPUT_TRIES + (MAX_UNMASKED_TRIES if unmasked else 0):
             return
         args: list[Any] = []
         kwargs: dict[str, Any] = {}

@@ -163,7 +163,8 @@ def test_a_mask_the_attention_computes_from_an_input_is_read_before_it(monkeypat
     _padded_queries_then_none(original, patched, calls)
 
 
-def test_a_mask_the_attention_chooses_on_a_branch_is_left_with_a_reason():
+def test_a_mask_the_attention_chooses_on_an_if_else_is_read_as_the_branch_gives_it(monkeypatch, module_from_file):
+    # (session 19: declined before; the guard now reads the value each branch gives the mask)
     source = INPUT_MASK_IN_REGION.replace(
         "        blocked = pad[:, None, :, None] | pad[:, None, None, :]\n",
         "        if self.training:\n"
@@ -171,7 +172,30 @@ def test_a_mask_the_attention_chooses_on_a_branch_is_left_with_a_reason():
         "        else:\n"
         "            blocked = pad[:, None, :, None] | pad[:, None, None, :]\n")
     assert source != INPUT_MASK_IN_REGION
+    result, original, patched, calls = _fixed(source, monkeypatch, module_from_file)
+    assert len(result.applied) == 1
+    assert "(pad[:, None, None, :] if self.training else (pad[:, None, :, None] | pad[:, None, None, :]))" \
+        ".all(-1).any()" in result.text
+    original.eval()
+    patched.eval()
+    _padded_queries_then_none(original, patched, calls)  # padded queries see no key: the original
+    original.train()
+    patched.train()
+    calls.clear()
+    q, k, v, _, pad = _inputs(padded_queries=True)
+    _same(original, patched, q, k, v, pad)  # training hides padded keys only: every query sees a key
+    assert len(calls) == 1
+
+
+def test_a_mask_the_attention_chooses_from_the_scores_is_left_with_a_reason():
+    source = INPUT_MASK_IN_REGION.replace(
+        "        blocked = pad[:, None, :, None] | pad[:, None, None, :]\n",
+        "        if self.training:\n"
+        "            blocked = pad[:, None, None, :]\n"
+        "        else:\n"
+        "            blocked = pad[:, None, None, :] | (sim < -30)\n")
+    assert source != INPUT_MASK_IN_REGION
     result = fix_text(source, "attention.py", ADP010)
     assert result.applied == [] and result.text == source
     (reason,) = [why for _, why in result.skipped]
-    assert "fills entirely" in reason
+    assert "reads a value of the attention" in reason

@@ -191,3 +191,41 @@ def test_an_argument_the_error_does_not_name_is_not_scaled():
     given = {"width": 32, "depth": 8}
     option = _Option(lambda module, original: ((), dict(given)), "Model(width=32, depth=8)")
     assert divisible_options(option, given, "head size 4 must be divisible by 8") == []
+
+
+class _EitherSize(torch.nn.Module):
+    """Two optional sizes, exactly one of which must be given (written for this test)."""
+
+    def __init__(self, width, max_span=None, spans=None):
+        super().__init__()
+        assert (max_span is None) != (spans is None), "either max_span or spans must be given"
+        if spans is not None:
+            assert isinstance(spans, tuple), "spans must be a tuple"
+        self.proj = torch.nn.Linear(width, width)
+
+
+def test_a_parameter_the_constructor_error_names_is_given_a_size():
+    """Both sizes default to None, and the class's assertion names them: each is tried with a
+    small size, one at a time; the tuple-wanting one fails to build (a try, not a verdict)."""
+    from adopter.verify.build import _Option, named_options
+
+    given = {"width": 16}
+    option = _Option(lambda module, original: ((), dict(given)), "_EitherSize(width=16)")
+    with pytest.raises(AssertionError) as info:
+        _EitherSize(**given)
+    retries = named_options(option, given, str(info.value), _EitherSize)
+    assert [r.shown for r in retries] == ["_EitherSize(width=16) with max_span=4 (named by its error)",
+                                          "_EitherSize(width=16) with spans=4 (named by its error)"]
+    built = []
+    for retry in retries:
+        args, kwargs = retry.make(None, True)
+        try:
+            _EitherSize(*args, **kwargs)
+        except AssertionError:
+            continue
+        built.append(kwargs)
+    assert built == [{"width": 16, "max_span": 4}]
+    # a parameter the error does not name, or one already given, is left as it is
+    assert named_options(option, given, "width must be even", _EitherSize) == []
+    assert named_options(option, {"width": 16, "max_span": 2}, str(info.value), _EitherSize)[0].shown.endswith(
+        "with spans=4 (named by its error)")
