@@ -2278,20 +2278,24 @@ class _Attention:
         torch = self._torch()
         term = (f"{_eager_training(torch)} and "
                 f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1).any()")
-        wider = self._fill_widens(cond, use, before, binders)
+        wider = self._fill_widens(fill, use, before, binders)
         if wider is not None:
             term = f"({wider} or ({term}))" if test is not None else f"{wider} or ({term})"
         return f"{_guard_term(test_text, test)} and {term}" if test is not None else term
 
-    def _fill_widens(self, cond: ast.expr, use: ast.stmt, before, binders) -> str | None:
+    def _fill_widens(self, fill: dict, use: ast.stmt, before, binders) -> str | None:
         """A guard term: the fill's mask, as read before the region, broadcasts the scores to
         more (or longer) axes than q and k's product has -- bert-pytorch's 4-D mask over a 3-D
         query, where ``scores.masked_fill(mask == 0, -1e9)`` widens the scores (and the output)
         but the fused call raises (its mask must broadcast to the product's shape).  Written
         only where the product's shape is q's and k's as written (no view step, no operand
         broadcast by an einsum, scores not transposed) and q and k are not bound in the
-        region, and not handed to a helper (:meth:`_handed_scores`); None otherwise (the patch is
-        then as before)."""
+        region, and not handed to a helper (:meth:`_handed_scores`), and the fill broadcasts its
+        mask as written (``masked_fill``, ``torch.where``: not an ``einx.where`` pattern, which
+        lays the mask out anew); None otherwise (the patch is then as before)."""
+        if self.roles[fill["role"]].op in ("einx.where", "canon.mask_blend"):
+            return None
+        cond = fill["cond"]
         if any(r in self.roles for r in VIEW_STEPS) or self.scores_t or getattr(self, "handed", None) is not None:
             return None  # (q and k handed to a helper exist there only for the fused call)
         view = self.roles["s0"].view
