@@ -2292,9 +2292,14 @@ class _Attention:
         broadcast by an einsum, scores not transposed) and q and k are not bound in the
         region, and not handed to a helper (:meth:`_handed_scores`), and the fill broadcasts its
         mask as written (``masked_fill``, ``torch.where``: not an ``einx.where`` pattern, which
-        lays the mask out anew); None otherwise (the patch is then as before)."""
-        if self.roles[fill["role"]].op in ("einx.where", "canon.mask_blend"):
+        lays the mask out anew) into a new tensor (an in-place ``masked_fill_`` raises for a
+        wider mask as the fused call does); None otherwise (the patch is then as before)."""
+        node = self.roles[fill["role"]]
+        if node.op in ("einx.where", "canon.mask_blend"):
             return None
+        call = self.index.expr_at(node.span) if node.span is not None else None
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr.endswith("_"):
+            return None  # masked_fill_ cannot widen the scores it fills: a wider mask raises there too
         cond = fill["cond"]
         if any(r in self.roles for r in VIEW_STEPS) or self.scores_t or getattr(self, "handed", None) is not None:
             return None  # (q and k handed to a helper exist there only for the fused call)
