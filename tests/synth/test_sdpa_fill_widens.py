@@ -52,7 +52,8 @@ MULTI_QUERY = textwrap.dedent('''
 
 
 def _guard(fixed: str) -> str:
-    return " ".join(fixed.split("if (")[1].split("):")[0].split())
+    """The guard's text, one line ("" where the patch has no parenthesised guard)."""
+    return " ".join(fixed.split("if (")[1].split("):")[0].split()) if "if (" in fixed else ""
 
 
 def test_the_guard_compares_the_mask_with_the_products_shape():
