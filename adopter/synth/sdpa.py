@@ -961,16 +961,42 @@ class _Attention:
         prelude = f"if {flag} is not None:\n{body}"
         # the helper: its new last parameter
         key = (helper.lineno, self.index.char_col(helper.lineno, helper.col_offset))
-        edits.params[key] = f"{flag}=None"
+        note = self._handed_annotation(edits, handed)
+        edits.params[key] = f"{flag}: {note} = None" if note else f"{flag}=None"
+        # the scores' argument: None; an empty tensor of q where the helper's parameter is
+        # annotated as a tensor (TorchScript refuses None for it; the helper never reads it then)
+        param = next((a for a in helper.args.posonlyargs + helper.args.args + helper.args.kwonlyargs
+                      if a.arg == handed.param), None)
+        placeholder = "None"
+        if note and param is not None and param.annotation is not None and not any(
+                word in self.index.segment(span_of(param.annotation)) for word in ("Optional", "None", "|")):
+            placeholder = f"{handed.handed[0]}.new_empty(0)"
         regions.append((helper.lineno, helper.col_offset, helper.lineno, helper.col_offset + 3))
         # the caller: the scores statements go, the call hands over their inputs instead
         for stmt in handed.moved:
             edits.delete.add(self.index.char_span(span_of(stmt)))
-        edits.expr[self.index.char_span(span_of(handed.arg))] = "None"
+        edits.expr[self.index.char_span(span_of(handed.arg))] = placeholder
         edits.keywords[self.index.char_span(span_of(handed.call))] = f"{flag}={tuple_text}"
         first, call_stmt = handed.moved[0], handed.call_stmt
         regions.append((first.lineno, first.col_offset, call_stmt.end_lineno, call_stmt.end_col_offset))
         return [f"{flag} is None", *guard], [bind, *fast], prelude
+
+    def _handed_annotation(self, edits: Edits, handed: "_Handed") -> str:
+        """The new parameter's annotation, where every name handed over is q's or k's operand
+        (a tensor): ``Optional[Tuple[Tensor, Tensor]]`` (its default None), so a helper
+        compiled with ``torch.jit.script`` -- which types an unannotated parameter as a Tensor
+        -- takes the tuple.  "" where another name goes over with them (its type is not known
+        here)."""
+        operands = [text for text, _ in self._operands(broadcast=False)[:2]]
+        if not handed.handed or not all(name.isidentifier() for name in operands) \
+                or set(handed.handed) - set(operands):
+            return ""
+        optional, request = self.planner.names.local("typing.Optional")
+        edits.imports.add(request)
+        tuple_, request = self.planner.names.local("typing.Tuple")
+        edits.imports.add(request)
+        tensor = f"{self._torch()}.Tensor"
+        return f"{optional}[{tuple_}[{', '.join([tensor] * len(handed.handed))}]]"
 
     # ------------------------------------------------------------------ the steps
     def _check_softmax(self) -> bool:
@@ -2252,7 +2278,48 @@ class _Attention:
         torch = self._torch()
         term = (f"{_eager_training(torch)} and "
                 f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1).any()")
+        wider = self._fill_widens(fill, use, before, binders)
+        if wider is not None:
+            term = f"({wider} or ({term}))" if test is not None else f"{wider} or ({term})"
         return f"{_guard_term(test_text, test)} and {term}" if test is not None else term
+
+    def _fill_widens(self, fill: dict, use: ast.stmt, before, binders) -> str | None:
+        """A guard term: the fill's mask, as read before the region, broadcasts the scores to
+        more (or longer) axes than q and k's product has -- bert-pytorch's 4-D mask over a 3-D
+        query, where ``scores.masked_fill(mask == 0, -1e9)`` widens the scores (and the output)
+        but the fused call raises (its mask must broadcast to the product's shape).  Written
+        only where the product's shape is q's and k's as written (no view step, no operand
+        broadcast by an einsum, scores not transposed) and q and k are not bound in the
+        region, and not handed to a helper (:meth:`_handed_scores`), and the fill broadcasts its
+        mask as written (``masked_fill``, ``torch.where``: not an ``einx.where`` pattern, which
+        lays the mask out anew) into a new tensor (an in-place ``masked_fill_`` raises for a
+        wider mask as the fused call does); None otherwise (the patch is then as before)."""
+        node = self.roles[fill["role"]]
+        if node.op in ("einx.where", "canon.mask_blend"):
+            return None
+        call = self.index.expr_at(node.span) if node.span is not None else None
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr.endswith("_"):
+            return None  # masked_fill_ cannot widen the scores it fills: a wider mask raises there too
+        cond = fill["cond"]
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t or getattr(self, "handed", None) is not None:
+            return None  # (q and k handed to a helper exist there only for the fused call)
+        view = self.roles["s0"].view
+        if view is not None and (any(view.broadcast) or any(m is not None for m in (view.moves or ()))):
+            return None
+        try:
+            mask = before(cond, use)
+        except LookupError:
+            return None
+        q_text = self._q_dtype()[:-len(".dtype")]
+        k_text = _atom(*self._operands(broadcast=False)[1])
+        read = _loads(ast.parse(q_text, mode="eval")) | _loads(ast.parse(k_text, mode="eval"))
+        if any(read & names for _, names in binders):
+            return None
+        torch = self._torch()
+        shape = (f"({torch}.broadcast_shapes({q_text}.shape[:-2], {k_text}.shape[:-2]) "
+                 f"+ ({q_text}.shape[-2], {k_text}.shape[-2]))")
+        mask_atom = mask if _wrapped(mask) else _atom(mask, ast.parse(mask, mode="eval").body)
+        return f"{torch}.broadcast_shapes({mask_atom}.shape, {shape}) != {shape}"
 
     def _unit_axes_rebinding(self, stmt: ast.stmt, name: str) -> bool:
         """Is ``stmt`` ``name = <name with size-1 axes added before its last>``: an einops

@@ -163,7 +163,9 @@ def test_the_caller_hands_q_and_k_over_and_the_helper_computes_the_scores_only_o
     forward = fixed.split("    def forward(self, x, keep=None):")[1].split("    def forward_biased")[0]
     assert "logits" not in forward  # the scores are no longer computed by the caller
     assert "return self.attend(v, None, keep, qk=(q, k))" in forward
-    assert "def attend(self, values, scores, keep=None, qk=None):" in fixed
+    # the new parameter typed for TorchScript (q and k are all it takes: tensors)
+    assert "qk: Optional[Tuple[torch.Tensor, torch.Tensor]] = None," in fixed
+    assert "from typing import Optional, Tuple" in fixed
     helper = fixed.split("    def attend(")[1].split("    def forward(")[0]
     assert "if ( qk is None or keep is not None or" in " ".join(helper.split())
     # the caller's own statement, under the helper's name for the scores, on the original path
