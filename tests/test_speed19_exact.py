@@ -1,0 +1,114 @@
+"""speed19: exact speed-ups compared with the algorithms they replace (written out here as
+the old code was), on fixtures of ours that reach the unusual AST field shapes."""
+import ast
+
+from adopter.structure import graph
+
+# Fixture: every kind of list field that holds something other than nodes (dict unpacking's
+# None key, global/nonlocal names, a class pattern's keyword names), comparison operators,
+# f-strings, comprehensions, lambdas, match statements, decorators, starred and slices.
+SOURCE = '''
+import torch as T
+from torch import nn
+
+@decorate(1, k=2)
+class Block(nn.Module):
+    counter = 0
+
+    def forward(self, x, *rest, scale=None, **extra):
+        global counter
+        merged = {**extra, "a": 1, **{"b": x}}
+        def inner():
+            nonlocal scale
+            scale = 2
+        if 0 < x.size(-1) <= 8 and x is not None:
+            y = [v * 2 for v in rest if v] + list({k: v for k, v in merged.items()})
+        else:
+            y = (lambda t, *, u=1: t + u)(x)
+        match y:
+            case Point(x=0, y=yy) if yy:
+                pass
+            case [a, *others]:
+                pass
+            case {"k": v, **kw}:
+                pass
+        s = f"{x!r:>{scale}} {y}"
+        z = x[1:2, ..., None] @ x.mT
+        try:
+            w = -z ** 2
+        except (ValueError, TypeError) as err:
+            raise RuntimeError from err
+        finally:
+            del z
+        with T.no_grad() as g, open("f") as h:
+            async def f():
+                async for q in g:
+                    await q
+        return (yield w)
+'''
+
+
+def _old_children(node):
+    names = tuple(f for f in type(node)._fields if f not in graph._SKIP_FIELDS)
+    out = []
+    for name in names:
+        value = getattr(node, name, None)
+        if type(value) is list:
+            out.extend(v for v in value if isinstance(v, ast.AST))
+        elif isinstance(value, ast.AST):
+            out.append(value)
+    return out
+
+
+def _old_walk(node):
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(_old_children(node))
+
+
+def test_walk_and_children_same_nodes_same_order():
+    tree = ast.parse(SOURCE)
+    kinds = {type(n) for n in ast.walk(tree)}
+    # the fixture reaches the odd shapes
+    assert {ast.Dict, ast.Global, ast.Nonlocal, ast.MatchClass, ast.Compare, ast.JoinedStr} <= kinds
+    for node in ast.walk(tree):
+        assert graph.children(node) == _old_children(node)
+        assert [id(n) for n in graph.walk(node)] == [id(n) for n in _old_walk(node)]
+    # None keys and strings are not children; the comparison operators are (as before)
+    merged = next(n for n in ast.walk(tree) if isinstance(n, ast.Dict) and None in n.keys)
+    assert None not in graph.children(merged)
+    compare = next(n for n in ast.walk(tree) if isinstance(n, ast.Compare))
+    assert any(isinstance(c, ast.cmpop) for c in graph.children(compare))
+    glob = next(n for n in ast.walk(tree) if isinstance(n, ast.Global))
+    assert graph.children(glob) == []
+
+
+def test_walk_sees_a_node_mutated_after_it_was_yielded():
+    """Children are read after the node is yielded (as before): a caller that changes a node
+    while walking sees the new children."""
+    tree = ast.parse("f(a)\n")
+    seen = []
+    for node in graph.walk(tree):
+        seen.append(type(node).__name__)
+        if isinstance(node, ast.Call):
+            node.args = [ast.Name(id="b", ctx=ast.Load())]
+    old = ast.parse("f(a)\n")
+    seen_old = []
+    for node in _old_walk(old):
+        seen_old.append(type(node).__name__)
+        if isinstance(node, ast.Call):
+            node.args = [ast.Name(id="b", ctx=ast.Load())]
+    assert seen == seen_old
+
+
+def test_walk_makes_no_call_per_node(monkeypatch):
+    """The work skipped: walk no longer goes through children() for every node (on the old
+    code this counted one call per node visited)."""
+    calls = []
+    real = graph.children
+    monkeypatch.setattr(graph, "children", lambda node: calls.append(node) or real(node))
+    nodes = list(graph.walk(ast.parse(SOURCE)))
+    assert len(nodes) > 100
+    assert calls == []
