@@ -544,16 +544,25 @@ class Matcher:
         so before any graph is built: most classes call none of the pattern's functions)."""
         cache = cls.__dict__.get("_match_words")
         if cache is None:
-            cache = cls._match_words = ({}, {})  # roots_key (scope, word keys) -> roots; word key -> words
+            # roots_key (scope, word keys) -> roots; word key -> words; scope -> (root, its
+            # words) of the scope's roots (each root's words looked up once per class, not
+            # once per matcher key)
+            cache = cls._match_words = ({}, {}, {})
         roots = cache[0].get(self.roots_key)
         if roots is None:
-            roots = cls.all_roots if self.scope == "file" else cls.roots
+            file_scope = self.scope == "file"
+            pairs = cache[2].get(file_scope)
+            if pairs is None:
+                pairs = cache[2][file_scope] = [(r, cls.words(r)) for r in (cls.all_roots if file_scope else cls.roots)]
+            groups = cache[1]
             for key in self.word_order:
-                if not roots:
+                if not pairs:
                     break
-                group = _word_group(cls, module, key, cache[1])
-                roots = [r for r in roots if not group.isdisjoint(cls.words(r))]
-            cache[0][self.roots_key] = roots
+                group = groups.get(key)
+                if group is None:
+                    group = _word_group(cls, module, key, groups)
+                pairs = [pair for pair in pairs if not group.isdisjoint(pair[1])]
+            roots = cache[0][self.roots_key] = [r for r, _ in pairs]
         return roots
 
     def match_flow(self, cls: ClassStructure, flow: Flow, found=()) -> Iterable[Match]:

@@ -112,3 +112,80 @@ def test_walk_makes_no_call_per_node(monkeypatch):
     nodes = list(graph.walk(ast.parse(SOURCE)))
     assert len(nodes) > 100
     assert calls == []
+
+
+# --- Matcher._candidate_roots: each root's words read once per class ----------------------
+
+ROOTS = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def helper(q, k):
+    return torch.softmax(q @ k.transpose(-2, -1), dim=-1)
+
+
+class Attn(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.drop = nn.Dropout(0.1)
+        self.norm = nn.LayerNorm(d)
+        self.act = nn.GELU()
+        self.fc = nn.Linear(d, d)
+
+    def forward(self, q, k, v):
+        w = self.drop(helper(q, k))
+        return self.norm(w @ v + q)
+
+    def mlp(self, x):
+        return self.fc(self.act(x))
+
+    def plain(self, x):
+        return x.float().mean(-1)
+
+
+class Other(nn.Module):
+    def forward(self, x):
+        return F.silu(x[..., :4]) * x[..., 4:]
+'''
+
+
+def _old_candidate_roots(matcher, cls, module):
+    """Matcher._candidate_roots as it was (no cache), the reference."""
+    from adopter.match import _word_group
+    roots = cls.all_roots if matcher.scope == "file" else cls.roots
+    groups = {}
+    for key in matcher.word_order:
+        if not roots:
+            break
+        group = _word_group(cls, module, key, groups)
+        roots = [r for r in roots if not group.isdisjoint(cls.words(r))]
+    return roots
+
+
+def test_candidate_roots_same_as_before_and_words_read_once(monkeypatch):
+    from adopter.engine import matchers_for
+    from adopter.ruleset import load_rules
+    from adopter.structure import model as model_mod
+    from adopter.structure.model import module_structure
+
+    matchers = [m for rule in load_rules() for m in matchers_for(rule)]
+    reference = module_structure(ast.parse(ROOTS), None, ROOTS, "m.py")
+    expected = {(i, name): _old_candidate_roots(m, cls, reference)
+                for i, m in enumerate(matchers) for name, cls in reference.classes.items()}
+    assert any(expected.values()) and not all(expected.values())  # matches and near-misses
+
+    calls = []
+    real = model_mod.ClassStructure.words
+    monkeypatch.setattr(model_mod.ClassStructure, "words",
+                        lambda self, name, *rest: calls.append((self.name, name, *rest)) or real(self, name, *rest))
+    structure = module_structure(ast.parse(ROOTS), None, ROOTS, "m.py")
+    got = {(i, name): m._candidate_roots(cls, structure)
+           for i, m in enumerate(matchers) for name, cls in structure.classes.items()
+           if cls.roots or cls.all_roots}
+    for key, roots in got.items():
+        assert roots == expected[key], key
+    # once per (class, scope, root) from the matcher (words() recursing into helpers adds its own)
+    direct = [c for c in calls if len(c) == 2]
+    assert len(direct) <= sum(len(c.roots) + len(c.all_roots) for c in structure.classes.values())
