@@ -1,6 +1,7 @@
 """speed19: exact speed-ups compared with the algorithms they replace (written out here as
 the old code was), on fixtures of ours that reach the unusual AST field shapes."""
 import ast
+import sys
 
 from adopter.structure import graph
 
@@ -189,3 +190,78 @@ def test_candidate_roots_same_as_before_and_words_read_once(monkeypatch):
     # once per (class, scope, root) from the matcher (words() recursing into helpers adds its own)
     direct = [c for c in calls if len(c) == 2]
     assert len(direct) <= sum(len(c.roots) + len(c.all_roots) for c in structure.classes.values())
+
+
+# --- Matcher._search: the feasibility memo read before calling the test ------------------
+
+ATTENTION = '''
+import math
+import torch
+from torch import nn
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x, mask=None):
+        b, n, d = x.shape
+        q = self.q(x).view(b, n, self.heads, -1).transpose(1, 2)
+        k = self.k(x).view(b, n, self.heads, -1).transpose(1, 2)
+        v = self.v(x).view(b, n, self.heads, -1).transpose(1, 2)
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.size(-1))
+        if mask is not None:
+            scores = scores.masked_fill(mask == 0, float("-inf"))
+        probs = self.drop(scores.softmax(dim=-1))
+        out = torch.matmul(probs, v).transpose(1, 2).reshape(b, n, d)
+        return out
+
+
+class NotAttention(nn.Module):
+    def forward(self, a, b):
+        s = torch.matmul(a, b.transpose(-1, -2))
+        return s.softmax(dim=-1).sum(-1)  # no product with values: not a site
+'''
+
+
+def _findings(text, rules):
+    from adopter.engine import analyze
+    return [f.as_dict() for f in analyze(text, "m.py", rules).findings]
+
+
+def test_search_reads_the_feasibility_memo(monkeypatch):
+    from adopter import match as match_mod
+    from adopter.ruleset import load_rules
+
+    rules = load_rules()
+    expected = _findings(ATTENTION, rules)
+    assert [f["rule"] for f in expected].count("ADP010") == 1  # SelfAttention, not NotAttention
+
+    calls, kept = [], []
+    real = match_mod.Matcher._feasibility
+
+    def counting(self, flow):
+        found = real(self, flow)
+        if found is None:
+            return None
+        feasible, allowed, memo = found
+        kept.append(memo)  # alive to the end: each memo's id names one flow's test
+
+        def counted(pos, index):
+            calls.append((sys._getframe(1).f_code.co_name, id(memo), pos, index))
+            return feasible(pos, index)
+        return counted, allowed, memo
+
+    monkeypatch.setattr(match_mod.Matcher, "_feasibility", counting)
+    assert _findings(ATTENTION, rules) == expected
+    # the search asks the test only for states whose answer is not in the memo yet (on the old
+    # code it asked again for every state popped: 7 repeats on this fixture); a step's options
+    # still call it
+    assert calls
+    searched = [c for c in calls if c[0] == "_search"]
+    assert searched and len(searched) == len(set(searched))
