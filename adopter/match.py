@@ -544,16 +544,25 @@ class Matcher:
         so before any graph is built: most classes call none of the pattern's functions)."""
         cache = cls.__dict__.get("_match_words")
         if cache is None:
-            cache = cls._match_words = ({}, {})  # roots_key (scope, word keys) -> roots; word key -> words
+            # roots_key (scope, word keys) -> roots; word key -> words; scope -> (root, its
+            # words) of the scope's roots (each root's words looked up once per class, not
+            # once per matcher key)
+            cache = cls._match_words = ({}, {}, {})
         roots = cache[0].get(self.roots_key)
         if roots is None:
-            roots = cls.all_roots if self.scope == "file" else cls.roots
+            file_scope = self.scope == "file"
+            pairs = cache[2].get(file_scope)
+            if pairs is None:
+                pairs = cache[2][file_scope] = [(r, cls.words(r)) for r in (cls.all_roots if file_scope else cls.roots)]
+            groups = cache[1]
             for key in self.word_order:
-                if not roots:
+                if not pairs:
                     break
-                group = _word_group(cls, module, key, cache[1])
-                roots = [r for r in roots if not group.isdisjoint(cls.words(r))]
-            cache[0][self.roots_key] = roots
+                group = groups.get(key)
+                if group is None:
+                    group = _word_group(cls, module, key, groups)
+                pairs = [pair for pair in pairs if not group.isdisjoint(pair[1])]
+            roots = cache[0][self.roots_key] = [r for r, _ in pairs]
         return roots
 
     def match_flow(self, cls: ClassStructure, flow: Flow, found=()) -> Iterable[Match]:
@@ -586,7 +595,8 @@ class Matcher:
 
     def _feasibility(self, flow: Flow):
         """A test ``feasible(pos, index)`` -- can pattern nodes ``index..`` still be matched after
-        node ``pos``? -- and, per required pattern index, the ids of the nodes that may match it.
+        node ``pos``? -- and, per required pattern index, the ids of the nodes that may match it,
+        and the test's memo ((pos, index) -> answer: the search reads it before calling).
         None when some required pattern node has no candidate in the flow at all.
 
         Edges only go from lower to higher node ids (nodes are numbered as the builder emits
@@ -633,7 +643,7 @@ class Matcher:
                 memo[key] = found
             return found
 
-        return feasible, allowed
+        return feasible, allowed, memo
 
     def _op_candidates(self, pnode: PNode, index: "_FlowIndex") -> list[Node]:
         """The flow's nodes that :meth:`_op_ok` may accept for ``pnode`` (a superset), in id
@@ -729,7 +739,7 @@ class Matcher:
         return False
 
     def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed,
-                first: int = 0, found=(), options_at: dict | None = None) -> Iterable[Match]:
+                known: dict | None = None, first: int = 0, found=(), options_at: dict | None = None) -> Iterable[Match]:
         """Depth-first from ``start``; a node that binds the next step is explored before the
         same node skipped as a gap (pushed last, popped first).  Every reachable state is still
         visited unless the search runs past MAX_STEPS_PER_START; then what it stops on is gaps
@@ -755,9 +765,14 @@ class Matcher:
         last = len(pattern) - 1
         if options_at is None:
             options_at = {}
+        if known is None:
+            known = {}
         while stack:
             pos, index, state, gap = stack.pop()
-            if not feasible(pos, index):
+            ok = known.get((pos, index))  # feasible's memo read here: most states repeat a test
+            if ok is None:
+                ok = feasible(pos, index)
+            if not ok:
                 continue
             # The steps the next node may match: pattern[index], or -- an optional step being
             # absent, its output standing for its input -- a later one, up to the next
