@@ -524,13 +524,9 @@ def _module_list_of(value: ast.AST, one) -> bool:
     return isinstance(items, ast.List) and bool(items.elts) and all(one(e) for e in items.elts)
 
 
-def _loop_members(func: ast.AST, attrs) -> set[str]:
-    """The loop names of ``func`` that walk one of ``attrs`` (``for layer in self.layers``,
-    ``for i, layer in enumerate(self.layers)``) and are assigned nowhere else in it: a call of
-    such a name is a call of a member of the list."""
-    if not attrs:
-        return set()
-    found: set[str] = set()
+def _loops(func: ast.AST):
+    """The (target, iterable) of each ``for`` in ``func``, ``enumerate(xs)`` read as ``xs`` with
+    its item target (``for i, layer in enumerate(self.layers)``: ``layer``, ``self.layers``)."""
     for node in ast.walk(func):
         if not isinstance(node, ast.For):
             continue
@@ -539,6 +535,17 @@ def _loop_members(func: ast.AST, attrs) -> set[str]:
                 and len(source.args) == 1 and not source.keywords and isinstance(target, ast.Tuple)
                 and len(target.elts) == 2):
             target, source = target.elts[1], source.args[0]
+        yield target, source
+
+
+def _loop_members(func: ast.AST, attrs) -> set[str]:
+    """The loop names of ``func`` that walk one of ``attrs`` (``for layer in self.layers``,
+    ``for i, layer in enumerate(self.layers)``) and are assigned nowhere else in it: a call of
+    such a name is a call of a member of the list."""
+    if not attrs:
+        return set()
+    found: set[str] = set()
+    for target, source in _loops(func):
         if (isinstance(target, ast.Name) and isinstance(source, ast.Attribute) and isinstance(source.value, ast.Name)
                 and source.value.id == "self" and source.attr in attrs):
             found.add(target.id)
@@ -620,14 +627,7 @@ def _row_members(func: ast.AST, rows: dict[str, tuple[int, int]]) -> set[str]:
     """The loop names of ``func`` bound to the ``place`` of each row of one of ``rows``
     (``for attn, ff in self.layers``, also under ``enumerate``), assigned nowhere else in it."""
     found: set[str] = set()
-    for node in ast.walk(func):
-        if not isinstance(node, ast.For):
-            continue
-        target, source = node.target, node.iter
-        if (isinstance(source, ast.Call) and isinstance(source.func, ast.Name) and source.func.id == "enumerate"
-                and len(source.args) == 1 and not source.keywords and isinstance(target, ast.Tuple)
-                and len(target.elts) == 2):
-            target, source = target.elts[1], source.args[0]
+    for target, source in _loops(func):
         attr = _self_attribute(source)
         if attr not in rows or not isinstance(target, (ast.Tuple, ast.List)):
             continue

@@ -322,6 +322,17 @@ class _Option:
     config_param: str | None = None
 
 
+def _overridden(option: _Option, changed: dict, note: str) -> _Option:
+    """``option``'s build with the keyword arguments ``changed`` put over its own; shown as
+    "<option> with <note>"."""
+
+    def make(module: ModuleType, original: bool) -> tuple[tuple, dict]:
+        args, given = option.make(module, original)
+        return args, dict(given, **changed)
+
+    return _Option(make, f"{option.shown} with {note}", option.config, option.config_param)
+
+
 _DIVISIBLE = re.compile(r"divisible by\D{0,40}?\b(\d+)\b")
 MAX_DIVISIBLE = 3  # arguments tried per divisibility error
 
@@ -343,13 +354,7 @@ def named_options(option: _Option, kwargs: dict, error: str, cls: type) -> list[
         if param.default is not None or kwargs.get(name) is not None or \
                 not re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", error):
             continue
-
-        def make(module: ModuleType, original: bool, name=name) -> tuple[tuple, dict]:
-            args, given = option.make(module, original)
-            return args, dict(given, **{name: NAMED_SIZE})
-
-        out.append(_Option(make, f"{option.shown} with {name}={NAMED_SIZE} (named by its error)", option.config,
-                           option.config_param))
+        out.append(_overridden(option, {name: NAMED_SIZE}, f"{name}={NAMED_SIZE} (named by its error)"))
         if len(out) >= MAX_DIVISIBLE:
             break
     return out
@@ -378,13 +383,7 @@ def divisible_options(option: _Option, kwargs: dict, error: str) -> list[_Option
         new = -(-value // step) * step
         if new > 4096:
             continue
-
-        def make(module: ModuleType, original: bool, name=name, new=new) -> tuple[tuple, dict]:
-            args, given = option.make(module, original)
-            return args, dict(given, **{name: new})
-
-        out.append(_Option(make, f"{option.shown} with {name}={new} (divisible by {factor})", option.config,
-                           option.config_param))
+        out.append(_overridden(option, {name: new}, f"{name}={new} (divisible by {factor})"))
         if len(out) >= MAX_DIVISIBLE:
             break
     # A size derived from an argument the error names ("head_dim (embed_dim / num_heads = 4)
@@ -395,13 +394,8 @@ def divisible_options(option: _Option, kwargs: dict, error: str) -> list[_Option
         if not isinstance(value, int) or isinstance(value, bool) or value < 2 or value % factor \
                 or not re.search(rf"\b{re.escape(name)}\b", error) or value * factor > 4096:
             continue
-
-        def scaled(module: ModuleType, original: bool, name=name, new=value * factor) -> tuple[tuple, dict]:
-            args, given = option.make(module, original)
-            return args, dict(given, **{name: new})
-
-        out.append(_Option(scaled, f"{option.shown} with {name}={value * factor} (a size derived from it divisible by "
-                           f"{factor})", option.config, option.config_param))
+        out.append(_overridden(option, {name: value * factor},
+                               f"{name}={value * factor} (a size derived from it divisible by {factor})"))
     return out
 
 
@@ -428,13 +422,8 @@ def small_grid_option(option: _Option, kwargs: dict, cls: type) -> list[_Option]
             changed[param.name] = SMALL_GRID
     if not changed:
         return []
-
-    def make(module: ModuleType, original: bool) -> tuple[tuple, dict]:
-        args, given = option.make(module, original)
-        return args, dict(given, **changed)
-
     shown = ", ".join(f"{k}={v}" for k, v in changed.items())
-    return [_Option(make, f"{option.shown} with {shown} (a small grid)", option.config, option.config_param)]
+    return [_overridden(option, changed, f"{shown} (a small grid)")]
 
 
 def _fixed_arguments(args: tuple, kwargs: dict, module: ModuleType, original: bool) -> tuple[tuple, dict]:
