@@ -48,8 +48,6 @@ class FileOutcome:
     group: tuple = ()  # the files written together with this one (all or none)
 
 
-
-
 def fix_job(job: Job, run=None, text: str | None = None) -> FileOutcome:
     """Read and fix one file within its time budget; writes nothing.
 
@@ -75,8 +73,7 @@ def fix_job(job: Job, run=None, text: str | None = None) -> FileOutcome:
             package = package_of(job.path) if job.stdin is None and code.notebook is None else None
             start = code.text if text is None else text
             chosen = [r for r in rules if r.id not in blocked]
-            result = fix_text(start, job.path, chosen, package) if run is None else \
-                fix_text(start, job.path, chosen, package, run=run)
+            result = fix_text(start, job.path, chosen, package, run=run)
             text = result.text if result.error is None else start
             skipped = list(result.skipped)
             if blocked and result.error is None:

@@ -300,6 +300,14 @@ def run_model(model: str, args, rules_by_id, out: list, dtype_name: str, compile
                             earlier.get("flag") == "SLOWER" and earlier["speedup"] >= 1 - max(args.noise, drift):
                         earlier["flag"] = ""  # within this machine's drift: not evidence
                         earlier["note"] = f"slower by less than the vanilla drift ({drift:.1%})"
+            elif label == "compile" and "samples_per_s" in result:
+                # against the eager vanilla of the same model and dtype (an earlier call's record)
+                eager = next((r for r in out if r["model"] == model and r.get("dtype") == dtype_name
+                              and r["variant"] == "vanilla" and "samples_per_s" in r), None)
+                if eager:
+                    record["speedup"] = result["samples_per_s"] / eager["samples_per_s"]
+                    if eager.get("peak_bytes") and result.get("peak_bytes"):
+                        record["memory_ratio"] = result["peak_bytes"] / eager["peak_bytes"]
             elif vanilla and "samples_per_s" in result and "samples_per_s" in vanilla:
                 record["speedup"] = result["samples_per_s"] / vanilla["samples_per_s"]
                 if vanilla.get("peak_bytes") and result.get("peak_bytes"):
@@ -336,13 +344,6 @@ def write_rows(path: Path, records: list[dict], args) -> None:
                           and a["variant"] == "vanilla-again" and "samples_per_s" in a), None)
             if again:
                 row["vanilla_again_samples_per_s"] = again["samples_per_s"]
-        if r["variant"] == "compile" and "samples_per_s" in r:
-            base = next((v for v in records if v["model"] == r["model"] and v["dtype"] == r["dtype"]
-                         and v["variant"] == "vanilla" and "samples_per_s" in v), None)
-            if base:
-                row["speedup"] = r["samples_per_s"] / base["samples_per_s"]
-                if base.get("peak_bytes") and r.get("peak_bytes"):
-                    row["memory_ratio"] = r["peak_bytes"] / base["peak_bytes"]
         rows.append(row)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
@@ -370,17 +371,12 @@ def _line(r: dict) -> str:
 
 
 def table(records: list[dict]) -> str:
-    vanilla = {r["model"]: r for r in records if r.get("variant") == "vanilla" and "samples_per_s" in r}
     rows = ["| model | variant | samples/s | vs vanilla | peak memory | vs vanilla | flag |", "|---|---|---|---|---|---|---|"]
     for r in records:
         if "error" in r:
             rows.append(f"| {r['model']} | {r['variant']} | error: {r['error'][:80]} | | | | |")
             continue
         speedup, ratio = r.get("speedup"), r.get("memory_ratio")
-        base = vanilla.get(r["model"])
-        if r["variant"] == "compile" and base:  # against the eager vanilla of the same model
-            speedup = r["samples_per_s"] / base["samples_per_s"]
-            ratio = r["peak_bytes"] / base["peak_bytes"] if r.get("peak_bytes") and base.get("peak_bytes") else None
         mem = f"{r['peak_bytes'] / 2**20:.0f} MiB" if r.get("peak_bytes") else "n/a"
         speed = f"{speedup:.3f}x" if speedup else ""
         ratio_text = f"{ratio:.3f}x" if ratio else ""
@@ -399,8 +395,7 @@ def table(records: list[dict]) -> str:
         if memory:
             rows.append(f"Mean peak memory of all rules vs vanilla: {statistics.mean(memory):.3f}x "
                         f"({(statistics.mean(memory) - 1) * 100:+.1f}%).")
-    compiled = [r["samples_per_s"] / vanilla[r["model"]]["samples_per_s"] for r in records
-                if r.get("variant") == "compile" and "samples_per_s" in r and r["model"] in vanilla]
+    compiled = [r["speedup"] for r in records if r.get("variant") == "compile" and "speedup" in r]
     if compiled:
         rows.append(f"Mean over {len(compiled)} models of torch.compile(vanilla) vs eager vanilla: "
                     f"{statistics.mean(compiled):.3f}x.")
