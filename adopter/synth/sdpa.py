@@ -1121,12 +1121,13 @@ class _Attention:
         q_dtype = self._q_dtype()
         for role, operand in self.widening:
             text = self._text(operand)
-            term = f'getattr({text}, "dtype", {q_dtype}) != {q_dtype}'
-            test = conditions.get(role)
-            if test is not None:
-                term = f"{_guard_term(self._text(test), test)} and {term}"
-            terms.append(term)
+            terms.append(self._under(conditions, role, f'getattr({text}, "dtype", {q_dtype}) != {q_dtype}'))
         return terms
+
+    def _under(self, conditions: dict, role: str, term: str) -> str:
+        """``term`` under the condition of step ``role`` (``cond and term``), when it has one."""
+        test = conditions.get(role)
+        return term if test is None else f"{_guard_term(self._text(test), test)} and {term}"
 
     def _holder(self, target: ast.expr, cast) -> str | None:
         """The scores step whose output the name ``target`` holds when ``cast`` runs."""
@@ -1607,10 +1608,8 @@ class _Attention:
         for layer, role in dict.fromkeys(getattr(self, "stand_ins", ())):
             scripting = self._is_scripting(edits)
             term = f"(False if {scripting}() else bool({layer}._forward_hooks or {layer}._forward_pre_hooks))"
-            test = conditions.get(role)
-            if test is not None:
-                term = f"({_guard_term(self._text(test), test)} and {term})"
-            terms.append(term)
+            under = self._under(conditions, role, term)
+            terms.append(under if under == term else f"({under})")
         return terms
 
     def _added_to(self, role: str) -> str | None:
