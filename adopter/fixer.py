@@ -128,7 +128,7 @@ def join_callers(jobs: list[Job], outcomes: list[FileOutcome]) -> list[FileOutco
     wanting = [i for i, o in enumerate(outcomes) if o.wants_run and not o.error]
     if not wanting:
         return outcomes
-    from .synth.run import Run, render
+    from .synth.run import Run, incoming, render
 
     outcomes = list(outcomes)
     where = {os.path.abspath(job.path): i for i, job in enumerate(jobs)
@@ -141,13 +141,9 @@ def join_callers(jobs: list[Job], outcomes: list[FileOutcome]) -> list[FileOutco
     first = {i: outcomes[i] for i in wanting}
     for i in wanting:
         outcomes[i] = fix_job(jobs[i], run=run)
-    incoming: dict[str, list] = {}
-    for i in wanting:
-        for path, edits in outcomes[i].callers.items():
-            incoming.setdefault(path, []).extend(edits)
     # every caller file's new outcome first; nothing is changed unless all of them can be made
     updates: dict[int, FileOutcome | str] = {}
-    for path, edits in incoming.items():
+    for path, edits in incoming(outcomes[i] for i in wanting).items():
         j = where.get(path)
         if j is None or outcomes[j].error or outcomes[j].notebook:
             return [first.get(k, o) for k, o in enumerate(outcomes)]

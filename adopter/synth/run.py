@@ -281,6 +281,16 @@ def render(run: Run, path: str, edits: list) -> str:
     return text.replace("\n", found.newline) if found.newline else text
 
 
+def incoming(results) -> dict[str, list]:
+    """The edits the fixed files of a run ask of their callers' files: path -> edits, from the
+    ``callers`` of each result (a ``FixResult`` or the CLI's ``FileOutcome``), in order."""
+    edits: dict[str, list] = {}
+    for result in results:
+        for path, asked in result.callers.items():
+            edits.setdefault(path, []).extend(asked)
+    return edits
+
+
 def fix_files(texts: dict[str, str], rules, run: Run | None = None) -> dict:
     """Fix the files of one run together: path -> FixResult, where a file that only receives a
     caller's edit (``need_weights=False``) is changed too."""
@@ -292,11 +302,7 @@ def fix_files(texts: dict[str, str], rules, run: Run | None = None) -> dict:
     results = {}
     for path, text in texts.items():
         results[path] = fix_text(text, path, rules, package_of(path), run=run)
-    incoming: dict[str, list] = {}
-    for result in results.values():
-        for path, edits in result.callers.items():
-            incoming.setdefault(path, []).extend(edits)
-    for path, edits in incoming.items():
+    for path, edits in incoming(results.values()).items():
         key = next((p for p in texts if os.path.abspath(p) == path), None)
         if key is None:
             continue
