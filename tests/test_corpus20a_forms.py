@@ -12,6 +12,15 @@ encoders, once-for-all layers).  The fixtures are ours.
   of its own now has its public methods as entry points too.  Near-misses: a private method
   nothing calls (not an entry point, as before), a class that is not known to be a module (a
   plain class holding layers), the pair with an activation between.
+- ``verify`` of a conv -> BatchNorm fix in an ``nn.Sequential`` subclass whose ``__init__``
+  passes its layers up (``super().__init__(conv, bn, relu)``, torchseg's ``Conv2dReLU`` and the
+  ASPP branches): the fix rebases the class (``class ConvBNReLU(FoldingSequential)``), a line
+  outside the finding's constructors, so verify reported "the synthesized patch changes no line
+  of this finding" (or, where another class of the file was declined, that class's reason).  The
+  container's lines are the finding's anchors now (``core._container_lines``), and the built
+  class's own ``class`` statement counts as run when an instance is built
+  (``_Checker._header_lines``), so the fix is checked: pass.  Near-miss: a Sequential subclass
+  with its own forward is still declined, with its own reason.
 """
 
 from __future__ import annotations
@@ -113,3 +122,44 @@ def test_plain_class_holding_layers_is_not_walked(tmp_path):
 
 def test_activation_between_is_no_pair(tmp_path):
     assert not _pairs(_package(tmp_path, between="x = F.relu(x)"))
+
+
+# ------------------------------------------------- verify of a rebased nn.Sequential subclass
+
+SUBCLASS = """\
+from torch import nn
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, cin, cout, use_bn=True):
+        conv = nn.Conv2d(cin, cout, 3, padding=1, bias=not use_bn)
+        bn = nn.BatchNorm2d(cout) if use_bn else nn.Identity()
+        super().__init__(conv, bn, nn.ReLU(inplace=True))
+
+
+class PooledConvBN(nn.Sequential):
+    def __init__(self, cin, cout):
+        super().__init__(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        size = x.shape[-2:]
+        for layer in self:
+            x = layer(x)
+        return x.expand(-1, -1, *size)
+"""
+
+
+def test_verify_checks_a_rebased_sequential_subclass(tmp_path):
+    from adopter.config import Config
+    from adopter.verify import verify_file
+    from adopter.verify.core import options_for
+    from adopter.verify.result import PASS, SKIP
+
+    path = tmp_path / "blocks.py"
+    path.write_text(SUBCLASS)
+    results = verify_file(str(path), rules("ADP007"), Config(), benchmark=False,
+                          options=options_for(Config(), benchmark=False))
+    by_class = {r.class_name: r for r in results if not r.combined}
+    assert by_class["ConvBNReLU"].verdict == PASS, by_class["ConvBNReLU"]
+    declined = by_class["PooledConvBN"]
+    assert declined.verdict == SKIP and "`PooledConvBN`" in declined.reason, declined
