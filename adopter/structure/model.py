@@ -364,7 +364,7 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     # forward_intermediates runs the stem and blocks for feature extraction, called by the
     # user's code.  A sampling method that calls the model itself (``self(idx)``) or plain
     # functions is not model structure.
-    modules = {owner for owner, _ in todo}
+    modules = {owner for owner, _ in todo} | _inherited_forward(infos)
     top = module.classes["<module>"].functions.get(TOP_LEVEL)
     if top is not None:  # a script's own statements run too: what they call is live code
         todo.append(("<module>", top))
@@ -404,6 +404,16 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
 
 
 _SCRIPT_NAMES = frozenset({"main", "train", "evaluate", "test", "run", "cli"})
+
+
+def _inherited_forward(infos: dict[str, ClassInfo]) -> set[str]:
+    """Module classes whose ``forward`` is another file's: a base of the package
+    (``class MLFN(ReIDBackbone)``, ``ReIDBackbone.forward`` calling ``forward_head(
+    forward_features(x))`` in a sibling module) runs the subclass's public methods, so those
+    are entry points as a forward's own class's are.  Only classes known to be modules
+    (``is_module``: a torch base, a module base of the package read by siblings.py)."""
+    return {owner for owner, info in infos.items()
+            if info.is_module and "forward" not in info.methods and info.bindings}
 
 
 def _annotated_class(annotation: ast.expr | None, infos: dict[str, ClassInfo]) -> str | None:

@@ -156,8 +156,16 @@ def _anchors(match: Match) -> set[int]:
     for node in match.nodes:
         lines |= _lines_of(node.stmt) | _lines_of(node.span)
     for _, ctor in match.ctors:
-        lines |= _lines_of(ctor.stmt)
+        lines |= _lines_of(ctor.stmt) | _container_lines(ctor)
     return lines
+
+
+def _container_lines(ctor) -> set[int]:
+    """The lines of the container a pair's layers sit in, when it is written apart from them:
+    an ``nn.Sequential`` subclass whose ``__init__`` passes them to ``super().__init__(conv,
+    bn, act)`` is fixed by rebasing the class (``class ConvBNReLU(FoldingSequential)``), a line
+    no layer constructor is on."""
+    return _lines_of(getattr(ctor, "container", None))
 
 
 def map_edits(original: str, patched: str, sites: list[Site]) -> None:
@@ -235,6 +243,7 @@ class _Checker:
             return {}, str(exc)
         except Broken as exc:
             return {site: Verdict(FAIL, str(exc)) for site in sites}, None
+        ctor_lines.lines |= self._header_lines(class_name)
         pair.original.to(device)
         pair.patched.to(device)
         try:
@@ -346,6 +355,22 @@ class _Checker:
                 site_details["benchmark_sizes"] = _sizes_text(self.bench_builder.sizes)
             verdicts[site] = Verdict(PASS, reason, worst, timing, site_details, variant)
         return verdicts, None
+
+    def _header_lines(self, class_name: str) -> set[int]:
+        """The lines of the built class's own ``class`` statement up to its body: a patch that
+        rebases it (``class ConvBNReLU(FoldingSequential)``, an ``nn.Sequential`` subclass whose
+        layers its ``__init__`` passes up) takes effect when an instance is built, as a
+        constructor line's does."""
+        if not self.patched_text or class_name.startswith("function:"):
+            return set()
+        try:
+            tree = ast.parse(self.patched_text)
+        except SyntaxError:
+            return set()
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name == class_name and node.body:
+                return set(range(node.lineno, node.body[0].lineno))
+        return set()
 
     @staticmethod
     def _reached(sites: list[Site], forward_lines: LineTracer, ctor_lines: LineTracer, calls_original: CallRecorder,
