@@ -1257,6 +1257,54 @@ def redraw_uninitialised(module: nn.Module) -> int:
     return count
 
 
+# the normalisation layers whose affine weight starts at all ones
+_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, *([nn.RMSNorm] if hasattr(nn, "RMSNorm") else []))
+
+
+def draw_constants(module: nn.Module) -> int:
+    """Draw afresh what a fresh module holds as a constant that hides a wrong patch.
+
+    A zero-initialised gate or output projection (ReZero's ``gamma``, adaLN-Zero modulation,
+    a zero ``to_out``) multiplies the attention by 0: its output and every gradient through it
+    are 0 on both sides whatever the patch computes.  Batch-norm statistics at their start (mean
+    0, variance 1) and norm weights at 1 with biases at 0 make a folded convolution that drops
+    the mean, the bias or the scale agree with the original.  So, before the patched module
+    loads the original's state dict: every floating parameter that is all zeros is drawn as
+    :func:`redraw_uninitialised` draws (N(0, 1/fan_in) for two or more axes, else N(0, 0.02^2));
+    a norm layer's all-ones weight becomes 1 + N(0, 0.1^2); running statistics still at their
+    start become mean N(0, 0.1^2) and variance U(0.5, 2).  Anything else (trained or drawn
+    values, a buffer such as a causal mask) is left as built.  Returns how many tensors were
+    drawn."""
+    count = 0
+    generator = torch.Generator().manual_seed(8765)
+
+    def fill(tensor: torch.Tensor, values: torch.Tensor) -> None:
+        nonlocal count
+        tensor.copy_(values.to(device=tensor.device, dtype=tensor.dtype))
+        count += 1
+
+    with torch.no_grad():
+        ones = set()
+        for sub in module.modules():
+            if not isinstance(sub, _NORMS):
+                continue
+            weight = getattr(sub, "weight", None)
+            if isinstance(weight, torch.Tensor) and weight.is_floating_point() and weight.numel() and bool((weight == 1).all()):
+                ones.add(id(weight))
+                fill(weight, 1 + 0.1 * torch.randn(weight.shape, generator=generator, dtype=torch.float64))
+            mean, var = getattr(sub, "running_mean", None), getattr(sub, "running_var", None)
+            if isinstance(mean, torch.Tensor) and isinstance(var, torch.Tensor) and mean.numel() \
+                    and not bool(mean.any()) and bool((var == 1).all()):
+                fill(mean, 0.1 * torch.randn(mean.shape, generator=generator, dtype=torch.float64))
+                fill(var, 0.5 + 1.5 * torch.rand(var.shape, generator=generator, dtype=torch.float64))
+        for tensor in module.parameters():
+            if id(tensor) in ones or not tensor.is_floating_point() or tensor.numel() == 0 or bool(tensor.any()):
+                continue
+            std = tensor.shape[1] ** -0.5 if tensor.dim() >= 2 and tensor.shape[1] else 0.02
+            fill(tensor, torch.randn(tensor.shape, generator=generator, dtype=torch.float64) * std)
+    return count
+
+
 def zero_dropout(module: nn.Module) -> None:
     """Every dropout probability to 0: ``nn.Dropout*`` modules and float attributes named like dropout."""
     for sub in module.modules():

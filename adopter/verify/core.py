@@ -36,7 +36,7 @@ from ..structure import package_of
 from ..structure.model import SEQUENTIAL_OWNER
 from . import branches, hf
 from .bench import measure
-from .build import Broken, Builder, Pair, Skip, Variant, run_quietly
+from .build import Broken, Builder, Pair, Skip, Variant, draw_constants, run_quietly
 from .calls import NotACallPatch, check_optimizer_patch
 from .compare import Tolerance, check_eval, check_train
 from .loader import LoadError, ModuleLoader
@@ -246,6 +246,7 @@ class _Checker:
         ctor_lines.lines |= self._header_lines(class_name)
         pair.original.to(device)
         pair.patched.to(device)
+        draw_constants(pair.original)  # a zero gate or fresh batch-norm statistics would hide a wrong patch
         try:
             missing = pair.patched.load_state_dict(pair.original.state_dict(), strict=True)
             del missing
