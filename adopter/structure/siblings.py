@@ -179,7 +179,7 @@ class Package:
 def sibling_gelu(package: Package, fqn: str) -> str | None:
     """The GELU variant (formulas.gelu_function) a function ``fqn`` of another module of the
     package computes, or None (a class, a constant, not found); once per definition."""
-    found = package.find(fqn) if package.owns(fqn) else None
+    found = package.find(fqn)  # (None for a name of another package)
     if found is None:
         return None
     other, name = found
