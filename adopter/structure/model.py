@@ -311,9 +311,11 @@ class ModuleStructure:
         call of one as a GELU), and functions of the package's other modules it imports that
         are a GELU (a ``gelu_tanh(x)`` returning ``F.gelu(x, approximate="tanh")``)."""
         found = set()
-        mentioned = self.root_words()  # a name no root mentions is called by none
+        # A name no root mentions is called by none, and leaving it out changes no word test;
+        # the roots' words are read here only when the matcher has gathered them already.
+        mentioned = self._call_names.get("<roots>")
         for name, func in self.names.functions.items():
-            if name not in mentioned:
+            if mentioned is not None and name not in mentioned:
                 continue
             args = func.args
             if (len(args.args) == 1 and not (args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs)
@@ -321,7 +323,8 @@ class ModuleStructure:
                 found.add(name)
         if self.package is not None:
             for local, fqn in self.names.imports.items():
-                if local in mentioned and self.package.owns(fqn) and sibling_gelu(self.package, fqn) is not None:
+                if ((mentioned is None or local in mentioned) and self.package.owns(fqn)
+                        and sibling_gelu(self.package, fqn) is not None):
                     found.add(local)
         return found
 
