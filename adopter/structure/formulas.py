@@ -70,6 +70,17 @@ def gelu_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleName
     return None
 
 
+def gelu_function(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNames) -> str | None:
+    """``"none"`` or ``"tanh"`` when a function computes one GELU variant of its one tensor
+    argument: written out (:func:`gelu_formula`) or as ``F.gelu`` with one ``approximate``
+    setting on every path (:func:`gelu_on_every_path`, a variant chosen at run time excluded);
+    None otherwise."""
+    formula = gelu_formula(func, names)
+    if formula is None:
+        formula = gelu_on_every_path(func, names)
+    return formula if formula in ("none", "tanh") else None
+
+
 def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     """The GELU variant a same-file module class computes, when its ``forward`` is a GELU
     formula and its ``__init__`` (if any) builds nothing."""

@@ -33,6 +33,7 @@ from .formulas import SAME, bias_add_module, gelu_formula, gelu_on_every_path, s
 from .layers import LM_HEAD, OUTPUT_OF
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
+from .siblings import sibling_gelu
 from .torch_bases import INHERITED
 
 MAX_INLINE_DEPTH = 3
@@ -784,19 +785,11 @@ class FlowBuilder:
 
     def _sibling_gelu(self, fqn: str) -> str | None:
         """The GELU variant a function of another module of the package computes
-        (formulas.gelu_formula), or None; once per name."""
+        (siblings.sibling_gelu: a formula, or F.gelu of its argument), or None; once per name."""
         key = "sibling:" + fqn
-        if key in self._formulas:
-            return self._formulas[key]
-        found = self.package.find(fqn) if self.package.owns(fqn) else None
-        formula = None
-        if found is not None:
-            other, name = found
-            func = other.names.functions.get(name)
-            if func is not None and name not in other.names.classes:
-                formula = gelu_formula(func, other.names)
-        self._formulas[key] = formula
-        return formula
+        if key not in self._formulas:
+            self._formulas[key] = sibling_gelu(self.package, fqn)
+        return self._formulas[key]
 
     def _helper_of(self, func: ast.expr, ctx: _Ctx):
         """The same-class method or same-file function a callee names, if any."""

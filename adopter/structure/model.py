@@ -28,11 +28,12 @@ from ..records import dataclass, field, replace
 
 from .bindings import ClassInfo, Ctor, _last_member_kind, bind_class, collect_class, span
 from .canon import HALF_PAIR, NEG_PAIR, TABLE
-from .graph import Flow, FlowBuilder, Node, Ref, walk
+from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, names_match
-from .siblings import Package
+from .formulas import gelu_formula
+from .siblings import Package, sibling_gelu
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
 # The module's own statements (a training script's body) as one more root of ``<module>``.
@@ -299,8 +300,33 @@ class ModuleStructure:
             found = set(TABLE.words(op))
             for fqn in TABLE.ops[op].functions:
                 found |= self.call_names(fqn)
+            if op == GELU:
+                found |= self._gelu_functions()
             words = self._call_names[key] = frozenset(found)
         return words
+
+    def _gelu_functions(self) -> set[str]:
+        """Names of functions that compute a GELU which no spelling table knows: the file's own
+        functions whose body is the formula (nanoGPT's ``new_gelu``; the flow builder reads a
+        call of one as a GELU), and functions of the package's other modules it imports that
+        are a GELU (a ``gelu_tanh(x)`` returning ``F.gelu(x, approximate="tanh")``)."""
+        found = set()
+        # A name no root mentions is called by none, and leaving it out changes no word test;
+        # the roots' words are read here only when the matcher has gathered them already.
+        mentioned = self._call_names.get("<roots>")
+        for name, func in self.names.functions.items():
+            if mentioned is not None and name not in mentioned:
+                continue
+            args = func.args
+            if (len(args.args) == 1 and not (args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs)
+                    and gelu_formula(func, self.names) is not None):
+                found.add(name)
+        if self.package is not None:
+            for local, fqn in self.names.imports.items():
+                if ((mentioned is None or local in mentioned) and self.package.owns(fqn)
+                        and sibling_gelu(self.package, fqn) is not None):
+                    found.add(local)
+        return found
 
     def mention(self, func: ast.AST) -> frozenset[str]:
         key = id(func)

@@ -21,6 +21,7 @@ import ast
 import os
 import re
 
+from .formulas import gelu_function
 from .names import ModuleNames, collect_names
 
 MAX_BYTES = 512_000  # a larger module is not read (generated code, vendored tables)
@@ -173,6 +174,20 @@ class Package:
             if found is not None:
                 return found
         return None
+
+
+def sibling_gelu(package: Package, fqn: str) -> str | None:
+    """The GELU variant (formulas.gelu_function) a function ``fqn`` of another module of the
+    package computes, or None (a class, a constant, not found); once per definition."""
+    found = package.find(fqn)  # (None for a name of another package)
+    if found is None:
+        return None
+    other, name = found
+    cache = other.__dict__.setdefault("_gelu", {})
+    if name not in cache:
+        func = other.names.functions.get(name) if name not in other.names.classes else None
+        cache[name] = None if func is None else gelu_function(func, other.names)
+    return cache[name]
 
 
 _DEF = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.M)
