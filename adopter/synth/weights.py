@@ -134,6 +134,7 @@ class Decline:
         self.flag = next((n for n in FLAG_NAMES if n not in index.identifiers), None)
         self._parents: dict[int, dict] = {}
         self._sites: dict[int, list] | None = None
+        self.home = True  # the attention's own file (False: a caller file of the run, planned from it)
 
     # ---------------------------------------------------------------- entry point
     def plan(self, func: ast.FunctionDef, reads: list[ast.Name], in_context: list[tuple[ast.Return, int, int, str]]
@@ -247,6 +248,8 @@ class Decline:
             if depth + 1 >= MAX_DEPTH or id(caller) in seen:
                 continue
             inner = self._callers(caller, new_place, new_arity, depth + 1, seen | {id(caller)})
+            if not inner and sites is None:
+                inner = self._relay_elsewhere(caller, new_place, new_arity)
             if not inner:
                 continue
             if any(n.arg == self.flag for n in ast.walk(caller) if isinstance(n, ast.arg)):
@@ -259,6 +262,18 @@ class Decline:
             pending.extend(inner)
             declines = True
         return pending if declines else []
+
+    def _relay_elsewhere(self, relay: ast.FunctionDef, place: int, arity: int) -> list:
+        """A caller in this file that only hands the probabilities back in turn, and that no
+        call in this file declines (a ``MultiHeadAttention.forward`` returning what its
+        attention function returned, the blocks calling it in other files): the edits that make
+        its calls in the other files of the run decline them (:meth:`.run.Run.elsewhere`, one
+        hop, as for the attention's own function).  Empty without a run."""
+        run = current_run()
+        if run is None or not self.home:
+            return []
+        pending, _ = run.elsewhere(self, relay, place, arity)
+        return pending
 
     def _use(self, call: ast.Call, caller: ast.FunctionDef, place: int, arity: int):
         """What ``caller`` does with the value ``call`` hands back at ``place``: ``("value",
