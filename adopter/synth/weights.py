@@ -308,7 +308,9 @@ class Decline:
         stores = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and n.id == name
                   and isinstance(n.ctx, (ast.Store, ast.Del))]
         if len(stores) != 1 or name in _params(caller):
-            return None  # another value under the same name: its reads cannot be told apart
+            # another value under the same name: its reads cannot be told apart -- unless every
+            # read and every other binding of it lies under one ``if`` of a stable test
+            return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
         if not reads:
             return "value", "False"
         tests: list[ast.expr] = []
@@ -327,7 +329,7 @@ class Decline:
                 continue
             found = returned_slot(read, parents, caller)
             if found is None:
-                return None
+                return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
             _, new_place, element = found
             handed.add((new_place, len(parents[element].elts)))
             if not (isinstance(element, ast.Name) and element.id == name):
@@ -344,7 +346,7 @@ class Decline:
             for test in tests:
                 if not all(isinstance(n, STABLE_TEST) for n in ast.walk(test)) or \
                         not {n.id for n in ast.walk(test) if isinstance(n, ast.Name)} <= stable:
-                    return None
+                    return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
                 text = self.index.segment(span_of(test))
                 if len(tests) > 1 and isinstance(test, (ast.BoolOp, ast.IfExp)):
                     text = f"({text})"
@@ -355,6 +357,45 @@ class Decline:
             return None
         (new_place, new_arity), = handed
         return "pass", (new_place, new_arity, rewrites)
+
+    def _used_under_one_if(self, stmt: ast.Assign, caller: ast.FunctionDef, bound: ast.Name, reads: list,
+                           stores: list):
+        """``("value", test)`` where every read of the name ``stmt`` binds at ``bound`` (its
+        probabilities), and every other binding of that name, lies in the body of one ``if``
+        after ``stmt`` whose test reads only parameters ``caller`` never rebinds (torchtext's
+        ``if need_weights:`` averaging and squeezing them, then returning them): when the test
+        is false nothing reads them, so the test is the flag's value; the outermost such ``if``.
+        None otherwise."""
+        parents = self.parents(caller)
+        if not reads or any(isinstance(n.ctx, ast.Del) for n in stores) or bound.id in _params(caller) or \
+                _escapes(caller, bound.id):
+            return None
+        others = [n for n in stores if n is not bound]
+        stable = _params(caller) - _stores(caller)
+        found = None
+        node = reads[0]
+        while node is not caller and node is not None:
+            child, node = node, parents.get(node)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                break
+            if not (isinstance(node, ast.If) and child in node.body):
+                continue
+            if not all(isinstance(n, STABLE_TEST) for n in ast.walk(node.test)) or \
+                    not {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} <= stable:
+                continue
+            inside = {id(n) for stmt_ in node.body for n in ast.walk(stmt_)}
+            if all(id(n) in inside for n in [*reads, *others]) and id(stmt) not in inside and \
+                    (stmt.lineno, stmt.col_offset) < (node.lineno, node.col_offset):
+                found = node  # (walking outwards: the last one found is the outermost)
+        if found is None:
+            return None
+        loops = (ast.For, ast.AsyncFor, ast.While)
+        up = parents.get(found)
+        while up is not None and up is not caller:
+            if isinstance(up, loops):
+                return None  # a later turn of a loop could read a binding of an earlier one
+            up = parents.get(up)
+        return "value", self.index.segment(span_of(found.test))
 
     # ---------------------------------------------------------------- lookups
     def parents(self, func: ast.AST) -> dict:
