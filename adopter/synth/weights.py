@@ -135,6 +135,7 @@ class Decline:
         self._parents: dict[int, dict] = {}
         self._sites: dict[int, list] | None = None
         self.home = True  # the attention's own file (False: a caller file of the run, planned from it)
+        self.stored_by: list[str] = []  # callers that store what it hands back in an attribute
 
     # ---------------------------------------------------------------- entry point
     def plan(self, func: ast.FunctionDef, reads: list[ast.Name], in_context: list[tuple[ast.Return, int, int, str]]
@@ -184,18 +185,25 @@ class Decline:
                          "together (`adopter fix` on their package)") if outside else ""
                 raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: "
                            f"{who} hands it back on every call, and no caller in this file or the other files of "
-                           f"the run declines it, so a flag to skip it would never take the fused path{where}")
+                           f"the run declines it, so a flag to skip it would never take the fused path{where}"
+                           f"{self._stored_note()}")
         if not pending:
             who = f"`{func.name}`"
             raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: {who} "
                        f"hands it back on every call, and {NO_CALLER}, so a flag to skip it would never take the "
-                       "fused path")
+                       f"fused path{self._stored_note()}")
         self._extend(func, place, arity)
         for element, name in rewrites:
             self._rewrite(element, name)
         for edit in pending:
             edit()
         return self.flag, [f"{name} = None" for name in nones]
+
+    def _stored_note(self) -> str:
+        if not self.stored_by:
+            return ""
+        return (f" (a caller stores them in {', '.join(dict.fromkeys(self.stored_by))} on every call, for code "
+                "outside the call to read: only the module's user can say they are not wanted)")
 
     # ---------------------------------------------------------------- edits
     def _extend(self, func: ast.FunctionDef, place: int, arity: int) -> None:
@@ -294,6 +302,12 @@ class Decline:
         if not (isinstance(parent, ast.Assign) and parent.value is call and len(parent.targets) == 1):
             return None
         target = parent.targets[0]
+        if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == arity and \
+                isinstance(target.elts[place], ast.Attribute):
+            # ``x, self.attn = self.sdpa(...)`` (the annotated transformer): kept on the module for
+            # code outside the call to read, as a stored attention map is (no flag can say more)
+            self.stored_by.append(f"`{self.index.segment(span_of(target.elts[place]))}` (line {parent.lineno})")
+            return None
         if not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != arity or \
                 not all(isinstance(e, ast.Name) for e in target.elts):
             return None

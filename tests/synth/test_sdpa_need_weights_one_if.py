@@ -176,3 +176,43 @@ def test_the_fixed_module_computes_what_the_original_did(fixed, kwargs, unbatche
     grads = dict(one.named_parameters())
     for name, param in two.named_parameters():
         torch.testing.assert_close(param.grad, grads[name].grad, msg=name)
+
+
+STORED = textwrap.dedent('''
+    import math
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+
+    class Scaled(nn.Module):
+        def forward(self, q, k, v):
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.size(-1))
+            probs = F.softmax(scores, dim=-1)
+            return torch.matmul(probs, v), probs
+
+
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sdpa = Scaled()
+            self.attn = None
+
+        def forward(self, q, k, v):
+            x, self.attn = self.sdpa(q, k, v)
+            return x
+''')
+
+
+def test_a_caller_storing_them_on_the_module_is_named_in_the_reason():
+    from adopter.synth import fix_text
+    from sdpa_modules import RULES
+
+    result = fix_text(STORED, "attention.py", RULES)
+    assert not result.applied
+    reasons = [why for _, why in result.skipped]
+    assert any("no caller in this file declines it" in why and
+               "a caller stores them in `self.attn` (line 22) on every call" in why for why in reasons), reasons
+    # without the storing caller: the reason as it was
+    alone = fix_text(STORED.split("class Heads(")[0], "attention.py", RULES)
+    assert all("stores them" not in why for _, why in alone.skipped)
