@@ -191,6 +191,7 @@ class Run:
             return None  # the flag's name means something else there
         found = Decline(index, KernelNames(index), Edits(), [])
         found.flag = decline.flag
+        found.home = False
         sites = []
         for local in locals_:
             stand_in = ast.ClassDef(name=local, bases=[], keywords=[], body=[], decorator_list=[]) if is_class else None

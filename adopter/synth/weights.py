@@ -134,6 +134,8 @@ class Decline:
         self.flag = next((n for n in FLAG_NAMES if n not in index.identifiers), None)
         self._parents: dict[int, dict] = {}
         self._sites: dict[int, list] | None = None
+        self.home = True  # the attention's own file (False: a caller file of the run, planned from it)
+        self.stored_by: list[str] = []  # callers that store what it hands back in an attribute
 
     # ---------------------------------------------------------------- entry point
     def plan(self, func: ast.FunctionDef, reads: list[ast.Name], in_context: list[tuple[ast.Return, int, int, str]]
@@ -183,18 +185,25 @@ class Decline:
                          "together (`adopter fix` on their package)") if outside else ""
                 raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: "
                            f"{who} hands it back on every call, and no caller in this file or the other files of "
-                           f"the run declines it, so a flag to skip it would never take the fused path{where}")
+                           f"the run declines it, so a flag to skip it would never take the fused path{where}"
+                           f"{self._stored_note()}")
         if not pending:
             who = f"`{func.name}`"
             raise Skip(f"`{first[1]}` (computed by the attention) is read at line {first[0]} unconditionally: {who} "
                        f"hands it back on every call, and {NO_CALLER}, so a flag to skip it would never take the "
-                       "fused path")
+                       f"fused path{self._stored_note()}")
         self._extend(func, place, arity)
         for element, name in rewrites:
             self._rewrite(element, name)
         for edit in pending:
             edit()
         return self.flag, [f"{name} = None" for name in nones]
+
+    def _stored_note(self) -> str:
+        if not self.stored_by:
+            return ""
+        return (f" (a caller stores them in {', '.join(dict.fromkeys(self.stored_by))} on every call, for code "
+                "outside the call to read: only the module's user can say they are not wanted)")
 
     # ---------------------------------------------------------------- edits
     def _extend(self, func: ast.FunctionDef, place: int, arity: int) -> None:
@@ -247,6 +256,8 @@ class Decline:
             if depth + 1 >= MAX_DEPTH or id(caller) in seen:
                 continue
             inner = self._callers(caller, new_place, new_arity, depth + 1, seen | {id(caller)})
+            if not inner and sites is None:
+                inner = self._relay_elsewhere(caller, new_place, new_arity)
             if not inner:
                 continue
             if any(n.arg == self.flag for n in ast.walk(caller) if isinstance(n, ast.arg)):
@@ -259,6 +270,18 @@ class Decline:
             pending.extend(inner)
             declines = True
         return pending if declines else []
+
+    def _relay_elsewhere(self, relay: ast.FunctionDef, place: int, arity: int) -> list:
+        """A caller in this file that only hands the probabilities back in turn, and that no
+        call in this file declines (a ``MultiHeadAttention.forward`` returning what its
+        attention function returned, the blocks calling it in other files): the edits that make
+        its calls in the other files of the run decline them (:meth:`.run.Run.elsewhere`, one
+        hop, as for the attention's own function).  Empty without a run."""
+        run = current_run()
+        if run is None or not self.home:
+            return []
+        pending, _ = run.elsewhere(self, relay, place, arity)
+        return pending
 
     def _use(self, call: ast.Call, caller: ast.FunctionDef, place: int, arity: int):
         """What ``caller`` does with the value ``call`` hands back at ``place``: ``("value",
@@ -279,6 +302,12 @@ class Decline:
         if not (isinstance(parent, ast.Assign) and parent.value is call and len(parent.targets) == 1):
             return None
         target = parent.targets[0]
+        if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == arity and \
+                isinstance(target.elts[place], ast.Attribute):
+            # ``x, self.attn = self.sdpa(...)`` (the annotated transformer): kept on the module for
+            # code outside the call to read, as a stored attention map is (no flag can say more)
+            self.stored_by.append(f"`{self.index.segment(span_of(target.elts[place]))}` (line {parent.lineno})")
+            return None
         if not isinstance(target, (ast.Tuple, ast.List)) or len(target.elts) != arity or \
                 not all(isinstance(e, ast.Name) for e in target.elts):
             return None
@@ -293,7 +322,9 @@ class Decline:
         stores = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and n.id == name
                   and isinstance(n.ctx, (ast.Store, ast.Del))]
         if len(stores) != 1 or name in _params(caller):
-            return None  # another value under the same name: its reads cannot be told apart
+            # another value under the same name: its reads cannot be told apart -- unless every
+            # read and every other binding of it lies under one ``if`` of a stable test
+            return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
         if not reads:
             return "value", "False"
         tests: list[ast.expr] = []
@@ -312,7 +343,7 @@ class Decline:
                 continue
             found = returned_slot(read, parents, caller)
             if found is None:
-                return None
+                return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
             _, new_place, element = found
             handed.add((new_place, len(parents[element].elts)))
             if not (isinstance(element, ast.Name) and element.id == name):
@@ -329,7 +360,7 @@ class Decline:
             for test in tests:
                 if not all(isinstance(n, STABLE_TEST) for n in ast.walk(test)) or \
                         not {n.id for n in ast.walk(test) if isinstance(n, ast.Name)} <= stable:
-                    return None
+                    return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
                 text = self.index.segment(span_of(test))
                 if len(tests) > 1 and isinstance(test, (ast.BoolOp, ast.IfExp)):
                     text = f"({text})"
@@ -340,6 +371,45 @@ class Decline:
             return None
         (new_place, new_arity), = handed
         return "pass", (new_place, new_arity, rewrites)
+
+    def _used_under_one_if(self, stmt: ast.Assign, caller: ast.FunctionDef, bound: ast.Name, reads: list,
+                           stores: list):
+        """``("value", test)`` where every read of the name ``stmt`` binds at ``bound`` (its
+        probabilities), and every other binding of that name, lies in the body of one ``if``
+        after ``stmt`` whose test reads only parameters ``caller`` never rebinds (torchtext's
+        ``if need_weights:`` averaging and squeezing them, then returning them): when the test
+        is false nothing reads them, so the test is the flag's value; the outermost such ``if``.
+        None otherwise."""
+        parents = self.parents(caller)
+        if not reads or any(isinstance(n.ctx, ast.Del) for n in stores) or bound.id in _params(caller) or \
+                _escapes(caller, bound.id):
+            return None
+        others = [n for n in stores if n is not bound]
+        stable = _params(caller) - _stores(caller)
+        found = None
+        node = reads[0]
+        while node is not caller and node is not None:
+            child, node = node, parents.get(node)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                break
+            if not (isinstance(node, ast.If) and child in node.body):
+                continue
+            if not all(isinstance(n, STABLE_TEST) for n in ast.walk(node.test)) or \
+                    not {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} <= stable:
+                continue
+            inside = {id(n) for stmt_ in node.body for n in ast.walk(stmt_)}
+            if all(id(n) in inside for n in [*reads, *others]) and id(stmt) not in inside and \
+                    (stmt.lineno, stmt.col_offset) < (node.lineno, node.col_offset):
+                found = node  # (walking outwards: the last one found is the outermost)
+        if found is None:
+            return None
+        loops = (ast.For, ast.AsyncFor, ast.While)
+        up = parents.get(found)
+        while up is not None and up is not caller:
+            if isinstance(up, loops):
+                return None  # a later turn of a loop could read a binding of an earlier one
+            up = parents.get(up)
+        return "value", self.index.segment(span_of(found.test))
 
     # ---------------------------------------------------------------- lookups
     def parents(self, func: ast.AST) -> dict:

@@ -1231,13 +1231,17 @@ def _is_config_object(value: Any) -> bool:
         dataclasses.is_dataclass(value) and not isinstance(value, type))
 
 
-UNINITIALISED = 1e20  # no initialisation gives a weight this large; raw ``torch.empty`` memory nearly always does
+# no initialisation draws a weight this large; raw ``torch.empty`` memory mostly holds larger
+# entries (1e20 until session 20: torchtext T5's projection weights, left as raw memory, were
+# sometimes all below it, up to 1e14, which saturates the softmax and made its verdict flip)
+UNINITIALISED = 1e4
 
 
 def redraw_uninitialised(module: nn.Module) -> int:
     """Draw afresh the parameters the constructor left as raw memory (``torch.empty`` under an
     ``init_method=lambda x: x``: fairscale's parallel Linears in llama-models): any entry not
-    finite or beyond 1e20 in magnitude (buffers are left alone: a causal mask holds -inf).
+    finite or beyond :data:`UNINITIALISED` in magnitude (buffers are left alone: a causal mask
+    holds -inf).
     Outputs of such weights overflow to inf and NaN, which compare equal on both sides and prove
     nothing.  Weights of two or more axes get N(0, 1/fan_in), others N(0, 0.02^2); the patched
     module loads these values with the rest of the state dict.  Returns how many were drawn."""

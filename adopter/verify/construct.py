@@ -459,6 +459,10 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         # only handed on to a function whose parameter says nothing (``self.window = pair(window)``):
         # a small size, as for an unknown count
         values = [2, 4]
+    if not values and reads.compared and not reads.attrs and reads.called < 0 and reads.max_index < 0 \
+            and not reads.iterated and not reads.numeric:
+        # only compared with strings (``if self.type != "W":``): a mode, each string it is compared with
+        values = list(reads.compared)
     if not values:
         made = _default_instance(annotation, module)
         if made is not None:

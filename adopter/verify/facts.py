@@ -37,6 +37,9 @@ class Reads:
     handed_as: list[tuple[str, object]] = field(default_factory=list)
     # an operand of arithmetic with a number (``num_frames * num_patches``): a number itself
     numeric: bool = False
+    # string constants it is compared with (``if self.type != "W":``, ``mode in ("a", "b")``): a
+    # mode switch, whose values are those strings
+    compared: list[str] = field(default_factory=list)
 
     def child(self, name: str) -> "Reads":
         return self.attrs.setdefault(name, Reads())
@@ -52,6 +55,9 @@ class Reads:
         self.truth |= other.truth
         self.numeric |= other.numeric
         self.optional |= other.optional
+        for value in other.compared:
+            if value not in self.compared:
+                self.compared.append(value)
         for item in other.handed_as:
             if item not in self.handed_as:
                 self.handed_as.append(item)
@@ -228,6 +234,22 @@ class _Collector(ast.NodeVisitor):
                         isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))) and \
                         not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)):
                     self.names[side.id].numeric = True
+        self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare) -> None:
+        sides = [node.left, *node.comparators]
+        for (left, right), op in zip(zip(sides, sides[1:]), node.ops):
+            if not isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)):
+                continue
+            for side, other in ((left, right), (right, left)):
+                reads, steps = self._target(side) if isinstance(side, (ast.Name, ast.Attribute)) else (None, [])
+                if reads is None or steps:
+                    continue
+                found = other.elts if isinstance(other, (ast.Tuple, ast.List, ast.Set)) else [other]
+                for value in found:
+                    if isinstance(value, ast.Constant) and isinstance(value.value, str) and \
+                            value.value not in reads.compared:
+                        reads.compared.append(value.value)
         self.generic_visit(node)
 
     def visit_If(self, node: ast.If) -> None:

@@ -329,6 +329,7 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
 
     unpacked: int | None = None
     patterns: list[int] = []
+    own_pattern: int | None = None
     for sub in ast.walk(node):
         if isinstance(sub, ast.Assign) and len(sub.targets) == 1:
             target, value = sub.targets[0], sub.value
@@ -346,6 +347,8 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
             name = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", "")
             if name in ("rearrange", "repeat", "reduce", "rearrange_many", "repeat_many", "reduce_many"):
                 rank = _einops_rank(sub.args[1].value)
+                if rank and isinstance(sub.args[0], ast.Name) and sub.args[0].id == first and own_pattern is None:
+                    own_pattern = rank  # a pattern applied to the input's own name (first in the walk)
                 if rank:
                     patterns.append(rank)
     if unpacked:
@@ -358,6 +361,11 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
     own = annotated_ranks(func).get(first)
     if own:
         return own, True  # the axes its annotation names (``Float[Tensor, "*batch heads q_len dim"]``)
+    if own_pattern is not None:
+        # the input's own name rearranged (``rearrange(x, 'b (w1 p1) (w2 p2) c -> ...')``), maybe
+        # rebound first (``x = torch.roll(x, ...)``): likely its rank, before the lowest of the
+        # patterns, which may be of a table the function builds (``'h p q -> h 1 1 p q'``)
+        return own_pattern, False
     return (min(patterns), False) if patterns else (None, False)
 
 
