@@ -1273,8 +1273,9 @@ def draw_constants(module: nn.Module) -> int:
     are 0 on both sides whatever the patch computes.  Batch-norm statistics at their start (mean
     0, variance 1) and norm weights at 1 with biases at 0 make a folded convolution that drops
     the mean, the bias or the scale agree with the original.  So, before the patched module
-    loads the original's state dict: every floating parameter that is all zeros is drawn as
-    :func:`redraw_uninitialised` draws (N(0, 1/fan_in) for two or more axes, else N(0, 0.02^2));
+    loads the original's state dict: every floating parameter that is all zeros is drawn from
+    N(0, 0.02^2) (enough to show what a zero hid, small enough to keep the model's scale: a
+    zero bias beside weights of std 1 must not push a softmax further into saturation);
     a norm layer's all-ones weight becomes 1 + N(0, 0.1^2); running statistics still at their
     start become mean N(0, 0.1^2) and variance U(0.5, 2).  Anything else (trained or drawn
     values, a buffer such as a causal mask) is left as built.  Returns how many tensors were
@@ -1304,8 +1305,7 @@ def draw_constants(module: nn.Module) -> int:
         for tensor in module.parameters():
             if id(tensor) in ones or not tensor.is_floating_point() or tensor.numel() == 0 or bool(tensor.any()):
                 continue
-            std = tensor.shape[1] ** -0.5 if tensor.dim() >= 2 and tensor.shape[1] else 0.02
-            fill(tensor, torch.randn(tensor.shape, generator=generator, dtype=torch.float64) * std)
+            fill(tensor, torch.randn(tensor.shape, generator=generator, dtype=torch.float64) * 0.02)
     return count
 
 
