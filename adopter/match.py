@@ -243,8 +243,26 @@ def _literal_is(pvalue: Lit, value) -> bool:
     return value.value == pvalue.value
 
 
+def _bound_differ(pvalues, values, state: "_State") -> bool:
+    """Does some argument pair fail :meth:`Matcher._bind` on what ``state`` holds before any
+    binding of the step: a temporary or a variable already bound to another value?  (The
+    step binds only variables not yet bound and its own ``%index`` after its arguments, so
+    these comparisons read the same values in the copy the step binds into.)"""
+    bound = state.values
+    for pvalue, value in zip(pvalues, values):
+        kind = type(pvalue)
+        if kind is Temp:
+            if bound.get(f"%{pvalue.index}") != state.ident(value):
+                return True
+        elif kind is Var:
+            current = bound.get(pvalue.name)
+            if current is not None and current != state.ident(value):
+                return True
+    return False
+
+
 class _State:
-    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo", "_bound")
+    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo", "_bound", "_chain")
 
     def __init__(self):
         self.env: dict[str, object] = {}  # abstract var or %temp -> concrete value
@@ -259,10 +277,13 @@ class _State:
         # state once per node it skips.
         self._memo: tuple | None = None
         self._bound: set | None = None  # bound_keys, likewise
+        # Matcher._search: (step index, [this state, then with the optional steps from that
+        # index on absent one by one]); the search meets one state at every node it skips
+        self._chain: tuple | None = None
 
     def copy(self) -> "_State":
         new = _State.__new__(_State)  # not __init__: its empty containers would be replaced
-        new._memo = new._bound = None
+        new._memo = new._bound = new._chain = None
         new.env = dict(self.env)
         new.values = dict(self.values)
         new.aliases = dict(self.aliases)
@@ -287,13 +308,17 @@ class _State:
             bound = self._bound = {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
         return bound
 
-    def memo_key(self, pos: int, index: int) -> tuple:
-        # frozensets, not sorted tuples: this key is built for every state the search visits
+    def memo(self) -> tuple:
+        """What tells two states apart in the search's memo: the bindings, the aliases and
+        the guards taken (frozensets, not sorted tuples: built for every state it visits)."""
         memo = self._memo
         if memo is None:
             memo = self._memo = (frozenset(self.values.items()), frozenset(self.aliases.items()),
                                  frozenset(self.guards.items()))
-        return (pos, index, *memo)
+        return memo
+
+    def memo_key(self, pos: int, index: int) -> tuple:
+        return (pos, index, *self.memo())
 
 
 # ----------------------------------------------------------------------------- the matcher
@@ -763,6 +788,7 @@ class Matcher:
             return
         stack = [(start.id, first + 1, state, 0)]
         last = len(pattern) - 1
+        live = self.live_intermediates
         if options_at is None:
             options_at = {}
         if known is None:
@@ -794,7 +820,12 @@ class Matcher:
                     options = options_at.get((index, pos))
                     if options is None:
                         options = options_at[(index, pos)] = self._options(index, pos, feasible)
-                    chain = [state]  # the state at step index + i, its optional steps before absent
+                    # the state at step index + i, its optional steps before absent (made once per
+                    # state: a state skipped over a gap is popped again at the next node)
+                    chain = state._chain
+                    if chain is None or chain[0] != index:
+                        chain = state._chain = (index, [state])
+                    chain = chain[1]
                 node = nodes[succ]
                 progress = []  # pushed after the gap below, so popped first: see the docstring
                 for j in options:
@@ -816,7 +847,8 @@ class Matcher:
                         if match is not None:
                             yield match
                     else:
-                        key = bound.memo_key(succ, j + 1)
+                        # (a 3-tuple; the gaps' keys below are 4-tuples: never equal)
+                        key = (succ, j + 1, bound._memo or bound.memo())
                         if key not in seen:
                             seen.add(key)
                             progress.append((succ, j + 1, bound, 0))
@@ -828,16 +860,19 @@ class Matcher:
                 # for rules whose steps may lie far apart with values live between them
                 # (attention: ``live_intermediates``); for the others the lighter weight bought
                 # no site on any corpus and cost a tenth of the analysis time.
-                step = (GAP_WEIGHT if node.func == state.matched[-1].func or not self.live_intermediates else 1) \
+                step = (GAP_WEIGHT if node.func == state.matched[-1].func or not live else 1) \
                     if node.kind in ("layer", "call", "method", "op") else 0
                 if gap + step <= MAX_GAP * GAP_WEIGHT:
                     next_state = state
                     if added is not None:
                         next_state = state.copy()
                         next_state.guards[added[0]] = added[1]
-                    skipped = self._skip(node, next_state, index)
+                    if node.defs or node.kind in ("exit", "copy") or (next_state.produced and not live):
+                        skipped = self._skip(node, next_state, index)
+                    else:
+                        skipped = next_state  # what _skip returns for a node that assigns nothing
                     if skipped is not None:
-                        key = (skipped.memo_key(succ, index), gap + step)
+                        key = (succ, index, gap + step, skipped._memo or skipped.memo())
                         if key not in seen:
                             seen.add(key)
                             stack.append((succ, index, skipped, gap + step))
@@ -918,17 +953,18 @@ class Matcher:
             uses = {aliases.get(k, k) for k in node.uses} if aliases else node.uses
             if not state.produced.isdisjoint(uses):
                 return None  # an intermediate value of the match is read elsewhere
-        if not node.defs:
+        defs = node.defs
+        if not defs:
             return state
         bound = state.bound_keys()
-        if node.defs & bound or (state.aliases and any(state.canon(k) in bound for k in node.defs)):
+        if not defs.isdisjoint(bound) or (state.aliases and any(state.canon(k) in bound for k in defs)):
             # a bound value is overwritten between pattern nodes (fairseq's dead cast
             # ``attn_weights = attn_weights_float.type_as(attn_weights)`` after the softmax):
             # not a site when a later step still reads it; otherwise it is stale
-            state = self._overwritten(state, set(node.defs) | {state.canon(k) for k in node.defs}, index)
+            state = self._overwritten(state, set(defs) | {state.canon(k) for k in defs}, index)
             if state is None:
                 return None
-        if node.defs & state.aliases.keys():
+        if state.aliases and not defs.isdisjoint(state.aliases):
             new = state.copy()
             for key in node.defs:
                 new.aliases.pop(key, None)
@@ -959,19 +995,28 @@ class Matcher:
         return False
 
     def _bind_node(self, pnode: PNode, index: int, node: Node, state: _State) -> _State | None:
-        new = state.copy()
+        # ``state`` is never changed here (the bindings go into a copy): a test that fails on
+        # what ``state`` already holds fails on the copy too, so those tests come first, and
+        # half the calls (a step's input is not the value an earlier step bound) make no copy.
+        values = state.values
         if pnode.layer is not None:
             # A layer, or the function a callable step calls (F.gelu(h) for $act(h)).
             layer_ident = ("l", node.layer) if node.kind == "layer" else ("f", node.op)
-            current = new.values.get(pnode.layer.name)
+            current = values.get(pnode.layer.name)
             if current is None:
-                if layer_ident in new.values.values():
+                if layer_ident in values.values():
                     return None  # two layer variables never name the same layer
-                new.values[pnode.layer.name] = layer_ident
-                new.env[pnode.layer.name] = layer_ident[1]
             elif current != layer_ident:
                 return None
         args, kwargs, _, _ = node_view(pnode, node)
+        if _bound_differ(pnode.args, args, state) and (
+                not (commutes(pnode, self.commutative) and len(args) == 2)
+                or _bound_differ(pnode.args, args[::-1], state)):
+            return None
+        new = state.copy()
+        if pnode.layer is not None and current is None:
+            new.values[pnode.layer.name] = layer_ident
+            new.env[pnode.layer.name] = layer_ident[1]
         if commutes(pnode, self.commutative) and len(args) == 2:
             attempt = new.copy()
             if self._bind(pnode.args[0], args[0], attempt) and self._bind(pnode.args[1], args[1], attempt):
