@@ -621,7 +621,8 @@ class Matcher:
     def _feasibility(self, flow: Flow):
         """A test ``feasible(pos, index)`` -- can pattern nodes ``index..`` still be matched after
         node ``pos``? -- and, per required pattern index, the ids of the nodes that may match it,
-        and the test's memo ((pos, index) -> answer: the search reads it before calling).
+        and the test's memo ((pos, index) -> answer: the search reads it before calling), and
+        the ids of all those nodes.
         None when some required pattern node has no candidate in the flow at all.
 
         Edges only go from lower to higher node ids (nodes are numbered as the builder emits
@@ -668,7 +669,9 @@ class Matcher:
                 memo[key] = found
             return found
 
-        return feasible, allowed, memo
+        # the nodes that may match some step after the first (_search looks for a step to
+        # bind only at those)
+        return feasible, allowed, memo, frozenset().union(*allowed.values())
 
     def _op_candidates(self, pnode: PNode, index: "_FlowIndex") -> list[Node]:
         """The flow's nodes that :meth:`_op_ok` may accept for ``pnode`` (a superset), in id
@@ -764,7 +767,8 @@ class Matcher:
         return False
 
     def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed,
-                known: dict | None = None, first: int = 0, found=(), options_at: dict | None = None) -> Iterable[Match]:
+                known: dict | None = None, anywhere: frozenset | None = None, first: int = 0, found=(),
+                options_at: dict | None = None) -> Iterable[Match]:
         """Depth-first from ``start``; a node that binds the next step is explored before the
         same node skipped as a gap (pushed last, popped first).  Every reachable state is still
         visited unless the search runs past MAX_STEPS_PER_START; then what it stops on is gaps
@@ -788,6 +792,8 @@ class Matcher:
             return
         stack = [(start.id, first + 1, state, 0)]
         last = len(pattern) - 1
+        if anywhere is None:
+            anywhere = frozenset().union(*allowed.values())  # the nodes that may match some step
         live = self.live_intermediates
         if options_at is None:
             options_at = {}
@@ -828,7 +834,8 @@ class Matcher:
                     chain = chain[1]
                 node = nodes[succ]
                 progress = []  # pushed after the gap below, so popped first: see the docstring
-                for j in options:
+                # (most nodes may match no step at all: the options are not looked through then)
+                for j in (options if succ in anywhere else ()):
                     if succ not in allowed[j]:
                         continue
                     while len(chain) <= j - index:  # made only when a node may match step j
