@@ -442,6 +442,16 @@ class Matcher:
             later.update(v for _, v in pnode.kwargs)
         self.later_uses.reverse()
         self.word_keys = self._word_keys()
+        # Per step, what _static_ok reads of this matcher besides the node (see _static_ids);
+        # the step by its first equal one met in the process (each matcher has its own copies).
+        self._static_steps = [_STEPS.setdefault((repr(p), p), p) for p in forward.nodes]
+        self._static_keys = [
+            (id(step), self.commutative, self.spellings,
+             frozenset(self.layer_types.get(p.layer.name, ())) if p.layer is not None else None,
+             p.layer is not None and p.layer.name in self.layer_types,
+             frozenset(self.layer_ops.get(p.layer.name, ())) if p.layer is not None else None)
+            for step, p in zip(self._static_steps, forward.nodes)
+        ]
         # The same keys, those every class of a file shares first (plain words, then call names,
         # then what depends on the class's bindings): _candidate_roots works out one group at a
         # time and stops when no root is left, so a class that calls none of the pattern's
@@ -634,22 +644,21 @@ class Matcher:
         pattern = self.forward.nodes
         index_ = _index(flow)
         candidates: dict[int, list[int]] = {}
+        allowed: dict[int, frozenset] = {}
         for index, pnode in enumerate(pattern):
             if index == 0 or pnode.optional:
                 continue
-            ids = [node.id for node in self._op_candidates(pnode, index_) if self._static_ok(pnode, node)]
+            ids, allowed[index] = self._static_ids(index, pnode, index_)
             if not ids:
                 return None
             candidates[index] = ids
         required = sorted(candidates)
         memo: dict[tuple[int, int], bool] = {}
-        allowed = {index: frozenset(ids) for index, ids in candidates.items()}
         # The optional steps too: a node that fails these static checks never binds the step
         # (_bind_node checks them again), so the search tests membership instead of the op.
         for index, pnode in enumerate(pattern):
             if index and pnode.optional:
-                allowed[index] = frozenset(node.id for node in self._op_candidates(pnode, index_)
-                                           if self._static_ok(pnode, node))
+                allowed[index] = self._static_ids(index, pnode, index_)[1]
 
         def feasible(pos: int, index: int) -> bool:
             key = (pos, index)
@@ -672,6 +681,21 @@ class Matcher:
         # the nodes that may match some step after the first (_search looks for a step to
         # bind only at those)
         return feasible, allowed, memo, frozenset().union(*allowed.values())
+
+    def _static_ids(self, index: int, pnode: PNode, flow_index: "_FlowIndex") -> tuple[list[int], frozenset]:
+        """The ids of the flow's nodes that pass :meth:`_static_ok` for step ``index`` (in id
+        order, and as a set).  What the test reads of the matcher -- the step itself, the
+        commutativity, the spellings, and the constructors and operations its layer variable
+        allows -- is the key of a per-flow cache, so matchers that share a step (the variants
+        of an alternative, alternatives with the same steps) test the flow's nodes once."""
+        key = self._static_keys[index]
+        step = self._static_steps[index]
+        found = flow_index.static.get(key)
+        # (the step is kept in the entry, and in _STEPS: alive, its id names no other object)
+        if found is None or found[0] is not step:
+            ids = [node.id for node in self._op_candidates(pnode, flow_index) if self._static_ok(pnode, node)]
+            found = flow_index.static[key] = (step, ids, frozenset(ids))
+        return found[1], found[2]
 
     def _op_candidates(self, pnode: PNode, index: "_FlowIndex") -> list[Node]:
         """The flow's nodes that :meth:`_op_ok` may accept for ``pnode`` (a superset), in id
@@ -1533,6 +1557,9 @@ _OPERATORS = frozenset({"+", "-", "*", "/", "@", "//", "%", "**", "neg"})
 
 # Matcher.word_order: the word-group kinds that depend on no class first.
 _KEY_COST = {"word": 0, "words": 0, "calls": 1, "op": 2}
+# A pattern step -> the first equal step a matcher was made with (Matcher._static_keys); its repr
+# in the key too: Lit(1) == Lit(True) == Lit(1.0), which _literal_is tells apart.
+_STEPS: dict[tuple[str, PNode], PNode] = {}
 # (scope, word keys) -> a small number: the key of a class's candidate-roots cache (hashing the
 # nested tuple for every class of every file cost more than the look-up).
 _ROOTS_KEYS: dict[tuple, int] = {}
@@ -1546,7 +1573,7 @@ class _FlowIndex:
     """A flow's nodes grouped (each group in id order) by kind, by (kind, op), by canonical
     operation and by each operation a layer may compute at run time; built once per flow."""
 
-    __slots__ = ("kinds", "ops", "canon", "maybe", "_merged")
+    __slots__ = ("kinds", "ops", "canon", "maybe", "_merged", "static")
 
     def __init__(self, flow: Flow):
         self.kinds: dict[str, list[Node]] = {}
@@ -1554,6 +1581,7 @@ class _FlowIndex:
         self.canon: dict[str, list[Node]] = {}
         self.maybe: dict[str, list[Node]] = {}
         self._merged: dict[tuple, list[Node]] = {}
+        self.static: dict[tuple, tuple] = {}  # Matcher._static_ids
         for node in flow.nodes:
             self.kinds.setdefault(node.kind, []).append(node)
             if node.kind in ("method", "op"):
