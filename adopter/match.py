@@ -462,6 +462,12 @@ class Matcher:
         # class can pass _candidate_roots, and match_module returns before visiting a class.
         self.file_keys = tuple(k for k in self.word_order if k[0] in ("word", "words", "calls"))
         self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
+        # match_module's test of the file keys: each plain word group made once here, a call
+        # key's group (the file's import aliases) looked up per file: (group, None) / (None, fqn)
+        self._file_groups = tuple(
+            (frozenset({key[1]}), None) if key[0] == "word" else
+            (frozenset(key[1]), None) if key[0] == "words" else (None, key[1])
+            for key in self.file_keys)
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -494,10 +500,8 @@ class Matcher:
     def match_module(self, module: ModuleStructure) -> list[Match]:
         if self.file_keys:
             words = module.root_words()
-            for key in self.file_keys:
-                group = frozenset({key[1]}) if key[0] == "word" else (
-                    frozenset(key[1]) if key[0] == "words" else module.call_names(key[1]))
-                if group.isdisjoint(words):
+            for group, fqn in self._file_groups:
+                if (group if fqn is None else module.call_names(fqn)).isdisjoint(words):
                     return []
         found: dict[tuple, Match] = {}
         for name, roots in self._candidates(module):
@@ -1003,6 +1007,14 @@ class Matcher:
         return state
 
     def _bind(self, pvalue, value, state: _State) -> bool:
+        if type(pvalue) is Var:  # (most steps' arguments: the chain below tests it last)
+            ident = ("k", state.aliases.get(value.key, value.key)) if type(value) is Ref else state.ident(value)
+            current = state.values.get(pvalue.name)
+            if current is None:
+                state.values[pvalue.name] = ident
+                state.env[pvalue.name] = value
+                return True
+            return current == ident
         if isinstance(pvalue, Wild):
             return True
         if isinstance(pvalue, Lit):
