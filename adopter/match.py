@@ -277,8 +277,9 @@ class _State:
         # state once per node it skips.
         self._memo: tuple | None = None
         self._bound: set | None = None  # bound_keys, likewise
-        # Matcher._search: (step index, [this state, then with the optional steps from that
-        # index on absent one by one]); the search meets one state at every node it skips
+        # Matcher._search: (step index, [this state with the optional step at that index
+        # absent, then the next one too, ...]); the search meets one state at every node it
+        # skips.  (The state itself is not in the list: that would be a reference cycle.)
         self._chain: tuple | None = None
 
     def copy(self) -> "_State":
@@ -858,17 +859,18 @@ class Matcher:
                     # state: a state skipped over a gap is popped again at the next node)
                     chain = state._chain
                     if chain is None or chain[0] != index:
-                        chain = state._chain = (index, [state])
-                    chain = chain[1]
+                        chain = state._chain = (index, [])
+                    chain = chain[1]  # (without the state itself: a state in its own list is a cycle)
                 node = nodes[succ]
                 progress = []  # pushed after the gap below, so popped first: see the docstring
                 # (most nodes may match no step at all: the options are not looked through then)
                 for j in (options if succ in anywhere else ()):
                     if succ not in allowed[j]:
                         continue
-                    while len(chain) <= j - index:  # made only when a node may match step j
-                        chain.append(self._absent(pattern[index + len(chain) - 1], index + len(chain) - 1, chain[-1]))
-                    option = chain[j - index]
+                    while len(chain) < j - index:  # made only when a node may match step j
+                        chain.append(self._absent(pattern[index + len(chain)], index + len(chain),
+                                                  chain[-1] if chain else state))
+                    option = chain[j - index - 1] if j > index else state
                     if added is not None:
                         option = option.copy()
                         option.guards[added[0]] = added[1]
