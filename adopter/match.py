@@ -243,8 +243,26 @@ def _literal_is(pvalue: Lit, value) -> bool:
     return value.value == pvalue.value
 
 
+def _bound_differ(pvalues, values, state: "_State") -> bool:
+    """Does some argument pair fail :meth:`Matcher._bind` on what ``state`` holds before any
+    binding of the step: a temporary or a variable already bound to another value?  (The
+    step binds only variables not yet bound and its own ``%index`` after its arguments, so
+    these comparisons read the same values in the copy the step binds into.)"""
+    bound = state.values
+    for pvalue, value in zip(pvalues, values):
+        kind = type(pvalue)
+        if kind is Temp:
+            if bound.get(f"%{pvalue.index}") != state.ident(value):
+                return True
+        elif kind is Var:
+            current = bound.get(pvalue.name)
+            if current is not None and current != state.ident(value):
+                return True
+    return False
+
+
 class _State:
-    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo", "_bound")
+    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo", "_bound", "_chain")
 
     def __init__(self):
         self.env: dict[str, object] = {}  # abstract var or %temp -> concrete value
@@ -259,10 +277,14 @@ class _State:
         # state once per node it skips.
         self._memo: tuple | None = None
         self._bound: set | None = None  # bound_keys, likewise
+        # Matcher._search: (step index, [this state with the optional step at that index
+        # absent, then the next one too, ...]); the search meets one state at every node it
+        # skips.  (The state itself is not in the list: that would be a reference cycle.)
+        self._chain: tuple | None = None
 
     def copy(self) -> "_State":
         new = _State.__new__(_State)  # not __init__: its empty containers would be replaced
-        new._memo = new._bound = None
+        new._memo = new._bound = new._chain = None
         new.env = dict(self.env)
         new.values = dict(self.values)
         new.aliases = dict(self.aliases)
@@ -287,13 +309,17 @@ class _State:
             bound = self._bound = {ident[1] for ident in self.values.values() if ident[0] == "k"} | self.produced
         return bound
 
-    def memo_key(self, pos: int, index: int) -> tuple:
-        # frozensets, not sorted tuples: this key is built for every state the search visits
+    def memo(self) -> tuple:
+        """What tells two states apart in the search's memo: the bindings, the aliases and
+        the guards taken (frozensets, not sorted tuples: built for every state it visits)."""
         memo = self._memo
         if memo is None:
             memo = self._memo = (frozenset(self.values.items()), frozenset(self.aliases.items()),
                                  frozenset(self.guards.items()))
-        return (pos, index, *memo)
+        return memo
+
+    def memo_key(self, pos: int, index: int) -> tuple:
+        return (pos, index, *self.memo())
 
 
 # ----------------------------------------------------------------------------- the matcher
@@ -417,6 +443,16 @@ class Matcher:
             later.update(v for _, v in pnode.kwargs)
         self.later_uses.reverse()
         self.word_keys = self._word_keys()
+        # Per step, what _static_ok reads of this matcher besides the node (see _static_ids);
+        # the step by its first equal one met in the process (each matcher has its own copies).
+        self._static_steps = [_STEPS.setdefault((repr(p), p), p) for p in forward.nodes]
+        self._static_keys = [
+            (id(step), self.commutative, self.spellings,
+             frozenset(self.layer_types.get(p.layer.name, ())) if p.layer is not None else None,
+             p.layer is not None and p.layer.name in self.layer_types,
+             frozenset(self.layer_ops.get(p.layer.name, ())) if p.layer is not None else None)
+            for step, p in zip(self._static_steps, forward.nodes)
+        ]
         # The same keys, those every class of a file shares first (plain words, then call names,
         # then what depends on the class's bindings): _candidate_roots works out one group at a
         # time and stops when no root is left, so a class that calls none of the pattern's
@@ -427,6 +463,12 @@ class Matcher:
         # class can pass _candidate_roots, and match_module returns before visiting a class.
         self.file_keys = tuple(k for k in self.word_order if k[0] in ("word", "words", "calls"))
         self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
+        # match_module's test of the file keys: each plain word group made once here, a call
+        # key's group (the file's import aliases) looked up per file: (group, None) / (None, fqn)
+        self._file_groups = tuple(
+            (frozenset({key[1]}), None) if key[0] == "word" else
+            (frozenset(key[1]), None) if key[0] == "words" else (None, key[1])
+            for key in self.file_keys)
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -459,10 +501,8 @@ class Matcher:
     def match_module(self, module: ModuleStructure) -> list[Match]:
         if self.file_keys:
             words = module.root_words()
-            for key in self.file_keys:
-                group = frozenset({key[1]}) if key[0] == "word" else (
-                    frozenset(key[1]) if key[0] == "words" else module.call_names(key[1]))
-                if group.isdisjoint(words):
+            for group, fqn in self._file_groups:
+                if (group if fqn is None else module.call_names(fqn)).isdisjoint(words):
                     return []
         found: dict[tuple, Match] = {}
         for name, roots in self._candidates(module):
@@ -596,7 +636,8 @@ class Matcher:
     def _feasibility(self, flow: Flow):
         """A test ``feasible(pos, index)`` -- can pattern nodes ``index..`` still be matched after
         node ``pos``? -- and, per required pattern index, the ids of the nodes that may match it,
-        and the test's memo ((pos, index) -> answer: the search reads it before calling).
+        and the test's memo ((pos, index) -> answer: the search reads it before calling), and
+        the ids of all those nodes.
         None when some required pattern node has no candidate in the flow at all.
 
         Edges only go from lower to higher node ids (nodes are numbered as the builder emits
@@ -608,22 +649,21 @@ class Matcher:
         pattern = self.forward.nodes
         index_ = _index(flow)
         candidates: dict[int, list[int]] = {}
+        allowed: dict[int, frozenset] = {}
         for index, pnode in enumerate(pattern):
             if index == 0 or pnode.optional:
                 continue
-            ids = [node.id for node in self._op_candidates(pnode, index_) if self._static_ok(pnode, node)]
+            ids, allowed[index] = self._static_ids(index, pnode, index_)
             if not ids:
                 return None
             candidates[index] = ids
         required = sorted(candidates)
         memo: dict[tuple[int, int], bool] = {}
-        allowed = {index: frozenset(ids) for index, ids in candidates.items()}
         # The optional steps too: a node that fails these static checks never binds the step
         # (_bind_node checks them again), so the search tests membership instead of the op.
         for index, pnode in enumerate(pattern):
             if index and pnode.optional:
-                allowed[index] = frozenset(node.id for node in self._op_candidates(pnode, index_)
-                                           if self._static_ok(pnode, node))
+                allowed[index] = self._static_ids(index, pnode, index_)[1]
 
         def feasible(pos: int, index: int) -> bool:
             key = (pos, index)
@@ -643,7 +683,24 @@ class Matcher:
                 memo[key] = found
             return found
 
-        return feasible, allowed, memo
+        # the nodes that may match some step after the first (_search looks for a step to
+        # bind only at those)
+        return feasible, allowed, memo, frozenset().union(*allowed.values())
+
+    def _static_ids(self, index: int, pnode: PNode, flow_index: "_FlowIndex") -> tuple[list[int], frozenset]:
+        """The ids of the flow's nodes that pass :meth:`_static_ok` for step ``index`` (in id
+        order, and as a set).  What the test reads of the matcher -- the step itself, the
+        commutativity, the spellings, and the constructors and operations its layer variable
+        allows -- is the key of a per-flow cache, so matchers that share a step (the variants
+        of an alternative, alternatives with the same steps) test the flow's nodes once."""
+        key = self._static_keys[index]
+        step = self._static_steps[index]
+        found = flow_index.static.get(key)
+        # (the step is kept in the entry, and in _STEPS: alive, its id names no other object)
+        if found is None or found[0] is not step:
+            ids = [node.id for node in self._op_candidates(pnode, flow_index) if self._static_ok(pnode, node)]
+            found = flow_index.static[key] = (step, ids, frozenset(ids))
+        return found[1], found[2]
 
     def _op_candidates(self, pnode: PNode, index: "_FlowIndex") -> list[Node]:
         """The flow's nodes that :meth:`_op_ok` may accept for ``pnode`` (a superset), in id
@@ -739,7 +796,8 @@ class Matcher:
         return False
 
     def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed,
-                known: dict | None = None, first: int = 0, found=(), options_at: dict | None = None) -> Iterable[Match]:
+                known: dict | None = None, anywhere: frozenset | None = None, first: int = 0, found=(),
+                options_at: dict | None = None) -> Iterable[Match]:
         """Depth-first from ``start``; a node that binds the next step is explored before the
         same node skipped as a gap (pushed last, popped first).  Every reachable state is still
         visited unless the search runs past MAX_STEPS_PER_START; then what it stops on is gaps
@@ -763,6 +821,9 @@ class Matcher:
             return
         stack = [(start.id, first + 1, state, 0)]
         last = len(pattern) - 1
+        if anywhere is None:
+            anywhere = frozenset().union(*allowed.values())  # the nodes that may match some step
+        live = self.live_intermediates
         if options_at is None:
             options_at = {}
         if known is None:
@@ -794,15 +855,22 @@ class Matcher:
                     options = options_at.get((index, pos))
                     if options is None:
                         options = options_at[(index, pos)] = self._options(index, pos, feasible)
-                    chain = [state]  # the state at step index + i, its optional steps before absent
+                    # the state at step index + i, its optional steps before absent (made once per
+                    # state: a state skipped over a gap is popped again at the next node)
+                    chain = state._chain
+                    if chain is None or chain[0] != index:
+                        chain = state._chain = (index, [])
+                    chain = chain[1]  # (without the state itself: a state in its own list is a cycle)
                 node = nodes[succ]
                 progress = []  # pushed after the gap below, so popped first: see the docstring
-                for j in options:
+                # (most nodes may match no step at all: the options are not looked through then)
+                for j in (options if succ in anywhere else ()):
                     if succ not in allowed[j]:
                         continue
-                    while len(chain) <= j - index:  # made only when a node may match step j
-                        chain.append(self._absent(pattern[index + len(chain) - 1], index + len(chain) - 1, chain[-1]))
-                    option = chain[j - index]
+                    while len(chain) < j - index:  # made only when a node may match step j
+                        chain.append(self._absent(pattern[index + len(chain)], index + len(chain),
+                                                  chain[-1] if chain else state))
+                    option = chain[j - index - 1] if j > index else state
                     if added is not None:
                         option = option.copy()
                         option.guards[added[0]] = added[1]
@@ -816,7 +884,8 @@ class Matcher:
                         if match is not None:
                             yield match
                     else:
-                        key = bound.memo_key(succ, j + 1)
+                        # (a 3-tuple; the gaps' keys below are 4-tuples: never equal)
+                        key = (succ, j + 1, bound._memo or bound.memo())
                         if key not in seen:
                             seen.add(key)
                             progress.append((succ, j + 1, bound, 0))
@@ -828,16 +897,19 @@ class Matcher:
                 # for rules whose steps may lie far apart with values live between them
                 # (attention: ``live_intermediates``); for the others the lighter weight bought
                 # no site on any corpus and cost a tenth of the analysis time.
-                step = (GAP_WEIGHT if node.func == state.matched[-1].func or not self.live_intermediates else 1) \
+                step = (GAP_WEIGHT if node.func == state.matched[-1].func or not live else 1) \
                     if node.kind in ("layer", "call", "method", "op") else 0
                 if gap + step <= MAX_GAP * GAP_WEIGHT:
                     next_state = state
                     if added is not None:
                         next_state = state.copy()
                         next_state.guards[added[0]] = added[1]
-                    skipped = self._skip(node, next_state, index)
+                    if node.defs or node.kind in ("exit", "copy") or (next_state.produced and not live):
+                        skipped = self._skip(node, next_state, index)
+                    else:
+                        skipped = next_state  # what _skip returns for a node that assigns nothing
                     if skipped is not None:
-                        key = (skipped.memo_key(succ, index), gap + step)
+                        key = (succ, index, gap + step, skipped._memo or skipped.memo())
                         if key not in seen:
                             seen.add(key)
                             stack.append((succ, index, skipped, gap + step))
@@ -918,17 +990,18 @@ class Matcher:
             uses = {aliases.get(k, k) for k in node.uses} if aliases else node.uses
             if not state.produced.isdisjoint(uses):
                 return None  # an intermediate value of the match is read elsewhere
-        if not node.defs:
+        defs = node.defs
+        if not defs:
             return state
         bound = state.bound_keys()
-        if node.defs & bound or (state.aliases and any(state.canon(k) in bound for k in node.defs)):
+        if not defs.isdisjoint(bound) or (state.aliases and any(state.canon(k) in bound for k in defs)):
             # a bound value is overwritten between pattern nodes (fairseq's dead cast
             # ``attn_weights = attn_weights_float.type_as(attn_weights)`` after the softmax):
             # not a site when a later step still reads it; otherwise it is stale
-            state = self._overwritten(state, set(node.defs) | {state.canon(k) for k in node.defs}, index)
+            state = self._overwritten(state, set(defs) | {state.canon(k) for k in defs}, index)
             if state is None:
                 return None
-        if node.defs & state.aliases.keys():
+        if state.aliases and not defs.isdisjoint(state.aliases):
             new = state.copy()
             for key in node.defs:
                 new.aliases.pop(key, None)
@@ -936,6 +1009,14 @@ class Matcher:
         return state
 
     def _bind(self, pvalue, value, state: _State) -> bool:
+        if type(pvalue) is Var:  # (most steps' arguments: the chain below tests it last)
+            ident = ("k", state.aliases.get(value.key, value.key)) if type(value) is Ref else state.ident(value)
+            current = state.values.get(pvalue.name)
+            if current is None:
+                state.values[pvalue.name] = ident
+                state.env[pvalue.name] = value
+                return True
+            return current == ident
         if isinstance(pvalue, Wild):
             return True
         if isinstance(pvalue, Lit):
@@ -959,19 +1040,28 @@ class Matcher:
         return False
 
     def _bind_node(self, pnode: PNode, index: int, node: Node, state: _State) -> _State | None:
-        new = state.copy()
+        # ``state`` is never changed here (the bindings go into a copy): a test that fails on
+        # what ``state`` already holds fails on the copy too, so those tests come first, and
+        # half the calls (a step's input is not the value an earlier step bound) make no copy.
+        values = state.values
         if pnode.layer is not None:
             # A layer, or the function a callable step calls (F.gelu(h) for $act(h)).
             layer_ident = ("l", node.layer) if node.kind == "layer" else ("f", node.op)
-            current = new.values.get(pnode.layer.name)
+            current = values.get(pnode.layer.name)
             if current is None:
-                if layer_ident in new.values.values():
+                if layer_ident in values.values():
                     return None  # two layer variables never name the same layer
-                new.values[pnode.layer.name] = layer_ident
-                new.env[pnode.layer.name] = layer_ident[1]
             elif current != layer_ident:
                 return None
         args, kwargs, _, _ = node_view(pnode, node)
+        if _bound_differ(pnode.args, args, state) and (
+                not (commutes(pnode, self.commutative) and len(args) == 2)
+                or _bound_differ(pnode.args, args[::-1], state)):
+            return None
+        new = state.copy()
+        if pnode.layer is not None and current is None:
+            new.values[pnode.layer.name] = layer_ident
+            new.env[pnode.layer.name] = layer_ident[1]
         if commutes(pnode, self.commutative) and len(args) == 2:
             attempt = new.copy()
             if self._bind(pnode.args[0], args[0], attempt) and self._bind(pnode.args[1], args[1], attempt):
@@ -1481,6 +1571,9 @@ _OPERATORS = frozenset({"+", "-", "*", "/", "@", "//", "%", "**", "neg"})
 
 # Matcher.word_order: the word-group kinds that depend on no class first.
 _KEY_COST = {"word": 0, "words": 0, "calls": 1, "op": 2}
+# A pattern step -> the first equal step a matcher was made with (Matcher._static_keys); its repr
+# in the key too: Lit(1) == Lit(True) == Lit(1.0), which _literal_is tells apart.
+_STEPS: dict[tuple[str, PNode], PNode] = {}
 # (scope, word keys) -> a small number: the key of a class's candidate-roots cache (hashing the
 # nested tuple for every class of every file cost more than the look-up).
 _ROOTS_KEYS: dict[tuple, int] = {}
@@ -1494,7 +1587,7 @@ class _FlowIndex:
     """A flow's nodes grouped (each group in id order) by kind, by (kind, op), by canonical
     operation and by each operation a layer may compute at run time; built once per flow."""
 
-    __slots__ = ("kinds", "ops", "canon", "maybe", "_merged")
+    __slots__ = ("kinds", "ops", "canon", "maybe", "_merged", "static")
 
     def __init__(self, flow: Flow):
         self.kinds: dict[str, list[Node]] = {}
@@ -1502,6 +1595,7 @@ class _FlowIndex:
         self.canon: dict[str, list[Node]] = {}
         self.maybe: dict[str, list[Node]] = {}
         self._merged: dict[tuple, list[Node]] = {}
+        self.static: dict[tuple, tuple] = {}  # Matcher._static_ids
         for node in flow.nodes:
             self.kinds.setdefault(node.kind, []).append(node)
             if node.kind in ("method", "op"):
