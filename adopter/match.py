@@ -1029,15 +1029,7 @@ class Matcher:
             return isinstance(value, Ref) and value.text == pvalue.name
         if isinstance(pvalue, Temp):
             return state.values.get(f"%{pvalue.index}") == state.ident(value)
-        if isinstance(pvalue, Var):
-            ident = state.ident(value)
-            current = state.values.get(pvalue.name)
-            if current is None:
-                state.values[pvalue.name] = ident
-                state.env[pvalue.name] = value
-                return True
-            return current == ident
-        return False
+        return False  # (a Var is bound above: the pattern classes have no subclasses)
 
     def _bind_node(self, pnode: PNode, index: int, node: Node, state: _State) -> _State | None:
         # ``state`` is never changed here (the bindings go into a copy): a test that fails on
