@@ -12,6 +12,15 @@ every rule over the paper corpus (paper.build_corpus: the 199 files), then ``--p
 alternates between pairs, as speed.py does).  The processes alternate A, B, B, A, A, B, ... so
 that a load change hits both alike.  Printed: per side the medians and ranges of analysis CPU,
 ast.parse CPU and their ratio, and per round B's median analysis CPU over A's.
+
+Separate processes differ by about 3% on a shared machine, more than most single savings.
+``--in-process`` measures both in one process instead: each checkout's ``adopter`` package
+and ``rules/`` are copied into a temporary folder under other names (``adopter_a``,
+``adopter_b``: the package imports itself relatively) and every file of the corpus is analysed
+by A and by B in turn, the order flipped from file to file, after one warm pass of each; CPU
+is summed per side and round.  Both sides must give the same number of findings.  Printed:
+per round A's and B's analysis CPU and B/A, then the median B/A with its range (it resolves
+about 0.5%, speed20's measurement).
 """
 
 from __future__ import annotations
@@ -46,6 +55,63 @@ def child(checkout: Path, cache: Path, pairs: int) -> None:
     print(json.dumps(out))
 
 
+def in_process(sides: dict[str, Path], cache: Path, rounds: int) -> None:
+    """Both checkouts in this process, every file alternately (see the module docstring)."""
+    import importlib
+    import shutil
+    import time
+
+    sys.path.insert(0, str(HERE))
+    import paper
+
+    files = [f.path for f in paper.build_corpus(cache, quiet=True)]
+    texts = [(path, Path(path).read_text(encoding="utf-8")) for path in files]
+    tmp = Path(tempfile.mkdtemp(prefix="speed_ab_inproc-"))
+    try:
+        loaded = []
+        for side, root in sides.items():
+            name = f"adopter_{side.lower()}"
+            shutil.copytree(root / "adopter", tmp / name, ignore=shutil.ignore_patterns("__pycache__", "rules"))
+            shutil.copytree(root / "rules", tmp / f"{name}_rules", ignore=shutil.ignore_patterns("__pycache__"))
+        sys.path.insert(0, str(tmp))
+        for side in sides:
+            name = f"adopter_{side.lower()}"
+            engine = importlib.import_module(f"{name}.engine")
+            ruleset = importlib.import_module(f"{name}.ruleset")
+            structure = importlib.import_module(f"{name}.structure")
+            rules = ruleset.load_rules([tmp / f"{name}_rules"], bundled=False)
+            packages = {path: structure.package_of(path) for path, _ in texts}
+            loaded.append((engine, rules, packages))
+
+        def one(which: int, path: str, text: str) -> int:
+            engine, rules, packages = loaded[which]
+            try:
+                return len(engine.analyze(text, path, rules, packages[path]).findings)
+            except engine.AnalysisError:
+                return -1
+
+        for which in (0, 1):  # warm: matchers compiled, rule files parsed
+            for path, text in texts:
+                one(which, path, text)
+        print(f"in one process, {len(texts)} files; load average {os.getloadavg()[0]:.1f}")
+        ratios = []
+        for round_ in range(rounds):
+            cpu, found = [0.0, 0.0], [0, 0]
+            for i, (path, text) in enumerate(texts):
+                for which in ((0, 1) if (i + round_) % 2 == 0 else (1, 0)):
+                    start = time.process_time()
+                    found[which] += one(which, path, text)
+                    cpu[which] += time.process_time() - start
+            if found[0] != found[1]:
+                raise SystemExit(f"A and B differ in findings: {found[0]} vs {found[1]}")
+            ratios.append(cpu[1] / cpu[0])
+            print(f"  round {round_ + 1}: A {cpu[0]:.3f} s, B {cpu[1]:.3f} s, B/A {cpu[1] / cpu[0]:.4f} "
+                  f"({found[0]} findings; load {os.getloadavg()[0]:.1f})", flush=True)
+        print(f"B/A analysis CPU per round: {spread(ratios, 4)}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def spread(values: list[float], digits: int = 2, unit: str = "") -> str:
     return (f"{statistics.median(values):.{digits}f}{unit} "
             f"({min(values):.{digits}f}-{max(values):.{digits}f}, n={len(values)})")
@@ -58,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="processes per side")
     parser.add_argument("--pairs", type=int, default=2, help="measured parse/analysis pairs per process")
     parser.add_argument("--cache", type=Path, default=REPO / ".bench", help="paper.py's cache folder")
+    parser.add_argument("--in-process", action="store_true",
+                        help="both sides in one process, files alternated (resolves ~0.5%%)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -81,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sides = {"A": checkout(args.a, "A"), "B": checkout(args.b, "B")}
         print(f"A = {args.a} ({sides['A']}), B = {args.b} ({sides['B']}); load average {os.getloadavg()[0]:.1f}")
+        if args.in_process:
+            in_process(sides, args.cache.resolve(), args.rounds)
+            return 0
         results: dict[str, list[list[tuple[float, float]]]] = {"A": [], "B": []}
         for round_ in range(args.rounds):
             order = ("A", "B") if round_ % 2 == 0 else ("B", "A")
