@@ -272,7 +272,7 @@ class _State:
         self.produced: set[str] = set()  # canonical keys of values the match has produced
         self.matched: tuple[Node, ...] = ()
         self.steps: tuple[int, ...] = ()  # the pattern index of each matched node
-        # memo_key's frozensets, made on its first call: a state is not changed after the
+        # memo()'s frozensets, made on its first call: a state is not changed after the
         # step that made it (a copy, then its updates) hands it on, and the search keys one
         # state once per node it skips.
         self._memo: tuple | None = None
@@ -317,9 +317,6 @@ class _State:
             memo = self._memo = (frozenset(self.values.items()), frozenset(self.aliases.items()),
                                  frozenset(self.guards.items()))
         return memo
-
-    def memo_key(self, pos: int, index: int) -> tuple:
-        return (pos, index, *self.memo())
 
 
 # ----------------------------------------------------------------------------- the matcher
@@ -795,14 +792,15 @@ class Matcher:
             return any(names_match(op, t) for t in node.types)
         return False
 
-    def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed,
-                known: dict | None = None, anywhere: frozenset | None = None, first: int = 0, found=(),
-                options_at: dict | None = None) -> Iterable[Match]:
+    def _search(self, cls: ClassStructure, flow: Flow, start: Node, feasible, allowed, known: dict,
+                anywhere: frozenset, first: int = 0, found=(), options_at: dict | None = None) -> Iterable[Match]:
         """Depth-first from ``start``; a node that binds the next step is explored before the
         same node skipped as a gap (pushed last, popped first).  Every reachable state is still
         visited unless the search runs past MAX_STEPS_PER_START; then what it stops on is gaps
         walked into the rest of a long forward (timesfm's KV-cache branches after the query
-        projection), not the key projection two statements on."""
+        projection), not the key projection two statements on.  ``feasible``, ``allowed``,
+        ``known`` and ``anywhere`` are :meth:`_feasibility`'s test, allowed sets, memo and
+        the union of the allowed sets."""
         pattern = self.forward.nodes
         out = flow.out
         nodes = flow.nodes
@@ -821,13 +819,9 @@ class Matcher:
             return
         stack = [(start.id, first + 1, state, 0)]
         last = len(pattern) - 1
-        if anywhere is None:
-            anywhere = frozenset().union(*allowed.values())  # the nodes that may match some step
         live = self.live_intermediates
         if options_at is None:
             options_at = {}
-        if known is None:
-            known = {}
         while stack:
             pos, index, state, gap = stack.pop()
             ok = known.get((pos, index))  # feasible's memo read here: most states repeat a test
