@@ -358,8 +358,7 @@ class Decline:
             stable = _params(caller) - _stores(caller)
             texts: list[str] = []
             for test in tests:
-                if not all(isinstance(n, STABLE_TEST) for n in ast.walk(test)) or \
-                        not {n.id for n in ast.walk(test) if isinstance(n, ast.Name)} <= stable:
+                if not _stable_test(test, stable):
                     return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
                 text = self.index.segment(span_of(test))
                 if len(tests) > 1 and isinstance(test, (ast.BoolOp, ast.IfExp)):
@@ -394,8 +393,7 @@ class Decline:
                 break
             if not (isinstance(node, ast.If) and child in node.body):
                 continue
-            if not all(isinstance(n, STABLE_TEST) for n in ast.walk(node.test)) or \
-                    not {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} <= stable:
+            if not _stable_test(node.test, stable):
                 continue
             inside = {id(n) for stmt_ in node.body for n in ast.walk(stmt_)}
             if all(id(n) in inside for n in [*reads, *others]) and id(stmt) not in inside and \
@@ -593,6 +591,13 @@ def _module_list_of(value: ast.AST, one) -> bool:
         return one(items.elt)
     return isinstance(items, ast.List) and bool(items.elts) and all(one(e) for e in items.elts)
 
+
+
+def _stable_test(test: ast.expr, stable: set[str]) -> bool:
+    """Is ``test`` a comparison or boolean of names in ``stable`` (parameters the caller never
+    rebinds) and constants: the same on every read within one call?"""
+    return all(isinstance(n, STABLE_TEST) for n in ast.walk(test)) and \
+        {n.id for n in ast.walk(test) if isinstance(n, ast.Name)} <= stable
 
 def _loops(func: ast.AST):
     """The (target, iterable) of each ``for`` in ``func``, ``enumerate(xs)`` read as ``xs`` with
