@@ -156,16 +156,11 @@ def _anchors(match: Match) -> set[int]:
     for node in match.nodes:
         lines |= _lines_of(node.stmt) | _lines_of(node.span)
     for _, ctor in match.ctors:
-        lines |= _lines_of(ctor.stmt) | _container_lines(ctor)
+        # and the container the layers sit in when it is written apart from them: an
+        # ``nn.Sequential`` subclass whose ``__init__`` passes them to ``super().__init__(conv,
+        # bn, act)`` is fixed by rebasing the class, a line no layer constructor is on
+        lines |= _lines_of(ctor.stmt) | _lines_of(ctor.container)
     return lines
-
-
-def _container_lines(ctor) -> set[int]:
-    """The lines of the container a pair's layers sit in, when it is written apart from them:
-    an ``nn.Sequential`` subclass whose ``__init__`` passes them to ``super().__init__(conv,
-    bn, act)`` is fixed by rebasing the class (``class ConvBNReLU(FoldingSequential)``), a line
-    no layer constructor is on."""
-    return _lines_of(getattr(ctor, "container", None))
 
 
 def map_edits(original: str, patched: str, sites: list[Site]) -> None:
@@ -218,6 +213,7 @@ class _Checker:
                  bench_builder: Builder, options: Options, patched_text: str = ""):
         self.path = path
         self.patched_text = patched_text
+        self._patched_tree: ast.Module | None = None  # parsed once, for _header_lines
         self.ran: set[int] = set()  # lines of the patched file the last check executed
         self.given: set[str] = set()  # the forward arguments the last check passed (not None)
         self.original = original
@@ -362,13 +358,14 @@ class _Checker:
         rebases it (``class ConvBNReLU(FoldingSequential)``, an ``nn.Sequential`` subclass whose
         layers its ``__init__`` passes up) takes effect when an instance is built, as a
         constructor line's does."""
-        if not self.patched_text or class_name.startswith("function:"):
+        if self._patched_tree is None:
+            try:
+                self._patched_tree = ast.parse(self.patched_text) if self.patched_text else ast.Module([], [])
+            except SyntaxError:
+                self._patched_tree = ast.Module([], [])
+        if class_name.startswith("function:"):
             return set()
-        try:
-            tree = ast.parse(self.patched_text)
-        except SyntaxError:
-            return set()
-        for node in tree.body:
+        for node in self._patched_tree.body:
             if isinstance(node, ast.ClassDef) and node.name == class_name and node.body:
                 return set(range(node.lineno, node.body[0].lineno))
         return set()
