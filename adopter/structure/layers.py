@@ -294,6 +294,8 @@ class LayerTyper:
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
         self.lines = None  # the file's lines, when known (cheap text prefilters)
         self.path = None  # where the file lies, when known (bindings._passed_in reads its folder)
+        # function name -> the GELU variant it computes, for a sibling module (siblings.sibling_gelu)
+        self.gelu_functions: dict[str, str | None] = {}
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()

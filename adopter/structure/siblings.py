@@ -183,7 +183,7 @@ def sibling_gelu(package: Package, fqn: str) -> str | None:
     if found is None:
         return None
     other, name = found
-    cache = other.__dict__.setdefault("_gelu", {})
+    cache = other.gelu_functions
     if name not in cache:
         func = other.names.functions.get(name) if name not in other.names.classes else None
         cache[name] = None if func is None else gelu_function(func, other.names)
