@@ -1289,13 +1289,11 @@ def draw_constants(module: nn.Module) -> int:
         count += 1
 
     with torch.no_grad():
-        ones = set()
         for sub in module.modules():
             if not isinstance(sub, _NORMS):
                 continue
             weight = getattr(sub, "weight", None)
             if isinstance(weight, torch.Tensor) and weight.is_floating_point() and weight.numel() and bool((weight == 1).all()):
-                ones.add(id(weight))
                 fill(weight, 1 + 0.1 * torch.randn(weight.shape, generator=generator, dtype=torch.float64))
             mean, var = getattr(sub, "running_mean", None), getattr(sub, "running_var", None)
             if isinstance(mean, torch.Tensor) and isinstance(var, torch.Tensor) and mean.numel() \
@@ -1303,7 +1301,8 @@ def draw_constants(module: nn.Module) -> int:
                 fill(mean, 0.1 * torch.randn(mean.shape, generator=generator, dtype=torch.float64))
                 fill(var, 0.5 + 1.5 * torch.rand(var.shape, generator=generator, dtype=torch.float64))
         for tensor in module.parameters():
-            if id(tensor) in ones or not tensor.is_floating_point() or tensor.numel() == 0 or bool(tensor.any()):
+            # (a norm weight drawn above is no longer all zeros, nor ever was)
+            if not tensor.is_floating_point() or tensor.numel() == 0 or bool(tensor.any()):
                 continue
             fill(tensor, torch.randn(tensor.shape, generator=generator, dtype=torch.float64) * 0.02)
     return count
