@@ -71,6 +71,8 @@ def in_process(sides: dict[str, Path], cache: Path, rounds: int) -> None:
         loaded = []
         for side, root in sides.items():
             name = f"adopter_{side.lower()}"
+            # (not an ``adopter/rules`` link a checkout may hold for old-engine runs: the rules are
+            # copied beside the package and loaded from there)
             shutil.copytree(root / "adopter", tmp / name, ignore=shutil.ignore_patterns("__pycache__", "rules"))
             shutil.copytree(root / "rules", tmp / f"{name}_rules", ignore=shutil.ignore_patterns("__pycache__"))
         sys.path.insert(0, str(tmp))
