@@ -625,6 +625,8 @@ class LayerTyper:
                 continue
             if base_fqn.startswith("torch.nn.") and base_fqn not in CONTAINER_CLASSES and _is_layer_class_name(base_fqn):
                 found = (base_fqn, "", True)
+            elif base_fqn in BATCH_NORM_BASES:
+                found = (BATCH_NORM_BASE, "", True)  # its dimension: the subclass's input check
             elif base_fqn in self.names.classes:
                 found = self._kind_of(base_fqn, depth + 1)
             if found is not None:
@@ -632,6 +634,17 @@ class LayerTyper:
         if found is None:
             return self._output_kind(cls, forward, depth)
         layer, unlike, same_args = found
+        if layer == BATCH_NORM_BASE:
+            dims = _batch_norm_dims(cls)
+            if dims is not None:
+                layer = f"torch.nn.BatchNorm{dims}d"
+                found = (layer, unlike, same_args)
+            if forward is not None and _batch_norm_in_eval(forward, self.names):
+                # a synchronised BatchNorm (``_BatchNorm`` subclass): F.batch_norm on its own
+                # running statistics whenever it is not training; its own path in training
+                return layer, unlike or (f"`{cls.name}` overrides forward with the BatchNorm computation in eval "
+                                         f"mode and its own in training: the kernel would not run it as written"), \
+                    same_args
         if forward is None:
             return found
         if _computes_base(forward, layer, self.names):
@@ -2182,6 +2195,88 @@ def _matmul_linear(forward, layer: str) -> bool:
 
 def _is_name(expr: ast.expr, name: str) -> bool:
     return isinstance(expr, ast.Name) and expr.id == name
+
+
+#: torch's private base of the BatchNorm classes: a subclass says its input rank in
+#: ``_check_input_dim`` (torch.nn.BatchNorm2d checks for 4-D input).
+BATCH_NORM_BASE = "torch.nn.modules.batchnorm._BatchNorm"
+BATCH_NORM_BASES = frozenset({BATCH_NORM_BASE, "torch.nn.modules.batchnorm._NormBase"})
+_RANK_DIMS = {frozenset({2, 3}): 1, frozenset({4}): 2, frozenset({5}): 3}
+
+
+def _batch_norm_dims(cls: ast.ClassDef) -> int | None:
+    """1, 2 or 3 for a ``_BatchNorm`` subclass whose ``_check_input_dim`` raises unless its
+    input has the ranks of BatchNorm1d (2 or 3), 2d (4) or 3d (5): ``if input.dim() != 4:
+    raise ...`` (comparisons joined by ``and``); None otherwise."""
+    method = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "_check_input_dim"),
+                  None)
+    if method is None or len(method.args.args) != 2:
+        return None
+    x = method.args.args[1].arg
+    for stmt in method.body:
+        if not (isinstance(stmt, ast.If) and stmt.body and isinstance(stmt.body[0], ast.Raise)):
+            continue
+        tests = stmt.test.values if isinstance(stmt.test, ast.BoolOp) and isinstance(stmt.test.op, ast.And) \
+            else [stmt.test]
+        ranks = set()
+        for test in tests:
+            if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.NotEq)
+                    and isinstance(test.left, ast.Call) and isinstance(test.left.func, ast.Attribute)
+                    and test.left.func.attr in ("dim", "ndimension") and not test.left.args
+                    and _is_name(test.left.func.value, x) and isinstance(test.comparators[0], ast.Constant)
+                    and type(test.comparators[0].value) is int):
+                return None
+            ranks.add(test.comparators[0].value)
+        return _RANK_DIMS.get(frozenset(ranks))
+    return None
+
+
+def _batch_norm_in_eval(forward, names: ModuleNames) -> bool:
+    """Does ``forward`` return ``F.batch_norm`` of its input on the module's own running
+    statistics, weight and bias whenever ``self.training`` is False?  Its first statement (after
+    a docstring) is that return, or an ``if`` whose test is true when not training (read with
+    ``self.training`` False and anything else unknown) and whose body starts with it."""
+    params = [a.arg for a in forward.args.posonlyargs + forward.args.args]
+    if len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs:
+        return False
+    body = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if not body:
+        return False
+    first = body[0]
+    if isinstance(first, ast.If):
+        if _when_not_training(first.test) is not True or not first.body:
+            return False
+        first = first.body[0]
+    if not (isinstance(first, ast.Return) and isinstance(first.value, ast.Call)
+            and names.resolve(first.value.func) == "torch.nn.functional.batch_norm"):
+        return False
+    call = first.value
+    slots = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
+    operands = dict(zip(slots, call.args))
+    for keyword in call.keywords:
+        if keyword.arg not in slots or keyword.arg in operands:
+            return False
+        operands[keyword.arg] = keyword.value
+    if len(call.args) > len(slots) or not _is_name(operands.get("input"), params[1]):
+        return False
+    return all(_is_own(operands.get(slot), slot) for slot in ("running_mean", "running_var", "weight", "bias")) \
+        and _is_own(operands.get("training"), "training")
+
+
+def _when_not_training(test: ast.expr):
+    """The truth of ``test`` with ``self.training`` False: True, False, or None (unknown)."""
+    if _is_own(test, "training"):
+        return False
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        value = _when_not_training(test.operand)
+        return None if value is None else not value
+    if isinstance(test, ast.BoolOp):
+        values = [_when_not_training(v) for v in test.values]
+        stop = isinstance(test.op, ast.Or)  # or: any True decides; and: any False decides
+        if stop in values:
+            return stop
+        return None if None in values else not stop
+    return None
 
 
 def _is_own(expr: ast.expr, attr: str) -> bool:
