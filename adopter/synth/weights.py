@@ -400,6 +400,8 @@ class Decline:
                      for x in ast.walk(caller)) == 1}
         if bound.id in params or _escapes(caller, bound.id):
             return None
+        modules = {(a.asname or a.name.split(".")[0]) for stmt_ in self.index.tree.body
+                   if isinstance(stmt_, ast.Import) for a in stmt_.names} - local
 
         def derived(stmt_: ast.stmt) -> set[str] | None:
             """The names ``stmt_`` binds or fills from tainted values (None: it does something else)."""
@@ -418,6 +420,15 @@ class Decline:
             if any(isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await,
                                   ast.comprehension)) for n in ast.walk(value)):
                 return None
+            for call in (n for n in ast.walk(value) if isinstance(n, ast.Call)):
+                # a method of a derived value or a function of an imported module (``torch.cat``):
+                # a call of anything else could do more than derive a value, and would be skipped
+                root = call.func
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if call.func is root or not isinstance(root, ast.Name) or \
+                        (root.id not in tainted and root.id not in modules):
+                    return None
             return {out}
 
         guards: dict[int, ast.If] = {}

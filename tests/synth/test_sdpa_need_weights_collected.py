@@ -7,7 +7,8 @@ get ``and need_weights`` (``weights.Decline._collected``, ``weights._appended_me
 the flag false the guards' bodies are skipped, which changes nothing but the value the network
 discards.  Near-misses keep the original path: a guard that does something else too, a guard
 whose test reads the probabilities, a read outside the guards, an ``else``, a guard body that
-reads the module, and a list of stages also grown another way.
+reads the module, a guard body calling a function of the file (it could do more
+than derive a value), and a list of stages also grown another way.
 
 The modules are written for these tests; the fixed ones run beside the originals in float64
 (outputs, input and parameter gradients; eval and train), the fused calls counted.
@@ -26,6 +27,10 @@ from sdpa_modules import RULES, Counter, load, sdpa_fixed  # noqa: E402
 HEAD = textwrap.dedent('''
     import torch
     from torch import nn
+
+
+    def keep(attn):
+        return attn.unsqueeze(0)
 
 
     class WindowAttn(nn.Module):
@@ -113,6 +118,9 @@ NEAR = {
     "Reads": '''
             if not self.training:
                 maps.append(attn.unsqueeze(0) * self.weight)''',
+    "Calls": '''
+            if not self.training:
+                maps.append(keep(attn))''',
 }
 
 
