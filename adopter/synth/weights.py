@@ -252,7 +252,7 @@ class Decline:
                 pending.append(self._keyword(call, use[1]))
                 declines = True
                 continue
-            _, (new_place, new_arity, rewrites) = use
+            _, (new_place, new_arity, rewrites, *guards) = use
             if depth + 1 >= MAX_DEPTH or id(caller) in seen:
                 continue
             inner = self._callers(caller, new_place, new_arity, depth + 1, seen | {id(caller)})
@@ -267,6 +267,7 @@ class Decline:
                 extended.add(id(caller))
                 pending.append(lambda caller=caller, p=new_place, n=new_arity: self._extend(caller, p, n))
                 pending.extend((lambda e=e, name=name: self._rewrite(e, name)) for e, name in rewrites)
+                pending.extend((lambda g=g: self._guard(g.test)) for g in (guards[0] if guards else []))
             pending.extend(inner)
             declines = True
         return pending if declines else []
@@ -324,7 +325,7 @@ class Decline:
         if len(stores) != 1 or name in _params(caller):
             # another value under the same name: its reads cannot be told apart -- unless every
             # read and every other binding of it lies under one ``if`` of a stable test
-            return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
+            return self._fallback(parent, caller, target.elts[place], reads, stores)
         if not reads:
             return "value", "False"
         tests: list[ast.expr] = []
@@ -343,7 +344,7 @@ class Decline:
                 continue
             found = returned_slot(read, parents, caller)
             if found is None:
-                return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
+                return self._fallback(parent, caller, target.elts[place], reads, stores)
             _, new_place, element = found
             handed.add((new_place, len(parents[element].elts)))
             if not (isinstance(element, ast.Name) and element.id == name):
@@ -359,7 +360,7 @@ class Decline:
             texts: list[str] = []
             for test in tests:
                 if not _stable_test(test, stable):
-                    return self._used_under_one_if(parent, caller, target.elts[place], reads, stores)
+                    return self._fallback(parent, caller, target.elts[place], reads, stores)
                 text = self.index.segment(span_of(test))
                 if len(tests) > 1 and isinstance(test, (ast.BoolOp, ast.IfExp)):
                     text = f"({text})"
@@ -370,6 +371,113 @@ class Decline:
             return None
         (new_place, new_arity), = handed
         return "pass", (new_place, new_arity, rewrites)
+
+    def _fallback(self, stmt: ast.Assign, caller: ast.FunctionDef, bound: ast.Name, reads: list, stores: list):
+        return self._used_under_one_if(stmt, caller, bound, reads, stores) or \
+            self._collected(stmt, caller, bound)
+
+    def _collected(self, stmt: ast.Assign, caller: ast.FunctionDef, bound: ast.Name):
+        """``("pass", (place, arity, [], guards))`` where ``caller`` hands the probabilities back
+        in turn, bare, at one place of its returns, and otherwise only works on them inside
+        ``if``s of its own (a Swin stage: ``if not self.training: attns.append(attn.unsqueeze(0))``
+        in its loop over the blocks, then ``if not self.training: attn = torch.cat(attns).mean(0)``,
+        ``return x, attn``): each such ``if`` (no ``else``, a test that does not read them)
+        holds only statements that bind or fill names holding nothing but values derived from
+        them (a local list made ``[]``), from those names and names the function does not bind.
+        The guards get ``and <flag>``: with the flag false their bodies are skipped, which
+        changes nothing but the handed-back value the callers decline.  None otherwise."""
+        parents = self.parents(caller)
+        params = _params(caller)
+        local = params | _stores(caller)
+        tainted = {bound.id}
+        lists: set[str] = set()
+        for node in ast.walk(caller):  # local lists made ``[]`` once, never a parameter
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
+                    and isinstance(node.value, ast.List) and not node.value.elts:
+                lists.add(node.targets[0].id)
+        lists = {n for n in lists if n not in params and not _escapes(caller, n) and
+                 sum(isinstance(x, ast.Name) and x.id == n and not isinstance(x.ctx, ast.Load)
+                     for x in ast.walk(caller)) == 1}
+        if bound.id in params or _escapes(caller, bound.id):
+            return None
+        modules = {(a.asname or a.name.split(".")[0]) for stmt_ in self.index.tree.body
+                   if isinstance(stmt_, ast.Import) for a in stmt_.names} - local
+
+        def derived(stmt_: ast.stmt) -> set[str] | None:
+            """The names ``stmt_`` binds or fills from tainted values (None: it does something else)."""
+            if isinstance(stmt_, ast.Assign) and len(stmt_.targets) == 1 and isinstance(stmt_.targets[0], ast.Name):
+                value, out = stmt_.value, stmt_.targets[0].id
+            elif isinstance(stmt_, ast.Expr) and isinstance(stmt_.value, ast.Call) and \
+                    isinstance(stmt_.value.func, ast.Attribute) and stmt_.value.func.attr == "append" and \
+                    isinstance(stmt_.value.func.value, ast.Name) and stmt_.value.func.value.id in lists and \
+                    len(stmt_.value.args) == 1 and not stmt_.value.keywords:
+                value, out = stmt_.value.args[0], stmt_.value.func.value.id
+            else:
+                return None
+            names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+            if not names & tainted or not names <= tainted | (names - local):
+                return None
+            if any(isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await,
+                                  ast.comprehension)) for n in ast.walk(value)):
+                return None
+            for call in (n for n in ast.walk(value) if isinstance(n, ast.Call)):
+                # a method of a derived value or a function of an imported module (``torch.cat``):
+                # a call of anything else could do more than derive a value, and would be skipped
+                root = call.func
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if call.func is root or not isinstance(root, ast.Name) or \
+                        (root.id not in tainted and root.id not in modules):
+                    return None
+            return {out}
+
+        guards: dict[int, ast.If] = {}
+        changed = True
+        while changed:  # grow the tainted names to a fixed point
+            changed = False
+            for node in ast.walk(caller):
+                if not isinstance(node, ast.If) or node.orelse:
+                    continue
+                outs = [derived(b) for b in node.body]
+                if all(o is not None for o in outs):
+                    new = set().union(*outs) - tainted
+                    if new:
+                        tainted |= new
+                        changed = True
+                    guards[id(node)] = node
+        guards = {k: g for k, g in guards.items()
+                  if all(derived(b) is not None for b in g.body)
+                  and not {n.id for n in ast.walk(g.test) if isinstance(n, ast.Name)} & tainted}
+        inside = {id(n) for g in guards.values() for b in g.body for n in ast.walk(b)}
+        handed: set[tuple[int, int]] = set()
+        used: dict[int, ast.If] = {}
+        for node in ast.walk(caller):
+            if not (isinstance(node, ast.Name) and node.id in tainted):
+                continue
+            if isinstance(node.ctx, ast.Store) and node is bound:
+                continue
+            if id(node) in inside:
+                g = next(g for g in guards.values() if any(n is node for b in g.body for n in ast.walk(b)))
+                used[id(g)] = g
+                continue
+            if isinstance(node.ctx, ast.Store) and node.id in lists and isinstance(parents.get(node), ast.Assign):
+                continue  # ``attns = []``
+            if node.id != bound.id or not isinstance(node.ctx, ast.Load):
+                return None
+            found = returned_slot(node, parents, caller)
+            if found is None or not (isinstance(found[2], ast.Name) and found[2] is node):
+                return None
+            handed.add((found[1], len(parents[node].elts)))
+        if len(handed) != 1 or not used:
+            return None
+        (place, arity), = handed
+        return "pass", (place, arity, [], sorted(used.values(), key=lambda g: (g.lineno, g.col_offset)))
+
+    def _guard(self, test: ast.expr) -> None:
+        text = self.index.segment(span_of(test))
+        wrapped = f"({text})" if isinstance(test, (ast.IfExp, ast.Lambda, ast.NamedExpr, ast.BoolOp)) and not (
+            isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And)) else text
+        self.edits.expr[self.index.char_span(span_of(test))] = f"{wrapped} and {self.flag}"
 
     def _used_under_one_if(self, stmt: ast.Assign, caller: ast.FunctionDef, bound: ast.Name, reads: list,
                            stores: list):
@@ -453,6 +561,9 @@ class Decline:
                 # receive the new argument too: the attribute must hold the class in all of them)
                 attrs, _ = self._attributes_of(cls, name)
                 held, _ = self._attributes_of(cls, name, listed=True)
+                grown = _appended_members(cls, name)
+                if grown and not any(_touches(sub, grown) for sub in _descendants(cls, classes)):
+                    held = held | grown
                 for sub in _descendants(cls, classes):
                     theirs, assigned = self._attributes_of(sub, name)
                     attrs = {a for a in attrs if a in theirs or a not in assigned}
@@ -686,6 +797,57 @@ def _appended_rows(cls: ast.ClassDef, class_name: str) -> dict[str, tuple[int, i
             spoilt.add(attr)
     return {attr: next(iter(found)) for attr, found in places.items()
             if made.get(attr) == 1 and attr not in spoilt and len(found) == 1}
+
+
+def _appended_members(cls: ast.ClassDef, class_name: str) -> set[str]:
+    """The attributes of ``cls`` made an empty ``nn.ModuleList()`` (their one binding) and only
+    ever grown by ``self.layers.append(layer)``, each appended value an instance of
+    ``class_name``: ``Layer(...)`` itself, or a local name whose one binding in its function is
+    ``Layer(...)`` (``layer = Layer(...)``, then ``self.layers.append(layer)``)."""
+    parents = parents_of(cls)
+    made: dict[str, int] = {}
+    grown: set[str] = set()
+    spoilt: set[str] = set()
+
+    def instance(value: ast.AST, func: ast.AST | None) -> bool:
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == class_name:
+            return True
+        if not isinstance(value, ast.Name) or func is None or value.id in _params(func) or _escapes(func, value.id):
+            return False
+        stores = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == value.id
+                  and isinstance(n.ctx, (ast.Store, ast.Del))]
+        bound = parents.get(stores[0]) if len(stores) == 1 else None
+        return isinstance(bound, ast.Assign) and bound.targets == [stores[0]] and instance(bound.value, None)
+
+    for node in ast.walk(cls):
+        attr = _self_attribute(node)
+        if attr is None:
+            continue
+        parent = parents.get(node)
+        if not isinstance(node.ctx, ast.Load):
+            if isinstance(parent, ast.Assign) and parent.targets == [node] and _is_module_list(parent.value) and \
+                    not parent.value.args and not parent.value.keywords:
+                made[attr] = made.get(attr, 0) + 1
+            else:
+                spoilt.add(attr)
+            continue
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            call = parents.get(parent)
+            if parent.attr != "append":
+                if parent.attr in ("extend", "insert", "__setitem__", "pop", "remove", "clear", "__iadd__"):
+                    spoilt.add(attr)
+                continue
+            func = parents.get(call)
+            while func is not None and not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                func = parents.get(func)
+            if isinstance(call, ast.Call) and call.func is parent and len(call.args) == 1 and not call.keywords and \
+                    instance(call.args[0], func):
+                grown.add(attr)
+            else:
+                spoilt.add(attr)
+        elif isinstance(parent, ast.Subscript) and parent.value is node and not isinstance(parent.ctx, ast.Load):
+            spoilt.add(attr)
+    return {attr for attr in grown if made.get(attr) == 1 and attr not in spoilt}
 
 
 def _touches(cls: ast.ClassDef, attrs: set[str]) -> bool:
