@@ -428,11 +428,26 @@ def _char_col(lines: list[str], line: int, byte_col: int) -> int:
 
 def _finding(rule: Rule, match: Match, path: str, lines: list[str]) -> Finding:
     line, col, end_line, end_col = match.span
+    line, col = _statement_start(match, line, col)
     return Finding(
         rule=rule.id, name=rule.name, path=path, line=line, column=_char_col(lines, line, col),
         end_line=end_line, end_column=_char_col(lines, end_line, end_col), message=rule.message,
         fixable=fixable(rule, match), class_name=match.class_name,
     )
+
+
+def _statement_start(match: Match, line: int, col: int) -> tuple[int, int]:
+    """Where the finding starts: the first line of the statement holding the step it starts
+    at, when that statement opens on an earlier line (``q = (`` above ``self.q_proj(x)...``), so
+    that the finding covers the statement as a reader names it (the corpus labels a multi-line
+    statement by its first line); the step's own position otherwise."""
+    for node in match.nodes:
+        stmt = node.stmt
+        if node.span is not None and node.span[0] == line and node.span[1] == col:
+            if stmt is not None and stmt[0] < line <= stmt[2]:
+                return stmt[0], stmt[1]
+            break
+    return line, col
 
 
 def fixable(rule: Rule, match: Match) -> bool:

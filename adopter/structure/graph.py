@@ -2280,6 +2280,13 @@ class FlowBuilder:
         return out
 
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+        if (value_expr.__class__ is ast.Call and value_expr.func.__class__ is ast.Attribute
+                and value_expr.func.attr == "contiguous" and not value_expr.args and not value_expr.keywords):
+            # y = x.contiguous(): the values of x (x itself when it is contiguous already, else
+            # a copy in another memory layout), read as y = x -- a layout call between two steps
+            # (Uni-Mol's softmax helper makes the scores contiguous before adding the bias) is
+            # no operation between them
+            value_expr = value_expr.func.value
         optional = _optional_step(targets, value_expr)
         if optional is not None:
             # sim = (sim + bias) if self.use_bias else sim: a step taken only when the test

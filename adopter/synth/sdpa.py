@@ -204,6 +204,16 @@ def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
     return f"{condition} and {term}" if condition else term
 
 
+
+def _layout_copy(stmt: ast.stmt, step_stored: set) -> bool:
+    """``y = x.contiguous()`` of a value an attention step stored: the same values in another
+    memory layout (the flow reads it as ``y = x``), so the fused path, which does not compute
+    the scores, drops it; the original path keeps it."""
+    value = stmt.value if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "contiguous"
+            and not value.args and not value.keywords and isinstance(stmt.targets[0], ast.Name)
+            and isinstance(value.func.value, ast.Name) and value.func.value.id in step_stored)
+
 class _Attention:
     def __init__(self, planner: Planner, rule: Rule, match: Match):
         self.planner = planner
@@ -419,6 +429,8 @@ class _Attention:
                 kinds.append("choice")
             elif self._keeps_value(stmt):
                 kinds.append("drop")  # `w = Attention.apply_sparse_mask(w, ...)` of a helper returning w
+            elif _layout_copy(stmt, step_stored):
+                kinds.append("drop")  # `w = w.contiguous()`: the same values, which the fused path does not need
             elif self._dtype_only(stmt, region[offset + 1:]):
                 # fairseq's `attn_weights = attn_weights_float.type_as(attn_weights)`, read only as
                 # the dtype the next cast converts to: the fused path does not compute it (a later
