@@ -349,6 +349,9 @@ class LayerTyper:
             fqn = self.names.resolve(expr.value)
             if fqn is not None and fqn.rsplit(".", 1)[-1] in TABLE_SUFFIXES:
                 keys = self._decided_keys(expr.slice, env)
+                if not keys and isinstance(expr.slice, ast.IfExp):
+                    # ACT2FN["swish" if ext else "relu"]: the key is one of the branches' literals
+                    keys = _literal_choices(expr.slice)
                 if keys:
                     # ACT2FN[activation] with activation="relu" that no call in the file changes
                     return tuple(Built(fqn, (ast.copy_location(ast.Constant(k), expr.slice),), (), True, expr,
@@ -2078,6 +2081,22 @@ def _default_of(param: "_Param") -> ast.expr | None:
         if arg.arg == param.name:
             return default
     return None
+
+
+def _literal_choices(expr: ast.IfExp) -> tuple | None:
+    """The strings ``"a" if c else "b"`` (nested alike) can be, sorted; None when a branch is
+    anything but a string literal or a choice of them."""
+    keys = set()
+    todo = [expr]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.IfExp):
+            todo += (node.body, node.orelse)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            keys.add(node.value)
+        else:
+            return None
+    return tuple(sorted(keys))
 
 
 def _lambda_params(expr: ast.Lambda) -> list:
