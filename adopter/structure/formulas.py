@@ -601,6 +601,31 @@ def bias_add_module(cls: ast.ClassDef) -> bool:
     return True
 
 
+def function_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
+    """The torch function a module class's forward returns, called on the forward's own
+    parameters as they are and nothing else (``def forward(self, a, b): return torch.matmul(a,
+    b)``, a wrapper some models keep so that a FLOP counter sees the product): calling such a
+    module computes that function of its arguments.  None for any other forward (defaults,
+    keywords, another statement than a docstring, a use of ``self`` or of a parameter twice)."""
+    forward = next((s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+                    and s.name == "forward"), None)
+    if forward is None or isinstance(forward, ast.AsyncFunctionDef) or forward.decorator_list:
+        return None
+    args = forward.args
+    if len(args.args) < 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs or args.defaults:
+        return None
+    body = _code(forward.body)
+    if len(body) != 1 or not isinstance(body[0], ast.Return) or not isinstance(body[0].value, ast.Call):
+        return None
+    call = body[0].value
+    params = [a.arg for a in args.args[1:]]
+    if call.keywords or len(call.args) != len(params) or not all(
+            isinstance(a, ast.Name) and a.id == p for a, p in zip(call.args, params)):
+        return None
+    fqn = names.resolve(call.func)
+    return fqn if fqn is not None and fqn.startswith("torch.") else None
+
+
 def _straight_line(body: list) -> bool:
     """Is every statement before the last one ``name = value`` (what :func:`_returned_value`
     needs; it returns None otherwise)?"""
