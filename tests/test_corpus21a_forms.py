@@ -139,3 +139,40 @@ def test_a_module_with_its_own_state_in_the_product_is_not_read_as_one():
     text = WRAPPED_MATMUL.replace("return torch.matmul(left, right)", "return torch.matmul(left, self.weight)")
     assert text != WRAPPED_MATMUL
     assert found(text, "ADP010") == []
+
+
+# ---------- ADP006: a same-file table whose entries are transformers' module-level activations
+
+ACTIVATION_VALUES = textwrap.dedent("""\
+    import torch.nn as nn
+    from transformers.activations import gelu_new, silu
+
+    CHOICES = {"relu": nn.ReLU(), "silu": silu, "gelu": gelu_new}
+
+
+    class Feed(nn.Module):
+        def __init__(self, d, hidden, kind):
+            super().__init__()
+            self.up = nn.Linear(d, hidden)
+            self.down = nn.Linear(hidden, d)
+            self.act = CHOICES[kind]
+
+        def forward(self, x):
+            h = self.act(self.up(x))
+            return self.down(h)
+""")
+
+
+def test_a_table_entry_holding_transformers_gelu_new_may_be_gelu():
+    # gelu_new is ACT2FN["gelu_new"] (transformers builds it with get_activation): a GELU
+    assert finding_at(ACTIVATION_VALUES, "ADP006", "h = self.act(self.up(x))") is not None
+
+
+def test_a_table_of_silu_and_relu_entries_is_never_gelu():
+    text = ACTIVATION_VALUES.replace('"gelu": gelu_new', '"swish": silu')
+    assert found(text, "ADP006") == []
+
+
+def test_a_name_from_another_packages_activations_is_not_read_as_transformers():
+    text = ACTIVATION_VALUES.replace("from transformers.activations import", "from mylib.activations import")
+    assert found(text, "ADP006") == []
