@@ -601,6 +601,38 @@ def bias_add_module(cls: ast.ClassDef) -> bool:
     return True
 
 
+def function_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
+    """The torch function a module class's forward returns, called on the forward's own
+    parameters as they are and nothing else (``def forward(self, a, b): return torch.matmul(a,
+    b)``, a wrapper some models keep so that a FLOP counter sees the product): calling such a
+    module computes that function of its arguments.  None for any other forward (defaults,
+    keywords, another statement than a docstring, a use of ``self`` or of a parameter twice).
+    (Read for every class of a file: the common answer, no, is reached without calls.)"""
+    for forward in cls.body:
+        if forward.__class__ is ast.FunctionDef and forward.name == "forward":
+            break
+    else:
+        return None
+    body = forward.body
+    last = body[-1]
+    if last.__class__ is not ast.Return or last.value.__class__ is not ast.Call or forward.decorator_list:
+        return None
+    if len(body) > 1 and not (len(body) == 2 and body[0].__class__ is ast.Expr
+                              and body[0].value.__class__ is ast.Constant):
+        return None  # another statement before the return (a docstring is none)
+    args = forward.args
+    call = last.value
+    params = [a.arg for a in args.args[1:]]
+    if (not params or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs or args.defaults
+            or call.keywords or len(call.args) != len(params)):
+        return None
+    for arg, param in zip(call.args, params):
+        if arg.__class__ is not ast.Name or arg.id != param:
+            return None
+    fqn = names.resolve(call.func)
+    return fqn if fqn is not None and fqn.startswith("torch.") else None
+
+
 def _straight_line(body: list) -> bool:
     """Is every statement before the last one ``name = value`` (what :func:`_returned_value`
     needs; it returns None otherwise)?"""

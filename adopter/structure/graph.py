@@ -29,7 +29,7 @@ from . import canon as canonical
 from . import ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
-from .formulas import SAME, bias_add_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
+from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import LM_HEAD, OUTPUT_OF
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
@@ -847,8 +847,19 @@ class FlowBuilder:
         # Receiver of a method call is evaluated first (x.view(...), self.foo(x).permute(...)).
         receiver: Value | None = None
         layer = self._layer_of(func, ctx)
+        wrapped = None
+        if layer is not None and self.cls is not None:
+            wrappers = self.names.wrappers
+            if wrappers is None:
+                wrappers = self.names.wrappers = _function_wrappers(self.names)
+            if wrappers:
+                # self.matmul_qk(q, k), a same-file module whose forward returns torch.matmul of
+                # its arguments: a call of that function
+                wrapped = _wrapped_function(layer, self.cls, wrappers, call)
+                if wrapped is not None:
+                    layer = None
         helper = None if layer is not None else self._helper_of(func, ctx)
-        fqn = None
+        fqn = wrapped
         formula = None
         softmax = None  # a same-file softmax called: (its def, dtype, where the tensor is, where the dim is)
         if helper is not None and not helper[1] and isinstance(func, ast.Name):
@@ -2726,6 +2737,27 @@ def _dotted(node: ast.expr) -> bool:
     while isinstance(node, ast.Attribute):
         node = node.value
     return isinstance(node, ast.Name)
+
+
+def _function_wrappers(names: ModuleNames) -> dict:
+    """Same-file module class -> the torch function (one the canon knows) that calling it
+    computes of its arguments (formulas.function_module); empty for most files."""
+    out = {}
+    for name, cls in names.classes.items():
+        fqn = function_module(cls, names)
+        if fqn is not None and TABLE.function(fqn) is not None:
+            out[name] = fqn
+    return out
+
+
+def _wrapped_function(layer: str, cls: ClassInfo, wrappers: dict, call: ast.Call) -> str | None:
+    """The function a call of ``layer`` computes when the layer is bound once, to such a
+    wrapper class, and the call passes its arguments plainly (positional, none starred)."""
+    ctors = cls.bindings.get(_attr(layer), ())
+    if len(ctors) != 1 or ctors[0].table or ctors[0].fqn not in wrappers or call.keywords \
+            or any(isinstance(a, ast.Starred) for a in call.args):
+        return None
+    return wrappers[ctors[0].fqn]
 
 
 def _attr(layer: str) -> str:

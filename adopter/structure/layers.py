@@ -349,6 +349,9 @@ class LayerTyper:
             fqn = self.names.resolve(expr.value)
             if fqn is not None and fqn.rsplit(".", 1)[-1] in TABLE_SUFFIXES:
                 keys = self._decided_keys(expr.slice, env)
+                if not keys and isinstance(expr.slice, ast.IfExp):
+                    # ACT2FN["swish" if ext else "relu"]: the key is one of the branches' literals
+                    keys = _literal_choices(expr.slice)
                 if keys:
                     # ACT2FN[activation] with activation="relu" that no call in the file changes
                     return tuple(Built(fqn, (ast.copy_location(ast.Constant(k), expr.slice),), (), True, expr,
@@ -737,6 +740,8 @@ class LayerTyper:
                     why = (f"`{ast.unparse(expr)}` is a function held as a value, not a layer: the kernel takes a "
                            f"layer module (and TorchScript cannot pass a function as a value)")
                     return (Built(op.name, (), (), False, expr, unlike=why, function=True),)
+            elif "activations." in fqn:
+                return _activation_instance(fqn, expr)
             return ()
         if fqn in self.names.functions:
             return ()
@@ -2091,6 +2096,38 @@ def _default_of(param: "_Param") -> ast.expr | None:
         if arg.arg == param.name:
             return default
     return None
+
+
+# transformers.activations' module-level activations, each built there as ``get_activation(key)``
+# (the ACT2FN entry of that key): the name held as a value is that table entry
+ACTIVATION_INSTANCES = {"gelu": "gelu", "gelu_new": "gelu_new", "gelu_fast": "gelu_fast", "quick_gelu": "quick_gelu",
+                        "silu": "silu", "mish": "mish", "linear_act": "linear"}
+
+
+def _activation_instance(fqn: str, expr: ast.expr) -> tuple:
+    """``gelu_new`` imported from transformers' activations and held as a value (an entry of a
+    same-file table ``{"gelu": gelu_new, ...}``): ``ACT2FN["gelu_new"]``, the object it is."""
+    last = fqn.rsplit(".", 1)[-1]
+    key = ACTIVATION_INSTANCES.get(last)
+    if key is None or not names_match("transformers.activations." + last, fqn):
+        return ()
+    return (Built("transformers.activations.ACT2FN", (ast.copy_location(ast.Constant(key), expr),), (), True, expr),)
+
+
+def _literal_choices(expr: ast.IfExp) -> tuple | None:
+    """The strings ``"a" if c else "b"`` (nested alike) can be, sorted; None when a branch is
+    anything but a string literal or a choice of them."""
+    keys = set()
+    todo = [expr]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.IfExp):
+            todo += (node.body, node.orelse)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            keys.add(node.value)
+        else:
+            return None
+    return tuple(sorted(keys))
 
 
 def _lambda_params(expr: ast.Lambda) -> list:

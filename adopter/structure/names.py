@@ -31,6 +31,9 @@ class ModuleNames:
     # a module-level ``GELU = nn.GELU if hasattr(nn, "GELU") else GELU_`` bound once, each
     # alternative a dotted name: name -> that conditional expression (layers.py reads it)
     choices: dict[str, ast.IfExp] = field(default_factory=dict)
+    # same-file module class -> the torch function its forward computes of its arguments
+    # (formulas.function_module; graph.FlowBuilder fills it on first use)
+    wrappers: dict | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
