@@ -26,7 +26,9 @@ attention map recorded by a hook).  With an additive mask held in a name it also
 training step whose mask hides every key of some query row (a sequence that is all padding)
 to the original: the eager softmax is uniform there, and so is SDPA's, but SDPA's fused
 backward pass recomputes those probabilities from a log-sum-exp that lost its ``log(keys)``
-to rounding at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`).  With
+to rounding at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`); and a
+mask of that name that is not floating point, which the code adds as 0/1 where SDPA would
+read a bool one as keep/drop.  With
 an empty guard the region is replaced outright.  Everything that cannot be shown to be
 equivalent is a :class:`Skip` with the reason: a guarded patch that falls back is preferred
 to a clever one.
@@ -196,12 +198,15 @@ def _only_cleared(stmt: ast.stmt, names: set[str]) -> bool:
 
 
 def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
-    """The guard term for an additive mask ``mask`` (a name): gradients are wanted, the code
-    runs eagerly (:func:`_eager_training`) and some query row has every key at ``finfo.min``
-    (its largest entry is; one device sync per call, only then)."""
-    term = (f"{_eager_training(torch)} and {mask}.is_floating_point() and "
-            f"{mask}.amax(-1).min() <= {torch}.finfo({mask}.dtype).min / 2")
-    return f"{condition} and {term}" if condition else term
+    """The guard term for an additive mask ``mask`` (a name): it is not floating point, or
+    gradients are wanted, the code runs eagerly (:func:`_eager_training`) and some query row
+    has every key at ``finfo.min`` (its largest entry is; one device sync per call, only
+    then).  The code *adds* the mask to the scores, so a bool (or integer) mask adds 1 where
+    it is True; SDPA would read a bool ``attn_mask`` as keep/drop instead, so such a mask
+    takes the original path (a dtype test: no sync, and no graph break when compiled)."""
+    term = (f"not {mask}.is_floating_point() or ({_eager_training(torch)} and "
+            f"{mask}.amax(-1).min() <= {torch}.finfo({mask}.dtype).min / 2)")
+    return f"{condition} and ({term})" if condition else term
 
 
 

@@ -6,10 +6,12 @@ from torch.nn.functional import scaled_dot_product_attention
 def attend(q, k, v, mask):
     # Scores, masked.
     if (
-        torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
-        and mask.is_floating_point()
-        and mask.amax(-1).min() <= torch.finfo(mask.dtype).min / 2
+        not mask.is_floating_point()
+        or (
+            torch.is_grad_enabled()
+            and not torch.compiler.is_compiling()
+            and mask.amax(-1).min() <= torch.finfo(mask.dtype).min / 2
+        )
     ):
         scores = torch.matmul(q, k.transpose(-1, -2))  # raw scores
         scores = scores + mask

@@ -18,10 +18,12 @@ from .utils import helper
 class Attention(nn.Module):
     def forward(self, q, k, v, mask):
         if (
-            torch.is_grad_enabled()
-            and not torch.compiler.is_compiling()
-            and mask.is_floating_point()
-            and mask.amax(-1).min() <= torch.finfo(mask.dtype).min / 2
+            not mask.is_floating_point()
+            or (
+                torch.is_grad_enabled()
+                and not torch.compiler.is_compiling()
+                and mask.amax(-1).min() <= torch.finfo(mask.dtype).min / 2
+            )
         ):
             scores = torch.matmul(q, k.transpose(-1, -2))
             scores = scores + mask
