@@ -539,9 +539,13 @@ class _Attention:
                 continue  # a check of the scores' shape: the fused call checks shapes itself
             if kind == "keep":
                 # Kept statements run before the fused call: none may change what an earlier
-                # step read.
+                # step read.  (A guard if's body runs on the original path only, its test is
+                # read before the region and its else branch runs in place on the fused path:
+                # a later reassignment of a name the body reads changes nothing there --
+                # compressive-transformer's `mask` built for the input mask under `if
+                # input_mask is not None:`, then reused for the causal mask.)
                 earlier = set().union(*(_loads(s) for s, k in zip(region[:offset], kinds[:offset])
-                                        if k in ("step", "guard")))
+                                        if k == "step"))
                 clash = stored_names(stmt) & earlier
                 if clash:
                     raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
