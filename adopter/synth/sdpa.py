@@ -1563,6 +1563,51 @@ class _Attention:
             self.stand_ins.append((f"self.{func.attr}", role))
         return swaps
 
+    def _bias_module_operand(self, role: str, var: str) -> tuple | None:
+        """``sim = self.cpb(sim)`` (dalle2's and nuwa's VQ-GAN attention): the graph reads a call
+        of a module of this file whose ``forward`` returns its input plus a bias computed from
+        its parameters and the input's shape, device and dtype only (``formulas.
+        bias_add_module``) as an add of that bias, which has no expression of its own.  The bias
+        is the module's output for a stand-in of zeros of the scores' shape, device and dtype
+        (``0 + b`` is ``b`` exactly, broadcast as the scores would broadcast it):
+        ``self.cpb(q.new_zeros(()).expand(S))``, S the product's shape.  Written only where
+        the stand-in of :meth:`_stand_in_swaps` is (the scores not reshaped or transposed, a
+        scale before the add a number, q's dtype kept up to it); the module's forward hooks,
+        which would see the stand-in, send the call to the original (:meth:`_stand_in_hooks`).
+        None where the step's operand is written in the code (or the step is anything else)."""
+        node = self.roles[role]
+        args, _, spans, _ = self._view(role)
+        bound = self.env.get(var)
+        if len(args) != 2 or args[1] != bound or args[0] == bound or spans[1] is not None or node.span is None:
+            return None
+        call = self.index.expr_at(node.span)
+        if not (isinstance(call, ast.Call) and len(call.args) == 1 and not call.keywords
+                and isinstance(call.args[0], ast.Name) and span_of(call.args[0]) == spans[0]
+                and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
+                and call.func.value.id == "self"):
+            return None
+        module = f"`self.{call.func.attr}`"
+        if self._local_forward(call.func.attr) is None:
+            return None
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            raise Skip(f"{module} adds its bias to scores that are reshaped or written (keys, queries): the fused "
+                       "call's mask would need the bias laid out as they are")
+        earlier = SCORE_STEPS[:SCORE_STEPS.index(role)]
+        if any(r in self.roles and r in earlier and not self._number_like(
+                self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+            raise Skip(f"{module} adds its bias to scores scaled by a tensor, which may give them other axes or "
+                       "another dtype than the stand-in of zeros it would be handed")
+        if not self._keeps_q_dtype_before(role):
+            raise Skip(f"{module} adds its bias to scores that may not have q's dtype, which the stand-in of zeros "
+                       "it would be handed has")
+        (q_text, q_node), (k_text, k_node) = self._operands()[:2]
+        q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
+        shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
+                 f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+        self.stand_ins.append((f"self.{call.func.attr}", role))
+        text = f"self.{call.func.attr}({q_atom}.new_zeros(()).expand({shape}))"
+        return text, ast.parse(text, mode="eval").body
+
     def _stand_in_statement(self, inner: ast.stmt, owner: ast.If, step_stored: set) -> str | None:
         """``pos_bias = self.rel_pos_bias(sim)`` in the ``if`` whose next step adds it
         (``sim = sim + pos_bias``, parti): the bias computed in a statement of its own by a
@@ -1656,11 +1701,16 @@ class _Attention:
         for role in ADD_STEPS:
             if role not in self.roles:
                 continue
-            operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
-            if isinstance(operand, ast.Name) and operand.id in self.mask_choices:
-                operand = self.mask_choices[operand.id]  # (the bias built from the mask is the mask itself)
-            text = self._text(operand)
-            if read_names(operand) & stored:
+            var = {"b0": "bias0", "b1": "bias"}.get(role, "mask")
+            module_bias = self._bias_module_operand(role, var)
+            if module_bias is not None:
+                text, operand = module_bias
+            else:
+                operand = self._operand_of(role, var)
+                if isinstance(operand, ast.Name) and operand.id in self.mask_choices:
+                    operand = self.mask_choices[operand.id]  # (the bias built from the mask is the mask itself)
+                text = self._text(operand)
+            if module_bias is None and read_names(operand) & stored:
                 swapped = (self._scores_dtype_as_q(operand, stored, role) or self._scores_sizes_as_qk(operand, stored)
                            or self._bias_of_scores_metadata(operand, stored, role))
                 if swapped is None:
