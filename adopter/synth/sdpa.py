@@ -1570,9 +1570,10 @@ class _Attention:
         bias_add_module``) as an add of that bias, which has no expression of its own.  The bias
         is the module's output for a stand-in of zeros of the scores' shape, device and dtype
         (``0 + b`` is ``b`` exactly, broadcast as the scores would broadcast it):
-        ``self.cpb(q.new_zeros(()).expand(S))``, S the product's shape.  Written only where
-        the stand-in of :meth:`_stand_in_swaps` is (the scores not reshaped or transposed, a
-        scale before the add a number, q's dtype kept up to it); the module's forward hooks,
+        ``self.cpb(q.new_zeros(()).expand(S))``, S the product's shape, times each tensor scale
+        before the add (nuwa's ``* self.scale.exp()``: the scores' axes and dtype are the scaled
+        product's).  Declined with the reason where the scores are reshaped or transposed, or
+        a step before the add other than a scale may change their dtype; the module's forward hooks,
         which would see the stand-in, send the call to the original (:meth:`_stand_in_hooks`).
         None where the step's operand is written in the code (or the step is anything else)."""
         node = self.roles[role]
@@ -1593,19 +1594,23 @@ class _Attention:
             raise Skip(f"{module} adds its bias to scores that are reshaped or written (keys, queries): the fused "
                        "call's mask would need the bias laid out as they are")
         earlier = SCORE_STEPS[:SCORE_STEPS.index(role)]
-        if any(r in self.roles and r in earlier and not self._number_like(
-                self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
-            raise Skip(f"{module} adds its bias to scores scaled by a tensor, which may give them other axes or "
-                       "another dtype than the stand-in of zeros it would be handed")
-        if not self._keeps_q_dtype_before(role):
+        if any(r in self.roles and r not in DTYPE_KEEPING and r not in SCALE_STEPS for r in earlier):
             raise Skip(f"{module} adds its bias to scores that may not have q's dtype, which the stand-in of zeros "
                        "it would be handed has")
         (q_text, q_node), (k_text, k_node) = self._operands()[:2]
         q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
         shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
                  f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+        stand_in = f"{q_atom}.new_zeros(()).expand({shape})"
+        for r in SCALE_STEPS:
+            if r in self.roles and r in earlier:
+                # a tensor scale (nuwa's learned ``self.scale.exp()``) scales the stand-in too: the
+                # scores' axes and dtype are then the scaled product's, and zeros stay zeros
+                factor = self._operand_of(r, "div" if r == "s1" else "mul")
+                if not self._number_like(factor):
+                    stand_in = f"({stand_in}) {'/' if r == 's1' else '*'} {_atom(self._text(factor), factor)}"
         self.stand_ins.append((f"self.{call.func.attr}", role))
-        text = f"self.{call.func.attr}({q_atom}.new_zeros(()).expand({shape}))"
+        text = f"self.{call.func.attr}({stand_in})"
         return text, ast.parse(text, mode="eval").body
 
     def _stand_in_statement(self, inner: ast.stmt, owner: ast.If, step_stored: set) -> str | None:

@@ -6,8 +6,9 @@ output for a stand-in of zeros of the scores' shape, device and dtype (``0 + b``
 exactly).  Checked numerically against the original in float64, eval and training (dropout
 0): outputs, input and parameter gradients (the bias net's included), fused calls counted; a
 forward hook on the bias module (which would see the stand-in) takes the original.  A bias
-module that reads the scores' values is no add (not matched), and one after a tensor scale is
-declined with the reason."""
+module that reads the scores' values is no add (not matched); a tensor scale before it (nuwa's
+learned temperature) scales the stand-in too; one after an added bias (which may promote the
+scores' dtype) is declined with the reason."""
 
 from __future__ import annotations
 
@@ -105,12 +106,37 @@ def test_a_bias_module_reading_the_scores_values_is_no_bias_add():
     assert not result.applied
 
 
-def test_a_bias_after_a_tensor_scale_is_declined_with_the_reason():
-    source = GRID.replace("self.scale = dim_head ** -0.5",
-                          "self.scale = nn.Parameter(torch.zeros(1, heads, 1, 1))").replace(
-        "q, k) * self.scale", "q, k) * self.scale.exp()")
-    assert source.count("self.scale.exp()") == 1
+TEMPERED = GRID.replace("self.scale = dim_head ** -0.5",
+                        "self.scale = nn.Parameter(torch.full((1, heads, 1, 1), 0.3))").replace(
+    "q, k) * self.scale", "q, k) * self.scale.exp()")
+
+
+def test_a_tensor_scale_before_the_bias_module_scales_the_stand_in_too():
+    assert TEMPERED.count("self.scale.exp()") == 1
+    fixed = sdpa_fixed(TEMPERED)
+    fast = " ".join(fixed.split("else:")[-1].split())
+    assert "* self.scale.exp())" in fast  # the stand-in of zeros, scaled as the scores are
+    original, patched = load(TEMPERED, "original"), load(fixed, "patched")
+    counter = Counter(patched)
+    torch.manual_seed(0)
+    a = original["GridAttention"](6).to(F64)
+    b = patched["GridAttention"](6).to(F64)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 6, 3, 3, dtype=F64)
+    for training in (False, True):
+        a.train(training)
+        b.train(training)
+        before = counter.calls
+        assert_same_step(a, b, [x])  # the temperature's gradient included
+        assert counter.calls - before == 1
+
+
+def test_a_bias_module_after_an_added_bias_is_declined_with_the_reason():
+    # scores plus a bias of another dtype may be promoted: the stand-in of zeros has q's dtype
+    source = GRID.replace("self.heads = heads", "self.heads = heads\n        self.shift = nn.Parameter(torch.zeros(1))").replace(
+        "        sim = self.bias(sim)\n", "        sim = sim + self.shift\n        sim = self.bias(sim)\n")
+    assert source.count("self.shift") == 2
     result = fix_text(source, "attention.py", RULES)
     assert not result.applied
-    assert any("`self.bias` adds its bias to scores scaled by a tensor" in why for _, why in result.skipped), \
+    assert any("`self.bias` adds its bias to scores that may not have q's dtype" in why for _, why in result.skipped), \
         result.skipped
