@@ -204,6 +204,24 @@ def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
     return f"{condition} and {term}" if condition else term
 
 
+def _step_if_detail(inner: ast.stmt, step_stored: set, read_before: set, has_else: bool) -> str:
+    """Why a statement in the ``if`` around a mask step is neither a step nor one the fused path
+    can run before the call (:meth:`_Attention._check_step_if`), for the decline's reason."""
+    where = f"the statement at line {inner.lineno}"
+    assigned = sorted(stored_names(inner) & step_stored)
+    if assigned:
+        return (f"{where} assigns `{assigned[0]}`, a value of the attention, in a way that is no step of it "
+                "(the fused call never forms that value)")
+    changed = sorted(_changed(inner) & read_before)
+    if changed:
+        return f"{where} changes `{changed[0]}` after an attention step read it"
+    if not _plain_block(inner):
+        return f"{where} is not a plain assignment, expression or loop"
+    if has_else:
+        return "the if has an else branch that does not end as its body does"
+    return f"{where} reads values of the attention (not only their shape or dtype)"
+
+
 class _Attention:
     def __init__(self, planner: Planner, rule: Rule, match: Match):
         self.planner = planner
@@ -1189,7 +1207,8 @@ class _Attention:
                 if text is not None:
                     keeps.append(text)
                     continue
-            raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
+            raise Skip(f"the if at line {stmt.lineno} does more than an attention step: "
+                       f"{_step_if_detail(inner, step_stored, read_before, bool(stmt.orelse))}")
         return keeps
 
     def _sdpa_mask_choice(self, inner: ast.If, owner: ast.If, step_stored: set) -> tuple[str, ast.expr] | None:
