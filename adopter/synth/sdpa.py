@@ -348,6 +348,7 @@ class _Attention:
             raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
+        self.stand_in_types: dict[str, list[str]] = {}  # a module handed in as a parameter -> the classes that may take it
         self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
         self.mask_choices: dict[str, ast.expr] = {}  # a bias name -> the mask it is as SDPA reads it (_sdpa_mask_choice)
         nodes = self._choice_steps(nodes)
@@ -1558,13 +1559,18 @@ class _Attention:
             if any(isinstance(kw.value, ast.Name) and kw.value.id == added for kw in call.keywords) \
                     or any(isinstance(a, ast.Starred) for a in call.args) or len(positions) != 1:
                 return None
-            if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
-                continue  # a function of this file: _scores_metadata reads what it reads
-            forward = self._local_forward(func.attr)
-            if forward is None:
+            handed = self._handed_module_classes(func, positions[0], role)
+            if handed == []:
                 return None
-            params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
-            if positions[0] >= len(params) or not _shape_metadata_only(forward, params[positions[0]]):
+            if handed is None and not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                                       and func.value.id == "self"):
+                continue  # a function of this file: _scores_metadata reads what it reads
+            forward = self._local_forward(func.attr) if handed is None else None
+            if handed is None and forward is None:
+                return None
+            params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:] if forward is not None else []
+            if forward is not None and (positions[0] >= len(params)
+                                        or not _shape_metadata_only(forward, params[positions[0]])):
                 return None
             if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
                 return None
@@ -1572,15 +1578,56 @@ class _Attention:
             if any(r in self.roles and r in earlier and not self._number_like(
                     self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
                 return None  # (a tensor scale, folded into q, may broadcast the scores beyond q's axes)
-            if _reads_attribute(forward, params[positions[0]], "dtype") and not self._keeps_q_dtype_before(role):
+            if forward is not None and _reads_attribute(forward, params[positions[0]], "dtype") \
+                    and not self._keeps_q_dtype_before(role):
                 return None
             (q_text, q_node), (k_text, k_node) = self._operands()[:2]
             q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
             shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
                      f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
             swaps.append((span_of(call.args[positions[0]]), f"{q_atom}.new_empty(()).expand({shape})"))
-            self.stand_ins.append((f"self.{func.attr}", role))
+            if handed is not None:
+                self.stand_ins.append((func.id, role))
+                self.stand_in_types[func.id] = handed
+            else:
+                self.stand_ins.append((f"self.{func.attr}", role))
         return swaps
+
+    def _handed_module_classes(self, func: ast.expr, position: int, role: str) -> list[str] | None:
+        """``sim + pos_emb(sim)`` with ``pos_emb`` a parameter of the attention's function
+        (feedback-transformer's attention is handed its caller's ``self.pos_emb``): the module
+        classes of this file that such a call may run where it reads the scores only for what
+        they are -- each class whose own ``forward`` (undecorated, no ``__call__``) reads its
+        argument at ``position`` only as sizes, device or rank (not its dtype unless the scores
+        keep q's).  The guard sends every other type of value (``type(pos_emb) is not C``: a
+        subclass may read more) to the original (:meth:`_stand_in_hooks`).  None where ``func``
+        is no parameter of that function (or is rebound in it); [] where no class fits."""
+        if not isinstance(func, ast.Name) or "c" not in self.roles:
+            return None
+        stmt = self.index.stmt(self.roles["c"].stmt)
+        function = self._function(stmt.stmt) if stmt is not None else None
+        if function is None:
+            return None
+        args = function.args
+        params = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+        if func.id not in params or func.id in set().union(*(stored_names(s) for s in function.body)):
+            return None
+        out = []
+        for name, cls in self.names.classes.items():
+            if name in params or name in set().union(*(stored_names(s) for s in function.body)):
+                continue
+            methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            forward = methods.get("forward")
+            if forward is None or "__call__" in methods or forward.decorator_list \
+                    or isinstance(forward, ast.AsyncFunctionDef):
+                continue
+            names = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
+            if position >= len(names) or not _shape_metadata_only(forward, names[position]):
+                continue
+            if _reads_attribute(forward, names[position], "dtype") and not self._keeps_q_dtype_before(role):
+                continue
+            out.append(name)
+        return out
 
     def _bias_module_operand(self, role: str, var: str) -> tuple | None:
         """``sim = self.cpb(sim)`` (dalle2's and nuwa's VQ-GAN attention): the graph reads a call
@@ -1681,6 +1728,13 @@ class _Attention:
         for layer, role in dict.fromkeys(getattr(self, "stand_ins", ())):
             scripting = self._is_scripting(edits)
             term = f"(False if {scripting}() else bool({layer}._forward_hooks or {layer}._forward_pre_hooks))"
+            types = self.stand_in_types.get(layer)
+            if types:
+                # a module handed in by the caller: only the classes whose forward reads the
+                # scores for what they are take the stand-in (_handed_module_classes)
+                kinds = f"({', '.join(types)},)" if len(types) > 1 else types[0]
+                test = f"type({layer}) not in {kinds}" if len(types) > 1 else f"type({layer}) is not {kinds}"
+                term = f"(True if {scripting}() else {test} or bool({layer}._forward_hooks or {layer}._forward_pre_hooks))"
             under = self._under(conditions, role, term)
             terms.append(under if under == term else f"({under})")
         return terms
