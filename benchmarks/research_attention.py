@@ -99,6 +99,18 @@ def _verify(path: Path, root: Path | None) -> dict:
         return {"error": proc.stderr.strip()[-300:]}
 
 
+def final_line(old: str, new: str, line: int) -> int | None:
+    """The line of ``new`` that is line ``line`` of ``old`` (1-based), where that line lies in a
+    run of lines the rewrite left as they were; None where it changed."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, old.splitlines(), new.splitlines(), autojunk=False)
+    for tag, a0, a1, b0, _ in matcher.get_opcodes():
+        if tag == "equal" and a0 < line <= a1:
+            return b0 + line - a0
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", action="append", default=[], metavar="TEXT",
@@ -147,14 +159,19 @@ def main(argv: list[str] | None = None) -> int:
             fixed = _covers(result.applied, lab.line)
             count("fixed", fixed)
             status = "not fixed"
-            if fixed:
+            if not _covers(found, lab.line):
+                status = "not found"  # detection's miss: no finding, so nothing to fix or decline
+            elif fixed:
                 runs = [r for r in verified.get("results", []) if r.get("rule") == "ADP010" and r["line"] <= lab.line]
                 run = max(runs, key=lambda r: r["line"]) if runs else None
                 status = f"{run['verdict']} ({run['class']}: {run['reason'][:140]})" if run else str(verified)[:200]
                 count("verified", bool(run and run["verdict"] == "pass"))
             else:
-                why = [w for f, w in result.skipped if _covers([f], lab.line)]
-                status += f" ({why[0]})" if why else ""
+                # a decline of a later round is placed in that round's text (the rewrites of the
+                # earlier rounds moved it): the site's line there, where its lines are unchanged
+                moved = final_line(text, result.text, lab.line)
+                why = [w for f, w in result.skipped if _covers([f], lab.line if moved is None else moved)]
+                status += f" ({why[0]})" if why else " (no reason given)"
             print(f"{lab.source}:{lab.path}:{lab.line}: {status}")
     for name, counter in (("all sources outside transformers", tally),
                           ("research (outside transformers, timm, torchvision)", research)):

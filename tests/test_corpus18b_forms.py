@@ -6,8 +6,9 @@ near-misses; the fixtures are ours.
   input plus a tensor computed from the module's own parameters and the input's shape only
   (``sim = self.pos_bias(sim)`` with ``return x + bias``: a continuous position bias, as in
   VQ-GAN attention blocks): the call adds that bias to the scores, which SDPA takes as an
-  additive mask.  The bias has no expression in the attention's function, so the finding is
-  report-only (the fixer leaves the file unchanged).  Near-misses: a module that reads the
+  additive mask.  The bias has no expression in the attention's function; since fix21a the
+  fixer passes the module's output for a stand-in of zeros of the scores (scaled by the
+  temperature as they are) as the mask.  Near-misses: a module that reads the
   input's values (``x + self.proj(x)``), rebinds it before the sum, returns a dropout of the
   sum, or scales the input (``x * w + b``).
 - A rotate-half written ``x = x.reshape((x.shape[0], -1, 2, x.shape[-1] // 2))``, ``a, b =
@@ -97,13 +98,39 @@ def test_bias_first_in_the_sum_reads_the_same():
     )
 
 
-def test_bias_adding_module_finding_is_report_only():
+def test_bias_adding_module_finding_is_fixed_with_a_stand_in_of_zeros():
+    # (fix21a: report-only before) the mask is the module's output for zeros of the scores'
+    # shape and dtype, scaled by the temperature as the scores are: 0 + bias is the bias
+    import torch
+
     code = _code()
     fixed = fix_text(code, "model.py", rules("ADP010"))
-    assert fixed.error is None
-    assert (
-        fixed.text == code
-    )  # the bias has no expression to pass as attn_mask: left as it is
+    assert fixed.error is None and [f.rule for f in fixed.applied] == ["ADP010"]
+    assert "self.pos_bias(" in fixed.text and "new_zeros(())" in fixed.text
+    ns_a: dict = {}
+    ns_b: dict = {}
+    exec(compile(code, "original", "exec"), ns_a)
+    exec(compile(fixed.text, "patched", "exec"), ns_b)
+    torch.manual_seed(0)
+    a = ns_a["CosineAttention"](6).double()
+    b = ns_b["CosineAttention"](6).double()
+    b.load_state_dict(a.state_dict())
+    a.drop.p = b.drop.p = 0.0
+    x = torch.randn(2, 6, 3, 3, dtype=torch.float64)
+    for training in (False, True):
+        a.train(training)
+        b.train(training)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out_a, out_b = a(xa), b(xb)
+        torch.testing.assert_close(out_b, out_a)
+        weight = torch.randn_like(out_a)
+        (weight * out_a).sum().backward()
+        (weight * out_b).sum().backward()
+        torch.testing.assert_close(xb.grad, xa.grad)
+        for (_, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+            torch.testing.assert_close(pb.grad, pa.grad)
+        a.zero_grad()
+        b.zero_grad()
 
 
 def test_module_reading_the_input_values_is_no_bias():

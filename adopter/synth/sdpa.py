@@ -209,7 +209,6 @@ def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
     return f"{condition} and ({term})" if condition else term
 
 
-
 def _layout_copy(stmt: ast.stmt, step_stored: set) -> bool:
     """``y = x.contiguous()`` of a value an attention step stored: the same values in another
     memory layout (the flow reads it as ``y = x``), so the fused path, which does not compute
@@ -218,6 +217,25 @@ def _layout_copy(stmt: ast.stmt, step_stored: set) -> bool:
     return (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "contiguous"
             and not value.args and not value.keywords and isinstance(stmt.targets[0], ast.Name)
             and isinstance(value.func.value, ast.Name) and value.func.value.id in step_stored)
+
+
+def _step_if_detail(inner: ast.stmt, step_stored: set, read_before: set, has_else: bool) -> str:
+    """Why a statement in the ``if`` around a mask step is neither a step nor one the fused path
+    can run before the call (:meth:`_Attention._check_step_if`), for the decline's reason."""
+    where = f"the statement at line {inner.lineno}"
+    assigned = sorted(stored_names(inner) & step_stored)
+    if assigned:
+        return (f"{where} assigns `{assigned[0]}`, a value of the attention, in a way that is no step of it "
+                "(the fused call never forms that value)")
+    changed = sorted(_changed(inner) & read_before)
+    if changed:
+        return f"{where} changes `{changed[0]}` after an attention step read it"
+    if not _plain_block(inner):
+        return f"{where} is not a plain assignment, expression or loop"
+    if has_else:
+        return "the if has an else branch that does not end as its body does"
+    return f"{where} reads values of the attention (not only their shape or dtype)"
+
 
 class _Attention:
     def __init__(self, planner: Planner, rule: Rule, match: Match):
@@ -345,6 +363,7 @@ class _Attention:
             raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
+        self.stand_in_types: dict[str, list[str]] = {}  # a module handed in as a parameter -> the classes that may take it
         self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
         self.mask_choices: dict[str, ast.expr] = {}  # a bias name -> the mask it is as SDPA reads it (_sdpa_mask_choice)
         nodes = self._choice_steps(nodes)
@@ -556,9 +575,13 @@ class _Attention:
                 continue  # a check of the scores' shape: the fused call checks shapes itself
             if kind == "keep":
                 # Kept statements run before the fused call: none may change what an earlier
-                # step read.
+                # step read.  (A guard if's body runs on the original path only, its test is
+                # read before the region and its else branch runs in place on the fused path:
+                # a later reassignment of a name the body reads changes nothing there --
+                # compressive-transformer's `mask` built for the input mask under `if
+                # input_mask is not None:`, then reused for the causal mask.)
                 earlier = set().union(*(_loads(s) for s, k in zip(region[:offset], kinds[:offset])
-                                        if k in ("step", "guard")))
+                                        if k == "step"))
                 clash = stored_names(stmt) & earlier
                 if clash:
                     raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
@@ -1202,7 +1225,8 @@ class _Attention:
                 if text is not None:
                     keeps.append(text)
                     continue
-            raise Skip(f"the if at line {stmt.lineno} does more than an attention step")
+            raise Skip(f"the if at line {stmt.lineno} does more than an attention step: "
+                       f"{_step_if_detail(inner, step_stored, read_before, bool(stmt.orelse))}")
         return keeps
 
     def _sdpa_mask_choice(self, inner: ast.If, owner: ast.If, step_stored: set) -> tuple[str, ast.expr] | None:
@@ -1552,13 +1576,18 @@ class _Attention:
             if any(isinstance(kw.value, ast.Name) and kw.value.id == added for kw in call.keywords) \
                     or any(isinstance(a, ast.Starred) for a in call.args) or len(positions) != 1:
                 return None
-            if not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self"):
-                continue  # a function of this file: _scores_metadata reads what it reads
-            forward = self._local_forward(func.attr)
-            if forward is None:
+            handed = self._handed_module_classes(func, positions[0], role)
+            if handed == []:
                 return None
-            params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
-            if positions[0] >= len(params) or not _shape_metadata_only(forward, params[positions[0]]):
+            if handed is None and not (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name)
+                                       and func.value.id == "self"):
+                continue  # a function of this file: _scores_metadata reads what it reads
+            forward = self._local_forward(func.attr) if handed is None else None
+            if handed is None and forward is None:
+                return None
+            params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:] if forward is not None else []
+            if forward is not None and (positions[0] >= len(params)
+                                        or not _shape_metadata_only(forward, params[positions[0]])):
                 return None
             if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
                 return None
@@ -1566,15 +1595,106 @@ class _Attention:
             if any(r in self.roles and r in earlier and not self._number_like(
                     self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
                 return None  # (a tensor scale, folded into q, may broadcast the scores beyond q's axes)
-            if _reads_attribute(forward, params[positions[0]], "dtype") and not self._keeps_q_dtype_before(role):
+            if forward is not None and _reads_attribute(forward, params[positions[0]], "dtype") \
+                    and not self._keeps_q_dtype_before(role):
                 return None
             (q_text, q_node), (k_text, k_node) = self._operands()[:2]
             q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
             shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
                      f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
             swaps.append((span_of(call.args[positions[0]]), f"{q_atom}.new_empty(()).expand({shape})"))
-            self.stand_ins.append((f"self.{func.attr}", role))
+            if handed is not None:
+                self.stand_ins.append((func.id, role))
+                self.stand_in_types[func.id] = handed
+            else:
+                self.stand_ins.append((f"self.{func.attr}", role))
         return swaps
+
+    def _handed_module_classes(self, func: ast.expr, position: int, role: str) -> list[str] | None:
+        """``sim + pos_emb(sim)`` with ``pos_emb`` a parameter of the attention's function
+        (feedback-transformer's attention is handed its caller's ``self.pos_emb``): the module
+        classes of this file that such a call may run where it reads the scores only for what
+        they are -- each class whose own ``forward`` (undecorated, no ``__call__``) reads its
+        argument at ``position`` only as sizes, device or rank (not its dtype unless the scores
+        keep q's).  The guard sends every other type of value (``type(pos_emb) is not C``: a
+        subclass may read more) to the original (:meth:`_stand_in_hooks`).  None where ``func``
+        is no parameter of that function (or is rebound in it); [] where no class fits."""
+        if not isinstance(func, ast.Name) or "c" not in self.roles:
+            return None
+        stmt = self.index.stmt(self.roles["c"].stmt)
+        function = self._function(stmt.stmt) if stmt is not None else None
+        if function is None:
+            return None
+        args = function.args
+        params = {a.arg for a in [*args.posonlyargs, *args.args, *args.kwonlyargs]}
+        if func.id not in params or func.id in set().union(*(stored_names(s) for s in function.body)):
+            return None
+        out = []
+        for name, cls in self.names.classes.items():
+            if name in params or name in set().union(*(stored_names(s) for s in function.body)):
+                continue
+            methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+            forward = methods.get("forward")
+            if forward is None or "__call__" in methods or forward.decorator_list \
+                    or isinstance(forward, ast.AsyncFunctionDef):
+                continue
+            names = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
+            if position >= len(names) or not _shape_metadata_only(forward, names[position]):
+                continue
+            if _reads_attribute(forward, names[position], "dtype") and not self._keeps_q_dtype_before(role):
+                continue
+            out.append(name)
+        return out
+
+    def _bias_module_operand(self, role: str, var: str) -> tuple | None:
+        """``sim = self.cpb(sim)`` (dalle2's and nuwa's VQ-GAN attention): the graph reads a call
+        of a module of this file whose ``forward`` returns its input plus a bias computed from
+        its parameters and the input's shape, device and dtype only (``formulas.
+        bias_add_module``) as an add of that bias, which has no expression of its own.  The bias
+        is the module's output for a stand-in of zeros of the scores' shape, device and dtype
+        (``0 + b`` is ``b`` exactly, broadcast as the scores would broadcast it):
+        ``self.cpb(q.new_zeros(()).expand(S))``, S the product's shape, times each tensor scale
+        before the add (nuwa's ``* self.scale.exp()``: the scores' axes and dtype are the scaled
+        product's).  Declined with the reason where the scores are reshaped or transposed, or
+        a step before the add other than a scale may change their dtype; the module's forward hooks,
+        which would see the stand-in, send the call to the original (:meth:`_stand_in_hooks`).
+        None where the step's operand is written in the code (or the step is anything else)."""
+        node = self.roles[role]
+        args, _, spans, _ = self._view(role)
+        bound = self.env.get(var)
+        if len(args) != 2 or args[1] != bound or args[0] == bound or spans[1] is not None or node.span is None:
+            return None
+        call = self.index.expr_at(node.span)
+        if not (isinstance(call, ast.Call) and len(call.args) == 1 and not call.keywords
+                and isinstance(call.args[0], ast.Name) and span_of(call.args[0]) == spans[0]
+                and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
+                and call.func.value.id == "self"):
+            return None
+        module = f"`self.{call.func.attr}`"
+        if self._local_forward(call.func.attr) is None:
+            return None
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            raise Skip(f"{module} adds its bias to scores that are reshaped or written (keys, queries): the fused "
+                       "call's mask would need the bias laid out as they are")
+        earlier = SCORE_STEPS[:SCORE_STEPS.index(role)]
+        if any(r in self.roles and r not in DTYPE_KEEPING and r not in SCALE_STEPS for r in earlier):
+            raise Skip(f"{module} adds its bias to scores that may not have q's dtype, which the stand-in of zeros "
+                       "it would be handed has")
+        (q_text, q_node), (k_text, k_node) = self._operands()[:2]
+        q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
+        shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
+                 f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+        stand_in = f"{q_atom}.new_zeros(()).expand({shape})"
+        for r in SCALE_STEPS:
+            if r in self.roles and r in earlier:
+                # a tensor scale (nuwa's learned ``self.scale.exp()``) scales the stand-in too: the
+                # scores' axes and dtype are then the scaled product's, and zeros stay zeros
+                factor = self._operand_of(r, "div" if r == "s1" else "mul")
+                if not self._number_like(factor):
+                    stand_in = f"({stand_in}) {'/' if r == 's1' else '*'} {_atom(self._text(factor), factor)}"
+        self.stand_ins.append((f"self.{call.func.attr}", role))
+        text = f"self.{call.func.attr}({stand_in})"
+        return text, ast.parse(text, mode="eval").body
 
     def _stand_in_statement(self, inner: ast.stmt, owner: ast.If, step_stored: set) -> str | None:
         """``pos_bias = self.rel_pos_bias(sim)`` in the ``if`` whose next step adds it
@@ -1625,6 +1745,13 @@ class _Attention:
         for layer, role in dict.fromkeys(getattr(self, "stand_ins", ())):
             scripting = self._is_scripting(edits)
             term = f"(False if {scripting}() else bool({layer}._forward_hooks or {layer}._forward_pre_hooks))"
+            types = self.stand_in_types.get(layer)
+            if types:
+                # a module handed in by the caller: only the classes whose forward reads the
+                # scores for what they are take the stand-in (_handed_module_classes)
+                kinds = f"({', '.join(types)},)" if len(types) > 1 else types[0]
+                test = f"type({layer}) not in {kinds}" if len(types) > 1 else f"type({layer}) is not {kinds}"
+                term = f"(True if {scripting}() else {test} or bool({layer}._forward_hooks or {layer}._forward_pre_hooks))"
             under = self._under(conditions, role, term)
             terms.append(under if under == term else f"({under})")
         return terms
@@ -1669,11 +1796,16 @@ class _Attention:
         for role in ADD_STEPS:
             if role not in self.roles:
                 continue
-            operand = self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask"))
-            if isinstance(operand, ast.Name) and operand.id in self.mask_choices:
-                operand = self.mask_choices[operand.id]  # (the bias built from the mask is the mask itself)
-            text = self._text(operand)
-            if read_names(operand) & stored:
+            var = {"b0": "bias0", "b1": "bias"}.get(role, "mask")
+            module_bias = self._bias_module_operand(role, var)
+            if module_bias is not None:
+                text, operand = module_bias
+            else:
+                operand = self._operand_of(role, var)
+                if isinstance(operand, ast.Name) and operand.id in self.mask_choices:
+                    operand = self.mask_choices[operand.id]  # (the bias built from the mask is the mask itself)
+                text = self._text(operand)
+            if module_bias is None and read_names(operand) & stored:
                 swapped = (self._scores_dtype_as_q(operand, stored, role) or self._scores_sizes_as_qk(operand, stored)
                            or self._bias_of_scores_metadata(operand, stored, role))
                 if swapped is None:

@@ -467,7 +467,12 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         made = _default_instance(annotation, module)
         if made is not None:
             return [made]
-        raise NeedsFactory(f"cannot infer argument `{name}`")
+        if reads.ordered and not reads.attrs and reads.called < 0 and reads.max_index < 0 and not reads.iterated:
+            # only ordered against numbers (``if self.cmem_len <= 0:``, ``min(n, self.mem_len)``)
+            # besides what says nothing: a count, small as for an ``int`` annotation
+            values = guess_value(name, int, sizes)
+        if not values:
+            raise NeedsFactory(f"cannot infer argument `{name}`")
     held = sequence_of(annotation)
     if held is not None and held[0] == "int":
         # annotated as sizes per axis (``kernel_q: list[int]``): the guessed size on every axis

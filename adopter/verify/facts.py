@@ -40,6 +40,9 @@ class Reads:
     # string constants it is compared with (``if self.type != "W":``, ``mode in ("a", "b")``): a
     # mode switch, whose values are those strings
     compared: list[str] = field(default_factory=list)
+    # ordered against another value (``if self.cmem_len <= 0:``, ``min(n, self.mem_len)``): a
+    # number, the last resort of a guess (after every other read)
+    ordered: bool = False
 
     def child(self, name: str) -> "Reads":
         return self.attrs.setdefault(name, Reads())
@@ -54,6 +57,7 @@ class Reads:
         self.iterated |= other.iterated
         self.truth |= other.truth
         self.numeric |= other.numeric
+        self.ordered |= other.ordered
         self.optional |= other.optional
         for value in other.compared:
             if value not in self.compared:
@@ -208,6 +212,13 @@ class _Collector(ast.NodeVisitor):
             if isinstance(keyword.value, ast.Name) and keyword.value.id in self.names and keyword.arg:
                 self.handed.append((node, keyword.value.id, keyword.arg))
                 self.names[keyword.value.id].handed_as.append((callee or "", keyword.arg))
+        if isinstance(func, ast.Name) and func.id in ("min", "max") and len(node.args) >= 2 and \
+                not any(isinstance(arg, ast.Starred) for arg in node.args):
+            # ``min(n, self.mem_len)``: the values are ordered against each other
+            for arg in node.args:
+                reads, steps = self._target(arg) if isinstance(arg, (ast.Name, ast.Attribute)) else (None, [])
+                if reads is not None and not steps:
+                    reads.ordered = True
         if isinstance(func, ast.Name) and func.id in ("len", "enumerate", "zip", "list", "tuple", "sum", "max",
                                                       "min", "sorted", "reversed"):
             for arg in node.args:
@@ -239,6 +250,15 @@ class _Collector(ast.NodeVisitor):
     def visit_Compare(self, node: ast.Compare) -> None:
         sides = [node.left, *node.comparators]
         for (left, right), op in zip(zip(sides, sides[1:]), node.ops):
+            if isinstance(op, (ast.Lt, ast.LtE, ast.Gt, ast.GtE)):
+                # ``if self.cmem_len <= 0:``, ``if self.seq_len > t:``: ordered against a number
+                # or a value that is not a string, list or tuple
+                for side, other in ((left, right), (right, left)):
+                    reads, steps = self._target(side) if isinstance(side, (ast.Name, ast.Attribute)) else (None, [])
+                    if reads is not None and not steps and not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)) \
+                            and not (isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))):
+                        reads.ordered = True
+                continue
             if not isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)):
                 continue
             for side, other in ((left, right), (right, left)):

@@ -454,6 +454,46 @@ def _size_value(node: ast.expr, module: nn.Module, env: dict[str, ast.expr], dep
     return value if is_int(value) and 0 < value <= 1 << 16 else None
 
 
+def none_tested(func: Callable) -> set[str]:
+    """The parameters the function's code tests for None: ``memory is not None``, or through a
+    function of its module that is that test and nothing else (``exists(memory)`` with ``def
+    exists(val): return val is not None``).  A required one may be None when its caller has
+    nothing to hand (a memory before the first segment)."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    out: set[str] = set()
+    namespace = getattr(func, "__globals__", {})
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Compare) and isinstance(inner.left, ast.Name) and len(inner.ops) == 1 \
+                and isinstance(inner.ops[0], (ast.Is, ast.IsNot)) and isinstance(inner.comparators[0], ast.Constant) \
+                and inner.comparators[0].value is None and inner.left.id in params:
+            out.add(inner.left.id)
+        elif isinstance(inner, ast.Call) and isinstance(inner.func, ast.Name) and len(inner.args) == 1 \
+                and not inner.keywords and isinstance(inner.args[0], ast.Name) and inner.args[0].id in params \
+                and _is_none_test(namespace.get(inner.func.id)):
+            out.add(inner.args[0].id)
+    return out
+
+
+def _is_none_test(helper: Any) -> bool:
+    """Is ``helper`` a function of one parameter whose body is ``return p is not None`` (or
+    ``is None``)?"""
+    if not inspect.isfunction(helper):
+        return False
+    node = _function_def(helper)
+    if node is None or len(node.body) != 1 or not isinstance(node.body[0], ast.Return):
+        return False
+    args = node.args
+    if len(args.args) != 1 or args.posonlyargs or args.kwonlyargs or args.vararg or args.kwarg:
+        return False
+    value = node.body[0].value
+    return isinstance(value, ast.Compare) and isinstance(value.left, ast.Name) and value.left.id == args.args[0].arg \
+        and len(value.ops) == 1 and isinstance(value.ops[0], (ast.Is, ast.IsNot)) \
+        and isinstance(value.comparators[0], ast.Constant) and value.comparators[0].value is None
+
+
 def _first_input(func: Callable) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, str] | None:
     """The function's definition and the name of its first input (after ``self`` / ``cls``);
     None when its source is not found or it takes no input."""
@@ -946,6 +986,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
     unmasked: set[str] = set()  # required masks, tried as None once every guess failed
+    tested = none_tested(func)
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
         name = param.name
@@ -957,6 +998,10 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)
         optional = param.default is not inspect.Parameter.empty
         required = not optional or name in _PRIMARY or name in give_optional
+        if not optional and per_param and name in tested:
+            # a later required input the code tests for None (feedback-transformer's ``memory``,
+            # unpacked as a pair only ``if exists(memory)``): None once every guess failed
+            unmasked.add(name)
         if name in forward_overrides:
             per_param.append((name, False, [forward_overrides[name]]))
             continue
