@@ -199,7 +199,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
     try:
         sys.setrecursionlimit(max(limit, 10000))
         structure = module_structure(tree, package, text, path)
-        lines = text.split("\n")
+        lines = structure.lines  # text.split("\n"), split once for the structure and the findings
         findings: list[Finding] = []
         matches: list[tuple[Rule, Match]] = []
         ifs: dict = {}  # filled on first use: span -> ast.If with an else branch
