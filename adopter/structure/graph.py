@@ -37,6 +37,7 @@ from .siblings import sibling_gelu
 from .torch_bases import INHERITED
 
 MAX_INLINE_DEPTH = 3
+_NAME, _CALL = ast.Name, ast.Call
 BINOPS = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@",
     ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
@@ -461,6 +462,18 @@ class FlowBuilder:
     # ------------------------------------------------------------------ expressions
     def _value(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         """Evaluate ``expr``: emit nodes for calls and operations; return its value."""
+        kind = expr.__class__
+        if kind is _NAME and not (ctx.chunked and expr.id in ctx.chunked):
+            # (the two commonest kinds first, by exact class: a name not holding chunks is its
+            # value, _name_value written out; a call is _call's.  Other kinds, and a name of
+            # chunks, take the tests below, which give these two the same answers)
+            name = expr.id
+            params = ctx.params
+            if name in params:
+                return params[name], frontier
+            return Ref(name if ctx.instance == 0 else f"{name}@{ctx.instance}", name), frontier
+        if kind is _CALL:
+            return self._call(expr, frontier, ctx)
         if isinstance(expr, ast.Constant):
             return Const(expr.value), frontier
         if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub) and isinstance(expr.operand, ast.Constant):
@@ -2799,8 +2812,17 @@ def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
     return "\n".join([first, *lines[l1:l2 - 1], last])
 
 
+_CALLISH = (ast.Call, ast.BinOp)
+
+
 def _contains_call(expr: ast.AST) -> bool:
-    return any(isinstance(n, (ast.Call, ast.BinOp)) for n in walk(expr))
+    """Is there a call or an operator anywhere in ``expr`` (itself included)?  A loop over
+    :func:`walk`, stopping at the first (``any`` over a generator expression added a frame
+    resumption per node: some 80k per corpus pass)."""
+    for node in walk(expr):
+        if isinstance(node, _CALLISH):
+            return True
+    return False
 
 
 # Expression fields that can hold sub-expressions: ast.walk/iter_child_nodes also visit the
