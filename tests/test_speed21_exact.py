@@ -1,0 +1,178 @@
+"""speed21: exact speed-ups of the engine's text scans and the flow builder, each compared with
+the algorithm it replaces (written out here as the old code was) on fixtures of ours and
+near-misses, and, where the change skips work, that work counted (so the test fails on the
+old code)."""
+import ast
+import random
+import re
+
+from adopter import engine
+from adopter.ruleset import load_rules
+from adopter.structure import graph as graph_mod
+from adopter.structure import model as model_mod
+from adopter.structure.graph import FlowBuilder, Ref
+from adopter.structure.model import module_structure
+
+SOURCE = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def rotate(x):
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((-b, a), dim=-1)
+
+
+class Block(nn.Module):
+    """A block: 'quoted', "double", and a # that is no comment."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d)  # a comment with 'quotes" and """ in it
+        self.drop = nn.Dropout(0.1)
+        self.norm = nn.LayerNorm(d)
+        self.act = nn.GELU()
+
+    def forward(self, x, scale=None):
+        s = 'it\\'s' + "a \\"b\\"" + """one '' two"""
+        h = self.act(self.fc(x))
+        c = h.chunk(2, dim=-1)
+        y = c
+        z = c[0] + c[1]
+        w = rotate(h) * scale
+        return self.norm(x + self.drop(h)), y, z, w
+'''
+
+
+# -- engine: the file's lines split once ---------------------------------------------------
+
+class _CountingText(str):
+    splits = 0
+
+    def split(self, *args, **kwargs):
+        type(self).splits += 1
+        return str.split(self, *args, **kwargs)
+
+
+def test_analyze_splits_the_text_once_and_finds_the_same():
+    rules = load_rules()
+    plain = engine.analyze(SOURCE, "block.py", rules)
+    _CountingText.splits = 0
+    counted = engine.analyze(_CountingText(SOURCE), "block.py", rules)
+    assert _CountingText.splits == 1  # two on the old code: the engine's and the structure's
+    assert [(f.rule, f.line, f.column, f.message) for f in counted.findings] == \
+        [(f.rule, f.line, f.column, f.message) for f in plain.findings]
+    assert plain.findings  # the fixture has findings to compare
+
+
+# -- model._NOISE: the same matches as the old alternation ------------------------------------
+
+_OLD_NOISE = re.compile(r"""#[^\n]*|'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\\n])*'|"(?:\\.|[^"\\\n])*\"""", re.S)
+
+_NOISE_CASES = [
+    SOURCE,
+    "x = 'a' # c 'd'\ny = \"e\\\"f\"",
+    "s = '''a '' b ''' + '''''' + ''''x'''\nt = \"\"\"a \"\" b \"\"\" \"\"\"\"y\"\"\"",
+    "u = '''never closed\nv = 1",
+    "w = 'never closed\nz = \"also\n",
+    "a = 'x\\\ny' + \"p\\\nq\"",  # a backslash before a line break
+    "b = '\\\\' + \"\\\\\" + '\\''",
+    "c = '''a''''\nd = \"\"\"b\"\"\"\"\"",
+    "e = 'a' 'b' \"c\" # 'd' \"e\" '''f'''",
+    "",
+]
+
+
+def test_noise_regex_matches_the_old_alternation():
+    for text in _NOISE_CASES:
+        assert [m.span() for m in model_mod._NOISE.finditer(text)] == \
+            [m.span() for m in _OLD_NOISE.finditer(text)], text
+        assert model_mod._NOISE.sub(" ", text) == _OLD_NOISE.sub(" ", text)
+
+
+def test_noise_regex_matches_the_old_alternation_on_random_text():
+    rng = random.Random(21)
+    alphabet = ["'", '"', "#", "\\", "\n", "a", " ", "'''", '"""', "''", '""']
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 24)))
+        assert [m.span() for m in model_mod._NOISE.finditer(text)] == \
+            [m.span() for m in _OLD_NOISE.finditer(text)], repr(text)
+
+
+def test_noise_regex_has_no_lazy_step():
+    # (the old pattern's ``.*?`` tried the closing quotes at every character of a docstring)
+    assert ".*?" not in model_mod._NOISE.pattern
+    assert ".*?" in _OLD_NOISE.pattern
+
+
+# -- graph._contains_call: the old any() over walk --------------------------------------------
+
+def _old_contains_call(expr):
+    return any(isinstance(n, (ast.Call, ast.BinOp)) for n in graph_mod.walk(expr))
+
+
+def test_contains_call_as_before():
+    tree = ast.parse(SOURCE + "\nq = x.a[0].b\nr = x[f(y)]\nt = x[lambda: g()]\nu = x[a + b]\nv = x[-1]\n")
+    exprs = [n for n in ast.walk(tree) if isinstance(n, ast.expr)]
+    assert len(exprs) > 100
+    assert {graph_mod._contains_call(e) for e in exprs} == {True, False}
+    for expr in exprs:
+        assert graph_mod._contains_call(expr) == _old_contains_call(expr)
+
+
+# -- ClassStructure.op_words: no copy of the file's words for a class without such a layer -----
+
+def test_op_words_shares_the_file_words_when_no_layer_computes_the_op():
+    structure = module_structure(ast.parse(SOURCE), None, SOURCE, "block.py")
+    cls = structure.classes["Block"]
+    for op in ("torch.nn.functional.softmax", "torch.nn.functional.dropout", "torch.nn.functional.gelu",
+               "torch.nn.functional.linear"):
+        old = structure.op_words(op) | cls.op_attrs(op)  # the old algorithm: always the union
+        assert cls.op_words(op) == old
+        if not cls.op_attrs(op):
+            assert cls.op_words(op) is structure.op_words(op)  # a fresh copy on the old code
+    assert cls.op_attrs("torch.nn.functional.dropout")  # the fixture's Dropout layer: a union
+    assert not cls.op_attrs("torch.nn.functional.softmax")
+
+
+# -- FlowBuilder._value: names and calls by exact class first ----------------------------------
+
+def _flow_summary(flow):
+    return [(n.kind, n.op, n.canon, tuple(a.key if isinstance(a, Ref) else repr(a) for a in n.args),
+             tuple(o.key for o in n.outs), tuple(sorted(n.uses)), tuple(sorted(n.defs)), n.span)
+            for n in flow.nodes]
+
+
+def test_value_fast_path_gives_the_same_flow_and_skips_the_name_calls(monkeypatch):
+    structure = module_structure(ast.parse(SOURCE), None, SOURCE, "block.py")
+    cls = structure.classes["Block"]
+    calls = {"n": 0}
+    original = FlowBuilder._name_value
+
+    def counted(self, name, ctx):
+        calls["n"] += 1
+        return original(self, name, ctx)
+
+    monkeypatch.setattr(FlowBuilder, "_name_value", counted)
+    builder = FlowBuilder(structure.names, cls.info, structure.lines, None)
+    flow = builder.build(cls.functions["forward"], "Block.forward")
+    summary = _flow_summary(flow)
+    keys = {key for row in summary for key in row[3] + row[4]}
+    assert "x" in keys and "h" in keys
+    assert any(key.endswith("@1") for key in keys)  # rotate(h) inlined: its names keyed per instance
+    # y = c reads both chunks (a name of chunks takes the old path); c[0] + c[1] reads each
+    chunk_reads = [row for row in summary if row[0] == "other" and any("c#" in u or "c" == u for u in row[5])]
+    assert chunk_reads
+    # the old code asked _name_value for every name it evaluated; now only the other paths do
+    names = sum(1 for n in ast.walk(cls.functions["forward"]) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load))
+    assert calls["n"] < names
+
+    # The same flow as the old dispatch (the fast path turned off: every expression through the
+    # isinstance chain, names through _name_value).
+    monkeypatch.setattr(graph_mod, "_NAME", type("NoName", (), {}))
+    monkeypatch.setattr(graph_mod, "_CALL", type("NoCall", (), {}))
+    old_builder = FlowBuilder(structure.names, cls.info, structure.lines, None)
+    old_flow = old_builder.build(cls.functions["forward"], "Block.forward")
+    assert _flow_summary(old_flow) == summary
+    assert old_flow.out == flow.out
