@@ -160,8 +160,31 @@ def parse(text: str, path: str) -> ast.Module:
         raise AnalysisError(str(exc)) from None
 
 
+# A rule's trigger words in the order they are tried (per trigger set): the word found in the
+# last file first.  Which rules apply does not depend on the order; the time does: an absent word
+# is a scan of the whole text, and most files that mention a rule's words mention the one the
+# previous file did (an order of the frozenset's hashes scanned for absent words first).
+_TRIGGER_ORDER: dict[frozenset, list[str]] = {}
+
+
 def relevant_rules(text: str, rules: list[Rule]) -> list[Rule]:
-    return [r for r in rules if not r.triggers or any(word in text for word in r.triggers)]
+    """The rules without trigger words, and those with one of theirs in ``text``, in order."""
+    found = []
+    for rule in rules:
+        triggers = rule.triggers
+        if not triggers:
+            found.append(rule)
+            continue
+        order = _TRIGGER_ORDER.get(triggers)
+        if order is None:
+            order = _TRIGGER_ORDER[triggers] = sorted(triggers)
+        for index, word in enumerate(order):
+            if word in text:
+                if index:
+                    order.insert(0, order.pop(index))  # (move to front: tried first next time)
+                found.append(rule)
+                break
+    return found
 
 
 def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
