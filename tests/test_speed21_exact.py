@@ -220,3 +220,92 @@ def test_relevant_rules_tries_the_last_found_trigger_first():
     assert _CountingScans.scans == 3
     other = _CountingScans("trigger_word_03 and trigger_word_29")
     assert engine.relevant_rules(other, rules) == [none, many] == _old_relevant_rules(other, rules)
+
+
+# -- LayerTyper.calls_attr: whether the file defines a function, once per file -----------------
+
+CALLS_ATTR_SOURCE = '''
+import torch
+from torch import nn
+
+
+def kernel(w, act, x):
+    return act(x @ w)
+
+
+def scale(x, s):
+    return x * s
+
+
+class Mlp(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+        self.act = nn.GELU()
+        self.norm = nn.LayerNorm(d)
+        self.gain = 2.0
+
+    def forward(self, x):
+        h = kernel(self.fc.weight, self.act, x)
+        return scale(self.norm.weight, self.gain) + h
+'''
+
+
+class _CountingFunctions(dict):
+    reads = 0
+
+    def values(self):
+        type(self).reads += 1
+        return dict.values(self)
+
+
+def _old_calls_attr(typer, cls, attr):
+    """LayerTyper.calls_attr as it was (the function test inside, per call)."""
+    text = "\n".join(typer.lines[cls.lineno - 1:cls.end_lineno])
+    if f"self.{attr}(" in text:
+        return True
+    if f"self.{attr}" not in text:
+        return False
+    if not any(isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) for f in typer.names.functions.values()):
+        return False
+    for found in re.finditer(rf"\b(\w+)\([^()]*[(,]?\s*\bself\.{re.escape(attr)}\s*[,)]", text):
+        func = typer.names.functions.get(found.group(1))
+        if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = "\n".join(typer.lines[func.body[0].lineno - 1:func.end_lineno])
+            if any(re.search(rf"\b{a.arg}\(", body) for a in func.args.args if f"{a.arg}(" in body):
+                return True
+    return False
+
+
+def test_calls_attr_reads_the_files_functions_once():
+    from adopter.structure.layers import LayerTyper
+    from adopter.structure.names import collect_names
+
+    for source in (CALLS_ATTR_SOURCE, CALLS_ATTR_SOURCE.replace("def kernel", "kernel = None\ndef _kernel")
+                   .replace("def scale", "scale = None\ndef _scale")):
+        tree = ast.parse(source)
+        names = collect_names(tree, None)
+        names.functions = _CountingFunctions(names.functions)
+        typer = LayerTyper(names, tree)
+        typer.lines = source.split("\n")
+        cls = names.classes["Mlp"]
+        attrs = ["fc", "act", "norm", "gain", "missing", "fc", "act"]
+        got = [typer.calls_attr(cls, a) for a in attrs]
+        assert got == [_old_calls_attr(typer, cls, a) for a in attrs]
+        assert [typer.calls_attr(cls, a) for a in attrs] == got  # (cached answers, the same)
+
+
+def test_calls_attr_skips_the_function_test_after_the_first():
+    from adopter.structure.layers import LayerTyper
+    from adopter.structure.names import collect_names
+
+    tree = ast.parse(CALLS_ATTR_SOURCE)
+    names = collect_names(tree, None)
+    names.functions = _CountingFunctions(names.functions)
+    typer = LayerTyper(names, tree)
+    typer.lines = CALLS_ATTR_SOURCE.split("\n")
+    cls = names.classes["Mlp"]
+    _CountingFunctions.reads = 0
+    answers = [typer.calls_attr(cls, a) for a in ("fc", "norm", "gain", "act")]
+    assert answers == [False, False, False, True]
+    assert _CountingFunctions.reads == 1  # 4 on the old code: one per attribute mentioned, not called
