@@ -309,3 +309,71 @@ def test_calls_attr_skips_the_function_test_after_the_first():
     answers = [typer.calls_attr(cls, a) for a in ("fc", "norm", "gain", "act")]
     assert answers == [False, False, False, True]
     assert _CountingFunctions.reads == 1  # 4 on the old code: one per attribute mentioned, not called
+
+
+# -- FlowBuilder._uses_of and _keys: _name_value written out, a list for the set --------------------
+
+def _old_uses_of(builder, expr, ctx):
+    keys = set()
+    for sub in graph_mod.walk(expr):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+            if ctx.chunked and sub.id in ctx.chunked:
+                keys.update(ctx.chunked[sub.id])
+                continue
+            value = builder._name_value(sub.id, ctx)
+            if isinstance(value, Ref):
+                keys.add(value.key)
+        elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+            keys.add("self." + sub.attr)
+    return frozenset(keys)
+
+
+def test_uses_of_as_before(monkeypatch):
+    from adopter.structure.graph import Const, _Ctx
+
+    structure = module_structure(ast.parse(SOURCE), None, SOURCE, "block.py")
+    cls = structure.classes["Block"]
+    builder = FlowBuilder(structure.names, cls.info, structure.lines, None)
+    exprs = [ast.parse(e, mode="eval").body for e in (
+        "x + y * self.w", "f(a, b=c)[d].e", "x if p else q", "[h for h in hs if h > k]", "c", "c[0] + z",
+        "self.fc(x).weight", "-n", "lambda t: t + u", "p.q.r", "{'k': v, **rest}")]
+    contexts = []
+    for instance in (0, 2):
+        for params in ({}, {"x": Ref("h@1", "h"), "p": Const(3), "q": Ref("%7", ""), "u": Const(None)}):
+            for chunked in ({}, {"c": ("c#0", "c#1")}):
+                contexts.append(_Ctx(instance=instance, func="Block.forward", params=dict(params),
+                                     chunked=dict(chunked)))
+    calls = {"n": 0}
+    original = FlowBuilder._name_value
+
+    def counted(self, name, ctx):
+        calls["n"] += 1
+        return original(self, name, ctx)
+
+    for ctx in contexts:
+        for expr in exprs:
+            new = builder._uses_of(expr, ctx)
+            monkeypatch.setattr(FlowBuilder, "_name_value", counted)
+            before = calls["n"]
+            old = _old_uses_of(builder, expr, ctx)
+            assert calls["n"] >= before  # (the old algorithm asks _name_value)
+            monkeypatch.setattr(FlowBuilder, "_name_value", original)
+            assert new == old, (ast.unparse(expr), ctx.instance, ctx.params, ctx.chunked)
+            assert list(new) == list(old)  # the same insertion order, the same iteration order
+    monkeypatch.setattr(FlowBuilder, "_name_value", counted)
+    calls["n"] = 0
+    for ctx in contexts:
+        for expr in exprs:
+            builder._uses_of(expr, ctx)
+    assert calls["n"] == 0  # the old _uses_of asked it for every name loaded
+
+
+def test_keys_as_before():
+    from adopter.structure.graph import Const, _keys
+
+    values = [Ref("a", "a"), Const(1), Ref("b@2", "b"), Ref("a", "a"), Const(None), Ref("%3", "")]
+    for n in range(len(values) + 1):
+        part = values[:n]
+        old = frozenset(v.key for v in part if isinstance(v, Ref))
+        assert _keys(part) == old and list(_keys(part)) == list(old)
+        assert _keys(iter(part)) == old  # (a generator of values too)

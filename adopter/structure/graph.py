@@ -431,9 +431,15 @@ class FlowBuilder:
                 if ctx.chunked and sub.id in ctx.chunked:
                     keys.update(ctx.chunked[sub.id])
                     continue
-                value = self._name_value(sub.id, ctx)
-                if isinstance(value, Ref):
-                    keys.add(value.key)
+                # (_name_value written out: a parameter's value when it is a reference, else
+                # the name's key, without making its Ref)
+                name = sub.id
+                if name in ctx.params:
+                    value = ctx.params[name]
+                    if isinstance(value, Ref):
+                        keys.add(value.key)
+                else:
+                    keys.add(name if ctx.instance == 0 else f"{name}@{ctx.instance}")
             elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
                 keys.add("self." + sub.attr)
         return frozenset(keys)
@@ -2796,7 +2802,7 @@ def _free_names(func, params) -> set[str]:
 
 
 def _keys(values) -> frozenset:
-    return frozenset(v.key for v in values if isinstance(v, Ref))
+    return frozenset([v.key for v in values if isinstance(v, Ref)])  # (a list: no generator per call)
 
 
 def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
