@@ -377,3 +377,47 @@ def test_keys_as_before():
         old = frozenset(v.key for v in part if isinstance(v, Ref))
         assert _keys(part) == old and list(_keys(part)) == list(old)
         assert _keys(iter(part)) == old  # (a generator of values too)
+
+
+# -- FlowBuilder._new: nodes made from the defaults' template, not through __init__ ---------------
+
+def test_new_nodes_are_those_init_makes(monkeypatch):
+    from adopter.structure.graph import Node
+
+    structure = module_structure(ast.parse(SOURCE), None, SOURCE, "block.py")
+    cls = structure.classes["Block"]
+    inits = {"n": 0}
+    original = Node.__init__
+
+    def counted(self, *args, **kwargs):
+        inits["n"] += 1
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Node, "__init__", counted)
+    flow = FlowBuilder(structure.names, cls.info, structure.lines, None).build(cls.functions["forward"],
+                                                                               "Block.forward")
+    assert inits["n"] == 0  # one per node on the old code
+    monkeypatch.setattr(Node, "__init__", original)
+    assert len(flow.nodes) > 15
+    for node in flow.nodes:
+        again = Node(**vars(node))  # __init__ with the same values: the same attributes, in field order
+        assert list(vars(again).items()) == list(vars(node).items())
+        assert again == node and repr(again) == repr(node)
+    assert any(n.inlined for n in flow.nodes) and any(not n.inlined for n in flow.nodes)
+
+
+def test_new_refuses_what_init_refused():
+    import pytest
+
+    from adopter.structure.graph import _Ctx
+
+    structure = module_structure(ast.parse(SOURCE), None, SOURCE, "block.py")
+    builder = FlowBuilder(structure.names, structure.classes["Block"].info, structure.lines, None)
+    ctx = _Ctx(instance=0, func="Block.forward")
+    node, frontier = builder._new(ctx, [], kind="entry")
+    assert node.id == 0 and frontier == [(0, None)]
+    for bad in ({"op": "+"}, {"kind": "op", "no_such_field": 1}, {"kind": "op", "func": "other"},
+                {"kind": "op", "id": 7}, {"kind": "op", "inlined": True}):
+        with pytest.raises(TypeError):
+            builder._new(ctx, frontier, **bad)
+    assert len(builder.nodes) == 1

@@ -129,6 +129,13 @@ class Node:
         return (self.span or self.stmt or (0,))[0]
 
 
+# FlowBuilder._new: a node's attributes as Node.__init__ sets them by default (in field order;
+# id and kind are always given), and the fields a caller may give besides those _new sets.
+_NODE_TEMPLATE = dict(Node(id=None, kind=None).__dict__)
+_FREE_FIELDS = frozenset(_NODE_TEMPLATE) - {"id", "func", "stmt", "scope", "inlined"}
+_new_node = object.__new__
+
+
 @dataclass
 class Flow:
     """The graph of one root function, with its helpers inlined."""
@@ -272,8 +279,21 @@ class FlowBuilder:
             extra = [self.opaque_uses[k] for k in uses if k in self.opaque_uses]
             if extra:
                 fields["uses"] = uses.union(*extra)
-        node = Node(id=len(self.nodes), func=ctx.func, stmt=ctx.stmt, scope=ctx.scope,
-                    inlined=ctx.instance > 0, **fields)
+        # Node(id=..., func=..., stmt=..., scope=..., inlined=..., **fields), without the call:
+        # the instance's attributes set from the defaults' template (field order), then these
+        # (its __init__ took the keywords one by one: a tenth of building a flow).  The keywords
+        # __init__ refused still raise TypeError.
+        if "kind" not in fields or not _FREE_FIELDS.issuperset(fields):
+            raise TypeError(f"Node fields: {sorted(fields)}")
+        node = _new_node(Node)
+        values = node.__dict__
+        values.update(_NODE_TEMPLATE)
+        values["id"] = len(self.nodes)
+        values["func"] = ctx.func
+        values["stmt"] = ctx.stmt
+        values["scope"] = ctx.scope
+        values["inlined"] = ctx.instance > 0
+        values.update(fields)
         if len(node.outs) == 1 and node.outs[0].key.startswith("%"):
             self.producers[node.outs[0].key] = node
         self.nodes.append(node)
