@@ -163,8 +163,9 @@ def parse(text: str, path: str) -> ast.Module:
 # A rule's trigger words in the order they are tried (per trigger set): the word found in the
 # last file first.  Which rules apply does not depend on the order; the time does: an absent word
 # is a scan of the whole text, and most files that mention a rule's words mention the one the
-# previous file did (an order of the frozenset's hashes scanned for absent words first).
-_TRIGGER_ORDER: dict[frozenset, list[str]] = {}
+# previous file did (an order of the frozenset's hashes scanned for absent words first).  Each
+# order is a tuple, replaced whole (one dict store): analyses in threads read a whole order.
+_TRIGGER_ORDER: dict[frozenset, tuple[str, ...]] = {}
 
 
 def relevant_rules(text: str, rules: list[Rule]) -> list[Rule]:
@@ -177,11 +178,11 @@ def relevant_rules(text: str, rules: list[Rule]) -> list[Rule]:
             continue
         order = _TRIGGER_ORDER.get(triggers)
         if order is None:
-            order = _TRIGGER_ORDER[triggers] = sorted(triggers)
+            order = _TRIGGER_ORDER[triggers] = tuple(sorted(triggers))
         for index, word in enumerate(order):
             if word in text:
-                if index:
-                    order.insert(0, order.pop(index))  # (move to front: tried first next time)
+                if index:  # (move to front: tried first next time)
+                    _TRIGGER_ORDER[triggers] = (word, *order[:index], *order[index + 1:])
                 found.append(rule)
                 break
     return found

@@ -421,3 +421,16 @@ def test_new_refuses_what_init_refused():
         with pytest.raises(TypeError):
             builder._new(ctx, frontier, **bad)
     assert len(builder.nodes) == 1
+
+
+def test_relevant_rules_orders_are_whole_tuples():
+    rule = _TriggerRule({f"w{i}" for i in range(6)})
+    before = engine._TRIGGER_ORDER.get(rule.triggers)
+    engine.relevant_rules("x w4 y", [rule])
+    order = engine._TRIGGER_ORDER[rule.triggers]
+    assert isinstance(order, tuple) and order[0] == "w4" and sorted(order) == sorted(rule.triggers)
+    if before is not None:
+        assert before is not order or before[0] == "w4"
+    kept = order
+    engine.relevant_rules("w4 w1", [rule])  # found first: the order is not replaced
+    assert engine._TRIGGER_ORDER[rule.triggers] is kept
