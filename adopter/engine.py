@@ -160,8 +160,32 @@ def parse(text: str, path: str) -> ast.Module:
         raise AnalysisError(str(exc)) from None
 
 
+# A rule's trigger words in the order they are tried (per trigger set): the word found in the
+# last file first.  Which rules apply does not depend on the order; the time does: an absent word
+# is a scan of the whole text, and most files that mention a rule's words mention the one the
+# previous file did (an order of the frozenset's hashes scanned for absent words first).  Each
+# order is a tuple, replaced whole (one dict store): analyses in threads read a whole order.
+_TRIGGER_ORDER: dict[frozenset, tuple[str, ...]] = {}
+
+
 def relevant_rules(text: str, rules: list[Rule]) -> list[Rule]:
-    return [r for r in rules if not r.triggers or any(word in text for word in r.triggers)]
+    """The rules without trigger words, and those with one of theirs in ``text``, in order."""
+    found = []
+    for rule in rules:
+        triggers = rule.triggers
+        if not triggers:
+            found.append(rule)
+            continue
+        order = _TRIGGER_ORDER.get(triggers)
+        if order is None:
+            order = _TRIGGER_ORDER[triggers] = tuple(sorted(triggers))
+        for index, word in enumerate(order):
+            if word in text:
+                if index:  # (move to front: tried first next time)
+                    _TRIGGER_ORDER[triggers] = (word, *order[:index], *order[index + 1:])
+                found.append(rule)
+                break
+    return found
 
 
 def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
@@ -199,7 +223,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
     try:
         sys.setrecursionlimit(max(limit, 10000))
         structure = module_structure(tree, package, text, path)
-        lines = text.split("\n")
+        lines = structure.lines  # text.split("\n"), split once for the structure and the findings
         findings: list[Finding] = []
         matches: list[tuple[Rule, Match]] = []
         ifs: dict = {}  # filled on first use: span -> ast.If with an else branch

@@ -37,6 +37,7 @@ from .siblings import sibling_gelu
 from .torch_bases import INHERITED
 
 MAX_INLINE_DEPTH = 3
+_NAME, _CALL = ast.Name, ast.Call
 BINOPS = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@",
     ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
@@ -126,6 +127,13 @@ class Node:
     @property
     def line(self) -> int:
         return (self.span or self.stmt or (0,))[0]
+
+
+# FlowBuilder._new: a node's attributes as Node.__init__ sets them by default (in field order;
+# id and kind are always given), and the fields a caller may give besides those _new sets.
+_NODE_TEMPLATE = dict(Node(id=None, kind=None).__dict__)
+_FREE_FIELDS = frozenset(_NODE_TEMPLATE) - {"id", "func", "stmt", "scope", "inlined"}
+_new_node = object.__new__
 
 
 @dataclass
@@ -271,8 +279,21 @@ class FlowBuilder:
             extra = [self.opaque_uses[k] for k in uses if k in self.opaque_uses]
             if extra:
                 fields["uses"] = uses.union(*extra)
-        node = Node(id=len(self.nodes), func=ctx.func, stmt=ctx.stmt, scope=ctx.scope,
-                    inlined=ctx.instance > 0, **fields)
+        # Node(id=..., func=..., stmt=..., scope=..., inlined=..., **fields), without the call:
+        # the instance's attributes set from the defaults' template (field order), then these
+        # (its __init__ took the keywords one by one: a tenth of building a flow).  The keywords
+        # __init__ refused still raise TypeError.
+        if "kind" not in fields or not _FREE_FIELDS.issuperset(fields):
+            raise TypeError(f"Node fields: {sorted(fields)}")
+        node = _new_node(Node)
+        values = node.__dict__
+        values.update(_NODE_TEMPLATE)
+        values["id"] = len(self.nodes)
+        values["func"] = ctx.func
+        values["stmt"] = ctx.stmt
+        values["scope"] = ctx.scope
+        values["inlined"] = ctx.instance > 0
+        values.update(fields)
         if len(node.outs) == 1 and node.outs[0].key.startswith("%"):
             self.producers[node.outs[0].key] = node
         self.nodes.append(node)
@@ -430,9 +451,15 @@ class FlowBuilder:
                 if ctx.chunked and sub.id in ctx.chunked:
                     keys.update(ctx.chunked[sub.id])
                     continue
-                value = self._name_value(sub.id, ctx)
-                if isinstance(value, Ref):
-                    keys.add(value.key)
+                # (_name_value written out: a parameter's value when it is a reference, else
+                # the name's key, without making its Ref)
+                name = sub.id
+                if name in ctx.params:
+                    value = ctx.params[name]
+                    if isinstance(value, Ref):
+                        keys.add(value.key)
+                else:
+                    keys.add(name if ctx.instance == 0 else f"{name}@{ctx.instance}")
             elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
                 keys.add("self." + sub.attr)
         return frozenset(keys)
@@ -461,6 +488,18 @@ class FlowBuilder:
     # ------------------------------------------------------------------ expressions
     def _value(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         """Evaluate ``expr``: emit nodes for calls and operations; return its value."""
+        kind = expr.__class__
+        if kind is _NAME and not (ctx.chunked and expr.id in ctx.chunked):
+            # (the two commonest kinds first, by exact class: a name not holding chunks is its
+            # value, _name_value written out; a call is _call's.  Other kinds, and a name of
+            # chunks, take the tests below, which give these two the same answers)
+            name = expr.id
+            params = ctx.params
+            if name in params:
+                return params[name], frontier
+            return Ref(name if ctx.instance == 0 else f"{name}@{ctx.instance}", name), frontier
+        if kind is _CALL:
+            return self._call(expr, frontier, ctx)
         if isinstance(expr, ast.Constant):
             return Const(expr.value), frontier
         if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub) and isinstance(expr.operand, ast.Constant):
@@ -2822,7 +2861,7 @@ def _free_names(func, params) -> set[str]:
 
 
 def _keys(values) -> frozenset:
-    return frozenset(v.key for v in values if isinstance(v, Ref))
+    return frozenset([v.key for v in values if isinstance(v, Ref)])  # (a list: no generator per call)
 
 
 def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
@@ -2838,8 +2877,17 @@ def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
     return "\n".join([first, *lines[l1:l2 - 1], last])
 
 
+_CALLISH = (ast.Call, ast.BinOp)
+
+
 def _contains_call(expr: ast.AST) -> bool:
-    return any(isinstance(n, (ast.Call, ast.BinOp)) for n in walk(expr))
+    """Is there a call or an operator anywhere in ``expr`` (itself included)?  A loop over
+    :func:`walk`, stopping at the first (``any`` over a generator expression added a frame
+    resumption per node: some 80k per corpus pass)."""
+    for node in walk(expr):
+        if isinstance(node, _CALLISH):
+            return True
+    return False
 
 
 # Expression fields that can hold sub-expressions: ast.walk/iter_child_nodes also visit the

@@ -280,6 +280,7 @@ def _is_layer_class_name(fqn: str) -> bool:
 # ``self.<attr>`` followed by a comma or a closing parenthesis (an argument passed on), its
 # attribute name captured: what LayerTyper.calls_attr's per-attribute search needs to find.
 _SELF_ATTR_PASSED = re.compile(r"\bself\.(\w+)\s*[,)]")
+_HAS_FUNCTION = ("has function",)  # LayerTyper._kinds key: does the file define a function?
 _WORD_ONLY = re.compile(r"\w+")
 
 
@@ -1330,7 +1331,12 @@ class LayerTyper:
         # The search below needs a function of the file, and ``self.<attr>`` followed by a comma
         # or a closing parenthesis somewhere in the class: both are cheap to rule out first (a
         # search with a pattern made per attribute costs a compilation and a scan of the class).
-        if not any(isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) for f in self.names.functions.values()):
+        # (whether the file has a function: once per file, not once per attribute)
+        has_function = self._kinds.get(_HAS_FUNCTION)
+        if has_function is None:
+            has_function = self._kinds[_HAS_FUNCTION] = any(
+                isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) for f in self.names.functions.values())
+        if not has_function:
             return False
         if _WORD_ONLY.fullmatch(attr):
             key = ("passed", id(cls))
