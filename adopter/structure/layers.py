@@ -1780,9 +1780,7 @@ class LayerTyper:
     def _member(self, graph: SeqGraph, elt: ast.expr, env: dict, depth: int) -> None:
         """Put one list element into the list's graph: a layer, or a ``(name, layer)`` pair
         (the items of ``OrderedDict(list)``), whose layer is the member."""
-        if (isinstance(elt, ast.Tuple) and len(elt.elts) == 2
-                and (isinstance(elt.elts[0], ast.JoinedStr)
-                     or isinstance(elt.elts[0], ast.Constant) and isinstance(elt.elts[0].value, str))):
+        if isinstance(elt, ast.Tuple) and len(elt.elts) == 2 and _pair_name(elt.elts[0]):
             layer = elt.elts[1]
             graph.add(self.values(layer, env, depth), layer, named=True)
         elif ITERATION in env:
@@ -2670,6 +2668,28 @@ def _dict_keys(value: ast.expr, names: ModuleNames) -> tuple | None:
             and not value.args and all(k.arg is not None for k in value.keywords)):
         return tuple(k.arg for k in value.keywords)
     return None
+
+
+def _pair_name(expr: ast.expr, depth: int = 0) -> bool:
+    """Is ``expr`` a string a ``(name, layer)`` pair names its layer by: a string literal, an
+    f-string, or a string computed from one (``"fc_%d" % i``, ``"fc_" + str(i)``,
+    ``"fc_{}".format(i)``, ``str(i)``)."""
+    if isinstance(expr, ast.Constant):
+        return isinstance(expr.value, str)
+    if isinstance(expr, ast.JoinedStr):
+        return True
+    if depth > 3:
+        return False
+    if isinstance(expr, ast.BinOp):
+        if isinstance(expr.op, ast.Mod):
+            return _pair_name(expr.left, depth + 1)
+        return isinstance(expr.op, ast.Add) and (_pair_name(expr.left, depth + 1) or _pair_name(expr.right, depth + 1))
+    if isinstance(expr, ast.Call) and not expr.keywords:
+        func = expr.func
+        if isinstance(func, ast.Attribute) and func.attr == "format":
+            return _pair_name(func.value, depth + 1)
+        return isinstance(func, ast.Name) and func.id == "str" and len(expr.args) == 1
+    return False
 
 
 def _ordered_dict_values(call: ast.Call):
