@@ -754,7 +754,7 @@ class _Attention:
         outside = [n for n in nodes if n.func != caller]
         roles = {id(n): r for r, n in self.roles.items()}
         if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
-            raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+            raise self._helper_skip(nodes, roles)
         node = outside[0]
         info = self.index.stmt(node.stmt)
         helper = self._function(info.stmt) if info is not None else None
@@ -811,6 +811,43 @@ class _Attention:
             if value is node:
                 self.roles[role] = moved
         return [moved if n is node else n for n in nodes]
+
+    def _helper_skip(self, nodes: list, roles: dict) -> Skip:
+        """The decline of a match spread over functions in another way than one added bias in a
+        helper (``nodes``: the match's): which steps run in which function (TorchScript
+        ones said so), and what a helper other than the context's function also changes in
+        place (``input += mask`` under an if: steps the match does not hold, which a fused call
+        in the caller would have to take over from the helper's arguments)."""
+        names = {"s0": "the scores' product", "p0": "the softmax", "p1": "the dropout", "c": "the context product"}
+        helpers: dict[int, tuple[ast.AST, list[str]]] = {}
+        steps_of: dict[int, set] = {}  # the roles in each function (the context's: the caller)
+        for node in nodes:
+            info = self.index.stmt(node.stmt)
+            func = self._function(info.stmt) if info is not None else None
+            if func is None:
+                return Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+            role = roles.get(id(node))
+            step = names.get(role, "the bias" if role in ADD_STEPS else f"the {role} step")
+            steps = helpers.setdefault(id(func), (func, []))[1]
+            steps_of.setdefault(id(func), set()).add(role)
+            if step not in steps:
+                steps.append(step)
+        step_stmts = {n.stmt for n in self.match.nodes}
+        parts = []
+        for func, steps in helpers.values():
+            said = " and ".join(steps) if len(steps) < 3 else ", ".join(steps[:-1]) + " and " + steps[-1]
+            scripted = any(self.names.resolve(d) == "torch.jit.script" for d in func.decorator_list)
+            part = f"{said} in `{func.name}` (line {func.lineno}{', a TorchScript function' if scripted else ''})"
+            changes = [s for s in ast.walk(func) if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name)
+                       and span_of(s) not in step_stmts] if "c" not in steps_of[id(func)] else []
+            if changes:
+                lines = ", ".join(str(s.lineno) for s in changes)
+                texts = ", ".join(f"`{self._text(s)}`" for s in changes)
+                part += (f", which also changes a tensor in place at line{'s' if len(changes) > 1 else ''} {lines} "
+                         f"({texts}), no step of the match")
+            parts.append(part)
+        return Skip("the match spans helpers inlined into their caller: " + "; ".join(parts)
+                    + "; rewrite it by hand")
 
     # ------------------------------------------------------------------ scores handed over
     def _handed_scores(self, nodes: list) -> "_Handed | None":
