@@ -395,7 +395,10 @@ class _Attention:
         if len(tops["c"][1]) != 1:
             raise Skip("the context matmul is inside an if-statement")
         region = self.block[lo:hi + 1]
-        all_stored = set().union(*(stored_names(s) for s in region))
+        # (`del q, k` between the steps unbinds names, changing no value: the fused path runs it
+        # after the call, which reads them; its names are no value the attention computes)
+        deletes = [s for s in region if isinstance(s, ast.Delete) and all(isinstance(t, ast.Name) for t in s.targets)]
+        all_stored = set().union(*(stored_names(s) for s in region if not any(s is d for d in deletes)))
         step_tops = {i for i, _ in tops.values()}
         # Names the attention steps assign (the statements holding matched operations, not the
         # ifs around them, whose other statements are kept on the fused path).
@@ -461,6 +464,15 @@ class _Attention:
                 # read of the name is a read of what only the original computes: guarded below)
                 self.dtype_holders[stmt.targets[0].id] = stmt
                 kinds.append("drop")
+            elif any(stmt is d for d in deletes):
+                gone = {t.id for t in stmt.targets}
+                if gone & step_stored:
+                    raise Skip(f"the statement at line {stmt.lineno} deletes `{sorted(gone & step_stored)[0]}`, "
+                               "a value of the attention")
+                again = gone & set().union(*(stored_names(s) for s in region[offset + 1:]))
+                if again:
+                    raise Skip(f"line {stmt.lineno} deletes `{sorted(again)[0]}`, which the attention assigns after it")
+                kinds.append("del")
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
                 if _loads(stmt) & step_stored:
                     # lucidrains' `mask_value = -torch.finfo(sim.dtype).max` reads only what the
@@ -530,6 +542,7 @@ class _Attention:
 
         guard += self._widening_terms(conditions)
         fast: list[str] = []
+        deferred: list[str] = []  # the `del` statements, run after the fused call
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
@@ -569,6 +582,9 @@ class _Attention:
                 continue
             if kind == "drop":
                 continue  # the name keeps the value the fused path does not compute
+            if kind == "del":
+                deferred.append(self._stmt_text(stmt))
+                continue
             if kind == "check":
                 if not _loads(stmt) & stored:
                     fast.append(self._stmt_text(stmt))  # an input check: keep it
@@ -635,7 +651,18 @@ class _Attention:
         # The context statement may read more than the product it replaces (Whisper returns
         # `qk.detach()` beside it): those reads must be defined on the fused path too, or be
         # handed back beside the product, which the fused path then hands back as None.
-        only_original = set().union(*(stored_names(s) for s in region[:-1])) - before_c
+        only_original = set().union(*(stored_names(s) for s in region[:-1] if not any(s is d for d in deletes))) \
+            - before_c
+        for s in region[:-1]:
+            if id(s) in branch_ifs:
+                # An if whose other branch the guard sends to the original (latent-diffusion's
+                # `q, k = q.float(), k.float()` there): what only that branch assigns and the
+                # fused branch's steps read is the value from before the if on the fused path.
+                fused = s.body if branch_ifs[id(s)] == "body" else s.orelse
+                other = s.orelse if branch_ifs[id(s)] == "body" else s.body
+                fused_stored = set().union(*(stored_names(t) for t in fused))
+                fused_reads = set().union(*(_loads(t) for t in fused))
+                only_original -= (set().union(*(stored_names(t) for t in other)) - fused_stored) & fused_reads
         missing = _loads(ast.parse(c_text)) & only_original
         self.in_context: list[tuple[ast.Return, int, int, str]] = []
         if missing:
@@ -644,7 +671,15 @@ class _Attention:
                 raise Skip(f"the statement at line {c_stmt.lineno} also reads `{sorted(missing)[0]}`, "
                            "which only the original attention computes")
         fast.append(c_text)
+        if not isinstance(c_stmt, ast.Return):  # (after a return the function's names are gone anyway)
+            fast.extend(deferred)
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
+        # `del attn, v` after the attention (memory freed early): the fused path never binds the
+        # probabilities, so it binds them to None for the `del` to unbind, as after the original.
+        later = (c_stmt.end_lineno, c_stmt.end_col_offset)
+        unbound = sorted({n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Del)
+                          and (n.lineno, n.col_offset) >= later} & (all_stored - fast_defs)) if func is not None else []
+        fast += [f"{name} = None" for name in unbound]  # (reads of them are still checked below)
         self.declined: list[str] = []  # what the fused path hands back as None (weights.Decline)
         guard += self._live_reads(region, all_stored - fast_defs, edits, regions)
         if self.declined or self.in_context:
