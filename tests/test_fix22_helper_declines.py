@@ -275,3 +275,13 @@ def test_name_only_the_other_branch_assigns_read_by_the_context_stays_declined()
     fixed = fix_text(code, "model.py", rules("ADP010"))
     assert fixed.error is None and fixed.text == code
     assert any("also reads `t`" in why for _, why in fixed.skipped), fixed.skipped
+
+
+def test_other_branch_changing_the_values_of_q_stays_declined():
+    # near-miss: the branch sent to the original scales q (new values, not a recast) in the
+    # statement that recasts k: both stay values only the original computes (torchvision's
+    # Swin, whose other branch reassigns q and its scale, keeps its old patch)
+    code = HEAD + BRANCH_FORM.replace("q, k = q.float(), k.float()", "q, k = q * 2.0, k.float()")
+    fixed = fix_text(code, "model.py", rules("ADP010"))
+    assert fixed.error is None and fixed.text == code
+    assert any("also reads `k`, which only the original attention computes" in why for _, why in fixed.skipped)

@@ -660,9 +660,12 @@ class _Attention:
                 # fused branch's steps read is the value from before the if on the fused path.
                 fused = s.body if branch_ifs[id(s)] == "body" else s.orelse
                 other = s.orelse if branch_ifs[id(s)] == "body" else s.body
+                # (Only names that branch recasts, `x = x.float()`: what else it assigns stays
+                # declined -- torchvision's Swin reads a reassigned `logit_scale` as the scale.)
                 fused_stored = set().union(*(stored_names(t) for t in fused))
                 fused_reads = set().union(*(_loads(t) for t in fused))
-                only_original -= (set().union(*(stored_names(t) for t in other)) - fused_stored) & fused_reads
+                recast = _recast_only(other)
+                only_original -= (recast - fused_stored) & fused_reads
         missing = _loads(ast.parse(c_text)) & only_original
         self.in_context: list[tuple[ast.Return, int, int, str]] = []
         if missing:
@@ -3267,6 +3270,32 @@ def _changed_in_place(func, names: set, end: tuple) -> ast.AST | None:
                 and not node.func.attr.startswith("_") and held(node.func.value)):
             return node
     return None
+
+
+def _recast_only(stmts: list) -> set[str]:
+    """The names ``stmts`` assign only by recasting them to a dtype (``q = q.float()``, ``q, k
+    = q.float(), k.float()``): the same values in another dtype."""
+    recast: set[str] = set()
+    other: set[str] = set()
+    for stmt in stmts:
+        for node in ast.walk(stmt):
+            if not isinstance(node, ast.stmt) or not stored_names(node) or isinstance(
+                    node, (ast.If, ast.With, ast.For, ast.While, ast.Try)):
+                continue
+            pairs = []
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+                if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+                    pairs = list(zip(target.elts, value.elts))
+                else:
+                    pairs = [(target, value)]
+            ok = bool(pairs)
+            for target, value in pairs:
+                ok = ok and isinstance(target, ast.Name) and isinstance(value, ast.Call) and not value.args \
+                    and not value.keywords and isinstance(value.func, ast.Attribute) and value.func.attr in CASTS \
+                    and isinstance(value.func.value, ast.Name) and value.func.value.id == target.id
+            (recast if ok else other).update(stored_names(node))
+    return recast - other
 
 
 def _stored_attribute(stmt: ast.stmt) -> ast.expr | None:
