@@ -395,7 +395,10 @@ class _Attention:
         if len(tops["c"][1]) != 1:
             raise Skip("the context matmul is inside an if-statement")
         region = self.block[lo:hi + 1]
-        all_stored = set().union(*(stored_names(s) for s in region))
+        # (`del q, k` between the steps unbinds names, changing no value: the fused path runs it
+        # after the call, which reads them; its names are no value the attention computes)
+        deletes = [s for s in region if isinstance(s, ast.Delete) and all(isinstance(t, ast.Name) for t in s.targets)]
+        all_stored = set().union(*(stored_names(s) for s in region if not any(s is d for d in deletes)))
         step_tops = {i for i, _ in tops.values()}
         # Names the attention steps assign (the statements holding matched operations, not the
         # ifs around them, whose other statements are kept on the fused path).
@@ -461,6 +464,15 @@ class _Attention:
                 # read of the name is a read of what only the original computes: guarded below)
                 self.dtype_holders[stmt.targets[0].id] = stmt
                 kinds.append("drop")
+            elif any(stmt is d for d in deletes):
+                gone = {t.id for t in stmt.targets}
+                if gone & step_stored:
+                    raise Skip(f"the statement at line {stmt.lineno} deletes `{sorted(gone & step_stored)[0]}`, "
+                               "a value of the attention")
+                again = gone & set().union(*(stored_names(s) for s in region[offset + 1:]))
+                if again:
+                    raise Skip(f"line {stmt.lineno} deletes `{sorted(again)[0]}`, which the attention assigns after it")
+                kinds.append("del")
             elif isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
                 if _loads(stmt) & step_stored:
                     # lucidrains' `mask_value = -torch.finfo(sim.dtype).max` reads only what the
@@ -530,6 +542,7 @@ class _Attention:
 
         guard += self._widening_terms(conditions)
         fast: list[str] = []
+        deferred: list[str] = []  # the `del` statements, run after the fused call
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
@@ -569,6 +582,9 @@ class _Attention:
                 continue
             if kind == "drop":
                 continue  # the name keeps the value the fused path does not compute
+            if kind == "del":
+                deferred.append(self._stmt_text(stmt))
+                continue
             if kind == "check":
                 if not _loads(stmt) & stored:
                     fast.append(self._stmt_text(stmt))  # an input check: keep it
@@ -635,7 +651,21 @@ class _Attention:
         # The context statement may read more than the product it replaces (Whisper returns
         # `qk.detach()` beside it): those reads must be defined on the fused path too, or be
         # handed back beside the product, which the fused path then hands back as None.
-        only_original = set().union(*(stored_names(s) for s in region[:-1])) - before_c
+        only_original = set().union(*(stored_names(s) for s in region[:-1] if not any(s is d for d in deletes))) \
+            - before_c
+        for s in region[:-1]:
+            if id(s) in branch_ifs:
+                # An if whose other branch the guard sends to the original (latent-diffusion's
+                # `q, k = q.float(), k.float()` there): what only that branch assigns and the
+                # fused branch's steps read is the value from before the if on the fused path.
+                fused = s.body if branch_ifs[id(s)] == "body" else s.orelse
+                other = s.orelse if branch_ifs[id(s)] == "body" else s.body
+                # (Only names that branch recasts, `x = x.float()`: what else it assigns stays
+                # declined -- torchvision's Swin reads a reassigned `logit_scale` as the scale.)
+                fused_stored = set().union(*(stored_names(t) for t in fused))
+                fused_reads = set().union(*(_loads(t) for t in fused))
+                recast = _recast_only(other)
+                only_original -= (recast - fused_stored) & fused_reads
         missing = _loads(ast.parse(c_text)) & only_original
         self.in_context: list[tuple[ast.Return, int, int, str]] = []
         if missing:
@@ -644,7 +674,15 @@ class _Attention:
                 raise Skip(f"the statement at line {c_stmt.lineno} also reads `{sorted(missing)[0]}`, "
                            "which only the original attention computes")
         fast.append(c_text)
+        if not isinstance(c_stmt, ast.Return):  # (after a return the function's names are gone anyway)
+            fast.extend(deferred)
         fast_defs = set().union(*(stored_names(ast.parse(t)) for t in fast))
+        # `del attn, v` after the attention (memory freed early): the fused path never binds the
+        # probabilities, so it binds them to None for the `del` to unbind, as after the original.
+        later = (c_stmt.end_lineno, c_stmt.end_col_offset)
+        unbound = sorted({n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Del)
+                          and (n.lineno, n.col_offset) >= later} & (all_stored - fast_defs)) if func is not None else []
+        fast += [f"{name} = None" for name in unbound]  # (reads of them are still checked below)
         self.declined: list[str] = []  # what the fused path hands back as None (weights.Decline)
         guard += self._live_reads(region, all_stored - fast_defs, edits, regions)
         if self.declined or self.in_context:
@@ -754,7 +792,7 @@ class _Attention:
         outside = [n for n in nodes if n.func != caller]
         roles = {id(n): r for r, n in self.roles.items()}
         if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
-            raise Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+            raise self._helper_skip(nodes, roles)
         node = outside[0]
         info = self.index.stmt(node.stmt)
         helper = self._function(info.stmt) if info is not None else None
@@ -811,6 +849,43 @@ class _Attention:
             if value is node:
                 self.roles[role] = moved
         return [moved if n is node else n for n in nodes]
+
+    def _helper_skip(self, nodes: list, roles: dict) -> Skip:
+        """The decline of a match spread over functions in another way than one added bias in a
+        helper (``nodes``: the match's): which steps run in which function (TorchScript
+        ones said so), and what a helper other than the context's function also changes in
+        place (``input += mask`` under an if: steps the match does not hold, which a fused call
+        in the caller would have to take over from the helper's arguments)."""
+        names = {"s0": "the scores' product", "p0": "the softmax", "p1": "the dropout", "c": "the context product"}
+        helpers: dict[int, tuple[ast.AST, list[str]]] = {}
+        steps_of: dict[int, set] = {}  # the roles in each function (the context's: the caller)
+        for node in nodes:
+            info = self.index.stmt(node.stmt)
+            func = self._function(info.stmt) if info is not None else None
+            if func is None:
+                return Skip("the match spans a helper method inlined into its caller; rewrite it by hand")
+            role = roles.get(id(node))
+            step = names.get(role, "the bias" if role in ADD_STEPS else f"the {role} step")
+            steps = helpers.setdefault(id(func), (func, []))[1]
+            steps_of.setdefault(id(func), set()).add(role)
+            if step not in steps:
+                steps.append(step)
+        step_stmts = {n.stmt for n in self.match.nodes}
+        parts = []
+        for func, steps in helpers.values():
+            said = " and ".join(steps) if len(steps) < 3 else ", ".join(steps[:-1]) + " and " + steps[-1]
+            scripted = any(self.names.resolve(d) == "torch.jit.script" for d in func.decorator_list)
+            part = f"{said} in `{func.name}` (line {func.lineno}{', a TorchScript function' if scripted else ''})"
+            changes = [s for s in ast.walk(func) if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name)
+                       and span_of(s) not in step_stmts] if "c" not in steps_of[id(func)] else []
+            if changes:
+                lines = ", ".join(str(s.lineno) for s in changes)
+                texts = ", ".join(f"`{self._text(s)}`" for s in changes)
+                part += (f", which also changes a tensor in place at line{'s' if len(changes) > 1 else ''} {lines} "
+                         f"({texts}), no step of the match")
+            parts.append(part)
+        return Skip("the match spans helpers inlined into their caller: " + "; ".join(parts)
+                    + "; rewrite it by hand")
 
     # ------------------------------------------------------------------ scores handed over
     def _handed_scores(self, nodes: list) -> "_Handed | None":
@@ -3195,6 +3270,32 @@ def _changed_in_place(func, names: set, end: tuple) -> ast.AST | None:
                 and not node.func.attr.startswith("_") and held(node.func.value)):
             return node
     return None
+
+
+def _recast_only(stmts: list) -> set[str]:
+    """The names ``stmts`` assign only by recasting them to a dtype (``q = q.float()``, ``q, k
+    = q.float(), k.float()``): the same values in another dtype."""
+    recast: set[str] = set()
+    other: set[str] = set()
+    for stmt in stmts:
+        for node in ast.walk(stmt):
+            if not isinstance(node, ast.stmt) or not stored_names(node) or isinstance(
+                    node, (ast.If, ast.With, ast.For, ast.While, ast.Try)):
+                continue
+            pairs = []
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target, value = node.targets[0], node.value
+                if isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple) and len(target.elts) == len(value.elts):
+                    pairs = list(zip(target.elts, value.elts))
+                else:
+                    pairs = [(target, value)]
+            ok = bool(pairs)
+            for target, value in pairs:
+                ok = ok and isinstance(target, ast.Name) and isinstance(value, ast.Call) and not value.args \
+                    and not value.keywords and isinstance(value.func, ast.Attribute) and value.func.attr in CASTS \
+                    and isinstance(value.func.value, ast.Name) and value.func.value.id == target.id
+            (recast if ok else other).update(stored_names(node))
+    return recast - other
 
 
 def _stored_attribute(stmt: ast.stmt) -> ast.expr | None:
