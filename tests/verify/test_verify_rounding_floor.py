@@ -50,3 +50,45 @@ def test_without_large_entries_the_floor_stays_absolute():
     outcome = compare_named([("y", original)], [("y", patched)], "eval outputs", Tolerance(),
                             lambda: [("y", original.double())])
     assert not outcome.ok
+
+
+# -- no float64 run to ask: only the floor, units of rounding of the tensor's largest entry ------
+
+def _no_reference(nudge: float):
+    torch.manual_seed(0)
+    original = (torch.randn(64, dtype=torch.float64) * 100).float()
+    original[0] = 400.0  # the largest entry
+    original[5] = 0.01  # a small entry, where a sum of large terms that cancel leaves their rounding
+    patched = original.clone()
+    patched[5] += nudge
+    return [("grad", original)], [("grad", patched)]
+
+
+ULP_400 = float(torch.nextafter(torch.tensor(400.0), torch.tensor(500.0))) - 400.0  # 3.05e-5
+
+
+def test_without_a_float64_run_an_ulp_of_the_largest_entry_passes():
+    # one float32 unit of 400 at the small entry (past assert_close's atol 1e-5 there): the
+    # rounding a reordered sum of millions of large terms leaves (nuwa's position-bias gradient)
+    original, patched = _no_reference(ULP_400)
+    outcome = compare_named(original, patched, "train gradients", Tolerance(), None)
+    assert outcome.ok, outcome.message
+    assert "no float64 run" in outcome.message
+
+
+def test_without_a_float64_run_a_small_dropped_term_still_fails():
+    # a bias of 1e-3 left out at one entry: far past 4 units of rounding of 400 (1.9e-4)
+    original, patched = _no_reference(1e-3)
+    outcome = compare_named(original, patched, "train gradients", Tolerance(), None)
+    assert not outcome.ok
+    assert "no float64 run" in outcome.message
+
+
+def test_a_float64_run_that_raises_is_no_float64_run():
+    def raises():
+        raise RuntimeError("expected scalar type Double but found Float")  # a module's own .float()
+
+    original, patched = _no_reference(1e-3)
+    assert not compare_named(original, patched, "train gradients", Tolerance(), raises).ok
+    original, patched = _no_reference(ULP_400)
+    assert compare_named(original, patched, "train gradients", Tolerance(), raises).ok
