@@ -105,9 +105,7 @@ def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[
     floor is 1e-6 or, when larger, 4 units of rounding of the tensor's largest exact entry
     (``4 * eps * max|ref|``): an entry computed as a sum of large terms that cancel (a gradient
     through a saturated softmax) carries the rounding of those terms, not of itself.  A kernel
-    that computes something else is off by far more than float32 rounding.  Without a float64
-    run (none given, or the module casts to float32 itself so it cannot run in float64), only
-    that floor is allowed (:func:`_without_reference`).
+    that computes something else is off by far more than float32 rounding.
     """
     if len(original) != len(patched):
         return Outcome(False, f"{what}: the original gives {len(original)} tensors, the patched {len(patched)}",
@@ -131,17 +129,23 @@ def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[
                 failure = Outcome(False, f"{what}: {name} differs ({detail})", diff)
     if failure is None:
         return Outcome(True, "", worst)
+    if reference is None:
+        failure.max_abs_diff = worst
+        return failure
     try:
-        ref = reference() if reference is not None else None
+        ref = reference()
     except Exception:
         ref = None
-    if ref is None or len(ref) != len(original) or any(
-            a.is_floating_point() and r.shape != a.shape for (_, a), (_, r) in zip(original, ref)):
-        return _without_reference(original, patched, what, failure, worst)
+    if ref is None or len(ref) != len(original):
+        failure.max_abs_diff = worst
+        return failure
     ratio = 0.0
     for (name, a), (_, b), (_, r) in zip(original, patched, ref):
         if not a.is_floating_point():
             continue
+        if r.shape != a.shape:
+            failure.max_abs_diff = worst
+            return failure
         err_original = _max_abs_diff(a.double(), r)
         err_patched = _max_abs_diff(b.double(), r)
         if err_patched > ROUNDING_FACTOR * err_original + _rounding_floor(a, r):
@@ -153,23 +157,6 @@ def compare_named(original: list[tuple[str, torch.Tensor]], patched: list[tuple[
             ratio = max(ratio, err_patched / err_original)
     return Outcome(True, f"{what} within float32 rounding (error vs a float64 run at most {ratio:.1f}x the "
                          "original's)", worst)
-
-
-def _without_reference(original: list, patched: list, what: str, failure: Outcome, worst: float) -> Outcome:
-    """No float64 run to ask (the module casts to float32 itself, or none was given): the
-    mismatch is accepted only when every tensor is within :func:`_rounding_floor` of the
-    original, units of rounding of its own largest entry -- the bound the float64 second
-    opinion allows on top of the original's own error, here with nothing on top.  A sum of
-    millions of float32 terms reordered by a fused kernel lands an ulp or two away at its
-    largest entries; a different computation is off by far more."""
-    for (_, a), (_, b) in zip(original, patched):
-        if a.is_floating_point() and _max_abs_diff(a, b) > _rounding_floor(a, a.double()):
-            failure.message += (f"; no float64 run to compare with, and it is past {ROUNDING_FACTOR:.0f} units of "
-                                f"rounding of the largest entry")
-            failure.max_abs_diff = worst
-            return failure
-    return Outcome(True, f"{what} within {ROUNDING_FACTOR:.0f} units of float32 rounding of each tensor's largest "
-                         "entry (no float64 run to compare with)", worst)
 
 
 def _rounding_floor(tensor: torch.Tensor, ref: torch.Tensor) -> float:
