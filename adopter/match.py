@@ -898,10 +898,17 @@ class Matcher:
                     if added is not None:
                         next_state = state.copy()
                         next_state.guards[added[0]] = added[1]
-                    if node.defs or node.kind in ("exit", "copy") or (next_state.produced and not live):
+                    defs = node.defs
+                    if node.kind in ("exit", "copy") or (next_state.produced and not live):
                         skipped = self._skip(node, next_state, index)
-                    else:
+                    elif not defs:
                         skipped = next_state  # what _skip returns for a node that assigns nothing
+                    elif not next_state.aliases and defs.isdisjoint(next_state._bound or next_state.bound_keys()):
+                        # what _skip returns for a node whose assignments touch no bound value,
+                        # with no aliases to look through (its tests written out)
+                        skipped = next_state
+                    else:
+                        skipped = self._skip(node, next_state, index)
                     if skipped is not None:
                         key = (succ, index, gap + step, skipped._memo or skipped.memo())
                         if key not in seen:
