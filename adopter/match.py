@@ -615,15 +615,20 @@ class Matcher:
         options: dict = {}  # (step, node id) -> _options, shared by the searches of this flow
         for index in starts:
             first = self.forward.nodes[index]
-            for kind in self._kinds(first):
-                for node in by_kind.get(kind, ()):
-                    if self._op_ok(first, node):
-                        yield from self._search(cls, flow, node, *pruning, first=index, found=found, options_at=options)
+            if first.canonical:
+                # (_op_ok of a canonical step is computes(op, node): the nodes of the four kinds
+                # that compute it, in the same order, listed once per flow and operation)
+                starts_at = _index(flow).computing(first.op)
+            else:
+                starts_at = [node for kind in self._kinds(first) for node in by_kind.get(kind, ())
+                             if self._op_ok(first, node)]
+            for node in starts_at:
+                yield from self._search(cls, flow, node, *pruning, first=index, found=found, options_at=options)
 
     def _kinds(self, pnode: PNode) -> tuple[str, ...]:
         """The node kinds a pattern step can match."""
         if pnode.canonical:
-            return ("call", "layer", "method", "op")
+            return _CANONICAL_KINDS
         if pnode.op == "layer":
             return ("layer", "call") if pnode.layer.name in self.layer_ops else ("layer",)
         if pnode.op == "method":
@@ -1576,11 +1581,14 @@ def _node_id(node: Node) -> int:
     return node.id
 
 
+_CANONICAL_KINDS = ("call", "layer", "method", "op")  # Matcher._kinds of a canonical step
+
+
 class _FlowIndex:
     """A flow's nodes grouped (each group in id order) by kind, by (kind, op), by canonical
     operation and by each operation a layer may compute at run time; built once per flow."""
 
-    __slots__ = ("kinds", "ops", "canon", "maybe", "_merged", "static")
+    __slots__ = ("kinds", "ops", "canon", "maybe", "_merged", "static", "_computing")
 
     def __init__(self, flow: Flow):
         self.kinds: dict[str, list[Node]] = {}
@@ -1589,6 +1597,7 @@ class _FlowIndex:
         self.maybe: dict[str, list[Node]] = {}
         self._merged: dict[tuple, list[Node]] = {}
         self.static: dict[tuple, tuple] = {}  # Matcher._static_ids
+        self._computing: dict[str, list[Node]] = {}
         for node in flow.nodes:
             self.kinds.setdefault(node.kind, []).append(node)
             if node.kind in ("method", "op"):
@@ -1597,6 +1606,16 @@ class _FlowIndex:
                 self.canon.setdefault(node.canon, []).append(node)
             for op in node.maybe:
                 self.maybe.setdefault(op, []).append(node)
+
+    def computing(self, op: str) -> list[Node]:
+        """The call, layer, method and op nodes that compute the canonical operation ``op`` (or
+        may, at run time), kind by kind in that order, each kind's in id order: where
+        ``Matcher.match_flow`` starts a canonical first step (``_kinds``, ``_op_ok``)."""
+        found = self._computing.get(op)
+        if found is None:
+            found = self._computing[op] = [node for kind in _CANONICAL_KINDS for node in self.kinds.get(kind, ())
+                                           if computes(op, node)]
+        return found
 
     def merged(self, kinds: tuple[str, ...]) -> list[Node]:
         found = self._merged.get(kinds)

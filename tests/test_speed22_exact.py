@@ -385,3 +385,64 @@ def test_weight_given_heads_walks_only_methods_that_assign_a_weight(monkeypatch)
     monkeypatch.setattr(layers_mod.ast, "walk", counted)
     layers_mod._weight_given_heads(infos)
     assert "forward" not in walked
+
+
+# -- 4. a canonical first step's starting nodes, listed once per flow and operation ----------
+
+def _flows_and_matchers(monkeypatch, source):
+    flows, matchers = [], set()
+    real_flow = model_mod.ClassStructure.flow
+    real_match = match_mod.Matcher.match_flow
+
+    def flow(self, root):
+        out = real_flow(self, root)
+        flows.append(out)
+        return out
+
+    def match_flow(self, cls, flow, found=()):
+        matchers.add(self)
+        return real_match(self, cls, flow, found)
+
+    monkeypatch.setattr(model_mod.ClassStructure, "flow", flow)
+    monkeypatch.setattr(match_mod.Matcher, "match_flow", match_flow)
+    analyze(source, "fixture.py", load_rules())
+    monkeypatch.undo()
+    return flows, matchers
+
+
+def test_canonical_first_step_starts_are_the_old_loops(monkeypatch):
+    flows, matchers = _flows_and_matchers(monkeypatch, ATTENTION + HALVES)
+    compared = 0
+    for matcher in matchers:
+        for first in matcher.forward.nodes[:2]:
+            if not first.canonical:
+                continue
+            for flow in flows:
+                by_kind = match_mod._index(flow).kinds
+                old = [node for kind in ("call", "layer", "method", "op") for node in by_kind.get(kind, ())
+                       if matcher._op_ok(first, node)]
+                assert match_mod._index(flow).computing(first.op) == old
+                compared += bool(old)
+    assert compared > 5
+
+
+def test_canonical_first_step_not_tested_node_by_node(monkeypatch):
+    """The work skipped: on the old code match_flow called _op_ok on every node of the four
+    kinds for each matcher with a canonical first step."""
+    flows, matchers = _flows_and_matchers(monkeypatch, ATTENTION)
+    canonical = [m for m in matchers if m.forward.nodes[0].canonical]
+    assert canonical
+    asked = []
+    real = match_mod.Matcher._op_ok
+
+    def counted(self, pnode, node):
+        asked.append(pnode)
+        return real(self, pnode, node)
+
+    monkeypatch.setattr(match_mod.Matcher, "_op_ok", counted)
+    cls = next(iter(model_mod.module_structure(ast.parse(ATTENTION), None, ATTENTION).classes.values()))
+    for matcher in canonical:
+        first = matcher.forward.nodes[0]
+        for flow in flows:
+            list(matcher.match_flow(cls, flow))
+            assert not any(p is first for p in asked)
