@@ -592,14 +592,19 @@ class Matcher:
             if pairs is None:
                 pairs = cache[2][file_scope] = [(r, cls.words(r)) for r in (cls.all_roots if file_scope else cls.roots)]
             groups = cache[1]
+            single = len(pairs) == 1
             for key in self.word_order:
                 if not pairs:
                     break
                 group = groups.get(key)
                 if group is None:
                     group = _word_group(cls, module, key, groups)
-                pairs = [pair for pair in pairs if not group.isdisjoint(pair[1])]
-            roots = cache[0][self.roots_key] = [r for r, _ in pairs]
+                if single:  # (most classes: one root; no list made to keep it)
+                    if group.isdisjoint(pairs[0][1]):
+                        pairs = ()
+                else:
+                    pairs = [pair for pair in pairs if not group.isdisjoint(pair[1])]
+            roots = cache[0][self.roots_key] = ([pairs[0][0]] if pairs else []) if single else [r for r, _ in pairs]
         return roots
 
     def match_flow(self, cls: ClassStructure, flow: Flow, found=()) -> Iterable[Match]:

@@ -446,3 +446,27 @@ def test_canonical_first_step_not_tested_node_by_node(monkeypatch):
         for flow in flows:
             list(matcher.match_flow(cls, flow))
             assert not any(p is first for p in asked)
+
+
+# -- 5. _candidate_roots of a one-root class: no list per word group ------------------------
+
+def test_candidate_roots_unchanged_for_one_and_many_roots():
+    """The cached answer (one-root classes tested in place) against the old filter, written
+    out without a cache, for every matcher on classes with one root and with several."""
+    from tests.test_speed19_exact import ROOTS, _old_candidate_roots
+    from adopter.engine import matchers_for
+
+    matchers = [m for rule in load_rules() for m in matchers_for(rule)]
+    sizes = set()
+    found = 0
+    for source in (ATTENTION, ROOTS, HEADS, ATTENTION.replace("def forward(self, x):", "def forward(self, x):\n        return x\n\n    def extra(self, x):")):
+        reference = model_mod.module_structure(ast.parse(source), None, source, "m.py")
+        structure = model_mod.module_structure(ast.parse(source), None, source, "m.py")
+        for name, cls in structure.classes.items():
+            sizes.add(len(cls.roots))
+            for matcher in matchers:
+                got = matcher._candidate_roots(cls, structure)
+                assert got == _old_candidate_roots(matcher, reference.classes[name], reference), (name, matcher.rule_id)
+                assert matcher._candidate_roots(cls, structure) == got  # (the cached answer)
+                found += bool(got)
+    assert {1} < sizes and found > 10
