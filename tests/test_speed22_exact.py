@@ -470,3 +470,85 @@ def test_candidate_roots_unchanged_for_one_and_many_roots():
                 assert matcher._candidate_roots(cls, structure) == got  # (the cached answer)
                 found += bool(got)
     assert {1} < sizes and found > 10
+
+
+# -- 6. FlowBuilder._uses_of without a generator per node ---------------------------------
+
+def _old_uses_of(self, expr, ctx):
+    """FlowBuilder._uses_of as it was (graph.walk)."""
+    keys = set()
+    for sub in graph_mod.walk(expr):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
+            if ctx.chunked and sub.id in ctx.chunked:
+                keys.update(ctx.chunked[sub.id])
+                continue
+            name = sub.id
+            if name in ctx.params:
+                value = ctx.params[name]
+                if isinstance(value, graph_mod.Ref):
+                    keys.add(value.key)
+            else:
+                keys.add(name if ctx.instance == 0 else f"{name}@{ctx.instance}")
+        elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+            keys.add("self." + sub.attr)
+    return frozenset(keys)
+
+
+CHUNKS = '''
+import torch
+from torch import nn
+
+
+def helper(a, b, scale=2.0):
+    return torch.softmax(a @ b.transpose(-1, -2) * scale, dim=-1) @ b
+
+
+class Mixer(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d * 2)
+        self.out = nn.Linear(d, d)
+
+    def forward(self, x, y=None):
+        a, b = self.fc(x).chunk(2, dim=-1)
+        c = helper(a, b) + self.fc.weight.sum() + {k: v for k, v in [(a, b)]}[a]
+        d = [t * 2 for t in (a, b) if t is not None][0] + (lambda z: z + y)(c)
+        return self.out(d + c[..., ::2].mean() if y is None else x.view(*x.shape))
+'''
+
+
+def test_uses_of_unchanged(monkeypatch):
+    compared = []
+    real = graph_mod.FlowBuilder._uses_of
+
+    def both(self, expr, ctx):
+        new = real(self, expr, ctx)
+        assert new == _old_uses_of(self, expr, ctx)
+        compared.append(new)
+        return new
+
+    monkeypatch.setattr(graph_mod.FlowBuilder, "_uses_of", both)
+    for source in (ATTENTION, CHUNKS, HALVES, HEADS):
+        analyze(source, "fixture.py", load_rules())
+    assert len(compared) > 10 and any(len(k) > 1 for k in compared)
+
+
+def test_uses_of_makes_no_walk(monkeypatch):
+    """The work skipped: on the old code every _uses_of call walked its expression through
+    graph.walk's generator."""
+    inside = []
+    walked = []
+    real = graph_mod.walk
+    monkeypatch.setattr(graph_mod, "walk", lambda node: walked.append(bool(inside)) or real(node))
+    real_uses = graph_mod.FlowBuilder._uses_of
+
+    def uses(self, expr, ctx):
+        inside.append(expr)
+        try:
+            return real_uses(self, expr, ctx)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(graph_mod.FlowBuilder, "_uses_of", uses)
+    analyze(CHUNKS, "fixture.py", load_rules())
+    assert walked and not any(walked)
