@@ -592,14 +592,19 @@ class Matcher:
             if pairs is None:
                 pairs = cache[2][file_scope] = [(r, cls.words(r)) for r in (cls.all_roots if file_scope else cls.roots)]
             groups = cache[1]
+            single = len(pairs) == 1
             for key in self.word_order:
                 if not pairs:
                     break
                 group = groups.get(key)
                 if group is None:
                     group = _word_group(cls, module, key, groups)
-                pairs = [pair for pair in pairs if not group.isdisjoint(pair[1])]
-            roots = cache[0][self.roots_key] = [r for r, _ in pairs]
+                if single:  # (most classes: one root; no list made to keep it)
+                    if group.isdisjoint(pairs[0][1]):
+                        pairs = ()
+                else:
+                    pairs = [pair for pair in pairs if not group.isdisjoint(pair[1])]
+            roots = cache[0][self.roots_key] = ([pairs[0][0]] if pairs else []) if single else [r for r, _ in pairs]
         return roots
 
     def match_flow(self, cls: ClassStructure, flow: Flow, found=()) -> Iterable[Match]:
@@ -615,15 +620,20 @@ class Matcher:
         options: dict = {}  # (step, node id) -> _options, shared by the searches of this flow
         for index in starts:
             first = self.forward.nodes[index]
-            for kind in self._kinds(first):
-                for node in by_kind.get(kind, ()):
-                    if self._op_ok(first, node):
-                        yield from self._search(cls, flow, node, *pruning, first=index, found=found, options_at=options)
+            if first.canonical:
+                # (_op_ok of a canonical step is computes(op, node): the nodes of the four kinds
+                # that compute it, in the same order, listed once per flow and operation)
+                starts_at = _index(flow).computing(first.op)
+            else:
+                starts_at = [node for kind in self._kinds(first) for node in by_kind.get(kind, ())
+                             if self._op_ok(first, node)]
+            for node in starts_at:
+                yield from self._search(cls, flow, node, *pruning, first=index, found=found, options_at=options)
 
     def _kinds(self, pnode: PNode) -> tuple[str, ...]:
         """The node kinds a pattern step can match."""
         if pnode.canonical:
-            return ("call", "layer", "method", "op")
+            return _CANONICAL_KINDS
         if pnode.op == "layer":
             return ("layer", "call") if pnode.layer.name in self.layer_ops else ("layer",)
         if pnode.op == "method":
@@ -898,10 +908,17 @@ class Matcher:
                     if added is not None:
                         next_state = state.copy()
                         next_state.guards[added[0]] = added[1]
-                    if node.defs or node.kind in ("exit", "copy") or (next_state.produced and not live):
+                    defs = node.defs
+                    if node.kind in ("exit", "copy") or (next_state.produced and not live):
                         skipped = self._skip(node, next_state, index)
-                    else:
+                    elif not defs:
                         skipped = next_state  # what _skip returns for a node that assigns nothing
+                    elif not next_state.aliases and defs.isdisjoint(next_state._bound or next_state.bound_keys()):
+                        # what _skip returns for a node whose assignments touch no bound value,
+                        # with no aliases to look through (its tests written out)
+                        skipped = next_state
+                    else:
+                        skipped = self._skip(node, next_state, index)
                     if skipped is not None:
                         key = (succ, index, gap + step, skipped._memo or skipped.memo())
                         if key not in seen:
@@ -1569,11 +1586,14 @@ def _node_id(node: Node) -> int:
     return node.id
 
 
+_CANONICAL_KINDS = ("call", "layer", "method", "op")  # Matcher._kinds of a canonical step
+
+
 class _FlowIndex:
     """A flow's nodes grouped (each group in id order) by kind, by (kind, op), by canonical
     operation and by each operation a layer may compute at run time; built once per flow."""
 
-    __slots__ = ("kinds", "ops", "canon", "maybe", "_merged", "static")
+    __slots__ = ("kinds", "ops", "canon", "maybe", "_merged", "static", "_computing")
 
     def __init__(self, flow: Flow):
         self.kinds: dict[str, list[Node]] = {}
@@ -1582,6 +1602,7 @@ class _FlowIndex:
         self.maybe: dict[str, list[Node]] = {}
         self._merged: dict[tuple, list[Node]] = {}
         self.static: dict[tuple, tuple] = {}  # Matcher._static_ids
+        self._computing: dict[str, list[Node]] = {}
         for node in flow.nodes:
             self.kinds.setdefault(node.kind, []).append(node)
             if node.kind in ("method", "op"):
@@ -1590,6 +1611,16 @@ class _FlowIndex:
                 self.canon.setdefault(node.canon, []).append(node)
             for op in node.maybe:
                 self.maybe.setdefault(op, []).append(node)
+
+    def computing(self, op: str) -> list[Node]:
+        """The call, layer, method and op nodes that compute the canonical operation ``op`` (or
+        may, at run time), kind by kind in that order, each kind's in id order: where
+        ``Matcher.match_flow`` starts a canonical first step (``_kinds``, ``_op_ok``)."""
+        found = self._computing.get(op)
+        if found is None:
+            found = self._computing[op] = [node for kind in _CANONICAL_KINDS for node in self.kinds.get(kind, ())
+                                           if computes(op, node)]
+        return found
 
     def merged(self, kinds: tuple[str, ...]) -> list[Node]:
         found = self._merged.get(kinds)

@@ -446,7 +446,23 @@ class FlowBuilder:
 
     def _uses_of(self, expr: ast.AST, ctx: _Ctx) -> frozenset:
         keys = set()
-        for sub in walk(expr):
+        # (walk()'s loop written out: no generator resumption per node; the keys are a set, so
+        # the order of the visit does not matter)
+        stack = [expr]
+        pop = stack.pop
+        push = stack.append
+        fields = _FIELDS
+        while stack:
+            sub = pop()
+            names = fields.get(type(sub))
+            if names is None:
+                names = _fields_of(type(sub))
+            for field_name in names:
+                value = getattr(sub, field_name, None)
+                if type(value) is list:
+                    stack += [v for v in value if isinstance(v, _AST)]
+                elif isinstance(value, _AST):
+                    push(value)
             if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
                 if ctx.chunked and sub.id in ctx.chunked:
                     keys.update(ctx.chunked[sub.id])

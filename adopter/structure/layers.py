@@ -2153,7 +2153,7 @@ def _returned_value(forward) -> ast.expr | None:
                     and stmt.targets[0].id == value.id):
                 value = stmt.value
                 break
-            if any(isinstance(node, ast.Name) and node.id == value.id for node in ast.walk(stmt)):
+            if any(isinstance(node, ast.Name) and node.id == value.id for node in _graph.walk(stmt)):
                 return None
         else:
             return None
@@ -2983,6 +2983,17 @@ def _tied_heads(infos: dict, names: ModuleNames) -> dict:
     return found
 
 
+def _assigns_weight(method: ast.AST) -> bool:
+    """Does ``method`` hold an assignment ``<something>.weight = ...`` (one target)?  What
+    :func:`_weight_given_heads` reads first of every statement it walks: without one, its walk
+    finds nothing (graph's walk: the same nodes less the ctx/op singletons, in another order)."""
+    for stmt in _graph.walk(method):
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Attribute) \
+                and stmt.targets[0].attr == "weight":
+            return True
+    return False
+
+
 def _weight_given_heads(infos: dict) -> dict:
     """Same-file modules whose ``forward`` returns the output of a Linear whose weight is one
     the module is built with (OpenAI GPT's head: ``self.decoder = nn.Linear(...)`` then
@@ -2999,8 +3010,10 @@ def _weight_given_heads(infos: dict) -> dict:
             continue
         init_params = [a.arg for a in init.args.posonlyargs + init.args.args][1:]
         for method_name, method in info.methods.items():
+            if not _assigns_weight(method):
+                continue  # (most methods: the walk below would find nothing to read)
             params = [a.arg for a in method.args.posonlyargs + method.args.args][1:]
-            for stmt in ast.walk(method):
+            for stmt in ast.walk(method):  # (its order: the last such statement's position is kept)
                 if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
                         and isinstance(stmt.targets[0], ast.Attribute) and stmt.targets[0].attr == "weight"
                         and _is_own(stmt.targets[0].value, inner[0])
@@ -3291,10 +3304,10 @@ def _returned_attr(info) -> tuple | None:
                 break
             if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
+                if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in _graph.walk(t)):
                     return None  # bound otherwise (unpacked, augmented)
             elif not isinstance(stmt, (ast.Expr, ast.Pass)) and any(
-                    isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in ast.walk(stmt)):
+                    isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in _graph.walk(stmt)):
                 return None  # rebound under a branch or loop
         if value is None:
             return None

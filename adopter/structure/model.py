@@ -105,7 +105,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     if lines is None:
         words: set[str] = set()
         seq_arg = floor_div = ellipsis = False
-        for node in ast.walk(func):
+        for node in walk(func):  # (graph's: the nodes tested here, without the ctx/op singletons)
             if isinstance(node, ast.Attribute):
                 words.add(node.attr)
             elif isinstance(node, ast.Name):
@@ -482,7 +482,7 @@ def _borrow_layers(infos: dict[str, ClassInfo], names) -> None:
                 params[arg.arg] = owner
         if not any(params.values()):
             continue  # (most classes: no method takes a same-file class by annotation)
-        stored = {n.id for method in info.methods.values() for n in ast.walk(method)
+        stored = {n.id for method in info.methods.values() for n in walk(method)
                   if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         for param, owner in params.items():
             if owner is None or param in stored or param == "self" or owner == info.name:
@@ -735,7 +735,7 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         typer.function_env(init, owner, cls_name=owner, hook=hook)
     top = [s for s in tree.body if not isinstance(s, _DEFINITIONS)]
     if top and any(isinstance(n, ast.Name) and n.id in words or isinstance(n, ast.Attribute) and n.attr in words
-                   for s in top for n in ast.walk(s)):
+                   for s in top for n in walk(s)):
         typer._walk(top, {}, 0, True, None)
     outputs = _sequential_outputs(typer.sites, infos)
     if outputs:
