@@ -18,7 +18,7 @@ from ..records import dataclass, field, replace
 
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
                      _super_init)
-from . import graph as _graph  # its blocks(); graph imports this module
+from .treewalk import blocks
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
 
@@ -785,7 +785,7 @@ def _statements(body):
     for stmt in body:
         yield stmt
         if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            for block in _graph.blocks(stmt):
+            for block in blocks(stmt):
                 yield from _statements(block)
 
 

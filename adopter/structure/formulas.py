@@ -20,7 +20,7 @@ import ast
 import copy
 import math
 
-from . import graph as _graph  # its walk() (called at run time: graph imports this module's importers)
+from .treewalk import walk
 from .names import ModuleNames
 from .ops import CASTS, DTYPE_ALIASES
 
@@ -556,7 +556,7 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
         return False  # _returned_value declines it: not worth walking
     if not any(isinstance(n, ast.Attribute) and n.attr in ("sqrt", "rsqrt") or isinstance(n, ast.Name)
                and (names.resolve(n) or n.id).rsplit(".", 1)[-1] in ("sqrt", "rsqrt")
-               for st in body for n in _graph.walk(st)):
+               for st in body for n in walk(st)):
         return False  # no root to divide by: not worth substituting (a deep copy per statement)
     out = _returned_value(body)
     return out is not None and _affine_norm(strip_casts(out), x, names)
@@ -683,7 +683,7 @@ def addmm_linear_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
         return False
     if not any(isinstance(n, ast.Attribute) and n.attr == "addmm"
                or isinstance(n, ast.Name) and names.resolve(n) == "torch.addmm"
-               for st in body for n in _graph.walk(st)):
+               for st in body for n in walk(st)):
         return False
     out = _returned_value(body)
     if out is None:

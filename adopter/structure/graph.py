@@ -35,6 +35,7 @@ from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
 from .siblings import sibling_gelu
 from .torch_bases import INHERITED
+from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 
 MAX_INLINE_DEPTH = 3
 _NAME, _CALL = ast.Name, ast.Call
@@ -2904,65 +2905,6 @@ def _contains_call(expr: ast.AST) -> bool:
         if isinstance(node, _CALLISH):
             return True
     return False
-
-
-# Expression fields that can hold sub-expressions: ast.walk/iter_child_nodes also visit the
-# Load/Store and operator singletons and go through a generic field generator, which made
-# them a fifth of the analysis time.
-_SKIP_FIELDS = frozenset({"ctx", "op", "id", "attr", "arg", "kind", "type_comment", "conversion"})
-_FIELDS: dict[type, tuple[str, ...]] = {}
-_AST = ast.AST
-
-
-def _fields_of(kind: type) -> tuple[str, ...]:
-    names = _FIELDS[kind] = tuple(f for f in kind._fields if f not in _SKIP_FIELDS)
-    return names
-
-
-def children(node: ast.AST) -> list[ast.AST]:
-    """The child nodes of ``node`` in field order (what ast.iter_child_nodes gives, less the
-    context and operator singletons)."""
-    names = _FIELDS.get(type(node))
-    if names is None:
-        names = _fields_of(type(node))
-    out: list[ast.AST] = []
-    for name in names:
-        value = getattr(node, name, None)
-        if type(value) is list:
-            out += [v for v in value if isinstance(v, _AST)]
-        elif isinstance(value, _AST):
-            out.append(value)
-    return out
-
-
-def blocks(node: ast.AST) -> list[list]:
-    """The statement lists of a compound statement: its body, else and finally blocks, its
-    handlers' and its match cases' bodies."""
-    return [getattr(node, f) for f in ("body", "orelse", "finalbody") if isinstance(getattr(node, f, None), list)] \
-        + [h.body for h in getattr(node, "handlers", ())] + [c.body for c in getattr(node, "cases", ())]
-
-
-def walk(node: ast.AST):
-    """ast.walk over :func:`children` (order differs; no caller depends on it).  The children
-    are pushed here as :func:`children` lists them (the same nodes in the same order: a
-    node's children are found after it is yielded, as before), without a call per node: walks
-    from the flow builder's use scans visit some 300k nodes per corpus pass."""
-    stack = [node]
-    pop = stack.pop
-    push = stack.append
-    fields = _FIELDS
-    while stack:
-        node = pop()
-        yield node
-        names = fields.get(type(node))
-        if names is None:
-            names = _fields_of(type(node))
-        for name in names:
-            value = getattr(node, name, None)
-            if type(value) is list:
-                stack += [v for v in value if isinstance(v, _AST)]
-            elif isinstance(value, _AST):
-                push(value)
 
 
 _SPLIT_LAST = re.compile(r"\s*\.\.\.\s*\(\s*(\w+)\s+(\w+)\s*\)\s*->\s*\.\.\.\s+(\w+)\s+(\w+)\s*")

@@ -30,7 +30,7 @@ import copy
 import re
 from ..records import dataclass, field, replace
 
-from . import graph as _graph  # its walk(); graph imports bindings, which imports this module
+from .treewalk import walk
 from .canon import TABLE
 from .formulas import (addmm_linear_module, autograd_gelu_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
@@ -1420,7 +1420,7 @@ class LayerTyper:
         if found is None:
             callees = set()
             mentions = 0
-            for node in _graph.walk(self.tree):
+            for node in walk(self.tree):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
                     callees.add(id(node.func))
                 elif isinstance(node, ast.Name) and node.id == name:
@@ -1441,7 +1441,7 @@ class LayerTyper:
                 for cls_name, func in _functions(self.tree):
                     if cls_name != owner or (self.mention is not None and name not in self.mention(func)):
                         continue
-                    for node in _graph.walk(func):
+                    for node in walk(func):
                         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                                 and node.func.attr == name and isinstance(node.func.value, ast.Name)
                                 and node.func.value.id == "self"):
@@ -1460,7 +1460,7 @@ class LayerTyper:
                 for owner, func in _functions(self.tree):
                     if self.mention is not None and name not in self.mention(func):
                         continue
-                    for node in _graph.walk(func):
+                    for node in walk(func):
                         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
                             found.append((node, func, owner))
         return found
@@ -1811,7 +1811,7 @@ class LayerTyper:
 
     # ------------------------------------------------------------------ Sequential sites
     def _record_sites(self, expr: ast.expr, stmt: ast.stmt, env: dict, depth: int) -> None:
-        for node in _graph.walk(expr):
+        for node in walk(expr):
             if not isinstance(node, ast.Call):
                 continue
             func = node.func
@@ -2153,7 +2153,7 @@ def _returned_value(forward) -> ast.expr | None:
                     and stmt.targets[0].id == value.id):
                 value = stmt.value
                 break
-            if any(isinstance(node, ast.Name) and node.id == value.id for node in _graph.walk(stmt)):
+            if any(isinstance(node, ast.Name) and node.id == value.id for node in walk(stmt)):
                 return None
         else:
             return None
@@ -2987,7 +2987,7 @@ def _assigns_weight(method: ast.AST) -> bool:
     """Does ``method`` hold an assignment ``<something>.weight = ...`` (one target)?  What
     :func:`_weight_given_heads` reads first of every statement it walks: without one, its walk
     finds nothing (graph's walk: the same nodes less the ctx/op singletons, in another order)."""
-    for stmt in _graph.walk(method):
+    for stmt in walk(method):
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Attribute) \
                 and stmt.targets[0].attr == "weight":
             return True
@@ -3194,7 +3194,7 @@ def _chosen_arguments(expr: ast.expr, names: ModuleNames) -> list:
     returns = list(_returns(func.body))
     if not returns or not all(_returns_given(r.value, given, out) for r in returns):
         return []
-    for node in _graph.walk(func):  # the parameters are returned as passed
+    for node in walk(func):  # the parameters are returned as passed
         if isinstance(node, ast.Name) and node.id in given and isinstance(node.ctx, (ast.Store, ast.Del)):
             return []
     return out
@@ -3232,7 +3232,7 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
         for stmt in func.body:
             if not near(stmt):
                 continue
-            for node in _graph.walk(stmt):
+            for node in walk(stmt):
                 if not isinstance(node, ast.Call) or names.resolve(node.func) not in embeddings:
                     continue
                 size = next((k.value for k in node.keywords if k.arg == "num_embeddings"), None)
@@ -3259,14 +3259,14 @@ def _bound_once(func, name: str) -> ast.expr | None:
     if any(a.arg == name for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)):
         return None
     found = None
-    for node in _graph.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load):
             if found is not None:
                 return None
             found = node
     if found is None:
         return None
-    for node in _graph.walk(func):
+    for node in walk(func):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and node.targets[0] is found:
             return node.value
     return None
@@ -3304,10 +3304,10 @@ def _returned_attr(info) -> tuple | None:
                 break
             if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-                if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in _graph.walk(t)):
+                if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in walk(t)):
                     return None  # bound otherwise (unpacked, augmented)
             elif not isinstance(stmt, (ast.Expr, ast.Pass)) and any(
-                    isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in _graph.walk(stmt)):
+                    isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) for n in walk(stmt)):
                 return None  # rebound under a branch or loop
         if value is None:
             return None
