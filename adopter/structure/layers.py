@@ -2986,7 +2986,7 @@ def _tied_heads(infos: dict, names: ModuleNames) -> dict:
 def _assigns_weight(method: ast.AST) -> bool:
     """Does ``method`` hold an assignment ``<something>.weight = ...`` (one target)?  What
     :func:`_weight_given_heads` reads first of every statement it walks: without one, its walk
-    finds nothing (graph's walk: the same nodes less the ctx/op singletons, in another order)."""
+    finds nothing (treewalk.walk: the same nodes less the ctx/op singletons, in another order)."""
     for stmt in walk(method):
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Attribute) \
                 and stmt.targets[0].attr == "weight":

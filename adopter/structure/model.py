@@ -105,7 +105,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     if lines is None:
         words: set[str] = set()
         seq_arg = floor_div = ellipsis = False
-        for node in walk(func):  # (graph's: the nodes tested here, without the ctx/op singletons)
+        for node in walk(func):  # (treewalk's: the nodes tested here, without the ctx/op singletons)
             if isinstance(node, ast.Attribute):
                 words.add(node.attr)
             elif isinstance(node, ast.Name):
