@@ -23,12 +23,13 @@ PROBS_HELPER = textwrap.dedent("""
     def probs_of(x, rate, training=True, extra=None):
         x = x.contiguous()
         if extra is not None:
-            x += extra
+            x -= extra
         return F.dropout(F.softmax(x, dim=-1), p=rate, training=training)
 """)
 
 PLAIN_HELPER = textwrap.dedent("""
     def probs_of(x, rate, training=True):
+        print(x.shape)
         return F.dropout(F.softmax(x, dim=-1), p=rate, training=training)
 """)
 
@@ -60,18 +61,21 @@ def _declines(code: str) -> list[str]:
 
 
 def test_helper_adding_in_place_says_what_it_changes():
+    # (fix23: a helper *adding* its tensors in place, `x += extra`, is rewritten now --
+    # tests/test_fix23_probs_helper.py; one subtracting them is no mask and stays declined)
     code = HEAD + PROBS_HELPER + CALLER.replace("CALL_EXTRA", "extra=bias")
     (why,) = _declines(code)
     assert why.startswith("the match spans helpers inlined into their caller: ")
     assert "the scores' product and the context product in `forward`" in why
     assert "the softmax and the dropout in `probs_of` (line 6)" in why
-    assert "changes a tensor in place at line 9 (`x += extra`), no step of the match" in why
+    assert "changes a tensor in place at line 9 (`x -= extra`), no step of the match" in why
     assert why.endswith("; rewrite it by hand")
 
 
 def test_helper_with_only_the_steps_names_them_and_nothing_else():
     # near-miss of the above: no in-place change in the helper, none reported; the caller's
-    # own statements (its scale) are not the helper's
+    # own statements (its scale) are not the helper's (fix23: the helper also prints, which
+    # keeps it declined -- without that statement it is rewritten now)
     code = HEAD + PLAIN_HELPER + CALLER.replace(", CALL_EXTRA", "").replace("q = q * self.scale", "q *= self.scale")
     (why,) = _declines(code)
     assert "the softmax and the dropout in `probs_of` (line 6)" in why

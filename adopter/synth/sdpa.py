@@ -248,6 +248,7 @@ class _Attention:
             raise Skip("the match does not say which step each operation is")
         self.roles = dict(zip(match.roles, match.nodes))
         self._names = None
+        self.made_texts: dict[int, str] = {}  # id of an expression built from the caller's text -> that text
 
     # ------------------------------------------------------------------ helpers
     def _at(self, span: Span | None, what: str = "an argument") -> ast.expr:
@@ -275,7 +276,8 @@ class _Attention:
         return self._names
 
     def _text(self, node: ast.AST) -> str:
-        return self.index.segment(span_of(node))
+        made = self.made_texts.get(id(node)) if self.made_texts else None
+        return made if made is not None else self.index.segment(span_of(node))
 
     def _stmt_text(self, stmt: ast.stmt, replace: tuple[Span, str] | list | None = None) -> str:
         """The statement's source, dedented to column 0 (optionally with spans replaced: one
@@ -362,6 +364,10 @@ class _Attention:
             # normalised axis; a fused call would need that rank checked at run time)
             raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
+        self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
+        self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
+        self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
+        self.helper_roles: set[str] = set()  # the steps in that helper
         self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
         self.stand_in_types: dict[str, list[str]] = {}  # a module handed in as a parameter -> the classes that may take it
         self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
@@ -399,6 +405,19 @@ class _Attention:
         # after the call, which reads them; its names are no value the attention computes)
         deletes = [s for s in region if isinstance(s, ast.Delete) and all(isinstance(t, ast.Name) for t in s.targets)]
         all_stored = set().union(*(stored_names(s) for s in region if not any(s is d for d in deletes)))
+        self.region_stored = all_stored
+        if self.helper_call is not None:
+            # The fused call reads the helper's arguments after the region's other statements:
+            # none of those from the call on may assign what they read.
+            at = next((i for i, s in enumerate(region) if s is self.helper_call), None)
+            if at is None:
+                raise Skip(f"the call of the helper at line {self.helper_call.lineno} is inside an if or a loop")
+            scores_arg = self.helper_call.value.args[0] if self.helper_call.value.args else None
+            read = set().union(*(read_names(e) for _, e in self.helper_args.values() if e is not scores_arg))
+            clash = read & set().union(*(stored_names(s) for s in region[at:]))
+            if clash:
+                raise Skip(f"`{sorted(clash)[0]}`, handed to the helper at line {self.helper_call.lineno}, is assigned "
+                           "again before the attention ends")
         step_tops = {i for i, _ in tops.values()}
         # Names the attention steps assign (the statements holding matched operations, not the
         # ifs around them, whose other statements are kept on the fused path).
@@ -627,6 +646,19 @@ class _Attention:
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
         call = self._call(q, k, v, conditions, stored)
         guard += self._float32_terms()
+        for text, operand, test in self.helper_adds:
+            if read_names(operand) & all_stored:
+                continue  # (in the scores' dtype in the mask: _mask)
+            # Added in place by the helper, read before the region here: one of another dtype
+            # than the scores (the helper's `x += p` keeps theirs; SDPA would refuse it), one
+            # that is not floating point (SDPA reads a bool one as keep/drop) and a training
+            # step whose mask hides every key of a row (_blind_rows_term) take the original.
+            torch = self._torch("the guard for the helper's added tensors")
+            term = (f"{text}.dtype != {self._q_dtype()} or ({_eager_training(torch)} and "
+                    f"{text}.amax(-1).min() <= {torch}.finfo({text}.dtype).min / 2)")
+            if test is not None:
+                term = f"{_guard_term(self._text(test), test)} and ({term})"
+            guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
         if self.filled_rows is not None:
@@ -791,6 +823,8 @@ class _Attention:
         caller = self.roles["c"].func
         outside = [n for n in nodes if n.func != caller]
         roles = {id(n): r for r, n in self.roles.items()}
+        if {roles.get(id(n)) for n in outside} in ({"p0"}, {"p0", "p1"}):
+            return self._inline_probs_helper(nodes, outside, roles)
         if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
             raise self._helper_skip(nodes, roles)
         node = outside[0]
@@ -849,6 +883,184 @@ class _Attention:
             if value is node:
                 self.roles[role] = moved
         return [moved if n is node else n for n in nodes]
+
+    def _inline_probs_helper(self, nodes: list, outside: list, roles: dict) -> list:
+        """A module-level helper taking the scores to the probabilities (``outside``: its
+        softmax and dropout steps), called once by the caller: unimol's ``attn =
+        softmax_dropout(attn, self.dropout, self.training, mask=mask, bias=bias)`` with
+
+            def softmax_dropout(input, dropout_prob, is_training=True, mask=None, bias=None, inplace=True):
+                input = input.contiguous()
+                if not inplace:
+                    input = input.clone()
+                if mask is not None:
+                    input += mask
+                if bias is not None:
+                    input += bias
+                return F.dropout(F.softmax(input, dim=-1), p=dropout_prob, training=is_training)
+
+        The helper's body may only copy the scores (``.contiguous()``, ``.clone()`` under a
+        test of its parameters), add its tensor parameters to them (``x += p`` or ``x = x +
+        p``, each under ``if p is not None:`` or always) and return the dropout of the
+        softmax.  Each add becomes a part of the mask, read from the call's argument (a name
+        or an attribute, so reading it again changes nothing; None or left at a default of
+        None: no part), and the dropout's rate and flag are read from the call's arguments.
+        The helper changes the scores in place: the fused path never computes them, and a
+        later read of the scores' name goes through the checks of values only the original
+        computes.  Returns the nodes with the helper's steps at the caller's statement."""
+        why = str(self._helper_skip(nodes, roles))
+        funcs = {id(f): f for f in (self._function(self.index.stmt(n.stmt).stmt) if self.index.stmt(n.stmt) else None
+                                    for n in outside)}
+        helper = next(iter(funcs.values())) if len(funcs) == 1 else None
+        tree = self.index.tree
+        if not isinstance(helper, ast.FunctionDef) or not any(f is helper for f in tree.body) or helper.decorator_list:
+            raise Skip(why)
+        args = helper.args
+        if args.vararg or args.kwarg:
+            raise Skip(why)
+        positional = [a.arg for a in (*args.posonlyargs, *args.args)]
+        params = positional + [a.arg for a in args.kwonlyargs]
+        defaults = dict(zip(positional[len(positional) - len(args.defaults):], args.defaults))
+        defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None})
+        if not positional:
+            raise Skip(why)
+        scores = positional[0]
+        body = list(helper.body)
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body = body[1:]  # the docstring
+        if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+            raise Skip(why)
+        last = "p1" if "p1" in {roles.get(id(n)) for n in outside} else "p0"
+        ret = body[-1].value
+        if span_of(ret) != self.roles[last].span:
+            raise Skip(why + " (the helper returns more than the probabilities)")
+        reads = [n for n in ast.walk(ret) if isinstance(n, ast.Name) and n.id == scores]
+        if len(reads) != 1 or any(isinstance(n, (ast.NamedExpr, ast.Lambda)) for n in ast.walk(ret)):
+            raise Skip(why)
+
+        def same(expr) -> bool:
+            return isinstance(expr, ast.Name) and expr.id == scores
+
+        def plain_test(expr) -> bool:  # a test of the parameters with no effect of its own
+            return all(isinstance(n, (ast.Name, ast.Constant, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Load,
+                                      ast.unaryop, ast.boolop, ast.cmpop)) for n in ast.walk(expr)) \
+                and all(n.id in params and n.id != scores for n in ast.walk(expr) if isinstance(n, ast.Name))
+
+        added: list[tuple[str, bool]] = []  # (parameter, under `if p is not None:`)
+        for stmt in body[:-1]:
+            copy = isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and same(stmt.targets[0]) \
+                and isinstance(stmt.value, ast.Call) and not stmt.value.args and not stmt.value.keywords \
+                and isinstance(stmt.value.func, ast.Attribute) and same(stmt.value.func.value)
+            if copy and stmt.value.func.attr == "contiguous" and not added:
+                continue  # the same values (the flow reads it as `x = x`)
+            if isinstance(stmt, ast.If) and not stmt.orelse and len(stmt.body) == 1:
+                inner = stmt.body[0]
+                if isinstance(inner, ast.Assign) and len(inner.targets) == 1 and same(inner.targets[0]) \
+                        and isinstance(inner.value, ast.Call) and not inner.value.args and not inner.value.keywords \
+                        and isinstance(inner.value.func, ast.Attribute) and same(inner.value.func.value) \
+                        and inner.value.func.attr == "clone" and plain_test(stmt.test) and not added:
+                    continue  # `if not inplace: x = x.clone()`: the same values, in a copy
+                test = stmt.test
+                guarded = isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot) \
+                    and isinstance(test.left, ast.Name) and isinstance(test.comparators[0], ast.Constant) \
+                    and test.comparators[0].value is None
+                param = _added_param(inner, scores)
+                if guarded and param is not None and param == test.left.id:
+                    added.append((param, True))
+                    continue
+            param = _added_param(stmt, scores)
+            if param is not None:
+                added.append((param, False))
+                continue
+            raise Skip(why)
+        if {p for p, _ in added} & {scores} or len({p for p, _ in added}) != len(added) \
+                or any(p not in params for p, _ in added):
+            raise Skip(why)
+        if any(isinstance(n, (ast.Global, ast.Nonlocal, ast.Yield, ast.YieldFrom, ast.Await)) for n in ast.walk(helper)):
+            raise Skip(why)
+        # The module binds the helper's name once (its def), the caller not at all; the caller
+        # calls it once, as the value of `name = helper(...)`.
+        top = [s for s in tree.body if helper.name in stored_names(s)
+               or (isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and s.name == helper.name)]
+        caller_def = self._function(self.index.stmt(self.roles["c"].stmt).stmt)
+        if top != [helper] or caller_def is None or helper.name in {a.arg for a in ast.walk(caller_def.args)
+                                                                   if isinstance(a, ast.arg)} \
+                or helper.name in set().union(*(stored_names(s) for s in caller_def.body)):
+            raise Skip(why)
+        calls = [n for n in ast.walk(caller_def) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                 and n.func.id == helper.name]
+        call_stmt = None
+        if len(calls) == 1:
+            for stmt in ast.walk(caller_def):
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
+                        and stmt.value is calls[0]:
+                    call_stmt = stmt
+        if call_stmt is None:
+            raise Skip(f"the helper `{helper.name}` taking the scores to the probabilities is called in other ways; "
+                       "rewrite it by hand")
+        call = calls[0]
+        if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords) \
+                or len(call.args) > len(positional):
+            raise Skip(f"the call of `{helper.name}` at line {call.lineno} passes its arguments in a way not read here")
+        bound: dict[str, ast.expr] = dict(zip(positional, call.args))
+        for keyword in call.keywords:
+            if keyword.arg not in params or keyword.arg in bound or keyword.arg in positional[:len(args.posonlyargs)]:
+                raise Skip(f"the call of `{helper.name}` at line {call.lineno} passes its arguments in a way not read "
+                           "here")
+            bound[keyword.arg] = keyword.value
+        for name in params:
+            if name not in bound:
+                if name not in defaults:
+                    raise Skip(f"the call of `{helper.name}` at line {call.lineno} leaves out `{name}`")
+                bound[name] = defaults[name]  # (a default is read in the helper's module: a constant here)
+                if not isinstance(defaults[name], ast.Constant):
+                    raise Skip(f"the default of `{name}` in `{helper.name}` is not a constant")
+        if not isinstance(bound[scores], ast.Name):
+            raise Skip(f"the call of `{helper.name}` at line {call.lineno} hands it scores that are not a name")
+        for name, expr in bound.items():
+            text = self._text(expr) if not (name in defaults and bound[name] is defaults[name]) else ast.unparse(expr)
+            self.helper_args[name] = (text, expr)
+        for param, guarded in added:
+            expr = bound[param]
+            if isinstance(expr, ast.Constant) and expr.value is None:
+                continue  # the add never runs
+            if not (isinstance(expr, (ast.Name, ast.Attribute)) and dotted_name(expr)):
+                raise Skip(f"`{param}` of `{helper.name}`, added to the scores, is handed "
+                           f"`{self._text(expr)}` at line {call.lineno}: not a name the fused call can read again")
+            text = self._text(expr)
+            operand = ast.parse(text, mode="eval").body
+            self.made_texts[id(operand)] = text
+            test = None
+            if guarded:
+                test = ast.parse(f"{text} is not None", mode="eval").body
+                self.made_texts[id(test)] = f"{text} is not None"
+                self.made_texts[id(test.left)] = text
+            self.helper_adds.append((text, operand, test))
+        self.helper_call = call_stmt
+        self.helper_roles = {roles[id(n)] for n in outside}
+        moved_nodes = {id(n): replace(n, stmt=span_of(call_stmt)) for n in outside}
+        for role, value in self.roles.items():
+            if id(value) in moved_nodes:
+                self.roles[role] = moved_nodes[id(value)]
+        return [moved_nodes.get(id(n), n) for n in nodes]
+
+    def _from_helper(self, text: str) -> str:
+        """``text`` (an expression read in the probabilities helper) with the helper's
+        parameters replaced by the caller's arguments (:meth:`_inline_probs_helper`)."""
+        if not self.helper_args:
+            return text
+        tree = ast.parse(text, mode="eval")
+        swaps = sorted(((n.col_offset, n.end_col_offset, n.id) for n in ast.walk(tree)
+                        if isinstance(n, ast.Name) and n.id in self.helper_args and n.lineno == n.end_lineno == 1),
+                       reverse=True)
+        if any(isinstance(n, ast.Name) and n.id in self.helper_args and n.lineno != 1 for n in ast.walk(tree)):
+            raise Skip("the dropout's arguments in the helper could not be read")
+        encoded = text.encode()
+        for start, end, name in swaps:
+            arg, expr = self.helper_args[name]
+            encoded = encoded[:start] + _atom(arg, expr).encode() + encoded[end:]
+        return encoded.decode()
 
     def _helper_skip(self, nodes: list, roles: dict) -> Skip:
         """The decline of a match spread over functions in another way than one added bias in a
@@ -1912,6 +2124,19 @@ class _Attention:
                 self._note_blind_rows(operand, conditions.get(role))
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
+        for text, operand, test in self.helper_adds:
+            # (the probabilities helper's `x += p`: _inline_probs_helper; read at the fused call,
+            # after the region's statements, so they may not be reassigned there)
+            if read_names(operand) & stored:
+                raise Skip(f"the mask `{text}` is computed by the attention")
+            if read_names(operand) & self.region_stored:
+                # (computed in the region, so no guard can read it before: added as the helper
+                # adds it in place, in the scores' dtype -- a bool one as 0/1, as `x += p` does)
+                text = f"{_atom(text, operand)}.to({self._q_dtype()})"
+                operand = ast.parse(text, mode="eval").body
+                self.made_texts[id(operand)] = text
+            parts.append({"text": text, "atom": _atom(text, operand), "test": test, "operand": operand,
+                          "viewed": False, "role": "h"})
         fill = self._fill(stored, conditions)
         if fill is not None and fill["kind"] == "finite" and self._reads_inputs(fill["cond"]):
             # (a fill mask built from sizes and the module's buffers alone -- a causal or
@@ -2779,6 +3004,10 @@ class _Attention:
             and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None
 
     def _dropout(self, role: str) -> str:
+        text = self._dropout_text(role)
+        return self._from_helper(text) if role in self.helper_roles else text
+
+    def _dropout_text(self, role: str) -> str:
         node = self.roles[role]
         if node.kind == "layer":
             text = self._layer_text(node)
@@ -3246,6 +3475,19 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info.owner if info is not None else None
+
+
+def _added_param(stmt: ast.stmt, scores: str) -> str | None:
+    """The parameter ``stmt`` adds to ``scores`` (``x += p`` or ``x = x + p``), else None."""
+    if isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add) and isinstance(stmt.target, ast.Name) \
+            and stmt.target.id == scores and isinstance(stmt.value, ast.Name) and stmt.value.id != scores:
+        return stmt.value.id
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
+            and stmt.targets[0].id == scores and isinstance(stmt.value, ast.BinOp) and isinstance(stmt.value.op, ast.Add) \
+            and isinstance(stmt.value.left, ast.Name) and stmt.value.left.id == scores \
+            and isinstance(stmt.value.right, ast.Name) and stmt.value.right.id != scores:
+        return stmt.value.right.id
+    return None
 
 
 def _changed_in_place(func, names: set, end: tuple) -> ast.AST | None:
