@@ -308,6 +308,30 @@ def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
             if len(ranks) == 1 and (not kept or name not in rebound)}
 
 
+def pair_params(func: Callable) -> set[str]:
+    """Parameters the function reads as a pairwise representation, [batch, i, j, width]: moved
+    to [batch, width, i, j] by ``.permute(0, 3, 1, 2)``, as they are or through one call of a
+    module attribute (unimol's ``self.linear_bias(pair).permute(0, 3, 1, 2)``: a bias per head
+    for every pair of tokens, added to the scores)."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found = set()
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "permute"
+                and not sub.keywords and [getattr(a, "value", None) for a in sub.args] == [0, 3, 1, 2]):
+            continue
+        value = sub.func.value
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+                and isinstance(value.func.value, ast.Name) and value.func.value.id == "self" \
+                and len(value.args) == 1 and not value.keywords:
+            value = value.args[0]
+        if isinstance(value, ast.Name) and value.id in params:
+            found.add(value.id)
+    return found
+
+
 def input_rank(func: Callable) -> tuple[int | None, bool]:
     """The rank of the first input as the function's own code states it, and whether the code
     states it of that input itself: the names its shape is unpacked into (``b, c, h, w =
@@ -982,6 +1006,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
 
     rank, certain = input_rank(func) if method == "forward" else (None, False)
     operand_ranks = {**annotated_ranks(func), **einsum_ranks(func, kept=False)} if method == "forward" else {}
+    pairs = pair_params(func) if method == "forward" else set()
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
@@ -1135,6 +1160,9 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             four = _deep_tokens(randn, b, rank, [s, *_window_lengths(module)], widths[:2])
         if certain_here or (certain and per_param and four):
             candidates, four = four + candidates, []
+        if per_param and name in pairs and conv is None:
+            # a pairwise representation read after the first input: [batch, tokens, tokens, width]
+            candidates = [randn(b, s, s, width) for width in widths[:3]] + candidates
         if isinstance(fed, nn.LayerNorm) and fed.normalized_shape:
             candidates.append(randn(b, s, int(fed.normalized_shape[-1])))
         elif isinstance(fed, _SHAPED):
