@@ -375,9 +375,21 @@ class _Attention:
         nodes = self._choice_steps(nodes)
         self.handed: _Handed | None = None  # scores a caller computes and hands to the helper (_handed_scores)
         if len({n.func for n in nodes}) > 1:
-            self.handed = self._handed_scores(nodes)
-            if self.handed is None:
-                nodes = self._inline_helper(nodes)
+            try:
+                self.handed = self._handed_scores(nodes)
+                if self.handed is None:
+                    nodes = self._inline_helper(nodes)
+            except Skip:
+                # (espnet's `self.attn = torch.softmax(scores, dim=-1)` in the helper the scores are
+                # handed to: what keeps it declined whatever the split is the values stored for
+                # code outside the call, so the decline says that)
+                context = self.roles["c"].stmt
+                for node in nodes:
+                    info = self.index.stmt(node.stmt) if node.stmt != context else None
+                    target = _stored_attribute(info.stmt) if info is not None else None
+                    if target is not None:
+                        raise self._stored_skip(target, info.stmt) from None
+                raise
         self.nodes = nodes
         self._check_containers()
         # (All in one helper -- Whisper's qkv_attention, an eager_attention_forward function --
@@ -502,7 +514,8 @@ class _Attention:
                         stored = _stored_attribute(stmt)
                         if stored is not None:  # widedeep's `self.attn_weights = attn_weights`
                             raise self._stored_skip(stored, stmt)
-                        raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention")
+                        raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention: "
+                                   + self._value_use(stmt, region[:offset], step_stored))
                     metadata[offset] = text
                 if stored_names(stmt) & step_stored:
                     raise Skip(f"the statement at line {stmt.lineno} reassigns a value of the attention")
@@ -556,7 +569,14 @@ class _Attention:
                     continue  # runs whenever the fused path is taken (the guard sends the other branch away)
                 if role not in MASK_STEPS and not (role == "p1" and self._optional_dropout(if_stmt)) \
                         and not (role in SCALE_STEPS and self._optional_scale(if_stmt, role, all_stored)):
-                    raise Skip(f"the {role} step at line {self.roles[role].line} only runs under a condition")
+                    words = {"s0": "the scores' product", "s1": "the scale", "s2": "the scale", "p0": "the softmax",
+                             "p1": "the dropout", "c": "the context product"}.get(role, f"the {role} step")
+                    others = [str(s.lineno) for s in if_stmt.body if span_of(s) != self.roles[role].stmt]
+                    detail = (f"whose body also runs line{'s' if len(others) > 1 else ''} {', '.join(others)}"
+                              if others else "whose test the fused call cannot read" if not _plain_test(if_stmt.test)
+                              else "an optional step the fused call does not take")
+                    raise Skip(f"{words} at line {self.roles[role].line} only runs under a condition "
+                               f"(`if {self._text(if_stmt.test)}:` at line {if_stmt.lineno}, {detail})")
                 conditions[role] = if_stmt.test
 
         guard += self._widening_terms(conditions)
@@ -751,6 +771,44 @@ class _Attention:
             prelude=prelude,
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
+
+    def _value_use(self, stmt: ast.stmt, before: list[ast.stmt], step_stored: set) -> str:
+        """What a statement between the steps does with a value of the attention (the decline's
+        detail): which value it reads -- the scores or the probabilities, by the step that
+        last assigned the name -- and, where it keeps them in another name (molgpt's
+        ``attn_save = att``), where that name is read next."""
+        name = sorted(_loads(stmt) & step_stored)[0]
+        step_stmts = {n.stmt: role for role, n in self.roles.items()}
+        what = "a value"
+        for earlier in before:
+            for inner in ast.walk(earlier):
+                role = step_stmts.get(span_of(inner)) if isinstance(inner, ast.stmt) else None
+                if role is not None and name in stored_names(inner):
+                    what = ("the probabilities" if role in ("p0", "p1") else "the scores" if role in SCORE_STEPS
+                            else "a value")
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
+                and isinstance(stmt.value, ast.Name):
+            alias = stmt.targets[0].id
+            func = self._function(stmt)
+            end = (stmt.end_lineno, stmt.end_col_offset)
+            parents = _parents(func) if func is not None else {}
+            reads = sorted(((n.lineno, n.col_offset), n) for n in ast.walk(func) if isinstance(n, ast.Name)
+                           and n.id == alias and isinstance(n.ctx, ast.Load) and (n.lineno, n.col_offset) > end) \
+                if func is not None else []
+            use = ""
+            if reads:
+                node = reads[0][1]
+                holder = parents.get(node)
+                while holder is not None and not isinstance(holder, ast.stmt):
+                    holder = parents.get(holder)
+                use = (f", which line {node.lineno} returns" if isinstance(holder, ast.Return)
+                       else f", read at line {node.lineno}")
+            return (f"it keeps {what} (`{name}`) in `{alias}`{use} (to callers that may read them); the fused "
+                    "call never forms them")
+        text = " ".join(self._stmt_text(stmt).split())
+        text = text if len(text) <= 60 else text[:57] + "..."
+        return (f"it reads {what} (`{name}`) in a way that is no step of the attention (`{text}`); the fused "
+                "call never forms them")
 
     def _chosen_probabilities(self, stmt: ast.stmt, step_stored: set[str]) -> tuple[str, str] | None:
         """``weights = attention_probs if self.vis else None``: a value of the attention kept
