@@ -189,3 +189,12 @@ def test_helper_adding_a_global_stays_declined():
     code = HEAD + "BIAS = 0.0\n" + HELPER.replace("x += extra", "x += BIAS") + CALLER
     (why,) = _declined(code)
     assert why.startswith("the match spans helpers inlined into their caller: ")
+
+
+def test_an_argument_computed_by_a_call_stays_declined():
+    # the fused call reads the rate once, after the region's statements (and `in_place` not at
+    # all): an argument that calls something could do more than give a value
+    code = HEAD + HELPER + CALLER.replace("extra=extra)", "extra=extra, in_place=bool(len(extra)))")
+    (why,) = _declined(code)
+    assert why == (f"the call of `weigh` at line {line_of(code, 'weigh(s,')} computes an argument "
+                   "(`bool(len(extra))`) the fused call would not compute as the call does")

@@ -1076,6 +1076,14 @@ class _Attention:
                     raise Skip(f"the default of `{name}` in `{helper.name}` is not a constant")
         if not isinstance(bound[scores], ast.Name):
             raise Skip(f"the call of `{helper.name}` at line {call.lineno} hands it scores that are not a name")
+        plain = (ast.Name, ast.Attribute, ast.Constant, ast.Subscript, ast.Slice, ast.Tuple, ast.UnaryOp, ast.BinOp,
+                 ast.BoolOp, ast.Compare, ast.IfExp, ast.expr_context, ast.unaryop, ast.operator, ast.boolop, ast.cmpop)
+        for expr in (*call.args, *(k.value for k in call.keywords)):
+            if not all(isinstance(n, plain) for n in ast.walk(expr)):
+                # (the fused call reads the arguments it needs once, after the region's other
+                # statements, and the others not at all: a call among them could do more)
+                raise Skip(f"the call of `{helper.name}` at line {call.lineno} computes an argument "
+                           f"(`{self._text(expr)}`) the fused call would not compute as the call does")
         for name, expr in bound.items():
             text = self._text(expr) if not (name in defaults and bound[name] is defaults[name]) else ast.unparse(expr)
             self.helper_args[name] = (text, expr)
