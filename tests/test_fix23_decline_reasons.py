@@ -61,7 +61,7 @@ GROUPED = HEAD + textwrap.dedent("""
     class GroupBias(nn.Module):
         def forward(self, s):
             i, j = s.shape[-2:]
-            return -torch.arange(j, device=s.device).float().expand(i, j)
+            return -torch.arange(j, device=s.device).float().expand(i, j) * s.std()  # (its values: no bias alone)
 
 
     class Grouped(nn.Module):

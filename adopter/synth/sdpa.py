@@ -368,6 +368,8 @@ class _Attention:
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
         self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
         self.helper_roles: set[str] = set()  # the steps in that helper
+        self.grouped_cat: ast.expr | None = None  # the m2 step's `torch.cat(groups, dim=d)` (_grouped_split)
+        self.list_stand_ins: list[str] = []  # ModuleLists whose modules are handed a stand-in (_grouped_split)
         self.stand_ins: list[tuple[str, str]] = []  # (module, add step) handed a stand-in of the scores
         self.stand_in_types: dict[str, list[str]] = {}  # a module handed in as a parameter -> the classes that may take it
         self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
@@ -485,6 +487,9 @@ class _Attention:
             elif (chosen := self._chosen_probabilities(stmt, step_stored)) is not None:
                 metadata[offset] = chosen  # the guard term and the fused path's assignment
                 kinds.append("choice")
+            elif (grouped := self._grouped_split(stmt, region, offset)) is not None:
+                metadata[offset] = grouped  # the split of a stand-in of zeros: the groups' biases
+                kinds.append("keep")
             elif self._keeps_value(stmt):
                 kinds.append("drop")  # `w = Attention.apply_sparse_mask(w, ...)` of a helper returning w
             elif _layout_copy(stmt, step_stored):
@@ -809,6 +814,95 @@ class _Attention:
         text = text if len(text) <= 60 else text[:57] + "..."
         return (f"it reads {what} (`{name}`) in a way that is no step of the attention (`{text}`); the fused "
                 "call never forms them")
+
+    def _grouped_split(self, stmt: ast.stmt, region: list[ast.stmt], offset: int) -> str | None:
+        """Tranception's ALiBi per group of heads, which the graph reads as one add (the m2 step
+        at the ``torch.cat``): ``g = s.split(n, dim=1)``; ``g2 = [m(p) + p for m, p in
+        zip(self.biases, g)]``; ``s = torch.cat(g2, dim=1)``, each module of the ``nn.ModuleList``
+        of one class of this file whose ``forward`` reads its input only for what it is (sizes,
+        device, rank; its dtype only where the scores keep q's).  Each group's output is then
+        its scores plus a bias that does not depend on their values, so the concatenation is
+        the scores plus the concatenated biases.  On the fused path the split (``stmt``) is of
+        a stand-in of zeros of the scores' shape, device and dtype (``0 + b`` is ``b``
+        exactly): the comprehension builds the biases, and the ``torch.cat`` is the mask's
+        part.  Returns the split's fused text; None where ``stmt`` is no such split."""
+        node = self.roles.get("m2")
+        info = self.index.stmt(node.stmt) if node is not None else None
+        if info is None or offset + 2 >= len(region) or info.stmt is not region[offset + 2]:
+            return None
+        cat, comp = region[offset + 2], region[offset + 1]
+        added = self._added_to("m2")
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute)
+                and stmt.value.func.attr == "split" and isinstance(stmt.value.func.value, ast.Name)
+                and stmt.value.func.value.id == added and added is not None
+                and isinstance(comp, ast.Assign) and len(comp.targets) == 1 and isinstance(comp.targets[0], ast.Name)
+                and isinstance(comp.value, ast.ListComp) and len(comp.value.generators) == 1
+                and isinstance(cat, ast.Assign) and isinstance(cat.value, ast.Call) and cat.value.args
+                and isinstance(cat.value.args[0], ast.Name) and cat.value.args[0].id == comp.targets[0].id):
+            return None
+        groups, parts = stmt.targets[0].id, comp.targets[0].id
+        gen = comp.value.generators[0]
+        elt = comp.value.elt
+        if gen.ifs or gen.is_async or not (isinstance(gen.target, ast.Tuple) and len(gen.target.elts) == 2
+                                           and all(isinstance(e, ast.Name) for e in gen.target.elts)
+                                           and isinstance(gen.iter, ast.Call) and isinstance(gen.iter.func, ast.Name)
+                                           and gen.iter.func.id == "zip" and len(gen.iter.args) == 2
+                                           and not gen.iter.keywords):
+            return None
+        (mod, part), (modules, source) = [e.id for e in gen.target.elts], gen.iter.args
+        if not (isinstance(source, ast.Name) and source.id == groups and isinstance(modules, ast.Attribute)
+                and isinstance(modules.value, ast.Name) and modules.value.id == "self"
+                and isinstance(elt, ast.BinOp) and isinstance(elt.op, ast.Add)):
+            return None
+        sides = [elt.left, elt.right]
+        plain = [e for e in sides if isinstance(e, ast.Name) and e.id == part]
+        calls = [e for e in sides if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id == mod
+                 and len(e.args) == 1 and isinstance(e.args[0], ast.Name) and e.args[0].id == part and not e.keywords]
+        if len(plain) != 1 or len(calls) != 1:
+            return None
+        # The modules: one class of this file, built in a ModuleList (a list or a comprehension of calls).
+        values = self._attribute_values(modules.attr)
+        classes = set()
+        for value in values:
+            inner = value.args[0] if (isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords
+                                      and self.names.resolve(value.func) == "torch.nn.ModuleList") else None
+            built = [inner.elt] if isinstance(inner, ast.ListComp) else list(inner.elts) if isinstance(inner, ast.List) \
+                else None
+            if not built or not all(isinstance(b, ast.Call) and isinstance(b.func, ast.Name) for b in built):
+                return None
+            classes |= {b.func.id for b in built}
+        cls = self.names.classes.get(next(iter(classes))) if len(classes) == 1 else None
+        if cls is None:
+            return None
+        methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        forward = methods.get("forward")
+        if forward is None or "__call__" in methods or forward.decorator_list or isinstance(forward, ast.AsyncFunctionDef):
+            return None
+        params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
+        if not params or not _shape_metadata_only(forward, params[0]):
+            return None
+        if any(r in self.roles for r in VIEW_STEPS if r != "m1") or "m1" in self.roles or self.scores_t:
+            return None
+        earlier = SCORE_STEPS[:SCORE_STEPS.index("m2")]
+        if any(r in self.roles and r not in DTYPE_KEEPING and not (r in SCALE_STEPS and self._number_like(
+                self._operand_of(r, "div" if r == "s1" else "mul"))) for r in earlier):
+            return None  # (a tensor scale or a bias before: the stand-in's axes or dtype may differ)
+        if _reads_attribute(forward, params[0], "dtype") and not self._keeps_q_dtype_before("m2"):
+            return None
+        # The groups the fused path builds hold the biases, not the scores' groups: no later read.
+        func = self._function(cat)
+        end = (cat.end_lineno, cat.end_col_offset)
+        if func is None or any(isinstance(n, ast.Name) and n.id in (groups, parts) and isinstance(n.ctx, ast.Load)
+                               and (n.lineno, n.col_offset) > end for n in ast.walk(func)):
+            return None
+        (q_text, q_node), (k_text, k_node) = self._operands()[:2]
+        q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
+        shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
+                 f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+        self.grouped_cat = cat.value
+        self.list_stand_ins.append(f"self.{modules.attr}")
+        return self._stmt_text(stmt, (span_of(stmt.value.func.value), f"{q_atom}.new_zeros(()).expand({shape})"))
 
     def _chosen_probabilities(self, stmt: ast.stmt, step_stored: set[str]) -> tuple[str, str] | None:
         """``weights = attention_probs if self.vis else None``: a value of the attention kept
@@ -2095,6 +2189,12 @@ class _Attention:
         forward hooks, which would see the stand-in, runs on the original path; under its add's
         condition (the module may not exist otherwise)."""
         terms = []
+        for layer in dict.fromkeys(self.list_stand_ins):
+            # (every module of a ModuleList handed stand-ins of the score groups: _grouped_split)
+            term = (f"(False if {self._is_scripting(edits)}() else any(m._forward_hooks or m._forward_pre_hooks "
+                    f"for m in {layer}))")
+            under = self._under(conditions, "m2", term)
+            terms.append(under if under == term else f"({under})")
         for layer, role in dict.fromkeys(getattr(self, "stand_ins", ())):
             scripting = self._is_scripting(edits)
             term = f"(False if {scripting}() else bool({layer}._forward_hooks or {layer}._forward_pre_hooks))"
@@ -2151,6 +2251,10 @@ class _Attention:
                 continue
             var = {"b0": "bias0", "b1": "bias"}.get(role, "mask")
             module_bias = self._bias_module_operand(role, var)
+            if role == "m2" and self.grouped_cat is not None:
+                # the biases of the groups put together (_grouped_split): the groups the fused path
+                # builds are the biases added to a stand-in of zeros
+                module_bias = self._text(self.grouped_cat), self.grouped_cat
             if module_bias is not None:
                 text, operand = module_bias
             else:
