@@ -882,8 +882,8 @@ class _Attention:
         params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
         if not params or not _shape_metadata_only(forward, params[0]):
             return None
-        if any(r in self.roles for r in VIEW_STEPS if r != "m1") or "m1" in self.roles or self.scores_t:
-            return None
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            return None  # (the stand-in has the product's shape)
         earlier = SCORE_STEPS[:SCORE_STEPS.index("m2")]
         if any(r in self.roles and r not in DTYPE_KEEPING and not (r in SCALE_STEPS and self._number_like(
                 self._operand_of(r, "div" if r == "s1" else "mul"))) for r in earlier):
