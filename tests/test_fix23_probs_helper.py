@@ -174,7 +174,8 @@ def test_helper_called_twice_stays_declined():
         "        o = torch.matmul(s, v)\n",
         "        o = torch.matmul(s, v)\n        o = o + weigh(o, 0.0)\n")
     (why,) = _declined(code)
-    assert why.startswith("the helper `weigh` taking the scores to the probabilities is called in other ways")
+    assert why == ("the helper `weigh` taking the scores to the probabilities is called in other ways (2 times in "
+                   f"`forward`, at lines {line_of(code, 'weigh(s,')}, {line_of(code, 'weigh(o,')}); rewrite it by hand")
 
 
 def test_argument_assigned_again_before_the_context_stays_declined():

@@ -1149,8 +1149,11 @@ class _Attention:
                         and stmt.value is calls[0]:
                     call_stmt = stmt
         if call_stmt is None:
-            raise Skip(f"the helper `{helper.name}` taking the scores to the probabilities is called in other ways; "
-                       "rewrite it by hand")
+            lines = ", ".join(str(c.lineno) for c in sorted(calls, key=lambda c: (c.lineno, c.col_offset)))
+            said = (f"{len(calls)} times in `{caller_def.name}`, at lines {lines}" if len(calls) > 1
+                    else "not as the value of a plain assignment")
+            raise Skip(f"the helper `{helper.name}` taking the scores to the probabilities is called in other ways "
+                       f"({said}); rewrite it by hand")
         call = calls[0]
         if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords) \
                 or len(call.args) > len(positional):
