@@ -199,3 +199,13 @@ def test_an_argument_computed_by_a_call_stays_declined():
     (why,) = _declined(code)
     assert why == (f"the call of `weigh` at line {line_of(code, 'weigh(s,')} computes an argument "
                    "(`bool(len(extra))`) the fused call would not compute as the call does")
+
+
+def test_a_module_name_the_caller_binds_stays_declined():
+    # the helper's dropout rate is a module constant, which the fused call would read in the
+    # caller, where a local of that name is something else
+    code = HEAD + "RATE = 0.0\n" + HELPER.replace("p=rate,", "p=RATE,") + CALLER.replace(
+        "        b, n, _ = x.shape\n", "        b, n, _ = x.shape\n        RATE = 0.5\n")
+    assert "RATE = 0.5" in code
+    (why,) = _declined(code)
+    assert why == "the helper `weigh` reads `RATE`, which its caller binds; rewrite it by hand"

@@ -1140,6 +1140,14 @@ class _Attention:
                                                                    if isinstance(a, ast.arg)} \
                 or helper.name in set().union(*(stored_names(s) for s in caller_def.body)):
             raise Skip(why)
+        # The helper's own free names (the module's, `F`; a global rate) are read in the caller's
+        # scope on the fused path: the caller may not bind them.
+        caller_bound = set().union(*(stored_names(s) for s in caller_def.body)) \
+            | {a.arg for a in ast.walk(caller_def.args) if isinstance(a, ast.arg)}
+        shadowed = (_loads(body[-1]) - set(params)) & caller_bound
+        if shadowed:
+            raise Skip(f"the helper `{helper.name}` reads `{sorted(shadowed)[0]}`, which its caller binds; "
+                       "rewrite it by hand")
         calls = [n for n in ast.walk(caller_def) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                  and n.func.id == helper.name]
         call_stmt = None
