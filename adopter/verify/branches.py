@@ -24,7 +24,9 @@ class Guard:
     text: str  # ``if self.flash`` as written (shortened)
     branch: str  # "body" or "else"
     body_start: int  # first line of the side the edit is on
-    kind: str  # "attr" | "attr_set" | "attr_eq" | "config" | "param" | "param_eq" (or a module flag) | "global" | "training" | "other"
+    # "attr" | "attr_set" | "attr_eq" | "config" | "param" | "param_eq" / "param_ne" (or a module
+    # flag) | "global" | "training" | "other"
+    kind: str
     name: str = ""
     want: object = None  # the value the name must have (True/False), "given" / "absent" for params
 
@@ -52,6 +54,13 @@ def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
         if isinstance(left, ast.Attribute) and isinstance(left.value, ast.Name) and left.value.id == "self":
             return [("attr_set", left.attr, "given" if present else "absent")]
         return []
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq)) \
+            and isinstance(test.comparators[0], ast.Constant) and isinstance(test.left, ast.Name) \
+            and isinstance(test.comparators[0].value, (str, int)) \
+            and not isinstance(test.comparators[0].value, bool) and isinstance(test.ops[0], ast.Eq) != truth:
+        # ``if PRECISION == "fp32": <original> else: <edit>``: any value but that one takes the
+        # side (a module's switch: which value, the builder decides from how the module reads it)
+        return [("param_ne", test.left.id, test.comparators[0].value)]
     if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq)) \
             and isinstance(test.comparators[0], ast.Constant) \
             and isinstance(test.comparators[0].value, (str, int, float)) \
@@ -111,6 +120,51 @@ def guards(text: str, lines: set[int]) -> list[Guard]:
 
     visit(tree)
     return out
+
+
+def switch_value(text: str, name: str, want: object, differ: bool) -> object | None:
+    """A value for the module-level name ``name`` that takes a branch testing it against the
+    literal ``want`` (``differ``: the side where it is not ``want``), when every read of ``name``
+    in the module (``text``) is a comparison with a literal (``==``, ``!=``, ``in`` a tuple of
+    them): then the value matters only through those comparisons.  ``want`` itself for the equal
+    side; for the other, another literal the module compares it with, else a value none of them
+    equals.  None when ``name`` is read any other way (handed to a function, formatted, indexed:
+    a made-up value could change more than the branch), or is assigned in a function."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    compared: list[object] = []
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for sub in ast.walk(node):
+                if isinstance(sub, (ast.Global, ast.Nonlocal)) and name in sub.names:
+                    return None
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == name:
+            for op, right in zip(node.ops, node.comparators):
+                if isinstance(op, (ast.Eq, ast.NotEq)) and isinstance(right, ast.Constant):
+                    compared.append(right.value)
+                elif isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.List, ast.Set)) \
+                        and all(isinstance(e, ast.Constant) for e in right.elts):
+                    compared += [e.value for e in right.elts]
+                else:
+                    return None
+            inside.add(id(node.left))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load) \
+                and id(node) not in inside:
+            return None
+    if not differ:
+        return want
+    others = [v for v in dict.fromkeys(compared) if v != want and type(v) is type(want)]
+    if others:
+        return others[0]
+    if isinstance(want, str):
+        return f"not {want}"
+    if isinstance(want, int):
+        return max([v for v in compared if isinstance(v, int)] + [want]) + 1
+    return None
 
 
 def unexercised(found: list[Guard], ran: set[int]) -> Guard | None:

@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from . import hf
+from . import branches, hf
 from .branches import ZEROS, init_conditions, stored_parameters, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
@@ -595,6 +595,16 @@ class Builder:
             for owner, key, value in reversed(saved):
                 setattr(owner, key, value)
 
+    def _switch_variant(self, guard, method: str) -> Variant | None:
+        current = self._flag_value(self.original, guard.name)
+        if isinstance(current, bool) or not isinstance(current, (str, int)) or type(current) is not type(guard.want):
+            return None
+        differ = guard.kind == "param_ne"
+        if (current != guard.want) == differ:
+            return None  # the default build already takes that side
+        value = branches.switch_value(self.text, guard.name, guard.want, differ)
+        return None if value is None else Variant(flags=((guard.name, value),), method=method)
+
     # ------------------------------------------------------------ variants
 
     def _function_variants(self, name: str, found_guards: list, method: str) -> list[Variant]:
@@ -672,6 +682,11 @@ class Builder:
                     variant = Variant(attrs=((guard.name, guard.want),), method=method)
             elif guard.kind == "param_eq" and guard.name in forward_params and not spec:
                 variant = Variant(forward=((guard.name, guard.want),), method=method)
+            elif guard.kind in ("param_eq", "param_ne") and guard.name not in forward_params \
+                    and guard.name not in ctor_params:
+                # a module-level switch compared with a literal (``if _ATTN_PRECISION == "fp32":``,
+                # read from the environment when the module loads): set on both modules alike
+                variant = self._switch_variant(guard, method)
             elif guard.kind == "param" and guard.name in ctor_params and not spec:
                 param = ctor_params[guard.name]
                 if isinstance(guard.want, bool) and isinstance(param.default, bool):
