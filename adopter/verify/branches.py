@@ -72,6 +72,11 @@ def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
         if isinstance(left, ast.Name):
             return [("param_eq", left.id, value)]
         return []
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "exists" \
+            and len(test.args) == 1 and not test.keywords and isinstance(test.args[0], ast.Name):
+        # lucidrains' ``exists(cache)`` (``cache is not None``): read only for a value the module
+        # makes itself (Builder.variants, a decode step)
+        return [("param_exists", test.args[0].id, "given" if truth else "absent")]
     if isinstance(test, ast.Name):
         return [("param", test.id, truth)]
     if isinstance(test, ast.Attribute):
@@ -119,6 +124,32 @@ def guards(text: str, lines: set[int]) -> list[Guard]:
             visit(child)
 
     visit(tree)
+    return out
+
+
+def returning_flags(text: str, class_name: str, method: str = "forward") -> list[str]:
+    """Parameters of ``class_name.method`` whose test decides what it returns: ``if not flag:
+    return out`` then ``return out, kv``, or ``if flag: return out, kv`` (a flag under which the
+    method hands back more than its output)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    func = next((n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == method),
+                None) if cls is not None else None
+    if func is None:
+        return []
+    params = {a.arg for a in func.args.args + func.args.kwonlyargs}
+    out: list[str] = []
+    for node in ast.walk(func):
+        if not isinstance(node, ast.If):
+            continue
+        test = node.test.operand if isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not) \
+            else node.test
+        if isinstance(test, ast.Name) and test.id in params and test.id not in out and \
+                any(isinstance(stmt, ast.Return) for stmt in node.body):
+            out.append(test.id)
     return out
 
 

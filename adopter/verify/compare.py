@@ -248,7 +248,7 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
         if reference_module is None:
             return None
         call = pair.call.clone(device)
-        call = type(call)(_double(call.args), _double(call.kwargs))
+        call = call.mapped(_double)
         torch.manual_seed(0)
         with torch.no_grad(), kept_double():
             return _kept(flatten(run_quietly(lambda: call.run(reference_module))), pair.dropped)
@@ -279,7 +279,7 @@ def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
 def _train_step(module: nn.Module, call: Call, device: torch.device, double: bool = False, dropped: set = frozenset()):
     call = call.clone(device, grad=False)
     if double:
-        call = Call(_double(call.args), _double(call.kwargs))
+        call = call.mapped(_double)
     for tensor in call.leaves():
         if tensor.is_floating_point():
             tensor.requires_grad_(True)
