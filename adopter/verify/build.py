@@ -701,6 +701,7 @@ class Builder:
         except (TypeError, ValueError):
             ctor_params = {}
         from_guards: list[Variant] = []
+        stepped: list[Variant] = []  # two-step calls (a decode step), tried after the guards' own changes
         for guard in found_guards:
             variant = None
             if guard.kind == "attr" and isinstance(guard.want, bool):
@@ -734,11 +735,11 @@ class Builder:
                 for flag in branches.returning_flags(self.text, class_name, method):
                     if flag in forward_params and forward_params[flag].default is False:
                         steps = ((guard.name, flag),)
-                        from_guards.append(Variant(steps=steps, method=method))
+                        stepped.append(Variant(steps=steps, method=method))
                         for name, param in ctor_params.items():  # with each switch of the constructor
                             if isinstance(param.default, bool):
-                                from_guards.append(Variant(steps=steps, ctor=((name, not param.default),),
-                                                           method=method))
+                                stepped.append(Variant(steps=steps, ctor=((name, not param.default),),
+                                                       method=method))
                         break
             elif guard.kind in ("param_eq", "param_ne") and guard.name not in forward_params \
                     and guard.name not in ctor_params:
@@ -784,6 +785,7 @@ class Builder:
                              give=tuple(i for v in from_guards for i in v.give), method=method)
             from_guards.insert(0, merged)
         out += from_guards
+        out += [v for v in stepped if v not in out]
         if spec:
             return out
         flips: list[Variant] = []
