@@ -24,7 +24,9 @@ class Guard:
     text: str  # ``if self.flash`` as written (shortened)
     branch: str  # "body" or "else"
     body_start: int  # first line of the side the edit is on
-    kind: str  # "attr" | "attr_set" | "attr_eq" | "config" | "param" | "param_eq" (or a module flag) | "global" | "training" | "other"
+    # "attr" | "attr_set" | "attr_eq" | "config" | "param" | "param_eq" / "param_ne" (or a module
+    # flag) | "global" | "training" | "other"
+    kind: str
     name: str = ""
     want: object = None  # the value the name must have (True/False), "given" / "absent" for params
 
@@ -53,6 +55,13 @@ def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
             return [("attr_set", left.attr, "given" if present else "absent")]
         return []
     if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq)) \
+            and isinstance(test.comparators[0], ast.Constant) and isinstance(test.left, ast.Name) \
+            and isinstance(test.comparators[0].value, (str, int)) \
+            and not isinstance(test.comparators[0].value, bool) and isinstance(test.ops[0], ast.Eq) != truth:
+        # ``if PRECISION == "fp32": <original> else: <edit>``: any value but that one takes the
+        # side (a module's switch: which value, the builder decides from how the module reads it)
+        return [("param_ne", test.left.id, test.comparators[0].value)]
+    if isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.NotEq)) \
             and isinstance(test.comparators[0], ast.Constant) \
             and isinstance(test.comparators[0].value, (str, int, float)) \
             and not isinstance(test.comparators[0].value, bool) and isinstance(test.ops[0], ast.Eq) == truth:
@@ -63,6 +72,11 @@ def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
         if isinstance(left, ast.Name):
             return [("param_eq", left.id, value)]
         return []
+    if isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "exists" \
+            and len(test.args) == 1 and not test.keywords and isinstance(test.args[0], ast.Name):
+        # lucidrains' ``exists(cache)`` (``cache is not None``): read only for a value the module
+        # makes itself (Builder.variants, a decode step)
+        return [("param_exists", test.args[0].id, "given" if truth else "absent")]
     if isinstance(test, ast.Name):
         return [("param", test.id, truth)]
     if isinstance(test, ast.Attribute):
@@ -111,6 +125,77 @@ def guards(text: str, lines: set[int]) -> list[Guard]:
 
     visit(tree)
     return out
+
+
+def returning_flags(text: str, class_name: str, method: str = "forward") -> list[str]:
+    """Parameters of ``class_name.method`` whose test decides what it returns: ``if not flag:
+    return out`` then ``return out, kv``, or ``if flag: return out, kv`` (a flag under which the
+    method hands back more than its output)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    func = next((n for n in cls.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == method),
+                None) if cls is not None else None
+    if func is None:
+        return []
+    params = {a.arg for a in func.args.args + func.args.kwonlyargs}
+    out: list[str] = []
+    for node in ast.walk(func):
+        if not isinstance(node, ast.If):
+            continue
+        test = node.test.operand if isinstance(node.test, ast.UnaryOp) and isinstance(node.test.op, ast.Not) \
+            else node.test
+        if isinstance(test, ast.Name) and test.id in params and test.id not in out and \
+                any(isinstance(stmt, ast.Return) for stmt in node.body):
+            out.append(test.id)
+    return out
+
+
+def switch_value(text: str, name: str, want: object, differ: bool) -> object | None:
+    """A value for the module-level name ``name`` that takes a branch testing it against the
+    literal ``want`` (``differ``: the side where it is not ``want``), when every read of ``name``
+    in the module (``text``) is a comparison with a literal (``==``, ``!=``, ``in`` a tuple of
+    them): then the value matters only through those comparisons.  ``want`` itself for the equal
+    side; for the other, another literal the module compares it with, else a value none of them
+    equals.  None when ``name`` is read any other way (handed to a function, formatted, indexed:
+    a made-up value could change more than the branch), or is assigned in a function."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    compared: list[object] = []
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            for sub in ast.walk(node):
+                if isinstance(sub, (ast.Global, ast.Nonlocal)) and name in sub.names:
+                    return None
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id == name:
+            for op, right in zip(node.ops, node.comparators):
+                if isinstance(op, (ast.Eq, ast.NotEq)) and isinstance(right, ast.Constant):
+                    compared.append(right.value)
+                elif isinstance(op, (ast.In, ast.NotIn)) and isinstance(right, (ast.Tuple, ast.List, ast.Set)) \
+                        and all(isinstance(e, ast.Constant) for e in right.elts):
+                    compared += [e.value for e in right.elts]
+                else:
+                    return None
+            inside.add(id(node.left))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load) \
+                and id(node) not in inside:
+            return None
+    if not differ:
+        return want
+    others = [v for v in dict.fromkeys(compared) if v != want and type(v) is type(want)]
+    if others:
+        return others[0]
+    if isinstance(want, str):
+        return f"not {want}"
+    if isinstance(want, int):
+        return max([v for v in compared if isinstance(v, int)] + [want]) + 1
+    return None
 
 
 def unexercised(found: list[Guard], ran: set[int]) -> Guard | None:

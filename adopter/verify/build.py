@@ -43,7 +43,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from . import hf
+from . import branches, hf
 from .branches import ZEROS, init_conditions, stored_parameters, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
@@ -140,6 +140,48 @@ class Call:
         text = ", ".join(parts)
         return text if self.method == "forward" else f"{self.method}({text})"
 
+    def mapped(self, fn: Callable[[Any], Any]) -> "Call":
+        """The same call with ``fn`` applied to its arguments (``compare._double``)."""
+        return Call(fn(self.args), fn(self.kwargs), self.method, self.guessed)
+
+
+@dataclass
+class StepCall(Call):
+    """Two calls of one module, the second fed what the first handed back: a decode step.
+
+    The first call passes ``flag=True`` (a forward flag under which it hands back more than its
+    output: ``return out, kv``); the second passes one step of the first input (its last position)
+    with ``param=`` the ``index``-th value the first returned (the module's own cache, made by the
+    module being run: the original's for the original, the patched one's for the patched).  Both
+    calls' outputs are compared."""
+
+    param: str = ""
+    index: int = 1
+    step_args: tuple = ()
+    step_kwargs: dict = field(default_factory=dict)
+
+    def clone(self, device: torch.device | None = None, grad: bool = False) -> "StepCall":
+        return StepCall(_clone_value(self.args, device, grad), _clone_value(self.kwargs, device, grad), self.method,
+                        self.guessed, self.param, self.index, _clone_value(self.step_args, device, grad),
+                        _clone_value(self.step_kwargs, device, grad))
+
+    def mapped(self, fn: Callable[[Any], Any]) -> "StepCall":
+        return StepCall(fn(self.args), fn(self.kwargs), self.method, self.guessed, self.param, self.index,
+                        fn(self.step_args), fn(self.step_kwargs))
+
+    def run(self, module: nn.Module) -> Any:
+        first = Call.run(self, module)
+        handed = first[self.index]
+        second = Call(self.step_args, {**self.step_kwargs, self.param: handed}, self.method).run(module)
+        return first, second
+
+    def leaves(self) -> list[torch.Tensor]:
+        return Call.leaves(self) + Call(self.step_args, self.step_kwargs).leaves()
+
+    def describe(self) -> str:
+        step = Call(self.step_args, self.step_kwargs, self.method).describe()
+        return f"{Call.describe(self)}; then {step}, {self.param}=<what the first call handed back [{self.index}]>"
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -155,9 +197,12 @@ class Variant:
     # parameters only the patched method has, passed False to it alone: an attention that hands
     # its probabilities back takes the fused path when told they are not needed (``need_weights``)
     decline: tuple[str, ...] = ()
+    # (param, flag): a decode step, ``param`` fed what a ``flag=True`` call handed back (StepCall)
+    steps: tuple[tuple[str, str], ...] = ()
 
     def label(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self.flags]
+        parts += [f"{p} from the module's own {f}=True call (a second call of one step)" for p, f in self.steps]
         parts += [f"{k}=False (the patched {self.method}() only)" for k in self.decline]
         parts += [f"config.{k}={v!r}" for k, v in self.config]
         parts += [f"{k}={v!r} (constructor)" for k, v in self.ctor]
@@ -595,6 +640,16 @@ class Builder:
             for owner, key, value in reversed(saved):
                 setattr(owner, key, value)
 
+    def _switch_variant(self, guard, method: str) -> Variant | None:
+        current = self._flag_value(self.original, guard.name)
+        if isinstance(current, bool) or not isinstance(current, (str, int)) or type(current) is not type(guard.want):
+            return None
+        differ = guard.kind == "param_ne"
+        if (current != guard.want) == differ:
+            return None  # the default build already takes that side
+        value = branches.switch_value(self.text, guard.name, guard.want, differ)
+        return None if value is None else Variant(flags=((guard.name, value),), method=method)
+
     # ------------------------------------------------------------ variants
 
     def _function_variants(self, name: str, found_guards: list, method: str) -> list[Variant]:
@@ -646,6 +701,7 @@ class Builder:
         except (TypeError, ValueError):
             ctor_params = {}
         from_guards: list[Variant] = []
+        stepped: list[Variant] = []  # two-step calls (a decode step), tried after the guards' own changes
         for guard in found_guards:
             variant = None
             if guard.kind == "attr" and isinstance(guard.want, bool):
@@ -672,6 +728,24 @@ class Builder:
                     variant = Variant(attrs=((guard.name, guard.want),), method=method)
             elif guard.kind == "param_eq" and guard.name in forward_params and not spec:
                 variant = Variant(forward=((guard.name, guard.want),), method=method)
+            elif guard.kind == "param_exists" and guard.want == "given" and not spec and \
+                    guard.name in forward_params and forward_params[guard.name].default is None:
+                # ``if exists(cache):`` a value only the module itself makes: fed back from a call
+                # whose flag makes it hand back more than its output (``return out, kv``)
+                for flag in branches.returning_flags(self.text, class_name, method):
+                    if flag in forward_params and forward_params[flag].default is False:
+                        steps = ((guard.name, flag),)
+                        stepped.append(Variant(steps=steps, method=method))
+                        for name, param in ctor_params.items():  # with each switch of the constructor
+                            if isinstance(param.default, bool):
+                                stepped.append(Variant(steps=steps, ctor=((name, not param.default),),
+                                                       method=method))
+                        break
+            elif guard.kind in ("param_eq", "param_ne") and guard.name not in forward_params \
+                    and guard.name not in ctor_params:
+                # a module-level switch compared with a literal (``if _ATTN_PRECISION == "fp32":``,
+                # read from the environment when the module loads): set on both modules alike
+                variant = self._switch_variant(guard, method)
             elif guard.kind == "param" and guard.name in ctor_params and not spec:
                 param = ctor_params[guard.name]
                 if isinstance(guard.want, bool) and isinstance(param.default, bool):
@@ -711,6 +785,7 @@ class Builder:
                              give=tuple(i for v in from_guards for i in v.give), method=method)
             from_guards.insert(0, merged)
         out += from_guards
+        out += [v for v in stepped if v not in out]
         if spec:
             return out
         flips: list[Variant] = []
@@ -1119,6 +1194,36 @@ class Builder:
             raise Broken(f"the patched {name}({call.describe()}) built no module; the original builds one")
         return Pair(original, patched, inner, [], f"the module {name}({call.describe()}) builds")
 
+    def _first_working_steps(self, module: nn.Module, hints: dict, variant: Variant, works) -> "StepCall | None":
+        """A :class:`StepCall` the original runs: a first call with the flag set (the first few
+        candidate inputs it runs), then one step of its first input with the value it handed back."""
+        param, flag = variant.steps[0]
+        overrides = {**dict(variant.forward), flag: True}
+        for count, call in enumerate(input_options(module, hints, self.sizes, overrides, variant.method, variant.give)):
+            if count >= 4:
+                break
+            call.method = variant.method
+            if not call.args or not isinstance(call.args[0], torch.Tensor) or call.args[0].dim() < 3 \
+                    or call.args[0].shape[1] < 2:
+                continue
+            _seed()
+            try:
+                with torch.no_grad():
+                    out = run_quietly(lambda: call.clone().run(module))
+            except Exception:
+                continue
+            if not isinstance(out, (tuple, list)) or len(out) < 2:
+                continue
+            step_kwargs = {k: v for k, v in call.kwargs.items() if k != flag}
+            for index in range(1, len(out)):
+                if not isinstance(out[index], (torch.Tensor, tuple, list)):
+                    continue
+                step = StepCall(call.args, call.kwargs, variant.method, call.guessed, param, index,
+                                (call.args[0][:, -1:].clone(), *call.args[1:]), step_kwargs)
+                if works(step):
+                    return step
+        return None
+
     def _first_working_call(self, module: nn.Module, hints: dict, variant: Variant,
                             signature: Callable | None = None) -> Call | tuple[str, str | None]:
         """The first candidate call (``input_options``) the original module runs; failing those,
@@ -1152,6 +1257,9 @@ class Builder:
                 return False
             return True
 
+        if variant.steps:
+            return self._first_working_steps(module, hints, variant, works) or \
+                (first_error or f"no two-step call of {type(module).__name__} ran", needs)
         for call in input_options(module, hints, self.sizes, dict(variant.forward), method, variant.give,
                                   signature=signature):
             if works(call):

@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
-from .recipes import Make, Ref
+from .recipes import Link, Make, Ref
 
 MAX_FILES = 400
 MAX_BYTES = 1_000_000
@@ -186,12 +186,17 @@ def _parse(path: Path, text: str, target: Path, target_names: set[str]) -> _File
 class _Evaluator:
     """Static values of expressions at one call site."""
 
-    def __init__(self, info: _FileInfo, scopes: list[ast.AST], line: int, module_defs: set[str]):
+    def __init__(self, info: _FileInfo, scopes: list[ast.AST], line: int, module_defs: set[str],
+                 links: dict[str, Any] | None = None):
         self.info = info
         self.scopes = scopes  # innermost function first, then the module
         self.line = line
         self.module_defs = module_defs  # names defined at the analysed module's top level
         self.depth = 0
+        # the enclosing function's parameters the class call hands on as they are (name ->
+        # position or keyword in that call): inside another value (``nn.Linear(emb_dim, emb_dim)``)
+        # such a parameter is whatever the class gets for that argument (a Link)
+        self.links = links or {}
 
     def value(self, node: ast.AST) -> Any:
         self.depth += 1
@@ -277,6 +282,28 @@ class _Evaluator:
                     found = inner
         return found
 
+    def _nested_assigned(self, scope: ast.AST, name: str, before: int) -> ast.AST | None:
+        """The value of the last simple ``name = ...`` before line ``before`` inside the loops,
+        branches and ``with`` blocks of ``scope`` (not in nested functions or classes)."""
+        found = None
+
+        def visit(stmts: list[ast.stmt]) -> None:
+            nonlocal found
+            for stmt in stmts:
+                if stmt.lineno >= before:
+                    return
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
+                        isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == name:
+                    found = stmt.value
+                elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.If, ast.With, ast.AsyncWith, ast.Try)):
+                    for block in ("body", "orelse", "finalbody"):
+                        visit(getattr(stmt, block, None) or [])
+                    for handler in getattr(stmt, "handlers", None) or []:
+                        visit(handler.body)
+
+        visit(getattr(scope, "body", []))
+        return found
+
     def _name(self, name: str) -> Any:
         for scope in self.scopes:
             if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -288,7 +315,19 @@ class _Evaluator:
                     # ``None`` as a parameter's default says "not given": what a caller passes
                     # (or the class's own default) is the value, not None
                     none = isinstance(default, ast.Constant) and default.value is None
-                    return self.value(default) if default is not _NO_DEFAULT and not none else UNKNOWN
+                    if default is not _NO_DEFAULT and not none:
+                        return self.value(default)
+                    if scope is self.scopes[0] and name in self.links:
+                        return Link(self.links[name])
+                    return UNKNOWN
+                if scope is self.scopes[0]:
+                    # a layer the function builds in a loop or branch before the call and hands
+                    # in (``if i % r == 0: w_q = nn.Linear(d, d)``): only a made object counts
+                    nested = self._nested_assigned(scope, name, self.line)
+                    if nested is not None:
+                        made = self.value(nested)
+                        if isinstance(made, Make):
+                            return made
         if self.info.is_target and name in self.module_defs:
             return Ref(name)
         if name in self.info.target_names:
@@ -444,13 +483,19 @@ def find_call_sites(path: str, class_name: str, package: str | None, text: str |
             if isinstance(enclosing, (ast.FunctionDef, ast.AsyncFunctionDef)) and is_target and \
                     _inside_class(info.tree, enclosing, class_name):
                 continue  # the class building itself recursively
-            evaluator = _Evaluator(info, scopes, call.lineno, module_defs)
+            links: dict[str, Any] = {}
+            if position < 0 and not any(isinstance(a, ast.Starred) for a in call.args):
+                links.update((a.id, i) for i, a in enumerate(call.args) if isinstance(a, ast.Name))
+                links.update((k.value.id, k.arg) for k in call.keywords if k.arg and isinstance(k.value, ast.Name))
+            evaluator = _Evaluator(info, scopes, call.lineno, module_defs, links)
             positional = call.args
             if position >= 0:  # only partial() passes its later positional arguments on to the class
                 func = call.func
                 name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
                 positional = call.args[position + 1:] if name == "partial" else []
+            # (an argument that is itself a handed-on parameter stays unknown, not a link to itself)
             args = [evaluator.value(a) if not isinstance(a, ast.Starred) else UNKNOWN for a in positional]
+            args = [UNKNOWN if isinstance(a, Link) else a for a in args]
             kwargs: dict[str, Any] = {}
             splat = False
             for keyword in call.keywords:
@@ -461,7 +506,7 @@ def find_call_sites(path: str, class_name: str, package: str | None, text: str |
                     else:
                         splat = True
                     continue
-                kwargs[keyword.arg] = value
+                kwargs[keyword.arg] = value if not isinstance(value, Link) else UNKNOWN
             sites.append(CallSite(f"{file}:{call.lineno}", args, kwargs, splat, indirect=position >= 0))
             if len(sites) >= limit * 4:
                 break

@@ -13,6 +13,7 @@ buffers after the step (BatchNorm running statistics) are compared.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -183,6 +184,34 @@ def _double(value: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def kept_double():
+    """While the float64 reference runs: a cast of a float64 tensor to float32 inside the module
+    (``self.rel_pos.float()``, ``x.to(torch.float32)``) leaves it float64.  The reference is the
+    original's own arithmetic carried out more exactly; without this such a module mixes float32
+    with its float64 weights and the reference raises, or rounds to float32 midway and is no
+    better than the runs it is to judge.  Only float64 tensors cast to float32 are touched."""
+    float_, to = torch.Tensor.float, torch.Tensor.to
+
+    def keep_float(self, *args, **kwargs):
+        if self.dtype == torch.float64 and not args and not kwargs:
+            return self
+        return float_(self, *args, **kwargs)
+
+    def keep_to(self, *args, **kwargs):
+        if self.dtype == torch.float64:
+            if kwargs.get("dtype") is torch.float32:
+                kwargs["dtype"] = torch.float64
+            args = tuple(torch.float64 if a is torch.float32 else a for a in args)
+        return to(self, *args, **kwargs)
+
+    torch.Tensor.float, torch.Tensor.to = keep_float, keep_to
+    try:
+        yield
+    finally:
+        torch.Tensor.float, torch.Tensor.to = float_, to
+
+
 def _reference_copy(module: nn.Module) -> nn.Module | None:
     try:
         return copy.deepcopy(module).double()
@@ -219,9 +248,9 @@ def check_eval(pair: Pair, device: torch.device, tolerance: Tolerance,
         if reference_module is None:
             return None
         call = pair.call.clone(device)
-        call = type(call)(_double(call.args), _double(call.kwargs))
+        call = call.mapped(_double)
         torch.manual_seed(0)
-        with torch.no_grad():
+        with torch.no_grad(), kept_double():
             return _kept(flatten(run_quietly(lambda: call.run(reference_module))), pair.dropped)
 
     outcome = compare_named(expected_tensors, got_tensors, "eval", tolerance, reference)
@@ -250,7 +279,7 @@ def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
 def _train_step(module: nn.Module, call: Call, device: torch.device, double: bool = False, dropped: set = frozenset()):
     call = call.clone(device, grad=False)
     if double:
-        call = Call(_double(call.args), _double(call.kwargs))
+        call = call.mapped(_double)
     for tensor in call.leaves():
         if tensor.is_floating_point():
             tensor.requires_grad_(True)
@@ -296,7 +325,9 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
             if reference_module is None:
                 return None
             if not cache:
-                outputs, _, inputs = _train_step(reference_module, pair.call, device, double=True, dropped=pair.dropped)
+                with kept_double():
+                    outputs, _, inputs = _train_step(reference_module, pair.call, device, double=True,
+                                                     dropped=pair.dropped)
                 cache["outputs"] = outputs
                 cache["inputs"] = _input_grads(inputs)
                 cache["params"] = _grads(reference_module)

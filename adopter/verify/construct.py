@@ -37,7 +37,7 @@ from . import callsites, facts
 from .branches import ZEROS, zeros_like
 from .callsites import UNKNOWN, CallSite
 from .inputs import sequence_of
-from .recipes import AttrBag, Make, Ref, describe, lookup
+from .recipes import AttrBag, Link, Make, Ref, describe, has_links, lookup, substitute_links
 from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
 from .sizes import Sizes
 
@@ -382,6 +382,44 @@ def _bind(site: CallSite, params: list[inspect.Parameter]) -> dict[str, Any] | N
     return out
 
 
+def _named_links(values: dict[str, Any], params: list[inspect.Parameter]) -> dict[str, Any]:
+    """Call-site values whose links to the call's positional arguments name the parameter bound
+    there (a link to an argument the signature does not have drops the value)."""
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names = {p.name for p in params}
+
+    def name_of(link: Link) -> Link | None:
+        where = link.where
+        if isinstance(where, int):
+            return Link(positional[where]) if where < len(positional) else None
+        return link if where in names else None
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, Link):
+            named = name_of(value)
+            if named is None:
+                raise LookupError
+            return named
+        if isinstance(value, Make):
+            return Make(value.func, tuple(walk(a) for a in value.args), {k: walk(v) for k, v in value.kwargs.items()})
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, tuple):
+            return tuple(walk(v) for v in value)
+        return value
+
+    out = {}
+    for key, value in values.items():
+        if not has_links(value):
+            out[key] = value
+            continue
+        try:
+            out[key] = walk(value)
+        except LookupError:
+            continue
+    return out
+
+
 def _mentions_group_norm(module: ModuleType) -> bool:
     """Whether the module's source builds a GroupNorm (the text read once per run, by the
     reader call-site lookup already uses)."""
@@ -599,6 +637,7 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
         if bound is None:
             continue
         known = {k: v for k, v in bound.items() if v is not UNKNOWN}
+        known = _named_links(known, params)
         bases.append((known, f"as called at {_short(site.where)}"))
     bases.append(({}, "arguments inferred from the signature"))
     seen: set[str] = set()
@@ -632,6 +671,14 @@ def recipes(info: ClassFacts, module: ModuleType, sizes: Sizes, overrides: dict[
                 values = {k: (shrink_make(v, module, sizes, shrink_it) if k not in overrides else v)
                           for k, v in values.items()}
                 _keep_divisible(values, info, overrides)
+                if any(has_links(v) for v in values.values()):
+                    # a layer the caller built from what it also hands the class: of the value
+                    # the class gets here (its own default where none is given)
+                    plain = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+                    plain.update({k: v for k, v in values.items() if not has_links(v)})
+                    values = {k: substitute_links(v, plain) for k, v in values.items()}
+                    if any(has_links(v) for v in values.values()):
+                        continue
                 args, kwargs = _split(params, values)
                 recipe = Recipe(args, kwargs, _label(info.cls.__name__, args, kwargs), config_param, source)
                 if recipe.key() in seen:

@@ -1141,6 +1141,10 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if conv is not None or ((channels is not None or image_like) and lowered in _IMAGE_NAMES | {"pixel_values"}) \
                 or image_like:
             candidates += images()
+            if per_param and conv is not None and not isinstance(conv, (nn.Conv1d, nn.Conv3d)):
+                # a later tensor of a convolutional module: maybe a one-channel map of the same
+                # sides (a saliency map, a mask, a depth map), after the images of its widths
+                candidates.append(randn(b, 1, image, image))
         elif channels is not None:
             candidates += images()
         # hidden states of the rank the forward's own code unpacks (first) or rearranges (after

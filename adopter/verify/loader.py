@@ -98,6 +98,42 @@ def bound_names(stmt: ast.stmt) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def own_package_roots(path: str) -> list[tuple[str, str]]:
+    """(top-level name, folder to put on ``sys.path``) for each absolute import of the file at
+    ``path`` (outside any ``__init__.py`` package) that names the file's own project: a folder
+    above the file called like the import's first part, holding the imported module's file
+    (``pkg/modules/attention.py`` importing ``pkg.modules.layers`` finds ``pkg/modules/layers.py``
+    two folders up).  Read with ``ast``; a name that is not such a folder is left to the usual
+    search (an installed package, else a stub)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append(node.module)
+        elif isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+    ancestors = [os.path.dirname(os.path.abspath(path))]
+    while os.path.dirname(ancestors[-1]) != ancestors[-1]:
+        ancestors.append(os.path.dirname(ancestors[-1]))
+    out: dict[str, str] = {}
+    for dotted in dict.fromkeys(names):
+        parts = dotted.split(".")
+        if parts[0] in out or len(parts) < 2:
+            continue
+        for folder in ancestors[:-1]:
+            if os.path.basename(folder) != parts[0]:
+                continue
+            target = os.path.join(os.path.dirname(folder), *parts)
+            if os.path.isfile(target + ".py") or os.path.isfile(os.path.join(target, "__init__.py")):
+                out[parts[0]] = os.path.dirname(folder)
+            break
+    return list(out.items())
+
+
 def _first_lineno(stmt: ast.stmt) -> int:
     decorators = getattr(stmt, "decorator_list", None) or []
     return min([stmt.lineno] + [d.lineno for d in decorators])
@@ -278,6 +314,16 @@ class ModuleLoader:
             self._add_path(root)
         else:
             self._add_path(os.path.dirname(self.path))
+            # a file in a folder without ``__init__.py`` inside its project's own package
+            # (``pkg/modules/attention.py`` importing ``from pkg.modules.layers import *``): the
+            # folder above the package, so the import finds the project's file, not a stub
+            self._own_tops: list[str] = []
+            for top, folder in own_package_roots(self.path):
+                self._own_tops.append(top)
+                if folder not in sys.path:
+                    sys.path.insert(1, folder)
+                    self._added_paths.append(folder)
+                    importlib.invalidate_caches()
 
     # ------------------------------------------------------------------ sys.path / sys.modules
 
@@ -307,10 +353,10 @@ class ModuleLoader:
         self.stubs.close()
         for name in self._names:
             sys.modules.pop(name, None)
-        if self.package:
+        tops = [self.package.partition(".")[0]] if self.package else getattr(self, "_own_tops", [])
+        for top in tops:
             # the file's own package and its modules, imported as the original imported them: a
             # later file of another project whose package has the same name must not find them
-            top = self.package.partition(".")[0]
             for name in [n for n in sys.modules if n.partition(".")[0] == top and n not in self._modules_before]:
                 sys.modules.pop(name, None)
         for folder in self._added_paths:
@@ -354,6 +400,7 @@ class ModuleLoader:
             return self._original
         first_failure: LoadError | None = None
         for _ in range(MAX_STUBS + MAX_UNAVAILABLE + 2):
+            self._forget_orphans()
             try:
                 with importing():
                     return self._import_original()
@@ -376,6 +423,16 @@ class ModuleLoader:
                     raise
                 self.stubs.add(package)
         raise LoadError("too many packages are missing")  # pragma: no cover
+
+    def _forget_orphans(self) -> None:
+        """Modules of the file's own project (found by ``own_package_roots``) left in
+        ``sys.modules`` by a failed attempt whose parent package the failure removed (a namespace
+        folder such as ``pkg.modules`` then cannot find its path): imported afresh next time."""
+        for top in getattr(self, "_own_tops", []):
+            for name in sorted((n for n in sys.modules if n.partition(".")[0] == top and "." in n
+                                and n not in self._modules_before), key=lambda n: n.count(".")):
+                if name.rpartition(".")[0] not in sys.modules:
+                    sys.modules.pop(name, None)
 
     def _leave_out(self, exc: BaseException | None) -> bool:
         """When ``exc`` was raised by a module-level statement of the analysed file: import it

@@ -44,6 +44,43 @@ class Make:
         return f"{name}({', '.join(parts)})"
 
 
+@dataclass(frozen=True)
+class Link:
+    """The value a call of the class passes as its own argument ``where`` (a position, then the
+    parameter's name once bound): ``w_q = nn.Linear(emb_dim, emb_dim); Head(ctx, emb_dim, w_q)``
+    makes the layer of whatever ``emb_dim`` the class gets.  Replaced by that value
+    (:func:`substitute_links`) before anything is built."""
+
+    where: Any
+
+    def __repr__(self) -> str:
+        return f"<{self.where}>"
+
+
+def substitute_links(value: Any, values: dict[str, Any]) -> Any:
+    """``value`` with each :class:`Link` to a parameter replaced by that parameter's value."""
+    if isinstance(value, Link):
+        return values.get(value.where, value)
+    if isinstance(value, Make):
+        return Make(value.func, tuple(substitute_links(a, values) for a in value.args),
+                    {k: substitute_links(v, values) for k, v in value.kwargs.items()})
+    if isinstance(value, list):
+        return [substitute_links(v, values) for v in value]
+    if isinstance(value, tuple):
+        return tuple(substitute_links(v, values) for v in value)
+    return value
+
+
+def has_links(value: Any) -> bool:
+    if isinstance(value, Link):
+        return True
+    if isinstance(value, Make):
+        return any(has_links(a) for a in value.args) or any(has_links(v) for v in value.kwargs.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_links(v) for v in value)
+    return False
+
+
 class AttrBag(dict):
     """A config object made of the attributes a class reads: ``bag.x``, ``bag['x']``, ``bag.get``."""
 
