@@ -121,3 +121,59 @@ class WeightedPool(nn.Module):
 
 def test_pooling_by_one_learned_vector_is_no_attention():
     assert finding_at(POOL, "ADP010", "# site") is None
+
+
+NEIGHBOURS = """\
+import math
+
+import torch
+from torch import nn
+
+
+class NeighbourAttention(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x, idx):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        kn, vn = k[:, idx], v[:, idx]
+        w = torch.einsum("bnd,bnwd->bnw", q, kn) / math.sqrt(q.shape[-1])
+        w = w.softmax(dim=-1)  # site
+        return torch.einsum("bnw,bnwd->bnd", w, vn)
+"""
+
+EDGES = """\
+from einops import rearrange
+from torch import einsum, nn
+
+
+class EdgeAttention(nn.Module):
+    def __init__(self, dim=8, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.to_q = nn.Linear(dim, dim)
+        self.to_kv = nn.Linear(dim, 2 * dim)
+        self.to_e = nn.Linear(dim, dim)
+
+    def forward(self, nodes, edges):
+        q = rearrange(self.to_q(nodes), "b n (h d) -> (b h) n d", h=self.heads)
+        k, v = self.to_kv(nodes).chunk(2, dim=-1)
+        k = rearrange(k, "b j (h d) -> (b h) 1 j d", h=self.heads)
+        v = rearrange(v, "b j (h d) -> (b h) 1 j d", h=self.heads)
+        e = rearrange(self.to_e(edges), "b i j (h d) -> (b h) i j d", h=self.heads)
+        k = k + e
+        v = v + e
+        sim = einsum("b i d, b i j d -> b i j", q, k)
+        attn = sim.softmax(dim=-1)  # site
+        return einsum("b i j, b i j d -> b i d", attn, v)
+"""
+
+
+def test_keys_gathered_per_query_are_no_attention():
+    # q and the keys both computed from x: each query scored against keys of its own
+    assert finding_at(NEIGHBOURS, "ADP010", "# site") is None
+
+
+def test_keys_built_per_query_from_edges_are_no_attention():
+    assert finding_at(EDGES, "ADP010", "# site") is None
