@@ -619,7 +619,7 @@ def einsum_vector(equation: str) -> tuple[str, int] | None:
         return None
     inputs = parts[0].split(",")
     out = parts[1]
-    if len(inputs) != 2 or not out or not all(c.isalpha() for c in "".join(inputs) + out):
+    if len(inputs) != 2 or not out or not (parts[0] + out).replace(",", "").isalpha():
         return None
     x, y = inputs
     summed = [a for a in x if a in y and a not in out]
