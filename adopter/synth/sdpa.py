@@ -1576,9 +1576,9 @@ class _Attention:
         squeezed = [bool(view is not None and view.squeezed) for view in views]
         if not any(squeezed):
             return False
-        if not all(squeezed) or len(squeezed) != 2:
+        if not all(squeezed) or len(squeezed) != 2 or self.context_t:
             raise Skip("the scores or the context is a product over one query written without a query axis, "
-                       "the other is not")
+                       "the other is not (or is channel-first)")
         if mask is not None or factors:
             raise Skip("one query written without a query axis, with a mask or tensor scale written for the "
                        "squeezed scores")
