@@ -1125,7 +1125,7 @@ class Matcher:
             return None
         if self.predicts_input and not self._predicts_input(flow, state):
             return None
-        if self.computed and not self._computed(cls, flow, state):
+        if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)):
             return None
         if self.module_weights and not self._module_weights(state):
             return None
@@ -1318,6 +1318,49 @@ class Matcher:
                 else:
                     break
         return True
+
+    def _one_query_sources(self, flow: Flow, state: _State) -> bool:
+        """When the scores are an einsum matrix-vector product (one query per head written
+        without a query axis, canon.einsum_vector: the scores node's view is squeezed), are the
+        query and the keys computed from no common value of the function?  ProteinBERT's
+        global vector scored against the local tokens is attention over one query; a query and
+        keys both computed from one tensor (its tokens, each scored against a neighbourhood of
+        keys gathered or built for it: ``einsum("b i d, b i j d -> b i j", q, k)``) give every
+        query keys of its own, which SDPA only reaches with each query a batch of its own.
+        The values each operand is computed from are read back through the flow's definitions
+        (every definition before the use: more sources, more refusals); module attributes are
+        shared by construction and not counted.  Too long a chain refuses."""
+        scores = None
+        for node in state.matched:
+            if node.view is not None and node.view.squeezed and (scores is None or node.id < scores.id):
+                scores = node
+        if scores is None:
+            return True
+        nodes = flow.nodes
+        sources = []
+        for value in scores.view.args[:2]:
+            if not isinstance(value, Ref):
+                return False
+            found: set = set()
+            seen: set = set()
+            stack = [(value.key, scores.id)]
+            while stack:
+                item = stack.pop()
+                if item in seen:
+                    continue
+                seen.add(item)
+                if len(seen) > 64:
+                    return False
+                key, before = item
+                if key.startswith("self."):
+                    continue
+                definers = _definers(nodes, key, before)
+                if not definers:
+                    found.add(key)
+                for node in definers:
+                    stack.extend((used, node.id) for used in node.uses)
+            sources.append(found)
+        return not (sources[0] & sources[1])
 
     # What a loss target may go through and still be the ids it selects from: the receiver
     # (first argument) of these methods is the value they select, fill or copy.

@@ -84,6 +84,9 @@ class View:
     # permutation applied to each written operand (in view order) before the product, then
     # the one applied to the product to give the written output; () or None where none.
     moves: tuple = ()
+    # Of a matrix-vector product an einsum computes (canon.einsum_vector): the dims at which the
+    # written output is the product squeezed (the vector's size-1 row axis); () for a product.
+    squeezed: tuple = ()
 
 
 def _op(name: str, data: dict) -> Op:
@@ -599,6 +602,44 @@ def einsum_product(equation: str) -> tuple[str, tuple[int, int], tuple, tuple] |
     out_move = tuple(canonical.index(a) for a in out)
     out_move = None if out_move == tuple(range(len(out_move))) else out_move
     return prefix + suffix, (first, second), tuple(missing), (moves[0], moves[1], out_move)
+
+
+def einsum_vector(equation: str) -> tuple[str, int] | None:
+    """A two-operand ``einsum`` that is a matrix-vector product: one operand has no row axis
+    (one query per head written without a query axis, ProteinBERT's global attention
+    ``einsum("b h d, b l h d -> b h l", q, k)`` and ``einsum("b h l, b l h d -> b h d", p, v)``).
+    It is the matrix product with a size-1 row axis, squeezed: ``(a.unsqueeze(-2) @ b)
+    .squeeze(-2)``.  Returns the equation written with that axis (a fresh index before the
+    vector's summed axis and before the output's last axis, which :func:`einsum_product`
+    reads with no move of the vector or of the output) and the index of the vector operand;
+    None unless the vector's axes are the output's batch axes in the output's order, then the
+    summed axis, and the output's last axis is the other operand's own."""
+    parts = equation.replace(" ", "").split("->")
+    if len(parts) != 2:
+        return None
+    inputs = parts[0].split(",")
+    out = parts[1]
+    if len(inputs) != 2 or not out or not (parts[0] + out).replace(",", "").isalpha():
+        return None
+    x, y = inputs
+    summed = [a for a in x if a in y and a not in out]
+    lone = [a for a in out if (a in x) != (a in y)]
+    if len(summed) != 1 or lone != [out[-1]]:
+        return None
+    index = 1 if out[-1] in x else 0  # the vector: the operand without the output's own axis
+    vector = inputs[index]
+    if list(vector) != [a for a in out if a in vector] + summed:
+        return None
+    fresh = next((c for c in "ZYXWVU" if c not in x + y + out), None)
+    if fresh is None:
+        return None
+    widened = list(inputs)
+    widened[index] = vector[:-1] + fresh + vector[-1]
+    written = f"{widened[0]},{widened[1]}->{out[:-1]}{fresh}{out[-1]}"
+    found = einsum_product(written)
+    if found is None or found[3][index] is not None or found[3][2] is not None:
+        return None
+    return written, index
 
 
 # ----------------------------------------------------------------------------- permutes

@@ -1313,6 +1313,20 @@ class FlowBuilder:
             fields["inplace"] = True
         return fields
 
+    @staticmethod
+    def _einsum_vector(equation: str) -> tuple:
+        """An einsum that is a matrix-vector product (canon.einsum_vector), read as the matrix
+        product with the vector's size-1 row axis: (einsum_product's reading of the widened
+        equation, with that axis added to the vector's broadcast dims, nearest the end first),
+        and the dims the written output is squeezed at; (None, ()) for any other equation."""
+        vector = canonical.einsum_vector(equation)
+        if vector is None:
+            return None, ()
+        written, index = vector
+        kind, pair, broadcast, moves = canonical.einsum_product(written)
+        broadcast = tuple(((-2,) + dims) if n == index else dims for n, dims in enumerate(broadcast))
+        return (kind, pair, broadcast, moves), (-2,)
+
     def _special_call(self, fqn: str, call: ast.Call, common: dict, frontier: list, ctx: _Ctx):
         """einsum / permute / rearrange / where that compute a table operation."""
         args, arg_spans = common["args"], common["arg_spans"]
@@ -1326,8 +1340,11 @@ class FlowBuilder:
             if not (isinstance(equation, Const) and isinstance(equation.value, str)):
                 return None
             found = canonical.einsum_product(equation.value)
+            squeezed: tuple = ()
             if found is None:
-                return None
+                found, squeezed = self._einsum_vector(equation.value)
+                if found is None:
+                    return None
             kind, (i, j), broadcast, moves = found
             a, b, a_span, b_span = operands[i], operands[j], spans[i], spans[j]
             if kind.startswith("t_"):  # a^T @ b (channel-first operands)
@@ -1337,7 +1354,7 @@ class FlowBuilder:
                 b, frontier = self._implied_transpose(b, b_span, call, frontier, ctx)
                 b_span = None
             view = View((a, b), (), (a_span, b_span), (), broadcast=(broadcast[i], broadcast[j]) if any(broadcast) else (),
-                        moves=(moves[i], moves[j], moves[2]) if any(moves) else ())
+                        moves=(moves[i], moves[j], moves[2]) if any(moves) else (), squeezed=squeezed)
             view = self._origins(TABLE.ops["torch.matmul"], view)
             if moves[2] is None:
                 return {"canon": "torch.matmul", "view": view}, frontier

@@ -1928,6 +1928,7 @@ class _Attention:
             q_text = f"{_atom(q_text, q[1]) if q_text == q[0] else q_text} {symbol} {text}"
         args = [q_text, k[0], v[0]]
         mask = self._mask(conditions, stored)
+        squeezed = self._squeezed_query(factors, mask)
         if mask is not None:
             args.append(f"attn_mask={mask}")
         if "p1" in self.roles:
@@ -1943,9 +1944,28 @@ class _Attention:
         if self.context_t:
             call = f"{call}.transpose(-2, -1).contiguous()"
         view = self.roles["c"].view
+        if squeezed:
+            call = f"{call}.squeeze(-2)"  # one query written without a query axis (einsum_vector)
         if view is not None and view.moves and view.moves[2] is not None:
             call = f"{call}.permute{view.moves[2]}"  # the einsum wrote the context's axes moved
         return call
+
+    def _squeezed_query(self, factors, mask) -> bool:
+        """Is this one query per head written without a query axis (an einsum matrix-vector
+        product, canon.einsum_vector: the fused call takes q with a size-1 query axis and its
+        output is squeezed)?  A mask or a tensor scale is written for the squeezed scores and
+        would broadcast against the fused call's differently: such a site is declined."""
+        views = [self.roles[role].view for role in ("s0", "c") if role in self.roles]
+        squeezed = [bool(view is not None and view.squeezed) for view in views]
+        if not any(squeezed):
+            return False
+        if not all(squeezed) or len(squeezed) != 2 or self.context_t:
+            raise Skip("the scores or the context is a product over one query written without a query axis, "
+                       "the other is not (or is channel-first)")
+        if mask is not None or factors:
+            raise Skip("one query written without a query axis, with a mask or tensor scale written for the "
+                       "squeezed scores")
+        return True
 
     def _scores_dtype_as_q(self, operand: ast.expr, stored: set, role: str) -> tuple | None:
         """(text, expression) of the mask with ``scores.dtype`` read as q's dtype (nemo's
