@@ -157,6 +157,10 @@ class _Ranks:
             return max(ranks) if min(ranks) >= 2 else None
         if node.canon in _UNARY:
             return self.of(args[0], node) if args else None
+        if (node.kind == "op" or (node.kind == "method" and node.op.endswith("_"))) and node.args:
+            kept = self._in_place(node)
+            if kept is not None:
+                return kept
         if node.canon == "torch.Tensor.masked_fill":
             mask = dict(node.view.kwargs).get("mask") if node.view is not None else None
             return self._elementwise([args[0], mask], node) if args and mask is not None else None
@@ -184,6 +188,27 @@ class _Ranks:
         if node.kind == "call" and node.op in _SCALAR_CALLS:
             return 0
         return None
+
+    def _in_place(self, node):
+        """The rank of a tensor an in-place step updates: ``scores += mask`` and
+        ``scores.masked_fill_(mask, v)`` write into ``scores``, whose shape they cannot change
+        (torch raises where the other operand would broadcast it wider), so the result has the
+        target's rank whatever the other operand's (an out-of-place ``scores + mask`` may
+        broadcast: unknown).  A target of rank 0 may be a Python number the statement rebinds
+        to a tensor: not read so.  None when the node is not such a step or the rank is not
+        known."""
+        target = node.args[0]
+        if not _is_ref(target) or len(node.outs) != 1 or node.outs[0].key != target.key:
+            return None
+        if node.kind == "op":
+            spans = node.arg_spans
+            if len(spans) != 2 or spans[0] is None or spans[1] is None:
+                return None
+            between = self.segment((spans[0][2], spans[0][3], spans[1][0], spans[1][1])).strip()
+            if between != node.op + "=":
+                return None  # `x = x + m`, not `x += m`
+        rank = self.of(target, node)
+        return rank if rank == TOP or (isinstance(rank, int) and rank >= 1) else None
 
     def _starred(self, span) -> bool:
         return span is None or self.segment(span).lstrip().startswith("*")
