@@ -97,3 +97,61 @@ def test_inplace_fix_matches(mask_kind):
     # float64, 8-wide head dot products and 5-key softmax sums: agreement to rounding
     torch.testing.assert_close(b(x, mask), a(x, mask), rtol=0, atol=1e-12)
     torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
+
+
+# ---------------------------------------------------------------- a normal CDF is no GELU
+#
+# mega-pytorch's Laplace attention function, ``(1 + erf((x - mu) / (std * sqrt(2)))) * 0.5``, has
+# the calls and constants of an erf GELU (erf, one half, sqrt(2)) but is the normal CDF of a
+# shifted input, without the product by ``x`` that makes GELU ``x * Phi(x)``.  The formula test
+# read only calls and constants, so the module was typed nn.GELU (a Linear before it would have
+# been a bias-GELU site).  The input must now also be read outside the erf/tanh call.
+
+CDF = '''\
+import math
+
+import torch
+from torch import nn
+
+
+class Act(nn.Module):
+    def forward(self, x):
+        BODY
+
+
+class Block(nn.Module):
+    def __init__(self, dim=8):
+        super().__init__()
+        self.fc = nn.Linear(dim, dim)
+        self.act = Act()
+
+    def forward(self, x):
+        return self.act(self.fc(x))  # site
+'''
+
+LAPLACE = ("mu = math.sqrt(0.5)\n        std = math.sqrt((4 * math.pi) ** -1)\n"
+           "        return (1 + torch.special.erf((x - mu) / (std * math.sqrt(2)))) * 0.5")
+NORMAL_CDF = "return 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))"
+GELU_VIA_CDF = "cdf = 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))\n        return x * cdf"
+GELU_TANH = ("return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * "
+             "(x + 0.044715 * torch.pow(x, 3.0))))")
+
+
+@pytest.mark.parametrize("body", [LAPLACE, NORMAL_CDF], ids=["laplace", "normal_cdf"])
+def test_a_normal_cdf_module_is_no_gelu(body):
+    assert finding_at(CDF.replace("BODY", body), "ADP006", "# site") is None
+
+
+@pytest.mark.parametrize("body", [GELU_VIA_CDF, GELU_TANH], ids=["erf_via_name", "tanh"])
+def test_gelu_modules_written_out_stay_gelu(body):
+    assert finding_at(CDF.replace("BODY", body), "ADP006", "# site") is not None
+
+
+def test_laplace_module_is_not_typed_gelu():
+    import ast
+
+    from adopter.structure import module_structure
+
+    code = CDF.replace("BODY", LAPLACE)
+    structure = module_structure(ast.parse(code), text=code)
+    assert [c.fqn for c in structure.classes["Block"].bindings["act"]] == ["Act"]
