@@ -155,3 +155,97 @@ def test_laplace_module_is_not_typed_gelu():
     code = CDF.replace("BODY", LAPLACE)
     structure = module_structure(ast.parse(code), text=code)
     assert [c.fqn for c in structure.classes["Block"].bindings["act"]] == ["Act"]
+
+
+# ---------------------------------------------------------------- keys-first, handed to a product
+#
+# flair's lemmatizer decodes with attention over the encoder outputs:
+# ``coeff = torch.softmax(torch.matmul(enc, torch.transpose(out, 1, 2)), dim=1)`` (scores
+# (keys, queries), normalised over the keys), then ``torch.matmul(torch.transpose(enc, 1, 2),
+# coeff)``.  The ranks are not stated (an RNN's output, a parameter), so ``dim=1`` stayed a dim
+# from the front.  The probabilities are the *second* operand of the product, whose axis -2 it
+# contracts: the normalised axis only at rank 3 (d + 2), which is now read as the rank the code
+# means, recorded as assumed (the fix declines: the rank is not checked at run time).  As the
+# first operand (``coeff @ v`` contracts the last axis) a softmax over dim 1 is as likely the
+# queries' axis of 3-D scores: still not read.
+#
+# The method is ``decode``, called by ``forward_pass``, called by ``forward_loss``; neither caller
+# runs a layer of the module, so both were dropped as roots no forward reaches, and ``decode``
+# -- itself an entry point (public, runs the module's layers) -- was inlined nowhere.  A
+# reachable function that only dropped roots call is now a root of its own.
+
+KEYS_FIRST = '''\
+import torch
+from torch import nn
+
+
+class Lemmatizer(nn.Module):
+    def __init__(self, dim=8, vocab=11):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.rnn = nn.GRU(dim, dim, batch_first=True)
+        self.out = nn.Linear(2 * dim, vocab)
+
+    def forward(self, tokens):
+        return self.embed(tokens)
+
+    def forward_loss(self, tokens, enc, h0):
+        return self.forward_pass(tokens, enc, h0).sum()
+
+    def forward_pass(self, tokens, enc, h0):
+        return self.decode(tokens, enc, h0)
+
+    def decode(self, tokens, enc, h0):
+        output, hidden = self.rnn(self.embed(tokens), h0)
+        coeff = torch.softmax(torch.matmul(enc, torch.transpose(output, 1, 2)), dim=DIM)  # site
+        context = PRODUCT
+        return self.out(torch.cat((output, context), dim=2))
+'''
+
+SECOND = "torch.transpose(torch.matmul(torch.transpose(enc, 1, 2), coeff), 1, 2)"
+FIRST = "torch.matmul(coeff, output)"
+
+
+def _keys_first(dim="1", product=SECOND):
+    return KEYS_FIRST.replace("DIM", dim).replace("PRODUCT", product)
+
+
+def test_keys_first_probabilities_as_the_second_operand_are_attention():
+    assert finding_at(_keys_first(), "ADP010", "# site") is not None
+
+
+def test_keys_first_with_an_assumed_rank_is_not_fixed():
+    fixed = fix_text(_keys_first(), "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention" not in fixed
+
+
+def test_probabilities_as_the_first_operand_with_a_dim_from_the_front_stay_unread():
+    assert finding_at(_keys_first(product=FIRST), "ADP010", "# site") is None
+
+
+def test_keys_first_over_the_last_axis_is_no_attention():
+    # softmax over dim -1 of (keys, queries) scores, the product contracting the keys: not attention
+    assert finding_at(_keys_first(dim="-1"), "ADP010", "# site") is None
+
+
+def test_an_entry_point_only_dropped_roots_call_is_a_root():
+    import ast
+
+    from adopter.structure import module_structure
+
+    code = _keys_first()
+    structure = module_structure(ast.parse(code), text=code)
+    assert "decode" in structure.classes["Lemmatizer"].roots
+    assert "forward_loss" not in structure.classes["Lemmatizer"].roots
+
+
+def test_a_helper_of_a_kept_root_is_no_root_of_its_own():
+    import ast
+
+    from adopter.structure import module_structure
+
+    code = _keys_first().replace("return self.embed(tokens)", "return self.forward_pass(tokens, tokens, tokens)")
+    structure = module_structure(ast.parse(code), text=code)
+    assert structure.classes["Lemmatizer"].roots == ["forward"]
+    # (decode is inlined in forward through forward_pass: found there, once)
+    assert finding_at(code, "ADP010", "# site") is not None
