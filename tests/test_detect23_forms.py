@@ -249,3 +249,74 @@ def test_a_helper_of_a_kept_root_is_no_root_of_its_own():
     assert structure.classes["Lemmatizer"].roots == ["forward"]
     # (decode is inlined in forward through forward_pass: found there, once)
     assert finding_at(code, "ADP010", "# site") is not None
+
+
+# ---------------------------------------------------------------- partial(F.softmax, dim=-1)
+#
+# Research attention often holds its normaliser as a value: ``self.attn_fn = partial(F.softmax,
+# dim=-1)``, then ``attn = self.attn_fn(sim)`` (mega-pytorch, lucidrains' code).  Functions held as
+# values were typed only for run-time activations, so the call was unknown.  A partial of a torch
+# softmax that binds ``dim`` is that softmax; the fix reads no forward hooks of it (a partial has
+# none).  Near-misses: a partial without ``dim`` (softmax's implicit dim is the first axis of 3-D
+# input), a choice between the partial and another module (mega's Laplace function when a flag
+# is set: the call is not known to be the softmax; left a miss), and ``dim=1`` of 3-D scores
+# (the queries' axis).
+
+PARTIAL = '''\
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import einsum, nn
+
+
+class Laplace(nn.Module):
+    def forward(self, x):
+        return (1 + torch.special.erf((x - 0.5) / 0.4)) * 0.5
+
+
+class Attention(nn.Module):
+    def __init__(self, dim=16, laplace=False):
+        super().__init__()
+        self.scale = dim ** -0.5
+        self.attn_fn = CHOICE
+        self.to_q = nn.Linear(dim, dim)
+        self.to_k = nn.Linear(dim, dim)
+        self.to_v = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        q, k, v = self.to_q(x), self.to_k(x), self.to_v(x)
+        sim = einsum("b i d, b j d -> b i j", q, k) * self.scale
+        attn = self.attn_fn(sim)  # site
+        return einsum("b i j, b j d -> b i d", attn, v)
+'''
+
+
+@pytest.mark.parametrize("choice", ["partial(F.softmax, dim=-1)", "partial(torch.softmax, dim=-1, dtype=torch.float32)"])
+def test_a_partial_softmax_held_as_a_value_is_attention(choice):
+    assert finding_at(PARTIAL.replace("CHOICE", choice), "ADP010", "# site") is not None
+
+
+@pytest.mark.parametrize("choice", ["partial(F.softmax)", "partial(F.softmax, dim=1)",
+                                    "partial(F.softmax, dim=-1) if not laplace else Laplace()"],
+                         ids=["no_dim", "queries_axis", "choice_of_another_module"])
+def test_partial_softmax_near_misses(choice):
+    assert finding_at(PARTIAL.replace("CHOICE", choice), "ADP010", "# site") is None
+
+
+def test_a_partial_softmax_fix_matches():
+    import torch
+
+    code = PARTIAL.replace("CHOICE", "partial(F.softmax, dim=-1)")
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed and "_forward_hooks" not in fixed
+    original, patched = {}, {}
+    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["Attention"]().double()
+    b = patched["Attention"]().double()
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    # float64, 16-wide dot products and 5-key softmax sums: agreement to rounding
+    torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)

@@ -270,6 +270,9 @@ class Table:
     def _ctor_ops(self, ctor):
         if getattr(ctor, "function", False):  # F.gelu held as a value: calling it is that activation
             op = self.function(ctor.fqn)
+            if op is not None and op.name == "torch.nn.functional.softmax" and any(
+                    name == "dim" for name, _ in ctor.kwargs):
+                return "definite", {op.name}  # partial(F.softmax, dim=-1): a softmax over that dim
             return ("definite", {op.name}) if op is not None and op.name in self.runtime else None
         last = ctor.fqn.rsplit(".", 1)[-1]
         if ctor.table or last in ACTIVATION_FACTORIES:

@@ -1938,6 +1938,9 @@ class FlowBuilder:
                 # ACT2FN["gelu"]: the key chose the operation; F.gelu held as a value: the
                 # function itself, with its defaults; nothing to merge
                 values = ()
+                if getattr(ctor, "function", False) and op.name == "torch.nn.functional.softmax":
+                    # partial(F.softmax, dim=-1): the dim (and dtype) it binds
+                    values = tuple((k, self._ctor_value(v)) for k, v in ctor.kwargs)
                 if merged is not None and merged != values:
                     return None
                 merged = values

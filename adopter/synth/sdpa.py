@@ -3002,6 +3002,13 @@ class _Attention:
                 values.append(node.args[1])
         return values
 
+    def _held_partial(self, attr: str) -> bool:
+        """Is every value the class gives ``self.<attr>`` a ``functools.partial`` call (a
+        function held as a value, which has no forward hooks to read)?"""
+        values = self._attribute_values(attr) if "." not in attr else []
+        return bool(values) and all(isinstance(v, ast.Call) and self.names.resolve(v.func) in (
+            "functools.partial", "partial") for v in values)
+
     def _is_tensor_attribute(self, attr: str) -> bool:
         return any(self._tensor_expr(value) for value in self._attribute_values(attr))
 
@@ -3136,6 +3143,8 @@ class _Attention:
                 # (a path of attributes names a module too: a submodule's member, or an
                 # nn.ModuleDict's member under its key, `self.nets.attn_dropout`)
                 raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
+            elif role == "p0" and self._held_partial(layer[len("self."):]):
+                continue  # `self.attn_fn = partial(F.softmax, dim=-1)`: a function, no module, no hooks
             elif role in conditional:  # `if self.dropout is not None:` -- its hooks only when there is one
                 terms.append(f"({layer} is not None and bool({layer}._forward_hooks or {layer}._forward_pre_hooks))")
                 continue
