@@ -257,10 +257,12 @@ def test_a_helper_of_a_kept_root_is_no_root_of_its_own():
 # dim=-1)``, then ``attn = self.attn_fn(sim)`` (mega-pytorch, lucidrains' code).  Functions held as
 # values were typed only for run-time activations, so the call was unknown.  A partial of a torch
 # softmax that binds ``dim`` is that softmax; the fix reads no forward hooks of it (a partial has
-# none).  Near-misses: a partial without ``dim`` (softmax's implicit dim is the first axis of 3-D
-# input), a choice between the partial and another module (mega's Laplace function when a flag
-# is set: the call is not known to be the softmax; left a miss), and ``dim=1`` of 3-D scores
-# (the queries' axis).
+# none).  A choice between the partial and another module (mega's ``partial(F.softmax, dim=-1)
+# if not laplacian_attn_fn else LaplacianAttnFn()``) is the softmax while the attribute holds the
+# partial: found, and the fix takes the fused path only then (``isinstance(self.attn_fn,
+# partial)``; scripted, the original).  Near-misses: a partial without ``dim`` (softmax's
+# implicit dim is the first axis of 3-D input) and ``dim=1`` of 3-D scores (the queries' axis).
+# Beside a function held as a value (``torch.sigmoid``) the guard is the same.
 
 PARTIAL = '''\
 from functools import partial
@@ -297,9 +299,8 @@ def test_a_partial_softmax_held_as_a_value_is_attention(choice):
     assert finding_at(PARTIAL.replace("CHOICE", choice), "ADP010", "# site") is not None
 
 
-@pytest.mark.parametrize("choice", ["partial(F.softmax)", "partial(F.softmax, dim=1)",
-                                    "partial(F.softmax, dim=-1) if not laplace else Laplace()"],
-                         ids=["no_dim", "queries_axis", "choice_of_another_module"])
+@pytest.mark.parametrize("choice", ["partial(F.softmax)", "partial(F.softmax, dim=1)"],
+                         ids=["no_dim", "queries_axis"])
 def test_partial_softmax_near_misses(choice):
     assert finding_at(PARTIAL.replace("CHOICE", choice), "ADP010", "# site") is None
 
@@ -319,4 +320,34 @@ def test_a_partial_softmax_fix_matches():
     b.load_state_dict(a.state_dict(), strict=True)
     x = torch.randn(2, 5, 16, dtype=torch.float64)
     # float64, 16-wide dot products and 5-key softmax sums: agreement to rounding
+    torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
+
+
+CHOSEN = "partial(F.softmax, dim=-1) if not laplace else Laplace()"
+SIGMOID = "partial(F.softmax, dim=-1) if not laplace else torch.sigmoid"
+
+
+@pytest.mark.parametrize("choice", [CHOSEN, SIGMOID], ids=["module", "function"])
+def test_a_partial_softmax_chosen_beside_another_value_is_attention(choice):
+    assert finding_at(PARTIAL.replace("CHOICE", choice), "ADP010", "# site") is not None
+
+
+@pytest.mark.parametrize("choice", [CHOSEN, SIGMOID], ids=["module", "function"])
+@pytest.mark.parametrize("laplace", [False, True])
+def test_a_partial_softmax_chosen_beside_another_value_fix_matches(laplace, choice):
+    import torch
+
+    code = PARTIAL.replace("CHOICE", choice)
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed and "isinstance(self.attn_fn, partial)" in fixed
+    original, patched = {}, {}
+    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["Attention"](laplace=laplace).double()
+    b = patched["Attention"](laplace=laplace).double()
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    # float64, 16-wide dot products and 5-key sums: agreement to rounding (the Laplace choice
+    # takes the original path: equal)
     torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
