@@ -1204,8 +1204,9 @@ class FlowBuilder:
                         kept_definite, kept_maybe = TABLE.layer_ops(kept)
                         if kept_definite in IDENTITY_AT_ZERO and not kept_maybe:
                             definite, identity, ctors = kept_definite, True, kept
-                    if not definite:
-                        definite, ctors = _held_softmax_choice(ctors, definite, ctors)
+                if definite == "torch.nn.functional.softmax" and len(ctors) > 1:
+                    # a partial softmax chosen beside another value (canon.layer_ops): its dim
+                    ctors = [c for c in ctors if TABLE._ctor_ops(c) is not None]
                 extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
                 found = self._layer_canon[name] = (definite, maybe, extra, identity)
             definite, maybe, extra, identity = found
@@ -2754,21 +2755,6 @@ class FlowBuilder:
 
 
 _NUMBER_CALLS = {"int", "float", "len", "abs", "round", "min", "max"}
-
-
-def _held_softmax_choice(ctors, definite: str, fallback) -> tuple:
-    """``partial(F.softmax, dim=-1) if not flag else OtherAttnFn()`` (mega's attention function):
-    a layer whose constructors are a softmax held as a ``functools.partial`` and modules of
-    another kind.  Called, it is that softmax whenever the attribute holds the partial, which
-    the fix tests at run time (``isinstance(..., partial)``, synth/sdpa.py ``_held_partial``):
-    (the softmax, the partial's constructors); (``definite``, ``fallback``) otherwise."""
-    kept = [c for c in ctors if getattr(c, "function", False)]
-    if not kept or len(kept) == len(ctors) or any(getattr(c, "table", False) for c in ctors):
-        return definite, fallback
-    kept_definite, kept_maybe = TABLE.layer_ops(kept)
-    if kept_definite != "torch.nn.functional.softmax" or kept_maybe:
-        return definite, fallback
-    return kept_definite, kept
 
 
 def _stacked_index(index: ast.expr) -> int | None:

@@ -28,7 +28,7 @@ from ..records import dataclass, field, replace
 
 from .bindings import ClassInfo, Ctor, _last_member_kind, bind_class, collect_class, span
 from .canon import HALF_PAIR, NEG_PAIR, TABLE
-from .graph import GELU, Flow, FlowBuilder, Node, Ref, _held_softmax_choice, walk
+from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, names_match
@@ -207,8 +207,6 @@ class ClassStructure:
                 by_op = {}
                 for attr, ctors in self.bindings.items():
                     definite, maybe = TABLE.layer_ops(ctors)
-                    if not definite and not maybe and len(ctors) > 1:
-                        definite = _held_softmax_choice(ctors, definite, ctors)[0]  # (graph._canonical)
                     for name in ({definite} if definite else set()) | maybe:
                         by_op.setdefault(name, set()).update(attr_words(attr))
                 self._op_attrs[""] = by_op
