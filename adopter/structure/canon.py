@@ -224,7 +224,7 @@ class Table:
         ``ctors`` (every constructor one branch of ``__init__`` may bind)."""
         definite: set[str] = set()
         maybe: set[str] = set()
-        unknown = False
+        unknown = held = False
         for ctor in ctors:
             ops = self._ctor_ops(ctor)
             if ops is None:
@@ -234,8 +234,15 @@ class Table:
                 unknown = True
                 continue
             kind, names = ops
-            (definite if kind == "definite" else maybe).update(names)
+            (maybe if kind == "maybe" else definite).update(names)
+            if kind == "held":
+                held = True
         if not unknown and not maybe and len(definite) == 1:
+            return next(iter(definite)), frozenset()
+        if held and not maybe and len(definite) == 1:
+            # partial(F.softmax, dim=-1) if not flag else OtherFn() (mega's attention function):
+            # the softmax whenever the attribute holds the partial, which the fix tests at run
+            # time (synth/sdpa.py _held_partial); graph.FlowBuilder reads the partial's dim
             return next(iter(definite)), frozenset()
         # Chosen at run time (a table key, a different class per branch, or a branch binding a
         # value of unknown kind beside an activation): only activations may be, and then the
@@ -273,6 +280,9 @@ class Table:
     def _ctor_ops(self, ctor):
         if getattr(ctor, "function", False):  # F.gelu held as a value: calling it is that activation
             op = self.function(ctor.fqn)
+            if op is not None and op.name == "torch.nn.functional.softmax" and any(
+                    name == "dim" for name, _ in ctor.kwargs):
+                return "held", {op.name}  # partial(F.softmax, dim=-1): a softmax over that dim
             return ("definite", {op.name}) if op is not None and op.name in self.runtime else None
         last = ctor.fqn.rsplit(".", 1)[-1]
         if ctor.table or last in ACTIVATION_FACTORIES:

@@ -64,11 +64,48 @@ def gelu_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleName
     half = 0.5 in numbers or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and _number(n.right, names) == 2.0
                                  for s in body for n in ast.walk(s))
     if "erf" in calls and half and any(_near(v, s) for v in values for s in _SQRT2):
-        return "none"
+        return "none" if _scales_input(body, params[0], names) else None
     if "tanh" in calls and half and any(_near(v, 0.044715) for v in values) and (
             any(_near(v, _SQRT_2_PI) for v in values) or ("sqrt" in calls and any(_near(v, math.pi) for v in values))):
-        return "tanh"
+        return "tanh" if _scales_input(body, params[0], names) else None
     return None
+
+
+_MAX_FORMULA_NODES = 400  # a GELU written out is a few dozen nodes; larger is no such formula
+
+
+def _scales_input(body: list, x: str, names: ModuleNames) -> bool:
+    """Does the formula read its input ``x`` outside the ``erf``/``tanh`` call too?  GELU is
+    ``x * Phi(x)``: the input times its normal CDF.  The CDF alone of a shifted, scaled input
+    (mega's Laplace attention function, ``0.5 * (1 + erf((x - mu) / (std * sqrt(2))))``) has
+    the same calls and constants but reads ``x`` only inside ``erf``.  The assignments are
+    substituted into the returned expression first (``cdf = 0.5 * (1 + erf(x / sqrt(2)))``,
+    ``return x * cdf``)."""
+    env: dict = {}
+
+    def substituted(expr):
+        expr = copy.deepcopy(expr)
+
+        class _Sub(ast.NodeTransformer):
+            def visit_Name(self, node):
+                return copy.deepcopy(env[node.id]) if node.id in env else node
+
+        return _Sub().visit(expr)
+
+    for stmt in body[:-1]:
+        env[stmt.targets[0].id] = substituted(stmt.value)
+    value = substituted(body[-1].value)
+    if sum(1 for _ in ast.walk(value)) > _MAX_FORMULA_NODES:
+        return False
+    todo = [value]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Call) and _call_name(node, names) in ("erf", "tanh"):
+            continue  # its argument (and a method's receiver) is the CDF's
+        if isinstance(node, ast.Name) and node.id == x:
+            return True
+        todo.extend(ast.iter_child_nodes(node))
+    return False
 
 
 def gelu_function(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNames) -> str | None:

@@ -1204,6 +1204,9 @@ class FlowBuilder:
                         kept_definite, kept_maybe = TABLE.layer_ops(kept)
                         if kept_definite in IDENTITY_AT_ZERO and not kept_maybe:
                             definite, identity, ctors = kept_definite, True, kept
+                if definite == "torch.nn.functional.softmax" and len(ctors) > 1:
+                    # a partial softmax chosen beside another value (canon.layer_ops): its dim
+                    ctors = [c for c in ctors if TABLE._ctor_ops(c) is not None]
                 extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
                 found = self._layer_canon[name] = (definite, maybe, extra, identity)
             definite, maybe, extra, identity = found
@@ -1955,6 +1958,9 @@ class FlowBuilder:
                 # ACT2FN["gelu"]: the key chose the operation; F.gelu held as a value: the
                 # function itself, with its defaults; nothing to merge
                 values = ()
+                if getattr(ctor, "function", False) and op.name == "torch.nn.functional.softmax":
+                    # partial(F.softmax, dim=-1): the dim (and dtype) it binds
+                    values = tuple((k, self._ctor_value(v)) for k, v in ctor.kwargs)
                 if merged is not None and merged != values:
                     return None
                 merged = values

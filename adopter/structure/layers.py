@@ -723,6 +723,24 @@ class LayerTyper:
                                        f"computation: the kernel would not run it as written", False)
         return None
 
+    def _partial_softmax(self, call: ast.Call, kwargs: tuple):
+        """``partial(F.softmax, dim=-1)`` (any torch spelling of softmax; an optional ``dtype``):
+        a softmax over that dim, held as a value and called on the scores (lucidrains'
+        ``self.attn_fn``).  Without a ``dim`` keyword it is not one (softmax's implicit dim is
+        the first axis of 3-D input), nor with positional arguments bound.  None otherwise."""
+        if len(call.args) != 1 or not any(name == "dim" for name, _ in kwargs) or any(
+                name not in ("dim", "dtype") for name, _ in kwargs):
+            return None
+        target = self.names.resolve(call.args[0])
+        if target is None or target[:6] != "torch." or target in self.names.functions:
+            return None
+        op = TABLE.function(target)
+        if op is None or op.name != "torch.nn.functional.softmax":
+            return None
+        why = (f"`{ast.unparse(call)}` is a function held as a value, not a layer: the kernel takes a "
+               f"layer module (and TorchScript cannot pass a function as a value)")
+        return Built(op.name, (), kwargs, False, call, unlike=why, function=True)
+
     def _class_of(self, expr: ast.expr) -> tuple:
         fqn = self.names.resolve(expr)
         if fqn is None:
@@ -793,6 +811,9 @@ class LayerTyper:
             if method is not None:
                 return self._factory(method.name, call, env, depth, method)
         if fqn is not None and fqn in PARTIALS and call.args:
+            bound_softmax = self._partial_softmax(call, kwargs)
+            if bound_softmax is not None:
+                return (bound_softmax,)
             out = []
             for value in self.values(call.args[0], env, depth, called=True):
                 if isinstance(value, LayerClass):

@@ -525,6 +525,44 @@ def _called_in(module: "ModuleStructure", name: str) -> bool:
     return False
 
 
+def _stranded(owner: str, structure: ClassStructure, kept: list, reachable: set, mention) -> list[str]:
+    """Reachable functions of ``structure`` that only dropped roots call: an entry point (a
+    public method that runs the module's own layers, flair's ``decode``) whose callers are
+    dropped (``forward_pass`` called by ``forward_loss``: no layer of their own) would be
+    inlined nowhere.  Each becomes a root of its own, as if nothing in the file called it
+    (one that another of them calls is inlined there instead)."""
+    functions = structure.functions
+    covered: set = set()
+
+    def cover(names) -> None:  # what these reach (their helpers are inlined there)
+        todo = [n for n in names if n not in covered]
+        covered.update(todo)
+        while todo:
+            for word in mention(functions[todo.pop()]):
+                if word in functions and word not in covered:
+                    covered.add(word)
+                    todo.append(word)
+
+    left = [n for n in functions if n not in kept and n not in INIT_NAMES and (owner, n) in reachable]
+    if left:  # (most are helpers a kept root calls itself: no walk needed for those)
+        direct = set().union(*(mention(functions[r]) for r in kept)) if kept else set()
+        left = [n for n in left if n not in direct]
+    if not left:
+        return []
+    cover(kept)
+    left = [n for n in left if n not in covered]
+    if not left:
+        return []
+    called = {word for n in left for word in mention(functions[n]) if word != n}
+    out = [n for n in left if n not in called]
+    cover(out)
+    for name in left:  # (calls in a cycle: the first of it)
+        if name not in covered:
+            out.append(name)
+            cover([name])
+    return out
+
+
 def _calls_own_layer(func: ast.AST, info: ClassInfo) -> bool:
     """Does ``func`` call a layer its class binds in ``__init__`` (``self.conv1(x)``)?"""
     for node in walk(func):
@@ -587,7 +625,10 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():
-            structure.roots = [r for r in structure.roots if (owner, r) in reachable]
+            kept = [r for r in structure.roots if (owner, r) in reachable]
+            if len(kept) < len(structure.roots):
+                kept += _stranded(owner, structure, kept, reachable, module.mention)
+            structure.roots = kept
     words = _sequential_words(module, typer, text)
     chained = {name: found for name, info in infos.items() if (text is None or "ModuleList" in text)
                for found in [_chained_lists(info)] if found}

@@ -126,14 +126,6 @@ class _Ranks:
                 return None
         return found
 
-    def _elementwise(self, values, at=None):
-        ranks = [self.of(v, at) for v in values]
-        if any(r is None for r in ranks):
-            return None
-        if any(r == TOP for r in ranks):
-            return TOP
-        return max(ranks)
-
     def node_rank(self, node):
         """The rank of the (single) value ``node`` computes."""
         args = node.view.args if node.view is not None else node.args
@@ -157,11 +149,27 @@ class _Ranks:
             return max(ranks) if min(ranks) >= 2 else None
         if node.canon in _UNARY:
             return self.of(args[0], node) if args else None
-        if node.canon == "torch.Tensor.masked_fill":
-            mask = dict(node.view.kwargs).get("mask") if node.view is not None else None
-            return self._elementwise([args[0], mask], node) if args and mask is not None else None
-        if node.canon in _ELEMENTWISE or (node.kind == "op" and node.op in _ELEMENTWISE_SYMBOLS):
-            return self._elementwise(args[:2], node) if len(args) >= 2 else None
+        if node.canon == "torch.Tensor.masked_fill" or node.canon in _ELEMENTWISE or (
+                node.kind == "op" and node.op in _ELEMENTWISE_SYMBOLS):
+            if node.canon == "torch.Tensor.masked_fill":
+                other = dict(node.view.kwargs).get("mask") if node.view is not None else None
+            else:
+                other = args[1] if len(args) >= 2 else None
+            if not args or other is None:
+                return None
+            rank, other_rank = self.of(args[0], node), self.of(other, node)
+            if other_rank is None:
+                # an operand of unknown rank may broadcast the result wider, unless the step
+                # writes into the first in place (``scores += mask``, ``masked_fill_``)
+                if rank is not None and rank != 0 and (node.kind == "op" or node.op.endswith("_")) \
+                        and self._in_place(node):
+                    return rank
+                return None
+            if rank is None:
+                return None
+            if rank == TOP or other_rank == TOP:
+                return TOP
+            return max(rank, other_rank)
         if node.kind == "method":
             receiver = node.args[0] if node.args else None
             rest = node.args[1:]
@@ -184,6 +192,24 @@ class _Ranks:
         if node.kind == "call" and node.op in _SCALAR_CALLS:
             return 0
         return None
+
+    def _in_place(self, node) -> bool:
+        """Does ``node`` update its first operand in place?  ``scores += mask`` and
+        ``scores.masked_fill_(mask, v)`` write into ``scores``, whose shape they cannot change
+        (torch raises where the other operand would broadcast it wider), so the result has the
+        target's rank whatever the other operand's (an out-of-place ``scores + mask`` may
+        broadcast: unknown).  The caller asks only for a target of known rank other than 0 (a
+        Python number the statement would rebind to a tensor)."""
+        target = node.args[0] if node.args else None
+        if not _is_ref(target) or len(node.outs) != 1 or node.outs[0].key != target.key:
+            return False
+        if node.kind == "op":
+            spans = node.arg_spans
+            if len(spans) != 2 or spans[0] is None or spans[1] is None:
+                return False
+            between = self.segment((spans[0][2], spans[0][3], spans[1][0], spans[1][1])).strip()
+            return between == node.op + "="  # `x += m`, not `x = x + m`
+        return True
 
     def _starred(self, span) -> bool:
         return span is None or self.segment(span).lstrip().startswith("*")
@@ -276,7 +302,9 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
     """Softmax nodes over a dim ``d`` counted from the front, of a value whose rank the code does
     not fix, whose probabilities (through casts and dropout) move that axis by
     ``transpose(d, d + 1)`` and are then the first operand of a product: the product contracts
-    its first operand's last axis, which is the normalised one only at rank ``d + 2``.  That
+    its first operand's last axis, which is the normalised one only at rank ``d + 2``; or which
+    are the second operand of a product (flair's keys-first ``enc^T @ softmax(enc @ out^T,
+    dim=1)``), whose axis -2 the product contracts: the normalised one only at rank ``d + 2``.  That
     rank is the one the code moves the axis into place for (speechbrain's ``(keys @
     query).softmax(1).transpose(1, 2) @ values``: a single query, (B, L, 1) scores); at any
     other the product would not contract the normalised axis.  (Probabilities the product reads
@@ -288,6 +316,9 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
     for node in nodes:
         if node.view is not None and node.view.args and _is_ref(node.view.args[0]):
             readers.setdefault(node.view.args[0].key, []).append(node)
+        if node.canon == "torch.matmul" and node.view is not None and len(node.view.args) == 2 \
+                and _is_ref(node.view.args[1]) and node.view.args[1] != node.view.args[0]:
+            readers.setdefault(node.view.args[1].key, []).append(node)  # (_second_operand)
     found: dict[int, int] = {}
     for node in nodes:
         if node.canon != "torch.nn.functional.softmax" or node.view is None or not node.view.args \
@@ -299,7 +330,12 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
         ranks_seen, transposes, key = set(), [], node.outs[0].key
         for _ in range(4):  # the probabilities, cast or dropped out
             for reader in readers.get(key, ()):
-                if reader.canon == "torch.matmul":
+                if reader.canon == "torch.matmul" and _second_operand(reader, key):
+                    # the second operand of a product (``v @ p``, the keys-first layout): the
+                    # product contracts its axis -2, the normalised one only at rank d + 2 (at
+                    # any other rank it contracts an axis the softmax did not normalise)
+                    ranks_seen.add(d + 2)
+                elif reader.canon == "torch.matmul":
                     # read directly: over a middle axis (heads, queries) of a 4-D tensor is as
                     # likely as over the keys of a 2-D one ("softmax over another dimension")
                     ranks_seen.add(None)
@@ -322,6 +358,14 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
             for transpose in transposes:
                 found[transpose.id] = rank
     return found
+
+
+def _second_operand(product, key: str) -> bool:
+    """Is the value ``key`` the second operand of the two-operand product ``product`` (and not
+    its first: ``p @ p`` reads it both ways)?  An einsum's operands name their axes: not read so."""
+    args = product.view.args if product.view is not None else ()
+    return (len(args) == 2 and product.op.rsplit(".", 1)[-1] != "einsum" and _is_ref(args[1])
+            and args[1].key == key and not (_is_ref(args[0]) and args[0].key == key))
 
 
 def _from_conflict(value, ranks: _Ranks) -> bool:

@@ -3432,6 +3432,38 @@ class _Attention:
                 values.append(node.args[1])
         return values
 
+    def _held_partial(self, attr: str) -> str | None:
+        """How the class holds a function in ``self.<attr>``: "" when every value it assigns
+        is a ``functools.partial`` call (a function held as a value: no forward hooks to
+        read); the module's name for ``functools.partial`` when the values are conditional
+        expressions choosing between such calls and other values (the fused path is then taken
+        only while the attribute holds a partial, tested by that name); None otherwise."""
+        values = self._attribute_values(attr) if "." not in attr else []
+        branches: list = []
+        todo = list(values)
+        while todo:
+            value = todo.pop()
+            if isinstance(value, ast.IfExp):
+                todo += [value.body, value.orelse]
+            else:
+                branches.append(value)
+        held = [isinstance(v, ast.Call) and self.names.resolve(v.func) in ("functools.partial", "partial")
+                for v in branches]
+        if not branches or not any(held):
+            return None
+        if all(held):
+            return ""
+        if any(isinstance(v, ast.Call) and self.names.resolve(v.func) in ("functools.partial", "partial")
+               for v, h in zip(branches, held) if not h):
+            return None
+        name = next((local for local, fqn in self.names.imports.items() if fqn == "functools.partial"), None)
+        if name is None:
+            module = next((local for local, fqn in self.names.imports.items() if fqn == "functools"), None)
+            name = f"{module}.partial" if module is not None else None
+        if name is None:
+            raise Skip(f"`self.{attr}` holds a partial or another value, and the module has no name for partial")
+        return name
+
     def _is_tensor_attribute(self, attr: str) -> bool:
         return any(self._tensor_expr(value) for value in self._attribute_values(attr))
 
@@ -3543,6 +3575,7 @@ class _Attention:
         would still compile the attribute reads); a scripted module runs no Python hooks.
         ``conditional``: the steps that run under an if (a dropout the caller may not pass)."""
         terms = []
+        held: list[str] = []  # a softmax held as a partial or another module: the fused path only with the partial
         for role in ("p0", "p1"):
             node = self.roles.get(role)
             if node is None or node.kind != "layer":
@@ -3566,13 +3599,21 @@ class _Attention:
                 # (a path of attributes names a module too: a submodule's member, or an
                 # nn.ModuleDict's member under its key, `self.nets.attn_dropout`)
                 raise Skip(f"the {'softmax' if role == 'p0' else 'dropout'} module `{layer}` is not a plain attribute")
+            elif role == "p0" and self._held_partial(layer[len("self."):]) is not None:
+                # `self.attn_fn = partial(F.softmax, dim=-1)`: a function, no module, no hooks;
+                # chosen beside another module (`... if not flag else OtherFn()`), the fused path
+                # only while it holds the partial
+                partial_name = self._held_partial(layer[len("self."):])
+                if partial_name:  # (scripted, it is a module: the original path)
+                    held.append(f"(True if {self._is_scripting(edits)}() else not isinstance({layer}, {partial_name}))")
+                continue
             elif role in conditional:  # `if self.dropout is not None:` -- its hooks only when there is one
                 terms.append(f"({layer} is not None and bool({layer}._forward_hooks or {layer}._forward_pre_hooks))")
                 continue
             terms += [f"{layer}._forward_hooks", f"{layer}._forward_pre_hooks"]
         if not terms:
-            return []
-        return [f"(False if {self._is_scripting(edits)}() else ({' or '.join(dict.fromkeys(terms))}))"]
+            return held
+        return [f"(False if {self._is_scripting(edits)}() else ({' or '.join(dict.fromkeys(terms))}))", *held]
 
     def _is_scripting(self, edits: Edits) -> str:
         """How the module calls ``torch.jit.is_scripting``: through its own import of torch, else
