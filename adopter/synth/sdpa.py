@@ -308,9 +308,18 @@ class _Attention:
                 out.append(line[strip:])
         return "\n".join(out)
 
-    def _stored_skip(self, target: ast.expr, stmt: ast.stmt) -> Skip:
+    def _stored_skip(self, target: ast.expr, stmt: ast.stmt, step_stored: set[str] = frozenset()) -> Skip:
         """Why attention whose values ``stmt`` stores in ``target`` (an attribute or item) on every
-        call is left alone."""
+        call is left alone.  An item of a value of the attention itself (nemo's `scores[pad] =
+        -10000.0`) is no store for outside code but a change to that value the fused call has no
+        argument for: said so, with the spelling it does take."""
+        base = target
+        while isinstance(base, ast.Subscript):
+            base = base.value
+        if isinstance(target, ast.Subscript) and isinstance(base, ast.Name) and base.id in step_stored:
+            return Skip(f"line {stmt.lineno} changes `{base.id}`, a value of the attention, by an index assignment "
+                        f"(`{self._text(target)} = ...`), which the fused call has no argument for (a "
+                        f"`{base.id} = {base.id}.masked_fill(<bool mask>, <value>)` it can take as a mask)")
         return Skip(f"the attention's values are stored in `{self._text(target)}` at line {stmt.lineno} on every "
                     "call, for code outside the call to read (a visualization hook): only the module's user can "
                     "say they are not wanted, so the fused path is left to a hand edit")
@@ -518,7 +527,7 @@ class _Attention:
                     if text is None:
                         stored = _stored_attribute(stmt)
                         if stored is not None:  # widedeep's `self.attn_weights = attn_weights`
-                            raise self._stored_skip(stored, stmt)
+                            raise self._stored_skip(stored, stmt, step_stored)
                         raise Skip(f"the statement at line {stmt.lineno} uses a value of the attention: "
                                    + self._value_use(stmt, region[:offset], step_stored))
                     metadata[offset] = text
