@@ -15,9 +15,10 @@ transformer for tabular data, PonderNet, multistream transformers).  The fixture
 
 from __future__ import annotations
 
-from corpus_forms import finding_at, found
+from corpus_forms import finding_at, found, rules
 
 from adopter.structure import canon
+from adopter.synth import fix_text
 
 # ---------------------------------------------------------------- class axis moved by einops
 
@@ -106,3 +107,80 @@ def test_pattern_reader():
     assert not canon.rearrange_class_axis_second("b ... d -> b d ...")     # an ellipsis
     assert not canon.rearrange_class_axis_second("b n d -> b d d")         # a repeated name
     assert not canon.rearrange_class_axis_second("b n d")                  # no arrow
+
+
+# ---------------------------------------------------------------- a fill named twice, the same way
+
+# Two masked fills under their own ifs, each after its own ``fill = neg_big(scores)`` (a
+# same-file function returning ``-torch.finfo(t.dtype).max``): the name is assigned twice, by
+# the same expression, so whichever path ran, the fill is that large negative number.  The
+# sdpa fixer read a fill's name only when it is assigned once.
+TWICE = """\
+import torch
+from torch import einsum, nn
+
+
+def neg_big(t):
+    return -torch.finfo(t.dtype).max
+
+
+class GroupedAttention(nn.Module):
+    def __init__(self, dim=16, heads=2, dim_head=8, causal=False):
+        super().__init__()
+        self.heads, self.causal, self.scale = heads, causal, dim_head ** -0.5
+        self.to_q = nn.Linear(dim, heads * dim_head, bias=False)
+        self.to_kv = nn.Linear(dim, 2 * heads * dim_head, bias=False)
+        self.to_out = nn.Linear(heads * dim_head, dim)
+
+    def forward(self, x, keep=None):
+        b, n, _ = x.shape
+        h = self.heads
+        q, k, v = (self.to_q(x), *self.to_kv(x).chunk(2, dim=-1))
+        q, k, v = (t.reshape(b, n, h, -1).transpose(1, 2).reshape(b * h, n, -1) for t in (q, k, v))
+        q = q * self.scale
+        scores = einsum("b i d, b j d -> b i j", q, k)
+        if keep is not None:
+            keep = keep.repeat_interleave(h, dim=0)
+            pair = keep[:, :, None] & keep[:, None, :]
+            fill = neg_big(scores)
+            scores = scores.masked_fill(~pair, fill)
+        if self.causal:
+            later = torch.ones((n, n), device=x.device).triu(1).bool()
+            fill = SECOND
+            scores = scores.masked_fill(later, fill)
+        attn = scores.softmax(dim=-1)  # site
+        out = einsum("b i j, b j d -> b i d", attn, v)
+        return self.to_out(out.reshape(b, h, n, -1).transpose(1, 2).reshape(b, n, -1))
+"""
+
+
+def test_fill_assigned_twice_the_same_way_is_fixed_and_matches():
+    import torch
+
+    code = TWICE.replace("SECOND", "neg_big(scores)")
+    assert finding_at(code, "ADP010", "# site") is not None
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    original, patched = {}, {}
+    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["GroupedAttention"]().double().eval()
+    b = patched["GroupedAttention"]().double().eval()
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(3, 5, 16, dtype=torch.float64)
+    keep = torch.ones(3, 5, dtype=torch.bool)
+    keep[0, 3:] = False
+    keep[2, 1:] = False
+    # float64, 8-wide dot products and 5-key softmax sums: agreement to rounding; rows whose
+    # queries are padding are compared too (every key filled but their own)
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, keep), a(x, keep), rtol=0, atol=1e-12)
+        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
+
+
+def test_fill_assigned_two_different_ways_is_declined():
+    # the second assignment is another number: the fill at the use is not one known value
+    code = TWICE.replace("SECOND", "-0.5")
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" not in fixed
