@@ -209,6 +209,8 @@ class Table:
                     found.add("where")
                 if op.name == "canon.tied_logits":
                     found.add("weight")  # self.embed.weight
+                if op.name == "canon.class_axis_second":
+                    found.add("rearrange")  # einops.rearrange(logits, "b l n d -> b d (l n)")
                 if op.name in ("canon.rotate_half", "canon.rope_halves"):
                     found |= ROTATE_HALF_CALLS
                 words = frozenset(found)
@@ -680,6 +682,42 @@ def rearrange_swaps_last_two(pattern: str) -> bool:
     if any(not (_AXIS.match(a) or a == "...") for a in left + right) or len(set(left)) != len(left):
         return False
     return left[:-2] == right[:-2] and left[-2:] == right[-2:][::-1] and "..." not in left[-2:]
+
+
+def rearrange_class_axis_second(pattern: str) -> bool:
+    """Does ``einops.rearrange(x, pattern)`` only move and merge axes, putting ``x``'s last axis,
+    alone, at position 1 (``"b l n d -> b d (l n)"``, ``"b n d -> (b n) d"``)?  A cross-entropy
+    takes its classes on axis 1 and reads every other axis as a position, so of a head's logits
+    such a rearrangement scores each position over the head's outputs.  Plain input names only
+    (no groups, no ellipsis), each used once on the output, alone or in a parenthesised group;
+    no name made up."""
+    parts = pattern.split("->")
+    if len(parts) != 2:
+        return False
+    left = parts[0].split()
+    right = parts[1].replace("(", " ( ").replace(")", " ) ").split()
+    if len(left) < 2 or len(set(left)) != len(left) or any(not _AXIS.match(a) for a in left):
+        return False
+    names, groups, depth = [], [], 0
+    for token in right:
+        if token == "(":
+            if depth:
+                return False
+            depth, group = 1, []
+        elif token == ")":
+            if not depth or not group:
+                return False
+            depth = 0
+            groups.append(group)
+        elif _AXIS.match(token):
+            names.append(token)
+            if depth:
+                group.append(token)
+            else:
+                groups.append(token)
+        else:
+            return False
+    return not depth and sorted(names) == sorted(left) and len(groups) >= 2 and groups[1] == left[-1]
 
 
 def einx_where_layout(pattern: str) -> tuple[int, tuple[bool, ...]] | None:

@@ -1392,6 +1392,8 @@ class FlowBuilder:
                 and isinstance(args[1].value, str):
             if canonical.rearrange_swaps_last_two(args[1].value):
                 return self._last_two(args[0], arg_spans[0]), frontier
+            if canonical.rearrange_class_axis_second(args[1].value):
+                return self._class_axis_second(args[0], arg_spans[0]), frontier
             return {}, frontier
         if fqn == "torch.where" and len(args) == 3 and not common["kwargs"]:
             # where(c, x, fill) is x.masked_fill(~c, fill); where(c, fill, x) is x.masked_fill(c, fill)
@@ -1847,6 +1849,12 @@ class FlowBuilder:
                                 uses=_keys((value,)), defs=frozenset({out.key}), span=span(call),
                                 arg_spans=(value_span,), **self._last_two(value, value_span))
         return out, frontier
+
+    @staticmethod
+    def _class_axis_second(value: Value, value_span) -> dict:
+        # the last axis moved, alone, to position 1 (cross-entropy's class axis); the other axes
+        # moved or merged: the rule patterns read it after a vocabulary head only
+        return {"canon": "canon.class_axis_second", "view": View((value,), (), (value_span,), ())}
 
     @staticmethod
     def _last_two(value: Value, value_span) -> dict:

@@ -164,6 +164,12 @@ OPS: dict[str, dict] = {
         # positions, classes) reads. No function computes it; the name is the table's own.
         "signature": ["input"],
     },
+    "canon.class_axis_second": {
+        # einops.rearrange(x, "b l n d -> b d (l n)"): axes moved and merged only, x's last axis
+        # alone at position 1 (see canon.rearrange_class_axis_second), where a cross-entropy
+        # takes its classes. No function computes it; the name is the table's own.
+        "signature": ["input"],
+    },
     "canon.tied_logits": {
         # h @ self.embed.weight.T, F.linear(h, self.embed.weight): hidden states times the
         # transposed weight of an nn.Embedding the class binds, i.e. logits over the

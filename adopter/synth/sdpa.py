@@ -2464,6 +2464,8 @@ class _Attention:
             if value_text is None:
                 raise Skip("the fill value is computed by the attention")
         resolved = self._resolve_local(value)
+        if resolved is value:
+            resolved = self._same_assigned(value)
         kind = fill_value(resolved) or self._held_fill(value)
         if kind is None and isinstance(resolved, ast.Call) and isinstance(resolved.func, ast.Name):
             # max_neg_value(t), a same-file function that returns -torch.finfo(t.dtype).max
@@ -2783,6 +2785,26 @@ class _Attention:
                                     for c in ast.walk(value)):
                 return True
         return False
+
+    def _same_assigned(self, expr: ast.expr) -> ast.expr:
+        """A local name (no parameter) that the function assigns more than once, each time by a
+        plain ``name = <the same expression>`` (``mask_value = max_neg_value(sim)`` before the
+        padding fill and again before the causal one, each under its own ``if``): that
+        expression, for the fill's kind (the value at the use is one of them, whichever path
+        ran).  ``expr`` itself otherwise, also when any other statement binds the name."""
+        func = self._function(self.block[0]) if isinstance(expr, ast.Name) and self.block else None
+        if func is None or any(isinstance(n, ast.arg) and n.arg == expr.id for n in ast.walk(func.args)):
+            return expr
+        values = []
+        for node in ast.walk(func):
+            if isinstance(node, ast.Name) and node.id == expr.id and isinstance(node.ctx, (ast.Store, ast.Del)):
+                values.append(node)
+        plain = [n.value for n in ast.walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
+                 and isinstance(n.targets[0], ast.Name) and n.targets[0].id == expr.id]
+        if len(plain) < 2 or len(plain) != len(values):
+            return expr
+        first = ast.dump(plain[0])
+        return plain[0] if all(ast.dump(v) == first for v in plain[1:]) else expr
 
     def _resolve_local(self, expr: ast.expr, depth: int = 0) -> ast.expr:
         """A local name's value, when the function assigns it exactly once."""
