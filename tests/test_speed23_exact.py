@@ -1,0 +1,192 @@
+"""speed23: exact speed-ups, each compared with the algorithm it replaces (written out here as
+the old code was) on fixtures of ours and near-misses, and, where the change skips work, that
+work counted (so the test fails on the old code).
+
+1. ``LayerTyper.calls_attr``: the search for ``self.<attr>`` passed to a file function that
+   calls one of its parameters first asks, once per file, which functions call a parameter
+   (none in most files: no per-class or per-attribute regex then), and whether one of them is
+   written before a ``(`` in the class's text.
+"""
+import ast
+import re
+
+import pytest
+
+from adopter.structure import layers as layers_mod
+from adopter.structure.layers import LayerTyper
+from adopter.structure.names import collect_names
+
+
+# -- 1. LayerTyper.calls_attr -----------------------------------------------------------------
+
+def _old_calls_attr(typer, cls, attr):
+    """LayerTyper.calls_attr as it was on main ed86185 (uncached: the same answers)."""
+    if typer.lines is None:
+        return True
+    text = "\n".join(typer.lines[cls.lineno - 1:cls.end_lineno])
+    if f"self.{attr}(" in text:
+        return True
+    if f"self.{attr}" not in text:
+        return False
+    if not any(isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) for f in typer.names.functions.values()):
+        return False
+    if re.fullmatch(r"\w+", attr):
+        passed = frozenset(m.group(1) for m in re.finditer(r"\bself\.(\w+)\s*[,)]", text))
+        if attr not in passed:
+            return False
+    for found in re.finditer(rf"\b(\w+)\([^()]*[(,]?\s*\bself\.{re.escape(attr)}\s*[,)]", text):
+        func = typer.names.functions.get(found.group(1))
+        if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = "\n".join(typer.lines[func.body[0].lineno - 1:func.end_lineno])
+            if any(re.search(rf"\b{a.arg}\(", body) for a in func.args.args if f"{a.arg}(" in body):
+                return True
+    return False
+
+
+HEADER = '''
+import torch
+from torch import nn
+'''
+
+# a function calling its parameter (``act(...)``), one that does not, the class passing
+# ``self.<attr>`` to each, to an unknown callee, nested inside another call, through a method
+CALLING = HEADER + '''
+
+def kernel(w, act, x):
+    return act(x @ w)
+
+
+async def apply_async(fn, x):
+    return fn(x)
+
+
+def scale(x, s):
+    return x * s
+
+
+class Net(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+        self.act = nn.GELU()
+        self.gate = nn.SiLU()
+        self.norm = nn.LayerNorm(d)
+        self.gain = 2.0
+        self.inner = nn.ReLU()
+        self.other = nn.Tanh()
+        self.meth = nn.Sigmoid()
+
+    def kernel(self, f):
+        return f
+
+    def forward(self, x):
+        h = kernel(self.fc.weight, self.act, x)
+        g = apply_async(self.gate, h)
+        y = outer(kernel(self.inner), x)
+        z = unknown(self.other, y) + self.kernel(self.meth)
+        return scale(self.norm.weight, self.gain) + h + g + z
+'''
+
+# the same class, no file function calls a parameter (``kernel`` multiplies, ``act`` is a word
+# of the body but not called)
+NOT_CALLING = CALLING.replace("return act(x @ w)", "return act * (x @ w)").replace(
+    "return fn(x)", "return fn + x")
+
+# functions that call a parameter, none of them written before a ``(`` in the class
+NOT_CALLED_HERE = HEADER + '''
+
+def helper(fn, x):
+    return fn(x)
+
+
+class Net(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+        self.act = nn.GELU()
+        self.hook = helper
+
+    def forward(self, x):
+        y = other(self.act, x)
+        return self.fc(y), self.hook
+'''
+
+# no functions at all
+NO_FUNCTIONS = HEADER + '''
+
+class Net(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.act = nn.GELU()
+
+    def forward(self, x):
+        return other(self.act, x)
+'''
+
+ATTRS = ["fc", "act", "gate", "norm", "gain", "inner", "other", "meth", "hook", "missing", "fc.weight", "act"]
+
+
+def _typer(source):
+    tree = ast.parse(source)
+    names = collect_names(tree, None)
+    typer = LayerTyper(names, tree)
+    typer.lines = source.split("\n")
+    return typer, names.classes["Net"]
+
+
+@pytest.mark.parametrize("source", [CALLING, NOT_CALLING, NOT_CALLED_HERE, NO_FUNCTIONS])
+def test_calls_attr_agrees_with_the_old_search(source):
+    typer, cls = _typer(source)
+    got = [typer.calls_attr(cls, a) for a in ATTRS]
+    assert got == [_old_calls_attr(typer, cls, a) for a in ATTRS]
+    assert [typer.calls_attr(cls, a) for a in ATTRS] == got  # (cached per file and class: the same)
+
+
+def test_calls_attr_answers_on_the_calling_fixture():
+    typer, cls = _typer(CALLING)
+    got = {a: typer.calls_attr(cls, a) for a in ATTRS}
+    # passed to a function calling it (also an async one), a method named like one called
+    assert got["act"] and got["gate"] and got["meth"]
+    # passed to one that does not call it, to an unknown callee, inside a call the search's
+    # match starts at the outer callee of (the old search's answer, kept)
+    assert not got["norm"] and not got["gain"] and not got["other"] and not got["inner"]
+    assert got["fc"] is False and got["missing"] is False
+
+
+class _CountingRe:
+    """layers_mod.re with its finditer counted (the per-class and per-attribute searches)."""
+
+    def __init__(self):
+        self.finditer_calls = 0
+
+    def __getattr__(self, name):
+        return getattr(re, name)
+
+    def finditer(self, *args, **kwargs):
+        self.finditer_calls += 1
+        return re.finditer(*args, **kwargs)
+
+
+@pytest.mark.parametrize("source", [NOT_CALLING, NOT_CALLED_HERE])
+def test_calls_attr_skips_the_searches_without_a_calling_function_in_the_class(source, monkeypatch):
+    typer, cls = _typer(source)
+    answers = [_old_calls_attr(typer, cls, a) for a in ATTRS]
+    counting = _CountingRe()
+    monkeypatch.setattr(layers_mod, "re", counting)
+    monkeypatch.setattr(layers_mod, "_SELF_ATTR_PASSED", _CountedPattern(layers_mod._SELF_ATTR_PASSED))
+    _CountedPattern.calls = 0
+    assert [typer.calls_attr(cls, a) for a in ATTRS] == answers
+    # old code: the class's passed-attribute scan and a search per attribute passed on
+    assert counting.finditer_calls == 0
+    assert _CountedPattern.calls == (1 if source is NOT_CALLED_HERE else 0)
+
+
+class _CountedPattern:
+    calls = 0
+
+    def __init__(self, pattern):
+        self.pattern = pattern
+
+    def finditer(self, *args):
+        type(self).calls += 1
+        return self.pattern.finditer(*args)
