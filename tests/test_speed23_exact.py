@@ -9,6 +9,7 @@ work counted (so the test fails on the old code).
 """
 import ast
 import re
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +191,84 @@ class _CountedPattern:
     def finditer(self, *args):
         type(self).calls += 1
         return self.pattern.finditer(*args)
+
+
+# -- 2. model._mentions: the words' tests on their set, not the list of every occurrence --------
+
+from adopter.structure import model as model_mod  # noqa: E402
+
+
+def _old_mentions_of_lines(func, lines):
+    """model._mentions as it was on main ed86185, for a function with lines."""
+    code = model_mod._NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))
+    words = model_mod._WORD.findall(code)
+    seq_arg = model_mod._SEQ_ARG.search(code)
+    if seq_arg and model_mod._NEG_PAIR.search(code, seq_arg.start()):
+        words.append(model_mod.NEG_PAIR)
+    if seq_arg and (("//" in code and "..." in code) or not model_mod._HALVES.isdisjoint(words)):
+        words.append(model_mod.HALF_PAIR)
+    if "split" in words or (("view" in words or "reshape" in words) and model_mod._STACKED.search(code)):
+        words.append("chunk")
+    return frozenset(words)
+
+
+MENTIONS = '''
+import torch
+
+
+def rotate(x):
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat((-b, a), dim=-1)
+
+
+def halves(x):
+    n = x.shape[-1] // 2
+    return torch.cat([x[..., n:], x[..., :n]], -1)
+
+
+def split_parts(h):
+    p, q = h.split(4, -1)  # a comment: view reshape 'split'
+    return p * q
+
+
+def stacked(h, b, t):
+    h = h.view(b, t, 2, -1)
+    return h[..., 0, :] + h[..., 1, :]
+
+
+def viewed(h, b, t):
+    return h.reshape(b, t, 3, -1), "split (a string)", 1e5, 0x1f
+
+
+def plain(x):
+    return torch.cat((x, x), 0) + x
+'''
+
+
+def _functions_of(source):
+    return [n for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_mentions_agree_with_the_old_scan_on_fixtures():
+    lines = MENTIONS.split("\n")
+    got = {f.name: model_mod._mentions(f, lines) for f in _functions_of(MENTIONS)}
+    assert got == {f.name: _old_mentions_of_lines(f, lines) for f in _functions_of(MENTIONS)}
+    # each pseudo-word where the old scan added it, and not elsewhere
+    assert model_mod.NEG_PAIR in got["rotate"] and model_mod.NEG_PAIR not in got["plain"]
+    assert model_mod.HALF_PAIR in got["halves"] and model_mod.HALF_PAIR not in got["plain"]
+    assert "chunk" in got["split_parts"] and "chunk" in got["stacked"]
+    assert "chunk" not in got["viewed"] and "split" not in got["viewed"] and "e5" in got["viewed"]
+    assert all(type(words) is frozenset for words in got.values())
+
+
+def test_mentions_agree_with_the_old_scan_on_the_repositorys_code():
+    root = Path(__file__).resolve().parents[1]
+    files = sorted((root / "adopter").rglob("*.py")) + sorted((root / "tests").glob("test_s*.py"))
+    count = 0
+    for path in files:
+        source = path.read_text(encoding="utf-8")
+        lines = source.split("\n")
+        for func in _functions_of(source):
+            assert model_mod._mentions(func, lines) == _old_mentions_of_lines(func, lines), (path, func.name)
+            count += 1
+    assert count > 1000

@@ -131,18 +131,21 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
             words.add("chunk")  # two equal parts of a last axis are read as its chunks (graph._split_in_halves)
         return frozenset(words)
     code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
-    words = _WORD.findall(code)
+    # (the identifiers as a set first: the tests below look words up in it, not in the list of
+    # every occurrence; the pseudo-words, rarely any, are added at the end)
+    words = frozenset(_WORD.findall(code))
+    extra = []
     # (a negated pair starts where a sequence argument does: no sequence argument, no pair)
     seq_arg = _SEQ_ARG.search(code)
     if seq_arg and _NEG_PAIR.search(code, seq_arg.start()):
-        words.append(NEG_PAIR)
+        extra.append(NEG_PAIR)
     if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
-        words.append(HALF_PAIR)
+        extra.append(HALF_PAIR)
     if "split" in words or (("view" in words or "reshape" in words) and _STACKED.search(code)):
         # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
         # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
-        words.append("chunk")
-    return frozenset(words)
+        extra.append("chunk")
+    return words.union(extra) if extra else words
 
 
 @dataclass
