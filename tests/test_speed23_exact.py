@@ -272,3 +272,52 @@ def test_mentions_agree_with_the_old_scan_on_the_repositorys_code():
             assert model_mod._mentions(func, lines) == _old_mentions_of_lines(func, lines), (path, func.name)
             count += 1
     assert count > 1000
+
+
+# -- 3. bindings._passed_in: a forward parameter called, found with str.find ----------------------
+
+from adopter.structure import bindings as bindings_mod  # noqa: E402
+
+
+def test_called_agrees_with_the_regex_it_replaces():
+    import random
+
+    texts = ["dropout(x)", "self.dropout(x)", "a.dropout(x)", "my_dropout(x)", "xdropout(x)", "édropout(x)",
+             "(dropout(x))", "\ndropout (x)", "dropout(", "x = dropoutdropout(y)", "1dropout(x)", "_dropout(x)",
+             "f(self.dropout(x), dropout(y))", "ádropout(x); bdropout(y); (dropout(z))", "", "dropout"]
+    rng = random.Random(23)
+    alphabet = ["drop", "dropout", "(", ".", "_", " ", "\n", "é", "1", "a", "x(", "ñ", "·"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 14))) for _ in range(20000)]
+    for name in ("dropout", "drop", "a", "x"):
+        for text in texts:
+            assert bindings_mod._called(name, text) == bool(re.search(rf"(?<![\w.]){name}\(", text)), (name, text)
+
+
+PASSED_IN = HEADER + '''
+
+class Scaled(nn.Module):
+    def forward(self, q, k, v, mask=None, dropout=None, scale=None):
+        w = (q @ k.transpose(-2, -1)).softmax(-1)
+        if dropout is not None:
+            w = dropout(w)
+        return w @ v
+
+
+class Multi(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.drop = nn.Dropout(0.1)
+        self.attn = Scaled()
+
+    def forward(self, q, k, v):
+        return self.attn(q, k, v, dropout=self.drop)
+'''
+
+
+def test_passed_in_still_reads_a_called_parameter():
+    from adopter.structure.model import module_structure
+
+    module = module_structure(ast.parse(PASSED_IN), None, PASSED_IN)
+    bound = module.classes["Scaled"].info.bindings
+    assert [c.fqn for c in bound["<dropout>"]] == ["torch.nn.Dropout"]
+    assert "<scale>" not in bound and "<mask>" not in bound
