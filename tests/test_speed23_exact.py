@@ -321,3 +321,25 @@ def test_passed_in_still_reads_a_called_parameter():
     bound = module.classes["Scaled"].info.bindings
     assert [c.fqn for c in bound["<dropout>"]] == ["torch.nn.Dropout"]
     assert "<scale>" not in bound and "<mask>" not in bound
+
+
+def test_stacked_agrees_with_the_pattern_search():
+    import random
+
+    texts = ["h.view(b, t, 2, -1)", "h.reshape(b, t, 2, d // 2)", "xview(b, 2, -1)", "_view(b, 2, -1)",
+             "h.view(b, t, 2, -1 )", "h.view(b, (t), 2, -1)", "view(a, 2, -1)", "h.view(b, t, 3, -1)",
+             "reshapeview(b, 2, -1)", "h.view(b,\n 2 ,\n - 1)", "view(view(b, 2, -1)", "éview(b, 2, -1)"]
+    rng = random.Random(23)
+    alphabet = ["view(", "reshape(", "h.", "x", "b", ", ", "2", " ", "-1", "-", "1", ")", "(", "d // 2", "\n",
+                ",", "é", "_"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 16))) for _ in range(20000)]
+    # calls with argument lists near the pattern's (about a third of them match)
+    before = ["", "h.", "x", "_", ".", " ", "é", "(", "\n"]
+    args = ["b", "t", "2", " 2 ", "-1", "- 1", "d // 2", "d//2", "3", "(t)", "x.y // 2", "", "\n2"]
+    for _ in range(20000):
+        inner = ",".join(rng.choice(args) for _ in range(rng.randrange(1, 5)))
+        call = rng.choice(before) + rng.choice(["view(", "reshape(", "view (", "views("]) + inner + rng.choice([")", "", " )"])
+        texts.append(call + rng.choice(["", " + h.view(b, 2, -1)", " view(", "(x)"]))
+    assert 3000 < sum(bool(model_mod._STACKED.search(t)) for t in texts) < 30000
+    for text in texts:
+        assert model_mod._stacked(text) == bool(model_mod._STACKED.search(text)), text

@@ -141,11 +141,25 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         extra.append(NEG_PAIR)
     if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
         extra.append(HALF_PAIR)
-    if "split" in words or (("view" in words or "reshape" in words) and _STACKED.search(code)):
+    if "split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
         # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
         # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
         extra.append("chunk")
     return words.union(extra) if extra else words
+
+
+def _stacked(code: str) -> bool:
+    """``_STACKED.search(code)``, tried only where ``view(`` or ``reshape(`` is written (where
+    its matches start; the word boundary before them is the pattern's own test, which sees the
+    character before the position): a scan for two strings instead of the pattern tried at
+    every character."""
+    for word in ("view(", "reshape("):
+        at = code.find(word)
+        while at >= 0:
+            if _STACKED.match(code, at):
+                return True
+            at = code.find(word, at + 1)
+    return False
 
 
 @dataclass
