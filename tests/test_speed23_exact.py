@@ -343,3 +343,53 @@ def test_stacked_agrees_with_the_pattern_search():
     assert 3000 < sum(bool(model_mod._STACKED.search(t)) for t in texts) < 30000
     for text in texts:
         assert model_mod._stacked(text) == bool(model_mod._STACKED.search(text)), text
+
+
+# -- 4. module_structure: the file's text asked for ``ModuleList`` once, not once per class --------
+
+class _CountingContains(str):
+    asked: list = []
+
+    def __contains__(self, part):
+        type(self).asked.append(part)
+        return str.__contains__(self, part)
+
+
+CHAINED = HEADER + '''
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+class Stack(nn.Module):
+    def __init__(self, d, n):
+        super().__init__()
+        self.blocks = nn.ModuleList([Block(d) for _ in range(n)])
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+class Other(nn.Module):
+    def forward(self, x):
+        return x
+'''
+
+
+@pytest.mark.parametrize("source", [CHAINED, CHAINED.replace("ModuleList", "Sequential")])
+def test_module_structure_asks_the_text_for_module_lists_once(source):
+    from adopter.structure.model import module_structure
+
+    _CountingContains.asked = []
+    counted = module_structure(ast.parse(source), None, _CountingContains(source))
+    assert _CountingContains.asked.count("ModuleList") == 1  # once per class (3) on the old code
+    plain = module_structure(ast.parse(source), None, source)
+    assert counted.classes.keys() == plain.classes.keys()
+    assert {n: c.roots for n, c in counted.classes.items()} == {n: c.roots for n, c in plain.classes.items()}

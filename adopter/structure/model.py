@@ -606,8 +606,9 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         for owner, structure in module.classes.items():
             structure.roots = [r for r in structure.roots if (owner, r) in reachable]
     words = _sequential_words(module, typer, text)
-    chained = {name: found for name, info in infos.items() if (text is None or "ModuleList" in text)
-               for found in [_chained_lists(info)] if found}
+    # (the file's text looked at once, not once per class)
+    lists = text is None or "ModuleList" in text
+    chained = {name: found for name, info in infos.items() if lists for found in [_chained_lists(info)] if found}
     if (text is None or "Sequential" in text or chained or "children()" in text or "_modules.values()" in text
             or len(words) > len(module.call_names("torch.nn.Sequential")) or _chain_subclass(infos, typer)):
         sequential = sequential_structure(module, typer, infos, tree, words, chained)
