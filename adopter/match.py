@@ -515,6 +515,8 @@ class Matcher:
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow, found):
                     found.setdefault(match.key, match)
+        if not found:
+            return []  # (most files and matchers: nothing to sort or to choose among)
         matches = sorted(found.values(), key=lambda m: m.span)
         if self.has_optional:
             matches = _longest(matches, self.anchor)

@@ -393,3 +393,50 @@ def test_module_structure_asks_the_text_for_module_lists_once(source):
     plain = module_structure(ast.parse(source), None, source)
     assert counted.classes.keys() == plain.classes.keys()
     assert {n: c.roots for n, c in counted.classes.items()} == {n: c.roots for n, c in plain.classes.items()}
+
+
+# -- 5. Matcher.match_module: no sort or choice among matches when there are none -------------------
+
+def test_match_module_without_matches_skips_the_choice(monkeypatch):
+    from adopter import match as match_mod
+    from adopter.engine import analyze, matchers_for
+    from adopter.ruleset import load_rules
+    from adopter.structure.model import module_structure
+
+    rules = load_rules()
+    calls = []
+    for name in ("_longest", "_disjoint"):
+        original = getattr(match_mod, name)
+        monkeypatch.setattr(match_mod, name, lambda matches, *a, _o=original, _n=name: calls.append(_n) or _o(matches, *a))
+    module = module_structure(ast.parse(CHAINED), None, CHAINED)
+    results = {}
+    for rule in rules:
+        for matcher in matchers_for(rule):
+            results[(rule.id, id(matcher))] = matcher.match_module(module)
+    assert all(found == [] and type(found) is list for found in results.values())
+    assert calls == []  # the old code chose among no matches for every matcher with optional steps
+    # and the findings of a file with matches are those of the full analysis
+    analysis = analyze(ATTENTION_SOURCE, "attention.py", rules)
+    assert {f.rule for f in analysis.findings} >= {"ADP010"}
+    assert calls  # (chosen among real matches still)
+
+
+ATTENTION_SOURCE = HEADER + '''
+import torch.nn.functional as F
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        scores = torch.matmul(q, k.transpose(-2, -1)) / (c // self.heads) ** 0.5
+        weights = F.softmax(scores, dim=-1)
+        out = torch.matmul(weights, v).transpose(1, 2).reshape(b, n, c)
+        return self.proj(out)
+'''
