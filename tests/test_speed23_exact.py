@@ -440,3 +440,101 @@ class Attention(nn.Module):
         out = torch.matmul(weights, v).transpose(1, 2).reshape(b, n, c)
         return self.proj(out)
 '''
+
+
+# -- 6. Matcher._candidates: the classes passing a first word group listed once per file ---------
+#    and ClassStructure._bound_by_name: the constructors' last components once per set
+
+FIXTURE_FILES = sorted((Path(__file__).resolve().parents[1] / "benchmarks" / "rule_fixtures").glob("*.py"))
+SOURCES = [CALLING, NOT_CALLING, NOT_CALLED_HERE, CHAINED, ATTENTION_SOURCE, MENTIONS, PASSED_IN] + [
+    path.read_text(encoding="utf-8") for path in FIXTURE_FILES]
+
+
+def _old_candidates(matcher, module):
+    """Matcher._candidates as it was on main ed86185 (each class with roots tested per key set)."""
+    file_scope = matcher.scope == "file"
+    return [(name, roots) for name, cls in module.classes.items() if (cls.all_roots if file_scope else cls.roots)
+            for roots in [matcher._candidate_roots(cls, module)] if roots]
+
+
+def _all_matchers():
+    from adopter.engine import matchers_for
+    from adopter.ruleset import load_rules
+
+    return [m for rule in load_rules() for m in matchers_for(rule)]
+
+
+def test_candidates_agree_with_the_old_test_of_every_class():
+    from adopter.structure.model import module_structure
+
+    matchers = _all_matchers()
+    assert len(FIXTURE_FILES) >= 10
+    total = 0
+    for source in SOURCES:
+        new = module_structure(ast.parse(source), None, source)
+        old = module_structure(ast.parse(source), None, source)
+        for matcher in matchers:
+            got = matcher._candidates(new)
+            assert got == _old_candidates(matcher, old), (matcher.rule_id, source[:80])
+            total += len(got)
+    assert total > 50  # (some candidates on these files)
+
+
+def test_candidates_test_the_first_group_once_per_file(monkeypatch):
+    from adopter.structure.model import module_structure
+
+    matchers = _all_matchers()
+    calls = []
+    original = match_mod.Matcher._candidate_roots
+    monkeypatch.setattr(match_mod.Matcher, "_candidate_roots",
+                        lambda self, cls, module: calls.append(cls.name) or original(self, cls, module))
+    for source in SOURCES:
+        module = module_structure(ast.parse(source), None, source)
+        calls.clear()
+        for matcher in matchers:
+            matcher._candidates(module)
+        key_sets = {(m.scope == "file", m.roots_key) for m in matchers}
+        with_roots = {scope: sum(1 for c in module.classes.values() if (c.all_roots if scope else c.roots))
+                      for scope in (False, True)}
+        old_calls = sum(with_roots[scope] for scope, _ in key_sets)
+        assert len(calls) < old_calls / 2, source[:80]  # the old code tested every class per key set
+
+
+from adopter import match as match_mod  # noqa: E402
+
+
+def _old_bound_by_name(cls, constructors):
+    """ClassStructure._bound_by_name as it was on main ed86185."""
+    from adopter.structure.names import names_match
+
+    index = {}
+    for attr, ctors in cls.bindings.items():
+        for c in ctors:
+            index.setdefault(c.fqn.rsplit(".", 1)[-1], {})[attr] = None
+    bindings = cls.bindings
+    found = {}
+    for a in constructors:
+        for attr in index.get(a.rsplit(".", 1)[-1], ()):
+            if attr not in found and any(names_match(a, c.fqn) for c in bindings[attr]):
+                found[attr] = None
+    if len(found) > 1 and len(constructors) > 1:
+        return [attr for attr in bindings if attr in found]
+    return list(found)
+
+
+def test_bound_by_name_agrees_with_the_old_lookup():
+    from adopter.structure.model import module_structure
+
+    sets = {frozenset(allowed) for m in _all_matchers() for allowed in m.layer_types.values()}
+    sets |= {frozenset({"torch.nn.Linear"}), frozenset({"torch.nn.Linear", "torch.nn.Conv2d", "Linear"}),
+             frozenset({"torch.nn.BatchNorm2d", "nn.BatchNorm2d", "torch.nn.modules.batchnorm.BatchNorm2d"}),
+             frozenset()}
+    checked = 0
+    for source in SOURCES:
+        module = module_structure(ast.parse(source), None, source)
+        for cls in module.classes.values():
+            for constructors in sets:
+                got = cls._bound_by_name(constructors)
+                assert got == _old_bound_by_name(cls, constructors)
+                checked += bool(got)
+    assert checked > 20

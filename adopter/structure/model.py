@@ -162,6 +162,11 @@ def _stacked(code: str) -> bool:
     return False
 
 
+# ClassStructure._bound_by_name: a set of constructor names -> (name, its last component) each
+# (the matchers' sets: a few dozen in a process)
+_LAST_PARTS: dict[frozenset, tuple] = {}
+
+
 @dataclass
 class ClassStructure:
     name: str
@@ -203,10 +208,15 @@ class ClassStructure:
                 for c in ctors:
                     index.setdefault(c.fqn.rsplit(".", 1)[-1], {})[attr] = None
             self._bound[None] = index
+        if not index:
+            return []  # (a class that binds nothing)
         bindings = self.bindings
         found: dict[str, None] = {}
-        for a in constructors:
-            for attr in index.get(a.rsplit(".", 1)[-1], ()):
+        lasts = _LAST_PARTS.get(constructors)
+        if lasts is None:  # (each constructor's last component, once per set in the process)
+            lasts = _LAST_PARTS[constructors] = tuple((a, a.rsplit(".", 1)[-1]) for a in constructors)
+        for a, last in lasts:
+            for attr in index.get(last, ()):
                 if attr not in found and any(names_match(a, c.fqn) for c in bindings[attr]):
                     found[attr] = None
         if len(found) > 1 and len(constructors) > 1:
@@ -293,9 +303,11 @@ class ModuleStructure:
     classes: dict[str, ClassStructure] = field(default_factory=dict)
     _mentions: dict[int, frozenset] = field(default_factory=dict)
     _call_names: dict[str, frozenset] = field(default_factory=dict)
-    # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots
-    # (names, not class structures: no reference cycle through the module).
+    # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots;
+    # per (scope, first word key), the names of the classes some root of which passes that key's
+    # test (names, not class structures: no reference cycle through the module).
     candidates: dict[int, list] = field(default_factory=dict)
+    first_candidates: dict[tuple, list] = field(default_factory=dict)
     # the package's other modules on disk (siblings.Package), when the file lies in one
     package: object = None
 
