@@ -538,3 +538,71 @@ def test_bound_by_name_agrees_with_the_old_lookup():
                 assert got == _old_bound_by_name(cls, constructors)
                 checked += bool(got)
     assert checked > 20
+
+
+# -- 7. ClassStructure.words: the helpers a function reaches looked up from the functions' side ----
+
+def _old_words(cls, name, _seen=frozenset()):
+    """ClassStructure.words as it was on main ed86185 (uncached)."""
+    func = cls.functions.get(name) or cls.module.names.functions.get(name)
+    if func is None:
+        return frozenset()
+    own = cls.module.mention(func)
+    total = set(own)
+    for word in own:
+        if word in _seen or word == name:
+            continue
+        if word in cls.functions or word in cls.module.names.functions:
+            owner = cls if word in cls.functions else cls.module.function_owner
+            total |= _old_words(owner, word, _seen | {name})
+    return frozenset(total)
+
+
+HELPERS = HEADER + '''
+
+def scale(x):
+    return x * 2
+
+
+def outer(x):
+    return scale(x) + inner(x)
+
+
+def inner(x):
+    return outer(x) if x is None else x
+
+
+class Net(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, d)
+
+    def helper(self, x):
+        return self.other(scale(x))
+
+    def other(self, x):
+        return self.helper(x) + outer(x)
+
+    def forward(self, x):
+        return self.fc(self.helper(x))
+
+    def lone(self, x):
+        return x
+'''
+
+
+def test_words_agree_with_the_old_walk_over_every_word():
+    from adopter.structure.model import module_structure
+
+    checked = 0
+    for source in SOURCES + [HELPERS]:
+        module = module_structure(ast.parse(source), None, source)
+        for cls in module.classes.values():
+            for name in [*cls.functions, "missing"]:
+                assert cls.words(name) == _old_words(cls, name), (cls.name, name)
+                assert cls.words(name) == _old_words(cls, name)  # (cached: the same)
+                checked += 1
+    assert checked > 100
+    module = module_structure(ast.parse(HELPERS), None, HELPERS)
+    assert {"scale", "outer", "inner", "other", "helper"} <= module.classes["Net"].words("forward")
+    assert module.classes["Net"].words("lone") == module.mention(module.classes["Net"].functions["lone"])

@@ -283,14 +283,20 @@ class ClassStructure:
         if func is None:
             return frozenset()
         own = self.module.mention(func)
-        total = set(own)
-        for word in own:
+        # the words that name a function of the class or of the file, read off those functions
+        # (a few) rather than off every word the function mentions; the union is order-free
+        functions, module_functions = self.functions, self.module.names.functions
+        callees = [word for word in functions if word in own]
+        callees += [word for word in module_functions if word in own and word not in functions]
+        total = None
+        for word in callees:
             if word in _seen or word == name:
                 continue
-            if word in self.functions or word in self.module.names.functions:
-                owner = self if word in self.functions else self.module.function_owner
-                total |= owner.words(word, _seen | {name})
-        result = frozenset(total)
+            owner = self if word in functions else self.module.function_owner
+            if total is None:
+                total = set(own)
+            total |= owner.words(word, _seen | {name})
+        result = own if total is None else frozenset(total)
         if not _seen:
             self._words[name] = result
         return result
