@@ -6,6 +6,15 @@ work counted (so the test fails on the old code).
    calls one of its parameters first asks, once per file, which functions call a parameter
    (none in most files: no per-class or per-attribute regex then), and whether one of them is
    written before a ``(`` in the class's text.
+2. ``model._mentions``: the word tests on the set of identifiers, not the list of every
+   occurrence; the stacked-halves pattern tried only where ``view(``/``reshape(`` is written.
+3. ``bindings._passed_in``: a forward parameter called, found with ``str.find`` and the
+   character before it (no pattern compiled per name).
+4. ``module_structure``: the text asked for ``ModuleList`` once, not once per class.
+5. ``Matcher.match_module``: no sort or choice among matches when there are none.
+6. ``Matcher._candidates``: the classes passing a first word group listed once per file and
+   scope; ``ClassStructure._bound_by_name``: nothing to look up for a class binding nothing.
+7. ``ClassStructure.words``: the helpers a function reaches found from the functions' side.
 """
 import ast
 import re
@@ -13,7 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from adopter import match as match_mod
+from adopter.structure import bindings as bindings_mod
 from adopter.structure import layers as layers_mod
+from adopter.structure import model as model_mod
 from adopter.structure.layers import LayerTyper
 from adopter.structure.names import collect_names
 
@@ -195,7 +207,6 @@ class _CountedPattern:
 
 # -- 2. model._mentions: the words' tests on their set, not the list of every occurrence --------
 
-from adopter.structure import model as model_mod  # noqa: E402
 
 
 def _old_mentions_of_lines(func, lines):
@@ -276,7 +287,6 @@ def test_mentions_agree_with_the_old_scan_on_the_repositorys_code():
 
 # -- 3. bindings._passed_in: a forward parameter called, found with str.find ----------------------
 
-from adopter.structure import bindings as bindings_mod  # noqa: E402
 
 
 def test_called_agrees_with_the_regex_it_replaces():
@@ -500,7 +510,6 @@ def test_candidates_test_the_first_group_once_per_file(monkeypatch):
         assert len(calls) < old_calls / 2, source[:80]  # the old code tested every class per key set
 
 
-from adopter import match as match_mod  # noqa: E402
 
 
 def _old_bound_by_name(cls, constructors):
