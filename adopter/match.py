@@ -515,6 +515,8 @@ class Matcher:
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow, found):
                     found.setdefault(match.key, match)
+        if not found:
+            return []  # (most files and matchers: nothing to sort or to choose among)
         matches = sorted(found.values(), key=lambda m: m.span)
         if self.has_optional:
             matches = _longest(matches, self.anchor)
@@ -569,10 +571,24 @@ class Matcher:
         found = module.candidates.get(self.roots_key)
         if found is None:
             file_scope = self.scope == "file"
+            classes = module.classes
+            if self.word_order:
+                # The classes some root of which mentions a word of the first group, listed once
+                # per file and scope for every key set that starts with that group (29 first
+                # groups for 49 key sets): _candidate_roots is [] for the others, whose roots
+                # its first test leaves out (most classes: it was called for each, per key set).
+                first = self.word_order[0]
+                listed = module.first_candidates.get((file_scope, first))
+                if listed is None:
+                    listed = module.first_candidates[(file_scope, first)] = [
+                        name for name, cls in classes.items()
+                        if (cls.all_roots if file_scope else cls.roots)  # (most classes of a file have none)
+                        and _mentions_group(cls, module, first, file_scope)
+                    ]
+            else:
+                listed = [name for name, cls in classes.items() if (cls.all_roots if file_scope else cls.roots)]
             found = module.candidates[self.roots_key] = [
-                (name, roots) for name, cls in module.classes.items()
-                if (cls.all_roots if file_scope else cls.roots)  # (most classes of a file have none)
-                for roots in [self._candidate_roots(cls, module)] if roots
+                (name, roots) for name in listed for roots in [self._candidate_roots(classes[name], module)] if roots
             ]
         return found
 
@@ -1576,6 +1592,24 @@ def _one_of_many_with_one(layers) -> bool:
     into one of them), so the pattern's layers are not one fusible group."""
     kinds = {isinstance(layer, str) and layer.endswith("[]") for layer in layers}
     return len(kinds) == 2
+
+
+def _mentions_group(cls: ClassStructure, module: ModuleStructure, key: tuple, file_scope: bool) -> bool:
+    """Does some root of ``cls`` in the scope mention a word of the group of ``key``: the first
+    test :meth:`Matcher._candidate_roots` makes when ``key`` is its first (its caches shared)."""
+    cache = cls.__dict__.get("_match_words")
+    if cache is None:
+        cache = cls._match_words = ({}, {}, {})
+    pairs = cache[2].get(file_scope)
+    if pairs is None:
+        pairs = cache[2][file_scope] = [(r, cls.words(r)) for r in (cls.all_roots if file_scope else cls.roots)]
+    groups = cache[1]
+    group = groups.get(key)
+    if group is None:
+        group = _word_group(cls, module, key, groups)
+    if len(pairs) == 1:  # (most classes: one root)
+        return not group.isdisjoint(pairs[0][1])
+    return any(not group.isdisjoint(words) for _, words in pairs)
 
 
 def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache: dict) -> frozenset:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ast
 import copy
 import os
-import re
 from ..records import dataclass, field, replace
 
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
@@ -227,9 +226,10 @@ def _passed_in(info: ClassInfo, typer: LayerTyper) -> None:
     defaults = forward.args.defaults
     none = {a.arg for a, d in zip(forward.args.args[len(forward.args.args) - len(defaults):], defaults)
             if isinstance(d, ast.Constant) and d.value is None}
+    if not none.intersection(params):  # (no parameter defaulting to None: none wanted, no text joined)
+        return
     text = "\n".join(typer.lines[forward.body[0].lineno - 1:forward.end_lineno])
-    wanted = [(index, name) for index, name in enumerate(params) if name in none and f"{name}(" in text
-              and re.search(rf"(?<![\w.]){name}\(", text)]
+    wanted = [(index, name) for index, name in enumerate(params) if name in none and _called(name, text)]
     if not wanted:
         return
     passed: dict[str, list] = {}
@@ -272,6 +272,19 @@ def _passed_in(info: ClassInfo, typer: LayerTyper) -> None:
                                                      f"(its constructor is not in this class)")]
         info.passed_in = info.passed_in or {}
         info.passed_in[name] = "self." + attr
+
+
+def _called(name: str, text: str) -> bool:
+    r"""``re.search(rf"(?<![\w.]){name}\(", text)`` for an identifier ``name``, without a pattern
+    made (and compiled) per name: ``name(`` not written after a word character or a dot
+    (``\w`` is ``str.isalnum()`` or ``_``)."""
+    needle = name + "("
+    at = text.find(needle)
+    while at >= 0:
+        if at == 0 or not (text[at - 1].isalnum() or text[at - 1] in "_."):
+            return True
+        at = text.find(needle, at + 1)
+    return False
 
 
 def _passes_layers(cls: ast.ClassDef, typer: LayerTyper, fqn: str, wanted: list, passed: dict) -> bool:

@@ -280,7 +280,8 @@ def _is_layer_class_name(fqn: str) -> bool:
 # ``self.<attr>`` followed by a comma or a closing parenthesis (an argument passed on), its
 # attribute name captured: what LayerTyper.calls_attr's per-attribute search needs to find.
 _SELF_ATTR_PASSED = re.compile(r"\bself\.(\w+)\s*[,)]")
-_HAS_FUNCTION = ("has function",)  # LayerTyper._kinds key: does the file define a function?
+# LayerTyper._kinds key: the file's functions that call one of their parameters (calls_attr)
+_PARAM_CALLERS = ("param callers",)
 _WORD_ONLY = re.compile(r"\w+")
 
 
@@ -1352,12 +1353,16 @@ class LayerTyper:
         # The search below needs a function of the file, and ``self.<attr>`` followed by a comma
         # or a closing parenthesis somewhere in the class: both are cheap to rule out first (a
         # search with a pattern made per attribute costs a compilation and a scan of the class).
-        # (whether the file has a function: once per file, not once per attribute)
-        has_function = self._kinds.get(_HAS_FUNCTION)
-        if has_function is None:
-            has_function = self._kinds[_HAS_FUNCTION] = any(
-                isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef)) for f in self.names.functions.values())
-        if not has_function:
+        # The search below answers True only for a callee that is such a function, so the
+        # file's functions that call a parameter are listed once per file (most files have none:
+        # no class's text is searched then), and one of them must be written before a ``(`` in
+        # the class's text (the search's callee is a word followed by ``(``).
+        callers = self._kinds.get(_PARAM_CALLERS)
+        if callers is None:
+            # (names.functions holds each function under its own name)
+            callers = self._kinds[_PARAM_CALLERS] = frozenset(
+                func.name for func in self.names.functions.values() if self._calls_param(func))
+        if not callers:
             return False
         if _WORD_ONLY.fullmatch(attr):
             key = ("passed", id(cls))
@@ -1366,13 +1371,20 @@ class LayerTyper:
                 passed = self._kinds[key] = frozenset(m.group(1) for m in _SELF_ATTR_PASSED.finditer(text))
             if attr not in passed:
                 return False
+        if not any(name + "(" in text for name in callers):
+            return False
         for found in re.finditer(rf"\b(\w+)\([^()]*[(,]?\s*\bself\.{re.escape(attr)}\s*[,)]", text):
-            func = self.names.functions.get(found.group(1))
-            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                body = "\n".join(self.lines[func.body[0].lineno - 1:func.end_lineno])
-                if any(re.search(rf"\b{a.arg}\(", body) for a in func.args.args if f"{a.arg}(" in body):
-                    return True
+            if found.group(1) in callers:
+                return True
         return False
+
+    def _calls_param(self, func) -> bool:
+        """Is ``func`` a function (not a class) whose body calls one of its positional
+        parameters (``f(`` written after a word boundary)?  calls_attr's test of a callee."""
+        if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return False
+        body = "\n".join(self.lines[func.body[0].lineno - 1:func.end_lineno])
+        return any(re.search(rf"\b{a.arg}\(", body) for a in func.args.args if f"{a.arg}(" in body)
 
     def passed_by_every_caller(self, param: "_Param") -> tuple:
         """The layer every call in the file passes for a constructor (or function) parameter

@@ -131,18 +131,40 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
             words.add("chunk")  # two equal parts of a last axis are read as its chunks (graph._split_in_halves)
         return frozenset(words)
     code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
-    words = _WORD.findall(code)
+    # (the identifiers as a set first: the tests below look words up in it, not in the list of
+    # every occurrence; the pseudo-words, rarely any, are added at the end)
+    words = frozenset(_WORD.findall(code))
+    extra = []
     # (a negated pair starts where a sequence argument does: no sequence argument, no pair)
     seq_arg = _SEQ_ARG.search(code)
     if seq_arg and _NEG_PAIR.search(code, seq_arg.start()):
-        words.append(NEG_PAIR)
+        extra.append(NEG_PAIR)
     if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
-        words.append(HALF_PAIR)
-    if "split" in words or (("view" in words or "reshape" in words) and _STACKED.search(code)):
+        extra.append(HALF_PAIR)
+    if "split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
         # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
         # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
-        words.append("chunk")
-    return frozenset(words)
+        extra.append("chunk")
+    return words.union(extra) if extra else words
+
+
+def _stacked(code: str) -> bool:
+    """``_STACKED.search(code)``, tried only where ``view(`` or ``reshape(`` is written (where
+    its matches start; the word boundary before them is the pattern's own test, which sees the
+    character before the position): a scan for two strings instead of the pattern tried at
+    every character."""
+    for word in ("view(", "reshape("):
+        at = code.find(word)
+        while at >= 0:
+            if _STACKED.match(code, at):
+                return True
+            at = code.find(word, at + 1)
+    return False
+
+
+# ClassStructure._bound_by_name: a set of constructor names -> (name, its last component) each
+# (the matchers' sets: a few dozen in a process)
+_LAST_PARTS: dict[frozenset, tuple] = {}
 
 
 @dataclass
@@ -186,10 +208,15 @@ class ClassStructure:
                 for c in ctors:
                     index.setdefault(c.fqn.rsplit(".", 1)[-1], {})[attr] = None
             self._bound[None] = index
+        if not index:
+            return []  # (a class that binds nothing)
         bindings = self.bindings
         found: dict[str, None] = {}
-        for a in constructors:
-            for attr in index.get(a.rsplit(".", 1)[-1], ()):
+        lasts = _LAST_PARTS.get(constructors)
+        if lasts is None:  # (each constructor's last component, once per set in the process)
+            lasts = _LAST_PARTS[constructors] = tuple((a, a.rsplit(".", 1)[-1]) for a in constructors)
+        for a, last in lasts:
+            for attr in index.get(last, ()):
                 if attr not in found and any(names_match(a, c.fqn) for c in bindings[attr]):
                     found[attr] = None
         if len(found) > 1 and len(constructors) > 1:
@@ -256,14 +283,20 @@ class ClassStructure:
         if func is None:
             return frozenset()
         own = self.module.mention(func)
-        total = set(own)
-        for word in own:
+        # the words that name a function of the class or of the file, read off those functions
+        # (a few) rather than off every word the function mentions; the union is order-free
+        functions, module_functions = self.functions, self.module.names.functions
+        callees = [word for word in functions if word in own]
+        callees += [word for word in module_functions if word in own and word not in functions]
+        total = None
+        for word in callees:
             if word in _seen or word == name:
                 continue
-            if word in self.functions or word in self.module.names.functions:
-                owner = self if word in self.functions else self.module.function_owner
-                total |= owner.words(word, _seen | {name})
-        result = frozenset(total)
+            owner = self if word in functions else self.module.function_owner
+            if total is None:
+                total = set(own)
+            total |= owner.words(word, _seen | {name})
+        result = own if total is None else frozenset(total)
         if not _seen:
             self._words[name] = result
         return result
@@ -276,9 +309,11 @@ class ModuleStructure:
     classes: dict[str, ClassStructure] = field(default_factory=dict)
     _mentions: dict[int, frozenset] = field(default_factory=dict)
     _call_names: dict[str, frozenset] = field(default_factory=dict)
-    # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots
-    # (names, not class structures: no reference cycle through the module).
+    # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots;
+    # per (scope, first word key), the names of the classes some root of which passes that key's
+    # test (names, not class structures: no reference cycle through the module).
     candidates: dict[int, list] = field(default_factory=dict)
+    first_candidates: dict[tuple, list] = field(default_factory=dict)
     # the package's other modules on disk (siblings.Package), when the file lies in one
     package: object = None
 
@@ -630,8 +665,9 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
                 kept += _stranded(owner, structure, kept, reachable, module.mention)
             structure.roots = kept
     words = _sequential_words(module, typer, text)
-    chained = {name: found for name, info in infos.items() if (text is None or "ModuleList" in text)
-               for found in [_chained_lists(info)] if found}
+    # (the file's text looked at once, not once per class)
+    lists = text is None or "ModuleList" in text
+    chained = {name: found for name, info in infos.items() if lists for found in [_chained_lists(info)] if found}
     if (text is None or "Sequential" in text or chained or "children()" in text or "_modules.values()" in text
             or len(words) > len(module.call_names("torch.nn.Sequential")) or _chain_subclass(infos, typer)):
         sequential = sequential_structure(module, typer, infos, tree, words, chained)
