@@ -1,0 +1,133 @@
+"""Forms from blind batch corpus24 (transformers 4.45.2 files: a feed-forward module that ends in
+a functional dropout, an LM head whose width is chosen between two vocabulary sizes, a softmax
+multiplied by a matrix built from itself): our own fixtures, each with near-misses."""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import finding_at, found
+
+# ---------- ADP005: a module whose output is a functional dropout's, added and normalised
+
+FUNCTIONAL_DROPOUT_END = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.nn import LayerNorm
+
+
+    class FeedForward(nn.Module):
+        def __init__(self, d, p):
+            super().__init__()
+            self.up = nn.Linear(d, 4 * d)
+            self.down = nn.Linear(4 * d, d)
+            self.p = p
+
+        def forward(self, h):
+            h = torch.relu(self.up(h))
+            h = self.down(h)
+            h = nn.functional.dropout(h, p=self.p, training=self.training)
+            return h
+
+
+    class Block(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.ff = FeedForward(d, 0.1)
+            self.norm = LayerNorm(d)
+
+        def forward(self, h):
+            out = self.ff(h)
+            h = self.norm(out + h)
+            return h
+""")
+
+
+def test_a_module_ending_in_a_functional_dropout_feeds_add_and_layernorm():
+    assert finding_at(FUNCTIONAL_DROPOUT_END, "ADP005", "h = self.norm(out + h)") is not None
+
+
+def test_the_dropout_returned_directly_and_the_residual_first():
+    text = FUNCTIONAL_DROPOUT_END.replace(
+        "        h = nn.functional.dropout(h, p=self.p, training=self.training)\n        return h\n",
+        "        return nn.functional.dropout(h, self.p, self.training)\n").replace("out + h", "h + out")
+    assert finding_at(text, "ADP005", "h = self.norm(h + out)") is not None
+
+
+def test_a_functional_dropout_without_training_is_not_read_as_the_output_dropout():
+    # ADP005's functional forms need `training` given (dropout in eval too otherwise)
+    text = FUNCTIONAL_DROPOUT_END.replace(", training=self.training)", ")")
+    assert found(text, "ADP005") == []
+    text = FUNCTIONAL_DROPOUT_END.replace("training=self.training", "training=False")
+    assert found(text, "ADP005") == []
+
+
+def test_a_module_ending_in_another_function_is_not_a_dropout():
+    text = FUNCTIONAL_DROPOUT_END.replace("nn.functional.dropout(h, p=self.p, training=self.training)",
+                                          "nn.functional.gelu(h)")
+    assert found(text, "ADP005") == []
+
+
+def test_the_module_output_used_again_is_not_fused():
+    text = FUNCTIONAL_DROPOUT_END.replace(
+        "        h = self.norm(out + h)\n        return h\n",
+        "        h = self.norm(out + h)\n        return h, out\n")
+    assert found(text, "ADP005") == []
+
+
+# ---------- ADP015: an LM head whose width is chosen between two vocabulary sizes
+
+CHOSEN_VOCABULARY = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.nn import CrossEntropyLoss
+
+
+    class Decoder(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.embed = nn.Embedding(config.target_vocab, config.d_model)
+            self.layer = nn.Linear(config.d_model, config.d_model)
+
+        def forward(self, ids):
+            return self.layer(self.embed(ids))
+
+
+    class Seq2Seq(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.shared = nn.Embedding(config.vocab_size, config.d_model)
+            self.decoder = Decoder(config)
+            width = config.vocab_size if config.tie_vocabularies else config.target_vocab
+            self.register_buffer("logit_bias", torch.zeros((1, width)))
+            self.lm_head = nn.Linear(config.d_model, width, bias=False)
+
+        def forward(self, ids, labels=None):
+            h = self.decoder(ids)
+            logits = self.lm_head(h) + self.logit_bias
+            loss = None
+            if labels is not None:
+                loss_fct = CrossEntropyLoss()
+                loss = loss_fct(logits.view(-1, self.config.target_vocab), labels.view(-1))
+            return loss, logits
+""")
+
+
+def test_a_head_whose_width_is_one_of_two_embedded_vocabularies():
+    assert finding_at(CHOSEN_VOCABULARY, "ADP015", "logits = self.lm_head(h) + self.logit_bias") is not None
+
+
+def test_a_width_choosing_a_vocabulary_or_a_label_count_is_no_vocabulary():
+    text = CHOSEN_VOCABULARY.replace("config.vocab_size if config.tie_vocabularies else config.target_vocab",
+                                     "config.vocab_size if config.tie_vocabularies else config.num_labels").replace(
+        "self.config.target_vocab), labels", "self.config.num_labels), labels")
+    assert found(text, "ADP015") == []
+
+
+def test_a_width_name_bound_twice_is_not_read():
+    text = CHOSEN_VOCABULARY.replace(
+        "        self.register_buffer",
+        "        if config.small:\n            width = config.num_labels\n        self.register_buffer").replace(
+        "self.config.target_vocab), labels", "self.config.num_labels), labels")
+    assert found(text, "ADP015") == []
