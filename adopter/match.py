@@ -334,8 +334,10 @@ class Matcher:
                  setting_paths: bool = False,
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
-                 computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = ()):
+                 computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
+                 independent: tuple[str, ...] = ()):
         self.rule_id = rule_id
+        self.independent = independent
         self.computed = computed
         self.module_weights = module_weights
         self.predicts_input = predicts_input
@@ -1129,6 +1131,8 @@ class Matcher:
             return None
         if self.module_weights and not self._module_weights(state):
             return None
+        if self.independent and not self._independent(flow, state):
+            return None
         guarded: list[str] = []
         if not self._same_on_every_path(flow, state, cls, guarded):
             return None
@@ -1282,6 +1286,36 @@ class Matcher:
             key = value.key if isinstance(value, Ref) else None
             if key is None or not key.startswith("self.") or not all(part.isidentifier() for part in key[5:].split(".")):
                 return False
+        return True
+
+    def _independent(self, flow: Flow, state: _State) -> bool:
+        """Is no variable of ``[forward] independent`` computed from a step of the match?  Each
+        value is followed back through its nearest definition (the assignment that reaches its
+        read in straight-line code, an inlined helper's parameter included) and the values that
+        definition reads, a bounded walk: ``v = p.transpose(-1, -2) * c; p @ v`` or Nystrom's
+        ``iterative_inv(softmax(...))`` multiplying the kernel by a matrix built from it is a
+        product with the probabilities' own function, not with values given before them."""
+        nodes = flow.nodes
+        matched = {n.id for n in state.matched}
+        last = max(matched)
+        for name in self.independent:
+            value = state.env.get(name)
+            if not isinstance(value, Ref):
+                continue
+            stack, seen, budget = [(value.key, last)], set(), 64
+            while stack and budget > 0:
+                key, before = stack.pop()
+                if (key, before) in seen:
+                    continue
+                seen.add((key, before))
+                budget -= 1
+                found = _definers(nodes, key, before)
+                if not found:
+                    continue
+                node = found[-1]
+                if node.id in matched:
+                    return False
+                stack.extend((use, node.id) for use in node.uses)
         return True
 
     def _computed(self, cls, flow: Flow, state: _State) -> bool:

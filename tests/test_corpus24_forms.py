@@ -131,3 +131,82 @@ def test_a_width_name_bound_twice_is_not_read():
         "        if config.small:\n            width = config.num_labels\n        self.register_buffer").replace(
         "self.config.target_vocab), labels", "self.config.num_labels), labels")
     assert found(text, "ADP015") == []
+
+
+# ---------- ADP010: a softmax multiplied by a matrix built from the probabilities
+
+SELF_VALUE = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Kernel(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.q = nn.Linear(d, d)
+            self.k = nn.Linear(d, d)
+            self.v = nn.Linear(d, d)
+
+        def forward(self, x):
+            q, k = self.q(x), self.k(x)
+            p = torch.softmax(torch.matmul(q, k.transpose(-1, -2)), dim=-1)
+            v = p.transpose(-1, -2) * 0.5
+            return torch.matmul(p, v)
+""")
+
+ITERATIVE_INVERSE = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Landmarks(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.q = nn.Linear(d, d)
+            self.k = nn.Linear(d, d)
+
+        def pseudo_inverse(self, mat, steps=4):
+            a = mat
+            z = a.transpose(-1, -2) / torch.max(torch.sum(a, dim=-2))
+            for _ in range(steps):
+                az = torch.matmul(a, z)
+                z = torch.matmul(0.25 * z, 13 - az)
+            return z
+
+        def forward(self, x):
+            q = self.q(x).reshape(x.shape[0], 8, -1, x.shape[-1]).mean(dim=-2)
+            k = self.k(x).reshape(x.shape[0], 8, -1, x.shape[-1]).mean(dim=-2)
+            kernel = torch.softmax(torch.matmul(q, k.transpose(-1, -2)), dim=-1)
+            return self.pseudo_inverse(kernel)
+""")
+
+
+def test_a_value_computed_from_the_probabilities_is_not_attention():
+    assert found(SELF_VALUE, "ADP010") == []
+
+
+def test_a_value_projected_from_the_input_is_attention():
+    text = SELF_VALUE.replace("v = p.transpose(-1, -2) * 0.5", "v = self.v(x) * 0.5")
+    assert finding_at(text, "ADP010", "p = torch.softmax(") is not None
+
+
+def test_a_value_built_from_the_scores_is_not_attention():
+    text = SELF_VALUE.replace(
+        "        p = torch.softmax(torch.matmul(q, k.transpose(-1, -2)), dim=-1)\n"
+        "        v = p.transpose(-1, -2) * 0.5\n",
+        "        s = torch.matmul(q, k.transpose(-1, -2))\n"
+        "        v = s.transpose(-1, -2) * 0.5\n"
+        "        p = torch.softmax(s, dim=-1)\n")
+    assert found(text, "ADP010") == []
+
+
+def test_a_kernel_multiplied_by_its_own_iterative_inverse_is_not_attention():
+    assert found(ITERATIVE_INVERSE, "ADP010") == []
+
+
+def test_a_name_reused_after_the_probabilities_does_not_make_the_value_depend_on_them():
+    # ``v`` is rebound from the input after an earlier, unrelated use of the name
+    text = SELF_VALUE.replace(
+        "        v = p.transpose(-1, -2) * 0.5\n",
+        "        v = p.sum()\n        v = self.v(x)\n")
+    assert finding_at(text, "ADP010", "p = torch.softmax(") is not None
