@@ -210,3 +210,59 @@ def test_a_name_reused_after_the_probabilities_does_not_make_the_value_depend_on
         "        v = p.transpose(-1, -2) * 0.5\n",
         "        v = p.sum()\n        v = self.v(x)\n")
     assert finding_at(text, "ADP010", "p = torch.softmax(") is not None
+
+
+# ---------- ADP006: a stateless module whose forward returns a GELU function of its input
+
+GELU_WRAPPER = textwrap.dedent("""\
+    from torch import nn
+    from transformers.activations import gelu
+
+
+    class GeLU(nn.Module):
+        def __init__(self):
+            super().__init__()
+
+        def forward(self, x):
+            return gelu(x)
+
+
+    class AnswerHead(nn.Module):
+        def __init__(self, d, n):
+            super().__init__()
+            self.fc = nn.Sequential(
+                nn.Linear(d, d * 2),
+                GeLU(),
+                nn.LayerNorm(d * 2),
+                nn.Linear(d * 2, n),
+            )
+
+        def forward(self, h):
+            return self.fc(h)
+""")
+
+
+def test_a_module_returning_transformers_gelu_follows_a_linear_in_a_sequential():
+    assert finding_at(GELU_WRAPPER, "ADP006", "GeLU(),") is not None
+
+
+def test_a_module_returning_functional_gelu_held_as_an_attribute():
+    text = GELU_WRAPPER.replace("from transformers.activations import gelu", "from torch.nn.functional import gelu")
+    assert finding_at(text, "ADP006", "GeLU(),") is not None
+    text = text.replace("return gelu(x)", "return gelu(x, approximate='tanh')")
+    assert finding_at(text, "ADP006", "GeLU(),") is not None
+
+
+def test_a_module_returning_relu_or_a_scaled_gelu_is_not_gelu():
+    assert found(GELU_WRAPPER.replace("from transformers.activations import gelu",
+                                      "from torch.nn.functional import relu as gelu"), "ADP006") == []
+    assert found(GELU_WRAPPER.replace("return gelu(x)", "return gelu(x) * 2"), "ADP006") == []
+    # a module with state of its own is not a stateless activation
+    assert found(GELU_WRAPPER.replace("super().__init__()\n\n    def forward(self, x)",
+                                      "super().__init__()\n        self.scale = nn.Parameter(x)\n\n"
+                                      "    def forward(self, x)"), "ADP006") == []
+
+
+def test_another_packages_gelu_name_is_not_read():
+    text = GELU_WRAPPER.replace("from transformers.activations import gelu", "from mypkg.activations import gelu")
+    assert found(text, "ADP006") == []
