@@ -1292,30 +1292,28 @@ class Matcher:
         """Is no variable of ``[forward] independent`` computed from a step of the match?  Each
         value is followed back through its nearest definition (the assignment that reaches its
         read in straight-line code, an inlined helper's parameter included) and the values that
-        definition reads, a bounded walk: ``v = p.transpose(-1, -2) * c; p @ v`` or Nystrom's
+        definition reads: ``v = p.transpose(-1, -2) * c; p @ v`` or Nystrom's
         ``iterative_inv(softmax(...))`` multiplying the kernel by a matrix built from it is a
-        product with the probabilities' own function, not with values given before them."""
-        nodes = flow.nodes
+        product with the probabilities' own function, not with values given before them.  A
+        value built from a step lies between the match's first and last steps, so one backward
+        pass over that span (set operations, no calls per node) decides it."""
         matched = {n.id for n in state.matched}
-        last = max(matched)
+        first, last = min(matched), max(matched)
+        wanted = set()
         for name in self.independent:
             value = state.env.get(name)
-            if not isinstance(value, Ref):
+            if isinstance(value, Ref):
+                wanted.add(value.key)
+        for node in reversed(flow.nodes[first:last]):
+            if not wanted:
+                break
+            hit = node.defs & wanted
+            if not hit:
                 continue
-            stack, seen, budget = [(value.key, last)], set(), 64
-            while stack and budget > 0:
-                key, before = stack.pop()
-                if (key, before) in seen:
-                    continue
-                seen.add((key, before))
-                budget -= 1
-                found = _definers(nodes, key, before)
-                if not found:
-                    continue
-                node = found[-1]
-                if node.id in matched:
-                    return False
-                stack.extend((use, node.id) for use in node.uses)
+            if node.id in matched:
+                return False
+            wanted -= hit
+            wanted |= node.uses
         return True
 
     def _computed(self, cls, flow: Flow, state: _State) -> bool:

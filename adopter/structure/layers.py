@@ -2895,7 +2895,7 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
         out = dict(ctor.kwargs).get("out_features")
         if out is None and len(ctor.args) >= 2:
             out = ctor.args[1]
-        if isinstance(out, ast.Name) and owner in infos:
+        if out.__class__ is ast.Name and owner in infos:
             out = _init_local_size(out, infos[owner])
         return out is not None and _is_vocabulary(out, own(owner), sizes, names)
 
@@ -3166,17 +3166,27 @@ def _size_text(expr: ast.expr, values: dict, depth: int = 0) -> str:
 
 
 def _init_local_size(name: ast.Name, info) -> ast.expr:
-    """What a local name of ``__init__`` holds when a Linear's width is given through it, bound
-    once there (Marian's ``target_vocab_size = config.vocab_size if shared else
-    config.decoder_vocab_size; self.lm_head = nn.Linear(d, target_vocab_size)``); the name
-    itself otherwise (a parameter, a name bound twice)."""
+    """The choice a local name of ``__init__`` holds when a Linear's width is given through it,
+    bound once there, at its top level, to a conditional expression (Marian's
+    ``target_vocab_size = config.vocab_size if shared else config.decoder_vocab_size;
+    self.lm_head = nn.Linear(d, target_vocab_size)``); the name itself otherwise (a parameter,
+    a name bound twice, any other value)."""
     init = info.methods.get("__init__")
-    bound = _bound_once(init, name.id) if init is not None else None
+    if init is None:
+        return name
+    value = None  # (a cheap look at the top level first: a choice there is the only form read)
+    for stmt in init.body:  # (class tests by identity: no call per statement)
+        if stmt.__class__ is ast.Assign and stmt.targets[0].__class__ is ast.Name \
+                and stmt.targets[0].id == name.id and len(stmt.targets) == 1:
+            value = stmt.value
+    if value.__class__ is not ast.IfExp:
+        return name
+    bound = _bound_once(init, name.id)
     return name if bound is None else bound
 
 
 def _is_vocabulary(expr: ast.expr, values: dict, sizes: set, names: ModuleNames | None = None) -> bool:
-    if isinstance(expr, ast.IfExp):
+    if expr.__class__ is ast.IfExp:
         # a width chosen between two sizes the file embeds tokens with (the shared vocabulary
         # or the decoder's own): a vocabulary either way
         return _is_vocabulary(expr.body, values, sizes, names) and _is_vocabulary(expr.orelse, values, sizes, names)
