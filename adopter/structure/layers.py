@@ -709,9 +709,9 @@ class LayerTyper:
                                        f"the kernel would take over that member, which it does not reach through a "
                                        f"module with its own forward", False)
         if _functional_dropout_output(value, self.names):
-            return (OUTPUT_OF + "torch.nn.Dropout", f"`{cls.name}`'s output is a functional dropout's: the kernel "
-                                                    f"would take over that dropout, which it does not reach through "
-                                                    f"a module with its own forward", False)
+            why = (f"`{cls.name}`'s output is a functional dropout's: the kernel would take over that dropout, "
+                   f"which it does not reach through a module with its own forward")
+            return OUTPUT_OF + "torch.nn.Dropout", why, False
         bases = {self.names.resolve(b) for b in cls.bases}
         for layer in OUTPUT_KINDS & bases:
             if self.names.resolve(func) != OUTPUT_FUNCTIONS.get(layer) or len(value.args) < 2:
