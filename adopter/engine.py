@@ -82,7 +82,8 @@ def matchers_for(rule: Rule) -> list[Matcher]:
                     direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope,
                     variant=j, same_function=rule.same_function_of(i), helper_computes=rule.helper_computes,
                     predicts_input=rule.predicts_input_of(i), setting_paths=rule.setting_paths,
-                    computed=rule.computed, module_weights=rule.module_weights)
+                    computed=rule.computed, module_weights=rule.module_weights,
+                    independent=rule.independent)
             for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
         ]
     return matchers

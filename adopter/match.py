@@ -334,8 +334,10 @@ class Matcher:
                  setting_paths: bool = False,
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
-                 computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = ()):
+                 computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
+                 independent: tuple[str, ...] = ()):
         self.rule_id = rule_id
+        self.independent = independent
         self.computed = computed
         self.module_weights = module_weights
         self.predicts_input = predicts_input
@@ -1145,6 +1147,8 @@ class Matcher:
             return None
         if self.module_weights and not self._module_weights(state):
             return None
+        if self.independent and not self._independent(flow, state):
+            return None
         guarded: list[str] = []
         if not self._same_on_every_path(flow, state, cls, guarded):
             return None
@@ -1298,6 +1302,34 @@ class Matcher:
             key = value.key if isinstance(value, Ref) else None
             if key is None or not key.startswith("self.") or not all(part.isidentifier() for part in key[5:].split(".")):
                 return False
+        return True
+
+    def _independent(self, flow: Flow, state: _State) -> bool:
+        """Is no variable of ``[forward] independent`` computed from a step of the match?  Each
+        value is followed back through its nearest definition (the assignment that reaches its
+        read in straight-line code, an inlined helper's parameter included) and the values that
+        definition reads: ``v = p.transpose(-1, -2) * c; p @ v`` or Nystrom's
+        ``iterative_inv(softmax(...))`` multiplying the kernel by a matrix built from it is a
+        product with the probabilities' own function, not with values given before them.  A
+        value built from a step lies between the match's first and last steps, so one backward
+        pass over that span (set operations, no calls per node) decides it."""
+        matched = {n.id for n in state.matched}
+        first, last = min(matched), max(matched)
+        wanted = set()
+        for name in self.independent:
+            value = state.env.get(name)
+            if isinstance(value, Ref):
+                wanted.add(value.key)
+        for node in reversed(flow.nodes[first:last]):
+            if not wanted:
+                break
+            hit = node.defs & wanted
+            if not hit:
+                continue
+            if node.id in matched:
+                return False
+            wanted -= hit
+            wanted |= node.uses
         return True
 
     def _computed(self, cls, flow: Flow, state: _State) -> bool:

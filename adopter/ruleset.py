@@ -189,6 +189,11 @@ class Rule:
     # function computes (see match.Matcher._module_weights): ``F.linear(x, slices[i])`` over a
     # weight's shards in a loop is part of one projection, not a projection of its own.
     module_weights: tuple[str, ...] = ()
+    # ``[forward] independent = ["v"]``: these variables are not computed from the match's own
+    # steps (see match.Matcher._independent): a product of the probabilities with a "value"
+    # built from those probabilities (Nystrom's iterative pseudo-inverse of a softmax kernel) is
+    # no attention a fused call can take, which needs the value before the probabilities exist.
+    independent: tuple[str, ...] = ()
 
     def predicts_input_of(self, alternative: int) -> bool:
         return bool(self.predicts_input) and self.predicts_input[alternative]
@@ -861,6 +866,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         predicts_input=_predicts_input(reader, need(forward, "predicts_input", list, "forward", []), len(forwards)),
         computed=reader.strings(forward, "computed", "forward"),
         module_weights=reader.strings(forward, "module_weights", "forward"),
+        independent=reader.strings(forward, "independent", "forward"),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule

@@ -21,7 +21,7 @@ import copy
 import math
 
 from .treewalk import walk
-from .names import ModuleNames
+from .names import ModuleNames, names_match
 from .ops import CASTS, DTYPE_ALIASES
 
 # Calls a GELU formula may make (last component of the resolved name, or a method name).
@@ -121,9 +121,16 @@ def gelu_function(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleNam
 
 def gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     """The GELU variant a same-file module class computes, when its ``forward`` is a GELU
-    formula and its ``__init__`` (if any) builds nothing."""
+    formula or returns a GELU function of its input, and its ``__init__`` (if any) builds
+    nothing."""
     forward = _stateless_forward(cls)
-    return gelu_formula(forward, names, method=True) if forward is not None else None
+    if forward is None:
+        return None
+    formula = gelu_formula(forward, names, method=True)
+    # ... or ``return F.gelu(x)`` (one ``approximate`` setting, or one chosen at run time:
+    # "any") or transformers' ``gelu(x)`` on every path (LXMERT's ``GeLU`` module in a head's
+    # Sequential)
+    return formula if formula is not None else gelu_on_every_path(forward, names, method=True)
 
 
 def silu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
@@ -304,6 +311,12 @@ def _gelu_block(stmts, x: str, names: ModuleNames, settings: list) -> bool:
 
 def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> bool:
     expr = strip_casts(expr)  # a cast of the result back to the input's dtype
+    if isinstance(expr, ast.Call) and len(expr.args) == 1 and not expr.keywords:
+        variant = _transformers_gelu(names.resolve(expr.func))
+        if variant is not None and isinstance(strip_casts(expr.args[0]), ast.Name) \
+                and strip_casts(expr.args[0]).id == x:
+            settings.append("'none'" if variant == "none" else ast.dump(ast.Constant(variant)))
+            return True
     if not (isinstance(expr, ast.Call) and names.resolve(expr.func) in _GELU_FUNCTIONS and len(expr.args) == 1):
         return False
     arg = strip_casts(expr.args[0])
@@ -315,6 +328,19 @@ def _gelu_return(expr: ast.expr, x: str, names: ModuleNames, settings: list) -> 
 
 
 _GELU_FUNCTIONS = ("torch.nn.functional.gelu",)
+# transformers' module-level GELU objects (``gelu = get_activation("gelu")`` in
+# transformers.activations), called as functions: the variant each computes.
+_TRANSFORMERS_GELUS = {"gelu": "none", "gelu_new": "tanh", "gelu_fast": "tanh"}
+
+
+def _transformers_gelu(fqn: str | None) -> str | None:
+    """``"none"``/``"tanh"`` for transformers' ``gelu``/``gelu_new``/``gelu_fast`` objects (an
+    absolute or relative import of ``transformers.activations``), None for any other name."""
+    if fqn is None or "activations." not in fqn:
+        return None
+    last = fqn.rsplit(".", 1)[-1]
+    variant = _TRANSFORMERS_GELUS.get(last)
+    return variant if variant is not None and names_match("transformers.activations." + last, fqn) else None
 
 #: Tensor methods that only convert the dtype (``w.to(x.dtype)``, ``w.float()``, ``w.type_as(x)``).
 DTYPE_METHODS = frozenset({"to", "type", "type_as", "float", "half", "double", "bfloat16"})

@@ -709,6 +709,10 @@ class LayerTyper:
             return (OUTPUT_OF + layer, f"`{cls.name}`'s output is its `{func.attr}` {layer.rsplit('.', 1)[-1]}'s: "
                                        f"the kernel would take over that member, which it does not reach through a "
                                        f"module with its own forward", False)
+        if _functional_dropout_output(value, self.names):
+            why = (f"`{cls.name}`'s output is a functional dropout's: the kernel would take over that dropout, "
+                   f"which it does not reach through a module with its own forward")
+            return OUTPUT_OF + "torch.nn.Dropout", why, False
         bases = {self.names.resolve(b) for b in cls.bases}
         for layer in OUTPUT_KINDS & bases:
             if self.names.resolve(func) != OUTPUT_FUNCTIONS.get(layer) or len(value.args) < 2:
@@ -2197,6 +2201,19 @@ def _returned_value(forward) -> ast.expr | None:
     return value
 
 
+def _functional_dropout_output(value: ast.Call, names) -> bool:
+    """True for ``F.dropout(x, p, training=t)`` (``training`` given by keyword or as the third
+    argument, and not the literal False): the element-wise dropout a Hugging Face feed-forward
+    module ends in (``hidden_states = nn.functional.dropout(h, p=self.dropout,
+    training=self.training); return hidden_states``), the functional twin of an output Dropout
+    attribute, as ADP005's functional forms require ``training`` too."""
+    if names.resolve(value.func) != "torch.nn.functional.dropout" or not value.args:
+        return False
+    training = value.args[2] if len(value.args) > 2 else next(
+        (k.value for k in value.keywords if k.arg == "training"), None)
+    return training is not None and not (isinstance(training, ast.Constant) and training.value is False)
+
+
 def _count_returns(body) -> int:
     """How many ``return`` statements (bare ones too) a function body has, nested defs aside."""
     count = 0
@@ -2911,6 +2928,8 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
         out = dict(ctor.kwargs).get("out_features")
         if out is None and len(ctor.args) >= 2:
             out = ctor.args[1]
+        if out.__class__ is ast.Name and owner in infos:
+            out = _init_local_size(out, infos[owner])
         return out is not None and _is_vocabulary(out, own(owner), sizes, names)
 
     if sizes or any(isinstance(o, ast.Attribute) and o.attr == "num_embeddings"
@@ -3179,7 +3198,31 @@ def _size_text(expr: ast.expr, values: dict, depth: int = 0) -> str:
     return ast.unparse(expr)
 
 
+def _init_local_size(name: ast.Name, info) -> ast.expr:
+    """The choice a local name of ``__init__`` holds when a Linear's width is given through it,
+    bound once there, at its top level, to a conditional expression (Marian's
+    ``target_vocab_size = config.vocab_size if shared else config.decoder_vocab_size;
+    self.lm_head = nn.Linear(d, target_vocab_size)``); the name itself otherwise (a parameter,
+    a name bound twice, any other value)."""
+    init = info.methods.get("__init__")
+    if init is None:
+        return name
+    value = None  # (a cheap look at the top level first: a choice there is the only form read)
+    for stmt in init.body:  # (class tests by identity: no call per statement)
+        if stmt.__class__ is ast.Assign and stmt.targets[0].__class__ is ast.Name \
+                and stmt.targets[0].id == name.id and len(stmt.targets) == 1:
+            value = stmt.value
+    if value.__class__ is not ast.IfExp:
+        return name
+    bound = _bound_once(init, name.id)
+    return name if bound is None else bound
+
+
 def _is_vocabulary(expr: ast.expr, values: dict, sizes: set, names: ModuleNames | None = None) -> bool:
+    if expr.__class__ is ast.IfExp:
+        # a width chosen between two sizes the file embeds tokens with (the shared vocabulary
+        # or the decoder's own): a vocabulary either way
+        return _is_vocabulary(expr.body, values, sizes, names) and _is_vocabulary(expr.orelse, values, sizes, names)
     if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and isinstance(expr.right, ast.Constant) \
             and type(expr.right.value) is int and 0 < expr.right.value <= 8:
         # the vocabulary less a few entries the head never predicts (ImageGPT's start-of-sequence
