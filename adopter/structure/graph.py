@@ -2515,7 +2515,10 @@ class FlowBuilder:
             return frontier
         produced = len(self.nodes) > before and self.nodes[-1].outs == (value,) and isinstance(value, Ref) \
             and value.key.startswith("%") and self.nodes[-1].kind != "copy"
-        if produced and len(targets) == 1:
+        if produced and len(targets) == 1 and not (targets[0].__class__ in (ast.Tuple, ast.List) and targets[0].elts
+                                                     and targets[0].elts[0].__class__ is not ast.Name):
+            # (``*rest, h = f(x)``, ``(a, b), c = f(x)``: the first name is not the call's first
+            # element, so the names are not the call's outputs in order: an opaque step below)
             node = self.nodes[-1]
             node.outs = tuple(outs)
             node.defs = _keys(outs)

@@ -93,6 +93,11 @@ OUTPUT_OF = "adopter.output_of."
 OUTPUT_KINDS = frozenset({"torch.nn.Conv2d", "torch.nn.Dropout"})
 # The functions computing those layers on a module's own parameters.
 OUTPUT_FUNCTIONS = {"torch.nn.Conv2d": "torch.nn.functional.conv2d"}
+# ``adopter.output_of.first.<layer>``: a module whose forward returns a tuple literal whose
+# first element is that layer's output (an attention returning ``out, weights, cache``, ``out``
+# its output dropout's); a rule reads it only through an unpacking of every element
+# (``out, _, _ = self.attn(...)``), which takes that first element and nothing else.
+OUTPUT_OF_FIRST = OUTPUT_OF + "first."
 
 
 @dataclass(frozen=True)
@@ -676,6 +681,10 @@ class LayerTyper:
         if forward is None or depth > MAX_DEPTH:
             return None
         value = _returned_value(forward)
+        prefix = OUTPUT_OF
+        if value is None:
+            value = _returned_value(forward, first=True)
+            prefix = OUTPUT_OF_FIRST
         if not isinstance(value, ast.Call):
             return None
         func = value.func
@@ -706,13 +715,15 @@ class LayerTyper:
             layer = kinds.pop()
             if any(b.fqn.startswith("torch.nn.") and b.fqn != layer for b in built):
                 return None  # another torch layer (an nn.Identity) may stand there instead
-            return (OUTPUT_OF + layer, f"`{cls.name}`'s output is its `{func.attr}` {layer.rsplit('.', 1)[-1]}'s: "
-                                       f"the kernel would take over that member, which it does not reach through a "
-                                       f"module with its own forward", False)
+            return (prefix + layer, f"`{cls.name}`'s {_which_output(prefix)} is its `{func.attr}` "
+                                    f"{layer.rsplit('.', 1)[-1]}'s: the kernel would take over that member, which it "
+                                    f"does not reach through a module with its own forward", False)
         if _functional_dropout_output(value, self.names):
-            why = (f"`{cls.name}`'s output is a functional dropout's: the kernel would take over that dropout, "
-                   f"which it does not reach through a module with its own forward")
-            return OUTPUT_OF + "torch.nn.Dropout", why, False
+            why = (f"`{cls.name}`'s {_which_output(prefix)} is a functional dropout's: the kernel would take over "
+                   f"that dropout, which it does not reach through a module with its own forward")
+            return prefix + "torch.nn.Dropout", why, False
+        if prefix != OUTPUT_OF:
+            return None
         bases = {self.names.resolve(b) for b in cls.bases}
         for layer in OUTPUT_KINDS & bases:
             if self.names.resolve(func) != OUTPUT_FUNCTIONS.get(layer) or len(value.args) < 2:
@@ -2176,14 +2187,24 @@ def _lambda_params(expr: ast.Lambda) -> list:
     return [*args.posonlyargs, *args.args, *args.kwonlyargs, *filter(None, (args.vararg, args.kwarg))]
 
 
-def _returned_value(forward) -> ast.expr | None:
+def _which_output(prefix: str) -> str:
+    return "output" if prefix == OUTPUT_OF else "first output (of the tuple it returns)"
+
+
+def _returned_value(forward, first: bool = False) -> ast.expr | None:
     """The expression ``forward`` returns on its only way out: ``return <expr>`` as its last
     statement, or ``return x`` after a last ``x = <expr>`` that no statement between reads or
-    changes (None when there is no such single value)."""
+    changes (None when there is no such single value).  ``first``: the first element of a
+    returned tuple literal of two or more (no starred element), found the same way."""
     body = forward.body
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return None
     value = body[-1].value
+    if first:
+        if not (isinstance(value, ast.Tuple) and len(value.elts) >= 2
+                and not any(isinstance(e, ast.Starred) for e in value.elts)):
+            return None
+        value = value.elts[0]
     if isinstance(value, ast.Name):
         for stmt in reversed(body[:-1]):
             if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)

@@ -1,0 +1,110 @@
+"""Forms from corpus24's misses on newer Hugging Face files (transformers 4.45.2): an attention
+returning a tuple whose first element is its output dropout's, unpacked whole before the
+residual add and the LayerNorm.  Our own fixtures, each with near-misses."""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import finding_at, found, rules
+
+from adopter.synth import fix_text
+
+# ---------- ADP005: the first element of a returned tuple is a functional dropout's output
+
+TUPLE_FIRST_DROPOUT = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.nn import LayerNorm
+
+
+    class Mixer(nn.Module):
+        def __init__(self, d, p):
+            super().__init__()
+            self.proj = nn.Linear(d, d)
+            self.out = nn.Linear(d, d)
+            self.p = p
+
+        def forward(self, hidden_states, mask=None):
+            scores = self.proj(hidden_states).softmax(-1)
+            mixed = self.out(scores * hidden_states)
+            mixed = nn.functional.dropout(mixed, p=self.p, training=self.training)
+            return mixed, scores, None
+
+
+    class Block(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.mix = Mixer(d, 0.1)
+            self.norm = LayerNorm(d)
+
+        def forward(self, h, mask):
+            mixed, weights, _ = self.mix(hidden_states=h, mask=mask)
+            h = self.norm(mixed + h)
+            return h, weights
+""")
+
+
+def test_the_first_of_an_unpacked_tuple_is_the_output_dropout():
+    assert finding_at(TUPLE_FIRST_DROPOUT, "ADP005", "h = self.norm(mixed + h)") is not None
+
+
+def test_two_or_four_elements_residual_first_and_a_dropout_attribute():
+    text = TUPLE_FIRST_DROPOUT.replace("return mixed, scores, None", "return mixed, scores").replace(
+        "mixed, weights, _ = self.mix", "mixed, weights = self.mix").replace("mixed + h", "h + mixed")
+    assert finding_at(text, "ADP005", "h = self.norm(h + mixed)") is not None
+    text = TUPLE_FIRST_DROPOUT.replace("return mixed, scores, None", "return mixed, scores, None, None").replace(
+        "mixed, weights, _ = self.mix", "mixed, weights, _, _ = self.mix")
+    assert finding_at(text, "ADP005", "h = self.norm(mixed + h)") is not None
+    text = TUPLE_FIRST_DROPOUT.replace("self.p = p", "self.drop = nn.Dropout(p)").replace(
+        "nn.functional.dropout(mixed, p=self.p, training=self.training)", "self.drop(mixed)")
+    assert finding_at(text, "ADP005", "h = self.norm(mixed + h)") is not None
+
+
+def test_the_finding_is_reported_not_fixed():
+    # the dropout's input is inside the attention module: nothing to rewrite at the call
+    assert fix_text(TUPLE_FIRST_DROPOUT, "model.py", rules("ADP005")).text == TUPLE_FIRST_DROPOUT
+
+
+def test_another_element_of_the_tuple_is_not_the_dropout():
+    # the weights, not the dropout's output, are added
+    text = TUPLE_FIRST_DROPOUT.replace("h = self.norm(mixed + h)", "h = self.norm(weights + h)")
+    assert found(text, "ADP005") == []
+
+
+def test_the_dropout_not_first_in_the_tuple():
+    text = TUPLE_FIRST_DROPOUT.replace("return mixed, scores, None", "return scores, mixed, None")
+    assert found(text, "ADP005") == []
+
+
+def test_a_starred_name_before_the_first():
+    # `*rest, last = ...`: the first name is not the tuple's first element
+    text = TUPLE_FIRST_DROPOUT.replace("mixed, weights, _ = self.mix", "*weights, mixed = self.mix")
+    assert found(text, "ADP005") == []
+    text = TUPLE_FIRST_DROPOUT.replace("mixed, weights, _ = self.mix", "(mixed, weights), _ = self.mix")
+    assert found(text, "ADP005") == []
+
+
+def test_the_dropout_output_changed_or_read_after_it():
+    text = TUPLE_FIRST_DROPOUT.replace("        return mixed, scores, None",
+                                       "        mixed = mixed * 2\n        return mixed, scores, None")
+    assert found(text, "ADP005") == []
+    text = TUPLE_FIRST_DROPOUT.replace("        return mixed, scores, None",
+                                       "        scores = scores + mixed\n        return mixed, scores, None")
+    assert found(text, "ADP005") == []
+
+
+def test_without_training_or_with_two_ways_out():
+    text = TUPLE_FIRST_DROPOUT.replace(", training=self.training)", ")")
+    assert found(text, "ADP005") == []
+    text = TUPLE_FIRST_DROPOUT.replace("        return mixed, scores, None",
+                                       "        if mask is None:\n            return hidden_states, scores, mask\n"
+                                       "        return mixed, scores, None")
+    assert found(text, "ADP005") == []
+
+
+def test_the_tuple_itself_added_is_not_read_as_the_dropout():
+    text = TUPLE_FIRST_DROPOUT.replace("mixed, weights, _ = self.mix(hidden_states=h, mask=mask)",
+                                       "mixed = self.mix(hidden_states=h, mask=mask)").replace(
+        "return h, weights", "return h")
+    assert found(text, "ADP005") == []
