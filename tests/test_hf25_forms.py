@@ -108,3 +108,89 @@ def test_the_tuple_itself_added_is_not_read_as_the_dropout():
                                        "mixed = self.mix(hidden_states=h, mask=mask)").replace(
         "return h, weights", "return h")
     assert found(text, "ADP005") == []
+
+
+# ---------- ADP015: nll_loss of a log_softmax over the vocabulary (a cross-entropy), in a helper
+
+NLL_OF_LOG_SOFTMAX = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class NgramLM(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+            self.body = nn.Linear(config.hidden_size, config.hidden_size)
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+        def forward(self, input_ids, labels=None):
+            b, n = input_ids.shape
+            streams = self.body(self.embed(input_ids)).view(b, 2, n, -1)
+            logits = self.lm_head(streams)
+            loss = None
+            if labels is not None:
+                loss = self._loss(logits, labels)
+            return loss, logits
+
+        def _loss(self, logits, labels, ignore_index=-100):
+            targets = labels.new_zeros(2, labels.size(0), labels.size(1)).fill_(ignore_index)
+            targets[0] = labels
+            logits = logits.transpose(0, 1).contiguous()
+            lprobs = nn.functional.log_softmax(logits.view(-1, logits.size(-1)), dim=-1, dtype=torch.float32)
+            loss = nn.functional.nll_loss(lprobs, targets.view(-1), reduction="mean")
+            if self.config.eps > 0.0:
+                smooth = -lprobs.sum(dim=-1, keepdim=True)
+                smooth = smooth[targets.ne(ignore_index).view(-1)].mean()
+                loss = (1.0 - self.config.eps) * loss + self.config.eps / lprobs.size(-1) * smooth
+            return loss
+""")
+
+
+def test_nll_of_log_softmax_over_the_vocabulary_after_swapping_leading_axes():
+    assert finding_at(NLL_OF_LOG_SOFTMAX, "ADP015", "logits = self.lm_head(streams)") is not None
+
+
+def test_nll_of_log_softmax_without_the_swap_and_other_spellings():
+    text = NLL_OF_LOG_SOFTMAX.replace("        logits = logits.transpose(0, 1).contiguous()\n", "").replace(
+        ".view(b, 2, n, -1)", "")
+    assert finding_at(text, "ADP015", "logits = self.lm_head(streams)") is not None
+    text2 = text.replace("nn.functional.log_softmax(logits.view(-1, logits.size(-1)), dim=-1, dtype=torch.float32)",
+                         "logits.view(-1, logits.size(-1)).float().log_softmax(1)")
+    assert text2 != text
+    assert finding_at(text2, "ADP015", "logits = self.lm_head(streams)") is not None
+    text3 = text.replace("loss = nn.functional.nll_loss(lprobs, targets.view(-1), reduction=\"mean\")",
+                         "loss = nn.NLLLoss(ignore_index=ignore_index)(lprobs, targets.view(-1))")
+    assert text3 != text
+    assert finding_at(text3, "ADP015", "logits = self.lm_head(streams)") is not None
+
+
+def test_log_softmax_over_another_axis_is_not_a_cross_entropy():
+    text = NLL_OF_LOG_SOFTMAX.replace("dim=-1, dtype=torch.float32)", "dim=0, dtype=torch.float32)")
+    assert text != NLL_OF_LOG_SOFTMAX
+    assert found(text, "ADP015") == []
+
+
+def test_nll_without_log_softmax_or_unflattened_logits():
+    # nll_loss of the logits themselves is no cross-entropy
+    text = NLL_OF_LOG_SOFTMAX.replace(
+        "nn.functional.log_softmax(logits.view(-1, logits.size(-1)), dim=-1, dtype=torch.float32)",
+        "logits.view(-1, logits.size(-1)).float()")
+    assert found(text, "ADP015") == []
+    # (b, n, V) logits: nll_loss reads axis 1 (the positions) as the classes
+    text = NLL_OF_LOG_SOFTMAX.replace("        logits = logits.transpose(0, 1).contiguous()\n", "").replace(
+        ".view(b, 2, n, -1)", "").replace("logits.view(-1, logits.size(-1)), dim=-1", "logits, dim=-1")
+    assert found(text, "ADP015") == []
+
+
+def test_swapped_leading_axes_of_a_head_output_of_unknown_rank():
+    # a 2-D head output transposed would put the positions last: not read without the rank
+    text = NLL_OF_LOG_SOFTMAX.replace(".view(b, 2, n, -1)", "")
+    assert found(text, "ADP015") == []
+
+
+def test_a_linear_to_a_label_count_is_no_vocabulary_head():
+    text = NLL_OF_LOG_SOFTMAX.replace("nn.Linear(config.hidden_size, config.vocab_size, bias=False)",
+                                      "nn.Linear(config.hidden_size, config.num_labels, bias=False)")
+    assert found(text, "ADP015") == []

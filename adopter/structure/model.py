@@ -638,9 +638,10 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     _borrow_layers(infos, names)
     # LM heads matter where logits meet a cross-entropy (ADP015): files that compute none, or
     # neither build an embedding nor name a vocabulary size to say what the vocabulary is, are
-    # not searched for them.
+    # not searched for them (``nll_loss`` of a ``log_softmax`` is a cross-entropy too).
     if text is None or (("Embedding" in text or "num_embeddings" in text or "vocab_size" in text)
-                        and ("cross_entropy" in text or "CrossEntropy" in text or "loss_function" in text)):
+                        and ("cross_entropy" in text or "CrossEntropy" in text or "loss_function" in text
+                             or "nll_loss" in text or "NLLLoss" in text)):
         mark_lm_heads(infos, names, tree, text)
     all_methods = []
     for name, info in infos.items():

@@ -50,6 +50,21 @@ OPS: dict[str, dict] = {
         "method_signature": ["dim", "dtype"],
         "dims": ["dim"],
     },
+    # log_softmax then nll_loss over the same class axis is a cross-entropy (ADP015 reads the
+    # pair; nothing else does)
+    "torch.nn.functional.log_softmax": {
+        "functions": ["torch.log_softmax", "torch.special.log_softmax", "torch.Tensor.log_softmax"],
+        "methods": ["log_softmax"],
+        "modules": {"torch.nn.LogSoftmax": ["dim"]},
+        "signature": ["input", "dim", "_stacklevel", "dtype"],
+        "method_signature": ["dim", "dtype"],
+        "dims": ["dim"],
+    },
+    "torch.nn.functional.nll_loss": {
+        "modules": {"torch.nn.NLLLoss": ["weight", "size_average", "ignore_index", "reduce", "reduction"]},
+        "signature": ["input", "target", "weight", "size_average", "ignore_index", "reduce", "reduction"],
+        "inputs": 2,
+    },
     "torch.matmul": {
         "functions": ["torch.bmm", "torch.Tensor.matmul", "torch.Tensor.bmm"],
         "methods": ["matmul", "bmm"],
