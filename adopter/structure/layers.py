@@ -683,7 +683,10 @@ class LayerTyper:
         value = _returned_value(forward)
         prefix = OUTPUT_OF
         if value is None:
-            value = _returned_value(forward, first=True)
+            # the first of a returned tuple: a functional dropout only (an attribute there
+            # would cost every attention returning ``self.o_proj(x), weights`` its __init__'s
+            # reading; no rule needs it)
+            value = _returned_value(forward, first=lambda v: _functional_dropout_output(v, self.names))
             prefix = OUTPUT_OF_FIRST
         if not isinstance(value, ast.Call):
             return None
@@ -2191,11 +2194,12 @@ def _which_output(prefix: str) -> str:
     return "output" if prefix == OUTPUT_OF else "first output (of the tuple it returns)"
 
 
-def _returned_value(forward, first: bool = False) -> ast.expr | None:
+def _returned_value(forward, first=None) -> ast.expr | None:
     """The expression ``forward`` returns on its only way out: ``return <expr>`` as its last
     statement, or ``return x`` after a last ``x = <expr>`` that no statement between reads or
-    changes (None when there is no such single value).  ``first``: the first element of a
-    returned tuple literal of two or more (no starred element), found the same way."""
+    changes (None when there is no such single value).  ``first`` (a test of the value): the
+    first element of a returned tuple literal of two or more (no starred element), found the
+    same way, when it passes the test."""
     body = forward.body
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return None
@@ -2217,6 +2221,8 @@ def _returned_value(forward, first: bool = False) -> ast.expr | None:
             return None
     if not isinstance(value, ast.Call) or not isinstance(value.func, ast.Attribute):
         return None  # self.layer(...), F.conv2d(...): checked before walking the whole forward
+    if first is not None and not first(value):
+        return None
     if _count_returns(forward.body) != 1:
         return None
     return value
