@@ -97,3 +97,23 @@ def test_two_findings_of_one_rule_on_one_line_are_one_location():
     # another rule's finding on that line, or a finding on the next line, is still its own
     m = score.match_file([lab(6)], [Finding("ADP007", 6, 6), Finding("ADP006", 6, 6), Finding("ADP007", 7, 7)])
     assert m.counts("ADP006").fp == 1 and m.counts("ADP007").fp == 1
+
+
+def test_a_wider_finding_gives_up_the_yes_in_its_span_for_its_own_skip():
+    # kernel_1's finding (10-21) spans its own skip anchor (10) and kernel_3's yes (19), whose
+    # own finding (19-21) comes later: both are paired, nothing is charged
+    m = score.match_file([lab(10, "ADP010", "skip"), lab(11, "ADP010", "no"), lab(19, "ADP010")],
+                         [Finding("ADP010", 10, 21), Finding("ADP010", 19, 21)])
+    c = m.counts("ADP010")
+    assert (c.tp, c.fp, c.fn) == (1, 0, 0)
+    assert not m.unlabelled
+
+
+def test_a_wider_finding_keeps_its_yes_when_the_only_other_label_is_a_no():
+    # swapping would put the wider finding on a `no`: the order-free count is the same (one FP),
+    # so the greedy pairing stands
+    m = score.match_file([lab(11, "ADP010", "no"), lab(19, "ADP010")],
+                         [Finding("ADP010", 10, 21), Finding("ADP010", 19, 21)])
+    c = m.counts("ADP010")
+    assert (c.tp, c.fp, c.fn) == (1, 1, 0)
+    assert [f.line for f in m.unlabelled] == [19]

@@ -162,8 +162,34 @@ def match_file(labels: list[Label], findings: list[Finding]) -> FileMatch:
         best = min(candidates, key=lambda lab: (_PREFERENCE[lab.label], abs(lab.line - finding.line), lab.line))
         free.remove(best)
         result.matched.append((best, finding))
+    _repair(result, free)
     result.missed = [lab for lab in free if lab.label == "yes"]
     return result
+
+
+def _spans(finding: Finding, lab: Label) -> bool:
+    return lab.rule == finding.rule and finding.line <= lab.line <= max(finding.line, finding.end_line)
+
+
+def _repair(result: FileMatch, free: list[Label]) -> None:
+    """A finding left unpaired because an earlier, wider finding took the one label in its span
+    (Nystromformer: the kernel_1 finding spans its own ``skip`` anchor and kernel_3's ``yes``)
+    takes that label when the wider finding can take another free ``yes`` or ``skip`` label of
+    its own span instead: no ``yes`` is lost, and no ``no`` is charged that the order of the
+    findings alone put on the file."""
+    for finding in list(result.unlabelled):
+        for index, (held, other) in enumerate(result.matched):
+            if held.label == "no" or not _spans(finding, held):
+                continue
+            spare = [lab for lab in free if lab.label != "no" and _spans(other, lab)]
+            if not spare:
+                continue
+            alt = min(spare, key=lambda lab: (_PREFERENCE[lab.label], abs(lab.line - other.line), lab.line))
+            free.remove(alt)
+            result.matched[index] = (alt, other)
+            result.matched.append((held, finding))
+            result.unlabelled.remove(finding)
+            break
 
 
 # ----------------------------------------------------------------------------- corpus
