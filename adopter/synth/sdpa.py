@@ -884,9 +884,8 @@ class _Attention:
         cls = self.names.classes.get(next(iter(classes))) if len(classes) == 1 else None
         if cls is None:
             return None
-        methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        forward = methods.get("forward")
-        if forward is None or "__call__" in methods or forward.decorator_list or isinstance(forward, ast.AsyncFunctionDef):
+        forward = _plain_forward(cls)
+        if forward is None:
             return None
         params = [a.arg for a in forward.args.posonlyargs + forward.args.args][1:]
         if not params or not _shape_metadata_only(forward, params[0]):
@@ -2218,11 +2217,7 @@ class _Attention:
         cls = self.names.classes.get(classes.pop())
         if cls is None:
             return None
-        methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
-        forward = methods.get("forward")
-        if forward is None or "__call__" in methods or forward.decorator_list or isinstance(forward, ast.AsyncFunctionDef):
-            return None
-        return forward
+        return _plain_forward(cls)
 
     def _stand_in_hooks(self, edits: Edits, conditions: dict) -> list[str]:
         """Guard terms: a module handed a stand-in of the scores (:meth:`_stand_in_swaps`) with
@@ -3811,6 +3806,16 @@ def _recast_only(stmts: list) -> set[str]:
                     and isinstance(value.func.value, ast.Name) and value.func.value.id == target.id
             (recast if ok else other).update(stored_names(node))
     return recast - other
+
+
+def _plain_forward(cls: ast.ClassDef) -> ast.FunctionDef | None:
+    """The class's own ``forward`` when calling an instance runs just it: no ``__call__``
+    override, no decorator, not a coroutine."""
+    methods = {m.name: m for m in cls.body if isinstance(m, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    forward = methods.get("forward")
+    if forward is None or "__call__" in methods or forward.decorator_list or isinstance(forward, ast.AsyncFunctionDef):
+        return None
+    return forward
 
 
 def _stored_attribute(stmt: ast.stmt) -> ast.expr | None:
