@@ -11,9 +11,8 @@ compared.  The fixture's decode step also asserts ``self.causal``, reached with 
 switch flipped alongside.
 """
 
-from types import SimpleNamespace
-
 import pytest
+from stand_in import stand_in_fix as _fix
 
 from adopter.config import Config
 from adopter.verify import verify_file
@@ -66,15 +65,6 @@ SITE = ("            sim = q @ k.transpose(-2, -1) * self.scale\n"
 RIGHT = "            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)\n"
 NEW_TOKEN_ONLY = "            out = F.scaled_dot_product_attention(q, k[..., -1:, :], v[..., -1:, :], scale=self.scale)\n"
 WRONG_SCALE = "            out = F.scaled_dot_product_attention(q, k, v, scale=1.0)\n"
-
-
-def _fix(old, new):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
 
 
 def _verify(tmp_path, source, edit, all_rules, quick):

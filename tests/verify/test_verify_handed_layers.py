@@ -10,11 +10,9 @@ training with a literal ``dropout_p=0.2``: the training check draws the same mas
 patch that forgets the dropout fails.
 """
 
-import ast
-import textwrap
-from types import SimpleNamespace
 
 import pytest
+from stand_in import stand_in_fix as _fix
 
 from adopter.config import Config
 from adopter.verify import verify_file
@@ -70,15 +68,6 @@ SITE = ("    weights = query @ key.transpose(-2, -1) * scale\n"
 RIGHT = "    return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p if self.training else 0.0, scale=scale)\n"
 NO_DROPOUT = "    return F.scaled_dot_product_attention(query, key, value, scale=scale)\n"
 WRONG_SCALE = "    return F.scaled_dot_product_attention(query, key, value, dropout_p=dropout_p if self.training else 0.0, scale=2 * scale)\n"
-
-
-def _fix(old, new):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
 
 
 def _write(tmp_path, width_in="width"):

@@ -9,9 +9,8 @@ alone (a made-up value could change more than the branch).  Each stand-in patch 
 the right one passes, one with the wrong scale fails (both skipped before).
 """
 
-from types import SimpleNamespace
 
-import pytest
+from stand_in import stand_in_fix as _fix
 
 from adopter.config import Config
 from adopter.verify import verify_file
@@ -52,15 +51,6 @@ SITE = ("            scores = torch.matmul(q, k.transpose(-2, -1)) * self.scale\
         "            out = torch.softmax(scores, dim=-1) @ v\n")
 RIGHT = "            out = F.scaled_dot_product_attention(q, k, v, scale=self.scale)\n"
 WRONG = "            out = F.scaled_dot_product_attention(q, k, v, scale=1.0)\n"
-
-
-def _fix(old, new):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
 
 
 def _verify(tmp_path, source, edit, all_rules, quick):

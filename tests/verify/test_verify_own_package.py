@@ -12,9 +12,9 @@ module's widths.  Near-miss: a patch that drops the scale must still fail.
 import sys
 import textwrap
 import uuid
-from types import SimpleNamespace
 
 import pytest
+from stand_in import stand_in_fix as _fix
 
 from adopter.config import Config
 from adopter.verify import verify_file
@@ -83,15 +83,6 @@ def _project(tmp_path):
     path = root / "modules" / "attention.py"
     path.write_text(textwrap.dedent(ATTENTION).replace("PKG", name))
     return name, path
-
-
-def _fix(old, new):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
 
 
 SITE = ("        sim = torch.bmm(query, key)\n        sim = (self.depth ** -.5) * sim\n"

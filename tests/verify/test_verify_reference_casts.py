@@ -9,11 +9,11 @@ goes to the second opinion: the right patch passes, patches that drop the small 
 cut the keys' gradients fail.
 """
 
-from types import SimpleNamespace
-
 import dataclasses
+
 import pytest
 import torch
+from stand_in import stand_in_fix as _fix
 
 from adopter.config import Config
 from adopter.verify import verify_file
@@ -53,15 +53,6 @@ SITE = ("        sim = q @ k.transpose(-2, -1) * (c // self.heads) ** -0.5\n"
 RIGHT = "        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)\n"
 NO_BIAS = "        out = F.scaled_dot_product_attention(q, k, v)\n"
 CUT_KEYS = "        out = F.scaled_dot_product_attention(q, k.detach(), v, attn_mask=bias)\n"
-
-
-def _fix(old, new):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
 
 
 def _verify(tmp_path, edit, all_rules, quick):
