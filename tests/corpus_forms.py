@@ -61,3 +61,19 @@ def assert_bn_fold_matches(original_code: str, fixed_code: str, cls: str, args: 
     x = torch.randn(*shape, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-10)
+
+
+def float64_pair(original_code: str, fixed_code: str, cls: str, **kwargs):
+    """The class ``cls`` built from the original and from the fixed code (torch's seed 0,
+    ``kwargs`` to both), in float64, the fixed one holding the original's state dict strictly:
+    a pair whose outputs and gradients a form test compares."""
+    import torch
+
+    original, patched = {}, {}
+    exec(compile(original_code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed_code, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original[cls](**kwargs).double()
+    b = patched[cls](**kwargs).double()
+    b.load_state_dict(a.state_dict(), strict=True)
+    return a, b

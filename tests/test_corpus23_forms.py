@@ -20,7 +20,7 @@ copy, Titans).  The fixtures are ours.
 
 from __future__ import annotations
 
-from corpus_forms import finding_at, rules
+from corpus_forms import finding_at, float64_pair, rules
 
 from adopter.structure import canon
 from adopter.synth import fix_text
@@ -65,13 +65,8 @@ def test_single_query_einsum_fix_matches():
     code = GLOBAL.replace("DIM", "-1")
     fixed = fix_text(code, "model.py", rules("ADP010")).text
     assert "scaled_dot_product_attention(" in fixed and ".squeeze(-2)" in fixed
-    original, patched = {}, {}
-    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
-    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
-    torch.manual_seed(0)
-    a = original["PooledAttention"]().double().eval()
-    b = patched["PooledAttention"]().double().eval()
-    b.load_state_dict(a.state_dict(), strict=True)
+    a, b = float64_pair(code, fixed, "PooledAttention")
+    a.eval(), b.eval()
     tokens, glob = torch.randn(3, 7, 12, dtype=torch.float64), torch.randn(3, 16, dtype=torch.float64)
     # float64, 6-wide dot products and 7-key softmax sums: agreement to rounding
     torch.testing.assert_close(b(tokens, glob), a(tokens, glob), rtol=0, atol=1e-12)

@@ -15,7 +15,7 @@ transformer for tabular data, PonderNet, multistream transformers).  The fixture
 
 from __future__ import annotations
 
-from corpus_forms import finding_at, found, rules
+from corpus_forms import finding_at, float64_pair, found, rules
 
 from adopter.structure import canon
 from adopter.synth import fix_text
@@ -161,13 +161,8 @@ def test_fill_assigned_twice_the_same_way_is_fixed_and_matches():
     assert finding_at(code, "ADP010", "# site") is not None
     fixed = fix_text(code, "model.py", rules("ADP010")).text
     assert "scaled_dot_product_attention(" in fixed
-    original, patched = {}, {}
-    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
-    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
-    torch.manual_seed(0)
-    a = original["GroupedAttention"]().double().eval()
-    b = patched["GroupedAttention"]().double().eval()
-    b.load_state_dict(a.state_dict(), strict=True)
+    a, b = float64_pair(code, fixed, "GroupedAttention")
+    a.eval(), b.eval()
     x = torch.randn(3, 5, 16, dtype=torch.float64)
     keep = torch.ones(3, 5, dtype=torch.bool)
     keep[0, 3:] = False

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 
 from adopter.synth import fix_text
-from corpus_forms import finding_at, rules
+from corpus_forms import finding_at, float64_pair, rules
 
 INPLACE = '''\
 import math
@@ -81,13 +81,8 @@ def test_inplace_fix_matches(mask_kind):
     code = _inplace()
     fixed = fix_text(code, "model.py", rules("ADP010")).text
     assert "scaled_dot_product_attention(" in fixed
-    original, patched = {}, {}
-    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
-    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
-    torch.manual_seed(0)
-    a = original["Attention"]().double().eval()
-    b = patched["Attention"]().double().eval()
-    b.load_state_dict(a.state_dict(), strict=True)
+    a, b = float64_pair(code, fixed, "Attention")
+    a.eval(), b.eval()
     x = torch.randn(2, 5, 16, dtype=torch.float64)
     if mask_kind == "float":
         mask = torch.randn(2, 1, 5, 5, dtype=torch.float64)
@@ -311,13 +306,7 @@ def test_a_partial_softmax_fix_matches():
     code = PARTIAL.replace("CHOICE", "partial(F.softmax, dim=-1)")
     fixed = fix_text(code, "model.py", rules("ADP010")).text
     assert "scaled_dot_product_attention(" in fixed and "_forward_hooks" not in fixed
-    original, patched = {}, {}
-    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
-    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
-    torch.manual_seed(0)
-    a = original["Attention"]().double()
-    b = patched["Attention"]().double()
-    b.load_state_dict(a.state_dict(), strict=True)
+    a, b = float64_pair(code, fixed, "Attention")
     x = torch.randn(2, 5, 16, dtype=torch.float64)
     # float64, 16-wide dot products and 5-key softmax sums: agreement to rounding
     torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
@@ -340,13 +329,7 @@ def test_a_partial_softmax_chosen_beside_another_value_fix_matches(laplace, choi
     code = PARTIAL.replace("CHOICE", choice)
     fixed = fix_text(code, "model.py", rules("ADP010")).text
     assert "scaled_dot_product_attention(" in fixed and "isinstance(self.attn_fn, partial)" in fixed
-    original, patched = {}, {}
-    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
-    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
-    torch.manual_seed(0)
-    a = original["Attention"](laplace=laplace).double()
-    b = patched["Attention"](laplace=laplace).double()
-    b.load_state_dict(a.state_dict(), strict=True)
+    a, b = float64_pair(code, fixed, "Attention", laplace=laplace)
     x = torch.randn(2, 5, 16, dtype=torch.float64)
     # float64, 16-wide dot products and 5-key sums: agreement to rounding (the Laplace choice
     # takes the original path: equal)
