@@ -190,8 +190,15 @@ def kept_double():
     (``self.rel_pos.float()``, ``x.to(torch.float32)``) leaves it float64.  The reference is the
     original's own arithmetic carried out more exactly; without this such a module mixes float32
     with its float64 weights and the reference raises, or rounds to float32 midway and is no
-    better than the runs it is to judge.  Only float64 tensors cast to float32 are touched."""
+    better than the runs it is to judge.  Only float64 tensors cast to float32 are touched.
+
+    For the same reason the default dtype is float64 while it runs: a tensor the module makes
+    without naming a dtype (``torch.full((n, n), torch.finfo(x.dtype).min)``, a causal mask) is
+    made as the float32 run makes it, in its inputs' precision.  Without this, Hugging Face's
+    causal mask (the float64 minimum written into a float32 tensor) raised, and a whole model
+    (OwlViT's text tower) had no float64 run at all."""
     float_, to = torch.Tensor.float, torch.Tensor.to
+    default = torch.get_default_dtype()
 
     def keep_float(self, *args, **kwargs):
         if self.dtype == torch.float64 and not args and not kwargs:
@@ -206,10 +213,12 @@ def kept_double():
         return to(self, *args, **kwargs)
 
     torch.Tensor.float, torch.Tensor.to = keep_float, keep_to
+    torch.set_default_dtype(torch.float64)
     try:
         yield
     finally:
         torch.Tensor.float, torch.Tensor.to = float_, to
+        torch.set_default_dtype(default)
 
 
 def _reference_copy(module: nn.Module) -> nn.Module | None:
