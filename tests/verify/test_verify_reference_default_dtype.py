@@ -5,7 +5,9 @@ A causal mask built as ``torch.full((n, n), torch.finfo(x.dtype).min)`` (Hugging
 default dtype: in the float64 reference run the float64 minimum does not fit in it and the
 reference raised, so whole models (OwlViTModel) whose gradients differ by float32 rounding
 through a long backward failed with no second opinion (corpus24).  While the reference runs the
-default dtype is now float64 too (``compare.kept_double``).  With the tolerance set to exact
+default dtype is now float64 too, and an integer or boolean tensor cast to float32 (a padding
+mask made float, VitsModel's) is float64 there (``compare.kept_double``).  The module below also
+averages its output with a boolean causal pattern made float, which needs the second.  With the tolerance set to exact
 equality every rounding difference goes to the second opinion: the right patch passes; patches
 that drop the learned position bias or the mask fail.
 """
@@ -43,7 +45,9 @@ class MaskMadeAttention(nn.Module):
         sim = sim + bias
         attn = sim.softmax(dim=-1)
         out = attn @ v
-        return self.proj(out.transpose(1, 2).reshape(b, n, c))
+        y = self.proj(out.transpose(1, 2).reshape(b, n, c))
+        pool = (torch.arange(n)[:, None] >= torch.arange(n)[None, :]).float() / n
+        return y + pool @ y
 '''
 
 SITE = ("        sim = q @ k.transpose(-2, -1) * (c // self.heads) ** -0.5\n"
@@ -92,6 +96,9 @@ def test_kept_double_makes_float64_by_default_and_puts_it_back():
         assert torch.zeros(2).dtype == torch.float64
         assert torch.full((2,), torch.finfo(torch.float64).min).dtype == torch.float64
         assert torch.zeros(2, dtype=torch.float32).dtype == torch.float32  # a named dtype is kept
+        assert torch.ones(2, dtype=torch.long).float().dtype == torch.float64  # integers: working precision
+        assert torch.ones(2, dtype=torch.bool).to(torch.float32).dtype == torch.float64
+        assert torch.ones(2, dtype=torch.float16).float().dtype == torch.float32  # a half tensor: left alone
     assert torch.get_default_dtype() == before
     with pytest.raises(RuntimeError):
         with kept_double():
