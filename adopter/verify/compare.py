@@ -190,26 +190,42 @@ def kept_double():
     (``self.rel_pos.float()``, ``x.to(torch.float32)``) leaves it float64.  The reference is the
     original's own arithmetic carried out more exactly; without this such a module mixes float32
     with its float64 weights and the reference raises, or rounds to float32 midway and is no
-    better than the runs it is to judge.  Only float64 tensors cast to float32 are touched."""
+    better than the runs it is to judge.  Only float64, integer and boolean tensors cast to
+    float32 are touched (an integer padding mask made float is float64 there, as the float32 run
+    makes it float32: VitsModel's ``attention_mask``); a float16 tensor's cast is left alone.
+
+    For the same reason the default dtype is float64 while it runs: a tensor the module makes
+    without naming a dtype (``torch.full((n, n), torch.finfo(x.dtype).min)``, a causal mask) is
+    made as the float32 run makes it, in its inputs' precision.  Without this, Hugging Face's
+    causal mask (the float64 minimum written into a float32 tensor) raised, and a whole model
+    (OwlViT's text tower) had no float64 run at all."""
     float_, to = torch.Tensor.float, torch.Tensor.to
+    default = torch.get_default_dtype()
+
+    def exact(tensor: torch.Tensor) -> bool:
+        # float64, or integers and booleans (a padding mask as ``attention_mask.float()``): in
+        # the float32 run their cast gives the working precision, so in the reference float64
+        return tensor.dtype == torch.float64 or not (tensor.is_floating_point() or tensor.is_complex())
 
     def keep_float(self, *args, **kwargs):
-        if self.dtype == torch.float64 and not args and not kwargs:
-            return self
+        if exact(self) and not args and not kwargs:
+            return self if self.dtype == torch.float64 else self.double()
         return float_(self, *args, **kwargs)
 
     def keep_to(self, *args, **kwargs):
-        if self.dtype == torch.float64:
+        if exact(self):
             if kwargs.get("dtype") is torch.float32:
                 kwargs["dtype"] = torch.float64
             args = tuple(torch.float64 if a is torch.float32 else a for a in args)
         return to(self, *args, **kwargs)
 
     torch.Tensor.float, torch.Tensor.to = keep_float, keep_to
+    torch.set_default_dtype(torch.float64)
     try:
         yield
     finally:
         torch.Tensor.float, torch.Tensor.to = float_, to
+        torch.set_default_dtype(default)
 
 
 def _reference_copy(module: nn.Module) -> nn.Module | None:

@@ -863,10 +863,108 @@ def fed_layer(func: Callable, name: str, module: nn.Module) -> nn.Module | None:
                 isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self" and \
                 any(isinstance(a, ast.Name) and a.id == name for a in sub.args[:1]):
             layer = getattr(module, sub.func.attr, None)
+            while isinstance(layer, nn.Sequential) and len(layer):
+                layer = layer[0]  # a Sequential hands its input to its first layer as it is
             if isinstance(layer, (nn.LayerNorm, nn.GroupNorm, nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
                                   nn.BatchNorm1d, nn.BatchNorm2d)):
                 return layer
     return None
+
+
+def fed_output_rank(func: Callable, name: str, module: nn.Module) -> int | None:
+    """The rank of the parameter ``name`` when the function hands it to a layer of its own as it
+    is (``q = self.to_q(x_global)``), a layer that keeps the rank (a Linear, a Sequential of them
+    and activations: the caller checks), and then rearranges that result by an einops pattern
+    (``rearrange(q, 'b (h d) -> b h d')``): the pattern's input rank; None otherwise."""
+    node = _function_def(func)
+    if node is None:
+        return None
+    results: set[str] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name) \
+                and isinstance(sub.value, ast.Call) and isinstance(sub.value.func, ast.Attribute) \
+                and isinstance(sub.value.func.value, ast.Name) and sub.value.func.value.id == "self" \
+                and len(sub.value.args) == 1 and not sub.value.keywords \
+                and isinstance(sub.value.args[0], ast.Name) and sub.value.args[0].id == name \
+                and _kept_rank(getattr(module, sub.value.func.attr, None)):
+            results.add(sub.targets[0].id)
+    ranks: set[int] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and _last_name(sub.func) == "rearrange" and len(sub.args) >= 2 \
+                and isinstance(sub.args[0], ast.Name) and sub.args[0].id in results \
+                and isinstance(sub.args[1], ast.Constant) and isinstance(sub.args[1].value, str):
+            rank = _einops_rank(sub.args[1].value)
+            if rank is None:
+                return None
+            ranks.add(rank)
+    return ranks.pop() if len(ranks) == 1 else None
+
+
+def _kept_rank(layer: nn.Module) -> bool:
+    """Whether ``layer`` maps [..., in] to [..., out] keeping the leading axes (a Linear, or a
+    Sequential of Linears, norms over the last axis, activations and dropouts)."""
+    if isinstance(layer, nn.Sequential):
+        return all(_kept_rank(sub) for sub in layer)
+    return isinstance(layer, (nn.Linear, nn.LayerNorm, nn.Dropout, nn.Identity, nn.GELU, nn.ReLU, nn.SiLU,
+                              nn.Tanh, nn.Sigmoid, nn.Softplus, nn.LeakyReLU, nn.ELU, nn.Mish))
+
+
+_BOOL_METHODS = {"unsqueeze", "view", "reshape", "expand", "transpose", "permute", "flatten", "contiguous",
+                 "to", "squeeze", "repeat", "expand_as"}
+
+
+def bool_used(func: Callable, name: str, module: nn.Module | None = None, depth: int = 0) -> bool:
+    """Whether the function uses the parameter ``name`` as booleans: it, or a reshaped view of it
+    (``is_target.unsqueeze(2)``), is an operand of ``&``, ``|``, ``^`` or ``~``, the condition of
+    ``torch.where`` or the mask of ``masked_fill``; also when the function hands it as is to a
+    method of the module's own (``self._build_mask(is_target, ...)``) that does so with it."""
+    node = _function_def(func)
+    if node is None or depth > 2:
+        return False
+    aliases = {name}
+    for _ in range(3):  # names bound to views of it, in any order
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name):
+                value = sub.value
+                while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+                        and value.func.attr in _BOOL_METHODS:
+                    value = value.func.value
+                while isinstance(value, ast.Subscript):
+                    value = value.value
+                if isinstance(value, ast.Name) and value.id in aliases:
+                    aliases.add(sub.targets[0].id)
+
+    def is_alias(expr: ast.expr) -> bool:
+        while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _BOOL_METHODS:
+            expr = expr.func.value
+        while isinstance(expr, ast.Subscript):
+            expr = expr.value
+        return isinstance(expr, ast.Name) and expr.id in aliases
+
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.BinOp) and isinstance(sub.op, (ast.BitAnd, ast.BitOr, ast.BitXor)) \
+                and (is_alias(sub.left) or is_alias(sub.right)):
+            return True
+        if isinstance(sub, ast.UnaryOp) and isinstance(sub.op, ast.Invert) and is_alias(sub.operand):
+            return True
+        if isinstance(sub, ast.Call):
+            called = _last_name(sub.func)
+            if called == "where" and sub.args and is_alias(sub.args[0]):
+                return True
+            if called in ("masked_fill", "masked_fill_") and len(sub.args) >= 1 and is_alias(sub.args[0]):
+                return True
+            if module is not None and isinstance(sub.func, ast.Attribute) and isinstance(sub.func.value, ast.Name) \
+                    and sub.func.value.id == "self":
+                method = getattr(type(module), sub.func.attr, None)
+                if inspect.isfunction(method):
+                    inner = [p.name for p in signature_of(method)]
+                    if inner and inner[0] == "self":
+                        inner = inner[1:]
+                    for index, arg in enumerate(sub.args):
+                        if isinstance(arg, ast.Name) and arg.id == name and index < len(inner) \
+                                and bool_used(method, inner[index], module, depth + 1):
+                            return True
+    return False
 
 
 _SIZE_TAKERS = {"view", "reshape", "expand", "new_zeros", "new_ones", "new_empty", "zeros", "ones", "empty", "randn",
@@ -1087,6 +1185,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if param.annotation is bool:
             per_param.append((name, positional, [False]))
             continue
+        if per_param and bool_used(func, name, module):
+            # a later tensor the code combines with ``&``/``|``/``~`` (or hands to a method of its
+            # own that does): booleans per position, a few True, then all True
+            per_param.append((name, positional, [mask_values("bool_padding", b, s), mask_values("bool", b, s)]))
+            continue
         held = sequence_of(param.annotation)
         if held is not None and held[0] == "int":
             # sizes per axis (``thw: tuple[int, int, int]``): a grid of the sequence's tokens
@@ -1167,6 +1270,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if per_param and name in pairs and conv is None:
             # a pairwise representation read after the first input: [batch, tokens, tokens, width]
             candidates = [randn(b, s, s, width) for width in widths[:3]] + candidates
+        handed = fed_layer(func, name, module) if per_param else None
+        if isinstance(handed, nn.Linear) and fed_output_rank(func, name, module) == 2:
+            # a later input of a layer whose result the code rearranges as [batch, width] (a
+            # global vector beside the tokens): that layer's width, one row per sample, first
+            candidates.insert(0, randn(b, handed.in_features))
         if isinstance(fed, nn.LayerNorm) and fed.normalized_shape:
             candidates.append(randn(b, s, int(fed.normalized_shape[-1])))
         elif isinstance(fed, _SHAPED):
