@@ -913,3 +913,208 @@ def _variance(expr: ast.expr, x: str, names: ModuleNames) -> bool:
                         keywords=[k for k in expr.keywords if k.arg not in ("unbiased", "correction")])
         return _last_axis_keepdim(call, 0)
     return False
+
+
+# ----------------------------------------------------------------------------- dropout
+
+# Methods that fill a tensor with random numbers, one per element: ``torch.empty_like(x).bernoulli_(q)``.
+_RANDOM_METHODS = frozenset({"bernoulli", "bernoulli_", "uniform_"})
+# Tensors shaped like their argument: a draw on one of these is one number per element.
+_SHAPED_LIKE = frozenset({"empty_like", "zeros_like", "ones_like", "full_like", "rand_like"})
+
+
+def dropout_function_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
+    """Does a module class's ``forward(self, x)`` compute element-wise dropout in training and
+    the identity otherwise, through a same-file ``torch.autograd.Function`` (DeBERTa's
+    ``StableDropout`` over ``XDropout``)?  Read from the code, never a name:
+
+    - the module's forward is ``if <test>: return F.apply(x, ...)`` then ``return x``, where
+      ``<test>`` is ``self.training`` or an ``and`` of it with pure reads (``self.p > 0``);
+      ``F`` a same-file ``torch.autograd.Function``;
+    - that Function's static ``forward(ctx, t, ...)`` returns only ``t`` itself or ``t`` with
+      elements zeroed and the rest rescaled by ``1 / (1 - q)``: ``t.masked_fill(m, 0) * s``
+      (``s * ...``, ``... / (1 - q)``, ``t * m * s`` alike), ``s`` bound to ``1 / (1 - q)``;
+    - the mask ``m`` comes from a random draw made per element of ``t``: a ``bernoulli``/
+      ``rand_like`` draw on ``torch.empty_like(t)`` (any ``*_like`` of it) in that forward, or
+      in a same-file function it calls with ``t`` in the parameter the draw is shaped like.
+
+    Its backward is the Function's own, and the module keeps its probability under its own
+    attribute: a dropout to read, not one a kernel can take as it is."""
+    forward = None
+    for item in cls.body:
+        if item.__class__ is ast.FunctionDef and item.name == "forward":
+            forward = item
+    if forward is None:
+        return False
+    body = _code(forward.body)
+    if len(body) != 2 or body[0].__class__ is not ast.If or body[1].__class__ is not ast.Return:
+        return False
+    args = forward.args
+    if len(args.args) != 2 or args.vararg or args.kwarg or args.kwonlyargs:
+        return False
+    x = args.args[1].arg
+    branch, last = body[0], body[1]
+    if branch.orelse or not (isinstance(last.value, ast.Name) and last.value.id == x):
+        return False
+    if not _training_test(branch.test, names) or len(branch.body) != 1 or branch.body[0].__class__ is not ast.Return:
+        return False
+    call = branch.body[0].value
+    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "apply"
+            and isinstance(call.func.value, ast.Name) and call.args and not call.keywords
+            and isinstance(call.args[0], ast.Name) and call.args[0].id == x):
+        return False
+    function = names.classes.get(call.func.value.id)
+    if function is None or not any(names.resolve(b) == "torch.autograd.Function" for b in function.bases):
+        return False
+    fwd = next((s for s in function.body if isinstance(s, ast.FunctionDef) and s.name == "forward"), None)
+    if fwd is None or not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fwd.decorator_list):
+        return False
+    params = [a.arg for a in fwd.args.args]
+    if len(params) != len(call.args) + 1 or fwd.args.vararg or fwd.args.kwarg or fwd.args.kwonlyargs:
+        return False
+    return _zeroes_and_rescales(fwd, params[0], params[1], names)
+
+
+def _training_test(test: ast.expr, names: ModuleNames) -> bool:
+    """``self.training``, or an ``and`` with it among pure reads."""
+    parts = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
+    return (any(isinstance(p, ast.Attribute) and p.attr == "training" and isinstance(p.value, ast.Name)
+                and p.value.id == "self" for p in parts) and _pure_test(test, names))
+
+
+def _zeroes_and_rescales(fwd: ast.FunctionDef, ctx: str, t: str, names: ModuleNames) -> bool:
+    """See :func:`dropout_function_module`: every return of ``fwd`` is ``t`` or ``t`` zeroed by a
+    random per-element mask and rescaled by ``1 / (1 - q)``; at least one is the latter."""
+    assigned: dict[str, list[ast.expr]] = {}  # a name or ``ctx.attr`` -> the values bound to it
+    masks_from: dict[str, ast.Call] = {}  # a name unpacked from a call -> that call
+    returns: list[ast.expr | None] = []
+    for node in walk(fwd):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)) and node is not fwd:
+            return False
+        if isinstance(node, ast.Return):
+            returns.append(node.value)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            key = _slot(target, ctx)
+            if key is not None:
+                assigned.setdefault(key, []).append(node.value)
+            elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Call):
+                for elt in target.elts:
+                    if isinstance(elt, ast.Name):
+                        masks_from[elt.id] = node.value
+    zeroed = False
+    for value in returns:
+        if isinstance(value, ast.Name) and value.id == t:
+            continue
+        mask = _rescaled_zeroing(value, t, ctx, assigned)
+        if mask is None or not _random_mask(mask, t, assigned, masks_from, names):
+            return False
+        zeroed = True
+    return zeroed
+
+
+def _slot(target: ast.expr, ctx: str) -> str | None:
+    if isinstance(target, ast.Name):
+        return target.id
+    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == ctx:
+        return f"{ctx}.{target.attr}"
+    return None
+
+
+def _rescaled_zeroing(expr, t: str, ctx: str, assigned: dict) -> str | None:
+    """The mask name of ``t.masked_fill(m, 0) * s`` (or ``t * m * s``, ``... / (1 - q)``) with
+    ``s`` bound only to ``1 / (1 - q)``; None for anything else."""
+    if not isinstance(expr, ast.BinOp):
+        return None
+    if isinstance(expr.op, ast.Div):
+        zeroed, scale_ok = expr.left, _one_minus(expr.right)
+    elif isinstance(expr.op, ast.Mult):
+        for zeroed, scale in ((expr.left, expr.right), (expr.right, expr.left)):
+            if _zeroing_mask(zeroed, t) is not None:
+                break
+        key = _slot(scale, ctx)
+        bound = assigned.get(key, ()) if key is not None else ()
+        scale_ok = bool(bound) and all(_inverse_keep(v) for v in bound)
+    else:
+        return None
+    return _zeroing_mask(zeroed, t) if scale_ok else None
+
+
+def _zeroing_mask(expr, t: str) -> str | None:
+    """``m`` of ``t.masked_fill(m, 0)``, ``t * m`` or ``m * t`` (``m`` a name); else None."""
+    if (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "masked_fill"
+            and isinstance(expr.func.value, ast.Name) and expr.func.value.id == t and len(expr.args) == 2
+            and not expr.keywords and isinstance(expr.args[0], ast.Name)
+            and isinstance(expr.args[1], ast.Constant) and expr.args[1].value == 0):
+        return expr.args[0].id
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mult):
+        for a, b in ((expr.left, expr.right), (expr.right, expr.left)):
+            if isinstance(a, ast.Name) and a.id == t and isinstance(b, ast.Name) and b.id != t:
+                return b.id
+    return None
+
+
+def _one_minus(expr) -> bool:
+    return (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Sub) and isinstance(expr.left, ast.Constant)
+            and expr.left.value == 1)
+
+
+def _inverse_keep(expr) -> bool:
+    """``1 / (1 - q)`` (``1.0`` alike)."""
+    return (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div) and isinstance(expr.left, ast.Constant)
+            and expr.left.value == 1 and _one_minus(expr.right))
+
+
+def _random_mask(mask: str, t: str, assigned: dict, masks_from: dict, names: ModuleNames) -> bool:
+    """Is the mask name bound to a per-element random draw on ``t`` (see
+    :func:`dropout_function_module`), here or in a same-file function called with ``t``?"""
+    values = assigned.get(mask, ())
+    if any(_draws_on(value, {t}, names) for value in values):
+        return True
+    calls = [v for v in values if isinstance(v, ast.Call)]
+    if mask in masks_from:
+        calls.append(masks_from[mask])
+    return any(_helper_draws(call, t, names) for call in calls)
+
+
+def _helper_draws(call: ast.Call, t: str, names: ModuleNames) -> bool:
+    """Is ``call`` a call of a same-file function that makes a per-element random draw shaped
+    like the parameter it is handed ``t`` in (a parameter it never rebinds)?"""
+    if not isinstance(call.func, ast.Name) or call.keywords:
+        return False
+    helper = names.functions.get(call.func.id)
+    if helper is None or helper.args.vararg or helper.args.kwonlyargs:
+        return False
+    params = [a.arg for a in helper.args.args]
+    fed = {p for p, a in zip(params, call.args) if isinstance(a, ast.Name) and a.id == t}
+    if not fed:
+        return False
+    rebound = {n.id for n in walk(helper) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    return not (fed & rebound) and any(_draws_on(stmt, fed, names) for stmt in helper.body)
+
+
+def _draws_on(tree, shaped: set, names: ModuleNames) -> bool:
+    """A per-element random draw on a tensor shaped like one of ``shaped``:
+    ``torch.empty_like(t).bernoulli_(q)`` (``bernoulli``, ``uniform_``),
+    ``torch.bernoulli(torch.full_like(t, q))``, ``torch.rand_like(t)``."""
+    for node in walk(tree):
+        if node.__class__ is not ast.Call:
+            continue
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in _RANDOM_METHODS:
+            if isinstance(func.value, ast.Call) and _like_of(func.value, shaped, names):
+                return True
+            continue
+        fqn = names.resolve(func)
+        if fqn == "torch.rand_like" and _like_of(node, shaped, names):
+            return True
+        if (fqn == "torch.bernoulli" and node.args and isinstance(node.args[0], ast.Call)
+                and _like_of(node.args[0], shaped, names)):
+            return True
+    return False
+
+
+def _like_of(call: ast.Call, shaped: set, names: ModuleNames) -> bool:
+    fqn = names.resolve(call.func) or ""
+    return (fqn.startswith("torch.") and fqn.rsplit(".", 1)[-1] in _SHAPED_LIKE and call.args
+            and isinstance(call.args[0], ast.Name) and call.args[0].id in shaped)

@@ -32,7 +32,7 @@ from ..records import dataclass, field, replace
 
 from .treewalk import walk
 from .canon import TABLE
-from .formulas import (addmm_linear_module, autograd_gelu_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
+from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, names_match
 
@@ -628,6 +628,13 @@ class LayerTyper:
             # own backward: reported, not fixed.
             return "torch.nn.GELU", (f"`{cls.name}` computes GELU through a torch.autograd.Function with its own "
                                      f"backward: the kernel would replace that gradient"), False
+        if dropout_function_module(cls, self.names):
+            # DeBERTa's StableDropout: element-wise dropout in training (a per-element Bernoulli
+            # mask, the rest rescaled by 1/(1-p)) through a torch.autograd.Function, the input
+            # itself otherwise.  A dropout, reported: its probability is an attribute of its own
+            # and its mask and backward are the Function's.
+            return "torch.nn.Dropout", (f"`{cls.name}` drops elements through a torch.autograd.Function with its own "
+                                        f"mask and backward, not nn.Dropout: the kernel reads nn.Dropout's p"), False
         found = None
         for base in cls.bases:
             base_fqn = self.names.resolve(base)

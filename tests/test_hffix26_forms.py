@@ -1,0 +1,162 @@
+"""Forms from the dev corpus's known misses on newer Hugging Face files (transformers 4.45.2),
+read by what the code computes, never by a name.  Our own fixtures, each with near-misses."""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import finding_at, found, rules
+
+from adopter.engine import analyze
+from adopter.synth import fix_text
+from adopter.synth.fixable import plan_findings
+
+
+def edit(text: str, old: str, new: str) -> str:
+    """``text`` with ``old`` replaced (which must be there: a near-miss that edits nothing tests nothing)."""
+    assert old in text, old
+    return text.replace(old, new)
+
+
+# ---------- ADP005: element-wise dropout through a torch.autograd.Function (DeBERTa's form)
+
+FUNCTION_DROPOUT = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    def draw_zeros(t, p):
+        keep = torch.empty_like(t).bernoulli_(1 - p)
+        return (1 - keep).to(torch.bool)
+
+
+    class MaskedDrop(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, t, p):
+            zeros = draw_zeros(t, p)
+            ctx.factor = 1.0 / (1 - p)
+            ctx.save_for_backward(zeros)
+            return t.masked_fill(zeros, 0) * ctx.factor
+
+        @staticmethod
+        def backward(ctx, g):
+            (zeros,) = ctx.saved_tensors
+            return g.masked_fill(zeros, 0) * ctx.factor, None
+
+
+    class RandomZero(nn.Module):
+        def __init__(self, p):
+            super().__init__()
+            self.p = p
+
+        def forward(self, t):
+            if self.training and self.p > 0:
+                return MaskedDrop.apply(t, self.p)
+            return t
+
+
+    class Out(nn.Module):
+        def __init__(self, d, p):
+            super().__init__()
+            self.proj = nn.Linear(d, d)
+            self.norm = nn.LayerNorm(d)
+            self.drop = RandomZero(p)
+
+        def forward(self, h, res):
+            h = self.proj(h)
+            h = self.drop(h)
+            return self.norm(h + res)
+""")
+NORM_LINE = "return self.norm(h + res)"
+
+
+def test_the_fixture_is_a_dropout():
+    # what the test below relies on: eval is the identity; training zeroes elements at random
+    # and scales the rest by 1 / (1 - p), with its own backward
+    import torch
+
+    ns: dict = {}
+    exec(compile(FUNCTION_DROPOUT, "fixture.py", "exec"), ns)  # noqa: S102 (our own fixture)
+    drop = ns["RandomZero"](0.25)
+    x = torch.rand(64, 64, dtype=torch.float64) + 1.0
+    drop.eval()
+    assert torch.equal(drop(x), x)
+    drop.train()
+    torch.manual_seed(0)
+    y = drop(x.requires_grad_())
+    kept = y != 0
+    assert 0.15 < 1 - kept.double().mean().item() < 0.35  # 4096 draws of p = 0.25
+    torch.testing.assert_close(y[kept], x[kept] / 0.75, rtol=0, atol=1e-12)
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, kept)
+
+
+def test_a_function_dropout_module_before_the_residual_add():
+    assert finding_at(FUNCTION_DROPOUT, "ADP005", NORM_LINE) is not None
+    text = edit(FUNCTION_DROPOUT, "self.norm(h + res)", "self.norm(res + h)")
+    assert finding_at(text, "ADP005", "return self.norm(res + h)") is not None
+
+
+def test_reported_not_fixed():
+    # its probability is an attribute of its own and its mask is the Function's
+    planned = plan_findings(analyze(FUNCTION_DROPOUT, "model.py", rules("ADP005")), FUNCTION_DROPOUT, "model.py")
+    assert len(planned) == 1 and not planned[0].fixable
+    assert "torch.autograd.Function" in planned[0].not_fixable
+    assert fix_text(FUNCTION_DROPOUT, "model.py", rules("ADP005")).text == FUNCTION_DROPOUT
+
+
+def test_other_spellings_of_the_draw_and_the_rescale():
+    # the draw inline, a comparison with uniform numbers; the rescale as a division
+    text = edit(FUNCTION_DROPOUT, "zeros = draw_zeros(t, p)", "zeros = torch.rand_like(t) < p").replace(
+        "return t.masked_fill(zeros, 0) * ctx.factor", "return t.masked_fill(zeros, 0) / (1 - p)")
+    assert finding_at(text, "ADP005", NORM_LINE) is not None
+    # the helper hands back the mask and the probability (DeBERTa's get_mask), a keep mask multiplied
+    text = edit(FUNCTION_DROPOUT, "return (1 - keep).to(torch.bool)", "return keep, p").replace(
+        "zeros = draw_zeros(t, p)", "zeros, q = draw_zeros(t, p)").replace(
+        "ctx.factor = 1.0 / (1 - p)", "ctx.factor = 1.0 / (1 - q)").replace(
+        "return t.masked_fill(zeros, 0) * ctx.factor", "return ctx.factor * (t * zeros)")
+    assert finding_at(text, "ADP005", NORM_LINE) is not None
+
+
+def test_no_rescale_is_no_dropout():
+    text = edit(FUNCTION_DROPOUT, "return t.masked_fill(zeros, 0) * ctx.factor", "return t.masked_fill(zeros, 0)")
+    assert found(text, "ADP005") == []
+
+
+def test_another_rescale_is_no_dropout():
+    text = edit(FUNCTION_DROPOUT, "ctx.factor = 1.0 / (1 - p)", "ctx.factor = 2.0")
+    assert found(text, "ADP005") == []
+
+
+def test_a_mask_that_is_not_drawn_at_random():
+    # zeroing the negative elements: a function of the input, not a dropout
+    text = edit(FUNCTION_DROPOUT, "zeros = draw_zeros(t, p)", "zeros = t < 0")
+    assert found(text, "ADP005") == []
+
+
+def test_a_draw_not_shaped_like_the_input():
+    # one draw per row (a channel dropout), not per element
+    text = edit(FUNCTION_DROPOUT, "torch.empty_like(t).bernoulli_(1 - p)",
+                                    "torch.empty(t.shape[0], 1).bernoulli_(1 - p)")
+    assert found(text, "ADP005") == []
+    # a draw shaped like another tensor the helper is handed
+    text = edit(FUNCTION_DROPOUT, "def draw_zeros(t, p):", "def draw_zeros(t, p, other):").replace(
+        "torch.empty_like(t)", "torch.empty_like(other)").replace("draw_zeros(t, p)", "draw_zeros(t, p, ctx.ref)")
+    assert found(text, "ADP005") == []
+
+
+def test_zeroing_outside_training_is_no_dropout():
+    # random zeroing in eval too: not the identity nn.Dropout is there
+    text = edit(FUNCTION_DROPOUT, "if self.training and self.p > 0:", "if self.p > 0:")
+    assert found(text, "ADP005") == []
+    text = edit(FUNCTION_DROPOUT, """        if self.training and self.p > 0:
+            return MaskedDrop.apply(t, self.p)
+        return t""", """        return MaskedDrop.apply(t, self.p)""")
+    assert found(text, "ADP005") == []
+
+
+def test_a_function_returning_something_else_on_another_path():
+    text = edit(FUNCTION_DROPOUT, """        zeros = draw_zeros(t, p)""", """        if p == 0:
+            return t * 2
+        zeros = draw_zeros(t, p)""")
+    assert found(text, "ADP005") == []
