@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import finding_at, found, rules
+from corpus_forms import finding_at, found, line_of, rules
 
 from adopter.engine import analyze
 from adopter.synth import fix_text
@@ -219,4 +219,65 @@ def test_a_flattening_over_another_width():
 def test_another_step_between_the_head_and_the_loss():
     text = edit(SHIFTED_HEAD, "shifted = logits[..., :-1, :].contiguous()",
                 "shifted = torch.tanh(logits[..., :-1, :]).contiguous()")
+    assert found(text, "ADP015") == []
+
+
+# ---------- ADP015: the loss module held in a plain dict under a written-out key (lxmert's form)
+
+DICT_LOSS = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.nn import CrossEntropyLoss, SmoothL1Loss
+
+
+    class Pretrainer(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.tokens = nn.Embedding(config.vocab_size, config.hidden)
+            self.body = nn.Linear(config.hidden, config.hidden)
+            self.decoder = nn.Linear(config.hidden, config.vocab_size)
+            self.pair = nn.Linear(config.hidden, 2)
+            self.losses = {
+                "smooth": SmoothL1Loss(reduction="none"),
+                "ce": CrossEntropyLoss(),
+            }
+
+        def forward(self, ids, labels=None, pair_label=None):
+            h = torch.tanh(self.body(self.tokens(ids)))
+            scores = self.decoder(h)
+            pair = self.pair(h[:, 0])
+            total = 0.0
+            if labels is not None:
+                total = total + self.losses["ce"](scores.view(-1, self.config.vocab_size), labels.view(-1))
+            if pair_label is not None:
+                total = total + self.losses["ce"](pair.view(-1, 2), pair_label.view(-1))
+            return total, scores
+""")
+DECODER_LINE = "scores = self.decoder(h)"
+
+
+def test_a_cross_entropy_held_in_a_plain_dict():
+    # one finding, at the vocabulary head: the 2-way head through the same loss is a
+    # classification, not a vocabulary head
+    assert [f.line for f in found(DICT_LOSS, "ADP015")] == [line_of(DICT_LOSS, DECODER_LINE)]
+
+
+def test_another_loss_of_the_dict_is_no_cross_entropy():
+    text = edit(DICT_LOSS, 'self.losses["ce"](scores', 'self.losses["smooth"](scores')
+    assert found(text, "ADP015") == []
+
+
+def test_a_key_chosen_at_run_time_is_not_read():
+    text = edit(DICT_LOSS, "def forward(self, ids, labels=None, pair_label=None):",
+                'def forward(self, ids, labels=None, pair_label=None, which="ce"):')
+    text = edit(text, 'self.losses["ce"](scores', "self.losses[which](scores")
+    assert found(text, "ADP015") == []
+
+
+def test_a_dict_entry_that_is_not_a_loss_is_not_a_member():
+    # a Linear in a plain dict is no submodule: `self.parts["head"]` is not typed as one
+    text = edit(DICT_LOSS, '"smooth": SmoothL1Loss(reduction="none"),',
+                '"head": nn.Linear(config.hidden, config.vocab_size),')
+    text = edit(text, "scores = self.decoder(h)", 'scores = self.losses["head"](h)')
     assert found(text, "ADP015") == []

@@ -579,6 +579,8 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                 attr = _self_attr(target)
                 if attr is not None:
                     _record(attr, stmt.value, stmt, func.name, typer, env, names, out, info.node)
+                    if stmt.value.__class__ is ast.Dict:
+                        _record_loss_entries(attr, stmt.value, stmt, func.name, typer, env, names, out)
                 elif (member := _module_dict_item(target, out)) is not None:
                     # self.nets["qkv"] = nn.Linear(...) into an nn.ModuleDict bound before (robomimic):
                     # the member under its key, as a ModuleDict literal's members are
@@ -749,6 +751,22 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                         Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                              via=b.via, unlike=b.unlike)
                     )
+
+
+def _record_loss_entries(attr, value: ast.Dict, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames,
+                        out) -> None:
+    """The entries of a plain dict literal bound to ``self.<attr>`` that are torch loss modules,
+    each under its written-out key as ``attr.key`` (what ``self.<attr>["key"](...)`` calls, as
+    for an ``nn.ModuleDict``'s members): LXMERT's ``self.loss_fcts = {"ce": CrossEntropyLoss(),
+    ...}``.  A loss module holds no parameters, so a plain dict holds it as a ModuleDict would;
+    other layers in a plain dict are not the module's submodules (``self.<attr>.key`` does not
+    reach them), and are not recorded."""
+    for key, element in zip(value.keys, value.values):
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str) and key.value.isidentifier()):
+            continue
+        built = [b for b in typer.values(element, env) if isinstance(b, Built)]
+        if built and all(b.fqn.startswith("torch.nn.") and b.fqn.endswith("Loss") for b in built):
+            _record(f"{attr}.{key.value}", element, stmt, func_name, typer, env, names, out)
 
 
 def _record_members(attr, listed, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out) -> None:
