@@ -1,0 +1,122 @@
+"""Forms from blind batch hf26b's misses on newer Hugging Face files (transformers 4.45.2).
+Our own fixtures, each with near-misses that must not match."""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import finding_at, found, rules
+
+from adopter.synth import fix_text
+
+# ---------- ADP007: a Conv2d subclass whose forward pads, then calls torch's own _conv_forward
+
+PADDED_CONV = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class PaddedConv(nn.Conv2d):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.pad = nn.ZeroPad2d((1, 1, 1, 1))
+
+        def forward(self, x):
+            return self._conv_forward(self.pad(x), self.weight, self.bias)
+
+
+    class Stem(nn.Module):
+        def __init__(self, cin, cout, use_bn=True):
+            super().__init__()
+            self.conv = PaddedConv(cin, cout, kernel_size=3, bias=False)
+            self.bn = nn.BatchNorm2d(cout) if use_bn else nn.Identity()
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            x = self.conv(x)
+            x = self.bn(x)
+            return self.act(x)
+""")
+
+
+def test_a_padded_conv_subclass_calling_conv_forward_then_batchnorm():
+    hit = finding_at(PADDED_CONV, "ADP007", "x = self.bn(x)")
+    assert hit is not None
+    # its own forward pads first: reported, not folded into a plain convolution
+    assert fix_text(PADDED_CONV, "model.py", rules("ADP007")).text == PADDED_CONV
+
+
+def test_conv_forward_near_misses():
+    # the class defines its own _conv_forward (not torch's)
+    own = PADDED_CONV.replace("    def forward(self, x):\n        return self._conv_forward",
+                              "    def _conv_forward(self, x, w, b):\n        return x\n\n"
+                              "    def forward(self, x):\n        return self._conv_forward")
+    assert found(own, "ADP007") == []
+    # another weight than its own
+    assert found(PADDED_CONV.replace("self.pad(x), self.weight, self.bias", "self.pad(x), self.weight * 2, self.bias"),
+                 "ADP007") == []
+    # no bias argument of its own
+    assert found(PADDED_CONV.replace("self.pad(x), self.weight, self.bias", "self.pad(x), self.weight, None"),
+                 "ADP007") == []
+    # its own weight in the input
+    assert found(PADDED_CONV.replace("self.pad(x), self.weight, self.bias", "self.pad(x) * self.weight.sum(), "
+                                     "self.weight, self.bias"), "ADP007") == []
+    # a Conv1d subclass then BatchNorm1d: not the conv-BN2d pair
+    one_d = PADDED_CONV.replace("nn.Conv2d", "nn.Conv1d").replace("nn.BatchNorm2d", "nn.BatchNorm1d").replace(
+        "nn.ZeroPad2d((1, 1, 1, 1))", "nn.ZeroPad1d((1, 1))")
+    assert found(one_d, "ADP007") == []
+
+
+# ---------- ADP010: softmax(dim=3) whose probabilities an einsum reads as a 4-D operand
+
+REL_ATTENTION = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class RelAttention(nn.Module):
+        def __init__(self, d, h):
+            super().__init__()
+            self.q = nn.Parameter(torch.randn(d, h, d // h))
+            self.k = nn.Parameter(torch.randn(d, h, d // h))
+            self.v = nn.Parameter(torch.randn(d, h, d // h))
+            self.u = nn.Parameter(torch.zeros(h, d // h))
+            self.scale = 1 / (d // h) ** 0.5
+            self.dropout = nn.Dropout(0.1)
+
+        def core(self, qh, kh, vh, pos, mask=None, head_mask=None):
+            ac = torch.einsum("ibnd,jbnd->bnij", qh + self.u, kh)
+            bd = torch.einsum("ibnd,jbnd->bnij", qh, pos)
+            score = (ac + bd) * self.scale
+            if mask is not None:
+                score = score - 1e30 * torch.einsum("ijbn->bnij", mask)
+            prob = nn.functional.softmax(score, dim=3)
+            prob = self.dropout(prob)
+            if head_mask is not None:
+                prob = prob * torch.einsum("ijbn->bnij", head_mask)
+            return torch.einsum("bnij,jbnd->ibnd", prob, vh)
+
+        def forward(self, x, pos, mask=None, head_mask=None):
+            qh = torch.einsum("ibh,hnd->ibnd", x, self.q)
+            kh = torch.einsum("ibh,hnd->ibnd", x, self.k)
+            vh = torch.einsum("ibh,hnd->ibnd", x, self.v)
+            return self.core(qh, kh, vh, pos, mask, head_mask)
+""")
+
+
+def test_softmax_dim_3_read_by_a_4d_einsum_operand_is_over_the_keys():
+    assert finding_at(REL_ATTENTION, "ADP010", "prob = nn.functional.softmax(score, dim=3)") is not None
+
+
+def test_softmax_dim_near_misses():
+    # dim=2 of 4-D probabilities: over the queries, not the keys
+    assert found(REL_ATTENTION.replace("softmax(score, dim=3)", "softmax(score, dim=2)"), "ADP010") == []
+    # the einsum reads the probabilities as a 5-D operand: dim=3 is not the last axis there
+    five = REL_ATTENTION.replace('einsum("bnij,jbnd->ibnd", prob, vh)', 'einsum("bnijx,jbnd->ibnd", prob, vh)')
+    assert found(five, "ADP010") == []
+    # a step that may lower the rank (a sum) before the einsum: no bound read through it
+    summed = REL_ATTENTION.replace("prob = prob * torch.einsum(\"ijbn->bnij\", head_mask)",
+                                   "prob = prob.sum(0)")
+    assert "prob.sum(0)" in summed
+    assert found(summed.replace("if head_mask is not None:\n            prob = prob.sum(0)",
+                                "prob = prob.sum(0)"), "ADP010") == []
