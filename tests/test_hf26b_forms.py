@@ -118,5 +118,66 @@ def test_softmax_dim_near_misses():
     summed = REL_ATTENTION.replace("prob = prob * torch.einsum(\"ijbn->bnij\", head_mask)",
                                    "prob = prob.sum(0)")
     assert "prob.sum(0)" in summed
-    assert found(summed.replace("if head_mask is not None:\n            prob = prob.sum(0)",
-                                "prob = prob.sum(0)"), "ADP010") == []
+    always = summed.replace("if head_mask is not None:\n            prob = prob.sum(0)", "prob = prob.sum(0)")
+    assert "head_mask is not None:\n            prob = prob.sum" not in always
+    assert found(always, "ADP010") == []
+
+
+# ---------- ADP010: softmax written as exp(x - logsumexp(x, dim=-1, keepdim=True))
+
+LSE_ATTENTION = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class LocalAttention(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.query = nn.Linear(d, d)
+            self.key = nn.Linear(d, d)
+            self.value = nn.Linear(d, d)
+            self.p = 0.1
+
+        def forward(self, x, mask=None):
+            q = self.query(x)
+            k = self.key(x) / 8.0
+            v = self.value(x)
+            dots = torch.matmul(q, k.transpose(-1, -2))
+            if mask is not None:
+                dots = torch.where(mask, dots, torch.tensor(-1e9))
+            logits = torch.logsumexp(dots, dim=-1, keepdim=True)
+            probs = torch.exp(dots - logits)
+            del logits
+            probs = nn.functional.dropout(probs, p=self.p, training=self.training)
+            return torch.matmul(probs, v)
+""")
+
+
+def test_exp_minus_logsumexp_is_the_softmax_of_the_scores():
+    assert finding_at(LSE_ATTENTION, "ADP010", "probs = torch.exp(dots - logits)") is not None
+    # the method spelling, keepdim given by position
+    method = LSE_ATTENTION.replace("torch.logsumexp(dots, dim=-1, keepdim=True)", "dots.logsumexp(-1, True)")
+    assert finding_at(method, "ADP010", "probs = torch.exp(dots - logits)") is not None
+    # reported, not fixed: the fused call would not form the scores the log-sum-exp reads
+    assert fix_text(LSE_ATTENTION, "model.py", rules("ADP010")).text == LSE_ATTENTION
+
+
+def test_logsumexp_near_misses():
+    # the log-sum-exp is read again (returned): a result the softmax does not give
+    returned = LSE_ATTENTION.replace("        del logits\n", "").replace(
+        "return torch.matmul(probs, v)", "return torch.matmul(probs, v), logits")
+    assert found(returned, "ADP010") == []
+    # the scores rebound between the log-sum-exp and the exponent
+    rebound = LSE_ATTENTION.replace("        probs = torch.exp(dots - logits)",
+                                    "        dots = dots * 2.0\n        probs = torch.exp(dots - logits)")
+    assert "dots = dots * 2.0" in rebound
+    assert found(rebound, "ADP010") == []
+    # no keepdim: the subtraction would broadcast the other way
+    assert found(LSE_ATTENTION.replace("dim=-1, keepdim=True", "dim=-1"), "ADP010") == []
+    # over the queries (dim=-2): not a softmax over the keys
+    assert found(LSE_ATTENTION.replace("dim=-1, keepdim=True", "dim=-2, keepdim=True"), "ADP010") == []
+    # the log-sum-exp of another tensor
+    other = LSE_ATTENTION.replace("torch.logsumexp(dots,", "torch.logsumexp(q,")
+    assert found(other, "ADP010") == []
+    # exp without the shift: not normalised
+    assert found(LSE_ATTENTION.replace("torch.exp(dots - logits)", "torch.exp(dots)"), "ADP010") == []
