@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import finding_at, found, rules
+from corpus_forms import finding_at, float64_pair, found, rules
 
 from adopter.synth import fix_text
 
@@ -106,6 +106,33 @@ REL_ATTENTION = textwrap.dedent("""\
 
 def test_softmax_dim_3_read_by_a_4d_einsum_operand_is_over_the_keys():
     assert finding_at(REL_ATTENTION, "ADP010", "prob = nn.functional.softmax(score, dim=3)") is not None
+
+
+def test_the_relative_attention_fix_equals_the_original():
+    import torch
+
+    fixed = fix_text(REL_ATTENTION, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    a, b = float64_pair(REL_ATTENTION, fixed, "RelAttention", d=32, h=4)
+    with torch.no_grad():
+        a.u.normal_()
+        b.u.copy_(a.u)
+    x = torch.randn(7, 2, 32, dtype=torch.float64)
+    pos = torch.randn(7, 2, 4, 8, dtype=torch.float64)
+    a.eval()
+    b.eval()
+    # float64, a softmax over 7 keys of scores of magnitude ~10: 1e-12 is far above rounding
+    torch.testing.assert_close(b(x, pos), a(x, pos), rtol=0, atol=1e-12)
+    a.train()
+    b.train()
+    a.dropout.p = b.dropout.p = 0.0
+    a(x, pos).sum().backward()
+    b(x, pos).sum().backward()
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(pb.grad, pa.grad, rtol=0, atol=1e-11, msg=name)
+    mask = torch.zeros(7, 7, 2, 4, dtype=torch.float64)
+    mask[:, -2:] = 1.0
+    torch.testing.assert_close(b(x, pos, mask), a(x, pos, mask), rtol=0, atol=0)  # the guarded original
 
 
 def test_softmax_dim_near_misses():
