@@ -414,54 +414,6 @@ def _bmm_reads(nodes, index) -> bool:
     return reached
 
 
-def _read_bound(nodes, index):
-    """The rank that a product naming its operands' axes gives the output of ``nodes[index]``
-    (a softmax) at most, or None.  An einsum with an explicit equation raises unless each
-    operand has exactly as many axes as its subscripts (``torch.bmm``: 3); the probabilities
-    may reach it through steps that never lower a rank: dropout, casts, copies, and element-wise
-    operations (a head mask multiplied in: the result is at least as wide as each operand).  So
-    the softmax's output has at most that rank; a softmax over ``dim=d`` needs at least
-    ``d + 1`` axes, and where the two meet the normalised axis is the last (XLNet's
-    ``softmax(score, dim=3)`` whose probabilities, head-masked under an ``if``, meet
-    ``einsum("bnij,jbnd->ibnd", p, v)``).  A step that rebinds a name the chain holds to
-    anything else drops it from the chain."""
-    node = nodes[index]
-    if len(node.outs) != 1:
-        return None
-    keys = {node.outs[0].key}
-    bound = None
-    for later in nodes[index + 1:]:
-        args = later.args
-        read = [i for i, v in enumerate(args) if _is_ref(v) and v.key in keys]
-        if not read:
-            if any(out.key in keys for out in later.outs):
-                keys -= {out.key for out in later.outs}  # rebound to something else
-            continue
-        tail = later.op.rsplit(".", 1)[-1]
-        found = None
-        if tail == "einsum":
-            equations = [a.value for a in args if isinstance(a, _graph.Const) and isinstance(a.value, str)]
-            operands = [i for i, a in enumerate(args) if not (isinstance(a, _graph.Const) and isinstance(a.value, str))]
-            if len(equations) == 1 and equations[0].count("->") == 1 and not any(c in equations[0] for c in ".()"):
-                subscripts = [t.replace(" ", "") for t in equations[0].split("->")[0].split(",")]
-                if len(subscripts) == len(operands):
-                    found = min(len(subscripts[operands.index(i)]) for i in read if i in operands)
-        elif tail == "bmm" and later.canon == "torch.matmul":
-            found = 3
-        if found is not None:
-            bound = found if bound is None else min(bound, found)
-            continue
-        widens = later.kind == "copy" or later.canon in (
-            "torch.nn.functional.dropout", "torch.Tensor.to", "torch.Tensor.masked_fill") or later.canon in _ELEMENTWISE \
-            or (later.kind == "op" and later.op in _ELEMENTWISE_SYMBOLS) or (
-            later.kind == "method" and later.op in _SAME_RANK_METHODS)
-        if widens and len(later.outs) == 1:
-            keys.add(later.outs[0].key)
-        else:
-            keys -= {out.key for out in later.outs}
-    return bound
-
-
 def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None, asserted=None) -> None:
     """Rewrite, in place, the non-negative dims of softmax and transpose nodes whose input's
     rank is known as negative ones (and the transposes products record as their operands).
@@ -488,10 +440,6 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None, ass
             rank = 3
         elif node.canon == "torch.nn.functional.softmax" and not isinstance(rank, int) and _bmm_reads(nodes, index):
             rank = 3  # a softmax whose output only torch.bmm multiplies (after dropout, casts) is 3-D
-        elif node.canon == "torch.nn.functional.softmax" and not isinstance(rank, int):
-            d = _int(dict(view.kwargs).get("dim"))
-            if d is not None and d >= 0 and _read_bound(nodes, index) == d + 1:
-                rank = d + 1  # at most d + 1 axes (an einsum reads it), at least d + 1 (its dim)
         if (not isinstance(rank, int) or rank == TOP) and node.id in assumed:
             rank = node.assumed_rank = assumed[node.id]
         if not isinstance(rank, int) or rank == TOP:
