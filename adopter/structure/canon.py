@@ -207,6 +207,8 @@ class Table:
                     found |= set(CASTS) | {"type_as"}
                 if op.name == "torch.Tensor.masked_fill":
                     found.add("where")
+                if op.name == "torch.nn.functional.softmax":
+                    found.add("logsumexp")  # exp(x - logsumexp(x, dim, keepdim=True)) (graph._logsumexp_shift)
                 if op.name == "canon.tied_logits":
                     found.add("weight")  # self.embed.weight
                 if op.name == "canon.class_axis_second":

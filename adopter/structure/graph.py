@@ -957,6 +957,13 @@ class FlowBuilder:
                 receiver, frontier = self._value(func.value, frontier, ctx)
             elif fqn is None and not isinstance(func, ast.Name):
                 frontier = self._inner_calls(func, frontier, ctx)
+        if fqn == "torch.exp" and softmax is None and len(call.args) == 1 and not call.keywords \
+                and call.args[0].__class__ is ast.BinOp and call.args[0].op.__class__ is ast.Sub:
+            shifted = self._logsumexp_shift(call, ctx)
+            if shifted is not None:
+                # torch.exp(x - lse) with lse = torch.logsumexp(x, dim, keepdim=True): the
+                # softmax of x over dim, written out (Reformer's local attention)
+                call, softmax = shifted
         if fqn in ("torch.einsum", "torch.functional.einsum") and len(call.args) == 2 and not call.keywords \
                 and isinstance(call.args[1], (ast.List, ast.Tuple)) \
                 and not any(isinstance(e, ast.Starred) for e in call.args[1].elts):
@@ -1133,6 +1140,53 @@ class FlowBuilder:
             node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses),
                                        choices=choices, **common)
         return out, frontier
+
+    def _logsumexp_shift(self, call: ast.Call, ctx: _Ctx):
+        """For ``torch.exp(x - lse)`` where ``lse`` was last bound to ``torch.logsumexp(x, dim,
+        keepdim=True)`` (or ``x.logsumexp(...)``), ``x`` a name not rebound since and ``lse`` read
+        nowhere else in the function (``del lse`` aside): (a call of the softmax of ``x`` over
+        ``dim``, as :meth:`_softmax_fields` reads one), else None.  ``exp(x - logsumexp(x))`` is
+        ``softmax(x)`` exactly; a log-sum-exp read again (returned, as Reformer's LSH attention
+        returns it to combine its hash rounds) is a result the softmax does not give."""
+        diff = call.args[0]
+        x, lse = diff.left, diff.right
+        if x.__class__ is not ast.Name or lse.__class__ is not ast.Name or ctx.definition is None:
+            return None
+        held = ctx.exprs.get(lse.id)
+        if held.__class__ is not ast.Call:
+            return None
+        func = held.func
+        args = list(held.args)
+        if func.__class__ is ast.Attribute and func.attr == "logsumexp" and func.value.__class__ is ast.Name \
+                and self.names.resolve(func) is None:
+            args = [func.value] + args  # x.logsumexp(dim, keepdim=True)
+        elif self.names.resolve(func) != "torch.logsumexp":
+            return None
+        keywords = {k.arg: k.value for k in held.keywords}
+        if len(args) > 3 or None in keywords or set(keywords) - {"dim", "keepdim"} or not args:
+            return None
+        if len(args) > 1:
+            if "dim" in keywords:
+                return None
+            keywords["dim"] = args[1]
+        if len(args) > 2:
+            if "keepdim" in keywords:
+                return None
+            keywords["keepdim"] = args[2]
+        tensor, dim, keep = args[0], keywords.get("dim"), keywords.get("keepdim")
+        if tensor.__class__ is not ast.Name or tensor.id != x.id or not (
+                keep.__class__ is ast.Constant and keep.value is True) or self._ints([dim], tuple_ok=False) is None:
+            return None
+        start, end = held.lineno, call.lineno
+        for node in walk(ctx.definition):
+            if node.__class__ is ast.Name:
+                if node.id == x.id and node.ctx.__class__ is ast.Store and start <= node.lineno <= end:
+                    return None  # x rebound between the two: another tensor
+                if node.id == lse.id and node.ctx.__class__ is ast.Load and node is not lse:
+                    return None  # the log-sum-exp is read again
+        softmax_call = ast.copy_location(ast.Call(func=call.func, args=[x], keywords=[
+            ast.copy_location(ast.keyword(arg="dim", value=dim), dim)]), call)
+        return softmax_call, (None, SAME, 0, "dim")
 
     def _softmax_fields(self, softmax: tuple, call: ast.Call, common: dict) -> dict:
         """The softmax node of a call of a same-file softmax function (``_softmax_call``):

@@ -698,7 +698,13 @@ class LayerTyper:
         if not isinstance(value, ast.Call):
             return None
         func = value.func
-        if _is_own(func, func.attr if isinstance(func, ast.Attribute) else ""):
+        # ``self._conv_forward(<input>, self.weight, self.bias)``: torch's convolution classes
+        # compute their forward through that method (F.conv2d with the module's stride,
+        # padding, dilation and groups), so a subclass that pads its input first and calls it
+        # returns the convolution's output, as with ``F.conv2d`` below
+        conv_method = (prefix == OUTPUT_OF and _is_own(func, "_conv_forward")
+                       and "_conv_forward" not in _methods(cls))
+        if not conv_method and _is_own(func, func.attr if isinstance(func, ast.Attribute) else ""):
             init = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"),
                         None)
             if init is None or len(value.args) != 1 or value.keywords:
@@ -736,7 +742,7 @@ class LayerTyper:
             return None
         bases = {self.names.resolve(b) for b in cls.bases}
         for layer in OUTPUT_KINDS & bases:
-            if self.names.resolve(func) != OUTPUT_FUNCTIONS.get(layer) or len(value.args) < 2:
+            if not conv_method and self.names.resolve(func) != OUTPUT_FUNCTIONS.get(layer) or len(value.args) < 2:
                 continue
             weight = value.args[1]
             bias = value.args[2] if len(value.args) > 2 else next(

@@ -134,13 +134,15 @@ class _Ranks:
             return self.of(node.args[0], node) if node.args else None
         if tail in _FIXED_THREE and node.canon in ("torch.matmul", "torch.mul"):
             return 3  # bmm / baddbmm (and baddbmm's alpha scaling): 3-D in, 3-D out
+        if tail == "einsum":
+            # an explicit equation names its output's axes: a product, or one operand's axes
+            # moved (XLNet's ``einsum("ijbn->bnij", mask)``, subtracted from the scores)
+            equations = [a.value for a in node.args if isinstance(a, _graph.Const) and isinstance(a.value, str)]
+            if len(equations) != 1 or equations[0].count("->") != 1 or any(c in equations[0] for c in ".()"):
+                return None
+            out = equations[0].split("->")[1]
+            return len(out.split()) if " " in out.strip() else len(out.strip())
         if node.canon == "torch.matmul":
-            if tail == "einsum":
-                equations = [a.value for a in node.args if isinstance(a, _graph.Const) and isinstance(a.value, str)]
-                if len(equations) != 1 or equations[0].count("->") != 1 or any(c in equations[0] for c in ".()"):
-                    return None
-                out = equations[0].split("->")[1]
-                return len(out.split()) if " " in out.strip() else len(out.strip())
             ranks = [self.of(v, node) for v in args[:2]]
             if any(r is None for r in ranks):
                 return None
