@@ -225,3 +225,16 @@ def test_sub_configuration_near_misses():
                   "ADP015") == []
     # two levels down: not read
     assert found(head("config.text_config.inner.vocab_size"), "ADP015") == []
+
+
+def test_relaxation_in_a_method_is_reported_and_declined_with_its_steps_named():
+    # the fused call would replace statements of the forward and of the helper method: declined,
+    # and the decline names the shift (not the pattern's variable)
+    code = attention("""\
+        scaled = scores / alpha
+        max_value = scaled.amax(dim=(-1)).unsqueeze(-1)
+        return nn.Softmax(dim=-1)((scaled - max_value) * alpha)""")
+    fixed = fix_text(code, "model.py", rules("ADP010"))
+    assert fixed.error is None and fixed.text == code
+    (why,) = [why for _, why in fixed.skipped]
+    assert "the shift by the row maximum and the softmax in `normalise`" in why

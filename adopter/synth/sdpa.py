@@ -1258,7 +1258,8 @@ class _Attention:
         ones said so), and what a helper other than the context's function also changes in
         place (``input += mask`` under an if: steps the match does not hold, which a fused call
         in the caller would have to take over from the helper's arguments)."""
-        names = {"s0": "the scores' product", "p0": "the softmax", "p1": "the dropout", "c": "the context product"}
+        names = {"s0": "the scores' product", "p0": "the softmax", "p1": "the dropout", "c": "the context product",
+                 "z": "the shift by the row maximum"}
         helpers: dict[int, tuple[ast.AST, list[str]]] = {}
         steps_of: dict[int, set] = {}  # the roles in each function (the context's: the caller)
         for node in nodes:
