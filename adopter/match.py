@@ -1102,6 +1102,12 @@ class Matcher:
         if not _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys())):
             return None
         outs = node.outs
+        if new.aliases:
+            # A name this node assigns no longer copies another value (``probs =
+            # self.drop(probs)`` where ``probs`` held a helper's returned softmax): its output
+            # is a value of its own, bound under its own key, not the one the copy named.
+            for out in outs:
+                new.aliases.pop(out.key, None)
         if pnode.outs:
             if len(pnode.outs) != len(outs):
                 return None

@@ -3272,6 +3272,12 @@ def _is_vocabulary(expr: ast.expr, values: dict, sizes: set, names: ModuleNames 
         return True  # the number of entries of an nn.Embedding
     if _size_text(expr, values) in sizes:
         return True
+    if expr.__class__ is ast.Attribute and expr.value.__class__ is ast.Attribute \
+            and expr.value.value.__class__ is ast.Name and f"{expr.value.value.id}.{expr.attr}" in sizes:
+        # the same field of a configuration one level down (``config.text_config.vocab_size``
+        # where the file's embeddings, built from that sub-configuration, read
+        # ``config.vocab_size``): the head predicts the entries its text model embeds
+        return True
     if names is None:
         return False
     if isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self":
