@@ -171,6 +171,8 @@ def test_conditional_expression_of_two_conv_calls_is_one_finding():
     hits = found(code, "ADP007")
     assert len(hits) == 1
     assert finding_at(code, "ADP007", "# norm") is not None
+    # reported, not fixed: the fixer rewrites statements, and the choices are one expression
+    assert not hits[0].fixable and "conditional expression" in hits[0].not_fixable
 
 
 def test_conditional_expression_pair_on_one_path_is_found():
