@@ -236,3 +236,16 @@ def test_refused_keyword_literal_parses():
     assert pattern.nodes[0].refused == (("track_running_stats", Lit(False)),)
     with pytest.raises(PatternError):
         parse_pattern("$second = torch.nn.BatchNorm2d(..., !track_running_stats=$v)")
+
+
+def test_anchored_rule_keeps_both_paths_that_end_at_one_operation():
+    # Swin's window attention: masked and unmasked softmax in the two branches of an if, one
+    # matmul with v after it; ADP010's anchor is the softmax, so these are two places (the
+    # one-line, one-end merge of the conditional expression is for rules without an anchor)
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "devcorpus" / "fixtures" / "swin_like.py"
+    code = path.read_text()
+    hits = found(code, "ADP010")
+    assert {line for line in (68, 70) if any(f.line <= line <= f.end_line for f in hits)} == {68, 70}
+    assert len(hits) == 2
