@@ -1620,6 +1620,10 @@ class Matcher:
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], state):
                 return False
+        for name, literal in pnode.refused:
+            # nn.BatchNorm1d(c, track_running_stats=False): batch statistics in eval too
+            if name in code_kwargs and _literal_is(literal, code_kwargs[name]):
+                return False
         return _keywords_fit(pnode, code_kwargs.keys())
 
 

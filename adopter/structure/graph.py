@@ -3179,14 +3179,23 @@ def _optional_step(targets: list[ast.expr], value: ast.expr) -> ast.If | None:
     """``x = step(x) if test else x`` (or ``x = x if test else step(x)``): a conditional
     expression one of whose choices is the assigned name itself, the other computed from it.
     Returns the ``if test: x = step(x)`` statement it is the same as (the kept choice an empty
-    ``else``, or an empty ``then``), located at the expression; None for any other assignment."""
+    ``else``, or an empty ``then``), located at the expression; for ``x = f(a) if test else
+    g(b)`` (both choices calls) the ``if``/``else`` of the two assignments; None for any other
+    assignment."""
     if len(targets) != 1 or not isinstance(targets[0], ast.Name) or not isinstance(value, ast.IfExp):
         return None
     name = targets[0].id
     body_keeps = isinstance(value.body, ast.Name) and value.body.id == name
     else_keeps = isinstance(value.orelse, ast.Name) and value.orelse.id == name
     if body_keeps == else_keeps:
-        return None
+        if body_keeps or value.body.__class__ is not ast.Call or value.orelse.__class__ is not ast.Call:
+            return None
+        # h = up_conv(x, self.c1) if self.upsample else self.c1(x): two computations, one taken
+        # by the test; the same as `if test: h = <first> else: h = <second>`, so each path's
+        # data flow is read on its own
+        first = ast.copy_location(ast.Assign(targets=[targets[0]], value=value.body), value.body)
+        second = ast.copy_location(ast.Assign(targets=[targets[0]], value=value.orelse), value.orelse)
+        return ast.copy_location(ast.If(test=value.test, body=[first], orelse=[second]), value)
     other = value.orelse if body_keeps else value.body
     if not isinstance(other, (ast.BinOp, ast.Call)) or not any(
             isinstance(n, ast.Name) and n.id == name for n in ast.walk(other)):
