@@ -17,11 +17,24 @@ LLaMA-style GQA model, set attention, a modular transformer library).  The fixtu
   default where the key may be one the table lacks.  Near-misses: a key known to be in the table
   (the default never taken: a fixed ReLU stays a ReLU), a dict that is no activation table, a
   class constant also assigned through ``self`` (not one table for every instance).
+- Verify, a grid of the tokens smaller than a kernel: SegFormer-style attention ``forward(x, H,
+  W)`` whose keys come from the grid reduced by a strided convolution of a ratio the
+  constructor takes without a default (guessed from the kernel size it is handed: 3); the
+  input search hands 8 tokens as a 2 x 4 grid, which the kernel does not fit.  The module's own
+  error ("Kernel size can't be greater than actual input size") now asks ``inputs.repairs`` for
+  the grid grown by the least factor that fits the kernel, with its tokens.  Near-misses:
+  integers whose product is not the tokens, a flag among the arguments.
 """
 
 from __future__ import annotations
 
+import textwrap
+
+import torch
 from corpus_forms import finding_at, found
+
+from adopter.verify.build import Call
+from adopter.verify.inputs import repairs
 
 # ---------------------------------------------------------------- a helper's result rebound
 
@@ -176,3 +189,63 @@ def test_class_table_an_instance_rebinds_is_not_read_as_the_class_table():
         "        self.dense = nn.Linear(width, width)\n",
         '        self.ACTS = {"relu": F.relu, "tanh": torch.tanh}\n        self.dense = nn.Linear(width, width)\n')
     assert found(code, "ADP006") == []
+
+
+# ---------------------------------------------------------------- verify: a grid smaller than a kernel
+
+KERNEL_ERROR = ("Calculated padded input size per channel: (2 x 4). Kernel size: (3 x 3). "
+                "Kernel size can't be greater than actual input size")
+
+
+def test_a_grid_smaller_than_a_kernel_is_grown_with_its_tokens():
+    x = torch.randn(2, 8, 16)  # 8 tokens = a 2 x 4 grid handed as two integers
+    (call,) = repairs(Call((x, 2, 4)), RuntimeError(KERNEL_ERROR))
+    grown, h, w = call.args
+    assert (h, w) == (4, 8) and grown.shape == (2, 32, 16)
+
+
+def test_integers_that_are_not_the_tokens_grid_are_left_alone():
+    x = torch.randn(2, 8, 16)
+    assert repairs(Call((x, 3, 4)), RuntimeError(KERNEL_ERROR)) == []  # 3 * 4 is not 8 tokens
+    assert repairs(Call((x, True, 8)), RuntimeError(KERNEL_ERROR)) == []  # a flag is no side
+
+
+REDUCED = '''
+import torch
+from torch import nn
+
+
+class Reduced(nn.Module):
+    """Attention whose keys and values come from the token grid reduced by a strided conv."""
+
+    def __init__(self, dim, heads, ratio):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.reduce = nn.Conv2d(dim, dim, ratio, ratio)
+        self.norm = nn.LayerNorm(dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x, H, W):
+        b, n, c = x.shape
+        q = self.q(x).reshape(b, n, self.heads, c // self.heads).permute(0, 2, 1, 3)
+        grid = x.permute(0, 2, 1).reshape(b, c, H, W)
+        kept = self.norm(self.reduce(grid).reshape(b, c, -1).permute(0, 2, 1))
+        k, v = self.kv(kept).reshape(b, -1, 2, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)) * self.scale
+        attn = attn.softmax(dim=-1)
+        return self.out((attn @ v).transpose(1, 2).reshape(b, n, c))
+'''
+
+
+def test_reduced_attention_over_a_grid_of_the_tokens_verifies(tmp_path):
+    from adopter.config import Config
+    from adopter.ruleset import load_rules, select_rules
+    from adopter.verify.core import verify_file
+
+    path = tmp_path / "reduced.py"
+    path.write_text(textwrap.dedent(REDUCED))
+    results = verify_file(str(path), select_rules(load_rules(), ["ADP010"]), Config(), benchmark=False)
+    verdicts = [(r.verdict, r.reason) for r in results if r.rule == "ADP010"]
+    assert verdicts and all(v == "pass" for v, _ in verdicts), verdicts
