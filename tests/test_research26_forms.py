@@ -2,6 +2,17 @@
 eleven packages new to the corpus: GPTs from scratch, SegFormer, a channel-first transformer, a
 LLaMA-style GQA model, set attention, a modular transformer library).  The fixtures are ours.
 
+- A name bound to what a same-class helper returns, then rebound from itself: ``logits =
+  self.scores_of(ids)`` (the helper returns its vocabulary head's output) then ``logits =
+  rearrange(logits, "b n t -> b t n")`` (or ``.view(-1, n)``) and ``F.cross_entropy(logits,
+  ...)``.  The flow copies the helper's result into the name; the step that rebinds the name
+  bound its own output through the copy's source (the head's output), so the loss, reading the
+  new name, never met the step's output.  The step's output is now bound as the name it is
+  written to (matcher, ``_step``); what was bound to the old value through that name still goes
+  stale.  An in-place step (``x += pad`` in fix23's probabilities helper, ``masked_fill_``)
+  keeps the alias: it changes the tensor both names hold.  Near-misses: the rebinding step is no
+  step of the rule (a softmax of the logits before the loss), the loss reads the old value after
+  the name is rebound (another name's copy), and no axis moved.
 - An activation table read with ``.get``: ``{"silu": F.silu, "geglu": F.gelu}.get(act,
   F.silu)`` bound to an attribute, and a table the class body assigns, read through ``self``
   (``self._ACT.get(act, F.gelu)``, ``self._ACT[act]``): the entries the key may name, and the
@@ -26,6 +37,68 @@ from corpus_forms import finding_at, found
 
 from adopter.verify.build import Call
 from adopter.verify.inputs import repairs
+
+# ---------------------------------------------------------------- a helper's result rebound
+
+HELPER_LM = """\
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+class TinyLM(nn.Module):
+    def __init__(self, body, vocab=40, width=16):
+        super().__init__()
+        self.body = body
+        self.embed = nn.Embedding(vocab, width)
+        self.head = nn.Linear(width, vocab)
+
+    def scores_of(self, ids):
+        hidden = self.body(self.embed(ids))
+        out = self.head(hidden)  # site
+        return out
+
+    def forward(self, ids):
+        inputs, targets = ids[:, :-1], ids[:, 1:]
+        logits = self.scores_of(inputs)
+        STEP
+        return F.cross_entropy(LOSS_IN, targets)
+"""
+
+
+def _lm(step: str, loss_in: str = "logits") -> str:
+    return HELPER_LM.replace("STEP", step).replace("LOSS_IN", loss_in)
+
+
+def test_helper_logits_rebound_by_an_einops_swap_is_found():
+    assert finding_at(_lm('logits = rearrange(logits, "b n t -> b t n")'), "ADP015", "# site") is not None
+
+
+def test_helper_logits_rebound_by_a_transpose_is_found():
+    assert finding_at(_lm("logits = logits.transpose(-2, -1)"), "ADP015", "# site") is not None
+
+
+def test_helper_logits_rebound_by_a_flattening_view_is_found():
+    code = _lm("logits = logits.view(-1, 40)", "logits").replace(
+        "F.cross_entropy(logits, targets)", "F.cross_entropy(logits, targets.reshape(-1))")
+    assert finding_at(code, "ADP015", "# site") is not None
+
+
+def test_helper_logits_rebound_by_a_softmax_is_not_a_site():
+    # probabilities, not logits, reach the loss (no step of the rule)
+    code = _lm("logits = logits.softmax(-1).transpose(-2, -1)")
+    assert found(code, "ADP015") == []
+
+
+def test_loss_of_the_copy_read_before_the_rebinding_is_not_confused():
+    # the swapped logits go to the loss under another name; the name is then rebound to a
+    # constant: the rebinding of an unrelated name must not make a site of anything else
+    code = _lm('swapped = rearrange(logits, "b n t -> b t n")\n        logits = torch.zeros(1)', "swapped")
+    assert finding_at(code, "ADP015", "# site") is not None
+    code = _lm('logits = rearrange(logits, "b n t -> b n t")')
+    assert found(code, "ADP015") == []  # no axis moved: positions on axis 1, not the vocabulary
+
 
 # ---------------------------------------------------------------- activation tables read with .get
 
