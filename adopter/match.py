@@ -1102,12 +1102,20 @@ class Matcher:
         if not _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys())):
             return None
         outs = node.outs
-        if new.aliases:
-            # A name this node assigns no longer copies another value (``probs =
-            # self.drop(probs)`` where ``probs`` held a helper's returned softmax): its output
-            # is a value of its own, bound under its own key, not the one the copy named.
+        aliases = new.aliases
+        rebound = ()
+        if aliases and node.span != node.stmt:
             for out in outs:
-                new.aliases.pop(out.key, None)
+                if out.key in aliases:
+                    # A name that held a copy of another value (``logits = self.head_of(x)``:
+                    # the helper's result copied to it) rebound by this step (``logits =
+                    # logits.view(...)``): the name now holds this step's output, a new
+                    # tensor, which the step's own pattern variable binds (not the value it was
+                    # a copy of).  An in-place step (``x += pad``, ``x.masked_fill_(...)``: its
+                    # span is its statement's) changes the one tensor both names hold: the
+                    # copy still reads as that value.
+                    rebound += (("k", aliases[out.key]),)
+                    del aliases[out.key]
         if pnode.outs:
             if len(pnode.outs) != len(outs):
                 return None
@@ -1115,9 +1123,12 @@ class Matcher:
                 if not self._bind(pvalue, value, new):
                     return None
         # A name this node assigns no longer holds the value an earlier pattern variable bound
-        # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``).
+        # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``; nor, once the name is
+        # rebound, the value it was a copy of: read through that name it is gone).
         out_vars = {o.name for o in pnode.outs if isinstance(o, Var)}
         overwritten = {("k", new.canon(o.key)) for o in outs}
+        if rebound:
+            overwritten.update(rebound)
         for name, ident in list(new.values.items()):
             if ident in overwritten and name not in out_vars:
                 new.values[name] = ("stale", ident[1], index)

@@ -400,6 +400,10 @@ class LayerTyper:
             table = env[TABLE_OF + table.id]  # a dict literal the function itself assigned
         elif isinstance(table, ast.Name) and table.id not in env:
             table = self.names.constants.get(table.id)
+        elif (table.__class__ is ast.Attribute and table.value.__class__ is ast.Name and table.value.id == "self"
+              and "self." + table.attr not in env):
+            # self._ACT[act]: a table the class body assigns (every instance shares it)
+            table = self._class_constant(table.attr, env) or table
         if (isinstance(table, ast.Call) and _is_name(table.func, "dict") and "dict" not in self.names.imports
                 and not table.args and all(k.arg is not None for k in table.keywords)):
             # dict(batchnorm=BatchNormAct2d, ...): the same table
@@ -430,6 +434,57 @@ class LayerTyper:
             for value in self.values(v, own, depth + 1, called):
                 out.append(replace(value, conditional=True) if isinstance(value, Built) and not chosen else value)
         return _unique(tuple(out))
+
+    def _table_get(self, table: ast.expr, call: ast.Call, env: dict, depth: int) -> tuple:
+        """``TABLE.get(key, default)`` with ``TABLE`` a dict of activations (as :meth:`_table`
+        reads ``TABLE[key]``): the entries the key may name, and the default where the key
+        may be one the table lacks (any key chosen at run time; a known key the table has
+        never falls back).  Empty when ``TABLE`` is no such dict."""
+        looked_up = ast.copy_location(ast.Subscript(value=table, slice=call.args[0], ctx=ast.Load()), call)
+        out = self._table(looked_up, env, depth, False)
+        if not out or len(call.args) == 1:
+            return out
+        known = self._known(call.args[0], env, depth)
+        entries = self._dict_of(table, env)
+        if known is not None and entries is not None and all(
+                any(isinstance(k, ast.Constant) and k.value == wanted for k in entries.keys) for wanted in known):
+            return out
+        fallback = tuple(replace(v, conditional=True) if isinstance(v, Built) else v
+                         for v in self.values(call.args[1], env, depth + 1))
+        return _unique(out + fallback)
+
+    def _dict_of(self, table: ast.expr, env: dict) -> ast.Dict | None:
+        """The dict literal a table expression names: a local name the function assigned one,
+        a module constant, or a class attribute read through ``self`` (``_ACT = {...}`` in the
+        class body, a table every instance shares)."""
+        if isinstance(table, ast.Name) and TABLE_OF + table.id in env:
+            table = env[TABLE_OF + table.id]
+        elif isinstance(table, ast.Name) and table.id not in env:
+            table = self.names.constants.get(table.id)
+        elif (isinstance(table, ast.Attribute) and isinstance(table.value, ast.Name) and table.value.id == "self"
+              and "self." + table.attr not in env):
+            table = self._class_constant(table.attr, env)
+        return table if isinstance(table, ast.Dict) and None not in table.keys else None
+
+    def _class_constant(self, attr: str, env: dict) -> ast.expr | None:
+        """The value the class of ``env`` assigns ``attr`` in its own body (``_ACT = {...}``,
+        also annotated), when it assigns it once there and no method assigns ``self.<attr>``."""
+        cls = self.names.classes.get(env.get("__class__")) if isinstance(env.get("__class__"), str) else None
+        if cls is None:
+            return None
+        found = []
+        for item in cls.body:
+            if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attr for t in item.targets):
+                found.append(item.value)
+            elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.target.id == attr \
+                    and item.value is not None:
+                found.append(item.value)
+        if len(found) != 1:
+            return None
+        for node in ast.walk(cls):
+            if (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, ast.Store)):
+                return None
+        return found[0]
 
     def _registry(self, expr: ast.Subscript, env: dict, depth: int) -> tuple:
         """``Act[name]`` with ``Act`` a registry object of another module of the package (see
@@ -918,6 +973,12 @@ class LayerTyper:
                     out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
                                      conditional=not isinstance(func.slice, ast.Constant)))
             return tuple(out)
+        if (func.__class__ is ast.Attribute and func.attr == "get" and 1 <= len(call.args) <= 2
+                and not call.keywords and depth < MAX_DEPTH):
+            # ACTIVATIONS.get(act, F.silu): a table lookup that falls back to the default
+            got = self._table_get(func.value, call, env, depth)
+            if got:
+                return got
         # A call of a name or attribute that holds a layer class: norm_layer(planes); of a call
         # that returns one: MaybeSyncBatchnorm(is_distributed)(dim)
         if isinstance(func, (ast.Name, ast.Attribute)) or (isinstance(func, ast.Call) and depth < MAX_DEPTH):

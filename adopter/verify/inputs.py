@@ -1365,6 +1365,9 @@ _SIZE_MISMATCH = re.compile(r"size of tensor a \((\d+)\) must match the size of 
 _TOO_FEW = re.compile(r"not enough values to unpack \(expected (?:at least )?(\d+), got (\d+)\)")
 _TOO_MANY = re.compile(r"too many values to unpack \(expected (\d+)")
 _BAD_VIEW = re.compile(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
+# a convolution over a grid of the tokens smaller than its kernel ("Calculated padded input size
+# per channel: (2 x 4). Kernel size: (3 x 3). Kernel size can't be greater than actual input size")
+_SMALL_GRID = re.compile(r"padded input size per channel: \(([\d x]+)\)\. Kernel size: \(([\d x]+)\)")
 _NONE_USED = re.compile(r"'NoneType' object (has no attribute|is not subscriptable|is not iterable)|"
                         r"NoneType' and 'Tensor'|'Tensor' and 'NoneType'|must be Tensor, not NoneType")
 
@@ -1446,6 +1449,25 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
             new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
                 else torch.zeros(shape, dtype=first.dtype)
             add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
+    small = _SMALL_GRID.search(text)
+    if first is not None and first.dim() >= 3 and small:
+        # the sides of the grid the call hands as integers (``forward(x, H, W)``, SegFormer's
+        # spatial reduction by a strided convolution): the grid grown by the least factor
+        # that fits the kernel in it, and the tokens with it
+        kernel = max(int(n) for n in small.group(2).split(" x "))
+        sides = [i for i, v in enumerate(call.args) if type(v) is int and v >= 1]
+        grid = [call.args[i] for i in sides]
+        if len(grid) >= 2 and math.prod(grid) == first.shape[1]:
+            factor = -(-kernel // min(grid))
+            tokens = math.prod(g * factor for g in grid)
+            shape = [first.shape[0], tokens, *first.shape[2:]]
+            if factor >= 2 and tokens <= 4096 and math.prod(shape) <= MAX_REPAIR_ELEMENTS:
+                generator = torch.Generator().manual_seed(4321)
+                new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
+                    else torch.zeros(shape, dtype=first.dtype)
+                args = tuple(new if v is first else v * factor if i in sides else v
+                             for i, v in enumerate(call.args))
+                add(args, dict(call.kwargs))
     if first is not None and (few or many):
         have = first.dim()
         # the unpacked tuple may hold more than the shape (``b, n, *_, h = *x.shape, self.heads``):
