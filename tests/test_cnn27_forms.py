@@ -18,8 +18,9 @@ tracking MobileNets).  The fixtures are ours.
 
 from __future__ import annotations
 
-from adopter.synth import fix_text
 from corpus_forms import assert_bn_fold_matches, finding_at, rules
+
+from adopter.synth import fix_text
 
 METHOD = """\
 import torch
