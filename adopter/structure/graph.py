@@ -31,6 +31,12 @@ from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import LM_HEAD, OUTPUT_OF
+
+# layer arguments an inlined helper's calls are read through (see _Flow._inline)
+_ALIASED = frozenset({"torch.nn.Dropout", "torch.nn.Softmax", LM_HEAD})
+_BATCH_NORMS = frozenset({"torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.BatchNorm3d",
+                          "torch.nn.SyncBatchNorm"})
+_BN_PRODUCERS = frozenset({"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d", "torch.nn.Linear"})
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
 from .siblings import sibling_gelu
@@ -2162,19 +2168,34 @@ class FlowBuilder:
             # attention(q, k, v, dropout=self.dropout): in the helper, dropout(p) calls that layer
             # (the Annotated Transformer's module-level attention function)
             passed = list(zip(params, call.args)) + [(k.arg, k.value) for k in call.keywords if k.arg in names]
+            producers = None
             for name, expr in passed:
                 if isinstance(expr, ast.Starred):
                     break
                 layer = self._layer_of(expr, ctx) if isinstance(expr, (ast.Attribute, ast.Name)) else None
                 # (only the attention's own modules: aliasing every layer argument made the
                 # helpers of other models' flows richer to search, at a cost to every rule)
-                if layer is not None and not layer.endswith("]") and (
-                        self._layer_types(layer) & {"torch.nn.Dropout", "torch.nn.Softmax", LM_HEAD}
-                        or any(c.table or c.function for c in self._ctors(layer))):
+                if layer is None or layer.endswith("]"):
+                    continue
+                types = self._layer_types(layer)
+                if types & _ALIASED or any(c.table or c.function for c in self._ctors(layer)):
                     # (and an activation chosen at run time, or a function held as a value:
                     # ``kernel(w_in, w_out, self.activation, x)`` calling ``activation(...)``;
                     # and a vocabulary head: ``self.logits(h, self.text_head)`` calling ``head(h)``)
                     layer_alias[name] = layer
+                elif types & _BATCH_NORMS:
+                    # a batch norm handed in with the layer whose output it normalises
+                    # (``branch(x, self.conv_a, self.bn_a)`` doing ``bn(conv(x))``): both aliased,
+                    # the convolution or Linear only when the call hands in a batch norm too
+                    layer_alias[name] = layer
+                    if producers:
+                        layer_alias.update(producers)
+                    producers = ()
+                elif types <= _BN_PRODUCERS:
+                    if producers == ():
+                        layer_alias[name] = layer
+                    else:
+                        producers = (producers or ()) + ((name, layer),)
         widths = None
         if is_method and (ctx.exprs or ctx.widths) and isinstance(call, ast.Call):
             for name, expr in zip(params, call.args):
