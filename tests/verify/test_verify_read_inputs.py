@@ -13,12 +13,11 @@ tried as booleans (``inputs.bool_used``).  The modules below are our own; right 
 pass, wrong ones (a wrong scale, the mask dropped) fail.
 """
 
-from types import SimpleNamespace
 
 import textwrap
 
 import pytest
-import torch
+from stand_in import stand_in_fix as _fix
 
 from adopter.config import Config
 from adopter.verify import verify_file
@@ -117,14 +116,6 @@ BOOL_SITE = ("        scores = torch.matmul(q, k.transpose(-2, -1)) / self.head_
 BOOL_RIGHT = "        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)\n"
 BOOL_NO_MASK = "        out = F.scaled_dot_product_attention(q, k, v)\n"
 
-
-def _fix(old, new):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
 
 
 def _verify(tmp_path, source, site, patch, all_rules, quick):

@@ -12,11 +12,12 @@ equality every rounding difference goes to the second opinion: the right patch p
 that drop the learned position bias or the mask fail.
 """
 
-from types import SimpleNamespace
 
 import dataclasses
+
 import pytest
 import torch
+from stand_in import stand_in_fix as _fix
 
 from adopter.config import Config
 from adopter.verify import verify_file
@@ -58,14 +59,6 @@ RIGHT = "        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)\n
 NO_POSITION_BIAS = "        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)\n"
 NO_MASK = "        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.pos[:, :n, :n])\n"
 
-
-def _fix(old, new):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
 
 
 def _verify(tmp_path, edit, all_rules, quick):
