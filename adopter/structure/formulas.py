@@ -242,11 +242,8 @@ def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
             and isinstance(call.func.value, ast.Name) and len(call.args) == 1 and not call.keywords
             and isinstance(call.args[0], ast.Name) and call.args[0].id == params[1]):
         return None
-    function = names.classes.get(call.func.value.id)
-    if function is None or not any(names.resolve(b) == "torch.autograd.Function" for b in function.bases):
-        return None
-    fwd = next((s for s in function.body if isinstance(s, ast.FunctionDef) and s.name == "forward"), None)
-    if fwd is None or not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fwd.decorator_list):
+    fwd = _function_forward(call.func.value.id, names)
+    if fwd is None:
         return None
     args = [a.arg for a in fwd.args.args]
     if len(args) != 2 or fwd.args.vararg or fwd.args.kwarg or fwd.args.kwonlyargs:
@@ -969,17 +966,26 @@ def dropout_function_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
             and isinstance(call.func.value, ast.Name) and call.args and not call.keywords
             and isinstance(call.args[0], ast.Name) and call.args[0].id == x):
         return False
-    function = names.classes.get(call.func.value.id)
-    if function is None or not any(names.resolve(b) == "torch.autograd.Function" for b in function.bases):
-        return False
-    fwd = next((s for s in function.body if isinstance(s, ast.FunctionDef) and s.name == "forward"), None)
-    if fwd is None or not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fwd.decorator_list):
+    fwd = _function_forward(call.func.value.id, names)
+    if fwd is None:
         return False
     params = [a.arg for a in fwd.args.args]
     if len(params) != len(call.args) + 1 or fwd.args.vararg or fwd.args.kwarg or fwd.args.kwonlyargs:
         return False
     return _zeroes_and_rescales(fwd, params[0], params[1], names)
 
+
+
+def _function_forward(name: str, names: ModuleNames) -> ast.FunctionDef | None:
+    """The static ``forward`` of the same-file ``torch.autograd.Function`` subclass ``name``
+    (what ``name.apply(...)`` runs), or None."""
+    function = names.classes.get(name)
+    if function is None or not any(names.resolve(b) == "torch.autograd.Function" for b in function.bases):
+        return None
+    fwd = next((s for s in function.body if isinstance(s, ast.FunctionDef) and s.name == "forward"), None)
+    if fwd is None or not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fwd.decorator_list):
+        return None
+    return fwd
 
 def _training_test(test: ast.expr, names: ModuleNames) -> bool:
     """``self.training``, or an ``and`` with it among pure reads."""
