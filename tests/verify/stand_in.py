@@ -2,7 +2,12 @@
 can hand verify a right patch and a wrong one (a dropped term, a wrong scale) and see which
 verdict each gets."""
 
+import dataclasses
 from types import SimpleNamespace
+
+from adopter.config import Config
+from adopter.verify import verify_file
+from adopter.verify.compare import Tolerance
 
 
 def stand_in_fix(old: str, new: str):
@@ -13,3 +18,15 @@ def stand_in_fix(old: str, new: str):
         return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
 
     return fix
+
+
+def exact_adp010_verdicts(path, source, edit, all_rules, quick):
+    """Verify ADP010's stand-in patch ``edit`` (old, new) of ``source`` written at ``path`` with
+    the tolerance set to exact equality, so that every rounding difference goes to the float64
+    second opinion; the per-class results (not the combined one)."""
+    path.write_text(source)
+    assert edit[0] in source
+    exact = dataclasses.replace(quick, tolerance=Tolerance(rtol=0.0, atol=0.0))
+    rules = [r for r in all_rules if r.id == "ADP010"]
+    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=stand_in_fix(*edit), options=exact)
+            if not r.combined]

@@ -9,15 +9,12 @@ goes to the second opinion: the right patch passes, patches that drop the small 
 cut the keys' gradients fail.
 """
 
-import dataclasses
 
 import pytest
 import torch
-from stand_in import stand_in_fix as _fix
+from stand_in import exact_adp010_verdicts
 
-from adopter.config import Config
-from adopter.verify import verify_file
-from adopter.verify.compare import Tolerance, kept_double
+from adopter.verify.compare import kept_double
 from adopter.verify.result import FAIL, PASS
 
 SOURCE = '''import torch
@@ -56,13 +53,7 @@ CUT_KEYS = "        out = F.scaled_dot_product_attention(q, k.detach(), v, attn_
 
 
 def _verify(tmp_path, edit, all_rules, quick):
-    path = tmp_path / "cast_bias.py"
-    path.write_text(SOURCE)
-    assert edit[0] in SOURCE
-    exact = dataclasses.replace(quick, tolerance=Tolerance(rtol=0.0, atol=0.0))
-    rules = [r for r in all_rules if r.id == "ADP010"]
-    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=_fix(*edit), options=exact)
-            if not r.combined]
+    return exact_adp010_verdicts(tmp_path / "cast_bias.py", SOURCE, edit, all_rules, quick)
 
 
 def test_the_right_patch_passes_on_the_second_opinion(tmp_path, all_rules, quick):
