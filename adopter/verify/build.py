@@ -48,7 +48,7 @@ from .branches import ZEROS, init_conditions, stored_parameters, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
-from .inputs import hints_of, input_options, none_used, optional_params, repairs
+from .inputs import guarding_params, hints_of, input_options, none_used, optional_params, repairs
 from . import facts
 from .parallel import Groups, as_exception, construct
 from .recipes import AttrBag, Ref, resolve
@@ -1268,6 +1268,17 @@ class Builder:
             return degenerate[0]
         if not tried:
             return f"cannot infer the inputs of {type(module).__name__}.{method}", needs
+        func = signature or getattr(module, method, None)
+        guarded = tuple(dict.fromkeys(n for _, exc in failures for n in guarding_params(func, exc)
+                                      if n not in variant.give and n not in dict(variant.forward)))
+        if guarded and func is not None:
+            # a local assigned only under ``if arg is not None:`` was read: give those arguments
+            for count, call in enumerate(input_options(module, hints, self.sizes, dict(variant.forward), method,
+                                                       variant.give + guarded, signature=signature)):
+                if count >= MAX_REPAIRED:
+                    break
+                if works(call):
+                    return call
         if none_seen:
             # an argument that defaults to None is read as a tensor: give every such argument
             extra = tuple(n for n in optional_params(module, method) if n not in variant.give

@@ -292,12 +292,17 @@ def _loss(outputs: list[tuple[str, torch.Tensor]]) -> torch.Tensor | None:
     return total
 
 
-def _train_step(module: nn.Module, call: Call, device: torch.device, double: bool = False, dropped: set = frozenset()):
+def _train_step(module: nn.Module, call: Call, device: torch.device, double: bool = False, dropped: set = frozenset(),
+                grad_inputs: bool = True):
+    """One training step: forward in train mode, backward of a fixed random projection of the
+    outputs. ``grad_inputs``: floating inputs require grad, so their gradients are compared too;
+    off for a module that cannot train on such inputs (one that sets ``requires_grad`` on a tensor
+    it computes from them, which torch allows only on a leaf)."""
     call = call.clone(device, grad=False)
     if double:
         call = call.mapped(_double)
     for tensor in call.leaves():
-        if tensor.is_floating_point():
+        if grad_inputs and tensor.is_floating_point():
             tensor.requires_grad_(True)
     module.train()
     module.zero_grad(set_to_none=True)
@@ -335,6 +340,21 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
         zero_dropout_config(config)
     reference_module = _reference_copy(pair.original)
     cache: dict[str, list] = {}
+    # The inputs require grad unless the original cannot take a training step that way and can
+    # without (the only difference between the two tries): then input gradients are not compared.
+    grad_inputs = True
+    notes: list[str] = []
+    try:
+        expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device, dropped=pair.dropped)
+    except Exception as with_grad:
+        try:
+            expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device, dropped=pair.dropped,
+                                                       grad_inputs=False)
+        except Exception:
+            raise with_grad from None
+        grad_inputs = False
+        notes.append(f"input gradients not compared: with inputs that require grad the original's training "
+                     f"step raised {type(with_grad).__name__}: {_first_line(with_grad)[:120]}")
 
     def reference(part: str):
         def get():
@@ -343,7 +363,7 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
             if not cache:
                 with kept_double():
                     outputs, _, inputs = _train_step(reference_module, pair.call, device, double=True,
-                                                     dropped=pair.dropped)
+                                                     dropped=pair.dropped, grad_inputs=grad_inputs)
                 cache["outputs"] = outputs
                 cache["inputs"] = _input_grads(inputs)
                 cache["params"] = _grads(reference_module)
@@ -352,16 +372,15 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
 
         return get
 
-    expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device, dropped=pair.dropped)
     try:
         with (patched_context or nullcontext)():
             # (dropped on both sides: a guard may send a training step to the original path,
             # which computes the probabilities the fused path handed back as None in eval)
-            got, _, inputs_p = _train_step(pair.patched, pair.call, device, dropped=pair.dropped)
+            got, _, inputs_p = _train_step(pair.patched, pair.call, device, dropped=pair.dropped,
+                                           grad_inputs=grad_inputs)
     except Exception as exc:
         return Outcome(False, f"train: the patched forward/backward raised {type(exc).__name__}: {_first_line(exc)}",
                        float("inf"))
-    notes: list[str] = []
     outcome = compare_named(expected, got, "train outputs", tolerance, reference("outputs"))
     if not outcome.ok:
         return outcome

@@ -1491,6 +1491,39 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
     return out
 
 
+#: a local read before any assignment ran (Python 3.11+, then older wording)
+_UNASSIGNED = re.compile(r"cannot access local variable '(\w+)' where it is not associated with a value|"
+                         r"local variable '(\w+)' referenced before assignment")
+
+
+def guarding_params(func: Callable, exc: BaseException) -> tuple[str, ...]:
+    """The optional parameters whose None test guards the only assignments of the local that
+    ``exc`` (an UnboundLocalError raised by ``func``) says was read unassigned: DETR-style
+    attention keeps its input for the values only ``if position_embeddings is not None:`` and
+    reads the kept name unconditionally, so that argument, although it defaults to None, is
+    needed."""
+    found = _UNASSIGNED.search(str(exc)) if isinstance(exc, UnboundLocalError) else None
+    node = _function_def(func) if found else None
+    if node is None:
+        return ()
+    local = found.group(1) or found.group(2)
+    optional = {p.name for p in signature_of(func) if p.default is None}
+    out: list[str] = []
+    for inner in ast.walk(node):
+        if not isinstance(inner, ast.If):
+            continue
+        test = inner.test
+        if not (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and test.left.id in optional
+                and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot)
+                and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None):
+            continue
+        assigned = {t.id for stmt in inner.body for t in ast.walk(stmt)
+                    if isinstance(t, ast.Name) and isinstance(t.ctx, ast.Store)}
+        if local in assigned and test.left.id not in out:
+            out.append(test.left.id)
+    return tuple(out)
+
+
 def none_used(exc: BaseException) -> bool:
     """Whether ``exc`` says an argument left at its default None was used as a tensor."""
     return bool(_NONE_USED.search(str(exc)))
