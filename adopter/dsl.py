@@ -5,7 +5,8 @@ each an assignment or a bare expression.  Abstract variables start with ``$`` an
 first use, to a concrete name or value of the analysed code; every later use must bind to
 the same thing, which is how a pattern states data flow.  ``_`` matches any single value
 and ``...`` in an argument list matches any remaining arguments; ``!name`` says the code
-must not pass the keyword ``name`` (nor ``**kwargs``, which might hold it).  A statement
+must not pass the keyword ``name`` (nor ``**kwargs``, which might hold it), and
+``!name=literal`` (in init patterns) that it must not pass it as that literal.  A statement
 prefixed with ``?`` is an optional step: when the code has no such step, its output is its
 first input.
 
@@ -101,6 +102,9 @@ class PNode:
     line: int = 1
     column: int = 1
     absent: tuple[str, ...] = ()  # keywords the code must not pass (``!fused``)
+    # keywords the code must not pass as these literals (``!track_running_stats=False``); a
+    # value that is no literal there may be anything, so it fits (init patterns)
+    refused: tuple = ()
     optional: bool = False  # ``? $y = f($x, ...)``: the step may be absent; then $y is $x
     # Set by the matcher when ``op`` names a canonical operation (structure/ops.py): the step
     # then matches every spelling of it, and its arguments are read in canonical form.

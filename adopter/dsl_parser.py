@@ -45,6 +45,7 @@ arglist: arg ("," arg)* [","]
     | NAME "=" expr                -> kwarg
     | ELLIPSIS                     -> rest
     | "!" NAME                     -> absent
+    | "!" NAME "=" expr            -> refused
 
 ADD_OP: "+" | "-"
 MUL_OP: "*" | "/" | "@" | "//" | "%"
@@ -146,6 +147,14 @@ class _Unchain(Transformer):
             raise PatternError(f"keyword {key!s} is not a plain name", key.line, key.column)
         return ("absent", str(key))
 
+    def refused(self, items):
+        key, value = items
+        if "." in str(key):
+            raise PatternError(f"keyword {key!s} is not a plain name", key.line, key.column)
+        if not isinstance(value, Lit):
+            raise PatternError(f"!{key!s}= takes a literal", key.line, key.column)
+        return ("refused", str(key), value)
+
     def arglist(self, items):
         return [i for i in items if i is not None]
 
@@ -155,6 +164,7 @@ class _Unchain(Transformer):
         kwargs: list[tuple[str, PValue]] = []
         rest = False
         absent: list[str] = []
+        refused: list[tuple[str, Lit]] = []
         for item in arglist:
             if isinstance(item, tuple) and item[0] == "kw":
                 kwargs.append((item[1], item[2]))
@@ -162,11 +172,13 @@ class _Unchain(Transformer):
                 rest = True
             elif isinstance(item, tuple) and item[0] == "absent":
                 absent.append(item[1])
+            elif isinstance(item, tuple) and item[0] == "refused":
+                refused.append((item[1], item[2]))
             else:
-                if kwargs or rest or absent:
+                if kwargs or rest or absent or refused:
                     raise PatternError("positional argument after keyword or '...'", token.line, token.column)
                 args.append(item)
-        common = dict(args=tuple(args), kwargs=tuple(kwargs), rest=rest, absent=tuple(absent),
+        common = dict(args=tuple(args), kwargs=tuple(kwargs), rest=rest, absent=tuple(absent), refused=tuple(refused),
                       line=token.line, column=token.column)
         if kind == "name" and what.startswith("_."):  # _.view(...): a method of any receiver
             if what.count(".") != 1:
@@ -211,7 +223,7 @@ class _Unchain(Transformer):
         self.nodes[value.index] = PNode(
             op=node.op, args=node.args, kwargs=node.kwargs, rest=node.rest, layer=node.layer,
             outs=targets, method=node.method, line=node.line, column=node.column, absent=node.absent,
-            optional=optional is not None,
+            refused=node.refused, optional=optional is not None,
         )
         return None
 

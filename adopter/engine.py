@@ -234,6 +234,11 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
             # projection before the branches that project key and value) are one opportunity;
             # the fixable one is kept.
             at: dict[tuple, int] = {}
+            # (first line, last step): two matches that end at one operation and start on one
+            # line are one place too (rules that name no anchor) -- the two choices of
+            # ``h = conv_a(x) if t else conv_b(x)``
+            # before one BatchNorm (a statement ``if``'s branches start on lines of their own)
+            ends: dict[tuple, int] = {}
             for match in match_rule(rule, structure):
                 if rule.not_in_fallback_of and _in_fallback(match, tree, lines, rule.not_in_fallback_of, ifs):
                     continue
@@ -245,19 +250,26 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                 # A place is a position in the file: subclasses that run one inherited helper
                 # (espnet's RelPositionMultiHeadedAttention classes and their base's
                 # forward_attention) share its anchor, one opportunity and one edit.
-                place = match.nodes[0].span
+                nodes = match.nodes
+                place = nodes[0].span
+                end = None
                 if rule.anchor is not None and rule.anchor in match.roles:  # the rule says what one place is
-                    place = match.nodes[match.roles.index(rule.anchor)].span
+                    place = nodes[match.roles.index(rule.anchor)].span
                 elif match.members_only():
                     # members of one container list, the first layer appended on either branch
                     # of an if (ResNeSt's downsample: a pool and a conv, or a strided conv, then
                     # the norm): one place per last member, and one edit (the container's class)
-                    place = match.nodes[-1].span
-                if place in at:
-                    if finding.fixable and not findings[at[place]].fixable:
-                        findings[at[place]], matches[at[place]] = finding, (rule, match)
+                    place = nodes[-1].span
+                else:
+                    end = (place[0], nodes[-1].span)
+                if place in at or end in ends:
+                    index = at[place] if place in at else ends[end]
+                    if finding.fixable and not findings[index].fixable:
+                        findings[index], matches[index] = finding, (rule, match)
                     continue
                 at[place] = len(findings)
+                if end is not None:
+                    ends[end] = len(findings)
                 findings.append(finding)
                 matches.append((rule, match))
     except RecursionError:

@@ -78,7 +78,7 @@ def _value_of(nodes, index: int):
 
 def _unify(left: PNode, node: PNode, env: dict, lhs, nodes, lhs_start: int) -> dict | None:
     if node.optional or left.op != node.op or left.method != node.method or left.rest != node.rest \
-            or left.absent != node.absent or (left.layer is None) != (node.layer is None):
+            or left.absent != node.absent or left.refused != node.refused or (left.layer is None) != (node.layer is None):
         return None
     if len(left.args) != len(node.args) or len(left.kwargs) != len(node.kwargs):
         return None

@@ -1102,6 +1102,12 @@ class Matcher:
         if not _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys())):
             return None
         outs = node.outs
+        if new.aliases:
+            # A name this node assigns no longer copies another value (``probs =
+            # self.drop(probs)`` where ``probs`` held a helper's returned softmax): its output
+            # is a value of its own, bound under its own key, not the one the copy named.
+            for out in outs:
+                new.aliases.pop(out.key, None)
         if pnode.outs:
             if len(pnode.outs) != len(outs):
                 return None
@@ -1613,6 +1619,10 @@ class Matcher:
         code_kwargs = {k: _ast_value(v) for k, v in ctor.kwargs}
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], state):
+                return False
+        for name, literal in pnode.refused:
+            # nn.BatchNorm1d(c, track_running_stats=False): batch statistics in eval too
+            if name in code_kwargs and _literal_is(literal, code_kwargs[name]):
                 return False
         return _keywords_fit(pnode, code_kwargs.keys())
 

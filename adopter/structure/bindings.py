@@ -156,6 +156,11 @@ def collect_class(cls: ast.ClassDef, names: ModuleNames) -> ClassInfo:
     for stmt in cls.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info.methods[stmt.name] = stmt
+        elif (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+              and isinstance(stmt.value, ast.Name) and stmt.value.id in info.methods):
+            # ``forward = _forward`` in the class body: the name is that method (torchvision-style
+            # ResNets that keep ``_forward`` for subclasses); a later ``def`` of it replaces it.
+            info.methods[stmt.targets[0].id] = info.methods[stmt.value.id]
     for base in cls.bases:
         fqn = names.resolve(base)
         if fqn:

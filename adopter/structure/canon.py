@@ -759,33 +759,79 @@ def einx_where_layout(pattern: str) -> tuple[int, tuple[bool, ...]] | None:
     return kept, tuple(a in cond for a in out)
 
 
-def subtracts_row_max(expr: ast.BinOp) -> bool:
-    """Is ``expr`` ``x - x.amax(dim=-1, keepdim=True)`` (or ``x.max(-1, keepdim=True).values``
-    / ``[0]``), the right side maybe ``.detach()``-ed, ``x`` the same expression on both sides?
-    A softmax over the last axis of it is the softmax of ``x``."""
-    right = expr.right
-    while isinstance(right, ast.Call) and isinstance(right.func, ast.Attribute) and right.func.attr == "detach" \
-            and not right.args and not right.keywords:
-        right = right.func.value
-    if isinstance(right, ast.Attribute) and right.attr == "values":
-        right, wanted = right.value, "max"
-    elif isinstance(right, ast.Subscript) and isinstance(right.slice, ast.Constant) and right.slice.value == 0:
-        right, wanted = right.value, "max"
+def _is_minus_one(node) -> bool:
+    return node.__class__ is ast.UnaryOp and node.op.__class__ is ast.USub \
+        and node.operand.__class__ is ast.Constant and node.operand.value == 1 and type(node.operand.value) is int
+
+
+def _undetached(expr: ast.expr) -> ast.expr:
+    while expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr == "detach" \
+            and not expr.args and not expr.keywords:
+        expr = expr.func.value
+    return expr
+
+
+ROW_MAX_CALLS = frozenset({"amax", "max", "unsqueeze", "detach"})
+
+
+def row_max_of(expr: ast.expr) -> ast.expr | None:
+    """The tensor ``expr`` is the row maximum of, kept broadcastable along the last axis:
+    ``x.amax(dim=-1, keepdim=True)`` (``x.max(-1, keepdim=True).values`` / ``[0]``), or the
+    same without ``keepdim`` and then ``.unsqueeze(-1)`` (``x.amax(dim=-1).unsqueeze(-1)``), the
+    whole maybe ``.detach()``-ed.  None for anything else (another axis, a max over several,
+    ``torch.max(a, b)`` of two tensors)."""
+    expr = _undetached(expr)
+    unsqueezed = False
+    if expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr == "unsqueeze":
+        if len(expr.args) + len(expr.keywords) != 1:
+            return None
+        axis = expr.args[0] if expr.args else expr.keywords[0].value
+        if (expr.keywords and expr.keywords[0].arg != "dim") or not _is_minus_one(axis):
+            return None
+        expr, unsqueezed = _undetached(expr.func.value), True
+    if expr.__class__ is ast.Attribute and expr.attr == "values":
+        expr, wanted = expr.value, "max"
+    elif expr.__class__ is ast.Subscript and expr.slice.__class__ is ast.Constant and expr.slice.value == 0:
+        expr, wanted = expr.value, "max"
     else:
         wanted = "amax"
-    if not (isinstance(right, ast.Call) and isinstance(right.func, ast.Attribute) and right.func.attr == wanted):
-        return False
-    if ast.dump(right.func.value) != ast.dump(expr.left):
-        return False
-    dims = list(right.args) + [k.value for k in right.keywords if k.arg == "dim"]
-    keep = [k.value for k in right.keywords if k.arg == "keepdim"]
-    if len(right.args) > 1 or any(k.arg not in ("dim", "keepdim") for k in right.keywords) or len(dims) != 1:
-        return False
-    dim = dims[0]
-    last = isinstance(dim, ast.UnaryOp) and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) \
-        and dim.operand.value == 1
-    return last and len(keep) == 1 and isinstance(keep[0], ast.Constant) and keep[0].value is True
+    if not (expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr == wanted):
+        return None
+    if len(expr.args) > 1 or any(k.arg not in ("dim", "keepdim") for k in expr.keywords):
+        return None
+    dims = list(expr.args) + [k.value for k in expr.keywords if k.arg == "dim"]
+    keep = [k.value for k in expr.keywords if k.arg == "keepdim"]
+    if len(dims) != 1 or not _is_minus_one(dims[0]):
+        return None
+    flag = keep[0].value if len(keep) == 1 and keep[0].__class__ is ast.Constant else None
+    if not ((flag is True and not unsqueezed) or (unsqueezed and (not keep or flag is False))):
+        return None
+    return expr.func.value
 
+
+def scaled_name(expr: ast.expr) -> tuple[str, str] | None:
+    """``x / c`` with ``x`` a name and ``c`` a number or a name: (``x``, the text of ``c``).
+    With :func:`row_max_of`, how ``(s - s.amax(-1, keepdim=True)) * c`` with ``s = x / c``
+    reads (CogView's precision-bottleneck relaxation): the softmax of it is the softmax of ``x``."""
+    if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div) and isinstance(expr.left, ast.Name)):
+        return None
+    right = expr.right
+    if isinstance(right, ast.Name) or (isinstance(right, ast.Constant) and type(right.value) in (int, float)
+                                       and right.value != 0):
+        return expr.left.id, ast.unparse(right)
+    return None
+
+
+def subtracts_row_max(expr: ast.BinOp) -> bool:
+    """Is ``expr`` ``x - x.amax(dim=-1, keepdim=True)`` (or ``x.max(-1, keepdim=True).values``
+    / ``[0]``, or ``x.amax(dim=-1).unsqueeze(-1)``: :func:`row_max_of`), the right side maybe
+    ``.detach()``-ed, ``x`` the same expression on both sides?  A softmax over the last axis
+    of it is the softmax of ``x``."""
+    right = expr.right
+    if not (right.__class__ is ast.Call or right.__class__ is ast.Attribute or right.__class__ is ast.Subscript):
+        return False
+    target = row_max_of(right)
+    return target is not None and ast.dump(target) == ast.dump(expr.left)
 
 
 def selects_rows(expr: ast.Subscript) -> bool:

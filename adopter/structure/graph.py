@@ -222,6 +222,11 @@ class _Ctx:
     # and lists of those parts each plus a term (``g = [b(p) + p for b, p in zip(m, g)]``):
     # name -> (the split tensor's name, the axis, whether a term was added)
     split_parts: dict = field(default_factory=dict)
+    # local names holding a row maximum of another name (``m = s.amax(dim=-1, keepdim=True)``:
+    # ("max", "s")) or a name divided by a number or a name (``s = x / alpha``: ("scaled", "x",
+    # "alpha")), forgotten when either name is reassigned: a softmax shift written in steps
+    # (canon.row_max_of, canon.scaled_name)
+    row_parts: dict = field(default_factory=dict)
 
 
 class _Stop(Exception):
@@ -436,6 +441,27 @@ class FlowBuilder:
     def _key(self, name: str, ctx: _Ctx) -> str:
         return name if ctx.instance == 0 else f"{name}@{ctx.instance}"
 
+    @staticmethod
+    def _shifts(expr: ast.BinOp, ctx: _Ctx) -> bool:
+        """``x - rowmax(x)`` (canon.subtracts_row_max), the row max maybe held in a name
+        (``m = x.amax(dim=-1, keepdim=True); x - m``: ctx.row_parts)."""
+        right = expr.right
+        if right.__class__ is ast.Name and expr.left.__class__ is ast.Name and ctx.row_parts:
+            return ctx.row_parts.get(right.id) == ("max", expr.left.id)
+        return canonical.subtracts_row_max(expr)
+
+    def _unscaled_shift(self, expr: ast.BinOp, ctx: _Ctx) -> str | None:
+        """The name ``x`` when ``expr`` is ``(s - rowmax(s)) * a`` (either order) with ``s``
+        holding ``x / a`` (the same number or name ``a``): None otherwise."""
+        for shifted, factor in ((expr.left, expr.right), (expr.right, expr.left)):
+            if not (isinstance(shifted, ast.BinOp) and isinstance(shifted.op, ast.Sub)
+                    and shifted.left.__class__ is ast.Name and self._shifts(shifted, ctx)):
+                continue
+            part = ctx.row_parts.get(shifted.left.id)
+            if part is not None and part[0] == "scaled" and part[2] == ast.unparse(factor):
+                return part[1]
+        return None
+
     def _name_value(self, name: str, ctx: _Ctx) -> Value:
         if name in ctx.params:
             return ctx.params[name]
@@ -571,10 +597,16 @@ class FlowBuilder:
             if isinstance(expr.op, ast.MatMult) and self._embedding_weight(expr.right, transposed=True, ctx=ctx):
                 # h @ self.embed.weight.T: logits over the embedding's entries (a tied head)
                 canon, view = "canon.tied_logits", View((left,), (), (spans[0],), ())
-            if isinstance(expr.op, ast.Sub) and canonical.subtracts_row_max(expr):
+            if isinstance(expr.op, ast.Sub) and self._shifts(expr, ctx):
                 # sim - sim.amax(dim=-1, keepdim=True).detach(): the softmax that follows is
                 # the same without it (shift invariance); a step of its own, not a mask
                 canon, view = "canon.softmax_shift", View((left,), (), (spans[0],), ())
+            elif isinstance(expr.op, ast.Mult) and ctx.row_parts:
+                unscaled = self._unscaled_shift(expr, ctx)
+                if unscaled is not None:
+                    # (s - s.amax(-1, keepdim=True)) * a with s = x / a: the shift of x / a
+                    # scaled back by a, x shifted by a row constant (CogView's relaxation)
+                    canon, view = "canon.softmax_shift", View((self._name_value(unscaled, ctx),), (), (span(expr),), ())
             node, frontier = self._new(
                 ctx, frontier, kind="op", op=symbol, args=(left, right), outs=(out,),
                 uses=_keys((left, right)), defs=frozenset({out.key}), span=span(expr),
@@ -1617,6 +1649,23 @@ class FlowBuilder:
         if ctx.split_parts:
             for key in [k for k, (whole, _, _) in ctx.split_parts.items() if k in names or whole in names]:
                 del ctx.split_parts[key]
+        if ctx.row_parts:
+            for key in [k for k, part in ctx.row_parts.items() if k in names or any(p in names for p in part[1:])]:
+                del ctx.row_parts[key]
+        part = None
+        if kind is ast.BinOp:
+            if value_expr.op.__class__ is ast.Div and value_expr.left.__class__ is ast.Name:
+                scaled = canonical.scaled_name(value_expr)
+                part = ("scaled", *scaled) if scaled is not None else None
+        elif (kind is ast.Call and value_expr.func.__class__ is ast.Attribute
+              and value_expr.func.attr in canonical.ROW_MAX_CALLS) \
+                or (kind is ast.Subscript and value_expr.value.__class__ is ast.Call) \
+                or (kind is ast.Attribute and value_expr.attr == "values"):
+            target = canonical.row_max_of(value_expr)
+            part = ("max", target.id) if target.__class__ is ast.Name else None
+        if part is not None and len(targets) == 1 and targets[0].__class__ is ast.Name \
+                and targets[0].id not in part[1:]:
+            ctx.row_parts[targets[0].id] = part
         for name in names:
             ctx.fills.pop(name, None)
             ctx.exprs.pop(name, None)
@@ -3130,14 +3179,23 @@ def _optional_step(targets: list[ast.expr], value: ast.expr) -> ast.If | None:
     """``x = step(x) if test else x`` (or ``x = x if test else step(x)``): a conditional
     expression one of whose choices is the assigned name itself, the other computed from it.
     Returns the ``if test: x = step(x)`` statement it is the same as (the kept choice an empty
-    ``else``, or an empty ``then``), located at the expression; None for any other assignment."""
+    ``else``, or an empty ``then``), located at the expression; for ``x = f(a) if test else
+    g(b)`` (both choices calls) the ``if``/``else`` of the two assignments; None for any other
+    assignment."""
     if len(targets) != 1 or not isinstance(targets[0], ast.Name) or not isinstance(value, ast.IfExp):
         return None
     name = targets[0].id
     body_keeps = isinstance(value.body, ast.Name) and value.body.id == name
     else_keeps = isinstance(value.orelse, ast.Name) and value.orelse.id == name
     if body_keeps == else_keeps:
-        return None
+        if body_keeps or value.body.__class__ is not ast.Call or value.orelse.__class__ is not ast.Call:
+            return None
+        # h = up_conv(x, self.c1) if self.upsample else self.c1(x): two computations, one taken
+        # by the test; the same as `if test: h = <first> else: h = <second>`, so each path's
+        # data flow is read on its own
+        first = ast.copy_location(ast.Assign(targets=[targets[0]], value=value.body), value.body)
+        second = ast.copy_location(ast.Assign(targets=[targets[0]], value=value.orelse), value.orelse)
+        return ast.copy_location(ast.If(test=value.test, body=[first], orelse=[second]), value)
     other = value.orelse if body_keeps else value.body
     if not isinstance(other, (ast.BinOp, ast.Call)) or not any(
             isinstance(n, ast.Name) and n.id == name for n in ast.walk(other)):

@@ -66,6 +66,9 @@ LITERAL = "\0literal:"
 # env key prefix: a local name bound to an empty ``nn.Sequential()`` whose site this walk recorded
 # (the value is that call); ``name.add_module(key, layer)`` then adds a member, as for ``self.x``
 EMPTY_SEQUENTIAL = "empty-sequential:"
+# env key prefix: a function defined in the walked body (``def add_block(...)`` inside
+# ``__init__``); a call statement of it runs its body there (LayerTyper._walk_local)
+LOCAL_DEF = "\0def:"
 LIST_REORDERS = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
 # Layers of other libraries that compute a torch layer's operation with another parameter
 # layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
@@ -1664,6 +1667,8 @@ class LayerTyper:
                             self._extend(graph, call.args[0], env, depth)  # layers.extend(conv_bn(...))
                     if isinstance(graph, SeqGraph) and f.attr in LIST_REORDERS:
                         env.pop("list:" + owner, None)  # layers.insert(1, ...): the order is not known
+                elif f.__class__ is ast.Name and LOCAL_DEF + f.id in env:
+                    self._walk_local(env[LOCAL_DEF + f.id], env, depth, record, hook, nested)
             elif isinstance(stmt, ast.Return) and stmt.value is not None and record:
                 self._record_sites(stmt.value, stmt, env, depth)
             elif isinstance(stmt, ast.If):
@@ -1716,6 +1721,24 @@ class LayerTyper:
             elif isinstance(stmt, ast.Try) or type(stmt).__name__ == "TryStar":
                 for block in (stmt.body, *(h.body for h in stmt.handlers), stmt.orelse, stmt.finalbody):
                     self._walk(block, env, depth, record, hook, nested=True)
+            elif stmt.__class__ is ast.FunctionDef:
+                env[LOCAL_DEF + stmt.name] = stmt  # run where a call statement of it stands
+
+    def _walk_local(self, func: ast.FunctionDef, env: dict, depth: int, record: bool, hook, nested: bool) -> None:
+        """A call statement of a function defined in the walked body (deep convnets that add
+        each block's layers by ``self.add_module`` in a nested ``def`` called once per block):
+        its body runs there, so the members it adds come in that order.  Its parameters and
+        locals are its own (a copy of the names' values, those of its parameters dropped); the
+        lists it fills are the caller's."""
+        if depth >= MAX_DEPTH:
+            return
+        args = func.args
+        params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+        params.update(a.arg for a in (args.vararg, args.kwarg) if a is not None)
+        inner = {k: v for k, v in env.items()
+                 if not (isinstance(k, str) and (k in params or k.rpartition(":")[2] in params))}
+        inner.pop(LOCAL_DEF + func.name, None)  # no recursion
+        self._walk(func.body, inner, depth + 1, record, hook, nested)
 
     def _elements(self, spec: tuple, depth: int = 0) -> list | None:
         """The elements of a list known where it is built, in order: (expression, the names'
@@ -3271,6 +3294,12 @@ def _is_vocabulary(expr: ast.expr, values: dict, sizes: set, names: ModuleNames 
     if isinstance(expr, ast.Attribute) and expr.attr == "num_embeddings":
         return True  # the number of entries of an nn.Embedding
     if _size_text(expr, values) in sizes:
+        return True
+    if expr.__class__ is ast.Attribute and expr.value.__class__ is ast.Attribute \
+            and expr.value.value.__class__ is ast.Name and f"{expr.value.value.id}.{expr.attr}" in sizes:
+        # the same field of a configuration one level down (``config.text_config.vocab_size``
+        # where the file's embeddings, built from that sub-configuration, read
+        # ``config.vocab_size``): the head predicts the entries its text model embeds
         return True
     if names is None:
         return False

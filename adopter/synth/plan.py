@@ -701,6 +701,10 @@ class Planner:
         if_span, branch = elem
         if_info = index.stmt(if_span)
         outer_info = index.stmt(outer.stmt)
+        if if_info is None and branch in (0, 1):
+            # no statement there: the if the flow read off ``h = f(a) if test else g(b)``
+            raise Skip("the first matched operation is one choice of a conditional expression "
+                       "(x = a if test else b)")
         if if_info is None or not isinstance(if_info.stmt, ast.If) or branch not in (0, 1):
             raise Skip("the matched operations are split by a loop, with or try block")
         if outer_info is None or outer_info.block is not if_info.block:

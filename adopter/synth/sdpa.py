@@ -983,6 +983,17 @@ class _Attention:
         caller = self.roles["c"].func
         outside = [n for n in nodes if n.func != caller]
         roles = {id(n): r for r, n in self.roles.items()}
+        adds = [n for n in outside if roles.get(id(n)) in ADD_STEPS]
+        if adds and len({n.func for n in outside}) == 1 \
+                and {roles.get(id(n)) for n in outside if n not in adds} in ({"p0"}, {"p0", "p1"}):
+            # the probabilities helper's own adds (``input += bias`` under an if) matched as
+            # steps: _inline_probs_helper reads every add of its body from the call's arguments,
+            # so they are no steps of the fused call here (kept, they would be added twice)
+            for role in [r for r, v in self.roles.items() if any(v is n for n in adds)]:
+                del self.roles[role]
+            nodes = [n for n in nodes if not any(n is a for a in adds)]
+            outside = [n for n in outside if not any(n is a for a in adds)]
+            roles = {id(n): r for r, n in self.roles.items()}
         if {roles.get(id(n)) for n in outside} in ({"p0"}, {"p0", "p1"}):
             return self._inline_probs_helper(nodes, outside, roles)
         if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
@@ -1247,7 +1258,8 @@ class _Attention:
         ones said so), and what a helper other than the context's function also changes in
         place (``input += mask`` under an if: steps the match does not hold, which a fused call
         in the caller would have to take over from the helper's arguments)."""
-        names = {"s0": "the scores' product", "p0": "the softmax", "p1": "the dropout", "c": "the context product"}
+        names = {"s0": "the scores' product", "p0": "the softmax", "p1": "the dropout", "c": "the context product",
+                 "z": "the shift by the row maximum"}
         helpers: dict[int, tuple[ast.AST, list[str]]] = {}
         steps_of: dict[int, set] = {}  # the roles in each function (the context's: the caller)
         for node in nodes:
@@ -1261,7 +1273,7 @@ class _Attention:
             steps_of.setdefault(id(func), set()).add(role)
             if step not in steps:
                 steps.append(step)
-        step_stmts = {n.stmt for n in self.match.nodes}
+        step_stmts = {n.stmt for n in nodes}
         parts = []
         for func, steps in helpers.values():
             said = " and ".join(steps) if len(steps) < 3 else ", ".join(steps[:-1]) + " and " + steps[-1]
