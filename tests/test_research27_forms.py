@@ -119,3 +119,68 @@ def test_string_number_fill_before_the_scale_is_found_and_declined_for_the_scale
     assert finding_at(code, "ADP010", "# site") is not None
     fixed = fix_text(code, "model.py", rules("ADP010")).text
     assert "scaled_dot_product_attention(" not in fixed  # a finite fill the scale divides
+
+
+# ----------------------------------------- a forward-less module's public method is its API
+
+ROPE_TABLE = """\
+import torch
+import torch.nn as nn
+
+
+class AddedPositions(nn.Module):
+    def __init__(self, dim, max_seq=64):
+        super().__init__()
+        self.pe = nn.Embedding(max_seq, dim)
+
+    def forward(self, x):
+        return x + self.pe(torch.arange(x.shape[1], device=x.device))
+
+
+class RotaryTable(nn.Module):
+    def __init__(self, head_dim, max_seq=64, base=10000):
+        super().__init__()
+        self.head_dim = head_dim
+        inv = 1.0 / (base ** (torch.arange(0, head_dim, 2).float() / head_dim))
+        freqs = torch.outer(torch.arange(max_seq).float(), inv)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        self.register_buffer("cos_cache", emb.cos()[None, None], persistent=False)
+        self.register_buffer("sin_cache", emb.sin()[None, None], persistent=False)
+
+    def METHOD(self, q, k, offset=0):
+        end = offset + q.shape[2]
+        cos = self.cos_cache[:, :, offset:end, :].to(dtype=q.dtype)
+        sin = self.sin_cache[:, :, offset:end, :].to(dtype=q.dtype)
+        return (
+            q * cos + _half_turn(q) * sin,  # site
+            k * cos + _half_turn(k) * sin,
+        )
+
+
+def _half_turn(x):
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat([-b, a], dim=-1)
+"""
+
+
+def test_public_method_of_a_forwardless_module_is_analysed():
+    # another class of the file has a forward: before, only what a forward reaches was read
+    assert finding_at(ROPE_TABLE.replace("METHOD", "rotate"), "ADP014", "# site") is not None
+
+
+def test_private_method_of_a_forwardless_module_is_not_an_entry():
+    assert finding_at(ROPE_TABLE.replace("METHOD", "_rotate"), "ADP014", "# site") is None
+
+
+def test_forwardless_module_method_called_in_the_file_is_not_an_entry_of_its_own():
+    # a caller in the file that no forward reaches: the method is a helper of that code
+    code = ROPE_TABLE.replace("METHOD", "rotate") + (
+        "\n\ndef _unused(table, q, k):\n    return table.rotate(q, k)\n")
+    assert finding_at(code, "ADP014", "# site") is None
+
+
+def test_forwardless_module_with_an_interleaved_rotation_is_not_rope():
+    code = ROPE_TABLE.replace("METHOD", "rotate").replace(
+        "    a, b = x.chunk(2, dim=-1)\n    return torch.cat([-b, a], dim=-1)",
+        "    a, b = x[..., ::2], x[..., 1::2]\n    return torch.stack([-b, a], dim=-1).flatten(-2)")
+    assert finding_at(code, "ADP014", "# site") is None
