@@ -184,3 +184,59 @@ def test_forwardless_module_with_an_interleaved_rotation_is_not_rope():
         "    a, b = x.chunk(2, dim=-1)\n    return torch.cat([-b, a], dim=-1)",
         "    a, b = x[..., ::2], x[..., 1::2]\n    return torch.stack([-b, a], dim=-1).flatten(-2)")
     assert finding_at(code, "ADP014", "# site") is None
+
+
+# --------------------------------------------- the rms held in a name, the weight's product last
+
+RMS = """\
+import torch
+import torch.nn as nn
+
+
+class Norm(nn.Module):
+    def __init__(self, dim=8, eps=1e-6):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(dim) + 0.1 * torch.arange(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        rms = RMS_EXPR
+        return self.w * x / rms  # site
+"""
+
+
+def _rms(expr: str) -> str:
+    return RMS.replace("RMS_EXPR", expr)
+
+
+def test_rms_named_first_then_weight_times_x_over_it_is_found():
+    for expr in ("x.pow(2).mean(-1, keepdim=True).add(self.eps).sqrt()",
+                 "(x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt()",
+                 "torch.sqrt((x * x).mean(dim=-1, keepdim=True) + self.eps)"):
+        assert finding_at(_rms(expr), "ADP011", "# site") is not None, expr
+
+
+def test_rms_named_first_is_fixed_and_matches():
+    import torch
+
+    code = _rms("x.pow(2).mean(-1, keepdim=True).add(self.eps).sqrt()")
+    fixed = fix_text(code, "model.py", rules("ADP011")).text
+    assert "rms_norm(" in fixed
+    a, b = float64_pair(code, fixed, "Norm")
+    x = torch.randn(3, 5, 8, dtype=torch.float64)
+    # float64, an 8-wide mean square: equal to rounding
+    torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
+
+
+def test_rms_over_another_axis_is_not_rms_norm():
+    assert finding_at(_rms("x.pow(2).mean(1, keepdim=True).add(self.eps).sqrt()"), "ADP011", "# site") is None
+
+
+def test_sum_of_squares_is_not_rms_norm():
+    assert finding_at(_rms("x.pow(2).sum(-1, keepdim=True).add(self.eps).sqrt()"), "ADP011", "# site") is None
+
+
+def test_weight_times_another_tensor_over_the_rms_is_not_rms_norm():
+    code = _rms("x.pow(2).mean(-1, keepdim=True).add(self.eps).sqrt()").replace(
+        "return self.w * x / rms", "return self.w * x.flip(-1) / rms")
+    assert finding_at(code, "ADP011", "# site") is None
