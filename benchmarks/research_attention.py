@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the files whose 'source:path' contains TEXT (repeatable; any matches)")
     args = parser.parse_args(argv)
     labels = [lab for lab in score.read_labels(HERE / "devcorpus" / "labels.tsv")
-              if lab.rule == "ADP010" and not lab.source.startswith("transformers")
+              if lab.rule == "ADP010" and not lab.source.startswith("transformers==")
               and (not args.only or any(t in f"{lab.source}:{lab.path}" for t in args.only))]
     files = score.resolve_files(labels, score.DEFAULT_CACHE, quiet=True)
     rules = [r for r in load_rules() if r.id == "ADP010"]

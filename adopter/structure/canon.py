@@ -451,7 +451,12 @@ def fill_value(expr: ast.expr) -> str | None:
         sign = -1 if text.startswith("-") else 1
         if text.lstrip("+-") in ("inf", "infinity"):
             return "inf" if sign * (-1 if negated else 1) < 0 else None
-        return None
+        try:
+            number = float(text)  # float("-1e20"): the number the string spells
+        except ValueError:
+            return None
+        value = -number if negated else number
+        return "finite" if number == number and value <= LARGE_NEGATIVE else None
     if isinstance(inner, ast.Attribute) and inner.attr == "inf" and negated:
         return "inf"  # -math.inf, -torch.inf, -np.inf
     if isinstance(inner, ast.Attribute) and inner.attr in ("min", "max") and isinstance(inner.value, ast.Call) \

@@ -458,6 +458,16 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            for name, func in info.methods.items()
            if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
            and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
+    # A class derived from torch's Module alone that defines no forward cannot be called as a
+    # module (Module.forward raises): it is used through its other public methods (a rotary
+    # table holding its cos/sin caches, ``rope.rotate(q, k)`` in a sibling's attention).  One
+    # that takes arguments and that nothing in the file calls runs in other files' forwards,
+    # as a public module-level function does (below).
+    close([(owner, func) for owner, info in infos.items()
+           if "forward" not in info.methods and info.bases and all(b in _TORCH_MODULE for b in info.bases)
+           for name, func in info.methods.items()
+           if (owner, name) not in seen and not name.startswith("_") and name not in INIT_NAMES
+           and len(func.args.args) > 1 and not _called_in(module, name)])
     # A processor's ``__call__`` that a module hands itself to (``self.processor(self, x)``)
     # runs that module's layers in its forward (diffusers-style attention processors).
     close([(owner, info.methods["__call__"]) for owner, info in infos.items()
@@ -472,6 +482,7 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     return seen
 
 
+_TORCH_MODULE = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})
 _SCRIPT_NAMES = frozenset({"main", "train", "evaluate", "test", "run", "cli"})
 
 

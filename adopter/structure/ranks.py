@@ -17,6 +17,7 @@ elementwise operation with an operand of unknown rank has an unknown rank (it br
 
 from __future__ import annotations
 
+import ast
 import re
 from ..records import replace
 
@@ -387,31 +388,79 @@ def _from_conflict(value, ranks: _Ranks) -> bool:
     return False
 
 
-def _bmm_reads(nodes, index) -> bool:
-    """Is the output of ``nodes[index]`` (a softmax) read, after it, only by rank-keeping steps
-    (dropout, casts, copies) and, at the end of every such chain, by ``torch.bmm``?  bmm raises
-    on anything but 3-D operands, so the softmax's output, and its input, are 3-D (a mask of
-    unknown rank filled in before it does not make it wider)."""
+def _product_reads(nodes, index, segment) -> int | None:
+    """The rank the products reading the output of ``nodes[index]`` (a softmax) fix for it, when
+    it is read, after it, only by rank-keeping steps (dropout, casts, copies) and, at the end of
+    every such chain, by ``torch.bmm`` (3-D operands only) or by an einsum whose equation names
+    that operand's axes without an ellipsis (``einsum("nhql,nlhd->nqhd", [p, v])``: 4-D): torch
+    raises on an operand of any other rank, so the softmax's output, and its input, have that
+    rank (a mask of unknown rank filled in before it does not make it wider).  None when the
+    readers fix no rank, or two different ones."""
     node = nodes[index]
     if len(node.outs) != 1:
-        return False
+        return None
     keys = {node.outs[0].key}
-    reached = False
+    found = None
     for later in nodes[index + 1:]:
         args = later.view.args if later.view is not None else later.args
         if not any(_is_ref(v) and v.key in keys for v in args):
             if any(out.key in keys for out in later.outs):
                 keys -= {out.key for out in later.outs}  # rebound to something else
             continue
-        if later.canon == "torch.matmul" and later.op.rsplit(".", 1)[-1] == "bmm":
-            reached = True
+        if later.canon == "torch.matmul":
+            tail = later.op.rsplit(".", 1)[-1]
+            rank = 3 if tail == "bmm" else _einsum_operand_rank(later, keys, nodes, segment) if tail == "einsum" else None
+            if rank is None or found not in (None, rank):
+                return None
+            found = rank
             continue
         keeps = later.kind == "copy" or later.canon in ("torch.nn.functional.dropout", "torch.Tensor.to") or (
             later.kind == "method" and later.op in _SAME_RANK_METHODS)
         if not keeps or len(later.outs) != 1:
-            return False
+            return None
         keys.add(later.outs[0].key)
-    return reached
+    return found
+
+
+def _einsum_operand_rank(product, keys, nodes, segment) -> int | None:
+    """The number of axes the equation of the einsum ``product`` names for its operand that is
+    one of ``keys`` (a name written as the operand, or a temporary whose producing step is the
+    operand's text), read from the call's source; None when the equation has an ellipsis, the
+    operand is not found, or it is found twice with two ranks."""
+    if product.span is None:
+        return None
+    text = segment(product.span)
+    try:
+        call = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not isinstance(call, ast.Call) or call.keywords or not call.args:
+        return None
+    operands = list(call.args)
+    if isinstance(operands[0], ast.Constant) and isinstance(operands[0].value, str):
+        equation = operands.pop(0).value  # torch.einsum(eq, a, b) / torch.einsum(eq, [a, b])
+        if len(operands) == 1 and isinstance(operands[0], (ast.List, ast.Tuple)):
+            operands = list(operands[0].elts)
+    elif isinstance(operands[-1], ast.Constant) and isinstance(operands[-1].value, str):
+        equation = operands.pop().value  # einops.einsum(a, b, eq)
+    else:
+        return None
+    subscripts = equation.replace(" ", "").split("->")[0].split(",")
+    if len(subscripts) != len(operands) or any(isinstance(o, ast.Starred) for o in operands):
+        return None
+    wanted = set()
+    for key in keys:
+        if not key.startswith("%"):
+            wanted.add(key)
+            continue
+        for node in nodes:
+            if len(node.outs) == 1 and node.outs[0].key == key and node.span is not None:
+                wanted.add(" ".join(segment(node.span).split()))
+    read = {sub for sub, operand in zip(subscripts, operands) if " ".join(ast.unparse(operand).split()) in wanted}
+    ranks = {len(sub) for sub in read}
+    if len(ranks) != 1 or not all(sub.isalpha() for sub in read):
+        return None
+    return ranks.pop()
 
 
 def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None, asserted=None) -> None:
@@ -438,8 +487,10 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None, ass
         rank = ranks.of(view.args[0], node)
         if node.canon == "torch.transpose" and len(node.outs) == 1 and node.outs[0].key in into_bmm:
             rank = 3
-        elif node.canon == "torch.nn.functional.softmax" and not isinstance(rank, int) and _bmm_reads(nodes, index):
-            rank = 3  # a softmax whose output only torch.bmm multiplies (after dropout, casts) is 3-D
+        elif node.canon == "torch.nn.functional.softmax" and not isinstance(rank, int):
+            # a softmax whose output only torch.bmm multiplies (after dropout, casts) is 3-D; one
+            # only an einsum multiplies has the rank its equation names for that operand
+            rank = _product_reads(nodes, index, segment) or rank
         if (not isinstance(rank, int) or rank == TOP) and node.id in assumed:
             rank = node.assumed_rank = assumed[node.id]
         if not isinstance(rank, int) or rank == TOP:
