@@ -899,11 +899,28 @@ def _predicts_input(reader, value: list, alternatives: int) -> tuple:
 
 
 def bundled_rules_dir() -> Path:
-    """The folder of the bundled rule files (the ``adopter.rules`` package), found through
-    the import system's spec rather than :mod:`importlib.resources`, whose import (``tempfile``,
-    ``shutil``, ...) was a tenth of a one-file check's start-up."""
+    """The folder of the bundled rule files: the rules of the ``adopter`` package that is
+    running, never another copy's.
+
+    A wheel installs them as ``adopter/rules`` beside this module; a source checkout keeps them
+    in ``rules/`` beside ``adopter/`` (``package-dir`` in pyproject.toml).  Both are looked for
+    next to this file first.  Asking the import system for ``adopter.rules`` alone is not enough:
+    an editable install's finder maps ``adopter.rules`` to *its* checkout's folder, so a second
+    checkout run with the same interpreter (``cd other && python -m ...``, ``PYTHONPATH``,
+    benchmarks/devcorpus/score.py run from a detached worktree) got its own engine with the
+    installed checkout's rules, and its findings depended on which checkout was installed
+    (research27's "main finds the RMSNorm" was b8d2050's engine with research27's ADP011).
+    The spec is the fallback for other layouts; :mod:`importlib.resources` is not used, its
+    import (``tempfile``, ``shutil``, ...) was a tenth of a one-file check's start-up."""
     import importlib.util
 
+    here = Path(os.path.abspath(__file__)).parent
+    installed = here / "rules"
+    if (installed / "__init__.py").is_file():
+        return installed
+    checkout = here.parent / "rules"
+    if (checkout / "__init__.py").is_file() and (here.parent / "pyproject.toml").is_file():
+        return checkout
     spec = importlib.util.find_spec("adopter.rules")
     if spec is None or not spec.submodule_search_locations:
         raise RuleError("adopter.rules", 1, 1, "the bundled rules are not installed")
