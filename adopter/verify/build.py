@@ -108,6 +108,9 @@ class Call:
     # some tensor is a shape guess only (a [seq, head width] table for a ``cos``/``table`` argument):
     # the inputs the model of the file passes are preferred when there is one
     guessed: bool = False
+    # the arguments that hold a guessed mask (positions of ``args``, names of ``kwargs``): the
+    # first working call is checked against the same call without them (``_widened_by_mask``)
+    masked: tuple = ()
 
     def clone(self, device: torch.device | None = None, grad: bool = False) -> "Call":
         return Call(_clone_value(self.args, device, grad), _clone_value(self.kwargs, device, grad), self.method)
@@ -298,6 +301,58 @@ def _has_nan(value: Any, depth: int = 0) -> bool:
     if depth < 3 and isinstance(value, dict):
         return any(_has_nan(v, depth + 1) for v in value.values())
     return False
+
+
+def _output_leaves(value: Any, depth: int = 0) -> list[torch.Tensor]:
+    """The tensors of an output (a tensor, or tuples, lists and dicts of them), in order."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    out: list[torch.Tensor] = []
+    if depth < 3 and isinstance(value, (tuple, list)):
+        for v in value:
+            out += _output_leaves(v, depth + 1)
+    elif depth < 3 and isinstance(value, dict):
+        for v in value.values():
+            out += _output_leaves(v, depth + 1)
+    return out
+
+
+def _widened_by_mask(masked: Any, plain: Any) -> bool:
+    """Does the output under a guessed mask have more axes, or a wider axis, than the same call's
+    output without it?  Then the mask broadcast the module's own tensors wider (a ``[b, 1, s, s]``
+    mask filled out of place into ``[b, s, s]`` scores): it is no mask of that module's layout,
+    and a patch is not judged on it (a fused call rightly refuses it).  Outputs of different
+    structure are not compared."""
+    a, b = _output_leaves(masked), _output_leaves(plain)
+    if not a or len(a) != len(b):
+        return False
+    return any(x.dim() > y.dim() or (x.dim() == y.dim() and any(m > n for m, n in zip(x.shape, y.shape)))
+               for x, y in zip(a, b))
+
+
+def _without_masks(call: Call) -> Call:
+    """``call`` with its guessed masks None."""
+    args = tuple(None if i in call.masked else v for i, v in enumerate(call.args))
+    kwargs = {k: None if k in call.masked else v for k, v in call.kwargs.items()}
+    return Call(args, kwargs, call.method, call.guessed)
+
+
+def _narrowed_masks(call: Call) -> Iterator[Call]:
+    """``call`` with one guessed mask narrower by one of its size-1 axes (``[b, 1, s, s]`` ->
+    ``[b, s, s]``, ``[b, 1, 1, s]`` -> ``[b, 1, s]``), each mask and axis in turn."""
+    for key in call.masked:
+        value = call.args[key] if isinstance(key, int) else call.kwargs[key]
+        if not isinstance(value, torch.Tensor) or value.dim() < 3:
+            continue
+        for axis in range(value.dim()):
+            if value.shape[axis] != 1:
+                continue
+            narrow = value.squeeze(axis).contiguous()
+            if isinstance(key, int):
+                args, kwargs = tuple(narrow if i == key else v for i, v in enumerate(call.args)), dict(call.kwargs)
+            else:
+                args, kwargs = call.args, {**call.kwargs, key: narrow}
+            yield Call(args, kwargs, call.method, call.guessed, masked=call.masked)
 
 
 def run_quietly(fn: Callable[[], Any]) -> Any:
@@ -1236,6 +1291,8 @@ class Builder:
         failures: list[tuple[Call, BaseException]] = []
         none_seen = False
         degenerate: list[Call] = []  # calls the original runs to a NaN (a mask hiding every key of a row)
+        widened: list[Call] = []  # calls whose guessed mask widens the original's output (_widened_by_mask)
+        last: list[Any] = [None]  # the output of the last call that ran
 
         def works(call: Call) -> bool:
             nonlocal first_error, needs, tried, none_seen
@@ -1255,15 +1312,43 @@ class Builder:
             if _has_nan(out):
                 degenerate.append(call)  # kept for when no candidate gives numbers
                 return False
+            last[0] = out
             return True
+
+        def working(call: Call) -> Call | None:
+            """``call`` when the original runs it and its guessed masks keep the output's shape;
+            else a narrower mask (a size-1 axis dropped) that does; else None (a widening call is
+            kept in ``widened``, used only when no other candidate runs)."""
+            if not works(call):
+                return None
+            if not call.masked:
+                return call
+            masked_out = last[0]
+            plain = _without_masks(call)
+            _seed()
+            try:
+                with torch.no_grad():
+                    plain_out = run_quietly(lambda: construct(self.groups, lambda: plain.clone().run(module)))
+            except Exception:
+                return call  # no unmasked call to compare with
+            if not _widened_by_mask(masked_out, plain_out):
+                return call
+            widened.append(call)
+            for narrow in _narrowed_masks(call):
+                if works(narrow) and not _widened_by_mask(last[0], plain_out):
+                    return narrow
+            return None
 
         if variant.steps:
             return self._first_working_steps(module, hints, variant, works) or \
                 (first_error or f"no two-step call of {type(module).__name__} ran", needs)
         for call in input_options(module, hints, self.sizes, dict(variant.forward), method, variant.give,
                                   signature=signature):
-            if works(call):
-                return call
+            found = working(call)
+            if found is not None:
+                return found
+        if widened:  # only masks that widen the output ran: the first of them, as before
+            return widened[0]
         if degenerate:
             return degenerate[0]
         if not tried:
@@ -1277,8 +1362,9 @@ class Builder:
                                                        variant.give + guarded, signature=signature)):
                 if count >= MAX_REPAIRED:
                     break
-                if works(call):
-                    return call
+                found = working(call)
+                if found is not None:
+                    return found
         if none_seen:
             # an argument that defaults to None is read as a tensor: give every such argument
             extra = tuple(n for n in optional_params(module, method) if n not in variant.give
@@ -1291,8 +1377,11 @@ class Builder:
                                                            variant.give + extra, signature=signature)):
                     if count >= MAX_REPAIRED:
                         break
-                    if works(call):
-                        return call
+                    found = working(call)
+                    if found is not None:
+                        return found
+        if widened:
+            return widened[0]
         budget = MAX_REPAIRED * 2
         queue = [(call, exc, 0) for call, exc in failures]
         while queue and budget > 0:

@@ -1108,6 +1108,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
+    masks: set[int] = set()  # ids of the mask candidates
     unmasked: set[str] = set()  # required masks, tried as None once every guess failed
     tested = none_tested(func)
     gap = False  # once a parameter is left out, later ones must be passed by keyword
@@ -1151,6 +1152,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 # a mask the code must be handed but may be None (``if mask is not None:``, SANM's
                 # attention, whose unmasked path a chunked caller takes): tried when no mask runs
                 unmasked.add(name)
+            masks.update(id(c) for c in candidates if isinstance(c, torch.Tensor))
             per_param.append((name, positional, candidates))
             continue
         fed = fed_layer(func, name, module) if lowered in _TARGET_NAMES else None
@@ -1311,15 +1313,20 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         keyword_only = False
+        masked: list[int | str] = []
         for (name, positional, _), value in zip(per_param, combo):
             if value is OMIT:
                 keyword_only = True
                 continue
             if positional and not keyword_only:
+                if id(value) in masks:
+                    masked.append(len(args))
                 args.append(value)
             else:
+                if id(value) in masks:
+                    masked.append(name)
                 kwargs[name] = value
-        yield Call(tuple(args), kwargs, guessed=any(id(v) in guessed for v in combo))
+        yield Call(tuple(args), kwargs, guessed=any(id(v) in guessed for v in combo), masked=tuple(masked))
 
 
 def _combinations(lists: list[list[Any]]) -> Iterator[tuple]:
