@@ -344,9 +344,11 @@ def _narrowed_masks(call: Call) -> Iterator[Call]:
         value = call.args[key] if isinstance(key, int) else call.kwargs[key]
         if not isinstance(value, torch.Tensor) or value.dim() < 3:
             continue
+        shapes: set[tuple[int, ...]] = set()
         for axis in range(value.dim()):
-            if value.shape[axis] != 1:
-                continue
+            if value.shape[axis] != 1 or value.shape[:axis] + value.shape[axis + 1:] in shapes:
+                continue  # (two size-1 axes side by side narrow to one shape, tried once)
+            shapes.add(value.shape[:axis] + value.shape[axis + 1:])
             narrow = value.squeeze(axis).contiguous()
             if isinstance(key, int):
                 args, kwargs = tuple(narrow if i == key else v for i, v in enumerate(call.args)), dict(call.kwargs)
