@@ -165,12 +165,13 @@ class StepCall(Call):
 
     def clone(self, device: torch.device | None = None, grad: bool = False) -> "StepCall":
         return StepCall(_clone_value(self.args, device, grad), _clone_value(self.kwargs, device, grad), self.method,
-                        self.guessed, self.param, self.index, _clone_value(self.step_args, device, grad),
-                        _clone_value(self.step_kwargs, device, grad))
+                        self.guessed, param=self.param, index=self.index,
+                        step_args=_clone_value(self.step_args, device, grad),
+                        step_kwargs=_clone_value(self.step_kwargs, device, grad))
 
     def mapped(self, fn: Callable[[Any], Any]) -> "StepCall":
-        return StepCall(fn(self.args), fn(self.kwargs), self.method, self.guessed, self.param, self.index,
-                        fn(self.step_args), fn(self.step_kwargs))
+        return StepCall(fn(self.args), fn(self.kwargs), self.method, self.guessed, param=self.param,
+                        index=self.index, step_args=fn(self.step_args), step_kwargs=fn(self.step_kwargs))
 
     def run(self, module: nn.Module) -> Any:
         first = Call.run(self, module)
@@ -1275,8 +1276,8 @@ class Builder:
             for index in range(1, len(out)):
                 if not isinstance(out[index], (torch.Tensor, tuple, list)):
                     continue
-                step = StepCall(call.args, call.kwargs, variant.method, call.guessed, param, index,
-                                (call.args[0][:, -1:].clone(), *call.args[1:]), step_kwargs)
+                step = StepCall(call.args, call.kwargs, variant.method, call.guessed, param=param, index=index,
+                                step_args=(call.args[0][:, -1:].clone(), *call.args[1:]), step_kwargs=step_kwargs)
                 if works(step):
                     return step
         return None
