@@ -1359,15 +1359,22 @@ class Builder:
         func = signature or getattr(module, method, None)
         guarded = tuple(dict.fromkeys(n for _, exc in failures for n in guarding_params(func, exc)
                                       if n not in variant.give and n not in dict(variant.forward)))
-        if guarded and func is not None:
-            # a local assigned only under ``if arg is not None:`` was read: give those arguments
+        def first_given(give: tuple[str, ...]):
+            """The first of at most MAX_REPAIRED calls with the arguments ``give`` that works."""
             for count, call in enumerate(input_options(module, hints, self.sizes, dict(variant.forward), method,
-                                                       variant.give + guarded, signature=signature)):
+                                                       variant.give + give, signature=signature)):
                 if count >= MAX_REPAIRED:
-                    break
+                    return None
                 found = working(call)
                 if found is not None:
                     return found
+            return None
+
+        if guarded and func is not None:
+            # a local assigned only under ``if arg is not None:`` was read: give those arguments
+            found = first_given(guarded)
+            if found is not None:
+                return found
         if none_seen:
             # an argument that defaults to None is read as a tensor: give every such argument
             extra = tuple(n for n in optional_params(module, method) if n not in variant.give
@@ -1376,13 +1383,9 @@ class Builder:
                 extra = tuple(p.name for p in inspect.signature(signature).parameters.values()
                               if p.default is None and p.name not in variant.give and not _is_cache_name(p.name))
             if extra:
-                for count, call in enumerate(input_options(module, hints, self.sizes, dict(variant.forward), method,
-                                                           variant.give + extra, signature=signature)):
-                    if count >= MAX_REPAIRED:
-                        break
-                    found = working(call)
-                    if found is not None:
-                        return found
+                found = first_given(extra)
+                if found is not None:
+                    return found
         if widened:
             return widened[0]
         budget = MAX_REPAIRED * 2
