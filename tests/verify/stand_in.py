@@ -20,13 +20,19 @@ def stand_in_fix(old: str, new: str):
     return fix
 
 
-def exact_adp010_verdicts(path, source, edit, all_rules, quick):
-    """Verify ADP010's stand-in patch ``edit`` (old, new) of ``source`` written at ``path`` with
-    the tolerance set to exact equality, so that every rounding difference goes to the float64
-    second opinion; the per-class results (not the combined one)."""
+
+def adp010_verdicts(path, source, edit, all_rules, options):
+    """Verify ADP010's stand-in patch ``edit`` (old, new) of ``source`` written at ``path``
+    with ``options``; the per-class results (not the combined one)."""
     path.write_text(source)
     assert edit[0] in source
-    exact = dataclasses.replace(quick, tolerance=Tolerance(rtol=0.0, atol=0.0))
     rules = [r for r in all_rules if r.id == "ADP010"]
-    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=stand_in_fix(*edit), options=exact)
+    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=stand_in_fix(*edit), options=options)
             if not r.combined]
+
+
+def exact_adp010_verdicts(path, source, edit, all_rules, quick):
+    """:func:`adp010_verdicts` with the tolerance set to exact equality, so that every rounding
+    difference goes to the float64 second opinion."""
+    exact = dataclasses.replace(quick, tolerance=Tolerance(rtol=0.0, atol=0.0))
+    return adp010_verdicts(path, source, edit, all_rules, exact)

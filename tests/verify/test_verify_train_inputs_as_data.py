@@ -11,12 +11,10 @@ tries), the step runs with the inputs as data: outputs and parameter gradients a
 input gradients are not, and the verdict says so.  A wrong patch still fails.
 """
 
-from types import SimpleNamespace
 
 import pytest
+from stand_in import adp010_verdicts
 
-from adopter.config import Config
-from adopter.verify import verify_file
 from adopter.verify.result import FAIL, PASS, SKIP
 
 SOURCE = '''import torch
@@ -57,22 +55,9 @@ BREAKS_TRAINING = ("        out = F.scaled_dot_product_attention(q, k, v)\n"
                    "            out.requires_grad = True\n")
 
 
-def _fix(old, new):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
-
 
 def _verify(tmp_path, new, all_rules, quick):
-    path = tmp_path / "features_then_attention.py"
-    path.write_text(SOURCE)
-    assert SITE in SOURCE
-    rules = [r for r in all_rules if r.id == "ADP010"]
-    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=_fix(SITE, new), options=quick)
-            if not r.combined]
+    return adp010_verdicts(tmp_path / "features_then_attention.py", SOURCE, (SITE, new), all_rules, quick)
 
 
 def test_the_right_patch_passes_with_inputs_as_data(tmp_path, all_rules, quick):
@@ -91,10 +76,6 @@ def test_wrong_patches_still_fail(tmp_path, all_rules, quick, wrong):
 def test_a_module_that_cannot_train_either_way_still_skips(tmp_path, all_rules, quick):
     source = SOURCE.replace("            h.requires_grad = True\n",
                             "            raise RuntimeError('this module does not train here')\n")
-    path = tmp_path / "never_trains.py"
-    path.write_text(source)
-    rules = [r for r in all_rules if r.id == "ADP010"]
-    results = [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=_fix(SITE, RIGHT),
-                                      options=quick) if not r.combined]
+    results = adp010_verdicts(tmp_path / "never_trains.py", source, (SITE, RIGHT), all_rules, quick)
     assert [r.verdict for r in results] == [SKIP], results
     assert "does not train here" in results[0].reason

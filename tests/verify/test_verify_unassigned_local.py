@@ -8,12 +8,10 @@ and verify found no inputs (skip).  Now the optional argument whose ``is not Non
 local's assignment is given (``inputs.guarding_params``; the others stay at their defaults).  The right patch passes; a patch that uses the position-added input for the values fails.
 """
 
-from types import SimpleNamespace
 
 import pytest
+from stand_in import adp010_verdicts
 
-from adopter.config import Config
-from adopter.verify import verify_file
 from adopter.verify.inputs import guarding_params
 from adopter.verify.result import FAIL, PASS
 
@@ -56,22 +54,9 @@ VALUES_WITH_POSITIONS = ("        v = self.v(x).view(b, n, self.heads, d).transp
                          "        out = F.scaled_dot_product_attention(q, k, v)\n")
 
 
-def _fix(old, new):
-    def fix(text, path, rules, package=None):
-        if old not in text:
-            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
-        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
-
-    return fix
-
 
 def _verify(tmp_path, new, all_rules, quick):
-    path = tmp_path / "positioned_attention.py"
-    path.write_text(SOURCE)
-    assert SITE in SOURCE
-    rules = [r for r in all_rules if r.id == "ADP010"]
-    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=_fix(SITE, new), options=quick)
-            if not r.combined]
+    return adp010_verdicts(tmp_path / "positioned_attention.py", SOURCE, (SITE, new), all_rules, quick)
 
 
 def test_the_right_patch_passes_with_the_argument_given(tmp_path, all_rules, quick):
