@@ -31,12 +31,6 @@ from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import LM_HEAD, OUTPUT_OF
-
-# layer arguments an inlined helper's calls are read through (see _Flow._inline)
-_ALIASED = frozenset({"torch.nn.Dropout", "torch.nn.Softmax", LM_HEAD})
-_BATCH_NORMS = frozenset({"torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.BatchNorm3d",
-                          "torch.nn.SyncBatchNorm"})
-_BN_PRODUCERS = frozenset({"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d", "torch.nn.Linear"})
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
 from .siblings import sibling_gelu
@@ -45,6 +39,14 @@ from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children,
 
 MAX_INLINE_DEPTH = 3
 _NAME, _CALL = ast.Name, ast.Call
+
+# layer arguments an inlined helper's calls are read through (FlowBuilder._inline): the
+# attention's own modules, and a batch norm with the conv or Linear handed in beside it
+_ALIASED = frozenset({"torch.nn.Dropout", "torch.nn.Softmax", LM_HEAD})
+_BATCH_NORMS = frozenset({"torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d", "torch.nn.BatchNorm3d",
+                          "torch.nn.SyncBatchNorm"})
+_BN_PRODUCERS = frozenset({"torch.nn.Conv1d", "torch.nn.Conv2d", "torch.nn.Conv3d", "torch.nn.Linear"})
+
 BINOPS = {
     ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.MatMult: "@",
     ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**",
