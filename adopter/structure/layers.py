@@ -395,15 +395,7 @@ class LayerTyper:
         """``ACTIVATIONS[act]`` with ``ACTIVATIONS = {"gelu": nn.GELU, ...}`` a dict of the file (or a
         dict literal subscripted in place): the entry a constant key names, else any entry (the
         key is chosen at run time, so each is a conditional value)."""
-        table = expr.value
-        if isinstance(table, ast.Name) and TABLE_OF + table.id in env:
-            table = env[TABLE_OF + table.id]  # a dict literal the function itself assigned
-        elif isinstance(table, ast.Name) and table.id not in env:
-            table = self.names.constants.get(table.id)
-        elif (table.__class__ is ast.Attribute and table.value.__class__ is ast.Name and table.value.id == "self"
-              and "self." + table.attr not in env):
-            # self._ACT[act]: a table the class body assigns (every instance shares it)
-            table = self._class_constant(table.attr, env) or table
+        table = self._table_source(expr.value, env)
         if (isinstance(table, ast.Call) and _is_name(table.func, "dict") and "dict" not in self.names.imports
                 and not table.args and all(k.arg is not None for k in table.keywords)):
             # dict(batchnorm=BatchNormAct2d, ...): the same table
@@ -453,17 +445,23 @@ class LayerTyper:
                          for v in self.values(call.args[1], env, depth + 1))
         return _unique(out + fallback)
 
-    def _dict_of(self, table: ast.expr, env: dict) -> ast.Dict | None:
-        """The dict literal a table expression names: a local name the function assigned one,
-        a module constant, or a class attribute read through ``self`` (``_ACT = {...}`` in the
-        class body, a table every instance shares)."""
+    def _table_source(self, table: ast.expr, env: dict) -> ast.expr | None:
+        """What a table expression names: the dict literal a local name was assigned in the
+        function, a module constant's value (None for a name the file does not bind), or the
+        value the class body assigns an attribute read through ``self`` (``self._ACT``: a table
+        every instance shares); the expression itself otherwise."""
         if isinstance(table, ast.Name) and TABLE_OF + table.id in env:
-            table = env[TABLE_OF + table.id]
-        elif isinstance(table, ast.Name) and table.id not in env:
-            table = self.names.constants.get(table.id)
-        elif (isinstance(table, ast.Attribute) and isinstance(table.value, ast.Name) and table.value.id == "self"
-              and "self." + table.attr not in env):
-            table = self._class_constant(table.attr, env)
+            return env[TABLE_OF + table.id]  # a dict literal the function itself assigned
+        if isinstance(table, ast.Name) and table.id not in env:
+            return self.names.constants.get(table.id)
+        if (table.__class__ is ast.Attribute and table.value.__class__ is ast.Name and table.value.id == "self"
+                and "self." + table.attr not in env):
+            return self._class_constant(table.attr, env) or table
+        return table
+
+    def _dict_of(self, table: ast.expr, env: dict) -> ast.Dict | None:
+        """The dict literal a table expression names (:meth:`_table_source`), else None."""
+        table = self._table_source(table, env)
         return table if isinstance(table, ast.Dict) and None not in table.keys else None
 
     def _class_constant(self, attr: str, env: dict) -> ast.expr | None:
