@@ -975,7 +975,6 @@ def dropout_function_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     return _zeroes_and_rescales(fwd, params[0], params[1], names)
 
 
-
 def _function_forward(name: str, names: ModuleNames) -> ast.FunctionDef | None:
     """The static ``forward`` of the same-file ``torch.autograd.Function`` subclass ``name``
     (what ``name.apply(...)`` runs), or None."""
@@ -986,6 +985,7 @@ def _function_forward(name: str, names: ModuleNames) -> ast.FunctionDef | None:
     if fwd is None or not any(isinstance(d, ast.Name) and d.id == "staticmethod" for d in fwd.decorator_list):
         return None
     return fwd
+
 
 def _training_test(test: ast.expr, names: ModuleNames) -> bool:
     """``self.training``, or an ``and`` with it among pure reads."""
