@@ -983,17 +983,6 @@ class _Attention:
         caller = self.roles["c"].func
         outside = [n for n in nodes if n.func != caller]
         roles = {id(n): r for r, n in self.roles.items()}
-        adds = [n for n in outside if roles.get(id(n)) in ADD_STEPS]
-        if adds and len({n.func for n in outside}) == 1 \
-                and {roles.get(id(n)) for n in outside if n not in adds} in ({"p0"}, {"p0", "p1"}):
-            # the probabilities helper's own adds (``input += bias`` under an if) matched as
-            # steps: _inline_probs_helper reads every add of its body from the call's arguments,
-            # so they are no steps of the fused call here (kept, they would be added twice)
-            for role in [r for r, v in self.roles.items() if any(v is n for n in adds)]:
-                del self.roles[role]
-            nodes = [n for n in nodes if not any(n is a for a in adds)]
-            outside = [n for n in outside if not any(n is a for a in adds)]
-            roles = {id(n): r for r, n in self.roles.items()}
         if {roles.get(id(n)) for n in outside} in ({"p0"}, {"p0", "p1"}):
             return self._inline_probs_helper(nodes, outside, roles)
         if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
