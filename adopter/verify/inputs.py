@@ -921,25 +921,20 @@ def bool_used(func: Callable, name: str, module: nn.Module | None = None, depth:
     node = _function_def(func)
     if node is None or depth > 2:
         return False
-    aliases = {name}
-    for _ in range(3):  # names bound to views of it, in any order
-        for sub in ast.walk(node):
-            if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name):
-                value = sub.value
-                while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
-                        and value.func.attr in _BOOL_METHODS:
-                    value = value.func.value
-                while isinstance(value, ast.Subscript):
-                    value = value.value
-                if isinstance(value, ast.Name) and value.id in aliases:
-                    aliases.add(sub.targets[0].id)
-
     def is_alias(expr: ast.expr) -> bool:
+        """A name of ``aliases``, or a view or slice of one (``m.unsqueeze(1)[:, None]``)."""
         while isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr in _BOOL_METHODS:
             expr = expr.func.value
         while isinstance(expr, ast.Subscript):
             expr = expr.value
         return isinstance(expr, ast.Name) and expr.id in aliases
+
+    aliases = {name}
+    for _ in range(3):  # names bound to views of it, in any order
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name) \
+                    and is_alias(sub.value):
+                aliases.add(sub.targets[0].id)
 
     for sub in ast.walk(node):
         if isinstance(sub, ast.BinOp) and isinstance(sub.op, (ast.BitAnd, ast.BitOr, ast.BitXor)) \
