@@ -69,6 +69,15 @@ EMPTY_SEQUENTIAL = "empty-sequential:"
 # env key prefix: a function defined in the walked body (``def add_block(...)`` inside
 # ``__init__``); a call statement of it runs its body there (LayerTyper._walk_local)
 LOCAL_DEF = "\0def:"
+# A name bound to ``OrderedDict([(name, layer), ...])``: the graph of its pairs, in order, for
+# ``nn.Sequential(<name>)``; dropped when the name is bound again or the dict is changed.
+ODICT = "\0odict:"
+# A name bound to a list of list displays (``sequence = [[conv, act]]; sequence += [[conv, bn,
+# act]]``): each sublist's graph, and whether it was added on some ways only (in a loop or an
+# if); a loop concatenating them (``for n in range(len(sequence)): stream += sequence[n]``)
+# gives their members in order, ``*sequence[n]`` any one of them.
+NESTED = "\0nested:"
+_DISPLAYS = (ast.List, ast.Tuple)
 LIST_REORDERS = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
 # Layers of other libraries that compute a torch layer's operation with another parameter
 # layout: (the torch layer, why a fix cannot treat them as it).  Their constructor arguments
@@ -760,6 +769,11 @@ class LayerTyper:
         # returns the convolution's output, as with ``F.conv2d`` below
         conv_method = (prefix == OUTPUT_OF and _is_own(func, "_conv_forward")
                        and "_conv_forward" not in _methods(cls))
+        # ``super().forward(<input>)``: the base class's own forward, which for torch's
+        # convolution classes is that same computation on the module's parameters (a subclass
+        # that pads its input to "same" size, then hands it to its base)
+        base_forward = (prefix == OUTPUT_OF and func.__class__ is ast.Attribute and func.attr == "forward"
+                        and value.args and not value.args[1:] and not value.keywords and _super_forward(func))
         if not conv_method and _is_own(func, func.attr if isinstance(func, ast.Attribute) else ""):
             init = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"),
                         None)
@@ -798,6 +812,12 @@ class LayerTyper:
             return None
         bases = {self.names.resolve(b) for b in cls.bases}
         for layer in OUTPUT_KINDS & bases:
+            if base_forward and layer in OUTPUT_FUNCTIONS:
+                if any(_is_own(n, "weight") or _is_own(n, "bias") for n in ast.walk(value.args[0])):
+                    continue
+                why = (f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} computation "
+                       f"(its base's forward on a changed input): the kernel would not run it as written")
+                return OUTPUT_OF + layer, why, False
             if not conv_method and self.names.resolve(func) != OUTPUT_FUNCTIONS.get(layer) or len(value.args) < 2:
                 continue
             weight = value.args[1]
@@ -865,6 +885,11 @@ class LayerTyper:
 
     def _call(self, call: ast.Call, env: dict, depth: int) -> tuple:
         func = call.func
+        if func.__class__ is ast.Name and LOCAL_DEF + func.id in env:
+            # unit(c): a function defined in the walked body (a block builder nested in
+            # __init__), called for its value: what it returns, its free names the caller's
+            local = env[LOCAL_DEF + func.id]
+            return self._factory(func.id, call, env, depth, local, closure=_closure(local, env))
         kwargs = tuple((k.arg, k.value) for k in call.keywords if k.arg is not None)
         fqn = None
         if isinstance(func, ast.Attribute) and func.attr in STR_METHODS:
@@ -1162,7 +1187,8 @@ class LayerTyper:
             return named.id
         return None
 
-    def _factory(self, name: str, call: ast.Call, env: dict, depth: int, func=None, item: int | None = None) -> tuple:
+    def _factory(self, name: str, call: ast.Call, env: dict, depth: int, func=None, item: int | None = None,
+                 closure: dict | None = None) -> tuple:
         """What a same-file function (or method) returns when called like this; with ``item``,
         what the ``item``-th element of the tuple it returns holds (``act, scale =
         get_act(name)``; a return of anything but a tuple that long gives nothing)."""
@@ -1177,7 +1203,7 @@ class LayerTyper:
             bound = is_method and first and first[0].arg in ("self", "cls") and not any(
                 isinstance(d, ast.Name) and d.id == "staticmethod" for d in func.decorator_list)
             inner = self.function_env(func, "<method>" if bound else None, depth + 1, call=(call, env),
-                                      cls_name=env.get("__class__"))
+                                      class_env=closure, cls_name=env.get("__class__"))
             out = []
             for stmt in _returns(func.body):
                 returned = stmt.value
@@ -1217,7 +1243,8 @@ class LayerTyper:
                 return self._foreign_factory(found[0], found[1], call, env, depth, item=index)
         return ()
 
-    def _factory_list(self, name: str, call: ast.Call, env: dict, depth: int, func=None) -> SeqGraph | None:
+    def _factory_list(self, name: str, call: ast.Call, env: dict, depth: int, func=None,
+                      closure: dict | None = None) -> SeqGraph | None:
         """The members of the list a same-file function (or method) returns when called like
         this (``seq = [nn.Conv2d(...)]; if bn: seq.append(nn.BatchNorm2d(...)); return seq``),
         in order, an ``if`` on a parameter the call binds to a literal (``bn=True``) walked the
@@ -1251,7 +1278,7 @@ class LayerTyper:
         self._busy.add(key)
         try:
             inner = self.function_env(func, "<method>" if bound else None, depth + 1, call=(call, env),
-                                      cls_name=env.get("__class__"), literals=True)
+                                      class_env=closure, cls_name=env.get("__class__"), literals=True)
             return self._list_graph(last.value, inner, depth + 1)
         finally:
             self._busy.discard(key)
@@ -1263,6 +1290,15 @@ class LayerTyper:
         func = call.func
         if isinstance(func, ast.Name) and func.id in env:
             return None
+        if func.__class__ is ast.Name and LOCAL_DEF + func.id in env:
+            # *block(cin, cout): a list builder defined in the walked body
+            local = env[LOCAL_DEF + func.id]
+            graph = self._factory_list(func.id, call, env, depth, local, closure=_closure(local, env))
+            if graph is None:
+                return None
+            placed = graph.copy()
+            placed.members = [(built, call) for built, _ in graph.members]
+            return placed
         fqn = self.names.resolve(func)
         if fqn is None and _is_name(func, "list") and not call.args and not call.keywords:
             return SeqGraph()  # layers = list(): the builtin's empty list, then appended to
@@ -1326,12 +1362,22 @@ class LayerTyper:
                         graph.extend(kept)  # *(m for m in layers if m is not None)
                     else:
                         graph.add(self.values(inner.elt, env, depth), inner.elt)
+                elif inner.__class__ is ast.Subscript and inner.value.__class__ is ast.Name and (
+                        NESTED + inner.value.id in env):
+                    # *sequence[n]: one of the sublists, which one not known
+                    one = None
+                    for sub, _ in env[NESTED + inner.value.id]:
+                        one = sub.copy() if one is None else one.either(sub)
+                    graph.extend(one)
                 else:
                     returned = self._list_call(inner, env, depth) if isinstance(inner, ast.Call) else None
                     if returned is not None and not returned.named:
                         graph.extend(returned)  # *conv_bn(cin, cout): the list a factory returns
                     else:
                         graph.add((), inner)
+                continue
+            if arg.__class__ is ast.Name and ODICT + arg.id in env:
+                graph.extend(env[ODICT + arg.id])  # nn.Sequential(layers), layers an OrderedDict of pairs
                 continue
             if isinstance(arg, ast.Call) and self.names.resolve(arg.func) in ORDERED_DICTS:
                 listed = env.get("list:" + arg.args[0].id) if arg.args and isinstance(arg.args[0], ast.Name) else None
@@ -1633,6 +1679,8 @@ class LayerTyper:
                     continue
                 for target in targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                        if ODICT + target.value.id in env:
+                            del env[ODICT + target.value.id]  # layers["pad"] = ...: another order
                         _add_key(env, target.value.id, target.slice)  # kwargs["depthwise"] = True
                         listed = env.get("list:" + target.value.id)
                         if isinstance(listed, SeqGraph) and not listed.forget(_constant_index(target.slice)):
@@ -1644,6 +1692,15 @@ class LayerTyper:
                         built = EMPTY_SEQUENTIAL + key
                         if built in env and env[built] is not value:
                             del env[built]  # bound again: no longer the container add_module fills
+                        if ODICT + key in env:
+                            del env[ODICT + key]
+                        if NESTED + key in env:
+                            del env[NESTED + key]
+                        if value.__class__ is ast.List and value.elts and value.elts[0].__class__ in _DISPLAYS:
+                            sublists = self._sublists(value, env, depth, nested)
+                            if sublists is not None:
+                                env[NESTED + key] = sublists
+                                env[NESTED] = True  # some name holds sublists: loops may flatten them
                         keys = _dict_keys(value, self.names)
                         if keys is not None:
                             env["dict:" + key] = keys  # dd = {"device": device, ...}: its keys
@@ -1668,6 +1725,14 @@ class LayerTyper:
                         if graph is not None and not graph.named:
                             env["list:" + key] = graph  # layers = conv_bn(...): a list a factory returns
                             continue
+                        args = value.args
+                        if (graph is None and args and args[0].__class__ in _DISPLAYS and not args[1:]
+                                and not value.keywords and self.names.resolve(value.func) in ORDERED_DICTS):
+                            # layers = OrderedDict([("conv", ...), ("bn", ...)]): its pairs, in order
+                            graph = self._list_graph(args[0], env, depth)
+                            if graph is not None and graph.members and not graph.unnamed:
+                                env[ODICT + key] = graph
+                                continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
                         continue
@@ -1690,6 +1755,12 @@ class LayerTyper:
                     else:
                         env.pop(key, None)
             elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+                if NESTED + stmt.target.id in env:
+                    more = self._sublists(stmt.value, env, depth, nested) if stmt.op.__class__ is ast.Add else None
+                    if more is None:
+                        del env[NESTED + stmt.target.id]
+                    else:
+                        env[NESTED + stmt.target.id] = env[NESTED + stmt.target.id] + more
                 graph = env.get("list:" + stmt.target.id)
                 if isinstance(graph, SeqGraph) and isinstance(stmt.value, (ast.List, ast.Tuple)):
                     for elt in stmt.value.elts:
@@ -1700,11 +1771,22 @@ class LayerTyper:
                 for target in stmt.targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         env.pop("list:" + target.value.id, None)  # del layers[1]
+                        env.pop(ODICT + target.value.id, None)
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
                 call = stmt.value
                 if record:
                     self._record_sites(call, stmt, env, depth)
                 f = call.func
+                if f.__class__ is ast.Attribute and f.value.__class__ is ast.Name and ODICT + f.value.id in env:
+                    del env[ODICT + f.value.id]  # layers.update(...), .move_to_end(...): another order
+                if f.__class__ is ast.Attribute and f.value.__class__ is ast.Name and NESTED + f.value.id in env:
+                    more = None
+                    if f.attr == "append" and len(call.args) == 1 and not call.keywords:
+                        more = self._sublists(ast.List(elts=[call.args[0]], ctx=ast.Load()), env, depth, nested)
+                    if more is None:
+                        del env[NESTED + f.value.id]
+                    else:
+                        env[NESTED + f.value.id] = env[NESTED + f.value.id] + more
                 if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and "dict:" + f.value.id in env:
                     if f.attr == "setdefault" and call.args:
                         _add_key(env, f.value.id, call.args[0])  # kwargs.setdefault("bias", False)
@@ -1765,9 +1847,10 @@ class LayerTyper:
                     current.frontier |= v.frontier
                     if not stmt.orelse:
                         current.frontier |= before[k].frontier
-            elif (isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name) and isinstance(stmt.target, ast.Name)
-                  and ELEMENTS + stmt.iter.id in env and not stmt.orelse
-                  and self._unroll(stmt, _list_spec(env, stmt.iter.id), env, depth, record, hook, nested)):
+            elif (stmt.__class__ is ast.For and NESTED in env and self._flatten(stmt, env)) or (
+                    isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name) and isinstance(stmt.target, ast.Name)
+                    and ELEMENTS + stmt.iter.id in env and not stmt.orelse
+                    and self._unroll(stmt, _list_spec(env, stmt.iter.id), env, depth, record, hook, nested)):
                 continue
             elif isinstance(stmt, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith)):
                 lists = {k: v.frontier.copy() for k, v in env.items() if isinstance(v, SeqGraph)}
@@ -1783,6 +1866,58 @@ class LayerTyper:
             elif stmt.__class__ is ast.FunctionDef:
                 env[LOCAL_DEF + stmt.name] = stmt  # run where a call statement of it stands
 
+    def _sublists(self, value: ast.expr, env: dict, depth: int, optional: bool) -> list | None:
+        """The graphs of a display of list displays (``[[conv, bn, act], [conv]]``), each with
+        whether it is added on some ways only; None for any other value or an unknown sublist."""
+        if value.__class__ is not ast.List or not value.elts:
+            return None
+        out = []
+        for elt in value.elts:
+            if elt.__class__ not in _DISPLAYS:
+                return None
+            graph = self._list_graph(elt, env, depth)
+            if graph is None or graph.named:
+                return None
+            out.append((graph, optional))
+        return out
+
+    def _flatten(self, loop: ast.For, env: dict) -> bool:
+        """``for n in range(len(seq)): stream += seq[n]`` (also ``stream.extend(seq[n])``, ``for
+        sub in seq: stream += sub``), ``seq`` a list of list displays and ``stream`` a list being
+        built: ``stream`` gets every sublist's members in order (one added on some ways only may
+        be missing).  False (nothing done) for any other loop."""
+        if loop.orelse or loop.body[1:] or loop.target.__class__ is not ast.Name:
+            return False
+        stmt = loop.body[0]
+        if stmt.__class__ is ast.AugAssign and stmt.op.__class__ is ast.Add and stmt.target.__class__ is ast.Name:
+            owner, item = stmt.target.id, stmt.value
+        elif (stmt.__class__ is ast.Expr and stmt.value.__class__ is ast.Call
+              and stmt.value.func.__class__ is ast.Attribute and stmt.value.func.attr == "extend"
+              and stmt.value.func.value.__class__ is ast.Name and len(stmt.value.args) == 1):
+            owner, item = stmt.value.func.value.id, stmt.value.args[0]
+        else:
+            return False
+        it, var = loop.iter, loop.target.id
+        if it.__class__ is ast.Name:  # for sub in seq: stream += sub
+            seq = it.id if _is_name(item, var) else None
+        elif (it.__class__ is ast.Call and _is_name(it.func, "range") and len(it.args) == 1
+              and it.args[0].__class__ is ast.Call and _is_name(it.args[0].func, "len")
+              and len(it.args[0].args) == 1 and it.args[0].args[0].__class__ is ast.Name
+              and item.__class__ is ast.Subscript and _is_name(item.value, it.args[0].args[0].id)
+              and _is_name(item.slice, var)):
+            seq = it.args[0].args[0].id  # for n in range(len(seq)): stream += seq[n]
+        else:
+            seq = None
+        graph = env.get("list:" + owner)
+        if seq is None or NESTED + seq not in env or not isinstance(graph, SeqGraph):
+            return False
+        for sub, optional in env[NESTED + seq]:
+            before = set(graph.frontier)
+            graph.extend(sub)
+            if optional:
+                graph.frontier |= before
+        return True
+
     def _walk_local(self, func: ast.FunctionDef, env: dict, depth: int, record: bool, hook, nested: bool) -> None:
         """A call statement of a function defined in the walked body (deep convnets that add
         each block's layers by ``self.add_module`` in a nested ``def`` called once per block):
@@ -1791,13 +1926,7 @@ class LayerTyper:
         lists it fills are the caller's."""
         if depth >= MAX_DEPTH:
             return
-        args = func.args
-        params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
-        params.update(a.arg for a in (args.vararg, args.kwarg) if a is not None)
-        inner = {k: v for k, v in env.items()
-                 if not (isinstance(k, str) and (k in params or k.rpartition(":")[2] in params))}
-        inner.pop(LOCAL_DEF + func.name, None)  # no recursion
-        self._walk(func.body, inner, depth + 1, record, hook, nested)
+        self._walk(func.body, _closure(func, env), depth + 1, record, hook, nested)
 
     def _elements(self, spec: tuple, depth: int = 0) -> list | None:
         """The elements of a list known where it is built, in order: (expression, the names'
@@ -1886,9 +2015,10 @@ class LayerTyper:
             graph = SeqGraph()
             for elt in value.elts:
                 if isinstance(elt, ast.Starred):
-                    # [*conv_bn(...), pool]: the members of the list spread, when known
+                    # [*conv_bn(...), pool]: the members of the list spread, when known (also
+                    # pairs spread into pairs: ``[("pad", pad), *modules]`` for an OrderedDict)
                     inner = self._list_graph(elt.value, env, depth) if depth < MAX_DEPTH else None
-                    if inner is not None and not inner.named:
+                    if inner is not None and not (inner.named and inner.unnamed):
                         graph.extend(inner)
                     else:
                         graph.add((), elt)
@@ -2502,6 +2632,26 @@ def _is_own(expr: ast.expr, attr: str) -> bool:
 OWN_CALL = frozenset({"forward", "__call__", "_call_impl"})
 # Calls on ``self`` in ``__init__`` that add a member to a Sequential.
 _ADDS_MEMBER = frozenset({"add_module", "register_module", "append", "extend", "insert"})
+
+
+def _closure(func: ast.FunctionDef, env: dict) -> dict:
+    """The names' values a function defined in the walked body sees when it runs there: the
+    caller's, less those its parameters shadow, and less itself (no recursion)."""
+    args = func.args
+    params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+    params.update(a.arg for a in (args.vararg, args.kwarg) if a is not None)
+    inner = {k: v for k, v in env.items()
+             if not (isinstance(k, str) and (k in params or k.rpartition(":")[2] in params))}
+    inner.pop(LOCAL_DEF + func.name, None)
+    return inner
+
+
+def _super_forward(func: ast.expr) -> bool:
+    """``super().forward`` (also ``super(Cls, self).forward``) as a called function."""
+    call = func.value if func.__class__ is ast.Attribute and func.attr == "forward" else None
+    args = call.args if call.__class__ is ast.Call else None
+    return (args is not None and call.func.__class__ is ast.Name and call.func.id == "super"
+            and not call.keywords and not args[2:] and (not args or bool(args[1:])))
 
 
 def _methods(cls: ast.ClassDef) -> dict:
