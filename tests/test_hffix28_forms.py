@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import finding_at, float64_pair, found, rules
+from corpus_forms import finding_at, float64_pair, found, line_of, rules
 
 from adopter.synth import fix_text
 
@@ -103,3 +103,53 @@ def test_floored_scores_fixed_and_the_same():
         # float32, 8-wide dot products, 5-key softmax: a few ulps of values of order 1
         with torch.no_grad():
             torch.testing.assert_close(b(x, mask), a(x, mask), rtol=1e-5, atol=1e-5)
+
+
+# ---------- ADP005: one dropout and add, a LayerNorm on each branch: one finding spanning both
+
+BRANCHED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Output(nn.Module):
+        def __init__(self, d=16, own=False, reuse=True):
+            super().__init__()
+            self.dense = nn.Linear(d, d)
+            self.norm = nn.LayerNorm(d)
+            self.drop = nn.Dropout(0.1)
+            self.own_norm = nn.LayerNorm(d) if own else None
+            self.reuse = reuse
+
+        def forward(self, h, res):
+            h = self.drop(self.dense(h))
+            h = h + res
+            if self.own_norm is not None:
+                h = self.own_norm(h)
+            elif self.reuse:
+                SECOND
+            return h
+""")
+
+
+def test_one_dropout_add_before_either_of_two_layernorms_is_one_finding_over_both():
+    # the sum reaches a LayerNorm on either path (a flag picks which): one place, whose
+    # finding reaches the second path's norm too, and the fix rewrites both paths
+    code = BRANCHED.replace("SECOND", "h = self.norm(h)")
+    (finding,) = found(code, "ADP005")
+    assert finding.line <= line_of(code, "h = self.own_norm(h)") <= finding.end_line
+    assert finding.line <= line_of(code, "h = self.norm(h)") <= finding.end_line
+    fixed = fix_text(code, "model.py", rules("ADP005")).text
+    assert fixed.count("h = dropout_add_layer_norm(") == 2
+
+
+def test_a_branch_whose_sum_is_read_again_is_not_spanned():
+    # on the second path the sum is also the residual after the norm: no fusion there, so
+    # the one finding ends at the first path's norm
+    code = BRANCHED.replace("SECOND", "h = self.norm(h) + h")
+    (finding,) = found(code, "ADP005")
+    assert finding.end_line < line_of(code, "h = self.norm(h) + h")
+    # no LayerNorm on the second path: the same
+    code = BRANCHED.replace("SECOND", "h = torch.tanh(h)")
+    (finding,) = found(code, "ADP005")
+    assert finding.end_line < line_of(code, "h = torch.tanh(h)")
