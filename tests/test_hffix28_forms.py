@@ -1,5 +1,8 @@
 """Forms of the known Hugging Face misses (session 24, hffix28): a floor of the attention
-scores at their dtype's minimum before the softmax.  Our own fixtures, each with near-misses."""
+scores at their dtype's minimum before the softmax; one dropout and add before a LayerNorm on
+either branch; global-token attention whose scores are transposed and transposed back around
+an in-place write, and probabilities reshaped after the attention.  Our own fixtures, each with
+near-misses."""
 
 from __future__ import annotations
 
@@ -153,3 +156,99 @@ def test_a_branch_whose_sum_is_read_again_is_not_spanned():
     code = BRANCHED.replace("SECOND", "h = torch.tanh(h)")
     (finding,) = found(code, "ADP005")
     assert finding.end_line < line_of(code, "h = torch.tanh(h)")
+
+
+# ---------- ADP010: scores transposed and back around an in-place write; probabilities reshaped
+
+GLOBAL = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class GlobalAttention(nn.Module):
+        def __init__(self, heads=2, p=0.0):
+            super().__init__()
+            self.heads = heads
+            self.p = p
+
+        def forward(self, q, k, v, empty, padded, head_mask=None):
+            return self.attend(q, k, v, empty, padded, head_mask)
+
+        def attend(self, q, k, v, empty, padded, head_mask):
+            b, n = padded.shape[0], q.shape[1]
+            s = torch.bmm(q, k.transpose(1, 2))
+            s = s.view(b, self.heads, n, -1)
+            s = s.transpose(1, 2)
+            s[empty[0], empty[1], :, :] = torch.finfo(s.dtype).min
+            s = s.transpose(1, 2)
+            s = s.masked_fill(padded[:, None, None, :], torch.finfo(s.dtype).min)
+            s = s.view(b * self.heads, n, -1)
+            w = nn.functional.softmax(s, dim=-1, dtype=torch.float32)
+            if head_mask is not None:
+                w = head_mask.view(1, -1, 1, 1) * w.view(b, self.heads, n, -1)
+                w = w.view(b * self.heads, n, -1)
+            w = nn.functional.dropout(w.type_as(s), p=self.p, training=self.training)
+            out = torch.bmm(w, v)
+            AFTER
+            return out, w
+""")
+
+
+def global_attention(after: str = "w = w.view(b, self.heads, n, -1)") -> str:
+    return GLOBAL.replace("AFTER", after)
+
+
+def test_scores_transposed_and_back_around_an_index_write_are_attention_declined_by_the_fix():
+    # the two transposes of the same axes cancel; the write of rows (empty global slots) is a
+    # mask the fused call has no argument for: reported, and the fix declines it
+    code = global_attention()
+    assert finding_at(code, "ADP010", "w = nn.functional.softmax(s") is not None
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert result.text == code
+    assert any("index assignment" in str(note) for note in result.skipped), result.skipped
+
+
+def test_transposes_that_do_not_cancel_are_not_attention():
+    lines = global_attention().splitlines(keepends=True)
+    second = [i for i, text in enumerate(lines) if text.strip() == "s = s.transpose(1, 2)"][1]
+    # the second transpose over other axes: the heads end up elsewhere
+    other = lines[second].replace("(1, 2)", "(2, 3)")
+    assert found("".join(lines[:second] + [other] + lines[second + 1:]), "ADP010") == []
+    # one transpose only: the view back mixes heads and queries
+    assert found("".join(lines[:second] + lines[second + 1:]), "ADP010") == []
+
+
+def test_probabilities_reshaped_after_the_attention_are_passed_on():
+    # ``w = w.view(...)`` then returned: the values passed on in another shape (as a plain
+    # return is): the site stays; what is computed with the reshaped value still counts
+    code = global_attention("w = w.reshape(b, self.heads, n, -1).transpose(1, 2)")
+    assert finding_at(code, "ADP010", "w = nn.functional.softmax(s") is not None
+    for after in ["w = w.view(b, self.heads, n, -1).sum(dim=1)",
+                  "w = w.view(b, self.heads, n, -1) * 2",
+                  "w = torch.log(w.view(b, self.heads, n, -1))"]:
+        assert found(global_attention(after), "ADP010") == [], after
+
+
+PLAIN = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Attention(nn.Module):
+        def forward(self, q, k, v):
+            s = torch.matmul(q, k.transpose(-1, -2))
+            p = s.softmax(dim=-1)
+            o = torch.matmul(p, v)
+            AFTER
+            return o, p
+""")
+
+
+def test_plain_attention_whose_probabilities_are_reshaped_and_returned():
+    code = PLAIN.replace("AFTER", "p = p.flatten(1)")
+    assert len(found(code, "ADP010")) == 1
+    # read on every call: the fix declines with the reason (no flag skips the probabilities)
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert result.text == code
+    assert any("unconditionally" in str(note) for note in result.skipped), result.skipped
+    assert found(PLAIN.replace("AFTER", "p = p.flatten(1).max(dim=-1).values"), "ADP010") == []
