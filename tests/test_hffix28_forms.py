@@ -252,3 +252,78 @@ def test_plain_attention_whose_probabilities_are_reshaped_and_returned():
     assert result.text == code
     assert any("unconditionally" in str(note) for note in result.skipped), result.skipped
     assert found(PLAIN.replace("AFTER", "p = p.flatten(1).max(dim=-1).values"), "ADP010") == []
+
+
+# ---------- ADP015: a head multiplying by a decoder weight stacked over another weight
+
+STACKED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.nn import CrossEntropyLoss
+
+
+    class Embeddings(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.tokens = nn.Embedding(config.vocab_size, config.embedding_size)
+
+        def forward(self, ids):
+            return self.tokens(ids)
+
+
+    class PredictionHead(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.transform = nn.Linear(config.hidden_size, config.hidden_size)
+            self.extra = nn.Linear(config.vocab_size, config.hidden_size - config.embedding_size, bias=False)
+            self.decoder = nn.Linear(config.embedding_size, DECODER_OUT, bias=False)
+            self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+        def forward(self, h):
+            h = torch.tanh(self.transform(h))
+            h = PRODUCT
+            h += self.decoder.bias
+            return h
+
+
+    class ForMaskedLM(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.embeddings = Embeddings(config)
+            self.up = nn.Linear(config.embedding_size, config.hidden_size)
+            self.cls = PredictionHead(config)
+
+        def forward(self, ids, labels=None):
+            scores = self.cls(self.up(self.embeddings(ids)))
+            loss = None
+            if labels is not None:
+                loss = CrossEntropyLoss()(scores.view(-1, self.DECODER_OUT), labels.view(-1))
+            return loss, scores
+""")
+
+STACK = "h.matmul(torch.cat([self.decoder.weight.t(), self.extra.weight], dim=0))"
+
+
+def stacked(product: str = STACK, decoder_out: str = "config.vocab_size") -> str:
+    return STACKED.replace("PRODUCT", product).replace("DECODER_OUT", decoder_out)
+
+
+def test_head_times_a_decoder_weight_stacked_over_another_is_a_vocabulary_head():
+    # cat along the rows keeps the decoder's output columns: logits over the vocabulary the
+    # decoder projects to (the size the file embeds tokens with)
+    for product in (STACK, "h @ torch.cat((self.decoder.weight.T, self.extra.weight), 0)",
+                    "torch.matmul(h, self.decoder.weight.t())"):
+        assert finding_at(stacked(product), "ADP015", "scores = self.cls(") is not None, product
+
+
+def test_stacked_weight_near_misses():
+    # concatenated along the columns: another width
+    assert found(stacked(STACK.replace("dim=0", "dim=1")), "ADP015") == []
+    # the decoder's weight not transposed: its columns are its inputs
+    assert found(stacked("h.matmul(torch.cat([self.decoder.weight, self.decoder.weight], dim=0))"), "ADP015") == []
+    # a decoder to a size the file embeds nothing with (the loss flattening over that size)
+    assert found(stacked(decoder_out="config.num_labels"), "ADP015") == []
+    # a computed value added in place after the product: not the head's logits
+    code = stacked().replace("h += self.decoder.bias", "h += self.transform(h)")
+    assert found(code, "ADP015") == []
