@@ -1554,16 +1554,16 @@ class Matcher:
             if node.kind == "branch":
                 return None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
-            reshaped = reads and node.kind == "method" and node.op in RESHAPING
-            if reads and node.kind in ("call", "method", "op", "layer") and not (
-                node.kind == "method" and node.op in PASS_THROUGH
-            ) and not reshaped and not _stored(node, live):
+            passed = reads and node.kind == "method" and (node.op in RESHAPING or node.op in PASS_THROUGH)
+            if reads and node.kind in ("call", "method", "op", "layer") and not passed \
+                    and not _stored(node, live):
                 return True
             after = live - node.defs
-            if reads and (node.kind == "copy" or reshaped):
-                # an alias of the value (not a tuple holding it), or its elements in another
-                # shape (``probs = probs.view(b, h, n, m)`` then returned): what is computed
-                # with it later still counts
+            if reads and (node.kind == "copy" or passed):
+                # an alias of the value (not a tuple holding it), a copy or cast of it, or its
+                # elements in another shape (``probs = probs.view(b, h, n, m)`` then returned):
+                # what is computed with that later still counts (NEZHA's probabilities
+                # permuted, made contiguous, viewed and multiplied by position values)
                 after = after | {o.key for o in node.outs}
             return after
 

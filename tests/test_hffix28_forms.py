@@ -252,6 +252,11 @@ def test_plain_attention_whose_probabilities_are_reshaped_and_returned():
     assert result.text == code
     assert any("unconditionally" in str(note) for note in result.skipped), result.skipped
     assert found(PLAIN.replace("AFTER", "p = p.flatten(1).max(dim=-1).values"), "ADP010") == []
+    # permuted, made contiguous, viewed, then multiplied by relative-position values (a second
+    # product of the probabilities): computed with, through the copy
+    assert found(PLAIN.replace("AFTER", "p = p.permute(2, 0, 1, 3).contiguous().view(4, -1, 8) @ v"),
+                 "ADP010") == []
+    assert found(PLAIN.replace("AFTER", "o = o + torch.matmul(p.detach().flatten(1), v)"), "ADP010") == []
 
 
 # ---------- ADP015: a head multiplying by a decoder weight stacked over another weight
