@@ -11,7 +11,7 @@ import ast
 import gc
 import re
 import sys
-from .records import dataclass
+from .records import dataclass, replace
 
 from .match import Match, Matcher
 from .ruleset import Rule
@@ -264,8 +264,14 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                     end = (place[0], nodes[-1].span)
                 if place in at or end in ends:
                     index = at[place] if place in at else ends[end]
-                    if finding.fixable and not findings[index].fixable:
+                    kept = findings[index]
+                    if finding.fixable and not kept.fixable:
                         findings[index], matches[index] = finding, (rule, match)
+                        kept, finding = finding, kept
+                    if finding.end_line > kept.end_line:
+                        # the one place reaches each of its ends (the LayerNorm of either
+                        # branch): the finding spans them all, whichever match it keeps
+                        findings[index] = replace(kept, end_line=finding.end_line, end_column=finding.end_column)
                     continue
                 at[place] = len(findings)
                 if end is not None:

@@ -26,6 +26,10 @@ from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABL
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
+# Tensor methods that give the same elements in another shape: a read that passes the values on
+# (_computed_on follows the reshaped value).
+RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "view_as",
+                       "reshape_as"})
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
@@ -1550,12 +1554,16 @@ class Matcher:
             if node.kind == "branch":
                 return None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
-            if reads and node.kind in ("call", "method", "op", "layer") and not (
-                node.kind == "method" and node.op in PASS_THROUGH
-            ) and not _stored(node, live):
+            passed = reads and node.kind == "method" and (node.op in RESHAPING or node.op in PASS_THROUGH)
+            if reads and node.kind in ("call", "method", "op", "layer") and not passed \
+                    and not _stored(node, live):
                 return True
             after = live - node.defs
-            if reads and node.kind == "copy":  # an alias of the value (not a tuple holding it)
+            if reads and (node.kind == "copy" or passed):
+                # an alias of the value (not a tuple holding it), a copy or cast of it, or its
+                # elements in another shape (``probs = probs.view(b, h, n, m)`` then returned):
+                # what is computed with that later still counts (NEZHA's probabilities
+                # permuted, made contiguous, viewed and multiplied by position values)
                 after = after | {o.key for o in node.outs}
             return after
 

@@ -900,3 +900,54 @@ def mask_blend(expr: ast.BinOp) -> tuple[ast.expr, ast.expr, ast.expr, float] | 
                 if ast.dump(b) == mask and ast.dump(x) != mask:
                     return x, b, constant, float(fill)
     return None
+
+
+def floors_at_dtype_min(call: ast.Call, fqn: str | None, resolve) -> ast.expr | None:
+    """The tensor ``call`` floors at its own dtype's minimum, or None: ``torch.max(x,
+    torch.tensor(torch.finfo(x.dtype).min))`` (also ``torch.maximum``; the 0-d tensor maybe
+    given a device or dtype), ``torch.clamp(x, min=torch.finfo(x.dtype).min)`` and the methods
+    ``x.clamp(min=...)`` / ``x.clamp_min(...)`` (``fqn`` None: a method call).  Every finite
+    value of ``x`` is at or above the floor, so only ``-inf`` changes (to the minimum), and a
+    softmax over the last axis gives the same row unless the row's maximum is itself within
+    float range of the minimum (every entry masked): the same softmax as of ``x`` wherever
+    a mask leaves a row one key (see ``canon.softmax_shift`` in ops.py).  ``resolve`` gives a
+    dotted expression's FQN.  The finfo must be of ``x``'s own dtype: a floor of another dtype's
+    minimum may cut finite values."""
+    if fqn is None:
+        func = call.func
+        if func.__class__ is not ast.Attribute:
+            return None
+        x = func.value
+        if func.attr == "clamp_min" and len(call.args) == 1 and not call.keywords:
+            floor = call.args[0]
+        elif func.attr == "clamp" and not call.args and len(call.keywords) == 1 and call.keywords[0].arg == "min":
+            floor = call.keywords[0].value
+        else:
+            return None
+        return x if _is_dtype_min(floor, x, resolve, wrapped=False) else None
+    if fqn in ("torch.max", "torch.maximum") and len(call.args) == 2 and not call.keywords:
+        x, floor = call.args
+        return x if _is_dtype_min(floor, x, resolve, wrapped=True) else None
+    if fqn == "torch.clamp" and len(call.args) == 1 and len(call.keywords) == 1 and call.keywords[0].arg == "min":
+        x = call.args[0]
+        return x if _is_dtype_min(call.keywords[0].value, x, resolve, wrapped=False) else None
+    return None
+
+
+def _is_dtype_min(floor: ast.expr, x: ast.expr, resolve, wrapped: bool) -> bool:
+    """Is ``floor`` ``torch.finfo(x.dtype).min`` (``wrapped``: inside ``torch.tensor(...)``,
+    maybe with ``device=``/``dtype=`` keywords; else bare or so wrapped)?"""
+    if floor.__class__ is ast.Call:
+        if resolve(floor.func) != "torch.tensor" or len(floor.args) != 1 \
+                or any(k.arg not in ("device", "dtype") for k in floor.keywords):
+            return False
+        floor = floor.args[0]
+    elif wrapped:
+        return False
+    if not (floor.__class__ is ast.Attribute and floor.attr == "min" and floor.value.__class__ is ast.Call):
+        return False
+    finfo = floor.value
+    if resolve(finfo.func) != "torch.finfo" or len(finfo.args) != 1 or finfo.keywords:
+        return False
+    dtype = finfo.args[0]
+    return dtype.__class__ is ast.Attribute and dtype.attr == "dtype" and ast.dump(dtype.value) == ast.dump(x)

@@ -84,6 +84,9 @@ Value = Ref | Const
 LINEAR = "torch.nn.functional.linear"
 EMBEDDING = "torch.nn.Embedding"
 GELU = "torch.nn.functional.gelu"  # what a same-file GELU formula function is called as
+# torch.max(s, torch.tensor(torch.finfo(s.dtype).min)) and torch.clamp(s, min=...): maybe a floor
+# at the dtype's minimum (canon.floors_at_dtype_min)
+_FLOORS = frozenset({"torch.max", "torch.maximum", "torch.clamp"})
 IDENTITY = "torch.nn.Identity"
 # Operations a layer may stand for when another branch of __init__ binds nn.Identity: those
 # that are the identity at a setting of theirs (dropout at p = 0)
@@ -1126,6 +1129,10 @@ class FlowBuilder:
             if moved is not None:  # an einsum's product with its axes moved: this node reads the product
                 common.update(args=(moved,), arg_spans=(None,), kwargs=(), kwarg_spans=())
                 uses = set(_keys((moved,)))
+            if fqn in _FLOORS and canonical.floors_at_dtype_min(call, fqn, self.names.resolve) is not None:
+                # torch.max(s, torch.tensor(torch.finfo(s.dtype).min)): a floor no finite value of
+                # s is below, the softmax after it the same (a step of the shift's kind)
+                fields = {"canon": "canon.softmax_shift", "view": View(args[:1], (), tuple(arg_spans[:1]), ())}
             if ((fqn == LINEAR and 2 <= len(call.args) <= 3 and not call.keywords
                  and self._embedding_weight(call.args[1], transposed=False, ctx=ctx))
                     or (fqn == "torch.matmul" and len(call.args) == 2 and not call.keywords
@@ -1380,6 +1387,10 @@ class FlowBuilder:
             dtype = Ref(other.key + ".dtype", self._text(call.args[0]) + ".dtype")
             return {"canon": "torch.Tensor.to",
                     "view": View((receiver,), (("dtype", dtype),), arg_spans[:1], ((None, None),))}
+        if (name == "clamp" or name == "clamp_min") \
+                and canonical.floors_at_dtype_min(call, None, self.names.resolve) is not None:
+            # s.clamp(min=torch.finfo(s.dtype).min): the floor of torch.max's kind (above)
+            return {"canon": "canon.softmax_shift", "view": View((receiver,), (), arg_spans[:1], ())}
         if name == "permute" and not kwargs:
             perm = self._ints(call.args[0] if len(call.args) == 1 else call.args, tuple_ok=len(call.args) == 1)
             if perm is not None and canonical.permutation_swaps_last_two(perm):

@@ -3133,7 +3133,7 @@ LINEAR = "torch.nn.Linear"
 MIN_LITERAL_VOCABULARY = 1000
 
 
-def _end_kind(name: str, infos: dict, returned: dict, ends: dict) -> str | None:
+def _end_kind(name: str, infos: dict, returned: dict, ends: dict, names: ModuleNames | None = None) -> str | None:
     """LINEAR_END when the same-file module ``name`` returns what a Linear it holds computes
     (also through another such module), LINEAR_END_FIRST when it returns that first in a tuple;
     memoised in ``ends``, ``returned`` caching :func:`_returned_attr`.  Module-level, not a
@@ -3143,12 +3143,12 @@ def _end_kind(name: str, infos: dict, returned: dict, ends: dict) -> str | None:
     if name not in ends:
         ends[name] = None  # (a cycle of classes ends nowhere)
         if name not in returned:
-            returned[name] = _returned_attr(infos[name])
+            returned[name] = _returned_attr(infos[name], names)
         inner, index = returned[name] or (None, None)
         bound = infos[name].bindings.get(inner, ()) if inner and not inner.endswith("]") else ()
         if index in (None, 0) and any(
                 names_match(LINEAR, c.fqn) and not c.table
-                or c.fqn in infos and c.fqn != name and _end_kind(c.fqn, infos, returned, ends) == LINEAR_END
+                or c.fqn in infos and c.fqn != name and _end_kind(c.fqn, infos, returned, ends, names) == LINEAR_END
                 for c in bound):
             ends[name] = LINEAR_END if index is None else LINEAR_END_FIRST
     return ends[name]
@@ -3220,7 +3220,7 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
     def head_kind(name: str) -> str | None:
         if name not in heads:
             if name not in returned:
-                returned[name] = _returned_attr(infos[name])
+                returned[name] = _returned_attr(infos[name], names)
             inner, index = returned[name] or (None, None)
             bound = infos[name].bindings.get(inner, ()) if inner else ()
             if bound and bound[-1].fqn == LM_HEAD and index in (None, 0):
@@ -3264,7 +3264,7 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
     for owner, attr, ctors in others:
         if ctors[-1].fqn in (LM_HEAD, LM_HEAD_FIRST) or len(ctors) != 1 or ctors[0].fqn not in infos:
             continue
-        kind = _end_kind(ctors[0].fqn, infos, returned, ends)
+        kind = _end_kind(ctors[0].fqn, infos, returned, ends, names)
         if kind is not None:
             mark(attr, ctors, kind)
 
@@ -3634,10 +3634,14 @@ def _extra_rows(expr: ast.expr) -> bool:
             and len(expr.args) == 1 and not expr.keywords)
 
 
-def _returned_attr(info) -> tuple | None:
+def _returned_attr(info, names: ModuleNames | None = None) -> tuple | None:
     """(attribute, None) when the class's ``forward`` ends by returning the output of that
     attribute's call (``return self.decoder(h)``, or ``h = self.decoder(h); return h``) and has
-    no other way out; (attribute, 0) when it returns a pair whose first element is that."""
+    no other way out; (attribute, 0) when it returns a pair whose first element is that.  With
+    ``names``, also hidden states times a matrix whose columns are a Linear's outputs (the
+    attribute's weight transposed, alone or concatenated along its rows with other matrices:
+    :func:`_columns_of`), which gives the same width as the Linear's call; a held bias added
+    in place (``h += self.decoder.bias``) is passed over as an added one is."""
     forward = info.methods.get("forward")
     if forward is None or not info.is_module:
         return None
@@ -3656,6 +3660,9 @@ def _returned_attr(info) -> tuple | None:
                     and stmt.targets[0].id == name):
                 value, start = stmt.value, at - 1
                 break
+            if names is not None and isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add) \
+                    and isinstance(stmt.target, ast.Name) and stmt.target.id == name and _held(stmt.value):
+                continue  # h += self.decoder.bias: a bias the module holds, added
             if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 if any(isinstance(n, ast.Name) and n.id == name for t in targets for n in walk(t)):
@@ -3672,6 +3679,12 @@ def _returned_attr(info) -> tuple | None:
         held = [isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id == "self"
                 for v in sides]
         value = sides[held.index(False)] if held.count(True) == 1 else value
+    columns = _product_columns(value, names) if names is not None else None
+    if columns is not None:
+        if any(True for stmt in body[:-1] if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr))
+               for _ in _returns([stmt])):
+            return None  # another way out of the forward
+        return columns, index
     if not (isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute)
             and isinstance(value.func.value, ast.Name) and value.func.value.id == "self"):
         return None
@@ -3679,3 +3692,48 @@ def _returned_attr(info) -> tuple | None:
            for _ in _returns([stmt])):
         return None  # another way out of the forward
     return value.func.attr, index
+
+
+def _held(expr: ast.expr) -> bool:
+    """Is ``expr`` an attribute the module holds (``self.bias``, ``self.decoder.bias``): a chain
+    of attributes from ``self``, no call?"""
+    while isinstance(expr, ast.Attribute):
+        expr = expr.value
+    return isinstance(expr, ast.Name) and expr.id == "self"
+
+
+def _product_columns(value: ast.expr, names: ModuleNames) -> str | None:
+    """The attribute whose Linear outputs are the columns of ``value``: ``h.matmul(w)``,
+    ``h @ w`` or ``torch.matmul(h, w)`` with ``w`` such a matrix (:func:`_columns_of`)."""
+    if isinstance(value, ast.BinOp) and isinstance(value.op, ast.MatMult):
+        return _columns_of(value.right, names)
+    if not (isinstance(value, ast.Call) and not value.keywords):
+        return None
+    if isinstance(value.func, ast.Attribute) and value.func.attr == "matmul" and len(value.args) == 1 \
+            and names.resolve(value.func) is None:
+        return _columns_of(value.args[0], names)
+    if len(value.args) == 2 and names.resolve(value.func) == "torch.matmul":
+        return _columns_of(value.args[1], names)
+    return None
+
+
+def _columns_of(matrix: ast.expr, names: ModuleNames) -> str | None:
+    """``A`` when the columns of ``matrix`` are the outputs of the layer ``self.A`` (its weight
+    transposed: ``self.A.weight.t()``, ``.T``, ``.transpose(0, 1)``), also when ``matrix``
+    concatenates along its rows (``torch.cat([...], dim=0)``) such a transpose with other
+    matrices (MobileBERT's decoder weight stacked over a dense weight: more input rows, the
+    same output columns); whether ``A`` is a Linear is the caller's."""
+    if isinstance(matrix, ast.Call) and names.resolve(matrix.func) == "torch.cat" and matrix.args \
+            and isinstance(matrix.args[0], (ast.List, ast.Tuple)):
+        dims = [k.value for k in matrix.keywords if k.arg == "dim"] + list(matrix.args[1:2])
+        if len(matrix.args) + len(matrix.keywords) != 2 or len(dims) != 1 \
+                or not (isinstance(dims[0], ast.Constant) and dims[0].value == 0):
+            return None
+        found = {_columns_of(elt, names) for elt in matrix.args[0].elts}
+        found.discard(None)
+        return found.pop() if len(found) == 1 else None
+    inner = untransposed(matrix, names)
+    if (isinstance(inner, ast.Attribute) and inner.attr == "weight" and isinstance(inner.value, ast.Attribute)
+            and isinstance(inner.value.value, ast.Name) and inner.value.value.id == "self"):
+        return inner.value.attr
+    return None

@@ -165,6 +165,9 @@ OPS: dict[str, dict] = {
         # x - x.amax(dim=-1, keepdim=True) (maybe detached; or x.max(-1, keepdim=True).values):
         # the numerically stable softmax written by hand, the same softmax without it (see
         # canon.subtracts_row_max). No function computes it; the name is the table's own.
+        # Also a floor at x's own dtype minimum (torch.max(x, torch.tensor(torch.finfo(x.dtype).min)),
+        # x.clamp(min=...); canon.floors_at_dtype_min): no finite value moves, the softmax is the
+        # same but on a row every key of which is at the minimum (fully masked).
         "signature": ["input"],
     },
     "canon.rows": {
