@@ -2583,6 +2583,12 @@ class FlowBuilder:
                 for target, call in calls:
                     frontier = self._assign([target], call, frontier, ctx)
                 return frontier
+        if len(targets) == 1 and value_expr.__class__ is ast.ListComp and isinstance(targets[0], (ast.Tuple, ast.List)):
+            calls = _comprehension_calls(targets[0], value_expr)
+            if calls is not None:
+                for target, call in calls:
+                    frontier = self._assign([target], call, frontier, ctx)
+                return frontier
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             # attention_interface = eager_attention_forward, or a dispatcher given it as the
             # default (ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward))
@@ -3144,6 +3150,35 @@ def _chunk_in_two_last(call: ast.Call) -> bool:
     count, dim = args
     return isinstance(count, ast.Constant) and count.value == 2 and isinstance(dim, ast.UnaryOp) \
         and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1
+
+
+def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
+    """``q, k, v = [t.view(b, n, h, d).transpose(1, 2) for t in (q, k, v)]``: the assignments
+    ``q = q.view(...).transpose(1, 2)``, ``k = ...``, ``v = ...`` in order, as ``_map_calls``
+    reads ``map``.  Only a comprehension of one call over a literal tuple or list of as many
+    elements as the names unpacked, with one loop name and no condition; None when an element,
+    or the call itself, reads a name an earlier assignment rebinds (the comprehension reads
+    every element before any name is assigned)."""
+    if len(comp.generators) != 1 or comp.elt.__class__ is not ast.Call:
+        return None
+    gen = comp.generators[0]
+    seq, names = gen.iter, target.elts
+    if (gen.ifs or gen.is_async or not isinstance(gen.target, ast.Name)
+            or not isinstance(seq, (ast.Tuple, ast.List)) or len(seq.elts) != len(names) or len(names) < 2
+            or not all(isinstance(t, ast.Name) for t in names) or any(isinstance(e, ast.Starred) for e in seq.elts)):
+        return None
+    loop = gen.target.id
+    body = {n.id for n in ast.walk(comp.elt) if isinstance(n, ast.Name) and n.id != loop}
+    if any(isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr))
+           for n in ast.walk(comp.elt)) or body & {t.id for t in names}:
+        return None
+    out, rebound = [], set()
+    for name, elt in zip(names, seq.elts):
+        if any(isinstance(n, ast.Name) and n.id in rebound for n in ast.walk(elt)):
+            return None
+        rebound.add(name.id)
+        out.append((name, _Substitute(loop, elt).visit(copy.deepcopy(comp.elt))))
+    return out
 
 
 class _Substitute(ast.NodeTransformer):
