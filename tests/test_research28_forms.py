@@ -111,3 +111,90 @@ def test_softmax_over_the_query_axis_is_not_attention():
 def test_out_of_place_fill_with_a_mask_of_unknown_rank_fixes_no_rank():
     # masked_fill (not in place) may broadcast the scores wider than 4-D: dim=3 is not read
     assert finding_at(_heads(fill="a.masked_fill(mask, float('-inf'))"), "ADP010", "# site") is None
+
+
+# -------------------------------- a rotary table's layout written again for q and for k
+
+ROPE_INLINE = """\
+import torch
+import torch.nn as nn
+
+
+class Rotary(nn.Module):
+    def __init__(self, dim=8, base=10000.0):
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim))
+        self.register_buffer("inv_freq", inv_freq)
+
+    def forward(self, q, k):
+        t = torch.arange(q.shape[2], dtype=self.inv_freq.dtype)
+        freqs = torch.einsum("i,j->ij", t, self.inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        cos = emb.cos()
+        sin = emb.sin()
+
+        def rotate_half(x):
+            x1, x2 = x.chunk(2, dim=-1)
+            return torch.cat((-x2, x1), dim=-1)
+
+        q_rot = (q * cos.unsqueeze(0).unsqueeze(0)) + (rotate_half(q) * sin.unsqueeze(0).unsqueeze(0))  # site
+BETWEEN
+        k_rot = (k * KCOS) + (rotate_half(k) * sin.unsqueeze(0).unsqueeze(0))
+        return q_rot, k_rot
+"""
+
+
+def _rope(between="", kcos="cos.unsqueeze(0).unsqueeze(0)") -> str:
+    return ROPE_INLINE.replace("BETWEEN\n", between).replace("KCOS", kcos)
+
+
+def test_table_laid_out_again_for_k_is_the_same_table():
+    assert finding_at(_rope(), "ADP014", "# site") is not None
+
+
+def test_table_laid_out_again_is_declined_by_the_fix_with_its_reason():
+    result = fix_text(_rope(), "model.py", rules("ADP014"))
+    assert "liger_rope" not in result.text  # the k line's own copy of the table is other work
+    assert [reason for _, reason in result.skipped] == [
+        "the statement at line 23 also computes `cos.unsqueeze(0).unsqueeze(0)`"]
+
+
+def test_table_of_another_layout_for_k_is_not_the_same():
+    assert finding_at(_rope(kcos="cos.unsqueeze(1).unsqueeze(0)"), "ADP014", "# site") is None
+
+
+def test_table_reassigned_between_is_not_the_same():
+    code = _rope(between="        cos = cos * 2\n")
+    assert finding_at(code, "ADP014", "# site") is None
+
+
+def test_table_written_into_in_place_between_is_not_the_same():
+    code = _rope(between="        cos.mul_(2)\n")
+    assert finding_at(code, "ADP014", "# site") is None
+
+
+def _repeats(code: str):
+    import ast
+
+    from adopter.structure.model import module_structure
+
+    module = module_structure(ast.parse(code), None, code)
+    return module.classes["M"].flows["forward"].repeats
+
+
+def test_a_layout_computed_first_under_an_if_is_not_on_every_way():
+    code = """\
+import torch.nn as nn
+
+
+class M(nn.Module):
+    def forward(self, x, flag: bool):
+        y = x
+        if flag:
+            y = x.unsqueeze(0) * 2
+        z = x.unsqueeze(0) + 1
+        return y, z
+"""
+    assert _repeats(code) is None
+    straight = code.replace("        if flag:\n            y = x.unsqueeze(0) * 2\n", "        y = x.unsqueeze(0) * 2\n")
+    assert _repeats(straight) and len(_repeats(straight)) == 1

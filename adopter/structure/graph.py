@@ -155,6 +155,9 @@ class Flow:
     entry: int
     exit: int
     params: frozenset = frozenset()  # the root function's parameter names
+    # A temporary computed again by the same layout steps from the same values (``cos.unsqueeze(0)``
+    # written once for q and once for k) -> the temporary first computing it (_recomputed)
+    repeats: dict | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -340,7 +343,8 @@ class FlowBuilder:
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
                             self._scalar_attribute, self.out, self.asserted)
-        return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params)
+        return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
+                    _recomputed(self.nodes, self.out, entry.id))
 
     def _scalar_attribute(self, attr: str) -> bool:
         """Whether every assignment the class makes to ``self.<attr>`` is a number
@@ -3150,6 +3154,77 @@ def _chunk_in_two_last(call: ast.Call) -> bool:
     count, dim = args
     return isinstance(count, ast.Constant) and count.value == 2 and isinstance(dim, ast.UnaryOp) \
         and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1
+
+
+# Steps that lay a tensor out or cast it, computing nothing else: the same step of the same
+# values computes the same tensor again (_recomputed).
+_LAYOUT_STEPS = frozenset({"unsqueeze", "squeeze", "view", "reshape", "transpose", "permute", "expand", "expand_as",
+                           "flatten", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "t"})
+
+
+def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
+    """Temporaries a layout step computes again from the values an earlier step gave it (LLaMA
+    rotary code writing ``cos.unsqueeze(0).unsqueeze(0)`` once in q's line and once in k's) ->
+    the earlier temporary, when that step is on every way to the later one and each value read
+    is one that cannot change between them: a temporary, a constant, or a name the function
+    assigns at most once and writes into with no in-place method.  None when there is none (the
+    first loop looks only for two such steps with one receiver; it calls nothing)."""
+    first: dict = {}
+    chain: dict = {}  # a layout step's temporary -> the steps computing it, from the value they start at
+    pairs = None
+    for node in nodes:
+        if node.kind == "method" and node.op in _LAYOUT_STEPS and node.args and node.args[0].__class__ is Ref:
+            receiver = node.args[0].key
+            key = node.op + "(" + (chain[receiver] if receiver in chain else receiver) + ")"
+            if node.outs:
+                chain[node.outs[0].key] = key
+            if key in first:
+                if pairs is None:
+                    pairs = []
+                pairs.append((first[key], node))
+            else:
+                first[key] = node
+    if pairs is None:
+        return None
+    assigned: dict[str, int] = {}
+    for node in nodes:
+        for key in node.defs:
+            assigned[key] = assigned.get(key, 0) + 1
+        if node.kind == "method" and node.op.endswith("_") and node.args and isinstance(node.args[0], Ref):
+            assigned[node.args[0].key] = 2  # written into in place
+    repeats: dict[str, str] = {}
+
+    def stable(value) -> bool:
+        if isinstance(value, Const):
+            return True
+        return isinstance(value, Ref) and (value.key.startswith("%") or (
+            re.fullmatch(r"[A-Za-z_]\w*(@\d+)?", value.key) is not None and assigned.get(value.key, 0) <= 1))
+
+    def same(a, b) -> bool:
+        if isinstance(a, Const) or isinstance(b, Const):
+            return isinstance(a, Const) and isinstance(b, Const) and type(a.value) is type(b.value) and a.value == b.value
+        return repeats.get(b.key, b.key) == repeats.get(a.key, a.key)
+
+    for earlier, later in pairs:
+        if not (len(earlier.outs) == len(later.outs) == 1 and earlier.outs[0].key.startswith("%")
+                and later.outs[0].key.startswith("%") and len(earlier.args) == len(later.args)
+                and len(earlier.kwargs) == len(later.kwargs)
+                and all(stable(v) for v in (*earlier.args, *later.args))
+                and all(same(a, b) for a, b in zip(earlier.args, later.args))
+                and all(n1 == n2 and stable(v1) and stable(v2) and same(v1, v2)
+                        for (n1, v1), (n2, v2) in zip(earlier.kwargs, later.kwargs))):
+            continue
+        # the earlier step is on every way from the entry to the later one
+        seen, stack = {earlier.id}, [entry]
+        while stack and later.id not in seen:
+            pos = stack.pop()
+            if pos in seen:
+                continue
+            seen.add(pos)
+            stack.extend(succ for succ, _ in out[pos])
+        if later.id not in seen:
+            repeats[later.outs[0].key] = repeats.get(earlier.outs[0].key, earlier.outs[0].key)
+    return repeats or None
 
 
 def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
