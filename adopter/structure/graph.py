@@ -2587,7 +2587,7 @@ class FlowBuilder:
                 for target, call in calls:
                     frontier = self._assign([target], call, frontier, ctx)
                 return frontier
-        if len(targets) == 1 and value_expr.__class__ is ast.ListComp and isinstance(targets[0], (ast.Tuple, ast.List)):
+        if value_expr.__class__ is ast.ListComp and len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)):
             calls = _comprehension_calls(targets[0], value_expr)
             if calls is not None:
                 for target, call in calls:
@@ -3166,18 +3166,24 @@ def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
     """Temporaries a layout step computes again from the values an earlier step gave it (LLaMA
     rotary code writing ``cos.unsqueeze(0).unsqueeze(0)`` once in q's line and once in k's) ->
     the earlier temporary, when that step is on every way to the later one and each value read
-    is one that cannot change between them: a temporary, a constant, or a name the function
-    assigns at most once and writes into with no in-place method.  None when there is none (the
-    first loop looks only for two such steps with one receiver; it calls nothing)."""
+    is one that cannot change between them: a layout temporary of the same steps, a constant,
+    or a plain name the function assigns at most once and writes into with no in-place method.
+    None when there is none.  (Each layout step is keyed by its steps and arguments in one
+    string, made with no call: most flows have no two alike and cost nothing more.)"""
     first: dict = {}
-    chain: dict = {}  # a layout step's temporary -> the steps computing it, from the value they start at
+    sig: dict = {}  # a layout step's temporary -> its key (the steps computing it, and their arguments)
     pairs = None
     for node in nodes:
-        if node.kind == "method" and node.op in _LAYOUT_STEPS and node.args and node.args[0].__class__ is Ref:
+        if node.kind == "method" and node.op in _LAYOUT_STEPS and node.args and node.args[0].__class__ is Ref \
+                and node.outs:
             receiver = node.args[0].key
-            key = node.op + "(" + (chain[receiver] if receiver in chain else receiver) + ")"
-            if node.outs:
-                chain[node.outs[0].key] = key
+            key = node.op + "(" + (sig[receiver] if receiver in sig else receiver)
+            for value in node.args[1:]:
+                key += "," + (value.key if value.__class__ is Ref else f"{value.value!r}")
+            for name, value in node.kwargs:
+                key += f",{name}=" + (value.key if value.__class__ is Ref else f"{value.value!r}")
+            key += ")"
+            sig[node.outs[0].key] = key
             if key in first:
                 if pairs is None:
                     pairs = []
@@ -3189,40 +3195,47 @@ def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
     assigned: dict[str, int] = {}
     for node in nodes:
         for key in node.defs:
-            assigned[key] = assigned.get(key, 0) + 1
-        if node.kind == "method" and node.op.endswith("_") and node.args and isinstance(node.args[0], Ref):
+            assigned[key] = assigned[key] + 1 if key in assigned else 1
+        if node.kind == "method" and node.op[-1:] == "_" and node.args and node.args[0].__class__ is Ref:
             assigned[node.args[0].key] = 2  # written into in place
     repeats: dict[str, str] = {}
-
-    def stable(value) -> bool:
-        if isinstance(value, Const):
-            return True
-        return isinstance(value, Ref) and (value.key.startswith("%") or (
-            re.fullmatch(r"[A-Za-z_]\w*(@\d+)?", value.key) is not None and assigned.get(value.key, 0) <= 1))
-
-    def same(a, b) -> bool:
-        if isinstance(a, Const) or isinstance(b, Const):
-            return isinstance(a, Const) and isinstance(b, Const) and type(a.value) is type(b.value) and a.value == b.value
-        return repeats.get(b.key, b.key) == repeats.get(a.key, a.key)
-
+    reached = stack = blank = None
     for earlier, later in pairs:
-        if not (len(earlier.outs) == len(later.outs) == 1 and earlier.outs[0].key.startswith("%")
-                and later.outs[0].key.startswith("%") and len(earlier.args) == len(later.args)
-                and len(earlier.kwargs) == len(later.kwargs)
-                and all(stable(v) for v in (*earlier.args, *later.args))
-                and all(same(a, b) for a, b in zip(earlier.args, later.args))
-                and all(n1 == n2 and stable(v1) and stable(v2) and same(v1, v2)
-                        for (n1, v1), (n2, v2) in zip(earlier.kwargs, later.kwargs))):
+        stable = len(earlier.outs) == len(later.outs) == 1 and earlier.outs[0].key[:1] == "%" \
+            and later.outs[0].key[:1] == "%"
+        values = list(later.args)
+        for _, value in later.kwargs:
+            values.append(value)
+        for value in values:
+            if value.__class__ is Ref:
+                key = value.key
+                if key[:1] == "%":
+                    # a temporary argument is the same one only through the receiver's steps
+                    stable = stable and value is later.args[0] and (key in repeats or key == earlier.args[0].key)
+                elif "." in key or "[" in key or "(" in key or (key in assigned and assigned[key] > 1):
+                    stable = False  # an attribute, an element, or a name assigned again
+            elif value.__class__ is not Const:
+                stable = False
+        if not stable:
             continue
-        # the earlier step is on every way from the entry to the later one
-        seen, stack = {earlier.id}, [entry]
-        while stack and later.id not in seen:
-            pos = stack.pop()
-            if pos in seen:
-                continue
-            seen.add(pos)
-            stack.extend(succ for succ, _ in out[pos])
-        if later.id not in seen:
+        # the earlier step is on every way from the entry to the later one: the later one is
+        # not reached from the entry around it (a walk that calls nothing per node)
+        if reached is None:
+            reached, stack = [False] * len(nodes), [0] * len(nodes)
+        else:
+            reached[:] = blank
+        if blank is None:
+            blank = reached[:]
+        reached[earlier.id] = reached[entry] = True
+        stack[0], top = entry, 1
+        while top:
+            top -= 1
+            for succ, _ in out[stack[top]]:
+                if not reached[succ]:
+                    reached[succ] = True
+                    stack[top] = succ
+                    top += 1
+        if not reached[later.id]:
             repeats[later.outs[0].key] = repeats.get(earlier.outs[0].key, earlier.outs[0].key)
     return repeats or None
 
