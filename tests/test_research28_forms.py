@@ -198,3 +198,20 @@ class M(nn.Module):
     assert _repeats(code) is None
     straight = code.replace("        if flag:\n            y = x.unsqueeze(0) * 2\n", "        y = x.unsqueeze(0) * 2\n")
     assert _repeats(straight) and len(_repeats(straight)) == 1
+
+
+def test_a_parameter_assigned_between_the_two_layouts_is_not_the_same_value():
+    code = """\
+import torch.nn as nn
+
+
+class M(nn.Module):
+    def forward(self, x):
+        a = x.unsqueeze(0) * 2
+        x = x * 3
+        b = x.unsqueeze(0) + 1
+        return a, b
+"""
+    assert _repeats(code) is None
+    before = code.replace("        a = x.unsqueeze(0) * 2\n        x = x * 3\n", "        x = x * 3\n        a = x.unsqueeze(0) * 2\n")
+    assert _repeats(before) and len(_repeats(before)) == 1

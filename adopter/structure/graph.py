@@ -3167,7 +3167,7 @@ def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
     rotary code writing ``cos.unsqueeze(0).unsqueeze(0)`` once in q's line and once in k's) ->
     the earlier temporary, when that step is on every way to the later one and each value read
     is one that cannot change between them: a layout temporary of the same steps, a constant,
-    or a plain name the function assigns at most once and writes into with no in-place method.
+    or a plain name the function assigns (or writes into in place) only before the first step.
     None when there is none.  (Each layout step is keyed by its steps and arguments in one
     string, made with no call: most flows have no two alike and cost nothing more.)"""
     first: dict = {}
@@ -3192,12 +3192,12 @@ def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
                 first[key] = node
     if pairs is None:
         return None
-    assigned: dict[str, int] = {}
+    last: dict[str, int] = {}  # name -> the last node assigning it or writing into it in place
     for node in nodes:
         for key in node.defs:
-            assigned[key] = assigned[key] + 1 if key in assigned else 1
+            last[key] = node.id
         if node.kind == "method" and node.op[-1:] == "_" and node.args and node.args[0].__class__ is Ref:
-            assigned[node.args[0].key] = 2  # written into in place
+            last[node.args[0].key] = node.id
     repeats: dict[str, str] = {}
     reached = stack = blank = None
     for earlier, later in pairs:
@@ -3212,8 +3212,11 @@ def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
                 if key[:1] == "%":
                     # a temporary argument is the same one only through the receiver's steps
                     stable = stable and value is later.args[0] and (key in repeats or key == earlier.args[0].key)
-                elif "." in key or "[" in key or "(" in key or (key in assigned and assigned[key] > 1):
-                    stable = False  # an attribute, an element, or a name assigned again
+                elif "." in key or "[" in key or "(" in key or (key in last and last[key] > earlier.id):
+                    # an attribute, an element, or a name assigned (or written into) after the
+                    # first step: node ids follow the flow (a loop's body is taken once), so
+                    # one assigned only before it holds one value at both steps
+                    stable = False
             elif value.__class__ is not Const:
                 stable = False
         if not stable:
