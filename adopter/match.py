@@ -247,7 +247,7 @@ def _literal_is(pvalue: Lit, value) -> bool:
     return value.value == pvalue.value
 
 
-def _bound_differ(pvalues, values, state: "_State") -> bool:
+def _bound_differ(pvalues, values, state: "_State", repeats: dict | None = None) -> bool:
     """Does some argument pair fail :meth:`Matcher._bind` on what ``state`` holds before any
     binding of the step: a temporary or a variable already bound to another value?  (The
     step binds only variables not yet bound and its own ``%index`` after its arguments, so
@@ -260,8 +260,11 @@ def _bound_differ(pvalues, values, state: "_State") -> bool:
                 return True
         elif kind is Var:
             current = bound.get(pvalue.name)
-            if current is not None and current != state.ident(value):
-                return True
+            if current is not None:
+                ident = state.ident(value)
+                if current != ident and (repeats is None or current[0] != "k" or ident[0] != "k" or repeats.get(
+                        current[1], current[1]) != repeats.get(ident[1], ident[1])):
+                    return True  # (Matcher._bind: a temporary computed again by the same steps is the same)
     return False
 
 
@@ -341,6 +344,7 @@ class Matcher:
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
                  independent: tuple[str, ...] = ()):
         self.rule_id = rule_id
+        self._repeats = None  # the searched flow's Flow.repeats (set by _search)
         self.independent = independent
         self.computed = computed
         self.module_weights = module_weights
@@ -838,6 +842,7 @@ class Matcher:
         nodes = flow.nodes
         seen: set = set()
         steps = 0
+        self._repeats = flow.repeats
         initial = self._absent(pattern[0], 0, _State()) if first else _State()
         if self.same_source:
             initial.aliases.update(_pure_aliases(flow))
@@ -909,6 +914,7 @@ class Matcher:
                         match = self._finish(cls, flow, bound)
                         if match is not None:
                             yield match
+                            self._repeats = flow.repeats  # (another flow's search may have run meanwhile)
                     else:
                         # (a 3-tuple; the gaps' keys below are 4-tuples: never equal)
                         key = (succ, j + 1, bound._memo or bound.memo())
@@ -1049,7 +1055,11 @@ class Matcher:
                 state.values[pvalue.name] = ident
                 state.env[pvalue.name] = value
                 return True
-            return current == ident
+            if current == ident:
+                return True
+            repeats = self._repeats  # (a temporary the flow computes again by the same steps)
+            return repeats is not None and current[0] == "k" and ident[0] == "k" \
+                and repeats.get(current[1], current[1]) == repeats.get(ident[1], ident[1])
         if isinstance(pvalue, Wild):
             return True
         if isinstance(pvalue, Lit):
@@ -1079,9 +1089,9 @@ class Matcher:
             elif current != layer_ident:
                 return None
         args, kwargs, _, _ = node_view(pnode, node)
-        if _bound_differ(pnode.args, args, state) and (
+        if _bound_differ(pnode.args, args, state, self._repeats) and (
                 not (commutes(pnode, self.commutative) and len(args) == 2)
-                or _bound_differ(pnode.args, args[::-1], state)):
+                or _bound_differ(pnode.args, args[::-1], state, self._repeats)):
             return None
         new = state.copy()
         if pnode.layer is not None and current is None:

@@ -158,6 +158,9 @@ class Flow:
     entry: int
     exit: int
     params: frozenset = frozenset()  # the root function's parameter names
+    # A temporary computed again by the same layout steps from the same values (``cos.unsqueeze(0)``
+    # written once for q and once for k) -> the temporary first computing it (_recomputed)
+    repeats: dict | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -343,7 +346,8 @@ class FlowBuilder:
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
                             self._scalar_attribute, self.out, self.asserted)
-        return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params)
+        return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
+                    _recomputed(self.nodes, self.out, entry.id))
 
     def _scalar_attribute(self, attr: str) -> bool:
         """Whether every assignment the class makes to ``self.<attr>`` is a number
@@ -2594,6 +2598,12 @@ class FlowBuilder:
                 for target, call in calls:
                     frontier = self._assign([target], call, frontier, ctx)
                 return frontier
+        if value_expr.__class__ is ast.ListComp and len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)):
+            calls = _comprehension_calls(targets[0], value_expr)
+            if calls is not None:
+                for target, call in calls:
+                    frontier = self._assign([target], call, frontier, ctx)
+                return frontier
         if len(targets) == 1 and isinstance(targets[0], ast.Name):
             # attention_interface = eager_attention_forward, or a dispatcher given it as the
             # default (ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward))
@@ -3155,6 +3165,122 @@ def _chunk_in_two_last(call: ast.Call) -> bool:
     count, dim = args
     return isinstance(count, ast.Constant) and count.value == 2 and isinstance(dim, ast.UnaryOp) \
         and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1
+
+
+# Steps that lay a tensor out or cast it, computing nothing else: the same step of the same
+# values computes the same tensor again (_recomputed).
+_LAYOUT_STEPS = frozenset({"unsqueeze", "squeeze", "view", "reshape", "transpose", "permute", "expand", "expand_as",
+                           "flatten", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "t"})
+
+
+def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
+    """Temporaries a layout step computes again from the values an earlier step gave it (LLaMA
+    rotary code writing ``cos.unsqueeze(0).unsqueeze(0)`` once in q's line and once in k's) ->
+    the earlier temporary, when that step is on every way to the later one and each value read
+    is one that cannot change between them: a layout temporary of the same steps, a constant,
+    or a plain name the function assigns (or writes into in place) only before the first step.
+    None when there is none.  (Each layout step is keyed by its steps and arguments in one
+    string, made with no call: most flows have no two alike and cost nothing more.)"""
+    first: dict = {}
+    sig: dict = {}  # a layout step's temporary -> its key (the steps computing it, and their arguments)
+    pairs = None
+    for node in nodes:
+        if node.kind == "method" and node.op in _LAYOUT_STEPS and node.args and node.args[0].__class__ is Ref \
+                and node.outs:
+            receiver = node.args[0].key
+            key = node.op + "(" + (sig[receiver] if receiver in sig else receiver)
+            for value in node.args[1:]:
+                key += "," + (value.key if value.__class__ is Ref else f"{value.value!r}")
+            for name, value in node.kwargs:
+                key += f",{name}=" + (value.key if value.__class__ is Ref else f"{value.value!r}")
+            key += ")"
+            sig[node.outs[0].key] = key
+            if key in first:
+                if pairs is None:
+                    pairs = []
+                pairs.append((first[key], node))
+            else:
+                first[key] = node
+    if pairs is None:
+        return None
+    last: dict[str, int] = {}  # name -> the last node assigning it or writing into it in place
+    for node in nodes:
+        for key in node.defs:
+            last[key] = node.id
+        if node.kind == "method" and node.op[-1:] == "_" and node.args and node.args[0].__class__ is Ref:
+            last[node.args[0].key] = node.id
+    repeats: dict[str, str] = {}
+    reached = stack = blank = None
+    for earlier, later in pairs:
+        stable = len(earlier.outs) == len(later.outs) == 1 and earlier.outs[0].key[:1] == "%" \
+            and later.outs[0].key[:1] == "%"
+        values = list(later.args)
+        for _, value in later.kwargs:
+            values.append(value)
+        for value in values:
+            if value.__class__ is Ref:
+                key = value.key
+                if key[:1] == "%":
+                    # a temporary argument is the same one only through the receiver's steps
+                    stable = stable and value is later.args[0] and (key in repeats or key == earlier.args[0].key)
+                elif "." in key or "[" in key or "(" in key or (key in last and last[key] > earlier.id):
+                    # an attribute, an element, or a name assigned (or written into) after the
+                    # first step: node ids follow the flow (a loop's body is taken once), so
+                    # one assigned only before it holds one value at both steps
+                    stable = False
+            elif value.__class__ is not Const:
+                stable = False
+        if not stable:
+            continue
+        # the earlier step is on every way from the entry to the later one: the later one is
+        # not reached from the entry around it (a walk that calls nothing per node)
+        if reached is None:
+            reached, stack = [False] * len(nodes), [0] * len(nodes)
+        else:
+            reached[:] = blank
+        if blank is None:
+            blank = reached[:]
+        reached[earlier.id] = reached[entry] = True
+        stack[0], top = entry, 1
+        while top:
+            top -= 1
+            for succ, _ in out[stack[top]]:
+                if not reached[succ]:
+                    reached[succ] = True
+                    stack[top] = succ
+                    top += 1
+        if not reached[later.id]:
+            repeats[later.outs[0].key] = repeats.get(earlier.outs[0].key, earlier.outs[0].key)
+    return repeats or None
+
+
+def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
+    """``q, k, v = [t.view(b, n, h, d).transpose(1, 2) for t in (q, k, v)]``: the assignments
+    ``q = q.view(...).transpose(1, 2)``, ``k = ...``, ``v = ...`` in order, as ``_map_calls``
+    reads ``map``.  Only a comprehension of one call over a literal tuple or list of as many
+    elements as the names unpacked, with one loop name and no condition; None when an element,
+    or the call itself, reads a name an earlier assignment rebinds (the comprehension reads
+    every element before any name is assigned)."""
+    if len(comp.generators) != 1 or comp.elt.__class__ is not ast.Call:
+        return None
+    gen = comp.generators[0]
+    seq, names = gen.iter, target.elts
+    if (gen.ifs or gen.is_async or not isinstance(gen.target, ast.Name)
+            or not isinstance(seq, (ast.Tuple, ast.List)) or len(seq.elts) != len(names) or len(names) < 2
+            or not all(isinstance(t, ast.Name) for t in names) or any(isinstance(e, ast.Starred) for e in seq.elts)):
+        return None
+    loop = gen.target.id
+    body = {n.id for n in ast.walk(comp.elt) if isinstance(n, ast.Name) and n.id != loop}
+    if any(isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr))
+           for n in ast.walk(comp.elt)) or body & {t.id for t in names}:
+        return None
+    out, rebound = [], set()
+    for name, elt in zip(names, seq.elts):
+        if any(isinstance(n, ast.Name) and n.id in rebound for n in ast.walk(elt)):
+            return None
+        rebound.add(name.id)
+        out.append((name, _Substitute(loop, elt).visit(copy.deepcopy(comp.elt))))
+    return out
 
 
 class _Substitute(ast.NodeTransformer):

@@ -184,7 +184,9 @@ class _Ranks:
                 return len(rest)
             if node.op == "permute" and len(rest) > 1 and not node.kwargs:
                 return len(rest)
-            if node.op in _SAME_RANK_METHODS:
+            if node.op in _SAME_RANK_METHODS or (node.op[-1:] == "_" and node.op[:1] != "_"):
+                # (a tensor's in-place method -- ``masked_fill_``, ``add_``, ``clamp_`` --
+                # returns the tensor it wrote into, whose shape it cannot change)
                 return self.of(receiver, node)
             if node.op == "size" and len(rest) == 1 and not node.kwargs:
                 return 0
