@@ -81,12 +81,17 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
                     names.imports[root] = root
         elif isinstance(stmt, ast.ImportFrom):
             base = _absolute(stmt.module, stmt.level, package)
+            public = _reexported(base)
             for alias in stmt.names:
                 if alias.name == "*":
                     names.stars.append(base)
                     continue
                 sep = "" if base.endswith(".") else "."
-                names.imports[alias.asname or alias.name] = f"{base}{sep}{alias.name}" if base else alias.name
+                name = alias.name
+                if public is not None and name[:1].isupper():  # ``torch.optim.adam.Adam`` is ``torch.optim.Adam``
+                    names.imports[alias.asname or name] = f"{public}.{name}"
+                    continue
+                names.imports[alias.asname or name] = f"{base}{sep}{name}" if base else name
         elif isinstance(stmt, ast.ClassDef):
             names.classes[stmt.name] = stmt
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -111,6 +116,26 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
             names.imports.pop(name, None)
     _aliases(names, tree)
     return names
+
+
+# torch's submodules that define a class its package re-exports under the same name: a class
+# imported from where it is defined (``from torch.optim.adam import Adam``, ``from
+# torch.nn.modules.linear import Linear``) is the package's public class (``torch.optim.Adam``,
+# ``torch.nn.Linear``), the one rules name.  Public (capitalised) names only: a private base
+# (``torch.nn.modules.batchnorm._BatchNorm``) or a helper function keeps its full path, and
+# ``torch.optim.lr_scheduler``'s classes are not re-exported by ``torch.optim``.
+_OPTIMIZER_MODULES = frozenset(f"torch.optim.{m}" for m in (
+    "adadelta", "adagrad", "adam", "adamax", "adamw", "asgd", "lbfgs", "nadam", "optimizer", "radam",
+    "rmsprop", "rprop", "sgd", "sparse_adam"))
+
+
+def _reexported(module: str) -> str | None:
+    """The package that re-exports ``module``'s public classes (None: not one of torch's)."""
+    if module in _OPTIMIZER_MODULES:
+        return "torch.optim"
+    if module.startswith("torch.nn.modules.") and module.count(".") == 3:
+        return "torch.nn"
+    return None
 
 
 _PARTIALS = frozenset({"functools.partial"})
