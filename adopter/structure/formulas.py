@@ -627,39 +627,89 @@ _METADATA = frozenset({"shape", "ndim", "dtype", "device", "dim", "size", "is_cu
 
 
 def bias_add_module(cls: ast.ClassDef) -> bool:
-    """Does a module class's ``forward(self, x)`` return its input plus a tensor computed without
-    reading the input's values (``return x + bias`` or ``bias + x``, the bias from the module's
-    parameters and the input's shape, dtype or device only: a continuous position bias added to
-    attention scores, ``sim = self.cpb(sim)``)?  A call of such a module adds that bias to its
-    argument.  Any statements may come before the return; none may return, yield, rebind the
-    input or read its values."""
+    """Does a module class's ``forward(self, x, ...)`` return its input plus a tensor computed
+    without reading the input's values (``return x + bias`` or ``bias + x``, or ``x += bias``
+    then ``return x``, the bias from the module's parameters, its other arguments and the input's
+    shape, dtype or device only: a continuous position bias added to attention scores, ``sim =
+    self.cpb(sim)``, FasterViT's ``attn = self.pos_emb_funct(attn, n)``)?  A call of such a
+    module adds that bias to its argument.  Every return is one of those two forms (a branch
+    may return early with another bias: a cached one); nothing else may rebind the input or
+    read its values, and the forward must end in a return."""
+    return _bias_adder(cls) is not None
+
+
+def bias_add_in_place(forward: ast.FunctionDef) -> bool:
+    """Does the forward of a :func:`bias_add_module` add its bias in place (``x += bias;
+    return x``) on some path?  Its input must then be a tensor of its own (not a broadcast
+    view)."""
+    return bool(_bias_adder_forward(forward))
+
+
+def _bias_adder(cls: ast.ClassDef) -> bool | None:
+    """None: not a :func:`bias_add_module`; else whether some return adds in place."""
     forward = next((s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
                     and s.name == "forward"), None)
     if forward is None or isinstance(forward, ast.AsyncFunctionDef):
-        return False
+        return None
+    return _bias_adder_forward(forward)
+
+
+def _bias_adder_forward(forward: ast.FunctionDef) -> bool | None:
     args = forward.args
-    if len(args.args) != 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs or args.defaults:
-        return False
+    if len(args.args) < 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs \
+            or len(args.defaults) > len(args.args) - 2:
+        return None
     body = _code(forward.body)
     if not body or not isinstance(body[-1], ast.Return):
-        return False
-    ret = body[-1].value
-    if not (isinstance(ret, ast.BinOp) and isinstance(ret.op, ast.Add)):
-        return False
+        return None
     x = args.args[1].arg
-    plain = [side for side in (ret.left, ret.right) if isinstance(side, ast.Name) and side.id == x]
-    if len(plain) != 1:
-        return False
-    other = ret.right if plain[0] is ret.left else ret.left
-    for stmt in [*body[:-1], other]:
-        metadata = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+    allowed: set[int] = set()  # the nodes that may name x: the returns' and in-place adds' own
+    in_place = False
+    for block in _blocks(forward.body):
+        for at, stmt in enumerate(block):
+            if not isinstance(stmt, ast.Return):
+                continue
+            ret = stmt.value
+            if isinstance(ret, ast.Name) and ret.id == x:
+                before = block[at - 1] if at else None
+                if not (isinstance(before, ast.AugAssign) and isinstance(before.op, ast.Add)
+                        and isinstance(before.target, ast.Name) and before.target.id == x):
+                    return None
+                allowed.update((id(ret), id(before.target)))
+                in_place = True
+            elif isinstance(ret, ast.BinOp) and isinstance(ret.op, ast.Add):
+                plain = [side for side in (ret.left, ret.right) if isinstance(side, ast.Name) and side.id == x]
+                if len(plain) != 1:
+                    return None
+                allowed.add(id(plain[0]))
+            else:
+                return None
+    metadata = {id(n.value) for n in ast.walk(forward) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+    for stmt in body:
         for n in ast.walk(stmt):
-            if isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal,
+            if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal,
                               ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-                return False
-            if isinstance(n, ast.Name) and n.id == x and (not isinstance(n.ctx, ast.Load) or id(n) not in metadata):
-                return False
-    return True
+                return None
+            if isinstance(n, ast.Name) and n.id == x and id(n) not in allowed \
+                    and (not isinstance(n.ctx, ast.Load) or id(n) not in metadata):
+                return None
+    return in_place
+
+
+def _blocks(body: list):
+    """Each statement list of a function body, nested ones included (not nested functions)."""
+    stack = [body]
+    while stack:
+        block = stack.pop()
+        yield block
+        for stmt in block:
+            for field in ("body", "orelse", "finalbody"):
+                inner = getattr(stmt, field, None)
+                if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt) \
+                        and not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    stack.append(inner)
+            for handler in getattr(stmt, "handlers", ()):
+                stack.append(handler.body)
 
 
 def function_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
