@@ -1071,8 +1071,8 @@ class FlowBuilder:
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
         uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
-        if layer is not None and args and not kwargs and not any(isinstance(a, ast.Starred) for a in call.args) \
-                and self._adds_bias(layer):
+        if layer is not None and args and not kwargs and self._adds_bias(layer) \
+                and not any(isinstance(a, ast.Starred) for a in call.args):
             # sim = self.cpb(sim), the module's forward returning its input plus a bias computed
             # from its own parameters and the input's shape only (formulas.bias_add_module): the
             # bias (the layer's output, read from no tensor) added to the argument.  The bias has

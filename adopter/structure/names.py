@@ -81,7 +81,7 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
                     names.imports[root] = root
         elif isinstance(stmt, ast.ImportFrom):
             base = _absolute(stmt.module, stmt.level, package)
-            public = _reexported(base)
+            public = _REEXPORTED[base] if base in _REEXPORTED else None  # (no call: every import reads it)
             for alias in stmt.names:
                 if alias.name == "*":
                     names.stars.append(base)
@@ -124,18 +124,15 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
 # ``torch.nn.Linear``), the one rules name.  Public (capitalised) names only: a private base
 # (``torch.nn.modules.batchnorm._BatchNorm``) or a helper function keeps its full path, and
 # ``torch.optim.lr_scheduler``'s classes are not re-exported by ``torch.optim``.
-_OPTIMIZER_MODULES = frozenset(f"torch.optim.{m}" for m in (
-    "adadelta", "adagrad", "adam", "adamax", "adamw", "asgd", "lbfgs", "nadam", "optimizer", "radam",
-    "rmsprop", "rprop", "sgd", "sparse_adam"))
-
-
-def _reexported(module: str) -> str | None:
-    """The package that re-exports ``module``'s public classes (None: not one of torch's)."""
-    if module in _OPTIMIZER_MODULES:
-        return "torch.optim"
-    if module.startswith("torch.nn.modules.") and module.count(".") == 3:
-        return "torch.nn"
-    return None
+_REEXPORTED = {
+    **{f"torch.optim.{m}": "torch.optim" for m in (
+        "adadelta", "adagrad", "adam", "adamax", "adamw", "asgd", "lbfgs", "nadam", "optimizer", "radam",
+        "rmsprop", "rprop", "sgd", "sparse_adam")},
+    **{f"torch.nn.modules.{m}": "torch.nn" for m in (
+        "activation", "adaptive", "batchnorm", "channelshuffle", "container", "conv", "distance", "dropout",
+        "flatten", "fold", "instancenorm", "linear", "loss", "module", "normalization", "padding",
+        "pixelshuffle", "pooling", "rnn", "sparse", "transformer", "upsampling")},
+}
 
 
 _PARTIALS = frozenset({"functools.partial"})
