@@ -13,7 +13,9 @@ an audio spectrogram transformer).  The fixtures are ours.
   bias (FasterViT's window attention): the same "bias added to the scores" as ``return scores +
   bias``.  The fix hands it a stand-in of zeros of its own (an in-place add into a broadcast view
   raises) and the extra argument as written.  Near-misses: an in-place add of a value read from
-  the scores, an in-place product, an in-place add whose result is not what is returned.
+  the scores, an in-place product, an in-place add whose result is not what is returned, the
+  scores handed again as the other argument (not read as a bias), a value of them handed so (found,
+  the fix declines: the bias may read the scores).
 """
 
 from __future__ import annotations
@@ -222,3 +224,17 @@ def test_a_product_module_on_the_scores_is_no_attention_bias():
     body = "        scores *= self.table\n        return scores"
     assert finding_at(_bias(body), "ADP010", "# site") is None
     assert not found(_bias(body), "ADP010")
+
+
+def test_a_bias_module_handed_the_scores_twice_is_not_a_bias():
+    code = _bias(IN_PLACE.replace("[:, :, :tokens, :tokens] * 0.5", "[:, :, :6, :6] * tokens.mean()")) \
+        .replace("self.bias(attn, self.tokens)", "self.bias(attn, attn)")
+    assert "self.bias(attn, attn)" in code
+    assert finding_at(code, "ADP010", "# site") is None
+
+
+def test_a_bias_module_handed_a_value_of_the_scores_is_not_fixed():
+    code = _bias(IN_PLACE.replace("[:, :, :tokens, :tokens] * 0.5", "[:, :, :6, :6] * tokens.mean()")) \
+        .replace("self.bias(attn, self.tokens)", "self.bias(attn, attn.detach())")
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" not in fixed

@@ -1072,7 +1072,9 @@ class FlowBuilder:
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
         uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
         if layer is not None and args and not kwargs and self._adds_bias(layer) \
-                and not any(isinstance(a, ast.Starred) for a in call.args):
+                and not any(isinstance(a, ast.Starred) for a in call.args) \
+                and not (isinstance(args[0], Ref) and args[0].key in _keys(args[1:])):
+            # (an other argument that is the scores again would make the bias read them)
             # sim = self.cpb(sim), the module's forward returning its input plus a bias computed
             # from its own parameters and the input's shape only (formulas.bias_add_module): the
             # bias (the layer's output, read from no tensor) added to the argument.  The bias has

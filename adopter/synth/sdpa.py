@@ -2163,6 +2163,8 @@ class _Attention:
         forward = self._local_forward(call.func.attr)
         if forward is None:
             return None
+        if any(isinstance(n, ast.Name) and n.id == call.args[0].id for a in call.args[1:] for n in ast.walk(a)):
+            raise Skip(f"{module} is handed the scores again in another argument: its bias may read them")
         if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
             raise Skip(f"{module} adds its bias to scores that are reshaped or written (keys, queries): the fused "
                        "call's mask would need the bias laid out as they are")
