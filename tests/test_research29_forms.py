@@ -14,8 +14,10 @@ an audio spectrogram transformer).  The fixtures are ours.
   bias``.  The fix hands it a stand-in of zeros of its own (an in-place add into a broadcast view
   raises) and the extra argument as written.  Near-misses: an in-place add of a value read from
   the scores, an in-place product, an in-place add whose result is not what is returned, the
-  scores handed again as the other argument (not read as a bias), a value of them handed so (found,
-  the fix declines: the bias may read the scores).
+  scores handed again as the other argument, the other argument read as a tensor (``scores +
+  tokens``, ``table * tokens``, ``tokens.mean()``): it must be read as a size only (an index or
+  slice bound, arithmetic or a comparison with a number or the input's shape, ``range``/``int``/
+  ``min``/``max``).
 """
 
 from __future__ import annotations
@@ -233,8 +235,22 @@ def test_a_bias_module_handed_the_scores_twice_is_not_a_bias():
     assert finding_at(code, "ADP010", "# site") is None
 
 
-def test_a_bias_module_handed_a_value_of_the_scores_is_not_fixed():
+def test_a_bias_module_reading_another_argument_as_a_tensor_is_not_a_bias():
+    # ``tokens.mean()``: the other argument read as a tensor (here a value of the scores)
     code = _bias(IN_PLACE.replace("[:, :, :tokens, :tokens] * 0.5", "[:, :, :6, :6] * tokens.mean()")) \
         .replace("self.bias(attn, self.tokens)", "self.bias(attn, attn.detach())")
+    assert finding_at(code, "ADP010", "# site") is None
     fixed = fix_text(code, "model.py", rules("ADP010")).text
     assert "scaled_dot_product_attention(" not in fixed
+
+
+@pytest.mark.parametrize("use, adder", [
+    ("        n = scores.shape[-1] - tokens\n        scores += self.table[:, :, n:, n:]\n        return scores", True),
+    ("        if tokens > 3:\n            scores += self.table\n            return scores\n"
+     "        return scores + self.table * 2.0", True),
+    ("        return scores + self.table * tokens", False),  # a tensor times it: read as a tensor
+    ("        return scores + tokens", False),  # the caller's tensor is the bias
+])
+def test_other_arguments_of_a_bias_module_are_read_as_sizes_only(use, adder):
+    cls = next(n for n in ast.parse(_bias(use)).body if isinstance(n, ast.ClassDef))
+    assert formulas.bias_add_module(cls) is adder

@@ -685,6 +685,8 @@ def _bias_adder_forward(forward: ast.FunctionDef) -> bool | None:
             else:
                 return None
     metadata = {id(n.value) for n in ast.walk(forward) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+    others = {a.arg for a in args.args[2:]}
+    sizes = _size_reads(forward, others, metadata) if others else set()
     for stmt in body:
         for n in ast.walk(stmt):
             if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal,
@@ -693,7 +695,46 @@ def _bias_adder_forward(forward: ast.FunctionDef) -> bool | None:
             if isinstance(n, ast.Name) and n.id == x and id(n) not in allowed \
                     and (not isinstance(n.ctx, ast.Load) or id(n) not in metadata):
                 return None
+            if isinstance(n, ast.Name) and n.id in others and id(n) not in sizes:
+                return None  # another argument read as a tensor (``return x + y``): not a bias of its own
     return in_place
+
+
+_SIZE_CALLS = frozenset({"range", "int", "min", "max"})
+
+
+def _size_reads(forward: ast.FunctionDef, others: set, metadata: set) -> set:
+    """The reads of the parameters ``others`` that use them as sizes: an index or slice bound,
+    arithmetic or a comparison with a number, another such parameter or the input's shape
+    (``input_tensor.shape[2] - local_window_size``), an argument of ``range``/``int``/``min``/``max``."""
+
+    def size_like(e) -> bool:
+        if isinstance(e, ast.Constant):
+            return isinstance(e.value, (int, float)) and not isinstance(e.value, bool)
+        if isinstance(e, ast.Name):
+            return e.id in others
+        return any(id(n) in metadata for n in ast.walk(e) if isinstance(n, ast.Name))
+
+    out = set()
+    for parent in ast.walk(forward):
+        if isinstance(parent, ast.Slice):
+            out.update(id(c) for c in (parent.lower, parent.upper, parent.step) if isinstance(c, ast.Name))
+        elif isinstance(parent, ast.Subscript):
+            index = parent.slice.elts if isinstance(parent.slice, ast.Tuple) else [parent.slice]
+            out.update(id(c) for c in index if isinstance(c, ast.Name))
+        elif isinstance(parent, ast.BinOp):
+            if isinstance(parent.left, ast.Name) and size_like(parent.right):
+                out.add(id(parent.left))
+            if isinstance(parent.right, ast.Name) and size_like(parent.left):
+                out.add(id(parent.right))
+        elif isinstance(parent, ast.Compare):
+            sides = [parent.left, *parent.comparators]
+            for side in sides:
+                if isinstance(side, ast.Name) and all(size_like(o) for o in sides if o is not side):
+                    out.add(id(side))
+        elif isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in _SIZE_CALLS:
+            out.update(id(a) for a in parent.args if isinstance(a, ast.Name))
+    return out
 
 
 def _blocks(body: list):
