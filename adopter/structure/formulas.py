@@ -627,39 +627,130 @@ _METADATA = frozenset({"shape", "ndim", "dtype", "device", "dim", "size", "is_cu
 
 
 def bias_add_module(cls: ast.ClassDef) -> bool:
-    """Does a module class's ``forward(self, x)`` return its input plus a tensor computed without
-    reading the input's values (``return x + bias`` or ``bias + x``, the bias from the module's
-    parameters and the input's shape, dtype or device only: a continuous position bias added to
-    attention scores, ``sim = self.cpb(sim)``)?  A call of such a module adds that bias to its
-    argument.  Any statements may come before the return; none may return, yield, rebind the
-    input or read its values."""
+    """Does a module class's ``forward(self, x, ...)`` return its input plus a tensor computed
+    without reading the input's values (``return x + bias`` or ``bias + x``, or ``x += bias``
+    then ``return x``, the bias from the module's parameters, its other arguments and the input's
+    shape, dtype or device only: a continuous position bias added to attention scores, ``sim =
+    self.cpb(sim)``, FasterViT's ``attn = self.pos_emb_funct(attn, n)``)?  A call of such a
+    module adds that bias to its argument.  Every return is one of those two forms (a branch
+    may return early with another bias: a cached one); nothing else may rebind the input or
+    read its values, and the forward must end in a return."""
+    return _bias_adder(cls) is not None
+
+
+def bias_add_in_place(forward: ast.FunctionDef) -> bool:
+    """Does the forward of a :func:`bias_add_module` add its bias in place (``x += bias;
+    return x``) on some path?  Its input must then be a tensor of its own (not a broadcast
+    view)."""
+    return bool(_bias_adder_forward(forward))
+
+
+def _bias_adder(cls: ast.ClassDef) -> bool | None:
+    """None: not a :func:`bias_add_module`; else whether some return adds in place."""
     forward = next((s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
                     and s.name == "forward"), None)
     if forward is None or isinstance(forward, ast.AsyncFunctionDef):
-        return False
+        return None
+    return _bias_adder_forward(forward)
+
+
+def _bias_adder_forward(forward: ast.FunctionDef) -> bool | None:
     args = forward.args
-    if len(args.args) != 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs or args.defaults:
-        return False
+    if len(args.args) < 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs \
+            or len(args.defaults) > len(args.args) - 2:
+        return None
     body = _code(forward.body)
     if not body or not isinstance(body[-1], ast.Return):
-        return False
-    ret = body[-1].value
-    if not (isinstance(ret, ast.BinOp) and isinstance(ret.op, ast.Add)):
-        return False
+        return None
     x = args.args[1].arg
-    plain = [side for side in (ret.left, ret.right) if isinstance(side, ast.Name) and side.id == x]
-    if len(plain) != 1:
-        return False
-    other = ret.right if plain[0] is ret.left else ret.left
-    for stmt in [*body[:-1], other]:
-        metadata = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+    allowed: set[int] = set()  # the nodes that may name x: the returns' and in-place adds' own
+    in_place = False
+    for block in _blocks(forward.body):
+        for at, stmt in enumerate(block):
+            if not isinstance(stmt, ast.Return):
+                continue
+            ret = stmt.value
+            if isinstance(ret, ast.Name) and ret.id == x:
+                before = block[at - 1] if at else None
+                if not (isinstance(before, ast.AugAssign) and isinstance(before.op, ast.Add)
+                        and isinstance(before.target, ast.Name) and before.target.id == x):
+                    return None
+                allowed.update((id(ret), id(before.target)))
+                in_place = True
+            elif isinstance(ret, ast.BinOp) and isinstance(ret.op, ast.Add):
+                plain = [side for side in (ret.left, ret.right) if isinstance(side, ast.Name) and side.id == x]
+                if len(plain) != 1:
+                    return None
+                allowed.add(id(plain[0]))
+            else:
+                return None
+    metadata = {id(n.value) for n in ast.walk(forward) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+    others = {a.arg for a in args.args[2:]}
+    sizes = _size_reads(forward, others, metadata) if others else set()
+    for stmt in body:
         for n in ast.walk(stmt):
-            if isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal,
+            if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal,
                               ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-                return False
-            if isinstance(n, ast.Name) and n.id == x and (not isinstance(n.ctx, ast.Load) or id(n) not in metadata):
-                return False
-    return True
+                return None
+            if isinstance(n, ast.Name) and n.id == x and id(n) not in allowed \
+                    and (not isinstance(n.ctx, ast.Load) or id(n) not in metadata):
+                return None
+            if isinstance(n, ast.Name) and n.id in others and id(n) not in sizes:
+                return None  # another argument read as a tensor (``return x + y``): not a bias of its own
+    return in_place
+
+
+_SIZE_CALLS = frozenset({"range", "int", "min", "max"})
+
+
+def _size_reads(forward: ast.FunctionDef, others: set, metadata: set) -> set:
+    """The reads of the parameters ``others`` that use them as sizes: an index or slice bound,
+    arithmetic or a comparison with a number, another such parameter or the input's shape
+    (``input_tensor.shape[2] - local_window_size``), an argument of ``range``/``int``/``min``/``max``."""
+
+    def size_like(e) -> bool:
+        if isinstance(e, ast.Constant):
+            return isinstance(e.value, (int, float)) and not isinstance(e.value, bool)
+        if isinstance(e, ast.Name):
+            return e.id in others
+        return any(id(n) in metadata for n in ast.walk(e) if isinstance(n, ast.Name))
+
+    out = set()
+    for parent in ast.walk(forward):
+        if isinstance(parent, ast.Slice):
+            out.update(id(c) for c in (parent.lower, parent.upper, parent.step) if isinstance(c, ast.Name))
+        elif isinstance(parent, ast.Subscript):
+            index = parent.slice.elts if isinstance(parent.slice, ast.Tuple) else [parent.slice]
+            out.update(id(c) for c in index if isinstance(c, ast.Name))
+        elif isinstance(parent, ast.BinOp):
+            if isinstance(parent.left, ast.Name) and size_like(parent.right):
+                out.add(id(parent.left))
+            if isinstance(parent.right, ast.Name) and size_like(parent.left):
+                out.add(id(parent.right))
+        elif isinstance(parent, ast.Compare):
+            sides = [parent.left, *parent.comparators]
+            for side in sides:
+                if isinstance(side, ast.Name) and all(size_like(o) for o in sides if o is not side):
+                    out.add(id(side))
+        elif isinstance(parent, ast.Call) and isinstance(parent.func, ast.Name) and parent.func.id in _SIZE_CALLS:
+            out.update(id(a) for a in parent.args if isinstance(a, ast.Name))
+    return out
+
+
+def _blocks(body: list):
+    """Each statement list of a function body, nested ones included (not nested functions)."""
+    stack = [body]
+    while stack:
+        block = stack.pop()
+        yield block
+        for stmt in block:
+            for field in ("body", "orelse", "finalbody"):
+                inner = getattr(stmt, field, None)
+                if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt) \
+                        and not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    stack.append(inner)
+            for handler in getattr(stmt, "handlers", ()):
+                stack.append(handler.body)
 
 
 def function_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:

@@ -1078,16 +1078,19 @@ class FlowBuilder:
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
         uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
-        if layer is not None and len(args) == 1 and not kwargs and not isinstance(call.args[0], ast.Starred) \
-                and self._adds_bias(layer):
+        if layer is not None and args and not kwargs and self._adds_bias(layer) \
+                and not any(isinstance(a, ast.Starred) for a in call.args) \
+                and not (isinstance(args[0], Ref) and args[0].key in _keys(args[1:])):
+            # (an other argument that is the scores again would make the bias read them)
             # sim = self.cpb(sim), the module's forward returning its input plus a bias computed
             # from its own parameters and the input's shape only (formulas.bias_add_module): the
             # bias (the layer's output, read from no tensor) added to the argument.  The bias has
             # no expression of its own here: a rewrite that needs it cannot read it.
             bias = self._temp("")
+            # (its other arguments, FasterViT's window size, are read by the bias only)
             _, frontier = self._new(ctx, frontier, kind="layer", op=layer, layer=layer, types=self._layer_types(layer),
-                                    args=(), outs=(bias,), defs=frozenset({bias.key}), uses=frozenset({layer}),
-                                    span=span(call), func_span=span(func))
+                                    args=(), outs=(bias,), defs=frozenset({bias.key}),
+                                    uses=frozenset({layer, *_keys(args[1:])}), span=span(call), func_span=span(func))
             plus = TABLE.operator("+")
             _, frontier = self._new(ctx, frontier, kind="op", op="+", args=(args[0], bias), outs=(out,),
                                     uses=frozenset(_keys((args[0], bias))), defs=frozenset({out.key}), span=span(call),

@@ -81,12 +81,17 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
                     names.imports[root] = root
         elif isinstance(stmt, ast.ImportFrom):
             base = _absolute(stmt.module, stmt.level, package)
+            public = _REEXPORTED[base] if base in _REEXPORTED else None  # (no call: every import reads it)
             for alias in stmt.names:
                 if alias.name == "*":
                     names.stars.append(base)
                     continue
                 sep = "" if base.endswith(".") else "."
-                names.imports[alias.asname or alias.name] = f"{base}{sep}{alias.name}" if base else alias.name
+                name = alias.name
+                if public is not None and name[:1].isupper():  # ``torch.optim.adam.Adam`` is ``torch.optim.Adam``
+                    names.imports[alias.asname or name] = f"{public}.{name}"
+                    continue
+                names.imports[alias.asname or name] = f"{base}{sep}{name}" if base else name
         elif isinstance(stmt, ast.ClassDef):
             names.classes[stmt.name] = stmt
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -111,6 +116,23 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
             names.imports.pop(name, None)
     _aliases(names, tree)
     return names
+
+
+# torch's submodules that define a class its package re-exports under the same name: a class
+# imported from where it is defined (``from torch.optim.adam import Adam``, ``from
+# torch.nn.modules.linear import Linear``) is the package's public class (``torch.optim.Adam``,
+# ``torch.nn.Linear``), the one rules name.  Public (capitalised) names only: a private base
+# (``torch.nn.modules.batchnorm._BatchNorm``) or a helper function keeps its full path, and
+# ``torch.optim.lr_scheduler``'s classes are not re-exported by ``torch.optim``.
+_REEXPORTED = {
+    **{f"torch.optim.{m}": "torch.optim" for m in (
+        "adadelta", "adagrad", "adam", "adamax", "adamw", "asgd", "lbfgs", "nadam", "optimizer", "radam",
+        "rmsprop", "rprop", "sgd", "sparse_adam")},
+    **{f"torch.nn.modules.{m}": "torch.nn" for m in (
+        "activation", "adaptive", "batchnorm", "channelshuffle", "container", "conv", "distance", "dropout",
+        "flatten", "fold", "instancenorm", "linear", "loss", "module", "normalization", "padding",
+        "pixelshuffle", "pooling", "rnn", "sparse", "transformer", "upsampling")},
+}
 
 
 _PARTIALS = frozenset({"functools.partial"})

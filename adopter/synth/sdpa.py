@@ -44,6 +44,7 @@ from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
 from ..structure.canon import einx_where_layout, fill_value, held_fill
+from ..structure.formulas import bias_add_in_place
 from ..structure.ops import CASTS
 from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
@@ -2152,14 +2153,18 @@ class _Attention:
         if len(args) != 2 or args[1] != bound or args[0] == bound or spans[1] is not None or node.span is None:
             return None
         call = self.index.expr_at(node.span)
-        if not (isinstance(call, ast.Call) and len(call.args) == 1 and not call.keywords
+        if not (isinstance(call, ast.Call) and call.args and not call.keywords
                 and isinstance(call.args[0], ast.Name) and span_of(call.args[0]) == spans[0]
+                and not any(isinstance(a, ast.Starred) for a in call.args)
                 and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
                 and call.func.value.id == "self"):
             return None
         module = f"`self.{call.func.attr}`"
-        if self._local_forward(call.func.attr) is None:
+        forward = self._local_forward(call.func.attr)
+        if forward is None:
             return None
+        if any(isinstance(n, ast.Name) and n.id == call.args[0].id for a in call.args[1:] for n in ast.walk(a)):
+            raise Skip(f"{module} is handed the scores again in another argument: its bias may read them")
         if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
             raise Skip(f"{module} adds its bias to scores that are reshaped or written (keys, queries): the fused "
                        "call's mask would need the bias laid out as they are")
@@ -2171,7 +2176,10 @@ class _Attention:
         q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
         shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
                  f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
-        stand_in = f"{q_atom}.new_zeros(()).expand({shape})"
+        # a module adding its bias in place (FasterViT's ``input_tensor += self.pos_emb``) is
+        # handed zeros of its own: an in-place add into a broadcast view raises
+        stand_in = f"{q_atom}.new_zeros({shape})" if bias_add_in_place(forward) else \
+            f"{q_atom}.new_zeros(()).expand({shape})"
         for r in SCALE_STEPS:
             if r in self.roles and r in earlier:
                 # a tensor scale (nuwa's learned ``self.scale.exp()``) scales the stand-in too: the
@@ -2180,7 +2188,9 @@ class _Attention:
                 if not self._number_like(factor):
                     stand_in = f"({stand_in}) {'/' if r == 's1' else '*'} {_atom(self._text(factor), factor)}"
         self.stand_ins.append((f"self.{call.func.attr}", role))
-        text = f"self.{call.func.attr}({stand_in})"
+        # its other arguments (FasterViT's window size) as the code passes them
+        rest = "".join(f", {self._text(a)}" for a in call.args[1:])
+        text = f"self.{call.func.attr}({stand_in}{rest})"
         return text, ast.parse(text, mode="eval").body
 
     def _stand_in_statement(self, inner: ast.stmt, owner: ast.If, step_stored: set) -> str | None:

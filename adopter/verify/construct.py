@@ -509,6 +509,11 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
             # only ordered against numbers (``if self.cmem_len <= 0:``, ``min(n, self.mem_len)``)
             # besides what says nothing: a count, small as for an ``int`` annotation
             values = guess_value(name, int, sizes)
+        if not values and reads == facts.Reads() and annotation is inspect.Parameter.empty \
+                and facts.stored_only(info.classes.get(info.cls.__name__), name):
+            # read nowhere the class's code shows (``self.n = n``, kept for a caller): the module
+            # built is the same whatever it is, so a small count, as for an ``int`` annotation
+            values = guess_value(name, int, sizes)
         if not values:
             raise NeedsFactory(f"cannot infer argument `{name}`")
     held = sequence_of(annotation)

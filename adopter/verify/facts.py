@@ -219,6 +219,12 @@ class _Collector(ast.NodeVisitor):
                 reads, steps = self._target(arg) if isinstance(arg, (ast.Name, ast.Attribute)) else (None, [])
                 if reads is not None and not steps:
                     reads.ordered = True
+        if isinstance(func, ast.Name) and func.id in ("int", "float", "range") and not node.keywords:
+            # ``self.n = int(n)``, ``range(2, self.n)``: a number
+            for arg in node.args:
+                reads, steps = self._target(arg) if isinstance(arg, (ast.Name, ast.Attribute)) else (None, [])
+                if reads is not None and not steps:
+                    reads.numeric = True
         if isinstance(func, ast.Name) and func.id in ("len", "enumerate", "zip", "list", "tuple", "sum", "max",
                                                       "min", "sorted", "reversed"):
             for arg in node.args:
@@ -241,10 +247,12 @@ class _Collector(ast.NodeVisitor):
             for side, other in ((node.left, node.right), (node.right, node.left)):
                 # a name next to a number or another such name (a string or a list would be
                 # concatenated or repeated, so a constant string beside it says nothing)
-                if isinstance(side, ast.Name) and side.id in self.names and not (
+                # (also a name stored on self and read back: ``x + self.n`` after ``self.n = n``)
+                reads, steps = self._target(side) if isinstance(side, (ast.Name, ast.Attribute)) else (None, [])
+                if reads is not None and not steps and not (
                         isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))) and \
                         not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)):
-                    self.names[side.id].numeric = True
+                    reads.numeric = True
         self.generic_visit(node)
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -281,6 +289,32 @@ class _Collector(ast.NodeVisitor):
             if reads is not None and not steps:  # ``self.shifted = shifted; if self.shifted:``
                 reads.truth = True
         self.generic_visit(node)
+
+
+def stored_only(node: ast.ClassDef | None, param: str) -> bool:
+    """Is ``__init__``'s argument ``param`` at most stored on ``self`` (``self.n = n``) and read
+    nowhere else in the class, neither itself nor those attributes (a value kept for callers)?"""
+    init = method(node, "__init__") if node is not None else None
+    if init is None or param not in _params(init):
+        return False
+    stored = set()
+    for stmt in ast.walk(init):
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name) and stmt.value.id == param:
+            if not all(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                       for t in stmt.targets):
+                return False
+            stored |= {t.attr for t in stmt.targets}
+    kept = {id(stmt.value) for stmt in ast.walk(init) if isinstance(stmt, ast.Assign)
+            and isinstance(stmt.value, ast.Name) and stmt.value.id == param}
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and n.id == param and isinstance(n.ctx, ast.Load) and id(n) not in kept:
+            return False
+        if isinstance(n, ast.Attribute) and n.attr in stored and isinstance(n.value, ast.Name) \
+                and n.value.id == "self" and isinstance(n.ctx, ast.Load):
+            return False
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "vars", "locals"):
+            return False  # names read by a string or all at once
+    return True
 
 
 def _positional_target(params: list[str], where: object) -> str | None:
