@@ -167,6 +167,17 @@ def _stand_in_base(package: str, path: str) -> type:
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
+        # (an installed base after the mixin with a lookup of its own -- nn.Module's, which finds
+        # the layers and parameters it registered -- answers first)
+        try:
+            later = super(stand_in, self).__getattr__
+        except AttributeError:
+            later = None
+        if later is not None:
+            try:
+                return later(name)
+            except AttributeError:
+                pass
         raise MissingDependency(package, f"{path}.{name}")
 
     stand_in = type(path.rsplit(".", 1)[-1], (), {"__init__": __init__, "__getattr__": __getattr__,

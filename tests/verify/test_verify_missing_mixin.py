@@ -97,9 +97,12 @@ def test_a_wrong_patch_of_that_attention_fails(tmp_path, all_rules, quick):
 
 
 def test_a_stand_in_base_passes_construction_on_only_to_an_installed_base(tmp_path):
+    torch = pytest.importorskip("torch")
     name = f"adopter_mixin_demo_{uuid.uuid4().hex[:8]}"
     missing = f"not_installed_{uuid.uuid4().hex[:8]}"
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(f"""
+        from torch import nn
+
         from {missing} import Mixin, Other
 
 
@@ -112,6 +115,15 @@ def test_a_stand_in_base_passes_construction_on_only_to_an_installed_base(tmp_pa
             def __init__(self, width=4, **kwargs):
                 super().__init__(**kwargs)
                 self.width = width
+
+
+        class Layered(Mixin, nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(2, 2)
+
+            def forward(self, x):
+                return self.lin(x)
 
 
         class Alone(Mixin):
@@ -132,6 +144,11 @@ def test_a_stand_in_base_passes_construction_on_only_to_an_installed_base(tmp_pa
             assert made.width == 8 and made.given == {"extra": 1}
             with pytest.raises(MissingDependency):  # what the mixin would have provided
                 made.mixin_method()
+            # an nn.Module after the mixin: the layers it registered are found through its lookup
+            layered = module.Layered()
+            assert layered.lin.out_features == 2 and layered(torch.ones(1, 2)).shape == (1, 2)
+            with pytest.raises(MissingDependency):
+                layered.mixin_method()
             with pytest.raises(MissingDependency):
                 module.Alone()
             with pytest.raises(MissingDependency):
