@@ -118,6 +118,23 @@ def _transposed(operand: tuple[str, ast.expr]) -> tuple[str, ast.expr]:
     return text, ast.parse(text, mode="eval").body
 
 
+RANK_SKIP = "the softmax's dim counts from the front of scores whose rank the code does not fix"
+
+
+def _untransposed(node: ast.expr) -> ast.expr:
+    """``node`` without the transposes around it (``torch.transpose(x, 1, 2).transpose(-2, -1)``
+    is ``x``, as far as its rank goes)."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "transpose" \
+            and not node.keywords:
+        if len(node.args) == 2:
+            node = node.func.value  # x.transpose(a, b)
+        elif len(node.args) == 3 and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch":
+            node = node.args[0]  # torch.transpose(x, a, b)
+        else:
+            break
+    return node
+
+
 def _atom(text: str, node: ast.AST) -> str:
     simple = (ast.Name, ast.Attribute, ast.Call, ast.Constant, ast.Subscript)
     return text if isinstance(node, simple) else f"({text})"
@@ -369,10 +386,13 @@ class _Attention:
         nodes = self.match.nodes
         if any(n.span is None or n.stmt is None for n in nodes):
             raise Skip("the matched code could not be located")
-        if any(n.assumed_rank is not None for n in nodes):
-            # (structure/ranks._contracted: attention only at the rank its product contracts the
-            # normalised axis; a fused call would need that rank checked at run time)
-            raise Skip("the softmax's dim counts from the front of scores whose rank the code does not fix")
+        # (structure/ranks._contracted: attention only at the rank its product contracts the
+        # normalised axis; the fused call is taken only where q, k and v have that rank, checked
+        # at run time by the guard: _rank_terms)
+        assumed = {n.assumed_rank for n in nodes if n.assumed_rank is not None}
+        if len(assumed) > 1:
+            raise Skip(RANK_SKIP)
+        self.assumed_rank: int | None = assumed.pop() if assumed else None
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
@@ -560,7 +580,7 @@ class _Attention:
             if clash:
                 raise Skip(f"`{sorted(clash)[0]}` is reassigned in the attention, so `{text}` would change meaning")
 
-        guard: list[str] = []
+        guard: list[str] = self._rank_terms((q, k, v), all_stored)
         dtype_terms: set[str] = set()
         for target, cast in self.dtype_casts:
             # `attn.softmax(dim=-1).type_as(x)` (x the block's input): the same computation
@@ -786,6 +806,26 @@ class _Attention:
             prelude=prelude,
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
+
+    def _rank_terms(self, operands, all_stored: set) -> list[str]:
+        """The guard's terms for a softmax whose dim counts from the front of scores of a rank the
+        code does not fix (flair's keys-first ``softmax(enc @ out^T, dim=1)``, then ``enc^T @ p``):
+        the normalised axis is the keys' only at the rank the products contract it at
+        (``assumed_rank``), which the scores have exactly when q, k and v (the products' operands,
+        up to transposes) all have it; at any other the original runs.  Only for operands that
+        are names or attributes the region does not assign (read before it, cheaply)."""
+        if self.assumed_rank is None:
+            return []
+        terms: list[str] = []
+        for _, node in operands:
+            node = _untransposed(node)
+            base = node
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if not isinstance(base, ast.Name) or read_names(node) & all_stored:
+                raise Skip(RANK_SKIP)
+            terms.append(f"{ast.unparse(node)}.dim() != {self.assumed_rank}")
+        return list(dict.fromkeys(terms))
 
     def _value_use(self, stmt: ast.stmt, before: list[ast.stmt], step_stored: set) -> str:
         """What a statement between the steps does with a value of the attention (the decline's
@@ -1897,7 +1937,9 @@ class _Attention:
             return _transposed(found) if transposed else found
         origin = view.origins[index] if view is not None and view.origins else None
         three_d = self.roles[role].op.rsplit(".", 1)[-1] == "bmm"  # torch.bmm / x.bmm: 3-D operands
-        if origin is not None and (set(origin[1]) == {-2, -1} or (three_d and set(origin[1]) == {1, 2})):
+        # (at the rank the guard checks, _rank_terms, the last two axes counted from the front)
+        rank = 3 if three_d else getattr(self, "assumed_rank", None)
+        if origin is not None and (set(origin[1]) == {-2, -1} or (rank and set(origin[1]) == {rank - 2, rank - 1})):
             inner = self._spanned(origin[0])
             if transposed:
                 return inner

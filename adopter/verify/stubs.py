@@ -151,15 +151,38 @@ def _stand_in_base(package: str, path: str) -> type:
     instance (or reading an attribute the missing base would have provided) raises."""
 
     def __init__(self, *args, **kwargs):
-        raise MissingDependency(package, f"{path} (a subclass was instantiated)")
+        # A missing mixin beside an installed base (``class Config(MissingMixin, PretrainedConfig)``,
+        # whose ``__init__`` calls ``super().__init__(**kwargs)``): the construction goes on to the
+        # installed base, as a mixin without an ``__init__`` of its own would let it.  Whatever the
+        # mixin would have given -- a method, an attribute it set -- still raises where it is read
+        # (``__getattr__`` below), so nothing of it is faked.  Alone, or before only other stand-ins,
+        # the instance cannot be made.
+        mro = type(self).__mro__
+        after = mro[mro.index(stand_in) + 1:]
+        real = [c for c in after if c is not object and "_adopter_package" not in vars(c)]
+        if not real:
+            raise MissingDependency(package, f"{path} (a subclass was instantiated)")
+        super(stand_in, self).__init__(*args, **kwargs)
 
     def __getattr__(self, name):
         if name.startswith("__"):
             raise AttributeError(name)
+        # (an installed base after the mixin with a lookup of its own -- nn.Module's, which finds
+        # the layers and parameters it registered -- answers first)
+        try:
+            later = super(stand_in, self).__getattr__
+        except AttributeError:
+            later = None
+        if later is not None:
+            try:
+                return later(name)
+            except AttributeError:
+                pass
         raise MissingDependency(package, f"{path}.{name}")
 
-    return type(path.rsplit(".", 1)[-1], (), {"__init__": __init__, "__getattr__": __getattr__,
-                                              "_adopter_package": package, "__module__": __name__})
+    stand_in = type(path.rsplit(".", 1)[-1], (), {"__init__": __init__, "__getattr__": __getattr__,
+                                                  "_adopter_package": package, "__module__": __name__})
+    return stand_in
 
 
 class StubModule(ModuleType):

@@ -284,8 +284,9 @@ def test_products_over_another_axis_are_not_attention():
 # speechbrain's single-query attention: the rank of the scores is not fixed by the code (the
 # keys and the query are inputs), but the product contracts the last axis of the transposed
 # probabilities, which is the normalised one only at rank 3 -- (B, L, 1) scores, a single
-# query.  Read at that rank it is attention (found); a fused call would need the rank checked
-# at run time, so it is not fixed.  A name the code gives two ranks on two paths is not read so.
+# query.  Read at that rank it is attention (found); the fused call is taken only where q, k and
+# v have that rank, checked at run time (rafix28: before, not fixed).  A name the code gives two
+# ranks on two paths is not read so.
 RANK_OPEN = textwrap.dedent('''
     import torch
     import torch.nn as nn
@@ -299,19 +300,24 @@ RANK_OPEN = textwrap.dedent('''
 ''')
 
 
-def test_a_rank_the_product_fixes_is_read_but_not_relied_on():
+def test_a_rank_the_product_fixes_is_read_and_checked_at_run_time():
     [finding] = analyze(RANK_OPEN, "rank_open.py", RULES).findings
     assert finding.class_name == "RankUnknown"
     result = fix_text(RANK_OPEN, "rank_open.py", RULES)
-    assert result.applied == []
-    assert [why for _, why in result.skipped] == [
-        "the softmax's dim counts from the front of scores whose rank the code does not fix"]
+    assert len(result.applied) == 1, result.skipped
+    assert "if query.dim() != 3 or keys.dim() != 3 or values.dim() != 3:" in result.text
     # the reading is what the code computes at that rank: a single query over 7 keys
     namespace = load(RANK_OPEN, "rank_open")
     keys, query, values = torch.randn(2, 7, 4, dtype=F64), torch.randn(2, 4, 1, dtype=F64), torch.randn(2, 7, 5, dtype=F64)
     out = namespace["RankUnknown"]()(keys, query, values)
     fused = torch.nn.functional.scaled_dot_product_attention(query.transpose(1, 2), keys, values, scale=1.0)
     torch.testing.assert_close(out, fused)
+    patched = load(result.text, "rank_open_fixed")["RankUnknown"]()
+    torch.testing.assert_close(patched(keys, query, values), out)  # float64: a few ulps
+    # at rank 4 the softmax normalises another axis; the original runs there, bit for bit
+    keys4, query4, values4 = (torch.randn(2, 3, 7, 4, dtype=F64), torch.randn(2, 3, 4, 1, dtype=F64),
+                              torch.randn(2, 7, 1, 5, dtype=F64))
+    assert torch.equal(patched(keys4, query4, values4), namespace["RankUnknown"]()(keys4, query4, values4))
     # contracted after a transpose of other axes: not the normalised one at any rank
     other = RANK_OPEN.replace("scores.softmax(1).transpose(1, 2)", "scores.softmax(1).transpose(0, 2)")
     assert analyze(other, "rank_open.py", RULES).findings == []
