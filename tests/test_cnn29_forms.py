@@ -6,9 +6,16 @@ wrappers).  The fixtures are ours.
 - An ``nn.ModuleList([conv, bn, act])`` display whose members forward calls by literal index
   (``x = self.layers[0](x)``, ``x = self.layers[1](x)``): the member at that position, as a
   Sequential's member is.  Reported, not fixed: the members are no Sequential's.
-Near-misses: the BatchNorm first in the list, an activation between (called out of list
+- A Conv2d subclass (a TF "SAME"-padding port) whose forward returns, on each of its ways out,
+  ``self.forward_func(x, padding=...)``, ``self.forward_func`` a lambda ``__init__`` binds to
+  ``F.conv2d(input, self.weight, self.bias, ...)``; handed to a conv-BN wrapper through a
+  constructor parameter without default that every caller fills with one.  Reported, not
+  fixed: its forward is its own.
+Near-misses (ModuleList): the BatchNorm first in the list, an activation between (called out of list
 order), a member moved by ``insert`` or replaced by item assignment, the attribute bound again,
 a run-time index, and an ``nn.Sequential`` called by index (unchanged: any member).
+Near-misses (lambda): the weight scaled in the lambda, one way out returning the input, the
+input read with the weight, the lambda bound twice, a Conv1d subclass.
 """
 
 from __future__ import annotations
@@ -83,3 +90,79 @@ def test_module_list_run_time_index_and_indexed_sequential_unchanged():
     # Sequential's own pair is its construction's, reported there as before)
     indexed = _code(container="nn.Sequential", after="pass").replace("nn.Sequential([", "nn.Sequential(*[")
     assert finding_at(indexed, "ADP007", "# pair") is None
+
+
+# ---------- a Conv2d subclass computing through a lambda attribute, on every way out
+
+LAMBDA_CONV = textwrap.dedent("""\
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class SameConv(nn.Conv2d):
+        def __init__(self, *args, **kwargs):
+            mode = kwargs.pop("padding", "SAME")
+            super().__init__(*args, **kwargs)
+            self.mode = mode
+            self.run = lambda inp, pad: F.conv2d(inp, WEIGHT, self.bias, self.stride, padding=pad,
+                                                 dilation=self.dilation, groups=self.groups)
+            AGAIN
+
+        def forward(self, x):
+            if self.mode == "VALID":
+                return OTHER
+            total = max(self.kernel_size[0] - self.stride[0], 0)
+            if total % 2:
+                x = F.pad(x, [0, 1, 0, 1])
+            return self.run(INPUT, pad=total // 2)
+
+
+    class Unit(nn.Module):
+        def __init__(self, conv):
+            super().__init__()
+            self.conv = conv
+            self.bn = nn.BatchNorm2d(conv.out_channels, eps=1e-4)
+
+        def forward(self, x):
+            x = self.conv(x)
+            x = self.bn(x)  # pair
+            return torch.relu(x)
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = Unit(SameConv(1, 8, 3, stride=2, bias=False))
+            self.b = Unit(SameConv(8, 8, 3, groups=8, bias=False))
+
+        def forward(self, x):
+            return self.b(self.a(x))
+""")
+
+
+def _lambda(weight="self.weight", other="self.run(x, pad=0)", inp="x", again="pass"):
+    return (LAMBDA_CONV.replace("WEIGHT", weight).replace("OTHER", other).replace("INPUT", inp)
+            .replace("AGAIN", again))
+
+
+def test_conv_subclass_returning_a_lambda_conv_on_every_path():
+    code = _lambda()
+    assert finding_at(code, "ADP007", "# pair") is not None
+    # its own forward: reported, not fixed
+    assert fix_text(code, "model.py", rules("ADP007")).text == code
+
+
+def test_lambda_conv_near_misses():
+    # the weight scaled inside the lambda: not the module's convolution
+    assert found(_lambda(weight="self.weight * 2"), "ADP007") == []
+    # one way out returns the input itself
+    assert found(_lambda(other="x"), "ADP007") == []
+    # the input read with the module's weight
+    assert found(_lambda(inp="x + self.weight.mean()"), "ADP007") == []
+    # the lambda bound again (another computation may stand there)
+    assert found(_lambda(again="self.run = lambda inp, pad: inp"), "ADP007") == []
+    # a Conv1d subclass with conv1d and BatchNorm1d: not the 2-D pair
+    one_d = _lambda().replace("nn.Conv2d", "nn.Conv1d").replace("F.conv2d", "F.conv1d").replace(
+        "nn.BatchNorm2d", "nn.BatchNorm1d").replace("[0, 1, 0, 1]", "[0, 1]")
+    assert found(one_d, "ADP007") == []
