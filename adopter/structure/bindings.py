@@ -742,9 +742,9 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                     Ctor(f"{attr}[{index}]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                          via=b.via, unlike=b.unlike, container=span(value.func))
                 )
-    if (fqn == "torch.nn.ModuleList" and isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords
-            and isinstance(value.args[0], (ast.List, ast.Tuple))
-            and not any(isinstance(a, ast.Starred) for a in value.args[0].elts)):
+    if (fqn == "torch.nn.ModuleList" and value.__class__ is ast.Call and value.args and not value.args[1:]
+            and not value.keywords and value.args[0].__class__ in (ast.List, ast.Tuple)  # (no call: most are
+            and not any(isinstance(a, ast.Starred) for a in value.args[0].elts)):       # comprehensions)
         # nn.ModuleList([conv, bn]) that forward calls by position (``self.layers[0](x)``, then
         # ``self.layers[1](x)``): each position, as a Sequential's (graph._layer_of reads a
         # literal index only while no statement of the class reorders or replaces members).
