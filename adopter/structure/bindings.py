@@ -742,6 +742,23 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                     Ctor(f"{attr}[{index}]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                          via=b.via, unlike=b.unlike, container=span(value.func))
                 )
+    if (fqn == "torch.nn.ModuleList" and value.__class__ is ast.Call and value.args and not value.args[1:]
+            and not value.keywords and value.args[0].__class__ in (ast.List, ast.Tuple)  # (no call: most are
+            and not any(isinstance(a, ast.Starred) for a in value.args[0].elts)):       # comprehensions)
+        # nn.ModuleList([conv, bn]) that forward calls by position (``self.layers[0](x)``, then
+        # ``self.layers[1](x)``): each position, as a Sequential's (graph._layer_of reads a
+        # literal index only while no statement of the class reorders or replaces members).
+        # Reported, not fixed: the members are no Sequential's, and forward picks them by index.
+        for index, element in enumerate(value.args[0].elts):
+            inner = [v for v in typer.values(element, env) if isinstance(v, Built)]
+            if not inner:
+                inner = [Built("?", (), (), False, element)]
+            for b in inner:
+                out.setdefault(f"{attr}[{index}]", []).append(
+                    Ctor(f"{attr}[{index}]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
+                         via=b.via, unlike=b.unlike or (
+                             f"the members of `{attr}` (an nn.ModuleList) run by index in forward; "
+                             "rewrite it by hand")))
     if fqn in CONTAINERS and isinstance(value, ast.Call):
         for element in _container_elements(value):
             listed = env.get("list:" + element.id) if isinstance(element, ast.Name) else None

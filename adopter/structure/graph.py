@@ -276,6 +276,7 @@ class FlowBuilder:
         self._formulas: dict = {}
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
+        self._positions: dict[str, bool] = {}  # ModuleList attribute -> its literal indices name fixed members
         self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
@@ -753,8 +754,42 @@ class FlowBuilder:
                 # name family, bindings.module_key); unknown when none did
                 key = module_key(func.slice)
                 return "self." + key if key is not None and key in cls.bindings else None
+            index = func.slice
+            if (index.__class__ is ast.Constant and index.value.__class__ is int
+                    and f"{func.value.attr}[{index.value}]" in cls.bindings and self._positional(func.value.attr)):
+                # self.layers[0](x) on an nn.ModuleList literal: the member at that position
+                return f"self.{func.value.attr}[{index.value}]"
             return f"self.{func.value.attr}[]"
         return None
+
+    def _positional(self, attr: str) -> bool:
+        """Does ``self.<attr>[k]`` always name the k-th member of the ``nn.ModuleList([...])``
+        display ``__init__`` binds?  Yes when that is the attribute's one binding and no
+        statement of the class assigns or deletes one of its items, calls a method that moves or
+        removes members (``insert``, ``pop``, ...) or binds the attribute again (appending keeps
+        every position).  Once per attribute."""
+        found = self._positions.get(attr)
+        if found is None:
+            ctors = [c for c in self.cls.bindings.get(attr, ()) if not c.fqn.startswith(OUTPUT_OF)]
+            found = len(ctors) == 1 and ctors[0].fqn == "torch.nn.ModuleList"
+            stores = 0
+            for node in ast.walk(self.cls.node) if found else ():
+                if (node.__class__ is ast.Subscript and node.ctx.__class__ is not ast.Load) or (
+                        node.__class__ is ast.Attribute and node.attr in _REORDERING):
+                    holder = node.value
+                elif node.__class__ is ast.Attribute and node.ctx.__class__ is ast.Store:
+                    holder = node
+                    stores += node.attr == attr and node.value.__class__ is ast.Name and node.value.id == "self"
+                    if stores < 2:
+                        continue
+                else:
+                    continue
+                if holder.__class__ is ast.Attribute and holder.attr == attr and holder.value.__class__ is ast.Name \
+                        and holder.value.id == "self":
+                    found = False
+                    break
+            self._positions[attr] = found
+        return found
 
     def _dict_member(self, func: ast.expr, ctx: _Ctx) -> str | None:
         """``self.mlp.c_fc``, ``self.mlp["c_fc"]`` or ``m.c_fc`` (``m = self.mlp``): a member of
@@ -2998,6 +3033,10 @@ def _wrapped_function(layer: str, cls: ClassInfo, wrappers: dict, call: ast.Call
             or any(isinstance(a, ast.Starred) for a in call.args):
         return None
     return wrappers[ctors[0].fqn]
+
+
+# list methods that move, replace or remove members (``append``/``extend`` keep every position)
+_REORDERING = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
 
 
 def _attr(layer: str) -> str:

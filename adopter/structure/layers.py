@@ -755,6 +755,16 @@ class LayerTyper:
         value = _returned_value(forward)
         prefix = OUTPUT_OF
         if value is None:
+            # ``return self.conv_fn(x, padding=p)`` on every way out, ``self.conv_fn`` a lambda
+            # ``__init__`` binds (``lambda input, padding: F.conv2d(input, self.weight, ...)``):
+            # the lambda's body on the input, checked below as a returned ``F.conv2d`` is
+            # (the first test inline: no call for the many forwards ending otherwise)
+            last = forward.body[-1] if forward.body else None
+            if (last.__class__ is ast.Return and last.value.__class__ is ast.Call
+                    and last.value.func.__class__ is ast.Attribute and last.value.func.value.__class__ is ast.Name
+                    and last.value.func.value.id == "self"):
+                value = _lambda_returned(cls, forward)
+        if value is None:
             # the first of a returned tuple: a functional dropout only (an attribute there
             # would cost every attention returning ``self.o_proj(x), weights`` its __init__'s
             # reading; no rule needs it)
@@ -2451,6 +2461,47 @@ def _returned_value(forward, first=None) -> ast.expr | None:
     if _count_returns(forward.body) != 1:
         return None
     return value
+
+
+def _lambda_returned(cls: ast.ClassDef, forward) -> ast.Call | None:
+    """The body of the lambda that ``forward`` returns a call of on every way out: each
+    ``return`` is ``self.<attr>(<input>, ...)`` of one attribute that ``__init__`` binds once,
+    to ``lambda <p>, ...: <call>(<p>, ...)`` (a TF-ported convolution's ``self.forward_func``),
+    with no input reading the module's own weight or bias.  None otherwise (a method, another
+    binding, a path returning something else)."""
+    last = forward.body[-1] if forward.body else None
+    if last.__class__ is not ast.Return or last.value.__class__ is not ast.Call:
+        return None
+    func = last.value.func
+    if not (func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self"):
+        return None
+    attr = func.attr
+    if attr in _methods(cls):
+        return None
+    init = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"), None)
+    if init is None:
+        return None
+    bound = [node for node in walk(init) if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+             and any(_is_own(t, attr) for t in (node.targets if isinstance(node, ast.Assign) else [node.target]))]
+    if len(bound) != 1 or not isinstance(bound[0], ast.Assign) or not isinstance(bound[0].value, ast.Lambda):
+        return None
+    lam = bound[0].value
+    params = lam.args.posonlyargs + lam.args.args
+    body = lam.body
+    if not (params and isinstance(body, ast.Call) and body.args and isinstance(body.args[0], ast.Name)
+            and body.args[0].id == params[0].arg):
+        return None
+    returns = [node for node in walk(forward) if isinstance(node, ast.Return)]
+    if len(returns) != _count_returns(forward.body):
+        return None  # (a nested function's return)
+    for ret in returns:
+        call = ret.value
+        if not (isinstance(call, ast.Call) and _is_own(call.func, attr) and call.args
+                and not any(isinstance(a, ast.Starred) for a in call.args)):
+            return None
+        if any(_is_own(n, "weight") or _is_own(n, "bias") for n in walk(call)):
+            return None
+    return body
 
 
 def _functional_dropout_output(value: ast.Call, names) -> bool:
