@@ -256,3 +256,40 @@ def test_a_training_step_with_a_whole_row_filled_takes_the_original():
 def test_a_causal_method_needs_no_guard():
     patched = _fixed(HEAD + METHOD)
     assert "amax(" not in patched and "is_grad_enabled" not in patched
+
+
+def test_a_subclass_overriding_the_helper_elsewhere_takes_the_original():
+    # (a subclass in another file: not seen by the fix, so the guard tests the method at run time)
+    import torch
+
+    patched = _fixed(HEAD + METHOD)
+    assert "type(self).hide_future is not FutureBlind.hide_future" in patched
+    ns: dict = {}
+    exec(compile(patched, "patched", "exec"), ns)  # noqa: S102 (our own fixture)
+    calls = []
+    real = ns["scaled_dot_product_attention"]
+    ns["scaled_dot_product_attention"] = lambda *a, **k: calls.append(1) or real(*a, **k)
+
+    class Peeking(ns["FutureBlind"]):
+        def hide_future(self, s):
+            return s.masked_fill(s > 0.5, float("-inf"))
+
+    plain = ns["FutureBlind"](8).double().eval()
+    peeking = Peeking(8).double().eval()
+    peeking.load_state_dict(plain.state_dict())
+    x = _x()
+    with torch.no_grad():
+        plain(x)
+        assert len(calls) == 1
+        out = peeking(x)
+    assert len(calls) == 1  # the original, which reads the values its override reads
+    ns_a: dict = {}
+    exec(compile(HEAD + METHOD, "original", "exec"), ns_a)  # noqa: S102
+
+    class PeekingOriginal(ns_a["FutureBlind"]):
+        hide_future = Peeking.hide_future
+
+    original = PeekingOriginal(8).double().eval()
+    original.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(out, original(x))

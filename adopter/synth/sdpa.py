@@ -715,6 +715,11 @@ class _Attention:
             if test is not None:
                 term = f"{_guard_term(self._text(test), test)} and ({term})"
             guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
+        if self.fill_helper is not None and self.fill_helper["method"] is not None:
+            # a subclass overriding the fill helper (in another file) may read the scores' values:
+            # its instances take the original (_inline_fill_helper)
+            owner, name = self.fill_helper["method"]
+            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
         if self.fill_helper is not None and self.fill_helper["rows"]:
             # A fill helper whose finite fill follows its other arguments may fill a whole row:
             # the fused call's forward is the same there (uniform weights), but its backward,
@@ -1204,8 +1209,11 @@ class _Attention:
         stand_in = f"{q_atom}.new_zeros(()).expand({shape})"
         text = self._stmt_text(call, (span_of(first), stand_in))
         moved = replace(node, stmt=span_of(stmt))
+        owner = self._class() if method else None
+        if method and (owner is None or not any(c is owner for c in self.index.tree.body)):
+            raise Skip(why + "is a method of a class the guard cannot name; rewrite it by hand")
         self.fill_helper = {"text": text, "operand": ast.parse(text, mode="eval").body, "node": moved,
-                            "rows": bool(loaded & others)}
+                            "rows": bool(loaded & others), "method": (owner.name, helper.name) if method else None}
         for r, value in self.roles.items():
             if value is node:
                 self.roles[r] = moved
