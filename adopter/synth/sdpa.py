@@ -395,6 +395,7 @@ class _Attention:
         self.assumed_rank: int | None = assumed.pop() if assumed else None
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
+        self.fill_helper: dict | None = None  # the fill a helper makes, as a mask of a stand-in: _inline_fill_helper
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
         self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
         self.helper_roles: set[str] = set()  # the steps in that helper
@@ -714,6 +715,26 @@ class _Attention:
             if test is not None:
                 term = f"{_guard_term(self._text(test), test)} and ({term})"
             guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
+        if self.fill_helper is not None and self.fill_helper["method"] is not None:
+            # a subclass overriding the fill helper (in another file) may read the scores' values:
+            # its instances take the original (_inline_fill_helper)
+            owner, name = self.fill_helper["method"]
+            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+        if self.fill_helper is not None and self.fill_helper["rows"]:
+            # A fill helper whose finite fill follows its other arguments may fill a whole row:
+            # the fused call's forward is the same there (uniform weights), but its backward,
+            # recomputing the weights from the rows' log-sum-exp at the dtype's extreme, is
+            # not; such a training step takes the original (_inline_fill_helper)
+            text, operand = self.fill_helper["text"], self.fill_helper["operand"]
+            if read_names(operand) & all_stored:
+                raise Skip(f"the mask `{text}` of the fill helper reads what the attention assigns, so the rows it "
+                           "fills entirely (where the fused call's gradients differ) cannot be checked before it")
+            torch = self._torch("the guard for the fill helper's rows")
+            term = f"{_eager_training(torch)} and {_atom(text, operand)}.amax(-1).min() <= {torch}.finfo({self._q_dtype()}).min / 2"
+            test = conditions.get(next(r for r, n in self.roles.items() if n is self.fill_helper["node"]))
+            if test is not None:
+                term = f"{_guard_term(self._text(test), test)} and ({term})"
+            guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
         if self.filled_rows is not None:
@@ -1026,6 +1047,8 @@ class _Attention:
         roles = {id(n): r for r, n in self.roles.items()}
         if {roles.get(id(n)) for n in outside} in ({"p0"}, {"p0", "p1"}):
             return self._inline_probs_helper(nodes, outside, roles)
+        if len(outside) == 1 and roles.get(id(outside[0])) in ("f0", "f1"):
+            return self._inline_fill_helper(nodes, outside[0], roles[id(outside[0])])
         if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
             raise self._helper_skip(nodes, roles)
         node = outside[0]
@@ -1083,6 +1106,117 @@ class _Attention:
         for role, value in self.roles.items():
             if value is node:
                 self.roles[role] = moved
+        return [moved if n is node else n for n in nodes]
+
+    def _inline_fill_helper(self, nodes: list, node, role: str) -> list:
+        """A match whose fill is in a helper (method of the class or function of the file) the
+        caller hands the scores to: retro's ``attn = self.mask_attention(attn)`` with
+
+            def mask_attention(self, attn):
+                if not self.is_causal:
+                    return attn
+                mask = torch.tril(attn.new_ones(attn.shape[-2:]))
+                return attn.masked_fill(mask == 0, float('-inf'))
+
+        A helper that reads the scores only for what they are (sizes, device, dtype), and
+        otherwise only returns them or ``masked_fill``s them with -inf or the dtype's extreme,
+        returns for a stand-in of zeros exactly the additive mask: 0 where it keeps, the fill
+        where it fills (``s + (-inf)`` is -inf; ``s + finfo.min`` rounds to finfo.min for any
+        score under 2**100).  The fused path calls it on such a stand-in (q's dtype: the scores
+        must have it) and adds the result to the mask.  Declined with the reason where the
+        helper reads the scores' values, fills with another value, may fill whole rows with
+        -inf from its other arguments (the fused call then gives zeros where the original gives
+        NaN), fills with a finite value beside other mask terms (where they are -inf too the
+        sums differ), or is called in another way.  A finite fill that follows the helper's
+        other arguments may fill whole rows, where the fused call's gradients differ: a
+        training step with such a row takes the original (the guard reads the helper's mask).  Returns the nodes with the fill moved to the
+        caller's statement (the fill step, which :meth:`_fill` then leaves to this part)."""
+        info = self.index.stmt(node.stmt)
+        helper = self._function(info.stmt) if info is not None else None
+        caller_def = self._function(self.index.stmt(self.roles["c"].stmt).stmt)
+        name = getattr(helper, "name", "?")
+        why = f"the fill is in the helper `{name}`, which "
+        if helper is None or caller_def is None or isinstance(helper, ast.AsyncFunctionDef) or helper.decorator_list:
+            raise Skip(f"the masked_fill is in a helper ({name}) that cannot be called on a stand-in of the scores; "
+                       "rewrite it by hand")
+        args = helper.args
+        params = [a.arg for a in (*args.posonlyargs, *args.args)]
+        method = bool(params) and params[0] == "self"
+        if args.vararg or args.kwarg or len(params) < 1 + method:
+            raise Skip(why + "takes its arguments in a way the fused path cannot repeat; rewrite it by hand")
+        scores = params[int(method)]
+        kind, reason = _fill_only(helper, scores)
+        if kind is None:
+            raise Skip(why + reason + "; rewrite it by hand")
+        if method and any(c is not self._class() and any(isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+                                                          and f.name == helper.name for f in c.body)
+                          for c in self.names.classes.values()):
+            raise Skip(why + "another class of the file defines too (a subclass's may read the scores); "
+                       "rewrite it by hand")
+        others = {p for p in params if p not in ("self", scores)} | {a.arg for a in args.kwonlyargs}
+        loaded = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        if kind == "inf" and loaded & others:
+            raise Skip(why + f"fills with -inf where its argument `{sorted(loaded & others)[0]}` says: a row it "
+                       "fills entirely is NaN in the original and zeros in the fused call; rewrite it by hand")
+        if kind == "finite" and any(r in self.roles and r != role for r in (*ADD_STEPS, *FILL_STEPS)):
+            raise Skip(why + "fills with a finite value beside other mask terms, which the fused call would add "
+                       "to it; rewrite it by hand")
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            raise Skip(why + "is handed scores that are reshaped or written (keys, queries); rewrite it by hand")
+        if not self._keeps_q_dtype_before(role):
+            raise Skip(why + "would be handed a stand-in in q's dtype, which the scores may not have there; "
+                       "rewrite it by hand")
+        if any(r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
+                self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+            raise Skip(why + "is handed scores scaled by a tensor, whose axes the stand-in may lack; "
+                       "rewrite it by hand")
+        # The caller's statement: ``x = self.<helper>(x, ...)`` (or ``<helper>(x, ...)``), its only call.
+        # (or ``x = <helper>(x, m) if c else x``, a choice step: _choice_steps, whose test the
+        # part then runs under)
+        def helper_call(value) -> bool:
+            return isinstance(value, ast.Call) and (
+                (method and isinstance(value.func, ast.Attribute) and value.func.attr == helper.name
+                 and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
+                or (not method and isinstance(value.func, ast.Name) and value.func.id == helper.name))
+
+        calls = [(None, value) for value in ast.walk(caller_def) if helper_call(value)]
+        if len(calls) == 1:
+            for stmt in ast.walk(caller_def):
+                held = stmt.value if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+                if held is calls[0][1] or (isinstance(held, ast.IfExp) and held.body is calls[0][1]
+                                           and isinstance(held.orelse, ast.Name)
+                                           and isinstance(stmt.targets[0], ast.Name)
+                                           and held.orelse.id == stmt.targets[0].id):
+                    calls = [(stmt, calls[0][1])]
+                    if held is not calls[0][1] and span_of(stmt) not in self.choice_ifs:
+                        pseudo = ast.If(test=held.test, body=[stmt], orelse=[])
+                        ast.copy_location(pseudo, stmt)
+                        self.choice_ifs[span_of(stmt)] = pseudo
+        if len(calls) != 1 or calls[0][0] is None or not calls[0][1].args or any(isinstance(a, ast.Starred) for a in calls[0][1].args) \
+                or any(kw.arg is None for kw in calls[0][1].keywords):
+            raise Skip(why + "is called in other ways; rewrite it by hand")
+        stmt, call = calls[0]
+        first = call.args[0]
+        if not (isinstance(first, ast.Name) and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == first.id):
+            raise Skip(why + "is called in other ways; rewrite it by hand")
+        rest = [*call.args[1:], *(kw.value for kw in call.keywords)]
+        if any(isinstance(n, ast.Name) and n.id == first.id for a in rest for n in ast.walk(a)):
+            raise Skip(why + "is handed the scores again in another argument; rewrite it by hand")
+        (q_text, q_node), (k_text, k_node) = self._operands()[:2]
+        q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
+        shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
+                 f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+        stand_in = f"{q_atom}.new_zeros(()).expand({shape})"
+        text = self._stmt_text(call, (span_of(first), stand_in))
+        moved = replace(node, stmt=span_of(stmt))
+        owner = self._class() if method else None
+        if method and (owner is None or not any(c is owner for c in self.index.tree.body)):
+            raise Skip(why + "is a method of a class the guard cannot name; rewrite it by hand")
+        self.fill_helper = {"text": text, "operand": ast.parse(text, mode="eval").body, "node": moved,
+                            "rows": bool(loaded & others), "method": (owner.name, helper.name) if method else None}
+        for r, value in self.roles.items():
+            if value is node:
+                self.roles[r] = moved
         return [moved if n is node else n for n in nodes]
 
     def _inline_probs_helper(self, nodes: list, outside: list, roles: dict) -> list:
@@ -2395,6 +2529,14 @@ class _Attention:
                 self.made_texts[id(operand)] = text
             parts.append({"text": text, "atom": _atom(text, operand), "test": test, "operand": operand,
                           "viewed": False, "role": "h"})
+        if self.fill_helper is not None:
+            # (the helper's fill, as the helper makes it of a stand-in of zeros: _inline_fill_helper)
+            text, operand = self.fill_helper["text"], self.fill_helper["operand"]
+            if read_names(operand) & stored:
+                raise Skip(f"the mask `{text}` is computed by the attention")
+            role = next(r for r, n in self.roles.items() if n is self.fill_helper["node"])
+            parts.append({"text": text, "atom": _atom(text, operand), "test": conditions.get(role),
+                          "operand": operand, "viewed": False, "role": "hf"})
         fill = self._fill(stored, conditions)
         if fill is not None and fill["kind"] == "finite" and self._reads_inputs(fill["cond"]):
             # (a fill mask built from sizes and the module's buffers alone -- a causal or
@@ -2486,7 +2628,8 @@ class _Attention:
         filled positions end at -inf or a large negative number whatever is added there, so
         the fused call's mask is the same: the fill where it fills, the additive terms
         elsewhere."""
-        present = [r for r in FILL_STEPS if r in self.roles]
+        helper_fill = self.fill_helper["node"] if self.fill_helper is not None else None
+        present = [r for r in FILL_STEPS if r in self.roles and self.roles[r] is not helper_fill]
         if not present:
             return None
         if len(present) > 1:
@@ -4027,6 +4170,98 @@ def _shape_metadata_only(func: ast.FunctionDef, param: str) -> bool:
             continue
         return False
     return True
+
+
+#: Tensor methods that make a new tensor from their receiver's dtype and device only
+_NEW_LIKE = {"new_ones", "new_zeros", "new_empty", "new_full", "new_tensor"}
+
+
+def _fill_only(func: ast.FunctionDef, param: str) -> tuple[str | None, str]:
+    """Does ``func`` (a fill helper: :meth:`SDPAFixer._inline_fill_helper`) read ``param``
+    only for what it is (sizes, device, dtype, ``param.new_ones(...)``), assign it only as
+    ``param = param.masked_fill(m, v)``, and return only ``param`` or ``param.masked_fill(m, v)``,
+    on every path, with ``v`` -inf or the dtype's extreme (``fill_value``, through a local name
+    assigned once)?  The fill kind ("inf", "finite") and "", or None and the reason."""
+    if any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal, ast.Lambda,
+                          ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not func
+           for n in ast.walk(func)):
+        return None, "holds a nested function, a yield or a global"
+    if not func.body or not isinstance(func.body[-1], ast.Return):
+        return None, "does not end in a return"
+    parents = _parents(func)
+    assigned: dict[str, list] = {}
+    for n in ast.walk(func):
+        if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For, ast.With)):
+            for t in ast.walk(n.target if isinstance(n, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For))
+                              else ast.Tuple(elts=[w.optional_vars for w in n.items if w.optional_vars])
+                              if isinstance(n, ast.With) else ast.Tuple(elts=n.targets)):
+                if isinstance(t, ast.Name):
+                    assigned.setdefault(t.id, []).append(n)
+
+    def kind_of(call: ast.Call) -> str | None:
+        values = [*call.args[1:2], *(kw.value for kw in call.keywords if kw.arg == "value")]
+        if len(call.args) + len(call.keywords) != 2 or len(values) != 1 \
+                or any(kw.arg not in ("mask", "value") for kw in call.keywords):
+            return None
+        value = values[0]
+        if isinstance(value, ast.Name) and len(assigned.get(value.id, ())) == 1 \
+                and isinstance(assigned[value.id][0], ast.Assign) and len(assigned[value.id][0].targets) == 1:
+            value = assigned[value.id][0].value
+        kind = fill_value(value)
+        number = _number(value)
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "float" \
+                and len(value.args) == 1 and isinstance(value.args[0], ast.Constant):
+            try:
+                number = float(value.args[0].value)
+            except (TypeError, ValueError):
+                number = None
+        if kind == "finite" and number is not None and number > -1e30:
+            # (-10000, -1e9: no float's extreme, so the scores added to it are not lost to rounding)
+            return "near"
+        return kind
+
+    def is_fill(expr) -> bool:
+        return (isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "masked_fill"
+                and isinstance(expr.func.value, ast.Name) and expr.func.value.id == param)
+
+    kinds = set()
+    for ret in (n for n in ast.walk(func) if isinstance(n, ast.Return)):
+        if not (isinstance(ret.value, ast.Name) and ret.value.id == param or is_fill(ret.value)):
+            return None, f"returns `{ast.unparse(ret.value) if ret.value else 'None'}`, not the scores or their fill"
+    for n in ast.walk(func):
+        if not (isinstance(n, ast.Name) and n.id == param):
+            continue
+        parent = parents.get(n)
+        if isinstance(n.ctx, ast.Store):
+            if isinstance(parent, ast.Assign) and len(parent.targets) == 1 and parent.targets[0] is n \
+                    and is_fill(parent.value):
+                continue
+            return None, f"assigns the scores `{param}` otherwise than by a masked_fill"
+        if isinstance(parent, ast.Return):
+            continue
+        if isinstance(parent, ast.Attribute) and parent.attr in SHAPE_METADATA:
+            continue
+        call = parents.get(parent)
+        if isinstance(parent, ast.Attribute) and isinstance(call, ast.Call) and call.func is parent:
+            if parent.attr in SHAPE_METADATA_METHODS | _NEW_LIKE:
+                continue
+            if parent.attr == "masked_fill":
+                holder = parents.get(call)
+                kind = kind_of(call)
+                if kind == "near":
+                    return None, (f"fills with `{ast.unparse(call)}`: a number the scores added to it still "
+                                  "change, not -inf or the dtype's extreme")
+                if kind is None:
+                    return None, f"fills with `{ast.unparse(call)}`, not known to be -inf or the dtype's extreme"
+                if isinstance(holder, ast.Return) or (isinstance(holder, ast.Assign) and len(holder.targets) == 1
+                                                       and isinstance(holder.targets[0], ast.Name)
+                                                       and holder.targets[0].id == param):
+                    kinds.add(kind)
+                    continue
+        return None, f"reads the scores' values (`{ast.unparse(parent) if parent is not None else param}`)"
+    if len(kinds) != 1:
+        return None, "fills with -inf and a finite value both" if kinds else "fills nothing"
+    return kinds.pop(), ""
 
 
 def _reads_attribute(func: ast.FunctionDef, param: str, attr: str) -> bool:
