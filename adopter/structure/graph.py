@@ -230,6 +230,9 @@ class _Ctx:
     widths: dict | None = None
     # the call an assignment unpacks into n names (``a, b = self.helper(x)``): (call, n)
     unpack: tuple | None = None
+    # ``if self.<attr> == "<key>":`` tests around the statement, where ``__init__`` set the attribute
+    # to a parameter: ((param, key), ...) (_keyed_ctors)
+    keys: tuple = ()
     # the values an inlined helper's returns unpack into, one per name (see _inline)
     ret_parts: tuple | None = None
     # local names holding the parts of a tensor split along one axis (``g = s.split(n, dim=1)``),
@@ -802,6 +805,75 @@ class FlowBuilder:
             found = self._bias_adders[layer] = cls is not None and bias_add_module(cls)
         return found
 
+    def _key_test(self, test: ast.Compare) -> tuple | None:
+        """(param, key) for ``self.<attr> == "<key>"`` where ``__init__`` sets ``self.<attr>`` to
+        its parameter ``param`` (once, unconditionally, the parameter never assigned there) and
+        nothing else in the file sets the attribute (:meth:`_flag_fixed`); else None."""
+        left, right = test.left, test.comparators[0]
+        if not (len(test.ops) == 1 and test.ops[0].__class__ is ast.Eq and isinstance(left.value, ast.Name)
+                and left.value.id == "self" and isinstance(right, ast.Constant) and isinstance(right.value, str)):
+            return None
+        attrs = self.cls.key_attrs
+        if attrs is None:
+            attrs, branches = {}, {}
+            init = self.cls.methods.get("__init__")
+            counts: dict[str, int] = {}
+            for node in ast.walk(self.cls.node):
+                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                    for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                                and target.value.id == "self":
+                            counts[target.attr] = counts.get(target.attr, 0) + 1
+            if init is not None:
+                params = {a.arg for a in init.args.args[1:] + init.args.kwonlyargs}
+                assigned = {n.id for n in ast.walk(init) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+                for stmt in init.body:
+                    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.value, ast.Name) \
+                            and stmt.value.id in params and stmt.value.id not in assigned:
+                        target = stmt.targets[0]
+                        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
+                                and target.value.id == "self" and counts.get(target.attr) == 1:
+                            attrs[target.attr] = stmt.value.id
+                held = set(attrs.values())
+
+                def walk(body, tests):
+                    for stmt in body:
+                        if isinstance(stmt, ast.If):
+                            cond = stmt.test
+                            if (isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Eq)
+                                    and isinstance(cond.left, ast.Name) and cond.left.id in held
+                                    and isinstance(cond.comparators[0], ast.Constant)
+                                    and isinstance(cond.comparators[0].value, str)):
+                                key = (cond.left.id, cond.comparators[0].value)
+                                walk(stmt.body, tests + ((*key, True),))
+                                walk(stmt.orelse, tests + ((*key, False),))
+                            else:
+                                walk(stmt.body, tests)
+                                walk(stmt.orelse, tests)
+                        elif tests:
+                            branches[span(stmt)] = tests
+
+                walk(init.body, ())
+            self.cls.key_attrs, self.cls.key_branches = attrs, branches
+        param = attrs.get(left.attr)
+        if param is None or not self._flag_fixed(left.attr):
+            return None
+        return param, right.value
+
+    def _keyed_ctors(self, layer: str, keys: tuple) -> list:
+        """The constructors of ``layer`` that ``__init__`` may have bound under the ``keys`` an
+        enclosing ``if self.<attr> == "<key>":`` fixes: one built inside ``if <param> == "other":``
+        (or in the ``else`` of ``if <param> == "<key>":``) is not the layer on this path."""
+        branches = self.cls.key_branches or {}
+        known = dict(keys)
+        kept = []
+        for ctor in self._ctors(layer):
+            tests = branches.get(ctor.stmt, ())
+            if any(param in known and (known[param] == key) != taken for param, key, taken in tests):
+                continue
+            kept.append(ctor)
+        return kept
+
     def _layer_types(self, layer: str) -> frozenset:
         if self.cls is None:
             return frozenset({"?"})
@@ -1121,7 +1193,8 @@ class FlowBuilder:
             uses.add(layer)
             fields, frontier = self._canonical("layer", layer, call, common, frontier, ctx)
             node, frontier = self._new(ctx, frontier, kind="layer", op=layer, layer=layer,
-                                       types=self._layer_types(layer),
+                                       types=self._layer_types(layer) if not ctx.keys else frozenset(
+                                           c.fqn for c in self._keyed_ctors(layer, ctx.keys)) or frozenset({"?"}),
                                        uses=frozenset(uses), **common, **fields)
         elif fqn is not None:
             if softmax is not None:
@@ -1298,9 +1371,9 @@ class FlowBuilder:
             return {}, frontier
         extra: tuple = ()
         if kind == "layer":
-            found = self._layer_canon.get(name)
+            found = self._layer_canon.get(name) if not ctx.keys else None
             if found is None:  # per layer, once: what its constructors build
-                ctors = self._ctors(name)
+                ctors = self._ctors(name) if not ctx.keys else self._keyed_ctors(name, ctx.keys)
                 definite, maybe = TABLE.layer_ops(ctors)
                 identity = False
                 if not definite and not maybe and len(ctors) > 1:
@@ -1316,7 +1389,9 @@ class FlowBuilder:
                     # a partial softmax chosen beside another value (canon.layer_ops): its dim
                     ctors = [c for c in ctors if TABLE._ctor_ops(c) is not None]
                 extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
-                found = self._layer_canon[name] = (definite, maybe, extra, identity)
+                found = (definite, maybe, extra, identity)
+                if not ctx.keys:
+                    self._layer_canon[name] = found
             definite, maybe, extra, identity = found
             if maybe:
                 return {"maybe": maybe}, frontier
@@ -2765,6 +2840,13 @@ class FlowBuilder:
         guard = self._guard_text(stmt.test, ctx)
         branch, _ = self._new(ctx, frontier, kind="branch", guard=guard, uses=self._uses_of(stmt.test, ctx),
                               span=span(stmt.test))
+        test = stmt.test
+        keyed = None
+        if test.__class__ is ast.Compare and test.left.__class__ is ast.Attribute and self.cls is not None:
+            # ``if self.kind == "swiglu": h = self.act(g) * u`` with ``self.kind = kind`` and
+            # ``self.act`` built under ``if kind == "gelu"`` in __init__: that layer is not what
+            # the branch calls (_keyed_ctors)
+            keyed = self._key_test(test)
         known = self._literal_flag(stmt.test)
         if known is not None:  # the one way a flag the file fixes goes
             if known:
@@ -2773,7 +2855,15 @@ class FlowBuilder:
                 return self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
             return [(branch.id, (guard, False))]
         before = dict(ctx.params) if ctx.params else None
-        then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+        if keyed is None:
+            then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+        else:
+            saved = ctx.keys
+            ctx.keys = saved + (keyed,)
+            try:
+                then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+            finally:
+                ctx.keys = saved
         ctx.stmt = span(stmt)
         after_then = None
         if before is not None and len(ctx.params) != len(before):
