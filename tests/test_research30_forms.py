@@ -75,3 +75,15 @@ def test_kept_attribute_set_elsewhere_is_not_read_as_the_key():
 def test_kept_attribute_not_the_parameter_is_not_read_as_the_key():
     code = _code(kept="kind.lower()")
     assert finding_at(code, "ADP006", "h = self.act(self.gate(x)) * self.up(x)") is not None
+
+
+def test_parameter_assigned_again_in_init_is_not_read_as_the_key():
+    code = _code().replace('        self.kind = kind\n', '        self.kind = kind\n        kind = "gelu"\n')
+    assert 'kind = "gelu"' in code
+    assert finding_at(code, "ADP006", "h = self.act(self.gate(x)) * self.up(x)") is not None
+
+
+def test_parameter_passed_on_by_keyword_is_still_the_key():
+    code = _code().replace("        self.down = nn.Linear(h, d)\n",
+                           "        self.down = nn.Linear(h, d)\n        self.note = dict(kind=kind)\n")
+    assert finding_at(code, "ADP006", "h = self.act(self.gate(x)) * self.up(x)") is None

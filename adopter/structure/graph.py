@@ -807,64 +807,82 @@ class FlowBuilder:
 
     def _key_test(self, test: ast.Compare) -> tuple | None:
         """(param, key) for ``self.<attr> == "<key>"`` where ``__init__`` sets ``self.<attr>`` to
-        its parameter ``param`` (once, unconditionally, the parameter never assigned there) and
-        nothing else in the file sets the attribute (:meth:`_flag_fixed`); else None."""
+        its parameter ``param`` (a top-level statement, the class's only assignment of it, the
+        parameter never assigned in ``__init__``) and nothing else in the file sets the attribute
+        (:meth:`_flag_fixed`); else None.  (Attribute and class checks, not calls: this runs for
+        every ``if`` comparing an attribute, cProfile counts calls.)"""
         left, right = test.left, test.comparators[0]
-        if not (len(test.ops) == 1 and test.ops[0].__class__ is ast.Eq and isinstance(left.value, ast.Name)
-                and left.value.id == "self" and isinstance(right, ast.Constant) and isinstance(right.value, str)):
+        if test.ops[1:] or test.ops[0].__class__ is not ast.Eq or right.__class__ is not ast.Constant \
+                or right.value.__class__ is not str or left.value.__class__ is not ast.Name or left.value.id != "self":
             return None
         attrs = self.cls.key_attrs
-        if attrs is None:
-            attrs, branches = {}, {}
+        if attrs is None:  # once per class: the attributes __init__'s top level sets to a parameter
+            attrs = self.cls.key_attrs = {}
             init = self.cls.methods.get("__init__")
-            counts: dict[str, int] = {}
-            for node in ast.walk(self.cls.node):
-                if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-                    for target in (node.targets if isinstance(node, ast.Assign) else [node.target]):
-                        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
-                                and target.value.id == "self":
-                            counts[target.attr] = counts.get(target.attr, 0) + 1
             if init is not None:
-                params = {a.arg for a in init.args.args[1:] + init.args.kwonlyargs}
-                assigned = {n.id for n in ast.walk(init) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
                 for stmt in init.body:
-                    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.value, ast.Name) \
-                            and stmt.value.id in params and stmt.value.id not in assigned:
+                    if stmt.__class__ is ast.Assign and stmt.value.__class__ is ast.Name and not stmt.targets[1:]:
                         target = stmt.targets[0]
-                        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) \
-                                and target.value.id == "self" and counts.get(target.attr) == 1:
+                        if target.__class__ is ast.Attribute and target.value.__class__ is ast.Name \
+                                and target.value.id == "self":
                             attrs[target.attr] = stmt.value.id
-                held = set(attrs.values())
-
-                def walk(body, tests):
-                    for stmt in body:
-                        if isinstance(stmt, ast.If):
-                            cond = stmt.test
-                            if (isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Eq)
-                                    and isinstance(cond.left, ast.Name) and cond.left.id in held
-                                    and isinstance(cond.comparators[0], ast.Constant)
-                                    and isinstance(cond.comparators[0].value, str)):
-                                key = (cond.left.id, cond.comparators[0].value)
-                                walk(stmt.body, tests + ((*key, True),))
-                                walk(stmt.orelse, tests + ((*key, False),))
-                            else:
-                                walk(stmt.body, tests)
-                                walk(stmt.orelse, tests)
-                        elif tests:
-                            branches[span(stmt)] = tests
-
-                walk(init.body, ())
-            self.cls.key_attrs, self.cls.key_branches = attrs, branches
         param = attrs.get(left.attr)
-        if param is None or not self._flag_fixed(left.attr):
+        if param is None:
             return None
-        return param, right.value
+        if param.__class__ is str:  # first use of this attribute: check it once
+            param = attrs[left.attr] = (self._kept_param(left.attr, param),)
+        return None if param[0] is None else (param[0], right.value)
+
+    def _kept_param(self, attr: str, name: str) -> str | None:
+        """``name`` when it is a parameter of ``__init__`` that ``__init__`` never assigns,
+        ``self.<attr> =`` appears once in the class, and nothing else sets the attribute."""
+        init = self.cls.methods["__init__"]
+        args = init.args
+        if not any(a.arg == name for a in args.args[1:] + args.kwonlyargs) or self.lines is None:
+            return None
+        # (read from the text, not by walking __init__'s tree: a statement assigning the name,
+        # also in a tuple, a loop, a with or a walrus; a keyword argument ``f(kind=kind)`` is not one)
+        name_re = re.escape(name)
+        body = "\n".join(self.lines[init.lineno - 1:init.end_lineno])
+        if re.search(rf"(?m)^\s*(?:[\w.\[\]\s]*,\s*)?\(?{name_re}\s*(?:,[^=\n]*)?(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)"
+                     rf"|\b(?:for|as)\s+(?:[\w\s,(]*,\s*)?\(?{name_re}\b|\b{name_re}\s*:=", body):
+            return None
+        node = self.cls.node
+        text = "\n".join(self.lines[node.lineno - 1:node.end_lineno])
+        if len(re.findall(rf"\bself\.{re.escape(attr)}\s*(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)", text)) != 1:
+            return None
+        cache = self._flag_checked
+        if attr not in cache:
+            cache[attr] = self._flag_fixed(attr)
+        return name if cache[attr] else None
 
     def _keyed_ctors(self, layer: str, keys: tuple) -> list:
         """The constructors of ``layer`` that ``__init__`` may have bound under the ``keys`` an
         enclosing ``if self.<attr> == "<key>":`` fixes: one built inside ``if <param> == "other":``
         (or in the ``else`` of ``if <param> == "<key>":``) is not the layer on this path."""
-        branches = self.cls.key_branches or {}
+        branches = self.cls.key_branches
+        if branches is None:  # once per class: the tests of those parameters around each statement
+            branches = self.cls.key_branches = {}
+            held = {p[0] for p in self.cls.key_attrs.values() if p.__class__ is tuple and p[0]}
+
+            def walk(body, tests):
+                for stmt in body:
+                    if isinstance(stmt, ast.If):
+                        cond = stmt.test
+                        if (isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Eq)
+                                and isinstance(cond.left, ast.Name) and cond.left.id in held
+                                and isinstance(cond.comparators[0], ast.Constant)
+                                and isinstance(cond.comparators[0].value, str)):
+                            key = (cond.left.id, cond.comparators[0].value)
+                            walk(stmt.body, tests + ((*key, True),))
+                            walk(stmt.orelse, tests + ((*key, False),))
+                        else:
+                            walk(stmt.body, tests)
+                            walk(stmt.orelse, tests)
+                    elif tests:
+                        branches[span(stmt)] = tests
+
+            walk(self.cls.methods["__init__"].body, ())
         known = dict(keys)
         kept = []
         for ctor in self._ctors(layer):
