@@ -865,7 +865,10 @@ class FlowBuilder:
             branches = self.cls.key_branches = {}
             held = {p[0] for p in self.cls.key_attrs.values() if p.__class__ is tuple and p[0]}
 
-            def walk(body, tests):
+            # (a stack, not a recursive closure: that would be a reference cycle, test_engine_gc)
+            todo = [(self.cls.methods["__init__"].body, ())]
+            while todo:
+                body, tests = todo.pop()
                 for stmt in body:
                     if isinstance(stmt, ast.If):
                         cond = stmt.test
@@ -874,15 +877,13 @@ class FlowBuilder:
                                 and isinstance(cond.comparators[0], ast.Constant)
                                 and isinstance(cond.comparators[0].value, str)):
                             key = (cond.left.id, cond.comparators[0].value)
-                            walk(stmt.body, tests + ((*key, True),))
-                            walk(stmt.orelse, tests + ((*key, False),))
+                            todo.append((stmt.body, tests + ((*key, True),)))
+                            todo.append((stmt.orelse, tests + ((*key, False),)))
                         else:
-                            walk(stmt.body, tests)
-                            walk(stmt.orelse, tests)
+                            todo.append((stmt.body, tests))
+                            todo.append((stmt.orelse, tests))
                     elif tests:
                         branches[span(stmt)] = tests
-
-            walk(self.cls.methods["__init__"].body, ())
         known = dict(keys)
         kept = []
         for ctor in self._ctors(layer):
