@@ -70,6 +70,11 @@ class ClassInfo:
     scalar_attrs: dict[str, bool] | None = None
     # self.<attr> -> the bool literal the file only ever assigns it (graph.FlowBuilder._literal_flag)
     literal_flags: dict[str, bool | None] | None = None
+    # (graph.FlowBuilder._keyed_ctors, filled on first use) self.<attr> -> the ``__init__``
+    # parameter it holds (``self.activation_type = activation``), and each ``__init__`` statement
+    # inside ``if <param> == "<key>"`` branches -> the (param, key, taken) tests around it
+    key_attrs: dict | None = None
+    key_branches: dict | None = None
     # self.<attr> -> how a call of it applies its first argument to the others (``self.run =
     # lambda f, x: f(x)``; :func:`_appliers`): the call computes ``first(*others)``
     appliers: dict[str, Applier] | None = None

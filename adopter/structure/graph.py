@@ -230,6 +230,9 @@ class _Ctx:
     widths: dict | None = None
     # the call an assignment unpacks into n names (``a, b = self.helper(x)``): (call, n)
     unpack: tuple | None = None
+    # ``if self.<attr> == "<key>":`` tests around the statement, where ``__init__`` set the attribute
+    # to a parameter: ((param, key), ...) (_keyed_ctors)
+    keys: tuple = ()
     # the values an inlined helper's returns unpack into, one per name (see _inline)
     ret_parts: tuple | None = None
     # local names holding the parts of a tensor split along one axis (``g = s.split(n, dim=1)``),
@@ -837,6 +840,94 @@ class FlowBuilder:
             found = self._bias_adders[layer] = cls is not None and bias_add_module(cls)
         return found
 
+    def _key_test(self, test: ast.Compare) -> tuple | None:
+        """(param, key) for ``self.<attr> == "<key>"`` where ``__init__`` sets ``self.<attr>`` to
+        its parameter ``param`` (a top-level statement, the class's only assignment of it, the
+        parameter never assigned in ``__init__``) and nothing else in the file sets the attribute
+        (:meth:`_flag_fixed`); else None.  (Attribute and class checks, not calls: this runs for
+        every ``if`` comparing an attribute, cProfile counts calls.)"""
+        left, right = test.left, test.comparators[0]
+        if test.ops[1:] or test.ops[0].__class__ is not ast.Eq or right.__class__ is not ast.Constant \
+                or right.value.__class__ is not str or left.value.__class__ is not ast.Name or left.value.id != "self":
+            return None
+        attrs = self.cls.key_attrs
+        if attrs is None:  # once per class: the attributes __init__'s top level sets to a parameter
+            attrs = self.cls.key_attrs = {}
+            init = self.cls.methods.get("__init__")
+            if init is not None:
+                for stmt in init.body:
+                    if stmt.__class__ is ast.Assign and stmt.value.__class__ is ast.Name and not stmt.targets[1:]:
+                        target = stmt.targets[0]
+                        if target.__class__ is ast.Attribute and target.value.__class__ is ast.Name \
+                                and target.value.id == "self":
+                            attrs[target.attr] = stmt.value.id
+        param = attrs.get(left.attr)
+        if param is None:
+            return None
+        if param.__class__ is str:  # first use of this attribute: check it once
+            param = attrs[left.attr] = (self._kept_param(left.attr, param),)
+        return None if param[0] is None else (param[0], right.value)
+
+    def _kept_param(self, attr: str, name: str) -> str | None:
+        """``name`` when it is a parameter of ``__init__`` that ``__init__`` never assigns,
+        ``self.<attr> =`` appears once in the class, and nothing else sets the attribute."""
+        init = self.cls.methods["__init__"]
+        args = init.args
+        if not any(a.arg == name for a in args.args[1:] + args.kwonlyargs) or self.lines is None:
+            return None
+        # (read from the text, not by walking __init__'s tree: a statement assigning the name,
+        # also in a tuple, a loop, a with or a walrus; a keyword argument ``f(kind=kind)`` is not one)
+        name_re = re.escape(name)
+        body = "\n".join(self.lines[init.lineno - 1:init.end_lineno])
+        if re.search(rf"(?m)^\s*(?:[\w.\[\]\s]*,\s*)?\(?{name_re}\s*(?:,[^=\n]*)?(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)"
+                     rf"|\b(?:for|as)\s+(?:[\w\s,(]*,\s*)?\(?{name_re}\b|\b{name_re}\s*:=", body):
+            return None
+        node = self.cls.node
+        text = "\n".join(self.lines[node.lineno - 1:node.end_lineno])
+        if len(re.findall(rf"\bself\.{re.escape(attr)}\s*(?:[-+*/%@&|^]|//|\*\*|<<|>>)?=(?!=)", text)) != 1:
+            return None
+        cache = self._flag_checked
+        if attr not in cache:
+            cache[attr] = self._flag_fixed(attr)
+        return name if cache[attr] else None
+
+    def _keyed_ctors(self, layer: str, keys: tuple) -> list:
+        """The constructors of ``layer`` that ``__init__`` may have bound under the ``keys`` an
+        enclosing ``if self.<attr> == "<key>":`` fixes: one built inside ``if <param> == "other":``
+        (or in the ``else`` of ``if <param> == "<key>":``) is not the layer on this path."""
+        branches = self.cls.key_branches
+        if branches is None:  # once per class: the tests of those parameters around each statement
+            branches = self.cls.key_branches = {}
+            held = {p[0] for p in self.cls.key_attrs.values() if p.__class__ is tuple and p[0]}
+
+            # (a stack, not a recursive closure: that would be a reference cycle, test_engine_gc)
+            todo = [(self.cls.methods["__init__"].body, ())]
+            while todo:
+                body, tests = todo.pop()
+                for stmt in body:
+                    if isinstance(stmt, ast.If):
+                        cond = stmt.test
+                        if (isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Eq)
+                                and isinstance(cond.left, ast.Name) and cond.left.id in held
+                                and isinstance(cond.comparators[0], ast.Constant)
+                                and isinstance(cond.comparators[0].value, str)):
+                            key = (cond.left.id, cond.comparators[0].value)
+                            todo.append((stmt.body, tests + ((*key, True),)))
+                            todo.append((stmt.orelse, tests + ((*key, False),)))
+                        else:
+                            todo.append((stmt.body, tests))
+                            todo.append((stmt.orelse, tests))
+                    elif tests:
+                        branches[span(stmt)] = tests
+        known = dict(keys)
+        kept = []
+        for ctor in self._ctors(layer):
+            tests = branches.get(ctor.stmt, ())
+            if any(param in known and (known[param] == key) != taken for param, key, taken in tests):
+                continue
+            kept.append(ctor)
+        return kept
+
     def _layer_types(self, layer: str) -> frozenset:
         if self.cls is None:
             return frozenset({"?"})
@@ -1156,7 +1247,8 @@ class FlowBuilder:
             uses.add(layer)
             fields, frontier = self._canonical("layer", layer, call, common, frontier, ctx)
             node, frontier = self._new(ctx, frontier, kind="layer", op=layer, layer=layer,
-                                       types=self._layer_types(layer),
+                                       types=self._layer_types(layer) if not ctx.keys else frozenset(
+                                           c.fqn for c in self._keyed_ctors(layer, ctx.keys)) or frozenset({"?"}),
                                        uses=frozenset(uses), **common, **fields)
         elif fqn is not None:
             if softmax is not None:
@@ -1333,9 +1425,9 @@ class FlowBuilder:
             return {}, frontier
         extra: tuple = ()
         if kind == "layer":
-            found = self._layer_canon.get(name)
+            found = self._layer_canon.get(name) if not ctx.keys else None
             if found is None:  # per layer, once: what its constructors build
-                ctors = self._ctors(name)
+                ctors = self._ctors(name) if not ctx.keys else self._keyed_ctors(name, ctx.keys)
                 definite, maybe = TABLE.layer_ops(ctors)
                 identity = False
                 if not definite and not maybe and len(ctors) > 1:
@@ -1351,7 +1443,9 @@ class FlowBuilder:
                     # a partial softmax chosen beside another value (canon.layer_ops): its dim
                     ctors = [c for c in ctors if TABLE._ctor_ops(c) is not None]
                 extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
-                found = self._layer_canon[name] = (definite, maybe, extra, identity)
+                found = (definite, maybe, extra, identity)
+                if not ctx.keys:
+                    self._layer_canon[name] = found
             definite, maybe, extra, identity = found
             if maybe:
                 return {"maybe": maybe}, frontier
@@ -2800,6 +2894,13 @@ class FlowBuilder:
         guard = self._guard_text(stmt.test, ctx)
         branch, _ = self._new(ctx, frontier, kind="branch", guard=guard, uses=self._uses_of(stmt.test, ctx),
                               span=span(stmt.test))
+        test = stmt.test
+        keyed = None
+        if test.__class__ is ast.Compare and test.left.__class__ is ast.Attribute and self.cls is not None:
+            # ``if self.kind == "swiglu": h = self.act(g) * u`` with ``self.kind = kind`` and
+            # ``self.act`` built under ``if kind == "gelu"`` in __init__: that layer is not what
+            # the branch calls (_keyed_ctors)
+            keyed = self._key_test(test)
         known = self._literal_flag(stmt.test)
         if known is not None:  # the one way a flag the file fixes goes
             if known:
@@ -2808,7 +2909,15 @@ class FlowBuilder:
                 return self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
             return [(branch.id, (guard, False))]
         before = dict(ctx.params) if ctx.params else None
-        then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+        if keyed is None:
+            then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+        else:
+            saved = ctx.keys
+            ctx.keys = saved + (keyed,)
+            try:
+                then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+            finally:
+                ctx.keys = saved
         ctx.stmt = span(stmt)
         after_then = None
         if before is not None and len(ctx.params) != len(before):
