@@ -681,6 +681,23 @@ def _visit_none(body, known, out: dict) -> None:
             known = known - {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
+def _record_positions(attr, elements, stmt, func_name, typer: LayerTyper, env: dict, out,
+                      container=None, unlike: str = ""):
+    """Record each element of a container's display as the layer at its position
+    (``attr[0]``, ``attr[1]``, ...): an element the typer cannot type is an unknown layer there.
+    ``unlike`` (when the element's own type has no reason of its own) says why such a member is
+    not fixed; ``container`` is the span a Sequential's fix replaces."""
+    for index, element in enumerate(elements):
+        inner = [v for v in typer.values(element, env) if isinstance(v, Built)]
+        if not inner:
+            inner = [Built("?", (), (), False, element)]
+        for b in inner:
+            out.setdefault(f"{attr}[{index}]", []).append(
+                Ctor(f"{attr}[{index}]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
+                     via=b.via, unlike=b.unlike or unlike, container=container)
+            )
+
+
 def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None):
     built = [v for v in typer.values(value, env) if isinstance(v, Built)]
     if (built and owner is not None and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param)
@@ -738,15 +755,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         isinstance(a, ast.Starred) for a in value.args
     ):
         # Calling the Sequential runs its members in order: record each position.
-        for index, element in enumerate(value.args):
-            inner = [v for v in typer.values(element, env) if isinstance(v, Built)]
-            if not inner:
-                inner = [Built("?", (), (), False, element)]
-            for b in inner:
-                out.setdefault(f"{attr}[{index}]", []).append(
-                    Ctor(f"{attr}[{index}]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
-                         via=b.via, unlike=b.unlike, container=span(value.func))
-                )
+        _record_positions(attr, value.args, stmt, func_name, typer, env, out, container=span(value.func))
     if (fqn == "torch.nn.ModuleList" and value.__class__ is ast.Call and value.args and not value.args[1:]
             and not value.keywords and value.args[0].__class__ in (ast.List, ast.Tuple)  # (no call: most are
             and not any(isinstance(a, ast.Starred) for a in value.args[0].elts)):       # comprehensions)
@@ -754,16 +763,9 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         # ``self.layers[1](x)``): each position, as a Sequential's (graph._layer_of reads a
         # literal index only while no statement of the class reorders or replaces members).
         # Reported, not fixed: the members are no Sequential's, and forward picks them by index.
-        for index, element in enumerate(value.args[0].elts):
-            inner = [v for v in typer.values(element, env) if isinstance(v, Built)]
-            if not inner:
-                inner = [Built("?", (), (), False, element)]
-            for b in inner:
-                out.setdefault(f"{attr}[{index}]", []).append(
-                    Ctor(f"{attr}[{index}]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
-                         via=b.via, unlike=b.unlike or (
-                             f"the members of `{attr}` (an nn.ModuleList) run by index in forward; "
-                             "rewrite it by hand")))
+        _record_positions(attr, value.args[0].elts, stmt, func_name, typer, env, out,
+                          unlike=f"the members of `{attr}` (an nn.ModuleList) run by index in forward; "
+                                 "rewrite it by hand")
     if fqn in CONTAINERS and isinstance(value, ast.Call):
         for element in _container_elements(value):
             listed = env.get("list:" + element.id) if isinstance(element, ast.Name) else None
