@@ -828,6 +828,15 @@ class _Attention:
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
 
+    def _stand_in_shape(self) -> tuple[str, str]:
+        """q's text (an atom) and the text of the scores' shape, ``(*batch, queries, keys)``
+        from q and k: what a stand-in of the scores (``q.new_zeros(()).expand(shape)``) handed
+        to a bias module, a fill helper or a group of biases is made of."""
+        (q_text, q_node), (k_text, k_node) = self._operands()[:2]
+        q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
+        return q_atom, (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
+                        f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+
     def _rank_terms(self, operands, all_stored: set) -> list[str]:
         """The guard's terms for a softmax whose dim counts from the front of scores of a rank the
         code does not fix (flair's keys-first ``softmax(enc @ out^T, dim=1)``, then ``enc^T @ p``):
@@ -966,10 +975,7 @@ class _Attention:
         if func is None or any(isinstance(n, ast.Name) and n.id in (groups, parts) and isinstance(n.ctx, ast.Load)
                                and (n.lineno, n.col_offset) > end for n in ast.walk(func)):
             return None
-        (q_text, q_node), (k_text, k_node) = self._operands()[:2]
-        q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
-        shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
-                 f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+        q_atom, shape = self._stand_in_shape()
         self.grouped_cat = cat.value
         self.list_stand_ins.append(f"self.{modules.attr}")
         return self._stmt_text(stmt, (span_of(stmt.value.func.value), f"{q_atom}.new_zeros(()).expand({shape})"))
@@ -1202,10 +1208,7 @@ class _Attention:
         rest = [*call.args[1:], *(kw.value for kw in call.keywords)]
         if any(isinstance(n, ast.Name) and n.id == first.id for a in rest for n in ast.walk(a)):
             raise Skip(why + "is handed the scores again in another argument; rewrite it by hand")
-        (q_text, q_node), (k_text, k_node) = self._operands()[:2]
-        q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
-        shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
-                 f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+        q_atom, shape = self._stand_in_shape()
         stand_in = f"{q_atom}.new_zeros(()).expand({shape})"
         text = self._stmt_text(call, (span_of(first), stand_in))
         moved = replace(node, stmt=span_of(stmt))
@@ -2262,10 +2265,7 @@ class _Attention:
             if forward is not None and _reads_attribute(forward, params[positions[0]], "dtype") \
                     and not self._keeps_q_dtype_before(role):
                 return None
-            (q_text, q_node), (k_text, k_node) = self._operands()[:2]
-            q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
-            shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
-                     f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+            q_atom, shape = self._stand_in_shape()
             swaps.append((span_of(call.args[positions[0]]), f"{q_atom}.new_empty(()).expand({shape})"))
             if handed is not None:
                 self.stand_ins.append((func.id, role))
@@ -2348,10 +2348,7 @@ class _Attention:
         if any(r in self.roles and r not in DTYPE_KEEPING and r not in SCALE_STEPS for r in earlier):
             raise Skip(f"{module} adds its bias to scores that may not have q's dtype, which the stand-in of zeros "
                        "it would be handed has")
-        (q_text, q_node), (k_text, k_node) = self._operands()[:2]
-        q_atom, k_atom, torch = _atom(q_text, q_node), _atom(k_text, k_node), self._torch("a stand-in of the scores")
-        shape = (f"(*{torch}.broadcast_shapes({q_atom}.shape[:-2], {k_atom}.shape[:-2]), "
-                 f"{q_atom}.shape[-2], {k_atom}.shape[-2])")
+        q_atom, shape = self._stand_in_shape()
         # a module adding its bias in place (FasterViT's ``input_tensor += self.pos_emb``) is
         # handed zeros of its own: an in-place add into a broadcast view raises
         stand_in = f"{q_atom}.new_zeros({shape})" if bias_add_in_place(forward) else \
