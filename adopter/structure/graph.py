@@ -30,7 +30,7 @@ from . import ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
-from .layers import LM_HEAD, OUTPUT_OF
+from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import literal_keywords, spread_keys
 from .names import ModuleNames
 from .siblings import sibling_gelu
@@ -778,7 +778,7 @@ class FlowBuilder:
             stores = 0
             for node in ast.walk(self.cls.node) if found else ():
                 if (node.__class__ is ast.Subscript and node.ctx.__class__ is not ast.Load) or (
-                        node.__class__ is ast.Attribute and node.attr in _REORDERING):
+                        node.__class__ is ast.Attribute and node.attr in LIST_REORDERS):
                     holder = node.value
                 elif node.__class__ is ast.Attribute and node.ctx.__class__ is ast.Store:
                     holder = node
@@ -3142,10 +3142,6 @@ def _wrapped_function(layer: str, cls: ClassInfo, wrappers: dict, call: ast.Call
             or any(isinstance(a, ast.Starred) for a in call.args):
         return None
     return wrappers[ctors[0].fqn]
-
-
-# list methods that move, replace or remove members (``append``/``extend`` keep every position)
-_REORDERING = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
 
 
 def _attr(layer: str) -> str:
