@@ -20,7 +20,7 @@ import ast
 import copy
 import math
 
-from .treewalk import walk
+from .treewalk import blocks, walk
 from .names import ModuleNames, names_match
 from .ops import CASTS, DTYPE_ALIASES
 
@@ -738,19 +738,15 @@ def _size_reads(forward: ast.FunctionDef, others: set, metadata: set) -> set:
 
 
 def _blocks(body: list):
-    """Each statement list of a function body, nested ones included (not nested functions)."""
+    """Each statement list of a function body, nested ones included (not nested functions'
+    or classes'): :func:`treewalk.blocks` of each compound statement."""
     stack = [body]
     while stack:
         block = stack.pop()
         yield block
         for stmt in block:
-            for field in ("body", "orelse", "finalbody"):
-                inner = getattr(stmt, field, None)
-                if isinstance(inner, list) and inner and isinstance(inner[0], ast.stmt) \
-                        and not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                    stack.append(inner)
-            for handler in getattr(stmt, "handlers", ()):
-                stack.append(handler.body)
+            if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                stack.extend(blocks(stmt))
 
 
 def function_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:

@@ -297,15 +297,14 @@ def stored_only(node: ast.ClassDef | None, param: str) -> bool:
     init = method(node, "__init__") if node is not None else None
     if init is None or param not in _params(init):
         return False
-    stored = set()
+    stored, kept = set(), set()  # the attributes it is stored in; the reads of it that store it
     for stmt in ast.walk(init):
         if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name) and stmt.value.id == param:
             if not all(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
                        for t in stmt.targets):
                 return False
             stored |= {t.attr for t in stmt.targets}
-    kept = {id(stmt.value) for stmt in ast.walk(init) if isinstance(stmt, ast.Assign)
-            and isinstance(stmt.value, ast.Name) and stmt.value.id == param}
+            kept.add(id(stmt.value))
     for n in ast.walk(node):
         if isinstance(n, ast.Name) and n.id == param and isinstance(n.ctx, ast.Load) and id(n) not in kept:
             return False
