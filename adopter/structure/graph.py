@@ -39,6 +39,8 @@ from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children,
 
 MAX_INLINE_DEPTH = 3
 _NAME, _CALL = ast.Name, ast.Call
+# argument-free dtype casts: ``q.float()`` written twice in one statement is one value
+_CASTS = frozenset({"float", "half", "double", "bfloat16"})
 
 # layer arguments an inlined helper's calls are read through (FlowBuilder._inline): the
 # attention's own modules, and a batch norm with the conv or Linear handed in beside it
@@ -217,6 +219,8 @@ class _Ctx:
     top: ast.expr | None = None  # the whole right-hand side of the current assignment
     bare: ast.expr | None = None  # the call an expression statement makes (``x.masked_fill_(...)``)
     returned: ast.expr | None = None  # the value a return statement returns
+    held: ast.expr | None = None  # a list or tuple literal one name is bound to (``outs = [norm(x + y)]``)
+    casts: dict | None = None  # (receiver key, cast) -> its value, within the current statement
     # local names bound to the chunks of a tensor (``c = h.chunk(2, dim=-1)``, read as ``c[0]``,
     # ``c[1]``): the name -> the keys of its chunks, as if unpacked (``c0, c1 = h.chunk(...)``)
     chunked: dict[str, tuple] = field(default_factory=dict)
@@ -561,6 +565,10 @@ class FlowBuilder:
                 return params[name], frontier
             return Ref(name if ctx.instance == 0 else f"{name}@{ctx.instance}", name), frontier
         if kind is _CALL:
+            func = expr.func
+            if func.__class__ is ast.Attribute and func.attr in _CASTS and func.value.__class__ is _NAME \
+                    and not expr.args and not expr.keywords:
+                return self._cast(expr, frontier, ctx)
             return self._call(expr, frontier, ctx)
         if isinstance(expr, ast.Constant):
             return Const(expr.value), frontier
@@ -671,10 +679,11 @@ class FlowBuilder:
                 view=View((receiver,), (), (span(expr.value),), ()),
             )
             return out, frontier
-        if expr is ctx.returned and isinstance(expr, (ast.Tuple, ast.List)) \
+        if (expr is ctx.returned or expr is ctx.held) and isinstance(expr, (ast.Tuple, ast.List)) \
                 and not any(isinstance(e, ast.Starred) for e in expr.elts):
             # return self.norm2(x + y), attn: a container of its elements' values; it reads what
-            # they are, not the names inside a call that computed one of them
+            # they are, not the names inside a call that computed one of them (so does a list
+            # or tuple one name is bound to: Transformer-XL's ``outputs = [self.norm(w + out)]``)
             values = []
             for element in expr.elts:
                 value, frontier = self._value(element, frontier, ctx)
@@ -692,6 +701,22 @@ class FlowBuilder:
         _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
                                 defs=frozenset({out.key}), span=span(expr))
         return out, frontier
+
+    def _cast(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
+        """``q.float()``: a cast of the name's value; the same cast of the same value again in one
+        statement is the value already made (ModernBERT's ``(q.float() * cos) + (rotate_half(
+        q.float()) * sin)`` rotates one tensor, not two equal ones)."""
+        receiver, _ = self._value(call.func.value, frontier, ctx)
+        key = (receiver.key, call.func.attr) if isinstance(receiver, Ref) else None
+        casts = ctx.casts
+        if key is not None and casts is not None and key in casts:
+            return casts[key], frontier
+        value, frontier = self._call(call, frontier, ctx)
+        if key is not None and isinstance(value, Ref):
+            if casts is None:
+                casts = ctx.casts = {}
+            casts[key] = value
+        return value, frontier
 
     def _embedding_weight(self, expr: ast.expr, transposed: bool, ctx: _Ctx | None = None) -> bool:
         """Is ``expr`` the weight of an ``nn.Embedding`` this class binds (``self.embed.weight``,
@@ -2417,6 +2442,7 @@ class FlowBuilder:
 
     def _stmt(self, stmt: ast.stmt, frontier: list, ctx: _Ctx) -> list:
         ctx.stmt = span(stmt)
+        ctx.casts = None
         if ctx.func_choice:
             chosen = self._func_choice_if(stmt, ctx)
             if chosen is not None:
@@ -2437,6 +2463,10 @@ class FlowBuilder:
                                     arg_spans=(span(stmt.target), span(stmt.value)), canon=op.name if op else "")
             return frontier
         if isinstance(stmt, ast.Expr):
+            if stmt.value.__class__ is ast.BinOp and not _mutates(stmt.value):
+                # ``x * torch.rsqrt(ms + eps)`` as a statement of its own: computed and thrown
+                # away (Mega's RMSNorm returns x unnormalised); nothing reads it, so no step
+                return frontier
             ctx.bare = stmt.value
             _, frontier = self._value(stmt.value, frontier, ctx)
             ctx.bare = None
@@ -2777,12 +2807,14 @@ class FlowBuilder:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
         ctx.top = value_expr
+        if value_expr.__class__ in (ast.List, ast.Tuple) and len(targets) == 1 and targets[0].__class__ is ast.Name:
+            ctx.held = value_expr
         unpacked = value_expr.__class__ is ast.Call and len(targets) == 1 \
             and targets[0].__class__ in (ast.Tuple, ast.List) and all(e.__class__ is ast.Name for e in targets[0].elts)
         if unpacked:
             ctx.unpack = (value_expr, len(targets[0].elts))
         value, frontier = self._value(value_expr, frontier, ctx)
-        ctx.top = ctx.unpack = None
+        ctx.top = ctx.unpack = ctx.held = None
         outs: list[Ref] = []
         for target in targets:
             outs.extend(self._target_values(target, ctx))
@@ -3399,6 +3431,14 @@ def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
         if not reached[later.id]:
             repeats[later.outs[0].key] = repeats.get(earlier.outs[0].key, earlier.outs[0].key)
     return repeats or None
+
+
+def _mutates(expr: ast.expr) -> bool:
+    """Does ``expr`` call an in-place method (``x.add_(y)``) or bind a name (``:=``) -- an effect
+    that outlives a value nobody reads?"""
+    return any(n.__class__ is ast.NamedExpr or (n.__class__ is ast.Call and n.func.__class__ is ast.Attribute
+                                                 and n.func.attr.endswith("_") and not n.func.attr.startswith("_"))
+               for n in ast.walk(expr))
 
 
 def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
