@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import finding_at, found
+from corpus_forms import finding_at, found, rules
+
+from adopter.synth import fix_text
 
 # ---------- ADP005: the LayerNorm's output held in a list literal (Transformer-XL)
 
@@ -188,9 +190,6 @@ def test_batchnorm1d_between_two_transposes_of_the_linear_output():
 
 def test_the_fold_computes_what_the_two_layers_do():
     import torch
-
-    from adopter.synth import fix_text
-    from corpus_forms import rules
 
     code = linear_bn()
     fixed = fix_text(code, "model.py", rules("ADP008")).text
