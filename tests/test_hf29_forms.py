@@ -42,6 +42,22 @@ def test_layernorm_inside_a_list_one_name_holds():
         assert finding_at(code, "ADP005", "outputs = ") is not None, held
 
 
+def test_the_fix_keeps_the_list_and_computes_the_same():
+    import torch
+
+    code = POST_NORM.replace("HELD", "[self.layer_norm(w + attn_out)]")
+    fixed = fix_text(code, "model.py", rules("ADP005")).text
+    assert "outputs = [dropout_add_layer_norm(" in fixed
+    original, patched = {}, {}
+    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a, b = original["Attn"]().double().eval(), patched["Attn"]().double().eval()
+    b.load_state_dict(a.state_dict(), strict=True)
+    w, v = torch.randn(2, 3, 16, dtype=torch.float64), torch.randn(2, 3, 16, dtype=torch.float64)
+    assert torch.allclose(a(w, v)[0], b(w, v)[0], atol=1e-12)
+
+
 def test_a_list_that_also_holds_the_dropout_output_is_no_site():
     # the dropout's output (or the sum) is kept beside the norm: another use
     for held in ("[self.layer_norm(w + attn_out), attn_out]", "[w + attn_out, self.layer_norm(w + attn_out)]"):
