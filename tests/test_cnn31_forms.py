@@ -11,13 +11,23 @@ time-series classification trainer).  The fixtures are ours.
 Near-misses: a default naming another optimizer, a default of ``None`` filled in the body, the
 parameter bound again, a default whose root is another parameter, an implementation already
 chosen at the call.
+
+Probed beside the batch (its files hold none; a torchvision-style way to build a Sequential):
+- ``layers = OrderedDict()``, then ``layers["conv"] = nn.Conv2d(...)``, ``layers["bn"] =
+  nn.BatchNorm2d(...)`` statement by statement, then ``nn.Sequential(layers)``: each new string
+  key goes to the end, so the pairs are members in that order, as ``OrderedDict([...])``'s
+  are.  Fixed as the container (FoldingSequential).
+Near-misses: BatchNorm put in first, an activation between, a key put in again (replaced where
+it stands), the BatchNorm moved to the front by ``move_to_end``, the name bound again.  Not
+followed (the order is forgotten, no finding): a key that is no string literal, an item put in
+under an ``if`` or in a loop.
 """
 
 from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import finding_at, found, rules
+from corpus_forms import assert_bn_fold_matches, finding_at, found, rules
 
 from adopter.synth import fix_text
 
@@ -95,3 +105,56 @@ def test_optimizer_parameter_default_near_misses():
     # the implementation already chosen at the call
     chosen = _trainer().replace("lr=lr)  # built", "lr=lr, foreach=False)  # built")
     assert found(chosen, "ADP012") == []
+
+
+ODICT_FACTORY = textwrap.dedent("""\
+    from collections import OrderedDict
+
+    import torch.nn as nn
+
+
+    def make(cin, cout):
+        layers = OrderedDict()
+        FIRST
+        SECOND  # pair
+        layers["relu"] = nn.ReLU(inplace=True)
+        AFTER
+        return nn.Sequential(layers)
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = make(3, 8)
+
+        def forward(self, x):
+            return self.stem(x)
+""")
+
+CONV = 'layers["conv"] = nn.Conv2d(cin, cout, 3, padding=1, bias=False)'
+NORM = 'layers["bn"] = nn.BatchNorm2d(cout)'
+
+
+def _odict(first=CONV, second=NORM, after="pass"):
+    return ODICT_FACTORY.replace("FIRST", first).replace("SECOND", second).replace("AFTER", after)
+
+
+def test_ordered_dict_filled_by_item_assignment():
+    code = _odict()
+    assert finding_at(code, "ADP007", "# pair") is not None
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert "FoldingSequential(layers)" in fixed
+    assert_bn_fold_matches(code, fixed, "Net", (), (2, 3, 8, 8))
+
+
+def test_ordered_dict_item_assignment_near_misses():
+    # BatchNorm first
+    assert found(_odict(first=NORM.replace("cout", "cin"), second=CONV), "ADP007") == []
+    # an activation between
+    between = 'layers["act"] = nn.ReLU()\n    ' + NORM
+    assert found(_odict(second=between), "ADP007") == []
+    # a key put in again: the conv replaced where it stands
+    assert found(_odict(after='layers["conv"] = nn.Identity()'), "ADP007") == []
+    # the BatchNorm moved to the front, the name bound again before the Sequential is built
+    assert found(_odict(after='layers.move_to_end("bn", last=False)'), "ADP007") == []
+    assert found(_odict(after="layers = OrderedDict(relu=nn.ReLU())"), "ADP007") == []
