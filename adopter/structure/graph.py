@@ -336,6 +336,8 @@ class FlowBuilder:
         ctx = _Ctx(instance=0, func=qualname, stack=(func.name,), definition=func)
         args = func.args
         self._root_params = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
+        if args.defaults or args.kwonlyargs:
+            self._default_choices(func, ctx)
         self.asserted = {}
         if self.cls is not None and self.cls.passed_in and func is self.cls.methods.get("forward"):
             # forward(..., dropout=None) calling dropout(p): the layer the package's other
@@ -356,6 +358,44 @@ class FlowBuilder:
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
                     _recomputed(self.nodes, self.out, entry.id))
+
+    def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
+        """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
+        that the body never binds again: a call through it (``optimizer(params, lr=lr)``) calls
+        that callable unless the caller passes another, so it is read as a callee chosen at run
+        time (``klass = Lion if use_lion else Adam``, Node.choices), with the default as its one
+        known choice: the fix then passes its keywords only when the parameter *is* the default.
+        Read for the built function only (an inlined helper's parameters hold its arguments)."""
+        args = func.args
+        positional = (*args.posonlyargs, *args.args)
+        pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults),
+                 *((a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)]
+        found = {}
+        for param, default in pairs:
+            kind = default.__class__
+            if kind is not ast.Attribute and kind is not ast.Name:
+                continue
+            root = default
+            while root.__class__ is ast.Attribute:
+                root = root.value
+            if root.__class__ is not ast.Name or root.id in self._root_params:
+                continue
+            fqn = self.names.resolve(default)
+            if fqn is not None:
+                found[param.arg] = ((fqn, span(default)),)
+        if not found:
+            return
+        for node in walk(func):
+            # bound again anywhere in the body (an assignment, a loop or with target, del,
+            # global/nonlocal): the name no longer holds the default for sure, not read
+            if node.__class__ is ast.Name and node.id in found and node.ctx.__class__ is not ast.Load:
+                del found[node.id]
+            elif node.__class__ in (ast.Global, ast.Nonlocal):
+                for name in node.names:
+                    found.pop(name, None)
+            if not found:
+                return
+        ctx.choice_alias.update(found)
 
     def _scalar_attribute(self, attr: str) -> bool:
         """Whether every assignment the class makes to ``self.<attr>`` is a number

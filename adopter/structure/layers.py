@@ -72,6 +72,9 @@ LOCAL_DEF = "\0def:"
 # A name bound to ``OrderedDict([(name, layer), ...])``: the graph of its pairs, in order, for
 # ``nn.Sequential(<name>)``; dropped when the name is bound again or the dict is changed.
 ODICT = "\0odict:"
+# The keys of such a name filled by item assignment (``layers = OrderedDict()``, then
+# ``layers["conv"] = ...``): a key put in again would replace a member where it stands.
+ODICT_KEYS = "\0odict-keys:"
 # A name bound to a list of list displays (``sequence = [[conv, act]]; sequence += [[conv, bn,
 # act]]``): each sublist's graph, and whether it was added on some ways only (in a loop or an
 # if); a loop concatenating them (``for n in range(len(sequence)): stream += sequence[n]``)
@@ -1690,6 +1693,8 @@ class LayerTyper:
                 for target in targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         if ODICT + target.value.id in env:
+                            if not (nested or len(targets) != 1 or not self._odict_item(target, value, env, depth)):
+                                continue  # layers["bn"] = nn.BatchNorm2d(c): a new key, at the end
                             del env[ODICT + target.value.id]  # layers["pad"] = ...: another order
                         _add_key(env, target.value.id, target.slice)  # kwargs["depthwise"] = True
                         listed = env.get("list:" + target.value.id)
@@ -1704,6 +1709,7 @@ class LayerTyper:
                             del env[built]  # bound again: no longer the container add_module fills
                         if ODICT + key in env:
                             del env[ODICT + key]
+                            env.pop(ODICT_KEYS + key, None)
                         if NESTED + key in env:
                             del env[NESTED + key]
                         if value.__class__ is ast.List and value.elts and value.elts[0].__class__ in _DISPLAYS:
@@ -1736,6 +1742,13 @@ class LayerTyper:
                             env["list:" + key] = graph  # layers = conv_bn(...): a list a factory returns
                             continue
                         args = value.args
+                        if (graph is None and not args and not value.keywords and not nested
+                                and self.names.resolve(value.func) in ORDERED_DICTS):
+                            # layers = OrderedDict(), then layers["conv"] = ... statement by
+                            # statement (_odict_item): its pairs in the order they are put in
+                            env[ODICT + key] = SeqGraph()
+                            env[ODICT_KEYS + key] = ()
+                            continue
                         if (graph is None and args and args[0].__class__ in _DISPLAYS and not args[1:]
                                 and not value.keywords and self.names.resolve(value.func) in ORDERED_DICTS):
                             # layers = OrderedDict([("conv", ...), ("bn", ...)]): its pairs, in order
@@ -2062,6 +2075,20 @@ class LayerTyper:
             graph.extend(other)
         else:
             graph.add((), value)
+
+    def _odict_item(self, target: ast.Subscript, value: ast.expr, env: dict, depth: int) -> bool:
+        """``layers["bn"] = nn.BatchNorm2d(c)`` on a name bound to an empty ``OrderedDict()`` in
+        the same straight-line code: a key not put in before goes to the end, so the pair is the
+        graph's next member (True); any other key (a repeat, a name, an f-string) is not followed
+        (False: the caller forgets the order)."""
+        name = target.value.id
+        keys = env.get(ODICT_KEYS + name)
+        key = target.slice
+        if keys is None or key.__class__ is not ast.Constant or key.value.__class__ is not str or key.value in keys:
+            return False
+        env[ODICT_KEYS + name] = (*keys, key.value)
+        env[ODICT + name].add(self.values(value, env, depth), value, named=True)
+        return True
 
     def _member(self, graph: SeqGraph, elt: ast.expr, env: dict, depth: int) -> None:
         """Put one list element into the list's graph: a layer, or a ``(name, layer)`` pair
