@@ -1889,8 +1889,9 @@ class FlowBuilder:
         if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)
                 and isinstance(size.value, ast.Constant) and size.value.value == 2):
             return None
-        found = _SPLIT_LAST.fullmatch(pattern.value)
-        if not (found and found.group(1) == found.group(3) == size.arg and found.group(2) == found.group(4)):
+        found = _SPLIT_LAST.fullmatch(_einops_words(pattern.value))
+        if not (found and found.group(2) == found.group(4) == size.arg
+                and found.group(3) == found.group(5)):
             return None
         return "split2", self._name_value(expr.args[0].id, ctx)
 
@@ -3235,7 +3236,16 @@ def _contains_call(expr: ast.AST) -> bool:
     return False
 
 
-_SPLIT_LAST = re.compile(r"\s*\.\.\.\s*\(\s*(\w+)\s+(\w+)\s*\)\s*->\s*\.\.\.\s+(\w+)\s+(\w+)\s*")
+# "... (j d) -> ... j d", also with kept axes before the ellipsis or instead of it ("b ... (r d)
+# -> b ... r d", "b h n (j d) -> b h n j d"), read off the pattern with its spaces normalised
+# (_einops_words): group 1 the kept axes, the same on both sides (a backreference), then the
+# split group of the last axis
+_SPLIT_LAST = re.compile(r"((?:(?:\w+|\.\.\.) )+)\( (\w+) (\w+) \) -> \1(\w+) (\w+)")
+
+
+def _einops_words(pattern: str) -> str:
+    """An einops pattern with one space between its words and around its parentheses."""
+    return " ".join(pattern.replace("(", " ( ").replace(")", " ) ").split())
 
 
 def _unbind_second_last(call: ast.Call) -> bool:
