@@ -3245,7 +3245,7 @@ _SPLIT_LAST = re.compile(r"((?:(?:\w+|\.\.\.) )+)\( (\w+) (\w+) \) -> \1(\w+) (\
 
 def _einops_words(pattern: str) -> str:
     """An einops pattern with one space between its words and around its parentheses."""
-    return " ".join(pattern.replace("(", " ( ").replace(")", " ) ").split())
+    return " ".join(pattern.replace("(", " ( ").replace(")", " ) ").replace("->", " -> ").split())
 
 
 def _unbind_second_last(call: ast.Call) -> bool:
