@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import pytest
 
-from corpus_forms import finding_at
+from adopter.synth import fix_text
+from corpus_forms import finding_at, float64_pair, rules
 
 ROPE = """\
 import torch
@@ -56,3 +57,110 @@ def test_rearrange_split_with_kept_axes_is_rotate_half(pattern):
 ])
 def test_other_rearranges_are_not_rotate_half(pattern):
     assert finding_at(ROPE.replace("PATTERN", pattern), "ADP014", NEEDLE) is None
+
+
+# ---------------------------------------------------------------------------------------------
+# A finite fill the scale then divides (bitnet's GQA helper: `similarity.masked_fill_(~mask,
+# torch.finfo(similarity.dtype).min)`, then `F.softmax(similarity / scale, -1)`; the causal mask
+# made on `query.device` after `query = query / scale`): the fused call's mask holds the fill
+# divided the same way, and the guard for rows filled entirely reads the mask's device off q as
+# bound before the attention (a device places a tensor, it changes no value).  Main declined it
+# ("a finite fill value scaled with the scores").  Near-miss: a scale that is a learned tensor
+# (any sign) is still declined.
+
+GQA = '''\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import einsum, rearrange
+
+
+def grouped_attention(query, key, value, mask=None, is_causal=None, scale=None):
+    query = rearrange(query, "b n h d -> b h n d")
+    key = rearrange(key, "b s h d -> b h s d")
+    value = rearrange(value, "b s h d -> b h s d")
+    bq, hq, nq, dq = query.shape
+    bk, hk, nk, dk = key.shape
+    if scale is None:
+        scale = query.size(-1) ** 0.5
+    query = query / scale
+    similarity = einsum(query, key, "b h n d, b h s d -> b h n s")
+    if is_causal:
+        mask = torch.ones((bq, nq, nk), device=query.device, dtype=torch.bool).tril_()
+    if mask is not None:
+        if mask.ndim == 3:
+            mask = rearrange(mask, "b n s -> b () n s")
+        similarity.masked_fill_(~mask, torch.finfo(similarity.dtype).min)
+    attention = F.softmax(similarity / SCALE, dim=-1)  # site
+    out = einsum(attention, value, "b h n s, b h s d -> b h n d")
+    return rearrange(out, "b h n d -> b n h d")
+
+
+class Attn(nn.Module):
+    def __init__(self, dim=16, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.temperature = nn.Parameter(torch.ones(1))
+
+    def forward(self, x, causal=None, mask=None):
+        q = rearrange(self.q(x), "b n (h d) -> b n h d", h=self.heads)
+        k = rearrange(self.k(x), "b n (h d) -> b n h d", h=self.heads)
+        v = rearrange(self.v(x), "b n (h d) -> b n h d", h=self.heads)
+        return grouped_attention(q, k, v, mask=mask, is_causal=causal)
+'''
+
+
+@pytest.mark.parametrize("causal, padded", [(True, False), (None, True), (None, False)])
+def test_finite_fill_before_a_size_scale_is_fixed_and_matches(causal, padded):
+    import torch
+
+    code = GQA.replace("SCALE", "scale")
+    assert finding_at(code, "ADP010", "# site") is not None
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    assert "/ (scale)" in fixed  # the fill, divided as the scores are
+    a, b = float64_pair(code, fixed, "Attn")
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 16, dtype=torch.float64, requires_grad=True)
+    mask = None
+    if padded:
+        mask = torch.ones(2, 5, 5, dtype=torch.bool)
+        mask[1, :, 3:] = False  # padding keys, every row keeps some
+    torch.testing.assert_close(b(x, causal, mask), a(x, causal, mask), rtol=0, atol=1e-12)
+    ga = torch.autograd.grad(a(x, causal, mask).sum(), x)[0]
+    gb = torch.autograd.grad(b(x, causal, mask).sum(), x)[0]
+    torch.testing.assert_close(gb, ga, rtol=0, atol=1e-12)
+
+
+LEARNED = '''\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Attn(nn.Module):
+    def __init__(self, dim=16):
+        super().__init__()
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.temperature = nn.Parameter(torch.ones(1))
+
+    def forward(self, x, mask):
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        sim = q @ k.transpose(-2, -1)
+        sim = sim.masked_fill(~mask, torch.finfo(sim.dtype).min)
+        attn = F.softmax(sim / SCALE, dim=-1)  # site
+        return attn @ v
+'''
+
+
+def test_finite_fill_before_a_learned_scale_is_not_fixed():
+    # a learned temperature may have any sign: the fill may end anywhere
+    code = LEARNED.replace("SCALE", "self.temperature")
+    assert finding_at(code, "ADP010", "# site") is not None
+    assert "scaled_dot_product_attention(" not in fix_text(code, "model.py", rules("ADP010")).text
+    # the same with a size: fixed
+    code = LEARNED.replace("SCALE", "q.shape[-1] ** 0.5")
+    assert "scaled_dot_product_attention(" in fix_text(code, "model.py", rules("ADP010")).text
