@@ -14,9 +14,9 @@ ours.
 from __future__ import annotations
 
 import pytest
+from corpus_forms import finding_at, float64_pair, rules
 
 from adopter.synth import fix_text
-from corpus_forms import finding_at, float64_pair, rules
 
 ROPE = """\
 import torch
