@@ -164,3 +164,101 @@ def test_finite_fill_before_a_learned_scale_is_not_fixed():
     # the same with a size: fixed
     code = LEARNED.replace("SCALE", "q.shape[-1] ** 0.5")
     assert "scaled_dot_product_attention(" in fix_text(code, "model.py", rules("ADP010")).text
+
+
+# ---------------------------------------------------------------------------------------------
+# The rotary tables taken inline on each line (`q * freqs.cos() + rotate_half(q) * freqs.sin()`,
+# the same for k): the cosine (and sine) of the same table, computed again from a value that
+# did not change, is the same tensor (graph._recomputed, as for a repeated `cos.unsqueeze(0)`),
+# so q and k are rotated with one cos/sin pair.  Near-misses: q's table a slice of k's (xpos
+# code), two tables, and the table reassigned between the two lines.
+
+INLINE = """\
+import torch
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, freqs, other):
+    BETWEEN
+    q = (q * QF.cos()) + (rotate_half(q) * QF.sin())
+    MIDDLE
+    k = (k * freqs.cos()) + (rotate_half(k) * freqs.sin())
+    return q, k
+"""
+
+
+def _inline(qf="freqs", between="pass", middle="pass"):
+    return INLINE.replace("BETWEEN", between).replace("MIDDLE", middle).replace("QF", qf)
+
+
+def test_inline_table_cos_sin_of_one_table_is_one_rope():
+    code = _inline()
+    assert finding_at(code, "ADP014", "q = (q * freqs.cos())") is not None
+
+
+@pytest.mark.parametrize("qf, between, middle", [
+    ("q_freqs", "q_freqs = freqs[..., -q.shape[-2]:, :]", "pass"),  # q's table sliced
+    ("other", "pass", "pass"),  # two tables
+    ("freqs", "pass", "freqs = freqs * 2"),  # the table changed between the lines
+])
+def test_inline_tables_that_differ_are_not_one_rope(qf, between, middle):
+    code = _inline(qf, between, middle)
+    assert finding_at(code, "ADP014", f"q = (q * {qf}.cos())") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# xpos RoPE in a helper that rotates q and k (local-attention's rotary code, copied by snac):
+# q with its sliced table times `scale`, k with the whole table times `scale ** -1`.  Each line
+# is a one-tensor rotation, but q and k are rotated each with its own tables: not one RoPE of
+# both (the palm-rlhf / local-attention ruling), as two such lines in a root already were not.
+# Read once the einops split with a kept leading axis was, they were reported.  Near-miss: the
+# same helper with one table and one scale for both is still reported.
+
+XPOS = """\
+import torch
+from einops import rearrange
+from torch import nn
+
+
+def rotate_half(x):
+    x = rearrange(x, "PATTERN", r=2)
+    x1, x2 = x.unbind(dim=-2)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rotary_pos_emb(q, k, freqs, scale=1):
+    q_len = q.shape[-2]
+    q_freqs = freqs[..., -q_len:, :]
+    inv_scale = scale ** -1
+    q = (q * QF.cos() * scale) + (rotate_half(q) * QF.sin() * scale)
+    k = (k * freqs.cos() * KS) + (rotate_half(k) * freqs.sin() * KS)
+    return q, k
+
+
+class Attn(nn.Module):
+    def __init__(self, dim=16):
+        super().__init__()
+        self.to_qkv = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x, freqs, scale):
+        q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+        q, k = apply_rotary_pos_emb(q, k, freqs, scale)
+        return (q @ k.transpose(-1, -2)).softmax(-1) @ v
+"""
+
+
+@pytest.mark.parametrize("pattern", ["b ... (r d) -> b ... r d", "... (r d) -> ... r d"])
+def test_xpos_rotations_with_their_own_tables_in_one_helper_are_no_site(pattern):
+    code = XPOS.replace("QF", "q_freqs").replace("KS", "inv_scale").replace("PATTERN", pattern)
+    assert finding_at(code, "ADP014", "q = (q * q_freqs.cos()") is None
+    assert finding_at(code, "ADP014", "k = (k * freqs.cos()") is None
+
+
+@pytest.mark.parametrize("pattern", ["b ... (r d) -> b ... r d", "... (r d) -> ... r d"])
+def test_xpos_rotations_with_one_table_and_scale_in_one_helper_are_reported(pattern):
+    code = XPOS.replace("QF", "freqs").replace("KS", "scale").replace("PATTERN", pattern)
+    assert finding_at(code, "ADP014", "q = (q * freqs.cos() * scale)") is not None

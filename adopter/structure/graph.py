@@ -3324,10 +3324,12 @@ def _chunk_in_two_last(call: ast.Call) -> bool:
         and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1
 
 
-# Steps that lay a tensor out or cast it, computing nothing else: the same step of the same
-# values computes the same tensor again (_recomputed).
+# Steps that lay a tensor out or cast it, computing nothing else, and the element-wise cosine
+# and sine of a rotary table (`q * freqs.cos() + rotate_half(q) * freqs.sin()`, the same for k):
+# the same step of the same values computes the same tensor again (_recomputed).
 _LAYOUT_STEPS = frozenset({"unsqueeze", "squeeze", "view", "reshape", "transpose", "permute", "expand", "expand_as",
-                           "flatten", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "t"})
+                           "flatten", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "t",
+                           "cos", "sin"})
 
 
 def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
