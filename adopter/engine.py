@@ -16,7 +16,7 @@ from .records import dataclass, replace
 from .match import Match, Matcher
 from .ruleset import Rule
 from .structure import module_structure
-from .structure.graph import FlowTooLarge, blocks as _blocks, children
+from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
 # ``# noqa: ADP005, E501`` (a noqa naming only other tools' codes does not silence ours).
@@ -127,7 +127,37 @@ def match_rule(rule: Rule, structure) -> list[Match]:
                     and _returns_one(structure, m)}
             matches = [m for m in matches if id(m) in lone or rule.same_function_of(m.alternative) != "helper"
                        or all(n.inlined for n in m.nodes)]
+    if isinstance(rule.same_function, tuple) and "helper" in rule.same_function and len(matches) > 1:
+        matches = _own_tables(rule, structure, matches)
     return sorted(matches, key=lambda m: m.span)
+
+
+def _own_tables(rule: Rule, structure, matches: list[Match]) -> list[Match]:
+    """Less the one-tensor forms ("helper") of which one helper holds two or more, each with
+    other tables (cos, sin, and the xpos scale): q and k rotated in one function each with its
+    own cos and sin (local-attention's xpos: q with its sliced table and scale, k with the whole
+    table and 1/scale), not one RoPE of both -- as two in a root are (match_rule).  Tables the
+    flow computes again by the same steps (``freqs.cos()`` on each line) are the same."""
+    groups: dict = {}
+    for m in matches:
+        if rule.same_function_of(m.alternative) == "helper" and all(n.inlined for n in m.nodes):
+            groups.setdefault((m.class_name, m.flow, frozenset(n.func for n in m.nodes)), []).append(m)
+    drop: set = set()
+    for (class_name, flow_name, _), group in groups.items():
+        if len(group) < 2:
+            continue
+        cls = structure.classes.get(class_name)
+        root = flow_name.split(".", 1)[-1]
+        repeats = (cls.flow(root).repeats if cls is not None and root in cls.functions else None) or {}
+
+        def tables(m: Match, repeats=repeats) -> tuple:
+            env = dict(m.env)
+            return tuple(repeats.get(v.key, v.key) if isinstance(v, Ref) else repr(v)
+                         for v in (env.get(name) for name in ("cos", "sin", "scale")))
+
+        if len({tables(m) for m in group}) > 1:
+            drop.update(id(m) for m in group)
+    return [m for m in matches if id(m) not in drop] if drop else matches
 
 
 def _returns_one(structure, match: Match) -> bool:

@@ -110,18 +110,20 @@ def test_a_mask_filled_before_the_scale_is_attention():
     assert _finding(code, "ADP010", "# refilled") is None
 
 
-def test_only_an_infinite_fill_scaled_by_a_number_is_rewritten():
+def test_only_a_fill_scaled_by_a_number_is_rewritten():
     """The fix keeps the mask (``attn_mask=~mask``) where the fill is -inf and the scale a
-    number; a finite fill (which the scale moves) and a learned temperature (of any sign)
-    are reported, not fixed."""
+    number; a finite fill is passed scaled as the scores are (research31: it ends where the
+    scale puts it, ``(-1e9) * (0.125)``); a learned temperature (of any sign) is reported, not
+    fixed."""
     code = FILL_THEN_SCALE
     result = fix_text(code, "model.py", _rules("ADP010"))
     assert result.error is None
     assert "attn_mask=~self.future.bool()[:n, :n]" in result.text
     assert "attn_mask=~mask" in result.text
-    assert result.text.count("scaled_dot_product_attention(") == 3
+    assert result.text.count("scaled_dot_product_attention(") == 4
+    assert ".masked_fill(mask, (-1e9) * (0.125))" in result.text
     assert 'torch.where(~self.causal[:t, :t], float("-inf"), attention_mask)' in result.text
-    for needle in ("# finite-fill", "# tensor-scale", "# query-axis", "# refilled"):
+    for needle in ("# tensor-scale", "# query-axis", "# refilled"):
         assert code.splitlines()[_line(code, needle) - 1] in result.text.splitlines(), needle
 
 
@@ -129,7 +131,7 @@ def test_the_fill_before_the_scale_computes_what_the_original_does():
     torch = pytest.importorskip("torch")
     code = FILL_THEN_SCALE
     fixed = fix_text(code, "model.py", _rules("ADP010")).text
-    assert fixed.count("scaled_dot_product_attention(") == 3
+    assert fixed.count("scaled_dot_product_attention(") == 4
     original, patched = {}, {}
     exec(compile(code, "orig.py", "exec"), original)
     exec(compile(fixed, "fixed.py", "exec"), patched)
@@ -249,3 +251,19 @@ def test_a_sequential_ending_in_its_dropout_outputs_a_dropout():
     result = fix_text(code, "model.py", _rules("ADP005"))
     assert result.error is None and "dropout_add_layer_norm(self.attn(x), x" in result.text
     assert code.splitlines()[_line(code, "# ends-in-dropout") - 1] in result.text.splitlines()
+
+
+def test_a_finite_fill_before_a_number_scale_computes_what_the_original_does():
+    """research31: ``finite`` (fill -1e9, then ``* 0.125``), rewritten with the fill scaled."""
+    torch = pytest.importorskip("torch")
+    code = FILL_THEN_SCALE
+    fixed = fix_text(code, "model.py", _rules("ADP010")).text
+    original, patched = {}, {}
+    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, dtype=torch.float64) for _ in range(3))
+    mask = torch.zeros(2, 3, 5, 5, dtype=torch.bool)
+    mask[..., 3:] = True  # every row keeps keys 0-2
+    torch.testing.assert_close(patched["finite"](q, k, v, mask), original["finite"](q, k, v, mask), rtol=0, atol=1e-12)
+

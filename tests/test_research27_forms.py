@@ -114,11 +114,20 @@ def test_string_number_fill_is_a_large_negative_number():
     assert canon.fill_value(ast.parse('float("-inf")', mode="eval").body) == "inf"
 
 
-def test_string_number_fill_before_the_scale_is_found_and_declined_for_the_scale():
+def test_string_number_fill_before_the_scale_is_found_and_fixed_with_the_fill_scaled():
+    # a finite fill the scale divides: passed divided the same way (research31; declined before)
+    import torch
+
     code = _einsum(fill='float("-1e20")')
     assert finding_at(code, "ADP010", "# site") is not None
     fixed = fix_text(code, "model.py", rules("ADP010")).text
-    assert "scaled_dot_product_attention(" not in fixed  # a finite fill the scale divides
+    assert "scaled_dot_product_attention(" in fixed
+    a, b = float64_pair(code, fixed, "Attention")
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    causal = torch.tril(torch.ones(5, 5))[None, None]
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, x, x, causal), a(x, x, x, causal), rtol=0, atol=1e-12)
 
 
 # ----------------------------------------- a forward-less module's public method is its API

@@ -1954,8 +1954,9 @@ class FlowBuilder:
         if not (isinstance(pattern, ast.Constant) and isinstance(pattern.value, str)
                 and isinstance(size.value, ast.Constant) and size.value.value == 2):
             return None
-        found = _SPLIT_LAST.fullmatch(pattern.value)
-        if not (found and found.group(1) == found.group(3) == size.arg and found.group(2) == found.group(4)):
+        found = _SPLIT_LAST.fullmatch(_einops_words(pattern.value))
+        if not (found and found.group(2) == found.group(4) == size.arg
+                and found.group(3) == found.group(5)):
             return None
         return "split2", self._name_value(expr.args[0].id, ctx)
 
@@ -3307,7 +3308,16 @@ def _contains_call(expr: ast.AST) -> bool:
     return False
 
 
-_SPLIT_LAST = re.compile(r"\s*\.\.\.\s*\(\s*(\w+)\s+(\w+)\s*\)\s*->\s*\.\.\.\s+(\w+)\s+(\w+)\s*")
+# "... (j d) -> ... j d", also with kept axes before the ellipsis or instead of it ("b ... (r d)
+# -> b ... r d", "b h n (j d) -> b h n j d"), read off the pattern with its spaces normalised
+# (_einops_words): group 1 the kept axes, the same on both sides (a backreference), then the
+# split group of the last axis
+_SPLIT_LAST = re.compile(r"((?:(?:\w+|\.\.\.) )+)\( (\w+) (\w+) \) -> \1(\w+) (\w+)")
+
+
+def _einops_words(pattern: str) -> str:
+    """An einops pattern with one space between its words and around its parentheses."""
+    return " ".join(pattern.replace("(", " ( ").replace(")", " ) ").replace("->", " -> ").split())
 
 
 def _unbind_second_last(call: ast.Call) -> bool:
@@ -3386,10 +3396,12 @@ def _chunk_in_two_last(call: ast.Call) -> bool:
         and isinstance(dim.op, ast.USub) and isinstance(dim.operand, ast.Constant) and dim.operand.value == 1
 
 
-# Steps that lay a tensor out or cast it, computing nothing else: the same step of the same
-# values computes the same tensor again (_recomputed).
+# Steps that lay a tensor out or cast it, computing nothing else, and the element-wise cosine
+# and sine of a rotary table (`q * freqs.cos() + rotate_half(q) * freqs.sin()`, the same for k):
+# the same step of the same values computes the same tensor again (_recomputed).
 _LAYOUT_STEPS = frozenset({"unsqueeze", "squeeze", "view", "reshape", "transpose", "permute", "expand", "expand_as",
-                           "flatten", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "t"})
+                           "flatten", "contiguous", "float", "half", "double", "bfloat16", "to", "type_as", "t",
+                           "cos", "sin"})
 
 
 def _recomputed(nodes: list, out: list, entry: int) -> dict | None:

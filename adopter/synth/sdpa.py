@@ -2666,13 +2666,17 @@ class _Attention:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
         if role == "fs":
             # a fill the scale then divides or multiplies: -inf stays -inf under a positive
-            # number (a size, a root of one), but a finite fill ends wherever the scale puts
-            # it, and a tensor (a learned temperature) may have any sign
-            scales = [self._operand_of(r, v) for r, v in (("s1", "div"), ("s2", "mul")) if r in self.roles]
-            if scales and kind != "inf":
-                raise Skip("a finite fill value scaled with the scores")
-            if not all(self._plain_number(o) for o in scales):
+            # number (a size, a root of one), and a tensor (a learned temperature) may have
+            # any sign
+            scales = [(v, self._operand_of(r, v)) for r, v in (("s1", "div"), ("s2", "mul")) if r in self.roles]
+            if not all(self._plain_number(o) for _, o in scales):
                 raise Skip("a fill before a scale that may be a tensor")
+            if kind != "inf":
+                # a finite fill ends where the scale puts it (bitnet's GQA helper:
+                # masked_fill_(~mask, finfo.min), then softmax(similarity / scale)): the fused
+                # call's mask, added after its scale, holds the fill scaled the same way
+                for op, operand in scales:
+                    value_text = f"({value_text}) {'/' if op == 'div' else '*'} ({self._text(operand)})"
         cond_text = self._text(cond)
         by_where = node.kind == "call" and node.op.rsplit(".", 1)[-1] == "where"
         filled_by_cond = False
@@ -3063,13 +3067,29 @@ class _Attention:
                 st = owner
             return out
 
+        func = self._function(region[0])
+        first = (region[0].lineno, region[0].col_offset)
+        bound_before = set() if func is None else {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)} | {
+            n.id for st in func.body if (st.end_lineno, st.end_col_offset) <= first
+            for n in ast.walk(st) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
         def before(node: ast.expr, at: ast.stmt, depth: int = 0, rows: bool = False) -> str:
             # rows: the text is read only as `<it>.all(-1).any()`, which a reshape that only adds
             # size-1 axes before the last does not change (GQA's `mask = rearrange(mask, "b s ->
             # b () () () s")` under `if mask.ndim == 2:`): such bindings are read through
             if depth > 4:
                 raise LookupError
-            if _loads(node) & step_stored:
+            # `x.device` (bitnet's causal `torch.ones(..., device=query.device).tril_()`): where a
+            # tensor of the mask is made, never its values, so the guard reads the device of x
+            # as bound before the region, whatever the region rebinds x to (the q it scales)
+            placed = {id(n.value) for n in ast.walk(node) if isinstance(n, ast.Attribute) and n.attr == "device"
+                      and isinstance(n.value, ast.Name) and n.value.id in bound_before}
+            reads = _loads(node)
+            if placed:
+                kept = {n.id for n in ast.walk(node)
+                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and id(n) not in placed}
+                reads = {r for r in reads if r.split(".")[0] in kept}
+            if reads & step_stored:
                 # ``i, j = sim.shape[-2:]`` (protein-bert's mask sizes): what it reads of the
                 # scores read off q and k, when nothing else it reads is bound in the region
                 text = self._scores_metadata(node, step_stored)
@@ -3078,7 +3098,8 @@ class _Attention:
                     raise LookupError
                 return text
             swaps = []
-            for name in (n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)):
+            for name in (n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+                         and id(n) not in placed):
                 earlier = [st for st, names in binders if name.id in names
                            and (st.lineno, st.col_offset) < (at.lineno, at.col_offset)
                            and not (rows and self._unit_axes_rebinding(st, name.id))]
