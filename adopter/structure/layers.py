@@ -34,7 +34,7 @@ from .treewalk import walk
 from .canon import TABLE
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
-from .names import ModuleNames, names_match
+from .names import ModuleNames, module_definitions, names_match
 
 SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
@@ -1475,7 +1475,7 @@ class LayerTyper:
                 if passed is None:
                     continue
                 if isinstance(passed, (ast.Name, ast.Attribute)) and caller is not None and caller is not func:
-                    caller_env = self.function_env(caller, caller_owner, depth + 1)
+                    caller_env = self._caller_env(passed, caller, caller_owner, depth)
                 else:
                     caller_env = {}
                 # the parameter is built into a layer, so what is passed for it is too: a
@@ -1484,6 +1484,30 @@ class LayerTyper:
         out = _unique(out)
         self._param_cache[key] = out
         return out
+
+    def _caller_env(self, passed: ast.expr, caller, caller_owner: str | None, depth: int) -> dict:
+        """The names a caller's argument is read with: the caller's own after its body, which
+        for a method other than ``__init__`` starts from the ``self.`` values its class's
+        ``__init__`` leaves (HRNet's ``HighResolutionModule(..., self.norm_layer)`` in
+        ``_make_stage``, or ``norm = self.norm_layer`` there, ``self.norm_layer`` being
+        ``__init__``'s parameter)."""
+        class_env = None
+        if caller_owner is not None and caller.name != "__init__":
+            class_env = self._init_env(caller_owner, depth)
+        return self.function_env(caller, caller_owner, depth + 1, class_env=class_env)
+
+    def _init_env(self, owner: str, depth: int) -> dict:
+        """The ``self.<attr>`` values the same-file class ``owner``'s ``__init__`` leaves."""
+        key = ("init env", owner, depth)
+        env = self._kinds.get(key)
+        if env is None:
+            self._kinds[key] = {}  # (a call of the class inside its own __init__ reads none)
+            cls = self.names.classes.get(owner)
+            init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"),
+                        None) if cls is not None and depth < MAX_DEPTH else None
+            found = self.function_env(init, owner, depth + 1, cls_name=owner) if init is not None else {}
+            env = self._kinds[key] = {k: v for k, v in found.items() if k.startswith("self.")}
+        return env
 
     def calls_attr(self, cls: ast.ClassDef, attr: str) -> bool:
         """Does the class's text call ``self.<attr>(...)``, or pass ``self.<attr>`` on as an
@@ -1556,7 +1580,7 @@ class LayerTyper:
             if passed is None or caller is func:
                 out = ()
                 break
-            caller_env = self.function_env(caller, caller_owner, param.depth + 1) if isinstance(
+            caller_env = self._caller_env(passed, caller, caller_owner, param.depth) if isinstance(
                 passed, (ast.Name, ast.Attribute)) else {}
             values = tuple(v for v in self.values(passed, caller_env, param.depth + 1)
                            if isinstance(v, Built) and not v.conditional)
@@ -1623,7 +1647,7 @@ class LayerTyper:
         if found is None:
             found = self._callers[key] = []
             if self.tree is not None:
-                for cls_name, func in _functions(self.tree):
+                for cls_name, func in _functions(self.tree, self.names):
                     if cls_name != owner or (self.mention is not None and name not in self.mention(func)):
                         continue
                     for node in walk(func):
@@ -1642,7 +1666,7 @@ class LayerTyper:
         if found is None:
             found = self._callers[name] = []
             if self.tree is not None:
-                for owner, func in _functions(self.tree):
+                for owner, func in _functions(self.tree, self.names):
                     if self.mention is not None and name not in self.mention(func):
                         continue
                     for node in walk(func):
@@ -3182,9 +3206,9 @@ def _unique(values: tuple) -> tuple:
     return tuple(out)
 
 
-def _functions(tree: ast.Module):
+def _functions(tree: ast.Module, names: ModuleNames | None = None):
     """(owner class name or None, function) for every function of the module, methods too."""
-    for stmt in tree.body:
+    for stmt in (tree.body if names is None else module_definitions(tree, names)):
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             yield None, stmt
         elif isinstance(stmt, ast.ClassDef):
@@ -3658,7 +3682,7 @@ def _embedding_sizes(names: ModuleNames, tree: ast.Module, own, text: str | None
         at = bisect.bisect_left(hits, node.lineno)
         return at < len(hits) and hits[at] <= (node.end_lineno or node.lineno)
 
-    for owner, func in _functions(tree):
+    for owner, func in _functions(tree, names):
         if not near(func):
             continue
         for stmt in func.body:

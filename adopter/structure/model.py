@@ -31,7 +31,7 @@ from .canon import HALF_PAIR, NEG_PAIR, TABLE
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
-from .names import ModuleNames, collect_names, names_match
+from .names import ModuleNames, collect_names, module_definitions, names_match
 from .formulas import gelu_formula
 from .siblings import Package, sibling_gelu
 
@@ -401,14 +401,65 @@ class ModuleStructure:
 
 
 def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
+    """The functions nothing else in ``functions`` (or ``extra_callers``) mentions: where
+    flows start; a helper is inlined into its callers instead.
+
+    Mentions are words, so a method that calls another object's namesake (``network.train()``
+    in a ``_toggle`` helper that ``train`` calls, ``self.evaluator.run(...)`` in an ``evaluate``
+    that ``run`` calls) closes a cycle in which every member is "called": none would be a root
+    and their code would be read nowhere (a trainer's optimizer).  Among a class's functions
+    that no root reaches, the calls are read again as the flow builder inlines them
+    (:func:`_own_call`); those no other one of them calls that way become roots (and, for a
+    cycle of such calls, its first)."""
     called: set[str] = set()
+    callees: dict[str, list[str]] = {}
     for name, func in list(functions.items()) + list(extra_callers):
         if name in INIT_NAMES or name == TOP_LEVEL:  # a function the script calls stays a root
             continue
-        for word in mention(func):
-            if word != name and word in functions:
-                called.add(word)
-    return [n for n in functions if n not in INIT_NAMES and (n == "forward" or n not in called)]
+        words = callees[name] = [word for word in mention(func) if word != name and word in functions]
+        if words:
+            called.update(words)
+    roots = [n for n in functions if n not in INIT_NAMES and (n == "forward" or n not in called)]
+    if extra_callers or not called:  # (a module's functions: methods call them too)
+        return roots
+    covered = _cover(roots, callees, set(roots))
+    left = [n for n in functions if n not in covered and n in callees]
+    if not left:  # (nearly every class: its roots reach every helper)
+        return roots
+    own = {n: [w for w in callees[n] if w in left and _own_call(functions[n], w)] for n in left}
+    reached = {w for words in own.values() for w in words}
+    for name in (*(n for n in left if n not in reached), *left):
+        if name not in covered:  # (then a cycle of own calls: its first)
+            roots.append(name)
+            covered.add(name)
+            _cover([name], own, covered)
+    return roots
+
+
+def _cover(names, edges: dict, covered: set) -> set:
+    """``covered`` and every function ``names`` reach along ``edges`` (added to it)."""
+    todo = list(names)
+    while todo:
+        for word in edges.get(todo.pop(), ()):
+            if word not in covered:
+                covered.add(word)
+                todo.append(word)
+    return covered
+
+
+def _own_call(func: ast.AST, name: str) -> bool:
+    """Does ``func`` name ``name`` as the flow builder would inline it: ``self.name``,
+    ``cls.name``, ``super().name`` or a bare ``name`` (not ``network.name``)?"""
+    for node in walk(func):
+        if isinstance(node, ast.Attribute):
+            if node.attr == name and (
+                    (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))
+                    or (isinstance(node.value, ast.Call) and isinstance(node.value.func, ast.Name)
+                        and node.value.func.id == "super")):
+                return True
+        elif isinstance(node, ast.Name) and node.id == name:
+            return True
+    return False
 
 
 def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tuple[str, str]] | None:
@@ -740,7 +791,7 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
     """
     if words is None:
         words = module.call_names("torch.nn.Sequential")
-    for owner, func in _all_functions(tree):
+    for owner, func in _all_functions(tree, module.names):
         info = infos.get(owner) if owner is not None else None
         # (a subclass whose forward does not run its members in order builds no sequence; one
         # of a same-file or package subclass of nn.Sequential that runs them in order does)
@@ -882,8 +933,8 @@ def _class_env(typer: LayerTyper, info: ClassInfo, owner: str) -> dict:
     return cached
 
 
-def _all_functions(tree: ast.Module):
-    for stmt in tree.body:
+def _all_functions(tree: ast.Module, names: ModuleNames | None = None):
+    for stmt in (tree.body if names is None else module_definitions(tree, names)):
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             yield None, stmt
             yield from _nested_functions(stmt)

@@ -25,6 +25,9 @@ class ModuleNames:
     functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = field(default_factory=dict)
     constants: dict[str, ast.expr] = field(default_factory=dict)
     stars: list[str] = field(default_factory=list)  # modules imported with ``from m import *``
+    # classes and functions defined in a module-level ``if``/``try`` block (``if HAS_TORCH:
+    # class DoubleConv(nn.Module): ...``): walked like those of the module's own body
+    nested: list = field(default_factory=list)
     exported: frozenset | None = None  # a module's ``__all__``, when it lists one (siblings.py)
     # a module-level ``Linear = partial(nn.Linear, bias=False)`` bound once: name -> that call
     partials: dict[str, ast.Call] = field(default_factory=dict)
@@ -65,6 +68,18 @@ def _absolute(module: str | None, level: int, package: str | None) -> str:
     return "." * level + (module or "")
 
 
+def _nested(out: list, body: list) -> None:
+    for stmt in body:
+        if isinstance(stmt, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            out.append(stmt)
+
+
+def module_definitions(tree: ast.Module, names: ModuleNames) -> list:
+    """The module's statements with the classes and functions of its module-level ``if`` and
+    ``try`` blocks (``ModuleNames.nested``) after them: what walks every definition reads."""
+    return [*tree.body, *names.nested] if names.nested else tree.body
+
+
 def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
     """Walk the module's top level (also inside if/try blocks) for imports and definitions."""
     names = ModuleNames()
@@ -101,10 +116,14 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
         elif isinstance(stmt, ast.If):
             stack.extend(reversed(stmt.orelse))
             stack.extend(reversed(stmt.body))
+            _nested(names.nested, stmt.body)
+            _nested(names.nested, stmt.orelse)
         elif isinstance(stmt, ast.Try) or (hasattr(ast, "TryStar") and isinstance(stmt, ast.TryStar)):
             for handler in reversed(stmt.handlers):
                 stack.extend(reversed(handler.body))
+                _nested(names.nested, handler.body)
             stack.extend(reversed(stmt.body))
+            _nested(names.nested, stmt.body)
             # ``try: from apex... import FusedLayerNorm as LayerNorm`` / ``except ImportError: class
             # LayerNorm(nn.Module): ...``: the fallback defined here is a drop-in for the import
             # (one name, one interface) and the one whose computation the file shows
