@@ -603,6 +603,15 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                         attr = _self_attr(element)
                         if attr is not None:
                             _record(attr, value, stmt, func.name, typer, env, names, out)
+                elif (isinstance(target, ast.Tuple) and stmt.value.__class__ in (ast.GeneratorExp, ast.ListComp)
+                      and len(stmt.value.generators) == 1 and not stmt.value.generators[0].ifs):
+                    # self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4)): each
+                    # name gets one element the comprehension builds (the unpacking runs only when
+                    # it builds exactly as many), so each is a layer of the element's kind
+                    for element in target.elts:
+                        attr = _self_attr(element)
+                        if attr is not None:
+                            _record(attr, stmt.value.elt, stmt, func.name, typer, env, names, out)
             return
         node = stmt.value
         if isinstance(node, ast.Tuple) and len(node.elts) == 1:
