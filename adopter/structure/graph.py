@@ -26,7 +26,7 @@ import re
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
-from . import ranks
+from . import layouts, ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
@@ -278,6 +278,7 @@ class FlowBuilder:
         self.out: list[list[tuple[int, tuple | None]]] = []
         self.instances = 0
         self.temps = 0
+        self.moved_products = False
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
         # id of a same-file function (or "sibling:<fqn>" for another module's) -> the GELU variant it computes
         self._formulas: dict = {}
@@ -337,6 +338,7 @@ class FlowBuilder:
         args = func.args
         self._root_params = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
         self.asserted = {}
+        self.moved_products = False  # an einsum product written with its axes moved (layouts.read)
         if self.cls is not None and self.cls.passed_in and func is self.cls.methods.get("forward"):
             # forward(..., dropout=None) calling dropout(p): the layer the package's other
             # modules pass in for it (bindings._passed_in)
@@ -350,6 +352,10 @@ class FlowBuilder:
         except RecursionError:
             frontier = [(entry.id, None)]
         exit_node, _ = self._new(ctx, frontier + ctx.ret_frontier, kind="exit")
+        if self.moved_products:
+            # einsum("ibnd,jbnd->ijbn") scores normalised over the keys' written axis: read in
+            # the product's own layout (see structure/layouts.py)
+            layouts.read(self.nodes)
         if self.asserted or ranks.wanted(self.nodes):
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
@@ -1630,6 +1636,7 @@ class FlowBuilder:
             # The product, then its axes moved to the written output: a node of its own, so a
             # step after the einsum sees the moved value (a softmax over it is over another axis)
             product = self._temp("")
+            self.moved_products = True
             _, frontier = self._new(ctx, frontier, kind="call", op=fqn, args=(a, b),
                                     outs=(product,), uses=_keys((a, b)), defs=frozenset({product.key}),
                                     span=span(call), arg_spans=(a_span, b_span), canon="torch.matmul", view=view)
