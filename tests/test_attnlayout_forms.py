@@ -188,3 +188,12 @@ def test_moved_scores_reshaped_in_written_layout_not_read():
         "        score = score * self.scale\n        score = score.view(score.shape)\n")
     assert "score.view" in code
     assert found(code, "ADP010") == []
+
+
+@pytest.mark.parametrize("name", ["txl", "channel_first"])
+def test_moved_softmax_not_read_as_last_dim_alone(name):
+    # the softmax's dim is read in the product's layout only for a match holding that product:
+    # the last-dim softmax rule (ADP004, selected explicitly) must not take dim 1 of the written
+    # scores for their last axis
+    qk, dim, pv, *_ = POSITIVES[name]
+    assert found(form(qk, dim, pv), "ADP004") == []

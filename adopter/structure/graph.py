@@ -163,6 +163,10 @@ class Flow:
     # A temporary computed again by the same layout steps from the same values (``cos.unsqueeze(0)``
     # written once for q and once for k) -> the temporary first computing it (_recomputed)
     repeats: dict | None = None
+    # A softmax read in the layout of the einsum product its scores come from (layouts.read):
+    # softmax node id -> that product's node id.  Its dim is the product's, not the written one:
+    # only a match holding that product reads it so (matcher: _finish).
+    layouts: dict | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -352,16 +356,17 @@ class FlowBuilder:
         except RecursionError:
             frontier = [(entry.id, None)]
         exit_node, _ = self._new(ctx, frontier + ctx.ret_frontier, kind="exit")
+        read_in = None
         if self.moved_products:
             # einsum("ibnd,jbnd->ijbn") scores normalised over the keys' written axis: read in
             # the product's own layout (see structure/layouts.py)
-            layouts.read(self.nodes)
+            read_in = layouts.read(self.nodes)
         if self.asserted or ranks.wanted(self.nodes):
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
-                    _recomputed(self.nodes, self.out, entry.id))
+                    _recomputed(self.nodes, self.out, entry.id), read_in or None)
 
     def _scalar_attribute(self, attr: str) -> bool:
         """Whether every assignment the class makes to ``self.<attr>`` is a number

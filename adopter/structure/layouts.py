@@ -83,17 +83,22 @@ def _inputs(node) -> list[str]:
     return _ref_keys(node.view.args if node.view is not None else node.args)
 
 
-def read(nodes) -> None:
-    """Rewrite, in place, the moved-layout attention of ``nodes`` (see the module docstring)."""
+def read(nodes) -> dict:
+    """Rewrite, in place, the moved-layout attention of ``nodes`` (see the module docstring).
+    Returns, per softmax read in a product's layout, its node id -> the product's node id: its
+    dim is the product's, which only a match of the whole attention (holding that product) may
+    read; a rule matching the softmax alone (ADP004's last-dim softmax) must not."""
+    read_in: dict[int, int] = {}
     for product in nodes:
         view = product.view
         if product.canon != "torch.matmul" or view is None or not view.moves or view.moves[2] is None \
                 or len(product.outs) != 1 or not product.outs[0].key.startswith("%"):
             continue
-        _read_one(nodes, product)
+        _read_one(nodes, product, read_in)
+    return read_in
 
 
-def _read_one(nodes, product) -> None:
+def _read_one(nodes, product, read_in: dict) -> None:
     out_move = product.view.moves[2]
     rank = len(out_move)
     temp = product.outs[0].key
@@ -151,6 +156,7 @@ def _read_one(nodes, product) -> None:
     move.kind, move.op, move.args, move.outs, move.uses, move.defs = "other", "", (), (), frozenset(), frozenset()
     move.arg_spans = ()
     for softmax in softmaxes:
+        read_in[softmax.id] = product.id
         kwargs = tuple((n, type(v)(dims[softmax.id]) if n == "dim" else v) for n, v in softmax.view.kwargs)
         softmax.view = replace(softmax.view, kwargs=kwargs)
     for reader, index in products:
