@@ -1158,6 +1158,8 @@ class Matcher:
 
     # -- after the forward match ------------------------------------------------
     def _finish(self, cls: ClassStructure, flow: Flow, state: _State) -> Match | None:
+        if flow.layouts is not None and not _whole_layouts(flow.layouts, state.matched):
+            return None  # a softmax read in an einsum product's layout, matched without that product
         if self.same_function and len({n.func for n in state.matched}) > 1 \
                 and not set.intersection(*({n.func, _home(flow, n)} for n in state.matched)):
             # every step written in one function, a step a helper returns as it is counting as
@@ -1728,6 +1730,13 @@ _STEPS: dict[tuple[str, PNode], PNode] = {}
 # (scope, word keys) -> a small number: the key of a class's candidate-roots cache (hashing the
 # nested tuple for every class of every file cost more than the look-up).
 _ROOTS_KEYS: dict[tuple, int] = {}
+
+
+def _whole_layouts(layouts: dict, matched) -> bool:
+    """Does every matched softmax whose dim is read in an einsum product's layout
+    (structure/layouts.py) come with that product in the match?"""
+    ids = {n.id for n in matched}
+    return all(layouts[i] in ids for i in ids if i in layouts)
 
 
 def _node_id(node: Node) -> int:

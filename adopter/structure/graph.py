@@ -26,7 +26,7 @@ import re
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
-from . import ranks
+from . import layouts, ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
@@ -163,6 +163,10 @@ class Flow:
     # A temporary computed again by the same layout steps from the same values (``cos.unsqueeze(0)``
     # written once for q and once for k) -> the temporary first computing it (_recomputed)
     repeats: dict | None = None
+    # A softmax read in the layout of the einsum product its scores come from (layouts.read):
+    # softmax node id -> that product's node id.  Its dim is the product's, not the written one:
+    # only a match holding that product reads it so (matcher: _finish).
+    layouts: dict | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -278,6 +282,7 @@ class FlowBuilder:
         self.out: list[list[tuple[int, tuple | None]]] = []
         self.instances = 0
         self.temps = 0
+        self.moved_products = False
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
         # id of a same-file function (or "sibling:<fqn>" for another module's) -> the GELU variant it computes
         self._formulas: dict = {}
@@ -339,6 +344,7 @@ class FlowBuilder:
         if args.defaults or args.kwonlyargs:
             self._default_choices(func, ctx)
         self.asserted = {}
+        self.moved_products = False  # an einsum product written with its axes moved (layouts.read)
         if self.cls is not None and self.cls.passed_in and func is self.cls.methods.get("forward"):
             # forward(..., dropout=None) calling dropout(p): the layer the package's other
             # modules pass in for it (bindings._passed_in)
@@ -352,12 +358,17 @@ class FlowBuilder:
         except RecursionError:
             frontier = [(entry.id, None)]
         exit_node, _ = self._new(ctx, frontier + ctx.ret_frontier, kind="exit")
+        read_in = None
+        if self.moved_products:
+            # einsum("ibnd,jbnd->ijbn") scores normalised over the keys' written axis: read in
+            # the product's own layout (see structure/layouts.py)
+            read_in = layouts.read(self.nodes)
         if self.asserted or ranks.wanted(self.nodes):
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
-                    _recomputed(self.nodes, self.out, entry.id))
+                    _recomputed(self.nodes, self.out, entry.id), read_in or None)
 
     def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
@@ -1670,6 +1681,7 @@ class FlowBuilder:
             # The product, then its axes moved to the written output: a node of its own, so a
             # step after the einsum sees the moved value (a softmax over it is over another axis)
             product = self._temp("")
+            self.moved_products = True
             _, frontier = self._new(ctx, frontier, kind="call", op=fqn, args=(a, b),
                                     outs=(product,), uses=_keys((a, b)), defs=frozenset({product.key}),
                                     span=span(call), arg_spans=(a_span, b_span), canon="torch.matmul", view=view)

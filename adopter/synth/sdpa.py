@@ -393,6 +393,7 @@ class _Attention:
         if len(assumed) > 1:
             raise Skip(RANK_SKIP)
         self.assumed_rank: int | None = assumed.pop() if assumed else None
+        self._check_moved_scores(nodes)
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
         self.fill_helper: dict | None = None  # the fill a helper makes, as a mask of a stand-in: _inline_fill_helper
@@ -2112,6 +2113,10 @@ class _Attention:
         local, request = self.planner.names.local(self.rule.kernel.import_)
         self.edits_import = request
         scale, factors = self._scale(stored, conditions)
+        s0_view = self.roles["s0"].view
+        if factors and s0_view is not None and s0_view.moves and s0_view.moves[2] is not None:
+            raise Skip("the scores are written with their axes moved (the keys not last) and scaled by a tensor "
+                       "laid out for them: not folded into the moved query")
         q_text = q[0]
         for symbol, text in factors:  # a tensor temperature, folded into the query
             q_text = f"{_atom(q_text, q[1]) if q_text == q[0] else q_text} {symbol} {text}"
@@ -3758,6 +3763,22 @@ class _Attention:
             if not fqn and isinstance(expr.func, ast.Attribute) and expr.func.attr in ELEMENTWISE:
                 return self._constant_along_keys(expr.func.value, depth + 1)
         return False
+
+    def _check_moved_scores(self, nodes) -> None:
+        """Scores an einsum writes with their axes moved (``einsum("ibnd,jbnd->ijbn", q, k)``,
+        read in the product's layout by structure/layouts.py): q, k and v are moved into the
+        fused call's layout and its output back (the products' moves), which is exact for the
+        scores themselves and a scalar scale.  A mask, bias or fill is written in the moved
+        layout (and may broadcast from fewer axes), as are the guards that read it along the
+        keys' axis: not moved here, so such a site is declined."""
+        view = self.roles["s0"].view
+        if view is None or not view.moves or view.moves[2] is None:
+            return
+        extra = [r for r in (*ADD_STEPS, *FILL_STEPS, *VIEW_STEPS, "z") if r in self.roles]
+        if extra or len({n.func for n in nodes}) > 1:
+            raise Skip("the scores are written with their axes moved (the keys not last) and a mask, bias or "
+                       "fill is added in that layout, or a helper computes a step: not moved into the fused "
+                       "call's layout")
 
     def _check_containers(self) -> None:
         """The softmax and dropout modules may be the members of one ``nn.Sequential``

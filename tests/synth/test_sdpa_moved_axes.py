@@ -5,7 +5,8 @@ index of each factor only (rows, columns), the others batch.  When an operand's 
 in the product's order (heads on axis 2, ``"bnhd,bmhd->bhnm"``; a 5-D column attention
 ``"icnhd,jcnhd->hcnij"``) the product reads it through ``permute``; when the output's are not
 (``"bhnm,bmhd->bnhd"``) the product's result is permuted after.  A softmax over scores whose
-axes the einsum moved away from (…, queries, keys) is not read as one over the keys.  Each
+axes the einsum moved away from (…, queries, keys) is read over the keys only where the value
+einsum moves them back and contracts that axis (structure/layouts.py).  Each
 module here is written for this test; the fixed module runs beside the original in float64,
 forward and backward, counting the fused calls.
 """
@@ -185,13 +186,24 @@ def test_five_dimensional_column_attention(padded):
     assert counter.calls == 1
 
 
-def test_a_softmax_over_scores_the_einsum_wrote_moved_is_not_attention():
-    # the scores come out (b, n, heads, m): a softmax over -1 is over the keys, but the
-    # product's (…, queries, keys) order is not the written one; the moved output is its own
-    # step, so this spelling is not read (not claimed: SDPA would need the scores moved back)
+@pytest.mark.parametrize("train", [False, True])
+def test_a_softmax_over_the_keys_of_scores_the_einsum_wrote_moved(train):
+    # the scores come out (b, n, heads, m): a softmax over -1 is over the keys, and the value
+    # einsum moves the probabilities back to the product's (..., queries, keys) order before it
+    # contracts m: attention in another layout (structure/layouts.py; session 25 attnlayout --
+    # until then this spelling was asserted unread).  Fixed with q, k, v and the context moved.
     source = HEADS_ON_AXIS_2.replace('"bnhd,bmhd->bhnm"', '"bnhd,bmhd->bnhm"').replace(
         '"bhnm,bmhd->bnhd"', '"bnhm,bmhd->bnhd"')
-    assert analyze(source, "attention.py", RULES).findings == []
-    # softmax over the query axis of moved scores: not attention either way
+    assert [f.line for f in analyze(source, "attention.py", RULES).findings if f.rule == "ADP010"]
+    a, b, counter = _pair(source, "PooledTextAttention")
+    _compare(a, b, [torch.randn(2, 5, 12, dtype=F64), torch.randn(2, 7, 12, dtype=F64)], train=train)
+    assert counter.calls == 1
+
+
+def test_a_softmax_over_the_queries_of_moved_scores_is_not_attention():
     source = HEADS_ON_AXIS_2.replace("F.softmax(weights, dim=-1)", "F.softmax(weights, dim=-2)")
+    assert analyze(source, "attention.py", RULES).findings == []
+    # the same over the queries (dim 1) of the scores written (b, n, heads, m)
+    source = HEADS_ON_AXIS_2.replace('"bnhd,bmhd->bhnm"', '"bnhd,bmhd->bnhm"').replace(
+        '"bhnm,bmhd->bnhd"', '"bnhm,bmhd->bnhd"').replace("F.softmax(weights, dim=-1)", "F.softmax(weights, dim=1)")
     assert analyze(source, "attention.py", RULES).findings == []
