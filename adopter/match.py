@@ -342,8 +342,9 @@ class Matcher:
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
-                 independent: tuple[str, ...] = ()):
+                 independent: tuple[str, ...] = (), outputs_meet: bool = False):
         self.rule_id = rule_id
+        self.outputs_meet = outputs_meet
         self._repeats = None  # the searched flow's Flow.repeats (set by _search)
         self.independent = independent
         self.computed = computed
@@ -1180,6 +1181,8 @@ class Matcher:
             return None
         if self.independent and not self._independent(flow, state):
             return None
+        if self.outputs_meet and not self._outputs_meet(flow, state):
+            return None
         guarded: list[str] = []
         if not self._same_on_every_path(flow, state, cls, guarded):
             return None
@@ -1290,6 +1293,10 @@ class Matcher:
         if not all(len(spellings) == 1 for spellings in texts.values()):
             return False
         shared = set().union(*(keys[name] for name in keys if reads[name] > 1))
+        if shared and flow.repeats:
+            # a temporary the flow computes again by the same steps (``x[:, 1:]`` written for each
+            # projection) is the same value: the steps computing it again do not reassign it
+            shared.difference_update(flow.repeats)
         ordered = sorted(state.matched, key=lambda n: n.id)
         for a, b in zip(ordered, ordered[1:]):
             if not _always_reaches(flow, a.id, b.id):
@@ -1333,6 +1340,94 @@ class Matcher:
             key = value.key if isinstance(value, Ref) else None
             if key is None or not key.startswith("self.") or not all(part.isidentifier() for part in key[5:].split(".")):
                 return False
+        return True
+
+    def _outputs_meet(self, flow: Flow, state: _State) -> bool:
+        """Do the matched steps' outputs meet, all of them, as operands of computations?  Each
+        step's output is followed forward through the flow (every node that reads a followed
+        value passes on the steps it came from; a statement rebinding followed names keeps each
+        name's own step: ``q, k, v = (t.view(s) for t in (q, k, v))``, ``q, k = rot(q, k)``).
+        Two followed arguments from different steps meet where they are the operands of a
+        product (``@``, matmul, bmm, einsum) or are handed together to a call that is no torch
+        function (SDPA excepted): an attention call, a helper, a module.  Attention joins all
+        three: the query meets the key in the scores, and the value meets those scores (or, in
+        linear attention, the key first).  A container returned or built (``return a, b, c``)
+        is no such computation; nor is an operand that mixes two steps in any other way (a
+        triangle update's ``left * left_gate`` einsum'd with ``right``: a gate, no query, key or
+        value), nor a third output only multiplied into the product (its out gate)."""
+        matched = state.matched
+        first = min(n.id for n in matched)
+        labels: dict[str, frozenset] = {}
+        own = {n.id: frozenset((i,)) for i, n in enumerate(matched)}
+        group = list(range(len(matched)))  # each step's group: the steps it has met
+        for node in flow.nodes[first:]:
+            mine = own.get(node.id)
+            if mine is not None:
+                for key in node.defs:
+                    labels[key] = mine
+                continue
+            uses = node.uses
+            if not uses and node.kind == "call" and node.args:
+                # an inlined helper's marker reads nothing itself: its arguments are what the
+                # helper is handed
+                if self._meet(node, labels, group) and len(set(group)) == 1:
+                    return True
+                continue
+            if labels.keys().isdisjoint(uses):
+                for key in node.defs:
+                    labels.pop(key, None)
+                continue
+            if self._meet(node, labels, group) and len(set(group)) == 1:
+                return True
+            if not node.defs:
+                continue
+            came = frozenset().union(*(labels.get(key, ()) for key in uses))
+            several = len(node.outs) > 1
+            for key in node.defs:
+                kept = labels.get(key) if several else None
+                if kept is not None and len(kept) == 1:
+                    continue
+                if came:
+                    labels[key] = came
+                else:
+                    labels.pop(key, None)
+        return False
+
+    # torch functions that take two tensors without computing their product or an attention
+    _PRODUCTS = frozenset({"torch.matmul", "torch.einsum", "einops.einsum", "torch.bmm", "torch.baddbmm",
+                           "opt_einsum.contract"})
+    _NOT_MEETING = frozenset({"?map", "?zip", "?tuple", "?list", "?dict", "?print", "?len", "?isinstance",
+                              "?setattr", "?sorted", "?enumerate"})
+
+    def _meet(self, node: Node, labels: dict, group: list) -> bool:
+        """Join the groups of the steps whose outputs ``node`` takes as a product's operands or
+        as a call's arguments (see :meth:`_outputs_meet`): an argument counts when the steps it
+        comes from have already met (one step, or the scores of two).  Did two groups join?"""
+        kind = node.kind
+        op = node.op
+        if node.canon == "torch.matmul" or op in self._PRODUCTS:
+            pass
+        elif kind == "call":
+            if op in self._NOT_MEETING or (op.startswith("torch.") and "attention" not in op):
+                return False
+        elif kind != "layer":
+            return False
+        found: set = set()
+        for value in (*node.args, *(v for _, v in node.kwargs)):
+            if not isinstance(value, Ref):
+                continue
+            got = labels.get(value.key)
+            if not got:
+                continue
+            groups = {group[i] for i in got}
+            if len(groups) == 1:
+                found.update(groups)
+        if len(found) < 2:
+            return False
+        to = min(found)
+        for i, g in enumerate(group):
+            if g in found:
+                group[i] = to
         return True
 
     def _independent(self, flow: Flow, state: _State) -> bool:

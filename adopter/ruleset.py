@@ -194,6 +194,13 @@ class Rule:
     # built from those probabilities (Nystrom's iterative pseudo-inverse of a softmax kernel) is
     # no attention a fused call can take, which needs the value before the probabilities exist.
     independent: tuple[str, ...] = ()
+    # ``[forward] outputs_meet = true``: the matched steps' outputs are operands of one
+    # computation (see match.Matcher._outputs_meet): two of them, each after steps of its own
+    # (reshapes, rotary, norms), are the two operands of a product or handed together to a call
+    # (SDPA, a helper, a module).  Three projections of one input that are an attention's
+    # query, key and value meet in its scores; eleven classifier heads returned in a tuple, or
+    # gates multiplied into a triangle update's two operands, do not.
+    outputs_meet: bool = False
 
     def predicts_input_of(self, alternative: int) -> bool:
         return bool(self.predicts_input) and self.predicts_input[alternative]
@@ -867,6 +874,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         computed=reader.strings(forward, "computed", "forward"),
         module_weights=reader.strings(forward, "module_weights", "forward"),
         independent=reader.strings(forward, "independent", "forward"),
+        outputs_meet=need(forward, "outputs_meet", bool, "forward", False),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule
