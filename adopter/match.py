@@ -33,6 +33,8 @@ RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "un
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
+# A tensor's metadata, read as an attribute or a method: not its values
+_METADATA = ("shape", "dtype", "device", "size", "dim", "ndim", "numel", "is_cuda", "requires_grad")
 SELECTING = frozenset({"gather", "index_select", "take_along_dim", "masked_select", "take"})
 
 MAX_STEPS_PER_START = 50_000
@@ -1299,7 +1301,7 @@ class Matcher:
             shared.difference_update(flow.repeats)
         ordered = sorted(state.matched, key=lambda n: n.id)
         for a, b in zip(ordered, ordered[1:]):
-            if not _always_reaches(flow, a.id, b.id):
+            if not _always_reaches(flow, a.id, b.id) and not self._only_after(flow, state, a, b):
                 return False
             if shared and any(flow.nodes[pos].defs & shared for pos in _between(flow, a.id, b.id)):
                 return False
@@ -1323,6 +1325,36 @@ class Matcher:
                     return False
         return True
 
+    @staticmethod
+    def _only_after(flow: Flow, state: _State, a: Node, b: Node) -> bool:
+        """Some way from step ``a`` skips step ``b``, but ``b`` runs only after ``a`` (every way from
+        the entry to ``b`` passes ``a``), and no other call of the matched layers exists (none
+        projects another input there)?  Gemma-style attention projects the query, then the key and
+        value in the ``else`` of an ``if`` that reuses another layer's cache: where they run, the
+        three read one input (reported; the fix needs the three in one block).  BERT-style
+        self-or-cross attention calls the key and value layers on the encoder's states in the
+        other branch: the input is chosen per call, no site."""
+        if a.kind != "layer" or b.kind != "layer":
+            return False
+        layers = {n.layer for n in state.matched}
+        ids = {n.id for n in state.matched}
+        for node in flow.nodes:
+            if node.kind == "layer" and node.layer in layers and node.id not in ids:
+                return False
+        out = flow.out
+        last = b.id
+        seen = {flow.entry, a.id}
+        stack = [flow.entry]
+        while stack:
+            pos = stack.pop()
+            for succ, _ in out[pos]:
+                if succ == last:
+                    return False  # reached around ``a``
+                if succ < last and succ not in seen:
+                    seen.add(succ)
+                    stack.append(succ)
+        return True
+
     # Steps that only lay a tensor out (its values unchanged): a weight read through them is
     # still the weight.
     _LAYOUT = frozenset({"transpose", "permute", "t", "T", "mT", "unsqueeze", "expand", "expand_as", "view",
@@ -1343,23 +1375,23 @@ class Matcher:
         return True
 
     def _outputs_meet(self, flow: Flow, state: _State) -> bool:
-        """Do the matched steps' outputs meet, all of them, as operands of computations?  Each
-        step's output is followed forward through the flow (every node that reads a followed
-        value passes on the steps it came from; a statement rebinding followed names keeps each
-        name's own step: ``q, k, v = (t.view(s) for t in (q, k, v))``, ``q, k = rot(q, k)``).
-        Two followed arguments from different steps meet where they are the operands of a
-        product (``@``, matmul, bmm, einsum) or are handed together to a call that is no torch
-        function (SDPA excepted): an attention call, a helper, a module.  Attention joins all
-        three: the query meets the key in the scores, and the value meets those scores (or, in
-        linear attention, the key first).  A container returned or built (``return a, b, c``)
-        is no such computation; nor is an operand that mixes two steps in any other way (a
-        triangle update's ``left * left_gate`` einsum'd with ``right``: a gate, no query, key or
-        value), nor a third output only multiplied into the product (its out gate)."""
+        """Do two of the matched steps' outputs meet as the operands of one computation (lead
+        ruling, session 25: ADP009 is the attention projection kernel)?  Each step's output is
+        followed forward through the flow: a node that reads a followed value passes on the steps
+        it came from (a statement rebinding followed names keeps each name's own step:
+        ``q, k, v = (t.view(s) for t in (q, k, v))``; a name keeps what every assignment gave it,
+        the branches being read in one pass; metadata read beside a value, ``q.dtype``, is not
+        its values).  Two arguments, each from one step and from different steps, meet where they
+        are the operands of a product (``@``, matmul, bmm, an einsum of a literal equation) or
+        are handed together to a call that is no torch function (SDPA excepted): an attention
+        call, a helper (inlined or not), a module.  Attention's scores are such a product.  A
+        container returned or built (eleven classifier heads ``return (a, b, c, ...)``) is no
+        such computation; nor is an operand that mixes two steps in another way (a triangle
+        update's ``left * left_gate``), nor an einsum whose equation the code picks at run time."""
         matched = state.matched
         first = min(n.id for n in matched)
         labels: dict[str, frozenset] = {}
         own = {n.id: frozenset((i,)) for i, n in enumerate(matched)}
-        group = list(range(len(matched)))  # each step's group: the steps it has met
         for node in flow.nodes[first:]:
             mine = own.get(node.id)
             if mine is not None:
@@ -1370,27 +1402,30 @@ class Matcher:
             if not uses and node.kind == "call" and node.args:
                 # an inlined helper's marker reads nothing itself: its arguments are what the
                 # helper is handed
-                if self._meet(node, labels, group) and len(set(group)) == 1:
+                if self._meet(node, labels):
                     return True
                 continue
             if labels.keys().isdisjoint(uses):
-                for key in node.defs:
-                    labels.pop(key, None)
                 continue
-            if self._meet(node, labels, group) and len(set(group)) == 1:
+            if self._meet(node, labels):
                 return True
-            if not node.defs:
+            if not node.defs or (node.kind == "method" and node.op in _METADATA):
                 continue
-            came = frozenset().union(*(labels.get(key, ()) for key in uses))
+            # what the node computes from the followed values; a name's metadata read beside it
+            # (``q.dtype`` in ``cache["k"].to(q.dtype)``, ``b, n, _ = q.shape``) is not its values
+            came = frozenset().union(*(labels[key] for key in uses if key in labels
+                                       and not any(key + "." + attr in uses for attr in _METADATA)))
+            if not came:
+                continue
             several = len(node.outs) > 1
             for key in node.defs:
-                kept = labels.get(key) if several else None
-                if kept is not None and len(kept) == 1:
-                    continue
-                if came:
+                kept = labels.get(key)
+                if kept is None:
                     labels[key] = came
-                else:
-                    labels.pop(key, None)
+                elif not (several and len(kept) == 1):
+                    # (a name keeps what every assignment of it gave it: the flow's branches are
+                    # read in one pass, so a later branch's assignment does not end an earlier one's)
+                    labels[key] = kept | came
         return False
 
     # torch functions that take two tensors without computing their product or an attention
@@ -1399,36 +1434,37 @@ class Matcher:
     _NOT_MEETING = frozenset({"?map", "?zip", "?tuple", "?list", "?dict", "?print", "?len", "?isinstance",
                               "?setattr", "?sorted", "?enumerate"})
 
-    def _meet(self, node: Node, labels: dict, group: list) -> bool:
-        """Join the groups of the steps whose outputs ``node`` takes as a product's operands or
-        as a call's arguments (see :meth:`_outputs_meet`): an argument counts when the steps it
-        comes from have already met (one step, or the scores of two).  Did two groups join?"""
+    def _meet(self, node: Node, labels: dict) -> bool:
+        """Does ``node`` take two arguments, each from one matched step and from different
+        ones, as a product's operands or as a call's arguments (see :meth:`_outputs_meet`)?"""
         kind = node.kind
         op = node.op
-        if node.canon == "torch.matmul" or op in self._PRODUCTS:
+        if node.canon == "torch.matmul":
             pass
+        elif op in self._PRODUCTS:
+            if "einsum" in op and not (node.args and isinstance(node.args[0], Const)):
+                return False  # an equation the code computes: what it contracts is not known
         elif kind == "call":
-            if op in self._NOT_MEETING or (op.startswith("torch.") and "attention" not in op):
+            if op in self._NOT_MEETING or "einsum" in op or (op.startswith("torch.") and "attention" not in op):
+                return False
+        elif kind == "method":
+            # a method of an object the steps did not compute (``cache.update(k, v)``): a helper
+            if not node.args or node.args[0].__class__ is not Ref or node.args[0].key in labels:
                 return False
         elif kind != "layer":
             return False
-        found: set = set()
+        seen = None
         for value in (*node.args, *(v for _, v in node.kwargs)):
-            if not isinstance(value, Ref):
+            if value.__class__ is not Ref:
                 continue
             got = labels.get(value.key)
-            if not got:
+            if got is None or len(got) != 1:
                 continue
-            groups = {group[i] for i in got}
-            if len(groups) == 1:
-                found.update(groups)
-        if len(found) < 2:
-            return False
-        to = min(found)
-        for i, g in enumerate(group):
-            if g in found:
-                group[i] = to
-        return True
+            if seen is None:
+                seen = got
+            elif got != seen:
+                return True
+        return False
 
     def _independent(self, flow: Flow, state: _State) -> bool:
         """Is no variable of ``[forward] independent`` computed from a step of the match?  Each

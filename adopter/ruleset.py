@@ -194,12 +194,11 @@ class Rule:
     # built from those probabilities (Nystrom's iterative pseudo-inverse of a softmax kernel) is
     # no attention a fused call can take, which needs the value before the probabilities exist.
     independent: tuple[str, ...] = ()
-    # ``[forward] outputs_meet = true``: the matched steps' outputs are operands of one
-    # computation (see match.Matcher._outputs_meet): two of them, each after steps of its own
-    # (reshapes, rotary, norms), are the two operands of a product or handed together to a call
-    # (SDPA, a helper, a module).  Three projections of one input that are an attention's
-    # query, key and value meet in its scores; eleven classifier heads returned in a tuple, or
-    # gates multiplied into a triangle update's two operands, do not.
+    # ``[forward] outputs_meet = true``: two of the matched steps' outputs, each after steps of
+    # its own (reshapes, rotary, norms), are the two operands of one product or handed together
+    # to a call (SDPA, a helper, a module) (see match.Matcher._outputs_meet).  An attention's
+    # query and key meet in its scores; eleven classifier heads returned in a tuple, or a
+    # triangle update's gated projections, do not.
     outputs_meet: bool = False
 
     def predicts_input_of(self, alternative: int) -> bool:
