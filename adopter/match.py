@@ -35,6 +35,9 @@ from .structure.model import SEQUENTIAL_OWNER, attr_words
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
 # A tensor's metadata, read as an attribute or a method: not its values
 _METADATA = ("shape", "dtype", "device", "size", "dim", "ndim", "numel", "is_cuda", "requires_grad")
+# Tensors made from another's shape and type alone, not its values
+_VALUE_FREE = frozenset({"torch.zeros_like", "torch.ones_like", "torch.empty_like", "torch.full_like",
+                         "torch.rand_like", "torch.randn_like", "new_zeros", "new_ones", "new_empty", "new_full"})
 SELECTING = frozenset({"gather", "index_select", "take_along_dim", "masked_select", "take"})
 
 MAX_STEPS_PER_START = 50_000
@@ -1301,7 +1304,7 @@ class Matcher:
             shared.difference_update(flow.repeats)
         ordered = sorted(state.matched, key=lambda n: n.id)
         for a, b in zip(ordered, ordered[1:]):
-            if not _always_reaches(flow, a.id, b.id) and not self._only_after(flow, state, a, b):
+            if not _always_reaches(flow, a.id, b.id) and not (a is ordered[0] and self._only_after(flow, state, a, b)):
                 return False
             if shared and any(flow.nodes[pos].defs & shared for pos in _between(flow, a.id, b.id)):
                 return False
@@ -1327,9 +1330,9 @@ class Matcher:
 
     @staticmethod
     def _only_after(flow: Flow, state: _State, a: Node, b: Node) -> bool:
-        """Some way from step ``a`` skips step ``b``, but ``b`` runs only after ``a`` (every way from
-        the entry to ``b`` passes ``a``), and no other call of the matched layers exists (none
-        projects another input there)?  Gemma-style attention projects the query, then the key and
+        """Some way from the first step ``a`` skips the second ``b``, but ``b`` runs only after ``a``
+        (every way from the entry to ``b`` passes ``a``; the steps after ``b`` run whenever it
+        does), and no other call of the matched layers exists (none projects another input)?  Gemma-style attention projects the query, then the key and
         value in the ``else`` of an ``if`` that reuses another layer's cache: where they run, the
         three read one input (reported; the fix needs the three in one block).  BERT-style
         self-or-cross attention calls the key and value layers on the encoder's states in the
@@ -1392,11 +1395,14 @@ class Matcher:
         first = min(n.id for n in matched)
         labels: dict[str, frozenset] = {}
         own = {n.id: frozenset((i,)) for i, n in enumerate(matched)}
+        in_stmt: dict = {}  # statement -> the steps whose output one of its temporaries holds whole
         for node in flow.nodes[first:]:
             mine = own.get(node.id)
             if mine is not None:
                 for key in node.defs:
                     labels[key] = mine
+                    if key[:1] == "%":
+                        in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | mine
                 continue
             uses = node.uses
             if not uses and node.kind == "call" and node.args:
@@ -1406,18 +1412,46 @@ class Matcher:
                     return True
                 continue
             if labels.keys().isdisjoint(uses):
+                steps = in_stmt.get(node.stmt) if len(node.outs) > 1 and node.kind == "other" else None
+                if steps is not None and len(steps) == len(node.outs):
+                    # ``query, key, value = (self.q(query), self.k(query), self.v(query))``: the
+                    # statement reads the names its calls read; its elements are the steps
+                    for out, step in zip(node.outs, sorted(steps)):
+                        labels[out.key] = frozenset((step,))
                 continue
             if self._meet(node, labels):
                 return True
-            if not node.defs or (node.kind == "method" and node.op in _METADATA):
+            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels):
+                return True
+            if not node.defs or node.op in _VALUE_FREE or (node.kind == "method" and node.op in _METADATA):
                 continue
-            # what the node computes from the followed values; a name's metadata read beside it
-            # (``q.dtype`` in ``cache["k"].to(q.dtype)``, ``b, n, _ = q.shape``) is not its values
-            came = frozenset().union(*(labels[key] for key in uses if key in labels
-                                       and not any(key + "." + attr in uses for attr in _METADATA)))
+            # what the node computes from the followed values: its operands where it has them,
+            # what it reads otherwise; a value's metadata (``q.dtype`` in ``cache["k"].to(q.dtype)``,
+            # ``d = k.shape[-1]``) is not its values
+            if node.args or node.kwargs:
+                came = frozenset()
+                for value in (*node.args, *(v for _, v in node.kwargs)):
+                    if value.__class__ is Ref:
+                        got = _followed(value.key, labels)
+                        if got:
+                            came = came | got
+            else:
+                came = frozenset().union(*(labels[key] for key in uses if key in labels and not any(
+                    other.startswith(key + "." + attr) for other in uses for attr in _METADATA)))
             if not came:
                 continue
+            if len(came) == 1 and node.outs and node.outs[0].key[:1] == "%":
+                in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | came
             several = len(node.outs) > 1
+            if several and len(came) == len(node.outs) and all(
+                    len(labels[key]) == 1 for key in uses if key in labels) and not any(
+                    len(labels.get(out.key, ())) == 1 for out in node.outs):
+                # as many names bound as the steps read, each read whole: one name per step
+                # (``q, k, v = torch.cat([q, c_q]), torch.cat([k, c_k]), ...``; which name holds
+                # which step does not change where two steps meet)
+                for out, step in zip(node.outs, sorted(came)):
+                    labels[out.key] = frozenset((step,))
+                continue
             for key in node.defs:
                 kept = labels.get(key)
                 if kept is None:
@@ -1436,7 +1470,8 @@ class Matcher:
 
     def _meet(self, node: Node, labels: dict) -> bool:
         """Does ``node`` take two arguments, each from one matched step and from different
-        ones, as a product's operands or as a call's arguments (see :meth:`_outputs_meet`)?"""
+        ones, as a product's operands or as a call's arguments (see :meth:`_outputs_meet`); or,
+        a product, one step's output and a value computed from two others?"""
         kind = node.kind
         op = node.op
         if node.canon == "torch.matmul":
@@ -1454,17 +1489,24 @@ class Matcher:
         elif kind != "layer":
             return False
         seen = None
+        mixed = None
         for value in (*node.args, *(v for _, v in node.kwargs)):
             if value.__class__ is not Ref:
                 continue
-            got = labels.get(value.key)
-            if got is None or len(got) != 1:
+            got = _followed(value.key, labels)
+            if not got:
+                continue
+            if len(got) != 1:
+                mixed = got if mixed is None else mixed
                 continue
             if seen is None:
                 seen = got
             elif got != seen:
                 return True
-        return False
+        # one step's output with what two others computed together (the value with the
+        # probabilities of point attention's query-key distances, or with the correlation of
+        # query and key an auto-correlation helper aggregates it by)
+        return seen is not None and mixed is not None and not seen <= mixed
 
     def _independent(self, flow: Flow, state: _State) -> bool:
         """Is no variable of ``[forward] independent`` computed from a step of the match?  Each
@@ -1934,6 +1976,52 @@ def _reaches(flow: Flow, first: int, last: int) -> bool:
 def _definers(nodes: list, key: str, before: int) -> list:
     """The nodes before position ``before`` that assign ``key``."""
     return [n for n in nodes[:before] if key in n.defs]
+
+
+def _followed(key: str, labels: dict):
+    """The matched steps a value comes from (Matcher._outputs_meet): its own, or those of the
+    name it selects from (``q[:, 0]``, ``keys.T``: an opaque key; ``Q|X[..., :h]``, a helper's
+    parameter ``X`` holding ``Q``), not of one whose metadata it reads (``k.shape[-1]``)."""
+    got = labels.get(key)
+    if got is not None or key[:1] == "%":
+        return got
+    base, bar, text = key.partition("|")
+    if not bar:
+        text = key
+    cut = len(text)
+    for mark in ("[", "."):
+        at = text.find(mark)
+        if 0 < at < cut:
+            cut = at
+    if cut == len(text) and not bar:
+        return None
+    rest = text[cut:]
+    if rest[:1] == "." and rest[1:].split("[", 1)[0].split(".", 1)[0] in _METADATA:
+        return None
+    return labels.get(base if bar else text[:cut])
+
+
+def _returned_together(flow: Flow, node: Node, labels: dict) -> bool:
+    """Is ``node`` the tuple or list the root function returns (``return q, k, v``), holding
+    the matched steps' outputs alone, two of them at least?  A projection helper hands them to a
+    caller that computes with them (Matcher._outputs_meet; read no further, as before the lead's
+    session-25 ruling).  A model's eleven classifier heads returned in one tuple hold more than
+    the three matched: no evidence of an attention."""
+    outs = node.outs
+    if len(outs) != 1 or node.defs != {outs[0].key}:
+        return False
+    after = node.id + 1
+    nodes = flow.nodes
+    if after >= len(nodes) or nodes[after].kind != "other" or nodes[after].defs \
+            or nodes[after].uses != node.defs or nodes[after].inlined:
+        return False
+    steps = set()
+    for key in node.uses:
+        got = labels.get(key)
+        if got is None or len(got) != 1:
+            return False
+        steps |= got
+    return len(steps) > 1
 
 
 def _always_reaches(flow: Flow, first: int, last: int) -> bool:

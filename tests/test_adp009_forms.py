@@ -140,6 +140,21 @@ def test_projections_that_meet_in_an_attention_are_still_fused_qkv():
         assert len(found(code, "ADP009")) == 1, name
 
 
+def test_a_projection_module_returning_its_three_outputs_is_still_fused_qkv():
+    # returned together for a caller to compute with, nothing else in the tuple (as before the
+    # ruling: the caller is not read)
+    code = attention("""\
+        q = self.q(x)
+        k = self.k(x)
+        v = self.v(x)
+        return q, k, v
+    """)
+    assert len(found(code, "ADP009")) == 1
+    assert len(found(code.replace("return q, k, v", "return [q.view(2, -1), k, v]"), "ADP009")) == 1
+    # ... but not beside another value of the input in the tuple (heads of a classifier)
+    assert found(code.replace("return q, k, v", "return q, k, v, x.mean(0)"), "ADP009") == []
+
+
 def test_two_projections_or_a_cross_attention_are_not_fused_qkv():
     two = attention("""\
         q = self.q(x)
