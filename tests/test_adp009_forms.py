@@ -126,6 +126,10 @@ MEETINGS = {
     "module": "return self.inner(q, k, v)",
     "cache written first": "k, v = cache.update(k.to(q.dtype), v)\nreturn torch.bmm(q, k.transpose(1, 2))",
     "one value out of a cache": "k = cache.update(k, v)\nreturn torch.bmm(q, k.transpose(1, 2))",
+    "the key's width read beside the query": ("d = k.shape[-1]\nq = q.view(2, -1, d) * d ** -0.5\n"
+                                              "return (q @ k.view(2, -1, d).transpose(-1, -2)).softmax(-1) @ v"),
+    "distances of query and key, then the value": ("d = (q.unsqueeze(2) - k.unsqueeze(1)).pow(2).sum(-1)\n"
+                                                   "return torch.einsum('bij,bjd->bid', (-d).softmax(-1), v)"),
     "heads split by a generator": ("b, n, _ = q.shape\n"
                                    "q, k, v = (t.view(b, n, 2, -1).transpose(1, 2) for t in (q, k, v))\n"
                                    "return (q @ k.transpose(-1, -2)).softmax(-1) @ v"),
@@ -138,6 +142,18 @@ def test_projections_that_meet_in_an_attention_are_still_fused_qkv():
                          extra_init="self.inner = nn.MultiheadAttention(d, 2)\n",
                          head="from flash_attn import flash_attn_func\n")
         assert len(found(code, "ADP009")) == 1, name
+
+
+def test_a_tuple_of_the_three_calls_bound_at_once_is_still_fused_qkv():
+    code = attention("""\
+        x, k, v = (
+            self.q(x),
+            self.k(x),
+            self.v(x),
+        )
+        return F.scaled_dot_product_attention(x, k, v)
+    """)
+    assert len(found(code, "ADP009")) == 1
 
 
 def test_a_projection_module_returning_its_three_outputs_is_still_fused_qkv():
@@ -210,6 +226,16 @@ def test_key_and_value_of_another_input_in_the_other_branch_are_not_fused_qkv():
         return (q @ k.transpose(-1, -2)).softmax(-1) @ v
     """)
     assert found(apart, "ADP009") == []
+    # a third projection only under a setting, after the other two (a residual mix): the
+    # first two run together and the third is no value of theirs
+    mixed = attention("""\
+        q = self.q(x)
+        k = self.k(x)
+        if self.mix is not None:
+            k = k * self.mix(x).sigmoid()
+        return F.scaled_dot_product_attention(q, k, k)
+    """, extra_init="self.mix = nn.Linear(d, d) if d > 4 else None\n")
+    assert found(mixed, "ADP009") == []
 
 
 # ---------- part 3: one slice of constants written three times
