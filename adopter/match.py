@@ -35,6 +35,8 @@ from .structure.model import SEQUENTIAL_OWNER, attr_words
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
 # A tensor's metadata, read as an attribute or a method: not its values
 _METADATA = ("shape", "dtype", "device", "size", "dim", "ndim", "numel", "is_cuda", "requires_grad")
+# Methods that read their argument's type or shape alone
+_LIKE = frozenset({"type_as", "to", "expand_as", "view_as", "reshape_as"})
 # Tensors made from another's shape and type alone, not its values
 _VALUE_FREE = frozenset({"torch.zeros_like", "torch.ones_like", "torch.empty_like", "torch.full_like",
                          "torch.rand_like", "torch.randn_like", "new_zeros", "new_ones", "new_empty", "new_full"})
@@ -1332,7 +1334,8 @@ class Matcher:
     def _only_after(flow: Flow, state: _State, a: Node, b: Node) -> bool:
         """Some way from the first step ``a`` skips the second ``b``, but ``b`` runs only after ``a``
         (every way from the entry to ``b`` passes ``a``; the steps after ``b`` run whenever it
-        does), and no other call of the matched layers exists (none projects another input)?  Gemma-style attention projects the query, then the key and
+        does), no other call of the matched layers exists (none projects another input), and no
+        other layer call of the input lies in ``b``'s block?  Gemma-style attention projects the query, then the key and
         value in the ``else`` of an ``if`` that reuses another layer's cache: where they run, the
         three read one input (reported; the fix needs the three in one block).  BERT-style
         self-or-cross attention calls the key and value layers on the encoder's states in the
@@ -1341,8 +1344,16 @@ class Matcher:
             return False
         layers = {n.layer for n in state.matched}
         ids = {n.id for n in state.matched}
+        source = b.args[0].text if b.args and b.args[0].__class__ is Ref else None
         for node in flow.nodes:
-            if node.kind == "layer" and node.layer in layers and node.id not in ids:
+            if node.kind != "layer" or node.id in ids:
+                continue
+            if node.layer in layers:
+                return False
+            if node.scope == b.scope and source is not None and node.args and node.args[0].__class__ is Ref \
+                    and node.args[0].text == source:
+                # another layer of the input beside ``b``: the branch holds its own three (timm's
+                # unfused q, k, v in the else, a gate projected before the if)
                 return False
         out = flow.out
         last = b.id
@@ -1430,7 +1441,10 @@ class Matcher:
             # ``d = k.shape[-1]``) is not its values
             if node.args or node.kwargs:
                 came = frozenset()
-                for value in (*node.args, *(v for _, v in node.kwargs)):
+                # (``t.type_as(v)``, ``t.to(v)``, ``t.expand_as(v)``: of ``v`` only its type or shape)
+                values = node.args[:1] if node.kind == "method" and node.op in _LIKE else \
+                    (*node.args, *(v for _, v in node.kwargs))
+                for value in values:
                     if value.__class__ is Ref:
                         got = _followed(value.key, labels)
                         if got:

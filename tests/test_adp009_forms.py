@@ -238,6 +238,25 @@ def test_key_and_value_of_another_input_in_the_other_branch_are_not_fused_qkv():
     assert found(mixed, "ADP009") == []
 
 
+def test_a_gate_before_the_if_does_not_take_the_unfused_branch_s_site():
+    # timm-style: a gate projection of x before ``if self.qkv is not None``, the unfused q, k, v
+    # in the else (the rotated query typed as the value): the site is the else's three, fixed
+    code = attention("""\
+        gate = self.gate(x).sigmoid()
+        if self.qkv is not None:
+            q, k, v = self.qkv(x).chunk(3, dim=-1)
+        else:
+            q = self.q(x)
+            k = self.k(x)
+            v = self.v(x)
+        q = (q * 2).type_as(v)
+        return F.scaled_dot_product_attention(q, k, v) * gate
+    """, extra_init="self.gate = nn.Linear(d, d)\nself.qkv = None\n")
+    finding = finding_at(code, "ADP009", "q = self.q(x)")
+    assert finding is not None and finding.fixable
+    assert finding_at(code, "ADP009", "gate = self.gate(x)") is None
+
+
 # ---------- part 3: one slice of constants written three times
 
 
