@@ -33,6 +33,13 @@ RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "un
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
+# A tensor's metadata, read as an attribute or a method: not its values
+_METADATA = ("shape", "dtype", "device", "size", "dim", "ndim", "numel", "is_cuda", "requires_grad")
+# Methods that read their argument's type or shape alone
+_LIKE = frozenset({"type_as", "to", "expand_as", "view_as", "reshape_as"})
+# Tensors made from another's shape and type alone, not its values
+_VALUE_FREE = frozenset({"torch.zeros_like", "torch.ones_like", "torch.empty_like", "torch.full_like",
+                         "torch.rand_like", "torch.randn_like", "new_zeros", "new_ones", "new_empty", "new_full"})
 SELECTING = frozenset({"gather", "index_select", "take_along_dim", "masked_select", "take"})
 
 MAX_STEPS_PER_START = 50_000
@@ -342,8 +349,9 @@ class Matcher:
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
-                 independent: tuple[str, ...] = ()):
+                 independent: tuple[str, ...] = (), outputs_meet: bool = False):
         self.rule_id = rule_id
+        self.outputs_meet = outputs_meet
         self._repeats = None  # the searched flow's Flow.repeats (set by _search)
         self.independent = independent
         self.computed = computed
@@ -1182,6 +1190,8 @@ class Matcher:
             return None
         if self.independent and not self._independent(flow, state):
             return None
+        if self.outputs_meet and not self._outputs_meet(flow, state):
+            return None
         guarded: list[str] = []
         if not self._same_on_every_path(flow, state, cls, guarded):
             return None
@@ -1292,9 +1302,13 @@ class Matcher:
         if not all(len(spellings) == 1 for spellings in texts.values()):
             return False
         shared = set().union(*(keys[name] for name in keys if reads[name] > 1))
+        if shared and flow.repeats:
+            # a temporary the flow computes again by the same steps (``x[:, 1:]`` written for each
+            # projection) is the same value: the steps computing it again do not reassign it
+            shared.difference_update(flow.repeats)
         ordered = sorted(state.matched, key=lambda n: n.id)
         for a, b in zip(ordered, ordered[1:]):
-            if not _always_reaches(flow, a.id, b.id):
+            if not _always_reaches(flow, a.id, b.id) and not (a is ordered[0] and self._only_after(flow, state, a, b)):
                 return False
             if shared and any(flow.nodes[pos].defs & shared for pos in _between(flow, a.id, b.id)):
                 return False
@@ -1318,6 +1332,45 @@ class Matcher:
                     return False
         return True
 
+    @staticmethod
+    def _only_after(flow: Flow, state: _State, a: Node, b: Node) -> bool:
+        """Some way from the first step ``a`` skips the second ``b``, but ``b`` runs only after ``a``
+        (every way from the entry to ``b`` passes ``a``; the steps after ``b`` run whenever it
+        does), no other call of the matched layers exists (none projects another input), and no
+        other layer call of the input lies in ``b``'s block?  Gemma-style attention projects the query, then the key and
+        value in the ``else`` of an ``if`` that reuses another layer's cache: where they run, the
+        three read one input (reported; the fix needs the three in one block).  BERT-style
+        self-or-cross attention calls the key and value layers on the encoder's states in the
+        other branch: the input is chosen per call, no site."""
+        if a.kind != "layer" or b.kind != "layer":
+            return False
+        layers = {n.layer for n in state.matched}
+        ids = {n.id for n in state.matched}
+        source = b.args[0].text if b.args and b.args[0].__class__ is Ref else None
+        for node in flow.nodes:
+            if node.kind != "layer" or node.id in ids:
+                continue
+            if node.layer in layers:
+                return False
+            if node.scope == b.scope and source is not None and node.args and node.args[0].__class__ is Ref \
+                    and node.args[0].text == source:
+                # another layer of the input beside ``b``: the branch holds its own three (timm's
+                # unfused q, k, v in the else, a gate projected before the if)
+                return False
+        out = flow.out
+        last = b.id
+        seen = {flow.entry, a.id}
+        stack = [flow.entry]
+        while stack:
+            pos = stack.pop()
+            for succ, _ in out[pos]:
+                if succ == last:
+                    return False  # reached around ``a``
+                if succ < last and succ not in seen:
+                    seen.add(succ)
+                    stack.append(succ)
+        return True
+
     # Steps that only lay a tensor out (its values unchanged): a weight read through them is
     # still the weight.
     _LAYOUT = frozenset({"transpose", "permute", "t", "T", "mT", "unsqueeze", "expand", "expand_as", "view",
@@ -1336,6 +1389,140 @@ class Matcher:
             if key is None or not key.startswith("self.") or not all(part.isidentifier() for part in key[5:].split(".")):
                 return False
         return True
+
+    def _outputs_meet(self, flow: Flow, state: _State) -> bool:
+        """Do two of the matched steps' outputs meet as the operands of one computation (lead
+        ruling, session 25: ADP009 is the attention projection kernel)?  Each step's output is
+        followed forward through the flow: a node that reads a followed value passes on the steps
+        it came from (a statement rebinding followed names keeps each name's own step:
+        ``q, k, v = (t.view(s) for t in (q, k, v))``; a name keeps what every assignment gave it,
+        the branches being read in one pass; metadata read beside a value, ``q.dtype``, is not
+        its values).  Two arguments, each from one step and from different steps, meet where they
+        are the operands of a product (``@``, matmul, bmm, an einsum of a literal equation) or
+        are handed together to a call that is no torch function (SDPA excepted): an attention
+        call, a helper (inlined or not), a module.  Attention's scores are such a product.  A
+        container returned or built (eleven classifier heads ``return (a, b, c, ...)``) is no
+        such computation; nor is an operand that mixes two steps in another way (a triangle
+        update's ``left * left_gate``), nor an einsum whose equation the code picks at run time."""
+        matched = state.matched
+        first = min(n.id for n in matched)
+        labels: dict[str, frozenset] = {}
+        own = {n.id: frozenset((i,)) for i, n in enumerate(matched)}
+        in_stmt: dict = {}  # statement -> the steps whose output one of its temporaries holds whole
+        for node in flow.nodes[first:]:
+            mine = own.get(node.id)
+            if mine is not None:
+                for key in node.defs:
+                    labels[key] = mine
+                    if key[:1] == "%":
+                        in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | mine
+                continue
+            uses = node.uses
+            if not uses and node.kind == "call" and node.args:
+                # an inlined helper's marker reads nothing itself: its arguments are what the
+                # helper is handed
+                if self._meet(node, labels):
+                    return True
+                continue
+            if labels.keys().isdisjoint(uses):
+                steps = in_stmt.get(node.stmt) if len(node.outs) > 1 and node.kind == "other" else None
+                if steps is not None and len(steps) == len(node.outs):
+                    # ``query, key, value = (self.q(query), self.k(query), self.v(query))``: the
+                    # statement reads the names its calls read; its elements are the steps
+                    for out, step in zip(node.outs, sorted(steps)):
+                        labels[out.key] = frozenset((step,))
+                continue
+            if self._meet(node, labels):
+                return True
+            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels):
+                return True
+            if not node.defs or node.op in _VALUE_FREE or (node.kind == "method" and node.op in _METADATA):
+                continue
+            # what the node computes from the followed values: its operands where it has them,
+            # what it reads otherwise; a value's metadata (``q.dtype`` in ``cache["k"].to(q.dtype)``,
+            # ``d = k.shape[-1]``) is not its values
+            if node.args or node.kwargs:
+                came = frozenset()
+                # (``t.type_as(v)``, ``t.to(v)``, ``t.expand_as(v)``: of ``v`` only its type or shape)
+                values = node.args[:1] if node.kind == "method" and node.op in _LIKE else \
+                    (*node.args, *(v for _, v in node.kwargs))
+                for value in values:
+                    if value.__class__ is Ref:
+                        got = _followed(value.key, labels)
+                        if got:
+                            came = came | got
+            else:
+                came = frozenset().union(*(labels[key] for key in uses if key in labels and not any(
+                    other.startswith(key + "." + attr) for other in uses for attr in _METADATA)))
+            if not came:
+                continue
+            if len(came) == 1 and node.outs and node.outs[0].key[:1] == "%":
+                in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | came
+            several = len(node.outs) > 1
+            if several and len(came) == len(node.outs) and all(
+                    len(labels[key]) == 1 for key in uses if key in labels) and not any(
+                    len(labels.get(out.key, ())) == 1 for out in node.outs):
+                # as many names bound as the steps read, each read whole: one name per step
+                # (``q, k, v = torch.cat([q, c_q]), torch.cat([k, c_k]), ...``; which name holds
+                # which step does not change where two steps meet)
+                for out, step in zip(node.outs, sorted(came)):
+                    labels[out.key] = frozenset((step,))
+                continue
+            for key in node.defs:
+                kept = labels.get(key)
+                if kept is None:
+                    labels[key] = came
+                elif not (several and len(kept) == 1):
+                    # (a name keeps what every assignment of it gave it: the flow's branches are
+                    # read in one pass, so a later branch's assignment does not end an earlier one's)
+                    labels[key] = kept | came
+        return False
+
+    # torch functions that take two tensors without computing their product or an attention
+    _PRODUCTS = frozenset({"torch.matmul", "torch.einsum", "einops.einsum", "torch.bmm", "torch.baddbmm",
+                           "opt_einsum.contract"})
+    _NOT_MEETING = frozenset({"?map", "?zip", "?tuple", "?list", "?dict", "?print", "?len", "?isinstance",
+                              "?setattr", "?sorted", "?enumerate"})
+
+    def _meet(self, node: Node, labels: dict) -> bool:
+        """Does ``node`` take two arguments, each from one matched step and from different
+        ones, as a product's operands or as a call's arguments (see :meth:`_outputs_meet`); or,
+        a product, one step's output and a value computed from two others?"""
+        kind = node.kind
+        op = node.op
+        if node.canon == "torch.matmul":
+            pass
+        elif op in self._PRODUCTS:
+            if "einsum" in op and not (node.args and isinstance(node.args[0], Const)):
+                return False  # an equation the code computes: what it contracts is not known
+        elif kind == "call":
+            if op in self._NOT_MEETING or "einsum" in op or (op.startswith("torch.") and "attention" not in op):
+                return False
+        elif kind == "method":
+            # a method of an object the steps did not compute (``cache.update(k, v)``): a helper
+            if not node.args or node.args[0].__class__ is not Ref or node.args[0].key in labels:
+                return False
+        elif kind != "layer":
+            return False
+        seen = None
+        mixed = None
+        for value in (*node.args, *(v for _, v in node.kwargs)):
+            if value.__class__ is not Ref:
+                continue
+            got = _followed(value.key, labels)
+            if not got:
+                continue
+            if len(got) != 1:
+                mixed = got if mixed is None else mixed
+                continue
+            if seen is None:
+                seen = got
+            elif got != seen:
+                return True
+        # one step's output with what two others computed together (the value with the
+        # probabilities of point attention's query-key distances, or with the correlation of
+        # query and key an auto-correlation helper aggregates it by)
+        return seen is not None and mixed is not None and not seen <= mixed
 
     def _independent(self, flow: Flow, state: _State) -> bool:
         """Is no variable of ``[forward] independent`` computed from a step of the match?  Each
@@ -1812,6 +1999,52 @@ def _reaches(flow: Flow, first: int, last: int) -> bool:
 def _definers(nodes: list, key: str, before: int) -> list:
     """The nodes before position ``before`` that assign ``key``."""
     return [n for n in nodes[:before] if key in n.defs]
+
+
+def _followed(key: str, labels: dict):
+    """The matched steps a value comes from (Matcher._outputs_meet): its own, or those of the
+    name it selects from (``q[:, 0]``, ``keys.T``: an opaque key; ``Q|X[..., :h]``, a helper's
+    parameter ``X`` holding ``Q``), not of one whose metadata it reads (``k.shape[-1]``)."""
+    got = labels.get(key)
+    if got is not None or key[:1] == "%":
+        return got
+    base, bar, text = key.partition("|")
+    if not bar:
+        text = key
+    cut = len(text)
+    for mark in ("[", "."):
+        at = text.find(mark)
+        if 0 < at < cut:
+            cut = at
+    if cut == len(text) and not bar:
+        return None
+    rest = text[cut:]
+    if rest[:1] == "." and rest[1:].split("[", 1)[0].split(".", 1)[0] in _METADATA:
+        return None
+    return labels.get(base if bar else text[:cut])
+
+
+def _returned_together(flow: Flow, node: Node, labels: dict) -> bool:
+    """Is ``node`` the tuple or list the root function returns (``return q, k, v``), holding
+    the matched steps' outputs alone, two of them at least?  A projection helper hands them to a
+    caller that computes with them (Matcher._outputs_meet; read no further, as before the lead's
+    session-25 ruling).  A model's eleven classifier heads returned in one tuple hold more than
+    the three matched: no evidence of an attention."""
+    outs = node.outs
+    if len(outs) != 1 or node.defs != {outs[0].key}:
+        return False
+    after = node.id + 1
+    nodes = flow.nodes
+    if after >= len(nodes) or nodes[after].kind != "other" or nodes[after].defs \
+            or nodes[after].uses != node.defs or nodes[after].inlined:
+        return False
+    steps = set()
+    for key in node.uses:
+        got = labels.get(key)
+        if got is None or len(got) != 1:
+            return False
+        steps |= got
+    return len(steps) > 1
 
 
 def _always_reaches(flow: Flow, first: int, last: int) -> bool:

@@ -194,6 +194,12 @@ class Rule:
     # built from those probabilities (Nystrom's iterative pseudo-inverse of a softmax kernel) is
     # no attention a fused call can take, which needs the value before the probabilities exist.
     independent: tuple[str, ...] = ()
+    # ``[forward] outputs_meet = true``: two of the matched steps' outputs, each after steps of
+    # its own (reshapes, rotary, norms), are the two operands of one product or handed together
+    # to a call (SDPA, a helper, a module) (see match.Matcher._outputs_meet).  An attention's
+    # query and key meet in its scores; eleven classifier heads returned in a tuple, or a
+    # triangle update's gated projections, do not.
+    outputs_meet: bool = False
 
     def predicts_input_of(self, alternative: int) -> bool:
         return bool(self.predicts_input) and self.predicts_input[alternative]
@@ -867,6 +873,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         computed=reader.strings(forward, "computed", "forward"),
         module_weights=reader.strings(forward, "module_weights", "forward"),
         independent=reader.strings(forward, "independent", "forward"),
+        outputs_meet=need(forward, "outputs_meet", bool, "forward", False),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule

@@ -248,6 +248,7 @@ def test_the_same_layers_run_on_two_inputs_one_after_the_other_are_two_sites():
     # same three layers (Pegasus-X's block attention): two one-input sites, the first call of
     # each layer an earlier use on every way, not an alternative input.
     code = textwrap.dedent('''
+        import torch.nn.functional as F
         from torch import nn
 
 
@@ -265,7 +266,9 @@ def test_the_same_layers_run_on_two_inputs_one_after_the_other_are_two_sites():
                 global_q = self.q_proj(globals_)
                 global_k = self.k_proj(globals_)
                 global_v = self.v_proj(globals_)
-                return local_q, local_k, local_v, global_q, global_k, global_v
+                # (each triple an attention's operands: ADP009's outputs_meet, session 25)
+                return (F.scaled_dot_product_attention(local_q, local_k, local_v),
+                        F.scaled_dot_product_attention(global_q, global_k, global_v))
     ''')
     assert _covered(code, "local_q = self.q_proj(tokens)", "ADP009")
     assert _covered(code, "global_q = self.q_proj(globals_)", "ADP009")

@@ -592,7 +592,7 @@ def test_names_bound_by_a_star_import_of_a_package_module(tmp_path):
                     x = self.bn(self.conv(x))
                     t = x.flatten(2).transpose(1, 2)
                     q, k, v = self.q(t), self.k(t), self.v(t)
-                    return x
+                    return x + F.scaled_dot_product_attention(q, k, v).mean()
             """),
         "ts/models/hidden.py": textwrap.dedent("""\
             from .layers import *

@@ -302,6 +302,9 @@ class FlowBuilder:
         # result of an inlined helper -> the values its returned tuple's elements were copied to
         self._parts: dict[str, tuple] = {}
         self._tuple_returns: dict[tuple, bool] = {}  # (id of a helper, n) -> _returns_tuple
+        # rows step's temporary -> its slice's text, for a slice of constants (``x[:, 1:]``):
+        # the same slice of the same value written again is the same tensor (_recomputed)
+        self._slices: dict[str, str] = {}
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -368,7 +371,7 @@ class FlowBuilder:
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
-                    _recomputed(self.nodes, self.out, entry.id), read_in or None)
+                    _recomputed(self.nodes, self.out, entry.id, self._slices), read_in or None)
 
     def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
@@ -723,7 +726,10 @@ class FlowBuilder:
             frontier = self._inner_calls(expr.slice, frontier, ctx)
             receiver, frontier = self._value(expr.value, frontier, ctx)
             out = self._temp("")
-            uses = _keys((receiver,)) | self._uses_of(expr.slice, ctx)
+            own = _keys((receiver,))
+            uses = own | self._uses_of(expr.slice, ctx)
+            if uses == own:
+                self._slices[out.key] = self._text(expr.slice).replace(" ", "")
             _, frontier = self._new(
                 ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,), uses=uses,
                 defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows,
@@ -3416,22 +3422,27 @@ _LAYOUT_STEPS = frozenset({"unsqueeze", "squeeze", "view", "reshape", "transpose
                            "cos", "sin"})
 
 
-def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
+def _recomputed(nodes: list, out: list, entry: int, slices: dict | None = None) -> dict | None:
     """Temporaries a layout step computes again from the values an earlier step gave it (LLaMA
     rotary code writing ``cos.unsqueeze(0).unsqueeze(0)`` once in q's line and once in k's) ->
     the earlier temporary, when that step is on every way to the later one and each value read
     is one that cannot change between them: a layout temporary of the same steps, a constant,
     or a plain name the function assigns (or writes into in place) only before the first step.
     None when there is none.  (Each layout step is keyed by its steps and arguments in one
-    string, made with no call: most flows have no two alike and cost nothing more.)"""
+    string, made with no call: most flows have no two alike and cost nothing more.)  A slice of
+    constants (``x[:, 1:]``, its text in ``slices``) is such a step too, keyed by the slice: the
+    same slice of one value is one tensor, another slice of it another."""
     first: dict = {}
     sig: dict = {}  # a layout step's temporary -> its key (the steps computing it, and their arguments)
     pairs = None
     for node in nodes:
-        if node.kind == "method" and node.op in _LAYOUT_STEPS and node.args and node.args[0].__class__ is Ref \
-                and node.outs:
+        if node.kind == "method" and (node.op in _LAYOUT_STEPS or slices and node.op == "__getitem__"
+                                      and node.outs and node.outs[0].key in slices) \
+                and node.args and node.args[0].__class__ is Ref and node.outs:
             receiver = node.args[0].key
             key = node.op + "(" + (sig[receiver] if receiver in sig else receiver)
+            if node.op == "__getitem__":
+                key += "," + slices[node.outs[0].key]
             for value in node.args[1:]:
                 key += "," + (value.key if value.__class__ is Ref else f"{value.value!r}")
             for name, value in node.kwargs:
@@ -3450,7 +3461,8 @@ def _recomputed(nodes: list, out: list, entry: int) -> dict | None:
     for node in nodes:
         for key in node.defs:
             last[key] = node.id
-        if node.kind == "method" and node.op[-1:] == "_" and node.args and node.args[0].__class__ is Ref:
+        if node.kind == "method" and node.op[-1:] == "_" and node.args and node.args[0].__class__ is Ref \
+                and node.op != "__getitem__":  # (a read, not an in-place write)
             last[node.args[0].key] = node.id
     repeats: dict[str, str] = {}
     reached = stack = blank = None

@@ -55,12 +55,12 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
         calls.append(call)
     source = calls[0].args[0]
     if not _plain(source):
-        raise Skip("the projections' input is not a plain name")
+        raise Skip("the projections' input is not a plain name (or a slice of constants of one)")
     x = index.segment(span_of(source))
     if any(index.segment(span_of(call.args[0])) != x for call in calls):
         raise Skip("the projections do not read one input")
     root = source
-    while isinstance(root, ast.Attribute):
+    while isinstance(root, (ast.Attribute, ast.Subscript)):
         root = root.value
     last = max(info.index for info in infos)
     block = infos[0].block
@@ -122,6 +122,13 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
 
 
 def _plain(expr: ast.expr) -> bool:
+    """A name, an attribute of one, or a slice of constants of either (``x[:, 1:]``, written
+    alike for the three: the fused call reads it once, the same tensor)."""
+    if isinstance(expr, ast.Subscript):
+        if not all(isinstance(n, (ast.Constant, ast.Slice, ast.Tuple, ast.UnaryOp, ast.USub, ast.Load))
+                   for n in ast.walk(expr.slice)):
+            return False
+        expr = expr.value
     while isinstance(expr, ast.Attribute):
         expr = expr.value
     return isinstance(expr, ast.Name)
