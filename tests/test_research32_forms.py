@@ -32,7 +32,7 @@ class Refiner(nn.Module):
     def forward(self, x, y):
         n = self.norm(x)
         q, k, v = self.q(n), self.k(INPUT), self.v(n)
-        return x + self.o(q * k + v)
+        return x + self.o((q @ k.transpose(-2, -1)).softmax(-1) @ v)
 """
 
 
