@@ -603,6 +603,16 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                         attr = _self_attr(element)
                         if attr is not None:
                             _record(attr, value, stmt, func.name, typer, env, names, out)
+                elif (target.__class__ is ast.Tuple and stmt.value.__class__ is ast.Call
+                      and any(_self_attr(element) is not None for element in target.elts)
+                      and not any(element.__class__ is ast.Starred for element in target.elts)):
+                    # self.conv, self.bn = conv_bn(c, d): each attribute holds that element of the
+                    # tuples the same-file (or sibling) factory returns
+                    for index, element in enumerate(target.elts):
+                        attr = _self_attr(element)
+                        if attr is not None:
+                            built = [v for v in typer._factory_item(stmt.value, index, env, 0) if isinstance(v, Built)]
+                            _record(attr, stmt.value, stmt, func.name, typer, env, names, out, built=built)
             return
         node = stmt.value
         if isinstance(node, ast.Tuple) and len(node.elts) == 1:
@@ -698,8 +708,12 @@ def _record_positions(attr, elements, stmt, func_name, typer: LayerTyper, env: d
             )
 
 
-def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None):
-    built = [v for v in typer.values(value, env) if isinstance(v, Built)]
+def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None,
+            built: list | None = None):
+    """Record what ``self.<attr> = value`` binds (``built``: what it holds when that is not
+    ``value``'s own type, one element of the tuple a factory returns)."""
+    if built is None:
+        built = [v for v in typer.values(value, env) if isinstance(v, Built)]
     if (built and owner is not None and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param)
             and typer.calls_attr(owner, attr)):
         # self.activation = activation, a parameter with a layer default that the class calls as

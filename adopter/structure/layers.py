@@ -1246,6 +1246,9 @@ class LayerTyper:
         if depth >= MAX_DEPTH or (isinstance(call.func, ast.Name) and call.func.id in env):
             return ()
         fqn = self.names.resolve(call.func)
+        if fqn is None and call.func.__class__ is ast.Attribute:
+            method = self._method(call.func, env)  # self.conv, self.bn = self._conv_bn(c, d)
+            return self._factory(method.name, call, env, depth, method, item=index) if method is not None else ()
         if fqn is None or fqn in self.names.classes:
             return ()
         if fqn in self.names.functions:
@@ -1667,28 +1670,30 @@ class LayerTyper:
                     continue
                 if (len(targets) == 1 and isinstance(targets[0], ast.Tuple) and isinstance(value, ast.Call)
                         and isinstance(value.func, (ast.Name, ast.Attribute))
-                        and all(isinstance(t, ast.Name) for t in targets[0].elts)):
+                        and all(_key(t) is not None for t in targets[0].elts)):
                     # act, scale = get_act(name): each name holds that element of what the
-                    # function returns (a same-file or sibling function returning tuples)
+                    # function returns (a same-file or sibling function returning tuples); also
+                    # ``self.conv, self.bn = conv_bn(c, d)``, each attribute its element
                     for index, target in enumerate(targets[0].elts):
+                        bound = _key(target)
                         values = self._factory_item(value, index, env, depth)
-                        env.pop(ELEMENTS + target.id, None)
-                        env.pop(TABLE_OF + target.id, None)
-                        env.pop("list:" + target.id, None)
-                        env.pop("dict:" + target.id, None)
-                        if nested and (not values or target.id not in env and isinstance(values[0], Key)):
-                            env[UNKNOWN + target.id] = True
+                        env.pop(ELEMENTS + bound, None)
+                        env.pop(TABLE_OF + bound, None)
+                        env.pop("list:" + bound, None)
+                        env.pop("dict:" + bound, None)
+                        if nested and (not values or bound not in env and isinstance(values[0], Key)):
+                            env[UNKNOWN + bound] = True
                         elif not nested:
-                            env.pop(UNKNOWN + target.id, None)
-                        if nested and target.id in env:
-                            current = env[target.id]
+                            env.pop(UNKNOWN + bound, None)
+                        if nested and bound in env:
+                            current = env[bound]
                             if isinstance(current, _Param):
                                 current = current.resolve(self)
-                            env[target.id] = _unique(tuple(current) + values)
+                            env[bound] = _unique(tuple(current) + values)
                         elif values:
-                            env[target.id] = values
+                            env[bound] = values
                         else:
-                            env.pop(target.id, None)
+                            env.pop(bound, None)
                     continue
                 for target in targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):

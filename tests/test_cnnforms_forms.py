@@ -1,0 +1,80 @@
+"""Ways torchvision-style CNN code builds conv -> BatchNorm pairs that the layer typing did not
+read (session 25, helper cnnforms; found by cnn31's probe, none in a blind file yet).  The
+fixtures are ours.
+
+- A same-file factory (or method) returning a ``(conv, bn)`` tuple unpacked into attributes:
+  ``self.conv, self.bn = conv_bn(c, d)``: each attribute holds that element of the tuple, as
+  ``conv, bn = conv_bn(...)`` into locals already did.
+Near-misses: the tuple unpacked the other way round (BatchNorm first), an activation between.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import assert_bn_fold_matches, finding_at, found, rules
+
+from adopter.synth import fix_text
+
+PAIR_FACTORY = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    def conv_bn(cin, cout, stride=1):
+        return nn.Conv2d(cin, cout, 3, stride, padding=1, bias=False), nn.BatchNorm2d(cout)
+
+
+    class Block(nn.Module):
+        def __init__(self, cin=3, cout=8):
+            super().__init__()
+            TARGETS = conv_bn(cin, cout)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            x = self.conv(x)
+            BETWEEN
+            return self.act(self.bn(x))  # pair
+""")
+
+
+def _pair_factory(targets="self.conv, self.bn", between="pass"):
+    return PAIR_FACTORY.replace("TARGETS", targets).replace("BETWEEN", between)
+
+
+def test_factory_pair_unpacked_into_attributes():
+    code = _pair_factory()
+    assert finding_at(code, "ADP007", "# pair") is not None
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert "conv_bn(x, self.conv, self.bn)" in fixed.replace("adopter_kernels.", "")
+    assert_bn_fold_matches(code, fixed, "Block", (), (2, 3, 8, 8))
+
+
+def test_method_factory_pair_unpacked_into_attributes():
+    code = textwrap.dedent("""\
+        import torch.nn as nn
+
+
+        class Block(nn.Module):
+            def __init__(self, cin=3, cout=8):
+                super().__init__()
+                self.conv, self.bn = self._conv_bn(cin, cout)
+
+            def _conv_bn(self, cin, cout):
+                return nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout)
+
+            def forward(self, x):
+                return self.bn(self.conv(x))  # pair
+    """)
+    assert finding_at(code, "ADP007", "# pair") is not None
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert_bn_fold_matches(code, fixed, "Block", (), (2, 3, 8, 8))
+
+
+def test_factory_pair_near_misses():
+    # unpacked the other way round: self.bn holds the conv, self.conv the BatchNorm
+    assert found(_pair_factory(targets="self.bn, self.conv"), "ADP007") == []
+    # an activation between
+    assert found(_pair_factory(between="x = self.act(x)"), "ADP007") == []
+    # a factory whose tuple is not (layer, layer): nothing known of its elements
+    other = _pair_factory().replace("nn.BatchNorm2d(cout)", "cout")
+    assert found(other, "ADP007") == []
