@@ -328,6 +328,7 @@ class LayerTyper:
         self._instance: tuple | None = None
         self._param_cache: dict = {}
         self._kinds: dict = {}  # class FQN -> what _kind_of says
+        self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self.class_envs: dict = {}
 
     # ------------------------------------------------------------------ expressions
@@ -362,6 +363,12 @@ class LayerTyper:
                 if isinstance(value, _Param):
                     return value.resolve(self) if called else value.default
                 if not value and "__class__" in env:
+                    held = self._class_layer(expr.attr, env) if depth < MAX_DEPTH else None
+                    if held is not None:
+                        # conv = nn.Conv2d in the class body, built as self.conv(...): that class
+                        value = self.values(held, {}, depth + 1, called)
+                        if value:
+                            return value
                     return self._own_function(expr, env)
                 return value
             return self._class_of(expr)
@@ -475,6 +482,71 @@ class LayerTyper:
         """The dict literal a table expression names (:meth:`_table_source`), else None."""
         table = self._table_source(table, env)
         return table if isinstance(table, ast.Dict) and None not in table.keys else None
+
+    def _class_layer(self, attr: str, env: dict) -> ast.expr | None:
+        """The dotted name a class body binds ``attr`` to (``conv = nn.Conv2d``, ``norm_layer =
+        nn.BatchNorm2d``), read for ``self.<attr>`` in a method of the class of ``env``: its own
+        body first, then its same-file bases (one base each).  None when that is not certain: a
+        method of one of these classes stores ``.<attr>``, a body binds it more than once or to
+        anything but a dotted name, or a same-file class deriving from the class of ``env`` binds
+        it in its own body (this code then runs with another class too)."""
+        owner = env["__class__"]
+        table = self._class_attrs.get(owner) if owner.__class__ is str else None
+        if table is None:
+            if owner.__class__ is not str or owner not in self.names.classes:
+                return None
+            table = self._class_attrs[owner] = self._class_table(owner)
+        return table.get(attr)
+
+    def _class_table(self, owner: str) -> dict:
+        """attr -> dotted name, for :meth:`_class_layer` (computed once per class)."""
+        chain = []
+        cls = self.names.classes.get(owner)
+        while cls is not None and cls not in chain and len(chain) <= MAX_DEPTH:
+            chain.append(cls)
+            bases = [b for b in cls.bases if b.__class__ is ast.Name and b.id in self.names.classes]
+            cls = self.names.classes[bases[0].id] if len(bases) == 1 else None
+        table: dict = {}
+        for cls in reversed(chain):  # a subclass's binding replaces its base's
+            counts: dict = {}
+            for item in cls.body:
+                if item.__class__ is ast.Assign:
+                    targets = item.targets
+                elif item.__class__ is ast.AnnAssign and item.value is not None:
+                    targets = [item.target]
+                else:
+                    continue
+                for target in targets:
+                    if target.__class__ is ast.Name:
+                        counts[target.id] = counts.get(target.id, 0) + 1
+                        table[target.id] = item.value if item.value.__class__ in (ast.Name, ast.Attribute) else None
+            for name, count in counts.items():
+                if count > 1:
+                    table[name] = None
+        table = {k: v for k, v in table.items() if v is not None}
+        if not table:
+            return table
+        for cls in chain:
+            for node in ast.walk(cls):
+                if node.__class__ is ast.Attribute and node.attr in table and node.ctx.__class__ is not ast.Load:
+                    del table[node.attr]  # self.conv = ... somewhere: not the class's alone
+        # a same-file class deriving from ``owner`` that binds the name again in its body
+        derived = {owner}
+        grew = True
+        while grew and table:
+            grew = False
+            for name, cls in self.names.classes.items():
+                if name in derived or not any(b.__class__ is ast.Name and b.id in derived for b in cls.bases):
+                    continue
+                derived.add(name)
+                grew = True
+                for item in cls.body:
+                    targets = item.targets if item.__class__ is ast.Assign else [item.target] if (
+                        item.__class__ is ast.AnnAssign) else []
+                    for target in targets:
+                        if target.__class__ is ast.Name:
+                            table.pop(target.id, None)
+        return table
 
     def _class_constant(self, attr: str, env: dict) -> ast.expr | None:
         """The value the class of ``env`` assigns ``attr`` in its own body (``_ACT = {...}``,
