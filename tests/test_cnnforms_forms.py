@@ -8,8 +8,14 @@ fixtures are ours.
 - Layer classes held as class attributes (``conv = nn.Conv2d`` in the class body, built as
   ``self.conv(...)``), also a same-file base's; not when a same-file subclass binds the name
   again (the code then runs with another class) or a method stores ``self.<name>``.
+- ``OrderedDict({...})`` of a dict display with string-literal keys, or of ``dict(k=v, ...)``,
+  handed to ``nn.Sequential`` inline or through a name: the members in the literal's order.
+- ``layers["bn"] = nn.BatchNorm2d(c)`` in an OrderedDict filled item by item, under ``if bn:``
+  whose flag is a parameter defaulting to ``True`` (the GUIDE reads a flag at its default).
 Near-misses: the tuple unpacked the other way round (BatchNorm first), an activation between,
-the attribute overridden by a subclass.
+the attribute overridden by a subclass; a dict with a non-literal key, a key given twice, a
+``**`` spread, a ``dict`` that is not the builtin; a flag off by default (or ``None``, or bound
+again), a key put in again after the ``if``.
 """
 
 from __future__ import annotations
@@ -131,3 +137,110 @@ def test_class_attribute_near_misses():
     # the BatchNorm first
     assert found(_class_attrs().replace("self.n(self.c(x))", "self.c(self.n(x))").replace(
         "self.n = self.norm(cout)", "self.n = self.norm(cin)"), "ADP007") == []
+
+
+ODICT_LITERAL = textwrap.dedent("""\
+    from collections import OrderedDict
+
+    import torch.nn as nn
+
+
+    class Net(nn.Module):
+        def __init__(self, cin=3, cout=8):
+            super().__init__()
+            self.inline = nn.Sequential(OrderedDict(FIRST))  # inline
+            layers = OrderedDict(
+                SECOND  # named
+            )
+            self.named = nn.Sequential(layers)
+
+        def forward(self, x):
+            return self.named(self.inline(x))
+""")
+
+DICT_DISPLAY = ('{"conv": nn.Conv2d(CIN, cout, 3, padding=1, bias=False), "bn": nn.BatchNorm2d(cout), '
+                '"relu": nn.ReLU()}')
+DICT_CALL = "dict(conv=nn.Conv2d(CIN, cout, 3, padding=1, bias=False), bn=nn.BatchNorm2d(cout), relu=nn.ReLU())"
+
+
+def _odict_literal(items):
+    return ODICT_LITERAL.replace("FIRST", items.replace("CIN", "cin")).replace("SECOND", items.replace("CIN", "cout"))
+
+
+def test_ordered_dict_of_a_dict_literal():
+    for items in (DICT_DISPLAY, DICT_CALL):
+        code = _odict_literal(items)
+        assert finding_at(code, "ADP007", "# inline") is not None, items
+        assert finding_at(code, "ADP007", "# named") is not None, items
+        fixed = fix_text(code, "model.py", rules("ADP007")).text
+        assert fixed.count("FoldingSequential(") == 2
+        assert_bn_fold_matches(code, fixed, "Net", (), (2, 3, 8, 8))
+
+
+def test_ordered_dict_of_a_dict_literal_near_misses():
+    # BatchNorm first, an activation between
+    first = DICT_DISPLAY.replace('"bn": nn.BatchNorm2d(cout), ', "")
+    first = first.replace('{"conv"', '{"bn": nn.BatchNorm2d(cout), "conv"')
+    assert found(_odict_literal(first), "ADP007") == []
+    between = DICT_DISPLAY.replace('"bn": nn.BatchNorm2d(cout), "relu": nn.ReLU()',
+                                   '"relu": nn.ReLU(), "bn": nn.BatchNorm2d(cout)')
+    assert found(_odict_literal(between), "ADP007") == []
+    # a key that is no literal (it may repeat an earlier one: then the order is another), a
+    # key given twice, a ** spread
+    for items in (DICT_DISPLAY.replace('"bn"', "name"), DICT_DISPLAY.replace('"relu"', '"conv"'),
+                  DICT_DISPLAY.replace('"relu": nn.ReLU()', "**extra"),
+                  DICT_CALL.replace("relu=nn.ReLU()", "**extra")):
+        code = _odict_literal(items).replace("cout=8):", "cout=8, name='bn', extra=None):")
+        assert found(code, "ADP007") == [], items
+    # a dict() that is not the builtin
+    shadowed = _odict_literal(DICT_CALL).replace("import torch.nn as nn\n", "import torch.nn as nn\nfrom mylib import dict\n")
+    assert found(shadowed, "ADP007") == []
+
+
+ODICT_FLAG = textwrap.dedent("""\
+    from collections import OrderedDict
+
+    import torch.nn as nn
+
+
+    class ConvBlock(nn.Module):
+        def __init__(self, cin=3, cout=8, SIGNATURE):
+            super().__init__()
+            layers = OrderedDict()
+            layers["conv"] = nn.Conv2d(cin, cout, 3, padding=1, bias=False)
+            if FLAG:
+                layers["bn"] = nn.BatchNorm2d(cout)  # pair
+            AFTER
+            layers["relu"] = nn.ReLU()
+            self.body = nn.Sequential(layers)
+
+        def forward(self, x):
+            return self.body(x)
+""")
+
+
+def _odict_flag(signature="bn=True", flag="bn", after="pass"):
+    return ODICT_FLAG.replace("SIGNATURE", signature).replace("FLAG", flag).replace("AFTER", after)
+
+
+def test_ordered_dict_item_under_a_flag_on_by_default():
+    code = _odict_flag()
+    assert finding_at(code, "ADP007", "# pair") is not None
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert "FoldingSequential(layers)" in fixed
+    assert_bn_fold_matches(code, fixed, "ConvBlock", (), (2, 3, 8, 8))
+    assert finding_at(_odict_flag(signature="*, bn=True"), "ADP007", "# pair") is not None
+
+
+def test_ordered_dict_flag_near_misses():
+    # a flag off by default: the pair forms only when a caller sets it (skip, not reported)
+    assert found(_odict_flag(signature="bn=False"), "ADP007") == []
+    # no default, a default that is no literal True, the flag bound again in the body
+    assert found(_odict_flag(signature="bn=None"), "ADP007") == []
+    assert found(_odict_flag(signature="bn=1 > 2"), "ADP007") == []
+    assert found(_odict_flag(after="bn = not bn"), "ADP007") == []
+    # the same key put in again after the if: replaced where it may stand
+    assert found(_odict_flag(after='layers["bn"] = nn.Identity()'), "ADP007") == []
+    # an activation put in under the flag before the BatchNorm
+    act = _odict_flag().replace('layers["bn"] =', 'layers["act"] = nn.ReLU()\n            layers["bn"] =')
+    assert found(act, "ADP007") == []

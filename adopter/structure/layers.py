@@ -75,6 +75,10 @@ ODICT = "\0odict:"
 # The keys of such a name filled by item assignment (``layers = OrderedDict()``, then
 # ``layers["conv"] = ...``): a key put in again would replace a member where it stands.
 ODICT_KEYS = "\0odict-keys:"
+# set while walking the body of ``if <flag>:`` whose flag is a parameter defaulting to True: an
+# OrderedDict's new key put in there goes to the end on the way the default takes (the pair is
+# there when the flag keeps its default, as the GUIDE reads flags)
+ODICT_IF = "\0odict-if"
 # A name bound to a list of list displays (``sequence = [[conv, act]]; sequence += [[conv, bn,
 # act]]``): each sublist's graph, and whether it was added on some ways only (in a loop or an
 # if); a loop concatenating them (``for n in range(len(sequence)): stream += sequence[n]``)
@@ -1472,7 +1476,7 @@ class LayerTyper:
                 if isinstance(listed, SeqGraph) and listed.members and not listed.unnamed and not arg.keywords:
                     graph.extend(listed)  # OrderedDict(pairs), pairs a list of (name, layer)
                     continue
-                for element in _ordered_dict_values(arg):
+                for element in _ordered_dict_values(arg, self.names):
                     graph.add(self.values(element, env, depth), element)
                 continue
             graph.add(self.values(arg, env, depth), arg)
@@ -1770,7 +1774,8 @@ class LayerTyper:
                 for target in targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         if ODICT + target.value.id in env:
-                            if not (nested or len(targets) != 1 or not self._odict_item(target, value, env, depth)):
+                            if not ((nested and ODICT_IF not in env) or len(targets) != 1
+                                    or not self._odict_item(target, value, env, depth)):
                                 continue  # layers["bn"] = nn.BatchNorm2d(c): a new key, at the end
                             del env[ODICT + target.value.id]  # layers["pad"] = ...: another order
                         _add_key(env, target.value.id, target.slice)  # kwargs["depthwise"] = True
@@ -1832,6 +1837,18 @@ class LayerTyper:
                             graph = self._list_graph(args[0], env, depth)
                             if graph is not None and graph.members and not graph.unnamed:
                                 env[ODICT + key] = graph
+                                continue
+                        if (graph is None and args and args[0].__class__ in (ast.Dict, ast.Call) and not args[1:]
+                                and not value.keywords and self.names.resolve(value.func) in ORDERED_DICTS):
+                            # layers = OrderedDict({"conv": ..., "bn": ...}) (or of dict(conv=..., ...)):
+                            # its pairs in the literal's order, with its keys
+                            items = _dict_items(args[0], self.names)
+                            if items:
+                                graph = SeqGraph()
+                                for _, element in items:
+                                    graph.add(self.values(element, env, depth), element, named=True)
+                                env[ODICT + key] = graph
+                                env[ODICT_KEYS + key] = tuple(k for k, _ in items)
                                 continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
@@ -1919,7 +1936,12 @@ class LayerTyper:
                     continue
                 lists = {k: v for k, v in env.items() if isinstance(v, SeqGraph)}
                 before = {k: v.copy() for k, v in lists.items()}
+                flagged = (stmt.test.__class__ is ast.Name and not stmt.orelse and not nested
+                           and self._odict_flag(stmt, env))
+                if flagged:
+                    env[ODICT_IF] = True
                 self._walk(stmt.body, env, depth, record, hook, nested=True)
+                env.pop(ODICT_IF, None)
                 after_body = {k: env[k].copy() for k in lists if isinstance(env.get(k), SeqGraph)}
                 # a list the body binds anew (``middle = []``) rather than extends: the other
                 # branch starts from the list as it was, and after the if it is either one
@@ -2166,6 +2188,28 @@ class LayerTyper:
         env[ODICT_KEYS + name] = (*keys, key.value)
         env[ODICT + name].add(self.values(value, env, depth), value, named=True)
         return True
+
+    def _odict_flag(self, stmt: ast.If, env: dict) -> bool:
+        """Is ``stmt`` ``if <flag>:`` putting items into an OrderedDict that ``_odict_item``
+        follows, in straight-line statements, ``flag`` a parameter whose default is ``True``
+        that the function never binds again?  (A flag's default is the way the GUIDE reads.)"""
+        if not any(s.__class__ is ast.Assign and len(s.targets) == 1 and s.targets[0].__class__ is ast.Subscript
+                   and s.targets[0].value.__class__ is ast.Name and ODICT + s.targets[0].value.id in env
+                   for s in stmt.body):
+            return False
+        if not all(s.__class__ in (ast.Assign, ast.Expr, ast.Pass) for s in stmt.body):
+            return False
+        param = env.get(stmt.test.id)
+        if param.__class__ is not _Param:
+            return False
+        func, name = param.func, param.name
+        args = func.args
+        positional = args.posonlyargs + args.args
+        defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]], args.defaults))
+        defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+        default = defaults.get(name)
+        return (default.__class__ is ast.Constant and default.value is True
+                and not _rebinds(func, name))
 
     def _member(self, graph: SeqGraph, elt: ast.expr, env: dict, depth: int) -> None:
         """Put one list element into the list's graph: a layer, or a ``(name, layer)`` pair
@@ -3169,7 +3213,33 @@ def _pair_name(expr: ast.expr, depth: int = 0) -> bool:
     return False
 
 
-def _ordered_dict_values(call: ast.Call):
+def _dict_items(value: ast.expr, names: ModuleNames) -> list | None:
+    """The (key, value) items of a dict display whose keys are distinct string literals, or of
+    ``dict(k=v, ...)`` (the builtin: keywords only), in the order a dict keeps them; None for
+    anything else (a computed key or ``**spread`` may put a key anywhere)."""
+    if value.__class__ is ast.Dict:
+        keys = value.keys
+        if not all(k.__class__ is ast.Constant and k.value.__class__ is str for k in keys):
+            return None
+        items = [(k.value, v) for k, v in zip(keys, value.values)]
+    elif (value.__class__ is ast.Call and value.func.__class__ is ast.Name and value.func.id == "dict"
+          and not value.args and "dict" not in names.imports and "dict" not in names.functions
+          and "dict" not in names.classes and "dict" not in names.constants):
+        if any(k.arg is None for k in value.keywords):
+            return None
+        items = [(k.arg, k.value) for k in value.keywords]
+    else:
+        return None
+    return items if len({k for k, _ in items}) == len(items) else None
+
+
+def _ordered_dict_values(call: ast.Call, names: ModuleNames | None = None):
+    if names is not None and call.args and not call.args[1:] and not call.keywords and (
+            call.args[0].__class__ in (ast.Dict, ast.Call)):
+        # OrderedDict({"conv": conv, "bn": bn}) / OrderedDict(dict(conv=conv, bn=bn)): its items in order
+        for _, value in _dict_items(call.args[0], names) or ():
+            yield value
+        return
     for kw in call.keywords:
         if kw.arg is not None:
             yield kw.value
