@@ -12,10 +12,13 @@ fixtures are ours.
   handed to ``nn.Sequential`` inline or through a name: the members in the literal's order.
 - ``layers["bn"] = nn.BatchNorm2d(c)`` in an OrderedDict filled item by item, under ``if bn:``
   whose flag is a parameter defaulting to ``True`` (the GUIDE reads a flag at its default).
+- A module-level lambda factory, ``conv3x3 = lambda cin, cout, stride=1: nn.Conv2d(...)``
+  bound once: a call of it is what its body builds with those arguments, as a function's.
 Near-misses: the tuple unpacked the other way round (BatchNorm first), an activation between,
 the attribute overridden by a subclass; a dict with a non-literal key, a key given twice, a
 ``**`` spread, a ``dict`` that is not the builtin; a flag off by default (or ``None``, or bound
-again), a key put in again after the ``if``.
+again), a key put in again after the ``if``; a lambda building a Conv1d or a Sequential ending in
+an activation, a lambda name bound twice.
 """
 
 from __future__ import annotations
@@ -244,3 +247,45 @@ def test_ordered_dict_flag_near_misses():
     # an activation put in under the flag before the BatchNorm
     act = _odict_flag().replace('layers["bn"] =', 'layers["act"] = nn.ReLU()\n            layers["bn"] =')
     assert found(act, "ADP007") == []
+
+
+LAMBDA_FACTORY = textwrap.dedent("""\
+    import torch.nn as nn
+
+    conv3x3 = lambda cin, cout, stride=1: BODY
+    MORE
+
+
+    class Block(nn.Module):
+        def __init__(self, cin=3, cout=8):
+            super().__init__()
+            self.conv = conv3x3(cin, cout)
+            self.bn = nn.BatchNorm2d(cout)
+            self.stem = nn.Sequential(conv3x3(cout, cout), nn.BatchNorm2d(cout), nn.ReLU())  # stem
+
+        def forward(self, x):
+            return self.stem(self.bn(self.conv(x)))  # pair
+""")
+
+
+def _lambda(body="nn.Conv2d(cin, cout, 3, stride, 1, bias=False)", more=""):
+    return LAMBDA_FACTORY.replace("BODY", body).replace("MORE", more)
+
+
+def test_module_level_lambda_factory():
+    code = _lambda()
+    assert finding_at(code, "ADP007", "# pair") is not None
+    assert finding_at(code, "ADP007", "# stem") is not None
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert "conv_bn(x, self.conv, self.bn)" in fixed.replace("adopter_kernels.", "")
+    assert_bn_fold_matches(code, fixed, "Block", (), (2, 3, 8, 8))
+
+
+def test_module_level_lambda_near_misses():
+    # the lambda builds another layer (a Conv1d), or a conv then a ReLU in a Sequential
+    assert found(_lambda(body="nn.Conv1d(cin, cout, 3, stride, 1)"), "ADP007") == []
+    seq = _lambda(body="nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1), nn.ReLU())")
+    assert finding_at(seq, "ADP007", "# pair") is None
+    # the name bound again at module level: which lambda runs is not one
+    again = _lambda(more="conv3x3 = lambda cin, cout, stride=1: nn.Identity()")
+    assert found(again, "ADP007") == []

@@ -736,7 +736,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
     for b in built:
         # The span of the constructor call in this statement (each branch of ``a if c else
         # b``); a layer built inside a factory keeps the factory call's span.
-        call = span(b.node) if not b.via or b.via not in names.functions else span(value)
+        call = span(b.node) if not b.via or (b.via not in names.functions and b.via not in names.lambdas) else span(value)
         out.setdefault(attr, []).append(
             Ctor(attr, b.fqn, b.args, b.kwargs, b.table, span(stmt), call, func_name, via=b.via,
                  conditional=b.conditional, unlike=b.unlike, function=b.function)

@@ -333,6 +333,7 @@ class LayerTyper:
         self._param_cache: dict = {}
         self._kinds: dict = {}  # class FQN -> what _kind_of says
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
+        self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
         self.class_envs: dict = {}
 
     # ------------------------------------------------------------------ expressions
@@ -1035,6 +1036,10 @@ class LayerTyper:
                          if isinstance(value, LayerClass) and not value.foreign)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
+        if fqn is None and func.__class__ is ast.Name and func.id in self.names.lambdas and func.id not in env:
+            # conv3x3(cin, cout) with conv3x3 = lambda cin, cout, stride=1: nn.Conv2d(...) at
+            # module level: what the lambda's body builds with these arguments, as a function's
+            return self._factory(func.id, call, env, depth, self._lambda_def(func.id))
         if (fqn is not None and self.package is not None and fqn not in self.names.classes
                 and self.package.owns(fqn) and depth < MAX_DEPTH and fqn.rsplit(".", 1)[-1] not in TABLE_FUNCTIONS):
             found = self.package.find(fqn)
@@ -1315,6 +1320,18 @@ class LayerTyper:
             return tuple(out)
         finally:
             self._busy.discard(key)
+
+    def _lambda_def(self, name: str) -> ast.FunctionDef:
+        """A module-level lambda as the function ``def <name>(<its args>): return <its body>``
+        (made once per name), for :meth:`_factory`."""
+        made = self._lambda_defs.get(name)
+        if made is None:
+            lam = self.names.lambdas[name]
+            made = ast.copy_location(ast.FunctionDef(name=name, args=lam.args,
+                                                     body=[ast.copy_location(ast.Return(value=lam.body), lam.body)],
+                                                     decorator_list=[], returns=None), lam)
+            self._lambda_defs[name] = made
+        return made
 
     def _factory_item(self, call: ast.Call, index: int, env: dict, depth: int) -> tuple:
         """What the ``index``-th name of ``a, b = factory(...)`` holds, ``factory`` a function of
