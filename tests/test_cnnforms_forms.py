@@ -14,11 +14,15 @@ fixtures are ours.
   whose flag is a parameter defaulting to ``True`` (the GUIDE reads a flag at its default).
 - A module-level lambda factory, ``conv3x3 = lambda cin, cout, stride=1: nn.Conv2d(...)``
   bound once: a call of it is what its body builds with those arguments, as a function's.
+- torch's ``nn.SyncBatchNorm`` after a Conv2d (built directly or from a ``norm_layer`` default):
+  in eval a BatchNorm on its running statistics, so reported, not fixed, with its reason, as a
+  package's own synchronised BatchNorm already was (lead ruling, session 25).
 Near-misses: the tuple unpacked the other way round (BatchNorm first), an activation between,
 the attribute overridden by a subclass; a dict with a non-literal key, a key given twice, a
 ``**`` spread, a ``dict`` that is not the builtin; a flag off by default (or ``None``, or bound
 again), a key put in again after the ``if``; a lambda building a Conv1d or a Sequential ending in
-an activation, a lambda name bound twice.
+an activation, a lambda name bound twice; nn.SyncBatchNorm after a Conv1d, before the conv, or
+with ``track_running_stats=False``.
 """
 
 from __future__ import annotations
@@ -289,3 +293,43 @@ def test_module_level_lambda_near_misses():
     # the name bound again at module level: which lambda runs is not one
     again = _lambda(more="conv3x3 = lambda cin, cout, stride=1: nn.Identity()")
     assert found(again, "ADP007") == []
+
+
+SYNC_BN = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    class Block(nn.Module):
+        def __init__(self, cin=3, cout=8, norm_layer=nn.SyncBatchNorm):
+            super().__init__()
+            self.conv = CONV
+            self.bn = NORM
+            self.head = nn.Sequential(nn.Conv2d(cout, cout, 1, bias=False), nn.SyncBatchNorm(cout), nn.ReLU())
+
+        def forward(self, x):
+            return self.head(self.bn(self.conv(x)))  # pair
+""")
+
+
+def _sync(conv="nn.Conv2d(cin, cout, 3, padding=1, bias=False)", norm="nn.SyncBatchNorm(cout)"):
+    return SYNC_BN.replace("CONV", conv).replace("NORM", norm)
+
+
+def test_torch_sync_batchnorm_after_a_conv_is_reported_not_fixed():
+    for norm in ("nn.SyncBatchNorm(cout)", "norm_layer(cout)"):
+        code = _sync(norm=norm)
+        assert finding_at(code, "ADP007", "# pair") is not None, norm
+        assert finding_at(code, "ADP007", "nn.Sequential(nn.Conv2d(cout") is not None, norm
+        result = fix_text(code, "model.py", rules("ADP007"))
+        assert result.text == code
+        reasons = " ".join(str(s) for s in result.skipped)
+        assert reasons.count("nn.SyncBatchNorm is a BatchNorm on its running statistics in eval mode") == 2
+
+
+def test_torch_sync_batchnorm_near_misses():
+    # after a Conv1d (a Conv1d -> BatchNorm pair is no ADP007 site), before the conv, without
+    # running statistics
+    assert finding_at(_sync(conv="nn.Conv1d(cin, cout, 3, padding=1, bias=False)"), "ADP007", "# pair") is None
+    before = _sync(norm="nn.SyncBatchNorm(cin)").replace("self.bn(self.conv(x))", "self.conv(self.bn(x))")
+    assert finding_at(before, "ADP007", "# pair") is None
+    assert finding_at(_sync(norm="nn.SyncBatchNorm(cout, track_running_stats=False)"), "ADP007", "# pair") is None

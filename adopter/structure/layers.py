@@ -94,6 +94,15 @@ LOOK_ALIKES = {
         "torch.nn.Linear", "transformers' Conv1D is a Linear with a transposed (in, out) weight, which the kernel "
                            "does not fuse"),
 }
+# torch's own synchronised BatchNorm: in eval (or with no process group) its forward is
+# F.batch_norm on its running statistics, a BatchNorm of whatever rank its input has; after a
+# Conv2d that is a BatchNorm2d.  Reported, not fixed, as a package's own synchronised BatchNorm
+# on ``_BatchNorm`` is (lead ruling, session 25): the kernel folds plain BatchNorm classes only.
+SYNC_BATCH_NORM = "torch.nn.SyncBatchNorm"
+SYNC_BATCH_NORM_KIND = (
+    "torch.nn.BatchNorm2d",
+    "torch's nn.SyncBatchNorm is a BatchNorm on its running statistics in eval mode but synchronises batch "
+    "statistics across processes in training: the kernel folds plain BatchNorm classes only", True)
 # torch.nn classes that are containers, not layers: a same-file subclass of one is no layer.
 CONTAINER_CLASSES = frozenset({"torch.nn.Module", "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
                                "torch.nn.ParameterList", "torch.nn.ParameterDict"})
@@ -715,6 +724,8 @@ class LayerTyper:
         its own parameters wrapped in dtype casts (``F.linear(x, self.weight.to(x.dtype), ...)``,
         ``super().forward(x.float()).type(x.dtype)``: the same operation, reported, not fixed).
         None otherwise (a forward that computes something else is another layer)."""
+        if fqn == SYNC_BATCH_NORM:
+            return SYNC_BATCH_NORM_KIND
         for name, (base, why) in LOOK_ALIKES.items():
             if names_match(name, fqn):
                 return base, why, False
@@ -1104,7 +1115,8 @@ class LayerTyper:
             out = []
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
-                    kind = self._kind_of(value.fqn) if _module_only(self.names, value.fqn) else None
+                    kind = self._kind_of(value.fqn) if (value.fqn == SYNC_BATCH_NORM
+                                                        or _module_only(self.names, value.fqn)) else None
                     if kind is not None and not kind[0].startswith(OUTPUT_OF):
                         # activation = default(activation, GELU_), GELU_ a same-file nn.Module
                         # whose forward is the GELU formula: built here, what the class computes
