@@ -17,12 +17,17 @@ fixtures are ours.
 - torch's ``nn.SyncBatchNorm`` after a Conv2d (built directly or from a ``norm_layer`` default):
   in eval a BatchNorm on its running statistics, so reported, not fixed, with its reason, as a
   package's own synchronised BatchNorm already was (lead ruling, session 25).
+- ``setattr(self, f"conv{i}", ...)`` / ``setattr(self, "bn%d" % i, ...)`` in a loop, read back in
+  forward as ``getattr(self, f"conv{i}")(x)``: the name family ``conv{}``, as ``add_module`` and
+  ``self._modules[...]`` already were; a family read through ``getattr`` only when all its
+  members are one kind.
 Near-misses: the tuple unpacked the other way round (BatchNorm first), an activation between,
 the attribute overridden by a subclass; a dict with a non-literal key, a key given twice, a
 ``**`` spread, a ``dict`` that is not the builtin; a flag off by default (or ``None``, or bound
 again), a key put in again after the ``if``; a lambda building a Conv1d or a Sequential ending in
 an activation, a lambda name bound twice; nn.SyncBatchNorm after a Conv1d, before the conv, or
-with ``track_running_stats=False``.
+with ``track_running_stats=False``; an activation between getattr calls, a GroupNorm family, one
+family holding convs and norms, a family no setattr gave, a key with two computed parts.
 """
 
 from __future__ import annotations
@@ -333,3 +338,55 @@ def test_torch_sync_batchnorm_near_misses():
     before = _sync(norm="nn.SyncBatchNorm(cin)").replace("self.bn(self.conv(x))", "self.conv(self.bn(x))")
     assert finding_at(before, "ADP007", "# pair") is None
     assert finding_at(_sync(norm="nn.SyncBatchNorm(cout, track_running_stats=False)"), "ADP007", "# pair") is None
+
+
+SETATTR_LOOP = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    class Stack(nn.Module):
+        def __init__(self, width=8, depth=3):
+            super().__init__()
+            self.stem = nn.Conv2d(3, width, 1)
+            for i in range(depth):
+                setattr(self, CONV_KEY, nn.Conv2d(width, width, 3, padding=1, bias=False))
+                setattr(self, BN_KEY, NORM)
+            self.act = nn.ReLU()
+
+        def forward(self, x):
+            x = self.stem(x)
+            for i in range(3):
+                x = getattr(self, CONV_KEY)(x)
+                BETWEEN
+                x = getattr(self, BN_KEY)(x)  # pair
+            return x
+""")
+
+
+def _setattr(conv='f"conv{i}"', bn='f"bn{i}"', norm="nn.BatchNorm2d(width)", between=""):
+    return (SETATTR_LOOP.replace("CONV_KEY", conv).replace("BN_KEY", bn).replace("NORM", norm)
+            .replace("BETWEEN", between))
+
+
+def test_setattr_getattr_name_families_in_loops():
+    for conv, bn in (('f"conv{i}"', 'f"bn{i}"'), ('"conv%d" % i', '"bn%d" % i'), ('"conv" + str(i)', '"bn" + str(i)')):
+        code = _setattr(conv, bn)
+        assert finding_at(code, "ADP007", "# pair") is not None, conv
+        fixed = fix_text(code, "model.py", rules("ADP007")).text
+        assert f"conv_bn(x, getattr(self, {conv}), getattr(self, {bn}))" in fixed.replace("adopter_kernels.", "")
+        assert_bn_fold_matches(code, fixed, "Stack", (), (2, 3, 8, 8))
+
+
+def test_setattr_getattr_near_misses():
+    # an activation between, a GroupNorm family
+    assert found(_setattr(between="x = self.act(x)"), "ADP007") == []
+    assert found(_setattr(norm="nn.GroupNorm(2, width)"), "ADP007") == []
+    # one family holding both the convs and the norms: which one a name reads is not known
+    # (here forward runs each BatchNorm before its conv)
+    mixed = _setattr(conv='f"layer{2 * i + 1}"', bn='f"layer{2 * i}"')
+    conv_call, bn_call = 'getattr(self, f"layer{2 * i + 1}")(x)', 'getattr(self, f"layer{2 * i}")(x)'
+    mixed = mixed.replace(conv_call, "CONV_CALL").replace(bn_call, conv_call).replace("CONV_CALL", bn_call)
+    assert found(mixed, "ADP007") == []
+    # a name family no setattr gave, a key with two computed parts
+    assert found(_setattr().replace('getattr(self, f"bn{i}")', 'getattr(self, f"norm{i}")'), "ADP007") == []
+    assert found(_setattr(bn='f"bn{i}_{i}"'), "ADP007") == []

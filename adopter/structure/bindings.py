@@ -123,7 +123,7 @@ def _ctor_of(value: ast.expr, names: ModuleNames) -> tuple[str, tuple, tuple, bo
 def module_key(expr: ast.expr) -> str | None:
     """The name ``add_module`` is given, or a ``self._modules[...]`` lookup reads: a string
     literal as it is; a literal prefix joined to one computed part (``"bn_end" + str(i)``,
-    ``f"bn_end{i}"``) as the family ``bn_end{}``; None for any other expression."""
+    ``f"bn_end{i}"``, ``"bn_end%d" % i``) as the family ``bn_end{}``; None for any other expression."""
     if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
         return expr.value
     if (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add) and isinstance(expr.left, ast.Constant)
@@ -131,6 +131,11 @@ def module_key(expr: ast.expr) -> str | None:
             and isinstance(expr.right.func, ast.Name) and expr.right.func.id == "str"
             and len(expr.right.args) == 1 and not expr.right.keywords):
         return expr.left.value + "{}"
+    if (expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Mod and expr.left.__class__ is ast.Constant
+            and expr.left.value.__class__ is str and expr.left.value[-2:] in ("%d", "%s", "%i")
+            and expr.left.value.count("%") == 1 and len(expr.left.value) > 2
+            and expr.right.__class__ not in (ast.Tuple, ast.Dict)):
+        return expr.left.value[:-2] + "{}"  # "conv%d" % i
     if (isinstance(expr, ast.JoinedStr) and len(expr.values) == 2 and isinstance(expr.values[0], ast.Constant)
             and expr.values[0].value and isinstance(expr.values[1], ast.FormattedValue)
             and expr.values[1].format_spec is None):
@@ -638,6 +643,15 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
             # a computed name (``"bn_end" + str(i)`` in a loop) binds the family ``bn_end{}``,
             # which ``self._modules["bn_end" + str(j)]`` reads (graph._layer_of)
             _record(key, node.args[1], node, func.name, typer, env, names, out)
+        elif (
+            f.__class__ is ast.Name and f.id == "setattr" and len(node.args) == 3 and not node.keywords
+            and node.args[0].__class__ is ast.Name and node.args[0].id == "self"
+            and "setattr" not in names.imports and "setattr" not in names.functions
+            and (key := module_key(node.args[1])) is not None
+        ):
+            # setattr(self, f"conv{i}", nn.Conv2d(...)) in a loop: the family ``conv{}``, as
+            # add_module's, which ``getattr(self, f"conv{j}")`` reads (graph._layer_of)
+            _record(key, node.args[2], node, func.name, typer, env, names, out)
         # self.convs.append(nn.Conv2d(...)) / self.convs.extend([...]) on an nn.ModuleList the
         # constructor bound (PointNet++'s mlp_convs / mlp_bns, GIN's lins / bns): its members
         elif (
