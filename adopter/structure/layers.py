@@ -101,8 +101,8 @@ LOOK_ALIKES = {
 SYNC_BATCH_NORM = "torch.nn.SyncBatchNorm"
 SYNC_BATCH_NORM_KIND = (
     "torch.nn.BatchNorm2d",
-    "torch's nn.SyncBatchNorm is a BatchNorm on its running statistics in eval mode but synchronises batch "
-    "statistics across processes in training: the kernel folds plain BatchNorm classes only", True)
+    ("torch's nn.SyncBatchNorm is a BatchNorm on its running statistics in eval mode but synchronises batch "
+     "statistics across processes in training: the kernel folds plain BatchNorm classes only"), True)
 # torch.nn classes that are containers, not layers: a same-file subclass of one is no layer.
 CONTAINER_CLASSES = frozenset({"torch.nn.Module", "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
                                "torch.nn.ParameterList", "torch.nn.ParameterDict"})
