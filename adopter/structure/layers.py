@@ -510,10 +510,22 @@ class LayerTyper:
             if owner.__class__ is not str or owner not in self.names.classes:
                 return None
             table = self._class_attrs[owner] = self._class_table(owner)
-        return table.get(attr)
+        found = table.get(attr)
+        if found is None or found[1]:
+            return None if found is None else found[0]
+        # first read of this name: a store of ``.<attr>`` in a method of one of the classes
+        # (``self.conv = ...``) makes it the instance's, not the class's
+        for cls in found[2]:
+            for node in ast.walk(cls):
+                if node.__class__ is ast.Attribute and node.attr == attr and node.ctx.__class__ is not ast.Load:
+                    table[attr] = None
+                    return None
+        table[attr] = (found[0], True, ())
+        return found[0]
 
     def _class_table(self, owner: str) -> dict:
-        """attr -> dotted name, for :meth:`_class_layer` (computed once per class)."""
+        """attr -> (dotted name, checked, the classes whose methods may store it), for
+        :meth:`_class_layer` (computed once per class; the stores are looked for on first read)."""
         chain = []
         cls = self.names.classes.get(owner)
         while cls is not None and cls not in chain and len(chain) <= MAX_DEPTH:
@@ -537,13 +549,9 @@ class LayerTyper:
             for name, count in counts.items():
                 if count > 1:
                     table[name] = None
-        table = {k: v for k, v in table.items() if v is not None}
+        table = {k: (v, False, chain) for k, v in table.items() if v is not None}
         if not table:
             return table
-        for cls in chain:
-            for node in ast.walk(cls):
-                if node.__class__ is ast.Attribute and node.attr in table and node.ctx.__class__ is not ast.Load:
-                    del table[node.attr]  # self.conv = ... somewhere: not the class's alone
         # a same-file class deriving from ``owner`` that binds the name again in its body
         derived = {owner}
         grew = True
