@@ -123,7 +123,7 @@ def _ctor_of(value: ast.expr, names: ModuleNames) -> tuple[str, tuple, tuple, bo
 def module_key(expr: ast.expr) -> str | None:
     """The name ``add_module`` is given, or a ``self._modules[...]`` lookup reads: a string
     literal as it is; a literal prefix joined to one computed part (``"bn_end" + str(i)``,
-    ``f"bn_end{i}"``) as the family ``bn_end{}``; None for any other expression."""
+    ``f"bn_end{i}"``, ``"bn_end%d" % i``) as the family ``bn_end{}``; None for any other expression."""
     if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
         return expr.value
     if (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add) and isinstance(expr.left, ast.Constant)
@@ -131,6 +131,11 @@ def module_key(expr: ast.expr) -> str | None:
             and isinstance(expr.right.func, ast.Name) and expr.right.func.id == "str"
             and len(expr.right.args) == 1 and not expr.right.keywords):
         return expr.left.value + "{}"
+    if (expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Mod and expr.left.__class__ is ast.Constant
+            and expr.left.value.__class__ is str and expr.left.value[-2:] in ("%d", "%s", "%i")
+            and expr.left.value.count("%") == 1 and len(expr.left.value) > 2
+            and expr.right.__class__ not in (ast.Tuple, ast.Dict)):
+        return expr.left.value[:-2] + "{}"  # "conv%d" % i
     if (isinstance(expr, ast.JoinedStr) and len(expr.values) == 2 and isinstance(expr.values[0], ast.Constant)
             and expr.values[0].value and isinstance(expr.values[1], ast.FormattedValue)
             and expr.values[1].format_spec is None):
@@ -612,6 +617,16 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
                         attr = _self_attr(element)
                         if attr is not None:
                             _record(attr, stmt.value.elt, stmt, func.name, typer, env, names, out)
+                elif (target.__class__ is ast.Tuple and stmt.value.__class__ is ast.Call
+                      and any(_self_attr(element) is not None for element in target.elts)
+                      and not any(element.__class__ is ast.Starred for element in target.elts)):
+                    # self.conv, self.bn = conv_bn(c, d): each attribute holds that element of the
+                    # tuples the same-file (or sibling) factory returns
+                    for index, element in enumerate(target.elts):
+                        attr = _self_attr(element)
+                        if attr is not None:
+                            built = [v for v in typer._factory_item(stmt.value, index, env, 0) if isinstance(v, Built)]
+                            _record(attr, stmt.value, stmt, func.name, typer, env, names, out, built=built)
             return
         node = stmt.value
         if isinstance(node, ast.Tuple) and len(node.elts) == 1:
@@ -637,6 +652,15 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
             # a computed name (``"bn_end" + str(i)`` in a loop) binds the family ``bn_end{}``,
             # which ``self._modules["bn_end" + str(j)]`` reads (graph._layer_of)
             _record(key, node.args[1], node, func.name, typer, env, names, out)
+        elif (
+            f.__class__ is ast.Name and f.id == "setattr" and len(node.args) == 3 and not node.keywords
+            and node.args[0].__class__ is ast.Name and node.args[0].id == "self"
+            and "setattr" not in names.imports and "setattr" not in names.functions
+            and (key := module_key(node.args[1])) is not None
+        ):
+            # setattr(self, f"conv{i}", nn.Conv2d(...)) in a loop: the family ``conv{}``, as
+            # add_module's, which ``getattr(self, f"conv{j}")`` reads (graph._layer_of)
+            _record(key, node.args[2], node, func.name, typer, env, names, out)
         # self.convs.append(nn.Conv2d(...)) / self.convs.extend([...]) on an nn.ModuleList the
         # constructor bound (PointNet++'s mlp_convs / mlp_bns, GIN's lins / bns): its members
         elif (
@@ -707,8 +731,12 @@ def _record_positions(attr, elements, stmt, func_name, typer: LayerTyper, env: d
             )
 
 
-def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None):
-    built = [v for v in typer.values(value, env) if isinstance(v, Built)]
+def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None,
+            built: list | None = None):
+    """Record what ``self.<attr> = value`` binds (``built``: what it holds when that is not
+    ``value``'s own type, one element of the tuple a factory returns)."""
+    if built is None:
+        built = [v for v in typer.values(value, env) if isinstance(v, Built)]
     if (built and owner is not None and isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param)
             and typer.calls_attr(owner, attr)):
         # self.activation = activation, a parameter with a layer default that the class calls as
@@ -731,7 +759,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
     for b in built:
         # The span of the constructor call in this statement (each branch of ``a if c else
         # b``); a layer built inside a factory keeps the factory call's span.
-        call = span(b.node) if not b.via or b.via not in names.functions else span(value)
+        call = span(b.node) if not b.via or (b.via not in names.functions and b.via not in names.lambdas) else span(value)
         out.setdefault(attr, []).append(
             Ctor(attr, b.fqn, b.args, b.kwargs, b.table, span(stmt), call, func_name, via=b.via,
                  conditional=b.conditional, unlike=b.unlike, function=b.function)

@@ -828,6 +828,19 @@ class FlowBuilder:
             # attn.to_q(x), attn a parameter annotated with a same-file module class: that
             # class's layer (model._borrow_layers), in the root's own body only
             return f"{func.value.id}.{func.attr}"
+        if (func.__class__ is ast.Call and func.func.__class__ is ast.Name and func.func.id == "getattr"
+                and len(func.args) == 2 and not func.keywords and func.args[0].__class__ is ast.Name
+                and func.args[0].id == "self" and "getattr" not in self.names.imports
+                and "getattr" not in self.names.functions):
+            # getattr(self, f"conv{i}")(x): the layer setattr / add_module gave that name (or
+            # name family, bindings.module_key); unknown when none did, or when the family's
+            # members are not all one kind (which member a computed name reads is not known)
+            key = module_key(func.args[1])
+            if key is None or key not in cls.bindings:
+                return None
+            if "{}" in key and len({c.fqn for c in cls.bindings[key]}) != 1:
+                return None
+            return "self." + key
         if (
             isinstance(func, ast.Subscript)
             and isinstance(func.value, ast.Attribute)

@@ -75,6 +75,10 @@ ODICT = "\0odict:"
 # The keys of such a name filled by item assignment (``layers = OrderedDict()``, then
 # ``layers["conv"] = ...``): a key put in again would replace a member where it stands.
 ODICT_KEYS = "\0odict-keys:"
+# set while walking the body of ``if <flag>:`` whose flag is a parameter defaulting to True: an
+# OrderedDict's new key put in there goes to the end on the way the default takes (the pair is
+# there when the flag keeps its default, as the GUIDE reads flags)
+ODICT_IF = "\0odict-if"
 # A name bound to a list of list displays (``sequence = [[conv, act]]; sequence += [[conv, bn,
 # act]]``): each sublist's graph, and whether it was added on some ways only (in a loop or an
 # if); a loop concatenating them (``for n in range(len(sequence)): stream += sequence[n]``)
@@ -90,6 +94,15 @@ LOOK_ALIKES = {
         "torch.nn.Linear", "transformers' Conv1D is a Linear with a transposed (in, out) weight, which the kernel "
                            "does not fuse"),
 }
+# torch's own synchronised BatchNorm: in eval (or with no process group) its forward is
+# F.batch_norm on its running statistics, a BatchNorm of whatever rank its input has; after a
+# Conv2d that is a BatchNorm2d.  Reported, not fixed, as a package's own synchronised BatchNorm
+# on ``_BatchNorm`` is (lead ruling, session 25): the kernel folds plain BatchNorm classes only.
+SYNC_BATCH_NORM = "torch.nn.SyncBatchNorm"
+SYNC_BATCH_NORM_KIND = (
+    "torch.nn.BatchNorm2d",
+    ("torch's nn.SyncBatchNorm is a BatchNorm on its running statistics in eval mode but synchronises batch "
+     "statistics across processes in training: the kernel folds plain BatchNorm classes only"), True)
 # torch.nn classes that are containers, not layers: a same-file subclass of one is no layer.
 CONTAINER_CLASSES = frozenset({"torch.nn.Module", "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
                                "torch.nn.ParameterList", "torch.nn.ParameterDict"})
@@ -328,6 +341,8 @@ class LayerTyper:
         self._instance: tuple | None = None
         self._param_cache: dict = {}
         self._kinds: dict = {}  # class FQN -> what _kind_of says
+        self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
+        self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
         self.class_envs: dict = {}
 
     # ------------------------------------------------------------------ expressions
@@ -362,6 +377,12 @@ class LayerTyper:
                 if isinstance(value, _Param):
                     return value.resolve(self) if called else value.default
                 if not value and "__class__" in env:
+                    held = self._class_layer(expr.attr, env) if depth < MAX_DEPTH else None
+                    if held is not None:
+                        # conv = nn.Conv2d in the class body, built as self.conv(...): that class
+                        value = self.values(held, {}, depth + 1, called)
+                        if value:
+                            return value
                     return self._own_function(expr, env)
                 return value
             return self._class_of(expr)
@@ -475,6 +496,79 @@ class LayerTyper:
         """The dict literal a table expression names (:meth:`_table_source`), else None."""
         table = self._table_source(table, env)
         return table if isinstance(table, ast.Dict) and None not in table.keys else None
+
+    def _class_layer(self, attr: str, env: dict) -> ast.expr | None:
+        """The dotted name a class body binds ``attr`` to (``conv = nn.Conv2d``, ``norm_layer =
+        nn.BatchNorm2d``), read for ``self.<attr>`` in a method of the class of ``env``: its own
+        body first, then its same-file bases (one base each).  None when that is not certain: a
+        method of one of these classes stores ``.<attr>``, a body binds it more than once or to
+        anything but a dotted name, or a same-file class deriving from the class of ``env`` binds
+        it in its own body (this code then runs with another class too)."""
+        owner = env["__class__"]
+        table = self._class_attrs.get(owner) if owner.__class__ is str else None
+        if table is None:
+            if owner.__class__ is not str or owner not in self.names.classes:
+                return None
+            table = self._class_attrs[owner] = self._class_table(owner)
+        found = table.get(attr)
+        if found is None or found[1]:
+            return None if found is None else found[0]
+        # first read of this name: a store of ``.<attr>`` in a method of one of the classes
+        # (``self.conv = ...``) makes it the instance's, not the class's
+        for cls in found[2]:
+            for node in ast.walk(cls):
+                if node.__class__ is ast.Attribute and node.attr == attr and node.ctx.__class__ is not ast.Load:
+                    table[attr] = None
+                    return None
+        table[attr] = (found[0], True, ())
+        return found[0]
+
+    def _class_table(self, owner: str) -> dict:
+        """attr -> (dotted name, checked, the classes whose methods may store it), for
+        :meth:`_class_layer` (computed once per class; the stores are looked for on first read)."""
+        chain = []
+        cls = self.names.classes.get(owner)
+        while cls is not None and cls not in chain and len(chain) <= MAX_DEPTH:
+            chain.append(cls)
+            bases = [b for b in cls.bases if b.__class__ is ast.Name and b.id in self.names.classes]
+            cls = self.names.classes[bases[0].id] if len(bases) == 1 else None
+        table: dict = {}
+        for cls in reversed(chain):  # a subclass's binding replaces its base's
+            counts: dict = {}
+            for item in cls.body:
+                if item.__class__ is ast.Assign:
+                    targets = item.targets
+                elif item.__class__ is ast.AnnAssign and item.value is not None:
+                    targets = [item.target]
+                else:
+                    continue
+                for target in targets:
+                    if target.__class__ is ast.Name:
+                        counts[target.id] = counts.get(target.id, 0) + 1
+                        table[target.id] = item.value if item.value.__class__ in (ast.Name, ast.Attribute) else None
+            for name, count in counts.items():
+                if count > 1:
+                    table[name] = None
+        table = {k: (v, False, chain) for k, v in table.items() if v is not None}
+        if not table:
+            return table
+        # a same-file class deriving from ``owner`` that binds the name again in its body
+        derived = {owner}
+        grew = True
+        while grew and table:
+            grew = False
+            for name, cls in self.names.classes.items():
+                if name in derived or not any(b.__class__ is ast.Name and b.id in derived for b in cls.bases):
+                    continue
+                derived.add(name)
+                grew = True
+                for item in cls.body:
+                    targets = item.targets if item.__class__ is ast.Assign else [item.target] if (
+                        item.__class__ is ast.AnnAssign) else []
+                    for target in targets:
+                        if target.__class__ is ast.Name:
+                            table.pop(target.id, None)
+        return table
 
     def _class_constant(self, attr: str, env: dict) -> ast.expr | None:
         """The value the class of ``env`` assigns ``attr`` in its own body (``_ACT = {...}``,
@@ -638,6 +732,8 @@ class LayerTyper:
         its own parameters wrapped in dtype casts (``F.linear(x, self.weight.to(x.dtype), ...)``,
         ``super().forward(x.float()).type(x.dtype)``: the same operation, reported, not fixed).
         None otherwise (a forward that computes something else is another layer)."""
+        if fqn == SYNC_BATCH_NORM:
+            return SYNC_BATCH_NORM_KIND
         for name, (base, why) in LOOK_ALIKES.items():
             if names_match(name, fqn):
                 return base, why, False
@@ -959,6 +1055,10 @@ class LayerTyper:
                          if isinstance(value, LayerClass) and not value.foreign)
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             return self._factory(fqn, call, env, depth)
+        if fqn is None and func.__class__ is ast.Name and func.id in self.names.lambdas and func.id not in env:
+            # conv3x3(cin, cout) with conv3x3 = lambda cin, cout, stride=1: nn.Conv2d(...) at
+            # module level: what the lambda's body builds with these arguments, as a function's
+            return self._factory(func.id, call, env, depth, self._lambda_def(func.id))
         if (fqn is not None and self.package is not None and fqn not in self.names.classes
                 and self.package.owns(fqn) and depth < MAX_DEPTH and fqn.rsplit(".", 1)[-1] not in TABLE_FUNCTIONS):
             found = self.package.find(fqn)
@@ -1023,7 +1123,8 @@ class LayerTyper:
             out = []
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
-                    kind = self._kind_of(value.fqn) if _module_only(self.names, value.fqn) else None
+                    kind = self._kind_of(value.fqn) if (value.fqn == SYNC_BATCH_NORM
+                                                        or _module_only(self.names, value.fqn)) else None
                     if kind is not None and not kind[0].startswith(OUTPUT_OF):
                         # activation = default(activation, GELU_), GELU_ a same-file nn.Module
                         # whose forward is the GELU formula: built here, what the class computes
@@ -1240,12 +1341,27 @@ class LayerTyper:
         finally:
             self._busy.discard(key)
 
+    def _lambda_def(self, name: str) -> ast.FunctionDef:
+        """A module-level lambda as the function ``def <name>(<its args>): return <its body>``
+        (made once per name), for :meth:`_factory`."""
+        made = self._lambda_defs.get(name)
+        if made is None:
+            lam = self.names.lambdas[name]
+            made = ast.copy_location(ast.FunctionDef(name=name, args=lam.args,
+                                                     body=[ast.copy_location(ast.Return(value=lam.body), lam.body)],
+                                                     decorator_list=[], returns=None), lam)
+            self._lambda_defs[name] = made
+        return made
+
     def _factory_item(self, call: ast.Call, index: int, env: dict, depth: int) -> tuple:
         """What the ``index``-th name of ``a, b = factory(...)`` holds, ``factory`` a function of
         this file or of a sibling module returning tuples; () for any other call."""
         if depth >= MAX_DEPTH or (isinstance(call.func, ast.Name) and call.func.id in env):
             return ()
         fqn = self.names.resolve(call.func)
+        if fqn is None and call.func.__class__ is ast.Attribute:
+            method = self._method(call.func, env)  # self.conv, self.bn = self._conv_bn(c, d)
+            return self._factory(method.name, call, env, depth, method, item=index) if method is not None else ()
         if fqn is None or fqn in self.names.classes:
             return ()
         if fqn in self.names.functions:
@@ -1397,7 +1513,7 @@ class LayerTyper:
                 if isinstance(listed, SeqGraph) and listed.members and not listed.unnamed and not arg.keywords:
                     graph.extend(listed)  # OrderedDict(pairs), pairs a list of (name, layer)
                     continue
-                for element in _ordered_dict_values(arg):
+                for element in _ordered_dict_values(arg, self.names):
                     graph.add(self.values(element, env, depth), element)
                 continue
             graph.add(self.values(arg, env, depth), arg)
@@ -1691,33 +1807,36 @@ class LayerTyper:
                     continue
                 if (len(targets) == 1 and isinstance(targets[0], ast.Tuple) and isinstance(value, ast.Call)
                         and isinstance(value.func, (ast.Name, ast.Attribute))
-                        and all(isinstance(t, ast.Name) for t in targets[0].elts)):
+                        and all(_key(t) is not None for t in targets[0].elts)):
                     # act, scale = get_act(name): each name holds that element of what the
-                    # function returns (a same-file or sibling function returning tuples)
+                    # function returns (a same-file or sibling function returning tuples); also
+                    # ``self.conv, self.bn = conv_bn(c, d)``, each attribute its element
                     for index, target in enumerate(targets[0].elts):
+                        bound = _key(target)
                         values = self._factory_item(value, index, env, depth)
-                        env.pop(ELEMENTS + target.id, None)
-                        env.pop(TABLE_OF + target.id, None)
-                        env.pop("list:" + target.id, None)
-                        env.pop("dict:" + target.id, None)
-                        if nested and (not values or target.id not in env and isinstance(values[0], Key)):
-                            env[UNKNOWN + target.id] = True
+                        env.pop(ELEMENTS + bound, None)
+                        env.pop(TABLE_OF + bound, None)
+                        env.pop("list:" + bound, None)
+                        env.pop("dict:" + bound, None)
+                        if nested and (not values or bound not in env and isinstance(values[0], Key)):
+                            env[UNKNOWN + bound] = True
                         elif not nested:
-                            env.pop(UNKNOWN + target.id, None)
-                        if nested and target.id in env:
-                            current = env[target.id]
+                            env.pop(UNKNOWN + bound, None)
+                        if nested and bound in env:
+                            current = env[bound]
                             if isinstance(current, _Param):
                                 current = current.resolve(self)
-                            env[target.id] = _unique(tuple(current) + values)
+                            env[bound] = _unique(tuple(current) + values)
                         elif values:
-                            env[target.id] = values
+                            env[bound] = values
                         else:
-                            env.pop(target.id, None)
+                            env.pop(bound, None)
                     continue
                 for target in targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         if ODICT + target.value.id in env:
-                            if not (nested or len(targets) != 1 or not self._odict_item(target, value, env, depth)):
+                            if not ((nested and ODICT_IF not in env) or len(targets) != 1
+                                    or not self._odict_item(target, value, env, depth)):
                                 continue  # layers["bn"] = nn.BatchNorm2d(c): a new key, at the end
                             del env[ODICT + target.value.id]  # layers["pad"] = ...: another order
                         _add_key(env, target.value.id, target.slice)  # kwargs["depthwise"] = True
@@ -1779,6 +1898,18 @@ class LayerTyper:
                             graph = self._list_graph(args[0], env, depth)
                             if graph is not None and graph.members and not graph.unnamed:
                                 env[ODICT + key] = graph
+                                continue
+                        if (graph is None and args and args[0].__class__ in (ast.Dict, ast.Call) and not args[1:]
+                                and not value.keywords and self.names.resolve(value.func) in ORDERED_DICTS):
+                            # layers = OrderedDict({"conv": ..., "bn": ...}) (or of dict(conv=..., ...)):
+                            # its pairs in the literal's order, with its keys
+                            items = _dict_items(args[0], self.names)
+                            if items:
+                                graph = SeqGraph()
+                                for _, element in items:
+                                    graph.add(self.values(element, env, depth), element, named=True)
+                                env[ODICT + key] = graph
+                                env[ODICT_KEYS + key] = tuple(k for k, _ in items)
                                 continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
@@ -1866,7 +1997,12 @@ class LayerTyper:
                     continue
                 lists = {k: v for k, v in env.items() if isinstance(v, SeqGraph)}
                 before = {k: v.copy() for k, v in lists.items()}
+                flagged = (stmt.test.__class__ is ast.Name and not stmt.orelse and not nested
+                           and self._odict_flag(stmt, env))
+                if flagged:
+                    env[ODICT_IF] = True
                 self._walk(stmt.body, env, depth, record, hook, nested=True)
+                env.pop(ODICT_IF, None)
                 after_body = {k: env[k].copy() for k in lists if isinstance(env.get(k), SeqGraph)}
                 # a list the body binds anew (``middle = []``) rather than extends: the other
                 # branch starts from the list as it was, and after the if it is either one
@@ -2113,6 +2249,28 @@ class LayerTyper:
         env[ODICT_KEYS + name] = (*keys, key.value)
         env[ODICT + name].add(self.values(value, env, depth), value, named=True)
         return True
+
+    def _odict_flag(self, stmt: ast.If, env: dict) -> bool:
+        """Is ``stmt`` ``if <flag>:`` putting items into an OrderedDict that ``_odict_item``
+        follows, in straight-line statements, ``flag`` a parameter whose default is ``True``
+        that the function never binds again?  (A flag's default is the way the GUIDE reads.)"""
+        if not any(s.__class__ is ast.Assign and len(s.targets) == 1 and s.targets[0].__class__ is ast.Subscript
+                   and s.targets[0].value.__class__ is ast.Name and ODICT + s.targets[0].value.id in env
+                   for s in stmt.body):
+            return False
+        if not all(s.__class__ in (ast.Assign, ast.Expr, ast.Pass) for s in stmt.body):
+            return False
+        param = env.get(stmt.test.id)
+        if param.__class__ is not _Param:
+            return False
+        func, name = param.func, param.name
+        args = func.args
+        positional = args.posonlyargs + args.args
+        defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]], args.defaults))
+        defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+        default = defaults.get(name)
+        return (default.__class__ is ast.Constant and default.value is True
+                and not _rebinds(func, name))
 
     def _member(self, graph: SeqGraph, elt: ast.expr, env: dict, depth: int) -> None:
         """Put one list element into the list's graph: a layer, or a ``(name, layer)`` pair
@@ -3116,7 +3274,33 @@ def _pair_name(expr: ast.expr, depth: int = 0) -> bool:
     return False
 
 
-def _ordered_dict_values(call: ast.Call):
+def _dict_items(value: ast.expr, names: ModuleNames) -> list | None:
+    """The (key, value) items of a dict display whose keys are distinct string literals, or of
+    ``dict(k=v, ...)`` (the builtin: keywords only), in the order a dict keeps them; None for
+    anything else (a computed key or ``**spread`` may put a key anywhere)."""
+    if value.__class__ is ast.Dict:
+        keys = value.keys
+        if not all(k.__class__ is ast.Constant and k.value.__class__ is str for k in keys):
+            return None
+        items = [(k.value, v) for k, v in zip(keys, value.values)]
+    elif (value.__class__ is ast.Call and value.func.__class__ is ast.Name and value.func.id == "dict"
+          and not value.args and "dict" not in names.imports and "dict" not in names.functions
+          and "dict" not in names.classes and "dict" not in names.constants):
+        if any(k.arg is None for k in value.keywords):
+            return None
+        items = [(k.arg, k.value) for k in value.keywords]
+    else:
+        return None
+    return items if len({k for k, _ in items}) == len(items) else None
+
+
+def _ordered_dict_values(call: ast.Call, names: ModuleNames | None = None):
+    if names is not None and call.args and not call.args[1:] and not call.keywords and (
+            call.args[0].__class__ in (ast.Dict, ast.Call)):
+        # OrderedDict({"conv": conv, "bn": bn}) / OrderedDict(dict(conv=conv, bn=bn)): its items in order
+        for _, value in _dict_items(call.args[0], names) or ():
+            yield value
+        return
     for kw in call.keywords:
         if kw.arg is not None:
             yield kw.value

@@ -94,8 +94,9 @@ def attr_words(path: str) -> tuple[str, ...]:
     first, _, rest = head.partition(".")
     if not first.isidentifier():
         # a name ``add_module`` gave (``bn_end{}``, a family of computed names; a string that
-        # is no identifier), read as ``self._modules[...]`` (graph._layer_of) only
-        return ("_modules",)
+        # is no identifier), read as ``self._modules[...]`` or ``getattr(self, ...)``
+        # (graph._layer_of) only
+        return ("_modules", "getattr")
     # (any layer may also be read as ``self._modules["name"]``)
     return (first, rest.rsplit(".", 1)[-1], "_modules") if rest else (first, "_modules")
 

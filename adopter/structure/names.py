@@ -34,6 +34,9 @@ class ModuleNames:
     # a module-level ``GELU = nn.GELU if hasattr(nn, "GELU") else GELU_`` bound once, each
     # alternative a dotted name: name -> that conditional expression (layers.py reads it)
     choices: dict[str, ast.IfExp] = field(default_factory=dict)
+    # a module-level ``conv3x3 = lambda cin, cout: nn.Conv2d(...)`` bound once: name -> that
+    # lambda, a factory (layers.py reads a call of it as a same-file function's)
+    lambdas: dict[str, ast.Lambda] = field(default_factory=dict)
     # same-file module class -> the torch function its forward computes of its arguments
     # (formulas.function_module; graph.FlowBuilder fills it on first use)
     wrappers: dict | None = None
@@ -166,7 +169,8 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
                   if (isinstance(value, (ast.Attribute, ast.Name))
                       or (isinstance(value, ast.Call) and value.args and names.resolve(value.func) in _PARTIALS)
                       or (isinstance(value, ast.IfExp) and isinstance(value.body, (ast.Attribute, ast.Name))
-                          and isinstance(value.orelse, (ast.Attribute, ast.Name))))
+                          and isinstance(value.orelse, (ast.Attribute, ast.Name)))
+                      or value.__class__ is ast.Lambda)
                   and name not in names.imports and name not in names.classes and name not in names.functions}
     if not candidates:
         return
@@ -199,6 +203,9 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
             # GELU = nn.GELU if hasattr(nn, "GELU") else GELU_: either class (layers.py reads both)
             names.choices[name] = value
             continue
+        if value.__class__ is ast.Lambda:
+            names.lambdas[name] = value  # conv3x3 = lambda cin, cout: nn.Conv2d(...): a factory
+            continue
         root = value
         while isinstance(root, ast.Attribute):
             root = root.value
@@ -207,7 +214,7 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
         fqn = names.resolve(value)
         if fqn is not None:
             names.imports[name] = fqn
-    if names.partials or names.choices or any(name in names.imports for name in candidates):
+    if names.partials or names.choices or names.lambdas or any(name in names.imports for name in candidates):
         for node in ast.walk(tree):
             if isinstance(node, ast.Global):
                 for name in node.names:
@@ -215,6 +222,7 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
                         del names.imports[name]
                     names.partials.pop(name, None)
                     names.choices.pop(name, None)
+                    names.lambdas.pop(name, None)
 
 
 def names_match(pattern_name: str, code_name: str) -> bool:
