@@ -23,6 +23,7 @@ from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
 from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
+from .structure.ops import TENSOR_METADATA
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
@@ -33,8 +34,6 @@ RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "un
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
-# A tensor's metadata, read as an attribute or a method: not its values
-_METADATA = ("shape", "dtype", "device", "size", "dim", "ndim", "numel", "is_cuda", "requires_grad")
 # Methods that read their argument's type or shape alone
 _LIKE = frozenset({"type_as", "to", "expand_as", "view_as", "reshape_as"})
 # Tensors made from another's shape and type alone, not its values
@@ -1436,7 +1435,7 @@ class Matcher:
                 return True
             if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels):
                 return True
-            if not node.defs or node.op in _VALUE_FREE or (node.kind == "method" and node.op in _METADATA):
+            if not node.defs or node.op in _VALUE_FREE or (node.kind == "method" and node.op in TENSOR_METADATA):
                 continue
             # what the node computes from the followed values: its operands where it has them,
             # what it reads otherwise; a value's metadata (``q.dtype`` in ``cache["k"].to(q.dtype)``,
@@ -1453,7 +1452,7 @@ class Matcher:
                             came = came | got
             else:
                 came = frozenset().union(*(labels[key] for key in uses if key in labels and not any(
-                    other.startswith(key + "." + attr) for other in uses for attr in _METADATA)))
+                    other.startswith(key + "." + attr) for other in uses for attr in TENSOR_METADATA)))
             if not came:
                 continue
             if len(came) == 1 and node.outs and node.outs[0].key[:1] == "%":
@@ -2019,7 +2018,7 @@ def _followed(key: str, labels: dict):
     if cut == len(text) and not bar:
         return None
     rest = text[cut:]
-    if rest[:1] == "." and rest[1:].split("[", 1)[0].split(".", 1)[0] in _METADATA:
+    if rest[:1] == "." and rest[1:].split("[", 1)[0].split(".", 1)[0] in TENSOR_METADATA:
         return None
     return labels.get(base if bar else text[:cut])
 

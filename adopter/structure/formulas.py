@@ -22,7 +22,7 @@ import math
 
 from .treewalk import blocks, walk
 from .names import ModuleNames, names_match
-from .ops import CASTS, DTYPE_ALIASES
+from .ops import CASTS, DTYPE_ALIASES, TENSOR_METADATA
 
 # Calls a GELU formula may make (last component of the resolved name, or a method name).
 _ELEMENTWISE = {"erf", "tanh", "pow", "sqrt", "mul", "add", "float", "type_as", "to"}
@@ -622,10 +622,6 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     return out is not None and _affine_norm(strip_casts(out), x, names)
 
 
-# Reads of a tensor that do not compute on its values (its shape, rank, dtype, device).
-_METADATA = frozenset({"shape", "ndim", "dtype", "device", "dim", "size", "is_cuda"})
-
-
 def bias_add_module(cls: ast.ClassDef) -> bool:
     """Does a module class's ``forward(self, x, ...)`` return its input plus a tensor computed
     without reading the input's values (``return x + bias`` or ``bias + x``, or ``x += bias``
@@ -684,7 +680,7 @@ def _bias_adder_forward(forward: ast.FunctionDef) -> bool | None:
                 allowed.add(id(plain[0]))
             else:
                 return None
-    metadata = {id(n.value) for n in ast.walk(forward) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+    metadata = {id(n.value) for n in ast.walk(forward) if isinstance(n, ast.Attribute) and n.attr in TENSOR_METADATA}
     others = {a.arg for a in args.args[2:]}
     sizes = _size_reads(forward, others, metadata) if others else set()
     for stmt in body:

@@ -29,6 +29,7 @@ from . import canon as canonical
 from . import layouts, ranks
 from .bindings import ClassInfo, module_key, span
 from .canon import TABLE, View
+from .ops import CASTS
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import literal_keywords, spread_keys
@@ -39,8 +40,6 @@ from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children,
 
 MAX_INLINE_DEPTH = 3
 _NAME, _CALL = ast.Name, ast.Call
-# argument-free dtype casts: ``q.float()`` written twice in one statement is one value
-_CASTS = frozenset({"float", "half", "double", "bfloat16"})
 
 # layer arguments an inlined helper's calls are read through (FlowBuilder._inline): the
 # attention's own modules, and a batch norm with the conv or Linear handed in beside it
@@ -620,7 +619,7 @@ class FlowBuilder:
             return Ref(name if ctx.instance == 0 else f"{name}@{ctx.instance}", name), frontier
         if kind is _CALL:
             func = expr.func
-            if func.__class__ is ast.Attribute and func.attr in _CASTS and func.value.__class__ is _NAME \
+            if func.__class__ is ast.Attribute and func.attr in CASTS and func.value.__class__ is _NAME \
                     and not expr.args and not expr.keywords:
                 return self._cast(expr, frontier, ctx)
             return self._call(expr, frontier, ctx)

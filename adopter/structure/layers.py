@@ -32,6 +32,7 @@ from ..records import dataclass, field, replace
 
 from .treewalk import walk
 from .canon import TABLE
+from .ops import TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, module_definitions, names_match
@@ -2536,8 +2537,6 @@ def _base_then_if(forward, layer: str, names: ModuleNames) -> bool:
 # Layers whose computation a subclass's forward may start with, and the function computing it
 # on the layer's own parameters: (function, index of the weight argument, of the bias argument).
 FIRST_STEPS = {"torch.nn.BatchNorm2d": ("torch.nn.functional.batch_norm", 3, 4)}
-# Reads of a tensor that do not compute on its values.
-_METADATA = frozenset({"shape", "ndim", "dtype", "device", "dim", "size", "is_cuda"})
 
 
 def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
@@ -2575,7 +2574,7 @@ def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
         return False
     first = strip_casts(found.args[0])
     for stmt in forward.body:  # before the step, and in it, the input is read for its shape only
-        metadata = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Attribute) and n.attr in _METADATA}
+        metadata = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Attribute) and n.attr in TENSOR_METADATA}
         if any(_is_name(n, x) and isinstance(n.ctx, ast.Load) and n is not first and id(n) not in metadata
                for n in ast.walk(stmt)):
             return False

@@ -295,6 +295,11 @@ CASTS: dict[str, str] = {
     "bfloat16": "torch.bfloat16",
 }
 
+# A tensor's metadata, read as an attribute or a method (``x.shape``, ``x.size(-1)``): what it
+# is, not its values.
+TENSOR_METADATA = frozenset({"shape", "ndim", "dtype", "device", "dim", "size", "is_cuda", "numel",
+                             "requires_grad"})
+
 # Spellings of one dtype (torch.float is torch.float32).
 DTYPE_ALIASES: dict[str, str] = {
     "torch.float": "torch.float32",
