@@ -264,6 +264,23 @@ def _parsed_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
+def rearranged_ranks(func: Callable) -> dict[str, int]:
+    """Parameters the function first hands, as they are, to einops' ``rearrange`` with a
+    pattern (``query = rearrange(query, "b n h d -> b h n d")``): the rank the pattern's input
+    side names, when every such use of the parameter names the same (no ellipsis)."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found: dict[str, set] = {}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and _last_name(sub.func) == "rearrange" and len(sub.args) >= 2 \
+                and isinstance(sub.args[0], ast.Name) and sub.args[0].id in params \
+                and isinstance(sub.args[1], ast.Constant) and isinstance(sub.args[1].value, str):
+            found.setdefault(sub.args[0].id, set()).add(_einops_rank(sub.args[1].value))
+    return {name: ranks.pop() for name, ranks in found.items() if len(ranks) == 1 and None not in ranks}
+
+
 def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
     """Parameters the function hands to torch's einsum by name, each with the count of its
     subscripts there (``einsum('b i h d, b j h d -> b h i j', q, k)``: q and k, 4), when every use
@@ -1152,7 +1169,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         return out
 
     rank, certain = input_rank(func) if method == "forward" else (None, False)
-    operand_ranks = {**annotated_ranks(func), **einsum_ranks(func, kept=False)} if method == "forward" else {}
+    operand_ranks = {**rearranged_ranks(func), **annotated_ranks(func), **einsum_ranks(func, kept=False)} \
+        if method == "forward" else {}
     pairs = pair_params(func) if method == "forward" else set()
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)

@@ -12,7 +12,11 @@ never a tolerance:
 - an optional input the forward asserts given (``assert pos_emb is not None``): required; with
   the optional masks left out together once every guess failed;
 - ``q_offset: int`` in a module with postponed annotations (the annotation is the text "int"):
-  read as the builtin type, so a direct call of a second entry point gets a count.
+  read as the builtin type, so a direct call of a second entry point gets a count;
+- a class that needs a package not installed here, whose patch is in a module-level function it
+  calls (bitnet's ``BitMGQA`` builds zeta layers around ``scaled_dot_product_gqa``): the function
+  alone, as for a class that cannot be fed, with the rank of each tensor it hands to einops'
+  ``rearrange`` read from the pattern (``rearranged_ranks``).
 """
 
 from __future__ import annotations
@@ -124,3 +128,22 @@ def test_postponed_builtin_annotations_are_the_types():
     params = {p.name: p.annotation for p in inputs.signature_of(forward)}
     assert params == {"self": inspect.Parameter.empty, "x": "torch.Tensor", "offset": int, "flag": bool,
                       "scale": float, "other": "Tensor"}
+
+
+def test_a_function_of_a_class_needing_an_absent_package_is_verified_alone(tmp_path, capsys):
+    patches, _ = fix_then_verify(tmp_path, capsys, "harness31", "needs_package.py")
+    rows = [r for r in patches if r["rule"] == "ADP010"]
+    assert [r["verdict"] for r in rows] == [PASS], rows
+    assert "grouped_attention() alone" in rows[0]["reason"], rows
+
+
+@pytest.mark.parametrize("body, ranks", [
+    ('q = rearrange(q, "b n h d -> b h n d")\nk = rearrange(k, "b (h d) -> b h d", h=2)', {"q": 4, "k": 2}),
+    ('q = rearrange(q, "b ... d -> b d ...")', {}),  # an ellipsis: no rank
+    ('a = rearrange(q, "b n d -> b d n")\nb = rearrange(q, "b n h d -> b h n d")', {}),  # two ranks
+    ('q = q.view(2, 3)\nk = rearrange(k.float(), "b n d -> b d n")', {}),  # not the parameter as it is
+])
+def test_ranks_read_from_rearrange_patterns(monkeypatch, body, ranks):
+    node = _parsed("def forward(q, k):\n" + textwrap.indent(body, "    ") + "\n    return q\n")
+    monkeypatch.setattr(inputs, "_function_def", lambda func: node)
+    assert inputs.rearranged_ranks(lambda: None) == ranks
