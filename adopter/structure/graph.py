@@ -2493,6 +2493,8 @@ class FlowBuilder:
             if stmt.value is None:
                 return frontier
             frontier = self._assign(targets, stmt.value, frontier, ctx)
+            if targets[0].__class__ is not ast.Subscript and len(targets) == 1:
+                return frontier  # (the common case, without a call)
             return self._stored_items(targets, stmt, frontier, ctx)
         if isinstance(stmt, ast.AugAssign):
             target = self._target_values(stmt.target, ctx)
@@ -2503,6 +2505,8 @@ class FlowBuilder:
             _, frontier = self._new(ctx, frontier, kind="op", op=symbol, args=(left, right),
                                     outs=tuple(target), uses=_keys((left, right)), defs=_keys(target), span=span(stmt),
                                     arg_spans=(span(stmt.target), span(stmt.value)), canon=op.name if op else "")
+            if stmt.target.__class__ is not ast.Subscript:
+                return frontier
             return self._stored_items([stmt.target], stmt, frontier, ctx)
         if isinstance(stmt, ast.Expr):
             if stmt.value.__class__ is ast.BinOp and not _mutates(stmt.value):
