@@ -632,7 +632,7 @@ class _Attention:
                         continue
                     clash = (read_names(outer.test) | read_names(inner.test)) & before
                     if clash:
-                        raise Skip(f"the if at line {inner.lineno} tests `{sorted(clash)[0]}`, assigned after the "
+                        raise Skip(f"the if at line {inner.lineno} tests `{min(clash)}`, assigned after the "
                                    "attention begins")
                     term = f"{_guard_term(self._text(outer.test), outer.test)} and " \
                            f"{_guard_term(self._text(inner.test), inner.test)}"

@@ -29,11 +29,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from test_verify_research import fix_then_verify  # noqa: E402
+from test_verify_research import fix_then_verify
 
-from adopter.verify import inputs  # noqa: E402
-from adopter.verify.parallel import Groups, construct  # noqa: E402
-from adopter.verify.result import PASS  # noqa: E402
+from adopter.verify import inputs
+from adopter.verify.parallel import Groups, construct
+from adopter.verify.result import PASS
 
 
 def test_the_harness31_fixture_is_fixed_and_verified(tmp_path, capsys):
