@@ -2522,7 +2522,10 @@ class FlowBuilder:
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
             if stmt.value is None:
                 return frontier
-            return self._assign(targets, stmt.value, frontier, ctx)
+            frontier = self._assign(targets, stmt.value, frontier, ctx)
+            if targets[0].__class__ is not ast.Subscript and len(targets) == 1:
+                return frontier  # (the common case, without a call)
+            return self._stored_items(targets, stmt, frontier, ctx)
         if isinstance(stmt, ast.AugAssign):
             target = self._target_values(stmt.target, ctx)
             left = target[0] if target else self._opaque(stmt.target, ctx)
@@ -2532,7 +2535,9 @@ class FlowBuilder:
             _, frontier = self._new(ctx, frontier, kind="op", op=symbol, args=(left, right),
                                     outs=tuple(target), uses=_keys((left, right)), defs=_keys(target), span=span(stmt),
                                     arg_spans=(span(stmt.target), span(stmt.value)), canon=op.name if op else "")
-            return frontier
+            if stmt.target.__class__ is not ast.Subscript:
+                return frontier
+            return self._stored_items([stmt.target], stmt, frontier, ctx)
         if isinstance(stmt, ast.Expr):
             if stmt.value.__class__ is ast.BinOp and not _mutates(stmt.value):
                 # ``x * torch.rsqrt(ms + eps)`` as a statement of its own: computed and thrown
@@ -2600,6 +2605,62 @@ class FlowBuilder:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             ctx.local_funcs[stmt.name] = stmt  # inlined where it is called (closures)
         return frontier  # pass, global, nonlocal, imports
+
+    def _stored_items(self, targets: list, stmt: ast.stmt, frontier: list, ctx: _Ctx) -> list:
+        """``dot[:, i, i] = v`` (or ``+=``): the items of the local value ``dot`` holds change in
+        place, so past this statement ``dot`` holds another value, as after ``dot.masked_fill_(m,
+        v)``: a step that redefines it (a match whose later step reads the value as it was -- a
+        softmax of the scores -- is no longer one; reformer's shared-QK diagonal set to -5e4 beside
+        a causal fill of -finfo.max).  Except a plain mask fill (``_one_fill_level``): a masking
+        value (-inf, the dtype's extreme, a literal <= -1e4) written where every other fill of the
+        name in the function writes the same, which a boolean mask states (Longformer's global
+        rows set to finfo.min beside a masked_fill of finfo.min)."""
+        nodes = None
+        for target in targets:
+            if target.__class__ is not ast.Subscript:
+                continue  # (a name, an attribute, a tuple: the common case, no call)
+            root = target.value
+            while root.__class__ in (ast.Subscript, ast.Attribute):
+                root = root.value
+            if root.__class__ is not ast.Name or root.id == "self":
+                continue
+            value = self._name_value(root.id, ctx)
+            if isinstance(value, Ref) and not (
+                    stmt.__class__ is ast.Assign and target.value is root and self._fill_of(stmt.value, ctx) is not None
+                    and self._one_fill_level(root.id, stmt.value, ctx)):
+                nodes = (nodes or frozenset()) | {value.key}
+        if nodes is None:
+            return frontier
+        _, frontier = self._new(ctx, frontier, kind="other", uses=nodes, defs=nodes, span=span(stmt))
+        return frontier
+
+    def _one_fill_level(self, name: str, fill: ast.expr, ctx: _Ctx) -> bool:
+        """Does every fill of ``name`` in the function being read -- an item assignment
+        ``name[...] = v``, a ``name.masked_fill(m, v)`` (or in place) -- write the value ``fill``
+        is written as?  Then its positions are one mask's."""
+        definition = ctx.definition
+        if definition is None:
+            return False
+        text = self._text(fill)
+        for node in ast.walk(definition):
+            kind = node.__class__
+            if kind is ast.Assign:
+                for target in node.targets:
+                    if target.__class__ is ast.Subscript and target.value.__class__ is ast.Name \
+                            and target.value.id == name and self._text(node.value) != text:
+                        return False
+            elif kind is ast.AugAssign:
+                target = node.target
+                if target.__class__ is ast.Subscript and target.value.__class__ is ast.Name and target.value.id == name:
+                    return False
+            elif kind is ast.Call and node.func.__class__ is ast.Attribute \
+                    and node.func.attr in ("masked_fill", "masked_fill_") and node.func.value.__class__ is ast.Name \
+                    and node.func.value.id == name:
+                given = node.args[1] if len(node.args) > 1 else next(
+                    (k.value for k in node.keywords if k.arg == "value"), None)
+                if given is None or self._text(given) != text:
+                    return False
+        return True
 
     def _scoped(self, body, frontier, ctx: _Ctx, scope) -> list:
         saved = ctx.scope

@@ -406,6 +406,9 @@ class _Attention:
         self.stand_in_types: dict[str, list[str]] = {}  # a module handed in as a parameter -> the classes that may take it
         self.choice_ifs: dict[Span, ast.If] = {}  # `s = step(s) if c else s` -> the `if c: s = step(s)` it is
         self.mask_choices: dict[str, ast.expr] = {}  # a bias name -> the mask it is as SDPA reads it (_sdpa_mask_choice)
+        # (the step's if, an if in it whose body changes the scores otherwise): sent to the
+        # original by the guard (_check_step_if)
+        self.original_ifs: list[tuple[ast.If, ast.If]] = []
         nodes = self._choice_steps(nodes)
         self.handed: _Handed | None = None  # scores a caller computes and hands to the helper (_handed_scores)
         if len({n.func for n in nodes}) > 1:
@@ -625,6 +628,17 @@ class _Attention:
                 # A bias added by a helper (``dots = self.apply_pos_bias(dots)``): the fused
                 # path runs the helper's statements that compute it
                 fast.extend(self._stmt_text(inner) for inner in self.helper_steps.get(span_of(stmt), ()))
+                for outer, inner in self.original_ifs:
+                    if outer is not stmt:
+                        continue
+                    clash = (read_names(outer.test) | read_names(inner.test)) & before
+                    if clash:
+                        raise Skip(f"the if at line {inner.lineno} tests `{min(clash)}`, assigned after the "
+                                   "attention begins")
+                    term = f"{_guard_term(self._text(outer.test), outer.test)} and " \
+                           f"{_guard_term(self._text(inner.test), inner.test)}"
+                    guard.append(term)
+                    branch_tests.add(term)
                 keeps = step_if_keeps.get(offset)
                 if keeps:
                     # The if around a mask step also computes the mask (``causal_mask =
@@ -1838,12 +1852,25 @@ class _Attention:
                 break
             read_before |= set().union(*(_loads(s) for s in ast.walk(outer)
                                          if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
+        stored_before: set[str] = set()  # what the if's statements before each one assign
         for inner in stmt.body:
             if span_of(inner) in step_stmts:
                 read_before |= _loads(inner)
+                stored_before |= stored_names(inner)
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
+            if isinstance(inner, ast.If) and not inner.orelse and _plain_test(inner.test) \
+                    and not (read_names(inner.test) & (step_stored | stored_before)) \
+                    and stored_names(inner) & step_stored and inner is stmt.body[-1]:
+                # VITS' `if self.block_length is not None:` filling the scores outside a band,
+                # after the mask step under `if mask is not None:`: a change the fused call does
+                # not make, on a test it can read before the attention (neither reads nor
+                # follows a value of it): the guard sends that case to the original, as an if
+                # of its own between the steps (kind "guard"), and the fused path never runs it
+                self.original_ifs.append((stmt, inner))
+                continue
+            stored_before |= stored_names(inner)
             if isinstance(inner, ast.Assert) and not (_changed(inner) & read_before):
                 # ``assert attn_bias.ndim == sim.ndim``: a check of the mask's shape, kept on the
                 # fused path with what it reads of the scores read off q and k
@@ -4017,9 +4044,29 @@ def _changed_in_place(func, names: set, end: tuple) -> ast.AST | None:
     return None
 
 
+_RELAYOUTS = frozenset({"view", "reshape", "transpose", "permute", "flatten", "unflatten", "contiguous"})
+
+
+def _relayout_of(value: ast.expr, name: str) -> bool:
+    """Is ``value`` the tensor ``name`` holds with its axes moved or regrouped: ``name.view(...)``
+    (reshape, transpose, permute, flatten, unflatten, contiguous) or einops' ``rearrange(name,
+    "<pattern>", g=...)`` -- the same values, laid out another way (bitnet's grouped branch
+    ``query = rearrange(query, "b (h g) n d -> b g h n d", g=groups)``)."""
+    if not isinstance(value, ast.Call):
+        return False
+    func = value.func
+    if isinstance(func, ast.Attribute) and func.attr in _RELAYOUTS:
+        return isinstance(func.value, ast.Name) and func.value.id == name
+    called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+    return called == "rearrange" and len(value.args) == 2 and isinstance(value.args[0], ast.Name) \
+        and value.args[0].id == name and isinstance(value.args[1], ast.Constant) and isinstance(value.args[1].value, str) \
+        and all(k.arg is not None for k in value.keywords)
+
+
 def _recast_only(stmts: list) -> set[str]:
     """The names ``stmts`` assign only by recasting them to a dtype (``q = q.float()``, ``q, k
-    = q.float(), k.float()``): the same values in another dtype."""
+    = q.float(), k.float()``) or laying them out again (``_relayout_of``): the same values in
+    another dtype or layout."""
     recast: set[str] = set()
     other: set[str] = set()
     for stmt in stmts:
@@ -4036,9 +4083,10 @@ def _recast_only(stmts: list) -> set[str]:
                     pairs = [(target, value)]
             ok = bool(pairs)
             for target, value in pairs:
-                ok = ok and isinstance(target, ast.Name) and isinstance(value, ast.Call) and not value.args \
-                    and not value.keywords and isinstance(value.func, ast.Attribute) and value.func.attr in CASTS \
-                    and isinstance(value.func.value, ast.Name) and value.func.value.id == target.id
+                ok = ok and isinstance(target, ast.Name) and isinstance(value, ast.Call) and ((
+                    not value.args and not value.keywords and isinstance(value.func, ast.Attribute)
+                    and value.func.attr in CASTS and isinstance(value.func.value, ast.Name)
+                    and value.func.value.id == target.id) or _relayout_of(value, target.id))
             (recast if ok else other).update(stored_names(node))
     return recast - other
 

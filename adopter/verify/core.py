@@ -1023,11 +1023,14 @@ def _retry_on_function(checker: _Checker, owner: str, sites: list[Site], verdict
     Likewise where the class was built and fed but never reached the patched lines, or reached
     only the original side of the patch's guard (ring-attention's ``default_attention(q, k, v,
     causal=...)``, called only when the class is built with one flag and its fused side needs
-    another): the function's own parameters steer it there."""
+    another): the function's own parameters steer it there.  And where the class needs a package
+    that is not installed here (bitnet's ``BitMGQA`` builds layers of zeta; the GQA function it
+    calls needs none): the function alone, which needs only what it calls."""
     for site in sites:
         verdict = verdicts.get(site)
         if verdict is None or verdict.verdict != SKIP or not site.edited or \
-                not verdict.reason.startswith(("name a factory", ORIGINAL_PATH, "the edited lines")):
+                not verdict.reason.startswith(("name a factory", ORIGINAL_PATH, "the edited lines")) and \
+                not (verdict.reason.startswith("needs ") and ", which is not installed here" in verdict.reason):
             continue
         name = _function_around(checker.patched_text, site.edited)
         if name is None:
@@ -1035,7 +1038,8 @@ def _retry_on_function(checker: _Checker, owner: str, sites: list[Site], verdict
         retried = _verify_class(checker, f"function:{name}", [site]).get(site)
         if retried is None or retried.verdict == SKIP:
             continue
-        why = "could not be fed here" if verdict.reason.startswith("name a factory") else "did not reach it here"
+        why = "could not be fed here" if verdict.reason.startswith("name a factory") else \
+            "could not be built here" if verdict.reason.startswith("needs ") else "did not reach it here"
         verdicts[site] = dataclasses.replace(
             retried, reason=f"{retried.reason}; on {name}() alone, called with inputs from its signature "
                             f"({owner} {why}: {verdict.reason[:160]})")

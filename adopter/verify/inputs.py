@@ -205,11 +205,20 @@ def mask_values(kind: str, batch: int, seq: int, dtype=torch.float32) -> torch.T
     raise ValueError(kind)
 
 
+_BUILTIN_ANNOTATIONS = {"int": int, "bool": bool, "float": float, "str": str}
+
+
 def signature_of(func: Callable) -> list[inspect.Parameter]:
+    """The parameters of ``func``; an annotation a postponed-evaluation module keeps as text
+    (``from __future__ import annotations``: ``q_offset: int`` is ``"int"``) is the builtin type
+    it names, as written without that import."""
     try:
         params = list(inspect.signature(func).parameters.values())
     except (TypeError, ValueError):
         return []
+    if any(p.annotation.__class__ is str and p.annotation in _BUILTIN_ANNOTATIONS for p in params):
+        params = [p.replace(annotation=_BUILTIN_ANNOTATIONS[p.annotation])
+                  if p.annotation.__class__ is str and p.annotation in _BUILTIN_ANNOTATIONS else p for p in params]
     return params
 
 
@@ -253,6 +262,23 @@ def _parsed_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None
         return None
     node = tree.body[0] if tree.body else None
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+
+
+def rearranged_ranks(func: Callable) -> dict[str, int]:
+    """Parameters the function first hands, as they are, to einops' ``rearrange`` with a
+    pattern (``query = rearrange(query, "b n h d -> b h n d")``): the rank the pattern's input
+    side names, when every such use of the parameter names the same (no ellipsis)."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found: dict[str, set] = {}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and _last_name(sub.func) == "rearrange" and len(sub.args) >= 2 \
+                and isinstance(sub.args[0], ast.Name) and sub.args[0].id in params \
+                and isinstance(sub.args[1], ast.Constant) and isinstance(sub.args[1].value, str):
+            found.setdefault(sub.args[0].id, set()).add(_einops_rank(sub.args[1].value))
+    return {name: ranks.pop() for name, ranks in found.items() if len(ranks) == 1 and None not in ranks}
 
 
 def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
@@ -498,6 +524,29 @@ def none_tested(func: Callable) -> set[str]:
                 and not inner.keywords and isinstance(inner.args[0], ast.Name) and inner.args[0].id in params \
                 and _is_none_test(namespace.get(inner.func.id)):
             out.add(inner.args[0].id)
+    return out
+
+
+def asserted_given(func: Callable) -> set[str]:
+    """The optional parameters the function's own body asserts are given on the way to its end
+    (``assert pos_emb is not None, "... needs the relative pos_emb"`` as a statement of the body
+    itself, not under a branch): the function cannot finish without them, so they are inputs to
+    guess like the required ones."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    out: set[str] = set()
+    for stmt in node.body:
+        if not isinstance(stmt, ast.Assert):
+            continue
+        tests = stmt.test.values if isinstance(stmt.test, ast.BoolOp) and isinstance(stmt.test.op, ast.And) \
+            else [stmt.test]
+        for test in tests:
+            if isinstance(test, ast.Compare) and isinstance(test.left, ast.Name) and len(test.ops) == 1 \
+                    and isinstance(test.ops[0], ast.IsNot) and isinstance(test.comparators[0], ast.Constant) \
+                    and test.comparators[0].value is None and test.left.id in params:
+                out.add(test.left.id)
     return out
 
 
@@ -850,18 +899,21 @@ def _layer_input(randn: Callable, layer: nn.Module, batch: int, seq: int, image:
     return randn(batch, seq, layer.in_features)
 
 
-def fed_layer(func: Callable, name: str, module: nn.Module) -> nn.Module | None:
+def fed_layer(func: Callable, name: str, module: nn.Module, copies: bool = False) -> nn.Module | None:
     """The layer of the module the function hands the parameter ``name`` to as is
     (``self.ln_3(y)``), when that layer takes real-valued features (a norm, a Linear, a
     convolution): the parameter is then an input of that layer, whatever its name says
-    (``y`` beside ``x`` in a cross-attention is no label)."""
+    (``y`` beside ``x`` in a cross-attention is no label).  With ``copies``, also through a
+    name the body's opening statements bind to the parameter as it is (``h_ = x; h_ =
+    self.norm(h_)``, the VQ-GAN AttnBlock: ``_copies_of``)."""
     node = _function_def(func)
     if node is None:
         return None
+    held = _copies_of(node, name) if copies else {name}
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and \
                 isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self" and \
-                any(isinstance(a, ast.Name) and a.id == name for a in sub.args[:1]):
+                any(isinstance(a, ast.Name) and a.id in held for a in sub.args[:1]):
             layer = getattr(module, sub.func.attr, None)
             while isinstance(layer, nn.Sequential) and len(layer):
                 layer = layer[0]  # a Sequential hands its input to its first layer as it is
@@ -869,6 +921,25 @@ def fed_layer(func: Callable, name: str, module: nn.Module) -> nn.Module | None:
                                   nn.BatchNorm1d, nn.BatchNorm2d)):
                 return layer
     return None
+
+
+def _copies_of(node: ast.FunctionDef | ast.AsyncFunctionDef, name: str) -> set[str]:
+    """``name`` and the names that hold its value as is up to their first other use: bound by a
+    plain ``a = name`` among the body's opening assignments (straight-line code, before any
+    branch or loop) and, where bound again, first bound again from a call of themselves (``a =
+    self.norm(a)``: that call reads the parameter's value)."""
+    held = {name}
+    for stmt in node.body:
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1 or not isinstance(stmt.targets[0], ast.Name):
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                continue  # the docstring
+            break
+        target, value = stmt.targets[0].id, stmt.value
+        if isinstance(value, ast.Name) and value.id in held:
+            held.add(target)
+            continue
+        break
+    return held
 
 
 def fed_output_rank(func: Callable, name: str, module: nn.Module) -> int | None:
@@ -1098,14 +1169,17 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         return out
 
     rank, certain = input_rank(func) if method == "forward" else (None, False)
-    operand_ranks = {**annotated_ranks(func), **einsum_ranks(func, kept=False)} if method == "forward" else {}
+    operand_ranks = {**rearranged_ranks(func), **annotated_ranks(func), **einsum_ranks(func, kept=False)} \
+        if method == "forward" else {}
     pairs = pair_params(func) if method == "forward" else set()
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
     masks: set[int] = set()  # ids of the mask candidates
     unmasked: set[str] = set()  # required masks, tried as None once every guess failed
+    left_out: set[str] = set()  # optional masks, left out together once every guess failed
     tested = none_tested(func)
+    asserted = asserted_given(func)
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
         name = param.name
@@ -1116,7 +1190,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         positional = not gap and param.kind in (inspect.Parameter.POSITIONAL_ONLY,
                                                 inspect.Parameter.POSITIONAL_OR_KEYWORD)
         optional = param.default is not inspect.Parameter.empty
-        required = not optional or name in _PRIMARY or name in give_optional
+        required = not optional or name in _PRIMARY or name in give_optional or name in asserted
         if not optional and per_param and name in tested:
             # a later required input the code tests for None (feedback-transformer's ``memory``,
             # unpacked as a pair only ``if exists(memory)``): None once every guess failed
@@ -1143,6 +1217,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                                    mask_values("bool_future", b, s), mask_values("bool_padding", b, s)]
             if optional and name not in give_optional:
                 candidates.append(OMIT)
+                left_out.add(name)
             elif not optional:
                 # a mask the code must be handed but may be None (``if mask is not None:``, SANM's
                 # attention, whose unmasked path a chunked caller takes): tried when no mask runs
@@ -1237,6 +1312,18 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             if isinstance(handed, (nn.Conv2d, nn.Conv3d)) and conv is not None \
                     and handed.in_channels != getattr(conv, "in_channels", None):
                 candidates.append(_layer_input(randn, handed, b, s, image))
+            handed = handed or fed_layer(func, name, module, copies=True)
+            if isinstance(handed, nn.GroupNorm):
+                # a channel-first norm takes the input first (the VQ-GAN / latent-diffusion
+                # AttnBlock): its channels on axis 1, the sides the module's first convolution
+                # takes (a Conv1d: a sequence; none: a sequence too)
+                first = next((m for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))),
+                             None)
+                if isinstance(first, (nn.Conv2d, nn.Conv3d)):
+                    sides = (image, image) if isinstance(first, nn.Conv2d) else (4, image, image)
+                else:
+                    sides = (s * 4,)
+                candidates.append(randn(b, handed.num_channels, *sides))
         image_like = "pixel" in lowered or "image" in lowered or lowered in ("img", "imgs", "video")
         if conv is not None or ((channels is not None or image_like) and lowered in _IMAGE_NAMES | {"pixel_values"}) \
                 or image_like:
@@ -1299,11 +1386,17 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
 
     lists = [c for _, _, c in per_param]
     tries = _combinations(lists)
-    if unmasked:  # after every guessed mask, the required ones None (a few tries of their own)
+    if unmasked or left_out:
+        # after every guessed mask, the required ones None and the optional ones left out, all
+        # at once (a few tries of their own): the combinations above pair a mask's absence (its
+        # last candidate) with the other inputs' guesses of the same position, so optional masks
+        # before a required input (RelPosMHSA's ``key_padding_mask, attn_mask, pos_emb``) may
+        # never be left out beside that input's first guess
         tries = itertools.chain(itertools.islice(tries, MAX_INPUT_TRIES), itertools.islice(_combinations(
-            [[None] if name in unmasked else c for name, _, c in per_param]), MAX_UNMASKED_TRIES))
+            [[None] if name in unmasked else [OMIT] if name in left_out else c for name, _, c in per_param]),
+            MAX_UNMASKED_TRIES))
     for count, combo in enumerate(tries):
-        if count >= MAX_INPUT_TRIES + (MAX_UNMASKED_TRIES if unmasked else 0):
+        if count >= MAX_INPUT_TRIES + (MAX_UNMASKED_TRIES if unmasked or left_out else 0):
             return
         args: list[Any] = []
         kwargs: dict[str, Any] = {}

@@ -18,6 +18,10 @@ copy on one device, where every group has size 1 and the sharded layer is the wh
   left at their defaults.  The setter is found by what it does, never by its name: it assigns
   the global and calls into ``torch.distributed`` (a setter of some other global is not called).
 
+* where CUDA is not available and a frame of ``torch.cuda`` raised (a constructor's
+  ``torch.zeros(...).cuda()``): ``.cuda()`` of tensors and modules leaves them on this device,
+  the one verify runs both modules on.
+
 :meth:`Groups.close` undoes it all: the library globals get their previous values back and the
 process group verify made is destroyed.
 """
@@ -49,6 +53,15 @@ def _torch_distributed_raised(frames: list) -> bool:
     for frame in frames:
         name = frame.f_globals.get("__name__", "")
         if isinstance(name, str) and name.startswith("torch.distributed"):
+            return True
+    return False
+
+
+def _cuda_raised(frames: list) -> bool:
+    """A frame of ``torch.cuda`` raised (``Torch not compiled with CUDA enabled``, no driver)."""
+    for frame in frames:
+        name = frame.f_globals.get("__name__", "")
+        if isinstance(name, str) and (name == "torch.cuda" or name.startswith("torch.cuda.")):
             return True
     return False
 
@@ -147,6 +160,7 @@ class Groups:
         self._started = False
         self._saved: list[tuple[dict, str, Any]] = []  # (module globals, name, previous value)
         self._called: set[Callable] = set()
+        self._host_cuda: tuple | None = None  # torch's own .cuda() methods while _keep_on_host holds
         self.notes: list[str] = []
 
     # ------------------------------------------------------------ setting up
@@ -157,6 +171,8 @@ class Groups:
         if not frames:
             return False
         if _torch_distributed_raised(frames) and self._start_process_group():
+            return True
+        if _cuda_raised(frames) and self._keep_on_host():
             return True
         last = frames[-1]
         names = _unset_globals(last)
@@ -229,6 +245,28 @@ class Groups:
         self.notes.append("a single-process gloo group")
         return True
 
+    def _keep_on_host(self) -> bool:
+        """Where CUDA is not available, ``.cuda()`` of a tensor or module leaves it where it is:
+        verify builds and runs the original and the patched module on one device (this one), so a
+        buffer a constructor moves to the GPU (llama's ``self.cache_k = torch.zeros(...).cuda()``)
+        stays with the rest.  Once; undone by :meth:`close`."""
+        import torch
+
+        if self._host_cuda is not None or torch.cuda.is_available():
+            return False
+        self._host_cuda = (torch.Tensor.cuda, torch.nn.Module.cuda)
+
+        def tensor_cuda(self, device=None, non_blocking=False, memory_format=None):
+            return self
+
+        def module_cuda(self, device=None):
+            return self
+
+        torch.Tensor.cuda = tensor_cuda
+        torch.nn.Module.cuda = module_cuda
+        self.notes.append("`.cuda()` kept on this device (CUDA is not available here)")
+        return True
+
     def describe(self) -> str:
         return "; set up " + ", ".join(self.notes) if self.notes else ""
 
@@ -242,6 +280,11 @@ class Groups:
                 module_globals[name] = value
         self._saved.clear()
         self._called.clear()
+        if self._host_cuda is not None:
+            import torch
+
+            torch.Tensor.cuda, torch.nn.Module.cuda = self._host_cuda
+            self._host_cuda = None
         if self._started:
             import torch.distributed as dist
 
