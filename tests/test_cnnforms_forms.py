@@ -390,3 +390,20 @@ def test_setattr_getattr_near_misses():
     # a name family no setattr gave, a key with two computed parts
     assert found(_setattr().replace('getattr(self, f"bn{i}")', 'getattr(self, f"norm{i}")'), "ADP007") == []
     assert found(_setattr(bn='f"bn{i}_{i}"'), "ADP007") == []
+
+
+def test_module_lookup_of_a_mixed_family_is_no_pair():
+    # the same families read through ``self._modules[...]`` instead of getattr: two families of
+    # one kind each still pair; one family holding both the convs and the norms (forward runs
+    # each BatchNorm before its conv) is of no one kind, so neither lookup is typed
+    def lookups(code: str) -> str:
+        return code.replace('getattr(self, f"', 'self._modules[f"').replace('}")(x)', '}"](x)')
+
+    plain = lookups(_setattr())
+    assert 'self._modules[f"bn{i}"](x)' in plain
+    assert finding_at(plain, "ADP007", "# pair") is not None
+    mixed = _setattr(conv='f"layer{2 * i + 1}"', bn='f"layer{2 * i}"')
+    conv_call, bn_call = 'getattr(self, f"layer{2 * i + 1}")(x)', 'getattr(self, f"layer{2 * i}")(x)'
+    mixed = lookups(mixed.replace(conv_call, "CONV_CALL").replace(bn_call, conv_call).replace("CONV_CALL", bn_call))
+    assert 'self._modules[f"layer{2 * i}"](x)' in mixed
+    assert found(mixed, "ADP007") == []

@@ -848,9 +848,13 @@ class FlowBuilder:
         ):
             if func.value.attr == "_modules":
                 # self._modules["bn_end" + str(i)]: the layer ``add_module`` gave that name (or
-                # name family, bindings.module_key); unknown when none did
+                # name family, bindings.module_key); unknown when none did, or when the family's
+                # members are of more than one kind (as through getattr above)
                 key = module_key(func.slice)
-                return "self." + key if key is not None and key in cls.bindings else None
+                if key is None or key not in cls.bindings or (
+                        "{}" in key and len({c.fqn for c in cls.bindings[key]}) != 1):
+                    return None
+                return "self." + key
             index = func.slice
             if (index.__class__ is ast.Constant and index.value.__class__ is int
                     and f"{func.value.attr}[{index.value}]" in cls.bindings and self._positional(func.value.attr)):
