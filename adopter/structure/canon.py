@@ -88,6 +88,12 @@ class View:
     # written output is the product squeezed (the vector's size-1 row axis); () for a product.
     squeezed: tuple = ()
 
+    @property
+    def out_move(self) -> tuple | None:
+        """The permutation that gives an einsum's written output from the product it computes
+        with the axes moved (``moves[2]``); None where the output is written unmoved."""
+        return self.moves[2] if self.moves else None
+
 
 def _op(name: str, data: dict) -> Op:
     signature = tuple(data.get("signature", ()))

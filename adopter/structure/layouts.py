@@ -91,7 +91,7 @@ def read(nodes) -> dict:
     read_in: dict[int, int] = {}
     for product in nodes:
         view = product.view
-        if product.canon != "torch.matmul" or view is None or not view.moves or view.moves[2] is None \
+        if product.canon != "torch.matmul" or view is None or view.out_move is None \
                 or len(product.outs) != 1 or not product.outs[0].key.startswith("%"):
             continue
         _read_one(nodes, product, read_in)
@@ -99,7 +99,7 @@ def read(nodes) -> dict:
 
 
 def _read_one(nodes, product, read_in: dict) -> None:
-    out_move = product.view.moves[2]
+    out_move = product.view.out_move
     rank = len(out_move)
     temp = product.outs[0].key
     move = next((n for n in nodes[product.id + 1:] if n.kind == "call" and not n.canon

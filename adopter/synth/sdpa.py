@@ -2141,7 +2141,7 @@ class _Attention:
         self.edits_import = request
         scale, factors = self._scale(stored, conditions)
         s0_view = self.roles["s0"].view
-        if factors and s0_view is not None and s0_view.moves and s0_view.moves[2] is not None:
+        if factors and s0_view is not None and s0_view.out_move is not None:
             raise Skip("the scores are written with their axes moved (the keys not last) and scaled by a tensor "
                        "laid out for them: not folded into the moved query")
         q_text = q[0]
@@ -2167,8 +2167,8 @@ class _Attention:
         view = self.roles["c"].view
         if squeezed:
             call = f"{call}.squeeze(-2)"  # one query written without a query axis (einsum_vector)
-        if view is not None and view.moves and view.moves[2] is not None:
-            call = f"{call}.permute{view.moves[2]}"  # the einsum wrote the context's axes moved
+        if view is not None and view.out_move is not None:
+            call = f"{call}.permute{view.out_move}"  # the einsum wrote the context's axes moved
         return call
 
     def _squeezed_query(self, factors, mask) -> bool:
@@ -3799,7 +3799,7 @@ class _Attention:
         layout (and may broadcast from fewer axes), as are the guards that read it along the
         keys' axis: not moved here, so such a site is declined."""
         view = self.roles["s0"].view
-        if view is None or not view.moves or view.moves[2] is None:
+        if view is None or view.out_move is None:
             return
         extra = [r for r in (*ADD_STEPS, *FILL_STEPS, *VIEW_STEPS, "z") if r in self.roles]
         if extra or len({n.func for n in nodes}) > 1:
