@@ -49,19 +49,12 @@ def _frames(tb: TracebackType | None) -> list:
     return out
 
 
-def _torch_distributed_raised(frames: list) -> bool:
+def _raised_in(frames: list, package: str) -> bool:
+    """Did a frame of ``package`` or one of its modules raise (``torch.distributed``: no
+    process group; ``torch.cuda``: ``Torch not compiled with CUDA enabled``, no driver)?"""
     for frame in frames:
         name = frame.f_globals.get("__name__", "")
-        if isinstance(name, str) and name.startswith("torch.distributed"):
-            return True
-    return False
-
-
-def _cuda_raised(frames: list) -> bool:
-    """A frame of ``torch.cuda`` raised (``Torch not compiled with CUDA enabled``, no driver)."""
-    for frame in frames:
-        name = frame.f_globals.get("__name__", "")
-        if isinstance(name, str) and (name == "torch.cuda" or name.startswith("torch.cuda.")):
+        if isinstance(name, str) and (name == package or name.startswith(package + ".")):
             return True
     return False
 
@@ -170,9 +163,9 @@ class Groups:
         frames = _frames(exc.__traceback__)
         if not frames:
             return False
-        if _torch_distributed_raised(frames) and self._start_process_group():
+        if _raised_in(frames, "torch.distributed") and self._start_process_group():
             return True
-        if _cuda_raised(frames) and self._keep_on_host():
+        if _raised_in(frames, "torch.cuda") and self._keep_on_host():
             return True
         last = frames[-1]
         names = _unset_globals(last)
