@@ -345,6 +345,8 @@ class LayerTyper:
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
         self.class_envs: dict = {}
+        self._in_init: set = set()  # _init_env keys whose __init__ is being walked
+        self._cut = 0  # how many reads of such an __init__'s env were cut short
 
     # ------------------------------------------------------------------ expressions
     def values(self, expr: ast.expr, env: dict, depth: int = 0, called: bool = False) -> tuple:
@@ -1586,6 +1588,7 @@ class LayerTyper:
             target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
             found = self.callers(target) if target is not None else []
         out: tuple = ()
+        cut = self._cut
         if found:
             for call, caller, caller_owner in found:
                 passed = _passed(call, index, name, None, positional)
@@ -1599,7 +1602,10 @@ class LayerTyper:
                 # parameter of the caller passed on is looked up in the caller's callers
                 out += self.values(passed, caller_env, depth + 1, called=True)
         out = _unique(out)
-        self._param_cache[key] = out
+        if out or self._cut == cut:
+            self._param_cache[key] = out
+        else:
+            del self._param_cache[key]  # cut short by a walk in progress: looked up again later
         return out
 
     def _caller_env(self, passed: ast.expr, caller, caller_owner: str | None, depth: int) -> dict:
@@ -1622,8 +1628,14 @@ class LayerTyper:
             cls = self.names.classes.get(owner)
             init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"),
                         None) if cls is not None and depth < MAX_DEPTH else None
+            self._in_init.add(key)
             found = self.function_env(init, owner, depth + 1, cls_name=owner) if init is not None else {}
+            self._in_init.discard(key)
             env = self._kinds[key] = {k: v for k, v in found.items() if k.startswith("self.")}
+        elif key in self._in_init:
+            # read while that __init__ is being walked (HRNet's __init__ builds the blocks whose
+            # parameter this looks up): what is read now is not the class's, and is not kept
+            self._cut += 1
         return env
 
     def calls_attr(self, cls: ast.ClassDef, attr: str) -> bool:
@@ -1789,7 +1801,96 @@ class LayerTyper:
                     for node in walk(func):
                         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
                             found.append((node, func, owner))
+                tables = self._class_tables(name)
+                if tables:
+                    if ("table calls", tables) in self._in_init:
+                        # asked while those calls are being looked for: not known yet, not kept
+                        del self._callers[name]
+                        return found
+                    found.extend(self._table_calls(tables))
         return found
+
+    def _class_tables(self, name: str) -> frozenset:
+        """The module-level dicts of the file holding the same-file class ``name`` as an entry's
+        value (``blocks_dict = {"BASIC": BasicBlock, ...}``): a block class chosen by a key and
+        built through the name it is looked up into.  Empty for anything else (a string test first)."""
+        if name not in self.names.classes or self.tree is None:
+            return frozenset()
+        return frozenset(table for table, value in self.names.constants.items()
+                         if value.__class__ is ast.Dict and None not in value.keys
+                         and any(v.__class__ is ast.Name and v.id == name for v in value.values))
+
+    def _table_calls(self, tables: frozenset) -> list:
+        """The calls of a name that holds an entry of one of ``tables`` (module-level dicts of
+        classes): ``block(...)`` where ``block = blocks_dict[key]`` in the function, or where
+        ``block`` is a parameter some call of the function (or method, or class) passes such a
+        name or lookup for (HRNet's ``_make_layer(block, ...)`` called with ``block =
+        blocks_dict[cfg["BLOCK"]]``), followed through a few callers.  Each call may build any
+        entry, so each is a call of each entry's class, with the function it is in."""
+        key = ("table calls", tables)
+        found = self._kinds.get(key)
+        if found is not None:
+            return found
+        found = []
+        held: dict = {}
+        self._in_init.add(key)
+        for owner, func in _functions(self.tree, self.names):
+            for node in walk(func):
+                if (node.__class__ is ast.Call and node.func.__class__ is ast.Name
+                        and self._holds_entry(func, owner, node.func.id, tables, held, 0)):
+                    found.append((node, func, owner))
+                elif (node.__class__ is ast.Call and node.func.__class__ is ast.Subscript
+                      and node.func.value.__class__ is ast.Name and node.func.value.id in tables):
+                    found.append((node, func, owner))  # blocks_dict[key](...)
+        self._in_init.discard(key)
+        self._kinds[key] = found
+        return found
+
+    def _holds_entry(self, func, owner: str | None, name: str, tables: frozenset, held: dict, depth: int) -> bool:
+        """Does the name ``name`` of ``func`` hold an entry of one of ``tables``: every binding
+        of it in the function a lookup ``table[...]``, or, never bound there, a parameter that a
+        call of the function passes such a lookup (or a name holding one) for?"""
+        if name in self.names.classes or name in self.names.functions or name in self.names.imports:
+            return False
+        cache = (id(func), name)
+        if cache in held:
+            return held[cache]
+        held[cache] = False
+        bound = [node.value for node in walk(func) if node.__class__ in (ast.Assign, ast.AnnAssign)
+                 and any(t.__class__ is ast.Name and t.id == name
+                         for t in (node.targets if node.__class__ is ast.Assign else [node.target]))]
+        if bound:
+            answer = all(_table_lookup(v, tables) for v in bound)
+        elif depth >= MAX_DEPTH:
+            answer = False
+        else:
+            args = func.args
+            positional = [a.arg for a in args.posonlyargs + args.args]
+            skip = 1 if owner is not None and positional[:1] in (["self"], ["cls"]) else 0
+            if name in positional:
+                index, is_positional = positional.index(name) - skip, True
+            elif name in [a.arg for a in args.kwonlyargs]:
+                index, is_positional = -1, False
+            else:
+                return False
+            if owner is None:
+                calls = self.callers(func.name) if func.name not in self.names.classes else []
+            elif func.name == "__init__":
+                calls = [c for c in self.callers(owner) if c[0].func.__class__ is ast.Name]
+            else:
+                calls = self.method_callers(owner, func.name)
+            answer = False
+            for call, caller, caller_owner in calls:
+                passed = _passed(call, index, name, None, is_positional)
+                if passed is None:
+                    continue
+                if _table_lookup(passed, tables) or (
+                        passed.__class__ is ast.Name and caller is not None and caller is not func
+                        and self._holds_entry(caller, caller_owner, passed.id, tables, held, depth + 1)):
+                    answer = True
+                    break
+        held[cache] = answer
+        return answer
 
     def _walk(self, body, env: dict, depth: int, record: bool, hook, nested: bool = False) -> None:
         """Walk statements in order, updating ``env``; ``hook(stmt, env)`` sees each assignment
@@ -3363,6 +3464,11 @@ def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> a
     if positional and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[:index + 1]):
         return call.args[index]
     return None
+
+
+def _table_lookup(expr: ast.expr, tables: frozenset) -> bool:
+    """``table[...]`` with ``table`` one of ``tables``."""
+    return expr.__class__ is ast.Subscript and expr.value.__class__ is ast.Name and expr.value.id in tables
 
 
 def _key(target: ast.expr) -> str | None:

@@ -1,0 +1,117 @@
+"""Dev-corpus CNN and head misses read by their computation (session 26, helper cnnfix32).
+The fixtures are ours.
+
+- Block classes chosen by a key from a module-level dict (``blocks = {"BASIC": Basic, ...}``)
+  and built through the name the lookup is bound to (``block = blocks[cfg]``), also when that
+  name is handed to a method or another class's constructor first (``self._make_layer(block,
+  ...)``, HRNet): such a call builds each class of the dict, so what it passes for a constructor
+  parameter without a default (``norm_layer``) is what the class is given.  The builder's own
+  ``__init__`` walk, which builds the blocks, no longer leaves the block's parameter unknown
+  for good (a lookup cut short by a walk in progress is looked up again).
+Near-misses: every builder passing an InstanceNorm class, the calls through the looked-up name
+passing a GroupNorm class (what they pass decides, not the dict), BatchNorm before the conv.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import assert_bn_fold_matches, finding_at, found, rules
+
+from adopter.synth import fix_text
+
+BLOCK_TABLE = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    def conv3x3(cin, cout, stride=1):
+        return nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+
+
+    class Basic(nn.Module):
+        def __init__(self, cin, cout, norm_layer, stride=1):
+            super().__init__()
+            self.norm_layer = norm_layer
+            self.conv1 = conv3x3(cin, cout, stride)
+            self.bn1 = self.norm_layer(cout)
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            ORDER
+            return self.relu(out)
+
+
+    class Wide(nn.Module):
+        def __init__(self, cin, cout, norm_layer, stride=1):
+            super().__init__()
+            self.conv = nn.Conv2d(cin, cout, 1, bias=False)
+            self.bn = norm_layer(cout)
+
+        def forward(self, x):
+            return self.bn(self.conv(x))  # wide pair
+
+
+    blocks_dict = {"BASIC": Basic, "WIDE": Wide}
+
+
+    class Stage(nn.Module):
+        def __init__(self, block, width, norm_layer):
+            super().__init__()
+            self.norm_layer = norm_layer
+            self.blocks = self._make_blocks(block, width)
+
+        def _make_blocks(self, block, width):
+            return nn.Sequential(block(width, width, self.norm_layer), block(width, width, self.norm_layer))
+
+        def forward(self, x):
+            return self.blocks(x)
+
+
+    class Net(nn.Module):
+        def __init__(self, cfg, norm_layer):
+            super().__init__()
+            self.norm_layer = norm_layer
+            block = LOOKUP
+            self.layer1 = self._make_layer(block, 8)
+            self.stage = Stage(blocks_dict[cfg["S2"]], 8, self.norm_layer)
+
+        def _make_layer(self, block, width):
+            return nn.Sequential(block(3, width, self.norm_layer, 2), block(width, width, self.norm_layer))
+
+        def forward(self, x):
+            return self.stage(self.layer1(x))
+
+
+    def build(norm_layer=NORM):
+        return Net({"S1": "BASIC", "S2": "WIDE"}, norm_layer=norm_layer)
+""")
+
+PAIR = "out = self.bn1(self.conv1(x))  # basic pair"
+
+
+def _table(order=PAIR, lookup='blocks_dict[cfg["S1"]]', norm="nn.BatchNorm2d"):
+    return BLOCK_TABLE.replace("ORDER", order).replace("LOOKUP", lookup).replace("NORM", norm)
+
+
+def test_block_classes_from_a_dict_get_what_every_builder_passes():
+    code = _table()
+    assert finding_at(code, "ADP007", "# basic pair") is not None  # through _make_layer's `block`
+    assert finding_at(code, "ADP007", "# wide pair") is not None  # through Stage's `block` parameter
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert fixed.count("conv_bn(") >= 2
+    # Net built as build() does, BatchNorm2d for every block
+    import torch
+
+    assert_bn_fold_matches(code, fixed, "Net", ({"S1": "BASIC", "S2": "WIDE"}, torch.nn.BatchNorm2d), (2, 3, 8, 8))
+
+
+def test_block_classes_from_a_dict_near_misses():
+    # every builder passes a GroupNorm-like class: no BatchNorm anywhere
+    assert found(_table(norm="nn.InstanceNorm2d"), "ADP007") == []
+    # the calls through the looked-up name pass another norm; Stage builds Wide by its name
+    other = _table().replace("block(3, width, self.norm_layer, 2), block(width, width, self.norm_layer)",
+                             "block(3, width, nn.GroupNorm, 2), block(width, width, nn.GroupNorm)")
+    other = other.replace('Stage(blocks_dict[cfg["S2"]]', "Stage(Wide")
+    assert finding_at(other, "ADP007", "# basic pair") is None
+    # BatchNorm before the conv
+    assert finding_at(_table(order="out = self.conv1(self.bn1(x))  # basic pair"), "ADP007", "# basic pair") is None
