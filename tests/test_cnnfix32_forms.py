@@ -8,8 +8,14 @@ The fixtures are ours.
   parameter without a default (``norm_layer``) is what the class is given.  The builder's own
   ``__init__`` walk, which builds the blocks, no longer leaves the block's parameter unknown
   for good (a lookup cut short by a walk in progress is looked up again).
+- ADP015: one Linear to ``channels * vocabulary`` (a head per audio channel, stacked in one
+  weight) whose output is viewed to ``(b, t, C, V)``, the channels moved before the positions
+  and flattened to ``(b * C, t, V)``, then handed to a loss with ``vocab_size=V``: each row is
+  one channel's logits over the vocabulary the loss is told (dia's form).  ``x.view((a, b))``
+  with the sizes in one tuple is read as ``x.view(a, b)``.
 Near-misses: every builder passing an InstanceNorm class, the calls through the looked-up name
-passing a GroupNorm class (what they pass decides, not the dict), BatchNorm before the conv.
+passing a GroupNorm class (what they pass decides, not the dict), BatchNorm before the conv; a
+split putting the channels last, a loss told another vocabulary size, logits only returned.
 """
 
 from __future__ import annotations
@@ -115,3 +121,56 @@ def test_block_classes_from_a_dict_near_misses():
     assert finding_at(other, "ADP007", "# basic pair") is None
     # BatchNorm before the conv
     assert finding_at(_table(order="out = self.conv1(self.bn1(x))  # basic pair"), "ADP007", "# basic pair") is None
+
+
+CHANNEL_HEADS = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class AudioLM(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.num_channels = config.num_channels
+            self.vocab_size = config.vocab_size
+            self.embed = nn.Embedding(config.vocab_size * config.num_channels, config.hidden_size)
+            self.logits_dense = nn.Linear(config.hidden_size, self.num_channels * self.vocab_size, bias=False)
+
+        def forward(self, input_ids, labels=None, **kwargs):
+            h = self.embed(input_ids)
+            b = h.shape[0]
+            logits = (
+                self.logits_dense(h)  # head
+                .view(SPLIT)
+                .transpose(1, 2)
+                .contiguous()
+                .view(b * self.num_channels, -1, self.vocab_size)
+            )
+            loss = None
+            if labels is not None:
+                loss = self.loss_function(logits=logits, labels=labels, vocab_size=VOCAB, **kwargs)
+            return loss, logits
+""")
+
+
+def _channels(split="(b, -1, self.num_channels, self.vocab_size)", vocab="self.vocab_size"):
+    return CHANNEL_HEADS.replace("SPLIT", split).replace("VOCAB", vocab)
+
+
+def test_one_linear_to_channels_times_vocabulary_viewed_per_channel():
+    # (b, t, C * V) viewed to (b, t, C, V), channels moved before positions, flattened to
+    # (b * C, t, V): every row is one channel's logits over the vocabulary the loss is given
+    assert finding_at(_channels(), "ADP015", "# head") is not None
+    # the sizes given one by one, not as a tuple
+    assert finding_at(_channels(split="b, -1, self.num_channels, self.vocab_size"), "ADP015", "# head") is not None
+
+
+def test_channel_heads_near_misses():
+    # the split puts the channels last: rows are not over the vocabulary
+    assert found(_channels(split="(b, -1, self.vocab_size, self.num_channels)"), "ADP015") == []
+    # the loss is told another vocabulary than the rows hold
+    assert found(_channels(vocab="self.num_channels"), "ADP015") == []
+    # no loss: the logits are only returned
+    no_loss = _channels().replace("loss = self.loss_function(", "loss = (").replace(
+        "logits=logits, labels=labels, vocab_size=self.vocab_size, **kwargs)", "None)")
+    assert found(no_loss, "ADP015") == []
