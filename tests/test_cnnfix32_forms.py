@@ -7,7 +7,9 @@ The fixtures are ours.
   ...)``, HRNet): such a call builds each class of the dict, so what it passes for a constructor
   parameter without a default (``norm_layer``) is what the class is given.  The builder's own
   ``__init__`` walk, which builds the blocks, no longer leaves the block's parameter unknown
-  for good (a lookup cut short by a walk in progress is looked up again).
+  for good (a lookup cut short by a walk in progress is looked up again).  A class handed on
+  by its name (``Stage(Wide, ...)``, torchvision's ``ResNet(BasicBlock, ...)`` form) is read the
+  same way when its constructor parameter has no default.
 - ADP015: one Linear to ``channels * vocabulary`` (a head per audio channel, stacked in one
   weight) whose output is viewed to ``(b, t, C, V)``, the channels moved before the positions
   and flattened to ``(b * C, t, V)``, then handed to a loss with ``vocab_size=V``: each row is
@@ -111,14 +113,22 @@ def test_block_classes_from_a_dict_get_what_every_builder_passes():
     assert_bn_fold_matches(code, fixed, "Net", ({"S1": "BASIC", "S2": "WIDE"}, torch.nn.BatchNorm2d), (2, 3, 8, 8))
 
 
+def _other_norm():
+    other = _table().replace("block(3, width, self.norm_layer, 2), block(width, width, self.norm_layer)",
+                             "block(3, width, nn.GroupNorm, 2), block(width, width, nn.GroupNorm)")
+    return other.replace('Stage(blocks_dict[cfg["S2"]]', "Stage(Wide")
+
+
+def test_block_class_handed_to_a_constructor_by_name():
+    # Wide handed to Stage by its name is read as the table's entries are
+    assert finding_at(_other_norm(), "ADP007", "# wide pair") is not None
+
+
 def test_block_classes_from_a_dict_near_misses():
     # every builder passes a GroupNorm-like class: no BatchNorm anywhere
     assert found(_table(norm="nn.InstanceNorm2d"), "ADP007") == []
     # the calls through the looked-up name pass another norm; Stage builds Wide by its name
-    other = _table().replace("block(3, width, self.norm_layer, 2), block(width, width, self.norm_layer)",
-                             "block(3, width, nn.GroupNorm, 2), block(width, width, nn.GroupNorm)")
-    other = other.replace('Stage(blocks_dict[cfg["S2"]]', "Stage(Wide")
-    assert finding_at(other, "ADP007", "# basic pair") is None
+    assert finding_at(_other_norm(), "ADP007", "# basic pair") is None
     # BatchNorm before the conv
     assert finding_at(_table(order="out = self.conv1(self.bn1(x))  # basic pair"), "ADP007", "# basic pair") is None
 
@@ -174,3 +184,53 @@ def test_channel_heads_near_misses():
     no_loss = _channels().replace("loss = self.loss_function(", "loss = (").replace(
         "logits=logits, labels=labels, vocab_size=self.vocab_size, **kwargs)", "None)")
     assert found(no_loss, "ADP015") == []
+
+
+RESNET_BY_NAME = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    class Basic(nn.Module):
+        def __init__(self, cin, cout, norm_layer, stride=1):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = norm_layer(cout)
+
+        def forward(self, x):
+            return self.bn1(self.conv1(x))  # pair
+
+
+    class ResNet(nn.Module):
+        def __init__(self, block, layers, norm_layer):
+            super().__init__()
+            self._norm = norm_layer
+            self.layer1 = self._make_layer(block, 8, layers[0])
+
+        def _make_layer(self, block, planes, blocks):
+            return nn.Sequential(*[block(planes, planes, self._norm) for _ in range(blocks)])
+
+        def forward(self, x):
+            return self.layer1(x)
+
+
+    def resnet18(norm_layer=NORM):
+        return ResNet(Basic, [2, 2], norm_layer)
+
+
+    class Model(ResNet):
+        def __init__(self):
+            super().__init__(Basic, [2, 2], NORM)
+""")
+
+
+def test_block_class_handed_on_by_name_gets_what_the_builder_passes():
+    code = RESNET_BY_NAME.replace("NORM", "nn.BatchNorm2d")
+    assert finding_at(code, "ADP007", "# pair") is not None
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert "conv_bn(" in fixed
+    assert_bn_fold_matches(code, fixed, "Model", (), (2, 8, 8, 8))
+
+
+def test_block_class_by_name_near_misses():
+    # the builders pass an InstanceNorm class
+    assert found(RESNET_BY_NAME.replace("NORM", "nn.InstanceNorm2d"), "ADP007") == []

@@ -1808,7 +1808,104 @@ class LayerTyper:
                         del self._callers[name]
                         return found
                     found.extend(self._table_calls(tables))
+                if name in self.names.classes and self._handed_on(name):
+                    found.extend(self._by_name_calls(name))
         return found
+
+    def _handed_on(self, name: str) -> bool:
+        """Is the same-file class ``name`` written as an argument somewhere (``ResNet(Basic,
+        [2, 2])``), other than ``super(name, self)`` or an ``isinstance``/``issubclass`` test?
+        A text test (False when the file's lines are not known)."""
+        if self.lines is None:
+            return False
+        text = self._kinds.get(("file text",))
+        if text is None:
+            text = self._kinds[("file text",)] = "\n".join(self.lines)
+        at = text.find(name)
+        while at >= 0:
+            end = at + len(name)
+            before = text[:at].rstrip()
+            after = text[end:end + 1]
+            if (before[-1:] in ("(", ",") and (after in (",", ")") or text[end:end + 2].strip()[:1] in (",", ")"))
+                    and (at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_"))
+                    and not before.endswith(("super(", "isinstance(", "issubclass(", "type("))
+                    and not before[-40:].rsplit("(", 1)[0].rstrip().endswith(("isinstance", "issubclass"))):
+                return True
+            at = text.find(name, end)
+        return False
+
+    def _by_name_calls(self, name: str) -> list:
+        """The calls of a parameter that some call of the file fills with the class ``name``
+        written by its name (``ResNet(Basic, ...)`` -> ``self._make_layer(block, ...)`` ->
+        ``block(...)``): followed forward from each such argument into the same-file class's
+        ``__init__``, function or ``self.<method>`` it is passed to, and on through the calls
+        that pass the parameter along, a few levels deep.  A parameter the callee binds again
+        is not followed."""
+        key = ("by name", name)
+        found = self._kinds.get(key)
+        if found is not None:
+            return found
+        found = self._kinds[key] = []
+        stack = []
+        for owner, func in _functions(self.tree, self.names):
+            if self.mention is not None and name not in self.mention(func):
+                continue
+            for node in walk(func):
+                if node.__class__ is ast.Call:
+                    stack.extend((*t, 0) for t in self._param_targets(node, owner, name))
+        seen = set()
+        while stack:
+            func, owner, param, depth = stack.pop()
+            if (id(func), param) in seen:
+                continue
+            seen.add((id(func), param))
+            if any(n.__class__ in (ast.Assign, ast.AnnAssign, ast.AugAssign) and any(
+                    t.__class__ is ast.Name and t.id == param
+                    for t in (n.targets if n.__class__ is ast.Assign else [n.target])) for n in walk(func)):
+                continue
+            for node in walk(func):
+                if node.__class__ is not ast.Call:
+                    continue
+                if node.func.__class__ is ast.Name and node.func.id == param:
+                    found.append((node, func, owner))
+                elif depth < MAX_DEPTH:
+                    stack.extend((*t, depth + 1) for t in self._param_targets(node, owner, param))
+        return found
+
+    def _param_targets(self, call: ast.Call, owner: str | None, name: str) -> list:
+        """(function, its owner, parameter) for each argument of ``call`` that is the name
+        ``name``, where the callee is a same-file class (its ``__init__``), function, or a
+        method of ``owner`` called on ``self``."""
+        if not (any(a.__class__ is ast.Name and a.id == name for a in call.args)
+                or any(k.value.__class__ is ast.Name and k.value.id == name for k in call.keywords)):
+            return []
+        func, skip, callee_owner = None, 0, None
+        callee = call.func
+        if callee.__class__ is ast.Name and callee.id in self.names.classes:
+            cls = self.names.classes[callee.id]
+            func = next((s for s in cls.body if s.__class__ is ast.FunctionDef and s.name == "__init__"), None)
+            skip, callee_owner = 1, callee.id
+        elif callee.__class__ is ast.Name and callee.id in self.names.functions:
+            func = self.names.functions[callee.id]
+        elif (callee.__class__ is ast.Attribute and callee.value.__class__ is ast.Name and callee.value.id == "self"
+              and owner in self.names.classes):
+            func = next((s for s in self.names.classes[owner].body
+                         if s.__class__ is ast.FunctionDef and s.name == callee.attr), None)
+            skip, callee_owner = 1, owner
+        if func is None or not isinstance(func, ast.FunctionDef):
+            return []
+        params = [a.arg for a in func.args.posonlyargs + func.args.args][skip:]
+        named = set(params) | {a.arg for a in func.args.kwonlyargs}
+        out = []
+        for index, arg in enumerate(call.args):
+            if arg.__class__ is ast.Starred:
+                break
+            if arg.__class__ is ast.Name and arg.id == name and index < len(params):
+                out.append((func, callee_owner, params[index]))
+        for kw in call.keywords:
+            if kw.value.__class__ is ast.Name and kw.value.id == name and kw.arg in named:
+                out.append((func, callee_owner, kw.arg))
+        return out
 
     def _class_tables(self, name: str) -> frozenset:
         """The module-level dicts of the file holding the same-file class ``name`` as an entry's
@@ -1816,9 +1913,10 @@ class LayerTyper:
         built through the name it is looked up into.  Empty for anything else (a string test first)."""
         if name not in self.names.classes or self.tree is None:
             return frozenset()
-        return frozenset(table for table, value in self.names.constants.items()
-                         if value.__class__ is ast.Dict and None not in value.keys
-                         and any(v.__class__ is ast.Name and v.id == name for v in value.values))
+        found = [table for table, value in self.names.constants.items()
+                 if value.__class__ is ast.Dict and None not in value.keys
+                 and any(v.__class__ is ast.Name and v.id == name for v in value.values)]
+        return frozenset(found)
 
     def _table_calls(self, tables: frozenset) -> list:
         """The calls of a name that holds an entry of one of ``tables`` (module-level dicts of
