@@ -56,7 +56,7 @@ BINOPS = {
 
 # Tensor methods taking a shape either as separate sizes or as one tuple (``x.view(b, -1)`` and
 # ``x.view((b, -1))`` are one call)
-_SHAPE_METHODS = frozenset({"view", "reshape"})
+_SIZE_TUPLE_METHODS = frozenset({"view", "reshape"})
 
 
 @dataclass(frozen=True)
@@ -1246,7 +1246,7 @@ class FlowBuilder:
             # torch.einsum(eq, [a, b]): the operands given as one list are the operands
             call = ast.copy_location(ast.Call(func=call.func, args=[call.args[0], *call.args[1].elts], keywords=[]),
                                      call)
-        if (receiver is not None and func.attr in _SHAPE_METHODS and len(call.args) == 1 and not call.keywords
+        if (receiver is not None and func.attr in _SIZE_TUPLE_METHODS and len(call.args) == 1 and not call.keywords
                 and call.args[0].__class__ in (ast.Tuple, ast.List)
                 and not any(e.__class__ is ast.Starred for e in call.args[0].elts)):
             # x.view((b, -1, c, v)): the sizes given as one tuple are the sizes, as for einsum's list
