@@ -111,3 +111,52 @@ def test_a_head_module_not_ending_in_a_linear_is_no_head():
     for returned in ("hidden_states", "torch.softmax(self.decoder(hidden_states), dim=-1)"):
         code = HEAD_MODULE.replace("RETURNED", returned)
         assert found(code, "ADP015") == [], returned
+
+
+# ---------- ADP010: scores read again between the steps, the result computed on after (a sink scale)
+
+SINK = textwrap.dedent("""\
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Attention(nn.Module):
+        def __init__(self, heads=4, dim=32):
+            super().__init__()
+            self.heads, self.head_dim = heads, dim // heads
+            self.scaling = self.head_dim ** -0.5
+            self.sinks = nn.Parameter(torch.zeros(heads))
+            self.use_sink = True
+
+        def forward(self, query, key, value, attention_mask=None):
+            attn_weights = torch.matmul(query, key.transpose(2, 3)) * self.scaling
+            if attention_mask is not None:
+                attn_weights = attn_weights + attention_mask
+            CHECK
+            lse = torch.logsumexp(attn_weights, dim=-1)
+            sink_scale = (lse - self.sinks.view(1, -1, 1)).to(torch.float32).sigmoid()
+            attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
+            attn_output = torch.matmul(attn_weights, value)
+            SCALE
+            return attn_output.transpose(1, 2).contiguous(), attn_weights
+""")
+
+
+def test_scores_read_by_a_logsumexp_that_scales_the_output_is_no_site():
+    # sigmoid(logsumexp(scores) - sink) multiplies the attention output on every path: the
+    # scores are computed with again, which SDPA does not give back
+    for scale in ("attn_output = attn_output * sink_scale.unsqueeze(-1)",
+                  "attn_output = sink_scale.unsqueeze(-1) * attn_output"):
+        code = SINK.replace("CHECK", "").replace("SCALE", scale)
+        assert found(code, "ADP010") == [], scale
+
+
+def test_scores_read_again_only_for_their_shape_or_under_a_setting_keep_the_site():
+    # a shape check between the steps reads no element; a scale applied only under a setting
+    # leaves a path that is plain attention (the rewrite guards the other)
+    shape_check = ("if attn_weights.size(-1) != key.size(2):\n            raise ValueError('bad shape')")
+    for check, scale in ((shape_check, ""),
+                         ("", "if self.use_sink:\n            attn_output = attn_output * sink_scale.unsqueeze(-1)")):
+        code = SINK.replace("CHECK", check).replace("SCALE", scale)
+        assert finding_at(code, "ADP010", "F.softmax(") is not None, (check, scale)
