@@ -40,9 +40,6 @@ _LIKE = frozenset({"type_as", "to", "expand_as", "view_as", "reshape_as"})
 _VALUE_FREE = frozenset({"torch.zeros_like", "torch.ones_like", "torch.empty_like", "torch.full_like",
                          "torch.rand_like", "torch.randn_like", "new_zeros", "new_ones", "new_empty", "new_full"})
 SELECTING = frozenset({"gather", "index_select", "take_along_dim", "masked_select", "take"})
-# Tensor methods that read a tensor's shape or layout, not its elements
-_METADATA = frozenset({"size", "dim", "numel", "nelement", "ndimension", "stride", "is_contiguous",
-                       "element_size", "get_device"})
 
 MAX_STEPS_PER_START = 50_000
 # Nodes a match may skip between two pattern nodes.  Every fusion site in the paper's corpus
@@ -1794,7 +1791,7 @@ class Matcher:
         for pos in sorted(positions):
             node = flow.nodes[pos]
             if pos in ids or node.kind not in ("call", "method", "op") or not node.outs \
-                    or not node.uses & (keys | derived) or (node.kind == "method" and node.op in _METADATA):
+                    or not node.uses & (keys | derived) or (node.kind == "method" and node.op in TENSOR_METADATA):
                 continue
             outs = {o.key for o in node.outs}
             if not outs & steps_read and not node.defs & keys:
