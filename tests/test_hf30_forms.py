@@ -160,3 +160,59 @@ def test_scores_read_again_only_for_their_shape_or_under_a_setting_keep_the_site
                          ("", "if self.use_sink:\n            attn_output = attn_output * sink_scale.unsqueeze(-1)")):
         code = SINK.replace("CHECK", check).replace("SCALE", scale)
         assert finding_at(code, "ADP010", "F.softmax(") is not None, (check, scale)
+
+
+# ---------- ADP015: a head's logits passed through a layer that is only ever nn.Identity (UltraBERT)
+
+IDENTITY_AFTER_HEAD = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Model(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+
+        def forward(self, ids):
+            return self.embed_tokens(ids)
+
+
+    class PredictionHead(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+            self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+
+        def forward(self, hidden_states):
+            return self.decoder(torch.tanh(self.dense(hidden_states)))
+
+
+    class ForMaskedLM(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.model = Model(config)
+            self.head = PredictionHead(config)
+            DECODER
+
+        def forward(self, ids, labels=None, **kwargs):
+            logits = self.decoder(self.head(self.model(ids)))
+            loss = None
+            if labels is not None:
+                loss = self.loss_function(logits, labels, vocab_size=self.config.vocab_size, **kwargs)
+            return loss, logits
+""")
+
+
+def test_logits_through_an_identity_layer_are_the_heads():
+    code = IDENTITY_AFTER_HEAD.replace("DECODER", "self.decoder = nn.Identity()")
+    assert finding_at(code, "ADP015", "logits = self.decoder(") is not None
+
+
+def test_logits_through_a_layer_that_may_be_something_else_are_not():
+    # a layer bound to nn.Identity on one branch only, or to another module, changes the logits
+    for decoder in ("self.decoder = nn.Identity() if config.plain else nn.Tanh()",
+                    "self.decoder = nn.Softmax(dim=-1)"):
+        code = IDENTITY_AFTER_HEAD.replace("DECODER", decoder)
+        assert found(code, "ADP015") == [], decoder

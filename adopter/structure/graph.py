@@ -287,6 +287,7 @@ class FlowBuilder:
         self._formulas: dict = {}
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
+        self._identities: dict[str, bool] = {}  # layer path -> bound to nn.Identity() alone
         self._positions: dict[str, bool] = {}  # ModuleList attribute -> its literal indices name fixed members
         self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
@@ -1287,6 +1288,11 @@ class FlowBuilder:
             kwargs.append((kw.arg or "**", value))
             kwarg_spans.append((span(kw.value), span(kw)))
             frontier = self._inline_callable_arg(kw.value, frontier, ctx)
+        if layer is not None and len(args) == 1 and not kwargs and call.args[0].__class__ is not ast.Starred \
+                and not ctx.keys and self._identity_layer(layer):
+            # self.decoder(x) where __init__ binds self.decoder = nn.Identity() and nothing else
+            # (UltraBERT's decoder after a head that ends in the vocabulary Linear): x itself
+            return args[0], frontier
         if helper is not None:
             target, is_method = helper
             if target.name not in ctx.stack and len(ctx.stack) <= MAX_INLINE_DEPTH:
@@ -1585,6 +1591,14 @@ class FlowBuilder:
         if kind == "layer" and identity:
             fields["identity"] = True
         return fields, frontier
+
+    def _identity_layer(self, layer: str) -> bool:
+        """Is every constructor ``__init__`` binds to ``layer`` an ``nn.Identity()`` (per layer, once)?"""
+        found = self._identities.get(layer)
+        if found is None:
+            ctors = self._ctors(layer)
+            found = self._identities[layer] = bool(ctors) and all(self._builds(c) == IDENTITY for c in ctors)
+        return found
 
     def _builds(self, ctor) -> str | None:
         """The class a constructor of a layer builds (its resolved name), None when unknown."""
