@@ -1288,8 +1288,9 @@ class FlowBuilder:
             kwargs.append((kw.arg or "**", value))
             kwarg_spans.append((span(kw.value), span(kw)))
             frontier = self._inline_callable_arg(kw.value, frontier, ctx)
-        if layer is not None and len(args) == 1 and not kwargs and call.args[0].__class__ is not ast.Starred \
-                and not ctx.keys and self._identity_layer(layer):
+        if layer is not None and args and not args[1:] and not kwargs and call.args[0].__class__ is not ast.Starred \
+                and not ctx.keys and (self._identities[layer] if layer in self._identities
+                                      else self._identity_layer(layer)):
             # self.decoder(x) where __init__ binds self.decoder = nn.Identity() and nothing else
             # (UltraBERT's decoder after a head that ends in the vocabulary Linear): x itself
             return args[0], frontier
@@ -1593,11 +1594,22 @@ class FlowBuilder:
         return fields, frontier
 
     def _identity_layer(self, layer: str) -> bool:
-        """Is every constructor ``__init__`` binds to ``layer`` an ``nn.Identity()`` (per layer, once)?"""
-        found = self._identities.get(layer)
-        if found is None:
-            ctors = self._ctors(layer)
-            found = self._identities[layer] = bool(ctors) and all(self._builds(c) == IDENTITY for c in ctors)
+        """Is every constructor ``__init__`` binds to ``layer`` an ``nn.Identity()``?  Computed
+        once per layer (``_identities``); a constructor call not spelled ``...Identity(...)`` is
+        none without resolving its name."""
+        ctors = self._ctors(layer)
+        found = bool(ctors)
+        for ctor in ctors:
+            if ctor.__class__ is ast.Call:
+                func = ctor.func
+                spelled = func.attr if func.__class__ is ast.Attribute else func.id if func.__class__ is ast.Name else ""
+                if spelled != "Identity" or self._builds(ctor) != IDENTITY:
+                    found = False
+                    break
+            elif self._builds(ctor) != IDENTITY:
+                found = False
+                break
+        self._identities[layer] = found
         return found
 
     def _builds(self, ctor) -> str | None:
