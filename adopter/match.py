@@ -40,6 +40,7 @@ _LIKE = frozenset({"type_as", "to", "expand_as", "view_as", "reshape_as"})
 _VALUE_FREE = frozenset({"torch.zeros_like", "torch.ones_like", "torch.empty_like", "torch.full_like",
                          "torch.rand_like", "torch.randn_like", "new_zeros", "new_ones", "new_empty", "new_full"})
 SELECTING = frozenset({"gather", "index_select", "take_along_dim", "masked_select", "take"})
+_COMPUTING = frozenset({"call", "method", "op"})  # node kinds _derived_between follows
 
 MAX_STEPS_PER_START = 50_000
 # Nodes a match may skip between two pattern nodes.  Every fusion site in the paper's corpus
@@ -1710,11 +1711,12 @@ class Matcher:
         last_defs = state.matched[-1].defs
         return (keys - last_defs) | {k for k, v in state.aliases.items() if v in keys and k not in last_defs}
 
-    def _after(self, flow: Flow, state: _State, step) -> bool:
-        """Walk every path after the match carrying the intermediate keys still live there.
-        ``step(node, live)`` returns True to end the walk with a hit, else the keys live after
-        the node (none: the path ends).  True when some step hit."""
-        live = self._live_keys(state)
+    def _after(self, flow: Flow, state: _State, step, live: set | None = None) -> bool:
+        """Walk every path after the match carrying the intermediate keys still live there
+        (``live`` when given).  ``step(node, live)`` returns True to end the walk with a hit, else
+        the keys live after the node (none: the path ends).  True when some step hit."""
+        if live is None:
+            live = self._live_keys(state)
         if not live:
             return False
         out, nodes = flow.out, flow.nodes
@@ -1765,7 +1767,40 @@ class Matcher:
                 after = after | {o.key for o in node.outs}
             return after
 
-        return self._after(flow, state, step)
+        live = self._live_keys(state)
+        return self._after(flow, state, step, live | self._derived_between(flow, state, live))
+
+    def _derived_between(self, flow: Flow, state: _State, keys: set[str]) -> set[str]:
+        """Values computed between the steps of the match from an intermediate one by code the
+        match does not hold, that no step reads: ``lse = torch.logsumexp(scores, -1)`` before
+        the softmax, its ``sigmoid(lse - sink)`` scaling the attention's output (an attention
+        sink applied after the product).  Code after the match computing with them computes
+        with the intermediate: :meth:`_computed_on` follows them as it follows the
+        intermediates.  A read of the value's shape alone (``scores.size(-1)``) derives
+        nothing; nodes whose result a step reads (a max subtracted before the exponential)
+        are the chain's own.  ``keys``: the intermediates' (:meth:`_live_keys`).  The nodes are
+        those whose ids lie between the first step's and the last's (edges go from lower to
+        higher ids), read with operators only: most matches have none that reads the keys."""
+        matched = state.matched
+        derived: set[str] = set()
+        if len(matched) < 2 or not keys:
+            return derived
+        nodes, reading, ids, steps_read = flow.nodes, keys, None, None
+        for pos in range(matched[0].id + 1, matched[-1].id):
+            node = nodes[pos]
+            if not (node.uses & reading) or node.kind not in _COMPUTING or not node.outs \
+                    or (node.kind == "method" and node.op in TENSOR_METADATA):
+                continue
+            if ids is None:
+                ids = {n.id for n in matched}
+                steps_read = set().union(*(n.uses for n in matched))
+            if pos in ids or node.defs & keys:
+                continue
+            outs = {o.key for o in node.outs}
+            if not outs & steps_read:
+                derived |= outs
+                reading = keys | derived
+        return derived
 
     def _match_init(self, cls: ClassStructure, state: _State) -> list | None:
         if not self.init:

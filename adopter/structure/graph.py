@@ -292,6 +292,7 @@ class FlowBuilder:
         self._formulas: dict = {}
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
+        self._identities: dict[str, bool] = {}  # layer path -> bound to nn.Identity() alone
         self._positions: dict[str, bool] = {}  # ModuleList attribute -> its literal indices name fixed members
         self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
@@ -1297,6 +1298,12 @@ class FlowBuilder:
             kwargs.append((kw.arg or "**", value))
             kwarg_spans.append((span(kw.value), span(kw)))
             frontier = self._inline_callable_arg(kw.value, frontier, ctx)
+        if layer is not None and args and not args[1:] and not kwargs and call.args[0].__class__ is not ast.Starred \
+                and not ctx.keys and (self._identities[layer] if layer in self._identities
+                                      else self._identity_layer(layer)):
+            # self.decoder(x) where __init__ binds self.decoder = nn.Identity() and nothing else
+            # (UltraBERT's decoder after a head that ends in the vocabulary Linear): x itself
+            return args[0], frontier
         if helper is not None:
             target, is_method = helper
             if target.name not in ctx.stack and len(ctx.stack) <= MAX_INLINE_DEPTH:
@@ -1595,6 +1602,25 @@ class FlowBuilder:
         if kind == "layer" and identity:
             fields["identity"] = True
         return fields, frontier
+
+    def _identity_layer(self, layer: str) -> bool:
+        """Is every constructor ``__init__`` binds to ``layer`` an ``nn.Identity()``?  Computed
+        once per layer (``_identities``); a constructor call not spelled ``...Identity(...)`` is
+        none without resolving its name."""
+        ctors = self._ctors(layer)
+        found = bool(ctors)
+        for ctor in ctors:
+            if ctor.__class__ is ast.Call:
+                func = ctor.func
+                spelled = func.attr if func.__class__ is ast.Attribute else func.id if func.__class__ is ast.Name else ""
+                if spelled != "Identity" or self._builds(ctor) != IDENTITY:
+                    found = False
+                    break
+            elif self._builds(ctor) != IDENTITY:
+                found = False
+                break
+        self._identities[layer] = found
+        return found
 
     def _builds(self, ctor) -> str | None:
         """The class a constructor of a layer builds (its resolved name), None when unknown."""
