@@ -165,6 +165,9 @@ def _eager_training(torch: str) -> str:
     return f"{torch}.is_grad_enabled() and not {torch}.compiler.is_compiling()"
 
 
+_SWAMPING = 1e30  # a literal fill this large leaves no score's value beside it, in any dtype's rounding
+
+
 _LIKE = frozenset({"ones_like", "zeros_like", "full_like", "empty_like"})  # torch.<x>_like(t, ...) -> torch.<x>(shape, ...)
 
 
@@ -3057,8 +3060,11 @@ class _Attention:
         call, only then.  Without gradients such a row's values agree where the fill
         swamps the scores (``finfo`` of float32, bfloat16, float64); a fill that does not
         (``-1e4``, float16's ``finfo``) leaves the fused call's softmax of the row's own scores
-        where the original averages every value: a query that sees no key, whose output the
-        models we have read never use.
+        where the original averages every value (regionvit's ``masked_fill(mask == 0, -65000)``:
+        float32 keeps the row's score differences beside 65000).  So a literal fill
+        (:data:`_SWAMPING` or more excepted: nothing the scores hold survives beside it) is
+        tested whether or not gradients are wanted; a ``finfo`` or named fill keeps the test to
+        training steps.
 
         The guard runs before the region: a name of the mask that the region assigns first
         (lucidrains' ``mask = rearrange(mask, 'b j -> b 1 1 j')``) is read as the value that
@@ -3197,7 +3203,10 @@ class _Attention:
         except LookupError:
             return None
         torch = self._torch()
-        term = (f"{_eager_training(torch)} and "
+        literal = fill.get("literal")
+        eager = f"not {torch}.compiler.is_compiling()" if literal is not None and abs(literal) < _SWAMPING \
+            else _eager_training(torch)
+        term = (f"{eager} and "
                 f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1).any()")
         wider = self._fill_widens(fill, use, before, binders)
         if wider is not None:
