@@ -71,3 +71,105 @@ def test_a_finfo_fill_keeps_the_row_test_to_training_steps():
     fixed = fix_text(code, "model.py", rules("ADP010")).text
     assert "scaled_dot_product_attention(" in fixed
     assert "torch.is_grad_enabled()" in fixed
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. A bias added into a block of the scores by a read-modify-write item store (birder's MViT v2:
+#    a same-file helper `attn[:, :, s:, s:] = (attn[:, :, s:, s:].view(B, -1, qh, qw, kh, kw) +
+#    rel_h + rel_w).view(...)`, torchvision's `attn[:, :, 1:, 1:] += rel_pos`): the scores plus
+#    a bias that is zero outside the block, an additive step (graph._block_added).  rafix31 read
+#    every item store into the scores as a change that is no step, so the unconditional form was
+#    not found (its `added-in-place` case moves here, by the lead's ruling in session 26).  The
+#    fixer declines it with its reason (it does not build the padded bias); under an if the store
+#    is still sent to the original by the guard (regionvit's `if patch_attn:`).
+
+from corpus_forms import finding_at, found  # noqa: E402
+
+HEAD = '''\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def add_rel(attn, q, rel_h, rel_w, s):
+    B, H, _, d = q.shape
+    n = rel_h.shape[0]
+    rh = torch.einsum("bhqc,kc->bhqk", q[:, :, s:], rel_h)
+    rw = torch.einsum("bhqc,kc->bhqk", q[:, :, s:], rel_w)
+    STORE
+    return attn
+
+
+class Attn(nn.Module):
+    def __init__(self, dim=16, heads=2, n=4):
+        super().__init__()
+        self.heads, self.scale = heads, (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.rel_h = nn.Parameter(torch.randn(n, dim // heads))
+        self.rel_w = nn.Parameter(torch.randn(n, dim // heads))
+
+    def forward(self, x):
+        B, N, C = x.shape
+        q, k, v = self.qkv(x).reshape(B, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+        attn = (q * self.scale) @ k.transpose(-2, -1)
+        attn = add_rel(attn, q, self.rel_h, self.rel_w, 1)
+        attn = attn.softmax(dim=-1)
+        x = attn @ v  # site
+        return x.transpose(1, 2).reshape(B, N, C)
+'''
+
+VIEWED = "attn[:, :, s:, s:] = (attn[:, :, s:, s:].view(B, H, -1, n) + rh + rw).view(B, H, -1, n)"
+AUGMENTED = "attn[:, :, s:, s:] += rh + rw"
+SUMMED = "attn[:, :, s:, s:] = rh + attn[:, :, s:, s:] + rw"
+
+
+@pytest.mark.parametrize("store", [VIEWED, AUGMENTED, SUMMED], ids=["viewed", "augmented", "summed"])
+def test_a_bias_added_into_a_block_of_the_scores_is_found_and_declined_with_its_reason(store):
+    from corpus_forms import rules
+
+    from adopter.synth import fix_text
+
+    code = HEAD.replace("STORE", store)
+    assert finding_at(code, "ADP010", "# site") is not None
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention(" not in result.text
+    assert any("added into a block of the scores" in why for _, why in result.skipped)
+
+
+@pytest.mark.parametrize("store", [
+    "attn[:, :, s:, s:] = attn[:, :, s:, s:] * rh",  # scaled, not added
+    "attn[:, :, s:, s:] -= rh",  # subtracted
+    "attn[:, :, s:, s:] = attn[:, :, :-s, :-s] + rh",  # another block read
+    "attn[:, :, s:, s:] += attn[:, :, :-s, :-s]",  # the added term reads the scores
+    "attn[:, :, s:, s:] = attn[:, :, s:, s:] + rh + attn[:, :, s:, s:]",  # the block twice
+    "attn[:, :, s:, s:] = rh",  # overwritten
+], ids=["scaled", "subtracted", "other-block", "reads-scores", "block-twice", "overwritten"])
+def test_other_item_stores_into_the_scores_are_not_attention(store):
+    assert not found(HEAD.replace("STORE", store), "ADP010")
+
+
+CONDITIONAL = HEAD.replace("attn = add_rel(attn, q, self.rel_h, self.rel_w, 1)", """if self.rel:
+            attn = add_rel(attn, q, self.rel_h, self.rel_w, 1)""").replace(
+    "self.heads, self.scale = heads", "self.rel = rel\n        self.heads, self.scale = heads").replace(
+    "n=4):", "n=4, rel=True):")
+
+
+@pytest.mark.parametrize("rel", [True, False])
+def test_a_block_bias_under_an_if_goes_to_the_original_and_matches(rel):
+    import torch
+    from corpus_forms import float64_pair, rules
+
+    from adopter.synth import fix_text
+
+    code = CONDITIONAL.replace("STORE", AUGMENTED)
+    assert finding_at(code, "ADP010", "# site") is not None
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    a, b = float64_pair(code, fixed, "Attn", rel=rel)
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 16, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
+    ga = torch.autograd.grad(a(x).sum(), [x, *a.qkv.parameters()])
+    gb = torch.autograd.grad(b(x).sum(), [x, *b.qkv.parameters()])
+    for left, right in zip(gb, ga):
+        torch.testing.assert_close(left, right, rtol=0, atol=1e-12)

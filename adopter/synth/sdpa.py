@@ -396,6 +396,13 @@ class _Attention:
         if len(assumed) > 1:
             raise Skip(RANK_SKIP)
         self.assumed_rank: int | None = assumed.pop() if assumed else None
+        for role in ADD_STEPS:
+            node = self.roles.get(role)
+            if node is not None and node.kind == "op" and len(node.arg_spans) == 2 and node.arg_spans[1] == node.span:
+                # (graph: _block_added, MViT's `attn[:, :, 1:, 1:] = attn[:, :, 1:, 1:] + rel`)
+                raise Skip(f"the bias at line {node.line} is added into a block of the scores by an item store: "
+                           "the fused call's mask would be it padded with zeros to the scores' size, which the "
+                           "fixer does not build; rewrite it by hand")
         self._check_moved_scores(nodes)
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
