@@ -79,9 +79,11 @@ def test_a_finfo_fill_keeps_the_row_test_to_training_steps():
 #    rel_h + rel_w).view(...)`, torchvision's `attn[:, :, 1:, 1:] += rel_pos`): the scores plus
 #    a bias that is zero outside the block, an additive step (graph._block_added).  rafix31 read
 #    every item store into the scores as a change that is no step, so the unconditional form was
-#    not found (its `added-in-place` case moves here, by the lead's ruling in session 26).  The
-#    fixer declines it with its reason (it does not build the padded bias); under an if the store
-#    is still sent to the original by the guard (regionvit's `if patch_attn:`).
+#    not found (its `added-in-place` case moves here, by the lead's ruling in session 26).  In a
+#    helper the caller hands the scores to, the fixer calls the helper on zeros of the scores'
+#    shape: it returns the padded bias, the fused call's mask (sdpa._inline_block_helper).  In
+#    the attention's own function it declines with its reason; under an if the store is still
+#    sent to the original by the guard (regionvit's `if patch_attn:`).
 
 from corpus_forms import finding_at, found  # noqa: E402
 
@@ -123,17 +125,70 @@ AUGMENTED = "attn[:, :, s:, s:] += rh + rw"
 SUMMED = "attn[:, :, s:, s:] = rh + attn[:, :, s:, s:] + rw"
 
 
+def _assert_pair_matches(code, fixed, **kwargs):
+    import torch
+    from corpus_forms import float64_pair
+
+    a, b = float64_pair(code, fixed, "Attn", **kwargs)
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 16, dtype=torch.float64, requires_grad=True)
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
+    ga = torch.autograd.grad(a(x).sum(), [x, *a.qkv.parameters()])
+    gb = torch.autograd.grad(b(x).sum(), [x, *b.qkv.parameters()])
+    for left, right in zip(gb, ga):
+        torch.testing.assert_close(left, right, rtol=0, atol=1e-12)
+    if kwargs.get("rel", True):
+        ga = torch.autograd.grad(a(x).sum(), [a.rel_h, a.rel_w])
+        gb = torch.autograd.grad(b(x).sum(), [b.rel_h, b.rel_w])
+        for left, right in zip(gb, ga):
+            torch.testing.assert_close(left, right, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("store", [VIEWED, AUGMENTED, SUMMED], ids=["viewed", "augmented", "summed"])
-def test_a_bias_added_into_a_block_of_the_scores_is_found_and_declined_with_its_reason(store):
+def test_a_helper_adding_a_bias_into_a_block_is_called_on_zeros_and_matches(store):
     from corpus_forms import rules
 
     from adopter.synth import fix_text
 
     code = HEAD.replace("STORE", store)
     assert finding_at(code, "ADP010", "# site") is not None
-    result = fix_text(code, "model.py", rules("ADP010"))
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed and ".new_zeros(" in fixed
+    _assert_pair_matches(code, fixed)
+
+
+INLINE = HEAD.replace("        attn = add_rel(attn, q, self.rel_h, self.rel_w, 1)\n", """\
+        n = self.rel_h.shape[0]
+        rh = torch.einsum("bhqc,kc->bhqk", q[:, :, 1:], self.rel_h)
+        attn[:, :, 1:, 1:] += rh
+""")
+
+
+def test_a_block_bias_in_the_attentions_own_function_is_found_and_declined_with_its_reason():
+    from corpus_forms import rules
+
+    from adopter.synth import fix_text
+
+    assert finding_at(INLINE, "ADP010", "# site") is not None
+    result = fix_text(INLINE, "model.py", rules("ADP010"))
     assert "scaled_dot_product_attention(" not in result.text
     assert any("added into a block of the scores" in why for _, why in result.skipped)
+
+
+@pytest.mark.parametrize("extra", [
+    "attn = attn * 2",  # the helper changes the scores otherwise
+    "print(attn.max())",  # reads their values
+], ids=["scaled-too", "values-read"])
+def test_a_block_helper_reading_the_scores_otherwise_stays_declined(extra):
+    from corpus_forms import rules
+
+    from adopter.synth import fix_text
+
+    code = HEAD.replace("STORE", AUGMENTED + "\n    " + extra)
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention(" not in result.text
 
 
 @pytest.mark.parametrize("store", [
@@ -156,8 +211,7 @@ CONDITIONAL = HEAD.replace("attn = add_rel(attn, q, self.rel_h, self.rel_w, 1)",
 
 @pytest.mark.parametrize("rel", [True, False])
 def test_a_block_bias_under_an_if_goes_to_the_original_and_matches(rel):
-    import torch
-    from corpus_forms import float64_pair, rules
+    from corpus_forms import rules
 
     from adopter.synth import fix_text
 
@@ -165,11 +219,4 @@ def test_a_block_bias_under_an_if_goes_to_the_original_and_matches(rel):
     assert finding_at(code, "ADP010", "# site") is not None
     fixed = fix_text(code, "model.py", rules("ADP010")).text
     assert "scaled_dot_product_attention(" in fixed
-    a, b = float64_pair(code, fixed, "Attn", rel=rel)
-    torch.manual_seed(1)
-    x = torch.randn(2, 5, 16, dtype=torch.float64, requires_grad=True)
-    torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)
-    ga = torch.autograd.grad(a(x).sum(), [x, *a.qkv.parameters()])
-    gb = torch.autograd.grad(b(x).sum(), [x, *b.qkv.parameters()])
-    for left, right in zip(gb, ga):
-        torch.testing.assert_close(left, right, rtol=0, atol=1e-12)
+    _assert_pair_matches(code, fixed, rel=rel)

@@ -398,8 +398,9 @@ class _Attention:
         self.assumed_rank: int | None = assumed.pop() if assumed else None
         for role in ADD_STEPS:
             node = self.roles.get(role)
-            if node is not None and node.kind == "op" and len(node.arg_spans) == 2 and node.arg_spans[1] == node.span:
-                # (graph: _block_added, MViT's `attn[:, :, 1:, 1:] = attn[:, :, 1:, 1:] + rel`)
+            if node is not None and _block_add(node) and node.func == self.roles["c"].func:
+                # (graph: _block_added, MViT's `attn[:, :, 1:, 1:] = attn[:, :, 1:, 1:] + rel`; in a
+                # helper it is called on a stand-in of zeros: _inline_block_helper)
                 raise Skip(f"the bias at line {node.line} is added into a block of the scores by an item store: "
                            "the fused call's mask would be it padded with zeros to the scores' size, which the "
                            "fixer does not build; rewrite it by hand")
@@ -1080,6 +1081,8 @@ class _Attention:
             return self._inline_probs_helper(nodes, outside, roles)
         if len(outside) == 1 and roles.get(id(outside[0])) in ("f0", "f1"):
             return self._inline_fill_helper(nodes, outside[0], roles[id(outside[0])])
+        if len(outside) == 1 and roles.get(id(outside[0])) in ADD_STEPS and _block_add(outside[0]):
+            return self._inline_block_helper(nodes, outside[0], roles[id(outside[0])])
         if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
             raise self._helper_skip(nodes, roles)
         node = outside[0]
@@ -1246,6 +1249,92 @@ class _Attention:
             if value is node:
                 self.roles[r] = moved
         return [moved if n is node else n for n in nodes]
+
+    def _inline_block_helper(self, nodes: list, node, role: str) -> list:
+        """A match whose bias a helper adds into a block of the scores by an item store (graph:
+        ``_block_added``), the caller handing it the scores: birder's MViT v2 ``attn =
+        cal_rel_pos_spatial(attn, q, ...)`` with ``attn[:, :, s:, s:] = (attn[:, :, s:,
+        s:].view(...) + rel_h + rel_w).view(...)`` then ``return attn``.  A helper that reads
+        the scores only in that store (the block it adds to) and returns them on every path
+        returns for a tensor of zeros exactly the bias padded with zeros to the scores' size
+        (``0 + t`` is t): the fused call's mask part, as the helper makes it of zeros (a real
+        tensor, q's dtype, the scores' shape: the store writes into it).  Declined with the
+        reason where the helper reads the scores otherwise, the stand-in's shape or dtype may
+        not be the scores', or the helper is called in another way.  Returns the nodes with the
+        add moved to the caller's statement (:meth:`_mask` takes the part from ``fill_helper``)."""
+        info = self.index.stmt(node.stmt)
+        helper = self._function(info.stmt) if info is not None else None
+        caller_def = self._function(self.index.stmt(self.roles["c"].stmt).stmt)
+        name = getattr(helper, "name", "?")
+        why = f"the bias is added into a block of the scores in the helper `{name}`, which "
+        if helper is None or caller_def is None or isinstance(helper, ast.AsyncFunctionDef) or helper.decorator_list \
+                or any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal, ast.Lambda,
+                                      ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not helper
+                       for n in ast.walk(helper)):
+            raise Skip(why + "cannot be called on a stand-in of the scores; rewrite it by hand")
+        args = helper.args
+        params = [a.arg for a in (*args.posonlyargs, *args.args)]
+        method = bool(params) and params[0] == "self"
+        if args.vararg or args.kwarg or len(params) < 1 + method:
+            raise Skip(why + "takes its arguments in a way the fused path cannot repeat; rewrite it by hand")
+        scores = params[int(method)]
+        store = info.stmt
+        inside = {id(n) for n in ast.walk(store)}
+        for n in ast.walk(helper):
+            if not (isinstance(n, ast.Name) and n.id == scores) or id(n) in inside:
+                continue
+            if not isinstance(n.ctx, ast.Load) or not isinstance(self._parent_in(helper, n), ast.Return):
+                raise Skip(why + f"also reads or assigns the scores `{scores}` at line {n.lineno}; rewrite it by hand")
+        if any(not (isinstance(r.value, ast.Name) and r.value.id == scores) for r in ast.walk(helper)
+               if isinstance(r, ast.Return)) or not isinstance(helper.body[-1], ast.Return):
+            raise Skip(why + "does not return the scores on every path; rewrite it by hand")
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            raise Skip(why + "is handed scores that are reshaped or written (keys, queries); rewrite it by hand")
+        if role == "b0" and any(r in self.roles for r in SCALE_STEPS):
+            raise Skip(why + "adds it before a scale, which the fused call would not apply to it; rewrite it by hand")
+        if not self._keeps_q_dtype_before(role):
+            raise Skip(why + "would be handed zeros in q's dtype, which the scores may not have there; "
+                       "rewrite it by hand")
+        if any(r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
+                self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+            raise Skip(why + "is handed scores scaled by a tensor, whose axes the stand-in may lack; "
+                       "rewrite it by hand")
+
+        def helper_call(value) -> bool:
+            return isinstance(value, ast.Call) and (
+                (method and isinstance(value.func, ast.Attribute) and value.func.attr == helper.name
+                 and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
+                or (not method and isinstance(value.func, ast.Name) and value.func.id == helper.name))
+
+        calls = [value for value in ast.walk(caller_def) if helper_call(value)]
+        stmts = [st for st in ast.walk(caller_def) if isinstance(st, ast.Assign) and len(st.targets) == 1
+                 and len(calls) == 1 and st.value is calls[0]]
+        if len(stmts) != 1 or not calls[0].args or any(isinstance(a, ast.Starred) for a in calls[0].args) \
+                or any(kw.arg is None for kw in calls[0].keywords):
+            raise Skip(why + "is called in other ways; rewrite it by hand")
+        stmt, call = stmts[0], calls[0]
+        first = call.args[0]
+        if not (isinstance(first, ast.Name) and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == first.id):
+            raise Skip(why + "is called in other ways; rewrite it by hand")
+        rest = [*call.args[1:], *(kw.value for kw in call.keywords)]
+        if any(isinstance(n, ast.Name) and n.id == first.id for a in rest for n in ast.walk(a)):
+            raise Skip(why + "is handed the scores again in another argument; rewrite it by hand")
+        owner = self._class() if method else None
+        if method and (owner is None or not any(c is owner for c in self.index.tree.body)):
+            raise Skip(why + "is a method of a class the guard cannot name; rewrite it by hand")
+        q_atom, shape = self._stand_in_shape()
+        text = self._stmt_text(call, (span_of(first), f"{q_atom}.new_zeros({shape})"))
+        moved = replace(node, stmt=span_of(stmt))
+        self.fill_helper = {"text": text, "operand": ast.parse(text, mode="eval").body, "node": moved,
+                            "rows": False, "method": (owner.name, helper.name) if method else None}
+        for r, value in self.roles.items():
+            if value is node:
+                self.roles[r] = moved
+        return [moved if n is node else n for n in nodes]
+
+    @staticmethod
+    def _parent_in(func: ast.AST, node: ast.AST) -> ast.AST | None:
+        return _parents(func).get(node)
 
     def _inline_probs_helper(self, nodes: list, outside: list, roles: dict) -> list:
         """A module-level helper taking the scores to the probabilities (``outside``: its
@@ -2510,6 +2599,8 @@ class _Attention:
         for role in ADD_STEPS:
             if role not in self.roles:
                 continue
+            if self.fill_helper is not None and self.roles[role] is self.fill_helper["node"]:
+                continue  # (a block bias a helper adds, made of zeros: _inline_block_helper, below)
             var = {"b0": "bias0", "b1": "bias"}.get(role, "mask")
             module_bias = self._bias_module_operand(role, var)
             if role == "m2" and self.grouped_cat is not None:
@@ -4277,6 +4368,12 @@ def _shape_metadata_only(func: ast.FunctionDef, param: str) -> bool:
 
 #: Tensor methods that make a new tensor from their receiver's dtype and device only
 _NEW_LIKE = {"new_ones", "new_zeros", "new_empty", "new_full", "new_tensor"}
+
+
+def _block_add(node) -> bool:
+    """Is ``node`` a bias added into a block of the scores by an item store (graph:
+    ``_block_added``: an add whose bias is no expression, its span the statement's)?"""
+    return node.kind == "op" and len(node.arg_spans) == 2 and node.arg_spans[1] == node.span
 
 
 def _fill_only(func: ast.FunctionDef, param: str) -> tuple[str | None, str]:
