@@ -81,9 +81,10 @@ def test_a_finfo_fill_keeps_the_row_test_to_training_steps():
 #    every item store into the scores as a change that is no step, so the unconditional form was
 #    not found (its `added-in-place` case moves here, by the lead's ruling in session 26).  In a
 #    helper the caller hands the scores to, the fixer calls the helper on zeros of the scores'
-#    shape: it returns the padded bias, the fused call's mask (sdpa._inline_block_helper).  In
-#    the attention's own function it declines with its reason; under an if the store is still
-#    sent to the original by the guard (regionvit's `if patch_attn:`).
+#    shape: it returns the padded bias, the fused call's mask (sdpa._inline_block_helper); in the
+#    attention's own function the fused path runs the store on such zeros under a new name
+#    (sdpa._block_bias).  Under an if the store is still sent to the original by the guard
+#    (regionvit's `if patch_attn:`).
 
 from corpus_forms import finding_at, found  # noqa: E402
 
@@ -159,22 +160,35 @@ def test_a_helper_adding_a_bias_into_a_block_is_called_on_zeros_and_matches(stor
     _assert_pair_matches(code, fixed)
 
 
-INLINE = HEAD.replace("        attn = add_rel(attn, q, self.rel_h, self.rel_w, 1)\n", """\
-        n = self.rel_h.shape[0]
+INLINE = HEAD.replace("STORE", AUGMENTED).replace("        attn = add_rel(attn, q, self.rel_h, self.rel_w, 1)\n", """\
         rh = torch.einsum("bhqc,kc->bhqk", q[:, :, 1:], self.rel_h)
-        attn[:, :, 1:, 1:] += rh
+        rw = torch.einsum("bhqc,kc->bhqk", q[:, :, 1:], self.rel_w)
+        attn[:, :, 1:, 1:] += rh + rw
 """)
 
 
-def test_a_block_bias_in_the_attentions_own_function_is_found_and_declined_with_its_reason():
+def test_a_block_bias_in_the_attentions_own_function_is_written_into_zeros_and_matches():
     from corpus_forms import rules
 
     from adopter.synth import fix_text
 
     assert finding_at(INLINE, "ADP010", "# site") is not None
-    result = fix_text(INLINE, "model.py", rules("ADP010"))
+    fixed = fix_text(INLINE, "model.py", rules("ADP010")).text
+    assert "attn_bias[:, :, 1:, 1:] += rh + rw" in fixed and "attn_mask=attn_bias" in fixed
+    _assert_pair_matches(INLINE, fixed)
+
+
+def test_a_block_bias_before_a_scale_is_declined_with_its_reason():
+    from corpus_forms import rules
+
+    from adopter.synth import fix_text
+
+    code = INLINE.replace("attn = (q * self.scale) @ k.transpose(-2, -1)", "attn = q @ k.transpose(-2, -1)").replace(
+        "        attn = attn.softmax(dim=-1)", "        attn = attn * self.scale\n        attn = attn.softmax(dim=-1)")
+    assert finding_at(code, "ADP010", "# site") is not None
+    result = fix_text(code, "model.py", rules("ADP010"))
     assert "scaled_dot_product_attention(" not in result.text
-    assert any("added into a block of the scores" in why for _, why in result.skipped)
+    assert any("added into a block of the scores" in why and "before a scale" in why for _, why in result.skipped)
 
 
 @pytest.mark.parametrize("extra", [

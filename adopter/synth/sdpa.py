@@ -396,14 +396,11 @@ class _Attention:
         if len(assumed) > 1:
             raise Skip(RANK_SKIP)
         self.assumed_rank: int | None = assumed.pop() if assumed else None
+        self.block_bias: dict | None = None  # a bias added into a block of the scores here (_block_bias)
         for role in ADD_STEPS:
             node = self.roles.get(role)
             if node is not None and _block_add(node) and node.func == self.roles["c"].func:
-                # (graph: _block_added, MViT's `attn[:, :, 1:, 1:] = attn[:, :, 1:, 1:] + rel`; in a
-                # helper it is called on a stand-in of zeros: _inline_block_helper)
-                raise Skip(f"the bias at line {node.line} is added into a block of the scores by an item store: "
-                           "the fused call's mask would be it padded with zeros to the scores' size, which the "
-                           "fixer does not build; rewrite it by hand")
+                self._block_bias(node, role)
         self._check_moved_scores(nodes)
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
@@ -639,6 +636,8 @@ class _Attention:
                 # A bias added by a helper (``dots = self.apply_pos_bias(dots)``): the fused
                 # path runs the helper's statements that compute it
                 fast.extend(self._stmt_text(inner) for inner in self.helper_steps.get(span_of(stmt), ()))
+                if self.block_bias is not None and self.block_bias["stmt"] is stmt:
+                    fast.extend(self.block_bias["made"])  # the block's bias, written into zeros
                 for outer, inner in self.original_ifs:
                     if outer is not stmt:
                         continue
@@ -1249,6 +1248,39 @@ class _Attention:
             if value is node:
                 self.roles[r] = moved
         return [moved if n is node else n for n in nodes]
+
+    def _block_bias(self, node, role: str) -> None:
+        """A bias added into a block of the scores by an item store in the attention's own
+        function (graph: ``_block_added``; ``attn[:, :, 1:, 1:] += rel_pos``, ``attn[..] =
+        (attn[..].view(..) + rel_h + rel_w).view(..)``): the fused path runs the store on zeros
+        of the scores' shape and q's dtype, a new name (``attn_bias = q.new_zeros(shape)`` then
+        ``attn_bias[:, :, 1:, 1:] += rel_pos``), which holds the bias padded with zeros to the
+        scores' size -- the fused call's mask part (:meth:`_mask`).  Declined with the reason
+        where the scores may not have q's dtype or shape there, or a scale follows it."""
+        info = self.index.stmt(node.stmt)
+        store = info.stmt if info is not None else None
+        why = f"the bias at line {node.line} is added into a block of the scores by an item store"
+        target = store.targets[0] if isinstance(store, ast.Assign) and len(store.targets) == 1 else \
+            store.target if isinstance(store, ast.AugAssign) else None
+        if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
+            raise Skip(why + " that could not be read; rewrite it by hand")
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            raise Skip(why + " of scores that are reshaped or written (keys, queries); rewrite it by hand")
+        if role == "b0" and any(r in self.roles for r in SCALE_STEPS):
+            raise Skip(why + " before a scale, which the fused call would not apply to it; rewrite it by hand")
+        if not self._keeps_q_dtype_before(role) or any(
+                r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
+                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+            raise Skip(why + ", where zeros of q's dtype and the product's shape may not be the scores'; "
+                       "rewrite it by hand")
+        root = target.value.id
+        taken = self.index.identifiers
+        name = next(n for n in (f"{root}_bias", *(f"{root}_bias{i}" for i in range(2, 99)), "sdpa_block_bias")
+                    if n not in taken)
+        swaps = [(span_of(n), name) for n in ast.walk(store) if isinstance(n, ast.Name) and n.id == root]
+        q_atom, shape = self._stand_in_shape()
+        self.block_bias = {"node": node, "role": role, "stmt": store, "name": name,
+                           "made": [f"{name} = {q_atom}.new_zeros({shape})", self._text_with(store, swaps)]}
 
     def _inline_block_helper(self, nodes: list, node, role: str) -> list:
         """A match whose bias a helper adds into a block of the scores by an item store (graph:
@@ -2601,6 +2633,12 @@ class _Attention:
                 continue
             if self.fill_helper is not None and self.roles[role] is self.fill_helper["node"]:
                 continue  # (a block bias a helper adds, made of zeros: _inline_block_helper, below)
+            if self.block_bias is not None and self.roles[role] is self.block_bias["node"]:
+                # (written into zeros on the fused path before the call: _block_bias)
+                name = self.block_bias["name"]
+                parts.append({"text": name, "atom": name, "test": conditions.get(role),
+                              "operand": ast.Name(id=name, ctx=ast.Load()), "viewed": False, "role": role})
+                continue
             var = {"b0": "bias0", "b1": "bias"}.get(role, "mask")
             module_bias = self._bias_module_operand(role, var)
             if role == "m2" and self.grouped_cat is not None:
