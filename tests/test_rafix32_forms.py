@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import pytest
+from corpus_forms import finding_at, found
 
 REGION = '''\
 import torch
@@ -85,8 +86,6 @@ def test_a_finfo_fill_keeps_the_row_test_to_training_steps():
 #    attention's own function the fused path runs the store on such zeros under a new name
 #    (sdpa._block_bias).  Under an if the store is still sent to the original by the guard
 #    (regionvit's `if patch_attn:`).
-
-from corpus_forms import finding_at, found  # noqa: E402
 
 HEAD = '''\
 import torch
