@@ -2618,7 +2618,8 @@ class FlowBuilder:
         a causal fill of -finfo.max).  Except a plain mask fill (``_one_fill_level``): a masking
         value (-inf, the dtype's extreme, a literal <= -1e4) written where every other fill of the
         name in the function writes the same, which a boolean mask states (Longformer's global
-        rows set to finfo.min beside a masked_fill of finfo.min)."""
+        rows set to finfo.min beside a masked_fill of finfo.min).  And a read-modify-write sum
+        into a block (:func:`_block_added`, outside any if, loop or with): an add step."""
         nodes = None
         for target in targets:
             if target.__class__ is not ast.Subscript:
