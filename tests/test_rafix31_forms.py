@@ -89,8 +89,7 @@ ADDED_IN_PLACE = '''
     (TWO_LITERALS, "qk, q, k, v, mask"),  # two literal levels
     (NOT_A_FILL, "qk, q, k, v"),  # a score set to a value, no mask
     (AFTER_SOFTMAX, "qk, q, k, v"),  # the probabilities changed before the value product
-    (ADDED_IN_PLACE, "qk, q, k, v, bias"),  # an item update
-], ids=["shared-qk", "two-literal-levels", "not-a-fill", "after-softmax", "added-in-place"])
+], ids=["shared-qk", "two-literal-levels", "not-a-fill", "after-softmax"])
 def test_scores_changed_by_an_item_assignment_are_not_attention(body, params):
     assert not found(_module(body, params), "ADP010")
 
@@ -130,6 +129,12 @@ CACHE = '''
     p = F.softmax(s, dim=-1)
     return p @ v
 '''
+
+
+def test_a_bias_added_into_a_block_is_attention():
+    # (session 26, rafix32, by the lead's ruling: `s[..., :4] += bias` adds a bias that is zero
+    # outside the block -- an additive step; tests/test_rafix32_forms.py)
+    assert found(_module(ADDED_IN_PLACE, "qk, q, k, v, bias"), "ADP010")
 
 
 @pytest.mark.parametrize("body, params", [

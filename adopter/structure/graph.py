@@ -2654,7 +2654,8 @@ class FlowBuilder:
         a causal fill of -finfo.max).  Except a plain mask fill (``_one_fill_level``): a masking
         value (-inf, the dtype's extreme, a literal <= -1e4) written where every other fill of the
         name in the function writes the same, which a boolean mask states (Longformer's global
-        rows set to finfo.min beside a masked_fill of finfo.min)."""
+        rows set to finfo.min beside a masked_fill of finfo.min).  And a read-modify-write sum
+        into a block (:func:`_block_added`, outside any if, loop or with): an add step."""
         nodes = None
         for target in targets:
             if target.__class__ is not ast.Subscript:
@@ -2665,8 +2666,28 @@ class FlowBuilder:
             if root.__class__ is not ast.Name or root.id == "self":
                 continue
             value = self._name_value(root.id, ctx)
-            if isinstance(value, Ref) and not (
-                    stmt.__class__ is ast.Assign and target.value is root and self._fill_of(stmt.value, ctx) is not None
+            if not isinstance(value, Ref):
+                continue
+            if target.value is root and len(targets) == 1 and not ctx.scope:
+                terms = _block_added(target, stmt, root.id, self._text)
+                if terms is not None:
+                    # ``attn[:, :, s:, s:] += rel`` / ``attn[..., s:, s:] = (attn[..., s:, s:].view(..)
+                    # + rel_h + rel_w).view(..)`` (MViT's relative positions): the terms added to a
+                    # block of the value, an additive bias of the whole that is zero outside the
+                    # block -- a step ``value = value + bias`` (its bias no expression of the code).
+                    # Only outside any if, loop or with (of the function, or of the call inlining
+                    # it): under one the store stays a change of the value that is no step, as
+                    # before, which the fixer sends to the original under its test (regionvit's
+                    # `if patch_attn:`), where it cannot yet build the padded bias
+                    uses = {value.key}
+                    for term in terms:
+                        uses |= self._uses_of(term, ctx)
+                    bias = self._temp(self._text(stmt))
+                    _, frontier = self._new(ctx, frontier, kind="op", op="+", args=(value, bias), outs=(value,),
+                                            uses=frozenset(uses), defs=frozenset({value.key}), span=span(stmt),
+                                            arg_spans=(span(target), span(stmt)), canon=TABLE.operator("+").name)
+                    continue
+            if not (stmt.__class__ is ast.Assign and target.value is root and self._fill_of(stmt.value, ctx) is not None
                     and self._one_fill_level(root.id, stmt.value, ctx)):
                 nodes = (nodes or frozenset()) | {value.key}
         if nodes is None:
@@ -3778,3 +3799,44 @@ def _flattens_lead(call: ast.Call, exprs: dict) -> bool:
             return False
         axes.append(held[2])
     return sorted(axes) == list(range(size[3] - 1))
+
+
+_VIEWS = ("view", "reshape")
+
+
+def _unviewed(expr: ast.expr) -> ast.expr:
+    """``expr`` without the ``.view(...)``/``.reshape(...)`` calls around it."""
+    while expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr in _VIEWS:
+        expr = expr.func.value
+    return expr
+
+
+def _block_added(target: ast.Subscript, stmt: ast.stmt, root: str, text) -> list | None:
+    """The terms a read-modify-write store adds to a block of ``root``: ``root[i] += t`` gives
+    ``[t]``; ``root[i] = (root[i].view(..) + t1 + t2).view(..)`` (the block itself, viewed,
+    among terms summed, then viewed back) gives ``[t1, t2]``.  None when the store is no such
+    sum, or a term reads ``root``."""
+    if stmt.__class__ is ast.AugAssign:
+        if stmt.op.__class__ is not ast.Add:
+            return None
+        terms = [stmt.value]
+    else:
+        summed = _unviewed(stmt.value)
+        if summed.__class__ is not ast.BinOp or summed.op.__class__ is not ast.Add:
+            return None
+        leaves, todo = [], [summed]
+        while todo:
+            node = todo.pop()
+            if node.__class__ is ast.BinOp and node.op.__class__ is ast.Add:
+                todo += (node.left, node.right)
+            else:
+                leaves.append(node)
+        block = text(target)
+        own = [leaf for leaf in leaves if _unviewed(leaf).__class__ is ast.Subscript and text(_unviewed(leaf)) == block]
+        if len(own) != 1:
+            return None
+        terms = [leaf for leaf in leaves if leaf is not own[0]]
+    for term in terms:
+        if any(n.__class__ is ast.Name and n.id == root for n in ast.walk(term)):
+            return None
+    return terms

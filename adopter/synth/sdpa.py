@@ -165,6 +165,9 @@ def _eager_training(torch: str) -> str:
     return f"{torch}.is_grad_enabled() and not {torch}.compiler.is_compiling()"
 
 
+_SWAMPING = 1e30  # a literal fill this large leaves no score's value beside it, in any dtype's rounding
+
+
 _LIKE = frozenset({"ones_like", "zeros_like", "full_like", "empty_like"})  # torch.<x>_like(t, ...) -> torch.<x>(shape, ...)
 
 
@@ -393,6 +396,11 @@ class _Attention:
         if len(assumed) > 1:
             raise Skip(RANK_SKIP)
         self.assumed_rank: int | None = assumed.pop() if assumed else None
+        self.block_bias: dict | None = None  # a bias added into a block of the scores here (_block_bias)
+        for role in ADD_STEPS:
+            node = self.roles.get(role)
+            if node is not None and _block_add(node) and node.func == self.roles["c"].func:
+                self._block_bias(node, role)
         self._check_moved_scores(nodes)
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
@@ -628,6 +636,8 @@ class _Attention:
                 # A bias added by a helper (``dots = self.apply_pos_bias(dots)``): the fused
                 # path runs the helper's statements that compute it
                 fast.extend(self._stmt_text(inner) for inner in self.helper_steps.get(span_of(stmt), ()))
+                if self.block_bias is not None and self.block_bias["stmt"] is stmt:
+                    fast.extend(self.block_bias["made"])  # the block's bias, written into zeros
                 for outer, inner in self.original_ifs:
                     if outer is not stmt:
                         continue
@@ -1070,6 +1080,8 @@ class _Attention:
             return self._inline_probs_helper(nodes, outside, roles)
         if len(outside) == 1 and roles.get(id(outside[0])) in ("f0", "f1"):
             return self._inline_fill_helper(nodes, outside[0], roles[id(outside[0])])
+        if len(outside) == 1 and roles.get(id(outside[0])) in ADD_STEPS and _block_add(outside[0]):
+            return self._inline_block_helper(nodes, outside[0], roles[id(outside[0])])
         if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
             raise self._helper_skip(nodes, roles)
         node = outside[0]
@@ -1236,6 +1248,125 @@ class _Attention:
             if value is node:
                 self.roles[r] = moved
         return [moved if n is node else n for n in nodes]
+
+    def _block_bias(self, node, role: str) -> None:
+        """A bias added into a block of the scores by an item store in the attention's own
+        function (graph: ``_block_added``; ``attn[:, :, 1:, 1:] += rel_pos``, ``attn[..] =
+        (attn[..].view(..) + rel_h + rel_w).view(..)``): the fused path runs the store on zeros
+        of the scores' shape and q's dtype, a new name (``attn_bias = q.new_zeros(shape)`` then
+        ``attn_bias[:, :, 1:, 1:] += rel_pos``), which holds the bias padded with zeros to the
+        scores' size -- the fused call's mask part (:meth:`_mask`).  Declined with the reason
+        where the scores may not have q's dtype or shape there, or a scale follows it."""
+        info = self.index.stmt(node.stmt)
+        store = info.stmt if info is not None else None
+        why = f"the bias at line {node.line} is added into a block of the scores by an item store"
+        target = store.targets[0] if isinstance(store, ast.Assign) and len(store.targets) == 1 else \
+            store.target if isinstance(store, ast.AugAssign) else None
+        if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
+            raise Skip(why + " that could not be read; rewrite it by hand")
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            raise Skip(why + " of scores that are reshaped or written (keys, queries); rewrite it by hand")
+        if role == "b0" and any(r in self.roles for r in SCALE_STEPS):
+            raise Skip(why + " before a scale, which the fused call would not apply to it; rewrite it by hand")
+        if not self._keeps_q_dtype_before(role) or any(
+                r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
+                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+            raise Skip(why + ", where zeros of q's dtype and the product's shape may not be the scores'; "
+                       "rewrite it by hand")
+        root = target.value.id
+        taken = self.index.identifiers
+        name = next(n for n in (f"{root}_bias", *(f"{root}_bias{i}" for i in range(2, 99)), "sdpa_block_bias")
+                    if n not in taken)
+        swaps = [(span_of(n), name) for n in ast.walk(store) if isinstance(n, ast.Name) and n.id == root]
+        q_atom, shape = self._stand_in_shape()
+        self.block_bias = {"node": node, "role": role, "stmt": store, "name": name,
+                           "made": [f"{name} = {q_atom}.new_zeros({shape})", self._text_with(store, swaps)]}
+
+    def _inline_block_helper(self, nodes: list, node, role: str) -> list:
+        """A match whose bias a helper adds into a block of the scores by an item store (graph:
+        ``_block_added``), the caller handing it the scores: birder's MViT v2 ``attn =
+        cal_rel_pos_spatial(attn, q, ...)`` with ``attn[:, :, s:, s:] = (attn[:, :, s:,
+        s:].view(...) + rel_h + rel_w).view(...)`` then ``return attn``.  A helper that reads
+        the scores only in that store (the block it adds to) and returns them on every path
+        returns for a tensor of zeros exactly the bias padded with zeros to the scores' size
+        (``0 + t`` is t): the fused call's mask part, as the helper makes it of zeros (a real
+        tensor, q's dtype, the scores' shape: the store writes into it).  Declined with the
+        reason where the helper reads the scores otherwise, the stand-in's shape or dtype may
+        not be the scores', or the helper is called in another way.  Returns the nodes with the
+        add moved to the caller's statement (:meth:`_mask` takes the part from ``fill_helper``)."""
+        info = self.index.stmt(node.stmt)
+        helper = self._function(info.stmt) if info is not None else None
+        caller_def = self._function(self.index.stmt(self.roles["c"].stmt).stmt)
+        name = getattr(helper, "name", "?")
+        why = f"the bias is added into a block of the scores in the helper `{name}`, which "
+        if helper is None or caller_def is None or isinstance(helper, ast.AsyncFunctionDef) or helper.decorator_list \
+                or any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal, ast.Lambda,
+                                      ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not helper
+                       for n in ast.walk(helper)):
+            raise Skip(why + "cannot be called on a stand-in of the scores; rewrite it by hand")
+        args = helper.args
+        params = [a.arg for a in (*args.posonlyargs, *args.args)]
+        method = bool(params) and params[0] == "self"
+        if args.vararg or args.kwarg or len(params) < 1 + method:
+            raise Skip(why + "takes its arguments in a way the fused path cannot repeat; rewrite it by hand")
+        scores = params[int(method)]
+        store = info.stmt
+        inside = {id(n) for n in ast.walk(store)}
+        for n in ast.walk(helper):
+            if not (isinstance(n, ast.Name) and n.id == scores) or id(n) in inside:
+                continue
+            if not isinstance(n.ctx, ast.Load) or not isinstance(self._parent_in(helper, n), ast.Return):
+                raise Skip(why + f"also reads or assigns the scores `{scores}` at line {n.lineno}; rewrite it by hand")
+        if any(not (isinstance(r.value, ast.Name) and r.value.id == scores) for r in ast.walk(helper)
+               if isinstance(r, ast.Return)) or not isinstance(helper.body[-1], ast.Return):
+            raise Skip(why + "does not return the scores on every path; rewrite it by hand")
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            raise Skip(why + "is handed scores that are reshaped or written (keys, queries); rewrite it by hand")
+        if role == "b0" and any(r in self.roles for r in SCALE_STEPS):
+            raise Skip(why + "adds it before a scale, which the fused call would not apply to it; rewrite it by hand")
+        if not self._keeps_q_dtype_before(role):
+            raise Skip(why + "would be handed zeros in q's dtype, which the scores may not have there; "
+                       "rewrite it by hand")
+        if any(r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
+                self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+            raise Skip(why + "is handed scores scaled by a tensor, whose axes the stand-in may lack; "
+                       "rewrite it by hand")
+
+        def helper_call(value) -> bool:
+            return isinstance(value, ast.Call) and (
+                (method and isinstance(value.func, ast.Attribute) and value.func.attr == helper.name
+                 and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
+                or (not method and isinstance(value.func, ast.Name) and value.func.id == helper.name))
+
+        calls = [value for value in ast.walk(caller_def) if helper_call(value)]
+        stmts = [st for st in ast.walk(caller_def) if isinstance(st, ast.Assign) and len(st.targets) == 1
+                 and len(calls) == 1 and st.value is calls[0]]
+        if len(stmts) != 1 or not calls[0].args or any(isinstance(a, ast.Starred) for a in calls[0].args) \
+                or any(kw.arg is None for kw in calls[0].keywords):
+            raise Skip(why + "is called in other ways; rewrite it by hand")
+        stmt, call = stmts[0], calls[0]
+        first = call.args[0]
+        if not (isinstance(first, ast.Name) and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == first.id):
+            raise Skip(why + "is called in other ways; rewrite it by hand")
+        rest = [*call.args[1:], *(kw.value for kw in call.keywords)]
+        if any(isinstance(n, ast.Name) and n.id == first.id for a in rest for n in ast.walk(a)):
+            raise Skip(why + "is handed the scores again in another argument; rewrite it by hand")
+        owner = self._class() if method else None
+        if method and (owner is None or not any(c is owner for c in self.index.tree.body)):
+            raise Skip(why + "is a method of a class the guard cannot name; rewrite it by hand")
+        q_atom, shape = self._stand_in_shape()
+        text = self._stmt_text(call, (span_of(first), f"{q_atom}.new_zeros({shape})"))
+        moved = replace(node, stmt=span_of(stmt))
+        self.fill_helper = {"text": text, "operand": ast.parse(text, mode="eval").body, "node": moved,
+                            "rows": False, "method": (owner.name, helper.name) if method else None}
+        for r, value in self.roles.items():
+            if value is node:
+                self.roles[r] = moved
+        return [moved if n is node else n for n in nodes]
+
+    @staticmethod
+    def _parent_in(func: ast.AST, node: ast.AST) -> ast.AST | None:
+        return _parents(func).get(node)
 
     def _inline_probs_helper(self, nodes: list, outside: list, roles: dict) -> list:
         """A module-level helper taking the scores to the probabilities (``outside``: its
@@ -2500,6 +2631,14 @@ class _Attention:
         for role in ADD_STEPS:
             if role not in self.roles:
                 continue
+            if self.fill_helper is not None and self.roles[role] is self.fill_helper["node"]:
+                continue  # (a block bias a helper adds, made of zeros: _inline_block_helper, below)
+            if self.block_bias is not None and self.roles[role] is self.block_bias["node"]:
+                # (written into zeros on the fused path before the call: _block_bias)
+                name = self.block_bias["name"]
+                parts.append({"text": name, "atom": name, "test": conditions.get(role),
+                              "operand": ast.Name(id=name, ctx=ast.Load()), "viewed": False, "role": role})
+                continue
             var = {"b0": "bias0", "b1": "bias"}.get(role, "mask")
             module_bias = self._bias_module_operand(role, var)
             if role == "m2" and self.grouped_cat is not None:
@@ -3057,8 +3196,11 @@ class _Attention:
         call, only then.  Without gradients such a row's values agree where the fill
         swamps the scores (``finfo`` of float32, bfloat16, float64); a fill that does not
         (``-1e4``, float16's ``finfo``) leaves the fused call's softmax of the row's own scores
-        where the original averages every value: a query that sees no key, whose output the
-        models we have read never use.
+        where the original averages every value (regionvit's ``masked_fill(mask == 0, -65000)``:
+        float32 keeps the row's score differences beside 65000).  So a literal fill
+        (:data:`_SWAMPING` or more excepted: nothing the scores hold survives beside it) is
+        tested whether or not gradients are wanted; a ``finfo`` or named fill keeps the test to
+        training steps.
 
         The guard runs before the region: a name of the mask that the region assigns first
         (lucidrains' ``mask = rearrange(mask, 'b j -> b 1 1 j')``) is read as the value that
@@ -3197,7 +3339,10 @@ class _Attention:
         except LookupError:
             return None
         torch = self._torch()
-        term = (f"{_eager_training(torch)} and "
+        literal = fill.get("literal")
+        eager = f"not {torch}.compiler.is_compiling()" if literal is not None and abs(literal) < _SWAMPING \
+            else _eager_training(torch)
+        term = (f"{eager} and "
                 f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1).any()")
         wider = self._fill_widens(fill, use, before, binders)
         if wider is not None:
@@ -4261,6 +4406,12 @@ def _shape_metadata_only(func: ast.FunctionDef, param: str) -> bool:
 
 #: Tensor methods that make a new tensor from their receiver's dtype and device only
 _NEW_LIKE = {"new_ones", "new_zeros", "new_empty", "new_full", "new_tensor"}
+
+
+def _block_add(node) -> bool:
+    """Is ``node`` a bias added into a block of the scores by an item store (graph:
+    ``_block_added``: an add whose bias is no expression, its span the statement's)?"""
+    return node.kind == "op" and len(node.arg_spans) == 2 and node.arg_spans[1] == node.span
 
 
 def _fill_only(func: ast.FunctionDef, param: str) -> tuple[str | None, str]:
