@@ -19,6 +19,7 @@ from .match import Match, Matcher
 from .ruleset import Rule
 from .structure import module_structure
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
+from .structure.treewalk import ast_walk
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
 # ``# noqa: ADP005, E501`` (a noqa naming only other tools' codes does not silence ours).
@@ -354,11 +355,11 @@ def _trailing(match: Match, var: str, tree: ast.Module) -> bool:
         return False
     attr = text[5:]
     found = False
-    for node in ast.walk(tree):
+    for node in ast_walk(tree):
         if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.Assign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             for target in targets:
-                for item in ast.walk(target):
+                for item in ast_walk(target):
                     if isinstance(item, ast.Attribute) and item.attr == attr:
                         if not (isinstance(node, ast.Assign) and target is item and _trailing_range(node.value)):
                             return False
@@ -425,7 +426,7 @@ def _helpers_called(stmt: ast.stmt, tree: ast.Module, cls: ast.ClassDef | None) 
     """The definitions of the same-class methods (``self.m(...)``) and module functions
     (``f(...)``) that ``stmt`` calls."""
     found = []
-    for call in ast.walk(stmt):
+    for call in ast_walk(stmt):
         if not isinstance(call, ast.Call):
             continue
         func = call.func

@@ -32,6 +32,7 @@ PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half
 RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "view_as",
                        "reshape_as"})
 from .structure.model import SEQUENTIAL_OWNER, attr_words
+from .structure.treewalk import ast_walk
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
 # Methods that read their argument's type or shape alone
@@ -2113,7 +2114,7 @@ def _setting_test(text: str, cls) -> bool:
     except SyntaxError:
         return False
     attrs = set()
-    for node in ast.walk(tree):
+    for node in ast_walk(tree):
         if isinstance(node, ast.Attribute):
             if not (isinstance(node.value, ast.Name) and node.value.id == "self") or node.attr == "training":
                 return False
@@ -2128,7 +2129,7 @@ def _setting_test(text: str, cls) -> bool:
         return False
     init_only = set()
     for name, method in cls.info.methods.items():
-        for node in ast.walk(method):
+        for node in ast_walk(method):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
                 node, (ast.AugAssign, ast.AnnAssign)) else []
             for target in targets:
