@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+
 from .treewalk import ast_walk
 
 

@@ -75,17 +75,17 @@ def ast_walk(node: ast.AST):
     were a quarter of a one-file check's analysis and planning."""
     todo = [node]
     fields = _WALK_FIELDS
-    for node in todo:  # (a list read while it grows: breadth first, as ast.walk's deque)
-        names = fields.get(node.__class__)
+    for current in todo:  # (a list read while it grows: breadth first, as ast.walk's deque)
+        names = fields.get(current.__class__)
         if names is None:
-            names = fields[node.__class__] = tuple(f for f in node._fields if f not in _NAME_FIELDS)
+            names = fields[current.__class__] = tuple(f for f in current._fields if f not in _NAME_FIELDS)
         for name in names:
-            value = getattr(node, name, None)
+            value = getattr(current, name, None)
             if isinstance(value, _AST):
                 todo.append(value)
             elif isinstance(value, list):
                 todo += [item for item in value if isinstance(item, _AST)]
-        yield node
+        yield current
 
 
 # Fields that hold a str, an int or None in every node type that has them (never a node).

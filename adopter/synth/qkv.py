@@ -25,10 +25,10 @@ import re
 
 from ..match import Match
 from ..ruleset import Rule
+from ..structure.treewalk import ast_walk
 from .plan import Edits, Planner, Skip, Wrap, _imports_mapping
 from .render import replace_names
 from .text import Span, span_of
-from ..structure.treewalk import ast_walk
 
 
 def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:

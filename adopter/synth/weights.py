@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import ast
 
+from ..structure.treewalk import ast_walk
 from .plan import Edits, KernelNames, Skip
 from .run import current_run
 from .text import SourceIndex, Span, span_of
-from ..structure.treewalk import ast_walk
 
 FLAG_NAMES = ("need_weights", "need_attn_weights", "need_attention_weights")
 NO_CALLER = "no caller in this file declines it"  # the skip a run of several files can take up (.run)
