@@ -440,7 +440,7 @@ class Matcher:
 
     # -- the search's own data, made on first use --------------------------------
     # Most matchers of a one-file check never search a flow (no root of the file mentions
-    # every word the pattern needs: _candidates finds none; 69 of 242 on BERT), so what only
+    # every word the pattern needs: _candidates finds none; 28 of 246 search on BERT), so what only
     # the search reads is made the first time it is asked for: an attribute of _SEARCH_STATE
     # missing from the instance comes here (once made, normal look-ups find it at no cost).
     _SEARCH_STATE = frozenset({"optional_layers", "layer_vars", "fan_out", "needed_after", "later_uses",
