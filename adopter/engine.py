@@ -11,12 +11,15 @@ import ast
 import gc
 import re
 import sys
+import weakref
+from functools import partial
 from .records import dataclass, replace
 
 from .match import Match, Matcher
 from .ruleset import Rule
 from .structure import module_structure
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
+from .structure.treewalk import ast_walk
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
 # ``# noqa: ADP005, E501`` (a noqa naming only other tools' codes does not silence ours).
@@ -67,26 +70,39 @@ class Analysis:
     tree: ast.Module | None
 
 
-_MATCHERS: dict[tuple[str, str], list[Matcher]] = {}
+#: id(rule) -> (a weak reference to the rule, its matchers).  A rule is immutable, so its
+#: matchers are made once per rule object; loading the same rule file again in this process
+#: gives the same object (ruleset.load_rule), so they are made once per rule file.  A rule
+#: with the id and path of another (a rule file changed, a test's ``replace``) is another
+#: object and gets its own.  (Tests that change the canonical table clear this.)
+_MATCHERS: dict[int, tuple[weakref.ref, list[Matcher]]] = {}
 
 
 def matchers_for(rule: Rule) -> list[Matcher]:
     """One matcher per forward alternative and per variant of one (adopter.equivalents),
-    compiled once per process."""
-    key = (rule.id, rule.path)
-    matchers = _MATCHERS.get(key)
-    if matchers is None:
-        matchers = _MATCHERS[key] = [
-            Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
-                    live_intermediates=rule.live_intermediates, spellings=rule.spellings, anchor=rule.anchor,
-                    direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope,
-                    variant=j, same_function=rule.same_function_of(i), helper_computes=rule.helper_computes,
-                    predicts_input=rule.predicts_input_of(i), setting_paths=rule.setting_paths,
-                    computed=rule.computed, module_weights=rule.module_weights,
-                    independent=rule.independent, outputs_meet=rule.outputs_meet)
-            for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
-        ]
+    compiled once per rule object."""
+    entry = _MATCHERS.get(id(rule))
+    if entry is not None and entry[0]() is rule:
+        return entry[1]
+    matchers = [
+        Matcher(rule.id, forward, rule.init, commutative=rule.commutative, alternative=i,
+                live_intermediates=rule.live_intermediates, spellings=rule.spellings, anchor=rule.anchor,
+                direct_layers=rule.layer_typing == "direct", same_source=rule.same_source, scope=rule.scope,
+                variant=j, same_function=rule.same_function_of(i), helper_computes=rule.helper_computes,
+                predicts_input=rule.predicts_input_of(i), setting_paths=rule.setting_paths,
+                computed=rule.computed, module_weights=rule.module_weights,
+                independent=rule.independent, outputs_meet=rule.outputs_meet)
+        for j, (i, forward) in enumerate((*enumerate(rule.forwards), *rule.variants))
+    ]
+    _MATCHERS[id(rule)] = (weakref.ref(rule, partial(_forget, id(rule))), matchers)
     return matchers
+
+
+def _forget(key: int, ref: weakref.ref) -> None:
+    """A rule is gone: its entry goes too (its id may be given to a new object)."""
+    entry = _MATCHERS.get(key)
+    if entry is not None and entry[0] is ref:
+        del _MATCHERS[key]
 
 
 def match_rule(rule: Rule, structure) -> list[Match]:
@@ -339,11 +355,11 @@ def _trailing(match: Match, var: str, tree: ast.Module) -> bool:
         return False
     attr = text[5:]
     found = False
-    for node in ast.walk(tree):
+    for node in ast_walk(tree):
         if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.Assign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             for target in targets:
-                for item in ast.walk(target):
+                for item in ast_walk(target):
                     if isinstance(item, ast.Attribute) and item.attr == attr:
                         if not (isinstance(node, ast.Assign) and target is item and _trailing_range(node.value)):
                             return False
@@ -410,7 +426,7 @@ def _helpers_called(stmt: ast.stmt, tree: ast.Module, cls: ast.ClassDef | None) 
     """The definitions of the same-class methods (``self.m(...)``) and module functions
     (``f(...)``) that ``stmt`` calls."""
     found = []
-    for call in ast.walk(stmt):
+    for call in ast_walk(stmt):
         if not isinstance(call, ast.Call):
             continue
         func = call.func

@@ -32,6 +32,7 @@ PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half
 RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "view_as",
                        "reshape_as"})
 from .structure.model import SEQUENTIAL_OWNER, attr_words
+from .structure.treewalk import ast_walk
 
 # Tensor methods that pick some elements of a tensor (rows of attention probabilities, say).
 # Methods that read their argument's type or shape alone
@@ -384,14 +385,7 @@ class Matcher:
         # A rule whose fix keeps the original code (behind a guard) may let later code read
         # the values the match computes; its synthesis checks those reads itself.
         self.live_intermediates = live_intermediates
-        self.optional_layers = {p.layer.name for p in forward.nodes if p.optional and p.layer is not None}
-        self.layer_vars = {p.layer.name for p in forward.nodes if p.layer is not None}
         self.has_optional = any(p.optional for p in forward.nodes)
-        # A step that reads no earlier step's output (three projections of one input): the
-        # code may offer more such steps than the pattern has, and so several overlapping
-        # combinations of them (see _disjoint).  A chain's overlapping matches are different
-        # paths through shared nodes, each its own site.
-        self.fan_out = any(not _reads_earlier(forward.nodes, i) for i in range(1, len(forward.nodes)))
         # Words a root must mention for the pattern to fit: the name of every required function
         # call (lower-case last component: a layer class could also match a layer node) and
         # method.  Checked per root before its graph is searched.
@@ -427,11 +421,47 @@ class Matcher:
                 allowed = frozenset(self.layer_types[pnode.layer.name])
                 groups[allowed] = groups.get(allowed, 0) + 1
         self.distinct_layers = [(allowed, n) for allowed, n in groups.items() if n > 1]
-        consumed: set = set()
-        for pnode in forward.nodes:
-            for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
-                consumed.add(value)
-        self.consumed = consumed
+        self.word_keys = self._word_keys()
+        # The same keys, those every class of a file shares first (plain words, then call names,
+        # then what depends on the class's bindings): _candidate_roots works out one group at a
+        # time and stops when no root is left, so a class that calls none of the pattern's
+        # functions never has its bindings searched for the layer constructors.
+        self.word_order = tuple(sorted(self.word_keys, key=lambda k: _KEY_COST.get(k[0], 3)))
+        # The keys whose word groups are the same in every class of a file (plain words, call
+        # names): when the words of all the file's roots hold none of one group, no root of any
+        # class can pass _candidate_roots, and match_module returns before visiting a class.
+        self.file_keys = tuple(k for k in self.word_order if k[0] in ("word", "words", "calls"))
+        self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
+        # match_module's test of the file keys: each plain word group made once here, a call
+        # key's group (the file's import aliases) looked up per file: (group, None) / (None, fqn)
+        self._file_groups = tuple(
+            (frozenset({key[1]}), None) if key[0] == "word" else
+            (frozenset(key[1]), None) if key[0] == "words" else (None, key[1])
+            for key in self.file_keys)
+
+    # -- the search's own data, made on first use --------------------------------
+    # Most matchers of a one-file check never search a flow (no root of the file mentions
+    # every word the pattern needs: _candidates finds none; 28 of 246 search on BERT), so what only
+    # the search reads is made the first time it is asked for: an attribute of _SEARCH_STATE
+    # missing from the instance comes here (once made, normal look-ups find it at no cost).
+    _SEARCH_STATE = frozenset({"optional_layers", "layer_vars", "fan_out", "needed_after", "later_uses",
+                               "_static_steps", "_static_keys"})
+
+    def __getattr__(self, name: str):
+        if name not in Matcher._SEARCH_STATE or "forward" not in self.__dict__:
+            raise AttributeError(name)
+        self._make_search_state()
+        return self.__dict__[name]
+
+    def _make_search_state(self) -> None:
+        forward = self.forward
+        self.optional_layers = {p.layer.name for p in forward.nodes if p.optional and p.layer is not None}
+        self.layer_vars = {p.layer.name for p in forward.nodes if p.layer is not None}
+        # A step that reads no earlier step's output (three projections of one input): the
+        # code may offer more such steps than the pattern has, and so several overlapping
+        # combinations of them (see _disjoint).  A chain's overlapping matches are different
+        # paths through shared nodes, each its own site.
+        self.fan_out = any(not _reads_earlier(forward.nodes, i) for i in range(1, len(forward.nodes)))
         # Per step index, the variables (and nested values) steps from there on read: a value
         # the code overwrites between steps is lost only if one of them still needs it.
         # (built from the last step back: each set is the next one's plus what its step reads)
@@ -457,7 +487,6 @@ class Matcher:
             later.update(pnode.args)
             later.update(v for _, v in pnode.kwargs)
         self.later_uses.reverse()
-        self.word_keys = self._word_keys()
         # Per step, what _static_ok reads of this matcher besides the node (see _static_ids);
         # the step by its first equal one met in the process (each matcher has its own copies).
         self._static_steps = [_STEPS.setdefault((repr(p), p), p) for p in forward.nodes]
@@ -468,22 +497,6 @@ class Matcher:
              frozenset(self.layer_ops.get(p.layer.name, ())) if p.layer is not None else None)
             for step, p in zip(self._static_steps, forward.nodes)
         ]
-        # The same keys, those every class of a file shares first (plain words, then call names,
-        # then what depends on the class's bindings): _candidate_roots works out one group at a
-        # time and stops when no root is left, so a class that calls none of the pattern's
-        # functions never has its bindings searched for the layer constructors.
-        self.word_order = tuple(sorted(self.word_keys, key=lambda k: _KEY_COST.get(k[0], 3)))
-        # The keys whose word groups are the same in every class of a file (plain words, call
-        # names): when the words of all the file's roots hold none of one group, no root of any
-        # class can pass _candidate_roots, and match_module returns before visiting a class.
-        self.file_keys = tuple(k for k in self.word_order if k[0] in ("word", "words", "calls"))
-        self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
-        # match_module's test of the file keys: each plain word group made once here, a call
-        # key's group (the file's import aliases) looked up per file: (group, None) / (None, fqn)
-        self._file_groups = tuple(
-            (frozenset({key[1]}), None) if key[0] == "word" else
-            (frozenset(key[1]), None) if key[0] == "words" else (None, key[1])
-            for key in self.file_keys)
 
     def _layer_types(self) -> dict[str, set[str]]:
         """For each layer variable, the constructor names some init alternative allows."""
@@ -2136,7 +2149,7 @@ def _setting_test(text: str, cls) -> bool:
     except SyntaxError:
         return False
     attrs = set()
-    for node in ast.walk(tree):
+    for node in ast_walk(tree):
         if isinstance(node, ast.Attribute):
             if not (isinstance(node.value, ast.Name) and node.value.id == "self") or node.attr == "training":
                 return False
@@ -2151,7 +2164,7 @@ def _setting_test(text: str, cls) -> bool:
         return False
     init_only = set()
     for name, method in cls.info.methods.items():
-        for node in ast.walk(method):
+        for node in ast_walk(method):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
                 node, (ast.AugAssign, ast.AnnAssign)) else []
             for target in targets:

@@ -482,20 +482,32 @@ def load_rule(path: Path) -> Rule:
     except (SourceError, UnicodeDecodeError) as exc:
         raise RuleError(spath, 1, 1, f"cannot read rule file: {exc}") from None
     folder = _cache_dir()
-    entry = None
+    entry = digest = None
     if folder is not None:
-        key = hashlib.sha256(_code_key() + spath.encode("utf-8", "surrogateescape") + b"\0" + raw_bytes)
-        entry = folder / f"{key.hexdigest()}.pickle"
+        digest = hashlib.sha256(_code_key() + spath.encode("utf-8", "surrogateescape") + b"\0" + raw_bytes).hexdigest()
+        loaded = _LOADED.get((folder, digest))
+        if loaded is not None:
+            return loaded
+        entry = folder / f"{digest}.pickle"
         try:
             rule = pickle.loads(read_regular(str(entry), 64 * 1024 * 1024))
             if isinstance(rule, Rule) and rule.path == spath:
+                _LOADED[(folder, digest)] = rule
                 return rule
         except Exception:  # missing, truncated or from an incompatible build: parse again
             pass
     rule = _parse_rule(raw, spath)
     if entry is not None:
         _store(entry, rule)
+        _LOADED[(folder, digest)] = rule
     return rule
+
+
+#: (the cache folder, the cache key of a rule file: its path, its bytes, the loader's code) ->
+#: the rule loaded from it in this process.  Loading the same file again gives the same
+#: (immutable) object, and so the matchers compiled for it (engine.matchers_for).  Only while
+#: the parse cache is on: ``ADOPTER_NO_CACHE=1`` parses every time, as before.
+_LOADED: dict[tuple[Path, str], Rule] = {}
 
 
 def _store(entry: Path, rule: Rule) -> None:

@@ -20,6 +20,7 @@ from .layers import (OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built,
 from .treewalk import blocks
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
+from .treewalk import ast_walk
 
 CONTAINERS = frozenset({"torch.nn.ModuleList", "torch.nn.Sequential"})
 # The layers an ``nn.Sequential`` attribute's output is typed as when it ends in one (a Linear:
@@ -311,7 +312,7 @@ def _passes_layers(cls: ast.ClassDef, typer: LayerTyper, fqn: str, wanted: list,
         return True
     bound: dict[str, ast.expr] = {}
     instances = set()
-    for stmt in ast.walk(init):
+    for stmt in ast_walk(init):
         if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
             attr = _self_attr(stmt.targets[0])
             if attr is None:
@@ -321,7 +322,7 @@ def _passes_layers(cls: ast.ClassDef, typer: LayerTyper, fqn: str, wanted: list,
                 instances.add(attr)
     if not instances:
         return True
-    for node in ast.walk(cls):
+    for node in ast_walk(cls):
         if not (isinstance(node, ast.Call) and _self_attr(node.func) in instances):
             continue
         for index, name in wanted:
@@ -401,7 +402,7 @@ def _appliers(statements: list, info: ClassInfo, names: ModuleNames) -> dict[str
         for stmt in statements:
             if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 for target in stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]:
-                    for node in ast.walk(target):
+                    for node in ast_walk(target):
                         if (attr := _self_attr(node)) is not None:
                             assigned[attr] = assigned.get(attr, 0) + 1
         out = {attr: applier for attr, applier in out.items() if assigned.get(attr) == 1}
@@ -442,7 +443,7 @@ def _lambda_methods(init: ast.FunctionDef, statements: list | None = None) -> di
             continue
         targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
         for target in targets:
-            for node in ast.walk(target):
+            for node in ast_walk(target):
                 if (attr := _self_attr(node)) is not None:
                     assigned.setdefault(attr, []).append(stmt.value if target is node else None)
                 elif isinstance(node, ast.Name):
@@ -495,7 +496,7 @@ def _passed_to_base(info: ClassInfo, base_info: ClassInfo, names: ModuleNames, t
                 stored[attr] = node.value.id
     if not stored:
         return {}
-    reassigned = {n.id for n in ast.walk(base_init) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    reassigned = {n.id for n in ast_walk(base_init) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     env = typer.function_env(own, info.name, cls_name=info.name)
     out: dict = {}
     for attr, param in stored.items():
@@ -523,7 +524,7 @@ def _inherit_sibling(info: ClassInfo, base: str, typer: LayerTyper) -> bool:
         return False
     at = next((b for b in info.node.bases if names_resolve_text(b) == name), info.node)
     node = copy.deepcopy(node)
-    for sub in ast.walk(node):
+    for sub in ast_walk(node):
         if "lineno" in sub._attributes:
             sub.lineno, sub.col_offset = at.lineno, at.col_offset
             sub.end_lineno, sub.end_col_offset = at.end_lineno, at.end_col_offset
@@ -711,7 +712,7 @@ def _visit_none(body, known, out: dict) -> None:
             for handler in getattr(stmt, "handlers", []):
                 _visit_none(handler.body, known, out)
         if known:  # a name assigned here is no longer known None after it
-            known = known - {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            known = known - {n.id for n in ast_walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
 def _record_positions(attr, elements, stmt, func_name, typer: LayerTyper, env: dict, out,

@@ -23,6 +23,7 @@ import math
 from .treewalk import blocks, walk
 from .names import ModuleNames, names_match
 from .ops import CASTS, DTYPE_ALIASES, TENSOR_METADATA
+from .treewalk import ast_walk
 
 # Calls a GELU formula may make (last component of the resolved name, or a method name).
 _ELEMENTWISE = {"erf", "tanh", "pow", "sqrt", "mul", "add", "float", "type_as", "to"}
@@ -47,7 +48,7 @@ def gelu_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleName
     calls: set[str] = set()
     numbers: list[float] = []
     for stmt in body:
-        for node in ast.walk(stmt):
+        for node in ast_walk(stmt):
             if isinstance(node, ast.Call):
                 if _constant_tensor(node, names) is not None:
                     continue  # torch.tensor(2.0 / torch.pi): a number held in a 0-d tensor
@@ -62,7 +63,7 @@ def gelu_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleName
                 return None
     values = set(numbers) | _derived(body, names)
     half = 0.5 in numbers or any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) and _number(n.right, names) == 2.0
-                                 for s in body for n in ast.walk(s))
+                                 for s in body for n in ast_walk(s))
     if "erf" in calls and half and any(_near(v, s) for v in values for s in _SQRT2):
         return "none" if _scales_input(body, params[0], names) else None
     if "tanh" in calls and half and any(_near(v, 0.044715) for v in values) and (
@@ -95,7 +96,7 @@ def _scales_input(body: list, x: str, names: ModuleNames) -> bool:
     for stmt in body[:-1]:
         env[stmt.targets[0].id] = substituted(stmt.value)
     value = substituted(body[-1].value)
-    if sum(1 for _ in ast.walk(value)) > _MAX_FORMULA_NODES:
+    if sum(1 for _ in ast_walk(value)) > _MAX_FORMULA_NODES:
         return False
     todo = [value]
     while todo:
@@ -253,7 +254,7 @@ def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     kept = [s for s in _code(fwd.body) if not (
         isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and isinstance(s.value.func, ast.Attribute)
         and isinstance(s.value.func.value, ast.Name) and s.value.func.value.id == ctx)]
-    if any(isinstance(n, ast.Name) and n.id == ctx for s in kept for n in ast.walk(s)):
+    if any(isinstance(n, ast.Name) and n.id == ctx for s in kept for n in ast_walk(s)):
         return None
     if len(kept) == 1 and isinstance(kept[0], ast.Return):
         inner = kept[0].value
@@ -353,7 +354,7 @@ def strip_casts(expr):
 def _pure_test(test: ast.expr, names: ModuleNames) -> bool:
     """A branch condition that only reads (comparisons, attribute reads, calls of a version
     check): nothing it does changes what the function computes."""
-    for node in ast.walk(test):
+    for node in ast_walk(test):
         if isinstance(node, (ast.NamedExpr, ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom)):
             return False
         if isinstance(node, ast.Call):
@@ -382,7 +383,7 @@ def _derived(body, names: ModuleNames) -> set[float]:
     """Constants written as ``math.sqrt(2.0)``, ``math.sqrt(2 / math.pi)``, ``math.pi``."""
     out: set[float] = set()
     for stmt in body:
-        for node in ast.walk(stmt):
+        for node in ast_walk(stmt):
             if isinstance(node, ast.Attribute) and names.resolve(node) in ("math.pi", "numpy.pi", "torch.pi"):
                 out.add(math.pi)
             if isinstance(node, ast.Call) and _call_name(node, names) == "sqrt" and len(node.args) == 1:
@@ -680,11 +681,11 @@ def _bias_adder_forward(forward: ast.FunctionDef) -> bool | None:
                 allowed.add(id(plain[0]))
             else:
                 return None
-    metadata = {id(n.value) for n in ast.walk(forward) if isinstance(n, ast.Attribute) and n.attr in TENSOR_METADATA}
+    metadata = {id(n.value) for n in ast_walk(forward) if isinstance(n, ast.Attribute) and n.attr in TENSOR_METADATA}
     others = {a.arg for a in args.args[2:]}
     sizes = _size_reads(forward, others, metadata) if others else set()
     for stmt in body:
-        for n in ast.walk(stmt):
+        for n in ast_walk(stmt):
             if isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal,
                               ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
                 return None
@@ -709,10 +710,10 @@ def _size_reads(forward: ast.FunctionDef, others: set, metadata: set) -> set:
             return isinstance(e.value, (int, float)) and not isinstance(e.value, bool)
         if isinstance(e, ast.Name):
             return e.id in others
-        return any(id(n) in metadata for n in ast.walk(e) if isinstance(n, ast.Name))
+        return any(id(n) in metadata for n in ast_walk(e) if isinstance(n, ast.Name))
 
     out = set()
-    for parent in ast.walk(forward):
+    for parent in ast_walk(forward):
         if isinstance(parent, ast.Slice):
             out.update(id(c) for c in (parent.lower, parent.upper, parent.step) if isinstance(c, ast.Name))
         elif isinstance(parent, ast.Subscript):

@@ -37,6 +37,7 @@ from .names import ModuleNames
 from .siblings import sibling_gelu
 from .torch_bases import INHERITED
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
+from .treewalk import ast_walk
 
 MAX_INLINE_DEPTH = 3
 _NAME, _CALL = ast.Name, ast.Call
@@ -880,7 +881,7 @@ class FlowBuilder:
             ctors = [c for c in self.cls.bindings.get(attr, ()) if not c.fqn.startswith(OUTPUT_OF)]
             found = len(ctors) == 1 and ctors[0].fqn == "torch.nn.ModuleList"
             stores = 0
-            for node in ast.walk(self.cls.node) if found else ():
+            for node in ast_walk(self.cls.node) if found else ():
                 if (node.__class__ is ast.Subscript and node.ctx.__class__ is not ast.Load) or (
                         node.__class__ is ast.Attribute and node.attr in LIST_REORDERS):
                     holder = node.value
@@ -1902,7 +1903,7 @@ class FlowBuilder:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
                 node, (ast.AugAssign, ast.AnnAssign)) else []
             for target in targets:
-                for sub in ast.walk(target):
+                for sub in ast_walk(target):
                     if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) \
                             and sub.value.id == "self" and sub.attr == expr.attr:
                         found.append(node)
@@ -1917,7 +1918,7 @@ class FlowBuilder:
         number = self._number_of(defaults.get(name))
         if not isinstance(number, int) or isinstance(number, bool):
             return None
-        for node in ast.walk(init):  # the parameter is not reassigned before it is stored
+        for node in ast_walk(init):  # the parameter is not reassigned before it is stored
             if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, (ast.Store, ast.Del)):
                 return None
         return Assumed(number, f"`self.{expr.attr}` is the constructor's `{name}`, {number} by default: the "
@@ -2172,7 +2173,7 @@ class FlowBuilder:
         lead, part = expr.slice.elts
         if isinstance(lead, ast.Constant) and lead.value is Ellipsis and isinstance(part, ast.Slice) \
                 and part.lower is None and part.step is None and part.upper is not None and _pure_size(part.upper) \
-                and not any(isinstance(n, ast.Name) and n.id != "self" for n in ast.walk(part.upper)):
+                and not any(isinstance(n, ast.Name) and n.id != "self" for n in ast_walk(part.upper)):
             return part.upper
         return None
 
@@ -2487,7 +2488,7 @@ class FlowBuilder:
                 width = self._width(expr.id, ctx) if isinstance(expr, ast.Name) and (
                     expr.id in ctx.exprs or (ctx.widths and expr.id in ctx.widths)) else None
                 if width is not None and not any(isinstance(n, ast.Name) and n.id == name
-                                                 and not isinstance(n.ctx, ast.Load) for n in ast.walk(target)):
+                                                 and not isinstance(n.ctx, ast.Load) for n in ast_walk(target)):
                     # (a parameter the method never rebinds; self.<attr> means the same there)
                     widths = widths or {}
                     widths[name] = width
@@ -2703,7 +2704,7 @@ class FlowBuilder:
         if definition is None:
             return False
         text = self._text(fill)
-        for node in ast.walk(definition):
+        for node in ast_walk(definition):
             kind = node.__class__
             if kind is ast.Assign:
                 for target in node.targets:
@@ -2863,7 +2864,7 @@ class FlowBuilder:
             return None
         out, rebound = [], set()
         for name, elt in zip(target.elts, seq.elts):
-            if any(isinstance(n, ast.Name) and n.id in rebound for n in ast.walk(elt)):
+            if any(isinstance(n, ast.Name) and n.id in rebound for n in ast_walk(elt)):
                 return None
             rebound.add(name.id)
             if isinstance(fn, ast.Lambda):
@@ -3525,7 +3526,7 @@ def _pure_size(expr: ast.expr) -> bool:
     """A size written with names, attributes, constants and arithmetic only (no call): the same
     text twice is the same number twice."""
     return all(isinstance(n, (ast.Name, ast.Attribute, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Load,
-                              ast.operator, ast.unaryop)) for n in ast.walk(expr))
+                              ast.operator, ast.unaryop)) for n in ast_walk(expr))
 
 
 def _int_literal(expr: ast.expr) -> int | None:
@@ -3648,7 +3649,7 @@ def _mutates(expr: ast.expr) -> bool:
     that outlives a value nobody reads?"""
     return any(n.__class__ is ast.NamedExpr or (n.__class__ is ast.Call and n.func.__class__ is ast.Attribute
                                                  and n.func.attr.endswith("_") and not n.func.attr.startswith("_"))
-               for n in ast.walk(expr))
+               for n in ast_walk(expr))
 
 
 def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
@@ -3667,13 +3668,13 @@ def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
             or not all(isinstance(t, ast.Name) for t in names) or any(isinstance(e, ast.Starred) for e in seq.elts)):
         return None
     loop = gen.target.id
-    body = {n.id for n in ast.walk(comp.elt) if isinstance(n, ast.Name) and n.id != loop}
+    body = {n.id for n in ast_walk(comp.elt) if isinstance(n, ast.Name) and n.id != loop}
     if any(isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp, ast.NamedExpr))
-           for n in ast.walk(comp.elt)) or body & {t.id for t in names}:
+           for n in ast_walk(comp.elt)) or body & {t.id for t in names}:
         return None
     out, rebound = [], set()
     for name, elt in zip(names, seq.elts):
-        if any(isinstance(n, ast.Name) and n.id in rebound for n in ast.walk(elt)):
+        if any(isinstance(n, ast.Name) and n.id in rebound for n in ast_walk(elt)):
             return None
         rebound.add(name.id)
         out.append((name, _Substitute(loop, elt).visit(copy.deepcopy(comp.elt))))
@@ -3755,7 +3756,7 @@ def _optional_step(targets: list[ast.expr], value: ast.expr) -> ast.If | None:
         return ast.copy_location(ast.If(test=value.test, body=[first], orelse=[second]), value)
     other = value.orelse if body_keeps else value.body
     if not isinstance(other, (ast.BinOp, ast.Call)) or not any(
-            isinstance(n, ast.Name) and n.id == name for n in ast.walk(other)):
+            isinstance(n, ast.Name) and n.id == name for n in ast_walk(other)):
         return None  # a choice between the value and another one, not a step taken on it
     step = ast.copy_location(ast.Assign(targets=[targets[0]], value=other), other)
     keep = ast.copy_location(ast.Pass(), value)
@@ -3772,7 +3773,7 @@ def _parallel(target: ast.expr, value: ast.expr) -> bool:
             and not any(isinstance(e, ast.Starred) for e in value.elts)):
         return False
     stored = {e.id for e in target.elts}
-    return not any(isinstance(n, ast.Name) and n.id in stored for part in value.elts for n in ast.walk(part))
+    return not any(isinstance(n, ast.Name) and n.id in stored for part in value.elts for n in ast_walk(part))
 
 
 def _flattens_lead(call: ast.Call, exprs: dict) -> bool:

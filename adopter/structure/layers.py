@@ -36,6 +36,7 @@ from .ops import TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, module_definitions, names_match
+from .treewalk import ast_walk
 
 SEQUENTIAL = "torch.nn.Sequential"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
@@ -519,7 +520,7 @@ class LayerTyper:
         # first read of this name: a store of ``.<attr>`` in a method of one of the classes
         # (``self.conv = ...``) makes it the instance's, not the class's
         for cls in found[2]:
-            for node in ast.walk(cls):
+            for node in ast_walk(cls):
                 if node.__class__ is ast.Attribute and node.attr == attr and node.ctx.__class__ is not ast.Load:
                     table[attr] = None
                     return None
@@ -588,7 +589,7 @@ class LayerTyper:
                 found.append(item.value)
         if len(found) != 1:
             return None
-        for node in ast.walk(cls):
+        for node in ast_walk(cls):
             if (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, ast.Store)):
                 return None
         return found[0]
@@ -925,7 +926,7 @@ class LayerTyper:
         bases = {self.names.resolve(b) for b in cls.bases}
         for layer in OUTPUT_KINDS & bases:
             if base_forward and layer in OUTPUT_FUNCTIONS:
-                if any(_is_own(n, "weight") or _is_own(n, "bias") for n in ast.walk(value.args[0])):
+                if any(_is_own(n, "weight") or _is_own(n, "bias") for n in ast_walk(value.args[0])):
                     continue
                 why = (f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} computation "
                        f"(its base's forward on a changed input): the kernel would not run it as written")
@@ -937,7 +938,7 @@ class LayerTyper:
                 (k.value for k in value.keywords if k.arg == "bias"), None)
             if not (_is_own(weight, "weight") and bias is not None and _is_own(bias, "bias")):
                 continue
-            if any(_is_own(n, "weight") or _is_own(n, "bias") for n in ast.walk(value.args[0])):
+            if any(_is_own(n, "weight") or _is_own(n, "bias") for n in ast_walk(value.args[0])):
                 continue
             return (OUTPUT_OF + layer, f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
                                        f"computation: the kernel would not run it as written", False)
@@ -1402,7 +1403,7 @@ class LayerTyper:
             return None
         if not isinstance(last.value, (ast.Name, ast.List, ast.Tuple, ast.BinOp, ast.IfExp)) or any(
                 isinstance(node, (ast.Return, ast.Yield, ast.YieldFrom)) for stmt in func.body[:-1]
-                for node in ast.walk(stmt)):
+                for node in ast_walk(stmt)):
             return None
         first = (func.args.posonlyargs + func.args.args)[:1]
         bound = is_method and first and first[0].arg in ("self", "cls") and not any(
@@ -2750,7 +2751,7 @@ def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
     x = params[1]
     step = FIRST_STEPS.get(layer)
     found = None
-    for node in ast.walk(forward):
+    for node in ast_walk(forward):
         if not isinstance(node, ast.Call) or not node.args or not _is_name(strip_casts(node.args[0]), x):
             continue
         func = node.func
@@ -2773,11 +2774,11 @@ def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
         return False
     first = strip_casts(found.args[0])
     for stmt in forward.body:  # before the step, and in it, the input is read for its shape only
-        metadata = {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Attribute) and n.attr in TENSOR_METADATA}
+        metadata = {id(n.value) for n in ast_walk(stmt) if isinstance(n, ast.Attribute) and n.attr in TENSOR_METADATA}
         if any(_is_name(n, x) and isinstance(n.ctx, ast.Load) and n is not first and id(n) not in metadata
-               for n in ast.walk(stmt)):
+               for n in ast_walk(stmt)):
             return False
-        if any(n is found for n in ast.walk(stmt)):
+        if any(n is found for n in ast_walk(stmt)):
             # ``x = step(x)``: later reads are of its output (else the input must not be read again)
             return (isinstance(stmt, ast.Assign) and stmt.value is found and len(stmt.targets) == 1
                     and _is_name(stmt.targets[0], x))
@@ -3146,7 +3147,7 @@ def _forwards_to_sequential(cls: ast.ClassDef) -> bool:
             handed = True
     if not handed:
         return False
-    for node in ast.walk(init):
+    for node in ast_walk(init):
         if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Attribute) and _is_name(t.value, "self") for t in targets):
@@ -3182,10 +3183,10 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
     forward = methods.get("forward")
     if forward is None:
         return True
-    supers = [node for node in ast.walk(forward) if isinstance(node, ast.Call) and _is_name(node.func, "super")]
+    supers = [node for node in ast_walk(forward) if isinstance(node, ast.Call) and _is_name(node.func, "super")]
     if supers:
         # nn.Sequential's own forward on one value (``super().forward(x) * 0.5``), self read nowhere
-        calls = [node for node in ast.walk(forward) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+        calls = [node for node in ast_walk(forward) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                  and node.func.attr == "forward" and node.func.value in supers]
         if not (len(supers) == len(calls) == 1 and len(calls[0].args) == 1 and not calls[0].keywords):
             return False
@@ -3197,13 +3198,13 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
             return False
         allowed = {id(named[1])} if explicit else set()
         return not any(isinstance(node, ast.Name) and node.id == "self" and id(node) not in allowed
-                       for node in ast.walk(forward))
+                       for node in ast_walk(forward))
     loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(_enumerated(s.iter))]
     if len(loops) != 1:
         return False
     loop = loops[0]
-    selfs = sum(1 for node in ast.walk(forward) if isinstance(node, ast.Name) and node.id == "self")
-    if selfs != sum(1 for node in ast.walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self") \
+    selfs = sum(1 for node in ast_walk(forward) if isinstance(node, ast.Name) and node.id == "self")
+    if selfs != sum(1 for node in ast_walk(loop.iter) if isinstance(node, ast.Name) and node.id == "self") \
             + _attributes_tested(forward.body[:forward.body.index(loop)]):
         return False
     return chain_loop(loop, skips)
@@ -3217,8 +3218,8 @@ def _attributes_tested(before: list) -> int:
     for stmt in before:
         if not isinstance(stmt, ast.If):
             continue
-        called = {id(node.func) for node in ast.walk(stmt.test) if isinstance(node, ast.Call)}
-        for node in ast.walk(stmt.test):
+        called = {id(node.func) for node in ast_walk(stmt.test) if isinstance(node, ast.Call)}
+        for node in ast_walk(stmt.test):
             if isinstance(node, ast.Attribute) and _is_name(node.value, "self") and id(node) not in called:
                 count += 1
     return count
@@ -3244,7 +3245,7 @@ def runs_children(cls: ast.ClassDef, names: ModuleNames) -> ast.Call | None:
     loops = [s for s in forward.body if isinstance(s, ast.For)]
     if len(loops) != 1 or not _iterates_self(loops[0].iter) or _is_name(loops[0].iter, "self"):
         return None
-    selfs = sum(1 for node in ast.walk(forward) if isinstance(node, ast.Name) and node.id == "self")
+    selfs = sum(1 for node in ast_walk(forward) if isinstance(node, ast.Name) and node.id == "self")
     if selfs != 1 or not chain_loop(loops[0]):
         return None
     # statements before ``super().__init__()`` (argument checks) may not touch self
@@ -3253,12 +3254,12 @@ def runs_children(cls: ast.ClassDef, names: ModuleNames) -> ast.Call | None:
         first = _super_init(stmt)
         if first is not None:
             break
-        if any(isinstance(n, ast.Name) and n.id == "self" for n in ast.walk(stmt)):
+        if any(isinstance(n, ast.Name) and n.id == "self" for n in ast_walk(stmt)):
             return None
     if first is None or first.args or first.keywords:
         return None
     bound: set = set()
-    for node in ast.walk(init):
+    for node in ast_walk(init):
         if isinstance(node, ast.Call):
             func = node.func
             if node is not first and isinstance(func, ast.Attribute) and _is_name(func.value, "self") \
@@ -3278,7 +3279,7 @@ def runs_children(cls: ast.ClassDef, names: ModuleNames) -> ast.Call | None:
                         return None
                     bound.add(target.attr)
                 elif not isinstance(target, (ast.Name, ast.Attribute, ast.Subscript)) and any(
-                        isinstance(n, ast.Attribute) and _is_name(n.value, "self") for n in ast.walk(target)):
+                        isinstance(n, ast.Attribute) and _is_name(n.value, "self") for n in ast_walk(target)):
                     return None  # self.a, self.b = ...: not read
     return first
 
@@ -3546,7 +3547,7 @@ def _binds_all(call: ast.Call) -> bool:
 
 def _rebinds(func, name: str) -> bool:
     """Is ``name`` assigned, deleted or declared global/nonlocal anywhere in ``func``'s body?"""
-    for node in ast.walk(func):
+    for node in ast_walk(func):
         if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, (ast.Store, ast.Del)):
             return True
         if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
@@ -3826,7 +3827,7 @@ def _weight_given_heads(infos: dict) -> dict:
             if not _assigns_weight(method):
                 continue  # (most methods: the walk below would find nothing to read)
             params = [a.arg for a in method.args.posonlyargs + method.args.args][1:]
-            for stmt in ast.walk(method):  # (its order: the last such statement's position is kept)
+            for stmt in ast_walk(method):  # (its order: the last such statement's position is kept)
                 if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
                         and isinstance(stmt.targets[0], ast.Attribute) and stmt.targets[0].attr == "weight"
                         and _is_own(stmt.targets[0].value, inner[0])
@@ -3837,7 +3838,7 @@ def _weight_given_heads(infos: dict) -> dict:
                     position = params.index(given)
                     passed = {c.args[position].id if position < len(c.args) and isinstance(c.args[position], ast.Name)
                               else None
-                              for c in ast.walk(init) if isinstance(c, ast.Call) and _is_own(c.func, method_name)}
+                              for c in ast_walk(init) if isinstance(c, ast.Call) and _is_own(c.func, method_name)}
                     given = passed.pop() if len(passed) == 1 else None  # every call passes one name
                 if given in init_params:
                     found[name] = init_params.index(given)
@@ -3904,7 +3905,7 @@ def _given_embedding(infos: dict, owner: str, attr: str, index: int, names: Modu
     (``self.deberta.embeddings.word_embeddings``: each step a same-file module's attribute)?"""
     calls = 0
     for method in infos[owner].methods.values():
-        for node in ast.walk(method):
+        for node in ast_walk(method):
             if not (isinstance(node, ast.Call) and _is_own(node.func, attr)):
                 continue
             if index >= len(node.args) or not _reaches_embedding(infos, owner, node.args[index], names):

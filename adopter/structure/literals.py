@@ -13,6 +13,8 @@ from __future__ import annotations
 import ast
 import re
 
+from .treewalk import ast_walk
+
 
 def literal_keywords(expr: ast.expr, assigned: object, lines: list[str] | None,
                      cache: dict) -> list[tuple[str, ast.expr]] | None:
@@ -60,9 +62,9 @@ def spread_keys(expr: ast.expr, definition: ast.AST) -> list[tuple[str, ast.expr
         found.setdefault(key, value)
         return True
 
-    for node in ast.walk(definition):
+    for node in ast_walk(definition):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)) \
-                and node is not definition and any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(node)):
+                and node is not definition and any(isinstance(n, ast.Name) and n.id == name for n in ast_walk(node)):
             return None  # a nested scope reads or binds the name
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
             target = node.targets[0]
@@ -99,7 +101,7 @@ def spread_keys(expr: ast.expr, definition: ast.AST) -> list[tuple[str, ast.expr
             accounted.add(id(node.value))
     if bound != 1:
         return None
-    uses = [n for n in ast.walk(definition) if isinstance(n, ast.Name) and n.id == name]
+    uses = [n for n in ast_walk(definition) if isinstance(n, ast.Name) and n.id == name]
     if any(id(n) not in accounted for n in uses):
         return None
     return list(found.items())

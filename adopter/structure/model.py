@@ -34,6 +34,7 @@ from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, Seque
 from .names import ModuleNames, collect_names, module_definitions, names_match
 from .formulas import gelu_formula
 from .siblings import Package, sibling_gelu
+from .treewalk import ast_walk
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
 # The module's own statements (a training script's body) as one more root of ``<module>``.
@@ -47,7 +48,7 @@ def _top_level(tree: ast.Module) -> ast.FunctionDef | None:
     """The module's executable statements wrapped in a function node (positions kept), or
     None when they call nothing (most library files: imports, constants, docstrings)."""
     body = [s for s in tree.body if not isinstance(s, _DEFINITIONS)]
-    if not any(isinstance(n, ast.Call) for s in body for n in ast.walk(s)):
+    if not any(isinstance(n, ast.Call) for s in body for n in ast_walk(s)):
         return None
     func = ast.FunctionDef(
         name=TOP_LEVEL, args=ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]),
@@ -905,7 +906,7 @@ def _loops_over_parameter(func) -> bool:
     args = func.args
     params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
     return any(isinstance(n, ast.For) and isinstance(n.iter, ast.Name) and n.iter.id in params
-               for n in ast.walk(func))
+               for n in ast_walk(func))
 
 
 def _chained_lists(info: ClassInfo) -> frozenset[str]:

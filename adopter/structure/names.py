@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 from ..records import dataclass, field
+from .treewalk import ast_walk
 
 
 @dataclass
@@ -180,7 +181,7 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
         stmt = stack.pop()
         if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             for target in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]):
-                for node in ast.walk(target):
+                for node in ast_walk(target):
                     if isinstance(node, ast.Name) and node.id in candidates:
                         bound[node.id] = bound.get(node.id, 0) + 1
         elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
@@ -215,7 +216,7 @@ def _aliases(names: ModuleNames, tree: ast.Module) -> None:
         if fqn is not None:
             names.imports[name] = fqn
     if names.partials or names.choices or names.lambdas or any(name in names.imports for name in candidates):
-        for node in ast.walk(tree):
+        for node in ast_walk(tree):
             if isinstance(node, ast.Global):
                 for name in node.names:
                     if names.imports.get(name) is not None and name in candidates:

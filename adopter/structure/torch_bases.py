@@ -24,6 +24,7 @@ import copy
 import functools
 
 from .names import collect_names
+from .treewalk import ast_walk
 
 # An attribute on FunctionDef nodes of inherited methods: the flow builder places their nodes
 # at the call that runs them (the file has no text for them).
@@ -117,7 +118,7 @@ def inherited(fqn: str, at: ast.expr):
         return None
     names, cls = _described(fqn)
     cls = copy.deepcopy(cls)
-    for node in ast.walk(cls):
+    for node in ast_walk(cls):
         if "lineno" in node._attributes:
             node.lineno, node.col_offset = at.lineno, at.col_offset
             node.end_lineno, node.end_col_offset = at.end_lineno, at.end_col_offset

@@ -65,3 +65,29 @@ def walk(node: ast.AST):
                 stack += [v for v in value if isinstance(v, _AST)]
             elif isinstance(value, _AST):
                 push(value)
+
+
+def ast_walk(node: ast.AST):
+    """``ast.walk``: the same nodes in the same order (breadth first, the context and operator
+    singletons included, each node's children listed before it is yielded), in one generator
+    instead of three nested ones per node (``iter_child_nodes`` over ``iter_fields``), and
+    without reading the fields that only ever hold a name or a number: the fix planner's walks
+    were a quarter of a one-file check's analysis and planning."""
+    todo = [node]
+    fields = _WALK_FIELDS
+    for current in todo:  # (a list read while it grows: breadth first, as ast.walk's deque)
+        names = fields.get(current.__class__)
+        if names is None:
+            names = fields[current.__class__] = tuple(f for f in current._fields if f not in _NAME_FIELDS)
+        for name in names:
+            value = getattr(current, name, None)
+            if isinstance(value, _AST):
+                todo.append(value)
+            elif isinstance(value, list):
+                todo += [item for item in value if isinstance(item, _AST)]
+        yield current
+
+
+# Fields that hold a str, an int or None in every node type that has them (never a node).
+_NAME_FIELDS = frozenset({"id", "attr", "arg", "kind", "type_comment", "conversion", "level", "module"})
+_WALK_FIELDS: dict[type, tuple[str, ...]] = {}

@@ -39,6 +39,7 @@ from .render import KEEP_ARGS, RenderError, parse_target, replace_names, substit
 from .text import (
     SourceIndex, Span, StmtInfo, contains, read_names, span_of, stored_names, work_spans,
 )
+from ..structure.treewalk import ast_walk
 
 MAX_MOVED_STATEMENTS = 8
 SOFTMAX = "torch.nn.functional.softmax"  # the canonical softmax (structure/ops.py)
@@ -734,7 +735,7 @@ class Planner:
         ):
             raise Skip("statements to move share a line with others")
         if mode == "before":
-            if any(isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)) for n in ast.walk(if_stmt.test)):
+            if any(isinstance(n, (ast.NamedExpr, ast.Await, ast.Yield, ast.YieldFrom)) for n in ast_walk(if_stmt.test)):
                 raise Skip("the if condition has side effects; statements cannot move past it")
             assigned = set().union(*(stored_names(s) for s in moved))
             clash = read_names(if_stmt.test) & assigned

@@ -25,6 +25,7 @@ import re
 
 from ..match import Match
 from ..ruleset import Rule
+from ..structure.treewalk import ast_walk
 from .plan import Edits, Planner, Skip, Wrap, _imports_mapping
 from .render import replace_names
 from .text import Span, span_of
@@ -69,7 +70,7 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
         # evaluated (yolov5's `x = self.ma(self.q(x), self.k(x), self.v(x))[0] + x`).
         read = stmt.value if stmt is block[last] and isinstance(stmt, (ast.Assign, ast.AugAssign, ast.AnnAssign)) \
             and stmt.value is not None else stmt
-        if any(isinstance(n, ast.Name) and n.id == root.id and isinstance(n.ctx, ast.Store) for n in ast.walk(read)):
+        if any(isinstance(n, ast.Name) and n.id == root.id and isinstance(n.ctx, ast.Store) for n in ast_walk(read)):
             raise Skip(f"`{root.id}` is assigned between the projections")
     # a projection called as ``self.q_proj.forward(x)`` (the graph reads it as the layer's
     # call): the kernel is given the layer
@@ -126,7 +127,7 @@ def _plain(expr: ast.expr) -> bool:
     alike for the three: the fused call reads it once, the same tensor)."""
     if isinstance(expr, ast.Subscript):
         if not all(isinstance(n, (ast.Constant, ast.Slice, ast.Tuple, ast.UnaryOp, ast.USub, ast.Load))
-                   for n in ast.walk(expr.slice)):
+                   for n in ast_walk(expr.slice)):
             return False
         expr = expr.value
     while isinstance(expr, ast.Attribute):
@@ -135,7 +136,7 @@ def _plain(expr: ast.expr) -> bool:
 
 
 def _reads(stmt: ast.stmt, name: str) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(stmt))
+    return any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast_walk(stmt))
 
 
 def _fresh(layer: str, taken: set[str]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import re
 from ..records import dataclass
+from ..structure.treewalk import ast_walk
 
 VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 # A string literal (left alone), or a possibly dotted name not preceded by a name character,
@@ -162,7 +163,7 @@ def fold_same_promotions(rendered: str) -> str:
             tree = ast.parse(stripped, mode="eval")
         except SyntaxError:
             return rendered
-        same = next((node for node in ast.walk(tree) if isinstance(node, ast.Call) and not node.keywords
+        same = next((node for node in ast_walk(tree) if isinstance(node, ast.Call) and not node.keywords
                      and len(node.args) == 2 and not any(isinstance(a, ast.Starred) for a in node.args)
                      and getattr(node.func, "attr", getattr(node.func, "id", None)) == "promote_types"
                      and ast.dump(node.args[0]) == ast.dump(node.args[1])), None)

@@ -50,6 +50,7 @@ from ..structure.names import collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
 from .weights import Decline
+from ..structure.treewalk import ast_walk
 
 SCALE_STEPS = ("s1", "s2")  # the scores multiplied or divided by the scale
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
@@ -202,14 +203,14 @@ def _not_none_tested(test: ast.expr) -> set[str]:
 
 def _only_cleared(stmt: ast.stmt, names: set[str]) -> bool:
     """Does ``stmt`` assign the ``names`` nothing but ``None`` (``m = None``, also in an if)?"""
-    for node in ast.walk(stmt):
+    for node in ast_walk(stmt):
         if isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.NamedExpr, ast.For, ast.With, ast.comprehension)):
             targets = [getattr(node, "target", None)] + [i.optional_vars for i in getattr(node, "items", [])]
-            if any(isinstance(t, ast.AST) and {n.id for n in ast.walk(t) if isinstance(n, ast.Name)} & names
+            if any(isinstance(t, ast.AST) and {n.id for n in ast_walk(t) if isinstance(n, ast.Name)} & names
                    for t in targets):
                 return False
         elif isinstance(node, ast.Assign):
-            stored = {n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            stored = {n.id for t in node.targets for n in ast_walk(t) if isinstance(n, ast.Name)}
             if stored & names and not (len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
                                        and isinstance(node.value, ast.Constant) and node.value.value is None):
                 return False
@@ -479,7 +480,7 @@ class _Attention:
         # Names the attention steps assign (the statements holding matched operations, not the
         # ifs around them, whose other statements are kept on the fused path).
         step_stmts = {n.stmt for n in self.nodes}
-        step_stored = {name for s in region for inner in ast.walk(s)
+        step_stored = {name for s in region for inner in ast_walk(s)
                        if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
         if self.handed is not None:
             step_stored.add(self.handed.param)  # the scores, as the helper is handed them
@@ -488,7 +489,7 @@ class _Attention:
         # the call may read (as a statement storing the probabilities after the steps, below).
         context = self.roles["c"].stmt if "c" in self.roles else None
         for s in region:
-            for inner in ast.walk(s):
+            for inner in ast_walk(s):
                 if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts and span_of(inner) != context \
                         and (target := _stored_attribute(inner)) is not None:
                     raise self._stored_skip(target, inner)
@@ -813,7 +814,7 @@ class _Attention:
         # `del attn, v` after the attention (memory freed early): the fused path never binds the
         # probabilities, so it binds them to None for the `del` to unbind, as after the original.
         later = (c_stmt.end_lineno, c_stmt.end_col_offset)
-        unbound = sorted({n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Del)
+        unbound = sorted({n.id for n in ast_walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Del)
                           and (n.lineno, n.col_offset) >= later} & (all_stored - fast_defs)) if func is not None else []
         fast += [f"{name} = None" for name in unbound]  # (reads of them are still checked below)
         self.declined: list[str] = []  # what the fused path hands back as None (weights.Decline)
@@ -891,7 +892,7 @@ class _Attention:
         step_stmts = {n.stmt: role for role, n in self.roles.items()}
         what = "a value"
         for earlier in before:
-            for inner in ast.walk(earlier):
+            for inner in ast_walk(earlier):
                 role = step_stmts.get(span_of(inner)) if isinstance(inner, ast.stmt) else None
                 if role is not None and name in stored_names(inner):
                     what = ("the probabilities" if role in ("p0", "p1") else "the scores" if role in SCORE_STEPS
@@ -902,7 +903,7 @@ class _Attention:
             func = self._function(stmt)
             end = (stmt.end_lineno, stmt.end_col_offset)
             parents = _parents(func) if func is not None else {}
-            reads = sorted(((n.lineno, n.col_offset), n) for n in ast.walk(func) if isinstance(n, ast.Name)
+            reads = sorted(((n.lineno, n.col_offset), n) for n in ast_walk(func) if isinstance(n, ast.Name)
                            and n.id == alias and isinstance(n.ctx, ast.Load) and (n.lineno, n.col_offset) > end) \
                 if func is not None else []
             use = ""
@@ -998,7 +999,7 @@ class _Attention:
         func = self._function(cat)
         end = (cat.end_lineno, cat.end_col_offset)
         if func is None or any(isinstance(n, ast.Name) and n.id in (groups, parts) and isinstance(n.ctx, ast.Load)
-                               and (n.lineno, n.col_offset) > end for n in ast.walk(func)):
+                               and (n.lineno, n.col_offset) > end for n in ast_walk(func)):
             return None
         q_atom, shape = self._stand_in_shape()
         self.grouped_cat = cat.value
@@ -1108,22 +1109,22 @@ class _Attention:
         pre = helper.body[:-1]
         for stmt in pre:
             if not isinstance(stmt, (ast.Assign, ast.AnnAssign)) or scores in _loads(stmt) \
-                    or any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast.walk(stmt)):
+                    or any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast_walk(stmt)):
                 raise Skip(why)
-        if not method and any(isinstance(n, ast.Name) and n.id == "self" for n in ast.walk(helper)):
+        if not method and any(isinstance(n, ast.Name) and n.id == "self" for n in ast_walk(helper)):
             raise Skip(why)
         locals_ = set().union(*(stored_names(s) for s in pre))
         free = set().union(*(_loads(s) for s in helper.body)) - locals_ - {scores, "self"}
-        caller_names = {n.id for n in ast.walk(caller_def) if isinstance(n, ast.Name)}
-        caller_stored = {n.id for n in ast.walk(caller_def) if isinstance(n, ast.Name)
-                         and isinstance(n.ctx, (ast.Store, ast.Del))} | {a.arg for a in ast.walk(caller_def.args)
+        caller_names = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)}
+        caller_stored = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)
+                         and isinstance(n.ctx, (ast.Store, ast.Del))} | {a.arg for a in ast_walk(caller_def.args)
                                                                           if isinstance(a, ast.arg)}
         clash = (locals_ & caller_names) | (({f.split(".")[0] for f in free} - {"self"}) & caller_stored)
         if clash:
             raise Skip(f"the helper's `{sorted(clash)[0]}` is also a name of its caller; rewrite it by hand")
         # The caller's statement: ``x = self.<helper>(x)`` (or ``<helper>(x)``), the only call.
         calls = []
-        for stmt in ast.walk(caller_def):
+        for stmt in ast_walk(caller_def):
             value = stmt.value if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
             if isinstance(value, ast.Call) and (
                     (method and isinstance(value.func, ast.Attribute) and value.func.attr == helper.name
@@ -1187,7 +1188,7 @@ class _Attention:
             raise Skip(why + "another class of the file defines too (a subclass's may read the scores); "
                        "rewrite it by hand")
         others = {p for p in params if p not in ("self", scores)} | {a.arg for a in args.kwonlyargs}
-        loaded = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        loaded = {n.id for n in ast_walk(helper) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
         if kind == "inf" and loaded & others:
             raise Skip(why + f"fills with -inf where its argument `{sorted(loaded & others)[0]}` says: a row it "
                        "fills entirely is NaN in the original and zeros in the fused call; rewrite it by hand")
@@ -1212,9 +1213,9 @@ class _Attention:
                  and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
                 or (not method and isinstance(value.func, ast.Name) and value.func.id == helper.name))
 
-        calls = [(None, value) for value in ast.walk(caller_def) if helper_call(value)]
+        calls = [(None, value) for value in ast_walk(caller_def) if helper_call(value)]
         if len(calls) == 1:
-            for stmt in ast.walk(caller_def):
+            for stmt in ast_walk(caller_def):
                 held = stmt.value if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
                 if held is calls[0][1] or (isinstance(held, ast.IfExp) and held.body is calls[0][1]
                                            and isinstance(held.orelse, ast.Name)
@@ -1233,7 +1234,7 @@ class _Attention:
         if not (isinstance(first, ast.Name) and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == first.id):
             raise Skip(why + "is called in other ways; rewrite it by hand")
         rest = [*call.args[1:], *(kw.value for kw in call.keywords)]
-        if any(isinstance(n, ast.Name) and n.id == first.id for a in rest for n in ast.walk(a)):
+        if any(isinstance(n, ast.Name) and n.id == first.id for a in rest for n in ast_walk(a)):
             raise Skip(why + "is handed the scores again in another argument; rewrite it by hand")
         q_atom, shape = self._stand_in_shape()
         stand_in = f"{q_atom}.new_zeros(()).expand({shape})"
@@ -1419,8 +1420,8 @@ class _Attention:
         ret = body[-1].value
         if span_of(ret) != self.roles[last].span:
             raise Skip(why + " (the helper returns more than the probabilities)")
-        reads = [n for n in ast.walk(ret) if isinstance(n, ast.Name) and n.id == scores]
-        if len(reads) != 1 or any(isinstance(n, (ast.NamedExpr, ast.Lambda)) for n in ast.walk(ret)):
+        reads = [n for n in ast_walk(ret) if isinstance(n, ast.Name) and n.id == scores]
+        if len(reads) != 1 or any(isinstance(n, (ast.NamedExpr, ast.Lambda)) for n in ast_walk(ret)):
             raise Skip(why)
 
         def same(expr) -> bool:
@@ -1428,8 +1429,8 @@ class _Attention:
 
         def plain_test(expr) -> bool:  # a test of the parameters with no effect of its own
             return all(isinstance(n, (ast.Name, ast.Constant, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Load,
-                                      ast.unaryop, ast.boolop, ast.cmpop)) for n in ast.walk(expr)) \
-                and all(n.id in params and n.id != scores for n in ast.walk(expr) if isinstance(n, ast.Name))
+                                      ast.unaryop, ast.boolop, ast.cmpop)) for n in ast_walk(expr)) \
+                and all(n.id in params and n.id != scores for n in ast_walk(expr) if isinstance(n, ast.Name))
 
         added: list[tuple[str, bool]] = []  # (parameter, under `if p is not None:`)
         for stmt in body[:-1]:
@@ -1461,30 +1462,30 @@ class _Attention:
         if {p for p, _ in added} & {scores} or len({p for p, _ in added}) != len(added) \
                 or any(p not in params for p, _ in added):
             raise Skip(why)
-        if any(isinstance(n, (ast.Global, ast.Nonlocal, ast.Yield, ast.YieldFrom, ast.Await)) for n in ast.walk(helper)):
+        if any(isinstance(n, (ast.Global, ast.Nonlocal, ast.Yield, ast.YieldFrom, ast.Await)) for n in ast_walk(helper)):
             raise Skip(why)
         # The module binds the helper's name once (its def), the caller not at all; the caller
         # calls it once, as the value of `name = helper(...)`.
         top = [s for s in tree.body if helper.name in stored_names(s)
                or (isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and s.name == helper.name)]
         caller_def = self._function(self.index.stmt(self.roles["c"].stmt).stmt)
-        if top != [helper] or caller_def is None or helper.name in {a.arg for a in ast.walk(caller_def.args)
+        if top != [helper] or caller_def is None or helper.name in {a.arg for a in ast_walk(caller_def.args)
                                                                    if isinstance(a, ast.arg)} \
                 or helper.name in set().union(*(stored_names(s) for s in caller_def.body)):
             raise Skip(why)
         # The helper's own free names (the module's, `F`; a global rate) are read in the caller's
         # scope on the fused path: the caller may not bind them.
         caller_bound = set().union(*(stored_names(s) for s in caller_def.body)) \
-            | {a.arg for a in ast.walk(caller_def.args) if isinstance(a, ast.arg)}
+            | {a.arg for a in ast_walk(caller_def.args) if isinstance(a, ast.arg)}
         shadowed = (_loads(body[-1]) - set(params)) & caller_bound
         if shadowed:
             raise Skip(f"the helper `{helper.name}` reads `{sorted(shadowed)[0]}`, which its caller binds; "
                        "rewrite it by hand")
-        calls = [n for n in ast.walk(caller_def) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+        calls = [n for n in ast_walk(caller_def) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                  and n.func.id == helper.name]
         call_stmt = None
         if len(calls) == 1:
-            for stmt in ast.walk(caller_def):
+            for stmt in ast_walk(caller_def):
                 if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name) \
                         and stmt.value is calls[0]:
                     call_stmt = stmt
@@ -1516,7 +1517,7 @@ class _Attention:
         plain = (ast.Name, ast.Attribute, ast.Constant, ast.Subscript, ast.Slice, ast.Tuple, ast.UnaryOp, ast.BinOp,
                  ast.BoolOp, ast.Compare, ast.IfExp, ast.expr_context, ast.unaryop, ast.operator, ast.boolop, ast.cmpop)
         for expr in (*call.args, *(k.value for k in call.keywords)):
-            if not all(isinstance(n, plain) for n in ast.walk(expr)):
+            if not all(isinstance(n, plain) for n in ast_walk(expr)):
                 # (the fused call reads the arguments it needs once, after the region's other
                 # statements, and the others not at all: a call among them could do more)
                 raise Skip(f"the call of `{helper.name}` at line {call.lineno} computes an argument "
@@ -1554,10 +1555,10 @@ class _Attention:
         if not self.helper_args:
             return text
         tree = ast.parse(text, mode="eval")
-        swaps = sorted(((n.col_offset, n.end_col_offset, n.id) for n in ast.walk(tree)
+        swaps = sorted(((n.col_offset, n.end_col_offset, n.id) for n in ast_walk(tree)
                         if isinstance(n, ast.Name) and n.id in self.helper_args and n.lineno == n.end_lineno == 1),
                        reverse=True)
-        if any(isinstance(n, ast.Name) and n.id in self.helper_args and n.lineno != 1 for n in ast.walk(tree)):
+        if any(isinstance(n, ast.Name) and n.id in self.helper_args and n.lineno != 1 for n in ast_walk(tree)):
             raise Skip("the dropout's arguments in the helper could not be read")
         encoded = text.encode()
         for start, end, name in swaps:
@@ -1592,7 +1593,7 @@ class _Attention:
             said = " and ".join(steps) if len(steps) < 3 else ", ".join(steps[:-1]) + " and " + steps[-1]
             scripted = any(self.names.resolve(d) == "torch.jit.script" for d in func.decorator_list)
             part = f"{said} in `{func.name}` (line {func.lineno}{', a TorchScript function' if scripted else ''})"
-            changes = [s for s in ast.walk(func) if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name)
+            changes = [s for s in ast_walk(func) if isinstance(s, ast.AugAssign) and isinstance(s.target, ast.Name)
                        and span_of(s) not in step_stmts] if "c" not in steps_of[id(func)] else []
             if changes:
                 lines = ", ".join(str(s.lineno) for s in changes)
@@ -1640,7 +1641,7 @@ class _Attention:
         subclasses = self._subclasses(cls)
         if not any(any(s is caller for s in c.body) for c in subclasses.values()):
             raise skip("not two methods of one class or of a class and its subclass")
-        if helper.decorator_list or any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast.walk(helper)):
+        if helper.decorator_list or any(isinstance(n, (ast.Yield, ast.YieldFrom)) for n in ast_walk(helper)):
             raise skip("a decorated method or a generator")
         if c_info.block is not helper.body:
             raise skip("whose value product is not in its body's own block")
@@ -1659,7 +1660,7 @@ class _Attention:
             raise skip("in statements that are not assignments to one name")
         scores = moved[-1].targets[0].id
         call_stmt = block[first + len(moved)]
-        calls = [n for n in ast.walk(call_stmt) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+        calls = [n for n in ast_walk(call_stmt) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                  and n.func.attr == helper.name and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"]
         if len(calls) != 1:
             raise skip(f"but the statement after them (line {call_stmt.lineno}) is not one call of it")
@@ -1688,22 +1689,22 @@ class _Attention:
         renewed = {t.id for t in call_stmt.targets if isinstance(t, ast.Name)} if isinstance(call_stmt, ast.Assign) \
             else set()
         end = (call_stmt.end_lineno, call_stmt.end_col_offset)
-        later = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+        later = [n for n in ast_walk(caller) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
                  and n.id in assigned and n is not arg
-                 and (any(n is m for m in ast.walk(call_stmt)) or ((n.lineno, n.col_offset) > end and n.id not in renewed))]
+                 and (any(n is m for m in ast_walk(call_stmt)) or ((n.lineno, n.col_offset) > end and n.id not in renewed))]
         if later:
             raise skip(f"which the caller also reads at line {later[0].lineno}")
-        if any(isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(caller)):
+        if any(isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast_walk(caller)):
             raise skip("in a caller with global or nonlocal names")
         # The names the moved statements read from the caller go over in one tuple; names they
         # read from the module (torch, math) mean the same in the helper when it binds none.
-        caller_locals = {n.id for n in ast.walk(caller) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} \
-            | {a.arg for a in ast.walk(caller.args) if isinstance(a, ast.arg)} \
-            | {alias.asname or alias.name.split(".")[0] for n in ast.walk(caller)
+        caller_locals = {n.id for n in ast_walk(caller) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} \
+            | {a.arg for a in ast_walk(caller.args) if isinstance(a, ast.arg)} \
+            | {alias.asname or alias.name.split(".")[0] for n in ast_walk(caller)
                if isinstance(n, (ast.Import, ast.ImportFrom)) for alias in n.names}  # a local import
         reads: list[str] = []
         for stmt in moved:
-            for node in sorted((n for n in ast.walk(stmt.value) if isinstance(n, ast.Name)),
+            for node in sorted((n for n in ast_walk(stmt.value) if isinstance(n, ast.Name)),
                                key=lambda n: (n.lineno, n.col_offset)):
                 if node.id not in reads:
                     reads.append(node.id)
@@ -1711,10 +1712,10 @@ class _Attention:
         # In the helper the handed names and the statements' own names other than the scores
         # (which become the helper's parameter) must be new; the module's names (torch, math)
         # must not be bound there to something else.
-        helper_names = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name)} \
-            | {a.arg for a in ast.walk(helper.args) if isinstance(a, ast.arg)}
-        helper_bound = {n.id for n in ast.walk(helper) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} \
-            | {a.arg for a in ast.walk(helper.args) if isinstance(a, ast.arg)}
+        helper_names = {n.id for n in ast_walk(helper) if isinstance(n, ast.Name)} \
+            | {a.arg for a in ast_walk(helper.args) if isinstance(a, ast.arg)}
+        helper_bound = {n.id for n in ast_walk(helper) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)} \
+            | {a.arg for a in ast_walk(helper.args) if isinstance(a, ast.arg)}
         module_reads = set(reads) - set(handed) - assigned - {"self"}
         clash = sorted((module_reads & helper_bound) | ((set(handed) | (assigned - {scores})) & helper_names))
         if clash:
@@ -1751,7 +1752,7 @@ class _Attention:
         found, grown = {cls.name: cls}, True
         while grown:
             grown = False
-            for node in ast.walk(self.index.tree):
+            for node in ast_walk(self.index.tree):
                 if isinstance(node, ast.ClassDef) and node.name not in found and any(
                         (dotted_name(b) or "").rsplit(".", 1)[-1] in found for b in node.bases):
                     found[node.name] = node
@@ -1771,8 +1772,8 @@ class _Attention:
         if self.declined or self.in_context:
             raise Skip(f"the scores are handed to `{helper.name}`, which also hands back what only the original "
                        "attention computes; rewrite it by hand")
-        inside = {id(n) for s in region for n in ast.walk(s)}
-        for node in ast.walk(helper):
+        inside = {id(n) for s in region for n in ast_walk(s)}
+        for node in ast_walk(helper):
             if isinstance(node, ast.Name) and node.id == handed.param and id(node) not in inside:
                 raise Skip(f"`{helper.name}` reads the scores it is handed at line {node.lineno}, after the attention")
         names = set(handed.handed)
@@ -1785,7 +1786,7 @@ class _Attention:
         tuple_text = f"({', '.join(handed.handed)}{',' if len(handed.handed) == 1 else ''})"
         bind = f"{', '.join(handed.handed)}{',' if len(handed.handed) == 1 else ''} = {flag}"
         # the scores' name in the caller is the parameter's in the helper
-        moved = "\n".join(self._stmt_text(s, [(span_of(n), handed.param) for n in ast.walk(s)
+        moved = "\n".join(self._stmt_text(s, [(span_of(n), handed.param) for n in ast_walk(s)
                                               if isinstance(n, ast.Name) and n.id == handed.scores])
                           for s in handed.moved)
         body = "\n".join("    " + line for text in (bind, moved) for line in text.split("\n"))
@@ -1981,7 +1982,7 @@ class _Attention:
         for outer in self.block:
             if outer is stmt:
                 break
-            read_before |= set().union(*(_loads(s) for s in ast.walk(outer)
+            read_before |= set().union(*(_loads(s) for s in ast_walk(outer)
                                          if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
         stored_before: set[str] = set()  # what the if's statements before each one assign
         for inner in stmt.body:
@@ -2096,8 +2097,8 @@ class _Attention:
         if func is None:
             return None
         start = (owner.lineno, owner.col_offset)
-        inside = {id(n) for s in (inner, readers[0]) for n in ast.walk(s)}
-        for node in ast.walk(func):
+        inside = {id(n) for s in (inner, readers[0]) for n in ast_walk(s)}
+        for node in ast_walk(func):
             if isinstance(node, ast.Name) and (node.lineno, node.col_offset) > start and (
                     (node.id == mask.id and not isinstance(node.ctx, ast.Load))
                     or (node.id == bias and id(node) not in inside)):
@@ -2135,7 +2136,7 @@ class _Attention:
                 child, parent = parent, parents.get(parent)
             return False
 
-        for node in ast.walk(func):
+        for node in ast_walk(func):
             if isinstance(node, (ast.For, ast.AsyncFor, ast.While)) and node.lineno <= owner.lineno \
                     and (node.end_lineno, node.end_col_offset) >= end:
                 return False
@@ -2143,7 +2144,7 @@ class _Attention:
                     and isinstance(node.ctx, ast.Load) and not rebound(node):
                 return False
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and node is not func \
-                    and names & {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}:
+                    and names & {n.id for n in ast_walk(node) if isinstance(n, ast.Name)}:
                 return False  # a closure reading the name
         return True
 
@@ -2157,7 +2158,7 @@ class _Attention:
         for outer in self.block:
             if outer is stmt:
                 break
-            read_before |= set().union(*(_loads(s) for s in ast.walk(outer)
+            read_before |= set().union(*(_loads(s) for s in ast_walk(outer)
                                          if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
         keeps = []
         for inner in getattr(stmt, field):
@@ -2330,7 +2331,7 @@ class _Attention:
             return None
         product = {o.text for o in self.roles["s0"].outs}
         hits = []
-        for node in ast.walk(operand):
+        for node in ast_walk(operand):
             if isinstance(node, ast.Attribute) and node.attr == "dtype" and isinstance(node.value, ast.Name) \
                     and node.value.id in stored:
                 if node.value.id not in product:
@@ -2347,8 +2348,8 @@ class _Attention:
         ``self.rel_pos(*sim.shape[-2:])``), with them read off q and k: the scores' last two
         axes are the queries' and the keys' lengths (``_scores_metadata``).  None when it reads
         anything else of the attention (a dtype is ``_scores_dtype_as_q``'s)."""
-        parents = {id(child): node for node in ast.walk(operand) for child in ast.iter_child_nodes(node)}
-        for node in ast.walk(operand):
+        parents = {id(child): node for node in ast_walk(operand) for child in ast.iter_child_nodes(node)}
+        for node in ast_walk(operand):
             if isinstance(node, ast.Name) and node.id in stored:
                 parent = parents.get(id(node))
                 if not isinstance(parent, ast.Attribute) or parent.attr not in ("shape", "size"):
@@ -2363,7 +2364,7 @@ class _Attention:
         reads must be the value the add step itself adds to; their dtype is read as q's only
         when every step before the add keeps q's dtype (see :meth:`_keeps_q_dtype_before`).
         None when the bias reads anything else of the attention."""
-        scores = {n.id for n in ast.walk(operand) if isinstance(n, ast.Name) and n.id in stored}
+        scores = {n.id for n in ast_walk(operand) if isinstance(n, ast.Name) and n.id in stored}
         added = self._added_to(role)
         if not scores or added is None or scores != {added}:
             return None
@@ -2372,7 +2373,7 @@ class _Attention:
             or (isinstance(n, ast.Call) and any(isinstance(a, ast.Name) and a.id == added for a in n.args)
                 and not (isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
                          and n.func.value.id == "self"))  # (a module's call: _stand_in_swaps)
-            for n in ast.walk(operand))
+            for n in ast_walk(operand))
         if reads_dtype and not self._keeps_q_dtype_before(role):
             return None
         swaps = self._stand_in_swaps(operand, added, role)
@@ -2396,7 +2397,7 @@ class _Attention:
         [] when the bias passes the scores to no module; None when it passes them to one that
         may read their values, or where the stand-in would differ."""
         swaps = []
-        for call in ast.walk(operand):
+        for call in ast_walk(operand):
             if not isinstance(call, ast.Call):
                 continue
             positions = [i for i, a in enumerate(call.args) if isinstance(a, ast.Name) and a.id == added]
@@ -2502,7 +2503,7 @@ class _Attention:
         forward = self._local_forward(call.func.attr)
         if forward is None:
             return None
-        if any(isinstance(n, ast.Name) and n.id == call.args[0].id for a in call.args[1:] for n in ast.walk(a)):
+        if any(isinstance(n, ast.Name) and n.id == call.args[0].id for a in call.args[1:] for n in ast_walk(a)):
             raise Skip(f"{module} is handed the scores again in another argument: its bias may read them")
         if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
             raise Skip(f"{module} adds its bias to scores that are reshaped or written (keys, queries): the fused "
@@ -2935,7 +2936,7 @@ class _Attention:
         path's text: the zeros of the scores' shape and dtype add nothing, so that branch
         binds None (no ``attn_mask``).  None unless the zeros are the if's only reading of the
         attention and the name holding them is read nowhere but as the added bias."""
-        zeros = [node for node in ast.walk(stmt) if isinstance(node, ast.Assign) and len(node.targets) == 1
+        zeros = [node for node in ast_walk(stmt) if isinstance(node, ast.Assign) and len(node.targets) == 1
                  and isinstance(node.targets[0], ast.Name) and self._zeros_of_scores(node.value, step_stored)]
         if len(zeros) != 1:
             return None
@@ -2950,8 +2951,8 @@ class _Attention:
         if len(readers) != 1 or span_of(readers[0]) not in adds or not self._added_as_is(readers[0], name):
             return None
         func = self._function(stmt)
-        later = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
-                 and not any(n is inner for s in (stmt, readers[0]) for inner in ast.walk(s))] if func else [None]
+        later = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
+                 and not any(n is inner for s in (stmt, readers[0]) for inner in ast_walk(s))] if func else [None]
         return None if later else text
 
     def _zeros_of_scores(self, value: ast.expr, step_stored: set) -> bool:
@@ -3137,15 +3138,15 @@ class _Attention:
         func = self._function(self.block[0]) if self.block else None
         if func is None:
             return True
-        for node in ast.walk(func):
+        for node in ast_walk(func):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] \
                 if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
-            if not any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast.walk(t)):
+            if not any(isinstance(n, ast.Name) and n.id == name for t in targets for n in ast_walk(t)):
                 continue
             value = getattr(node, "value", None)
             if value is None or any(isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute)
                                     and c.func.attr in ("to", "type", "type_as", *CASTS)
-                                    for c in ast.walk(value)):
+                                    for c in ast_walk(value)):
                 return True
         return False
 
@@ -3156,13 +3157,13 @@ class _Attention:
         expression, for the fill's kind (the value at the use is one of them, whichever path
         ran).  ``expr`` itself otherwise, also when any other statement binds the name."""
         func = self._function(self.block[0]) if isinstance(expr, ast.Name) and self.block else None
-        if func is None or any(isinstance(n, ast.arg) and n.arg == expr.id for n in ast.walk(func.args)):
+        if func is None or any(isinstance(n, ast.arg) and n.arg == expr.id for n in ast_walk(func.args)):
             return expr
         values = []
-        for node in ast.walk(func):
+        for node in ast_walk(func):
             if isinstance(node, ast.Name) and node.id == expr.id and isinstance(node.ctx, (ast.Store, ast.Del)):
                 values.append(node)
-        plain = [n.value for n in ast.walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
+        plain = [n.value for n in ast_walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
                  and isinstance(n.targets[0], ast.Name) and n.targets[0].id == expr.id]
         if len(plain) < 2 or len(plain) != len(values):
             return expr
@@ -3176,9 +3177,9 @@ class _Attention:
         func = self._function(self.block[0]) if self.block else None
         if func is None:
             return expr
-        assigns = [n for n in ast.walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
+        assigns = [n for n in ast_walk(func) if isinstance(n, ast.Assign) and len(n.targets) == 1
                    and isinstance(n.targets[0], ast.Name) and n.targets[0].id == expr.id]
-        if any(isinstance(n, ast.arg) and n.arg == expr.id for n in ast.walk(func.args)) \
+        if any(isinstance(n, ast.arg) and n.arg == expr.id for n in ast_walk(func.args)) \
                 and not all(any(a is stmt for stmt in func.body) for a in assigns):
             return expr  # a parameter assigned only on some paths: the caller's value may reach the use
         values = [a.value for a in assigns]
@@ -3229,7 +3230,7 @@ class _Attention:
                 todo.extend(c for c in ast.iter_child_nodes(node) if not isinstance(c, ast.stmt))
             return names
 
-        binders = [(st, own_stores(st)) for top in region for st in ast.walk(top) if isinstance(st, ast.stmt)]
+        binders = [(st, own_stores(st)) for top in region for st in ast_walk(top) if isinstance(st, ast.stmt)]
 
         def blocks_of(st: ast.stmt) -> list[list]:
             out = []
@@ -3243,9 +3244,9 @@ class _Attention:
 
         func = self._function(region[0])
         first = (region[0].lineno, region[0].col_offset)
-        bound_before = set() if func is None else {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)} | {
+        bound_before = set() if func is None else {a.arg for a in ast_walk(func.args) if isinstance(a, ast.arg)} | {
             n.id for st in func.body if (st.end_lineno, st.end_col_offset) <= first
-            for n in ast.walk(st) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            for n in ast_walk(st) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
         def before(node: ast.expr, at: ast.stmt, depth: int = 0, rows: bool = False) -> str:
             # rows: the text is read only as `<it>.all(-1).any()`, which a reshape that only adds
@@ -3256,11 +3257,11 @@ class _Attention:
             # `x.device` (bitnet's causal `torch.ones(..., device=query.device).tril_()`): where a
             # tensor of the mask is made, never its values, so the guard reads the device of x
             # as bound before the region, whatever the region rebinds x to (the q it scales)
-            placed = {id(n.value) for n in ast.walk(node) if isinstance(n, ast.Attribute) and n.attr == "device"
+            placed = {id(n.value) for n in ast_walk(node) if isinstance(n, ast.Attribute) and n.attr == "device"
                       and isinstance(n.value, ast.Name) and n.value.id in bound_before}
             reads = _loads(node)
             if placed:
-                kept = {n.id for n in ast.walk(node)
+                kept = {n.id for n in ast_walk(node)
                         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and id(n) not in placed}
                 reads = {r for r in reads if r.split(".")[0] in kept}
             if reads & step_stored:
@@ -3272,7 +3273,7 @@ class _Attention:
                     raise LookupError
                 return text
             swaps = []
-            for name in (n for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+            for name in (n for n in ast_walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
                          and id(n) not in placed):
                 earlier = [st for st, names in binders if name.id in names
                            and (st.lineno, st.col_offset) < (at.lineno, at.col_offset)
@@ -3292,8 +3293,8 @@ class _Attention:
                     if not (isinstance(owner, ast.If) and any(any(owner is st for st in b) for b in ancestors)):
                         raise LookupError
                     inside = [st for st, names in binders if name.id in names
-                              and any(st is inner for inner in ast.walk(owner))]
-                    body = [st for st in inside if any(st is inner for b in owner.body for inner in ast.walk(b))]
+                              and any(st is inner for inner in ast_walk(owner))]
+                    body = [st for st in inside if any(st is inner for b in owner.body for inner in ast_walk(b))]
                     orelse = [st for st in inside if st not in body]
                     test = _guard_term(before(owner.test, owner, depth + 1), owner.test)
                     if not owner.orelse and block is owner.body and inside == [binding]:
@@ -3451,9 +3452,9 @@ class _Attention:
             return True
         params = [a.arg for a in (*func.args.posonlyargs, *func.args.args)]
         owner = params[0] if params and params[0] in ("self", "cls") else None
-        inputs = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)} - {owner}
+        inputs = {a.arg for a in ast_walk(func.args) if isinstance(a, ast.arg)} - {owner}
         parents = _parents(expr)
-        for node in ast.walk(expr):
+        for node in ast_walk(expr):
             if not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Load) or node.id == owner:
                 continue
             parent = parents.get(node)
@@ -3474,10 +3475,10 @@ class _Attention:
         """The values the function's assignments give ``name`` (``x = v``; its element of ``a, b
         = u, w``; all of ``v`` for ``a, b = v``), whichever reaches a read; empty for a name the
         function never binds (a global), None when some binding is not such an assignment."""
-        stores = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == name
+        stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name
                   and isinstance(n.ctx, (ast.Store, ast.Del))]
         values = []
-        for node in ast.walk(func):
+        for node in ast_walk(func):
             if not isinstance(node, ast.Assign) or len(node.targets) != 1:
                 continue
             target = node.targets[0]
@@ -3497,14 +3498,14 @@ class _Attention:
         if func is None or not isinstance(value, ast.Name):
             return None
         bindings: dict[str, list[tuple[int, ast.expr | None]]] = {}
-        for node in ast.walk(func):
+        for node in ast_walk(func):
             # parameters and names bound by loops, with, except and imports: values not read
             # here (None), so a fill assigned on only some paths is no fill
             if isinstance(node, ast.arg):
                 bindings.setdefault(node.arg, []).append((func.lineno, None))
             elif isinstance(node, (ast.For, ast.AsyncFor, ast.comprehension, ast.withitem)):
                 bound = node.optional_vars if isinstance(node, ast.withitem) else node.target
-                for name in (n for n in ast.walk(bound) if isinstance(n, ast.Name)) if bound is not None else ():
+                for name in (n for n in ast_walk(bound) if isinstance(n, ast.Name)) if bound is not None else ():
                     bindings.setdefault(name.id, []).append((getattr(node, "lineno", func.lineno), None))
             elif isinstance(node, ast.ExceptHandler) and node.name:
                 bindings.setdefault(node.name, []).append((node.lineno, None))
@@ -3513,7 +3514,7 @@ class _Attention:
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
-                    for name in (n for n in ast.walk(target) if isinstance(n, ast.Name)):
+                    for name in (n for n in ast_walk(target) if isinstance(n, ast.Name)):
                         plain = isinstance(node, ast.Assign) and len(targets) == 1 and target is name
                         bindings.setdefault(name.id, []).append((node.lineno, node.value if plain else None))
         for entries in bindings.values():
@@ -3569,8 +3570,8 @@ class _Attention:
         func = self._function(self.index.stmt(self.roles["c"].stmt).stmt)
         bound = names.imports.keys() | names.classes.keys() | names.functions.keys() | names.constants.keys()
         if func is not None:
-            bound |= {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
-            bound |= {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+            bound |= {n.id for n in ast_walk(func) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+            bound |= {a.arg for a in ast_walk(func.args) if isinstance(a, ast.arg)}
         if "torch" in bound:
             raise Skip(f"{what} needs `torch`, and the module binds that name to something else")
         self.extra_imports.add(("torch", "", None))
@@ -3601,7 +3602,7 @@ class _Attention:
             return node.layer
         info = self.index.stmt(node.stmt)
         func = self._function(info.stmt) if info is not None else None
-        params = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)} if func is not None else set()
+        params = {a.arg for a in ast_walk(func.args) if isinstance(a, ast.arg)} if func is not None else set()
         return written if written in params else node.layer
 
     def _optional_dropout(self, if_stmt: ast.If) -> bool:
@@ -3761,7 +3762,7 @@ class _Attention:
         name = stmt.targets[0].id
         for later in rest:
             parents = _parents(later)
-            for node in ast.walk(later):
+            for node in ast_walk(later):
                 if not (isinstance(node, ast.Name) and node.id == name):
                     continue
                 if not isinstance(node.ctx, ast.Load):
@@ -3837,7 +3838,7 @@ class _Attention:
         if cls is None:
             return []
         values = []
-        for node in ast.walk(cls):
+        for node in ast_walk(cls):
             if isinstance(node, ast.Assign):
                 for target in node.targets:
                     if isinstance(target, ast.Attribute) and target.attr == attr and isinstance(target.value, ast.Name) \
@@ -3985,7 +3986,7 @@ class _Attention:
     def _check_unchanged(self, attr: str) -> None:
         """Nothing in the class adds, replaces or removes members of ``self.<attr>``."""
         cls = self._class()
-        for node in ast.walk(cls) if cls is not None else ():
+        for node in ast_walk(cls) if cls is not None else ():
             target = None
             if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del)):
                 target = node.value
@@ -4100,11 +4101,11 @@ class _Attention:
             if isinstance(parent, ast.If):
                 other = parent.orelse if child in parent.body else parent.body if child in parent.orelse else []
                 for stmt in other:
-                    unreachable.update(id(n) for n in ast.walk(stmt))
+                    unreachable.update(id(n) for n in ast_walk(stmt))
             child, parent = parent, parents.get(parent)
         terms: list[str] = []
         unconditional: list[ast.Name] = []
-        for node in ast.walk(func):
+        for node in ast_walk(func):
             if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in live):
                 continue
             if (node.lineno, node.col_offset) < end or id(node) in unreachable or _reassigned(node, parents, func, end):
@@ -4127,7 +4128,7 @@ class _Attention:
                     continue
                 term, text = found
             changed = {
-                n.id for n in ast.walk(func)
+                n.id for n in ast_walk(func)
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
                 and (region[0].lineno, 0) <= (n.lineno, n.col_offset) < (term.lineno, term.col_offset)
             }
@@ -4176,7 +4177,7 @@ def _changed_in_place(func, names: set, end: tuple) -> ast.AST | None:
             expr = expr.value
         return isinstance(expr, ast.Name) and expr.id in names
 
-    for node in ast.walk(func):
+    for node in ast_walk(func):
         if getattr(node, "lineno", 0) < end[0] or (node.lineno, node.col_offset) < end:
             continue
         if isinstance(node, ast.AugAssign) and held(node.target):
@@ -4215,7 +4216,7 @@ def _recast_only(stmts: list) -> set[str]:
     recast: set[str] = set()
     other: set[str] = set()
     for stmt in stmts:
-        for node in ast.walk(stmt):
+        for node in ast_walk(stmt):
             if not isinstance(node, ast.stmt) or not stored_names(node) or isinstance(
                     node, (ast.If, ast.With, ast.For, ast.While, ast.Try)):
                 continue
@@ -4259,7 +4260,7 @@ def _stored_attribute(stmt: ast.stmt) -> ast.expr | None:
 def _reads_only(expr: ast.expr) -> bool:
     """Names, attributes, constants, subscripts and arithmetic of them, and sizes read off a
     tensor (``k.size(1)``, ``x.dim()``, ``len(x)``): nothing evaluating it changes."""
-    for node in ast.walk(expr):
+    for node in ast_walk(expr):
         if isinstance(node, ast.Call):
             func = node.func
             if not ((isinstance(func, ast.Attribute) and func.attr in SIZE_METHODS)
@@ -4366,14 +4367,14 @@ def _cleared_unless(read: ast.Name, parents: dict, func: ast.AST, end: tuple) ->
 
 def _parents(tree: ast.AST) -> dict:
     """Each node of ``tree`` (below its root) -> the node holding it."""
-    return {child: parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
+    return {child: parent for parent in ast_walk(tree) for child in ast.iter_child_nodes(parent)}
 
 
 def _metadata_only(func: ast.FunctionDef, param: str) -> bool:
     """Does ``func`` read its parameter ``param`` only as ``param.dtype`` / ``param.device``
     (and never assign it)?"""
     parents = _parents(func)
-    uses = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == param]
+    uses = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == param]
     return bool(uses) and all(
         isinstance(n.ctx, ast.Load) and isinstance(parents.get(n), ast.Attribute)
         and parents[n].attr in ("dtype", "device") for n in uses)
@@ -4387,8 +4388,8 @@ def _shape_metadata_only(func: ast.FunctionDef, param: str) -> bool:
     """Does ``func`` read its parameter ``param`` only as ``param.shape`` (and its items),
     ``.size(...)``, ``.dim()``, ``.ndim``, ``.dtype`` or ``.device``, and never assign it?"""
     parents = _parents(func)
-    uses = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == param]
-    if not uses or any(isinstance(n, ast.arg) and n.arg == param for n in ast.walk(func)
+    uses = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == param]
+    if not uses or any(isinstance(n, ast.arg) and n.arg == param for n in ast_walk(func)
                        if n not in (*func.args.posonlyargs, *func.args.args)):
         return False  # (a lambda or nested function of its own with a parameter of that name)
     for n in uses:
@@ -4422,15 +4423,15 @@ def _fill_only(func: ast.FunctionDef, param: str) -> tuple[str | None, str]:
     assigned once)?  The fill kind ("inf", "finite") and "", or None and the reason."""
     if any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal, ast.Lambda,
                           ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not func
-           for n in ast.walk(func)):
+           for n in ast_walk(func)):
         return None, "holds a nested function, a yield or a global"
     if not func.body or not isinstance(func.body[-1], ast.Return):
         return None, "does not end in a return"
     parents = _parents(func)
     assigned: dict[str, list] = {}
-    for n in ast.walk(func):
+    for n in ast_walk(func):
         if isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For, ast.With)):
-            for t in ast.walk(n.target if isinstance(n, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For))
+            for t in ast_walk(n.target if isinstance(n, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.For))
                               else ast.Tuple(elts=[w.optional_vars for w in n.items if w.optional_vars])
                               if isinstance(n, ast.With) else ast.Tuple(elts=n.targets)):
                 if isinstance(t, ast.Name):
@@ -4463,10 +4464,10 @@ def _fill_only(func: ast.FunctionDef, param: str) -> tuple[str | None, str]:
                 and isinstance(expr.func.value, ast.Name) and expr.func.value.id == param)
 
     kinds = set()
-    for ret in (n for n in ast.walk(func) if isinstance(n, ast.Return)):
+    for ret in (n for n in ast_walk(func) if isinstance(n, ast.Return)):
         if not (isinstance(ret.value, ast.Name) and ret.value.id == param or is_fill(ret.value)):
             return None, f"returns `{ast.unparse(ret.value) if ret.value else 'None'}`, not the scores or their fill"
-    for n in ast.walk(func):
+    for n in ast_walk(func):
         if not (isinstance(n, ast.Name) and n.id == param):
             continue
         parent = parents.get(n)
@@ -4504,13 +4505,13 @@ def _fill_only(func: ast.FunctionDef, param: str) -> tuple[str | None, str]:
 
 def _reads_attribute(func: ast.FunctionDef, param: str, attr: str) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.value, ast.Name) and n.value.id == param
-               for n in ast.walk(func))
+               for n in ast_walk(func))
 
 
 def _loads(stmt: ast.AST) -> set[str]:
     """Names (and dotted chains) a statement reads; unlike read_names, not those it assigns."""
     out: set[str] = set()
-    for node in ast.walk(stmt):
+    for node in ast_walk(stmt):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
             out.add(node.id)
         elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
@@ -4536,7 +4537,7 @@ def _reshaped_only(name: str, region: list) -> bool:
     """Does every assignment to ``name`` in the region read ``name.<reshape>(...)`` (so the
     name keeps its dtype, and a tensor stays one)?"""
     for stmt in region:
-        for node in ast.walk(stmt):
+        for node in ast_walk(stmt):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
                 node, (ast.AnnAssign, ast.AugAssign)) else []
             if not any(isinstance(t, ast.Name) and t.id == name for t in targets):
@@ -4563,14 +4564,14 @@ def _plain_block(stmt: ast.stmt) -> bool:
     plain = (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Pass, ast.For, ast.If, ast.Break, ast.Continue)
     if not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.For, ast.If)):
         return False
-    return all(isinstance(s, plain) for s in ast.walk(stmt) if isinstance(s, ast.stmt)) and \
-        not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast.walk(stmt))
+    return all(isinstance(s, plain) for s in ast_walk(stmt) if isinstance(s, ast.stmt)) and \
+        not any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await)) for n in ast_walk(stmt))
 
 
 def _changed(stmt: ast.stmt) -> set[str]:
     """Names a statement assigns or changes in place (``m[i] = v``, ``m.fill_(v)``, ``m += v``)."""
     out = set(stored_names(stmt))
-    for node in ast.walk(stmt):
+    for node in ast_walk(stmt):
         base = None
         if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, (ast.Store, ast.Del)):
             base = node.value
@@ -4606,7 +4607,7 @@ def _plain_test(test: ast.expr) -> bool:
     evaluating it again where the fused call stands gives the same truth."""
     allowed = (ast.Name, ast.Attribute, ast.Constant, ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Load,
                ast.cmpop, ast.boolop, ast.unaryop)
-    return all(isinstance(n, allowed) for n in ast.walk(test))
+    return all(isinstance(n, allowed) for n in ast_walk(test))
 
 
 def _grouping_parentheses(head: str, tail: str) -> bool:

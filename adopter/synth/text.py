@@ -12,6 +12,7 @@ import ast
 from ..records import dataclass
 
 from ..structure.graph import segment, walk
+from ..structure.treewalk import ast_walk
 
 Span = tuple[int, int, int, int]
 # The fields that hold statement lists (``handlers`` and ``cases`` hold the except clauses
@@ -94,7 +95,7 @@ class SourceIndex:
         except SyntaxError:
             return None
         shift = span[1] - 1  # bytes before the span on its first line, less the "("
-        for node in ast.walk(tree):
+        for node in ast_walk(tree):
             if not hasattr(node, "lineno"):
                 continue
             if node.lineno == 1:
@@ -111,7 +112,7 @@ class SourceIndex:
         return self.stmts.get(span) if span is not None else None
 
     def find_expr(self, root: ast.AST, span: Span, kinds: tuple = (ast.expr,)) -> ast.AST | None:
-        for node in ast.walk(root):
+        for node in ast_walk(root):
             if isinstance(node, kinds) and hasattr(node, "lineno") and span_of(node) == span:
                 return node
         return None
@@ -145,7 +146,7 @@ class SourceIndex:
 def stored_names(stmt: ast.AST) -> set[str]:
     """Names (and ``self.x``-style dotted targets) a statement may assign, at any depth."""
     out: set[str] = set()
-    for node in ast.walk(stmt):
+    for node in ast_walk(stmt):
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
             out.add(node.id)
         elif isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -162,7 +163,7 @@ def stored_names(stmt: ast.AST) -> set[str]:
 def read_names(expr: ast.AST) -> set[str]:
     """Names and dotted attribute chains an expression reads."""
     out: set[str] = set()
-    for node in ast.walk(expr):
+    for node in ast_walk(expr):
         if isinstance(node, ast.Name):
             out.add(node.id)
         elif isinstance(node, ast.Attribute):
@@ -191,6 +192,6 @@ WORK = (ast.Call, ast.BinOp, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr,
 def work_spans(expr: ast.AST) -> list[tuple[Span, ast.AST]]:
     """The sub-expressions of ``expr`` that compute something (calls, operations, ...)."""
     return [
-        (span_of(n), n) for n in ast.walk(expr)
+        (span_of(n), n) for n in ast_walk(expr)
         if isinstance(n, WORK) and not (isinstance(n, ast.UnaryOp) and isinstance(n.operand, ast.Constant))
     ]

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import ast
 
+from ..structure.treewalk import ast_walk
 from .plan import Edits, KernelNames, Skip
 from .run import current_run
 from .text import SourceIndex, Span, span_of
@@ -46,7 +47,7 @@ STABLE_TEST = (ast.Name, ast.Constant, ast.UnaryOp, ast.BoolOp, ast.Compare, ast
 
 
 def parents_of(root: ast.AST) -> dict:
-    return {child: node for node in ast.walk(root) for child in ast.iter_child_nodes(node)}
+    return {child: node for node in ast_walk(root) for child in ast.iter_child_nodes(node)}
 
 
 def returned_slot(node: ast.AST, parents: dict, func: ast.AST) -> tuple[ast.Return, int, ast.expr] | None:
@@ -61,7 +62,7 @@ def returned_slot(node: ast.AST, parents: dict, func: ast.AST) -> tuple[ast.Retu
         return None
     if any(isinstance(e, ast.Starred) for e in child.elts):
         return None
-    element = next((e for e in child.elts if any(n is node for n in ast.walk(e))), None)
+    element = next((e for e in child.elts if any(n is node for n in ast_walk(e))), None)
     if element is None:
         return None
     return parent, child.elts.index(element), element
@@ -87,7 +88,7 @@ def _stored_in_attribute(node: ast.AST, parents: dict) -> ast.Attribute | None:
     if isinstance(parent, (ast.Assign, ast.AnnAssign)):
         targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
         for target in targets:
-            for inner in ast.walk(target):
+            for inner in ast_walk(target):
                 if isinstance(inner, (ast.Attribute, ast.Subscript)) and isinstance(inner.ctx, ast.Store):
                     return inner
     return None
@@ -110,7 +111,7 @@ def _params(func: ast.FunctionDef) -> set[str]:
 def _escapes(func: ast.AST, name: str) -> bool:
     """Can code other than ``func``'s own reads of ``name`` see what it binds: a ``global`` or
     ``nonlocal`` declaration of it, or a call that reads the frame (``locals()``, ``eval``)?"""
-    for node in ast.walk(func):
+    for node in ast_walk(func):
         if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
             return True
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
@@ -120,7 +121,7 @@ def _escapes(func: ast.AST, name: str) -> bool:
 
 
 def _stores(func: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+    return {n.id for n in ast_walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
 
 
 class Decline:
@@ -260,7 +261,7 @@ class Decline:
                 inner = self._relay_elsewhere(caller, new_place, new_arity)
             if not inner:
                 continue
-            if any(n.arg == self.flag for n in ast.walk(caller) if isinstance(n, ast.arg)):
+            if any(n.arg == self.flag for n in ast_walk(caller) if isinstance(n, ast.arg)):
                 continue
             pending.append(self._keyword(call, self.flag))
             if id(caller) not in extended:
@@ -313,14 +314,14 @@ class Decline:
                 not all(isinstance(e, ast.Name) for e in target.elts):
             return None
         name = target.elts[place].id
-        reads = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
+        reads = [n for n in ast_walk(caller) if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)]
         if not reads and not _escapes(caller, name):
             # a name the caller never reads (``_`` bound again by ``_, n, _ = k.size()``
             # elsewhere, or ``_, _ = ...``): whatever it holds, nothing reads it
             return "value", "False"
         if [e.id for e in target.elts].count(name) > 1:
             return None
-        stores = [n for n in ast.walk(caller) if isinstance(n, ast.Name) and n.id == name
+        stores = [n for n in ast_walk(caller) if isinstance(n, ast.Name) and n.id == name
                   and isinstance(n.ctx, (ast.Store, ast.Del))]
         if len(stores) != 1 or name in _params(caller):
             # another value under the same name: its reads cannot be told apart -- unless every
@@ -348,7 +349,7 @@ class Decline:
             _, new_place, element = found
             handed.add((new_place, len(parents[element].elts)))
             if not (isinstance(element, ast.Name) and element.id == name):
-                if any(r is not read and any(r is n for n in ast.walk(element)) for r in reads):
+                if any(r is not read and any(r is n for n in ast_walk(element)) for r in reads):
                     return None
                 rewrites.append((element, name))
         if tests and handed:
@@ -391,13 +392,13 @@ class Decline:
         local = params | _stores(caller)
         tainted = {bound.id}
         lists: set[str] = set()
-        for node in ast.walk(caller):  # local lists made ``[]`` once, never a parameter
+        for node in ast_walk(caller):  # local lists made ``[]`` once, never a parameter
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
                     and isinstance(node.value, ast.List) and not node.value.elts:
                 lists.add(node.targets[0].id)
         lists = {n for n in lists if n not in params and not _escapes(caller, n) and
                  sum(isinstance(x, ast.Name) and x.id == n and not isinstance(x.ctx, ast.Load)
-                     for x in ast.walk(caller)) == 1}
+                     for x in ast_walk(caller)) == 1}
         if bound.id in params or _escapes(caller, bound.id):
             return None
         modules = {(a.asname or a.name.split(".")[0]) for stmt_ in self.index.tree.body
@@ -414,13 +415,13 @@ class Decline:
                 value, out = stmt_.value.args[0], stmt_.value.func.value.id
             else:
                 return None
-            names = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+            names = {n.id for n in ast_walk(value) if isinstance(n, ast.Name)}
             if not names & tainted or not names <= tainted | (names - local):
                 return None
             if any(isinstance(n, (ast.Lambda, ast.NamedExpr, ast.Yield, ast.YieldFrom, ast.Await,
-                                  ast.comprehension)) for n in ast.walk(value)):
+                                  ast.comprehension)) for n in ast_walk(value)):
                 return None
-            for call in (n for n in ast.walk(value) if isinstance(n, ast.Call)):
+            for call in (n for n in ast_walk(value) if isinstance(n, ast.Call)):
                 # a method of a derived value or a function of an imported module (``torch.cat``):
                 # a call of anything else could do more than derive a value, and would be skipped
                 root = call.func
@@ -435,7 +436,7 @@ class Decline:
         changed = True
         while changed:  # grow the tainted names to a fixed point
             changed = False
-            for node in ast.walk(caller):
+            for node in ast_walk(caller):
                 if not isinstance(node, ast.If) or node.orelse:
                     continue
                 outs = [derived(b) for b in node.body]
@@ -447,17 +448,17 @@ class Decline:
                     guards[id(node)] = node
         guards = {k: g for k, g in guards.items()
                   if all(derived(b) is not None for b in g.body)
-                  and not {n.id for n in ast.walk(g.test) if isinstance(n, ast.Name)} & tainted}
-        inside = {id(n) for g in guards.values() for b in g.body for n in ast.walk(b)}
+                  and not {n.id for n in ast_walk(g.test) if isinstance(n, ast.Name)} & tainted}
+        inside = {id(n) for g in guards.values() for b in g.body for n in ast_walk(b)}
         handed: set[tuple[int, int]] = set()
         used: dict[int, ast.If] = {}
-        for node in ast.walk(caller):
+        for node in ast_walk(caller):
             if not (isinstance(node, ast.Name) and node.id in tainted):
                 continue
             if isinstance(node.ctx, ast.Store) and node is bound:
                 continue
             if id(node) in inside:
-                g = next(g for g in guards.values() if any(n is node for b in g.body for n in ast.walk(b)))
+                g = next(g for g in guards.values() if any(n is node for b in g.body for n in ast_walk(b)))
                 used[id(g)] = g
                 continue
             if isinstance(node.ctx, ast.Store) and node.id in lists and isinstance(parents.get(node), ast.Assign):
@@ -503,7 +504,7 @@ class Decline:
                 continue
             if not _stable_test(node.test, stable):
                 continue
-            inside = {id(n) for stmt_ in node.body for n in ast.walk(stmt_)}
+            inside = {id(n) for stmt_ in node.body for n in ast_walk(stmt_)}
             if all(id(n) in inside for n in [*reads, *others]) and id(stmt) not in inside and \
                     (stmt.lineno, stmt.col_offset) < (node.lineno, node.col_offset):
                 found = node  # (walking outwards: the last one found is the outermost)
@@ -621,11 +622,11 @@ class Decline:
             return False
 
         verdict: dict[str, set] = {}
-        for node in ast.walk(owner):
+        for node in ast_walk(owner):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
                 node, (ast.AnnAssign, ast.AugAssign)) else []
             for target in targets:
-                for inner in ast.walk(target):
+                for inner in ast_walk(target):
                     if isinstance(inner, ast.Attribute) and isinstance(inner.ctx, ast.Store) and \
                             isinstance(inner.value, ast.Name) and inner.value.id == "self":
                         plain = target is inner and isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None
@@ -646,7 +647,7 @@ def _kept_in_list(read: ast.Name, parents: dict, func: ast.AST) -> list[ast.expr
     name = call.func.value.id
     if name in _params(func) or _escapes(func, name):
         return False
-    stores = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == name
+    stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == name
               and isinstance(n.ctx, (ast.Store, ast.Del))]
     if len(stores) != 1:
         return False
@@ -655,7 +656,7 @@ def _kept_in_list(read: ast.Name, parents: dict, func: ast.AST) -> list[ast.expr
             and not made.value.elts):
         return False
     tests: list[ast.expr] = []
-    for node in ast.walk(func):
+    for node in ast_walk(func):
         if not (isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load)):
             continue
         receiver = parents.get(node)
@@ -707,13 +708,13 @@ def _module_list_of(value: ast.AST, one) -> bool:
 def _stable_test(test: ast.expr, stable: set[str]) -> bool:
     """Is ``test`` a comparison or boolean of names in ``stable`` (parameters the caller never
     rebinds) and constants: the same on every read within one call?"""
-    return all(isinstance(n, STABLE_TEST) for n in ast.walk(test)) and \
-        {n.id for n in ast.walk(test) if isinstance(n, ast.Name)} <= stable
+    return all(isinstance(n, STABLE_TEST) for n in ast_walk(test)) and \
+        {n.id for n in ast_walk(test) if isinstance(n, ast.Name)} <= stable
 
 def _loops(func: ast.AST):
     """The (target, iterable) of each ``for`` in ``func``, ``enumerate(xs)`` read as ``xs`` with
     its item target (``for i, layer in enumerate(self.layers)``: ``layer``, ``self.layers``)."""
-    for node in ast.walk(func):
+    for node in ast_walk(func):
         if not isinstance(node, ast.For):
             continue
         target, source = node.target, node.iter
@@ -735,7 +736,7 @@ def _loop_members(func: ast.AST, attrs) -> set[str]:
         if (isinstance(target, ast.Name) and isinstance(source, ast.Attribute) and isinstance(source.value, ast.Name)
                 and source.value.id == "self" and source.attr in attrs):
             found.add(target.id)
-    stores = [n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))]
+    stores = [n.id for n in ast_walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))]
     return {name for name in found if stores.count(name) == 1}
 
 
@@ -760,7 +761,7 @@ def _appended_rows(cls: ast.ClassDef, class_name: str) -> dict[str, tuple[int, i
     made: dict[str, int] = {}
     places: dict[str, set] = {}
     spoilt: set[str] = set()
-    for node in ast.walk(cls):
+    for node in ast_walk(cls):
         attr = _self_attribute(node)
         if attr is None:
             continue
@@ -814,12 +815,12 @@ def _appended_members(cls: ast.ClassDef, class_name: str) -> set[str]:
             return True
         if not isinstance(value, ast.Name) or func is None or value.id in _params(func) or _escapes(func, value.id):
             return False
-        stores = [n for n in ast.walk(func) if isinstance(n, ast.Name) and n.id == value.id
+        stores = [n for n in ast_walk(func) if isinstance(n, ast.Name) and n.id == value.id
                   and isinstance(n.ctx, (ast.Store, ast.Del))]
         bound = parents.get(stores[0]) if len(stores) == 1 else None
         return isinstance(bound, ast.Assign) and bound.targets == [stores[0]] and instance(bound.value, None)
 
-    for node in ast.walk(cls):
+    for node in ast_walk(cls):
         attr = _self_attribute(node)
         if attr is None:
             continue
@@ -853,7 +854,7 @@ def _appended_members(cls: ast.ClassDef, class_name: str) -> set[str]:
 def _touches(cls: ast.ClassDef, attrs: set[str]) -> bool:
     """Does ``cls`` bind or grow any of ``attrs`` (``self.<attr>`` stored, or a method of it called)?"""
     parents = parents_of(cls)
-    for node in ast.walk(cls):
+    for node in ast_walk(cls):
         attr = _self_attribute(node)
         if attr in attrs and (not isinstance(node.ctx, ast.Load) or isinstance(parents.get(node), ast.Attribute)):
             return True
@@ -872,7 +873,7 @@ def _row_members(func: ast.AST, rows: dict[str, tuple[int, int]]) -> set[str]:
         if len(target.elts) == length and isinstance(target.elts[place], ast.Name) and \
                 not any(isinstance(e, ast.Starred) for e in target.elts):
             found.add(target.elts[place].id)
-    stores = [n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))]
+    stores = [n.id for n in ast_walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))]
     return {name for name in found if stores.count(name) == 1}
 
 
