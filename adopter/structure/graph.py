@@ -3838,6 +3838,6 @@ def _block_added(target: ast.Subscript, stmt: ast.stmt, root: str, text) -> list
             return None
         terms = [leaf for leaf in leaves if leaf is not own[0]]
     for term in terms:
-        if any(n.__class__ is ast.Name and n.id == root for n in ast.walk(term)):
+        if any(n.__class__ is ast.Name and n.id == root for n in ast_walk(term)):
             return None
     return terms

@@ -1278,7 +1278,7 @@ class _Attention:
         taken = self.index.identifiers
         name = next(n for n in (f"{root}_bias", *(f"{root}_bias{i}" for i in range(2, 99)), "sdpa_block_bias")
                     if n not in taken)
-        swaps = [(span_of(n), name) for n in ast.walk(store) if isinstance(n, ast.Name) and n.id == root]
+        swaps = [(span_of(n), name) for n in ast_walk(store) if isinstance(n, ast.Name) and n.id == root]
         q_atom, shape = self._stand_in_shape()
         self.block_bias = {"node": node, "role": role, "stmt": store, "name": name,
                            "made": [f"{name} = {q_atom}.new_zeros({shape})", self._text_with(store, swaps)]}
@@ -1303,7 +1303,7 @@ class _Attention:
         if helper is None or caller_def is None or isinstance(helper, ast.AsyncFunctionDef) or helper.decorator_list \
                 or any(isinstance(n, (ast.Yield, ast.YieldFrom, ast.Await, ast.Global, ast.Nonlocal, ast.Lambda,
                                       ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not helper
-                       for n in ast.walk(helper)):
+                       for n in ast_walk(helper)):
             raise Skip(why + "cannot be called on a stand-in of the scores; rewrite it by hand")
         args = helper.args
         params = [a.arg for a in (*args.posonlyargs, *args.args)]
@@ -1312,13 +1312,13 @@ class _Attention:
             raise Skip(why + "takes its arguments in a way the fused path cannot repeat; rewrite it by hand")
         scores = params[int(method)]
         store = info.stmt
-        inside = {id(n) for n in ast.walk(store)}
-        for n in ast.walk(helper):
+        inside = {id(n) for n in ast_walk(store)}
+        for n in ast_walk(helper):
             if not (isinstance(n, ast.Name) and n.id == scores) or id(n) in inside:
                 continue
             if not isinstance(n.ctx, ast.Load) or not isinstance(self._parent_in(helper, n), ast.Return):
                 raise Skip(why + f"also reads or assigns the scores `{scores}` at line {n.lineno}; rewrite it by hand")
-        if any(not (isinstance(r.value, ast.Name) and r.value.id == scores) for r in ast.walk(helper)
+        if any(not (isinstance(r.value, ast.Name) and r.value.id == scores) for r in ast_walk(helper)
                if isinstance(r, ast.Return)) or not isinstance(helper.body[-1], ast.Return):
             raise Skip(why + "does not return the scores on every path; rewrite it by hand")
         if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
@@ -1339,8 +1339,8 @@ class _Attention:
                  and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
                 or (not method and isinstance(value.func, ast.Name) and value.func.id == helper.name))
 
-        calls = [value for value in ast.walk(caller_def) if helper_call(value)]
-        stmts = [st for st in ast.walk(caller_def) if isinstance(st, ast.Assign) and len(st.targets) == 1
+        calls = [value for value in ast_walk(caller_def) if helper_call(value)]
+        stmts = [st for st in ast_walk(caller_def) if isinstance(st, ast.Assign) and len(st.targets) == 1
                  and len(calls) == 1 and st.value is calls[0]]
         if len(stmts) != 1 or not calls[0].args or any(isinstance(a, ast.Starred) for a in calls[0].args) \
                 or any(kw.arg is None for kw in calls[0].keywords):
@@ -1350,7 +1350,7 @@ class _Attention:
         if not (isinstance(first, ast.Name) and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == first.id):
             raise Skip(why + "is called in other ways; rewrite it by hand")
         rest = [*call.args[1:], *(kw.value for kw in call.keywords)]
-        if any(isinstance(n, ast.Name) and n.id == first.id for a in rest for n in ast.walk(a)):
+        if any(isinstance(n, ast.Name) and n.id == first.id for a in rest for n in ast_walk(a)):
             raise Skip(why + "is handed the scores again in another argument; rewrite it by hand")
         owner = self._class() if method else None
         if method and (owner is None or not any(c is owner for c in self.index.tree.body)):
