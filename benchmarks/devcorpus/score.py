@@ -227,8 +227,10 @@ def ensure_archive(cache: Path, spec: str, quiet: bool = False) -> Path:
     if found:
         return found[0]
     for kind in ("--only-binary=:all:", "--no-binary=:all:"):
+        # --ignore-requires-python: the files are read, never installed or run here, so a pinned
+        # release that asks for a newer interpreter than this environment's is still readable
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind, "--disable-pip-version-check",
-               "-q", spec, "-d", str(folder)]
+               "--ignore-requires-python", "-q", spec, "-d", str(folder)]
         if not quiet:
             print(f"downloading: pip download --no-deps {kind} {spec}", file=sys.stderr)
         proc = subprocess.run(cmd, capture_output=True, text=True)
