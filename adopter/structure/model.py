@@ -414,14 +414,20 @@ def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
     cycle of such calls, its first)."""
     called: set[str] = set()
     callees: dict[str, list[str]] = {}
-    for name, func in list(functions.items()) + list(extra_callers):
+    method_calls: list[tuple[ast.AST, list[str]]] = []  # (a method, the module functions it names)
+    for name, func in functions.items():
         if name in INIT_NAMES or name == TOP_LEVEL:  # a function the script calls stays a root
             continue
         words = callees[name] = [word for word in mention(func) if word != name and word in functions]
         if words:
             called.update(words)
+    for name, func in extra_callers:  # (a module's functions: methods call them too)
+        words = [word for word in mention(func) if word in functions]
+        if words:
+            called.update(words)
+            method_calls.append((func, words))
     roots = [n for n in functions if n not in INIT_NAMES and (n == "forward" or n not in called)]
-    if extra_callers or not called:  # (a module's functions: methods call them too)
+    if not called:
         return roots
     covered = _cover(roots, callees, set(roots))
     left = [n for n in functions if n not in covered and n in callees]
@@ -429,6 +435,12 @@ def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
         return roots
     own = {n: [w for w in callees[n] if w in left and _own_call(functions[n], w)] for n in left}
     reached = {w for words in own.values() for w in words}
+    # a module function a method calls by its bare name is that method's helper, not a root; one
+    # only a method's namesake call names (``model.train()`` in a function ``train`` calls
+    # through ``estimate_loss``) is read from where it starts (gpt2lm's bigram.py, research33)
+    helpers = {w for func, words in method_calls for w in words if w in left and _own_call(func, w)}
+    covered |= helpers
+    _cover(list(helpers), own, covered)  # (and the functions those helpers call in turn)
     for name in (*(n for n in left if n not in reached), *left):
         if name not in covered:  # (then a cycle of own calls: its first)
             roots.append(name)
