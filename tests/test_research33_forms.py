@@ -68,6 +68,17 @@ def test_optimizer_in_a_function_named_like_the_models_train_method_is_read():
     assert finding_at(code, "ADP012", "optimizer = torch.optim.AdamW(") is not None
 
 
+def test_optimizer_read_when_the_helper_is_also_called_from_a_script_function():
+    # estimate_loss is reached from finetune (a root), so the word "train" in it would have
+    # counted train as inlined there
+    code = TRAIN_LOOP.replace(" OPTIONS", "") + """
+
+def finetune(model, x):
+    return estimate_loss(model, x)
+"""
+    assert finding_at(code, "ADP012", "optimizer = torch.optim.AdamW(") is not None
+
+
 def test_optimizer_that_chooses_fused_is_not_reported_there():
     code = TRAIN_LOOP.replace(" OPTIONS", ", fused=True")
     assert found(code, "ADP012") == []

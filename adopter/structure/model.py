@@ -429,6 +429,15 @@ def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
     roots = [n for n in functions if n not in INIT_NAMES and (n == "forward" or n not in called)]
     if not called:
         return roots
+    if extra_callers:
+        # a module function whose every mention is another object's namesake (``model.train()``
+        # in an ``estimate_loss`` that the scripts call, for a ``def train(model, ...)``) is
+        # inlined nowhere: it starts a flow of its own (gpt2lm's bigram.py, research33)
+        for name in [n for n in functions if n in called and n not in roots and n in callees]:
+            callers = [functions[n] for n, words in callees.items() if name in words]
+            callers += [func for func, words in method_calls if name in words]
+            if not any(_own_call(func, name) for func in callers):
+                roots.append(name)
     covered = _cover(roots, callees, set(roots))
     left = [n for n in functions if n not in covered and n in callees]
     if not left:  # (nearly every class: its roots reach every helper)
