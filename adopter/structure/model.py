@@ -422,6 +422,8 @@ def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
         if words:
             called.update(words)
     for name, func in extra_callers:  # (a module's functions: methods call them too)
+        if name in INIT_NAMES:  # (a function only __init__ names stays a root, as above)
+            continue
         words = [word for word in mention(func) if word in functions]
         if words:
             called.update(words)
