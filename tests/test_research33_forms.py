@@ -345,35 +345,3 @@ class Trainer:
 def test_functions_a_methods_helper_calls_are_read_once():
     assert len(found(HELPER_CHAIN, "ADP012")) == 1
 
-
-INIT_PARTIAL = """\
-from functools import partial
-
-import torch
-import torch.nn as nn
-
-
-def attention_py(q, k, v, scale=None):
-    scale = scale or q.size(-1) ** 0.5
-    w = q @ k.transpose(-2, -1) / scale
-    w = torch.softmax(w, dim=-1)  # softmax
-    return w @ v
-
-
-class Attention(nn.Module):
-    def __init__(self, dim, heads=2, qk_scale=None):
-        super().__init__()
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.heads = heads
-        self.attn = partial(attention_py, scale=qk_scale)
-        self.train()
-
-    def forward(self, x):
-        b, n, c = x.shape
-        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        return self.attn(q, k, v).transpose(1, 2).reshape(b, n, c)
-"""
-
-
-def test_function_only_init_names_is_still_read():
-    assert finding_at(INIT_PARTIAL, "ADP010", "# softmax") is not None
