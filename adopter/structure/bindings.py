@@ -751,6 +751,12 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             and typer.calls_attr(owner, attr)):
         # self.feed_forward = feed_forward, called as a layer: what every call of the class passes for it
         built = list(typer.passed_by_every_caller(env[value.id]))
+    if not built and _number(value, env):
+        # a number (``self.dropout = dropout``, a parameter whose default is ``0.0``, in the
+        # branch that keeps the rate for a functional call): calling it would fail, so a call
+        # of the attribute runs one of its other bindings (bio-attention's WindowAttention
+        # binds nn.Dropout in one branch and the rate in the other; research33)
+        return
     if not built:
         # Bound to something we cannot type (config.hidden_act, None, a parameter).
         out.setdefault(attr, []).append(
@@ -818,6 +824,30 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                         Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                              via=b.via, unlike=b.unlike)
                     )
+
+
+def _number(value: ast.expr, env: dict) -> bool:
+    """Is ``value`` a number: an int or float literal, or a parameter (not rebound) whose
+    default is one and whose annotation, if any, is ``int`` or ``float``?"""
+    if value.__class__ is ast.Constant:
+        return value.value.__class__ in (int, float)
+    if value.__class__ is not ast.Name:
+        return False
+    param = env.get(value.id)
+    if not isinstance(param, _Param) or param.default:
+        return False
+    args = getattr(param.func, "args", None)
+    if args is None:
+        return False
+    positional = args.posonlyargs + args.args
+    pairs = list(zip(positional[len(positional) - len(args.defaults):], args.defaults)) + [
+        (a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+    for arg, default in pairs:
+        if arg.arg == value.id:
+            note = arg.annotation
+            return (default.__class__ is ast.Constant and default.value.__class__ in (int, float)
+                    and (note is None or (note.__class__ is ast.Name and note.id in ("int", "float"))))
+    return False
 
 
 def _record_loss_entries(attr, value: ast.Dict, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames,

@@ -970,7 +970,7 @@ def _centred(expr: ast.expr, x: str, names: ModuleNames) -> bool:
 
 def _variance(expr: ast.expr, x: str, names: ModuleNames) -> bool:
     """``((x - u) ** 2).mean(-1, keepdim=True)`` (``pow(2)``, ``square()``, ``c * c``) or
-    ``x.var(-1, unbiased=False, keepdim=True)``."""
+    ``x.var(-1, unbiased=False, keepdim=True)`` (or ``torch.var(x, -1, correction=0, keepdim=True)``)."""
     operand = _reduction(expr, names, "mean")
     if operand is not None:
         operand = strip_casts(operand)
@@ -984,15 +984,21 @@ def _variance(expr: ast.expr, x: str, names: ModuleNames) -> bool:
             if operand.func.attr == "square" and not operand.args:
                 return _centred(strip_casts(operand.func.value), x, names)
         return False
-    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "var" \
-            and names.resolve(expr.func) is None and _is_x(expr.func.value, x):
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute) and expr.func.attr == "var":
+        resolved = names.resolve(expr.func)
+        if resolved is None and _is_x(expr.func.value, x):
+            at = 0  # x.var(-1, unbiased=False, keepdim=True)
+        elif resolved == "torch.var" and expr.args and _is_x(expr.args[0], x):
+            at = 1  # torch.var(x, dim=-1, correction=0, keepdim=True) (tfs-mt, research33)
+        else:
+            return False
         biased = [k for k in expr.keywords if k.arg in ("unbiased", "correction")]
         if len(biased) != 1 or not isinstance(biased[0].value, ast.Constant) \
                 or biased[0].value.value not in (False, 0):
             return False
         call = ast.Call(func=expr.func, args=expr.args,
                         keywords=[k for k in expr.keywords if k.arg not in ("unbiased", "correction")])
-        return _last_axis_keepdim(call, 0)
+        return _last_axis_keepdim(call, at)
     return False
 
 

@@ -2140,6 +2140,30 @@ class FlowBuilder:
             return base, 1
         return None
 
+    def _split_half(self, expr, ctx: _Ctx, points: set):
+        """(x, 0 or 1) for ``x[..., :n]`` / ``x[..., n:]`` with ``n`` written as ``<size> // 2``
+        of a size the function cannot tie to x (``self.d_k // 2``: the head width as the module
+        holds it), its text added to ``points``.  Only the per-half rotation reads this: there
+        ``x1 * c - x2 * s`` is element-wise across the two slices, which only agrees in size
+        when n splits the last axis in two (encoder-decoder-transformer, research33); a
+        concatenation alone (rotate-half's ``cat((-x2, x1))``) proves nothing of the kind."""
+        expr = self._resolved(expr, ctx)
+        if not (isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name)):
+            return None
+        index = expr.slice
+        if not (isinstance(index, ast.Tuple) and len(index.elts) == 2 and isinstance(index.elts[0], ast.Constant)
+                and index.elts[0].value is Ellipsis and isinstance(index.elts[1], ast.Slice)):
+            return None
+        part = index.elts[1]
+        if part.step is not None or (part.lower is None) == (part.upper is None):
+            return None
+        point = self._resolved(part.upper if part.lower is None else part.lower, ctx)
+        if not (isinstance(point, ast.BinOp) and isinstance(point.op, ast.FloorDiv)
+                and isinstance(point.right, ast.Constant) and point.right.value == 2 and _pure_size(point.left)):
+            return None
+        points.add(ast.dump(point))
+        return expr.value.id, 0 if part.lower is None else 1
+
     def _is_half_of(self, expr, base: str, ctx: _Ctx) -> bool:
         """``x.shape[-1] // 2`` or ``x.size(-1) // 2`` (also through a local name)."""
         expr = self._resolved(expr, ctx)
@@ -2212,17 +2236,21 @@ class FlowBuilder:
                 and isinstance(second, ast.BinOp) and isinstance(second.op, ast.Add)):
             return None
 
+        points: set[str] = set()  # the split points of halves read by _split_half
+
         def product(expr):  # (half index, x, table text, table expr) of ``half * table``
             if not (isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Mult)):
                 return None
             for half, table in ((expr.left, expr.right), (expr.right, expr.left)):
                 found = self._half(half, ctx)
+                if found is None and isinstance(table, ast.Name):
+                    found = self._split_half(half, ctx, points)
                 if found is not None and isinstance(table, ast.Name):
                     return found[1], found[0], table.id, table
             return None
 
         terms = [product(e) for e in (first.left, first.right, second.left, second.right)]
-        if None in terms:
+        if None in terms or len(points) > 1:
             return None
         a, b, c, d = terms
         if c[0] == 0:  # x2 * c + x1 * s, either order of the sum

@@ -2844,6 +2844,14 @@ def _returned_value(forward, first=None) -> ast.expr | None:
     first element of a returned tuple literal of two or more (no starred element), found the
     same way, when it passes the test."""
     body = forward.body
+    if body and body[-1].__class__ is ast.Try:
+        # ``try: ...; return x`` whose every handler ends in ``raise`` (logs, then re-raises):
+        # the try's body is the only way out (tabular-transformers' feed-forward, research33)
+        last = body[-1]
+        if last.orelse or last.finalbody or not last.handlers or not all(
+                h.body and h.body[-1].__class__ is ast.Raise for h in last.handlers):
+            return None
+        body = body[:-1] + last.body
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return None
     value = body[-1].value
@@ -2858,7 +2866,8 @@ def _returned_value(forward, first=None) -> ast.expr | None:
                     and stmt.targets[0].id == value.id):
                 value = stmt.value
                 break
-            if any(isinstance(node, ast.Name) and node.id == value.id for node in walk(stmt)):
+            if any(isinstance(node, ast.Name) and node.id == value.id for node in walk(stmt)) \
+                    and not _reads_metadata_only(stmt, value.id):
                 return None
         else:
             return None
@@ -2869,6 +2878,22 @@ def _returned_value(forward, first=None) -> ast.expr | None:
     if _count_returns(forward.body) != 1:
         return None
     return value
+
+
+# Attributes of a tensor that describe it without reading its values.
+_METADATA = frozenset({"shape", "dtype", "device", "ndim", "size", "dim"})
+
+
+def _reads_metadata_only(stmt: ast.stmt, name: str) -> bool:
+    """Is ``stmt`` an expression statement (a logging call, a print) that reads ``name`` only
+    through its metadata (``f"{x.shape}"``, ``x.size()``, ``x.dtype``)?  Such a line neither
+    changes the tensor nor needs its values, so the value returned after it is still the one
+    assigned before it."""
+    if stmt.__class__ is not ast.Expr:
+        return False
+    described = {id(node.value) for node in walk(stmt) if node.__class__ is ast.Attribute
+                 and node.attr in _METADATA and node.value.__class__ is ast.Name and node.value.id == name}
+    return all(id(node) in described for node in walk(stmt) if node.__class__ is ast.Name and node.id == name)
 
 
 def _lambda_returned(cls: ast.ClassDef, forward) -> ast.Call | None:

@@ -402,7 +402,7 @@ class ModuleStructure:
         return words
 
 
-def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
+def _roots(functions: dict, mention, extra_callers=(), lines: list[str] | None = None) -> list[str]:
     """The functions nothing else in ``functions`` (or ``extra_callers``) mentions: where
     flows start; a helper is inlined into its callers instead.
 
@@ -415,26 +415,59 @@ def _roots(functions: dict, mention, extra_callers=()) -> list[str]:
     cycle of such calls, its first)."""
     called: set[str] = set()
     callees: dict[str, list[str]] = {}
-    for name, func in list(functions.items()) + list(extra_callers):
+    method_calls: list[tuple[ast.AST, list[str]]] = []  # (a method, the module functions it names)
+    for name, func in functions.items():
         if name in INIT_NAMES or name == TOP_LEVEL:  # a function the script calls stays a root
             continue
         words = callees[name] = [word for word in mention(func) if word != name and word in functions]
         if words:
             called.update(words)
+    for name, func in extra_callers:  # (a module's functions: methods call them too)
+        if name in INIT_NAMES:  # (a function only __init__ names stays a root, as above)
+            continue
+        words = [word for word in mention(func) if word in functions]
+        if words:
+            called.update(words)
+            method_calls.append((func, words))
     roots = [n for n in functions if n not in INIT_NAMES and (n == "forward" or n not in called)]
-    if extra_callers or not called:  # (a module's functions: methods call them too)
+    if not called:
         return roots
+
+    def own(func, name) -> bool:
+        # a module function's own call is its bare name: with the file's lines, read off the
+        # function's text (a name outside quotes, not after a dot; a comment's counts, as a
+        # mention did before), far cheaper than walking its tree
+        if lines is None or getattr(func, "end_lineno", None) is None:
+            return _own_call(func, name)
+        segment = "\n".join(lines[func.lineno - 1:func.end_lineno])
+        return re.search(r"(?<![\w.'\"])" + re.escape(name) + r"(?![\w'\"])", segment) is not None
+
+    if extra_callers:
+        # a module function whose every mention is another object's namesake (``model.train()``
+        # in an ``estimate_loss`` that the scripts call, for a ``def train(model, ...)``) is
+        # inlined nowhere: it starts a flow of its own (gpt2lm's bigram.py, research33)
+        for name in [n for n in functions if n in called and n not in roots and n in callees]:
+            callers = [functions[n] for n, words in callees.items() if name in words]
+            callers += [func for func, words in method_calls if name in words]
+            if not any(own(func, name) for func in callers):
+                roots.append(name)
     covered = _cover(roots, callees, set(roots))
     left = [n for n in functions if n not in covered and n in callees]
     if not left:  # (nearly every class: its roots reach every helper)
         return roots
-    own = {n: [w for w in callees[n] if w in left and _own_call(functions[n], w)] for n in left}
-    reached = {w for words in own.values() for w in words}
+    own_calls = {n: [w for w in callees[n] if w in left and own(functions[n], w)] for n in left}
+    reached = {w for words in own_calls.values() for w in words}
+    # a module function a method calls by its bare name is that method's helper, not a root; one
+    # only a method's namesake call names (``model.train()`` in a function ``train`` calls
+    # through ``estimate_loss``) is read from where it starts (gpt2lm's bigram.py, research33)
+    helpers = {w for func, words in method_calls for w in words if w in left and own(func, w)}
+    covered |= helpers
+    _cover(list(helpers), own_calls, covered)  # (and the functions those helpers call in turn)
     for name in (*(n for n in left if n not in reached), *left):
         if name not in covered:  # (then a cycle of own calls: its first)
             roots.append(name)
             covered.add(name)
-            _cover([name], own, covered)
+            _cover([name], own_calls, covered)
     return roots
 
 
@@ -715,7 +748,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         module.classes[name] = structure
         all_methods.extend(info.methods.items())
     module_level = ClassStructure("<module>", None, module, functions=dict(names.functions))
-    module_level.roots = _roots(module_level.functions, module.mention, extra_callers=all_methods)
+    module_level.roots = _roots(module_level.functions, module.mention, extra_callers=all_methods,
+                                lines=module.lines)
     top = _top_level(tree)
     if top is not None:
         module_level.functions[TOP_LEVEL] = top

@@ -226,9 +226,14 @@ def ensure_archive(cache: Path, spec: str, quiet: bool = False) -> Path:
     found = _archives(folder, spec)
     if found:
         return found[0]
-    for kind in ("--only-binary=:all:", "--no-binary=:all:"):
+    # the sdist is asked for by the project's name only: --no-binary=:all: would also force its
+    # build requirements (setuptools, ...) from source, which fails for some (matcha-tts 0.0.7.2)
+    sdist = f"--no-binary={spec.split('==')[0]}"
+    for kind in ("--only-binary=:all:", sdist):
+        # --ignore-requires-python: the files are read, never installed or run here, so a pinned
+        # release that asks for a newer interpreter than this environment's is still readable
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind, "--disable-pip-version-check",
-               "-q", spec, "-d", str(folder)]
+               "--ignore-requires-python", "-q", spec, "-d", str(folder)]
         if not quiet:
             print(f"downloading: pip download --no-deps {kind} {spec}", file=sys.stderr)
         proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -236,7 +241,7 @@ def ensure_archive(cache: Path, spec: str, quiet: bool = False) -> Path:
             # a machine-wide constraints file may cap the version; one file, never installed
             proc = subprocess.run(cmd, capture_output=True, text=True,
                                   env={**os.environ, "PIP_CONFIG_FILE": os.devnull})
-        if proc.returncode != 0 and kind == "--no-binary=:all:":
+        if proc.returncode != 0 and kind == sdist:
             # an sdist whose setup.py imports torch (basicsr) cannot prepare its metadata in an
             # isolated build environment that must download torch; this environment has it
             proc = subprocess.run([*cmd, "--no-build-isolation"], capture_output=True, text=True)
