@@ -13,13 +13,28 @@ ResNets).  The fixtures are ours.
 Near-misses (still reported): the helper returning q, k, v as they are (also reshaped into
 heads), and the same three heads meeting in a product inside the function (the scores'
 softmax comes after the projections met).
+
+- A residual block whose ``norm_layer`` parameter defaults to ``None`` and is never filled in
+  its body gets its norm class from the file's callers; torch-encoding's ResNet builds it
+  through parameters only: ``resnet50()`` calls ``ResNet(Bottleneck, [3, 4, 6, 3])``,
+  ``__init__(self, block, layers, norm_layer=nn.BatchNorm2d)`` calls ``self._make_layer(block,
+  64, layers[0], norm_layer=norm_layer)``, and ``_make_layer(self, block, ..., norm_layer=None)``
+  calls ``block(self.inplanes, planes, norm_layer=norm_layer)``.  Two links were missing: a call
+  of a parameter the class is passed for (followed from call to parameter, three calls deep) is
+  one of the class's calls, and a method's parameter (``_make_layer``'s ``norm_layer=None``)
+  read for what a caller passes gets what the class's ``self._make_layer(...)`` calls pass.
+  The block's conv -> norm pairs are then conv -> BatchNorm2d pairs.
+Near-misses: the model's default norm an ``nn.InstanceNorm2d``, the block parameter bound again
+in ``_make_layer``, a pre-activation block (BN first).
 """
 
 from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import found
+from corpus_forms import found, rules
+
+from adopter.synth import fix_text
 
 HEADS = textwrap.dedent("""\
     import torch.nn as nn
@@ -86,3 +101,115 @@ def test_heads_meeting_in_a_product_still_reported():
     # near-miss: a softmax after two projections met (the scores) is attention, reported
     code = _heads("s = (a @ b.transpose(-1, -2)).softmax(-1)\n        c = s @ c")
     assert len(found(code, "ADP009")) == 1
+
+
+BLOCKS = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    class Bottleneck(nn.Module):
+        expansion = 4
+
+        def __init__(self, inplanes, planes, stride=1, norm_layer=None):
+            super().__init__()
+            self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+            self.bn1 = norm_layer(planes)
+            self.conv2 = nn.Conv2d(planes, planes * 4, 3, stride=stride, padding=1, bias=False)
+            self.bn2 = norm_layer(planes * 4)
+            self.relu = nn.ReLU(inplace=True)
+
+        def forward(self, x):
+            out = self.relu(BLOCK_FIRST)  # first
+            out = self.bn2(self.conv2(out))  # second
+            return self.relu(out)
+
+
+    class ResNet(nn.Module):
+        def __init__(self, block, layers, norm_layer=NORM):
+            super().__init__()
+            self.inplanes = 64
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = norm_layer(64)
+            self.layer1 = self._make_layer(block, 64, layers[0], norm_layer=norm_layer)
+            self.layer2 = self._make_layer(block, 128, layers[1], stride=2, norm_layer=norm_layer)
+
+        def _make_layer(self, block, planes, blocks, stride=1, norm_layer=None):
+            AGAIN
+            layers = [BUILD(self.inplanes, planes, stride, norm_layer=norm_layer)]
+            self.inplanes = planes * block.expansion
+            for _ in range(1, blocks):
+                layers.append(BUILD(self.inplanes, planes, norm_layer=norm_layer))
+            return nn.Sequential(*layers)
+
+        def forward(self, x):
+            return self.layer2(self.layer1(self.bn1(self.conv1(x))))  # stem
+
+
+    def resnet50(**kwargs):
+        return ResNet(PASS, [3, 4, 6, 3], **kwargs)
+""")
+
+
+def _blocks(build="block", norm="nn.BatchNorm2d", again="pass", first="self.bn1(self.conv1(x))",
+            passed="Bottleneck"):
+    return (BLOCKS.replace("BUILD", build).replace("NORM", norm).replace("AGAIN", again)
+            .replace("BLOCK_FIRST", first).replace("PASS", passed))
+
+
+def _lines(code):
+    return sorted(code.splitlines()[f.line - 1].split("#")[-1].strip() for f in found(code, "ADP007"))
+
+
+def test_block_built_through_a_class_parameter():
+    assert _lines(_blocks()) == ["first", "second", "stem"]
+
+
+def test_block_through_a_class_parameter_fix_folds():
+    code = _blocks()
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert fixed.count("conv_bn(") == 3
+    # the model built through resnet50's path, ResNet(Bottleneck, ...) with its default norm:
+    # the same outputs in eval, with drawn running statistics
+    fixed_scope: dict = {}
+    exec(compile(fixed, "fixed.py", "exec"), fixed_scope)  # noqa: S102 (our own fixture, fixed)
+    original_scope: dict = {}
+    exec(compile(code, "orig.py", "exec"), original_scope)  # noqa: S102 (our own fixture)
+    _fold_matches(original_scope["resnet50"], fixed_scope["resnet50"])
+
+
+def _fold_matches(build_original, build_fixed):
+    import torch
+
+    torch.manual_seed(0)
+    a = build_original().double()
+    b = build_fixed().double()
+    with torch.no_grad():
+        for m in a.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    b.load_state_dict(a.state_dict(), strict=True)
+    a.eval()
+    b.eval()
+    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-10)
+
+
+def test_block_class_passed_by_keyword():
+    code = _blocks(passed="Bottleneck").replace("ResNet(Bottleneck, [3, 4, 6, 3]", "ResNet(layers=[3, 4, 6, 3], block=Bottleneck")
+    assert _lines(code) == ["first", "second", "stem"]
+
+
+def test_block_built_by_name_in_a_method_with_a_none_norm_default():
+    # _make_layer's norm_layer=None is what __init__'s self._make_layer(...) calls pass
+    assert _lines(_blocks(build="Bottleneck")) == ["first", "second", "stem"]
+
+
+def test_block_near_misses():
+    # the model's norm is no BatchNorm: no pair in the block, none in the stem
+    assert _lines(_blocks(norm="nn.InstanceNorm2d")) == []
+    # the block parameter bound again before it is called: what it builds is not known
+    assert _lines(_blocks(again="block = make_block(block)")) == ["stem"]
+    # pre-activation: the block's first norm comes before its conv
+    assert "first" not in _lines(_blocks(first="self.conv1(self.bn1(x))"))

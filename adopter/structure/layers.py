@@ -1582,6 +1582,11 @@ class LayerTyper:
             # a method walked as a function (``self`` counted): ``_make_layer(..., norm_layer=None)``
             # gets what its class's ``self._make_layer(...)`` calls pass
             found, index = self.method_callers(cls, func.name), index - 1
+        elif owner is not None and func.name != "__init__":
+            # a method walked with its owner (a caller's own method, read for what it passes:
+            # ``self._make_layer(block, 64, norm_layer=norm_layer)``): its ``self.<name>(...)``
+            # calls in the class (``self`` not counted in ``index``)
+            found = self.method_callers(owner, func.name)
         else:
             target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
             found = self.callers(target) if target is not None else []
@@ -1789,7 +1794,54 @@ class LayerTyper:
                     for node in walk(func):
                         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
                             found.append((node, func, owner))
+                found += self._calls_through_params(name)
         return found
+
+    def _calls_through_params(self, name: str) -> list:
+        """The calls of a parameter that the same-file class or function ``name`` is passed for
+        (``ResNet(Bottleneck, [3, 4, 6, 3])``, then ``self._make_layer(block, 64, ...)``, then
+        ``block(self.inplanes, planes, norm_layer=norm_layer)``): each builds ``name`` when the
+        caller chose it, so it is one of its calls, as a call naming it is.  The value is
+        followed from call to parameter (a same-file function, a class's ``__init__``, a
+        ``self.<method>`` of the calling method's class; by keyword or by position before any
+        ``*args``), three calls deep, into parameters the body never binds again."""
+        lines = self.lines
+        if lines is not None and not any(
+                name + "," in line or name + ")" in line or "=" + name in line for line in lines):
+            return []  # (a cheap text test: the name is never handed over as an argument)
+        funcs = [(owner, func) for owner, func in _functions(self.tree, self.names)]
+        by_name = {func.name: func for owner, func in funcs if owner is None}
+        by_method = {(owner, func.name): func for owner, func in funcs if owner is not None}
+        out: list = []
+        seen: set = set()
+        wanted = [(name, None, None)]  # (the name holding the value, the function it is read in, its owner)
+        for _ in range(3):
+            found = []
+            for held, where, where_owner in wanted:
+                scope = funcs if where is None else [(where_owner, where)]
+                for owner, func in scope:
+                    if self.mention is not None and held not in self.mention(func):
+                        continue
+                    for node in walk(func):
+                        if not isinstance(node, ast.Call):
+                            continue
+                        target = _param_target(node, held, owner, by_name, by_method)
+                        if target is None:
+                            continue
+                        callee, callee_owner, param = target
+                        key = (id(callee), param)
+                        if key in seen or _rebinds(callee, param):
+                            continue
+                        seen.add(key)
+                        found.append((param, callee, callee_owner))
+            for param, callee, callee_owner in found:
+                for node in walk(callee):
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == param:
+                        out.append((node, callee, callee_owner))
+            if not found:
+                break
+            wanted = found
+        return out
 
     def _walk(self, body, env: dict, depth: int, record: bool, hook, nested: bool = False) -> None:
         """Walk statements in order, updating ``env``; ``hook(stmt, env)`` sees each assignment
@@ -3353,6 +3405,53 @@ def _rebinds(func, name: str) -> bool:
         if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
             return True
     return False
+
+
+def _param_target(call: ast.Call, held: str, owner: str | None, by_name: dict, by_method: dict):
+    """(function, its owner, parameter name) that ``call`` passes the name ``held`` for: a
+    same-file function or class (its ``__init__``), or ``self.<method>`` of ``owner``; None
+    when it passes no such name, or passes it where no parameter can be told."""
+    index = None
+    keyword = None
+    for i, arg in enumerate(call.args):
+        if isinstance(arg, ast.Starred):
+            break
+        if isinstance(arg, ast.Name) and arg.id == held:
+            index = i
+            break
+    if index is None:
+        for kw in call.keywords:
+            if kw.arg is not None and isinstance(kw.value, ast.Name) and kw.value.id == held:
+                keyword = kw.arg
+                break
+        if keyword is None:
+            return None
+    callee = call.func
+    skip = 0
+    if isinstance(callee, ast.Name):
+        func = by_name.get(callee.id)
+        func_owner = None
+        if func is None:
+            func = by_method.get((callee.id, "__init__"))
+            func_owner, skip = callee.id, 1
+    elif (isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name)
+          and callee.value.id == "self" and owner is not None):
+        func = by_method.get((owner, callee.attr))
+        func_owner, skip = owner, 1
+    else:
+        return None
+    if func is None:
+        return None
+    params = [*func.args.posonlyargs, *func.args.args]
+    if keyword is not None:
+        if keyword in {a.arg for a in params[len(func.args.posonlyargs):]} or keyword in {
+                a.arg for a in func.args.kwonlyargs}:
+            return func, func_owner, keyword
+        return None
+    position = index + skip
+    if position < len(params):
+        return func, func_owner, params[position].arg
+    return None
 
 
 def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:
