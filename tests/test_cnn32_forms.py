@@ -26,6 +26,19 @@ softmax comes after the projections met).
   The block's conv -> norm pairs are then conv -> BatchNorm2d pairs.
 Near-misses: the model's default norm an ``nn.InstanceNorm2d``, the block parameter bound again
 in ``_make_layer``, a pre-activation block (BN first).
+
+- A package's own synchronised BatchNorm on torch's ``_BatchNorm`` whose eval path is the base's
+  forward (torch-encoding's ``SyncBatchNorm``: ``def _check_input_dim(self, x): pass`` and
+  ``if not self.training: return super().forward(x)``), the default ``norm_layer`` of its
+  segmentation heads, in a sibling module.  Out of training it is _BatchNorm's own
+  F.batch_norm on the running statistics, of whatever rank its input has: after a Conv2d a
+  BatchNorm2d, as torch's nn.SyncBatchNorm is.  Reported, not fixed (lead ruling, session 25).
+  Two readings were missing: ``return super().forward(x)`` as the eval path (only an explicit
+  ``F.batch_norm`` on the module's own statistics was read), and an input check that checks
+  nothing (rank-free, read as a BatchNorm2d after a Conv2d).
+Near-misses: the class's forward with no eval path of the base's (its own computation always),
+``super().forward`` of another value than the input, an input check raising unless the rank is
+3 (a BatchNorm1d), a Conv1d before it.
 """
 
 from __future__ import annotations
@@ -213,3 +226,104 @@ def test_block_near_misses():
     assert _lines(_blocks(again="block = make_block(block)")) == ["stem"]
     # pre-activation: the block's first norm comes before its conv
     assert "first" not in _lines(_blocks(first="self.conv1(self.bn1(x))"))
+
+
+SYNC = textwrap.dedent("""\
+    import torch.nn as nn
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+
+    class SyncBN(_BatchNorm):
+        def __init__(self, num_features, eps=1e-5, momentum=0.1, sync=True):
+            super().__init__(num_features, eps=eps, momentum=momentum, affine=True)
+            self.sync = sync
+
+        CHECK
+
+        def forward(self, x):
+            EVAL
+            return all_reduce_batch_norm(x, self.weight, self.bias, self.running_mean, self.running_var)
+""")
+SYNC_CHECK = "def _check_input_dim(self, x):\n            pass"
+SYNC_EVAL = "if not self.training:\n                return super().forward(x)"
+
+BLOCK = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    class Block(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.conv = nn.CONV(c, c, 3, padding=1, bias=False)
+            self.bn = SyncBN(c)
+
+        def forward(self, x):
+            return self.bn(self.conv(x))  # pair
+""")
+
+HEAD = textwrap.dedent("""\
+    import torch.nn as nn
+    from .nn import SyncBN
+
+
+    class Head(nn.Module):
+        def __init__(self, c, norm_layer=SyncBN):
+            super().__init__()
+            self.conv5 = nn.Sequential(
+                nn.Conv2d(c, c // 4, 3, padding=1, bias=False),
+                norm_layer(c // 4),  # pair
+                nn.ReLU(),
+            )
+
+        def forward(self, x):
+            return self.conv5(x)
+""")
+
+
+def _sync(check=SYNC_CHECK, eval_path=SYNC_EVAL):
+    return SYNC.replace("CHECK", check).replace("EVAL", eval_path)
+
+
+def _block(conv="Conv2d", sync=None):
+    return (sync if sync is not None else _sync()) + "\n\n" + BLOCK.replace("CONV", conv)
+
+
+def test_own_sync_batch_norm_with_the_base_forward_in_eval():
+    for spelling in ("super().forward(x)", "super(SyncBN, self).forward(x)"):
+        code = _block(sync=_sync(eval_path=SYNC_EVAL.replace("super().forward(x)", spelling)))
+        (finding,) = found(code, "ADP007")
+        assert finding.line <= code.splitlines().index("        return self.bn(self.conv(x))  # pair") + 1
+        result = fix_text(code, "model.py", rules("ADP007"))  # reported, not fixed
+        assert result.text == code
+        assert "overrides forward with the BatchNorm computation in eval mode" in " ".join(map(str, result.skipped))
+
+
+def test_own_sync_batch_norm_in_a_sibling_module(tmp_path):
+    from adopter.engine import analyze
+    from adopter.structure.names import package_of
+
+    package = tmp_path / "segpkg"
+    (package / "nn").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "nn" / "__init__.py").write_text("from .syncbn import *\n")
+    (package / "nn" / "syncbn.py").write_text("__all__ = ['SyncBN']\n" + _sync())
+    model = package / "heads.py"
+    model.write_text(HEAD)
+    findings = [f for f in analyze(HEAD, str(model), rules("ADP007"), package=package_of(str(model))).findings
+                if f.rule == "ADP007"]
+    # (a pair inside an nn.Sequential is fixed as the container: FoldingSequential runs a
+    # member overriding forward as written)
+    assert len(findings) == 1 and findings[0].line <= HEAD.splitlines().index(
+        "            norm_layer(c // 4),  # pair") + 1 <= findings[0].end_line
+
+
+def test_own_sync_batch_norm_near_misses():
+    # no eval path of the base's: its own computation in eval too
+    assert found(_block(sync=_sync(eval_path="pass")), "ADP007") == []
+    # the base's forward of another value than the input
+    assert found(_block(sync=_sync(eval_path=SYNC_EVAL.replace("forward(x)", "forward(x * 2)"))), "ADP007") == []
+    # an input check for 3-D input: a BatchNorm1d
+    check_1d = "def _check_input_dim(self, x):\n            if x.dim() != 3:\n                raise ValueError('3-D')"
+    assert found(_block(sync=_sync(check=check_1d)), "ADP007") == []
+    # a Conv1d before it
+    assert found(_block(conv="Conv1d"), "ADP007") == []

@@ -824,6 +824,11 @@ class LayerTyper:
             if forward is not None and _batch_norm_in_eval(forward, self.names):
                 # a synchronised BatchNorm (``_BatchNorm`` subclass): F.batch_norm on its own
                 # running statistics whenever it is not training; its own path in training
+                if dims is None and _rank_free(cls):
+                    # its input check accepts any rank (``def _check_input_dim(self, x): pass``):
+                    # a BatchNorm of its input's rank, as torch's nn.SyncBatchNorm is; after a
+                    # Conv2d that is a BatchNorm2d
+                    layer = "torch.nn.BatchNorm2d"
                 return layer, unlike or (f"`{cls.name}` overrides forward with the BatchNorm computation in eval "
                                          f"mode and its own in training: the kernel would not run it as written"), \
                     same_args
@@ -2885,6 +2890,25 @@ def _batch_norm_dims(cls: ast.ClassDef) -> int | None:
     return None
 
 
+def _rank_free(cls: ast.ClassDef) -> bool:
+    """Does the ``_BatchNorm`` subclass override ``_check_input_dim`` with a body that checks
+    nothing (``pass``, a docstring): any input rank accepted?"""
+    method = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "_check_input_dim"),
+                  None)
+    return method is not None and all(
+        isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
+        for stmt in method.body)
+
+
+def _base_forward_of(call: ast.Call, x: str) -> bool:
+    """Is ``call`` ``super().forward(x)`` (or ``super(Cls, self).forward(x)``): the base
+    class's own forward on the input, nothing else passed?"""
+    func = call.func
+    return (isinstance(func, ast.Attribute) and func.attr == "forward" and isinstance(func.value, ast.Call)
+            and _is_name(func.value.func, "super") and not func.value.keywords and len(func.value.args) in (0, 2)
+            and len(call.args) == 1 and not call.keywords and _is_name(call.args[0], x))
+
+
 def _batch_norm_in_eval(forward, names: ModuleNames) -> bool:
     """Does ``forward`` return ``F.batch_norm`` of its input on the module's own running
     statistics, weight and bias whenever ``self.training`` is False?  Its first statement (after
@@ -2901,8 +2925,13 @@ def _batch_norm_in_eval(forward, names: ModuleNames) -> bool:
         if _when_not_training(first.test) is not True or not first.body:
             return False
         first = first.body[0]
-    if not (isinstance(first, ast.Return) and isinstance(first.value, ast.Call)
-            and names.resolve(first.value.func) == "torch.nn.functional.batch_norm"):
+    if not (isinstance(first, ast.Return) and isinstance(first.value, ast.Call)):
+        return False
+    if _base_forward_of(first.value, params[1]):
+        # ``if not self.training: return super().forward(x)``: _BatchNorm's own forward, which
+        # out of training is F.batch_norm on the running statistics
+        return True
+    if names.resolve(first.value.func) != "torch.nn.functional.batch_norm":
         return False
     call = first.value
     slots = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
