@@ -316,6 +316,7 @@ def _is_layer_class_name(fqn: str) -> bool:
 _SELF_ATTR_PASSED = re.compile(r"\bself\.(\w+)\s*[,)]")
 # LayerTyper._kinds key: the file's functions that call one of their parameters (calls_attr)
 _PARAM_CALLERS = ("param callers",)
+_FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._calls_through_params)
 _WORD_ONLY = re.compile(r"\w+")
 
 
@@ -1810,10 +1811,12 @@ class LayerTyper:
         followed from call to parameter (a same-file function, a class's ``__init__``, a
         ``self.<method>`` of the calling method's class; by keyword or by position before any
         ``*args``), three calls deep, into parameters the body never binds again."""
-        lines = self.lines
-        if lines is not None and not any(
-                name + "," in line or name + ")" in line or "=" + name in line for line in lines):
-            return []  # (a cheap text test: the name is never handed over as an argument)
+        if self.lines is not None:
+            text = self._kinds.get(_FILE_TEXT)
+            if text is None:
+                text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
+            if not _handed_over(text, name):
+                return []  # (a cheap text test: the name is never handed over as an argument)
         funcs = [(owner, func) for owner, func in _functions(self.tree, self.names)]
         by_name = {func.name: func for owner, func in funcs if owner is None}
         by_method = {(owner, func.name): func for owner, func in funcs if owner is not None}
@@ -3433,6 +3436,26 @@ def _rebinds(func, name: str) -> bool:
             return True
         if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
             return True
+    return False
+
+
+def _handed_over(text: str, name: str) -> bool:
+    """Does ``text`` write ``name`` as a whole argument (after ``(``, ``,`` or ``=``, before
+    ``,`` or ``)``), other than ``super(name, self)`` and ``isinstance(x, name)``?  A text test
+    for :meth:`LayerTyper._calls_through_params` (a class handed to a function or class)."""
+    size = len(name)
+    start = text.find(name)
+    while start >= 0:
+        end = start + size
+        left = text[start - 1:start]
+        right = text[end:end + 1]
+        if not (left.isalnum() or left in ("_", ".") or right.isalnum() or right == "_"):
+            before = text[max(0, start - 80):start]
+            before = before[before.rfind("\n") + 1:].rstrip()
+            if (before[-1:] in ("(", ",", "=") and text[end:end + 8].lstrip()[:1] in (",", ")")
+                    and not before.endswith("super(") and "isinstance(" not in before):
+                return True
+        start = text.find(name, end)
     return False
 
 
