@@ -1422,6 +1422,7 @@ class Matcher:
         labels: dict[str, frozenset] = {}
         own = {n.id: frozenset((i,)) for i, n in enumerate(matched)}
         in_stmt: dict = {}  # statement -> the steps whose output one of its temporaries holds whole
+        probs: set = set()  # names last bound to a softmax of one step's output alone
         for node in flow.nodes[first:]:
             mine = own.get(node.id)
             if mine is not None:
@@ -1447,7 +1448,11 @@ class Matcher:
                 continue
             if self._meet(node, labels):
                 return True
-            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels):
+            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels) \
+                    and probs.isdisjoint(node.uses):
+                # (a step's output turned into probabilities alone -- ``a = F.softmax(self.cls(x),
+                # dim=1); return c, b, a`` -- is a classifier head's, never a query, key or value
+                # handed on to an attention)
                 return True
             if not node.defs or node.op in _VALUE_FREE or (node.kind == "method" and node.op in TENSOR_METADATA):
                 continue
@@ -1469,6 +1474,10 @@ class Matcher:
                     other.startswith(key + "." + attr) for other in uses for attr in TENSOR_METADATA)))
             if not came:
                 continue
+            if node.canon == _SOFTMAX_OP and len(came) == 1:
+                probs.update(node.defs)
+            elif probs:
+                probs.difference_update(node.defs)
             if len(came) == 1 and node.outs and node.outs[0].key[:1] == "%":
                 in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | came
             several = len(node.outs) > 1
@@ -2069,6 +2078,9 @@ def _followed(key: str, labels: dict):
     if rest[:1] == "." and rest[1:].split("[", 1)[0].split(".", 1)[0] in TENSOR_METADATA:
         return None
     return labels.get(base if bar else text[:cut])
+
+
+_SOFTMAX_OP = "torch.nn.functional.softmax"  # the canonical softmax (structure/canon.py)
 
 
 def _returned_together(flow: Flow, node: Node, labels: dict) -> bool:

@@ -317,6 +317,7 @@ def _is_layer_class_name(fqn: str) -> bool:
 _SELF_ATTR_PASSED = re.compile(r"\bself\.(\w+)\s*[,)]")
 # LayerTyper._kinds key: the file's functions that call one of their parameters (calls_attr)
 _PARAM_CALLERS = ("param callers",)
+_FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._calls_through_params)
 _WORD_ONLY = re.compile(r"\w+")
 
 
@@ -827,6 +828,11 @@ class LayerTyper:
             if forward is not None and _batch_norm_in_eval(forward, self.names):
                 # a synchronised BatchNorm (``_BatchNorm`` subclass): F.batch_norm on its own
                 # running statistics whenever it is not training; its own path in training
+                if dims is None and _rank_free(cls):
+                    # its input check accepts any rank (``def _check_input_dim(self, x): pass``):
+                    # a BatchNorm of its input's rank, as torch's nn.SyncBatchNorm is; after a
+                    # Conv2d that is a BatchNorm2d
+                    layer = "torch.nn.BatchNorm2d"
                 return layer, unlike or (f"`{cls.name}` overrides forward with the BatchNorm computation in eval "
                                          f"mode and its own in training: the kernel would not run it as written"), \
                     same_args
@@ -1585,6 +1591,11 @@ class LayerTyper:
             # a method walked as a function (``self`` counted): ``_make_layer(..., norm_layer=None)``
             # gets what its class's ``self._make_layer(...)`` calls pass
             found, index = self.method_callers(cls, func.name), index - 1
+        elif owner is not None and func.name != "__init__":
+            # a method walked with its owner (a caller's own method, read for what it passes:
+            # ``self._make_layer(block, 64, norm_layer=norm_layer)``): its ``self.<name>(...)``
+            # calls in the class (``self`` not counted in ``index``)
+            found = self.method_callers(owner, func.name)
         else:
             target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
             found = self.callers(target) if target is not None else []
@@ -1809,104 +1820,8 @@ class LayerTyper:
                         del self._callers[name]
                         return found
                     found.extend(self._table_calls(tables))
-                if name in self.names.classes and self._handed_on(name):
-                    found.extend(self._by_name_calls(name))
+                found += self._calls_through_params(name)
         return found
-
-    def _handed_on(self, name: str) -> bool:
-        """Is the same-file class ``name`` written as an argument somewhere (``ResNet(Basic,
-        [2, 2])``), other than ``super(name, self)`` or an ``isinstance``/``issubclass`` test?
-        A text test (False when the file's lines are not known)."""
-        if self.lines is None:
-            return False
-        text = self._kinds.get(("file text",))
-        if text is None:
-            text = self._kinds[("file text",)] = "\n".join(self.lines)
-        at = text.find(name)
-        while at >= 0:
-            end = at + len(name)
-            before = text[:at].rstrip()
-            after = text[end:end + 1]
-            if (before[-1:] in ("(", ",") and (after in (",", ")") or text[end:end + 2].strip()[:1] in (",", ")"))
-                    and (at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_"))
-                    and not before.endswith(("super(", "isinstance(", "issubclass(", "type("))
-                    and not before[-40:].rsplit("(", 1)[0].rstrip().endswith(("isinstance", "issubclass"))):
-                return True
-            at = text.find(name, end)
-        return False
-
-    def _by_name_calls(self, name: str) -> list:
-        """The calls of a parameter that some call of the file fills with the class ``name``
-        written by its name (``ResNet(Basic, ...)`` -> ``self._make_layer(block, ...)`` ->
-        ``block(...)``): followed forward from each such argument into the same-file class's
-        ``__init__``, function or ``self.<method>`` it is passed to, and on through the calls
-        that pass the parameter along, a few levels deep.  A parameter the callee binds again
-        is not followed."""
-        key = ("by name", name)
-        found = self._kinds.get(key)
-        if found is not None:
-            return found
-        found = self._kinds[key] = []
-        stack = []
-        for owner, func in _functions(self.tree, self.names):
-            if self.mention is not None and name not in self.mention(func):
-                continue
-            for node in walk(func):
-                if node.__class__ is ast.Call:
-                    stack.extend((*t, 0) for t in self._param_targets(node, owner, name))
-        seen = set()
-        while stack:
-            func, owner, param, depth = stack.pop()
-            if (id(func), param) in seen:
-                continue
-            seen.add((id(func), param))
-            if any(n.__class__ in (ast.Assign, ast.AnnAssign, ast.AugAssign) and any(
-                    t.__class__ is ast.Name and t.id == param
-                    for t in (n.targets if n.__class__ is ast.Assign else [n.target])) for n in walk(func)):
-                continue
-            for node in walk(func):
-                if node.__class__ is not ast.Call:
-                    continue
-                if node.func.__class__ is ast.Name and node.func.id == param:
-                    found.append((node, func, owner))
-                elif depth < MAX_DEPTH:
-                    stack.extend((*t, depth + 1) for t in self._param_targets(node, owner, param))
-        return found
-
-    def _param_targets(self, call: ast.Call, owner: str | None, name: str) -> list:
-        """(function, its owner, parameter) for each argument of ``call`` that is the name
-        ``name``, where the callee is a same-file class (its ``__init__``), function, or a
-        method of ``owner`` called on ``self``."""
-        if not (any(a.__class__ is ast.Name and a.id == name for a in call.args)
-                or any(k.value.__class__ is ast.Name and k.value.id == name for k in call.keywords)):
-            return []
-        func, skip, callee_owner = None, 0, None
-        callee = call.func
-        if callee.__class__ is ast.Name and callee.id in self.names.classes:
-            cls = self.names.classes[callee.id]
-            func = next((s for s in cls.body if s.__class__ is ast.FunctionDef and s.name == "__init__"), None)
-            skip, callee_owner = 1, callee.id
-        elif callee.__class__ is ast.Name and callee.id in self.names.functions:
-            func = self.names.functions[callee.id]
-        elif (callee.__class__ is ast.Attribute and callee.value.__class__ is ast.Name and callee.value.id == "self"
-              and owner in self.names.classes):
-            func = next((s for s in self.names.classes[owner].body
-                         if s.__class__ is ast.FunctionDef and s.name == callee.attr), None)
-            skip, callee_owner = 1, owner
-        if func is None or not isinstance(func, ast.FunctionDef):
-            return []
-        params = [a.arg for a in func.args.posonlyargs + func.args.args][skip:]
-        named = set(params) | {a.arg for a in func.args.kwonlyargs}
-        out = []
-        for index, arg in enumerate(call.args):
-            if arg.__class__ is ast.Starred:
-                break
-            if arg.__class__ is ast.Name and arg.id == name and index < len(params):
-                out.append((func, callee_owner, params[index]))
-        for kw in call.keywords:
-            if kw.value.__class__ is ast.Name and kw.value.id == name and kw.arg in named:
-                out.append((func, callee_owner, kw.arg))
-        return out
 
     def _class_tables(self, name: str) -> frozenset:
         """The module-level dicts of the file holding the same-file class ``name`` as an entry's
@@ -1990,6 +1905,54 @@ class LayerTyper:
                     break
         held[cache] = answer
         return answer
+
+    def _calls_through_params(self, name: str) -> list:
+        """The calls of a parameter that the same-file class or function ``name`` is passed for
+        (``ResNet(Bottleneck, [3, 4, 6, 3])``, then ``self._make_layer(block, 64, ...)``, then
+        ``block(self.inplanes, planes, norm_layer=norm_layer)``): each builds ``name`` when the
+        caller chose it, so it is one of its calls, as a call naming it is.  The value is
+        followed from call to parameter (a same-file function, a class's ``__init__``, a
+        ``self.<method>`` of the calling method's class; by keyword or by position before any
+        ``*args``), three calls deep, into parameters the body never binds again."""
+        if self.lines is not None:
+            text = self._kinds.get(_FILE_TEXT)
+            if text is None:
+                text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
+            if not _handed_over(text, name):
+                return []  # (a cheap text test: the name is never handed over as an argument)
+        funcs = [(owner, func) for owner, func in _functions(self.tree, self.names)]
+        by_name = {func.name: func for owner, func in funcs if owner is None}
+        by_method = {(owner, func.name): func for owner, func in funcs if owner is not None}
+        out: list = []
+        seen: set = set()
+        wanted = [(name, None, None)]  # (the name holding the value, the function it is read in, its owner)
+        for _ in range(3):
+            found = []
+            for held, where, where_owner in wanted:
+                scope = funcs if where is None else [(where_owner, where)]
+                for owner, func in scope:
+                    if self.mention is not None and held not in self.mention(func):
+                        continue
+                    for node in walk(func):
+                        if not isinstance(node, ast.Call):
+                            continue
+                        target = _param_target(node, held, owner, by_name, by_method)
+                        if target is None:
+                            continue
+                        callee, callee_owner, param = target
+                        key = (id(callee), param)
+                        if key in seen or _rebinds(callee, param):
+                            continue
+                        seen.add(key)
+                        found.append((param, callee, callee_owner))
+            for param, callee, callee_owner in found:
+                for node in walk(callee):
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == param:
+                        out.append((node, callee, callee_owner))
+            if not found:
+                break
+            wanted = found
+        return out
 
     def _walk(self, body, env: dict, depth: int, record: bool, hook, nested: bool = False) -> None:
         """Walk statements in order, updating ``env``; ``hook(stmt, env)`` sees each assignment
@@ -3058,6 +3021,25 @@ def _batch_norm_dims(cls: ast.ClassDef) -> int | None:
     return None
 
 
+def _rank_free(cls: ast.ClassDef) -> bool:
+    """Does the ``_BatchNorm`` subclass override ``_check_input_dim`` with a body that checks
+    nothing (``pass``, a docstring): any input rank accepted?"""
+    method = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "_check_input_dim"),
+                  None)
+    return method is not None and all(
+        isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))
+        for stmt in method.body)
+
+
+def _base_forward_of(call: ast.Call, x: str) -> bool:
+    """Is ``call`` ``super().forward(x)`` (or ``super(Cls, self).forward(x)``): the base
+    class's own forward on the input, nothing else passed?"""
+    func = call.func
+    return (isinstance(func, ast.Attribute) and func.attr == "forward" and isinstance(func.value, ast.Call)
+            and _is_name(func.value.func, "super") and not func.value.keywords and len(func.value.args) in (0, 2)
+            and len(call.args) == 1 and not call.keywords and _is_name(call.args[0], x))
+
+
 def _batch_norm_in_eval(forward, names: ModuleNames) -> bool:
     """Does ``forward`` return ``F.batch_norm`` of its input on the module's own running
     statistics, weight and bias whenever ``self.training`` is False?  Its first statement (after
@@ -3074,8 +3056,13 @@ def _batch_norm_in_eval(forward, names: ModuleNames) -> bool:
         if _when_not_training(first.test) is not True or not first.body:
             return False
         first = first.body[0]
-    if not (isinstance(first, ast.Return) and isinstance(first.value, ast.Call)
-            and names.resolve(first.value.func) == "torch.nn.functional.batch_norm"):
+    if not (isinstance(first, ast.Return) and isinstance(first.value, ast.Call)):
+        return False
+    if _base_forward_of(first.value, params[1]):
+        # ``if not self.training: return super().forward(x)``: _BatchNorm's own forward, which
+        # out of training is F.batch_norm on the running statistics
+        return True
+    if names.resolve(first.value.func) != "torch.nn.functional.batch_norm":
         return False
     call = first.value
     slots = ("input", "running_mean", "running_var", "weight", "bias", "training", "momentum", "eps")
@@ -3578,6 +3565,73 @@ def _rebinds(func, name: str) -> bool:
         if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
             return True
     return False
+
+
+def _handed_over(text: str, name: str) -> bool:
+    """Does ``text`` write ``name`` as a whole argument (after ``(``, ``,`` or ``=``, before
+    ``,`` or ``)``), other than ``super(name, self)`` and ``isinstance(x, name)``?  A text test
+    for :meth:`LayerTyper._calls_through_params` (a class handed to a function or class)."""
+    size = len(name)
+    start = text.find(name)
+    while start >= 0:
+        end = start + size
+        left = text[start - 1:start]
+        right = text[end:end + 1]
+        if not (left.isalnum() or left in ("_", ".") or right.isalnum() or right == "_"):
+            before = text[max(0, start - 80):start]
+            before = before[before.rfind("\n") + 1:].rstrip()
+            if (before[-1:] in ("(", ",", "=") and text[end:end + 8].lstrip()[:1] in (",", ")")
+                    and not before.endswith("super(") and "isinstance(" not in before):
+                return True
+        start = text.find(name, end)
+    return False
+
+
+def _param_target(call: ast.Call, held: str, owner: str | None, by_name: dict, by_method: dict):
+    """(function, its owner, parameter name) that ``call`` passes the name ``held`` for: a
+    same-file function or class (its ``__init__``), or ``self.<method>`` of ``owner``; None
+    when it passes no such name, or passes it where no parameter can be told."""
+    index = None
+    keyword = None
+    for i, arg in enumerate(call.args):
+        if isinstance(arg, ast.Starred):
+            break
+        if isinstance(arg, ast.Name) and arg.id == held:
+            index = i
+            break
+    if index is None:
+        for kw in call.keywords:
+            if kw.arg is not None and isinstance(kw.value, ast.Name) and kw.value.id == held:
+                keyword = kw.arg
+                break
+        if keyword is None:
+            return None
+    callee = call.func
+    skip = 0
+    if isinstance(callee, ast.Name):
+        func = by_name.get(callee.id)
+        func_owner = None
+        if func is None:
+            func = by_method.get((callee.id, "__init__"))
+            func_owner, skip = callee.id, 1
+    elif (isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name)
+          and callee.value.id == "self" and owner is not None):
+        func = by_method.get((owner, callee.attr))
+        func_owner, skip = owner, 1
+    else:
+        return None
+    if func is None:
+        return None
+    params = [*func.args.posonlyargs, *func.args.args]
+    if keyword is not None:
+        if keyword in {a.arg for a in params[len(func.args.posonlyargs):]} or keyword in {
+                a.arg for a in func.args.kwonlyargs}:
+            return func, func_owner, keyword
+        return None
+    position = index + skip
+    if position < len(params):
+        return func, func_owner, params[position].arg
+    return None
 
 
 def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:
