@@ -1197,21 +1197,12 @@ class _Attention:
                        "to it; rewrite it by hand")
         if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
             raise Skip(why + "is handed scores that are reshaped or written (keys, queries); rewrite it by hand")
-        if not self._keeps_q_dtype_before(role):
-            raise Skip(why + "would be handed a stand-in in q's dtype, which the scores may not have there; "
-                       "rewrite it by hand")
-        if any(r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
-                self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
-            raise Skip(why + "is handed scores scaled by a tensor, whose axes the stand-in may lack; "
-                       "rewrite it by hand")
+        self._check_stand_in(why, role, "a stand-in")
         # The caller's statement: ``x = self.<helper>(x, ...)`` (or ``<helper>(x, ...)``), its only call.
         # (or ``x = <helper>(x, m) if c else x``, a choice step: _choice_steps, whose test the
         # part then runs under)
         def helper_call(value) -> bool:
-            return isinstance(value, ast.Call) and (
-                (method and isinstance(value.func, ast.Attribute) and value.func.attr == helper.name
-                 and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
-                or (not method and isinstance(value.func, ast.Name) and value.func.id == helper.name))
+            return _calls_helper(value, helper.name, method)
 
         calls = [(None, value) for value in ast_walk(caller_def) if helper_call(value)]
         if len(calls) == 1:
@@ -1249,6 +1240,19 @@ class _Attention:
             if value is node:
                 self.roles[r] = moved
         return [moved if n is node else n for n in nodes]
+
+    def _check_stand_in(self, why: str, role: str, what: str) -> None:
+        """Skip where a helper run on ``what`` (a stand-in of the scores, made from q) instead of
+        the scores at ``role`` may not see what the scores are there: q's dtype lost before it,
+        or scores scaled by a tensor whose axes the stand-in may lack.  Shared by the fill and the
+        block-bias helpers."""
+        if not self._keeps_q_dtype_before(role):
+            raise Skip(why + f"would be handed {what} in q's dtype, which the scores may not have there; "
+                       "rewrite it by hand")
+        if any(r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
+                self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+            raise Skip(why + "is handed scores scaled by a tensor, whose axes the stand-in may lack; "
+                       "rewrite it by hand")
 
     def _block_bias(self, node, role: str) -> None:
         """A bias added into a block of the scores by an item store in the attention's own
@@ -1325,19 +1329,10 @@ class _Attention:
             raise Skip(why + "is handed scores that are reshaped or written (keys, queries); rewrite it by hand")
         if role == "b0" and any(r in self.roles for r in SCALE_STEPS):
             raise Skip(why + "adds it before a scale, which the fused call would not apply to it; rewrite it by hand")
-        if not self._keeps_q_dtype_before(role):
-            raise Skip(why + "would be handed zeros in q's dtype, which the scores may not have there; "
-                       "rewrite it by hand")
-        if any(r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
-                self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
-            raise Skip(why + "is handed scores scaled by a tensor, whose axes the stand-in may lack; "
-                       "rewrite it by hand")
+        self._check_stand_in(why, role, "zeros")
 
         def helper_call(value) -> bool:
-            return isinstance(value, ast.Call) and (
-                (method and isinstance(value.func, ast.Attribute) and value.func.attr == helper.name
-                 and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
-                or (not method and isinstance(value.func, ast.Name) and value.func.id == helper.name))
+            return _calls_helper(value, helper.name, method)
 
         calls = [value for value in ast_walk(caller_def) if helper_call(value)]
         stmts = [st for st in ast_walk(caller_def) if isinstance(st, ast.Assign) and len(st.targets) == 1
@@ -4625,3 +4620,11 @@ def _is_call(text: str) -> bool:
     except SyntaxError:
         return False
 
+
+def _calls_helper(value, name: str, method: bool) -> bool:
+    """Is ``value`` a call of the helper ``name``: ``self.<name>(...)`` for a method, ``<name>(...)``
+    for a module function?"""
+    return isinstance(value, ast.Call) and (
+        (method and isinstance(value.func, ast.Attribute) and value.func.attr == name
+         and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
+        or (not method and isinstance(value.func, ast.Name) and value.func.id == name))
