@@ -35,7 +35,7 @@ from .canon import TABLE
 from .ops import TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
-from .names import ModuleNames, module_definitions, names_match
+from .names import ModuleNames, module_functions as _functions, names_match
 from .treewalk import ast_walk
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -3671,17 +3671,6 @@ def _unique(values: tuple) -> tuple:
             seen.add(key)
             out.append(value)
     return tuple(out)
-
-
-def _functions(tree: ast.Module, names: ModuleNames | None = None):
-    """(owner class name or None, function) for every function of the module, methods too."""
-    for stmt in (tree.body if names is None else module_definitions(tree, names)):
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            yield None, stmt
-        elif isinstance(stmt, ast.ClassDef):
-            for item in stmt.body:
-                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    yield stmt.name, item
 
 
 # ---------------------------------------------------------------------------- LM heads

@@ -31,7 +31,7 @@ from .canon import HALF_PAIR, NEG_PAIR, TABLE
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
-from .names import ModuleNames, collect_names, module_definitions, names_match
+from .names import ModuleNames, collect_names, module_functions, names_match
 from .formulas import gelu_formula
 from .siblings import Package, sibling_gelu
 from .treewalk import ast_walk
@@ -970,25 +970,8 @@ def _class_env(typer: LayerTyper, info: ClassInfo, owner: str) -> dict:
 
 
 def _all_functions(tree: ast.Module, names: ModuleNames | None = None):
-    for stmt in (tree.body if names is None else module_definitions(tree, names)):
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            yield None, stmt
-            yield from _nested_functions(stmt)
-        elif isinstance(stmt, ast.ClassDef):
-            for item in stmt.body:
-                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    yield stmt.name, item
-                    yield from _nested_functions(item)
-
-
-def _nested_functions(func):
-    """Functions defined in a function's body (a-unet's plugin factories build their layers in
-    an inner ``def Net(...)``), each walked as a function of its own: the walk of the outer
-    function does not enter them."""
-    for stmt in func.body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            yield None, stmt
-            yield from _nested_functions(stmt)
+    """Every function of the module, methods and functions defined in functions too."""
+    return module_functions(tree, names, nested=True)
 
 
 # OUTPUT_OF (layers.py) is also given to a same-file ``nn.Sequential`` subclass whose last

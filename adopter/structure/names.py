@@ -84,6 +84,33 @@ def module_definitions(tree: ast.Module, names: ModuleNames) -> list:
     return [*tree.body, *names.nested] if names.nested else tree.body
 
 
+def module_functions(tree: ast.Module, names: ModuleNames | None = None, nested: bool = False):
+    """(owner class name or None, function) for every function of the module, methods too (the
+    definitions under module-level ``if``/``try`` too, when ``names`` is given); ``nested``:
+    each followed by the functions defined in its body, at any depth, with owner None."""
+    for stmt in (tree.body if names is None else module_definitions(tree, names)):
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield None, stmt
+            if nested:
+                yield from _nested_functions(stmt)
+        elif isinstance(stmt, ast.ClassDef):
+            for item in stmt.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    yield stmt.name, item
+                    if nested:
+                        yield from _nested_functions(item)
+
+
+def _nested_functions(func):
+    """Functions defined in a function's body (a-unet's plugin factories build their layers in
+    an inner ``def Net(...)``), each walked as a function of its own: the walk of the outer
+    function does not enter them."""
+    for stmt in func.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield None, stmt
+            yield from _nested_functions(stmt)
+
+
 def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
     """Walk the module's top level (also inside if/try blocks) for imports and definitions."""
     names = ModuleNames()
