@@ -196,7 +196,7 @@ def test_same_file_sync_batch_norm_default_reported_not_fixed():
                "                return super().forward(x)\n"
                "            return x - x.mean()")
     code = _norms("SyncBN", forward)
-    (finding,) = found(code, "ADP007")
+    assert len(found(code, "ADP007")) == 1
     result = fix_text(code, "model.py", rules("ADP007"))
     assert result.text == code
     assert "overrides forward with the BatchNorm computation in eval mode" in " ".join(map(str, result.skipped))
