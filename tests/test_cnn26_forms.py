@@ -30,7 +30,7 @@ import pytest
 from adopter.dsl import Lit, PatternError
 from adopter.dsl_parser import parse as parse_pattern
 from adopter.synth import fix_text
-from corpus_forms import assert_bn_fold_matches, finding_at, found, rules
+from corpus_forms import assert_bn_fold_matches, finding_at, found, line_of, rules
 
 # ----------------------------------------------------------------------------- forward = _forward
 
@@ -187,8 +187,10 @@ def test_conditional_expression_near_miss_steps_between_on_both_paths():
     assert not found(code, "ADP007")
 
 
-def test_statement_if_keeps_one_finding_per_branch():
-    # the statement form: one edit per branch (both fixed), as before
+def test_statement_if_is_one_finding_fixed_on_each_branch():
+    # the statement form: one BatchNorm call, so one site (the GUIDE's anchor; ADP007 names it,
+    # session 26 cnnsmall -- was one finding per branch), spanning both convs; the fix still
+    # makes one edit per branch
     code = CHOICE.replace("        h = CHOICE\n", """\
         if self.upsample:
             h = self.c1(F.interpolate(x, scale_factor=2))
@@ -196,7 +198,10 @@ def test_statement_if_keeps_one_finding_per_branch():
             h = self.c1(x)
 """)
     hits = found(code, "ADP007")
-    assert len(hits) == 2 and all(f.fixable for f in hits)
+    assert len(hits) == 1 and hits[0].fixable
+    assert hits[0].line == line_of(code, "h = self.c1(F.interpolate") and hits[0].end_line == line_of(code, "# norm")
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert fixed.count("conv_bn(") == 2 and "self.b2(h)" not in fixed
 
 
 # ----------------------------------------------------------------------------- batch statistics

@@ -742,11 +742,14 @@ class FlowBuilder:
                 view=View((receiver,), (), (span(expr.value),), ()),
             )
             return out, frontier
-        if (expr is ctx.returned or expr is ctx.held) and isinstance(expr, (ast.Tuple, ast.List)) \
+        if isinstance(expr, (ast.Tuple, ast.List)) and (
+                expr is ctx.returned or expr is ctx.held or any(e.__class__ is _CALL for e in expr.elts)) \
                 and not any(isinstance(e, ast.Starred) for e in expr.elts):
             # return self.norm2(x + y), attn: a container of its elements' values; it reads what
             # they are, not the names inside a call that computed one of them (so does a list
-            # or tuple one name is bound to: Transformer-XL's ``outputs = [self.norm(w + out)]``)
+            # or tuple one name is bound to: Transformer-XL's ``outputs = [self.norm(w + out)]``,
+            # and one holding a call wherever it is: ``torch.cat((self.norm(h), x), 1)`` reads
+            # the norm's output, not ``h`` a second time)
             values = []
             for element in expr.elts:
                 value, frontier = self._value(element, frontier, ctx)
