@@ -672,6 +672,25 @@ class FlowBuilder:
                 arg_spans=(span(x), span(b)), canon="torch.Tensor.masked_fill", view=view,
             )
             return out, frontier
+        if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub and canonical.subtracted_mask(expr):
+            # s - 1e30 * m: s + (-(1e30 * m)), a large additive mask subtracted (a negation
+            # node, then an add whose right operand is written at the subtracted product)
+            left, frontier = self._value(expr.left, frontier, ctx)
+            right, frontier = self._value(expr.right, frontier, ctx)
+            negated, out = self._temp(""), self._temp("")
+            spans = (span(expr.left), span(expr.right))
+            _, frontier = self._new(
+                ctx, frontier, kind="op", op="neg", args=(right,), outs=(negated,), uses=_keys((right,)),
+                defs=frozenset({negated.key}), span=spans[1], arg_spans=(spans[1],),
+            )
+            op = TABLE.operator("+")
+            view = self._origins(op, View((left, negated), (), spans, ())) if op is not None else None
+            _, frontier = self._new(
+                ctx, frontier, kind="op", op="+", args=(left, negated), outs=(out,),
+                uses=_keys((left, negated)), defs=frozenset({out.key}), span=span(expr), arg_spans=spans,
+                canon=(op.name if op else ""), view=(view if view is not None and view.origins else None),
+            )
+            return out, frontier
         if isinstance(expr, ast.BinOp) and type(expr.op) in BINOPS:
             left, frontier = self._value(expr.left, frontier, ctx)
             right, frontier = self._value(expr.right, frontier, ctx)
