@@ -1653,7 +1653,7 @@ class FlowBuilder:
             return self.names.resolve(ctor.func)
         return getattr(ctor, "fqn", None)
 
-    def _product_plus_terms(self, expr: ast.BinOp, frontier, ctx: "_Ctx"):
+    def _product_plus_terms(self, expr: ast.BinOp, frontier, ctx: _Ctx):
         """``ac + bd + ef`` (three or more terms summed inline, Transformer-XL / XLNet's content,
         position and segment scores) whose first term names a product (a matmul, any spelling):
         read as ``ac + (bd + ef)``, the product plus one additive bias (the other terms, products
@@ -1693,7 +1693,7 @@ class FlowBuilder:
         )
         return out, frontier
 
-    def _is_product(self, name: str, ctx: "_Ctx") -> bool:
+    def _is_product(self, name: str, ctx: _Ctx) -> bool:
         """Was ``name`` last assigned a matmul product (any spelling) in this flow?"""
         ref = self._name_value(name, ctx)
         key = getattr(ref, "key", None)
