@@ -874,6 +874,21 @@ def slices_two_leading(expr: ast.Subscript) -> bool:
     return any(e.lower is not None or e.upper is not None or e.step is not None for e in elts)
 
 
+def subtracted_mask(expr: ast.BinOp) -> bool:
+    """``s - c * m`` (either order of the product) with ``c`` a number of at least ``1e4``
+    (XLNet's ``score - 1e30 * mask``, ``score - 10000.0 * (1 - m)``): ``s + (-(c * m))``, an
+    additive mask subtracted.  Only a large literal scale reads as a mask: ``s1 - lam * s2``
+    (a difference of two score products, differential attention) and a small weight are not."""
+    right = expr.right
+    if not (right.__class__ is ast.BinOp and right.op.__class__ is ast.Mult and expr.op.__class__ is ast.Sub):
+        return False
+    for factor in (right.left, right.right):
+        if factor.__class__ is ast.Constant and factor.value.__class__ in (int, float) \
+                and factor.value >= -LARGE_NEGATIVE:
+            return True
+    return False
+
+
 def mask_blend(expr: ast.BinOp) -> tuple[ast.expr, ast.expr, ast.expr, float] | None:
     """``x * b - c * (1 - b)`` / ``x * b + -c * (1 - b)`` (either order of each product, and
     of the sum): OpenAI GPT's causal mask ``w = w * b - 1e4 * (1 - b)`` with ``b`` the 0/1

@@ -672,6 +672,30 @@ class FlowBuilder:
                 arg_spans=(span(x), span(b)), canon="torch.Tensor.masked_fill", view=view,
             )
             return out, frontier
+        if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Add and expr.left.__class__ is ast.BinOp \
+                and expr.left.op.__class__ is ast.Add:
+            summed = self._product_plus_terms(expr, frontier, ctx)
+            if summed is not None:
+                return summed
+        if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub and canonical.subtracted_mask(expr):
+            # s - 1e30 * m: s + (-(1e30 * m)), a large additive mask subtracted (a negation
+            # node, then an add whose right operand is written at the subtracted product)
+            left, frontier = self._value(expr.left, frontier, ctx)
+            right, frontier = self._value(expr.right, frontier, ctx)
+            negated, out = self._temp(""), self._temp("")
+            spans = (span(expr.left), span(expr.right))
+            _, frontier = self._new(
+                ctx, frontier, kind="op", op="neg", args=(right,), outs=(negated,), uses=_keys((right,)),
+                defs=frozenset({negated.key}), span=spans[1], arg_spans=(spans[1],),
+            )
+            op = TABLE.operator("+")
+            view = self._origins(op, View((left, negated), (), spans, ())) if op is not None else None
+            _, frontier = self._new(
+                ctx, frontier, kind="op", op="+", args=(left, negated), outs=(out,),
+                uses=_keys((left, negated)), defs=frozenset({out.key}), span=span(expr), arg_spans=spans,
+                canon=(op.name if op else ""), view=(view if view is not None and view.origins else None),
+            )
+            return out, frontier
         if isinstance(expr, ast.BinOp) and type(expr.op) in BINOPS:
             left, frontier = self._value(expr.left, frontier, ctx)
             right, frontier = self._value(expr.right, frontier, ctx)
@@ -1631,6 +1655,55 @@ class FlowBuilder:
         if isinstance(ctor, ast.Call):
             return self.names.resolve(ctor.func)
         return getattr(ctor, "fqn", None)
+
+    def _product_plus_terms(self, expr: ast.BinOp, frontier, ctx: _Ctx):
+        """``ac + bd + ef`` (three or more terms summed inline, Transformer-XL / XLNet's content,
+        position and segment scores) whose first term names a product (a matmul, any spelling):
+        read as ``ac + (bd + ef)``, the product plus one additive bias (the other terms, products
+        of q with position embeddings included: what the fixer passes as the mask, exact in any
+        grouping up to rounding).  None for any other sum (read as written)."""
+        terms = [expr.right]
+        left = expr.left
+        while left.__class__ is ast.BinOp and left.op.__class__ is ast.Add:
+            terms.append(left.right)
+            left = left.left
+        terms.append(left)
+        terms.reverse()
+        if terms[0].__class__ is not ast.Name:
+            return None
+        if not self._is_product(terms[0].id, ctx):
+            return None
+        op = TABLE.operator("+")
+        canon = op.name if op is not None else ""
+        first, frontier = self._value(terms[0], frontier, ctx)
+        rest, frontier = self._value(terms[1], frontier, ctx)
+        rest_span = span(terms[1])
+        for term in terms[2:]:
+            value, frontier = self._value(term, frontier, ctx)
+            out = self._temp("")
+            term_span = span(term)
+            spans = (rest_span, term_span)
+            rest_span = (rest_span[0], rest_span[1], term_span[2], term_span[3])
+            _, frontier = self._new(
+                ctx, frontier, kind="op", op="+", args=(rest, value), outs=(out,), uses=_keys((rest, value)),
+                defs=frozenset({out.key}), span=rest_span, arg_spans=spans, canon=canon,
+            )
+            rest = out
+        out = self._temp("")
+        _, frontier = self._new(
+            ctx, frontier, kind="op", op="+", args=(first, rest), outs=(out,), uses=_keys((first, rest)),
+            defs=frozenset({out.key}), span=span(expr), arg_spans=(span(terms[0]), rest_span), canon=canon,
+        )
+        return out, frontier
+
+    def _is_product(self, name: str, ctx: _Ctx) -> bool:
+        """Was ``name`` last assigned a matmul product (any spelling) in this flow?"""
+        ref = self._name_value(name, ctx)
+        key = getattr(ref, "key", None)
+        for node in reversed(self.nodes):
+            if key in node.defs:
+                return node.canon == "torch.matmul"
+        return False
 
     def _origins(self, op, view: View) -> View:
         """Mark the operands of a product that are transposes written inline (see View)."""

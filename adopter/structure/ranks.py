@@ -150,7 +150,8 @@ class _Ranks:
             if any(r == TOP for r in ranks):
                 return TOP
             return max(ranks) if min(ranks) >= 2 else None
-        if node.canon in _UNARY:
+        if node.canon in _UNARY or (node.kind == "op" and node.op == "neg"):
+            # (neg: the subtracted product of ``s - 1e30 * m``, graph's canon.subtracted_mask)
             return self.of(args[0], node) if args else None
         if node.canon == "torch.Tensor.masked_fill" or node.canon in _ELEMENTWISE or (
                 node.kind == "op" and node.op in _ELEMENTWISE_SYMBOLS):

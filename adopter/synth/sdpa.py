@@ -2253,6 +2253,15 @@ class _Attention:
         v = self._operand("c", 0, True, broadcast) if self.context_t else self._operand("c", 1, False, broadcast)
         return q, k, v
 
+    def _subtracted(self, role: str) -> bool:
+        """Is the add step ``role`` written as a subtraction (``s - 1e30 * m``, read as
+        ``s + (-(1e30 * m))``)?"""
+        node = self.roles[role]
+        if node.op != "+" or node.span is None:
+            return False
+        expr = self.index.expr_at(node.span)
+        return expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub
+
     def _operand_of(self, role: str, var: str) -> ast.expr:
         """The code operand of a binary step that the pattern bound to ``$var``."""
         args, _, spans, _ = self._view(role)
@@ -2654,6 +2663,11 @@ class _Attention:
                 if swapped is None:
                     raise Skip(f"the mask `{text}` is computed by the attention")
                 text, operand = swapped
+            if module_bias is None and self._subtracted(role):
+                # s - 1e30 * m: the mask is the product negated (graph: canon.subtracted_mask)
+                text = f"-{_atom(text, operand)}"
+                operand = ast.parse(text, mode="eval").body
+                self.made_texts[id(operand)] = text
             if role == "b0" and ("s1" in self.roles or "s2" in self.roles):
                 # ((q @ k^T + bias) / d) * m is q @ k^T * (m / d) + bias * (m / d): the bias
                 # scaled as the scores are (Transformer-XL's (ac + bd) / sqrt(d))
