@@ -1239,7 +1239,9 @@ class Matcher:
         matched path took runs
         (``if self.activation_sparsity > 0.0: gate = self._topk(gate)`` between the gate
         projection and its activation; :func:`_setting_test`) leaves the site on the path the
-        module's settings choose: reported, not fixed (its text appended to ``guarded``).  A
+        module's settings choose: reported, not fixed (its text appended to ``guarded``); for a
+        rule with live intermediates, from its anchor on (area attention's optional top-k
+        renormalisation of the probabilities, ``if self.top_k_areas > 0:``).  A
         mode (``self.training``) or an argument of the call decides per call: no site."""
         matched = state.matched
         start = 0
@@ -1263,7 +1265,7 @@ class Matcher:
                 if not self.live_intermediates or node.kind in ("layer", "call", "other") or (
                         node.kind == "method" and node.op in SELECTING):
                     setting = _excluded_by_setting(flow, a.id, pos, state.guards, cls) \
-                        if self.setting_paths and not self.live_intermediates and guarded is not None else None
+                        if self.setting_paths and guarded is not None else None
                     if setting is None:
                         return False
                     guarded.append(setting)
