@@ -7,8 +7,10 @@ three research reimplementations, three CNN files).  The fixtures are ours.
   code is ``softmax(q k^T / t) -> dropout -> @ v``, which SDPA reproduces, so the site is
   reported; the fix would have to keep the top-k step on the other path, so it is not
   rewritten (ADP010, like ADP013's ``setting_paths``).  Near-misses: the same step under
-  ``if self.training:`` (a mode switched per call), under a test of a call argument, and with
-  no ``if`` at all (the step runs on every path).
+  ``if self.training:`` (a mode switched per call), under a test of a call argument, with
+  no ``if`` at all (the step runs on every path), under a setting another method assigns, and
+  a module handed the probabilities under a setting (a token sampler: a layer the fixer would
+  have to prove an identity, as for talking heads).
 """
 
 from __future__ import annotations
@@ -86,4 +88,13 @@ def test_setting_changed_outside_init_is_no_site():
     def sparsify(self, k):
         self.top_k_areas = k
 """
+    assert found(code, "ADP010") == []
+
+
+def test_probabilities_handed_to_a_module_under_a_setting_are_no_site():
+    # a layer handed the probabilities (a token sampler, talking heads) would have to be proved
+    # an identity at run time: no site even when a setting turns it on
+    code = AREA_ATTENTION.replace("top_k_areas=0):", "top_k_areas=0, sampler=None):").replace(
+        "self.top_k_areas = top_k_areas", "self.top_k_areas = top_k_areas\n        self.sampler = sampler"
+    ).replace("TOPK", "        if self.sampler is not None:\n            weights = self.sampler(weights, v)")
     assert found(code, "ADP010") == []
