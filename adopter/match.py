@@ -1239,7 +1239,10 @@ class Matcher:
         matched path took runs
         (``if self.activation_sparsity > 0.0: gate = self._topk(gate)`` between the gate
         projection and its activation; :func:`_setting_test`) leaves the site on the path the
-        module's settings choose: reported, not fixed (its text appended to ``guarded``).  A
+        module's settings choose: reported, not fixed (its text appended to ``guarded``); for a
+        rule with live intermediates, from its anchor on, when the step is no layer (area
+        attention's optional top-k renormalisation of the probabilities, ``if self.top_k_areas >
+        0:``; a module handed them under ``if self.sampler is not None:`` stays no site).  A
         mode (``self.training``) or an argument of the call decides per call: no site."""
         matched = state.matched
         start = 0
@@ -1262,8 +1265,11 @@ class Matcher:
                     continue
                 if not self.live_intermediates or node.kind in ("layer", "call", "other") or (
                         node.kind == "method" and node.op in SELECTING):
+                    # a module handed the values under a setting (a token sampler, talking heads
+                    # through a layer) is none of this: the fixer would have to prove it an identity
                     setting = _excluded_by_setting(flow, a.id, pos, state.guards, cls) \
-                        if self.setting_paths and not self.live_intermediates and guarded is not None else None
+                        if self.setting_paths and guarded is not None and not (
+                            self.live_intermediates and node.kind == "layer") else None
                     if setting is None:
                         return False
                     guarded.append(setting)
