@@ -179,29 +179,6 @@ def _norms(norm, forward="pass"):
     return NORMS.replace("NORM", norm).replace("FORWARD", forward)
 
 
-def test_same_file_batch_norm_subclass_as_a_norm_layer_default():
-    for norm in ("SyncBN", "FrozenBN"):
-        code = _norms(norm)
-        (finding,) = found(code, "ADP007")
-        pair = code.splitlines().index("        return self.bn(self.conv(x))  # pair") + 1
-        assert finding.line <= pair <= finding.end_line
-        fixed = fix_text(code, "model.py", rules("ADP007")).text
-        assert "conv_bn(x, self.conv, self.bn)" in fixed
-
-
-def test_same_file_sync_batch_norm_default_reported_not_fixed():
-    # a _BatchNorm subclass whose eval path is the base's forward: reported, not fixed
-    forward = ("def forward(self, x):\n"
-               "            if not self.training:\n"
-               "                return super().forward(x)\n"
-               "            return x - x.mean()")
-    code = _norms("SyncBN", forward)
-    assert len(found(code, "ADP007")) == 1
-    result = fix_text(code, "model.py", rules("ADP007"))
-    assert result.text == code
-    assert "overrides forward with the BatchNorm computation in eval mode" in " ".join(map(str, result.skipped))
-
-
 def test_same_file_norm_layer_default_near_misses():
     # a same-file class that is no BatchNorm: a GroupNorm subclass, a module of its own
     assert found(_norms("ChannelNorm"), "ADP007") == []

@@ -1134,13 +1134,11 @@ class LayerTyper:
             for value in self.values(func, env, depth, called=True):
                 if isinstance(value, LayerClass):
                     kind = self._kind_of(value.fqn) if (value.fqn == SYNC_BATCH_NORM
-                                                        or value.fqn in self.names.classes) else None
+                                                        or _module_only(self.names, value.fqn)) else None
                     if kind is not None and not kind[0].startswith(OUTPUT_OF):
                         # activation = default(activation, GELU_), GELU_ a same-file nn.Module
-                        # whose forward is the GELU formula: built here, what the class computes;
-                        # norm_layer=SyncBN, a same-file _BatchNorm (or BatchNorm2d) subclass:
-                        # typed as it is when built by name (_kind_of: the BatchNorm it
-                        # computes, or None when its forward computes something else)
+                        # whose forward is the GELU formula: built here, what the class computes
+                        # (a subclass of a torch layer keeps its own name, as before)
                         base, unlike, same_args = kind
                         out.append(Built(base, tuple(call.args) if same_args else (), kwargs if same_args else (),
                                          False, call, via=value.fqn, unlike=unlike or value.unlike))
