@@ -1174,11 +1174,7 @@ class _Attention:
             raise Skip(f"the masked_fill is in a helper ({name}) that cannot be called on a stand-in of the scores; "
                        "rewrite it by hand")
         args = helper.args
-        params = [a.arg for a in (*args.posonlyargs, *args.args)]
-        method = bool(params) and params[0] == "self"
-        if args.vararg or args.kwarg or len(params) < 1 + method:
-            raise Skip(why + "takes its arguments in a way the fused path cannot repeat; rewrite it by hand")
-        scores = params[int(method)]
+        params, method, scores = _helper_params(helper, why)
         kind, reason = _fill_only(helper, scores)
         if kind is None:
             raise Skip(why + reason + "; rewrite it by hand")
@@ -1309,12 +1305,7 @@ class _Attention:
                                       ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not helper
                        for n in ast_walk(helper)):
             raise Skip(why + "cannot be called on a stand-in of the scores; rewrite it by hand")
-        args = helper.args
-        params = [a.arg for a in (*args.posonlyargs, *args.args)]
-        method = bool(params) and params[0] == "self"
-        if args.vararg or args.kwarg or len(params) < 1 + method:
-            raise Skip(why + "takes its arguments in a way the fused path cannot repeat; rewrite it by hand")
-        scores = params[int(method)]
+        _, method, scores = _helper_params(helper, why)
         store = info.stmt
         inside = {id(n) for n in ast_walk(store)}
         for n in ast_walk(helper):
@@ -4642,3 +4633,15 @@ def _calls_helper(value, name: str, method: bool) -> bool:
         (method and isinstance(value.func, ast.Attribute) and value.func.attr == name
          and isinstance(value.func.value, ast.Name) and value.func.value.id == "self")
         or (not method and isinstance(value.func, ast.Name) and value.func.id == name))
+
+
+def _helper_params(helper, why: str) -> tuple[list[str], bool, str]:
+    """(the positional parameters, whether it is a method, the scores' parameter) of a helper
+    the fused path calls on a stand-in of the scores: its first argument after ``self``; Skip
+    where it takes ``*args``/``**kwargs`` or no such argument."""
+    args = helper.args
+    params = [a.arg for a in (*args.posonlyargs, *args.args)]
+    method = bool(params) and params[0] == "self"
+    if args.vararg or args.kwarg or len(params) < 1 + method:
+        raise Skip(why + "takes its arguments in a way the fused path cannot repeat; rewrite it by hand")
+    return params, method, params[int(method)]
