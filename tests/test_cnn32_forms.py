@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import found, rules
+from corpus_forms import assert_bn_fold_matches, found, rules
 
 from adopter.synth import fix_text
 
@@ -183,30 +183,7 @@ def test_block_through_a_class_parameter_fix_folds():
     assert fixed.count("conv_bn(") == 3
     # the model built through resnet50's path, ResNet(Bottleneck, ...) with its default norm:
     # the same outputs in eval, with drawn running statistics
-    fixed_scope: dict = {}
-    exec(compile(fixed, "fixed.py", "exec"), fixed_scope)  # noqa: S102 (our own fixture, fixed)
-    original_scope: dict = {}
-    exec(compile(code, "orig.py", "exec"), original_scope)  # noqa: S102 (our own fixture)
-    _fold_matches(original_scope["resnet50"], fixed_scope["resnet50"])
-
-
-def _fold_matches(build_original, build_fixed):
-    import torch
-
-    torch.manual_seed(0)
-    a = build_original().double()
-    b = build_fixed().double()
-    with torch.no_grad():
-        for m in a.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-1, 1)
-                m.running_var.uniform_(0.5, 2)
-    b.load_state_dict(a.state_dict(), strict=True)
-    a.eval()
-    b.eval()
-    x = torch.randn(2, 3, 32, 32, dtype=torch.float64)
-    with torch.no_grad():
-        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-10)
+    assert_bn_fold_matches(code, fixed, "resnet50", (), (2, 3, 32, 32))
 
 
 def test_block_class_passed_by_keyword():
