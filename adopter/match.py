@@ -31,6 +31,7 @@ PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half
 # (_computed_on follows the reshaped value).
 RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "view_as",
                        "reshape_as"})
+from .structure.layouts import SOFTMAX  # the canonical softmax
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 from .structure.treewalk import ast_walk
 
@@ -1480,7 +1481,7 @@ class Matcher:
                     other.startswith(key + "." + attr) for other in uses for attr in TENSOR_METADATA)))
             if not came:
                 continue
-            if node.canon == _SOFTMAX_OP and len(came) == 1:
+            if node.canon == SOFTMAX and len(came) == 1:
                 probs.update(node.defs)
             elif probs:
                 probs.difference_update(node.defs)
@@ -2084,9 +2085,6 @@ def _followed(key: str, labels: dict):
     if rest[:1] == "." and rest[1:].split("[", 1)[0].split(".", 1)[0] in TENSOR_METADATA:
         return None
     return labels.get(base if bar else text[:cut])
-
-
-_SOFTMAX_OP = "torch.nn.functional.softmax"  # the canonical softmax (structure/canon.py)
 
 
 def _returned_together(flow: Flow, node: Node, labels: dict) -> bool:
