@@ -1131,22 +1131,30 @@ class LayerTyper:
             via = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else (
                 getattr(func.func, "id", None) or getattr(func.func, "attr", ""))
             out = []
-            for value in self.values(func, env, depth, called=True):
-                if isinstance(value, LayerClass):
-                    kind = self._kind_of(value.fqn) if (value.fqn == SYNC_BATCH_NORM
-                                                        or _module_only(self.names, value.fqn)) else None
-                    if kind is not None and not kind[0].startswith(OUTPUT_OF):
-                        # activation = default(activation, GELU_), GELU_ a same-file nn.Module
-                        # whose forward is the GELU formula: built here, what the class computes
-                        # (a subclass of a torch layer keeps its own name, as before)
-                        base, unlike, same_args = kind
-                        out.append(Built(base, tuple(call.args) if same_args else (), kwargs if same_args else (),
-                                         False, call, via=value.fqn, unlike=unlike or value.unlike))
-                    elif value.foreign:  # a class another module chose: its arguments are not ours
-                        out.append(Built(value.fqn, (), (), False, call, via=via, unlike=value.unlike))
-                    else:
-                        out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
-                                         via=via, unlike=value.unlike))
+            values = [value for value in self.values(func, env, depth, called=True) if isinstance(value, LayerClass)]
+            for value in values:
+                kind = self._kind_of(value.fqn) if (value.fqn == SYNC_BATCH_NORM
+                                                    or _module_only(self.names, value.fqn)) else None
+                if kind is None and value.fqn in self.names.classes:
+                    # norm_layer=FrozenBN, a same-file subclass of a torch layer: typed as
+                    # when built by name (_kind_of).  One that is not exactly the layer (an
+                    # activation after the norm, the norm in eval only) and is one of several
+                    # classes the name may hold keeps its own name: the kernel runs any class
+                    # but the plain layer as written, so the others' pairs stay fixable.
+                    kind = self._kind_of(value.fqn)
+                    if kind is not None and kind[1] and len(values) > 1:
+                        kind = None
+                if kind is not None and not kind[0].startswith(OUTPUT_OF):
+                    # activation = default(activation, GELU_), GELU_ a same-file nn.Module
+                    # whose forward is the GELU formula: built here, what the class computes
+                    base, unlike, same_args = kind
+                    out.append(Built(base, tuple(call.args) if same_args else (), kwargs if same_args else (),
+                                     False, call, via=value.fqn, unlike=unlike or value.unlike))
+                elif value.foreign:  # a class another module chose: its arguments are not ours
+                    out.append(Built(value.fqn, (), (), False, call, via=via, unlike=value.unlike))
+                else:
+                    out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
+                                     via=via, unlike=value.unlike))
             return tuple(out)
         return ()
 
