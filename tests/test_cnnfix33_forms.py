@@ -11,6 +11,16 @@ The fixtures are ours.
   declined; reverted in a7aae22).
 Near-misses: a GroupNorm subclass, a module of its own, a ``_BatchNorm`` subclass whose forward
 computes something else in eval.
+
+- A list of ``(name, layer)`` pairs that a function builds and returns (``layers += [("conv1",
+  conv), ("bn1", nn.BatchNorm2d(v)), ...]``, pytorch-vgg-named's ``make_layers``), made an
+  ``OrderedDict`` where it is called: ``nn.Sequential(OrderedDict(make_layers(cfg, True)))``, or
+  bound to a name first, maybe with more pairs added (``seq = features + [("fc", ...)]``).  The
+  pairs were read only when the list was built in the same function; a factory's list of pairs
+  was dropped when bound to a name.  Now kept (a list mixing pairs and layers still is not),
+  and ``OrderedDict(<call>)`` reads the pairs the call returns.
+Near-misses: the flag off (no BatchNorm), the BatchNorm pair before the conv's, a list spread
+with ``*`` into the Sequential (pairs are not layers), pairs mixed with a bare layer.
 """
 
 from __future__ import annotations
@@ -132,3 +142,90 @@ def test_same_file_norm_layer_default_near_misses():
     assert found(_norms("SyncBN", forward), "ADP007") == []
     forward = "def forward(self, x):\n            return x - x.mean()"
     assert found(_norms("SyncBN", forward), "ADP007") == []
+
+
+VGG = textwrap.dedent("""\
+    from collections import OrderedDict
+
+    import torch.nn as nn
+
+
+    def make_layers(cfg, batch_norm=False):
+        layers = []
+        in_channels = 3
+        for i, v in enumerate(cfg):
+            if v == "M":
+                layers += [(f"pool{i}", nn.MaxPool2d(2))]
+            else:
+                conv2d = nn.Conv2d(in_channels, v, kernel_size=3, padding=1)
+                if batch_norm:
+                    layers += [(f"conv{i}", conv2d), (f"bn{i}", nn.BatchNorm2d(v)), (f"relu{i}", nn.ReLU())]
+                else:
+                    layers += [(f"conv{i}", conv2d), (f"relu{i}", nn.ReLU())]
+                in_channels = v
+        return layers
+
+
+    def vgg_bn():
+        BODY
+""")
+
+OUTER = "return nn.Sequential(OrderedDict(make_layers([8, \"M\", 16], batch_norm=flag)))"
+LOCAL = ("features = make_layers([8, \"M\", 16], batch_norm=flag)\n"
+         "    seq = features + [(\"pool\", nn.AdaptiveAvgPool2d(1)), (\"flatten\", nn.Flatten())]\n"
+         "    return nn.Sequential(OrderedDict(seq))")
+
+
+def _vgg(body, flag="True"):
+    return VGG.replace("BODY", body).replace("=flag", f"={flag}")
+
+
+def _eval_equal(code, fixed):
+    import torch
+
+    original, patched = {}, {}
+    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["vgg_bn"]().double()
+    b = patched["vgg_bn"]().double()
+    assert type(b).__name__ == "FoldingSequential"
+    with torch.no_grad():
+        for m in a.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    b.load_state_dict(a.state_dict(), strict=True)
+    a.eval()
+    b.eval()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("body", [OUTER, LOCAL], ids=["outer", "local"])
+def test_pairs_a_function_returns_made_an_ordered_dict(body):
+    code = _vgg(body)
+    (finding,) = found(code, "ADP007")
+    # the members of a factory's list are placed at its call
+    line = next(i for i, text in enumerate(code.splitlines(), 1) if "make_layers([8" in text)
+    assert finding.line <= line <= finding.end_line
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert "FoldingSequential(OrderedDict(" in fixed
+    _eval_equal(code, fixed)
+
+
+def test_pairs_a_function_returns_near_misses():
+    # the flag off (a literal the call passes): make_layers builds no BatchNorm
+    assert found(_vgg(OUTER, flag="False"), "ADP007") == []
+    # the BatchNorm pair before the conv's
+    before = _vgg(OUTER).replace('[(f"conv{i}", conv2d), (f"bn{i}", nn.BatchNorm2d(v)),',
+                                 '[(f"bn{i}", nn.BatchNorm2d(in_channels)), (f"conv{i}", conv2d),')
+    assert found(before, "ADP007") == []
+    # pairs spread with * into a Sequential are tuples, not layers
+    spread = _vgg("return nn.Sequential(*make_layers([8, \"M\", 16], batch_norm=flag))")
+    assert found(spread, "ADP007") == []
+    # pairs mixed with a bare layer: not an OrderedDict's items
+    mixed = _vgg(LOCAL).replace('seq = features + [("pool", nn.AdaptiveAvgPool2d(1)),',
+                                'seq = features + [nn.AdaptiveAvgPool2d(1),')
+    assert found(mixed, "ADP007") == []

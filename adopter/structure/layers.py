@@ -1527,9 +1527,13 @@ class LayerTyper:
                 graph.extend(env[ODICT + arg.id])  # nn.Sequential(layers), layers an OrderedDict of pairs
                 continue
             if isinstance(arg, ast.Call) and self.names.resolve(arg.func) in ORDERED_DICTS:
-                listed = env.get("list:" + arg.args[0].id) if arg.args and isinstance(arg.args[0], ast.Name) else None
+                first = arg.args[0] if len(arg.args) == 1 else None
+                listed = env.get("list:" + first.id) if first.__class__ is ast.Name else (
+                    self._list_call(first, env, depth) if first.__class__ is ast.Call else None)
                 if isinstance(listed, SeqGraph) and listed.members and not listed.unnamed and not arg.keywords:
-                    graph.extend(listed)  # OrderedDict(pairs), pairs a list of (name, layer)
+                    # OrderedDict(pairs), pairs a list of (name, layer), or the call of a function
+                    # returning one (OrderedDict(make_layers(cfg)))
+                    graph.extend(listed)
                     continue
                 for element in _ordered_dict_values(arg, self.names):
                     graph.add(self.values(element, env, depth), element)
@@ -2053,8 +2057,10 @@ class LayerTyper:
                             continue
                     if isinstance(value, ast.Call) and isinstance(target, ast.Name):
                         graph = self._list_call(value, env, depth)
-                        if graph is not None and not graph.named:
-                            env["list:" + key] = graph  # layers = conv_bn(...): a list a factory returns
+                        if graph is not None and not (graph.named and graph.unnamed):
+                            # layers = conv_bn(...): a list a factory returns (of layers, or of
+                            # (name, layer) pairs for an OrderedDict: its readers tell them apart)
+                            env["list:" + key] = graph
                             continue
                         args = value.args
                         if (graph is None and not args and not value.keywords and not nested
