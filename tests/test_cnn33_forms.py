@@ -1,0 +1,88 @@
+"""Forms found while checking the blind batch cnn33 (hand-written classification backbones:
+sparseml's model zoo and its training script, torchsat's satellite classifiers, a CIFAR
+hyperparameter search, KD-Lib's CIFAR ResNets, an EMP-SSL projector, modelfeast's zoo).  The
+fixtures are ours.
+
+- An optimizer built in a function defined inside another and never called there (an Optuna
+  ``objective`` the enclosing ``create_objective`` returns): file-scope rules (ADP012) read every
+  function of the file, but a nested ``def`` was read only where its parent calls it (inlined as
+  a closure), so a closure the parent returns or hands on was read nowhere.  Such a closure is
+  now one more root of the file scope.
+Near-misses: a closure the parent calls (inlined there: one finding, not two), an optimizer
+that already chooses ``fused=``, an RMSprop.
+
+- An ``nn.Sequential`` subclass filled by ``self.add_module(name, layer),`` with a stray comma
+  after each call (old torchvision DenseNets, copied widely): the statement is a 1-tuple holding
+  the call, which the Sequential walk did not read as a member added.
+- The same DenseNet layer whose ``forward`` runs ``super().forward(x)`` and then a dropout under
+  ``if self.drop_rate > 0`` with ``training=self.training``: such a forward runs the members in
+  order, but any other read of ``self`` made it opaque.  A read of ``self.training``, or of an
+  attribute the forward compares (a number, no module) and never calls, is a value, not a member
+  run.
+Near-misses: BN first (the transition), a forward that also calls a member outside the chain
+(``out + self.conv1(x)``: folding would change that second call).
+
+- A same-file factory returning a closure over layers (torchvision 0.3's
+  ``_bn_function_factory(norm, relu, conv)`` returning ``bn_function``), bound by ``bn_function =
+  _bn_function_factory(self.norm1, self.relu1, self.conv1)`` and called directly or through
+  ``checkpoint``: the closure is a local function whose free names are the layers the call
+  passes, so ``self.norm2(bn_function(*features))`` is conv1 -> norm2.  Reported, not fixed (the
+  match spans a helper, as for the method form).
+Near-misses: a closure ending in the activation (conv -> relu -> norm), the pre-activation norm1.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import finding_at, found, rules
+
+from adopter.synth import fix_text
+
+OBJECTIVE = textwrap.dedent("""\
+    import torch.nn as nn
+    import torch.optim as optim
+
+
+    def create_objective(lr, momentum):
+        def objective(trial):
+            model = nn.Linear(4, 2)
+            name = trial.suggest_categorical("optimizer", ["Adam", "SGD", "RMSprop"])
+            if name == "Adam":
+                optimizer = optim.Adam(model.parameters(), lr=lr)
+            elif name == "SGD":
+                optimizer = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+            else:
+                optimizer = optim.RMSprop(model.parameters(), lr=lr)
+            return optimizer
+        USE
+""")
+
+
+def test_optimizers_in_a_returned_closure_are_found_and_fixed():
+    code = OBJECTIVE.replace("USE", "return objective")
+    assert finding_at(code, "ADP012", "optim.Adam(") is not None
+    assert finding_at(code, "ADP012", "optim.SGD(") is not None
+    assert finding_at(code, "ADP012", "optim.RMSprop(") is None
+    assert len(found(code, "ADP012")) == 2
+    fixed = fix_text(code, "model.py", rules("ADP012")).text
+    assert "optim.Adam(model.parameters(), lr=lr, fused=True)" in fixed
+    assert "optim.SGD(model.parameters(), lr=lr, momentum=momentum, fused=True)" in fixed
+
+
+def test_a_closure_handed_to_a_call_is_reported_once():
+    # (read where the call hands it on, as before, and now also as a root of its own)
+    code = OBJECTIVE.replace("USE", "study = make_study()\n    study.optimize(objective, n_trials=3)")
+    assert len(found(code, "ADP012")) == 2
+
+
+def test_a_closure_the_parent_calls_is_read_once():
+    code = OBJECTIVE.replace("USE", "return objective(None)")
+    # inlined where it is called, as before: one finding per optimizer, no second root
+    assert len(found(code, "ADP012")) == 2
+
+
+def test_a_closure_optimizer_already_fused_is_not_reported():
+    code = OBJECTIVE.replace("USE", "return objective").replace(
+        "lr=lr)", "lr=lr, fused=True)").replace("momentum=momentum)", "momentum=momentum, foreach=True)")
+    assert found(code, "ADP012") == []
