@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import finding_at, found, rules
+from corpus_forms import assert_bn_fold_matches, finding_at, found, rules
 
 from adopter.synth import fix_text
 
@@ -86,3 +86,65 @@ def test_a_closure_optimizer_already_fused_is_not_reported():
     code = OBJECTIVE.replace("USE", "return objective").replace(
         "lr=lr)", "lr=lr, fused=True)").replace("momentum=momentum)", "momentum=momentum, foreach=True)")
     assert found(code, "ADP012") == []
+
+
+DENSE_SEQ = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class DenseLayer(nn.Sequential):
+        def __init__(self, cin, growth, bn_size, drop_rate):
+            super(DenseLayer, self).__init__()
+            self.add_module('norm1', nn.BatchNorm2d(cin)),
+            self.add_module('relu1', nn.ReLU(inplace=True)),
+            self.add_module('conv1', nn.Conv2d(cin, bn_size * growth, kernel_size=1, bias=False)),
+            self.add_module('norm2', nn.BatchNorm2d(bn_size * growth)),
+            self.add_module('relu2', nn.ReLU(inplace=True)),
+            self.add_module('conv2', nn.Conv2d(bn_size * growth, growth, kernel_size=3, padding=1, bias=False)),
+            self.drop_rate = drop_rate
+    FORWARD
+
+    class Transition(nn.Sequential):
+        def __init__(self, cin, cout):
+            super(Transition, self).__init__()
+            self.add_module('norm', nn.BatchNorm2d(cin)),
+            self.add_module('relu', nn.ReLU(inplace=True)),
+            self.add_module('conv', nn.Conv2d(cin, cout, kernel_size=1, bias=False)),
+            self.add_module('pool', nn.AvgPool2d(kernel_size=2, stride=2)),
+""")
+
+SUPER_FORWARD = """
+        def forward(self, x):
+            new_features = super(DenseLayer, self).forward(x)
+            if self.drop_rate > 0:
+                new_features = F.dropout(new_features, p=self.drop_rate, training=self.training)
+            return torch.cat([x, new_features], 1)
+"""
+
+
+def _dense(forward: str = "") -> str:
+    body = textwrap.indent(textwrap.dedent(forward).strip("\n"), "    ") if forward else ""
+    return DENSE_SEQ.replace("FORWARD", body)
+
+
+def test_add_module_calls_with_a_stray_comma_fill_the_sequential():
+    code = _dense()
+    assert finding_at(code, "ADP007", "'norm2'") is not None
+    assert len(found(code, "ADP007")) == 1  # the transition is BN first: no pair
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert fixed != code
+    assert_bn_fold_matches(code, fixed, "DenseLayer", (8, 4, 2, 0.0), (2, 8, 6, 6))
+
+
+def test_a_forward_running_super_forward_with_a_compared_dropout_rate_runs_in_order():
+    code = _dense(SUPER_FORWARD)
+    assert finding_at(code, "ADP007", "'norm2'") is not None
+    assert len(found(code, "ADP007")) == 1
+
+
+def test_a_forward_calling_a_member_outside_the_chain_is_not_read_in_order():
+    forward = SUPER_FORWARD.replace("return torch.cat([x, new_features], 1)",
+                                    "return new_features + self.conv1(x)[:, :1]")
+    assert found(_dense(forward), "ADP007") == []
