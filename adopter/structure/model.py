@@ -482,7 +482,7 @@ def _cover(names, edges: dict, covered: set) -> set:
     return covered
 
 
-def _closure_roots(structure: "ClassStructure", lines: list[str] | None) -> None:
+def _closure_roots(structure: ClassStructure, lines: list[str] | None) -> None:
     """A function defined in the body of another and never called there (an Optuna
     ``objective`` the enclosing function returns, a callback it hands on) runs where no flow of
     the file inlines it: its body is read on its own, as one more of ``all_roots`` (the code
