@@ -219,6 +219,9 @@ class _Ctx:
     # statement calling through the name is read as an ``if`` calling each (_func_choice_if)
     func_choice: dict[str, ast.IfExp] = field(default_factory=dict)
     local_funcs: dict = field(default_factory=dict)  # functions defined in the body (closures)
+    # id of a closure a same-file factory returned (a copy in local_funcs) -> the factory's
+    # parameters and the expressions its call passed for them (``fn = factory(self.norm, ...)``)
+    closure_args: dict = field(default_factory=dict)
     stack: tuple = ()
     ret: Ref | None = None
     ret_frontier: list = field(default_factory=list)
@@ -2534,6 +2537,33 @@ class FlowBuilder:
                 _, frontier = self._inline(target, [], [], True, arg, frontier, ctx)
         return frontier
 
+    def _closure_call(self, name: str, call: ast.Call, ctx: _Ctx) -> bool:
+        """``fn = factory(self.norm1, self.relu1, self.conv1)``, the same-file ``factory``'s body
+        one nested ``def`` it returns (old torchvision DenseNets' ``_bn_function_factory``): ``fn``
+        is that closure, a local function inlined where it is called (or handed to a checkpoint),
+        the factory's parameters there the layers and names the call passes.  Only for a call
+        whose arguments compute nothing (names and attributes): then binding ``fn`` builds no step."""
+        factory = self.names.functions[call.func.id]
+        body = factory.body
+        if body and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+            body = body[1:]  # (a docstring)
+        if (len(body) != 2 or body[0].__class__ is not ast.FunctionDef or body[1].__class__ is not ast.Return
+                or body[1].value.__class__ is not ast.Name or body[1].value.id != body[0].name):
+            return False
+        if not all(a.__class__ in (ast.Name, ast.Attribute) for a in (*call.args, *(k.value for k in call.keywords))) \
+                or any(k.arg is None for k in call.keywords):
+            return False
+        fargs = factory.args
+        params = [a.arg for a in fargs.posonlyargs + fargs.args]
+        if len(call.args) > len(params) or fargs.vararg is not None:
+            return False
+        passed = list(zip(params, call.args)) + [(k.arg, k.value) for k in call.keywords]
+        closure = copy.copy(body[0])
+        closure.name = name
+        ctx.local_funcs[name] = closure
+        ctx.closure_args[id(closure)] = passed
+        return True
+
     def _inline(self, target, args, kwargs, is_method, call, frontier, ctx: _Ctx):
         self.instances += 1
         params = [a.arg for a in target.args.posonlyargs + target.args.args]
@@ -2547,6 +2577,19 @@ class FlowBuilder:
         for key, value in kwargs:
             if key in names and isinstance(value, Ref):
                 bound[key] = value
+        closure = ctx.closure_args.get(id(target)) if ctx.closure_args else None
+        closure_layers = {}
+        if closure:
+            # a closure a factory returned: its free names are the factory's parameters
+            for name, expr in closure:
+                layer = self._layer_of(expr, ctx)
+                if layer is not None:
+                    closure_layers[name] = layer
+                elif expr.__class__ is ast.Name and name not in bound:
+                    value = self._name_value(expr.id, ctx)
+                    if isinstance(value, Ref):
+                        bound[name] = value
+            names = names | {name for name, _ in closure}
         if ctx.local_funcs.get(target.name) is target:
             # A closure reads the enclosing function's names as they are at the call.
             for name in _free_names(target, names):
@@ -2554,6 +2597,8 @@ class FlowBuilder:
                     bound[name] = self._name_value(name, ctx)
         result = self._temp("")
         layer_alias = dict(ctx.layer_alias)
+        if closure_layers:
+            layer_alias.update(closure_layers)
         if isinstance(call, ast.Call):
             # attention(q, k, v, dropout=self.dropout): in the helper, dropout(p) calls that layer
             # (the Annotated Transformer's module-level attention function)
@@ -2605,7 +2650,7 @@ class FlowBuilder:
         inner = _Ctx(
             instance=self.instances, func=f"{ctx.func.split('.')[0]}.{target.name}" if is_method else target.name,
             params=bound, layer_alias=layer_alias, stack=ctx.stack + (target.name,), ret=result,
-            local_funcs=dict(ctx.local_funcs),
+            local_funcs=dict(ctx.local_funcs), closure_args=ctx.closure_args,
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
             ret_parts=parts,
         )
@@ -2986,6 +3031,10 @@ class FlowBuilder:
             # (Uni-Mol's softmax helper makes the scores contiguous before adding the bias) is
             # no operation between them
             value_expr = value_expr.func.value
+        if (value_expr.__class__ is ast.Call and len(targets) == 1 and targets[0].__class__ is ast.Name
+                and value_expr.func.__class__ is ast.Name and value_expr.func.id in self.names.functions
+                and value_expr.func.id not in ctx.params and self._closure_call(targets[0].id, value_expr, ctx)):
+            return frontier
         optional = _optional_step(targets, value_expr)
         if optional is not None:
             # sim = (sim + bias) if self.use_bias else sim: a step taken only when the test

@@ -2128,8 +2128,10 @@ class LayerTyper:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         env.pop("list:" + target.value.id, None)  # del layers[1]
                         env.pop(ODICT + target.value.id, None)
-            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
-                call = stmt.value
+            elif stmt.__class__ is ast.Expr and (
+                    stmt.value.__class__ is ast.Call or _one_call_tuple(stmt.value)):
+                # (``self.add_module(...),``: the call, its value discarded in a 1-tuple)
+                call = stmt.value if stmt.value.__class__ is ast.Call else stmt.value.elts[0]
                 if record:
                     self._record_sites(call, stmt, env, depth)
                 f = call.func
@@ -3223,8 +3225,9 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
         if named and not explicit:
             return False
         allowed = {id(named[1])} if explicit else set()
-        return not any(isinstance(node, ast.Name) and node.id == "self" and id(node) not in allowed
-                       for node in ast_walk(forward))
+        others = [node for node in ast_walk(forward)
+                  if isinstance(node, ast.Name) and node.id == "self" and id(node) not in allowed]
+        return not others or not (set(map(id, others)) - _value_reads(forward))
     loops = [s for s in forward.body if isinstance(s, ast.For) and _iterates_self(_enumerated(s.iter))]
     if len(loops) != 1:
         return False
@@ -3234,6 +3237,28 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
             + _attributes_tested(forward.body[:forward.body.index(loop)]):
         return False
     return chain_loop(loop, skips)
+
+
+def _value_reads(forward: ast.FunctionDef) -> set[int]:
+    """The ``self`` nodes of ``forward`` that read a plain value, not a member: ``self.training``,
+    and ``self.<attr>`` where the forward compares that attribute (``if self.drop_rate > 0``: a
+    number, no module) and never calls it (its other reads, ``p=self.drop_rate``, are the same
+    value).  A Sequential subclass whose forward runs ``super().forward(x)`` reads such values
+    around its chain (a DenseNet layer's dropout after it)."""
+    compared, called, reads = set(), set(), []
+    for node in ast_walk(forward):
+        cls = node.__class__
+        if cls is ast.Attribute:
+            if node.value.__class__ is ast.Name and node.value.id == "self":
+                reads.append(node)
+        elif cls is ast.Compare:
+            for operand in (node.left, *node.comparators):
+                if operand.__class__ is ast.Attribute and _is_name(operand.value, "self"):
+                    compared.add(operand.attr)
+        elif cls is ast.Call and node.func.__class__ is ast.Attribute and _is_name(node.func.value, "self"):
+            called.add(node.func.attr)
+    return {id(node.value) for node in reads
+            if node.attr == "training" or (node.attr in compared and node.attr not in called)}
 
 
 def _attributes_tested(before: list) -> int:
@@ -3308,6 +3333,12 @@ def runs_children(cls: ast.ClassDef, names: ModuleNames) -> ast.Call | None:
                         isinstance(n, ast.Attribute) and _is_name(n.value, "self") for n in ast_walk(target)):
                     return None  # self.a, self.b = ...: not read
     return first
+
+
+def _one_call_tuple(value: ast.expr) -> bool:
+    """``call(...),`` as an expression statement: a 1-tuple of a call (a stray comma after
+    ``self.add_module(name, layer)``, as in old torchvision DenseNets)."""
+    return value.__class__ is ast.Tuple and len(value.elts) == 1 and value.elts[0].__class__ is ast.Call
 
 
 def registers(value: ast.expr) -> bool:

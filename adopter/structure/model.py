@@ -482,6 +482,35 @@ def _cover(names, edges: dict, covered: set) -> set:
     return covered
 
 
+def _closure_roots(structure: ClassStructure, lines: list[str] | None) -> None:
+    """A function defined in the body of another and never called there (an Optuna
+    ``objective`` the enclosing function returns, a callback it hands on) runs where no flow of
+    the file inlines it: its body is read on its own, as one more of ``all_roots`` (the code
+    file-scope rules read: an optimizer built in the closure), under the key
+    ``parent.<locals>.name``.  A closure the parent calls (``name(...)``) is inlined there
+    already and is not read twice."""
+    for parent, func in list(structure.functions.items()):
+        for stmt in func.body:
+            if stmt.__class__ is not ast.FunctionDef and stmt.__class__ is not ast.AsyncFunctionDef:
+                continue  # (most statements: a call-free class test first)
+            if _calls_local(func, stmt, lines):
+                continue
+            key = f"{parent}.<locals>.{stmt.name}"
+            structure.functions[key] = stmt
+            structure.all_roots.append(key)
+
+
+def _calls_local(func: ast.AST, local: ast.AST, lines: list[str] | None) -> bool:
+    """Does ``func`` call its nested function ``local`` by its bare name outside ``local``'s own
+    text (read off the file's lines; a walk of the tree without them)?"""
+    name = local.name
+    if lines is None or getattr(func, "end_lineno", None) is None:
+        return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
+                   for node in walk(func))
+    segment = "\n".join(lines[func.lineno - 1:local.lineno - 1] + lines[local.end_lineno:func.end_lineno])
+    return re.search(r"(?<![\w.])" + re.escape(name) + r"\s*\(", segment) is not None
+
+
 def _own_call(func: ast.AST, name: str) -> bool:
     """Does ``func`` name ``name`` as the flow builder would inline it: ``self.name``,
     ``cls.name``, ``super().name`` or a bare ``name`` (not ``network.name``)?"""
@@ -756,6 +785,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         module_level.roots.append(TOP_LEVEL)
     module_level.all_roots = list(module_level.roots)
     module.classes["<module>"] = module_level
+    for structure in module.classes.values():
+        _closure_roots(structure, module.lines)
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():
