@@ -165,7 +165,67 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
         if name in names.classes:
             names.imports.pop(name, None)
     _aliases(names, tree)
+    _local_imports(names, package)
     return names
+
+
+_IMPORTS = (ast.Import, ast.ImportFrom)
+# blocks a function's body may hold its imports in (``try: import torch`` / ``except ...``)
+_IMPORT_BLOCKS = (ast.If, ast.Try, ast.With) + ((ast.TryStar,) if hasattr(ast, "TryStar") else ())
+
+
+def _local_imports(names: ModuleNames, package: str | None) -> None:
+    """Imports written in a function's body (``def train(...): import torch``, a script that
+    keeps importing the package cheap) bind their names for the file, as a module-level import
+    would: only a name that no module-level statement binds (import, class, function or
+    assignment) and that every function-local import in the file binds to the same thing, so
+    that reading the name anywhere in the file means what the local import says (a function
+    that reads it without its own import would fail at run time)."""
+    local: dict[str, str | None] = {}
+    bodies = [f.body for f in names.functions.values()]
+    for node in names.classes.values():
+        bodies.extend(item.body for item in node.body if item.__class__ is ast.FunctionDef
+                      or item.__class__ is ast.AsyncFunctionDef)
+    while bodies:
+        for stmt in bodies.pop():
+            kind = stmt.__class__
+            if kind is ast.Import:
+                for alias in stmt.names:
+                    if alias.asname:
+                        _bind_local(local, alias.asname, alias.name)
+                    else:
+                        root = alias.name.split(".")[0]
+                        _bind_local(local, root, root)
+            elif kind is ast.ImportFrom:
+                base = _absolute(stmt.module, stmt.level, package)
+                public = _REEXPORTED.get(base)
+                sep = "" if base.endswith(".") else "."
+                for alias in stmt.names:
+                    name = alias.name
+                    if name == "*":
+                        continue
+                    if public is not None and name[:1].isupper():
+                        fqn = f"{public}.{name}"
+                    else:
+                        fqn = f"{base}{sep}{name}" if base else name
+                    _bind_local(local, alias.asname or name, fqn)
+            elif kind in _IMPORT_BLOCKS:
+                bodies.append(stmt.body)
+                if kind is not ast.With:
+                    bodies.append(stmt.orelse)
+                    if kind is not ast.If:
+                        bodies.extend(h.body for h in stmt.handlers)
+    for name, fqn in local.items():
+        if (fqn is not None and name not in names.imports and name not in names.classes
+                and name not in names.functions and name not in names.constants):
+            names.imports[name] = fqn
+
+
+def _bind_local(local: dict, name: str, fqn: str) -> None:
+    if local.get(name, fqn) != fqn:
+        local[name] = None  # two local imports, two meanings: the name is no one thing
+    else:
+        local[name] = fqn
 
 
 # torch's submodules that define a class its package re-exports under the same name: a class
