@@ -169,9 +169,11 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
     return names
 
 
-_IMPORTS = (ast.Import, ast.ImportFrom)
-# blocks a function's body may hold its imports in (``try: import torch`` / ``except ...``)
-_IMPORT_BLOCKS = (ast.If, ast.Try, ast.With) + ((ast.TryStar,) if hasattr(ast, "TryStar") else ())
+# a function's statements that may hold a local import: the import itself, or a block whose
+# body may (``try: import torch`` / ``except ...``, ``if TYPE_CHECKING:``, ``with ...:``)
+_LOCAL_SCAN = frozenset({ast.Import, ast.ImportFrom, ast.If, ast.Try, ast.With}
+                        | ({ast.TryStar} if hasattr(ast, "TryStar") else set()))
+_FUNCTIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef})
 
 
 def _local_imports(names: ModuleNames, package: str | None) -> None:
@@ -181,40 +183,52 @@ def _local_imports(names: ModuleNames, package: str | None) -> None:
     assignment) and that every function-local import in the file binds to the same thing, so
     that reading the name anywhere in the file means what the local import says (a function
     that reads it without its own import would fail at run time)."""
-    local: dict[str, str | None] = {}
-    bodies = [f.body for f in names.functions.values()]
+    todo = None
+    for func in names.functions.values():
+        for stmt in func.body:
+            if stmt.__class__ in _LOCAL_SCAN:
+                if todo is None:
+                    todo = []
+                todo.append(stmt)
     for node in names.classes.values():
-        bodies.extend(item.body for item in node.body if item.__class__ is ast.FunctionDef
-                      or item.__class__ is ast.AsyncFunctionDef)
-    while bodies:
-        for stmt in bodies.pop():
-            kind = stmt.__class__
-            if kind is ast.Import:
-                for alias in stmt.names:
-                    if alias.asname:
-                        _bind_local(local, alias.asname, alias.name)
-                    else:
-                        root = alias.name.split(".")[0]
-                        _bind_local(local, root, root)
-            elif kind is ast.ImportFrom:
-                base = _absolute(stmt.module, stmt.level, package)
-                public = _REEXPORTED.get(base)
-                sep = "" if base.endswith(".") else "."
-                for alias in stmt.names:
-                    name = alias.name
-                    if name == "*":
-                        continue
-                    if public is not None and name[:1].isupper():
-                        fqn = f"{public}.{name}"
-                    else:
-                        fqn = f"{base}{sep}{name}" if base else name
-                    _bind_local(local, alias.asname or name, fqn)
-            elif kind in _IMPORT_BLOCKS:
-                bodies.append(stmt.body)
-                if kind is not ast.With:
-                    bodies.append(stmt.orelse)
-                    if kind is not ast.If:
-                        bodies.extend(h.body for h in stmt.handlers)
+        for item in node.body:
+            if item.__class__ in _FUNCTIONS:
+                for stmt in item.body:
+                    if stmt.__class__ in _LOCAL_SCAN:
+                        if todo is None:
+                            todo = []
+                        todo.append(stmt)
+    if todo is None:
+        return
+    local: dict[str, str | None] = {}
+    while todo:
+        stmt = todo.pop()
+        kind = stmt.__class__
+        if kind is ast.Import:
+            for alias in stmt.names:
+                if alias.asname:
+                    _bind_local(local, alias.asname, alias.name)
+                else:
+                    root = alias.name.split(".")[0]
+                    _bind_local(local, root, root)
+        elif kind is ast.ImportFrom:
+            base = _absolute(stmt.module, stmt.level, package)
+            public = _REEXPORTED.get(base)
+            sep = "" if base.endswith(".") else "."
+            for alias in stmt.names:
+                name = alias.name
+                if name == "*":
+                    continue
+                if public is not None and name[:1].isupper():
+                    fqn = f"{public}.{name}"
+                else:
+                    fqn = f"{base}{sep}{name}" if base else name
+                _bind_local(local, alias.asname or name, fqn)
+        else:  # a block: its statements (and its branches' and handlers')
+            for block in (stmt.body, getattr(stmt, "orelse", ()), *(h.body for h in getattr(stmt, "handlers", ()))):
+                for inner in block:
+                    if inner.__class__ in _LOCAL_SCAN:
+                        todo.append(inner)
     for name, fqn in local.items():
         if (fqn is not None and name not in names.imports and name not in names.classes
                 and name not in names.functions and name not in names.constants):
