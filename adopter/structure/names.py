@@ -213,7 +213,7 @@ def _local_imports(names: ModuleNames, package: str | None) -> None:
                     _bind_local(local, root, root)
         elif kind is ast.ImportFrom:
             base = _absolute(stmt.module, stmt.level, package)
-            public = _REEXPORTED.get(base)
+            public = _REEXPORTED[base] if base in _REEXPORTED else None
             sep = "" if base.endswith(".") else "."
             for alias in stmt.names:
                 name = alias.name
