@@ -111,8 +111,10 @@ def _nested_functions(func):
             yield from _nested_functions(stmt)
 
 
-def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
-    """Walk the module's top level (also inside if/try blocks) for imports and definitions."""
+def collect_names(tree: ast.Module, package: str | None = None, local_imports: bool = False) -> ModuleNames:
+    """Walk the module's top level (also inside if/try blocks) for imports and definitions;
+    ``local_imports``: also the imports of function bodies (``_local_imports``), for what the
+    analysis reads, never for a rewrite (which must know where each name is bound)."""
     names = ModuleNames()
     stack: list[ast.stmt] = list(reversed(tree.body))
     fallbacks: set[str] = set()
@@ -165,7 +167,8 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
         if name in names.classes:
             names.imports.pop(name, None)
     _aliases(names, tree)
-    _local_imports(names, package)
+    if local_imports:
+        _local_imports(names, package)
     return names
 
 
