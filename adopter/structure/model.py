@@ -749,7 +749,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
                      path: str | None = None) -> ModuleStructure:
     """The structure of one module; ``path``, with ``package``, is where the file lies in its
     package on disk: layer typing may read the package's other modules (siblings.py)."""
-    names = collect_names(tree, package)
+    names = collect_names(tree, package, local_imports=True)
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
     siblings = Package(package, path) if package and path else None

@@ -111,8 +111,10 @@ def _nested_functions(func):
             yield from _nested_functions(stmt)
 
 
-def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
-    """Walk the module's top level (also inside if/try blocks) for imports and definitions."""
+def collect_names(tree: ast.Module, package: str | None = None, local_imports: bool = False) -> ModuleNames:
+    """Walk the module's top level (also inside if/try blocks) for imports and definitions;
+    ``local_imports``: also the imports of function bodies (``_local_imports``), for what the
+    analysis reads, never for a rewrite (which must know where each name is bound)."""
     names = ModuleNames()
     stack: list[ast.stmt] = list(reversed(tree.body))
     fallbacks: set[str] = set()
@@ -165,7 +167,82 @@ def collect_names(tree: ast.Module, package: str | None = None) -> ModuleNames:
         if name in names.classes:
             names.imports.pop(name, None)
     _aliases(names, tree)
+    if local_imports:
+        _local_imports(names, package)
     return names
+
+
+# a function's statements that may hold a local import: the import itself, or a block whose
+# body may (``try: import torch`` / ``except ...``, ``if TYPE_CHECKING:``, ``with ...:``)
+_LOCAL_SCAN = frozenset({ast.Import, ast.ImportFrom, ast.If, ast.Try, ast.With}
+                        | ({ast.TryStar} if hasattr(ast, "TryStar") else set()))
+_FUNCTIONS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef})
+
+
+def _local_imports(names: ModuleNames, package: str | None) -> None:
+    """Imports written in a function's body (``def train(...): import torch``, a script that
+    keeps importing the package cheap) bind their names for the file, as a module-level import
+    would: only a name that no module-level statement binds (import, class, function or
+    assignment) and that every function-local import in the file binds to the same thing, so
+    that reading the name anywhere in the file means what the local import says (a function
+    that reads it without its own import would fail at run time)."""
+    todo = None
+    for func in names.functions.values():
+        for stmt in func.body:
+            if stmt.__class__ in _LOCAL_SCAN:
+                if todo is None:
+                    todo = []
+                todo.append(stmt)
+    for node in names.classes.values():
+        for item in node.body:
+            if item.__class__ in _FUNCTIONS:
+                for stmt in item.body:
+                    if stmt.__class__ in _LOCAL_SCAN:
+                        if todo is None:
+                            todo = []
+                        todo.append(stmt)
+    if todo is None:
+        return
+    local: dict[str, str | None] = {}
+    while todo:
+        stmt = todo.pop()
+        kind = stmt.__class__
+        if kind is ast.Import:
+            for alias in stmt.names:
+                if alias.asname:
+                    _bind_local(local, alias.asname, alias.name)
+                else:
+                    root = alias.name.split(".")[0]
+                    _bind_local(local, root, root)
+        elif kind is ast.ImportFrom:
+            base = _absolute(stmt.module, stmt.level, package)
+            public = _REEXPORTED[base] if base in _REEXPORTED else None
+            sep = "" if base.endswith(".") else "."
+            for alias in stmt.names:
+                name = alias.name
+                if name == "*":
+                    continue
+                if public is not None and name[:1].isupper():
+                    fqn = f"{public}.{name}"
+                else:
+                    fqn = f"{base}{sep}{name}" if base else name
+                _bind_local(local, alias.asname or name, fqn)
+        else:  # a block: its statements (and its branches' and handlers')
+            for block in (stmt.body, getattr(stmt, "orelse", ()), *(h.body for h in getattr(stmt, "handlers", ()))):
+                for inner in block:
+                    if inner.__class__ in _LOCAL_SCAN:
+                        todo.append(inner)
+    for name, fqn in local.items():
+        if (fqn is not None and name not in names.imports and name not in names.classes
+                and name not in names.functions and name not in names.constants):
+            names.imports[name] = fqn
+
+
+def _bind_local(local: dict, name: str, fqn: str) -> None:
+    if local.get(name, fqn) != fqn:
+        local[name] = None  # two local imports, two meanings: the name is no one thing
+    else:
+        local[name] = fqn
 
 
 # torch's submodules that define a class its package re-exports under the same name: a class
