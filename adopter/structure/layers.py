@@ -959,8 +959,13 @@ class LayerTyper:
         nowhere else (HoVer-Net's ``_BatchNormRelu``: ``return self.relu(self.batch_norm(x))``):
         what runs before the module runs into that BatchNorm, as for a BatchNorm subclass that
         adds an activation (``_starts_with_base``).  None for any other module."""
-        if forward is None or depth > MAX_DEPTH:
+        if forward is None or depth > MAX_DEPTH or self.lines is None:
             return None
+        text = self._kinds.get(_FILE_TEXT)
+        if text is None:
+            text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
+        if "BatchNorm" not in text:
+            return None  # (a cheap text test first: most files build no BatchNorm)
         args = forward.args
         if len(args.args) != 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs:
             return None
