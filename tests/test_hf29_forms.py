@@ -228,7 +228,8 @@ def test_the_fold_computes_what_the_two_layers_do():
 
 
 def test_transposes_that_do_not_bring_the_features_back_are_no_fold():
-    # the batch and sequence axes swapped (the norm's channels are then the batch), or the
-    # output moved along other axes than the input was: not the rewrite's layout
-    for args in (("0", "1", "0", "1"), ("-1", "-2", "0", "1"), ("1", "2", "0", "2")):
+    # the batch and sequence axes swapped (the norm's channels are then the batch): not the
+    # Linear's features.  (An output moved along other axes than the input was is a step
+    # after a pair left channel-first, read since cnn34: test_cnn34_forms.py)
+    for args in (("0", "1", "0", "1"), ("0", "1", "-1", "-2")):
         assert found(linear_bn(*args), "ADP008") == [], args

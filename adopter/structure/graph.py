@@ -41,6 +41,8 @@ from .treewalk import ast_walk
 
 MAX_INLINE_DEPTH = 3
 _NAME, _CALL = ast.Name, ast.Call
+# Containers whose lambda elements are a table of factories (see _inner_calls)
+_TABLES = (ast.Dict, ast.List, ast.Tuple)
 
 # layer arguments an inlined helper's calls are read through (FlowBuilder._inline): the
 # attention's own modules, and a batch norm with the conv or Linear handed in beside it
@@ -834,6 +836,11 @@ class FlowBuilder:
     def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
         for child in children(expr):
             if isinstance(child, ast.Lambda):
+                if expr.__class__ in _TABLES:
+                    # {"adam": lambda p: optim.Adam(p, lr=lr), ...}[name](params): a table of
+                    # factories, each run when the table's entry is called; their calls are
+                    # read where the table is written, as a lambda bound to a name is
+                    frontier = self._inner_calls(child, frontier, ctx)
                 continue
             if isinstance(child, (ast.Call, ast.BinOp)):
                 _, frontier = self._value(child, frontier, ctx)

@@ -121,6 +121,9 @@ OUTPUT_OF = "adopter.output_of."
 # The layers whose output a module's output may be typed as (a Dropout: a feed-forward module
 # ending in its output dropout, whose output a post-norm block adds to the residual).
 OUTPUT_KINDS = frozenset({"torch.nn.Conv2d", "torch.nn.Dropout"})
+# The layers a module's whole computation may start with, on its one input (see
+# LayerTyper._input_kind): a module after a convolution or a Linear that normalises first.
+INPUT_KINDS = frozenset({"torch.nn.BatchNorm1d", "torch.nn.BatchNorm2d"})
 # The functions computing those layers on a module's own parameters.
 OUTPUT_FUNCTIONS = {"torch.nn.Conv2d": "torch.nn.functional.conv2d"}
 # ``adopter.output_of.first.<layer>``: a module whose forward returns a tuple literal whose
@@ -818,7 +821,7 @@ class LayerTyper:
             if found is not None:
                 break
         if found is None:
-            return self._output_kind(cls, forward, depth)
+            return self._output_kind(cls, forward, depth) or self._input_kind(cls, forward, depth)
         layer, unlike, same_args = found
         if layer == BATCH_NORM_BASE:
             dims = _batch_norm_dims(cls)
@@ -949,6 +952,67 @@ class LayerTyper:
             return (OUTPUT_OF + layer, f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
                                        f"computation: the kernel would not run it as written", False)
         return None
+
+    def _input_kind(self, cls: ast.ClassDef, forward, depth: int):
+        """(the BatchNorm, why a fix leaves it, False) for a module class whose forward puts its
+        one input first through a BatchNorm attribute bound in ``__init__`` and reads the input
+        nowhere else (HoVer-Net's ``_BatchNormRelu``: ``return self.relu(self.batch_norm(x))``):
+        what runs before the module runs into that BatchNorm, as for a BatchNorm subclass that
+        adds an activation (``_starts_with_base``).  None for any other module."""
+        if forward is None or depth > MAX_DEPTH or self.lines is None:
+            return None
+        text = self._kinds.get(_FILE_TEXT)
+        if text is None:
+            text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
+        if "BatchNorm" not in text:
+            return None  # (a cheap text test first: most files build no BatchNorm)
+        args = forward.args
+        if len(args.args) != 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs:
+            return None
+        body = forward.body
+        if body and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+            body = body[1:]  # (a docstring)
+        # the step is in the first statement (call-free tests first: most forwards start
+        # otherwise), ``y = <expr>`` or ``return <expr>``, on the way every call takes
+        first = body[0] if body else None
+        if first.__class__ not in (ast.Assign, ast.Return) or first.value.__class__ is not ast.Call:
+            return None
+        x = args.args[1].arg
+        step = next((n for n in ast_walk(first.value)
+                     if n.__class__ is ast.Call and len(n.args) == 1 and not n.keywords
+                     and n.args[0].__class__ is ast.Name and n.args[0].id == x
+                     and n.func.__class__ is ast.Attribute and n.func.value.__class__ is ast.Name
+                     and n.func.value.id == "self"), None)
+        if step is None:
+            return None
+        # the input read nowhere else (its shape and dtype aside), nor bound again
+        read = step.args[0]
+        for stmt in body:
+            metadata = {id(n.value) for n in ast_walk(stmt) if n.__class__ is ast.Attribute
+                        and n.attr in TENSOR_METADATA}
+            if any(n.__class__ is ast.Name and n.id == x and n is not read and id(n) not in metadata
+                   for n in ast_walk(stmt)):
+                return None
+        init = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"),
+                    None)
+        if init is None:
+            return None
+        key = ("init", id(init))
+        if key in self._busy:
+            return None
+        self._busy.add(key)
+        try:
+            built = self.function_env(init, cls.name, depth + 1, cls_name=cls.name).get("self." + step.func.attr, ())
+        finally:
+            self._busy.discard(key)
+        if isinstance(built, _Param) or not built or len(built) != 1:
+            return None
+        only = built[0]
+        if not (isinstance(only, Built) and not only.conditional and only.fqn in INPUT_KINDS):
+            return None
+        return only.fqn, (f"`{cls.name}` runs its `{step.func.attr}` {only.fqn.rsplit('.', 1)[-1]} on its input "
+                          f"first, then more steps on its output: the kernel would take over that member, which it "
+                          f"does not reach through a module with its own forward"), False
 
     def _partial_softmax(self, call: ast.Call, kwargs: tuple):
         """``partial(F.softmax, dim=-1)`` (any torch spelling of softmax; an optional ``dtype``):
