@@ -216,3 +216,80 @@ def test_an_addmm_plus_its_input_or_of_one_weight_twice_is_no_linear():
              "hidden_states = hidden_states.view(*size_out)")):
         code = CONV1D.replace("BIAS", bias).replace("WEIGHT", weight).replace("RESULT", result)
         assert found(code, "ADP006") == [], result
+
+
+# ---------- ADP010: an einsum over ``...`` whose output moves the heads (esmfold's sequence attention)
+
+ELLIPSIS_ATTENTION = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class SelfAttention(nn.Module):
+        def __init__(self, embed_dim=16, num_heads=4):
+            super().__init__()
+            self.num_heads = num_heads
+            self.head_width = embed_dim // num_heads
+            self.proj = nn.Linear(embed_dim, embed_dim * 3, bias=False)
+            self.o_proj = nn.Linear(embed_dim, embed_dim)
+            self.rescale_factor = self.head_width**-0.5
+
+        def forward(self, x, mask=None, bias=None):
+            t = self.proj(x).view(*x.shape[:2], self.num_heads, -1)
+            t = t.permute(0, 2, 1, 3)
+            q, k, v = t.chunk(3, dim=-1)
+            q = self.rescale_factor * q
+            a = torch.einsum("...qc,...kc->...qk", q, k)
+            if bias is not None:
+                a = a + bias.permute(0, 3, 1, 2)
+            if mask is not None:
+                mask = mask[:, None, None]
+                a = a.masked_fill(mask == False, -float("inf"))  # noqa: E712
+            a = nn.functional.softmax(a, dim=-1)
+            y = torch.einsum("...hqk,...hkc->...qhc", a, v)
+            y = y.reshape(*y.shape[:2], -1)
+            return self.o_proj(y), a.permute(0, 3, 1, 2)
+
+
+    class Block(nn.Module):
+        def __init__(self, embed_dim=16, num_heads=4):
+            super().__init__()
+            self.attn = SelfAttention(embed_dim, num_heads)
+
+        def forward(self, x, mask=None, bias=None):
+            y, _ = self.attn(x, mask=mask, bias=bias)
+            return x + y
+""")
+
+
+def test_an_ellipsis_einsum_whose_output_moves_the_heads_is_fixed_with_movedim():
+    import torch
+
+    from adopter.synth.core import fix_text
+    from corpus_forms import float64_pair, rules
+
+    assert finding_at(ELLIPSIS_ATTENTION, "ADP010", "a = nn.functional.softmax(a, dim=-1)") is not None
+    result = fix_text(ELLIPSIS_ATTENTION, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention" in result.text
+    # the product's (batch, heads, queries, width) taken to the written (batch, queries, heads,
+    # width) by its last three axes: a permute of three axes would not fit the 4-D output
+    assert ".movedim((-2, -3, -1), (-3, -2, -1))" in result.text
+    a, b = float64_pair(ELLIPSIS_ATTENTION, result.text, "Block")
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    bias = torch.randn(2, 5, 5, 4, dtype=torch.float64)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[1, 3:] = False
+    for kwargs in ({}, {"bias": bias}, {"mask": mask}, {"mask": mask, "bias": bias}):
+        assert torch.allclose(a(x, **kwargs), b(x, **kwargs)), kwargs
+
+
+def test_an_einsum_without_an_ellipsis_still_moves_its_output_with_permute():
+    from adopter.synth.core import fix_text
+    from corpus_forms import rules
+
+    code = ELLIPSIS_ATTENTION.replace('"...qc,...kc->...qk"', '"bhqc,bhkc->bhqk"').replace(
+        '"...hqk,...hkc->...qhc"', '"bhqk,bhkc->bqhc"')
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention" in result.text
+    assert ".movedim(" not in result.text and ".permute(0, 2, 1, 3)" in result.text
