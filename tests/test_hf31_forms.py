@@ -264,9 +264,9 @@ ELLIPSIS_ATTENTION = textwrap.dedent("""\
 
 def test_an_ellipsis_einsum_whose_output_moves_the_heads_is_fixed_with_movedim():
     import torch
+    from corpus_forms import float64_pair, rules
 
     from adopter.synth.core import fix_text
-    from corpus_forms import float64_pair, rules
 
     assert finding_at(ELLIPSIS_ATTENTION, "ADP010", "a = nn.functional.softmax(a, dim=-1)") is not None
     result = fix_text(ELLIPSIS_ATTENTION, "model.py", rules("ADP010"))
@@ -285,8 +285,9 @@ def test_an_ellipsis_einsum_whose_output_moves_the_heads_is_fixed_with_movedim()
 
 
 def test_an_einsum_without_an_ellipsis_still_moves_its_output_with_permute():
-    from adopter.synth.core import fix_text
     from corpus_forms import rules
+
+    from adopter.synth.core import fix_text
 
     code = ELLIPSIS_ATTENTION.replace('"...qc,...kc->...qk"', '"bhqc,bhkc->bhqk"').replace(
         '"...hqk,...hkc->...qhc"', '"bhqk,bhkc->bqhc"')
