@@ -1430,6 +1430,7 @@ class Matcher:
         own = {n.id: frozenset((i,)) for i, n in enumerate(matched)}
         in_stmt: dict = {}  # statement -> the steps whose output one of its temporaries holds whole
         probs: set = set()  # names last bound to a softmax of one step's output alone
+        gates: set = set()  # names bound to a sigmoid or to a product with one
         for node in flow.nodes[first:]:
             mine = own.get(node.id)
             if mine is not None:
@@ -1439,6 +1440,13 @@ class Matcher:
                         in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | mine
                 continue
             uses = node.uses
+            # a sigmoid is a gate, and so is what a gate multiplies (``mask * sigmoid(g(z))``, a
+            # triangle update's ``a * a_p(z)``): a gated projection is no query, key or value
+            # an attention meets
+            gate = "igmoid" in node.op or _SIGMOID in node.types or (
+                gates and node.canon == "torch.mul" and not gates.isdisjoint(uses))
+            if gate:
+                gates.update(node.defs)
             if not uses and node.kind == "call" and node.args:
                 # an inlined helper's marker reads nothing itself: its arguments are what the
                 # helper is handed
@@ -1485,6 +1493,8 @@ class Matcher:
                 probs.update(node.defs)
             elif probs:
                 probs.difference_update(node.defs)
+            if gate:
+                came = came | _GATED
             if len(came) == 1 and node.outs and node.outs[0].key[:1] == "%":
                 in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | came
             several = len(node.outs) > 1
@@ -1539,7 +1549,7 @@ class Matcher:
             if value.__class__ is not Ref:
                 continue
             got = _followed(value.key, labels)
-            if not got:
+            if not got or _GATED_MARK in got:
                 continue
             if len(got) != 1:
                 mixed = got if mixed is None else mixed
@@ -2057,6 +2067,13 @@ def _reaches(flow: Flow, first: int, last: int) -> bool:
                 seen.add(succ)
                 stack.append(succ)
     return False
+
+
+# Matcher._outputs_meet: the mark on the steps of a value a gate (a sigmoid) computed or
+# multiplied: no query, key or value an attention meets
+_GATED_MARK = -1
+_GATED = frozenset((_GATED_MARK,))
+_SIGMOID = "torch.nn.Sigmoid"
 
 
 def _definers(nodes: list, key: str, before: int) -> list:

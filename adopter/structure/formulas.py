@@ -838,7 +838,8 @@ def addmm_linear_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     if not (isinstance(out, ast.Call) and names.resolve(out.func) == "torch.addmm" and len(out.args) == 3
             and not out.keywords):
         return False
-    bias, rows, weight = out.args
+    # (the weights may be cast to the input's type first: ``self.weight.type_as(x)``)
+    bias, rows, weight = strip_casts(out.args[0]), out.args[1], strip_casts(out.args[2])
     own = [isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id == "self" for v in (bias, weight)]
     if not all(own) or bias.attr == weight.attr:
         return False

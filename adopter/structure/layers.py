@@ -1820,21 +1820,56 @@ class LayerTyper:
         param = env.get(key.id) if isinstance(key, ast.Name) else None
         if not (isinstance(param, _Param) and len(param.default) == 1 and isinstance(param.default[0], Key)):
             return None
-        func, owner = param.func, param.owner
+        found = self._param_keys(param.func, param.owner, param.index, param.name, param.positional,
+                                 param.default[0].value, 0)
+        return tuple(sorted(found)) if found is not None else None
+
+    def _param_keys(self, func, owner, index: int, name: str, positional: bool, default: str, depth: int):
+        """The strings a parameter with a string default holds (:meth:`_decided_keys`): the
+        default and what every call of its function passes, a caller's own parameter handed
+        on (``Layer(d, n, activation)`` in ``__init__(self, ..., activation="relu")``) decided
+        the same way.  None when a call passes anything else, or the function is not only called."""
         target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
         if target is None or self.tree is None or not self._only_called(target):
             return None
-        keys = {param.default[0].value}
-        for call, _, _ in self.callers(target):
+        keys = {default}
+        for call, caller, caller_owner in self.callers(target):
             if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
                 return None
-            passed = _passed(call, param.index, param.name, None, param.positional)
+            passed = _passed(call, index, name, None, positional)
             if passed is None:
                 continue
-            if not (isinstance(passed, ast.Constant) and isinstance(passed.value, str)):
+            if isinstance(passed, ast.Constant) and isinstance(passed.value, str):
+                keys.add(passed.value)
+                continue
+            got = self._handed_param_keys(caller, caller_owner, passed.id, depth + 1) \
+                if isinstance(passed, ast.Name) and depth < 3 and isinstance(caller, ast.FunctionDef) else None
+            if got is None:
                 return None
-            keys.add(passed.value)
-        return tuple(sorted(keys))
+            keys |= got
+        return keys
+
+    def _handed_param_keys(self, func: ast.FunctionDef, owner, name: str, depth: int):
+        """:meth:`_param_keys` of ``func``'s parameter ``name`` (a caller handing its own
+        parameter on), when its default is a string and the body never rebinds it."""
+        args = func.args
+        positional = [*args.posonlyargs, *args.args]
+        skip = 1 if owner is not None and positional and positional[0].arg in ("self", "cls") else 0
+        defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+        for index, arg in enumerate(positional):
+            if arg.arg == name:
+                default, at, by_position = defaults[index], index - skip, True
+                break
+        else:
+            for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults):
+                if arg.arg == name:
+                    default, at, by_position = kw_default, 0, False
+                    break
+            else:
+                return None
+        if not (isinstance(default, ast.Constant) and isinstance(default.value, str)) or _rebinds(func, name):
+            return None
+        return self._param_keys(func, owner, at, name, by_position, default.value, depth)
 
     def _only_called(self, name: str) -> bool:
         """Is every mention of the same-file ``name`` the callee of a call (no base class, no
@@ -1847,8 +1882,15 @@ class LayerTyper:
             callees = set()
             mentions = 0
             for node in walk(self.tree):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
-                    callees.add(id(node.func))
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                    if node.func.id == name:
+                        callees.add(id(node.func))
+                    elif node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
+                        # ``isinstance(module, Block)`` tests a value: it builds nothing
+                        tested = node.args[1]
+                        for item in (tested.elts if isinstance(tested, ast.Tuple) else (tested,)):
+                            if isinstance(item, ast.Name) and item.id == name:
+                                callees.add(id(item))
                 elif isinstance(node, ast.Name) and node.id == name:
                     mentions += 1
             found = self._callers[key] = [mentions == len(callees)]

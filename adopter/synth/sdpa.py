@@ -2200,6 +2200,17 @@ class _Attention:
             found = text, ast.parse(text, mode="eval").body
         return found
 
+    def _moved(self, role: str, text: str, move: tuple) -> str:
+        """``text`` with an einsum's axis move applied: ``.permute(*move)``, or, where the
+        equation starts with ``...`` (the move is of the last ``len(move)`` axes of a tensor of
+        any rank: ESMFold's ``"...hqk,...hkc->...qhc"``), ``.movedim`` of those axes."""
+        node = self.roles[role]
+        written = self.index.segment(node.span) if node.span is not None else ""
+        if "..." not in written:
+            return f"{text}.permute{move}"
+        size = len(move)
+        return f"{text}.movedim({tuple(m - size for m in move)}, {tuple(range(-size, 0))})"
+
     def _operand_written(self, role: str, index: int, transposed: bool) -> tuple[str, ast.expr]:
         _, _, spans, _ = self._view(role)
         if len(spans) != 2:
@@ -2213,7 +2224,7 @@ class _Attention:
             written = spans[index] if spans[index] is not None else (origin[0] if origin is not None else None)
             if written is None:
                 raise Skip("an operand of the attention could not be read")
-            text = f"{_atom(*self._spanned(written))}.permute{move}"
+            text = self._moved(role, _atom(*self._spanned(written)), move)
             found = text, ast.parse(text, mode="eval").body
             if spans[index] is None:  # the einsum's implied transpose: found is what it transposes
                 return found if transposed else _transposed(found)
@@ -2295,7 +2306,7 @@ class _Attention:
         if squeezed:
             call = f"{call}.squeeze(-2)"  # one query written without a query axis (einsum_vector)
         if view is not None and view.out_move is not None:
-            call = f"{call}.permute{view.out_move}"  # the einsum wrote the context's axes moved
+            call = self._moved("c", call, view.out_move)  # the einsum wrote the context's axes moved
         return call
 
     def _squeezed_query(self, factors, mask) -> bool:
