@@ -963,9 +963,13 @@ class Matcher:
                         skipped = self._skip(node, next_state, index)
                     elif not defs:
                         skipped = next_state  # what _skip returns for a node that assigns nothing
-                    elif not next_state.aliases and defs.isdisjoint(next_state._bound or next_state.bound_keys()):
-                        # what _skip returns for a node whose assignments touch no bound value,
-                        # with no aliases to look through (its tests written out)
+                    elif defs.isdisjoint(next_state._bound or next_state.bound_keys()) and (
+                            not next_state.aliases or defs.isdisjoint(next_state.aliases)):
+                        # what _skip returns for a node whose assignments touch no bound value
+                        # and no alias (its tests written out: a name no alias holds is its own
+                        # canonical key, so none of them reaches a bound value through one either).
+                        # The rules whose search starts with the file's pure aliases (same_source:
+                        # ADP009) took _skip at every such gap node.
                         skipped = next_state
                     else:
                         skipped = self._skip(node, next_state, index)
