@@ -135,11 +135,14 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         roots = [m for m in matches if rule.same_function_of(m.alternative) == "helper"
                  and not all(n.inlined for n in m.nodes)]
         if roots:
+            # sites per function, a site being the step a match ends at: one rotation read by
+            # two alternatives (its rotate_half inlined as the canonical rotation, and called by
+            # name) is one site, not q and k rotated apart
             count: dict = {}
             for m in matches:
                 for func in {n.func for n in m.nodes}:
-                    count[func] = count.get(func, 0) + 1
-            lone = {id(m) for m in roots if all(count[n.func] == 1 for n in m.nodes if not n.inlined)
+                    count.setdefault(func, set()).add(m.nodes[-1].span)
+            lone = {id(m) for m in roots if all(len(count[n.func]) == 1 for n in m.nodes if not n.inlined)
                     and _returns_one(structure, m)}
             matches = [m for m in matches if id(m) in lone or rule.same_function_of(m.alternative) != "helper"
                        or all(n.inlined for n in m.nodes)]
@@ -384,12 +387,20 @@ def _trailing_range(expr: ast.expr) -> bool:
 def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:
     """Is the match in one branch of an ``if`` whose other branch calls ``name`` (code that
     already adopted it, keeping the original as a fallback: ``if self.fused_attn: ... else:``)?"""
-    wanted = {elem[:2] for node in match.nodes for elem in node.scope if elem[1] in (0, 1)}
+    wanted = {elem[:2] for node in match.nodes for elem in node.scope if elem[1] >= 0}
     for span, branch in wanted:
         if span not in ifs:
             ifs[span] = _statement_at(tree, span)
         node = ifs[span]
-        other = (node.orelse if branch == 0 else node.body) if isinstance(node, ast.If) else None
+        if isinstance(node, ast.If):
+            other = node.orelse if branch == 0 else node.body if branch == 1 else None
+        elif isinstance(node, ast.Try) and 1 <= branch <= len(node.handlers):
+            # a handler of a ``try`` whose body calls it (``try: out = F.scaled_dot_product_attention(
+            # ...) except AttributeError: <manual attention>``): the match runs only when the
+            # fused call failed -- its fallback, as the other branch of an if is
+            other = node.body
+        else:
+            other = None
         if not other:
             continue
         chain = _path_to(tree, span)

@@ -1,0 +1,96 @@
+"""Forms found while checking the blind batch research34 (nanoGPT/GPT-2 copies and their
+training scripts, a DeepSeek-style MLA and MoE, BERT and NMT reimplementations, attention
+libraries, time-series transformers).  The fixtures are ours.
+
+- Hand-written attention in the ``except`` handler of a ``try`` whose body calls
+  ``F.scaled_dot_product_attention`` (``except AttributeError:`` for an old torch): the match
+  runs only when the fused call failed, the kernel is already adopted -- as for the other
+  branch of ``if self.fused_attn:`` (ADP010, not reported).  Near-miss: a try whose body does
+  something else (a log call) still has its handler's attention reported.
+- A one-tensor rotate-half RoPE helper (``(x * cos) + (rotate_half(x) * sin)``) that nothing in
+  its file calls (a module of helpers the attention modules import): the rotation read by two
+  alternatives of the rule (its ``rotate_half`` inlined as the canonical rotation, and called by
+  name) counted as two rotations in one root, like q and k rotated each with its own tables,
+  and both were dropped (ADP014).  Near-miss: two rotations in one root with their own tables
+  are still not a site.
+"""
+
+from __future__ import annotations
+
+from corpus_forms import finding_at, found
+
+# --------------------------------------------------------------------------- ADP010: try/except
+
+TRY_FALLBACK = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Attention(nn.Module):
+    def __init__(self, d, h, p=0.0):
+        super().__init__()
+        self.h = h
+        self.scale = (d // h) ** -0.5
+        self.qkv = nn.Linear(d, 3 * d)
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x, mask=None):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.h, d // self.h).permute(2, 0, 3, 1, 4)
+        try:
+            BODY
+        except AttributeError:
+            s = torch.matmul(q, k.transpose(-2, -1)) * self.scale
+            if mask is not None:
+                s = s.masked_fill(mask == 0, float("-inf"))
+            w = F.softmax(s, dim=-1)
+            w = self.drop(w)
+            out = torch.matmul(w, v)
+        return out.transpose(1, 2).reshape(b, t, d)
+"""
+
+
+def test_attention_in_the_handler_of_a_try_calling_sdpa_is_not_reported():
+    code = TRY_FALLBACK.replace("BODY", "out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)")
+    assert found(code, "ADP010") == []
+
+
+def test_attention_in_the_handler_of_a_try_doing_something_else_is_reported():
+    code = TRY_FALLBACK.replace("BODY", "print(q.shape)")
+    assert finding_at(code, "ADP010", "w = F.softmax(s, dim=-1)") is not None
+
+
+# --------------------------------------------------------------------------- ADP014: lone helper
+
+ROPE_HELPER = """\
+import torch
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rope(x, cos, sin):
+    if cos.dim() == 2:
+        cos, sin = cos[None, None], sin[None, None]
+    else:
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return (x * cos) + (rotate_half(x) * sin)
+"""
+
+
+def test_a_one_tensor_rope_helper_nothing_in_its_file_calls_is_reported():
+    assert finding_at(ROPE_HELPER, "ADP014", "return (x * cos) + (rotate_half(x) * sin)") is not None
+    assert len(found(ROPE_HELPER, "ADP014")) == 1
+
+
+def test_two_rotations_with_their_own_tables_in_one_root_are_not_a_site():
+    code = ROPE_HELPER.replace(
+        "def apply_rope(x, cos, sin):", "def apply_rope(x, y, cos, sin, cos2, sin2):"
+    ).replace(
+        "    return (x * cos) + (rotate_half(x) * sin)",
+        "    a = (x * cos) + (rotate_half(x) * sin)\n    b = (y * cos2) + (rotate_half(y) * sin2)\n    return a + b",
+    )
+    assert found(code, "ADP014") == []
