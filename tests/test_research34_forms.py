@@ -13,6 +13,12 @@ libraries, time-series transformers).  The fixtures are ours.
   name) counted as two rotations in one root, like q and k rotated each with its own tables,
   and both were dropped (ADP014).  Near-miss: two rotations in one root with their own tables
   are still not a site.
+- 2017-era attention that softmaxes a matrix of the scores' rows and views it back:
+  ``self.softmax(attn.view(-1, attn.size(2))).view(*attn.size())`` with ``nn.Softmax(dim=-1)``
+  (also ``F.softmax(..., dim=1)``, ``.view_as(attn)``, ``attn.shape[-1]``): the softmax of the
+  3-D scores over their last axis (ADP010, torch-light's BERT in EasyTransformer).
+  Near-misses: rows of another axis (``attn.size(1)`` of the 3-D scores), a view back to
+  another tensor's shape, and a softmax over the matrix's first axis.
 """
 
 from __future__ import annotations
@@ -94,3 +100,54 @@ def test_two_rotations_with_their_own_tables_in_one_root_are_not_a_site():
         "    a = (x * cos) + (rotate_half(x) * sin)\n    b = (y * cos2) + (rotate_half(y) * sin2)\n    return a + b",
     )
     assert found(code, "ADP014") == []
+
+
+# --------------------------------------------------------------------------- ADP010: 2-D softmax
+
+ROWS = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class ScaledDotProductAttention(nn.Module):
+    def __init__(self, d_k, p):
+        super().__init__()
+        self.temper = d_k ** 0.5
+        self.dropout = nn.Dropout(p)
+        self.softmax = nn.Softmax(dim=SOFTMAX_DIM)
+
+    def forward(self, q, k, v, attn_mask):
+        attn = torch.bmm(q, k.transpose(1, 2)) / self.temper
+        attn = attn.masked_fill(attn_mask, -float("inf"))
+        attn = SOFTMAX
+        attn = self.dropout(attn)
+        return torch.bmm(attn, v)
+"""
+
+
+def rows(softmax, dim="-1"):
+    return ROWS.replace("SOFTMAX_DIM", dim).replace("SOFTMAX", softmax)
+
+
+def test_softmax_of_the_rows_viewed_back_is_the_attentions_softmax():
+    for softmax, dim in (
+        ("self.softmax(attn.view(-1, attn.size(2))).view(*attn.size())", "-1"),
+        ("self.softmax(attn.view(-1, attn.size(2))).view(*attn.size())", "1"),
+        ("F.softmax(attn.view(-1, attn.size(-1)), dim=1).view_as(attn)", "-1"),
+        ("attn.reshape(-1, attn.shape[2]).softmax(dim=-1).reshape(attn.shape)", "-1"),
+    ):
+        code = rows(softmax, dim)
+        assert finding_at(code, "ADP010", "attn = " + softmax.split("(")[0]) is not None, softmax
+
+
+def test_rows_of_another_axis_are_not_the_attentions_softmax():
+    assert found(rows("self.softmax(attn.view(-1, attn.size(1))).view(*attn.size())"), "ADP010") == []
+
+
+def test_a_view_back_to_another_shape_is_not_read_as_the_softmax():
+    assert found(rows("self.softmax(attn.view(-1, attn.size(2))).view(*q.size())"), "ADP010") == []
+
+
+def test_a_softmax_over_the_first_axis_of_the_matrix_is_not_read_as_the_softmax():
+    assert found(rows("F.softmax(attn.view(-1, attn.size(2)), dim=0).view(*attn.size())"), "ADP010") == []
