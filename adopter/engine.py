@@ -410,7 +410,68 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
         # or in a helper that statement calls (chronos-2's ``self._sdpa_attention(...)``)
         if any(_always_calls(stmt, name, lines, (tree, cls)) for stmt in other):
             return True
-    return _after_early_return(match, tree, lines, name)
+    return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name)
+
+
+def _called_only_as_fallback(match: Match, tree: ast.Module, lines: list[str], name: str) -> bool:
+    """Is the function the match is written in (a module function, or a method called as
+    ``self.<m>(...)``) called in the file, and every call of it a fallback of ``name`` -- after
+    an ``if`` that returns a call of it, in the other branch of an ``if`` whose branch calls it,
+    or in a handler of a ``try`` whose body calls it (a dispatcher's ``if backend == "sdpa":
+    return _sdpa_attention(...)`` then ``return _naive_attention(...)``)?  Then the match runs
+    only where the kernel is not taken, as in :func:`_in_fallback`."""
+    stmt = next((n.stmt for n in match.nodes if n.stmt is not None), None)
+    if stmt is None:
+        return False
+    chain = _path_to(tree, stmt)
+    at = next((i for i in range(len(chain) - 1, 0, -1)
+               if isinstance(chain[i], (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    if at is None or not isinstance(chain[at - 1], (ast.Module, ast.ClassDef)):
+        return False
+    func, owner = chain[at], chain[at - 1]
+    text = "\n".join(lines)
+    prefix = r"\bself\." if isinstance(owner, ast.ClassDef) else r"(?<![\w.])"
+    sites = []
+    for found in re.finditer(prefix + re.escape(func.name) + r"\s*\(", text):
+        at = found.start()
+        line = text.count("\n", 0, at) + 1
+        if not func.lineno <= line <= func.end_lineno:  # (a call in the function itself: recursion)
+            first = text.rfind("\n", 0, at) + 1
+            sites.append((line, len(text[first:at].encode("utf-8"))))
+    if not sites:
+        return False
+    for line, col in sites:
+        site = _path_to(tree, (line, col, line, col))
+        cls = next((n for n in reversed(site) if isinstance(n, ast.ClassDef)), None)
+        if not _fallback_site(site, tree, lines, name, cls):
+            return False
+    return True
+
+
+def _fallback_site(chain: list, tree: ast.Module, lines: list[str], name: str, cls) -> bool:
+    """Is the innermost statement of ``chain`` (the nodes from the module down to a call) a
+    fallback of ``name``: in one branch of an ``if`` whose other branch always calls it, in a
+    handler of a ``try`` whose body does, or after an ``if`` (with no else) that returns a call
+    of it?"""
+    for parent, child in zip(chain, chain[1:]):
+        if isinstance(parent, ast.If):
+            other = parent.orelse if child in parent.body else parent.body if child in parent.orelse else None
+            if other and any(_always_calls(s, name, lines, (tree, cls)) for s in other):
+                return True
+        elif isinstance(parent, ast.ExceptHandler) and isinstance(chain[chain.index(parent) - 1], ast.Try):
+            if any(_always_calls(s, name, lines, (tree, cls)) for s in chain[chain.index(parent) - 1].body):
+                return True
+        if isinstance(parent, (ast.ClassDef, ast.Module)):
+            continue
+        for block in _blocks(parent):
+            if child not in block:
+                continue
+            for stmt in block[:block.index(child)]:
+                if isinstance(stmt, ast.If) and not stmt.orelse and stmt.body \
+                        and isinstance(stmt.body[-1], ast.Return) \
+                        and any(_calls(s, name, lines, tree, cls) for s in stmt.body):
+                    return True
+    return False
 
 
 def _always_calls(stmt: ast.stmt, name: str, lines: list[str], where: tuple | None = None) -> bool:

@@ -19,6 +19,12 @@ libraries, time-series transformers).  The fixtures are ours.
   3-D scores over their last axis (ADP010, torch-light's BERT in EasyTransformer).
   Near-misses: rows of another axis (``attn.size(1)`` of the 3-D scores), a view back to
   another tensor's shape, and a softmax over the matrix's first axis.
+- A module function of hand-written attention that the file calls only as the fallback of
+  SDPA: a dispatcher's ``if backend == "sdpa": return _sdpa_attention(...)`` (a helper calling
+  ``F.scaled_dot_product_attention``) then ``return _naive_attention(...)``, and a flash
+  path's handler that does the same (ADP010, not reported: the kernel is already adopted, as
+  for the other branch of an ``if``).  Near-misses: the same function also called directly
+  by another function, and a function nothing in the file calls (an API of its own).
 """
 
 from __future__ import annotations
@@ -151,3 +157,61 @@ def test_a_view_back_to_another_shape_is_not_read_as_the_softmax():
 
 def test_a_softmax_over_the_first_axis_of_the_matrix_is_not_read_as_the_softmax():
     assert found(rows("F.softmax(attn.view(-1, attn.size(2)), dim=0).view(*attn.size())"), "ADP010") == []
+
+
+# --------------------------------------------------------------------------- ADP010: dispatcher
+
+DISPATCH = """\
+import torch
+import torch.nn.functional as F
+
+_BACKEND = "auto"
+
+
+def _sdpa_attention(q, k, v, mask, dropout):
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
+
+
+def _naive_attention(q, k, v, mask, dropout):
+    attn = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        attn = attn + mask
+    attn = F.softmax(attn, dim=-1)
+    if dropout > 0 and torch.is_grad_enabled():
+        attn = F.dropout(attn, p=dropout)
+    return attn @ v
+
+
+def efficient_attention(q, k, v, mask=None, dropout=0.0):
+    if _BACKEND == "sdpa":
+        return _sdpa_attention(q, k, v, mask, dropout)
+    return _naive_attention(q, k, v, mask, dropout)
+
+
+def _flash_attention(q, k, v, mask=None, dropout=0.0):
+    try:
+        from flash_attn import flash_attn_func
+        return flash_attn_func(q, k, v, dropout_p=dropout)
+    except Exception:
+        if torch.cuda.is_available():
+            return _sdpa_attention(q, k, v, mask, dropout)
+        return _naive_attention(q, k, v, mask, dropout)
+"""
+
+
+def test_attention_function_called_only_as_the_fallback_of_sdpa_is_not_reported():
+    assert found(DISPATCH, "ADP010") == []
+
+
+def test_attention_function_also_called_directly_is_reported():
+    code = DISPATCH + """
+
+def plain(q, k, v):
+    return _naive_attention(q, k, v, None, 0.0)
+"""
+    assert finding_at(code, "ADP010", "attn = F.softmax(attn, dim=-1)") is not None
+
+
+def test_attention_function_nothing_calls_is_reported():
+    code = DISPATCH.split("def efficient_attention")[0]
+    assert finding_at(code, "ADP010", "attn = F.softmax(attn, dim=-1)") is not None
