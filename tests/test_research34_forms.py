@@ -25,6 +25,12 @@ libraries, time-series transformers).  The fixtures are ours.
   path's handler that does the same (ADP010, not reported: the kernel is already adopted, as
   for the other branch of an ``if``).  Near-misses: the same function also called directly
   by another function, and a function nothing in the file calls (an API of its own).
+- A module-level attention helper whose dropout is a parameter annotated ``dropout: nn.Dropout
+  | None = None`` (or ``Optional[nn.Dropout]``) and applied under ``if dropout is not None:``,
+  its callers in other files: the annotation says what the call computes (ADP010, attzoo's
+  ``scaled_dot_product_attention``; reported, not fixed: the layer is the callers').
+  Near-misses: the same parameter unannotated (an unknown callable on the probabilities),
+  annotated with another layer class, or assigned again in the function.
 """
 
 from __future__ import annotations
@@ -215,3 +221,54 @@ def plain(q, k, v):
 def test_attention_function_nothing_calls_is_reported():
     code = DISPATCH.split("def efficient_attention")[0]
     assert finding_at(code, "ADP010", "attn = F.softmax(attn, dim=-1)") is not None
+
+
+# --------------------------------------------------------------------------- ADP010: annotated dropout
+
+ANNOTATED = """\
+import math
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as functional
+
+
+def attention(query, key, value, mask=None, DROPOUT = None, temperature: float = 1.0):
+    d_k = query.size(-1)
+    scores = torch.matmul(query, key.transpose(-2, -1)) / (math.sqrt(d_k) * temperature)
+    if mask is not None:
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(mask == 0, float("-inf"))
+        else:
+            scores = scores + mask
+    weights = functional.softmax(scores, dim=-1)
+    if dropout is not None:
+        EXTRA
+        weights = dropout(weights)
+    output = torch.matmul(weights, value)
+    return output, weights
+"""
+
+
+def annotated(dropout, extra="pass"):
+    return ANNOTATED.replace("DROPOUT", dropout).replace("EXTRA", extra)
+
+
+def test_a_dropout_parameter_annotated_as_the_layer_is_read_as_the_layer():
+    for note in ("dropout: nn.Dropout | None", "dropout: Optional[nn.Dropout]", "dropout: torch.nn.Dropout"):
+        code = annotated(note)
+        assert finding_at(code, "ADP010", "weights = functional.softmax(scores, dim=-1)") is not None, note
+
+
+def test_an_unannotated_dropout_parameter_stays_unknown():
+    assert found(annotated("dropout"), "ADP010") == []
+
+
+def test_a_parameter_annotated_with_another_layer_is_not_a_dropout():
+    assert found(annotated("dropout: nn.Linear | None"), "ADP010") == []
+
+
+def test_an_annotated_parameter_assigned_again_stays_unknown():
+    code = annotated("dropout: nn.Dropout | None", "dropout = make(dropout)")
+    assert found(code, "ADP010") == []

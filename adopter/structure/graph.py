@@ -27,7 +27,7 @@ from ..records import dataclass, field, replace
 
 from . import canon as canonical
 from . import layouts, ranks
-from .bindings import ClassInfo, module_key, span
+from .bindings import ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
@@ -291,6 +291,7 @@ class FlowBuilder:
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
         # id of a same-file function (or "sibling:<fqn>" for another module's) -> the GELU variant it computes
         self._formulas: dict = {}
+        self._annotated: dict[str, list] = {}  # "<func:param>" -> the layer its annotation names (bindings.Ctor)
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         self._identities: dict[str, bool] = {}  # layer path -> bound to nn.Identity() alone
@@ -358,6 +359,8 @@ class FlowBuilder:
             # forward(..., dropout=None) calling dropout(p): the layer the package's other
             # modules pass in for it (bindings._passed_in)
             ctx.layer_alias.update(self.cls.passed_in)
+        if any(a.annotation is not None for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)):
+            ctx.layer_alias.update(self._annotated_layers(func))
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
             frontier = self._body(func.body, frontier, ctx)
@@ -1125,7 +1128,32 @@ class FlowBuilder:
             return None
         return arg.value.id if arg.value.__class__ is ast.Name else None
 
+    def _annotated_layers(self, func) -> dict[str, str]:
+        """The root's parameters annotated with a torch layer class (``dropout: nn.Dropout |
+        None = None``, ``Optional[nn.Dropout]``) and never assigned in it: a call of one is a
+        call of that layer (its constructor is the caller's: reported, not fixed), as a
+        parameter the package's modules pass a layer for is (bindings._passed_in).  Recorded
+        under ``<name>`` in ``self._annotated``, read where the class's bindings are."""
+        args = func.args
+        found = {}
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):
+            fqn = _layer_annotation(arg.annotation, self.names) if arg.annotation is not None else None
+            if fqn is None:
+                continue
+            key = f"<{func.name}:{arg.arg}>"
+            where = span(arg)
+            self._annotated[key] = [Ctor(key, fqn, (), (), False, where, where, func.name, in_init=False, via=arg.arg,
+                                         unlike=f"`{arg.arg}` is a layer the function's callers pass in "
+                                                f"(typed by its annotation)")]
+            found[arg.arg] = key
+        if found:
+            stored = {n.id for n in ast_walk(func) if n.__class__ is ast.Name and n.ctx.__class__ is not ast.Load}
+            found = {name: key for name, key in found.items() if name not in stored}
+        return found
+
     def _layer_types(self, layer: str) -> frozenset:
+        if layer in self._annotated:
+            return frozenset(c.fqn for c in self._annotated[layer])
         if self.cls is None:
             return frozenset({"?"})
         ctors = self.cls.bindings.get(_attr(layer), [])
@@ -2519,6 +2547,8 @@ class FlowBuilder:
         return None
 
     def _ctors(self, layer: str) -> list:
+        if layer in self._annotated:
+            return self._annotated[layer]
         if self.cls is None:
             return []
         return self.cls.bindings.get(_attr(layer), [])
@@ -3544,6 +3574,29 @@ def _wrapped_function(layer: str, cls: ClassInfo, wrappers: dict, call: ast.Call
 
 
 _VIEW_BACK = frozenset({"view", "reshape", "view_as", "reshape_as"})
+
+
+def _layer_annotation(note: ast.expr, names: ModuleNames) -> str | None:
+    """The torch layer class an annotation names, also as ``X | None``, ``Optional[X]`` or
+    ``Union[X, None]`` (``nn.Dropout``: ``torch.nn.Dropout``); None for anything else."""
+    if note.__class__ is ast.BinOp and note.op.__class__ is ast.BitOr:
+        sides = [s for s in (note.left, note.right) if not (s.__class__ is ast.Constant and s.value is None)]
+        if len(sides) != 1:
+            return None
+        note = sides[0]
+    elif note.__class__ is ast.Subscript:
+        wrapper = names.resolve(note.value)
+        inner = note.slice.elts if note.slice.__class__ is ast.Tuple else [note.slice]
+        inner = [s for s in inner if not (s.__class__ is ast.Constant and s.value is None)]
+        if wrapper not in ("typing.Optional", "typing.Union") or len(inner) != 1:
+            return None
+        note = inner[0]
+    if note.__class__ is not ast.Attribute:
+        return None
+    fqn = names.resolve(note)
+    if fqn is None or not fqn.startswith("torch.nn.") or not fqn.rsplit(".", 1)[-1][:1].isupper():
+        return None
+    return fqn
 
 
 def _last_of_two(dim) -> bool:
