@@ -31,11 +31,19 @@ libraries, time-series transformers).  The fixtures are ours.
   ``scaled_dot_product_attention``; reported, not fixed: the layer is the callers').
   Near-misses: the same parameter unannotated (an unknown callable on the probabilities),
   annotated with another layer class, or assigned again in the function.
+- NJUNMT's mask, ``mask = mask.unsqueeze(1).expand_as(scores)`` before a finite fill
+  (``-1e18``), under ``if mask is not None:``: the fix computes it for the fused call from q's
+  and k's shapes (``.expand(<scores' shape>)``), and its guard tests the rows every key of which
+  is filled on the mask before the expansion, which repeats entries along size-1 axes (ADP010,
+  fixed; before, the statement read the scores and the if was declined).  Near-miss: the same
+  attention returning its probabilities on every call stays unfixed.
 """
 
 from __future__ import annotations
 
-from corpus_forms import finding_at, found
+from corpus_forms import finding_at, found, rules
+
+from adopter.synth import fix_text
 
 # --------------------------------------------------------------------------- ADP010: try/except
 
@@ -272,3 +280,75 @@ def test_a_parameter_annotated_with_another_layer_is_not_a_dropout():
 def test_an_annotated_parameter_assigned_again_stays_unknown():
     code = annotated("dropout: nn.Dropout | None", "dropout = make(dropout)")
     assert found(code, "ADP010") == []
+
+
+# --------------------------------------------------------------------------- ADP010: expand_as mask
+
+EXPANDED_MASK = """\
+import math
+import torch
+import torch.nn as nn
+
+
+class MultiHeadedAttention(nn.Module):
+    def __init__(self, model_dim, head_count, dropout=0.1):
+        super().__init__()
+        self.head_count = head_count
+        self.dim_per_head = model_dim // head_count
+        self.linear_keys = nn.Linear(model_dim, model_dim)
+        self.linear_values = nn.Linear(model_dim, model_dim)
+        self.linear_query = nn.Linear(model_dim, model_dim)
+        self.sm = nn.Softmax(dim=-1)
+        self.dropout = nn.Dropout(dropout)
+        self.final_linear = nn.Linear(model_dim, model_dim)
+
+    def _split_heads(self, x):
+        return x.view(x.size(0), -1, self.head_count, self.dim_per_head).transpose(1, 2)
+
+    def forward(self, key, value, query, mask=None):
+        b = key.size(0)
+        key_up = self._split_heads(self.linear_keys(key))
+        value_up = self._split_heads(self.linear_values(value))
+        query_up = self._split_heads(self.linear_query(query))
+        query_up = query_up / math.sqrt(self.dim_per_head)
+        scores = torch.matmul(query_up, key_up.transpose(2, 3))
+        if mask is not None:
+            mask = mask.unsqueeze(1).expand_as(scores)
+            scores = scores.masked_fill(mask, -1e18)
+        attn = self.sm(scores)
+        drop_attn = self.dropout(attn)
+        context = torch.matmul(drop_attn, value_up).transpose(1, 2).reshape(b, -1, self.head_count * self.dim_per_head)
+        return self.final_linear(context)
+"""
+
+
+def _run(code, mask):
+    import torch
+
+    space: dict = {}
+    exec(compile(code, "model.py", "exec"), space)
+    torch.manual_seed(0)
+    module = space["MultiHeadedAttention"](8, 2).double().eval()
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    return module, x, (lambda m: m(x, x, x, mask))
+
+
+def test_a_mask_expanded_to_the_scores_is_built_from_q_and_k_for_the_fused_call():
+    import torch
+
+    result = fix_text(EXPANDED_MASK, "model.py", rules("ADP010"))
+    fixed = result.text
+    assert "scaled_dot_product_attention(" in fixed
+    assert "mask.unsqueeze(1).all(-1).any()" in fixed
+    mask = torch.zeros(2, 5, 5, dtype=torch.bool)
+    mask[:, :, 3:] = True  # padding keys; no row filled entirely
+    original, x, call = _run(EXPANDED_MASK, mask)
+    patched, _, _ = _run(fixed, mask)
+    patched.load_state_dict(original.state_dict())
+    assert torch.allclose(call(original), call(patched), atol=1e-10)
+
+
+def test_the_same_attention_returning_its_probabilities_stays_unfixed():
+    code = EXPANDED_MASK.replace("return self.final_linear(context)", "return self.final_linear(context), attn")
+    assert "scaled_dot_product_attention(" not in fix_text(code, "model.py", rules("ADP010")).text
