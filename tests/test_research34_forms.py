@@ -37,6 +37,11 @@ libraries, time-series transformers).  The fixtures are ours.
   is filled on the mask before the expansion, which repeats entries along size-1 axes (ADP010,
   fixed; before, the statement read the scores and the if was declined).  Near-miss: the same
   attention returning its probabilities on every call stays unfixed.
+- torch-light's fill of the scores' storage, ``attn.data.masked_fill_(attn_mask, -inf)`` as a
+  statement: past it the scores hold the filled values, as after ``attn.masked_fill_(...)``;
+  it was read as a statement on another object, so the match went around the fill and the fix
+  declined (ADP010: now fixed with the mask).  Near-miss: ``attn.data.masked_fill(...)`` whose
+  result is dropped changes nothing, and the fix still declines.
 """
 
 from __future__ import annotations
@@ -351,4 +356,22 @@ def test_a_mask_expanded_to_the_scores_is_built_from_q_and_k_for_the_fused_call(
 
 def test_the_same_attention_returning_its_probabilities_stays_unfixed():
     code = EXPANDED_MASK.replace("return self.final_linear(context)", "return self.final_linear(context), attn")
+    assert "scaled_dot_product_attention(" not in fix_text(code, "model.py", rules("ADP010")).text
+
+
+# --------------------------------------------------------------------------- ADP010: .data fill
+
+DATA_FILL = ROWS.replace(
+    'attn = attn.masked_fill(attn_mask, -float("inf"))', 'attn.data.masked_fill_(attn_mask, -float("inf"))'
+).replace("SOFTMAX_DIM", "-1").replace("SOFTMAX", "self.softmax(attn)")
+
+
+def test_a_fill_of_the_scores_storage_is_the_attentions_mask():
+    fixed = fix_text(DATA_FILL, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    assert "attn_mask=~attn_mask" in fixed
+
+
+def test_a_fill_of_the_storage_whose_result_is_dropped_is_no_mask():
+    code = DATA_FILL.replace("attn.data.masked_fill_(", "attn.data.masked_fill(")
     assert "scaled_dot_product_attention(" not in fix_text(code, "model.py", rules("ADP010")).text

@@ -1519,6 +1519,14 @@ class FlowBuilder:
                                       view.kwarg_spans + ((None, None),))
             node, frontier = self._new(ctx, frontier, kind="call", op=fqn, uses=frozenset(uses), **common, **fields)
         elif receiver is not None:
+            holder = func.value
+            if holder.__class__ is ast.Attribute and holder.attr == "data" and holder.value.__class__ is ast.Name \
+                    and call is ctx.bare and func.attr[-1:] == "_":
+                # x.data.masked_fill_(m, v) as a statement (torch-light's attention): the fill writes
+                # x's own storage, so past it x holds the filled values, as after x.masked_fill_(m, v)
+                owner = self._name_value(holder.value.id, ctx)
+                if isinstance(owner, Ref):
+                    receiver = owner
             uses |= _keys((receiver,))
             common["args"] = (receiver, *common["args"])
             common["func_span"] = None
