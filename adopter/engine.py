@@ -410,16 +410,24 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
         # or in a helper that statement calls (chronos-2's ``self._sdpa_attention(...)``)
         if any(_always_calls(stmt, name, lines, (tree, cls)) for stmt in other):
             return True
-    return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name)
+    return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name, ifs)
 
 
-def _called_only_as_fallback(match: Match, tree: ast.Module, lines: list[str], name: str) -> bool:
+def _called_only_as_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:
     """Is the function the match is written in (a module function, or a method called as
     ``self.<m>(...)``) called in the file, and every call of it a fallback of ``name`` -- after
     an ``if`` that returns a call of it, in the other branch of an ``if`` whose branch calls it,
     or in a handler of a ``try`` whose body calls it (a dispatcher's ``if backend == "sdpa":
     return _sdpa_attention(...)`` then ``return _naive_attention(...)``)?  Then the match runs
     only where the kernel is not taken, as in :func:`_in_fallback`."""
+    written = match.nodes[0].func.rsplit(".", 1)[-1]
+    if written in ("forward", "__call__"):
+        return False  # (a module's forward: called as the module, never by its name)
+    text = ifs.get(None)
+    if text is None:
+        text = ifs[None] = "\n".join(lines)  # (once per file: ``ifs`` is the file's cache)
+    if text.count(written + "(") < 2 or name not in text:
+        return False  # (no call beside the definition, or no kernel call to fall back from)
     stmt = next((n.stmt for n in match.nodes if n.stmt is not None), None)
     if stmt is None:
         return False
@@ -429,7 +437,6 @@ def _called_only_as_fallback(match: Match, tree: ast.Module, lines: list[str], n
     if at is None or not isinstance(chain[at - 1], (ast.Module, ast.ClassDef)):
         return False
     func, owner = chain[at], chain[at - 1]
-    text = "\n".join(lines)
     prefix = r"\bself\." if isinstance(owner, ast.ClassDef) else r"(?<![\w.])"
     sites = []
     for found in re.finditer(prefix + re.escape(func.name) + r"\s*\(", text):

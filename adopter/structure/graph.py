@@ -359,7 +359,8 @@ class FlowBuilder:
             # forward(..., dropout=None) calling dropout(p): the layer the package's other
             # modules pass in for it (bindings._passed_in)
             ctx.layer_alias.update(self.cls.passed_in)
-        if any(a.annotation is not None for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)):
+        if self.lines is not None and func.body and "nn" in "".join(self.lines[func.lineno - 1:func.body[0].lineno - 1]):
+            # (a signature that never writes ``nn``, most, annotates no parameter with a layer)
             ctx.layer_alias.update(self._annotated_layers(func))
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
