@@ -460,14 +460,15 @@ def _fallback_site(chain: list, tree: ast.Module, lines: list[str], name: str, c
     fallback of ``name``: in one branch of an ``if`` whose other branch always calls it, in a
     handler of a ``try`` whose body does, or after an ``if`` (with no else) that returns a call
     of it?"""
-    for parent, child in zip(chain, chain[1:]):
+    for at, child in enumerate(chain[1:], start=1):
+        parent = chain[at - 1]
         if isinstance(parent, ast.If):
             other = parent.orelse if child in parent.body else parent.body if child in parent.orelse else None
             if other and any(_always_calls(s, name, lines, (tree, cls)) for s in other):
                 return True
-        elif isinstance(parent, ast.ExceptHandler) and isinstance(chain[chain.index(parent) - 1], ast.Try):
-            if any(_always_calls(s, name, lines, (tree, cls)) for s in chain[chain.index(parent) - 1].body):
-                return True
+        elif isinstance(parent, ast.ExceptHandler) and at >= 2 and isinstance(chain[at - 2], ast.Try) \
+                and any(_always_calls(s, name, lines, (tree, cls)) for s in chain[at - 2].body):
+            return True
         if isinstance(parent, (ast.ClassDef, ast.Module)):
             continue
         for block in _blocks(parent):

@@ -331,7 +331,7 @@ def _run(code, mask):
     import torch
 
     space: dict = {}
-    exec(compile(code, "model.py", "exec"), space)
+    exec(compile(code, "model.py", "exec"), space)  # noqa: S102 (our fixture and its patch)
     torch.manual_seed(0)
     module = space["MultiHeadedAttention"](8, 2).double().eval()
     torch.manual_seed(1)
@@ -348,7 +348,7 @@ def test_a_mask_expanded_to_the_scores_is_built_from_q_and_k_for_the_fused_call(
     assert "mask.unsqueeze(1).all(-1).any()" in fixed
     mask = torch.zeros(2, 5, 5, dtype=torch.bool)
     mask[:, :, 3:] = True  # padding keys; no row filled entirely
-    original, x, call = _run(EXPANDED_MASK, mask)
+    original, _, call = _run(EXPANDED_MASK, mask)
     patched, _, _ = _run(fixed, mask)
     patched.load_state_dict(original.state_dict())
     assert torch.allclose(call(original), call(patched), atol=1e-10)
