@@ -135,11 +135,14 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         roots = [m for m in matches if rule.same_function_of(m.alternative) == "helper"
                  and not all(n.inlined for n in m.nodes)]
         if roots:
+            # sites per function, a site being the step a match ends at: one rotation read by
+            # two alternatives (its rotate_half inlined as the canonical rotation, and called by
+            # name) is one site, not q and k rotated apart
             count: dict = {}
             for m in matches:
                 for func in {n.func for n in m.nodes}:
-                    count[func] = count.get(func, 0) + 1
-            lone = {id(m) for m in roots if all(count[n.func] == 1 for n in m.nodes if not n.inlined)
+                    count.setdefault(func, set()).add(m.nodes[-1].span)
+            lone = {id(m) for m in roots if all(len(count[n.func]) == 1 for n in m.nodes if not n.inlined)
                     and _returns_one(structure, m)}
             matches = [m for m in matches if id(m) in lone or rule.same_function_of(m.alternative) != "helper"
                        or all(n.inlined for n in m.nodes)]
@@ -384,12 +387,20 @@ def _trailing_range(expr: ast.expr) -> bool:
 def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:
     """Is the match in one branch of an ``if`` whose other branch calls ``name`` (code that
     already adopted it, keeping the original as a fallback: ``if self.fused_attn: ... else:``)?"""
-    wanted = {elem[:2] for node in match.nodes for elem in node.scope if elem[1] in (0, 1)}
+    wanted = {elem[:2] for node in match.nodes for elem in node.scope if elem[1] >= 0}
     for span, branch in wanted:
         if span not in ifs:
             ifs[span] = _statement_at(tree, span)
         node = ifs[span]
-        other = (node.orelse if branch == 0 else node.body) if isinstance(node, ast.If) else None
+        if isinstance(node, ast.If):
+            other = node.orelse if branch == 0 else node.body if branch == 1 else None
+        elif isinstance(node, ast.Try) and 1 <= branch <= len(node.handlers):
+            # a handler of a ``try`` whose body calls it (``try: out = F.scaled_dot_product_attention(
+            # ...) except AttributeError: <manual attention>``): the match runs only when the
+            # fused call failed -- its fallback, as the other branch of an if is
+            other = node.body
+        else:
+            other = None
         if not other:
             continue
         chain = _path_to(tree, span)
@@ -399,7 +410,76 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
         # or in a helper that statement calls (chronos-2's ``self._sdpa_attention(...)``)
         if any(_always_calls(stmt, name, lines, (tree, cls)) for stmt in other):
             return True
-    return _after_early_return(match, tree, lines, name)
+    return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name, ifs)
+
+
+def _called_only_as_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:
+    """Is the function the match is written in (a module function, or a method called as
+    ``self.<m>(...)``) called in the file, and every call of it a fallback of ``name`` -- after
+    an ``if`` that returns a call of it, in the other branch of an ``if`` whose branch calls it,
+    or in a handler of a ``try`` whose body calls it (a dispatcher's ``if backend == "sdpa":
+    return _sdpa_attention(...)`` then ``return _naive_attention(...)``)?  Then the match runs
+    only where the kernel is not taken, as in :func:`_in_fallback`."""
+    written = match.nodes[0].func.rsplit(".", 1)[-1]
+    if written in ("forward", "__call__"):
+        return False  # (a module's forward: called as the module, never by its name)
+    text = ifs.get(None)
+    if text is None:
+        text = ifs[None] = "\n".join(lines)  # (once per file: ``ifs`` is the file's cache)
+    if text.count(written + "(") < 2 or name not in text:
+        return False  # (no call beside the definition, or no kernel call to fall back from)
+    stmt = next((n.stmt for n in match.nodes if n.stmt is not None), None)
+    if stmt is None:
+        return False
+    chain = _path_to(tree, stmt)
+    at = next((i for i in range(len(chain) - 1, 0, -1)
+               if isinstance(chain[i], (ast.FunctionDef, ast.AsyncFunctionDef))), None)
+    if at is None or not isinstance(chain[at - 1], (ast.Module, ast.ClassDef)):
+        return False
+    func, owner = chain[at], chain[at - 1]
+    prefix = r"\bself\." if isinstance(owner, ast.ClassDef) else r"(?<![\w.])"
+    sites = []
+    for found in re.finditer(prefix + re.escape(func.name) + r"\s*\(", text):
+        at = found.start()
+        line = text.count("\n", 0, at) + 1
+        if not func.lineno <= line <= func.end_lineno:  # (a call in the function itself: recursion)
+            first = text.rfind("\n", 0, at) + 1
+            sites.append((line, len(text[first:at].encode("utf-8"))))
+    if not sites:
+        return False
+    for line, col in sites:
+        site = _path_to(tree, (line, col, line, col))
+        cls = next((n for n in reversed(site) if isinstance(n, ast.ClassDef)), None)
+        if not _fallback_site(site, tree, lines, name, cls):
+            return False
+    return True
+
+
+def _fallback_site(chain: list, tree: ast.Module, lines: list[str], name: str, cls) -> bool:
+    """Is the innermost statement of ``chain`` (the nodes from the module down to a call) a
+    fallback of ``name``: in one branch of an ``if`` whose other branch always calls it, in a
+    handler of a ``try`` whose body does, or after an ``if`` (with no else) that returns a call
+    of it?"""
+    for at, child in enumerate(chain[1:], start=1):
+        parent = chain[at - 1]
+        if isinstance(parent, ast.If):
+            other = parent.orelse if child in parent.body else parent.body if child in parent.orelse else None
+            if other and any(_always_calls(s, name, lines, (tree, cls)) for s in other):
+                return True
+        elif isinstance(parent, ast.ExceptHandler) and at >= 2 and isinstance(chain[at - 2], ast.Try) \
+                and any(_always_calls(s, name, lines, (tree, cls)) for s in chain[at - 2].body):
+            return True
+        if isinstance(parent, (ast.ClassDef, ast.Module)):
+            continue
+        for block in _blocks(parent):
+            if child not in block:
+                continue
+            for stmt in block[:block.index(child)]:
+                if isinstance(stmt, ast.If) and not stmt.orelse and stmt.body \
+                        and isinstance(stmt.body[-1], ast.Return) \
+                        and any(_calls(s, name, lines, tree, cls) for s in stmt.body):
+                    return True
+    return False
 
 
 def _always_calls(stmt: ast.stmt, name: str, lines: list[str], where: tuple | None = None) -> bool:

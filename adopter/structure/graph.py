@@ -27,7 +27,7 @@ from ..records import dataclass, field, replace
 
 from . import canon as canonical
 from . import layouts, ranks
-from .bindings import ClassInfo, module_key, span
+from .bindings import ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
@@ -296,6 +296,7 @@ class FlowBuilder:
         self.producers: dict[str, Node] = {}  # temporary value -> the node computing it
         # id of a same-file function (or "sibling:<fqn>" for another module's) -> the GELU variant it computes
         self._formulas: dict = {}
+        self._annotated: dict[str, list] = {}  # "<func:param>" -> the layer its annotation names (bindings.Ctor)
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         self._identities: dict[str, bool] = {}  # layer path -> bound to nn.Identity() alone
@@ -363,6 +364,9 @@ class FlowBuilder:
             # forward(..., dropout=None) calling dropout(p): the layer the package's other
             # modules pass in for it (bindings._passed_in)
             ctx.layer_alias.update(self.cls.passed_in)
+        if self.lines is not None and func.body and "nn" in "".join(self.lines[func.lineno - 1:func.body[0].lineno - 1]):
+            # (a signature that never writes ``nn``, most, annotates no parameter with a layer)
+            ctx.layer_alias.update(self._annotated_layers(func))
         entry, frontier = self._new(ctx, [], kind="entry")
         try:
             frontier = self._body(func.body, frontier, ctx)
@@ -1070,7 +1074,97 @@ class FlowBuilder:
             kept.append(ctor)
         return kept
 
+    def _rowwise_softmax(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
+        """``softmax(s.view(-1, s.size(k))).view(*s.size())`` (also ``reshape``, ``s.shape[k]``,
+        the view back as ``.view(s.size())``, ``.view(s.shape)`` or ``.view_as(s)``): the rows
+        of the last axis of ``s`` (when k is its last axis) flattened into a matrix, a softmax
+        over each row, and the matrix viewed back -- the softmax of ``s`` over axis k, read as
+        ``s.softmax(dim=k)`` (2017-era attention written for a 2-D-only softmax).  The softmax
+        is a torch softmax function or ``Tensor.softmax`` over dim 1 or -1 of the matrix, or an
+        ``nn.Softmax`` layer built with ``dim=-1`` or ``dim=1``; k stays as written, so the
+        step reads as the attention's softmax only where the rank of ``s`` makes k its last axis
+        (structure/ranks.py), as a softmax written ``dim=2`` does."""
+        back, inner = call, call.func.value
+        name = self._viewed_back(back)
+        if name is None:
+            return None
+        func = inner.func
+        if func.__class__ is ast.Attribute and func.attr == "softmax" and func.value.__class__ is ast.Call:
+            flat, args, keywords = func.value, inner.args, inner.keywords  # m.softmax(dim=-1)
+        elif len(inner.args) >= 1 and inner.args[0].__class__ is ast.Call:
+            flat, args, keywords = inner.args[0], inner.args[1:], inner.keywords
+            layer = self._layer_of(func, ctx)
+            if layer is not None:
+                ctors = self.cls.bindings.get(_attr(layer), []) if self.cls is not None else []
+                if args or keywords or not ctors or any(
+                        c.fqn != "torch.nn.Softmax" or not _last_of_two(_ctor_dim(c)) for c in ctors):
+                    return None
+                args, keywords = (), [ast.keyword(arg="dim", value=ast.Constant(value=-1))]
+            elif self.names.resolve(func) not in ("torch.softmax", "torch.nn.functional.softmax"):
+                return None
+        else:
+            return None
+        dim = args[0] if args else next((k.value for k in keywords if k.arg == "dim"), None)
+        if len(args) > 1 or any(k.arg not in ("dim", "dtype") for k in keywords) or not _last_of_two(dim):
+            return None
+        k = _flattened_rows(flat, name)
+        if k is None:
+            return None
+        kept = [kw for kw in keywords if kw.arg == "dtype"]
+        rows = ast.Call(func=ast.Attribute(value=ast.Name(id=name, ctx=ast.Load()), attr="softmax", ctx=ast.Load()),
+                        args=[], keywords=[ast.keyword(arg="dim", value=k), *kept])
+        for node in (rows, rows.func, rows.func.value, rows.keywords[0], k):
+            ast.copy_location(node, call)
+            node.end_lineno, node.end_col_offset = call.end_lineno, call.end_col_offset
+        return rows
+
+    @staticmethod
+    def _viewed_back(call: ast.Call) -> str | None:
+        """The name ``s`` of ``.view(*s.size())``, ``.view(s.size())``, ``.view(s.shape)`` (or
+        ``reshape``), ``.view_as(s)`` / ``.reshape_as(s)``: a view back to the shape of ``s``."""
+        if call.keywords or len(call.args) != 1:
+            return None
+        arg = call.args[0]
+        if call.func.attr in ("view_as", "reshape_as"):
+            return arg.id if arg.__class__ is ast.Name else None
+        if arg.__class__ is ast.Starred:
+            arg = arg.value
+            if not (arg.__class__ is ast.Call and not arg.args and not arg.keywords):
+                return None
+        if arg.__class__ is ast.Call and not arg.args and not arg.keywords:
+            arg = arg.func
+            if not (arg.__class__ is ast.Attribute and arg.attr == "size"):
+                return None
+        elif not (arg.__class__ is ast.Attribute and arg.attr == "shape"):
+            return None
+        return arg.value.id if arg.value.__class__ is ast.Name else None
+
+    def _annotated_layers(self, func) -> dict[str, str]:
+        """The root's parameters annotated with a torch layer class (``dropout: nn.Dropout |
+        None = None``, ``Optional[nn.Dropout]``) and never assigned in it: a call of one is a
+        call of that layer (its constructor is the caller's: reported, not fixed), as a
+        parameter the package's modules pass a layer for is (bindings._passed_in).  Recorded
+        under ``<name>`` in ``self._annotated``, read where the class's bindings are."""
+        args = func.args
+        found = {}
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs):
+            fqn = _layer_annotation(arg.annotation, self.names) if arg.annotation is not None else None
+            if fqn is None:
+                continue
+            key = f"<{func.name}:{arg.arg}>"
+            where = span(arg)
+            self._annotated[key] = [Ctor(key, fqn, (), (), False, where, where, func.name, in_init=False, via=arg.arg,
+                                         unlike=f"`{arg.arg}` is a layer the function's callers pass in "
+                                                f"(typed by its annotation)")]
+            found[arg.arg] = key
+        if found:
+            stored = {n.id for n in ast_walk(func) if n.__class__ is ast.Name and n.ctx.__class__ is not ast.Load}
+            found = {name: key for name, key in found.items() if name not in stored}
+        return found
+
     def _layer_types(self, layer: str) -> frozenset:
+        if layer in self._annotated:
+            return frozenset(c.fqn for c in self._annotated[layer])
         if self.cls is None:
             return frozenset({"?"})
         ctors = self.cls.bindings.get(_attr(layer), [])
@@ -1195,6 +1289,10 @@ class FlowBuilder:
 
     def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         func = call.func
+        if func.__class__ is ast.Attribute and func.attr in _VIEW_BACK and func.value.__class__ is ast.Call:
+            rows = self._rowwise_softmax(call, ctx)
+            if rows is not None:  # softmax(s.view(-1, s.size(2))).view(*s.size()): s.softmax(dim=2)
+                call, func = rows, rows.func
         if (isinstance(func, ast.Attribute) and func.attr == "forward"
                 and isinstance(func.value, (ast.Attribute, ast.Subscript, ast.Name))
                 and self._layer_of(func.value, ctx) is not None):
@@ -1432,6 +1530,14 @@ class FlowBuilder:
                                       view.kwarg_spans + ((None, None),))
             node, frontier = self._new(ctx, frontier, kind="call", op=fqn, uses=frozenset(uses), **common, **fields)
         elif receiver is not None:
+            holder = func.value
+            if holder.__class__ is ast.Attribute and holder.attr == "data" and holder.value.__class__ is ast.Name \
+                    and call is ctx.bare and func.attr[-1:] == "_":
+                # x.data.masked_fill_(m, v) as a statement (torch-light's attention): the fill writes
+                # x's own storage, so past it x holds the filled values, as after x.masked_fill_(m, v)
+                owner = self._name_value(holder.value.id, ctx)
+                if isinstance(owner, Ref):
+                    receiver = owner
             uses |= _keys((receiver,))
             common["args"] = (receiver, *common["args"])
             common["func_span"] = None
@@ -2460,6 +2566,8 @@ class FlowBuilder:
         return None
 
     def _ctors(self, layer: str) -> list:
+        if layer in self._annotated:
+            return self._annotated[layer]
         if self.cls is None:
             return []
         return self.cls.bindings.get(_attr(layer), [])
@@ -3528,6 +3636,74 @@ def _wrapped_function(layer: str, cls: ClassInfo, wrappers: dict, call: ast.Call
             or any(isinstance(a, ast.Starred) for a in call.args):
         return None
     return wrappers[ctors[0].fqn]
+
+
+_VIEW_BACK = frozenset({"view", "reshape", "view_as", "reshape_as"})
+
+
+def _layer_annotation(note: ast.expr, names: ModuleNames) -> str | None:
+    """The torch layer class an annotation names, also as ``X | None``, ``Optional[X]`` or
+    ``Union[X, None]`` (``nn.Dropout``: ``torch.nn.Dropout``); None for anything else."""
+    if note.__class__ is ast.BinOp and note.op.__class__ is ast.BitOr:
+        sides = [s for s in (note.left, note.right) if not (s.__class__ is ast.Constant and s.value is None)]
+        if len(sides) != 1:
+            return None
+        note = sides[0]
+    elif note.__class__ is ast.Subscript:
+        wrapper = names.resolve(note.value)
+        inner = note.slice.elts if note.slice.__class__ is ast.Tuple else [note.slice]
+        inner = [s for s in inner if not (s.__class__ is ast.Constant and s.value is None)]
+        if wrapper not in ("typing.Optional", "typing.Union") or len(inner) != 1:
+            return None
+        note = inner[0]
+    if note.__class__ is not ast.Attribute:
+        return None
+    fqn = names.resolve(note)
+    if fqn is None or not fqn.startswith("torch.nn.") or not fqn.rsplit(".", 1)[-1][:1].isupper():
+        return None
+    return fqn
+
+
+def _last_of_two(dim) -> bool:
+    """Is ``dim`` the last axis of a matrix: the literal 1 or -1?"""
+    if dim.__class__ is ast.UnaryOp and dim.op.__class__ is ast.USub:
+        return dim.operand.__class__ is ast.Constant and dim.operand.value == 1 and type(dim.operand.value) is int
+    return dim.__class__ is ast.Constant and dim.value in (1, -1) and type(dim.value) is int
+
+
+def _ctor_dim(ctor):
+    """The ``dim`` an ``nn.Softmax(...)`` constructor is given (None without one)."""
+    if ctor.args:
+        return ctor.args[0]
+    return next((value for name, value in ctor.kwargs if name == "dim"), None)
+
+
+def _flattened_rows(flat: ast.expr, name: str) -> ast.expr | None:
+    """k of ``name.view(-1, name.size(k))`` (or ``reshape``, ``name.shape[k]``): the rows of the
+    axis k of ``name`` as a matrix (an int literal k, or -1)."""
+    if not (flat.__class__ is ast.Call and flat.func.__class__ is ast.Attribute and flat.func.attr in ("view", "reshape")
+            and flat.func.value.__class__ is ast.Name and flat.func.value.id == name and not flat.keywords
+            and len(flat.args) == 2):
+        return None
+    first, last = flat.args
+    if not (first.__class__ is ast.UnaryOp and first.op.__class__ is ast.USub and first.operand.__class__ is ast.Constant
+            and first.operand.value == 1):
+        return None
+    if last.__class__ is ast.Call and last.func.__class__ is ast.Attribute and last.func.attr == "size" \
+            and len(last.args) == 1 and not last.keywords:
+        holder, k = last.func.value, last.args[0]
+    elif last.__class__ is ast.Subscript and last.value.__class__ is ast.Attribute and last.value.attr == "shape":
+        holder, k = last.value.value, last.slice
+    else:
+        return None
+    if not (holder.__class__ is ast.Name and holder.id == name):
+        return None
+    if k.__class__ is ast.Constant and type(k.value) is int and k.value >= 0:
+        return ast.Constant(value=k.value)
+    if k.__class__ is ast.UnaryOp and k.op.__class__ is ast.USub and k.operand.__class__ is ast.Constant \
+            and k.operand.value == 1:
+        return ast.Constant(value=-1)
+    return None
 
 
 def _attr(layer: str) -> str:

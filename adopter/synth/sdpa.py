@@ -170,6 +170,7 @@ _SWAMPING = 1e30  # a literal fill this large leaves no score's value beside it,
 
 
 _LIKE = frozenset({"ones_like", "zeros_like", "full_like", "empty_like"})  # torch.<x>_like(t, ...) -> torch.<x>(shape, ...)
+_AS_SHAPE = {"expand_as": "expand", "view_as": "view", "reshape_as": "reshape"}  # x.<m>_as(t) -> x.<m>(t.shape)
 
 
 def _number(expr) -> float | None:
@@ -3065,6 +3066,12 @@ class _Attention:
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
                     return swap(counted(node.args[0])) or node
+                if isinstance(func, ast.Attribute) and func.attr in _AS_SHAPE and len(node.args) == 1 \
+                        and not node.keywords and scores(node.args[0]) and "shape" in of:
+                    # mask.expand_as(scores): the mask at the scores' shape, which q and k give
+                    # (NJUNMT's ``mask.unsqueeze(1).expand_as(scores)``; also view_as, reshape_as)
+                    return ast.Call(func=ast.Attribute(value=self.visit(func.value), attr=_AS_SHAPE[func.attr],
+                                                       ctx=ast.Load()), args=[swap("shape")], keywords=[])
                 # max_neg_value(sim), a same-file function that reads only its argument's dtype
                 # or device (``return -torch.finfo(t.dtype).max``): the same of q
                 if isinstance(func, ast.Name) and not node.keywords and any(scores(a) for a in node.args):
@@ -3265,6 +3272,12 @@ class _Attention:
             # b () () () s")` under `if mask.ndim == 2:`): such bindings are read through
             if depth > 4:
                 raise LookupError
+            if rows and isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr in ("expand", "expand_as"):
+                # `mask.unsqueeze(1).expand_as(scores)` (NJUNMT): an expansion repeats the mask's
+                # entries along its size-1 axes, so whether a row has every key filled is the
+                # same for the mask before it
+                return _atom(before(node.func.value, at, depth + 1, rows), node.func.value)
             # `x.device` (bitnet's causal `torch.ones(..., device=query.device).tril_()`): where a
             # tensor of the mask is made, never its values, so the guard reads the device of x
             # as bound before the region, whatever the region rebinds x to (the q it scales)
@@ -3294,7 +3307,7 @@ class _Attention:
                 binding = max(earlier, key=lambda st: (st.lineno, st.col_offset))
                 if name.id in step_stored:
                     raise LookupError
-                text = value_of(binding, name.id, depth)
+                text = value_of(binding, name.id, depth, rows)
                 ancestors = blocks_of(at)
                 if not any(any(binding is st for st in block) for block in ancestors):
                     # ``if exists(self.null_k): mask = F.pad(mask, ...)``: the value under the
@@ -3320,14 +3333,14 @@ class _Attention:
                 swaps.append((span_of(name), text))
             return self._text_with(node, swaps)
 
-        def value_of(binding: ast.stmt, name: str, depth: int) -> str:
+        def value_of(binding: ast.stmt, name: str, depth: int, rows: bool = False) -> str:
             """The value ``binding`` gives ``name``, as read before the region (an element of a
             tuple unpacked from one value: ``i, j = <value>`` gives ``<value>[0]`` to i)."""
             if not isinstance(binding, ast.Assign):
                 raise LookupError
             value = self._assigned_value(binding, name)
             if value is not None:
-                return _atom(before(value, binding, depth + 1), value)
+                return _atom(before(value, binding, depth + 1, rows), value)
             target = binding.targets[0] if len(binding.targets) == 1 else None
             if not isinstance(target, ast.Tuple) or isinstance(binding.value, ast.Tuple) or \
                     not all(isinstance(e, ast.Name) for e in target.elts):
