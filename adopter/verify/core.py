@@ -36,7 +36,17 @@ from ..structure import package_of
 from ..structure.model import SEQUENTIAL_OWNER
 from . import branches, hf
 from .bench import measure
-from .build import Broken, Builder, Pair, Skip, Variant, draw_constants, run_quietly
+from .build import (
+    Broken,
+    Builder,
+    Pair,
+    Skip,
+    Variant,
+    draw_constants,
+    has_full_rows,
+    mixed_rows,
+    run_quietly,
+)
 from .calls import NotACallPatch, check_optimizer_patch
 from .compare import Tolerance, check_eval, check_train
 from .loader import LoadError, ModuleLoader
@@ -234,6 +244,7 @@ class _Checker:
         self._patched_tree: ast.Module | None = None  # parsed once, for _header_lines
         self.ran: set[int] = set()  # lines of the patched file the last check executed
         self.given: set[str] = set()  # the forward arguments the last check passed (not None)
+        self.full_rows = False  # whether a boolean mask the last check passed hides a whole row
         self.original = original
         self.patched = patched
         self.patched_file = patched_file
@@ -244,6 +255,7 @@ class _Checker:
     def check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
         """Verdicts for the sites reached in this variant; the second value is a skip reason for all."""
         self.ran = set()
+        self.full_rows = False
         with self.builder.flags(variant, self.patched):
             return self._check(class_name, sites, variant)
 
@@ -258,6 +270,10 @@ class _Checker:
         except Broken as exc:
             return {site: Verdict(FAIL, str(exc)) for site in sites}, None
         ctor_lines.lines |= self._header_lines(class_name)
+        if variant.mixed_rows:
+            pair.call = dataclasses.replace(pair.call, args=mixed_rows(pair.call.args),
+                                            kwargs=mixed_rows(pair.call.kwargs))
+        self.full_rows = has_full_rows((pair.call.args, pair.call.kwargs))
         pair.original.to(device)
         pair.patched.to(device)
         draw_constants(pair.original)  # a zero gate or fresh batch-norm statistics would hide a wrong patch
@@ -577,6 +593,12 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
             for site, verdict in verdicts.items():
                 if verdict.verdict == SKIP:
                     soft.setdefault(site, verdict)
+                    if verdict.reason == ORIGINAL_PATH and checker.full_rows and not variant.mixed_rows \
+                            and not any(v.mixed_rows for v in queue[index + 1:]):
+                        # a mask of these inputs hides a whole row, which a guarded patch sends to
+                        # its original path (where it was just checked): the same inputs again with
+                        # no such row, to check the fused path too
+                        queue.insert(index + 1, dataclasses.replace(variant, mixed_rows=True))
                     if verdict.reason == ORIGINAL_PATH and not combined:
                         combined = True
                         queue += _with_forward_changes(variant, variants)
