@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from corpus_forms import rules
+from corpus_forms import finding_at, rules
 
 
 def test_mixed_rows_breaks_rows_of_one_value():
@@ -151,3 +151,147 @@ def test_unguarded_mask_needs_no_second_input_set(tmp_path):
     result = _verify(tmp_path, ADDITIVE, "added.py")["AddedMaskAttention"]
     assert result.verdict == PASS, result
     assert "masks with no fully hidden row" not in result.reason, result
+
+
+# --- a context product in try, its handler the same product with the probabilities cast ---------
+
+WINDOW = '''
+import torch
+import torch.nn as nn
+
+
+class WindowAttention(nn.Module):
+    def __init__(self, dim=16, window=3, num_heads=2):
+        super().__init__()
+        self.num_heads = num_heads
+        self.window = window
+        self.scale = (dim // num_heads) ** -0.5
+        n = window * window
+        self.relative_position_bias_table = nn.Parameter(torch.randn(2 * n, num_heads))
+        self.register_buffer("relative_position_index", torch.randint(0, 2 * n, (n, n)))
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.attn_drop = nn.Dropout(0.0)
+        self.proj = nn.Linear(dim, dim)
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, x, mask=None):
+        B_, N, C = x.shape
+        qkv = self.qkv(x).reshape(B_, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        q = q * self.scale
+        attn = q @ k.transpose(-2, -1)
+        BIAS
+        attn = attn + relative_position_bias.unsqueeze(0)
+        if mask is not None:
+            attn = attn + mask.unsqueeze(1)
+        attn = self.softmax(attn)  # site
+        attn = self.attn_drop(attn)
+        try:
+            x = (attn @ v).transpose(1, 2).reshape(B_, N, C)
+        HANDLER
+        return self.proj(x)
+'''
+
+TABLE = ("relative_position_bias = self.relative_position_bias_table[self.relative_position_index.view(-1)].view(\n"
+         "            N, N, -1)\n"
+         "        relative_position_bias = relative_position_bias.permute(2, 0, 1).contiguous()")
+HALF = "except:\n            x = (attn.half() @ v).transpose(1, 2).reshape(B_, N, C)"
+
+
+def _window(bias=TABLE, handler=HALF):
+    return WINDOW.replace("BIAS", bias).replace("HANDLER", handler)
+
+
+def _fix(code):
+    from adopter.synth import fix_text
+
+    return fix_text(code, "model.py", rules("ADP010"))
+
+
+def test_dtype_fallback_reads_one_statement_cast_again():
+    import ast
+
+    from adopter.synth.sdpa import _dtype_fallback
+
+    def reads(text):
+        return _dtype_fallback(ast.parse(text).body[0])
+
+    assert reads("try:\n    x = a @ v\nexcept:\n    x = a.half() @ v")
+    assert reads("try:\n    x = (a @ v).t()\nexcept RuntimeError:\n    x = (a.to(v.dtype) @ v).t()")
+    # near-misses: another computation, no cast at all, more statements, a bound exception,
+    # else/finally blocks
+    assert not reads("try:\n    x = a @ v\nexcept:\n    x = torch.zeros_like(v)")
+    assert not reads("try:\n    x = a @ v\nexcept:\n    x = a @ v")
+    assert not reads("try:\n    x = a @ v\nexcept:\n    print(a.dtype)\n    x = a.half() @ v")
+    assert not reads("try:\n    x = a @ v\nexcept Exception as e:\n    x = a.half() @ v")
+    assert not reads("try:\n    x = a @ v\nexcept:\n    x = a.half() @ v\nelse:\n    pass")
+    assert not reads("try:\n    x = a @ v\n    y = 1\nexcept:\n    x = a.half() @ v")
+
+
+def test_a_product_with_a_cast_fallback_is_fixed_and_matches():
+    import torch
+    from corpus_forms import float64_pair
+
+    code = _window()
+    assert finding_at(code, "ADP010", "# site") is not None
+    result = _fix(code)
+    fixed = result.text
+    assert "scaled_dot_product_attention(" in fixed, result.skipped
+    # the cases where the original's product raises (and its handler runs) take the original
+    assert "v.dtype != q.dtype" in fixed
+    assert 'getattr(self.relative_position_bias_table, "dtype", q.dtype) != q.dtype' in fixed
+    assert 'mask is not None and getattr(mask, "dtype", q.dtype) != q.dtype' in fixed
+    a, b = float64_pair(code, fixed, "WindowAttention")
+    torch.manual_seed(1)
+    x = torch.randn(4, 9, 16, dtype=torch.float64, requires_grad=True)
+    mask = torch.zeros(4, 9, 9, dtype=torch.float64)
+    mask[-1, :, -3:] = -100.0
+    for m in (None, mask):
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad):
+                torch.testing.assert_close(b(x, m), a(x, m), rtol=0, atol=1e-12)
+        ga = torch.autograd.grad(a(x, m).sum(), [x, a.relative_position_bias_table, *a.qkv.parameters()])
+        gb = torch.autograd.grad(b(x, m).sum(), [x, b.relative_position_bias_table, *b.qkv.parameters()])
+        for left, right in zip(gb, ga):
+            torch.testing.assert_close(left, right, rtol=0, atol=1e-12)
+
+
+def test_mixed_dtypes_take_the_original_and_its_handler():
+    """q in half, the mask in float32: the original's product raises and its handler casts the
+    probabilities; the patched module takes the same path and gives the same output."""
+    import torch
+    from corpus_forms import float64_pair
+
+    code = _window()
+    fixed = _fix(code).text
+    a, b = float64_pair(code, fixed, "WindowAttention")
+    a, b = a.half(), b.half()
+    torch.manual_seed(2)
+    x = torch.randn(4, 9, 16).half()
+    mask = torch.zeros(4, 9, 9)  # float32: promotes the scores
+    with torch.no_grad():
+        out_a, out_b = a(x, mask), b(x, mask)
+    assert out_b.dtype == out_a.dtype == torch.float16
+    torch.testing.assert_close(out_b, out_a, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("handler", [
+    "except:\n            x = torch.zeros_like(v).transpose(1, 2).reshape(B_, N, C)",  # another value
+    "except:\n            print(attn.dtype)\n            x = (attn.half() @ v).transpose(1, 2).reshape(B_, N, C)",
+    "finally:\n            pass",
+], ids=["other-value", "two-statements", "finally"])
+def test_other_handlers_stay_declined(handler):
+    code = _window(handler=handler)
+    result = _fix(code)
+    assert "scaled_dot_product_attention(" not in result.text
+    assert result.skipped
+
+
+def test_a_fallback_with_a_bias_of_unknown_dtype_is_declined_with_its_reason():
+    """The bias is a function of the table (its dtype the function's), computed in the
+    attention: the guard cannot read its dtype before the steps."""
+    code = _window(bias=TABLE + "\n        relative_position_bias = 16 * torch.sigmoid(relative_position_bias)")
+    assert finding_at(code, "ADP010", "# site") is not None
+    result = _fix(code)
+    assert "scaled_dot_product_attention(" not in result.text
+    assert any("falls back to a cast of the probabilities" in why for _, why in result.skipped), result.skipped
