@@ -12,6 +12,8 @@ Fixtures are ours; positives fail on main's engine, near-misses pass on both.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -295,3 +297,58 @@ def test_a_fallback_with_a_bias_of_unknown_dtype_is_declined_with_its_reason():
     result = _fix(code)
     assert "scaled_dot_product_attention(" not in result.text
     assert any("falls back to a cast of the probabilities" in why for _, why in result.skipped), result.skipped
+
+
+# --- after a pass, a guarded patch is checked with a mask hiding a whole row -----------------
+
+def test_blind_rows_hides_a_row_either_way():
+    from adopter.verify.build import blind_rows, has_full_rows
+
+    keep = torch.ones(2, 1, 4, 4, dtype=torch.bool)
+    out = blind_rows(keep)
+    assert has_full_rows(out) and bool((~out).all(-1).any()) and bool(out.all(-1).any())
+    assert bool(keep.all())  # the input is left as it was
+    # near-misses: not boolean, a single row, one axis
+    additive = torch.zeros(2, 4)
+    assert blind_rows(additive) is additive
+    one_row = torch.ones(1, 4, dtype=torch.bool)
+    assert blind_rows(one_row) is one_row
+    flat = torch.ones(4, dtype=torch.bool)
+    assert blind_rows(flat) is flat
+
+
+KEEP_MASK = FILLED.replace("FilledAttention", "KeepAttention").replace(
+    "score.masked_fill_(mask, -1e9)", "score = score.masked_fill(~mask, -1e4)")
+
+
+def test_a_passing_guarded_patch_is_checked_with_a_hidden_row(tmp_path):
+    """A keep-mask filled with a finite value: the patch guards rows it hides entirely; after
+    the pass, the same inputs with such a row are compared again (on main: not said)."""
+    from adopter.verify.result import PASS
+
+    result = _verify(tmp_path, KEEP_MASK, "keep.py")["KeepAttention"]
+    assert result.verdict == PASS, result
+    assert "also with a mask hiding a whole row" in result.reason, result
+
+
+def test_a_guard_that_misses_hidden_rows_fails(tmp_path):
+    """The check can fail: with the patch's rows test made never true (a guard that never
+    sends hidden rows to the original), the fused call differs there and the site fails."""
+    from adopter.config import Config
+    from adopter.synth import fix_text
+    from adopter.verify import verify_file
+    from adopter.verify.core import options_for
+    from adopter.verify.result import FAIL
+
+    def blind_guard(text, path, rules_, package=None):
+        result = fix_text(text, path, rules_, package)
+        assert "(~mask).all(-1).any()" in result.text
+        return dataclasses.replace(result, text=result.text.replace(
+            "(~mask).all(-1).any()", "((~mask).all(-1).any() and False)"))
+
+    path = tmp_path / "keep.py"
+    path.write_text(KEEP_MASK)
+    results = verify_file(str(path), rules("ADP010"), Config(), benchmark=False, fix=blind_guard,
+                          options=options_for(Config(), benchmark=False))
+    result = {r.class_name: r for r in results if not r.combined}["KeepAttention"]
+    assert result.verdict == FAIL and "with a mask hiding a whole row" in result.reason, result

@@ -118,6 +118,27 @@ def mixed_rows(value: Any) -> Any:
     return value
 
 
+def blind_rows(value: Any) -> Any:
+    """``value`` with each boolean tensor of two or more axes given a last-axis row of each
+    value (its first row all False, its last all True): whichever value the code reads as
+    hidden, some row hides every key -- the case a guarded patch sends to its original path.
+    Other values as they are."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype != torch.bool or value.dim() < 2 or value.shape[-1] < 2 or value[..., 0].numel() < 2:
+            return value
+        out = value.clone().reshape(-1, value.shape[-1])
+        out[0] = False
+        out[-1] = True
+        return out.reshape(value.shape)
+    if isinstance(value, tuple):
+        return tuple(blind_rows(v) for v in value)
+    if isinstance(value, list):
+        return [blind_rows(v) for v in value]
+    if isinstance(value, dict):
+        return {k: blind_rows(v) for k, v in value.items()}
+    return value
+
+
 def _clone_value(value: Any, device: torch.device | None, grad: bool) -> Any:
     if isinstance(value, torch.Tensor):
         out = value.detach().clone()
@@ -252,11 +273,16 @@ class Variant:
     # guarded patch (ADP010's ``mask.all(-1).any()``) sends such rows to its original path, so
     # inputs that hold one never reach the fused call
     mixed_rows: bool = False
+    # the boolean masks with a row hidden entirely whichever value hides (:func:`blind_rows`):
+    # after a pass, a guarded patch's original path is checked with them
+    blind_rows: bool = False
 
     def label(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self.flags]
         if self.mixed_rows:
             parts.append("masks with no fully hidden row")
+        if self.blind_rows:
+            parts.append("masks with a fully hidden row")
         parts += [f"{p} from the module's own {f}=True call (a second call of one step)" for p, f in self.steps]
         parts += [f"{k}=False (the patched {self.method}() only)" for k in self.decline]
         parts += [f"config.{k}={v!r}" for k, v in self.config]

@@ -42,6 +42,7 @@ from .build import (
     Pair,
     Skip,
     Variant,
+    blind_rows,
     draw_constants,
     has_full_rows,
     mixed_rows,
@@ -273,6 +274,11 @@ class _Checker:
         if variant.mixed_rows:
             pair.call = dataclasses.replace(pair.call, args=mixed_rows(pair.call.args),
                                             kwargs=mixed_rows(pair.call.kwargs))
+        if variant.blind_rows:
+            args, kwargs = blind_rows(pair.call.args), blind_rows(pair.call.kwargs)
+            if not has_full_rows((args, kwargs)):
+                return {}, "no boolean mask to hide a row of"
+            pair.call = dataclasses.replace(pair.call, args=args, kwargs=kwargs)
         self.full_rows = has_full_rows((pair.call.args, pair.call.kwargs))
         pair.original.to(device)
         pair.patched.to(device)
@@ -617,7 +623,40 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         else:
             out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried, refused))
     _check_other_sides(checker, class_name, out, given)
+    _check_blind_rows(checker, class_name, out)
     return out
+
+
+ROWS_GUARD = ".all(-1).any()"  # the fixer's test for a mask hiding a whole row (synth/sdpa.py)
+
+
+def _check_blind_rows(checker: _Checker, class_name: str, out: dict) -> None:
+    """A passing guarded patch (its guard tests a mask for rows it hides entirely) is checked
+    again with the passing inputs' boolean masks hiding a whole row: the guard must send those
+    inputs to the original path, or the fused call must match there.  A difference is a
+    ``fail``; otherwise the pass says so.  Only where the patched code holds that guard."""
+    if ROWS_GUARD not in (checker.patched_text or ""):
+        return
+    by_variant: dict = {}
+    for site, verdict in out.items():
+        if verdict.verdict == PASS and verdict.variant is not None and not verdict.variant.mixed_rows:
+            by_variant.setdefault(verdict.variant, []).append(site)
+    for variant, sites in by_variant.items():
+        verdicts, skip_reason = checker.check(class_name, sites, dataclasses.replace(variant, blind_rows=True))
+        if skip_reason is not None:
+            continue
+        for site in sites:
+            again = verdicts.get(site)
+            if again is None:
+                continue
+            if again.verdict == FAIL:
+                out[site] = dataclasses.replace(again, reason="with a mask hiding a whole row: " + again.reason)
+            elif again.verdict == PASS or again.reason == ORIGINAL_PATH:
+                how = ("the original path ran, eval outputs match" if again.verdict == SKIP else
+                       "the fused path ran, outputs and gradients match")
+                old = out[site]
+                out[site] = dataclasses.replace(old, reason=f"{old.reason}; also with a mask hiding a whole row "
+                                                            f"({how})")
 
 
 def _with_forward_changes(variant: Variant, variants: list[Variant]) -> list[Variant]:
