@@ -2046,7 +2046,7 @@ class _Attention:
         spans: dict[Span, Span] = {}
         removed: dict[Span, ast.AST] = {}  # span of a cast call dropped -> its receiver
         twin = _uncast(copy.deepcopy(last.stmt), removed)  # (the copy keeps the handler's positions)
-        for mine, theirs in zip(ast.walk(twin), ast.walk(body)):
+        for mine, theirs in zip(ast_walk(twin), ast_walk(body)):
             if hasattr(mine, "lineno") and hasattr(theirs, "lineno"):
                 spans.setdefault(span_of(mine), span_of(theirs))
         for call, receiver in removed.items():  # `attn.half()`: the span of `attn`'s twin
