@@ -37,6 +37,7 @@ to a clever one.
 from __future__ import annotations
 
 import ast
+import copy
 import re
 from ..records import replace
 
@@ -185,6 +186,75 @@ def _number(expr) -> float | None:
 SHAPE_METHODS = {"view", "reshape", "unsqueeze", "squeeze", "transpose", "permute", "expand", "contiguous", "flatten"}
 
 
+def _uncast(node: ast.AST, removed: dict | None = None) -> ast.AST:
+    """``node`` with every cast method call (``x.half()``, ``x.float()``, ``x.to(...)``,
+    ``x.type_as(y)``, ``x.type(...)``) replaced by its receiver (``removed``: the span of each
+    dropped call -> its receiver)."""
+
+    class Strip(ast.NodeTransformer):
+        def visit_Call(self, call: ast.Call) -> ast.AST:
+            self.generic_visit(call)
+            func = call.func
+            if isinstance(func, ast.Attribute) and (
+                    (func.attr in CASTS and not call.args and not call.keywords)
+                    or func.attr in ("to", "type", "type_as")):
+                if removed is not None:
+                    removed[span_of(call)] = func.value
+                return func.value
+            return call
+
+    return Strip().visit(node)
+
+
+def _dtype_source(name: str, region: list[ast.stmt], before: Span) -> ast.expr | None:
+    """The tensor read before ``region`` whose dtype ``name`` has at the statement ``before``:
+    the region's statements assigning ``name`` up to there are top-level ``name = <expr>``
+    whose value is, through indexing and reshapes (:data:`SHAPE_METHODS`), ``name`` itself or
+    a name or attribute the region does not assign.  None otherwise."""
+    assigns = []
+    for st in region:
+        if (st.lineno, st.col_offset) >= (before[0], before[1]):
+            break
+        if name not in stored_names(st):
+            continue
+        if not (isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name)):
+            return None
+        assigns.append(st.value)
+    stored = set().union(*(stored_names(st) for st in region))
+    for value in reversed(assigns):
+        while True:
+            value = _dtype_of(value)
+            if isinstance(value, ast.Subscript):
+                value = value.value
+                continue
+            break
+        if isinstance(value, ast.Name) and value.id == name:
+            continue  # `b = b.permute(2, 0, 1)`: the dtype of the assignment before
+        if isinstance(value, (ast.Name, ast.Attribute)) and dotted_name(value) and not read_names(value) & stored:
+            return value
+        return None
+    return None
+
+
+def _dtype_fallback(stmt: ast.Try) -> bool:
+    """A ``try`` of one statement whose every handler is that statement again with casts added
+    and nothing else (yolov7's ``try: x = (attn @ v)...`` / ``except: x = (attn.half() @ v)...``):
+    a fallback for operands of mixed dtypes.  Cheap: one statement each, compared by dump."""
+    if len(stmt.body) != 1 or stmt.orelse or stmt.finalbody or not stmt.handlers:
+        return False
+    body = stmt.body[0]
+    if not isinstance(body, (ast.Assign, ast.AnnAssign)):
+        return False
+    want = ast.dump(body, annotate_fields=False)
+    for handler in stmt.handlers:
+        if len(handler.body) != 1 or type(handler.body[0]) is not type(body) or handler.name is not None:
+            return False
+        again = ast.dump(_uncast(copy.deepcopy(handler.body[0])), annotate_fields=False)
+        if again != want or ast.dump(handler.body[0], annotate_fields=False) == want:
+            return False
+    return True
+
+
 def _dtype_of(expr: ast.expr) -> ast.expr:
     """The tensor whose dtype ``expr`` has: through methods that only reshape
     (``attn_bias.view(b * h, t, s)`` has ``attn_bias``'s), else ``expr`` itself."""
@@ -272,6 +342,7 @@ class _Attention:
         self.roles = dict(zip(match.roles, match.nodes))
         self._names = None
         self.made_texts: dict[int, str] = {}  # id of an expression built from the caller's text -> that text
+        self.fallback_try: ast.Try | None = None  # `try: x = p @ v` / `except: x = p.half() @ v` (_dtype_fallback)
 
     # ------------------------------------------------------------------ helpers
     def _at(self, span: Span | None, what: str = "an argument") -> ast.expr:
@@ -357,6 +428,11 @@ class _Attention:
         chain = []
         while info is not None and info.block is not self.block:
             owner = info.owner
+            if owner is not None and owner is self.fallback_try and info.field == "body":
+                # the context product in a try whose handler computes it again with the
+                # probabilities cast: the try statement is the step's (_dtype_fallback)
+                info = self.index.stmt(span_of(owner))
+                continue
             if not isinstance(owner, ast.If) or info.field not in ("body", "orelse"):
                 raise Skip(f"the step at line {node.line} is inside a loop, with, try or else block")
             # A step in the tail both branches share (``attn = self.softmax(attn)`` ending the
@@ -445,6 +521,15 @@ class _Attention:
         last = self.index.stmt(self.roles["c"].stmt)
         if last is None:
             raise Skip("the context statement could not be located")
+        if isinstance(last.owner, ast.ExceptHandler):
+            # the product read in the handler of a dtype fallback: the same product in the try
+            # body, which runs first (and alone, on the fused path)
+            last = self._try_twin(last)
+        if isinstance(last.owner, ast.Try) and last.field == "body" and _dtype_fallback(last.owner):
+            self.fallback_try = last.owner
+            last = self.index.stmt(span_of(last.owner))
+            if last is None:
+                raise Skip("the context statement could not be located")
         self.block, hi = last.block, last.index
         owner = last.owner
         if isinstance(owner, ast.If) and any(
@@ -518,7 +603,7 @@ class _Attention:
                     step_if_keeps[offset] = self._check_step_if(stmt, step_stored)
                 elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)) and not (
                     isinstance(stmt, ast.Return) and offset == len(region) - 1
-                ):
+                ) and stmt is not self.fallback_try:
                     raise Skip(f"the statement at line {stmt.lineno} is not a plain assignment")
                 kinds.append("step")
             elif isinstance(stmt, ast.Assert) or (isinstance(stmt, ast.If) and _raises_only(stmt)):
@@ -774,6 +859,12 @@ class _Attention:
         edits.imports.add(self.edits_import)
         edits.imports |= self.extra_imports
         c_stmt = region[-1]
+        if c_stmt is self.fallback_try:
+            # the fused path runs the try's statement alone: its handler ran only where the
+            # product raised, for probabilities of another dtype than v's, which the guard
+            # sends to the original (_fallback_terms)
+            c_stmt = c_stmt.body[0]
+            guard += self._fallback_terms(conditions, region)
         before_c = set().union(*(stored_names(ast.parse(t)) for t in fast))
         func = self._function(c_stmt)
         changed = _changed_in_place(func, stored_names(c_stmt), (c_stmt.end_lineno, c_stmt.end_col_offset)) \
@@ -1941,6 +2032,81 @@ class _Attention:
         for role, operand in self.widening:
             text = self._text(operand)
             terms.append(self._under(conditions, role, f'getattr({text}, "dtype", {q_dtype}) != {q_dtype}'))
+        return terms
+
+    def _try_twin(self, last):
+        """For the context product in the handler of a dtype fallback (:func:`_dtype_fallback`),
+        the statement info of the try body's statement, with the ``c`` step moved to the same
+        product there (its spans the body's); ``last`` as it is otherwise."""
+        handler = last.owner
+        owner = next((info.stmt for info in self.index.stmts.values()
+                      if isinstance(info.stmt, ast.Try) and any(h is handler for h in info.stmt.handlers)), None)
+        if owner is None or not _dtype_fallback(owner):
+            return last
+        body = owner.body[0]
+        spans: dict[Span, Span] = {}
+        removed: dict[Span, ast.AST] = {}  # span of a cast call dropped -> its receiver
+        twin = _uncast(copy.deepcopy(last.stmt), removed)  # (the copy keeps the handler's positions)
+        for mine, theirs in zip(ast_walk(twin), ast_walk(body)):
+            if hasattr(mine, "lineno") and hasattr(theirs, "lineno"):
+                spans.setdefault(span_of(mine), span_of(theirs))
+        for call, receiver in removed.items():  # `attn.half()`: the span of `attn`'s twin
+            if span_of(receiver) in spans:
+                spans.setdefault(call, spans[span_of(receiver)])
+
+        def moved(span):
+            if span is None:
+                return None
+            if len(span) == 4 and all(isinstance(x, int) for x in span):
+                return spans.get(tuple(span), span)
+            return tuple(moved(x) for x in span)
+
+        node = self.roles["c"]
+        if node.span not in spans:
+            return last
+        self.roles["c"] = replace(node, span=spans[node.span], stmt=span_of(body),
+                                  arg_spans=tuple(moved(s) for s in node.arg_spans),
+                                  kwarg_spans=tuple(moved(s) for s in node.kwarg_spans),
+                                  func_span=moved(node.func_span))
+        # the handler's own steps (the cast `attn.half()`) are not the body's: the body reads
+        # the probabilities as they are
+        handled = span_of(last.stmt)
+        dropped = [r for r, n in self.roles.items() if r != "c" and n.stmt == handled]
+        gone = {id(self.roles[r]) for r in dropped}
+        for role in dropped:
+            del self.roles[role]
+        self.nodes = tuple(self.roles["c"] if n is node else n for n in self.nodes if id(n) not in gone)
+        info = self.index.stmt(span_of(body))
+        return info if info is not None else last
+
+    def _fallback_terms(self, conditions: dict, region: list[ast.stmt]) -> list[str]:
+        """Guard terms for a context product whose ``except`` computes it again with the
+        probabilities cast (yolov7's ``try: x = attn @ v`` / ``except: x = attn.half() @ v``):
+        the product raises when the probabilities' dtype is not v's, which happens only when v's
+        dtype is not q's or an added bias or mask (whose dtype the scores take) is a tensor of
+        another dtype.  Those cases take the original, handler and all; on the fused path the
+        probabilities have q's dtype and the handler would never run.  An added operand whose
+        dtype cannot be read before the attention (not a name or an attribute) is declined; one
+        the region computes from a tensor read before it by indexing and reshapes only (Swin's
+        ``relative_position_bias = self.relative_position_bias_table[...].view(...)``) has that
+        tensor's dtype."""
+        q_dtype = self._q_dtype()
+        v_text, v_node = self._operands()[2]
+        terms = [f"{_atom(v_text, v_node)}.dtype != {q_dtype}"]
+        stored = set().union(*(stored_names(st) for st in region))
+        for role in ADD_STEPS:
+            if role not in self.roles:
+                continue
+            operand = _dtype_of(self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask")))
+            if isinstance(operand, ast.Name) and operand.id in stored:
+                operand = _dtype_source(operand.id, region, self.roles[role].stmt) or operand
+            if not (isinstance(operand, (ast.Name, ast.Attribute)) and dotted_name(operand)) or \
+                    read_names(operand) & stored:
+                raise Skip(f"the context product at line {self.roles['c'].line} falls back to a cast of the "
+                           f"probabilities when it raises, and the dtype of `{self._text(operand)}`, added to the "
+                           "scores, cannot be read before the attention")
+            terms.append(self._under(conditions, role,
+                                     f'getattr({self._text(operand)}, "dtype", {q_dtype}) != {q_dtype}'))
         return terms
 
     def _under(self, conditions: dict, role: str, term: str) -> str:

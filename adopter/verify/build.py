@@ -73,6 +73,72 @@ class Broken(Exception):
 # ----------------------------------------------------------------------------- calls
 
 
+def _full_rows(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last-axis rows of a boolean mask that are all True, and those that are all False."""
+    return mask.all(-1), ~mask.any(-1)
+
+
+def has_full_rows(value: Any) -> bool:
+    """Whether a boolean tensor in ``value`` (a call's arguments) has a last-axis row of one value:
+    a row that hides every key whichever value the code reads as hidden."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype != torch.bool or value.dim() == 0 or value.shape[-1] < 2:
+            return False
+        every, none = _full_rows(value)
+        return bool(every.any() or none.any())
+    if isinstance(value, (tuple, list)):
+        return any(has_full_rows(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_full_rows(v) for v in value.values())
+    return False
+
+
+def mixed_rows(value: Any) -> Any:
+    """``value`` with each boolean tensor's last-axis rows holding both values: an all-True row
+    gets its last entry False, an all-False row its first entry True.  A mask read either way
+    (True hides, or True keeps) then hides no row entirely, the degenerate case where a fused
+    attention differs from a softmax over filled scores and a guarded patch takes its original
+    path.  Other values are returned as they are (a new tensor where one changes)."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype != torch.bool or value.dim() == 0 or value.shape[-1] < 2:
+            return value
+        every, none = _full_rows(value)
+        if not (every.any() or none.any()):
+            return value
+        out = value.clone()
+        out[..., -1] = torch.where(every, torch.zeros_like(every), out[..., -1])
+        out[..., 0] = torch.where(none, torch.ones_like(none), out[..., 0])
+        return out
+    if isinstance(value, tuple):
+        return tuple(mixed_rows(v) for v in value)
+    if isinstance(value, list):
+        return [mixed_rows(v) for v in value]
+    if isinstance(value, dict):
+        return {k: mixed_rows(v) for k, v in value.items()}
+    return value
+
+
+def blind_rows(value: Any) -> Any:
+    """``value`` with each boolean tensor of two or more axes given a last-axis row of each
+    value (its first row all False, its last all True): whichever value the code reads as
+    hidden, some row hides every key -- the case a guarded patch sends to its original path.
+    Other values as they are."""
+    if isinstance(value, torch.Tensor):
+        if value.dtype != torch.bool or value.dim() < 2 or value.shape[-1] < 2 or value[..., 0].numel() < 2:
+            return value
+        out = value.clone().reshape(-1, value.shape[-1])
+        out[0] = False
+        out[-1] = True
+        return out.reshape(value.shape)
+    if isinstance(value, tuple):
+        return tuple(blind_rows(v) for v in value)
+    if isinstance(value, list):
+        return [blind_rows(v) for v in value]
+    if isinstance(value, dict):
+        return {k: blind_rows(v) for k, v in value.items()}
+    return value
+
+
 def _clone_value(value: Any, device: torch.device | None, grad: bool) -> Any:
     if isinstance(value, torch.Tensor):
         out = value.detach().clone()
@@ -203,9 +269,20 @@ class Variant:
     decline: tuple[str, ...] = ()
     # (param, flag): a decode step, ``param`` fed what a ``flag=True`` call handed back (StepCall)
     steps: tuple[tuple[str, str], ...] = ()
+    # the boolean masks of the chosen inputs with no fully hidden row (:func:`mixed_rows`): a
+    # guarded patch (ADP010's ``mask.all(-1).any()``) sends such rows to its original path, so
+    # inputs that hold one never reach the fused call
+    mixed_rows: bool = False
+    # the boolean masks with a row hidden entirely whichever value hides (:func:`blind_rows`):
+    # after a pass, a guarded patch's original path is checked with them
+    blind_rows: bool = False
 
     def label(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self.flags]
+        if self.mixed_rows:
+            parts.append("masks with no fully hidden row")
+        if self.blind_rows:
+            parts.append("masks with a fully hidden row")
         parts += [f"{p} from the module's own {f}=True call (a second call of one step)" for p, f in self.steps]
         parts += [f"{k}=False (the patched {self.method}() only)" for k in self.decline]
         parts += [f"config.{k}={v!r}" for k, v in self.config]

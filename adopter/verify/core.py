@@ -36,7 +36,18 @@ from ..structure import package_of
 from ..structure.model import SEQUENTIAL_OWNER
 from . import branches, hf
 from .bench import measure
-from .build import Broken, Builder, Pair, Skip, Variant, draw_constants, run_quietly
+from .build import (
+    Broken,
+    Builder,
+    Pair,
+    Skip,
+    Variant,
+    blind_rows,
+    draw_constants,
+    has_full_rows,
+    mixed_rows,
+    run_quietly,
+)
 from .calls import NotACallPatch, check_optimizer_patch
 from .compare import Tolerance, check_eval, check_train
 from .loader import LoadError, ModuleLoader
@@ -234,6 +245,7 @@ class _Checker:
         self._patched_tree: ast.Module | None = None  # parsed once, for _header_lines
         self.ran: set[int] = set()  # lines of the patched file the last check executed
         self.given: set[str] = set()  # the forward arguments the last check passed (not None)
+        self.full_rows = False  # whether a boolean mask the last check passed hides a whole row
         self.original = original
         self.patched = patched
         self.patched_file = patched_file
@@ -244,6 +256,7 @@ class _Checker:
     def check(self, class_name: str, sites: list[Site], variant: Variant) -> tuple[dict[Site, Verdict], str | None]:
         """Verdicts for the sites reached in this variant; the second value is a skip reason for all."""
         self.ran = set()
+        self.full_rows = False
         with self.builder.flags(variant, self.patched):
             return self._check(class_name, sites, variant)
 
@@ -258,6 +271,15 @@ class _Checker:
         except Broken as exc:
             return {site: Verdict(FAIL, str(exc)) for site in sites}, None
         ctor_lines.lines |= self._header_lines(class_name)
+        if variant.mixed_rows:
+            pair.call = dataclasses.replace(pair.call, args=mixed_rows(pair.call.args),
+                                            kwargs=mixed_rows(pair.call.kwargs))
+        if variant.blind_rows:
+            args, kwargs = blind_rows(pair.call.args), blind_rows(pair.call.kwargs)
+            if not has_full_rows((args, kwargs)):
+                return {}, "no boolean mask to hide a row of"
+            pair.call = dataclasses.replace(pair.call, args=args, kwargs=kwargs)
+        self.full_rows = has_full_rows((pair.call.args, pair.call.kwargs))
         pair.original.to(device)
         pair.patched.to(device)
         draw_constants(pair.original)  # a zero gate or fresh batch-norm statistics would hide a wrong patch
@@ -577,6 +599,12 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
             for site, verdict in verdicts.items():
                 if verdict.verdict == SKIP:
                     soft.setdefault(site, verdict)
+                    if verdict.reason == ORIGINAL_PATH and checker.full_rows and not variant.mixed_rows \
+                            and not any(v.mixed_rows for v in queue[index + 1:]):
+                        # a mask of these inputs hides a whole row, which a guarded patch sends to
+                        # its original path (where it was just checked): the same inputs again with
+                        # no such row, to check the fused path too
+                        queue.insert(index + 1, dataclasses.replace(variant, mixed_rows=True))
                     if verdict.reason == ORIGINAL_PATH and not combined:
                         combined = True
                         queue += _with_forward_changes(variant, variants)
@@ -595,7 +623,40 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
         else:
             out[site] = Verdict(SKIP, _unreached_reason(checker, class_name, site, ran, tried, refused))
     _check_other_sides(checker, class_name, out, given)
+    _check_blind_rows(checker, class_name, out)
     return out
+
+
+ROWS_GUARD = ".all(-1).any()"  # the fixer's test for a mask hiding a whole row (synth/sdpa.py)
+
+
+def _check_blind_rows(checker: _Checker, class_name: str, out: dict) -> None:
+    """A passing guarded patch (its guard tests a mask for rows it hides entirely) is checked
+    again with the passing inputs' boolean masks hiding a whole row: the guard must send those
+    inputs to the original path, or the fused call must match there.  A difference is a
+    ``fail``; otherwise the pass says so.  Only where the patched code holds that guard."""
+    if ROWS_GUARD not in (checker.patched_text or ""):
+        return
+    by_variant: dict = {}
+    for site, verdict in out.items():
+        if verdict.verdict == PASS and verdict.variant is not None and not verdict.variant.mixed_rows:
+            by_variant.setdefault(verdict.variant, []).append(site)
+    for variant, sites in by_variant.items():
+        verdicts, skip_reason = checker.check(class_name, sites, dataclasses.replace(variant, blind_rows=True))
+        if skip_reason is not None:
+            continue
+        for site in sites:
+            again = verdicts.get(site)
+            if again is None:
+                continue
+            if again.verdict == FAIL:
+                out[site] = dataclasses.replace(again, reason="with a mask hiding a whole row: " + again.reason)
+            elif again.verdict == PASS or again.reason == ORIGINAL_PATH:
+                how = ("the original path ran, eval outputs match" if again.verdict == SKIP else
+                       "the fused path ran, outputs and gradients match")
+                old = out[site]
+                out[site] = dataclasses.replace(old, reason=f"{old.reason}; also with a mask hiding a whole row "
+                                                            f"({how})")
 
 
 def _with_forward_changes(variant: Variant, variants: list[Variant]) -> list[Variant]:
