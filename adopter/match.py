@@ -23,7 +23,7 @@ from .dsl import COMMUTATIVE, Lit, Pattern, PNode, Sym, Temp, Var, Wild
 from .structure import ClassStructure, Const, Flow, ModuleStructure, Node, Ref, names_match
 from .structure.bindings import Ctor
 from .structure.canon import CASTS, HALF_PAIR, NEG_PAIR, ROTATE_HALF_CALLS, TABLE, normalise
-from .structure.ops import TENSOR_METADATA
+from .structure.ops import SOFTMAX, TENSOR_METADATA  # SOFTMAX: the canonical softmax
 
 # Tensor methods that pass a value on rather than compute with it (``qk.detach()`` returned).
 PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half", "contiguous", "numpy", "tolist"})
@@ -31,7 +31,6 @@ PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half
 # (_computed_on follows the reshaped value).
 RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "view_as",
                        "reshape_as"})
-from .structure.layouts import SOFTMAX  # the canonical softmax
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 from .structure.treewalk import ast_walk
 

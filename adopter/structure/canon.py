@@ -22,7 +22,7 @@ import re
 from ..records import dataclass
 
 from .names import names_match
-from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, OPS
+from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, OPS, SOFTMAX
 
 
 # canon.rotate_half is read off a concatenation (graph._rotate_half): its spellings, and the
@@ -213,7 +213,7 @@ class Table:
                     found |= set(CASTS) | {"type_as"}
                 if op.name == "torch.Tensor.masked_fill":
                     found.add("where")
-                if op.name == "torch.nn.functional.softmax":
+                if op.name == SOFTMAX:
                     found.add("logsumexp")  # exp(x - logsumexp(x, dim, keepdim=True)) (graph._logsumexp_shift)
                 if op.name == "canon.tied_logits":
                     found.add("weight")  # self.embed.weight
@@ -290,7 +290,7 @@ class Table:
     def _ctor_ops(self, ctor):
         if getattr(ctor, "function", False):  # F.gelu held as a value: calling it is that activation
             op = self.function(ctor.fqn)
-            if op is not None and op.name == "torch.nn.functional.softmax" and any(
+            if op is not None and op.name == SOFTMAX and any(
                     name == "dim" for name, _ in ctor.kwargs):
                 return "held", {op.name}  # partial(F.softmax, dim=-1): a softmax over that dim
             return ("definite", {op.name}) if op is not None and op.name in self.runtime else None

@@ -29,7 +29,7 @@ from . import canon as canonical
 from . import layouts, ranks
 from .bindings import ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
-from .ops import CASTS
+from .ops import CASTS, SOFTMAX
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import literal_keywords, spread_keys
@@ -1100,7 +1100,7 @@ class FlowBuilder:
                         c.fqn != "torch.nn.Softmax" or not _last_of_two(_ctor_dim(c)) for c in ctors):
                     return None
                 args, keywords = (), [ast.keyword(arg="dim", value=ast.Constant(value=-1))]
-            elif self.names.resolve(func) not in ("torch.softmax", "torch.nn.functional.softmax"):
+            elif self.names.resolve(func) not in ("torch.softmax", SOFTMAX):
                 return None
         else:
             return None
@@ -1221,7 +1221,7 @@ class FlowBuilder:
             if isinstance(expr, ast.Name) and expr.id in self.names.functions:
                 if self._softmax_call(self.names.functions[expr.id], None) != SAME:
                     return None
-                ops.add("torch.nn.functional.softmax")
+                ops.add(SOFTMAX)
                 continue
             fqn = self.names.resolve(expr) if isinstance(expr, (ast.Name, ast.Attribute)) else None
             op = TABLE.function(fqn) if fqn is not None else None
@@ -1652,7 +1652,7 @@ class FlowBuilder:
         if dtype != SAME:
             out_kwargs.append(("dtype", Ref(dtype, dtype)))
             out_spans.append((None, None))
-        op = TABLE.ops["torch.nn.functional.softmax"]
+        op = TABLE.ops[SOFTMAX]
         view = View((x,), tuple(out_kwargs), (x_span,), tuple(out_spans))
         return {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}
 
@@ -1698,7 +1698,7 @@ class FlowBuilder:
                         kept_definite, kept_maybe = TABLE.layer_ops(kept)
                         if kept_definite in IDENTITY_AT_ZERO and not kept_maybe:
                             definite, identity, ctors = kept_definite, True, kept
-                if definite == "torch.nn.functional.softmax" and len(ctors) > 1:
+                if definite == SOFTMAX and len(ctors) > 1:
                     # a partial softmax chosen beside another value (canon.layer_ops): its dim
                     ctors = [c for c in ctors if TABLE._ctor_ops(c) is not None]
                 extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
@@ -2583,7 +2583,7 @@ class FlowBuilder:
                 # ACT2FN["gelu"]: the key chose the operation; F.gelu held as a value: the
                 # function itself, with its defaults; nothing to merge
                 values = ()
-                if getattr(ctor, "function", False) and op.name == "torch.nn.functional.softmax":
+                if getattr(ctor, "function", False) and op.name == SOFTMAX:
                     # partial(F.softmax, dim=-1): the dim (and dtype) it binds
                     values = tuple((k, self._ctor_value(v)) for k, v in ctor.kwargs)
                 if merged is not None and merged != values:

@@ -32,7 +32,7 @@ from ..records import dataclass, field, replace
 
 from .treewalk import walk
 from .canon import TABLE
-from .ops import TENSOR_METADATA
+from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, module_functions as _functions, names_match
@@ -1026,7 +1026,7 @@ class LayerTyper:
         if target is None or target[:6] != "torch." or target in self.names.functions:
             return None
         op = TABLE.function(target)
-        if op is None or op.name != "torch.nn.functional.softmax":
+        if op is None or op.name != SOFTMAX:
             return None
         why = (f"`{ast.unparse(call)}` is a function held as a value, not a layer: the kernel takes a "
                f"layer module (and TorchScript cannot pass a function as a value)")

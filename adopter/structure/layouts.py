@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from ..records import replace
 from .canon import View
+from .ops import SOFTMAX
 
 # Steps that act on each element where it is: the scores' layout does not change what they do.
 _ELEMENTWISE_CANON = frozenset({"torch.add", "torch.sub", "torch.mul", "torch.div", "torch.Tensor.masked_fill",
@@ -38,7 +39,6 @@ _SAME_METHODS = frozenset({"float", "half", "double", "bfloat16", "type_as", "to
                            "mul_", "div_", "add_", "sub_", "masked_fill_", "masked_fill"})
 # Steps after the softmax that keep each probability where it is (a head mask multiplies).
 _PROBS_CANON = frozenset({"torch.nn.functional.dropout", "torch.Tensor.to", "torch.mul"})
-SOFTMAX = "torch.nn.functional.softmax"
 
 
 def _ref_keys(values) -> list[str]:

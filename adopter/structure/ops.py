@@ -41,8 +41,12 @@ Keys of an entry (all optional but ``signature``):
 
 from __future__ import annotations
 
+# The canonical softmax: every spelling of softmax (``F.softmax``, ``x.softmax``, an ``nn.Softmax``
+# attribute) becomes a node with this name, and the readings that look for the softmax ask for it.
+SOFTMAX = "torch.nn.functional.softmax"
+
 OPS: dict[str, dict] = {
-    "torch.nn.functional.softmax": {
+    SOFTMAX: {
         "functions": ["torch.softmax", "torch.special.softmax", "torch.Tensor.softmax"],
         "methods": ["softmax"],
         "modules": {"torch.nn.Softmax": ["dim"]},

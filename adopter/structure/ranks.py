@@ -23,9 +23,10 @@ from ..records import replace
 
 from . import graph as _graph  # Const and Ref (graph imports this module: read at call time)
 from .canon import _unordered, TABLE
+from .ops import SOFTMAX
 
 TOP = "top"  # not known yet (the optimistic start of a name the function assigns)
-_UNARY = {"torch.nn.functional.softmax", "torch.nn.functional.dropout", "torch.Tensor.to", "torch.transpose",
+_UNARY = {SOFTMAX, "torch.nn.functional.dropout", "torch.Tensor.to", "torch.transpose",
           "canon.softmax_shift"}
 _ELEMENTWISE = {"torch.add", "torch.sub", "torch.mul", "torch.div", "torch.pow"}
 _ELEMENTWISE_SYMBOLS = {"+", "-", "*", "/", "//", "%", "**"}
@@ -34,7 +35,7 @@ _SAME_RANK_METHODS = {"contiguous", "clone", "detach", "float", "half", "double"
 _SCALAR_CALLS = {"?int", "?float", "?len", "?abs", "?round", "math.sqrt", "math.log", "math.pow", "math.exp",
                  "numpy.sqrt", "np.sqrt"}
 _FIXED_THREE = {"bmm", "baddbmm"}
-_DIM_NODES = frozenset({"torch.nn.functional.softmax", "torch.transpose", "torch.mean"})
+_DIM_NODES = frozenset({SOFTMAX, "torch.transpose", "torch.mean"})
 
 
 def wanted(nodes) -> bool:
@@ -43,8 +44,8 @@ def wanted(nodes) -> bool:
     skipped; a transpose matters only to attention, which needs a softmax)."""
     softmax = found = False
     for node in nodes:
-        if node.canon in ("torch.nn.functional.softmax", "torch.transpose") and node.view is not None:
-            softmax = softmax or node.canon == "torch.nn.functional.softmax"
+        if node.canon in (SOFTMAX, "torch.transpose") and node.view is not None:
+            softmax = softmax or node.canon == SOFTMAX
             if not found:
                 found = any(name in ("dim", "dim0", "dim1") and _nonnegative(value) for name, value in node.view.kwargs)
             if softmax and found:
@@ -327,7 +328,7 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
             readers.setdefault(node.view.args[1].key, []).append(node)  # (_second_operand)
     found: dict[int, int] = {}
     for node in nodes:
-        if node.canon != "torch.nn.functional.softmax" or node.view is None or not node.view.args \
+        if node.canon != SOFTMAX or node.view is None or not node.view.args \
                 or len(node.outs) != 1 or ranks.of(node.view.args[0], node) not in (None, TOP):
             continue
         d = _int(dict(node.view.kwargs).get("dim"))
@@ -490,7 +491,7 @@ def normalise(nodes, segment, scalar_attribute=lambda attr: False, out=None, ass
         rank = ranks.of(view.args[0], node)
         if node.canon == "torch.transpose" and len(node.outs) == 1 and node.outs[0].key in into_bmm:
             rank = 3
-        elif node.canon == "torch.nn.functional.softmax" and not isinstance(rank, int):
+        elif node.canon == SOFTMAX and not isinstance(rank, int):
             # a softmax whose output only torch.bmm multiplies (after dropout, casts) is 3-D; one
             # only an einsum multiplies has the rank its equation names for that operand
             rank = _product_reads(nodes, index, segment) or rank

@@ -33,6 +33,7 @@ from ..match import Match, commutes, node_view
 from ..ruleset import Rule
 from ..structure import Const, Ref, names_match
 from ..structure.canon import TABLE
+from ..structure.ops import SOFTMAX
 from ..structure.graph import Assumed
 from ..structure.model import OWN_CALL
 from .render import KEEP_ARGS, RenderError, parse_target, replace_names, substitute, template_vars
@@ -42,7 +43,6 @@ from .text import (
 from ..structure.treewalk import ast_walk
 
 MAX_MOVED_STATEMENTS = 8
-SOFTMAX = "torch.nn.functional.softmax"  # the canonical softmax (structure/ops.py)
 
 
 class Skip(Exception):
