@@ -434,7 +434,13 @@ def _triggers(patterns: list[Pattern], canonical: bool = True) -> frozenset[str]
         for node in pattern.nodes:
             name = node.method if node.op == "table" else node.op
             words |= spelled(name) if node.op != "table" else {name.rsplit(".", 1)[-1]}
+    # a class with a dimension suffix may be looked up by an f-string (getattr(nn, f"Conv{ndim}d")):
+    # its stem and the brace, which no other spelling holds
+    words |= {w[:-2] + "{" for w in words if _DIMENSIONED.fullmatch(w)}
     return frozenset(w for w in words if w)
+
+
+_DIMENSIONED = re.compile(r"[A-Z][A-Za-z]*[123]d")
 
 
 def _cache_dir() -> Path | None:

@@ -51,6 +51,10 @@ CLASS_TABLES = ("ACT2CLS",)
 # Functions mapping a key to an activation (a table lookup by another name): typed as the table,
 # whatever module defines them.
 TABLE_FUNCTIONS = ("get_activation",)
+# getattr(nn, key)(...) where the key is known (a literal, parameters' constant defaults): the
+# structural layer classes read as that class (activations stay run-time table keys)
+_GETATTR_CLASS = re.compile(r"(?:Conv|ConvTranspose|BatchNorm|InstanceNorm)[123]d|Linear|LayerNorm|GroupNorm|SyncBatchNorm")
+_GETATTR_KEYS = (ast.Constant, ast.Name, ast.JoinedStr)
 MAX_DEPTH = 5
 # env keys of loops unrolled over a list a caller gives (LayerTyper._unroll)
 ELEMENTS = "elts:"  # a list name -> (its literal expression, the names' values where it is built; None: here)
@@ -1168,6 +1172,12 @@ class LayerTyper:
                 and func.func.id not in env and func.func.id not in self.names.functions
                 and func.func.id not in self.names.imports and len(func.args) == 2 and not func.keywords
                 and self.names.resolve(func.args[0]) == "torch.nn"):
+            # getattr(nn, f"Conv{ndim}d")(...), getattr(nn, norm)(...) with norm="BatchNorm2d":
+            # a structural layer class the key names where it runs (a literal, or parameters'
+            # constant defaults, as for norm_layer=nn.BatchNorm2d): that class, built here
+            named = self._getattr_class(func.args[1], env) if func.args[1].__class__ in _GETATTR_KEYS else None
+            if named is not None:
+                return (Built("torch.nn." + named, tuple(call.args), kwargs, False, call, via="getattr"),)
             # getattr(nn, activation)(): the torch.nn class the string names, looked up like a
             # table (a run-time string may name any activation: checked where it runs)
             return (Built("torch.nn", (func.args[1],), (), True, call, via="getattr"),)
@@ -1221,6 +1231,43 @@ class LayerTyper:
                                      via=via, unlike=value.unlike))
             return tuple(out)
         return ()
+
+    def _getattr_class(self, key: ast.expr, env: dict) -> str | None:
+        """The structural torch.nn class (:data:`_GETATTR_CLASS`) that ``getattr(nn, key)`` names:
+        ``key`` a string literal, a parameter whose default is one, or an f-string whose parts
+        are literals and parameters with a constant default (``f"Conv{ndim}d"``, ``ndim=2``).
+        None for anything else (an activation's name stays a run-time table key)."""
+        if key.__class__ is ast.Constant:
+            text = key.value if isinstance(key.value, str) else None
+        elif key.__class__ is ast.Name:
+            text = self._param_constant(key, env, str)
+        else:
+            parts = []
+            for part in key.values:
+                if part.__class__ is ast.Constant:
+                    parts.append(str(part.value))
+                    continue
+                if part.conversion != -1 or part.format_spec is not None or part.value.__class__ is not ast.Name:
+                    return None
+                got = self._param_constant(part.value, env, (str, int))
+                if got is None:
+                    return None
+                parts.append(str(got))
+            text = "".join(parts)
+        return text if text is not None and _GETATTR_CLASS.fullmatch(text) else None
+
+    @staticmethod
+    def _param_constant(name: ast.Name, env: dict, kinds) -> object:
+        """The constant default (of one of ``kinds``, not a bool) of the parameter ``name``
+        holds, or None when it is not a parameter with such a default."""
+        held = env.get(name.id)
+        if not isinstance(held, _Param):
+            return None
+        default = _default_of(held)
+        if default.__class__ is not ast.Constant or isinstance(default.value, bool) \
+                or not isinstance(default.value, kinds):
+            return None
+        return default.value
 
     def _config_type(self, arg: ast.expr, env: dict) -> ast.expr | None:
         """The key of a registry config naming a torch.nn activation class: ``dict(type="GELU")``
