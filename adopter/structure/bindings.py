@@ -780,6 +780,12 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                                   conditional=b.conditional, unlike=(
                                       f"`self.{attr}`'s output is its last member's, a {last.rsplit('.', 1)[-1]}: "
                                       f"the kernel would take over that member inside the container")))
+    if value.__class__ is ast.IfExp:
+        # ``nn.Sequential(...) if flag else None``: None cannot be called, so a call of the
+        # attribute runs the container built in the other arm; its members are that arm's
+        arms = [a for a in (value.body, value.orelse) if not (a.__class__ is ast.Constant and a.value is None)]
+        if len(arms) == 1:
+            value = arms[0]
     described = _ctor_of(value, names)
     if described is None:
         return

@@ -35,6 +35,9 @@ NEG_PAIR = "(-"
 # list and takes halves of a last axis the way the builder reads them (a slice ``x[..., :n]``
 # whose bound is a floor division, or ``chunk`` / ``unbind``).
 HALF_PAIR = "(//"
+# canon.lead2 is read off a subscript (``x[:, 1:]``, ``x[:-1]``; graph.FlowBuilder._value): the
+# pseudo-word that structure.model adds where a function's text slices one or two leading axes.
+LEAD_SLICE = "[:"
 
 @dataclass(frozen=True)
 class Op:
@@ -217,6 +220,8 @@ class Table:
                     found.add("logsumexp")  # exp(x - logsumexp(x, dim, keepdim=True)) (graph._logsumexp_shift)
                 if op.name == "canon.tied_logits":
                     found.add("weight")  # self.embed.weight
+                if op.name == "canon.lead2":
+                    found.add(LEAD_SLICE)
                 if op.name == "canon.class_axis_second":
                     found.add("rearrange")  # einops.rearrange(logits, "b l n d -> b d (l n)")
                 if op.name in ("canon.rotate_half", "canon.rope_halves"):

@@ -2371,8 +2371,12 @@ class FlowBuilder:
                 return True
         if isinstance(size, ast.Name):  # D // 2 with B, H, T, D = x.size()
             held = ctx.exprs.get(size.id)
-            return isinstance(held, tuple) and len(held) == 4 and held[0] == "dim_size" and held[1] == base \
-                and held[2] == held[3] - 1
+            if held.__class__ is not tuple:
+                # d // 2 with d = x.size(-1) (or x.shape[-1]) bound on a line of its own
+                read = _size_read(held) if isinstance(held, ast.expr) else None
+                return read is not None and isinstance(read[0], ast.Name) and read[0].id == base \
+                    and _int_literal(read[1]) == -1
+            return len(held) == 4 and held[0] == "dim_size" and held[1] == base and held[2] == held[3] - 1
         read = _size_read(size)
         return read is not None and isinstance(read[0], ast.Name) and read[0].id == base and _int_literal(read[1]) == -1
 

@@ -3885,6 +3885,7 @@ LINEAR_END = "adopter.linear_head"
 LINEAR_END_FIRST = "adopter.linear_head_first"  # ... the first of a returned pair
 EMBEDDING = "torch.nn.Embedding"
 LINEAR = "torch.nn.Linear"
+_IDENTITY = "torch.nn.Identity"
 # A literal size below this is a handful of classes (a 2-way head), never a vocabulary.
 MIN_LITERAL_VOCABULARY = 1000
 
@@ -4007,6 +4008,11 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
                     while f"{attr}[{last + 1}]" in info.bindings:
                         last += 1
                     member = info.bindings.get(f"{attr}[{last}]", ())
+                    # a last member that is (or may be, by a flag: ``Scale(s) if tied else
+                    # nn.Identity()``) the identity leaves a path on which the member before it
+                    # gives the Sequential's output
+                    if last and any(c.fqn == _IDENTITY for c in member):
+                        member = info.bindings.get(f"{attr}[{last - 1}]", ())
                     if any(names_match(LINEAR, c.fqn) and not c.table and linear_head(c, owner)
                            or heads.get(c.fqn) == LM_HEAD for c in member):
                         kind = LM_HEAD

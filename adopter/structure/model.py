@@ -27,7 +27,7 @@ import re
 from ..records import dataclass, field, replace
 
 from .bindings import ClassInfo, Ctor, _last_member_kind, bind_class, collect_class, span
-from .canon import HALF_PAIR, NEG_PAIR, TABLE
+from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, TABLE, slices_two_leading
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
@@ -73,6 +73,9 @@ _NEG_PAIR = re.compile(r"\([\s\\]*[(\[][\s(\\]*-")
 # that concatenates), the function mentions the pseudo-word HALF_PAIR.
 _SEQ_ARG = re.compile(r"\([\s\\]*[(\[]")
 _HALVES = frozenset({"chunk", "unbind", "split"})
+# x[:, 1:] or x[:-1] (one or two slices, nothing else): what canon.lead2 is read off (the
+# LEAD_SLICE pseudo-word)
+_LEAD_SLICE = re.compile(r"\w\[\s*-?\w*\s*:\s*-?\w*\s*(?:,\s*-?\w*\s*:\s*-?\w*\s*)?\]")
 # h.view(B, T, 2, -1) (or reshape, the last size also written ``D // 2``): the halves of a last
 # axis stacked on a new one, read as its chunks (graph.FlowBuilder._stacked_halves)
 _STACKED = re.compile(r"\b(?:view|reshape)\([^()]*,\s*2\s*,\s*(?:-\s*1|[\w.]+\s*//\s*2)\s*\)")
@@ -127,6 +130,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 words.add("chunk")  # the halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
             elif isinstance(node, ast.Constant) and node.value is Ellipsis:
                 ellipsis = True
+            elif node.__class__ is ast.Subscript and slices_two_leading(node):
+                words.add(LEAD_SLICE)
         if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(_HALVES)):
             words.add(HALF_PAIR)
         if "split" in words:
@@ -143,6 +148,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         extra.append(NEG_PAIR)
     if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
         extra.append(HALF_PAIR)
+    if _LEAD_SLICE.search(code):
+        extra.append(LEAD_SLICE)
     if "split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
         # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
         # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
