@@ -31,7 +31,7 @@ from .canon import HALF_PAIR, NEG_PAIR, TABLE
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
-from .names import ModuleNames, collect_names, module_functions, names_match
+from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import gelu_formula
 from .siblings import Package, sibling_gelu
 from .treewalk import ast_walk
@@ -749,7 +749,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
                      path: str | None = None) -> ModuleStructure:
     """The structure of one module; ``path``, with ``package``, is where the file lies in its
     package on disk: layer typing may read the package's other modules (siblings.py)."""
-    names = collect_names(tree, package, local_imports=True)
+    names = collect_names(tree, package, local_imports=may_import_locally(text))
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
     siblings = Package(package, path) if package and path else None
