@@ -489,14 +489,21 @@ def _closure_roots(structure: ClassStructure, lines: list[str] | None) -> None:
     file-scope rules read: an optimizer built in the closure), under the key
     ``parent.<locals>.name``.  A closure the parent calls (``name(...)``) is inlined there
     already and is not read twice."""
-    for parent, func in list(structure.functions.items()):
+    functions = structure.functions
+    found = None
+    for parent in functions:  # (no items() list per class: most classes nest no def)
+        func = functions[parent]
         for stmt in func.body:
             if stmt.__class__ is not ast.FunctionDef and stmt.__class__ is not ast.AsyncFunctionDef:
                 continue  # (most statements: a call-free class test first)
             if _calls_local(func, stmt, lines):
                 continue
-            key = f"{parent}.<locals>.{stmt.name}"
-            structure.functions[key] = stmt
+            if found is None:
+                found = []
+            found.append((f"{parent}.<locals>.{stmt.name}", stmt))
+    if found is not None:
+        for key, stmt in found:
+            functions[key] = stmt
             structure.all_roots.append(key)
 
 
