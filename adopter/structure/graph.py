@@ -3150,9 +3150,11 @@ class FlowBuilder:
             # (Uni-Mol's softmax helper makes the scores contiguous before adding the bias) is
             # no operation between them
             value_expr = value_expr.func.value
-        if (value_expr.__class__ is ast.Call and len(targets) == 1 and targets[0].__class__ is ast.Name
-                and value_expr.func.__class__ is ast.Name and value_expr.func.id in self.names.functions
-                and value_expr.func.id not in ctx.params and self._closure_call(targets[0].id, value_expr, ctx)):
+        if (value_expr.__class__ is ast.Call and value_expr.func.__class__ is ast.Name
+                and value_expr.func.id in self.names.functions and len(targets) == 1
+                and targets[0].__class__ is ast.Name and value_expr.func.id not in ctx.params
+                and self._closure_call(targets[0].id, value_expr, ctx)):
+            # (the call-free tests first: ``len`` only for a call of a same-file function)
             return frontier
         optional = _optional_step(targets, value_expr)
         if optional is not None:

@@ -324,6 +324,8 @@ def _is_layer_class_name(fqn: str) -> bool:
 _SELF_ATTR_PASSED = re.compile(r"\bself\.(\w+)\s*[,)]")
 # LayerTyper._kinds key: the file's functions that call one of their parameters (calls_attr)
 _PARAM_CALLERS = ("param callers",)
+_TOP_TEXTS = ("top-level texts",)  # (statement, its text) for the file's statements (LayerTyper._mentioning)
+_DECORATED = frozenset({ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef})
 _FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._calls_through_params)
 _WORD_ONLY = re.compile(r"\w+")
 
@@ -1928,20 +1930,46 @@ class LayerTyper:
         if found is None:
             callees = set()
             mentions = 0
-            for node in walk(self.tree):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-                    if node.func.id == name:
-                        callees.add(id(node.func))
-                    elif node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
-                        # ``isinstance(module, Block)`` tests a value: it builds nothing
-                        tested = node.args[1]
-                        for item in (tested.elts if isinstance(tested, ast.Tuple) else (tested,)):
-                            if isinstance(item, ast.Name) and item.id == name:
-                                callees.add(id(item))
-                elif isinstance(node, ast.Name) and node.id == name:
-                    mentions += 1
+            for stmt in self._mentioning(name):
+                for node in walk(stmt):
+                    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                        if node.func.id == name:
+                            callees.add(id(node.func))
+                        elif node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
+                            # ``isinstance(module, Block)`` tests a value: it builds nothing
+                            tested = node.args[1]
+                            for item in (tested.elts if isinstance(tested, ast.Tuple) else (tested,)):
+                                if isinstance(item, ast.Name) and item.id == name:
+                                    callees.add(id(item))
+                    elif isinstance(node, ast.Name) and node.id == name:
+                        mentions += 1
             found = self._callers[key] = [mentions == len(callees)]
         return found[0]
+
+    def _mentioning(self, name: str) -> list:
+        """The file's top-level statements whose text holds ``name`` (with their decorators): a
+        name mentioned nowhere else is in none of the others, which are not walked (a string
+        test on each statement's text, joined once per file).  Every statement when the lines
+        are not known, or do not count as the parser's do (a lone carriage return)."""
+        tops = self._kinds.get(_TOP_TEXTS)
+        if tops is None:
+            tops = False
+            if self.lines is not None:
+                text = self._kinds.get(_FILE_TEXT)
+                if text is None:
+                    text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
+                if "\r" not in text or text.count("\r") == text.count("\r\n"):
+                    lines = self.lines
+                    tops = []
+                    for stmt in self.tree.body:
+                        first = stmt.lineno
+                        if stmt.__class__ in _DECORATED and stmt.decorator_list:
+                            first = stmt.decorator_list[0].lineno
+                        tops.append((stmt, "\n".join(lines[first - 1:stmt.end_lineno])))
+            self._kinds[_TOP_TEXTS] = tops
+        if tops is False:
+            return self.tree.body
+        return [stmt for stmt, text in tops if name in text]
 
     def method_callers(self, owner: str, name: str) -> list:
         """Every ``self.<name>(...)`` call in the methods of the same-file class ``owner``, with

@@ -31,7 +31,7 @@ from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, TABLE, slices_two_leading
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
-from .names import ModuleNames, collect_names, module_functions, names_match
+from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import gelu_formula
 from .siblings import Package, sibling_gelu
 from .treewalk import ast_walk
@@ -496,14 +496,21 @@ def _closure_roots(structure: ClassStructure, lines: list[str] | None) -> None:
     file-scope rules read: an optimizer built in the closure), under the key
     ``parent.<locals>.name``.  A closure the parent calls (``name(...)``) is inlined there
     already and is not read twice."""
-    for parent, func in list(structure.functions.items()):
+    functions = structure.functions
+    found = None
+    for parent in functions:  # (no items() list per class: most classes nest no def)
+        func = functions[parent]
         for stmt in func.body:
             if stmt.__class__ is not ast.FunctionDef and stmt.__class__ is not ast.AsyncFunctionDef:
                 continue  # (most statements: a call-free class test first)
             if _calls_local(func, stmt, lines):
                 continue
-            key = f"{parent}.<locals>.{stmt.name}"
-            structure.functions[key] = stmt
+            if found is None:
+                found = []
+            found.append((f"{parent}.<locals>.{stmt.name}", stmt))
+    if found is not None:
+        for key, stmt in found:
+            functions[key] = stmt
             structure.all_roots.append(key)
 
 
@@ -756,7 +763,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
                      path: str | None = None) -> ModuleStructure:
     """The structure of one module; ``path``, with ``package``, is where the file lies in its
     package on disk: layer typing may read the package's other modules (siblings.py)."""
-    names = collect_names(tree, package, local_imports=True)
+    names = collect_names(tree, package, local_imports=may_import_locally(text))
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
     siblings = Package(package, path) if package and path else None

@@ -13,6 +13,8 @@ otherwise they keep their leading dots (``...activations.ACT2FN``) and
 from __future__ import annotations
 
 import ast
+import re
+
 from ..records import dataclass, field
 from .treewalk import ast_walk
 
@@ -172,6 +174,17 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
     return names
 
 
+# a line where a function-local import may start: an indented ``import``/``from``, or one after
+# a ``;``, a ``:`` or a line continuation (``def f(): import torch``).  A file without one has no
+# local import, and its functions' bodies are not read for them (a string test on the file text)
+_LOCAL_IMPORT_TEXT = re.compile(r"(?:^[ \t\f]+|[;:\\]\s*)(?:import|from)\b", re.MULTILINE)
+
+
+def may_import_locally(text: str | None) -> bool:
+    """Can the file ``text`` hold a function-local import (True when the text is not known)?"""
+    return text is None or _LOCAL_IMPORT_TEXT.search(text) is not None
+
+
 # a function's statements that may hold a local import: the import itself, or a block whose
 # body may (``try: import torch`` / ``except ...``, ``if TYPE_CHECKING:``, ``with ...:``)
 _LOCAL_SCAN = frozenset({ast.Import, ast.ImportFrom, ast.If, ast.Try, ast.With}
@@ -227,11 +240,20 @@ def _local_imports(names: ModuleNames, package: str | None) -> None:
                 else:
                     fqn = f"{base}{sep}{name}" if base else name
                 _bind_local(local, alias.asname or name, fqn)
-        else:  # a block: its statements (and its branches' and handlers')
-            for block in (stmt.body, getattr(stmt, "orelse", ()), *(h.body for h in getattr(stmt, "handlers", ()))):
-                for inner in block:
+        else:  # a block: its statements (and its branches' and handlers'), read without a call
+            # for the many blocks that hold no import (``if mask is not None:``)
+            for inner in stmt.body:
+                if inner.__class__ in _LOCAL_SCAN:
+                    todo.append(inner)
+            if kind is not ast.With:
+                for inner in stmt.orelse:
                     if inner.__class__ in _LOCAL_SCAN:
                         todo.append(inner)
+                if kind is not ast.If:
+                    for handler in stmt.handlers:
+                        for inner in handler.body:
+                            if inner.__class__ in _LOCAL_SCAN:
+                                todo.append(inner)
     for name, fqn in local.items():
         if (fqn is not None and name not in names.imports and name not in names.classes
                 and name not in names.functions and name not in names.constants):
