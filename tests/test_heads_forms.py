@@ -9,11 +9,17 @@ are ours.
   the stack axis, a name or an int at it) as canon.member, the k-th member's output; a slice
   keeping the stack axis whole as canon.rows.  Each codebook's loss is a Linear + a
   cross-entropy over its last axis: the fused kernel applies per head (report only).
+  A name holding the stack is tracked until it is assigned again, so a stack in one branch
+  (parler-tts: a fused head in the other) is read on the paths from it.
 - ``x.view(-1, y.shape[-1])``: the size read as ``y.size(-1)`` (the same step), so a pattern
   that flattens over the logits' own last size reads either spelling.
+- ``flat[mask]`` of ``flat = x.view(-1, n)`` (one index of a value of two axes): rows, the last
+  axis whole (canon.rows), parler-tts's per-codebook mask before the loss.
 Near-misses: stacked logits that reach no cross-entropy, softmaxed heads (a probability, not
 a head's output), the heads' outputs summed first, a pick on another axis than the stack's,
-a stack on the last axis, a list of other modules' outputs, flattened over another size.
+a stack on the last axis, a list of other modules' outputs, flattened over another size, the
+name rebound before the pick, a mask of logits not viewed to two axes (rank unknown), a slice
+of the flattened logits' last axis.
 """
 
 from __future__ import annotations
@@ -123,4 +129,42 @@ def test_flattened_over_another_size():
 
 def test_name_rebound_before_the_pick():
     text = code().replace("loss_fct = CrossEntropyLoss()", "logits = logits.sum(1)\n            loss_fct = CrossEntropyLoss()")
+    assert found(text, "ADP015") == []
+
+
+def test_stack_in_one_branch_read_after_the_join():
+    # parler-tts: a fused head in one branch, the stacked heads in the other; the finding is
+    # on the stacked path
+    stack = ("if self.config.fused:\n"
+             "            lm_logits = self.proj(hidden_states).unsqueeze(1)\n"
+             "        else:\n"
+             "            " + STACKED)
+    text = code(stack=stack)
+    (finding,) = found(text, "ADP015")
+    assert finding.line == next(n for n, line in enumerate(text.splitlines(), 1) if "torch.stack" in line)
+
+
+MASKED = ("codebook_loss = loss_fct(codebook_logits[codebook_mask], codebook_labels[codebook_mask])\n"
+          "                loss += codebook_loss")
+
+
+def masked(text):
+    text = text.replace("loss += loss_fct(codebook_logits, codebook_labels)", MASKED)
+    return text.replace("codebook_labels = labels[..., codebook].contiguous().view(-1)",
+                        "codebook_labels = labels[..., codebook].contiguous().view(-1)\n"
+                        "                codebook_mask = codebook_labels != -100")
+
+
+def test_rows_of_the_flattened_logits_selected_by_a_mask():
+    assert len(found(masked(code()), "ADP015")) == 1
+
+
+def test_mask_of_a_value_not_viewed_to_two_axes():
+    # a mask of the (batch, positions, vocabulary) logits: its rank is not known here
+    text = masked(code()).replace(".contiguous().view(-1, logits.shape[-1])", ".contiguous()")
+    assert found(text, "ADP015") == []
+
+
+def test_slice_of_the_flattened_logits_is_not_a_row_selection():
+    text = masked(code()).replace("codebook_logits[codebook_mask]", "codebook_logits[:, codebook_mask]")
     assert found(text, "ADP015") == []

@@ -242,6 +242,9 @@ class _Ctx:
     # (``logits = torch.stack([head(h) for head in self.heads], dim=1)``), or a selection of
     # such a stack that keeps that axis whole: the name -> the stack's axis (see _member_stack)
     members: dict[str, int] = field(default_factory=dict)
+    # local names bound to a view or reshape to two axes (``flat = x.view(-1, n)``): ``flat[m]``
+    # (one index, a mask or indices) selects rows, the last axis whole (canon.rows)
+    flat: set = field(default_factory=set)
     # those of them that hold the halves stacked on a new second-to-last axis (``h.view(B, T, 2,
     # -1)``): read as ``h[..., k, :]``, never ``h[k]``
     stacked: set = field(default_factory=set)
@@ -320,7 +323,6 @@ class FlowBuilder:
         # rows step's temporary -> its slice's text, for a slice of constants (``x[:, 1:]``):
         # the same slice of the same value written again is the same tensor (_recomputed)
         self._slices: dict[str, str] = {}
-        self._member_scopes: dict[str, tuple] = {}  # a name of _Ctx.members -> the scope it was assigned in
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -756,11 +758,15 @@ class FlowBuilder:
             _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
                                     uses=_keys((value,)), defs=_keys((target,)), span=span(expr))
             return target, frontier
-        if ctx.members and kind is ast.Subscript and expr.value.__class__ is _NAME and expr.value.id in ctx.members \
-                and self._member_scope(expr.value.id, ctx):
-            axis = ctx.members[expr.value.id]
-            canon = "canon.member" if _member_pick(expr.slice, axis) else (
-                "canon.rows" if _keeps_axis(expr.slice, axis) else None)
+        if (ctx.members or ctx.flat) and kind is ast.Subscript and expr.value.__class__ is _NAME \
+                and (expr.value.id in ctx.members or expr.value.id in ctx.flat):
+            if expr.value.id in ctx.flat:
+                # flat[mask] of flat = x.view(-1, n): rows of a 2-D value (a row for an int)
+                canon = "canon.rows" if _one_index(expr.slice) else None
+            else:
+                axis = ctx.members[expr.value.id]
+                canon = "canon.member" if _member_pick(expr.slice, axis) else (
+                    "canon.rows" if _keeps_axis(expr.slice, axis) else None)
             if canon is not None:
                 # logits[:, k] of a stack of the members' outputs on axis 1: the k-th member's
                 # output (canon.member); logits[:, :, -n:]: a selection keeping the stack axis
@@ -2974,19 +2980,13 @@ class FlowBuilder:
                 return found[0] if found is not None else None
             return None
         if value_expr.__class__ is _NAME:  # (a copy: logits = stacked)
-            axis = ctx.members.get(value_expr.id)
-            return axis if axis is not None and self._member_scope(value_expr.id, ctx) else None
+            return ctx.members.get(value_expr.id)
         if value_expr.__class__ is ast.Subscript and value_expr.value.__class__ is _NAME:
             name = value_expr.value.id
             axis = ctx.members.get(name)
-            if axis is not None and self._member_scope(name, ctx) and _keeps_axis(value_expr.slice, axis):
+            if axis is not None and _keeps_axis(value_expr.slice, axis):
                 return axis
         return None
-
-    def _member_scope(self, name: str, ctx: _Ctx) -> bool:
-        """Is ``name`` read within the scope its stack was assigned in (so it holds the stack)?"""
-        scope = self._member_scopes.get(name, ())
-        return ctx.scope[:len(scope)] == scope
 
     def _scoped(self, body, frontier, ctx: _Ctx, scope) -> list:
         saved = ctx.scope
@@ -3066,6 +3066,8 @@ class FlowBuilder:
         if isinstance(target, ast.Name):
             if ctx.members:
                 ctx.members.pop(target.id, None)
+            if ctx.flat:
+                ctx.flat.discard(target.id)
             if ctx.chunked:
                 ctx.chunked.pop(target.id, None)
                 ctx.stacked.discard(target.id)
@@ -3142,16 +3144,21 @@ class FlowBuilder:
 
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx,
                 tracked: bool = False) -> list:
-        if not tracked and (ctx.members or (value_expr.__class__ is _CALL and value_expr.args
-                                            and value_expr.args[0].__class__ is ast.ListComp)) \
+        if not tracked and ((value_expr.__class__ is _CALL and value_expr.args and (
+                value_expr.args[0].__class__ is ast.ListComp or len(value_expr.args) == 2
+                and value_expr.func.__class__ is ast.Attribute and value_expr.func.attr in _VIEWS))
+                or (ctx.members and value_expr.__class__ in (_NAME, ast.Subscript))) \
                 and len(targets) == 1 and targets[0].__class__ is _NAME:
             # a stack of a ModuleList's member outputs, or a selection of one keeping its axis
-            # (_Ctx.members): tracked by name, within the scope it is assigned in
+            # (_Ctx.members), or a view to two axes (_Ctx.flat): tracked by name until the name
+            # is assigned again (the reading holds on the paths from that assignment)
             axis = self._members_axis(value_expr, ctx)
+            flat = axis is None and value_expr.__class__ is _CALL and _two_axis_view(value_expr)
             frontier = self._assign(targets, value_expr, frontier, ctx, tracked=True)
             if axis is not None:
                 ctx.members[targets[0].id] = axis
-                self._member_scopes[targets[0].id] = ctx.scope
+            elif flat:
+                ctx.flat.add(targets[0].id)
             return frontier
         if (value_expr.__class__ is ast.Call and value_expr.func.__class__ is ast.Attribute
                 and value_expr.func.attr == "contiguous" and not value_expr.args and not value_expr.keywords):
@@ -3822,6 +3829,26 @@ def _shape_as_size(call: ast.Call) -> ast.Call:
             a = ast.copy_location(ast.Call(func=ast.copy_location(size, a.value), args=[a.slice], keywords=[]), a)
         args.append(a)
     return ast.copy_location(ast.Call(func=call.func, args=args, keywords=call.keywords), call)
+
+
+_VIEWS = frozenset({"view", "reshape"})
+
+
+def _two_axis_view(call: ast.Call) -> bool:
+    """Is ``call`` ``x.view(a, b)`` / ``x.reshape(a, b)``: two sizes, so a value of two axes?"""
+    func = call.func
+    return func.__class__ is ast.Attribute and func.attr in _VIEWS and len(call.args) == 2 and not call.keywords \
+        and not any(a.__class__ is ast.Starred or a.__class__ is ast.Tuple or a.__class__ is ast.List
+                    for a in call.args)
+
+
+def _one_index(index: ast.expr) -> bool:
+    """Is ``index`` one name, attribute, subscript, comparison or int literal (a mask, indices,
+    a row): of a 2-D value, rows with the last axis whole?"""
+    kind = index.__class__
+    if kind is ast.Constant:
+        return type(index.value) is int
+    return kind in (_NAME, ast.Attribute, ast.Subscript, ast.Compare)
 
 
 def _member_pick(index: ast.expr, axis: int) -> bool:
