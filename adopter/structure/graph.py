@@ -1225,11 +1225,13 @@ class FlowBuilder:
 
     def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         func = call.func
-        if func.__class__ is ast.Attribute and (func.attr == "view" or func.attr == "reshape") \
-                and any(a.__class__ is ast.Subscript for a in call.args):
-            # x.view(-1, y.shape[-1]): the size read as y.size(-1), one step either way
-            call = _shape_as_size(call)
-            func = call.func
+        if func.__class__ is ast.Attribute and (func.attr == "view" or func.attr == "reshape"):
+            for a in call.args:
+                if a.__class__ is ast.Subscript:
+                    # x.view(-1, y.shape[-1]): the size read as y.size(-1), one step either way
+                    call = _shape_as_size(call)
+                    func = call.func
+                    break
         if call.args and call.args[0].__class__ is ast.ListComp and self.cls is not None:
             stacked = self._member_stack(call, ctx)
             if stacked is not None:
@@ -3064,9 +3066,9 @@ class FlowBuilder:
 
     def _target_values(self, target: ast.expr, ctx: _Ctx) -> list[Ref]:
         if isinstance(target, ast.Name):
-            if ctx.members:
-                ctx.members.pop(target.id, None)
-            if ctx.flat:
+            if ctx.members and target.id in ctx.members:
+                del ctx.members[target.id]
+            if ctx.flat and target.id in ctx.flat:
                 ctx.flat.discard(target.id)
             if ctx.chunked:
                 ctx.chunked.pop(target.id, None)
@@ -3145,10 +3147,10 @@ class FlowBuilder:
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx,
                 tracked: bool = False) -> list:
         if not tracked and ((value_expr.__class__ is _CALL and value_expr.args and (
-                value_expr.args[0].__class__ is ast.ListComp or len(value_expr.args) == 2
-                and value_expr.func.__class__ is ast.Attribute and value_expr.func.attr in _VIEWS))
+                value_expr.args[0].__class__ is ast.ListComp or value_expr.func.__class__ is ast.Attribute
+                and value_expr.func.attr in _VIEWS and value_expr.args[1:] and not value_expr.args[2:]))
                 or (ctx.members and value_expr.__class__ in (_NAME, ast.Subscript))) \
-                and len(targets) == 1 and targets[0].__class__ is _NAME:
+                and targets[0].__class__ is _NAME and not targets[1:]:
             # a stack of a ModuleList's member outputs, or a selection of one keeping its axis
             # (_Ctx.members), or a view to two axes (_Ctx.flat): tracked by name until the name
             # is assigned again (the reading holds on the paths from that assignment)
