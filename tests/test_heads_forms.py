@@ -15,15 +15,11 @@ are ours.
   that flattens over the logits' own last size reads either spelling.
 - ``flat[mask]`` of ``flat = x.view(-1, n)`` (one index of a value of two axes): rows, the last
   axis whole (canon.rows), parler-tts's per-codebook mask before the loss.
-- Any Linear's logits upcast twice (``self.lm_head(h).float()``, then ``logits.float()``), the
-  positions shifted (canon.rows), a contiguous copy, flattened over their own last size
-  (idefics2): the per-position alternative took only a bias and one upcast.
 Near-misses: stacked logits that reach no cross-entropy, softmaxed heads (a probability, not
 a head's output), the heads' outputs summed first, a pick on another axis than the stack's,
 a stack on the last axis, a list of other modules' outputs, flattened over another size, the
 name rebound before the pick, a mask of logits not viewed to two axes (rank unknown), a slice
-of the flattened logits' last axis, a shift cutting the last axis, a flattening over another
-axis's size.
+of the flattened logits' last axis.
 """
 
 from __future__ import annotations
@@ -172,43 +168,3 @@ def test_mask_of_a_value_not_viewed_to_two_axes():
 def test_slice_of_the_flattened_logits_is_not_a_row_selection():
     text = masked(code()).replace("codebook_logits[codebook_mask]", "codebook_logits[:, codebook_mask]")
     assert found(text, "ADP015") == []
-
-
-# -- a Linear's logits upcast twice, shifted, flattened over their own last size (idefics2) --
-
-SHIFTED = textwrap.dedent("""\
-    from torch import nn
-    from torch.nn import CrossEntropyLoss
-
-
-    class CausalHead(nn.Module):
-        def __init__(self, config):
-            super().__init__()
-            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-
-        def forward(self, hidden_states, labels=None, keep=0):
-            logits = self.lm_head(hidden_states[:, -keep:, :]).float()
-            loss = None
-            if labels is not None:
-                logits = logits.float()
-                shift_logits = SHIFT.contiguous()
-                shift_labels = labels[..., 1:].contiguous()
-                loss = CrossEntropyLoss()(shift_logits.view(-1, SIZE), shift_labels.view(-1))
-            return loss, logits
-    """)
-
-
-def shifted(shift="logits[..., :-1, :]", size="shift_logits.size(-1)"):
-    return SHIFTED.replace("SHIFT", shift).replace("SIZE", size)
-
-
-def test_upcast_twice_shifted_flattened_over_its_own_size():
-    assert len(found(shifted(), "ADP015")) == 1
-
-
-def test_shift_cutting_the_last_axis_is_not_rows():
-    assert found(shifted(shift="logits[..., :-1]"), "ADP015") == []
-
-
-def test_flattened_over_another_axis_size():
-    assert found(shifted(size="shift_logits.size(1)"), "ADP015") == []
