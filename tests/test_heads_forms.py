@@ -1,7 +1,8 @@
 """ADP015 heads the engine missed in the dev corpus (session 27, helper heads).  The fixtures
 are ours.
 
-- Multi-codebook heads (musicgen's form): one Linear per codebook in an ``nn.ModuleList``,
+- Multi-codebook heads (musicgen's form): one vocabulary Linear per codebook in an
+  ``nn.ModuleList`` (typed as LM heads by the file's token embedding, ``vocab_size + 1``),
   their outputs stacked on a new axis (``torch.stack([head(h) for head in self.lm_heads],
   dim=1)``), maybe the positions selected (``logits = stacked[:, :, -n:]``), then per codebook
   ``logits[:, k].contiguous().view(-1, logits.shape[-1])`` into a cross-entropy.  The stack is
@@ -15,7 +16,8 @@ are ours.
   that flattens over the logits' own last size reads either spelling.
 - ``flat[mask]`` of ``flat = x.view(-1, n)`` (one index of a value of two axes): rows, the last
   axis whole (canon.rows), parler-tts's per-codebook mask before the loss.
-Near-misses: stacked logits that reach no cross-entropy, softmaxed heads (a probability, not
+Near-misses: stacked heads to the number of labels (classifiers, not vocabulary heads: the
+lead's ruling), stacked logits that reach no cross-entropy, softmaxed heads (a probability, not
 a head's output), the heads' outputs summed first, a pick on another axis than the stack's,
 a stack on the last axis, a list of other modules' outputs, flattened over another size, the
 name rebound before the pick, a mask of logits not viewed to two axes (rank unknown), a slice
@@ -38,6 +40,7 @@ BASE = textwrap.dedent("""\
         def __init__(self, config):
             super().__init__()
             self.config = config
+            self.embed_tokens = nn.Embedding(config.vocab_size + 1, config.hidden_size)
             self.lm_heads = nn.ModuleList(
                 [nn.Linear(config.hidden_size, config.vocab_size, bias=False) for _ in range(config.num_codebooks)]
             )
@@ -89,6 +92,12 @@ def test_stack_on_axis_zero_picked_by_a_leading_index():
 
 
 # -- near-misses -------------------------------------------------------------------------
+
+
+def test_stacked_classifier_heads():
+    text = code().replace("nn.Linear(config.hidden_size, config.vocab_size, bias=False)",
+                          "nn.Linear(config.hidden_size, config.num_labels, bias=False)")
+    assert found(text, "ADP015") == []
 
 
 def test_stacked_logits_reaching_no_cross_entropy():
