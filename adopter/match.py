@@ -560,7 +560,7 @@ class Matcher:
         identifiers one of which the root must mention (its triggers).  Computed once per
         matcher; the word sets themselves once per class, shared by every matcher."""
         found = [("calls", op) for op in self.required_calls]
-        found += [("words", self._methods(m)) for m in self.required_methods]
+        found += [("words", self._method_words(m)) for m in self.required_methods]
         found += [("word", k) for k in (*self.required_keywords, *self.required_attributes)]
         found += [("op", op) for op in self.required_ops]
         for pnode in self.forward.nodes:
@@ -589,7 +589,7 @@ class Matcher:
                 return None
             return ("layer", frozenset(allowed), tuple(self.layer_ops.get(pnode.layer.name, ())))
         if pnode.op == "method":
-            return ("words", self._methods(pnode.method))
+            return ("words", self._method_words(pnode.method))
         if not pnode.op[:1].isalpha():
             return None
         return ("callbound", pnode.op)
@@ -821,6 +821,13 @@ class Matcher:
         if self.spellings == "canonical":
             return METHOD_SPELLINGS.get(name, (name,))
         return (name,)
+
+    def _method_words(self, name: str) -> tuple[str, ...]:
+        """The words one of which code must mention for a method step ``x.<name>(...)``: its
+        spellings, and for ``size`` the ``shape`` attribute (``x.shape[-1]`` as the argument of
+        a view or reshape is read as ``x.size(-1)``: graph._shape_as_size)."""
+        methods = self._methods(name)
+        return (*methods, "shape") if name == "size" else methods
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op

@@ -200,7 +200,8 @@ class Table:
         words = self._words.get(name)
         if words is None:
             op = self.ops[name]
-            if op.operators:
+            if op.operators or name == "canon.member":
+                # (canon.member: a subscript, ``logits[:, k]``, mentions no word of its own)
                 words = frozenset()
             else:
                 found = {f.rsplit(".", 1)[-1] for f in op.functions} | set(op.methods) | set(op.inplace)
@@ -222,6 +223,8 @@ class Table:
                     found.add("weight")  # self.embed.weight
                 if op.name == "canon.lead2":
                     found.add(LEAD_SLICE)
+                if op.name == "canon.members":
+                    found.add("stack")  # torch.stack([head(h) for head in self.heads], dim=1)
                 if op.name == "canon.class_axis_second":
                     found.add("rearrange")  # einops.rearrange(logits, "b l n d -> b d (l n)")
                 if op.name in ("canon.rotate_half", "canon.rope_halves"):

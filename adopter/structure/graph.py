@@ -238,6 +238,13 @@ class _Ctx:
     # local names bound to the chunks of a tensor (``c = h.chunk(2, dim=-1)``, read as ``c[0]``,
     # ``c[1]``): the name -> the keys of its chunks, as if unpacked (``c0, c1 = h.chunk(...)``)
     chunked: dict[str, tuple] = field(default_factory=dict)
+    # local names holding the outputs of every member of a ModuleList stacked on a new axis
+    # (``logits = torch.stack([head(h) for head in self.heads], dim=1)``), or a selection of
+    # such a stack that keeps that axis whole: the name -> the stack's axis (see _member_stack)
+    members: dict[str, int] = field(default_factory=dict)
+    # local names bound to a view or reshape to two axes (``flat = x.view(-1, n)``): ``flat[m]``
+    # (one index, a mask or indices) selects rows, the last axis whole (canon.rows)
+    flat: set = field(default_factory=set)
     # those of them that hold the halves stacked on a new second-to-last axis (``h.view(B, T, 2,
     # -1)``): read as ``h[..., k, :]``, never ``h[k]``
     stacked: set = field(default_factory=set)
@@ -755,6 +762,29 @@ class FlowBuilder:
             _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
                                     uses=_keys((value,)), defs=_keys((target,)), span=span(expr))
             return target, frontier
+        if (ctx.members or ctx.flat) and kind is ast.Subscript and expr.value.__class__ is _NAME \
+                and (expr.value.id in ctx.members or expr.value.id in ctx.flat):
+            if expr.value.id in ctx.flat:
+                # flat[mask] of flat = x.view(-1, n): rows of a 2-D value (a row for an int)
+                canon = "canon.rows" if _one_index(expr.slice) else None
+            else:
+                axis = ctx.members[expr.value.id]
+                canon = "canon.member" if _member_pick(expr.slice, axis) else (
+                    "canon.rows" if _keeps_axis(expr.slice, axis) else None)
+            if canon is not None:
+                # logits[:, k] of a stack of the members' outputs on axis 1: the k-th member's
+                # output (canon.member); logits[:, :, -n:]: a selection keeping the stack axis
+                # whole, of each member's positions (canon.rows, see _keeps_axis)
+                frontier = self._inner_calls(expr.slice, frontier, ctx)
+                receiver, frontier = self._value(expr.value, frontier, ctx)
+                out = self._temp("")
+                _, frontier = self._new(
+                    ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,),
+                    uses=_keys((receiver,)) | self._uses_of(expr.slice, ctx), defs=frozenset({out.key}),
+                    span=span(expr), arg_spans=(span(expr.value),), canon=canon,
+                    view=View((receiver,), (), (span(expr.value),), ()),
+                )
+                return out, frontier
         rows = "canon.rows" if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
             and canonical.selects_rows(expr) else None
         if rows is None and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
@@ -1293,6 +1323,17 @@ class FlowBuilder:
             rows = self._rowwise_softmax(call, ctx)
             if rows is not None:  # softmax(s.view(-1, s.size(2))).view(*s.size()): s.softmax(dim=2)
                 call, func = rows, rows.func
+        if func.__class__ is ast.Attribute and (func.attr == "view" or func.attr == "reshape"):
+            for a in call.args:
+                if a.__class__ is ast.Subscript:
+                    # x.view(-1, y.shape[-1]): the size read as y.size(-1), one step either way
+                    call = _shape_as_size(call)
+                    func = call.func
+                    break
+        if call.args and call.args[0].__class__ is ast.ListComp and self.cls is not None:
+            stacked = self._member_stack(call, ctx)
+            if stacked is not None:
+                return self._stack_members(call, stacked[1], frontier, ctx)
         if (isinstance(func, ast.Attribute) and func.attr == "forward"
                 and isinstance(func.value, (ast.Attribute, ast.Subscript, ast.Name))
                 and self._layer_of(func.value, ctx) is not None):
@@ -2992,6 +3033,75 @@ class FlowBuilder:
                     return False
         return True
 
+    def _member_stack(self, call: ast.Call, ctx: _Ctx) -> tuple[int, str] | None:
+        """``torch.stack([m(x, ...) for m in self.heads], dim=d)`` (``d`` an int literal, 0 or
+        more, by keyword or position), ``self.heads`` a ModuleList or Sequential the class binds
+        members of: (d, the loop name).  Each member's output, stacked on a new axis ``d``; the
+        axes after it (the last, a Linear's output features, included) are each member's own.
+        Only a comprehension of one unconditional loop over the attribute whose element is a
+        call of the loop name on arguments that do not mention it."""
+        comp = call.args[0]
+        if len(comp.generators) != 1 or len(call.args) > 2 or len(call.keywords) > (2 - len(call.args)):
+            return None
+        gen = comp.generators[0]
+        target, it, elt = gen.target, gen.iter, comp.elt
+        if gen.ifs or gen.is_async or target.__class__ is not _NAME or elt.__class__ is not _CALL \
+                or elt.func.__class__ is not _NAME or elt.func.id != target.id:
+            return None
+        if not (it.__class__ is ast.Attribute and it.value.__class__ is _NAME and it.value.id == "self"
+                and it.attr + "[]" in self.cls.bindings):
+            return None
+        dims = call.args[1:] + [k.value for k in call.keywords if k.arg == "dim"]
+        if len(dims) != 1 or any(k.arg != "dim" for k in call.keywords):
+            return None
+        axis = _int_literal(dims[0])
+        if axis is None or axis < 0 or self.names.resolve(call.func) != "torch.stack":
+            return None
+        if any(n.__class__ is _NAME and n.id == target.id for a in (*elt.args, *(k.value for k in elt.keywords))
+               for n in ast.walk(a)):
+            return None
+        return axis, target.id
+
+    def _stack_members(self, call: ast.Call, name: str, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
+        """The stack of _member_stack: the member's call (the loop name a layer alias of the
+        attribute's members), then a step canon.members of its output."""
+        elt = call.args[0].elt
+        attr = call.args[0].generators[0].iter.attr
+        saved = ctx.layer_alias.get(name)
+        ctx.layer_alias[name] = f"self.{attr}[]"
+        try:
+            value, frontier = self._value(elt, frontier, ctx)
+        finally:
+            if saved is None:
+                ctx.layer_alias.pop(name, None)
+            else:
+                ctx.layer_alias[name] = saved
+        out = self._temp("")
+        _, frontier = self._new(
+            ctx, frontier, kind="call", op="stack", args=(value,), outs=(out,), uses=_keys((value,)),
+            defs=frozenset({out.key}), span=span(call), arg_spans=(span(elt),), canon="canon.members",
+            view=View((value,), (), (span(elt),), ()),
+        )
+        return out, frontier
+
+    def _members_axis(self, value_expr: ast.expr, ctx: _Ctx) -> int | None:
+        """The stack axis of what ``value_expr`` holds when it is a stack of a ModuleList's
+        member outputs (_member_stack), a name holding one, or a selection of such a name
+        (``logits = stacked[:, :, -n:]``) by slices that leave the stack axis whole (_keeps_axis)."""
+        if value_expr.__class__ is _CALL:
+            if value_expr.args and value_expr.args[0].__class__ is ast.ListComp and self.cls is not None:
+                found = self._member_stack(value_expr, ctx)
+                return found[0] if found is not None else None
+            return None
+        if value_expr.__class__ is _NAME:  # (a copy: logits = stacked)
+            return ctx.members.get(value_expr.id)
+        if value_expr.__class__ is ast.Subscript and value_expr.value.__class__ is _NAME:
+            name = value_expr.value.id
+            axis = ctx.members.get(name)
+            if axis is not None and _keeps_axis(value_expr.slice, axis):
+                return axis
+        return None
+
     def _scoped(self, body, frontier, ctx: _Ctx, scope) -> list:
         saved = ctx.scope
         ctx.scope = saved + (scope,)
@@ -3068,6 +3178,10 @@ class FlowBuilder:
 
     def _target_values(self, target: ast.expr, ctx: _Ctx) -> list[Ref]:
         if isinstance(target, ast.Name):
+            if ctx.members and target.id in ctx.members:
+                del ctx.members[target.id]
+            if ctx.flat and target.id in ctx.flat:
+                ctx.flat.discard(target.id)
             if ctx.chunked:
                 ctx.chunked.pop(target.id, None)
                 ctx.stacked.discard(target.id)
@@ -3142,7 +3256,24 @@ class FlowBuilder:
             out.append((name, call))
         return out
 
-    def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
+    def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx,
+                tracked: bool = False) -> list:
+        if not tracked and ((value_expr.__class__ is _CALL and value_expr.args and (
+                value_expr.args[0].__class__ is ast.ListComp or value_expr.func.__class__ is ast.Attribute
+                and value_expr.func.attr in _VIEWS and value_expr.args[1:] and not value_expr.args[2:]))
+                or (ctx.members and value_expr.__class__ in (_NAME, ast.Subscript))) \
+                and targets[0].__class__ is _NAME and not targets[1:]:
+            # a stack of a ModuleList's member outputs, or a selection of one keeping its axis
+            # (_Ctx.members), or a view to two axes (_Ctx.flat): tracked by name until the name
+            # is assigned again (the reading holds on the paths from that assignment)
+            axis = self._members_axis(value_expr, ctx)
+            flat = axis is None and value_expr.__class__ is _CALL and _two_axis_view(value_expr)
+            frontier = self._assign(targets, value_expr, frontier, ctx, tracked=True)
+            if axis is not None:
+                ctx.members[targets[0].id] = axis
+            elif flat:
+                ctx.flat.add(targets[0].id)
+            return frontier
         if (value_expr.__class__ is ast.Call and value_expr.func.__class__ is ast.Attribute
                 and value_expr.func.attr == "contiguous" and not value_expr.args and not value_expr.keywords):
             # y = x.contiguous(): the values of x (x itself when it is contiguous already, else
@@ -3869,6 +4000,67 @@ def _pure_size(expr: ast.expr) -> bool:
     text twice is the same number twice."""
     return all(isinstance(n, (ast.Name, ast.Attribute, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Load,
                               ast.operator, ast.unaryop)) for n in ast_walk(expr))
+
+
+def _shape_as_size(call: ast.Call) -> ast.Call:
+    """``call`` with each argument ``y.shape[i]`` (``y`` a name, ``i`` an int literal) written
+    ``y.size(i)``: the same number, read as the same step (a ``size`` method of ``y``)."""
+    args = []
+    for a in call.args:
+        if a.__class__ is ast.Subscript and a.value.__class__ is ast.Attribute and a.value.attr == "shape" \
+                and a.value.value.__class__ is _NAME and _int_literal(a.slice) is not None:
+            size = ast.Attribute(value=a.value.value, attr="size", ctx=ast.Load())
+            a = ast.copy_location(ast.Call(func=ast.copy_location(size, a.value), args=[a.slice], keywords=[]), a)
+        args.append(a)
+    return ast.copy_location(ast.Call(func=call.func, args=args, keywords=call.keywords), call)
+
+
+_VIEWS = frozenset({"view", "reshape"})
+
+
+def _two_axis_view(call: ast.Call) -> bool:
+    """Is ``call`` ``x.view(a, b)`` / ``x.reshape(a, b)``: two sizes, so a value of two axes?"""
+    func = call.func
+    return func.__class__ is ast.Attribute and func.attr in _VIEWS and len(call.args) == 2 and not call.keywords \
+        and not any(a.__class__ is ast.Starred or a.__class__ is ast.Tuple or a.__class__ is ast.List
+                    for a in call.args)
+
+
+def _one_index(index: ast.expr) -> bool:
+    """Is ``index`` one name, attribute, subscript, comparison or int literal (a mask, indices,
+    a row): of a 2-D value, rows with the last axis whole?"""
+    kind = index.__class__
+    if kind is ast.Constant:
+        return type(index.value) is int
+    return kind in (_NAME, ast.Attribute, ast.Subscript, ast.Compare)
+
+
+def _member_pick(index: ast.expr, axis: int) -> bool:
+    """Is ``index`` ``[:, k]`` for ``axis`` 1 (``[k]`` for 0): bare slices of the axes before
+    ``axis``, then one name or int literal at it, nothing after?  Of a stack of member outputs
+    on ``axis`` it is the k-th member's output (the slices before keep their axes whole)."""
+    elts = index.elts if index.__class__ is ast.Tuple else [index]
+    if len(elts) != axis + 1:
+        return False
+    *lead, last = elts
+    if not (last.__class__ is _NAME or (last.__class__ is ast.Constant and type(last.value) is int)):
+        return False
+    return all(e.__class__ is ast.Slice and e.lower is None and e.upper is None and e.step is None for e in lead)
+
+
+def _keeps_axis(index: ast.expr, axis: int) -> bool:
+    """Is ``index`` slices only (no ellipsis, integer or ``None``), the one at ``axis`` (if
+    written) bare, at most ``axis + 2`` of them (``[:, :, -n:]`` of a stack on axis 1: the
+    positions of each member's output)?  A slice of a Linear's output is a Linear's output
+    (of those rows of its weight where it cuts the last axis), and the stack axis stays
+    whole, so ``[:, k]`` of the result is still the k-th member's output, selected."""
+    elts = index.elts if index.__class__ is ast.Tuple else [index]
+    if len(elts) > axis + 2 or not all(e.__class__ is ast.Slice for e in elts):
+        return False
+    if len(elts) > axis:
+        s = elts[axis]
+        return s.lower is None and s.upper is None and s.step is None
+    return True
 
 
 def _int_literal(expr: ast.expr) -> int | None:

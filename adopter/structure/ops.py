@@ -180,6 +180,18 @@ OPS: dict[str, dict] = {
         # the name is the table's own.
         "signature": ["input"],
     },
+    "canon.members": {
+        # torch.stack([m(x) for m in self.heads], dim=d): every member's output stacked on a new
+        # axis d >= 0 (graph._member_stack; the member's call is its own step before it). No
+        # function computes it; the name is the table's own.
+        "signature": ["input"],
+    },
+    "canon.member": {
+        # stacked[:, k] of such a stack on axis 1 (stacked[k] on axis 0), maybe after slices that
+        # keep the stack axis: the k-th member's output (graph._member_pick). No function
+        # computes it; the name is the table's own.
+        "signature": ["input"],
+    },
     "canon.lead2": {
         # x[:, 1:], x[1:]: slices of the first two axes at most (see canon.slices_two_leading),
         # which keep the last axis of a 3-D value whole: the positions a loss over (batch,
