@@ -20,6 +20,7 @@ from adopter.structure import graph as graph_mod
 from adopter.structure import layers as layers_mod
 from adopter.structure import model as model_mod
 from adopter.structure.bindings import bind_class, collect_class
+from adopter.structure.canon import LEAD_SLICE, slices_two_leading
 from adopter.structure.layers import LayerTyper
 from adopter.structure.names import collect_names
 
@@ -177,7 +178,8 @@ def test_graph_walk_yields_ast_walks_nodes_less_the_singletons():
 
 
 def _old_mentions(func):
-    """model._mentions without the file's lines, as it was (ast.walk)."""
+    """model._mentions without the file's lines, as it was (ast.walk), with the LEAD_SLICE pseudo-word
+    added since (research36)."""
     words = set()
     seq_arg = floor_div = ellipsis = False
     for node in ast.walk(func):
@@ -200,6 +202,8 @@ def _old_mentions(func):
             words.add("chunk")
         elif isinstance(node, ast.Constant) and node.value is Ellipsis:
             ellipsis = True
+        elif isinstance(node, ast.Subscript) and slices_two_leading(node):
+            words.add(LEAD_SLICE)  # research36's pseudo-word for canon.lead2 (x[:, 1:], x[:-1])
     if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(model_mod._HALVES)):
         words.add(model_mod.HALF_PAIR)
     if "split" in words:
