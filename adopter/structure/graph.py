@@ -3058,7 +3058,7 @@ class FlowBuilder:
         if axis is None or axis < 0 or self.names.resolve(call.func) != "torch.stack":
             return None
         if any(n.__class__ is _NAME and n.id == target.id for a in (*elt.args, *(k.value for k in elt.keywords))
-               for n in ast.walk(a)):
+               for n in ast_walk(a)):
             return None
         return axis, target.id
 
