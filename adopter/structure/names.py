@@ -180,9 +180,38 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
 _LOCAL_IMPORT_TEXT = re.compile(r"(?:^[ \t\f]+|[;:\\]\s*)(?:import|from)\b", re.MULTILINE)
 
 
+_BLANK = frozenset(" \t\f")
+_SPACE = frozenset(" \t\n\r\f\v\x1c\x1d\x1e\x1f")
+_AFTER = frozenset(";:\\")
+
+
 def may_import_locally(text: str | None) -> bool:
-    """Can the file ``text`` hold a function-local import (True when the text is not known)?"""
-    return text is None or _LOCAL_IMPORT_TEXT.search(text) is not None
+    """Can the file ``text`` hold a function-local import (True when the text is not known)?
+
+    The same answer as ``_LOCAL_IMPORT_TEXT.search(text)``, found from each ``import``/``from``
+    (``str.find``, in C) by what precedes it: a regex with no literal to start from is tried at
+    every character of the file, 0.2 s over the paper's 199 files."""
+    if text is None:
+        return True
+    if not text.isascii():  # \s and \b read Unicode spaces and letters: the regex decides
+        return _LOCAL_IMPORT_TEXT.search(text) is not None
+    for word in ("import", "from"):
+        end = len(word)
+        at = text.find(word)
+        while at != -1:
+            after = at + end
+            if after == len(text) or not (text[after].isalnum() or text[after] == "_"):
+                i = at
+                while i and text[i - 1] in _BLANK:
+                    i -= 1
+                if i < at and (i == 0 or text[i - 1] == "\n"):
+                    return True  # an indented import/from
+                while i and text[i - 1] in _SPACE:
+                    i -= 1
+                if i and text[i - 1] in _AFTER:
+                    return True  # after ';', ':' or a line continuation
+            at = text.find(word, at + 1)
+    return False
 
 
 # a function's statements that may hold a local import: the import itself, or a block whose
