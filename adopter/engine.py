@@ -469,16 +469,25 @@ def _fallback_site(chain: list, tree: ast.Module, lines: list[str], name: str, c
         elif isinstance(parent, ast.ExceptHandler) and at >= 2 and isinstance(chain[at - 2], ast.Try) \
                 and any(_always_calls(s, name, lines, (tree, cls)) for s in chain[at - 2].body):
             return True
-        if isinstance(parent, (ast.ClassDef, ast.Module)):
+        if _returns_call_before(parent, child, name, lines, tree, cls):
+            return True
+    return False
+
+
+def _returns_call_before(parent: ast.AST, child: ast.AST, name: str, lines: list[str], tree: ast.Module,
+                         cls) -> bool:
+    """Is ``child`` (a statement of ``parent``) after an ``if`` with no else, in its block, that
+    returns and calls ``name``: so ``child`` runs only when that path is not taken?"""
+    if isinstance(parent, (ast.ClassDef, ast.Module)):
+        return False
+    for block in _blocks(parent):
+        if child not in block:
             continue
-        for block in _blocks(parent):
-            if child not in block:
-                continue
-            for stmt in block[:block.index(child)]:
-                if isinstance(stmt, ast.If) and not stmt.orelse and stmt.body \
-                        and isinstance(stmt.body[-1], ast.Return) \
-                        and any(_calls(s, name, lines, tree, cls) for s in stmt.body):
-                    return True
+        for stmt in block[:block.index(child)]:
+            if isinstance(stmt, ast.If) and not stmt.orelse and stmt.body \
+                    and isinstance(stmt.body[-1], ast.Return) \
+                    and any(_calls(s, name, lines, tree, cls) for s in stmt.body):
+                return True
     return False
 
 
@@ -532,17 +541,9 @@ def _after_early_return(match: Match, tree: ast.Module, lines: list[str], name: 
         seen.add(node.func)
         chain = _path_to(tree, node.stmt)
         cls = next((n for n in reversed(chain) if isinstance(n, ast.ClassDef)), None)
-        for parent, child in zip(chain, chain[1:]):
-            if isinstance(parent, (ast.ClassDef, ast.Module)):
-                continue
-            for block in _blocks(parent):
-                if child not in block:
-                    continue
-                for stmt in block[:block.index(child)]:
-                    if isinstance(stmt, ast.If) and not stmt.orelse and stmt.body \
-                            and isinstance(stmt.body[-1], ast.Return) \
-                            and any(_calls(s, name, lines, tree, cls) for s in stmt.body):
-                        return True
+        if any(_returns_call_before(parent, child, name, lines, tree, cls)
+               for parent, child in zip(chain, chain[1:])):
+            return True
     return False
 
 
