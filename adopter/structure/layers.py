@@ -903,18 +903,9 @@ class LayerTyper:
         base_forward = (prefix == OUTPUT_OF and func.__class__ is ast.Attribute and func.attr == "forward"
                         and value.args and not value.args[1:] and not value.keywords and _super_forward(func))
         if not conv_method and _is_own(func, func.attr if isinstance(func, ast.Attribute) else ""):
-            init = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"),
-                        None)
-            if init is None or len(value.args) != 1 or value.keywords:
+            if len(value.args) != 1 or value.keywords:
                 return None
-            key = ("init", id(init))
-            if key in self._busy:
-                return None
-            self._busy.add(key)
-            try:
-                built = self.function_env(init, cls.name, depth + 1, cls_name=cls.name).get("self." + func.attr, ())
-            finally:
-                self._busy.discard(key)
+            built = self._init_binding(cls, func.attr, depth)
             if isinstance(built, _Param) or not built:
                 return None
             if not all(isinstance(b, Built) and not b.conditional for b in built):
@@ -999,18 +990,7 @@ class LayerTyper:
             if any(n.__class__ is ast.Name and n.id == x and n is not read and id(n) not in metadata
                    for n in ast_walk(stmt)):
                 return None
-        init = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"),
-                    None)
-        if init is None:
-            return None
-        key = ("init", id(init))
-        if key in self._busy:
-            return None
-        self._busy.add(key)
-        try:
-            built = self.function_env(init, cls.name, depth + 1, cls_name=cls.name).get("self." + step.func.attr, ())
-        finally:
-            self._busy.discard(key)
+        built = self._init_binding(cls, step.func.attr, depth)
         if isinstance(built, _Param) or not built or len(built) != 1:
             return None
         only = built[0]
@@ -1019,6 +999,22 @@ class LayerTyper:
         return only.fqn, (f"`{cls.name}` runs its `{step.func.attr}` {only.fqn.rsplit('.', 1)[-1]} on its input "
                           f"first, then more steps on its output: the kernel would take over that member, which it "
                           f"does not reach through a module with its own forward"), False
+
+    def _init_binding(self, cls: ast.ClassDef, attr: str, depth: int):
+        """What ``cls.__init__`` binds to ``self.<attr>`` (its function environment's entry), or
+        ``()`` where the class has no ``__init__`` or is already being read (a cycle)."""
+        init = next((item for item in cls.body if isinstance(item, ast.FunctionDef) and item.name == "__init__"),
+                    None)
+        if init is None:
+            return ()
+        key = ("init", id(init))
+        if key in self._busy:
+            return ()
+        self._busy.add(key)
+        try:
+            return self.function_env(init, cls.name, depth + 1, cls_name=cls.name).get("self." + attr, ())
+        finally:
+            self._busy.discard(key)
 
     def _partial_softmax(self, call: ast.Call, kwargs: tuple):
         """``partial(F.softmax, dim=-1)`` (any torch spelling of softmax; an optional ``dtype``):
