@@ -3,6 +3,8 @@ findings one rule reports on it, and whether one of them covers the line holding
 
 from __future__ import annotations
 
+import textwrap
+
 from adopter.engine import analyze
 from adopter.ruleset import load_rules, select_rules
 
@@ -77,3 +79,49 @@ def float64_pair(original_code: str, fixed_code: str, cls: str, **kwargs):
     b = patched[cls](**kwargs).double()
     b.load_state_dict(a.state_dict(), strict=True)
     return a, b
+
+
+# Norm classes a Block's ``norm_layer`` default may name (NORM), a conv -> norm pair in its
+# forward built as NORM_OF(c): a BatchNorm subclass with its own FORWARD, one with none, a
+# GroupNorm subclass and a module of its own (cnnsmall's and cnnfix33's forms).
+NORM_SUBCLASSES = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+
+    class SyncBN(_BatchNorm):
+        def _check_input_dim(self, x):
+            if x.dim() != 4:
+                raise ValueError("expected 4-D input")
+
+        FORWARD
+
+
+    class FrozenBN(nn.BatchNorm2d):
+        pass
+
+
+    class ChannelNorm(nn.GroupNorm):
+        def __init__(self, c):
+            super().__init__(1, c)
+
+
+    class OwnNorm(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(1, c, 1, 1))
+
+        def forward(self, x):
+            return x * self.scale
+
+
+    class Block(nn.Module):
+        def __init__(self, c, norm_layer=NORM):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn = NORM_OF(c)
+
+        def forward(self, x):
+            return self.bn(self.conv(x))  # pair
+""")

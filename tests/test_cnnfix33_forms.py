@@ -28,51 +28,9 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from corpus_forms import assert_bn_fold_matches, found, rules
+from corpus_forms import NORM_SUBCLASSES, assert_bn_fold_matches, found, rules
 
 from adopter.synth import fix_text
-
-NORMS = textwrap.dedent("""\
-    import torch
-    from torch import nn
-    from torch.nn.modules.batchnorm import _BatchNorm
-
-
-    class SyncBN(_BatchNorm):
-        def _check_input_dim(self, x):
-            if x.dim() != 4:
-                raise ValueError("expected 4-D input")
-
-        FORWARD
-
-
-    class FrozenBN(nn.BatchNorm2d):
-        pass
-
-
-    class ChannelNorm(nn.GroupNorm):
-        def __init__(self, c):
-            super().__init__(1, c)
-
-
-    class OwnNorm(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.scale = nn.Parameter(torch.ones(1, c, 1, 1))
-
-        def forward(self, x):
-            return x * self.scale
-
-
-    class Block(nn.Module):
-        def __init__(self, c, norm_layer=NORM):
-            super().__init__()
-            self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
-            self.bn = NORM_OF(c)
-
-        def forward(self, x):
-            return self.bn(self.conv(x))  # pair
-""")
 
 # a factory returning the class it is given, or the plain layer for a string
 PICK = textwrap.dedent("""\
@@ -91,7 +49,7 @@ EVAL_ONLY = ("def forward(self, x):\n"
 
 
 def _norms(norm, forward="pass", picked=False):
-    code = NORMS.replace("NORM_OF", "pick(norm_layer)" if picked else "norm_layer")
+    code = NORM_SUBCLASSES.replace("NORM_OF", "pick(norm_layer)" if picked else "norm_layer")
     code = code.replace("NORM", norm).replace("FORWARD", forward)
     return code + PICK if picked else code
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import found, rules
+from corpus_forms import NORM_SUBCLASSES, found, rules
 
 from adopter.synth import fix_text
 
@@ -132,51 +132,10 @@ def test_norm_on_both_branches_near_misses():
     assert len(found(two, "ADP007")) == 1
 
 
-NORMS = textwrap.dedent("""\
-    import torch
-    from torch import nn
-    from torch.nn.modules.batchnorm import _BatchNorm
-
-
-    class SyncBN(_BatchNorm):
-        def _check_input_dim(self, x):
-            if x.dim() != 4:
-                raise ValueError("expected 4-D input")
-
-        FORWARD
-
-
-    class FrozenBN(nn.BatchNorm2d):
-        pass
-
-
-    class ChannelNorm(nn.GroupNorm):
-        def __init__(self, c):
-            super().__init__(1, c)
-
-
-    class OwnNorm(nn.Module):
-        def __init__(self, c):
-            super().__init__()
-            self.scale = nn.Parameter(torch.ones(1, c, 1, 1))
-
-        def forward(self, x):
-            return x * self.scale
-
-
-    class Block(nn.Module):
-        def __init__(self, c, norm_layer=NORM):
-            super().__init__()
-            self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
-            self.bn = norm_layer(c)
-
-        def forward(self, x):
-            return self.bn(self.conv(x))  # pair
-""")
 
 
 def _norms(norm, forward="pass"):
-    return NORMS.replace("NORM", norm).replace("FORWARD", forward)
+    return NORM_SUBCLASSES.replace("NORM_OF", "norm_layer").replace("NORM", norm).replace("FORWARD", forward)
 
 
 def test_same_file_norm_layer_default_near_misses():
