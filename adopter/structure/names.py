@@ -168,10 +168,28 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
     for name in fallbacks:
         if name in names.classes:
             names.imports.pop(name, None)
+    _local_classes(names)
     _aliases(names, tree)
     if local_imports:
         _local_imports(names, package)
     return names
+
+
+def _local_classes(names: ModuleNames) -> None:
+    """Classes defined in the body of a module-level function (a factory building its module
+    class where it returns an instance: ``def make_backbone(): class TinyBackbone(nn.Module):
+    ...; return TinyBackbone(c)``): read as the file's classes, their layers and forward like
+    any other's.  Only a name the module binds nowhere else, defined in one function alone."""
+    found: dict[str, ast.ClassDef | None] = {}
+    for func in names.functions.values():
+        for stmt in func.body:
+            if stmt.__class__ is ast.ClassDef:
+                found[stmt.name] = None if stmt.name in found else stmt
+    for name, node in found.items():
+        if node is not None and name not in names.classes and name not in names.functions \
+                and name not in names.imports and name not in names.constants:
+            names.classes[name] = node
+            names.nested.append(node)  # (module_definitions: walked as the module's own classes)
 
 
 # a line where a function-local import may start: an indented ``import``/``from``, or one after
