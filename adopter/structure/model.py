@@ -562,7 +562,8 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     # forward_intermediates runs the stem and blocks for feature extraction, called by the
     # user's code.  A sampling method that calls the model itself (``self(idx)``) or plain
     # functions is not model structure.
-    modules = {owner for owner, _ in todo} | _inherited_forward(infos)
+    inherited = _inherited_forward(infos)
+    modules = {owner for owner, _ in todo} | inherited
     top = module.classes["<module>"].functions.get(TOP_LEVEL)
     if top is not None:  # a script's own statements run too: what they call is live code
         todo.append(("<module>", top))
@@ -587,6 +588,14 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            for name, func in info.methods.items()
            if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
            and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
+    # A module whose forward is another file's (a package base's ``forward`` routing its
+    # inputs to the subclass's ``_forward(x)``) runs the private hook it calls: a method that
+    # nothing in this file calls and that runs the module's own layers is that hook.
+    if inherited:
+        close([(owner, func) for owner in inherited for name, func in infos[owner].methods.items()
+               if name[:1] == "_" and name[:2] != "__" and (owner, name) not in seen
+               and not infos[owner].bindings.keys().isdisjoint(module.mention(func))
+               and _calls_own_layer(func, infos[owner]) and not _called_in(module, name)])
     # A class derived from torch's Module alone that defines no forward cannot be called as a
     # module (Module.forward raises): it is used through its other public methods (a rotary
     # table holding its cos/sin caches, ``rope.rotate(q, k)`` in a sibling's attention).  One
