@@ -1606,7 +1606,8 @@ class LayerTyper:
         for arg in args:
             if isinstance(arg, ast.Starred):
                 inner = arg.value
-                listed = env.get("list:" + inner.id) if isinstance(inner, ast.Name) else None
+                listed = env.get("list:" + inner.id) if inner.__class__ is ast.Name else (
+                    env.get("list:self." + inner.attr) if _self_attribute(inner) else None)
                 if isinstance(listed, SeqGraph) and not listed.named:
                     graph.extend(listed)
                 elif isinstance(inner, (ast.List, ast.Tuple)):
@@ -2186,6 +2187,8 @@ class LayerTyper:
                             env.pop(bound, None)
                     continue
                 for target in targets:
+                    if target.__class__ is ast.Subscript and _self_attribute(target.value):
+                        env.pop("list:self." + target.value.attr, None)  # self.blocks[i] = ...
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         if ODICT + target.value.id in env:
                             if not ((nested and ODICT_IF not in env) or len(targets) != 1
@@ -2227,11 +2230,17 @@ class LayerTyper:
                             env[TABLE_OF + key] = value  # ACT2FN = {"gelu": gelu, "relu": torch.relu}
                         else:
                             env.pop(TABLE_OF + key, None)
-                    if isinstance(value, (ast.List, ast.Tuple, ast.BinOp, ast.IfExp)) and isinstance(target, ast.Name):
+                    if value.__class__ in _LIST_VALUES and target.__class__ is ast.Name:
                         graph = self._list_graph(value, env, depth)
                         if graph is not None:
                             env["list:" + key] = graph
                             continue
+                    elif value.__class__ in _LIST_VALUES and target.__class__ is ast.Attribute:
+                        # self.blocks = [...], self.blocks.append(...), then
+                        # nn.Sequential(*self.blocks): a list held in an attribute while it is built
+                        graph = self._list_graph(value, env, depth)
+                        if graph is not None:
+                            env["list:" + key] = graph
                     if isinstance(value, ast.Call) and isinstance(target, ast.Name):
                         graph = self._list_call(value, env, depth)
                         if graph is not None and not (graph.named and graph.unnamed):
@@ -2568,6 +2577,13 @@ class LayerTyper:
         if isinstance(value, ast.Name):
             listed = env.get("list:" + value.id)
             return listed.copy() if isinstance(listed, SeqGraph) else None
+        if value.__class__ is ast.ListComp:
+            # [Block(c) for _ in range(n)]: its element's layer, none or many times (what is put
+            # after it may follow what came before it)
+            graph = SeqGraph()
+            graph.add(self.values(value.elt, env, depth), value.elt)
+            graph.frontier.add(-1)
+            return graph
         if isinstance(value, ast.Call):
             return self._list_call(value, env, depth)  # layers = conv_bn(...): the list it returns
         if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
@@ -3869,6 +3885,10 @@ def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> a
 def _table_lookup(expr: ast.expr, tables: frozenset) -> bool:
     """``table[...]`` with ``table`` one of ``tables``."""
     return expr.__class__ is ast.Subscript and expr.value.__class__ is ast.Name and expr.value.id in tables
+
+
+# what an assignment's value may be for the name to hold a list of layers (_list_graph)
+_LIST_VALUES = frozenset({ast.List, ast.Tuple, ast.BinOp, ast.IfExp, ast.ListComp})
 
 
 def _key(target: ast.expr) -> str | None:
