@@ -11,12 +11,13 @@ Near-misses: an activation between the conv and the norm, a Conv1d into a BatchN
 same class name defined in two functions (which one a call means is not known).
 
 - A module whose ``forward`` is a package base's (srforge's ``Model.forward`` routing inputs to
-  the subclass's ``_forward``) had its private hook dropped as unreachable whenever another
-  class of the file defined a forward (then only forwards and public methods are entry
-  points).  For a class that defines no forward and is known to be a module, a private method
-  that nothing in the file calls and that runs the module's own layers is now an entry point.
-Near-misses: an activation between the pair in the hook, a private method of a class with its
-own forward that nothing calls (dead code stays dropped).
+  the subclass's ``self._forward(...)``) had that private hook dropped as unreachable whenever
+  another class of the file defined a forward (then only forwards and public methods are entry
+  points; corpus20a).  A private method of such a class that the base's forward calls (read in
+  the package module defining the base) and that runs the module's own layers is now an entry
+  point too.
+Near-misses: an activation between the pair in the hook, a private method the base's forward
+does not call (dead code stays dropped, as corpus20a's and cnn26's tests ask).
 
 - A list of layers begun as a comprehension (``[Block(c) for _ in range(n)]``) and held in an
   attribute while it is built (torch-enhance's SRResNet: ``self.res_blocks = [...]``,
@@ -141,12 +142,21 @@ def test_class_inside_a_factory_function_near_misses():
 
 # ---------- ADP007: a private hook a package base's forward calls
 
+BASE = textwrap.dedent("""\
+    from torch import nn
+
+
+    class BaseModule(nn.Module):
+        def forward(self, *args, **kwargs):
+            return self._forward(*args, **kwargs)
+    """)
+
 HOOK = textwrap.dedent("""\
     import torch
     from torch import nn
     from torch.nn import functional as F
 
-    from pkg.base import BaseModule
+    from srpkg.base import BaseModule
 
 
     class Block(nn.Module):
@@ -165,27 +175,40 @@ HOOK = textwrap.dedent("""\
             self.conv_sigma = nn.Conv2d(c, c, 3, padding=1)
             self.norm_sigma = nn.BatchNorm2d(c)
 
-        def _forward(self, h):
+        def METHOD(self, h):
             h = self.block(h).mean(2)
             x = self.conv_sigma(h)
             MIDDLE
-            x = self.norm_sigma(x)
+            x = self.norm_sigma(x)  # pair
             return F.leaky_relu(x)
     """)
 
 
-def test_private_hook_of_a_module_with_an_inherited_forward():
-    code = HOOK.replace("        MIDDLE\n", "")
-    assert finding_at(code, "ADP007", "x = self.norm_sigma(x)") is not None
+def _hook_pairs(root, method="_forward", middle="pass"):
+    from adopter.engine import analyze
+    from adopter.structure import package_of
+
+    folder = root / "srpkg"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "base.py").write_text(BASE)
+    path = folder / "net.py"
+    text = HOOK.replace("METHOD", method).replace("MIDDLE", middle)
+    path.write_text(text)
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if "# pair" in t)
+    return [f for f in analyze(text, str(path), rules("ADP007"), package_of(str(path))).findings
+            if f.rule == "ADP007" and f.line <= line <= f.end_line]
 
 
-def test_private_hook_near_misses():
-    code = HOOK.replace("MIDDLE", "x = F.relu(x)")
-    assert finding_at(code, "ADP007", "x = self.norm_sigma(x)") is None
-    # a class with its own forward: a private method nothing calls stays dead code
-    dead = HOOK.replace("        MIDDLE\n", "").replace(
-        "    def _forward(self, h):", "    def forward(self, h):\n        return self.block(h)\n\n    def _unused(self, h):")
-    assert finding_at(dead, "ADP007", "x = self.norm_sigma(x)") is None
+def test_private_hook_the_package_base_forward_calls(tmp_path):
+    assert _hook_pairs(tmp_path)
+
+
+def test_private_hook_near_misses(tmp_path):
+    # an activation between the conv and the norm
+    assert not _hook_pairs(tmp_path / "a", middle="x = F.relu(x)")
+    # a private method the base's forward does not call: dead code, as before
+    assert not _hook_pairs(tmp_path / "b", method="_unused")
 
 
 # ---------- ADP007: a comprehension list held in an attribute, then spread into a Sequential

@@ -588,14 +588,17 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            for name, func in info.methods.items()
            if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
            and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
-    # A module whose forward is another file's (a package base's ``forward`` routing its
-    # inputs to the subclass's ``_forward(x)``) runs the private hook it calls: a method that
-    # nothing in this file calls and that runs the module's own layers is that hook.
-    if inherited:
-        close([(owner, func) for owner in inherited for name, func in infos[owner].methods.items()
-               if name[:1] == "_" and name[:2] != "__" and (owner, name) not in seen
-               and not infos[owner].bindings.keys().isdisjoint(module.mention(func))
-               and _calls_own_layer(func, infos[owner]) and not _called_in(module, name)])
+    # A module whose forward is a package base's (srforge's ``Model.forward`` routing its
+    # inputs to ``self._forward(...)``) runs the private hooks that forward calls: those of
+    # its methods that run the module's own layers are entry points too.
+    if inherited and module.package is not None:
+        for owner in inherited:
+            info = infos[owner]
+            private = [(name, func) for name, func in info.methods.items()
+                       if name[:1] == "_" and name[:2] != "__" and (owner, name) not in seen]
+            called = _base_forward_calls(info, module.package) if private else ()
+            close([(owner, func) for name, func in private
+                   if name in called and _calls_own_layer(func, info)])
     # A class derived from torch's Module alone that defines no forward cannot be called as a
     # module (Module.forward raises): it is used through its other public methods (a rotary
     # table holding its cos/sin caches, ``rope.rotate(q, k)`` in a sibling's attention).  One
@@ -632,6 +635,28 @@ def _inherited_forward(infos: dict[str, ClassInfo]) -> set[str]:
     (``is_module``: a torch base, a module base of the package read by siblings.py)."""
     return {owner for owner, info in infos.items()
             if info.is_module and "forward" not in info.methods and info.bindings}
+
+
+def _base_forward_calls(info: ClassInfo, package) -> set[str]:
+    """The ``self.<name>`` attributes the ``forward`` of ``info``'s package bases reads (each
+    base class read in the module of the package that defines it)."""
+    called: set[str] = set()
+    for base in info.bases:
+        found = package.find(base) if package.owns(base) else None
+        if found is None:
+            continue
+        other, name = found
+        node = other.names.classes.get(name)
+        if node is None:
+            continue
+        for item in node.body:
+            if item.__class__ in _FUNCTION_DEFS and item.name == "forward":  # (each @overload too)
+                called.update(n.attr for n in walk(item) if n.__class__ is ast.Attribute
+                              and n.value.__class__ is ast.Name and n.value.id == "self")
+    return called
+
+
+_FUNCTION_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef)
 
 
 def _annotated_class(annotation: ast.expr | None, infos: dict[str, ClassInfo]) -> str | None:
