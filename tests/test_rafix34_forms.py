@@ -1,0 +1,155 @@
+"""rafix34 (session 28): research attention, more sites fixed and verified, by family.
+
+1. VITS-style attention (glow-tts, grad-tts, so-vits-svc, coqui): relative-key logits added to the
+   scores under ``if self.window_size is not None:``, whose probabilities the same test reads
+   again after the product (relative values), then a proximal bias
+   ``self._bias(t_s).to(device=scores.device, dtype=scores.dtype)`` under its own flag, then a
+   fill under ``if mask is not None:``.  The guard sends the window test to the original, so on
+   the fused path the relative logits never run: they are no part of the mask and do not change
+   the scores' dtype, and the proximal bias is read off q (its device and dtype) before the call.
+
+Fixtures are ours; positives fail on main's engine, near-misses pass on both.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from corpus_forms import finding_at, float64_pair, rules
+
+VITS = '''
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RelAttention(nn.Module):
+    def __init__(self, channels=16, n_heads=2, window_size=None, proximal_bias=False, p_dropout=0.0):
+        super().__init__()
+        self.n_heads = n_heads
+        self.k_channels = channels // n_heads
+        self.window_size = window_size
+        self.proximal_bias = proximal_bias
+        self.conv_q = nn.Conv1d(channels, channels, 1)
+        self.conv_k = nn.Conv1d(channels, channels, 1)
+        self.conv_v = nn.Conv1d(channels, channels, 1)
+        self.conv_o = nn.Conv1d(channels, channels, 1)
+        self.drop = nn.Dropout(p_dropout)
+        if window_size is not None:
+            self.emb_rel_k = nn.Parameter(torch.randn(1, window_size * 2 + 1, self.k_channels) * 0.1)
+            self.emb_rel_v = nn.Parameter(torch.randn(1, window_size * 2 + 1, self.k_channels) * 0.1)
+
+    def forward(self, x, c, attn_mask=None):
+        q = self.conv_q(x)
+        k = self.conv_k(c)
+        v = self.conv_v(c)
+        x = self.attention(q, k, v, mask=attn_mask)
+        return self.conv_o(x)
+
+    def attention(self, query, key, value, mask=None):
+        b, d, t_s, t_t = (*key.size(), query.size(2))
+        query = query.view(b, self.n_heads, self.k_channels, t_t).transpose(2, 3)
+        key = key.view(b, self.n_heads, self.k_channels, t_s).transpose(2, 3)
+        value = value.view(b, self.n_heads, self.k_channels, t_s).transpose(2, 3)
+        scores = torch.matmul(query, key.transpose(-2, -1)) / math.sqrt(self.k_channels)  # site
+        if WINDOW_TEST:
+            rel = self._rel(self.emb_rel_k, t_s)
+            scores_local = torch.matmul(query, rel.unsqueeze(0).transpose(-2, -1))[..., :t_s] / math.sqrt(self.k_channels)
+            scores = scores + scores_local
+        if self.proximal_bias:
+            scores = scores + self._bias_proximal(t_s).to(device=scores.device, dtype=scores.dtype)
+        if mask is not None:
+            scores = scores.masked_fill(mask == 0, -1e4)
+        p_attn = F.softmax(scores, dim=-1)
+        p_attn = self.drop(p_attn)
+        output = torch.matmul(p_attn, value)
+        if self.window_size is not None:
+            rel_v = self._rel(self.emb_rel_v, t_s)
+            output = output + torch.matmul(p_attn[..., :rel_v.size(1)], rel_v.unsqueeze(0))
+        output = output.transpose(2, 3).contiguous().view(b, d, t_t)
+        return output
+
+    def _rel(self, emb, length):
+        return emb.mean(1, keepdim=True).expand(-1, length, -1) + torch.arange(length, dtype=emb.dtype)[None, :, None]
+
+    def _bias_proximal(self, length):
+        r = torch.arange(length, dtype=torch.float32)
+        diff = torch.unsqueeze(r, 0) - torch.unsqueeze(r, 1)
+        return torch.unsqueeze(torch.unsqueeze(-torch.log1p(torch.abs(diff)), 0), 0)
+'''
+
+
+def _vits(window_test="self.window_size is not None"):
+    return VITS.replace("WINDOW_TEST", window_test)
+
+
+def _fix(code):
+    from adopter.synth import fix_text
+
+    return fix_text(code, "model.py", rules("ADP010"))
+
+
+def _compare(a, b, inputs, params):
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(b(*inputs), a(*inputs), rtol=0, atol=1e-12)
+    ga = torch.autograd.grad(a(*inputs).sum(), [inputs[0], *params(a)])
+    gb = torch.autograd.grad(b(*inputs).sum(), [inputs[0], *params(b)])
+    for left, right in zip(gb, ga):
+        torch.testing.assert_close(left, right, rtol=0, atol=1e-12)
+
+
+def test_vits_proximal_bias_after_a_guarded_relative_add_is_fixed():
+    """The proximal bias reads the scores' device and dtype after the window's add; the window
+    test is sent to the original (its probabilities are read again), so the bias is read off q
+    (main: declined, "the mask ... is computed by the attention")."""
+    code = _vits()
+    assert finding_at(code, "ADP010", "# site") is not None
+    result = _fix(code)
+    fixed = result.text
+    assert "scaled_dot_product_attention(" in fixed, result.skipped
+    assert "self.window_size is not None" in fixed.split("scaled_dot_product_attention(")[0]
+    assert "scores_local" not in fixed.split("scaled_dot_product_attention(")[1].split("\n")[0]
+    assert "dtype=query.dtype" in fixed or "dtype=query.dtype" in fixed.replace(" ", "")
+
+
+@pytest.mark.parametrize("window", [None, 2])
+@pytest.mark.parametrize("proximal", [False, True])
+def test_vits_fix_matches_the_original(window, proximal):
+    code = _vits()
+    fixed = _fix(code).text
+    assert "scaled_dot_product_attention(" in fixed
+    a, b = float64_pair(code, fixed, "RelAttention", window_size=window, proximal_bias=proximal)
+    torch.manual_seed(2)
+    x = torch.randn(2, 16, 7, dtype=torch.float64, requires_grad=True)
+    mask = torch.ones(2, 1, 7, 7, dtype=torch.float64)
+    mask[-1, ..., -2:] = 0
+    for m in (None, mask):
+        _compare(a, b, (x, x, m), lambda mod: [*mod.conv_q.parameters(), *mod.conv_k.parameters()])
+
+
+def test_vits_fix_verifies(tmp_path):
+    from adopter.config import Config
+    from adopter.verify import verify_file
+    from adopter.verify.core import options_for
+    from adopter.verify.result import PASS
+
+    path = tmp_path / "vits.py"
+    path.write_text(_vits())
+    results = verify_file(str(path), rules("ADP010"), Config(), benchmark=False,
+                          options=options_for(Config(), benchmark=False))
+    result = {r.class_name: r for r in results if not r.combined}["RelAttention"]
+    assert result.verdict == PASS, result
+
+
+def test_vits_relative_add_under_another_test_stays_declined():
+    """Near-miss: the relative add runs under a test the later read does not share (the fused
+    path may run it), so the bias still reads the scores' dtype after an add of unknown dtype:
+    declined with the reason, as on main."""
+    result = _fix(_vits(window_test="self.window_size is not None and t_s > 0"))
+    assert "scaled_dot_product_attention(" not in result.text
+    assert any("computed by the attention" in why or "conditions" in why for _, why in result.skipped), result.skipped
