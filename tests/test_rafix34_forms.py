@@ -153,3 +153,74 @@ def test_vits_relative_add_under_another_test_stays_declined():
     result = _fix(_vits(window_test="self.window_size is not None and t_s > 0"))
     assert "scaled_dot_product_attention(" not in result.text
     assert any("computed by the attention" in why or "conditions" in why for _, why in result.skipped), result.skipped
+
+
+# 2. Verify reaches an attention over heads folded into the batch (3-D scores, ``torch.bmm``)
+#    whose required mask is filled in place where it holds True: every guessed mask was a float
+#    one or 4-D; the fill's own error ("masked_fill_ only supports boolean masks") now repairs the
+#    call with the guessed masks as booleans, True where they hide, with and without their
+#    size-1 head axis (easytransformer's BERT ``ScaledDotProductAttention``).
+
+FOLDED = '''
+import numpy as np
+import torch
+import torch.nn as nn
+
+
+class FoldedAttention(nn.Module):
+    def __init__(self, d_k=16, dropout=0.0):
+        super().__init__()
+        self.temper = np.power(d_k, 0.5)
+        self.dropout = nn.Dropout(dropout)
+        self.softmax = nn.Softmax(dim=-1)
+
+    def forward(self, q, k, v, attn_mask):
+        attn = torch.bmm(q, k.transpose(1, 2)) / self.temper
+        attn.data.masked_fill_(attn_mask, -float("inf"))
+        attn = self.softmax(attn)
+        attn = self.dropout(attn)
+        return torch.bmm(attn, v)
+'''
+
+
+def test_a_float_mask_refused_by_a_boolean_fill_is_repaired_as_booleans():
+    from adopter.verify.build import Call
+    from adopter.verify.inputs import mask_values, repairs
+
+    mask = mask_values("additive4", 2, 8)
+    q = torch.randn(2, 8, 16)
+    call = Call((q, q, q, mask), {}, masked=(3,))
+    exc = RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype float")
+    out = repairs(call, exc)
+    assert [tuple(c.args[3].shape) for c in out] == [(2, 1, 1, 8), (2, 1, 8)]
+    for c in out:
+        assert c.args[3].dtype == torch.bool and c.args[0] is q
+        assert bool(c.args[3][-1, ..., -2:].all()) and not bool(c.args[3][0].any())  # True where hidden
+
+
+def test_boolean_repair_near_misses():
+    from adopter.verify.build import Call
+    from adopter.verify.inputs import mask_values, repairs
+
+    mask = mask_values("additive4", 2, 8)
+    q = torch.randn(2, 8, 16)
+    exc = RuntimeError("masked_fill_ only supports boolean masks, but got mask with dtype float")
+    assert repairs(Call((q, q, q, mask), {}), exc) == []  # no guessed mask in the call: nothing to turn
+    ids = torch.ones(2, 8, dtype=torch.long)
+    assert repairs(Call((q, q, q, ids), {}, masked=(3,)), exc) == []  # not a float mask
+    other = RuntimeError("expected scalar type Float but found Double")
+    assert repairs(Call((q, q, q, mask), {}, masked=(3,)), other) == []  # another error
+
+
+def test_folded_heads_attention_with_a_boolean_fill_verifies(tmp_path):
+    from adopter.config import Config
+    from adopter.verify import verify_file
+    from adopter.verify.core import options_for
+    from adopter.verify.result import PASS
+
+    path = tmp_path / "folded.py"
+    path.write_text(FOLDED)
+    results = verify_file(str(path), rules("ADP010"), Config(), benchmark=False,
+                          options=options_for(Config(), benchmark=False))
+    result = {r.class_name: r for r in results if not r.combined}["FoldedAttention"]
+    assert result.verdict == PASS, result
