@@ -298,3 +298,70 @@ def test_an_annotated_module_argument_that_is_read_still_needs_a_factory(tmp_pat
 
     result = _verify_one(tmp_path, STORED.replace("READ", "q = q + self.rope(T).sum()"), "Head")
     assert result.verdict == SKIP and "rope" in result.reason, result
+
+
+# 4. Verify builds the module so that a branch on an attribute ``__init__`` sets to a literal
+#    under a constructor argument's test is taken (birder's HiLo attention: ``if window_size ==
+#    1: self.h_heads = 0``; forward's ``if self.h_heads == 0: x = self._lofi(x)``): the argument
+#    value, not the attribute set after building (whose layers the constructor never made).
+
+SPLIT = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SplitAttention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, window_size: int, alpha: float):
+        super().__init__()
+        self.head_dim = dim // num_heads
+        self.scale = self.head_dim ** -0.5
+        self.l_heads = int(num_heads * alpha)
+        self.h_heads = num_heads - self.l_heads
+        if window_size == 1:
+            self.h_heads = 0
+            self.l_heads = num_heads
+        self.l_dim = self.l_heads * self.head_dim
+        if self.l_heads > 0:
+            self.l_q = nn.Linear(dim, self.l_dim)
+            self.l_kv = nn.Linear(dim, self.l_dim * 2)
+        else:
+            self.l_q = nn.Identity()
+            self.l_kv = nn.Identity()
+        self.h_proj = nn.Linear(dim, dim - self.l_dim) if self.h_heads > 0 else nn.Identity()
+
+    def _global(self, x):
+        B, N, C = x.shape
+        q = self.l_q(x).reshape(B, N, self.l_heads, self.head_dim).permute(0, 2, 1, 3)
+        kv = self.l_kv(x).reshape(B, N, 2, self.l_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        k, v = kv.unbind(0)
+        attn = (q @ k.transpose(-2, -1)) * self.scale
+        attn = F.softmax(attn, dim=-1)
+        return (attn @ v).transpose(1, 2).reshape(B, N, self.l_dim)
+
+    def forward(self, x):
+        if self.h_heads == 0:
+            return self._global(x)
+        if self.l_heads == 0:
+            return self.h_proj(x)
+        return torch.cat((self.h_proj(x), self._global(x)), dim=-1)
+'''
+
+
+def test_init_value_conditions_reads_the_argument_that_sets_the_attribute():
+    from adopter.verify.branches import init_value_conditions
+
+    assert init_value_conditions(SPLIT, "SplitAttention", "h_heads", 0) == [[("window_size", 1)]]
+    # near-misses: another value, an attribute set only by arithmetic, a bool wanted, another class
+    assert init_value_conditions(SPLIT, "SplitAttention", "h_heads", 3) == []
+    assert init_value_conditions(SPLIT, "SplitAttention", "l_dim", 0) == []
+    assert init_value_conditions(SPLIT, "SplitAttention", "h_heads", False) == []
+    assert init_value_conditions(SPLIT, "Other", "h_heads", 0) == []
+
+
+def test_a_branch_on_an_attribute_the_constructor_sets_is_reached(tmp_path):
+    from adopter.verify.result import PASS
+
+    result = _verify_one(tmp_path, SPLIT, "SplitAttention")
+    assert result.verdict == PASS, result
+    assert "window_size=1" in result.reason, result
