@@ -113,7 +113,8 @@ def test_vits_proximal_bias_after_a_guarded_relative_add_is_fixed():
     fixed = result.text
     assert "scaled_dot_product_attention(" in fixed, result.skipped
     assert "self.window_size is not None" in fixed.split("scaled_dot_product_attention(")[0]
-    assert "scores_local" not in fixed.split("scaled_dot_product_attention(")[1].split("\n")[0]
+    fused = fixed.split("\n        else:\n")[1].split("scaled_dot_product_attention(")[0]
+    assert "scores_local" not in fused and "self._rel(" not in fused  # (the window's if never runs there)
     assert "dtype=query.dtype" in fixed or "dtype=query.dtype" in fixed.replace(" ", "")
 
 

@@ -715,6 +715,7 @@ class _Attention:
                                f"(`if {self._text(if_stmt.test)}:` at line {if_stmt.lineno}, {detail})")
                 conditions[role] = if_stmt.test
 
+        self.off_roles = self._guarded_off(region, conditions, all_stored)
         guard += self._widening_terms(conditions)
         fast: list[str] = []
         deferred: list[str] = []  # the `del` statements, run after the fused call
@@ -738,6 +739,10 @@ class _Attention:
                     guard.append(term)
                     branch_tests.add(term)
                 keeps = step_if_keeps.get(offset)
+                if keeps and self.off_roles and all(
+                        role in self.off_roles for role, node in self.roles.items()
+                        if stmt.lineno <= node.line <= stmt.end_lineno):
+                    keeps = None  # (an if the guard sends to the original: never runs on the fused path)
                 if keeps:
                     # The if around a mask step also computes the mask (``causal_mask =
                     # attention_mask[...]``): the fused path computes it under the same test.
@@ -813,7 +818,6 @@ class _Attention:
         self.filled_rows = None
         filled_term = None  # the filled-rows term: it reads names of the region as they are before it
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
-        self.off_roles = self._guarded_off(region, conditions, all_stored)
         call = self._call(q, k, v, conditions, stored)
         guard += self._float32_terms()
         for text, operand, test in self.helper_adds:
