@@ -343,6 +343,7 @@ class _Attention:
         self._names = None
         self.made_texts: dict[int, str] = {}  # id of an expression built from the caller's text -> that text
         self.fallback_try: ast.Try | None = None  # `try: x = p @ v` / `except: x = p.half() @ v` (_dtype_fallback)
+        self.off_roles: dict[str, str] = {}  # add steps whose if the guard sends to the original (_guarded_off)
 
     # ------------------------------------------------------------------ helpers
     def _at(self, span: Span | None, what: str = "an argument") -> ast.expr:
@@ -714,6 +715,7 @@ class _Attention:
                                f"(`if {self._text(if_stmt.test)}:` at line {if_stmt.lineno}, {detail})")
                 conditions[role] = if_stmt.test
 
+        self.off_roles = self._guarded_off(region, conditions, all_stored)
         guard += self._widening_terms(conditions)
         fast: list[str] = []
         deferred: list[str] = []  # the `del` statements, run after the fused call
@@ -737,6 +739,10 @@ class _Attention:
                     guard.append(term)
                     branch_tests.add(term)
                 keeps = step_if_keeps.get(offset)
+                if keeps and self.off_roles and all(
+                        role in self.off_roles for role, node in self.roles.items()
+                        if stmt.lineno <= node.line <= stmt.end_lineno):
+                    keeps = None  # (an if the guard sends to the original: never runs on the fused path)
                 if keeps:
                     # The if around a mask step also computes the mask (``causal_mask =
                     # attention_mask[...]``): the fused path computes it under the same test.
@@ -918,6 +924,10 @@ class _Attention:
         guard += self._stand_in_hooks(edits, conditions)
 
         unique = list(dict.fromkeys(guard))
+        for role, term in self.off_roles.items():
+            if term not in unique:  # (left out of the mask for the guard's term: it must be there)
+                raise Skip(f"the step at line {self.roles[role].line} was left out of the fused call's mask for a "
+                           "condition the guard does not send to the original")
         widening_terms = set(self._widening_terms(conditions))
         for term in unique:
             clash = read_names(ast.parse(term, mode="eval")) & all_stored
@@ -2778,14 +2788,44 @@ class _Attention:
         found = [o for o in outs if o in inputs]
         return found[0] if len(found) == 1 else None
 
+    def _guarded_off(self, region: list[ast.stmt], conditions: dict, all_stored: set) -> dict[str, str]:
+        """The add steps (role -> guard term) under an ``if`` whose test, written the same, also
+        holds a later read of a value only the original computes: VITS' relative-key logits
+        added under ``if self.window_size is not None:``, whose probabilities the same test
+        reads again after the product for the relative values.  :meth:`_live_reads` sends that
+        test to the original, so on the fused path the step never runs and is no part of the
+        mask (nor of the scores' dtype).  The caller checks that the guard holds each term
+        (else the site is declined).  Only tests that read nothing the region assigns (the
+        same value before the region and at the step)."""
+        if not any(role in conditions for role in ADD_STEPS):
+            return {}
+        tests: dict[str, list[str]] = {}
+        for role in ADD_STEPS:
+            test = conditions.get(role)
+            if test is not None and not read_names(test) & all_stored:
+                tests.setdefault(self._text(test), []).append(role)
+        func = self._function(region[0]) if tests else None
+        if func is None:
+            return {}
+        end = (region[-1].end_lineno, region[-1].end_col_offset)
+        off: dict[str, str] = {}
+        for node in ast_walk(func):
+            if node.__class__ is not ast.If or (node.lineno, node.col_offset) < end:
+                continue
+            text = self._text(node.test)
+            if text in tests and set().union(*(_loads(s) for s in node.body)) & all_stored:
+                for role in tests[text]:
+                    off[role] = _guard_term(text, node.test)
+        return off
+
     def _keeps_q_dtype_before(self, role: str) -> bool:
         """Do the scores still have q's dtype when the step ``role`` reads them: every step
         before it keeps the dtype (the product of q and k is in their common dtype; a scale by
         a number, a fill and a view keep it; an upcast, a tensor scale or an added bias may
         not)?"""
         for before in SCORE_STEPS[:SCORE_STEPS.index(role)]:
-            if before not in self.roles or before in DTYPE_KEEPING:
-                continue
+            if before not in self.roles or before in DTYPE_KEEPING or before in self.off_roles:
+                continue  # (an add under an if the guard sends to the original never runs on the fused path)
             if before in SCALE_STEPS and self._number_like(self._operand_of(before, "div" if before == "s1" else "mul")):
                 continue
             return False
@@ -2803,8 +2843,8 @@ class _Attention:
         if views and "m2" not in self.roles:
             raise Skip("the scores are reshaped without a mask being added")
         for role in ADD_STEPS:
-            if role not in self.roles:
-                continue
+            if role not in self.roles or role in self.off_roles:
+                continue  # (off_roles: under an if the guard sends to the original: never on the fused path)
             if self.fill_helper is not None and self.roles[role] is self.fill_helper["node"]:
                 continue  # (a block bias a helper adds, made of zeros: _inline_block_helper, below)
             if self.block_bias is not None and self.roles[role] is self.block_bias["node"]:

@@ -366,6 +366,38 @@ def init_conditions(text: str, class_name: str, attr: str, want_set: bool) -> li
     return out
 
 
+def init_value_conditions(text: str, class_name: str, attr: str, want: object) -> list[list[tuple[str, object]]]:
+    """Ways (constructor-argument values) in which ``__init__`` of ``class_name`` sets
+    ``self.<attr>`` to the literal ``want`` under an ``if`` (birder's HiLo attention: ``if
+    window_size == 1: self.h_heads = 0``, which ``forward``'s ``if self.h_heads == 0:`` tests):
+    the test's conditions for the branch that assigns it."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None) if cls else None
+    if init is None or isinstance(want, bool) or not isinstance(want, (int, float, str)):
+        return []
+    stored = _stored_parameters(tree, class_name)
+
+    def assigns(stmts: list[ast.stmt]) -> bool:
+        return any(isinstance(st, ast.Assign) and isinstance(st.value, ast.Constant) and st.value.value == want
+                   and type(st.value.value) is type(want)
+                   and any(isinstance(t, ast.Attribute) and t.attr == attr and isinstance(t.value, ast.Name)
+                           and t.value.id == "self" for t in st.targets) for st in stmts)
+
+    out: list[list[tuple[str, object]]] = []
+    for sub in ast.walk(init):
+        if isinstance(sub, ast.If):
+            for branch, stmts in ((True, sub.body), (False, sub.orelse)):
+                if assigns(stmts):
+                    found = _conditions(sub.test, branch, stored)
+                    if found and found not in out:
+                        out.append(found)
+    return out
+
+
 def stored_parameters(text: str, class_name: str) -> dict[str, str]:
     """``self.<attr>`` -> the constructor parameter ``__init__`` of ``class_name`` stores in it
     unchanged (``self.mode = mode``)."""

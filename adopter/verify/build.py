@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from . import branches, hf
-from .branches import ZEROS, init_conditions, stored_parameters, zeros_like
+from .branches import ZEROS, init_conditions, init_value_conditions, stored_parameters, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
@@ -860,6 +860,14 @@ class Builder:
                 if param in ctor_params:
                     variant = Variant(ctor=((param, guard.want),), method=method)
                 else:
+                    # the constructor arguments under which __init__ sets the attribute to that
+                    # value (``if window_size == 1: self.h_heads = 0``): built so, the layers the
+                    # branch uses exist too; then the attribute set after building, as before
+                    for condition in init_value_conditions(self.text, class_name, guard.name, guard.want)[:2]:
+                        values = tuple((k, v) for k, v in condition if k in ctor_params and v not in ("given", None))
+                        candidate = Variant(ctor=values, method=method)
+                        if values and len(values) == len(condition) and candidate not in from_guards:
+                            from_guards.append(candidate)
                     variant = Variant(attrs=((guard.name, guard.want),), method=method)
             elif guard.kind == "param_eq" and guard.name in forward_params and not spec:
                 variant = Variant(forward=((guard.name, guard.want),), method=method)

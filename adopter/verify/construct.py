@@ -514,6 +514,13 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
             # read nowhere the class's code shows (``self.n = n``, kept for a caller): the module
             # built is the same whatever it is, so a small count, as for an ``int`` annotation
             values = guess_value(name, int, sizes)
+        if not values and reads == facts.Reads() and annotation is not inspect.Parameter.empty \
+                and facts.stored_only(info.classes.get(info.cls.__name__), name):
+            # annotated, and read nowhere the class's code shows (picogpt's ``rope:
+            # RotaryEmbedding``, kept as ``self.rope`` and never read: its caller hands each head
+            # the cos/sin tables): the module built computes the same whatever it holds, so None
+            # (no submodule, no state of its own on either side)
+            values = [None]
         if not values:
             raise NeedsFactory(f"cannot infer argument `{name}`")
     held = sequence_of(annotation)

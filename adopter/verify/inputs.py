@@ -1460,6 +1460,8 @@ _SIZE_MISMATCH = re.compile(r"size of tensor a \((\d+)\) must match the size of 
 _TOO_FEW = re.compile(r"not enough values to unpack \(expected (?:at least )?(\d+), got (\d+)\)")
 _TOO_MANY = re.compile(r"too many values to unpack \(expected (\d+)")
 _BAD_VIEW = re.compile(r"shape '\[([-\d, ]+)\]' is invalid for input of size (\d+)")
+#: a guessed float mask handed to a fill that takes only booleans (``scores.masked_fill_(mask, -inf)``)
+_BOOL_FILL = re.compile(r"masked_fill_? only supports boolean masks")
 # a convolution over a grid of the tokens smaller than its kernel ("Calculated padded input size
 # per channel: (2 x 4). Kernel size: (3 x 3). Kernel size can't be greater than actual input size")
 _SMALL_GRID = re.compile(r"padded input size per channel: \(([\d x]+)\)\. Kernel size: \(([\d x]+)\)")
@@ -1520,6 +1522,24 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                 continue
             args = _map_tensors(call.args, lambda t: _resized(t, old, new))
             kwargs = _map_tensors(call.kwargs, lambda t: _resized(t, old, new))
+            if any(x is not y for x, y in zip([*call.leaves()], Call(args, kwargs).leaves())):
+                add(args, kwargs)
+    if call.masked and _BOOL_FILL.search(text):
+        # the guessed masks as booleans, True where they hide (the fill is written where the mask
+        # holds True), as they are and without their size-1 head axis: attention over heads folded
+        # into the batch (3-D scores, ``torch.bmm``) fills them in place with a [b, 1, s] or
+        # [b, s, s] mask, which a [b, 1, 1, s] one cannot broadcast to
+        for squeeze in (False, True):
+            def boolean(t: torch.Tensor, squeeze: bool = squeeze) -> torch.Tensor | None:
+                if not t.is_floating_point():
+                    return None
+                hidden = t < 0
+                if squeeze:
+                    return hidden.squeeze(1) if t.dim() == 4 and t.shape[1] == 1 else None
+                return hidden
+            masked = set(call.masked)
+            args = tuple(_map_tensors(v, boolean) if i in masked else v for i, v in enumerate(call.args))
+            kwargs = {k: _map_tensors(v, boolean) if k in masked else v for k, v in call.kwargs.items()}
             if any(x is not y for x, y in zip([*call.leaves()], Call(args, kwargs).leaves())):
                 add(args, kwargs)
     few, many = _TOO_FEW.search(text), _TOO_MANY.search(text)
