@@ -350,10 +350,8 @@ class Matcher:
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
-                 independent: tuple[str, ...] = (), outputs_meet: bool = False,
-                 views_back: tuple[str, ...] = ()):
+                 independent: tuple[str, ...] = (), outputs_meet: bool = False):
         self.rule_id = rule_id
-        self.views_back = views_back
         self.outputs_meet = outputs_meet
         self._repeats = None  # the searched flow's Flow.repeats (set by _search)
         self.independent = independent
@@ -1218,8 +1216,6 @@ class Matcher:
             return None
         if self.outputs_meet and not self._outputs_meet(flow, state):
             return None
-        if self.views_back and not self._views_back(flow, state):
-            return None
         guarded: list[str] = []
         if not self._same_on_every_path(flow, state, cls, guarded):
             return None
@@ -1603,40 +1599,6 @@ class Matcher:
                 return False
             wanted -= hit
             wanted |= node.uses
-        return True
-
-    _SIZES = frozenset({"size", "shape"})
-
-    def _views_back(self, flow: Flow, state: _State) -> bool:
-        """Does each bound ``[forward] views_back`` step give the probabilities the shape of a
-        value an earlier step of the match produced?  DeepVoice3 flattens the scores to rows for
-        the softmax and views them back right after it (``sz = x.size()``; ``F.softmax(x.view(
-        sz[0] * sz[1], sz[2]), dim=1).view(sz)``): the view's one argument is a name bound to
-        ``x.size()`` (or ``x.shape``), or that read written in place, of an ``x`` the match
-        computed before the view.  A view to another shape regroups the rows' elements (``p.view(
-        b, n, t)`` of (b, t, n) probabilities), which no attention does.  Only bound steps are
-        asked (the step is optional), one view node and at most two definitions each."""
-        wanted = set(self.views_back)
-        nodes = flow.nodes
-        for index, node in zip(state.steps, state.matched):
-            if self._role(index) not in wanted:
-                continue
-            if node.kind != "method" or len(node.args) != 2 or node.kwargs or not isinstance(node.args[1], Ref):
-                return False
-            produced = {out.key for n in state.matched if n.id < node.id for out in n.outs}
-            key, before = node.args[1].key, node.id
-            found = _definers(nodes, key, before)
-            if len(found) != 1:
-                return False
-            size = found[0]
-            if size.kind == "copy" and len(size.uses) == 1:  # (``sz = shape`` of a read written in place)
-                found = _definers(nodes, next(iter(size.uses)), size.id)
-                if len(found) != 1:
-                    return False
-                size = found[0]
-            if size.op.rsplit(".", 1)[-1] not in self._SIZES or len(size.args) != 1 \
-                    or not isinstance(size.args[0], Ref) or size.args[0].key not in produced:
-                return False
         return True
 
     def _computed(self, cls, flow: Flow, state: _State) -> bool:

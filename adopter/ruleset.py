@@ -200,12 +200,6 @@ class Rule:
     # query and key meet in its scores; eleven classifier heads returned in a tuple, or a
     # triangle update's gated projections, do not.
     outputs_meet: bool = False
-    # ``[forward] views_back = ["t0"]``: where a match binds this step (a view), it gives its
-    # input the shape a value of the match's earlier steps had (``x.view(sz)`` with ``sz =
-    # x.size()`` read before the scores were flattened to rows for the softmax; see
-    # match.Matcher._views_back): a view that regroups the probabilities' elements is no step
-    # of an attention.
-    views_back: tuple[str, ...] = ()
 
     def predicts_input_of(self, alternative: int) -> bool:
         return bool(self.predicts_input) and self.predicts_input[alternative]
@@ -898,7 +892,6 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         module_weights=reader.strings(forward, "module_weights", "forward"),
         independent=reader.strings(forward, "independent", "forward"),
         outputs_meet=need(forward, "outputs_meet", bool, "forward", False),
-        views_back=reader.strings(forward, "views_back", "forward"),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version
     return rule

@@ -4,9 +4,10 @@ ours.
 
 - ADP010: the scores flattened to rows for the softmax and viewed straight back to the size
   read of them before the dropout (DeepVoice3's ``sz = x.size()``; ``F.softmax(x.view(sz[0] *
-  sz[1], sz[2]), dim=1)``; ``x.view(sz)``; ``F.dropout``; ``bmm``).  Only a view to the size of
-  a value the attention computed before it is read so: one to another shape regroups the
-  probabilities' elements.  Reported, not fixed (the size read of the scores and the rows are
+  sz[1], sz[2]), dim=1)``; ``x.view(sz)``; ``F.dropout``; ``bmm``): structure/rows.py makes
+  that view back a copy of the probabilities.  Only a view to the size read of the very scores
+  the softmax's view flattened is read so: one to another shape (or another tensor's size)
+  regroups the probabilities' elements.  Reported, not fixed (the size read of the scores is
   what the fused call never forms).
 """
 

@@ -666,10 +666,6 @@ class _Attention:
         stored = (step_stored - (c_stmt_stored - earlier)) | set().union(
             *(stored_names(inner) for s, kind in zip(region, kinds) if kind == "guard" for inner in s.orelse))
 
-        if "t0" in self.roles:
-            # (DeepVoice3's rows: the scores flattened for the softmax and viewed back to the
-            # size read of them, which the fused path never forms)
-            raise Skip("the probabilities are viewed back from rows the softmax normalised")
         if "t3" in self.roles:
             # (DeBERTa folds the heads back into the batch here: the fused call would need the
             # mask and the scores' reshape read in that layout)
