@@ -26,7 +26,7 @@ import re
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
-from . import layouts, ranks
+from . import layouts, ranks, rows
 from .bindings import ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
@@ -388,6 +388,8 @@ class FlowBuilder:
             # einsum("ibnd,jbnd->ijbn") scores normalised over the keys' written axis: read in
             # the product's own layout (see structure/layouts.py)
             read_in = layouts.read(self.nodes)
+        # a softmax over the scores flattened to rows, viewed straight back (structure/rows.py)
+        rows.read(self.nodes)
         if self.asserted or ranks.wanted(self.nodes):
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
