@@ -12,12 +12,23 @@ The fixtures are ours.
   (``match._other_branch``).
 Near-misses: the pair's projections not handed on together (only ``x`` reaches the call), and
 three projections whose outputs are concatenated by a torch function (no product, no call).
+
+- ADP011: the mean square written as a sum divided by the summed axis's width
+  (``torch.sum(x ** 2, dim=-1, keepdim=True) / x.shape[-1]``, ``x.pow(2).sum(-1, keepdim=True) /
+  d`` with ``d = x.size(-1)``, ``B, T, C = x.shape`` then ``/ C``): the width is the tensor's own
+  size along that axis, so the quotient is the mean (``graph._mean_of_sum``: one ``torch.mean``
+  step whose node also covers the sum and the size, so the patch replaces them).  Only where
+  the divisor is provably that width: openlanguagemodel's ``/ self.d_model`` (an attribute its
+  base class in another file sets) stays a miss.
+Near-misses: the divisor another axis's width, an attribute, another tensor's width; the sum of
+a product of two tensors.
 """
 
 from __future__ import annotations
 
 import textwrap
 
+import pytest
 from corpus_forms import found, rules
 
 from adopter.synth import fix_text
@@ -85,3 +96,64 @@ def test_adp009_near_miss_outputs_concatenated_in_branches():
                 return torch.cat(x, -1)
     """)
     assert found(code, "ADP009") == []
+
+
+RMS = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class RMSNorm(nn.Module):
+        def __init__(self, d, eps=1e-5):
+            super().__init__()
+            self.eps = eps
+            self.d = d
+            self.weight = nn.Parameter(torch.ones(d))
+
+        def forward(self, x, y):
+            PRELUDE
+            rms = torch.sqrt(MEANSQ + self.eps)
+            return x / rms * self.weight
+""")
+
+
+def _rms(ms, pre="pass"):
+    return RMS.replace("MEANSQ", ms).replace("PRELUDE", pre)
+
+
+@pytest.mark.parametrize("ms, pre", [
+    ("torch.sum(x ** 2, dim=-1, keepdim=True) / x.shape[-1]", "pass"),
+    ("x.pow(2).sum(-1, keepdim=True) / d", "d = x.size(-1)"),
+    ("(x * x).sum(dim=-1, keepdim=True) / c", "b, t, c = x.shape"),
+    ("x.float().square().sum(-1, keepdim=True) / x.size(dim=-1)", "pass"),
+])
+def test_adp011_sum_over_the_width_is_the_mean(ms, pre):
+    torch = pytest.importorskip("torch")
+    code = _rms(ms, pre)
+    hits = found(code, "ADP011")
+    assert [f.line for f in hits] == [_line(code, "rms = torch.sqrt")]
+    fixed = fix_text(code, "model.py", rules("ADP011")).text
+    assert "rms_norm(" in fixed and "eps=self.eps" in fixed
+    assert ".sum(" not in fixed and "torch.sum" not in fixed
+    # the patched module computes what the original does (float32 input: the upcast is a no-op)
+    before, after = {}, {}
+    exec(compile(code, "orig.py", "exec"), before)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), after)  # noqa: S102
+    torch.manual_seed(0)
+    a, b = before["RMSNorm"](6), after["RMSNorm"](6)
+    with torch.no_grad():
+        a.weight.normal_()
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(2, 3, 6)
+    torch.testing.assert_close(a(x, x), b(x, x))
+
+
+@pytest.mark.parametrize("ms, pre", [
+    ("torch.sum(x ** 2, dim=-1, keepdim=True) / x.shape[-2]", "pass"),
+    ("x.pow(2).sum(-1, keepdim=True) / self.d", "pass"),
+    ("x.pow(2).sum(-1, keepdim=True) / y.shape[-1]", "pass"),
+    ("(x * y).sum(-1, keepdim=True) / x.shape[-1]", "pass"),
+    ("(x * x).sum(dim=-1, keepdim=True) / t", "b, t, c = x.shape"),
+])
+def test_adp011_near_miss_another_divisor(ms, pre):
+    assert found(_rms(ms, pre), "ADP011") == []

@@ -219,6 +219,8 @@ class Table:
                     found.add("where")
                 if op.name == SOFTMAX:
                     found.add("logsumexp")  # exp(x - logsumexp(x, dim, keepdim=True)) (graph._logsumexp_shift)
+                if op.name == "torch.mean":
+                    found.add("sum")  # x.pow(2).sum(-1) / x.shape[-1] (graph._mean_of_sum)
                 if op.name == "canon.tied_logits":
                     found.add("weight")  # self.embed.weight
                 if op.name == "canon.lead2":
