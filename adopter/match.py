@@ -1801,12 +1801,25 @@ class Matcher:
     def _dead_after(self, flow: Flow, state: _State) -> bool:
         """No code after the match reads an intermediate value, on any path."""
 
+        containers = self._first_of(state)
+
         def step(node, live):
+            if node.rest and containers and node.uses & live <= containers:
+                # ``attn_outputs[1:]`` of a module whose first output the match took
+                # (canon.first): its other outputs, not that value
+                return live - node.defs
             if node.uses & live or (node.kind == "copy" and _keys(node.args) & live):
                 return True
             return live - node.defs
 
         return not self._after(flow, state, step)
+
+    def _first_of(self, state: _State) -> frozenset:
+        """The keys of the values whose first element a step of the match takes (canon.first)."""
+        if not any(n.canon == "canon.first" for n in state.matched):
+            return frozenset()
+        return frozenset(state.canon(v.key) for n in state.matched if n.canon == "canon.first"
+                         for v in n.args if v.__class__ is Ref)
 
     def _computed_on(self, flow: Flow, state: _State) -> bool:
         """Does code after the match compute with an intermediate value on every path (an

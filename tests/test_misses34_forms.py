@@ -22,6 +22,19 @@ three projections whose outputs are concatenated by a torch function (no product
   base class in another file sets) stays a miss.
 Near-misses: the divisor another axis's width, an attribute, another tensor's width; the sum of
 a product of two tensors.
+
+- ADP005: a post-norm block whose attention module returns ``[a] + rest`` (or ``(a,) + rest``,
+  or a tuple held by a name) with ``a`` its output Dropout attribute's, the caller taking
+  ``outputs[0]`` (or ``self.attn(x)[0]``) and adding it to the residual before a LayerNorm
+  (transformers' openai GPT).  The first of a returned tuple was read for a functional dropout
+  in a tuple literal only, and only through an unpacking (``a, _ = self.attn(x)``).  Now: the
+  container a name holds and a sequence concatenation (``layers._returned_value``), an
+  attribute Dropout (its ``__init__`` read only in files that mention ``Dropout``), and
+  ``outputs[0]`` of a name bound to a module attribute's call is ``canon.first``
+  (``_Ctx.called``); reading the outputs after the first (``outputs[1:]``) is not reading it
+  (``Node.rest``, ``Matcher._dead_after``).  Reported, not fixed (as the unpacked form).
+Near-misses: the first element is not the dropout's (the dropout output second), the caller
+takes ``outputs[1]``, the first output read again after the LayerNorm.
 """
 
 from __future__ import annotations
@@ -157,3 +170,67 @@ def test_adp011_sum_over_the_width_is_the_mean(ms, pre):
 ])
 def test_adp011_near_miss_another_divisor(ms, pre):
     assert found(_rms(ms, pre), "ADP011") == []
+
+
+POST_NORM = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Attention(nn.Module):
+        def __init__(self, nx, p):
+            super().__init__()
+            self.c_proj = nn.Linear(nx, nx)
+            self.resid_dropout = nn.Dropout(p)
+
+        def forward(self, x):
+            w = x.softmax(-1)
+            a = self.c_proj(x)
+            a = self.resid_dropout(a)
+            outputs = RETURNED
+            return outputs
+
+
+    class Block(nn.Module):
+        def __init__(self, nx, p):
+            super().__init__()
+            self.attn = Attention(nx, p)
+            self.ln_1 = nn.LayerNorm(nx)
+
+        def forward(self, x):
+            attn_outputs = self.attn(x)
+            a = attn_outputs[FIRST]
+            n = self.ln_1(x + a)  # site
+            AFTER
+            return [n] + attn_outputs[1:]
+""")
+
+
+def _post_norm(returned="[a] + [w]", first="0", after="pass"):
+    return POST_NORM.replace("RETURNED", returned).replace("FIRST", first).replace("AFTER", after)
+
+
+@pytest.mark.parametrize("returned", ["[a] + [w]", "(a,) + (w,)", "(a, w)"])
+def test_adp005_first_output_taken_by_index(returned):
+    code = _post_norm(returned)
+    hits = found(code, "ADP005")
+    site = _line(code, "# site")
+    assert [f.line <= site <= f.end_line for f in hits] == [True]
+    # reported, not fixed: the dropout's input is inside the attention module
+    assert fix_text(code, "model.py", rules("ADP005")).text == code
+
+
+def test_adp005_first_output_of_the_call_itself():
+    code = _post_norm().replace("            attn_outputs = self.attn(x)\n            a = attn_outputs[0]\n",
+                                "            attn_outputs = self.attn(x)\n            a = self.attn(x)[0]\n")
+    site = _line(code, "# site")
+    assert [f.line <= site <= f.end_line for f in found(code, "ADP005")] == [True]
+
+
+@pytest.mark.parametrize("returned, first, after", [
+    ("[w] + [a]", "0", "pass"),  # the first element is not the dropout's output
+    ("[a] + [w]", "1", "pass"),  # the caller takes the second output
+    ("[a] + [w]", "0", "n = n + attn_outputs[0]"),  # the dropout's output read again
+])
+def test_adp005_near_miss(returned, first, after):
+    assert found(_post_norm(returned, first, after), "ADP005") == []

@@ -200,7 +200,7 @@ class Table:
         words = self._words.get(name)
         if words is None:
             op = self.ops[name]
-            if op.operators or name == "canon.member":
+            if op.operators or name in ("canon.member", "canon.first"):
                 # (canon.member: a subscript, ``logits[:, k]``, mentions no word of its own)
                 words = frozenset()
             else:

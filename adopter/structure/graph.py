@@ -148,6 +148,9 @@ class Node:
     # node computes as one step (the sum and the size of ``s.sum(-1) / x.shape[-1]``, read as
     # a mean): a patch replacing the node replaces them with it
     inner: tuple = ()
+    # ``outputs[1:]`` / ``outputs[1]`` of ``outputs = self.attn(x)``: reads the module's outputs
+    # after its first only (canon.first is the first)
+    rest: bool = False
 
     @property
     def line(self) -> int:
@@ -249,6 +252,10 @@ class _Ctx:
     # local names bound to a view or reshape to two axes (``flat = x.view(-1, n)``): ``flat[m]``
     # (one index, a mask or indices) selects rows, the last axis whole (canon.rows)
     flat: set = field(default_factory=set)
+    # local names bound to a call of a module attribute (``outputs = self.attn(x)``): ``outputs[0]``
+    # is the module's first output (canon.first), which a module returning a tuple or list
+    # (``(out,) + rest``) makes its output layer's
+    called: set = field(default_factory=set)
     # those of them that hold the halves stacked on a new second-to-last axis (``h.view(B, T, 2,
     # -1)``): read as ``h[..., k, :]``, never ``h[k]``
     stacked: set = field(default_factory=set)
@@ -784,6 +791,19 @@ class FlowBuilder:
             _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
                                     uses=_keys((value,)), defs=_keys((target,)), span=span(expr))
             return target, frontier
+        if kind is ast.Subscript and expr.slice.__class__ is ast.Constant and expr.slice.value == 0 \
+                and expr.slice.value is not False and (
+                    (ctx.called and expr.value.__class__ is _NAME and expr.value.id in ctx.called)
+                    or (expr.value.__class__ is _CALL and self._member_call(expr.value))):
+            # outputs[0] of outputs = self.attn(x), or self.attn(x)[0]: the module's first output
+            receiver, frontier = self._value(expr.value, frontier, ctx)
+            out = self._temp("")
+            _, frontier = self._new(
+                ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,),
+                uses=_keys((receiver,)), defs=frozenset({out.key}), span=span(expr),
+                arg_spans=(span(expr.value),), canon="canon.first", view=View((receiver,), (), (span(expr.value),), ()),
+            )
+            return out, frontier
         if (ctx.members or ctx.flat) and kind is ast.Subscript and expr.value.__class__ is _NAME \
                 and (expr.value.id in ctx.members or expr.value.id in ctx.flat):
             if expr.value.id in ctx.flat:
@@ -812,8 +832,11 @@ class FlowBuilder:
         if rows is None and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
                 and canonical.slices_two_leading(expr):
             rows = "canon.lead2"
-        if rows is not None:
-            # logits[..., :-1, :]: the rows of a value (its last axis whole), a step of its own
+        rest = ctx.called and kind is ast.Subscript and expr.value.__class__ is _NAME \
+            and expr.value.id in ctx.called and _after_first(expr.slice)
+        if rows is not None or rest:
+            # logits[..., :-1, :]: the rows of a value (its last axis whole), a step of its own;
+            # outputs[1:] or outputs[1] of outputs = self.attn(x): its outputs after the first
             frontier = self._inner_calls(expr.slice, frontier, ctx)
             receiver, frontier = self._value(expr.value, frontier, ctx)
             out = self._temp("")
@@ -823,8 +846,8 @@ class FlowBuilder:
                 self._slices[out.key] = self._text(expr.slice).replace(" ", "")
             _, frontier = self._new(
                 ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,), uses=uses,
-                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows,
-                view=View((receiver,), (), (span(expr.value),), ()),
+                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows or "",
+                view=View((receiver,), (), (span(expr.value),), ()) if rows else None, rest=bool(rest),
             )
             return out, frontier
         if isinstance(expr, (ast.Tuple, ast.List)) and (
@@ -2443,6 +2466,12 @@ class FlowBuilder:
         read = _size_read(size)
         return read is not None and isinstance(read[0], ast.Name) and read[0].id == base and _int_literal(read[1]) == -1
 
+    def _member_call(self, call: ast.Call) -> bool:
+        """Is ``call`` a call of a module attribute the class binds (``self.attn(x)``, not a method)?"""
+        func = call.func
+        return func.__class__ is ast.Attribute and func.value.__class__ is _NAME and func.value.id == "self" \
+            and self.cls is not None and func.attr in self.cls.bindings and func.attr not in self.cls.methods
+
     def _mean_of_sum(self, expr: ast.BinOp, ctx: _Ctx):
         """(the summed tensor, the mean's keywords) for ``s.sum(d) / n`` (``torch.sum(s, dim=d,
         keepdim=k)`` too) where ``n`` is provably the width of ``s`` along ``d``: ``x.shape[d]`` or
@@ -3257,6 +3286,8 @@ class FlowBuilder:
                 del ctx.members[target.id]
             if ctx.flat and target.id in ctx.flat:
                 ctx.flat.discard(target.id)
+            if ctx.called and target.id in ctx.called:
+                ctx.called.discard(target.id)
             if ctx.chunked:
                 ctx.chunked.pop(target.id, None)
                 ctx.stacked.discard(target.id)
@@ -3348,6 +3379,11 @@ class FlowBuilder:
                 ctx.members[targets[0].id] = axis
             elif flat:
                 ctx.flat.add(targets[0].id)
+            return frontier
+        if not tracked and value_expr.__class__ is _CALL and targets[0].__class__ is _NAME and not targets[1:] \
+                and self._member_call(value_expr):
+            frontier = self._assign(targets, value_expr, frontier, ctx, tracked=True)
+            ctx.called.add(targets[0].id)
             return frontier
         if (value_expr.__class__ is ast.Call and value_expr.func.__class__ is ast.Attribute
                 and value_expr.func.attr == "contiguous" and not value_expr.args and not value_expr.keywords):
@@ -4054,6 +4090,15 @@ def _half_of_last(expr: ast.expr, name: str) -> bool:
         return False
     read = _size_read(expr.left, keyword=True)
     return read is not None and isinstance(read[0], ast.Name) and read[0].id == name and _int_literal(read[1]) == -1
+
+
+def _after_first(index: ast.expr) -> bool:
+    """``[k]`` or ``[k:]`` (``[k:j]``) with an int literal ``k >= 1``: elements after the first."""
+    if index.__class__ is ast.Slice:
+        if index.step is not None or index.lower is None:
+            return False
+        index = index.lower
+    return index.__class__ is ast.Constant and type(index.value) is int and index.value >= 1
 
 
 def _squared_name(expr: ast.expr) -> str | None:

@@ -886,7 +886,9 @@ class LayerTyper:
             # the first of a returned tuple: a functional dropout only (an attribute there
             # would cost every attention returning ``self.o_proj(x), weights`` its __init__'s
             # reading; no rule needs it)
-            value = _returned_value(forward, first=lambda v: _functional_dropout_output(v, self.names))
+            value = _returned_value(forward, first=lambda v: _functional_dropout_output(v, self.names)
+                                    or (v.func.__class__ is ast.Attribute and _is_own(v.func, v.func.attr)
+                                        and len(v.args) == 1 and not v.keywords and "Dropout" in self._file_text()))
             prefix = OUTPUT_OF_FIRST
         if not isinstance(value, ast.Call):
             return None
@@ -920,6 +922,8 @@ class LayerTyper:
             layer = kinds.pop()
             if any(b.fqn.startswith("torch.nn.") and b.fqn != layer for b in built):
                 return None  # another torch layer (an nn.Identity) may stand there instead
+            if prefix == OUTPUT_OF_FIRST and layer != "torch.nn.Dropout":
+                return None  # (the first of a tuple is read for an output dropout only)
             return (prefix + layer, f"`{cls.name}`'s {_which_output(prefix)} is its `{func.attr}` "
                                     f"{layer.rsplit('.', 1)[-1]}'s: the kernel would take over that member, which it "
                                     f"does not reach through a module with its own forward", False)
@@ -949,6 +953,15 @@ class LayerTyper:
             return (OUTPUT_OF + layer, f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
                                        f"computation: the kernel would not run it as written", False)
         return None
+
+    def _file_text(self) -> str:
+        """The file's text (its lines joined once; "" when the typer has no lines)."""
+        if self.lines is None:
+            return ""
+        text = self._kinds.get(_FILE_TEXT)
+        if text is None:
+            text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
+        return text
 
     def _input_kind(self, cls: ast.ClassDef, forward, depth: int):
         """(the BatchNorm, why a fix leaves it, False) for a module class whose forward puts its
@@ -3011,13 +3024,28 @@ def _returned_value(forward, first=None) -> ast.expr | None:
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return None
     value = body[-1].value
+    stop = len(body) - 1
     if first:
-        if not (isinstance(value, ast.Tuple) and len(value.elts) >= 2
-                and not any(isinstance(e, ast.Starred) for e in value.elts)):
+        if value.__class__ is ast.Name:
+            # ``outputs = (a,) + rest; return outputs``: the container a name holds
+            held = _bound_before(body, stop, value.id)
+            if held is None:
+                return None
+            value, stop = held
+        if value.__class__ is ast.BinOp and value.op.__class__ is ast.Add \
+                and value.left.__class__ in (ast.Tuple, ast.List) and value.left.elts:
+            # ``[a] + attn_outputs[1:]``, ``(a,) + outputs``: a sequence whose first element is
+            # ``a`` (what is added after it comes after it)
+            elts = value.left.elts
+        elif isinstance(value, ast.Tuple) and len(value.elts) >= 2:
+            elts = value.elts
+        else:
             return None
-        value = value.elts[0]
+        if any(isinstance(e, ast.Starred) for e in elts):
+            return None
+        value = elts[0]
     if isinstance(value, ast.Name):
-        for stmt in reversed(body[:-1]):
+        for stmt in reversed(body[:stop]):
             if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
                     and stmt.targets[0].id == value.id):
                 value = stmt.value
@@ -3038,6 +3066,20 @@ def _returned_value(forward, first=None) -> ast.expr | None:
 
 # Attributes of a tensor that describe it without reading its values.
 _METADATA = frozenset({"shape", "dtype", "device", "ndim", "size", "dim"})
+
+
+def _bound_before(body: list, stop: int, name: str) -> tuple | None:
+    """(value, index) of the last ``name = <value>`` among ``body[:stop]``, no statement after it
+    reading or changing ``name`` (metadata reads aside); None otherwise."""
+    for index in range(stop - 1, -1, -1):
+        stmt = body[index]
+        if (stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Name
+                and stmt.targets[0].id == name):
+            return stmt.value, index
+        if any(node.__class__ is ast.Name and node.id == name for node in walk(stmt)) \
+                and not _reads_metadata_only(stmt, name):
+            return None
+    return None
 
 
 def _reads_metadata_only(stmt: ast.stmt, name: str) -> bool:
