@@ -887,8 +887,8 @@ class LayerTyper:
             # would cost every attention returning ``self.o_proj(x), weights`` its __init__'s
             # reading; no rule needs it)
             value = _returned_value(forward, first=lambda v: _functional_dropout_output(v, self.names)
-                                    or (v.func.__class__ is ast.Attribute and _is_own(v.func, v.func.attr)
-                                        and len(v.args) == 1 and not v.keywords and "Dropout" in self._file_text()))
+                                    or (v.func.__class__ is ast.Attribute and len(v.args) == 1 and not v.keywords
+                                        and _is_own(v.func, v.func.attr) and self._init_line(cls, v.func.attr, "Dropout")))
             prefix = OUTPUT_OF_FIRST
         if not isinstance(value, ast.Call):
             return None
@@ -954,14 +954,19 @@ class LayerTyper:
                                        f"computation: the kernel would not run it as written", False)
         return None
 
-    def _file_text(self) -> str:
-        """The file's text (its lines joined once; "" when the typer has no lines)."""
+    def _init_line(self, cls: ast.ClassDef, attr: str, word: str) -> bool:
+        """Does a line of ``cls``'s own ``__init__`` that assigns ``self.<attr>`` mention ``word``
+        (a string test on its lines, before any reading of what it binds)?"""
         if self.lines is None:
-            return ""
-        text = self._kinds.get(_FILE_TEXT)
-        if text is None:
-            text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
-        return text
+            return False
+        for item in cls.body:
+            if item.__class__ is ast.FunctionDef and item.name == "__init__":
+                target = "self." + attr
+                for line in self.lines[item.lineno - 1:item.end_lineno]:
+                    if word in line and target in line:
+                        return True
+                return False
+        return False
 
     def _input_kind(self, cls: ast.ClassDef, forward, depth: int):
         """(the BatchNorm, why a fix leaves it, False) for a module class whose forward puts its
@@ -3069,16 +3074,22 @@ _METADATA = frozenset({"shape", "dtype", "device", "ndim", "size", "dim"})
 
 
 def _bound_before(body: list, stop: int, name: str) -> tuple | None:
-    """(value, index) of the last ``name = <value>`` among ``body[:stop]``, no statement after it
-    reading or changing ``name`` (metadata reads aside); None otherwise."""
+    """(value, index) of the last ``name = <value>`` among ``body[:stop]`` when the value is a
+    tuple, or a tuple or list literal plus more (``[a] + rest``), no statement after it reading
+    or changing ``name`` (metadata reads aside); None otherwise."""
     for index in range(stop - 1, -1, -1):
         stmt = body[index]
         if (stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Name
                 and stmt.targets[0].id == name):
-            return stmt.value, index
-        if any(node.__class__ is ast.Name and node.id == name for node in walk(stmt)) \
-                and not _reads_metadata_only(stmt, name):
-            return None
+            value = stmt.value
+            if not (value.__class__ is ast.Tuple or value.__class__ is ast.BinOp and value.op.__class__ is ast.Add
+                    and value.left.__class__ in (ast.Tuple, ast.List)):
+                return None  # (checked before the statements between are walked)
+            for between in body[index + 1:stop]:
+                if any(node.__class__ is ast.Name and node.id == name for node in walk(between)) \
+                        and not _reads_metadata_only(between, name):
+                    return None
+            return value, index
     return None
 
 
