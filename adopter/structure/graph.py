@@ -4111,25 +4111,21 @@ def _squared_name(expr: ast.expr) -> str | None:
             return expr.id
         if kind is ast.BinOp:
             op = expr.op.__class__
-            if op is ast.Pow and expr.right.__class__ is ast.Constant and expr.right.value == 2:
-                expr = expr.left
-            elif op is ast.Mult and ast.dump(expr.left) == ast.dump(expr.right):
-                expr = expr.left
-            else:
+            squared = (op is ast.Pow and expr.right.__class__ is ast.Constant and expr.right.value == 2) or (
+                op is ast.Mult and ast.dump(expr.left) == ast.dump(expr.right))
+            if not squared:
                 return None
-        elif kind is _CALL and expr.func.__class__ is ast.Attribute:
+            expr = expr.left
+        elif kind is _CALL and expr.func.__class__ is ast.Attribute and not expr.keywords:
             attr, args = expr.func.attr, expr.args
             owner = expr.func.value
-            if owner.__class__ is _NAME and owner.id == "torch" and attr in ("pow", "square") and args \
-                    and not expr.keywords and (attr == "square" and len(args) == 1 or attr == "pow" and len(args) == 2
-                                               and args[1].__class__ is ast.Constant and args[1].value == 2):
+            if owner.__class__ is _NAME and owner.id == "torch" and args and (
+                    attr == "square" and len(args) == 1 or attr == "pow" and len(args) == 2
+                    and args[1].__class__ is ast.Constant and args[1].value == 2):
                 expr = args[0]
-            elif attr == "pow" and len(args) == 1 and not expr.keywords and args[0].__class__ is ast.Constant \
-                    and args[0].value == 2:
-                expr = owner
-            elif attr in ("square", "float", "double", "half", "bfloat16") and not args and not expr.keywords:
-                expr = owner
-            elif attr == "to" and len(args) == 1 and not expr.keywords:
+            elif (attr == "pow" and len(args) == 1 and args[0].__class__ is ast.Constant and args[0].value == 2) \
+                    or (attr in ("square", "float", "double", "half", "bfloat16") and not args) \
+                    or (attr == "to" and len(args) == 1):
                 expr = owner
             else:
                 return None
