@@ -1441,15 +1441,27 @@ class Matcher:
         in_stmt: dict = {}  # statement -> the steps whose output one of its temporaries holds whole
         probs: set = set()  # names last bound to a softmax of one step's output alone
         gates: set = set()  # names bound to a sigmoid or to a product with one
+        every = labels
+        single: dict = {}  # name -> the one node that labelled it (None once several did)
         for node in flow.nodes[first:]:
+            labels = every
             mine = own.get(node.id)
             if mine is not None:
                 for key in node.defs:
-                    labels[key] = mine
+                    single[key] = node if key not in every else None
+                    every[key] = mine
                     if key[:1] == "%":
                         in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | mine
                 continue
             uses = node.uses
+            if node.scope and single:
+                # a name labelled by one assignment in the other branch of an ``if`` is not the
+                # value this node reads (``if isinstance(x, Tensor): x = (self.lin(x), x) else:
+                # x = (self.lin(x[0]), x[1])``: the else reads the argument)
+                hidden = [key for key in uses if single.get(key) is not None
+                          and _other_branch(flow, single[key], node)]
+                if hidden:
+                    labels = {key: got for key, got in every.items() if key not in hidden}
             # a sigmoid is a gate, and so is what a gate multiplies (``mask * sigmoid(g(z))``, a
             # triangle update's ``a * a_p(z)``): a gated projection is no query, key or value
             # an attention meets
@@ -1469,7 +1481,8 @@ class Matcher:
                     # ``query, key, value = (self.q(query), self.k(query), self.v(query))``: the
                     # statement reads the names its calls read; its elements are the steps
                     for out, step in zip(node.outs, sorted(steps)):
-                        labels[out.key] = frozenset((step,))
+                        single[out.key] = node if out.key not in every else None
+                        every[out.key] = frozenset((step,))
                 continue
             if self._meet(node, labels):
                 return True
@@ -1515,16 +1528,18 @@ class Matcher:
                 # (``q, k, v = torch.cat([q, c_q]), torch.cat([k, c_k]), ...``; which name holds
                 # which step does not change where two steps meet)
                 for out, step in zip(node.outs, sorted(came)):
-                    labels[out.key] = frozenset((step,))
+                    single[out.key] = node if out.key not in every else None
+                    every[out.key] = frozenset((step,))
                 continue
             for key in node.defs:
-                kept = labels.get(key)
+                kept = every.get(key)
+                single[key] = node if kept is None else None
                 if kept is None:
-                    labels[key] = came
+                    every[key] = came
                 elif not (several and len(kept) == 1):
                     # (a name keeps what every assignment of it gave it: the flow's branches are
                     # read in one pass, so a later branch's assignment does not end an earlier one's)
-                    labels[key] = kept | came
+                    every[key] = kept | came
         return False
 
     # torch functions that take two tensors without computing their product or an attention
@@ -1786,12 +1801,25 @@ class Matcher:
     def _dead_after(self, flow: Flow, state: _State) -> bool:
         """No code after the match reads an intermediate value, on any path."""
 
+        containers = self._first_of(state)
+
         def step(node, live):
+            if node.rest and containers and node.uses & live <= containers:
+                # ``attn_outputs[1:]`` of a module whose first output the match took
+                # (canon.first): its other outputs, not that value
+                return live - node.defs
             if node.uses & live or (node.kind == "copy" and _keys(node.args) & live):
                 return True
             return live - node.defs
 
         return not self._after(flow, state, step)
+
+    def _first_of(self, state: _State) -> frozenset:
+        """The keys of the values whose first element a step of the match takes (canon.first)."""
+        if not any(n.canon == "canon.first" for n in state.matched):
+            return frozenset()
+        return frozenset(state.canon(v.key) for n in state.matched if n.canon == "canon.first"
+                         for v in n.args if v.__class__ is Ref)
 
     def _computed_on(self, flow: Flow, state: _State) -> bool:
         """Does code after the match compute with an intermediate value on every path (an
@@ -2135,6 +2163,19 @@ def _returned_together(flow: Flow, node: Node, labels: dict) -> bool:
             return False
         steps |= got
     return len(steps) > 1
+
+
+def _other_branch(flow: Flow, defined: Node, node: Node) -> bool:
+    """Does ``node`` lie in another branch of an ``if`` than the node ``defined`` (their scopes part
+    at one statement's two bodies) with no way from ``defined`` to it?  The scope test is a tuple
+    comparison; the walk runs only where it holds (a loop's ``else`` follows its body)."""
+    a, b = defined.scope, node.scope
+    if a == b or not a:
+        return False
+    for x, y in zip(a, b):
+        if x != y:
+            return x[0] == y[0] and not _reaches(flow, defined.id, node.id)
+    return False
 
 
 def _always_reaches(flow: Flow, first: int, last: int) -> bool:

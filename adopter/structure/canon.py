@@ -200,7 +200,7 @@ class Table:
         words = self._words.get(name)
         if words is None:
             op = self.ops[name]
-            if op.operators or name == "canon.member":
+            if op.operators or name in ("canon.member", "canon.first"):
                 # (canon.member: a subscript, ``logits[:, k]``, mentions no word of its own)
                 words = frozenset()
             else:
@@ -219,6 +219,8 @@ class Table:
                     found.add("where")
                 if op.name == SOFTMAX:
                     found.add("logsumexp")  # exp(x - logsumexp(x, dim, keepdim=True)) (graph._logsumexp_shift)
+                if op.name == "torch.mean":
+                    found.add("sum")  # x.pow(2).sum(-1) / x.shape[-1] (graph._mean_of_sum)
                 if op.name == "canon.tied_logits":
                     found.add("weight")  # self.embed.weight
                 if op.name == "canon.lead2":

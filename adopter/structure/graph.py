@@ -144,6 +144,13 @@ class Node:
     # A layer typed as ``canon`` whose __init__ may bind nn.Identity instead, the operation at
     # its no-op setting (a dropout at p = 0): the module may have no attribute of the op's
     identity: bool = False
+    # Spans of the work written inside the node's own span, outside its arguments, that the
+    # node computes as one step (the sum and the size of ``s.sum(-1) / x.shape[-1]``, read as
+    # a mean): a patch replacing the node replaces them with it
+    inner: tuple = ()
+    # ``outputs[1:]`` / ``outputs[1]`` of ``outputs = self.attn(x)``: reads the module's outputs
+    # after its first only (canon.first is the first)
+    rest: bool = False
 
     @property
     def line(self) -> int:
@@ -245,6 +252,10 @@ class _Ctx:
     # local names bound to a view or reshape to two axes (``flat = x.view(-1, n)``): ``flat[m]``
     # (one index, a mask or indices) selects rows, the last axis whole (canon.rows)
     flat: set = field(default_factory=set)
+    # local names bound to a call of a module attribute (``outputs = self.attn(x)``): ``outputs[0]``
+    # is the module's first output (canon.first), which a module returning a tuple or list
+    # (``(out,) + rest``) makes its output layer's
+    called: set = field(default_factory=set)
     # those of them that hold the halves stacked on a new second-to-last axis (``h.view(B, T, 2,
     # -1)``): read as ``h[..., k, :]``, never ``h[k]``
     stacked: set = field(default_factory=set)
@@ -714,6 +725,24 @@ class FlowBuilder:
                 canon=(op.name if op else ""), view=(view if view is not None and view.origins else None),
             )
             return out, frontier
+        if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Div and expr.left.__class__ is _CALL \
+                and expr.left.func.__class__ is ast.Attribute and expr.left.func.attr == "sum":
+            # x.pow(2).sum(-1, keepdim=True) / x.shape[-1]: a sum over an axis divided by that
+            # axis's width is the mean over it (a step of torch.mean's)
+            mean = self._mean_of_sum(expr, ctx)
+            if mean is not None:
+                summed, kwargs = mean
+                value, frontier = self._value(summed, frontier, ctx)
+                frontier = self._inner_calls(expr.right, frontier, ctx)
+                out = self._temp("")
+                view = View((value,), kwargs, (span(summed),), tuple((None, None) for _ in kwargs))
+                _, frontier = self._new(
+                    ctx, frontier, kind="call", op="torch.mean", args=(value,), outs=(out,),
+                    uses=_keys((value,)) | self._uses_of(expr.right, ctx), defs=frozenset({out.key}),
+                    span=span(expr), arg_spans=(span(summed),), canon="torch.mean", view=view,
+                    inner=(span(expr.left), *(span(n) for n in ast_walk(expr.right) if n.__class__ is _CALL)),
+                )
+                return out, frontier
         if isinstance(expr, ast.BinOp) and type(expr.op) in BINOPS:
             left, frontier = self._value(expr.left, frontier, ctx)
             right, frontier = self._value(expr.right, frontier, ctx)
@@ -764,6 +793,19 @@ class FlowBuilder:
             _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
                                     uses=_keys((value,)), defs=_keys((target,)), span=span(expr))
             return target, frontier
+        if kind is ast.Subscript and expr.slice.__class__ is ast.Constant and expr.slice.value == 0 \
+                and expr.slice.value is not False and (
+                    (ctx.called and expr.value.__class__ is _NAME and expr.value.id in ctx.called)
+                    or (expr.value.__class__ is _CALL and self._member_call(expr.value))):
+            # outputs[0] of outputs = self.attn(x), or self.attn(x)[0]: the module's first output
+            receiver, frontier = self._value(expr.value, frontier, ctx)
+            out = self._temp("")
+            _, frontier = self._new(
+                ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,),
+                uses=_keys((receiver,)), defs=frozenset({out.key}), span=span(expr),
+                arg_spans=(span(expr.value),), canon="canon.first", view=View((receiver,), (), (span(expr.value),), ()),
+            )
+            return out, frontier
         if (ctx.members or ctx.flat) and kind is ast.Subscript and expr.value.__class__ is _NAME \
                 and (expr.value.id in ctx.members or expr.value.id in ctx.flat):
             if expr.value.id in ctx.flat:
@@ -792,8 +834,11 @@ class FlowBuilder:
         if rows is None and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
                 and canonical.slices_two_leading(expr):
             rows = "canon.lead2"
-        if rows is not None:
-            # logits[..., :-1, :]: the rows of a value (its last axis whole), a step of its own
+        rest = ctx.called and kind is ast.Subscript and expr.value.__class__ is _NAME \
+            and expr.value.id in ctx.called and _after_first(expr.slice)
+        if rows is not None or rest:
+            # logits[..., :-1, :]: the rows of a value (its last axis whole), a step of its own;
+            # outputs[1:] or outputs[1] of outputs = self.attn(x): its outputs after the first
             frontier = self._inner_calls(expr.slice, frontier, ctx)
             receiver, frontier = self._value(expr.value, frontier, ctx)
             out = self._temp("")
@@ -803,8 +848,8 @@ class FlowBuilder:
                 self._slices[out.key] = self._text(expr.slice).replace(" ", "")
             _, frontier = self._new(
                 ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,), uses=uses,
-                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows,
-                view=View((receiver,), (), (span(expr.value),), ()),
+                defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows or "",
+                view=View((receiver,), (), (span(expr.value),), ()) if rows else None, rest=bool(rest),
             )
             return out, frontier
         if isinstance(expr, (ast.Tuple, ast.List)) and (
@@ -2423,6 +2468,65 @@ class FlowBuilder:
         read = _size_read(size)
         return read is not None and isinstance(read[0], ast.Name) and read[0].id == base and _int_literal(read[1]) == -1
 
+    def _member_call(self, call: ast.Call) -> bool:
+        """Is ``call`` a call of a module attribute the class binds (``self.attn(x)``, not a method)?"""
+        func = call.func
+        return func.__class__ is ast.Attribute and func.value.__class__ is _NAME and func.value.id == "self" \
+            and self.cls is not None and func.attr in self.cls.bindings and func.attr not in self.cls.methods
+
+    def _mean_of_sum(self, expr: ast.BinOp, ctx: _Ctx):
+        """(the summed tensor, the mean's keywords) for ``s.sum(d) / n`` (``torch.sum(s, dim=d,
+        keepdim=k)`` too) where ``n`` is provably the width of ``s`` along ``d``: ``x.shape[d]`` or
+        ``x.size(d)`` (or a name bound to one, or ``B, T, C = x.shape``'s name for that axis), with
+        ``s`` the tensor ``x`` itself or its square (``x ** 2``, ``x.pow(2)``, ``x * x``,
+        ``x.square()``, maybe of a cast of ``x``), ``d`` an int literal.  None otherwise (another
+        divisor, an attribute such as ``self.dim`` whose value the file does not tie to the axis)."""
+        call = expr.left
+        fqn = self.names.resolve(call.func)
+        if fqn == "torch.sum":
+            if not call.args:
+                return None
+            summed, rest = call.args[0], call.args[1:]
+        elif fqn is None or not fqn.startswith("torch"):
+            summed, rest = call.func.value, call.args
+        else:
+            return None
+        dim = rest[0] if rest else None
+        keep = rest[1] if len(rest) > 1 else None
+        if len(rest) > 2:
+            return None
+        for kw in call.keywords:
+            if kw.arg == "dim" and dim is None:
+                dim = kw.value
+            elif kw.arg == "keepdim" and keep is None:
+                keep = kw.value
+            else:
+                return None
+        axis = _int_literal(dim) if dim is not None else None
+        if axis is None or (keep is not None and not (keep.__class__ is ast.Constant and type(keep.value) is bool)):
+            return None
+        base = _squared_name(summed)
+        if base is None or not self._is_width(expr.right, base, axis, ctx):
+            return None
+        kwargs = (("dim", Const(axis)),) + ((("keepdim", Const(keep.value)),) if keep is not None else ())
+        return summed, kwargs
+
+    def _is_width(self, size: ast.expr, base: str, axis: int, ctx: _Ctx) -> bool:
+        """Is ``size`` the width of the name ``base`` along the int ``axis``: ``base.shape[axis]``,
+        ``base.size(axis)``, or a local name bound to one (``d = x.shape[-1]``; ``B, T, C =
+        x.size()`` for the last axis when ``axis`` is -1 or the unpacked position otherwise)?"""
+        if size.__class__ is _NAME:
+            held = ctx.exprs.get(size.id)
+            if held.__class__ is tuple:
+                if len(held) != 4 or held[0] != "dim_size" or held[1] != base:
+                    return False
+                return held[2] == (axis % held[3] if axis < 0 and -axis <= held[3] else axis)
+            if not isinstance(held, ast.expr):
+                return False
+            size = held
+        read = _size_read(size, keyword=True)
+        return read is not None and read[0].__class__ is _NAME and read[0].id == base and _int_literal(read[1]) == axis
+
     def _width(self, name: str, ctx: _Ctx):
         """``d`` when ``name`` holds the first ``d`` features of a tensor's last axis
         (``name = y[..., :d]``, d a size written without calls; or a method parameter the
@@ -3184,6 +3288,8 @@ class FlowBuilder:
                 del ctx.members[target.id]
             if ctx.flat and target.id in ctx.flat:
                 ctx.flat.discard(target.id)
+            if ctx.called and target.id in ctx.called:
+                ctx.called.discard(target.id)
             if ctx.chunked:
                 ctx.chunked.pop(target.id, None)
                 ctx.stacked.discard(target.id)
@@ -3275,6 +3381,11 @@ class FlowBuilder:
                 ctx.members[targets[0].id] = axis
             elif flat:
                 ctx.flat.add(targets[0].id)
+            return frontier
+        if not tracked and value_expr.__class__ is _CALL and targets[0].__class__ is _NAME and not targets[1:] \
+                and self._member_call(value_expr):
+            frontier = self._assign(targets, value_expr, frontier, ctx, tracked=True)
+            ctx.called.add(targets[0].id)
             return frontier
         if (value_expr.__class__ is ast.Call and value_expr.func.__class__ is ast.Attribute
                 and value_expr.func.attr == "contiguous" and not value_expr.args and not value_expr.keywords):
@@ -3981,6 +4092,48 @@ def _half_of_last(expr: ast.expr, name: str) -> bool:
         return False
     read = _size_read(expr.left, keyword=True)
     return read is not None and isinstance(read[0], ast.Name) and read[0].id == name and _int_literal(read[1]) == -1
+
+
+def _after_first(index: ast.expr) -> bool:
+    """``[k]`` or ``[k:]`` (``[k:j]``) with an int literal ``k >= 1``: elements after the first."""
+    if index.__class__ is ast.Slice:
+        if index.step is not None or index.lower is None:
+            return False
+        index = index.lower
+    return index.__class__ is ast.Constant and type(index.value) is int and index.value >= 1
+
+
+def _squared_name(expr: ast.expr) -> str | None:
+    """The name ``x`` of ``x``, ``x ** 2``, ``x.pow(2)``, ``torch.pow(x, 2)``, ``x * x``,
+    ``x.square()`` or ``torch.square(x)``, ``x`` maybe cast (``x.float()``, ``x.to(dtype)``):
+    an element-wise function of ``x`` alone, of ``x``'s shape.  None for anything else."""
+    for _ in range(4):
+        kind = expr.__class__
+        if kind is _NAME:
+            return expr.id
+        if kind is ast.BinOp:
+            op = expr.op.__class__
+            squared = (op is ast.Pow and expr.right.__class__ is ast.Constant and expr.right.value == 2) or (
+                op is ast.Mult and ast.dump(expr.left) == ast.dump(expr.right))
+            if not squared:
+                return None
+            expr = expr.left
+        elif kind is _CALL and expr.func.__class__ is ast.Attribute and not expr.keywords:
+            attr, args = expr.func.attr, expr.args
+            owner = expr.func.value
+            if owner.__class__ is _NAME and owner.id == "torch" and args and (
+                    attr == "square" and len(args) == 1 or attr == "pow" and len(args) == 2
+                    and args[1].__class__ is ast.Constant and args[1].value == 2):
+                expr = args[0]
+            elif (attr == "pow" and len(args) == 1 and args[0].__class__ is ast.Constant and args[0].value == 2) \
+                    or (attr in ("square", "float", "double", "half", "bfloat16") and not args) \
+                    or (attr == "to" and len(args) == 1):
+                expr = owner
+            else:
+                return None
+        else:
+            return None
+    return None
 
 
 def _size_read(expr: ast.expr, keyword: bool = False) -> tuple[ast.expr, ast.expr] | None:

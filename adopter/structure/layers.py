@@ -886,7 +886,9 @@ class LayerTyper:
             # the first of a returned tuple: a functional dropout only (an attribute there
             # would cost every attention returning ``self.o_proj(x), weights`` its __init__'s
             # reading; no rule needs it)
-            value = _returned_value(forward, first=lambda v: _functional_dropout_output(v, self.names))
+            value = _returned_value(forward, first=lambda v: _functional_dropout_output(v, self.names)
+                                    or (v.func.__class__ is ast.Attribute and len(v.args) == 1 and not v.keywords
+                                        and _is_own(v.func, v.func.attr) and self._init_line(cls, v.func.attr, "Dropout")))
             prefix = OUTPUT_OF_FIRST
         if not isinstance(value, ast.Call):
             return None
@@ -920,6 +922,8 @@ class LayerTyper:
             layer = kinds.pop()
             if any(b.fqn.startswith("torch.nn.") and b.fqn != layer for b in built):
                 return None  # another torch layer (an nn.Identity) may stand there instead
+            if prefix == OUTPUT_OF_FIRST and layer != "torch.nn.Dropout":
+                return None  # (the first of a tuple is read for an output dropout only)
             return (prefix + layer, f"`{cls.name}`'s {_which_output(prefix)} is its `{func.attr}` "
                                     f"{layer.rsplit('.', 1)[-1]}'s: the kernel would take over that member, which it "
                                     f"does not reach through a module with its own forward", False)
@@ -949,6 +953,20 @@ class LayerTyper:
             return (OUTPUT_OF + layer, f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
                                        f"computation: the kernel would not run it as written", False)
         return None
+
+    def _init_line(self, cls: ast.ClassDef, attr: str, word: str) -> bool:
+        """Does a line of ``cls``'s own ``__init__`` that assigns ``self.<attr>`` mention ``word``
+        (a string test on its lines, before any reading of what it binds)?"""
+        if self.lines is None:
+            return False
+        for item in cls.body:
+            if item.__class__ is ast.FunctionDef and item.name == "__init__":
+                target = "self." + attr
+                for line in self.lines[item.lineno - 1:item.end_lineno]:
+                    if word in line and target in line:
+                        return True
+                return False
+        return False
 
     def _input_kind(self, cls: ast.ClassDef, forward, depth: int):
         """(the BatchNorm, why a fix leaves it, False) for a module class whose forward puts its
@@ -3027,13 +3045,28 @@ def _returned_value(forward, first=None) -> ast.expr | None:
     if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
         return None
     value = body[-1].value
+    stop = len(body) - 1
     if first:
-        if not (isinstance(value, ast.Tuple) and len(value.elts) >= 2
-                and not any(isinstance(e, ast.Starred) for e in value.elts)):
+        if value.__class__ is ast.Name:
+            # ``outputs = (a,) + rest; return outputs``: the container a name holds
+            held = _bound_before(body, stop, value.id)
+            if held is None:
+                return None
+            value, stop = held
+        if value.__class__ is ast.BinOp and value.op.__class__ is ast.Add \
+                and value.left.__class__ in (ast.Tuple, ast.List) and value.left.elts:
+            # ``[a] + attn_outputs[1:]``, ``(a,) + outputs``: a sequence whose first element is
+            # ``a`` (what is added after it comes after it)
+            elts = value.left.elts
+        elif isinstance(value, ast.Tuple) and len(value.elts) >= 2:
+            elts = value.elts
+        else:
             return None
-        value = value.elts[0]
+        if any(isinstance(e, ast.Starred) for e in elts):
+            return None
+        value = elts[0]
     if isinstance(value, ast.Name):
-        for stmt in reversed(body[:-1]):
+        for stmt in reversed(body[:stop]):
             if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
                     and stmt.targets[0].id == value.id):
                 value = stmt.value
@@ -3054,6 +3087,26 @@ def _returned_value(forward, first=None) -> ast.expr | None:
 
 # Attributes of a tensor that describe it without reading its values.
 _METADATA = frozenset({"shape", "dtype", "device", "ndim", "size", "dim"})
+
+
+def _bound_before(body: list, stop: int, name: str) -> tuple | None:
+    """(value, index) of the last ``name = <value>`` among ``body[:stop]`` when the value is a
+    tuple, or a tuple or list literal plus more (``[a] + rest``), no statement after it reading
+    or changing ``name`` (metadata reads aside); None otherwise."""
+    for index in range(stop - 1, -1, -1):
+        stmt = body[index]
+        if (stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Name
+                and stmt.targets[0].id == name):
+            value = stmt.value
+            if not (value.__class__ is ast.Tuple or value.__class__ is ast.BinOp and value.op.__class__ is ast.Add
+                    and value.left.__class__ in (ast.Tuple, ast.List)):
+                return None  # (checked before the statements between are walked)
+            for between in body[index + 1:stop]:
+                if any(node.__class__ is ast.Name and node.id == name for node in walk(between)) \
+                        and not _reads_metadata_only(between, name):
+                    return None
+            return value, index
+    return None
 
 
 def _reads_metadata_only(stmt: ast.stmt, name: str) -> bool:

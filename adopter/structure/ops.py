@@ -186,6 +186,12 @@ OPS: dict[str, dict] = {
         # function computes it; the name is the table's own.
         "signature": ["input"],
     },
+    "canon.first": {
+        # outputs[0] of outputs = self.attn(x) (or self.attn(x)[0]): the first output of a module
+        # the class binds (graph: _Ctx.called); of a module returning ``(out,) + rest`` that is
+        # ``out``. No function computes it; the name is the table's own.
+        "signature": ["input"],
+    },
     "canon.member": {
         # stacked[:, k] of such a stack on axis 1 (stacked[k] on axis 0), maybe after slices that
         # keep the stack axis: the k-th member's output (graph._member_pick). No function

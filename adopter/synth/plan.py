@@ -564,6 +564,7 @@ class Planner:
         statement instead (the caller allows it where the fused call takes it as a value)."""
         stmt = info.stmt
         here = {n.span for n, i in zip(nodes, infos) if i is info or i.stmt is stmt}
+        here.update(inner for n, i in zip(nodes, infos) if n.inner and (i is info or i.stmt is stmt) for inner in n.inner)
         line = stmt.lineno
         if isinstance(stmt, ast.Assign):
             # a plain name, or a tuple of them (``x1, x2 = h.chunk(2, dim=-1)``: each is checked
