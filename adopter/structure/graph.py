@@ -41,6 +41,7 @@ from .treewalk import ast_walk
 
 MAX_INLINE_DEPTH = 3
 _NAME, _CALL = ast.Name, ast.Call
+_LOAD, _BINOP, _CONSTANT = ast.Load, ast.BinOp, ast.Constant
 # Containers whose lambda elements are a table of factories (see _inner_calls)
 _TABLES = (ast.Dict, ast.List, ast.Tuple)
 
@@ -580,29 +581,33 @@ class FlowBuilder:
         fields = _FIELDS
         while stack:
             sub = pop()
-            names = fields.get(type(sub))
+            kind = sub.__class__
+            if kind is _NAME:
+                # (a name has no child to visit: its one node field is the context)
+                if sub.ctx.__class__ is _LOAD:
+                    if ctx.chunked and sub.id in ctx.chunked:
+                        keys.update(ctx.chunked[sub.id])
+                        continue
+                    # (_name_value written out: a parameter's value when it is a reference, else
+                    # the name's key, without making its Ref)
+                    name = sub.id
+                    if name in ctx.params:
+                        value = ctx.params[name]
+                        if isinstance(value, Ref):
+                            keys.add(value.key)
+                    else:
+                        keys.add(name if ctx.instance == 0 else f"{name}@{ctx.instance}")
+                continue
+            names = fields.get(kind)
             if names is None:
-                names = _fields_of(type(sub))
+                names = _fields_of(kind)
             for field_name in names:
                 value = getattr(sub, field_name, None)
                 if type(value) is list:
                     stack += [v for v in value if isinstance(v, _AST)]
                 elif isinstance(value, _AST):
                     push(value)
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
-                if ctx.chunked and sub.id in ctx.chunked:
-                    keys.update(ctx.chunked[sub.id])
-                    continue
-                # (_name_value written out: a parameter's value when it is a reference, else
-                # the name's key, without making its Ref)
-                name = sub.id
-                if name in ctx.params:
-                    value = ctx.params[name]
-                    if isinstance(value, Ref):
-                        keys.add(value.key)
-                else:
-                    keys.add(name if ctx.instance == 0 else f"{name}@{ctx.instance}")
-            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+            if kind is ast.Attribute and sub.value.__class__ is _NAME and sub.value.id == "self":
                 keys.add("self." + sub.attr)
         return frozenset(keys)
 
