@@ -828,6 +828,14 @@ class FlowBuilder:
             return out, frontier
         # Anything else: evaluate the calls inside it (in source order), then treat the
         # expression itself as an opaque value that reads what it mentions.
+        if kind is ast.Attribute:
+            # (``x.shape``, ``self.config.eps``: attributes of a name hold no call, so neither
+            # walk below finds one; the commonest kind to reach here)
+            root = expr.value
+            while root.__class__ is ast.Attribute:
+                root = root.value
+            if root.__class__ is _NAME:
+                return self._opaque(expr, ctx), frontier
         frontier = self._inner_calls(expr, frontier, ctx)
         if isinstance(expr, (ast.Attribute, ast.Subscript)) and not _contains_call(expr):
             return self._opaque(expr, ctx), frontier
