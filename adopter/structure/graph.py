@@ -3934,16 +3934,30 @@ def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
     return "\n".join([first, *lines[l1:l2 - 1], last])
 
 
-_CALLISH = (ast.Call, ast.BinOp)
-
-
 def _contains_call(expr: ast.AST) -> bool:
-    """Is there a call or an operator anywhere in ``expr`` (itself included)?  A loop over
-    :func:`walk`, stopping at the first (``any`` over a generator expression added a frame
-    resumption per node: some 80k per corpus pass)."""
-    for node in walk(expr):
-        if isinstance(node, _CALLISH):
+    """Is there a call or an operator anywhere in ``expr`` (itself included)?  :func:`walk`'s
+    loop written out, stopping at the first (no generator resumption per node; names and
+    constants, which have no child, not looked into)."""
+    stack = [expr]
+    pop = stack.pop
+    push = stack.append
+    fields = _FIELDS
+    while stack:
+        node = pop()
+        kind = node.__class__
+        if kind is _CALL or kind is _BINOP:
             return True
+        if kind is _NAME or kind is _CONSTANT:
+            continue
+        names = fields.get(kind)
+        if names is None:
+            names = _fields_of(kind)
+        for name in names:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                stack += [v for v in value if isinstance(v, _AST)]
+            elif isinstance(value, _AST):
+                push(value)
     return False
 
 
