@@ -42,6 +42,9 @@ from .treewalk import ast_walk
 MAX_INLINE_DEPTH = 3
 _NAME, _CALL = ast.Name, ast.Call
 _LOAD, _BINOP, _CONSTANT = ast.Load, ast.BinOp, ast.Constant
+# (the same classes for the exact-class tests that are not _value's fast path, which a test turns
+# off by rebinding _NAME and _CALL)
+_AST_NAME, _AST_CALL = ast.Name, ast.Call
 # Containers whose lambda elements are a table of factories (see _inner_calls)
 _TABLES = (ast.Dict, ast.List, ast.Tuple)
 
@@ -582,7 +585,7 @@ class FlowBuilder:
         while stack:
             sub = pop()
             kind = sub.__class__
-            if kind is _NAME:
+            if kind is _AST_NAME:
                 # (a name has no child to visit: its one node field is the context)
                 if sub.ctx.__class__ is _LOAD:
                     if ctx.chunked and sub.id in ctx.chunked:
@@ -607,7 +610,7 @@ class FlowBuilder:
                     stack += [v for v in value if isinstance(v, _AST)]
                 elif isinstance(value, _AST):
                     push(value)
-            if kind is ast.Attribute and sub.value.__class__ is _NAME and sub.value.id == "self":
+            if kind is ast.Attribute and sub.value.__class__ is _AST_NAME and sub.value.id == "self":
                 keys.add("self." + sub.attr)
         return frozenset(keys)
 
@@ -3945,9 +3948,9 @@ def _contains_call(expr: ast.AST) -> bool:
     while stack:
         node = pop()
         kind = node.__class__
-        if kind is _CALL or kind is _BINOP:
+        if kind is _AST_CALL or kind is _BINOP:
             return True
-        if kind is _NAME or kind is _CONSTANT:
+        if kind is _AST_NAME or kind is _CONSTANT:
             continue
         names = fields.get(kind)
         if names is None:
