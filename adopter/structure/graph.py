@@ -3323,13 +3323,18 @@ class FlowBuilder:
                                         arg_spans=(span(value_expr), span(value_expr.args[0])),
                                         canon=op.name if op else "")
                 return frontier
-        if len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and len(targets[0].elts) == 2 \
-                and all(isinstance(e, ast.Name) for e in targets[0].elts) and isinstance(value_expr, ast.Call):
+        # (the tests below by exact class, read once: this runs for every assignment)
+        single = len(targets) == 1
+        target_kind = targets[0].__class__ if single else None
+        one_name = target_kind is _AST_NAME
+        unpacking = target_kind is ast.Tuple or target_kind is ast.List
+        if unpacking and len(targets[0].elts) == 2 \
+                and all(e.__class__ is _AST_NAME for e in targets[0].elts) and value_expr.__class__ is _AST_CALL:
             # a, b = torch.split(h, h.shape[-1] // 2, dim=-1) (or h.split([n, n], -1)): two equal
             # parts of the last axis unpacked into two names are its halves, h.chunk(2, dim=-1)
             value_expr = self._split_in_halves(value_expr) or value_expr
-        if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.Call)
-                and ctx.scope == ctx.body_scope):
+        value_kind = value_expr.__class__
+        if one_name and value_kind is _AST_CALL and ctx.scope == ctx.body_scope:
             # (the callee's attribute read once: this runs for every call assigned to a name)
             method = value_expr.func.attr if value_expr.func.__class__ is ast.Attribute else None
             count = self._chunk_count(value_expr) if method == "chunk" else None
@@ -3362,39 +3367,38 @@ class FlowBuilder:
                 ctx.chunked.pop(name, None)
                 ctx.chunked[name] = tuple(r.key for r in refs)
                 return frontier
-        if len(targets) == 1 and _parallel(targets[0], value_expr):
+        if single and _parallel(targets[0], value_expr):
             # n, m = 2 ** 9, x.shape[0]: each name holds its own element, as if assigned in turn
             # (no element reads a name being assigned, so the order cannot matter)
             for target, part in zip(targets[0].elts, value_expr.elts):
                 frontier = self._assign([target], part, frontier, ctx)
             return frontier
-        if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and isinstance(value_expr, ast.Call)
-                and isinstance(value_expr.func, ast.Name) and value_expr.func.id == "map"):
+        if (unpacking and value_kind is _AST_CALL
+                and value_expr.func.__class__ is _AST_NAME and value_expr.func.id == "map"):
             calls = self._map_calls(targets[0], value_expr, ctx)
             if calls is not None:
                 for target, call in calls:
                     frontier = self._assign([target], call, frontier, ctx)
                 return frontier
-        if value_expr.__class__ is ast.ListComp and len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)):
+        if value_kind is ast.ListComp and unpacking:
             calls = _comprehension_calls(targets[0], value_expr)
             if calls is not None:
                 for target, call in calls:
                     frontier = self._assign([target], call, frontier, ctx)
                 return frontier
-        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+        if one_name:
             # attention_interface = eager_attention_forward, or a dispatcher given it as the
             # default (ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward))
-            named = [value_expr] if isinstance(value_expr, ast.Name) else (
-                [*value_expr.args, *(k.value for k in value_expr.keywords)] if isinstance(value_expr, ast.Call) else [])
-            functions = {n.id for n in named if isinstance(n, ast.Name) and n.id in self.names.functions
+            named = [value_expr] if value_kind is _AST_NAME else (
+                [*value_expr.args, *(k.value for k in value_expr.keywords)] if value_kind is _AST_CALL else [])
+            functions = {n.id for n in named if n.__class__ is _AST_NAME and n.id in self.names.functions
                          and n.id not in ctx.params}
             if len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
         self._remember(targets, value_expr, ctx)
-        if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp)
-                and self._function_pair(value_expr, ctx)):
+        if one_name and value_kind is ast.IfExp and self._function_pair(value_expr, ctx):
             ctx.func_choice[targets[0].id] = value_expr
-        elif len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp):
+        elif one_name and value_kind is ast.IfExp:
             alias = self._callable_alias(value_expr)
             if alias is not None:
                 ctx.fqn_alias[targets[0].id] = alias
@@ -3402,30 +3406,29 @@ class FlowBuilder:
                 choices = self._choices(value_expr)
                 if choices:
                     ctx.choice_alias[targets[0].id] = choices
-        elif len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, (ast.Attribute, ast.Name)) \
+        elif one_name and (value_kind is ast.Attribute or value_kind is _AST_NAME) \
                 and getattr(value_expr, "id", None) not in ctx.params:
             # ce = F.cross_entropy: a local name for a torch function of the table, called
             # later through the name (a shorthand, the same call)
             fqn = self.names.resolve(value_expr)
             if fqn is not None and TABLE.function(fqn) is not None:
                 ctx.fqn_alias[targets[0].id] = fqn
-        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+        if one_name:
             name = targets[0].id
-            if isinstance(value_expr, ast.Call) and TABLE.module(self.names.resolve(value_expr.func)) is not None:
+            if value_kind is _AST_CALL and TABLE.module(self.names.resolve(value_expr.func)) is not None:
                 ctx.built_alias[name] = value_expr
             else:
                 ctx.built_alias.pop(name, None)
-        # Layer aliases: drop = self.dropout
-        if len(targets) == 1 and isinstance(targets[0], ast.Name):
-            layer = self._layer_of(value_expr, ctx) if isinstance(value_expr, (ast.Attribute, ast.Subscript)) else None
+            # Layer aliases: drop = self.dropout
+            layer = self._layer_of(value_expr, ctx) if value_kind is ast.Attribute or value_kind is ast.Subscript \
+                else None
             if layer is not None and self.cls is not None and _attr(layer).rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
         ctx.top = value_expr
-        if value_expr.__class__ in (ast.List, ast.Tuple) and len(targets) == 1 and targets[0].__class__ is ast.Name:
+        if (value_kind is ast.List or value_kind is ast.Tuple) and one_name:
             ctx.held = value_expr
-        unpacked = value_expr.__class__ is ast.Call and len(targets) == 1 \
-            and targets[0].__class__ in (ast.Tuple, ast.List) and all(e.__class__ is ast.Name for e in targets[0].elts)
+        unpacked = value_kind is _AST_CALL and unpacking and all(e.__class__ is _AST_NAME for e in targets[0].elts)
         if unpacked:
             ctx.unpack = (value_expr, len(targets[0].elts))
         value, frontier = self._value(value_expr, frontier, ctx)
