@@ -654,9 +654,9 @@ class FlowBuilder:
                     and not expr.args and not expr.keywords:
                 return self._cast(expr, frontier, ctx)
             return self._call(expr, frontier, ctx)
-        if isinstance(expr, ast.Constant):
+        if kind is _CONSTANT:
             return Const(expr.value), frontier
-        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub) and isinstance(expr.operand, ast.Constant):
+        if kind is ast.UnaryOp and expr.op.__class__ is ast.USub and expr.operand.__class__ is _CONSTANT:
             value = expr.operand.value
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return Const(-value), frontier
@@ -669,7 +669,7 @@ class FlowBuilder:
                                         span=span(expr))
                 return out, frontier
             return self._name_value(expr.id, ctx), frontier
-        if ctx.chunked and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+        if ctx.chunked and kind is ast.Subscript and expr.value.__class__ is _AST_NAME \
                 and expr.value.id in ctx.chunked:
             # c[1] of c = h.chunk(2, dim=-1): that chunk (c[-1] the last)
             keys = ctx.chunked[expr.value.id]
@@ -681,7 +681,7 @@ class FlowBuilder:
                 return self._chunk_ref(expr.value.id, index % len(keys), ctx), frontier
         if isinstance(expr, ast.Call):
             return self._call(expr, frontier, ctx)
-        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Sub)) \
+        if kind is _BINOP and (expr.op.__class__ is ast.Add or expr.op.__class__ is ast.Sub) \
                 and (blend := canonical.mask_blend(expr)) is not None:
             # w * b - 1e4 * (1 - b): w.masked_fill(b == 0, -1e4) for the 0/1 mask b
             x, b, constant, fill = blend
@@ -720,7 +720,7 @@ class FlowBuilder:
                 canon=(op.name if op else ""), view=(view if view is not None and view.origins else None),
             )
             return out, frontier
-        if isinstance(expr, ast.BinOp) and type(expr.op) in BINOPS:
+        if kind is _BINOP and type(expr.op) in BINOPS:
             left, frontier = self._value(expr.left, frontier, ctx)
             right, frontier = self._value(expr.right, frontier, ctx)
             out = self._temp("")
@@ -748,7 +748,7 @@ class FlowBuilder:
                 arg_spans=spans, canon=canon, view=view,
             )
             return out, frontier
-        if isinstance(expr, ast.Attribute) and TABLE.attribute(expr.attr) is not None and not (
+        if kind is ast.Attribute and TABLE.attribute(expr.attr) is not None and not (
             isinstance(expr.value, ast.Name) and expr.value.id == "self"
         ):
             # x.mT: an attribute that computes (a transpose of the last two axes)
@@ -762,9 +762,9 @@ class FlowBuilder:
                 defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=op.name, view=view,
             )
             return out, frontier
-        if isinstance(expr, ast.Await):
+        if kind is ast.Await:
             return self._value(expr.value, frontier, ctx)
-        if isinstance(expr, ast.NamedExpr):
+        if kind is ast.NamedExpr:
             value, frontier = self._value(expr.value, frontier, ctx)
             target = self._name_value(expr.target.id, ctx)
             _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
@@ -793,9 +793,9 @@ class FlowBuilder:
                     view=View((receiver,), (), (span(expr.value),), ()),
                 )
                 return out, frontier
-        rows = "canon.rows" if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+        rows = "canon.rows" if kind is ast.Subscript and expr.value.__class__ is _AST_NAME \
             and canonical.selects_rows(expr) else None
-        if rows is None and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+        if rows is None and kind is ast.Subscript and expr.value.__class__ is _AST_NAME \
                 and canonical.slices_two_leading(expr):
             rows = "canon.lead2"
         if rows is not None:
@@ -813,7 +813,7 @@ class FlowBuilder:
                 view=View((receiver,), (), (span(expr.value),), ()),
             )
             return out, frontier
-        if isinstance(expr, (ast.Tuple, ast.List)) and (
+        if (kind is ast.Tuple or kind is ast.List) and (
                 expr is ctx.returned or expr is ctx.held or any(e.__class__ is _CALL for e in expr.elts)) \
                 and not any(isinstance(e, ast.Starred) for e in expr.elts):
             # return self.norm2(x + y), attn: a container of its elements' values; it reads what
@@ -840,7 +840,7 @@ class FlowBuilder:
             if root.__class__ is _NAME:
                 return self._opaque(expr, ctx), frontier
         frontier = self._inner_calls(expr, frontier, ctx)
-        if isinstance(expr, (ast.Attribute, ast.Subscript)) and not _contains_call(expr):
+        if (kind is ast.Attribute or kind is ast.Subscript) and not _contains_call(expr):
             return self._opaque(expr, ctx), frontier
         out = self._temp("")
         _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
