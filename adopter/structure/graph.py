@@ -45,6 +45,7 @@ _LOAD, _BINOP, _CONSTANT = ast.Load, ast.BinOp, ast.Constant
 # (the same classes for the exact-class tests that are not _value's fast path, which a test turns
 # off by rebinding _NAME and _CALL)
 _AST_NAME, _AST_CALL = ast.Name, ast.Call
+_TRY_STAR = getattr(ast, "TryStar", None)  # (Python 3.11+)
 # Containers whose lambda elements are a table of factories (see _inner_calls)
 _TABLES = (ast.Dict, ast.List, ast.Tuple)
 
@@ -2884,15 +2885,16 @@ class FlowBuilder:
             chosen = self._func_choice_if(stmt, ctx)
             if chosen is not None:
                 return self._if(chosen, frontier, ctx)
-        if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        kind = stmt.__class__  # (the statement kinds by exact class, the commonest first)
+        if kind is ast.Assign or kind is ast.AnnAssign:
+            targets = stmt.targets if kind is ast.Assign else [stmt.target]
             if stmt.value is None:
                 return frontier
             frontier = self._assign(targets, stmt.value, frontier, ctx)
             if targets[0].__class__ is not ast.Subscript and len(targets) == 1:
                 return frontier  # (the common case, without a call)
             return self._stored_items(targets, stmt, frontier, ctx)
-        if isinstance(stmt, ast.AugAssign):
+        if kind is ast.AugAssign:
             target = self._target_values(stmt.target, ctx)
             left = target[0] if target else self._opaque(stmt.target, ctx)
             right, frontier = self._value(stmt.value, frontier, ctx)
@@ -2904,7 +2906,7 @@ class FlowBuilder:
             if stmt.target.__class__ is not ast.Subscript:
                 return frontier
             return self._stored_items([stmt.target], stmt, frontier, ctx)
-        if isinstance(stmt, ast.Expr):
+        if kind is ast.Expr:
             if stmt.value.__class__ is ast.BinOp and not _mutates(stmt.value):
                 # ``x * torch.rsqrt(ms + eps)`` as a statement of its own: computed and thrown
                 # away (Mega's RMSNorm returns x unnormalised); nothing reads it, so no step
@@ -2913,7 +2915,7 @@ class FlowBuilder:
             _, frontier = self._value(stmt.value, frontier, ctx)
             ctx.bare = None
             return frontier
-        if isinstance(stmt, ast.Return):
+        if kind is ast.Return:
             if stmt.value is not None and ctx.ret_parts is not None:
                 frontier = self._return_parts(stmt, frontier, ctx)
             elif stmt.value is not None:
@@ -2927,11 +2929,11 @@ class FlowBuilder:
                     _, frontier = self._new(ctx, frontier, kind="other", uses=_keys((value,)), span=span(stmt))
             ctx.ret_frontier.extend(frontier)
             return []
-        if isinstance(stmt, ast.If):
+        if kind is ast.If:
             return self._if(stmt, frontier, ctx)
-        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+        if kind is ast.For or kind is ast.AsyncFor or kind is ast.While:
             return self._loop(stmt, frontier, ctx)
-        if isinstance(stmt, (ast.With, ast.AsyncWith)):
+        if kind is ast.With or kind is ast.AsyncWith:
             for item in stmt.items:
                 value, frontier = self._value(item.context_expr, frontier, ctx)
                 if item.optional_vars is not None:
@@ -2939,23 +2941,23 @@ class FlowBuilder:
                     _, frontier = self._new(ctx, frontier, kind="other", outs=tuple(targets), defs=_keys(targets),
                                             uses=_keys((value,)), span=span(item.context_expr))
             return self._scoped(stmt.body, frontier, ctx, (span(stmt), 0))
-        if isinstance(stmt, ast.Try) or (hasattr(ast, "TryStar") and isinstance(stmt, ast.TryStar)):
+        if kind is ast.Try or kind is _TRY_STAR:
             return self._try(stmt, frontier, ctx)
-        if isinstance(stmt, ast.Match):
+        if kind is ast.Match:
             return self._match(stmt, frontier, ctx)
-        if isinstance(stmt, ast.Raise):
+        if kind is ast.Raise:
             if stmt.exc is not None:
                 _, frontier = self._value(stmt.exc, frontier, ctx)
             return []
-        if isinstance(stmt, ast.Break):
+        if kind is ast.Break:
             if ctx.loops:
                 ctx.loops[-1][0].extend(frontier)
             return []
-        if isinstance(stmt, ast.Continue):
+        if kind is ast.Continue:
             if ctx.loops:
                 ctx.loops[-1][1].extend(frontier)
             return []
-        if isinstance(stmt, ast.Assert):
+        if kind is ast.Assert:
             stated = _asserted_rank(stmt.test)
             if stated is not None:
                 # assert x.dim() == 3: past this statement x (the value it holds here) is 3-D
@@ -2964,11 +2966,11 @@ class FlowBuilder:
                     self.asserted[value.key] = stated[1]
             _, frontier = self._new(ctx, frontier, kind="other", uses=self._uses_of(stmt.test, ctx), span=span(stmt))
             return frontier
-        if isinstance(stmt, ast.Delete):
+        if kind is ast.Delete:
             targets = [v for t in stmt.targets for v in self._target_values(t, ctx)]
             _, frontier = self._new(ctx, frontier, kind="other", defs=_keys(targets), span=span(stmt))
             return frontier
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
             ctx.local_funcs[stmt.name] = stmt  # inlined where it is called (closures)
         return frontier  # pass, global, nonlocal, imports
 
