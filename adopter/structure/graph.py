@@ -905,10 +905,11 @@ class FlowBuilder:
 
     def _layer_of(self, func: ast.expr, ctx: _Ctx) -> str | None:
         cls = self.cls
-        if isinstance(func, ast.Name) and func.id in ctx.layer_alias:
-            return ctx.layer_alias[func.id]
-        if cls is None:
-            return None
+        kind = func.__class__
+        if kind is _AST_NAME:  # (a name is a layer only through an alias: no test below takes one)
+            return ctx.layer_alias.get(func.id)
+        if cls is None or not (kind is ast.Attribute or kind is ast.Subscript or kind is _AST_CALL):
+            return None  # (what the tests below read: attributes, subscripts, getattr calls)
         member = self._dict_member(func, ctx)
         if member is not None:
             return member
@@ -1305,10 +1306,13 @@ class FlowBuilder:
 
     def _helper_of(self, func: ast.expr, ctx: _Ctx):
         """The same-class method or same-file function a callee names, if any."""
+        kind = func.__class__  # (by exact class: every call asks)
+        if kind is not ast.Attribute and kind is not _AST_NAME:
+            return None
         if (
             self.cls is not None
-            and isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
+            and kind is ast.Attribute
+            and func.value.__class__ is _AST_NAME
             and func.value.id == "self"
             and func.attr in self.cls.methods
             and func.attr not in self.cls.bindings
@@ -1316,8 +1320,8 @@ class FlowBuilder:
             return self.cls.methods[func.attr], True
         if (
             self.cls is not None
-            and isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
+            and kind is ast.Attribute
+            and func.value.__class__ is _AST_NAME
             and func.value.id == self.cls.name
             and func.value.id not in ctx.params
             and func.attr in self.cls.methods
@@ -1326,11 +1330,13 @@ class FlowBuilder:
             # MultiheadAttention.apply_sparse_mask(w, ...): a function of the class called through
             # the class binds its parameters as written (no instance)
             return self.cls.methods[func.attr], False
-        if isinstance(func, ast.Name) and func.id in ctx.local_funcs:
+        if kind is not _AST_NAME:
+            return None
+        if func.id in ctx.local_funcs:
             return ctx.local_funcs[func.id], False
-        if isinstance(func, ast.Name) and func.id in self.names.functions and func.id not in ctx.params:
+        if func.id in self.names.functions and func.id not in ctx.params:
             return self.names.functions[func.id], False
-        if isinstance(func, ast.Name) and func.id in ctx.func_alias:
+        if func.id in ctx.func_alias:
             return self.names.functions[ctx.func_alias[func.id]], False
         return None
 
@@ -1461,7 +1467,9 @@ class FlowBuilder:
             value, frontier = self._value(inner, frontier, ctx)
             args.append(value)
             arg_spans.append(span(arg))
-            frontier = self._inline_callable_arg(inner, frontier, ctx)
+            if inner.__class__ is ast.Attribute or ctx.local_funcs and inner.__class__ is _AST_NAME:
+                # (what _inline_callable_arg follows: other arguments asked nothing)
+                frontier = self._inline_callable_arg(inner, frontier, ctx)
         kwargs: list[tuple[str, Value]] = []
         kwarg_spans: list = []
         for kw in call.keywords:
@@ -1491,7 +1499,8 @@ class FlowBuilder:
                 continue
             kwargs.append((kw.arg or "**", value))
             kwarg_spans.append((span(kw.value), span(kw)))
-            frontier = self._inline_callable_arg(kw.value, frontier, ctx)
+            if kw.value.__class__ is ast.Attribute or ctx.local_funcs and kw.value.__class__ is _AST_NAME:
+                frontier = self._inline_callable_arg(kw.value, frontier, ctx)
         if layer is not None and args and not args[1:] and not kwargs and call.args[0].__class__ is not ast.Starred \
                 and not ctx.keys and (self._identities[layer] if layer in self._identities
                                       else self._identity_layer(layer)):
