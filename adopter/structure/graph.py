@@ -886,14 +886,17 @@ class FlowBuilder:
 
     def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
         for child in children(expr):
-            if isinstance(child, ast.Lambda):
+            kind = child.__class__
+            if kind is _AST_NAME or kind is _CONSTANT:
+                continue  # (a leaf: no call in it, nothing below to visit)
+            if kind is ast.Lambda:
                 if expr.__class__ in _TABLES:
                     # {"adam": lambda p: optim.Adam(p, lr=lr), ...}[name](params): a table of
                     # factories, each run when the table's entry is called; their calls are
                     # read where the table is written, as a lambda bound to a name is
                     frontier = self._inner_calls(child, frontier, ctx)
                 continue
-            if isinstance(child, (ast.Call, ast.BinOp)):
+            if kind is _AST_CALL or kind is _BINOP:
                 _, frontier = self._value(child, frontier, ctx)
             elif isinstance(child, ast.expr):
                 frontier = self._inner_calls(child, frontier, ctx)
