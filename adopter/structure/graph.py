@@ -2188,8 +2188,11 @@ class FlowBuilder:
 
     # -- rotate-half: cat((-x2, x1), dim=-1) of the two halves of x's last axis ----------
     def _remember(self, targets: list, value_expr: ast.expr, ctx: _Ctx) -> None:
-        names = [n.id for t in targets for n in ((t,) if isinstance(t, ast.Name) else walk(t))
-                 if isinstance(n, ast.Name)]
+        if len(targets) == 1 and targets[0].__class__ is _AST_NAME:
+            names = [targets[0].id]  # (the commonest target, without the comprehension)
+        else:
+            names = [n.id for t in targets for n in ((t,) if isinstance(t, ast.Name) else walk(t))
+                     if isinstance(n, ast.Name)]
         # read before the names are forgotten: the value may rewrap the name's earlier binding
         fill = canonical.held_fill(value_expr, ctx.fills.get) \
             if len(targets) == 1 and isinstance(targets[0], ast.Name) else None
@@ -2251,9 +2254,10 @@ class FlowBuilder:
             return
         if isinstance(target, ast.Name):
             # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
-            # the name is reassigned
-            ctx.exprs[target.id] = self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx) \
-                or self._unflatten_in_two(value_expr, ctx) or value_expr
+            # the name is reassigned (each of the three readers takes only a call)
+            ctx.exprs[target.id] = (self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx)
+                                    or self._unflatten_in_two(value_expr, ctx) or value_expr) \
+                if value_expr.__class__ is _AST_CALL else value_expr
             return
         if not (isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2
                 and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call)
