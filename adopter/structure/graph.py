@@ -1750,8 +1750,12 @@ class FlowBuilder:
         of ``k`` in ``einsum("bhid,bhjd->bhij", q, k)``)."""
         args, kwargs = common["args"], common["kwargs"]
         arg_spans, kwarg_spans = common["arg_spans"], common["kwarg_spans"]
-        if any(isinstance(a, ast.Starred) for a in call.args) or any(k == "**" for k, _ in kwargs):
-            return {}, frontier
+        for a in call.args:  # (loops, not any() over generators: every call node asks)
+            if a.__class__ is ast.Starred:
+                return {}, frontier
+        for k, _ in kwargs:
+            if k == "**":
+                return {}, frontier
         extra: tuple = ()
         if kind == "layer":
             found = self._layer_canon.get(name) if not ctx.keys else None
