@@ -335,10 +335,10 @@ class FlowBuilder:
         if len(self.nodes) >= self.MAX_NODES:
             raise _Stop()
         uses = fields.get("uses")
-        if uses and self.opaque_uses:
+        if uses and self.opaque_uses and not self.opaque_uses.keys().isdisjoint(uses):
+            # (the C-level test first: most nodes read no opaque value)
             extra = [self.opaque_uses[k] for k in uses if k in self.opaque_uses]
-            if extra:
-                fields["uses"] = uses.union(*extra)
+            fields["uses"] = uses.union(*extra)
         # Node(id=..., func=..., stmt=..., scope=..., inlined=..., **fields), without the call:
         # the instance's attributes set from the defaults' template (field order), then these
         # (its __init__ took the keywords one by one: a tenth of building a flow).  The keywords
