@@ -3946,7 +3946,13 @@ def _free_names(func, params) -> set[str]:
 
 
 def _keys(values) -> frozenset:
-    return frozenset([v.key for v in values if isinstance(v, Ref)])  # (a list: no generator per call)
+    # (a loop: no generator, nor a list comprehension's frame, per call; most calls pass one or
+    # two values)
+    keys = []
+    for v in values:
+        if isinstance(v, Ref):
+            keys.append(v.key)
+    return frozenset(keys)
 
 
 def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
