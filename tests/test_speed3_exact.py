@@ -367,3 +367,43 @@ def test_two_halves_readers_asked_only_for_calls(monkeypatch):
     asked = _count(monkeypatch, FlowBuilder, "_split_in_two")
     _build(structure)
     assert asked and all(isinstance(a[1], ast.Call) for a in asked)
+
+
+# -- records: a frozen record's fields written into its __dict__ -----------------------------------
+
+def test_frozen_record_init_writes_its_dict():
+    import pytest
+
+    from adopter.records import FrozenInstanceError, dataclass, field
+
+    @dataclass(frozen=True)
+    class Pair:
+        key: str
+        text: str = ""
+        tags: tuple = field(default_factory=tuple)
+
+    @dataclass(frozen=True)
+    class Named(Pair):
+        why: str = "w"
+
+    class Slotted:  # a base with slots: no __dict__ to write, object.__setattr__ as before
+        __slots__ = ("__weakref__", "key")
+
+    @dataclass(frozen=True)
+    class SlottedPair(Slotted):
+        key: str
+
+    assert "_setattr" not in Pair.__init__.__code__.co_names  # (a call per field before)
+    assert "_setattr" in SlottedPair.__init__.__code__.co_names
+    for made in (Pair("a", "b"), Named("a", "b", (1,), "x"), Ref("%1", "x")):
+        assert made == made.__class__(**made.__dict__)
+        assert hash(made) == hash(made.__class__(**made.__dict__))
+        with pytest.raises(FrozenInstanceError):
+            made.key = "z"
+    assert Pair("a").__dict__ == {"key": "a", "text": "", "tags": ()}
+    assert list(Named("a").__dict__) == ["key", "text", "tags", "why"]
+    slotted = SlottedPair("k")
+    assert slotted.key == "k" and slotted == SlottedPair("k")
+    with pytest.raises(FrozenInstanceError):
+        slotted.key = "z"
+    assert {Ref("a", "b"), Ref("a", "b"), Ref("a", "c")} == {Ref("a", "b"), Ref("a", "c")}
