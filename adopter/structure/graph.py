@@ -41,6 +41,11 @@ from .treewalk import ast_walk
 
 MAX_INLINE_DEPTH = 3
 _NAME, _CALL = ast.Name, ast.Call
+_LOAD, _BINOP, _CONSTANT = ast.Load, ast.BinOp, ast.Constant
+# (the same classes for the exact-class tests that are not _value's fast path, which a test turns
+# off by rebinding _NAME and _CALL)
+_AST_NAME, _AST_CALL = ast.Name, ast.Call
+_TRY_STAR = getattr(ast, "TryStar", None)  # (Python 3.11+)
 # Containers whose lambda elements are a table of factories (see _inner_calls)
 _TABLES = (ast.Dict, ast.List, ast.Tuple)
 
@@ -341,10 +346,10 @@ class FlowBuilder:
         if len(self.nodes) >= self.MAX_NODES:
             raise _Stop()
         uses = fields.get("uses")
-        if uses and self.opaque_uses:
+        if uses and self.opaque_uses and not self.opaque_uses.keys().isdisjoint(uses):
+            # (the C-level test first: most nodes read no opaque value)
             extra = [self.opaque_uses[k] for k in uses if k in self.opaque_uses]
-            if extra:
-                fields["uses"] = uses.union(*extra)
+            fields["uses"] = uses.union(*extra)
         # Node(id=..., func=..., stmt=..., scope=..., inlined=..., **fields), without the call:
         # the instance's attributes set from the defaults' template (field order), then these
         # (its __init__ took the keywords one by one: a tenth of building a flow).  The keywords
@@ -593,29 +598,33 @@ class FlowBuilder:
         fields = _FIELDS
         while stack:
             sub = pop()
-            names = fields.get(type(sub))
+            kind = sub.__class__
+            if kind is _AST_NAME:
+                # (a name has no child to visit: its one node field is the context)
+                if sub.ctx.__class__ is _LOAD:
+                    if ctx.chunked and sub.id in ctx.chunked:
+                        keys.update(ctx.chunked[sub.id])
+                        continue
+                    # (_name_value written out: a parameter's value when it is a reference, else
+                    # the name's key, without making its Ref)
+                    name = sub.id
+                    if name in ctx.params:
+                        value = ctx.params[name]
+                        if isinstance(value, Ref):
+                            keys.add(value.key)
+                    else:
+                        keys.add(name if ctx.instance == 0 else f"{name}@{ctx.instance}")
+                continue
+            names = fields.get(kind)
             if names is None:
-                names = _fields_of(type(sub))
+                names = _fields_of(kind)
             for field_name in names:
                 value = getattr(sub, field_name, None)
                 if type(value) is list:
                     stack += [v for v in value if isinstance(v, _AST)]
                 elif isinstance(value, _AST):
                     push(value)
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load):
-                if ctx.chunked and sub.id in ctx.chunked:
-                    keys.update(ctx.chunked[sub.id])
-                    continue
-                # (_name_value written out: a parameter's value when it is a reference, else
-                # the name's key, without making its Ref)
-                name = sub.id
-                if name in ctx.params:
-                    value = ctx.params[name]
-                    if isinstance(value, Ref):
-                        keys.add(value.key)
-                else:
-                    keys.add(name if ctx.instance == 0 else f"{name}@{ctx.instance}")
-            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "self":
+            if kind is ast.Attribute and sub.value.__class__ is _AST_NAME and sub.value.id == "self":
                 keys.add("self." + sub.attr)
         return frozenset(keys)
 
@@ -659,9 +668,9 @@ class FlowBuilder:
                     and not expr.args and not expr.keywords:
                 return self._cast(expr, frontier, ctx)
             return self._call(expr, frontier, ctx)
-        if isinstance(expr, ast.Constant):
+        if kind is _CONSTANT:
             return Const(expr.value), frontier
-        if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub) and isinstance(expr.operand, ast.Constant):
+        if kind is ast.UnaryOp and expr.op.__class__ is ast.USub and expr.operand.__class__ is _CONSTANT:
             value = expr.operand.value
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 return Const(-value), frontier
@@ -674,7 +683,7 @@ class FlowBuilder:
                                         span=span(expr))
                 return out, frontier
             return self._name_value(expr.id, ctx), frontier
-        if ctx.chunked and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+        if ctx.chunked and kind is ast.Subscript and expr.value.__class__ is _AST_NAME \
                 and expr.value.id in ctx.chunked:
             # c[1] of c = h.chunk(2, dim=-1): that chunk (c[-1] the last)
             keys = ctx.chunked[expr.value.id]
@@ -686,7 +695,7 @@ class FlowBuilder:
                 return self._chunk_ref(expr.value.id, index % len(keys), ctx), frontier
         if isinstance(expr, ast.Call):
             return self._call(expr, frontier, ctx)
-        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Sub)) \
+        if kind is _BINOP and (expr.op.__class__ is ast.Add or expr.op.__class__ is ast.Sub) \
                 and (blend := canonical.mask_blend(expr)) is not None:
             # w * b - 1e4 * (1 - b): w.masked_fill(b == 0, -1e4) for the 0/1 mask b
             x, b, constant, fill = blend
@@ -743,7 +752,7 @@ class FlowBuilder:
                     inner=(span(expr.left), *(span(n) for n in ast_walk(expr.right) if n.__class__ is _CALL)),
                 )
                 return out, frontier
-        if isinstance(expr, ast.BinOp) and type(expr.op) in BINOPS:
+        if kind is _BINOP and type(expr.op) in BINOPS:
             left, frontier = self._value(expr.left, frontier, ctx)
             right, frontier = self._value(expr.right, frontier, ctx)
             out = self._temp("")
@@ -771,7 +780,7 @@ class FlowBuilder:
                 arg_spans=spans, canon=canon, view=view,
             )
             return out, frontier
-        if isinstance(expr, ast.Attribute) and TABLE.attribute(expr.attr) is not None and not (
+        if kind is ast.Attribute and TABLE.attribute(expr.attr) is not None and not (
             isinstance(expr.value, ast.Name) and expr.value.id == "self"
         ):
             # x.mT: an attribute that computes (a transpose of the last two axes)
@@ -785,9 +794,9 @@ class FlowBuilder:
                 defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=op.name, view=view,
             )
             return out, frontier
-        if isinstance(expr, ast.Await):
+        if kind is ast.Await:
             return self._value(expr.value, frontier, ctx)
-        if isinstance(expr, ast.NamedExpr):
+        if kind is ast.NamedExpr:
             value, frontier = self._value(expr.value, frontier, ctx)
             target = self._name_value(expr.target.id, ctx)
             _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(target,),
@@ -829,9 +838,9 @@ class FlowBuilder:
                     view=View((receiver,), (), (span(expr.value),), ()),
                 )
                 return out, frontier
-        rows = "canon.rows" if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+        rows = "canon.rows" if kind is ast.Subscript and expr.value.__class__ is _AST_NAME \
             and canonical.selects_rows(expr) else None
-        if rows is None and isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) \
+        if rows is None and kind is ast.Subscript and expr.value.__class__ is _AST_NAME \
                 and canonical.slices_two_leading(expr):
             rows = "canon.lead2"
         rest = ctx.called and kind is ast.Subscript and expr.value.__class__ is _NAME \
@@ -852,7 +861,7 @@ class FlowBuilder:
                 view=View((receiver,), (), (span(expr.value),), ()) if rows else None, rest=bool(rest),
             )
             return out, frontier
-        if isinstance(expr, (ast.Tuple, ast.List)) and (
+        if (kind is ast.Tuple or kind is ast.List) and (
                 expr is ctx.returned or expr is ctx.held or any(e.__class__ is _CALL for e in expr.elts)) \
                 and not any(isinstance(e, ast.Starred) for e in expr.elts):
             # return self.norm2(x + y), attn: a container of its elements' values; it reads what
@@ -870,8 +879,16 @@ class FlowBuilder:
             return out, frontier
         # Anything else: evaluate the calls inside it (in source order), then treat the
         # expression itself as an opaque value that reads what it mentions.
+        if kind is ast.Attribute:
+            # (``x.shape``, ``self.config.eps``: attributes of a name hold no call, so neither
+            # walk below finds one; the commonest kind to reach here)
+            root = expr.value
+            while root.__class__ is ast.Attribute:
+                root = root.value
+            if root.__class__ is _NAME:
+                return self._opaque(expr, ctx), frontier
         frontier = self._inner_calls(expr, frontier, ctx)
-        if isinstance(expr, (ast.Attribute, ast.Subscript)) and not _contains_call(expr):
+        if (kind is ast.Attribute or kind is ast.Subscript) and not _contains_call(expr):
             return self._opaque(expr, ctx), frontier
         out = self._temp("")
         _, frontier = self._new(ctx, frontier, kind="other", outs=(out,), uses=self._uses_of(expr, ctx),
@@ -916,14 +933,17 @@ class FlowBuilder:
 
     def _inner_calls(self, expr: ast.expr, frontier: list, ctx: _Ctx) -> list:
         for child in children(expr):
-            if isinstance(child, ast.Lambda):
+            kind = child.__class__
+            if kind is _AST_NAME or kind is _CONSTANT:
+                continue  # (a leaf: no call in it, nothing below to visit)
+            if kind is ast.Lambda:
                 if expr.__class__ in _TABLES:
                     # {"adam": lambda p: optim.Adam(p, lr=lr), ...}[name](params): a table of
                     # factories, each run when the table's entry is called; their calls are
                     # read where the table is written, as a lambda bound to a name is
                     frontier = self._inner_calls(child, frontier, ctx)
                 continue
-            if isinstance(child, (ast.Call, ast.BinOp)):
+            if kind is _AST_CALL or kind is _BINOP:
                 _, frontier = self._value(child, frontier, ctx)
             elif isinstance(child, ast.expr):
                 frontier = self._inner_calls(child, frontier, ctx)
@@ -935,10 +955,11 @@ class FlowBuilder:
 
     def _layer_of(self, func: ast.expr, ctx: _Ctx) -> str | None:
         cls = self.cls
-        if isinstance(func, ast.Name) and func.id in ctx.layer_alias:
-            return ctx.layer_alias[func.id]
-        if cls is None:
-            return None
+        kind = func.__class__
+        if kind is _AST_NAME:  # (a name is a layer only through an alias: no test below takes one)
+            return ctx.layer_alias.get(func.id)
+        if cls is None or not (kind is ast.Attribute or kind is ast.Subscript or kind is _AST_CALL):
+            return None  # (what the tests below read: attributes, subscripts, getattr calls)
         member = self._dict_member(func, ctx)
         if member is not None:
             return member
@@ -1335,10 +1356,13 @@ class FlowBuilder:
 
     def _helper_of(self, func: ast.expr, ctx: _Ctx):
         """The same-class method or same-file function a callee names, if any."""
+        kind = func.__class__  # (by exact class: every call asks)
+        if kind is not ast.Attribute and kind is not _AST_NAME:
+            return None
         if (
             self.cls is not None
-            and isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
+            and kind is ast.Attribute
+            and func.value.__class__ is _AST_NAME
             and func.value.id == "self"
             and func.attr in self.cls.methods
             and func.attr not in self.cls.bindings
@@ -1346,8 +1370,8 @@ class FlowBuilder:
             return self.cls.methods[func.attr], True
         if (
             self.cls is not None
-            and isinstance(func, ast.Attribute)
-            and isinstance(func.value, ast.Name)
+            and kind is ast.Attribute
+            and func.value.__class__ is _AST_NAME
             and func.value.id == self.cls.name
             and func.value.id not in ctx.params
             and func.attr in self.cls.methods
@@ -1356,11 +1380,13 @@ class FlowBuilder:
             # MultiheadAttention.apply_sparse_mask(w, ...): a function of the class called through
             # the class binds its parameters as written (no instance)
             return self.cls.methods[func.attr], False
-        if isinstance(func, ast.Name) and func.id in ctx.local_funcs:
+        if kind is not _AST_NAME:
+            return None
+        if func.id in ctx.local_funcs:
             return ctx.local_funcs[func.id], False
-        if isinstance(func, ast.Name) and func.id in self.names.functions and func.id not in ctx.params:
+        if func.id in self.names.functions and func.id not in ctx.params:
             return self.names.functions[func.id], False
-        if isinstance(func, ast.Name) and func.id in ctx.func_alias:
+        if func.id in ctx.func_alias:
             return self.names.functions[ctx.func_alias[func.id]], False
         return None
 
@@ -1491,7 +1517,9 @@ class FlowBuilder:
             value, frontier = self._value(inner, frontier, ctx)
             args.append(value)
             arg_spans.append(span(arg))
-            frontier = self._inline_callable_arg(inner, frontier, ctx)
+            if inner.__class__ is ast.Attribute or ctx.local_funcs and inner.__class__ is _AST_NAME:
+                # (what _inline_callable_arg follows: other arguments asked nothing)
+                frontier = self._inline_callable_arg(inner, frontier, ctx)
         kwargs: list[tuple[str, Value]] = []
         kwarg_spans: list = []
         for kw in call.keywords:
@@ -1521,7 +1549,8 @@ class FlowBuilder:
                 continue
             kwargs.append((kw.arg or "**", value))
             kwarg_spans.append((span(kw.value), span(kw)))
-            frontier = self._inline_callable_arg(kw.value, frontier, ctx)
+            if kw.value.__class__ is ast.Attribute or ctx.local_funcs and kw.value.__class__ is _AST_NAME:
+                frontier = self._inline_callable_arg(kw.value, frontier, ctx)
         if layer is not None and args and not args[1:] and not kwargs and call.args[0].__class__ is not ast.Starred \
                 and not ctx.keys and (self._identities[layer] if layer in self._identities
                                       else self._identity_layer(layer)):
@@ -1768,8 +1797,12 @@ class FlowBuilder:
         of ``k`` in ``einsum("bhid,bhjd->bhij", q, k)``)."""
         args, kwargs = common["args"], common["kwargs"]
         arg_spans, kwarg_spans = common["arg_spans"], common["kwarg_spans"]
-        if any(isinstance(a, ast.Starred) for a in call.args) or any(k == "**" for k, _ in kwargs):
-            return {}, frontier
+        for a in call.args:  # (loops, not any() over generators: every call node asks)
+            if a.__class__ is ast.Starred:
+                return {}, frontier
+        for k, _ in kwargs:
+            if k == "**":
+                return {}, frontier
         extra: tuple = ()
         if kind == "layer":
             found = self._layer_canon.get(name) if not ctx.keys else None
@@ -2206,8 +2239,11 @@ class FlowBuilder:
 
     # -- rotate-half: cat((-x2, x1), dim=-1) of the two halves of x's last axis ----------
     def _remember(self, targets: list, value_expr: ast.expr, ctx: _Ctx) -> None:
-        names = [n.id for t in targets for n in ((t,) if isinstance(t, ast.Name) else walk(t))
-                 if isinstance(n, ast.Name)]
+        if len(targets) == 1 and targets[0].__class__ is _AST_NAME:
+            names = [targets[0].id]  # (the commonest target, without the comprehension)
+        else:
+            names = [n.id for t in targets for n in ((t,) if isinstance(t, ast.Name) else walk(t))
+                     if isinstance(n, ast.Name)]
         # read before the names are forgotten: the value may rewrap the name's earlier binding
         fill = canonical.held_fill(value_expr, ctx.fills.get) \
             if len(targets) == 1 and isinstance(targets[0], ast.Name) else None
@@ -2269,9 +2305,10 @@ class FlowBuilder:
             return
         if isinstance(target, ast.Name):
             # x = rearrange(x, "... (j d) -> ... j d", j=2): the value split, read now, before
-            # the name is reassigned
-            ctx.exprs[target.id] = self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx) \
-                or self._unflatten_in_two(value_expr, ctx) or value_expr
+            # the name is reassigned (each of the three readers takes only a call)
+            ctx.exprs[target.id] = (self._split_in_two(value_expr, ctx) or self._view_in_two(value_expr, ctx)
+                                    or self._unflatten_in_two(value_expr, ctx) or value_expr) \
+                if value_expr.__class__ is _AST_CALL else value_expr
             return
         if not (isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) == 2
                 and all(isinstance(e, ast.Name) for e in target.elts) and isinstance(value_expr, ast.Call)
@@ -2974,15 +3011,16 @@ class FlowBuilder:
             chosen = self._func_choice_if(stmt, ctx)
             if chosen is not None:
                 return self._if(chosen, frontier, ctx)
-        if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
-            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        kind = stmt.__class__  # (the statement kinds by exact class, the commonest first)
+        if kind is ast.Assign or kind is ast.AnnAssign:
+            targets = stmt.targets if kind is ast.Assign else [stmt.target]
             if stmt.value is None:
                 return frontier
             frontier = self._assign(targets, stmt.value, frontier, ctx)
             if targets[0].__class__ is not ast.Subscript and len(targets) == 1:
                 return frontier  # (the common case, without a call)
             return self._stored_items(targets, stmt, frontier, ctx)
-        if isinstance(stmt, ast.AugAssign):
+        if kind is ast.AugAssign:
             target = self._target_values(stmt.target, ctx)
             left = target[0] if target else self._opaque(stmt.target, ctx)
             right, frontier = self._value(stmt.value, frontier, ctx)
@@ -2994,7 +3032,7 @@ class FlowBuilder:
             if stmt.target.__class__ is not ast.Subscript:
                 return frontier
             return self._stored_items([stmt.target], stmt, frontier, ctx)
-        if isinstance(stmt, ast.Expr):
+        if kind is ast.Expr:
             if stmt.value.__class__ is ast.BinOp and not _mutates(stmt.value):
                 # ``x * torch.rsqrt(ms + eps)`` as a statement of its own: computed and thrown
                 # away (Mega's RMSNorm returns x unnormalised); nothing reads it, so no step
@@ -3003,7 +3041,7 @@ class FlowBuilder:
             _, frontier = self._value(stmt.value, frontier, ctx)
             ctx.bare = None
             return frontier
-        if isinstance(stmt, ast.Return):
+        if kind is ast.Return:
             if stmt.value is not None and ctx.ret_parts is not None:
                 frontier = self._return_parts(stmt, frontier, ctx)
             elif stmt.value is not None:
@@ -3017,11 +3055,11 @@ class FlowBuilder:
                     _, frontier = self._new(ctx, frontier, kind="other", uses=_keys((value,)), span=span(stmt))
             ctx.ret_frontier.extend(frontier)
             return []
-        if isinstance(stmt, ast.If):
+        if kind is ast.If:
             return self._if(stmt, frontier, ctx)
-        if isinstance(stmt, (ast.For, ast.AsyncFor, ast.While)):
+        if kind is ast.For or kind is ast.AsyncFor or kind is ast.While:
             return self._loop(stmt, frontier, ctx)
-        if isinstance(stmt, (ast.With, ast.AsyncWith)):
+        if kind is ast.With or kind is ast.AsyncWith:
             for item in stmt.items:
                 value, frontier = self._value(item.context_expr, frontier, ctx)
                 if item.optional_vars is not None:
@@ -3029,23 +3067,23 @@ class FlowBuilder:
                     _, frontier = self._new(ctx, frontier, kind="other", outs=tuple(targets), defs=_keys(targets),
                                             uses=_keys((value,)), span=span(item.context_expr))
             return self._scoped(stmt.body, frontier, ctx, (span(stmt), 0))
-        if isinstance(stmt, ast.Try) or (hasattr(ast, "TryStar") and isinstance(stmt, ast.TryStar)):
+        if kind is ast.Try or kind is _TRY_STAR:
             return self._try(stmt, frontier, ctx)
-        if isinstance(stmt, ast.Match):
+        if kind is ast.Match:
             return self._match(stmt, frontier, ctx)
-        if isinstance(stmt, ast.Raise):
+        if kind is ast.Raise:
             if stmt.exc is not None:
                 _, frontier = self._value(stmt.exc, frontier, ctx)
             return []
-        if isinstance(stmt, ast.Break):
+        if kind is ast.Break:
             if ctx.loops:
                 ctx.loops[-1][0].extend(frontier)
             return []
-        if isinstance(stmt, ast.Continue):
+        if kind is ast.Continue:
             if ctx.loops:
                 ctx.loops[-1][1].extend(frontier)
             return []
-        if isinstance(stmt, ast.Assert):
+        if kind is ast.Assert:
             stated = _asserted_rank(stmt.test)
             if stated is not None:
                 # assert x.dim() == 3: past this statement x (the value it holds here) is 3-D
@@ -3054,11 +3092,11 @@ class FlowBuilder:
                     self.asserted[value.key] = stated[1]
             _, frontier = self._new(ctx, frontier, kind="other", uses=self._uses_of(stmt.test, ctx), span=span(stmt))
             return frontier
-        if isinstance(stmt, ast.Delete):
+        if kind is ast.Delete:
             targets = [v for t in stmt.targets for v in self._target_values(t, ctx)]
             _, frontier = self._new(ctx, frontier, kind="other", defs=_keys(targets), span=span(stmt))
             return frontier
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        if kind is ast.FunctionDef or kind is ast.AsyncFunctionDef:
             ctx.local_funcs[stmt.name] = stmt  # inlined where it is called (closures)
         return frontier  # pass, global, nonlocal, imports
 
@@ -3420,13 +3458,18 @@ class FlowBuilder:
                                         arg_spans=(span(value_expr), span(value_expr.args[0])),
                                         canon=op.name if op else "")
                 return frontier
-        if len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and len(targets[0].elts) == 2 \
-                and all(isinstance(e, ast.Name) for e in targets[0].elts) and isinstance(value_expr, ast.Call):
+        # (the tests below by exact class, read once: this runs for every assignment)
+        single = len(targets) == 1
+        target_kind = targets[0].__class__ if single else None
+        one_name = target_kind is _AST_NAME
+        unpacking = target_kind is ast.Tuple or target_kind is ast.List
+        if unpacking and len(targets[0].elts) == 2 \
+                and all(e.__class__ is _AST_NAME for e in targets[0].elts) and value_expr.__class__ is _AST_CALL:
             # a, b = torch.split(h, h.shape[-1] // 2, dim=-1) (or h.split([n, n], -1)): two equal
             # parts of the last axis unpacked into two names are its halves, h.chunk(2, dim=-1)
             value_expr = self._split_in_halves(value_expr) or value_expr
-        if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.Call)
-                and ctx.scope == ctx.body_scope):
+        value_kind = value_expr.__class__
+        if one_name and value_kind is _AST_CALL and ctx.scope == ctx.body_scope:
             # (the callee's attribute read once: this runs for every call assigned to a name)
             method = value_expr.func.attr if value_expr.func.__class__ is ast.Attribute else None
             count = self._chunk_count(value_expr) if method == "chunk" else None
@@ -3459,39 +3502,38 @@ class FlowBuilder:
                 ctx.chunked.pop(name, None)
                 ctx.chunked[name] = tuple(r.key for r in refs)
                 return frontier
-        if len(targets) == 1 and _parallel(targets[0], value_expr):
+        if single and _parallel(targets[0], value_expr):
             # n, m = 2 ** 9, x.shape[0]: each name holds its own element, as if assigned in turn
             # (no element reads a name being assigned, so the order cannot matter)
             for target, part in zip(targets[0].elts, value_expr.elts):
                 frontier = self._assign([target], part, frontier, ctx)
             return frontier
-        if (len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)) and isinstance(value_expr, ast.Call)
-                and isinstance(value_expr.func, ast.Name) and value_expr.func.id == "map"):
+        if (unpacking and value_kind is _AST_CALL
+                and value_expr.func.__class__ is _AST_NAME and value_expr.func.id == "map"):
             calls = self._map_calls(targets[0], value_expr, ctx)
             if calls is not None:
                 for target, call in calls:
                     frontier = self._assign([target], call, frontier, ctx)
                 return frontier
-        if value_expr.__class__ is ast.ListComp and len(targets) == 1 and isinstance(targets[0], (ast.Tuple, ast.List)):
+        if value_kind is ast.ListComp and unpacking:
             calls = _comprehension_calls(targets[0], value_expr)
             if calls is not None:
                 for target, call in calls:
                     frontier = self._assign([target], call, frontier, ctx)
                 return frontier
-        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+        if one_name:
             # attention_interface = eager_attention_forward, or a dispatcher given it as the
             # default (ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward))
-            named = [value_expr] if isinstance(value_expr, ast.Name) else (
-                [*value_expr.args, *(k.value for k in value_expr.keywords)] if isinstance(value_expr, ast.Call) else [])
-            functions = {n.id for n in named if isinstance(n, ast.Name) and n.id in self.names.functions
+            named = [value_expr] if value_kind is _AST_NAME else (
+                [*value_expr.args, *(k.value for k in value_expr.keywords)] if value_kind is _AST_CALL else [])
+            functions = {n.id for n in named if n.__class__ is _AST_NAME and n.id in self.names.functions
                          and n.id not in ctx.params}
             if len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
         self._remember(targets, value_expr, ctx)
-        if (len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp)
-                and self._function_pair(value_expr, ctx)):
+        if one_name and value_kind is ast.IfExp and self._function_pair(value_expr, ctx):
             ctx.func_choice[targets[0].id] = value_expr
-        elif len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, ast.IfExp):
+        elif one_name and value_kind is ast.IfExp:
             alias = self._callable_alias(value_expr)
             if alias is not None:
                 ctx.fqn_alias[targets[0].id] = alias
@@ -3499,30 +3541,29 @@ class FlowBuilder:
                 choices = self._choices(value_expr)
                 if choices:
                     ctx.choice_alias[targets[0].id] = choices
-        elif len(targets) == 1 and isinstance(targets[0], ast.Name) and isinstance(value_expr, (ast.Attribute, ast.Name)) \
+        elif one_name and (value_kind is ast.Attribute or value_kind is _AST_NAME) \
                 and getattr(value_expr, "id", None) not in ctx.params:
             # ce = F.cross_entropy: a local name for a torch function of the table, called
             # later through the name (a shorthand, the same call)
             fqn = self.names.resolve(value_expr)
             if fqn is not None and TABLE.function(fqn) is not None:
                 ctx.fqn_alias[targets[0].id] = fqn
-        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+        if one_name:
             name = targets[0].id
-            if isinstance(value_expr, ast.Call) and TABLE.module(self.names.resolve(value_expr.func)) is not None:
+            if value_kind is _AST_CALL and TABLE.module(self.names.resolve(value_expr.func)) is not None:
                 ctx.built_alias[name] = value_expr
             else:
                 ctx.built_alias.pop(name, None)
-        # Layer aliases: drop = self.dropout
-        if len(targets) == 1 and isinstance(targets[0], ast.Name):
-            layer = self._layer_of(value_expr, ctx) if isinstance(value_expr, (ast.Attribute, ast.Subscript)) else None
+            # Layer aliases: drop = self.dropout
+            layer = self._layer_of(value_expr, ctx) if value_kind is ast.Attribute or value_kind is ast.Subscript \
+                else None
             if layer is not None and self.cls is not None and _attr(layer).rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
         ctx.top = value_expr
-        if value_expr.__class__ in (ast.List, ast.Tuple) and len(targets) == 1 and targets[0].__class__ is ast.Name:
+        if (value_kind is ast.List or value_kind is ast.Tuple) and one_name:
             ctx.held = value_expr
-        unpacked = value_expr.__class__ is ast.Call and len(targets) == 1 \
-            and targets[0].__class__ in (ast.Tuple, ast.List) and all(e.__class__ is ast.Name for e in targets[0].elts)
+        unpacked = value_kind is _AST_CALL and unpacking and all(e.__class__ is _AST_NAME for e in targets[0].elts)
         if unpacked:
             ctx.unpack = (value_expr, len(targets[0].elts))
         value, frontier = self._value(value_expr, frontier, ctx)
@@ -4018,7 +4059,13 @@ def _free_names(func, params) -> set[str]:
 
 
 def _keys(values) -> frozenset:
-    return frozenset([v.key for v in values if isinstance(v, Ref)])  # (a list: no generator per call)
+    # (a loop: no generator, nor a list comprehension's frame, per call; most calls pass one or
+    # two values)
+    keys = []
+    for v in values:
+        if isinstance(v, Ref):
+            keys.append(v.key)
+    return frozenset(keys)
 
 
 def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
@@ -4034,16 +4081,30 @@ def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
     return "\n".join([first, *lines[l1:l2 - 1], last])
 
 
-_CALLISH = (ast.Call, ast.BinOp)
-
-
 def _contains_call(expr: ast.AST) -> bool:
-    """Is there a call or an operator anywhere in ``expr`` (itself included)?  A loop over
-    :func:`walk`, stopping at the first (``any`` over a generator expression added a frame
-    resumption per node: some 80k per corpus pass)."""
-    for node in walk(expr):
-        if isinstance(node, _CALLISH):
+    """Is there a call or an operator anywhere in ``expr`` (itself included)?  :func:`walk`'s
+    loop written out, stopping at the first (no generator resumption per node; names and
+    constants, which have no child, not looked into)."""
+    stack = [expr]
+    pop = stack.pop
+    push = stack.append
+    fields = _FIELDS
+    while stack:
+        node = pop()
+        kind = node.__class__
+        if kind is _AST_CALL or kind is _BINOP:
             return True
+        if kind is _AST_NAME or kind is _CONSTANT:
+            continue
+        names = fields.get(kind)
+        if names is None:
+            names = _fields_of(kind)
+        for name in names:
+            value = getattr(node, name, None)
+            if type(value) is list:
+                stack += [v for v in value if isinstance(v, _AST)]
+            elif isinstance(value, _AST):
+                push(value)
     return False
 
 

@@ -18,6 +18,8 @@ import re
 from ..records import dataclass, field
 from .treewalk import ast_walk
 
+_NAME, _ATTRIBUTE = ast.Name, ast.Attribute  # (resolve tests a node by exact class)
+
 
 @dataclass
 class ModuleNames:
@@ -46,12 +48,19 @@ class ModuleNames:
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
-        parts: list[str] = []
         node = expr
-        while isinstance(node, ast.Attribute):
+        if node.__class__ is _NAME:  # (a bare name, the commonest: no parts to join)
+            root = node.id
+            if root in self.imports:
+                return self.imports[root]
+            if root in self.classes or root in self.functions:
+                return root
+            return None
+        parts: list[str] = []
+        while node.__class__ is _ATTRIBUTE:
             parts.append(node.attr)
             node = node.value
-        if not isinstance(node, ast.Name):
+        if node.__class__ is not _NAME:
             return None
         root = node.id
         if root in self.imports:
