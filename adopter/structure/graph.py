@@ -1330,6 +1330,11 @@ class FlowBuilder:
                     call = _shape_as_size(call)
                     func = call.func
                     break
+            else:
+                if len(call.args) == 2 and call.args[1].__class__ is _NAME and ctx.exprs:
+                    rows = _unpacked_rows(call, ctx.exprs)
+                    if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
+                        call, func = rows, rows.func
         if call.args and call.args[0].__class__ is ast.ListComp and self.cls is not None:
             stacked = self._member_stack(call, ctx)
             if stacked is not None:
@@ -2388,11 +2393,17 @@ class FlowBuilder:
                 and index.elts[0].value is Ellipsis and isinstance(index.elts[1], ast.Slice)):
             return None
         part = index.elts[1]
-        if part.step is not None or (part.lower is None) == (part.upper is None):
+        if part.step is not None or part.lower is None and part.upper is None:
             return None
         point = self._resolved(part.upper if part.lower is None else part.lower, ctx)
         if not (isinstance(point, ast.BinOp) and isinstance(point.op, ast.FloorDiv)
                 and isinstance(point.right, ast.Constant) and point.right.value == 2 and _pure_size(point.left)):
+            return None
+        if part.lower is not None and part.upper is not None \
+                and ast.dump(self._resolved(part.upper, ctx)) != ast.dump(point.left):
+            # x[..., n // 2 : n]: the second half of x's first n features only (mlx-style
+            # partial rotary, ``self.dims`` of them, the rest concatenated back or absent);
+            # any other upper bound is no half
             return None
         points.add(ast.dump(point))
         return expr.value.id, 0 if part.lower is None else 1
@@ -3995,6 +4006,39 @@ def _size_read(expr: ast.expr, keyword: bool = False) -> tuple[ast.expr, ast.exp
     return None
 
 
+def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
+    """``x.view(-1, x.size(-1))`` when ``call`` is ``x.view(B * T, C)`` (or ``reshape``, or
+    ``-1`` first) with ``B, T, C = x.shape`` (or ``x.size()``) unpacked into as many names as x
+    has axes: C is x's last size and the product of all the others is every row, so the call
+    flattens x to rows of its last axis, one step either way; None for anything else (a
+    product missing an axis, or one of another tensor, is another view)."""
+    base, (lead, last) = call.func.value, call.args
+    if base.__class__ is not _NAME or call.keywords:
+        return None
+    held = exprs.get(last.id)
+    if held.__class__ is not tuple or len(held) != 4 or held[0] != "dim_size" or held[1] != base.id \
+            or held[2] != held[3] - 1:
+        return None
+    if _int_literal(lead) != -1:
+        factors, stack = [], [lead]
+        while stack:
+            node = stack.pop()
+            if node.__class__ is ast.BinOp and node.op.__class__ is ast.Mult:
+                stack += (node.left, node.right)
+            elif node.__class__ is _NAME:
+                factors.append(exprs.get(node.id))
+            else:
+                return None
+        if sorted(f[2] if f.__class__ is tuple and len(f) == 4 and f[0] == "dim_size" and f[1] == base.id
+                  else -1 for f in factors) != list(range(held[3] - 1)):
+            return None
+    minus_one = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), lead)), lead)
+    size = ast.copy_location(ast.Attribute(value=base, attr="size", ctx=ast.Load()), last)
+    axis = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), last)), last)
+    rows = ast.copy_location(ast.Call(func=size, args=[axis], keywords=[]), last)
+    return ast.copy_location(ast.Call(func=call.func, args=[minus_one, rows], keywords=[]), call)
+
+
 def _pure_size(expr: ast.expr) -> bool:
     """A size written with names, attributes, constants and arithmetic only (no call): the same
     text twice is the same number twice."""
@@ -4231,7 +4275,8 @@ def _two_parts_on_last_axis(call: ast.Call, same_rank: str | None = None) -> lis
     rotary spellings concatenate; None for any other call.  ``same_rank``: a name of a tensor
     the parts have the rank of (the one they are slices of), whose rank minus one is the last
     axis too."""
-    dims = [kw.value for kw in call.keywords if kw.arg == "dim"] + list(call.args[1:2])
+    # ``axis=`` is the numpy-style alias of ``dim`` (``torch.concatenate(parts, axis=-1)``)
+    dims = [kw.value for kw in call.keywords if kw.arg == "dim" or kw.arg == "axis"] + list(call.args[1:2])
     if len(call.args) < 1 or len(dims) != 1 or len(call.keywords) > (1 if len(call.args) == 1 else 0):
         return None
     dim = dims[0]
