@@ -12,7 +12,11 @@ models, a from-scratch LLM lab).  The fixtures are ours.
   ``torch.concatenate([x1 * c - x2 * s, x1 * s + x2 * c], axis=-1)`` (ADP014, ohara's Phi and
   rotary module).  Two spellings were unread: ``axis=`` (numpy's name of ``dim``, which
   ``torch.cat``/``concatenate`` take) and a second half bounded above by the width.
-  Near-misses: a second half bounded by another size, and a concatenation on axis 1.
+  Near-misses: a second half bounded by another size, and a concatenation on axis 1.  The
+  rotation is chosen by ``rope = self._compute_traditional_rope if self.traditional else
+  self._compute_rope`` and called through the name: now read as an ``if`` calling each method,
+  as a choice between two module functions already was.  Near-miss: a choice between two
+  interleaved rotations.
 - ``import torch.optim as optim`` inside ``with torch.device("cuda"):`` inside ``if __name__ ==
   "__main__":``: a with block opens no scope, so the import binds the module name (ADP012,
   ohara's MoE benchmark).  Near-miss: a with block importing another package's ``optim``.
@@ -125,6 +129,50 @@ def test_a_second_half_bounded_by_another_size_is_not_rope():
 
 def test_a_concatenation_on_axis_one_is_not_rope():
     assert found(rope("x.shape[-1] // 2", "x.shape[-1] // 2 :", axis="axis=1"), "ADP014") == []
+
+
+CHOSEN = """\
+import torch
+import torch.nn as nn
+
+
+class RoPE(nn.Module):
+    def __init__(self, dims: int, traditional: bool = False):
+        super().__init__()
+        self.dims = dims
+        self.traditional = traditional
+
+    def _compute_rope(self, costheta, sintheta, x):
+        x1 = x[..., : x.shape[-1] // 2]
+        x2 = x[..., x.shape[-1] // 2 :]
+        rx1 = x1 * costheta - x2 * sintheta
+        rx2 = x1 * sintheta + x2 * costheta
+        return torch.cat([rx1, rx2], dim=-1)
+
+    def _compute_traditional_rope(self, costheta, sintheta, x):
+        x1 = x[..., ::2]
+        x2 = x[..., 1::2]
+        rx1 = x1 * costheta - x2 * sintheta
+        rx2 = x1 * sintheta + x2 * costheta
+        return torch.cat([rx1[..., None], rx2[..., None]], dim=-1)
+
+    def forward(self, x, cos, sin):
+        rope = self._compute_traditional_rope if self.traditional else OTHER
+        return rope(cos, sin, x)
+"""
+
+
+def test_a_rotation_chosen_between_two_methods_is_read_in_each():
+    code = CHOSEN.replace("OTHER", "self._compute_rope")
+    assert finding_at(code, "ADP014", "rx1 = x1 * costheta - x2 * sintheta") is not None
+    assert len(found(code, "ADP014")) == 1  # the interleaved one is no rotate-half
+
+
+def test_a_choice_between_two_interleaved_rotations_is_not_rope():
+    code = CHOSEN.replace("OTHER", "self._compute_other").replace(
+        "    def forward", "    def _compute_other(self, c, s, x):\n        return self._compute_traditional_rope(c, s, x)\n\n"
+        "    def forward")
+    assert found(code, "ADP014") == []
 
 
 # --------------------------------------------------------------------------- ADP012: import in a with block

@@ -2849,8 +2849,15 @@ class FlowBuilder:
         return frontier
 
     def _function_pair(self, value_expr: ast.IfExp, ctx: _Ctx) -> bool:
-        """``f if c else g``, f and g two different same-file functions (not parameters)."""
+        """``f if c else g``, f and g two different same-file functions (not parameters), or
+        two different methods of the class (``self._rope_a if self.traditional else
+        self._rope_b``, mlx-style RoPE modules)."""
         body, other = value_expr.body, value_expr.orelse
+        if body.__class__ is ast.Attribute and other.__class__ is ast.Attribute:
+            cls = self.cls
+            return (cls is not None and body.attr != other.attr
+                    and all(n.value.__class__ is ast.Name and n.value.id == "self" and n.attr in cls.methods
+                            and n.attr not in cls.bindings for n in (body, other)))
         return (body.__class__ is ast.Name and other.__class__ is ast.Name and body.id != other.id
                 and all(n.id in self.names.functions and n.id not in ctx.params
                         and n.id not in ctx.local_funcs for n in (body, other)))
@@ -2868,7 +2875,12 @@ class FlowBuilder:
         ways = []
         for alternative in (choice.body, choice.orelse):
             way = copy.deepcopy(stmt)
-            way.value.func = ast.copy_location(ast.Name(id=alternative.id, ctx=ast.Load()), value.func)
+            if alternative.__class__ is ast.Attribute:  # self.method: the call of that method
+                owner = ast.copy_location(ast.Name(id="self", ctx=ast.Load()), value.func)
+                way.value.func = ast.copy_location(ast.Attribute(value=owner, attr=alternative.attr, ctx=ast.Load()),
+                                                   value.func)
+            else:
+                way.value.func = ast.copy_location(ast.Name(id=alternative.id, ctx=ast.Load()), value.func)
             ways.append(way)
         return ast.copy_location(ast.If(test=choice.test, body=[ways[0]], orelse=[ways[1]]), stmt)
 
