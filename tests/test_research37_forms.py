@@ -21,8 +21,10 @@ models, a from-scratch LLM lab).  The fixtures are ours.
   "__main__":``: a with block opens no scope, so the import binds the module name (ADP012,
   ohara's MoE benchmark).  Near-miss: a with block importing another package's ``optim``.
 - Informer's ``FullAttention``: ``scale = self.scale or 1. / sqrt(E)`` with ``from math import
-  sqrt`` (ADP010: found, now fixed; the scale was read as a possible tensor: ``or`` of two
-  numbers is a number, and ``sqrt`` imported from math is ``math.sqrt``).  Near-miss: a
+  sqrt`` (ADP010: found, now fixed; the scale was read as a possible tensor: a module
+  attribute, read as a number wherever it is used alone, ``or`` a number is a number, and
+  ``sqrt`` imported from math is ``math.sqrt``; a bare parameter in such an ``or`` may still
+  be a one-element tensor, folded into q as before, test_sdpa_layouts).  Near-miss: a
   same-file ``sqrt`` (which may return a tensor) keeps the site unfixed.
 - JoeyNMT's fill ``torch.where(mask > 0, scores, scores.new_full([1], -np.inf))``: a tensor of
   -inf alone, whatever its shape, so the mask of the fused call (ADP010, fixed; before, the

@@ -3924,9 +3924,11 @@ class _Attention:
             # `1 / math.sqrt(q.size(-1)) if scale is None else scale`: a number whichever is chosen
             return self._plain_number(node.body, depth) and self._plain_number(node.orelse, depth)
         if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
-            # `self.scale or 1. / sqrt(E)` (Informer's FullAttention): one of the operands,
-            # whichever is true first
-            return all(self._plain_number(v, depth) for v in node.values)
+            # `self.scale or 1. / sqrt(E)` (Informer's FullAttention): a module attribute read
+            # as a number wherever it is used alone, else the default; a bare parameter tested
+            # for its truth (`scale or default`) may be a one-element tensor (folded into q)
+            return all(isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id == "self"
+                       for v in node.values[:-1]) and all(self._plain_number(v, depth) for v in node.values)
         return False
 
     def _number_like(self, node: ast.expr, depth: int = 0) -> bool:
