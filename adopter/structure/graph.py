@@ -1403,6 +1403,11 @@ class FlowBuilder:
                     call = _shape_as_size(call)
                     func = call.func
                     break
+            else:
+                if len(call.args) == 2 and call.args[1].__class__ is _NAME and ctx.exprs:
+                    rows = _unpacked_rows(call, ctx.exprs)
+                    if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
+                        call, func = rows, rows.func
         if call.args and call.args[0].__class__ is ast.ListComp and self.cls is not None:
             stacked = self._member_stack(call, ctx)
             if stacked is not None:
@@ -2472,11 +2477,17 @@ class FlowBuilder:
                 and index.elts[0].value is Ellipsis and isinstance(index.elts[1], ast.Slice)):
             return None
         part = index.elts[1]
-        if part.step is not None or (part.lower is None) == (part.upper is None):
+        if part.step is not None or part.lower is None and part.upper is None:
             return None
         point = self._resolved(part.upper if part.lower is None else part.lower, ctx)
         if not (isinstance(point, ast.BinOp) and isinstance(point.op, ast.FloorDiv)
                 and isinstance(point.right, ast.Constant) and point.right.value == 2 and _pure_size(point.left)):
+            return None
+        if part.lower is not None and part.upper is not None \
+                and ast.dump(self._resolved(part.upper, ctx)) != ast.dump(point.left):
+            # x[..., n // 2 : n]: the second half of x's first n features only (mlx-style
+            # partial rotary, ``self.dims`` of them, the rest concatenated back or absent);
+            # any other upper bound is no half
             return None
         points.add(ast.dump(point))
         return expr.value.id, 0 if part.lower is None else 1
@@ -2981,8 +2992,15 @@ class FlowBuilder:
         return frontier
 
     def _function_pair(self, value_expr: ast.IfExp, ctx: _Ctx) -> bool:
-        """``f if c else g``, f and g two different same-file functions (not parameters)."""
+        """``f if c else g``, f and g two different same-file functions (not parameters), or
+        two different methods of the class (``self._rope_a if self.traditional else
+        self._rope_b``, mlx-style RoPE modules)."""
         body, other = value_expr.body, value_expr.orelse
+        if body.__class__ is ast.Attribute and other.__class__ is ast.Attribute:
+            cls = self.cls
+            return (cls is not None and body.attr != other.attr
+                    and all(n.value.__class__ is ast.Name and n.value.id == "self" and n.attr in cls.methods
+                            and n.attr not in cls.bindings for n in (body, other)))
         return (body.__class__ is ast.Name and other.__class__ is ast.Name and body.id != other.id
                 and all(n.id in self.names.functions and n.id not in ctx.params
                         and n.id not in ctx.local_funcs for n in (body, other)))
@@ -3000,7 +3018,12 @@ class FlowBuilder:
         ways = []
         for alternative in (choice.body, choice.orelse):
             way = copy.deepcopy(stmt)
-            way.value.func = ast.copy_location(ast.Name(id=alternative.id, ctx=ast.Load()), value.func)
+            if alternative.__class__ is ast.Attribute:  # self.method: the call of that method
+                owner = ast.copy_location(ast.Name(id="self", ctx=ast.Load()), value.func)
+                way.value.func = ast.copy_location(ast.Attribute(value=owner, attr=alternative.attr, ctx=ast.Load()),
+                                                   value.func)
+            else:
+                way.value.func = ast.copy_location(ast.Name(id=alternative.id, ctx=ast.Load()), value.func)
             ways.append(way)
         return ast.copy_location(ast.If(test=choice.test, body=[ways[0]], orelse=[ways[1]]), stmt)
 
@@ -4211,6 +4234,39 @@ def _size_read(expr: ast.expr, keyword: bool = False) -> tuple[ast.expr, ast.exp
     return None
 
 
+def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
+    """``x.view(-1, x.size(-1))`` when ``call`` is ``x.view(B * T, C)`` (or ``reshape``, or
+    ``-1`` first) with ``B, T, C = x.shape`` (or ``x.size()``) unpacked into as many names as x
+    has axes: C is x's last size and the product of all the others is every row, so the call
+    flattens x to rows of its last axis, one step either way; None for anything else (a
+    product missing an axis, or one of another tensor, is another view)."""
+    base, (lead, last) = call.func.value, call.args
+    if base.__class__ is not _NAME or call.keywords:
+        return None
+    held = exprs.get(last.id)
+    if held.__class__ is not tuple or len(held) != 4 or held[0] != "dim_size" or held[1] != base.id \
+            or held[2] != held[3] - 1:
+        return None
+    if _int_literal(lead) != -1:
+        factors, stack = [], [lead]
+        while stack:
+            node = stack.pop()
+            if node.__class__ is ast.BinOp and node.op.__class__ is ast.Mult:
+                stack += (node.left, node.right)
+            elif node.__class__ is _NAME:
+                factors.append(exprs.get(node.id))
+            else:
+                return None
+        if sorted(f[2] if f.__class__ is tuple and len(f) == 4 and f[0] == "dim_size" and f[1] == base.id
+                  else -1 for f in factors) != list(range(held[3] - 1)):
+            return None
+    minus_one = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), lead)), lead)
+    size = ast.copy_location(ast.Attribute(value=base, attr="size", ctx=ast.Load()), last)
+    axis = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), last)), last)
+    rows = ast.copy_location(ast.Call(func=size, args=[axis], keywords=[]), last)
+    return ast.copy_location(ast.Call(func=call.func, args=[minus_one, rows], keywords=[]), call)
+
+
 def _pure_size(expr: ast.expr) -> bool:
     """A size written with names, attributes, constants and arithmetic only (no call): the same
     text twice is the same number twice."""
@@ -4447,7 +4503,8 @@ def _two_parts_on_last_axis(call: ast.Call, same_rank: str | None = None) -> lis
     rotary spellings concatenate; None for any other call.  ``same_rank``: a name of a tensor
     the parts have the rank of (the one they are slices of), whose rank minus one is the last
     axis too."""
-    dims = [kw.value for kw in call.keywords if kw.arg == "dim"] + list(call.args[1:2])
+    # ``axis=`` is the numpy-style alias of ``dim`` (``torch.concatenate(parts, axis=-1)``)
+    dims = [kw.value for kw in call.keywords if kw.arg == "dim" or kw.arg == "axis"] + list(call.args[1:2])
     if len(call.args) < 1 or len(dims) != 1 or len(call.keywords) > (1 if len(call.args) == 1 else 0):
         return None
     dim = dims[0]

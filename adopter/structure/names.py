@@ -123,7 +123,7 @@ def _nested_functions(func):
 
 
 def collect_names(tree: ast.Module, package: str | None = None, local_imports: bool = False) -> ModuleNames:
-    """Walk the module's top level (also inside if/try blocks) for imports and definitions;
+    """Walk the module's top level (also inside if/try/with blocks) for imports and definitions;
     ``local_imports``: also the imports of function bodies (``_local_imports``), for what the
     analysis reads, never for a rewrite (which must know where each name is bound)."""
     names = ModuleNames()
@@ -162,6 +162,11 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
             stack.extend(reversed(stmt.body))
             _nested(names.nested, stmt.body)
             _nested(names.nested, stmt.orelse)
+        elif isinstance(stmt, ast.With):
+            # ``if __name__ == "__main__": with torch.device("cuda"): import torch.optim as
+            # optim``: a with block opens no scope, its imports bind module names as an if's do
+            stack.extend(reversed(stmt.body))
+            _nested(names.nested, stmt.body)
         elif isinstance(stmt, ast.Try) or (hasattr(ast, "TryStar") and isinstance(stmt, ast.TryStar)):
             for handler in reversed(stmt.handlers):
                 stack.extend(reversed(handler.body))

@@ -3140,11 +3140,18 @@ class _Attention:
                 "cond": cond, "filled_by_cond": False, "role": role}
 
     def _full_like_value(self, value: ast.expr, stored: set) -> ast.expr:
-        """``torch.full_like(scores, v)`` (where(c, scores, full_like(scores, -inf))) fills
-        with ``v``: the tensor has the scores' shape, so where it is taken only ``v`` counts."""
+        """``torch.full_like(scores, v)`` (where(c, scores, full_like(scores, -inf))) or
+        ``scores.new_full(shape, v)`` fills with ``v``: where the tensor is taken only ``v``
+        counts."""
         if isinstance(value, ast.Call) and not value.keywords and len(value.args) == 2 \
                 and isinstance(value.args[0], ast.Name) and value.args[0].id in stored \
                 and self.names.resolve(value.func) == "torch.full_like":
+            return value.args[1]
+        if isinstance(value, ast.Call) and not value.keywords and len(value.args) == 2 \
+                and isinstance(value.func, ast.Attribute) and value.func.attr == "new_full" \
+                and isinstance(value.func.value, ast.Name) and value.func.value.id in stored:
+            # ``scores.new_full([1], -np.inf)`` (JoeyNMT's where(mask > 0, scores, ...)): a tensor
+            # of v alone, broadcast where it is taken, whatever shape it is given
             return value.args[1]
         return value
 
@@ -3944,7 +3951,9 @@ class _Attention:
             method = node.func.attr if isinstance(node.func, ast.Attribute) else None
             if method in SIZE_METHODS:
                 return True  # x.size(-1), x.dim(): Python ints whatever x is
-            if dotted_name(node.func) in SAFE_SCALE_CALLS:
+            if dotted_name(node.func) in SAFE_SCALE_CALLS or (
+                    isinstance(node.func, ast.Name) and self.names.resolve(node.func) in SAFE_SCALE_CALLS):
+                # (``from math import sqrt``: ``sqrt(E)`` is math.sqrt too)
                 return all(self._plain_number(a, depth) for a in node.args)
             return False
         if isinstance(node, ast.BinOp):
@@ -3954,6 +3963,12 @@ class _Attention:
         if isinstance(node, ast.IfExp):
             # `1 / math.sqrt(q.size(-1)) if scale is None else scale`: a number whichever is chosen
             return self._plain_number(node.body, depth) and self._plain_number(node.orelse, depth)
+        if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+            # `self.scale or 1. / sqrt(E)` (Informer's FullAttention): a module attribute read
+            # as a number wherever it is used alone, else the default; a bare parameter tested
+            # for its truth (`scale or default`) may be a one-element tensor (folded into q)
+            return all(isinstance(v, ast.Attribute) and isinstance(v.value, ast.Name) and v.value.id == "self"
+                       for v in node.values[:-1]) and all(self._plain_number(v, depth) for v in node.values)
         return False
 
     def _number_like(self, node: ast.expr, depth: int = 0) -> bool:
