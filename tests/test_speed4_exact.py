@@ -1,0 +1,234 @@
+"""speed4: exact savings in the matcher's search, each compared with the algorithm it replaces
+(the saving turned off) on fixtures of ours and near-misses, with the work each one skips
+counted (so each test fails on the engine before it)."""
+import pytest
+
+from adopter.dsl import parse_pattern
+from adopter.engine import analyze
+from adopter.match import Matcher
+from adopter.ruleset import load_rules
+
+# Three projections of one input, spelt through the forms the per-start test of the next steps'
+# inputs must follow: the input itself, a pure alias of a parameter (``h = x``), a copy made
+# after the first projection of a value the function assigned (an alias the search records
+# then), the same temporary computed again for each projection (the flow's repeats), an input
+# handed by keyword.  Near-misses: three different inputs, two of one input and a third of
+# another, one input read only before the first projection.
+SOURCE = '''
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+
+class Plain(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+
+    def forward(self, x):
+        q = self.q(x)
+        k = self.k(x)
+        v = self.v(x)
+        return F.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
+
+class PureAlias(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+
+    def forward(self, x):
+        h = x
+        q = self.q(x)
+        k = self.k(h)
+        v = self.v(h)
+        return F.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
+
+class LateCopy(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+
+    def forward(self, x):
+        x = self.norm(x)
+        q = self.q(x)
+        y = x
+        k = self.k(y)
+        v = self.v(y)
+        return F.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
+
+class Repeated(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+
+    def forward(self, x):
+        q = self.q(x.transpose(1, 2))
+        k = self.k(x.transpose(1, 2))
+        v = self.v(x.transpose(1, 2))
+        return F.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
+
+class Functional(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.wq = nn.Parameter(torch.randn(d, d))
+        self.wk = nn.Parameter(torch.randn(d, d))
+        self.wv = nn.Parameter(torch.randn(d, d))
+
+    def forward(self, x):
+        q = F.linear(x, self.wq)
+        k = F.linear(input=x, weight=self.wk)
+        v = F.linear(x, self.wv)
+        return F.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
+
+class ThreeInputs(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+        self.o = nn.Linear(d, d)
+
+    def forward(self, x, y, z):
+        q = self.q(x)
+        k = self.k(y)
+        v = self.v(z)
+        return self.o(F.softmax(q @ k.transpose(-1, -2), dim=-1) @ v)
+
+
+class TwoOfOne(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.q = nn.Linear(d, d)
+        self.k = nn.Linear(d, d)
+        self.v = nn.Linear(d, d)
+
+    def forward(self, x, y):
+        q = self.q(x)
+        k = self.k(x)
+        v = self.v(y)
+        return F.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
+
+class ReadBefore(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.a = nn.Linear(d, d)
+        self.b = nn.Linear(d, d)
+        self.c = nn.Linear(d, d)
+        self.d = nn.Linear(d, d)
+
+    def forward(self, x):
+        h = self.a(x)
+        g = self.b(x)
+        return self.d(self.c(h + g))
+'''
+
+
+def _everything(text, rules):
+    """Every finding, and every match's rule, class, flow, node ids, bindings and roles."""
+    result = analyze(text, "m.py", rules)
+    matches = [(rule.id, m.class_name, m.flow, tuple(n.id for n in m.nodes), repr(m.env), m.roles)
+               for rule, m in result.matches]
+    return [f.as_dict() for f in result.findings], matches
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_rules()
+
+
+def _counting(monkeypatch):
+    """Count _bind_node calls of ADP009's searches (the work a start costs past its first step)."""
+    calls = {"n": 0}
+    bind = Matcher._bind_node
+
+    def counted(self, pnode, index, node, state):
+        if self.rule_id == "ADP009" and index:
+            calls["n"] += 1
+        return bind(self, pnode, index, node, state)
+
+    monkeypatch.setattr(Matcher, "_bind_node", counted)
+    return calls
+
+
+def test_qkv_forms_found(rules):
+    findings, _ = _everything(SOURCE, rules)
+    found = {f["class"] for f in findings if f["rule"] == "ADP009"}
+    assert {"Plain", "PureAlias", "Repeated", "Functional"} <= found
+    # (LateCopy: same_source rejects a copy's other spelling)
+    assert not found & {"LateCopy", "ThreeInputs", "TwoOfOne", "ReadBefore"}
+
+
+def test_next_reads_test_same_matches_as_without_it(rules, monkeypatch):
+    """The per-start test is a necessary condition of a match: with it turned off (every start
+    searched, as before), every finding and match is the same."""
+    new = _everything(SOURCE, rules)
+    monkeypatch.setattr(Matcher, "_may_read", lambda self, *args: True)
+    old = _everything(SOURCE, rules)
+    assert new == old
+
+
+@pytest.mark.parametrize("name", ["ThreeInputs", "TwoOfOne", "ReadBefore"])
+def test_near_misses_search_less(rules, monkeypatch, name):
+    """A start whose input no two later layers read (one by one) is not searched: fewer binding
+    attempts than with the test turned off, the same (no) finding."""
+    text = _class(name)
+    calls = _counting(monkeypatch)
+    new = _everything(text, rules)
+    with_test = calls["n"]
+    monkeypatch.setattr(Matcher, "_may_read", lambda self, *args: True)
+    calls["n"] = 0
+    old = _everything(text, rules)
+    assert new == old
+    assert with_test < calls["n"]
+
+
+def _class(name):
+    return SOURCE.split("\nclass ")[0] + "\nclass " + next(
+        part for part in SOURCE.split("\nclass ")[1:] if part.startswith(name + "("))
+
+
+@pytest.mark.parametrize("name", ["Plain", "PureAlias", "LateCopy", "Repeated", "ThreeInputs"])
+def test_start_at_the_first_projection(rules, monkeypatch, name):
+    """The start at the first projection passes the test where the later two read its input
+    under another name (a pure alias, a copy the search records when it passes ``y = x``, a
+    temporary computed again: LateCopy's is searched, though same_source then rejects the
+    match), and fails it where they read other values."""
+    answers = []
+    may_read = Matcher._may_read
+
+    def recorded(self, flow, first, state, pos, allowed, options_at):
+        answer = may_read(self, flow, first, state, pos, allowed, options_at)
+        if self.rule_id == "ADP009" and self.alternative == 0:
+            answers.append((state.values.get("lq"), answer))
+        return answer
+
+    monkeypatch.setattr(Matcher, "_may_read", recorded)
+    findings, _ = _everything(_class(name), rules)
+    assert (("l", "self.q"), name != "ThreeInputs") in answers
+    assert (("l", "self.v"), False) in answers  # (no layer after the last projection)
+    found = [f["class"] for f in findings if f["rule"] == "ADP009"]
+    assert found == ([] if name in ("ThreeInputs", "LateCopy") else [name])
+
+
+def test_required_reads_of_the_qkv_pattern():
+    """The steps the test reads: ADP009's two projections after the first, each reading $x;
+    none for a chain whose next step is optional."""
+    qkv = Matcher("T", parse_pattern("$q = $lq($x)\n$k = $lk($x)\n$v = $lv($x)\n"))
+    assert qkv._next_reads[0] == ((1, ("x",)), (2, ("x",)))
+    chain = Matcher("T", parse_pattern("$a = torch.matmul($q, $k)\n? $b = $a + $m\n$c = torch.softmax($b, dim=-1)\n"))
+    assert chain._next_reads[0] == ()
