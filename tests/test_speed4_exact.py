@@ -232,3 +232,36 @@ def test_required_reads_of_the_qkv_pattern():
     assert qkv._next_reads[0] == ((1, ("x",)), (2, ("x",)))
     chain = Matcher("T", parse_pattern("$a = torch.matmul($q, $k)\n? $b = $a + $m\n$c = torch.softmax($b, dim=-1)\n"))
     assert chain._next_reads[0] == ()
+
+
+# --- _mentions: the leading-slice test searched from the bracket -------------------------
+
+LEAD_SLICE_CASES = [
+    "x[:, 1:]", "x[:-1]", "h = x[1:]", "[1:]", " [1:]", "([:, 1:])", "f(a)[1:]", "é[1:]", "x٣[1:]",
+    "(a)[1:] + b[ : -1 ]", "[:, 1:] and y[:, :-1]", "x[1:2, 3:4, 5:6]", "x[..., 1:]", "x[i]", "x[:, 0]",
+    "a\n[1:]", "_[::]", "x[1:][2:]", "[[1:]]", "x[ -n : ]", "d[k:v, j:w]", "", "[", "x[", "x[:",
+]
+
+
+@pytest.mark.parametrize("text", LEAD_SLICE_CASES)
+def test_lead_slice_as_the_whole_pattern(text):
+    """_lead_slice answers what ``_LEAD_SLICE.search`` answers: a match after a word character
+    (a name, a call's closing bracket is none), also where an earlier bracket has none before it,
+    and for word characters outside ASCII."""
+    from adopter.structure import model
+
+    assert model._lead_slice(text) == (model._LEAD_SLICE.search(text) is not None)
+
+
+def test_lead_slice_reads_the_pseudo_word():
+    """The LEAD_SLICE pseudo-word still comes from a function whose only leading slice follows
+    another bracket that has no word before it; none from a function with no slice."""
+    import ast
+
+    from adopter.structure.model import LEAD_SLICE, _mentions
+
+    text = "def f(x, y):\n    z = (x)[1:]\n    return y[:, 1:]\n\n\ndef g(x):\n    return (x)[1:] + x[0]\n"
+    tree = ast.parse(text)
+    lines = text.splitlines()
+    assert LEAD_SLICE in _mentions(tree.body[0], lines)
+    assert LEAD_SLICE not in _mentions(tree.body[1], lines)
