@@ -239,6 +239,20 @@ def _pure_aliases(flow: Flow) -> dict[str, str]:
     return found
 
 
+def _absent_into(pnode: PNode, index: int, state: _State) -> None:
+    """The optional step ``index`` absent, in ``state`` (a copy no one has read yet): its
+    output stands for its first input.  (Each step reads only what the steps before it left,
+    so several applied to one copy give the state a chain of copies would.)"""
+    first = pnode.args[0]
+    source = f"%{first.index}" if isinstance(first, Temp) else first.name
+    values = state.values
+    if source in values:
+        values[pnode.outs[0].name] = values[source]
+        values[f"%{index}"] = values[source]
+        if source in state.env:
+            state.env[pnode.outs[0].name] = state.env[source]
+
+
 def _copy_closure(flow: Flow, key: str) -> set:
     """The keys a variable bound to ``key``'s value may bind again (:meth:`Matcher._may_read`):
     ``key``'s repeat class and every key copied from one of those, transitively."""
@@ -959,18 +973,26 @@ class Matcher:
                     # state: a state skipped over a gap is popped again at the next node)
                     chain = state._chain
                     if chain is None or chain[0] != index:
-                        chain = state._chain = (index, [])
-                    chain = chain[1]  # (without the state itself: a state in its own list is a cycle)
+                        chain = state._chain = (index, {})
+                    chain = chain[1]  # (without the state itself: a state in its own dict is a cycle)
                 node = nodes[succ]
                 progress = []  # pushed after the gap below, so popped first: see the docstring
                 # (most nodes may match no step at all: the options are not looked through then)
                 for j in (options if succ in anywhere else ()):
                     if succ not in allowed[j]:
                         continue
-                    while len(chain) < j - index:  # made only when a node may match step j
-                        chain.append(self._absent(pattern[index + len(chain)], index + len(chain),
-                                                  chain[-1] if chain else state))
-                    option = chain[j - index - 1] if j > index else state
+                    option = chain.get(j - index, state) if j > index else state
+                    if option is state and j > index:
+                        # made only when a node may match step j: the steps index..j-1 absent,
+                        # from the nearest state made before it, in one copy (the states
+                        # between, with fewer steps absent, only when a node asks for them)
+                        made = j - index - 1
+                        while made and made not in chain:
+                            made -= 1
+                        option = self._absent(pattern[index + made], index + made, chain[made] if made else state)
+                        for i in range(index + made + 1, j):
+                            _absent_into(pattern[i], i, option)
+                        chain[j - index] = option
                     if added is not None:
                         option = option.copy()
                         option.guards[added[0]] = added[1]
@@ -1120,13 +1142,7 @@ class Matcher:
     @staticmethod
     def _absent(pnode: PNode, index: int, state: _State) -> _State:
         new = state.copy()
-        first = pnode.args[0]
-        source = f"%{first.index}" if isinstance(first, Temp) else first.name
-        if source in new.values:
-            new.values[pnode.outs[0].name] = new.values[source]
-            new.values[f"%{index}"] = new.values[source]
-            if source in new.env:
-                new.env[pnode.outs[0].name] = new.env[source]
+        _absent_into(pnode, index, new)
         return new
 
     def _overwritten(self, state: _State, keys: set, index: int) -> _State | None:

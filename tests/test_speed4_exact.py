@@ -265,3 +265,59 @@ def test_lead_slice_reads_the_pseudo_word():
     lines = text.splitlines()
     assert LEAD_SLICE in _mentions(tree.body[0], lines)
     assert LEAD_SLICE not in _mentions(tree.body[1], lines)
+
+
+# --- _search: a run of absent optional steps applied to one copy --------------------------
+
+CHAIN = """
+$s0 = torch.matmul($q, $kt)
+? $b0 = $s0 + $bias0
+? $s1 = $b0 / $div
+? $s2 = $s1 * $mul
+? $f1 = torch.Tensor.masked_fill($s2, $where, $fill)
+$p0 = torch.nn.functional.softmax($f1, dim=-1)
+$c = torch.matmul($p0, $v)
+"""
+
+
+def test_absent_run_in_one_copy_is_the_chain_of_copies():
+    """Steps 1..4 absent: one copy with each step applied in turn holds what a copy per step
+    (the old chain) holds, at every length of the run."""
+    from adopter.match import _absent_into, _State
+
+    pattern = parse_pattern(CHAIN).nodes
+    start = _State()
+    start.values.update({"q": ("k", "q"), "kt": ("k", "kt"), "s0": ("k", "s"), "%0": ("k", "s")})
+    start.env.update({"q": "Q", "kt": "K", "s0": "S", "%0": "S"})
+    for length in range(1, 5):
+        chained = start
+        for i in range(1, 1 + length):
+            chained = Matcher._absent(pattern[i], i, chained)
+        one = Matcher._absent(pattern[1], 1, start)
+        for i in range(2, 1 + length):
+            _absent_into(pattern[i], i, one)
+        assert (one.values, one.env, one.aliases, one.guards, one.produced) == \
+            (chained.values, chained.env, chained.aliases, chained.guards, chained.produced)
+        assert one.values["f1" if length == 4 else f"%{length}"] == ("k", "s")
+    assert start.values == {"q": ("k", "q"), "kt": ("k", "kt"), "s0": ("k", "s"), "%0": ("k", "s")}
+
+
+def test_softmax_after_absent_steps_copies_once(rules, monkeypatch):
+    """Attention with no bias, scale or mask: the softmax binds with the steps before it absent
+    in one copy per state (the old chain made one per absent step), the same finding."""
+    text = (
+        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+        "class A(nn.Module):\n    def forward(self, q, k, v):\n"
+        "        s = torch.matmul(q, k.transpose(-1, -2))\n        p = F.softmax(s, dim=-1)\n"
+        "        return torch.matmul(p, v)\n")
+    from adopter import match
+
+    made = []
+    real = Matcher._absent
+    monkeypatch.setattr(Matcher, "_absent", staticmethod(lambda p, i, s: made.append(i) or real(p, i, s)))
+    findings, _ = _everything(text, rules)
+    assert [f["rule"] for f in findings if f["rule"] == "ADP010"] == ["ADP010"]
+    # ADP010's first alternative has ten optional steps between the product and the softmax:
+    # at most one _absent per state and step asked for, not one per absent step
+    assert made and len(made) < 10
+    assert match._absent_into is not None
