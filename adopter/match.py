@@ -325,6 +325,9 @@ def _bound_differ(pvalues, values, state: "_State", repeats: dict | None = None)
     return False
 
 
+_NO_ITEMS: frozenset = frozenset()
+
+
 class _State:
     __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo", "_bound", "_chain")
 
@@ -378,8 +381,10 @@ class _State:
         the guards taken (frozensets, not sorted tuples: built for every state it visits)."""
         memo = self._memo
         if memo is None:
-            memo = self._memo = (frozenset(self.values.items()), frozenset(self.aliases.items()),
-                                 frozenset(self.guards.items()))
+            # (one empty frozenset for no aliases, no guards: equal, and nothing built)
+            memo = self._memo = (frozenset(self.values.items()),
+                                 frozenset(self.aliases.items()) if self.aliases else _NO_ITEMS,
+                                 frozenset(self.guards.items()) if self.guards else _NO_ITEMS)
         return memo
 
 
@@ -1254,15 +1259,15 @@ class Matcher:
             elif current != layer_ident:
                 return None
         args, kwargs, _, _ = node_view(pnode, node)
+        swap = len(args) == 2 and commutes(pnode, self.commutative)  # (asked once per call)
         if _bound_differ(pnode.args, args, state, self._repeats) and (
-                not (commutes(pnode, self.commutative) and len(args) == 2)
-                or _bound_differ(pnode.args, args[::-1], state, self._repeats)):
+                not swap or _bound_differ(pnode.args, args[::-1], state, self._repeats)):
             return None
         new = state.copy()
         if pnode.layer is not None and current is None:
             new.values[pnode.layer.name] = layer_ident
             new.env[pnode.layer.name] = layer_ident[1]
-        if commutes(pnode, self.commutative) and len(args) == 2:
+        if swap:
             attempt = new.copy()
             if self._bind(pnode.args[0], args[0], attempt) and self._bind(pnode.args[1], args[1], attempt):
                 new = attempt
@@ -1278,7 +1283,8 @@ class Matcher:
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], new):
                 return None
-        if not _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys())):
+        # (no keyword written: none the pattern does not name, none it forbids)
+        if code_kwargs and not _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys())):
             return None
         outs = node.outs
         aliases = new.aliases
@@ -1304,13 +1310,16 @@ class Matcher:
         # A name this node assigns no longer holds the value an earlier pattern variable bound
         # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``; nor, once the name is
         # rebound, the value it was a copy of: read through that name it is gone).
-        out_vars = {o.name for o in pnode.outs if isinstance(o, Var)}
+        out_vars = None  # (made when some value is overwritten)
         overwritten = {("k", new.canon(o.key)) for o in outs}
         if rebound:
             overwritten.update(rebound)
         for name, ident in list(new.values.items()):
-            if ident in overwritten and name not in out_vars:
-                new.values[name] = ("stale", ident[1], index)
+            if ident in overwritten:
+                if out_vars is None:
+                    out_vars = {o.name for o in pnode.outs if isinstance(o, Var)}
+                if name not in out_vars:
+                    new.values[name] = ("stale", ident[1], index)
         if outs:
             new.values[f"%{index}"] = new.ident(outs[0]) if len(outs) == 1 else ("t", tuple(o.key for o in outs))
             new.env[f"%{index}"] = outs[0] if len(outs) == 1 else outs

@@ -1,6 +1,8 @@
 """speed4: exact savings in the matcher's search, each compared with the algorithm it replaces
 (the saving turned off) on fixtures of ours and near-misses, with the work each one skips
 counted (so each test fails on the engine before it)."""
+import sys
+
 import pytest
 
 from adopter.dsl import parse_pattern
@@ -321,3 +323,53 @@ def test_softmax_after_absent_steps_copies_once(rules, monkeypatch):
     # at most one _absent per state and step asked for, not one per absent step
     assert made and len(made) < 10
     assert match._absent_into is not None
+
+
+# --- _bind_node and the search memo: the same answers, fewer calls -------------------------
+
+
+def test_bind_node_asks_commutes_once_and_keywords_only_when_written(rules, monkeypatch):
+    """Per _bind_node call at most one commutes() (it was asked up to three times) and no
+    keyword test for a node written without keywords; the findings the same as with the calls
+    counted through the real functions."""
+    from adopter import match
+
+    counts = {"bind": 0, "commutes": 0, "fit": 0, "nokw": 0}
+    real_bind, real_commutes, real_fit = Matcher._bind_node, match.commutes, match._keywords_fit
+
+    def bind(self, pnode, index, node, state):
+        counts["bind"] += 1
+        counts["nokw"] += not match.node_view(pnode, node)[1]
+        return real_bind(self, pnode, index, node, state)
+
+    def commutes(pnode, commutative):
+        counts["commutes"] += sys._getframe(1).f_code.co_name == "_bind_node"  # (_static_ok asks too)
+        return real_commutes(pnode, commutative)
+
+    def fit(pnode, keys):
+        counts["fit"] += sys._getframe(1).f_code.co_name == "_bind_node"
+        return real_fit(pnode, keys)
+
+    monkeypatch.setattr(Matcher, "_bind_node", bind)
+    monkeypatch.setattr(match, "commutes", commutes)
+    monkeypatch.setattr(match, "_keywords_fit", fit)
+    findings, _ = _everything(SOURCE, rules)
+    assert {"Plain", "PureAlias", "Repeated", "Functional"} <= {f["class"] for f in findings if f["rule"] == "ADP009"}
+    assert counts["bind"] and counts["nokw"]
+    assert counts["commutes"] <= counts["bind"]
+    assert counts["fit"] <= counts["bind"] - counts["nokw"]
+
+
+def test_memo_of_a_state_without_aliases_or_guards():
+    """A state with no aliases and no guards keys the memo with the one empty frozenset (equal
+    to a new one, so states with and without it meet in the search's seen set)."""
+    from adopter.match import _NO_ITEMS, _State
+
+    state = _State()
+    state.values["x"] = ("k", "x")
+    memo = state.memo()
+    assert memo[1] is _NO_ITEMS and memo[2] is _NO_ITEMS
+    assert memo == (frozenset({("x", ("k", "x"))}), frozenset(), frozenset())
+    other = state.copy()
+    other.guards["flag"] = True
+    assert other.memo()[2] == frozenset({("flag", True)}) and other.memo() != memo
