@@ -1110,8 +1110,7 @@ class Matcher:
                             best = ids[at]
                 if best is None:
                     return False
-                if best > low:
-                    low = best
+                low = max(low, best)
             cur = low
         return True
 
