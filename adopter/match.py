@@ -239,6 +239,55 @@ def _pure_aliases(flow: Flow) -> dict[str, str]:
     return found
 
 
+def _absent_into(pnode: PNode, index: int, state: _State) -> None:
+    """The optional step ``index`` absent, in ``state`` (a copy no one has read yet): its
+    output stands for its first input.  (Each step reads only what the steps before it left,
+    so several applied to one copy give the state a chain of copies would.)"""
+    first = pnode.args[0]
+    source = f"%{first.index}" if isinstance(first, Temp) else first.name
+    values = state.values
+    if source in values:
+        values[pnode.outs[0].name] = values[source]
+        values[f"%{index}"] = values[source]
+        if source in state.env:
+            state.env[pnode.outs[0].name] = state.env[source]
+
+
+def _copy_closure(flow: Flow, key: str) -> set:
+    """The keys a variable bound to ``key``'s value may bind again (:meth:`Matcher._may_read`):
+    ``key``'s repeat class and every key copied from one of those, transitively."""
+    edges, classes = _copy_edges(flow)
+    repeats = flow.repeats
+    todo = list(classes.get(repeats.get(key, key), (key,))) if repeats else [key]
+    reached = set(todo)
+    while todo:
+        for dst in edges.get(todo.pop(), ()):
+            if dst not in reached:
+                reached.add(dst)
+                todo.append(dst)
+    return reached
+
+
+def _copy_edges(flow: Flow) -> tuple[dict, dict]:
+    """(source key -> the keys copied from it: a copy node's ``dst = src`` and the flow's pure
+    aliases; repeat class -> its keys, each with itself) for :meth:`Matcher._may_read`."""
+    found = getattr(flow, "_copy_edges", None)
+    if found is None:
+        edges: dict[str, list[str]] = {}
+        for node in flow.nodes:
+            if node.kind == "copy" and node.outs and node.args and isinstance(node.args[0], Ref):
+                edges.setdefault(node.args[0].key, []).append(node.outs[0].key)
+        for dst, src in _pure_aliases(flow).items():
+            edges.setdefault(src, []).append(dst)
+        # (a key outside ``repeats`` is its own class: ``repeats.get(k, k)``)
+        repeats = flow.repeats or {}
+        classes: dict[str, list[str]] = {}
+        for key, first in repeats.items():
+            classes.setdefault(first, [first] if first not in repeats else []).append(key)
+        found = flow._copy_edges = (edges, classes)
+    return found
+
+
 def _keywords_fit(pnode: PNode, keys) -> bool:
     """No keyword the pattern does not name (unless it ends in ``...``), none it forbids
     (``!name``; ``**kwargs`` might hold it)."""
@@ -274,6 +323,9 @@ def _bound_differ(pvalues, values, state: "_State", repeats: dict | None = None)
                         current[1], current[1]) != repeats.get(ident[1], ident[1])):
                     return True  # (Matcher._bind: a temporary computed again by the same steps is the same)
     return False
+
+
+_NO_ITEMS: frozenset = frozenset()
 
 
 class _State:
@@ -329,8 +381,10 @@ class _State:
         the guards taken (frozensets, not sorted tuples: built for every state it visits)."""
         memo = self._memo
         if memo is None:
-            memo = self._memo = (frozenset(self.values.items()), frozenset(self.aliases.items()),
-                                 frozenset(self.guards.items()))
+            # (one empty frozenset for no aliases, no guards: equal, and nothing built)
+            memo = self._memo = (frozenset(self.values.items()),
+                                 frozenset(self.aliases.items()) if self.aliases else _NO_ITEMS,
+                                 frozenset(self.guards.items()) if self.guards else _NO_ITEMS)
         return memo
 
 
@@ -445,7 +499,7 @@ class Matcher:
     # the search reads is made the first time it is asked for: an attribute of _SEARCH_STATE
     # missing from the instance comes here (once made, normal look-ups find it at no cost).
     _SEARCH_STATE = frozenset({"optional_layers", "layer_vars", "fan_out", "needed_after", "later_uses",
-                               "_static_steps", "_static_keys"})
+                               "_static_steps", "_static_keys", "_next_reads"})
 
     def __getattr__(self, name: str):
         if name not in Matcher._SEARCH_STATE or "forward" not in self.__dict__:
@@ -462,6 +516,10 @@ class Matcher:
         # combinations of them (see _disjoint).  A chain's overlapping matches are different
         # paths through shared nodes, each its own site.
         self.fan_out = any(not _reads_earlier(forward.nodes, i) for i in range(1, len(forward.nodes)))
+        # Per first step of a search (0, or 1 when the first is optional): (step, the variables
+        # it reads) of the required steps right after it, up to the first optional one
+        # (_may_read tests them per start).
+        self._next_reads = tuple(self._required_reads(i) for i in range(2))
         # Per step index, the variables (and nested values) steps from there on read: a value
         # the code overwrites between steps is lost only if one of them still needs it.
         # (built from the last step back: each set is the next one's plus what its step reads)
@@ -882,11 +940,13 @@ class Matcher:
             if match is not None:
                 yield match
             return
+        if options_at is None:
+            options_at = {}
+        if self._next_reads[first] and not self._may_read(flow, first, state, start.id, allowed, options_at):
+            return  # no later nodes can bind the next steps to what this start bound (_may_read)
         stack = [(start.id, first + 1, state, 0)]
         last = len(pattern) - 1
         live = self.live_intermediates
-        if options_at is None:
-            options_at = {}
         while stack:
             pos, index, state, gap = stack.pop()
             ok = known.get((pos, index))  # feasible's memo read here: most states repeat a test
@@ -918,18 +978,26 @@ class Matcher:
                     # state: a state skipped over a gap is popped again at the next node)
                     chain = state._chain
                     if chain is None or chain[0] != index:
-                        chain = state._chain = (index, [])
-                    chain = chain[1]  # (without the state itself: a state in its own list is a cycle)
+                        chain = state._chain = (index, {})
+                    chain = chain[1]  # (without the state itself: a state in its own dict is a cycle)
                 node = nodes[succ]
                 progress = []  # pushed after the gap below, so popped first: see the docstring
                 # (most nodes may match no step at all: the options are not looked through then)
                 for j in (options if succ in anywhere else ()):
                     if succ not in allowed[j]:
                         continue
-                    while len(chain) < j - index:  # made only when a node may match step j
-                        chain.append(self._absent(pattern[index + len(chain)], index + len(chain),
-                                                  chain[-1] if chain else state))
-                    option = chain[j - index - 1] if j > index else state
+                    option = chain.get(j - index, state) if j > index else state
+                    if option is state and j > index:
+                        # made only when a node may match step j: the steps index..j-1 absent,
+                        # from the nearest state made before it, in one copy (the states
+                        # between, with fewer steps absent, only when a node asks for them)
+                        made = j - index - 1
+                        while made and made not in chain:
+                            made -= 1
+                        option = self._absent(pattern[index + made], index + made, chain[made] if made else state)
+                        for i in range(index + made + 1, j):
+                            _absent_into(pattern[i], i, option)
+                        chain[j - index] = option
                     if added is not None:
                         option = option.copy()
                         option.guards[added[0]] = added[1]
@@ -986,6 +1054,81 @@ class Matcher:
                             stack.append((succ, index, skipped, gap + step))
                 stack.extend(progress)
 
+    def _required_reads(self, first: int) -> tuple:
+        nodes = self.forward.nodes
+        found = []
+        for index in range(first + 1, len(nodes)):
+            pnode = nodes[index]
+            if pnode.optional:
+                break
+            names = tuple(dict.fromkeys(v.name for v in (*pnode.args, *(v for _, v in pnode.kwargs)) if type(v) is Var))
+            if not names:
+                break
+            found.append((index, names))
+        return tuple(found)
+
+    def _may_read(self, flow: Flow, first: int, state: _State, pos: int, allowed, options_at: dict) -> bool:
+        """Can the required steps right after the start's step ``first`` bind, one after another,
+        at nodes after ``pos``, as far as the variables among their arguments that the start's
+        state already binds to a name's value (ADP009's ``$x``: a second and a third layer
+        reading the first one's input)?  A necessary condition of every match of the search,
+        so a start it fails yields nothing.
+
+        Why it is necessary: the search binds a required step only at a node of its
+        ``allowed`` set after the previous step's node (edges go to higher ids), in a state the
+        start's reaches over gap nodes and steps.  Neither rebinds a variable: a bound
+        ``("k", K)`` stays or turns stale, and a stale one binds nothing (:meth:`_bind`).  So
+        the node must hand the variable a ``Ref`` whose key ``k`` has ``canon(k)`` equal to
+        ``K`` or, the flow computing it again, in ``K``'s repeat class.  The state's aliases
+        are the file's pure aliases and the copies ``_skip`` records (``dst -> canon(src)``):
+        ``canon(k)`` is ``k`` or a key ``k`` is copied from along those edges, so ``k`` lies in
+        the closure of ``K``'s repeat class along copy edges (source -> target).  Each step's
+        node is then at least the first such node after the previous bound, for every
+        variable it reads."""
+        values = state.values
+        closures: dict[str, set] = {}
+        cur = pos
+        for index, reads in self._next_reads[first]:
+            bound = [(name, values[name][1]) for name in reads
+                     if name in values and values[name][0] == "k"]
+            if not bound:
+                return True  # (nothing more this test can read)
+            index_of = options_at.get(("reads", index))
+            if index_of is None:
+                index_of = options_at[("reads", index)] = self._readers(flow, index, allowed)
+            low = cur
+            for name, key in bound:
+                keys = closures.get(name)
+                if keys is None:
+                    keys = closures[name] = _copy_closure(flow, key)
+                best = None
+                for k in keys:
+                    ids = index_of.get(k)
+                    if ids:
+                        at = bisect.bisect_right(ids, cur)
+                        if at < len(ids) and (best is None or ids[at] < best):
+                            best = ids[at]
+                if best is None:
+                    return False
+                low = max(low, best)
+            cur = low
+        return True
+
+    def _readers(self, flow: Flow, index: int, allowed) -> dict[str, list[int]]:
+        """Per key, the ids (ascending) of the nodes step ``index`` may bind at that hand some
+        argument (positional or keyword, as the step reads them) a ``Ref`` of that key."""
+        pnode = self.forward.nodes[index]
+        nodes = flow.nodes
+        found: dict[str, list[int]] = {}
+        for node_id in sorted(allowed[index]):
+            args, kwargs, _, _ = node_view(pnode, nodes[node_id])
+            for value in (*args, *(v for _, v in kwargs)):
+                if type(value) is Ref:
+                    ids = found.setdefault(value.key, [])
+                    if not ids or ids[-1] != node_id:
+                        ids.append(node_id)
+        return found
+
     def _options(self, index: int, pos: int, feasible) -> list[int]:
         """The steps the next node may match: ``index`` itself and, past each optional step
         (absent), the following one; only those still feasible after ``pos``.  (The state at
@@ -1003,13 +1146,7 @@ class Matcher:
     @staticmethod
     def _absent(pnode: PNode, index: int, state: _State) -> _State:
         new = state.copy()
-        first = pnode.args[0]
-        source = f"%{first.index}" if isinstance(first, Temp) else first.name
-        if source in new.values:
-            new.values[pnode.outs[0].name] = new.values[source]
-            new.values[f"%{index}"] = new.values[source]
-            if source in new.env:
-                new.env[pnode.outs[0].name] = new.env[source]
+        _absent_into(pnode, index, new)
         return new
 
     def _overwritten(self, state: _State, keys: set, index: int) -> _State | None:
@@ -1121,15 +1258,15 @@ class Matcher:
             elif current != layer_ident:
                 return None
         args, kwargs, _, _ = node_view(pnode, node)
+        swap = len(args) == 2 and commutes(pnode, self.commutative)  # (asked once per call)
         if _bound_differ(pnode.args, args, state, self._repeats) and (
-                not (commutes(pnode, self.commutative) and len(args) == 2)
-                or _bound_differ(pnode.args, args[::-1], state, self._repeats)):
+                not swap or _bound_differ(pnode.args, args[::-1], state, self._repeats)):
             return None
         new = state.copy()
         if pnode.layer is not None and current is None:
             new.values[pnode.layer.name] = layer_ident
             new.env[pnode.layer.name] = layer_ident[1]
-        if commutes(pnode, self.commutative) and len(args) == 2:
+        if swap:
             attempt = new.copy()
             if self._bind(pnode.args[0], args[0], attempt) and self._bind(pnode.args[1], args[1], attempt):
                 new = attempt
@@ -1145,7 +1282,8 @@ class Matcher:
         for name, pvalue in pnode.kwargs:
             if name not in code_kwargs or not self._bind(pvalue, code_kwargs[name], new):
                 return None
-        if not _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys())):
+        # (no keyword written: none the pattern does not name, none it forbids)
+        if code_kwargs and not _keywords_fit(pnode, self._own_keywords(pnode, node, code_kwargs.keys())):
             return None
         outs = node.outs
         aliases = new.aliases
@@ -1171,13 +1309,16 @@ class Matcher:
         # A name this node assigns no longer holds the value an earlier pattern variable bound
         # to it (``x = f(x)``: a later ``$x`` must not match the new ``x``; nor, once the name is
         # rebound, the value it was a copy of: read through that name it is gone).
-        out_vars = {o.name for o in pnode.outs if isinstance(o, Var)}
+        out_vars = None  # (made when some value is overwritten)
         overwritten = {("k", new.canon(o.key)) for o in outs}
         if rebound:
             overwritten.update(rebound)
         for name, ident in list(new.values.items()):
-            if ident in overwritten and name not in out_vars:
-                new.values[name] = ("stale", ident[1], index)
+            if ident in overwritten:
+                if out_vars is None:
+                    out_vars = {o.name for o in pnode.outs if isinstance(o, Var)}
+                if name not in out_vars:
+                    new.values[name] = ("stale", ident[1], index)
         if outs:
             new.values[f"%{index}"] = new.ident(outs[0]) if len(outs) == 1 else ("t", tuple(o.key for o in outs))
             new.env[f"%{index}"] = outs[0] if len(outs) == 1 else outs

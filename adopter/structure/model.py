@@ -76,6 +76,11 @@ _HALVES = frozenset({"chunk", "unbind", "split"})
 # x[:, 1:] or x[:-1] (one or two slices, nothing else): what canon.lead2 is read off (the
 # LEAD_SLICE pseudo-word)
 _LEAD_SLICE = re.compile(r"\w\[\s*-?\w*\s*:\s*-?\w*\s*(?:,\s*-?\w*\s*:\s*-?\w*\s*)?\]")
+# (the same without its first character, searched by _lead_slice: a pattern that starts with
+# the bracket is looked for where one is written, the one above tried at every word character;
+# a tenth of the time over a function's text)
+_SLICE_BRACKET = re.compile(_LEAD_SLICE.pattern[2:])
+_WORD_CHAR = re.compile(r"\w")
 # h.view(B, T, 2, -1) (or reshape, the last size also written ``D // 2``): the halves of a last
 # axis stacked on a new one, read as its chunks (graph.FlowBuilder._stacked_halves)
 _STACKED = re.compile(r"\b(?:view|reshape)\([^()]*,\s*2\s*,\s*(?:-\s*1|[\w.]+\s*//\s*2)\s*\)")
@@ -148,13 +153,25 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         extra.append(NEG_PAIR)
     if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
         extra.append(HALF_PAIR)
-    if _LEAD_SLICE.search(code):
+    if _lead_slice(code):
         extra.append(LEAD_SLICE)
     if "split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
         # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
         # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
         extra.append("chunk")
     return words.union(extra) if extra else words
+
+
+def _lead_slice(code: str) -> bool:
+    """``_LEAD_SLICE.search(code) is not None``: every place the bracket and slices match, in
+    order, until one has a word character before it (the pattern's first, ``\\w``)."""
+    found = _SLICE_BRACKET.search(code)
+    while found is not None:
+        at = found.start()
+        if at and _WORD_CHAR.match(code, at - 1):
+            return True
+        found = _SLICE_BRACKET.search(code, at + 1)
+    return False
 
 
 def _stacked(code: str) -> bool:
