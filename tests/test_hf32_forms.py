@@ -142,3 +142,107 @@ def test_cast_back_look_alikes_are_not_rms_norm():
         "x * torch.rsqrt(x.flip(0).float().square().mean(-1, keepdim=True) + self.eps).to(x.dtype)",
     ):
         assert found(CAST_BACK.replace("NORM", norm), "ADP011") == [], norm
+
+
+# ---------- ADP010: the row maximum subtracted before the fill (evolla's sequence compressor)
+
+RESAMPLER = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Resampler(nn.Module):
+        def __init__(self, dim, dim_head=4, heads=2):
+            super().__init__()
+            self.scale = dim_head**-0.5
+            self.heads = heads
+            inner_dim = dim_head * heads
+            self.to_q = nn.Linear(dim, inner_dim, bias=False)
+            self.to_kv = nn.Linear(dim, inner_dim * 2, bias=False)
+            self.to_out = nn.Linear(inner_dim, dim, bias=False)
+
+        def forward(self, x, latents, mask):
+            h = self.heads
+            q = self.to_q(latents)
+            kv_input = torch.cat((x, latents), dim=-2)
+            k, v = self.to_kv(kv_input).chunk(2, dim=-1)
+            q = q.view(q.size(0), q.size(1), h, -1).permute(0, 2, 1, 3)
+            k = k.view(k.size(0), k.size(1), h, -1).permute(0, 2, 1, 3)
+            v = v.view(v.size(0), v.size(1), h, -1).permute(0, 2, 1, 3)
+            q = q * self.scale
+            sim = torch.matmul(q, k.transpose(-1, -2))
+            SHIFT
+            bs, nh, skd, okd = sim.shape
+            ones = torch.ones(nh, skd).to(mask.device)
+            mask = mask[:, None, None, :] * ones[None, :, :, None]
+            FILL
+            attn = sim.softmax(dim=-1)
+            out = torch.matmul(attn, v)
+            out = out.permute(0, 2, 1, 3)
+            out = out.reshape(out.size(0), out.size(1), -1)
+            return self.to_out(out)
+""")
+
+SHIFTS = (
+    "sim = sim - sim.amax(dim=-1, keepdim=True).detach()",
+    "sim = sim - sim.max(dim=-1, keepdim=True).values",
+)
+FILLS = (
+    "sim = sim.masked_fill((1 - mask).bool(), -1e4)",
+    "sim = sim.masked_fill(mask == 0, float('-inf'))",
+)
+
+
+def test_row_max_shift_before_the_fill_is_sdpa():
+    import torch
+
+    from adopter.synth.core import fix_text
+    from corpus_forms import float64_pair, rules
+
+    for shift in SHIFTS:
+        for fill in FILLS:
+            code = RESAMPLER.replace("SHIFT", shift).replace("FILL", fill)
+            assert finding_at(code, "ADP010", "attn = sim.softmax") is not None, (shift, fill)
+            result = fix_text(code, "model.py", rules("ADP010"))
+            assert [f.rule for f in result.applied] == ["ADP010"], (shift, fill, result.skipped)
+            assert "scaled_dot_product_attention(" in result.text
+            a, b = float64_pair(code, result.text, "Resampler", dim=8)
+            torch.manual_seed(1)
+            x, latents = torch.randn(2, 5, 8, dtype=torch.float64), torch.randn(2, 3, 8, dtype=torch.float64)
+            mask = torch.ones(2, 8, dtype=torch.float64)
+            mask[0, 2:5] = 0
+            torch.testing.assert_close(b(x, latents, mask), a(x, latents, mask), rtol=1e-9, atol=1e-9)
+
+
+def test_shift_look_alikes_before_the_fill_are_not_sdpa():
+    # near-misses: a maximum over the query axis (not a row constant), a maximum of another
+    # tensor, probabilities renormalised after the softmax
+    for shift, extra in (
+        ("sim = sim - sim.amax(dim=-2, keepdim=True).detach()", ""),
+        ("sim = sim - x.amax(dim=-1, keepdim=True)", ""),
+        ("sim = sim - sim.amax(dim=-1, keepdim=True).detach()",
+         "\n        attn = attn / attn.sum(dim=-2, keepdim=True)"),
+    ):
+        code = RESAMPLER.replace("SHIFT", shift).replace("FILL", FILLS[0])
+        code = code.replace("attn = sim.softmax(dim=-1)", "attn = sim.softmax(dim=-1)" + extra)
+        assert finding_at(code, "ADP010", "attn = sim.softmax") is None, (shift, extra)
+
+
+def test_scores_shape_unpacked_before_the_fill_is_read_off_q_and_k_whole():
+    # `bs, nh, skd, okd = sim.shape` read before the fill (the shift after it, the form the
+    # first pattern already found): the guard reads nh and skd off q's and k's shapes; the
+    # shape's expression is one value indexed (`(<batch axes> + (<q len>, <k len>))[1]`), not
+    # an index of its last term (a TypeError on the fixed module)
+    import torch
+
+    from adopter.synth.core import fix_text
+    from corpus_forms import float64_pair, rules
+
+    code = RESAMPLER.replace("SHIFT", "").replace("FILL", FILLS[0] + "\n        " + SHIFTS[0])
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert [f.rule for f in result.applied] == ["ADP010"]
+    a, b = float64_pair(code, result.text, "Resampler", dim=8)
+    x, latents = torch.randn(2, 5, 8, dtype=torch.float64), torch.randn(2, 3, 8, dtype=torch.float64)
+    mask = torch.ones(2, 8, dtype=torch.float64)
+    mask[1, :4] = 0
+    torch.testing.assert_close(b(x, latents, mask), a(x, latents, mask), rtol=1e-9, atol=1e-9)
