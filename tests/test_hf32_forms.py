@@ -101,9 +101,9 @@ CAST_BACK_NORMS = (
 
 def test_inverse_rms_cast_back_is_rms_norm_and_fixed():
     import torch
+    from corpus_forms import float64_pair, rules
 
     from adopter.synth.core import fix_text
-    from corpus_forms import float64_pair, rules
 
     for norm in CAST_BACK_NORMS:
         code = CAST_BACK.replace("NORM", norm)
@@ -124,8 +124,9 @@ def test_inverse_rms_cast_back_is_rms_norm_and_fixed():
 def test_inverse_rms_cast_to_another_tensor_is_reported_not_rewritten_wrongly():
     # `.type_as(x)`: found; the dtype it casts to is not written in the code, so the fix
     # declines it (it must not render another form's target that drops the cast)
-    from adopter.synth.core import fix_text
     from corpus_forms import rules
+
+    from adopter.synth.core import fix_text
 
     code = CAST_BACK.replace("NORM", "x * torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps).type_as(x)")
     assert finding_at(code, "ADP011", "return") is not None
@@ -195,9 +196,9 @@ FILLS = (
 
 def test_row_max_shift_before_the_fill_is_sdpa():
     import torch
+    from corpus_forms import float64_pair, rules
 
     from adopter.synth.core import fix_text
-    from corpus_forms import float64_pair, rules
 
     for shift in SHIFTS:
         for fill in FILLS:
@@ -234,9 +235,9 @@ def test_scores_shape_unpacked_before_the_fill_is_read_off_q_and_k_whole():
     # shape's expression is one value indexed (`(<batch axes> + (<q len>, <k len>))[1]`), not
     # an index of its last term (a TypeError on the fixed module)
     import torch
+    from corpus_forms import float64_pair, rules
 
     from adopter.synth.core import fix_text
-    from corpus_forms import float64_pair, rules
 
     code = RESAMPLER.replace("SHIFT", "").replace("FILL", FILLS[0] + "\n        " + SHIFTS[0])
     result = fix_text(code, "model.py", rules("ADP010"))
