@@ -404,8 +404,10 @@ class Matcher:
                  scope: str = "model", variant: int = 0, same_function: bool | str = False,
                  helper_computes: tuple[tuple[str, str], ...] = (), predicts_input: bool = False,
                  computed: tuple[str, ...] = (), module_weights: tuple[str, ...] = (),
-                 independent: tuple[str, ...] = (), outputs_meet: bool = False):
+                 independent: tuple[str, ...] = (), outputs_meet: bool = False,
+                 uncentred: tuple[str, ...] = ()):
         self.rule_id = rule_id
+        self.uncentred = uncentred
         self.outputs_meet = outputs_meet
         self._repeats = None  # the searched flow's Flow.repeats (set by _search)
         self.independent = independent
@@ -1355,6 +1357,8 @@ class Matcher:
             return None
         if self.independent and not self._independent(flow, state):
             return None
+        if self.uncentred and not self._uncentred(flow, state):
+            return None
         if self.outputs_meet and not self._outputs_meet(flow, state):
             return None
         guarded: list[str] = []
@@ -1755,6 +1759,45 @@ class Matcher:
                 return False
             wanted -= hit
             wanted |= node.uses
+        return True
+
+    def _uncentred(self, flow: Flow, state: _State) -> bool:
+        """Does no variable of ``[forward] uncentred`` hold a value minus its own mean over the
+        axes the match's mean reduces?  ``c = x - x.mean(-1, keepdim=True)`` then ``c /
+        sqrt(c.pow(2).mean(-1) + eps)`` divides by the standard deviation: a layer norm without
+        affine (moonshine_streaming's frame normalisation), not an RMS norm.  The value's
+        definition is the last one before the match, on every path to it (its scope encloses the
+        match's), a subtraction whose right operand is defined once, as the mean of the left
+        operand's own name over the same axes.  Only the definitions are read (no tree walk)."""
+        reduce = next((n for n in state.matched if n.canon == "torch.mean"), None)
+        if reduce is None:
+            return True
+        axes = _mean_axes(reduce)
+        if axes is None:
+            return True
+        nodes = flow.nodes
+        first = min(n.id for n in state.matched)
+        scope = nodes[first].scope
+        for name in self.uncentred:
+            value = state.env.get(name)
+            if not isinstance(value, Ref):
+                continue
+            found = _definers(nodes, value.key, first)
+            if not found:
+                continue
+            sub = found[-1]
+            if sub.canon != "torch.sub" or len(sub.args) != 2 or scope[:len(sub.scope)] != sub.scope:
+                continue
+            base, mean = sub.args
+            if not (isinstance(base, Ref) and isinstance(mean, Ref)):
+                continue
+            means = _definers(nodes, mean.key, sub.id)
+            if len(means) != 1 or means[0].canon != "torch.mean":
+                continue
+            of = (means[0].view.args if means[0].view is not None else means[0].args)[:1]
+            if of and isinstance(of[0], Ref) and of[0].key == base.key and _mean_axes(means[0]) == axes \
+                    and not any(base.key in n.defs for n in nodes[means[0].id:sub.id]):
+                return False
         return True
 
     def _computed(self, cls, flow: Flow, state: _State) -> bool:
@@ -2253,6 +2296,19 @@ def _reaches(flow: Flow, first: int, last: int) -> bool:
 _GATED_MARK = -1
 _GATED = frozenset((_GATED_MARK,))
 _SIGMOID = "torch.nn.Sigmoid"
+
+
+def _mean_axes(node) -> object:
+    """The axes a ``torch.mean`` node reduces, as written (``dim=`` or the second argument: a
+    literal's value, a name's key), None when not given."""
+    view = node.view
+    args, kwargs = (view.args, view.kwargs) if view is not None else (node.args, node.kwargs)
+    dim = dict(kwargs).get("dim", args[1] if len(args) > 1 else None)
+    if isinstance(dim, Const):
+        return ("c", dim.value)
+    if isinstance(dim, Ref):
+        return ("k", dim.key)
+    return None
 
 
 def _definers(nodes: list, key: str, before: int) -> list:

@@ -194,6 +194,10 @@ class Rule:
     # built from those probabilities (Nystrom's iterative pseudo-inverse of a softmax kernel) is
     # no attention a fused call can take, which needs the value before the probabilities exist.
     independent: tuple[str, ...] = ()
+    # ``[forward] uncentred = ["x"]``: where a match binds these variables, none holds a value
+    # minus its own mean over the axes the match's mean reduces (see match.Matcher._uncentred):
+    # the root mean square of ``x - x.mean(-1)`` is the standard deviation, a layer norm.
+    uncentred: tuple[str, ...] = ()
     # ``[forward] outputs_meet = true``: two of the matched steps' outputs, each after steps of
     # its own (reshapes, rotary, norms), are the two operands of one product or handed together
     # to a call (SDPA, a helper, a module) (see match.Matcher._outputs_meet).  An attention's
@@ -891,6 +895,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         computed=reader.strings(forward, "computed", "forward"),
         module_weights=reader.strings(forward, "module_weights", "forward"),
         independent=reader.strings(forward, "independent", "forward"),
+        uncentred=reader.strings(forward, "uncentred", "forward"),
         outputs_meet=need(forward, "outputs_meet", bool, "forward", False),
     )
     reader.unknown(data)  # every key was read above: any other is a typo or from another version

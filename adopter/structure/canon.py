@@ -231,6 +231,11 @@ class Table:
                     found.add("rearrange")  # einops.rearrange(logits, "b l n d -> b d (l n)")
                 if op.name in ("canon.rotate_half", "canon.rope_halves"):
                     found |= ROTATE_HALF_CALLS
+                if op.name == "canon.softmax_shift":
+                    # x - x.amax(-1, keepdim=True) (or .max(...).values), a floor at the dtype's
+                    # minimum (torch.max / torch.maximum / clamp / clamp_min): the words that
+                    # spell it (a pattern that requires the shift needs one of them)
+                    found |= {"amax", "max", "maximum", "clamp", "clamp_min"}
                 words = frozenset(found)
             self._words[name] = words
         return words

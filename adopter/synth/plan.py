@@ -287,8 +287,16 @@ class Planner:
         targets = rule.forward_targets or (rule.forward_target,)
         owners = [matcher.alternative for matcher in matchers] or [0]
         order = sorted(range(len(forwards)), key=lambda i: (i != match.variant, owners[i] != match.alternative))
+        # Another pattern of as many steps renders the match only when the match bound every
+        # variable it names: ``x * rsqrt(...).to(x.dtype)`` is no ``xu * rsqrt(...)`` with ``xu``
+        # an upcast of x, although both are seven steps of the same operations.
+        # (nor ``x * (1 / sqrt(...))``, the same count of steps with a division where the code
+        # casts): each step of it must be the operation the matched node computes.
+        bound = {name for name, _ in match.env}
         alternatives = [(forwards[i].nodes, targets[owners[i]]) for i in order
-                        if len(forwards[i].nodes) == len(nodes)]
+                        if len(forwards[i].nodes) == len(nodes)
+                        and (i == match.variant or (_pattern_vars(forwards[i].nodes) <= bound
+                                                    and _same_steps(forwards[i].nodes, nodes)))]
         error: Skip | None = None
         for pattern, target_text in alternatives:
             if target_text is None:
@@ -807,6 +815,27 @@ class Planner:
 
 
 __all__ = ["Edits", "KernelNames", "Plan", "Planner", "Skip", "Straddle", "Wrap"]
+
+
+def _pattern_vars(pnodes) -> set:
+    """The names of the ``$variables`` a pattern's steps assign or read."""
+    names = set()
+    for pnode in pnodes:
+        for value in (*pnode.outs, *pnode.args, *(v for _, v in pnode.kwargs), pnode.layer):
+            if isinstance(value, Var):
+                names.add(value.name)
+    return names
+
+
+def _same_steps(pnodes, nodes) -> bool:
+    """Does each canonical step of a pattern name the operation its matched node computes
+    (steps through layers and tables, and nodes without a canonical operation, not compared)?"""
+    for pnode, node in zip(pnodes, nodes):
+        if pnode.op in ("layer", "table") or not node.canon:
+            continue
+        if pnode.canonical and pnode.op != node.canon:
+            return False
+    return True
 
 
 def _guarded_call(template: str, node, op: str, index, render) -> str:

@@ -142,6 +142,19 @@ def _atom(text: str, node: ast.AST) -> str:
     return text if isinstance(node, simple) else f"({text})"
 
 
+def _atom_text(text: str, node: ast.AST) -> str:
+    """:func:`_atom` of ``text`` read as the expression it is: a value rewritten on the way
+    (``sim.shape`` read off q and k as ``broadcast_shapes(...) + (...)``) is no longer the
+    kind of expression ``node`` was, and an index put after it must not bind to its last term."""
+    if _wrapped(text):
+        return text
+    try:
+        parsed = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        parsed = node
+    return _atom(text, parsed)
+
+
 def _wrapped(text: str) -> bool:
     """Is ``text`` one parenthesised expression, ``(...)`` whose first parenthesis closes last?"""
     if not (text.startswith("(") and text.endswith(")")):
@@ -3553,13 +3566,13 @@ class _Attention:
                 raise LookupError
             value = self._assigned_value(binding, name)
             if value is not None:
-                return _atom(before(value, binding, depth + 1, rows), value)
+                return _atom_text(before(value, binding, depth + 1, rows), value)
             target = binding.targets[0] if len(binding.targets) == 1 else None
             if not isinstance(target, ast.Tuple) or isinstance(binding.value, ast.Tuple) or \
                     not all(isinstance(e, ast.Name) for e in target.elts):
                 raise LookupError
             place = [e.id for e in target.elts].index(name)
-            return f"{_atom(before(binding.value, binding, depth + 1), binding.value)}[{place}]"
+            return f"{_atom_text(before(binding.value, binding, depth + 1), binding.value)}[{place}]"
 
         use = self.index.stmt(self.roles[fill["role"]].stmt)
         if use is None:
