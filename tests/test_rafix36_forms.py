@@ -84,7 +84,7 @@ def same(code: str, fixed: str, **kwargs):
     a, b = float64_pair(code, fixed, "Attention", **kwargs)
     for mask in masks():
         q, k, v = (torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True) for _ in range(3))
-        if mask is not None and mask.dtype == torch.bool and "masked_fill(mask," in code:
+        if mask is not None and mask.dtype == torch.bool and ("masked_fill(mask," in code or "masked_fill_(mask," in code):
             mask = ~mask  # (the fill where the mask holds: True hides)
         out_a, out_b = a(q, k, v, mask), b(q, k, v, mask)
         torch.testing.assert_close(out_b, out_a, rtol=0, atol=1e-10)
@@ -102,6 +102,7 @@ def same(code: str, fixed: str, **kwargs):
     attn(bool_="scores = scores.masked_fill(mask.logical_not(), -math.inf)"),
     attn(bool_='scores = scores.masked_fill(mask, float("-inf"))'),
     attn(float_="scores += mask"),
+    attn(bool_='scores.masked_fill_(mask, float("-inf"))', float_="scores += mask"),
 ])
 @pytest.mark.parametrize("causal", [False, True])
 def test_a_mask_chosen_by_its_dtype_is_sdpas_attn_mask(code, causal):
