@@ -303,15 +303,19 @@ def _only_cleared(stmt: ast.stmt, names: set[str]) -> bool:
     return True
 
 
-def _blind_rows_term(torch: str, mask: str, condition: str | None) -> str:
+def _blind_rows_term(torch: str, mask: str, condition: str | None, keeps_bool: bool = False) -> str:
     """The guard term for an additive mask ``mask`` (a name): it is not floating point, or
     gradients are wanted, the code runs eagerly (:func:`_eager_training`) and some query row
     has every key at ``finfo.min`` (its largest entry is; one device sync per call, only
     then).  The code *adds* the mask to the scores, so a bool (or integer) mask adds 1 where
     it is True; SDPA would read a bool ``attn_mask`` as keep/drop instead, so such a mask
-    takes the original path (a dtype test: no sync, and no graph break when compiled)."""
+    takes the original path (a dtype test: no sync, and no graph break when compiled).  With
+    ``keeps_bool`` the code fills the scores where a bool mask is False instead of adding it
+    (a dtype choice, :meth:`_Attention._dtype_mask_if`): a bool mask is SDPA's keep-mask then."""
     term = (f"not {mask}.is_floating_point() or ({_eager_training(torch)} and "
             f"{mask}.amax(-1).min() <= {torch}.finfo({mask}.dtype).min / 2)")
+    if keeps_bool:
+        term = f"{mask}.dtype != {torch}.bool and ({term})"
     return f"{condition} and ({term})" if condition else term
 
 
@@ -353,6 +357,8 @@ class _Attention:
         if len(match.roles) != len(match.nodes):
             raise Skip("the match does not say which step each operation is")
         self.roles = dict(zip(match.roles, match.nodes))
+        self.dtype_mask_ifs: dict[int, dict | None] = {}  # id of an if -> its reading by _dtype_mask_if
+        self.dtype_choices: dict[str, dict] = {}  # a fill or add step -> the dtype choice it is one branch of
         self._names = None
         self.made_texts: dict[int, str] = {}  # id of an expression built from the caller's text -> that text
         self.fallback_try: ast.Try | None = None  # `try: x = p @ v` / `except: x = p.half() @ v` (_dtype_fallback)
@@ -459,6 +465,12 @@ class _Attention:
             raise Skip(f"the step at line {node.line} is not in the block of the context")
         chain.append(info.stmt)
         chain.reverse()
+        if len(chain) == 3 and isinstance(chain[1], ast.If) and isinstance(chain[1].test, ast.Compare) \
+                and self._dtype_mask_if(chain[1]) is not None:
+            # `if m.dtype == torch.bool: s = s.masked_fill(~m, -inf) else: s = s + m` inside the
+            # mask's own if: one mask argument as SDPA reads it (_dtype_mask_if), so the step
+            # counts as in the outer if alone
+            del chain[1]
         choice = self.choice_ifs.get(node.stmt)
         if choice is not None:
             # `s = (s + bias) if flag else s`, read as `if flag: s = s + bias` (_choice_steps)
@@ -466,6 +478,89 @@ class _Attention:
                 raise Skip(f"the conditional expression at line {node.line} is inside an if-statement")
             chain.insert(0, choice)
         return info.index, chain
+
+    def _dtype_mask_if(self, stmt: ast.If) -> dict | None:
+        """An if / else that applies a mask ``m`` as ``scaled_dot_product_attention`` reads its
+        ``attn_mask`` (attzoo's helper, baby-llm's eager backend): ``if m.dtype == torch.bool:
+        s = s.masked_fill(~m, -inf)`` (-inf where m is False: SDPA's boolean keep-mask) ``else:
+        s = s + m`` (a float mask, added as it is).  Each branch is that one statement on the same
+        scores name ``s``; the test may be ``is`` / ``!=`` (branches swapped), the fill's mask
+        ``~m``, ``m == 0``, ``m.logical_not()``, ``torch.logical_not(m)`` (keep m) or ``m`` itself
+        (keep ``~m``: the fused call inverts a boolean m).  Only a fill of -inf: a finite one
+        leaves a row m hides entirely uniform where the fused call's boolean mask leaves it NaN.
+        Returns {"mask": m, "keep": text of the mask SDPA takes, "stmts": the two statements}
+        or None; the caller checks that one of them is a matched step and that m is not
+        assigned in the attention."""
+        cached = self.dtype_mask_ifs.get(id(stmt))
+        if cached is not None or id(stmt) in self.dtype_mask_ifs:
+            return cached
+        self.dtype_mask_ifs[id(stmt)] = found = self._read_dtype_mask_if(stmt)
+        return found
+
+    def _read_dtype_mask_if(self, stmt: ast.If) -> dict | None:
+        test = stmt.test
+        if not (len(test.ops) == 1 and isinstance(test.ops[0], (ast.Eq, ast.Is, ast.NotEq, ast.IsNot))
+                and isinstance(test.left, ast.Attribute) and test.left.attr == "dtype"
+                and isinstance(test.left.value, ast.Name) and len(stmt.body) == 1 and len(stmt.orelse) == 1
+                and self.names.resolve(test.comparators[0]) == "torch.bool"):
+            return None
+        mask = test.left.value.id
+        fill, add = (stmt.body[0], stmt.orelse[0]) if isinstance(test.ops[0], (ast.Eq, ast.Is)) \
+            else (stmt.orelse[0], stmt.body[0])
+        # the float branch: `s = s + m`, `s = m + s` or `s += m`
+        if isinstance(add, ast.AugAssign) and isinstance(add.op, ast.Add) and isinstance(add.target, ast.Name):
+            scores, operands = add.target.id, [add.value]
+        elif isinstance(add, ast.Assign) and len(add.targets) == 1 and isinstance(add.targets[0], ast.Name) \
+                and isinstance(add.value, ast.BinOp) and isinstance(add.value.op, ast.Add):
+            scores = add.targets[0].id
+            operands = [add.value.left, add.value.right]
+            names = [o.id if isinstance(o, ast.Name) else None for o in operands]
+            if sorted(names, key=str) != sorted([scores, mask], key=str) or scores == mask:
+                return None
+            operands = [o for o in operands if o.id == mask]
+        else:
+            return None
+        if not (len(operands) == 1 and isinstance(operands[0], ast.Name) and operands[0].id == mask):
+            return None
+        # the boolean branch: `s = s.masked_fill(c, -inf)` or `s.masked_fill_(c, -inf)`
+        if isinstance(fill, ast.Assign) and len(fill.targets) == 1 and isinstance(fill.targets[0], ast.Name) \
+                and fill.targets[0].id == scores:
+            call, method = fill.value, "masked_fill"
+        elif isinstance(fill, ast.Expr):
+            call, method = fill.value, "masked_fill_"
+        else:
+            return None
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == method
+                and isinstance(call.func.value, ast.Name) and call.func.value.id == scores
+                and len(call.args) == 2 and not call.keywords and fill_value(call.args[1]) == "inf"):
+            return None
+        cond = call.args[0]
+
+        def is_mask(expr) -> bool:
+            return isinstance(expr, ast.Name) and expr.id == mask
+
+        bool_text = self._text(test.comparators[0])
+        if is_mask(cond):
+            keep = f"{mask}.logical_not() if {mask}.dtype == {bool_text} else {mask}"
+            hidden = mask
+        elif (isinstance(cond, ast.UnaryOp) and isinstance(cond.op, ast.Invert) and is_mask(cond.operand)) \
+                or (isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Eq)
+                    and is_mask(cond.left) and isinstance(cond.comparators[0], ast.Constant)
+                    and cond.comparators[0].value is not None and cond.comparators[0].value == 0) \
+                or (isinstance(cond, ast.Call) and not cond.keywords and isinstance(cond.func, ast.Attribute)
+                    and cond.func.attr == "logical_not"
+                    and ((not cond.args and is_mask(cond.func.value))
+                         or (len(cond.args) == 1 and is_mask(cond.args[0])
+                             and self.names.resolve(cond.func) == "torch.logical_not"))):
+            keep = mask
+            hidden = f"{mask}.logical_not()"
+        else:
+            return None
+        # beside another part of the mask (a causal fill, a bias), a boolean m goes in as the
+        # float mask the fill makes of it, which the parts' sum or where() can take
+        made = f"{self._torch()}.zeros_like({mask}, dtype={self._q_dtype()}).masked_fill({hidden}, float('-inf'))"
+        return {"mask": mask, "keep": keep, "stmts": (span_of(fill), span_of(add)),
+                "float": f"({made} if {mask}.dtype == {bool_text} else {mask})"}
 
     def _common_tail(self, stmt: ast.If) -> int:
         """How many statements end both branches of ``stmt`` identically when the else branch
@@ -2168,6 +2263,19 @@ class _Attention:
                 continue
             if isinstance(inner, ast.If) and _raises_only(inner):
                 continue
+            if isinstance(inner, ast.If) and isinstance(inner.test, ast.Compare) \
+                    and (choice := self._dtype_mask_if(inner)) is not None:
+                # `if m.dtype == torch.bool: <fill> else: <add>`: one step is matched, the other
+                # branch applies the same mask as SDPA reads it; m may not be a value the
+                # attention or the if's earlier statements assign
+                held = [r for r, n in self.roles.items() if n.stmt in choice["stmts"]]
+                if len(held) == 1 and held[0] in ("f0", "f1", "b1", "m2") \
+                        and not any(r in self.roles for r in VIEW_STEPS) \
+                        and choice["mask"] not in step_stored | stored_before:
+                    self.dtype_choices[held[0]] = choice
+                    read_before |= _loads(inner)
+                    stored_before |= stored_names(inner)
+                    continue
             if isinstance(inner, ast.If) and not inner.orelse and _plain_test(inner.test) \
                     and not (read_names(inner.test) & (step_stored | stored_before)) \
                     and stored_names(inner) & step_stored and inner is stmt.body[-1]:
@@ -2874,6 +2982,11 @@ class _Attention:
                 module_bias = self._text(self.grouped_cat), self.grouped_cat
             if module_bias is not None:
                 text, operand = module_bias
+            elif role in self.dtype_choices:
+                # the float branch of a dtype choice: the mask as SDPA reads it, bool or float
+                text = self.dtype_choices[role]["keep"]
+                operand = ast.parse(text, mode="eval").body
+                self.made_texts[id(operand)] = text
             else:
                 operand = self._operand_of(role, var)
                 if isinstance(operand, ast.Name) and operand.id in self.mask_choices:
@@ -2912,10 +3025,33 @@ class _Attention:
                     raise Skip("the mask's reshapes run under other conditions than its add")
                 text = (f"{_atom(text, operand)}.expand({', '.join(map(self._text, shape))})"
                         f".reshape({', '.join(map(self._text, back))})")
-            if role == "m2":
+            if role == "m2" and role in self.dtype_choices:
+                # (a boolean mask is the choice's other branch, which SDPA reads as keep/drop)
+                name = ast.Name(id=self.dtype_choices[role]["mask"], ctx=ast.Load())
+                self.made_texts[id(name)] = name.id
+                self._note_blind_rows(name, conditions.get(role), keeps_bool=True)
+            elif role == "m2":
                 self._note_blind_rows(operand, conditions.get(role))
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
+        for role, choice in self.dtype_choices.items():
+            if role not in FILL_STEPS:
+                continue
+            # the boolean branch of a dtype choice matched (_dtype_mask_if): its mask, bool or
+            # float, is the one SDPA takes
+            text = choice["keep"]
+            operand = ast.parse(text, mode="eval").body
+            self.made_texts[id(operand)] = text
+            if read_names(operand) & stored:
+                raise Skip(f"the mask `{choice['mask']}` is computed by the attention")
+            name = ast.Name(id=choice["mask"], ctx=ast.Load())
+            self.made_texts[id(name)] = name.id
+            self._note_blind_rows(name, conditions.get(role), keeps_bool=True)
+            parts.append({"text": text, "atom": _atom(text, operand), "test": conditions.get(role),
+                          "operand": operand, "viewed": False, "role": role, "float": choice["float"]})
+        for part in parts:
+            if part["role"] in self.dtype_choices and part["role"] in ADD_STEPS:
+                part["float"] = self.dtype_choices[part["role"]]["float"]
         for text, operand, test in self.helper_adds:
             # (the probabilities helper's `x += p`: _inline_probs_helper; read at the fused call,
             # after the region's statements, so they may not be reassigned there)
@@ -2960,6 +3096,9 @@ class _Attention:
 
         def compose(present: list) -> str | None:
             terms = [p for p in parts if p["test"] is None or p in present]
+            if len(terms) > 1 or (fill is not None and (fill["test"] is None or fill in present)):
+                # (a dtype choice's mask, beside other parts: its float form, _dtype_mask_if)
+                terms = [dict(p, text=p["float"], atom=p["float"]) if "float" in p else p for p in terms]
             total = None
             if len(terms) == 1:
                 total = terms[0]["text"]
@@ -3029,7 +3168,8 @@ class _Attention:
         the fused call's mask is the same: the fill where it fills, the additive terms
         elsewhere."""
         helper_fill = self.fill_helper["node"] if self.fill_helper is not None else None
-        present = [r for r in FILL_STEPS if r in self.roles and self.roles[r] is not helper_fill]
+        present = [r for r in FILL_STEPS if r in self.roles and self.roles[r] is not helper_fill
+                   and r not in self.dtype_choices]  # (a dtype choice's fill is its mask: _mask)
         if not present:
             return None
         if len(present) > 1:
@@ -3787,7 +3927,7 @@ class _Attention:
             return None
         return lookup_before(value.lineno + 1)(value.id) if value.lineno else None
 
-    def _note_blind_rows(self, mask, condition) -> None:
+    def _note_blind_rows(self, mask, condition, keeps_bool: bool = False) -> None:
         """Remember the guard term for an additive mask held in a name (see
         :func:`_blind_rows_term`).  The guard is what keeps the training path exact, so it
         is never left out: without a name for ``torch`` the module gets ``import torch``, and
@@ -3795,7 +3935,7 @@ class _Attention:
         if isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask):
             self.blind_rows = _blind_rows_term(
                 self._torch("the guard for rows whose every key is masked"), self._text(mask),
-                None if condition is None else _guard_term(self._text(condition), condition))
+                None if condition is None else _guard_term(self._text(condition), condition), keeps_bool)
 
     def _torch(self, what: str = "building the float mask") -> str:
         """The module's local name for ``torch`` (the fused path builds a float mask with it,
