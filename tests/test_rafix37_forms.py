@@ -16,7 +16,6 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-
 from corpus_forms import rules
 
 from adopter.synth import fix_text
@@ -68,7 +67,7 @@ def _variant(old: str, new: str) -> str:
 
 def _build(source: str):
     namespace: dict = {}
-    exec(compile(source, "<fixture>", "exec"), namespace)
+    exec(compile(source, "<fixture>", "exec"), namespace)  # noqa: S102 (our own fixture)
     return namespace["WindowAttention"]
 
 
