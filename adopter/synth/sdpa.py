@@ -2029,9 +2029,13 @@ class _Attention:
     # ------------------------------------------------------------------ the steps
     def _check_softmax(self) -> bool:
         """A softmax over the last dimension; True when it computes in float32 (``dtype=``)."""
-        _, kwargs, _, _ = self._view("p0")
+        args, kwargs, arg_spans, _ = self._view("p0")
         values = dict(kwargs)
         dim = values.pop("dim", None)
+        own = values.get("dtype")
+        if getattr(own, "text", "").endswith(".dtype") and args and arg_spans and arg_spans[0] is not None \
+                and own.text == self.index.segment(arg_spans[0]) + ".dtype" and own.text[:-6].isidentifier():
+            values.pop("dtype")  # ``softmax(attn, dim=-1, dtype=attn.dtype)``: its input's own dtype, the default
         if not (isinstance(dim, Const) and not isinstance(dim.value, bool) and dim.value in (-1, -2)):
             raise Skip("the softmax is not a plain softmax over the last dimension")
         if (dim.value == -2) != self.scores_t:
@@ -3373,7 +3377,12 @@ class _Attention:
         k_text = _atom(*self._operands(broadcast=False)[1])  # (a broadcast axis is never one of the last two)
         of = {"dtype": f"{q_text}.dtype", "device": f"{q_text}.device"}
         rank = None
-        if not any(r in self.roles for r in VIEW_STEPS) and not self.scores_t:
+        views = [self.roles[r] for r in VIEW_STEPS if r in self.roles]
+        line = getattr(value, "lineno", None)
+        # a read before every view of the scores (DAT's ``N = attn.shape[3]`` ahead of the shift
+        # mask's ``attn.view(B // nW, nW, heads, N, N)``) reads the product's own shape
+        if not self.scores_t and (not views or line is not None and all(
+                n.func == self.roles["s0"].func and line < n.line for n in views)):
             rank = self._scores_rank()
             of.update({-1: f"{k_text}.shape[-2]", -2: f"{q_text}.shape[-2]",
                        "last two": f"({q_text}.shape[-2], {k_text}.shape[-2])"})
@@ -3388,6 +3397,13 @@ class _Attention:
             whole = self._scores_shape(value, q_text, k_text)
             if whole is not None:
                 of["shape"] = whole
+            if rank is None:
+                # ``scores.shape[3]`` of a product whose rank the code leaves open: that item of
+                # the shape q and k give.  An additive mask or fill read before it cannot have
+                # widened the scores where the fused call runs: it raises on a mask wider than them
+                indexed = self._scores_shape(None, q_text, k_text)
+                if indexed is not None:
+                    of["indexed"] = indexed
 
         def scores(node) -> bool:
             return isinstance(node, ast.Name) and node.id in stored
@@ -3396,6 +3412,9 @@ class _Attention:
             if rank is not None and isinstance(node, ast.Constant) and type(node.value) is int \
                     and 0 < node.value < rank:
                 return node.value - rank
+            if rank is None and "indexed" in of and isinstance(node, ast.Constant) and type(node.value) is int \
+                    and node.value > 0:
+                return node.value  # an item of the shape q and k give (swap)
             return _dim_int(node)
 
         def index(node) -> object:
@@ -3405,6 +3424,8 @@ class _Attention:
             return counted(node)
 
         def swap(key) -> ast.expr | None:
+            if isinstance(key, int) and key >= 0 and key not in of and "indexed" in of:
+                return ast.parse(f"{of['indexed']}[{key}]", mode="eval").body
             return ast.parse(of[key], mode="eval").body if key in of else None
 
         class Swap(ast.NodeTransformer):
@@ -3480,6 +3501,10 @@ class _Attention:
         view = self.roles["s0"].view
         if view is not None and (any(view.broadcast) or any(m is not None for m in (view.moves or ()))):
             return None
+        torch = next((local for local, fqn in self.names.imports.items() if fqn == "torch"), None)
+        if value is None:  # (no widening test: for an item read where the fused call runs, above)
+            return None if torch is None else (
+                f"({torch}.broadcast_shapes({q_text}.shape[:-2], {k_text}.shape[:-2]) + ({q_text}.shape[-2], {k_text}.shape[-2]))")
         line = getattr(value, "lineno", None)
         s0_func = self.roles["s0"].func
         widening = [self.roles[r] for r in (*ADD_STEPS, *FILL_STEPS)
