@@ -1583,6 +1583,24 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                 args = tuple(new if v is first else v * factor if i in sides else v
                              for i, v in enumerate(call.args))
                 add(args, dict(call.kwargs))
+    if first is not None and many and first.dim() >= 2:
+        # an axis split into the unpacked count by a size taken from it (``ch = qkv.shape[1] // 3;
+        # q, k, v = torch.split(qkv, ch, dim=1)``: guided diffusion's fused [B, 3 * C, T] input)
+        # that the count does not divide: that axis made the count times as wide, the channel
+        # axis first, then the last
+        count = int(many.group(1))
+        for axis in dict.fromkeys((1, first.dim() - 1)):
+            size = first.shape[axis]
+            if not 2 <= count <= 8 or size % count == 0 or size * count > 4096:
+                continue
+            shape = list(first.shape)
+            shape[axis] = size * count
+            if math.prod(shape) > MAX_REPAIR_ELEMENTS:
+                continue
+            generator = torch.Generator().manual_seed(4321)
+            new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
+                else torch.zeros(shape, dtype=first.dtype)
+            add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
     if first is not None and (few or many):
         have = first.dim()
         # the unpacked tuple may hold more than the shape (``b, n, *_, h = *x.shape, self.heads``):
