@@ -4,6 +4,11 @@
    taken from it (``ch = qkv.shape[1] // 3; q, k, v = torch.split(qkv, ch, dim=1)``).  The
    harness's ``float[2, 8, 32]`` splits into four ("too many values to unpack (expected 3)"):
    the repair makes the axis the count does not divide the count times as wide.
+2. A config-like constructor argument that defaults to None and that ``__init__`` reads
+   (adapter-plus's ``LoRAAttention(..., lora_config=None)``: ``lora_config.dim``, ``.scaling``,
+   ``for l in lora_config.location``, ``act if lora_config.act_layer else None``): when the
+   fields' names do not value them all, a bag typed from their uses (looped over: empty; a
+   condition: False; handed on by keyword: as that keyword, else a small size), tried after None.
 
 Fixtures are ours; positives fail on main's engine, near-misses pass on both.
 """
@@ -74,3 +79,85 @@ def test_split_repair_near_misses():
     # another error: no widening
     y = torch.randn(2, 8, 32)
     assert repairs(Call((y,), {}), ValueError("not enough values to unpack (expected 2, got 3)")) == []
+
+
+ADAPTED = '''
+import torch
+import torch.nn as nn
+
+
+class Delta(nn.Module):
+    def __init__(self, dim, bottleneck, act=None, scaling=1.0, dropout=0.0):
+        super().__init__()
+        self.down = nn.Linear(dim, bottleneck)
+        self.act = act() if act is not None else nn.Identity()
+        self.up = nn.Linear(bottleneck, dim)
+        self.scaling = scaling
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.up(self.drop(self.act(self.down(x)))) * self.scaling
+
+
+class DeltaAttention(nn.Module):
+    def __init__(self, dim, num_heads=4, attn_drop=0.0, act_layer=nn.GELU, delta_config=None):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.deltas = nn.ModuleDict({
+            place: Delta(dim, delta_config.dim, act=act_layer if delta_config.act_layer else None,
+                         scaling=delta_config.scaling, dropout=delta_config.dropout)
+            for place in delta_config.location
+        })
+        WIDTH
+
+    def forward(self, x):
+        B, N, C = x.shape
+        qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        if "q" in self.deltas:
+            q = q + self.deltas["q"](x).reshape(B, N, self.num_heads, -1).permute(0, 2, 1, 3)
+        attn = (q @ k.transpose(-2, -1)) * self.scale
+        attn = attn.softmax(dim=-1)
+        attn = self.attn_drop(attn)
+        x = (attn @ v).transpose(1, 2).reshape(B, N, C)
+        return self.proj(x)
+'''
+
+
+def test_a_none_default_config_typed_from_its_fields_uses_verifies(tmp_path):
+    from adopter.verify.result import PASS
+
+    result = _verify_one(tmp_path, ADAPTED.replace("WIDTH", "pass"), "DeltaAttention")
+    assert result.verdict == PASS, result
+
+
+def test_a_config_field_nothing_types_still_needs_a_factory(tmp_path):
+    '''Near-miss: a field read only as a positional size (``nn.Linear(dim, delta_config.extra)``)
+    says nothing of its value: no bag, a skip as on main.'''
+    from adopter.verify.result import SKIP
+
+    text = ADAPTED.replace("WIDTH", "self.extra = nn.Linear(dim, delta_config.extra)")
+    result = _verify_one(tmp_path, text, "DeltaAttention")
+    assert result.verdict == SKIP, result
+
+
+def test_typed_bag_reads_and_the_strict_bag_unchanged():
+    import ast
+
+    from adopter.verify import facts
+    from adopter.verify.construct import NeedsFactory, _bag_for
+    from adopter.verify.sizes import VERIFY
+
+    tree = ast.parse(ADAPTED.replace("WIDTH", "pass"))
+    reads = facts.argument_reads(facts.class_nodes(tree), "DeltaAttention")["delta_config"]
+    assert reads.attrs["location"].looped and reads.attrs["act_layer"].tested
+    assert reads.attrs["scaling"].passed == ["scaling"]
+    with pytest.raises(NeedsFactory):  # the bag valued by names alone, as on main
+        _bag_for(reads, VERIFY, "delta_config")
+    bag = _bag_for(reads, VERIFY, "delta_config", typed=True)
+    assert bag["location"] == [] and bag["act_layer"] is False and bag["scaling"] == 2
+    assert isinstance(bag["dim"], int) and bag["dropout"] == 0.1
