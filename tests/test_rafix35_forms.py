@@ -9,6 +9,9 @@
    ``for l in lora_config.location``, ``act if lora_config.act_layer else None``): when the
    fields' names do not value them all, a bag typed from their uses (looped over: empty; a
    condition: False; handed on by keyword: as that keyword, else a small size), tried after None.
+3. An argument stored on self and then handed on (llm-scratch-lab: ``self.d_input = d_input``,
+   ``nn.Linear(self.d_input, self.d_output)``): typed by the parameter it is handed to
+   (``in_features``), as an argument handed on directly already was.
 
 Fixtures are ours; positives fail on main's engine, near-misses pass on both.
 """
@@ -161,3 +164,56 @@ def test_typed_bag_reads_and_the_strict_bag_unchanged():
     bag = _bag_for(reads, VERIFY, "delta_config", typed=True)
     assert bag["location"] == [] and bag["act_layer"] is False and bag["scaling"] == 2
     assert isinstance(bag["dim"], int) and bag["dropout"] == 0.1
+
+
+STORED_HANDED = '''
+import torch
+import torch.nn as nn
+
+
+class CausalHeads(nn.Module):
+    def __init__(self, d_input, d_output, context_length, num_heads):
+        super().__init__()
+        self.d_input = d_input
+        self.d_output = d_output
+        self.num_heads = num_heads
+        self.head_dim = d_output // num_heads
+        self.W_query = nn.Linear(self.d_input, self.d_output)
+        self.W_key = nn.Linear(self.d_input, self.d_output)
+        self.W_value = nn.Linear(self.d_input, self.d_output)
+        self.register_buffer("mask", torch.triu(torch.ones(context_length, context_length), diagonal=1))
+
+    def forward(self, x):
+        b, n, _ = x.shape
+        q = self.W_query(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.W_key(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        v = self.W_value(x).view(b, n, self.num_heads, self.head_dim).transpose(1, 2)
+        scores = q @ k.transpose(2, 3)
+        scores.masked_fill_(self.mask.bool()[:n, :n], -torch.inf)
+        weights = torch.softmax(scores / k.shape[-1] ** 0.5, dim=-1)
+        out = (weights @ v).transpose(1, 2).contiguous().view(b, n, self.d_output)
+        return out
+'''
+
+
+def test_an_argument_stored_then_handed_to_a_layer_verifies(tmp_path):
+    from adopter.verify.result import PASS
+
+    result = _verify_one(tmp_path, STORED_HANDED, "CausalHeads")
+    assert result.verdict == PASS, result
+
+
+def test_stored_then_handed_reads():
+    import ast
+
+    from adopter.verify import facts
+
+    tree = ast.parse(STORED_HANDED)
+    reads = facts.argument_reads(facts.class_nodes(tree), "CausalHeads")
+    assert ("nn.Linear", 0) in reads["d_input"].handed_as
+    # near-miss: a value computed from the argument and stored under another name is not the
+    # argument (``self.head_dim = d_output // num_heads`` hands nothing of num_heads on)
+    text = STORED_HANDED.replace("self.W_value = nn.Linear(self.d_input, self.d_output)",
+                                 "self.W_value = nn.Linear(self.head_dim, self.head_dim)")
+    reads = facts.argument_reads(facts.class_nodes(ast.parse(text)), "CausalHeads")
+    assert not reads["num_heads"].handed_as and ("nn.Linear", 0) not in reads["d_output"].handed_as

@@ -219,6 +219,10 @@ class _Collector(ast.NodeVisitor):
                 self.handed.append((node, arg.id, position))
                 if callee:
                     self.names[arg.id].handed_as.append((callee, position))
+            elif isinstance(arg, ast.Attribute) and callee and isinstance(arg.value, ast.Name) and \
+                    arg.value.id == "self" and f"self.{arg.attr}" in self.aliases:
+                # stored first, then handed on (``self.d_input = d_input; nn.Linear(self.d_input, ...)``)
+                self.aliases[f"self.{arg.attr}"].handed_as.append((callee, position))
         for keyword in node.keywords:
             if isinstance(keyword.value, ast.Attribute) and keyword.arg:
                 self._field(keyword.value, "passed", keyword.arg)
