@@ -12,6 +12,10 @@
 3. An argument stored on self and then handed on (llm-scratch-lab: ``self.d_input = d_input``,
    ``nn.Linear(self.d_input, self.d_output)``): typed by the parameter it is handed to
    (``in_features``), as an argument handed on directly already was.
+4. Inputs reshaped into heads by the forward itself before einsum (simple-transformer:
+   ``keys = keys.reshape(N, key_len, self.heads, self.head_dim)``, then
+   ``einsum("nqhd,nkhd->nhqk", [queries, keys])``): einsum's four subscripts are the view's axes,
+   not the input's, so the later inputs are no longer guessed 4-D first and q, k, v get one width.
 
 Fixtures are ours; positives fail on main's engine, near-misses pass on both.
 """
@@ -217,3 +221,75 @@ def test_stored_then_handed_reads():
                                  "self.W_value = nn.Linear(self.head_dim, self.head_dim)")
     reads = facts.argument_reads(facts.class_nodes(ast.parse(text)), "CausalHeads")
     assert not reads["num_heads"].handed_as and ("nn.Linear", 0) not in reads["d_output"].handed_as
+
+
+RESHAPED = '''
+import torch
+import torch.nn as nn
+
+
+class HeadsAttention(nn.Module):
+    def __init__(self, embed_size, heads):
+        super().__init__()
+        self.embed_size = embed_size
+        self.heads = heads
+        self.head_dim = embed_size // heads
+        self.values = nn.Linear(self.head_dim, self.head_dim, bias=False)
+        self.keys = nn.Linear(self.head_dim, self.head_dim, bias=False)
+        self.queries = nn.Linear(self.head_dim, self.head_dim, bias=False)
+        self.fc_out = nn.Linear(embed_size, embed_size)
+
+    def forward(self, values, keys, query, mask):
+        N = query.shape[0]
+        value_len, key_len, query_len = values.shape[1], keys.shape[1], query.shape[1]
+        values = values.reshape(N, value_len, self.heads, self.head_dim)
+        keys = keys.reshape(N, key_len, self.heads, self.head_dim)
+        queries = query.reshape(N, query_len, self.heads, self.head_dim)
+        values = self.values(values)
+        keys = self.keys(keys)
+        queries = self.queries(queries)
+        energy = torch.einsum("nqhd,nkhd->nhqk", [queries, keys])
+        if mask is not None:
+            energy = energy.masked_fill(mask == 0, float("-1e20"))
+        attention = torch.softmax(energy / (self.embed_size ** (1 / 2)), dim=3)
+        out = torch.einsum("nhql,nlhd->nqhd", [attention, values]).reshape(N, query_len, self.embed_size)
+        return self.fc_out(out)
+'''
+
+
+def test_inputs_reshaped_into_heads_before_einsum_verify(tmp_path):
+    from adopter.verify.result import PASS
+
+    result = _verify_one(tmp_path, RESHAPED, "HeadsAttention")
+    assert result.verdict == PASS, result
+
+
+def _load(tmp_path, text, name):
+    import importlib.util
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_einsum_ranks_of_reshaped_inputs(tmp_path):
+    from adopter.verify.inputs import einsum_ranks
+
+    forward = _load(tmp_path, RESHAPED, "reshaped_mod").HeadsAttention.forward
+    assert einsum_ranks(forward, kept=False) == {}  # main: {"keys": 4, "values": 4}
+    # near-misses: rebound through another call (``k = repeat_kv(k)``), the einsum's rank is
+    # still the likely one, as on main; the input handed as it is keeps its rank
+    text = """
+import torch
+
+def repeat_kv(t):
+    return t
+
+def attend(q, k):
+    k = repeat_kv(k)
+    return torch.einsum("bhid,bhjd->bhij", q, k)
+"""
+    assert einsum_ranks(_load(tmp_path, text, "kv_mod").attend, kept=False) == {"q": 4, "k": 4}
