@@ -214,13 +214,14 @@ def test_stored_then_handed_reads():
 
     tree = ast.parse(STORED_HANDED)
     reads = facts.argument_reads(facts.class_nodes(tree), "CausalHeads")
-    assert ("nn.Linear", 0) in reads["d_input"].handed_as
+    assert ("nn.Linear", 0) in reads["d_input"].stored_handed
+    assert not reads["d_input"].handed_as  # the small-size fallback of a value handed on directly: unchanged
     # near-miss: a value computed from the argument and stored under another name is not the
     # argument (``self.head_dim = d_output // num_heads`` hands nothing of num_heads on)
     text = STORED_HANDED.replace("self.W_value = nn.Linear(self.d_input, self.d_output)",
                                  "self.W_value = nn.Linear(self.head_dim, self.head_dim)")
     reads = facts.argument_reads(facts.class_nodes(ast.parse(text)), "CausalHeads")
-    assert not reads["num_heads"].handed_as and ("nn.Linear", 0) not in reads["d_output"].handed_as
+    assert not reads["num_heads"].stored_handed and ("nn.Linear", 0) not in reads["d_output"].stored_handed
 
 
 RESHAPED = '''

@@ -623,7 +623,7 @@ def handed_names(reads: facts.Reads, module: ModuleType) -> list[str]:
     """The names of the parameters a value is handed to: keywords as written, positions resolved
     through the callee's signature (``nn.Conv2d(d, d, k)`` -> ``kernel_size``)."""
     out: list[str] = []
-    for callee, where in reads.handed_as:
+    for callee, where in [*reads.handed_as, *reads.stored_handed]:
         name: str | None = where if isinstance(where, str) else None
         if name is None and callee:
             target: Any = module

@@ -49,6 +49,9 @@ class Reads:
     looped: bool = False
     tested: bool = False
     passed: list[str] = field(default_factory=list)
+    # where the value is handed on after being stored on self (``self.d = d; nn.Linear(self.d, o)``),
+    # as ``handed_as``; read only to name the parameter it is handed to (``construct.handed_names``)
+    stored_handed: list[tuple[str, object]] = field(default_factory=list)
 
     def child(self, name: str) -> "Reads":
         return self.attrs.setdefault(name, Reads())
@@ -76,6 +79,9 @@ class Reads:
         for item in other.handed_as:
             if item not in self.handed_as:
                 self.handed_as.append(item)
+        for item in other.stored_handed:
+            if item not in self.stored_handed:
+                self.stored_handed.append(item)
 
     @property
     def used_as_object(self) -> bool:
@@ -222,7 +228,7 @@ class _Collector(ast.NodeVisitor):
             elif isinstance(arg, ast.Attribute) and callee and isinstance(arg.value, ast.Name) and \
                     arg.value.id == "self" and f"self.{arg.attr}" in self.aliases:
                 # stored first, then handed on (``self.d_input = d_input; nn.Linear(self.d_input, ...)``)
-                self.aliases[f"self.{arg.attr}"].handed_as.append((callee, position))
+                self.aliases[f"self.{arg.attr}"].stored_handed.append((callee, position))
         for keyword in node.keywords:
             if isinstance(keyword.value, ast.Attribute) and keyword.arg:
                 self._field(keyword.value, "passed", keyword.arg)
