@@ -259,13 +259,15 @@ def config_classes(module: ModuleType, reads: facts.Reads, annotation: Any) -> l
     return [(name, value, fields_) for _, name, value, fields_ in found]
 
 
-def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config") -> AttrBag:
+def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config", typed: bool = False) -> AttrBag:
     """An attribute bag with every field ``reads`` reads, valued by name; raises NeedsFactory
-    naming a field it cannot value."""
+    naming a field it cannot value.  ``typed``: a field the name says nothing of is typed from its
+    uses instead (looped over: empty, nothing built from it; a condition: False; handed on by
+    keyword: as that keyword, else a small size)."""
     bag = AttrBag()
     for key, sub in reads.attrs.items():
         if sub.attrs and sub.called < 0:
-            bag[key] = _bag_for(sub, sizes, f"{path}.{key}")
+            bag[key] = _bag_for(sub, sizes, f"{path}.{key}", typed)
             continue
         if key in reads.defaults:
             try:
@@ -280,6 +282,14 @@ def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config") -> AttrBag:
             bag[key] = guess
             continue
         values = guess_value(key, inspect.Parameter.empty, sizes)
+        if not values and typed and sub.called < 0 and sub.max_index < 0:
+            if sub.looped:
+                values = [[]]
+            elif sub.tested:
+                values = [False]
+            elif sub.passed:
+                values = next((guess_value(k, inspect.Parameter.empty, sizes) for k in sub.passed
+                               if guess_value(k, inspect.Parameter.empty, sizes)), [2])
         if not values:
             if sub.optional:
                 continue  # read only where `hasattr(config, key)`: the bag goes without it
@@ -613,7 +623,7 @@ def handed_names(reads: facts.Reads, module: ModuleType) -> list[str]:
     """The names of the parameters a value is handed to: keywords as written, positions resolved
     through the callee's signature (``nn.Conv2d(d, d, k)`` -> ``kernel_size``)."""
     out: list[str] = []
-    for callee, where in reads.handed_as:
+    for callee, where in [*reads.handed_as, *reads.stored_handed]:
         name: str | None = where if isinstance(where, str) else None
         if name is None and callee:
             target: Any = module
@@ -769,7 +779,12 @@ def _complete(info: ClassFacts, params: list[inspect.Parameter], given: dict[str
             try:
                 choices.append((param.name, _param_candidates(info, param, module, sizes)))
             except NeedsFactory:
-                pass
+                # a bag typed from the fields' uses (adapter-plus's ``lora_config``: ``dim``,
+                # ``location`` looped over, ``act_layer`` a condition), after the default None
+                try:
+                    choices.append((param.name, [None, _bag_for(reads, sizes, param.name, typed=True)]))
+                except NeedsFactory:
+                    pass
     # a sequence of sizes that defaults to empty (``ch: tuple[int, ...] = ()``, one layer per
     # entry): the default first, then two entries (distinct widths, so that entries taken in the
     # wrong order fail loudly), for a class that does not run without any

@@ -43,6 +43,15 @@ class Reads:
     # ordered against another value (``if self.cmem_len <= 0:``, ``min(n, self.mem_len)``): a
     # number, the last resort of a guess (after every other read)
     ordered: bool = False
+    # a field looped over (``for loc in cfg.location``, in a comprehension too), used as a
+    # condition (``act if cfg.act_layer else None``), handed on by keyword (``scaling=cfg.scaling``):
+    # read only where a None-default config gets a bag of its own (``construct._complete``)
+    looped: bool = False
+    tested: bool = False
+    passed: list[str] = field(default_factory=list)
+    # where the value is handed on after being stored on self (``self.d = d; nn.Linear(self.d, o)``),
+    # as ``handed_as``; read only to name the parameter it is handed to (``construct.handed_names``)
+    stored_handed: list[tuple[str, object]] = field(default_factory=list)
 
     def child(self, name: str) -> "Reads":
         return self.attrs.setdefault(name, Reads())
@@ -59,12 +68,20 @@ class Reads:
         self.numeric |= other.numeric
         self.ordered |= other.ordered
         self.optional |= other.optional
+        self.looped |= other.looped
+        self.tested |= other.tested
+        for keyword in other.passed:
+            if keyword not in self.passed:
+                self.passed.append(keyword)
         for value in other.compared:
             if value not in self.compared:
                 self.compared.append(value)
         for item in other.handed_as:
             if item not in self.handed_as:
                 self.handed_as.append(item)
+        for item in other.stored_handed:
+            if item not in self.stored_handed:
+                self.stored_handed.append(item)
 
     @property
     def used_as_object(self) -> bool:
@@ -208,7 +225,13 @@ class _Collector(ast.NodeVisitor):
                 self.handed.append((node, arg.id, position))
                 if callee:
                     self.names[arg.id].handed_as.append((callee, position))
+            elif isinstance(arg, ast.Attribute) and callee and isinstance(arg.value, ast.Name) and \
+                    arg.value.id == "self" and f"self.{arg.attr}" in self.aliases:
+                # stored first, then handed on (``self.d_input = d_input; nn.Linear(self.d_input, ...)``)
+                self.aliases[f"self.{arg.attr}"].stored_handed.append((callee, position))
         for keyword in node.keywords:
+            if isinstance(keyword.value, ast.Attribute) and keyword.arg:
+                self._field(keyword.value, "passed", keyword.arg)
             if isinstance(keyword.value, ast.Name) and keyword.value.id in self.names and keyword.arg:
                 self.handed.append((node, keyword.value.id, keyword.arg))
                 self.names[keyword.value.id].handed_as.append((callee or "", keyword.arg))
@@ -232,14 +255,36 @@ class _Collector(ast.NodeVisitor):
                     self.names[arg.id].iterated = True
         self.generic_visit(node)
 
+    def _field(self, node: ast.expr, flag: str, keyword: str = "") -> None:
+        """Mark the field ``node`` reads (``cfg.location``: a chain of at least one step) with
+        ``flag``."""
+        if not isinstance(node, ast.Attribute):
+            return
+        reads, steps = self._target(node)
+        if reads is None or not steps:
+            return
+        inner = self._walk_to(reads, steps)
+        if flag == "passed":
+            if keyword not in inner.passed:
+                inner.passed.append(keyword)
+        else:
+            setattr(inner, flag, True)
+
     def visit_For(self, node: ast.For) -> None:
         if isinstance(node.iter, ast.Name) and node.iter.id in self.names:
             self.names[node.iter.id].iterated = True
+        self._field(node.iter, "looped")
         self.generic_visit(node)
 
     def visit_comprehension(self, node: ast.comprehension) -> None:
         if isinstance(node.iter, ast.Name) and node.iter.id in self.names:
             self.names[node.iter.id].iterated = True
+        self._field(node.iter, "looped")
+        self.generic_visit(node)
+
+    def visit_IfExp(self, node: ast.IfExp) -> None:
+        test = node.test.operand if isinstance(node.test, ast.UnaryOp) else node.test
+        self._field(test, "tested")
         self.generic_visit(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
@@ -288,6 +333,7 @@ class _Collector(ast.NodeVisitor):
             reads, steps = self._target(test)
             if reads is not None and not steps:  # ``self.shifted = shifted; if self.shifted:``
                 reads.truth = True
+            self._field(test, "tested")
         self.generic_visit(node)
 
 

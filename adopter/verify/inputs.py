@@ -293,6 +293,7 @@ def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
     params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
     found: dict[str, set[int]] = {}
     rebound: set[str] = set()
+    reshaped: set[str] = set()
     for sub in ast.walk(node):
         if isinstance(sub, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
             targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
@@ -308,6 +309,13 @@ def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
                          any(isinstance(side, ast.Name) and side.id == n.id for side in (value.left, value.right))))
                     if not scaled:
                         rebound.add(n.id)
+                    if isinstance(target, ast.Name) and isinstance(value, ast.Call) and \
+                            isinstance(value.func, ast.Attribute) and value.func.attr in ("reshape", "view") and \
+                            isinstance(value.func.value, ast.Name) and value.func.value.id == n.id and \
+                            len(value.args) >= 2:
+                        # ``keys = keys.reshape(N, key_len, heads, head_dim)``: the axes einsum
+                        # reads are the view's, not the input's
+                        reshaped.add(n.id)
         elif isinstance(sub, (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith, ast.NamedExpr, ast.comprehension)):
             rebound.update(n.id for n in ast.walk(sub) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
                            and n.id in params and not isinstance(sub, (ast.With, ast.AsyncWith)))
@@ -331,7 +339,7 @@ def einsum_ranks(func: Callable, kept: bool = True) -> dict[str, int]:
             if isinstance(operand, ast.Name) and operand.id in params and letters.isalpha():
                 found.setdefault(operand.id, set()).add(len(letters))
     return {name: next(iter(ranks)) for name, ranks in found.items()
-            if len(ranks) == 1 and (not kept or name not in rebound)}
+            if len(ranks) == 1 and (not kept or name not in rebound) and name not in reshaped}
 
 
 def pair_params(func: Callable) -> set[str]:
@@ -1583,6 +1591,24 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                 args = tuple(new if v is first else v * factor if i in sides else v
                              for i, v in enumerate(call.args))
                 add(args, dict(call.kwargs))
+    if first is not None and many and first.dim() >= 2:
+        # an axis split into the unpacked count by a size taken from it (``ch = qkv.shape[1] // 3;
+        # q, k, v = torch.split(qkv, ch, dim=1)``: guided diffusion's fused [B, 3 * C, T] input)
+        # that the count does not divide: that axis made the count times as wide, the channel
+        # axis first, then the last
+        count = int(many.group(1))
+        for axis in dict.fromkeys((1, first.dim() - 1)):
+            size = first.shape[axis]
+            if not 2 <= count <= 8 or size % count == 0 or size * count > 4096:
+                continue
+            shape = list(first.shape)
+            shape[axis] = size * count
+            if math.prod(shape) > MAX_REPAIR_ELEMENTS:
+                continue
+            generator = torch.Generator().manual_seed(4321)
+            new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
+                else torch.zeros(shape, dtype=first.dtype)
+            add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
     if first is not None and (few or many):
         have = first.dim()
         # the unpacked tuple may hold more than the shape (``b, n, *_, h = *x.shape, self.heads``):
