@@ -88,36 +88,13 @@ LOCAL_ATTRS = textwrap.dedent("""\
     """)
 
 
-def _fold_matches_factory(original: str, fixed: str, factory: str, shape: tuple) -> None:
-    """As assert_bn_fold_matches, for a module a factory function builds."""
-    import torch
-
-    a_ns, b_ns = {}, {}
-    exec(compile(original, "orig.py", "exec"), a_ns)  # noqa: S102 (our own fixture)
-    exec(compile(fixed, "fixed.py", "exec"), b_ns)  # noqa: S102
-    torch.manual_seed(0)
-    a = a_ns[factory]().double()
-    b = b_ns[factory]().double()
-    with torch.no_grad():
-        for m in a.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-1, 1)
-                m.running_var.uniform_(0.5, 2)
-    b.load_state_dict(a.state_dict(), strict=True)
-    a.eval()
-    b.eval()
-    x = torch.randn(*shape, dtype=torch.float64)
-    with torch.no_grad():
-        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-10)
-
-
 def test_class_inside_a_factory_function_is_read():
     code = LOCAL_CLASS.replace("        MIDDLE\n", "")
     assert finding_at(code, "ADP007", "nn.BatchNorm2d(8)") is not None
     assert finding_at(code, "ADP007", "nn.BatchNorm2d(out_channels)") is not None
     fixed = fix_text(code, "model.py", rules("ADP007")).text
     assert "FoldingSequential(" in fixed
-    _fold_matches_factory(code, fixed, "make_backbone", (2, 3, 10, 10))
+    assert_bn_fold_matches(code, fixed, "make_backbone", (), (2, 3, 10, 10))
 
 
 def test_class_inside_a_factory_function_attribute_pair():
