@@ -1508,6 +1508,14 @@ def _resized(t: torch.Tensor, old: int, new: int) -> torch.Tensor | None:
     return torch.randint(0, max(1, int(t.max()) + 1), shape, generator=generator, dtype=t.dtype)
 
 
+def _drawn_like(t: torch.Tensor, shape: list[int]) -> torch.Tensor:
+    """A tensor of ``shape`` in ``t``'s dtype for a repaired call: seeded random values for a float
+    tensor (the same on every try), zeros for any other kind."""
+    if t.is_floating_point():
+        return torch.randn(shape, generator=torch.Generator().manual_seed(4321), dtype=t.dtype)
+    return torch.zeros(shape, dtype=t.dtype)
+
+
 def repairs(call: "Call", exc: BaseException) -> list["Call"]:
     """Calls that answer what ``exc`` (raised by ``call``) says the module expected: a length it
     fixes (a position table over ``resolution ** 2`` tokens: "the size of tensor a (8) must match
@@ -1568,9 +1576,7 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
             shape[axis] = scaled // have
             if math.prod(shape) > MAX_REPAIR_ELEMENTS:
                 continue
-            generator = torch.Generator().manual_seed(4321)
-            new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
-                else torch.zeros(shape, dtype=first.dtype)
+            new = _drawn_like(first, shape)
             add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
     small = _SMALL_GRID.search(text)
     if first is not None and first.dim() >= 3 and small:
@@ -1585,9 +1591,7 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
             tokens = math.prod(g * factor for g in grid)
             shape = [first.shape[0], tokens, *first.shape[2:]]
             if factor >= 2 and tokens <= 4096 and math.prod(shape) <= MAX_REPAIR_ELEMENTS:
-                generator = torch.Generator().manual_seed(4321)
-                new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
-                    else torch.zeros(shape, dtype=first.dtype)
+                new = _drawn_like(first, shape)
                 args = tuple(new if v is first else v * factor if i in sides else v
                              for i, v in enumerate(call.args))
                 add(args, dict(call.kwargs))
@@ -1605,9 +1609,7 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
             shape[axis] = size * count
             if math.prod(shape) > MAX_REPAIR_ELEMENTS:
                 continue
-            generator = torch.Generator().manual_seed(4321)
-            new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
-                else torch.zeros(shape, dtype=first.dtype)
+            new = _drawn_like(first, shape)
             add(tuple(new if v is first else v for v in call.args), dict(call.kwargs))
     if first is not None and (few or many):
         have = first.dim()
@@ -1624,9 +1626,7 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
         else:
             shape = []
         if shape and len(shape) == want and math.prod(shape) <= MAX_REPAIR_ELEMENTS:
-            generator = torch.Generator().manual_seed(4321)
-            new = torch.randn(shape, generator=generator, dtype=first.dtype) if first.is_floating_point() \
-                else torch.zeros(shape, dtype=first.dtype)
+            new = _drawn_like(first, shape)
             args = tuple(new if v is first else v for v in call.args)
             add(args, dict(call.kwargs))
     return out
