@@ -201,7 +201,8 @@ class Table:
         if words is None:
             op = self.ops[name]
             if op.operators or name in ("canon.member", "canon.first"):
-                # (canon.member: a subscript, ``logits[:, k]``, mentions no word of its own)
+                # (canon.member, ``logits[:, k]``, and canon.first, ``outputs[0]``: subscripts,
+                # which mention no word of their own)
                 words = frozenset()
             else:
                 found = {f.rsplit(".", 1)[-1] for f in op.functions} | set(op.methods) | set(op.inplace)

@@ -326,7 +326,7 @@ _SELF_ATTR_PASSED = re.compile(r"\bself\.(\w+)\s*[,)]")
 _PARAM_CALLERS = ("param callers",)
 _TOP_TEXTS = ("top-level texts",)  # (statement, its text) for the file's statements (LayerTyper._mentioning)
 _DECORATED = frozenset({ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef})
-_FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._calls_through_params)
+_FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._file_text)
 _WORD_ONLY = re.compile(r"\w+")
 
 
@@ -954,6 +954,14 @@ class LayerTyper:
                                        f"computation: the kernel would not run it as written", False)
         return None
 
+    def _file_text(self) -> str:
+        """The file's lines joined, once per file (the readings' cheap text tests; only where
+        ``self.lines`` is known)."""
+        text = self._kinds.get(_FILE_TEXT)
+        if text is None:
+            text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
+        return text
+
     def _init_line(self, cls: ast.ClassDef, attr: str, word: str) -> bool:
         """Does a line of ``cls``'s own ``__init__`` that assigns ``self.<attr>`` mention ``word``
         (a string test on its lines, before any reading of what it binds)?"""
@@ -976,10 +984,7 @@ class LayerTyper:
         adds an activation (``_starts_with_base``).  None for any other module."""
         if forward is None or depth > MAX_DEPTH or self.lines is None:
             return None
-        text = self._kinds.get(_FILE_TEXT)
-        if text is None:
-            text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
-        if "BatchNorm" not in text:
+        if "BatchNorm" not in self._file_text():
             return None  # (a cheap text test first: most files build no BatchNorm)
         args = forward.args
         if len(args.args) != 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs:
@@ -1970,9 +1975,7 @@ class LayerTyper:
         if tops is None:
             tops = False
             if self.lines is not None:
-                text = self._kinds.get(_FILE_TEXT)
-                if text is None:
-                    text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
+                text = self._file_text()
                 if "\r" not in text or text.count("\r") == text.count("\r\n"):
                     lines = self.lines
                     tops = []
@@ -2122,12 +2125,8 @@ class LayerTyper:
         followed from call to parameter (a same-file function, a class's ``__init__``, a
         ``self.<method>`` of the calling method's class; by keyword or by position before any
         ``*args``), three calls deep, into parameters the body never binds again."""
-        if self.lines is not None:
-            text = self._kinds.get(_FILE_TEXT)
-            if text is None:
-                text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
-            if not _handed_over(text, name):
-                return []  # (a cheap text test: the name is never handed over as an argument)
+        if self.lines is not None and not _handed_over(self._file_text(), name):
+            return []  # (a cheap text test: the name is never handed over as an argument)
         funcs = [(owner, func) for owner, func in _functions(self.tree, self.names)]
         by_name = {func.name: func for owner, func in funcs if owner is None}
         by_method = {(owner, func.name): func for owner, func in funcs if owner is not None}
