@@ -4243,22 +4243,12 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
     base, (lead, last) = call.func.value, call.args
     if base.__class__ is not _NAME or call.keywords:
         return None
-    held = exprs.get(last.id)
-    if held.__class__ is not tuple or len(held) != 4 or held[0] != "dim_size" or held[1] != base.id \
-            or held[2] != held[3] - 1:
-        return None
     if _int_literal(lead) != -1:
-        factors, stack = [], [lead]
-        while stack:
-            node = stack.pop()
-            if node.__class__ is ast.BinOp and node.op.__class__ is ast.Mult:
-                stack += (node.left, node.right)
-            elif node.__class__ is _NAME:
-                factors.append(exprs.get(node.id))
-            else:
-                return None
-        if sorted(f[2] if f.__class__ is tuple and len(f) == 4 and f[0] == "dim_size" and f[1] == base.id
-                  else -1 for f in factors) != list(range(held[3] - 1)):
+        if not _flattens_lead(call, exprs):  # (the product of every leading axis, C the last)
+            return None
+    else:
+        held = exprs.get(last.id)
+        if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
     minus_one = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), lead)), lead)
     size = ast.copy_location(ast.Attribute(value=base, attr="size", ctx=ast.Load()), last)
@@ -4285,9 +4275,6 @@ def _shape_as_size(call: ast.Call) -> ast.Call:
             a = ast.copy_location(ast.Call(func=ast.copy_location(size, a.value), args=[a.slice], keywords=[]), a)
         args.append(a)
     return ast.copy_location(ast.Call(func=call.func, args=args, keywords=call.keywords), call)
-
-
-_VIEWS = frozenset({"view", "reshape"})
 
 
 def _two_axis_view(call: ast.Call) -> bool:
