@@ -288,8 +288,8 @@ def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config", typed: bool
             elif sub.tested:
                 values = [False]
             elif sub.passed:
-                values = next((guess_value(k, inspect.Parameter.empty, sizes) for k in sub.passed
-                               if guess_value(k, inspect.Parameter.empty, sizes)), [2])
+                values = next((guessed for k in sub.passed
+                               if (guessed := guess_value(k, inspect.Parameter.empty, sizes))), [2])
         if not values:
             if sub.optional:
                 continue  # read only where `hasattr(config, key)`: the bag goes without it
