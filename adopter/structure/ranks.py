@@ -224,16 +224,41 @@ class _Ranks:
     def solve(self) -> None:
         """Each name's rank: the one every assignment gives (optimistic fixed point); with the
         flow's edges, also each assignment's own rank (``def_rank``), read where it reaches."""
+        # ``node_rank(node)`` reads the state this loop changes only through ``of`` of the
+        # references the node hands it (its args, its view's args and keywords): the rank and
+        # the assignments' ranks of those keys.  A node none of whose keys changed since its
+        # rank was last worked out has that rank again; it is not worked out again (most
+        # nodes in every round after the first).  ``tick`` counts the changes; ``changed_at``:
+        # key -> the tick of its last one; ``known``: node id -> (rank, tick when worked out, the
+        # keys it reads).
+        known: dict[int, tuple] = {}
+        changed_at: dict[str, int] = {}
+        tick = 0
         for _ in range(6):
             changed = False
             for key, nodes in self.defined.items():
                 found = TOP
                 for node in nodes:
-                    rank = self.node_rank(node) if len(node.outs) == 1 and node.outs[0].key == key else None
+                    if len(node.outs) == 1 and node.outs[0].key == key:
+                        hit = known.get(node.id)
+                        if hit is not None:
+                            rank, at, reads = hit
+                            for k in reads:
+                                if changed_at.get(k, -1) > at:
+                                    rank = self.node_rank(node)
+                                    known[node.id] = (rank, tick, reads)
+                                    break
+                        else:
+                            rank = self.node_rank(node)
+                            known[node.id] = (rank, tick, _read_keys(node))
+                    else:
+                        rank = None
                     site = (node.id, key)
                     if self.reach is not None and self.def_rank[site] is not None and self.def_rank[site] != rank:
                         self.def_rank[site] = rank
                         changed = True
+                        tick += 1
+                        changed_at[key] = tick
                     if found is None or rank == TOP:
                         continue
                     if rank is None:
@@ -246,6 +271,8 @@ class _Ranks:
                 if found != self.rank[key] and self.rank[key] is not None:
                     self.rank[key] = found
                     changed = True
+                    tick += 1
+                    changed_at[key] = tick
             if not changed:
                 break
         for key, rank in self.rank.items():
@@ -254,6 +281,18 @@ class _Ranks:
         for site, rank in self.def_rank.items():
             if rank == TOP:
                 self.def_rank[site] = None
+
+
+def _read_keys(node) -> list[str]:
+    """The keys of the references :meth:`_Ranks.node_rank` may hand to :meth:`_Ranks.of` for
+    ``node`` (a superset: every reference among its args, its view's args and its view's
+    keyword values; ``of`` reads nothing the solve changes for any other value)."""
+    keys = [v.key for v in node.args if isinstance(v, _graph.Ref)]
+    view = node.view
+    if view is not None:
+        keys += [v.key for v in view.args if isinstance(v, _graph.Ref)]
+        keys += [v.key for _, v in view.kwargs if isinstance(v, _graph.Ref)]
+    return keys
 
 
 def _reaching(nodes, out) -> tuple[list[int], dict, dict]:
