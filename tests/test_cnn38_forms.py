@@ -29,6 +29,15 @@ continue``: not every member runs), a loop that stores each output under its key
   when known keys decide the test).  Fixed by the container's class (``FoldingSequential``),
   fold exact.
 Near-misses: a ReLU in the list before the norm on both sides, a Conv1d into a BatchNorm1d.
+
+- ADP012: an optimizer's keywords spread from a dict the builtin ``dict(...)`` builds
+  (``opt_kwargs = dict(lr=1e-3, betas=(0.9, 0.99))``, module level, as the batch's training
+  scripts write a dict literal; or in a function, ``kw = dict(lr=args.lr, betas=(0.9,
+  0.999))``).  Only a ``{...}`` display was read at module level, and in a function a dict
+  whose values were not all constants or dotted names was a ``**`` that may choose ``fused``.
+  The keys are what matters: both now pass their keys (the values as a dict literal's are).
+Near-misses: the dict choosing ``fused``/``foreach`` (literally, or by an item set under an
+``if``), a name bound twice.
 """
 
 from __future__ import annotations
@@ -199,3 +208,50 @@ def test_conditional_list_spread_near_misses():
     code = _starred(conv="nn.Conv1d(c, c, 3, padding=1)", norms="[nn.BatchNorm1d(c)]")
     assert found(code, "ADP007") == []
 
+
+# ---------- ADP012: keywords spread from a dict(...) call
+
+MODULE_DICT_CALL = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+    model = nn.Linear(4, 2)
+    opt_kwargs = dict(lr=1e-3, betas=(0.9, 0.99)KEYS)
+    optimizer = torch.optim.AdamW(model.parameters(), **opt_kwargs)
+    """)
+
+FUNCTION_DICT_CALL = textwrap.dedent("""\
+    from torch import optim
+
+
+    def build(model, args):
+        kw = dict(lr=args.lr, betas=(0.9, 0.999))
+        CHANGE
+        return optim.Adam(model.parameters(), **kw)
+    """)
+
+
+def test_module_level_dict_call_spread_into_an_optimizer():
+    code = MODULE_DICT_CALL.replace("KEYS", "")
+    assert finding_at(code, "ADP012", "torch.optim.AdamW(") is not None
+    fixed = fix_text(code, "model.py", rules("ADP012")).text
+    assert "**opt_kwargs, fused=True)" in fixed
+
+
+def test_function_dict_call_with_computed_values_spread_into_an_optimizer():
+    code = FUNCTION_DICT_CALL.replace("    CHANGE\n", "")
+    assert finding_at(code, "ADP012", "optim.Adam(") is not None
+    assert "**kw, fused=True)" in fix_text(code, "model.py", rules("ADP012")).text
+
+
+def test_dict_call_spread_near_misses():
+    # the dict chooses the implementation
+    assert found(MODULE_DICT_CALL.replace("KEYS", ", fused=False"), "ADP012") == []
+    assert found(MODULE_DICT_CALL.replace("KEYS", ", foreach=True"), "ADP012") == []
+    # an item set under an if may choose it
+    code = FUNCTION_DICT_CALL.replace("CHANGE", 'if args.fast:\n        kw["foreach"] = True')
+    assert found(code, "ADP012") == []
+    # the name bound twice: which dict the call gets is not certain
+    code = MODULE_DICT_CALL.replace("KEYS", "").replace(
+        "optimizer =", "opt_kwargs = dict(fused=True)\noptimizer =")
+    assert found(code, "ADP012") == []
