@@ -1067,7 +1067,7 @@ def _chained_lists(info: ClassInfo) -> frozenset[str]:
                     continue
                 key = target.elts[0].id
                 if key == target.elts[1].id or any(
-                        n.__class__ is ast.Name and n.id == key for s in stmt.body for n in ast.walk(s)):
+                        n.__class__ is ast.Name and n.id == key for s in stmt.body for n in ast_walk(s)):
                     continue
                 loop = ast.For(target=target.elts[1], iter=it, body=stmt.body, orelse=stmt.orelse)
             else:
