@@ -1536,9 +1536,8 @@ class FlowBuilder:
                 # an if, then ``x.softmax(dim=-1, **softmax_kwargs)``: a keyword the dict may
                 # hold, with the one value the function ever gives it
                 spread = spread_keys(kw.value, ctx.definition)
-                if spread is not None and not all(isinstance(v, ast.Constant) or _dotted(v) for _, v in spread):
-                    spread = None
-                if spread:  # values of their own: dotted names (``torch.float32``) and constants
+                if spread and all(isinstance(v, ast.Constant) or _dotted(v) for _, v in spread):
+                    # values of their own: dotted names (``torch.float32``) and constants
                     for index, (key, item) in enumerate(spread):
                         if isinstance(item, ast.Constant):
                             kwargs.append((key, Const(item.value)))
@@ -1547,6 +1546,8 @@ class FlowBuilder:
                             kwargs.append((key, item_value))
                         kwarg_spans.append((span(kw.value), span(kw)) if index == 0 else (None, None))
                     continue
+                # other values (``kw = dict(lr=args.lr, betas=(0.9, 0.999))``): the keys are
+                # still certain, each holding the dict's value as a dict literal's do below
             if spread:  # **opt_kwargs of a dict literal: its keys, the spread written once
                 for index, (key, item) in enumerate(spread):
                     kwargs.append((key, Const(item.value) if isinstance(item, ast.Constant) else value))

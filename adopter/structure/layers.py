@@ -1642,6 +1642,20 @@ class LayerTyper:
                         graph.extend(kept)  # *(m for m in layers if m is not None)
                     else:
                         graph.add(self.values(inner.elt, env, depth), inner.elt)
+                elif inner.__class__ is ast.IfExp and inner.body.__class__ in (ast.List, ast.Tuple) \
+                        and inner.orelse.__class__ in (ast.List, ast.Tuple) \
+                        and not any(e.__class__ is ast.Starred for e in inner.body.elts + inner.orelse.elts):
+                    # *([nn.BatchNorm2d(c)] if bn else []): the members of one list or the
+                    # other, which one not known (either way joined to what comes before and after)
+                    decided = self._decide(inner.test, env)
+                    one = None
+                    for side in (inner.body, inner.orelse) if decided is None else (
+                            inner.body if decided else inner.orelse,):
+                        sub = SeqGraph()
+                        for elt in side.elts:
+                            sub.add(self.values(elt, env, depth), elt)
+                        one = sub if one is None else one.either(sub)
+                    graph.extend(one)
                 elif inner.__class__ is ast.Subscript and inner.value.__class__ is ast.Name and (
                         NESTED + inner.value.id in env):
                     # *sequence[n]: one of the sublists, which one not known
@@ -2737,10 +2751,30 @@ class LayerTyper:
         forward applies in order (``for m in self.<attr>: x = m(x)``): a sequence, as an
         nn.Sequential of them would be.  Reported, not fixed: the container is no Sequential."""
         key = (call.lineno, call.col_offset)
-        if key in self._site_keys or len(call.args) != 1 or call.keywords:
+        if key in self._site_keys or len(call.args) > 1 or call.keywords:
             return
-        arg = call.args[0]
-        if isinstance(arg, (ast.List, ast.Tuple)):
+        arg = call.args[0] if call.args else None
+        if arg is None:
+            # self.<attr> = nn.ModuleList(), then self.<attr>.append(layer) / .extend([...]):
+            # the members come in the order the code adds them (as for an empty nn.Sequential)
+            graph = SeqGraph()
+            env["list:self." + attr] = graph
+        elif self.names.resolve(call.func) == "torch.nn.ModuleDict":
+            # nn.ModuleDict({"conv": ..., "bn": ...}) / (OrderedDict([...])) / (dict(conv=...)):
+            # its members in the order the mapping keeps them
+            items = _dict_items(arg, self.names)
+            if items is not None:
+                values = [value for _, value in items]
+            elif arg.__class__ is ast.Call and self.names.resolve(arg.func) in ORDERED_DICTS:
+                values = list(_ordered_dict_values(arg, self.names))
+            else:
+                return
+            if not values:
+                return
+            graph = SeqGraph()
+            for value in values:
+                graph.add(self.values(value, env, 0), value)
+        elif isinstance(arg, (ast.List, ast.Tuple)):
             graph = self.sequence(arg.elts, env, 0)
         elif isinstance(arg, ast.Name) and isinstance(env.get("list:" + arg.id), SeqGraph) \
                 and not env["list:" + arg.id].named:
@@ -2748,8 +2782,9 @@ class LayerTyper:
         else:
             return
         self._site_keys.add(key)
+        kind = "nn.ModuleDict" if self.names.resolve(call.func) == "torch.nn.ModuleDict" else "nn.ModuleList"
         self.sites.append(SequentialSite(call, stmt, graph, unlike=(
-            f"the members of `{attr}` run in forward's loop over an nn.ModuleList; rewrite it by hand")))
+            f"the members of `{attr}` run in forward's loop over an {kind}; rewrite it by hand")))
 
     def in_order_sequential(self, fqn: str, depth: int = 0) -> str | None:
         """The name of the class ``fqn`` (of this file or of the package) when it is an

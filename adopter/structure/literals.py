@@ -20,7 +20,14 @@ def literal_keywords(expr: ast.expr, assigned: object, lines: list[str] | None,
                      cache: dict) -> list[tuple[str, ast.expr]] | None:
     """The (key, value expression) pairs ``**expr`` passes, or None when they are not certain.
     ``assigned``: what the flow builder last saw assigned to the name (an ast expression)."""
-    if not isinstance(expr, ast.Name) or not isinstance(assigned, ast.Dict) or lines is None:
+    if not isinstance(expr, ast.Name) or lines is None:
+        return None
+    if assigned.__class__ is ast.Call and assigned.func.__class__ is ast.Name and assigned.func.id == "dict" \
+            and not assigned.args and all(k.arg is not None for k in assigned.keywords):
+        # ``opt_kwargs = dict(lr=1e-3, betas=(0.9, 0.99))``: the builtin's keywords are the keys
+        assigned = ast.Dict(keys=[ast.Constant(k.arg) for k in assigned.keywords],
+                            values=[k.value for k in assigned.keywords])
+    if not isinstance(assigned, ast.Dict):
         return None
     if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in assigned.keys):
         return None  # a None key is a ``**other`` spread inside the literal

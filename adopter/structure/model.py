@@ -861,7 +861,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
             structure.roots = kept
     words = _sequential_words(module, typer, text)
     # (the file's text looked at once, not once per class)
-    lists = text is None or "ModuleList" in text
+    lists = text is None or "ModuleList" in text or "ModuleDict" in text
     chained = {name: found for name, info in infos.items() if lists for found in [_chained_lists(info)] if found}
     if (text is None or "Sequential" in text or chained or "children()" in text or "_modules.values()" in text
             or len(words) > len(module.call_names("torch.nn.Sequential")) or _chain_subclass(infos, typer)):
@@ -956,7 +956,7 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
                 if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(value, ast.Call)
                         and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)
                         and stmt.targets[0].value.id == "self" and stmt.targets[0].attr in _chained
-                        and _names.resolve(value.func) == MODULE_LIST):
+                        and _names.resolve(value.func) in _CHAINED_CONTAINERS):
                     _typer.record_chained_list(value, stmt, env, stmt.targets[0].attr)
         elif children is not None:
             def hook(stmt, env, _typer=typer, _first=children):
@@ -1039,19 +1039,44 @@ def _loops_over_parameter(func) -> bool:
                for n in ast_walk(func))
 
 
+MODULE_DICT = "torch.nn.ModuleDict"
+_CHAINED_CONTAINERS = frozenset({MODULE_LIST, MODULE_DICT})
+
+
 def _chained_lists(info: ClassInfo) -> frozenset[str]:
     """The attributes whose members ``forward`` applies in order (``for m in self.blocks: x =
-    m(x)``, layers.chain_loop), when ``__init__`` binds them to an ``nn.ModuleList``."""
+    m(x)``, layers.chain_loop), when ``__init__`` binds them to an ``nn.ModuleList``; also an
+    ``nn.ModuleDict``'s members run in its order (``for m in self.layers.values(): x = m(x)``,
+    ``for _, m in self.layers.items(): x = m(x)``, the key read nowhere in the loop)."""
     forward = info.methods.get("forward")
     if forward is None:
         return frozenset()
     found = set()
     for stmt in forward.body:
-        if (isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Attribute) and isinstance(stmt.iter.value, ast.Name)
-                and stmt.iter.value.id == "self" and chain_loop(stmt)):
-            ctors = info.bindings.get(stmt.iter.attr, ())
-            if ctors and all(c.fqn == MODULE_LIST for c in ctors):
-                found.add(stmt.iter.attr)
+        if stmt.__class__ is not ast.For:
+            continue
+        it, kind = stmt.iter, MODULE_LIST
+        loop = stmt
+        if (it.__class__ is ast.Call and not it.args and not it.keywords and it.func.__class__ is ast.Attribute
+                and it.func.attr in ("values", "items")):
+            kind, it = MODULE_DICT, it.func.value
+            if stmt.iter.func.attr == "items":
+                target = stmt.target
+                if not (target.__class__ is ast.Tuple and len(target.elts) == 2
+                        and all(e.__class__ is ast.Name for e in target.elts)):
+                    continue
+                key = target.elts[0].id
+                if key == target.elts[1].id or any(
+                        n.__class__ is ast.Name and n.id == key for s in stmt.body for n in ast_walk(s)):
+                    continue
+                loop = ast.For(target=target.elts[1], iter=it, body=stmt.body, orelse=stmt.orelse)
+            else:
+                loop = ast.For(target=stmt.target, iter=it, body=stmt.body, orelse=stmt.orelse)
+        if (it.__class__ is ast.Attribute and it.value.__class__ is ast.Name
+                and it.value.id == "self" and chain_loop(loop)):
+            ctors = info.bindings.get(it.attr, ())
+            if ctors and all(c.fqn == kind for c in ctors):
+                found.add(it.attr)
     return frozenset(found)
 
 
