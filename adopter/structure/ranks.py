@@ -229,7 +229,15 @@ class _Ranks:
             for key, nodes in self.defined.items():
                 found = TOP
                 for node in nodes:
-                    rank = self.node_rank(node) if len(node.outs) == 1 and node.outs[0].key == key else None
+                    outs = node.outs
+                    if len(outs) == 1:
+                        rank = self.node_rank(node) if outs[0].key == key else None
+                    elif node.canon == "torch.chunk" and node.view is not None and node.view.args:
+                        # ``q, k, v = qkv.chunk(3, dim=1)``: each piece has the rank of the
+                        # tensor cut (v-diffusion's heads view, then ``(q @ kT).softmax(3)``)
+                        rank = self.of(node.view.args[0], node)
+                    else:
+                        rank = None
                     site = (node.id, key)
                     if self.reach is not None and self.def_rank[site] is not None and self.def_rank[site] != rank:
                         self.def_rank[site] = rank
