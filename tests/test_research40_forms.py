@@ -11,7 +11,9 @@ fixtures are ours.
   the forward calls (jukebox's ``self.qkv, self.attn, self.attn_mask = {0: (self.factored_qkv,
   self.dense_attn, ...), ...}[attn_func]``, then ``self.attn(q, k, v)``): the method runs where
   the forward calls the attribute (structure/model.py, ``_stored_methods``); it was dropped as
-  code no forward reaches.
+  code no forward reaches.  Also when __init__ first puts the methods in a local table
+  (transformers' JukeboxAttention: ``ATTENTION_MAP = {"dense_attn": (self.dense_attn, ...),
+  ...}``; ``self.attn, self.attn_mask = ATTENTION_MAP[attn_func]``), a dev-corpus miss.
 """
 
 from __future__ import annotations
@@ -140,6 +142,26 @@ STORED = textwrap.dedent("""\
             return self.c_proj(self.attn(query, key, value))
 
 
+    class Tabled(nn.Module):
+        def __init__(self, dim, kind="dense"):
+            super().__init__()
+            self.to_qkv = nn.Linear(dim, dim * 3)
+            table = {
+                "dense": (self.dense, "causal"),
+                "plain": (self.dense, None),
+            }
+            self.attend, self.mask_kind = table[kind]
+
+        def dense(self, q, k, v):
+            scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
+            probs = scores.softmax(dim=-1)
+            return probs @ v
+
+        def forward(self, x):
+            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+            return self.attend(q, k, v)
+
+
     class Hooked(nn.Module):
         def __init__(self, dim):
             super().__init__()
@@ -173,4 +195,9 @@ def test_a_method_handed_to_a_call_in_init_is_not_forward_code():
 def test_a_method_stored_where_no_forward_calls_it_is_not_forward_code():
     # self.spare = self.probe: nothing the forward reaches mentions ``spare``
     assert not covered(STORED, "p = torch.softmax(q @ k.transpose(-2, -1) * 0.125, dim=-1)", "ADP010")
-    assert [f.class_name for f in findings(STORED, "ADP010")] == ["FactoredAttention"]
+    assert sorted(f.class_name for f in findings(STORED, "ADP010")) == ["FactoredAttention", "Tabled"]
+
+
+def test_attention_in_a_method_init_puts_in_a_local_table_then_stores():
+    # table = {"dense": (self.dense, ...)}; self.attend, self.mask_kind = table[kind] (HF jukebox)
+    assert covered(STORED, "probs = scores.softmax(dim=-1)", "ADP010")

@@ -603,7 +603,7 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     # self.attn_mask = {0: (self.factored_qkv, self.dense_attn, ...), ...}[attn_func]``), runs
     # where a forward calls that attribute (``self.attn(q, k, v)``): reached as that call is.
     stored = [(owner, info) for owner, info in infos.items()
-              if (owner, "forward") in seen and "__init__" in info.methods and len(info.methods) > 3
+              if (owner, "forward") in seen and "__init__" in info.methods and len(info.methods) > 2
               and any((owner, name) not in seen for name in info.methods)]
     if stored:
         close([found for owner, info in stored for found in _stored_methods(module, owner, info, seen)])
@@ -670,19 +670,29 @@ def _stored_methods(module: "ModuleStructure", owner: str, info: ClassInfo, seen
         if who == owner and name in info.methods:
             mentioned |= module.mention(info.methods[name])
     found: list = []
-    for stmt in walk(init):
-        if stmt.__class__ is not ast.Assign:
-            continue
+    local: dict[str, list] = {}  # a local table of them first (HF jukebox's ATTENTION_MAP = {...})
+    assigns = sorted((node for node in walk(init) if node.__class__ is ast.Assign), key=lambda a: a.lineno)
+    for stmt in assigns:  # (in the order they run: walk's is a stack's)
         targets = [t for target in stmt.targets
                    for t in (target.elts if target.__class__ in (ast.Tuple, ast.List) else (target,))]
-        if not any(t.__class__ is ast.Attribute and t.attr in mentioned for t in targets):
+        stored = any(t.__class__ is ast.Attribute and t.attr in mentioned for t in targets)
+        held = [t.id for t in targets if t.__class__ is ast.Name]
+        if not stored and not held:
             continue
         called = {id(node.func) for node in walk(stmt.value) if node.__class__ is ast.Call}
         called |= {id(arg) for node in walk(stmt.value) if node.__class__ is ast.Call for arg in node.args}
+        methods = []
         for node in walk(stmt.value):
             if (node.__class__ is ast.Attribute and node.attr in names and id(node) not in called
                     and node.value.__class__ is ast.Name and node.value.id == "self"):
-                found.append((owner, info.methods[node.attr]))
+                methods.append((owner, info.methods[node.attr]))
+            elif stored and node.__class__ is ast.Name and node.id in local:
+                methods.extend(local[node.id])
+        if stored:
+            found.extend(methods)
+        elif methods:
+            for name in held:
+                local[name] = methods
     return found
 
 
