@@ -651,7 +651,7 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
 _STORED = re.compile(r"\bself\.(\w+)\b(?!\s*\()")
 
 
-def _stored_methods(module: "ModuleStructure", owner: str, info: ClassInfo, seen: set) -> list:
+def _stored_methods(module: ModuleStructure, owner: str, info: ClassInfo, seen: set) -> list:
     """The (owner, method) pairs of ``info``'s methods that its ``__init__`` assigns, uncalled,
     to an attribute (``self.attn = self.dense_attn``, or one member of a tuple or table of
     them) which a method the forwards reach already (``seen``) mentions.  A method __init__
