@@ -599,6 +599,14 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
                         todo.append(callee)
 
     close(todo)
+    # A method __init__ stores in an attribute, uncalled (jukebox's ``self.qkv, self.attn,
+    # self.attn_mask = {0: (self.factored_qkv, self.dense_attn, ...), ...}[attn_func]``), runs
+    # where a forward calls that attribute (``self.attn(q, k, v)``): reached as that call is.
+    stored = [(owner, info) for owner, info in infos.items()
+              if (owner, "forward") in seen and "__init__" in info.methods and len(info.methods) > 2
+              and any((owner, name) not in seen for name in info.methods)]
+    if stored:
+        close([found for owner, info in stored for found in _stored_methods(module, owner, info, seen)])
     # Then the entry points; only a method the forwards do not reach already needs its body
     # walked (the forwards themselves were most of that walking).
     close([(owner, func) for owner, info in infos.items() if owner in modules
@@ -638,6 +646,54 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            if ("<module>", name) not in seen and not name.startswith("_") and name not in _SCRIPT_NAMES
            and func.args.args and not _called_in(module, name)])
     return seen
+
+
+_STORED = re.compile(r"\bself\.(\w+)\b(?!\s*\()")
+
+
+def _stored_methods(module: ModuleStructure, owner: str, info: ClassInfo, seen: set) -> list:
+    """The (owner, method) pairs of ``info``'s methods that its ``__init__`` assigns, uncalled,
+    to an attribute (``self.attn = self.dense_attn``, or one member of a tuple or table of
+    them) which a method the forwards reach already (``seen``) mentions.  A method __init__
+    calls, or hands to a call (``self.apply(self._init_weights)``), is not stored."""
+    init = info.methods["__init__"]
+    lines = module.lines
+    if lines is None or getattr(init, "end_lineno", None) is None:
+        return []
+    text = "\n".join(lines[init.lineno - 1:init.end_lineno])
+    names = {name for name in _STORED.findall(text) if name in info.methods and (owner, name) not in seen
+             and name not in INIT_NAMES}
+    if not names:  # (nearly every class: a call-free text test before any walk)
+        return []
+    mentioned: set[str] = set()
+    for (who, name) in seen:
+        if who == owner and name in info.methods:
+            mentioned |= module.mention(info.methods[name])
+    found: list = []
+    local: dict[str, list] = {}  # a local table of them first (HF jukebox's ATTENTION_MAP = {...})
+    assigns = sorted((node for node in walk(init) if node.__class__ is ast.Assign), key=lambda a: a.lineno)
+    for stmt in assigns:  # (in the order they run: walk's is a stack's)
+        targets = [t for target in stmt.targets
+                   for t in (target.elts if target.__class__ in (ast.Tuple, ast.List) else (target,))]
+        stored = any(t.__class__ is ast.Attribute and t.attr in mentioned for t in targets)
+        held = [t.id for t in targets if t.__class__ is ast.Name]
+        if not stored and not held:
+            continue
+        called = {id(node.func) for node in walk(stmt.value) if node.__class__ is ast.Call}
+        called |= {id(arg) for node in walk(stmt.value) if node.__class__ is ast.Call for arg in node.args}
+        methods = []
+        for node in walk(stmt.value):
+            if (node.__class__ is ast.Attribute and node.attr in names and id(node) not in called
+                    and node.value.__class__ is ast.Name and node.value.id == "self"):
+                methods.append((owner, info.methods[node.attr]))
+            elif stored and node.__class__ is ast.Name and node.id in local:
+                methods.extend(local[node.id])
+        if stored:
+            found.extend(methods)
+        elif methods:
+            for name in held:
+                local[name] = methods
+    return found
 
 
 _TORCH_MODULE = frozenset({"torch.nn.Module", "torch.nn.modules.module.Module"})

@@ -239,7 +239,8 @@ class _Ranks:
             for key, nodes in self.defined.items():
                 found = TOP
                 for node in nodes:
-                    if len(node.outs) == 1 and node.outs[0].key == key:
+                    outs = node.outs
+                    if len(outs) == 1 and outs[0].key == key:
                         hit = known.get(node.id)
                         if hit is not None:
                             rank, at, reads = hit
@@ -251,6 +252,10 @@ class _Ranks:
                         else:
                             rank = self.node_rank(node)
                             known[node.id] = (rank, tick, _read_keys(node))
+                    elif len(outs) > 1 and node.canon == "torch.chunk" and node.view is not None and node.view.args:
+                        # ``q, k, v = qkv.chunk(3, dim=1)``: each piece has the rank of the
+                        # tensor cut (v-diffusion's heads view, then ``(q @ kT).softmax(3)``)
+                        rank = self.of(node.view.args[0], node)
                     else:
                         rank = None
                     site = (node.id, key)
