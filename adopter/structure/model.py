@@ -894,6 +894,9 @@ def _sequential_words(module: ModuleStructure, typer: LayerTyper, text: str | No
     words = module.call_names("torch.nn.Sequential")
     names = module.names
     extra = {name for name, cls in names.classes.items() if cls.bases and typer.in_order_sequential(name)}
+    # functions returning such a class they define (``Skip(torch.add)(a, b)``); the call
+    # itself is a test of the function's two statements before any class is read
+    extra.update(name for name in names.functions if typer.factory_sequential(name) is not None)
     if text is not None and typer.package is not None:
         for local, fqn in names.imports.items():
             if not local[:1].isupper() or local in words or not typer.package.owns(fqn):
