@@ -9,16 +9,21 @@ computation.  The fixtures are ours.
   from nn.Sequential.  Also a function whose body only defines such a subclass and returns it
   (``def Skip(merge_fn): class Skip(Sequential): def forward(self, x, *args): return
   merge_fn(x, super().forward(x, *args)); return Skip``), called as ``Skip(torch.add)(a, b, c)``.
+  The same class given one list (``__init__(self, layers)``, ``Stack([a, b, c])`` or a list
+  filled before, ``Stack(layers)``) runs that list's members in order.
   Reported, not fixed (the container is a class with its own code).
 Near-misses: a residual inside the loop (``x = x + block(x)``), the blocks run in reverse, each
-block given the input (``y = block(x)``), a factory whose class derives from its own parameter.
+block given the input (``y = block(x)``), a factory whose class derives from its own parameter,
+a list chain whose loop skips its first member (``self.layers[1:]``), a ReLU between the pair.
 """
 
 from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import finding_at, found
+from corpus_forms import finding_at, found, rules
+
+from adopter.synth import fix_text
 
 CHAIN = textwrap.dedent('''
     import torch
@@ -121,3 +126,66 @@ def test_factory_class_derived_from_its_own_parameter_is_not_read():
             return Skip(Chain)(nn.Linear(features, features), nn.GELU())
     ''')
     assert found(code, "ADP006") == []
+
+
+LIST_CHAIN = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class Stack(nn.Module):
+        def __init__(self, layers):
+            super().__init__()
+            self.layers = nn.ModuleList(layers)
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+
+    class Net(nn.Module):
+        def __init__(self, cin, cout):
+            super().__init__()
+            layers = []
+            layers.append(nn.Conv2d(cin, cout, 3, padding=1, bias=False))
+            layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.ReLU())
+            self.body = Stack(layers)
+
+        def forward(self, x):
+            return self.body(x)
+''')
+
+
+def test_hand_written_sequential_given_one_list_runs_its_members_in_order():
+    assert finding_at(LIST_CHAIN, "ADP007", "layers.append(nn.Conv2d(") is not None
+    # reported, not fixed: the layers run in the class's own loop
+    assert fix_text(LIST_CHAIN, "model.py", rules("ADP007")).text == LIST_CHAIN
+
+
+def test_hand_written_sequential_given_a_list_literal():
+    code = CHAIN.replace("def __init__(self, *blocks):", "def __init__(self, blocks):") + textwrap.dedent('''
+
+        def feed_forward(features):
+            return Chain([nn.Linear(features, 4 * features), nn.GELU(), nn.Linear(4 * features, features)])
+    ''')
+    assert finding_at(code, "ADP006", "nn.GELU()") is not None
+
+
+def test_list_chain_whose_loop_skips_members_is_not_read():
+    code = LIST_CHAIN.replace(
+        "for layer in self.layers:\n            x = layer(x)",
+        "for layer in self.layers[1:]:\n            x = layer(x)",
+    )
+    assert "self.layers[1:]" in code
+    assert found(code, "ADP007") == []
+
+
+def test_list_chain_with_an_activation_between_is_no_pair():
+    code = LIST_CHAIN.replace(
+        "layers.append(nn.BatchNorm2d(cout))\n        layers.append(nn.ReLU())",
+        "layers.append(nn.ReLU())\n        layers.append(nn.BatchNorm2d(cout))",
+    )
+    assert code.index("nn.ReLU()") < code.index("nn.BatchNorm2d(cout)")
+    assert found(code, "ADP007") == []

@@ -2716,7 +2716,19 @@ class LayerTyper:
                 unlike = (f"`{fqn}(...)` returns an nn.Sequential subclass with its own code: giving the "
                           f"container another class would drop it")
             elif fqn != SEQUENTIAL:
-                if fqn[:1] == "t" and fqn.startswith("torch.") or self.in_order_sequential(fqn) is None:
+                if fqn[:1] == "t" and fqn.startswith("torch."):
+                    continue
+                if self.in_order_sequential(fqn) is None:
+                    if not (len(node.args) == 1 and not node.keywords and fqn in self.names.classes
+                            and self.chain_kind(fqn) == "list"):
+                        continue
+                    # Chain([a, b, c]) / Chain(layers): the list's members, run in order
+                    spread = ast.copy_location(ast.Starred(value=node.args[0], ctx=ast.Load()), node.args[0])
+                    key = (node.lineno, node.col_offset, self._instance)
+                    if key not in self._site_keys:
+                        self._site_keys.add(key)
+                        self.sites.append(SequentialSite(node, stmt, self.sequence([spread], env, depth), unlike=(
+                            f"`{fqn}` runs the list's layers in its own loop: rewrite it by hand")))
                     continue
                 unlike = (f"`{fqn.rsplit('.', 1)[-1]}` is an nn.Sequential subclass with its own code: giving the "
                           f"container another class would drop it")
@@ -2758,6 +2770,17 @@ class LayerTyper:
         self._site_keys.add(key)
         self.sites.append(SequentialSite(call, stmt, graph, unlike=(
             f"the members of `{attr}` run in forward's loop over an nn.ModuleList; rewrite it by hand")))
+
+    def chain_kind(self, fqn: str) -> str | None:
+        """:func:`_chain_kind` of the same-file class ``fqn`` (an ``nn.Module`` subclass): "args"
+        when calling it with layers runs them in order, "list" when calling it with one list
+        of layers does; None otherwise.  Memoised."""
+        key = ("chain", fqn)
+        if key not in self._kinds:
+            cls = self.names.classes.get(fqn)
+            self._kinds[key] = _chain_kind(cls, self.names) if cls is not None and any(
+                self.names.resolve(base) == MODULE for base in cls.bases) else None
+        return self._kinds[key]
 
     def factory_sequential(self, name: str) -> str | None:
         """``name(a)`` where ``name`` is a function of this file whose body only defines a class
@@ -2810,8 +2833,9 @@ class LayerTyper:
         if cls is not None:
             for base in cls.bases:
                 base_fqn = self.names.resolve(base)
-                if base_fqn == MODULE and _varargs_chain(cls, self.names):
-                    found = cls.name  # a ModuleList of the constructor's layers, run in order
+                if base_fqn == MODULE:
+                    if self.chain_kind(fqn) == "args":
+                        found = cls.name  # a ModuleList of the constructor's layers, run in order
                     break
                 if base_fqn == SEQUENTIAL or (depth < MAX_DEPTH and base_fqn is not None and (
                         base_fqn in self.names.classes or (self.package is not None and self.package.owns(base_fqn)))
@@ -3446,52 +3470,64 @@ def _super_init(stmt: ast.stmt) -> ast.Call | None:
     return None
 
 
-def _varargs_chain(cls: ast.ClassDef, names: ModuleNames) -> bool:
+def _chain_kind(cls: ast.ClassDef, names: ModuleNames) -> str | None:
     """Is this ``nn.Module`` subclass an ``nn.Sequential`` written by hand: its ``__init__``
-    takes the layers as ``*blocks``, calls ``super().__init__()`` with nothing and holds them
-    as its one member, ``self.<attr> = nn.ModuleList(blocks)``; its ``forward(self, x,
-    *args)`` is one loop ``for b in self.<attr>: x = b(x)`` (maybe ``b(x, *args)``: a torch
-    layer given more than its input raises, so where the chain runs one it gets the running
-    value alone) then ``return x``, ``self`` read nowhere else.  Calling it with layers runs
-    them one after the other, as nn.Sequential's constructor would (a-unet's ``Sequential``)."""
+    takes the layers as ``*blocks`` ("args") or as one list ``blocks`` ("list"), calls
+    ``super().__init__()`` with nothing and holds them as its one member, ``self.<attr> =
+    nn.ModuleList(blocks)``; its ``forward(self, x, *args)`` is one loop ``for b in
+    self.<attr>: x = b(x)`` (maybe ``b(x, *args)``: a torch layer given more than its input
+    raises, so where the chain runs one it gets the running value alone) then ``return x``,
+    ``self`` read nowhere else.  Calling it with layers (or a list of them) runs them one after
+    the other, as nn.Sequential's constructor would (a-unet's ``Sequential``).  None for any
+    other class."""
     methods = _methods(cls)
     init, forward = methods.get("__init__"), methods.get("forward")
-    if init is None or forward is None or len(methods) != 2 or init.args.vararg is None:
-        return False
-    vararg = init.args.vararg.arg
+    if init is None or forward is None or len(methods) != 2:
+        return None
+    given = init.args
+    if given.posonlyargs or given.kwonlyargs or given.kwarg is not None:
+        return None
+    if given.vararg is not None and len(given.args) == 1:
+        vararg, kind = given.vararg.arg, "args"
+    elif given.vararg is None and len(given.args) == 2:
+        vararg, kind = given.args[1].arg, "list"
+    else:
+        return None
     body = [s for s in init.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     if len(body) != 2 or _super_init(body[0]) is None or body[0].value.args or body[0].value.keywords:
-        return False
+        return None
     held = body[1]
     if not (isinstance(held, ast.Assign) and len(held.targets) == 1 and isinstance(held.targets[0], ast.Attribute)
             and _is_name(held.targets[0].value, "self") and isinstance(held.value, ast.Call)
             and len(held.value.args) == 1 and not held.value.keywords and _is_name(held.value.args[0], vararg)
             and names.resolve(held.value.func) == MODULE_LIST):
-        return False
+        return None
     attr = held.targets[0].attr
     params = forward.args
     if len(params.args) != 2 or params.kwonlyargs or params.kwarg is not None or params.posonlyargs:
-        return False
+        return None
     running, extra = params.args[1].arg, params.vararg.arg if params.vararg is not None else None
     fbody = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
     if len(fbody) != 2 or not (isinstance(fbody[1], ast.Return) and _is_name(fbody[1].value, running)):
-        return False
+        return None
     loop = fbody[0]
     if not (isinstance(loop, ast.For) and not loop.orelse and isinstance(loop.target, ast.Name)
             and isinstance(loop.iter, ast.Attribute) and loop.iter.attr == attr and _is_name(loop.iter.value, "self")
             and len(loop.body) == 1 and isinstance(loop.body[0], ast.Assign)):
-        return False
+        return None
     step = loop.body[0]
     call = step.value
     if not (len(step.targets) == 1 and _is_name(step.targets[0], running) and isinstance(call, ast.Call)
             and _is_name(call.func, loop.target.id) and not call.keywords and call.args
             and _is_name(call.args[0], running)):
-        return False
+        return None
     rest = call.args[1:]
     if rest and not (extra is not None and len(rest) == 1 and isinstance(rest[0], ast.Starred)
                      and _is_name(rest[0].value, extra)):
-        return False
-    return sum(1 for node in ast_walk(forward) if isinstance(node, ast.Name) and node.id == "self") == 1
+        return None
+    if sum(1 for node in ast_walk(forward) if isinstance(node, ast.Name) and node.id == "self") != 1:
+        return None
+    return kind
 
 
 def _forwards_to_sequential(cls: ast.ClassDef) -> bool:

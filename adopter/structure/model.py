@@ -893,7 +893,8 @@ def _sequential_words(module: ModuleStructure, typer: LayerTyper, text: str | No
     calls it with a layer (or ``*layers``) as its first argument."""
     words = module.call_names("torch.nn.Sequential")
     names = module.names
-    extra = {name for name, cls in names.classes.items() if cls.bases and typer.in_order_sequential(name)}
+    extra = {name for name, cls in names.classes.items()
+             if cls.bases and (typer.in_order_sequential(name) or typer.chain_kind(name) == "list")}
     # functions returning such a class they define (``Skip(torch.add)(a, b)``); the call
     # itself is a test of the function's two statements before any class is read
     extra.update(name for name in names.functions if typer.factory_sequential(name) is not None)
