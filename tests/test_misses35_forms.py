@@ -15,6 +15,14 @@ computation.  The fixtures are ours.
 Near-misses: a residual inside the loop (``x = x + block(x)``), the blocks run in reverse, each
 block given the input (``y = block(x)``), a factory whose class derives from its own parameter,
 a list chain whose loop skips its first member (``self.layers[1:]``), a ReLU between the pair.
+
+- A layer class held by an attribute and built in ``forward`` under a test naming it
+  (deepvision's encoder: ``self.activation = activation``, then ``if self.activation ==
+  torch.nn.GELU: y = self.activation(approximate="tanh")(y)``): in that branch the attribute
+  holds that class, so the call builds that layer and applies it, as ``nn.GELU(approximate=
+  "tanh")(y)`` written out does (reported, not fixed, as that form is).  The ``else`` branch
+  is not read as GELU.
+Near-misses: the test negated (``!=``), the test naming another attribute.
 """
 
 from __future__ import annotations
@@ -189,3 +197,44 @@ def test_list_chain_with_an_activation_between_is_no_pair():
     )
     assert code.index("nn.ReLU()") < code.index("nn.BatchNorm2d(cout)")
     assert found(code, "ADP007") == []
+
+
+HELD_CLASS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class Block(nn.Module):
+        def __init__(self, d, activation=nn.GELU):
+            super().__init__()
+            self.activation = activation
+            self.linear1 = nn.Linear(d, 4 * d)
+            self.linear2 = nn.Linear(4 * d, d)
+
+        def forward(self, x):
+            y = self.linear1(x)
+            if self.activation == torch.nn.GELU:
+                y = self.activation(approximate="tanh")(y)
+            else:
+                y = self.activation()(y)
+            return self.linear2(y)
+''')
+
+
+def test_class_held_by_an_attribute_built_under_a_test_naming_it():
+    assert finding_at(HELD_CLASS, "ADP006", 'approximate="tanh"') is not None
+    # the other branch builds whatever other class the attribute holds: no GELU there
+    assert finding_at(HELD_CLASS, "ADP006", "self.activation()(y)") is None
+    # reported, not fixed: a layer built in forward is no layer the kernel can be given
+    assert fix_text(HELD_CLASS, "model.py", rules("ADP006")).text == HELD_CLASS
+
+
+def test_class_test_negated_says_nothing_of_the_branch():
+    code = HELD_CLASS.replace("if self.activation == torch.nn.GELU:", "if self.activation != torch.nn.GELU:")
+    assert found(code, "ADP006") == []
+
+
+def test_class_test_of_another_attribute_says_nothing_of_this_one():
+    code = HELD_CLASS.replace("if self.activation == torch.nn.GELU:", "if self.kind == torch.nn.GELU:").replace(
+        "self.activation = activation", "self.activation = activation\n        self.kind = nn.GELU")
+    assert found(code, "ADP006") == []
