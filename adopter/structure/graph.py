@@ -3722,6 +3722,14 @@ class FlowBuilder:
             # ``self.act`` built under ``if kind == "gelu"`` in __init__: that layer is not what
             # the branch calls (_keyed_ctors)
             keyed = self._key_test(test)
+        known = self._literal_flag(stmt.test)
+        if known is not None:  # the one way a flag the file fixes goes
+            if known:
+                return self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+            if stmt.orelse:
+                return self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
+            return [(branch.id, (guard, False))]
+        before = dict(ctx.params) if ctx.params else None
         held = _class_test(test, self.names) if test.__class__ is ast.Compare else None
         if held is not None:
             # ``if self.activation == torch.nn.GELU:``: in the branch, the attribute holds that class
@@ -3731,19 +3739,7 @@ class FlowBuilder:
                 then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
             finally:
                 ctx.classes = saved
-            ctx.stmt = span(stmt)
-            other = self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1)) if stmt.orelse \
-                else [(branch.id, (guard, False))]
-            return then + other
-        known = self._literal_flag(stmt.test)
-        if known is not None:  # the one way a flag the file fixes goes
-            if known:
-                return self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
-            if stmt.orelse:
-                return self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
-            return [(branch.id, (guard, False))]
-        before = dict(ctx.params) if ctx.params else None
-        if keyed is None:
+        elif keyed is None:
             then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
         else:
             saved = ctx.keys
