@@ -3730,7 +3730,8 @@ class FlowBuilder:
                 return self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
             return [(branch.id, (guard, False))]
         before = dict(ctx.params) if ctx.params else None
-        held = _class_test(test, self.names) if test.__class__ is ast.Compare else None
+        held = _class_test(test, self.names) if keyed is None and test.__class__ is ast.Compare \
+            and test.left.__class__ is ast.Attribute and test.comparators[0].__class__ is ast.Attribute else None
         if held is not None:
             # ``if self.activation == torch.nn.GELU:``: in the branch, the attribute holds that class
             saved = ctx.classes

@@ -2775,10 +2775,20 @@ class LayerTyper:
         """:func:`_chain_kind` of the same-file class ``fqn`` (an ``nn.Module`` subclass): "args"
         when calling it with layers runs them in order, "list" when calling it with one list
         of layers does; None otherwise.  Memoised."""
+        cls = self.names.classes.get(fqn)
+        if cls is None:
+            return None
+        # (first, call-free but for len: the class ends in ``__init__`` taking the layers alone,
+        # in two statements, then ``forward``)
+        body = cls.body
+        init = body[-2] if len(body) >= 2 else None
+        if init.__class__ is not ast.FunctionDef or init.name != "__init__" or len(init.body) > 3 \
+                or body[-1].__class__ is not ast.FunctionDef or len(body) > 3 \
+                or len(init.args.args) != (1 if init.args.vararg is not None else 2):
+            return None
         key = ("chain", fqn)
         if key not in self._kinds:
-            cls = self.names.classes.get(fqn)
-            self._kinds[key] = _chain_kind(cls, self.names) if cls is not None and any(
+            self._kinds[key] = _chain_kind(cls, self.names) if any(
                 self.names.resolve(base) == MODULE for base in cls.bases) else None
         return self._kinds[key]
 
