@@ -246,6 +246,9 @@ class _Ctx:
     bare: ast.expr | None = None  # the call an expression statement makes (``x.masked_fill_(...)``)
     returned: ast.expr | None = None  # the value a return statement returns
     held: ast.expr | None = None  # a list or tuple literal one name is bound to (``outs = [norm(x + y)]``)
+    # ``self.<attr>`` -> the torch.nn class an enclosing ``if self.<attr> == nn.GELU:`` says it
+    # holds: ``self.<attr>(approximate="tanh")(y)`` there builds that layer and calls it
+    classes: dict | None = None
     casts: dict | None = None  # (receiver key, cast) -> its value, within the current statement
     # local names bound to the chunks of a tensor (``c = h.chunk(2, dim=-1)``, read as ``c[0]``,
     # ``c[1]``): the name -> the keys of its chunks, as if unpacked (``c0, c1 = h.chunk(...)``)
@@ -1678,12 +1681,18 @@ class FlowBuilder:
             fields, frontier = self._canonical("built", built, as_call, common, frontier, ctx)
             uses.add(self._key(func.id, ctx))
             node, frontier = self._new(ctx, frontier, kind="call", op=built, uses=frozenset(uses), **common, **fields)
-        elif self._built_and_called(func) is not None or (
+        elif self._built_and_called(func, ctx) is not None or (
             isinstance(func, ast.Call) and TABLE.module(self.names.resolve(func.func)) is not None
         ):
             # nn.Softmax(dim=-1)(x): a layer built and called at once is a call of its type,
             # with the constructor's (constant) keywords.
-            built, extra = self._built_and_called(func) or (self.names.resolve(func.func), ())
+            built, extra = self._built_and_called(func, ctx) or (self.names.resolve(func.func), ())
+            held = ctx.classes.get(func.func.attr) if ctx.classes and func.func.__class__ is ast.Attribute else None
+            if held is not None and self.names.resolve(func.func) is None:
+                # self.activation(approximate="tanh")(y) under ``if self.activation == nn.GELU``:
+                # read as the class the test names built with those keywords
+                inner = ast.copy_location(ast.Call(func=held[1], args=func.args, keywords=func.keywords), func)
+                call = ast.copy_location(ast.Call(func=inner, args=call.args, keywords=call.keywords), call)
             fields, frontier = self._canonical("built", built, call, common, frontier, ctx)
             common["kwargs"] = (*common["kwargs"], *extra)
             common["kwarg_spans"] = (*common["kwarg_spans"], *((None, None) for _ in extra))
@@ -2814,10 +2823,14 @@ class FlowBuilder:
         text = self._text(expr)
         return Ref("init:" + text, text)
 
-    def _built_and_called(self, func: ast.expr) -> tuple[str, tuple] | None:
+    def _built_and_called(self, func: ast.expr, ctx: _Ctx | None = None) -> tuple[str, tuple] | None:
         if not isinstance(func, ast.Call) or func.args:
             return None
         fqn = self.names.resolve(func.func)
+        if fqn is None and ctx is not None and ctx.classes and func.func.__class__ is ast.Attribute \
+                and func.func.value.__class__ is ast.Name and func.func.value.id == "self":
+            held = ctx.classes.get(func.func.attr)  # a class the enclosing ``if`` says the attribute holds
+            fqn = held[0] if held is not None else None
         if fqn is None or not all(kw.arg and isinstance(kw.value, (ast.Constant, ast.UnaryOp)) for kw in func.keywords):
             return None
         extra = []
@@ -3718,7 +3731,17 @@ class FlowBuilder:
                 return self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
             return [(branch.id, (guard, False))]
         before = dict(ctx.params) if ctx.params else None
-        if keyed is None:
+        held = _class_test(test, self.names) if keyed is None and test.__class__ is ast.Compare \
+            and test.left.__class__ is ast.Attribute and test.comparators[0].__class__ is ast.Attribute else None
+        if held is not None:
+            # ``if self.activation == torch.nn.GELU:``: in the branch, the attribute holds that class
+            saved = ctx.classes
+            ctx.classes = {**(saved or {}), held[0]: held[1]}
+            try:
+                then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
+            finally:
+                ctx.classes = saved
+        elif keyed is None:
             then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
         else:
             saved = ctx.keys
@@ -4103,6 +4126,22 @@ def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
     first = lines[l1 - 1].encode()[c1:].decode("utf-8", "replace")
     last = lines[l2 - 1].encode()[:c2].decode("utf-8", "replace")
     return "\n".join([first, *lines[l1:l2 - 1], last])
+
+
+def _class_test(test: ast.Compare, names) -> tuple[str, tuple] | None:
+    """``self.<attr> == nn.GELU`` (or ``is``): (attr, (the torch.nn layer class's fqn, the
+    expression naming it)) when the class is one of the canonical table's modules; None
+    otherwise."""
+    if len(test.ops) != 1 or test.ops[0].__class__ not in (ast.Eq, ast.Is):
+        return None
+    left, right = test.left, test.comparators[0]
+    if left.__class__ is not ast.Attribute or not (left.value.__class__ is ast.Name and left.value.id == "self") \
+            or right.__class__ is not ast.Attribute:
+        return None
+    fqn = names.resolve(right)
+    if fqn is None or not fqn.startswith("torch.nn.") or TABLE.module(fqn) is None:
+        return None
+    return left.attr, (fqn, right)
 
 
 def _contains_call(expr: ast.AST) -> bool:

@@ -39,6 +39,8 @@ from .names import ModuleNames, module_functions as _functions, names_match
 from .treewalk import ast_walk
 
 SEQUENTIAL = "torch.nn.Sequential"
+MODULE = "torch.nn.Module"
+MODULE_LIST = "torch.nn.ModuleList"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
 PARTIALS = frozenset({"functools.partial", "partial"})
 # torch.nn.utils.skip_init(cls, *args, **kwargs): ``cls(*args, **kwargs)`` built without
@@ -2718,11 +2720,29 @@ class LayerTyper:
                 continue
             fqn = self.names.resolve(func)
             if fqn is None:
-                continue
+                if func.__class__ is not ast.Call or func.func.__class__ is not ast.Name \
+                        or self.factory_sequential(func.func.id) is None:
+                    continue
+                fqn = func.func.id  # ``Skip(torch.add)(a, b, c)``: the class the factory returns
             unlike = "" if self._instance is None else (
                 "its members are built by a base class's loop from the blocks a subclass passes: rewrite by hand")
-            if fqn != SEQUENTIAL:
-                if fqn[:1] == "t" and fqn.startswith("torch.") or self.in_order_sequential(fqn) is None:
+            if func.__class__ is ast.Call:
+                unlike = (f"`{fqn}(...)` returns an nn.Sequential subclass with its own code: giving the "
+                          f"container another class would drop it")
+            elif fqn != SEQUENTIAL:
+                if fqn[:1] == "t" and fqn.startswith("torch."):
+                    continue
+                if self.in_order_sequential(fqn) is None:
+                    if not (len(node.args) == 1 and not node.keywords and fqn in self.names.classes
+                            and self.chain_kind(fqn) == "list"):
+                        continue
+                    # Chain([a, b, c]) / Chain(layers): the list's members, run in order
+                    spread = ast.copy_location(ast.Starred(value=node.args[0], ctx=ast.Load()), node.args[0])
+                    key = (node.lineno, node.col_offset, self._instance)
+                    if key not in self._site_keys:
+                        self._site_keys.add(key)
+                        self.sites.append(SequentialSite(node, stmt, self.sequence([spread], env, depth), unlike=(
+                            f"`{fqn}` runs the list's layers in its own loop: rewrite it by hand")))
                     continue
                 unlike = (f"`{fqn.rsplit('.', 1)[-1]}` is an nn.Sequential subclass with its own code: giving the "
                           f"container another class would drop it")
@@ -2786,6 +2806,62 @@ class LayerTyper:
         self.sites.append(SequentialSite(call, stmt, graph, unlike=(
             f"the members of `{attr}` run in forward's loop over an {kind}; rewrite it by hand")))
 
+    def chain_kind(self, fqn: str) -> str | None:
+        """:func:`_chain_kind` of the same-file class ``fqn`` (an ``nn.Module`` subclass): "args"
+        when calling it with layers runs them in order, "list" when calling it with one list
+        of layers does; None otherwise.  Memoised."""
+        cls = self.names.classes.get(fqn)
+        if cls is None:
+            return None
+        # (first, call-free but for len: the class ends in ``__init__`` taking the layers alone,
+        # in two statements, then ``forward``)
+        body = cls.body
+        init = body[-2] if len(body) >= 2 else None
+        if init.__class__ is not ast.FunctionDef or init.name != "__init__" or len(init.body) > 3 \
+                or body[-1].__class__ is not ast.FunctionDef or len(body) > 3 \
+                or len(init.args.args) != (1 if init.args.vararg is not None else 2):
+            return None
+        key = ("chain", fqn)
+        if key not in self._kinds:
+            self._kinds[key] = _chain_kind(cls, self.names) if any(
+                self.names.resolve(base) == MODULE for base in cls.bases) else None
+        return self._kinds[key]
+
+    def factory_sequential(self, name: str) -> str | None:
+        """``name(a)`` where ``name`` is a function of this file whose body only defines a class
+        and returns it (``def Skip(merge_fn): class Skip(Sequential): ...; return Skip``), the
+        class built and run like an nn.Sequential (:meth:`in_order_sequential`, its base named
+        by no parameter of the function): that class's name.  ``name(a)(x, y)`` then runs
+        ``x``, ``y`` in sequence.  None otherwise."""
+        fdef = self.names.functions.get(name)
+        if fdef is None:
+            return None
+        body = fdef.body
+        if body and body[0].__class__ is ast.Expr and isinstance(body[0].value, ast.Constant):
+            body = body[1:]
+        if not (len(body) == 2 and body[0].__class__ is ast.ClassDef and body[1].__class__ is ast.Return
+                and _is_name(body[1].value, body[0].name)):
+            return None
+        key = ("factory-sequential", name)
+        if key in self._kinds:
+            return self._kinds[key]
+        self._kinds[key] = None
+        cls = body[0]
+        params = {a.arg for a in (*fdef.args.posonlyargs, *fdef.args.args, *fdef.args.kwonlyargs)}
+        params.update(a.arg for a in (fdef.args.vararg, fdef.args.kwarg) if a is not None)
+        found = None
+        for base in cls.bases:
+            if base.__class__ is not ast.Name or base.id in params:
+                break
+            base_fqn = self.names.resolve(base)
+            if base_fqn == SEQUENTIAL or (base_fqn is not None and base_fqn in self.names.classes
+                                          and self.in_order_sequential(base_fqn)):
+                if _forwards_to_sequential(cls) and runs_in_order(cls):
+                    found = cls.name
+                break
+        self._kinds[key] = found
+        return found
+
     def in_order_sequential(self, fqn: str, depth: int = 0) -> str | None:
         """The name of the class ``fqn`` (of this file or of the package) when it is an
         ``nn.Sequential`` subclass built like one and run like one: its ``__init__`` (if any)
@@ -2802,6 +2878,10 @@ class LayerTyper:
         if cls is not None:
             for base in cls.bases:
                 base_fqn = self.names.resolve(base)
+                if base_fqn == MODULE:
+                    if self.chain_kind(fqn) == "args":
+                        found = cls.name  # a ModuleList of the constructor's layers, run in order
+                    break
                 if base_fqn == SEQUENTIAL or (depth < MAX_DEPTH and base_fqn is not None and (
                         base_fqn in self.names.classes or (self.package is not None and self.package.owns(base_fqn)))
                                               and self.in_order_sequential(base_fqn, depth + 1)):
@@ -3435,6 +3515,66 @@ def _super_init(stmt: ast.stmt) -> ast.Call | None:
     return None
 
 
+def _chain_kind(cls: ast.ClassDef, names: ModuleNames) -> str | None:
+    """Is this ``nn.Module`` subclass an ``nn.Sequential`` written by hand: its ``__init__``
+    takes the layers as ``*blocks`` ("args") or as one list ``blocks`` ("list"), calls
+    ``super().__init__()`` with nothing and holds them as its one member, ``self.<attr> =
+    nn.ModuleList(blocks)``; its ``forward(self, x, *args)`` is one loop ``for b in
+    self.<attr>: x = b(x)`` (maybe ``b(x, *args)``: a torch layer given more than its input
+    raises, so where the chain runs one it gets the running value alone) then ``return x``,
+    ``self`` read nowhere else.  Calling it with layers (or a list of them) runs them one after
+    the other, as nn.Sequential's constructor would (a-unet's ``Sequential``).  None for any
+    other class."""
+    methods = _methods(cls)
+    init, forward = methods.get("__init__"), methods.get("forward")
+    if init is None or forward is None or len(methods) != 2:
+        return None
+    given = init.args
+    if given.posonlyargs or given.kwonlyargs or given.kwarg is not None:
+        return None
+    if given.vararg is not None and len(given.args) == 1:
+        vararg, kind = given.vararg.arg, "args"
+    elif given.vararg is None and len(given.args) == 2:
+        vararg, kind = given.args[1].arg, "list"
+    else:
+        return None
+    body = [s for s in init.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if len(body) != 2 or _super_init(body[0]) is None or body[0].value.args or body[0].value.keywords:
+        return None
+    held = body[1]
+    if not (isinstance(held, ast.Assign) and len(held.targets) == 1 and isinstance(held.targets[0], ast.Attribute)
+            and _is_name(held.targets[0].value, "self") and isinstance(held.value, ast.Call)
+            and len(held.value.args) == 1 and not held.value.keywords and _is_name(held.value.args[0], vararg)
+            and names.resolve(held.value.func) == MODULE_LIST):
+        return None
+    attr = held.targets[0].attr
+    params = forward.args
+    if len(params.args) != 2 or params.kwonlyargs or params.kwarg is not None or params.posonlyargs:
+        return None
+    running, extra = params.args[1].arg, params.vararg.arg if params.vararg is not None else None
+    fbody = [s for s in forward.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+    if len(fbody) != 2 or not (isinstance(fbody[1], ast.Return) and _is_name(fbody[1].value, running)):
+        return None
+    loop = fbody[0]
+    if not (isinstance(loop, ast.For) and not loop.orelse and isinstance(loop.target, ast.Name)
+            and isinstance(loop.iter, ast.Attribute) and loop.iter.attr == attr and _is_name(loop.iter.value, "self")
+            and len(loop.body) == 1 and isinstance(loop.body[0], ast.Assign)):
+        return None
+    step = loop.body[0]
+    call = step.value
+    if not (len(step.targets) == 1 and _is_name(step.targets[0], running) and isinstance(call, ast.Call)
+            and _is_name(call.func, loop.target.id) and not call.keywords and call.args
+            and _is_name(call.args[0], running)):
+        return None
+    rest = call.args[1:]
+    if rest and not (extra is not None and len(rest) == 1 and isinstance(rest[0], ast.Starred)
+                     and _is_name(rest[0].value, extra)):
+        return None
+    if sum(1 for node in ast_walk(forward) if isinstance(node, ast.Name) and node.id == "self") != 1:
+        return None
+    return kind
+
+
 def _forwards_to_sequential(cls: ast.ClassDef) -> bool:
     """Does the class's ``__init__`` (if it defines one) hand its ``*args`` unchanged to
     ``super().__init__`` and add no member of its own (no ``self.x = ...``, ``add_module``,
@@ -3496,7 +3636,12 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
         # nn.Sequential's own forward on one value (``super().forward(x) * 0.5``), self read nowhere
         calls = [node for node in ast_walk(forward) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                  and node.func.attr == "forward" and node.func.value in supers]
-        if not (len(supers) == len(calls) == 1 and len(calls[0].args) == 1 and not calls[0].keywords):
+        if not (len(supers) == len(calls) == 1 and not calls[0].keywords and (len(calls[0].args) == 1 or (
+                # ``super().forward(x, *args)``: forward's own extra arguments handed on (the
+                # chain's torch layers take one input: where they run, those are empty)
+                len(calls[0].args) == 2 and forward.args.vararg is not None
+                and isinstance(calls[0].args[1], ast.Starred)
+                and _is_name(calls[0].args[1].value, forward.args.vararg.arg)))):
             return False
         # ``super(Cls, self)`` names self only to find the base: not a read of the members
         named = supers[0].args

@@ -949,7 +949,13 @@ def _sequential_words(module: ModuleStructure, typer: LayerTyper, text: str | No
     calls it with a layer (or ``*layers``) as its first argument."""
     words = module.call_names("torch.nn.Sequential")
     names = module.names
-    extra = {name for name, cls in names.classes.items() if cls.bases and typer.in_order_sequential(name)}
+    extra = {name for name, cls in names.classes.items()
+             if cls.bases and (typer.in_order_sequential(name) or typer.chain_kind(name) == "list")}
+    # functions returning such a class they define (``Skip(torch.add)(a, b)``): a class
+    # statement and a return, maybe after a docstring (call-free, before the function is read)
+    extra.update(name for name, func in names.functions.items()
+                 if func.body[-1].__class__ is ast.Return and func.body[-1].value.__class__ is ast.Name
+                 and func.body[0].__class__ is not ast.Return and typer.factory_sequential(name) is not None)
     if text is not None and typer.package is not None:
         for local, fqn in names.imports.items():
             if not local[:1].isupper() or local in words or not typer.package.owns(fqn):
