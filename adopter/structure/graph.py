@@ -1386,13 +1386,13 @@ class FlowBuilder:
             and func.value.__class__ is _AST_NAME
             and func.attr in self.cls.methods
             and _class_param(ctx.definition) == func.value.id
+            and self.cls.methods[func.attr].decorator_list
+            and all(isinstance(d, ast.Name) and d.id == "staticmethod"
+                    for d in self.cls.methods[func.attr].decorator_list)
         ):
             # cls._rotate_half(x) in a class method: the class's own static method, its
             # parameters bound as written (as ``ClassName._rotate_half(x)`` above)
-            if all(isinstance(d, ast.Name) and d.id == "staticmethod"
-                   for d in self.cls.methods[func.attr].decorator_list) \
-                    and self.cls.methods[func.attr].decorator_list:
-                return self.cls.methods[func.attr], False
+            return self.cls.methods[func.attr], False
         if kind is not _AST_NAME:
             return None
         if func.id in ctx.local_funcs:
