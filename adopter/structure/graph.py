@@ -1383,6 +1383,19 @@ class FlowBuilder:
             # MultiheadAttention.apply_sparse_mask(w, ...): a function of the class called through
             # the class binds its parameters as written (no instance)
             return self.cls.methods[func.attr], False
+        if (
+            self.cls is not None
+            and kind is ast.Attribute
+            and func.value.__class__ is _AST_NAME
+            and func.attr in self.cls.methods
+            and _class_param(ctx.definition) == func.value.id
+            and self.cls.methods[func.attr].decorator_list
+            and all(isinstance(d, ast.Name) and d.id == "staticmethod"
+                    for d in self.cls.methods[func.attr].decorator_list)
+        ):
+            # cls._rotate_half(x) in a class method: the class's own static method, its
+            # parameters bound as written (as ``ClassName._rotate_half(x)`` above)
+            return self.cls.methods[func.attr], False
         if kind is not _AST_NAME:
             return None
         if func.id in ctx.local_funcs:
@@ -3694,9 +3707,19 @@ class FlowBuilder:
         copied to its part; any other return defines the parts from what it returns."""
         parts = ctx.ret_parts
         ctx.returned = stmt.value
+        elements = None
         if isinstance(stmt.value, (ast.Tuple, ast.List)) and len(stmt.value.elts) == len(parts) \
                 and not any(isinstance(e, ast.Starred) for e in stmt.value.elts):
-            for element, part in zip(stmt.value.elts, parts):
+            elements = stmt.value.elts
+        elif stmt.value.__class__ is _AST_CALL and stmt.value.func.__class__ is _AST_NAME \
+                and stmt.value.func.id == "map" and "map" not in self.names.functions \
+                and "map" not in ctx.params and "map" not in ctx.exprs and self.names.resolve(stmt.value.func) is None:
+            # return map(lambda t: rearrange(t, ...), (q, k, v)): each element mapped to its part
+            elements = _mapped_elements(stmt.value)
+            if elements is not None and len(elements) != len(parts):
+                elements = None
+        if elements is not None:
+            for element, part in zip(elements, parts):
                 value, frontier = self._value(element, frontier, ctx)
                 _, frontier = self._new(ctx, frontier, kind="copy", args=(value,), outs=(part,),
                                         uses=_keys((value,)), defs=frozenset({part.key}), span=span(element))
@@ -4089,8 +4112,33 @@ def _returns_tuple(func, n: int) -> bool:
         if isinstance(node, ast.Return) and isinstance(node.value, (ast.Tuple, ast.List)) \
                 and len(node.value.elts) == n and not any(isinstance(e, ast.Starred) for e in node.value.elts):
             return True
+        if node.__class__ is ast.Return and node.value.__class__ is _AST_CALL:
+            mapped = _mapped_elements(node.value)
+            if mapped is not None and len(mapped) == n:
+                return True
         todo.extend(ast.iter_child_nodes(node))
     return False
+
+
+def _mapped_elements(expr: ast.Call) -> list | None:
+    """``map(lambda t: body, (a, b, c))``: the expressions ``body`` with ``t`` replaced by each
+    element in turn, what the map yields when unpacked (a helper's ``return map(lambda t:
+    rearrange(t, ...), (q, k, v))``); None for any other call.  Whether ``map`` is the builtin
+    is the caller's to ask."""
+    func = expr.func
+    if func.__class__ is not _AST_NAME or func.id != "map" or len(expr.args) != 2 or expr.keywords:
+        return None
+    fn, seq = expr.args
+    if fn.__class__ is not ast.Lambda or seq.__class__ not in (ast.Tuple, ast.List):
+        return None
+    a = fn.args
+    if len(a.args) != 1 or a.posonlyargs or a.defaults or a.vararg or a.kwonlyargs or a.kwarg \
+            or any(isinstance(e, ast.Starred) for e in seq.elts) \
+            or any(isinstance(n, (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp,
+                                  ast.NamedExpr)) for n in ast_walk(fn.body)):
+        return None
+    param = a.args[0].arg
+    return [_Substitute(param, elt).visit(copy.deepcopy(fn.body)) for elt in seq.elts]
 
 
 def _free_names(func, params) -> set[str]:
@@ -4302,6 +4350,16 @@ def _pure_size(expr: ast.expr) -> bool:
     text twice is the same number twice."""
     return all(isinstance(n, (ast.Name, ast.Attribute, ast.Constant, ast.BinOp, ast.UnaryOp, ast.Load,
                               ast.operator, ast.unaryop)) for n in ast_walk(expr))
+
+
+def _class_param(definition) -> str | None:
+    """The name a class method's first parameter gives the class (``cls``), or None when
+    ``definition`` is not a method decorated ``@classmethod``."""
+    if definition is None or not definition.decorator_list or not definition.args.args:
+        return None
+    if not any(d.__class__ is _AST_NAME and d.id == "classmethod" for d in definition.decorator_list):
+        return None
+    return definition.args.args[0].arg
 
 
 def _shape_as_size(call: ast.Call) -> ast.Call:

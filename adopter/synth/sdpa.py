@@ -2550,6 +2550,15 @@ class _Attention:
         """(text, expression) of q, k and v as the fused call takes them: scores ``a @ b`` are
         ``q @ k^T`` (q is a, k is b transposed) or, normalised over dim -2, ``k @ q^T``; the
         context ``p @ v``, or channel-first ``v^T @ p^T`` (v is its first operand transposed)."""
+        c_view = self.roles["c"].view
+        if c_view is not None and c_view.broadcast and \
+                set(c_view.broadcast[1 if self.context_t else 0]) - set(c_view.squeezed or ()):
+            # einsum("b s i j, b r j d -> b s r i d", p, v): the context has an axis only the
+            # values have, the probabilities broadcast over it; SDPA's q, k and mask would each
+            # need that axis too (compositional attention's retrievals).  (A single query's
+            # axis, absent from the probabilities and squeezed from the context, is no such axis.)
+            raise Skip("the probabilities are broadcast over an axis of the values (an einsum output axis "
+                       "the scores lack)")
         if self.scores_t:
             k, q = self._operand("s0", 0, False, broadcast), self._operand("s0", 1, True, broadcast)
         else:
