@@ -363,6 +363,7 @@ class _Attention:
         self.made_texts: dict[int, str] = {}  # id of an expression built from the caller's text -> that text
         self.fallback_try: ast.Try | None = None  # `try: x = p @ v` / `except: x = p.half() @ v` (_dtype_fallback)
         self.off_roles: dict[str, str] = {}  # add steps whose if the guard sends to the original (_guarded_off)
+        self.scale_definitions: dict[str, ast.expr] = {}  # a divisor named inside the scale's if -> its value
 
     # ------------------------------------------------------------------ helpers
     def _at(self, span: Span | None, what: str = "an argument") -> ast.expr:
@@ -4081,6 +4082,19 @@ class _Attention:
             if role not in self.roles:
                 continue
             operand = self._operand_of(role, var)
+            defined = isinstance(operand, ast.Name) and role in conditions \
+                and self.scale_definitions.get(operand.id) is not None
+            name = operand
+            if defined:
+                # the divisor named inside the if (:meth:`_scale_definitions`): its value, with
+                # the scores' dtype and device read off q (the same before any upcast), is what
+                # the fused path's copy of the if assigns the name (:meth:`_check_step_if`)
+                operand = self.scale_definitions[operand.id]
+                swapped = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(operand, stored)
+                if swapped is None:
+                    raise Skip("the scale is computed by the attention")
+                operand = ast.parse(swapped, mode="eval").body
+                self.made_texts[id(operand)] = swapped
             if read_names(operand) & stored:
                 raise Skip("the scale is computed by the attention")
             text = _atom(self._text(operand), operand)
@@ -4088,6 +4102,13 @@ class _Attention:
                 parts[var] = text
             elif (self._constant_along_keys(operand) or self._number_like(operand)) and role not in conditions:
                 factors.append((symbol, text))
+            elif defined and self._number_like(operand, dtype=self._q_dtype()) and len(conditions.keys() & {"s1", "s2"}) == 1 \
+                    and not ({"s1", "s2"} - {role}) & self.roles.keys():
+                # a 0-d tensor of the scores' own dtype, applied only when the test holds: folded
+                # into the query under the same test (1.0 otherwise)
+                test = conditions[role]
+                factors.append((symbol, f"({name.id} if {_guard_term(self._text(test), test)} else 1.0)"))
+                conditions = {r: t for r, t in conditions.items() if r != role}
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
         chosen = [role for role in ("s1", "s2") if role in conditions]
@@ -4104,12 +4125,57 @@ class _Attention:
         return parts.get("mul", "1.0"), factors
 
     def _optional_scale(self, if_stmt: ast.If, role: str, stored: set) -> bool:
-        """Is ``if_stmt`` an ``if`` whose only statement is the scale step ``role`` (no
+        """Is ``if_stmt`` an ``if`` whose last statement is the scale step ``role`` (no
         ``else``), testing names, attributes and constants the attention does not assign?  Then
-        the scores are scaled exactly when the test holds, which ``scale=`` can say."""
-        return (not if_stmt.orelse and len(if_stmt.body) == 1
-                and span_of(if_stmt.body[0]) == self.roles[role].stmt
-                and _plain_test(if_stmt.test) and not (read_names(if_stmt.test) & stored))
+        the scores are scaled exactly when the test holds, which ``scale=`` can say.  Statements
+        before the step may only name the divisor (:meth:`_scale_definitions`)."""
+        if not (not if_stmt.orelse and if_stmt.body and span_of(if_stmt.body[-1]) == self.roles[role].stmt
+                and _plain_test(if_stmt.test) and not (read_names(if_stmt.test) & stored)):
+            return False
+        if len(if_stmt.body) == 1:
+            return True
+        definitions = self._scale_definitions(if_stmt, role)
+        if definitions is None:
+            return False
+        self.scale_definitions.update(definitions)
+        return True
+
+    def _scale_definitions(self, if_stmt: ast.If, role: str) -> dict | None:
+        """pytorch-forecasting's ``if self.scale: dimension = torch.as_tensor(k.size(-1), ...).sqrt();
+        attn = attn / dimension``: the statements before the scale step each assign one local
+        name, read by the step's operand alone -- no other statement of the function reads or
+        assigns it, so the name never holds the value outside the ``if`` -- and nothing else.
+        The fused path runs none of the if's statements: the operand is read through its
+        definition (name -> value), and only when the test holds (:meth:`_scale`)."""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None:
+            return None
+        step = if_stmt.body[-1]
+        definitions: dict = {}
+        for stmt in if_stmt.body[:-1]:
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+                return None
+            name = stmt.targets[0].id
+            if name in definitions or read_names(stmt.value) & set(definitions):
+                return None
+            definitions[name] = stmt.value
+        inside = {id(n) for stmt in if_stmt.body for n in ast_walk(stmt)}
+        for node in ast_walk(func):
+            if isinstance(node, ast.Name) and node.id in definitions and id(node) not in inside:
+                return None  # read or assigned outside the if
+            if isinstance(node, (ast.Global, ast.Nonlocal)) and set(node.names) & set(definitions):
+                return None
+        step_reads = [n for n in ast_walk(step) if isinstance(n, ast.Name) and n.id in definitions]
+        if {n.id for n in step_reads} != set(definitions):
+            return None  # a name the step never reads: a statement of its own
+        try:
+            operand = self._operand_of(role, "div" if role == "s1" else "mul")
+        except Skip:
+            return None
+        if not (isinstance(operand, ast.Name) and operand.id in definitions and len(definitions) == 1
+                and len(step_reads) == 1 and span_of(step_reads[0]) == span_of(operand)):
+            return None
+        return definitions
 
     def _plain_number(self, node: ast.expr, depth: int = 0) -> bool:
         """An expression of numbers, names, attributes, sizes and math functions (not a
@@ -4149,7 +4215,7 @@ class _Attention:
                        for v in node.values[:-1]) and all(self._plain_number(v, depth) for v in node.values)
         return False
 
-    def _number_like(self, node: ast.expr, depth: int = 0) -> bool:
+    def _number_like(self, node: ast.expr, depth: int = 0, dtype: str | None = None) -> bool:
         """A Python number (:meth:`_plain_number`) or a 0-d tensor made from one and math on
         it (torchmultimodal's ``torch.sqrt(torch.tensor(q.shape[-1]))``): neither changes the
         dtype of floating scores it scales (a 0-d tensor promotes only a tensor of a lower
@@ -4159,20 +4225,22 @@ class _Attention:
         if self._plain_number(node):
             return True
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
-            return self._number_like(node.left, depth + 1) and self._number_like(node.right, depth + 1)
+            return self._number_like(node.left, depth + 1, dtype) and self._number_like(node.right, depth + 1, dtype)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            return self._number_like(node.operand, depth + 1)
+            return self._number_like(node.operand, depth + 1, dtype)
         if not isinstance(node, ast.Call):
             return False
         fqn = self.names.resolve(node.func) or ""
         if fqn in ("torch.tensor", "torch.as_tensor"):
+            # (``dtype=`` the scores' own dtype, given as ``dtype``: a 0-d tensor of it promotes nothing)
             return len(node.args) == 1 and self._plain_number(node.args[0]) and all(
-                kw.arg in ("device", "requires_grad") for kw in node.keywords)
+                kw.arg in ("device", "requires_grad") or kw.arg == "dtype" and dtype is not None
+                and ast.unparse(kw.value) == dtype for kw in node.keywords)
         if fqn in ("torch.sqrt", "torch.rsqrt", "torch.exp", "torch.log") and len(node.args) == 1 and not node.keywords:
-            return self._number_like(node.args[0], depth + 1)
+            return self._number_like(node.args[0], depth + 1, dtype)
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("sqrt", "rsqrt", "exp", "log") \
                 and not node.args and not node.keywords and not fqn:
-            return self._number_like(node.func.value, depth + 1) and not self._plain_number(node.func.value)
+            return self._number_like(node.func.value, depth + 1, dtype) and not self._plain_number(node.func.value)
         return False
 
     def _dtype_only(self, stmt: ast.stmt, rest: list) -> bool:

@@ -1,0 +1,120 @@
+"""Research attention forms read in session 29 (rafix38): code shapes around the attention.
+The fixtures are ours.
+
+- ADP010: a scale step under an ``if`` whose body first names the divisor (pytorch-forecasting's
+  temporal-fusion attention: ``if self.scale: dimension = torch.as_tensor(k.size(-1),
+  dtype=attn.dtype, device=attn.device).sqrt(); attn = attn / dimension``).  The name is read by
+  the scale step alone (nowhere else in the function), its value reads only the scores' dtype
+  and device (q's, before any upcast): the fused path computes it under the same test, and the
+  0-d tensor of q's dtype is folded into the query only when the test holds
+  (``q / (dimension if self.scale else 1.0)``, ``scale=1.0``).  The name read after the if, a
+  body that does more, and a divisor of another dtype stay declined.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from corpus_forms import rules
+
+from adopter.synth import fix_text
+
+torch = pytest.importorskip("torch")
+
+GATED = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    class GatedScaleAttention(nn.Module):
+        def __init__(self, dropout=None, scale=True):
+            super().__init__()
+            self.dropout = nn.Dropout(p=dropout) if dropout is not None else None
+            self.softmax = nn.Softmax(dim=2)
+            self.scale = scale
+
+        def forward(self, q, k, v, mask=None):
+            attn = torch.bmm(q, k.permute(0, 2, 1))
+
+            if self.scale:
+                dimension = torch.as_tensor(k.size(-1), dtype=attn.dtype, device=attn.device).sqrt()
+                attn = attn / dimension
+
+            if mask is not None:
+                attn = attn.masked_fill(mask, float("-inf"))
+            attn = self.softmax(attn)
+
+            if self.dropout is not None:
+                attn = self.dropout(attn)
+            output = torch.bmm(attn, v)
+            return output
+""")
+
+
+def _fix(source: str) -> str:
+    return fix_text(source, "model.py", rules("ADP010")).text
+
+
+def _variant(old: str, new: str) -> str:
+    assert old in GATED
+    return GATED.replace(old, new)
+
+
+def _build(source: str):
+    namespace: dict = {}
+    exec(compile(source, "<fixture>", "exec"), namespace)  # noqa: S102 (our own fixture)
+    return namespace["GatedScaleAttention"]
+
+
+def _check_exact(source: str, must_fix: bool = True) -> str:
+    fixed = _fix(source)
+    if not must_fix and fixed == source:
+        return fixed
+    assert fixed != source and "scaled_dot_product_attention" in fixed
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 5, 8, dtype=torch.float64) for _ in range(3))
+    mask = torch.zeros(3, 5, 5, dtype=torch.bool)
+    mask[:, :, 3:] = True
+    for scale in (True, False):
+        original, patched = _build(source)(scale=scale).eval(), _build(fixed)(scale=scale).eval()
+        for given in (None, mask):
+            with torch.no_grad():
+                assert torch.allclose(original(q, k, v, given), patched(q, k, v, given), atol=1e-12)
+    return fixed
+
+
+def test_scale_named_inside_its_if_fixed_exactly():
+    fixed = _check_exact(GATED)
+    # the divisor is computed under the same test on the fused path, read off q, not the scores
+    assert "dtype=q.dtype, device=q.device" in fixed and "(dimension if self.scale else 1.0)" in fixed
+
+
+def test_scale_named_inside_its_if_multiplied_fixed_exactly():
+    source = _variant("dimension = torch.as_tensor(k.size(-1), dtype=attn.dtype, device=attn.device).sqrt()\n"
+                      "            attn = attn / dimension",
+                      "inverse = torch.as_tensor(k.size(-1), dtype=attn.dtype, device=attn.device).rsqrt()\n"
+                      "            attn = attn * inverse")
+    _check_exact(source)
+
+
+def test_scale_name_read_after_the_if_declined():
+    source = _variant("        return output\n", "        return output / dimension\n")
+    assert _fix(source) == source
+
+
+def test_scale_if_doing_more_declined():
+    source = _variant("            attn = attn / dimension\n",
+                      "            self.seen = dimension\n            attn = attn / dimension\n")
+    assert _fix(source) == source
+
+
+def test_scale_of_another_dtype_declined():
+    source = _variant("dtype=attn.dtype, device=attn.device", "dtype=torch.float16, device=attn.device")
+    assert _fix(source) == source
+
+
+def test_scale_read_off_the_scores_values_declined():
+    source = _variant("torch.as_tensor(k.size(-1), dtype=attn.dtype, device=attn.device).sqrt()",
+                      "attn.detach().abs().amax()")
+    assert _fix(source) == source
