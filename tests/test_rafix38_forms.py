@@ -118,3 +118,89 @@ def test_scale_read_off_the_scores_values_declined():
     source = _variant("torch.as_tensor(k.size(-1), dtype=attn.dtype, device=attn.device).sqrt()",
                       "attn.detach().abs().amax()")
     assert _fix(source) == source
+
+
+# ADP010: the keys' name rebound to the values between the steps (learning3d's curve aggregation:
+# ``w = F.softmax(torch.bmm(logits, keys), dim=-1)``, ``keys = self.convn(keys).transpose(1, 2)``,
+# ``torch.bmm(w, keys)``).  The fused path keeps the old keys under a new name before the
+# rebinding statement; the rebinding changes nothing in place, so the call reads the keys the
+# product read and the values the context product read.
+
+CURVES = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class CurveAttention(nn.Module):
+        def __init__(self, channels=8, mid=6):
+            super().__init__()
+            self.convc = nn.Conv1d(channels, mid, 1)
+            self.convn = nn.Conv1d(mid, mid, 1)
+            self.convl = nn.Conv1d(mid, mid, 1)
+
+        def forward(self, x, inter, intra):
+            logits = self.convc(x).transpose(1, 2).contiguous()
+            x_inter = F.softmax(torch.bmm(logits, inter), dim=-1)
+            x_intra = F.softmax(torch.bmm(logits, intra), dim=-1)
+            inter = self.convn(inter).transpose(1, 2).contiguous()
+            intra = self.convl(intra).transpose(1, 2).contiguous()
+            x_inter = torch.bmm(x_inter, inter)
+            x_intra = torch.bmm(x_intra, intra)
+            return torch.cat((x_inter, x_intra), dim=-1)
+""")
+
+
+def _curves(old: str = "", new: str = "") -> str:
+    assert old in CURVES
+    return CURVES.replace(old, new) if old else CURVES
+
+
+def _check_curves(source: str) -> str:
+    fixed = _fix(source)
+    assert fixed != source and "scaled_dot_product_attention" in fixed
+    namespace: dict = {}
+    exec(compile(source, "<fixture>", "exec"), namespace)  # noqa: S102 (our own fixture)
+    patched_ns: dict = {}
+    exec(compile(fixed, "<fixture>", "exec"), patched_ns)  # noqa: S102
+    torch.manual_seed(0)
+    original = namespace["CurveAttention"]().double()
+    patched = patched_ns["CurveAttention"]().double()
+    patched.load_state_dict(original.state_dict())
+    x = torch.randn(2, 8, 5, dtype=torch.float64)
+    inter, intra = torch.randn(2, 6, 4, dtype=torch.float64), torch.randn(2, 6, 7, dtype=torch.float64)
+    with torch.no_grad():
+        assert torch.allclose(original(x, inter, intra), patched(x, inter, intra), atol=1e-12)
+    return fixed
+
+
+def test_keys_rebound_to_the_values_fixed_exactly():
+    fixed = _check_curves(CURVES)
+    assert "inter_before = inter" in fixed and "intra_before = intra" in fixed
+    assert fixed.count("scaled_dot_product_attention(") == 2  # both attentions
+
+
+def test_keys_rebound_with_the_before_name_taken_fixed_exactly():
+    source = _curves("        logits = ", "        inter_before = None\n        logits = ")
+    fixed = _check_curves(source)
+    assert "inter_before_ = inter" in fixed
+
+
+def test_keys_also_read_as_a_bias_declined():
+    # the old keys read a second time by the scores (a bias of their mean): not the call's alone
+    source = _curves("torch.bmm(logits, inter), dim=-1)", "torch.bmm(logits, inter) + inter.mean(), dim=-1)")
+    fixed = _fix(source)
+    assert "inter_before" not in fixed
+
+
+def test_keys_changed_in_place_declined():
+    # the rebinding statement changes the old tensor in place: no snapshot holds the keys read
+    source = _curves("inter = self.convn(inter).transpose(1, 2).contiguous()",
+                     "inter = inter.mul_(2.0).transpose(1, 2).contiguous()")
+    assert "inter_before" not in _fix(source)
+
+
+def test_keys_augmented_in_place_declined():
+    source = _curves("        inter = self.convn(inter).transpose(1, 2).contiguous()\n",
+                     "        inter += 1.0\n        inter = self.convn(inter).transpose(1, 2).contiguous()\n")
+    assert "inter_before" not in _fix(source)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+from collections import Counter
 from ..records import replace
 
 from ..match import Match
@@ -902,7 +903,11 @@ class _Attention:
                                         if k == "step"))
                 clash = stored_names(stmt) & earlier
                 if clash:
-                    raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
+                    held = self._held_operands(stmt, clash, region[:offset], kinds[:offset], (q, k, v))
+                    if held is None:
+                        raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
+                    (q, k, v), snapshots = held
+                    fast.extend(snapshots)
                 fast.append(metadata.get(offset) or self._stmt_text(stmt))
                 continue
             clash = read_names(stmt.test) & before
@@ -4123,6 +4128,58 @@ class _Attention:
         if "div" in parts:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
+
+    def _held_operands(self, stmt: ast.stmt, clash: set, before: list, kinds: list, operands: tuple):
+        """learning3d's curve aggregation: ``x_inter = F.softmax(torch.bmm(x_logits, c), dim=-1)``,
+        then ``c = self.convn(c).transpose(1, 2)`` (the values made from the keys, under their
+        name), then ``torch.bmm(x_inter, c)``.  The statement ``stmt`` between the steps rebinds
+        names (``clash``) an earlier step read; the fused path runs it before the call, so the call
+        would read the new value where the step read the old.  Exact where each such name is read
+        by the earlier steps only as a whole operand of the call (q or k of the scores' product,
+        or v of a context product before ``stmt``), and ``stmt`` only rebinds it (a plain
+        assignment changing nothing in place: the old tensor is left as it was): the fused path
+        keeps the old value under a new name just before ``stmt`` and the call reads that name
+        there.  Returns the operands with those reads renamed and the snapshot statements, or
+        None (declined)."""
+        if not isinstance(stmt, ast.Assign) or not all(isinstance(t, ast.Name) for t in stmt.targets):
+            return None
+        for node in ast_walk(stmt):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr.endswith("_") and not node.func.attr.startswith("_"):
+                return None  # (an in-place method: the old tensor may change)
+            if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, ast.Store):
+                return None
+        roles = ("s0", "s0", "c")  # the steps q, k and v are read at
+        reads = [n for s, kind in zip(before, kinds) if kind == "step" for n in ast_walk(s)
+                 if isinstance(n, ast.Name) and n.id in clash and isinstance(n.ctx, ast.Load)]
+        held = {}
+        for index, ((text, node), role) in enumerate(zip(operands, roles)):
+            node = _untransposed(node)  # (k of ``q @ k^T`` is the product's operand transposed back)
+            if isinstance(node, ast.Name) and node.id in clash and self.roles[role].line < stmt.lineno:
+                held[index] = node
+        counts = Counter(n.id for n in held.values())
+        if not held or Counter(n.id for n in reads) != counts:
+            return None  # the name read otherwise too (a mask, a scale): its old value is not the call's alone
+        func = self._function(stmt)
+        if func is None:
+            return None
+        taken = {n.id for n in ast_walk(func) if isinstance(n, ast.Name)} | \
+            {a.arg for a in ast_walk(func.args) if isinstance(a, ast.arg)}
+        fresh: dict[str, str] = {}
+        for name in sorted({n.id for n in held.values()}):
+            new = f"{name}_before"
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            fresh[name] = new
+        out = list(operands)
+        for index, node in held.items():
+            text, _ = operands[index]
+            renamed = re.sub(rf"(?<![\w.]){re.escape(node.id)}(?!\w)", fresh[node.id], text, count=1)
+            if renamed == text:
+                return None
+            out[index] = (renamed, node)
+        return tuple(out), [f"{new} = {name}" for name, new in fresh.items()]
 
     def _optional_scale(self, if_stmt: ast.If, role: str, stored: set) -> bool:
         """Is ``if_stmt`` an ``if`` whose last statement is the scale step ``role`` (no
