@@ -204,3 +204,70 @@ def test_keys_augmented_in_place_declined():
     source = _curves("        inter = self.convn(inter).transpose(1, 2).contiguous()\n",
                      "        inter += 1.0\n        inter = self.convn(inter).transpose(1, 2).contiguous()\n")
     assert "inter_before" not in _fix(source)
+
+
+# verify: a later input the forward hands as it is to a 2-D convolution of its own (learning3d's
+# ``self.line_conv_att(curves)`` beside the points of a Conv1d).  The harness's later-input
+# guesses are 3-D, which a Conv2d reads as one unbatched image of the wrong channels; that
+# convolution's own input is tried after every other guess.
+
+CURVE_BLOCK = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class CurveBlock(nn.Module):
+        def __init__(self, in_channel):
+            super().__init__()
+            mid = in_channel // 2
+            self.conva = nn.Conv1d(in_channel, mid, 1)
+            self.convc = nn.Conv1d(in_channel, mid, 1)
+            self.convn = nn.Conv1d(mid, mid, 1)
+            self.line_conv_att = nn.Conv2d(in_channel, 1, 1)
+
+        def forward(self, x, curves):
+            att = self.line_conv_att(curves)
+            inter = torch.sum(curves * F.softmax(att, dim=-1), dim=-1)
+            inter = self.conva(inter)
+            logits = self.convc(x).transpose(1, 2).contiguous()
+            weights = F.softmax(torch.bmm(logits, inter), dim=-1)
+            inter = self.convn(inter).transpose(1, 2).contiguous()
+            return torch.bmm(weights, inter)
+""")
+
+
+def _verify_one(tmp_path, text, cls):
+    from adopter.config import Config
+    from adopter.verify import verify_file
+    from adopter.verify.core import options_for
+
+    path = tmp_path / "model.py"
+    path.write_text(text)
+    results = verify_file(str(path), rules("ADP010"), Config(), benchmark=False,
+                          options=options_for(Config(), benchmark=False))
+    return {r.class_name: r for r in results if not r.combined}[cls]
+
+
+def test_a_later_input_of_a_conv2d_verifies(tmp_path):
+    from adopter.verify.result import PASS
+
+    result = _verify_one(tmp_path, CURVE_BLOCK, "CurveBlock")
+    assert result.verdict == PASS, result
+
+
+def test_late_guesses_come_after_every_earlier_try(tmp_path, monkeypatch):
+    # a module an earlier guess fits is called first with the inputs it was before: the late
+    # guess (the Conv2d's own input) comes after every other try
+    import importlib
+
+    from adopter.verify.inputs import MAX_LATE_TRIES, input_options
+    from adopter.verify.sizes import VERIFY
+
+    (tmp_path / "rafix38_curve_block.py").write_text(CURVE_BLOCK)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("rafix38_curve_block")
+    calls = list(input_options(module.CurveBlock(8), {}, VERIFY, {}))
+    four = [i for i, call in enumerate(calls)
+            if len(call.args) > 1 and isinstance(call.args[1], torch.Tensor) and call.args[1].dim() == 4]
+    assert four and min(four) > 0 and min(four) >= len(calls) - MAX_LATE_TRIES
