@@ -271,3 +271,82 @@ def test_late_guesses_come_after_every_earlier_try(tmp_path, monkeypatch):
     four = [i for i, call in enumerate(calls)
             if len(call.args) > 1 and isinstance(call.args[1], torch.Tensor) and call.args[1].dim() == 4]
     assert four and min(four) > 0 and min(four) >= len(calls) - MAX_LATE_TRIES
+
+
+# ADP010: q's name rebound to the scores by the product that reads it (linformer's ``Q =
+# torch.matmul(Q, K)``, then ``P = Q / torch.sqrt(torch.tensor(d).type(Q.type())).to(Q.device)``).
+# Only the steps rebind it, so on the fused path (which runs none of them) it still holds q up to
+# the call; the scale reads the scores' type and device only, q's.
+
+REBOUND = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+
+
+    class RebindingHead(nn.Module):
+        def __init__(self, dim=8, dropout=0.0):
+            super().__init__()
+            self.dim = dim
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, Q, K, V):
+            K = K.transpose(1, 2)
+            Q = torch.matmul(Q, K)
+            P_bar = Q / torch.sqrt(torch.tensor(self.dim).type(Q.type())).to(Q.device)
+            P_bar = P_bar.softmax(dim=-1)
+            P_bar = self.dropout(P_bar)
+            out = torch.matmul(P_bar, V)
+            return out
+""")
+
+
+def _rebound(old: str = "", new: str = "") -> str:
+    assert old in REBOUND
+    return REBOUND.replace(old, new) if old else REBOUND
+
+
+def _check_rebound(source: str, must_fix: bool = True) -> str:
+    fixed = _fix(source)
+    if not must_fix and fixed == source:
+        return fixed
+    assert fixed != source and "scaled_dot_product_attention" in fixed
+    original_ns: dict = {}
+    patched_ns: dict = {}
+    exec(compile(source, "<fixture>", "exec"), original_ns)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "<fixture>", "exec"), patched_ns)  # noqa: S102
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 5, 8, dtype=torch.float64) for _ in range(3))
+    original, patched = original_ns["RebindingHead"]().eval(), patched_ns["RebindingHead"]().eval()
+    with torch.no_grad():
+        a, b = original(q, k, v), patched(q, k, v)
+    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        assert torch.allclose(x, y, atol=1e-12)
+    return fixed
+
+
+def test_query_name_rebound_to_the_scores_fixed_exactly():
+    fixed = _check_rebound(REBOUND)
+    # the call reads Q (q on the fused path) and its type and device for the scale
+    assert "Q / torch.sqrt(torch.tensor(self.dim).type(Q.type())).to(Q.device)" in fixed.split("else:")[-1]
+
+
+def test_query_name_rebound_read_by_dtype_fixed_exactly():
+    _check_rebound(_rebound("torch.tensor(self.dim).type(Q.type())).to(Q.device)",
+                            "torch.tensor(self.dim, device=Q.device)).to(Q.dtype)"))
+
+
+def test_query_name_read_after_the_attention_kept_exact():
+    # the scores read after the region under the rebound name: never q in their place
+    _check_rebound(_rebound("        return out\n", "        return out, Q\n"), must_fix=False)
+
+
+def test_query_name_read_for_its_values_declined():
+    source = _rebound("torch.sqrt(torch.tensor(self.dim).type(Q.type())).to(Q.device)", "Q.detach().abs().amax()")
+    assert _fix(source) == source
+
+
+def test_query_name_rebound_by_another_statement_declined():
+    # a statement that is no step rebinds it between the steps: q's meaning would change
+    source = _rebound("        P_bar = P_bar.softmax(dim=-1)\n",
+                      "        Q = Q * 0.5\n        P_bar = P_bar.softmax(dim=-1)\n")
+    assert "scaled_dot_product_attention" not in _fix(source)

@@ -786,8 +786,12 @@ class _Attention:
         self.dtype_casts: list = []  # (target, cast step): probabilities cast to another tensor's dtype
         self.widening: list = []  # (add step, operand): biases that may widen the scores cast back to
         self._check_casts(upcast, (q, k, v))
-        for text, node in (q, k, v):
+        self.kept_names: set[str] = set()  # q's or k's names the steps alone rebind (_rebound_by_steps)
+        for index, (text, node) in enumerate((q, k, v)):
             clash = read_names(node) & stored
+            if clash and index < 2 and self._rebound_by_steps(clash, region):
+                self.kept_names |= clash
+                continue
             if clash:
                 raise Skip(f"`{sorted(clash)[0]}` is reassigned in the attention, so `{text}` would change meaning")
 
@@ -1012,7 +1016,7 @@ class _Attention:
                 fused_reads = set().union(*(_loads(t) for t in fused))
                 recast = _recast_only(other)
                 only_original -= (recast - fused_stored) & fused_reads
-        missing = _loads(ast.parse(c_text)) & only_original
+        missing = _loads(ast.parse(c_text)) & (only_original - self.kept_names)
         self.in_context: list[tuple[ast.Return, int, int, str]] = []
         if missing:
             c_text = self._returned_beside(c_stmt, call, only_original)
@@ -3456,6 +3460,10 @@ class _Attention:
                     return ast.Call(func=ast.Attribute(value=func.value, attr=func.attr[:-len("_like")], ctx=ast.Load()),
                                     args=[swap("shape"), *[self.visit(a) for a in node.args[1:]]],
                                     keywords=[*node.keywords, *extra])
+                if isinstance(func, ast.Attribute) and func.attr == "type" and scores(func.value) \
+                        and not node.args and not node.keywords:
+                    # linformer's ``.type(Q.type())``: the scores' tensor type, q's (dtype and device)
+                    return ast.parse(f"{q_text}.type()", mode="eval").body
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
                     return swap(counted(node.args[0])) or node
@@ -3476,11 +3484,17 @@ class _Attention:
                         return node
                 return self.generic_visit(node)
 
-        if statement:
-            new = Swap().visit(ast.parse(self._stmt_text(value)))
-        else:
-            new = Swap().visit(ast.parse(text if text is not None else self._text(value), mode="eval")).body
-        if (_loads(new) & stored) - self._operands_until_context(q_text, k_text):
+        tree = ast.parse(self._stmt_text(value)) if statement else \
+            ast.parse(text if text is not None else self._text(value), mode="eval")
+        # q's or k's name that only the steps rebind (_rebound_by_steps): read as the scores in
+        # ``value``, every such read must be swapped; the q and k the swap writes hold them
+        kept = getattr(self, "kept_names", None)
+        read = {id(n) for n in ast_walk(tree) if isinstance(n, ast.Name) and n.id in kept} if kept else set()
+        new = Swap().visit(tree)
+        new = new if statement else new.body
+        if read and any(id(n) in read for n in ast_walk(new)):
+            return None
+        if (_loads(new) & stored) - self._operands_until_context(q_text, k_text) - (kept or set()):
             return None
         return ast.unparse(new)
 
@@ -4100,12 +4114,24 @@ class _Attention:
                     raise Skip("the scale is computed by the attention")
                 operand = ast.parse(swapped, mode="eval").body
                 self.made_texts[id(operand)] = swapped
-            if read_names(operand) & stored:
+            kept = getattr(self, "kept_names", set())
+            if kept and not defined and read_names(operand) & stored and read_names(operand) & stored <= kept:
+                # linformer's ``Q / torch.sqrt(torch.tensor(d).type(Q.type())).to(Q.device)`` with
+                # Q the scores: their dtype and device, q's -- which Q still holds on the fused path
+                swapped = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(operand, stored)
+                if swapped is None:
+                    raise Skip("the scale is computed by the attention")
+                operand = ast.parse(swapped, mode="eval").body
+                self.made_texts[id(operand)] = swapped
+                if read_names(operand) & stored - kept:
+                    raise Skip("the scale is computed by the attention")
+            elif read_names(operand) & stored:
                 raise Skip("the scale is computed by the attention")
             text = _atom(self._text(operand), operand)
             if self._plain_number(operand):
                 parts[var] = text
-            elif (self._constant_along_keys(operand) or self._number_like(operand)) and role not in conditions:
+            elif (self._constant_along_keys(operand) or self._number_like(operand, dtype=self._q_dtype())) \
+                    and role not in conditions:
                 factors.append((symbol, text))
             elif defined and self._number_like(operand, dtype=self._q_dtype()) and len(conditions.keys() & {"s1", "s2"}) == 1 \
                     and not ({"s1", "s2"} - {role}) & self.roles.keys():
@@ -4128,6 +4154,31 @@ class _Attention:
         if "div" in parts:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
+
+    def _rebound_by_steps(self, names: set, region: list) -> bool:
+        """linformer's ``Q = torch.matmul(Q, K)``: q's (or k's) name rebound to the scores by the
+        product that reads it.  q and k are read by the scores' product; where every statement
+        of the region that assigns the name is a step at or after that product (no other
+        statement, no loop or with target), the fused path -- which runs none of the steps --
+        keeps the name bound to what the product read, up to the call.  What reads the name
+        later as the scores is checked as before: between the steps only for the scores' dtype,
+        device or shape (the same of q), after the region by the live-read checks."""
+        s0 = self.roles["s0"].stmt
+        step_stmts = {n.stmt for n in self.nodes}
+        compound = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
+        for top in region:
+            for inner in ast_walk(top):
+                if not isinstance(inner, ast.stmt):
+                    continue
+                if isinstance(inner, compound):
+                    own = [getattr(inner, "target", None)] + [i.optional_vars for i in getattr(inner, "items", [])]
+                    if any(isinstance(t, ast.AST) and {n.id for n in ast_walk(t) if isinstance(n, ast.Name)} & names
+                           for t in own) or any(h.name in names for h in getattr(inner, "handlers", [])):
+                        return False
+                    continue
+                if stored_names(inner) & names and (span_of(inner) not in step_stmts or span_of(inner)[:2] < s0[:2]):
+                    return False
+        return True
 
     def _held_operands(self, stmt: ast.stmt, clash: set, before: list, kinds: list, operands: tuple):
         """learning3d's curve aggregation: ``x_inter = F.softmax(torch.bmm(x_logits, c), dim=-1)``,
@@ -4298,6 +4349,12 @@ class _Attention:
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("sqrt", "rsqrt", "exp", "log") \
                 and not node.args and not node.keywords and not fqn:
             return self._number_like(node.func.value, depth + 1, dtype) and not self._plain_number(node.func.value)
+        if dtype is not None and isinstance(node.func, ast.Attribute) and node.func.attr in ("type", "to") \
+                and len(node.args) == 1 and not node.keywords and not fqn:
+            # ``t.type(q.type())``, ``t.to(q.device)``: the 0-d tensor in q's own dtype or on its device
+            q = dtype[:-len(".dtype")]
+            wanted = {"type": (f"{q}.type()", dtype), "to": (dtype, f"{q}.device")}[node.func.attr]
+            return ast.unparse(node.args[0]) in wanted and self._number_like(node.func.value, depth + 1, dtype)
         return False
 
     def _dtype_only(self, stmt: ast.stmt, rest: list) -> bool:
