@@ -39,6 +39,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+from collections import Counter
 from ..records import replace
 
 from ..match import Match
@@ -363,6 +364,7 @@ class _Attention:
         self.made_texts: dict[int, str] = {}  # id of an expression built from the caller's text -> that text
         self.fallback_try: ast.Try | None = None  # `try: x = p @ v` / `except: x = p.half() @ v` (_dtype_fallback)
         self.off_roles: dict[str, str] = {}  # add steps whose if the guard sends to the original (_guarded_off)
+        self.scale_definitions: dict[str, ast.expr] = {}  # a divisor named inside the scale's if -> its value
 
     # ------------------------------------------------------------------ helpers
     def _at(self, span: Span | None, what: str = "an argument") -> ast.expr:
@@ -784,8 +786,12 @@ class _Attention:
         self.dtype_casts: list = []  # (target, cast step): probabilities cast to another tensor's dtype
         self.widening: list = []  # (add step, operand): biases that may widen the scores cast back to
         self._check_casts(upcast, (q, k, v))
-        for text, node in (q, k, v):
+        self.kept_names: set[str] = set()  # q's or k's names the steps alone rebind (_rebound_by_steps)
+        for index, (text, node) in enumerate((q, k, v)):
             clash = read_names(node) & stored
+            if clash and index < 2 and self._rebound_by_steps(clash, region):
+                self.kept_names |= clash
+                continue
             if clash:
                 raise Skip(f"`{sorted(clash)[0]}` is reassigned in the attention, so `{text}` would change meaning")
 
@@ -901,7 +907,11 @@ class _Attention:
                                         if k == "step"))
                 clash = stored_names(stmt) & earlier
                 if clash:
-                    raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
+                    held = self._held_operands(stmt, clash, region[:offset], kinds[:offset], (q, k, v))
+                    if held is None:
+                        raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
+                    (q, k, v), snapshots = held
+                    fast.extend(snapshots)
                 fast.append(metadata.get(offset) or self._stmt_text(stmt))
                 continue
             clash = read_names(stmt.test) & before
@@ -1006,7 +1016,7 @@ class _Attention:
                 fused_reads = set().union(*(_loads(t) for t in fused))
                 recast = _recast_only(other)
                 only_original -= (recast - fused_stored) & fused_reads
-        missing = _loads(ast.parse(c_text)) & only_original
+        missing = _loads(ast.parse(c_text)) & (only_original - self.kept_names)
         self.in_context: list[tuple[ast.Return, int, int, str]] = []
         if missing:
             c_text = self._returned_beside(c_stmt, call, only_original)
@@ -3459,6 +3469,10 @@ class _Attention:
                     return ast.Call(func=ast.Attribute(value=func.value, attr=func.attr[:-len("_like")], ctx=ast.Load()),
                                     args=[swap("shape"), *[self.visit(a) for a in node.args[1:]]],
                                     keywords=[*node.keywords, *extra])
+                if isinstance(func, ast.Attribute) and func.attr == "type" and scores(func.value) \
+                        and not node.args and not node.keywords:
+                    # linformer's ``.type(Q.type())``: the scores' tensor type, q's (dtype and device)
+                    return ast.parse(f"{q_text}.type()", mode="eval").body
                 if isinstance(func, ast.Attribute) and func.attr == "size" and scores(func.value) \
                         and len(node.args) == 1 and not node.keywords:
                     return swap(counted(node.args[0])) or node
@@ -3479,11 +3493,17 @@ class _Attention:
                         return node
                 return self.generic_visit(node)
 
-        if statement:
-            new = Swap().visit(ast.parse(self._stmt_text(value)))
-        else:
-            new = Swap().visit(ast.parse(text if text is not None else self._text(value), mode="eval")).body
-        if (_loads(new) & stored) - self._operands_until_context(q_text, k_text):
+        tree = ast.parse(self._stmt_text(value)) if statement else \
+            ast.parse(text if text is not None else self._text(value), mode="eval")
+        # q's or k's name that only the steps rebind (_rebound_by_steps): read as the scores in
+        # ``value``, every such read must be swapped; the q and k the swap writes hold them
+        kept = getattr(self, "kept_names", None)
+        read = {id(n) for n in ast_walk(tree) if isinstance(n, ast.Name) and n.id in kept} if kept else set()
+        new = Swap().visit(tree)
+        new = new if statement else new.body
+        if read and any(id(n) in read for n in ast_walk(new)):
+            return None
+        if (_loads(new) & stored) - self._operands_until_context(q_text, k_text) - (kept or set()):
             return None
         return ast.unparse(new)
 
@@ -4090,13 +4110,45 @@ class _Attention:
             if role not in self.roles:
                 continue
             operand = self._operand_of(role, var)
-            if read_names(operand) & stored:
+            defined = isinstance(operand, ast.Name) and role in conditions \
+                and self.scale_definitions.get(operand.id) is not None
+            name = operand
+            if defined:
+                # the divisor named inside the if (:meth:`_scale_definitions`): its value, with
+                # the scores' dtype and device read off q (the same before any upcast), is what
+                # the fused path's copy of the if assigns the name (:meth:`_check_step_if`)
+                operand = self.scale_definitions[operand.id]
+                swapped = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(operand, stored)
+                if swapped is None:
+                    raise Skip("the scale is computed by the attention")
+                operand = ast.parse(swapped, mode="eval").body
+                self.made_texts[id(operand)] = swapped
+            kept = getattr(self, "kept_names", set())
+            if kept and not defined and read_names(operand) & stored and read_names(operand) & stored <= kept:
+                # linformer's ``Q / torch.sqrt(torch.tensor(d).type(Q.type())).to(Q.device)`` with
+                # Q the scores: their dtype and device, q's -- which Q still holds on the fused path
+                swapped = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(operand, stored)
+                if swapped is None:
+                    raise Skip("the scale is computed by the attention")
+                operand = ast.parse(swapped, mode="eval").body
+                self.made_texts[id(operand)] = swapped
+                if read_names(operand) & stored - kept:
+                    raise Skip("the scale is computed by the attention")
+            elif read_names(operand) & stored:
                 raise Skip("the scale is computed by the attention")
             text = _atom(self._text(operand), operand)
             if self._plain_number(operand):
                 parts[var] = text
-            elif (self._constant_along_keys(operand) or self._number_like(operand)) and role not in conditions:
+            elif (self._constant_along_keys(operand) or self._number_like(operand, dtype=self._q_dtype())) \
+                    and role not in conditions:
                 factors.append((symbol, text))
+            elif defined and self._number_like(operand, dtype=self._q_dtype()) and len(conditions.keys() & {"s1", "s2"}) == 1 \
+                    and not ({"s1", "s2"} - {role}) & self.roles.keys():
+                # a 0-d tensor of the scores' own dtype, applied only when the test holds: folded
+                # into the query under the same test (1.0 otherwise)
+                test = conditions[role]
+                factors.append((symbol, f"({name.id} if {_guard_term(self._text(test), test)} else 1.0)"))
+                conditions = {r: t for r, t in conditions.items() if r != role}
             else:
                 raise Skip(f"the scale `{self._text(operand)}` may be a tensor that differs between keys")
         chosen = [role for role in ("s1", "s2") if role in conditions]
@@ -4112,13 +4164,135 @@ class _Attention:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
 
+    def _rebound_by_steps(self, names: set, region: list) -> bool:
+        """linformer's ``Q = torch.matmul(Q, K)``: q's (or k's) name rebound to the scores by the
+        product that reads it.  q and k are read by the scores' product; where every statement
+        of the region that assigns the name is a step at or after that product (no other
+        statement, no loop or with target), the fused path -- which runs none of the steps --
+        keeps the name bound to what the product read, up to the call.  What reads the name
+        later as the scores is checked as before: between the steps only for the scores' dtype,
+        device or shape (the same of q), after the region by the live-read checks."""
+        s0 = self.roles["s0"].stmt
+        step_stmts = {n.stmt for n in self.nodes}
+        compound = (ast.If, ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try)
+        for top in region:
+            for inner in ast_walk(top):
+                if not isinstance(inner, ast.stmt):
+                    continue
+                if isinstance(inner, compound):
+                    own = [getattr(inner, "target", None)] + [i.optional_vars for i in getattr(inner, "items", [])]
+                    if any(isinstance(t, ast.AST) and {n.id for n in ast_walk(t) if isinstance(n, ast.Name)} & names
+                           for t in own) or any(h.name in names for h in getattr(inner, "handlers", [])):
+                        return False
+                    continue
+                if stored_names(inner) & names and (span_of(inner) not in step_stmts or span_of(inner)[:2] < s0[:2]):
+                    return False
+        return True
+
+    def _held_operands(self, stmt: ast.stmt, clash: set, before: list, kinds: list, operands: tuple):
+        """learning3d's curve aggregation: ``x_inter = F.softmax(torch.bmm(x_logits, c), dim=-1)``,
+        then ``c = self.convn(c).transpose(1, 2)`` (the values made from the keys, under their
+        name), then ``torch.bmm(x_inter, c)``.  The statement ``stmt`` between the steps rebinds
+        names (``clash``) an earlier step read; the fused path runs it before the call, so the call
+        would read the new value where the step read the old.  Exact where each such name is read
+        by the earlier steps only as a whole operand of the call (q or k of the scores' product,
+        or v of a context product before ``stmt``), and ``stmt`` only rebinds it (a plain
+        assignment changing nothing in place: the old tensor is left as it was): the fused path
+        keeps the old value under a new name just before ``stmt`` and the call reads that name
+        there.  Returns the operands with those reads renamed and the snapshot statements, or
+        None (declined)."""
+        if not isinstance(stmt, ast.Assign) or not all(isinstance(t, ast.Name) for t in stmt.targets):
+            return None
+        for node in ast_walk(stmt):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    and node.func.attr.endswith("_") and not node.func.attr.startswith("_"):
+                return None  # (an in-place method: the old tensor may change)
+            if isinstance(node, (ast.Subscript, ast.Attribute)) and isinstance(node.ctx, ast.Store):
+                return None
+        roles = ("s0", "s0", "c")  # the steps q, k and v are read at
+        reads = [n for s, kind in zip(before, kinds) if kind == "step" for n in ast_walk(s)
+                 if isinstance(n, ast.Name) and n.id in clash and isinstance(n.ctx, ast.Load)]
+        held = {}
+        for index, ((text, node), role) in enumerate(zip(operands, roles)):
+            node = _untransposed(node)  # (k of ``q @ k^T`` is the product's operand transposed back)
+            if isinstance(node, ast.Name) and node.id in clash and self.roles[role].line < stmt.lineno:
+                held[index] = node
+        counts = Counter(n.id for n in held.values())
+        if not held or Counter(n.id for n in reads) != counts:
+            return None  # the name read otherwise too (a mask, a scale): its old value is not the call's alone
+        func = self._function(stmt)
+        if func is None:
+            return None
+        taken = {n.id for n in ast_walk(func) if isinstance(n, ast.Name)} | \
+            {a.arg for a in ast_walk(func.args) if isinstance(a, ast.arg)}
+        fresh: dict[str, str] = {}
+        for name in sorted({n.id for n in held.values()}):
+            new = f"{name}_before"
+            while new in taken:
+                new += "_"
+            taken.add(new)
+            fresh[name] = new
+        out = list(operands)
+        for index, node in held.items():
+            text, _ = operands[index]
+            renamed = re.sub(rf"(?<![\w.]){re.escape(node.id)}(?!\w)", fresh[node.id], text, count=1)
+            if renamed == text:
+                return None
+            out[index] = (renamed, node)
+        return tuple(out), [f"{new} = {name}" for name, new in fresh.items()]
+
     def _optional_scale(self, if_stmt: ast.If, role: str, stored: set) -> bool:
-        """Is ``if_stmt`` an ``if`` whose only statement is the scale step ``role`` (no
+        """Is ``if_stmt`` an ``if`` whose last statement is the scale step ``role`` (no
         ``else``), testing names, attributes and constants the attention does not assign?  Then
-        the scores are scaled exactly when the test holds, which ``scale=`` can say."""
-        return (not if_stmt.orelse and len(if_stmt.body) == 1
-                and span_of(if_stmt.body[0]) == self.roles[role].stmt
-                and _plain_test(if_stmt.test) and not (read_names(if_stmt.test) & stored))
+        the scores are scaled exactly when the test holds, which ``scale=`` can say.  Statements
+        before the step may only name the divisor (:meth:`_scale_definitions`)."""
+        if not (not if_stmt.orelse and if_stmt.body and span_of(if_stmt.body[-1]) == self.roles[role].stmt
+                and _plain_test(if_stmt.test) and not (read_names(if_stmt.test) & stored)):
+            return False
+        if len(if_stmt.body) == 1:
+            return True
+        definitions = self._scale_definitions(if_stmt, role)
+        if definitions is None:
+            return False
+        self.scale_definitions.update(definitions)
+        return True
+
+    def _scale_definitions(self, if_stmt: ast.If, role: str) -> dict | None:
+        """pytorch-forecasting's ``if self.scale: dimension = torch.as_tensor(k.size(-1), ...).sqrt();
+        attn = attn / dimension``: the statements before the scale step each assign one local
+        name, read by the step's operand alone -- no other statement of the function reads or
+        assigns it, so the name never holds the value outside the ``if`` -- and nothing else.
+        The fused path runs none of the if's statements: the operand is read through its
+        definition (name -> value), and only when the test holds (:meth:`_scale`)."""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None:
+            return None
+        step = if_stmt.body[-1]
+        definitions: dict = {}
+        for stmt in if_stmt.body[:-1]:
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+                return None
+            name = stmt.targets[0].id
+            if name in definitions or read_names(stmt.value) & set(definitions):
+                return None
+            definitions[name] = stmt.value
+        inside = {id(n) for stmt in if_stmt.body for n in ast_walk(stmt)}
+        for node in ast_walk(func):
+            if isinstance(node, ast.Name) and node.id in definitions and id(node) not in inside:
+                return None  # read or assigned outside the if
+            if isinstance(node, (ast.Global, ast.Nonlocal)) and set(node.names) & set(definitions):
+                return None
+        step_reads = [n for n in ast_walk(step) if isinstance(n, ast.Name) and n.id in definitions]
+        if {n.id for n in step_reads} != set(definitions):
+            return None  # a name the step never reads: a statement of its own
+        try:
+            operand = self._operand_of(role, "div" if role == "s1" else "mul")
+        except Skip:
+            return None
+        if not (isinstance(operand, ast.Name) and operand.id in definitions and len(definitions) == 1
+                and len(step_reads) == 1 and span_of(step_reads[0]) == span_of(operand)):
+            return None
+        return definitions
 
     def _plain_number(self, node: ast.expr, depth: int = 0) -> bool:
         """An expression of numbers, names, attributes, sizes and math functions (not a
@@ -4158,7 +4332,7 @@ class _Attention:
                        for v in node.values[:-1]) and all(self._plain_number(v, depth) for v in node.values)
         return False
 
-    def _number_like(self, node: ast.expr, depth: int = 0) -> bool:
+    def _number_like(self, node: ast.expr, depth: int = 0, dtype: str | None = None) -> bool:
         """A Python number (:meth:`_plain_number`) or a 0-d tensor made from one and math on
         it (torchmultimodal's ``torch.sqrt(torch.tensor(q.shape[-1]))``): neither changes the
         dtype of floating scores it scales (a 0-d tensor promotes only a tensor of a lower
@@ -4168,20 +4342,28 @@ class _Attention:
         if self._plain_number(node):
             return True
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)):
-            return self._number_like(node.left, depth + 1) and self._number_like(node.right, depth + 1)
+            return self._number_like(node.left, depth + 1, dtype) and self._number_like(node.right, depth + 1, dtype)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            return self._number_like(node.operand, depth + 1)
+            return self._number_like(node.operand, depth + 1, dtype)
         if not isinstance(node, ast.Call):
             return False
         fqn = self.names.resolve(node.func) or ""
         if fqn in ("torch.tensor", "torch.as_tensor"):
+            # (``dtype=`` the scores' own dtype, given as ``dtype``: a 0-d tensor of it promotes nothing)
             return len(node.args) == 1 and self._plain_number(node.args[0]) and all(
-                kw.arg in ("device", "requires_grad") for kw in node.keywords)
+                kw.arg in ("device", "requires_grad") or kw.arg == "dtype" and dtype is not None
+                and ast.unparse(kw.value) == dtype for kw in node.keywords)
         if fqn in ("torch.sqrt", "torch.rsqrt", "torch.exp", "torch.log") and len(node.args) == 1 and not node.keywords:
-            return self._number_like(node.args[0], depth + 1)
+            return self._number_like(node.args[0], depth + 1, dtype)
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("sqrt", "rsqrt", "exp", "log") \
                 and not node.args and not node.keywords and not fqn:
-            return self._number_like(node.func.value, depth + 1) and not self._plain_number(node.func.value)
+            return self._number_like(node.func.value, depth + 1, dtype) and not self._plain_number(node.func.value)
+        if dtype is not None and isinstance(node.func, ast.Attribute) and node.func.attr in ("type", "to") \
+                and len(node.args) == 1 and not node.keywords and not fqn:
+            # ``t.type(q.type())``, ``t.to(q.device)``: the 0-d tensor in q's own dtype or on its device
+            q = dtype[:-len(".dtype")]
+            wanted = {"type": (f"{q}.type()", dtype), "to": (dtype, f"{q}.device")}[node.func.attr]
+            return ast.unparse(node.args[0]) in wanted and self._number_like(node.func.value, depth + 1, dtype)
         return False
 
     def _dtype_only(self, stmt: ast.stmt, rest: list) -> bool:

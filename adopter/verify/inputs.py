@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .build import Call
 
 MAX_UNMASKED_TRIES = 8  # tries with the required masks None, after the others (input_calls)
+MAX_LATE_TRIES = 8  # tries with a later input as the convolution it is handed to takes it, after all others
 MAX_INPUT_TRIES = 48
 
 # A model's main inputs: given even when optional (they are alternatives to inputs_embeds).
@@ -1147,6 +1148,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         image = patch * max(1, image // patch)
     hinted_channels = _int_hint(hints, "num_channels", "in_chans", "in_channels", "channels", "n_channels")
     per_param: list[tuple[str, bool, list[Any]]] = []  # (name, positional, candidates)
+    late: dict[str, Any] = {}  # a later input handed to a convolution of its own: its input, tried last
     generator = torch.Generator().manual_seed(1234)
 
     def randn(*shape: int) -> torch.Tensor:
@@ -1374,6 +1376,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         for width in widths:
             candidates.append(randn(b, s, width))
         candidates += four
+        if per_param and isinstance(handed, (nn.Conv2d, nn.Conv3d)):
+            # a later input the code hands as it is to a 2-D or 3-D convolution of its own
+            # (learning3d's ``self.line_conv_att(curves)`` beside points of a Conv1d): that
+            # convolution's input, tried only after every other guess (``late``)
+            late[name] = _layer_input(randn, handed, b, s, image)
         if channels is None and not image_like:
             for width in widths[:2]:
                 candidates.append(randn(b * 4, width))
@@ -1403,8 +1410,15 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         tries = itertools.chain(itertools.islice(tries, MAX_INPUT_TRIES), itertools.islice(_combinations(
             [[None] if name in unmasked else [OMIT] if name in left_out else c for name, _, c in per_param]),
             MAX_UNMASKED_TRIES))
+    budget = MAX_INPUT_TRIES + (MAX_UNMASKED_TRIES if unmasked or left_out else 0)
+    if late:
+        # the late guesses, each with the other inputs' guesses, after every try above (so a
+        # module some earlier guess fits is called with the inputs it was before)
+        tries = itertools.chain(itertools.islice(tries, budget), itertools.islice(_combinations(
+            [[late[name]] if name in late else c for name, _, c in per_param]), MAX_LATE_TRIES))
+        budget += MAX_LATE_TRIES
     for count, combo in enumerate(tries):
-        if count >= MAX_INPUT_TRIES + (MAX_UNMASKED_TRIES if unmasked or left_out else 0):
+        if count >= budget:
             return
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
