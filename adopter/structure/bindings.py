@@ -15,7 +15,7 @@ import copy
 import os
 from ..records import dataclass, field, replace
 
-from .layers import (OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
+from .layers import (INPUT_KINDS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
                      _super_init)
 from .treewalk import blocks
 from .names import ModuleNames
@@ -780,6 +780,16 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                                   conditional=b.conditional, unlike=(
                                       f"`self.{attr}`'s output is its last member's, a {last.rsplit('.', 1)[-1]}: "
                                       f"the kernel would take over that member inside the container")))
+        first = _first_member(b)
+        if first is not None:
+            # calling the Sequential runs its first member on its input first (a BatchNorm, then
+            # its activation: ``self.bn_act = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())``
+            # after a convolution): what runs before the call runs into that BatchNorm, as for
+            # a module class normalising first (LayerTyper._input_kind); reported, not fixed
+            out[attr].append(Ctor(attr, first.fqn, first.args, first.kwargs, False, span(stmt), call, func_name,
+                                  via=b.via or b.fqn, conditional=b.conditional, unlike=(
+                                      f"`self.{attr}` runs its first member, a {first.fqn.rsplit('.', 1)[-1]}, on "
+                                      f"its input: the kernel would take over that member inside the container")))
     if value.__class__ is ast.IfExp:
         # ``nn.Sequential(...) if flag else None``: None cannot be called, so a call of the
         # attribute runs the container built in the other arm; its members are that arm's
@@ -950,6 +960,26 @@ def _container_elements(call: ast.Call):
             yield arg.elt
         else:
             yield arg
+
+
+def _first_member(built: Built) -> Built | None:
+    """The BatchNorm (one of ``INPUT_KINDS``) an ``nn.Sequential`` always runs first on its
+    input: its one first member on every way through its construction, a layer of exactly
+    that class built unconditionally; else None."""
+    graph = built.members
+    if built.fqn != SEQUENTIAL or graph is None or not graph.members:
+        return None
+    starts = {b for a, b in graph.edges if a == -1}
+    if len(starts) != 1 or -1 in graph.frontier:
+        return None  # (several first members, or a way through that adds none)
+    members = graph.members[next(iter(starts))][0]
+    if len(members) != 1:
+        return None
+    only = members[0]
+    if not (isinstance(only, Built) and only.fqn in INPUT_KINDS and not only.conditional and not only.unlike
+            and not only.table):
+        return None
+    return only
 
 
 def _last_member_kind(built: Built, kinds_of: frozenset = OUTPUT_KINDS) -> str | None:
