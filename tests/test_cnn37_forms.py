@@ -18,6 +18,16 @@ wrappers, lambda op tables) and one family was not read.  The fixtures are ours.
 Near-misses: an activation first in the container, a first norm with ``track_running_stats=False``,
 a norm appended only under a flag (the first member is the ReLU on the other way), a Conv1d into a
 BatchNorm1d-first container, the conv's output also returned.
+
+- The rows of a list of per-block lists unpacked in ``forward`` (``self.blocks =
+  nn.ModuleList([nn.ModuleList([conv, bn]) for ...])`` or appended one per block, then ``for
+  conv, bn in self.blocks: x = bn(conv(x))``; the ``for attn, ff in self.layers`` idiom): the
+  names the loop unpacks called nothing known, so a pair across them was not seen.  Each
+  position of such written-out rows is now the layer at that position (``blocks[][0]``, ...), and
+  the loop's names call them, when every row is such a list of exactly the loop's width and each
+  position holds one kind of layer in every row: reported, not fixed.
+Near-misses: a row of another kind appended last (a GroupNorm at the norm's position), the norm
+first in each row (the pair runs the other way), an activation between the unpacked layers.
 """
 
 from __future__ import annotations
@@ -176,3 +186,65 @@ def test_container_starting_with_batchnorm_near_misses():
     code = FACTORY.replace("return self.post(y)", "return self.post(y), y")
     assert found(code, "ADP007") == []
 
+
+# ---------- ADP007 / ADP008: the rows of a list of per-block lists unpacked in forward
+
+ROWS = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Encoder(nn.Module):
+        def __init__(self, widths=(8, 16)):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.ModuleList([nn.Conv2d(3, w, 3, padding=1), NORM]) for w in widths])
+
+        def forward(self, x):
+            for conv, norm in self.blocks:
+                x = norm(conv(x)).relu()  # pair
+            return x
+    """)
+
+APPENDED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Tower(nn.Module):
+        def __init__(self, dim=16, depth=3):
+            super().__init__()
+            self.layers = nn.ModuleList([])
+            for _ in range(depth):
+                self.layers.append(nn.ModuleList([nn.Linear(dim, dim), nn.BatchNorm1d(dim), nn.ReLU()]))
+            LAST
+
+        def forward(self, x):
+            for i, (lin, bn, act) in enumerate(self.layers):
+                x = act(bn(lin(x)))  # pair
+            return x
+    """)
+
+
+def test_unpacked_rows_conv_bn():
+    code = ROWS.replace("NORM", "nn.BatchNorm2d(w)")
+    finding = finding_at(code, "ADP007", "# pair")
+    assert finding is not None
+    assert fix_text(code, "model.py", rules("ADP007")).text == code  # reported, not fixed
+
+
+def test_unpacked_rows_linear_bn_appended_with_enumerate():
+    code = APPENDED.replace("        LAST\n", "")
+    assert finding_at(code, "ADP008", "# pair") is not None
+
+
+def test_unpacked_rows_near_misses():
+    # a row of another kind appended last: the norm's position holds a GroupNorm there
+    code = APPENDED.replace("LAST", "self.layers.append(nn.ModuleList([nn.Linear(dim, dim), nn.LayerNorm(dim), nn.ReLU()]))")
+    assert found(code, "ADP008") == []
+    # the norm first in each row: the pair runs the other way
+    code = ROWS.replace("nn.Conv2d(3, w, 3, padding=1), NORM", "nn.BatchNorm2d(3), nn.Conv2d(3, w, 3, padding=1)").replace(
+        "for conv, norm in", "for norm, conv in").replace("x = norm(conv(x)).relu()", "x = conv(norm(x)).relu()")
+    assert found(code, "ADP007") == []
+    # an activation between the unpacked layers
+    code = ROWS.replace("NORM", "nn.BatchNorm2d(w)").replace("x = norm(conv(x)).relu()", "x = norm(conv(x).relu())")
+    assert found(code, "ADP007") == []

@@ -832,8 +832,11 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             if isinstance(listed, SeqGraph) and listed.members and not listed.named:
                 # nn.ModuleList(convs), convs a local list filled with append/extend/+=
                 elements = [b for built, _ in listed.members for b in built]
+                for _, member in listed.members:
+                    _record_row(attr, member, stmt, func_name, typer, env, names, out)
             else:
                 elements = typer.values(element, env)
+                _record_row(attr, element, stmt, func_name, typer, env, names, out)
             for b in elements:
                 if isinstance(b, Built):
                     out.setdefault(attr + "[]", []).append(
@@ -897,11 +900,32 @@ def _record_members(attr, listed, stmt, func_name, typer: LayerTyper, env: dict,
     for element in elements:
         if isinstance(element, ast.Starred):
             continue
+        _record_row(attr, element, stmt, func_name, typer, env, names, out)
         for b in typer.values(element, env):
             if isinstance(b, Built):
                 out.setdefault(attr + "[]", []).append(
                     Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                          via=b.via, unlike=b.unlike))
+
+
+def _record_row(attr, element, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out) -> None:
+    """A member of the ``nn.ModuleList`` bound to ``self.<attr>`` that is itself a container
+    written out (``nn.ModuleList([conv, bn])``): each of its elements as the layer at that
+    position of every row, ``attr[][0]``, ``attr[][1]``, ... (what ``for conv, bn in
+    self.<attr>`` unpacks; graph._row_aliases).  Reported, not fixed: the layers run through
+    the unpacking.  (A row that is an ``nn.Sequential`` is read as the Sequential it is built
+    as, its pairs reported there.)"""
+    if element.__class__ is not ast.Call or element.keywords:
+        return
+    args = element.args
+    if len(args) != 1 or args[0].__class__ not in (ast.List, ast.Tuple) or \
+            names.resolve(element.func) != "torch.nn.ModuleList":
+        return
+    args = args[0].elts
+    if not args or any(a.__class__ is ast.Starred for a in args):
+        return
+    _record_positions(attr + "[]", args, stmt, func_name, typer, env, out,
+                      unlike=f"the layers of each member of `{attr}` run as forward unpacks them; rewrite it by hand")
 
 
 class _Closure(ast.NodeTransformer):
