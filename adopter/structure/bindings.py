@@ -15,7 +15,7 @@ import copy
 import os
 from ..records import dataclass, field, replace
 
-from .layers import (OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
+from .layers import (INPUT_KINDS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
                      _super_init)
 from .treewalk import blocks
 from .names import ModuleNames
@@ -780,6 +780,16 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
                                   conditional=b.conditional, unlike=(
                                       f"`self.{attr}`'s output is its last member's, a {last.rsplit('.', 1)[-1]}: "
                                       f"the kernel would take over that member inside the container")))
+        first = _first_member(b)
+        if first is not None:
+            # calling the Sequential runs its first member on its input first (a BatchNorm, then
+            # its activation: ``self.bn_act = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())``
+            # after a convolution): what runs before the call runs into that BatchNorm, as for
+            # a module class normalising first (LayerTyper._input_kind); reported, not fixed
+            out[attr].append(Ctor(attr, first.fqn, first.args, first.kwargs, False, span(stmt), call, func_name,
+                                  via=b.via or b.fqn, conditional=b.conditional, unlike=(
+                                      f"`self.{attr}` runs its first member, a {first.fqn.rsplit('.', 1)[-1]}, on "
+                                      f"its input: the kernel would take over that member inside the container")))
     if value.__class__ is ast.IfExp:
         # ``nn.Sequential(...) if flag else None``: None cannot be called, so a call of the
         # attribute runs the container built in the other arm; its members are that arm's
@@ -822,8 +832,11 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             if isinstance(listed, SeqGraph) and listed.members and not listed.named:
                 # nn.ModuleList(convs), convs a local list filled with append/extend/+=
                 elements = [b for built, _ in listed.members for b in built]
+                for _, member in listed.members:
+                    _record_row(attr, member, stmt, func_name, typer, env, names, out)
             else:
                 elements = typer.values(element, env)
+                _record_row(attr, element, stmt, func_name, typer, env, names, out)
             for b in elements:
                 if isinstance(b, Built):
                     out.setdefault(attr + "[]", []).append(
@@ -887,11 +900,32 @@ def _record_members(attr, listed, stmt, func_name, typer: LayerTyper, env: dict,
     for element in elements:
         if isinstance(element, ast.Starred):
             continue
+        _record_row(attr, element, stmt, func_name, typer, env, names, out)
         for b in typer.values(element, env):
             if isinstance(b, Built):
                 out.setdefault(attr + "[]", []).append(
                     Ctor(attr + "[]", b.fqn, b.args, b.kwargs, b.table, span(stmt), span(element), func_name,
                          via=b.via, unlike=b.unlike))
+
+
+def _record_row(attr, element, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out) -> None:
+    """A member of the ``nn.ModuleList`` bound to ``self.<attr>`` that is itself a container
+    written out (``nn.ModuleList([conv, bn])``): each of its elements as the layer at that
+    position of every row, ``attr[][0]``, ``attr[][1]``, ... (what ``for conv, bn in
+    self.<attr>`` unpacks; graph._row_aliases).  Reported, not fixed: the layers run through
+    the unpacking.  (A row that is an ``nn.Sequential`` is read as the Sequential it is built
+    as, its pairs reported there.)"""
+    if element.__class__ is not ast.Call or element.keywords:
+        return
+    args = element.args
+    if len(args) != 1 or args[0].__class__ not in (ast.List, ast.Tuple) or \
+            names.resolve(element.func) != "torch.nn.ModuleList":
+        return
+    args = args[0].elts
+    if not args or any(a.__class__ is ast.Starred for a in args):
+        return
+    _record_positions(attr + "[]", args, stmt, func_name, typer, env, out,
+                      unlike=f"the layers of each member of `{attr}` run as forward unpacks them; rewrite it by hand")
 
 
 class _Closure(ast.NodeTransformer):
@@ -950,6 +984,26 @@ def _container_elements(call: ast.Call):
             yield arg.elt
         else:
             yield arg
+
+
+def _first_member(built: Built) -> Built | None:
+    """The BatchNorm (one of ``INPUT_KINDS``) an ``nn.Sequential`` always runs first on its
+    input: its one first member on every way through its construction, a layer of exactly
+    that class built unconditionally; else None."""
+    graph = built.members
+    if built.fqn != SEQUENTIAL or graph is None or not graph.members:
+        return None
+    starts = {b for a, b in graph.edges if a == -1}
+    if len(starts) != 1 or -1 in graph.frontier:
+        return None  # (several first members, or a way through that adds none)
+    members = graph.members[next(iter(starts))][0]
+    if len(members) != 1:
+        return None
+    only = members[0]
+    if not (isinstance(only, Built) and only.fqn in INPUT_KINDS and not only.conditional and not only.unlike
+            and not only.table):
+        return None
+    return only
 
 
 def _last_member_kind(built: Built, kinds_of: frozenset = OUTPUT_KINDS) -> str | None:

@@ -3859,6 +3859,10 @@ class FlowBuilder:
         for name, lst in pairs:
             if isinstance(lst, ast.Subscript) and isinstance(lst.slice, ast.Slice):
                 lst = lst.value  # self.lins[:-1]: a slice of the list holds its elements
+            if (name.__class__ is ast.Tuple and lst.__class__ is ast.Attribute and lst.value.__class__ is ast.Name
+                    and lst.value.id == "self" and self.cls is not None and lst.attr + "[][0]" in self.cls.bindings):
+                self._row_aliases(name, lst.attr, ctx)
+                continue
             if (
                 isinstance(name, ast.Name)
                 and isinstance(lst, ast.Attribute)
@@ -3868,6 +3872,25 @@ class FlowBuilder:
                 and lst.attr + "[]" in self.cls.bindings
             ):
                 ctx.layer_alias[name.id] = f"self.{lst.attr}[]"
+
+    def _row_aliases(self, target: ast.Tuple, attr: str, ctx: _Ctx) -> None:
+        """``for conv, bn in self.blocks``, each member of ``self.blocks`` a container written
+        out with one layer per name (bindings._record_row): each name calls the layer at its
+        position, when every member of the list is such a container of exactly that width and
+        each position holds one kind of layer in every member."""
+        bindings = self.cls.bindings
+        rows = bindings.get(attr + "[]", ())
+        width = len(target.elts)
+        if not rows or any(c.fqn != "torch.nn.ModuleList" for c in rows) \
+                or attr + f"[][{width}]" in bindings:
+            return
+        for index, name in enumerate(target.elts):
+            key = f"{attr}[][{index}]"
+            ctors = bindings.get(key, ())
+            if name.__class__ is not ast.Name or len(ctors) != len(rows) or len({c.fqn for c in ctors}) != 1:
+                return
+        for index, name in enumerate(target.elts):
+            ctx.layer_alias[name.id] = f"self.{attr}[][{index}]"
 
     def _alias_literal_rows(self, target: ast.expr, rows: list, ctx: _Ctx) -> None:
         """``for conv, bn in [(self.conv1, self.bn1), (self.conv2, self.bn2)]``: a literal list

@@ -26,10 +26,10 @@ import ast
 import re
 from ..records import dataclass, field, replace
 
-from .bindings import ClassInfo, Ctor, _last_member_kind, bind_class, collect_class, span
+from .bindings import ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, span
 from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, TABLE, slices_two_leading
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
-from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
+from .layers import (INPUT_KINDS, OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import gelu_formula
@@ -1072,15 +1072,16 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
                    for s in top for n in walk(s)):
         typer._walk(top, {}, 0, True, None)
     outputs = _sequential_outputs(typer.sites, infos)
-    if outputs:
+    inputs = _sequential_inputs(typer.sites, infos)
+    if outputs or inputs:
         for info in infos.values():
             for attr, ctors in info.bindings.items():
-                ctors.extend(_output_ctors(ctors, outputs))
+                ctors.extend(_output_ctors(ctors, outputs) + _input_ctors(ctors, inputs))
     structure = ClassStructure(SEQUENTIAL_OWNER, ClassInfo(SEQUENTIAL_OWNER, ast.ClassDef(
         name=SEQUENTIAL_OWNER, bases=[], keywords=[], body=[], decorator_list=[], type_params=[])), module)
     structure.info.is_module = True
     for number, site in enumerate(typer.sites):
-        flow = sequential_flow(site, f"seq{number}", structure.info, outputs)
+        flow = sequential_flow(site, f"seq{number}", structure.info, outputs, inputs)
         if flow is None:
             continue
         name = f"seq{number}"
@@ -1214,13 +1215,61 @@ def _nested_outputs(built: tuple, attr: str, stmt, expr: ast.expr, qualname: str
     return out
 
 
+def _sequential_inputs(sites, infos: dict[str, ClassInfo]) -> dict[str, Built]:
+    """Same-file ``nn.Sequential`` subclasses (that keep nn.Sequential's forward) whose
+    ``super().__init__(...)`` starts, on every way through the code, with one BatchNorm (one of
+    ``INPUT_KINDS``, built unconditionally): class name -> that member.  What runs before a call
+    of such a class runs into that BatchNorm (``class BNReLU(nn.Sequential)`` after a conv)."""
+    first: dict[str, Built] = {}
+    for site in sites:
+        if site.base is None:
+            continue
+        graph = site.graph
+        starts = {b for a, b in graph.edges if a == -1}
+        if len(starts) != 1 or -1 in graph.frontier:
+            continue
+        built = graph.members[next(iter(starts))][0]
+        if len(built) != 1 or not isinstance(built[0], Built) or built[0].fqn not in INPUT_KINDS or \
+                built[0].conditional or built[0].unlike or built[0].table:
+            continue
+        owner = next((info for info in infos.values() if any(b is site.base for b in info.node.bases)), None)
+        if owner is None or OWN_CALL & owner.methods.keys():
+            continue
+        first[owner.name] = built[0]
+    return first
+
+
+def _input_ctors(ctors: list[Ctor], inputs: dict[str, Built]) -> list[Ctor]:
+    """The BatchNorm an ``nn.Sequential`` subclass runs first (``_sequential_inputs``), for each
+    constructor of such a class: reported, not fixed (the norm sits inside the container)."""
+    return [replace(c, fqn=inputs[c.fqn].fqn, args=inputs[c.fqn].args, kwargs=inputs[c.fqn].kwargs, via=c.fqn,
+                    unlike=(f"`{c.fqn}` runs its first member, a {inputs[c.fqn].fqn.rsplit('.', 1)[-1]}, on its "
+                            f"input: the kernel would take over that member inside the container"))
+            for c in ctors if c.fqn in inputs and not c.table]
+
+
+def _nested_inputs(built: tuple, attr: str, stmt, expr: ast.expr, qualname: str, container) -> list[Ctor]:
+    """The BatchNorm a Sequential member that is an ``nn.Sequential`` runs first on every way
+    through its construction (bindings._first_member): reported, not fixed."""
+    out = []
+    for b in built:
+        first = _first_member(b) if isinstance(b, Built) else None
+        if first is None:
+            continue
+        out.append(Ctor(attr, first.fqn, first.args, first.kwargs, False, stmt, span(expr), qualname,
+                        via=b.via or b.fqn, conditional=b.conditional, container=container, unlike=(
+                            f"the member runs its first layer, a {first.fqn.rsplit('.', 1)[-1]} inside a nested "
+                            f"nn.Sequential, on its input: the kernel would take over that layer inside the container")))
+    return out
+
+
 def _output_ctors(ctors: list[Ctor], outputs: dict[str, str]) -> list[Ctor]:
     return [replace(c, fqn=OUTPUT_OF + outputs[c.fqn], args=(), kwargs=(), via=c.fqn)
             for c in ctors if c.fqn in outputs and not c.table]
 
 
 def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
-                    outputs: dict[str, str] | None = None) -> Flow | None:
+                    outputs: dict[str, str] | None = None, inputs: dict[str, Built] | None = None) -> Flow | None:
     """The flow of one Sequential construction, its members bound in ``info`` as
     ``<name>[i]``; None when fewer than two members run in a row."""
     graph = site.graph
@@ -1249,7 +1298,10 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
                  for b in built if isinstance(b, Built)]
         if outputs:
             ctors += _output_ctors(ctors, outputs)
+        if inputs:
+            ctors += _input_ctors(ctors, inputs)
         ctors += _nested_outputs(built, attr, stmt, expr, qualname, container)
+        ctors += _nested_inputs(built, attr, stmt, expr, qualname, container)
         info.bindings[attr] = ctors or [Ctor(attr, "?", (), (), False, stmt, span(expr), qualname,
                                              container=container)]
         value_in = Ref(f"{name}:in{index}", "x")
