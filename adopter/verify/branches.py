@@ -422,6 +422,41 @@ def _stored_parameters(tree: ast.Module, class_name: str) -> dict[str, str]:
     return stored
 
 
+def stored_fields(text: str, class_name: str) -> dict[str, str]:
+    """``self.<attr>`` -> the field of a constructor argument ``__init__`` of ``class_name``
+    stores in it unchanged (``self.dual_domain = config["dual_domain"]``, ``self.std =
+    cfg.std``): a branch on the attribute is taken by building with that field."""
+    if f"class {class_name}" not in text:
+        return {}
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None) if cls else None
+    if init is None:
+        return {}
+    params = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
+    stored: dict[str, str] = {}
+    for sub in ast.walk(init):
+        if not isinstance(sub, ast.Assign):
+            continue
+        value = sub.value
+        if isinstance(value, ast.Attribute):
+            key, base = value.attr, value.value
+        elif isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Constant) and \
+                isinstance(value.slice.value, str):
+            key, base = value.slice.value, value.value
+        else:
+            continue
+        if not (isinstance(base, ast.Name) and base.id in params and base.id != "self"):
+            continue
+        for target in sub.targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                stored[target.attr] = key
+    return stored
+
+
 def call_lines(text: str, class_name: str, method: str) -> set[int]:
     """Lines of ``class_name`` that call ``self.<method>(...)``: where a patched helper method is
     entered, so the branches around those calls decide whether it runs."""
