@@ -15,13 +15,13 @@ import pytest
 
 pytest.importorskip("torch")
 
-from test_verify_research import fix_then_verify  # noqa: E402
+from test_verify_research import fix_then_verify
 
-from adopter.verify import facts  # noqa: E402
-from adopter.verify.branches import stored_fields  # noqa: E402
-from adopter.verify.construct import ClassFacts, NeedsFactory, _param_candidates  # noqa: E402
-from adopter.verify.result import PASS  # noqa: E402
-from adopter.verify.sizes import VERIFY  # noqa: E402
+from adopter.verify import facts
+from adopter.verify.branches import stored_fields
+from adopter.verify.construct import ClassFacts, NeedsFactory, _param_candidates
+from adopter.verify.result import PASS
+from adopter.verify.sizes import VERIFY
 
 
 def test_the_blended_attention_is_built_and_verified(tmp_path, capsys):
