@@ -79,6 +79,12 @@ def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
         return [("param_exists", test.args[0].id, "given" if truth else "absent")]
     if isinstance(test, ast.Name):
         return [("param", test.id, truth)]
+    if isinstance(test, ast.Subscript) and isinstance(test.slice, ast.Constant) and isinstance(test.slice.value, str):
+        # ``if config["dual_domain"]:``, ``if self.config["dual_domain"]:``: a config read by key
+        base = test.value
+        if isinstance(base, ast.Name) and base.id in _CONFIG_ROOTS or isinstance(base, ast.Attribute) and \
+                isinstance(base.value, ast.Name) and base.value.id == "self" and base.attr in _CONFIG_ROOTS:
+            return [("config", test.slice.value, truth)]
     if isinstance(test, ast.Attribute):
         base = test.value
         if isinstance(base, ast.Name) and base.id == "self":

@@ -278,7 +278,7 @@ class _Collector(ast.NodeVisitor):
     def _field(self, node: ast.expr, flag: str, keyword: str = "") -> None:
         """Mark the field ``node`` reads (``cfg.location``: a chain of at least one step) with
         ``flag``."""
-        if not isinstance(node, ast.Attribute):
+        if not isinstance(node, (ast.Attribute, ast.Subscript)):  # ``cfg.location``, ``cfg["location"]``
             return
         reads, steps = self._target(node)
         if reads is None or not steps:
@@ -359,6 +359,8 @@ class _Collector(ast.NodeVisitor):
         test = node.test.operand if isinstance(node.test, ast.UnaryOp) else node.test
         if isinstance(test, ast.Name) and test.id in self.names:
             self.names[test.id].truth = True
+        elif isinstance(test, ast.Subscript):
+            self._field(test, "tested")  # ``if cfg["scored"]:``, ``if self.cfg["scored"]:``
         elif isinstance(test, ast.Attribute):
             reads, steps = self._target(test)
             if reads is not None and not steps:  # ``self.shifted = shifted; if self.shifted:``

@@ -2,8 +2,10 @@
 fields stored on self and typed by their later uses (``facts._Collector.fields``: a condition,
 arithmetic, an order), and a branch on such an attribute taken by building with the config's
 field (``branches.stored_fields``, ``Builder.variants``): recbole's FEARec ``HybridAttention``.
-Fixture ``research/stored_fields`` (a blended attention of ours): fixed and verified; on main
-its build stopped at "cannot infer `config.smooth_factor`"."""
+A branch on the config read by key where it runs (``if self.cfg["scored"]:``) is a config guard
+too (``branches._classify``) and types the field as a switch (``facts._Collector._field``).
+Fixture ``research/stored_fields`` (two attentions of ours): fixed and verified; on main their
+builds stopped at "cannot infer `config.smooth_factor`" / "`cfg.gain_value`"."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ pytest.importorskip("torch")
 from test_verify_research import fix_then_verify
 
 from adopter.verify import facts
-from adopter.verify.branches import stored_fields
+from adopter.verify.branches import _classify, stored_fields
 from adopter.verify.construct import ClassFacts, NeedsFactory, _param_candidates
 from adopter.verify.result import PASS
 from adopter.verify.sizes import VERIFY
@@ -26,12 +28,28 @@ from adopter.verify.sizes import VERIFY
 
 def test_the_blended_attention_is_built_and_verified(tmp_path, capsys):
     patches, _ = fix_then_verify(tmp_path, capsys, "stored_fields", "attention.py")
-    rows = [r for r in patches if r["rule"] == "ADP010"]
-    assert [r["class"] for r in rows] == ["BlendedAttention"]
-    assert rows[0]["verdict"] == PASS, rows
+    rows = {r["class"]: r for r in patches if r["rule"] == "ADP010"}
+    assert sorted(rows) == ["BlendedAttention", "KeyedAttention"]
+    assert all(r["verdict"] == PASS for r in rows.values()), rows
     # reached by building with the field set, not only by the attribute set after building
     # (``self.share`` exists only when __init__ saw the field true)
-    assert "config.blend_scores=True" in rows[0]["reason"], rows
+    assert "config.blend_scores=True" in rows["BlendedAttention"]["reason"], rows
+    # a branch on the config read by key where it runs (``if self.cfg["scored"]:``)
+    assert "config.scored=True" in rows["KeyedAttention"]["reason"], rows
+
+
+@pytest.mark.parametrize("test, expected", [
+    ('cfg["scored"]', [("config", "scored", True)]),
+    ('self.config["dual_domain"]', [("config", "dual_domain", True)]),
+    ('not config["std"]', [("config", "std", False)]),
+])
+def test_a_branch_on_a_config_key_is_a_config_guard(test, expected):
+    assert _classify(ast.parse(test, mode="eval").body, True) == expected
+
+
+@pytest.mark.parametrize("test", ['table["scored"]', "cfg[0]", 'self.table["scored"]'])
+def test_a_key_of_anything_else_is_no_config_guard(test):
+    assert all(kind != "config" for kind, _, _ in _classify(ast.parse(test, mode="eval").body, True))
 
 
 def _bag(body: str, forward: str = "return x"):
@@ -56,6 +74,12 @@ def test_stored_fields_are_typed_by_their_uses():
                "if self.mode:\n    x = x * self.factor\nif self.ratio > 0.5:\n    x = x + 1\nreturn x")
     assert bag["mode_on"] is False
     assert bag["topk_factor"] == 2 and bag["mix_ratio"] == 2
+
+
+def test_a_field_tested_by_key_is_a_switch():
+    bag = _bag('self.config = config\nself.gain = config["gain_value"]',
+               'x = x * self.gain\nif self.config["scored"]:\n    x = x + 1\nreturn x')
+    assert bag["scored"] is False and bag["gain_value"] == 2
 
 
 @pytest.mark.parametrize("body, forward", [
