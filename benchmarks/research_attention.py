@@ -37,7 +37,16 @@ registry module, imported by its attention module)::
         python-dotenv biopython sh loguru jaxtyping wadler-lindig beartype pandas python-dateutil pytz tzdata timm \
         matplotlib contourpy cycler kiwisolver pyparsing fonttools scipy fastcore "fastprogress==1.0.3" \
         fastdownload fasttransform plum-dispatch "fastai==2.8.4" catalogue
-    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra \
+rafix39 (session 29) adds a fifth folder: pyllama's ``llama/model_single.py`` imports ``hiq`` when
+loaded (PyPI's ``hiq-python``, which pyllama requires; its ``get_env_bool`` picks the KV cache's
+device) and hiq's own imports: py-itree (its wheel also installs a top-level ``tests``
+folder, removed), cachetools and psutil (PyYAML, urllib3, requests and rich are in the
+environment already)::
+
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/rafix39-extra "hiq-python==1.1.14" \
+        py-itree cachetools psutil && rm -rf /tmp/rafix39-extra/tests
+
+    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra \
         .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).

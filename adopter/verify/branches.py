@@ -79,6 +79,12 @@ def _classify(test: ast.expr, truth: bool) -> list[tuple[str, str, object]]:
         return [("param_exists", test.args[0].id, "given" if truth else "absent")]
     if isinstance(test, ast.Name):
         return [("param", test.id, truth)]
+    if isinstance(test, ast.Subscript) and isinstance(test.slice, ast.Constant) and isinstance(test.slice.value, str):
+        # ``if config["dual_domain"]:``, ``if self.config["dual_domain"]:``: a config read by key
+        base = test.value
+        if isinstance(base, ast.Name) and base.id in _CONFIG_ROOTS or isinstance(base, ast.Attribute) and \
+                isinstance(base.value, ast.Name) and base.value.id == "self" and base.attr in _CONFIG_ROOTS:
+            return [("config", test.slice.value, truth)]
     if isinstance(test, ast.Attribute):
         base = test.value
         if isinstance(base, ast.Name) and base.id == "self":
@@ -419,6 +425,41 @@ def _stored_parameters(tree: ast.Module, class_name: str) -> dict[str, str]:
             for target in sub.targets:
                 if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
                     stored[target.attr] = sub.value.id
+    return stored
+
+
+def stored_fields(text: str, class_name: str) -> dict[str, str]:
+    """``self.<attr>`` -> the field of a constructor argument ``__init__`` of ``class_name``
+    stores in it unchanged (``self.dual_domain = config["dual_domain"]``, ``self.std =
+    cfg.std``): a branch on the attribute is taken by building with that field."""
+    if f"class {class_name}" not in text:
+        return {}
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None) if cls else None
+    if init is None:
+        return {}
+    params = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
+    stored: dict[str, str] = {}
+    for sub in ast.walk(init):
+        if not isinstance(sub, ast.Assign):
+            continue
+        value = sub.value
+        if isinstance(value, ast.Attribute):
+            key, base = value.attr, value.value
+        elif isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Constant) and \
+                isinstance(value.slice.value, str):
+            key, base = value.slice.value, value.value
+        else:
+            continue
+        if not (isinstance(base, ast.Name) and base.id in params and base.id != "self"):
+            continue
+        for target in sub.targets:
+            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
+                stored[target.attr] = key
     return stored
 
 

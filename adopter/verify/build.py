@@ -840,6 +840,13 @@ class Builder:
         for guard in found_guards:
             variant = None
             if guard.kind == "attr" and isinstance(guard.want, bool):
+                field_ = branches.stored_fields(self.text, class_name).get(guard.name) if not spec else None
+                if field_ is not None:
+                    # ``self.dual_domain = config["dual_domain"]``: built with the config's field
+                    # so (what __init__ makes under it exists too), then the attribute as before
+                    candidate = Variant(config=((field_, guard.want),), method=method)
+                    if candidate not in from_guards:
+                        from_guards.append(candidate)
                 variant = Variant(attrs=((guard.name, guard.want),), method=method)
             elif guard.kind == "config" and isinstance(guard.want, bool) and not spec:
                 variant = Variant(config=((guard.name, guard.want),), method=method)

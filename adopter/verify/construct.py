@@ -290,6 +290,10 @@ def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config", typed: bool
             elif sub.passed:
                 values = next((guessed for k in sub.passed
                                if (guessed := guess_value(k, inspect.Parameter.empty, sizes))), [2])
+            elif sub.numeric or sub.ordered:
+                # stored, then used in arithmetic or ordered (``self.factor = cfg["topk_factor"];
+                # top_k = int(self.factor * math.log(n))``): a number, small
+                values = [2]
         if not values:
             if sub.optional:
                 continue  # read only where `hasattr(config, key)`: the bag goes without it
@@ -454,8 +458,15 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         try:
             out.append(_bag_for(reads, sizes, name))
         except NeedsFactory as exc:
-            if not out:
+            if not out and param.default is not inspect.Parameter.empty:
                 raise NeedsFactory(f"{exc} for {info.cls.__name__}") from None
+            if not out:
+                # a required config whose fields' names say nothing (``cfg["topk_factor"]``): a bag
+                # typed from the fields' uses, as for a None-default one (``_complete``)
+                try:
+                    out.append(_bag_for(reads, sizes, name, typed=True))
+                except NeedsFactory:
+                    raise NeedsFactory(f"{exc} for {info.cls.__name__}") from None
         return out
     # a class (``block``): the local classes that fit how it is used
     if reads.called >= 0:

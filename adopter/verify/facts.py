@@ -141,6 +141,10 @@ class _Collector(ast.NodeVisitor):
     def __init__(self, names: dict[str, Reads]):
         self.names = names
         self.aliases: dict[str, Reads] = {}  # "self.cfg" -> reads of cfg
+        # "self.factor" -> the config field stored in it (``self.factor = cfg["topk_factor"]``):
+        # its later uses type the field (a condition, arithmetic, an order), read only where a
+        # config gets a bag typed from its fields' uses (``construct._bag_for(typed=True)``)
+        self.fields: dict[str, Reads] = {}
         self.handed: list[tuple[ast.Call, str, object]] = []  # (call, name, position or keyword)
 
     def _target(self, node: ast.AST) -> tuple[Reads | None, list[tuple[str, object]]]:
@@ -172,7 +176,23 @@ class _Collector(ast.NodeVisitor):
                 if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
                         target.value.id == "self":
                     self.aliases[f"self.{target.attr}"] = self.names[node.value.id]
+        elif isinstance(node.value, (ast.Attribute, ast.Subscript)):
+            # ``self.factor = cfg["topk_factor"]``, ``self.std = cfg.std``: a field stored on self
+            reads, steps = self._target(node.value)
+            if reads is not None and steps and all(kind == "attr" or isinstance(key, str) for kind, key in steps):
+                stored = self._walk_to(reads, steps)
+                for target in node.targets:
+                    if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
+                            target.value.id == "self":
+                        self.fields[f"self.{target.attr}"] = stored
         self.generic_visit(node)
+
+    def _stored_field(self, node: ast.AST) -> Reads | None:
+        """The config field ``self.<attr>`` holds (``self.factor`` after ``self.factor =
+        cfg["topk_factor"]``), None for anything else."""
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            return self.fields.get(f"self.{node.attr}")
+        return None
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         reads, steps = self._target(node)
@@ -258,7 +278,7 @@ class _Collector(ast.NodeVisitor):
     def _field(self, node: ast.expr, flag: str, keyword: str = "") -> None:
         """Mark the field ``node`` reads (``cfg.location``: a chain of at least one step) with
         ``flag``."""
-        if not isinstance(node, ast.Attribute):
+        if not isinstance(node, (ast.Attribute, ast.Subscript)):  # ``cfg.location``, ``cfg["location"]``
             return
         reads, steps = self._target(node)
         if reads is None or not steps:
@@ -285,6 +305,8 @@ class _Collector(ast.NodeVisitor):
     def visit_IfExp(self, node: ast.IfExp) -> None:
         test = node.test.operand if isinstance(node.test, ast.UnaryOp) else node.test
         self._field(test, "tested")
+        if (stored := self._stored_field(test)) is not None:
+            stored.tested = True
         self.generic_visit(node)
 
     def visit_BinOp(self, node: ast.BinOp) -> None:
@@ -298,6 +320,10 @@ class _Collector(ast.NodeVisitor):
                         isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))) and \
                         not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)):
                     reads.numeric = True
+                elif (stored := self._stored_field(side)) is not None and not (
+                        isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))) and \
+                        not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)):
+                    stored.numeric = True  # ``self.factor * math.log(n)`` (a field stored on self)
         self.generic_visit(node)
 
     def visit_Compare(self, node: ast.Compare) -> None:
@@ -311,6 +337,10 @@ class _Collector(ast.NodeVisitor):
                     if reads is not None and not steps and not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)) \
                             and not (isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))):
                         reads.ordered = True
+                    elif (stored := self._stored_field(side)) is not None and \
+                            not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)) and \
+                            not (isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))):
+                        stored.ordered = True  # ``if self.ratio > 1 / n:`` (a field stored on self)
                 continue
             if not isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)):
                 continue
@@ -329,11 +359,15 @@ class _Collector(ast.NodeVisitor):
         test = node.test.operand if isinstance(node.test, ast.UnaryOp) else node.test
         if isinstance(test, ast.Name) and test.id in self.names:
             self.names[test.id].truth = True
+        elif isinstance(test, ast.Subscript):
+            self._field(test, "tested")  # ``if cfg["scored"]:``, ``if self.cfg["scored"]:``
         elif isinstance(test, ast.Attribute):
             reads, steps = self._target(test)
             if reads is not None and not steps:  # ``self.shifted = shifted; if self.shifted:``
                 reads.truth = True
             self._field(test, "tested")
+            if (stored := self._stored_field(test)) is not None:
+                stored.tested = True  # ``self.std = cfg["std"]; if self.std:``
         self.generic_visit(node)
 
 
@@ -419,6 +453,7 @@ def argument_reads(classes: dict[str, ast.ClassDef], class_name: str, depth: int
         if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name != "__init__":
             local = _Collector({})
             local.aliases = dict(collector.aliases)
+            local.fields = dict(collector.fields)
             local.visit(item)
     return names
 
