@@ -54,17 +54,23 @@ def test_head_logits_upcast_before_the_loss_api_are_a_fused_linear_cross_entropy
     for head in HEADS_UPCAST:
         for loss in LOSSES:
             code = _lm(head, loss)
-            assert finding_at(code, "ADP015", "self.lm_head(hidden_states)") is not None, (head, loss)
+            assert (
+                finding_at(code, "ADP015", "self.lm_head(hidden_states)") is not None
+            ), (head, loss)
 
 
 def test_upcast_look_alikes_are_not_a_fused_linear_cross_entropy():
     for head in (
         # always soft-capped after the upcast: the loss is of the capped logits on every path
-        "logits = self.lm_head(hidden_states).float()\n"
-        "        logits = torch.tanh(logits / 30.0) * 30.0",
+        (
+            "logits = self.lm_head(hidden_states).float()\n"
+            "        logits = torch.tanh(logits / 30.0) * 30.0"
+        ),
         # the vocabulary columns cut after the upcast (inkling2's unpadded vocabulary)
-        "logits = self.lm_head(hidden_states).float()\n"
-        "        logits = logits[..., : self.config.unpadded_vocab_size]",
+        (
+            "logits = self.lm_head(hidden_states).float()\n"
+            "        logits = logits[..., : self.config.unpadded_vocab_size]"
+        ),
         # the upcast of another tensor handed to the loss
         "logits = self.lm_head(hidden_states)\n        logits = hidden_states.float()",
     ):
@@ -126,8 +132,13 @@ def _head_module(cap: str, loss: str) -> str:
 
 def test_head_module_with_positional_vocab_size_is_a_fused_linear_cross_entropy():
     for cap in ("pass", OPTIONAL_CAP):
-        code = _head_module(cap, "self.loss_function(logits, labels, self.vocab_size, **kwargs)")
-        assert finding_at(code, "ADP015", "logits = self.lm_head(hidden_states)") is not None, cap
+        code = _head_module(
+            cap, "self.loss_function(logits, labels, self.vocab_size, **kwargs)"
+        )
+        assert (
+            finding_at(code, "ADP015", "logits = self.lm_head(hidden_states)")
+            is not None
+        ), cap
 
 
 def test_head_module_look_alikes_are_not_a_fused_linear_cross_entropy():
@@ -135,9 +146,14 @@ def test_head_module_look_alikes_are_not_a_fused_linear_cross_entropy():
         # a third positional argument that is not the vocabulary
         ("pass", "self.loss_function(logits, labels, self.num_labels, **kwargs)"),
         # soft-capped on every path
-        ("logits = torch.tanh(logits / 30.0) * 30.0",
-         "self.loss_function(logits, labels, self.vocab_size, **kwargs)"),
+        (
+            "logits = torch.tanh(logits / 30.0) * 30.0",
+            "self.loss_function(logits, labels, self.vocab_size, **kwargs)",
+        ),
         # another tensor handed to the loss
-        ("pass", "self.loss_function(hidden_states, labels, self.vocab_size, **kwargs)"),
+        (
+            "pass",
+            "self.loss_function(hidden_states, labels, self.vocab_size, **kwargs)",
+        ),
     ):
         assert found(_head_module(cap, loss), "ADP015") == [], (cap, loss)
