@@ -831,6 +831,23 @@ class _Attention:
 
         self.off_roles = self._guarded_off(region, conditions, all_stored)
         guard += self._widening_terms(conditions)
+        for role in SCALE_STEPS:
+            test = conditions.get(role)
+            if test is None:
+                continue
+            other = "s2" if role == "s1" else "s1"
+            operand = self._operand_of(role, "div" if role == "s1" else "mul")
+            if other not in self.roles and (self._number_like(operand) or self._constant_along_keys(operand)):
+                continue  # (the only scale, chosen by the test: `scale=` says it, _scale)
+            # A second factor of the scores under an if (External-Attention's `att = q @ k /
+            # np.sqrt(d_k)` then `if attention_weights is not None: att = att * attention_weights`,
+            # a weight of every score, though a bare name reads like a number): one `scale=`
+            # cannot say both, so the guard sends the case where the test holds to the original
+            # and the fused path never runs the step.
+            term = _guard_term(self._text(test), test)
+            self.off_roles[role] = term
+            guard.append(term)
+            del conditions[role]
         fast: list[str] = []
         deferred: list[str] = []  # the `del` statements, run after the fused call
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
@@ -2845,7 +2862,7 @@ class _Attention:
         stand_in = f"{q_atom}.new_zeros({shape})" if bias_add_in_place(forward) else \
             f"{q_atom}.new_zeros(()).expand({shape})"
         for r in SCALE_STEPS:
-            if r in self.roles and r in earlier:
+            if r in self.roles and r in earlier and r not in self.off_roles:
                 # a tensor scale (nuwa's learned ``self.scale.exp()``) scales the stand-in too: the
                 # scores' axes and dtype are then the scaled product's, and zeros stay zeros
                 factor = self._operand_of(r, "div" if r == "s1" else "mul")
@@ -4107,8 +4124,8 @@ class _Attention:
         parts = {}
         factors: list[tuple[str, str]] = []
         for role, var, symbol in (("s1", "div", "/"), ("s2", "mul", "*")):
-            if role not in self.roles:
-                continue
+            if role not in self.roles or role in self.off_roles:
+                continue  # (off_roles: under an if the guard sends to the original)
             operand = self._operand_of(role, var)
             defined = isinstance(operand, ast.Name) and role in conditions \
                 and self.scale_definitions.get(operand.id) is not None
