@@ -836,9 +836,8 @@ class _Attention:
             if test is None:
                 continue
             other = "s2" if role == "s1" else "s1"
-            operand = self._operand_of(role, "div" if role == "s1" else "mul")
-            if other not in self.roles and (self._number_like(operand) or self._constant_along_keys(operand)):
-                continue  # (the only scale, chosen by the test: `scale=` says it, _scale)
+            if other not in self.roles:
+                continue  # (the only scale, chosen by the test: `scale=` says it, _scale, or declines)
             # A second factor of the scores under an if (External-Attention's `att = q @ k /
             # np.sqrt(d_k)` then `if attention_weights is not None: att = att * attention_weights`,
             # a weight of every score, though a bare name reads like a number): one `scale=`
