@@ -3496,15 +3496,23 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
         # nn.Sequential's own forward on one value (``super().forward(x) * 0.5``), self read nowhere
         calls = [node for node in ast_walk(forward) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                  and node.func.attr == "forward" and node.func.value in supers]
-        if not (len(supers) == len(calls) == 1 and len(calls[0].args) == 1 and not calls[0].keywords):
+        # (one call, or one per branch on the same input: ``if self.residual: return
+        # super().forward(x) + x`` / ``return super().forward(x)``: each runs the whole chain)
+        if not (len(supers) == len(calls) and all(len(c.args) == 1 and not c.keywords for c in calls)):
+            return False
+        if len(calls) > 1 and not (calls[0].args[0].__class__ is ast.Name
+                                   and all(_is_name(c.args[0], calls[0].args[0].id) for c in calls)):
             return False
         # ``super(Cls, self)`` names self only to find the base: not a read of the members
-        named = supers[0].args
-        explicit = (len(named) == 2 and not supers[0].keywords and _is_name(named[0], cls.name)
-                    and _is_name(named[1], "self"))
-        if named and not explicit:
-            return False
-        allowed = {id(named[1])} if explicit else set()
+        allowed = set()
+        for sup in supers:
+            named = sup.args
+            explicit = (len(named) == 2 and not sup.keywords and _is_name(named[0], cls.name)
+                        and _is_name(named[1], "self"))
+            if named and not explicit:
+                return False
+            if explicit:
+                allowed.add(id(named[1]))
         others = [node for node in ast_walk(forward)
                   if isinstance(node, ast.Name) and node.id == "self" and id(node) not in allowed]
         return not others or not (set(map(id, others)) - _value_reads(forward))
@@ -3535,6 +3543,11 @@ def _value_reads(forward: ast.FunctionDef) -> set[int]:
             for operand in (node.left, *node.comparators):
                 if operand.__class__ is ast.Attribute and _is_name(operand.value, "self"):
                     compared.add(operand.attr)
+        elif cls is ast.If or cls is ast.IfExp:
+            # ``if self.residual:`` / ``if not self.residual:``: a flag's truth, no member run
+            test = node.test.operand if node.test.__class__ is ast.UnaryOp else node.test
+            if test.__class__ is ast.Attribute and _is_name(test.value, "self"):
+                compared.add(test.attr)
         elif cls is ast.Call and node.func.__class__ is ast.Attribute and _is_name(node.func.value, "self"):
             called.add(node.func.attr)
     return {id(node.value) for node in reads
