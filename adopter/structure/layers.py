@@ -3618,9 +3618,9 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
     on it (``for m in self: x = m(x)``; dtype casts around the member's input or output, also in
     the two branches of an ``if``), ``self`` read nowhere else but in the test of an ``if``
     before the loop, as a plain attribute (``if self.stride == 2: x = F.pad(x, ...)``: a value,
-    no member run), or calls nn.Sequential's own (``super().forward(x)``) once.  Statements
-    before or after the loop choose what goes in and what comes out of the chain, not what
-    runs inside it.
+    no member run), or calls nn.Sequential's own (``super().forward(x)``) once (or once per
+    branch, on one input).  Statements before or after the loop choose what goes in and what
+    comes out of the chain, not what runs inside it.
 
     With ``skips`` (a list the caller reads), the loop may also leave out the members of a
     type (``if not isinstance(m, nn.MaxPool2d): x = m(x)``): the type expressions are added to
@@ -3636,20 +3636,28 @@ def runs_in_order(cls: ast.ClassDef, skips: list | None = None) -> bool:
         # nn.Sequential's own forward on one value (``super().forward(x) * 0.5``), self read nowhere
         calls = [node for node in ast_walk(forward) if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                  and node.func.attr == "forward" and node.func.value in supers]
-        if not (len(supers) == len(calls) == 1 and not calls[0].keywords and (len(calls[0].args) == 1 or (
-                # ``super().forward(x, *args)``: forward's own extra arguments handed on (the
-                # chain's torch layers take one input: where they run, those are empty)
-                len(calls[0].args) == 2 and forward.args.vararg is not None
-                and isinstance(calls[0].args[1], ast.Starred)
-                and _is_name(calls[0].args[1].value, forward.args.vararg.arg)))):
+        # (one call, or one per branch on the same input: ``if self.residual: return
+        # super().forward(x) + x`` / ``return super().forward(x)``: each runs the whole chain;
+        # ``super().forward(x, *args)``: forward's own extra arguments handed on (the chain's
+        # torch layers take one input: where they run, those are empty)
+        vararg = forward.args.vararg
+        if not (len(supers) == len(calls) and all(not c.keywords and (len(c.args) == 1 or (
+                len(c.args) == 2 and vararg is not None and isinstance(c.args[1], ast.Starred)
+                and _is_name(c.args[1].value, vararg.arg))) for c in calls)):
+            return False
+        if len(calls) > 1 and not (calls[0].args[0].__class__ is ast.Name
+                                   and all(_is_name(c.args[0], calls[0].args[0].id) for c in calls)):
             return False
         # ``super(Cls, self)`` names self only to find the base: not a read of the members
-        named = supers[0].args
-        explicit = (len(named) == 2 and not supers[0].keywords and _is_name(named[0], cls.name)
-                    and _is_name(named[1], "self"))
-        if named and not explicit:
-            return False
-        allowed = {id(named[1])} if explicit else set()
+        allowed = set()
+        for sup in supers:
+            named = sup.args
+            explicit = (len(named) == 2 and not sup.keywords and _is_name(named[0], cls.name)
+                        and _is_name(named[1], "self"))
+            if named and not explicit:
+                return False
+            if explicit:
+                allowed.add(id(named[1]))
         others = [node for node in ast_walk(forward)
                   if isinstance(node, ast.Name) and node.id == "self" and id(node) not in allowed]
         return not others or not (set(map(id, others)) - _value_reads(forward))
@@ -3680,6 +3688,11 @@ def _value_reads(forward: ast.FunctionDef) -> set[int]:
             for operand in (node.left, *node.comparators):
                 if operand.__class__ is ast.Attribute and _is_name(operand.value, "self"):
                     compared.add(operand.attr)
+        elif cls is ast.If or cls is ast.IfExp:
+            # ``if self.residual:`` / ``if not self.residual:``: a flag's truth, no member run
+            test = node.test.operand if node.test.__class__ is ast.UnaryOp else node.test
+            if test.__class__ is ast.Attribute and _is_name(test.value, "self"):
+                compared.add(test.attr)
         elif cls is ast.Call and node.func.__class__ is ast.Attribute and _is_name(node.func.value, "self"):
             called.add(node.func.attr)
     return {id(node.value) for node in reads
