@@ -557,8 +557,7 @@ def _own_call(func: ast.AST, name: str) -> bool:
     return False
 
 
-def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo],
-               text: str | None = None) -> set[tuple[str, str]] | None:
+def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tuple[str, str]] | None:
     """(owner, function) pairs that some ``forward`` (or the module's own statements) reaches;
     None when the file has no forward.
 
@@ -610,15 +609,13 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo],
     # (Depth Anything 3's ``Attention._forward``, the manual attention kept beside a forward
     # that calls SDPA) is an alternative forward that subclasses or other files call: its
     # computation is live code, as a public module-level function nothing here calls is (below).
-    # (First the file's text: a name it holds once is only the definition's.)
-    private = [(owner, func) for owner, info in infos.items() if owner in modules and info.bindings
+    private = [(owner, func) for owner, info in infos.items() if owner in modules
                for name, func in info.methods.items()
                if name[:1] == "_" and name[:2] != "__" and (owner, name) not in seen
-               and (text.count(name) == 1 if text is not None else not _called_in(module, name))]
+               and not info.bindings.keys().isdisjoint(module.mention(func))]
     if private:
         close([(owner, func) for owner, func in private
-               if not infos[owner].bindings.keys().isdisjoint(module.mention(func))
-               and _calls_own_layer_text(func, infos[owner], module.lines)])
+               if _calls_own_layer(func, infos[owner]) and not _called_in(module, func.name)])
     # A module whose forward is a package base's (srforge's ``Model.forward`` routing its
     # inputs to ``self._forward(...)``) runs the private hooks that forward calls: those of
     # its methods that run the module's own layers are entry points too.
@@ -803,18 +800,6 @@ def _stranded(owner: str, structure: ClassStructure, kept: list, reachable: set,
     return out
 
 
-_SELF_CALL = re.compile(r"\bself\.(\w+)\s*\(")
-
-
-def _calls_own_layer_text(func: ast.AST, info: ClassInfo, lines: list[str] | None) -> bool:
-    """:func:`_calls_own_layer` read off the function's lines (``self.<layer>(`` for a layer
-    its class binds), one regex instead of a walk of its tree; the walk without lines."""
-    if lines is None:
-        return _calls_own_layer(func, info)
-    return not info.bindings.keys().isdisjoint(
-        _SELF_CALL.findall("\n".join(lines[func.lineno - 1:func.end_lineno])))
-
-
 def _calls_own_layer(func: ast.AST, info: ClassInfo) -> bool:
     """Does ``func`` call a layer its class binds in ``__init__`` (``self.conv1(x)``)?"""
     for node in walk(func):
@@ -878,7 +863,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     module.classes["<module>"] = module_level
     for structure in module.classes.values():
         _closure_roots(structure, module.lines)
-    reachable = _reachable(module, infos, text)
+    reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():
             kept = [r for r in structure.roots if (owner, r) in reachable]
