@@ -605,17 +605,6 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            for name, func in info.methods.items()
            if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
            and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
-    # A private method that runs the module's own layers and that nothing in the file names
-    # (Depth Anything 3's ``Attention._forward``, the manual attention kept beside a forward
-    # that calls SDPA) is an alternative forward that subclasses or other files call: its
-    # computation is live code, as a public module-level function nothing here calls is (below).
-    private = [(owner, func) for owner, info in infos.items() if owner in modules
-               for name, func in info.methods.items()
-               if name[:1] == "_" and name[:2] != "__" and (owner, name) not in seen
-               and not info.bindings.keys().isdisjoint(module.mention(func))]
-    if private:
-        close([(owner, func) for owner, func in private
-               if _calls_own_layer(func, infos[owner]) and not _called_in(module, func.name)])
     # A module whose forward is a package base's (srforge's ``Model.forward`` routing its
     # inputs to ``self._forward(...)``) runs the private hooks that forward calls: those of
     # its methods that run the module's own layers are entry points too.
