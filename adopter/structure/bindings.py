@@ -988,10 +988,17 @@ def _container_elements(call: ast.Call):
 
 def _first_member(built: Built) -> Built | None:
     """The BatchNorm (one of ``INPUT_KINDS``) an ``nn.Sequential`` always runs first on its
-    input: its one first member on every way through its construction, a layer of exactly
-    that class built unconditionally; else None."""
-    graph = built.members
-    if built.fqn != SEQUENTIAL or graph is None or not graph.members:
+    input (:func:`first_input`); else None."""
+    if built.fqn != SEQUENTIAL or built.members is None:
+        return None
+    return first_input(built.members)
+
+
+def first_input(graph: SeqGraph) -> Built | None:
+    """The BatchNorm (one of ``INPUT_KINDS``) a chain of layers always runs first: its one first
+    member on every way through its construction, a layer of exactly that class built
+    unconditionally; else None."""
+    if not graph.members:
         return None
     starts = {b for a, b in graph.edges if a == -1}
     if len(starts) != 1 or -1 in graph.frontier:

@@ -26,10 +26,11 @@ import ast
 import re
 from ..records import dataclass, field, replace
 
-from .bindings import ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, span
+from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
+                       span)
 from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, TABLE, slices_two_leading
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
-from .layers import (INPUT_KINDS, OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
+from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import gelu_formula
@@ -1224,18 +1225,13 @@ def _sequential_inputs(sites, infos: dict[str, ClassInfo]) -> dict[str, Built]:
     for site in sites:
         if site.base is None:
             continue
-        graph = site.graph
-        starts = {b for a, b in graph.edges if a == -1}
-        if len(starts) != 1 or -1 in graph.frontier:
-            continue
-        built = graph.members[next(iter(starts))][0]
-        if len(built) != 1 or not isinstance(built[0], Built) or built[0].fqn not in INPUT_KINDS or \
-                built[0].conditional or built[0].unlike or built[0].table:
+        built = first_input(site.graph)
+        if built is None:
             continue
         owner = next((info for info in infos.values() if any(b is site.base for b in info.node.bases)), None)
         if owner is None or OWN_CALL & owner.methods.keys():
             continue
-        first[owner.name] = built[0]
+        first[owner.name] = built
     return first
 
 
