@@ -2,8 +2,8 @@
 say why in words a user reads without the planner's step names: a statement between the steps
 that keeps the probabilities in another name returned to the callers (torch-molecule's molgpt),
 one that reads the scores in a way that is no step (tranception's per-group ALiBi through
-``split``), a scale under an if that also computes it (pytorch-forecasting's TFT), and a split
-over a caller and a helper whose steps store the probabilities on the module (espnet's
+``split``), a scale under an if that also does other work (pytorch-forecasting's TFT once;
+rafix38 now fixes the if that only names the divisor and scales), and a split over a caller and a helper whose steps store the probabilities on the module (espnet's
 ``self.attn``: the value kept for code outside the call, the reason it stays declined)."""
 
 from __future__ import annotations
@@ -108,10 +108,17 @@ SCALED_IF = HEAD + textwrap.dedent("""
 
 
 def test_scale_under_an_if_that_also_computes_it():
-    why = _why(SCALED_IF)
-    assert why == (f"the scale at line {line_of(SCALED_IF, 'attn = attn / dimension')} only runs under a condition "
-                   f"(`if self.scale:` at line {line_of(SCALED_IF, 'if self.scale:')}, whose body also runs line "
-                   f"{line_of(SCALED_IF, 'dimension = ')})")
+    # rafix38 (session 29) folds a divisor named inside its if into q (``(dimension if
+    # self.scale else 1.0)``, tests/test_rafix38_forms.py checks it exact); an if whose body
+    # does more than name the divisor and scale is still declined, in words
+    fixed = fix_text(SCALED_IF, "model.py", rules("ADP010"))
+    assert fixed.error is None and "scaled_dot_product_attention(" in fixed.text
+    more = SCALED_IF.replace("    attn = attn / dimension\n", "    attn = attn / dimension\n            self.seen = dimension\n")
+    assert more != SCALED_IF
+    why = _why(more)
+    assert why == (f"the scale at line {line_of(more, 'attn = attn / dimension')} only runs under a condition "
+                   f"(`if self.scale:` at line {line_of(more, 'if self.scale:')}, whose body also runs lines "
+                   f"{line_of(more, 'dimension = ')}, {line_of(more, 'self.seen = ')})")
 
 
 HANDED_STORED = HEAD + textwrap.dedent("""
