@@ -413,12 +413,21 @@ def stored_parameters(text: str, class_name: str) -> dict[str, str]:
         return {}
 
 
-def _stored_parameters(tree: ast.Module, class_name: str) -> dict[str, str]:
+def _init_and_params(tree: ast.Module, class_name: str):
+    """``class_name``'s ``__init__`` (module level) and the names of its parameters; None when
+    the file defines no such class or the class no ``__init__``."""
     cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
     init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None) if cls else None
     if init is None:
+        return None
+    return init, {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
+
+
+def _stored_parameters(tree: ast.Module, class_name: str) -> dict[str, str]:
+    found = _init_and_params(tree, class_name)
+    if found is None:
         return {}
-    params = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
+    init, params = found
     stored: dict[str, str] = {}
     for sub in ast.walk(init):
         if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Name) and sub.value.id in params:
@@ -438,11 +447,10 @@ def stored_fields(text: str, class_name: str) -> dict[str, str]:
         tree = ast.parse(text)
     except SyntaxError:
         return {}
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
-    init = next((i for i in cls.body if isinstance(i, ast.FunctionDef) and i.name == "__init__"), None) if cls else None
-    if init is None:
+    found = _init_and_params(tree, class_name)
+    if found is None:
         return {}
-    params = {a.arg for a in [*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs]}
+    init, params = found
     stored: dict[str, str] = {}
     for sub in ast.walk(init):
         if not isinstance(sub, ast.Assign):
