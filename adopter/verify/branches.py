@@ -428,13 +428,16 @@ def _stored_parameters(tree: ast.Module, class_name: str) -> dict[str, str]:
     if found is None:
         return {}
     init, params = found
-    stored: dict[str, str] = {}
+    return {attr: value.id for attr, value in _self_stores(init) if isinstance(value, ast.Name) and value.id in params}
+
+
+def _self_stores(init: ast.FunctionDef):
+    """(attr, value expression) for each ``self.<attr> = value`` in ``init``, in walk order."""
     for sub in ast.walk(init):
-        if isinstance(sub, ast.Assign) and isinstance(sub.value, ast.Name) and sub.value.id in params:
+        if isinstance(sub, ast.Assign):
             for target in sub.targets:
                 if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
-                    stored[target.attr] = sub.value.id
-    return stored
+                    yield target.attr, sub.value
 
 
 def stored_fields(text: str, class_name: str) -> dict[str, str]:
@@ -452,10 +455,7 @@ def stored_fields(text: str, class_name: str) -> dict[str, str]:
         return {}
     init, params = found
     stored: dict[str, str] = {}
-    for sub in ast.walk(init):
-        if not isinstance(sub, ast.Assign):
-            continue
-        value = sub.value
+    for attr, value in _self_stores(init):
         if isinstance(value, ast.Attribute):
             key, base = value.attr, value.value
         elif isinstance(value, ast.Subscript) and isinstance(value.slice, ast.Constant) and \
@@ -463,11 +463,8 @@ def stored_fields(text: str, class_name: str) -> dict[str, str]:
             key, base = value.slice.value, value.value
         else:
             continue
-        if not (isinstance(base, ast.Name) and base.id in params and base.id != "self"):
-            continue
-        for target in sub.targets:
-            if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self":
-                stored[target.attr] = key
+        if isinstance(base, ast.Name) and base.id in params and base.id != "self":
+            stored[attr] = key
     return stored
 
 
