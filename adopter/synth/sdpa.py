@@ -4134,20 +4134,12 @@ class _Attention:
                 # the scores' dtype and device read off q (the same before any upcast), is what
                 # the fused path's copy of the if assigns the name (:meth:`_check_step_if`)
                 operand = self.scale_definitions[operand.id]
-                swapped = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(operand, stored)
-                if swapped is None:
-                    raise Skip("the scale is computed by the attention")
-                operand = ast.parse(swapped, mode="eval").body
-                self.made_texts[id(operand)] = swapped
+                operand = self._metadata_off_q(operand, stored)
             kept = getattr(self, "kept_names", set())
             if kept and not defined and read_names(operand) & stored and read_names(operand) & stored <= kept:
                 # linformer's ``Q / torch.sqrt(torch.tensor(d).type(Q.type())).to(Q.device)`` with
                 # Q the scores: their dtype and device, q's -- which Q still holds on the fused path
-                swapped = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(operand, stored)
-                if swapped is None:
-                    raise Skip("the scale is computed by the attention")
-                operand = ast.parse(swapped, mode="eval").body
-                self.made_texts[id(operand)] = swapped
+                operand = self._metadata_off_q(operand, stored)
                 if read_names(operand) & stored - kept:
                     raise Skip("the scale is computed by the attention")
             elif read_names(operand) & stored:
@@ -4179,6 +4171,17 @@ class _Attention:
         if "div" in parts:
             return f"1 / {parts['div']}", factors
         return parts.get("mul", "1.0"), factors
+
+    def _metadata_off_q(self, operand: ast.expr, stored: set) -> ast.expr:
+        """``operand`` with its reads of the scores' dtype and device read off q instead
+        (:meth:`_scores_metadata`; the same before any upcast), as a new expression the fix may
+        write; a Skip where that cannot be said."""
+        swapped = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(operand, stored)
+        if swapped is None:
+            raise Skip("the scale is computed by the attention")
+        operand = ast.parse(swapped, mode="eval").body
+        self.made_texts[id(operand)] = swapped
+        return operand
 
     def _rebound_by_steps(self, names: set, region: list) -> bool:
         """linformer's ``Q = torch.matmul(Q, K)``: q's (or k's) name rebound to the scores by the
