@@ -320,9 +320,7 @@ class _Collector(ast.NodeVisitor):
                         isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))) and \
                         not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)):
                     reads.numeric = True
-                elif (stored := self._stored_field(side)) is not None and not (
-                        isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))) and \
-                        not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)):
+                elif (stored := self._stored_field(side)) is not None and _may_be_number(other):
                     stored.numeric = True  # ``self.factor * math.log(n)`` (a field stored on self)
         self.generic_visit(node)
 
@@ -337,9 +335,7 @@ class _Collector(ast.NodeVisitor):
                     if reads is not None and not steps and not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)) \
                             and not (isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))):
                         reads.ordered = True
-                    elif (stored := self._stored_field(side)) is not None and \
-                            not isinstance(other, (ast.List, ast.Tuple, ast.JoinedStr)) and \
-                            not (isinstance(other, ast.Constant) and not isinstance(other.value, (int, float))):
+                    elif (stored := self._stored_field(side)) is not None and _may_be_number(other):
                         stored.ordered = True  # ``if self.ratio > 1 / n:`` (a field stored on self)
                 continue
             if not isinstance(op, (ast.Eq, ast.NotEq, ast.In, ast.NotIn)):
@@ -492,3 +488,11 @@ def local_module_classes_with(classes: dict[str, ast.ClassDef], attrs: set[str],
             continue
         out.append((0 if attrs else 1, name))
     return [name for _, name in sorted(out, key=lambda x: x[0])]
+
+
+def _may_be_number(node: ast.AST) -> bool:
+    """Could ``node``, the other side of an operator or a comparison with a stored field, be a
+    number (no string, bytes or None constant, no list, tuple or f-string)?"""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (int, float))
+    return not isinstance(node, (ast.List, ast.Tuple, ast.JoinedStr))
