@@ -542,6 +542,11 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
             # the cos/sin tables): the module built computes the same whatever it holds, so None
             # (no submodule, no state of its own on either side)
             values = [None]
+        if not values and annotation is inspect.Parameter.empty and \
+                facts.none_guarded(info.classes.get(info.cls.__name__), name):
+            # every read of it sits under ``if <it> is not None:`` (linformer's ``causal_mask``):
+            # the class's own code handles None, so None (the guarded path is left unbuilt)
+            values = [None]
         if not values:
             raise NeedsFactory(f"cannot infer argument `{name}`")
     held = sequence_of(annotation)

@@ -392,6 +392,74 @@ def stored_only(node: ast.ClassDef | None, param: str) -> bool:
     return True
 
 
+def _is_not_none(test: ast.AST, names: set[str], stored: set[str]) -> bool:
+    """Is ``test`` ``<the argument> is not None`` (the name itself or ``self.<attr>`` it is stored
+    in), alone or as one term of an ``and``?"""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return any(_is_not_none(value, names, stored) for value in test.values)
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot)
+            and isinstance(test.comparators[0], ast.Constant) and test.comparators[0].value is None):
+        return False
+    left = test.left
+    return (isinstance(left, ast.Name) and left.id in names) or (
+        isinstance(left, ast.Attribute) and left.attr in stored and isinstance(left.value, ast.Name)
+        and left.value.id == "self")
+
+
+def none_guarded(node: ast.ClassDef | None, param: str) -> bool:
+    """Does the class's code handle ``__init__``'s argument ``param`` being None: is every read of
+    it (itself, or ``self.<attr>`` it is stored in by ``self.<attr> = param``) inside the body of an
+    ``if <it> is not None:`` (or ``a if <it> is not None else b``), with at least one such test?
+    (linformer's ``causal_mask``: ``if self.causal_mask is not None: ... ~self.causal_mask``.)
+    A read anywhere else (``param.shape`` in ``__init__``, an unguarded ``~self.mask``) says None
+    may break the code: False."""
+    init = method(node, "__init__") if node is not None else None
+    if init is None or param not in _params(init):
+        return False
+    stored, kept = set(), set()
+    for stmt in ast.walk(init):
+        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name) and stmt.value.id == param:
+            if not all(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+                       for t in stmt.targets):
+                return False
+            stored |= {t.attr for t in stmt.targets}
+            kept.add(id(stmt.value))
+    names = {param}
+    guards = 0
+    unguarded = False
+
+    def reads_it(n: ast.AST) -> bool:
+        if isinstance(n, ast.Name) and n.id == param and isinstance(n.ctx, ast.Load) and id(n) not in kept:
+            return True
+        return isinstance(n, ast.Attribute) and n.attr in stored and isinstance(n.value, ast.Name) \
+            and n.value.id == "self" and isinstance(n.ctx, ast.Load)
+
+    def walk(n: ast.AST, guarded: bool) -> None:
+        nonlocal guards, unguarded
+        if unguarded:
+            return
+        if isinstance(n, (ast.If, ast.IfExp)) and _is_not_none(n.test, names, stored):
+            guards += 1
+            # the test's own other terms (``x is not None and x.any()``) count as guarded
+            walk(n.test, True)
+            for child in (n.body if isinstance(n.body, list) else [n.body]):
+                walk(child, True)
+            for child in (n.orelse if isinstance(n.orelse, list) else [n.orelse]):
+                walk(child, guarded)
+            return
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "vars", "locals"):
+            unguarded = True  # names read by a string or all at once
+            return
+        if reads_it(n) and not guarded:
+            unguarded = True
+            return
+        for child in ast.iter_child_nodes(n):
+            walk(child, guarded)
+
+    walk(node, False)
+    return guards > 0 and not unguarded
+
+
 def _positional_target(params: list[str], where: object) -> str | None:
     if isinstance(where, int) and where < len(params):
         return params[where]
