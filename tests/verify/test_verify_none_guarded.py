@@ -47,8 +47,8 @@ def _candidates(cls: ast.ClassDef):
 
 @pytest.mark.parametrize("init, forward", [
     ("self.mask = mask", "if self.mask is not None:\n    x = x.masked_fill(~self.mask, 0)\nreturn x"),
-    ("self.mask = mask", "if self.mask is not None:\n    self.mask = self.mask.to(x.device)\n"
-                         "    x = x.masked_fill(~self.mask, 0)\nreturn x"),
+    ("self.mask = mask", ("if self.mask is not None:\n    self.mask = self.mask.to(x.device)\n"
+                          "    x = x.masked_fill(~self.mask, 0)\nreturn x")),
     ("self.keep = mask", "if self.keep is not None and self.keep.any():\n    x = x * self.keep\nreturn x"),
     ("self.mask = mask", "return x.masked_fill(~self.mask, 0) if self.mask is not None else x"),
     ("self.mask = mask.bool() if mask is not None else None", "return x"),
