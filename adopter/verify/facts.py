@@ -370,26 +370,43 @@ class _Collector(ast.NodeVisitor):
 def stored_only(node: ast.ClassDef | None, param: str) -> bool:
     """Is ``__init__``'s argument ``param`` at most stored on ``self`` (``self.n = n``) and read
     nowhere else in the class, neither itself nor those attributes (a value kept for callers)?"""
+    found = _stored_on_self(node, param)
+    if found is None:
+        return False
+    stored, kept = found
+    return not any(_reads_param(n, param, stored, kept) or _reads_by_name(n) for n in ast.walk(node))
+
+
+def _stored_on_self(node: ast.ClassDef | None, param: str) -> tuple[set, set] | None:
+    """(the attributes ``__init__`` stores its argument ``param`` in by ``self.<attr> = param``,
+    the ids of the reads of ``param`` those stores make); None when ``__init__`` takes no such
+    argument or assigns it to anything but ``self``."""
     init = method(node, "__init__") if node is not None else None
     if init is None or param not in _params(init):
-        return False
-    stored, kept = set(), set()  # the attributes it is stored in; the reads of it that store it
+        return None
+    stored, kept = set(), set()
     for stmt in ast.walk(init):
         if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name) and stmt.value.id == param:
             if not all(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
                        for t in stmt.targets):
-                return False
+                return None
             stored |= {t.attr for t in stmt.targets}
             kept.add(id(stmt.value))
-    for n in ast.walk(node):
-        if isinstance(n, ast.Name) and n.id == param and isinstance(n.ctx, ast.Load) and id(n) not in kept:
-            return False
-        if isinstance(n, ast.Attribute) and n.attr in stored and isinstance(n.value, ast.Name) \
-                and n.value.id == "self" and isinstance(n.ctx, ast.Load):
-            return False
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "vars", "locals"):
-            return False  # names read by a string or all at once
-    return True
+    return stored, kept
+
+
+def _reads_param(n: ast.AST, param: str, stored: set, kept: set) -> bool:
+    """Is ``n`` a read of ``param`` (other than a store of it on self) or of ``self.<attr>`` it is
+    stored in?"""
+    if isinstance(n, ast.Name) and n.id == param and isinstance(n.ctx, ast.Load) and id(n) not in kept:
+        return True
+    return isinstance(n, ast.Attribute) and n.attr in stored and isinstance(n.value, ast.Name) \
+        and n.value.id == "self" and isinstance(n.ctx, ast.Load)
+
+
+def _reads_by_name(n: ast.AST) -> bool:
+    """``getattr``/``vars``/``locals``: names read by a string or all at once."""
+    return isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "vars", "locals")
 
 
 def _is_not_none(test: ast.AST, names: set[str], stored: set[str]) -> bool:
@@ -413,26 +430,13 @@ def none_guarded(node: ast.ClassDef | None, param: str) -> bool:
     (linformer's ``causal_mask``: ``if self.causal_mask is not None: ... ~self.causal_mask``.)
     A read anywhere else (``param.shape`` in ``__init__``, an unguarded ``~self.mask``) says None
     may break the code: False."""
-    init = method(node, "__init__") if node is not None else None
-    if init is None or param not in _params(init):
+    found = _stored_on_self(node, param)
+    if found is None:
         return False
-    stored, kept = set(), set()
-    for stmt in ast.walk(init):
-        if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Name) and stmt.value.id == param:
-            if not all(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
-                       for t in stmt.targets):
-                return False
-            stored |= {t.attr for t in stmt.targets}
-            kept.add(id(stmt.value))
+    stored, kept = found
     names = {param}
     guards = 0
     unguarded = False
-
-    def reads_it(n: ast.AST) -> bool:
-        if isinstance(n, ast.Name) and n.id == param and isinstance(n.ctx, ast.Load) and id(n) not in kept:
-            return True
-        return isinstance(n, ast.Attribute) and n.attr in stored and isinstance(n.value, ast.Name) \
-            and n.value.id == "self" and isinstance(n.ctx, ast.Load)
 
     def walk(n: ast.AST, guarded: bool) -> None:
         nonlocal guards, unguarded
@@ -447,10 +451,10 @@ def none_guarded(node: ast.ClassDef | None, param: str) -> bool:
             for child in (n.orelse if isinstance(n.orelse, list) else [n.orelse]):
                 walk(child, guarded)
             return
-        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in ("getattr", "vars", "locals"):
-            unguarded = True  # names read by a string or all at once
+        if _reads_by_name(n):
+            unguarded = True
             return
-        if reads_it(n) and not guarded:
+        if not guarded and _reads_param(n, param, stored, kept):
             unguarded = True
             return
         for child in ast.iter_child_nodes(n):
