@@ -463,6 +463,9 @@ def softmax_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleN
     return dtypes[0]
 
 
+_SOFTMAX_HELD = "softmax held"  # states key (with a name): the softmax that name holds, its dtype
+
+
 class _SoftmaxReader:
     """One function's paths, read by :func:`softmax_formula`: each name a path assigns is ``x``
     times a factor (numbers multiplied, exponents per scalar parameter), up to a shift constant
@@ -472,28 +475,70 @@ class _SoftmaxReader:
         self.x, self.dim, self.scalars, self.names = x, dim, scalars, names
 
     def block(self, stmts: list, states: dict, dtypes: list) -> bool:
-        """Does every path through ``stmts`` return the softmax (its dtype appended per return)?"""
+        """Does every path through ``stmts`` return the softmax (its dtype appended per return)?
+        A branch that does not return goes on with the statements after its ``if``; a ``with``
+        that turns autocast off (``with torch.autocast("cuda", enabled=False):``) runs its body
+        in the input's dtype, as if unwrapped; a name may hold a read of the tensor's metadata
+        (``d = t.dtype``, for a test to branch on) or the softmax itself, returned later
+        (OpenFold's ``softmax_no_cast``: ``s = F.softmax(t, dim=dim)`` on both branches of a
+        dtype test, one under autocast turned off, then ``return s``)."""
         if not stmts:
             return False
         states = dict(states)
         for index, stmt in enumerate(stmts):
             last = index == len(stmts) - 1
-            if isinstance(stmt, ast.Return):
-                return last and self._returns(stmt.value, states, dtypes)
-            if isinstance(stmt, ast.If) and _pure_test(stmt.test, self.names):
-                # a branch returns the softmax, or (not last) is empty and falls through
-                if not all(self.block(_code(b), states, dtypes) if b else not last for b in (stmt.body, stmt.orelse)):
-                    return False
-                if stmt.body and stmt.orelse:
+            kind = stmt.__class__
+            if kind is ast.Return:
+                value = stmt.value
+                if value.__class__ is ast.Name and (_SOFTMAX_HELD, value.id) in states:
+                    dtypes.append(states[(_SOFTMAX_HELD, value.id)])
                     return last
+                return last and self._returns(value, states, dtypes)
+            if kind is ast.If and _pure_test(stmt.test, self.names):
+                # a branch returns the softmax, or goes on with the statements after the if
+                rest = stmts[index + 1:]
+                ends = []
+                for branch in (stmt.body, stmt.orelse):
+                    code = _code(branch)
+                    ends.append(bool(code) and code[-1].__class__ is ast.Return)
+                    if not (self.block(code, states, dtypes) if ends[-1] else bool(rest)
+                            and self.block(code + rest, states, dtypes)):
+                        return False
+                return not (rest and all(ends))  # (code after two returns: not read)
+            if kind is ast.With and self._autocast_off(stmt):
+                return self.block(_code(stmt.body) + stmts[index + 1:], states, dtypes)
+            if not (kind is ast.Assign and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+                return False
+            target, value = stmt.targets[0].id, stmt.value
+            if target in (self.dim, *self.scalars):
+                return False
+            states.pop((_SOFTMAX_HELD, target), None)
+            state = self._read(value, states)
+            if state is not None:
+                states[target] = state
                 continue
-            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+            states.pop(target, None)
+            if value.__class__ is ast.Attribute and value.attr in TENSOR_METADATA \
+                    and value.value.__class__ is ast.Name and value.value.id in states:
+                continue  # d = t.dtype: the name holds no tensor
+            held: list = []
+            if not self._returns(value, states, held):
                 return False
-            state = self._read(stmt.value, states)
-            if state is None or stmt.targets[0].id in (self.dim, *self.scalars):
-                return False
-            states[stmt.targets[0].id] = state
+            states[(_SOFTMAX_HELD, target)] = held[0]
         return False
+
+    def _autocast_off(self, stmt: ast.With) -> bool:
+        """``with torch.autocast(..., enabled=False):`` (any autocast), bound to no name."""
+        for item in stmt.items:
+            expr = item.context_expr
+            if item.optional_vars is not None or expr.__class__ is not ast.Call:
+                return False
+            name = self.names.resolve(expr.func)
+            if name is None or name.rsplit(".", 1)[-1] != "autocast" or not any(
+                    k.arg == "enabled" and isinstance(k.value, ast.Constant) and k.value.value is False
+                    for k in expr.keywords):
+                return False
+        return bool(stmt.items)
 
     def _scale(self, expr):
         if isinstance(expr, ast.Name) and expr.id in self.scalars:

@@ -1,0 +1,167 @@
+"""Forms found while checking the blind batch research45 (official paper code on PyPI: Boltz,
+Protenix, StripedHyena, TorchMD-Net, SpeechTokenizer, muP).  The fixtures are ours.
+
+- ADP010: the softmax through a same-file helper that keeps the input's dtype, OpenFold's
+  ``softmax_no_cast`` (Boltz's triangular attention): ``d = t.dtype``; ``if d is
+  torch.bfloat16:`` the softmax under ``with torch.autocast("cuda", enabled=False):``, ``else:``
+  the plain softmax, each assigned to a name that the function returns after the ``if``.  The
+  helper reader (structure/formulas.softmax_formula) took only branches that return; it now
+  also follows a branch that falls through to the statements after its ``if``, reads a ``with``
+  that turns autocast off as its body (the input's dtype), a name holding the tensor's metadata
+  and a name holding the softmax, returned later.
+- ADP013: ``a = F.silu(a, True)`` (in place, the flag by position; Protenix's AF3 Transition,
+  eval path) then ``b *= a``.  The activation step ``$act($g)`` read the call as written (two
+  positional arguments); a layer variable's call now reads a function call as its canonical
+  view when that moves the extra positional arguments to keywords, as ``F.silu(a,
+  inplace=True)`` already read.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import covered, float64_pair, rules
+
+from adopter.synth import fix_text
+
+HELPER_SOFTMAX = textwrap.dedent("""\
+    import math
+
+    import torch
+    from torch import nn
+
+
+    def softmax_no_cast(t, dim=-1):
+        d = t.dtype
+        if d is torch.bfloat16:
+            with torch.autocast("cuda", enabled=False):
+                s = torch.nn.functional.softmax(t, dim=dim)
+        else:
+            s = torch.nn.functional.softmax(t, dim=dim)
+        return s
+
+
+    def _attention(query, key, value, bias):
+        key = key.transpose(-1, -2)
+        a = torch.matmul(query, key)
+        a = a + bias
+        a = softmax_no_cast(a, -1)
+        a = torch.matmul(a, value)
+        return a
+
+
+    class PairAttention(nn.Module):
+        def __init__(self, c=8, c_hidden=4, heads=2):
+            super().__init__()
+            self.c_hidden = c_hidden
+            self.heads = heads
+            self.linear_q = nn.Linear(c, c_hidden * heads, bias=False)
+            self.linear_k = nn.Linear(c, c_hidden * heads, bias=False)
+            self.linear_v = nn.Linear(c, c_hidden * heads, bias=False)
+            self.linear_o = nn.Linear(c_hidden * heads, c, bias=False)
+
+        def forward(self, q_x, kv_x, bias):
+            q = self.linear_q(q_x)
+            k = self.linear_k(kv_x)
+            v = self.linear_v(kv_x)
+            q = q.view(q.shape[:-1] + (self.heads, -1)).transpose(-2, -3)
+            k = k.view(k.shape[:-1] + (self.heads, -1)).transpose(-2, -3)
+            v = v.view(v.shape[:-1] + (self.heads, -1)).transpose(-2, -3)
+            q = q / math.sqrt(self.c_hidden)
+            o = _attention(q, k, v, bias)
+            o = o.transpose(-2, -3)
+            return self.linear_o(o.reshape(o.shape[:-2] + (-1,)))
+""")
+
+NEEDLE = "a = softmax_no_cast(a, -1)"
+
+# helper bodies that are not the softmax of their input over ``dim`` on every path
+NOT_SOFTMAX = {
+    "scaled after": "    s = torch.nn.functional.softmax(t, dim=dim)\n    s = s * 2.0\n    return s\n",
+    "autocast on": "    with torch.autocast(\"cuda\", enabled=True):\n"
+                   "        s = torch.nn.functional.softmax(t, dim=dim)\n    return s\n",
+    "other branch exp": "    if t.dtype is torch.bfloat16:\n        s = torch.nn.functional.softmax(t, dim=dim)\n"
+                        "    else:\n        s = t.exp()\n    return s\n",
+    "one branch only": "    if t.dtype is torch.bfloat16:\n        s = torch.nn.functional.softmax(t, dim=dim)\n"
+                       "    return s\n",
+    "dtypes differ": "    if t.dtype is torch.bfloat16:\n        s = torch.nn.functional.softmax(t, dim=dim)\n"
+                     "    else:\n        s = torch.nn.functional.softmax(t, dim=dim, dtype=torch.float32)\n    return s\n",
+    "fixed axis": "    s = torch.nn.functional.softmax(t, dim=0)\n    return s\n",
+    "metadata cast back": "    d = t.dtype\n    s = torch.nn.functional.softmax(t, dim=dim)\n    return s.to(d)\n",
+}
+
+
+def _with_helper(body: str) -> str:
+    start = HELPER_SOFTMAX.index("def softmax_no_cast")
+    end = HELPER_SOFTMAX.index("def _attention")
+    return HELPER_SOFTMAX[:start] + "def softmax_no_cast(t, dim=-1):\n" + body + "\n\n" + HELPER_SOFTMAX[end:]
+
+
+def test_softmax_helper_with_fall_through_branches_is_found():
+    assert covered(HELPER_SOFTMAX, NEEDLE, "ADP010")
+
+
+def test_softmax_helper_assigned_then_returned_is_found():
+    code = _with_helper("    s = torch.nn.functional.softmax(t, dim=dim)\n    return s\n")
+    assert covered(code, NEEDLE, "ADP010")
+
+
+def test_helpers_that_are_not_the_softmax_are_not_found():
+    for why, body in NOT_SOFTMAX.items():
+        assert not covered(_with_helper(body), NEEDLE, "ADP010"), why
+
+
+def test_softmax_helper_attention_fix_computes_the_same():
+    import torch
+
+    result = fix_text(HELPER_SOFTMAX, "model.py", rules("ADP010"))
+    assert result.applied
+    assert "scaled_dot_product_attention(" in result.text
+    a, b = float64_pair(HELPER_SOFTMAX, result.text, "PairAttention")
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    y = torch.randn(2, 6, 8, dtype=torch.float64)
+    bias = torch.randn(2, 2, 5, 6, dtype=torch.float64)
+    xa = x.clone().requires_grad_(True)
+    xb = x.clone().requires_grad_(True)
+    out_a, out_b = a(xa, y, bias), b(xb, y, bias)
+    torch.testing.assert_close(out_b, out_a)
+    out_a.sum().backward()
+    out_b.sum().backward()
+    torch.testing.assert_close(xb.grad, xa.grad)
+
+
+IN_PLACE_SWIGLU = textwrap.dedent("""\
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Transition(nn.Module):
+        def __init__(self, c=8, n=2):
+            super().__init__()
+            self.linear_a = nn.Linear(c, n * c, bias=False)
+            self.linear_b = nn.Linear(c, n * c, bias=False)
+            self.linear_out = nn.Linear(n * c, c, bias=False)
+
+        def forward(self, y):
+            a = self.linear_a(y)
+            a = F.silu(a, True)
+            b = self.linear_b(y)
+            b *= a
+            return self.linear_out(b)
+""")
+
+
+def test_silu_with_positional_inplace_flag_is_a_swiglu():
+    assert covered(IN_PLACE_SWIGLU, "b *= a", "ADP013")
+
+
+def test_positional_flag_of_another_activation_is_no_swiglu():
+    code = IN_PLACE_SWIGLU.replace("F.silu(a, True)", "F.relu(a, True)")
+    assert not covered(code, "b *= a", "ADP013")
+
+
+def test_positional_inplace_silu_of_another_input_is_no_swiglu():
+    code = IN_PLACE_SWIGLU.replace("def forward(self, y):", "def forward(self, y, z):").replace(
+        "b = self.linear_b(y)", "b = self.linear_b(z)")
+    assert not covered(code, "b *= a", "ADP013")
