@@ -177,8 +177,12 @@ def canonical_step(pnode: PNode) -> PNode:
 def node_view(pnode: PNode, node: Node) -> tuple[tuple, tuple, tuple, tuple]:
     """The code's (args, kwargs, arg spans, kwarg spans) as the pattern step reads them: in
     canonical form for a canonical step, as written otherwise."""
-    if pnode.canonical and node.view is not None:
-        view = node.view
+    view = node.view
+    if view is not None and (pnode.canonical or (
+            pnode.layer is not None and len(node.args) > len(pnode.args) == len(view.args) and not pnode.rest)):
+        # (a layer variable's call, ``$act($g)``, binds a function call whose other arguments
+        # are written by position -- ``F.silu(a, True)`` -- as it binds them written by keyword:
+        # the canonical reading, inputs positional, the rest by name)
         return view.args, view.kwargs, view.arg_spans, view.kwarg_spans
     return node.args, node.kwargs, node.arg_spans, node.kwarg_spans
 
