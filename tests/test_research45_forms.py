@@ -14,6 +14,10 @@ Protenix, StripedHyena, TorchMD-Net, SpeechTokenizer, muP).  The fixtures are ou
   positional arguments); a layer variable's call now reads a function call as its canonical
   view when that moves the extra positional arguments to keywords, as ``F.silu(a,
   inplace=True)`` already read.
+- Fix layout: a call rewritten with a keyword added (ADP012's ``fused=True``) whose argument
+  spans lines (Boltz-2's ``betas=(`` then one beta a line) had those lines indented a second
+  time by the block's indentation: the new text, parsed outside the block, kept the file's
+  absolute indentation, and the block added its own when printed (synth/apply._in_block).
 """
 
 from __future__ import annotations
@@ -165,3 +169,37 @@ def test_positional_inplace_silu_of_another_input_is_no_swiglu():
     code = IN_PLACE_SWIGLU.replace("def forward(self, y):", "def forward(self, y, z):").replace(
         "b = self.linear_b(y)", "b = self.linear_b(z)")
     assert not covered(code, "b *= a", "ADP013")
+
+
+NESTED_OPTIMIZER = textwrap.dedent("""\
+    import torch
+
+
+    class Model(torch.nn.Module):
+        def configure_optimizers(self):
+            if self.decay:
+                optimizer = torch.optim.AdamW(
+                    self.parameters(),
+                    betas=(
+                        self.beta_1,
+                        self.beta_2,
+                    ),
+                    lr=self.lr,
+                )
+            else:
+                optimizer = torch.optim.AdamW(self.parameters(), betas=(self.beta_1, self.beta_2), lr=self.lr)
+            return optimizer
+""")
+
+
+def test_multi_line_argument_keeps_its_indentation_when_a_keyword_is_added():
+    # Boltz-2's configure_optimizers: the tuple's lines were indented a second time by the
+    # block's indentation when the call was rewritten with fused=True (apply._in_block)
+    result = fix_text(NESTED_OPTIMIZER, "model.py", rules("ADP012"))
+    assert len(result.applied) == 2
+    expected = NESTED_OPTIMIZER.replace(
+        "                lr=self.lr,\n            )",
+        "                lr=self.lr,\n                fused=True,\n            )").replace(
+        "lr=self.lr)\n", "lr=self.lr, fused=True)\n")
+    assert result.text == expected
+    compile(result.text, "model.py", "exec")

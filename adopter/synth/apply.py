@@ -556,6 +556,20 @@ def _appended(items: list, new):
             new.with_changes(**{space: getattr(last, space)})]
 
 
+def _in_block(text: str, place: _Place | None) -> str:
+    """New code ``text`` for a node of a block indented ``place.block``, its continuation lines
+    as the file writes them (a multi-line argument kept from the source: ``betas=(`` then
+    ``beta_1,`` a line): without the block's indentation, which the code is parsed outside of and
+    the block adds back when the code is printed in it (else those lines would be indented twice)."""
+    if place is None or not place.block or "\n" not in text:
+        return text
+    indent = place.before[:place.block]
+    if indent.strip():
+        return text
+    first, *rest = text.split("\n")
+    return "\n".join([first, *(line[place.block:] if line.startswith(indent) else line for line in rest)])
+
+
 def _keyword(text: str) -> cst.Arg:
     name, value = text.split("=", 1)
     return cst.Arg(keyword=cst.Name(name.strip()), value=cst.parse_expression(value.strip()),
@@ -654,7 +668,7 @@ class _Transformer(cst.CSTTransformer):
         new_text = self.expr_nodes.get(id(original_node))
         if new_text is not None:
             self.done.add(id(original_node))
-            replacement = cst.parse_expression(new_text)
+            replacement = cst.parse_expression(_in_block(new_text, self.places.get(id(original_node))))
             if getattr(updated_node, "lpar", None):
                 replacement = replacement.with_changes(lpar=updated_node.lpar, rpar=updated_node.rpar)
             # Comments inside the replaced code stay beside the argument they were beside, or
@@ -691,7 +705,8 @@ class _Transformer(cst.CSTTransformer):
             if id(original) in self.small_delete:
                 continue
             if id(original) in self.small_replace:
-                parsed = cst.parse_statement(self.small_replace[id(original)] + "\n")
+                parsed = cst.parse_statement(_in_block(self.small_replace[id(original)],
+                                                       self.places.get(id(original))) + "\n")
                 assert isinstance(parsed, cst.SimpleStatementLine)
                 new_stmt = parsed.body[0]
                 lost = [c for c in _comments(original) if c.value not in code(new_stmt)]
