@@ -919,8 +919,8 @@ class _Attention:
                 # a later reassignment of a name the body reads changes nothing there --
                 # compressive-transformer's `mask` built for the input mask under `if
                 # input_mask is not None:`, then reused for the causal mask.)
-                earlier = set().union(*(_loads(s) for s, k in zip(region[:offset], kinds[:offset])
-                                        if k == "step"))
+                earlier = set().union(*(_step_loads(s, step_stmts, step_stored)
+                                        for s, k in zip(region[:offset], kinds[:offset]) if k == "step"))
                 clash = stored_names(stmt) & earlier
                 if clash:
                     held = self._held_operands(stmt, clash, region[:offset], kinds[:offset], (q, k, v))
@@ -5139,6 +5139,26 @@ def _fill_only(func: ast.FunctionDef, param: str) -> tuple[str | None, str]:
 def _reads_attribute(func: ast.FunctionDef, param: str, attr: str) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.value, ast.Name) and n.value.id == param
                for n in ast_walk(func))
+
+
+def _step_loads(stmt: ast.stmt, step_stmts: set, step_stored: set) -> set[str]:
+    """What a step statement of the region reads that the fused call may read at its place:
+    all of it, but for an ``if`` holding steps the plain assignments in it that hold no step
+    and assign no value of the attention (slp's two interleaved cross-attentions:
+    ``if mask is not None: s1 = s1 + m; s2 = s2 + m``, where ``s2 = ...`` is the other
+    attention's): the fused path keeps those under the same test, in their place before the
+    later kept statements, so a later reassignment of what they read changes nothing they
+    read."""
+    if not isinstance(stmt, ast.If) or span_of(stmt) in step_stmts:
+        return _loads(stmt)
+    out = _loads(stmt.test)
+    for inner in (*stmt.body, *stmt.orelse):
+        if isinstance(inner, (ast.Assign, ast.AnnAssign)) and span_of(inner) not in step_stmts \
+                and not (stored_names(inner) & step_stored) \
+                and not any(isinstance(n, (ast.NamedExpr, ast.Lambda)) for n in ast_walk(inner)):
+            continue
+        out |= _step_loads(inner, step_stmts, step_stored)
+    return out
 
 
 def _loads(stmt: ast.AST) -> set[str]:
