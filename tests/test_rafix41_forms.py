@@ -10,6 +10,12 @@ The fixtures are ours.
   the mask step itself or the if's test reads stays checked.  Only the first attention is
   fused: the second's statements then run in both branches of the guard's if, and its
   context product after it, so the next round declines it.
+- ADP010: the bias added to the scores, when the context product falls back to a cast of the
+  probabilities (yolov7's ``try: x = attn @ v`` / ``except: x = attn.half() @ v``), computed by
+  a module between the steps (cnstd's Swin-v2 ``relative_position_bias`` from
+  ``self.cpb_mlp(...)``): the guard needs its dtype before the attention.  The statements
+  computing it move above the guard's ``if`` (on both paths) where they read nothing of the
+  attention and the statements they move above change nothing in place and call no module.
 """
 
 from __future__ import annotations
@@ -118,3 +124,104 @@ def test_interleaved_if_test_reassigned_declined():
     # reassigns
     source = _pair("        s_a = self.drop(s_a)\n", "        s_a = self.drop(s_a)\n        mask = None\n")
     assert _fix(source) == source
+
+
+WINDOW = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    class CosineWindowAttention(nn.Module):
+        def __init__(self, dim=16, heads=2, window=3):
+            super().__init__()
+            self.heads = heads
+            self.qkv = nn.Linear(dim, dim * 3)
+            self.logit_scale = nn.Parameter(torch.log(10 * torch.ones((heads, 1, 1))))
+            self.cpb_mlp = nn.Sequential(nn.Linear(2, 32), nn.ReLU(inplace=True), nn.Linear(32, heads, bias=False))
+            self.register_buffer("coords", torch.randn(window * window, window * window, 2))
+            self.attn_drop = nn.Dropout(0.0)
+            self.softmax = nn.Softmax(dim=-1)
+            self.proj = nn.Linear(dim, dim)
+
+        def forward(self, x, mask=None):
+            B_, N, C = x.shape
+            qkv = self.qkv(x).reshape(B_, N, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+
+            attn = F.normalize(q, dim=-1) @ F.normalize(k, dim=-1).transpose(-2, -1)
+            logit_scale = torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
+            attn = attn * logit_scale
+
+            bias_table = self.cpb_mlp(self.coords)
+            bias = bias_table.permute(2, 0, 1).contiguous()
+            bias = 16 * torch.sigmoid(bias)
+            attn = attn + bias.unsqueeze(0)
+
+            if mask is not None:
+                nW = mask.shape[0]
+                attn = attn.view(B_ // nW, nW, self.heads, N, N) + mask.unsqueeze(1).unsqueeze(0)
+                attn = attn.view(-1, self.heads, N, N)
+                attn = self.softmax(attn)
+            else:
+                attn = self.softmax(attn)
+
+            attn = self.attn_drop(attn)
+
+            try:
+                x = (attn @ v).transpose(1, 2).reshape(B_, N, C)
+            except RuntimeError:
+                x = (attn.half() @ v).transpose(1, 2).reshape(B_, N, C)
+            return self.proj(x)
+""")
+
+
+def _window(old: str, new: str) -> str:
+    assert old in WINDOW
+    return WINDOW.replace(old, new)
+
+
+def test_fallback_bias_from_a_module_hoisted_and_fixed_exactly():
+    fixed = _fix(WINDOW)
+    assert fixed.count("scaled_dot_product_attention(") == 1
+    # computed once, above the guard, which reads its dtype
+    assert fixed.count("bias = 16 * torch.sigmoid(bias)") == 1
+    assert fixed.index("bias = 16 * torch.sigmoid(bias)") < fixed.index("        if (")
+    assert 'getattr(bias, "dtype"' in fixed
+    torch.manual_seed(0)
+    original = _load(WINDOW, "CosineWindowAttention")().double().eval()
+    patched = _load(fixed, "CosineWindowAttention")().double().eval()
+    patched.load_state_dict(original.state_dict())
+    x = torch.randn(4, 9, 16, dtype=torch.float64)
+    mask = torch.zeros(2, 9, 9, dtype=torch.float64)
+    mask[1, :, 5:] = -100.0
+    for given in (None, mask):
+        with torch.no_grad():
+            assert torch.allclose(original(x, given), patched(x, given), atol=1e-9)
+
+
+def test_fallback_bias_assigned_again_after_the_add_declined():
+    # (the fused call would read the new value: declined before any move is tried)
+    source = _window("        attn = attn + bias.unsqueeze(0)\n",
+                     "        attn = attn + bias.unsqueeze(0)\n        bias = None\n")
+    assert "scaled_dot_product_attention(" not in _fix(source)
+
+
+def test_fallback_bias_moved_above_a_module_call_declined():
+    # a statement before it calls a module (hooks run in order): the bias module may not move above
+    source = _window("        attn = attn * logit_scale\n", "        attn = attn * logit_scale\n        shifted = self.proj(v)\n")
+    assert "scaled_dot_product_attention(" not in _fix(source)
+
+
+def test_fallback_bias_read_before_its_statements_declined():
+    # a kept statement before the bias's statements reads the name: moving them would change it
+    source = _window("        attn = attn * logit_scale\n",
+                     "        attn = attn * logit_scale\n        bias = torch.zeros(())\n        seen = bias\n")
+    assert "scaled_dot_product_attention(" not in _fix(source)
+
+
+def test_fallback_bias_reading_the_scores_declined():
+    source = _window("bias = 16 * torch.sigmoid(bias)", "bias = 16 * torch.sigmoid(bias) + attn.mean()")
+    assert "scaled_dot_product_attention(" not in _fix(source)

@@ -849,6 +849,8 @@ class _Attention:
             del conditions[role]
         fast: list[str] = []
         deferred: list[str] = []  # the `del` statements, run after the fused call
+        kept_at: dict[int, int] = {}  # region offset of a kept statement -> its place in fast
+        self.hoisted: tuple = ()  # region offsets put before the guard's if (_hoisted)
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
@@ -928,6 +930,8 @@ class _Attention:
                         raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
                     (q, k, v), snapshots = held
                     fast.extend(snapshots)
+                if offset not in metadata:
+                    kept_at[offset] = len(fast)
                 fast.append(metadata.get(offset) or self._stmt_text(stmt))
                 continue
             clash = read_names(stmt.test) & before
@@ -1004,8 +1008,14 @@ class _Attention:
             # product raised, for probabilities of another dtype than v's, which the guard
             # sends to the original (_fallback_terms)
             c_stmt = c_stmt.body[0]
-            guard += self._fallback_terms(conditions, region)
-        before_c = set().union(*(stored_names(ast.parse(t)) for t in fast))
+            guard += self._fallback_terms(conditions, region, set(kept_at))
+            if self.hoisted:
+                # (run before the if on both paths: not in fast, not values of the attention)
+                for offset in sorted(self.hoisted, reverse=True):
+                    del fast[kept_at[offset]]
+                all_stored = all_stored - set().union(*(stored_names(region[h]) for h in self.hoisted))
+        before_c = set().union(*(stored_names(ast.parse(t)) for t in fast),
+                               *(stored_names(region[h]) for h in self.hoisted))
         func = self._function(c_stmt)
         changed = _changed_in_place(func, stored_names(c_stmt), (c_stmt.end_lineno, c_stmt.end_col_offset)) \
             if func is not None else None
@@ -1087,6 +1097,7 @@ class _Attention:
             guard=guard_text,
             fast="\n".join(fast),
             prelude=prelude,
+            hoist=self.hoisted,
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
 
@@ -2227,7 +2238,7 @@ class _Attention:
         info = self.index.stmt(span_of(body))
         return info if info is not None else last
 
-    def _fallback_terms(self, conditions: dict, region: list[ast.stmt]) -> list[str]:
+    def _fallback_terms(self, conditions: dict, region: list[ast.stmt], kept: set) -> list[str]:
         """Guard terms for a context product whose ``except`` computes it again with the
         probabilities cast (yolov7's ``try: x = attn @ v`` / ``except: x = attn.half() @ v``):
         the product raises when the probabilities' dtype is not v's, which happens only when v's
@@ -2237,7 +2248,9 @@ class _Attention:
         dtype cannot be read before the attention (not a name or an attribute) is declined; one
         the region computes from a tensor read before it by indexing and reshapes only (Swin's
         ``relative_position_bias = self.relative_position_bias_table[...].view(...)``) has that
-        tensor's dtype."""
+        tensor's dtype; one it computes otherwise, in kept statements that can run before the
+        attention (Swin-v2's bias from a module, :meth:`_hoisted`), is read after them, with
+        the statements moved above the guard's if (``self.hoisted``)."""
         q_dtype = self._q_dtype()
         v_text, v_node = self._operands()[2]
         terms = [f"{_atom(v_text, v_node)}.dtype != {q_dtype}"]
@@ -2247,7 +2260,12 @@ class _Attention:
                 continue
             operand = _dtype_of(self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask")))
             if isinstance(operand, ast.Name) and operand.id in stored:
-                operand = _dtype_source(operand.id, region, self.roles[role].stmt) or operand
+                source = _dtype_source(operand.id, region, self.roles[role].stmt)
+                if source is None and (hoist := self._hoisted(operand.id, region, kept,
+                                                              self.roles[role].stmt)) is not None:
+                    self.hoisted = tuple(sorted(set(self.hoisted) | hoist))
+                    stored = stored - set().union(*(stored_names(region[h]) for h in hoist))
+                operand = source or operand
             if not (isinstance(operand, (ast.Name, ast.Attribute)) and dotted_name(operand)) or \
                     read_names(operand) & stored:
                 raise Skip(f"the context product at line {self.roles['c'].line} falls back to a cast of the "
@@ -2256,6 +2274,70 @@ class _Attention:
             terms.append(self._under(conditions, role,
                                      f'getattr({self._text(operand)}, "dtype", {q_dtype}) != {q_dtype}'))
         return terms
+
+    def _hoisted(self, name: str, region: list[ast.stmt], kept: set, before: Span) -> set | None:
+        """The region offsets of the kept statements computing ``name`` (cnstd's Swin-v2
+        ``relative_position_bias = 16 * torch.sigmoid(...)`` from ``self.cpb_mlp(...)``, a
+        module's output whose dtype is known only once it runs), when they can run before the
+        attention instead, on both paths: then the guard reads the name itself.  Exact where
+        they are plain ``name = <expr>`` assignments kept as they are on the fused path
+        (``kept``: their region offsets) before the step
+        ``before`` reading it, reading of the region only what they assign themselves (each
+        name they read assigned only by such statements before them); no other statement of
+        the region assigns what they assign or reads it before them; and the statements they
+        move above change nothing in place and call nothing but functions and tensor methods
+        (no module, so no hook, of ``self``; nothing random), so the two orders compute the
+        same.  None otherwise."""
+        def plain(st) -> bool:
+            return isinstance(st, ast.Assign) and all(isinstance(t, ast.Name) for t in st.targets) \
+                and not any(isinstance(n, (ast.NamedExpr, ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom))
+                            for n in ast_walk(st))
+
+        stored_at = [stored_names(st) for st in region]
+        limit = next((i for i, st in enumerate(region) if (st.lineno, st.col_offset) >= (before[0], before[1])),
+                     len(region))
+        chain: set[int] = set()
+        wanted, seen = [name], set()
+        while wanted:
+            want = wanted.pop()
+            if want in seen:
+                continue
+            seen.add(want)
+            for offset, names in enumerate(stored_at):
+                if want not in names:
+                    continue
+                st = region[offset]
+                if offset == 0 or offset >= limit or offset not in kept or not plain(st):
+                    return None
+                chain.add(offset)
+                wanted.extend(read_names(st.value) & set().union(*stored_at[:offset]))
+        if not chain:
+            return None
+        moved = set().union(*(stored_at[h] for h in chain))
+        last = max(chain)
+        for offset, st in enumerate(region):
+            if offset in chain:
+                continue
+            if stored_at[offset] & moved:
+                return None  # (assigned again outside the chain)
+            if offset > last:
+                continue
+            if read_names(st) & moved:
+                return None  # (read before the chain's statement moved above it)
+            for node in ast_walk(st):
+                if isinstance(node, (ast.AugAssign, ast.Delete, ast.Global, ast.Nonlocal)) or (
+                        isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del))):
+                    return None
+                if isinstance(node, ast.Call):
+                    func = node.func
+                    attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+                    root = func
+                    while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+                        root = root.func if isinstance(root, ast.Call) else root.value
+                    if (attr.endswith("_") and not attr.endswith("__")) or not isinstance(root, ast.Name) \
+                            or root.id == "self" or any(word in attr.lower() for word in RANDOM_WORDS):
+                        return None
+        return chain
 
     def _under(self, conditions: dict, role: str, term: str) -> str:
         """``term`` under the condition of step ``role`` (``cond and term``), when it has one."""
@@ -5139,6 +5221,10 @@ def _fill_only(func: ast.FunctionDef, param: str) -> tuple[str | None, str]:
 def _reads_attribute(func: ast.FunctionDef, param: str, attr: str) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.value, ast.Name) and n.value.id == param
                for n in ast_walk(func))
+
+
+# Words in the name of a call that draws random numbers (its order among calls matters)
+RANDOM_WORDS = ("rand", "dropout", "bernoulli", "multinomial", "normal_")
 
 
 def _step_loads(stmt: ast.stmt, step_stmts: set, step_stored: set) -> set[str]:
