@@ -225,3 +225,89 @@ def test_fallback_bias_read_before_its_statements_declined():
 def test_fallback_bias_reading_the_scores_declined():
     source = _window("bias = 16 * torch.sigmoid(bias)", "bias = 16 * torch.sigmoid(bias) + attn.mean()")
     assert "scaled_dot_product_attention(" not in _fix(source)
+
+
+HELPER = textwrap.dedent("""\
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+
+    def soft_drop(x, p, training=True, bias=None, inplace=True):
+        x = x.contiguous()
+        if not inplace:
+            x = x.clone()
+        if bias is not None:
+            x += bias
+        return F.dropout(F.softmax(x, dim=-1), p=p, training=training)
+
+
+    class HelperAttention(nn.Module):
+        def __init__(self, dim=16, heads=4, p=0.0):
+            super().__init__()
+            self.heads = heads
+            self.head_dim = dim // heads
+            self.p = p
+            self.proj = nn.Linear(dim, dim * 3)
+
+        def forward(self, x, bias=None, return_weights=False):
+            b, n, d = x.shape
+            q, k, v = self.proj(x).chunk(3, dim=-1)
+            q = q.view(b, n, self.heads, self.head_dim).transpose(1, 2).reshape(b * self.heads, n, self.head_dim)
+            k = k.view(b, n, self.heads, self.head_dim).transpose(1, 2).reshape(b * self.heads, n, self.head_dim)
+            v = v.view(b, n, self.heads, self.head_dim).transpose(1, 2).reshape(b * self.heads, n, self.head_dim)
+            q = q * self.head_dim ** -0.5
+            scores = torch.bmm(q, k.transpose(1, 2))
+            if not return_weights:
+                probs = soft_drop(scores, self.p, self.training, bias=bias)
+            else:
+                scores += bias
+                probs = soft_drop(scores, self.p, self.training, inplace=False)
+            out = torch.bmm(probs, v)
+            if not return_weights:
+                return out
+            else:
+                return out, scores, probs
+""")
+
+
+def _helper(old: str, new: str) -> str:
+    assert old in HELPER
+    return HELPER.replace(old, new)
+
+
+def test_helper_called_in_both_arms_fixed_through_the_plain_arm():
+    fixed = _fix(HELPER)
+    assert fixed.count("scaled_dot_product_attention(") == 1
+    # the arm returning the weights takes the original, said once and plainly
+    assert "        if (\n            return_weights\n" in fixed and "not (not" not in fixed
+    torch.manual_seed(0)
+    original = _load(HELPER, "HelperAttention")().double().eval()
+    patched = _load(fixed, "HelperAttention")().double().eval()
+    patched.load_state_dict(original.state_dict())
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    bias = torch.randn(8, 5, 5, dtype=torch.float64)
+    with torch.no_grad():
+        for given in (None, bias):
+            torch.testing.assert_close(patched(x, given), original(x, given), rtol=0, atol=1e-12)
+        for left, right in zip(patched(x, bias, True), original(x, bias, True)):
+            torch.testing.assert_close(left, right, rtol=0, atol=0)
+
+
+def test_helper_called_twice_in_one_arm_declined():
+    source = _helper("            probs = soft_drop(scores, self.p, self.training, bias=bias)\n",
+                     "            probs = soft_drop(scores, self.p, self.training, bias=bias)\n"
+                     "            probs = soft_drop(probs, self.p, self.training)\n")
+    assert "scaled_dot_product_attention(" not in _fix(source)
+
+
+def test_helper_weights_returned_on_every_path_declined():
+    source = _helper("        if not return_weights:\n            return out\n        else:\n"
+                     "            return out, scores, probs\n", "        return out, scores, probs\n")
+    assert "scaled_dot_product_attention(" not in _fix(source)
+
+
+def test_helper_else_read_under_a_test_changed_after_the_attention_declined():
+    source = _helper("        out = torch.bmm(probs, v)\n",
+                     "        out = torch.bmm(probs, v)\n        return_weights = not return_weights\n")
+    assert "scaled_dot_product_attention(" not in _fix(source)

@@ -80,7 +80,9 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
     into edits of its own (a try that fails late leaves nothing behind)."""
     error: Skip | None = None
     around = _around_bias_before_scale(match)
-    for index, candidate in enumerate([match, *([around] if around is not None else []), *match.others]):
+    other_arm = _other_arm_call(match)
+    for index, candidate in enumerate([match, *([around] if around is not None else []), *match.others,
+                                       *([other_arm] if other_arm is not None else [])]):
         trial_edits, trial_regions = Edits(), []
         try:
             _Attention(planner, rule, candidate).plan(trial_edits, trial_regions)
@@ -114,6 +116,38 @@ def _around_bias_before_scale(match: Match) -> Match | None:
         return None
     keep = [i for i in range(len(roles)) if i != index]
     return replace(match, nodes=tuple(match.nodes[i] for i in keep), roles=tuple(roles[i] for i in keep))
+
+
+def _other_arm_call(match: Match) -> Match | None:
+    """``match`` through the helper's call in the other arm of the if holding the call it
+    went through (unimol's ``if not return_attn: attn = softmax_dropout(w, p, training,
+    bias=attn_bias)`` / ``else: w += attn_bias; attn = softmax_dropout(w, p, training,
+    inplace=False)``, matched through the else arm, which adds more): the helper's steps
+    (``inlined``, the same nodes) in the other arm, and without the steps of the arm left,
+    which that path does not run.  None unless every inlined step sits in one arm and the
+    steps dropped are adds of the scores (:data:`ADD_STEPS`), statements of their own in that
+    arm.  Which call (_inline_probs_helper) and whether the rest holds (the whole plan) is
+    checked as for any match; tried last."""
+    inlined = [n for n in match.nodes if n.inlined]
+    if not inlined or not inlined[0].scope or any(n.scope != inlined[0].scope for n in inlined):
+        return None
+    if_span, arm = inlined[0].scope[-1]
+    if arm not in (0, 1):
+        return None
+    keep, dropped = [], []
+    for index, node in enumerate(match.nodes):
+        if node.inlined:
+            continue
+        (dropped if (if_span, arm) in node.scope else keep).append(index)
+    if not dropped or any(match.roles[i] not in ADD_STEPS for i in dropped):
+        return None
+    if any(match.nodes[i].stmt == n.stmt for i in dropped for j, n in enumerate(match.nodes) if j not in dropped):
+        return None
+    flipped = (*inlined[0].scope[:-1], (if_span, 1 - arm))
+    nodes = tuple(replace(n, scope=flipped) if n.inlined else n
+                  for i, n in enumerate(match.nodes) if i not in dropped)
+    roles = tuple(r for i, r in enumerate(match.roles) if i not in dropped)
+    return replace(match, nodes=nodes, roles=roles, others=())
 
 
 def _transposed(operand: tuple[str, ast.expr]) -> tuple[str, ast.expr]:
@@ -596,6 +630,7 @@ class _Attention:
         self.fill_helper: dict | None = None  # the fill a helper makes, as a mask of a stand-in: _inline_fill_helper
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
         self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
+        self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
         self.helper_roles: set[str] = set()  # the steps in that helper
         self.grouped_cat: ast.expr | None = None  # the m2 step's `torch.cat(groups, dim=d)` (_grouped_split)
         self.list_stand_ins: list[str] = []  # ModuleLists whose modules are handed a stand-in (_grouped_split)
@@ -665,6 +700,10 @@ class _Attention:
             # The fused call reads the helper's arguments after the region's other statements:
             # none of those from the call on may assign what they read.
             at = next((i for i, s in enumerate(region) if s is self.helper_call), None)
+            if at is None and self.helper_call_arm:
+                # (in an arm of an if of the region: _other_arm_call; from that if on)
+                at = next((i for i, s in enumerate(region) if isinstance(s, ast.If)
+                           and any(inner is self.helper_call for inner in ast_walk(s))), None)
             if at is None:
                 raise Skip(f"the call of the helper at line {self.helper_call.lineno} is inside an if or a loop")
             scores_arg = self.helper_call.value.args[0] if self.helper_call.value.args else None
@@ -889,6 +928,9 @@ class _Attention:
                 test = self._text(stmt.test)
                 if branch_ifs[id(stmt)] == "body":  # the fused path is the body: the else goes away
                     term = f"not {_atom(test, stmt.test)}"
+                    if isinstance(stmt.test, ast.UnaryOp) and isinstance(stmt.test.op, ast.Not):
+                        # (`if not return_attn:`: the else runs where `return_attn` holds)
+                        term = _guard_term(self._text(stmt.test.operand), stmt.test.operand)
                 else:  # the fused path is the else branch: the body goes away
                     term = _guard_term(test, stmt.test)
                 guard.append(term)
@@ -1068,6 +1110,7 @@ class _Attention:
         guard += self._stand_in_hooks(edits, conditions)
 
         unique = list(dict.fromkeys(guard))
+        _contradiction(unique)
         for role, term in self.off_roles.items():
             if term not in unique:  # (left out of the mask for the guard's term: it must be there)
                 raise Skip(f"the step at line {self.roles[role].line} was left out of the fused call's mask for a "
@@ -1716,6 +1759,23 @@ class _Attention:
                        "rewrite it by hand")
         calls = [n for n in ast_walk(caller_def) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                  and n.func.id == helper.name]
+        if len(calls) > 1 and outside[0].scope:
+            # One call in each arm of an if (unimol's `if not return_attn:` ... `else:`): the one
+            # in the arm the match goes through (the inlined steps' scope), the others in the
+            # if's other arm, which the path does not run (_other_arm_call)
+            if_span, arm = outside[0].scope[-1]
+            owner = next((s for s in ast_walk(caller_def) if isinstance(s, ast.If) and span_of(s) == if_span), None)
+            if owner is not None:
+                arms = (owner.body, owner.orelse)
+
+                def within(block, call) -> bool:
+                    return any(c is call for st in block for c in ast_walk(st))
+
+                if all(within(arms[0], c) or within(arms[1], c) for c in calls):
+                    mine = [c for c in calls if within(arms[arm], c)]
+                    if len(mine) == 1 and all(within(arms[1 - arm], c) for c in calls if c is not mine[0]):
+                        calls = mine
+                        self.helper_call_arm = True
         call_stmt = None
         if len(calls) == 1:
             for stmt in ast_walk(caller_def):
@@ -4837,6 +4897,15 @@ class _Attention:
                 child, parent = parent, parents.get(parent)
             text = None
             if term is None:
+                # (a read in the else branch of an if: `if not return_attn: return o` / `else:
+                # return o, w, attn`, read only where the test fails)
+                test = _else_test(node, parents, func)
+                if test is not None:
+                    term = test
+                    inner = test.operand if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) else None
+                    text = _guard_term(self._text(inner), inner) if inner is not None \
+                        else f"not {_atom(self._text(test), test)}"
+            if term is None:
                 found = _cleared_unless(node, parents, func, end)
                 if found is None:
                     unconditional.append(node)
@@ -4866,6 +4935,47 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info.owner if info is not None else None
+
+
+def _contradiction(terms: list[str]) -> None:
+    """Raise :class:`Skip` when the guard holds a term and its negation (``not x`` beside
+    ``x``): it always holds, so the fused path would never run (a read of the attention's
+    values in the else branch of an if whose test is the complement of the branch the fused
+    path takes, say)."""
+    if len(terms) < 2 or not any(t.startswith("not ") for t in terms):
+        return
+    dumps = set()
+    for term in terms:
+        try:
+            dumps.add(ast.dump(ast.parse(term, mode="eval").body))
+        except SyntaxError:
+            return
+    for term in terms:
+        if not term.startswith("not "):
+            continue
+        node = ast.parse(term, mode="eval").body
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not) and ast.dump(node.operand) in dumps:
+            raise Skip(f"the guard would always hold (`{term}` beside `{ast.unparse(node.operand)}`): the fused "
+                       "path would never run")
+
+
+def _else_test(node: ast.AST, parents: dict, func: ast.AST) -> ast.expr | None:
+    """The test of the innermost ``if`` (not an ``elif``: the else of a plain if/else) whose
+    ``else`` branch holds ``node``, with no loop, ``with``, ``try`` or nested function between
+    them; None otherwise."""
+    child, parent = node, parents.get(node)
+    while parent is not None and parent is not func:
+        if isinstance(parent, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                               ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return None
+        if isinstance(parent, ast.If):
+            if isinstance(child, ast.stmt) and any(s is child for s in parent.orelse):
+                if len(parent.orelse) == 1 and isinstance(parent.orelse[0], ast.If):
+                    return None  # (an elif)
+                return parent.test
+            return None
+        child, parent = parent, parents.get(parent)
+    return None
 
 
 def _added_param(stmt: ast.stmt, scores: str) -> str | None:
