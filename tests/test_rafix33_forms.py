@@ -289,14 +289,35 @@ def test_other_handlers_stay_declined(handler):
     assert result.skipped
 
 
-def test_a_fallback_with_a_bias_of_unknown_dtype_is_declined_with_its_reason():
+def test_a_fallback_with_a_bias_of_unknown_dtype_is_hoisted_and_fixed():
     """The bias is a function of the table (its dtype the function's), computed in the
-    attention: the guard cannot read its dtype before the steps."""
+    attention: the guard cannot read its dtype before the steps.  Declined until session 30;
+    since rafix41 its statements (reading nothing of the attention) move above the guard,
+    which then reads the bias's own dtype (near-misses in tests/test_rafix41_forms.py)."""
+    import torch
+    from corpus_forms import float64_pair
+
     code = _window(bias=TABLE + "\n        relative_position_bias = 16 * torch.sigmoid(relative_position_bias)")
     assert finding_at(code, "ADP010", "# site") is not None
     result = _fix(code)
-    assert "scaled_dot_product_attention(" not in result.text
-    assert any("falls back to a cast of the probabilities" in why for _, why in result.skipped), result.skipped
+    fixed = result.text
+    assert "scaled_dot_product_attention(" in fixed, result.skipped
+    assert 'getattr(relative_position_bias, "dtype", q.dtype) != q.dtype' in fixed
+    assert fixed.count("relative_position_bias = 16 * torch.sigmoid(relative_position_bias)") == 1
+    a, b = float64_pair(code, fixed, "WindowAttention")
+    torch.manual_seed(1)
+    x = torch.randn(4, 9, 16, dtype=torch.float64)
+    mask = torch.zeros(4, 9, 9, dtype=torch.float64)
+    mask[-1, :, -3:] = -100.0
+    for m in (None, mask):
+        with torch.no_grad():
+            torch.testing.assert_close(b(x, m), a(x, m), rtol=0, atol=1e-12)
+    # q in half, the mask in float32: the original's handler runs, on both
+    a, b = a.half(), b.half()
+    with torch.no_grad():
+        out_a, out_b = a(x.half(), mask.float()), b(x.half(), mask.float())
+    assert out_b.dtype == out_a.dtype == torch.float16
+    torch.testing.assert_close(out_b, out_a, rtol=0, atol=0)
 
 
 # --- after a pass, a guarded patch is checked with a mask hiding a whole row -----------------

@@ -197,7 +197,7 @@ def _shift_edits(edits: Edits, lines: int) -> Edits:
     wrap = edits.wrap
     if wrap is not None:
         wrap = Wrap(first=(wrap.first[0] - lines, wrap.first[1]), last=(wrap.last[0] - lines, wrap.last[1]),
-                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep, prelude=wrap.prelude)
+                    guard=wrap.guard, fast=wrap.fast, keep=wrap.keep, prelude=wrap.prelude, hoist=wrap.hoist)
     return Edits(
         expr={_shift(k, lines): v for k, v in edits.expr.items()},
         delete={_shift(k, lines) for k in edits.delete},
@@ -780,6 +780,10 @@ class _Transformer(cst.CSTTransformer):
             if j is None:
                 raise ApplyError("the statements to guard are not in one block")
             kept = updates[i:j + 1]
+            hoisted = []
+            if wrap.hoist:
+                hoisted = [kept[h] for h in wrap.hoist]
+                kept = [s for h, s in enumerate(kept) if h not in set(wrap.hoist)]
             lead = list(kept[0].leading_lines)
             fast = list(cst.parse_module(wrap.fast if wrap.fast.endswith("\n") else wrap.fast + "\n").body)
             depth, step = wrap.first[1], len(self.unit)
@@ -806,7 +810,12 @@ class _Transformer(cst.CSTTransformer):
                     orelse=cst.Else(body=cst.IndentedBlock(body=self._refit(fast, depth + step, None))),
                     leading_lines=lead,
                 )
-                new_nodes = [fit_if(guarded, depth, self.unit, self.style.line_length)]
+                if hoisted:
+                    # the moved statements first, where the range began; the if after them, with
+                    # the first one's own leading lines
+                    guarded = guarded.with_changes(leading_lines=list(hoisted[0].leading_lines))
+                    hoisted = [hoisted[0].with_changes(leading_lines=lead), *hoisted[1:]]
+                new_nodes = [*hoisted, fit_if(guarded, depth, self.unit, self.style.line_length)]
             for node in new_nodes:  # fresh nodes: nothing else refers to them
                 out_o.append(node)
                 out_u.append(node)

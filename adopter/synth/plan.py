@@ -74,6 +74,10 @@ class Wrap:
     # line): what the original statements need that the code before them no longer computes
     # (scores a caller hands over as their operands, :meth:`sdpa._Attention._handed_scores`).
     prelude: str = ""
+    # Offsets (in the range) of statements put before the ``if``, out of the guarded branch
+    # and ``fast`` alike: they compute what the guard reads and commute with the statements
+    # before them (:meth:`sdpa._Attention._hoisted`).
+    hoist: tuple = ()
 
 
 @dataclass

@@ -80,7 +80,9 @@ def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list
     into edits of its own (a try that fails late leaves nothing behind)."""
     error: Skip | None = None
     around = _around_bias_before_scale(match)
-    for index, candidate in enumerate([match, *([around] if around is not None else []), *match.others]):
+    other_arm = _other_arm_call(match)
+    for index, candidate in enumerate([match, *([around] if around is not None else []), *match.others,
+                                       *([other_arm] if other_arm is not None else [])]):
         trial_edits, trial_regions = Edits(), []
         try:
             _Attention(planner, rule, candidate).plan(trial_edits, trial_regions)
@@ -114,6 +116,38 @@ def _around_bias_before_scale(match: Match) -> Match | None:
         return None
     keep = [i for i in range(len(roles)) if i != index]
     return replace(match, nodes=tuple(match.nodes[i] for i in keep), roles=tuple(roles[i] for i in keep))
+
+
+def _other_arm_call(match: Match) -> Match | None:
+    """``match`` through the helper's call in the other arm of the if holding the call it
+    went through (unimol's ``if not return_attn: attn = softmax_dropout(w, p, training,
+    bias=attn_bias)`` / ``else: w += attn_bias; attn = softmax_dropout(w, p, training,
+    inplace=False)``, matched through the else arm, which adds more): the helper's steps
+    (``inlined``, the same nodes) in the other arm, and without the steps of the arm left,
+    which that path does not run.  None unless every inlined step sits in one arm and the
+    steps dropped are adds of the scores (:data:`ADD_STEPS`), statements of their own in that
+    arm.  Which call (_inline_probs_helper) and whether the rest holds (the whole plan) is
+    checked as for any match; tried last."""
+    inlined = [n for n in match.nodes if n.inlined]
+    if not inlined or not inlined[0].scope or any(n.scope != inlined[0].scope for n in inlined):
+        return None
+    if_span, arm = inlined[0].scope[-1]
+    if arm not in (0, 1):
+        return None
+    keep, dropped = [], []
+    for index, node in enumerate(match.nodes):
+        if node.inlined:
+            continue
+        (dropped if (if_span, arm) in node.scope else keep).append(index)
+    if not dropped or any(match.roles[i] not in ADD_STEPS for i in dropped):
+        return None
+    if any(match.nodes[i].stmt == n.stmt for i in dropped for j, n in enumerate(match.nodes) if j not in dropped):
+        return None
+    flipped = (*inlined[0].scope[:-1], (if_span, 1 - arm))
+    nodes = tuple(replace(n, scope=flipped) if n.inlined else n
+                  for i, n in enumerate(match.nodes) if i not in dropped)
+    roles = tuple(r for i, r in enumerate(match.roles) if i not in dropped)
+    return replace(match, nodes=nodes, roles=roles, others=())
 
 
 def _transposed(operand: tuple[str, ast.expr]) -> tuple[str, ast.expr]:
@@ -596,6 +630,7 @@ class _Attention:
         self.fill_helper: dict | None = None  # the fill a helper makes, as a mask of a stand-in: _inline_fill_helper
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
         self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
+        self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
         self.helper_roles: set[str] = set()  # the steps in that helper
         self.grouped_cat: ast.expr | None = None  # the m2 step's `torch.cat(groups, dim=d)` (_grouped_split)
         self.list_stand_ins: list[str] = []  # ModuleLists whose modules are handed a stand-in (_grouped_split)
@@ -665,6 +700,10 @@ class _Attention:
             # The fused call reads the helper's arguments after the region's other statements:
             # none of those from the call on may assign what they read.
             at = next((i for i, s in enumerate(region) if s is self.helper_call), None)
+            if at is None and self.helper_call_arm:
+                # (in an arm of an if of the region: _other_arm_call; from that if on)
+                at = next((i for i, s in enumerate(region) if isinstance(s, ast.If)
+                           and any(inner is self.helper_call for inner in ast_walk(s))), None)
             if at is None:
                 raise Skip(f"the call of the helper at line {self.helper_call.lineno} is inside an if or a loop")
             scores_arg = self.helper_call.value.args[0] if self.helper_call.value.args else None
@@ -849,6 +888,8 @@ class _Attention:
             del conditions[role]
         fast: list[str] = []
         deferred: list[str] = []  # the `del` statements, run after the fused call
+        kept_at: dict[int, int] = {}  # region offset of a kept statement -> its place in fast
+        self.hoisted: tuple = ()  # region offsets put before the guard's if (_hoisted)
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
@@ -887,6 +928,9 @@ class _Attention:
                 test = self._text(stmt.test)
                 if branch_ifs[id(stmt)] == "body":  # the fused path is the body: the else goes away
                     term = f"not {_atom(test, stmt.test)}"
+                    if isinstance(stmt.test, ast.UnaryOp) and isinstance(stmt.test.op, ast.Not):
+                        # (`if not return_attn:`: the else runs where `return_attn` holds)
+                        term = _guard_term(self._text(stmt.test.operand), stmt.test.operand)
                 else:  # the fused path is the else branch: the body goes away
                     term = _guard_term(test, stmt.test)
                 guard.append(term)
@@ -919,8 +963,8 @@ class _Attention:
                 # a later reassignment of a name the body reads changes nothing there --
                 # compressive-transformer's `mask` built for the input mask under `if
                 # input_mask is not None:`, then reused for the causal mask.)
-                earlier = set().union(*(_loads(s) for s, k in zip(region[:offset], kinds[:offset])
-                                        if k == "step"))
+                earlier = set().union(*(_step_loads(s, step_stmts, step_stored)
+                                        for s, k in zip(region[:offset], kinds[:offset]) if k == "step"))
                 clash = stored_names(stmt) & earlier
                 if clash:
                     held = self._held_operands(stmt, clash, region[:offset], kinds[:offset], (q, k, v))
@@ -928,6 +972,8 @@ class _Attention:
                         raise Skip(f"line {stmt.lineno} reassigns `{sorted(clash)[0]}` after the attention read it")
                     (q, k, v), snapshots = held
                     fast.extend(snapshots)
+                if offset not in metadata:
+                    kept_at[offset] = len(fast)
                 fast.append(metadata.get(offset) or self._stmt_text(stmt))
                 continue
             clash = read_names(stmt.test) & before
@@ -1004,8 +1050,14 @@ class _Attention:
             # product raised, for probabilities of another dtype than v's, which the guard
             # sends to the original (_fallback_terms)
             c_stmt = c_stmt.body[0]
-            guard += self._fallback_terms(conditions, region)
-        before_c = set().union(*(stored_names(ast.parse(t)) for t in fast))
+            guard += self._fallback_terms(conditions, region, set(kept_at))
+            if self.hoisted:
+                # (run before the if on both paths: not in fast, not values of the attention)
+                for offset in sorted(self.hoisted, reverse=True):
+                    del fast[kept_at[offset]]
+                all_stored = all_stored - set().union(*(stored_names(region[h]) for h in self.hoisted))
+        before_c = set().union(*(stored_names(ast.parse(t)) for t in fast),
+                               *(stored_names(region[h]) for h in self.hoisted))
         func = self._function(c_stmt)
         changed = _changed_in_place(func, stored_names(c_stmt), (c_stmt.end_lineno, c_stmt.end_col_offset)) \
             if func is not None else None
@@ -1058,6 +1110,7 @@ class _Attention:
         guard += self._stand_in_hooks(edits, conditions)
 
         unique = list(dict.fromkeys(guard))
+        _contradiction(unique)
         for role, term in self.off_roles.items():
             if term not in unique:  # (left out of the mask for the guard's term: it must be there)
                 raise Skip(f"the step at line {self.roles[role].line} was left out of the fused call's mask for a "
@@ -1087,6 +1140,7 @@ class _Attention:
             guard=guard_text,
             fast="\n".join(fast),
             prelude=prelude,
+            hoist=self.hoisted,
         )
         regions.append((first.lineno, first.col_offset, final.end_lineno, final.end_col_offset))
 
@@ -1705,6 +1759,23 @@ class _Attention:
                        "rewrite it by hand")
         calls = [n for n in ast_walk(caller_def) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                  and n.func.id == helper.name]
+        if len(calls) > 1 and outside[0].scope:
+            # One call in each arm of an if (unimol's `if not return_attn:` ... `else:`): the one
+            # in the arm the match goes through (the inlined steps' scope), the others in the
+            # if's other arm, which the path does not run (_other_arm_call)
+            if_span, arm = outside[0].scope[-1]
+            owner = next((s for s in ast_walk(caller_def) if isinstance(s, ast.If) and span_of(s) == if_span), None)
+            if owner is not None:
+                arms = (owner.body, owner.orelse)
+
+                def within(block, call) -> bool:
+                    return any(c is call for st in block for c in ast_walk(st))
+
+                if all(within(arms[0], c) or within(arms[1], c) for c in calls):
+                    mine = [c for c in calls if within(arms[arm], c)]
+                    if len(mine) == 1 and all(within(arms[1 - arm], c) for c in calls if c is not mine[0]):
+                        calls = mine
+                        self.helper_call_arm = True
         call_stmt = None
         if len(calls) == 1:
             for stmt in ast_walk(caller_def):
@@ -2227,7 +2298,7 @@ class _Attention:
         info = self.index.stmt(span_of(body))
         return info if info is not None else last
 
-    def _fallback_terms(self, conditions: dict, region: list[ast.stmt]) -> list[str]:
+    def _fallback_terms(self, conditions: dict, region: list[ast.stmt], kept: set) -> list[str]:
         """Guard terms for a context product whose ``except`` computes it again with the
         probabilities cast (yolov7's ``try: x = attn @ v`` / ``except: x = attn.half() @ v``):
         the product raises when the probabilities' dtype is not v's, which happens only when v's
@@ -2237,7 +2308,9 @@ class _Attention:
         dtype cannot be read before the attention (not a name or an attribute) is declined; one
         the region computes from a tensor read before it by indexing and reshapes only (Swin's
         ``relative_position_bias = self.relative_position_bias_table[...].view(...)``) has that
-        tensor's dtype."""
+        tensor's dtype; one it computes otherwise, in kept statements that can run before the
+        attention (Swin-v2's bias from a module, :meth:`_hoisted`), is read after them, with
+        the statements moved above the guard's if (``self.hoisted``)."""
         q_dtype = self._q_dtype()
         v_text, v_node = self._operands()[2]
         terms = [f"{_atom(v_text, v_node)}.dtype != {q_dtype}"]
@@ -2247,7 +2320,12 @@ class _Attention:
                 continue
             operand = _dtype_of(self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask")))
             if isinstance(operand, ast.Name) and operand.id in stored:
-                operand = _dtype_source(operand.id, region, self.roles[role].stmt) or operand
+                source = _dtype_source(operand.id, region, self.roles[role].stmt)
+                if source is None and (hoist := self._hoisted(operand.id, region, kept,
+                                                              self.roles[role].stmt)) is not None:
+                    self.hoisted = tuple(sorted(set(self.hoisted) | hoist))
+                    stored = stored - set().union(*(stored_names(region[h]) for h in hoist))
+                operand = source or operand
             if not (isinstance(operand, (ast.Name, ast.Attribute)) and dotted_name(operand)) or \
                     read_names(operand) & stored:
                 raise Skip(f"the context product at line {self.roles['c'].line} falls back to a cast of the "
@@ -2256,6 +2334,70 @@ class _Attention:
             terms.append(self._under(conditions, role,
                                      f'getattr({self._text(operand)}, "dtype", {q_dtype}) != {q_dtype}'))
         return terms
+
+    def _hoisted(self, name: str, region: list[ast.stmt], kept: set, before: Span) -> set | None:
+        """The region offsets of the kept statements computing ``name`` (cnstd's Swin-v2
+        ``relative_position_bias = 16 * torch.sigmoid(...)`` from ``self.cpb_mlp(...)``, a
+        module's output whose dtype is known only once it runs), when they can run before the
+        attention instead, on both paths: then the guard reads the name itself.  Exact where
+        they are plain ``name = <expr>`` assignments kept as they are on the fused path
+        (``kept``: their region offsets) before the step
+        ``before`` reading it, reading of the region only what they assign themselves (each
+        name they read assigned only by such statements before them); no other statement of
+        the region assigns what they assign or reads it before them; and the statements they
+        move above change nothing in place and call nothing but functions and tensor methods
+        (no module, so no hook, of ``self``; nothing random), so the two orders compute the
+        same.  None otherwise."""
+        def plain(st) -> bool:
+            return isinstance(st, ast.Assign) and all(isinstance(t, ast.Name) for t in st.targets) \
+                and not any(isinstance(n, (ast.NamedExpr, ast.Lambda, ast.Await, ast.Yield, ast.YieldFrom))
+                            for n in ast_walk(st))
+
+        stored_at = [stored_names(st) for st in region]
+        limit = next((i for i, st in enumerate(region) if (st.lineno, st.col_offset) >= (before[0], before[1])),
+                     len(region))
+        chain: set[int] = set()
+        wanted, seen = [name], set()
+        while wanted:
+            want = wanted.pop()
+            if want in seen:
+                continue
+            seen.add(want)
+            for offset, names in enumerate(stored_at):
+                if want not in names:
+                    continue
+                st = region[offset]
+                if offset == 0 or offset >= limit or offset not in kept or not plain(st):
+                    return None
+                chain.add(offset)
+                wanted.extend(read_names(st.value) & set().union(*stored_at[:offset]))
+        if not chain:
+            return None
+        moved = set().union(*(stored_at[h] for h in chain))
+        last = max(chain)
+        for offset, st in enumerate(region):
+            if offset in chain:
+                continue
+            if stored_at[offset] & moved:
+                return None  # (assigned again outside the chain)
+            if offset > last:
+                continue
+            if read_names(st) & moved:
+                return None  # (read before the chain's statement moved above it)
+            for node in ast_walk(st):
+                if isinstance(node, (ast.AugAssign, ast.Delete, ast.Global, ast.Nonlocal)) or (
+                        isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del))):
+                    return None
+                if isinstance(node, ast.Call):
+                    func = node.func
+                    attr = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+                    root = func
+                    while isinstance(root, (ast.Attribute, ast.Call, ast.Subscript)):
+                        root = root.func if isinstance(root, ast.Call) else root.value
+                    if (attr.endswith("_") and not attr.endswith("__")) or not isinstance(root, ast.Name) \
+                            or root.id == "self" or any(word in attr.lower() for word in RANDOM_WORDS):
+                        return None
+        return chain
 
     def _under(self, conditions: dict, role: str, term: str) -> str:
         """``term`` under the condition of step ``role`` (``cond and term``), when it has one."""
@@ -4755,6 +4897,15 @@ class _Attention:
                 child, parent = parent, parents.get(parent)
             text = None
             if term is None:
+                # (a read in the else branch of an if: `if not return_attn: return o` / `else:
+                # return o, w, attn`, read only where the test fails)
+                test = _else_test(node, parents, func)
+                if test is not None:
+                    term = test
+                    inner = test.operand if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) else None
+                    text = _guard_term(self._text(inner), inner) if inner is not None \
+                        else f"not {_atom(self._text(test), test)}"
+            if term is None:
                 found = _cleared_unless(node, parents, func, end)
                 if found is None:
                     unconditional.append(node)
@@ -4784,6 +4935,47 @@ class _Attention:
         while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
             info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
         return info.owner if info is not None else None
+
+
+def _contradiction(terms: list[str]) -> None:
+    """Raise :class:`Skip` when the guard holds a term and its negation (``not x`` beside
+    ``x``): it always holds, so the fused path would never run (a read of the attention's
+    values in the else branch of an if whose test is the complement of the branch the fused
+    path takes, say)."""
+    if len(terms) < 2 or not any(t.startswith("not ") for t in terms):
+        return
+    dumps = set()
+    for term in terms:
+        try:
+            dumps.add(ast.dump(ast.parse(term, mode="eval").body))
+        except SyntaxError:
+            return
+    for term in terms:
+        if not term.startswith("not "):
+            continue
+        node = ast.parse(term, mode="eval").body
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not) and ast.dump(node.operand) in dumps:
+            raise Skip(f"the guard would always hold (`{term}` beside `{ast.unparse(node.operand)}`): the fused "
+                       "path would never run")
+
+
+def _else_test(node: ast.AST, parents: dict, func: ast.AST) -> ast.expr | None:
+    """The test of the innermost ``if`` (not an ``elif``: the else of a plain if/else) whose
+    ``else`` branch holds ``node``, with no loop, ``with``, ``try`` or nested function between
+    them; None otherwise."""
+    child, parent = node, parents.get(node)
+    while parent is not None and parent is not func:
+        if isinstance(parent, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                               ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            return None
+        if isinstance(parent, ast.If):
+            if isinstance(child, ast.stmt) and any(s is child for s in parent.orelse):
+                if len(parent.orelse) == 1 and isinstance(parent.orelse[0], ast.If):
+                    return None  # (an elif)
+                return parent.test
+            return None
+        child, parent = parent, parents.get(parent)
+    return None
 
 
 def _added_param(stmt: ast.stmt, scores: str) -> str | None:
@@ -5139,6 +5331,30 @@ def _fill_only(func: ast.FunctionDef, param: str) -> tuple[str | None, str]:
 def _reads_attribute(func: ast.FunctionDef, param: str, attr: str) -> bool:
     return any(isinstance(n, ast.Attribute) and n.attr == attr and isinstance(n.value, ast.Name) and n.value.id == param
                for n in ast_walk(func))
+
+
+# Words in the name of a call that draws random numbers (its order among calls matters)
+RANDOM_WORDS = ("rand", "dropout", "bernoulli", "multinomial", "normal_")
+
+
+def _step_loads(stmt: ast.stmt, step_stmts: set, step_stored: set) -> set[str]:
+    """What a step statement of the region reads that the fused call may read at its place:
+    all of it, but for an ``if`` holding steps the plain assignments in it that hold no step
+    and assign no value of the attention (slp's two interleaved cross-attentions:
+    ``if mask is not None: s1 = s1 + m; s2 = s2 + m``, where ``s2 = ...`` is the other
+    attention's): the fused path keeps those under the same test, in their place before the
+    later kept statements, so a later reassignment of what they read changes nothing they
+    read."""
+    if not isinstance(stmt, ast.If) or span_of(stmt) in step_stmts:
+        return _loads(stmt)
+    out = _loads(stmt.test)
+    for inner in (*stmt.body, *stmt.orelse):
+        if isinstance(inner, (ast.Assign, ast.AnnAssign)) and span_of(inner) not in step_stmts \
+                and not (stored_names(inner) & step_stored) \
+                and not any(isinstance(n, (ast.NamedExpr, ast.Lambda)) for n in ast_walk(inner)):
+            continue
+        out |= _step_loads(inner, step_stmts, step_stored)
+    return out
 
 
 def _loads(stmt: ast.AST) -> set[str]:
