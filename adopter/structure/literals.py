@@ -126,7 +126,7 @@ def literal_table(name: str, value: ast.expr | None, lines: list[str] | None) ->
     text = "\n".join(lines)
     word = re.escape(name)
     total = len(re.findall(rf"(?<![\w.'\"]){word}\b(?!['\"])", text))
-    bound = len(re.findall(rf"^{word}\s*(?::[^=\n]*)?=(?!=)", text, re.M))
+    bound = len(re.findall(rf"^{word}\s*(?::[^=\n]*)?=(?!=)", text, re.MULTILINE))
     reads = len(re.findall(rf"(?<![=!<>])=\s*{word}\s*\[", text))
     if bound != 1 or total != bound + reads:
         return None
