@@ -15,6 +15,22 @@ computation.  The fixtures are ours.
 Near-misses: an entry's dict holding ``foreach``; a new key given to the dict (``d["fused"] =
 False``, ``d.update(...)``); the table changed elsewhere (an item store), so its classes are
 not certain; the table read by a second statement (its dicts may be changed there).
+
+- A head module given the weight it multiplies the hidden states by, its rows flattened and
+  grouped back (Perceiver's embedding decoder: ``b, s, d = h.shape``; ``out =
+  torch.matmul(h.reshape([-1, d]), emb.weight.transpose(0, 1))``; ``out = out + self.bias``;
+  ``return out.reshape([b, s, self.vocab_size])``), called with the weight's module as a
+  keyword, its logits flattened over the model's vocabulary size into a cross-entropy.  The
+  flattening view keeps each row's last axis whole and the view back gives the rows their
+  places (the product has ``b * s`` rows), so the module computes a row-wise linear map, as
+  a Linear-ending head does; the file does not show the weight is a token embedding's (the
+  model holding it is built elsewhere), so, as for a Linear-ending head, the loss's view over
+  the vocabulary size says the logits are over the vocabulary.  Reported (ADP015 is report
+  only).
+Near-misses: the hidden states flattened by another size than their own last (``h.reshape([b,
+-1])``: not rows), the product viewed back merging the positions into the classes
+(``out.reshape([b, -1])``), the weight not transposed, the loss flattened over another size
+(a classifier's ``num_labels``).
 """
 
 from __future__ import annotations
@@ -84,3 +100,61 @@ def test_a_table_changed_elsewhere_or_read_twice_is_not_read():
     assert found(changed, "ADP012") == []
     twice = TABLE + '\n\ndef tweak(name):\n    _, d = OPTIMIZERS[name]\n    d["fused"] = False\n'
     assert found(twice, "ADP012") == []
+
+
+DECODER = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torch.nn import CrossEntropyLoss
+
+
+    class EmbeddingDecoder(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.vocab_size = config.vocab_size
+            self.bias = nn.Parameter(torch.zeros(self.vocab_size))
+
+        def forward(self, hidden_states, embedding_layer):
+            batch_size, seq_len, d_model = hidden_states.shape
+            output = torch.matmul(hidden_states.reshape([-1, d_model]), embedding_layer.weight.transpose(0, 1))
+            output = output + self.bias
+            return output.reshape([batch_size, seq_len, self.vocab_size])
+
+
+    class ForMaskedLM(nn.Module):
+        def __init__(self, config, model):
+            super().__init__()
+            self.config = config
+            self.model = model
+            self.embedding_decoder = EmbeddingDecoder(config)
+
+        def forward(self, inputs, labels=None, return_dict=True):
+            outputs = self.model(inputs)
+            logits = self.embedding_decoder(
+                outputs.logits if return_dict else outputs[0], embedding_layer=self.model.preprocessor.embeddings
+            )
+            masked_lm_loss = None
+            if labels is not None:
+                loss_fct = CrossEntropyLoss()
+                masked_lm_loss = loss_fct(logits.view(-1, self.config.vocab_size), labels.view(-1))
+            return masked_lm_loss, logits
+''')
+
+
+def test_a_head_given_its_weight_with_rows_flattened_and_grouped_back_is_followed():
+    line = next(n for n, text in enumerate(DECODER.splitlines(), 1) if "logits = self.embedding_decoder(" in text)
+    assert [f.line for f in found(DECODER, "ADP015")] == [line]
+    # called with the weight's module by position too
+    positional = DECODER.replace("embedding_layer=self.model", "self.model")
+    assert [f.line for f in found(positional, "ADP015")] == [line]
+
+
+def test_a_decoder_that_is_not_row_wise_or_a_loss_over_other_classes_is_not_followed():
+    for old, new in (
+            ("hidden_states.reshape([-1, d_model])", "hidden_states.reshape([batch_size, -1])"),
+            ("output.reshape([batch_size, seq_len, self.vocab_size])", "output.reshape([batch_size, -1])"),
+            ("embedding_layer.weight.transpose(0, 1)", "embedding_layer.weight"),
+            ("logits.view(-1, self.config.vocab_size)", "logits.view(-1, self.config.num_labels)"),
+    ):
+        assert old in DECODER
+        assert found(DECODER.replace(old, new), "ADP015") == [], new
