@@ -31,6 +31,17 @@ Near-misses: the hidden states flattened by another size than their own last (``
 -1])``: not rows), the product viewed back merging the positions into the classes
 (``out.reshape([b, -1])``), the weight not transposed, the loss flattened over another size
 (a classifier's ``num_labels``).
+
+- A Linear head scored against ids the forward computes (jukebox's prior: ``prime`` from
+  ``self.get_cond(...)``, the head's input ``self.get_encoder_kv(prime)``, the loss in a helper
+  given both: ``cross_entropy(self.prime_x_out(kv).view(-1, self.prime_bins),
+  prime_t.view(-1))``), in a file without a token embedding.  The model predicts the very ids
+  its head's input is computed from, so its classes are the tokens, as for ids given as an
+  argument (predicts_input); the ids may now be any value the forward computes, not only an
+  argument.
+Near-misses: a target computed beside the ids from the same input (``self.labeler(audio)``),
+the ids turned into other classes (``tokens.argmax(-1)``), a head whose input is not computed
+from the ids.
 """
 
 from __future__ import annotations
@@ -158,3 +169,43 @@ def test_a_decoder_that_is_not_row_wise_or_a_loss_over_other_classes_is_not_foll
     ):
         assert old in DECODER
         assert found(DECODER.replace(old, new), "ADP015") == [], new
+
+
+PRIOR = textwrap.dedent('''
+    from torch import nn
+
+
+    class TokenPrior(nn.Module):
+        def __init__(self, width, bins, tokenizer, labeler, encoder):
+            super().__init__()
+            self.tokenizer = tokenizer
+            self.labeler = labeler
+            self.encoder = encoder
+            self.bins = bins
+            self.x_out = nn.Linear(width, self.bins, bias=False)
+
+        def get_loss(self, h, tokens):
+            h = h.float()
+            h = self.x_out(h)
+            return nn.functional.cross_entropy(h.view(-1, self.bins), tokens.view(-1))
+
+        def forward(self, audio):
+            tokens = self.tokenizer(audio)
+            h = self.encoder(tokens)
+            return self.get_loss(h, tokens)
+''')
+
+
+def test_a_head_scored_against_ids_the_forward_computes_and_encodes_is_followed():
+    line = next(n for n, text in enumerate(PRIOR.splitlines(), 1) if "h = self.x_out(h)" in text)
+    assert [f.line for f in found(PRIOR, "ADP015")] == [line]
+
+
+def test_a_target_beside_the_ids_or_other_classes_of_them_is_not_followed():
+    for old, new in (
+            ("return self.get_loss(h, tokens)", "return self.get_loss(h, self.labeler(audio))"),
+            ("return self.get_loss(h, tokens)", "return self.get_loss(h, tokens.argmax(-1))"),
+            ("h = self.encoder(tokens)", "h = self.encoder(audio)"),
+    ):
+        assert old in PRIOR
+        assert found(PRIOR.replace(old, new), "ADP015") == [], new
