@@ -209,3 +209,16 @@ def test_a_target_beside_the_ids_or_other_classes_of_them_is_not_followed():
     ):
         assert old in PRIOR
         assert found(PRIOR.replace(old, new), "ADP015") == [], new
+
+
+def test_the_view_back_bound_to_a_name_before_the_return_is_read_too():
+    aliased = DECODER.replace(
+        "        return output.reshape([batch_size, seq_len, self.vocab_size])",
+        "        output = output.reshape([batch_size, seq_len, self.vocab_size])\n        return output")
+    assert aliased != DECODER
+    assert len(found(aliased, "ADP015")) == 1
+    # a module given two arguments returning a view of something else (no product) is no head
+    other = DECODER.replace(
+        "        return output.reshape([batch_size, seq_len, self.vocab_size])",
+        "        scores = hidden_states.view(batch_size, seq_len, -1)\n        return scores")
+    assert found(other, "ADP015") == []

@@ -4350,7 +4350,7 @@ def _tied_heads(infos: dict, names: ModuleNames) -> dict:
             index = _weight_of(value, params, names)
             if index is None and value.__class__ is ast.Call and value.func.__class__ is ast.Attribute \
                     and value.func.attr in ("reshape", "view"):
-                inner = _rows_restored(forward, params)
+                inner = _rows_restored(forward, params, value)
                 index = _weight_of(inner, params, names) if inner is not None else None
             if index is None and isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
                     and _is_own(value.func, value.func.attr):
@@ -4367,7 +4367,7 @@ def _tied_heads(infos: dict, names: ModuleNames) -> dict:
     return found
 
 
-def _rows_restored(forward, params: list) -> ast.expr | None:
+def _rows_restored(forward, params: list, ret: ast.Call) -> ast.expr | None:
     """The product a forward computes on its input's rows flattened and returns with the rows
     grouped back (Perceiver's embedding decoder: ``b, s, d = h.shape``; ``out =
     torch.matmul(h.reshape([-1, d]), emb.weight.transpose(0, 1))``; ``out = out + self.bias``;
@@ -4378,15 +4378,15 @@ def _rows_restored(forward, params: list) -> ast.expr | None:
     product's width, whatever the view writes for it, as the element count fixes it).  A bias
     the module holds may be added between (``out + self.bias``, ``out += self.bias``).  What the
     product is (a weight given as an argument) is :func:`_weight_of`'s to say."""
-    body = forward.body
-    ret = body[-1].value
+    # the statements before the view back (the return's, or ``h = <view>; return h``'s)
+    body = forward.body[:-1] if forward.body[-1].value is ret else forward.body[:-2]
     sizes = ret.args[0].elts if len(ret.args) == 1 and ret.args[0].__class__ in (ast.List, ast.Tuple) else ret.args
     if ret.keywords or len(sizes) != 3 or ret.func.value.__class__ is not ast.Name \
             or sizes[0].__class__ is not ast.Name or sizes[1].__class__ is not ast.Name:
         return None
     out, lead = ret.func.value.id, (sizes[0].id, sizes[1].id)
     hidden = width = None
-    for stmt in body[:-1]:  # b, s, d = h.shape (or h.size()) of a parameter
+    for stmt in body:  # b, s, d = h.shape (or h.size()) of a parameter
         if stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Tuple \
                 and len(stmt.targets[0].elts) == 3 and all(e.__class__ is ast.Name for e in stmt.targets[0].elts) \
                 and tuple(e.id for e in stmt.targets[0].elts[:2]) == lead:
@@ -4399,14 +4399,16 @@ def _rows_restored(forward, params: list) -> ast.expr | None:
                 hidden, width = value.value.id, stmt.targets[0].elts[2].id
     if hidden is None:
         return None
-    for at in range(len(body) - 2, -1, -1):  # back from the return: the held bias, then the product
+    stores = [n.id for n in walk(forward) if n.__class__ is ast.Name and n.ctx.__class__ is not ast.Load]
+    if any(stores.count(name) != (name != hidden) for name in (hidden, width, *lead)):
+        return None  # the input or its sizes bound again (only the sizes' unpacking binds them)
+    for at in range(len(body) - 1, -1, -1):  # back from the view: the held bias, then the product
         stmt = body[at]
         if stmt.__class__ is ast.AugAssign and _is_name(stmt.target, out) and stmt.op.__class__ is ast.Add \
                 and _held(stmt.value):
             continue
         if not (stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and _is_name(stmt.targets[0], out)):
-            if any(n.__class__ is ast.Name and n.id in (out, hidden, width, *lead) and n.ctx.__class__ is not ast.Load
-                   for n in walk(stmt)):
+            if any(n.__class__ is ast.Name and n.id == out and n.ctx.__class__ is not ast.Load for n in walk(stmt)):
                 return None  # bound otherwise
             continue
         value = stmt.value
@@ -4426,9 +4428,6 @@ def _rows_restored(forward, params: list) -> ast.expr | None:
                 and first.func.attr in ("reshape", "view") and _is_name(first.func.value, hidden)
                 and not first.keywords and len(first_sizes) == 2 and _int_value(first_sizes[0]) == -1
                 and _is_name(first_sizes[1], width)):
-            return None
-        if any(any(n.__class__ is ast.Name and n.id in (hidden, width, *lead) and n.ctx.__class__ is not ast.Load
-                   for n in walk(later)) for later in body[at + 1:-1]):
             return None
         return product
     return None
