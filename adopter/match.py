@@ -1892,7 +1892,12 @@ class Matcher:
         ``$h`` is computed from (``labels = seq.masked_fill(~mask, pad)`` beside
         ``h = self.transformer(seq.clone()...)``; ``text[:, 1:]`` beside ``text[:, :-1]``)?
         Then the model predicts its own input ids: the classes are the tokens.  A target given
-        as its own argument (``labels`` of a token classifier) is no selection of the input."""
+        as its own argument (``labels`` of a token classifier) is no selection of the input.
+        The ids may be a value the forward computes rather than an argument (jukebox's prior:
+        ``prime`` from ``self.get_cond(...)``, the head's input ``self.get_encoder_kv(prime)``,
+        the loss over ``prime`` in a helper given both): the head's input must be computed from
+        that very value (a target computed beside it from the same input, or from it by any
+        step but a selection -- ``x.argmax(-1)`` --, is no such value)."""
         h, t = state.env.get("h"), state.env.get("t")
         if not (isinstance(h, Ref) and isinstance(t, Ref)):
             return False
@@ -1920,7 +1925,9 @@ class Matcher:
                 elif node.kind in ("copy", "other") and len(node.uses) == 1:
                     stack.append((next(iter(node.uses)), node.id))
                 else:
-                    return False
+                    # a value the code computes (``x_cond, prime = self.get_cond(y)``): the
+                    # ids are that value, whose selection the target is
+                    sources.add(key)
         if not sources:
             return False
         seen, stack, budget = {h.key}, [(h.key, head)], 400

@@ -32,7 +32,7 @@ from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
 from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
-from .literals import literal_keywords, spread_keys
+from .literals import entry_keys, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames
 from .siblings import sibling_gelu
 from .torch_bases import INHERITED
@@ -269,6 +269,10 @@ class _Ctx:
     stacked: set = field(default_factory=set)
     body_scope: tuple = ()  # ctx.scope of this function's own top-level statements
     definition: ast.AST | None = None  # the function whose body this is (literals.spread_keys)
+    # local names unpacked from an entry of a literal table whose entries hold dict literals
+    # there: the name -> those dicts (FlowBuilder._table_entry; literals.entry_keys checks the
+    # name is bound nowhere else, so an item store does not drop it)
+    table_entries: dict = field(default_factory=dict)
     # parameters of an inlined method passed the first features of a tensor (``x[..., :self.d]``
     # at the call, partial rotary): the parameter -> that width (``self.d``), see _width
     widths: dict | None = None
@@ -332,6 +336,7 @@ class FlowBuilder:
         # value reads them too (liveness: ``self.proj(h[0])`` keeps ``h`` alive)
         self.opaque_uses: dict[str, frozenset] = {}
         self._literal_names: dict[str, bool] = {}  # literals.literal_keywords' cache
+        self._tables: dict[str, tuple | None] = {}  # literals.literal_table's, by name
         self._flag_checked: dict[str, bool] = {}  # attribute -> nothing else in the file writes it
         self._root_params: frozenset[str] = frozenset()  # the built function's parameters
         # value key -> the rank an ``assert x.dim() == 3`` states for it where the assert runs
@@ -1334,6 +1339,43 @@ class FlowBuilder:
             return None
         return fqns[0] if fqns else ops.pop()
 
+    def _table_entry(self, target: ast.expr, table: str, ctx: _Ctx) -> None:
+        """A name bound to an entry of a module-level dict literal the file never changes
+        (literals.literal_table), or names unpacking its tuple entries: a name whose element is
+        an imported callable in every entry (``{"sgd": (torch.optim.SGD, {...}), "adam":
+        (torch.optim.Adam, {...})}``) is a callee chosen at run time among them (Node.choices,
+        as ``klass = SGD if sgd else Adam``); a name whose element is a dict literal in every
+        entry, where only this statement reads the table, keeps the entries' dicts for a
+        ``**name`` spread (literals.entry_keys)."""
+        if table not in self._tables:
+            self._tables[table] = literal_table(table, self.names.constants.get(table), self.lines)
+        found = self._tables[table]
+        if found is None:
+            return
+        entries, reads = found
+        if target.__class__ is _AST_NAME:
+            names, columns = [target], [entries]
+        else:
+            names = target.elts
+            if not all(e.__class__ is ast.Tuple and len(e.elts) == len(names) for e in entries):
+                return
+            columns = [[e.elts[i] for e in entries] for i in range(len(names))]
+        for name, column in zip(names, columns):
+            if name.__class__ is not _AST_NAME or not column:
+                continue
+            if all(e.__class__ is ast.Dict for e in column):
+                if reads == 1:
+                    ctx.table_entries[name.id] = column
+                continue
+            choices: dict = {}
+            for expr in column:
+                fqn = self.names.resolve(expr) if expr.__class__ in (ast.Name, ast.Attribute) else None
+                if fqn is None:
+                    break
+                choices.setdefault(fqn, span(expr))
+            else:
+                ctx.choice_alias[name.id] = tuple(choices.items())
+
     def _choices(self, value_expr: ast.IfExp) -> tuple:
         """((fqn, span), ...) when every alternative of a conditional expression names an
         imported callable (``Lion if use_lion else Adam``) and they are not all one; () otherwise."""
@@ -1547,6 +1589,12 @@ class FlowBuilder:
             value, frontier = self._value(kw.value, frontier, ctx)
             spread = None if kw.arg is not None or len(ctx.stack) != 1 else literal_keywords(
                 kw.value, ctx.exprs.get(getattr(kw.value, "id", "")), self.lines, self._literal_names)
+            if kw.arg is None and spread is None and kw.value.__class__ is _AST_NAME and ctx.definition is not None:
+                held = ctx.table_entries.get(kw.value.id) if ctx.table_entries else None
+                if held is not None:
+                    # ``klass, defaults = OPTIMIZERS[name]`` then ``klass(p, **defaults)``: the
+                    # keys of the table's dict literals (literals.entry_keys)
+                    spread = entry_keys(kw.value.id, held, ctx.definition)
             if kw.arg is None and spread is None and ctx.definition is not None:
                 # ``softmax_kwargs = dict()``, ``softmax_kwargs.update(dtype=torch.float32)`` under
                 # an if, then ``x.softmax(dim=-1, **softmax_kwargs)``: a keyword the dict may
@@ -3591,6 +3639,11 @@ class FlowBuilder:
                 choices = self._choices(value_expr)
                 if choices:
                     ctx.choice_alias[targets[0].id] = choices
+        elif (one_name or unpacking) and value_kind is ast.Subscript and value_expr.value.__class__ is _AST_NAME \
+                and value_expr.value.id in self.names.constants and value_expr.value.id not in ctx.params:
+            # klass = OPTIMIZERS[name], or klass, defaults = OPTIMIZERS[name]: an entry of a
+            # module-level literal table (_table_entry)
+            self._table_entry(targets[0], value_expr.value.id, ctx)
         elif one_name and (value_kind is ast.Attribute or value_kind is _AST_NAME) \
                 and getattr(value_expr, "id", None) not in ctx.params:
             # ce = F.cross_entropy: a local name for a torch function of the table, called

@@ -4316,6 +4316,11 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
         if ctors[-1].fqn in (LM_HEAD, LM_HEAD_FIRST) or len(ctors) != 1 or ctors[0].fqn not in infos:
             continue
         kind = _end_kind(ctors[0].fqn, infos, returned, ends, names)
+        if kind is None and ctors[0].fqn in tied:
+            # a head given a weight it multiplies the hidden states by (tied to a weight this
+            # file does not show to be a token embedding's): logits as wide as that weight,
+            # as a Linear-ending head's are (a loss over the vocabulary says what they are)
+            kind = LINEAR_END
         if kind is not None:
             mark(attr, ctors, kind)
 
@@ -4343,6 +4348,10 @@ def _tied_heads(infos: dict, names: ModuleNames) -> dict:
             while isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):  # + bias
                 value = value.left if _weight_of(value.right, params, names) is None else value.right
             index = _weight_of(value, params, names)
+            if index is None and value.__class__ is ast.Call and value.func.__class__ is ast.Attribute \
+                    and value.func.attr in ("reshape", "view"):
+                inner = _rows_restored(forward, params, value)
+                index = _weight_of(inner, params, names) if inner is not None else None
             if index is None and isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
                     and _is_own(value.func, value.func.attr):
                 inner = [c.fqn for c in info.bindings.get(value.func.attr, ())]
@@ -4356,6 +4365,82 @@ def _tied_heads(infos: dict, names: ModuleNames) -> dict:
         if not changed:
             break
     return found
+
+
+def _rows_restored(forward, params: list, ret: ast.Call) -> ast.expr | None:
+    """The product a forward computes on its input's rows flattened and returns with the rows
+    grouped back (Perceiver's embedding decoder: ``b, s, d = h.shape``; ``out =
+    torch.matmul(h.reshape([-1, d]), emb.weight.transpose(0, 1))``; ``out = out + self.bias``;
+    ``return out.reshape([b, s, self.vocab_size])``), or None.  ``h`` is a parameter unpacked
+    into three sizes, the product's first operand is ``h`` viewed to ``(-1, d)`` (its rows, the
+    last axis whole) and the returned view's first two sizes are ``b`` and ``s``: the product
+    has ``b * s`` rows, so the view gives each row back its place and its last axis whole (the
+    product's width, whatever the view writes for it, as the element count fixes it).  A bias
+    the module holds may be added between (``out + self.bias``, ``out += self.bias``).  What the
+    product is (a weight given as an argument) is :func:`_weight_of`'s to say."""
+    # the statements before the view back (the return's, or ``h = <view>; return h``'s)
+    body = forward.body[:-1] if forward.body[-1].value is ret else forward.body[:-2]
+    sizes = ret.args[0].elts if len(ret.args) == 1 and ret.args[0].__class__ in (ast.List, ast.Tuple) else ret.args
+    if ret.keywords or len(sizes) != 3 or ret.func.value.__class__ is not ast.Name \
+            or sizes[0].__class__ is not ast.Name or sizes[1].__class__ is not ast.Name:
+        return None
+    out, lead = ret.func.value.id, (sizes[0].id, sizes[1].id)
+    hidden = width = None
+    for stmt in body:  # b, s, d = h.shape (or h.size()) of a parameter
+        if stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Tuple \
+                and len(stmt.targets[0].elts) == 3 and all(e.__class__ is ast.Name for e in stmt.targets[0].elts) \
+                and tuple(e.id for e in stmt.targets[0].elts[:2]) == lead:
+            value = stmt.value
+            if value.__class__ is ast.Call and value.func.__class__ is ast.Attribute and value.func.attr == "size" \
+                    and not value.args and not value.keywords:
+                value = ast.Attribute(value=value.func.value, attr="shape")
+            if value.__class__ is ast.Attribute and value.attr == "shape" and value.value.__class__ is ast.Name \
+                    and value.value.id in params:
+                hidden, width = value.value.id, stmt.targets[0].elts[2].id
+    if hidden is None:
+        return None
+    stores = [n.id for n in walk(forward) if n.__class__ is ast.Name and n.ctx.__class__ is not ast.Load]
+    if any(stores.count(name) != (name != hidden) for name in (hidden, width, *lead)):
+        return None  # the input or its sizes bound again (only the sizes' unpacking binds them)
+    for at in range(len(body) - 1, -1, -1):  # back from the view: the held bias, then the product
+        stmt = body[at]
+        if stmt.__class__ is ast.AugAssign and _is_name(stmt.target, out) and stmt.op.__class__ is ast.Add \
+                and _held(stmt.value):
+            continue
+        if not (stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and _is_name(stmt.targets[0], out)):
+            if any(n.__class__ is ast.Name and n.id == out and n.ctx.__class__ is not ast.Load for n in walk(stmt)):
+                return None  # bound otherwise
+            continue
+        value = stmt.value
+        if value.__class__ is ast.BinOp and value.op.__class__ is ast.Add and _is_name(value.left, out) \
+                and _held(value.right):
+            continue
+        product = strip_casts(value)
+        if product.__class__ is ast.BinOp and product.op.__class__ is ast.MatMult:
+            first = product.left
+        elif product.__class__ is ast.Call and len(product.args) == 2:
+            first = product.args[0]
+        else:
+            return None
+        first_sizes = first.args[0].elts if first.__class__ is ast.Call and len(first.args) == 1 \
+            and first.args[0].__class__ in (ast.List, ast.Tuple) else getattr(first, "args", ())
+        if not (first.__class__ is ast.Call and first.func.__class__ is ast.Attribute
+                and first.func.attr in ("reshape", "view") and _is_name(first.func.value, hidden)
+                and not first.keywords and len(first_sizes) == 2 and _int_value(first_sizes[0]) == -1
+                and _is_name(first_sizes[1], width)):
+            return None
+        return product
+    return None
+
+
+def _int_value(expr: ast.expr) -> int | None:
+    """``-1``, ``2``: an int literal's value."""
+    if expr.__class__ is ast.UnaryOp and expr.op.__class__ is ast.USub and expr.operand.__class__ is ast.Constant \
+            and type(expr.operand.value) is int:
+        return -expr.operand.value
+    if expr.__class__ is ast.Constant and type(expr.value) is int:
+        return expr.value
+    return None
 
 
 def _assigns_weight(method: ast.AST) -> bool:

@@ -112,3 +112,72 @@ def spread_keys(expr: ast.expr, definition: ast.AST) -> list[tuple[str, ast.expr
     if any(id(n) not in accounted for n in uses):
         return None
     return list(found.items())
+
+
+def literal_table(name: str, value: ast.expr | None, lines: list[str] | None) -> tuple[list, int] | None:
+    """(the entries, how many statements read it) of a module-level dict literal ``name``
+    (``OPTIMIZERS = {"sgd": (torch.optim.SGD, {"momentum": 0.9}), ...}``, annotated or not)
+    that the file binds once and reads only as the value of an assignment of one entry
+    (``klass, defaults = OPTIMIZERS[name]``): every other occurrence of the name (an item
+    store, ``update``, an alias, a second binding) leaves its entries uncertain: None.  A
+    name in a string (``__all__``) is no occurrence."""
+    if value.__class__ is not ast.Dict or lines is None or None in value.keys:
+        return None
+    text = "\n".join(lines)
+    word = re.escape(name)
+    total = len(re.findall(rf"(?<![\w.'\"]){word}\b(?!['\"])", text))
+    bound = len(re.findall(rf"^{word}\s*(?::[^=\n]*)?=(?!=)", text, re.MULTILINE))
+    reads = len(re.findall(rf"(?<![=!<>])=\s*{word}\s*\[", text))
+    if bound != 1 or total != bound + reads:
+        return None
+    return list(value.values), reads
+
+
+def entry_keys(name: str, dicts: list, definition: ast.AST) -> list[tuple[str, ast.expr]] | None:
+    """The keywords ``**name`` may pass where the function bound ``name`` once, by unpacking
+    an entry of a literal table whose entries hold, at that position, the dict literals
+    ``dicts`` (``klass, defaults = OPTIMIZERS[key]``, literal_table), and otherwise only
+    iterates it (``for k in defaults:``), tests membership in it, gives a key the loop over it
+    yields a new value (``defaults[k] = given[k]``: a key it holds already, no new one) and
+    spreads it: the keys of every entry's dict, each with its first value."""
+    keys: dict[str, ast.expr] = {}
+    for found in dicts:
+        if found.__class__ is not ast.Dict \
+                or not all(k.__class__ is ast.Constant and isinstance(k.value, str) for k in found.keys):
+            return None
+        for key, item in zip(found.keys, found.values):
+            keys.setdefault(key.value, item)
+    accounted: set[int] = set()
+    stores = []
+    for node in ast_walk(definition):
+        kind = node.__class__
+        if kind in (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef) and node is not definition \
+                and any(n.__class__ is ast.Name and n.id == name for n in ast_walk(node)):
+            return None  # a nested scope reads or binds the name
+        if kind is ast.Name and node.id == name and node.ctx.__class__ is ast.Store:
+            stores.append(node)
+        elif kind is ast.For and node.iter.__class__ is ast.Name and node.iter.id == name \
+                and node.target.__class__ is ast.Name:
+            accounted.add(id(node.iter))
+            loop = node.target.id
+            inner = [n for n in ast_walk(node) if n is not node]
+            if any(n.__class__ is ast.Name and n.id == loop and n.ctx.__class__ is not ast.Load
+                   and n is not node.target for n in inner):
+                return None  # the loop's key bound again in its body
+            for stmt in inner:
+                if stmt.__class__ is ast.Assign and len(stmt.targets) == 1:
+                    item = stmt.targets[0]
+                    if item.__class__ is ast.Subscript and item.value.__class__ is ast.Name \
+                            and item.value.id == name and item.slice.__class__ is ast.Name and item.slice.id == loop:
+                        accounted.add(id(item.value))
+        elif kind is ast.Compare and len(node.ops) == 1 and node.ops[0].__class__ in (ast.In, ast.NotIn) \
+                and node.comparators[0].__class__ is ast.Name and node.comparators[0].id == name:
+            accounted.add(id(node.comparators[0]))
+        elif kind is ast.keyword and node.arg is None and node.value.__class__ is ast.Name and node.value.id == name:
+            accounted.add(id(node.value))
+    if len(stores) != 1:
+        return None
+    accounted.add(id(stores[0]))
+    if any(n.__class__ is ast.Name and n.id == name and id(n) not in accounted for n in ast_walk(definition)):
+        return None
+    return list(keys.items())

@@ -316,6 +316,14 @@ class ClassStructure:
         callees = [word for word in functions if word in own]
         callees += [word for word in module_functions if word in own and word not in functions]
         total = None
+        tables = self.module.table_words()
+        if tables:
+            # a literal table of callables the function reads (``klass = OPTIMIZERS[name]``):
+            # what its entries name is what the function may call (graph's _table_entry)
+            for word, named in tables.items():
+                if word in own:
+                    total = set(own) if total is None else total
+                    total |= named
         for word in callees:
             if word in _seen or word == name:
                 continue
@@ -340,9 +348,29 @@ class ModuleStructure:
     # per (scope, first word key), the names of the classes some root of which passes that key's
     # test (names, not class structures: no reference cycle through the module).
     candidates: dict[int, list] = field(default_factory=dict)
+    _tables: dict | None = None  # table_words'
     first_candidates: dict[tuple, list] = field(default_factory=dict)
     # the package's other modules on disk (siblings.Package), when the file lies in one
     package: object = None
+
+    def table_words(self) -> dict:
+        """Module-level dict literals whose entries are dotted names or tuples holding some
+        (``{"sgd": (torch.optim.SGD, {...}), ...}``): name -> the words of those dotted names;
+        worked out once per file (most files have none)."""
+        found = self._tables
+        if found is None:
+            found = self._tables = {}
+            for name, value in self.names.constants.items():
+                if value.__class__ is not ast.Dict or not value.values:
+                    continue
+                words: set = set()
+                for entry in value.values:
+                    for elt in (entry.elts if entry.__class__ is ast.Tuple else (entry,)):
+                        if elt.__class__ is ast.Attribute or elt.__class__ is ast.Name:
+                            words |= _mentions(elt, None)
+                if words:
+                    found[name] = frozenset(words)
+        return found
 
     def call_names(self, fqn: str) -> frozenset[str]:
         """The words code uses to call ``fqn`` here: its last component and its import aliases."""

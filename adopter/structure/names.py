@@ -157,6 +157,9 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
             names.functions[stmt.name] = stmt
         elif isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
             names.constants[stmt.targets[0].id] = stmt.value
+        elif stmt.__class__ is ast.AnnAssign and stmt.value.__class__ is ast.Dict and stmt.target.__class__ is ast.Name:
+            # ``TABLE: dict[str, type] = {...}``: an annotated dict literal is one as well
+            names.constants[stmt.target.id] = stmt.value
         elif isinstance(stmt, ast.If):
             stack.extend(reversed(stmt.orelse))
             stack.extend(reversed(stmt.body))
