@@ -289,7 +289,8 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
             # before one BatchNorm (a statement ``if``'s branches start on lines of their own)
             ends: dict[tuple, int] = {}
             for match in match_rule(rule, structure):
-                if rule.not_in_fallback_of and _in_fallback(match, tree, lines, rule.not_in_fallback_of, ifs):
+                if rule.not_in_fallback_of and any(_in_fallback(match, tree, lines, name, ifs)
+                                                   for name in rule.not_in_fallback_of):
                     continue
                 if rule.trailing_dims and not _trailing(match, rule.trailing_dims, tree):
                     continue
