@@ -31,6 +31,10 @@ PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half
 # (_computed_on follows the reshaped value).
 RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "view_as",
                        "reshape_as"})
+# Tensor methods that average or add up the values over an axis: the probabilities averaged over
+# the heads to be handed back (the Temporal Fusion Transformer's interpretable attention) are
+# still handed back; what is computed with the average later counts as computed with them.
+AVERAGING = frozenset({"mean", "sum"})
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 from .structure.treewalk import ast_walk
 
@@ -2015,7 +2019,8 @@ class Matcher:
             if node.kind == "branch":
                 return None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
-            passed = reads and node.kind == "method" and (node.op in RESHAPING or node.op in PASS_THROUGH)
+            passed = reads and node.kind == "method" and (
+                node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
             if reads and node.kind in ("call", "method", "op", "layer") and not passed \
                     and not _stored(node, live):
                 return True
@@ -2024,7 +2029,8 @@ class Matcher:
                 # an alias of the value (not a tuple holding it), a copy or cast of it, or its
                 # elements in another shape (``probs = probs.view(b, h, n, m)`` then returned):
                 # what is computed with that later still counts (NEZHA's probabilities
-                # permuted, made contiguous, viewed and multiplied by position values)
+                # permuted, made contiguous, viewed and multiplied by position values); their
+                # average over the heads (``probs.mean(dim=1)``) likewise
                 after = after | {o.key for o in node.outs}
             return after
 
