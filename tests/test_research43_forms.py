@@ -227,6 +227,13 @@ def test_a_class_constant_fill_fix_computes_the_same():
         out_a.sum().backward()
         out_b.sum().backward()
         torch.testing.assert_close(xb.grad, xa.grad)
+    # a query row whose every key is filled: the original averages the values there (its
+    # scores all -1e6); -1e6 does not swamp the scores, so the fused call must not take it,
+    # with or without gradients
+    full = mask.clone()
+    full[-1] = True
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, mask=full), a(x, mask=full))
 
 
 def test_a_class_constant_also_set_on_self_is_not_read():

@@ -3245,8 +3245,12 @@ class _Attention:
             if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
                 kind = fill_value(body[0].value)
         if kind is None:
+            # (the class's constant stands for the value: its number is the fill's literal, so a
+            # fill that does not swamp the scores is checked for entirely filled rows always)
             constant = self._class_constant(value)
             kind = fill_value(constant) if constant is not None else None
+            if kind is not None:
+                resolved = constant
         if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
         if role == "fs":
