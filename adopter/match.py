@@ -35,6 +35,7 @@ RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "un
 # the heads to be handed back (the Temporal Fusion Transformer's interpretable attention) are
 # still handed back; what is computed with the average later counts as computed with them.
 AVERAGING = frozenset({"mean", "sum"})
+_AVERAGING_CALLS = frozenset({"torch.mean", "torch.sum"})  # the same as functions of the tensor
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 from .structure.treewalk import ast_walk
 
@@ -198,6 +199,13 @@ def commutes(pnode: PNode, commutative: bool) -> bool:
 def computes(op: str, node: Node) -> bool:
     """Does ``node`` compute the canonical operation ``op`` (or may it, at run time)?"""
     return node.canon == op or (op in node.maybe and op in TABLE.runtime)
+
+
+def _first_only(node: Node, live) -> bool:
+    """Does ``node`` read the live values as its first argument alone (``torch.mean(p, dim=1)``)?"""
+    first = node.args[0] if node.args else None
+    return isinstance(first, Ref) and first.key in live \
+        and not (_keys(node.args[1:]) | _keys(tuple(v for _, v in node.kwargs))) & live
 
 
 def _stored(node: Node, live) -> bool:
@@ -2019,8 +2027,9 @@ class Matcher:
             if node.kind == "branch":
                 return None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
-            passed = reads and node.kind == "method" and (
+            passed = reads and (node.kind == "method" and (
                 node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
+                or node.kind == "call" and node.op in _AVERAGING_CALLS and _first_only(node, live))
             if reads and node.kind in ("call", "method", "op", "layer") and not passed \
                     and not _stored(node, live):
                 return True

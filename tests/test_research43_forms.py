@@ -155,6 +155,17 @@ def test_probabilities_averaged_over_heads_and_handed_back_are_a_site():
     assert len(found(code, "ADP010")) == 1
 
 
+def test_probabilities_averaged_by_torch_mean_and_handed_back_are_a_site():
+    code = AVERAGED.replace("USE", "weights = torch.mean(probs, dim=1)").replace("RETURNED", "weights")
+    assert len(found(code, "ADP010")) == 1
+
+
+def test_probabilities_summed_with_another_live_tensor_are_no_site():
+    # near-miss: torch.sum of a product of the probabilities with themselves is computation
+    code = AVERAGED.replace("USE", "weights = torch.sum(probs * probs, dim=-1)").replace("RETURNED", "weights")
+    assert found(code, "ADP010") == []
+
+
 def test_probabilities_averaged_into_a_loss_are_no_site():
     code = AVERAGED.replace("USE", "penalty = probs.mean(dim=1).pow(2).sum()").replace("RETURNED", "penalty")
     assert found(code, "ADP010") == []
