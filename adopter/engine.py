@@ -288,8 +288,11 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
             # ``h = conv_a(x) if t else conv_b(x)``
             # before one BatchNorm (a statement ``if``'s branches start on lines of their own)
             ends: dict[tuple, int] = {}
+            # (a kernel whose name the file never writes has no fallback here: a substring test
+            # first, once per rule, before any walk of the tree)
+            kernels = [name for name in rule.not_in_fallback_of if name in text]
             for match in match_rule(rule, structure):
-                if rule.not_in_fallback_of and _in_fallback(match, tree, lines, rule.not_in_fallback_of, ifs):
+                if kernels and any(_in_fallback(match, tree, lines, name, ifs) for name in kernels):
                     continue
                 if rule.trailing_dims and not _trailing(match, rule.trailing_dims, tree):
                     continue

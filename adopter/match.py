@@ -31,6 +31,11 @@ PASS_THROUGH = frozenset({"detach", "clone", "cpu", "cuda", "to", "float", "half
 # (_computed_on follows the reshaped value).
 RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "unsqueeze", "squeeze", "view_as",
                        "reshape_as"})
+# Tensor methods that average or add up the values over an axis: the probabilities averaged over
+# the heads to be handed back (the Temporal Fusion Transformer's interpretable attention) are
+# still handed back; what is computed with the average later counts as computed with them.
+AVERAGING = frozenset({"mean", "sum"})
+_AVERAGING_CALLS = frozenset({"torch.mean", "torch.sum"})  # the same as functions of the tensor
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 from .structure.treewalk import ast_walk
 
@@ -198,6 +203,13 @@ def commutes(pnode: PNode, commutative: bool) -> bool:
 def computes(op: str, node: Node) -> bool:
     """Does ``node`` compute the canonical operation ``op`` (or may it, at run time)?"""
     return node.canon == op or (op in node.maybe and op in TABLE.runtime)
+
+
+def _first_only(node: Node, live) -> bool:
+    """Does ``node`` read the live values as its first argument alone (``torch.mean(p, dim=1)``)?"""
+    first = node.args[0] if node.args else None
+    return isinstance(first, Ref) and first.key in live \
+        and not (_keys(node.args[1:]) | _keys(tuple(v for _, v in node.kwargs))) & live
 
 
 def _stored(node: Node, live) -> bool:
@@ -2026,7 +2038,9 @@ class Matcher:
             if node.kind == "branch":
                 return None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
-            passed = reads and node.kind == "method" and (node.op in RESHAPING or node.op in PASS_THROUGH)
+            passed = reads and (node.kind == "method" and (
+                node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
+                or node.kind == "call" and node.op in _AVERAGING_CALLS and _first_only(node, live))
             if reads and node.kind in ("call", "method", "op", "layer") and not passed \
                     and not _stored(node, live):
                 return True
@@ -2035,7 +2049,8 @@ class Matcher:
                 # an alias of the value (not a tuple holding it), a copy or cast of it, or its
                 # elements in another shape (``probs = probs.view(b, h, n, m)`` then returned):
                 # what is computed with that later still counts (NEZHA's probabilities
-                # permuted, made contiguous, viewed and multiplied by position values)
+                # permuted, made contiguous, viewed and multiplied by position values); their
+                # average over the heads (``probs.mean(dim=1)``) likewise
                 after = after | {o.key for o in node.outs}
             return after
 

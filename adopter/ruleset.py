@@ -108,9 +108,11 @@ class Rule:
     # Which plan wins where two rules' rewrites overlap in one round: the lower ``priority``,
     # then the lower id.
     priority: int = 0
-    # ``[forward] not_in_fallback_of = "name"``: a match in the body of an ``if`` whose else
-    # branch calls ``name`` is the original path an earlier fix kept, and is not reported.
-    not_in_fallback_of: str | None = None
+    # ``[forward] not_in_fallback_of = "name"`` (or a list of names: the kernel's own call and
+    # another package's spelling of the same kernel, Liger's ``liger_rms_norm`` beside
+    # ``rms_norm``): a match in the body of an ``if`` whose else branch calls one of them is the
+    # original path that code which adopted the kernel kept (its fallback), and is not reported.
+    not_in_fallback_of: tuple[str, ...] = ()
     # ``[forward] spellings``: "canonical" (default) -- a step naming an operation of the
     # canonical table (structure/ops.py) matches every spelling of it; "exact" -- only the
     # spelling written (the paper benchmark counts F.softmax, not x.softmax or nn.Softmax).
@@ -872,7 +874,7 @@ def _parse_rule(raw: str, spath: str) -> Rule:
         live_intermediates=need(forward, "live_intermediates", bool, "forward", False),
         synth=synth,
         priority=priority,
-        not_in_fallback_of=need(forward, "not_in_fallback_of", str, "forward", None),
+        not_in_fallback_of=reader.strings(forward, "not_in_fallback_of", "forward"),
         spellings=spellings,
         anchor=_anchor(raw, spath, need(forward, "anchor", str, "forward", None), forwards),
         layer_typing=layer_typing,

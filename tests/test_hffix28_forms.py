@@ -220,10 +220,14 @@ def test_transposes_that_do_not_cancel_are_not_attention():
 
 def test_probabilities_reshaped_after_the_attention_are_passed_on():
     # ``w = w.view(...)`` then returned: the values passed on in another shape (as a plain
-    # return is): the site stays; what is computed with the reshaped value still counts
+    # return is): the site stays; what is computed with the reshaped value still counts.
+    # (research43: their sum or mean over an axis, handed back, is handed back too -- the TFT's
+    # head-averaged probabilities; a maximum over the heads stays computation here)
     code = global_attention("w = w.reshape(b, self.heads, n, -1).transpose(1, 2)")
     assert finding_at(code, "ADP010", "w = nn.functional.softmax(s") is not None
-    for after in ["w = w.view(b, self.heads, n, -1).sum(dim=1)",
+    code = global_attention("w = w.view(b, self.heads, n, -1).sum(dim=1)")
+    assert finding_at(code, "ADP010", "w = nn.functional.softmax(s") is not None
+    for after in ["w = w.view(b, self.heads, n, -1).amax(dim=1)",
                   "w = w.view(b, self.heads, n, -1) * 2",
                   "w = torch.log(w.view(b, self.heads, n, -1))"]:
         assert found(global_attention(after), "ADP010") == [], after

@@ -3387,6 +3387,13 @@ class _Attention:
             if len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None:
                 kind = fill_value(body[0].value)
         if kind is None:
+            # (the class's constant stands for the value: its number is the fill's literal, so a
+            # fill that does not swamp the scores is checked for entirely filled rows always)
+            constant = self._class_constant(value)
+            kind = fill_value(constant) if constant is not None else None
+            if kind is not None:
+                resolved = constant
+        if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
         if role == "fs":
             # a fill the scale then divides or multiplies: -inf stays -inf under a positive
@@ -4605,6 +4612,33 @@ class _Attention:
             for field in ("body", "orelse", "finalbody", "handlers"):
                 stack.extend(getattr(node, field, ()))
         return best
+
+    def _class_constant(self, expr: ast.expr) -> ast.expr | None:
+        """``self.<X>`` where the class body binds ``X = <value>`` once and nothing in the
+        module binds an attribute or class variable of that name again (no ``self.X = ...``, no
+        subclass overriding it): that value (freerec's ``ATTENTION_MASK_VALUE = -1.0e6``, the
+        fill of its scores); None otherwise."""
+        if not (isinstance(expr, ast.Attribute) and isinstance(expr.value, ast.Name) and expr.value.id == "self"):
+            return None
+        cls = self._class()
+        if cls is None:
+            return None
+        attr = expr.attr
+        found = [st.value for st in cls.body
+                 if isinstance(st, (ast.Assign, ast.AnnAssign)) and st.value is not None
+                 and [getattr(t, "id", None) for t in (st.targets if isinstance(st, ast.Assign) else [st.target])]
+                 == [attr]]
+        if len(found) != 1:
+            return None
+        binds = 0
+        for node in ast_walk(self.index.tree):
+            if isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, (ast.Store, ast.Del)):
+                return None
+            if isinstance(node, ast.ClassDef):
+                binds += sum(1 for st in node.body if isinstance(st, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+                             for t in (st.targets if isinstance(st, ast.Assign) else [st.target])
+                             if isinstance(t, ast.Name) and t.id == attr)
+        return found[0] if binds == 1 else None
 
     def _attribute_values(self, attr: str) -> list[ast.expr]:
         """What the class assigns to ``self.<attr>`` (also ``register_buffer`` /
