@@ -33,7 +33,7 @@ from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
-from .formulas import gelu_formula
+from .formulas import function_forward, gelu_formula
 from .siblings import Package, sibling_gelu
 from .treewalk import ast_walk
 
@@ -323,6 +323,15 @@ class ClassStructure:
             if total is None:
                 total = set(own)
             total |= owner.words(word, _seen | {name})
+        if "apply" in own:
+            # AttentionOp.apply(q, k): the static forward of a same-file torch.autograd.Function,
+            # which the flow inlines there (graph.FlowBuilder._call), and what it mentions
+            for word in own:
+                fwd = self.module.autograd_forward(word)
+                if fwd is not None:
+                    if total is None:
+                        total = set(own)
+                    total |= self.module.mention(fwd)
         result = own if total is None else frozenset(total)
         if not _seen:
             self._words[name] = result
@@ -335,6 +344,7 @@ class ModuleStructure:
     lines: list[str] | None
     classes: dict[str, ClassStructure] = field(default_factory=dict)
     _mentions: dict[int, frozenset] = field(default_factory=dict)
+    _autograd: dict[str, object] = field(default_factory=dict)  # class name -> its Function forward or None
     _call_names: dict[str, frozenset] = field(default_factory=dict)
     # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots;
     # per (scope, first word key), the names of the classes some root of which passes that key's
@@ -407,6 +417,14 @@ class ModuleStructure:
             lines = None if getattr(func, "name", None) == TOP_LEVEL else self.lines
             words = self._mentions[key] = _mentions(func, lines)
         return words
+
+    def autograd_forward(self, name: str) -> ast.FunctionDef | None:
+        """The static forward of the same-file ``torch.autograd.Function`` named ``name``, or None."""
+        if name not in self.names.classes:
+            return None
+        if name not in self._autograd:
+            self._autograd[name] = function_forward(name, self.names)
+        return self._autograd[name]
 
     @property
     def function_owner(self) -> ClassStructure:
