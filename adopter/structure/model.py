@@ -326,9 +326,8 @@ class ClassStructure:
         if "apply" in own:
             # AttentionOp.apply(q, k): the static forward of a same-file torch.autograd.Function,
             # which the flow inlines there (graph.FlowBuilder._call), and what it mentions
-            for word in own:
-                fwd = self.module.autograd_forward(word)
-                if fwd is not None:
+            for word, fwd in self.module.autograd_forwards().items():
+                if word in own:
                     if total is None:
                         total = set(own)
                     total |= self.module.mention(fwd)
@@ -344,7 +343,7 @@ class ModuleStructure:
     lines: list[str] | None
     classes: dict[str, ClassStructure] = field(default_factory=dict)
     _mentions: dict[int, frozenset] = field(default_factory=dict)
-    _autograd: dict[str, object] = field(default_factory=dict)  # class name -> its Function forward or None
+    _autograd: dict | None = None  # autograd Function class name -> its static forward (autograd_forwards)
     _call_names: dict[str, frozenset] = field(default_factory=dict)
     # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots;
     # per (scope, first word key), the names of the classes some root of which passes that key's
@@ -418,13 +417,17 @@ class ModuleStructure:
             words = self._mentions[key] = _mentions(func, lines)
         return words
 
-    def autograd_forward(self, name: str) -> ast.FunctionDef | None:
-        """The static forward of the same-file ``torch.autograd.Function`` named ``name``, or None."""
-        if name not in self.names.classes:
-            return None
-        if name not in self._autograd:
-            self._autograd[name] = function_forward(name, self.names)
-        return self._autograd[name]
+    def autograd_forwards(self) -> dict[str, ast.FunctionDef]:
+        """The file's ``torch.autograd.Function`` subclasses by name -> their static forward
+        (worked out on first use: most files have none, and few roots mention ``apply``)."""
+        found = self._autograd
+        if found is None:
+            found = self._autograd = {}
+            for name in self.names.classes:
+                fwd = function_forward(name, self.names)
+                if fwd is not None:
+                    found[name] = fwd
+        return found
 
     @property
     def function_owner(self) -> ClassStructure:
