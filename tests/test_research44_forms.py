@@ -7,7 +7,8 @@ fixtures are ours.
   backward, the analytic gradient of the same function), called as ``AttentionOp.apply(q, k)``
   and multiplied with v by the caller: ``Fn.apply(...)`` runs that forward, so the flow inlines
   it there with its arguments bound after ``ctx`` (structure/graph.py), and a root that calls
-  ``.apply`` of such a class reads the forward's words too (structure/model.py).  The match
+  ``.apply`` of such a class reads the forward's words too (structure/model.py); also through a
+  module-level name bound once to it (``attention_weights = AttentionWeights.apply``).  The match
   spans the Function and its caller, so the fixer reports it and declines the rewrite; a whole
   attention inside the forward whose probabilities are saved for the backward is declined too.
 """
@@ -114,6 +115,21 @@ FUNCTION = textwrap.dedent("""\
             return a.reshape(*x.shape)
 
 
+    attention_weights = AttentionWeights.apply
+
+
+    class AliasBlock(nn.Module):
+        def __init__(self, channels=8, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.to_qkv = nn.Conv1d(channels, channels * 3, 1)
+
+        def forward(self, x):
+            q, k, v = self.to_qkv(x).reshape(x.shape[0] * self.heads, x.shape[1] // self.heads, 3, -1).unbind(2)
+            probs = attention_weights(q, k)
+            return torch.einsum("nqk,nck->ncq", probs, v).reshape(*x.shape)
+
+
     class Fused(nn.Module):
         def __init__(self, dim=16, heads=2):
             super().__init__()
@@ -137,6 +153,12 @@ def starts_at(code: str, needle: str, rule: str) -> bool:
 
 def test_attention_weights_of_an_autograd_function_are_found():
     assert covered(FUNCTION, 'w = torch.einsum("ncq,nck->nqk", q.to(torch.float32)', "ADP010")
+
+
+def test_function_applied_through_a_module_level_name_is_found():
+    # attention_weights = AttentionWeights.apply, called as attention_weights(q, k)
+    probs = [f for f in findings(FUNCTION, "ADP010") if f.line == line_of(FUNCTION, 'w = torch.einsum("ncq,nck->nqk"')]
+    assert any(f.end_line >= line_of(FUNCTION, 'return torch.einsum("nqk,nck->ncq", probs, v)') for f in probs)
 
 
 def test_whole_attention_in_an_autograd_function_is_found():

@@ -1464,15 +1464,21 @@ class FlowBuilder:
                     layer = None
         helper = None if layer is not None else self._helper_of(func, ctx)
         function_ctx = False
-        if (helper is None and layer is None and func.__class__ is ast.Attribute and func.attr == "apply"
-                and func.value.__class__ is _AST_NAME and func.value.id not in ctx.params):
-            # AttentionOp.apply(q, k) of a same-file torch.autograd.Function: its static
-            # forward(ctx, q, k) is what runs (EDM's attention weights in fp32 with a hand-written
-            # backward, the analytic gradient of the same computation): inlined, ctx unbound
-            target = function_forward(func.value.id, self.names)
-            if target is not None and target is not ctx.definition and target.args.args \
-                    and not target.args.vararg and not target.args.kwonlyargs:
-                helper, function_ctx = (target, False), True
+        if helper is None and layer is None:
+            applied = func  # Fn.apply, or a module-level name bound once to it (attention_op = Fn.apply)
+            if func.__class__ is _AST_NAME and func.id in self.names.constants and func.id not in ctx.params \
+                    and func.id not in ctx.exprs:
+                applied = self.names.constants[func.id]
+            if applied.__class__ is ast.Attribute and applied.attr == "apply" \
+                    and applied.value.__class__ is _AST_NAME and applied.value.id not in ctx.params:
+                # AttentionOp.apply(q, k) of a same-file torch.autograd.Function: its static
+                # forward(ctx, q, k) is what runs (EDM's attention weights in fp32 with a
+                # hand-written backward, the analytic gradient of the same computation): inlined
+                # there, ctx unbound
+                target = function_forward(applied.value.id, self.names)
+                if target is not None and target is not ctx.definition and target.args.args \
+                        and not target.args.vararg and not target.args.kwonlyargs:
+                    helper, function_ctx = (target, False), True
         fqn = wrapped
         formula = None
         softmax = None  # a same-file softmax called: (its def, dtype, where the tensor is, where the dim is)

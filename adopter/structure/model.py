@@ -323,10 +323,12 @@ class ClassStructure:
             if total is None:
                 total = set(own)
             total |= owner.words(word, _seen | {name})
-        if "apply" in own:
-            # AttentionOp.apply(q, k): the static forward of a same-file torch.autograd.Function,
-            # which the flow inlines there (graph.FlowBuilder._call), and what it mentions
-            for word, fwd in self.module.autograd_forwards().items():
+        forwards = self.module.autograd_forwards()
+        if forwards:
+            # AttentionOp.apply(q, k) (or attention_op(q, k), attention_op = AttentionOp.apply):
+            # the static forward of a same-file torch.autograd.Function, which the flow inlines
+            # there (graph.FlowBuilder._call), and what it mentions
+            for word, fwd in forwards.items():
                 if word in own:
                     if total is None:
                         total = set(own)
@@ -418,15 +420,23 @@ class ModuleStructure:
         return words
 
     def autograd_forwards(self) -> dict[str, ast.FunctionDef]:
-        """The file's ``torch.autograd.Function`` subclasses by name -> their static forward
-        (worked out on first use: most files have none, and few roots mention ``apply``)."""
+        """The file's ``torch.autograd.Function`` subclasses by name -> their static forward, and
+        module-level names bound once to such a class's ``apply`` -> the same forward (worked out
+        on first use; a file that never writes ``.apply`` has none)."""
         found = self._autograd
         if found is None:
             found = self._autograd = {}
+            if self.lines is not None and ".apply" not in "\n".join(self.lines):
+                return found  # (nothing runs one: no text test per class)
             for name in self.names.classes:
                 fwd = function_forward(name, self.names)
                 if fwd is not None:
                     found[name] = fwd
+            if found:
+                for name, value in self.names.constants.items():
+                    if value.__class__ is ast.Attribute and value.attr == "apply" \
+                            and value.value.__class__ is ast.Name and value.value.id in found:
+                        found[name] = found[value.value.id]  # attention_op = AttentionOp.apply
         return found
 
     @property
