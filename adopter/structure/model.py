@@ -163,6 +163,9 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     return words.union(extra) if extra else words
 
 
+_APPLIED = re.compile(r"\b([A-Za-z_]\w*)\.apply\b")  # ``AttentionOp.apply``: the class named
+
+
 def _lead_slice(code: str) -> bool:
     """``_LEAD_SLICE.search(code) is not None``: every place the bracket and slices match, in
     order, until one has a word character before it (the pattern's first, ``\\w``)."""
@@ -426,9 +429,12 @@ class ModuleStructure:
         found = self._autograd
         if found is None:
             found = self._autograd = {}
-            if self.lines is not None and ".apply" not in "\n".join(self.lines):
-                return found  # (nothing runs one: no text test per class)
-            for name in self.names.classes:
+            classes = self.names.classes
+            if self.lines is not None:
+                # (the classes whose ``.apply`` the text names: most files name none, and
+                # ``self.apply(fn)`` names no class)
+                classes = set(_APPLIED.findall("\n".join(self.lines))).intersection(classes)
+            for name in classes:
                 fwd = function_forward(name, self.names)
                 if fwd is not None:
                     found[name] = fwd
