@@ -11,6 +11,10 @@ fixtures are ours.
   module-level name bound once to it (``attention_weights = AttentionWeights.apply``).  The match
   spans the Function and its caller, so the fixer reports it and declines the rewrite; a whole
   attention inside the forward whose probabilities are saved for the backward is declined too.
+- verify: a forward that rearranges its input from a channel-first map (``x = rearrange(x, 'b c
+  h w -> b h w c')``, metnet3's cross-covariance attention) is fed [batch, width, side, side]
+  after the token-like guesses (verify/inputs.py, ``channels_first``); on main every guess was
+  token-like and the class was skipped.
 """
 
 from __future__ import annotations
@@ -189,3 +193,86 @@ def test_probabilities_the_function_saves_for_its_backward_are_not_rewritten():
     result = fix_text(FUNCTION, "model.py", rules("ADP010"))
     line = line_of(FUNCTION, "p = (q @ k.transpose(-2, -1) * scale).softmax(dim=-1)")
     assert any(f.line == line and "save_for_backward" in why for f, why in result.skipped)
+
+
+# ---------------------------------------------------------------- verify: a channel-first input map
+
+CROSS_COVARIANCE = textwrap.dedent("""\
+    import torch
+    import torch.nn.functional as F
+    from einops import rearrange
+    from torch import nn
+
+
+    class CrossCovariance(nn.Module):
+        def __init__(self, dim=16, heads=2, dim_head=8, scale=8):
+            super().__init__()
+            self.heads = heads
+            self.scale = scale
+            self.norm = nn.LayerNorm(dim)
+            self.to_qkv = nn.Linear(dim, dim_head * heads * 3, bias=False)
+            self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+            self.to_out = nn.Linear(dim_head * heads, dim)
+
+        def forward(self, x):
+            side = x.shape[-1]
+            x = rearrange(x, "b c h w -> b (h w) c")
+            x = self.norm(x)
+            q, k, v = rearrange(self.to_qkv(x), "b n (qkv h d) -> qkv b h d n", qkv=3, h=self.heads)
+            q, k = F.normalize(q, dim=-1), F.normalize(k, dim=-1)
+            q = q * self.temperature.exp()
+            sim = torch.einsum("b h i n, b h j n -> b h i j", q, k) * self.scale
+            attn = sim.softmax(dim=-1)
+            out = torch.einsum("b h i j, b h j n -> b h i n", attn, v)
+            out = self.to_out(rearrange(out, "b h d n -> b n (h d)"))
+            return rearrange(out, "b (h w) c -> b c h w", w=side)
+""")
+
+
+def test_cross_covariance_attention_of_a_channel_first_map_is_verified(tmp_path, capsys):
+    # verify feeds [batch, width, side, side] to a forward that rearranges 'b c h w -> ...'
+    import json
+
+    from adopter.cli import main
+
+    path = tmp_path / "xca.py"
+    path.write_text(CROSS_COVARIANCE)
+    main(["verify", str(path), "--no-config", "--no-benchmark", "--output-format", "json", "--select", "ADP010"])
+    rows = json.loads(capsys.readouterr().out)["results"]
+    assert [(r["class"], r["verdict"]) for r in rows if not r["combined"]] == [("CrossCovariance", "pass")], rows
+
+
+def _channel_first_modules():
+    import torch
+    from einops import rearrange
+    from torch import nn
+
+    class ChannelFirst(nn.Module):
+        def __init__(self, dim=16):
+            super().__init__()
+            self.norm = nn.LayerNorm(dim)
+
+        def forward(self, x):
+            x = rearrange(x, "b c h w -> b (h w) c")
+            return self.norm(x)
+
+    class ChannelLast(nn.Module):
+        def forward(self, x):
+            x = rearrange(x, "b h w c -> b c h w")
+            return torch.relu(x)
+
+    class Tokens(nn.Module):
+        def forward(self, x):
+            return rearrange(x, "b n (h d) -> b h n d", h=2)
+
+    return ChannelFirst(), ChannelLast(), Tokens()
+
+
+def test_an_input_rearranged_from_channel_first_is_a_channel_first_map():
+    from adopter.verify.inputs import channels_first
+
+    first, last, tokens = _channel_first_modules()
+    assert channels_first(first.forward)
+    # near-misses: a channel-last map moved to channel-first, and tokens split into heads
+    assert not channels_first(last.forward)
+    assert not channels_first(tokens.forward)
