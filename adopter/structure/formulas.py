@@ -243,7 +243,7 @@ def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
             and isinstance(call.func.value, ast.Name) and len(call.args) == 1 and not call.keywords
             and isinstance(call.args[0], ast.Name) and call.args[0].id == params[1]):
         return None
-    fwd = _function_forward(call.func.value.id, names)
+    fwd = function_forward(call.func.value.id, names)
     if fwd is None:
         return None
     args = [a.arg for a in fwd.args.args]
@@ -1102,7 +1102,7 @@ def dropout_function_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
             and isinstance(call.func.value, ast.Name) and call.args and not call.keywords
             and isinstance(call.args[0], ast.Name) and call.args[0].id == x):
         return False
-    fwd = _function_forward(call.func.value.id, names)
+    fwd = function_forward(call.func.value.id, names)
     if fwd is None:
         return False
     params = [a.arg for a in fwd.args.args]
@@ -1111,7 +1111,7 @@ def dropout_function_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     return _zeroes_and_rescales(fwd, params[0], params[1], names)
 
 
-def _function_forward(name: str, names: ModuleNames) -> ast.FunctionDef | None:
+def function_forward(name: str, names: ModuleNames) -> ast.FunctionDef | None:
     """The static ``forward`` of the same-file ``torch.autograd.Function`` subclass ``name``
     (what ``name.apply(...)`` runs), or None."""
     function = names.classes.get(name)

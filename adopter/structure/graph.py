@@ -30,7 +30,7 @@ from . import layouts, ranks, rows
 from .bindings import ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
-from .formulas import SAME, bias_add_module, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
+from .formulas import SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames
@@ -1505,6 +1505,22 @@ class FlowBuilder:
                 if wrapped is not None:
                     layer = None
         helper = None if layer is not None else self._helper_of(func, ctx)
+        function_ctx = False
+        if helper is None and layer is None:
+            applied = func  # Fn.apply, or a module-level name bound once to it (attention_op = Fn.apply)
+            if func.__class__ is _AST_NAME and func.id in self.names.constants and func.id not in ctx.params \
+                    and func.id not in ctx.exprs:
+                applied = self.names.constants[func.id]
+            if applied.__class__ is ast.Attribute and applied.attr == "apply" \
+                    and applied.value.__class__ is _AST_NAME and applied.value.id not in ctx.params:
+                # AttentionOp.apply(q, k) of a same-file torch.autograd.Function: its static
+                # forward(ctx, q, k) is what runs (EDM's attention weights in fp32 with a
+                # hand-written backward, the analytic gradient of the same computation): inlined
+                # there, ctx unbound
+                target = function_forward(applied.value.id, self.names)
+                if target is not None and target is not ctx.definition and target.args.args \
+                        and not target.args.vararg and not target.args.kwonlyargs:
+                    helper, function_ctx = (target, False), True
         fqn = wrapped
         formula = None
         softmax = None  # a same-file softmax called: (its def, dtype, where the tensor is, where the dim is)
@@ -1629,7 +1645,7 @@ class FlowBuilder:
             return args[0], frontier
         if helper is not None:
             target, is_method = helper
-            if target.name not in ctx.stack and len(ctx.stack) <= MAX_INLINE_DEPTH:
+            if (target.name not in ctx.stack or function_ctx) and len(ctx.stack) <= MAX_INLINE_DEPTH:
                 # A marker node for the call itself (patterns may name a helper, e.g.
                 # ``self._split_heads(...)``), then the helper's body inlined.
                 # It reads nothing itself: the inlined body does the reading.
@@ -1637,6 +1653,11 @@ class FlowBuilder:
                 _, frontier = self._new(ctx, frontier, kind="call", op=op, args=tuple(args), kwargs=tuple(kwargs),
                                         span=span(call), arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans),
                                         func_span=span(func))
+                if function_ctx:
+                    # forward(ctx, *args): the arguments bind after ctx, which stays unbound
+                    args = [None, *args]
+                    call = ast.copy_location(ast.Call(func=func, args=[ast.Constant(None), *call.args],
+                                                      keywords=call.keywords), call)
                 return self._inline(target, args, kwargs, is_method, call, frontier, ctx)
         out = self._temp("")
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),

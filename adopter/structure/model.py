@@ -33,7 +33,7 @@ from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
-from .formulas import gelu_formula
+from .formulas import function_forward, gelu_formula
 from .siblings import Package, sibling_gelu
 from .treewalk import ast_walk
 
@@ -161,6 +161,9 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
         extra.append("chunk")
     return words.union(extra) if extra else words
+
+
+_APPLIED = re.compile(r"\b([A-Za-z_]\w*)\.apply\b")  # ``AttentionOp.apply``: the class named
 
 
 def _lead_slice(code: str) -> bool:
@@ -331,6 +334,16 @@ class ClassStructure:
             if total is None:
                 total = set(own)
             total |= owner.words(word, _seen | {name})
+        forwards = self.module.autograd_forwards()
+        if forwards:
+            # AttentionOp.apply(q, k) (or attention_op(q, k), attention_op = AttentionOp.apply):
+            # the static forward of a same-file torch.autograd.Function, which the flow inlines
+            # there (graph.FlowBuilder._call), and what it mentions
+            for word, fwd in forwards.items():
+                if word in own:
+                    if total is None:
+                        total = set(own)
+                    total |= self.module.mention(fwd)
         result = own if total is None else frozenset(total)
         if not _seen:
             self._words[name] = result
@@ -343,6 +356,7 @@ class ModuleStructure:
     lines: list[str] | None
     classes: dict[str, ClassStructure] = field(default_factory=dict)
     _mentions: dict[int, frozenset] = field(default_factory=dict)
+    _autograd: dict | None = None  # autograd Function class name -> its static forward (autograd_forwards)
     _call_names: dict[str, frozenset] = field(default_factory=dict)
     # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots;
     # per (scope, first word key), the names of the classes some root of which passes that key's
@@ -435,6 +449,29 @@ class ModuleStructure:
             lines = None if getattr(func, "name", None) == TOP_LEVEL else self.lines
             words = self._mentions[key] = _mentions(func, lines)
         return words
+
+    def autograd_forwards(self) -> dict[str, ast.FunctionDef]:
+        """The file's ``torch.autograd.Function`` subclasses by name -> their static forward, and
+        module-level names bound once to such a class's ``apply`` -> the same forward (worked out
+        on first use; a file that never writes ``.apply`` has none)."""
+        found = self._autograd
+        if found is None:
+            found = self._autograd = {}
+            classes = self.names.classes
+            if self.lines is not None:
+                # (the classes whose ``.apply`` the text names: most files name none, and
+                # ``self.apply(fn)`` names no class)
+                classes = set(_APPLIED.findall("\n".join(self.lines))).intersection(classes)
+            for name in classes:
+                fwd = function_forward(name, self.names)
+                if fwd is not None:
+                    found[name] = fwd
+            if found:
+                for name, value in self.names.constants.items():
+                    if value.__class__ is ast.Attribute and value.attr == "apply" \
+                            and value.value.__class__ is ast.Name and value.value.id in found:
+                        found[name] = found[value.value.id]  # attention_op = AttentionOp.apply
+        return found
 
     @property
     def function_owner(self) -> ClassStructure:

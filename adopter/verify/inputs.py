@@ -588,6 +588,24 @@ def _first_input(func: Callable) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef
     return (node, params[0]) if params else None
 
 
+def channels_first(func: Callable) -> bool:
+    """The function's own code rearranges its first input from a channel-first map, moving the
+    second axis last (``x = rearrange(x, 'b c h w -> b h w c')``, metnet3's cross-covariance
+    attention): the input is [batch, channels, height, width], its channels the model's width."""
+    found = _first_input(func)
+    if found is None:
+        return False
+    node, first = found
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and _last_name(sub.func) == "rearrange" and len(sub.args) >= 2 \
+                and isinstance(sub.args[0], ast.Name) and sub.args[0].id == first \
+                and isinstance(sub.args[1], ast.Constant) and isinstance(sub.args[1].value, str):
+            left, _, right = sub.args[1].value.partition("->")
+            axes, out = left.split(), right.replace("(", " ").replace(")", " ").split()
+            return len(axes) == 4 and all(a.isidentifier() for a in axes) and bool(out) and out[-1] == axes[1]
+    return False
+
+
 def handed_method(func: Callable, module: nn.Module) -> Callable | None:
     """The module's own method the function hands its first input to as it is, when that is all
     the function states of it (``def forward(self, x): q, k, v = self.forward_conv(x)``): the
@@ -1348,6 +1366,10 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         # the usual [batch, seq, width]; mobile ViT's ``'b p n (h d)'``: patches of tokens)
         four = [randn(b, 4, s, width) for width in widths[:3]] if rank == 4 and conv is None \
             and (not per_param or not certain) else []
+        if not per_param and rank == 4 and conv is None and channels_first(func):
+            # a channel-first map the code moves its channels last: [batch, width, side, side],
+            # after the token-like guesses
+            candidates += [randn(b, width, image, image) for width in widths[:3]]
         if per_param and operand_ranks.get(name) == 4 and conv is None:
             # a later tensor the code hands to einsum as 4-D (``k`` beside ``q``), maybe after
             # rebinding it (a guess: a wrong one costs a try, never a verdict)
