@@ -950,6 +950,7 @@ class _Attention:
 
         self.blind_rows = None
         self.filled_rows = None
+        self.filled_before_add = None  # (the fill and the added mask's text: _mask, _filled_rows_before)
         filled_term = None  # the filled-rows term: it reads names of the region as they are before it
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
         call = self._call(q, k, v, conditions, stored)
@@ -989,7 +990,14 @@ class _Attention:
             guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
-        if self.filled_rows is not None:
+        if self.filled_before_add is not None:
+            term = self._filled_rows_before(region, step_stored, *self.filled_before_add)
+            if term is None:
+                raise Skip("the fill's mask, before an added mask, is computed in the attention from what cannot be "
+                           "read before it, so the rows whose kept keys the added mask hides cannot be checked")
+            guard.append(term)
+            filled_term = term
+        elif self.filled_rows is not None:
             term = self._filled_rows_before(region, step_stored, self.filled_rows)
             if term is None:
                 raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
@@ -3158,13 +3166,20 @@ class _Attention:
                 # are all padded weighs them against the filled ones as the original does only
                 # if the fill is added to as well.
                 literal = fill.get("literal")
+                before = [p for p in terms if p not in after]
                 if literal is not None and literal > -1e30:
                     # -10000 is no float's extreme: where a row's kept keys are all masked by
                     # the added mask, fill + mask is as large as kept + mask there, and the fused
-                    # call adds the scores to the filled keys the original replaced
-                    raise Skip(f"a fill of {fill['value']} before an added mask: rows whose kept keys the mask "
-                               f"hides all weigh the filled keys by their scores in the fused call")
-                before = [p for p in terms if p not in after]
+                    # call adds the scores to the filled keys the original replaced.  Where every
+                    # row keeps a key the added mask favours as much as any filled one, the
+                    # filled keys lie |fill| below the row's best in both and weigh nothing, as
+                    # beside a finite fill alone: the guard sends the other steps to the original
+                    # (_filled_rows_before, `added`); it reads the added mask before the region
+                    if before or fill["test"] is not None or any(p["test"] is not None for p in after) \
+                            or any(read_names(p["operand"]) & self.region_stored for p in after):
+                        raise Skip(f"a fill of {fill['value']} before an added mask: rows whose kept keys the mask "
+                                   f"hides all weigh the filled keys by their scores in the fused call")
+                    self.filled_before_add = (fill, " + ".join(p["atom"] for p in after))
                 where = fill["where"]
                 if before:
                     inner = before[0]["text"] if len(before) == 1 else " + ".join(p["atom"] for p in before)
@@ -3641,7 +3656,8 @@ class _Attention:
             return expr
         return self._resolve_local(values[0], depth + 1)
 
-    def _filled_rows_before(self, region: list[ast.stmt], step_stored: set, fill: dict) -> str | None:
+    def _filled_rows_before(self, region: list[ast.stmt], step_stored: set, fill: dict,
+                            added: str | None = None) -> str | None:
         """The guard term for a fill with a large negative number (not -inf): gradients are
         wanted, the code runs eagerly (:func:`_eager_training`) and some query row has every
         key filled.  The original's softmax is uniform
@@ -3660,7 +3676,17 @@ class _Attention:
         The guard runs before the region: a name of the mask that the region assigns first
         (lucidrains' ``mask = rearrange(mask, 'b j -> b 1 1 j')``) is read as the value that
         assignment gives it, when the assignment runs whenever the fill does and reads nothing
-        the attention computes.  None when the mask cannot be read so."""
+        the attention computes.  None when the mask cannot be read so.
+
+        ``added``: a float mask added after the fill (read before the region as written;
+        d3rlpy's ``masked_fill(causal == 0, -10000)`` then ``+ attention_mask.view(b, 1, 1, t) *
+        -10000``).  The filled keys end at fill + added in the original and at scores + fill +
+        added in the fused call; they weigh nothing in either where the row keeps a key whose
+        added value is at least every filled key's (the row's best then lies |fill| above them,
+        as beside a fill alone).  The term is true where some row keeps no such key (a row
+        filled whole among them): the row's maximum of the added mask over its kept keys below
+        that over its filled ones, on the mask exactly as the fill reads it (no reading through
+        expansions)."""
         parents: dict[int, tuple[list, ast.stmt | None]] = {}  # id(statement) -> (its block, the statement holding it)
 
         def index(block: list, owner) -> None:
@@ -3789,11 +3815,12 @@ class _Attention:
             return None
         use = use.stmt
         cond, test = fill["cond"], fill["test"]
+        rows = added is None
         try:
             if fill["filled_by_cond"]:
-                where = before(cond, use, rows=True)
+                where = before(cond, use, rows=rows)
             else:
-                where = _negate(cond, before(cond, use, rows=True), lambda n: before(n, use, rows=True))
+                where = _negate(cond, before(cond, use, rows=rows), lambda n: before(n, use, rows=rows))
             if test is not None:
                 held_by = parents.get(id(use), (None, None))[1]
                 test_text = before(test, held_by if isinstance(held_by, ast.If) else use)
@@ -3803,8 +3830,13 @@ class _Attention:
         literal = fill.get("literal")
         eager = f"not {torch}.compiler.is_compiling()" if literal is not None and abs(literal) < _SWAMPING \
             else _eager_training(torch)
-        term = (f"{eager} and "
-                f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1).any()")
+        where_atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)
+        if added is not None:
+            inf = 'float("-inf")'
+            term = (f"{eager} and ({torch}.where({where_atom}, {inf}, {added}).amax(-1) "
+                    f"< {torch}.where({where_atom}, {added}, {inf}).amax(-1)).any()")
+        else:
+            term = f"{eager} and {where_atom}.all(-1).any()"
         wider = self._fill_widens(fill, use, before, binders)
         if wider is not None:
             term = f"({wider} or ({term}))" if test is not None else f"{wider} or ({term})"
