@@ -184,6 +184,10 @@ def _eager_training(torch: str) -> str:
 _SWAMPING = 1e30  # a literal fill this large leaves no score's value beside it, in any dtype's rounding
 
 
+# what an if the fused path runs may hold (an if reading the scores' metadata: plan)
+_PLAIN_IF_STATEMENTS = (ast.If, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Pass)
+
+
 _LIKE = frozenset({"ones_like", "zeros_like", "full_like", "empty_like"})  # torch.<x>_like(t, ...) -> torch.<x>(shape, ...)
 _AS_SHAPE = {"expand_as": "expand", "view_as": "view", "reshape_as": "reshape"}  # x.<m>_as(t) -> x.<m>(t.shape)
 
@@ -724,7 +728,19 @@ class _Attention:
                 kinds.append("keep")
             elif isinstance(stmt, ast.If):
                 touches = (_loads(stmt) | stored_names(stmt)) & step_stored
-                kinds.append("guard" if touches else "keep")
+                if touches and not stored_names(stmt) & step_stored and not any(r in self.roles for r in UPCASTS) \
+                        and all(isinstance(n, _PLAIN_IF_STATEMENTS) for n in ast_walk(stmt) if isinstance(n, ast.stmt)) \
+                        and not any(isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Store)
+                                    for n in ast_walk(stmt)) \
+                        and (text := self._scores_metadata(stmt, step_stored, statement=True)) is not None:
+                    # rlt's `if self.causal: causal_mask = torch.ones((i, j), dtype=torch.bool,
+                    # device=sim.device).triu(...)`: an if reading only what the scores are (their
+                    # device, dtype, sizes), never their values, and assigning none of them runs
+                    # on the fused path too, with those read off q and k
+                    metadata[offset] = text
+                    kinds.append("keep")
+                else:
+                    kinds.append("guard" if touches else "keep")
             elif (chosen := self._chosen_probabilities(stmt, step_stored)) is not None:
                 metadata[offset] = chosen  # the guard term and the fused path's assignment
                 kinds.append("choice")
@@ -951,6 +967,7 @@ class _Attention:
         self.blind_rows = None
         self.filled_rows = None
         self.filled_before_add = None  # (the fill and the added mask's text: _mask, _filled_rows_before)
+        self.zeroed_rows = None  # the fill whose whole rows the fused call's query zeroes (_call)
         filled_term = None  # the filled-rows term: it reads names of the region as they are before it
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
         call = self._call(q, k, v, conditions, stored)
@@ -999,11 +1016,17 @@ class _Attention:
             filled_term = term
         elif self.filled_rows is not None:
             term = self._filled_rows_before(region, step_stored, self.filled_rows)
-            if term is None:
+            if term is None and self._can_zero_rows():
+                # the mask is known only where the fused call runs: its rows filled whole are
+                # made exact there instead (the query zeroed on them: _call)
+                self.zeroed_rows = self.filled_rows
+                call = self._call(q, k, v, conditions, stored)
+            elif term is None:
                 raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
                            "the rows it fills entirely (where the fused call differs) cannot be checked")
-            guard.append(term)
-            filled_term = term
+            else:
+                guard.append(term)
+                filled_term = term
         edits.imports.add(self.edits_import)
         edits.imports |= self.extra_imports
         c_stmt = region[-1]
@@ -2633,6 +2656,25 @@ class _Attention:
         args = [q_text, k[0], v[0]]
         mask = self._mask(conditions, stored)
         squeezed = self._squeezed_query(factors, mask)
+        if self.zeroed_rows is not None:
+            # A row the finite fill covers whole is uniform in the original (every score the
+            # same fill) and passes no gradient to q or k; the fused call adds the fill to the
+            # row's scores, which passes gradients through them (and which a fill that does not
+            # swamp the scores shows in the forward too), and its backward recomputes the
+            # weights from the row's log-sum-exp, which at the fill's magnitude loses the
+            # log of the row's length (every weight 1).  With the query zeroed on such rows
+            # (a `where`: no gradient reaches q there) and the mask left at 0 on them (_mask),
+            # the row's scores are exactly 0: uniform, forward and backward, as the original's,
+            # and q and k get nothing from it.
+            fill = self.zeroed_rows
+            torch = self._torch("zeroing the query on the rows the fill hides entirely")
+            where = fill["where"]
+            rows = f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1, keepdim=True)"
+            zeroed = f"{torch}.where({rows}, 0.0, {q_text})"
+            if fill["test"] is not None:
+                zeroed = f"{zeroed} if {self._text(fill['test'])} else {q_text}"
+            q_text = zeroed
+        args = [q_text, k[0], v[0]]
         if mask is not None:
             args.append(f"attn_mask={mask}")
         if "p1" in self.roles:
@@ -2653,6 +2695,21 @@ class _Attention:
         if view is not None and view.out_move is not None:
             call = self._moved("c", call, view.out_move)  # the einsum wrote the context's axes moved
         return call
+
+    def _can_zero_rows(self) -> bool:
+        """Can the fused call zero the query on the rows the fill hides entirely (:meth:`_call`)?
+        Where the fill's mask is laid out as the product's scores (no view step, no operand
+        broadcast or axes moved by an einsum, no transposed scores, not handed to a helper),
+        so that its last axis is the keys' and the one before the queries'."""
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t or self.context_t \
+                or getattr(self, "handed", None) is not None:
+            return False
+        for role in ("s0", "c"):
+            view = self.roles[role].view if role in self.roles else None
+            if view is not None and (any(view.broadcast) or view.squeezed or view.out_move is not None
+                                     or any(m is not None for m in (view.moves or ()))):
+                return False
+        return self.roles[self.filled_rows["role"]].op not in ("einx.where", "canon.mask_blend")
 
     def _squeezed_query(self, factors, mask) -> bool:
         """Is this one query per head written without a query axis (an einsum matrix-vector
@@ -3153,11 +3210,22 @@ class _Attention:
                 total = " + ".join(p["atom"] for p in terms)
             if fill is None or not (fill["test"] is None or fill in present):
                 return total
+            if self.zeroed_rows is not None and total is not None:
+                # (beside the fill, a term added to its whole rows would not be the original's:
+                # fill + term rounds to the fill at the dtype's extreme, the term alone does not)
+                raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
+                           "the rows it fills entirely (where the fused call differs) cannot be checked, and "
+                           "another part of the mask is added to them")
             if total is None:
                 if fill["kind"] == "inf":
                     return fill["keep"]
                 where = fill["where"]
-                return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({where}, {fill['value']})"
+                filled = where
+                if self.zeroed_rows is not None:
+                    # the rows it fills whole left at 0, where the fused call's query is zeroed (_call)
+                    atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode="eval").body)
+                    filled = f"{atom} & ~{atom}.all(-1, keepdim=True)"
+                return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({filled}, {fill['value']})"
             after = [p for p in terms if fill.get("role") == "f0" and p["role"] == "m2"]
             if fill["kind"] != "inf" and after:
                 # A finite fill, then a mask added (GPT-2's where(causal, s, finfo.min) +
