@@ -46,7 +46,12 @@ environment already)::
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/rafix39-extra "hiq-python==1.1.14" \
         py-itree cachetools psutil && rm -rf /tmp/rafix39-extra/tests
 
-    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra \
+rafix42 (session 30) adds a sixth folder: rlt-pytorch's ``RLT.py`` imports ``torch_einops_utils`` when
+loaded (lucidrains' helpers; its attention class runs without calling them)::
+
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/rafix42-extra torch-einops-utils
+
+    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra \
         .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).

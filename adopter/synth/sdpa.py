@@ -218,6 +218,10 @@ def _eager_training(torch: str) -> str:
 _SWAMPING = 1e30  # a literal fill this large leaves no score's value beside it, in any dtype's rounding
 
 
+# what an if the fused path runs may hold (an if reading the scores' metadata: plan)
+_PLAIN_IF_STATEMENTS = (ast.If, ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr, ast.Pass)
+
+
 _LIKE = frozenset({"ones_like", "zeros_like", "full_like", "empty_like"})  # torch.<x>_like(t, ...) -> torch.<x>(shape, ...)
 _AS_SHAPE = {"expand_as": "expand", "view_as": "view", "reshape_as": "reshape"}  # x.<m>_as(t) -> x.<m>(t.shape)
 
@@ -763,7 +767,19 @@ class _Attention:
                 kinds.append("keep")
             elif isinstance(stmt, ast.If):
                 touches = (_loads(stmt) | stored_names(stmt)) & step_stored
-                kinds.append("guard" if touches else "keep")
+                if touches and not stored_names(stmt) & step_stored and not any(r in self.roles for r in UPCASTS) \
+                        and all(isinstance(n, _PLAIN_IF_STATEMENTS) for n in ast_walk(stmt) if isinstance(n, ast.stmt)) \
+                        and not any(isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Store)
+                                    for n in ast_walk(stmt)) \
+                        and (text := self._scores_metadata(stmt, step_stored, statement=True)) is not None:
+                    # rlt's `if self.causal: causal_mask = torch.ones((i, j), dtype=torch.bool,
+                    # device=sim.device).triu(...)`: an if reading only what the scores are (their
+                    # device, dtype, sizes), never their values, and assigning none of them runs
+                    # on the fused path too, with those read off q and k
+                    metadata[offset] = text
+                    kinds.append("keep")
+                else:
+                    kinds.append("guard" if touches else "keep")
             elif (chosen := self._chosen_probabilities(stmt, step_stored)) is not None:
                 metadata[offset] = chosen  # the guard term and the fused path's assignment
                 kinds.append("choice")
@@ -996,6 +1012,8 @@ class _Attention:
 
         self.blind_rows = None
         self.filled_rows = None
+        self.filled_before_add = None  # (the fill and the added mask's text: _mask, _filled_rows_before)
+        self.zeroed_rows = None  # the fill whose whole rows the fused call's query zeroes (_call)
         filled_term = None  # the filled-rows term: it reads names of the region as they are before it
         self.extra_imports: set = set()  # ``import torch`` where the module has no name for it
         call = self._call(q, k, v, conditions, stored)
@@ -1035,13 +1053,26 @@ class _Attention:
             guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
-        if self.filled_rows is not None:
-            term = self._filled_rows_before(region, step_stored, self.filled_rows)
+        if self.filled_before_add is not None:
+            term = self._filled_rows_before(region, step_stored, *self.filled_before_add)
             if term is None:
-                raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
-                           "the rows it fills entirely (where the fused call differs) cannot be checked")
+                raise Skip("the fill's mask, before an added mask, is computed in the attention from what cannot be "
+                           "read before it, so the rows whose kept keys the added mask hides cannot be checked")
             guard.append(term)
             filled_term = term
+        elif self.filled_rows is not None:
+            term = self._filled_rows_before(region, step_stored, self.filled_rows)
+            if term is None and self._can_zero_rows():
+                # the mask is known only where the fused call runs: its rows filled whole are
+                # made exact there instead (the query zeroed on them: _call)
+                self.zeroed_rows = self.filled_rows
+                call = self._call(q, k, v, conditions, stored)
+            elif term is None:
+                raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
+                           "the rows it fills entirely (where the fused call differs) cannot be checked")
+            else:
+                guard.append(term)
+                filled_term = term
         edits.imports.add(self.edits_import)
         edits.imports |= self.extra_imports
         c_stmt = region[-1]
@@ -2767,6 +2798,25 @@ class _Attention:
         args = [q_text, k[0], v[0]]
         mask = self._mask(conditions, stored)
         squeezed = self._squeezed_query(factors, mask)
+        if self.zeroed_rows is not None:
+            # A row the finite fill covers whole is uniform in the original (every score the
+            # same fill) and passes no gradient to q or k; the fused call adds the fill to the
+            # row's scores, which passes gradients through them (and which a fill that does not
+            # swamp the scores shows in the forward too), and its backward recomputes the
+            # weights from the row's log-sum-exp, which at the fill's magnitude loses the
+            # log of the row's length (every weight 1).  With the query zeroed on such rows
+            # (a `where`: no gradient reaches q there) and the mask left at 0 on them (_mask),
+            # the row's scores are exactly 0: uniform, forward and backward, as the original's,
+            # and q and k get nothing from it.
+            fill = self.zeroed_rows
+            torch = self._torch("zeroing the query on the rows the fill hides entirely")
+            where = fill["where"]
+            rows = f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1, keepdim=True)"
+            zeroed = f"{torch}.where({rows}, 0.0, {q_text})"
+            if fill["test"] is not None:
+                zeroed = f"{zeroed} if {self._text(fill['test'])} else {q_text}"
+            q_text = zeroed
+        args = [q_text, k[0], v[0]]
         if mask is not None:
             args.append(f"attn_mask={mask}")
         if "p1" in self.roles:
@@ -2787,6 +2837,21 @@ class _Attention:
         if view is not None and view.out_move is not None:
             call = self._moved("c", call, view.out_move)  # the einsum wrote the context's axes moved
         return call
+
+    def _can_zero_rows(self) -> bool:
+        """Can the fused call zero the query on the rows the fill hides entirely (:meth:`_call`)?
+        Where the fill's mask is laid out as the product's scores (no view step, no operand
+        broadcast or axes moved by an einsum, no transposed scores, not handed to a helper),
+        so that its last axis is the keys' and the one before the queries'."""
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t or self.context_t \
+                or getattr(self, "handed", None) is not None:
+            return False
+        for role in ("s0", "c"):
+            view = self.roles[role].view if role in self.roles else None
+            if view is not None and (any(view.broadcast) or view.squeezed or view.out_move is not None
+                                     or any(m is not None for m in (view.moves or ()))):
+                return False
+        return self.roles[self.filled_rows["role"]].op not in ("einx.where", "canon.mask_blend")
 
     def _squeezed_query(self, factors, mask) -> bool:
         """Is this one query per head written without a query axis (an einsum matrix-vector
@@ -3287,11 +3352,22 @@ class _Attention:
                 total = " + ".join(p["atom"] for p in terms)
             if fill is None or not (fill["test"] is None or fill in present):
                 return total
+            if self.zeroed_rows is not None and total is not None:
+                # (beside the fill, a term added to its whole rows would not be the original's:
+                # fill + term rounds to the fill at the dtype's extreme, the term alone does not)
+                raise Skip("the fill's mask is computed in the attention from what cannot be read before it, so "
+                           "the rows it fills entirely (where the fused call differs) cannot be checked, and "
+                           "another part of the mask is added to them")
             if total is None:
                 if fill["kind"] == "inf":
                     return fill["keep"]
                 where = fill["where"]
-                return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({where}, {fill['value']})"
+                filled = where
+                if self.zeroed_rows is not None:
+                    # the rows it fills whole left at 0, where the fused call's query is zeroed (_call)
+                    atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode="eval").body)
+                    filled = f"{atom} & ~{atom}.all(-1, keepdim=True)"
+                return f"{self._torch()}.zeros_like({where}, dtype={self._q_dtype()}).masked_fill({filled}, {fill['value']})"
             after = [p for p in terms if fill.get("role") == "f0" and p["role"] == "m2"]
             if fill["kind"] != "inf" and after:
                 # A finite fill, then a mask added (GPT-2's where(causal, s, finfo.min) +
@@ -3300,13 +3376,20 @@ class _Attention:
                 # are all padded weighs them against the filled ones as the original does only
                 # if the fill is added to as well.
                 literal = fill.get("literal")
+                before = [p for p in terms if p not in after]
                 if literal is not None and literal > -1e30:
                     # -10000 is no float's extreme: where a row's kept keys are all masked by
                     # the added mask, fill + mask is as large as kept + mask there, and the fused
-                    # call adds the scores to the filled keys the original replaced
-                    raise Skip(f"a fill of {fill['value']} before an added mask: rows whose kept keys the mask "
-                               f"hides all weigh the filled keys by their scores in the fused call")
-                before = [p for p in terms if p not in after]
+                    # call adds the scores to the filled keys the original replaced.  Where every
+                    # row keeps a key the added mask favours as much as any filled one, the
+                    # filled keys lie |fill| below the row's best in both and weigh nothing, as
+                    # beside a finite fill alone: the guard sends the other steps to the original
+                    # (_filled_rows_before, `added`); it reads the added mask before the region
+                    if before or fill["test"] is not None or any(p["test"] is not None for p in after) \
+                            or any(read_names(p["operand"]) & self.region_stored for p in after):
+                        raise Skip(f"a fill of {fill['value']} before an added mask: rows whose kept keys the mask "
+                                   f"hides all weigh the filled keys by their scores in the fused call")
+                    self.filled_before_add = (fill, " + ".join(p["atom"] for p in after))
                 where = fill["where"]
                 if before:
                     inner = before[0]["text"] if len(before) == 1 else " + ".join(p["atom"] for p in before)
@@ -3790,7 +3873,8 @@ class _Attention:
             return expr
         return self._resolve_local(values[0], depth + 1)
 
-    def _filled_rows_before(self, region: list[ast.stmt], step_stored: set, fill: dict) -> str | None:
+    def _filled_rows_before(self, region: list[ast.stmt], step_stored: set, fill: dict,
+                            added: str | None = None) -> str | None:
         """The guard term for a fill with a large negative number (not -inf): gradients are
         wanted, the code runs eagerly (:func:`_eager_training`) and some query row has every
         key filled.  The original's softmax is uniform
@@ -3809,7 +3893,17 @@ class _Attention:
         The guard runs before the region: a name of the mask that the region assigns first
         (lucidrains' ``mask = rearrange(mask, 'b j -> b 1 1 j')``) is read as the value that
         assignment gives it, when the assignment runs whenever the fill does and reads nothing
-        the attention computes.  None when the mask cannot be read so."""
+        the attention computes.  None when the mask cannot be read so.
+
+        ``added``: a float mask added after the fill (read before the region as written;
+        d3rlpy's ``masked_fill(causal == 0, -10000)`` then ``+ attention_mask.view(b, 1, 1, t) *
+        -10000``).  The filled keys end at fill + added in the original and at scores + fill +
+        added in the fused call; they weigh nothing in either where the row keeps a key whose
+        added value is at least every filled key's (the row's best then lies |fill| above them,
+        as beside a fill alone).  The term is true where some row keeps no such key (a row
+        filled whole among them): the row's maximum of the added mask over its kept keys below
+        that over its filled ones, on the mask exactly as the fill reads it (no reading through
+        expansions)."""
         parents: dict[int, tuple[list, ast.stmt | None]] = {}  # id(statement) -> (its block, the statement holding it)
 
         def index(block: list, owner) -> None:
@@ -3938,11 +4032,12 @@ class _Attention:
             return None
         use = use.stmt
         cond, test = fill["cond"], fill["test"]
+        rows = added is None
         try:
             if fill["filled_by_cond"]:
-                where = before(cond, use, rows=True)
+                where = before(cond, use, rows=rows)
             else:
-                where = _negate(cond, before(cond, use, rows=True), lambda n: before(n, use, rows=True))
+                where = _negate(cond, before(cond, use, rows=rows), lambda n: before(n, use, rows=rows))
             if test is not None:
                 held_by = parents.get(id(use), (None, None))[1]
                 test_text = before(test, held_by if isinstance(held_by, ast.If) else use)
@@ -3952,8 +4047,13 @@ class _Attention:
         literal = fill.get("literal")
         eager = f"not {torch}.compiler.is_compiling()" if literal is not None and abs(literal) < _SWAMPING \
             else _eager_training(torch)
-        term = (f"{eager} and "
-                f"{where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)}.all(-1).any()")
+        where_atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)
+        if added is not None:
+            inf = 'float("-inf")'
+            term = (f"{eager} and ({torch}.where({where_atom}, {inf}, {added}).amax(-1) "
+                    f"< {torch}.where({where_atom}, {added}, {inf}).amax(-1)).any()")
+        else:
+            term = f"{eager} and {where_atom}.all(-1).any()"
         wider = self._fill_widens(fill, use, before, binders)
         if wider is not None:
             term = f"({wider} or ({term}))" if test is not None else f"{wider} or ({term})"

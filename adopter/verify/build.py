@@ -118,6 +118,43 @@ def mixed_rows(value: Any) -> Any:
     return value
 
 
+def _two_valued(value: torch.Tensor) -> bool:
+    """A floating tensor of two or more axes holding only 0 and 1, both of them."""
+    if not value.is_floating_point() or value.dim() < 2 or value.shape[-1] < 2:
+        return False
+    ones = value == 1
+    return bool(((value == 0) | ones).all()) and bool(ones.any()) and not bool(ones.all())
+
+
+def has_two_valued(value: Any) -> bool:
+    """Whether ``value`` (a call's arguments) holds a floating 0/1 mask (:func:`flipped_masks`)."""
+    if isinstance(value, torch.Tensor):
+        return _two_valued(value)
+    if isinstance(value, (tuple, list)):
+        return any(has_two_valued(v) for v in value)
+    if isinstance(value, dict):
+        return any(has_two_valued(v) for v in value.values())
+    return False
+
+
+def flipped_masks(value: Any) -> Any:
+    """``value`` with each floating tensor that holds only 0 and 1 (both) turned to ``1 - m``.
+    A 0/1 float mask is read either way round by the code that takes it (1 keeps, or 1 hides:
+    d3rlpy's ``attention_mask * -10000``); the padding the inputs give (:func:`inputs.mask_values`:
+    the last positions of the last sequence) read the other way hides every position but those,
+    so a guarded patch whose guard looks at the rows' kept keys takes its original path.  The
+    same padding flipped reaches the fused call.  Other values as they are."""
+    if isinstance(value, torch.Tensor):
+        return 1 - value if _two_valued(value) else value
+    if isinstance(value, tuple):
+        return tuple(flipped_masks(v) for v in value)
+    if isinstance(value, list):
+        return [flipped_masks(v) for v in value]
+    if isinstance(value, dict):
+        return {k: flipped_masks(v) for k, v in value.items()}
+    return value
+
+
 def blind_rows(value: Any) -> Any:
     """``value`` with each boolean tensor of two or more axes given a last-axis row of each
     value (its first row all False, its last all True): whichever value the code reads as
@@ -276,6 +313,9 @@ class Variant:
     # the boolean masks with a row hidden entirely whichever value hides (:func:`blind_rows`):
     # after a pass, a guarded patch's original path is checked with them
     blind_rows: bool = False
+    # the floating 0/1 masks of the chosen inputs flipped (:func:`flipped_masks`): tried after a
+    # guarded patch took its original path with them as given
+    flipped_masks: bool = False
 
     def label(self) -> str:
         parts = [f"{k}={v!r}" for k, v in self.flags]
@@ -283,6 +323,8 @@ class Variant:
             parts.append("masks with no fully hidden row")
         if self.blind_rows:
             parts.append("masks with a fully hidden row")
+        if self.flipped_masks:
+            parts.append("0/1 float masks flipped (1 - mask)")
         parts += [f"{p} from the module's own {f}=True call (a second call of one step)" for p, f in self.steps]
         parts += [f"{k}=False (the patched {self.method}() only)" for k in self.decline]
         parts += [f"config.{k}={v!r}" for k, v in self.config]

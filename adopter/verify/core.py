@@ -44,7 +44,9 @@ from .build import (
     Variant,
     blind_rows,
     draw_constants,
+    flipped_masks,
     has_full_rows,
+    has_two_valued,
     mixed_rows,
     run_quietly,
 )
@@ -246,6 +248,7 @@ class _Checker:
         self.ran: set[int] = set()  # lines of the patched file the last check executed
         self.given: set[str] = set()  # the forward arguments the last check passed (not None)
         self.full_rows = False  # whether a boolean mask the last check passed hides a whole row
+        self.two_valued = False  # whether the last check passed a floating 0/1 mask (flipped_masks)
         self.original = original
         self.patched = patched
         self.patched_file = patched_file
@@ -257,6 +260,7 @@ class _Checker:
         """Verdicts for the sites reached in this variant; the second value is a skip reason for all."""
         self.ran = set()
         self.full_rows = False
+        self.two_valued = False
         with self.builder.flags(variant, self.patched):
             return self._check(class_name, sites, variant)
 
@@ -279,7 +283,11 @@ class _Checker:
             if not has_full_rows((args, kwargs)):
                 return {}, "no boolean mask to hide a row of"
             pair.call = dataclasses.replace(pair.call, args=args, kwargs=kwargs)
+        if variant.flipped_masks:
+            pair.call = dataclasses.replace(pair.call, args=flipped_masks(pair.call.args),
+                                            kwargs=flipped_masks(pair.call.kwargs))
         self.full_rows = has_full_rows((pair.call.args, pair.call.kwargs))
+        self.two_valued = has_two_valued((pair.call.args, pair.call.kwargs))
         pair.original.to(device)
         pair.patched.to(device)
         draw_constants(pair.original)  # a zero gate or fresh batch-norm statistics would hide a wrong patch
@@ -605,6 +613,12 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                         # its original path (where it was just checked): the same inputs again with
                         # no such row, to check the fused path too
                         queue.insert(index + 1, dataclasses.replace(variant, mixed_rows=True))
+                    elif verdict.reason == ORIGINAL_PATH and checker.two_valued and not variant.flipped_masks \
+                            and not any(v.flipped_masks for v in queue[index + 1:]):
+                        # a 0/1 float mask read the other way round than the inputs give it
+                        # (1 hides) hides every position but the padding: the same inputs with
+                        # it flipped, to check the fused path too
+                        queue.insert(index + 1, dataclasses.replace(variant, flipped_masks=True))
                     if verdict.reason == ORIGINAL_PATH and not combined:
                         combined = True
                         queue += _with_forward_changes(variant, variants)
