@@ -256,6 +256,12 @@ def _absent_into(pnode: PNode, index: int, state: _State) -> None:
 def _copy_closure(flow: Flow, key: str) -> set:
     """The keys a variable bound to ``key``'s value may bind again (:meth:`Matcher._may_read`):
     ``key``'s repeat class and every key copied from one of those, transitively."""
+    closures = getattr(flow, "_closures", None)
+    if closures is None:
+        closures = flow._closures = {}
+    reached = closures.get(key)
+    if reached is not None:
+        return reached  # (one set per key and flow: the callers only read it)
     edges, classes = _copy_edges(flow)
     repeats = flow.repeats
     todo = list(classes.get(repeats.get(key, key), (key,))) if repeats else [key]
@@ -265,6 +271,7 @@ def _copy_closure(flow: Flow, key: str) -> set:
             if dst not in reached:
                 reached.add(dst)
                 todo.append(dst)
+    closures[key] = reached
     return reached
 
 
@@ -1127,12 +1134,13 @@ class Matcher:
                     if ident is None:
                         continue
                     if ident[0] == "k":
-                        at = options_at.get(("last", j, ident[1]))
+                        lasts = options_at.get(("last", j))
+                        if lasts is None:
+                            lasts = options_at[("last", j)] = self._last_readers(flow, j, allowed)
+                        at = lasts.get(ident[1])
                         if at is None:
-                            index_of = options_at.get(("reads", j))
-                            if index_of is None:
-                                index_of = options_at[("reads", j)] = self._readers(flow, j, allowed)
-                            at = options_at[("last", j, ident[1])] = max(
+                            index_of = lasts[None]
+                            at = lasts[ident[1]] = max(
                                 (index_of[k][-1] for k in _copy_closure(flow, ident[1]) if k in index_of), default=-1)
                         if at < last:
                             last = at
@@ -1146,6 +1154,20 @@ class Matcher:
             options_at[key] = found
         state._reach = (index, found)
         return found
+
+    def _last_readers(self, flow: Flow, index: int, allowed) -> dict:
+        """:meth:`_reach`'s table for step ``index``: bound key -> the last node the step may bind
+        at that reads a value of it (filled as asked), and under ``None`` :meth:`_readers`.
+        Both depend only on the step's static key (the nodes it allows, read as it reads them),
+        so the matchers that share the step (the variants of an alternative, alternatives with
+        the same steps) share one table per flow, kept with the step as _static_ids keeps its."""
+        key = ("last", self._static_keys[index])
+        step = self._static_steps[index]
+        static = _index(flow).static
+        found = static.get(key)
+        if found is None or found[0] is not step:
+            found = static[key] = (step, {None: self._readers(flow, index, allowed)})
+        return found[1]
 
     def _required_reads(self, first: int) -> tuple:
         nodes = self.forward.nodes
