@@ -744,8 +744,16 @@ class Matcher:
                 # that compute it, in the same order, listed once per flow and operation)
                 starts_at = _index(flow).computing(first.op)
             else:
-                starts_at = [node for kind in self._kinds(first) for node in by_kind.get(kind, ())
-                             if self._op_ok(first, node)]
+                # (what _kinds and _op_ok read of the matcher is in the step's static key: the
+                # list is made once per flow for the matchers that share the first step)
+                key = ("starts", self._static_keys[index])
+                step = self._static_steps[index]
+                static = _index(flow).static
+                listed = static.get(key)
+                if listed is None or listed[0] is not step:
+                    listed = static[key] = (step, [node for kind in self._kinds(first) for node in by_kind.get(kind, ())
+                                                   if self._op_ok(first, node)])
+                starts_at = listed[1]
             for node in starts_at:
                 yield from self._search(cls, flow, node, *pruning, first=index, found=found, options_at=options)
 
