@@ -264,3 +264,42 @@ def test_reach_memo_keyed_by_the_bound_values(rules):
     last = len(matcher.forward.nodes) - 1
     matcher._reach(flow, last, again, allowed, {})
     assert again._reach[0] == last
+
+
+def test_shared_tables_as_each_matcher_would_make_them(rules):
+    """The per-flow tables shared by the matchers with one step (the first step's starts, the
+    last-reader tables of _reach) are, for every matcher of every rule on every flow of the
+    fixture, what that matcher makes alone: a table keyed too coarsely would hand some matcher
+    another's nodes."""
+    tree = ast.parse(SOURCE)
+    structure = module_structure(tree, text=SOURCE)
+    compared = {"starts": 0, "readers": 0}
+    for cls in structure.classes.values():
+        for root in cls.roots:
+            flow = cls.flow(root)
+            for rule in rules:
+                for matcher in matchers_for(rule):
+                    pruning = matcher._feasibility(flow)
+                    if pruning is None:
+                        continue
+                    list(matcher.match_flow(cls, flow))  # (fills the shared tables)
+                    allowed = pruning[1]
+                    static = match_mod._index(flow).static
+                    pattern = matcher.forward.nodes
+                    for index in ((0, 1) if pattern[0].optional else (0,)):
+                        if pattern[index].canonical:
+                            continue
+                        alone = [node for kind in matcher._kinds(pattern[index])
+                                 for node in match_mod._index(flow).kinds.get(kind, ())
+                                 if matcher._op_ok(pattern[index], node)]
+                        assert static[("starts", matcher._static_keys[index])][1] == alone
+                        compared["starts"] += 1
+                    for j in range(1, len(pattern)):
+                        table = matcher._last_readers(flow, j, allowed)
+                        assert table[None] == matcher._readers(flow, j, allowed)
+                        for key, last in table.items():
+                            if key is not None:
+                                ids = [i for k in match_mod._copy_closure(flow, key) for i in table[None].get(k, ())]
+                                assert last == max(ids, default=-1)
+                        compared["readers"] += 1
+    assert compared["starts"] > 20 and compared["readers"] > 50
