@@ -1150,8 +1150,7 @@ class Matcher:
                             index_of = lasts[None]
                             at = lasts[ident[1]] = max(
                                 (index_of[k][-1] for k in _copy_closure(flow, ident[1]) if k in index_of), default=-1)
-                        if at < last:
-                            last = at
+                        last = min(last, at)
                     elif ident[0] == "stale":  # (Matcher._bind: a stale value binds nothing)
                         last = -1
                         break

@@ -235,7 +235,7 @@ def test_reach_memo_keyed_by_the_bound_values(rules):
     flow = cls.flow(cls.roots[0])
     rule = next(r for r in rules if r.id == "ADP010")
     matcher = matchers_for(rule)[0]
-    feasible, allowed, _, _ = matcher._feasibility(flow)
+    _, allowed, _, _ = matcher._feasibility(flow)
     product = next(n for n in flow.nodes if n.kind in ("op", "call", "method") and n.canon == "torch.matmul")
     state = matcher._bind_node(matcher.forward.nodes[0], 0, product, match_mod._State())
     assert state is not None
