@@ -272,6 +272,12 @@ def _absent_into(pnode: PNode, index: int, state: _State) -> None:
 def _copy_closure(flow: Flow, key: str) -> set:
     """The keys a variable bound to ``key``'s value may bind again (:meth:`Matcher._may_read`):
     ``key``'s repeat class and every key copied from one of those, transitively."""
+    closures = getattr(flow, "_closures", None)
+    if closures is None:
+        closures = flow._closures = {}
+    reached = closures.get(key)
+    if reached is not None:
+        return reached  # (one set per key and flow: the callers only read it)
     edges, classes = _copy_edges(flow)
     repeats = flow.repeats
     todo = list(classes.get(repeats.get(key, key), (key,))) if repeats else [key]
@@ -281,6 +287,7 @@ def _copy_closure(flow: Flow, key: str) -> set:
             if dst not in reached:
                 reached.add(dst)
                 todo.append(dst)
+    closures[key] = reached
     return reached
 
 
@@ -345,7 +352,8 @@ _NO_ITEMS: frozenset = frozenset()
 
 
 class _State:
-    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo", "_bound", "_chain")
+    __slots__ = ("env", "values", "aliases", "guards", "produced", "matched", "steps", "_memo", "_bound", "_chain",
+                 "_reach")
 
     def __init__(self):
         self.env: dict[str, object] = {}  # abstract var or %temp -> concrete value
@@ -364,10 +372,12 @@ class _State:
         # absent, then the next one too, ...]); the search meets one state at every node it
         # skips.  (The state itself is not in the list: that would be a reference cycle.)
         self._chain: tuple | None = None
+        # Matcher._reach: (step index, the last node id at which a next step may still bind)
+        self._reach: tuple | None = None
 
     def copy(self) -> "_State":
         new = _State.__new__(_State)  # not __init__: its empty containers would be replaced
-        new._memo = new._bound = new._chain = None
+        new._memo = new._bound = new._chain = new._reach = None
         new.env = dict(self.env)
         new.values = dict(self.values)
         new.aliases = dict(self.aliases)
@@ -517,7 +527,7 @@ class Matcher:
     # the search reads is made the first time it is asked for: an attribute of _SEARCH_STATE
     # missing from the instance comes here (once made, normal look-ups find it at no cost).
     _SEARCH_STATE = frozenset({"optional_layers", "layer_vars", "fan_out", "needed_after", "later_uses",
-                               "_static_steps", "_static_keys", "_next_reads"})
+                               "_static_steps", "_static_keys", "_next_reads", "_option_reads"})
 
     def __getattr__(self, name: str):
         if name not in Matcher._SEARCH_STATE or "forward" not in self.__dict__:
@@ -538,6 +548,8 @@ class Matcher:
         # it reads) of the required steps right after it, up to the first optional one
         # (_may_read tests them per start).
         self._next_reads = tuple(self._required_reads(i) for i in range(2))
+        # Per step index, what the steps a state there may bind next read (_reach).
+        self._option_reads = tuple(self._reads_from(i) for i in range(len(forward.nodes)))
         # Per step index, the variables (and nested values) steps from there on read: a value
         # the code overwrites between steps is lost only if one of them still needs it.
         # (built from the last step back: each set is the next one's plus what its step reads)
@@ -748,8 +760,16 @@ class Matcher:
                 # that compute it, in the same order, listed once per flow and operation)
                 starts_at = _index(flow).computing(first.op)
             else:
-                starts_at = [node for kind in self._kinds(first) for node in by_kind.get(kind, ())
-                             if self._op_ok(first, node)]
+                # (what _kinds and _op_ok read of the matcher is in the step's static key: the
+                # list is made once per flow for the matchers that share the first step)
+                key = ("starts", self._static_keys[index])
+                step = self._static_steps[index]
+                static = _index(flow).static
+                listed = static.get(key)
+                if listed is None or listed[0] is not step:
+                    listed = static[key] = (step, [node for kind in self._kinds(first) for node in by_kind.get(kind, ())
+                                                   if self._op_ok(first, node)])
+                starts_at = listed[1]
             for node in starts_at:
                 yield from self._search(cls, flow, node, *pruning, first=index, found=found, options_at=options)
 
@@ -962,6 +982,8 @@ class Matcher:
             options_at = {}
         if self._next_reads[first] and not self._may_read(flow, first, state, start.id, allowed, options_at):
             return  # no later nodes can bind the next steps to what this start bound (_may_read)
+        if self._reach(flow, first + 1, state, allowed, options_at) <= start.id:
+            return  # no later node can bind a next step (_reach)
         stack = [(start.id, first + 1, state, 0)]
         last = len(pattern) - 1
         live = self.live_intermediates
@@ -1029,7 +1051,7 @@ class Matcher:
                         if match is not None:
                             yield match
                             self._repeats = flow.repeats  # (another flow's search may have run meanwhile)
-                    else:
+                    elif self._reach(flow, j + 1, bound, allowed, options_at) > succ:
                         # (a 3-tuple; the gaps' keys below are 4-tuples: never equal)
                         key = (succ, j + 1, bound._memo or bound.memo())
                         if key not in seen:
@@ -1065,12 +1087,110 @@ class Matcher:
                         skipped = next_state
                     else:
                         skipped = self._skip(node, next_state, index)
-                    if skipped is not None:
+                    if skipped is not None and (
+                            reach[1] if (reach := skipped._reach) is not None and reach[0] == index
+                            else self._reach(flow, index, skipped, allowed, options_at)) > succ:
                         key = (succ, index, gap + step, skipped._memo or skipped.memo())
                         if key not in seen:
                             seen.add(key)
                             stack.append((succ, index, skipped, gap + step))
                 stack.extend(progress)
+
+    def _reads_from(self, index: int) -> tuple:
+        """What :meth:`_reach` reads for a state at step ``index``: (every variable name below,
+        ((j, the names of the variables and temporaries step ``j`` reads, in the state at
+        ``index``), ...)) for each step ``j`` such a state may bind next -- ``index`` and,
+        past each optional step, the following one (:meth:`_options` without the feasibility
+        test).  A step ``j`` after absent ones reads their outputs as the inputs they stand
+        for (:func:`_absent_into`), so its names are those inputs' names."""
+        nodes = self.forward.nodes
+        steps = []
+        alias: dict[str, str] = {}  # an absent step's output (and %index) -> the name it stands for
+        j = index
+        while j < len(nodes):
+            pnode = nodes[j]
+            names = []
+            for value in (*pnode.args, *(v for _, v in pnode.kwargs)):
+                if type(value) is Var:
+                    names.append(alias.get(value.name, value.name))
+                elif type(value) is Temp:
+                    names.append(alias.get(f"%{value.index}", f"%{value.index}"))
+            steps.append((j, tuple(dict.fromkeys(names))))
+            if not pnode.optional or j + 1 >= len(nodes):
+                break
+            first = pnode.args[0]
+            source = f"%{first.index}" if isinstance(first, Temp) else first.name
+            alias[pnode.outs[0].name] = alias[f"%{j}"] = alias.get(source, source)
+            j += 1
+        return tuple(dict.fromkeys(n for _, names in steps for n in names)), tuple(steps)
+
+    def _reach(self, flow: Flow, index: int, state: _State, allowed, options_at: dict) -> int:
+        """The last node id at which a state at step ``index`` may still bind a next step (-1:
+        at none); a search state at a node with that id or a later one yields nothing and is
+        not searched (it would walk its gaps to the end of the function: the values it holds
+        are read by no later node that could bind a step).
+
+        Why it is exact: the next step the state binds is one of :meth:`_reads_from`'s steps
+        ``j`` (:meth:`_options`), at a node of its ``allowed`` set reached over gap nodes.
+        Gaps change no binding but to turn it stale (a stale one binds nothing), and the
+        state's aliases are the flow's pure aliases and copies, so -- :meth:`_may_read`'s
+        argument -- for every variable ``j`` reads that the state binds to ``("k", K)``, the
+        node must hand ``j`` (as :func:`node_view` reads it) a ``Ref`` whose key lies in the
+        closure of ``K``'s repeat class along copy edges.  The last such node of ``j``'s
+        allowed set bounds where ``j`` may bind; the largest bound over the steps ``j`` bounds
+        the state (and every state its gaps lead to: they bind what it binds, or less).
+        A state is not changed after the step that made it hands it on, so the answer is
+        kept on the state (one state is met at every gap node it is skipped over)."""
+        reach = state._reach
+        if reach is not None and reach[0] == index:
+            return reach[1]
+        names, steps = self._option_reads[index]
+        values = state.values
+        key = ("reach", index, tuple(values.get(name) for name in names))
+        found = options_at.get(key)
+        if found is None:
+            found = -1
+            everywhere = len(flow.nodes)  # (no bound value read: any later node)
+            for j, reads in steps:
+                last = everywhere
+                for name in reads:
+                    ident = values.get(name)
+                    if ident is None:
+                        continue
+                    if ident[0] == "k":
+                        lasts = options_at.get(("last", j))
+                        if lasts is None:
+                            lasts = options_at[("last", j)] = self._last_readers(flow, j, allowed)
+                        at = lasts.get(ident[1])
+                        if at is None:
+                            index_of = lasts[None]
+                            at = lasts[ident[1]] = max(
+                                (index_of[k][-1] for k in _copy_closure(flow, ident[1]) if k in index_of), default=-1)
+                        last = min(last, at)
+                    elif ident[0] == "stale":  # (Matcher._bind: a stale value binds nothing)
+                        last = -1
+                        break
+                if last > found:
+                    found = last
+                    if found == everywhere:
+                        break
+            options_at[key] = found
+        state._reach = (index, found)
+        return found
+
+    def _last_readers(self, flow: Flow, index: int, allowed) -> dict:
+        """:meth:`_reach`'s table for step ``index``: bound key -> the last node the step may bind
+        at that reads a value of it (filled as asked), and under ``None`` :meth:`_readers`.
+        Both depend only on the step's static key (the nodes it allows, read as it reads them),
+        so the matchers that share the step (the variants of an alternative, alternatives with
+        the same steps) share one table per flow, kept with the step as _static_ids keeps its."""
+        key = ("last", self._static_keys[index])
+        step = self._static_steps[index]
+        static = _index(flow).static
+        found = static.get(key)
+        if found is None or found[0] is not step:
+            found = static[key] = (step, {None: self._readers(flow, index, allowed)})
+        return found[1]
 
     def _required_reads(self, first: int) -> tuple:
         nodes = self.forward.nodes

@@ -191,6 +191,9 @@ def test_bind_node_same_as_before_and_no_copy_when_a_bound_value_differs(monkeyp
 
     monkeypatch.setattr(_State, "copy", counting_copy)
     monkeypatch.setattr(Matcher, "_bind_node", both)
+    # (speed6's _reach leaves out most states whose next step's input is not the bound value:
+    # turned off, the calls counted below are those this test was written for)
+    monkeypatch.setattr(Matcher, "_reach", lambda self, flow, *args: len(flow.nodes))
     assert _everything(SOURCE, rules) == expected
     failed = [made for none, made in calls if none]
     assert failed and calls
@@ -219,6 +222,9 @@ def test_absent_states_made_once_per_state(monkeypatch, rules):
         return real_into(pnode, index, state)
 
     monkeypatch.setattr(match_mod, "_absent_into", counting_into)
+    # (speed6's _reach leaves out the states that walk past every later reader; turned off here:
+    # the states this test compares are those the chain cache was written for)
+    monkeypatch.setattr(Matcher, "_reach", lambda self, flow, *args: len(flow.nodes))
     cached = _everything(SOURCE, rules)
     with_cache = absent_calls[0]
     absent_calls[0] = 0
