@@ -594,6 +594,15 @@ def einsum_product(equation: str) -> tuple[str, tuple[int, int], tuple, tuple] |
         r, c = out[-2:]  # the matrix axes last (the others, if any, broadcast an operand)
     elif len(lone) == 2 and (lone[0] in x) != (lone[1] in x):
         r, c = lone
+    elif len(lone) >= 3 and sum(a in x for a in lone) in (1, len(lone) - 1):
+        # One operand's own index, and several of the other's: that operand's other own indices
+        # are batch axes the first broadcasts over (retro's neighbour axis `n` of
+        # "bcnhij,bcjhd->bcnihd": values shared by every neighbour), whatever the output's order.
+        # The matrix axis of the several is the one nearest the summed index in its operand.
+        many = x if sum(a in x for a in lone) > 1 else y
+        own = [a for a in many if a in lone]
+        single = next(a for a in lone if a not in many)
+        r, c = sorted((own[-1], single), key=out.index)
     else:
         return None
     first, second = (0, 1) if r in x else (1, 0)
