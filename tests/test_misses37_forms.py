@@ -7,6 +7,15 @@ computation.  The fixtures are ours.
   output indices only when the output ended with the matrix axes; an index of one operand only
   that is not its matrix axis is a batch axis the other operand is broadcast over, wherever the
   output puts it.  Exact: fixed as SDPA with the keys and values unsqueezed over that axis.
+- ADP010: attention over grouped axes (a 2-D grid of pixels attending to another,
+  ``einsum("bnchw,bncyx->bnhwyx")``; NCSN++'s ``"bchw,bcij->bhwij"``; RETRO's chunked cross
+  attention over (neighbour, token) keys; a query map against every support image of a
+  class): the key group flattened by a view (or einops ``rearrange``) for the softmax and viewed
+  back for the value einsum, which sums that group (structure/groups.py).  Found, not fixed
+  (SDPA would need q, k and v flattened).  Near-misses: a view that also flattens a query
+  axis, a softmax over another axis, a value product summing the query group, a view back to
+  another shape.
+- ``einsum(...).contiguous()`` read as the einsum itself, as ``y = x.contiguous()`` already was.
 """
 
 from __future__ import annotations
@@ -91,3 +100,172 @@ def test_values_broadcast_fixed_exactly():
     ga, = torch.autograd.grad(ya.sum(), e)
     gb, = torch.autograd.grad(yb.sum(), e)
     torch.testing.assert_close(gb, ga)
+
+
+# ---------------------------------------------------------------- ADP010: attention over grouped axes
+
+GROUPED = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn.functional as F
+    from einops import rearrange
+    from torch import einsum, nn
+
+
+    class GridAttention(nn.Module):
+        def __init__(self, c, n_head=1):
+            super().__init__()
+            self.n_head = n_head
+            self.qkv = nn.Conv2d(c, c * 3, 1, bias=False)
+
+        def forward(self, x):
+            b, c, h, w = x.shape
+            qkv = self.qkv(x).view(b, self.n_head, c // self.n_head * 3, h, w)
+            q, k, v = qkv.chunk(3, dim=2)
+            attn = einsum("bnchw, bncyx -> bnhwyx", q, k).contiguous() / math.sqrt(c // self.n_head)
+            attn = attn.view(b, self.n_head, h, w, -1).softmax(-1).view(b, self.n_head, h, w, h, w)
+            out = einsum("bnhwyx, bncyx -> bnchw", attn, v).contiguous()  # grid
+            return out.view(b, c, h, w) + x
+
+
+    class PixelAttention(nn.Module):
+        def __init__(self, c):
+            super().__init__()
+            self.q = nn.Conv2d(c, c, 1)
+            self.k = nn.Conv2d(c, c, 1)
+            self.v = nn.Conv2d(c, c, 1)
+
+        def forward(self, x):
+            B, C, H, W = x.shape
+            q, k, v = self.q(x), self.k(x), self.v(x)
+            w = torch.einsum("bchw,bcij->bhwij", q, k) * (int(C) ** (-0.5))
+            w = F.softmax(w.reshape(B, H, W, H * W), dim=-1).reshape(B, H, W, H, W)
+            return torch.einsum("bhwij,bcij->bchw", w, v)  # pixels
+
+
+    class NeighbourAttention(nn.Module):
+        def __init__(self, d, n_heads, d_k):
+            super().__init__()
+            self.n_heads, self.d_k = n_heads, d_k
+            self.scale = d_k ** -0.5
+            self.query = nn.Linear(d, n_heads * d_k)
+            self.key = nn.Linear(d, n_heads * d_k)
+            self.value = nn.Linear(d, n_heads * d_k)
+            self.softmax = nn.Softmax(dim=-1)
+
+        def forward(self, h, e):
+            q = self.query(h).view(*h.shape[:-1], self.n_heads, self.d_k)
+            k = self.key(e).view(*e.shape[:-1], self.n_heads, self.d_k)
+            v = self.value(e).view(*e.shape[:-1], self.n_heads, self.d_k)
+            attn = torch.einsum('bcihd,bcnjhd->bchinj', q, k)
+            attn = attn * self.scale
+            attn = self.softmax(attn.view(*attn.shape[:-2], -1)).view(attn.shape)
+            h = torch.einsum("bchinj,bcnjhd->bcihd", attn, v)  # neighbours
+            return h.reshape(*h.shape[:-2], -1)
+
+
+    class ClassAttention(nn.Module):
+        def __init__(self, dim, dim_key):
+            super().__init__()
+            self.scale = dim_key ** -0.5
+            self.to_qk = nn.Conv2d(dim, dim_key, 1, bias=False)
+
+        def forward(self, query_repr, supports_k, supports_v):
+            *_, h, w = query_repr.shape
+            query_q = self.to_qk(query_repr)
+            sim = einsum('b c h w, b k n c i j -> b k h w n i j', query_q, supports_k) * self.scale
+            sim = rearrange(sim, 'b k h w n i j -> b k h w (n i j)')
+            attn = sim.softmax(dim=-1)
+            attn = rearrange(attn, 'b k h w (n i j) -> b k h w n i j', i=h, j=w)
+            return einsum('b k h w n i j, b k n c i j -> b k c h w', attn, supports_v)  # classes
+
+
+    class FlattensAQueryAxis(nn.Module):
+        def forward(self, q, k, v):
+            b, n, c, h, w = q.shape
+            attn = torch.einsum("bnchw,bncyx->bnhwyx", q, k)
+            attn = attn.view(b, n, h, -1).softmax(-1).view(b, n, h, w, h, w)
+            return torch.einsum("bnhwyx,bncyx->bnchw", attn, v)  # query axis flattened
+
+
+    class SoftmaxOverQueries(nn.Module):
+        def forward(self, q, k, v):
+            b, n, c, h, w = q.shape
+            attn = torch.einsum("bnchw,bncyx->bnhwyx", q, k)
+            attn = attn.view(b, n, h * w, -1).softmax(-2).view(b, n, h, w, h, w)
+            return torch.einsum("bnhwyx,bncyx->bnchw", attn, v)  # softmax over queries
+
+
+    class SumsTheQueryGroup(nn.Module):
+        def forward(self, q, k, v):
+            b, n, c, h, w = q.shape
+            attn = torch.einsum("bnchw,bncyx->bnhwyx", q, k)
+            attn = attn.view(b, n, h, w, -1).softmax(-1).view(b, n, h, w, h, w)
+            return torch.einsum("bnhwyx,bnchw->bncyx", attn, v)  # sums queries
+
+
+    class ViewedBackElsewhere(nn.Module):
+        def forward(self, q, k, v):
+            b, n, c, h, w = q.shape
+            attn = torch.einsum("bnchw,bncyx->bnhwyx", q, k)
+            attn = attn.view(b, n, h, w, -1).softmax(-1).view(b, n, w, h, h, w)
+            return torch.einsum("bnhwyx,bncyx->bnchw", attn, v)  # another shape
+""")
+
+
+def test_grouped_grid_attention_found():
+    assert covered(GROUPED, "# grid", "ADP010")
+
+
+def test_grouped_pixel_attention_found():
+    assert covered(GROUPED, "# pixels", "ADP010")
+
+
+def test_grouped_neighbour_keys_found():
+    assert covered(GROUPED, "# neighbours", "ADP010")
+
+
+def test_grouped_rearranged_class_keys_found():
+    assert covered(GROUPED, "# classes", "ADP010")
+
+
+def test_grouped_view_flattening_a_query_axis_not_found():
+    assert not covered(GROUPED, "# query axis flattened", "ADP010")
+
+
+def test_grouped_softmax_over_queries_not_found():
+    assert not covered(GROUPED, "# softmax over queries", "ADP010")
+
+
+def test_grouped_value_product_over_the_query_group_not_found():
+    assert not covered(GROUPED, "# sums queries", "ADP010")
+
+
+def test_grouped_view_back_to_another_shape_not_found():
+    assert not covered(GROUPED, "# another shape", "ADP010")
+
+
+def test_grouped_attention_not_fixed():
+    result = fix_text(GROUPED, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention" not in result.text
+    assert result.text == GROUPED
+
+
+CONTIGUOUS = textwrap.dedent("""\
+    import math
+
+    import torch
+
+
+    def attend(q, k, v):
+        s = torch.einsum("bhid,bhjd->bhij", q, k).contiguous() / math.sqrt(q.shape[-1])
+        p = s.softmax(-1)
+        return torch.einsum("bhij,bhjd->bhid", p, v)  # contiguous
+""")
+
+
+def test_contiguous_scores_found_and_fixed():
+    assert covered(CONTIGUOUS, "# contiguous", "ADP010")
+    result = fix_text(CONTIGUOUS, "model.py", rules("ADP010"))
+    assert result.text.count("scaled_dot_product_attention(") == 1

@@ -1412,6 +1412,11 @@ class FlowBuilder:
 
     def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         func = call.func
+        if func.__class__ is ast.Attribute and func.attr == "contiguous" and not call.args and not call.keywords \
+                and func.value.__class__ is ast.Call:
+            # einsum(...).contiguous() / d: the values of the call (a copy in another memory
+            # layout at most), read as the call itself, as ``y = x.contiguous()`` is read y = x
+            return self._value(func.value, frontier, ctx)
         if func.__class__ is ast.Attribute and func.attr in _VIEW_BACK and func.value.__class__ is ast.Call:
             rows = self._rowwise_softmax(call, ctx)
             if rows is not None:  # softmax(s.view(-1, s.size(2))).view(*s.size()): s.softmax(dim=2)
