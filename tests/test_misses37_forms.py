@@ -16,6 +16,10 @@ computation.  The fixtures are ours.
   axis, a softmax over another axis, a value product summing the query group, a view back to
   another shape.
 - ``einsum(...).contiguous()`` read as the einsum itself, as ``y = x.contiguous()`` already was.
+- ADP010: the probabilities times a learned scalar per head before the value product
+  (NormFormer-style ``softmax(s) * self.head_scale.view(1, h, 1, 1)``; einops ``"h -> h 1 1"``):
+  constant over queries and keys, it folds into the values (structure/headscale.py).  Found,
+  not fixed.  Near-misses: a weight per key, a weight per query, a full tensor.
 """
 
 from __future__ import annotations
@@ -269,3 +273,98 @@ def test_contiguous_scores_found_and_fixed():
     assert covered(CONTIGUOUS, "# contiguous", "ADP010")
     result = fix_text(CONTIGUOUS, "model.py", rules("ADP010"))
     assert result.text.count("scaled_dot_product_attention(") == 1
+
+
+# ---------------------------------------------------------------- ADP010: probabilities scaled per head
+
+HEAD_SCALE = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn.functional as F
+    from einops import rearrange
+    from torch import nn
+
+
+    class HeadScaled(nn.Module):
+        def __init__(self, dim, n_heads, dropout=0.1):
+            super().__init__()
+            self.n_heads = n_heads
+            self.scale = math.sqrt(dim // n_heads)
+            self.dropout = dropout
+            self.attn_dropout = nn.Dropout(dropout)
+            self.head_scale = nn.Parameter(torch.ones(n_heads))
+
+        def forward(self, q, k, v):
+            scores = torch.matmul(q, k.transpose(-2, -1)) / self.scale
+            weights = F.softmax(scores, dim=-1)
+            scale = self.head_scale.view(1, self.n_heads, 1, 1)
+            scaled = weights * scale
+            if self.training and self.dropout > 0:
+                scaled = self.attn_dropout(scaled)
+            return torch.matmul(scaled, v)  # per head
+
+
+    class Rearranged(nn.Module):
+        def __init__(self, n_heads):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(n_heads))
+
+        def forward(self, q, k, v):
+            p = torch.softmax(q @ k.transpose(-1, -2), dim=-1)
+            w = rearrange(F.softplus(self.w), "h -> h 1 1")
+            return (w * p) @ v  # rearranged
+
+
+    class PerKey(nn.Module):
+        def __init__(self, n):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(n))
+
+        def forward(self, q, k, v):
+            p = torch.softmax(q @ k.transpose(-1, -2), dim=-1)
+            w = self.w.view(1, 1, 1, -1)
+            return (p * w) @ v  # per key
+
+
+    class PerQuery(nn.Module):
+        def __init__(self, n_heads, n):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(n_heads, n))
+
+        def forward(self, q, k, v):
+            p = torch.softmax(q @ k.transpose(-1, -2), dim=-1)
+            w = self.w.view(1, self.w.shape[0], -1, 1)
+            return (p * w) @ v  # per query
+
+
+    class FullTensor(nn.Module):
+        def forward(self, q, k, v, gate):
+            p = torch.softmax(q @ k.transpose(-1, -2), dim=-1)
+            return (p * gate) @ v  # full tensor
+""")
+
+
+def test_probabilities_scaled_per_head_found():
+    assert covered(HEAD_SCALE, "# per head", "ADP010")
+
+
+def test_probabilities_scaled_by_a_rearranged_head_weight_found():
+    assert covered(HEAD_SCALE, "# rearranged", "ADP010")
+
+
+def test_probabilities_weighted_per_key_not_found():
+    assert not covered(HEAD_SCALE, "# per key", "ADP010")
+
+
+def test_probabilities_weighted_per_query_not_found():
+    assert not covered(HEAD_SCALE, "# per query", "ADP010")
+
+
+def test_probabilities_times_a_full_tensor_not_found():
+    assert not covered(HEAD_SCALE, "# full tensor", "ADP010")
+
+
+def test_probabilities_scaled_per_head_not_fixed():
+    result = fix_text(HEAD_SCALE, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention" not in result.text

@@ -2576,6 +2576,10 @@ class _Attention:
         """(text, expression) of q, k and v as the fused call takes them: scores ``a @ b`` are
         ``q @ k^T`` (q is a, k is b transposed) or, normalised over dim -2, ``k @ q^T``; the
         context ``p @ v``, or channel-first ``v^T @ p^T`` (v is its first operand transposed)."""
+        if "g" in self.roles:
+            # softmax(s) * w with w per head (structure/headscale.py): SDPA of the values scaled
+            # by w, which this rewrite does not write
+            raise Skip("the probabilities are scaled per head before the value product")
         c_view = self.roles["c"].view
         s_view = self.roles["s0"].view
         if (c_view is not None and c_view.grouped) or (s_view is not None and s_view.grouped):
