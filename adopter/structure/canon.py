@@ -602,15 +602,17 @@ def einsum_product(equation: str) -> tuple[str, tuple[int, int], tuple, tuple] |
         # One operand's own index, and several of the other's: that operand's other own indices
         # are batch axes the first broadcasts over (retro's neighbour axis `n` of
         # "bcnhij,bcjhd->bcnihd": values shared by every neighbour), whatever the output's order.
-        # The matrix axis of the several is the one nearest the summed index in its operand.
+        # The matrix axis of the several is the last of them in its operand, next to the
+        # summed index there.
         # Those batch axes precede both matrix axes in the output (one between them, RETRO's
         # neighbours of "bcihd,bcnjhd->bchinj", groups keys for a softmax over both: groups.py).
         many = x if sum(a in x for a in lone) > 1 else y
         own = [a for a in many if a in lone]
         single = next(a for a in lone if a not in many)
         r, c = sorted((own[-1], single), key=out.index)
-        if any(out.index(a) > out.index(r) for a in own[:-1]):
-            return None
+        if any(out.index(a) > out.index(r) for a in own[:-1]) \
+                or abs(many.index(own[-1]) - many.index(summed[0])) != 1:
+            return None  # (an axis between the matrix axis and the summed one: another layout)
     else:
         return None
     first, second = (0, 1) if r in x else (1, 0)
