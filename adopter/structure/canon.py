@@ -90,6 +90,10 @@ class View:
     # Of a matrix-vector product an einsum computes (canon.einsum_vector): the dims at which the
     # written output is the product squeezed (the vector's size-1 row axis); () for a product.
     squeezed: tuple = ()
+    # Of an einsum read as attention over grouped axes (canon.einsum_grouped, verified by
+    # structure/groups.py): that reading, ``("scores" | "values", ...)``; () for a product.
+    # The product of the flattened groups is what it computes: the fixer declines it.
+    grouped: tuple = ()
 
     @property
     def out_move(self) -> tuple | None:
@@ -594,6 +598,21 @@ def einsum_product(equation: str) -> tuple[str, tuple[int, int], tuple, tuple] |
         r, c = out[-2:]  # the matrix axes last (the others, if any, broadcast an operand)
     elif len(lone) == 2 and (lone[0] in x) != (lone[1] in x):
         r, c = lone
+    elif len(lone) >= 3 and sum(a in x for a in lone) in (1, len(lone) - 1):
+        # One operand's own index, and several of the other's: that operand's other own indices
+        # are batch axes the first broadcasts over (retro's neighbour axis `n` of
+        # "bcnhij,bcjhd->bcnihd": values shared by every neighbour), whatever the output's order.
+        # The matrix axis of the several is the last of them in its operand, next to the
+        # summed index there.
+        # Those batch axes precede both matrix axes in the output (one between them, RETRO's
+        # neighbours of "bcihd,bcnjhd->bchinj", groups keys for a softmax over both: groups.py).
+        many = x if sum(a in x for a in lone) > 1 else y
+        own = [a for a in many if a in lone]
+        single = next(a for a in lone if a not in many)
+        r, c = sorted((own[-1], single), key=out.index)
+        if any(out.index(a) > out.index(r) for a in own[:-1]) \
+                or abs(many.index(own[-1]) - many.index(summed[0])) != 1:
+            return None  # (an axis between the matrix axis and the summed one: another layout)
     else:
         return None
     first, second = (0, 1) if r in x else (1, 0)
@@ -643,6 +662,65 @@ def einsum_product(equation: str) -> tuple[str, tuple[int, int], tuple, tuple] |
     out_move = tuple(canonical.index(a) for a in out)
     out_move = None if out_move == tuple(range(len(out_move))) else out_move
     return prefix + suffix, (first, second), tuple(missing), (moves[0], moves[1], out_move)
+
+
+def einsum_grouped(equation: str) -> tuple | None:
+    """A two-operand ``einsum`` that is attention over grouped axes, which :func:`einsum_product`
+    does not read: several query axes or several key axes (a 2-D grid of pixels attending to
+    another, ``"bnchw,bncyx->bnhwyx"``; a chunk's queries against every neighbour's tokens,
+    ``"bcihd,bcnjhd->bchinj"``), flattened to one by a view around the softmax (structure/
+    groups.py verifies the chain).  Returns
+
+    ``("scores", q, rank, keys, rows)``: exactly one summed index; the output is batch axes,
+    then every index of operand ``q`` alone (the query group, ``rows`` long), then the last
+    ``keys`` axes, indices of the other operand alone (the key group); a batch axis of the
+    other operand alone broadcasts the queries (cross-transformers' classes);
+
+    ``("values", p, rank, keys, rows)``: operand ``p`` (the probabilities, ``rank`` axes) ends
+    with the ``keys`` summed indices, which the other operand (the values) has too, before
+    them its indices alone (``rows`` of them) are the output's rows; the values have exactly
+    one index of their own (the feature) and share every batch axis they have;
+
+    None for anything else (a group of one query and one key axis is einsum_product's)."""
+    parts = equation.replace(" ", "").split("->")
+    if len(parts) != 2:
+        return None
+    inputs = parts[0].split(",")
+    if len(inputs) != 2 or not (parts[0] + parts[1]).replace(",", "").isalpha():
+        return None
+    x, y = inputs
+    out = parts[1]
+    if len(set(x)) != len(x) or len(set(y)) != len(y) or len(set(out)) != len(out) \
+            or any(a not in x and a not in y for a in out):
+        return None
+    summed = [a for a in x if a in y and a not in out]
+    if any(a not in out and a not in summed for a in x + y):
+        return None  # an index summed over one operand alone
+    ops = (x, y)
+    if len(summed) == 1:
+        for q in (0, 1):
+            a, b = ops[q], ops[1 - q]
+            keys = 0
+            while keys < len(out) and out[len(out) - 1 - keys] in b and out[len(out) - 1 - keys] not in a:
+                keys += 1
+            rows = [c for c in out if c in a and c not in b]
+            end = len(out) - keys
+            if keys and rows and keys + len(rows) >= 3 and list(out[end - len(rows):end]) == rows:
+                return "scores", q, len(out), keys, len(rows)
+        return None
+    if len(summed) < 2:
+        return None
+    for p in (0, 1):
+        a, b = ops[p], ops[1 - p]
+        keys = len(summed)
+        if sorted(a[-keys:]) != sorted(summed):
+            continue
+        rows = [c for c in a[:-keys] if c not in b]
+        own = [c for c in b if c not in a]
+        if len(own) != 1 or not rows or list(a[len(a) - keys - len(rows):len(a) - keys]) != rows:
+            continue
+        return "values", p, len(a), keys, len(rows)
+    return None
 
 
 def einsum_vector(equation: str) -> tuple[str, int] | None:

@@ -26,7 +26,7 @@ import re
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
-from . import layouts, ranks, rows
+from . import groups, layouts, ranks, rows
 from .bindings import ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
@@ -391,6 +391,7 @@ class FlowBuilder:
             self._default_choices(func, ctx)
         self.asserted = {}
         self.moved_products = False  # an einsum product written with its axes moved (layouts.read)
+        self.grouped_products = False  # an einsum read as attention over grouped axes (groups.read)
         if self.cls is not None and self.cls.passed_in and func is self.cls.methods.get("forward"):
             # forward(..., dropout=None) calling dropout(p): the layer the package's other
             # modules pass in for it (bindings._passed_in)
@@ -412,6 +413,9 @@ class FlowBuilder:
             # einsum("ibnd,jbnd->ijbn") scores normalised over the keys' written axis: read in
             # the product's own layout (see structure/layouts.py)
             read_in = layouts.read(self.nodes)
+        if self.grouped_products:
+            # attention over grouped axes, the key group flattened for the softmax (groups.py)
+            groups.read(self.nodes)
         # a softmax over the scores flattened to rows, viewed straight back (structure/rows.py)
         rows.read(self.nodes)
         if self.asserted or ranks.wanted(self.nodes):
@@ -1450,6 +1454,11 @@ class FlowBuilder:
 
     def _call(self, call: ast.Call, frontier: list, ctx: _Ctx) -> tuple[Value, list]:
         func = call.func
+        if func.__class__ is ast.Attribute and func.attr == "contiguous" and not call.args and not call.keywords \
+                and func.value.__class__ is ast.Call:
+            # einsum(...).contiguous() / d: the values of the call (a copy in another memory
+            # layout at most), read as the call itself, as ``y = x.contiguous()`` is read y = x
+            return self._value(func.value, frontier, ctx)
         if func.__class__ is ast.Attribute and func.attr in _VIEW_BACK and func.value.__class__ is ast.Call:
             rows = self._rowwise_softmax(call, ctx)
             if rows is not None:  # softmax(s.view(-1, s.size(2))).view(*s.size()): s.softmax(dim=2)
@@ -2133,7 +2142,17 @@ class FlowBuilder:
             if found is None:
                 found, squeezed = self._einsum_vector(equation.value)
                 if found is None:
-                    return None
+                    grouped = canonical.einsum_grouped(equation.value)
+                    if grouped is None:
+                        return None
+                    # attention over grouped axes: the product of the flattened groups, which
+                    # structure/groups.py keeps only where a view around the softmax flattens
+                    # the key group
+                    first = grouped[1]
+                    view = View((operands[first], operands[1 - first]), (), (spans[first], spans[1 - first]), (),
+                                grouped=grouped)
+                    self.grouped_products = True
+                    return {"canon": "torch.matmul", "view": view}, frontier
             kind, (i, j), broadcast, moves = found
             a, b, a_span, b_span = operands[i], operands[j], spans[i], spans[j]
             if kind.startswith("t_"):  # a^T @ b (channel-first operands)

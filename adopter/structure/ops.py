@@ -210,6 +210,14 @@ OPS: dict[str, dict] = {
         # takes its classes. No function computes it; the name is the table's own.
         "signature": ["input"],
     },
+    "canon.head_scale": {
+        # p * w after a softmax, w of size 1 on its last two axes (a learned per-head scalar,
+        # ``self.head_scale.view(1, h, 1, 1)``; see structure/headscale.py): the probabilities
+        # scaled by a factor constant over queries and keys, which folds into the values
+        # ((p * w) @ v = p @ (w * v)). No function computes it; the name is the table's own.
+        "inputs": 2,
+        "signature": ["input", "other"],
+    },
     "canon.tied_logits": {
         # h @ self.embed.weight.T, F.linear(h, self.embed.weight): hidden states times the
         # transposed weight of an nn.Embedding the class binds, i.e. logits over the

@@ -19,6 +19,7 @@ tensor's size) regroups the rows' elements and stays a view.
 from __future__ import annotations
 
 from ..records import replace
+from . import headscale
 from .ops import SOFTMAX
 
 _VIEWS = frozenset({"view", "reshape"})
@@ -30,6 +31,8 @@ def read(nodes) -> None:
     for node in nodes:
         if node.canon == SOFTMAX and len(node.outs) == 1:
             _read_one(nodes, node)
+            # probabilities scaled per head before the value product (structure/headscale.py)
+            headscale.read_one(nodes, node)
 
 
 def _ref(value):

@@ -2749,7 +2749,17 @@ class _Attention:
         """(text, expression) of q, k and v as the fused call takes them: scores ``a @ b`` are
         ``q @ k^T`` (q is a, k is b transposed) or, normalised over dim -2, ``k @ q^T``; the
         context ``p @ v``, or channel-first ``v^T @ p^T`` (v is its first operand transposed)."""
+        if "g" in self.roles:
+            # softmax(s) * w with w per head (structure/headscale.py): SDPA of the values scaled
+            # by w, which this rewrite does not write
+            raise Skip("the probabilities are scaled per head before the value product")
         c_view = self.roles["c"].view
+        s_view = self.roles["s0"].view
+        if (c_view is not None and c_view.grouped) or (s_view is not None and s_view.grouped):
+            # einsum("bnchw,bncyx->bnhwyx", q, k): attention over grouped axes (structure/
+            # groups.py); SDPA would take q, k and v with each group flattened
+            raise Skip("the attention runs over grouped query or key axes (an einsum over several "
+                       "axes of each, flattened around the softmax)")
         if c_view is not None and c_view.broadcast and \
                 set(c_view.broadcast[1 if self.context_t else 0]) - set(c_view.squeezed or ()):
             # einsum("b s i j, b r j d -> b s r i d", p, v): the context has an axis only the
