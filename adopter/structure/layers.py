@@ -1583,6 +1583,15 @@ class LayerTyper:
         fqn = self.names.resolve(func)
         if fqn is None and _is_name(func, "list") and not call.args and not call.keywords:
             return SeqGraph()  # layers = list(): the builtin's empty list, then appended to
+        if fqn == MODULE_LIST and not call.keywords and not call.args[1:]:
+            # layers = nn.ModuleList([conv, norm, act]) (or empty, then appended to), later
+            # spread into nn.Sequential(*layers): the members of its list, in order (ezflow's
+            # encoders); a ModuleList holds its modules as the list does
+            if not call.args:
+                return SeqGraph()
+            if call.args[0].__class__ in _LIST_VALUES:
+                return self._list_graph(call.args[0], env, depth)
+            return None
         graph = None
         if fqn is not None and fqn in self.names.functions and fqn not in self.names.classes:
             graph = self._factory_list(fqn, call, env, depth)
@@ -2268,7 +2277,8 @@ class LayerTyper:
                         if graph is not None:
                             env["list:" + key] = graph
                             continue
-                    elif value.__class__ in _LIST_VALUES and target.__class__ is ast.Attribute:
+                    elif (value.__class__ in _LIST_VALUES or value.__class__ is ast.Name) \
+                            and target.__class__ is ast.Attribute:
                         # self.blocks = [...], self.blocks.append(...), then
                         # nn.Sequential(*self.blocks): a list held in an attribute while it is built
                         graph = self._list_graph(value, env, depth)
