@@ -810,7 +810,10 @@ class _Attention:
                     # lucidrains' `mask_value = -torch.finfo(sim.dtype).max` reads only what the
                     # scores are, not their values: the fused path reads the same of q and k
                     # (not after an upcast, which changes the scores' dtype)
-                    text = None if any(r in self.roles for r in UPCASTS) else self._scores_metadata(stmt, step_stored, statement=True)
+                    # (read before the upcast -- jukebox's ``wtype = w.dtype`` ahead of ``w = w.float()``
+                    # -- the scores still have the product's dtype)
+                    text = None if any(r in self.roles and self.roles[r].line <= stmt.lineno for r in UPCASTS) \
+                        else self._scores_metadata(stmt, step_stored, statement=True)
                     if text is None:
                         stored = _stored_attribute(stmt)
                         if stored is not None:  # widedeep's `self.attn_weights = attn_weights`
@@ -2213,6 +2216,10 @@ class _Attention:
                 if isinstance(resolved, ast.Attribute) and isinstance(resolved.value, ast.Name) \
                         and not self._recast(resolved.value.id):
                     arg = resolved
+                elif isinstance(resolved, ast.Attribute) and resolved.attr == "dtype" \
+                        and (held := self._dtype_read(arg.id, resolved)) is not None \
+                        and self._is_scores(resolved.value, _At(span_of(held))):
+                    return  # jukebox's ``wtype = w.dtype`` of the scaled product, before ``w = w.float()``
             if isinstance(arg, ast.Attribute) and arg.attr == "dtype":
                 target = arg.value
         elif node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 1:
@@ -2241,6 +2248,15 @@ class _Attention:
                 self.dtype_casts.append((target, node))  # guarded in plan: the dtypes must agree
                 return
             raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
+
+    def _dtype_read(self, name: str, value: ast.Attribute) -> ast.Assign | None:
+        """The statement ``name = <scores>.dtype`` of the region, at its top level (so it runs
+        before the cast on every path), whose value is ``value``; None otherwise."""
+        for stmt in self.block:
+            if isinstance(stmt, ast.Assign) and stmt.value is value and len(stmt.targets) == 1 \
+                    and isinstance(stmt.targets[0], ast.Name) and stmt.targets[0].id == name:
+                return stmt
+        return None
 
     def _is_scores(self, target: ast.expr, cast) -> bool:
         """Is ``target`` (read by the step ``cast``) a name holding the scores ``q @ k^T`` in
@@ -2648,11 +2664,14 @@ class _Attention:
             read_before |= set().union(*(_loads(s) for s in ast_walk(outer)
                                          if isinstance(s, ast.stmt) and span_of(s) in step_stmts))
         keeps = []
+        fresh: set[str] = set()  # names an earlier step of this branch assigned (a tensor it made)
         for inner in getattr(stmt, field):
             if span_of(inner) in step_stmts:
-                if not isinstance(inner, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                if not isinstance(inner, (ast.Assign, ast.AnnAssign, ast.AugAssign)) \
+                        and _in_place_step(inner) not in fresh:
                     raise Skip(f"the statement at line {inner.lineno} is not a plain assignment")
                 read_before |= _loads(inner)
+                fresh |= set(stored_names(inner))
                 continue
             why = f"the if at line {stmt.lineno} does more than an attention step in the branch that holds it"
             if not _plain_block(inner) or stored_names(inner) & step_stored or _changed(inner) & read_before:
@@ -5132,6 +5151,19 @@ def _added_param(stmt: ast.stmt, scores: str) -> str | None:
             and isinstance(stmt.value.left, ast.Name) and stmt.value.left.id == scores \
             and isinstance(stmt.value.right, ast.Name) and stmt.value.right.id != scores:
         return stmt.value.right.id
+    return None
+
+
+def _in_place_step(stmt: ast.stmt) -> str | None:
+    """The name ``x`` of a step written as an in-place method statement, ``x.mul_(s)`` (jukebox's
+    ``w.mul_(scale * scale)``), or None.  Where ``x`` holds a tensor an earlier step of the same
+    block made (``w = torch.matmul(q, k)``), and nothing between them read it (the branch's own
+    check), no other name, argument, attribute or view holds that tensor: changing it in place
+    is the assignment ``x = x * s``, which the fused path leaves out with the other steps."""
+    if isinstance(stmt, ast.Expr) and isinstance(call := stmt.value, ast.Call) \
+            and isinstance(call.func, ast.Attribute) and call.func.attr.endswith("_") \
+            and not call.func.attr.startswith("_") and isinstance(call.func.value, ast.Name):
+        return call.func.value.id
     return None
 
 
