@@ -1591,6 +1591,7 @@ class Matcher:
         probs: set = set()  # names last bound to a softmax of one step's output alone
         gates: set = set()  # names bound to a sigmoid or to a product with one
         again: set = set()  # names computed from a step's output projected by another Linear
+        paired: set = set()  # names computed from an elementwise product of two steps' outputs
         every = labels
         single: dict = {}  # name -> the one node that labelled it (None once several did)
         for node in flow.nodes[first:]:
@@ -1622,7 +1623,7 @@ class Matcher:
             if not uses and node.kind == "call" and node.args:
                 # an inlined helper's marker reads nothing itself: its arguments are what the
                 # helper is handed
-                if self._meet(node, labels):
+                if self._meet(node, labels, paired):
                     return True
                 continue
             if labels.keys().isdisjoint(uses):
@@ -1634,7 +1635,7 @@ class Matcher:
                         single[out.key] = node if out.key not in every else None
                         every[out.key] = frozenset((step,))
                 continue
-            if self._meet(node, labels):
+            if self._meet(node, labels, paired):
                 return True
             if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again) \
                     and probs.isdisjoint(node.uses):
@@ -1667,6 +1668,12 @@ class Matcher:
                 # messages its projections made): what is returned from it is no query, key or
                 # value handed on to a caller
                 again.update(node.defs)
+            if paired and not paired.isdisjoint(uses):
+                paired.update(node.defs)
+            elif len(came) == 2 and node.canon == "torch.mul" and node.kind == "op" and not gate and all(
+                    len(_followed(v.key, labels) or came) == 1 for v in node.args if v.__class__ is Ref):
+                # ``q.unsqueeze(2) * k.unsqueeze(1)``: every query with every key, one logit a feature
+                paired.update(node.defs)
             if node.canon == SOFTMAX and len(came) == 1:
                 probs.update(node.defs)
             elif probs:
@@ -1703,7 +1710,7 @@ class Matcher:
     _NOT_MEETING = frozenset({"?map", "?zip", "?tuple", "?list", "?dict", "?print", "?len", "?isinstance",
                               "?setattr", "?sorted", "?enumerate"})
 
-    def _meet(self, node: Node, labels: dict) -> bool:
+    def _meet(self, node: Node, labels: dict, paired: set = frozenset()) -> bool:
         """Does ``node`` take two arguments, each from one matched step and from different
         ones, as a product's operands or as a call's arguments (see :meth:`_outputs_meet`); or,
         a product, one step's output and a value computed from two others?"""
@@ -1713,9 +1720,10 @@ class Matcher:
         if node.canon == "torch.matmul":
             pass
         elif node.canon == "torch.mul" and kind == "op":
-            # ``weights * v.unsqueeze(1)`` with weights from the other two steps: per-feature
-            # attention (DiGress) applies what q and k computed to v; two single steps alone
-            # (``silu(a) * b``) are a gated unit, not a meeting
+            # ``weights * v.unsqueeze(1)`` with weights from the elementwise product of the other
+            # two steps: per-feature attention (DiGress) applies what q and k computed to v; two
+            # single steps alone (``silu(a) * b``) are a gated unit, and a sum of two (OWL-ViT's
+            # ``(logits + shift) * scale``) no query-key product: neither is a meeting
             elementwise = True
         elif op in self._PRODUCTS:
             if "einsum" in op and not (node.args and isinstance(node.args[0], Const)):
@@ -1738,7 +1746,8 @@ class Matcher:
             if not got or _GATED_MARK in got:
                 continue
             if len(got) != 1:
-                mixed = got if mixed is None else mixed
+                if not elementwise or value.key in paired:
+                    mixed = got if mixed is None else mixed
                 continue
             if seen is None:
                 seen = got

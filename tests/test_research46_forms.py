@@ -183,3 +183,33 @@ def test_film_streams_projected_again_and_returned_are_not_found():
 
 def test_projection_helper_returning_its_projections_is_still_found():
     assert covered(PROJECTION_HELPER, "q = self.q(x)", "ADP009")
+
+
+# near-miss: three Linears of one input, one scaled by a sum of the two others (OWL-ViT's class
+# head: ``(logits + shift) * scale``): no query-key product
+SHIFT_AND_SCALE = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class ClassHead(nn.Module):
+        def __init__(self, dim, qdim):
+            super().__init__()
+            self.dense = nn.Linear(dim, qdim)
+            self.shift = nn.Linear(dim, 1)
+            self.scale = nn.Linear(dim, 1)
+            self.elu = nn.ELU()
+
+        def forward(self, x, queries):
+            c = self.dense(x)
+            c = c / c.norm(dim=-1, keepdim=True)
+            logits = torch.einsum("...pd,...qd->...pq", c, queries)
+            shift = self.shift(x)
+            scale = self.elu(self.scale(x)) + 1
+            logits = (logits + shift) * scale
+            return logits, c
+""")
+
+
+def test_logits_shifted_and_scaled_by_two_projections_are_not_found():
+    assert not covered(SHIFT_AND_SCALE, "c = self.dense(x)", "ADP009")
