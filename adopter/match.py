@@ -1722,6 +1722,8 @@ class Matcher:
         in_stmt: dict = {}  # statement -> the steps whose output one of its temporaries holds whole
         probs: set = set()  # names last bound to a softmax of one step's output alone
         gates: set = set()  # names bound to a sigmoid or to a product with one
+        again: set = set()  # names computed from a step's output projected by another Linear
+        paired: set = set()  # names computed from an elementwise product of two steps' outputs
         every = labels
         single: dict = {}  # name -> the one node that labelled it (None once several did)
         for node in flow.nodes[first:]:
@@ -1753,7 +1755,7 @@ class Matcher:
             if not uses and node.kind == "call" and node.args:
                 # an inlined helper's marker reads nothing itself: its arguments are what the
                 # helper is handed
-                if self._meet(node, labels):
+                if self._meet(node, labels, paired):
                     return True
                 continue
             if labels.keys().isdisjoint(uses):
@@ -1765,9 +1767,9 @@ class Matcher:
                         single[out.key] = node if out.key not in every else None
                         every[out.key] = frozenset((step,))
                 continue
-            if self._meet(node, labels):
+            if self._meet(node, labels, paired):
                 return True
-            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels) \
+            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again) \
                     and probs.isdisjoint(node.uses):
                 # (a step's output turned into probabilities alone -- ``a = F.softmax(self.cls(x),
                 # dim=1); return c, b, a`` -- is a classifier head's, never a query, key or value
@@ -1793,6 +1795,17 @@ class Matcher:
                     other.startswith(key + "." + attr) for other in uses for attr in TENSOR_METADATA)))
             if not came:
                 continue
+            if (node.kind == "layer" and _LINEAR in node.types) or (again and not again.isdisjoint(uses)):
+                # a step's output projected again (a graph layer's output Linear over the
+                # messages its projections made): what is returned from it is no query, key or
+                # value handed on to a caller
+                again.update(node.defs)
+            if paired and not paired.isdisjoint(uses):
+                paired.update(node.defs)
+            elif len(came) == 2 and node.canon == "torch.mul" and node.kind == "op" and not gate and all(
+                    len(_followed(v.key, labels) or came) == 1 for v in node.args if v.__class__ is Ref):
+                # ``q.unsqueeze(2) * k.unsqueeze(1)``: every query with every key, one logit a feature
+                paired.update(node.defs)
             if node.canon == SOFTMAX and len(came) == 1:
                 probs.update(node.defs)
             elif probs:
@@ -1829,14 +1842,21 @@ class Matcher:
     _NOT_MEETING = frozenset({"?map", "?zip", "?tuple", "?list", "?dict", "?print", "?len", "?isinstance",
                               "?setattr", "?sorted", "?enumerate"})
 
-    def _meet(self, node: Node, labels: dict) -> bool:
+    def _meet(self, node: Node, labels: dict, paired: set = frozenset()) -> bool:
         """Does ``node`` take two arguments, each from one matched step and from different
         ones, as a product's operands or as a call's arguments (see :meth:`_outputs_meet`); or,
         a product, one step's output and a value computed from two others?"""
         kind = node.kind
         op = node.op
+        elementwise = False
         if node.canon == "torch.matmul":
             pass
+        elif node.canon == "torch.mul" and kind == "op":
+            # ``weights * v.unsqueeze(1)`` with weights from the elementwise product of the other
+            # two steps: per-feature attention (DiGress) applies what q and k computed to v; two
+            # single steps alone (``silu(a) * b``) are a gated unit, and a sum of two (OWL-ViT's
+            # ``(logits + shift) * scale``) no query-key product: neither is a meeting
+            elementwise = True
         elif op in self._PRODUCTS:
             if "einsum" in op and not (node.args and isinstance(node.args[0], Const)):
                 return False  # an equation the code computes: what it contracts is not known
@@ -1858,11 +1878,12 @@ class Matcher:
             if not got or _GATED_MARK in got:
                 continue
             if len(got) != 1:
-                mixed = got if mixed is None else mixed
+                if not elementwise or value.key in paired:
+                    mixed = got if mixed is None else mixed
                 continue
             if seen is None:
                 seen = got
-            elif got != seen:
+            elif got != seen and not elementwise:
                 return True
         # one step's output with what two others computed together (the value with the
         # probabilities of point attention's query-key distances, or with the correlation of
@@ -2442,6 +2463,7 @@ def _reaches(flow: Flow, first: int, last: int) -> bool:
 _GATED_MARK = -1
 _GATED = frozenset((_GATED_MARK,))
 _SIGMOID = "torch.nn.Sigmoid"
+_LINEAR = "torch.nn.Linear"
 
 
 def _mean_axes(node) -> object:
@@ -2485,12 +2507,14 @@ def _followed(key: str, labels: dict):
     return labels.get(base if bar else text[:cut])
 
 
-def _returned_together(flow: Flow, node: Node, labels: dict) -> bool:
+def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozenset()) -> bool:
     """Is ``node`` the tuple or list the root function returns (``return q, k, v``), holding
     the matched steps' outputs alone, two of them at least?  A projection helper hands them to a
     caller that computes with them (Matcher._outputs_meet; read no further, as before the lead's
     session-25 ruling).  A model's eleven classifier heads returned in one tuple hold more than
-    the three matched: no evidence of an attention."""
+    the three matched: no evidence of an attention.  Outputs that another Linear projected
+    again (``again``: DiGress's node, edge and global updates, each through its output Linear)
+    are a layer's results, not projections handed on: they count for no step."""
     outs = node.outs
     if len(outs) != 1 or node.defs != {outs[0].key}:
         return False
@@ -2504,7 +2528,8 @@ def _returned_together(flow: Flow, node: Node, labels: dict) -> bool:
         got = labels.get(key)
         if got is None or len(got) != 1:
             return False
-        steps |= got
+        if key not in again:
+            steps |= got
     return len(steps) > 1
 
 
