@@ -78,19 +78,43 @@ def _full_rows(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mask.all(-1), ~mask.any(-1)
 
 
+def _map_tensors(value: Any, fn: Any) -> Any:
+    """``value`` (a call's arguments) with ``fn`` applied to each tensor in it, through tuples,
+    lists and dicts; other values as they are."""
+    if isinstance(value, torch.Tensor):
+        return fn(value)
+    if isinstance(value, tuple):
+        return tuple(_map_tensors(v, fn) for v in value)
+    if isinstance(value, list):
+        return [_map_tensors(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: _map_tensors(v, fn) for k, v in value.items()}
+    return value
+
+
+def _any_tensor(value: Any, test: Any) -> bool:
+    """Whether ``test`` holds for a tensor in ``value`` (a call's arguments), through tuples,
+    lists and dicts."""
+    if isinstance(value, torch.Tensor):
+        return bool(test(value))
+    if isinstance(value, (tuple, list)):
+        return any(_any_tensor(v, test) for v in value)
+    if isinstance(value, dict):
+        return any(_any_tensor(v, test) for v in value.values())
+    return False
+
+
+def _has_full_row(mask: torch.Tensor) -> bool:
+    if mask.dtype != torch.bool or mask.dim() == 0 or mask.shape[-1] < 2:
+        return False
+    every, none = _full_rows(mask)
+    return bool(every.any() or none.any())
+
+
 def has_full_rows(value: Any) -> bool:
     """Whether a boolean tensor in ``value`` (a call's arguments) has a last-axis row of one value:
     a row that hides every key whichever value the code reads as hidden."""
-    if isinstance(value, torch.Tensor):
-        if value.dtype != torch.bool or value.dim() == 0 or value.shape[-1] < 2:
-            return False
-        every, none = _full_rows(value)
-        return bool(every.any() or none.any())
-    if isinstance(value, (tuple, list)):
-        return any(has_full_rows(v) for v in value)
-    if isinstance(value, dict):
-        return any(has_full_rows(v) for v in value.values())
-    return False
+    return _any_tensor(value, _has_full_row)
 
 
 def mixed_rows(value: Any) -> Any:
@@ -99,23 +123,18 @@ def mixed_rows(value: Any) -> Any:
     (True hides, or True keeps) then hides no row entirely, the degenerate case where a fused
     attention differs from a softmax over filled scores and a guarded patch takes its original
     path.  Other values are returned as they are (a new tensor where one changes)."""
-    if isinstance(value, torch.Tensor):
-        if value.dtype != torch.bool or value.dim() == 0 or value.shape[-1] < 2:
-            return value
-        every, none = _full_rows(value)
+    def mix(mask: torch.Tensor) -> torch.Tensor:
+        if mask.dtype != torch.bool or mask.dim() == 0 or mask.shape[-1] < 2:
+            return mask
+        every, none = _full_rows(mask)
         if not (every.any() or none.any()):
-            return value
-        out = value.clone()
+            return mask
+        out = mask.clone()
         out[..., -1] = torch.where(every, torch.zeros_like(every), out[..., -1])
         out[..., 0] = torch.where(none, torch.ones_like(none), out[..., 0])
         return out
-    if isinstance(value, tuple):
-        return tuple(mixed_rows(v) for v in value)
-    if isinstance(value, list):
-        return [mixed_rows(v) for v in value]
-    if isinstance(value, dict):
-        return {k: mixed_rows(v) for k, v in value.items()}
-    return value
+
+    return _map_tensors(value, mix)
 
 
 def _two_valued(value: torch.Tensor) -> bool:
@@ -128,13 +147,7 @@ def _two_valued(value: torch.Tensor) -> bool:
 
 def has_two_valued(value: Any) -> bool:
     """Whether ``value`` (a call's arguments) holds a floating 0/1 mask (:func:`flipped_masks`)."""
-    if isinstance(value, torch.Tensor):
-        return _two_valued(value)
-    if isinstance(value, (tuple, list)):
-        return any(has_two_valued(v) for v in value)
-    if isinstance(value, dict):
-        return any(has_two_valued(v) for v in value.values())
-    return False
+    return _any_tensor(value, _two_valued)
 
 
 def flipped_masks(value: Any) -> Any:
@@ -144,15 +157,7 @@ def flipped_masks(value: Any) -> Any:
     the last positions of the last sequence) read the other way hides every position but those,
     so a guarded patch whose guard looks at the rows' kept keys takes its original path.  The
     same padding flipped reaches the fused call.  Other values as they are."""
-    if isinstance(value, torch.Tensor):
-        return 1 - value if _two_valued(value) else value
-    if isinstance(value, tuple):
-        return tuple(flipped_masks(v) for v in value)
-    if isinstance(value, list):
-        return [flipped_masks(v) for v in value]
-    if isinstance(value, dict):
-        return {k: flipped_masks(v) for k, v in value.items()}
-    return value
+    return _map_tensors(value, lambda m: 1 - m if _two_valued(m) else m)
 
 
 def blind_rows(value: Any) -> Any:
@@ -160,37 +165,28 @@ def blind_rows(value: Any) -> Any:
     value (its first row all False, its last all True): whichever value the code reads as
     hidden, some row hides every key -- the case a guarded patch sends to its original path.
     Other values as they are."""
-    if isinstance(value, torch.Tensor):
-        if value.dtype != torch.bool or value.dim() < 2 or value.shape[-1] < 2 or value[..., 0].numel() < 2:
-            return value
-        out = value.clone().reshape(-1, value.shape[-1])
+
+    def blind(mask: torch.Tensor) -> torch.Tensor:
+        if mask.dtype != torch.bool or mask.dim() < 2 or mask.shape[-1] < 2 or mask[..., 0].numel() < 2:
+            return mask
+        out = mask.clone().reshape(-1, mask.shape[-1])
         out[0] = False
         out[-1] = True
-        return out.reshape(value.shape)
-    if isinstance(value, tuple):
-        return tuple(blind_rows(v) for v in value)
-    if isinstance(value, list):
-        return [blind_rows(v) for v in value]
-    if isinstance(value, dict):
-        return {k: blind_rows(v) for k, v in value.items()}
-    return value
+        return out.reshape(mask.shape)
+
+    return _map_tensors(value, blind)
 
 
 def _clone_value(value: Any, device: torch.device | None, grad: bool) -> Any:
-    if isinstance(value, torch.Tensor):
-        out = value.detach().clone()
+    def clone(tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.detach().clone()
         if device is not None:
             out = out.to(device)
         if grad and out.is_floating_point():
             out.requires_grad_(True)
         return out
-    if isinstance(value, tuple):
-        return tuple(_clone_value(v, device, grad) for v in value)
-    if isinstance(value, list):
-        return [_clone_value(v, device, grad) for v in value]
-    if isinstance(value, dict):
-        return {k: _clone_value(v, device, grad) for k, v in value.items()}
-    return value
+
+    return _map_tensors(value, clone)
 
 
 def _describe_value(value: Any) -> str:
