@@ -367,9 +367,11 @@ class LayerTyper:
         file's callers pass for a parameter is only looked up when it is ``called`` (built
         into a layer): most parameters (``config``) never are, and the lookup walks the file."""
         if isinstance(expr, ast.IfExp):
-            if expr.test.__class__ is ast.Compare:
+            if expr.test.__class__ is ast.Compare and (expr.body.__class__ is ast.Call
+                                                       or expr.orelse.__class__ is ast.Call):
                 # nn.Identity() if act is None else ACT2CLS[act](), act a parameter that defaults
-                # to None and that no call of the file sets: only the branch taken when it is None
+                # to None and that no call of the file sets: only the layer built when it is None
+                # (a branch builds one: sizes and flags chosen the same way are not walked for it)
                 taken = self._none_branch(expr, env)
                 if taken is not None:
                     return self.values(taken, env, depth, called)
@@ -1933,7 +1935,9 @@ class LayerTyper:
         target = param.owner if param.owner is not None and func.name == "__init__" else (
             func.name if param.owner is None else None)
         if (default.__class__ is ast.Constant and default.value is None and target is not None
-                and self.tree is not None and not _rebinds(func, param.name) and self._only_called(target)):
+                and self.tree is not None and not _rebinds(func, param.name)):
+            # the calls first (a call that passes something settles it), the file's other
+            # mentions of the function (a walk of the statements naming it) last
             found = True
             for call, _caller, _owner in self.callers(target):
                 if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
@@ -1943,6 +1947,7 @@ class LayerTyper:
                 if passed is not None and not (passed.__class__ is ast.Constant and passed.value is None):
                     found = False
                     break
+            found = found and self._only_called(target)
         self._param_cache[key] = found
         return found
 
