@@ -1920,7 +1920,7 @@ class LayerTyper:
             return None
         return expr.body if test.ops[0].__class__ is ast.Is else expr.orelse
 
-    def _always_none(self, param: "_Param") -> bool:
+    def _always_none(self, param: _Param) -> bool:
         """Does ``param`` (see :meth:`_none_branch`) hold ``None`` wherever its function runs?"""
         key = ("none", id(param.func), param.name)
         found = self._param_cache.get(key)
