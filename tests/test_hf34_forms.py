@@ -89,3 +89,11 @@ def test_activation_parameter_with_another_default_or_handed_on_may_be_gelu():
         )
         assert "activation = activation or" in code
         assert finding_at(code, "ADP006", "# act") is not None, choice
+
+
+def test_activation_parameter_of_a_class_the_file_never_builds_may_be_gelu():
+    # no call of the class in the file: it is built elsewhere, with any activation
+    for choice in CHOICES:
+        code = _mlp(choice, "nn.Identity()")
+        assert "HeadMLP(" not in code.split("class Head(")[1]
+        assert finding_at(code, "ADP006", "# act") is not None, choice

@@ -1908,8 +1908,8 @@ class LayerTyper:
     def _none_branch(self, expr: ast.IfExp, env: dict) -> ast.expr | None:
         """The branch of ``A if p is None else B`` (or ``is not None``) that runs when ``p`` is a
         parameter whose default is ``None`` that the file never sets: the function (class) is
-        used nowhere but in calls that leave it out or pass ``None``, and its body never rebinds
-        it.  None when the test is another, or the parameter may hold anything else."""
+        called in the file, used nowhere but in calls that leave it out or pass ``None``, and its
+        body never rebinds it.  None when the test is another, or the parameter may hold anything else."""
         test = expr.test
         if not (len(test.ops) == 1 and test.ops[0].__class__ in (ast.Is, ast.IsNot)
                 and test.left.__class__ is ast.Name and test.comparators[0].__class__ is ast.Constant
@@ -1938,8 +1938,9 @@ class LayerTyper:
                 and self.tree is not None and not _rebinds(func, param.name)):
             # the calls first (a call that passes something settles it), the file's other
             # mentions of the function (a walk of the statements naming it) last
-            found = True
-            for call, _caller, _owner in self.callers(target):
+            calls = self.callers(target)
+            found = bool(calls)  # a class the file never builds is built elsewhere, with anything
+            for call, _caller, _owner in calls:
                 if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
                     found = False
                     break
