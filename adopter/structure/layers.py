@@ -367,6 +367,14 @@ class LayerTyper:
         file's callers pass for a parameter is only looked up when it is ``called`` (built
         into a layer): most parameters (``config``) never are, and the lookup walks the file."""
         if isinstance(expr, ast.IfExp):
+            if expr.test.__class__ is ast.Compare and (expr.body.__class__ is ast.Call
+                                                       or expr.orelse.__class__ is ast.Call):
+                # nn.Identity() if act is None else ACT2CLS[act](), act a parameter that defaults
+                # to None and that no call of the file sets: only the layer built when it is None
+                # (a branch builds one: sizes and flags chosen the same way are not walked for it)
+                taken = self._none_branch(expr, env)
+                if taken is not None:
+                    return self.values(taken, env, depth, called)
             both = self.values(expr.body, env, depth, called) + self.values(expr.orelse, env, depth, called)
             return tuple(replace(v, conditional=True) if isinstance(v, Built) else v for v in both)
         if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
@@ -1905,6 +1913,53 @@ class LayerTyper:
         out = _unique(out)
         self._param_cache[key] = out
         return out
+
+    def _none_branch(self, expr: ast.IfExp, env: dict) -> ast.expr | None:
+        """The branch of ``A if p is None else B`` (or ``is not None``) that runs when ``p`` is a
+        parameter whose default is ``None`` that the file never sets: the function (class) is
+        called in the file, used nowhere but in calls that leave it out or pass ``None``, and its
+        body never rebinds it.  None when the test is another, or the parameter may hold anything else."""
+        test = expr.test
+        if not (len(test.ops) == 1 and test.ops[0].__class__ in (ast.Is, ast.IsNot)
+                and test.left.__class__ is ast.Name and test.comparators[0].__class__ is ast.Constant
+                and test.comparators[0].value is None):
+            return None
+        param = env.get(test.left.id)
+        if not isinstance(param, _Param) or param.method_of is not None or not self._always_none(param):
+            return None
+        return expr.body if test.ops[0].__class__ is ast.Is else expr.orelse
+
+    def _always_none(self, param: _Param) -> bool:
+        """Does ``param`` (see :meth:`_none_branch`) hold ``None`` wherever its function runs?"""
+        key = ("none", id(param.func), param.name)
+        found = self._param_cache.get(key)
+        if found is not None:
+            return found
+        found = False
+        func, args = param.func, param.func.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults = dict(zip((a.arg for a in positional[len(positional) - len(args.defaults):]), args.defaults))
+        defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+        default = defaults.get(param.name)
+        target = param.owner if param.owner is not None and func.name == "__init__" else (
+            func.name if param.owner is None else None)
+        if (default.__class__ is ast.Constant and default.value is None and target is not None
+                and self.tree is not None and not _rebinds(func, param.name)):
+            # the calls first (a call that passes something settles it), the file's other
+            # mentions of the function (a walk of the statements naming it) last
+            calls = self.callers(target)
+            found = bool(calls)  # a class the file never builds is built elsewhere, with anything
+            for call, _caller, _owner in calls:
+                if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+                    found = False
+                    break
+                passed = _passed(call, param.index, param.name, None, param.positional)
+                if passed is not None and not (passed.__class__ is ast.Constant and passed.value is None):
+                    found = False
+                    break
+            found = found and self._only_called(target)
+        self._param_cache[key] = found
+        return found
 
     def _decided_keys(self, key: ast.expr, env: dict) -> tuple | None:
         """The strings a parameter used as a table key holds, when the file decides them: its
