@@ -5107,16 +5107,12 @@ def _contradiction(terms: list[str]) -> None:
     path takes, say)."""
     if len(terms) < 2 or not any(t.startswith("not ") for t in terms):
         return
-    dumps = set()
-    for term in terms:
-        try:
-            dumps.add(ast.dump(ast.parse(term, mode="eval").body))
-        except SyntaxError:
-            return
-    for term in terms:
-        if not term.startswith("not "):
-            continue
-        node = ast.parse(term, mode="eval").body
+    try:
+        parsed = [(term, ast.parse(term, mode="eval").body) for term in terms]
+    except SyntaxError:
+        return
+    dumps = {ast.dump(node) for _, node in parsed}
+    for term, node in parsed:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not) and ast.dump(node.operand) in dumps:
             raise Skip(f"the guard would always hold (`{term}` beside `{ast.unparse(node.operand)}`): the fused "
                        "path would never run")
