@@ -102,6 +102,14 @@ class View:
         return self.moves[2] if self.moves else None
 
 
+def ref(value):
+    """``value`` (an argument of a node or a :class:`View`) when it is a value of the flow (a
+    graph ``Ref``: it has a ``key`` and the ``text`` that wrote it), else None (a literal, an
+    expression the graph keeps as text).  Duck-typed so the modules that read nodes need not
+    import the graph."""
+    return value if hasattr(value, "key") and hasattr(value, "text") else None
+
+
 def _op(name: str, data: dict) -> Op:
     signature = tuple(data.get("signature", ()))
     return Op(

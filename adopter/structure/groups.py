@@ -33,16 +33,13 @@ another group) leaves both einsums opaque, as they were.  The fixer declines the
 from __future__ import annotations
 
 from ..records import replace
+from .canon import ref as _ref
 from .layouts import _elementwise
 from .ops import SOFTMAX
 
 _VIEWS = frozenset({"view", "reshape"})
 _PROBS = frozenset({"torch.nn.functional.dropout", "torch.Tensor.to"})
 _SAME = frozenset({"contiguous", "float", "type_as", "to", "half", "bfloat16"})
-
-
-def _ref(value):
-    return value if hasattr(value, "key") and hasattr(value, "text") else None
 
 
 def _int(value):

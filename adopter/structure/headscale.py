@@ -17,12 +17,9 @@ from __future__ import annotations
 
 from ..records import replace
 from .canon import View
+from .canon import ref as _ref
 
 _CASTS = frozenset({"float", "type_as", "to", "half", "bfloat16"})
-
-
-def _ref(value):
-    return value if hasattr(value, "key") and hasattr(value, "text") else None
 
 
 def _number(value) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from ..records import replace
 from . import headscale
+from .canon import ref as _ref
 from .ops import SOFTMAX
 
 _VIEWS = frozenset({"view", "reshape"})
@@ -33,10 +34,6 @@ def read(nodes) -> None:
             _read_one(nodes, node)
             # probabilities scaled per head before the value product (structure/headscale.py)
             headscale.read_one(nodes, node)
-
-
-def _ref(value):
-    return value if hasattr(value, "key") and hasattr(value, "text") else None
 
 
 def _definer(nodes, key: str, before: int):
