@@ -48,7 +48,7 @@ from .branches import ZEROS, init_conditions, init_value_conditions, stored_para
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
-from .inputs import guarding_params, hints_of, input_options, none_used, optional_params, repairs
+from .inputs import guarding_params, hints_of, input_options, map_tensors, none_used, optional_params, repairs
 from . import facts
 from .parallel import Groups, as_exception, construct
 from .recipes import AttrBag, Ref, resolve
@@ -76,20 +76,6 @@ class Broken(Exception):
 def _full_rows(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The last-axis rows of a boolean mask that are all True, and those that are all False."""
     return mask.all(-1), ~mask.any(-1)
-
-
-def _map_tensors(value: Any, fn: Any) -> Any:
-    """``value`` (a call's arguments) with ``fn`` applied to each tensor in it, through tuples,
-    lists and dicts; other values as they are."""
-    if isinstance(value, torch.Tensor):
-        return fn(value)
-    if isinstance(value, tuple):
-        return tuple(_map_tensors(v, fn) for v in value)
-    if isinstance(value, list):
-        return [_map_tensors(v, fn) for v in value]
-    if isinstance(value, dict):
-        return {k: _map_tensors(v, fn) for k, v in value.items()}
-    return value
 
 
 def _any_tensor(value: Any, test: Any) -> bool:
@@ -134,7 +120,7 @@ def mixed_rows(value: Any) -> Any:
         out[..., 0] = torch.where(none, torch.ones_like(none), out[..., 0])
         return out
 
-    return _map_tensors(value, mix)
+    return map_tensors(value, mix)
 
 
 def _two_valued(value: torch.Tensor) -> bool:
@@ -157,7 +143,7 @@ def flipped_masks(value: Any) -> Any:
     the last positions of the last sequence) read the other way hides every position but those,
     so a guarded patch whose guard looks at the rows' kept keys takes its original path.  The
     same padding flipped reaches the fused call.  Other values as they are."""
-    return _map_tensors(value, lambda m: 1 - m if _two_valued(m) else m)
+    return map_tensors(value, lambda m: 1 - m if _two_valued(m) else m)
 
 
 def blind_rows(value: Any) -> Any:
@@ -174,7 +160,7 @@ def blind_rows(value: Any) -> Any:
         out[-1] = True
         return out.reshape(mask.shape)
 
-    return _map_tensors(value, blind)
+    return map_tensors(value, blind)
 
 
 def _clone_value(value: Any, device: torch.device | None, grad: bool) -> Any:
@@ -186,7 +172,7 @@ def _clone_value(value: Any, device: torch.device | None, grad: bool) -> Any:
             out.requires_grad_(True)
         return out
 
-    return _map_tensors(value, clone)
+    return map_tensors(value, clone)
 
 
 def _describe_value(value: Any) -> str:

@@ -1513,16 +1513,18 @@ _NONE_USED = re.compile(r"'NoneType' object (has no attribute|is not subscriptab
                         r"NoneType' and 'Tensor'|'Tensor' and 'NoneType'|must be Tensor, not NoneType")
 
 
-def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> Any:
+def map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor | None]) -> Any:
+    """``value`` (a call's arguments) with ``fn`` applied to each tensor in it, through tuples,
+    lists and dicts (a tensor ``fn`` returns None for, and any other value, as it is)."""
     if isinstance(value, torch.Tensor):
         out = fn(value)
         return value if out is None else out
     if isinstance(value, tuple):
-        return tuple(_map_tensors(v, fn) for v in value)
+        return tuple(map_tensors(v, fn) for v in value)
     if isinstance(value, list):
-        return [_map_tensors(v, fn) for v in value]
+        return [map_tensors(v, fn) for v in value]
     if isinstance(value, dict):
-        return {k: _map_tensors(v, fn) for k, v in value.items()}
+        return {k: map_tensors(v, fn) for k, v in value.items()}
     return value
 
 
@@ -1572,8 +1574,8 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
         for old, new in ((a, b), (b, a)):
             if old == new or not 1 <= new <= 4096:
                 continue
-            args = _map_tensors(call.args, lambda t: _resized(t, old, new))
-            kwargs = _map_tensors(call.kwargs, lambda t: _resized(t, old, new))
+            args = map_tensors(call.args, lambda t: _resized(t, old, new))
+            kwargs = map_tensors(call.kwargs, lambda t: _resized(t, old, new))
             if any(x is not y for x, y in zip([*call.leaves()], Call(args, kwargs).leaves())):
                 add(args, kwargs)
     if call.masked and _BOOL_FILL.search(text):
@@ -1590,8 +1592,8 @@ def repairs(call: "Call", exc: BaseException) -> list["Call"]:
                     return hidden.squeeze(1) if t.dim() == 4 and t.shape[1] == 1 else None
                 return hidden
             masked = set(call.masked)
-            args = tuple(_map_tensors(v, boolean) if i in masked else v for i, v in enumerate(call.args))
-            kwargs = {k: _map_tensors(v, boolean) if k in masked else v for k, v in call.kwargs.items()}
+            args = tuple(map_tensors(v, boolean) if i in masked else v for i, v in enumerate(call.args))
+            kwargs = {k: map_tensors(v, boolean) if k in masked else v for k, v in call.kwargs.items()}
             if any(x is not y for x, y in zip([*call.leaves()], Call(args, kwargs).leaves())):
                 add(args, kwargs)
     few, many = _TOO_FEW.search(text), _TOO_MANY.search(text)
