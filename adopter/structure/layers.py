@@ -35,7 +35,7 @@ from .canon import TABLE
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
-from .names import ModuleNames, module_functions as _functions, names_match
+from .names import ModuleNames, class_body_value, module_functions as _functions, names_match
 from .treewalk import ast_walk
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -600,19 +600,13 @@ class LayerTyper:
         cls = self.names.classes.get(env.get("__class__")) if isinstance(env.get("__class__"), str) else None
         if cls is None:
             return None
-        found = []
-        for item in cls.body:
-            if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attr for t in item.targets):
-                found.append(item.value)
-            elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.target.id == attr \
-                    and item.value is not None:
-                found.append(item.value)
-        if len(found) != 1:
+        value = class_body_value(cls, attr)
+        if value is None:
             return None
         for node in ast_walk(cls):
             if (isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.ctx, ast.Store)):
                 return None
-        return found[0]
+        return value
 
     def _registry(self, expr: ast.Subscript, env: dict, depth: int) -> tuple:
         """``Act[name]`` with ``Act`` a registry object of another module of the package (see

@@ -72,6 +72,20 @@ class ModuleNames:
         return ".".join([base, *reversed(parts)])
 
 
+def class_body_value(cls: ast.ClassDef, attr: str) -> ast.expr | None:
+    """The value ``cls``'s own body binds ``attr`` to (``X = v``, ``X = Y = v``, ``X: T = v``)
+    when it binds it exactly once there; None otherwise.  Whether methods or other classes
+    bind it again is for the caller to ask (what counts differs by reading)."""
+    found = []
+    for item in cls.body:
+        if isinstance(item, ast.Assign) and any(isinstance(t, ast.Name) and t.id == attr for t in item.targets):
+            found.append(item.value)
+        elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name) and item.target.id == attr \
+                and item.value is not None:
+            found.append(item.value)
+    return found[0] if len(found) == 1 else None
+
+
 def _absolute(module: str | None, level: int, package: str | None) -> str:
     if level == 0:
         return module or ""

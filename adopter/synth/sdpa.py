@@ -48,7 +48,7 @@ from ..structure import Const
 from ..structure.canon import einx_where_layout, fill_value, held_fill
 from ..structure.formulas import bias_add_in_place
 from ..structure.ops import CASTS
-from ..structure.names import collect_names
+from ..structure.names import class_body_value, collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
 from .weights import Decline
@@ -4753,11 +4753,8 @@ class _Attention:
         if cls is None:
             return None
         attr = expr.attr
-        found = [st.value for st in cls.body
-                 if isinstance(st, (ast.Assign, ast.AnnAssign)) and st.value is not None
-                 and [getattr(t, "id", None) for t in (st.targets if isinstance(st, ast.Assign) else [st.target])]
-                 == [attr]]
-        if len(found) != 1:
+        value = class_body_value(cls, attr)
+        if value is None:
             return None
         binds = 0
         for node in ast_walk(self.index.tree):
@@ -4767,7 +4764,7 @@ class _Attention:
                 binds += sum(1 for st in node.body if isinstance(st, (ast.Assign, ast.AnnAssign, ast.AugAssign))
                              for t in (st.targets if isinstance(st, ast.Assign) else [st.target])
                              if isinstance(t, ast.Name) and t.id == attr)
-        return found[0] if binds == 1 else None
+        return value if binds == 1 else None
 
     def _attribute_values(self, attr: str) -> list[ast.expr]:
         """What the class assigns to ``self.<attr>`` (also ``register_buffer`` /
