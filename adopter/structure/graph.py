@@ -33,7 +33,7 @@ from .ops import CASTS, SOFTMAX
 from .formulas import SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, literal_keywords, literal_table, spread_keys
-from .names import ModuleNames
+from .names import ModuleNames, param_default
 from .siblings import sibling_gelu
 from .torch_bases import INHERITED
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
@@ -2340,11 +2340,7 @@ class FlowBuilder:
                 or not isinstance(found[0].value, ast.Name) or found[0] not in init.body:
             return None
         name = found[0].value.id
-        args = init.args
-        positional = args.posonlyargs + args.args
-        defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]], args.defaults))
-        defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
-        number = self._number_of(defaults.get(name))
+        number = self._number_of(param_default(init.args, name))
         if not isinstance(number, int) or isinstance(number, bool):
             return None
         for node in ast_walk(init):  # the parameter is not reassigned before it is stored

@@ -34,17 +34,12 @@ from __future__ import annotations
 
 from ..records import replace
 from .canon import ref as _ref
-from .layouts import _elementwise
+from .layouts import _elementwise, _int
 from .ops import SOFTMAX
 
 _VIEWS = frozenset({"view", "reshape"})
 _PROBS = frozenset({"torch.nn.functional.dropout", "torch.Tensor.to"})
 _SAME = frozenset({"contiguous", "float", "type_as", "to", "half", "bfloat16"})
-
-
-def _int(value):
-    inner = getattr(value, "value", None)
-    return inner if isinstance(inner, int) and not isinstance(inner, bool) else None
 
 
 def read(nodes) -> None:

@@ -35,7 +35,7 @@ from .canon import TABLE
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
-from .names import ModuleNames, class_body_value, module_functions as _functions, names_match
+from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
 
 SEQUENTIAL = "torch.nn.Sequential"
@@ -1930,11 +1930,8 @@ class LayerTyper:
         if found is not None:
             return found
         found = False
-        func, args = param.func, param.func.args
-        positional = [*args.posonlyargs, *args.args]
-        defaults = dict(zip((a.arg for a in positional[len(positional) - len(args.defaults):]), args.defaults))
-        defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
-        default = defaults.get(param.name)
+        func = param.func
+        default = param_default(func.args, param.name)
         target = param.owner if param.owner is not None and func.name == "__init__" else (
             func.name if param.owner is None else None)
         if (default.__class__ is ast.Constant and default.value is None and target is not None
@@ -2729,11 +2726,7 @@ class LayerTyper:
         if param.__class__ is not _Param:
             return False
         func, name = param.func, param.name
-        args = func.args
-        positional = args.posonlyargs + args.args
-        defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]], args.defaults))
-        defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
-        default = defaults.get(name)
+        default = param_default(func.args, name)
         return (default.__class__ is ast.Constant and default.value is True
                 and not _rebinds(func, name))
 

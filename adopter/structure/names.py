@@ -72,6 +72,19 @@ class ModuleNames:
         return ".".join([base, *reversed(parts)])
 
 
+def param_default(args: ast.arguments, name: str) -> ast.expr | None:
+    """The default a function's parameter ``name`` is written with (positional or keyword-only);
+    None when it has none."""
+    positional = [*args.posonlyargs, *args.args]
+    for arg, default in zip(positional[len(positional) - len(args.defaults):], args.defaults):
+        if arg.arg == name:
+            return default
+    for arg, default in zip(args.kwonlyargs, args.kw_defaults):
+        if arg.arg == name:
+            return default
+    return None
+
+
 def class_body_value(cls: ast.ClassDef, attr: str) -> ast.expr | None:
     """The value ``cls``'s own body binds ``attr`` to (``X = v``, ``X = Y = v``, ``X: T = v``)
     when it binds it exactly once there; None otherwise.  Whether methods or other classes
