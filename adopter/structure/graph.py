@@ -2548,6 +2548,10 @@ class FlowBuilder:
             _, base, index = expr
             if isinstance(base, Ref):  # halves of a value read before its name was reassigned
                 return base, index
+            if base.__class__ is _AST_CALL:
+                # x1, x2 = x.float().chunk(2, dim=-1): the halves of a floating copy of x are
+                # x's halves, rotated in that precision (btvit's golden-gate RoPE, research48)
+                base = _float_copy_of(base)
             return (self._text(base), index) if isinstance(base, ast.Name) else None
         if not (isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name)):
             return None
@@ -4455,6 +4459,27 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
     axis = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), last)), last)
     rows = ast.copy_location(ast.Call(func=size, args=[axis], keywords=[]), last)
     return ast.copy_location(ast.Call(func=call.func, args=[minus_one, rows], keywords=[]), call)
+
+
+_FLOAT_COPIES = frozenset(("float", "double"))
+_FLOAT_DTYPES = frozenset(("float", "float32", "float64", "double"))
+
+
+def _float_copy_of(call: ast.Call) -> ast.expr | None:
+    """x when ``call`` is a floating upcast of the name x: ``x.float()``, ``x.double()`` or
+    ``x.to(torch.float32)`` / ``x.type(torch.float32)`` (also float64); None otherwise.  An
+    upcast keeps every element's value, so the halves of the copy are x's own halves."""
+    func = call.func
+    if func.__class__ is not ast.Attribute or func.value.__class__ is not _NAME or call.keywords:
+        return None
+    if func.attr in _FLOAT_COPIES and not call.args:
+        return func.value
+    if func.attr in ("to", "type") and len(call.args) == 1:
+        dtype = call.args[0]
+        if dtype.__class__ is ast.Attribute and dtype.attr in _FLOAT_DTYPES \
+                and dtype.value.__class__ is _NAME and dtype.value.id == "torch":
+            return func.value
+    return None
 
 
 def _pure_size(expr: ast.expr) -> bool:
