@@ -10,6 +10,10 @@ fixtures are ours.
   halves of the copy are t's own halves (structure/graph.py ``_float_copy_of``).  On main the
   halves of a call were read as nobody's halves.  A copy that changes the values (``abs()``)
   or halves of two different tensors are no rotation of one tensor.
+- verify: an attention module that replaces ``__call__`` and defines no ``forward``
+  (score-models' ``SelfAttentionBlock`` and ``ScaledAttentionLayer``): calling the module runs
+  that method, so verify reads its signature for the inputs (verify/build.py ``_own_call``); on
+  main it read ``nn.Module.forward``'s and skipped the class.
 """
 
 from __future__ import annotations
@@ -115,3 +119,67 @@ def test_a_float_copy_whose_halves_are_not_combined_as_a_rotation_is_no_rope():
     # both halves times cos: a scaling of the copy, not a rotation
     code = GOLDEN_GATE.replace("x_out = x * cos_theta - y * sin_theta", "x_out = x * cos_theta - y * cos_theta")
     assert not findings(code, "ADP014")
+
+
+CALL_OVERRIDE = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class CallAttention(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.query = nn.Linear(dim, dim)
+            self.value = nn.Linear(dim, dim)
+            self.to_out = nn.Linear(dim, dim)
+
+        def __call__(self, query, context):
+            q = self.query(query)
+            v = self.value(context)
+            scores = torch.bmm(q, context.transpose(1, 2)) / q.shape[-1] ** 0.5
+            scores = torch.softmax(scores, dim=-1)
+            return self.to_out(torch.bmm(scores, v))
+""")
+
+
+def _verdicts(tmp_path, capsys, code):
+    import json
+
+    from adopter.cli import main
+
+    path = tmp_path / "call_attention.py"
+    path.write_text(code)
+    main(["verify", str(path), "--no-config", "--no-benchmark", "--output-format", "json", "--select", "ADP010"])
+    rows = json.loads(capsys.readouterr().out)["results"]
+    return [(r["class"], r["verdict"]) for r in rows if not r["combined"]]
+
+
+def test_attention_in_a_call_override_is_verified(tmp_path, capsys):
+    assert _verdicts(tmp_path, capsys, CALL_OVERRIDE) == [("CallAttention", "pass")]
+
+
+def test_own_call_is_read_only_when_the_class_has_no_forward():
+    import torch
+    from torch import nn
+
+    from adopter.verify.build import _own_call
+
+    class Plain(nn.Module):
+        def forward(self, x):
+            return x
+
+    class Both(nn.Module):
+        def forward(self, x):
+            return x
+
+        def __call__(self, x, y):
+            return x + y
+
+    class CallOnly(nn.Module):
+        def __call__(self, x, y):
+            return x + y
+
+    assert _own_call(Plain()) is None
+    assert _own_call(Both()) is None  # its forward says what it takes
+    assert _own_call(CallOnly()) is not None
+    assert _own_call(CallOnly())(torch.ones(1), torch.ones(1)).item() == 2.0

@@ -505,6 +505,16 @@ def _closure_forward(module: nn.Module) -> Callable | None:
     return cells[0] if len(cells) == 1 else None
 
 
+def _own_call(module: nn.Module) -> Callable | None:
+    """The class's own ``__call__`` when it replaces ``nn.Module.__call__`` and defines no
+    ``forward`` (score-models' attention layers, research48): calling the module runs that
+    method, so its signature says what the module takes.  None otherwise."""
+    cls = type(module)
+    if cls.__call__ is nn.Module.__call__ or cls.forward is not nn.Module.forward:
+        return None
+    return module.__call__
+
+
 class _FunctionModule(nn.Module):
     """A module-level function as a module (no parameters), so it is compared like one."""
 
@@ -1407,6 +1417,8 @@ class Builder:
         needs: str | None = None
         tried = 0
         method = variant.method
+        if signature is None and method == "forward":
+            signature = _own_call(module)
         failures: list[tuple[Call, BaseException]] = []
         none_seen = False
         degenerate: list[Call] = []  # calls the original runs to a NaN (a mask hiding every key of a row)
