@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import covered, float64_pair, rules
+from corpus_forms import covered, float64_pair, line_of, rules
 
 from adopter.synth import fix_text
 
@@ -330,3 +330,70 @@ def test_weight_per_key_left_as_written():
 def test_weight_per_query_left_as_written():
     assert not covered(HEAD_SCALE, "# per query", "ADP010")
     assert _method(_scaled_fixed(), "PerQuery") == _method(HEAD_SCALE, "PerQuery")
+
+
+# ---------------------------------------------------------------- ADP010: a module constant fill value
+
+FILLS = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+    MASK_VALUE = -1e9
+    SELF_VALUE = -5e-4
+    REBOUND_VALUE = -1e9
+
+
+    class ModuleConstantFill(nn.Module):
+        def forward(self, q, k, v, mask):
+            sim = torch.einsum("bhid,bhjd->bhij", q, k) * q.shape[-1] ** -0.5
+            sim = sim.masked_fill(~mask, MASK_VALUE)
+            attn = sim.softmax(dim=-1)
+            return torch.einsum("bhij,bhjd->bhid", attn, v)  # module constant
+
+
+    class SmallConstantFill(nn.Module):
+        def forward(self, q, k, v, mask):
+            sim = torch.einsum("bhid,bhjd->bhij", q, k) * q.shape[-1] ** -0.5
+            sim = sim.masked_fill(mask, SELF_VALUE)
+            attn = sim.softmax(dim=-1)
+            return torch.einsum("bhij,bhjd->bhid", attn, v)  # small constant
+
+
+    class ReboundConstantFill(nn.Module):
+        def forward(self, q, k, v, mask):
+            sim = torch.einsum("bhid,bhjd->bhij", q, k) * q.shape[-1] ** -0.5
+            sim = sim.masked_fill(~mask, REBOUND_VALUE)
+            attn = sim.softmax(dim=-1)
+            return torch.einsum("bhij,bhjd->bhid", attn, v)  # rebound constant
+
+
+    def relax():
+        global REBOUND_VALUE
+        REBOUND_VALUE = 0.0
+""")
+
+
+def test_module_constant_fill_fixed_exactly():
+    import torch
+
+    result = fix_text(FILLS, "model.py", rules("ADP010"))
+    assert "scaled_dot_product_attention(" in _method(result.text, "ModuleConstantFill")
+    a, b = float64_pair(FILLS, result.text, "ModuleConstantFill")
+    torch.manual_seed(7)
+    q, k, v = (torch.randn(2, 2, 5, 4, dtype=torch.float64) for _ in range(3))
+    mask = torch.rand(2, 1, 5, 5) > 0.3
+    mask[..., 0] = True  # (every row keeps a key)
+    torch.testing.assert_close(b(q, k, v, mask), a(q, k, v, mask))
+
+
+def test_small_module_constant_fill_declined_with_its_value():
+    result = fix_text(FILLS, "model.py", rules("ADP010"))
+    assert _method(result.text, "SmallConstantFill") == _method(FILLS, "SmallConstantFill")
+    at = line_of(result.text, "# small constant")  # (a later round's decline: placed in its text)
+    reasons = [why for f, why in result.skipped if f.line <= at <= f.end_line]
+    assert reasons and "-0.0005" in reasons[0]
+
+
+def test_module_constant_bound_again_not_read():
+    result = fix_text(FILLS, "model.py", rules("ADP010"))
+    assert _method(result.text, "ReboundConstantFill") == _method(FILLS, "ReboundConstantFill")

@@ -3624,10 +3624,19 @@ class _Attention:
         if kind is None:
             # (the class's constant stands for the value: its number is the fill's literal, so a
             # fill that does not swamp the scores is checked for entirely filled rows always)
+            # (a module-level constant too: ``MASK_VALUE = -1e9`` above the class)
             constant = self._class_constant(value)
+            if constant is None:
+                constant = self._module_constant(value)
             kind = fill_value(constant) if constant is not None else None
             if kind is not None:
                 resolved = constant
+            elif constant is not None and _number(constant):
+                # glom's ``TOKEN_ATTEND_SELF_VALUE = -5e-4``: the fill sets the scores it covers to a
+                # score, which no mask added to them gives
+                raise Skip(f"the fill value `{self._text(value)}` is {ast.unparse(constant)}: it sets the scores "
+                           "it covers to that score, which no mask added to them gives (not -inf or a large "
+                           "negative number)")
         if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
         if role == "fs":
@@ -4869,6 +4878,34 @@ class _Attention:
             for field in ("body", "orelse", "finalbody", "handlers"):
                 stack.extend(getattr(node, field, ()))
         return best
+
+    def _module_constant(self, expr: ast.expr) -> ast.expr | None:
+        """``NAME`` that the module's top level binds once (``NAME = <value>``) and that nothing
+        in the file binds again (no other assignment, loop or ``with`` target, ``del``, import,
+        parameter or ``global`` of that name): that value; None otherwise."""
+        if not isinstance(expr, ast.Name):
+            return None
+        name = expr.id
+        tree = self.index.tree
+        if not any(isinstance(st, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in st.targets)
+                   for st in tree.body):
+            return None  # (a call-free test before the walk: most names are no module constant)
+        value = None
+        for st in tree.body:
+            if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name) \
+                    and st.targets[0].id == name:
+                if value is not None:
+                    return None
+                value = st.value
+        stores = 0
+        for node in ast_walk(tree):
+            cls = node.__class__
+            if cls is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load:
+                stores += 1
+            elif (cls is ast.arg and node.arg == name) or (cls in (ast.Global, ast.Nonlocal) and name in node.names) \
+                    or (cls is ast.alias and (node.asname or node.name) == name):
+                return None
+        return value if stores == 1 else None
 
     def _class_constant(self, expr: ast.expr) -> ast.expr | None:
         """``self.<X>`` where the class body binds ``X = <value>`` once and nothing in the
