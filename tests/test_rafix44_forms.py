@@ -397,3 +397,40 @@ def test_small_module_constant_fill_declined_with_its_value():
 def test_module_constant_bound_again_not_read():
     result = fix_text(FILLS, "model.py", rules("ADP010"))
     assert _method(result.text, "ReboundConstantFill") == _method(FILLS, "ReboundConstantFill")
+
+
+GROUPED_DECLINED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class TensorTemperature(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.t = nn.Parameter(torch.ones(1, 1, 1, 1, 1))
+
+        def forward(self, q, k, v):
+            B, C, H, W = q.shape
+            s = torch.einsum("bchw,bcij->bhwij", q, k) * self.t
+            s = s.reshape(B, H, W, -1).softmax(-1).reshape(B, H, W, H, W)
+            return torch.einsum("bhwij,bcij->bchw", s, v)  # temperature
+
+
+    class HeadScaledGroups(nn.Module):
+        def __init__(self, heads=2):
+            super().__init__()
+            self.g = nn.Parameter(torch.ones(heads))
+
+        def forward(self, q, k, v):
+            b, n, c, h, w = q.shape
+            s = torch.einsum("bnchw,bncyx->bnhwyx", q, k)
+            p = s.view(b, n, h, w, -1).softmax(-1)
+            p = p * self.g.view(1, -1, 1, 1, 1)
+            p = p.view(b, n, h, w, h, w)
+            return torch.einsum("bnhwyx,bncyx->bnchw", p, v)  # head scaled groups
+""")
+
+
+def test_grouped_attention_with_a_tensor_scale_or_a_head_scale_not_fixed():
+    result = fix_text(GROUPED_DECLINED, "model.py", rules("ADP010"))
+    assert result.text == GROUPED_DECLINED

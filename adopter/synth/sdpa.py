@@ -2773,10 +2773,12 @@ class _Attention:
         if (c_view is not None and c_view.grouped) or (s_view is not None and s_view.grouped):
             # einsum("bnchw,bncyx->bnhwyx", q, k): attention over grouped axes (structure/
             # groups.py); SDPA takes q, k and v with each group flattened (_grouped)
-            q, k, v = self._grouped()["operands"]
-            if "g" in self.roles and scaled:
-                v = self._head_scaled(v)
-            return q, k, v
+            if "g" in self.roles:
+                # (the factor is laid out for the probabilities over the flattened key group, not
+                # for the values moved to (batch, key group, feature))
+                raise Skip("the attention runs over grouped query or key axes, with the probabilities scaled "
+                           "per head")
+            return self._grouped()["operands"]
         if c_view is not None and c_view.broadcast and \
                 set(c_view.broadcast[1 if self.context_t else 0]) - set(c_view.squeezed or ()):
             # einsum("b s i j, b r j d -> b s r i d", p, v): the context has an axis only the
@@ -2834,6 +2836,9 @@ class _Attention:
         if factors and s0_view is not None and s0_view.out_move is not None:
             raise Skip("the scores are written with their axes moved (the keys not last) and scaled by a tensor "
                        "laid out for them: not folded into the moved query")
+        if factors and s0_view is not None and s0_view.grouped:
+            raise Skip("the attention runs over grouped query or key axes, with the scores scaled by a tensor "
+                       "laid out over the groups")
         q_text = q[0]
         for symbol, text in factors:  # a tensor temperature, folded into the query
             q_text = f"{_atom(q_text, q[1]) if q_text == q[0] else q_text} {symbol} {text}"
