@@ -788,7 +788,7 @@ class _Attention:
                 kinds.append("keep")
             elif self._keeps_value(stmt):
                 kinds.append("drop")  # `w = Attention.apply_sparse_mask(w, ...)` of a helper returning w
-            elif _layout_copy(stmt, step_stored):
+            elif _layout_copy(stmt, step_stored) or self._grouped_back(stmt, step_stored):
                 kinds.append("drop")  # `w = w.contiguous()`: the same values, which the fused path does not need
             elif self._dtype_only(stmt, region[offset + 1:]):
                 # fairseq's `attn_weights = attn_weights_float.type_as(attn_weights)`, read only as
@@ -2202,7 +2202,7 @@ class _Attention:
         if not self.float32_only:
             return []
         torch = self._torch("the float32 test")
-        texts = dict.fromkeys(_atom(text, node) for text, node in self._operands(broadcast=False))
+        texts = dict.fromkeys(_atom(text, node) for text, node in self._operands(broadcast=False, scaled=False))
         return [f"{text}.dtype != {torch}.float32" for text in texts]
 
     def _check_cast(self, node, operands) -> None:
@@ -2359,7 +2359,7 @@ class _Attention:
         attention (Swin-v2's bias from a module, :meth:`_hoisted`), is read after them, with
         the statements moved above the guard's if (``self.hoisted``)."""
         q_dtype = self._q_dtype()
-        v_text, v_node = self._operands()[2]
+        v_text, v_node = self._operands(scaled=False)[2]
         terms = [f"{_atom(v_text, v_node)}.dtype != {q_dtype}"]
         stored = set().union(*(stored_names(st) for st in region))
         for role in ADD_STEPS:
@@ -2764,21 +2764,21 @@ class _Attention:
         found = self._spanned(spans[index])
         return _transposed(found) if transposed else found
 
-    def _operands(self, broadcast: bool = True):
+    def _operands(self, broadcast: bool = True, scaled: bool = True):
         """(text, expression) of q, k and v as the fused call takes them: scores ``a @ b`` are
         ``q @ k^T`` (q is a, k is b transposed) or, normalised over dim -2, ``k @ q^T``; the
         context ``p @ v``, or channel-first ``v^T @ p^T`` (v is its first operand transposed)."""
-        if "g" in self.roles:
-            # softmax(s) * w with w per head (structure/headscale.py): SDPA of the values scaled
-            # by w, which this rewrite does not write
-            raise Skip("the probabilities are scaled per head before the value product")
         c_view = self.roles["c"].view
         s_view = self.roles["s0"].view
         if (c_view is not None and c_view.grouped) or (s_view is not None and s_view.grouped):
             # einsum("bnchw,bncyx->bnhwyx", q, k): attention over grouped axes (structure/
-            # groups.py); SDPA would take q, k and v with each group flattened
-            raise Skip("the attention runs over grouped query or key axes (an einsum over several "
-                       "axes of each, flattened around the softmax)")
+            # groups.py); SDPA takes q, k and v with each group flattened (_grouped)
+            if "g" in self.roles:
+                # (the factor is laid out for the probabilities over the flattened key group, not
+                # for the values moved to (batch, key group, feature))
+                raise Skip("the attention runs over grouped query or key axes, with the probabilities scaled "
+                           "per head")
+            return self._grouped()["operands"]
         if c_view is not None and c_view.broadcast and \
                 set(c_view.broadcast[1 if self.context_t else 0]) - set(c_view.squeezed or ()):
             # einsum("b s i j, b r j d -> b s r i d", p, v): the context has an axis only the
@@ -2792,7 +2792,22 @@ class _Attention:
         else:
             q, k = self._operand("s0", 0, False, broadcast), self._operand("s0", 1, True, broadcast)
         v = self._operand("c", 0, True, broadcast) if self.context_t else self._operand("c", 1, False, broadcast)
+        if "g" in self.roles and scaled:
+            v = self._head_scaled(v)
         return q, k, v
+
+    def _head_scaled(self, v: tuple[str, ast.expr]) -> tuple[str, ast.expr]:
+        """v with the probabilities' per-head factor folded in: ``softmax(s) * w`` with w a
+        number or of size 1 on the last two axes (structure/headscale.py) is constant over the
+        queries and keys, and the value product is linear, so ``(p * w) @ v`` is ``p @ (v * w)``
+        (w broadcast as matmul broadcasts v's batch axes over p's; a dropout between the two
+        multiplies each probability alike).  The fused call takes ``v * w``."""
+        spans = self._view("g")[2]
+        if len(spans) != 2 or spans[1] is None:
+            raise Skip("the probabilities are scaled per head by a factor that could not be read")
+        w_text, w_node = self._spanned(spans[1])
+        text = f"{_atom(*v)} * {_atom(w_text, w_node)}"
+        return text, ast.parse(text, mode="eval").body
 
     def _subtracted(self, role: str) -> bool:
         """Is the add step ``role`` written as a subtraction (``s - 1e30 * m``, read as
@@ -2821,6 +2836,9 @@ class _Attention:
         if factors and s0_view is not None and s0_view.out_move is not None:
             raise Skip("the scores are written with their axes moved (the keys not last) and scaled by a tensor "
                        "laid out for them: not folded into the moved query")
+        if factors and s0_view is not None and s0_view.grouped:
+            raise Skip("the attention runs over grouped query or key axes, with the scores scaled by a tensor "
+                       "laid out over the groups")
         q_text = q[0]
         for symbol, text in factors:  # a tensor temperature, folded into the query
             q_text = f"{_atom(q_text, q[1]) if q_text == q[0] else q_text} {symbol} {text}"
@@ -2865,7 +2883,114 @@ class _Attention:
             call = f"{call}.squeeze(-2)"  # one query written without a query axis (einsum_vector)
         if view is not None and view.out_move is not None:
             call = self._moved("c", call, view.out_move)  # the einsum wrote the context's axes moved
+        if view is not None and view.grouped:
+            call = f"{call}{self._grouped()['output']}"  # the query group and the axes as written
         return call
+
+    def _grouped_back(self, stmt: ast.stmt, step_stored: set) -> bool:
+        """``attn = rearrange(attn, "b k h w (n i j) -> b k h w n i j", ...)`` (or a ``.view``)
+        between the softmax and the value product of attention over grouped axes: the view
+        back to the key group that structure/groups.py verified (the flow reads it as a
+        copy); the fused path, which takes the groups flattened, drops it."""
+        view = self.roles["s0"].view
+        value = stmt.value if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 else None
+        if view is None or not view.grouped or not isinstance(value, ast.Call) \
+                or not isinstance(stmt.targets[0], ast.Name) or "p0" not in self.roles \
+                or not self.roles["p0"].line < stmt.lineno < self.roles["c"].line:
+            return False
+        source = value.func.value if isinstance(value.func, ast.Attribute) and value.func.attr in ("view", "reshape") \
+            else value.args[0] if value.args and isinstance(value.func, (ast.Name, ast.Attribute)) \
+            and (value.func.attr if isinstance(value.func, ast.Attribute) else value.func.id) == "rearrange" else None
+        return isinstance(source, ast.Name) and source.id in step_stored
+
+    def _equation(self, role: str) -> str:
+        """The equation of the einsum the step ``role`` is (its first argument, a string)."""
+        node = self.roles[role]
+        written = self.index.segment(node.span) if node.span is not None else ""
+        try:
+            tree = ast.parse(written.strip(), mode="eval").body
+        except SyntaxError:
+            tree = None
+        for call in ast_walk(tree) if tree is not None else ():
+            if isinstance(call, ast.Call) and call.args and isinstance(call.args[0], ast.Constant) \
+                    and isinstance(call.args[0].value, str) and "->" in call.args[0].value:
+                return call.args[0].value.replace(" ", "")
+        raise Skip("the attention runs over grouped query or key axes, in an einsum whose equation could not be read")
+
+    def _grouped(self) -> dict:
+        """Attention over grouped axes (structure/groups.py) as SDPA takes it: the scores'
+        einsum ``"<q>,<k>-><B><Q><K>"`` (batch axes B, the query group Q, the key group K, one
+        summed index d) and the values' ``"<B'><Q'><K'>,<v>-><out>"`` (the probabilities'
+        axes, read by position, the values' own index e).  q is moved to B Q d, k to B K d, v
+        to B' K' e (a batch axis an operand lacks a size-1 axis in its place, broadcast as
+        the einsum broadcasts it), each group flattened to one axis in the order the scores
+        write it (the order the view around the softmax flattens); the fused output (B', Q
+        flattened, e) gets the query group back from q's sizes and its axes moved to the
+        written ``out``.  Declined where a mask or bias is added to the scores (laid out over
+        the groups, not flattened) or q's sizes cannot be read without computing it again."""
+        cached = getattr(self, "_grouped_plan", None)
+        if cached is not None:
+            return cached
+        for role in ADD_STEPS + FILL_STEPS:
+            if role in self.roles:
+                raise Skip("the attention runs over grouped query or key axes, with a mask or bias added to the "
+                           "scores laid out over the groups")
+        scores, values = self._equation("s0"), self._equation("c")
+        (x, y), out = scores.split("->")[0].split(","), scores.split("->")[1]
+        _, first, rank, keys, rows = self.roles["s0"].view.grouped
+        qa, ka = (x, y) if first == 0 else (y, x)
+        nb = rank - keys - rows
+        batch, group, kgroup = out[:nb], out[nb:rank - keys], out[rank - keys:]
+        summed = [c for c in qa if c in ka and c not in out]
+        (px, py), vout = values.split("->")[0].split(","), values.split("->")[1]
+        _, pfirst, vrank, vkeys, vrows = self.roles["c"].view.grouped
+        pa, va = (px, py) if pfirst == 0 else (py, px)
+        if len(summed) != 1 or (vrank, vkeys, vrows) != (rank, keys, rows) or len(pa) != rank:
+            raise Skip("the attention runs over grouped query or key axes the value product reads otherwise")
+        own = [c for c in va if c not in pa]
+        vbatch, vgroup, vkgroup = pa[:nb], pa[nb:rank - keys], pa[rank - keys:]
+        if len(own) != 1 or any(c not in batch for c in qa if c not in group + summed[0]):
+            raise Skip("the attention runs over grouped query or key axes the value product reads otherwise")
+        spans = self._view("s0")[2]
+        c_spans = self._view("c")[2]
+        if len(spans) != 2 or len(c_spans) != 2 or None in spans or None in c_spans:
+            raise Skip("an operand of the attention could not be read")
+        q, k, v = self._spanned(spans[0]), self._spanned(spans[1]), self._spanned(c_spans[1])
+
+        def laid(operand, letters: str, lead: str, grouped: str, last: str) -> tuple[str, ast.expr]:
+            text = _atom(*operand)
+            present = [c for c in lead + grouped + last if c in letters]
+            order = tuple(letters.index(c) for c in present)
+            if len(order) != len(letters):
+                raise Skip("the attention runs over grouped query or key axes the value product reads otherwise")
+            if order != tuple(range(len(order))):
+                text = f"{text}.permute{order}"
+            for at, c in enumerate(lead):
+                if c not in letters:
+                    text = f"{text}.unsqueeze({at})"  # a batch axis the einsum broadcasts it over
+            if len(grouped) > 1:
+                text = f"{text}.flatten({len(lead)}, {len(lead) + len(grouped) - 1})"
+            return text, ast.parse(text, mode="eval").body
+
+        operands = (laid(q, qa, batch, group, summed[0]), laid(k, ka, batch, kgroup, summed[0]),
+                    laid(v, va, vbatch, vkgroup, own[0]))
+        output = ""
+        if len(group) > 1:
+            if not isinstance(q[1], (ast.Name, ast.Attribute)):
+                raise Skip("the attention runs over grouped query axes, of a query that is not a name (its "
+                           "sizes restore the group)")
+            at = [qa.index(c) for c in group]
+            sizes = f"{q[0]}.shape[{at[0]}:{at[-1] + 1}]" if at == list(range(at[0], at[-1] + 1)) \
+                else "(" + ", ".join(f"{q[0]}.shape[{i}]" for i in at) + ")"
+            output = f".unflatten({nb}, {sizes})"
+        laid_out = vbatch + vgroup + own[0]
+        if sorted(laid_out) != sorted(vout):
+            raise Skip("the attention runs over grouped query or key axes the value product reads otherwise")
+        move = tuple(laid_out.index(c) for c in vout)
+        if move != tuple(range(len(move))):
+            output += f".permute{move}"
+        self._grouped_plan = {"operands": operands, "output": output}
+        return self._grouped_plan
 
     def _can_zero_rows(self) -> bool:
         """Can the fused call zero the query on the rows the fill hides entirely (:meth:`_call`)?
@@ -3236,6 +3361,9 @@ class _Attention:
             # (the mask would be the transpose of the one written, and its rank is not known)
             raise Skip("a mask is applied to scores written (keys, queries)")
         views = [r for r in VIEW_STEPS if r in self.roles]
+        grouped = self.roles["s0"].view is not None and bool(self.roles["s0"].view.grouped)
+        if views and grouped and not any(r in self.roles for r in (*ADD_STEPS, *FILL_STEPS)):
+            return None  # the view flattening the key group, around the softmax (_grouped)
         if views and "m2" not in self.roles:
             raise Skip("the scores are reshaped without a mask being added")
         for role in ADD_STEPS:
@@ -3501,10 +3629,19 @@ class _Attention:
         if kind is None:
             # (the class's constant stands for the value: its number is the fill's literal, so a
             # fill that does not swamp the scores is checked for entirely filled rows always)
+            # (a module-level constant too: ``MASK_VALUE = -1e9`` above the class)
             constant = self._class_constant(value)
+            if constant is None:
+                constant = self._module_constant(value)
             kind = fill_value(constant) if constant is not None else None
             if kind is not None:
                 resolved = constant
+            elif constant is not None and _number(constant):
+                # glom's ``TOKEN_ATTEND_SELF_VALUE = -5e-4``: the fill sets the scores it covers to a
+                # score, which no mask added to them gives
+                raise Skip(f"the fill value `{self._text(value)}` is {ast.unparse(constant)}: it sets the scores "
+                           "it covers to that score, which no mask added to them gives (not -inf or a large "
+                           "negative number)")
         if kind is None:
             raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
         if role == "fs":
@@ -4355,6 +4492,11 @@ class _Attention:
         text = self._layer_text(node)
         test = if_stmt.test
         plain = text.isidentifier() or (text.startswith("self.") and text[5:].isidentifier())
+        if not if_stmt.orelse and len(if_stmt.body) == 1 and _plain_test(test):
+            # ``if self.training and self.dropout > 0: p = self.attn_dropout(p)``: a dropout
+            # module under a plain test, alone in the if; the fused call's rate is the module's
+            # when the test holds, else 0 (as a functional dropout's above)
+            return True
         return node.kind == "layer" and plain and not if_stmt.orelse and len(if_stmt.body) == 1 \
             and isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.IsNot) \
             and isinstance(test.left, (ast.Name, ast.Attribute)) and self._text(test.left) == text \
@@ -4741,6 +4883,34 @@ class _Attention:
             for field in ("body", "orelse", "finalbody", "handlers"):
                 stack.extend(getattr(node, field, ()))
         return best
+
+    def _module_constant(self, expr: ast.expr) -> ast.expr | None:
+        """``NAME`` that the module's top level binds once (``NAME = <value>``) and that nothing
+        in the file binds again (no other assignment, loop or ``with`` target, ``del``, import,
+        parameter or ``global`` of that name): that value; None otherwise."""
+        if not isinstance(expr, ast.Name):
+            return None
+        name = expr.id
+        tree = self.index.tree
+        if not any(isinstance(st, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in st.targets)
+                   for st in tree.body):
+            return None  # (a call-free test before the walk: most names are no module constant)
+        value = None
+        for st in tree.body:
+            if isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name) \
+                    and st.targets[0].id == name:
+                if value is not None:
+                    return None
+                value = st.value
+        stores = 0
+        for node in ast_walk(tree):
+            cls = node.__class__
+            if cls is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load:
+                stores += 1
+            elif (cls is ast.arg and node.arg == name) or (cls in (ast.Global, ast.Nonlocal) and name in node.names) \
+                    or (cls is ast.alias and (node.asname or node.name) == name):
+                return None
+        return value if stores == 1 else None
 
     def _class_constant(self, expr: ast.expr) -> ast.expr | None:
         """``self.<X>`` where the class body binds ``X = <value>`` once and nothing in the
