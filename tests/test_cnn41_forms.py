@@ -247,3 +247,33 @@ def test_module_scaling_its_container_output_is_not_a_pair():
                              "        x = self.sepconv(x)\n        return x * 2\n")
     assert code != SEPARABLE
     assert found(code, "ADP007") == []
+
+
+def test_module_ending_in_a_sequential_conv_held_by_an_attribute_is_a_pair():
+    code = """\
+import torch.nn as nn
+
+
+class SepConv(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cin, 3, padding=1, groups=cin), nn.Conv2d(cin, cout, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = SepConv(c, c)
+        self.bn = nn.BatchNorm2d(c)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+"""
+    assert finding_at(code, "ADP007", "return self.act(self.bn(self.conv(x)))") is not None
+    # reported, not fixed: the convolution sits inside the module
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert fixed == code
