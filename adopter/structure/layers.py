@@ -328,6 +328,8 @@ _SELF_ATTR_PASSED = re.compile(r"\bself\.(\w+)\s*[,)]")
 _PARAM_CALLERS = ("param callers",)
 _TOP_TEXTS = ("top-level texts",)  # (statement, its text) for the file's statements (LayerTyper._mentioning)
 _DECORATED = frozenset({ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef})
+_CONV_OUTPUT = frozenset({"torch.nn.Conv2d"})  # a module's container output read by _output_kind
+_MODULE_CODE = ("module code",)  # LayerTyper._kinds key: the module-level code as a function (_module_code)
 _FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._file_text)
 _WORD_ONLY = re.compile(r"\w+")
 
@@ -354,6 +356,8 @@ class LayerTyper:
         # caller's, recorded beside the base's own
         self._instance: tuple | None = None
         self._param_cache: dict = {}
+        # while a parameter's callers are looked up: may module-level calls count (required)?
+        self._module_calls: bool | None = None
         self._kinds: dict = {}  # class FQN -> what _kind_of says
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
@@ -916,6 +920,19 @@ class LayerTyper:
                 return None
             if not all(isinstance(b, Built) and not b.conditional for b in built):
                 return None
+            if len(built) == 1 and built[0].fqn == SEQUENTIAL and prefix == OUTPUT_OF:
+                # ``return self.sepconv(x)``, ``self.sepconv`` an nn.Sequential whose last member
+                # on every way through its construction is a Conv2d (a depth-wise then a
+                # point-wise convolution): the module's output is that convolution's, as for an
+                # attribute ending in one (bindings._last_member_kind)
+                from .bindings import _last_member_kind
+                layer = _last_member_kind(built[0], _CONV_OUTPUT)
+                if layer is None:
+                    return None  # (a container ending in its dropout is left to the attribute reading)
+                why = (f"`{cls.name}`'s output is its `{func.attr}` container's last member's, a "
+                       f"{layer.rsplit('.', 1)[-1]}: the kernel would take over that member, which it does not "
+                       f"reach through a module with its own forward")
+                return prefix + layer, why, False
             kinds = {b.fqn for b in built} & OUTPUT_KINDS
             # one constructor, or one factory that builds one of several implementations (timm's
             # create_conv2d: nn.Conv2d or a padded/mixed/conditional variant): a layer bound two
@@ -1755,7 +1772,8 @@ class LayerTyper:
 
     def caller_values(self, func, owner: str | None, index: int, name: str, positional: bool, depth: int,
                       cls: str | None = None) -> tuple:
-        key = (id(func), index, name)
+        module_calls = self._module_calls is not False
+        key = (id(func), index, name, module_calls)
         if key in self._param_cache:
             return self._param_cache[key]
         self._param_cache[key] = ()
@@ -1774,7 +1792,10 @@ class LayerTyper:
         out: tuple = ()
         cut = self._cut
         if found:
+            module_code = self._kinds.get(_MODULE_CODE)
             for call, caller, caller_owner in found:
+                if caller is module_code and not module_calls:
+                    continue  # (a module-level demo does not turn on a layer that is off by default)
                 passed = _passed(call, index, name, None, positional)
                 if passed is None:
                     continue
@@ -1805,7 +1826,7 @@ class LayerTyper:
 
     def _init_env(self, owner: str, depth: int) -> dict:
         """The ``self.<attr>`` values the same-file class ``owner``'s ``__init__`` leaves."""
-        key = ("init env", owner, depth)
+        key = ("init env", owner, depth, self._module_calls)
         env = self._kinds.get(key)
         if env is None:
             self._kinds[key] = {}  # (a call of the class inside its own __init__ reads none)
@@ -1886,6 +1907,9 @@ class LayerTyper:
         func, owner = param.func, param.owner
         target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
         callers = self.callers(target) if target is not None and param.depth < MAX_DEPTH else []
+        if not self.required(param):
+            module_code = self._kinds.get(_MODULE_CODE)
+            callers = [c for c in callers if c[1] is not module_code]
         out: tuple = ()
         kinds = set()
         for call, caller, caller_owner in callers:
@@ -1907,6 +1931,23 @@ class LayerTyper:
         out = _unique(out)
         self._param_cache[key] = out
         return out
+
+    def required(self, param: _Param) -> bool:
+        """Must ``param`` be given for its function to build its layer: no default, or a
+        ``None`` default the body never tests (``BatchNorm=None`` then ``BatchNorm(c)``: None
+        cannot be called)?  Then what the file's module-level code passes (a ``__main__`` demo
+        building ``Net(BatchNorm=nn.BatchNorm2d)``) is what it holds, as a caller's argument
+        is.  A parameter with a layer default, or a ``None`` default the body tests (an
+        optional layer, off by default: nnU-Net's ``if norm_op is not None:``), is not turned
+        on by such a demo."""
+        key = ("required", id(param.func), param.name)
+        found = self._param_cache.get(key)
+        if found is None:
+            default = param_default(param.func.args, param.name)
+            found = default is None or (default.__class__ is ast.Constant and default.value is None
+                                        and not _tests_none(param.func, param.name))
+            self._param_cache[key] = found
+        return found
 
     def _none_branch(self, expr: ast.IfExp, env: dict) -> ast.expr | None:
         """The branch of ``A if p is None else B`` (or ``is not None``) that runs when ``p`` is a
@@ -2092,9 +2133,23 @@ class LayerTyper:
                 for owner, func in _functions(self.tree, self.names):
                     if self.mention is not None and name not in self.mention(func):
                         continue
+                    aliases = None
+                    named_calls = []
                     for node in walk(func):
-                        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name:
-                            found.append((node, func, owner))
+                        if node.__class__ is ast.Call and node.func.__class__ is ast.Name:
+                            if node.func.id == name:
+                                found.append((node, func, owner))
+                            else:
+                                named_calls.append(node)
+                        elif (node.__class__ is ast.Assign and node.value.__class__ is ast.Name
+                              and node.value.id == name and len(node.targets) == 1
+                              and node.targets[0].__class__ is ast.Name):
+                            # ``block = InvertedResidual`` then ``block(inp, oup, ...)``: a local
+                            # name bound to the class calls it
+                            aliases = (aliases or set()) | {node.targets[0].id}
+                    if aliases is not None:
+                        found += [(node, func, owner) for node in named_calls if node.func.id in aliases]
+                found += self._module_level_calls(name)
                 tables = self._class_tables(name)
                 if tables:
                     if ("table calls", tables) in self._in_init:
@@ -2104,6 +2159,47 @@ class LayerTyper:
                     found.extend(self._table_calls(tables))
                 found += self._calls_through_params(name)
         return found
+
+    def _module_level_calls(self, name: str) -> list:
+        """The calls of ``name`` in the file's module-level code outside any definition (an
+        ``if __name__ == "__main__":`` demo building ``Net(BatchNorm=nn.BatchNorm2d)``), each
+        with the module's code as the function it is in (:meth:`_module_code`): a construction
+        in the file like any other.  Only the top-level statements whose text names ``name``
+        are walked, and no definition inside them."""
+        found = []
+        for stmt in self._mentioning(name):
+            if stmt.__class__ in _DECORATED or stmt.__class__ in (ast.Import, ast.ImportFrom):
+                continue
+            stack = [stmt]
+            while stack:
+                node = stack.pop()
+                if node.__class__ is ast.Call and node.func.__class__ is ast.Name and node.func.id == name:
+                    found.append(node)
+                for child in ast.iter_child_nodes(node):
+                    if child.__class__ not in _DECORATED and child.__class__ is not ast.Lambda:
+                        stack.append(child)
+        if not found:
+            return []
+        code = self._module_code()
+        found.sort(key=lambda n: (n.lineno, n.col_offset))
+        return [(node, code, None) for node in found]
+
+    def _module_code(self) -> ast.FunctionDef:
+        """The file's module-level statements outside definitions and imports, as a function
+        without parameters (what a module-level call's arguments are read with), once per file."""
+        code = self._kinds.get(_MODULE_CODE)
+        if code is None:
+            body = [s for s in self.tree.body
+                    if s.__class__ not in _DECORATED and s.__class__ not in (ast.Import, ast.ImportFrom)]
+            code = ast.FunctionDef(name="<module>", args=ast.arguments(posonlyargs=[], args=[], vararg=None,
+                                                                       kwonlyargs=[], kw_defaults=[], kwarg=None,
+                                                                       defaults=[]),
+                                   body=body or [ast.Pass()], decorator_list=[], returns=None,
+                                   lineno=1, col_offset=0, end_lineno=1, end_col_offset=0)
+            if "type_params" in ast.FunctionDef._fields:
+                code.type_params = []
+            self._kinds[_MODULE_CODE] = code
+        return code
 
     def _class_tables(self, name: str) -> frozenset:
         """The module-level dicts of the file holding the same-file class ``name`` as an entry's
@@ -3005,9 +3101,39 @@ class _Param:
     method_of: str | None = None  # the class of a method walked as a function (``self`` counted)
 
     def resolve(self, typer: "LayerTyper") -> tuple:
-        passed = typer.caller_values(self.func, self.owner, self.index, self.name, self.positional, self.depth,
-                                     self.method_of)
+        outer = typer._module_calls is None
+        if outer:
+            # the parameter a layer is built from decides, for the whole chain of callers
+            # looked up for it, whether module-level calls count (LayerTyper.required)
+            typer._module_calls = typer.required(self)
+        try:
+            passed = typer.caller_values(self.func, self.owner, self.index, self.name, self.positional,
+                                         self.depth, self.method_of)
+        finally:
+            if outer:
+                typer._module_calls = None
         return _unique(self.default + passed)
+
+
+def _tests_none(func, name: str) -> bool:
+    """Does ``func`` test its parameter ``name`` for None or for truth (``name is None``,
+    ``name is not None``, ``if name:``, ``name or default``, ``A if name else B``)?"""
+    for node in walk(func):
+        cls = node.__class__
+        if cls is ast.Compare:
+            operands = (node.left, *node.comparators)
+            if any(o.__class__ is ast.Name and o.id == name for o in operands) and any(
+                    o.__class__ is ast.Constant and o.value is None for o in operands):
+                return True
+        elif cls is ast.If or cls is ast.IfExp or cls is ast.While:
+            test = node.test
+            if test.__class__ is ast.UnaryOp and test.op.__class__ is ast.Not:
+                test = test.operand
+            if test.__class__ is ast.Name and test.id == name:
+                return True
+        elif cls is ast.BoolOp and any(v.__class__ is ast.Name and v.id == name for v in node.values):
+            return True
+    return False
 
 
 def _self_attribute(expr: ast.expr) -> bool:
