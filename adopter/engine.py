@@ -601,7 +601,7 @@ def _char_col(lines: list[str], line: int, byte_col: int) -> int:
 
 def _finding(rule: Rule, match: Match, path: str, lines: list[str]) -> Finding:
     line, col, end_line, end_col = match.span
-    line, col = _statement_start(match, line, col)
+    line, col = statement_start(match, line, col)
     return Finding(
         rule=rule.id, name=rule.name, path=path, line=line, column=_char_col(lines, line, col),
         end_line=end_line, end_column=_char_col(lines, end_line, end_col), message=rule.message,
@@ -609,7 +609,7 @@ def _finding(rule: Rule, match: Match, path: str, lines: list[str]) -> Finding:
     )
 
 
-def _statement_start(match: Match, line: int, col: int) -> tuple[int, int]:
+def statement_start(match: Match, line: int, col: int) -> tuple[int, int]:
     """Where the finding starts: the first line of the statement holding the step it starts
     at, when that statement opens on an earlier line (``q = (`` above ``self.q_proj(x)...``), so
     that the finding covers the statement as a reader names it (the corpus labels a multi-line

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 from ..records import dataclass, field, replace
 
-from ..engine import AnalysisError, Finding, _statement_start, analyze, fixable
+from ..engine import AnalysisError, Finding, analyze, fixable, statement_start
 from ..match import Match
 from ..ruleset import Rule
 from .apply import rewrite
@@ -55,7 +55,7 @@ def _finding(rule: Rule, match: Match, path: str, planner: Planner) -> Finding:
     line, col, end_line, end_col = match.span
     # (placed as the engine places it: a step inside a statement opened on an earlier line is
     # reported at the statement's first line, so a decline names the site `adopter check` names)
-    line, col = _statement_start(match, line, col)
+    line, col = statement_start(match, line, col)
     index = planner.index
     return Finding(
         rule=rule.id, name=rule.name, path=path, line=line, column=index.char_col(line, col) + 1,
