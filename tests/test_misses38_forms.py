@@ -9,6 +9,16 @@ computation.  The fixtures are ours.
   the per-token cross-entropy of the head's output, as the unshifted form already was.
 Near-misses: the rows flattened over another axis's size (``logits.size(1)``), a softmax
 before the loss, a mean-squared error in place of the cross-entropy.
+
+- A causal shift over two axes (``shift_logits = logits[:, :-1].contiguous()``, ``shift_labels
+  = labels[:, 1:].contiguous()``, ``F.cross_entropy(shift_logits.view(-1,
+  shift_logits.shape[-1]), shift_labels.view(-1))``, nano-deepseek-v4).  ``logits[:, :-1]``
+  alone does not say the logits have a position axis (of 2-D logits it would cut the
+  classes); the target's complementary shift of the same axes does: the next-token target
+  puts the positions on axis 1, so the slice keeps the vocabulary axis whole.
+Near-misses: a target shifted the same way (``labels[:, :-1]``), a target not shifted, a
+target shifted by another step (``labels[:, 2:]``), a shift over the first axis only of the
+logits against a target's second.
 """
 
 from __future__ import annotations
@@ -44,6 +54,36 @@ IDEFICS = textwrap.dedent('''
             return loss, logits
 ''')
 
+SHIFTED = textwrap.dedent('''
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class LM(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+            self.blocks = nn.ModuleList()
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+        def forward(self, input_ids, labels=None):
+            hidden_states = self.embed_tokens(input_ids)
+            for block in self.blocks:
+                hidden_states = block(hidden_states)
+            logits = self.lm_head(hidden_states)
+            loss = None
+            if labels is not None:
+                shift_logits = logits[:, :-1].contiguous()
+                shift_labels = labels[:, 1:].contiguous()
+                loss = F.cross_entropy(
+                    shift_logits.view(-1, shift_logits.shape[-1]),
+                    shift_labels.view(-1),
+                    ignore_index=-100,
+                )
+            return logits, loss
+''')
+
+
 def _head_line(code: str) -> int:
     return next(n for n, text in enumerate(code.splitlines(), 1) if "logits = self.lm_head(" in text)
 
@@ -65,3 +105,22 @@ def test_rows_flattened_over_another_axis_or_after_a_softmax_are_not_read():
     mse = IDEFICS.replace("from torch.nn import CrossEntropyLoss", "from torch.nn import MSELoss") \
         .replace("CrossEntropyLoss()", "MSELoss()")
     assert found(mse, "ADP015") == []
+
+
+def test_a_shift_over_two_axes_with_the_complementary_target_is_read():
+    assert [f.line for f in found(SHIFTED, "ADP015")] == [_head_line(SHIFTED)]
+    plain = SHIFTED.replace("logits[:, :-1].contiguous()", "logits[:, :-1]") \
+        .replace("labels[:, 1:].contiguous()", "labels[:, 1:]").replace(".shape[-1]", ".size(-1)")
+    assert [f.line for f in found(plain, "ADP015")] == [_head_line(plain)]
+    first_axis = SHIFTED.replace("logits[:, :-1]", "logits[:-1]").replace("labels[:, 1:]", "labels[1:]")
+    assert [f.line for f in found(first_axis, "ADP015")] == [_head_line(first_axis)]
+
+
+def test_a_shift_over_two_axes_without_the_complementary_target_is_not_read():
+    for target in ("labels[:, :-1]", "labels", "labels[:, 2:]", "labels[1:]", "labels[:, 1:-1]"):
+        code = SHIFTED.replace("labels[:, 1:]", target)
+        assert found(code, "ADP015") == [], target
+    # a vocabulary of the head's width is not shown (a plain Linear): nothing said of the classes
+    no_embedding = SHIFTED.replace("self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)",
+                                   "self.embed_tokens = nn.Linear(config.n_in, config.hidden_size)")
+    assert found(no_embedding, "ADP015") == []

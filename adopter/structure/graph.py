@@ -186,6 +186,9 @@ class Flow:
     # softmax node id -> that product's node id.  Its dim is the product's, not the written one:
     # only a match holding that product reads it so (matcher: _finish).
     layouts: dict | None = None
+    # The text of each constant slice of a leading axis (``x[:, 1:]`` -> ``":,1:"``): the
+    # subscript's span -> the slice, spaces removed (FlowBuilder._slice_at); None when none.
+    slices: dict | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -348,6 +351,9 @@ class FlowBuilder:
         # rows step's temporary -> its slice's text, for a slice of constants (``x[:, 1:]``):
         # the same slice of the same value written again is the same tensor (_recomputed)
         self._slices: dict[str, str] = {}
+        # the same texts by the subscript's span, which a later renaming of the step's
+        # temporary leaves as it is (Flow.slices)
+        self._slice_at: dict[tuple, str] = {}
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -423,7 +429,8 @@ class FlowBuilder:
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
-                    _recomputed(self.nodes, self.out, entry.id, self._slices), read_in or None)
+                    _recomputed(self.nodes, self.out, entry.id, self._slices), read_in or None,
+                    self._slice_at or None)
 
     def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
@@ -866,7 +873,7 @@ class FlowBuilder:
             own = _keys((receiver,))
             uses = own | self._uses_of(expr.slice, ctx)
             if uses == own:
-                self._slices[out.key] = self._text(expr.slice).replace(" ", "")
+                self._slices[out.key] = self._slice_at[span(expr)] = self._text(expr.slice).replace(" ", "")
             _, frontier = self._new(
                 ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,), uses=uses,
                 defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows or "",
