@@ -1482,6 +1482,11 @@ class FlowBuilder:
                     rows = _unpacked_rows(call, ctx.exprs)
                     if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
                         call, func = rows, rows.func
+        elif func.__class__ is ast.Attribute and func.attr == "flatten" and func.value.__class__ is _NAME \
+                and (call.args or call.keywords):
+            rows = _flattened_rows(call)
+            if rows is not None:  # x.flatten(0, -2): x.reshape(-1, x.size(-1))
+                call, func = rows, rows.func
         if call.args and call.args[0].__class__ is ast.ListComp and self.cls is not None:
             stacked = self._member_stack(call, ctx)
             if stacked is not None:
@@ -4462,6 +4467,32 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
     axis = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), last)), last)
     rows = ast.copy_location(ast.Call(func=size, args=[axis], keywords=[]), last)
     return ast.copy_location(ast.Call(func=call.func, args=[minus_one, rows], keywords=[]), call)
+
+
+def _flattened_rows(call: ast.Call) -> ast.Call | None:
+    """``x.reshape(-1, x.size(-1))`` when ``call`` is ``x.flatten(0, -2)`` (or ``flatten(end_dim=-2)``,
+    ``flatten(start_dim=0, end_dim=-2)``), ``x`` a name: every axis but the last merged into
+    one, the rows of x's last axis, whatever x's rank (of 2-D x, x itself); None for any other
+    flattening (``flatten(0, 1)`` merges the last axis into the rows where x has two axes)."""
+    if len(call.args) > 2 or any(a.__class__ is ast.Starred for a in call.args):
+        return None
+    dims = {}
+    for name, value in zip(("start_dim", "end_dim"), call.args):
+        dims[name] = _int_literal(value)
+    for kw in call.keywords:
+        if kw.arg not in ("start_dim", "end_dim") or kw.arg in dims:
+            return None
+        dims[kw.arg] = _int_literal(kw.value)
+    if dims.get("start_dim", 0) != 0 or dims.get("end_dim", -1) != -2:
+        return None
+    base = call.func.value
+    where = call.args[-1] if call.args else call.keywords[-1].value
+    minus_one = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), where)), where)
+    size = ast.copy_location(ast.Attribute(value=base, attr="size", ctx=ast.Load()), where)
+    axis = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), where)), where)
+    rows = ast.copy_location(ast.Call(func=size, args=[axis], keywords=[]), where)
+    func = ast.copy_location(ast.Attribute(value=base, attr="reshape", ctx=ast.Load()), call.func)
+    return ast.copy_location(ast.Call(func=func, args=[minus_one, rows], keywords=[]), call)
 
 
 def _pure_size(expr: ast.expr) -> bool:
