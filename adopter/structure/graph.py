@@ -1484,7 +1484,7 @@ class FlowBuilder:
                         call, func = rows, rows.func
         elif func.__class__ is ast.Attribute and func.attr == "flatten" and func.value.__class__ is _NAME \
                 and (call.args or call.keywords):
-            rows = _flattened_rows(call)
+            rows = _flatten_to_rows(call)
             if rows is not None:  # x.flatten(0, -2): x.reshape(-1, x.size(-1))
                 call, func = rows, rows.func
         if call.args and call.args[0].__class__ is ast.ListComp and self.cls is not None:
@@ -4469,7 +4469,7 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
     return ast.copy_location(ast.Call(func=call.func, args=[minus_one, rows], keywords=[]), call)
 
 
-def _flattened_rows(call: ast.Call) -> ast.Call | None:
+def _flatten_to_rows(call: ast.Call) -> ast.Call | None:
     """``x.reshape(-1, x.size(-1))`` when ``call`` is ``x.flatten(0, -2)`` (or ``flatten(end_dim=-2)``,
     ``flatten(start_dim=0, end_dim=-2)``), ``x`` a name: every axis but the last merged into
     one, the rows of x's last axis, whatever x's rank (of 2-D x, x itself); None for any other
