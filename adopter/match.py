@@ -1485,7 +1485,8 @@ class Matcher:
             return None
         if self.helper_computes and not self._helpers_compute(flow, state):
             return None
-        if self.predicts_input and not self._predicts_input(flow, state):
+        if self.predicts_input and not (self._shifted_target(flow, state) if self.predicts_input == "shift"
+                                        else self._predicts_input(flow, state)):
             return None
         if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)):
             return None
@@ -2040,6 +2041,36 @@ class Matcher:
     _SELECTIONS = frozenset({"masked_fill", "masked_fill_", "clone", "detach", "contiguous", "long", "view",
                              "reshape", "flatten", "to", "__getitem__"})
 
+    def _shifted_target(self, flow: Flow, state: _State) -> bool:
+        """Is the loss target ``$t`` the complementary shift of the logits' positions
+        (``labels[:, 1:]`` beside ``logits[:, :-1]``: the slice ``$s`` of the head's logits and
+        the target's slice take the same leading axes, ``:-k`` of one where the other has
+        ``k:``, whole where the other is whole), through copies and flattening views only?  The
+        causal LM's next-token target: axis 1 holds the positions, so the logits' last axis is
+        past it and stays whole.  (Of 2-D logits the slice would cut the classes, and the
+        flattened logits would have a row per sequence against a target per position: no
+        cross-entropy but for two-token sequences.)"""
+        slices, t = flow.slices, state.env.get("t")
+        if not slices or not isinstance(t, Ref):
+            return False
+        mine = next((slices.get(n.span) for n in state.matched if n.canon == "canon.lead2"), None)
+        if mine is None:
+            return False
+        nodes, key, before = flow.nodes, t.key, max(n.id for n in state.matched)
+        for _ in range(8):
+            found = _definers(nodes, key, before)
+            if len(found) != 1 or found[0].kind != "method" or not found[0].args \
+                    or not isinstance(found[0].args[0], Ref):
+                return False
+            node = found[0]
+            if node.op == "__getitem__":
+                theirs = slices.get(node.span)
+                return theirs is not None and _complementary(mine, theirs)
+            if node.op not in ("contiguous", "view", "reshape", "flatten", "clone", "long", "to"):
+                return False
+            key, before = node.args[0].key, node.id
+        return False
+
     def _predicts_input(self, flow: Flow, state: _State) -> bool:
         """Is the loss target ``$t`` a selection of a forward argument that the head's input
         ``$h`` is computed from (``labels = seq.masked_fill(~mask, pad)`` beside
@@ -2477,6 +2508,25 @@ def _mean_axes(node) -> object:
     if isinstance(dim, Ref):
         return ("k", dim.key)
     return None
+
+
+def _complementary(one: str, other: str) -> bool:
+    """Do two slices' texts (spaces removed) take complementary shifts of the same axes:
+    ``:,:-1`` and ``:,1:``, each element whole in both or ``:-k`` in one and ``k:`` in the other,
+    and at least one such pair (Matcher._shifted_target)?"""
+    a, b = one.split(","), other.split(",")
+    if len(a) != len(b):
+        return False
+    shifted = False
+    for x, y in zip(a, b):
+        if x == y == ":":
+            continue
+        if x.startswith(":-") and y.endswith(":") and x[2:] == y[:-1] and x[2:].isdigit() \
+                or y.startswith(":-") and x.endswith(":") and y[2:] == x[:-1] and y[2:].isdigit():
+            shifted = True
+            continue
+        return False
+    return shifted
 
 
 def _definers(nodes: list, key: str, before: int) -> list:

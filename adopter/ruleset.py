@@ -179,7 +179,9 @@ class Rule:
     # ``[forward] predicts_input = [false, true, ...]`` (one per source alternative): the loss
     # target ``$t`` is a selection (slice, masked fill, copy) of a forward argument that the
     # head's input ``$h`` is computed from -- the model predicts its own input tokens, so the
-    # classes are the tokens (see match.Matcher._predicts_input).
+    # classes are the tokens (see match.Matcher._predicts_input).  ``"shift"``: the target is
+    # the complementary shift of the logits' positions (``labels[:, 1:]`` beside
+    # ``logits[:, :-1]``, see match.Matcher._shifted_target).
     predicts_input: tuple = ()
     # ``[forward] computed = ["q", "kt"]``: these variables hold values the function computes,
     # not a module's weight (an ``nn.Parameter`` attribute) read as it is or through layout
@@ -207,7 +209,7 @@ class Rule:
     # triangle update's gated projections, do not.
     outputs_meet: bool = False
 
-    def predicts_input_of(self, alternative: int) -> bool:
+    def predicts_input_of(self, alternative: int) -> bool | str:
         return bool(self.predicts_input) and self.predicts_input[alternative]
 
     def same_function_of(self, alternative: int) -> bool | str:
@@ -925,8 +927,9 @@ def _same_function(reader, value, alternatives: int) -> bool | tuple:
 
 
 def _predicts_input(reader, value: list, alternatives: int) -> tuple:
-    if value and (len(value) != alternatives or not all(isinstance(v, bool) for v in value)):
-        raise reader.fail("forward.predicts_input", f"must be a list of {alternatives} booleans (one per source pattern)")
+    if value and (len(value) != alternatives or not all(v in (True, False, "shift") for v in value)):
+        raise reader.fail("forward.predicts_input",
+                          f'must be a list of {alternatives} booleans or "shift" (one per source pattern)')
     return tuple(value)
 
 

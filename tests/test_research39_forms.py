@@ -172,9 +172,17 @@ def test_a_two_axis_shift_viewed_to_its_own_rows_is_not_followed():
     # vocabulary (of 2-D logits, ``[:, :-1]`` cuts the vocabulary axis and the rows are still
     # "whole"), and tests/test_lm_heads.py keeps ``logits[:-1]`` viewed that way unfollowed.
     # Rows of the head's own ``logits.size(-1)`` are followed (the alternatives before).
+    # Since misses38 (session 31, the lead's brief: nano-deepseek's "shift over two axes"), a
+    # target that is the complementary shift of the same axes (``labels[:, 1:]`` beside
+    # ``logits[:, :-1]``) says axis 1 holds the positions: followed then
+    # (tests/test_misses38_forms.py); with a target shifted the same way, still not.
     needle = "logits = self.head(hidden_states)"
-    assert finding_at(lm(), "ADP015", needle) is None
-    assert finding_at(lm(size="size(-1)"), "ADP015", needle) is None
+    assert finding_at(lm(), "ADP015", needle) is not None
+    same_way = "shift_labels = labels[:, :-1].contiguous()"
+    assert finding_at(lm().replace("shift_labels = labels[:, 1:].contiguous()", same_way),
+                      "ADP015", needle) is None
+    assert finding_at(lm(size="size(-1)").replace("shift_labels = labels[:, 1:].contiguous()", same_way),
+                      "ADP015", needle) is None
     assert finding_at(lm().replace("shift_logits.SIZE", "logits.size(-1)").replace(
         "shift_logits.shape[-1]", "logits.size(-1)"), "ADP015", needle) is not None
 

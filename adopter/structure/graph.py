@@ -186,6 +186,9 @@ class Flow:
     # softmax node id -> that product's node id.  Its dim is the product's, not the written one:
     # only a match holding that product reads it so (matcher: _finish).
     layouts: dict | None = None
+    # The text of each constant slice of a leading axis (``x[:, 1:]`` -> ``":,1:"``): the
+    # subscript's span -> the slice, spaces removed (FlowBuilder._slice_at); None when none.
+    slices: dict | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -348,6 +351,9 @@ class FlowBuilder:
         # rows step's temporary -> its slice's text, for a slice of constants (``x[:, 1:]``):
         # the same slice of the same value written again is the same tensor (_recomputed)
         self._slices: dict[str, str] = {}
+        # the same texts by the subscript's span, which a later renaming of the step's
+        # temporary leaves as it is (Flow.slices)
+        self._slice_at: dict[tuple, str] = {}
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -423,7 +429,8 @@ class FlowBuilder:
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
-                    _recomputed(self.nodes, self.out, entry.id, self._slices), read_in or None)
+                    _recomputed(self.nodes, self.out, entry.id, self._slices), read_in or None,
+                    self._slice_at or None)
 
     def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
@@ -866,7 +873,7 @@ class FlowBuilder:
             own = _keys((receiver,))
             uses = own | self._uses_of(expr.slice, ctx)
             if uses == own:
-                self._slices[out.key] = self._text(expr.slice).replace(" ", "")
+                self._slices[out.key] = self._slice_at[span(expr)] = self._text(expr.slice).replace(" ", "")
             _, frontier = self._new(
                 ctx, frontier, kind="method", op="__getitem__", args=(receiver,), outs=(out,), uses=uses,
                 defs=frozenset({out.key}), span=span(expr), arg_spans=(span(expr.value),), canon=rows or "",
@@ -1475,6 +1482,11 @@ class FlowBuilder:
                     rows = _unpacked_rows(call, ctx.exprs)
                     if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
                         call, func = rows, rows.func
+        elif func.__class__ is ast.Attribute and func.attr == "flatten" and func.value.__class__ is _NAME \
+                and (call.args or call.keywords):
+            rows = _flatten_to_rows(call)
+            if rows is not None:  # x.flatten(0, -2): x.reshape(-1, x.size(-1))
+                call, func = rows, rows.func
         if call.args and call.args[0].__class__ is ast.ListComp and self.cls is not None:
             stacked = self._member_stack(call, ctx)
             if stacked is not None:
@@ -4480,6 +4492,32 @@ def _float_copy_of(call: ast.Call) -> ast.expr | None:
                 and dtype.value.__class__ is _NAME and dtype.value.id == "torch":
             return func.value
     return None
+
+
+def _flatten_to_rows(call: ast.Call) -> ast.Call | None:
+    """``x.reshape(-1, x.size(-1))`` when ``call`` is ``x.flatten(0, -2)`` (or ``flatten(end_dim=-2)``,
+    ``flatten(start_dim=0, end_dim=-2)``), ``x`` a name: every axis but the last merged into
+    one, the rows of x's last axis, whatever x's rank (of 2-D x, x itself); None for any other
+    flattening (``flatten(0, 1)`` merges the last axis into the rows where x has two axes)."""
+    if len(call.args) > 2 or any(a.__class__ is ast.Starred for a in call.args):
+        return None
+    dims = {}
+    for name, value in zip(("start_dim", "end_dim"), call.args):
+        dims[name] = _int_literal(value)
+    for kw in call.keywords:
+        if kw.arg not in ("start_dim", "end_dim") or kw.arg in dims:
+            return None
+        dims[kw.arg] = _int_literal(kw.value)
+    if dims.get("start_dim", 0) != 0 or dims.get("end_dim", -1) != -2:
+        return None
+    base = call.func.value
+    where = call.args[-1] if call.args else call.keywords[-1].value
+    minus_one = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), where)), where)
+    size = ast.copy_location(ast.Attribute(value=base, attr="size", ctx=ast.Load()), where)
+    axis = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), where)), where)
+    rows = ast.copy_location(ast.Call(func=size, args=[axis], keywords=[]), where)
+    func = ast.copy_location(ast.Attribute(value=base, attr="reshape", ctx=ast.Load()), call.func)
+    return ast.copy_location(ast.Call(func=func, args=[minus_one, rows], keywords=[]), call)
 
 
 def _pure_size(expr: ast.expr) -> bool:
