@@ -96,6 +96,10 @@ def test_nanogpt_style_functional_layer_norm_is_a_layer_norm():
     bias_free = NANO_LN.replace("self.weight.shape, self.weight, self.bias, 1e-5",
                                 "input.shape[-1:], self.weight, self.bias")
     assert covered(bias_free, "return self.ln(x + self.drop", "ADP005")
+    imported = NANO_LN.replace("import torch.nn.functional as F\n",
+                               "import torch.nn.functional as F\nfrom torch.nn.functional import layer_norm\n")
+    imported = imported.replace("return F.layer_norm(input,", "return layer_norm(input,")
+    assert covered(imported, "return self.ln(x + self.drop", "ADP005")
 
 
 def test_modules_that_are_not_a_plain_layer_norm_are_not_found():

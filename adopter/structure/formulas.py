@@ -677,19 +677,27 @@ def functional_layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     further parameter has a default and is read, on the tensor's path, by asserts alone
     (``assert embedding is None``): a call passing it computes the same LayerNorm or fails.
     The layer norm's other arguments must not read the input's values (its ``shape`` only)."""
-    forward = next((s for s in cls.body if s.__class__ is ast.FunctionDef and s.name == "forward"), None)
+    forward = None
+    for stmt in cls.body:  # (a plain loop: this runs for every same-file class a layer is built from)
+        if stmt.__class__ is ast.FunctionDef and stmt.name == "forward":
+            forward = stmt
+            break
     if forward is None:
+        return False
+    last = forward.body[-1]
+    call = last.value if last.__class__ is ast.Return else None
+    # (call-free tests of the last statement first: most forwards end otherwise)
+    if call.__class__ is not ast.Call or not call.args or not (
+            call.func.__class__ is ast.Attribute and call.func.attr == "layer_norm"
+            or call.func.__class__ is ast.Name and call.func.id == "layer_norm"):
         return False
     args = forward.args
     if len(args.args) < 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs \
             or len(args.defaults) < len(args.args) - 2:
         return False
-    body = _code(forward.body)
-    if not body or body[-1].__class__ is not ast.Return or body[-1].value is None:
+    if names.resolve(call.func) != "torch.nn.functional.layer_norm":
         return False
-    call = body[-1].value
-    if not (call.__class__ is ast.Call and call.args and names.resolve(call.func) == "torch.nn.functional.layer_norm"):
-        return False  # (a call-free test of the last statement first: most forwards end otherwise)
+    body = _code(forward.body)
     x = args.args[1].arg
     if not (call.args[0].__class__ is ast.Name and call.args[0].id == x):
         return False
