@@ -668,6 +668,70 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     return out is not None and _affine_norm(strip_casts(out), x, names)
 
 
+def functional_layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
+    """Does a module class's ``forward(self, x, ...)`` return ``F.layer_norm(x, ...)`` of its
+    input tensor (nanoGPT's LayerNorm with an optional bias, a bias-free ``F.layer_norm(x,
+    x.shape[-1:], self.gamma, self.beta)``, VALL-E X's ``LayerNorm`` taking an unused
+    ``embedding``)?  Before that return only these may stand: asserts, and an ``if
+    isinstance(x, tuple)`` (or ``list``) branch that returns, which a tensor never takes.  Any
+    further parameter has a default and is read, on the tensor's path, by asserts alone
+    (``assert embedding is None``): a call passing it computes the same LayerNorm or fails.
+    The layer norm's other arguments must not read the input's values (its ``shape`` only)."""
+    forward = None
+    for stmt in cls.body:  # (a plain loop: this runs for every same-file class a layer is built from)
+        if stmt.__class__ is ast.FunctionDef and stmt.name == "forward":
+            forward = stmt
+            break
+    if forward is None:
+        return False
+    last = forward.body[-1]
+    call = last.value if last.__class__ is ast.Return else None
+    # (call-free tests of the last statement first: most forwards end otherwise)
+    if call.__class__ is not ast.Call or not call.args or not (
+            call.func.__class__ is ast.Attribute and call.func.attr == "layer_norm"
+            or call.func.__class__ is ast.Name and call.func.id == "layer_norm"):
+        return False
+    args = forward.args
+    if len(args.args) < 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs \
+            or len(args.defaults) < len(args.args) - 2:
+        return False
+    if names.resolve(call.func) != "torch.nn.functional.layer_norm":
+        return False
+    body = _code(forward.body)
+    x = args.args[1].arg
+    if not (call.args[0].__class__ is ast.Name and call.args[0].id == x):
+        return False
+    for stmt in body[:-1]:
+        if stmt.__class__ is ast.Assert:
+            continue
+        if stmt.__class__ is ast.If and not stmt.orelse and _tuple_test(stmt.test, x, names) \
+                and stmt.body and stmt.body[-1].__class__ is ast.Return:
+            continue
+        return False
+    # the input read by the layer norm's first argument alone (or through its shape), and the
+    # other parameters nowhere but in asserts
+    extra = {a.arg for a in args.args[2:]}
+    rest = [*call.args[1:], *(k.value for k in call.keywords)]
+    shapes = {id(n.value) for e in rest for n in ast_walk(e)
+              if n.__class__ is ast.Attribute and n.attr in ("shape", "ndim") and n.value.__class__ is ast.Name}
+    for e in rest:
+        for node in ast_walk(e):
+            if node.__class__ is ast.Name and (node.id in extra or node.id == x and id(node) not in shapes):
+                return False
+    return not any(node.__class__ is ast.Name and node.id in extra for stmt in body[:-1] if stmt.__class__ is ast.If
+                   for node in ast_walk(stmt.test))
+
+
+def _tuple_test(test: ast.expr, x: str, names: ModuleNames) -> bool:
+    """``isinstance(x, tuple)`` (or ``list``, or a tuple of those)."""
+    if not (test.__class__ is ast.Call and test.func.__class__ is ast.Name and test.func.id == "isinstance"
+            and len(test.args) == 2 and not test.keywords and test.args[0].__class__ is ast.Name
+            and test.args[0].id == x):
+        return False
+    kinds = test.args[1].elts if test.args[1].__class__ is ast.Tuple else [test.args[1]]
+    return all(k.__class__ is ast.Name and k.id in ("tuple", "list") for k in kinds)
+
+
 def bias_add_module(cls: ast.ClassDef) -> bool:
     """Does a module class's ``forward(self, x, ...)`` return its input plus a tensor computed
     without reading the input's values (``return x + bias`` or ``bias + x``, or ``x += bias``

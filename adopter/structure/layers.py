@@ -33,7 +33,8 @@ from ..records import dataclass, field, replace
 from .treewalk import walk
 from .canon import TABLE
 from .ops import SOFTMAX, TENSOR_METADATA
-from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
+from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, functional_layer_norm_module, gelu_formula, gelu_module,
+                       layer_norm_module, silu_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
@@ -802,6 +803,12 @@ class LayerTyper:
             # out, (x - mean) / sqrt(var + eps) * weight + bias.  A LayerNorm, reported: the
             # kernels read nn.LayerNorm's attributes (eps, normalized_shape), which it need not have.
             return "torch.nn.LayerNorm", (f"`{cls.name}` computes a LayerNorm written out, not an nn.LayerNorm: "
+                                          f"the kernel reads nn.LayerNorm's eps and normalized_shape"), False
+        if functional_layer_norm_module(cls, self.names):
+            # nanoGPT's LayerNorm (an optional bias), a bias-free one, VALL-E X's (an unused
+            # stage embedding asserted None): a forward returning F.layer_norm of its input.  A
+            # LayerNorm, reported, not fixed (as the written-out one above).
+            return "torch.nn.LayerNorm", (f"`{cls.name}` calls F.layer_norm in its forward, not an nn.LayerNorm: "
                                           f"the kernel reads nn.LayerNorm's eps and normalized_shape"), False
         if addmm_linear_module(cls, self.names):
             # GPT-2's Conv1D copied into a port: addmm(bias, x.view(-1, d), weight) with an
