@@ -465,8 +465,8 @@ class ModuleStructure:
                 # ``self.apply(fn)`` names no class)
                 # (read only on the lines that write ``.apply``: no match spans a line, and the
                 # pattern tried at every word of the file cost 7% of the analysis)
-                classes = set(name for line in self.lines if ".apply" in line
-                              for name in _APPLIED.findall(line)).intersection(classes)
+                classes = {name for line in self.lines if ".apply" in line
+                           for name in _APPLIED.findall(line)}.intersection(classes)
             for name in classes:
                 fwd = function_forward(name, self.names)
                 if fwd is not None:
