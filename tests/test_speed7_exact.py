@@ -154,3 +154,74 @@ def test_findings_with_applied_functions_unchanged():
     finally:
         model.ModuleStructure.autograd_forwards = original
     assert new == before
+
+
+class _AskedText(str):
+    """A file's text that keeps the substrings it is asked about."""
+
+    asked: list
+
+    def __contains__(self, needle):
+        self.asked.append(needle)
+        return super().__contains__(needle)
+
+
+# A file where the attention rule's trigger words occur (a softmax, a matmul) and no attention is
+# computed: the rule is tried and matches nothing.  Its fallback kernel's name is in the text.
+NO_ATTENTION = '''
+import torch
+from torch import nn
+
+
+class Head(nn.Module):
+    """Not scaled_dot_product_attention: a classifier."""
+
+    def __init__(self, d, n):
+        super().__init__()
+        self.fc = nn.Linear(d, n)
+
+    def forward(self, x):
+        return torch.softmax(self.fc(x), dim=-1)
+'''
+
+# The same file with an attention computed by hand after an ``if`` that returns the fused kernel
+# (its fallback: not reported) and one that is not a fallback (reported).
+FALLBACK = '''
+import math
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    def __init__(self, d, fused):
+        super().__init__()
+        self.fused = fused
+
+    def forward(self, q, k, v):
+        if self.fused:
+            return F.scaled_dot_product_attention(q, k, v)
+        w = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+        return torch.matmul(w.softmax(dim=-1), v)
+
+
+class Plain(nn.Module):
+    def forward(self, q, k, v):
+        w = torch.matmul(q, k.transpose(-2, -1)) / math.sqrt(q.size(-1))
+        return torch.matmul(w.softmax(dim=-1), v)
+'''
+
+
+def test_fallback_kernels_looked_up_at_a_rules_first_match():
+    rules = [r for r in load_rules() if r.id == "ADP010"]
+    text = _AskedText(NO_ATTENTION)
+    text.asked = []
+    assert analyze(text, "fixture.py", rules).findings == []
+    assert "scaled_dot_product_attention" not in text.asked  # (the rule matched nothing)
+    # where it matches, the kernel's name is looked up and the fallback left out, as before
+    text = _AskedText(FALLBACK)
+    text.asked = []
+    found = analyze(text, "fixture.py", rules).findings
+    assert "scaled_dot_product_attention" in text.asked
+    assert [f.class_name for f in found] == ["Plain"]
+    assert [f.as_dict() for f in found] == [f.as_dict() for f in analyze(FALLBACK, "fixture.py", rules).findings]
