@@ -289,9 +289,12 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
             # before one BatchNorm (a statement ``if``'s branches start on lines of their own)
             ends: dict[tuple, int] = {}
             # (a kernel whose name the file never writes has no fallback here: a substring test
-            # first, once per rule, before any walk of the tree)
-            kernels = [name for name in rule.not_in_fallback_of if name in text]
+            # first, once per rule, before any walk of the tree -- at the rule's first match: most
+            # rules match nothing in a file, and each test is a scan of the whole text)
+            kernels = None
             for match in match_rule(rule, structure):
+                if kernels is None:
+                    kernels = [name for name in rule.not_in_fallback_of if name in text]
                 if kernels and any(_in_fallback(match, tree, lines, name, ifs) for name in kernels):
                     continue
                 if rule.trailing_dims and not _trailing(match, rule.trailing_dims, tree):

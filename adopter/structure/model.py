@@ -163,7 +163,9 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     return words.union(extra) if extra else words
 
 
-_APPLIED = re.compile(r"\b([A-Za-z_]\w*)\.apply\b")  # ``AttentionOp.apply``: the class named
+# ``AttentionOp.apply``: the class named (``\w*+`` possessive: a shorter name is followed by a
+# word character, never the dot, so giving characters back finds no other match)
+_APPLIED = re.compile(r"\b([A-Za-z_]\w*+)\.apply\b")
 
 
 def _lead_slice(code: str) -> bool:
@@ -461,7 +463,10 @@ class ModuleStructure:
             if self.lines is not None:
                 # (the classes whose ``.apply`` the text names: most files name none, and
                 # ``self.apply(fn)`` names no class)
-                classes = set(_APPLIED.findall("\n".join(self.lines))).intersection(classes)
+                # (read only on the lines that write ``.apply``: no match spans a line, and the
+                # pattern tried at every word of the file cost 7% of the analysis)
+                classes = {name for line in self.lines if ".apply" in line
+                           for name in _APPLIED.findall(line)}.intersection(classes)
             for name in classes:
                 fwd = function_forward(name, self.names)
                 if fwd is not None:
