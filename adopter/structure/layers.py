@@ -716,9 +716,12 @@ class LayerTyper:
             if not (_is_name(test.func, "isinstance") and "isinstance" not in self.names.imports
                     and len(test.args) == 2 and not test.keywords):
                 return None
-            if self._known(test.args[0], env) is None:
-                return None
             kinds = test.args[1].elts if isinstance(test.args[1], ast.Tuple) else [test.args[1]]
+            if self._known(test.args[0], env) is None:
+                # ``activation: str | Callable = F.relu`` then ``if isinstance(activation, str):``
+                # a table: the string path runs only for a string the file never gives it
+                return False if len(kinds) == 1 and _is_name(kinds[0], "str") \
+                    and self._never_str(test.args[0], env) else None
             named = ["str" if _is_name(k, "str") else self.names.resolve(k) or getattr(k, "id", None) for k in kinds]
             if "str" in named:
                 return True
@@ -2000,6 +2003,27 @@ class LayerTyper:
         self._param_cache[key] = found
         return found
 
+    def _never_str(self, expr: ast.expr, env: dict) -> bool:
+        """Is ``expr`` a parameter that holds no string where the file builds it: a default
+        that is no string (``F.relu``, ``nn.GELU``), and its function (class) only called in
+        the file, no call passing the argument (as :meth:`_decided_keys` decides a string
+        default: what a caller outside the file may pass is not this file's choice; the
+        string path of ``activation: str | Callable = F.relu`` is then not taken here)."""
+        param = env.get(expr.id) if expr.__class__ is ast.Name else None
+        if not (isinstance(param, _Param) and param.default and param.method_of is None
+                and not any(isinstance(v, Key) for v in param.default)):
+            return False
+        func, owner = param.func, param.owner
+        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        if target is None or self.tree is None or not self._only_called(target):
+            return False
+        for call, _, _ in self.callers(target):
+            if any(a.__class__ is ast.Starred for a in call.args) or any(k.arg is None for k in call.keywords):
+                return False
+            if _passed(call, param.index, param.name, None, param.positional) is not None:
+                return False
+        return True
+
     def _decided_keys(self, key: ast.expr, env: dict) -> tuple | None:
         """The strings a parameter used as a table key holds, when the file decides them: its
         string default and the string literals the file's calls of its function (or class) pass
@@ -2080,6 +2104,11 @@ class LayerTyper:
                             for item in (tested.elts if isinstance(tested, ast.Tuple) else (tested,)):
                                 if isinstance(item, ast.Name) and item.id == name:
                                     callees.add(id(item))
+                        elif node.func.id == "super" and node.args and node.args[0].__class__ is ast.Name \
+                                and node.args[0].id == name and "super" not in self.names.imports:
+                            # ``super(Block, self).__init__()`` in Block's own methods: the
+                            # class names where the lookup starts, it builds nothing
+                            callees.add(id(node.args[0]))
                     elif isinstance(node, ast.Name) and node.id == name:
                         mentions += 1
             found = self._callers[key] = [mentions == len(callees)]
