@@ -1487,7 +1487,8 @@ class Matcher:
             return None
         if self.predicts_input and not self._predicts_input(flow, state):
             return None
-        if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)):
+        if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)
+                                  and not self._ranked_selection(flow, state)):
             return None
         if self.module_weights and not self._module_weights(state):
             return None
@@ -2035,6 +2036,63 @@ class Matcher:
             sources.append(found)
         return not (sources[0] & sources[1])
 
+    # Methods that rank values: their indices pick the top entries
+    _RANKING = frozenset({"topk", "sort", "argsort", "argmax", "argmin", "kthvalue"})
+
+    def _ranked_selection(self, flow: Flow, state: _State) -> bool:
+        """Are the keys of ``[forward] computed`` (the scores' second operand) gathered by
+        indices a ranking chose -- ``k.gather(dim, idx)`` (or ``index_select`` /
+        ``take_along_dim``) with ``idx`` from a ``topk`` / ``sort`` of importance scores,
+        native sparse attention's selected blocks?  Attention over top-k gathered keys is a
+        sparse attention of its own (GUIDE: not a site), whichever layout the product is
+        written in.  Read back through the flow's definitions as :meth:`_one_query_sources`
+        does, from the keys to the selecting call, then from its index to a ranking; a long
+        chain stops the walk (no refusal).  Cheap first test: a match whose function has no
+        selecting call is none (most)."""
+        nodes = flow.nodes
+        first = min(n.id for n in state.matched)
+        if not any(n.kind in ("method", "call") and n.op.rsplit(".", 1)[-1] in SELECTING for n in nodes[:first]):
+            return False
+        value = state.env.get(self.computed[-1])
+        if not isinstance(value, Ref):
+            return False
+
+        def reaches(keys, before, want) -> bool:
+            seen: set = set()
+            stack = [(k, before) for k in keys]
+            while stack:
+                item = stack.pop()
+                if item in seen:
+                    continue
+                seen.add(item)
+                if len(seen) > 64:
+                    return False
+                key, at = item
+                for node in _definers(nodes, key, at):
+                    if want(node):
+                        return True
+                    if node.kind == "other" and node.span is not None:
+                        # ``importance.topk(k).indices``: the call is a node of its own, just
+                        # before the statement's, its span inside the statement's
+                        pos = node.id - 1
+                        while pos >= 0 and nodes[pos].span is not None and _within(nodes[pos].span, node.span):
+                            if want(nodes[pos]):
+                                return True
+                            pos -= 1
+                    stack.extend((used, node.id) for used in node.uses)
+            return False
+
+        def ranked(node) -> bool:
+            return node.kind in ("method", "call") and node.op.rsplit(".", 1)[-1] in self._RANKING
+
+        def selected(node) -> bool:
+            if not (node.kind in ("method", "call") and node.op.rsplit(".", 1)[-1] in SELECTING):
+                return False
+            index = [a.key for a in node.args[1:] if isinstance(a, Ref)]
+            return bool(index) and reaches(index, node.id, ranked)
+
+        return reaches([value.key], first, selected)
+
     # What a loss target may go through and still be the ids it selects from: the receiver
     # (first argument) of these methods is the value they select, fill or copy.
     _SELECTIONS = frozenset({"masked_fill", "masked_fill_", "clone", "detach", "contiguous", "long", "view",
@@ -2477,6 +2535,11 @@ def _mean_axes(node) -> object:
     if isinstance(dim, Ref):
         return ("k", dim.key)
     return None
+
+
+def _within(inner: tuple, outer: tuple) -> bool:
+    """Does the source span ``inner`` (line, col, end line, end col) lie inside ``outer``?"""
+    return (inner[0], inner[1]) >= (outer[0], outer[1]) and (inner[2], inner[3]) <= (outer[2], outer[3])
 
 
 def _definers(nodes: list, key: str, before: int) -> list:
