@@ -2040,18 +2040,27 @@ class Matcher:
     _RANKING = frozenset({"topk", "sort", "argsort", "argmax", "argmin", "kthvalue"})
 
     def _ranked_selection(self, flow: Flow, state: _State) -> bool:
-        """Are the keys of ``[forward] computed`` (the scores' second operand) gathered by
-        indices a ranking chose -- ``k.gather(dim, idx)`` (or ``index_select`` /
+        """Are the keys of ``[forward] computed`` (the scores' second operand) gathered per
+        query by indices a ranking chose -- ``k.gather(dim, idx)`` (or ``index_select`` /
         ``take_along_dim``) with ``idx`` from a ``topk`` / ``sort`` of importance scores,
-        native sparse attention's selected blocks?  Attention over top-k gathered keys is a
-        sparse attention of its own (GUIDE: not a site), whichever layout the product is
-        written in.  Read back through the flow's definitions as :meth:`_one_query_sources`
+        native sparse attention's selected blocks, each query's own, the queries' axis a batch
+        axis of the product between its rows and its keys?  Attention over top-k keys gathered
+        per query is a sparse attention of its own (GUIDE: not a site); one gathered key set
+        for every query is still attention (ITTR).  Read back through the flow's definitions as :meth:`_one_query_sources`
         does, from the keys to the selecting call, then from its index to a ranking; a long
         chain stops the walk (no refusal).  Cheap first test: a match whose function has no
         selecting call is none (most)."""
         nodes = flow.nodes
         first = min(n.id for n in state.matched)
         if not any(n.kind in ("method", "call") and n.op.rsplit(".", 1)[-1] in SELECTING for n in nodes[:first]):
+            return False
+        scores = next((n for n in state.matched if n.canon == "torch.matmul"), None)
+        moves = getattr(scores.view, "moves", None) if scores is not None else None
+        if not (moves and moves[2] is not None):
+            # the product written (queries, keys): one key set for every query (ITTR's keys
+            # pruned per image, labelled a site); keys gathered per query carry the queries'
+            # axis as a batch axis of the product, which the einsum writes between the rows
+            # and the keys (native sparse attention's "b h qh i d, b h i j d -> b h qh i j")
             return False
         value = state.env.get(self.computed[-1])
         if not isinstance(value, Ref):

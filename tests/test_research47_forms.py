@@ -12,10 +12,12 @@ yet-another-retnet).  The fixtures are ours.
   qh i j"``: grouped queries, native-sparse-attention's ``attend``) were read with the spaces
   removed, ``qh`` as the two axes ``q`` and ``h``: no product.  canon.einops_equation gives
   each word a letter first (graph, ranks).
-- ADP010: attention over keys gathered by indices a ranking chose (``k.gather(2, idx)`` with
-  ``idx`` from ``topk``: native sparse attention's selected blocks) is a sparse attention of
-  its own (GUIDE: gathered top-k keys are not a site); the einops reading above made two such
-  products readable.  Matcher._ranked_selection refuses them.
+- ADP010: attention over keys gathered per query by indices a ranking chose (``k.gather(3,
+  idx)`` with ``idx`` from ``topk``: native sparse attention's selected blocks, the queries'
+  axis a batch axis of the product written between its rows and its keys) is a sparse
+  attention of its own (GUIDE: top-k keys per query are not a site); the einops reading above
+  made such a product readable.  Matcher._ranked_selection refuses them; one gathered key set
+  for every query (ITTR, labelled a site) stays one.
 - ADP006: ``cls = getattr(nn, name)`` then ``cls(*args)`` in a same-file factory (rtdl's
   ``_make_nn_module``) is the torch.nn class a run-time string names, as ``getattr(nn,
   name)(*args)`` in place already read (layers.LayerTyper._call): an activation that may be
@@ -169,7 +171,7 @@ def test_einops_word_products_over_other_axes_are_no_attention():
     assert not covered(other_axis, SOFTMAX, "ADP010")
 
 
-# -- ADP010: keys gathered by a ranking's indices ------------------------------------------------
+# -- ADP010: keys gathered per query by a ranking's indices -------------------------------------
 
 GATHERED = textwrap.dedent("""\
     import torch
@@ -177,36 +179,53 @@ GATHERED = textwrap.dedent("""\
 
 
     class SelectedAttention(nn.Module):
-        def __init__(self, dim=16, select=3):
+        def __init__(self, select=2):
             super().__init__()
             self.select = select
-            self.to_qkv = nn.Linear(dim, 3 * dim, bias=False)
 
-        def forward(self, x, importance):
-            q, k, v = self.to_qkv(x).chunk(3, dim=-1)
+        def forward(self, q, k, v, importance):
             idx = importance.topk(self.select, dim=-1).indices
-            idx = idx[..., None].expand(-1, -1, k.shape[-1])
-            ks = k.gather(1, idx)
-            vs = v.gather(1, idx)
-            sim = q @ ks.transpose(-1, -2) * 0.25
+            idx = idx[..., None].expand(-1, -1, -1, -1, k.shape[-1])
+            fk = k[:, :, None].expand(-1, -1, q.shape[3], -1, -1).gather(3, idx)
+            fv = v[:, :, None].expand(-1, -1, q.shape[3], -1, -1).gather(3, idx)
+            sim = torch.einsum('bhgid,bhijd->bhgij', q, fk) * 0.25
             attn = sim.softmax(dim=-1)
-            return attn @ vs
+            return torch.einsum('bhgij,bhijd->bhgid', attn, fv)
+""")
+
+# one gathered key set for every query (ITTR's keys pruned per image): still attention
+SHARED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class SelectedAttention(nn.Module):
+        def __init__(self, select=2):
+            super().__init__()
+            self.select = select
+
+        def forward(self, q, k, v, importance):
+            idx = importance.topk(self.select, dim=-1).indices
+            idx = idx[..., None].expand(-1, -1, -1, k.shape[-1])
+            fk = k.gather(2, idx)
+            fv = v.gather(2, idx)
+            sim = torch.einsum('bhid,bhjd->bhij', q, fk) * 0.25
+            attn = sim.softmax(dim=-1)
+            return torch.einsum('bhij,bhjd->bhid', attn, fv)
 """)
 
 
-def test_attention_over_top_k_gathered_keys_is_no_site():
+def test_attention_over_top_k_keys_gathered_per_query_is_no_site():
     assert not covered(GATHERED, SOFTMAX, "ADP010")
     argsorted = GATHERED.replace("importance.topk(self.select, dim=-1).indices",
                                  "importance.argsort(dim=-1, descending=True)[..., : self.select]")
     assert not covered(argsorted, SOFTMAX, "ADP010")
 
 
-def test_keys_gathered_by_indices_no_ranking_chose_stay_a_site():
-    code = GATHERED.replace("idx = importance.topk(self.select, dim=-1).indices", "idx = importance.long()")
-    assert covered(code, SOFTMAX, "ADP010")
-    plain = GATHERED.replace("sim = q @ ks.transpose(-1, -2) * 0.25", "sim = q @ k.transpose(-1, -2) * 0.25")
-    plain = plain.replace("return attn @ vs", "return attn @ v, vs")
-    assert covered(plain, SOFTMAX, "ADP010")
+def test_keys_gathered_for_every_query_or_by_indices_no_ranking_chose_stay_a_site():
+    assert covered(SHARED, SOFTMAX, "ADP010")
+    unranked = GATHERED.replace("idx = importance.topk(self.select, dim=-1).indices", "idx = importance.long()")
+    assert covered(unranked, SOFTMAX, "ADP010")
 
 
 # -- ADP006: getattr(nn, name) held, then called ------------------------------------------------
