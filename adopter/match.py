@@ -2048,12 +2048,8 @@ class Matcher:
         per query is a sparse attention of its own (GUIDE: not a site); one gathered key set
         for every query is still attention (ITTR).  Read back through the flow's definitions as :meth:`_one_query_sources`
         does, from the keys to the selecting call, then from its index to a ranking; a long
-        chain stops the walk (no refusal).  Cheap first test: a match whose function has no
-        selecting call is none (most)."""
-        nodes = flow.nodes
-        first = min(n.id for n in state.matched)
-        if not any(n.kind in ("method", "call") and n.op.rsplit(".", 1)[-1] in SELECTING for n in nodes[:first]):
-            return False
+        chain stops the walk (no refusal).  Cheap first tests: a product not written with its
+        output axes moved (most), then a function with no selecting call."""
         scores = next((n for n in state.matched if n.canon == "torch.matmul"), None)
         moves = getattr(scores.view, "moves", None) if scores is not None else None
         if not (moves and moves[2] is not None):
@@ -2061,6 +2057,10 @@ class Matcher:
             # pruned per image, labelled a site); keys gathered per query carry the queries'
             # axis as a batch axis of the product, which the einsum writes between the rows
             # and the keys (native sparse attention's "b h qh i d, b h i j d -> b h qh i j")
+            return False
+        nodes = flow.nodes
+        first = min(n.id for n in state.matched)
+        if not any(n.kind in ("method", "call") and n.op.rsplit(".", 1)[-1] in SELECTING for n in nodes[:first]):
             return False
         value = state.env.get(self.computed[-1])
         if not isinstance(value, Ref):

@@ -1122,7 +1122,7 @@ class LayerTyper:
             why = (f"`{ast.unparse(call)}` is a function held as a value, not a layer: the kernel takes a "
                    f"layer module (and TorchScript cannot pass a function as a value)")
             return (Built("torch.nn.functional", (call.args[1],), (), True, call, via="getattr", unlike=why),)
-        if (isinstance(func, ast.Name) and func.id == "getattr" and func.id not in env
+        if (func.__class__ is ast.Name and func.id == "getattr" and func.id not in env
                 and func.id not in self.names.functions and func.id not in self.names.imports
                 and len(call.args) == 2 and not call.keywords
                 and self.names.resolve(call.args[0]) == "torch.nn"):
