@@ -1251,7 +1251,7 @@ class LayerTyper:
             values = [value for value in self.values(func, env, depth, called=True) if isinstance(value, LayerClass)]
             for value in values:
                 if value.fqn == GETATTR_NN:  # a class getattr(nn, key) named, called here
-                    out.append(Built("torch.nn", value.args, (), True, call, via="getattr"))
+                    out.append(Built("torch.nn", value.args, (), True, call, via="getattr", unlike=value.unlike))
                     continue
                 kind = self._kind_of(value.fqn) if (value.fqn == SYNC_BATCH_NORM
                                                     or _module_only(self.names, value.fqn)) else None
@@ -1505,9 +1505,12 @@ class LayerTyper:
                 # (a class looked up in a table by a computed key): the layer it builds may be
                 # another class than the one typed here: reported, not fixed.
                 unsure = isinstance(returned, ast.Name) and UNKNOWN + returned.id in inner
+                values = self.values(returned, inner, depth + 1)
+                # ... or holds a class getattr(nn, key) names by a run-time key (any torch.nn class)
+                unsure = unsure or any(value.__class__ is LayerClass and value.fqn == GETATTR_NN for value in values)
                 why = (f"`{name}` may return another class than `{{}}` (one it computes at run time)"
                        if unsure else "")
-                for value in self.values(returned, inner, depth + 1):
+                for value in values:
                     if isinstance(value, Built):
                         out.append(replace(value, via=name, unlike=value.unlike or why.format(value.fqn)))
                     elif isinstance(value, LayerClass):  # a function choosing a layer class
