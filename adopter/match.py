@@ -1488,7 +1488,8 @@ class Matcher:
         if self.predicts_input and not (self._shifted_target(flow, state) if self.predicts_input == "shift"
                                         else self._predicts_input(flow, state)):
             return None
-        if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)):
+        if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)
+                                  and not self._ranked_selection(flow, state)):
             return None
         if self.module_weights and not self._module_weights(state):
             return None
@@ -2036,6 +2037,72 @@ class Matcher:
             sources.append(found)
         return not (sources[0] & sources[1])
 
+    # Methods that rank values: their indices pick the top entries
+    _RANKING = frozenset({"topk", "sort", "argsort", "argmax", "argmin", "kthvalue"})
+
+    def _ranked_selection(self, flow: Flow, state: _State) -> bool:
+        """Are the keys of ``[forward] computed`` (the scores' second operand) gathered per
+        query by indices a ranking chose -- ``k.gather(dim, idx)`` (or ``index_select`` /
+        ``take_along_dim``) with ``idx`` from a ``topk`` / ``sort`` of importance scores,
+        native sparse attention's selected blocks, each query's own, the queries' axis a batch
+        axis of the product between its rows and its keys?  Attention over top-k keys gathered
+        per query is a sparse attention of its own (GUIDE: not a site); one gathered key set
+        for every query is still attention (ITTR).  Read back through the flow's definitions as :meth:`_one_query_sources`
+        does, from the keys to the selecting call, then from its index to a ranking; a long
+        chain stops the walk (no refusal).  Cheap first tests: a product not written with its
+        output axes moved (most), then a function with no selecting call."""
+        scores = next((n for n in state.matched if n.canon == "torch.matmul"), None)
+        moves = getattr(scores.view, "moves", None) if scores is not None else None
+        if not (moves and moves[2] is not None):
+            # the product written (queries, keys): one key set for every query (ITTR's keys
+            # pruned per image, labelled a site); keys gathered per query carry the queries'
+            # axis as a batch axis of the product, which the einsum writes between the rows
+            # and the keys (native sparse attention's "b h qh i d, b h i j d -> b h qh i j")
+            return False
+        nodes = flow.nodes
+        first = min(n.id for n in state.matched)
+        if not any(n.kind in ("method", "call") and n.op.rsplit(".", 1)[-1] in SELECTING for n in nodes[:first]):
+            return False
+        value = state.env.get(self.computed[-1])
+        if not isinstance(value, Ref):
+            return False
+
+        def reaches(keys, before, want) -> bool:
+            seen: set = set()
+            stack = [(k, before) for k in keys]
+            while stack:
+                item = stack.pop()
+                if item in seen:
+                    continue
+                seen.add(item)
+                if len(seen) > 64:
+                    return False
+                key, at = item
+                for node in _definers(nodes, key, at):
+                    if want(node):
+                        return True
+                    if node.kind == "other" and node.span is not None:
+                        # ``importance.topk(k).indices``: the call is a node of its own, just
+                        # before the statement's, its span inside the statement's
+                        pos = node.id - 1
+                        while pos >= 0 and nodes[pos].span is not None and _within(nodes[pos].span, node.span):
+                            if want(nodes[pos]):
+                                return True
+                            pos -= 1
+                    stack.extend((used, node.id) for used in node.uses)
+            return False
+
+        def ranked(node) -> bool:
+            return node.kind in ("method", "call") and node.op.rsplit(".", 1)[-1] in self._RANKING
+
+        def selected(node) -> bool:
+            if not (node.kind in ("method", "call") and node.op.rsplit(".", 1)[-1] in SELECTING):
+                return False
+            index = [a.key for a in node.args[1:] if isinstance(a, Ref)]
+            return bool(index) and reaches(index, node.id, ranked)
+
+        return reaches([value.key], first, selected)
+
     # What a loss target may go through and still be the ids it selects from: the receiver
     # (first argument) of these methods is the value they select, fill or copy.
     _SELECTIONS = frozenset({"masked_fill", "masked_fill_", "clone", "detach", "contiguous", "long", "view",
@@ -2527,6 +2594,11 @@ def _complementary(one: str, other: str) -> bool:
             continue
         return False
     return shifted
+
+
+def _within(inner: tuple, outer: tuple) -> bool:
+    """Does the source span ``inner`` (line, col, end line, end col) lie inside ``outer``?"""
+    return (inner[0], inner[1]) >= (outer[0], outer[1]) and (inner[2], inner[3]) <= (outer[2], outer[3])
 
 
 def _definers(nodes: list, key: str, before: int) -> list:

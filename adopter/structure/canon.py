@@ -564,6 +564,35 @@ def einsum_broadcast(equation: str) -> tuple[str, tuple[int, int], tuple[tuple[i
     return found[0], found[1], found[2]
 
 
+def einops_equation(pattern: str) -> str | None:
+    """``einops.einsum``'s pattern written as torch's equation, one letter an axis.  einops
+    separates axis names by spaces and a name may be a word (``"b h qh i d, b h j d -> b h qh i
+    j"``: grouped queries ``qh``, native-sparse-attention's ``attend``); removing the spaces, as
+    for one-letter names, would read ``qh`` as the two axes ``q`` and ``h``.  Each longer name
+    gets a letter no other name of the pattern uses; ``...`` stays.  None where the pattern is not
+    one (no ``->``, a name that is not an identifier) or the letters run out."""
+    if pattern.count("->") != 1:
+        return None
+    lhs, out = pattern.split("->")
+    terms = [t.split() for t in lhs.split(",")] + [out.split()]
+    names = {n for t in terms for n in t if n != "..."}
+    if all(len(n) == 1 for n in names):
+        return pattern.replace(" ", "")
+    if not all(n.isidentifier() for n in names):
+        return None
+    free = iter(c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in names)
+    letter = {}
+    for n in sorted(names, key=lambda n: (len(n), n)):
+        if len(n) == 1:
+            letter[n] = n
+        else:
+            letter[n] = next(free, None)
+            if letter[n] is None:
+                return None
+    written = ["".join("..." if n == "..." else letter[n] for n in t) for t in terms]
+    return ",".join(written[:-1]) + "->" + written[-1]
+
+
 def einsum_product(equation: str) -> tuple[str, tuple[int, int], tuple, tuple] | None:
     """What a two-operand ``einsum`` computes, read by its index algebra: a (batched) matrix
     product when exactly one index is summed (in both operands, not in the output), one output

@@ -2149,6 +2149,11 @@ class FlowBuilder:
                 equation, operands, spans = args[0], args[1:], arg_spans[1:]
             if not (isinstance(equation, Const) and isinstance(equation.value, str)):
                 return None
+            if fqn == "einops.einsum":  # axis names may be words: one letter each, as torch's
+                written = canonical.einops_equation(equation.value)
+                if written is None:
+                    return None
+                equation = Const(written)
             found = canonical.einsum_product(equation.value)
             squeezed: tuple = ()
             if found is None:

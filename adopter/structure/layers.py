@@ -58,6 +58,9 @@ TABLE_FUNCTIONS = ("get_activation",)
 # structural layer classes read as that class (activations stay run-time table keys)
 _GETATTR_CLASS = re.compile(r"(?:Conv|ConvTranspose|BatchNorm|InstanceNorm)[123]d|Linear|LayerNorm|GroupNorm|SyncBatchNorm")
 _GETATTR_KEYS = (ast.Constant, ast.Name, ast.JoinedStr)
+# The LayerClass of ``getattr(nn, key)`` held as a value with a key known only where the code
+# runs (its one argument): called, a table lookup in torch.nn (LayerTyper._call)
+GETATTR_NN = "\0getattr(torch.nn)"
 MAX_DEPTH = 5
 # env keys of loops unrolled over a list a caller gives (LayerTyper._unroll)
 ELEMENTS = "elts:"  # a list name -> (its literal expression, the names' values where it is built; None: here)
@@ -1146,6 +1149,21 @@ class LayerTyper:
             why = (f"`{ast.unparse(call)}` is a function held as a value, not a layer: the kernel takes a "
                    f"layer module (and TorchScript cannot pass a function as a value)")
             return (Built("torch.nn.functional", (call.args[1],), (), True, call, via="getattr", unlike=why),)
+        if (func.__class__ is ast.Name and func.id == "getattr" and func.id not in env
+                and func.id not in self.names.functions and func.id not in self.names.imports
+                and len(call.args) == 2 and not call.keywords
+                and self.names.resolve(call.args[0]) == "torch.nn"):
+            # cls = getattr(nn, name), then cls(*args) (rtdl's _make_nn_module): the torch.nn
+            # class the string names, held as a value; called, it is what getattr(nn, name)(...)
+            # builds in place (below): the class a known key names, else a run-time table key
+            named = self._getattr_class(call.args[1], env) if call.args[1].__class__ in _GETATTR_KEYS else None
+            if named is not None:
+                return (LayerClass("torch.nn." + named),)
+            known = self._known(call.args[1], env, depth)
+            if known and all(k.isidentifier() for k in known):
+                # a key the caller passes as a literal ("Tanh"): the classes it names
+                return tuple(LayerClass("torch.nn." + k) for k in known)
+            return (LayerClass(GETATTR_NN, (call.args[1],)),)
         if (isinstance(func, ast.Name) and func.id == "getattr" and func.id not in env
                 and func.id not in self.names.functions and func.id not in self.names.imports
                 and len(call.args) == 3 and not call.keywords and isinstance(call.args[1], ast.Constant)
@@ -1259,6 +1277,9 @@ class LayerTyper:
             out = []
             values = [value for value in self.values(func, env, depth, called=True) if isinstance(value, LayerClass)]
             for value in values:
+                if value.fqn == GETATTR_NN:  # a class getattr(nn, key) named, called here
+                    out.append(Built("torch.nn", value.args, (), True, call, via="getattr", unlike=value.unlike))
+                    continue
                 kind = self._kind_of(value.fqn) if (value.fqn == SYNC_BATCH_NORM
                                                     or _module_only(self.names, value.fqn)) else None
                 if kind is None and value.fqn in self.names.classes:
@@ -1511,9 +1532,12 @@ class LayerTyper:
                 # (a class looked up in a table by a computed key): the layer it builds may be
                 # another class than the one typed here: reported, not fixed.
                 unsure = isinstance(returned, ast.Name) and UNKNOWN + returned.id in inner
+                values = self.values(returned, inner, depth + 1)
+                # ... or holds a class getattr(nn, key) names by a run-time key (any torch.nn class)
+                unsure = unsure or any(value.__class__ is LayerClass and value.fqn == GETATTR_NN for value in values)
                 why = (f"`{name}` may return another class than `{{}}` (one it computes at run time)"
                        if unsure else "")
-                for value in self.values(returned, inner, depth + 1):
+                for value in values:
                     if isinstance(value, Built):
                         out.append(replace(value, via=name, unlike=value.unlike or why.format(value.fqn)))
                     elif isinstance(value, LayerClass):  # a function choosing a layer class

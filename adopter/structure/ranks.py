@@ -22,7 +22,7 @@ import re
 from ..records import replace
 
 from . import graph as _graph  # Const and Ref (graph imports this module: read at call time)
-from .canon import _unordered, TABLE
+from .canon import _unordered, TABLE, einops_equation
 from .ops import SOFTMAX
 
 TOP = "top"  # not known yet (the optimistic start of a name the function assigns)
@@ -490,7 +490,9 @@ def _einsum_operand_rank(product, keys, nodes, segment) -> int | None:
         if len(operands) == 1 and isinstance(operands[0], (ast.List, ast.Tuple)):
             operands = list(operands[0].elts)
     elif isinstance(operands[-1], ast.Constant) and isinstance(operands[-1].value, str):
-        equation = operands.pop().value  # einops.einsum(a, b, eq)
+        equation = einops_equation(operands.pop().value)  # einops.einsum(a, b, eq): names may be words
+        if equation is None:
+            return None
     else:
         return None
     subscripts = equation.replace(" ", "").split("->")[0].split(",")
