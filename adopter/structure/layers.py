@@ -1749,7 +1749,10 @@ class LayerTyper:
                 for element in _ordered_dict_values(arg, self.names):
                     graph.add(self.values(element, env, depth), element)
                 continue
-            graph.add(self.values(arg, env, depth), arg)
+            # a parameter named as a member (nn.ModuleList([nn.Linear(...), activation])) is a
+            # layer the container runs: what the file's callers pass for it counts, as for a call
+            graph.add(self.values(arg, env, depth, called=arg.__class__ is ast.Name
+                                  and env.get(arg.id).__class__ is _Param), arg)
         return graph
 
     # ------------------------------------------------------------------ functions
