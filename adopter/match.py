@@ -2294,7 +2294,31 @@ class Matcher:
             return after
 
         live = self._live_keys(state)
+        if self._second_product_between(flow, state, live):
+            return True
         return self._after(flow, state, step, live | self._derived_between(flow, state, live))
+
+    def _second_product_between(self, flow: Flow, state: _State, keys: set[str]) -> bool:
+        """Is an intermediate value multiplied, between the steps of the match, by a product the
+        match does not hold, on every path to its last step (the probabilities of a dual-aspect
+        attention, ``attn1 @ v_node`` then ``attn1 @ v_pos``, the match taking the second)?
+        That product computes with the probabilities as the one after the match would: no
+        rewrite can drop them.  Nodes between the first step's id and the last's only."""
+        matched = state.matched
+        if len(matched) < 2 or not keys:
+            return False
+        nodes, last = flow.nodes, matched[-1]
+        ids = None
+        for pos in range(matched[0].id + 1, last.id):
+            node = nodes[pos]
+            if node.canon != "torch.matmul" or not node.uses & keys:
+                continue
+            if ids is None:
+                ids = {n.id for n in matched}
+            if pos in ids or last.scope[:len(node.scope)] != node.scope:
+                continue  # a step of the match, or a product under a branch the last step is not
+            return True
+        return False
 
     def _derived_between(self, flow: Flow, state: _State, keys: set[str]) -> set[str]:
         """Values computed between the steps of the match from an intermediate one by code the

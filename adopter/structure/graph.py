@@ -295,6 +295,10 @@ class _Ctx:
     # "alpha")), forgotten when either name is reassigned: a softmax shift written in steps
     # (canon.row_max_of, canon.scaled_name)
     row_parts: dict = field(default_factory=dict)
+    # parameters of an inlined helper that the call fixes to a bool literal, passed or by the
+    # default it leaves (``attn, v = self.scores(x, return_v=True)``), and that the helper never
+    # rebinds: the name -> the bool.  ``if return_v:`` there goes one way (_if)
+    flags: dict | None = None
 
 
 class _Stop(Exception):
@@ -3098,7 +3102,7 @@ class FlowBuilder:
             params=bound, layer_alias=layer_alias, stack=ctx.stack + (target.name,), ret=result,
             local_funcs=dict(ctx.local_funcs), closure_args=ctx.closure_args,
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
-            ret_parts=parts,
+            ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call),
         )
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
@@ -3857,7 +3861,9 @@ class FlowBuilder:
             # the branch calls (_keyed_ctors)
             keyed = self._key_test(test)
         known = self._literal_flag(stmt.test)
-        if known is not None:  # the one way a flag the file fixes goes
+        if known is None and ctx.flags:
+            known = _param_flag(stmt.test, ctx.flags)
+        if known is not None:  # the one way a flag the file (or the helper's call) fixes goes
             if known:
                 return self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
             if stmt.orelse:
@@ -4065,6 +4071,52 @@ class FlowBuilder:
 
 
 _NUMBER_CALLS = {"int", "float", "len", "abs", "round", "min", "max"}
+
+
+def _bool_params(target, params: list, args, kwargs, call) -> dict | None:
+    """The parameters of helper ``target`` that its call fixes to a bool literal: passed as
+    ``True``/``False`` (positionally or by keyword) or left at a bool default, and never rebound
+    in the helper.  None when there are none (the common case: no walk of the helper)."""
+    if not isinstance(call, ast.Call):
+        return None
+    fixed = {}
+    for name, value in zip(params, args):
+        if value.__class__ is Const and value.value.__class__ is bool:
+            fixed[name] = value.value
+    passed = set(params[:len(args)])
+    for key, value in kwargs:
+        passed.add(key)
+        if value.__class__ is Const and value.value.__class__ is bool:
+            fixed[key] = value.value
+    fargs = target.args
+    if not any(a.__class__ is ast.Starred for a in call.args) and all(k.arg is not None for k in call.keywords):
+        every = fargs.posonlyargs + fargs.args
+        for arg, default in zip(every[len(every) - len(fargs.defaults):], fargs.defaults):
+            if arg.arg not in passed and default.__class__ is ast.Constant and default.value.__class__ is bool:
+                fixed[arg.arg] = default.value
+        for arg, default in zip(fargs.kwonlyargs, fargs.kw_defaults):
+            if arg.arg not in passed and default is not None and default.__class__ is ast.Constant \
+                    and default.value.__class__ is bool:
+                fixed[arg.arg] = default.value
+    if not fixed:
+        return None
+    for node in ast_walk(target):
+        if node.__class__ is ast.Name and node.id in fixed and node.ctx.__class__ is not ast.Load:
+            fixed.pop(node.id)
+            if not fixed:
+                return None
+    return fixed
+
+
+def _param_flag(test: ast.expr, flags: dict) -> bool | None:
+    """The value of an ``if`` test that is (``not``) a parameter the helper's call fixes."""
+    negate = False
+    if test.__class__ is ast.UnaryOp and test.op.__class__ is ast.Not:
+        negate, test = True, test.operand
+    if test.__class__ is not ast.Name:
+        return None
+    value = flags.get(test.id)
+    return None if value is None else value != negate
 
 
 def _stacked_index(index: ast.expr) -> int | None:
