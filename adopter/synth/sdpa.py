@@ -493,6 +493,10 @@ class _Attention:
                 # probabilities cast: the try statement is the step's (_dtype_fallback)
                 info = self.index.stmt(span_of(owner))
                 continue
+            if self.block_bias is not None and self.block_bias.get("loop") is owner and info.field == "body":
+                # the biases added in a loop (_loop_bias): the loop is the step's statement
+                info = self.index.stmt(span_of(owner))
+                continue
             if not isinstance(owner, ast.If) or info.field not in ("body", "orelse"):
                 raise Skip(f"the step at line {node.line} is inside a loop, with, try or else block")
             # A step in the tail both branches share (``attn = self.softmax(attn)`` ending the
@@ -628,6 +632,9 @@ class _Attention:
             node = self.roles.get(role)
             if node is not None and _block_add(node) and node.func == self.roles["c"].func:
                 self._block_bias(node, role)
+            elif node is not None and self.block_bias is None and node.func == self.roles["c"].func \
+                    and isinstance(getattr(self.index.stmt(node.stmt), "owner", None), ast.For):
+                self._loop_bias(node, role)
         self._check_moved_scores(nodes)
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
@@ -755,6 +762,8 @@ class _Attention:
                     continue
                 if isinstance(stmt, ast.If):
                     step_if_keeps[offset] = self._check_step_if(stmt, step_stored)
+                elif self.block_bias is not None and self.block_bias.get("loop") is stmt:
+                    self._check_loop_bias(stmt, region, step_stored)
                 elif not isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)) and not (
                     isinstance(stmt, ast.Return) and offset == len(region) - 1
                 ) and stmt is not self.fallback_try:
@@ -1606,6 +1615,64 @@ class _Attention:
         q_atom, shape = self._stand_in_shape()
         self.block_bias = {"node": node, "role": role, "stmt": store, "name": name,
                            "made": [f"{name} = {q_atom}.new_zeros({shape})", self._text_with(store, swaps)]}
+
+    def _loop_bias(self, node, role: str) -> None:
+        """Biases added to the scores in a ``for`` loop (AlphaFold/OpenFold-style attention:
+        ``for b in biases: a += b`` before the softmax): the loop's body is that one in-place
+        add of a bias that does not read the scores.  The fused path runs the same loop on zeros
+        of the scores' shape and q's dtype, a new name (``a_bias = q.new_zeros(shape)`` then
+        ``for b in biases: a_bias += b``), which then holds the biases' sum as the scores would
+        get it (an in-place add keeps the dtype; no bias, zeros: no change) -- the fused call's
+        mask part (:meth:`_mask`, as :meth:`_block_bias`'s).  ``a = a + b`` may widen the
+        scores' dtype by a bias of another, which no guard can read before the loop without
+        iterating it: declined with the reason, as is a loop whose body does more, or (checked
+        with the region: :meth:`_check_loop_bias`) whose iterable the attention makes."""
+        info = self.index.stmt(node.stmt)
+        loop, stmt = info.owner, info.stmt
+        why = f"the bias at line {node.line} is added in a loop"
+        if loop.orelse or len(loop.body) != 1 or info.field != "body":
+            raise Skip(why + " whose body does more than add it; rewrite it by hand")
+        if isinstance(stmt, ast.Assign):
+            raise Skip(why + " as `a = a + b`, which a bias of another dtype may widen; written `a += b` "
+                       "(the scores keep their dtype) it is taken")
+        if not (isinstance(stmt, ast.AugAssign) and isinstance(stmt.op, ast.Add) and isinstance(stmt.target, ast.Name)):
+            raise Skip(why + " that could not be read; rewrite it by hand")
+        root = stmt.target.id
+        if root in read_names(stmt.value) or root in read_names(loop.iter) or root in stored_names(loop.target):
+            raise Skip(why + " whose bias or iterable reads the scores")
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            raise Skip(why + " to scores that are reshaped or written (keys, queries); rewrite it by hand")
+        if role == "b0" and any(r in self.roles for r in SCALE_STEPS):
+            raise Skip(why + " before a scale, which the fused call would not apply to it; rewrite it by hand")
+        if not self._keeps_q_dtype_before(role) or any(
+                r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
+                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+            raise Skip(why + ", where zeros of q's dtype and the product's shape may not be the scores'; "
+                       "rewrite it by hand")
+        taken = self.index.identifiers
+        name = next(n for n in (f"{root}_bias", *(f"{root}_bias{i}" for i in range(2, 99)), "sdpa_loop_bias")
+                    if n not in taken)
+        q_atom, shape = self._stand_in_shape()
+        self.block_bias = {"node": node, "role": role, "stmt": loop, "name": name, "loop": loop,
+                           "made": [f"{name} = {q_atom}.new_zeros({shape})",
+                                    self._stmt_text(loop, [(span_of(stmt.target), name)])]}
+
+    def _check_loop_bias(self, loop: ast.For, region: list, step_stored: set) -> None:
+        """Skip where the loop of :meth:`_loop_bias` reads a value of the attention (its iterable
+        or its bias made from the scores) or another statement of the region reads or assigns
+        what its iterable reads (a bias list built inside the attention, which the fused path's
+        loop, run in the step's place, might not see as the original did)."""
+        why = f"the biases added in the loop at line {loop.lineno}"
+        body = loop.body[0]
+        reads = read_names(loop.iter) | read_names(body.value) | stored_names(loop.target)
+        if reads & (step_stored - {body.target.id}) or body.target.id in read_names(body.value):
+            raise Skip(why + " are computed by the attention")
+        names = read_names(loop.iter)
+        for other in region:
+            if other is loop:
+                continue
+            if (read_names(other) | stored_names(other)) & names:
+                raise Skip(why + f" are read or built at line {other.lineno}, inside the attention")
 
     def _inline_block_helper(self, nodes: list, node, role: str) -> list:
         """A match whose bias a helper adds into a block of the scores by an item store (graph:
