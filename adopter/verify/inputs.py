@@ -1451,6 +1451,13 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             tables = [randn(s, d) for d in head_widths(module, widths[0])[:2]]
             guessed.update(id(t) for t in tables)
             candidates += tables
+        if not per_param and isinstance(conv, nn.Conv1d):
+            # the first input of a module whose first convolution is 1-D: maybe a channel-first
+            # map one axis deeper that the code reduces to a sequence first (kronecker
+            # attention's ``torch.cat((x.mean(dim=-1), x.mean(dim=-2)), dim=-1)`` before its
+            # Conv1d), [batch, channels, side, side], tried after every sequence (a module that
+            # takes a sequence took one already; one that takes no map only costs a try)
+            candidates.append(randn(b, conv.in_channels, image, image))
         if not per_param and demands is not None:
             # the first input resized as the code demands (a block size dividing its sides)
             want, axes = demands
