@@ -33,9 +33,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from adopter.cli import main  # noqa: E402
-from adopter.verify.inputs import shape_ranks  # noqa: E402
-from adopter.verify.result import FAIL, PASS  # noqa: E402
+from adopter.cli import main
+from adopter.verify.inputs import shape_ranks
+from adopter.verify.result import FAIL, PASS
 
 FIXTURE = Path(__file__).parent / "verify" / "fixtures" / "research" / "neighbours"
 
