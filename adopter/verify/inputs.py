@@ -428,6 +428,35 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
     return (min(patterns), False) if patterns else (None, False)
 
 
+def shape_ranks(func: Callable) -> dict[str, int]:
+    """Parameters whose shape the function's own code unpacks into names, each with the count
+    of those names (``batch, chunks, neighbors, length, width = e.shape``, or ``.size()``): the
+    rank the code states of that input itself, whichever argument it is; a parameter unpacked
+    twice with different counts (or through a starred name) states none."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found: dict[str, set[int]] = {}
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1
+                and isinstance(sub.targets[0], (ast.Tuple, ast.List))):
+            continue
+        value = sub.value
+        if isinstance(value, ast.Call) and not value.args and not value.keywords \
+                and isinstance(value.func, ast.Attribute) and value.func.attr == "size":
+            value = value.func
+        elif not (isinstance(value, ast.Attribute) and value.attr == "shape"):
+            continue
+        owner = value.value
+        if not (isinstance(owner, ast.Name) and owner.id in params):
+            continue
+        elts = sub.targets[0].elts
+        count = -1 if any(isinstance(e, ast.Starred) for e in elts) else len(elts)
+        found.setdefault(owner.id, set()).add(count)
+    return {name: counts.pop() for name, counts in found.items() if len(counts) == 1 and -1 not in counts}
+
+
 _SHAPE_WORD = re.compile(r"(\.\.\.|[#*_]*[A-Za-z0-9_]+(=[A-Za-z0-9_+\-*/ ]+)?)")
 
 
@@ -1200,6 +1229,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     operand_ranks = {**rearranged_ranks(func), **annotated_ranks(func), **einsum_ranks(func, kept=False)} \
         if method == "forward" else {}
     pairs = pair_params(func) if method == "forward" else set()
+    stated = shape_ranks(func) if method == "forward" else {}
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
@@ -1370,10 +1400,17 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             # a channel-first map the code moves its channels last: [batch, width, side, side],
             # after the token-like guesses
             candidates += [randn(b, width, image, image) for width in widths[:3]]
-        if per_param and operand_ranks.get(name) == 4 and conv is None:
+        own_rank = stated.get(name) if per_param and conv is None else None
+        if per_param and (operand_ranks.get(name) == 4 or own_rank == 4) and conv is None:
             # a later tensor the code hands to einsum as 4-D (``k`` beside ``q``), maybe after
-            # rebinding it (a guess: a wrong one costs a try, never a verdict)
+            # rebinding it, or whose shape it unpacks into four names (a guess: a wrong one
+            # costs a try, never a verdict)
             four, certain_here = [randn(b, 4, s, width) for width in widths[:3]], True
+        elif own_rank is not None and 5 <= own_rank <= 8:
+            # a later tensor whose shape the code unpacks into five or more names (retrieved
+            # neighbours' encodings, ``b, chunks, neighbors, length, d = e.shape``): tokens of
+            # that rank, the first input's batch, the sequence's length last but one, first
+            four, certain_here = _deep_tokens(randn, b, own_rank, [s, *_window_lengths(module)], widths[:2]), True
         else:
             certain_here = certain and not per_param
         # (a later tensor of a forward whose code rearranges 4-D tokens -- the Perceiver's
@@ -1414,6 +1451,13 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             tables = [randn(s, d) for d in head_widths(module, widths[0])[:2]]
             guessed.update(id(t) for t in tables)
             candidates += tables
+        if not per_param and isinstance(conv, nn.Conv1d):
+            # the first input of a module whose first convolution is 1-D: maybe a channel-first
+            # map one axis deeper that the code reduces to a sequence first (kronecker
+            # attention's ``torch.cat((x.mean(dim=-1), x.mean(dim=-2)), dim=-1)`` before its
+            # Conv1d), [batch, channels, side, side], tried after every sequence (a module that
+            # takes a sequence took one already; one that takes no map only costs a try)
+            candidates.append(randn(b, conv.in_channels, image, image))
         if not per_param and demands is not None:
             # the first input resized as the code demands (a block size dividing its sides)
             want, axes = demands
