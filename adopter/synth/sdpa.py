@@ -1598,15 +1598,7 @@ class _Attention:
             store.target if isinstance(store, ast.AugAssign) else None
         if not isinstance(target, ast.Subscript) or not isinstance(target.value, ast.Name):
             raise Skip(why + " that could not be read; rewrite it by hand")
-        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
-            raise Skip(why + " of scores that are reshaped or written (keys, queries); rewrite it by hand")
-        if role == "b0" and any(r in self.roles for r in SCALE_STEPS):
-            raise Skip(why + " before a scale, which the fused call would not apply to it; rewrite it by hand")
-        if not self._keeps_q_dtype_before(role) or any(
-                r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
-                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
-            raise Skip(why + ", where zeros of q's dtype and the product's shape may not be the scores'; "
-                       "rewrite it by hand")
+        self._check_zeros_bias(role, why, "of")
         root = target.value.id
         taken = self.index.identifiers
         name = next(n for n in (f"{root}_bias", *(f"{root}_bias{i}" for i in range(2, 99)), "sdpa_block_bias")
@@ -1615,6 +1607,21 @@ class _Attention:
         q_atom, shape = self._stand_in_shape()
         self.block_bias = {"node": node, "role": role, "stmt": store, "name": name,
                            "made": [f"{name} = {q_atom}.new_zeros({shape})", self._text_with(store, swaps)]}
+
+    def _check_zeros_bias(self, role: str, why: str, joint: str) -> None:
+        """What :meth:`_block_bias` and :meth:`_loop_bias` both need to build the fused call's
+        mask part on zeros of q's dtype and the scores' shape: scores neither reshaped nor
+        written transposed, no scale after a bias added before it, and zeros that are the
+        scores' dtype and shape where the bias is added.  Raises Skip with ``why`` otherwise."""
+        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
+            raise Skip(why + f" {joint} scores that are reshaped or written (keys, queries); rewrite it by hand")
+        if role == "b0" and any(r in self.roles for r in SCALE_STEPS):
+            raise Skip(why + " before a scale, which the fused call would not apply to it; rewrite it by hand")
+        if not self._keeps_q_dtype_before(role) or any(
+                r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
+                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
+            raise Skip(why + ", where zeros of q's dtype and the product's shape may not be the scores'; "
+                       "rewrite it by hand")
 
     def _loop_bias(self, node, role: str) -> None:
         """Biases added to the scores in a ``for`` loop (AlphaFold/OpenFold-style attention:
@@ -1640,15 +1647,7 @@ class _Attention:
         root = stmt.target.id
         if root in read_names(stmt.value) or root in read_names(loop.iter) or root in stored_names(loop.target):
             raise Skip(why + " whose bias or iterable reads the scores")
-        if any(r in self.roles for r in VIEW_STEPS) or self.scores_t:
-            raise Skip(why + " to scores that are reshaped or written (keys, queries); rewrite it by hand")
-        if role == "b0" and any(r in self.roles for r in SCALE_STEPS):
-            raise Skip(why + " before a scale, which the fused call would not apply to it; rewrite it by hand")
-        if not self._keeps_q_dtype_before(role) or any(
-                r in self.roles and r in SCORE_STEPS[:SCORE_STEPS.index(role)] and not self._number_like(
-                    self._operand_of(r, "div" if r == "s1" else "mul")) for r in SCALE_STEPS):
-            raise Skip(why + ", where zeros of q's dtype and the product's shape may not be the scores'; "
-                       "rewrite it by hand")
+        self._check_zeros_bias(role, why, "to")
         taken = self.index.identifiers
         name = next(n for n in (f"{root}_bias", *(f"{root}_bias{i}" for i in range(2, 99)), "sdpa_loop_bias")
                     if n not in taken)
