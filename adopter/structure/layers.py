@@ -33,12 +33,14 @@ from ..records import dataclass, field, replace
 from .treewalk import walk
 from .canon import TABLE
 from .ops import SOFTMAX, TENSOR_METADATA
-from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, gelu_formula, gelu_module, layer_norm_module, silu_module, strip_casts,
+from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper, gelu_formula,
+                       softmax_module, passed_argument, gelu_module, layer_norm_module, silu_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
 
 SEQUENTIAL = "torch.nn.Sequential"
+SOFTMAX_MODULE = "torch.nn.Softmax"
 MODULE = "torch.nn.Module"
 MODULE_LIST = "torch.nn.ModuleList"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
@@ -160,6 +162,9 @@ class Built:
     # A torch activation function held as a value (``self.act = F.gelu``, ``activation=F.relu``
     # as a default): called like a layer, it computes that function; ``fqn`` is the function's.
     function: bool = False
+    # A dropout module of this file that is not nn.Dropout (formulas.dropout_wrapper): the
+    # attribute holding its rate, which a fused call reads instead of nn.Dropout's ``p``
+    rate: str = ""
 
 
 @dataclass(frozen=True)
@@ -355,6 +360,8 @@ class LayerTyper:
         self._instance: tuple | None = None
         self._param_cache: dict = {}
         self._kinds: dict = {}  # class FQN -> what _kind_of says
+        self._dropout_wrappers: dict = {}  # class FQN -> formulas.dropout_wrapper's reading
+        self._softmax_modules: dict = {}  # class FQN -> formulas.softmax_module's reading
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
         self.class_envs: dict = {}
@@ -760,6 +767,65 @@ class LayerTyper:
         if fqn not in self._kinds:
             self._kinds[fqn] = self._find_kind(fqn, depth)
         return self._kinds[fqn]
+
+    def _softmax_module(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
+        """An ``nn.Softmax(dim=<axis>)`` when ``call`` builds a same-file module whose forward
+        returns the softmax of its input over an axis the construction fixes, maybe in float32
+        and cast back (formulas.softmax_module): the axis is the literal this call passes for
+        the ``__init__`` parameter (or its literal default).  Not an nn.Softmax: reported for a
+        rule whose fix would hand the module to a kernel (``unlike``)."""
+        found = self._softmax_modules.get(fqn, False)
+        if found is False:
+            found = self._softmax_modules[fqn] = softmax_module(self.names.classes[fqn], self.names)
+        if found is None:
+            return None
+        (source, *rest), cast = found
+        if source == "literal":
+            axis = rest[0]
+        else:
+            param, default = rest
+            init = next(i for i in self.names.classes[fqn].body if i.__class__ is ast.FunctionDef
+                        and i.name == "__init__")
+            axis = passed_argument(init, call, param)
+            if axis is False:
+                return None
+            if axis is None:
+                axis = default
+            if axis.__class__ is ast.Name and LITERAL + axis.id in env:
+                axis = ast.Constant(env[LITERAL + axis.id])
+        if not (axis.__class__ is ast.Constant and axis.value.__class__ is int or (
+                axis.__class__ is ast.UnaryOp and axis.op.__class__ is ast.USub
+                and axis.operand.__class__ is ast.Constant and axis.operand.value.__class__ is int)):
+            return None
+        name = fqn.rsplit(".", 1)[-1]
+        how = "in float32, cast back to its input's dtype" if cast else "over the axis it is built with"
+        return Built(SOFTMAX_MODULE, (), (("dim", axis),), False, call, via=name, unlike=(
+            f"`{name}` is a module of this file computing a softmax {how}, not an nn.Softmax"))
+
+    def _dropout_wrapper(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
+        """An ``nn.Dropout`` when ``call`` builds a same-file module whose forward, on the
+        branch this construction's arguments (or the parameters' defaults) select, returns
+        ``F.dropout(x, p=self.<rate>, training=self.training)`` (formulas.dropout_wrapper):
+        mega's ``MegaDropout(p, is_featurewise=False)``.  Reported, not fixed: the rate is the
+        module's own attribute, not nn.Dropout's ``p``."""
+        wrapper = self._dropout_wrappers.get(fqn, False)
+        if wrapper is False:
+            wrapper = self._dropout_wrappers[fqn] = dropout_wrapper(self.names.classes[fqn], self.names)
+        if wrapper is None:
+            return None
+
+        def known(expr):  # a name of the walked function holding a literal where it runs
+            if expr.__class__ is ast.Name and LITERAL + expr.id in env:
+                return ast.Constant(env[LITERAL + expr.id])
+            return None
+
+        rate = wrapper.rate(call, self.names, known)
+        if rate is None:
+            return None
+        name = fqn.rsplit(".", 1)[-1]
+        return Built("torch.nn.Dropout", (), (), False, call, via=name, rate=rate, unlike=(
+            f"`{name}` is a module of this file whose forward runs F.dropout with its rate in "
+            f"`self.{rate}`, not an nn.Dropout: the kernel reads nn.Dropout's p"))
 
     def _find_kind(self, fqn: str, depth: int):
         cls = self.names.classes.get(fqn)
@@ -1171,6 +1237,10 @@ class LayerTyper:
                 fqn = found[1]  # Norm2d = nn.BatchNorm2d in the other module
         if fqn is not None:
             kind = self._kind_of(fqn)
+            if (kind is None or kind[0] == OUTPUT_OF + "torch.nn.Dropout") and fqn in self.names.classes:
+                wrapped = self._dropout_wrapper(fqn, call, env) or self._softmax_module(fqn, call, env)
+                if wrapped is not None:
+                    return (wrapped,)
             if kind is not None:
                 base, unlike, same_args = kind
                 args, kws = (tuple(call.args), kwargs) if same_args else ((), ())
