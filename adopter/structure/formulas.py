@@ -1398,9 +1398,9 @@ def dropout_wrapper(cls: ast.ClassDef, names: ModuleNames) -> DropoutWrapper | N
     if len(args.args) < 2 or args.vararg or args.kwarg or len(args.defaults) < len(args.args) - 2 \
             or len(args.kw_defaults) != len(args.kwonlyargs) or None in args.kw_defaults or args.posonlyargs:
         return None
-    if len(cls.bases) != 1 or names.resolve(cls.bases[0]) != "torch.nn.Module" or cls.keywords:
+    if init is None or not _returns_dropout(forward.body, names):
         return None
-    if init is None:
+    if len(cls.bases) != 1 or names.resolve(cls.bases[0]) != "torch.nn.Module" or cls.keywords:
         return None
     tests = [node for stmt in forward.body if stmt.__class__ is ast.If for node in ast_walk(stmt)
              if node.__class__ is ast.If]
@@ -1424,6 +1424,23 @@ def dropout_wrapper(cls: ast.ClassDef, names: ModuleNames) -> DropoutWrapper | N
             return None
     own = frozenset(attr for attr, values in bound.items() if len(values) == 1 and values[0] is not None)
     return DropoutWrapper(cls, forward, tuple(flags), init, own)
+
+
+def _returns_dropout(stmts: list, names: ModuleNames) -> bool:
+    """Does some ``return`` among ``stmts`` and their ``if``s return a call of a dropout
+    function (the test before any walk of the class)?"""
+    for stmt in stmts:
+        kind = stmt.__class__
+        if kind is ast.Return:
+            value = stmt.value
+            if value.__class__ is ast.Call and (
+                    value.func.__class__ is ast.Attribute and value.func.attr == "dropout"
+                    or value.func.__class__ is ast.Name and value.func.id == "dropout") \
+                    and names.resolve(value.func) in _DROPOUT_FUNCTIONS:
+                return True
+        elif kind is ast.If and (_returns_dropout(stmt.body, names) or _returns_dropout(stmt.orelse, names)):
+            return True
+    return False
 
 
 def _self_binds(cls: ast.ClassDef, init: ast.FunctionDef) -> dict:
@@ -1640,7 +1657,7 @@ def softmax_module(cls: ast.ClassDef, names: ModuleNames) -> tuple | None:
     dim=self.dim).type_as(x)``)?  (the axis: ``("attr", __init__'s parameter bound to the
     attribute, its default)`` or ``("literal", expr)``; whether the softmax runs in float32 and
     is cast back to ``x``'s dtype) when it does; None otherwise.  Read from the code, never a
-    name: an ``nn.Module`` subclass, straight-line assignments then one ``return``, the axis
+    name: an ``nn.Module`` subclass whose forward is one ``return`` (a docstring aside), the axis
     ``self.<attr>`` bound once in ``__init__`` to one of its parameters (never rebound there)
     or a literal axis; an upcast of ``x`` (``x.float()``, ``dtype=torch.float32``) only with
     the cast back (``.type_as(x)``, ``.to(x.dtype)``, ``.type(x.dtype)``)."""
@@ -1653,17 +1670,17 @@ def softmax_module(cls: ast.ClassDef, names: ModuleNames) -> tuple | None:
                 init = item
     if forward is None or forward.decorator_list:
         return None
-    body = [s for s in forward.body if not (s.__class__ is ast.Expr and s.value.__class__ is ast.Constant)]
+    body = forward.body
+    if len(body) == 2 and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+        body = body[1:]  # a docstring
     # (read for every same-file class a file builds: the common answer, no, without a walk)
-    if not body or body[-1].__class__ is not ast.Return or len(body) > 4 or body[-1].value is None:
+    if len(body) != 1 or body[0].__class__ is not ast.Return or body[0].value.__class__ is not ast.Call:
         return None
     args = forward.args
     if len(args.args) != 2 or args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
         return None
+    value = body[0].value
     if len(cls.bases) != 1 or names.resolve(cls.bases[0]) != "torch.nn.Module" or cls.keywords:
-        return None
-    value = _returned_value(body)
-    if value is None:
         return None
     x = args.args[1].arg
     cast = False

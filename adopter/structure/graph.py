@@ -314,8 +314,10 @@ def _tensor_valued(node: Node) -> bool:
         t.startswith("torch.nn.") and t not in _NOT_ONE_TENSOR for t in node.types)
 
 
-# the literals a helper's parameter is bound to where it is inlined (a Const argument)
-_LITERAL_TYPES = {int: True, float: True, bool: True, str: True, type(None): True}
+# the literals a helper's parameter is bound to where it is inlined (a Const argument): numbers,
+# the axes and fill values a helper reads (flags and None stay names: a call passing them is
+# common, and a branch on them is read both ways anyway)
+_LITERAL_TYPES = {int: True, float: True}
 
 
 class _Stop(Exception):
@@ -356,7 +358,7 @@ class FlowBuilder:
         self._identities: dict[str, bool] = {}  # layer path -> bound to nn.Identity() alone
         self._through: dict[int, bool] = {}  # id of a same-file helper -> it returns a tensor as it is
         self._picked: dict[str, tuple | None] = {}  # attribute -> the method(s) __init__ binds it to
-        self._stored: dict[int, frozenset] = {}  # id of an inlined helper -> the names it binds
+        self._pickable: dict | None = None  # picked_attributes of the class, on first use
         self._positions: dict[str, bool] = {}  # ModuleList attribute -> its literal indices name fixed members
         self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
@@ -3061,21 +3063,18 @@ class FlowBuilder:
         if is_method and params and params[0] in ("self", "cls"):
             params = params[1:]
         bound: dict[str, Value] = {}
-        literal = False
         for name, value in zip(params, args):
             if isinstance(value, Ref):
                 bound[name] = value
             elif value.__class__ is Const and _LITERAL_TYPES.get(value.value.__class__):
                 # fp32_softmax(s, -1): the helper's dim is -1 there (unless the helper binds it again)
                 bound[name] = value
-                literal = True
         names = set(params) | {a.arg for a in target.args.kwonlyargs}
         for key, value in kwargs:
             if key in names and isinstance(value, Ref):
                 bound[key] = value
             elif key in names and value.__class__ is Const and _LITERAL_TYPES.get(value.value.__class__):
                 bound[key] = value
-                literal = True
         if target.args.defaults and len(args) < len(params) and not target.args.vararg \
                 and call.__class__ is ast.Call and not any(a.__class__ is ast.Starred for a in call.args) \
                 and not any(key == "**" for key, _ in kwargs):
@@ -3092,17 +3091,6 @@ class FlowBuilder:
                     bound[name] = Const(-default.operand.value)  # dim=-1
                 elif default.__class__ is ast.Constant and _LITERAL_TYPES.get(default.value.__class__):
                     bound[name] = Const(default.value)
-                else:
-                    continue
-                literal = True
-        if literal:
-            stored = self._stored.get(id(target))
-            if stored is None:
-                stored = self._stored[id(target)] = frozenset(
-                    n.id for n in ast_walk(target) if n.__class__ is _AST_NAME and n.ctx.__class__ is not _LOAD)
-            for name in stored & bound.keys():
-                if bound[name].__class__ is Const:
-                    del bound[name]  # dim = 1 in the helper: the literal is not what it reads there
         closure = ctx.closure_args.get(id(target)) if ctx.closure_args else None
         closure_layers = {}
         if closure:
@@ -3567,8 +3555,9 @@ class FlowBuilder:
                 ctx.chunked.pop(target.id, None)
                 ctx.stacked.discard(target.id)
             value = self._name_value(target.id, ctx)
-            if isinstance(value, Ref) and target.id in ctx.params:
-                # Assigning to a parameter starts a new local of that name.
+            if target.id in ctx.params and (isinstance(value, Ref) or value.__class__ is Const):
+                # Assigning to a parameter starts a new local of that name (one bound to the
+                # call's literal too: ``dim = 1`` in the helper)
                 ctx.params.pop(target.id)
                 value = Ref(self._key(target.id, ctx), target.id)
             return [value] if isinstance(value, Ref) else []
@@ -3653,11 +3642,15 @@ class FlowBuilder:
             return frontier  # x = x: nothing changes
         if value_expr.__class__ is _CALL and value_expr.func.__class__ is ast.Attribute and self.cls is not None \
                 and value_expr.func.value.__class__ is _AST_NAME and value_expr.func.value.id == "self" \
-                and value_expr.func.attr not in self.cls.methods and not targets[1:] \
-                and targets[0].__class__ is _AST_NAME:
-            picked = self._picked.get(value_expr.func.attr, False)
-            if picked is False:
-                picked = self._picked[value_expr.func.attr] = _picked_methods(self.cls, value_expr.func.attr)
+                and not targets[1:] and targets[0].__class__ is _AST_NAME:
+            pickable = self._pickable
+            if pickable is None:
+                pickable = self._pickable = picked_attributes(self.cls.methods)
+            picked = None
+            if value_expr.func.attr in pickable:
+                if value_expr.func.attr not in self._picked:
+                    self._picked[value_expr.func.attr] = _picked_methods(self.cls, value_expr.func.attr)
+                picked = self._picked[value_expr.func.attr]
             if picked is not None:
                 # attn = self.attention_function(q, k) with ``self.attention_function =
                 # self.softmax_attention if <test> else self.element_attention`` in __init__:
@@ -4869,6 +4862,39 @@ def _sizes_of(expr) -> str | None:
 
 def _name_text(expr) -> str | None:
     return expr.id if isinstance(expr, ast.Name) else None
+
+
+def picked_attributes(functions: dict) -> dict:
+    """``self.<attr>`` -> the methods ``__init__`` binds it to at its top level: one
+    (``self.fn = self.method``) or one of two by a test (``self.fn = self.a if <test> else
+    self.b``); what a call of the attribute may run (_picked_methods reads it exactly)."""
+    init = functions.get("__init__")
+    found: dict = {}
+    if init is None:
+        return found
+    for stmt in init.body:
+        if stmt.__class__ is not ast.Assign:
+            continue
+        value = stmt.value
+        kind = value.__class__
+        if kind is ast.IfExp:
+            choices = (value.body, value.orelse)
+        elif kind is ast.Attribute:
+            choices = (value,)
+        else:
+            continue  # (most: a layer built)
+        target = stmt.targets[0]
+        if stmt.targets[1:] or target.__class__ is not ast.Attribute or target.value.__class__ is not ast.Name \
+                or target.value.id != "self":
+            continue
+        methods = []
+        for c in choices:
+            if c.__class__ is ast.Attribute and c.value.__class__ is ast.Name and c.value.id == "self" \
+                    and c.attr in functions:
+                methods.append(c.attr)
+        if len(methods) == len(choices):
+            found[target.attr] = tuple(methods)
+    return found
 
 
 def _picked_methods(cls: ClassInfo, attr: str) -> tuple | None:

@@ -768,18 +768,26 @@ class LayerTyper:
             self._kinds[fqn] = self._find_kind(fqn, depth)
         return self._kinds[fqn]
 
+    def _wrapper(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
+        """What a same-file module class of no other kind builds at ``call`` when it wraps one
+        operation: a dropout (:meth:`_dropout_wrapper`) or a softmax (:meth:`_softmax_module`)."""
+        if fqn not in self._dropout_wrappers:  # (read once per class: most are neither)
+            cls = self.names.classes[fqn]
+            self._dropout_wrappers[fqn] = dropout_wrapper(cls, self.names)
+            self._softmax_modules[fqn] = softmax_module(cls, self.names)
+        if self._dropout_wrappers[fqn] is not None:
+            return self._dropout_wrapper(fqn, call, env)
+        if self._softmax_modules[fqn] is not None:
+            return self._softmax_module(fqn, call, env)
+        return None
+
     def _softmax_module(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
         """An ``nn.Softmax(dim=<axis>)`` when ``call`` builds a same-file module whose forward
         returns the softmax of its input over an axis the construction fixes, maybe in float32
         and cast back (formulas.softmax_module): the axis is the literal this call passes for
         the ``__init__`` parameter (or its literal default).  Not an nn.Softmax: reported for a
         rule whose fix would hand the module to a kernel (``unlike``)."""
-        found = self._softmax_modules.get(fqn, False)
-        if found is False:
-            found = self._softmax_modules[fqn] = softmax_module(self.names.classes[fqn], self.names)
-        if found is None:
-            return None
-        (source, *rest), cast = found
+        (source, *rest), cast = self._softmax_modules[fqn]
         if source == "literal":
             axis = rest[0]
         else:
@@ -808,11 +816,7 @@ class LayerTyper:
         ``F.dropout(x, p=self.<rate>, training=self.training)`` (formulas.dropout_wrapper):
         mega's ``MegaDropout(p, is_featurewise=False)``.  Reported, not fixed: the rate is the
         module's own attribute, not nn.Dropout's ``p``."""
-        wrapper = self._dropout_wrappers.get(fqn, False)
-        if wrapper is False:
-            wrapper = self._dropout_wrappers[fqn] = dropout_wrapper(self.names.classes[fqn], self.names)
-        if wrapper is None:
-            return None
+        wrapper = self._dropout_wrappers[fqn]
 
         def known(expr):  # a name of the walked function holding a literal where it runs
             if expr.__class__ is ast.Name and LITERAL + expr.id in env:
@@ -1238,7 +1242,7 @@ class LayerTyper:
         if fqn is not None:
             kind = self._kind_of(fqn)
             if (kind is None or kind[0] == OUTPUT_OF + "torch.nn.Dropout") and fqn in self.names.classes:
-                wrapped = self._dropout_wrapper(fqn, call, env) or self._softmax_module(fqn, call, env)
+                wrapped = self._wrapper(fqn, call, env)
                 if wrapped is not None:
                     return (wrapped,)
             if kind is not None:

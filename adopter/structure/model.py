@@ -29,7 +29,7 @@ from ..records import dataclass, field, replace
 from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
                        span)
 from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, TABLE, slices_two_leading
-from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
+from .graph import GELU, Flow, FlowBuilder, Node, Ref, picked_attributes, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
@@ -197,30 +197,7 @@ def _stacked(code: str) -> bool:
 _LAST_PARTS: dict[frozenset, tuple] = {}
 
 
-_PICKED = "\0picked"  # ClassStructure._words key: _picked_attributes' answer
-
-
-def _picked_attributes(functions: dict) -> dict:
-    """``self.<attr>`` -> the methods ``__init__`` binds it to at its top level: one
-    (``self.fn = self.method``) or one of two by a test (``self.fn = self.a if <test> else
-    self.b``); what a call of the attribute may run (graph._picked_methods reads it exactly)."""
-    init = functions.get("__init__")
-    found: dict = {}
-    if init is None:
-        return found
-    for stmt in init.body:
-        if stmt.__class__ is not ast.Assign or len(stmt.targets) != 1:
-            continue
-        target, value = stmt.targets[0], stmt.value
-        if target.__class__ is not ast.Attribute or target.value.__class__ is not ast.Name \
-                or target.value.id != "self":
-            continue
-        choices = (value.body, value.orelse) if value.__class__ is ast.IfExp else (value,)
-        methods = tuple(c.attr for c in choices if c.__class__ is ast.Attribute and c.value.__class__ is ast.Name
-                        and c.value.id == "self" and c.attr in functions)
-        if methods and len(methods) == len(choices):
-            found[target.attr] = methods
-    return found
+_PICKED = "\0picked"  # ClassStructure._words key: graph.picked_attributes' answer
 
 
 @dataclass
@@ -346,7 +323,7 @@ class ClassStructure:
         callees += [word for word in module_functions if word in own and word not in functions]
         picks = self._words.get(_PICKED)
         if picks is None:
-            picks = self._words[_PICKED] = _picked_attributes(functions)
+            picks = self._words[_PICKED] = picked_attributes(functions)
         if picks:
             # self.attention_function(q, k) with __init__ binding it to a method of the class
             # (graph._picked_methods): that method is reached
