@@ -1681,7 +1681,7 @@ class FlowBuilder:
             # self.decoder(x) where __init__ binds self.decoder = nn.Identity() and nothing else
             # (UltraBERT's decoder after a head that ends in the vocabulary Linear): x itself
             return args[0], frontier
-        if helper is not None and len(args) == 1 and not kwargs and not function_ctx \
+        if helper is not None and args and not args[1:] and not kwargs and not function_ctx \
                 and args[0].__class__ is Ref and call.args[0].__class__ is not ast.Starred \
                 and self._passes_through(helper, args[0]):
             # grab_first_if_tuple(z1), z1 a Linear's output: the helper returns a tensor as it
@@ -1966,7 +1966,7 @@ class FlowBuilder:
                 extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
                 rate = ""
                 if definite == DROPOUT:
-                    rates = {getattr(c, "rate", "") for c in ctors}
+                    rates = {c.rate if c.__class__ is Ctor else "" for c in ctors}
                     rate = rates.pop() if len(rates) == 1 else None
                     if rate is None:
                         extra = None  # wrappers keeping their rates under other names: no one rate to read
@@ -3629,7 +3629,7 @@ class FlowBuilder:
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx,
                 tracked: bool = False) -> list:
         if value_expr.__class__ is _CALL and value_expr.func.__class__ is _AST_NAME \
-                and value_expr.func.id in self.names.functions and len(value_expr.args) == 1 \
+                and value_expr.func.id in self.names.functions and value_expr.args and not value_expr.args[1:] \
                 and value_expr.args[0].__class__ is _AST_NAME and not value_expr.keywords:
             # z1 = grab_first_if_tuple(z1), z1 a Linear's output: z1 = z1 (_passes_through)
             helper = self._helper_of(value_expr.func, ctx)
