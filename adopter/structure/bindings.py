@@ -55,6 +55,7 @@ class Ctor:
     # subclass calling ``super().__init__(...)``): what a fix replaces to change the container.
     container: tuple[int, int, int, int] | None = None
     function: bool = False  # an activation function held as a value (layers.Built.function)
+    rate: str = ""  # a same-file dropout module's rate attribute (layers.Built.rate)
 
 
 @dataclass
@@ -769,7 +770,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         call = span(b.node) if not b.via or (b.via not in names.functions and b.via not in names.lambdas) else span(value)
         out.setdefault(attr, []).append(
             Ctor(attr, b.fqn, b.args, b.kwargs, b.table, span(stmt), call, func_name, via=b.via,
-                 conditional=b.conditional, unlike=b.unlike, function=b.function)
+                 conditional=b.conditional, unlike=b.unlike, function=b.function, rate=b.rate)
         )
         last = _last_member_kind(b, ATTRIBUTE_OUTPUT_KINDS)
         if last is not None:

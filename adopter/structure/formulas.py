@@ -21,7 +21,8 @@ import copy
 import math
 
 from .treewalk import blocks, walk
-from .names import ModuleNames, names_match
+from ..records import dataclass
+from .names import ModuleNames, names_match, param_default
 from .ops import CASTS, DTYPE_ALIASES, TENSOR_METADATA
 from .treewalk import ast_walk
 
@@ -456,7 +457,7 @@ def softmax_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleN
     params = [a.arg for a in args.posonlyargs + args.args]
     if len(params) < 2 or args.vararg or args.kwarg:
         return None
-    reader = _SoftmaxReader(params[0], params[1], set(params[2:]) | {a.arg for a in args.kwonlyargs}, names)
+    reader = _SoftmaxReader(params[0], params[1], set(params[2:]) | {a.arg for a in args.kwonlyargs}, names, func)
     dtypes: list[str] = []
     if not reader.block(_code(func.body), {params[0]: (1.0, {})}, dtypes) or len(set(dtypes)) != 1:
         return None
@@ -471,8 +472,10 @@ class _SoftmaxReader:
     times a factor (numbers multiplied, exponents per scalar parameter), up to a shift constant
     along ``dim``."""
 
-    def __init__(self, x: str, dim: str, scalars: set, names: ModuleNames):
+    def __init__(self, x: str, dim: str, scalars: set, names: ModuleNames, func=None):
         self.x, self.dim, self.scalars, self.names = x, dim, scalars, names
+        self.func = func
+        self.own = None  # the names the function binds or reads (_choice; read when a test calls)
 
     def block(self, stmts: list, states: dict, dtypes: list) -> bool:
         """Does every path through ``stmts`` return the softmax (its dtype appended per return)?
@@ -494,7 +497,7 @@ class _SoftmaxReader:
                     dtypes.append(states[(_SOFTMAX_HELD, value.id)])
                     return last
                 return last and self._returns(value, states, dtypes)
-            if kind is ast.If and _pure_test(stmt.test, self.names):
+            if kind is ast.If and (_pure_test(stmt.test, self.names) or self._choice(stmt.test)):
                 # a branch returns the softmax, or goes on with the statements after the if
                 rest = stmts[index + 1:]
                 ends = []
@@ -526,6 +529,29 @@ class _SoftmaxReader:
                 return False
             states[(_SOFTMAX_HELD, target)] = held[0]
         return False
+
+    def _choice(self, test: ast.expr) -> bool:
+        """A test whose calls are given none of the function's own values, queries of the
+        environment (esmfold's ``if d is torch.bfloat16 and not is_deepspeed_initialized():``):
+        every path must return the same softmax in one dtype (:func:`softmax_formula`), so which
+        one the test picks does not change what the function computes, and what it calls is
+        handed neither the tensor nor anything derived from the function's arguments.  A call
+        given a parameter or a local (``if log(exporting):``) may act on them: not read."""
+        own = self.own
+        for node in ast_walk(test):
+            kind = node.__class__
+            if kind is ast.NamedExpr or kind is ast.Lambda or kind is ast.Await or kind is ast.Yield \
+                    or kind is ast.YieldFrom:
+                return False
+            if kind is ast.Call:
+                if own is None:
+                    own = self.own = {n.id for n in ast_walk(self.func) if n.__class__ is ast.Name
+                                      and n.ctx.__class__ is not ast.Load} | {
+                        a.arg for a in ast_walk(self.func.args) if a.__class__ is ast.arg}
+                for part in ast_walk(node):
+                    if part.__class__ is ast.Name and part.id in own:
+                        return False
+        return True
 
     def _autocast_off(self, stmt: ast.With) -> bool:
         """``with torch.autocast(..., enabled=False):`` (any autocast), bound to no name."""
@@ -1330,3 +1356,460 @@ def _like_of(call: ast.Call, shaped: set, names: ModuleNames) -> bool:
     fqn = names.resolve(call.func) or ""
     return (fqn.startswith("torch.") and fqn.rsplit(".", 1)[-1] in _SHAPED_LIKE and call.args
             and isinstance(call.args[0], ast.Name) and call.args[0].id in shaped)
+
+
+# ----------------------------------------------------------------------------- dropout wrappers
+
+# The functions a dropout wrapper's forward may return: element-wise dropout of the input.
+_DROPOUT_FUNCTIONS = frozenset({"torch.nn.functional.dropout", "torch.dropout"})
+
+
+@dataclass(frozen=True)
+class DropoutWrapper:
+    """A same-file module class whose forward returns, on some settings of attributes its
+    ``__init__`` binds, ``F.dropout(x, p=self.<rate>, training=self.training)``: read by
+    :func:`dropout_wrapper`, settled per construction by :meth:`rate`."""
+
+    cls: ast.ClassDef
+    forward: ast.FunctionDef
+    # attributes the forward's tests read -> (the ``__init__`` parameter bound to it, or None,
+    # and the expression: that parameter's default, or the value bound when no parameter)
+    flags: tuple
+    init: ast.FunctionDef
+    own: frozenset  # attributes ``__init__`` binds once and nothing else binds (a rate may be one)
+
+    def rate(self, call: ast.Call, names: ModuleNames, known=None) -> str | None:
+        """The attribute holding the dropout rate when the module ``call`` builds runs the
+        dropout branch: each attribute the forward's tests read is settled by what ``call``
+        passes for the ``__init__`` parameter bound to it (a literal, or ``known(expr)``'s
+        literal), else by that parameter's literal default; None when a test is not settled or
+        the branch taken is not the dropout."""
+        values = {}
+        for attr, param, default in self.flags:
+            expr = default
+            if param is not None:
+                passed = passed_argument(self.init, call, param)
+                if passed is False:
+                    return None  # a starred argument or a ** spread: not known
+                if passed is not None:
+                    expr = passed
+            value = _literal(expr, known)
+            if value is _UNKNOWN:
+                return None
+            values[attr] = value
+        x = self.forward.args.args[1].arg
+        rate = _dropout_path(self.forward.body, x, values, names)
+        return rate if rate in self.own else None
+
+
+_UNKNOWN = object()
+
+
+def _literal(expr, known=None):
+    if expr.__class__ is ast.Constant:
+        return expr.value
+    if expr.__class__ is ast.UnaryOp and expr.op.__class__ is ast.Not and expr.operand.__class__ is ast.Constant:
+        return not expr.operand.value
+    if known is not None and expr is not None:
+        value = known(expr)
+        if value.__class__ is ast.Constant:
+            return value.value
+    return _UNKNOWN
+
+
+def passed_argument(init: ast.FunctionDef, call: ast.Call, param: str):
+    """What ``call`` passes for ``init``'s parameter ``param`` (after ``self``): the expression,
+    None when it passes nothing for it, False when that cannot be told."""
+    params = [a.arg for a in init.args.posonlyargs + init.args.args][1:]
+    for index, arg in enumerate(call.args):
+        if arg.__class__ is ast.Starred:
+            return False
+        if index < len(params) and params[index] == param:
+            return arg
+    for keyword in call.keywords:
+        if keyword.arg is None:
+            return False
+        if keyword.arg == param:
+            return keyword.value
+    return None
+
+
+def dropout_wrapper(cls: ast.ClassDef, names: ModuleNames) -> DropoutWrapper | None:
+    """Is ``cls`` a module of this file whose forward is a dropout of its input on some
+    settings (mega's ``MegaDropout``: ``if self.is_featurewise:`` a channel dropout, ``else:
+    return F.dropout(input, p=self.dropout_probability, training=self.training)``)?  Read from
+    the code, never a name: an ``nn.Module`` subclass whose ``forward(self, x, ...)`` (any
+    other parameter with a default) is ``if``s and ``return``s at its top; the attributes its
+    tests read are bound once, in ``__init__``, to one of its parameters or to a literal, and
+    bound nowhere else in the class.  Which branch runs is settled per construction
+    (:meth:`DropoutWrapper.rate`)."""
+    forward = init = None
+    for item in cls.body:
+        if item.__class__ is ast.FunctionDef:
+            if item.name == "forward":
+                forward = item
+            elif item.name == "__init__":
+                init = item
+    if forward is None or forward.decorator_list:
+        return None
+    # (read for every same-file class a file builds: the common answer, no, from the shape of
+    # the forward's top statements alone, without a walk)
+    for stmt in forward.body:
+        kind = stmt.__class__
+        if not (kind is ast.If or kind is ast.Return or (kind is ast.Expr and stmt.value.__class__ is ast.Constant)):
+            return None
+    args = forward.args
+    if len(args.args) < 2 or args.vararg or args.kwarg or len(args.defaults) < len(args.args) - 2 \
+            or len(args.kw_defaults) != len(args.kwonlyargs) or None in args.kw_defaults or args.posonlyargs:
+        return None
+    if init is None or not _returns_dropout(forward.body, names):
+        return None
+    if len(cls.bases) != 1 or names.resolve(cls.bases[0]) != "torch.nn.Module" or cls.keywords:
+        return None
+    tests = [node for stmt in forward.body if stmt.__class__ is ast.If for node in ast_walk(stmt)
+             if node.__class__ is ast.If]
+    read = {node.attr for test in tests for node in ast_walk(test.test)
+            if node.__class__ is ast.Attribute and node.value.__class__ is ast.Name and node.value.id == "self"}
+    bound = _self_binds(cls, init)
+    params = {a.arg for a in init.args.posonlyargs + init.args.args + init.args.kwonlyargs}
+    flags = []
+    for attr in sorted(read):
+        values = bound.get(attr)
+        if values is None or len(values) != 1 or values[0] is None:
+            return None
+        value = values[0]
+        if value.__class__ is ast.Name and value.id in params:
+            if _reassigned(init, value.id):
+                return None
+            flags.append((attr, value.id, param_default(init.args, value.id)))
+        elif value.__class__ is ast.Constant:
+            flags.append((attr, None, value))
+        else:
+            return None
+    own = frozenset(attr for attr, values in bound.items() if len(values) == 1 and values[0] is not None)
+    return DropoutWrapper(cls, forward, tuple(flags), init, own)
+
+
+def _returns_dropout(stmts: list, names: ModuleNames) -> bool:
+    """Does some ``return`` among ``stmts`` and their ``if``s return a call of a dropout
+    function (the test before any walk of the class)?"""
+    for stmt in stmts:
+        kind = stmt.__class__
+        if kind is ast.Return:
+            value = stmt.value
+            if value.__class__ is ast.Call and (
+                    value.func.__class__ is ast.Attribute and value.func.attr == "dropout"
+                    or value.func.__class__ is ast.Name and value.func.id == "dropout") \
+                    and names.resolve(value.func) in _DROPOUT_FUNCTIONS:
+                return True
+        elif kind is ast.If and (_returns_dropout(stmt.body, names) or _returns_dropout(stmt.orelse, names)):
+            return True
+    return False
+
+
+def _self_binds(cls: ast.ClassDef, init: ast.FunctionDef) -> dict:
+    """``self.<attr>`` -> the values ``__init__``'s top-level statements bind it to; a bind
+    anywhere else in the class (another method, nested code, an augmented or unpacked
+    assignment) adds None."""
+    bound: dict[str, list] = {}
+    for node in ast_walk(cls):
+        if node.__class__ is ast.Attribute and node.ctx.__class__ is ast.Store \
+                and node.value.__class__ is ast.Name and node.value.id == "self":
+            bound.setdefault(node.attr, []).append(None)
+    for stmt in init.body:
+        if stmt.__class__ is ast.Assign and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+            if target.__class__ is ast.Attribute and target.value.__class__ is ast.Name and target.value.id == "self":
+                values = bound[target.attr]
+                values[values.index(None)] = stmt.value
+    return bound
+
+
+def _reassigned(func: ast.FunctionDef, name: str) -> bool:
+    return any(node.__class__ is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load
+               for node in ast_walk(func))
+
+
+def _settled(test: ast.expr, values: dict):
+    """The truth of a forward's test on settled attributes (``self.a``, ``not ...``, ``and``/
+    ``or``, ``self.a == <literal>``/``!=``/``is``/``is not``), None when it is not settled."""
+    kind = test.__class__
+    if kind is ast.Attribute:
+        if test.value.__class__ is ast.Name and test.value.id == "self" and test.attr in values:
+            return bool(values[test.attr])
+        return None
+    if kind is ast.UnaryOp and test.op.__class__ is ast.Not:
+        inner = _settled(test.operand, values)
+        return None if inner is None else not inner
+    if kind is ast.BoolOp:
+        parts = [_settled(v, values) for v in test.values]
+        if test.op.__class__ is ast.And:
+            return False if False in parts else (None if None in parts else True)
+        return True if True in parts else (None if None in parts else False)
+    if kind is ast.Compare and len(test.ops) == 1 and test.comparators[0].__class__ is ast.Constant:
+        left = test.left
+        if not (left.__class__ is ast.Attribute and left.value.__class__ is ast.Name and left.value.id == "self"
+                and left.attr in values):
+            return None
+        a, b, op = values[left.attr], test.comparators[0].value, test.ops[0].__class__
+        if op is ast.Eq:
+            return a == b
+        if op is ast.NotEq:
+            return a != b
+        if op is ast.Is:
+            return a is b
+        if op is ast.IsNot:
+            return a is not b
+    return None
+
+
+def _dropout_path(stmts: list, x: str, values: dict, names: ModuleNames) -> str | None:
+    """The rate attribute when the way through ``stmts`` the settled ``values`` take returns
+    ``F.dropout(x, p=self.<rate>, training=self.training)`` (``torch.dropout(x, self.<rate>,
+    self.training)``), nothing else run on it; None otherwise."""
+    for index, stmt in enumerate(stmts):
+        kind = stmt.__class__
+        if kind is ast.Expr and stmt.value.__class__ is ast.Constant or kind is ast.Pass:
+            continue
+        if kind is ast.If:
+            taken = _settled(stmt.test, values)
+            if taken is None:
+                return None
+            return _dropout_path((stmt.body if taken else stmt.orelse) + stmts[index + 1:], x, values, names)
+        if kind is ast.Return:
+            return _dropout_call(stmt.value, x, names)
+        return None
+    return None
+
+
+def _dropout_call(call, x: str, names: ModuleNames) -> str | None:
+    if call.__class__ is not ast.Call or names.resolve(call.func) not in _DROPOUT_FUNCTIONS:
+        return None
+    slots = {"input": None, "p": None, "training": None}
+    order = ("input", "p", "training", "inplace")
+    if len(call.args) > 4 or any(a.__class__ is ast.Starred for a in call.args):
+        return None
+    for name, arg in zip(order, call.args):
+        slots[name] = arg
+    for keyword in call.keywords:
+        name = {"train": "training"}.get(keyword.arg, keyword.arg)
+        if name not in order or slots.get(name) is not None:
+            return None
+        slots[name] = keyword.value
+    inplace = slots.get("inplace")
+    if inplace is not None and not (inplace.__class__ is ast.Constant and inplace.value is False):
+        return None
+    tensor, rate, training = slots["input"], slots["p"], slots["training"]
+    if not (tensor.__class__ is ast.Name and tensor.id == x):
+        return None
+    if not (training.__class__ is ast.Attribute and training.attr == "training"
+            and training.value.__class__ is ast.Name and training.value.id == "self"):
+        return None
+    if not (rate.__class__ is ast.Attribute and rate.value.__class__ is ast.Name and rate.value.id == "self"):
+        return None
+    return rate.attr
+
+
+# ----------------------------------------------------------------------------- pass-throughs
+
+_SEQUENCE_TYPES = frozenset({"tuple", "list"})
+
+
+def passes_tensor_through(func: ast.FunctionDef, method: bool = False) -> bool:
+    """Does ``func(x)`` return ``x`` itself whenever ``x`` is a tensor?  StripedHyena's
+    ``grab_first_if_tuple``: ``if x.__class__.__name__ == "tuple": return x[0]`` ``else:
+    return x`` (``return x[0] if isinstance(x, tuple) else x`` alike): each way that does not
+    return ``x`` lies behind a test that ``x`` is a tuple or a list (``isinstance(x, tuple)``,
+    ``type(x) is tuple``, ``x.__class__.__name__ == "tuple"``, or ``in`` a set of those
+    names), false for a tensor.  One parameter (after ``self`` for a ``method``), ``if``s and
+    ``return``s only.  Read from the code, never a name."""
+    args = func.args
+    params = args.args[1:] if method else args.args
+    if len(params) != 1 or args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or func.decorator_list:
+        return False
+    return _through(func.body, params[0].arg)
+
+
+def _through(stmts: list, x: str) -> bool:
+    """Does every way through ``stmts`` a tensor ``x`` takes return ``x``?"""
+    for index, stmt in enumerate(stmts):
+        kind = stmt.__class__
+        if kind is ast.Expr and stmt.value.__class__ is ast.Constant:
+            continue
+        if kind is ast.Return:
+            return _through_value(stmt.value, x)
+        if kind is not ast.If:
+            return False
+        sequence = _sequence_test(stmt.test, x)
+        if sequence is None:
+            return False
+        # a tensor takes the other branch, then the statements after the if
+        taken = stmt.orelse if sequence else stmt.body
+        return _through(taken + stmts[index + 1:], x)
+    return False
+
+
+def _through_value(value, x: str) -> bool:
+    if value.__class__ is ast.Name:
+        return value.id == x
+    if value.__class__ is ast.IfExp:
+        sequence = _sequence_test(value.test, x)
+        if sequence is None:
+            return False
+        return _through_value(value.orelse if sequence else value.body, x)
+    return False
+
+
+def _sequence_test(test, x: str) -> bool | None:
+    """True for a test that holds only when ``x`` is a tuple or list (``isinstance(x,
+    tuple)``), False for its negation, None for any other test."""
+    kind = test.__class__
+    if kind is ast.UnaryOp and test.op.__class__ is ast.Not:
+        inner = _sequence_test(test.operand, x)
+        return None if inner is None else not inner
+    if kind is ast.Call:
+        if not (test.func.__class__ is ast.Name and test.func.id == "isinstance" and len(test.args) == 2
+                and not test.keywords and _named(test.args[0], x)):
+            return None
+        types = test.args[1].elts if test.args[1].__class__ is ast.Tuple else [test.args[1]]
+        return True if types and all(t.__class__ is ast.Name and t.id in _SEQUENCE_TYPES for t in types) else None
+    if kind is not ast.Compare or len(test.ops) != 1:
+        return None
+    op, left, right = test.ops[0].__class__, test.left, test.comparators[0]
+    if op is ast.IsNot or op is ast.NotEq:
+        flipped = ast.Compare(left=left, ops=[ast.Eq()], comparators=[right])
+        inner = _sequence_test(flipped, x)
+        return None if inner is None else not inner
+    if op is ast.Is or op is ast.Eq:
+        # type(x) is tuple; x.__class__.__name__ == "tuple"
+        if left.__class__ is ast.Call and left.func.__class__ is ast.Name and left.func.id == "type" \
+                and len(left.args) == 1 and not left.keywords and _named(left.args[0], x):
+            return True if right.__class__ is ast.Name and right.id in _SEQUENCE_TYPES else None
+        if left.__class__ is ast.Attribute and left.attr == "__class__" and _named(left.value, x):
+            return True if right.__class__ is ast.Name and right.id in _SEQUENCE_TYPES else None
+        if _class_name_of(left, x):
+            return True if right.__class__ is ast.Constant and right.value in _SEQUENCE_TYPES else None
+        return None
+    if op is ast.In and _class_name_of(left, x) and right.__class__ in (ast.Tuple, ast.List, ast.Set):
+        return True if all(e.__class__ is ast.Constant and e.value in _SEQUENCE_TYPES for e in right.elts) else None
+    return None
+
+
+def _class_name_of(expr, x: str) -> bool:
+    """``x.__class__.__name__`` / ``type(x).__name__``"""
+    if expr.__class__ is not ast.Attribute or expr.attr != "__name__":
+        return False
+    inner = expr.value
+    if inner.__class__ is ast.Attribute and inner.attr == "__class__":
+        return _named(inner.value, x)
+    return (inner.__class__ is ast.Call and inner.func.__class__ is ast.Name and inner.func.id == "type"
+            and len(inner.args) == 1 and not inner.keywords and _named(inner.args[0], x))
+
+
+def _named(expr, x: str) -> bool:
+    return expr.__class__ is ast.Name and expr.id == x
+
+
+# ----------------------------------------------------------------------------- softmax modules
+
+_SOFTMAX_FUNCTIONS = frozenset({"torch.nn.functional.softmax", "torch.softmax"})
+
+
+def softmax_module(cls: ast.ClassDef, names: ModuleNames) -> tuple | None:
+    """Does a module class's ``forward(self, x)`` return the softmax of ``x`` over an axis its
+    construction fixes (a float32 softmax module: ``return F.softmax(x.float(),
+    dim=self.dim).type_as(x)``)?  (the axis: ``("attr", __init__'s parameter bound to the
+    attribute, its default)`` or ``("literal", expr)``; whether the softmax runs in float32 and
+    is cast back to ``x``'s dtype) when it does; None otherwise.  Read from the code, never a
+    name: an ``nn.Module`` subclass whose forward is one ``return`` (a docstring aside), the axis
+    ``self.<attr>`` bound once in ``__init__`` to one of its parameters (never rebound there)
+    or a literal axis; an upcast of ``x`` (``x.float()``, ``dtype=torch.float32``) only with
+    the cast back (``.type_as(x)``, ``.to(x.dtype)``, ``.type(x.dtype)``)."""
+    forward = init = None
+    for item in cls.body:
+        if item.__class__ is ast.FunctionDef:
+            if item.name == "forward":
+                forward = item
+            elif item.name == "__init__":
+                init = item
+    if forward is None or forward.decorator_list:
+        return None
+    body = forward.body
+    if len(body) == 2 and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+        body = body[1:]  # a docstring
+    # (read for every same-file class a file builds: the common answer, no, without a walk)
+    if len(body) != 1 or body[0].__class__ is not ast.Return or body[0].value.__class__ is not ast.Call:
+        return None
+    args = forward.args
+    if len(args.args) != 2 or args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults:
+        return None
+    value = body[0].value
+    if len(cls.bases) != 1 or names.resolve(cls.bases[0]) != "torch.nn.Module" or cls.keywords:
+        return None
+    x = args.args[1].arg
+    cast = False
+    back = _cast_back(value, x, names)
+    if back is not None:
+        value, cast = back, True
+    if value.__class__ is not ast.Call:
+        return None
+    operands = list(value.args)
+    fqn = names.resolve(value.func)
+    if fqn is None and value.func.__class__ is ast.Attribute and value.func.attr == "softmax":
+        operands.insert(0, value.func.value)  # x.softmax(dim)
+    elif fqn not in _SOFTMAX_FUNCTIONS:
+        return None
+    keywords = {k.arg: k.value for k in value.keywords}
+    if None in keywords or set(keywords) - {"dim", "dtype"} or not 1 <= len(operands) <= 2 \
+            or (len(operands) == 2 and "dim" in keywords):
+        return None
+    axis = operands[1] if len(operands) == 2 else keywords.get("dim")
+    upcast = False
+    if "dtype" in keywords:
+        dtype = names.resolve(keywords["dtype"]) if keywords["dtype"].__class__ is ast.Attribute else None
+        if DTYPE_ALIASES.get(dtype, dtype) != "torch.float32":
+            return None
+        upcast = True
+    operand = operands[0]
+    if operand.__class__ is ast.Call and operand.func.__class__ is ast.Attribute and not operand.keywords \
+            and names.resolve(operand.func) is None:
+        method = operand.func.attr
+        if (method == "float" and not operand.args) or (
+                method in ("to", "type") and len(operand.args) == 1 and operand.args[0].__class__ is ast.Attribute
+                and DTYPE_ALIASES.get(names.resolve(operand.args[0]), names.resolve(operand.args[0]))
+                == "torch.float32"):
+            operand, upcast = operand.func.value, True
+    if not _named(operand, x) or upcast != cast:
+        return None
+    if axis is None:
+        return None
+    if axis.__class__ is ast.Constant and axis.value.__class__ is int or (
+            axis.__class__ is ast.UnaryOp and axis.op.__class__ is ast.USub and axis.operand.__class__ is ast.Constant
+            and axis.operand.value.__class__ is int):
+        return ("literal", axis), cast
+    if not (axis.__class__ is ast.Attribute and axis.value.__class__ is ast.Name and axis.value.id == "self"
+            and init is not None):
+        return None
+    bound = _self_binds(cls, init).get(axis.attr)
+    if bound is None or len(bound) != 1 or bound[0] is None:
+        return None
+    held = bound[0]
+    params = {a.arg for a in init.args.args[1:] + init.args.kwonlyargs}
+    if held.__class__ is ast.Name and held.id in params and not _reassigned(init, held.id):
+        return ("attr", held.id, param_default(init.args, held.id)), cast
+    if held.__class__ is ast.Constant or held.__class__ is ast.UnaryOp:
+        return ("literal", held), cast
+    return None
+
+
+def _cast_back(value, x: str, names: ModuleNames):
+    """``<v>.type_as(x)`` / ``<v>.to(x.dtype)`` / ``<v>.type(x.dtype)``: ``<v>``; else None."""
+    if not (value.__class__ is ast.Call and value.func.__class__ is ast.Attribute and len(value.args) == 1
+            and not value.keywords):
+        return None
+    method, arg = value.func.attr, value.args[0]
+    if method == "type_as" and _named(arg, x):
+        return value.func.value
+    if method in ("to", "type") and arg.__class__ is ast.Attribute and arg.attr == "dtype" and _named(arg.value, x):
+        return value.func.value
+    return None

@@ -30,7 +30,8 @@ from . import groups, layouts, ranks, rows
 from .bindings import ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
-from .formulas import SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path, softmax_formula, strip_casts, untransposed
+from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
+                       passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames, param_default
@@ -104,7 +105,8 @@ _FLOORS = frozenset({"torch.max", "torch.maximum", "torch.clamp"})
 IDENTITY = "torch.nn.Identity"
 # Operations a layer may stand for when another branch of __init__ binds nn.Identity: those
 # that are the identity at a setting of theirs (dropout at p = 0)
-IDENTITY_AT_ZERO = frozenset({"torch.nn.functional.dropout"})
+DROPOUT = "torch.nn.functional.dropout"
+IDENTITY_AT_ZERO = frozenset({DROPOUT})
 
 
 @dataclass
@@ -156,6 +158,9 @@ class Node:
     # ``outputs[1:]`` / ``outputs[1]`` of ``outputs = self.attn(x)``: reads the module's outputs
     # after its first only (canon.first is the first)
     rest: bool = False
+    # A dropout layer whose module is a same-file dropout wrapper (formulas.dropout_wrapper):
+    # the attribute holding its rate ("" for nn.Dropout's ``p``)
+    rate: str = ""
 
     @property
     def line(self) -> int:
@@ -301,6 +306,27 @@ class _Ctx:
     flags: dict | None = None
 
 
+# torch.nn modules whose output is not one tensor (a tuple, or whatever their members return)
+_NOT_ONE_TENSOR = frozenset({"torch.nn.LSTM", "torch.nn.GRU", "torch.nn.RNN", "torch.nn.MultiheadAttention",
+                             "torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict",
+                             "torch.nn.Transformer", "torch.nn.Module"})
+
+
+def _tensor_valued(node: Node) -> bool:
+    """Is ``node``'s output one tensor: a canonical tensor operation, or a call of a layer of
+    torch.nn's that returns one (a Linear; not an LSTM's tuple)?"""
+    if node.canon:
+        return True
+    return node.kind == "layer" and bool(node.types) and all(
+        t.startswith("torch.nn.") and t not in _NOT_ONE_TENSOR for t in node.types)
+
+
+# the literals a helper's parameter is bound to where it is inlined (a Const argument): numbers,
+# the axes and fill values a helper reads (flags and None stay names: a call passing them is
+# common, and a branch on them is read both ways anyway)
+_LITERAL_TYPES = {int: True, float: True}
+
+
 class _Stop(Exception):
     """Raised when a function is too large to analyse within the budget."""
 
@@ -337,6 +363,9 @@ class FlowBuilder:
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         self._identities: dict[str, bool] = {}  # layer path -> bound to nn.Identity() alone
+        self._through: dict[int, bool] = {}  # id of a same-file helper -> it returns a tensor as it is
+        self._picked: dict[str, tuple | None] = {}  # attribute -> the method(s) __init__ binds it to
+        self._pickable: dict | None = None  # picked_attributes of the class, on first use
         self._positions: dict[str, bool] = {}  # ModuleList attribute -> its literal indices name fixed members
         self._bias_adders: dict[str, bool] = {}  # layer path -> a same-file module adding a bias to its input
         # opaque value (``h[0]``, ``x.shape``) -> the names it reads: a node reading the opaque
@@ -1668,6 +1697,12 @@ class FlowBuilder:
             # self.decoder(x) where __init__ binds self.decoder = nn.Identity() and nothing else
             # (UltraBERT's decoder after a head that ends in the vocabulary Linear): x itself
             return args[0], frontier
+        if helper is not None and args and not args[1:] and not kwargs and not function_ctx \
+                and args[0].__class__ is Ref and call.args[0].__class__ is not ast.Starred \
+                and self._passes_through(helper, args[0]):
+            # grab_first_if_tuple(z1), z1 a Linear's output: the helper returns a tensor as it
+            # is (formulas.passes_tensor_through): z1 itself
+            return args[0], frontier
         if helper is not None:
             target, is_method = helper
             if (target.name not in ctx.stack or function_ctx) and len(ctx.stack) <= MAX_INLINE_DEPTH:
@@ -1945,10 +1980,16 @@ class FlowBuilder:
                     # a partial softmax chosen beside another value (canon.layer_ops): its dim
                     ctors = [c for c in ctors if TABLE._ctor_ops(c) is not None]
                 extra = self._ctor_kwargs(TABLE.ops[definite], ctors) if definite else None
-                found = (definite, maybe, extra, identity)
+                rate = ""
+                if definite == DROPOUT:
+                    rates = {c.rate if c.__class__ is Ctor else "" for c in ctors}
+                    rate = rates.pop() if len(rates) == 1 else None
+                    if rate is None:
+                        extra = None  # wrappers keeping their rates under other names: no one rate to read
+                found = (definite, maybe, extra, identity, rate)
                 if not ctx.keys:
                     self._layer_canon[name] = found
-            definite, maybe, extra, identity = found
+            definite, maybe, extra, identity, rate = found
             if maybe:
                 return {"maybe": maybe}, frontier
             if not definite or extra is None:
@@ -1986,9 +2027,36 @@ class FlowBuilder:
             view = View(view.args, view.kwargs + tuple(extra), view.arg_spans,
                         view.kwarg_spans + tuple((None, None) for _ in extra))
         fields = {"canon": op.name, "view": self._origins(op, self._dims(op, view, call))}
-        if kind == "layer" and identity:
-            fields["identity"] = True
+        if kind == "layer":
+            if identity:
+                fields["identity"] = True
+            if rate:
+                fields["rate"] = rate
         return fields, frontier
+
+    def _passes_through(self, helper: tuple, value: Ref) -> bool:
+        """Does the same-file ``helper`` (function, is a method) return ``value`` as it is?  When
+        it returns any tensor as it is (formulas.passes_tensor_through; once per function) and
+        ``value`` is a tensor: the output of a canonical tensor operation (a Linear, a matmul, a
+        softmax; not a module whose output may be a tuple)."""
+        func, method = helper
+        found = self._through.get(id(func))
+        if found is None:
+            found = self._through[id(func)] = passes_tensor_through(func, method)
+        if not found:
+            return False
+        key = value.key
+        producer = self.producers.get(key)
+        if producer is not None:
+            return _tensor_valued(producer)
+        # a name: every node of the flow so far that binds it computes a tensor
+        found = False
+        for node in self.nodes:
+            if key in node.defs:
+                if not _tensor_valued(node):
+                    return False
+                found = True
+        return found
 
     def _identity_layer(self, layer: str) -> bool:
         """Is every constructor ``__init__`` binds to ``layer`` an ``nn.Identity()``?  Computed
@@ -3023,10 +3091,31 @@ class FlowBuilder:
         for name, value in zip(params, args):
             if isinstance(value, Ref):
                 bound[name] = value
+            elif value.__class__ is Const and _LITERAL_TYPES.get(value.value.__class__):
+                # fp32_softmax(s, -1): the helper's dim is -1 there (unless the helper binds it again)
+                bound[name] = value
         names = set(params) | {a.arg for a in target.args.kwonlyargs}
         for key, value in kwargs:
             if key in names and isinstance(value, Ref):
                 bound[key] = value
+            elif key in names and value.__class__ is Const and _LITERAL_TYPES.get(value.value.__class__):
+                bound[key] = value
+        if target.args.defaults and len(args) < len(params) and not target.args.vararg \
+                and call.__class__ is ast.Call and not any(a.__class__ is ast.Starred for a in call.args) \
+                and not any(key == "**" for key, _ in kwargs):
+            # masked_softmax(s, mask) of ``def masked_softmax(x, mask, dim=-1)``: a parameter the
+            # call does not pass holds its literal default
+            passed = {key for key, _ in kwargs}
+            positional = params[len(params) - len(target.args.defaults):]
+            for name, default in zip(positional, target.args.defaults[len(target.args.defaults) - len(positional):]):
+                if name in bound or name in passed or params.index(name) < len(args):
+                    continue
+                if default.__class__ is ast.UnaryOp and default.op.__class__ is ast.USub \
+                        and default.operand.__class__ is ast.Constant \
+                        and default.operand.value.__class__ in (int, float):
+                    bound[name] = Const(-default.operand.value)  # dim=-1
+                elif default.__class__ is ast.Constant and _LITERAL_TYPES.get(default.value.__class__):
+                    bound[name] = Const(default.value)
         closure = ctx.closure_args.get(id(target)) if ctx.closure_args else None
         closure_layers = {}
         if closure:
@@ -3491,8 +3580,9 @@ class FlowBuilder:
                 ctx.chunked.pop(target.id, None)
                 ctx.stacked.discard(target.id)
             value = self._name_value(target.id, ctx)
-            if isinstance(value, Ref) and target.id in ctx.params:
-                # Assigning to a parameter starts a new local of that name.
+            if target.id in ctx.params and (isinstance(value, Ref) or value.__class__ is Const):
+                # Assigning to a parameter starts a new local of that name (one bound to the
+                # call's literal too: ``dim = 1`` in the helper)
                 ctx.params.pop(target.id)
                 value = Ref(self._key(target.id, ctx), target.id)
             return [value] if isinstance(value, Ref) else []
@@ -3563,6 +3653,43 @@ class FlowBuilder:
 
     def _assign(self, targets: list[ast.expr], value_expr: ast.expr, frontier: list, ctx: _Ctx,
                 tracked: bool = False) -> list:
+        if value_expr.__class__ is _CALL and value_expr.func.__class__ is _AST_NAME \
+                and value_expr.func.id in self.names.functions and value_expr.args and not value_expr.args[1:] \
+                and value_expr.args[0].__class__ is _AST_NAME and not value_expr.keywords:
+            # z1 = grab_first_if_tuple(z1), z1 a Linear's output: z1 = z1 (_passes_through)
+            helper = self._helper_of(value_expr.func, ctx)
+            if helper is not None:
+                value = self._name_value(value_expr.args[0].id, ctx)
+                if value.__class__ is Ref and self._passes_through(helper, value):
+                    value_expr = value_expr.args[0]
+        if value_expr.__class__ is _AST_NAME and targets[0].__class__ is _AST_NAME and not targets[1:] \
+                and targets[0].id == value_expr.id:
+            return frontier  # x = x: nothing changes
+        if value_expr.__class__ is _CALL and value_expr.func.__class__ is ast.Attribute and self.cls is not None \
+                and value_expr.func.value.__class__ is _AST_NAME and value_expr.func.value.id == "self" \
+                and not targets[1:] and targets[0].__class__ is _AST_NAME:
+            pickable = self._pickable
+            if pickable is None:
+                pickable = self._pickable = picked_attributes(self.cls.methods)
+            picked = None
+            if value_expr.func.attr in pickable:
+                if value_expr.func.attr not in self._picked:
+                    self._picked[value_expr.func.attr] = _picked_methods(self.cls, value_expr.func.attr)
+                picked = self._picked[value_expr.func.attr]
+            if picked is not None:
+                # attn = self.attention_function(q, k) with ``self.attention_function =
+                # self.softmax_attention if <test> else self.element_attention`` in __init__:
+                # that method's call, or `if <test>: attn = <first> else: attn = <second>`
+                test, methods = picked
+                calls = [ast.copy_location(ast.Call(
+                    func=ast.copy_location(ast.Attribute(value=value_expr.func.value, attr=m, ctx=ast.Load()),
+                                           value_expr.func),
+                    args=value_expr.args, keywords=value_expr.keywords), value_expr) for m in methods]
+                if test is None:
+                    value_expr = calls[0]
+                else:
+                    return self._if(_optional_step(targets, ast.copy_location(
+                        ast.IfExp(test=test, body=calls[0], orelse=calls[1]), value_expr)), frontier, ctx)
         if not tracked and ((value_expr.__class__ is _CALL and value_expr.args and (
                 value_expr.args[0].__class__ is ast.ListComp or value_expr.func.__class__ is ast.Attribute
                 and value_expr.func.attr in _VIEWS and value_expr.args[1:] and not value_expr.args[2:]))
@@ -4857,6 +4984,93 @@ def _name_text(expr) -> str | None:
     return expr.id if isinstance(expr, ast.Name) else None
 
 
+def picked_attributes(functions: dict) -> dict:
+    """``self.<attr>`` -> the methods ``__init__`` binds it to at its top level: one
+    (``self.fn = self.method``) or one of two by a test (``self.fn = self.a if <test> else
+    self.b``); what a call of the attribute may run (_picked_methods reads it exactly)."""
+    init = functions.get("__init__")
+    found: dict = {}
+    if init is None:
+        return found
+    for stmt in init.body:
+        if stmt.__class__ is not ast.Assign:
+            continue
+        value = stmt.value
+        kind = value.__class__
+        if kind is ast.IfExp:
+            choices = (value.body, value.orelse)
+        elif kind is ast.Attribute:
+            choices = (value,)
+        else:
+            continue  # (most: a layer built)
+        target = stmt.targets[0]
+        if stmt.targets[1:] or target.__class__ is not ast.Attribute or target.value.__class__ is not ast.Name \
+                or target.value.id != "self":
+            continue
+        methods = []
+        for c in choices:
+            if c.__class__ is ast.Attribute and c.value.__class__ is ast.Name and c.value.id == "self" \
+                    and c.attr in functions:
+                methods.append(c.attr)
+        if len(methods) == len(choices):
+            found[target.attr] = tuple(methods)
+    return found
+
+
+def _picked_methods(cls: ClassInfo, attr: str) -> tuple | None:
+    """(None, (method,)) when ``__init__`` binds ``self.<attr>`` to one of the class's own
+    methods (``self.attn_fn = self.softmax_attention``), (test, (first, second)) when to one of
+    two by a test (``self.fn = self.a if <test> else self.b``), and nothing else in the class
+    binds it; None otherwise.  Read once per attribute a statement calls."""
+    ctors = cls.bindings.get(attr)
+    init = cls.methods.get("__init__")
+    if not ctors or init is None or any(c.fqn != "?" for c in ctors) or len(ctors) != 1:
+        return None
+    value = None
+    for stmt in init.body:
+        if stmt.__class__ is ast.Assign and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+            if target.__class__ is ast.Attribute and target.attr == attr and target.value.__class__ is ast.Name \
+                    and target.value.id == "self":
+                if value is not None:
+                    return None
+                value = stmt.value
+
+    def method(expr) -> str | None:
+        if expr.__class__ is ast.Attribute and expr.value.__class__ is ast.Name and expr.value.id == "self" \
+                and expr.attr in cls.methods and expr.attr != "__init__" \
+                and not cls.methods[expr.attr].decorator_list:
+            return expr.attr
+        return None
+
+    if value is None:
+        return None
+    if value.__class__ is ast.IfExp:
+        first, second = method(value.body), method(value.orelse)
+        found = (value.test, (first, second)) if first and second else None
+    else:
+        one = method(value)
+        found = (None, (one,)) if one else None
+    if found is None:
+        return None
+    for func in cls.methods.values():
+        for node in ast_walk(func):
+            if node.__class__ is ast.Attribute and node.attr == attr and node.ctx.__class__ is not ast.Load \
+                    and node.value.__class__ is ast.Name and node.value.id == "self" and node is not target_of(init, attr):
+                return None
+    return found
+
+
+def target_of(init, attr: str):
+    """The ``self.<attr>`` target ``__init__``'s one top-level binding of it assigns."""
+    for stmt in init.body:
+        if stmt.__class__ is ast.Assign and len(stmt.targets) == 1:
+            target = stmt.targets[0]
+            if target.__class__ is ast.Attribute and target.attr == attr:
+                return target
+    return None
+
+
 def _optional_step(targets: list[ast.expr], value: ast.expr) -> ast.If | None:
     """``x = step(x) if test else x`` (or ``x = x if test else step(x)``): a conditional
     expression one of whose choices is the assigned name itself, the other computed from it.
@@ -4889,15 +5103,24 @@ def _optional_step(targets: list[ast.expr], value: ast.expr) -> ast.If | None:
 
 
 def _parallel(target: ast.expr, value: ast.expr) -> bool:
-    """``a, b = e1, e2`` whose elements read none of the names assigned (not a swap, ``a, b =
-    b, a``): the same as ``a = e1`` then ``b = e2``."""
+    """``a, b = e1, e2`` whose elements read none of the names assigned before them (not a swap,
+    ``a, b = b, a``; ``z1, z2 = f(z1), f(z2)`` is one): the same as ``a = e1`` then ``b = e2``."""
     if not (isinstance(target, (ast.Tuple, ast.List)) and isinstance(value, (ast.Tuple, ast.List))
             and len(target.elts) == len(value.elts) and len(target.elts) > 1
             and all(isinstance(e, ast.Name) for e in target.elts)
             and not any(isinstance(e, ast.Starred) for e in value.elts)):
         return False
-    stored = {e.id for e in target.elts}
-    return not any(isinstance(n, ast.Name) and n.id in stored for part in value.elts for n in ast_walk(part))
+    # each element may read the names assigned after it (still their old values when it is
+    # assigned in turn), none assigned before it
+    names = [e.id for e in target.elts]
+    if len(set(names)) != len(names):
+        return False
+    for index, part in enumerate(value.elts):
+        if index:
+            before = names[:index]
+            if any(isinstance(n, ast.Name) and n.id in before for n in ast_walk(part)):
+                return False
+    return True
 
 
 def _flattens_lead(call: ast.Call, exprs: dict) -> bool:

@@ -33,13 +33,15 @@ from ..records import dataclass, field, replace
 from .treewalk import walk
 from .canon import TABLE
 from .ops import SOFTMAX, TENSOR_METADATA
-from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, functional_layer_norm_module, gelu_formula, gelu_module,
-                       layer_norm_module, silu_module, strip_casts,
+from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
+                       functional_layer_norm_module, gelu_formula, gelu_module, layer_norm_module, passed_argument,
+                       silu_module, softmax_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
 
 SEQUENTIAL = "torch.nn.Sequential"
+SOFTMAX_MODULE = "torch.nn.Softmax"
 MODULE = "torch.nn.Module"
 MODULE_LIST = "torch.nn.ModuleList"
 ORDERED_DICTS = frozenset({"collections.OrderedDict", "OrderedDict", "typing.OrderedDict"})
@@ -164,6 +166,9 @@ class Built:
     # A torch activation function held as a value (``self.act = F.gelu``, ``activation=F.relu``
     # as a default): called like a layer, it computes that function; ``fqn`` is the function's.
     function: bool = False
+    # A dropout module of this file that is not nn.Dropout (formulas.dropout_wrapper): the
+    # attribute holding its rate, which a fused call reads instead of nn.Dropout's ``p``
+    rate: str = ""
 
 
 @dataclass(frozen=True)
@@ -363,6 +368,8 @@ class LayerTyper:
         # while a parameter's callers are looked up: may module-level calls count (required)?
         self._module_calls: bool | None = None
         self._kinds: dict = {}  # class FQN -> what _kind_of says
+        self._dropout_wrappers: dict = {}  # class FQN -> formulas.dropout_wrapper's reading
+        self._softmax_modules: dict = {}  # class FQN -> formulas.softmax_module's reading
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
         self.class_envs: dict = {}
@@ -771,6 +778,69 @@ class LayerTyper:
         if fqn not in self._kinds:
             self._kinds[fqn] = self._find_kind(fqn, depth)
         return self._kinds[fqn]
+
+    def _wrapper(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
+        """What a same-file module class of no other kind builds at ``call`` when it wraps one
+        operation: a dropout (:meth:`_dropout_wrapper`) or a softmax (:meth:`_softmax_module`)."""
+        if fqn not in self._dropout_wrappers:  # (read once per class: most are neither)
+            cls = self.names.classes[fqn]
+            self._dropout_wrappers[fqn] = dropout_wrapper(cls, self.names)
+            self._softmax_modules[fqn] = softmax_module(cls, self.names)
+        if self._dropout_wrappers[fqn] is not None:
+            return self._dropout_wrapper(fqn, call, env)
+        if self._softmax_modules[fqn] is not None:
+            return self._softmax_module(fqn, call, env)
+        return None
+
+    def _softmax_module(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
+        """An ``nn.Softmax(dim=<axis>)`` when ``call`` builds a same-file module whose forward
+        returns the softmax of its input over an axis the construction fixes, maybe in float32
+        and cast back (formulas.softmax_module): the axis is the literal this call passes for
+        the ``__init__`` parameter (or its literal default).  Not an nn.Softmax: reported for a
+        rule whose fix would hand the module to a kernel (``unlike``)."""
+        (source, *rest), cast = self._softmax_modules[fqn]
+        if source == "literal":
+            axis = rest[0]
+        else:
+            param, default = rest
+            init = next(i for i in self.names.classes[fqn].body if i.__class__ is ast.FunctionDef
+                        and i.name == "__init__")
+            axis = passed_argument(init, call, param)
+            if axis is False:
+                return None
+            if axis is None:
+                axis = default
+            if axis.__class__ is ast.Name and LITERAL + axis.id in env:
+                axis = ast.Constant(env[LITERAL + axis.id])
+        if not (axis.__class__ is ast.Constant and axis.value.__class__ is int or (
+                axis.__class__ is ast.UnaryOp and axis.op.__class__ is ast.USub
+                and axis.operand.__class__ is ast.Constant and axis.operand.value.__class__ is int)):
+            return None
+        name = fqn.rsplit(".", 1)[-1]
+        how = "in float32, cast back to its input's dtype" if cast else "over the axis it is built with"
+        return Built(SOFTMAX_MODULE, (), (("dim", axis),), False, call, via=name, unlike=(
+            f"`{name}` is a module of this file computing a softmax {how}, not an nn.Softmax"))
+
+    def _dropout_wrapper(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
+        """An ``nn.Dropout`` when ``call`` builds a same-file module whose forward, on the
+        branch this construction's arguments (or the parameters' defaults) select, returns
+        ``F.dropout(x, p=self.<rate>, training=self.training)`` (formulas.dropout_wrapper):
+        mega's ``MegaDropout(p, is_featurewise=False)``.  Reported, not fixed: the rate is the
+        module's own attribute, not nn.Dropout's ``p``."""
+        wrapper = self._dropout_wrappers[fqn]
+
+        def known(expr):  # a name of the walked function holding a literal where it runs
+            if expr.__class__ is ast.Name and LITERAL + expr.id in env:
+                return ast.Constant(env[LITERAL + expr.id])
+            return None
+
+        rate = wrapper.rate(call, self.names, known)
+        if rate is None:
+            return None
+        name = fqn.rsplit(".", 1)[-1]
+        return Built("torch.nn.Dropout", (), (), False, call, via=name, rate=rate, unlike=(
+            f"`{name}` is a module of this file whose forward runs F.dropout with its rate in "
+            f"`self.{rate}`, not an nn.Dropout: the kernel reads nn.Dropout's p"))
 
     def _find_kind(self, fqn: str, depth: int):
         cls = self.names.classes.get(fqn)
@@ -1216,6 +1286,10 @@ class LayerTyper:
                 fqn = found[1]  # Norm2d = nn.BatchNorm2d in the other module
         if fqn is not None:
             kind = self._kind_of(fqn)
+            if (kind is None or kind[0] == OUTPUT_OF + "torch.nn.Dropout") and fqn in self.names.classes:
+                wrapped = self._wrapper(fqn, call, env)
+                if wrapped is not None:
+                    return (wrapped,)
             if kind is not None:
                 base, unlike, same_args = kind
                 args, kws = (tuple(call.args), kwargs) if same_args else ((), ())

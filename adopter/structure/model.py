@@ -29,7 +29,7 @@ from ..records import dataclass, field, replace
 from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
                        span)
 from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, TABLE, slices_two_leading
-from .graph import GELU, Flow, FlowBuilder, Node, Ref, walk
+from .graph import GELU, Flow, FlowBuilder, Node, Ref, picked_attributes, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
@@ -199,6 +199,9 @@ def _stacked(code: str) -> bool:
 _LAST_PARTS: dict[frozenset, tuple] = {}
 
 
+_PICKED = "\0picked"  # ClassStructure._words key: graph.picked_attributes' answer
+
+
 @dataclass
 class ClassStructure:
     name: str
@@ -320,6 +323,13 @@ class ClassStructure:
         functions, module_functions = self.functions, self.module.names.functions
         callees = [word for word in functions if word in own]
         callees += [word for word in module_functions if word in own and word not in functions]
+        picks = self._words.get(_PICKED)
+        if picks is None:
+            picks = self._words[_PICKED] = picked_attributes(functions)
+        if picks:
+            # self.attention_function(q, k) with __init__ binding it to a method of the class
+            # (graph._picked_methods): that method is reached
+            callees += [m for attr, methods in picks.items() if attr in own for m in methods if m not in callees]
         total = None
         tables = self.module.table_words()
         if tables:

@@ -4576,13 +4576,19 @@ class _Attention:
         node = self.roles[role]
         if node.kind == "layer":
             text = self._layer_text(node)
+            # nn.Dropout's p, or the attribute a same-file dropout module keeps its rate in
+            # (mega's ``MegaDropout``: ``F.dropout(x, p=self.dropout_probability, ...)``)
+            p = getattr(node, "rate", "") or "p"
             if text != node.layer:  # a helper's parameter: the module's own training flag
-                return f"{text}.p if {text}.training else 0.0"
+                return f"{text}.{p} if {text}.training else 0.0"
             if getattr(node, "identity", False):
                 # nn.Dropout(p) if ... else nn.Identity(): the identity has no rate (p = 0)
+                if p != "p":
+                    raise Skip(f"`{node.layer}` is a dropout module of this file or an nn.Identity: "
+                               "the fused call cannot tell which to read the rate of")
                 rate = f"({node.layer}.p if isinstance({node.layer}, {self._torch('reading the dropout rate')}.nn.Dropout) else 0.0)"
                 return f"{rate} if self.training else 0.0"
-            return f"{node.layer}.p if self.training else 0.0"
+            return f"{node.layer}.{p} if self.training else 0.0"
         _, kwargs, _, kwarg_spans = self._view(role)
         values = {name: (value, value_span) for (name, value), (value_span, _) in zip(kwargs, kwarg_spans)}
         if set(values) - {"p", "training", "inplace"}:
