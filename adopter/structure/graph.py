@@ -4650,11 +4650,18 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
         held = exprs.get(last.id)
         if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
+    return _rows_view(call.func, base, call, lead, last)
+
+
+def _rows_view(func: ast.expr, base: ast.expr, call: ast.Call, lead: ast.AST, last: ast.AST) -> ast.Call:
+    """``func(-1, base.size(-1))``, placed at ``call`` (the ``-1`` at ``lead``, the size at
+    ``last``): the flattening to rows of base's last axis that :func:`_unpacked_rows` and
+    :func:`_flatten_to_rows` read a spelling as."""
     minus_one = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), lead)), lead)
     size = ast.copy_location(ast.Attribute(value=base, attr="size", ctx=ast.Load()), last)
     axis = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), last)), last)
     rows = ast.copy_location(ast.Call(func=size, args=[axis], keywords=[]), last)
-    return ast.copy_location(ast.Call(func=call.func, args=[minus_one, rows], keywords=[]), call)
+    return ast.copy_location(ast.Call(func=func, args=[minus_one, rows], keywords=[]), call)
 
 
 _FLOAT_COPIES = frozenset(("float", "double"))
@@ -4696,12 +4703,8 @@ def _flatten_to_rows(call: ast.Call) -> ast.Call | None:
         return None
     base = call.func.value
     where = call.args[-1] if call.args else call.keywords[-1].value
-    minus_one = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), where)), where)
-    size = ast.copy_location(ast.Attribute(value=base, attr="size", ctx=ast.Load()), where)
-    axis = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), where)), where)
-    rows = ast.copy_location(ast.Call(func=size, args=[axis], keywords=[]), where)
     func = ast.copy_location(ast.Attribute(value=base, attr="reshape", ctx=ast.Load()), call.func)
-    return ast.copy_location(ast.Call(func=func, args=[minus_one, rows], keywords=[]), call)
+    return _rows_view(func, base, call, where, where)
 
 
 def _pure_size(expr: ast.expr) -> bool:
