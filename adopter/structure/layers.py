@@ -2278,11 +2278,11 @@ class LayerTyper:
                                 found.append((node, func, owner))
                             else:
                                 named_calls.append(node)
-                        elif (node.__class__ is ast.Assign and node.value.__class__ is ast.Name
-                              and node.value.id == name and len(node.targets) == 1
-                              and node.targets[0].__class__ is ast.Name):
+                        elif (node.__class__ is ast.Assign and len(node.targets) == 1
+                              and node.targets[0].__class__ is ast.Name and _may_be(node.value, name)):
                             # ``block = InvertedResidual`` then ``block(inp, oup, ...)``: a local
-                            # name bound to the class calls it
+                            # name bound to the class calls it; so does one bound to a choice
+                            # that may be it (``block = Basic if arch < 50 else Bottleneck``)
                             aliases = (aliases or set()) | {node.targets[0].id}
                     if aliases is not None:
                         found += [(node, func, owner) for node in named_calls if node.func.id in aliases]
@@ -2429,14 +2429,30 @@ class LayerTyper:
         followed from call to parameter (a same-file function, a class's ``__init__``, a
         ``self.<method>`` of the calling method's class; by keyword or by position before any
         ``*args``), three calls deep, into parameters the body never binds again."""
-        if self.lines is not None and not _handed_over(self._file_text(), name):
-            return []  # (a cheap text test: the name is never handed over as an argument)
+        aliased = True
+        if self.lines is not None:
+            text = self._file_text()
+            aliased = _aliased(text, name)
+            if not aliased and not _handed_over(text, name):
+                return []  # (a cheap text test: the name is never handed over as an argument)
         funcs = [(owner, func) for owner, func in _functions(self.tree, self.names)]
         by_name = {func.name: func for owner, func in funcs if owner is None}
         by_method = {(owner, func.name): func for owner, func in funcs if owner is not None}
         out: list = []
         seen: set = set()
         wanted = [(name, None, None)]  # (the name holding the value, the function it is read in, its owner)
+        if aliased:
+            # a local name bound to the class, or to a choice that may be it (``block = Basic if
+            # arch in (18, 34) else Bottleneck``, then ``ResNet(block=block, ...)``), holds it
+            # in that function
+            for owner, func in funcs:
+                if self.mention is not None and name not in self.mention(func):
+                    continue
+                for node in walk(func):
+                    if (node.__class__ is ast.Assign and len(node.targets) == 1
+                            and node.targets[0].__class__ is ast.Name and node.targets[0].id != name
+                            and _may_be(node.value, name)):
+                        wanted.append((node.targets[0].id, func, owner))
         for _ in range(3):
             found = []
             for held, where, where_owner in wanted:
@@ -4362,6 +4378,35 @@ def _rebinds(func, name: str) -> bool:
             return True
         if isinstance(node, (ast.Global, ast.Nonlocal)) and name in node.names:
             return True
+    return False
+
+
+def _may_be(value: ast.AST, name: str) -> bool:
+    """Is ``value`` the bare name ``name``, or a conditional expression one of whose arms may be
+    it (``A if c else B``, nested)?"""
+    while value.__class__ is ast.IfExp:
+        if _may_be(value.body, name):
+            return True
+        value = value.orelse
+    return value.__class__ is ast.Name and value.id == name
+
+
+def _aliased(text: str, name: str) -> bool:
+    """Does ``text`` write ``name`` as a value a local name may be bound to: right after ``=``
+    (not ``==``) or ``else``, or right before `` if ``?  A text test for the aliases of
+    :meth:`LayerTyper._calls_through_params`."""
+    size = len(name)
+    start = text.find(name)
+    while start >= 0:
+        end = start + size
+        left = text[start - 1:start]
+        right = text[end:end + 1]
+        if not (left.isalnum() or left in ("_", ".") or right.isalnum() or right in ("_", "(", ".", "[")):
+            before = text[max(0, start - 80):start].rstrip()
+            if ((before[-1:] == "=" and before[-2:-1] not in ("=", "!", "<", ">"))
+                    or before.endswith(" else") or text[end:end + 4] == " if "):
+                return True
+        start = text.find(name, end)
     return False
 
 
