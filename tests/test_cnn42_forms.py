@@ -9,8 +9,14 @@ learning, data-subset selection, quantization examples).  The fixtures are ours.
   followed from call to parameter only when handed over by its own name, and a local alias
   counted only when bound to the bare name: a name bound to a choice that may be the class
   now holds it too, both where it is handed on and where it is called.
+- Optimizer recipes that the file never calls but names as values
+  (``procedure = optim_cifar10_resnet18`` in a lookup returned to a trainer, wrapped in
+  ``partial``; torch-uncertainty's ``optim_recipes.py``).  Being named made a function no flow
+  root, and no flow inlines a function that is not called, so its optimizer was read nowhere:
+  a module function the file never calls by name is now read on its own by the file-scope rule.
 Near-misses: a choice whose model passes a norm that is not a BatchNorm, a choice between two
-other classes.
+other classes, a recipe that already asks for ``fused=True``, a recipe both called and named
+(one finding, not two).
 """
 
 from __future__ import annotations
@@ -97,6 +103,38 @@ class Net(nn.Module):
         return self.body(x)
 """
 
+RECIPES = """\
+from functools import partial
+
+from torch import nn, optim
+
+
+def recipe_small(model: nn.Module) -> dict:
+    optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
+    return {"optimizer": optimizer}
+
+
+def recipe_large(model: nn.Module) -> dict:
+    optimizer = optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    return {"optimizer": optimizer}
+
+
+def wrapped(model: nn.Module, recipe) -> dict:
+    procedure = recipe(model)
+    return procedure
+
+
+def get_procedure(size: str, wrap: bool = False):
+    if size == "small":
+        procedure = recipe_small
+    else:
+        procedure = recipe_large
+    if wrap:
+        procedure = partial(wrapped, recipe=procedure)
+    return procedure
+"""
+
+
 def test_block_chosen_by_a_conditional_alias_handed_to_the_model_is_a_pair():
     assert finding_at(CHOSEN, "ADP007", "return self.bn(self.conv(x))") is not None
     assert finding_at(CHOSEN, "ADP007", "return self.norm(self.reduce(x))") is not None
@@ -134,3 +172,27 @@ def test_block_called_through_a_conditional_alias_is_a_pair():
     fixed = fix_text(CALLED_CHOICE, "model.py", rules("ADP007")).text
     assert fixed != CALLED_CHOICE
     assert_bn_fold_matches(CALLED_CHOICE, fixed, "Net", (), (2, 3, 7, 7))
+
+
+def test_recipes_named_as_values_are_read():
+    assert finding_at(RECIPES, "ADP012", "optim.SGD(") is not None
+    assert finding_at(RECIPES, "ADP012", "optim.AdamW(") is not None
+    fixed = fix_text(RECIPES, "model.py", rules("ADP012")).text
+    assert "nesterov=True, fused=True)" in fixed
+    assert "weight_decay=0.05, fused=True)" in fixed
+
+
+def test_recipe_already_fused_named_as_a_value_is_not_reported():
+    code = RECIPES.replace("nesterov=True)", "nesterov=True, fused=True)").replace(
+        "weight_decay=0.05)", "weight_decay=0.05, foreach=False)")
+    assert found(code, "ADP012") == []
+
+
+def test_recipe_both_called_and_named_is_reported_once():
+    code = RECIPES + """
+
+def train(model):
+    return recipe_small(model)["optimizer"]
+"""
+    assert len([f for f in found(code, "ADP012") if "SGD" in code.splitlines()[f.line - 1]]) == 1
+    assert len(found(code, "ADP012")) == 2

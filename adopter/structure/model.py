@@ -612,6 +612,27 @@ def _closure_roots(structure: ClassStructure, lines: list[str] | None) -> None:
             structure.all_roots.append(key)
 
 
+def _value_only_roots(structure: ClassStructure, text: str) -> None:
+    """A module function that other code names but that the file never calls (no ``name(``
+    anywhere in its text): it is handed on as a value (a recipe table's
+    ``procedure = optim_cifar10_resnet18``, returned to a trainer or wrapped in ``partial``) and
+    runs where no flow of the file inlines it.  Being named made it no root, so its body was
+    read nowhere: it is read on its own, as one more of ``all_roots`` (the code file-scope rules
+    read: the recipe's optimizer).  Functions the file calls by name, in any spelling, are
+    inlined at their calls as before."""
+    left = [n for n in structure.functions if n not in structure.all_roots and n != TOP_LEVEL]
+    if not left:
+        return
+    called = set(_CALLED_NAME.findall(text))
+    for name in left:
+        if name not in called:
+            structure.all_roots.append(name)
+
+
+# a word written as a call's callee (``name(``, ``x.name (``), not a ``def``'s own name
+_CALLED_NAME = re.compile(r"(?<!def )(?<![\w])([A-Za-z_]\w*)\s*\(")
+
+
 def _calls_local(func: ast.AST, local: ast.AST, lines: list[str] | None) -> bool:
     """Does ``func`` call its nested function ``local`` by its bare name outside ``local``'s own
     text (read off the file's lines; a walk of the tree without them)?"""
@@ -989,6 +1010,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     module.classes["<module>"] = module_level
     for structure in module.classes.values():
         _closure_roots(structure, module.lines)
+    if text is not None:
+        _value_only_roots(module_level, text)
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():
