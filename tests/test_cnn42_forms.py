@@ -7,15 +7,16 @@ learning, data-subset selection, quantization examples).  The fixtures are ours.
   ``_ResNet(block=block, ...)``, ``self._make_layer(block, ...)``, ``block(...,
   normalization_layer=normalization_layer)``; torch-uncertainty's ResNet).  The class was
   followed from call to parameter only when handed over by its own name, and a local alias
-  counted only when bound to the bare name: a name bound to a choice that may be the class
-  now holds it too, both where it is handed on and where it is called.
+  counted only when bound to the bare name: a name bound to the class or to a choice that may
+  be it (``A if c else B``, ``if``/``else`` statements, ``{18: A, 50: B}[depth]``) now holds
+  it too, both where it is handed on (by keyword or position) and where it is called.
 - Optimizer recipes that the file never calls but names as values
   (``procedure = optim_cifar10_resnet18`` in a lookup returned to a trainer, wrapped in
   ``partial``; torch-uncertainty's ``optim_recipes.py``).  Being named made a function no flow
   root, and no flow inlines a function that is not called, so its optimizer was read nowhere:
   a module function the file never calls by name is now read on its own by the file-scope rule.
 Near-misses: a choice whose model passes a norm that is not a BatchNorm, a choice between two
-other classes, a recipe that already asks for ``fused=True``, a recipe both called and named
+other classes (also from a dict literal), a recipe that already asks for ``fused=True``, a recipe both called and named
 (one finding, not two).
 """
 
@@ -196,3 +197,26 @@ def train(model):
 """
     assert len([f for f in found(code, "ADP012") if "SGD" in code.splitlines()[f.line - 1]]) == 1
     assert len(found(code, "ADP012")) == 2
+
+
+def test_block_chosen_by_if_statements_handed_on_by_position_is_a_pair():
+    code = CHOSEN.replace(
+        "    block = Basic if arch in (18, 34) else Bottle\n    return Net(block=block)",
+        "    if arch in (18, 34):\n        block = Basic\n    else:\n        block = Bottle\n    return Net(block)")
+    assert finding_at(code, "ADP007", "return self.bn(self.conv(x))") is not None
+    assert finding_at(code, "ADP007", "return self.norm(self.reduce(x))") is not None
+
+
+def test_block_chosen_from_a_dict_literal_is_a_pair():
+    code = CHOSEN.replace("block = Basic if arch in (18, 34) else Bottle",
+                          "block = {18: Basic, 50: Bottle}[arch]")
+    assert finding_at(code, "ADP007", "return self.bn(self.conv(x))") is not None
+    assert finding_at(code, "ADP007", "return self.norm(self.reduce(x))") is not None
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert_bn_fold_matches(code, fixed, "build", (50,), (2, 3, 7, 7))
+
+
+def test_dict_literal_of_other_classes_is_not_a_call_of_the_block():
+    code = CHOSEN.replace("block = Basic if arch in (18, 34) else Bottle",
+                          "block = {18: nn.Identity, 50: nn.ReLU}[arch]")
+    assert found(code, "ADP007") == []

@@ -4382,18 +4382,22 @@ def _rebinds(func, name: str) -> bool:
 
 
 def _may_be(value: ast.AST, name: str) -> bool:
-    """Is ``value`` the bare name ``name``, or a conditional expression one of whose arms may be
-    it (``A if c else B``, nested)?"""
+    """Is ``value`` the bare name ``name``, or a choice that may be it: a conditional expression
+    one of whose arms may be it (``A if c else B``, nested), or a dict literal looked up at once
+    one of whose values may be (``{18: Basic, 50: Bottleneck}[depth]``)?"""
     while value.__class__ is ast.IfExp:
         if _may_be(value.body, name):
             return True
         value = value.orelse
+    if value.__class__ is ast.Subscript and value.value.__class__ is ast.Dict:
+        return any(v is not None and _may_be(v, name) for v in value.value.values)
     return value.__class__ is ast.Name and value.id == name
 
 
 def _aliased(text: str, name: str) -> bool:
     """Does ``text`` write ``name`` as a value a local name may be bound to: right after ``=``
-    (not ``==``) or ``else``, or right before `` if ``?  A text test for the aliases of
+    (not ``==``) or ``else``, right before `` if ``, or as a dict literal's value (after ``:``,
+    before ``,`` or ``}``)?  A text test for the aliases of
     :meth:`LayerTyper._calls_through_params`."""
     size = len(name)
     start = text.find(name)
@@ -4404,7 +4408,8 @@ def _aliased(text: str, name: str) -> bool:
         if not (left.isalnum() or left in ("_", ".") or right.isalnum() or right in ("_", "(", ".", "[")):
             before = text[max(0, start - 80):start].rstrip()
             if ((before[-1:] == "=" and before[-2:-1] not in ("=", "!", "<", ">"))
-                    or before.endswith(" else") or text[end:end + 4] == " if "):
+                    or before.endswith(" else") or text[end:end + 4] == " if "
+                    or (before[-1:] == ":" and text[end:end + 8].lstrip()[:1] in (",", "}"))):
                 return True
         start = text.find(name, end)
     return False
