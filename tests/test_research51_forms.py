@@ -14,9 +14,10 @@ fixtures are ours.
 - ADP009 / ADP013: the dict handed to ``nn.ModuleDict`` built by a same-class method
   (llm-infer's ``nn.ModuleDict(self._create_layer_dict())``, the method returning a local dict
   display that spreads another method's dict, ``**self._create_attn_projs(cfg)``, and adds an
-  item under ``if cfg.qk_norm:``).  Now the members of the one dict such a method returns are
-  read (bindings._returned_members); a dict whose name is rebound, updated or given a computed
-  key is not.
+  item under ``if cfg.qk_norm:``).  Now the members of the one dict such a method (or a
+  same-file function) returns are read (bindings._returned_members), for a row and for a
+  ModuleDict bound to an attribute; a dict whose name is rebound, updated or given a computed
+  key, or one an imported function returns, is not.
 """
 
 from __future__ import annotations
@@ -169,6 +170,44 @@ NEAR_MISSES = {
 def test_module_dict_row_near_misses_are_no_site():
     for why, (build, source) in NEAR_MISSES.items():
         assert not covered(_code(build, source), 'q = layer["q_proj"](x)', "ADP009"), why
+
+
+DIRECT = textwrap.dedent("""\
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    def make_projections(d):
+        return {"to_q": nn.Linear(d, d), "to_k": nn.Linear(d, d), "to_v": nn.Linear(d, d)}
+
+
+    class Attention(nn.Module):
+        def __init__(self, d=16):
+            super().__init__()
+            self.proj = nn.ModuleDict(BUILT)
+
+        def _projections(self, d):
+            return {"to_q": nn.Linear(d, d), "to_k": nn.Linear(d, d), "to_v": nn.Linear(d, d)}
+
+        def forward(self, x):
+            q = self.proj["to_q"](x)
+            k = self.proj["to_k"](x)
+            v = self.proj["to_v"](x)
+            return F.scaled_dot_product_attention(q, k, v)
+    """)
+
+
+def test_module_dict_bound_to_an_attribute_from_a_function_or_method():
+    for built in ("make_projections(d)", "self._projections(d)"):
+        assert covered(DIRECT.replace("BUILT", built), 'q = self.proj["to_q"](x)', "ADP009"), built
+
+
+def test_module_dict_from_an_imported_function_is_not_read():
+    # a function of another module with the same name as nothing here: what it returns is unknown
+    code = DIRECT.replace("BUILT", "make_projections(d)").replace(
+        "from torch import nn\n", "from torch import nn\n\nfrom .layers import make_projections\n", 1).replace(
+        "def make_projections(d):", "def _unused(d):")
+    assert not covered(code, 'q = self.proj["to_q"](x)', "ADP009")
 
 
 def test_module_dict_rows_of_another_kind_stay_unread():

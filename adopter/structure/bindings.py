@@ -1007,15 +1007,22 @@ def _mapping_members(members: ast.expr, names: ModuleNames, typer, env, depth: i
 
 
 def _returned_members(call: ast.expr, names: ModuleNames, typer, env, depth: int):
-    """The members of the dict that a same-class method called as ``self.m(...)`` returns: its one
+    """The members of the dict that a same-class method called as ``self.m(...)`` (or a same-file
+    function) returns: its one
     ``return`` of a dict display, or of a local name bound once to one (``layer_dict = {...}``)
     whose other writes are items under written-out keys (``layer_dict["q_norm"] = ...`` under an
     ``if``: a member that may be there), nothing else touching the name but reads; None
     otherwise (llm-infer's ``nn.ModuleDict(self._create_layer_dict())``)."""
-    if typer is None or depth >= 3 or call.__class__ is not ast.Call or call.func.__class__ is not ast.Attribute \
-            or call.func.value.__class__ is not ast.Name or call.func.value.id != "self":
+    if typer is None or depth >= 3 or call.__class__ is not ast.Call:
         return None
-    method = typer._method(call.func, env)
+    func = call.func
+    if func.__class__ is ast.Name:
+        # a same-file function: make_layer(d) returning {"q_proj": nn.Linear(d, d), ...}
+        method = names.functions.get(func.id) if func.id not in names.imports else None
+    elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self":
+        method = typer._method(func, env)
+    else:
+        return None
     if method is None:
         return None
     returned = list(_returns(method.body))
