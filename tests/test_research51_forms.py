@@ -10,7 +10,7 @@ fixtures are ours.
   attribute (``attr.key``); a row's members were not recorded, so ``layer["q_proj"]`` typed as
   nothing.  Now a row that is an ``nn.ModuleDict`` written out records ``attr[].key``
   (bindings._record_row), which graph._dict_member already reads for a loop variable over
-  the list.
+  the list, and now also for ``self.layers[i]["q_proj"]``.
 - ADP009 / ADP013: the dict handed to ``nn.ModuleDict`` built by a same-class method
   (llm-infer's ``nn.ModuleDict(self._create_layer_dict())``, the method returning a local dict
   display that spreads another method's dict, ``**self._create_attn_projs(cfg)``, and adds an
@@ -111,6 +111,34 @@ def test_module_dict_rows_are_read_by_key():
         code = _code(build)
         assert covered(code, 'q = layer["q_proj"](x)', "ADP009"), why
         assert covered(code, "return layer[\"down_proj\"](gate * up)", "ADP013"), why
+
+
+INDEXED = textwrap.dedent("""\
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Stack(nn.Module):
+        def __init__(self, d=16, n=2):
+            super().__init__()
+            self.n = n
+            self.layers = nn.ModuleList(nn.ModuleDict({"q_proj": nn.Linear(d, d), "k_proj": KEY,
+                                                       "v_proj": nn.Linear(d, d)}) for _ in range(n))
+
+        def forward(self, x):
+            for i in range(self.n):
+                q = self.layers[i]["q_proj"](x)
+                k = self.layers[i]["k_proj"](x)
+                v = self.layers[i]["v_proj"](x)
+                x = F.scaled_dot_product_attention(q, k, v)
+            return x
+    """)
+
+
+def test_module_dict_rows_indexed_then_keyed():
+    assert covered(INDEXED.replace("KEY", "nn.Linear(d, d)"), 'q = self.layers[i]["q_proj"](x)', "ADP009")
+    # near-miss: the key projection of each row a Conv1d
+    assert not covered(INDEXED.replace("KEY", "nn.Conv1d(d, d, 1)"), 'q = self.layers[i]["q_proj"](x)', "ADP009")
 
 
 def test_module_dict_rows_fix_to_one_projection():
