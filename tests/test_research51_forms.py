@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import textwrap
 
-from adopter.synth import fix_text
 from corpus_forms import covered, found, rules
+
+from adopter.synth import fix_text
 
 ROWS = textwrap.dedent("""\
     import torch.nn.functional as F
@@ -154,7 +155,7 @@ NEAR_MISSES = {
     "a Conv1d under the key": (BUILDS["appended in a loop"].replace('"k_proj": nn.Linear(d, d)',
                                                                      '"k_proj": nn.Conv1d(d, d, 1)'), "x"),
     # the method's dict updated by a call: its members are not written out
-    "a dict the method updates": (
+    "a dict the method updates": ((
         "        self.layers = nn.ModuleList()\n"
         "        for _ in range(n):\n"
         "            self.layers.append(nn.ModuleDict(self._layer(d, h)))\n"
@@ -162,9 +163,9 @@ NEAR_MISSES = {
         "    def _layer(self, d, h):\n"
         f"        layer = {LITERAL_DICT}\n"
         "        layer.update(k_proj=nn.Conv1d(d, d, 1))\n"
-        "        return layer\n", "x"),
+        "        return layer\n"), "x"),
     # a computed key replacing a member
-    "an item under a computed key": (
+    "an item under a computed key": ((
         "        self.layers = nn.ModuleList()\n"
         "        for _ in range(n):\n"
         "            self.layers.append(nn.ModuleDict(self._layer(d, h, 'k_proj')))\n"
@@ -172,9 +173,9 @@ NEAR_MISSES = {
         "    def _layer(self, d, h, name):\n"
         f"        layer = {LITERAL_DICT}\n"
         "        layer[name] = nn.Conv1d(d, d, 1)\n"
-        "        return layer\n", "x"),
+        "        return layer\n"), "x"),
     # the dict's name bound twice: which one is returned is not read
-    "a dict bound twice": (
+    "a dict bound twice": ((
         "        self.layers = nn.ModuleList()\n"
         "        for _ in range(n):\n"
         "            self.layers.append(nn.ModuleDict(self._layer(d, h)))\n"
@@ -183,15 +184,15 @@ NEAR_MISSES = {
         f"        layer = {LITERAL_DICT}\n"
         "        if h > 64:\n"
         "            layer = {\"q_proj\": nn.Conv1d(d, d, 1)}\n"
-        "        return layer\n", "x"),
+        "        return layer\n"), "x"),
     # a spread of something that is not a same-class method's dict
-    "a spread of a parameter": (
+    "a spread of a parameter": ((
         "        self.layers = nn.ModuleList()\n"
         "        for _ in range(n):\n"
         "            self.layers.append(nn.ModuleDict(self._layer(d, h, {})))\n"
         "\n"
         "    def _layer(self, d, h, extra):\n"
-        f"        return {{**{LITERAL_DICT}, **extra}}\n", "x"),
+        f"        return {{**{LITERAL_DICT}, **extra}}\n"), "x"),
 }
 
 
