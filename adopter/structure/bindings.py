@@ -16,7 +16,7 @@ import os
 from ..records import dataclass, field, replace
 
 from .layers import (INPUT_KINDS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
-                     _super_init)
+                     _returns, _super_init)
 from .treewalk import blocks
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
@@ -805,7 +805,7 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         # Each member under its key, as ``self.<attr>.<key>`` (minGPT's ``nn.ModuleDict(dict(
         # c_fc=nn.Linear(...), act=NewGELU(), ...))``): what ``self.mlp.c_fc(x)`` and
         # ``self.mlp["c_fc"](x)`` call
-        members = _dict_members(value, names)
+        members = _dict_members(value, names, typer, env)
         for key, element in members:
             _record(f"{attr}.{key}", element, stmt, func_name, typer, env, names, out)
         for _, element in members:
@@ -919,8 +919,18 @@ def _record_row(attr, element, stmt, func_name, typer: LayerTyper, env: dict, na
     if element.__class__ is not ast.Call or element.keywords:
         return
     args = element.args
-    if len(args) != 1 or args[0].__class__ not in (ast.List, ast.Tuple) or \
-            names.resolve(element.func) != "torch.nn.ModuleList":
+    if len(args) != 1:
+        return
+    if args[0].__class__ in (ast.Dict, ast.Call) and names.resolve(element.func) == "torch.nn.ModuleDict":
+        # a row that is an nn.ModuleDict written out (``nn.ModuleList(nn.ModuleDict({"q_proj":
+        # nn.Linear(...), ...}) for _ in range(n))``, or appended in a loop): each member under
+        # its key as ``attr[].key``, what ``layer["q_proj"]`` calls for ``layer`` a row of
+        # ``self.<attr>`` (graph._dict_member), as a ModuleDict bound to an attribute records
+        # ``attr.key``
+        for key, value in _dict_members(element, names, typer, env):
+            _record(f"{attr}[].{key}", value, stmt, func_name, typer, env, names, out)
+        return
+    if args[0].__class__ not in (ast.List, ast.Tuple) or names.resolve(element.func) != "torch.nn.ModuleList":
         return
     args = args[0].elts
     if not args or any(a.__class__ is ast.Starred for a in args):
@@ -958,23 +968,96 @@ def _statements(body):
                 yield from _statements(block)
 
 
-def _dict_members(call: ast.Call, names: ModuleNames) -> list[tuple[str, ast.expr]]:
+def _dict_members(call: ast.Call, names: ModuleNames, typer: LayerTyper | None = None,
+                  env: dict | None = None) -> list[tuple[str, ast.expr]]:
     """The (key, value) pairs of ``nn.ModuleDict(dict(a=..., b=...))`` or ``nn.ModuleDict({"a":
-    ..., "b": ...})`` whose keys are all written out (none: a ``**`` or a computed key)."""
+    ..., "b": ...})`` whose keys are all written out (none: a computed key, or a ``**`` that is
+    not the dict a same-class method returns); with ``typer``, also of ``nn.ModuleDict(self.m(...))``,
+    the dict ``m`` returns (:func:`_returned_members`)."""
     if len(call.args) != 1 or call.keywords:
         return []
-    members = call.args[0]
+    return _mapping_members(call.args[0], names, typer, env, 0) or []
+
+
+def _mapping_members(members: ast.expr, names: ModuleNames, typer, env, depth: int):
+    """The written-out (key, value) pairs of a dict display or ``dict(k=...)`` call (a ``**``
+    entry read as the members of the dict a same-class method returns), or of the dict such a
+    method call returns; None when a key is not written out or a ``**`` is not read."""
     if isinstance(members, ast.Call) and isinstance(members.func, ast.Name) and members.func.id == "dict" and \
             names.resolve(members.func) is None and not members.args:
         if any(k.arg is None for k in members.keywords):
-            return []
+            return None
         return [(k.arg, k.value) for k in members.keywords]
     if isinstance(members, ast.Dict):
-        if not all(isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value.isidentifier()
-                   for k in members.keys):
-            return []
-        return [(k.value, v) for k, v in zip(members.keys, members.values)]
-    return []
+        out: dict[str, ast.expr] = {}
+        for k, v in zip(members.keys, members.values):
+            if k is None:
+                # {**self._create_attn_projs(cfg), "gate_proj": ...}: the spread dict's members,
+                # a later key replacing an earlier one as the display does
+                spread = _returned_members(v, names, typer, env, depth)
+                if spread is None:
+                    return None
+                out.update(spread)
+            elif isinstance(k, ast.Constant) and isinstance(k.value, str) and k.value.isidentifier():
+                out[k.value] = v
+            else:
+                return None
+        return list(out.items())
+    return _returned_members(members, names, typer, env, depth)
+
+
+def _returned_members(call: ast.expr, names: ModuleNames, typer, env, depth: int):
+    """The members of the dict that a same-class method called as ``self.m(...)`` (or a same-file
+    function) returns: its one
+    ``return`` of a dict display, or of a local name bound once to one (``layer_dict = {...}``)
+    whose other writes are items under written-out keys (``layer_dict["q_norm"] = ...`` under an
+    ``if``: a member that may be there), nothing else touching the name but reads; None
+    otherwise (llm-infer's ``nn.ModuleDict(self._create_layer_dict())``)."""
+    if typer is None or depth >= 3 or call.__class__ is not ast.Call:
+        return None
+    func = call.func
+    if func.__class__ is ast.Name:
+        # a same-file function: make_layer(d) returning {"q_proj": nn.Linear(d, d), ...}
+        method = names.functions.get(func.id) if func.id not in names.imports else None
+    elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self":
+        method = typer._method(func, env)
+    else:
+        return None
+    if method is None:
+        return None
+    returned = list(_returns(method.body))
+    if len(returned) != 1:
+        return None
+    value = returned[0].value
+    if value.__class__ is ast.Name:
+        name = value.id
+        bound, items, read = [], [], set()
+        for node in ast_walk(method):  # (a statement before the names in it)
+            if node.__class__ is ast.Name and node.id == name and node.ctx.__class__ is not ast.Load \
+                    and id(node) not in read:
+                return None  # bound in a loop, a with, an augmented assignment, deleted
+            if node.__class__ in (ast.Assign, ast.AnnAssign):
+                targets = node.targets if node.__class__ is ast.Assign else [node.target]
+                for target in targets:
+                    if target.__class__ is ast.Name and target.id == name:
+                        read.add(id(target))
+                        bound.append(node.value)
+                    elif target.__class__ is ast.Subscript and target.value.__class__ is ast.Name \
+                            and target.value.id == name:
+                        key = target.slice
+                        if not (key.__class__ is ast.Constant and isinstance(key.value, str)
+                                and key.value.isidentifier()):
+                            return None
+                        items.append((key.value, node.value))
+                    elif any(n.__class__ is ast.Name and n.id == name for n in ast_walk(target)):
+                        return None
+            elif node.__class__ is ast.Attribute and node.value.__class__ is ast.Name and node.value.id == name:
+                return None  # layer_dict.update(...), .pop(...): members not written out
+        if len(bound) != 1 or bound[0] is None:
+            return None
+        members = _mapping_members(bound[0], names, typer, env, depth + 1)
+        return None if members is None else members + items
+    return _mapping_members(value, names, typer, env, depth + 1)
 
 
 def _container_elements(call: ast.Call):

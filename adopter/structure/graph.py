@@ -1092,7 +1092,9 @@ class FlowBuilder:
 
     def _dict_member(self, func: ast.expr, ctx: _Ctx) -> str | None:
         """``self.mlp.c_fc``, ``self.mlp["c_fc"]`` or ``m.c_fc`` (``m = self.mlp``): a member of
-        an ``nn.ModuleDict`` that ``__init__`` binds (bindings record it as ``mlp.c_fc``)."""
+        an ``nn.ModuleDict`` that ``__init__`` binds (bindings record it as ``mlp.c_fc``); also
+        ``layer["q_proj"]`` / ``self.layers[i]["q_proj"]`` of a row of an ``nn.ModuleList``
+        whose rows are ModuleDicts (``layers[].q_proj``)."""
         if isinstance(func, ast.Attribute):
             holder, key = func.value, func.attr
         elif isinstance(func, ast.Subscript) and isinstance(func.slice, ast.Constant) and \
@@ -1104,6 +1106,10 @@ class FlowBuilder:
             path = ctx.layer_alias[holder.id]
         elif isinstance(holder, ast.Attribute) and isinstance(holder.value, ast.Name) and holder.value.id == "self":
             path = "self." + holder.attr
+        elif holder.__class__ is ast.Subscript and holder.value.__class__ is ast.Attribute \
+                and holder.value.value.__class__ is ast.Name and holder.value.value.id == "self":
+            # self.layers[i]["q_proj"]: a member of a row of the list (bindings record ``layers[].q_proj``)
+            path = f"self.{holder.value.attr}[]"
         else:
             return None
         attr = f"{path[len('self.'):]}.{key}"
