@@ -2660,7 +2660,9 @@ def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozen
     session-25 ruling).  A model's eleven classifier heads returned in one tuple hold more than
     the three matched: no evidence of an attention.  Outputs that another Linear projected
     again (``again``: DiGress's node, edge and global updates, each through its output Linear)
-    are a layer's results, not projections handed on: they count for no step."""
+    are a layer's results, not projections handed on; a tuple holding one beside the others is
+    a model's outputs (Maia-2's move, side-information and value heads: ``return self.fc_1(x),
+    self.fc_2(x), self.fc_3(relu(self.fc_3_1(x)))``), no hand-off either."""
     outs = node.outs
     if len(outs) != 1 or node.defs != {outs[0].key}:
         return False
@@ -2672,10 +2674,9 @@ def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozen
     steps = set()
     for key in node.uses:
         got = labels.get(key)
-        if got is None or len(got) != 1:
+        if got is None or len(got) != 1 or key in again:
             return False
-        if key not in again:
-            steps |= got
+        steps |= got
     return len(steps) > 1
 
 
