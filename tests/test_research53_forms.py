@@ -19,10 +19,12 @@ are returned without a loss.
 - ADP009, false positive: three Linear heads of one pooled vector, one of them a hidden layer of
   a small MLP (Maia-2's ``return self.fc_1(x), self.fc_2(x), self.fc_3(relu(self.fc_3_1(x)))``),
   were read as a projection helper handing q, k and v to its caller: the two direct heads in the
-  returned tuple were two steps.  A returned tuple holding an output that another Linear
-  projected again is a model's outputs (a layer's results), not raw projections handed on.
-Near-misses (still reported): the helper returning q, k, v as they are, and a helper returning
-them reshaped into heads.
+  returned tuple were two steps.  A returned tuple holding the output of a small MLP whose hidden
+  layer is one of the three (a Linear over an activation of the step's output) is a model's
+  outputs, not raw projections handed on.
+Near-misses (still reported): the helper returning q, k, v as they are, a helper returning them
+reshaped into heads, and (test_research46_forms) a value projected again with no activation
+between (``self.v2(self.v(x))``).
 """
 from __future__ import annotations
 
@@ -133,6 +135,14 @@ HEADS_NEEDLE = "logits_maia = self.fc_1(x)"
 
 def test_model_heads_one_of_them_an_mlp_hidden_layer_are_no_qkv():
     assert not covered(HEADS, HEADS_NEEDLE, "ADP009")
+    # the activation a layer of the module, and a functional GELU
+    layer = HEADS.replace("self.dropout = nn.Dropout(p=0.1)",
+                          "self.dropout = nn.Dropout(p=0.1)\n        self.act = nn.GELU()").replace(
+        "torch.relu(self.fc_3_1(x))", "self.act(self.fc_3_1(x))")
+    functional = HEADS.replace("torch.relu(self.fc_3_1(x))", "torch.nn.functional.gelu(self.fc_3_1(x))")
+    for code in (layer, functional):
+        assert code != HEADS
+        assert not covered(code, HEADS_NEEDLE, "ADP009")
 
 
 def test_projection_helpers_returning_q_k_v_are_still_reported():
