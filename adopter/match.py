@@ -1726,7 +1726,7 @@ class Matcher:
         gates: set = set()  # names bound to a sigmoid or to a product with one
         again: set = set()  # names computed from a step's output projected by another Linear
         activated: set = set()  # names computed from a step's output through an activation
-        hidden: set = set()  # names computed from an MLP's hidden layer (a Linear over an activated step)
+        mlp: set = set()  # names computed from an MLP's hidden layer (a Linear over an activated step)
         paired: set = set()  # names computed from an elementwise product of two steps' outputs
         every = labels
         single: dict = {}  # name -> the one node that labelled it (None once several did)
@@ -1773,7 +1773,7 @@ class Matcher:
                 continue
             if self._meet(node, labels, paired):
                 return True
-            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again, hidden) \
+            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again, mlp) \
                     and probs.isdisjoint(node.uses):
                 # (a step's output turned into probabilities alone -- ``a = F.softmax(self.cls(x),
                 # dim=1); return c, b, a`` -- is a classifier head's, never a query, key or value
@@ -1799,10 +1799,10 @@ class Matcher:
                     other.startswith(key + "." + attr) for other in uses for attr in TENSOR_METADATA)))
             if not came:
                 continue
-            if (hidden and not hidden.isdisjoint(uses)) or (
+            if (mlp and not mlp.isdisjoint(uses)) or (
                     activated and node.kind == "layer" and _LINEAR in node.types and not activated.isdisjoint(uses)):
                 # ``self.fc_3(relu(self.fc_3_1(x)))``: the step is a small MLP's hidden layer
-                hidden.update(node.defs)
+                mlp.update(node.defs)
             if node.canon in _ACTIVATION_CANON or (node.kind == "layer" and not _ACTIVATION_LAYERS.isdisjoint(
                     node.types)) or (activated and not activated.isdisjoint(uses)):
                 activated.update(node.defs)
