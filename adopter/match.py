@@ -1725,6 +1725,8 @@ class Matcher:
         probs: set = set()  # names last bound to a softmax of one step's output alone
         gates: set = set()  # names bound to a sigmoid or to a product with one
         again: set = set()  # names computed from a step's output projected by another Linear
+        activated: set = set()  # names computed from a step's output through an activation
+        mlp: set = set()  # names computed from an MLP's hidden layer (a Linear over an activated step)
         paired: set = set()  # names computed from an elementwise product of two steps' outputs
         every = labels
         single: dict = {}  # name -> the one node that labelled it (None once several did)
@@ -1771,7 +1773,7 @@ class Matcher:
                 continue
             if self._meet(node, labels, paired):
                 return True
-            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again) \
+            if node.kind == "other" and not node.inlined and _returned_together(flow, node, labels, again, mlp) \
                     and probs.isdisjoint(node.uses):
                 # (a step's output turned into probabilities alone -- ``a = F.softmax(self.cls(x),
                 # dim=1); return c, b, a`` -- is a classifier head's, never a query, key or value
@@ -1797,6 +1799,13 @@ class Matcher:
                     other.startswith(key + "." + attr) for other in uses for attr in TENSOR_METADATA)))
             if not came:
                 continue
+            if (mlp and not mlp.isdisjoint(uses)) or (
+                    activated and node.kind == "layer" and _LINEAR in node.types and not activated.isdisjoint(uses)):
+                # ``self.fc_3(relu(self.fc_3_1(x)))``: the step is a small MLP's hidden layer
+                mlp.update(node.defs)
+            if node.canon in _ACTIVATION_CANON or (node.kind == "layer" and not _ACTIVATION_LAYERS.isdisjoint(
+                    node.types)) or (activated and not activated.isdisjoint(uses)):
+                activated.update(node.defs)
             if (node.kind == "layer" and _LINEAR in node.types) or (again and not again.isdisjoint(uses)):
                 # a step's output projected again (a graph layer's output Linear over the
                 # messages its projections made): what is returned from it is no query, key or
@@ -2585,6 +2594,11 @@ def _reaches(flow: Flow, first: int, last: int) -> bool:
 _GATED_MARK = -1
 _GATED = frozenset((_GATED_MARK,))
 _SIGMOID = "torch.nn.Sigmoid"
+# Matcher._outputs_meet: element-wise activations (an MLP's hidden layer runs one before its next Linear)
+_ACTIVATION_CANON = frozenset({"torch.nn.functional.relu", "torch.nn.functional.gelu", "torch.nn.functional.silu",
+                               "torch.tanh", "torch.nn.functional.leaky_relu", "torch.nn.functional.elu"})
+_ACTIVATION_LAYERS = frozenset({"torch.nn.ReLU", "torch.nn.GELU", "torch.nn.SiLU", "torch.nn.Tanh",
+                                "torch.nn.LeakyReLU", "torch.nn.ELU", "torch.nn.Mish"})
 _LINEAR = "torch.nn.Linear"
 
 
@@ -2653,14 +2667,19 @@ def _followed(key: str, labels: dict):
     return labels.get(base if bar else text[:cut])
 
 
-def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozenset()) -> bool:
+def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozenset(),
+                       hidden: set = frozenset()) -> bool:
     """Is ``node`` the tuple or list the root function returns (``return q, k, v``), holding
     the matched steps' outputs alone, two of them at least?  A projection helper hands them to a
     caller that computes with them (Matcher._outputs_meet; read no further, as before the lead's
     session-25 ruling).  A model's eleven classifier heads returned in one tuple hold more than
     the three matched: no evidence of an attention.  Outputs that another Linear projected
     again (``again``: DiGress's node, edge and global updates, each through its output Linear)
-    are a layer's results, not projections handed on: they count for no step."""
+    are a layer's results, not projections handed on: they count for no step.  A tuple holding
+    the output of a small MLP whose hidden layer is a step (``hidden``: Maia-2's move,
+    side-information and value heads, ``return self.fc_1(x), self.fc_2(x),
+    self.fc_3(relu(self.fc_3_1(x)))``) is a model's outputs, no hand-off at all; a step projected
+    again with no activation between (``self.v2(self.v(x))``) is still a projection."""
     outs = node.outs
     if len(outs) != 1 or node.defs != {outs[0].key}:
         return False
@@ -2672,7 +2691,7 @@ def _returned_together(flow: Flow, node: Node, labels: dict, again: set = frozen
     steps = set()
     for key in node.uses:
         got = labels.get(key)
-        if got is None or len(got) != 1:
+        if got is None or len(got) != 1 or key in hidden:
             return False
         if key not in again:
             steps |= got

@@ -15,8 +15,8 @@ import copy
 import os
 from ..records import dataclass, field, replace
 
-from .layers import (INPUT_KINDS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph, _Param,
-                     _returns, _super_init)
+from .layers import (INPUT_KINDS, MEMBERS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph,
+                     _Param, _returns, _super_init)
 from .treewalk import blocks
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
@@ -806,6 +806,10 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         # c_fc=nn.Linear(...), act=NewGELU(), ...))``): what ``self.mlp.c_fc(x)`` and
         # ``self.mlp["c_fc"](x)`` call
         members = _dict_members(value, names, typer, env)
+        if not members and len(value.args) == 1 and value.args[0].__class__ is ast.Name and not value.keywords:
+            # nn.ModuleDict(layers), ``layers`` a dict built in this function with string keys
+            # (``layers = dict(..., final_out=nn.Linear(d, vocab))``, then ``layers["pos"] = ...``)
+            members = env.get(MEMBERS + value.args[0].id) or ()
         for key, element in members:
             _record(f"{attr}.{key}", element, stmt, func_name, typer, env, names, out)
         for _, element in members:

@@ -98,6 +98,10 @@ ODICT_IF = "\0odict-if"
 # if); a loop concatenating them (``for n in range(len(sequence)): stream += sequence[n]``)
 # gives their members in order, ``*sequence[n]`` any one of them.
 NESTED = "\0nested:"
+# env key: a local name holding a dict built here with string keys (``layers = dict(emb=...,
+# head=nn.Linear(...))``, then ``layers["pos"] = ...``), as its (key, value) pairs in order: what
+# ``nn.ModuleDict(layers)`` holds under each key (bindings._record)
+MEMBERS = "\0members:"
 _DISPLAYS = (ast.List, ast.Tuple)
 LIST_REORDERS = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
 # Layers of other libraries that compute a torch layer's operation with another parameter
@@ -2509,6 +2513,7 @@ class LayerTyper:
                         env.pop(TABLE_OF + bound, None)
                         env.pop("list:" + bound, None)
                         env.pop("dict:" + bound, None)
+                        env.pop(MEMBERS + bound, None)
                         if nested and (not values or bound not in env and isinstance(values[0], Key)):
                             env[UNKNOWN + bound] = True
                         elif not nested:
@@ -2533,6 +2538,14 @@ class LayerTyper:
                                 continue  # layers["bn"] = nn.BatchNorm2d(c): a new key, at the end
                             del env[ODICT + target.value.id]  # layers["pad"] = ...: another order
                         _add_key(env, target.value.id, target.slice)  # kwargs["depthwise"] = True
+                        members = env.get(MEMBERS + target.value.id)
+                        if members is not None:
+                            if len(targets) == 1 and target.slice.__class__ is ast.Constant \
+                                    and target.slice.value.__class__ is str:
+                                # layers["pos"] = nn.Embedding(...): one more member under its key
+                                env[MEMBERS + target.value.id] = members + ((target.slice.value, value),)
+                            else:
+                                del env[MEMBERS + target.value.id]
                         listed = env.get("list:" + target.value.id)
                         if isinstance(listed, SeqGraph) and not listed.forget(_constant_index(target.slice)):
                             env.pop("list:" + target.value.id, None)  # layers[i] = ...: which one is not known
@@ -2556,8 +2569,11 @@ class LayerTyper:
                         keys = _dict_keys(value, self.names)
                         if keys is not None:
                             env["dict:" + key] = keys  # dd = {"device": device, ...}: its keys
+                            env[MEMBERS + key] = tuple(zip(keys, value.values if value.__class__ is ast.Dict
+                                                           else (k.value for k in value.keywords)))
                         else:
                             env.pop("dict:" + key, None)
+                            env.pop(MEMBERS + key, None)
                     if isinstance(target, ast.Name):
                         if isinstance(value, (ast.List, ast.Tuple, ast.ListComp)):
                             env[ELEMENTS + key] = (value, None)  # blocks = [(64, 64, nn.BatchNorm1d(64)), ...]
@@ -2669,6 +2685,8 @@ class LayerTyper:
                         del env[NESTED + f.value.id]
                     else:
                         env[NESTED + f.value.id] = env[NESTED + f.value.id] + more
+                if f.__class__ is ast.Attribute and f.value.__class__ is ast.Name and f.attr != "get":
+                    env.pop(MEMBERS + f.value.id, None)  # layers.update(...), .pop(...): members not known
                 if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and "dict:" + f.value.id in env:
                     if f.attr == "setdefault" and call.args:
                         _add_key(env, f.value.id, call.args[0])  # kwargs.setdefault("bias", False)
