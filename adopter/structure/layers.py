@@ -340,6 +340,7 @@ _DECORATED = frozenset({ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef})
 _CONV_OUTPUT = frozenset({"torch.nn.Conv2d"})  # a module's container output read by _output_kind
 _MODULE_CODE = ("module code",)  # LayerTyper._kinds key: the module-level code as a function (_module_code)
 _FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._file_text)
+_BATCH_NORM_TEXT = ("file text mentions BatchNorm",)  # LayerTyper._input_kind's text test, once per file
 _WORD_ONLY = re.compile(r"\w+")
 
 
@@ -1088,7 +1089,12 @@ class LayerTyper:
         adds an activation (``_starts_with_base``).  None for any other module."""
         if forward is None or depth > MAX_DEPTH or self.lines is None:
             return None
-        if "BatchNorm" not in self._file_text():
+        mentioned = self._kinds.get(_BATCH_NORM_TEXT)
+        if mentioned is None:
+            # (the file's text does not change: the scan of it made once per file, not once per
+            # same-file class read here)
+            mentioned = self._kinds[_BATCH_NORM_TEXT] = "BatchNorm" in self._file_text()
+        if not mentioned:
             return None  # (a cheap text test first: most files build no BatchNorm)
         args = forward.args
         if len(args.args) != 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs:
