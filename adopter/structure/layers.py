@@ -347,6 +347,9 @@ _WORD_ONLY = re.compile(r"\w+")
 class LayerTyper:
     """Types layer-valued expressions of one file (cached per function)."""
 
+    # _walk takes what a hook typed for ``self.<attr> = <value>`` (tests turn it off to compare)
+    reuse_typed = True
+
     def __init__(self, names: ModuleNames, tree: ast.Module | None = None, mention=None, package=None):
         self.names = names
         self.package = package  # siblings.Package: the modules of the file's own package
@@ -374,6 +377,12 @@ class LayerTyper:
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
         self.class_envs: dict = {}
+        # how many parameters a read resolved in the env it was given (values: the one write a
+        # read makes to that env), and what a hook typed for the statement _walk is at
+        # (bindings' ``__init__`` hook: (value, env, its values, ``resolved`` then), or None):
+        # _walk takes that answer instead of typing the same value in the same env again
+        self.resolved = 0
+        self.typed: tuple | None = None
         self._in_init: set = set()  # _init_env keys whose __init__ is being walked
         self._cut = 0  # how many reads of such an __init__'s env were cut short
 
@@ -403,6 +412,7 @@ class LayerTyper:
                     if not called:
                         return value.default
                     value = env[expr.id] = value.resolve(self)
+                    self.resolved += 1
                 return value
             if expr.id in self.names.partials and depth < MAX_DEPTH:
                 # Linear = partial(nn.Linear, bias=False) at module level: that partial
@@ -2475,8 +2485,11 @@ class LayerTyper:
         """Walk statements in order, updating ``env``; ``hook(stmt, env)`` sees each assignment
         (augmented too) and call statement with the names' values just before it."""
         for stmt in body:
+            typed = None
             if hook is not None and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
+                self.typed = None
                 hook(stmt, env)
+                typed, self.typed = self.typed, None
             if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 if record:
@@ -2608,7 +2621,16 @@ class LayerTyper:
                         continue
                     if self._resolver(value, key, env):
                         continue  # norm_layer = get_norm_layer(norm_layer): still the layer class
-                    values = self.values(value, env, depth)
+                    if (typed is not None and self.reuse_typed and typed[0] is value and typed[1] is env
+                            and typed[3] == self.resolved
+                            and depth == 0 and not record and len(targets) == 1 and target.__class__ is ast.Attribute
+                            and value.__class__ not in _LIST_VALUES and value.__class__ is not ast.Name):
+                        # ``self.<attr> = <value>`` typed by the hook just before, in this env, at
+                        # this depth, no parameter resolved into the env since (nor while typing):
+                        # the same answer (the attribute's value and a list's are read as before)
+                        values = typed[2]
+                    else:
+                        values = self.values(value, env, depth)
                     if nested and (not values or key not in env and isinstance(values[0], Key)):
                         # on some way through the code the name holds what we cannot type
                         # (or, for a key, what it held before, which we do not know)
