@@ -595,9 +595,21 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
             for target in targets:
                 attr = _self_attr(target)
                 if attr is not None:
-                    _record(attr, stmt.value, stmt, func.name, typer, env, names, out, info.node)
+                    if len(targets) == 1:
+                        # (typed once: the walk types ``self.<attr> = <value>`` again just after
+                        # this hook, in the same env, and takes this answer when nothing the
+                        # read depends on changed in between: LayerTyper._walk)
+                        resolved = typer.resolved
+                        typed = typer.values(stmt.value, env)
+                        clean = typer.resolved == resolved
+                        _record(attr, stmt.value, stmt, func.name, typer, env, names, out, info.node,
+                                built=[v for v in typed if isinstance(v, Built)])
+                    else:
+                        _record(attr, stmt.value, stmt, func.name, typer, env, names, out, info.node)
                     if stmt.value.__class__ is ast.Dict:
                         _record_loss_entries(attr, stmt.value, stmt, func.name, typer, env, names, out)
+                    if len(targets) == 1 and clean:
+                        typer.typed = (stmt.value, env, typed, resolved)
                 elif (member := _module_dict_item(target, out)) is not None:
                     # self.nets["qkv"] = nn.Linear(...) into an nn.ModuleDict bound before (robomimic):
                     # the member under its key, as a ModuleDict literal's members are

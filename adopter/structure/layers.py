@@ -344,11 +344,15 @@ _DECORATED = frozenset({ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef})
 _CONV_OUTPUT = frozenset({"torch.nn.Conv2d"})  # a module's container output read by _output_kind
 _MODULE_CODE = ("module code",)  # LayerTyper._kinds key: the module-level code as a function (_module_code)
 _FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._file_text)
+_BATCH_NORM_TEXT = ("file text mentions BatchNorm",)  # LayerTyper._input_kind's text test, once per file
 _WORD_ONLY = re.compile(r"\w+")
 
 
 class LayerTyper:
     """Types layer-valued expressions of one file (cached per function)."""
+
+    # _walk takes what a hook typed for ``self.<attr> = <value>`` (tests turn it off to compare)
+    reuse_typed = True
 
     def __init__(self, names: ModuleNames, tree: ast.Module | None = None, mention=None, package=None):
         self.names = names
@@ -377,6 +381,12 @@ class LayerTyper:
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
         self._lambda_defs: dict = {}  # module-level lambda's name -> it as a function (_lambda_def)
         self.class_envs: dict = {}
+        # how many parameters a read resolved in the env it was given (values: the one write a
+        # read makes to that env), and what a hook typed for the statement _walk is at
+        # (bindings' ``__init__`` hook: (value, env, its values, ``resolved`` then), or None):
+        # _walk takes that answer instead of typing the same value in the same env again
+        self.resolved = 0
+        self.typed: tuple | None = None
         self._in_init: set = set()  # _init_env keys whose __init__ is being walked
         self._cut = 0  # how many reads of such an __init__'s env were cut short
 
@@ -406,6 +416,7 @@ class LayerTyper:
                     if not called:
                         return value.default
                     value = env[expr.id] = value.resolve(self)
+                    self.resolved += 1
                 return value
             if expr.id in self.names.partials and depth < MAX_DEPTH:
                 # Linear = partial(nn.Linear, bias=False) at module level: that partial
@@ -1092,7 +1103,12 @@ class LayerTyper:
         adds an activation (``_starts_with_base``).  None for any other module."""
         if forward is None or depth > MAX_DEPTH or self.lines is None:
             return None
-        if "BatchNorm" not in self._file_text():
+        mentioned = self._kinds.get(_BATCH_NORM_TEXT)
+        if mentioned is None:
+            # (the file's text does not change: the scan of it made once per file, not once per
+            # same-file class read here)
+            mentioned = self._kinds[_BATCH_NORM_TEXT] = "BatchNorm" in self._file_text()
+        if not mentioned:
             return None  # (a cheap text test first: most files build no BatchNorm)
         args = forward.args
         if len(args.args) != 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs:
@@ -2489,8 +2505,11 @@ class LayerTyper:
         """Walk statements in order, updating ``env``; ``hook(stmt, env)`` sees each assignment
         (augmented too) and call statement with the names' values just before it."""
         for stmt in body:
+            typed = None
             if hook is not None and isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
+                self.typed = None
                 hook(stmt, env)
+                typed, self.typed = self.typed, None
             if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
                 if record:
@@ -2634,7 +2653,16 @@ class LayerTyper:
                         continue
                     if self._resolver(value, key, env):
                         continue  # norm_layer = get_norm_layer(norm_layer): still the layer class
-                    values = self.values(value, env, depth)
+                    if (typed is not None and self.reuse_typed and typed[0] is value and typed[1] is env
+                            and typed[3] == self.resolved
+                            and depth == 0 and not record and len(targets) == 1 and target.__class__ is ast.Attribute
+                            and value.__class__ not in _LIST_VALUES and value.__class__ is not ast.Name):
+                        # ``self.<attr> = <value>`` typed by the hook just before, in this env, at
+                        # this depth, no parameter resolved into the env since (nor while typing):
+                        # the same answer (the attribute's value and a list's are read as before)
+                        values = typed[2]
+                    else:
+                        values = self.values(value, env, depth)
                     if nested and (not values or key not in env and isinstance(values[0], Key)):
                         # on some way through the code the name holds what we cannot type
                         # (or, for a key, what it held before, which we do not know)
