@@ -45,7 +45,7 @@ from ..records import replace
 from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
-from ..structure.canon import einx_where_layout, fill_value, held_fill
+from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_value, held_fill
 from ..structure.formulas import bias_add_in_place
 from ..structure.ops import CASTS
 from ..structure.names import class_body_value, collect_names
@@ -639,6 +639,7 @@ class _Attention:
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
         self.fill_helper: dict | None = None  # the fill a helper makes, as a mask of a stand-in: _inline_fill_helper
+        self.runtime_fill: tuple[str, ast.expr | None] | None = None  # (value, test): a fill checked by the guard
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
         self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
         self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
@@ -1062,6 +1063,13 @@ class _Attention:
             test = conditions.get(next(r for r, n in self.roles.items() if n is self.fill_helper["node"]))
             if test is not None:
                 term = f"{_guard_term(self._text(test), test)} and ({term})"
+            guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
+        if self.runtime_fill is not None:
+            # a fill value read at run time: -inf or at most LARGE_NEGATIVE takes the fused path (_runtime_fill)
+            text, test = self.runtime_fill
+            term = f"not ({_atom(text, ast.parse(text, mode='eval').body)} <= {LARGE_NEGATIVE})"
+            if test is not None:
+                term = f"{_guard_term(self._text(test), test)} and {term}"
             guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
@@ -3708,8 +3716,13 @@ class _Attention:
                 raise Skip(f"the fill value `{self._text(value)}` is {ast.unparse(constant)}: it sets the scores "
                            "it covers to that score, which no mask added to them gives (not -inf or a large "
                            "negative number)")
+        runtime = False
         if kind is None:
-            raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
+            runtime = self._runtime_fill(value, value_text, stored, role)
+            if not runtime:
+                raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
+            kind = "finite"
+            self.runtime_fill = (value_text, test)
         if role == "fs":
             # a fill the scale then divides or multiplies: -inf stays -inf under a positive
             # number (a size, a root of one), and a tensor (a learned temperature) may have
@@ -3740,8 +3753,47 @@ class _Attention:
         else:
             # masked_fill(c, fill), or where(c, fill, scores): the fill is taken where c holds
             keep, where, filled_by_cond = _negate(cond, cond_text, self._text), cond_text, True
+        # (a fill read at run time: taken as the least negative literal the guard lets through,
+        # so its entirely filled rows are tested in every step, as a literal fill's are)
+        literal = LARGE_NEGATIVE if runtime else _number(resolved)
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
-                "filled_by_cond": filled_by_cond, "role": role, "literal": _number(resolved)}
+                "filled_by_cond": filled_by_cond, "role": role, "literal": literal}
+
+    def _runtime_fill(self, value: ast.expr, value_text: str, stored: set, role: str) -> bool:
+        """A fill value the code does not spell (allennlp's ``util.min_value_of_dtype(scores.dtype)``,
+        another module's function; pytorch-forecasting's ``self.mask_bias``, a constructor
+        argument any caller may set): the guard reads it before the attention and sends a call
+        whose fill is not -inf or at most :data:`LARGE_NEGATIVE` to the original code, so the
+        fused path sees only fills that mask a score out, as a literal ``-1e9`` does.  Read so
+        only where reading it once more changes nothing and reads nothing the function assigns:
+        a module attribute (``self.mask_bias``), a parameter or global name never reassigned, or
+        a call of a named function whose arguments are dtypes (the scores' read off q)."""
+        if read_names(value) & stored and value_text == self._text(value):
+            return False
+        try:
+            node = ast.parse(value_text, mode="eval").body
+        except SyntaxError:
+            return False
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            node = node.operand
+
+        def plain(expr: ast.expr) -> bool:  # a name or a chain of attributes of one
+            while isinstance(expr, ast.Attribute):
+                expr = expr.value
+            return isinstance(expr, ast.Name)
+
+        if isinstance(node, ast.Call):
+            if not (plain(node.func) and not node.keywords and node.args and all(
+                    isinstance(a, ast.Attribute) and a.attr == "dtype" and plain(a) for a in node.args)):
+                return False
+        elif not plain(node) or isinstance(node, ast.Name) and node.id == "self":
+            return False
+        info = self.index.stmt(self.roles[role].stmt)
+        func = self._function(info.stmt) if info is not None else None
+        if func is None:
+            return False
+        assigned = {n.id for n in ast_walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del))}
+        return not (read_names(node) & (assigned | stored))
 
     def _where_keeps_second(self, node) -> bool:
         """Does the ``torch.where(c, a, b)`` of a fill step keep the scores in ``a`` (the fill
@@ -4818,7 +4870,12 @@ class _Attention:
                 return not self._is_tensor_attribute(node.attr)
             return True  # x.shape[...], config.scale, ...
         if isinstance(node, ast.Subscript):
-            return isinstance(node.value, ast.Attribute) and node.value.attr == "shape"
+            # x.shape[-1], and x.size()[-1] (torch-multi-head-attention's ``dk = query.size()[-1]``):
+            # an element of a torch.Size is a Python int whatever x is
+            value = node.value
+            return isinstance(value, ast.Attribute) and value.attr == "shape" or (
+                isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size"
+                and not value.args and not value.keywords and not isinstance(node.slice, ast.Slice))
         if isinstance(node, ast.Call):
             method = node.func.attr if isinstance(node.func, ast.Attribute) else None
             if method in SIZE_METHODS:
