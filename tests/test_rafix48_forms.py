@@ -12,7 +12,8 @@ fixtures are ours.
   are.  Positives: a function of the dtype (here a same-file function of two statements, which
   no reading spells out), an attribute set from a constructor argument; both checked against
   the original in float64, with a small fill (the original path) and a row filled whole.
-  Near-misses: a fill computed in the function (a local), a fill computed from the scores.
+  A local bound before the attention is read as it is there.  Near-misses: a fill computed
+  inside the attention from a tensor's values, a fill computed from the scores.
 - ADP010, a returned value holding several of the values only the original attention computes
   (rtdl's ``return x, {'attention_logits': logits, 'attention_probs': probs}``): on the fused
   path all are None, so ``None if logits is None else {...}``; a caller that discards it passes
@@ -86,11 +87,65 @@ CODE = textwrap.dedent("""\
             return torch.bmm(torch.softmax(scores, dim=-1), v)  # fill local
 
 
+    class FillInside(nn.Module):
+        def forward(self, q, k, v, mask, bias):
+            scores = torch.bmm(q, k.transpose(1, 2)) / math.sqrt(k.size(-1))
+            neg = bias.min() * 10
+            scores = scores.masked_fill(mask, neg)
+            return torch.bmm(torch.softmax(scores, dim=-1), v)  # fill inside
+
+
     class FillOfScores(nn.Module):
         def forward(self, q, k, v, mask):
             scores = torch.bmm(q, k.transpose(1, 2)) / math.sqrt(k.size(-1))
             scores = scores.masked_fill(mask, scores.min() - 1e4)
             return torch.bmm(torch.softmax(scores, dim=-1), v)  # fill of scores
+
+
+    def exists(v):
+        return v is not None
+
+
+    def default(v, d):
+        return v if exists(v) else d
+
+
+    def max_neg_value(t):
+        return -torch.finfo(t.dtype).max
+
+
+    def attend(q, k, v, mask=None, return_sim=False, scale=None):
+        scale = default(scale, q.shape[-1] ** -0.5)
+        sim = torch.einsum("bhid,bhjd->bhij", q, k) * scale
+        mask_value = max_neg_value(sim)
+        if exists(mask):
+            sim = sim.masked_fill(~mask, mask_value // 10)
+        attn = sim.softmax(dim=-1)
+        out = torch.einsum("bhij,bhjd->bhid", attn, v)  # attend
+        if not return_sim:
+            return out
+        return out, sim
+
+
+    def attend_always(q, k, v, scale=None):
+        scale = default(scale, q.shape[-1] ** -0.5)
+        sim = torch.einsum("bhid,bhjd->bhij", q, k) * scale
+        attn = sim.softmax(dim=-1)
+        out = torch.einsum("bhij,bhjd->bhid", attn, v)  # attend always
+        if out.shape[0] > 1:
+            out = out * 2
+        return out, sim
+
+
+    def pick(v, d):
+        return v.mean() if v is not None else d
+
+
+    def attend_picked(q, k, v, scale=None):
+        scale = pick(scale, q.shape[-1] ** -0.5)
+        sim = torch.einsum("bhid,bhjd->bhij", q, k) * scale
+        attn = sim.softmax(dim=-1)
+        return torch.einsum("bhij,bhjd->bhid", attn, v)  # attend picked
 
 
     class StatsDict(nn.Module):
@@ -139,8 +194,8 @@ def _fixed():
 
 def _method(text: str, cls: str) -> str:
     start = text.index(f"class {cls}(")
-    end = text.find("\nclass ", start + 1)
-    return text[start:end if end != -1 else len(text)]
+    ends = [e for e in (text.find("\nclass ", start + 1), text.find("\ndef ", start + 1)) if e != -1]
+    return text[start:min(ends) if ends else len(text)]
 
 
 def _reason(result, needle: str) -> str:
@@ -234,9 +289,23 @@ def test_fill_from_a_constructor_argument_fixed_with_a_guard():
     _same(a, b, q, k, v, whole, train=True)
 
 
-def test_fill_computed_in_the_function_or_from_the_scores_declined():
+def test_fill_bound_before_the_attention_fixed_with_a_guard():
+    import torch
+
+    text = _fixed().text
+    assert "not (neg <= -10000.0)" in _method(text, "FillLocal")
+    a, b = float64_pair(CODE, text, "FillLocal")
+    q, k, v = _qkv(3, 5, 4)
+    mask = torch.rand(3, 5, 5) > 0.6
+    mask[..., 0] = False
+    for low in (-5e3, -2.0, 1.0):  # (-5e4 and -20 as fills: the fused path, then the original)
+        bias = torch.tensor([low, 3.0], dtype=torch.float64)
+        _same(a, b, q, k, v, mask, bias)
+
+
+def test_fill_computed_in_the_attention_or_from_the_scores_declined():
     result = _fixed()
-    for cls, needle in (("FillLocal", "# fill local"), ("FillOfScores", "# fill of scores")):
+    for cls, needle in (("FillInside", "# fill inside"), ("FillOfScores", "# fill of scores")):
         assert covered(CODE, needle, "ADP010")
         assert _method(result.text, cls) == _method(CODE, cls)
         assert "fill value" in _reason(result, needle)
@@ -270,3 +339,64 @@ def test_returned_list_read_by_its_caller_declined():
     assert covered(CODE, "# stats list", "ADP010")
     assert _method(result.text, "StatsList") == _method(CODE, "StatsList")
     assert "no caller in this file declines it" in _reason(result, "# stats list")
+
+
+# ---------------------------------------------------------------- lucidrains' attend()
+def _functions(text: str) -> tuple[dict, dict]:
+    original, patched = {}, {}
+    exec(compile(CODE, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(text, "fixed.py", "exec"), patched)  # noqa: S102
+    return original, patched
+
+
+def test_default_scale_fill_of_an_extreme_and_an_early_return_fixed_exactly():
+    import torch
+
+    text = _fixed().text
+    body = text[text.index("def attend("):text.index("def attend_always(")]
+    assert "scaled_dot_product_attention(" in body
+    assert "scale=scale" in body  # (default(scale, q.shape[-1] ** -0.5): one of its arguments, a number)
+    assert "((max_neg_value(q)) // 10) <= -10000.0" in body  # (float16's extreme // 10 is -6551: original)
+    assert "or return_sim" in body  # (sim is read only past `if not return_sim: return out`)
+    original, patched = _functions(text)
+    torch.manual_seed(4)
+    q, k, v = (torch.randn(2, 2, 5, 4, dtype=torch.float64) for _ in range(3))
+    mask = torch.rand(2, 1, 5, 5) > 0.3
+    mask[..., 0] = True
+    blind = mask.clone()
+    blind[1, 0, 3] = False
+    calls = []
+    sdpa = patched["scaled_dot_product_attention"]
+    patched["scaled_dot_product_attention"] = lambda *a, **kw: calls.append(1) or sdpa(*a, **kw)
+    for m in (None, mask, blind):
+        for scale in (None, 0.3):
+            xs = [t.clone().requires_grad_() for t in (q, k, v)]
+            ys = [t.clone().requires_grad_() for t in (q, k, v)]
+            oa = original["attend"](*xs, mask=m, scale=scale)
+            ob = patched["attend"](*ys, mask=m, scale=scale)
+            torch.testing.assert_close(ob, oa)
+            for x, y in zip(torch.autograd.grad(ob.square().sum(), ys), torch.autograd.grad(oa.square().sum(), xs)):
+                torch.testing.assert_close(x, y)
+    assert len(calls) == 4  # (the row filled whole takes the original)
+    oa, sa = original["attend"](q, k, v, mask=mask, return_sim=True)
+    ob, sb = patched["attend"](q, k, v, mask=mask, return_sim=True)
+    torch.testing.assert_close(ob, oa)
+    torch.testing.assert_close(sb, sa)
+    assert len(calls) == 4
+    half = [t.half() for t in (q, k, v)]  # (float16: the fill is -6551, the original runs)
+    torch.testing.assert_close(patched["attend"](*half, mask=mask), original["attend"](*half, mask=mask))
+    assert len(calls) == 4
+
+
+def test_probabilities_read_after_an_if_that_does_not_return_declined():
+    result = _fixed()
+    assert covered(CODE, "# attend always", "ADP010")
+    text = result.text
+    assert text[text.index("def attend_always("):text.index("def pick(")] == \
+        CODE[CODE.index("def attend_always("):CODE.index("def pick(")]
+
+
+def test_scale_from_a_function_that_computes_declined():
+    result = _fixed()
+    assert covered(CODE, "# attend picked", "ADP010")
+    assert "may be a tensor" in _reason(result, "# attend picked")
