@@ -14,6 +14,14 @@ fixtures are ours.
   the original in float64, with a small fill (the original path) and a row filled whole.
   A local bound before the attention is read as it is there.  Near-misses: a fill computed
   inside the attention from a tensor's values, a fill computed from the scores.
+- ADP010, lucidrains' ``attend()`` (native-sparse-attention): ``scale = default(scale, q.shape[-1]
+  ** -0.5)`` through a same-file function that returns one of its arguments as it is (a number
+  when both are); ``masked_fill(~mask, mask_value // 10)`` with ``mask_value = max_neg_value(sim)``
+  read at run time (float16's extreme // 10 is -6551: the guard sends it to the original); the
+  scores read past ``if not return_sim: return out`` read under ``return_sim``.  Checked against
+  the original in float64 (a row filled whole, a given scale, ``return_sim``) and in float16.
+  Near-misses: the scores read after an ``if`` that does not return, a scale through a same-file
+  function that computes (``v.mean()``).
 - ADP010, a returned value holding several of the values only the original attention computes
   (rtdl's ``return x, {'attention_logits': logits, 'attention_probs': probs}``): on the fused
   path all are None, so ``None if logits is None else {...}``; a caller that discards it passes
