@@ -51,7 +51,13 @@ loaded (lucidrains' helpers; its attention class runs without calling them)::
 
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/rafix42-extra torch-einops-utils
 
-    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra \
+rafix48 (session 32) adds a seventh folder: native-sparse-attention-pytorch's module imports
+``local_attention`` when loaded, and local-attention imports ``hyper_connections`` (lucidrains'
+packages; its SparseAttention's own attention runs without calling them)::
+
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/rafix48-extra local-attention hyper-connections
+
+    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra:/tmp/rafix48-extra \
         .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).

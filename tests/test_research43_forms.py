@@ -252,4 +252,16 @@ def test_a_class_constant_also_set_on_self_is_not_read():
     code = CONSTANT_FILL.replace("INIT", "self.MASK_VALUE = mask_value()").replace(
         "import math\n", "import math\n\n\ndef mask_value():\n    return 0.0\n")
     result = fix_text(code, "model.py", rules("ADP010"))
-    assert "scaled_dot_product_attention(" not in result.text
+    # (since rafix48 the fill is read at run time, by the guard, not as the class's -1.0e6: the
+    # instance's 0.0 masks nothing out, so every call with a mask takes the original code)
+    assert "not (self.MASK_VALUE <= -10000.0)" in result.text
+    assert "-1.0e6" not in result.text.split("else:")[-1]
+    import torch
+
+    a, b = float64_pair(code, result.text, "Attention", d=8)
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    mask = torch.zeros(5, 5, dtype=torch.bool).triu(1)
+    with torch.no_grad():
+        torch.testing.assert_close(b(x, mask=mask), a(x, mask=mask))
+        torch.testing.assert_close(b(x), a(x))

@@ -45,7 +45,7 @@ from ..records import replace
 from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
-from ..structure.canon import einx_where_layout, fill_value, held_fill
+from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_value, held_fill
 from ..structure.formulas import bias_add_in_place
 from ..structure.ops import CASTS
 from ..structure.names import class_body_value, collect_names
@@ -639,6 +639,7 @@ class _Attention:
         self.helper_steps: dict[Span, list[ast.stmt]] = {}  # caller statement -> the helper's own statements
         self.helper_adds: list[tuple[str, ast.expr, ast.expr | None]] = []  # (text, operand, test): _inline_probs_helper
         self.fill_helper: dict | None = None  # the fill a helper makes, as a mask of a stand-in: _inline_fill_helper
+        self.runtime_fill: tuple[str, ast.expr | None] | None = None  # (value, test): a fill checked by the guard
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
         self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
         self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
@@ -1062,6 +1063,13 @@ class _Attention:
             test = conditions.get(next(r for r, n in self.roles.items() if n is self.fill_helper["node"]))
             if test is not None:
                 term = f"{_guard_term(self._text(test), test)} and ({term})"
+            guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
+        if self.runtime_fill is not None:
+            # a fill value read at run time: -inf or at most LARGE_NEGATIVE takes the fused path (_runtime_fill)
+            text, test = self.runtime_fill
+            term = f"not ({_atom(text, ast.parse(text, mode='eval').body)} <= {LARGE_NEGATIVE})"
+            if test is not None:
+                term = f"{_guard_term(self._text(test), test)} and {term}"
             guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
@@ -3708,8 +3716,13 @@ class _Attention:
                 raise Skip(f"the fill value `{self._text(value)}` is {ast.unparse(constant)}: it sets the scores "
                            "it covers to that score, which no mask added to them gives (not -inf or a large "
                            "negative number)")
+        runtime = None
         if kind is None:
-            raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
+            runtime = self._runtime_fill(value, stored, role)
+            if runtime is None:
+                raise Skip(f"the fill value `{self._text(value)}` is not known to be -inf or a large negative number")
+            kind = "finite"
+            self.runtime_fill = (runtime, test)
         if role == "fs":
             # a fill the scale then divides or multiplies: -inf stays -inf under a positive
             # number (a size, a root of one), and a tensor (a learned temperature) may have
@@ -3740,8 +3753,102 @@ class _Attention:
         else:
             # masked_fill(c, fill), or where(c, fill, scores): the fill is taken where c holds
             keep, where, filled_by_cond = _negate(cond, cond_text, self._text), cond_text, True
+        # (a fill read at run time: taken as the least negative literal the guard lets through,
+        # so its entirely filled rows are tested in every step, as a literal fill's are)
+        literal = LARGE_NEGATIVE if runtime is not None else _number(resolved)
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
-                "filled_by_cond": filled_by_cond, "role": role, "literal": _number(resolved)}
+                "filled_by_cond": filled_by_cond, "role": role, "literal": literal}
+
+    def _runtime_fill(self, value: ast.expr, stored: set, role: str) -> str | None:
+        """A fill value the code does not spell (allennlp's ``util.min_value_of_dtype(scores.dtype)``,
+        another module's function; pytorch-forecasting's ``self.mask_bias``, a constructor
+        argument any caller may set; native-sparse-attention's ``mask_value // 10`` of
+        ``mask_value = max_neg_value(sim)``, which float16 leaves at -6551): the guard reads it
+        before the attention and sends a call whose fill is not -inf or at most
+        :data:`LARGE_NEGATIVE` to the original code, so the fused path sees only fills that
+        mask a score out, as a literal ``-1e9`` does.  Returns the value as the guard reads it,
+        or None.  Read so only where reading it once more changes nothing and reads nothing
+        the attention assigns: a module attribute (``self.mask_bias``), a name bound before the
+        attention (not in a loop around it), a call of a named function whose arguments are
+        dtypes or the scores (read off q), a known fill; each maybe negated, or divided or
+        multiplied by a positive number; a local name bound once to one of these."""
+        info = self.index.stmt(self.roles[role].stmt)
+        func = self._function(info.stmt) if info is not None else None
+        if func is None:
+            return None
+        first = min(n.stmt for n in self.nodes)[0]
+        if any(isinstance(loop, (ast.For, ast.AsyncFor, ast.While)) and loop.lineno <= first <= loop.end_lineno
+               for loop in ast_walk(func)):
+            return None
+        stores: dict[str, list[int]] = {}
+        for n in ast_walk(func):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+                stores.setdefault(n.id, []).append(n.lineno)
+        for n in ast_walk(func.args):
+            if isinstance(n, ast.arg):
+                stores.setdefault(n.arg, []).append(func.lineno)
+
+        def plain(expr: ast.expr) -> bool:  # a name or a chain of attributes of one
+            while isinstance(expr, ast.Attribute):
+                expr = expr.value
+            return isinstance(expr, ast.Name)
+
+        def known(expr: ast.expr) -> bool:
+            if fill_value(expr) is not None:
+                return True
+            if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Name) and len(expr.args) == 1 \
+                    and not expr.keywords:
+                # max_neg_value(t), a same-file function that returns -torch.finfo(t.dtype).max
+                definition = self.names.functions.get(expr.func.id)
+                body = [st for st in definition.body if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))] \
+                    if definition is not None else []
+                return len(body) == 1 and isinstance(body[0], ast.Return) and body[0].value is not None \
+                    and fill_value(body[0].value) is not None
+            return False
+
+        def positive(expr: ast.expr) -> bool:
+            return isinstance(expr, ast.Constant) and isinstance(expr.value, (int, float)) \
+                and not isinstance(expr.value, bool) and expr.value > 0
+
+        def expand(expr: ast.expr, depth: int = 0) -> str | None:
+            if depth > 4:
+                return None
+            if isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub):
+                inner = expand(expr.operand, depth + 1)
+                return None if inner is None else f"-({inner})"
+            if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Div, ast.FloorDiv, ast.Mult)):
+                symbol = {ast.Div: "/", ast.FloorDiv: "//", ast.Mult: "*"}[type(expr.op)]
+                if positive(expr.right):
+                    inner = expand(expr.left, depth + 1)
+                    return None if inner is None else f"({inner}) {symbol} {expr.right.value!r}"
+                if isinstance(expr.op, ast.Mult) and positive(expr.left):
+                    inner = expand(expr.right, depth + 1)
+                    return None if inner is None else f"{expr.left.value!r} * ({inner})"
+                return None
+            if isinstance(expr, ast.Name) and expr.id in stores and not any(line < first for line in stores[expr.id]):
+                resolved = self._resolve_local(expr)  # (bound in the attention: its one value)
+                return None if resolved is expr else expand(resolved, depth + 1)
+            if isinstance(expr, ast.Call):
+                if not (plain(expr.func) and not expr.keywords and expr.args and all(
+                        isinstance(a, ast.Attribute) and a.attr == "dtype" and plain(a) or known(expr)
+                        for a in expr.args)):
+                    return None
+            elif not (plain(expr) or known(expr)) or isinstance(expr, ast.Name) and expr.id == "self":
+                return None
+            if read_names(expr) & stored:
+                return self._scores_metadata(expr, stored)
+            return self._text(expr)
+
+        text = expand(value)
+        if text is None:
+            return None
+        try:
+            node = ast.parse(text, mode="eval").body
+        except SyntaxError:
+            return None
+        if read_names(node) & stored or any(line >= first for name in read_names(node) for line in stores.get(name, ())):
+            return None
+        return text
 
     def _where_keeps_second(self, node) -> bool:
         """Does the ``torch.where(c, a, b)`` of a fill step keep the scores in ``a`` (the fill
@@ -4818,7 +4925,12 @@ class _Attention:
                 return not self._is_tensor_attribute(node.attr)
             return True  # x.shape[...], config.scale, ...
         if isinstance(node, ast.Subscript):
-            return isinstance(node.value, ast.Attribute) and node.value.attr == "shape"
+            # x.shape[-1], and x.size()[-1] (torch-multi-head-attention's ``dk = query.size()[-1]``):
+            # an element of a torch.Size is a Python int whatever x is
+            value = node.value
+            return isinstance(value, ast.Attribute) and value.attr == "shape" or (
+                isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size"
+                and not value.args and not value.keywords and not isinstance(node.slice, ast.Slice))
         if isinstance(node, ast.Call):
             method = node.func.attr if isinstance(node.func, ast.Attribute) else None
             if method in SIZE_METHODS:
@@ -4827,6 +4939,11 @@ class _Attention:
                     isinstance(node.func, ast.Name) and self.names.resolve(node.func) in SAFE_SCALE_CALLS):
                 # (``from math import sqrt``: ``sqrt(E)`` is math.sqrt too)
                 return all(self._plain_number(a, depth) for a in node.args)
+            if isinstance(node.func, ast.Name) and node.args and not node.keywords and depth < 4 \
+                    and _returns_an_argument(self.names.functions.get(node.func.id), len(node.args)):
+                # lucidrains' ``scale = default(scale, dim_head ** -0.5)`` (``return v if exists(v)
+                # else d``): a same-file function that returns one of its arguments as it is
+                return all(self._plain_number(a, depth + 1) for a in node.args)
             return False
         if isinstance(node, ast.BinOp):
             return self._plain_number(node.left, depth) and self._plain_number(node.right, depth)
@@ -5302,6 +5419,8 @@ class _Attention:
                 # (a read in the else branch of an if: `if not return_attn: return o` / `else:
                 # return o, w, attn`, read only where the test fails)
                 test = _else_test(node, parents, func)
+                if test is None:
+                    test = _early_return_test(node, parents, func, end)
                 if test is not None:
                     term = test
                     inner = test.operand if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) else None
@@ -5339,6 +5458,40 @@ class _Attention:
         return info.owner if info is not None else None
 
 
+def _returns_an_argument(func, count: int) -> bool:
+    """Does ``func`` (a module-level function, or None) return, on every path, one of the
+    parameters its ``count`` positional arguments bind, as it is (``return v if exists(v) else d``,
+    ``if v is None: return d`` / ``return v``), doing nothing else but test them?  Then its call
+    is one of those arguments."""
+    if not isinstance(func, ast.FunctionDef) or func.decorator_list or func.args.vararg or func.args.kwarg \
+            or func.args.posonlyargs or len(func.args.args) != count or len(func.body) > 4:
+        return False
+    params = {a.arg for a in func.args.args}
+
+    def chosen(expr) -> bool:
+        if isinstance(expr, ast.Name):
+            return expr.id in params
+        return isinstance(expr, ast.IfExp) and chosen(expr.body) and chosen(expr.orelse)
+
+    def block(body: list, tail: bool) -> bool:
+        for index, stmt in enumerate(body):
+            last = index == len(body) - 1
+            if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and isinstance(stmt.value.value, str):
+                continue  # (a docstring)
+            if isinstance(stmt, ast.Return):
+                return stmt.value is not None and chosen(stmt.value)
+            if isinstance(stmt, ast.If) and not any(isinstance(n, (ast.NamedExpr, ast.Await)) for n in ast_walk(stmt.test)):
+                if not block(stmt.body, False):
+                    return False
+                if stmt.orelse and not block(stmt.orelse, last and tail):
+                    return False
+                continue
+            return False
+        return not tail  # (falling off the end returns None)
+
+    return block(func.body, True)
+
+
 def _contradiction(terms: list[str]) -> None:
     """Raise :class:`Skip` when the guard holds a term and its negation (``not x`` beside
     ``x``): it always holds, so the fused path would never run (a read of the attention's
@@ -5371,6 +5524,35 @@ def _else_test(node: ast.AST, parents: dict, func: ast.AST) -> ast.expr | None:
                 if len(parent.orelse) == 1 and isinstance(parent.orelse[0], ast.If):
                     return None  # (an elif)
                 return parent.test
+            return None
+        child, parent = parent, parents.get(parent)
+    return None
+
+
+def _early_return_test(node: ast.AST, parents: dict, func: ast.AST, end: tuple) -> ast.expr | None:
+    """native-sparse-attention's ``if not return_sim: return attn_out`` after the attention, then
+    ``return attn_out, sim``: the test of the nearest ``if`` (no ``else``) whose body ends in a
+    ``return`` or ``raise``, placed after the region (``end``) and before ``node`` in a block
+    holding it, with no loop, ``with``, ``try`` or nested function between them: ``node`` is
+    reached only where that test fails.  None otherwise."""
+    child, parent = node, parents.get(node)
+    while parent is not None:
+        if isinstance(parent, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                               ast.Lambda, ast.ClassDef)) or (
+                isinstance(parent, (ast.FunctionDef, ast.AsyncFunctionDef)) and parent is not func):
+            return None
+        if isinstance(child, ast.stmt):
+            block = next((b for b in (getattr(parent, "body", None), getattr(parent, "orelse", None))
+                          if isinstance(b, list) and any(s is child for s in b)), None)
+            if block is not None:
+                at = next(i for i, s in enumerate(block) if s is child)
+                for sibling in reversed(block[:at]):
+                    if (sibling.lineno, sibling.col_offset) <= end:
+                        break
+                    if isinstance(sibling, ast.If) and not sibling.orelse and sibling.body \
+                            and isinstance(sibling.body[-1], (ast.Return, ast.Raise)):
+                        return sibling.test
+        if parent is func:
             return None
         child, parent = parent, parents.get(parent)
     return None

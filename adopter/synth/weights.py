@@ -173,8 +173,11 @@ class Decline:
         if self.flag is None:
             raise Skip("the module uses every name the flag for declining the probabilities could take")
         (place, arity), = slots
-        if len({id(e) for e, _ in rewrites}) != len(rewrites):
-            raise Skip("a returned value combines several values only the original attention computes")
+        # a returned value that holds several of them (rtdl's ``{'attention_logits': logits,
+        # 'attention_probs': probs}``, a list ``[attn_prob, attn_score]``): on the fused path every
+        # one of them is None, on the original path none is, so one test of the first says which
+        # path ran: ``None if logits is None else {...}``
+        rewrites = list({id(e): (e, name) for e, name in reversed(rewrites)}.values())[::-1]
         pending = self._callers(func, place, arity, 0, {id(func)})
         run = current_run()
         if not pending and run is not None:
