@@ -2273,9 +2273,10 @@ class Matcher:
         site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
         branch keep the site (the rewrite guards them)."""
 
-        def step(node, live):
+        def step(node, live, through=False):
             if node.kind == "branch":
-                return None
+                # the first walk ends a path at a branch; the second goes through it
+                return live - node.defs if through else None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
             passed = reads and (node.kind == "method" and (
                 node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
@@ -2296,7 +2297,8 @@ class Matcher:
         live = self._live_keys(state)
         if self._second_product_between(flow, state, live):
             return True
-        return self._after(flow, state, step, live | self._derived_between(flow, state, live))
+        live = live | self._derived_between(flow, state, live)
+        return self._after(flow, state, step, live) or _on_every_path(flow, state.matched[-1].id, step, live)
 
     def _second_product_between(self, flow: Flow, state: _State, keys: set[str]) -> bool:
         """Is an intermediate value multiplied, between the steps of the match, by a product the
@@ -2710,6 +2712,35 @@ def _always_reaches(flow: Flow, first: int, last: int) -> bool:
             if succ not in seen:
                 seen.add(succ)
                 stack.append(succ)
+    return True
+
+
+def _on_every_path(flow: Flow, start: int, step, live: set) -> bool:
+    """Does every path from node ``start`` to the function's end reach a node where ``step(node,
+    live, True)`` hits (True), branches included?  The scores read again after an ``if`` that
+    joins (native-sparse-attention's ``importance = sim[..., n:]`` below an unrelated branch),
+    or computed with in both arms: no path runs without them (GUIDE: "probabilities that are
+    always read again").  A path on which the keys all die, or that ends, without a hit keeps
+    the site."""
+    if not live:
+        return False
+    out, nodes = flow.out, flow.nodes
+    stack = [(s, frozenset(live)) for s, _ in out[start]]
+    if not stack:
+        return False
+    seen = set()
+    while stack:
+        pos, keys = stack.pop()
+        if (pos, keys) in seen:
+            continue
+        seen.add((pos, keys))
+        after = step(nodes[pos], keys, True)
+        if after is True:
+            continue
+        if not after or not out[pos]:
+            return False
+        after = frozenset(after)
+        stack.extend((s, after) for s, _ in out[pos])
     return True
 
 
