@@ -75,3 +75,48 @@ def test_scores_returned_after_the_join_keep_the_site():
         "        return out + extra.sum(), sim\n")
     assert code.rstrip().endswith("extra.sum(), sim")
     assert _attention_lines(code) == {line_of(code, "sim = torch.einsum")}
+
+
+# -- q and k rotated per half, each on its own line, with one pair of tables (eole's 2-D
+# per-chunk RoPE in a loop): one RoPE of both, one site at q's rotation.  Near-miss: each tensor
+# with its own tables stays two.
+
+PER_CHUNK = textwrap.dedent('''
+    import torch
+
+
+    def rotate_chunks(query, key, cos_sin, ndim: int = 2):
+        head_dim = query.shape[-1]
+        chunk = head_dim // ndim
+        half = chunk // 2
+        width = head_dim // 2
+        per_dim = width // ndim
+        cos_full = cos_sin[None, :, None, :width]
+        sin_full = cos_sin[None, :, None, width:]
+        q_parts = []
+        k_parts = []
+        for i in range(ndim):
+            qi = query[..., i * chunk:(i + 1) * chunk]
+            ki = key[..., i * chunk:(i + 1) * chunk]
+            ci = cos_full[..., i * per_dim:(i + 1) * per_dim]
+            si = sin_full[..., i * per_dim:(i + 1) * per_dim]
+            q1, q2 = qi[..., :half], qi[..., half:]
+            k1, k2 = ki[..., :half], ki[..., half:]
+            q_parts.append(torch.cat([q1 * ci - q2 * si, q2 * ci + q1 * si], dim=-1))
+            k_parts.append(torch.cat([k1 * ci - k2 * si, k2 * ci + k1 * si], dim=-1))
+        return torch.cat(q_parts, dim=-1), torch.cat(k_parts, dim=-1)
+''')
+
+
+def test_q_and_k_rotated_per_chunk_with_one_pair_of_tables_are_one_site():
+    assert [f.line for f in found(PER_CHUNK, "ADP014")] == [line_of(PER_CHUNK, "q_parts.append(torch.cat")]
+
+
+def test_q_and_k_rotated_per_chunk_with_their_own_tables_stay_two():
+    code = PER_CHUNK.replace("(query, key, cos_sin, ndim: int = 2)", "(query, key, cos_sin, k_cos_sin, ndim: int = 2)") \
+        .replace("    q_parts = []\n", "    k_cos = k_cos_sin[None, :, None, :width]\n"
+                 "    k_sin = k_cos_sin[None, :, None, width:]\n    q_parts = []\n") \
+        .replace("k1 * ci - k2 * si, k2 * ci + k1 * si", "k1 * k_cos - k2 * k_sin, k2 * k_cos + k1 * k_sin")
+    assert "k1 * k_cos" in code and "k_sin = k_cos_sin" in code
+    assert sorted(f.line for f in found(code, "ADP014")) == [
+        line_of(code, "q_parts.append(torch.cat"), line_of(code, "k_parts.append(torch.cat")]
