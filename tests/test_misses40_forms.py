@@ -120,3 +120,111 @@ def test_q_and_k_rotated_per_chunk_with_their_own_tables_stay_two():
     assert "k1 * k_cos" in code and "k_sin = k_cos_sin" in code
     assert sorted(f.line for f in found(code, "ADP014")) == [
         line_of(code, "q_parts.append(torch.cat"), line_of(code, "k_parts.append(torch.cat")]
+
+
+# -- An activation from a sibling module's string factory, keyed by a constructor parameter
+# whose string default the file decides (yet-another-retnet: ``activation="swish"``, handed on by
+# the file's outer model whose own default is "swish", no call passing another; the layer class
+# named in annotations and isinstance asserts): the factory's ``if activation == "swish":``
+# runs its one branch, F.silu: no bias-GELU.  Near-misses: a call passing "gelu", a "gelu"
+# default, the class handed on as a value (built with any key), F.gelu written in the factory's
+# swish branch.
+
+ACTS = textwrap.dedent('''
+    import torch.nn.functional as F
+
+
+    def get_activation_fn(activation: str):
+        if activation == "swish":
+            return F.silu
+        elif activation == "gelu":
+            return F.gelu
+        elif activation == "relu":
+            return F.relu
+        else:
+            raise RuntimeError(activation)
+''')
+
+STRING_DEFAULT = textwrap.dedent('''
+    from typing import Callable, Union
+
+    from torch import nn
+
+    from actpkg.acts import get_activation_fn
+
+
+    class Layer(nn.Module):
+        def __init__(self, d_model: int, dim_feedforward: int = 2048,
+                     activation: Union[str, Callable] = "swish"):
+            super().__init__()
+            if isinstance(activation, str):
+                activation = get_activation_fn(activation)
+            self.activation = activation
+            self.linear1 = nn.Linear(d_model, dim_feedforward)
+            self.linear2 = nn.Linear(dim_feedforward, d_model)
+
+        def forward(self, x):
+            x = self.activation(self.linear1(x))
+            return self.linear2(x)
+
+
+    class Stack(nn.Module):
+        def __init__(self, layer: Layer, num_layers: int):
+            super().__init__()
+            assert isinstance(layer, Layer)
+            self.layers = nn.ModuleList([layer for _ in range(num_layers)])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+
+    class Net(nn.Module):
+        def __init__(self, d_model: int = 512, activation: Union[str, Callable] = "swish"):
+            super().__init__()
+            self.stack = Stack(Layer(d_model, activation=activation), 2)
+
+        def forward(self, x):
+            return self.stack(x)
+
+
+    def small() -> Net:
+        return Net(d_model=256)
+''')
+
+
+def _activation_sites(root, text: str, acts: str = ACTS) -> list:
+    from adopter.engine import analyze
+    from adopter.structure import package_of
+
+    from corpus_forms import rules
+
+    folder = root / "actpkg"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "acts.py").write_text(acts)
+    path = folder / "model.py"
+    path.write_text(text)
+    return [f.line for f in analyze(text, str(path), rules("ADP006"), package_of(str(path))).findings
+            if f.rule == "ADP006"]
+
+
+def test_a_swish_default_the_file_decides_through_a_sibling_factory_is_no_gelu(tmp_path):
+    assert _activation_sites(tmp_path, STRING_DEFAULT) == []
+
+
+def test_a_string_default_the_file_may_change_stays_a_possible_gelu(tmp_path):
+    line = line_of(STRING_DEFAULT, "x = self.activation(self.linear1(x))")
+    passed = STRING_DEFAULT.replace("return Net(d_model=256)", 'return Net(d_model=256, activation="gelu")')
+    assert _activation_sites(tmp_path / "a", passed) == [line]
+    gelu_default = STRING_DEFAULT.replace('activation: Union[str, Callable] = "swish"):\n        super().__init__()\n'
+                                          '        self.stack', 'activation: Union[str, Callable] = "gelu"):\n'
+                                          '        super().__init__()\n        self.stack')
+    assert '= "gelu"):' in gelu_default
+    assert _activation_sites(tmp_path / "b", gelu_default) == [line]
+    handed = STRING_DEFAULT.replace("return Net(d_model=256)", "return Net(d_model=256), Layer")
+    assert _activation_sites(tmp_path / "c", handed) == [line]
+    gelu_swish = ACTS.replace('        return F.silu', '        return F.gelu')
+    assert "F.silu" not in gelu_swish
+    assert _activation_sites(tmp_path / "d", STRING_DEFAULT, gelu_swish) == [line]

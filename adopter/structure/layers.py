@@ -399,6 +399,15 @@ class LayerTyper:
             if expr.id in env:
                 value = env[expr.id]
                 if isinstance(value, _Param):
+                    if len(value.default) == 1 and value.default[0].__class__ is Key and value.method_of is None:
+                        # a string default the file decides (every call of the function or class
+                        # readable, none passing another string, a caller's own parameter handed
+                        # on decided alike): the keys are known where it runs, so a factory's
+                        # ``if name == "swish":`` runs its one branch (yet-another-retnet's
+                        # "swish" default through another file's factory), as a table's entry is
+                        decided = self._decided_keys(expr, env)
+                        if decided:
+                            return tuple(Key(k) for k in decided)
                     if not called:
                         return value.default
                     value = env[expr.id] = value.resolve(self)
@@ -730,8 +739,13 @@ class LayerTyper:
             if self._known(test.args[0], env) is None:
                 # ``activation: str | Callable = F.relu`` then ``if isinstance(activation, str):``
                 # a table: the string path runs only for a string the file never gives it
-                return False if len(kinds) == 1 and _is_name(kinds[0], "str") \
-                    and self._never_str(test.args[0], env) else None
+                if len(kinds) != 1 or not _is_name(kinds[0], "str"):
+                    return None
+                if self._never_str(test.args[0], env):
+                    return False
+                # ``activation="swish"`` that every call of the file leaves a string it decides
+                # (_decided_keys): the string path runs
+                return True if test.args[0].__class__ is ast.Name and self._decided_keys(test.args[0], env) else None
             named = ["str" if _is_name(k, "str") else self.names.resolve(k) or getattr(k, "id", None) for k in kinds]
             if "str" in named:
                 return True
@@ -1595,7 +1609,7 @@ class LayerTyper:
             inner = self.function_env(func, "<method>" if bound else None, depth + 1, call=(call, env),
                                       class_env=closure, cls_name=env.get("__class__"))
             out = []
-            for stmt in _returns(func.body):
+            for stmt in self._decided_returns(func.body, inner):
                 returned = stmt.value
                 if item is not None:
                     if not (isinstance(returned, ast.Tuple) and item < len(returned.elts)
@@ -1619,6 +1633,31 @@ class LayerTyper:
             return tuple(out)
         finally:
             self._busy.discard(key)
+
+    def _decided_returns(self, body: list, env: dict):
+        """:func:`_returns` of a factory's body, less those in the branches of an ``if`` that the
+        keys the call gives decide the other way (``if activation == "swish": return F.silu``
+        with a known ``"swish"``: only that return; statements after a decided branch that
+        always returns do not run).  The tests are only read where the body has an ``if`` whose
+        branch returns (most factories return once)."""
+        for stmt in body:
+            cls = stmt.__class__
+            if cls is ast.If:
+                decided = self._decide(stmt.test, env) if _any_return(stmt) else None
+                if decided is None:
+                    yield from self._decided_returns(stmt.body, env)
+                    yield from self._decided_returns(stmt.orelse, env)
+                    continue
+                taken = stmt.body if decided else stmt.orelse
+                yield from self._decided_returns(taken, env)
+                if taken and taken[-1].__class__ is ast.Return:
+                    return
+            elif cls is ast.Return:
+                if stmt.value is not None:
+                    yield stmt
+                return
+            else:
+                yield from _returns([stmt])
 
     def _lambda_def(self, name: str) -> ast.FunctionDef:
         """A module-level lambda as the function ``def <name>(<its args>): return <its body>``
@@ -2212,6 +2251,14 @@ class LayerTyper:
                             callees.add(id(node.args[0]))
                     elif isinstance(node, ast.Name) and node.id == name:
                         mentions += 1
+                    else:
+                        # an annotation (``layer: Block``, ``-> Net``) names a type: it builds
+                        # nothing and hands no class on
+                        cls = node.__class__
+                        note = node.annotation if cls is ast.arg or cls is ast.AnnAssign else (
+                            node.returns if cls is ast.FunctionDef or cls is ast.AsyncFunctionDef else None)
+                        if note is not None:
+                            callees.update(id(n) for n in walk(note) if n.__class__ is ast.Name and n.id == name)
             found = self._callers[key] = [mentions == len(callees)]
         return found[0]
 
@@ -4317,6 +4364,11 @@ def _ordered_dict_values(call: ast.Call, names: ModuleNames | None = None):
         for item in call.args[0].elts:
             if isinstance(item, ast.Tuple) and len(item.elts) == 2:
                 yield item.elts[1]
+
+
+def _any_return(stmt) -> bool:
+    """Does ``stmt`` hold a ``return`` (not in a nested definition)?"""
+    return next(_returns([stmt]), None) is not None
 
 
 def _returns(body):
