@@ -189,7 +189,7 @@ def _own_tables(rule: Rule, structure, matches: list[Match]) -> list[Match]:
         if len(group) < 2:
             continue
         cls = structure.classes.get(class_name)
-        root = flow_name.split(".", 1)[-1]
+        root = _root_of(flow_name, class_name)
         repeats = (cls.flow(root).repeats if cls is not None and root in cls.functions else None) or {}
 
         def tables(m: Match, repeats=repeats) -> tuple:
@@ -202,11 +202,19 @@ def _own_tables(rule: Rule, structure, matches: list[Match]) -> list[Match]:
     return [m for m in matches if id(m) not in drop] if drop else matches
 
 
+def _root_of(flow_name: str, class_name: str) -> str:
+    """The root function of a flow named ``<class>.<root>`` (the class's name may be dotted: a
+    class defined in another's body, ``MLP.Block``)."""
+    if class_name and flow_name.startswith(class_name + "."):
+        return flow_name[len(class_name) + 1:]
+    return flow_name.split(".", 1)[-1]
+
+
 def _returns_one(structure, match: Match) -> bool:
     """Does the root function of ``match`` return one value wherever it returns (not a tuple:
     the forward of a module that rotates its one input returns that tensor rotated)?"""
     cls = structure.classes.get(match.class_name)
-    func = cls.functions.get(match.flow.split(".", 1)[-1]) if cls is not None else None
+    func = cls.functions.get(_root_of(match.flow, match.class_name)) if cls is not None else None
     if func is None:
         return False
     returns, pending = [], list(func.body)

@@ -228,3 +228,89 @@ def test_a_string_default_the_file_may_change_stays_a_possible_gelu(tmp_path):
     gelu_swish = ACTS.replace('        return F.silu', '        return F.gelu')
     assert "F.silu" not in gelu_swish
     assert _activation_sites(tmp_path / "d", STRING_DEFAULT, gelu_swish) == [line]
+
+
+# -- Classes defined inside another class's body (rtdl's ``MLP.Block``, ``ResNet.Block``,
+# ``Transformer.FFN``: two nested classes share the bare name ``Block``): each read as a class of
+# the file under its qualified name, built as ``Outer.Block(...)`` or ``self.Block(...)``.
+# Near-misses: a nested block whose activation is a ReLU, a BatchNorm before the conv.
+
+NESTED = textwrap.dedent('''
+    import torch.nn as nn
+
+
+    def make_module(spec, *args):
+        if isinstance(spec, str):
+            cls = getattr(nn, spec)
+            return cls(*args)
+        return spec(*args)
+
+
+    class MLP(nn.Module):
+        class Block(nn.Module):
+            def __init__(self, *, d_in, d_out, activation, dropout):
+                super().__init__()
+                self.linear = nn.Linear(d_in, d_out)
+                self.activation = make_module(activation)
+                self.dropout = nn.Dropout(dropout)
+
+            def forward(self, x):
+                return self.dropout(self.activation(self.linear(x)))
+
+        def __init__(self, d_in, d, n, activation, dropout):
+            super().__init__()
+            self.blocks = nn.Sequential(*[
+                MLP.Block(d_in=d if i else d_in, d_out=d, activation=activation, dropout=dropout)
+                for i in range(n)
+            ])
+            self.head = nn.Linear(d, 1)
+
+        def forward(self, x):
+            return self.head(self.blocks(x))
+
+
+    class ConvNet(nn.Module):
+        class Block(nn.Module):
+            def __init__(self, d):
+                super().__init__()
+                self.conv = nn.Conv2d(d, d, 3, padding=1, bias=False)
+                self.norm = nn.BatchNorm2d(d)
+
+            def forward(self, x):
+                return x + self.norm(self.conv(x))
+
+        def __init__(self, d, n):
+            super().__init__()
+            self.blocks = nn.ModuleList([self.Block(d) for _ in range(n)])
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+''')
+
+
+def test_classes_defined_in_another_class_body_are_read():
+    assert [f.line for f in found(NESTED, "ADP006")] == [
+        line_of(NESTED, "return self.dropout(self.activation(self.linear(x)))")]
+    assert [f.line for f in found(NESTED, "ADP007")] == [line_of(NESTED, "return x + self.norm(self.conv(x))")]
+    finding = found(NESTED, "ADP007")[0]
+    assert finding.class_name == "ConvNet.Block"
+
+
+def test_nested_class_near_misses():
+    relu = NESTED.replace("self.activation = make_module(activation)", "self.activation = nn.ReLU()")
+    assert "nn.ReLU()" in relu
+    assert found(relu, "ADP006") == []
+    norm_first = NESTED.replace("return x + self.norm(self.conv(x))", "return x + self.conv(self.norm(x))")
+    assert "self.conv(self.norm(x))" in norm_first
+    assert found(norm_first, "ADP007") == []
+
+
+def test_a_nested_class_fix_rewrites_its_forward():
+    from adopter.synth import fix_text
+
+    from corpus_forms import rules
+
+    fixed = fix_text(NESTED, "model.py", rules("ADP007")).text
+    assert "return x + conv_bn(x, self.conv, self.norm)" in fixed

@@ -588,6 +588,13 @@ class LayerTyper:
                     targets = item.targets
                 elif item.__class__ is ast.AnnAssign and item.value is not None:
                     targets = [item.target]
+                elif item.__class__ is ast.ClassDef and f"{cls.name}.{item.name}" in self.names.classes:
+                    # a class defined in the body (``self.Block(...)``): the file's class under
+                    # its qualified name (names._member_classes)
+                    counts[item.name] = counts.get(item.name, 0) + 1
+                    table[item.name] = ast.copy_location(ast.Attribute(
+                        value=ast.Name(id=cls.name, ctx=ast.Load()), attr=item.name, ctx=ast.Load()), item)
+                    continue
                 else:
                     continue
                 for target in targets:
@@ -2226,6 +2233,8 @@ class LayerTyper:
     def _only_called(self, name: str) -> bool:
         """Is every mention of the same-file ``name`` the callee of a call (no base class, no
         value handed on, no rebinding)?"""
+        if "." in name:
+            return False  # a class defined in another's body (``Outer.Block``): its calls are not listed
         if self._callers is None:
             self._callers = {}
         key = "only:" + name
