@@ -314,3 +314,64 @@ def test_a_nested_class_fix_rewrites_its_forward():
 
     fixed = fix_text(NESTED, "model.py", rules("ADP007")).text
     assert "return x + conv_bn(x, self.conv, self.norm)" in fixed
+
+
+# -- One Linear to codebooks x codebook vocabulary, its last axis split by a starred reshape
+# (``logits.reshape(*logits.shape[:2], n, V)``), one codebook picked per loop step
+# (``[:, :, i, :]``) into the loss API told V (higgs-audio v2).  Near-misses: the loss told
+# another size than the split's, the split of another tensor's shape, a slice (not a pick) of
+# the codebook axis.  (``self.loss_function`` is the base class's loss API, as in transformers.)
+
+CODEBOOKS = textwrap.dedent('''
+    from torch import nn
+
+
+    class AudioLM(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.model = nn.Identity()
+            self.audio_lm_head = nn.Linear(config.hidden_size, config.num_codebooks * config.codebook_size, bias=False)
+
+        def forward(self, hidden_states, audio_labels=None, **kwargs):
+            hidden_states = self.model(hidden_states)
+            logits = self.audio_lm_head(hidden_states)
+            loss = None
+            if audio_labels is not None:
+                audio_logits = logits.reshape(*logits.shape[:2], self.config.num_codebooks, self.config.codebook_size)
+                losses = []
+                for idx in range(self.config.num_codebooks):
+                    codebook_logits = audio_logits[:, :, idx, :]
+                    codebook_labels = audio_labels[:, :, idx]
+                    losses.append(self.loss_function(codebook_logits, codebook_labels, self.config.codebook_size, **kwargs))
+                loss = sum(losses)
+            return loss, logits
+''')
+
+
+def _loss_sites(code: str) -> list:
+    return [f.line for f in found(code, "ADP015")]
+
+
+def test_one_codebook_of_a_split_head_into_the_loss_api_is_a_site():
+    assert _loss_sites(CODEBOOKS) == [line_of(CODEBOOKS, "logits = self.audio_lm_head(hidden_states)")]
+    view = CODEBOOKS.replace("logits.reshape(*logits.shape[:2],", "logits.view(*logits.size()[:2],")
+    assert "logits.view(*logits.size()[:2]," in view
+    assert _loss_sites(view) == [line_of(view, "logits = self.audio_lm_head(hidden_states)")]
+    keyword = CODEBOOKS.replace("codebook_labels, self.config.codebook_size, **kwargs)",
+                                "codebook_labels, vocab_size=self.config.codebook_size, **kwargs)")
+    assert "vocab_size=self.config.codebook_size" in keyword
+    assert _loss_sites(keyword) == [line_of(keyword, "logits = self.audio_lm_head(hidden_states)")]
+
+
+def test_split_head_near_misses():
+    other_size = CODEBOOKS.replace("codebook_labels, self.config.codebook_size, **kwargs)",
+                                   "codebook_labels, self.config.vocab_size, **kwargs)")
+    assert "self.config.vocab_size, **kwargs)" in other_size
+    assert _loss_sites(other_size) == []
+    other_shape = CODEBOOKS.replace("logits.reshape(*logits.shape[:2],", "logits.reshape(*audio_labels.shape[:2],")
+    assert "*audio_labels.shape[:2]" in other_shape
+    assert _loss_sites(other_shape) == []
+    sliced = CODEBOOKS.replace("audio_logits[:, :, idx, :]", "audio_logits[:, :, idx:, :]")
+    assert "idx:, :]" in sliced
+    assert _loss_sites(sliced) == []
