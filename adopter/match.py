@@ -2297,8 +2297,12 @@ class Matcher:
         live = self._live_keys(state)
         if self._second_product_between(flow, state, live):
             return True
-        live = live | self._derived_between(flow, state, live)
-        return self._after(flow, state, step, live) or _on_every_path(flow, state.matched[-1].id, step, live)
+        if self._after(flow, state, step, live | self._derived_between(flow, state, live)):
+            return True
+        # the match's own values (not those derived from them between its steps: lilt's text
+        # scores take the layout scores as a bias before the layout softmax, and the text
+        # attention after it reads that sum, not the layout attention's scores)
+        return _on_every_path(flow, state.matched[-1].id, step, live)
 
     def _second_product_between(self, flow: Flow, state: _State, keys: set[str]) -> bool:
         """Is an intermediate value multiplied, between the steps of the match, by a product the

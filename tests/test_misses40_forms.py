@@ -77,6 +77,47 @@ def test_scores_returned_after_the_join_keep_the_site():
     assert _attention_lines(code) == {line_of(code, "sim = torch.einsum")}
 
 
+
+TWO_STREAMS = textwrap.dedent('''
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class TwoStreams(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.scale = math.sqrt(dim)
+            self.dropout = nn.Dropout(0.1)
+
+        def forward(self, q, k, v, lq, lk, lv, mask=None):
+            text = torch.matmul(q, k.transpose(-1, -2))
+            layout = torch.matmul(lq, lk.transpose(-1, -2))
+            text = text / self.scale
+            layout = layout / self.scale
+            text_scores = text + layout
+            layout_scores = layout + text
+            if mask is not None:
+                layout_scores = layout_scores + mask
+            layout_probs = nn.Softmax(dim=-1)(layout_scores)
+            layout_probs = self.dropout(layout_probs)
+            layout_out = torch.matmul(layout_probs, lv)
+            if mask is not None:
+                text_scores = text_scores + mask
+            text_probs = nn.Softmax(dim=-1)(text_scores)
+            text_probs = self.dropout(text_probs)
+            text_out = torch.matmul(text_probs, v)
+            return text_out, layout_out
+''')
+
+
+def test_a_sum_made_before_the_softmax_and_read_after_it_keeps_the_site():
+    # lilt's two streams: each takes the other's raw scores as a bias before either softmax;
+    # the text attention after the layout one reads the text sum, not the layout scores
+    ends = sorted(f.end_line for f in found(TWO_STREAMS, "ADP010"))
+    assert ends == [line_of(TWO_STREAMS, "layout_out = torch.matmul"), line_of(TWO_STREAMS, "text_out = torch.matmul")]
+
 # -- q and k rotated per half, each on its own line, with one pair of tables (eole's 2-D
 # per-chunk RoPE in a loop): one RoPE of both, one site at q's rotation.  Near-miss: each tensor
 # with its own tables stays two.
