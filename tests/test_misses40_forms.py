@@ -5,7 +5,16 @@ helper misses40).  The fixtures are ours; each is read by its computation.
   inference path: ``importance = sim[..., n:]`` feeding a block selection after the
   attention): on every path the scores are computed with after the softmax, so no rewrite can
   drop them (GUIDE: "probabilities that are always read again").  Near-misses: the scores read
-  only in one arm of an ``if`` or returned after the join keep the site.
+  only in one arm of an ``if`` or returned after the join keep the site; a sum made from the
+  scores before the softmax and read after it (lilt's two streams) keeps it too.
+- q and k rotated per half each on its own line with one pair of tables (eole's 2-D per-chunk
+  RoPE in a loop): one site.  Near-miss: each tensor with its own tables.
+- A string default the file decides, through a sibling module's string factory
+  (yet-another-retnet's "swish"): that branch only, no GELU.  Near-misses: a call passing
+  "gelu", a "gelu" default, the class handed on as a value, GELU in the swish branch.
+- Classes defined in another class's body (rtdl): read under their qualified names.
+- One Linear to codebooks x vocabulary split by a starred reshape, one codebook per loss
+  (higgs-audio v2).  Near-misses: another size told to the loss, another tensor's shape, a slice.
 """
 
 from __future__ import annotations
@@ -236,10 +245,10 @@ STRING_DEFAULT = textwrap.dedent('''
 
 
 def _activation_sites(root, text: str, acts: str = ACTS) -> list:
+    from corpus_forms import rules
+
     from adopter.engine import analyze
     from adopter.structure import package_of
-
-    from corpus_forms import rules
 
     folder = root / "actpkg"
     folder.mkdir(parents=True)
@@ -349,9 +358,9 @@ def test_nested_class_near_misses():
 
 
 def test_a_nested_class_fix_rewrites_its_forward():
-    from adopter.synth import fix_text
-
     from corpus_forms import rules
+
+    from adopter.synth import fix_text
 
     fixed = fix_text(NESTED, "model.py", rules("ADP007")).text
     assert "return x + conv_bn(x, self.conv, self.norm)" in fixed
