@@ -425,3 +425,32 @@ def test_split_head_near_misses():
     sliced = CODEBOOKS.replace("audio_logits[:, :, idx, :]", "audio_logits[:, :, idx:, :]")
     assert "idx:, :]" in sliced
     assert _loss_sites(sliced) == []
+
+
+NESTED_NORM = textwrap.dedent('''
+    from torch import nn
+
+
+    class Stem(nn.Module):
+        class Norm(nn.BatchNorm2d):
+            pass
+
+        norm_cls = Norm
+
+        def __init__(self, c, d):
+            super().__init__()
+            self.a = nn.Sequential(nn.Conv2d(c, d, 3, bias=False), self.Norm(d))
+            self.b = nn.Sequential(nn.Conv2d(d, d, 3, bias=False), self.norm_cls(d))
+            self.c = nn.Sequential(nn.Conv2d(d, d, 3, bias=False), Stem.Norm(d))
+
+        def forward(self, x):
+            return self.c(self.b(self.a(x)))
+''')
+
+
+def test_a_nested_class_built_as_self_attribute_alias_or_qualified_name_is_typed():
+    assert sorted(f.line for f in found(NESTED_NORM, "ADP007")) == [
+        line_of(NESTED_NORM, "self.a = "), line_of(NESTED_NORM, "self.b = "), line_of(NESTED_NORM, "self.c = ")]
+    group = NESTED_NORM.replace("class Norm(nn.BatchNorm2d):", "class Norm(nn.GroupNorm):")
+    assert "nn.GroupNorm" in group
+    assert found(group, "ADP007") == []

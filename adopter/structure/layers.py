@@ -597,10 +597,15 @@ class LayerTyper:
                     continue
                 else:
                     continue
+                value = item.value
+                if value.__class__ is ast.Name and f"{cls.name}.{value.id}" in self.names.classes:
+                    # ``block_cls = Block`` of a class defined in this body: that class
+                    value = ast.copy_location(ast.Attribute(
+                        value=ast.Name(id=cls.name, ctx=ast.Load()), attr=value.id, ctx=ast.Load()), value)
                 for target in targets:
                     if target.__class__ is ast.Name:
                         counts[target.id] = counts.get(target.id, 0) + 1
-                        table[target.id] = item.value if item.value.__class__ in (ast.Name, ast.Attribute) else None
+                        table[target.id] = value if value.__class__ in (ast.Name, ast.Attribute) else None
             for name, count in counts.items():
                 if count > 1:
                     table[name] = None
