@@ -177,8 +177,10 @@ def test_q_and_k_rotated_per_chunk_with_their_own_tables_stay_two():
 # the file's outer model whose own default is "swish", no call passing another; the layer class
 # named in annotations and isinstance asserts): the factory's ``if activation == "swish":``
 # runs its one branch, F.silu: no bias-GELU.  Near-misses: a call passing "gelu", a "gelu"
-# default, the class handed on as a value (built with any key), F.gelu written in the factory's
-# swish branch.
+# default, the class handed on as a value (built with any key), the class never built in the file
+# (its key comes from callers elsewhere: altasr's and diffusers' "silu" defaults stay run-time
+# keys, as labelled), F.gelu written in the factory's swish branch.  A same-file factory keeps
+# the GUIDE's "same-file table or factory keyed by a run-time string" (detr's "relu" default).
 
 ACTS = textwrap.dedent('''
     import torch.nn.functional as F
@@ -275,6 +277,13 @@ def test_a_string_default_the_file_may_change_stays_a_possible_gelu(tmp_path):
     assert _activation_sites(tmp_path / "b", gelu_default) == [line]
     handed = STRING_DEFAULT.replace("return Net(d_model=256)", "return Net(d_model=256), Layer")
     assert _activation_sites(tmp_path / "c", handed) == [line]
+    same_file = STRING_DEFAULT.replace("from actpkg.acts import get_activation_fn\n", ACTS.replace(
+        "import torch.nn.functional as F\n", "")).replace("from torch import nn\n", "import torch.nn.functional as F\nfrom torch import nn\n")
+    assert "def get_activation_fn" in same_file and "actpkg" not in same_file
+    assert _activation_sites(tmp_path / "f", same_file) == [line_of(same_file, "x = self.activation(self.linear1(x))")]
+    never_built = STRING_DEFAULT[:STRING_DEFAULT.index("class Stack")]
+    assert "class Layer" in never_built and "Layer(" not in never_built.replace("class Layer(", "")
+    assert _activation_sites(tmp_path / "e", never_built) == [line]  # built only by other files' callers
     gelu_swish = ACTS.replace('        return F.silu', '        return F.gelu')
     assert "F.silu" not in gelu_swish
     assert _activation_sites(tmp_path / "d", STRING_DEFAULT, gelu_swish) == [line]

@@ -399,15 +399,6 @@ class LayerTyper:
             if expr.id in env:
                 value = env[expr.id]
                 if isinstance(value, _Param):
-                    if len(value.default) == 1 and value.default[0].__class__ is Key and value.method_of is None:
-                        # a string default the file decides (every call of the function or class
-                        # readable, none passing another string, a caller's own parameter handed
-                        # on decided alike): the keys are known where it runs, so a factory's
-                        # ``if name == "swish":`` runs its one branch (yet-another-retnet's
-                        # "swish" default through another file's factory), as a table's entry is
-                        decided = self._decided_keys(expr, env)
-                        if decided:
-                            return tuple(Key(k) for k in decided)
                     if not called:
                         return value.default
                     value = env[expr.id] = value.resolve(self)
@@ -756,8 +747,8 @@ class LayerTyper:
                 if self._never_str(test.args[0], env):
                     return False
                 # ``activation="swish"`` that every call of the file leaves a string it decides
-                # (_decided_keys): the string path runs
-                return True if test.args[0].__class__ is ast.Name and self._decided_keys(test.args[0], env) else None
+                # (_built_keys): the string path runs
+                return True if self._built_keys(test.args[0], env) else None
             named = ["str" if _is_name(k, "str") else self.names.resolve(k) or getattr(k, "id", None) for k in kinds]
             if "str" in named:
                 return True
@@ -1527,18 +1518,44 @@ class LayerTyper:
             if _literal_flag(arg) is not None:
                 args.append(arg)  # a literal flag stays one: ``if bn:`` there runs one way
                 continue
-            passed[f"\0{index}"] = self.values(arg, env, depth + 1)
+            passed[f"\0{index}"] = self._passed_on(arg, env, depth)
             args.append(ast.Name(id=f"\0{index}", ctx=ast.Load()))
         keywords = []
         for keyword in call.keywords:
             if keyword.arg is None or _literal_flag(keyword.value) is not None:
                 keywords.append(keyword)
                 continue
-            passed[f"\0{keyword.arg}"] = self.values(keyword.value, env, depth + 1)
+            passed[f"\0{keyword.arg}"] = self._passed_on(keyword.value, env, depth)
             keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
         inner = ast.Call(func=call.func, args=args, keywords=keywords)
         via = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", name)
         return inner, passed, via
+
+    def _passed_on(self, arg: ast.expr, env: dict, depth: int) -> tuple:
+        """What an argument of a call of a sibling module's function holds: its values, or for a
+        parameter with a string default that the file decides where it builds the function
+        (:meth:`_built_keys`), those strings as known keys (the other module's ``if name ==
+        "swish":`` then runs its one branch: yet-another-retnet's "swish" default)."""
+        if arg.__class__ is ast.Name:
+            keys = self._built_keys(arg, env)
+            if keys:
+                return tuple(Key(k) for k in keys)
+        return self.values(arg, env, depth + 1)
+
+    def _built_keys(self, expr: ast.expr, env: dict) -> tuple | None:
+        """:meth:`_decided_keys` of a parameter whose function (class) the file builds at least
+        once: every way the file builds it gives one of these strings.  A class the file never
+        builds takes its key from callers elsewhere (altasr's and diffusers' feed-forward
+        activations, "silu" defaults: a run-time key)."""
+        param = env.get(expr.id) if expr.__class__ is ast.Name else None
+        if not (param.__class__ is _Param and len(param.default) == 1 and param.default[0].__class__ is Key
+                and param.method_of is None):
+            return None
+        func, owner = param.func, param.owner
+        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        if target is None or self.tree is None or not self.callers(target):
+            return None
+        return self._decided_keys(expr, env)
 
     def _export(self, value):
         """A value of this (sibling) module as another module sees it: its own classes named by
