@@ -661,6 +661,10 @@ class Matcher:
                 found.append(("negpair", pnode.op))
             if pnode.canonical and pnode.op == "canon.rope_halves":
                 found.append(("halfpair", pnode.op))
+            if pnode.canonical and pnode.op == "canon.split_member":
+                # its one word is the starred split's pseudo-word, in the file's words too: a
+                # file without one is left before any class is looked at (file_keys)
+                found.append(("words", tuple(TABLE.words(pnode.op))))
         return tuple(dict.fromkeys(found))
 
     def _node_key(self, pnode: PNode) -> tuple | None:
@@ -2273,10 +2277,15 @@ class Matcher:
         site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
         branch keep the site (the rewrite guards them)."""
 
+        stopped = []  # (the first walk ended a path at a branch with values still live)
+
         def step(node, live, through=False):
             if node.kind == "branch":
                 # the first walk ends a path at a branch; the second goes through it
-                return live - node.defs if through else None
+                if through:
+                    return live - node.defs
+                stopped.append(True)
+                return None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
             passed = reads and (node.kind == "method" and (
                 node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
@@ -2301,8 +2310,10 @@ class Matcher:
             return True
         # the match's own values (not those derived from them between its steps: lilt's text
         # scores take the layout scores as a bias before the layout softmax, and the text
-        # attention after it reads that sum, not the layout attention's scores)
-        return _on_every_path(flow, state.matched[-1].id, step, live)
+        # attention after it reads that sum, not the layout attention's scores), walked past
+        # branches only where the first walk reached one with values live (else every path
+        # ended, or its values died, before any branch: no read after)
+        return bool(stopped) and _on_every_path(flow, state.matched[-1].id, step, live)
 
     def _second_product_between(self, flow: Flow, state: _State, keys: set[str]) -> bool:
         """Is an intermediate value multiplied, between the steps of the match, by a product the
@@ -2735,16 +2746,21 @@ def _on_every_path(flow: Flow, start: int, step, live: set) -> bool:
     seen = set()
     while stack:
         pos, keys = stack.pop()
-        if (pos, keys) in seen:
-            continue
-        seen.add((pos, keys))
-        after = step(nodes[pos], keys, True)
-        if after is True:
-            continue
-        if not after or not out[pos]:
-            return False
-        after = frozenset(after)
-        stack.extend((s, after) for s, _ in out[pos])
+        while (pos, keys) not in seen:  # (a straight run of nodes followed without the stack)
+            seen.add((pos, keys))
+            after = step(nodes[pos], keys, True)
+            if after is True:
+                break
+            succ = out[pos]
+            if not after or not succ:
+                return False
+            keys = after if after.__class__ is frozenset else frozenset(after)
+            if len(succ) == 1:
+                pos = succ[0][0]
+                continue
+            for s, _ in succ:
+                stack.append((s, keys))
+            break
     return True
 
 

@@ -417,10 +417,6 @@ def test_one_codebook_of_a_split_head_into_the_loss_api_is_a_site():
     view = CODEBOOKS.replace("logits.reshape(*logits.shape[:2],", "logits.view(*logits.size()[:2],")
     assert "logits.view(*logits.size()[:2]," in view
     assert _loss_sites(view) == [line_of(view, "logits = self.audio_lm_head(hidden_states)")]
-    keyword = CODEBOOKS.replace("codebook_labels, self.config.codebook_size, **kwargs)",
-                                "codebook_labels, vocab_size=self.config.codebook_size, **kwargs)")
-    assert "vocab_size=self.config.codebook_size" in keyword
-    assert _loss_sites(keyword) == [line_of(keyword, "logits = self.audio_lm_head(hidden_states)")]
 
 
 def test_split_head_near_misses():

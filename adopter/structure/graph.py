@@ -265,6 +265,9 @@ class _Ctx:
     # (``logits = torch.stack([head(h) for head in self.heads], dim=1)``), or a selection of
     # such a stack that keeps that axis whole: the name -> the stack's axis (see _member_stack)
     members: dict[str, int] = field(default_factory=dict)
+    # those of them bound to one Linear's last axis split into members (``x.reshape(*x.shape[:k],
+    # n, V)``, _split_last_axis): their pick is canon.split_member
+    split: set = field(default_factory=set)
     # local names bound to a view or reshape to two axes (``flat = x.view(-1, n)``): ``flat[m]``
     # (one index, a mask or indices) selects rows, the last axis whole (canon.rows)
     flat: set = field(default_factory=set)
@@ -874,7 +877,8 @@ class FlowBuilder:
                 canon = "canon.rows" if _one_index(expr.slice) else None
             else:
                 axis = ctx.members[expr.value.id]
-                canon = "canon.member" if _member_pick(expr.slice, axis) else (
+                canon = ("canon.split_member" if expr.value.id in ctx.split else "canon.member") \
+                    if _member_pick(expr.slice, axis) else (
                     "canon.rows" if _keeps_axis(expr.slice, axis) else None)
             if canon is not None:
                 # logits[:, k] of a stack of the members' outputs on axis 1: the k-th member's
@@ -3572,6 +3576,7 @@ class FlowBuilder:
         if isinstance(target, ast.Name):
             if ctx.members and target.id in ctx.members:
                 del ctx.members[target.id]
+                ctx.split.discard(target.id)
             if ctx.flat and target.id in ctx.flat:
                 ctx.flat.discard(target.id)
             if ctx.called and target.id in ctx.called:
@@ -3705,6 +3710,8 @@ class FlowBuilder:
             frontier = self._assign(targets, value_expr, frontier, ctx, tracked=True)
             if axis is not None:
                 ctx.members[targets[0].id] = axis
+                if value_expr.__class__ is _CALL and value_expr.args[0].__class__ is ast.Starred:
+                    ctx.split.add(targets[0].id)  # (_members_axis: a starred first argument is the split)
             elif flat:
                 ctx.flat.add(targets[0].id)
             return frontier

@@ -1685,8 +1685,8 @@ class LayerTyper:
                 if stmt.value is not None:
                     yield stmt
                 return
-            else:
-                yield from _returns([stmt])
+            elif cls in _BLOCKS:  # (a simple statement holds no return)
+                yield from _returns((stmt,))
 
     def _lambda_def(self, name: str) -> ast.FunctionDef:
         """A module-level lambda as the function ``def <name>(<its args>): return <its body>``
@@ -4395,6 +4395,11 @@ def _ordered_dict_values(call: ast.Call, names: ModuleNames | None = None):
         for item in call.args[0].elts:
             if isinstance(item, ast.Tuple) and len(item.elts) == 2:
                 yield item.elts[1]
+
+
+# the statements other than ``if`` whose bodies may hold a return (_decided_returns)
+_BLOCKS = frozenset({ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                     *((ast.TryStar,) if hasattr(ast, "TryStar") else ())})
 
 
 def _any_return(stmt) -> bool:
