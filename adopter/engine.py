@@ -148,7 +148,30 @@ def match_rule(rule: Rule, structure) -> list[Match]:
                        or all(n.inlined for n in m.nodes)]
     if isinstance(rule.same_function, tuple) and "helper" in rule.same_function and len(matches) > 1:
         matches = _own_tables(rule, structure, matches)
+        if len(matches) > 1:
+            matches = _one_pair_of_tables(matches)
     return sorted(matches, key=lambda m: m.span)
+
+
+def _one_pair_of_tables(matches: list[Match]) -> list[Match]:
+    """One site per function for the one-tensor forms (a match binding ``x``) written in that
+    function itself (no step inlined) with one pair of tables: q and k rotated each on its own
+    line with the same cos and sin are one RoPE of both, anchored at the first (eole's 2-D
+    per-chunk rotation in a loop, where the two-tensor form does not match across the loop's
+    ``list.append``s).  Tables told apart keep both (Falcon's own cos and sin per tensor)."""
+    first: dict = {}
+    drop: set = set()
+    for m in sorted(matches, key=lambda m: m.span):
+        env = dict(m.env)
+        if "x" not in env or "k" in env or any(n.inlined for n in m.nodes):
+            continue
+        tables = tuple(v.key if isinstance(v, Ref) else repr(v) for v in (env.get(k) for k in ("cos", "sin", "scale")))
+        key = (m.class_name, m.flow, m.nodes[-1].func, tables)
+        if key in first:
+            drop.add(id(m))
+        else:
+            first[key] = m
+    return [m for m in matches if id(m) not in drop] if drop else matches
 
 
 def _own_tables(rule: Rule, structure, matches: list[Match]) -> list[Match]:
@@ -166,7 +189,7 @@ def _own_tables(rule: Rule, structure, matches: list[Match]) -> list[Match]:
         if len(group) < 2:
             continue
         cls = structure.classes.get(class_name)
-        root = flow_name.split(".", 1)[-1]
+        root = _root_of(flow_name, class_name)
         repeats = (cls.flow(root).repeats if cls is not None and root in cls.functions else None) or {}
 
         def tables(m: Match, repeats=repeats) -> tuple:
@@ -179,11 +202,19 @@ def _own_tables(rule: Rule, structure, matches: list[Match]) -> list[Match]:
     return [m for m in matches if id(m) not in drop] if drop else matches
 
 
+def _root_of(flow_name: str, class_name: str) -> str:
+    """The root function of a flow named ``<class>.<root>`` (the class's name may be dotted: a
+    class defined in another's body, ``MLP.Block``)."""
+    if class_name and flow_name.startswith(class_name + "."):
+        return flow_name[len(class_name) + 1:]
+    return flow_name.split(".", 1)[-1]
+
+
 def _returns_one(structure, match: Match) -> bool:
     """Does the root function of ``match`` return one value wherever it returns (not a tuple:
     the forward of a module that rotates its one input returns that tensor rotated)?"""
     cls = structure.classes.get(match.class_name)
-    func = cls.functions.get(match.flow.split(".", 1)[-1]) if cls is not None else None
+    func = cls.functions.get(_root_of(match.flow, match.class_name)) if cls is not None else None
     if func is None:
         return False
     returns, pending = [], list(func.body)

@@ -661,6 +661,10 @@ class Matcher:
                 found.append(("negpair", pnode.op))
             if pnode.canonical and pnode.op == "canon.rope_halves":
                 found.append(("halfpair", pnode.op))
+            if pnode.canonical and pnode.op == "canon.split_member":
+                # its one word is the starred split's pseudo-word, in the file's words too: a
+                # file without one is left before any class is looked at (file_keys)
+                found.append(("words", tuple(TABLE.words(pnode.op))))
         return tuple(dict.fromkeys(found))
 
     def _node_key(self, pnode: PNode) -> tuple | None:
@@ -2282,8 +2286,14 @@ class Matcher:
         site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
         branch keep the site (the rewrite guards them)."""
 
-        def step(node, live):
+        stopped = []  # (the first walk ended a path at a branch with values still live)
+
+        def step(node, live, through=False):
             if node.kind == "branch":
+                # the first walk ends a path at a branch; the second goes through it
+                if through:
+                    return live - node.defs
+                stopped.append(True)
                 return None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
             passed = reads and (node.kind == "method" and (
@@ -2305,7 +2315,14 @@ class Matcher:
         live = self._live_keys(state)
         if self._second_product_between(flow, state, live):
             return True
-        return self._after(flow, state, step, live | self._derived_between(flow, state, live))
+        if self._after(flow, state, step, live | self._derived_between(flow, state, live)):
+            return True
+        # the match's own values (not those derived from them between its steps: lilt's text
+        # scores take the layout scores as a bias before the layout softmax, and the text
+        # attention after it reads that sum, not the layout attention's scores), walked past
+        # branches only where the first walk reached one with values live (else every path
+        # ended, or its values died, before any branch: no read after)
+        return bool(stopped) and _on_every_path(flow, state.matched[-1].id, step, live)
 
     def _second_product_between(self, flow: Flow, state: _State, keys: set[str]) -> bool:
         """Is an intermediate value multiplied, between the steps of the match, by a product the
@@ -2729,6 +2746,40 @@ def _always_reaches(flow: Flow, first: int, last: int) -> bool:
             if succ not in seen:
                 seen.add(succ)
                 stack.append(succ)
+    return True
+
+
+def _on_every_path(flow: Flow, start: int, step, live: set) -> bool:
+    """Does every path from node ``start`` to the function's end reach a node where ``step(node,
+    live, True)`` hits (True), branches included?  The scores read again after an ``if`` that
+    joins (native-sparse-attention's ``importance = sim[..., n:]`` below an unrelated branch),
+    or computed with in both arms: no path runs without them (GUIDE: "probabilities that are
+    always read again").  A path on which the keys all die, or that ends, without a hit keeps
+    the site."""
+    if not live:
+        return False
+    out, nodes = flow.out, flow.nodes
+    stack = [(s, frozenset(live)) for s, _ in out[start]]
+    if not stack:
+        return False
+    seen = set()
+    while stack:
+        pos, keys = stack.pop()
+        while (pos, keys) not in seen:  # (a straight run of nodes followed without the stack)
+            seen.add((pos, keys))
+            after = step(nodes[pos], keys, True)
+            if after is True:
+                break
+            succ = out[pos]
+            if not after or not succ:
+                return False
+            keys = after if after.__class__ is frozenset else frozenset(after)
+            if len(succ) == 1:
+                pos = succ[0][0]
+                continue
+            for s, _ in succ:
+                stack.append((s, keys))
+            break
     return True
 
 

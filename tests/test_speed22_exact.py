@@ -179,7 +179,7 @@ def test_graph_walk_yields_ast_walks_nodes_less_the_singletons():
 
 def _old_mentions(func):
     """model._mentions without the file's lines, as it was (ast.walk), with the LEAD_SLICE pseudo-word
-    added since (research36)."""
+    added since (research36) and SPLIT_SHAPE (misses40: a starred subscript, x.reshape(*x.shape[:2], ...))."""
     words = set()
     seq_arg = floor_div = ellipsis = False
     for node in ast.walk(func):
@@ -204,6 +204,8 @@ def _old_mentions(func):
             ellipsis = True
         elif isinstance(node, ast.Subscript) and slices_two_leading(node):
             words.add(LEAD_SLICE)  # research36's pseudo-word for canon.lead2 (x[:, 1:], x[:-1])
+        elif isinstance(node, ast.Starred) and isinstance(node.value, ast.Subscript):
+            words.add(model_mod.SPLIT_SHAPE)  # misses40's pre-filter word for canon.split_member
     if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(model_mod._HALVES)):
         words.add(model_mod.HALF_PAIR)
     if "split" in words:

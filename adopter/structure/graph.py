@@ -265,6 +265,9 @@ class _Ctx:
     # (``logits = torch.stack([head(h) for head in self.heads], dim=1)``), or a selection of
     # such a stack that keeps that axis whole: the name -> the stack's axis (see _member_stack)
     members: dict[str, int] = field(default_factory=dict)
+    # those of them bound to one Linear's last axis split into members (``x.reshape(*x.shape[:k],
+    # n, V)``, _split_last_axis): their pick is canon.split_member
+    split: set = field(default_factory=set)
     # local names bound to a view or reshape to two axes (``flat = x.view(-1, n)``): ``flat[m]``
     # (one index, a mask or indices) selects rows, the last axis whole (canon.rows)
     flat: set = field(default_factory=set)
@@ -874,7 +877,8 @@ class FlowBuilder:
                 canon = "canon.rows" if _one_index(expr.slice) else None
             else:
                 axis = ctx.members[expr.value.id]
-                canon = "canon.member" if _member_pick(expr.slice, axis) else (
+                canon = ("canon.split_member" if expr.value.id in ctx.split else "canon.member") \
+                    if _member_pick(expr.slice, axis) else (
                     "canon.rows" if _keeps_axis(expr.slice, axis) else None)
             if canon is not None:
                 # logits[:, k] of a stack of the members' outputs on axis 1: the k-th member's
@@ -3490,7 +3494,7 @@ class FlowBuilder:
             if value_expr.args and value_expr.args[0].__class__ is ast.ListComp and self.cls is not None:
                 found = self._member_stack(value_expr, ctx)
                 return found[0] if found is not None else None
-            return None
+            return _split_last_axis(value_expr)
         if value_expr.__class__ is _NAME:  # (a copy: logits = stacked)
             return ctx.members.get(value_expr.id)
         if value_expr.__class__ is ast.Subscript and value_expr.value.__class__ is _NAME:
@@ -3578,6 +3582,7 @@ class FlowBuilder:
         if isinstance(target, ast.Name):
             if ctx.members and target.id in ctx.members:
                 del ctx.members[target.id]
+                ctx.split.discard(target.id)
             if ctx.flat and target.id in ctx.flat:
                 ctx.flat.discard(target.id)
             if ctx.called and target.id in ctx.called:
@@ -3698,7 +3703,9 @@ class FlowBuilder:
                         ast.IfExp(test=test, body=calls[0], orelse=calls[1]), value_expr)), frontier, ctx)
         if not tracked and ((value_expr.__class__ is _CALL and value_expr.args and (
                 value_expr.args[0].__class__ is ast.ListComp or value_expr.func.__class__ is ast.Attribute
-                and value_expr.func.attr in _VIEWS and value_expr.args[1:] and not value_expr.args[2:]))
+                and value_expr.func.attr in _VIEWS and value_expr.args[1:] and (
+                    not value_expr.args[2:] or value_expr.args[0].__class__ is ast.Starred
+                    and _split_last_axis(value_expr) is not None)))
                 or (ctx.members and value_expr.__class__ in (_NAME, ast.Subscript))) \
                 and targets[0].__class__ is _NAME and not targets[1:]:
             # a stack of a ModuleList's member outputs, or a selection of one keeping its axis
@@ -3709,6 +3716,8 @@ class FlowBuilder:
             frontier = self._assign(targets, value_expr, frontier, ctx, tracked=True)
             if axis is not None:
                 ctx.members[targets[0].id] = axis
+                if value_expr.__class__ is _CALL and value_expr.args[0].__class__ is ast.Starred:
+                    ctx.split.add(targets[0].id)  # (_members_axis: a starred first argument is the split)
             elif flat:
                 ctx.flat.add(targets[0].id)
             return frontier
@@ -4762,15 +4771,49 @@ def _one_index(index: ast.expr) -> bool:
 
 def _member_pick(index: ast.expr, axis: int) -> bool:
     """Is ``index`` ``[:, k]`` for ``axis`` 1 (``[k]`` for 0): bare slices of the axes before
-    ``axis``, then one name or int literal at it, nothing after?  Of a stack of member outputs
-    on ``axis`` it is the k-th member's output (the slices before keep their axes whole)."""
+    ``axis``, then one name or int literal at it, only bare slices after (``[:, :, k, :]``)?  Of
+    a stack of member outputs on ``axis`` it is the k-th member's output (the slices keep their
+    axes whole)."""
     elts = index.elts if index.__class__ is ast.Tuple else [index]
-    if len(elts) != axis + 1:
+    if len(elts) < axis + 1:
         return False
-    *lead, last = elts
+    last = elts[axis]
     if not (last.__class__ is _NAME or (last.__class__ is ast.Constant and type(last.value) is int)):
         return False
-    return all(e.__class__ is ast.Slice and e.lower is None and e.upper is None and e.step is None for e in lead)
+    return all(e.__class__ is ast.Slice and e.lower is None and e.upper is None and e.step is None
+               for i, e in enumerate(elts) if i != axis)
+
+
+def _split_last_axis(call: ast.Call) -> int | None:
+    """k when ``call`` is ``x.reshape(*x.shape[:k], n, V)`` (``view``, ``x.size()[:k]``): x's
+    axes before k kept, its last axis split into n members of V each, the members on axis k
+    (one Linear to ``n * V`` read as n heads stacked, higgs-audio's per-codebook logits).  Only
+    where x's rank is k + 1 is that the whole of x: the member picked (``[:, :, i, :]``) is then
+    the i-th block of V of the Linear's outputs, a Linear's output itself; the pattern's loss
+    over V (the same expression as the view's last size) says what the rows are."""
+    func = call.func
+    if not (func.__class__ is ast.Attribute and func.attr in _VIEWS and len(call.args) == 3 and not call.keywords
+            and func.value.__class__ is _NAME and call.args[0].__class__ is ast.Starred):
+        return None
+    shape = call.args[0].value
+    if not (shape.__class__ is ast.Subscript and shape.slice.__class__ is ast.Slice):
+        return None
+    cut = shape.slice
+    if cut.lower is not None or cut.step is not None or not (
+            cut.upper.__class__ is ast.Constant and type(cut.upper.value) is int and cut.upper.value >= 1):
+        return None
+    of = shape.value
+    if of.__class__ is _CALL and not of.args and not of.keywords:
+        of = of.func
+        if not (of.__class__ is ast.Attribute and of.attr == "size"):
+            return None
+    elif not (of.__class__ is ast.Attribute and of.attr == "shape"):
+        return None
+    if not (of.value.__class__ is _NAME and of.value.id == func.value.id):
+        return None
+    if any(a.__class__ is ast.Starred for a in call.args[1:]):
+        return None
+    return cut.upper.value
 
 
 def _keeps_axis(index: ast.expr, axis: int) -> bool:

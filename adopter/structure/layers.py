@@ -594,12 +594,24 @@ class LayerTyper:
                     targets = item.targets
                 elif item.__class__ is ast.AnnAssign and item.value is not None:
                     targets = [item.target]
+                elif item.__class__ is ast.ClassDef and f"{cls.name}.{item.name}" in self.names.classes:
+                    # a class defined in the body (``self.Block(...)``): the file's class under
+                    # its qualified name (names._member_classes)
+                    counts[item.name] = counts.get(item.name, 0) + 1
+                    table[item.name] = ast.copy_location(ast.Attribute(
+                        value=ast.Name(id=cls.name, ctx=ast.Load()), attr=item.name, ctx=ast.Load()), item)
+                    continue
                 else:
                     continue
+                value = item.value
+                if value.__class__ is ast.Name and f"{cls.name}.{value.id}" in self.names.classes:
+                    # ``block_cls = Block`` of a class defined in this body: that class
+                    value = ast.copy_location(ast.Attribute(
+                        value=ast.Name(id=cls.name, ctx=ast.Load()), attr=value.id, ctx=ast.Load()), value)
                 for target in targets:
                     if target.__class__ is ast.Name:
                         counts[target.id] = counts.get(target.id, 0) + 1
-                        table[target.id] = item.value if item.value.__class__ in (ast.Name, ast.Attribute) else None
+                        table[target.id] = value if value.__class__ in (ast.Name, ast.Attribute) else None
             for name, count in counts.items():
                 if count > 1:
                     table[name] = None
@@ -745,8 +757,13 @@ class LayerTyper:
             if self._known(test.args[0], env) is None:
                 # ``activation: str | Callable = F.relu`` then ``if isinstance(activation, str):``
                 # a table: the string path runs only for a string the file never gives it
-                return False if len(kinds) == 1 and _is_name(kinds[0], "str") \
-                    and self._never_str(test.args[0], env) else None
+                if len(kinds) != 1 or not _is_name(kinds[0], "str"):
+                    return None
+                if self._never_str(test.args[0], env):
+                    return False
+                # ``activation="swish"`` that every call of the file leaves a string it decides
+                # (_built_keys): the string path runs
+                return True if self._built_keys(test.args[0], env) else None
             named = ["str" if _is_name(k, "str") else self.names.resolve(k) or getattr(k, "id", None) for k in kinds]
             if "str" in named:
                 return True
@@ -1521,18 +1538,44 @@ class LayerTyper:
             if _literal_flag(arg) is not None:
                 args.append(arg)  # a literal flag stays one: ``if bn:`` there runs one way
                 continue
-            passed[f"\0{index}"] = self.values(arg, env, depth + 1)
+            passed[f"\0{index}"] = self._passed_on(arg, env, depth)
             args.append(ast.Name(id=f"\0{index}", ctx=ast.Load()))
         keywords = []
         for keyword in call.keywords:
             if keyword.arg is None or _literal_flag(keyword.value) is not None:
                 keywords.append(keyword)
                 continue
-            passed[f"\0{keyword.arg}"] = self.values(keyword.value, env, depth + 1)
+            passed[f"\0{keyword.arg}"] = self._passed_on(keyword.value, env, depth)
             keywords.append(ast.keyword(arg=keyword.arg, value=ast.Name(id=f"\0{keyword.arg}", ctx=ast.Load())))
         inner = ast.Call(func=call.func, args=args, keywords=keywords)
         via = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", name)
         return inner, passed, via
+
+    def _passed_on(self, arg: ast.expr, env: dict, depth: int) -> tuple:
+        """What an argument of a call of a sibling module's function holds: its values, or for a
+        parameter with a string default that the file decides where it builds the function
+        (:meth:`_built_keys`), those strings as known keys (the other module's ``if name ==
+        "swish":`` then runs its one branch: yet-another-retnet's "swish" default)."""
+        if arg.__class__ is ast.Name:
+            keys = self._built_keys(arg, env)
+            if keys:
+                return tuple(Key(k) for k in keys)
+        return self.values(arg, env, depth + 1)
+
+    def _built_keys(self, expr: ast.expr, env: dict) -> tuple | None:
+        """:meth:`_decided_keys` of a parameter whose function (class) the file builds at least
+        once: every way the file builds it gives one of these strings.  A class the file never
+        builds takes its key from callers elsewhere (altasr's and diffusers' feed-forward
+        activations, "silu" defaults: a run-time key)."""
+        param = env.get(expr.id) if expr.__class__ is ast.Name else None
+        if not (param.__class__ is _Param and len(param.default) == 1 and param.default[0].__class__ is Key
+                and param.method_of is None):
+            return None
+        func, owner = param.func, param.owner
+        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        if target is None or self.tree is None or not self.callers(target):
+            return None
+        return self._decided_keys(expr, env)
 
     def _export(self, value):
         """A value of this (sibling) module as another module sees it: its own classes named by
@@ -1615,7 +1658,7 @@ class LayerTyper:
             inner = self.function_env(func, "<method>" if bound else None, depth + 1, call=(call, env),
                                       class_env=closure, cls_name=env.get("__class__"))
             out = []
-            for stmt in _returns(func.body):
+            for stmt in self._decided_returns(func.body, inner):
                 returned = stmt.value
                 if item is not None:
                     if not (isinstance(returned, ast.Tuple) and item < len(returned.elts)
@@ -1639,6 +1682,31 @@ class LayerTyper:
             return tuple(out)
         finally:
             self._busy.discard(key)
+
+    def _decided_returns(self, body: list, env: dict):
+        """:func:`_returns` of a factory's body, less those in the branches of an ``if`` that the
+        keys the call gives decide the other way (``if activation == "swish": return F.silu``
+        with a known ``"swish"``: only that return; statements after a decided branch that
+        always returns do not run).  The tests are only read where the body has an ``if`` whose
+        branch returns (most factories return once)."""
+        for stmt in body:
+            cls = stmt.__class__
+            if cls is ast.If:
+                decided = self._decide(stmt.test, env) if _any_return(stmt) else None
+                if decided is None:
+                    yield from self._decided_returns(stmt.body, env)
+                    yield from self._decided_returns(stmt.orelse, env)
+                    continue
+                taken = stmt.body if decided else stmt.orelse
+                yield from self._decided_returns(taken, env)
+                if taken and taken[-1].__class__ is ast.Return:
+                    return
+            elif cls is ast.Return:
+                if stmt.value is not None:
+                    yield stmt
+                return
+            elif cls in _BLOCKS:  # (a simple statement holds no return)
+                yield from _returns((stmt,))
 
     def _lambda_def(self, name: str) -> ast.FunctionDef:
         """A module-level lambda as the function ``def <name>(<its args>): return <its body>``
@@ -2207,6 +2275,8 @@ class LayerTyper:
     def _only_called(self, name: str) -> bool:
         """Is every mention of the same-file ``name`` the callee of a call (no base class, no
         value handed on, no rebinding)?"""
+        if "." in name:
+            return False  # a class defined in another's body (``Outer.Block``): its calls are not listed
         if self._callers is None:
             self._callers = {}
         key = "only:" + name
@@ -2232,6 +2302,14 @@ class LayerTyper:
                             callees.add(id(node.args[0]))
                     elif isinstance(node, ast.Name) and node.id == name:
                         mentions += 1
+                    else:
+                        # an annotation (``layer: Block``, ``-> Net``) names a type: it builds
+                        # nothing and hands no class on
+                        cls = node.__class__
+                        note = node.annotation if cls is ast.arg or cls is ast.AnnAssign else (
+                            node.returns if cls is ast.FunctionDef or cls is ast.AsyncFunctionDef else None)
+                        if note is not None:
+                            callees.update(id(n) for n in walk(note) if n.__class__ is ast.Name and n.id == name)
             found = self._callers[key] = [mentions == len(callees)]
         return found[0]
 
@@ -4379,6 +4457,16 @@ def _ordered_dict_values(call: ast.Call, names: ModuleNames | None = None):
         for item in call.args[0].elts:
             if isinstance(item, ast.Tuple) and len(item.elts) == 2:
                 yield item.elts[1]
+
+
+# the statements other than ``if`` whose bodies may hold a return (_decided_returns)
+_BLOCKS = frozenset({ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
+                     *((ast.TryStar,) if hasattr(ast, "TryStar") else ())})
+
+
+def _any_return(stmt) -> bool:
+    """Does ``stmt`` hold a ``return`` (not in a nested definition)?"""
+    return next(_returns([stmt]), None) is not None
 
 
 def _returns(body):

@@ -28,7 +28,7 @@ from ..records import dataclass, field, replace
 
 from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
                        span)
-from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, TABLE, slices_two_leading
+from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, SPLIT_SHAPE, TABLE, slices_two_leading
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, picked_attributes, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
@@ -82,6 +82,9 @@ _LEAD_SLICE = re.compile(r"\w\[\s*-?\w*\s*:\s*-?\w*\s*(?:,\s*-?\w*\s*:\s*-?\w*\s
 # a tenth of the time over a function's text)
 _SLICE_BRACKET = re.compile(_LEAD_SLICE.pattern[2:])
 _WORD_CHAR = re.compile(r"\w")
+# x.reshape(*x.shape[:2], n, V) (or view, x.size()[:2]): a last axis split into members
+# (graph._split_last_axis; the SPLIT_SHAPE pseudo-word)
+_SPLIT_SHAPE = re.compile(r"\(\s*\*\s*\w+\s*\.\s*(?:shape|size\s*\(\s*\))\s*\[\s*:\s*\d+\s*\]")
 # h.view(B, T, 2, -1) (or reshape, the last size also written ``D // 2``): the halves of a last
 # axis stacked on a new one, read as its chunks (graph.FlowBuilder._stacked_halves)
 _STACKED = re.compile(r"\b(?:view|reshape)\([^()]*,\s*2\s*,\s*(?:-\s*1|[\w.]+\s*//\s*2)\s*\)")
@@ -138,6 +141,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 ellipsis = True
             elif node.__class__ is ast.Subscript and slices_two_leading(node):
                 words.add(LEAD_SLICE)
+            elif node.__class__ is ast.Starred and node.value.__class__ is ast.Subscript:
+                words.add(SPLIT_SHAPE)  # (a superset of the starred splits: only a pre-filter)
         if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(_HALVES)):
             words.add(HALF_PAIR)
         if "split" in words:
@@ -156,6 +161,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         extra.append(HALF_PAIR)
     if _lead_slice(code):
         extra.append(LEAD_SLICE)
+    if "*" in code and ("reshape" in words or "view" in words) and _SPLIT_SHAPE.search(code):
+        extra.append(SPLIT_SHAPE)
     if "split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
         # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
         # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)

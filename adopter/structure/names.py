@@ -13,6 +13,7 @@ otherwise they keep their leading dots (``...activations.ACT2FN``) and
 from __future__ import annotations
 
 import ast
+import copy
 import re
 
 from ..records import dataclass, field
@@ -213,6 +214,7 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
         if name in names.classes:
             names.imports.pop(name, None)
     _local_classes(names)
+    _member_classes(names)
     _aliases(names, tree)
     if local_imports:
         _local_imports(names, package)
@@ -234,6 +236,28 @@ def _local_classes(names: ModuleNames) -> None:
                 and name not in names.imports and name not in names.constants:
             names.classes[name] = node
             names.nested.append(node)  # (module_definitions: walked as the module's own classes)
+
+
+def _member_classes(names: ModuleNames) -> None:
+    """Classes defined in another class's body (rtdl's ``MLP.Block``, ``ResNet.Block``,
+    ``Transformer.FFN``), at any depth: read as the file's classes under their qualified names
+    (``Outer.Inner``, which ``Outer.Inner(...)`` resolves to), their layers and forward like any
+    other's.  A class body opens no scope for its methods, so the inner class's code names what
+    module-level code would.  Each is a shallow copy of the definition carrying that name (the
+    body is shared); the outer class's own walk is unchanged."""
+    pending = [(name, node) for name, node in names.classes.items()]
+    while pending:
+        outer, node = pending.pop()
+        for stmt in node.body:
+            if stmt.__class__ is ast.ClassDef:
+                qualified = f"{outer}.{stmt.name}"
+                if qualified in names.classes:
+                    continue
+                inner = copy.copy(stmt)
+                inner.name = qualified
+                names.classes[qualified] = inner
+                names.nested.append(inner)  # (module_definitions: walked as the module's own classes)
+                pending.append((qualified, inner))
 
 
 # a line where a function-local import may start: an indented ``import``/``from``, or one after

@@ -198,6 +198,12 @@ OPS: dict[str, dict] = {
         # computes it; the name is the table's own.
         "signature": ["input"],
     },
+    "canon.split_member": {
+        # split[:, :, i] of split = x.reshape(*x.shape[:k], n, V) (graph._split_last_axis): the
+        # i-th block of V of x's last axis, one member of a Linear to n * V. No function computes
+        # it; the name is the table's own.
+        "signature": ["input"],
+    },
     "canon.lead2": {
         # x[:, 1:], x[1:]: slices of the first two axes at most (see canon.slices_two_leading),
         # which keep the last axis of a 3-D value whole: the positions a loss over (batch,
