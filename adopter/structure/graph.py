@@ -1005,6 +1005,34 @@ class FlowBuilder:
                     frontier = self._inner_calls(cond, frontier, ctx)
         return frontier
 
+    def _alike_arms(self, expr: ast.IfExp, ctx: _Ctx) -> str | None:
+        """The first arm's layer when every arm of a conditional expression (nested ones too) is
+        a layer attribute of the class built by the same constructors, plain calls, no table
+        (``up = self.up_speech if mode == "speech" else self.up_vision``, two ``nn.Linear``): a
+        call through the name runs that kind of layer whichever arm is taken.  None otherwise."""
+        arms = [expr.body, expr.orelse]
+        layers = []
+        while arms:
+            arm = arms.pop()
+            if arm.__class__ is ast.IfExp:
+                arms += (arm.body, arm.orelse)
+                continue
+            if arm.__class__ is not ast.Attribute:  # (a call-free test first: self.x arms only)
+                return None
+            layer = self._layer_of(arm, ctx)
+            if layer is None:
+                return None
+            layers.append(layer)
+        kinds = set()
+        for layer in layers:
+            ctors = self.cls.bindings.get(_attr(layer))
+            if not ctors or any(c.table or c.unlike for c in ctors):
+                return None
+            kinds.add(frozenset(c.fqn for c in ctors))
+        if len(kinds) != 1:
+            return None
+        return layers[-1]  # (the arms are popped from the end: the last one read is the first arm)
+
     def _layer_of(self, func: ast.expr, ctx: _Ctx) -> str | None:
         cls = self.cls
         kind = func.__class__
@@ -3847,7 +3875,7 @@ class FlowBuilder:
                 ctx.built_alias.pop(name, None)
             # Layer aliases: drop = self.dropout
             layer = self._layer_of(value_expr, ctx) if value_kind is ast.Attribute or value_kind is ast.Subscript \
-                else None
+                else self._alike_arms(value_expr, ctx) if value_kind is ast.IfExp and self.cls is not None else None
             if layer is not None and self.cls is not None and _attr(layer).rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)
