@@ -56,3 +56,55 @@ def test_layer_chosen_between_unlike_layers_is_not_read():
 def test_chosen_linear_then_fixed_relu_is_not_bias_gelu():
     code = _chosen("nn.Linear(d, 4 * d)", TWO).replace("nn.functional.gelu(h)", "nn.functional.relu(h)")
     assert not found(code, "ADP006")
+
+
+# ---------- ADP013: one Linear of width 2 * n split at index n by tensor_split: its halves
+
+PACKED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class FeedForward(nn.Module):
+        def __init__(self, d, e):
+            super().__init__()
+            self.e = e
+            self.proj_up_gate_z = nn.Linear(d, WIDTH, bias=False)
+            self.proj_down = nn.Linear(self.e, d)
+            self.act_fn = ACT
+
+        def forward(self, x):
+            x = self.proj_up_gate_z(x)
+            gate, z = SPLIT
+            x = self.act_fn(gate) * z  # product
+            return self.proj_down(x)
+""")
+
+
+def _packed(width="2 * self.e", split="torch.tensor_split(x, (self.e,), dim=-1)", act="nn.SiLU()") -> str:
+    return PACKED.replace("WIDTH", width).replace("SPLIT", split).replace("ACT", act)
+
+
+def test_tensor_split_at_half_the_linear_width_is_the_halves():
+    for width, split in (
+        ("2 * self.e", "torch.tensor_split(x, (self.e,), dim=-1)"),
+        ("self.e * 2", "torch.tensor_split(x, [self.e], -1)"),
+        ("2 * self.e", "x.tensor_split((self.e,), dim=-1)"),
+        ("out_features=2 * self.e", "x.tensor_split([self.e], -1)"),
+    ):
+        code = _packed(width, split)
+        assert finding_at(code, "ADP013", "# product") is not None, (width, split)
+
+
+def test_tensor_split_that_is_not_the_halves_is_not_read():
+    for width, split in (
+        ("3 * self.e", "torch.tensor_split(x, (self.e,), dim=-1)"),  # a third and two thirds
+        ("2 * self.e", "torch.tensor_split(x, (self.e + 1,), dim=-1)"),  # another index
+        ("2 * self.e", "torch.tensor_split(x, (self.e,), dim=1)"),  # another axis
+        ("2 * self.e", "torch.tensor_split(x, (self.e, 2 * self.e), dim=-1)[:2]"),  # two indices
+    ):
+        assert not found(_packed(width, split), "ADP013"), (width, split)
+
+
+def test_tensor_split_halves_under_a_fixed_gelu_are_not_swiglu():
+    assert not found(_packed(act="nn.GELU()"), "ADP013")

@@ -140,7 +140,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 words.add(LEAD_SLICE)
         if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(_HALVES)):
             words.add(HALF_PAIR)
-        if "split" in words:
+        if "split" in words or "tensor_split" in words:
             words.add("chunk")  # two equal parts of a last axis are read as its chunks (graph._split_in_halves)
         return frozenset(words)
     code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
@@ -156,7 +156,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         extra.append(HALF_PAIR)
     if _lead_slice(code):
         extra.append(LEAD_SLICE)
-    if "split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
+    if "split" in words or "tensor_split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
         # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
         # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
         extra.append("chunk")
