@@ -108,3 +108,47 @@ def test_tensor_split_that_is_not_the_halves_is_not_read():
 
 def test_tensor_split_halves_under_a_fixed_gelu_are_not_swiglu():
     assert not found(_packed(act="nn.GELU()"), "ADP013")
+
+
+# ---------- ADP015: the logits stored in an output record of a class of the file, any spelling
+
+RECORD = textwrap.dedent("""\
+    from dataclasses import dataclass
+
+    import torch
+    from torch import nn
+    from transformers.utils import ModelOutput
+
+
+    @dataclass
+    class xLMOutput(ModelOutput):
+        loss: torch.Tensor | None = None
+        logits: torch.Tensor | None = None
+
+
+    class xLMForCausalLM(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+            self.backbone = Backbone(config)
+            self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+
+        def forward(self, input_ids, labels=None, **kwargs):
+            hidden_states = self.backbone(input_ids, **kwargs)[0]
+            logits = self.lm_head(hidden_states).float()  # head
+            loss = None
+            if labels is not None:
+                loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.vocab_size, **kwargs)
+            return RETURN
+""")
+
+
+def test_logits_stored_in_a_record_class_of_the_file_keep_the_head():
+    code = RECORD.replace("RETURN", "xLMOutput(loss=loss, logits=logits)")
+    assert finding_at(code, "ADP015", "# head") is not None
+
+
+def test_logits_computed_on_by_a_lower_case_function_are_not_stored():
+    # a callable the file does not define (a function may compute with the logits): not a record
+    code = RECORD.replace("RETURN", "summarize(loss=loss, logits=logits)")
+    assert not found(code, "ADP015")

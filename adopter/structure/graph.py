@@ -194,6 +194,9 @@ class Flow:
     # The text of each constant slice of a leading axis (``x[:, 1:]`` -> ``":,1:"``): the
     # subscript's span -> the slice, spaces removed (FlowBuilder._slice_at); None when none.
     slices: dict | None = None
+    # The file's classes by name (ModuleNames.classes): a call of one builds an instance
+    # (``xLSTMCausalLMOutput(loss=loss, logits=logits)``, a record however it is spelled)
+    classes: dict | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -463,7 +466,7 @@ class FlowBuilder:
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
                     _recomputed(self.nodes, self.out, entry.id, self._slices), read_in or None,
-                    self._slice_at or None)
+                    self._slice_at or None, self.names.classes)
 
     def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
