@@ -212,11 +212,13 @@ def _first_only(node: Node, live) -> bool:
         and not (_keys(node.args[1:]) | _keys(tuple(v for _, v in node.kwargs))) & live
 
 
-def _stored(node: Node, live) -> bool:
+def _stored(node: Node, live, classes=None) -> bool:
     """Does ``node`` only store the live values: keyword arguments of a class constructor
-    (``CausalLMOutputWithPast(loss=loss, logits=logits)``, a record the caller reads), as a
-    tuple would hold them?"""
-    if node.kind != "call" or not node.op[:1].isalpha() or not node.op.rsplit(".", 1)[-1][:1].isupper():
+    (``CausalLMOutputWithPast(loss=loss, logits=logits)``, a record the caller reads; a class
+    of the file however its name is spelled, ``xLSTMCausalLMOutput``), as a tuple would hold
+    them?"""
+    if node.kind != "call" or not node.op[:1].isalpha() or not (
+            node.op.rsplit(".", 1)[-1][:1].isupper() or (classes is not None and node.op in classes)):
         return False
     if node.canon or _keys(node.args) & live:
         return False
@@ -2300,7 +2302,7 @@ class Matcher:
                 node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
                 or node.kind == "call" and node.op in _AVERAGING_CALLS and _first_only(node, live))
             if reads and node.kind in ("call", "method", "op", "layer") and not passed \
-                    and not _stored(node, live):
+                    and not _stored(node, live, flow.classes):
                 return True
             after = live - node.defs
             if reads and (node.kind == "copy" or passed):

@@ -194,6 +194,9 @@ class Flow:
     # The text of each constant slice of a leading axis (``x[:, 1:]`` -> ``":,1:"``): the
     # subscript's span -> the slice, spaces removed (FlowBuilder._slice_at); None when none.
     slices: dict | None = None
+    # The file's classes by name (ModuleNames.classes): a call of one builds an instance
+    # (``xLSTMCausalLMOutput(loss=loss, logits=logits)``, a record however it is spelled)
+    classes: dict | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -466,7 +469,7 @@ class FlowBuilder:
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
                     _recomputed(self.nodes, self.out, entry.id, self._slices), read_in or None,
-                    self._slice_at or None)
+                    self._slice_at or None, self.names.classes)
 
     def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
@@ -1008,6 +1011,34 @@ class FlowBuilder:
                 for cond in child.ifs:
                     frontier = self._inner_calls(cond, frontier, ctx)
         return frontier
+
+    def _alike_arms(self, expr: ast.IfExp, ctx: _Ctx) -> str | None:
+        """The first arm's layer when every arm of a conditional expression (nested ones too) is
+        a layer attribute of the class built by the same constructors, plain calls, no table
+        (``up = self.up_speech if mode == "speech" else self.up_vision``, two ``nn.Linear``): a
+        call through the name runs that kind of layer whichever arm is taken.  None otherwise."""
+        arms = [expr.body, expr.orelse]
+        layers = []
+        while arms:
+            arm = arms.pop()
+            if arm.__class__ is ast.IfExp:
+                arms += (arm.body, arm.orelse)
+                continue
+            if arm.__class__ is not ast.Attribute:  # (a call-free test first: self.x arms only)
+                return None
+            layer = self._layer_of(arm, ctx)
+            if layer is None:
+                return None
+            layers.append(layer)
+        kinds = set()
+        for layer in layers:
+            ctors = self.cls.bindings.get(_attr(layer))
+            if not ctors or any(c.table or c.unlike for c in ctors):
+                return None
+            kinds.add(frozenset(c.fqn for c in ctors))
+        if len(kinds) != 1:
+            return None
+        return layers[-1]  # (the arms are popped from the end: the last one read is the first arm)
 
     def _layer_of(self, func: ast.expr, ctx: _Ctx) -> str | None:
         cls = self.cls
@@ -3566,6 +3597,48 @@ class FlowBuilder:
         return ast.copy_location(ast.Call(func=method, args=[two], keywords=[
             ast.copy_location(ast.keyword(arg="dim", value=last), dim)]), call)
 
+    def _tensor_split_halves(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
+        """``h.chunk(2, dim=-1)`` (placed where ``call`` is) when ``call`` is
+        ``torch.tensor_split(h, (n,), dim=-1)`` / ``h.tensor_split([n], -1)`` (one split index:
+        two parts, ``h[..., :n]`` and ``h[..., n:]``) and h was last bound to a call of a
+        ``nn.Linear`` attribute whose output width is written ``2 * n`` (or ``n * 2``, the same
+        text n, no call in it): the parts are the halves.  None for any other call."""
+        func = call.func
+        if func.__class__ is not ast.Attribute or func.attr != "tensor_split" or self.cls is None \
+                or any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+            return None
+        functional = isinstance(func.value, ast.Name) and func.value.id in self.names.imports
+        if functional and self.names.resolve(func) != "torch.tensor_split":
+            return None
+        args = list(call.args)
+        base = args.pop(0) if functional and args else (None if functional else func.value)
+        keywords = {k.arg: k.value for k in call.keywords}
+        index = args.pop(0) if args else keywords.pop("indices", keywords.pop("indices_or_sections", None))
+        dim = args.pop(0) if args else keywords.pop("dim", None)
+        if args or keywords or base.__class__ is not ast.Name or dim is None or _int_literal(dim) != -1 \
+                or index.__class__ not in (ast.Tuple, ast.List) or len(index.elts) != 1 \
+                or not _pure_size(index.elts[0]):
+            return None
+        held = ctx.exprs.get(base.id)
+        layer = self._layer_of(held.func, ctx) if held.__class__ is _AST_CALL else None
+        ctors = self.cls.bindings.get(_attr(layer)) if layer is not None else None
+        if not ctors:
+            return None
+        half = ast.dump(index.elts[0])
+        for ctor in ctors:
+            width = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
+            if ctor.fqn != "torch.nn.Linear" or ctor.unlike or width.__class__ is not ast.BinOp \
+                    or width.op.__class__ is not ast.Mult:
+                return None
+            if not ((_int_literal(width.left) == 2 and ast.dump(width.right) == half)
+                    or (_int_literal(width.right) == 2 and ast.dump(width.left) == half)):
+                return None
+        two = ast.copy_location(ast.Constant(2), index)
+        last = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), dim)), dim)
+        method = ast.copy_location(ast.Attribute(value=base, attr="chunk", ctx=ast.Load()), func)
+        return ast.copy_location(ast.Call(func=method, args=[two], keywords=[
+            ast.copy_location(ast.keyword(arg="dim", value=last), dim)]), call)
+
     def _chunk_count(self, call: ast.Call) -> int | None:
         """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
         func = call.func
@@ -3768,7 +3841,7 @@ class FlowBuilder:
                 and all(e.__class__ is _AST_NAME for e in targets[0].elts) and value_expr.__class__ is _AST_CALL:
             # a, b = torch.split(h, h.shape[-1] // 2, dim=-1) (or h.split([n, n], -1)): two equal
             # parts of the last axis unpacked into two names are its halves, h.chunk(2, dim=-1)
-            value_expr = self._split_in_halves(value_expr) or value_expr
+            value_expr = self._split_in_halves(value_expr) or self._tensor_split_halves(value_expr, ctx) or value_expr
         value_kind = value_expr.__class__
         if one_name and value_kind is _AST_CALL and ctx.scope == ctx.body_scope:
             # (the callee's attribute read once: this runs for every call assigned to a name)
@@ -3862,7 +3935,7 @@ class FlowBuilder:
                 ctx.built_alias.pop(name, None)
             # Layer aliases: drop = self.dropout
             layer = self._layer_of(value_expr, ctx) if value_kind is ast.Attribute or value_kind is ast.Subscript \
-                else None
+                else self._alike_arms(value_expr, ctx) if value_kind is ast.IfExp and self.cls is not None else None
             if layer is not None and self.cls is not None and _attr(layer).rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
         before = len(self.nodes)

@@ -145,7 +145,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 words.add(SPLIT_SHAPE)  # (a superset of the starred splits: only a pre-filter)
         if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(_HALVES)):
             words.add(HALF_PAIR)
-        if "split" in words:
+        if "split" in words or "tensor_split" in words:
             words.add("chunk")  # two equal parts of a last axis are read as its chunks (graph._split_in_halves)
         return frozenset(words)
     code = _NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))  # comments, strings
@@ -163,7 +163,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         extra.append(LEAD_SLICE)
     if "*" in code and ("reshape" in words or "view" in words) and _SPLIT_SHAPE.search(code):
         extra.append(SPLIT_SHAPE)
-    if "split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
+    if "split" in words or "tensor_split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
         # two equal parts of a last axis are read as its chunks (graph._split_in_halves), and so
         # are its halves stacked on a new axis (graph.FlowBuilder._stacked_halves)
         extra.append("chunk")
