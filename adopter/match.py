@@ -2271,17 +2271,36 @@ class Matcher:
         """Does code after the match compute with an intermediate value on every path (an
         entropy of the probabilities, a second product)?  Then no rewrite can drop them: not a
         site.  Reads that only pass values on (returned, put in a tuple) or that sit behind a
-        branch keep the site (the rewrite guards them)."""
+        branch keep the site (the rewrite guards them); a read of the intermediates themselves
+        after a branch whose arms all rejoin before it (Shaw's value offset ``attn @ v_pos``
+        after an ``if share_heads:`` that only picks the position table) is on every path all
+        the same (values derived between the steps are followed up to the first branch only)."""
+        last = state.matched[-1].id
+        live = self._live_keys(state)
+        if not live:
+            return False
+        derived = self._derived_between(flow, state, live)
+        always: dict[int, bool] = {}
+
+        def reaches(pos):
+            if pos not in always:
+                always[pos] = _always_reaches(flow, last, pos)
+            return always[pos]
 
         def step(node, live):
             if node.kind == "branch":
-                return None
+                # walked on: a read inside an arm is on no every path (_always_reaches)
+                kept = live - node.defs if _BRANCHED in live else (live - derived - node.defs) | {_BRANCHED}
+                return kept if len(kept) > 1 else None
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
             passed = reads and (node.kind == "method" and (
                 node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
                 or node.kind == "call" and node.op in _AVERAGING_CALLS and _first_only(node, live))
             if reads and node.kind in ("call", "method", "op", "layer") and not passed \
-                    and not _stored(node, live):
+                    and not _stored(node, live) and (_BRANCHED not in live or (
+                        # after a branch: a known operation (a call of a name not resolved, the
+                        # file's class or a builtin, may only hold the value: an output record)
+                        not str(node.op).startswith("?") and reaches(node.id))):
                 return True
             after = live - node.defs
             if reads and (node.kind == "copy" or passed):
@@ -2291,12 +2310,11 @@ class Matcher:
                 # permuted, made contiguous, viewed and multiplied by position values); their
                 # average over the heads (``probs.mean(dim=1)``) likewise
                 after = after | {o.key for o in node.outs}
-            return after
+            return after if len(after) > 1 or _BRANCHED not in after else None
 
-        live = self._live_keys(state)
         if self._second_product_between(flow, state, live):
             return True
-        return self._after(flow, state, step, live | self._derived_between(flow, state, live))
+        return self._after(flow, state, step, live | derived)
 
     def _second_product_between(self, flow: Flow, state: _State, keys: set[str]) -> bool:
         """Is an intermediate value multiplied, between the steps of the match, by a product the
@@ -2690,6 +2708,9 @@ def _other_branch(flow: Flow, defined: Node, node: Node) -> bool:
         if x != y:
             return x[0] == y[0] and not _reaches(flow, defined.id, node.id)
     return False
+
+
+_BRANCHED = "\0branched"  # in _computed_on's live keys: the walk has passed a branch
 
 
 def _always_reaches(flow: Flow, first: int, last: int) -> bool:
