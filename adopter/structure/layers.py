@@ -4267,7 +4267,7 @@ def _splat_keys(func: ast.FunctionDef, name: str, names: ModuleNames) -> tuple |
     and reads only as ``**name`` in calls (never changed, never handed on): what every such
     splat passes.  None otherwise."""
     keys, splats, loads, bound = None, set(), [], None
-    for node in ast.walk(func):
+    for node in ast_walk(func):
         if node.__class__ is ast.keyword and node.arg is None and node.value.__class__ is ast.Name:
             splats.add(id(node.value))
         elif node.__class__ is ast.Name and node.id == name:
