@@ -2281,6 +2281,7 @@ class Matcher:
             return False
         derived = self._derived_between(flow, state, live)
         always: dict[int, bool] = {}
+        nodes = flow.nodes
 
         def reaches(pos):
             if pos not in always:
@@ -2290,8 +2291,17 @@ class Matcher:
         def step(node, live):
             if node.kind == "branch":
                 # walked on: a read inside an arm is on no every path (_always_reaches)
-                kept = live - node.defs if _BRANCHED in live else (live - derived - node.defs) | {_BRANCHED}
-                return kept if len(kept) > 1 else None
+                if _BRANCHED in live:
+                    kept = live - node.defs
+                else:
+                    kept = live - derived - node.defs
+                    for later in nodes[node.id + 1:]:  # (call-free: most functions compute with none again)
+                        if later.kind == "copy" or later.uses & kept and later.kind in _READS_COMPUTING:
+                            break
+                    else:
+                        return None
+                    kept = kept | _ONLY_BRANCHED
+                return None if kept == _ONLY_BRANCHED else kept
             reads = node.uses & live or (node.kind == "copy" and _keys(node.args) & live)
             passed = reads and (node.kind == "method" and (
                 node.op in RESHAPING or node.op in PASS_THROUGH or node.op in AVERAGING)
@@ -2310,7 +2320,7 @@ class Matcher:
                 # permuted, made contiguous, viewed and multiplied by position values); their
                 # average over the heads (``probs.mean(dim=1)``) likewise
                 after = after | {o.key for o in node.outs}
-            return after if len(after) > 1 or _BRANCHED not in after else None
+            return None if after == _ONLY_BRANCHED else after
 
         if self._second_product_between(flow, state, live):
             return True
@@ -2711,6 +2721,8 @@ def _other_branch(flow: Flow, defined: Node, node: Node) -> bool:
 
 
 _BRANCHED = "\0branched"  # in _computed_on's live keys: the walk has passed a branch
+_ONLY_BRANCHED = frozenset({_BRANCHED})
+_READS_COMPUTING = frozenset({"call", "method", "op", "layer"})  # the node kinds _computed_on counts as computing
 
 
 def _always_reaches(flow: Flow, first: int, last: int) -> bool:
