@@ -2202,14 +2202,27 @@ class LayerTyper:
         if not (isinstance(param, _Param) and param.default and param.method_of is None
                 and not any(isinstance(v, Key) for v in param.default)):
             return False
-        func, owner = param.func, param.owner
+        return self._never_str_at(param.func, param.owner, param.index, param.name, param.positional)
+
+    def _never_str_at(self, func, owner, index: int, name: str, positional: bool) -> bool:
+        """:meth:`_never_str` of ``func``'s parameter ``name``: its function (class) only called
+        in the file, no call passing the argument, by name or through ``**kwargs`` (a dict the
+        caller binds once to a literal without the name passes nothing for it: audyn's
+        ``**factory_kwargs`` of device and dtype)."""
         target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
         if target is None or self.tree is None or not self._only_called(target):
             return False
-        for call, _, _ in self.callers(target):
-            if any(a.__class__ is ast.Starred for a in call.args) or any(k.arg is None for k in call.keywords):
+        for call, caller, _ in self.callers(target):
+            if any(a.__class__ is ast.Starred for a in call.args):
                 return False
-            if _passed(call, param.index, param.name, None, param.positional) is not None:
+            for kw in call.keywords:
+                # ``**factory_kwargs`` bound once in the caller to a literal dict without the name
+                if kw.arg is None and not (isinstance(caller, ast.FunctionDef) and kw.value.__class__ is ast.Name
+                                           and name not in (_splat_keys(caller, kw.value.id, self.names) or (name,))):
+                    return False
+            if _passed(call, index, name, None, positional) is not None:
+                # (a caller's own parameter handed on counts as given: torchtext's T5 layers,
+                # whose encoder gets the activation string from the package's config)
                 return False
         return True
 
@@ -4387,6 +4400,31 @@ def _add_key(env: dict, name: str, key: ast.expr) -> None:
             env["dict:" + name] = keys + (key.value,)
     else:
         del env["dict:" + name]
+
+
+def _splat_keys(func: ast.FunctionDef, name: str, names: ModuleNames) -> tuple | None:
+    """The keys of the dict ``name`` that ``func`` binds once to a literal (:func:`_dict_keys`)
+    and reads only as ``**name`` in calls (never changed, never handed on): what every such
+    splat passes.  None otherwise."""
+    keys, splats, loads, bound = None, set(), [], None
+    for node in ast_walk(func):
+        if node.__class__ is ast.keyword and node.arg is None and node.value.__class__ is ast.Name:
+            splats.add(id(node.value))
+        elif node.__class__ is ast.Name and node.id == name:
+            if node.ctx.__class__ is not ast.Load:
+                if node is not bound:
+                    return None  # bound elsewhere too: only the one assignment below may bind it
+                continue
+            loads.append(node)
+        elif node.__class__ is ast.Assign and any(t.__class__ is ast.Name and t.id == name for t in node.targets):
+            if keys is not None or len(node.targets) != 1:
+                return None
+            keys, bound = _dict_keys(node.value, names), node.targets[0]
+            if keys is None:
+                return None
+    if keys is None or any(id(n) not in splats for n in loads):
+        return None
+    return keys
 
 
 def _dict_keys(value: ast.expr, names: ModuleNames) -> tuple | None:
