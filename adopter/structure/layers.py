@@ -553,7 +553,7 @@ class LayerTyper:
         returned is bound otherwise: unpacked, in a loop header, augmented)."""
         returns = []
         bound: dict = {}
-        for node in ast.walk(fdef):
+        for node in ast_walk(fdef):
             if node.__class__ is ast.Return:
                 if node.value is None:
                     return []
@@ -563,11 +563,11 @@ class LayerTyper:
                     if target.__class__ is ast.Name:
                         bound.setdefault(target.id, []).append(node.value)
                     else:
-                        for name in ast.walk(target):
+                        for name in ast_walk(target):
                             if name.__class__ is ast.Name:
                                 bound.setdefault(name.id, []).append(None)
             elif node.__class__ in (ast.AugAssign, ast.AnnAssign, ast.For, ast.With, ast.NamedExpr):
-                for name in ast.walk(node.target if node.__class__ is not ast.With else node):
+                for name in ast_walk(node.target if node.__class__ is not ast.With else node):
                     if name.__class__ is ast.Name and name.ctx.__class__ is ast.Store:
                         bound.setdefault(name.id, []).append(None)
         out = []
@@ -4640,7 +4640,7 @@ _LIST_VALUES = frozenset({ast.List, ast.Tuple, ast.BinOp, ast.IfExp, ast.ListCom
 def _drop_instances(node: ast.AST, env: dict) -> bool:
     """Forget the call instance (INSTANCE) of every name ``node`` binds or deletes (a loop
     target, a with's ``as``, an unpacking); False, so that it can stand in an ``elif`` test."""
-    for name in ast.walk(node):
+    for name in ast_walk(node):
         if name.__class__ is ast.Name and name.ctx.__class__ is not ast.Load and INSTANCE + name.id in env:
             del env[INSTANCE + name.id]
     return False
