@@ -102,6 +102,11 @@ NESTED = "\0nested:"
 # head=nn.Linear(...))``, then ``layers["pos"] = ...``), as its (key, value) pairs in order: what
 # ``nn.ModuleDict(layers)`` holds under each key (bindings._record)
 MEMBERS = "\0members:"
+# A local name bound (outside branches) to a call of a same-file name, or of what a call or a
+# table gives (``resnet = get_backbone("resnet34")(pretrain=True)``): the call, read on
+# ``resnet.conv1`` as the instance of the same-file module class it builds
+# (LayerTyper._instance_class), whose ``__init__`` says what ``.conv1`` is.
+INSTANCE = "\0instance:"
 _DISPLAYS = (ast.List, ast.Tuple)
 LIST_REORDERS = frozenset({"insert", "pop", "remove", "reverse", "sort", "clear", "__setitem__", "__delitem__"})
 # Layers of other libraries that compute a torch layer's operation with another parameter
@@ -439,6 +444,15 @@ class LayerTyper:
                             return value
                     return self._own_function(expr, env)
                 return value
+            if expr.value.__class__ is ast.Name and INSTANCE + expr.value.id in env and depth < MAX_DEPTH:
+                # backbone = Backbone(); self.stem_conv = backbone.conv1: the layer the same-file
+                # module class's __init__ binds to self.conv1
+                owner = self._instance_class(env[INSTANCE + expr.value.id])
+                if owner is not None:
+                    value = self._init_env(owner, depth + 1).get("self." + expr.attr, ())
+                    if isinstance(value, _Param):
+                        return value.resolve(self) if called else value.default
+                    return value
             return self._class_of(expr)
         if isinstance(expr, ast.Subscript):
             if isinstance(expr.value, ast.Call):
@@ -477,6 +491,109 @@ class LayerTyper:
         why = (f"`{ast.unparse(expr)}` is a method held as a value, not a layer: the kernel takes a "
                f"layer module (and TorchScript cannot pass a function as a value)")
         return (Built("torch.nn.functional.gelu", (), (), False, expr, unlike=why, function=True),)
+
+    def _instance_class(self, call: ast.Call) -> str | None:
+        """The same-file ``nn.Module`` class whose instance ``call`` returns, when there is one
+        such class on every way: the class called by name, or what the same-file functions it
+        reaches return (``model = build_resnet(...); return model``), also through a call that
+        returns a function or a module-level dict of them (``get_backbone(name)(pretrain=True)``
+        with ``return _backbones[name]``).  None when any way gives something else."""
+        found = self._made(call.func, 0)
+        if not found or len(found) != 1:
+            return None
+        owner = next(iter(found))
+        cls = self.names.classes.get(owner)
+        return owner if cls is not None and cls.bases else None
+
+    def _made(self, func: ast.expr, depth: int) -> set | None:
+        """The same-file classes calling ``func`` may build (None: unknown)."""
+        if depth > MAX_DEPTH:
+            return None
+        if func.__class__ is ast.Name:
+            if func.id in self.names.classes:
+                return {func.id}
+            fdef = self.names.functions.get(func.id)
+            if fdef is None:
+                return None
+            found: set = set()
+            for value in self._returned(fdef):
+                if value.__class__ is not ast.Call:
+                    return None
+                more = self._made(value.func, depth + 1)
+                if not more:
+                    return None
+                found |= more
+            return found or None
+        callables = self._callables(func, depth)
+        if not callables:
+            return None
+        found = set()
+        for each in callables:
+            more = self._made(each, depth + 1)
+            if not more:
+                return None
+            found |= more
+        return found
+
+    def _callables(self, expr: ast.expr, depth: int) -> list | None:
+        """The same-file names ``expr`` (a call or a table entry) may stand for, when it gives
+        a function or a class: ``_backbones[name]`` of a module-level dict, or what a same-file
+        function returns (None: unknown)."""
+        if expr.__class__ is ast.Subscript:
+            table = self.names.constants.get(expr.value.id) if expr.value.__class__ is ast.Name else None
+            if table.__class__ is not ast.Dict or not table.values or not all(
+                    v.__class__ is ast.Name for v in table.values):
+                return None
+            return list(table.values)
+        if expr.__class__ is not ast.Call or expr.func.__class__ is not ast.Name or depth > MAX_DEPTH:
+            return None
+        fdef = self.names.functions.get(expr.func.id)
+        if fdef is None:
+            return None
+        out = []
+        for value in self._returned(fdef):
+            if value.__class__ is ast.Name and (value.id in self.names.functions or value.id in self.names.classes):
+                out.append(value)
+                continue
+            more = self._callables(value, depth + 1)
+            if not more:
+                return None
+            out.extend(more)
+        return out
+
+    @staticmethod
+    def _returned(fdef: ast.FunctionDef) -> list:
+        """What ``fdef`` returns on each ``return``: the expression, or for a returned local name
+        the values of its assignments in the function (empty when a return is bare, or a name
+        returned is bound otherwise: unpacked, in a loop header, augmented)."""
+        returns = []
+        bound: dict = {}
+        for node in ast_walk(fdef):
+            if node.__class__ is ast.Return:
+                if node.value is None:
+                    return []
+                returns.append(node.value)
+            elif node.__class__ is ast.Assign:
+                for target in node.targets:
+                    if target.__class__ is ast.Name:
+                        bound.setdefault(target.id, []).append(node.value)
+                    else:
+                        for name in ast_walk(target):
+                            if name.__class__ is ast.Name:
+                                bound.setdefault(name.id, []).append(None)
+            elif node.__class__ in (ast.AugAssign, ast.AnnAssign, ast.For, ast.With, ast.NamedExpr):
+                for name in ast_walk(node.target if node.__class__ is not ast.With else node):
+                    if name.__class__ is ast.Name and name.ctx.__class__ is ast.Store:
+                        bound.setdefault(name.id, []).append(None)
+        out = []
+        for value in returns:
+            if value.__class__ is ast.Name and value.id in bound:
+                if None in bound[value.id]:
+                    return []
+                out.extend(bound[value.id])
+            else:
+                out.append(value)
+        return out
 
     def _table(self, expr: ast.Subscript, env: dict, depth: int, called: bool) -> tuple:
         """``ACTIVATIONS[act]`` with ``ACTIVATIONS = {"gelu": nn.GELU, ...}`` a dict of the file (or a
@@ -2603,6 +2720,8 @@ class LayerTyper:
                 typed, self.typed = self.typed, None
             if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
                 targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+                if INSTANCE in env and targets[0].__class__ is not ast.Name:
+                    _drop_instances(targets[0], env)  # net, x = ...: no longer that call's instance
                 if record:
                     self._record_sites(stmt.value, stmt, env, depth)
                 value = stmt.value
@@ -2659,6 +2778,9 @@ class LayerTyper:
                         listed = env.get("list:" + target.value.id)
                         if isinstance(listed, SeqGraph) and not listed.forget(_constant_index(target.slice)):
                             env.pop("list:" + target.value.id, None)  # layers[i] = ...: which one is not known
+                    if target.__class__ is ast.Attribute and target.value.__class__ is ast.Name \
+                            and INSTANCE + target.value.id in env:
+                        del env[INSTANCE + target.value.id]  # net.bn1 = nn.Identity(): not the class's own
                     key = _key(target)
                     if key is None:
                         continue
@@ -2685,6 +2807,13 @@ class LayerTyper:
                             env.pop("dict:" + key, None)
                             env.pop(MEMBERS + key, None)
                     if isinstance(target, ast.Name):
+                        if value.__class__ is ast.Call and not nested and (
+                                value.func.__class__ in (ast.Call, ast.Subscript) or value.func.__class__ is ast.Name
+                                and (value.func.id in self.names.classes or value.func.id in self.names.functions)):
+                            env[INSTANCE + key] = value  # net = Backbone(...): read on net.<attr>
+                            env[INSTANCE] = True  # (other bindings of names then drop theirs)
+                        elif INSTANCE + key in env:
+                            del env[INSTANCE + key]
                         if isinstance(value, (ast.List, ast.Tuple, ast.ListComp)):
                             env[ELEMENTS + key] = (value, None)  # blocks = [(64, 64, nn.BatchNorm1d(64)), ...]
                         else:
@@ -2770,6 +2899,8 @@ class LayerTyper:
                     else:
                         env.pop(key, None)
             elif isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
+                if INSTANCE in env:
+                    _drop_instances(stmt.target, env)
                 if NESTED + stmt.target.id in env:
                     more = self._sublists(stmt.value, env, depth, nested) if stmt.op.__class__ is ast.Add else None
                     if more is None:
@@ -2783,6 +2914,8 @@ class LayerTyper:
                 elif isinstance(graph, SeqGraph):
                     self._extend(graph, stmt.value, env, depth)  # layers += conv_bn(...)
             elif isinstance(stmt, ast.Delete):
+                if INSTANCE in env:
+                    _drop_instances(stmt, env)
                 for target in stmt.targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         env.pop("list:" + target.value.id, None)  # del layers[1]
@@ -2871,6 +3004,9 @@ class LayerTyper:
                     current.frontier |= v.frontier
                     if not stmt.orelse:
                         current.frontier |= before[k].frontier
+            elif INSTANCE in env and stmt.__class__ in (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith) \
+                    and _drop_instances(stmt.target if stmt.__class__ in (ast.For, ast.AsyncFor) else stmt, env):
+                pass  # (never taken: the loop's or with's names are no longer a call's instance)
             elif (stmt.__class__ is ast.For and NESTED in env and self._flatten(stmt, env)) or (
                     isinstance(stmt, ast.For) and isinstance(stmt.iter, ast.Name) and isinstance(stmt.target, ast.Name)
                     and ELEMENTS + stmt.iter.id in env and not stmt.orelse
@@ -4671,6 +4807,15 @@ def _table_lookup(expr: ast.expr, tables: frozenset) -> bool:
 
 # what an assignment's value may be for the name to hold a list of layers (_list_graph)
 _LIST_VALUES = frozenset({ast.List, ast.Tuple, ast.BinOp, ast.IfExp, ast.ListComp})
+
+
+def _drop_instances(node: ast.AST, env: dict) -> bool:
+    """Forget the call instance (INSTANCE) of every name ``node`` binds or deletes (a loop
+    target, a with's ``as``, an unpacking); False, so that it can stand in an ``elif`` test."""
+    for name in ast_walk(node):
+        if name.__class__ is ast.Name and name.ctx.__class__ is not ast.Load and INSTANCE + name.id in env:
+            del env[INSTANCE + name.id]
+    return False
 
 
 def _key(target: ast.expr) -> str | None:
