@@ -26,7 +26,9 @@ attention map recorded by a hook).  With an additive mask held in a name it also
 training step whose mask hides every key of some query row (a sequence that is all padding)
 to the original: the eager softmax is uniform there, and so is SDPA's, but SDPA's fused
 backward pass recomputes those probabilities from a log-sum-exp that lost its ``log(keys)``
-to rounding at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`); and a
+to rounding at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`; the same
+for a mask written as a 0/1 mask times a large negative literal, ``m * -1e9``, whose rows at
+about the literal lose it too: :meth:`_Attention._note_blind_rows`); and a
 mask of that name that is not floating point, which the code adds as 0/1 where SDPA would
 read a bool one as keep/drop.  With
 an empty guard the region is replaced outright.  Everything that cannot be shown to be
