@@ -26,7 +26,9 @@ attention map recorded by a hook).  With an additive mask held in a name it also
 training step whose mask hides every key of some query row (a sequence that is all padding)
 to the original: the eager softmax is uniform there, and so is SDPA's, but SDPA's fused
 backward pass recomputes those probabilities from a log-sum-exp that lost its ``log(keys)``
-to rounding at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`); and a
+to rounding at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`; the same
+for a mask written as a 0/1 mask times a large negative literal, ``m * -1e9``, whose rows at
+about the literal lose it too: :meth:`_Attention._note_blind_rows`); and a
 mask of that name that is not floating point, which the code adds as 0/1 where SDPA would
 read a bool one as keep/drop.  With
 an empty guard the region is replaced outright.  Everything that cannot be shown to be
@@ -1024,6 +1026,7 @@ class _Attention:
                 fast.append(self._stmt_text(inner))
 
         self.blind_rows = None
+        self.blind_rows_required = False  # the guard of a product mask (_note_blind_rows): no fused call without it
         self.filled_rows = None
         self.filled_before_add = None  # (the fill and the added mask's text: _mask, _filled_rows_before)
         self.zeroed_rows = None  # the fill whose whole rows the fused call's query zeroes (_call)
@@ -1071,6 +1074,11 @@ class _Attention:
             if test is not None:
                 term = f"{_guard_term(self._text(test), test)} and {term}"
             guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
+        if self.blind_rows is not None and self.blind_rows_required \
+                and read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
+            raise Skip("the added mask, a large negative constant times a mask, reads what the attention assigns, "
+                       "so the rows it hides entirely (where the fused call's gradients differ) cannot be checked "
+                       "before it")
         if self.blind_rows is not None and not read_names(ast.parse(self.blind_rows, mode="eval")) & all_stored:
             guard.append(_guard_term(self.blind_rows, ast.parse(self.blind_rows, mode="eval").body))
         if self.filled_before_add is not None:
@@ -4590,6 +4598,25 @@ class _Attention:
         :func:`_blind_rows_term`).  The guard is what keeps the training path exact, so it
         is never left out: without a name for ``torch`` the module gets ``import torch``, and
         where that name is taken the match is not rewritten (:meth:`_torch`)."""
+        if isinstance(mask, ast.BinOp) and isinstance(mask.op, ast.Mult) and not keeps_bool:
+            # `scores + attention_mask * -1e9` (diffusionlm): a 0/1 mask times a large negative
+            # constant.  A row it hides whole is at about the constant, finite: the original's
+            # softmax is (near) uniform there and passes gradients to q and k through the add;
+            # the fused call's forward agrees, but its backward recomputes the weights from the
+            # row's log-sum-exp, which at that magnitude lost log(keys) to rounding (every
+            # weight 1 at -1e9 in float32: gradients off by the row's length).  A training step
+            # with such a row takes the original: every key at half the constant or below (one
+            # reduction of the product and one device sync per call, only then).
+            factor = next((f for f in (mask.right, mask.left) if fill_value(f) == "finite"), None)
+            if factor is not None:
+                torch = self._torch("the guard for rows whose every key is masked")
+                text = self._text(mask)
+                term = (f"{_eager_training(torch)} and {_atom(text, mask)}.amax(-1).min() <= "
+                        f"{_atom(self._text(factor), factor)} / 2")
+                self.blind_rows = term if condition is None else \
+                    f"{_guard_term(self._text(condition), condition)} and ({term})"
+                self.blind_rows_required = True
+            return
         if isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask):
             self.blind_rows = _blind_rows_term(
                 self._torch("the guard for rows whose every key is masked"), self._text(mask),

@@ -57,8 +57,11 @@ def _paddings(t: int) -> dict:
     left[1, :2] = 1  # padded at the start: rows 0 and 1 keep only padded keys, later keys are not
     whole = torch.zeros(3, t, dtype=F64)
     whole[2] = 1  # a sequence padded whole: every key equally hidden
+    # (whole: the original since rafix49 wherever gradients are wanted, as in both steps here --
+    # the added `padding * -10000` hides every key of the sequence's rows, where SDPA's float32
+    # CPU backward recomputes the weights from a log-sum-exp rounded at 1e4: off by about 2e-4)
     return {"none": (torch.zeros(3, t, dtype=F64), True), "right": (right, True), "left": (left, False),
-            "whole": (whole, True), "soft": (torch.rand(3, t, dtype=F64) * 1e-3, None)}
+            "whole": (whole, False), "soft": (torch.rand(3, t, dtype=F64) * 1e-3, None)}
 
 
 @pytest.mark.parametrize("padding", ["none", "right", "left", "whole", "soft"])
