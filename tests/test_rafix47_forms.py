@@ -7,6 +7,12 @@ wrongly (rafix47).  The fixtures are ours (``tests/verify/fixtures/research/rafi
    module apart (physis-lm's MultiheadAttention "failed" with a patch that is exact in float64).
    The string is now read as the type (0.1, as for a written ``float``); a string ``int`` is left
    as it was (its width comes from what it is handed to).
+2. A branch on a local bound once to a test (``is_inferencing = exists(cache)`` then ``if
+   is_inferencing: return self.forward_inference(inp, cache)``, native-sparse-attention) is read
+   as the branch on that test, so the decode step verify already builds (the cache the module
+   hands back under ``return_cache=True``, fed to a one-token second call) is tried.  Near-misses:
+   a name bound twice, a parameter, a name bound by a loop or an augmented assignment stay as
+   they were.
 """
 
 from __future__ import annotations
@@ -59,3 +65,58 @@ def test_plain_annotation_reads_only_builtin_float_and_bool():
     # near-misses: left as written
     # (this file's annotations are postponed too: strings)
     assert params["c"] == "int" and params["d"] == "torch.Tensor" and params["e"] == "Optional[float]"
+
+
+def test_a_decode_step_under_a_local_naming_the_cache_test_is_reached(tmp_path, capsys):
+    rows = _verify(tmp_path, capsys, "decode_step.py")
+    row = rows["CachedAttention"]
+    # main: skip ("the edited lines never ran: they are in CachedAttention._step()")
+    assert row["verdict"] == PASS, row
+    assert "second call of one step" in row["reason"], row
+
+
+def _guards_of(text: str, marker: str):
+    from adopter.verify.branches import guards
+
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if marker in l)
+    return [(g.kind, g.name, g.want) for g in guards(text, {line})]
+
+
+def test_a_local_bound_once_to_a_test_is_read_as_the_test():
+    text = (
+        "def forward(x, cache=None):\n"
+        "    stepping = exists(cache)\n"
+        "    if stepping:\n"
+        "        return step(x)  # here\n"
+        "    return x\n"
+    )
+    assert _guards_of(text, "# here") == [("param_exists", "cache", "given")]
+    text = (
+        "def forward(x, mask=None):\n"
+        "    unmasked = mask is None\n"
+        "    if not unmasked:\n"
+        "        return masked(x)  # here\n"
+        "    return x\n"
+    )
+    assert _guards_of(text, "# here") == [("param", "mask", "given")]
+
+
+@pytest.mark.parametrize("binding", [
+    "    stepping = exists(cache)\n    stepping = stepping and x.shape[1] == 1\n",  # bound twice
+    "    stepping = exists(cache)\n    for stepping in (True,):\n        pass\n",  # a loop rebinds it
+    "    stepping = exists(cache)\n    stepping += 0\n",  # an augmented assignment
+    "    stepping = cache\n",  # bound to a name, not a test
+])
+def test_a_rebound_or_plain_local_is_not_read_through(binding):
+    text = "def forward(x, cache=None):\n" + binding + "    if stepping:\n        return step(x)  # here\n    return x\n"
+    assert _guards_of(text, "# here") == [("param", "stepping", True)]
+
+
+def test_a_parameter_is_never_an_alias():
+    text = (
+        "def forward(x, stepping=False, cache=None):\n"
+        "    if stepping:\n"
+        "        return step(x)  # here\n"
+        "    return x\n"
+    )
+    assert _guards_of(text, "# here") == [("param", "stepping", True)]
