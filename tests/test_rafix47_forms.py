@@ -13,6 +13,13 @@ wrongly (rafix47).  The fixtures are ours (``tests/verify/fixtures/research/rafi
    hands back under ``return_cache=True``, fed to a one-token second call) is tried.  Near-misses:
    a name bound twice, a parameter, a name bound by a loop or an augmented assignment stay as
    they were.
+3. A forward argument the code only ever applies to one tensor (cross-transformers'
+   ``query_repr = model(img_query)``: a backbone handed in) is given an identity (the same for
+   the original and the patched module), placed among the inputs after they are chosen so the
+   next argument is still guessed as the first input; and a later input of a 2-D convolutional
+   module that the code rearranges as more axes than a map (``'b k n c h w -> (b k n) c h w'``)
+   is tried first as maps with the extra axes after the batch.  Near-misses: a callable called
+   with two arguments, or also read as an attribute, or handed on, is no stand-in.
 """
 
 from __future__ import annotations
@@ -120,3 +127,50 @@ def test_a_parameter_is_never_an_alias():
         "    return x\n"
     )
     assert _guards_of(text, "# here") == [("param", "stepping", True)]
+
+
+def test_a_backbone_handed_to_forward_is_an_identity(tmp_path, capsys):
+    rows = _verify(tmp_path, capsys, "backbone.py")
+    row = rows["SupportAttention"]
+    # main: skip ("no inputs it accepts ... 'Tensor' object is not callable")
+    assert row["verdict"] == PASS, row
+    assert row["details"]["inputs"].startswith("Identity(), float[2, 32, 32, 32], float[2, 2, 2, 32, 32, 32]"), row
+
+
+def _applied(source: str) -> set[str]:
+    import textwrap
+
+    from adopter.verify.inputs import applied_params
+
+    namespace: dict = {}
+    path = "<rafix47-applied-%d>" % abs(hash(source))
+    import linecache
+
+    text = textwrap.dedent(source)
+    linecache.cache[path] = (len(text), None, text.splitlines(True), path)
+    exec(compile(text, path, "exec"), namespace)
+    return applied_params(namespace["forward"])
+
+
+def test_applied_params_reads_only_one_tensor_calls():
+    assert _applied("""
+        def forward(self, model, x, y):
+            return model(x) + model(y)
+    """) == {"model"}
+    # near-misses
+    assert _applied("""
+        def forward(self, fn, x, y):
+            return fn(x, y)
+    """) == set()  # two arguments
+    assert _applied("""
+        def forward(self, model, x):
+            return model(x) * model.scale
+    """) == set()  # read as an attribute too
+    assert _applied("""
+        def forward(self, model, x):
+            return self.run(model, x) + model(x)
+    """) == set()  # handed on
+    assert _applied("""
+        def forward(self, model, x):
+            return model(x, scale=2)
+    """) == set()  # a keyword

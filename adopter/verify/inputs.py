@@ -635,6 +635,31 @@ def channels_first(func: Callable) -> bool:
     return False
 
 
+def applied_params(func: Callable) -> set[str]:
+    """Parameters the function only ever calls, each time on one tensor and nothing else
+    (``query_repr = model(img_query)``: a backbone handed in): an identity stands in for them (the
+    original and the patched module get the same one), so the inputs reach the module's own
+    layers as they are.  A parameter read any other way (an attribute, handed on, called with
+    more) is not one."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    called: set[str] = set()
+    as_callee: set[int] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in params:
+            if len(sub.args) == 1 and not sub.keywords and not isinstance(sub.args[0], ast.Starred):
+                called.add(sub.func.id)
+                as_callee.add(id(sub.func))
+    if not called:
+        return set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in called and id(sub) not in as_callee:
+            called.discard(sub.id)  # read (or rebound) another way too
+    return called
+
+
 def handed_method(func: Callable, module: nn.Module) -> Callable | None:
     """The module's own method the function hands its first input to as it is, when that is all
     the function states of it (``def forward(self, x): q, k, v = self.forward_conv(x)``): the
@@ -1230,6 +1255,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if method == "forward" else {}
     pairs = pair_params(func) if method == "forward" else set()
     stated = shape_ranks(func) if method == "forward" else {}
+    applied = applied_params(func) if method == "forward" else set()
+    stand_ins: list[tuple[int, tuple[str, bool, list[Any]]]] = []  # (position among the inputs, entry)
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
@@ -1255,6 +1282,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             unmasked.add(name)
         if name in forward_overrides:
             per_param.append((name, False, [forward_overrides[name]]))
+            continue
+        if name in applied and not optional:
+            # a callable the forward applies to one tensor (a backbone handed in): an identity,
+            # placed among the inputs once they are chosen (the next input is still the first)
+            stand_ins.append((len(per_param), (name, positional, [nn.Identity()])))
             continue
         if "mask" in lowered:
             if "head" in lowered or ("encoder" in lowered and not required):
@@ -1428,6 +1460,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             # a later input of a layer whose result the code rearranges as [batch, width] (a
             # global vector beside the tokens): that layer's width, one row per sample, first
             candidates.insert(0, randn(b, handed.in_features))
+        if per_param and isinstance(conv, nn.Conv2d) and (operand_ranks.get(name) or 0) > 4:
+            # a later input of a 2-D convolutional module that the code rearranges as more axes
+            # than a map (``'b k n c h w -> (b k n) c h w'``: maps grouped per sample): maps of the
+            # first convolution's channels with the extra axes (of 2) after the batch, first
+            extra = (2,) * (operand_ranks[name] - 4)
+            candidates.insert(0, randn(b, *extra, conv.in_channels, image, image))
         if isinstance(fed, nn.LayerNorm) and fed.normalized_shape:
             candidates.append(randn(b, s, int(fed.normalized_shape[-1])))
         elif isinstance(fed, _SHAPED):
@@ -1465,6 +1503,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             candidates = [c for c in adjusted if c is not None] + candidates
         per_param.append((name, positional, candidates))
 
+    for shift, (index, entry) in enumerate(stand_ins):
+        per_param.insert(index + shift, entry)
     lists = [c for _, _, c in per_param]
     tries = _combinations(lists)
     if unmasked or left_out:
