@@ -20,6 +20,14 @@ wrongly (rafix47).  The fixtures are ours (``tests/verify/fixtures/research/rafi
    module that the code rearranges as more axes than a map (``'b k n c h w -> (b k n) c h w'``)
    is tried first as maps with the extra axes after the batch.  Near-misses: a callable called
    with two arguments, or also read as an attribute, or handed on, is no stand-in.
+4. An optional tensor that defaults to an empty one and that the forward hands to a Linear of
+   its own (masr's ``pos_emb: Tensor = torch.empty(0)`` into ``self.linear_pos``) is given that
+   Linear's input (else left out, as before); and a variant under which the module runs without
+   reaching the edit at all (the fused branch under ``mask.size(2) > 0`` in the helper the
+   forward hands the scores to, never entered with a guessed mask) is followed, as a guarded
+   patch's original path was, by the same inputs with each given argument at its default (the
+   empty "fake" mask).  Near-misses: an optional tensor default that is not empty, or one handed
+   to no Linear, is left out as before.
 """
 
 from __future__ import annotations
@@ -174,3 +182,43 @@ def test_applied_params_reads_only_one_tensor_calls():
         def forward(self, model, x):
             return model(x, scale=2)
     """) == set()  # a keyword
+
+
+def test_an_empty_default_tensor_is_fed_and_a_fake_mask_left_at_its_default(tmp_path, capsys):
+    rows = _verify(tmp_path, capsys, "fake_mask.py")
+    row = rows["RelPosAttention"]
+    # main: skip ("no inputs it accepts": pos_emb left at its empty default fails the Linear)
+    assert row["verdict"] == PASS, row
+    assert "mask=bool[0, 0, 0], pos_emb=float[2, 8, 32]" in row["details"]["inputs"], row
+
+
+def _inputs_of(module):
+    from adopter.verify.inputs import input_options
+    from adopter.verify.sizes import VERIFY
+
+    return [call.describe() for call in input_options(module, {}, VERIFY, {})]
+
+
+def test_only_an_empty_default_handed_to_a_linear_is_fed():
+    from torch import nn
+
+    class Fed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(32, 32)
+            self.pos = nn.Linear(32, 32)
+
+        def forward(self, x, pos=torch.empty(0)):
+            return self.proj(x) + self.pos(pos).mean()
+
+    class NotEmpty(Fed):
+        def forward(self, x, pos=torch.zeros(1)):  # a default that is no empty tensor
+            return self.proj(x) + self.pos(pos).mean()
+
+    class NotToALinear(Fed):
+        def forward(self, x, pos=torch.empty(0)):  # handed to no layer of its own
+            return self.proj(x) + pos.sum()
+
+    assert any("pos=float[2, 8, 32]" in c for c in _inputs_of(Fed()))
+    assert not any("pos=" in c for c in _inputs_of(NotEmpty()))
+    assert not any("pos=" in c for c in _inputs_of(NotToALinear()))

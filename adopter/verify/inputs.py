@@ -1326,6 +1326,16 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 candidates.insert(0, ids(b, high=classes))
             per_param.append((name, positional, candidates))
             continue
+        if optional and name not in give_optional and isinstance(param.default, torch.Tensor) \
+                and param.default.numel() == 0 and per_param:
+            # an optional tensor that defaults to an empty one (``pos_emb: Tensor =
+            # torch.empty(0)``, which the code hands to a layer of its own that an empty tensor
+            # does not fit): that layer's input, else left out, as before
+            fed_here = fed_layer(func, name, module)
+            if isinstance(fed_here, nn.Linear):
+                per_param.append((name, False, [randn(b, s, fed_here.in_features),
+                                                randn(1, s, fed_here.in_features), OMIT]))
+                continue
         if not required:
             gap = True
             continue
