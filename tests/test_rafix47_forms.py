@@ -33,6 +33,12 @@ wrongly (rafix47).  The fixtures are ours (``tests/verify/fixtures/research/rafi
    reads) is built as verify builds a class and handed alike to the original and the patched
    module.  Near-miss: the annotation of a class that is no torch module, or a parameter with
    a default, is left as before (``_layer_arguments``).
+6. A module-level function of raw weights (vall-e-x's ``multi_head_attention_forward(x, ipw,
+   ipb, opw, opb, n_head, attn_mask)``): a parameter handed to a linear function as its weight
+   or bias is drawn of the input's width, as many outputs as the result is split into
+   (``.chunk(3, dim=-1)``), at a Linear's scale; a parameter the code divides by with ``//`` and
+   reads no other way as an object is a small count.  Near-misses: a layer of the module's own
+   (``self.linear(x)``), a keyword call, a divisor also indexed or read as an attribute.
 """
 
 from __future__ import annotations
@@ -269,3 +275,61 @@ def test_layer_arguments_only_for_required_torch_module_annotations(tmp_path):
     user = module.User()
     made = Builder._layer_arguments(builder, user, user.forward, Variant())
     assert set(made) == {"pool"} and set(built) == {"Pool"}
+
+
+def test_a_function_of_raw_weights_gets_weights_and_a_head_count(tmp_path, capsys):
+    rows = _verify(tmp_path, capsys, "raw_weights.py")
+    row = rows["<module>"]
+    # main: skip ("no inputs it accepts": every parameter guessed as tokens)
+    assert row["verdict"] == PASS, row
+    assert row["details"]["inputs"].startswith("float[2, 8, 32], float[96, 32], float[96], float[32, 32], float[32]"), row
+
+
+def _read(reader, source: str):
+    import linecache
+    import textwrap
+
+    text = textwrap.dedent(source)
+    path = "<rafix47-read-%d>" % abs(hash(text))
+    linecache.cache[path] = (len(text), None, text.splitlines(True), path)
+    namespace: dict = {}
+    exec(compile(text, path, "exec"), namespace)
+    return reader(namespace["forward"])
+
+
+def test_linear_operands_and_divisors():
+    from adopter.verify.inputs import divisor_params, linear_operands
+
+    assert _read(linear_operands, """
+        def forward(x, w, b, w2):
+            q, k, v = F.linear(x, w, b).chunk(3, dim=-1)
+            return F.linear(q, w2)
+    """) == {"w": ("weight", 3), "b": ("bias", 3), "w2": ("weight", 1)}
+    # near-misses: a layer of the module's own; a keyword call
+    assert _read(linear_operands, """
+        def forward(self, x, w):
+            return self.linear(x, w)
+    """) == {}
+    assert _read(linear_operands, """
+        def forward(x, w):
+            return F.linear(x, weight=w)
+    """) == {}
+    assert _read(divisor_params, """
+        def forward(x, heads):
+            b, n, c = x.shape
+            return x.view(b, n, heads, c // heads)
+    """) == {"heads"}
+    # near-misses: a divisor also indexed, read as an attribute, or rebound
+    assert _read(divisor_params, """
+        def forward(x, heads):
+            return x.view(-1, x.shape[-1] // heads[0])
+    """) == set()
+    assert _read(divisor_params, """
+        def forward(x, heads):
+            return x.view(-1, heads.n, x.shape[-1] // heads)
+    """) == set()
+    assert _read(divisor_params, """
+        def forward(x, heads):
+            heads = heads * 2
+            return x.view(-1, x.shape[-1] // heads)
+    """) == set()
