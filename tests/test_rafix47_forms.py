@@ -162,12 +162,12 @@ def _applied(source: str) -> set[str]:
     from adopter.verify.inputs import applied_params
 
     namespace: dict = {}
-    path = "<rafix47-applied-%d>" % abs(hash(source))
+    path = f"<rafix47-applied-{abs(hash(source))}>"
     import linecache
 
     text = textwrap.dedent(source)
     linecache.cache[path] = (len(text), None, text.splitlines(True), path)
-    exec(compile(text, path, "exec"), namespace)
+    exec(compile(text, path, "exec"), namespace)  # noqa: S102 (a fixture function of ours)
     return applied_params(namespace["forward"])
 
 
@@ -219,15 +219,15 @@ def test_only_an_empty_default_handed_to_a_linear_is_fed():
             self.proj = nn.Linear(32, 32)
             self.pos = nn.Linear(32, 32)
 
-        def forward(self, x, pos=torch.empty(0)):
+        def forward(self, x, pos=torch.empty(0)):  # noqa: B008 (the form)
             return self.proj(x) + self.pos(pos).mean()
 
     class NotEmpty(Fed):
-        def forward(self, x, pos=torch.zeros(1)):  # a default that is no empty tensor
+        def forward(self, x, pos=torch.zeros(1)):  # noqa: B008 (a default that is no empty tensor)
             return self.proj(x) + self.pos(pos).mean()
 
     class NotToALinear(Fed):
-        def forward(self, x, pos=torch.empty(0)):  # handed to no layer of its own
+        def forward(self, x, pos=torch.empty(0)):  # noqa: B008 (handed to no layer of its own)
             return self.proj(x) + pos.sum()
 
     assert any("pos=float[2, 8, 32]" in c for c in _inputs_of(Fed()))
@@ -290,10 +290,10 @@ def _read(reader, source: str):
     import textwrap
 
     text = textwrap.dedent(source)
-    path = "<rafix47-read-%d>" % abs(hash(text))
+    path = f"<rafix47-read-{abs(hash(text))}>"
     linecache.cache[path] = (len(text), None, text.splitlines(True), path)
     namespace: dict = {}
-    exec(compile(text, path, "exec"), namespace)
+    exec(compile(text, path, "exec"), namespace)  # noqa: S102 (a fixture function of ours)
     return reader(namespace["forward"])
 
 

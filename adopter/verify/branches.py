@@ -152,8 +152,7 @@ def _test_aliases(func: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast
             if name in bound:
                 again.add(name)
             bound[name] = node.value
-        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.With, ast.NamedExpr)) or \
-                isinstance(node, ast.Assign):
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.With, ast.NamedExpr, ast.Assign)):
             for target in ast.walk(node):
                 if isinstance(target, ast.Name) and isinstance(target.ctx, ast.Store):
                     again.add(target.id)

@@ -1447,9 +1447,11 @@ class Builder:
                 _seed()
                 try:
                     args, kwargs = option.make(self.original, True)
-                    return run_quietly(lambda: construct(self.groups, lambda: cls(*args, **kwargs))).eval()
-                except Exception:
-                    continue
+                    made = run_quietly(lambda a=args, k=kwargs: construct(self.groups, lambda: cls(*a, **k)))
+                except Exception:  # noqa: BLE001 (the class's own error: its next recipe)
+                    made = None
+                if isinstance(made, nn.Module):
+                    return made.eval()
         except Skip:
             return None
         return None

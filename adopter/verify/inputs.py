@@ -704,10 +704,10 @@ def applied_params(func: Callable) -> set[str]:
     called: set[str] = set()
     as_callee: set[int] = set()
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in params:
-            if len(sub.args) == 1 and not sub.keywords and not isinstance(sub.args[0], ast.Starred):
-                called.add(sub.func.id)
-                as_callee.add(id(sub.func))
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in params \
+                and len(sub.args) == 1 and not sub.keywords and not isinstance(sub.args[0], ast.Starred):
+            called.add(sub.func.id)
+            as_callee.add(id(sub.func))
     if not called:
         return set()
     for sub in ast.walk(node):
