@@ -115,8 +115,11 @@ def guards(text: str, lines: set[int]) -> list[Guard]:
             found.update(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
         return found
 
-    def visit(node: ast.AST) -> None:
+    def visit(node: ast.AST, aliases: dict[str, ast.expr]) -> None:
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, {})
+                continue
             if isinstance(child, ast.If):
                 for branch, stmts in (("body", child.body), ("else", child.orelse)):
                     if stmts and span(stmts) & lines:
@@ -124,13 +127,49 @@ def guards(text: str, lines: set[int]) -> list[Guard]:
                         source = " ".join(source.split())
                         if len(source) > 60:
                             source = source[:57] + "..."
-                        for kind, name, want in _classify(child.test, branch == "body") or [("other", "", None)]:
+                        if not aliases and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                            aliases = _test_aliases(node)
+                        test = _through_alias(child.test, aliases)
+                        for kind, name, want in _classify(test, branch == "body") or [("other", "", None)]:
                             out.append(Guard(child.lineno, f"if {source}", branch, stmts[0].lineno, kind, name,
                                              want))
-            visit(child)
+            visit(child, aliases)
 
-    visit(tree)
+    visit(tree, {})
     return out
+
+
+def _test_aliases(func: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, ast.expr]:
+    """Locals of ``func`` bound once, by a plain assignment, to a test (``is_inferencing =
+    exists(cache)``, ``has_mask = mask is not None``) and never a parameter: a branch on such a
+    name is the branch on its test."""
+    params = {a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs}
+    bound: dict[str, ast.expr] = {}
+    again: set[str] = set()
+    for node in ast.walk(func):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name in bound:
+                again.add(name)
+            bound[name] = node.value
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.With, ast.NamedExpr, ast.Assign)):
+            for target in ast.walk(node):
+                if isinstance(target, ast.Name) and isinstance(target.ctx, ast.Store):
+                    again.add(target.id)
+    return {k: v for k, v in bound.items() if k not in again and k not in params
+            and isinstance(v, (ast.Compare, ast.Call, ast.UnaryOp, ast.BoolOp))}
+
+
+def _through_alias(test: ast.expr, aliases: dict[str, ast.expr]) -> ast.expr:
+    """``test`` with a name (or ``not`` a name) bound once to a test read as that test."""
+    if not aliases:
+        return test
+    if isinstance(test, ast.Name) and test.id in aliases:
+        return aliases[test.id]
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not) and isinstance(test.operand, ast.Name) \
+            and test.operand.id in aliases:
+        return ast.UnaryOp(ast.Not(), aliases[test.operand.id])
+    return test
 
 
 def returning_flags(text: str, class_name: str, method: str = "forward") -> list[str]:

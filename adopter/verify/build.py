@@ -181,6 +181,8 @@ def _describe_value(value: Any) -> str:
         return f"{kind}{list(value.shape)}"
     if isinstance(value, (tuple, list)):
         return "(" + ", ".join(_describe_value(v) for v in value) + ")"
+    if isinstance(value, nn.Module) and any(True for _ in value.children()):
+        return f"<a {type(value).__name__}>"  # a layer handed in (its repr spans lines)
     return repr(value)
 
 
@@ -1408,6 +1410,52 @@ class Builder:
                     return step
         return None
 
+    def _layer_arguments(self, module: nn.Module, func: Callable | None, variant: Variant) -> dict[str, nn.Module]:
+        """Required arguments of ``func`` annotated with another torch module class of the file
+        (physis-lm's ``forward(self, Z, slot_pool: AdaptiveSlotPool)``, whose weights the forward
+        reads): one built as verify builds a class (its first recipe that constructs), from the
+        original module, and handed alike to the original and the patched module.  A written
+        annotation or one postponed (a string naming the class); nothing for any other."""
+        if func is None or variant.method != "forward":
+            return {}
+        try:
+            params = inspect.signature(func).parameters.values()
+        except (TypeError, ValueError):
+            return {}
+        out: dict[str, nn.Module] = {}
+        namespace = vars(self.original)
+        for param in params:
+            annotation = param.annotation
+            if param.default is not inspect.Parameter.empty or annotation is inspect.Parameter.empty:
+                continue
+            if isinstance(annotation, str):
+                annotation = namespace.get(annotation.strip().strip("'\""))
+            if not isinstance(annotation, type) or not issubclass(annotation, nn.Module) or \
+                    annotation is type(module) or namespace.get(annotation.__name__) is not annotation:
+                continue
+            made = self._instance_of(annotation)
+            if made is not None:
+                out[param.name] = made
+        return out
+
+    def _instance_of(self, cls: type) -> nn.Module | None:
+        """``cls`` built from its first few recipes (the first that constructs), or None."""
+        try:
+            for count, option in enumerate(self._options(cls, Variant())):
+                if count >= 3:
+                    break
+                _seed()
+                try:
+                    args, kwargs = option.make(self.original, True)
+                    made = run_quietly(lambda a=args, k=kwargs: construct(self.groups, lambda: cls(*a, **k)))
+                except Exception:  # noqa: BLE001 (the class's own error: its next recipe)
+                    made = None
+                if isinstance(made, nn.Module):
+                    return made.eval()
+        except Skip:
+            return None
+        return None
+
     def _first_working_call(self, module: nn.Module, hints: dict, variant: Variant,
                             signature: Callable | None = None) -> Call | tuple[str, str | None]:
         """The first candidate call (``input_options``) the original module runs; failing those,
@@ -1473,7 +1521,9 @@ class Builder:
         if variant.steps:
             return self._first_working_steps(module, hints, variant, works) or \
                 (first_error or f"no two-step call of {type(module).__name__} ran", needs)
-        for call in input_options(module, hints, self.sizes, dict(variant.forward), method, variant.give,
+        given = {**self._layer_arguments(module, signature or getattr(module, method, None), variant),
+                 **dict(variant.forward)}
+        for call in input_options(module, hints, self.sizes, given, method, variant.give,
                                   signature=signature):
             found = working(call)
             if found is not None:
@@ -1489,7 +1539,7 @@ class Builder:
                                       if n not in variant.give and n not in dict(variant.forward)))
         def first_given(give: tuple[str, ...]):
             """The first of at most MAX_REPAIRED calls with the arguments ``give`` that works."""
-            for count, call in enumerate(input_options(module, hints, self.sizes, dict(variant.forward), method,
+            for count, call in enumerate(input_options(module, hints, self.sizes, given, method,
                                                        variant.give + give, signature=signature)):
                 if count >= MAX_REPAIRED:
                     return None

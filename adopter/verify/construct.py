@@ -371,9 +371,28 @@ def gather(cls: type, module: ModuleType, tree: ast.Module | None, sites: list[C
         params = list(inspect.signature(cls.__init__).parameters.values())[1:]
     except (TypeError, ValueError):
         raise NeedsFactory(f"cannot read the signature of {cls.__name__}.__init__") from None
+    params = [_plain_annotation(p) for p in params]
     classes = facts.class_nodes(tree) if tree is not None else {}
     reads = facts.argument_reads(classes, cls.__name__) if cls.__name__ in classes else {}
     return ClassFacts(cls, params, reads, classes, sites)
+
+
+_BUILTIN_ANNOTATIONS = {"float": float, "bool": bool}
+
+
+def _plain_annotation(param: inspect.Parameter) -> inspect.Parameter:
+    """``param`` with a ``float`` or ``bool`` annotation that ``from __future__ import
+    annotations`` left a string (``init_std: "float"``) read as the type: the guesses go by the
+    annotation, and a float read as an unknown count (8) scaled physis-lm's random weights by 8,
+    saturating every softmax until float32 rounding alone told the two modules apart.  A string
+    ``int`` stays as it is: the guesses for an ``int`` come before what the argument is handed to
+    (``torch.randn(C, C)``: a width), which a string annotation reaches first."""
+    annotation = param.annotation
+    if isinstance(annotation, str):
+        plain = _BUILTIN_ANNOTATIONS.get(annotation.strip().strip("'\""))
+        if plain is not None:
+            return param.replace(annotation=plain)
+    return param
 
 
 def _bind(site: CallSite, params: list[inspect.Parameter]) -> dict[str, Any] | None:

@@ -593,6 +593,7 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                                                   for v in variants[1:])]
         queue = variants[:MAX_VARIANTS]
         combined = False
+        defaulted = False
         for index, variant in enumerate(queue):  # grows once, by _with_forward_changes
             verdicts, skip_reason = checker.check(class_name, pending, variant)
             if skip_reason is not None:
@@ -604,6 +605,14 @@ def _verify_class(checker: _Checker, class_name: str, sites: list[Site]) -> dict
                 continue
             ran |= checker.ran
             tried.append(variant.label() or "the default build")
+            if not verdicts and not defaulted and checker.given:
+                # the module ran without reaching the edit at all (not even a guarded patch's
+                # test: masr's fused branch sits under ``mask.size(2) > 0`` inside the helper the
+                # forward hands the scores to): the arguments it was given left at their defaults
+                # too, as after a guarded patch's original path (once; the combinations a guarded
+                # patch's original path asks for stay its own)
+                defaulted = True
+                queue += _with_defaults(checker, class_name, variant)
             for site, verdict in verdicts.items():
                 if verdict.verdict == SKIP:
                     soft.setdefault(site, verdict)

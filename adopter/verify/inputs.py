@@ -635,6 +635,87 @@ def channels_first(func: Callable) -> bool:
     return False
 
 
+def linear_operands(func: Callable) -> dict[str, tuple[str, int]]:
+    """Parameters the function hands to a linear function (``F.linear(x, w, b)``,
+    ``torch._C._nn.linear``; not a layer of its own) as its weight or its bias, each with the
+    count of chunks the result is split into along its last axis (``.chunk(3, dim=-1)``: a packed
+    q/k/v projection), 1 when it is not: raw weights handed in with the input."""
+    node = _function_def(func)
+    if node is None:
+        return {}
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+
+    def is_linear(call: ast.AST) -> bool:
+        if not isinstance(call, ast.Call) or _last_name(call.func) != "linear" or call.keywords:
+            return False
+        root = call.func
+        while isinstance(root, ast.Attribute):
+            root = root.value
+        return not (isinstance(root, ast.Name) and root.id == "self") and isinstance(call.func, ast.Attribute)
+
+    chunks: dict[int, int] = {}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr == "chunk" \
+                and is_linear(sub.func.value) and sub.args and isinstance(sub.args[0], ast.Constant) \
+                and type(sub.args[0].value) is int:
+            chunks[id(sub.func.value)] = sub.args[0].value
+    out: dict[str, tuple[str, int]] = {}
+    for sub in ast.walk(node):
+        if is_linear(sub):
+            for role, arg in zip(("weight", "bias"), sub.args[1:3]):
+                if isinstance(arg, ast.Name) and arg.id in params:
+                    out[arg.id] = (role, chunks.get(id(sub), 1))
+    return out
+
+
+def divisor_params(func: Callable) -> set[str]:
+    """Parameters the code divides by with a floor division (``C // n_head``) and never reads as
+    a tensor or an object (no attribute, index or call of theirs): a count."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    divisors: set[int] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.FloorDiv) and isinstance(sub.right, ast.Name) \
+                and sub.right.id in params:
+            divisors.add(id(sub.right))
+    found = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and id(sub) in divisors}
+    for sub in ast.walk(node):
+        held = sub.value if isinstance(sub, (ast.Attribute, ast.Subscript)) else \
+            sub.func if isinstance(sub, ast.Call) else None
+        if isinstance(held, ast.Name):
+            found.discard(held.id)
+        elif isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            found.discard(sub.id)
+    return found
+
+
+def applied_params(func: Callable) -> set[str]:
+    """Parameters the function only ever calls, each time on one tensor and nothing else
+    (``query_repr = model(img_query)``: a backbone handed in): an identity stands in for them (the
+    original and the patched module get the same one), so the inputs reach the module's own
+    layers as they are.  A parameter read any other way (an attribute, handed on, called with
+    more) is not one."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    called: set[str] = set()
+    as_callee: set[int] = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id in params \
+                and len(sub.args) == 1 and not sub.keywords and not isinstance(sub.args[0], ast.Starred):
+            called.add(sub.func.id)
+            as_callee.add(id(sub.func))
+    if not called:
+        return set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and sub.id in called and id(sub) not in as_callee:
+            called.discard(sub.id)  # read (or rebound) another way too
+    return called
+
+
 def handed_method(func: Callable, module: nn.Module) -> Callable | None:
     """The module's own method the function hands its first input to as it is, when that is all
     the function states of it (``def forward(self, x): q, k, v = self.forward_conv(x)``): the
@@ -1230,6 +1311,10 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         if method == "forward" else {}
     pairs = pair_params(func) if method == "forward" else set()
     stated = shape_ranks(func) if method == "forward" else {}
+    applied = applied_params(func) if method == "forward" else set()
+    linear_roles = linear_operands(func) if method == "forward" else {}
+    divisors = divisor_params(func) if method == "forward" else set()
+    stand_ins: list[tuple[int, tuple[str, bool, list[Any]]]] = []  # (position among the inputs, entry)
     demands = shape_constraints(func, module) if method == "forward" else None
     axes = grid_axes(func)
     guessed: set[int] = set()  # ids of the candidates that are shape guesses only
@@ -1255,6 +1340,24 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             unmasked.add(name)
         if name in forward_overrides:
             per_param.append((name, False, [forward_overrides[name]]))
+            continue
+        if per_param and name in linear_roles and not optional and widths:
+            # a raw weight (or bias) the code hands to a linear function with the input: of the
+            # input's width, as many outputs as the result is split into (drawn at a Linear's
+            # scale, so the scores it leads to are no saturated softmax)
+            role, count = linear_roles[name]
+            width = widths[0]
+            drawn = randn(count * width, width) if role == "weight" else randn(count * width)
+            per_param.append((name, positional, [drawn / math.sqrt(width)]))
+            continue
+        if per_param and name in divisors and not optional:
+            # only the divisor of a floor division (``C // n_head``): a small count
+            per_param.append((name, positional, [4, 2]))
+            continue
+        if name in applied and not optional:
+            # a callable the forward applies to one tensor (a backbone handed in): an identity,
+            # placed among the inputs once they are chosen (the next input is still the first)
+            stand_ins.append((len(per_param), (name, positional, [nn.Identity()])))
             continue
         if "mask" in lowered:
             if "head" in lowered or ("encoder" in lowered and not required):
@@ -1294,6 +1397,16 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 candidates.insert(0, ids(b, high=classes))
             per_param.append((name, positional, candidates))
             continue
+        if optional and name not in give_optional and isinstance(param.default, torch.Tensor) \
+                and param.default.numel() == 0 and per_param:
+            # an optional tensor that defaults to an empty one (``pos_emb: Tensor =
+            # torch.empty(0)``, which the code hands to a layer of its own that an empty tensor
+            # does not fit): that layer's input, else left out, as before
+            fed_here = fed_layer(func, name, module)
+            if isinstance(fed_here, nn.Linear):
+                per_param.append((name, False, [randn(b, s, fed_here.in_features),
+                                                randn(1, s, fed_here.in_features), OMIT]))
+                continue
         if not required:
             gap = True
             continue
@@ -1428,6 +1541,12 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             # a later input of a layer whose result the code rearranges as [batch, width] (a
             # global vector beside the tokens): that layer's width, one row per sample, first
             candidates.insert(0, randn(b, handed.in_features))
+        if per_param and isinstance(conv, nn.Conv2d) and (operand_ranks.get(name) or 0) > 4:
+            # a later input of a 2-D convolutional module that the code rearranges as more axes
+            # than a map (``'b k n c h w -> (b k n) c h w'``: maps grouped per sample): maps of the
+            # first convolution's channels with the extra axes (of 2) after the batch, first
+            extra = (2,) * (operand_ranks[name] - 4)
+            candidates.insert(0, randn(b, *extra, conv.in_channels, image, image))
         if isinstance(fed, nn.LayerNorm) and fed.normalized_shape:
             candidates.append(randn(b, s, int(fed.normalized_shape[-1])))
         elif isinstance(fed, _SHAPED):
@@ -1465,6 +1584,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             candidates = [c for c in adjusted if c is not None] + candidates
         per_param.append((name, positional, candidates))
 
+    for shift, (index, entry) in enumerate(stand_ins):
+        per_param.insert(index + shift, entry)
     lists = [c for _, _, c in per_param]
     tries = _combinations(lists)
     if unmasked or left_out:
