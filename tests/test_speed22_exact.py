@@ -195,7 +195,7 @@ def _old_mentions(func):
                     and isinstance(node.args[0].elts[0].op, ast.USub):
                 words.add(model_mod.NEG_PAIR)
         elif isinstance(node, ast.Assign) and isinstance(node.value, ast.UnaryOp) \
-                and isinstance(node.value.op, ast.USub) and not isinstance(node.value.operand, ast.Constant):
+                and isinstance(node.value.op, ast.USub) and isinstance(node.value.operand, ast.Subscript):
             neg_assign = True  # research54: x1 = -x[..., h:], then cat((x1, x2), -1)
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
             floor_div = True

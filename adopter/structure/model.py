@@ -68,8 +68,8 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # built when none of the code it reaches has one.
 _NEG_PAIR = re.compile(r"\([\s\\]*[(\[][\s(\\]*-")
 # ... or with the negated half through a local name (``x1 = -x[..., h:]`` then ``cat((x1, x2),
-# -1)``, graph._rotate_half resolves it): an assignment of a negated name (research54)
-_NEG_ASSIGN = re.compile(r"[^=!<>:]=[\s\\]*-[\s(]*[A-Za-z_]")
+# -1)``, graph._rotate_half resolves it): a name assigned a negated subscript (research54)
+_NEG_ASSIGN = re.compile(r"\b\w+[ \t]*=[ \t]*-[ \t]*[A-Za-z_][\w.]*\[")
 # A call whose first argument is a tuple or list written in place (``torch.cat((a, b), -1)``):
 # with halves of a last axis taken in the same function (graph._half: ``x[..., : n]`` with
 # ``n = x.shape[-1] // 2`` -- an Ellipsis and a floor division --, or ``x.chunk(2, -1)``, or
@@ -132,7 +132,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                         and isinstance(node.args[0].elts[0].op, ast.USub):
                     words.add(NEG_PAIR)
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.UnaryOp) \
-                    and isinstance(node.value.op, ast.USub) and not isinstance(node.value.operand, ast.Constant):
+                    and isinstance(node.value.op, ast.USub) and isinstance(node.value.operand, ast.Subscript):
                 neg_assign = True
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
                 floor_div = True
