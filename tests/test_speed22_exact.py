@@ -179,9 +179,10 @@ def test_graph_walk_yields_ast_walks_nodes_less_the_singletons():
 
 def _old_mentions(func):
     """model._mentions without the file's lines, as it was (ast.walk), with the LEAD_SLICE pseudo-word
-    added since (research36) and SPLIT_SHAPE (misses40: a starred subscript, x.reshape(*x.shape[:2], ...))."""
+    added since (research36), SPLIT_SHAPE (misses40: a starred subscript, x.reshape(*x.shape[:2], ...))
+    and NEG_PAIR also for an assignment of a negated name (research54)."""
     words = set()
-    seq_arg = floor_div = ellipsis = False
+    seq_arg = floor_div = ellipsis = neg_assign = False
     for node in ast.walk(func):
         if isinstance(node, ast.Attribute):
             words.add(node.attr)
@@ -194,6 +195,9 @@ def _old_mentions(func):
             if node.args[0].elts and isinstance(node.args[0].elts[0], ast.UnaryOp) \
                     and isinstance(node.args[0].elts[0].op, ast.USub):
                 words.add(model_mod.NEG_PAIR)
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.UnaryOp) \
+                and isinstance(node.value.op, ast.USub) and isinstance(node.value.operand, ast.Subscript):
+            neg_assign = True  # research54: x1 = -x[..., h:], then cat((x1, x2), -1)
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
             floor_div = True
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
@@ -208,7 +212,9 @@ def _old_mentions(func):
             words.add(model_mod.SPLIT_SHAPE)  # misses40's pre-filter word for canon.split_member
     if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(model_mod._HALVES)):
         words.add(model_mod.HALF_PAIR)
-    if "split" in words:
+    if seq_arg and neg_assign:
+        words.add(model_mod.NEG_PAIR)
+    if "split" in words or "tensor_split" in words:  # (hf36: tensor_split halves)
         words.add("chunk")
     return frozenset(words)
 

@@ -211,11 +211,12 @@ class _CountedPattern:
 
 def _old_mentions_of_lines(func, lines):
     """model._mentions as it was on main ed86185, for a function with lines, with the LEAD_SLICE
-    pseudo-word added since (research36)."""
+    pseudo-word added since (research36) and NEG_PAIR also for an assignment of a negated name
+    (research54)."""
     code = model_mod._NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))
     words = model_mod._WORD.findall(code)
     seq_arg = model_mod._SEQ_ARG.search(code)
-    if seq_arg and model_mod._NEG_PAIR.search(code, seq_arg.start()):
+    if seq_arg and (model_mod._NEG_PAIR.search(code, seq_arg.start()) or model_mod._NEG_ASSIGN.search(code)):
         words.append(model_mod.NEG_PAIR)
     if seq_arg and (("//" in code and "..." in code) or not model_mod._HALVES.isdisjoint(words)):
         words.append(model_mod.HALF_PAIR)

@@ -2847,6 +2847,10 @@ class FlowBuilder:
         if parts is None:
             return None
         negated, other = parts
+        if negated.__class__ is ast.Name:
+            # x1 = -x[..., h:]; cat((x1, x2), -1): the negated half through a local name
+            # (curated-transformers' RotaryEmbeddings._rotate, research54)
+            negated = self._resolved(negated, ctx)
         if not (isinstance(negated, ast.UnaryOp) and isinstance(negated.op, ast.USub)):
             return None
         second, first = self._half(negated.operand, ctx, leading=True), self._half(other, ctx, leading=True)

@@ -67,6 +67,9 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # pseudo-word NEG_PAIR (not an identifier), so that a root can be skipped before its graph is
 # built when none of the code it reaches has one.
 _NEG_PAIR = re.compile(r"\([\s\\]*[(\[][\s(\\]*-")
+# ... or with the negated half through a local name (``x1 = -x[..., h:]`` then ``cat((x1, x2),
+# -1)``, graph._rotate_half resolves it): a name assigned a negated subscript (research54)
+_NEG_ASSIGN = re.compile(r"\b\w+[ \t]*=[ \t]*-[ \t]*[A-Za-z_][\w.]*\[")
 # A call whose first argument is a tuple or list written in place (``torch.cat((a, b), -1)``):
 # with halves of a last axis taken in the same function (graph._half: ``x[..., : n]`` with
 # ``n = x.shape[-1] // 2`` -- an Ellipsis and a floor division --, or ``x.chunk(2, -1)``, or
@@ -118,7 +121,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     """Identifiers in a function's text (a regex over its lines: ast.walk is 20x slower)."""
     if lines is None:
         words: set[str] = set()
-        seq_arg = floor_div = ellipsis = False
+        seq_arg = floor_div = ellipsis = neg_assign = False
         for node in walk(func):  # (treewalk's: the nodes tested here, without the ctx/op singletons)
             if isinstance(node, ast.Attribute):
                 words.add(node.attr)
@@ -131,6 +134,9 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 if node.args[0].elts and isinstance(node.args[0].elts[0], ast.UnaryOp) \
                         and isinstance(node.args[0].elts[0].op, ast.USub):
                     words.add(NEG_PAIR)
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.UnaryOp) \
+                    and isinstance(node.value.op, ast.USub) and isinstance(node.value.operand, ast.Subscript):
+                neg_assign = True
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
                 floor_div = True
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
@@ -145,6 +151,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 words.add(SPLIT_SHAPE)  # (a superset of the starred splits: only a pre-filter)
         if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(_HALVES)):
             words.add(HALF_PAIR)
+        if seq_arg and neg_assign:
+            words.add(NEG_PAIR)
         if "split" in words or "tensor_split" in words:
             words.add("chunk")  # two equal parts of a last axis are read as its chunks (graph._split_in_halves)
         return frozenset(words)
@@ -155,7 +163,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     extra = []
     # (a negated pair starts where a sequence argument does: no sequence argument, no pair)
     seq_arg = _SEQ_ARG.search(code)
-    if seq_arg and _NEG_PAIR.search(code, seq_arg.start()):
+    if seq_arg and (_NEG_PAIR.search(code, seq_arg.start()) or _NEG_ASSIGN.search(code)):
         extra.append(NEG_PAIR)
     if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
         extra.append(HALF_PAIR)
