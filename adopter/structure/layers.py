@@ -4707,39 +4707,40 @@ def _aliased(text: str, name: str) -> bool:
     (not ``==``) or ``else``, right before `` if ``, or as a dict literal's value (after ``:``,
     before ``,`` or ``}``)?  A text test for the aliases of
     :meth:`LayerTyper._calls_through_params`."""
+    for start, end in _whole_word(text, name, ("_", "(", ".", "[")):
+        before = text[max(0, start - 80):start].rstrip()
+        if ((before[-1:] == "=" and before[-2:-1] not in ("=", "!", "<", ">"))
+                or before.endswith(" else") or text[end:end + 4] == " if "
+                or (before[-1:] == ":" and text[end:end + 8].lstrip()[:1] in (",", "}"))):
+            return True
+    return False
+
+
+def _whole_word(text: str, name: str, right_stops: tuple[str, ...]):
+    """The (start, end) of each place ``text`` writes ``name`` as a whole word: no word character
+    or ``.`` just before it, no word character or one of ``right_stops`` just after (the text
+    tests of :func:`_aliased` and :func:`_handed_over`)."""
     size = len(name)
     start = text.find(name)
     while start >= 0:
         end = start + size
         left = text[start - 1:start]
         right = text[end:end + 1]
-        if not (left.isalnum() or left in ("_", ".") or right.isalnum() or right in ("_", "(", ".", "[")):
-            before = text[max(0, start - 80):start].rstrip()
-            if ((before[-1:] == "=" and before[-2:-1] not in ("=", "!", "<", ">"))
-                    or before.endswith(" else") or text[end:end + 4] == " if "
-                    or (before[-1:] == ":" and text[end:end + 8].lstrip()[:1] in (",", "}"))):
-                return True
+        if not (left.isalnum() or left in ("_", ".") or right.isalnum() or right in right_stops):
+            yield start, end
         start = text.find(name, end)
-    return False
 
 
 def _handed_over(text: str, name: str) -> bool:
     """Does ``text`` write ``name`` as a whole argument (after ``(``, ``,`` or ``=``, before
     ``,`` or ``)``), other than ``super(name, self)`` and ``isinstance(x, name)``?  A text test
     for :meth:`LayerTyper._calls_through_params` (a class handed to a function or class)."""
-    size = len(name)
-    start = text.find(name)
-    while start >= 0:
-        end = start + size
-        left = text[start - 1:start]
-        right = text[end:end + 1]
-        if not (left.isalnum() or left in ("_", ".") or right.isalnum() or right == "_"):
-            before = text[max(0, start - 80):start]
-            before = before[before.rfind("\n") + 1:].rstrip()
-            if (before[-1:] in ("(", ",", "=") and text[end:end + 8].lstrip()[:1] in (",", ")")
-                    and not before.endswith("super(") and "isinstance(" not in before):
-                return True
-        start = text.find(name, end)
+    for start, end in _whole_word(text, name, ("_",)):
+        before = text[max(0, start - 80):start]
+        before = before[before.rfind("\n") + 1:].rstrip()
+        if (before[-1:] in ("(", ",", "=") and text[end:end + 8].lstrip()[:1] in (",", ")")
+                and not before.endswith("super(") and "isinstance(" not in before):
+            return True
     return False
 
 
