@@ -3567,6 +3567,23 @@ class FlowBuilder:
         return ast.copy_location(ast.Call(func=method, args=[count], keywords=[
             ast.copy_location(ast.keyword(arg="dim", value=last), rest)]), call)
 
+    def _split_call(self, call: ast.Call, method: str):
+        """(functional, the tensor or None, the other positional arguments, the keywords by name)
+        of ``h.<method>(...)`` or ``torch.<method>(h, ...)`` (the functional form when the callee
+        is an imported name resolving to ``torch.<method>``); None for any other call, or one with
+        ``*`` or ``**`` arguments.  What :meth:`_split_in_halves` and
+        :meth:`_tensor_split_halves` read."""
+        func = call.func
+        if func.__class__ is not ast.Attribute or func.attr != method \
+                or any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+            return None
+        functional = isinstance(func.value, ast.Name) and func.value.id in self.names.imports
+        if functional and self.names.resolve(func) != "torch." + method:
+            return None
+        args = list(call.args)
+        base = args.pop(0) if functional and args else (None if functional else func.value)
+        return functional, base, args, {k.arg: k.value for k in call.keywords}
+
     def _split_in_halves(self, call: ast.Call) -> ast.Call | None:
         """``h.chunk(2, dim=-1)`` (placed where ``call`` is) when ``call`` splits the last axis of
         a name h into two equal parts: ``torch.split(h, h.shape[-1] // 2, dim=-1)`` /
@@ -3574,16 +3591,11 @@ class FlowBuilder:
         for a result unpacked into two names: with an odd axis the first form has three parts
         and the unpacking fails, and split sizes must add up to the axis, so when the code runs
         the parts are the halves chunk gives.  None for any other call."""
+        parts = self._split_call(call, "split")
+        if parts is None:
+            return None
+        functional, base, args, keywords = parts
         func = call.func
-        if not isinstance(func, ast.Attribute) or func.attr != "split" \
-                or any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-            return None
-        functional = isinstance(func.value, ast.Name) and func.value.id in self.names.imports
-        if functional and self.names.resolve(func) != "torch.split":
-            return None
-        args = list(call.args)
-        base = args.pop(0) if functional and args else (None if functional else func.value)
-        keywords = {k.arg: k.value for k in call.keywords}
         if base is None and functional:
             base = keywords.pop("tensor", None)
         size = args.pop(0) if args else keywords.pop("split_size_or_sections", keywords.pop("split_size", None))
@@ -3607,16 +3619,11 @@ class FlowBuilder:
         two parts, ``h[..., :n]`` and ``h[..., n:]``) and h was last bound to a call of a
         ``nn.Linear`` attribute whose output width is written ``2 * n`` (or ``n * 2``, the same
         text n, no call in it): the parts are the halves.  None for any other call."""
+        parts = self._split_call(call, "tensor_split") if self.cls is not None else None
+        if parts is None:
+            return None
+        _, base, args, keywords = parts
         func = call.func
-        if func.__class__ is not ast.Attribute or func.attr != "tensor_split" or self.cls is None \
-                or any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-            return None
-        functional = isinstance(func.value, ast.Name) and func.value.id in self.names.imports
-        if functional and self.names.resolve(func) != "torch.tensor_split":
-            return None
-        args = list(call.args)
-        base = args.pop(0) if functional and args else (None if functional else func.value)
-        keywords = {k.arg: k.value for k in call.keywords}
         index = args.pop(0) if args else keywords.pop("indices", keywords.pop("indices_or_sections", None))
         dim = args.pop(0) if args else keywords.pop("dim", None)
         if args or keywords or base.__class__ is not ast.Name or dim is None or _int_literal(dim) != -1 \
