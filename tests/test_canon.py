@@ -298,9 +298,13 @@ def test_a_where_fill_held_in_a_rebound_name_is_read_as_a_masked_fill():
     assert analyze(other, "m.py", rules).findings == []
 
 
-def test_a_fill_a_caller_may_pass_is_not_known_to_mask():
+def test_a_fill_a_caller_may_pass_is_guarded_as_a_mask():
     # `mask_value` is a parameter assigned a large negative only when the caller passes None:
-    # another value (0.0, say) may reach the where, so the rewrite must not assume a mask
+    # another value (0.0, say) may reach the where, so the rewrite must not assume a mask.  Since
+    # rafix48 the fill is read at run time: the fused call runs behind a guard that sends a fill
+    # that is not -inf or at most -1e4 to the original code
+    import torch
+
     from adopter.synth import fix_text
 
     code = textwrap.dedent("""
@@ -319,7 +323,19 @@ def test_a_fill_a_caller_may_pass_is_not_known_to_mask():
     """)
     rules = [r for r in load_rules() if r.id == "ADP010"]
     result = fix_text(code, "m.py", rules)
-    assert result.text == code and not result.applied
+    assert [f.rule for f in result.applied] == ["ADP010"]
+    assert "not (mask_value <= -10000.0)" in result.text
+    original, patched = {}, {}
+    exec(compile(code, "original.py", "exec"), original)
+    exec(compile(result.text, "patched.py", "exec"), patched)
+    generator = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 4, generator=generator, dtype=torch.float64) for _ in range(3))
+    keep = torch.rand(2, 1, 5, 5, generator=generator) > 0.3
+    keep[..., 0] = True  # (no row hidden whole: the fused path is taken for a mask)
+    for fill in (None, 0.0, -0.5):  # a mask, and fills that are no mask
+        want = original["Attention"]()(q, k, v, keep, fill)
+        got = patched["Attention"]()(q, k, v, keep, fill)
+        torch.testing.assert_close(got, want)  # float64: the fused and the written-out attention agree
     # bound in the body only, the same value is a known fill and the site is rewritten
     local = code.replace("keep, mask_value=None)", "keep)").replace("if mask_value is None:\n            ", "")
     assert "mask_value = torch.finfo(q.dtype).min" in local
