@@ -70,6 +70,20 @@ _NEG_PAIR = re.compile(r"\([\s\\]*[(\[][\s(\\]*-")
 # ... or with the negated half through a local name (``x1 = -x[..., h:]`` then ``cat((x1, x2),
 # -1)``, graph._rotate_half resolves it): a name assigned a negated subscript (research54)
 _NEG_ASSIGN = re.compile(r"\b\w+[ \t]*=[ \t]*-[ \t]*[A-Za-z_][\w.]*\[")
+# (what _neg_assign searches for: from the ``=`` on, a literal start the regex engine scans for
+# fast, the name before it checked at each hit; the form above tried every word of the code)
+_NEG_ASSIGN_TAIL = re.compile(r"=[ \t]*-[ \t]*[A-Za-z_][\w.]*\[")
+
+
+def _neg_assign(code: str) -> bool:
+    """Does ``code`` hold a match of :data:`_NEG_ASSIGN` (a name, then ``= -x[``)?"""
+    for hit in _NEG_ASSIGN_TAIL.finditer(code):
+        at = hit.start()
+        while at > 0 and code[at - 1] in " \t":
+            at -= 1
+        if at > 0 and _WORD_CHAR.match(code[at - 1]):
+            return True
+    return False
 # A call whose first argument is a tuple or list written in place (``torch.cat((a, b), -1)``):
 # with halves of a last axis taken in the same function (graph._half: ``x[..., : n]`` with
 # ``n = x.shape[-1] // 2`` -- an Ellipsis and a floor division --, or ``x.chunk(2, -1)``, or
@@ -163,7 +177,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     extra = []
     # (a negated pair starts where a sequence argument does: no sequence argument, no pair)
     seq_arg = _SEQ_ARG.search(code)
-    if seq_arg and (_NEG_PAIR.search(code, seq_arg.start()) or _NEG_ASSIGN.search(code)):
+    if seq_arg and (_NEG_PAIR.search(code, seq_arg.start()) or _neg_assign(code)):
         extra.append(NEG_PAIR)
     if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
         extra.append(HALF_PAIR)
@@ -638,14 +652,28 @@ def _value_only_roots(structure: ClassStructure, text: str) -> None:
     left = [n for n in structure.functions if n not in structure.all_roots and n != TOP_LEVEL]
     if not left:
         return
-    called = set(_CALLED_NAME.findall(text))
     for name in left:
-        if name not in called:
+        if not _called_by_name(text, name):
             structure.all_roots.append(name)
 
 
-# a word written as a call's callee (``name(``, ``x.name (``), not a ``def``'s own name
-_CALLED_NAME = re.compile(r"(?<!def )(?<![\w])([A-Za-z_]\w*)\s*\(")
+def _called_by_name(text: str, name: str) -> bool:
+    """Does ``text`` write the word ``name`` as a call's callee (``name(``, ``x.name (``, white
+    space allowed before the parenthesis), other than a ``def``'s own name?  A scan of the
+    places ``str.find`` gives (a few per function name), not a regular expression over every
+    word of the file."""
+    size = len(name)
+    start = text.find(name)
+    while start >= 0:
+        end = start + size
+        before = text[start - 1:start]
+        after = text[end:end + 1]
+        if not (_WORD_CHAR.match(before) or _WORD_CHAR.match(after)) and text[start - 4:start] != "def ":
+            rest = text[end:end + 200].lstrip()
+            if rest[:1] == "(":
+                return True
+        start = text.find(name, end)
+    return False
 
 
 def _calls_local(func: ast.AST, local: ast.AST, lines: list[str] | None) -> bool:
