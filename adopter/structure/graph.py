@@ -3595,7 +3595,6 @@ class FlowBuilder:
         if parts is None:
             return None
         functional, base, args, keywords = parts
-        func = call.func
         if base is None and functional:
             base = keywords.pop("tensor", None)
         size = args.pop(0) if args else keywords.pop("split_size_or_sections", keywords.pop("split_size", None))
@@ -3607,11 +3606,7 @@ class FlowBuilder:
                 isinstance(size, (ast.List, ast.Tuple)) and len(size.elts) == 2
                 and _pure_size(size.elts[0]) and ast.dump(size.elts[0]) == ast.dump(size.elts[1]))):
             return None
-        two = ast.copy_location(ast.Constant(2), size)
-        last = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), dim)), dim)
-        method = ast.copy_location(ast.Attribute(value=base, attr="chunk", ctx=ast.Load()), func)
-        return ast.copy_location(ast.Call(func=method, args=[two], keywords=[
-            ast.copy_location(ast.keyword(arg="dim", value=last), dim)]), call)
+        return _chunk_halves(call, base, size, dim)
 
     def _tensor_split_halves(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
         """``h.chunk(2, dim=-1)`` (placed where ``call`` is) when ``call`` is
@@ -3623,7 +3618,6 @@ class FlowBuilder:
         if parts is None:
             return None
         _, base, args, keywords = parts
-        func = call.func
         index = args.pop(0) if args else keywords.pop("indices", keywords.pop("indices_or_sections", None))
         dim = args.pop(0) if args else keywords.pop("dim", None)
         if args or keywords or base.__class__ is not ast.Name or dim is None or _int_literal(dim) != -1 \
@@ -3644,11 +3638,7 @@ class FlowBuilder:
             if not ((_int_literal(width.left) == 2 and ast.dump(width.right) == half)
                     or (_int_literal(width.right) == 2 and ast.dump(width.left) == half)):
                 return None
-        two = ast.copy_location(ast.Constant(2), index)
-        last = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), dim)), dim)
-        method = ast.copy_location(ast.Attribute(value=base, attr="chunk", ctx=ast.Load()), func)
-        return ast.copy_location(ast.Call(func=method, args=[two], keywords=[
-            ast.copy_location(ast.keyword(arg="dim", value=last), dim)]), call)
+        return _chunk_halves(call, base, index, dim)
 
     def _chunk_count(self, call: ast.Call) -> int | None:
         """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
@@ -5065,6 +5055,17 @@ def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
         rebound.add(name.id)
         out.append((name, _Substitute(loop, elt).visit(copy.deepcopy(comp.elt))))
     return out
+
+
+def _chunk_halves(call: ast.Call, base: ast.Name, count_at: ast.AST, dim: ast.AST) -> ast.Call:
+    """``base.chunk(2, dim=-1)``, placed where ``call`` is (the 2 where ``count_at`` is, the -1
+    where ``dim`` is): what FlowBuilder._split_in_halves and _tensor_split_halves read a split
+    into the last axis's halves as."""
+    two = ast.copy_location(ast.Constant(2), count_at)
+    last = ast.copy_location(ast.UnaryOp(op=ast.USub(), operand=ast.copy_location(ast.Constant(1), dim)), dim)
+    method = ast.copy_location(ast.Attribute(value=base, attr="chunk", ctx=ast.Load()), call.func)
+    return ast.copy_location(ast.Call(func=method, args=[two], keywords=[
+        ast.copy_location(ast.keyword(arg="dim", value=last), dim)]), call)
 
 
 class _Substitute(ast.NodeTransformer):
