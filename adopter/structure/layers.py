@@ -1110,6 +1110,14 @@ class LayerTyper:
         that convolution's weight and bias.  None for any other module."""
         if forward is None or depth > MAX_DEPTH:
             return None
+        last = forward.body[-1] if forward.body else None
+        if last.__class__ is ast.If and last.orelse:
+            # ``if self.mode == "same": x = F.pad(x, ...); return F.conv2d(x, self.weight,
+            # self.bias, ...)`` ``else: return super().forward(x)`` (glasses' Conv2dPad): a
+            # forward whose ways out are the arms of its last if/else (elif nested) is the
+            # layer's output when each arm, read after the statements before the if as a forward
+            # of its own, returns that same layer's output
+            return self._arms_output_kind(cls, forward, last, depth)
         value = _returned_value(forward)
         prefix = OUTPUT_OF
         if value is None:
@@ -1206,6 +1214,22 @@ class LayerTyper:
             return (OUTPUT_OF + layer, f"`{cls.name}` overrides forward around the {layer.rsplit('.', 1)[-1]} "
                                        f"computation: the kernel would not run it as written", False)
         return None
+
+    def _arms_output_kind(self, cls: ast.ClassDef, forward, last: ast.If, depth: int):
+        """:meth:`_output_kind` of a forward ending in ``if ...: <arm> else: <arm>``: each arm
+        read as the forward's body (the statements before the if, then the arm); the kind when
+        every arm gives the same one, None otherwise."""
+        found = None
+        for arm in (last.body, last.orelse):
+            if not arm or arm[-1].__class__ not in (ast.Return, ast.If):
+                return None  # an arm that falls through: the value after the if is no arm's
+            alone = copy.copy(forward)
+            alone.body = forward.body[:-1] + arm
+            kind = self._output_kind(cls, alone, depth)
+            if kind is None or (found is not None and kind[0] != found[0]):
+                return None
+            found = found or kind
+        return found
 
     def _file_text(self) -> str:
         """The file's lines joined, once per file (the readings' cheap text tests; only where
@@ -1530,6 +1554,14 @@ class LayerTyper:
                 else:
                     out.append(Built(value.fqn, value.args + tuple(call.args), value.kwargs + kwargs, False, call,
                                      via=via, unlike=value.unlike))
+                    if kind is not None:
+                        # conv=Conv2dPad, a same-file Conv2d subclass padding its input in its
+                        # own forward: the module, and a layer's output too, as when the class
+                        # is called by its name
+                        base, unlike, same_args = kind
+                        out.append(Built(base, tuple(call.args) if same_args else (),
+                                         kwargs if same_args else (), False, call, via=value.fqn,
+                                         unlike=unlike or value.unlike))
             return tuple(out)
         return ()
 
