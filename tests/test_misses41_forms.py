@@ -1,0 +1,99 @@
+"""The dev corpus's misses main d8314ae leaves, read by their computation (session 33, helper
+misses41).  The fixtures are ours.
+
+- ADP015: a Linear's logits (upcast once or twice), the positions shifted with the last axis
+  written whole (``logits[..., :-1, :]``, maybe rows kept by a mask in the other arm of an
+  ``if``), flattened over their own last size, against the complementary shift of the target
+  (``labels[..., 1:]``), in a forward that embeds no tokens itself (a vision-language model's
+  language head over another module's hidden states: idefics2, granite_speech_plus).
+  Near-misses: the same in a forward that embeds tokens with a head of another width (a token
+  classifier), the target shifted the same way or by another amount, a convolution's output.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import found, line_of
+
+SHIFTED_HEAD = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torch.nn import CrossEntropyLoss
+
+
+    class Captioner(nn.Module):
+        def __init__(self, config, backbone):
+            super().__init__()
+            self.model = backbone
+            self.rel = nn.Embedding(2 * config.max_pos + 1, config.head_dim)
+            self.lm_head = nn.Linear(config.hidden_size, config.text_vocab, bias=False)
+
+        def forward(self, input_ids, pixel_values, attention_mask=None, labels=None):
+            out = self.model(input_ids=input_ids, pixel_values=pixel_values)
+            hidden_states = out[0]
+            logits = self.lm_head(hidden_states).float()
+            loss = None
+            if labels is not None:
+                logits = logits.float()
+                if attention_mask is not None:
+                    keep = attention_mask[..., 1:]
+                    shift_logits = logits[..., :-1, :][keep != 0].contiguous()
+                    shift_labels = labels[..., 1:][keep != 0].contiguous()
+                else:
+                    shift_logits = logits[..., :-1, :].contiguous()
+                    shift_labels = labels[..., 1:].contiguous()
+                loss_fct = CrossEntropyLoss()
+                loss = loss_fct(shift_logits.view(-1, shift_logits.size(-1)), shift_labels.view(-1))
+            return loss, logits
+''')
+
+HEAD_CALL = "logits = self.lm_head(hidden_states)"
+
+
+def _head_found(code: str) -> bool:
+    line = line_of(code, HEAD_CALL)
+    return any(f.line <= line <= f.end_line for f in found(code, "ADP015"))
+
+
+def test_a_shifted_loss_of_a_linear_head_over_another_modules_states_is_a_vocabulary_loss():
+    assert _head_found(SHIFTED_HEAD)
+
+
+def test_the_shift_without_the_masked_arm_and_with_one_upcast():
+    lines = [line for line in SHIFTED_HEAD.splitlines(keepends=True) if "logits = logits.float()" not in line]
+    code = "".join(lines)
+    at = line_of(code, "if attention_mask is not None:") - 1
+    indent = lines[at][:len(lines[at]) - len(lines[at].lstrip())]
+    code = "".join(lines[:at] + [indent + "shift_logits = logits[:, :-1, :].contiguous()\n",
+                                 indent + "shift_labels = labels[:, 1:].contiguous()\n"] + lines[at + 7:])
+    assert "labels[:, 1:]" in code and "keep" not in code and "logits.float()" not in code
+    assert _head_found(code)
+
+
+def test_a_head_of_another_width_in_a_forward_that_embeds_the_tokens_is_no_vocabulary_head():
+    # Near miss: the forward embeds the tokens itself (the vocabulary is that embedding's) and
+    # the Linear is a token classifier's, shifted the same way
+    code = SHIFTED_HEAD.replace(
+        "self.model = backbone", "self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)\n"
+        "        self.model = backbone").replace(
+        "out = self.model(input_ids=input_ids, pixel_values=pixel_values)",
+        "out = self.model(self.embed_tokens(input_ids), pixel_values=pixel_values)").replace(
+        "config.text_vocab", "config.num_labels")
+    assert "self.embed_tokens(input_ids)" in code
+    assert not _head_found(code)
+
+
+def test_a_target_not_shifted_against_the_logits_is_no_next_token_loss():
+    # Near misses: the target shifted the same way as the logits, by another amount, or on
+    # no axis
+    for target in ("labels[..., :-1]", "labels[..., 2:]", "labels[..., :]"):
+        code = SHIFTED_HEAD.replace("labels[..., 1:]", target)
+        assert target in code
+        assert not _head_found(code), target
+
+
+def test_a_convolution_output_shifted_the_same_way_is_no_linear_head():
+    code = SHIFTED_HEAD.replace("nn.Linear(config.hidden_size, config.text_vocab, bias=False)",
+                                "nn.Conv1d(config.hidden_size, config.text_vocab, 1)")
+    assert not _head_found(code)
