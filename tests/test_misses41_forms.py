@@ -8,6 +8,10 @@ misses41).  The fixtures are ours.
   language head over another module's hidden states: idefics2, granite_speech_plus).
   Near-misses: the same in a forward that embeds tokens with a head of another width (a token
   classifier), the target shifted the same way or by another amount, a convolution's output.
+- ADP006 / ADP013: a Linear's output through a function imported from another module of the
+  package that returns a tensor as it is (StripedHyena's ``grab_first_if_tuple`` in its utils),
+  read as a same-file one is (formulas.passes_tensor_through).  Near-misses: the sibling's
+  function transforms the tensor, or returns its first element whatever it is given.
 """
 
 from __future__ import annotations
@@ -97,3 +101,81 @@ def test_a_convolution_output_shifted_the_same_way_is_no_linear_head():
     code = SHIFTED_HEAD.replace("nn.Linear(config.hidden_size, config.text_vocab, bias=False)",
                                 "nn.Conv1d(config.hidden_size, config.text_vocab, 1)")
     assert not _head_found(code)
+
+
+GATED_MLP = textwrap.dedent('''
+    import torch.nn.functional as F
+    from torch import nn
+
+    from .utils import first_if_tuple
+
+
+    class GatedMLP(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            if config.get("act", "silu") == "gelu":
+                self.act = F.gelu
+            else:
+                self.act = F.silu
+            self.l1 = nn.Linear(config.hidden_size, config.inner, bias=False)
+            self.l2 = nn.Linear(config.hidden_size, config.inner, bias=False)
+            self.l3 = nn.Linear(config.inner, config.hidden_size, bias=False)
+
+        def forward(self, z):
+            z1, z2 = self.l1(z), self.l2(z)
+            z1, z2 = first_if_tuple(z1), first_if_tuple(z2)
+            y = self.l3(self.act(z1) * z2)
+            return first_if_tuple(y)
+''')
+
+PASS_THROUGH = textwrap.dedent('''
+    def first_if_tuple(x):
+        if x.__class__.__name__ == "tuple":
+            return x[0]
+        else:
+            return x
+''')
+
+
+def _gated_lines(tmp_path, utils: str, code: str = GATED_MLP) -> dict:
+    from adopter.engine import analyze
+    from adopter.structure.names import package_of
+
+    from corpus_forms import rules
+
+    package = tmp_path / "hyena"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "utils.py").write_text(utils)
+    model = package / "layers.py"
+    model.write_text(code)
+    found_lines: dict = {}
+    for f in analyze(code, str(model), rules("ADP006", "ADP013"), package=package_of(str(model))).findings:
+        found_lines.setdefault(f.rule, set()).update(range(f.line, f.end_line + 1))
+    return found_lines
+
+
+def test_a_sibling_modules_tensor_pass_through_between_linear_and_activation(tmp_path):
+    line = line_of(GATED_MLP, "y = self.l3(self.act(z1) * z2)")
+    got = _gated_lines(tmp_path, PASS_THROUGH)
+    assert line in got.get("ADP006", ()) and line in got.get("ADP013", ())
+
+
+def test_the_single_assignment_through_the_sibling_pass_through(tmp_path):
+    code = GATED_MLP.replace("z1, z2 = first_if_tuple(z1), first_if_tuple(z2)",
+                             "z1 = first_if_tuple(z1)\n        z2 = first_if_tuple(z2)")
+    assert "z1 = first_if_tuple(z1)" in code
+    line = line_of(code, "y = self.l3(self.act(z1) * z2)")
+    got = _gated_lines(tmp_path, PASS_THROUGH, code)
+    assert line in got.get("ADP006", ()) and line in got.get("ADP013", ())
+
+
+def test_a_sibling_function_that_changes_the_tensor_is_no_pass_through(tmp_path):
+    # Near misses: the sibling's function scales its input, or takes the first element of
+    # whatever it is given (of a tensor: its first row)
+    for n, utils in enumerate((PASS_THROUGH.replace("return x\n", "return x * 2\n"),
+                               "def first_if_tuple(x):\n    return x[0]\n")):
+        where = tmp_path / str(n)
+        where.mkdir()
+        assert "return x\n" not in utils
+        assert _gated_lines(where, utils) == {}, utils

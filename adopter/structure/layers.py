@@ -369,6 +369,9 @@ class LayerTyper:
         self.path = None  # where the file lies, when known (bindings._passed_in reads its folder)
         # function name -> the GELU variant it computes, for a sibling module (siblings.sibling_gelu)
         self.gelu_functions: dict[str, str | None] = {}
+        # function name -> whether it returns a tensor as it is, for a sibling module
+        # (siblings.sibling_passes_through)
+        self.pass_throughs: dict[str, bool] = {}
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()
