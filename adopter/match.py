@@ -635,6 +635,8 @@ class Matcher:
                     continue
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow, found):
+                    if flow.inherited and all(n.id in flow.inherited for n in match.nodes):
+                        continue  # (a torch base's method the subclass runs: code the file does not write)
                     found.setdefault(match.key, match)
         if not found:
             return []  # (most files and matchers: nothing to sort or to choose among)

@@ -12,6 +12,13 @@ misses41).  The fixtures are ours.
   package that returns a tensor as it is (StripedHyena's ``grab_first_if_tuple`` in its utils),
   read as a same-file one is (formulas.passes_tensor_through).  Near-misses: the sibling's
   function transforms the tensor, or returns its first element whatever it is given.
+- ADP006: a subclass of torch's ``nn.TransformerEncoderLayer`` whose own ``_ff_block`` runs
+  ``self.activation(self.linear1(x))``, built by torch's constructor from the
+  ``activation="gelu"`` its ``super().__init__`` passes (a literal, or its own parameter's
+  default that no construction in the file changes): torch reads "gelu" as F.gelu (lead ruling:
+  TabICL ``layers.py:524`` is a site).  Near-misses: "relu", no activation passed (torch's F.relu
+  default), ``**kwargs`` handed on, and the inherited ``_ff_block`` the file does not write (no
+  site of the file, by the same ruling).
 """
 
 from __future__ import annotations
@@ -179,3 +186,54 @@ def test_a_sibling_function_that_changes_the_tensor_is_no_pass_through(tmp_path)
         where.mkdir()
         assert "return x\n" not in utils
         assert _gated_lines(where, utils) == {}, utils
+
+
+ENCODER_LAYER = textwrap.dedent('''
+    from torch import nn
+
+
+    class Block(nn.TransformerEncoderLayer):
+        def __init__(self, d_model, nhead, dim_feedforward, dropout=0.0, activation="gelu"):
+            super().__init__(d_model, nhead, dim_feedforward, dropout, activation=activation, batch_first=True)
+
+        def forward(self, src):
+            x = src + self._sa_block(self.norm1(src), None, None)
+            return x + self._ff_block(self.norm2(x))
+
+        def _ff_block(self, x):
+            x = self.linear2(self.dropout(self.activation(self.linear1(x))))
+            return self.dropout2(x)
+''')
+
+FF_LINE = "x = self.linear2(self.dropout(self.activation(self.linear1(x))))"
+
+
+def _gelu_lines(code: str) -> set:
+    return {line for f in found(code, "ADP006") for line in range(f.line, f.end_line + 1)}
+
+
+def test_a_torch_encoder_layer_built_with_gelu_runs_its_linear1_into_gelu():
+    assert line_of(ENCODER_LAYER, FF_LINE) in _gelu_lines(ENCODER_LAYER)
+    # the string written in the super call itself
+    literal = ENCODER_LAYER.replace("activation=activation", 'activation="gelu"')
+    assert line_of(literal, FF_LINE) in _gelu_lines(literal)
+
+
+def test_relu_or_no_activation_or_kwargs_handed_to_torch_is_no_gelu():
+    signature = 'dropout=0.0, activation="gelu"):'
+    call = "dropout, activation=activation, batch_first=True)"
+    for new_signature, new_call in (('dropout=0.0, activation="relu"):', call),
+                                    (signature, "dropout, batch_first=True)"),
+                                    ('dropout=0.0, activation="gelu", **kwargs):', "dropout, **kwargs)")):
+        code = ENCODER_LAYER.replace(signature, new_signature).replace(call, new_call)
+        assert code != ENCODER_LAYER
+        assert _gelu_lines(code) == set(), (new_signature, new_call)
+
+
+def test_the_inherited_feed_forward_the_file_does_not_write_is_no_site():
+    code = ENCODER_LAYER[:ENCODER_LAYER.index("    def _ff_block")].replace(
+        "return x + self._ff_block(self.norm2(x))",
+        "assert self.linear1.in_features > 0 and self.activation is not None\n"
+        "        return x + self._ff_block(self.norm2(x))")
+    assert "self.linear1" in code and "def _ff_block" not in code
+    assert _gelu_lines(code) == set()

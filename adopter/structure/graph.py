@@ -197,6 +197,9 @@ class Flow:
     # The file's classes by name (ModuleNames.classes): a call of one builds an instance
     # (``xLSTMCausalLMOutput(loss=loss, logits=logits)``, a record however it is spelled)
     classes: dict | None = None
+    # The ids of the nodes a torch base class's method (structure/torch_bases.py) computes,
+    # inlined at the call that runs it: code the file does not write; None when none
+    inherited: frozenset | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -369,6 +372,7 @@ class FlowBuilder:
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         self._identities: dict[str, bool] = {}  # layer path -> bound to nn.Identity() alone
+        self._inherited: set | None = None  # ids of nodes a torch base's method computes (Flow.inherited)
         self._through: dict[int, bool] = {}  # id of a same-file helper -> it returns a tensor as it is
         self._picked: dict[str, tuple | None] = {}  # attribute -> the method(s) __init__ binds it to
         self._pickable: dict | None = None  # picked_attributes of the class, on first use
@@ -435,6 +439,7 @@ class FlowBuilder:
         if args.defaults or args.kwonlyargs:
             self._default_choices(func, ctx)
         self.asserted = {}
+        self._inherited = None
         self.moved_products = False  # an einsum product written with its axes moved (layouts.read)
         self.grouped_products = False  # an einsum read as attention over grouped axes (groups.read)
         if self.cls is not None and self.cls.passed_in and func is self.cls.methods.get("forward"):
@@ -469,7 +474,8 @@ class FlowBuilder:
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
                     _recomputed(self.nodes, self.out, entry.id, self._slices), read_in or None,
-                    self._slice_at or None, self.names.classes)
+                    self._slice_at or None, self.names.classes,
+                    frozenset(self._inherited) if self._inherited else None)
 
     def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
@@ -3262,7 +3268,10 @@ class FlowBuilder:
             # A method a torch base class defines (structure/torch_bases.py): the file has no
             # text for it, so its operations are where the call that runs them is.
             at = span(call)
+            if self._inherited is None:
+                self._inherited = set()
             for node in self.nodes[first:]:
+                self._inherited.add(node.id)
                 node.span = node.stmt = node.func_span = at
                 node.arg_spans = tuple(at for _ in node.arg_spans)
                 node.kwarg_spans = tuple((at, at) for _ in node.kwarg_spans)
