@@ -19,6 +19,12 @@ misses41).  The fixtures are ours.
   TabICL ``layers.py:524`` is a site).  Near-misses: "relu", no activation passed (torch's F.relu
   default), ``**kwargs`` handed on, and the inherited ``_ff_block`` the file does not write (no
   site of the file, by the same ruling).
+- ADP006 / ADP013: an activation that is a required ``__init__`` parameter (no default) of a
+  class the file never builds, called as a layer on a Linear's output (curated-transformers'
+  pointwise feed-forward: the model files pass GELU or SiLU): chosen where the class is built,
+  at run time, it may be either, as an activation looked up in a table by a configuration key
+  is.  Near-misses: the parameter has a non-GELU default, or the file builds the class passing
+  ReLU, or the attribute is never called.
 """
 
 from __future__ import annotations
@@ -237,3 +243,58 @@ def test_the_inherited_feed_forward_the_file_does_not_write_is_no_site():
         "        return x + self._ff_block(self.norm2(x))")
     assert "self.linear1" in code and "def _ff_block" not in code
     assert _gelu_lines(code) == set()
+
+
+REQUIRED_ACTIVATION = textwrap.dedent('''
+    from torch import nn
+    from torch.nn import Linear, Module
+
+
+    class PointwiseFeedForward(Module):
+        """A pointwise feed-forward, or a gated linear unit with ``use_gate``."""
+
+        def __init__(self, *, activation: Module, hidden_width: int, intermediate_width: int, use_gate: bool):
+            super().__init__()
+            self.intermediate = Linear(hidden_width, intermediate_width)
+            if use_gate:
+                self.gate = Linear(hidden_width, intermediate_width)
+            else:
+                self.gate = None
+            self.output = Linear(intermediate_width, hidden_width)
+            self.activation = activation
+
+        def forward(self, x):
+            if self.gate is None:
+                return self.output(self.activation(self.intermediate(x)))
+            else:
+                return self.output(self.activation(self.gate(x)) * self.intermediate(x))
+''')
+
+POINTWISE = "return self.output(self.activation(self.intermediate(x)))"
+GATED = "return self.output(self.activation(self.gate(x)) * self.intermediate(x))"
+
+
+def _rule_lines(code: str, rule: str) -> set:
+    return {line for f in found(code, rule) for line in range(f.line, f.end_line + 1)}
+
+
+def test_a_required_activation_parameter_of_a_class_built_elsewhere_may_be_gelu_or_silu():
+    # (ADP013's file-level trigger words hold "linear": the docstring's, as curated-transformers' has)
+    assert line_of(REQUIRED_ACTIVATION, POINTWISE) in _rule_lines(REQUIRED_ACTIVATION, "ADP006")
+    assert line_of(REQUIRED_ACTIVATION, GATED) in _rule_lines(REQUIRED_ACTIVATION, "ADP013")
+
+
+def test_an_activation_parameter_with_a_default_or_built_here_is_what_the_file_says():
+    # Near misses: a ReLU default; the file builds the class with ReLU; the attribute never
+    # called (handed on)
+    relu_default = REQUIRED_ACTIVATION.replace("activation: Module,", "activation: Module = nn.ReLU(),")
+    built_here = REQUIRED_ACTIVATION + textwrap.dedent('''
+
+        def build(d):
+            return PointwiseFeedForward(activation=nn.ReLU(), hidden_width=d, intermediate_width=4 * d, use_gate=False)
+    ''')
+    not_called = REQUIRED_ACTIVATION.replace("self.activation(self.intermediate(x))", "self.intermediate(x)").replace(
+        "self.activation(self.gate(x))", "self.gate(x)")
+    for code in (relu_default, built_here, not_called):
+        assert code != REQUIRED_ACTIVATION
+        assert _rule_lines(code, "ADP006") == set() and _rule_lines(code, "ADP013") == set()

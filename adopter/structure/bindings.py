@@ -17,6 +17,7 @@ from ..records import dataclass, field, replace
 
 from .layers import (INPUT_KINDS, MEMBERS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, Key, LayerTyper,
                      SeqGraph, _Param, _returns, _super_init)
+from .ops import RUNTIME_PARAM
 from .treewalk import blocks
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
@@ -799,6 +800,22 @@ def _record_positions(attr, elements, stmt, func_name, typer: LayerTyper, env: d
             )
 
 
+def _required_elsewhere(param, owner: ast.ClassDef, attr: str, typer: LayerTyper) -> bool:
+    """Is ``param`` a required parameter (no default) of ``owner``'s ``__init__``, a class the
+    file builds nowhere (every construction is another file's) and that calls ``self.<attr>``
+    as a layer?  What it holds is then chosen where the class is built, at run time."""
+    if not isinstance(param, _Param) or param.default or param.owner != owner.name \
+            or getattr(param.func, "name", None) != "__init__":
+        return False
+    args = param.func.args
+    positional = args.posonlyargs + args.args
+    if any(a.arg == param.name for a in positional[len(positional) - len(args.defaults):]) \
+            or any(a.arg == param.name and d is not None for a, d in zip(args.kwonlyargs, args.kw_defaults)) \
+            or not any(a.arg == param.name for a in (*positional, *args.kwonlyargs)):
+        return False
+    return typer.calls_attr(owner, attr) and not typer.callers(owner.name)
+
+
 def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None,
             built: list | None = None):
     """Record what ``self.<attr> = value`` binds (``built``: what it holds when that is not
@@ -825,9 +842,13 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         # binds nn.Dropout in one branch and the rate in the other; research33)
         return
     if not built:
-        # Bound to something we cannot type (config.hidden_act, None, a parameter).
+        # Bound to something we cannot type (config.hidden_act, None, a parameter).  A required
+        # parameter of a class the file never builds, called as a layer, is chosen by other
+        # files at run time (RUNTIME_PARAM: curated-transformers' ``activation: Module``).
+        fqn = RUNTIME_PARAM if owner is not None and value.__class__ is ast.Name \
+            and _required_elsewhere(env.get(value.id), owner, attr, typer) else "?"
         out.setdefault(attr, []).append(
-            Ctor(attr, "?", (), (), False, span(stmt), span(value), func_name)
+            Ctor(attr, fqn, (), (), False, span(stmt), span(value), func_name)
         )
         return
     for b in built:

@@ -22,7 +22,7 @@ import re
 from ..records import dataclass
 
 from .names import names_match
-from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, OPS, SOFTMAX
+from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, OPS, RUNTIME_PARAM, SOFTMAX
 
 
 # canon.rotate_half is read off a concatenation (graph._rotate_half): its spellings, and the
@@ -334,6 +334,9 @@ class Table:
                     name == "dim" for name, _ in ctor.kwargs):
                 return "held", {op.name}  # partial(F.softmax, dim=-1): a softmax over that dim
             return ("definite", {op.name}) if op is not None and op.name in self.runtime else None
+        if ctor.fqn == RUNTIME_PARAM:
+            # a required parameter other files pass, called as a layer: any activation
+            return "maybe", {op for op in self.runtime if op != "torch.nn.functional.cross_entropy"}
         last = ctor.fqn.rsplit(".", 1)[-1]
         if ctor.table or last in ACTIVATION_FACTORIES:
             return self._lookup_ops(ctor.fqn, ctor.args[0] if ctor.args else None)
