@@ -25,6 +25,14 @@ misses41).  The fixtures are ours.
   at run time, it may be either, as an activation looked up in a table by a configuration key
   is.  Near-misses: the parameter has a non-GELU default, or the file builds the class passing
   ReLU, or the attribute is never called.
+- ADP006 (the FP, audyn ``swintransformer.py:401``): a layer whose ``activation`` (default
+  ``F.relu``) goes through another module's string function under ``if isinstance(activation,
+  str)``, built only by a block of the file that hands on its own ``F.relu`` default (the block
+  built nowhere in the file): the file never gives it a string, so the table never runs here
+  (GUIDE: a key handed to another file's function, every construction in the file leaving a
+  non-GELU default, is ``no``).  Still reported: the block built in the file with ``"gelu"``, the
+  layer built with ``"gelu"``, a ``"gelu"`` default.  (The strings mapped by the file's own code,
+  torchtext's T5 layers, stay found: the dev corpus checks them.)
 """
 
 from __future__ import annotations
@@ -298,3 +306,93 @@ def test_an_activation_parameter_with_a_default_or_built_here_is_what_the_file_s
     for code in (relu_default, built_here, not_called):
         assert code != REQUIRED_ACTIVATION
         assert _rule_lines(code, "ADP006") == set() and _rule_lines(code, "ADP013") == set()
+
+
+STRING_FACTORY = textwrap.dedent('''
+    import torch.nn.functional as F
+    from torch import nn
+
+    from .transformer import get_activation
+
+
+    class EncoderLayer(nn.Module):
+        def __init__(self, d_model, dim_feedforward=2048, activation=F.relu, device=None):
+            factory_kwargs = {"device": device}
+            super().__init__()
+            self.linear1 = nn.Linear(d_model, dim_feedforward, **factory_kwargs)
+            self.linear2 = nn.Linear(dim_feedforward, d_model, **factory_kwargs)
+            if isinstance(activation, str):
+                activation = get_activation(activation)
+            self.activation = activation
+
+        def forward(self, x):
+            return x + self.linear2(self.activation(self.linear1(x)))
+
+
+    class EncoderBlock(nn.Module):
+        def __init__(self, d_model, num_layers=2, activation=F.relu, device=None):
+            factory_kwargs = {"device": device}
+            super().__init__()
+            self.layers = nn.ModuleList(
+                [EncoderLayer(d_model, activation=activation, **factory_kwargs) for _ in range(num_layers)])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+''')
+
+SIBLING_TABLE = textwrap.dedent('''
+    from torch import nn
+
+
+    def get_activation(activation):
+        if activation == "relu":
+            return nn.ReLU()
+        elif activation == "gelu":
+            return nn.GELU()
+        raise RuntimeError(activation)
+''')
+
+ACT_LINE = "return x + self.linear2(self.activation(self.linear1(x)))"
+
+
+def _swin_lines(tmp_path, code: str) -> set:
+    from adopter.engine import analyze
+    from adopter.structure.names import package_of
+
+    from corpus_forms import rules
+
+    package = tmp_path / "swinpkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "transformer.py").write_text(SIBLING_TABLE)
+    model = package / "swin.py"
+    model.write_text(code)
+    return {line for f in analyze(code, str(model), rules("ADP006"), package=package_of(str(model))).findings
+            for line in range(f.line, f.end_line + 1)}
+
+
+def test_a_relu_default_handed_on_never_reaches_another_files_string_table(tmp_path):
+    assert line_of(STRING_FACTORY, ACT_LINE) not in _swin_lines(tmp_path, STRING_FACTORY)
+
+
+def test_the_string_table_runs_where_the_file_gives_a_string(tmp_path):
+    # Near misses of the reading above: the block built in the file with "gelu", the layer
+    # built with "gelu" itself, a string default
+    built = STRING_FACTORY + textwrap.dedent('''
+
+        def build(d):
+            return EncoderBlock(d, activation="gelu")
+    ''')
+    direct = STRING_FACTORY.replace("EncoderLayer(d_model, activation=activation, **factory_kwargs)",
+                                    'EncoderLayer(d_model, activation="gelu", **factory_kwargs)')
+    string_default = STRING_FACTORY.replace(
+        "def __init__(self, d_model, num_layers=2, activation=F.relu, device=None):",
+        'def __init__(self, d_model, num_layers=2, activation="gelu", device=None):')
+    for n, code in enumerate((built, direct, string_default)):
+        assert code != STRING_FACTORY
+        where = tmp_path / str(n)
+        where.mkdir()
+        assert line_of(code, ACT_LINE) in _swin_lines(where, code), n
+
