@@ -159,10 +159,10 @@ PASS_THROUGH = textwrap.dedent('''
 
 
 def _gated_lines(tmp_path, utils: str, code: str = GATED_MLP) -> dict:
+    from corpus_forms import rules
+
     from adopter.engine import analyze
     from adopter.structure.names import package_of
-
-    from corpus_forms import rules
 
     package = tmp_path / "hyena"
     package.mkdir()
@@ -358,10 +358,10 @@ ACT_LINE = "return x + self.linear2(self.activation(self.linear1(x)))"
 
 
 def _swin_lines(tmp_path, code: str) -> set:
+    from corpus_forms import rules
+
     from adopter.engine import analyze
     from adopter.structure.names import package_of
-
-    from corpus_forms import rules
 
     package = tmp_path / "swinpkg"
     package.mkdir()
