@@ -635,6 +635,8 @@ class Matcher:
                     continue
                 flow = cls.flow(root)
                 for match in self.match_flow(cls, flow, found):
+                    if flow.inherited and all(n.id in flow.inherited for n in match.nodes):
+                        continue  # (a torch base's method the subclass runs: code the file does not write)
                     found.setdefault(match.key, match)
         if not found:
             return []  # (most files and matchers: nothing to sort or to choose among)
@@ -1491,8 +1493,8 @@ class Matcher:
             return None
         if self.helper_computes and not self._helpers_compute(flow, state):
             return None
-        if self.predicts_input and not (self._shifted_target(flow, state) if self.predicts_input == "shift"
-                                        else self._predicts_input(flow, state)):
+        if self.predicts_input and not (self._predicts_input(flow, state) if self.predicts_input is True
+                                        else self._shifted_target(flow, state)):
             return None
         if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)
                                   and not self._ranked_selection(flow, state)):
@@ -2131,27 +2133,60 @@ class Matcher:
         causal LM's next-token target: axis 1 holds the positions, so the logits' last axis is
         past it and stays whole.  (Of 2-D logits the slice would cut the classes, and the
         flattened logits would have a row per sequence against a target per position: no
-        cross-entropy but for two-token sequences.)"""
+        cross-entropy but for two-token sequences.)
+
+        The logits' slice may also be rows written with the last axis whole (``logits[...,
+        :-1, :]``, canon.rows): that last axis is the classes, which the target has not, so the
+        slice less its trailing ``:`` is compared (``...,:-1`` with ``...,1:``: both counted from
+        the right).  The target's slice may be an opaque subscript of a name (``labels[...,
+        1:]``).  Where the target is assigned in both arms of an ``if``, the arm of the logits'
+        slice counts (the other arm's assignment never reaches it).
+
+        ``"shift-unembedded"`` (any Linear as the head): besides, the forward embeds no tokens
+        itself -- no nn.Embedding step in its flow.  Where it does, the vocabulary is that
+        embedding's (a head of its size is typed as one and read by the "shift" form), and a
+        Linear of another width shifted the same way scores something else."""
         slices, t = flow.slices, state.env.get("t")
         if not slices or not isinstance(t, Ref):
             return False
-        mine = next((slices.get(n.span) for n in state.matched if n.canon == "canon.lead2"), None)
+        sliced = next((n for n in state.matched if n.canon == "canon.lead2" or n.canon == "canon.rows"), None)
+        mine = slices.get(sliced.span) if sliced is not None else None
         if mine is None:
             return False
+        if sliced.canon == "canon.rows":
+            if not mine.endswith(",:"):
+                return False
+            mine = mine[:-2]
         nodes, key, before = flow.nodes, t.key, max(n.id for n in state.matched)
         for _ in range(8):
             found = _definers(nodes, key, before)
-            if len(found) != 1 or found[0].kind != "method" or not found[0].args \
-                    or not isinstance(found[0].args[0], Ref):
+            if len(found) > 1:
+                found = [n for n in found if not _other_branch(flow, n, sliced)]
+            if len(found) != 1 or not found[0].args or not isinstance(found[0].args[0], Ref):
                 return False
             node = found[0]
+            if node.kind == "copy":
+                # labels[..., 1:]: an opaque subscript of a name, its slice as written
+                base, bracket, rest = node.args[0].key.partition("[")
+                if not bracket or not base.isidentifier() or rest[-1:] != "]" or "[" in rest:
+                    return False
+                if not _complementary(mine, rest[:-1].replace(" ", "")):
+                    return False
+                break
+            if node.kind != "method":
+                return False
             if node.op == "__getitem__":
                 theirs = slices.get(node.span)
-                return theirs is not None and _complementary(mine, theirs)
+                if theirs is None or not _complementary(mine, theirs):
+                    return False
+                break
             if node.op not in ("contiguous", "view", "reshape", "flatten", "clone", "long", "to"):
                 return False
             key, before = node.args[0].key, node.id
-        return False
+        else:
+            return False
+        return self.predicts_input == "shift" or not any(
+            n.kind == "layer" and "torch.nn.Embedding" in n.types for n in nodes)
 
     def _predicts_input(self, flow: Flow, state: _State) -> bool:
         """Is the loss target ``$t`` a selection of a forward argument that the head's input
@@ -2637,13 +2672,14 @@ def _mean_axes(node) -> object:
 def _complementary(one: str, other: str) -> bool:
     """Do two slices' texts (spaces removed) take complementary shifts of the same axes:
     ``:,:-1`` and ``:,1:``, each element whole in both or ``:-k`` in one and ``k:`` in the other,
-    and at least one such pair (Matcher._shifted_target)?"""
+    and at least one such pair (Matcher._shifted_target)?  A leading ``...`` in both counts the
+    axes from the right in both alike."""
     a, b = one.split(","), other.split(",")
     if len(a) != len(b):
         return False
     shifted = False
-    for x, y in zip(a, b):
-        if x == y == ":":
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x == y == ":" or x == y == "..." and i == 0:
             continue
         if x.startswith(":-") and y.endswith(":") and x[2:] == y[:-1] and x[2:].isdigit() \
                 or y.startswith(":-") and x.endswith(":") and y[2:] == x[:-1] and y[2:].isdigit():

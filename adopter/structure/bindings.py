@@ -15,8 +15,9 @@ import copy
 import os
 from ..records import dataclass, field, replace
 
-from .layers import (INPUT_KINDS, MEMBERS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, LayerTyper, SeqGraph,
-                     _Param, _returns, _super_init)
+from .layers import (INPUT_KINDS, MEMBERS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, Key, LayerTyper,
+                     SeqGraph, _Param, _returns, _super_init)
+from .ops import RUNTIME_PARAM
 from .treewalk import blocks
 from .names import ModuleNames
 from .torch_bases import BASES, inherited
@@ -201,7 +202,7 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
         elif base in BASES:
             # nn.TransformerEncoderLayer: torch's constructor built norm1, dropout1, ... and
             # the subclass calls them and the inherited _ff_block (structure/torch_bases.py)
-            _inherit(info, base)
+            _inherit(info, base, names, typer)
         elif typer.package is not None and typer.package.owns(base) and _inherit_sibling(info, base, typer):
             pass
         elif base.startswith("torch.nn") or base.endswith(("Module", "PreTrainedModel", "Layer")):
@@ -544,9 +545,11 @@ def _inherit_sibling(info: ClassInfo, base: str, typer: LayerTyper) -> bool:
     return True
 
 
-def _inherit(info: ClassInfo, base: str) -> None:
+def _inherit(info: ClassInfo, base: str, names: ModuleNames | None = None, typer: LayerTyper | None = None) -> None:
     """Bindings and methods of a described torch base class, placed at the subclass's base
-    expression; the layers are torch's, built outside the file: not fixed (``unlike``)."""
+    expression; the layers are torch's, built outside the file: not fixed (``unlike``).  The
+    activation the subclass's ``super().__init__(...)`` hands torch's constructor is read as
+    torch documents it (_torch_activation)."""
     at = next((b for b in info.node.bases if names_resolve_text(b) == base.rsplit(".", 1)[-1]), info.node)
     described = inherited(base, at)
     if described is None:
@@ -555,12 +558,64 @@ def _inherit(info: ClassInfo, base: str) -> None:
     base_info = collect_class(cls, names)
     bind_class(base_info, {}, names, LayerTyper(names))
     why = f"built by the constructor of {base} (inherited), not in this file"
+    activation = _torch_activation(info, base_info, names, typer, why) \
+        if typer is not None and "activation" in base_info.bindings else None
     for attr, ctors in base_info.bindings.items():
+        if attr == "activation" and activation:
+            ctors = activation
         info.bindings.setdefault(attr, []).extend(replace(c, unlike=c.unlike or why) for c in ctors)
     for mname, method in base_info.methods.items():
         if mname != "__init__":
             info.methods.setdefault(mname, method)
     info.is_module = True
+
+
+# torch's Transformer*Layer constructors take ``activation`` as a string ("relu" or "gelu", read by
+# torch.nn.modules.transformer._get_activation_fn as F.relu / F.gelu) or a callable; F.relu by default
+_TORCH_ACTIVATION_STRINGS = {"relu": "torch.nn.functional.relu", "gelu": "torch.nn.functional.gelu"}
+
+
+def _torch_activation(info: ClassInfo, base_info: ClassInfo, names, typer: LayerTyper, why: str) -> list | None:
+    """What ``self.activation`` of a described torch Transformer*Layer holds, read off the
+    subclass's ``super().__init__(...)``: torch's documented strings ("gelu" -> F.gelu, "relu"
+    -> F.relu), given as a literal or as a parameter of the subclass's ``__init__`` whose
+    default and every value the file's constructions pass are such strings; F.relu when no
+    activation is passed.  None (left untyped) for anything else: a callable, a string not
+    known here, ``*args``/``**kwargs`` that may hold one."""
+    own = info.methods.get("__init__")
+    base_init = base_info.methods.get("__init__")
+    if own is None or base_init is None:
+        return None
+    stmt = next((st for st in own.body if _super_init(st) is not None), None)
+    call = _super_init(stmt) if stmt is not None else None
+    if call is None or any(a.__class__ is ast.Starred for a in call.args) \
+            or any(k.arg is None for k in call.keywords):
+        return None
+    positional = [a.arg for a in base_init.args.args][1:]
+    passed = dict(zip(positional, call.args))
+    passed.update((k.arg, k.value) for k in call.keywords)
+    expr = passed.get("activation")
+    if expr is None:
+        strings: tuple = ("relu",)
+    elif expr.__class__ is ast.Constant:
+        strings = (expr.value,)
+    elif expr.__class__ is ast.Name:
+        env = typer.function_env(own, info.name, cls_name=info.name)
+        param = env.get(expr.id)
+        if not isinstance(param, _Param):
+            return None
+        held = param.resolve(typer)
+        if not held or not all(isinstance(v, Key) for v in held):
+            return None
+        strings = tuple(v.value for v in held)
+    else:
+        return None
+    if not strings or not all(isinstance(v, str) and v in _TORCH_ACTIVATION_STRINGS for v in strings):
+        return None
+    at = span(expr if expr is not None else call)
+    fqns = list(dict.fromkeys(_TORCH_ACTIVATION_STRINGS[v] for v in strings))
+    return [Ctor("activation", fqn, (), (), False, span(stmt), at, "__init__", conditional=len(fqns) > 1,
+                 unlike=why, function=True) for fqn in fqns]
 
 
 def names_resolve_text(expr: ast.expr) -> str:
@@ -745,6 +800,22 @@ def _record_positions(attr, elements, stmt, func_name, typer: LayerTyper, env: d
             )
 
 
+def _required_elsewhere(param, owner: ast.ClassDef, attr: str, typer: LayerTyper) -> bool:
+    """Is ``param`` a required parameter (no default) of ``owner``'s ``__init__``, a class the
+    file builds nowhere (every construction is another file's) and that calls ``self.<attr>``
+    as a layer?  What it holds is then chosen where the class is built, at run time."""
+    if not isinstance(param, _Param) or param.default or param.owner != owner.name \
+            or getattr(param.func, "name", None) != "__init__":
+        return False
+    args = param.func.args
+    positional = args.posonlyargs + args.args
+    if any(a.arg == param.name for a in positional[len(positional) - len(args.defaults):]) \
+            or any(a.arg == param.name and d is not None for a, d in zip(args.kwonlyargs, args.kw_defaults)) \
+            or not any(a.arg == param.name for a in (*positional, *args.kwonlyargs)):
+        return False
+    return typer.calls_attr(owner, attr) and not typer.callers(owner.name)
+
+
 def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: ModuleNames, out, owner=None,
             built: list | None = None):
     """Record what ``self.<attr> = value`` binds (``built``: what it holds when that is not
@@ -771,9 +842,13 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
         # binds nn.Dropout in one branch and the rate in the other; research33)
         return
     if not built:
-        # Bound to something we cannot type (config.hidden_act, None, a parameter).
+        # Bound to something we cannot type (config.hidden_act, None, a parameter).  A required
+        # parameter of a class the file never builds, called as a layer, is chosen by other
+        # files at run time (RUNTIME_PARAM: curated-transformers' ``activation: Module``).
+        fqn = RUNTIME_PARAM if owner is not None and value.__class__ is ast.Name \
+            and _required_elsewhere(env.get(value.id), owner, attr, typer) else "?"
         out.setdefault(attr, []).append(
-            Ctor(attr, "?", (), (), False, span(stmt), span(value), func_name)
+            Ctor(attr, fqn, (), (), False, span(stmt), span(value), func_name)
         )
         return
     for b in built:

@@ -22,7 +22,7 @@ import re
 from ..records import dataclass
 
 from .names import names_match
-from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, OPS, SOFTMAX
+from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, OPS, RUNTIME_PARAM, SOFTMAX
 
 
 # canon.rotate_half is read off a concatenation (graph._rotate_half): its spellings, and the
@@ -38,6 +38,10 @@ HALF_PAIR = "(//"
 # canon.lead2 is read off a subscript (``x[:, 1:]``, ``x[:-1]``; graph.FlowBuilder._value): the
 # pseudo-word that structure.model adds where a function's text slices one or two leading axes.
 LEAD_SLICE = "[:"
+# canon.rows is read off a subscript whose last element is ``:`` (``x[..., :-1, :]``, the last
+# axis whole; canonical.selects_rows): the pseudo-word structure.model adds where a function's
+# text writes ``:]`` (a superset: only a pre-filter), for a pattern that requires the rows
+ROWS_SLICE = ":]"
 # canon.split_member is read off a subscript of a name bound to ``x.reshape(*x.shape[:k], n, V)``
 # (graph._split_last_axis): the pseudo-word that a function whose text has such a starred
 # split mentions (model._mentions), so that a root without one is skipped before its graph is built
@@ -242,6 +246,8 @@ class Table:
                     found.add("weight")  # self.embed.weight
                 if op.name == "canon.lead2":
                     found.add(LEAD_SLICE)
+                if op.name == "canon.rows":
+                    found = {ROWS_SLICE}  # (a subscript: no word of its own)
                 if op.name == "canon.split_member":
                     found = {SPLIT_SHAPE}  # (a subscript: no word of its own but the split's)
                 if op.name == "canon.members":
@@ -328,6 +334,9 @@ class Table:
                     name == "dim" for name, _ in ctor.kwargs):
                 return "held", {op.name}  # partial(F.softmax, dim=-1): a softmax over that dim
             return ("definite", {op.name}) if op is not None and op.name in self.runtime else None
+        if ctor.fqn == RUNTIME_PARAM:
+            # a required parameter other files pass, called as a layer: any activation
+            return "maybe", {op for op in self.runtime if op != "torch.nn.functional.cross_entropy"}
         last = ctor.fqn.rsplit(".", 1)[-1]
         if ctor.table or last in ACTIVATION_FACTORIES:
             return self._lookup_ops(ctor.fqn, ctor.args[0] if ctor.args else None)

@@ -35,7 +35,7 @@ from .formulas import (SAME, bias_add_module, function_forward, function_module,
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames, param_default
-from .siblings import sibling_gelu
+from .siblings import sibling_gelu, sibling_passes_through
 from .torch_bases import INHERITED
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 from .treewalk import ast_walk
@@ -197,6 +197,9 @@ class Flow:
     # The file's classes by name (ModuleNames.classes): a call of one builds an instance
     # (``xLSTMCausalLMOutput(loss=loss, logits=logits)``, a record however it is spelled)
     classes: dict | None = None
+    # The ids of the nodes a torch base class's method (structure/torch_bases.py) computes,
+    # inlined at the call that runs it: code the file does not write; None when none
+    inherited: frozenset | None = None
 
     def successors(self, pos: int) -> list[int]:
         return [succ for succ, _ in self.out[pos]]
@@ -369,6 +372,7 @@ class FlowBuilder:
         self._softmaxes: dict[int, str] = {}  # id of a same-file function -> the softmax's dtype ("": none)
         self._layer_canon: dict[str, tuple] = {}  # layer path -> (definite op, maybe ops, constructor kwargs)
         self._identities: dict[str, bool] = {}  # layer path -> bound to nn.Identity() alone
+        self._inherited: set | None = None  # ids of nodes a torch base's method computes (Flow.inherited)
         self._through: dict[int, bool] = {}  # id of a same-file helper -> it returns a tensor as it is
         self._picked: dict[str, tuple | None] = {}  # attribute -> the method(s) __init__ binds it to
         self._pickable: dict | None = None  # picked_attributes of the class, on first use
@@ -435,6 +439,7 @@ class FlowBuilder:
         if args.defaults or args.kwonlyargs:
             self._default_choices(func, ctx)
         self.asserted = {}
+        self._inherited = None
         self.moved_products = False  # an einsum product written with its axes moved (layouts.read)
         self.grouped_products = False  # an einsum read as attention over grouped axes (groups.read)
         if self.cls is not None and self.cls.passed_in and func is self.cls.methods.get("forward"):
@@ -469,7 +474,8 @@ class FlowBuilder:
                             self._scalar_attribute, self.out, self.asserted)
         return Flow(qualname, self.nodes, self.out, entry.id, exit_node.id, self._root_params,
                     _recomputed(self.nodes, self.out, entry.id, self._slices), read_in or None,
-                    self._slice_at or None, self.names.classes)
+                    self._slice_at or None, self.names.classes,
+                    frozenset(self._inherited) if self._inherited else None)
 
     def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
@@ -1643,6 +1649,7 @@ class FlowBuilder:
                 formula = self._formulas[id(helper[0])] = gelu_on_every_path(helper[0], self.names, method=True)
             if formula is not None:
                 helper, fqn = None, f"self.{func.attr}"
+        through = False
         if (self.package is not None and layer is None and helper is None and fqn is None
                 and func.__class__ is ast.Name and func.id in self.names.imports and func.id not in ctx.params):
             # from .gelu import gelu, the package's def gelu(x): x * 0.5 * (1 + erf(x / sqrt(2))):
@@ -1650,6 +1657,10 @@ class FlowBuilder:
             formula = self._sibling_gelu(self.names.imports[func.id])
             if formula is not None:
                 fqn = func.id
+            elif len(call.args) == 1 and not call.keywords:
+                # from .utils import grab_first_if_tuple: the package's def returns a tensor as it
+                # is (formulas.passes_tensor_through), as a same-file one does (below)
+                through = self._sibling_through(self.names.imports[func.id])
         if layer is None and helper is None and fqn is None:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:
@@ -1738,9 +1749,9 @@ class FlowBuilder:
             # self.decoder(x) where __init__ binds self.decoder = nn.Identity() and nothing else
             # (UltraBERT's decoder after a head that ends in the vocabulary Linear): x itself
             return args[0], frontier
-        if helper is not None and args and not args[1:] and not kwargs and not function_ctx \
+        if (helper is not None or through) and args and not args[1:] and not kwargs and not function_ctx \
                 and args[0].__class__ is Ref and call.args[0].__class__ is not ast.Starred \
-                and self._passes_through(helper, args[0]):
+                and (self._tensor_ref(args[0]) if through else self._passes_through(helper, args[0])):
             # grab_first_if_tuple(z1), z1 a Linear's output: the helper returns a tensor as it
             # is (formulas.passes_tensor_through): z1 itself
             return args[0], frontier
@@ -2084,8 +2095,21 @@ class FlowBuilder:
         found = self._through.get(id(func))
         if found is None:
             found = self._through[id(func)] = passes_tensor_through(func, method)
-        if not found:
-            return False
+        return found and self._tensor_ref(value)
+
+    def _sibling_through(self, fqn: str) -> bool:
+        """Does the function ``fqn`` of another module of the package return any tensor as it is
+        (formulas.passes_tensor_through, read by siblings.sibling_passes_through)?  Once per name."""
+        key = "sibling:" + fqn
+        found = self._through.get(key)
+        if found is None:
+            found = self._through[key] = sibling_passes_through(self.package, fqn)
+        return found
+
+    def _tensor_ref(self, value: Ref) -> bool:
+        """Is ``value`` a tensor: the output of a canonical tensor operation (a Linear, a matmul,
+        a softmax; not a module whose output may be a tuple), or a name every node of the flow so
+        far that binds it computes one?"""
         key = value.key
         producer = self.producers.get(key)
         if producer is not None:
@@ -3244,7 +3268,10 @@ class FlowBuilder:
             # A method a torch base class defines (structure/torch_bases.py): the file has no
             # text for it, so its operations are where the call that runs them is.
             at = span(call)
+            if self._inherited is None:
+                self._inherited = set()
             for node in self.nodes[first:]:
+                self._inherited.add(node.id)
                 node.span = node.stmt = node.func_span = at
                 node.arg_spans = tuple(at for _ in node.arg_spans)
                 node.kwarg_spans = tuple((at, at) for _ in node.kwarg_spans)
@@ -3747,6 +3774,14 @@ class FlowBuilder:
                 value = self._name_value(value_expr.args[0].id, ctx)
                 if value.__class__ is Ref and self._passes_through(helper, value):
                     value_expr = value_expr.args[0]
+        elif value_expr.__class__ is _CALL and self.package is not None and value_expr.func.__class__ is _AST_NAME \
+                and value_expr.func.id in self.names.imports and value_expr.args and not value_expr.args[1:] \
+                and value_expr.args[0].__class__ is _AST_NAME and not value_expr.keywords \
+                and value_expr.func.id not in ctx.params and self._sibling_through(self.names.imports[value_expr.func.id]):
+            # the same, the function imported from another module of the package
+            value = self._name_value(value_expr.args[0].id, ctx)
+            if value.__class__ is Ref and self._tensor_ref(value):
+                value_expr = value_expr.args[0]
         if value_expr.__class__ is _AST_NAME and targets[0].__class__ is _AST_NAME and not targets[1:] \
                 and targets[0].id == value_expr.id:
             return frontier  # x = x: nothing changes

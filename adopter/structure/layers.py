@@ -369,6 +369,9 @@ class LayerTyper:
         self.path = None  # where the file lies, when known (bindings._passed_in reads its folder)
         # function name -> the GELU variant it computes, for a sibling module (siblings.sibling_gelu)
         self.gelu_functions: dict[str, str | None] = {}
+        # function name -> whether it returns a tensor as it is, for a sibling module
+        # (siblings.sibling_passes_through)
+        self.pass_throughs: dict[str, bool] = {}
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()
@@ -1479,6 +1482,14 @@ class LayerTyper:
                 graph = self.sequence(call.args, env, depth)
                 return (Built(fqn, tuple(call.args), kwargs, False, call, members=graph),)
             table = fqn.rsplit(".", 1)[-1] in TABLE_FUNCTIONS
+            if table and call.args and call.args[0].__class__ is ast.Name and not call.keywords \
+                    and self._never_str_here(call.args[0], env):
+                # if isinstance(activation, str): activation = get_activation(activation), another
+                # file's string function given a parameter that holds no string where the file
+                # builds it (F.relu handed on from builder to layer, audyn's Swin blocks): the
+                # file never runs the table (GUIDE: a key handed to another file's function,
+                # every construction in the file leaving a non-GELU default)
+                return ()
             if not table and len(call.args) == 1 and not fqn.startswith("torch.") and fqn not in self.names.classes:
                 key = self._config_type(call.args[0], env)
                 if key is not None:
@@ -2352,6 +2363,51 @@ class LayerTyper:
                 and not any(isinstance(v, Key) for v in param.default)):
             return False
         return self._never_str_at(param.func, param.owner, param.index, param.name, param.positional)
+
+    def _never_str_here(self, expr: ast.Name, env: dict) -> bool:
+        """Is ``expr`` a parameter with a default that is no string, whose function (class) is
+        only called in the file, and every call of which passes no string for it: nothing, or
+        a parameter of the caller's own that holds no string the same way (a builder handing
+        its own ``activation=F.relu`` on to the layer, the builder built nowhere in the file)?"""
+        param = env.get(expr.id)
+        if not (isinstance(param, _Param) and param.default and param.method_of is None
+                and not any(isinstance(v, Key) for v in param.default)):
+            return False
+        return self._never_str_deep(param.func, param.owner, param.index, param.name, param.positional, 0)
+
+    def _never_str_deep(self, func, owner, index: int, name: str, positional: bool, depth: int) -> bool:
+        target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
+        if target is None or self.tree is None or not self._only_called(target):
+            return False
+        for call, caller, caller_owner in self.callers(target):
+            if any(a.__class__ is ast.Starred for a in call.args):
+                return False
+            for kw in call.keywords:
+                # (``**factory_kwargs`` bound once in the caller to a literal dict without the name)
+                if kw.arg is None and not (isinstance(caller, ast.FunctionDef) and kw.value.__class__ is ast.Name
+                                           and name not in (_splat_keys(caller, kw.value.id, self.names) or (name,))):
+                    return False
+            passed = _passed(call, index, name, None, positional)
+            if passed is None:
+                continue
+            if depth >= 3 or passed.__class__ is not ast.Name or not isinstance(caller, ast.FunctionDef):
+                return False
+            # the caller's own parameter handed on: no string where the caller is built either
+            args = caller.args
+            positional_args = args.posonlyargs + args.args
+            skip = 1 if caller_owner is not None and positional_args and positional_args[0].arg in ("self", "cls") else 0
+            defaults = dict(zip([a.arg for a in positional_args[len(positional_args) - len(args.defaults):]],
+                                args.defaults))
+            defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+            default = defaults.get(passed.id)
+            if default is None or default.__class__ is ast.Constant and isinstance(default.value, str) \
+                    or _rebinds(caller, passed.id):
+                return False
+            at = next((i for i, a in enumerate(positional_args) if a.arg == passed.id), None)
+            if not self._never_str_deep(caller, caller_owner, (at - skip) if at is not None else -1, passed.id,
+                                        at is not None, depth + 1):
+                return False
+        return True
 
     def _never_str_at(self, func, owner, index: int, name: str, positional: bool) -> bool:
         """:meth:`_never_str` of ``func``'s parameter ``name``: its function (class) only called

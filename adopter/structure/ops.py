@@ -347,3 +347,7 @@ DTYPE_ALIASES: dict[str, str] = {
 # ACT2FN[config.hidden_act] may be any activation (chosen at run time).
 ACTIVATION_TABLES = ["ACT2FN", "ACT2CLS"]
 ACTIVATION_FACTORIES = ["get_activation"]
+# The type of a layer attribute bound to a required ``__init__`` parameter of a class the file
+# never builds (bindings._required_elsewhere): what other files pass, chosen at run time; called
+# as a layer it may be any activation (canon.Table.layer_ops)
+RUNTIME_PARAM = "?passed"

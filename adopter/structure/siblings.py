@@ -21,7 +21,7 @@ import ast
 import os
 import re
 
-from .formulas import gelu_function
+from .formulas import gelu_function, passes_tensor_through
 from .names import ModuleNames, collect_names
 
 MAX_BYTES = 512_000  # a larger module is not read (generated code, vendored tables)
@@ -187,6 +187,21 @@ def sibling_gelu(package: Package, fqn: str) -> str | None:
     if name not in cache:
         func = other.names.functions.get(name) if name not in other.names.classes else None
         cache[name] = None if func is None else gelu_function(func, other.names)
+    return cache[name]
+
+
+def sibling_passes_through(package: Package, fqn: str) -> bool:
+    """Does a function ``fqn`` of another module of the package return any tensor argument as it
+    is (formulas.passes_tensor_through: StripedHyena's ``grab_first_if_tuple`` in its utils)?
+    False for a class, a constant, a name not found; once per definition."""
+    found = package.find(fqn)  # (None for a name of another package)
+    if found is None:
+        return False
+    other, name = found
+    cache = other.pass_throughs
+    if name not in cache:
+        func = other.names.functions.get(name) if name not in other.names.classes else None
+        cache[name] = func is not None and passes_tensor_through(func)
     return cache[name]
 
 
