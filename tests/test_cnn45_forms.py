@@ -15,12 +15,23 @@ fixtures are ours.
 Near-misses: the call passes ``**kwargs`` that may choose ``fused``; the attribute is assigned
 again in another method; the default is another optimizer; ``__init__`` rebinds the parameter;
 a subclass sets the attribute itself; the call already chooses ``fused=False``.
+- A same-file factory returning the torch.nn class a formatted key names from its parameter
+  (``def get_nd_conv(dim): return getattr(nn, "Conv%dd" % dim)``, or ``f"Conv{dim}d"``), called
+  with a constant or with the caller's parameter at its constant default (``Conv =
+  get_nd_conv(nd)``, ``nd=2``; celldetection's spelling, there in another module of the
+  package).  ``getattr(nn, f"Conv{nd}d")`` written in place was read at the parameter's
+  default; in a factory the key's parameter held nothing the call passed, and a ``%`` format
+  was no key at all.  Now a factory's parameter that its call fixes to an int or str constant
+  (a literal, or the caller's parameter with such a default) holds it, and ``"..." % operands``
+  of known constants is a key like an f-string.
+Near-misses: the default makes it a Conv1d, the dimension is computed at run time, the format
+names a transposed convolution, the factory rebinds its parameter.
 """
 
 from __future__ import annotations
 
 import torch
-from corpus_forms import finding_at, found, rules
+from corpus_forms import assert_bn_fold_matches, finding_at, found, rules
 
 from adopter.synth import fix_text
 
@@ -132,3 +143,73 @@ class Other(Module):
 def test_call_already_choosing_fused_is_not_reported():
     code = HELD.replace("lr=self.lr)", "lr=self.lr, fused=False)")
     assert found(code, "ADP012") == []
+
+
+ND_FACTORY = """\
+import torch.nn as nn
+
+
+def get_nd_conv(dim):
+    assert dim in (1, 2, 3)
+    return getattr(nn, "Conv%dd" % dim)
+
+
+def get_nd_conv_f(dim):
+    return getattr(nn, f"Conv{dim}d")
+
+
+class ConvNorm(nn.Sequential):
+    def __init__(self, cin, cout, kernel_size=3, nd=2):
+        Conv = get_nd_conv(nd)
+        super().__init__(Conv(cin, cout, kernel_size, padding=1, bias=False), nn.BatchNorm2d(cout))
+
+
+class Head(nn.Module):
+    def __init__(self, cin, cout, nd=2):
+        super().__init__()
+        self.conv = get_nd_conv_f(nd)(cin, cout, 1)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)).relu()
+
+
+class Fixed(nn.Sequential):
+    def __init__(self, cin, cout):
+        super().__init__(get_nd_conv(2)(cin, cout, 3, padding=1), nn.BatchNorm2d(cout))
+"""
+
+
+def test_factory_returning_a_formatted_getattr_class_is_a_conv():
+    for needle in ("bias=False), nn.BatchNorm2d", "self.bn(self.conv(x))", "get_nd_conv(2)(cin"):
+        assert finding_at(ND_FACTORY, "ADP007", needle) is not None, needle
+
+
+def test_factory_returning_a_formatted_getattr_class_fix_folds_exactly():
+    fixed = fix_text(ND_FACTORY, "model.py", rules("ADP007")).text
+    assert fixed != ND_FACTORY
+    assert_bn_fold_matches(ND_FACTORY, fixed, "ConvNorm", (3, 4), (2, 3, 6, 6))
+    assert_bn_fold_matches(ND_FACTORY, fixed, "Head", (3, 4), (2, 3, 6, 6))
+    assert_bn_fold_matches(ND_FACTORY, fixed, "Fixed", (3, 4), (2, 3, 6, 6))
+
+
+def test_factory_at_a_one_dimensional_default_is_no_conv2d_pair():
+    code = ND_FACTORY.replace("kernel_size=3, nd=2", "kernel_size=3, nd=1").replace(
+        "cout, nd=2", "cout, nd=1").replace("get_nd_conv(2)(cin", "get_nd_conv(1)(cin")
+    assert found(code, "ADP007") == []
+
+
+def test_factory_given_a_dimension_computed_at_run_time_is_not_read():
+    code = ND_FACTORY.replace("Conv = get_nd_conv(nd)", "Conv = get_nd_conv(len(str(cin)) + 1)")
+    assert finding_at(code, "ADP007", "bias=False), nn.BatchNorm2d") is None
+
+
+def test_factory_formatting_a_transposed_convolution_is_not_a_pair():
+    code = ND_FACTORY.replace('"Conv%dd" % dim', '"ConvTranspose%dd" % dim')
+    assert finding_at(code, "ADP007", "bias=False), nn.BatchNorm2d") is None
+    assert finding_at(code, "ADP007", "get_nd_conv(2)(cin") is None
+
+
+def test_factory_rebinding_its_parameter_is_not_read_at_the_passed_value():
+    code = ND_FACTORY.replace("    assert dim in (1, 2, 3)\n", "    dim = dim + 1\n")
+    assert finding_at(code, "ADP007", "bias=False), nn.BatchNorm2d") is None
