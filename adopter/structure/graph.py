@@ -1624,9 +1624,10 @@ class FlowBuilder:
         receiver: Value | None = None
         layer = self._layer_of(func, ctx)
         chosen = False
-        if layer is not None and func.__class__ is ast.Attribute:
-            ctors = self.cls.bindings.get(func.attr)
-            if ctors is not None and len(ctors) == 1 and ctors[0].fqn == "?" and self._attr_choices(func):
+        if layer is not None and func.__class__ is ast.Attribute and func.attr in self.cls.bindings:
+            # (subscripts and slices, not calls: this runs for every layer call)
+            ctors = self.cls.bindings[func.attr]
+            if ctors and ctors[0].fqn == "?" and not ctors[1:] and self._attr_choices(func):
                 # self.opt(params, lr=lr), ``self.opt = opt`` of an __init__ parameter defaulting to
                 # an imported class: a call of a callee chosen at run time, not a layer's
                 layer, chosen = None, True

@@ -1586,9 +1586,12 @@ class LayerTyper:
         holds, or None when it is not a parameter with such a default."""
         held = env.get(name.id)
         if not isinstance(held, _Param):
-            # a factory's parameter its call fixes to a constant (function_env, CONSTANT)
+            # a factory's parameter its call fixes to a constant (function_env, CONSTANT), in
+            # each function it was passed through never rebound
             got = env.get(CONSTANT + name.id)
-            return got if isinstance(got, kinds) and not isinstance(got, bool) else None
+            if got is None or not isinstance(got[0], kinds) or any(_rebinds(f, n) for f, n in got[1]):
+                return None
+            return got[0]
         default = _default_of(held)
         if default.__class__ is not ast.Constant or isinstance(default.value, bool) \
                 or not isinstance(default.value, kinds):
@@ -2092,10 +2095,12 @@ class LayerTyper:
                     if literal is not None and not _rebinds(func, arg.arg):
                         env[LITERAL + arg.arg] = literal[0]
                 if passed is not None:
-                    constant = _constant_passed(passed, call[1])
-                    if constant is not None and not _rebinds(func, arg.arg):
-                        # get_nd_conv(nd) with nd=2: ``getattr(nn, "Conv%dd" % dim)`` there is Conv2d
-                        env[CONSTANT + arg.arg] = constant
+                    if passed.__class__ is ast.Constant or passed.__class__ is ast.Name:
+                        constant = _constant_passed(passed, call[1])
+                        if constant is not None:
+                            # get_nd_conv(nd) with nd=2: ``getattr(nn, "Conv%dd" % dim)`` there is
+                            # Conv2d, unless the body rebinds dim (checked where it is read)
+                            env[CONSTANT + arg.arg] = (constant[0], (*constant[1], (func, arg.arg)))
                     values = self.values(passed, call[1], depth + 1)
                     if isinstance(passed, (ast.List, ast.Tuple, ast.ListComp)) or (
                             isinstance(passed, ast.Name) and ELEMENTS + passed.id in call[1]):
@@ -4820,22 +4825,24 @@ def _param_target(call: ast.Call, held: str, owner: str | None, by_name: dict, b
     return None
 
 
-def _constant_passed(passed: ast.expr, env: dict) -> int | str | None:
-    """The int or str constant an argument is where the call runs: a literal, a parameter of the
-    calling function with such a default (the value ``getattr(nn, f"Conv{nd}d")`` reads there,
+def _constant_passed(passed: ast.expr, env: dict) -> tuple | None:
+    """(the int or str constant an argument is where the call runs, the (function, parameter)
+    pairs that must not rebind it for that to hold): a literal, a parameter of the calling
+    function with such a default (the value ``getattr(nn, f"Conv{nd}d")`` reads there,
     LayerTyper._param_constant), or a name the caller's own call fixed so; else None."""
+    checks = ()
     if passed.__class__ is ast.Constant:
         value = passed.value
-    elif passed.__class__ is ast.Name:
+    else:
         held = env.get(passed.id)
         if held.__class__ is _Param:
             default = _default_of(held)
             value = default.value if default.__class__ is ast.Constant else None
+        elif held is None and CONSTANT + passed.id in env:
+            value, checks = env[CONSTANT + passed.id]
         else:
-            value = env.get(CONSTANT + passed.id) if held is None else None
-    else:
-        return None
-    return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+            return None
+    return (value, checks) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
 
 
 def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:
