@@ -78,6 +78,9 @@ class ClassInfo:
     # inside ``if <param> == "<key>"`` branches -> the (param, key, taken) tests around it
     key_attrs: dict | None = None
     key_branches: dict | None = None
+    # self.<attr> -> the callables a call of it may be: the default of the ``__init__`` parameter
+    # it holds (graph.FlowBuilder._attr_choices, filled on first use)
+    attr_choices: dict | None = None
     # self.<attr> -> how a call of it applies its first argument to the others (``self.run =
     # lambda f, x: f(x)``; :func:`_appliers`): the call computes ``first(*others)``
     appliers: dict[str, Applier] | None = None

@@ -1193,6 +1193,12 @@ class FlowBuilder:
         if test.ops[1:] or test.ops[0].__class__ is not ast.Eq or right.__class__ is not ast.Constant \
                 or right.value.__class__ is not str or left.value.__class__ is not ast.Name or left.value.id != "self":
             return None
+        param = self._held_param(left.attr)
+        return None if param is None else (param, right.value)
+
+    def _held_param(self, attr: str) -> str | None:
+        """The ``__init__`` parameter ``self.<attr>`` holds for sure (``self.activation_type =
+        activation`` at ``__init__``'s top level, :meth:`_kept_param`), else None."""
         attrs = self.cls.key_attrs
         if attrs is None:  # once per class: the attributes __init__'s top level sets to a parameter
             attrs = self.cls.key_attrs = {}
@@ -1204,12 +1210,41 @@ class FlowBuilder:
                         if target.__class__ is ast.Attribute and target.value.__class__ is ast.Name \
                                 and target.value.id == "self":
                             attrs[target.attr] = stmt.value.id
-        param = attrs.get(left.attr)
+        param = attrs.get(attr)
         if param is None:
             return None
         if param.__class__ is str:  # first use of this attribute: check it once
-            param = attrs[left.attr] = (self._kept_param(left.attr, param),)
-        return None if param[0] is None else (param[0], right.value)
+            param = attrs[attr] = (self._kept_param(attr, param),)
+        return param[0]
+
+    def _attr_choices(self, func: ast.Attribute) -> tuple:
+        """``self.opt(params, lr=lr)`` where ``__init__(..., opt=torch.optim.Adam)`` set ``self.opt =
+        opt`` and nothing else sets the attribute (:meth:`_held_param`): the default is the one
+        known choice of a callee chosen at run time, as for a parameter called in its own function
+        (:meth:`_default_choices`, Node.choices); () otherwise."""
+        attr = func.attr
+        found = self.cls.attr_choices
+        if found is None:
+            found = self.cls.attr_choices = {}
+        if attr in found:
+            return found[attr]
+        choices = found[attr] = ()
+        param = self._held_param(attr)
+        if param is not None:
+            args = self.cls.methods["__init__"].args
+            positional = args.args
+            pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults),
+                     *zip(args.kwonlyargs, args.kw_defaults)]
+            default = next((d for a, d in pairs if a.arg == param), None)
+            if default is not None and default.__class__ in (ast.Attribute, ast.Name):
+                root = default
+                while root.__class__ is ast.Attribute:
+                    root = root.value
+                params = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+                fqn = self.names.resolve(default) if root.__class__ is ast.Name and root.id not in params else None
+                if fqn is not None:
+                    choices = found[attr] = ((fqn, span(default)),)
+        return choices
 
     def _kept_param(self, attr: str, name: str) -> str | None:
         """``name`` when it is a parameter of ``__init__`` that ``__init__`` never assigns,
@@ -1594,6 +1629,14 @@ class FlowBuilder:
         # Receiver of a method call is evaluated first (x.view(...), self.foo(x).permute(...)).
         receiver: Value | None = None
         layer = self._layer_of(func, ctx)
+        chosen = False
+        if layer is not None and func.__class__ is ast.Attribute and func.attr in self.cls.bindings:
+            # (subscripts and slices, not calls: this runs for every layer call)
+            ctors = self.cls.bindings[func.attr]
+            if ctors and ctors[0].fqn == "?" and not ctors[1:] and self._attr_choices(func):
+                # self.opt(params, lr=lr), ``self.opt = opt`` of an __init__ parameter defaulting to
+                # an imported class: a call of a callee chosen at run time, not a layer's
+                layer, chosen = None, True
         wrapped = None
         if layer is not None and self.cls is not None:
             wrappers = self.names.wrappers
@@ -1665,9 +1708,9 @@ class FlowBuilder:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:
                 fqn = ctx.fqn_alias[func.id]  # softmax = torch.softmax if ... else stable_softmax
-            if fqn is None and isinstance(func, ast.Attribute):
+            if fqn is None and isinstance(func, ast.Attribute) and not chosen:
                 receiver, frontier = self._value(func.value, frontier, ctx)
-            elif fqn is None and not isinstance(func, ast.Name):
+            elif fqn is None and not isinstance(func, ast.Name) and not chosen:
                 frontier = self._inner_calls(func, frontier, ctx)
         if fqn == "torch.exp" and softmax is None and len(call.args) == 1 and not call.keywords \
                 and call.args[0].__class__ is ast.BinOp and call.args[0].op.__class__ is ast.Sub:
@@ -1902,7 +1945,13 @@ class FlowBuilder:
         else:
             uses |= self._uses_of(func, ctx)
             name = func.id if isinstance(func, ast.Name) else self._text(func)
-            choices = ctx.choice_alias.get(name, ()) if isinstance(func, ast.Name) else ()
+            if func.__class__ is ast.Name:
+                choices = ctx.choice_alias.get(name, ())
+            elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
+                    and self.cls is not None and "__init__" in self.cls.methods:
+                choices = self._attr_choices(func)  # self.opt(...), opt an __init__ default
+            else:
+                choices = ()
             node, frontier = self._new(ctx, frontier, kind="call", op="?" + name, uses=frozenset(uses),
                                        choices=choices, **common)
         return out, frontier
@@ -5154,6 +5203,39 @@ def _sizes_of(expr) -> str | None:
 
 def _name_text(expr) -> str | None:
     return expr.id if isinstance(expr, ast.Name) else None
+
+
+def defaulted_attributes(functions: dict) -> dict:
+    """``self.<attr>`` -> the words of the default of the ``__init__`` parameter that ``__init__``'s
+    top level binds it to (``self.opt = opt`` with ``opt=torch.optim.Adam``: {"torch", "optim",
+    "Adam"}), for a default that is a name or a dotted name: what a call of the attribute may
+    call (FlowBuilder._attr_choices reads it exactly).  A pre-filter's superset."""
+    init = functions.get("__init__")
+    found: dict = {}
+    if init is None:
+        return found
+    args = init.args
+    if not args.defaults and not args.kwonlyargs:
+        return found
+    defaults = {a.arg: d for a, d in zip(args.args[len(args.args) - len(args.defaults):], args.defaults)}
+    defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+    for stmt in init.body:
+        if stmt.__class__ is not ast.Assign or stmt.value.__class__ is not ast.Name:
+            continue
+        default = defaults.get(stmt.value.id)
+        target = stmt.targets[0]
+        if default is None or default.__class__ not in (ast.Attribute, ast.Name) or stmt.targets[1:] \
+                or target.__class__ is not ast.Attribute or target.value.__class__ is not ast.Name \
+                or target.value.id != "self":
+            continue
+        words = []
+        while default.__class__ is ast.Attribute:
+            words.append(default.attr)
+            default = default.value
+        if default.__class__ is ast.Name:
+            words.append(default.id)
+            found[target.attr] = frozenset(words)
+    return found
 
 
 def picked_attributes(functions: dict) -> dict:

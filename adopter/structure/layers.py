@@ -59,7 +59,7 @@ TABLE_FUNCTIONS = ("get_activation",)
 # getattr(nn, key)(...) where the key is known (a literal, parameters' constant defaults): the
 # structural layer classes read as that class (activations stay run-time table keys)
 _GETATTR_CLASS = re.compile(r"(?:Conv|ConvTranspose|BatchNorm|InstanceNorm)[123]d|Linear|LayerNorm|GroupNorm|SyncBatchNorm")
-_GETATTR_KEYS = (ast.Constant, ast.Name, ast.JoinedStr)
+_GETATTR_KEYS = (ast.Constant, ast.Name, ast.JoinedStr, ast.BinOp)
 # The LayerClass of ``getattr(nn, key)`` held as a value with a key known only where the code
 # runs (its one argument): called, a table lookup in torch.nn (LayerTyper._call)
 GETATTR_NN = "\0getattr(torch.nn)"
@@ -76,6 +76,9 @@ UNKNOWN = "unknown:"
 # env key: a parameter a call binds to a literal True/False/None (passed, or its default when the
 # call passes nothing for it), in a function whose body never re-binds it: ``if bn:`` runs one way
 LITERAL = "\0literal:"
+# a factory's parameter -> the int or str constant its call passes (a literal, or the caller's
+# parameter with such a default): what ``getattr(nn, f"Conv{dim}d")`` there names (_getattr_class)
+CONSTANT = "\0constant:"
 # list methods that move, drop or replace members: the list's order is no longer known
 # env key prefix: a local name bound to an empty ``nn.Sequential()`` whose site this walk recorded
 # (the value is that call); ``name.add_module(key, layer)`` then adds a member, as for ``self.x``
@@ -1585,6 +1588,26 @@ class LayerTyper:
             text = key.value if isinstance(key.value, str) else None
         elif key.__class__ is ast.Name:
             text = self._param_constant(key, env, str)
+        elif key.__class__ is ast.BinOp:
+            # "Conv%dd" % dim, "%s%dd" % (kind, dim): the format applied to the known constants
+            if key.op.__class__ is not ast.Mod or key.left.__class__ is not ast.Constant \
+                    or not isinstance(key.left.value, str):
+                return None
+            operands = key.right.elts if key.right.__class__ is ast.Tuple else [key.right]
+            values = []
+            for operand in operands:
+                if operand.__class__ is ast.Constant and isinstance(operand.value, (str, int)) \
+                        and not isinstance(operand.value, bool):
+                    values.append(operand.value)
+                    continue
+                got = self._param_constant(operand, env, (str, int)) if operand.__class__ is ast.Name else None
+                if got is None:
+                    return None
+                values.append(got)
+            try:
+                text = key.left.value % tuple(values)
+            except (TypeError, ValueError):
+                return None
         else:
             parts = []
             for part in key.values:
@@ -1606,7 +1629,12 @@ class LayerTyper:
         holds, or None when it is not a parameter with such a default."""
         held = env.get(name.id)
         if not isinstance(held, _Param):
-            return None
+            # a factory's parameter its call fixes to a constant (function_env, CONSTANT), in
+            # each function it was passed through never rebound
+            got = env.get(CONSTANT + name.id)
+            if got is None or not isinstance(got[0], kinds) or any(_rebinds(f, n) for f, n in got[1]):
+                return None
+            return got[0]
         default = _default_of(held)
         if default.__class__ is not ast.Constant or isinstance(default.value, bool) \
                 or not isinstance(default.value, kinds):
@@ -2110,6 +2138,12 @@ class LayerTyper:
                     if literal is not None and not _rebinds(func, arg.arg):
                         env[LITERAL + arg.arg] = literal[0]
                 if passed is not None:
+                    if passed.__class__ is ast.Constant or passed.__class__ is ast.Name:
+                        constant = _constant_passed(passed, call[1])
+                        if constant is not None:
+                            # get_nd_conv(nd) with nd=2: ``getattr(nn, "Conv%dd" % dim)`` there is
+                            # Conv2d, unless the body rebinds dim (checked where it is read)
+                            env[CONSTANT + arg.arg] = (constant[0], (*constant[1], (func, arg.arg)))
                     values = self.values(passed, call[1], depth + 1)
                     if isinstance(passed, (ast.List, ast.Tuple, ast.ListComp)) or (
                             isinstance(passed, ast.Name) and ELEMENTS + passed.id in call[1]):
@@ -4877,6 +4911,26 @@ def _param_target(call: ast.Call, held: str, owner: str | None, by_name: dict, b
     if position < len(params):
         return func, func_owner, params[position].arg
     return None
+
+
+def _constant_passed(passed: ast.expr, env: dict) -> tuple | None:
+    """(the int or str constant an argument is where the call runs, the (function, parameter)
+    pairs that must not rebind it for that to hold): a literal, a parameter of the calling
+    function with such a default (the value ``getattr(nn, f"Conv{nd}d")`` reads there,
+    LayerTyper._param_constant), or a name the caller's own call fixed so; else None."""
+    checks = ()
+    if passed.__class__ is ast.Constant:
+        value = passed.value
+    else:
+        held = env.get(passed.id)
+        if held.__class__ is _Param:
+            default = _default_of(held)
+            value = default.value if default.__class__ is ast.Constant else None
+        elif held is None and CONSTANT + passed.id in env:
+            value, checks = env[CONSTANT + passed.id]
+        else:
+            return None
+    return (value, checks) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
 
 
 def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:

@@ -29,7 +29,7 @@ from ..records import dataclass, field, replace
 from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
                        span)
 from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, ROWS_SLICE, SPLIT_SHAPE, TABLE, slices_two_leading
-from .graph import GELU, Flow, FlowBuilder, Node, Ref, picked_attributes, walk
+from .graph import GELU, Flow, FlowBuilder, Node, Ref, defaulted_attributes, picked_attributes, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
@@ -235,6 +235,7 @@ _LAST_PARTS: dict[frozenset, tuple] = {}
 
 
 _PICKED = "\0picked"  # ClassStructure._words key: graph.picked_attributes' answer
+_DEFAULTED = "\0defaulted"  # ClassStructure._words key: graph.defaulted_attributes' answer
 
 
 @dataclass
@@ -366,6 +367,16 @@ class ClassStructure:
             # (graph._picked_methods): that method is reached
             callees += [m for attr, methods in picks.items() if attr in own for m in methods if m not in callees]
         total = None
+        defaulted = self._words.get(_DEFAULTED)
+        if defaulted is None:
+            defaulted = self._words[_DEFAULTED] = defaulted_attributes(functions)
+        if defaulted:
+            # self.opt(params, lr=lr) with __init__ binding self.opt to a parameter defaulting to
+            # torch.optim.Adam (graph.FlowBuilder._attr_choices): what the default names
+            for attr, named in defaulted.items():
+                if attr in own:
+                    total = set(own) if total is None else total
+                    total |= named
         tables = self.module.table_words()
         if tables:
             # a literal table of callables the function reads (``klass = OPTIMIZERS[name]``):
