@@ -216,9 +216,9 @@ class Table:
         words = self._words.get(name)
         if words is None:
             op = self.ops[name]
-            if op.operators or name in ("canon.member", "canon.first"):
-                # (canon.member, ``logits[:, k]``, and canon.first, ``outputs[0]``: subscripts,
-                # which mention no word of their own)
+            if op.operators or name in ("canon.member", "canon.first", "canon.rows"):
+                # (canon.member, ``logits[:, k]``, canon.first, ``outputs[0]``, and canon.rows,
+                # ``logits[..., :-1, :]``: subscripts, which mention no word of their own)
                 words = frozenset()
             else:
                 found = {f.rsplit(".", 1)[-1] for f in op.functions} | set(op.methods) | set(op.inplace)
