@@ -36,6 +36,7 @@ RESHAPING = frozenset({"view", "reshape", "transpose", "permute", "flatten", "un
 # still handed back; what is computed with the average later counts as computed with them.
 AVERAGING = frozenset({"mean", "sum"})
 _AVERAGING_CALLS = frozenset({"torch.mean", "torch.sum"})  # the same as functions of the tensor
+from .structure.layers import EMBEDDING, LM_HEAD
 from .structure.model import SEQUENTIAL_OWNER, attr_words
 from .structure.treewalk import ast_walk
 
@@ -1493,8 +1494,8 @@ class Matcher:
             return None
         if self.helper_computes and not self._helpers_compute(flow, state):
             return None
-        if self.predicts_input and not (self._predicts_input(flow, state) if self.predicts_input is True
-                                        else self._shifted_target(flow, state)):
+        if self.predicts_input and not (self._shifted_target(cls, flow, state) if self.predicts_input == "shift"
+                                        else self._predicts_input(flow, state)):
             return None
         if self.computed and not (self._computed(cls, flow, state) and self._one_query_sources(flow, state)
                                   and not self._ranked_selection(flow, state)):
@@ -2125,7 +2126,7 @@ class Matcher:
     _SELECTIONS = frozenset({"masked_fill", "masked_fill_", "clone", "detach", "contiguous", "long", "view",
                              "reshape", "flatten", "to", "__getitem__"})
 
-    def _shifted_target(self, flow: Flow, state: _State) -> bool:
+    def _shifted_target(self, cls: ClassStructure, flow: Flow, state: _State) -> bool:
         """Is the loss target ``$t`` the complementary shift of the logits' positions
         (``labels[:, 1:]`` beside ``logits[:, :-1]``: the slice ``$s`` of the head's logits and
         the target's slice take the same leading axes, ``:-k`` of one where the other has
@@ -2135,44 +2136,43 @@ class Matcher:
         flattened logits would have a row per sequence against a target per position: no
         cross-entropy but for two-token sequences.)
 
-        The logits' slice may also be rows written with the last axis whole (``logits[...,
-        :-1, :]``, canon.rows): that last axis is the classes, which the target has not, so the
-        slice less its trailing ``:`` is compared (``...,:-1`` with ``...,1:``: both counted from
-        the right).  The target's slice may be an opaque subscript of a name (``labels[...,
-        1:]``).  Where the target is assigned in both arms of an ``if``, the arm of the logits'
-        slice counts (the other arm's assignment never reaches it).
-
-        ``"shift-unembedded"`` (any Linear as the head): besides, the forward embeds no tokens
-        itself -- no nn.Embedding step in its flow.  Where it does, the vocabulary is that
-        embedding's (a head of its size is typed as one and read by the "shift" form), and a
-        Linear of another width shifted the same way scores something else."""
+        The next-token target makes any Linear's classes the sequence's tokens where the
+        sequence model is a module this forward hands its inputs to (a language model another
+        file builds), unless the class shows otherwise: it embeds tokens with an embedding the
+        head is not typed against (a Linear to ``num_labels`` beside ``nn.Embedding(vocab_size,
+        d)``: the tokens have another size than the head's classes), or the head's input is
+        computed here from a Linear's output (``h = self.embed(x)`` a Linear: the sequence's
+        elements are features the file projects, nothing says they are tokens)."""
         slices, t = flow.slices, state.env.get("t")
         if not slices or not isinstance(t, Ref):
             return False
-        sliced = next((n for n in state.matched if n.canon == "canon.lead2" or n.canon == "canon.rows"), None)
-        mine = slices.get(sliced.span) if sliced is not None else None
+        head = state.matched[0]
+        if head.kind == "layer" and LM_HEAD not in head.types and (
+                _embeds(cls) or _projected_inputs(flow, state.env.get("h"), head.id)):
+            return False
+        cut = next((n for n in state.matched if n.canon == "canon.lead2" or n.canon == "canon.rows"), None)
+        mine = slices.get(cut.span) if cut is not None else None
         if mine is None:
             return False
-        if sliced.canon == "canon.rows":
+        if cut.canon == "canon.rows":
+            # logits[..., :-1, :]: the rows of the positions, the class axis whole; the target has
+            # no class axis, so its slice is the same without that last element
             if not mine.endswith(",:"):
                 return False
             mine = mine[:-2]
         nodes, key, before = flow.nodes, t.key, max(n.id for n in state.matched)
         for _ in range(8):
-            found = _definers(nodes, key, before)
-            if len(found) > 1:
-                found = [n for n in found if not _other_branch(flow, n, sliced)]
+            # of the target's definitions, those on the logits' slice's own arm of each if
+            # (``shift_labels`` masked in one arm, shifted plainly in the other, beside the
+            # logits': the match reads the arm it took)
+            found = [n for n in _definers(nodes, key, before) if _same_arms(n.scope, cut.scope)]
             if len(found) != 1 or not found[0].args or not isinstance(found[0].args[0], Ref):
                 return False
             node = found[0]
             if node.kind == "copy":
-                # labels[..., 1:]: an opaque subscript of a name, its slice as written
-                base, bracket, rest = node.args[0].key.partition("[")
-                if not bracket or not base.isidentifier() or rest[-1:] != "]" or "[" in rest:
-                    return False
-                if not _complementary(mine, rest[:-1].replace(" ", "")):
-                    return False
-                break
+                # ``labels[..., 1:]``: a slice the flow keeps as an expression of its own
+                theirs = _slice_text(node.args[0].key)
+                return theirs is not None and _complementary(mine, theirs)
             if node.kind != "method":
                 return False
             if node.op == "__getitem__":
@@ -2678,8 +2678,8 @@ def _complementary(one: str, other: str) -> bool:
     if len(a) != len(b):
         return False
     shifted = False
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x == y == ":" or x == y == "..." and i == 0:
+    for x, y in zip(a, b):
+        if x == y == ":" or x == y == "...":
             continue
         if x.startswith(":-") and y.endswith(":") and x[2:] == y[:-1] and x[2:].isdigit() \
                 or y.startswith(":-") and x.endswith(":") and y[2:] == x[:-1] and y[2:].isdigit():
@@ -2687,6 +2687,62 @@ def _complementary(one: str, other: str) -> bool:
             continue
         return False
     return shifted
+
+
+def _embeds(cls: ClassStructure) -> bool:
+    """Does the class bind an ``nn.Embedding`` (or a same-file subclass of one)?"""
+    info = cls.info
+    if info is None:
+        return False
+    classes, resolve = cls.module.names.classes, cls.module.names.resolve
+    for ctors in info.bindings.values():
+        for ctor in ctors:
+            if ctor.fqn == EMBEDDING or ctor.fqn in classes and any(
+                    resolve(b) == EMBEDDING for b in classes[ctor.fqn].bases):
+                return True
+    return False
+
+
+def _projected_inputs(flow: Flow, h, before: int) -> bool:
+    """Is the value ``h`` computed, in this flow, from the output of a Linear layer (its own
+    definitions followed back through what they read, a bounded walk)?"""
+    if not isinstance(h, Ref):
+        return False
+    nodes, seen, stack, budget = flow.nodes, {h.key}, [(h.key, before)], 200
+    while stack:
+        key, at = stack.pop()
+        for node in _definers(nodes, key, at):
+            budget -= 1
+            if budget < 0:
+                return True  # (too far to tell: not read as the tokens)
+            if node.kind == "layer" and _LINEAR in node.types:
+                return True
+            for used in node.uses:
+                if used not in seen:
+                    seen.add(used)
+                    stack.append((used, node.id))
+    return False
+
+
+def _same_arms(one: tuple, other: tuple) -> bool:
+    """Can two nodes of one flow run on one path: for every ``if`` both lie in (scopes are
+    ((if span, arm), ...) from the outside in), the same arm?"""
+    arms = dict(other)
+    return all(arms.get(span, arm) == arm for span, arm in one)
+
+
+def _slice_text(key: str) -> str | None:
+    """The index of ``name[...]`` written as a flow key (``labels[..., 1:]``), spaces removed,
+    as Flow.slices holds slices; None for any other key."""
+    if not key.endswith("]") or "[" not in key:
+        return None
+    try:
+        expr = ast.parse(key, mode="eval").body
+    except SyntaxError:
+        return None
+    if expr.__class__ is not ast.Subscript or expr.value.__class__ is not ast.Name:
+        return None
+    return key[key.index("[") + 1:-1].replace(" ", "")
 
 
 def _within(inner: tuple, outer: tuple) -> bool:

@@ -180,8 +180,7 @@ def test_graph_walk_yields_ast_walks_nodes_less_the_singletons():
 def _old_mentions(func):
     """model._mentions without the file's lines, as it was (ast.walk), with the LEAD_SLICE pseudo-word
     added since (research36), SPLIT_SHAPE (misses40: a starred subscript, x.reshape(*x.shape[:2], ...))
-    and NEG_PAIR also for an assignment of a negated name (research54), ROWS_SLICE (misses41: a
-    subscript whose last element is a slice with no upper bound or step, ``x[..., :-1, :]``)."""
+    and NEG_PAIR also for an assignment of a negated name (research54)."""
     words = set()
     seq_arg = floor_div = ellipsis = neg_assign = False
     for node in ast.walk(func):
@@ -211,10 +210,6 @@ def _old_mentions(func):
             words.add(LEAD_SLICE)  # research36's pseudo-word for canon.lead2 (x[:, 1:], x[:-1])
         elif isinstance(node, ast.Starred) and isinstance(node.value, ast.Subscript):
             words.add(model_mod.SPLIT_SHAPE)  # misses40's pre-filter word for canon.split_member
-        if isinstance(node, ast.Subscript):  # misses41's pre-filter word for a required canon.rows
-            last = node.slice.elts[-1] if isinstance(node.slice, ast.Tuple) and node.slice.elts else node.slice
-            if isinstance(last, ast.Slice) and last.upper is None and last.step is None:
-                words.add(model_mod.ROWS_SLICE)
     if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(model_mod._HALVES)):
         words.add(model_mod.HALF_PAIR)
     if seq_arg and neg_assign:

@@ -211,8 +211,8 @@ class _CountedPattern:
 
 def _old_mentions_of_lines(func, lines):
     """model._mentions as it was on main ed86185, for a function with lines, with the LEAD_SLICE
-    pseudo-word added since (research36), NEG_PAIR also for an assignment of a negated name
-    (research54) and ROWS_SLICE (misses41, ``:]`` in the text)."""
+    pseudo-word added since (research36) and NEG_PAIR also for an assignment of a negated name
+    (research54)."""
     code = model_mod._NOISE.sub(" ", "\n".join(lines[func.lineno - 1:func.end_lineno]))
     words = model_mod._WORD.findall(code)
     seq_arg = model_mod._SEQ_ARG.search(code)
@@ -222,8 +222,6 @@ def _old_mentions_of_lines(func, lines):
         words.append(model_mod.HALF_PAIR)
     if model_mod._LEAD_SLICE.search(code):
         words.append(model_mod.LEAD_SLICE)  # research36's pseudo-word for canon.lead2 (x[:, 1:], x[:-1])
-    if ":]" in code or ": ]" in code:
-        words.append(model_mod.ROWS_SLICE)  # misses41's pre-filter word for a required canon.rows
     if "split" in words or (("view" in words or "reshape" in words) and model_mod._STACKED.search(code)):
         words.append("chunk")
     return frozenset(words)

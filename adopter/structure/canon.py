@@ -38,10 +38,6 @@ HALF_PAIR = "(//"
 # canon.lead2 is read off a subscript (``x[:, 1:]``, ``x[:-1]``; graph.FlowBuilder._value): the
 # pseudo-word that structure.model adds where a function's text slices one or two leading axes.
 LEAD_SLICE = "[:"
-# canon.rows is read off a subscript whose last element is ``:`` (``x[..., :-1, :]``, the last
-# axis whole; canonical.selects_rows): the pseudo-word structure.model adds where a function's
-# text writes ``:]`` (a superset: only a pre-filter), for a pattern that requires the rows
-ROWS_SLICE = ":]"
 # canon.split_member is read off a subscript of a name bound to ``x.reshape(*x.shape[:k], n, V)``
 # (graph._split_last_axis): the pseudo-word that a function whose text has such a starred
 # split mentions (model._mentions), so that a root without one is skipped before its graph is built
@@ -220,9 +216,9 @@ class Table:
         words = self._words.get(name)
         if words is None:
             op = self.ops[name]
-            if op.operators or name in ("canon.member", "canon.first"):
-                # (canon.member, ``logits[:, k]``, and canon.first, ``outputs[0]``: subscripts,
-                # which mention no word of their own)
+            if op.operators or name in ("canon.member", "canon.first", "canon.rows"):
+                # (canon.member, ``logits[:, k]``, canon.first, ``outputs[0]``, and canon.rows,
+                # ``logits[..., :-1, :]``: subscripts, which mention no word of their own)
                 words = frozenset()
             else:
                 found = {f.rsplit(".", 1)[-1] for f in op.functions} | set(op.methods) | set(op.inplace)
@@ -246,8 +242,6 @@ class Table:
                     found.add("weight")  # self.embed.weight
                 if op.name == "canon.lead2":
                     found.add(LEAD_SLICE)
-                if op.name == "canon.rows":
-                    found = {ROWS_SLICE}  # (a subscript: no word of its own)
                 if op.name == "canon.split_member":
                     found = {SPLIT_SHAPE}  # (a subscript: no word of its own but the split's)
                 if op.name == "canon.members":

@@ -28,7 +28,7 @@ from ..records import dataclass, field, replace
 
 from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
                        span)
-from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, ROWS_SLICE, SPLIT_SHAPE, TABLE, slices_two_leading
+from .canon import HALF_PAIR, LEAD_SLICE, NEG_PAIR, SPLIT_SHAPE, TABLE, slices_two_leading
 from .graph import GELU, Flow, FlowBuilder, Node, Ref, defaulted_attributes, picked_attributes, walk
 from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, SequentialSite, chain_loop, mark_lm_heads, registers,
                      runs_children, runs_in_order)
@@ -161,10 +161,6 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 ellipsis = True
             elif node.__class__ is ast.Subscript and slices_two_leading(node):
                 words.add(LEAD_SLICE)
-            if node.__class__ is ast.Subscript:
-                last = node.slice.elts[-1] if node.slice.__class__ is ast.Tuple and node.slice.elts else node.slice
-                if last.__class__ is ast.Slice and last.upper is None and last.step is None:
-                    words.add(ROWS_SLICE)  # (``x[..., :-1, :]``, ``x[1:]``: what ":]" in the text finds)
             elif node.__class__ is ast.Starred and node.value.__class__ is ast.Subscript:
                 words.add(SPLIT_SHAPE)  # (a superset of the starred splits: only a pre-filter)
         if seq_arg and ((floor_div and ellipsis) or not words.isdisjoint(_HALVES)):
@@ -187,8 +183,6 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
         extra.append(HALF_PAIR)
     if _lead_slice(code):
         extra.append(LEAD_SLICE)
-    if ":]" in code or ": ]" in code:
-        extra.append(ROWS_SLICE)
     if "*" in code and ("reshape" in words or "view" in words) and _SPLIT_SHAPE.search(code):
         extra.append(SPLIT_SHAPE)
     if "split" in words or "tensor_split" in words or (("view" in words or "reshape" in words) and _stacked(code)):
