@@ -815,25 +815,11 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     return seen
 
 
-_STORED = re.compile(r"\bself\.(\w+)\b(?!\s*\()")
-
-
-def _stored_names(text: str) -> list[str]:
-    """``_STORED.findall(text)``, the pattern tried only where ``self.`` is written (its matches
-    start there; ``match`` at a position sees the character before it, for the ``\\b``): a
-    pattern that starts with ``\\b`` has no literal to skip to, and was tried at every character
-    of each ``__init__`` (0.07 s per pass over the paper's 199 files).  A match's end is where
-    ``findall`` looks again: a ``self.`` inside it (``self.self.x``) starts none."""
-    found = []
-    at = text.find("self.")
-    while at >= 0:
-        match = _STORED.match(text, at)
-        if match is not None:
-            found.append(match.group(1))
-            at = text.find("self.", match.end())
-        else:
-            at = text.find("self.", at + 1)
-    return found
+# ``self.<attr>`` not called (``self.attend = self.dense_attend``): the literal first, so that the
+# engine skips to each ``self``; the look-behind after it is the ``\b`` before it (no word
+# character before ``self``).  Written ``\bself\.(\w+)...`` the pattern started with an
+# assertion, had no literal to skip to, and was tried at every character of each ``__init__``.
+_STORED = re.compile(r"self(?<!\wself)\.(\w+)\b(?!\s*\()")
 
 
 def _stored_methods(module: ModuleStructure, owner: str, info: ClassInfo, seen: set) -> list:
@@ -846,7 +832,7 @@ def _stored_methods(module: ModuleStructure, owner: str, info: ClassInfo, seen: 
     if lines is None or getattr(init, "end_lineno", None) is None:
         return []
     text = "\n".join(lines[init.lineno - 1:init.end_lineno])
-    names = {name for name in _stored_names(text) if name in info.methods and (owner, name) not in seen
+    names = {name for name in _STORED.findall(text) if name in info.methods and (owner, name) not in seen
              and name not in INIT_NAMES}
     if not names:  # (nearly every class: a call-free text test before any walk)
         return []
