@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("torch")
 
-from test_verify_research import fix_then_verify  # noqa: E402
-from test_verify_window_modes import _candidates  # noqa: E402
+from test_verify_research import fix_then_verify
+from test_verify_window_modes import _candidates
 
-from adopter.verify.result import PASS  # noqa: E402
+from adopter.verify.result import PASS
 
 
 def test_the_grid_window_attention_is_built_and_verified(tmp_path, capsys):
