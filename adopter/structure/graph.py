@@ -3700,21 +3700,51 @@ class FlowBuilder:
                 or index.__class__ not in (ast.Tuple, ast.List) or len(index.elts) != 1 \
                 or not _pure_size(index.elts[0]):
             return None
-        held = ctx.exprs.get(base.id)
+        if not self._twice_linear(base, index.elts[0], ctx):
+            return None
+        return _chunk_halves(call, base, index, dim)
+
+    def _split_linear_halves(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
+        """``h.chunk(2, dim=-1)`` (placed where ``call`` is) when ``call`` is
+        ``h.split(n, dim=-1)`` / ``torch.split(h, n, -1)`` (parts of n along the last axis, the
+        result unpacked into two names) and h is a call of a ``nn.Linear`` attribute, or a name
+        last bound to one, whose output width is written ``2 * n`` (:meth:`_twice_linear`): two
+        parts of n, the halves (xLSTM's ``gate, up = self.proj_up(x).split(self.d, dim=-1)``
+        with ``out_features=2 * self.d``).  None for any other call."""
+        parts = self._split_call(call, "split") if self.cls is not None else None
+        if parts is None:
+            return None
+        functional, base, args, keywords = parts
+        if base is None and functional:
+            base = keywords.pop("tensor", None)
+        size = args.pop(0) if args else keywords.pop("split_size_or_sections", keywords.pop("split_size", None))
+        dim = args.pop(0) if args else keywords.pop("dim", None)
+        if args or keywords or base is None or size is None or dim is None or _int_literal(dim) != -1 \
+                or size.__class__ in (ast.List, ast.Tuple) or not _pure_size(size) \
+                or not self._twice_linear(base, size, ctx):
+            return None
+        return _chunk_halves(call, base, size, dim)
+
+    def _twice_linear(self, base: ast.expr, half: ast.expr, ctx: _Ctx) -> bool:
+        """True when ``base`` is a call of a ``nn.Linear`` attribute (or a name last bound to
+        one) whose every construction writes the output width ``2 * half`` (or ``half * 2``,
+        the same text as ``half``, no call in it): cut at ``half``, its output has two halves."""
+        kind = base.__class__
+        held = base if kind is _AST_CALL else ctx.exprs.get(base.id) if kind is _AST_NAME else None
         layer = self._layer_of(held.func, ctx) if held.__class__ is _AST_CALL else None
         ctors = self.cls.bindings.get(_attr(layer)) if layer is not None else None
         if not ctors:
-            return None
-        half = ast.dump(index.elts[0])
+            return False
+        text = ast.dump(half)
         for ctor in ctors:
             width = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
             if ctor.fqn != "torch.nn.Linear" or ctor.unlike or width.__class__ is not ast.BinOp \
                     or width.op.__class__ is not ast.Mult:
-                return None
-            if not ((_int_literal(width.left) == 2 and ast.dump(width.right) == half)
-                    or (_int_literal(width.right) == 2 and ast.dump(width.left) == half)):
-                return None
-        return _chunk_halves(call, base, index, dim)
+                return False
+            if not ((_int_literal(width.left) == 2 and ast.dump(width.right) == text)
+                    or (_int_literal(width.right) == 2 and ast.dump(width.left) == text)):
+                return False
+        return True
 
     def _chunk_count(self, call: ast.Call) -> int | None:
         """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
@@ -3926,7 +3956,8 @@ class FlowBuilder:
                 and all(e.__class__ is _AST_NAME for e in targets[0].elts) and value_expr.__class__ is _AST_CALL:
             # a, b = torch.split(h, h.shape[-1] // 2, dim=-1) (or h.split([n, n], -1)): two equal
             # parts of the last axis unpacked into two names are its halves, h.chunk(2, dim=-1)
-            value_expr = self._split_in_halves(value_expr) or self._tensor_split_halves(value_expr, ctx) or value_expr
+            value_expr = self._split_in_halves(value_expr) or self._tensor_split_halves(value_expr, ctx) \
+                or self._split_linear_halves(value_expr, ctx) or value_expr
         value_kind = value_expr.__class__
         if one_name and value_kind is _AST_CALL and ctx.scope == ctx.body_scope:
             # (the callee's attribute read once: this runs for every call assigned to a name)

@@ -508,6 +508,11 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
                 return [guess, (4,) * length]
             return [guess]
     values = guess_value(name, annotation, sizes)
+    if values and reads.max_index >= 0 and not reads.attrs and reads.called < 0 and not reads.iterated and not reads.numeric \
+            and all(is_int(v) for v in values):
+        # a size by its name (``input_resolution``) but indexed with constants
+        # (``input_resolution[0] // window_size[0]``): one such size per axis
+        values = [(v,) * (reads.max_index + 1) for v in values]
     if len(values) == 1 and is_int(values[0]) and values[0] % GROUP_NORM_GROUPS and \
             kind_of(name.lower().lstrip("_")) == "channels" and _mentions_group_norm(module):
         # then a multiple of 32: diffusion and VQ-GAN blocks normalise with GroupNorm(32, c)
