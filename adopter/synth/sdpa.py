@@ -2061,14 +2061,39 @@ class _Attention:
         if any(i is None or i.block is not infos[0].block for i in infos):
             raise skip("in statements of different blocks")
         block, first = infos[0].block, infos[0].index
-        if [i.index for i in infos] != list(range(first, first + len(infos))) or first + len(infos) >= len(block):
+        last = infos[-1].index
+        if last + 1 >= len(block):
             raise skip("in statements that are not consecutive and followed by the call")
         moved = [i.stmt for i in infos]
         if any(not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name))
                for s in moved):
             raise skip("in statements that are not assignments to one name")
+        # Statements between them (gigaam's ``matrix_bd = matrix_bd[:, :, :, : matrix_ac.size(-1)]``
+        # between the product and the scores' sum) stay in the caller and so run before every
+        # moved statement: each must be a plain assignment of names that no earlier moved
+        # statement reads or assigns, reading of what those assign only the product's sizes
+        # (read off q and k instead: _handed_edits), and calling nothing but ``.size``.
+        moved_ids = {id(s) for s in moved}
+        gaps = [s for s in block[first:last + 1] if id(s) not in moved_ids]
+        s0_stmt = self.index.stmt(self.roles["s0"].stmt)
+        for gap in gaps:
+            earlier = [s for s in moved if s.lineno < gap.lineno]
+            earlier_reads = set().union(*(_loads(s) for s in earlier))
+            earlier_stored = {s.targets[0].id for s in earlier}
+            product = s0_stmt.stmt.targets[0].id if s0_stmt is not None and any(s0_stmt.stmt is s for s in earlier) \
+                and not any(self.roles[r].stmt == self.roles["s0"].stmt for r in ADD_STEPS if r in self.roles) else None
+            plain = isinstance(gap, ast.Assign) and all(
+                isinstance(t, ast.Name) for t in gap.targets) and all(
+                isinstance(n, (ast.Name, ast.Attribute, ast.Subscript, ast.Slice, ast.Constant, ast.BinOp, ast.UnaryOp,
+                               ast.Tuple, ast.expr_context, ast.operator, ast.unaryop))
+                or (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "size"
+                    and not n.keywords) for n in ast_walk(gap.value))
+            if not plain or stored_names(gap) & (earlier_reads | earlier_stored) \
+                    or _loads(gap) & earlier_stored - ({product} if product else set()):
+                raise skip(f"in statements that are not consecutive (line {gap.lineno} is between them) "
+                           "and followed by the call")
+        call_stmt = block[last + 1]
         scores = moved[-1].targets[0].id
-        call_stmt = block[first + len(moved)]
         calls = [n for n in ast_walk(call_stmt) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                  and n.func.attr == helper.name and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"]
         if len(calls) != 1:
@@ -2095,8 +2120,9 @@ class _Attention:
         # What the moved statements assign is read nowhere after them but by that argument
         # (the call's statement may assign the names anew: ``scores = self.attend(v, scores)``).
         assigned = {s.targets[0].id for s in moved}
-        renewed = {t.id for t in call_stmt.targets if isinstance(t, ast.Name)} if isinstance(call_stmt, ast.Assign) \
-            else set()
+        # (a tuple target renews each name it binds: ``output, attn = self.forward_attention(attn, v)``)
+        renewed = {n.id for t in call_stmt.targets for n in ast_walk(t) if isinstance(n, ast.Name)
+                   and isinstance(n.ctx, ast.Store)} if isinstance(call_stmt, ast.Assign) else set()
         end = (call_stmt.end_lineno, call_stmt.end_col_offset)
         later = [n for n in ast_walk(caller) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
                  and n.id in assigned and n is not arg
@@ -2153,7 +2179,8 @@ class _Attention:
         if flag is None:
             raise skip("and no name for the new parameter is free")
         return _Handed(caller=caller, helper=helper, call=call, call_stmt=call_stmt, arg=arg, param=param,
-                       moved=moved, spans=set(spans), handed=handed, entry=entry, flag=flag, scores=scores)
+                       moved=moved, spans=set(spans), handed=handed, entry=entry, flag=flag, scores=scores,
+                       gaps=gaps)
 
     def _subclasses(self, cls: ast.ClassDef) -> dict[str, ast.ClassDef]:
         """``cls`` and the classes of the module that derive from it (by the last part of a
@@ -2216,6 +2243,25 @@ class _Attention:
         # the caller: the scores statements go, the call hands over their inputs instead
         for stmt in handed.moved:
             edits.delete.add(self.index.char_span(span_of(stmt)))
+        for gap in handed.gaps:
+            # (run before the moved statements now: the product's sizes read off q and k)
+            earlier = {s.targets[0].id for s in handed.moved if s.lineno < gap.lineno}
+            reads = [n for n in ast_walk(gap.value) if isinstance(n, ast.Name) and n.id in earlier]
+            covered: set[int] = set()
+            for node in ast_walk(gap.value):
+                held = node.func.value if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    else node.value.value if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
+                    else None
+                if not (isinstance(held, ast.Name) and held.id in earlier) or id(held) in covered:
+                    continue
+                text = self._scores_metadata(node, earlier)
+                if text is None or read_names(ast.parse(text, mode="eval")) & earlier:
+                    break
+                covered.add(id(held))
+                edits.expr[self.index.char_span(span_of(node))] = text
+            if any(id(n) not in covered for n in reads):
+                raise Skip(f"the statement at line {gap.lineno}, between the scores' statements in "
+                           f"`{caller.name}`, reads the product otherwise than by its sizes; rewrite it by hand")
         edits.expr[self.index.char_span(span_of(handed.arg))] = placeholder
         edits.keywords[self.index.char_span(span_of(handed.call))] = f"{flag}={tuple_text}"
         first, call_stmt = handed.moved[0], handed.call_stmt
@@ -5732,6 +5778,7 @@ class _Handed:
         self.entry: int = fields["entry"]  # the helper's statement (in its body) first reading them
         self.flag: str = fields["flag"]  # the helper's new parameter
         self.scores: str = fields["scores"]  # the scores' name in the caller
+        self.gaps: list[ast.Assign] = fields.get("gaps", [])  # the caller's statements between those
 
 
 class _At:
