@@ -645,6 +645,8 @@ class _Attention:
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
         self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
         self.helper_inlined = False  # that helper computes the scores too (_inline_attention_helper)
+        self.helper_exports: set[str] = set()  # names it hands back beside them, bound on the fused path too
+        self.helper_made: set[str] = set()  # names its statements bind (on the fused path, in the caller)
         self.inlined_method: tuple[str, str] | None = None  # (class, method) of such a helper
         self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
         self.helper_roles: set[str] = set()  # the steps in that helper
@@ -737,6 +739,7 @@ class _Attention:
                        if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
         if self.handed is not None:
             step_stored.add(self.handed.param)  # the scores, as the helper is handed them
+        step_stored -= self.helper_exports  # (bound by the inlined helper's statements on the fused path)
         # A step that stores its value on the module itself (deepctr's `self.normalized_att_scores
         # = F.softmax(...)`): the fused path would no longer set the attribute, which code outside
         # the call may read (as a statement storing the probabilities after the steps, below).
@@ -1184,6 +1187,11 @@ class _Attention:
                            "condition the guard does not send to the original")
         widening_terms = set(self._widening_terms(conditions))
         for term in unique:
+            clash = read_names(ast.parse(term, mode="eval")) & self.helper_made
+            if clash:  # (the guard runs before the call whose helper binds them)
+                raise Skip(f"the fallback condition `{term}` reads `{min(clash)}`, which the inlined helper "
+                           "computes")
+        for term in unique:
             clash = read_names(ast.parse(term, mode="eval")) & all_stored
             if term in widening_terms:
                 # fairseq's `attn_mask = attn_mask.unsqueeze(0)` before `attn_weights += attn_mask`:
@@ -1568,13 +1576,21 @@ class _Attention:
         ret = body[-1].value
         step_spans = {n.stmt for n in outside}
         steps = [st for st in body[:-1] if span_of(st) in step_spans]
-        if span_of(body[-1]) in step_spans:
-            if span_of(ret) != last.span:
-                raise Skip(why + "and returns more than them; rewrite it by hand")
-        elif not (isinstance(ret, ast.Name) and steps and span_of(steps[-1]) == last.stmt
-                  and isinstance(steps[-1], ast.Assign) and len(steps[-1].targets) == 1
-                  and isinstance(steps[-1].targets[0], ast.Name) and steps[-1].targets[0].id == ret.id
-                  and span_of(steps[-1].value) == last.span):
+        # (a tuple may hand back beside them names of the helper the caller binds under the same
+        # names: ``return self.drop(attn), v`` to ``attn, v = self.weights(x)``)
+        elts = ret.elts if isinstance(ret, ast.Tuple) else [ret]
+
+        def is_probs(e) -> bool:
+            if span_of(body[-1]) in step_spans:
+                return span_of(e) == last.span
+            return isinstance(e, ast.Name) and bool(steps) and span_of(steps[-1]) == last.stmt \
+                and isinstance(steps[-1], ast.Assign) and len(steps[-1].targets) == 1 \
+                and isinstance(steps[-1].targets[0], ast.Name) and steps[-1].targets[0].id == e.id \
+                and span_of(steps[-1].value) == last.span
+
+        at = [i for i, e in enumerate(elts) if is_probs(e)]
+        others = [e for i, e in enumerate(elts) if i not in at]
+        if len(at) != 1 or not all(isinstance(e, ast.Name) for e in others):
             raise Skip(why + "and returns more than them; rewrite it by hand")
         if len(steps) + (span_of(body[-1]) in step_spans) != len(step_spans):
             raise Skip(why + "with steps nested in its statements; rewrite it by hand")
@@ -1611,6 +1627,11 @@ class _Attention:
             kept.append(st)
         if ctx is not None and any(isinstance(n, ast.Name) and n.id == ctx for st in kept for n in ast_walk(st)):
             raise Skip(why + "and reads its ctx; rewrite it by hand")
+        exports = [e.id for e in others]
+        if set(exports) & step_stored or len(set(exports)) != len(exports):
+            said_ = sorted(set(exports) & step_stored) or exports
+            raise Skip(why + f"and returns beside them `{said_[0]}`, a value of the attention (or twice); "
+                       "rewrite it by hand")
         # One call in the whole file: ``name = <helper>(...)`` in the caller, the arguments the
         # caller's names that are the parameters' own.
         def is_call(value) -> bool:
@@ -1633,9 +1654,13 @@ class _Attention:
                        "its work for this caller alone); rewrite it by hand")
         call = calls[0]
         call_stmt = next((st for st in ast_walk(caller_def) if isinstance(st, ast.Assign) and st.value is call
-                          and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name)), None)
-        if call_stmt is None:
-            raise Skip(why + f"and is not called as the value of an assignment to one name; rewrite it by hand")
+                          and len(st.targets) == 1), None)
+        target = call_stmt.targets[0] if call_stmt is not None else None
+        names_ = target.elts if isinstance(target, ast.Tuple) and isinstance(ret, ast.Tuple) else [target]
+        if call_stmt is None or len(names_) != len(elts) or not all(isinstance(t, ast.Name) for t in names_) \
+                or any(names_[i].id != e.id for i, e in enumerate(elts) if i not in at):
+            raise Skip(why + "and is not called as the value of an assignment of what it returns to names (those "
+                       "beside the probabilities its own); rewrite it by hand")
         if call.keywords or len(call.args) != len(params) or any(
                 not (isinstance(a, ast.Name) and a.id == p) for a, p in zip(call.args, params)):
             raise Skip(why + f"and is handed at line {call.lineno} other than its parameters' own names of the caller; "
@@ -1648,7 +1673,7 @@ class _Attention:
         locals_ = set().union(*(stored_names(st) for st in body[:-1])) - set(params)
         free = set().union(*(_loads(st) for st in body)) - locals_ - set(params) - set(lead)
         made = set().union(*(stored_names(st) for st in kept))  # (bound in the caller on the fused path)
-        clash = sorted((made & caller_names) | (free & caller_bound))
+        clash = sorted(((made - set(exports)) & caller_names) | (free & caller_bound))
         if clash:
             raise Skip(why + f"and `{clash[0]}` is a name of both; rewrite it by hand")
         if kind == "method" and any(lead[0] in _loads(st) for st in body) and lead[0] != "self":
@@ -1656,6 +1681,8 @@ class _Attention:
         self.helper_steps[span_of(call_stmt)] = kept
         self.helper_call = call_stmt
         self.helper_inlined = True
+        self.helper_exports = set(exports)
+        self.helper_made = made
         for param, arg in zip(params, call.args):
             self.helper_args[param] = (arg.id, arg)
         if kind == "method":
