@@ -647,6 +647,7 @@ class _Attention:
         self.helper_inlined = False  # that helper computes the scores too (_inline_attention_helper)
         self.helper_exports: set[str] = set()  # names it hands back beside them, bound on the fused path too
         self.helper_made: set[str] = set()  # names its statements bind (on the fused path, in the caller)
+        self.helper_step_stored: set[str] = set()  # names its steps bind (never on the fused path)
         self.inlined_method: tuple[str, str] | None = None  # (class, method) of such a helper
         self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
         self.helper_roles: set[str] = set()  # the steps in that helper
@@ -852,6 +853,9 @@ class _Attention:
         # branch: what its body assigns is never computed there)
         stored = (step_stored - (c_stmt_stored - earlier)) | set().union(
             *(stored_names(inner) for s, kind in zip(region, kinds) if kind == "guard" for inner in s.orelse))
+        # (the inlined helper's steps: values only the original computes, and names q, k or v
+        # must not read as the helper rebinds them between its steps)
+        stored |= self.helper_step_stored
 
         if "t3" in self.roles:
             # (DeBERTa folds the heads back into the batch here: the fused call would need the
@@ -1683,6 +1687,7 @@ class _Attention:
         self.helper_inlined = True
         self.helper_exports = set(exports)
         self.helper_made = made
+        self.helper_step_stored = step_stored
         for param, arg in zip(params, call.args):
             self.helper_args[param] = (arg.id, arg)
         if kind == "method":
