@@ -48,7 +48,7 @@ from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
 from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_value, held_fill
-from ..structure.formulas import bias_add_in_place
+from ..structure.formulas import bias_add_in_place, function_forward
 from ..structure.ops import CASTS
 from ..structure.names import class_body_value, collect_names
 from .plan import Edits, Planner, Skip, Wrap
@@ -644,6 +644,11 @@ class _Attention:
         self.runtime_fill: tuple[str, ast.expr | None] | None = None  # (value, test): a fill checked by the guard
         self.helper_args: dict[str, tuple[str, ast.expr]] = {}  # the probabilities helper's parameter -> the call's argument
         self.helper_call: ast.stmt | None = None  # the caller's statement calling that helper
+        self.helper_inlined = False  # that helper computes the scores too (_inline_attention_helper)
+        self.helper_exports: set[str] = set()  # names it hands back beside them, bound on the fused path too
+        self.helper_made: set[str] = set()  # names its statements bind (on the fused path, in the caller)
+        self.helper_step_stored: set[str] = set()  # names its steps bind (never on the fused path)
+        self.inlined_method: tuple[str, str] | None = None  # (class, method) of such a helper
         self.helper_call_arm = False  # that statement is in an arm of an if of the region (_other_arm_call)
         self.helper_roles: set[str] = set()  # the steps in that helper
         self.grouped_cat: ast.expr | None = None  # the m2 step's `torch.cat(groups, dim=d)` (_grouped_split)
@@ -720,7 +725,8 @@ class _Attention:
                            and any(inner is self.helper_call for inner in ast_walk(s))), None)
             if at is None:
                 raise Skip(f"the call of the helper at line {self.helper_call.lineno} is inside an if or a loop")
-            scores_arg = self.helper_call.value.args[0] if self.helper_call.value.args else None
+            scores_arg = self.helper_call.value.args[0] if self.helper_call.value.args and not self.helper_inlined \
+                else None
             read = set().union(*(read_names(e) for _, e in self.helper_args.values() if e is not scores_arg))
             clash = read & set().union(*(stored_names(s) for s in region[at:]))
             if clash:
@@ -734,6 +740,7 @@ class _Attention:
                        if isinstance(inner, ast.stmt) and span_of(inner) in step_stmts for name in stored_names(inner)}
         if self.handed is not None:
             step_stored.add(self.handed.param)  # the scores, as the helper is handed them
+        step_stored -= self.helper_exports  # (bound by the inlined helper's statements on the fused path)
         # A step that stores its value on the module itself (deepctr's `self.normalized_att_scores
         # = F.softmax(...)`): the fused path would no longer set the attribute, which code outside
         # the call may read (as a statement storing the probabilities after the steps, below).
@@ -846,6 +853,9 @@ class _Attention:
         # branch: what its body assigns is never computed there)
         stored = (step_stored - (c_stmt_stored - earlier)) | set().union(
             *(stored_names(inner) for s, kind in zip(region, kinds) if kind == "guard" for inner in s.orelse))
+        # (the inlined helper's steps: values only the original computes, and names q, k or v
+        # must not read as the helper rebinds them between its steps)
+        stored |= self.helper_step_stored
 
         if "t3" in self.roles:
             # (DeBERTa folds the heads back into the batch here: the fused call would need the
@@ -1052,6 +1062,11 @@ class _Attention:
             # its instances take the original (_inline_fill_helper)
             owner, name = self.fill_helper["method"]
             guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
+        if self.inlined_method is not None:
+            # a subclass overriding the inlined helper (in another file) computes something else:
+            # its instances take the original (_inline_attention_helper)
+            owner, name = self.inlined_method
+            guard.append(f"(False if {self._is_scripting(edits)}() else type(self).{name} is not {owner}.{name})")
         if self.fill_helper is not None and self.fill_helper["rows"]:
             # A fill helper whose finite fill follows its other arguments may fill a whole row:
             # the fused call's forward is the same there (uniform weights), but its backward,
@@ -1175,6 +1190,11 @@ class _Attention:
                 raise Skip(f"the step at line {self.roles[role].line} was left out of the fused call's mask for a "
                            "condition the guard does not send to the original")
         widening_terms = set(self._widening_terms(conditions))
+        for term in unique:
+            clash = read_names(ast.parse(term, mode="eval")) & self.helper_made
+            if clash:  # (the guard runs before the call whose helper binds them)
+                raise Skip(f"the fallback condition `{term}` reads `{min(clash)}`, which the inlined helper "
+                           "computes")
         for term in unique:
             clash = read_names(ast.parse(term, mode="eval")) & all_stored
             if term in widening_terms:
@@ -1432,6 +1452,10 @@ class _Attention:
             return self._inline_fill_helper(nodes, outside[0], roles[id(outside[0])])
         if len(outside) == 1 and roles.get(id(outside[0])) in ADD_STEPS and _block_add(outside[0]):
             return self._inline_block_helper(nodes, outside[0], roles[id(outside[0])])
+        if "s0" in {roles.get(id(n)) for n in outside}:
+            inlined = self._inline_attention_helper(nodes, outside, roles)
+            if inlined is not None:
+                return inlined
         if len(outside) != 1 or roles.get(id(outside[0])) not in ADD_STEPS:
             raise self._helper_skip(nodes, roles)
         node = outside[0]
@@ -1490,6 +1514,189 @@ class _Attention:
             if value is node:
                 self.roles[role] = moved
         return [moved if n is node else n for n in nodes]
+
+    def _inline_attention_helper(self, nodes: list, outside: list, roles: dict) -> list | None:
+        """A helper that computes the probabilities from its parameters and returns them, the
+        caller taking them to the context: EDM's ``w = AttentionOp.apply(q, k)`` then ``a =
+        torch.einsum("nqk,nck->ncq", w, v)``, with the static ``forward`` of a
+        ``torch.autograd.Function`` computing ``einsum(q, k / sqrt(c)).softmax(dim=2)`` (or a
+        function of the file, or a method of the caller's class called on ``self``).  The fused
+        path replaces the helper's work and the caller's step together: at the caller's call
+        the helper's other statements run (their values are the fused call's operands, under
+        the helper's names), its steps do not, and the product with v becomes the fused call.
+
+        Taken only where that is the same computation, by the data flow: the helper returns
+        the probabilities alone (the value of its last step), is called once in the file, as
+        the value of ``name = helper(...)`` handed each parameter by a name of the caller that
+        is that parameter's own name (so every text read in the helper means the same in the
+        caller), binds no name the caller uses and reads no module name the caller binds; its
+        other statements are plain assignments no step reads a later value of, or records on
+        an autograd Function's ``ctx`` (for its backward, which the fused call's own gradient
+        replaces).  Returns None where the match is not of this form (the context not in the
+        caller, the steps in more than one other function)."""
+        caller_info = self.index.stmt(self.roles["c"].stmt)
+        caller_def = self._function(caller_info.stmt) if caller_info is not None else None
+        infos = [self.index.stmt(n.stmt) for n in outside]
+        if caller_def is None or any(i is None for i in infos):
+            return None
+        funcs = {id(f): f for f in (self._function(i.stmt) for i in infos)}
+        helper = next(iter(funcs.values())) if len(funcs) == 1 else None
+        if not isinstance(helper, ast.FunctionDef) or helper is caller_def \
+                or any(n.func == self.roles["s0"].func for n in nodes if roles.get(id(n)) == "c"):
+            return None
+        tree = self.index.tree
+        owner = next((c for c in tree.body if isinstance(c, ast.ClassDef) and any(s is helper for s in c.body)), None)
+        kind = None
+        if any(f is helper for f in tree.body) and not helper.decorator_list:
+            kind = "function"
+        elif owner is not None and function_forward(owner.name, self.names) is helper:
+            kind = "autograd"
+        elif owner is not None and owner is self._class() and not helper.decorator_list:
+            kind = "method"
+        if kind is None:
+            return None
+        said = f"{owner.name}.{helper.name}" if owner is not None else helper.name
+        why = f"the match spans the helper `{said}` (line {helper.lineno}), which computes the probabilities " \
+              f"its caller `{caller_def.name}` takes to the context, "
+        args = helper.args
+        params = [a.arg for a in (*args.posonlyargs, *args.args)]
+        lead = params[:1] if kind in ("autograd", "method") else []
+        if kind in ("autograd", "method") and not lead:
+            return None
+        params = params[len(lead):]
+        if args.vararg or args.kwarg or args.kwonlyargs or args.defaults or not params:
+            raise Skip(why + "and takes its arguments in a way not read here; rewrite it by hand")
+        if any(isinstance(n, (ast.Global, ast.Nonlocal, ast.Yield, ast.YieldFrom, ast.Await, ast.FunctionDef,
+                              ast.AsyncFunctionDef, ast.ClassDef)) for n in ast_walk(helper) if n is not helper):
+            raise Skip(why + "and does more than compute values; rewrite it by hand")
+        body = list(helper.body)
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body = body[1:]  # the docstring
+        if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
+            raise Skip(why + "and does not end in returning them; rewrite it by hand")
+        # The returned value: the last step's value, or the name its statement binds.
+        last = max(outside, key=lambda n: (n.span[2], n.span[3]))
+        ret = body[-1].value
+        step_spans = {n.stmt for n in outside}
+        steps = [st for st in body[:-1] if span_of(st) in step_spans]
+        # (a tuple may hand back beside them names of the helper the caller binds under the same
+        # names: ``return self.drop(attn), v`` to ``attn, v = self.weights(x)``)
+        elts = ret.elts if isinstance(ret, ast.Tuple) else [ret]
+
+        def is_probs(e) -> bool:
+            if span_of(body[-1]) in step_spans:
+                return span_of(e) == last.span
+            return isinstance(e, ast.Name) and bool(steps) and span_of(steps[-1]) == last.stmt \
+                and isinstance(steps[-1], ast.Assign) and len(steps[-1].targets) == 1 \
+                and isinstance(steps[-1].targets[0], ast.Name) and steps[-1].targets[0].id == e.id \
+                and span_of(steps[-1].value) == last.span
+
+        at = [i for i, e in enumerate(elts) if is_probs(e)]
+        others = [e for i, e in enumerate(elts) if i not in at]
+        if len(at) != 1 or not all(isinstance(e, ast.Name) for e in others):
+            raise Skip(why + "and returns more than them; rewrite it by hand")
+        if len(steps) + (span_of(body[-1]) in step_spans) != len(step_spans):
+            raise Skip(why + "with steps nested in its statements; rewrite it by hand")
+        for st in steps:
+            if not (isinstance(st, ast.Assign) and len(st.targets) == 1 and isinstance(st.targets[0], ast.Name)):
+                raise Skip(why + f"with a step at line {st.lineno} that is no assignment of one name; "
+                           "rewrite it by hand")
+        ctx = lead[0] if kind == "autograd" else None
+        kept: list[ast.stmt] = []
+        step_reads: set[str] = set()
+        step_stored: set[str] = set()
+        for st in body[:-1]:
+            if span_of(st) in step_spans:
+                step_reads |= _loads(st)
+                step_stored |= stored_names(st)
+                continue
+            on_ctx = ctx is not None and (
+                (isinstance(st, ast.Expr) and isinstance(st.value, ast.Call)
+                 and isinstance(st.value.func, ast.Attribute) and isinstance(st.value.func.value, ast.Name)
+                 and st.value.func.value.id == ctx)
+                or (isinstance(st, ast.Assign) and all(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
+                                                       and t.value.id == ctx for t in st.targets)))
+            if on_ctx:
+                continue  # (what the backward reads: the fused call's gradient replaces it)
+            if not (isinstance(st, ast.Assign) and all(isinstance(n, ast.Name) for t in st.targets
+                                                       for n in ast_walk(t) if isinstance(n, ast.expr)
+                                                       and not isinstance(n, (ast.Tuple, ast.List)))):
+                raise Skip(why + f"and runs a statement at line {st.lineno} that is no plain assignment; "
+                           "rewrite it by hand")
+            if _loads(st) & step_stored:
+                raise Skip(why + f"and reads a value of the attention at line {st.lineno}; rewrite it by hand")
+            if stored_names(st) & step_reads:
+                raise Skip(why + f"and reassigns at line {st.lineno} a name a step has read; rewrite it by hand")
+            kept.append(st)
+        if ctx is not None and any(isinstance(n, ast.Name) and n.id == ctx for st in kept for n in ast_walk(st)):
+            raise Skip(why + "and reads its ctx; rewrite it by hand")
+        exports = [e.id for e in others]
+        if set(exports) & step_stored or len(set(exports)) != len(exports):
+            said_ = sorted(set(exports) & step_stored) or exports
+            raise Skip(why + f"and returns beside them `{said_[0]}`, a value of the attention (or twice); "
+                       "rewrite it by hand")
+        # One call in the whole file: ``name = <helper>(...)`` in the caller, the arguments the
+        # caller's names that are the parameters' own.
+        def is_call(value) -> bool:
+            func = value.func if isinstance(value, ast.Call) else None
+            if kind == "function":
+                return isinstance(func, ast.Name) and func.id == helper.name
+            if kind == "method":
+                return isinstance(func, ast.Attribute) and func.attr == helper.name \
+                    and isinstance(func.value, ast.Name) and func.value.id == "self"
+            return isinstance(func, ast.Attribute) and func.attr == "apply" \
+                and isinstance(func.value, ast.Name) and func.value.id == owner.name
+
+        name = helper.name if kind != "autograd" else f"{owner.name}.apply"
+        calls = [n for n in ast_walk(tree) if isinstance(n, ast.Call) and is_call(n)]
+        mentions = [n for n in ast_walk(tree) if (isinstance(n, ast.Name) and n.id == (helper.name if kind ==
+                    "function" else owner.name if kind == "autograd" else None))
+                    or (kind == "method" and isinstance(n, ast.Attribute) and n.attr == helper.name)]
+        if len(calls) != 1 or len(mentions) != 1:
+            raise Skip(why + f"and `{name}` is called or named elsewhere in the file (the fused path would replace "
+                       "its work for this caller alone); rewrite it by hand")
+        call = calls[0]
+        call_stmt = next((st for st in ast_walk(caller_def) if isinstance(st, ast.Assign) and st.value is call
+                          and len(st.targets) == 1), None)
+        target = call_stmt.targets[0] if call_stmt is not None else None
+        names_ = target.elts if isinstance(target, ast.Tuple) and isinstance(ret, ast.Tuple) else [target]
+        if call_stmt is None or len(names_) != len(elts) or not all(isinstance(t, ast.Name) for t in names_) \
+                or any(names_[i].id != e.id for i, e in enumerate(elts) if i not in at):
+            raise Skip(why + "and is not called as the value of an assignment of what it returns to names (those "
+                       "beside the probabilities its own); rewrite it by hand")
+        if call.keywords or len(call.args) != len(params) or any(
+                not (isinstance(a, ast.Name) and a.id == p) for a, p in zip(call.args, params)):
+            raise Skip(why + f"and is handed at line {call.lineno} other than its parameters' own names of the caller; "
+                       "rewrite it by hand")
+        caller_names = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)} \
+            | {a.arg for a in ast_walk(caller_def.args) if isinstance(a, ast.arg)}
+        caller_bound = {n.id for n in ast_walk(caller_def) if isinstance(n, ast.Name)
+                        and isinstance(n.ctx, (ast.Store, ast.Del))} \
+            | {a.arg for a in ast_walk(caller_def.args) if isinstance(a, ast.arg)}
+        locals_ = set().union(*(stored_names(st) for st in body[:-1])) - set(params)
+        free = set().union(*(_loads(st) for st in body)) - locals_ - set(params) - set(lead)
+        made = set().union(*(stored_names(st) for st in kept))  # (bound in the caller on the fused path)
+        clash = sorted(((made - set(exports)) & caller_names) | (free & caller_bound))
+        if clash:
+            raise Skip(why + f"and `{clash[0]}` is a name of both; rewrite it by hand")
+        if kind == "method" and any(lead[0] in _loads(st) for st in body) and lead[0] != "self":
+            raise Skip(why + "and names its instance otherwise than `self`; rewrite it by hand")
+        self.helper_steps[span_of(call_stmt)] = kept
+        self.helper_call = call_stmt
+        self.helper_inlined = True
+        self.helper_exports = set(exports)
+        self.helper_made = made
+        self.helper_step_stored = step_stored
+        for param, arg in zip(params, call.args):
+            self.helper_args[param] = (arg.id, arg)
+        if kind == "method":
+            self.inlined_method = (owner.name, helper.name)
+        moved_nodes = {id(n): replace(n, stmt=span_of(call_stmt)) for n in outside}
+        for role, value in self.roles.items():
+            if id(value) in moved_nodes:
+                self.roles[role] = moved_nodes[id(value)]
+        return [moved_nodes.get(id(n), n) for n in nodes]
 
     def _inline_fill_helper(self, nodes: list, node, role: str) -> list:
         """A match whose fill is in a helper (method of the class or function of the file) the
@@ -2061,14 +2268,39 @@ class _Attention:
         if any(i is None or i.block is not infos[0].block for i in infos):
             raise skip("in statements of different blocks")
         block, first = infos[0].block, infos[0].index
-        if [i.index for i in infos] != list(range(first, first + len(infos))) or first + len(infos) >= len(block):
+        last = infos[-1].index
+        if last + 1 >= len(block):
             raise skip("in statements that are not consecutive and followed by the call")
         moved = [i.stmt for i in infos]
         if any(not (isinstance(s, ast.Assign) and len(s.targets) == 1 and isinstance(s.targets[0], ast.Name))
                for s in moved):
             raise skip("in statements that are not assignments to one name")
+        # Statements between them (gigaam's ``matrix_bd = matrix_bd[:, :, :, : matrix_ac.size(-1)]``
+        # between the product and the scores' sum) stay in the caller and so run before every
+        # moved statement: each must be a plain assignment of names that no earlier moved
+        # statement reads or assigns, reading of what those assign only the product's sizes
+        # (read off q and k instead: _handed_edits), and calling nothing but ``.size``.
+        moved_ids = {id(s) for s in moved}
+        gaps = [s for s in block[first:last + 1] if id(s) not in moved_ids]
+        s0_stmt = self.index.stmt(self.roles["s0"].stmt)
+        for gap in gaps:
+            earlier = [s for s in moved if s.lineno < gap.lineno]
+            earlier_reads = set().union(*(_loads(s) for s in earlier))
+            earlier_stored = {s.targets[0].id for s in earlier}
+            product = s0_stmt.stmt.targets[0].id if s0_stmt is not None and any(s0_stmt.stmt is s for s in earlier) \
+                and not any(self.roles[r].stmt == self.roles["s0"].stmt for r in ADD_STEPS if r in self.roles) else None
+            plain = isinstance(gap, ast.Assign) and all(
+                isinstance(t, ast.Name) for t in gap.targets) and all(
+                isinstance(n, (ast.Name, ast.Attribute, ast.Subscript, ast.Slice, ast.Constant, ast.BinOp, ast.UnaryOp,
+                               ast.Tuple, ast.expr_context, ast.operator, ast.unaryop))
+                or (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "size"
+                    and not n.keywords) for n in ast_walk(gap.value))
+            if not plain or stored_names(gap) & (earlier_reads | earlier_stored) \
+                    or _loads(gap) & earlier_stored - ({product} if product else set()):
+                raise skip(f"in statements that are not consecutive (line {gap.lineno} is between them) "
+                           "and followed by the call")
+        call_stmt = block[last + 1]
         scores = moved[-1].targets[0].id
-        call_stmt = block[first + len(moved)]
         calls = [n for n in ast_walk(call_stmt) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
                  and n.func.attr == helper.name and isinstance(n.func.value, ast.Name) and n.func.value.id == "self"]
         if len(calls) != 1:
@@ -2095,8 +2327,9 @@ class _Attention:
         # What the moved statements assign is read nowhere after them but by that argument
         # (the call's statement may assign the names anew: ``scores = self.attend(v, scores)``).
         assigned = {s.targets[0].id for s in moved}
-        renewed = {t.id for t in call_stmt.targets if isinstance(t, ast.Name)} if isinstance(call_stmt, ast.Assign) \
-            else set()
+        # (a tuple target renews each name it binds: ``output, attn = self.forward_attention(attn, v)``)
+        renewed = {n.id for t in call_stmt.targets for n in ast_walk(t) if isinstance(n, ast.Name)
+                   and isinstance(n.ctx, ast.Store)} if isinstance(call_stmt, ast.Assign) else set()
         end = (call_stmt.end_lineno, call_stmt.end_col_offset)
         later = [n for n in ast_walk(caller) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
                  and n.id in assigned and n is not arg
@@ -2153,7 +2386,8 @@ class _Attention:
         if flag is None:
             raise skip("and no name for the new parameter is free")
         return _Handed(caller=caller, helper=helper, call=call, call_stmt=call_stmt, arg=arg, param=param,
-                       moved=moved, spans=set(spans), handed=handed, entry=entry, flag=flag, scores=scores)
+                       moved=moved, spans=set(spans), handed=handed, entry=entry, flag=flag, scores=scores,
+                       gaps=gaps)
 
     def _subclasses(self, cls: ast.ClassDef) -> dict[str, ast.ClassDef]:
         """``cls`` and the classes of the module that derive from it (by the last part of a
@@ -2216,6 +2450,25 @@ class _Attention:
         # the caller: the scores statements go, the call hands over their inputs instead
         for stmt in handed.moved:
             edits.delete.add(self.index.char_span(span_of(stmt)))
+        for gap in handed.gaps:
+            # (run before the moved statements now: the product's sizes read off q and k)
+            earlier = {s.targets[0].id for s in handed.moved if s.lineno < gap.lineno}
+            reads = [n for n in ast_walk(gap.value) if isinstance(n, ast.Name) and n.id in earlier]
+            covered: set[int] = set()
+            for node in ast_walk(gap.value):
+                held = node.func.value if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                    else node.value.value if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) \
+                    else None
+                if not (isinstance(held, ast.Name) and held.id in earlier) or id(held) in covered:
+                    continue
+                text = self._scores_metadata(node, earlier)
+                if text is None or read_names(ast.parse(text, mode="eval")) & earlier:
+                    break
+                covered.add(id(held))
+                edits.expr[self.index.char_span(span_of(node))] = text
+            if any(id(n) not in covered for n in reads):
+                raise Skip(f"the statement at line {gap.lineno}, between the scores' statements in "
+                           f"`{caller.name}`, reads the product otherwise than by its sizes; rewrite it by hand")
         edits.expr[self.index.char_span(span_of(handed.arg))] = placeholder
         edits.keywords[self.index.char_span(span_of(handed.call))] = f"{flag}={tuple_text}"
         first, call_stmt = handed.moved[0], handed.call_stmt
@@ -2269,6 +2522,7 @@ class _Attention:
         float32."""
         casts = [role for role in ("t1", "t2") if role in self.roles]
         self.float32_only = False
+        self.cast_back: list[str] = []  # casts to the dtype of a name an operand upcasts (_check_cast)
         if not casts:
             # (parti's ``attn = sim.softmax(dim=-1, dtype=torch.float32)`` then ``attn @ v``: the
             # value product computes in float32, exactly the fused call's when q, k and v are
@@ -2281,6 +2535,11 @@ class _Attention:
     def _float32_terms(self) -> list[str]:
         """Guard terms for probabilities left in float32 after an upcast softmax (no cast back,
         :meth:`_check_casts`): the fused path only where q, k and v are float32 already."""
+        if getattr(self, "cast_back", None):
+            torch = self._torch("the float32 test")
+            texts = dict.fromkeys([*self.cast_back, *(_dtype_held(text, node) for text, node in self._operands(
+                broadcast=False, scaled=False) if not _float32_upcast(node, self.names))])
+            return [f"{text}.dtype != {torch}.float32" for text in texts]
         if not self.float32_only:
             return []
         torch = self._torch("the float32 test")
@@ -2325,6 +2584,13 @@ class _Attention:
         text = self._text(target)
         texts = {t for t, _ in operands}
         names = set().union(*(read_names(e) for _, e in operands))
+        if text not in texts and isinstance(target, ast.Name) and target.id in names \
+                and any(_float32_upcast(e, self.names) for _, e in operands):
+            # EDM's ``einsum(q.to(torch.float32), (k / s).to(torch.float32)).softmax(2).to(q.dtype)``:
+            # back to the dtype q had before the operand's upcast -- the same computation only
+            # where q (and v, not upcast) are float32 already: the guard (_float32_terms)
+            self.cast_back.append(text)
+            return
         if text not in texts and not (isinstance(target, ast.Name) and target.id in names):
             if isinstance(target, (ast.Name, ast.Attribute)) and dotted_name(target):
                 self.dtype_casts.append((target, node))  # guarded in plan: the dtypes must agree
@@ -5485,6 +5751,31 @@ class _Attention:
         return info.owner if info is not None else None
 
 
+_SAME_DTYPE = frozenset({"transpose", "permute", "contiguous", "unsqueeze", "squeeze", "reshape", "view", "flatten",
+                         "movedim", "swapaxes", "expand"})
+
+
+def _dtype_held(text: str, node: ast.expr) -> str:
+    """The atom whose dtype ``node`` (``text``) has: ``v`` of ``v.transpose(-2, -1)``."""
+    peeled = node
+    while isinstance(peeled, ast.Call) and isinstance(peeled.func, ast.Attribute) and peeled.func.attr in _SAME_DTYPE:
+        peeled = peeled.func.value
+    return _atom(text, node) if peeled is node else _atom(ast.unparse(peeled), peeled)
+
+
+def _float32_upcast(node: ast.expr, names) -> bool:
+    """``x.float()``, ``x.to(torch.float32)`` or ``x.type(torch.float32)``: a float32 tensor
+    (also moved or reshaped after it: ``.transpose(-2, -1)``, which keeps the dtype)."""
+    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in _SAME_DTYPE:
+        node = node.func.value
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return False
+    if node.func.attr == "float":
+        return not node.args and not node.keywords
+    return node.func.attr in ("to", "type") and len(node.args) == 1 and not node.keywords \
+        and names.resolve(node.args[0]) == "torch.float32"
+
+
 def _returns_an_argument(func, count: int) -> bool:
     """Does ``func`` (a module-level function, or None) return, on every path, one of the
     parameters its ``count`` positional arguments bind, as it is (``return v if exists(v) else d``,
@@ -5732,6 +6023,7 @@ class _Handed:
         self.entry: int = fields["entry"]  # the helper's statement (in its body) first reading them
         self.flag: str = fields["flag"]  # the helper's new parameter
         self.scores: str = fields["scores"]  # the scores' name in the caller
+        self.gaps: list[ast.Assign] = fields.get("gaps", [])  # the caller's statements between those
 
 
 class _At:
