@@ -23,10 +23,11 @@ Bart's ``output_attentions`` reshape), the conditions under which later code rea
 only the original path computes (the probabilities returned when ``output_attentions``),
 and the forward hooks of the softmax and dropout modules the fused call would not run (an
 attention map recorded by a hook).  With an additive mask held in a name it also sends a
-training step whose mask hides every key of some query row (a sequence that is all padding)
-to the original: the eager softmax is uniform there, and so is SDPA's, but SDPA's fused
-backward pass recomputes those probabilities from a log-sum-exp that lost its ``log(keys)``
-to rounding at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`; the same
+training step whose mask hides every key of some query row (a sequence that is all padding;
+every key at -100 or below, :data:`HIDDEN_ROW`) to the original: the eager softmax is (near)
+uniform there, and so is SDPA's, but SDPA's fused backward pass recomputes those
+probabilities from a log-sum-exp that lost its ``log(keys)`` to rounding at -1e4, -1e9 or
+``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`; the same
 for a mask written as a 0/1 mask times a large negative literal, ``m * -1e9``, whose rows at
 about the literal lose it too: :meth:`_Attention._note_blind_rows`); and a
 mask of that name that is not floating point, which the code adds as 0/1 where SDPA would
@@ -393,8 +394,9 @@ def _blind_rows_term(torch: str, mask: str, condition: str | None, keeps_bool: b
     is cheap to read again: :func:`_rereadable`): it is not floating point, or gradients are
     wanted, the code runs eagerly (:func:`_eager_training`) and some query row has every key
     at :data:`HIDDEN_ROW` or below (its largest entry is; one reduction and one device sync
-    per call, only then: a -1e4 or -1e9 mask as much as a ``finfo.min`` or -inf one).  The code *adds* the mask to the scores, so a bool (or integer) mask adds 1 where
-    it is True; SDPA would read a bool ``attn_mask`` as keep/drop instead, so such a mask
+    per call, only then: a -1e4 or -1e9 mask as much as a ``finfo.min`` or -inf one).  The
+    code *adds* the mask to the scores, so a bool (or integer) mask adds 1 where it is True;
+    SDPA would read a bool ``attn_mask`` as keep/drop instead, so such a mask
     takes the original path (a dtype test: no sync, and no graph break when compiled).  With
     ``keeps_bool`` the code fills the scores where a bool mask is False instead of adding it
     (a dtype choice, :meth:`_Attention._dtype_mask_if`): a bool mask is SDPA's keep-mask then."""
@@ -1107,7 +1109,7 @@ class _Attention:
                 raise Skip(f"the mask `{text}` of the fill helper reads what the attention assigns, so the rows it "
                            "fills entirely (where the fused call's gradients differ) cannot be checked before it")
             torch = self._torch("the guard for the fill helper's rows")
-            term = f"{_eager_training(torch)} and {_atom(text, operand)}.amax(-1).min() <= {torch}.finfo({self._q_dtype()}).min / 2"
+            term = f"{_eager_training(torch)} and {_atom(text, operand)}.amax(-1).min() <= {HIDDEN_ROW}"
             test = conditions.get(next(r for r, n in self.roles.items() if n is self.fill_helper["node"]))
             if test is not None:
                 term = f"{_guard_term(self._text(test), test)} and ({term})"
