@@ -4671,10 +4671,16 @@ class _Attention:
             # `mask.unsqueeze(1)`, `mask * self.penalty`): its values are not known, so a bool
             # one (added as 0/1, SDPA would read keep/drop) and a training step with a row it
             # hides whole at any large negative value take the original (_blind_rows_term)
-            self.blind_rows = _blind_rows_term(
-                self._torch("the guard for rows whose every key is masked"),
-                _atom_text(self._text(mask) if text is None else text, mask),
-                None if condition is None else _guard_term(self._text(condition), condition), keeps_bool)
+            torch = self._torch("the guard for rows whose every key is masked")
+            atom = _atom_text(self._text(mask) if text is None else text, mask)
+            test = None if condition is None else _guard_term(self._text(condition), condition)
+            if any(isinstance(part, ast.BinOp) for part in ast_walk(mask)):
+                # arithmetic with a number is a number, never a bool mask: no dtype test, so the
+                # expression is computed again only where gradients are wanted
+                term = f"{_eager_training(torch)} and {atom}.amax(-1).min() <= {HIDDEN_ROW}"
+                self.blind_rows = term if test is None else f"{test} and ({term})"
+            else:
+                self.blind_rows = _blind_rows_term(torch, atom, test, keeps_bool)
 
     def _torch(self, what: str = "building the float mask") -> str:
         """The module's local name for ``torch`` (the fused path builds a float mask with it,
