@@ -365,9 +365,12 @@ _VIEWING = frozenset({"unsqueeze", "squeeze", "view", "reshape", "expand", "expa
 
 
 def _rereadable(node: ast.expr) -> bool:
-    """``node`` is built of names, constants, index slices, arithmetic and the viewing and
-    casting methods of :data:`_VIEWING` only, and is no bare name (those the caller reads as
-    such): the guard may read it again before the region, cheaply and with the same values."""
+    """``node`` is built of names, constants, index slices and the viewing and casting
+    methods of :data:`_VIEWING` only, and is no bare name (those the caller reads as such): the
+    guard may read it again before the region, cheaply and with the same values.  Arithmetic
+    (`mask * self.penalty`, `slope * distance`) is not: it would be computed twice, and a mask
+    always given (no `is not None` around it) would put a tensor test where the original had
+    none (fx.symbolic_trace refuses it: tests/patches)."""
     if isinstance(node, (ast.Name, ast.Constant)):
         return False
     for part in ast_walk(node):
@@ -383,8 +386,7 @@ def _rereadable(node: ast.expr) -> bool:
                     or any(isinstance(a, ast.Starred) for a in part.args) or any(kw.arg is None for kw in part.keywords):
                 return False
         elif not isinstance(part, (ast.Name, ast.Attribute, ast.Constant, ast.Subscript, ast.Slice, ast.Tuple,
-                                   ast.BinOp, ast.UnaryOp, ast.expr_context, ast.operator, ast.unaryop,
-                                   ast.keyword)):
+                                   ast.UnaryOp, ast.expr_context, ast.unaryop, ast.keyword)):
             return False
     return True
 
@@ -4667,20 +4669,14 @@ class _Attention:
                 return
         if (isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask)) \
                 or (_rereadable(mask) and self._written_beside_context(mask)):
-            # A name, or a view, cast or product of names (`mask[:, None, None, :]`,
-            # `mask.unsqueeze(1)`, `mask * self.penalty`): its values are not known, so a bool
+            # A name, or a view or cast of a name (`mask[:, None, None, :]`, `mask.unsqueeze(1)`):
+            # its values are not known, so a bool
             # one (added as 0/1, SDPA would read keep/drop) and a training step with a row it
             # hides whole at any large negative value take the original (_blind_rows_term)
-            torch = self._torch("the guard for rows whose every key is masked")
-            atom = _atom_text(self._text(mask) if text is None else text, mask)
-            test = None if condition is None else _guard_term(self._text(condition), condition)
-            if any(isinstance(part, ast.BinOp) for part in ast_walk(mask)):
-                # arithmetic with a number is a number, never a bool mask: no dtype test, so the
-                # expression is computed again only where gradients are wanted
-                term = f"{_eager_training(torch)} and {atom}.amax(-1).min() <= {HIDDEN_ROW}"
-                self.blind_rows = term if test is None else f"{test} and ({term})"
-            else:
-                self.blind_rows = _blind_rows_term(torch, atom, test, keeps_bool)
+            self.blind_rows = _blind_rows_term(
+                self._torch("the guard for rows whose every key is masked"),
+                _atom_text(self._text(mask) if text is None else text, mask),
+                None if condition is None else _guard_term(self._text(condition), condition), keeps_bool)
 
     def _torch(self, what: str = "building the float mask") -> str:
         """The module's local name for ``torch`` (the fused path builds a float mask with it,
