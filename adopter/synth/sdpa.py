@@ -23,10 +23,11 @@ Bart's ``output_attentions`` reshape), the conditions under which later code rea
 only the original path computes (the probabilities returned when ``output_attentions``),
 and the forward hooks of the softmax and dropout modules the fused call would not run (an
 attention map recorded by a hook).  With an additive mask held in a name it also sends a
-training step whose mask hides every key of some query row (a sequence that is all padding)
-to the original: the eager softmax is uniform there, and so is SDPA's, but SDPA's fused
-backward pass recomputes those probabilities from a log-sum-exp that lost its ``log(keys)``
-to rounding at ``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`; the same
+training step whose mask hides every key of some query row (a sequence that is all padding;
+every key at -100 or below, :data:`HIDDEN_ROW`) to the original: the eager softmax is (near)
+uniform there, and so is SDPA's, but SDPA's fused backward pass recomputes those
+probabilities from a log-sum-exp that lost its ``log(keys)`` to rounding at -1e4, -1e9 or
+``finfo.min``, and its gradients are wrong (:func:`_blind_rows_term`; the same
 for a mask written as a 0/1 mask times a large negative literal, ``m * -1e9``, whose rows at
 about the literal lose it too: :meth:`_Attention._note_blind_rows`); and a
 mask of that name that is not floating point, which the code adds as 0/1 where SDPA would
@@ -344,17 +345,65 @@ def _only_cleared(stmt: ast.stmt, names: set[str]) -> bool:
     return True
 
 
+# A query row whose every key an additive mask of unknown values lowers by at least this much
+# is one the mask hides whole.  SDPA's fused CPU kernel (flash; the one taken without dropout
+# and with a mask that needs no gradient) agrees with the eager softmax in the forward there,
+# but its backward recomputes the weights as exp(s - lse) from the row's log-sum-exp, which at
+# that magnitude lost log(keys) to rounding: the fused-vs-original gradient error grows with
+# the shift (float32: 2e-6 at -100, 2e-5 at -1e3, 2e-4 at -1e4, 2e-3 at -1e5, 5.0 (every
+# weight 1) at -1e9 and at finfo.min; float64: only finfo.min's).  At -100 it is as small as
+# the fused call's usual difference from the original (4e-7); no bias that keeps a row's keys
+# shifts all of them that far (a relative-position bias, ALiBi: the row's own key is near 0).
+HIDDEN_ROW = "-100.0"
+
+
+# tensor methods that only view, reshape or cast their tensor: an expression of names and these
+# is cheap to read again for the guard, and reads the same values there
+_VIEWING = frozenset({"unsqueeze", "squeeze", "view", "reshape", "expand", "expand_as", "view_as", "transpose",
+                      "permute", "contiguous", "flatten", "unflatten", "to", "float", "half", "bfloat16", "double",
+                      "type_as", "type", "clone", "detach"})
+
+
+def _rereadable(node: ast.expr) -> bool:
+    """``node`` is built of names, constants, index slices and the viewing and casting
+    methods of :data:`_VIEWING` only, and is no bare name (those the caller reads as such): the
+    guard may read it again before the region, cheaply and with the same values.  Arithmetic
+    (`mask * self.penalty`, `slope * distance`) is not: it would be computed twice, and a mask
+    always given (no `is not None` around it) would put a tensor test where the original had
+    none (fx.symbolic_trace refuses it: tests/patches)."""
+    if isinstance(node, (ast.Name, ast.Constant)):
+        return False
+    for part in ast_walk(node):
+        if isinstance(part, ast.Subscript):
+            # basic indexing only (a view): slices, numbers, None and `...`; an index that may
+            # be a tensor (`table[self.indices[:, :, 0]]`) gathers a copy on every read
+            items = part.slice.elts if isinstance(part.slice, ast.Tuple) else [part.slice]
+            if not all(isinstance(i, ast.Slice) or (isinstance(i, ast.Constant) and not isinstance(i.value, str))
+                       or (isinstance(i, ast.UnaryOp) and isinstance(i.operand, ast.Constant)) for i in items):
+                return False
+        elif isinstance(part, ast.Call):
+            if not (isinstance(part.func, ast.Attribute) and part.func.attr in _VIEWING) \
+                    or any(isinstance(a, ast.Starred) for a in part.args) or any(kw.arg is None for kw in part.keywords):
+                return False
+        elif not isinstance(part, (ast.Name, ast.Attribute, ast.Constant, ast.Subscript, ast.Slice, ast.Tuple,
+                                   ast.UnaryOp, ast.expr_context, ast.unaryop, ast.keyword)):
+            return False
+    return True
+
+
 def _blind_rows_term(torch: str, mask: str, condition: str | None, keeps_bool: bool = False) -> str:
-    """The guard term for an additive mask ``mask`` (a name): it is not floating point, or
-    gradients are wanted, the code runs eagerly (:func:`_eager_training`) and some query row
-    has every key at ``finfo.min`` (its largest entry is; one device sync per call, only
-    then).  The code *adds* the mask to the scores, so a bool (or integer) mask adds 1 where
-    it is True; SDPA would read a bool ``attn_mask`` as keep/drop instead, so such a mask
+    """The guard term for an additive mask ``mask`` (a name, or an expression of names that
+    is cheap to read again: :func:`_rereadable`): it is not floating point, or gradients are
+    wanted, the code runs eagerly (:func:`_eager_training`) and some query row has every key
+    at :data:`HIDDEN_ROW` or below (its largest entry is; one reduction and one device sync
+    per call, only then: a -1e4 or -1e9 mask as much as a ``finfo.min`` or -inf one).  The
+    code *adds* the mask to the scores, so a bool (or integer) mask adds 1 where it is True;
+    SDPA would read a bool ``attn_mask`` as keep/drop instead, so such a mask
     takes the original path (a dtype test: no sync, and no graph break when compiled).  With
     ``keeps_bool`` the code fills the scores where a bool mask is False instead of adding it
     (a dtype choice, :meth:`_Attention._dtype_mask_if`): a bool mask is SDPA's keep-mask then."""
     term = (f"not {mask}.is_floating_point() or ({_eager_training(torch)} and "
-            f"{mask}.amax(-1).min() <= {torch}.finfo({mask}.dtype).min / 2)")
+            f"{mask}.amax(-1).min() <= {HIDDEN_ROW})")
     if keeps_bool:
         term = f"{mask}.dtype != {torch}.bool and ({term})"
     return f"{condition} and ({term})" if condition else term
@@ -1053,7 +1102,7 @@ class _Attention:
             # step whose mask hides every key of a row (_blind_rows_term) take the original.
             torch = self._torch("the guard for the helper's added tensors")
             term = (f"{text}.dtype != {self._q_dtype()} or ({_eager_training(torch)} and "
-                    f"{text}.amax(-1).min() <= {torch}.finfo({text}.dtype).min / 2)")
+                    f"{text}.amax(-1).min() <= {HIDDEN_ROW})")
             if test is not None:
                 term = f"{_guard_term(self._text(test), test)} and ({term})"
             guard.append(_guard_term(term, ast.parse(term, mode="eval").body))
@@ -1077,7 +1126,7 @@ class _Attention:
                 raise Skip(f"the mask `{text}` of the fill helper reads what the attention assigns, so the rows it "
                            "fills entirely (where the fused call's gradients differ) cannot be checked before it")
             torch = self._torch("the guard for the fill helper's rows")
-            term = f"{_eager_training(torch)} and {_atom(text, operand)}.amax(-1).min() <= {torch}.finfo({self._q_dtype()}).min / 2"
+            term = f"{_eager_training(torch)} and {_atom(text, operand)}.amax(-1).min() <= {HIDDEN_ROW}"
             test = conditions.get(next(r for r, n in self.roles.items() if n is self.fill_helper["node"]))
             if test is not None:
                 term = f"{_guard_term(self._text(test), test)} and ({term})"
@@ -3762,6 +3811,7 @@ class _Attention:
                     raise Skip("a bias added before a tensor scale")
                 text = f"{_atom(text, operand)} * {_atom(scale, ast.parse(scale, mode='eval').body)}"
                 operand = ast.parse(text, mode="eval").body
+            plain = text  # (the mask as written, before the views below: what the guard reads)
             viewed = role == "m2" and bool(views)
             if viewed:
                 if len(views) != 2:
@@ -3782,7 +3832,7 @@ class _Attention:
                 self.made_texts[id(name)] = name.id
                 self._note_blind_rows(name, conditions.get(role), keeps_bool=True)
             elif role == "m2":
-                self._note_blind_rows(operand, conditions.get(role))
+                self._note_blind_rows(operand, conditions.get(role), text=plain)
             parts.append({"text": text, "atom": text if viewed else _atom(text, operand),
                           "test": conditions.get(role), "operand": operand, "viewed": viewed, "role": role})
         for role, choice in self.dtype_choices.items():
@@ -4859,7 +4909,7 @@ class _Attention:
             return None
         return lookup_before(value.lineno + 1)(value.id) if value.lineno else None
 
-    def _note_blind_rows(self, mask, condition, keeps_bool: bool = False) -> None:
+    def _note_blind_rows(self, mask, condition, keeps_bool: bool = False, text: str | None = None) -> None:
         """Remember the guard term for an additive mask held in a name (see
         :func:`_blind_rows_term`).  The guard is what keeps the training path exact, so it
         is never left out: without a name for ``torch`` the module gets ``import torch``, and
@@ -4882,10 +4932,16 @@ class _Attention:
                 self.blind_rows = term if condition is None else \
                     f"{_guard_term(self._text(condition), condition)} and ({term})"
                 self.blind_rows_required = True
-            return
-        if isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask):
+                return
+        if (isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask)) \
+                or (_rereadable(mask) and self._written_beside_context(mask)):
+            # A name, or a view or cast of a name (`mask[:, None, None, :]`, `mask.unsqueeze(1)`):
+            # its values are not known, so a bool
+            # one (added as 0/1, SDPA would read keep/drop) and a training step with a row it
+            # hides whole at any large negative value take the original (_blind_rows_term)
             self.blind_rows = _blind_rows_term(
-                self._torch("the guard for rows whose every key is masked"), self._text(mask),
+                self._torch("the guard for rows whose every key is masked"),
+                _atom_text(self._text(mask) if text is None else text, mask),
                 None if condition is None else _guard_term(self._text(condition), condition), keeps_bool)
 
     def _torch(self, what: str = "building the float mask") -> str:
@@ -5743,6 +5799,17 @@ class _Attention:
                 func, unconditional, in_context)
             terms.insert(0, self.flag)
         return terms
+
+    def _written_beside_context(self, node: ast.expr) -> bool:
+        """Is ``node`` written in the function that holds the context product (or made for the
+        rewrite)?  An operand of a helper's body inlined into its caller (_inline_probs_helper)
+        may read the helper's locals, which the guard before the region cannot."""
+        if id(node) in self.made_texts or "c" not in self.roles:
+            return id(node) in self.made_texts
+        info = self.index.stmt(self.roles["c"].stmt)
+        while info is not None and not isinstance(info.owner, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            info = self.index.stmt(span_of(info.owner)) if isinstance(info.owner, ast.stmt) else None
+        return info is not None and info.owner.lineno <= node.lineno <= info.owner.end_lineno
 
     def _function(self, stmt: ast.stmt):
         info = self.index.stmt(span_of(stmt))
