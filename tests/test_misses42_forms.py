@@ -9,6 +9,12 @@ misses42).  The fixtures are ours.
   Near-misses: stacked on the last axis (the width no longer last), the weight a forward
   argument rather than the module's own Parameter, the element a softmax of the product, and
   the logits returned without a loss.
+- ADP015: the rows of a vocabulary head's logits kept by a mask (``logits[mask]``,
+  ``logits[labels != pad]``: a mask of the leading axes, or indices of the first, keeps the last
+  axis whole) straight into ``F.cross_entropy``, the masked-LM spelling of research repositories.
+  Near-misses: a Linear of another width (a classifier over a number of classes the file embeds
+  nothing with) read the same way, and the mask selecting the head's input rather than a
+  loss.
 """
 
 from __future__ import annotations
@@ -104,3 +110,55 @@ def test_logits_returned_without_a_loss_are_no_site():
     code = STACKED_HEAD.replace("loss = self.loss_function(", "loss = dict(")
     assert "loss_function" not in code
     assert not _head_found(code)
+
+
+MASKED_LM = textwrap.dedent('''
+    import torch
+    from torch import nn
+    import torch.nn.functional as F
+
+
+    class MaskedModel(nn.Module):
+        def __init__(self, num_tokens, dim):
+            super().__init__()
+            self.token_emb = nn.Embedding(num_tokens, dim)
+            self.net = nn.TransformerEncoder(nn.TransformerEncoderLayer(dim, 8, batch_first=True), 2)
+            self.to_logits = nn.Linear(dim, num_tokens)
+
+        def forward(self, seq, mask, labels):
+            h = self.net(self.token_emb(seq))
+            logits = self.to_logits(h)
+            return F.cross_entropy(logits[mask], labels[mask])
+''')
+
+MASKED_CALL = "logits = self.to_logits(h)"
+
+
+def _masked_found(code: str) -> bool:
+    line = line_of(code, MASKED_CALL)
+    return any(f.line <= line <= f.end_line for f in found(code, "ADP015"))
+
+
+def test_a_vocabulary_heads_logits_kept_by_a_mask_into_cross_entropy():
+    assert _masked_found(MASKED_LM)
+
+
+def test_the_mask_written_as_a_comparison():
+    code = MASKED_LM.replace("F.cross_entropy(logits[mask], labels[mask])",
+                             "F.cross_entropy(logits[labels != 0], labels[labels != 0])")
+    assert "logits[labels != 0]" in code
+    assert _masked_found(code)
+
+
+def test_a_classifier_of_another_width_kept_by_a_mask_is_no_vocabulary_head():
+    # Near miss: the Linear's width is a number of classes, not the embedded tokens'
+    code = MASKED_LM.replace("def __init__(self, num_tokens, dim):", "def __init__(self, num_tokens, dim, classes):") \
+        .replace("nn.Linear(dim, num_tokens)", "nn.Linear(dim, classes)")
+    assert "nn.Linear(dim, classes)" in code
+    assert not _masked_found(code)
+
+
+def test_a_mask_of_the_heads_input_without_a_loss_is_no_site():
+    code = MASKED_LM.replace("return F.cross_entropy(logits[mask], labels[mask])", "return logits[mask]")
+    assert "cross_entropy" not in code
+    assert not _masked_found(code)
