@@ -905,6 +905,12 @@ class FlowBuilder:
                 return out, frontier
         rows = "canon.rows" if kind is ast.Subscript and expr.value.__class__ is _AST_NAME \
             and canonical.selects_rows(expr) else None
+        if rows is None and ctx.called and kind is ast.Subscript and expr.value.__class__ is _NAME \
+                and expr.value.id in ctx.called and expr.slice.__class__ in _MASK_INDEX:
+            # logits[mask] of logits = self.head(h): a mask of the leading axes (or indices of the
+            # first) selects rows, the last axis whole (a layer's output: a tensor, of rank 2 or
+            # more where a loss reads classes on its last axis)
+            rows = "canon.rows"
         if rows is None and kind is ast.Subscript and expr.value.__class__ is _AST_NAME \
                 and canonical.slices_two_leading(expr):
             rows = "canon.lead2"
@@ -4947,6 +4953,10 @@ def _two_axis_view(call: ast.Call) -> bool:
     return func.__class__ is ast.Attribute and func.attr in _VIEWS and len(call.args) == 2 and not call.keywords \
         and not any(a.__class__ is ast.Starred or a.__class__ is ast.Tuple or a.__class__ is ast.List
                     for a in call.args)
+
+
+# a mask or an index tensor written as a name or a comparison (``x[mask]``, ``x[m != 0]``)
+_MASK_INDEX = (_NAME, ast.Compare)
 
 
 def _one_index(index: ast.expr) -> bool:

@@ -5141,6 +5141,8 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
         if ctors[-1].fqn in (LM_HEAD, LM_HEAD_FIRST) or len(ctors) != 1 or ctors[0].fqn not in infos:
             continue
         kind = _end_kind(ctors[0].fqn, infos, returned, ends, names)
+        if kind is None and _stacked_linear_end(infos[ctors[0].fqn], names):
+            kind = LINEAR_END
         if kind is None and ctors[0].fqn in tied:
             # a head given a weight it multiplies the hidden states by (tied to a weight this
             # file does not show to be a token embedding's): logits as wide as that weight,
@@ -5148,6 +5150,82 @@ def mark_lm_heads(infos: dict, names: ModuleNames, tree: ast.Module, text: str |
             kind = LINEAR_END
         if kind is not None:
             mark(attr, ctors, kind)
+
+
+_STACK_FUNCS = frozenset(("torch.stack",))
+_PARAMETER = frozenset(("torch.nn.Parameter", "torch.nn.parameter.Parameter"))
+
+
+def _stacked_linear_end(info, names: ModuleNames) -> bool:
+    """Does the same-file module's ``forward`` return linear maps of its input by a weight it
+    holds, one per position, stacked (CSM's codebooks head: ``torch.stack([F.linear(h[:, i, :],
+    w[i].T) for i in range(n)], dim=1)``, ``w`` an ``nn.Parameter`` of the module, indexed)?  Each
+    element is a Linear's output (the rows of the input times a matrix); stacked on axis 0, or
+    on axis 1 of elements of rank 2 or more (the input a subscript keeping two axes), their
+    last axis stays last: the module's logits are as wide as that matrix, as a Linear-ending
+    head's are (a loss over the vocabulary says what they are)."""
+    forward = info.methods.get("forward")
+    if forward is None or not info.is_module or len(forward.body) < 2:
+        return False
+    value = _final_value(forward)
+    if value.__class__ is not ast.Call or len(value.args) != 1 or value.func.__class__ is not ast.Attribute \
+            or value.func.attr != "stack" or names.resolve(value.func) not in _STACK_FUNCS:
+        return False
+    dim = value.keywords[0].value if len(value.keywords) == 1 and value.keywords[0].arg == "dim" else None
+    if len(value.keywords) > (dim is not None):
+        return False
+    axis = 0 if dim is None else _int_literal_of(dim)
+    if axis not in (0, 1):
+        return False
+    listed = value.args[0]
+    body = forward.body
+    if listed.__class__ is ast.Name:  # out = [... for ...]; (out = torch.stack(out, ...);) return out
+        bound = [s.value for s in body if s.__class__ is ast.Assign and len(s.targets) == 1
+                 and _is_name(s.targets[0], listed.id) and s.value.__class__ is ast.ListComp]
+        listed = bound[0] if len(bound) == 1 else None
+    if listed.__class__ is not ast.ListComp or len(listed.generators) != 1:
+        return False
+    elt = listed.elt
+    if elt.__class__ is not ast.Call or len(elt.args) != 2 or elt.keywords \
+            or names.resolve(elt.func) != "torch.nn.functional.linear":
+        return False
+    params = {a.arg for a in forward.args.posonlyargs + forward.args.args[1:]}
+    hidden, weight = elt.args
+    rank2 = hidden.__class__ is ast.Subscript and hidden.slice.__class__ is ast.Tuple \
+        and len(hidden.slice.elts) >= 3 and hidden.slice.elts[-1].__class__ is ast.Slice
+    while hidden.__class__ is ast.Subscript:
+        hidden = hidden.value
+    if not (hidden.__class__ is ast.Name and hidden.id in params) or (axis == 1 and not rank2):
+        return False
+    while True:  # w[i].T, w[i].t(), w.transpose(-1, -2)[i]: the held matrix
+        if weight.__class__ is ast.Attribute and weight.attr in ("T", "mT"):
+            weight = weight.value
+        elif weight.__class__ is ast.Call and weight.func.__class__ is ast.Attribute \
+                and weight.func.attr in ("t", "transpose") and not weight.keywords:
+            weight = weight.func.value
+        elif weight.__class__ is ast.Subscript:
+            weight = weight.value
+        else:
+            break
+    if weight.__class__ is ast.Name:  # w = self.weight[idx] in forward, bound once
+        bound = [s.value for s in body if s.__class__ is ast.Assign and len(s.targets) == 1
+                 and _is_name(s.targets[0], weight.id)]
+        weight = bound[0] if len(bound) == 1 else None
+        while weight.__class__ is ast.Subscript:
+            weight = weight.value
+    if not (weight.__class__ is ast.Attribute and weight.value.__class__ is ast.Name and weight.value.id == "self"):
+        return False
+    init = info.methods.get("__init__")
+    held = [s.value for s in ast_walk(init) if s.__class__ is ast.Assign and len(s.targets) == 1
+            and _is_own(s.targets[0], weight.attr)] if init is not None else []
+    return len(held) == 1 and held[0].__class__ is ast.Call and names.resolve(held[0].func) in _PARAMETER \
+        and _count_returns(forward.body) == 1
+
+
+def _int_literal_of(expr: ast.expr) -> int | None:
+    if expr.__class__ is ast.Constant and expr.value.__class__ is int:
+        return expr.value
+    return None
 
 
 def _tied_heads(infos: dict, names: ModuleNames) -> dict:
