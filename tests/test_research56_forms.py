@@ -18,11 +18,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from torch import nn  # noqa: E402
+from torch import nn
 
-from adopter.cli import main  # noqa: E402
-from adopter.verify.core import _copy_unsaved_buffers  # noqa: E402
-from adopter.verify.result import PASS  # noqa: E402
+from adopter.cli import main
+from adopter.verify.core import _copy_unsaved_buffers
+from adopter.verify.result import PASS
 
 FIXTURES = Path(__file__).parent / "verify" / "fixtures" / "research" / "research56"
 
