@@ -237,6 +237,24 @@ def _loads_after_a_run(pair, device, exc: Exception) -> bool:
     return True
 
 
+def _copy_unsaved_buffers(original, patched) -> None:
+    """Give the patched module the original's non-persistent buffers too (``register_buffer(...,
+    persistent=False)``: no state dict carries them).  The input search runs the original alone,
+    and a forward that writes into such a buffer (a KV cache, ``self.kv_cache[:bsz, :end] = kv``
+    in DeepSeek-style MLA) leaves rows there that the patched module, built fresh, lacks: the two
+    would then differ in the buffers a training step compares, whatever the patch computes.  Only
+    a buffer of the same name, shape and dtype on both sides is copied."""
+    saved = original.state_dict(keep_vars=True)
+    mine = dict(patched.named_buffers())
+    with torch.no_grad():
+        for name, buffer in original.named_buffers():
+            if name in saved or buffer is None:
+                continue
+            other = mine.get(name)
+            if other is not None and other.shape == buffer.shape and other.dtype == buffer.dtype:
+                other.copy_(buffer)
+
+
 class _Checker:
     """Verifies classes of one patched module against the original module."""
 
@@ -299,6 +317,7 @@ class _Checker:
                      " ".join(str(exc).split())[:300]
             if not _loads_after_a_run(pair, device, exc):
                 return {site: Verdict(FAIL, reason) for site in sites}, None
+        _copy_unsaved_buffers(pair.original, pair.patched)
         forward_lines = LineTracer(self.patched_file)
         calls_patched = CallRecorder()
         calls_original = CallRecorder()
