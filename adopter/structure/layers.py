@@ -120,6 +120,13 @@ LOOK_ALIKES = {
         "torch.nn.Linear", "transformers' Conv1D is a Linear with a transposed (in, out) weight, which the kernel "
                            "does not fuse"),
 }
+# torch's lazy layers (``nn.LazyConv2d(out, k)``, ``nn.LazyBatchNorm2d()``, d2l's ResNet): the
+# layer itself once its first input fixes the input size (the module's class then becomes that
+# layer), so a pair folds as the plain one does (the kernel runs the two modules as written until
+# then).  The constructors take no input size, so no argument is kept.  LazyLinear is left out:
+# a fused-projection or bias-activation fix builds a Linear from its arguments.
+LAZY_LAYERS = {f"torch.nn.Lazy{name}": f"torch.nn.{name}"
+               for name in ("Conv1d", "Conv2d", "Conv3d", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d")}
 # torch's own synchronised BatchNorm: in eval (or with no process group) its forward is
 # F.batch_norm on its running statistics, a BatchNorm of whatever rank its input has; after a
 # Conv2d that is a BatchNorm2d.  Reported, not fixed, as a package's own synchronised BatchNorm
@@ -925,6 +932,8 @@ class LayerTyper:
         None otherwise (a forward that computes something else is another layer)."""
         if fqn == SYNC_BATCH_NORM:
             return SYNC_BATCH_NORM_KIND
+        if fqn in LAZY_LAYERS:
+            return LAZY_LAYERS[fqn], "", False
         for name, (base, why) in LOOK_ALIKES.items():
             if names_match(name, fqn):
                 return base, why, False
