@@ -34,8 +34,8 @@ from .treewalk import walk
 from .canon import TABLE
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
-                       functional_layer_norm_module, gelu_formula, gelu_module, layer_norm_module, passed_argument,
-                       silu_module, softmax_module, strip_casts,
+                       functional_layer_norm_module, gelu_formula, gelu_function, gelu_module, layer_norm_module,
+                       passed_argument, silu_module, softmax_module, strip_casts,
                        untransposed)
 from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
@@ -1359,9 +1359,11 @@ class LayerTyper:
         if fqn is None:
             return ()
         if not _is_layer_class_name(fqn):
-            if fqn in self.names.functions and gelu_formula(self.names.functions[fqn], self.names) is not None:
-                # ACT2FN = {"gelu": gelu, ...} with def gelu(x): x * 0.5 * (1 + erf(x / sqrt(2))):
-                # the same-file function computes GELU; held as a value, it is what calling it does
+            if fqn in self.names.functions and gelu_function(self.names.functions[fqn], self.names) is not None:
+                # ACT2FN = {"gelu": gelu, ...} with def gelu(x): x * 0.5 * (1 + erf(x / sqrt(2))),
+                # or fairseq's def gelu(x): return F.gelu(x.float()).type_as(x) that WavLM/BEATs
+                # copies return from their get_activation_fn: the same-file function computes
+                # GELU; held as a value, it is what calling it does
                 why = (f"`{ast.unparse(expr)}` is a function held as a value, not a layer: the kernel takes a "
                        f"layer module (and TorchScript cannot pass a function as a value)")
                 return (Built("torch.nn.functional.gelu", (), (), False, expr, unlike=why, function=True),)
