@@ -941,6 +941,16 @@ class Builder:
                 variant = Variant(flags=((guard.name, guard.want),), method=method)
             if variant is not None and variant not in from_guards:
                 from_guards.append(variant)
+            if guard.kind == "attr_set" and guard.want == "absent" and not spec:
+                # ``if self.attn_type is None:`` where __init__ stores a constructor argument in it
+                # as it is (``self.attn_type = attn_type``): built with that argument None, the
+                # value the class's own test names (its default, a caller of the file or a guess
+                # may give it another; a build that fails with None only costs a try)
+                param = stored_parameters(self.text, class_name).get(guard.name)
+                if param in ctor_params:
+                    candidate = Variant(ctor=((param, None),), method=method)
+                    if candidate not in from_guards:
+                        from_guards.append(candidate)
             if guard.kind in ("attr", "attr_set") and not spec:
                 want_set = guard.want in (True, "given")
                 for condition in init_conditions(self.text, class_name, guard.name, want_set)[:3]:

@@ -1554,6 +1554,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
         for width in widths:
             candidates.append(randn(b, s, width))
         candidates += four
+        if isinstance(handed, nn.Linear) and fed_output_rank(func, name, module) != 2:
+            # a later input the code hands as it is to a Linear of its own: maybe one vector per
+            # sample (a conditioning embedding, maia2's ``self.elo_query(elo_emb).view(x.size(0),
+            # heads, 1, -1)``): that Linear's width, one row per sample, after the token guesses
+            candidates.append(randn(b, handed.in_features))
         if per_param and isinstance(handed, (nn.Conv2d, nn.Conv3d)):
             # a later input the code hands as it is to a 2-D or 3-D convolution of its own
             # (learning3d's ``self.line_conv_att(curves)`` beside points of a Conv1d): that
