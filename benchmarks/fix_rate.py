@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", action="append", default=[], metavar="NAME")
     parser.add_argument("--every", type=int, default=5, help="every N-th other file with a yes row (0: none)")
     parser.add_argument("--list", action="store_true", help="print every yes site's status")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="of those, only the files whose 'source:path' contains TEXT (repeatable; any matches)")
     args = parser.parse_args(argv)
     batches = tuple(args.batch) or BATCHES
     labels = [lab for lab in score.read_labels(HERE / "devcorpus" / "labels.tsv") if lab.rule in SCORED]
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     others = sorted(k for k, labs in by_file.items() if k not in chosen and any(lab.label == "yes" for lab in labs))
     if args.every:
         chosen |= set(others[::args.every])
+    if args.only:
+        chosen = {k for k in chosen if any(t in f"{k[0]}:{k[1]}" for t in args.only)}
     files = score.resolve_files([lab for k in chosen for lab in by_file[k]], score.DEFAULT_CACHE, quiet=True)
     rules = [r for r in load_rules() if r.id in SCORED]
     tally: dict[str, Counter] = defaultdict(Counter)
@@ -75,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
                 line = lab.line if moved is None else moved
                 why = [w for f, w in result.skipped if f.rule == lab.rule and _covers([f], line)]
                 status = "declined"
-                reason = why[0] if why else "no reason given"
+                other = {f.rule for f in result.applied if f.rule != lab.rule and _covers([f], lab.line)}
+                # no reason of its own: another rule's patch rewrote the site (ADP013's SwiGLU
+                # over the GELU gate ADP006 also finds), so the finding was gone next round
+                reason = why[0] if why else (f"inside {'/'.join(sorted(other))}'s patch" if other
+                                             else "no reason given")
                 reasons[lab.rule][reason[:110]] += 1
                 status += f" ({reason})"
             counts[status.split(" (")[0]] += 1
