@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Fix rate per rule (issue 12: "a finding is not yet a speed-up"): over labelled files of the
 development corpus, how many of the sites labelled "yes" are found, patched (``fix_text`` applies a
 patch of that rule whose span holds the labelled line) or declined (with the fixer's reason), per
@@ -20,14 +19,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "devcorpus"))
 sys.path.insert(0, str(HERE))
 
-import score  # noqa: E402
-from research_attention import _covers, _package_root, final_line  # noqa: E402
+import score
+from research_attention import _covers, _package_root, final_line
 
-from adopter.engine import analyze  # noqa: E402
-from adopter.ruleset import load_rules  # noqa: E402
-from adopter.structure.names import package_of  # noqa: E402
-from adopter.synth import fix_text  # noqa: E402
-from adopter.synth.run import Run  # noqa: E402
+from adopter.engine import analyze
+from adopter.ruleset import load_rules
+from adopter.structure.names import package_of
+from adopter.synth import fix_text
+from adopter.synth.run import Run
 
 BATCHES = ("cnn44", "cnn45", "cnn46", "hf37", "research55")
 SCORED = tuple(f"ADP{n:03d}" for n in range(5, 16))

@@ -328,7 +328,7 @@ def test_linear_gelu_pair_runs_as_bias_gelu(monkeypatch):
     """A Linear -> GELU pair of members (rule ADP006 in a container) goes through bias_gelu's
     fused path and computes what nn.Sequential computes (outputs and gradients); a ReLU, or a
     Linear subclass, runs as written."""
-    import adopter_kernels.activations as activations
+    from adopter_kernels import activations
 
     calls = []
     real = activations._fused

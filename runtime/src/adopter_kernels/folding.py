@@ -16,8 +16,8 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-from .activations import _bias_gelu, _gelu_mode
 from ._runtime import Layer, _has_hooks, is_plain, recording, tensor_signature
+from .activations import _bias_gelu, _gelu_mode
 
 __all__ = ["conv_bn", "linear_bn", "FoldingSequential"]
 
