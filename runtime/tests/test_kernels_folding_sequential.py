@@ -322,3 +322,37 @@ def test_conv_bn_over_a_separable_conv_attribute_matches_training_and_eval(monke
     for pa, pb in zip([*a[0].parameters(), *a[1].parameters()], [*b[0].parameters(), *b[1].parameters()]):
         assert torch.equal(pa.grad, pb.grad)
     assert torch.equal(a[1].running_mean, b[1].running_mean)
+
+
+def test_linear_gelu_pair_runs_as_bias_gelu(monkeypatch):
+    """A Linear -> GELU pair of members (rule ADP006 in a container) goes through bias_gelu's
+    fused path and computes what nn.Sequential computes (outputs and gradients); a ReLU, or a
+    Linear subclass, runs as written."""
+    from adopter_kernels import activations
+
+    calls = []
+    real = activations._fused
+    monkeypatch.setattr(activations, "_fused", lambda *a: calls.append(a[2]) or real(*a))
+    torch.manual_seed(0)
+    members = [torch.nn.Linear(6, 12), torch.nn.GELU(approximate="tanh"), torch.nn.Linear(12, 6)]
+    plain = torch.nn.Sequential(*members).double()
+    folding = FoldingSequential(*copy.deepcopy(list(plain))).double()
+    x = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
+    y = x.detach().clone().requires_grad_(True)
+    torch.testing.assert_close(folding(y), plain(x))
+    plain(x).sum().backward()
+    folding(y).sum().backward()
+    torch.testing.assert_close(y.grad, x.grad)
+    assert calls == ["tanh", "tanh"]
+
+    class MyLinear(torch.nn.Linear):
+        def forward(self, x):
+            return super().forward(x) + 1
+
+    calls.clear()
+    for seq in (FoldingSequential(torch.nn.Linear(6, 6), torch.nn.ReLU()),
+                FoldingSequential(MyLinear(6, 6), torch.nn.GELU())):
+        reference = torch.nn.Sequential(*seq)
+        z = torch.randn(2, 6)
+        torch.testing.assert_close(seq(z), reference(z))
+    assert calls == []

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ._runtime import Layer, _has_hooks, is_plain, recording, tensor_signature
+from .activations import _bias_gelu, _gelu_mode
 
 __all__ = ["conv_bn", "linear_bn", "FoldingSequential"]
 
@@ -178,13 +179,19 @@ def _pair_kernel(first: nn.Module, second: nn.Module):
             return _linear_bn
         if isinstance(first, nn.Sequential):  # ends in a conv or Linear (a separable convolution)?
             return _through_sequential
+    elif isinstance(first, nn.Linear) and _gelu_mode(second) is not None:
+        # Linear -> GELU (rule ADP006): adopter_kernels.bias_gelu's path, which runs the pair as
+        # written unless the Linear is plain and the activation a GELU it knows
+        return _bias_gelu
     return None
 
 
 class FoldingSequential(nn.Sequential):
     """An ``nn.Sequential`` that folds each Conv -> BatchNorm (and Linear -> BatchNorm1d)
     pair of adjacent members when the BatchNorm uses its running statistics (rules ADP007 and
-    ADP008, for layers that run inside a container).
+    ADP008, for layers that run inside a container), and runs each Linear -> GELU pair as
+    :func:`adopter_kernels.bias_gelu` runs it (rule ADP006: fused when the Linear is plain and
+    the activation a GELU; otherwise the two members as written).
 
     It *is* an ``nn.Sequential``: the same constructor (modules, or one ``OrderedDict``), the
     same children under the same names (so the same ``state_dict`` keys: checkpoints load with
