@@ -2425,13 +2425,8 @@ class LayerTyper:
         if target is None or self.tree is None or not self._only_called(target):
             return False
         for call, caller, caller_owner in self.callers(target):
-            if any(a.__class__ is ast.Starred for a in call.args):
+            if _opaque_arguments(call, caller, name, self.names):
                 return False
-            for kw in call.keywords:
-                # (``**factory_kwargs`` bound once in the caller to a literal dict without the name)
-                if kw.arg is None and not (isinstance(caller, ast.FunctionDef) and kw.value.__class__ is ast.Name
-                                           and name not in (_splat_keys(caller, kw.value.id, self.names) or (name,))):
-                    return False
             passed = _passed(call, index, name, None, positional)
             if passed is None:
                 continue
@@ -2463,13 +2458,8 @@ class LayerTyper:
         if target is None or self.tree is None or not self._only_called(target):
             return False
         for call, caller, _ in self.callers(target):
-            if any(a.__class__ is ast.Starred for a in call.args):
+            if _opaque_arguments(call, caller, name, self.names):
                 return False
-            for kw in call.keywords:
-                # ``**factory_kwargs`` bound once in the caller to a literal dict without the name
-                if kw.arg is None and not (isinstance(caller, ast.FunctionDef) and kw.value.__class__ is ast.Name
-                                           and name not in (_splat_keys(caller, kw.value.id, self.names) or (name,))):
-                    return False
             if _passed(call, index, name, None, positional) is not None:
                 # (a caller's own parameter handed on counts as given: torchtext's T5 layers,
                 # whose encoder gets the activation string from the package's config)
@@ -4669,6 +4659,17 @@ def _add_key(env: dict, name: str, key: ast.expr) -> None:
             env["dict:" + name] = keys + (key.value,)
     else:
         del env["dict:" + name]
+
+
+def _opaque_arguments(call: ast.Call, caller, name: str, names) -> bool:
+    """May ``call`` pass ``name`` where it cannot be read: a starred positional argument, or a
+    ``**`` splat other than a name the caller binds once to a literal dict without ``name``
+    (audyn's ``**factory_kwargs`` of device and dtype)?"""
+    if any(a.__class__ is ast.Starred for a in call.args):
+        return True
+    return any(kw.arg is None and not (isinstance(caller, ast.FunctionDef) and kw.value.__class__ is ast.Name
+                                       and name not in (_splat_keys(caller, kw.value.id, names) or (name,)))
+               for kw in call.keywords)
 
 
 def _splat_keys(func: ast.FunctionDef, name: str, names: ModuleNames) -> tuple | None:
