@@ -3673,17 +3673,10 @@ class FlowBuilder:
         for a result unpacked into two names: with an odd axis the first form has three parts
         and the unpacking fails, and split sizes must add up to the axis, so when the code runs
         the parts are the halves chunk gives.  None for any other call."""
-        parts = self._split_call(call, "split")
-        if parts is None:
+        split = _split_arguments(self._split_call(call, "split"))
+        if split is None or not isinstance(split[0], ast.Name):
             return None
-        functional, base, args, keywords = parts
-        if base is None and functional:
-            base = keywords.pop("tensor", None)
-        size = args.pop(0) if args else keywords.pop("split_size_or_sections", keywords.pop("split_size", None))
-        dim = args.pop(0) if args else keywords.pop("dim", None)
-        if args or keywords or not isinstance(base, ast.Name) or size is None or dim is None \
-                or _int_literal(dim) != -1:
-            return None
+        base, size, dim = split
         if not (_half_of_last(size, base.id) or (
                 isinstance(size, (ast.List, ast.Tuple)) and len(size.elts) == 2
                 and _pure_size(size.elts[0]) and ast.dump(size.elts[0]) == ast.dump(size.elts[1]))):
@@ -3717,16 +3710,11 @@ class FlowBuilder:
         last bound to one, whose output width is written ``2 * n`` (:meth:`_twice_linear`): two
         parts of n, the halves (xLSTM's ``gate, up = self.proj_up(x).split(self.d, dim=-1)``
         with ``out_features=2 * self.d``).  None for any other call."""
-        parts = self._split_call(call, "split") if self.cls is not None else None
-        if parts is None:
+        split = _split_arguments(self._split_call(call, "split")) if self.cls is not None else None
+        if split is None:
             return None
-        functional, base, args, keywords = parts
-        if base is None and functional:
-            base = keywords.pop("tensor", None)
-        size = args.pop(0) if args else keywords.pop("split_size_or_sections", keywords.pop("split_size", None))
-        dim = args.pop(0) if args else keywords.pop("dim", None)
-        if args or keywords or base is None or size is None or dim is None or _int_literal(dim) != -1 \
-                or size.__class__ in (ast.List, ast.Tuple) or not _pure_size(size) \
+        base, size, dim = split
+        if size.__class__ in (ast.List, ast.Tuple) or not _pure_size(size) \
                 or not self._twice_linear(base, size, ctx):
             return None
         return _chunk_halves(call, base, size, dim)
@@ -5180,6 +5168,22 @@ def _comprehension_calls(target: ast.expr, comp: ast.ListComp) -> list | None:
         rebound.add(name.id)
         out.append((name, _Substitute(loop, elt).visit(copy.deepcopy(comp.elt))))
     return out
+
+
+def _split_arguments(parts: tuple | None) -> tuple | None:
+    """``(base, size, dim)`` of a split call's parts (FlowBuilder._split_call): the tensor split
+    (``tensor=`` of ``torch.split`` too), its split size and a dim of -1; None when there are no
+    parts, any of the three is missing, the dim is another, or anything else is passed."""
+    if parts is None:
+        return None
+    functional, base, args, keywords = parts
+    if base is None and functional:
+        base = keywords.pop("tensor", None)
+    size = args.pop(0) if args else keywords.pop("split_size_or_sections", keywords.pop("split_size", None))
+    dim = args.pop(0) if args else keywords.pop("dim", None)
+    if args or keywords or base is None or size is None or dim is None or _int_literal(dim) != -1:
+        return None
+    return base, size, dim
 
 
 def _chunk_halves(call: ast.Call, base: ast.Name, count_at: ast.AST, dim: ast.AST) -> ast.Call:
