@@ -179,30 +179,29 @@ class Package:
 def sibling_gelu(package: Package, fqn: str) -> str | None:
     """The GELU variant (formulas.gelu_function) a function ``fqn`` of another module of the
     package computes, or None (a class, a constant, not found); once per definition."""
-    found = package.find(fqn)  # (None for a name of another package)
-    if found is None:
-        return None
-    other, name = found
-    cache = other.gelu_functions
-    if name not in cache:
-        func = other.names.functions.get(name) if name not in other.names.classes else None
-        cache[name] = None if func is None else gelu_function(func, other.names)
-    return cache[name]
+    return _per_definition(package, fqn, "gelu_functions", gelu_function, None)
 
 
 def sibling_passes_through(package: Package, fqn: str) -> bool:
     """Does a function ``fqn`` of another module of the package return any tensor argument as it
     is (formulas.passes_tensor_through: StripedHyena's ``grab_first_if_tuple`` in its utils)?
     False for a class, a constant, a name not found; once per definition."""
-    found = package.find(fqn)  # (None for a name of another package)
+    return _per_definition(package, fqn, "pass_throughs", lambda func, _names: passes_tensor_through(func), False)
+
+
+def _per_definition(package: Package, fqn: str, cache: str, read, missing):
+    """``read(func, names)`` of the function ``fqn`` names in another module of the package,
+    kept in that module's dict attribute ``cache``; ``missing`` for a class, a constant, a name
+    not found or of another package."""
+    found = package.find(fqn)
     if found is None:
-        return False
+        return missing
     other, name = found
-    cache = other.pass_throughs
-    if name not in cache:
+    answers = getattr(other, cache)
+    if name not in answers:
         func = other.names.functions.get(name) if name not in other.names.classes else None
-        cache[name] = func is not None and passes_tensor_through(func)
-    return cache[name]
+        answers[name] = missing if func is None else read(func, other.names)
+    return answers[name]
 
 
 _DEF = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.M)
