@@ -668,7 +668,7 @@ def fixable(rule: Rule, match: Match) -> bool:
     if rule.container_target is not None and match.in_container:
         # a member built by code the fixer will not rebase (an nn.Sequential subclass with its
         # own code, a helper's container) is declined by the plan: not fixable here either
-        return match.members_only() and not any(getattr(ctor, "unlike", "") for _, ctor in match.ctors)
+        return match.members_only() and not any(ctor.unlike for _, ctor in match.ctors)
     if match.unfusable_container(rule.container_steps):
         return False
     if rule.synth is None and rule.forward_target and len({n.func for n in match.nodes}) > 1:
