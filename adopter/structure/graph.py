@@ -466,8 +466,11 @@ class FlowBuilder:
         if self.grouped_products:
             # attention over grouped axes, the key group flattened for the softmax (groups.py)
             groups.read(self.nodes)
-        # a softmax over the scores flattened to rows, viewed straight back (structure/rows.py)
-        rows.read(self.nodes)
+        # a softmax over the scores flattened to rows, viewed straight back (structure/rows.py),
+        # or over one query's scores with its size-1 axis squeezed (structure/singletons.py)
+        squeezed = rows.read(self.nodes)
+        if squeezed:
+            read_in = {**(read_in or {}), **squeezed}
         if self.asserted or ranks.wanted(self.nodes):
             # softmax(w, dim=2) of a 3-D w is dim=-1 (see structure/ranks.py)
             ranks.normalise(self.nodes, lambda sp: segment(self.lines, sp) if self.lines is not None else "",

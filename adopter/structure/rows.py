@@ -19,21 +19,30 @@ tensor's size) regroups the rows' elements and stays a view.
 from __future__ import annotations
 
 from ..records import replace
-from . import headscale
+from . import headscale, singletons
 from .canon import ref as _ref
 from .ops import SOFTMAX
 
 _VIEWS = frozenset({"view", "reshape"})
 
 
-def read(nodes) -> None:
+def read(nodes) -> dict | None:
     """Make, in place, each view back of a row-wise softmax a copy (module docstring).  The
-    common flow has no softmax: one pass over the nodes, no call per node."""
+    common flow has no softmax: one pass over the nodes, no call per node.  Returns, per
+    softmax read in the layout of a one-query product (structure/singletons.py), its node id
+    -> that product's node id (as layouts.read does); None when none."""
+    read_in = None
     for node in nodes:
         if node.canon == SOFTMAX and len(node.outs) == 1:
             _read_one(nodes, node)
             # probabilities scaled per head before the value product (structure/headscale.py)
             headscale.read_one(nodes, node)
+            # a size-1 query axis squeezed for the softmax and restored after it
+            product = singletons.read_one(nodes, nodes[node.id])
+            if product is not None:
+                read_in = read_in or {}
+                read_in[node.id] = product
+    return read_in
 
 
 def _definer(nodes, key: str, before: int):
