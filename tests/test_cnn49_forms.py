@@ -11,13 +11,23 @@ Near-misses: a squeeze of an axis no operand made size 1, the probabilities unsq
 another axis (the product then contracts something else), a softmax over the batch axis, and
 a mask added to the squeezed scores (it would broadcast against the restored layout) stay
 unreported.
+
+Found by probing 60 spellings of conv-BN construction after the batch (scratch fixtures):
+- ``self.register_module("bn", nn.BatchNorm2d(c))``: torch's other name for ``add_module``;
+- ``torch.nn.modules.batchnorm.BatchNorm2d(c)`` written out in full (code torch.fx prints): the
+  class torch re-exports as ``nn.BatchNorm2d``, as an import from that module already read;
+- ``norm_layer = kwargs.get("norm_layer", nn.BatchNorm2d)`` of the function's ``**kwargs``:
+  the default, as for a parameter written with it.
+Near-misses: a transposed convolution written in full before a BatchNorm, a GroupNorm bound by
+register_module, a ``kwargs.get`` defaulting to a GroupNorm, and a ``.get`` of a dict that is
+not the function's ``**kwargs`` stay unreported.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from corpus_forms import found, line_of, rules
+from corpus_forms import assert_bn_fold_matches, found, line_of, rules
 
 from adopter.synth import fix_text
 
@@ -127,3 +137,114 @@ def test_the_fix_computes_the_original_attention():
         gg = torch.autograd.grad(got.sum(), (values, query))
         for a, b in zip(gg, gw):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+LAYERS = """\
+import torch
+from torch import nn
+
+
+class Registered(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.register_module("conv", nn.Conv2d(c, c, 3, padding=1, bias=False))
+        self.register_module("bn", nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class FullPath(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = torch.nn.modules.conv.Conv2d(c, c, 3, padding=1)
+        self.bn = torch.nn.modules.batchnorm.BatchNorm2d(c)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+
+
+class FromKwargs(nn.Module):
+    def __init__(self, c, **kwargs):
+        super().__init__()
+        norm_layer = kwargs.get("norm_layer", nn.BatchNorm2d)
+        self.conv = nn.Conv2d(c, c, 1, bias=False)
+        self.bn = norm_layer(c)
+
+    def forward(self, x):
+        return self.bn(self.conv(x))
+"""
+
+LAYERS_NEAR = """\
+import torch
+from torch import nn
+
+
+class FullPathTransposed(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.up = torch.nn.modules.conv.ConvTranspose2d(c, c, 2, stride=2)
+        self.bn = torch.nn.modules.batchnorm.BatchNorm2d(c)
+
+    def forward(self, x):
+        return self.bn(self.up(x))
+
+
+class RegisteredGroupNorm(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.register_module("conv", nn.Conv2d(c, c, 3, padding=1))
+        self.register_module("norm", nn.GroupNorm(4, c))
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+class KwargsGroupNorm(nn.Module):
+    def __init__(self, c, **kwargs):
+        super().__init__()
+        norm_layer = kwargs.get("norm_layer", nn.GroupNorm)
+        self.conv = nn.Conv2d(c, c, 1)
+        self.norm = norm_layer(4, c)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+
+
+TABLE = {"bn": nn.BatchNorm2d}
+
+
+class OtherDict(nn.Module):
+    def __init__(self, c, options):
+        super().__init__()
+        norm_layer = options.get("norm_layer", nn.BatchNorm2d)
+        self.conv = nn.Conv2d(c, c, 1)
+        self.norm = norm_layer(c)
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+"""
+
+
+def _forward_return(code, cls):
+    """The line of ``cls``'s ``return`` (its forward's, the class's only one)."""
+    lines = code.splitlines()
+    first = line_of(code, f"class {cls}(")
+    return next(n for n in range(first, len(lines) + 1) if lines[n - 1].strip().startswith("return "))
+
+
+@pytest.mark.parametrize("cls", ["Registered", "FullPath", "FromKwargs"])
+def test_layers_bound_by_register_module_full_paths_and_kwargs_defaults(cls):
+    line = _forward_return(LAYERS, cls)
+    assert any(f.line <= line <= f.end_line for f in found(LAYERS, "ADP007"))
+
+
+def test_layer_near_misses_are_not_pairs():
+    assert found(LAYERS_NEAR, "ADP007") == []
+
+
+def test_layer_forms_fold_exactly():
+    fixed = fix_text(LAYERS, "model.py", rules("ADP007")).text
+    assert fixed.count("conv_bn(") == 3
+    for cls in ("Registered", "FullPath", "FromKwargs"):
+        assert_bn_fold_matches(LAYERS, fixed, cls, (4,), (2, 4, 6, 6))

@@ -107,6 +107,11 @@ class Applier:
     own: frozenset | None
 
 
+# nn.Module's methods that bind a child module under a name (``register_module`` is
+# ``add_module`` under another name, torch >= 1.13)
+_ADDS_NAMED = frozenset({"add_module", "register_module"})
+
+
 def span(node: ast.AST) -> tuple[int, int, int, int]:
     return (node.lineno, node.col_offset, node.end_lineno or node.lineno, node.end_col_offset or 0)
 
@@ -715,9 +720,9 @@ def _walk_init(func, info: ClassInfo, names: ModuleNames, out: dict[str, list[Ct
         ):
             env.update(_walk_init(info.methods[f.attr], info, names, out, seen, depth + 1, typer,
                                   {k: v for k, v in env.items() if k.startswith("self.")}))
-        # self.add_module("name", nn.Linear(...)) / setattr(self, "name", ...)
+        # self.add_module("name", nn.Linear(...)) (or its alias register_module) / setattr(self, "name", ...)
         elif (
-            isinstance(f, ast.Attribute) and f.attr == "add_module" and len(node.args) == 2
+            isinstance(f, ast.Attribute) and f.attr in _ADDS_NAMED and len(node.args) == 2
             and isinstance(f.value, ast.Name) and f.value.id == "self"
             and (key := module_key(node.args[0])) is not None
         ):

@@ -83,6 +83,9 @@ CONSTANT = "\0constant:"
 # env key prefix: a local name bound to an empty ``nn.Sequential()`` whose site this walk recorded
 # (the value is that call); ``name.add_module(key, layer)`` then adds a member, as for ``self.x``
 EMPTY_SEQUENTIAL = "empty-sequential:"
+# env key prefix: the function's ``**kwargs`` parameter (the value: True); ``kwargs.get("norm_layer",
+# nn.BatchNorm2d)`` reads a keyword as a defaulted parameter would be (LayerTyper._kwargs_read)
+KWARGS = "\0kwargs:"
 # env key prefix: a function defined in the walked body (``def add_block(...)`` inside
 # ``__init__``); a call statement of it runs its body there (LayerTyper._walk_local)
 LOCAL_DEF = "\0def:"
@@ -222,6 +225,8 @@ class Key:
 
 
 # String methods computed on a known key: pure, with constant arguments.
+# dict reads of a function's ``**kwargs`` with a default (``kwargs.get(key, default)``)
+_KWARGS_READS = frozenset({"get", "pop"})
 STR_METHODS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rstrip", "replace", "split", "rsplit",
                          "removeprefix", "removesuffix", "title", "capitalize"})
 # Types a string is not an instance of (``isinstance(key, T)`` is False for all of them).
@@ -1390,6 +1395,18 @@ class LayerTyper:
                     return (LayerClass(name),) if _is_layer_class_name(name) else ()
         return (LayerClass(fqn),)
 
+    def _kwargs_read(self, call: ast.Call, env: dict, depth: int) -> tuple:
+        """``kwargs.get("norm_layer", nn.BatchNorm2d)`` (or ``.pop``) of the function's ``**kwargs``:
+        the default, as for a parameter written with it, unless the call being walked passes that
+        keyword (its keys known: ``dict:`` of the env), whose value is not kept there: unknown."""
+        key = call.args[0] if len(call.args) == 2 and not call.keywords else None
+        if key is None or key.__class__ is not ast.Constant or not isinstance(key.value, str):
+            return ()
+        passed = env.get("dict:" + call.func.value.id)
+        if passed is not None and key.value in passed:
+            return ()
+        return self.values(call.args[1], env, depth)
+
     def _call(self, call: ast.Call, env: dict, depth: int) -> tuple:
         func = call.func
         if func.__class__ is ast.Name and LOCAL_DEF + func.id in env:
@@ -1397,6 +1414,9 @@ class LayerTyper:
             # __init__), called for its value: what it returns, its free names the caller's
             local = env[LOCAL_DEF + func.id]
             return self._factory(func.id, call, env, depth, local, closure=_closure(local, env))
+        if func.__class__ is ast.Attribute and func.attr in _KWARGS_READS and func.value.__class__ is ast.Name \
+                and KWARGS + func.value.id in env:
+            return self._kwargs_read(call, env, depth)
         kwargs = tuple((k.arg, k.value) for k in call.keywords if k.arg is not None)
         fqn = None
         if isinstance(func, ast.Attribute) and func.attr in STR_METHODS:
@@ -2167,6 +2187,8 @@ class LayerTyper:
                                       index < len(positional), depth, method_of)
             elif values:
                 env[arg.arg] = _unique(values)
+        if args.kwarg is not None:
+            env[KWARGS + args.kwarg.arg] = True
         if call is not None and args.kwarg is not None and all(k.arg is not None for k in call[0].keywords):
             # the **kwargs parameter holds the keywords the call passes beyond the named ones
             named = {a.arg for a, _ in params}

@@ -70,7 +70,14 @@ class ModuleNames:
             base = root
         else:
             return None
-        return ".".join([base, *reversed(parts)])
+        dotted = ".".join([base, *reversed(parts)])
+        if parts[1:] and parts[1] in _HOLDERS:
+            # torch.nn.modules.conv.Conv2d written out in full is torch.nn.Conv2d (as imported
+            # from there: _REEXPORTED), a private base or helper keeping its path
+            module, _, name = dotted.rpartition(".")
+            if module in _REEXPORTED and name[:1].isupper():
+                return f"{_REEXPORTED[module]}.{name}"
+        return dotted
 
 
 def param_default(args: ast.arguments, name: str) -> ast.expr | None:
@@ -398,6 +405,10 @@ _REEXPORTED = {
         "flatten", "fold", "instancenorm", "linear", "loss", "module", "normalization", "padding",
         "pixelshuffle", "pooling", "rnn", "sparse", "transformer", "upsampling")},
 }
+
+# the last part of each such submodule (``conv`` of ``torch.nn.modules.conv``): a dotted name
+# whose next-to-last part is none of these needs no look-up (ModuleNames.resolve)
+_HOLDERS = frozenset(module.rpartition(".")[2] for module in _REEXPORTED)
 
 
 _PARTIALS = frozenset({"functools.partial"})
