@@ -12,6 +12,11 @@ dimensions, mambapy's Jamba, ChatTTS' DVAE, babyGPT).  The fixtures are ours.
 Near-misses: the new axis merged innermost (``"j ... d -> ... (d j)"``: the halves interleaved,
 another rotation), the new axis kept apart (no merge), the halves in the other order (``[x2,
 -x1]``: the negation on the second part), and halves of two different tensors.
+- verify, skipped: an attention class defined in another class's body (babyGPT's
+  ``babyGPT.AttentionHead``, found and fixed) was "not an nn.Module class at module level": the
+  builder looked the dotted name up as one attribute of the module.  It now walks it one class at
+  a time, for the class and for its source (build.ModuleBuilder.class_of / _class_node).  A name
+  that leads nowhere is still a skip.
 """
 from __future__ import annotations
 
@@ -106,3 +111,69 @@ def test_the_patterns_read_as_a_concatenation_are_one_at_run_time():
         assert not canon.rearrange_concatenates_last(pattern)
     interleaved = rearrange([a, b], "half ... d -> ... (d half)")
     assert not torch.equal(interleaved, torch.cat((a, b), dim=-1))
+
+
+# -- verify: an attention class nested in another class ----------------------------------------
+
+NESTED = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn as nn
+
+
+    class Toy(object):
+        class Head(nn.Module):
+            def __init__(self, width):
+                super().__init__()
+                self.width = width
+                self.wq = nn.Linear(width, width)
+                self.wk = nn.Linear(width, width)
+                self.wv = nn.Linear(width, width)
+                self.softmax = nn.Softmax(dim=-1)
+
+            def forward(self, x):
+                q = self.wq(x)
+                k = self.wk(x)
+                v = self.wv(x)
+                probs = self.softmax(q @ k.transpose(2, 1))
+                return (probs @ v) / math.sqrt(self.width)
+""")
+
+
+def _verdicts(tmp_path, text):
+    from adopter.config import Config
+    from adopter.verify import verify_file
+    from adopter.verify.core import options_for
+
+    from corpus_forms import rules
+
+    path = tmp_path / "model.py"
+    path.write_text(text)
+    results = verify_file(str(path), rules("ADP010"), Config(), benchmark=False,
+                          options=options_for(Config(), benchmark=False))
+    return {r.class_name: r for r in results if not r.combined}
+
+
+def test_an_attention_class_nested_in_a_class_verifies(tmp_path):
+    from adopter.verify.result import PASS
+
+    assert covered(NESTED, "probs = self.softmax", "ADP010")
+    result = _verdicts(tmp_path, NESTED)["Toy.Head"]
+    assert result.verdict == PASS, result
+
+
+def test_a_nested_name_that_leads_nowhere_is_still_a_skip():
+    import types
+
+    import pytest
+
+    from adopter.verify.build import Builder, Skip
+
+    module = types.ModuleType("model")
+    exec(compile(NESTED, "model.py", "exec"), module.__dict__)
+    builder = Builder(module, NESTED, sizes=None)
+    assert builder.class_of(module, "Toy.Head") is module.Toy.Head
+    for name in ("Toy.Missing", "Toy", "Head", "Toy.Head.forward"):
+        with pytest.raises(Skip):
+            builder.class_of(module, name)
