@@ -23,9 +23,8 @@ from __future__ import annotations
 import textwrap
 
 import torch
-from einops import rearrange
-
 from corpus_forms import covered
+from einops import rearrange
 
 from adopter.structure import canon
 
@@ -142,11 +141,11 @@ NESTED = textwrap.dedent("""\
 
 
 def _verdicts(tmp_path, text):
+    from corpus_forms import rules
+
     from adopter.config import Config
     from adopter.verify import verify_file
     from adopter.verify.core import options_for
-
-    from corpus_forms import rules
 
     path = tmp_path / "model.py"
     path.write_text(text)
@@ -163,15 +162,18 @@ def test_an_attention_class_nested_in_a_class_verifies(tmp_path):
     assert result.verdict == PASS, result
 
 
-def test_a_nested_name_that_leads_nowhere_is_still_a_skip():
-    import types
+def test_a_nested_name_that_leads_nowhere_is_still_a_skip(tmp_path):
+    import importlib.util
 
     import pytest
 
     from adopter.verify.build import Builder, Skip
 
-    module = types.ModuleType("model")
-    exec(compile(NESTED, "model.py", "exec"), module.__dict__)
+    path = tmp_path / "nested_model.py"
+    path.write_text(NESTED)
+    spec = importlib.util.spec_from_file_location("nested_model", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     builder = Builder(module, NESTED, sizes=None)
     assert builder.class_of(module, "Toy.Head") is module.Toy.Head
     for name in ("Toy.Missing", "Toy", "Head", "Toy.Head.forward"):
