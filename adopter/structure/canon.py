@@ -25,10 +25,11 @@ from .names import names_match
 from .ops import ACTIVATION_FACTORIES, ACTIVATION_TABLES, CASTS, DTYPE_ALIASES, OPS, RUNTIME_PARAM, SOFTMAX
 
 
-# canon.rotate_half is read off a concatenation (graph._rotate_half): its spellings, and the
-# pseudo-word (not an identifier) that structure.model adds to what a function mentions when its
-# text has a call whose first argument is a tuple or list with a negated first element.
-ROTATE_HALF_CALLS = frozenset({"cat", "concat", "concatenate"})
+# canon.rotate_half is read off a concatenation (graph._rotate_half): its spellings (einops'
+# ``rearrange([-x2, x1], "h ... d -> ... (h d)")`` is one, canon.rearrange_concatenates_last), and
+# the pseudo-word (not an identifier) that structure.model adds to what a function mentions when
+# its text has a call whose first argument is a tuple or list with a negated first element.
+ROTATE_HALF_CALLS = frozenset({"cat", "concat", "concatenate", "rearrange"})
 NEG_PAIR = "(-"
 # canon.rope_halves is read off a concatenation too (graph._rope_halves): the pseudo-word that
 # structure.model adds when one function's text has a call whose first argument is a tuple or
@@ -835,6 +836,25 @@ def rearrange_swaps_last_two(pattern: str) -> bool:
     if any(not (_AXIS.match(a) or a == "...") for a in left + right) or len(set(left)) != len(left):
         return False
     return left[:-2] == right[:-2] and left[-2:] == right[-2:][::-1] and "..." not in left[-2:]
+
+
+def rearrange_concatenates_last(pattern: str) -> bool:
+    """Does ``einops.rearrange([a, b], pattern)`` compute ``torch.cat((a, b), dim=-1)``?  einops
+    stacks a list of tensors on a new first axis; a pattern that keeps every other axis in place
+    and merges that new axis, outermost, with the last one (``"h ... d -> ... (h d)"``, ``"two b
+    n d -> b n (two d)"``) lays the parts end to end along the last axis.  The new axis innermost
+    (``"h ... d -> ... (d h)"``) interleaves them instead: not a concatenation."""
+    parts = pattern.split("->")
+    if len(parts) != 2:
+        return False
+    left = parts[0].split()
+    right = parts[1].replace("(", " ( ").replace(")", " ) ").split()
+    if len(left) < 2 or len(set(left)) != len(left) or any(not (_AXIS.match(a) or a == "...") for a in left):
+        return False
+    stacked, *kept, last = left
+    if "..." in (stacked, last):
+        return False
+    return right == [*kept, "(", stacked, last, ")"]
 
 
 def rearrange_class_axis_second(pattern: str) -> bool:

@@ -2408,6 +2408,14 @@ class FlowBuilder:
             return {}, frontier
         if fqn == "einops.rearrange" and len(args) == 2 and isinstance(args[1], Const) \
                 and isinstance(args[1].value, str):
+            listed = call.args[0] if call.args else None
+            if listed.__class__ in (ast.List, ast.Tuple) and len(listed.elts) == 2 \
+                    and canonical.rearrange_concatenates_last(args[1].value):
+                # rearrange([-x2, x1], "h ... d -> ... (h d)"): the parts stacked, then laid end
+                # to end along the last axis -- torch.cat's rotate-half (torchmix, research58)
+                rotated = self._rotated_parts(list(listed.elts), ctx)
+                if rotated is not None:
+                    return {"canon": "canon.rotate_half", "view": View((rotated,), (), (None,), ())}, frontier
             if canonical.rearrange_swaps_last_two(args[1].value):
                 return self._last_two(args[0], arg_spans[0]), frontier
             if canonical.rearrange_class_axis_second(args[1].value):
@@ -2926,6 +2934,11 @@ class FlowBuilder:
             half = self._half(call.args[0].elts[1], ctx)
             if half is not None and isinstance(half[0], str):
                 parts = _two_parts_on_last_axis(call, same_rank=half[0])
+        return self._rotated_parts(parts, ctx)
+
+    def _rotated_parts(self, parts, ctx: _Ctx):
+        """The value x when ``parts``, laid end to end along the last axis, are ``(-x2, x1)``
+        with x1, x2 the first and second halves of x's last axis; None otherwise (or no parts)."""
         if parts is None:
             return None
         negated, other = parts

@@ -717,7 +717,11 @@ class Builder:
         return None
 
     def class_of(self, module: ModuleType, class_name: str) -> type:
-        cls = getattr(module, class_name, None)
+        cls = module
+        for part in class_name.split("."):
+            # ``Outer.Inner``: a class defined in another class's body (babyGPT's AttentionHead
+            # inside babyGPT), reached as Python reaches it, one attribute at a time
+            cls = getattr(cls, part, None)
         if not _is_module_class(cls):
             missing = next((getattr(base, "_adopter_package", None) for base in getattr(cls, "__mro__", ())
                             if getattr(base, "_adopter_package", None)), None)
@@ -729,10 +733,13 @@ class Builder:
     def _class_node(self, class_name: str) -> ast.ClassDef | None:
         if self._tree is None:
             return None
-        for node in self._tree.body:
-            if isinstance(node, ast.ClassDef) and node.name == class_name:
-                return node
-        return None
+        found, body = None, self._tree.body
+        for part in class_name.split("."):  # ``Outer.Inner``: the class in its outer class's body
+            found = next((node for node in body if isinstance(node, ast.ClassDef) and node.name == part), None)
+            if found is None:
+                return None
+            body = found.body
+        return found
 
     def config_flags_used(self, class_name: str) -> list[str]:
         node = self._class_node(class_name)
