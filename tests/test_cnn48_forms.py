@@ -1,0 +1,136 @@
+"""A form found missing in the blind batch cnn48 (hand-written classification backbones and
+torchvision/timm-style CNNs of 17 packages new to the corpus; the miss is eclipse-pytorch's
+FIERY-style bottleneck).  The fixtures are ours.
+
+- An ``OrderedDict`` filled by ``.update({...})`` (also ``update(dict(k=v))`` and
+  ``update(k=v, ...)``), then ``nn.Sequential(layers)``: keys not put in before go to the end in
+  the literal's order, as ``layers["conv"] = ...`` item by item already did.
+- Such a dict made and filled inside a branch of an ``if``, with other keys put in first under
+  an inner ``if``/``elif`` (a pooling or an upsampling in front of the projection): a put in a
+  branch the dict was not made in is there on some ways only, so nothing is read through it
+  and no pair is read across that ``if``; the pair put in after it, in the dict's own
+  straight-line code, is read as before.
+Near-misses: a key put in before (the layer stays where it stands), a ``**`` spread, the
+BatchNorm first; an activation or the BatchNorm itself put in under an ``if`` (no flag on by
+default) between the conv and what follows; puts in a loop.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import assert_bn_fold_matches, finding_at, found, rules
+
+from adopter.synth import fix_text
+
+UPDATE = textwrap.dedent("""\
+    from collections import OrderedDict
+
+    import torch.nn as nn
+
+
+    class Block(nn.Module):
+        def __init__(self, cin=3, cout=8, pool=False):
+            super().__init__()
+            layers = OrderedDict()
+            BEFORE
+            layers.update(ITEMS)  # pair
+            AFTER
+            self.body = nn.Sequential(layers)
+
+        def forward(self, x):
+            return self.body(x)
+""")
+
+DISPLAY = '{"conv": nn.Conv2d(cin, cout, 3, padding=1, bias=False), "bn": nn.BatchNorm2d(cout)}'
+CALL = "dict(conv=nn.Conv2d(cin, cout, 3, padding=1, bias=False), bn=nn.BatchNorm2d(cout))"
+KEYWORDS = "conv=nn.Conv2d(cin, cout, 3, padding=1, bias=False), bn=nn.BatchNorm2d(cout)"
+
+
+def _update(items=DISPLAY, before="pass", after="pass"):
+    return UPDATE.replace("ITEMS", items).replace("BEFORE", before).replace("AFTER", after)
+
+
+def test_ordered_dict_filled_by_update():
+    for items in (DISPLAY, CALL, KEYWORDS):
+        code = _update(items)
+        assert finding_at(code, "ADP007", "# pair") is not None, items
+        fixed = fix_text(code, "model.py", rules("ADP007")).text
+        assert "FoldingSequential(layers)" in fixed, items
+        assert_bn_fold_matches(code, fixed, "Block", (), (2, 3, 8, 8))
+
+
+def test_ordered_dict_update_near_misses():
+    # a key put in before: the update replaces the conv where it stands (after the pooling)
+    code = _update(before='layers["conv"] = nn.MaxPool2d(2)')
+    assert found(code, "ADP007") == []
+    # a ** spread may put any key anywhere; BatchNorm first
+    spread = DISPLAY.replace('"bn": nn.BatchNorm2d(cout)', "**extra")
+    code = _update(spread, after='layers["bn"] = nn.BatchNorm2d(cout)').replace("pool=False", "extra=None")
+    assert found(code, "ADP007") == []
+    first = '{"bn": nn.BatchNorm2d(cin), "conv": nn.Conv2d(cin, cout, 3, padding=1, bias=False)}'
+    assert found(_update(first), "ADP007") == []
+    # the update followed by another order: the conv moved to the end
+    assert found(_update(after='layers.move_to_end("conv")'), "ADP007") == []
+
+
+BRANCHES = textwrap.dedent("""\
+    from collections import OrderedDict
+
+    import torch.nn as nn
+
+
+    class Projection(nn.Module):
+        def __init__(self, cin=3, cout=8, down=False, up=False):
+            super().__init__()
+            if cin == cout and not down:
+                self.proj = None
+            else:
+                proj = OrderedDict()
+                if up:
+                    proj.update({"resize": nn.Upsample(scale_factor=2)})
+                elif down:
+                    proj.update({"resize": nn.MaxPool2d(2)})
+                proj.update({"conv": nn.Conv2d(cin, cout, 1, bias=False), "bn": nn.BatchNorm2d(cout)})  # pair
+                MORE
+                self.proj = nn.Sequential(proj)
+
+        def forward(self, x):
+            return x if self.proj is None else self.proj(x)
+""")
+
+
+def test_ordered_dict_with_keys_put_in_under_an_if_first():
+    code = BRANCHES.replace("MORE", "pass")
+    assert finding_at(code, "ADP007", "# pair") is not None
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert "FoldingSequential(proj)" in fixed
+    assert_bn_fold_matches(code, fixed, "Projection", (), (2, 3, 8, 8))
+    # item by item, the inner if's key put in as an item
+    items = code.replace('proj.update({"resize": nn.MaxPool2d(2)})', 'proj["resize"] = nn.MaxPool2d(2)')
+    assert finding_at(items, "ADP007", "# pair") is not None
+
+
+def test_ordered_dict_branch_near_misses():
+    # the same key put in again after the if (it stays where one branch put it)
+    again = BRANCHES.replace("MORE", 'proj.update({"resize": nn.Identity()})')
+    assert found(again, "ADP007") == []
+    # an activation put in under an if (no default decides it) between the conv and the
+    # BatchNorm: on some ways it runs between them
+    between = BRANCHES.replace("MORE", "pass").replace(
+        'proj.update({"conv": nn.Conv2d(cin, cout, 1, bias=False), "bn": nn.BatchNorm2d(cout)})  # pair',
+        'proj["conv"] = nn.Conv2d(cin, cout, 1, bias=False)\n'
+        '            if cout > 4:\n'
+        '                proj["act"] = nn.ReLU()\n'
+        '            proj["bn"] = nn.BatchNorm2d(cout)')
+    assert found(between, "ADP007") == []
+    # the BatchNorm itself only under an if whose test no default decides
+    only_if = BRANCHES.replace("MORE", "pass").replace(
+        'proj.update({"conv": nn.Conv2d(cin, cout, 1, bias=False), "bn": nn.BatchNorm2d(cout)})  # pair',
+        'proj["conv"] = nn.Conv2d(cin, cout, 1, bias=False)\n'
+        '            if cout > 4:\n'
+        '                proj["bn"] = nn.BatchNorm2d(cout)')
+    assert found(only_if, "ADP007") == []
+    # keys put in in a loop: a constant key put in again on the next turn
+    loop = _update(before='for _ in range(2):\n            layers.update({"pool": nn.MaxPool2d(1)})')
+    assert finding_at(loop, "ADP007", "# pair") is None
