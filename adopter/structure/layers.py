@@ -3112,14 +3112,15 @@ class LayerTyper:
                 # an if outside any loop: an OrderedDict's new keys put in a branch go to its
                 # end on the ways through that branch (keys as they were for the other branch)
                 branch = BRANCH if not nested or nested == BRANCH else True
-                keys_before = {k: v for k, v in env.items() if k.startswith(ODICT_KEYS)}
-                sizes = {k: len(v.members) for k, v in lists.items() if k.startswith(ODICT)}
+                odicts = [k for k in lists if k.startswith(ODICT)]
+                sizes = {k: len(lists[k].members) for k in odicts}
+                keys_before = _odict_keys(env, odicts)
                 level = env.get(BRANCH_LEVEL, 0)
                 if branch == BRANCH:
                     env[BRANCH_LEVEL] = level + 1
                 self._walk(stmt.body, env, depth, record, hook, nested=branch)
                 env.pop(ODICT_IF, None)
-                keys_body = {k: v for k, v in env.items() if k.startswith(ODICT_KEYS)}
+                keys_body = _odict_keys(env, odicts)
                 env.update(keys_before)
                 after_body = {k: env[k].copy() for k in lists if isinstance(env.get(k), SeqGraph)}
                 # a list the body binds anew (``middle = []``) rather than extends: the other
@@ -3150,7 +3151,7 @@ class LayerTyper:
                     current.frontier |= v.frontier
                     if not stmt.orelse:
                         current.frontier |= before[k].frontier
-                if not flagged:
+                if sizes and not flagged:
                     _cut_odicts(env, sizes)
             elif INSTANCE in env and stmt.__class__ in (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith) \
                     and _drop_instances(stmt.target if stmt.__class__ in (ast.For, ast.AsyncFor) else stmt, env):
@@ -4787,11 +4788,25 @@ def _pair_name(expr: ast.expr, depth: int = 0) -> bool:
     return False
 
 
+def _odict_keys(env: dict, odicts: list) -> dict:
+    """The keys put into each followed OrderedDict (``odicts``: their ODICT env keys)."""
+    if not odicts:
+        return {}
+    out = {}
+    for k in odicts:
+        key = ODICT_KEYS + k[len(ODICT):]
+        if key in env:
+            out[key] = env[key]
+    return out
+
+
 def _merge_odict_keys(env: dict, keys_body: dict) -> None:
     """After both branches of an ``if``: an OrderedDict's keys are those either branch put in
     (a key put in on one way only is a repeat if put in again afterwards)."""
     for k, body in keys_body.items():
         current = env.get(k)
+        if current is body:
+            continue
         if current is not None:
             env[k] = (*current, *(key for key in body if key not in current))
 
