@@ -13,6 +13,16 @@ FIERY-style bottleneck).  The fixtures are ours.
 Near-misses: a key put in before (the layer stays where it stands), a ``**`` spread, the
 BatchNorm first; an activation or the BatchNorm itself put in under an ``if`` (no flag on by
 default) between the conv and what follows; puts in a loop.
+
+Probed beside the batch (training scripts write it; none of the batch's files does):
+- An optimizer class looked up in a dict display written in place,
+  ``{"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name]``, bound to a name or called at
+  once: a callee chosen at run time among the dict's values, as an entry of a module-level
+  table (``klass = OPTIMIZERS[name]``) already was; the fix passes ``fused=True`` behind the
+  same guard.
+Near-misses: a dict of optimizers none of which has a fused step, the implementation already
+chosen.  Not followed (no finding): a computed key, a value that is no imported class (a
+lambda building another optimizer).
 """
 
 from __future__ import annotations
@@ -134,3 +144,54 @@ def test_ordered_dict_branch_near_misses():
     # keys put in in a loop: a constant key put in again on the next turn
     loop = _update(before='for _ in range(2):\n            layers.update({"pool": nn.MaxPool2d(1)})')
     assert finding_at(loop, "ADP007", "# pair") is None
+
+
+OPTIMIZER_TABLE = textwrap.dedent("""\
+    import torch
+    import torch.optim as optim
+
+
+    def bound(model, name="sgd", lr=0.1):
+        klass = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name]
+        return klass(model.parameters(), lr=lr)  # bound
+
+
+    def in_place(model, name="sgd", lr=0.1):
+        return {"sgd": optim.SGD, "rms": optim.RMSprop}[name](model.parameters(), lr=lr)  # in place
+""")
+
+
+def test_optimizer_class_from_a_dict_written_in_place():
+    import torch
+
+    code = OPTIMIZER_TABLE
+    assert finding_at(code, "ADP012", "# bound") is not None
+    assert finding_at(code, "ADP012", "# in place") is not None
+    fixed = fix_text(code, "train.py", rules("ADP012")).text
+    scope: dict = {}
+    exec(compile(fixed, "train.py", "exec"), scope)  # noqa: S102 (our own fixture, fixed)
+    model = torch.nn.Linear(4, 2)
+    adam = scope["bound"](model, "adam")
+    assert isinstance(adam, torch.optim.Adam) and adam.defaults["fused"] is True
+    sgd = scope["in_place"](model, "sgd")
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["fused"] is True
+    rms = scope["in_place"](model, "rms")  # no fused keyword passed to RMSprop
+    assert isinstance(rms, torch.optim.RMSprop)
+
+
+def test_optimizer_dict_in_place_near_misses():
+    # no optimizer of the dict has a fused step
+    none = OPTIMIZER_TABLE.replace('"sgd": optim.SGD', '"ada": optim.Adagrad').replace(
+        '"sgd": torch.optim.SGD, "adam": torch.optim.Adam', '"rms": torch.optim.RMSprop')
+    assert found(none, "ADP012") == []
+    # the implementation already chosen
+    chosen = OPTIMIZER_TABLE.replace("lr=lr)", "lr=lr, foreach=False)")
+    assert found(chosen, "ADP012") == []
+    # not followed: a computed key, a value that is no imported class
+    computed = OPTIMIZER_TABLE.replace('{"sgd": torch.optim.SGD', '{name.lower(): torch.optim.SGD').replace(
+        '{"sgd": optim.SGD', '{name.lower(): optim.SGD')
+    assert found(computed, "ADP012") == []
+    wrapped = OPTIMIZER_TABLE.replace('"sgd": torch.optim.SGD', '"sgd": lambda p, lr: torch.optim.RMSprop(p, lr)')
+    wrapped = wrapped.replace('"sgd": optim.SGD', '"sgd": lambda p, lr: optim.RMSprop(p, lr)')
+    assert finding_at(wrapped, "ADP012", "# bound") is None
+    assert finding_at(wrapped, "ADP012", "# in place") is None
