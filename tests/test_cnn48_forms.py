@@ -19,10 +19,11 @@ Probed beside the batch (training scripts write it; none of the batch's files do
   ``{"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name]``, bound to a name or called at
   once: a callee chosen at run time among the dict's values, as an entry of a module-level
   table (``klass = OPTIMIZERS[name]``) already was; the fix passes ``fused=True`` behind the
-  same guard.
+  same guard.  So is an entry of such a module-level table called in place,
+  ``OPTIMIZERS[name](params, lr=lr)``.
 Near-misses: a dict of optimizers none of which has a fused step, the implementation already
 chosen.  Not followed (no finding): a computed key, a value that is no imported class (a
-lambda building another optimizer).
+lambda building another optimizer), a module-level table the file also changes.
 """
 
 from __future__ import annotations
@@ -195,3 +196,42 @@ def test_optimizer_dict_in_place_near_misses():
     wrapped = wrapped.replace('"sgd": optim.SGD', '"sgd": lambda p, lr: optim.RMSprop(p, lr)')
     assert finding_at(wrapped, "ADP012", "# bound") is None
     assert finding_at(wrapped, "ADP012", "# in place") is None
+
+
+MODULE_TABLE = textwrap.dedent("""\
+    import torch.optim as optim
+
+    OPTIMIZERS = {"sgd": optim.SGD, "adam": optim.Adam}
+    MORE
+
+
+    def build(model, name="adam", lr=0.1):
+        return OPTIMIZERS[name](model.parameters(), lr=lr)  # called
+
+
+    def build_bound(model, name="adam", lr=0.1):
+        opt = OPTIMIZERS[name](model.parameters(), lr=lr)  # bound
+        return opt
+""")
+
+
+def test_module_table_entry_called_in_place():
+    import torch
+
+    code = MODULE_TABLE.replace("MORE", "")
+    assert finding_at(code, "ADP012", "# called") is not None
+    assert finding_at(code, "ADP012", "# bound") is not None
+    fixed = fix_text(code, "train.py", rules("ADP012")).text
+    scope: dict = {}
+    exec(compile(fixed, "train.py", "exec"), scope)  # noqa: S102 (our own fixture, fixed)
+    opt = scope["build"](torch.nn.Linear(4, 2))
+    assert isinstance(opt, torch.optim.Adam) and opt.defaults["fused"] is True
+
+
+def test_module_table_near_misses():
+    # the file puts another entry in: its entries are not known
+    assert found(MODULE_TABLE.replace("MORE", 'OPTIMIZERS["rms"] = optim.RMSprop'), "ADP012") == []
+    # a table of optimizers without a fused step
+    none = MODULE_TABLE.replace("MORE", "").replace('{"sgd": optim.SGD, "adam": optim.Adam}',
+                                                     '{"rms": optim.RMSprop, "ada": optim.Adagrad}')
+    assert found(none, "ADP012") == []

@@ -1541,6 +1541,26 @@ class FlowBuilder:
             choices.setdefault(fqn, span(expr))
         return tuple(choices.items())
 
+    def _table_choices(self, table: ast.expr, ctx: _Ctx) -> tuple:
+        """((fqn, span), ...) of a module-level literal table (literals.literal_table) whose
+        entry is called in place (``OPTIMIZERS[name](params)``) when every entry names an
+        imported callable, as ``klass = OPTIMIZERS[name]`` reads it (_table_entry); ()
+        otherwise."""
+        if table.__class__ is not _AST_NAME or table.id not in self.names.constants or table.id in ctx.params:
+            return ()
+        if table.id not in self._tables:
+            self._tables[table.id] = literal_table(table.id, self.names.constants.get(table.id), self.lines)
+        found = self._tables[table.id]
+        if found is None:
+            return ()
+        choices: dict = {}
+        for expr in found[0]:
+            fqn = self.names.resolve(expr) if expr.__class__ in (ast.Name, ast.Attribute) else None
+            if fqn is None:
+                return ()
+            choices.setdefault(fqn, span(expr))
+        return tuple(choices.items())
+
     def _sibling_gelu(self, fqn: str) -> str | None:
         """The GELU variant a function of another module of the package computes
         (siblings.sibling_gelu: a formula, or F.gelu of its argument), or None; once per name."""
@@ -1972,7 +1992,8 @@ class FlowBuilder:
             if func.__class__ is ast.Name:
                 choices = ctx.choice_alias.get(name, ())
             elif func.__class__ is ast.Subscript:
-                choices = self._dict_choices(func.value)  # {"sgd": SGD, "adam": Adam}[name](params)
+                # {"sgd": SGD, "adam": Adam}[name](params), OPTIMIZERS[name](params)
+                choices = self._dict_choices(func.value) or self._table_choices(func.value, ctx)
             elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
                     and self.cls is not None and "__init__" in self.cls.methods:
                 choices = self._attr_choices(func)  # self.opt(...), opt an __init__ default
