@@ -1991,9 +1991,11 @@ class FlowBuilder:
             name = func.id if isinstance(func, ast.Name) else self._text(func)
             if func.__class__ is ast.Name:
                 choices = ctx.choice_alias.get(name, ())
-            elif func.__class__ is ast.Subscript:
-                # {"sgd": SGD, "adam": Adam}[name](params), OPTIMIZERS[name](params)
-                choices = self._dict_choices(func.value) or self._table_choices(func.value, ctx)
+            elif func.__class__ is ast.Subscript and func.value.__class__ is ast.Dict:
+                choices = self._dict_choices(func.value)  # {"sgd": SGD, "adam": Adam}[name](params)
+            elif func.__class__ is ast.Subscript and func.value.__class__ is _AST_NAME \
+                    and func.value.id in self.names.constants:
+                choices = self._table_choices(func.value, ctx)  # OPTIMIZERS[name](params)
             elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
                     and self.cls is not None and "__init__" in self.cls.methods:
                 choices = self._attr_choices(func)  # self.opt(...), opt an __init__ default

@@ -89,6 +89,7 @@ LOCAL_DEF = "\0def:"
 # A name bound to ``OrderedDict([(name, layer), ...])``: the graph of its pairs, in order, for
 # ``nn.Sequential(<name>)``; dropped when the name is bound again or the dict is changed.
 ODICT = "\0odict:"
+_ODICT_LEN = len(ODICT)
 # The keys of such a name filled by item assignment (``layers = OrderedDict()``, then
 # ``layers["conv"] = ...``): a key put in again would replace a member where it stands.
 ODICT_KEYS = "\0odict-keys:"
@@ -3112,16 +3113,21 @@ class LayerTyper:
                 # an if outside any loop: an OrderedDict's new keys put in a branch go to its
                 # end on the ways through that branch (keys as they were for the other branch)
                 branch = BRANCH if not nested or nested == BRANCH else True
-                odicts = [k for k in lists if k.startswith(ODICT)]
-                sizes = {k: len(lists[k].members) for k in odicts}
-                keys_before = _odict_keys(env, odicts)
-                level = env.get(BRANCH_LEVEL, 0)
+                odicts = []  # (a loop, no comprehension: every if asks)
+                for k in lists:
+                    if k[:_ODICT_LEN] == ODICT:
+                        odicts.append(k)
+                sizes = {k: len(lists[k].members) for k in odicts} if odicts else None
+                keys_before = _odict_keys(env, odicts) if odicts else None
+                level = env[BRANCH_LEVEL] if BRANCH_LEVEL in env else 0  # (no call: every if asks)
                 if branch == BRANCH:
                     env[BRANCH_LEVEL] = level + 1
                 self._walk(stmt.body, env, depth, record, hook, nested=branch)
                 env.pop(ODICT_IF, None)
-                keys_body = _odict_keys(env, odicts)
-                env.update(keys_before)
+                keys_body = None
+                if odicts:
+                    keys_body = _odict_keys(env, odicts)
+                    env.update(keys_before)
                 after_body = {k: env[k].copy() for k in lists if isinstance(env.get(k), SeqGraph)}
                 # a list the body binds anew (``middle = []``) rather than extends: the other
                 # branch starts from the list as it was, and after the if it is either one
@@ -3137,7 +3143,8 @@ class LayerTyper:
                                                  and k not in lists]}
                 self._walk(stmt.orelse, env, depth, record, hook, nested=branch)
                 env[BRANCH_LEVEL] = level
-                _merge_odict_keys(env, keys_body)
+                if keys_body:
+                    _merge_odict_keys(env, keys_body)
                 for k, graph in built.items():
                     other = env.get(k)
                     env[k] = graph.either(other) if isinstance(other, SeqGraph) and k not in lists else graph
