@@ -3119,7 +3119,7 @@ class LayerTyper:
                         odicts.append(k)
                 sizes = {k: len(lists[k].members) for k in odicts} if odicts else None
                 keys_before = _odict_keys(env, odicts) if odicts else None
-                level = env[BRANCH_LEVEL] if BRANCH_LEVEL in env else 0  # (no call: every if asks)
+                level = env[BRANCH_LEVEL] if BRANCH_LEVEL in env else 0  # noqa: SIM401 (no call: every if asks)
                 if branch == BRANCH:
                     env[BRANCH_LEVEL] = level + 1
                 self._walk(stmt.body, env, depth, record, hook, nested=branch)
