@@ -1526,6 +1526,44 @@ class FlowBuilder:
             found.append((fqn, span(expr)))
         return tuple(found) if len({f for f, _ in found}) > 1 else ()
 
+    def _dict_choices(self, table: ast.expr) -> tuple:
+        """((fqn, span), ...) of a dict display written in place whose keys are literals and
+        whose every value names an imported callable (``{"sgd": torch.optim.SGD, "adam":
+        torch.optim.Adam}[name]``): a callee chosen at run time among them, as an entry of a
+        module-level table is (_table_entry); () for any other expression."""
+        if table.__class__ is not ast.Dict or not table.values:
+            return ()
+        for key in table.keys:
+            if key is None or key.__class__ is not ast.Constant:
+                return ()
+        choices: dict = {}
+        for expr in table.values:
+            fqn = self.names.resolve(expr) if expr.__class__ in (ast.Name, ast.Attribute) else None
+            if fqn is None:
+                return ()
+            choices.setdefault(fqn, span(expr))
+        return tuple(choices.items())
+
+    def _table_choices(self, table: ast.expr, ctx: _Ctx) -> tuple:
+        """((fqn, span), ...) of a module-level literal table (literals.literal_table) whose
+        entry is called in place (``OPTIMIZERS[name](params)``) when every entry names an
+        imported callable, as ``klass = OPTIMIZERS[name]`` reads it (_table_entry); ()
+        otherwise."""
+        if table.__class__ is not _AST_NAME or table.id not in self.names.constants or table.id in ctx.params:
+            return ()
+        if table.id not in self._tables:
+            self._tables[table.id] = literal_table(table.id, self.names.constants.get(table.id), self.lines)
+        found = self._tables[table.id]
+        if found is None:
+            return ()
+        choices: dict = {}
+        for expr in found[0]:
+            fqn = self.names.resolve(expr) if expr.__class__ in (ast.Name, ast.Attribute) else None
+            if fqn is None:
+                return ()
+            choices.setdefault(fqn, span(expr))
+        return tuple(choices.items())
+
     def _sibling_gelu(self, fqn: str) -> str | None:
         """The GELU variant a function of another module of the package computes
         (siblings.sibling_gelu: a formula, or F.gelu of its argument), or None; once per name."""
@@ -1956,6 +1994,11 @@ class FlowBuilder:
             name = func.id if isinstance(func, ast.Name) else self._text(func)
             if func.__class__ is ast.Name:
                 choices = ctx.choice_alias.get(name, ())
+            elif func.__class__ is ast.Subscript and func.value.__class__ is ast.Dict:
+                choices = self._dict_choices(func.value)  # {"sgd": SGD, "adam": Adam}[name](params)
+            elif func.__class__ is ast.Subscript and func.value.__class__ is _AST_NAME \
+                    and func.value.id in self.names.constants:
+                choices = self._table_choices(func.value, ctx)  # OPTIMIZERS[name](params)
             elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
                     and self.cls is not None and "__init__" in self.cls.methods:
                 choices = self._attr_choices(func)  # self.opt(...), opt an __init__ default
@@ -4046,6 +4089,11 @@ class FlowBuilder:
             # klass = OPTIMIZERS[name], or klass, defaults = OPTIMIZERS[name]: an entry of a
             # module-level literal table (_table_entry)
             self._table_entry(targets[0], value_expr.value.id, ctx)
+        elif one_name and value_kind is ast.Subscript and value_expr.value.__class__ is ast.Dict:
+            # klass = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name]: the same, written in place
+            choices = self._dict_choices(value_expr.value)
+            if choices:
+                ctx.choice_alias[targets[0].id] = choices
         elif one_name and (value_kind is ast.Attribute or value_kind is _AST_NAME) \
                 and getattr(value_expr, "id", None) not in ctx.params:
             # ce = F.cross_entropy: a local name for a torch function of the table, called

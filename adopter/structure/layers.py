@@ -92,6 +92,7 @@ LOCAL_DEF = "\0def:"
 # A name bound to ``OrderedDict([(name, layer), ...])``: the graph of its pairs, in order, for
 # ``nn.Sequential(<name>)``; dropped when the name is bound again or the dict is changed.
 ODICT = "\0odict:"
+_ODICT_LEN = len(ODICT)
 # The keys of such a name filled by item assignment (``layers = OrderedDict()``, then
 # ``layers["conv"] = ...``): a key put in again would replace a member where it stands.
 ODICT_KEYS = "\0odict-keys:"
@@ -99,6 +100,13 @@ ODICT_KEYS = "\0odict-keys:"
 # OrderedDict's new key put in there goes to the end on the way the default takes (the pair is
 # there when the flag keeps its default, as the GUIDE reads flags)
 ODICT_IF = "\0odict-if"
+# ``nested`` while walking a branch of an ``if`` that no loop encloses: an OrderedDict's new
+# keys put in there go to its end on the ways through that branch (_walk's If)
+BRANCH = "if-branch"
+# how many such branches the walk is in, and how many it was in where each followed
+# OrderedDict was made: a put at a deeper level is on some ways only
+BRANCH_LEVEL = "\0branch-level"
+ODICT_LEVEL = "\0odict-level:"
 # A name bound to a list of list displays (``sequence = [[conv, act]]; sequence += [[conv, bn,
 # act]]``): each sublist's graph, and whether it was added on some ways only (in a loop or an
 # if); a loop concatenating them (``for n in range(len(sequence)): stream += sequence[n]``)
@@ -2907,7 +2915,7 @@ class LayerTyper:
                         env.pop("list:self." + target.value.attr, None)  # self.blocks[i] = ...
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         if ODICT + target.value.id in env:
-                            if not ((nested and ODICT_IF not in env) or len(targets) != 1
+                            if not ((nested and nested != BRANCH and ODICT_IF not in env) or len(targets) != 1
                                     or not self._odict_item(target, value, env, depth)):
                                 continue  # layers["bn"] = nn.BatchNorm2d(c): a new key, at the end
                             del env[ODICT + target.value.id]  # layers["pad"] = ...: another order
@@ -2987,12 +2995,13 @@ class LayerTyper:
                             env["list:" + key] = graph
                             continue
                         args = value.args
-                        if (graph is None and not args and not value.keywords and not nested
+                        if (graph is None and not args and not value.keywords and (not nested or nested == BRANCH)
                                 and self.names.resolve(value.func) in ORDERED_DICTS):
                             # layers = OrderedDict(), then layers["conv"] = ... statement by
                             # statement (_odict_item): its pairs in the order they are put in
                             env[ODICT + key] = SeqGraph()
                             env[ODICT_KEYS + key] = ()
+                            env[ODICT_LEVEL + key] = env.get(BRANCH_LEVEL, 0)
                             continue
                         if (graph is None and args and args[0].__class__ in _DISPLAYS and not args[1:]
                                 and not value.keywords and self.names.resolve(value.func) in ORDERED_DICTS):
@@ -3012,6 +3021,7 @@ class LayerTyper:
                                     graph.add(self.values(element, env, depth), element, named=True)
                                 env[ODICT + key] = graph
                                 env[ODICT_KEYS + key] = tuple(k for k, _ in items)
+                                env[ODICT_LEVEL + key] = env.get(BRANCH_LEVEL, 0)
                                 continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
@@ -3072,8 +3082,10 @@ class LayerTyper:
                 if record:
                     self._record_sites(call, stmt, env, depth)
                 f = call.func
-                if f.__class__ is ast.Attribute and f.value.__class__ is ast.Name and ODICT + f.value.id in env:
-                    del env[ODICT + f.value.id]  # layers.update(...), .move_to_end(...): another order
+                if f.__class__ is ast.Attribute and f.value.__class__ is ast.Name and ODICT + f.value.id in env \
+                        and not (f.attr == "update" and (not nested or nested == BRANCH or ODICT_IF in env)
+                                 and self._odict_update(call, f.value.id, env, depth)):
+                    del env[ODICT + f.value.id]  # .move_to_end(...), .update(**kw): another order
                 if f.__class__ is ast.Attribute and f.value.__class__ is ast.Name and NESTED + f.value.id in env:
                     more = None
                     if f.attr == "append" and len(call.args) == 1 and not call.keywords:
@@ -3120,8 +3132,24 @@ class LayerTyper:
                            and self._odict_flag(stmt, env))
                 if flagged:
                     env[ODICT_IF] = True
-                self._walk(stmt.body, env, depth, record, hook, nested=True)
+                # an if outside any loop: an OrderedDict's new keys put in a branch go to its
+                # end on the ways through that branch (keys as they were for the other branch)
+                branch = BRANCH if not nested or nested == BRANCH else True
+                odicts = []  # (a loop, no comprehension: every if asks)
+                for k in lists:
+                    if k[:_ODICT_LEN] == ODICT:
+                        odicts.append(k)
+                sizes = {k: len(lists[k].members) for k in odicts} if odicts else None
+                keys_before = _odict_keys(env, odicts) if odicts else None
+                level = env[BRANCH_LEVEL] if BRANCH_LEVEL in env else 0  # noqa: SIM401 (no call: every if asks)
+                if branch == BRANCH:
+                    env[BRANCH_LEVEL] = level + 1
+                self._walk(stmt.body, env, depth, record, hook, nested=branch)
                 env.pop(ODICT_IF, None)
+                keys_body = None
+                if odicts:
+                    keys_body = _odict_keys(env, odicts)
+                    env.update(keys_before)
                 after_body = {k: env[k].copy() for k in lists if isinstance(env.get(k), SeqGraph)}
                 # a list the body binds anew (``middle = []``) rather than extends: the other
                 # branch starts from the list as it was, and after the if it is either one
@@ -3135,7 +3163,10 @@ class LayerTyper:
                 # members in the other; the list after the if is either one
                 built = {k: env.pop(k) for k in [k for k, v in env.items() if isinstance(v, SeqGraph)
                                                  and k not in lists]}
-                self._walk(stmt.orelse, env, depth, record, hook, nested=True)
+                self._walk(stmt.orelse, env, depth, record, hook, nested=branch)
+                env[BRANCH_LEVEL] = level
+                if keys_body:
+                    _merge_odict_keys(env, keys_body)
                 for k, graph in built.items():
                     other = env.get(k)
                     env[k] = graph.either(other) if isinstance(other, SeqGraph) and k not in lists else graph
@@ -3149,6 +3180,8 @@ class LayerTyper:
                     current.frontier |= v.frontier
                     if not stmt.orelse:
                         current.frontier |= before[k].frontier
+                if sizes and not flagged:
+                    _cut_odicts(env, sizes)
             elif INSTANCE in env and stmt.__class__ in (ast.For, ast.AsyncFor, ast.With, ast.AsyncWith) \
                     and _drop_instances(stmt.target if stmt.__class__ in (ast.For, ast.AsyncFor) else stmt, env):
                 pass  # (never taken: the loop's or with's names are no longer a call's instance)
@@ -3376,7 +3409,38 @@ class LayerTyper:
         if keys is None or key.__class__ is not ast.Constant or key.value.__class__ is not str or key.value in keys:
             return False
         env[ODICT_KEYS + name] = (*keys, key.value)
-        env[ODICT + name].add(self.values(value, env, depth), value, named=True)
+        env[ODICT + name].add(self._odict_member(value, name, env, depth), value, named=True)
+        return True
+
+    def _odict_member(self, value: ast.expr, name: str, env: dict, depth: int) -> tuple:
+        """What a layer put into a followed OrderedDict builds: in the straight-line code the
+        dict was made in (or under a flag on by default) its layers; in a branch of another
+        ``if`` nothing known (the member is there on some ways only, so no pair is read
+        through it)."""
+        if ODICT_IF not in env and env.get(BRANCH_LEVEL, 0) != env.get(ODICT_LEVEL + name, 0):
+            return ()
+        return self.values(value, env, depth)
+
+    def _odict_update(self, call: ast.Call, name: str, env: dict, depth: int) -> bool:
+        """``layers.update({"conv": conv, "bn": bn})`` (or ``update(dict(conv=..., ...))``,
+        ``update(conv=..., bn=...)``) on a name ``_odict_item`` follows: keys not put in before
+        go to the end in the literal's order, so each layer is the graph's next member (True);
+        a key put in before (it would stay where it stands) or any other argument is not
+        followed (False: the caller forgets the order)."""
+        if call.args and (call.args[1:] or call.keywords):
+            return False
+        if call.args:
+            items = _dict_items(call.args[0], self.names)
+        elif all(kw.arg is not None for kw in call.keywords):
+            items = [(kw.arg, kw.value) for kw in call.keywords]
+        else:
+            items = None
+        keys = env.get(ODICT_KEYS + name)
+        if not items or keys is None or any(k in keys for k, _ in items):
+            return False
+        env[ODICT_KEYS + name] = (*keys, *(k for k, _ in items))
+        for _, value in items:
+            env[ODICT + name].add(self._odict_member(value, name, env, depth), value, named=True)
         return True
 
     def _odict_flag(self, stmt: ast.If, env: dict) -> bool:
@@ -4751,6 +4815,39 @@ def _pair_name(expr: ast.expr, depth: int = 0) -> bool:
             return _pair_name(func.value, depth + 1)
         return isinstance(func, ast.Name) and func.id == "str" and len(expr.args) == 1
     return False
+
+
+def _odict_keys(env: dict, odicts: list) -> dict:
+    """The keys put into each followed OrderedDict (``odicts``: their ODICT env keys)."""
+    if not odicts:
+        return {}
+    out = {}
+    for k in odicts:
+        key = ODICT_KEYS + k[len(ODICT):]
+        if key in env:
+            out[key] = env[key]
+    return out
+
+
+def _merge_odict_keys(env: dict, keys_body: dict) -> None:
+    """After both branches of an ``if``: an OrderedDict's keys are those either branch put in
+    (a key put in on one way only is a repeat if put in again afterwards)."""
+    for k, body in keys_body.items():
+        current = env.get(k)
+        if current is body:
+            continue
+        if current is not None:
+            env[k] = (*current, *(key for key in body if key not in current))
+
+
+def _cut_odicts(env: dict, sizes: dict) -> None:
+    """After an ``if`` (no flag on by default) that put members into a followed OrderedDict:
+    the next member follows none, so no pair is read across the ``if`` (what runs before it
+    depends on the way taken); pairs put in after it are read as in straight-line code."""
+    for k, size in sizes.items():
+        graph = env.get(k)
+        if isinstance(graph, SeqGraph) and len(graph.members) > size:
+            graph.frontier = set()
 
 
 def _dict_items(value: ast.expr, names: ModuleNames) -> list | None:

@@ -118,7 +118,8 @@ def literal_table(name: str, value: ast.expr | None, lines: list[str] | None) ->
     """(the entries, how many statements read it) of a module-level dict literal ``name``
     (``OPTIMIZERS = {"sgd": (torch.optim.SGD, {"momentum": 0.9}), ...}``, annotated or not)
     that the file binds once and reads only as the value of an assignment of one entry
-    (``klass, defaults = OPTIMIZERS[name]``): every other occurrence of the name (an item
+    (``klass, defaults = OPTIMIZERS[name]``) or as the callee of a call of one entry
+    (``OPTIMIZERS[name](params, lr=lr)``): every other occurrence of the name (an item
     store, ``update``, an alias, a second binding) leaves its entries uncertain: None.  A
     name in a string (``__all__``) is no occurrence."""
     if value.__class__ is not ast.Dict or lines is None or None in value.keys:
@@ -128,7 +129,10 @@ def literal_table(name: str, value: ast.expr | None, lines: list[str] | None) ->
     total = len(re.findall(rf"(?<![\w.'\"]){word}\b(?!['\"])", text))
     bound = len(re.findall(rf"^{word}\s*(?::[^=\n]*)?=(?!=)", text, re.MULTILINE))
     reads = len(re.findall(rf"(?<![=!<>])=\s*{word}\s*\[", text))
-    if bound != 1 or total != bound + reads:
+    entry_call = rf"{word}\s*\[[^\[\]\n]*\]\s*\("
+    calls = len(re.findall(rf"(?<![\w.'\"]){entry_call}", text))
+    calls -= len(re.findall(rf"(?<![=!<>])=\s*{entry_call}", text))  # (counted as reads already)
+    if bound != 1 or total != bound + reads + calls:
         return None
     return list(value.values), reads
 
