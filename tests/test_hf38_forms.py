@@ -101,6 +101,13 @@ FP32_EXPERTS = textwrap.dedent("""\
 
 def test_swiglu_on_float32_copies_of_two_projections_is_found():
     assert finding_at(FP32_MLP, "ADP013", "# product") is not None
+    # each projection upcast where it is computed: fixed with the projections inline
+    inline = FP32_MLP.replace("(self.act_fn(gate.float()) * up.float()).to(gate.dtype)",
+                              "(self.act_fn(self.gate_proj(x).float()) * self.up_proj(x).float()).to(x.dtype)")
+    inline = inline.replace("        gate = self.gate_proj(x)\n        up = self.up_proj(x)\n", "")
+    assert finding_at(inline, "ADP013", "# product") is not None
+    fixed = "".join(fix_text(inline, "model.py", rules("ADP013")).text.split())
+    assert "liger_swiglu(self.gate_proj(x).float(),self.up_proj(x).float(),self.act_fn)" in fixed
 
 
 def test_swiglu_on_float32_copies_of_a_packed_projections_halves_is_found_and_fixed_exactly():
@@ -129,17 +136,34 @@ def test_float32_copies_of_two_inputs_or_a_gelu_gate_are_no_swiglu():
     assert not found(gelu_experts, "ADP013")
 
 
-def test_a_dtype_read_after_keeps_the_site_and_the_fix_leaves_the_named_projections():
-    # `.to(gate.dtype)` reads the gate's dtype, not its values: the kernel applies, but deleting
-    # `gate = self.gate_proj(x)` would leave that read undefined, so the fix leaves it with why
+def test_named_float32_projections_are_fixed_by_name_and_a_dtype_read_after_stays_defined():
+    # `.to(gate.dtype)` reads the gate's dtype, not its values: the kernel applies; the fix
+    # reads the named projections, whose statements stay
     assert finding_at(FP32_MLP, "ADP013", "# product") is not None
     result = fix_text(FP32_MLP, "model.py", rules("ADP013"))
-    assert result.text == FP32_MLP
-    assert any("read again" in why for _, why in result.skipped)
+    assert "liger_swiglu(gate.float(),up.float(),self.act_fn)).to(gate.dtype)" in "".join(result.text.split())
+    assert "gate = self.gate_proj(x)" in result.text
+    for dtype in (torch.float32, torch.bfloat16):
+        original, patched = {}, {}
+        exec(compile(FP32_MLP, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+        exec(compile(result.text, "fixed.py", "exec"), patched)  # noqa: S102
+        torch.manual_seed(0)
+        a = original["MLP"]().to(dtype)
+        b = patched["MLP"]().to(dtype)
+        b.load_state_dict(a.state_dict(), strict=True)
+        x = torch.randn(3, 8, dtype=dtype)
+        torch.testing.assert_close(b(x), a(x), rtol=0, atol=0)
+
+
+def test_a_fix_that_would_delete_a_name_whose_dtype_is_read_after_is_refused_with_why():
+    # the plain form's target computes the projections inline: deleting `gate = ...` would
+    # leave `.to(gate.dtype)` undefined, so the site is reported and left as it is
     plain = FP32_MLP.replace("(self.act_fn(gate.float()) * up.float()).to(gate.dtype)",
                              "(self.act_fn(gate) * up).to(gate.dtype)")
     assert finding_at(plain, "ADP013", "# product") is not None
-    assert fix_text(plain, "model.py", rules("ADP013")).text == plain
+    result = fix_text(plain, "model.py", rules("ADP013"))
+    assert result.text == plain
+    assert any("read again" in why for _, why in result.skipped)
 
 
 def test_a_value_read_after_is_no_site():
