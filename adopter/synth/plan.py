@@ -578,15 +578,15 @@ class Planner:
         up.float()).to(gate.dtype)``): the kernel applies there, but deleting ``gate = ...``
         would leave that read undefined, so such a site is reported and left to the reader."""
         names = {t.id for info in deleted.values() for target in _targets(info.stmt)
-                 for t in ast.walk(target) if isinstance(t, ast.Name)}
+                 for t in ast_walk(target) if isinstance(t, ast.Name)}
         if not names:
             return
-        renewed = {t.id for target in _targets(last_info.stmt) for t in ast.walk(target) if isinstance(t, ast.Name)}
+        renewed = {t.id for target in _targets(last_info.stmt) for t in ast_walk(target) if isinstance(t, ast.Name)}
         first = min(info.stmt.lineno for info in deleted.values())
         stmt_spans = [span_of(info.stmt) for info in deleted.values()]
         replaced, last_end = span_of(last_expr), span_of(last_info.stmt)[2]
         # (values read again the matcher has ruled out: only a read of metadata remains)
-        for read in ast.walk(_enclosing_function(self.index.tree, stmt_spans[0])):
+        for read in ast_walk(_enclosing_function(self.index.tree, stmt_spans[0])):
             node = read.value if read.__class__ is ast.Attribute and read.attr in TENSOR_METADATA else None
             if node.__class__ is ast.Name and node.id in names and node.lineno >= first:
                 where = span_of(node)
@@ -861,7 +861,7 @@ def _targets(stmt: ast.stmt) -> list:
 def _enclosing_function(tree: ast.AST, span) -> ast.AST:
     """The innermost function whose lines hold ``span`` (the module when none does)."""
     best = tree
-    for node in ast.walk(tree):
+    for node in ast_walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and contains(span_of(node), span) \
                 and (best is tree or contains(span_of(best), span_of(node))):
             best = node
