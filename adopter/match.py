@@ -2304,7 +2304,12 @@ class Matcher:
                 # ``attn_outputs[1:]`` of a module whose first output the match took
                 # (canon.first): its other outputs, not that value
                 return live - node.defs
-            if node.uses & live or (node.kind == "copy" and _keys(node.args) & live):
+            read = node.uses & live
+            if read and _metadata_only(node, read):
+                # ``(act(gate.float()) * up.float()).to(gate.dtype)``: the dtype of the gate,
+                # which the fused code's operands share, not its values
+                return live - node.defs
+            if read or (node.kind == "copy" and _keys(node.args) & live):
                 return True
             return live - node.defs
 
@@ -3043,6 +3048,37 @@ def _ast_value(expr: ast.expr):
 
 def _keys(values) -> set[str]:
     return {v.key for v in values if isinstance(v, Ref)}
+
+
+def _metadata_only(node: Node, keys) -> bool:
+    """Does ``node`` read each of ``keys`` only through its metadata (``x.dtype``, ``x.shape``,
+    ``x.size(-1)``)?  A value's dtype or shape is not its elements: code that reads only them
+    after a match leaves the match's values free to be fused.  Only nodes whose operands the
+    graph lists: a key passed as an operand itself (``x.to(x.dtype)``) is a read of its values."""
+    if not (node.args or node.kwargs):
+        return False
+    operands = _keys(node.args) | _keys(v for _, v in node.kwargs)
+    uses = node.uses
+    return all(key not in operands and any(_reads_attribute(u, key) for u in uses) for key in keys)
+
+
+def _reads_attribute(use: str, key: str) -> bool:
+    """Is ``use`` a read of the metadata of ``key`` (``key.dtype``, ``key.shape[0]``)?  The
+    graph keys such a read by its text after the key (``gate.dtype``), or, where the name holds
+    a value keyed otherwise (an inlined helper's ``gate@1``), as ``gate@1|gate.dtype``."""
+    if use.startswith(key + "|"):
+        text = use[len(key) + 1:]
+        root, dot, rest = text.partition(".")
+        if not dot or not root.isidentifier():
+            return False
+    elif use.startswith(key + "."):
+        rest = use[len(key) + 1:]
+    else:
+        return False
+    end = 0
+    while end < len(rest) and (rest[end].isalnum() or rest[end] == "_"):
+        end += 1
+    return rest[:end] in TENSOR_METADATA
 
 
 def _home(flow: Flow, node: Node) -> str:

@@ -33,7 +33,7 @@ from ..match import Match, commutes, node_view
 from ..ruleset import Rule
 from ..structure import Const, Ref, names_match
 from ..structure.canon import TABLE
-from ..structure.ops import SOFTMAX
+from ..structure.ops import SOFTMAX, TENSOR_METADATA
 from ..structure.graph import Assumed
 from ..structure.model import OWN_CALL
 from .render import KEEP_ARGS, RenderError, parse_target, replace_names, substitute, template_vars
@@ -367,6 +367,7 @@ class Planner:
             if info.index > last_info.index:
                 raise Skip("the matched operations are not in order in one block")
             deleted[info.index] = info
+        self._check_unread_after(deleted, last_info, last_expr)
         fused_nodes = [nodes[i] for i in fused]
         fused_infos = [infos[i] for i in fused]
         if several:
@@ -570,6 +571,31 @@ class Planner:
                 out.append((extra, f"{name}={text}" if name else text))
         return out
 
+    def _check_unread_after(self, deleted: dict, last_info: StmtInfo, last_expr: ast.AST) -> None:
+        """No code outside the replaced expression reads the metadata of a name a deleted
+        statement assigns, unless the fused statement assigns that name anew before the read.  The matcher lets
+        code after a match read an intermediate's metadata (``(act(gate.float()) *
+        up.float()).to(gate.dtype)``): the kernel applies there, but deleting ``gate = ...``
+        would leave that read undefined, so such a site is reported and left to the reader."""
+        names = {t.id for info in deleted.values() for target in _targets(info.stmt)
+                 for t in ast_walk(target) if isinstance(t, ast.Name)}
+        if not names:
+            return
+        renewed = {t.id for target in _targets(last_info.stmt) for t in ast_walk(target) if isinstance(t, ast.Name)}
+        first = min(info.stmt.lineno for info in deleted.values())
+        stmt_spans = [span_of(info.stmt) for info in deleted.values()]
+        replaced, last_end = span_of(last_expr), span_of(last_info.stmt)[2]
+        # (values read again the matcher has ruled out: only a read of metadata remains)
+        for read in ast_walk(_enclosing_function(self.index.tree, stmt_spans[0])):
+            node = read.value if read.__class__ is ast.Attribute and read.attr in TENSOR_METADATA else None
+            if node.__class__ is ast.Name and node.id in names and node.lineno >= first:
+                where = span_of(node)
+                if contains(replaced, where) or any(contains(s, where) for s in stmt_spans) \
+                        or (node.id in renewed and node.lineno > last_end):
+                    continue
+                raise Skip(f"`{node.id}` is read again at line {node.lineno} after the fused code; "
+                           "rewrite it by hand")
+
     def _check_simple(self, info: StmtInfo, nodes, infos, allow_augmented: bool, moved: list | None = None) -> None:
         """A statement that is deleted (or replaced whole) must only compute matched nodes;
         with ``moved``, the other work of an assignment's value is collected there with the
@@ -634,9 +660,11 @@ class Planner:
                     raise Skip(f"keyword {name}= of ${var} could not be located")
             if any(o == Var(var) for o in pnode.outs):
                 if isinstance(bound, Ref) and not bound.key.startswith("%") and all(isinstance(o, Var) for o in pnode.outs) \
-                        and ((bound.text.isidentifier() and bound.key == bound.text) or _chunk_text(bound)):
-                    # a name the code assigns (or a chunk of one, ``c[1]`` of ``c = h.chunk(2)``):
-                    # its statement stays (see ``kept``), the target reads it
+                        and ((bound.text.isidentifier() and bound.key.partition("@")[0] == bound.text)
+                             or _chunk_text(bound)):
+                    # a name the code assigns (or a chunk of one, ``c[1]`` of ``c = h.chunk(2)``;
+                    # ``gate@1``: the name in a helper's body inlined at a call, the body the
+                    # rewrite edits): its statement stays (see ``kept``), the target reads it
                     return bound.text, None, i
                 raise Skip(f"the target needs ${var}, an intermediate value the fused code no longer computes")
         if isinstance(bound, Const):
@@ -819,6 +847,25 @@ class Planner:
 
 
 __all__ = ["Edits", "KernelNames", "Plan", "Planner", "Skip", "Straddle", "Wrap"]
+
+
+def _targets(stmt: ast.stmt) -> list:
+    """The assignment targets of ``stmt`` (none for a statement that assigns nothing)."""
+    if isinstance(stmt, ast.Assign):
+        return list(stmt.targets)
+    if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
+        return [stmt.target]
+    return []
+
+
+def _enclosing_function(tree: ast.AST, span) -> ast.AST:
+    """The innermost function whose lines hold ``span`` (the module when none does)."""
+    best = tree
+    for node in ast_walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and contains(span_of(node), span) \
+                and (best is tree or contains(span_of(best), span_of(node))):
+            best = node
+    return best
 
 
 def _pattern_vars(pnodes) -> set:
