@@ -85,6 +85,10 @@ class Match:
     # Why the site is reported but not fixed ("" when nothing here says so): a step between two
     # matched ones that a configuration ``if`` runs (the match is the path where it does not).
     unfixable: str = field(default="", compare=False)
+    # The tests of those configuration ``if`` statements, for a rule whose fix keeps the original
+    # code behind a guard (``live_intermediates``): its synthesizer may send each test to the
+    # original path instead (it must, or decline with ``unfixable``: ``sdpa.GUARDS_SETTINGS``).
+    settings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def span(self) -> tuple[int, int, int, int]:
@@ -1522,6 +1526,7 @@ class Matcher:
             roles=tuple(self._role(i) for i in state.steps),
             unfixable=(f"a step runs between the matched operations when `{guarded[0]}` (a setting of the "
                        f"module): the fix would have to keep it on that path; rewrite it by hand") if guarded else "",
+            settings=tuple(guarded) if self.live_intermediates else (),
         )
 
     def _same_on_every_path(self, flow: Flow, state: _State, cls: ClassStructure | None = None,

@@ -76,6 +76,14 @@ ELEMENTWISE = {"exp", "log", "sigmoid", "clamp", "clip", "abs", "sqrt", "softplu
 FACTORIES = {"ones", "zeros", "rand", "randn", "empty", "full"}
 
 
+# A step between the matched ones that only a configuration ``if`` runs (area attention's
+# optional top-k renormalisation under ``if self.top_k_areas > 0:``; ``Match.settings``) is taken
+# here: that if is one the match went around, and the guard sends its test to the original path,
+# where the step runs as written.  A setting whose test the guard does not hold declines with the
+# match's ``unfixable`` reason (:meth:`_Attention._check_settings_sent`).
+GUARDS_SETTINGS = True
+
+
 def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
     """Fill ``edits`` with the guarded rewrite of ``match`` (or raise :class:`Skip`).  Where
     the match cannot be rewritten, the other ways to its softmax (``match.others``: the scores
@@ -980,6 +988,7 @@ class _Attention:
         deferred: list[str] = []  # the `del` statements, run after the fused call
         kept_at: dict[int, int] = {}  # region offset of a kept statement -> its place in fast
         self.hoisted: tuple = ()  # region offsets put before the guard's if (_hoisted)
+        sent: set[str] = set()  # the tests of the ifs the guard sends to the original (ast.dump)
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
@@ -1077,12 +1086,14 @@ class _Attention:
             if clash:
                 raise Skip(f"the if at line {stmt.lineno} tests `{sorted(clash)[0]}`, assigned after the attention begins")
             guard.append(_guard_term(self._text(stmt.test), stmt.test))
+            sent.add(ast.dump(stmt.test))
             for inner in stmt.orelse:
                 if not isinstance(inner, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
                     raise Skip(f"the else branch at line {inner.lineno} does more than assign")
                 if _loads(inner) & stored:
                     raise Skip(f"the else branch at line {inner.lineno} reads a value of the attention")
                 fast.append(self._stmt_text(inner))
+        self._check_settings_sent(sent)
 
         self.blind_rows = None
         self.blind_rows_required = False  # the guard of a product mask (_note_blind_rows): no fused call without it
@@ -2933,6 +2944,21 @@ class _Attention:
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step: "
                        f"{_step_if_detail(inner, step_stored, read_before, bool(stmt.orelse))}")
         return keeps
+
+    def _check_settings_sent(self, sent: set[str]) -> None:
+        """Every configuration test the match went around (``Match.settings``: a step only that
+        ``if`` runs lies between the matched ones) is the test of an ``if`` statement of the
+        region that the guard sends to the original path (``sent``: their tests, ``ast.dump``),
+        so the fused path runs only where the test is false and the step would not run; else
+        the match's own reason declines it (an if nested in another, or with the step in its
+        else branch, is not read here)."""
+        for text in self.match.settings:
+            try:
+                test = ast.parse(text.strip(), mode="eval").body
+            except SyntaxError:
+                raise Skip(self.match.unfixable) from None
+            if ast.dump(test) not in sent:
+                raise Skip(self.match.unfixable)
 
     def _sdpa_mask_choice(self, inner: ast.If, owner: ast.If, step_stored: set) -> tuple[str, ast.expr] | None:
         """An if / else in a mask step's ``if`` that turns a mask ``m`` into the bias ``b`` the
