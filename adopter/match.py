@@ -1550,8 +1550,9 @@ class Matcher:
         module's settings choose: reported, not fixed (its text appended to ``guarded``); for a
         rule with live intermediates, from its anchor on, when the step is no layer (area
         attention's optional top-k renormalisation of the probabilities, ``if self.top_k_areas >
-        0:``; a module handed them under ``if self.sampler is not None:`` stays no site).  A
-        mode (``self.training``) or an argument of the call decides per call: no site."""
+        0:``; a module handed them under ``if self.sampler is not None:`` stays no site), whose
+        fix may send the test to the original path instead (``Match.settings``).  A mode
+        (``self.training``) or an argument of the call decides per call: no site."""
         matched = state.matched
         start = 0
         if self.live_intermediates:
