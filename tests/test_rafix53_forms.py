@@ -11,8 +11,16 @@ product that only a setting of the module turns on.  The fixtures are ours.
   The same with the setting's ``if`` nested in another setting's (the guard sends the outer
   test, under which the inner one lies).
 
-Near-miss that keeps declining: the step in the ``else`` branch of a setting (``if self.dense:
-pass else: <top-k>``), which the fused path would have to run.
+- A mask the attention builds, between the scores' product and the fill, as a new tensor
+  filled by index in a loop from the scores' sizes and device (UniZero's per-sample context
+  mask: ``mask = torch.zeros(B, T, L + T, device=att.device)``, ``for i in range(B):
+  mask[i] = ...``, ``mask.unsqueeze(1).expand(-1, att.size(1), -1, -1)``): the if runs on the
+  fused path too, with those read off q and k, as a plain if reading them already did
+  (``_fresh_tensor_stores``: stores only into a tensor the branch itself makes).
+
+Near-misses that keep declining: the step in the ``else`` branch of a setting (``if self.dense:
+pass else: <top-k>``), which the fused path would have to run; the loop writing into a slice of
+a buffer instead of a tensor it makes.
 """
 
 from __future__ import annotations
@@ -92,9 +100,9 @@ def _pair(original: str, fixed: str, dtype, **kwargs):
     return a, b, calls
 
 
-def _outputs_and_grads(module, x):
+def _outputs_and_grads(module, x, *rest):
     x = x.clone().requires_grad_(True)
-    out = module(x)
+    out = module(x, *rest)
     (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
     return [out.detach(), x.grad, *(p.grad for p in module.parameters())]
 
@@ -144,3 +152,92 @@ def test_step_in_the_else_branch_of_a_setting_stays_unfixed():
     assert len(found(IN_ELSE, "ADP010")) == 1  # reported: the default settings skip the step
     result = fix_text(IN_ELSE, "model.py", rules("ADP010"))
     assert result.applied == [] and result.text == IN_ELSE and result.skipped  # (declined with a reason)
+
+
+# --------------------------------------------------------------------------- a mask made in a loop
+
+CONTEXT = textwrap.dedent("""\
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class ContextAttention(nn.Module):
+        def __init__(self, dim=16, heads=2, max_len=8):
+            super().__init__()
+            self.heads = heads
+            self.qkv = nn.Linear(dim, 3 * dim)
+            self.register_buffer("causal", torch.tril(torch.ones(max_len, max_len)))
+
+        def forward(self, x, lengths=None):
+            b, t, d = x.shape
+            q, k, v = self.qkv(x).view(b, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            if lengths is not None:
+                mask = torch.zeros(b, t, t, device=att.device)
+                for i in range(b):
+                    mask[i] = self.causal[:t, :t].clone()
+                    mask[i, :, :t - lengths[i]] = 0
+                mask = mask.unsqueeze(1).expand(-1, att.size(1), -1, -1)
+            else:
+                mask = self.causal[:t, :t]
+            att = att.masked_fill(mask == 0, float("-inf"))
+            att = torch.softmax(att, dim=-1)
+            y = att @ v
+            return y.transpose(1, 2).reshape(b, t, d)
+""")
+# the same mask written into a slice of the buffer (not a tensor the if makes): no fused path
+INTO_BUFFER = CONTEXT.replace("mask = torch.zeros(b, t, t, device=att.device)", "mask = self.causal[:t, :t].expand(b, t, t)")
+
+
+def test_mask_made_in_a_loop_from_the_scores_sizes_runs_on_the_fused_path():
+    result = fix_text(CONTEXT, "model.py", rules("ADP010"))
+    assert len(result.applied) == 1, result.skipped
+    fused_path = result.text.split("scaled_dot_product_attention(\n", 1)[0]
+    assert "att.device" not in fused_path and "device=q.device" in fused_path  # read off q, not the scores
+
+
+def _context_pair(dtype):
+    fixed = fix_text(CONTEXT, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    a_ns, b_ns = {}, {}
+    exec(compile(CONTEXT, "orig.py", "exec"), a_ns)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), b_ns)  # noqa: S102
+    torch.manual_seed(0)
+    a = a_ns["ContextAttention"]().to(dtype)
+    b = b_ns["ContextAttention"]().to(dtype)
+    b.load_state_dict(a.state_dict(), strict=True)
+    torch.manual_seed(1)
+    return a, b, torch.randn(2, 6, 16, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-6), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("lengths", [None, [6, 6]])
+def test_mask_made_in_a_loop_patch_equals_the_original(lengths, dtype, tol):
+    a, b, x = _context_pair(dtype)
+    lens = None if lengths is None else torch.tensor(lengths)
+    want, got = _outputs_and_grads(a, x, lens), _outputs_and_grads(b, x, lens)
+    for w, g in zip(want, got):
+        torch.testing.assert_close(g, w, rtol=tol, atol=tol)
+
+
+def test_mask_made_in_a_loop_hiding_whole_rows_follows_the_minus_inf_convention():
+    # lengths [6, 4] hide every key of the second sequence's first two queries: the original's
+    # -inf fill makes those rows NaN, the fused call zeros (the fixer's convention for a -inf
+    # fill of a mask the input gives, as for `masked_fill(pad[:, None, None, :], -inf)`); every
+    # other row is the same
+    a, b, x = _context_pair(torch.float64)
+    lens = torch.tensor([6, 4])
+    with torch.no_grad():
+        want, got = a(x, lens), b(x, lens)
+    hidden = torch.zeros(2, 6, dtype=torch.bool)
+    hidden[1, :2] = True
+    assert want[hidden].isnan().all() and (got[hidden] == 0).all()
+    torch.testing.assert_close(got[~hidden], want[~hidden], rtol=1e-12, atol=1e-12)
+
+
+def test_mask_written_into_a_tensor_not_made_there_stays_unfixed():
+    result = fix_text(INTO_BUFFER, "model.py", rules("ADP010"))
+    assert len(found(INTO_BUFFER, "ADP010")) == 1
+    assert result.applied == [] and result.text == INTO_BUFFER

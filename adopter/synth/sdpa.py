@@ -844,14 +844,15 @@ class _Attention:
             elif isinstance(stmt, ast.If):
                 touches = (_loads(stmt) | stored_names(stmt)) & step_stored
                 if touches and not stored_names(stmt) & step_stored and not any(r in self.roles for r in UPCASTS) \
-                        and all(isinstance(n, _PLAIN_IF_STATEMENTS) for n in ast_walk(stmt) if isinstance(n, ast.stmt)) \
-                        and not any(isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Store)
-                                    for n in ast_walk(stmt)) \
+                        and all(isinstance(n, (*_PLAIN_IF_STATEMENTS, ast.For)) for n in ast_walk(stmt)
+                                if isinstance(n, ast.stmt)) \
+                        and self._fresh_tensor_stores(stmt) \
                         and (text := self._scores_metadata(stmt, step_stored, statement=True)) is not None:
                     # rlt's `if self.causal: causal_mask = torch.ones((i, j), dtype=torch.bool,
                     # device=sim.device).triu(...)`: an if reading only what the scores are (their
                     # device, dtype, sizes), never their values, and assigning none of them runs
-                    # on the fused path too, with those read off q and k
+                    # on the fused path too, with those read off q and k (also a mask made as a
+                    # new tensor and filled by index in a loop: UniZero's per-sample context mask)
                     metadata[offset] = text
                     kinds.append("keep")
                 else:
@@ -2944,6 +2945,67 @@ class _Attention:
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step: "
                        f"{_step_if_detail(inner, step_stored, read_before, bool(stmt.orelse))}")
         return keeps
+
+    def _fresh_tensor_stores(self, stmt: ast.stmt) -> bool:
+        """Does ``stmt`` store by index or attribute only into tensors it makes itself?  Each
+        such store (``mask[i] = ...``, ``mask[i, :, :n] = 0``) is an index into a name that
+        ``stmt`` first binds to a new tensor of a torch factory (``mask = torch.zeros(B, T, n,
+        device=...)``) and otherwise only to views or copies of that name (``mask =
+        mask.unsqueeze(1).expand(...)``): the writes then change no tensor the attention reads
+        (q, k, v, an earlier mask), so the statement may run before the fused call as well as
+        after the scores' product.  No attribute store (``self.x = ...``) is read that way.
+        The branches of an ``if`` are read apart (the else branch may bind the name to a
+        buffer's slice, which it never writes)."""
+        if isinstance(stmt, ast.If):
+            return all(self._fresh_tensor_stores_in(block) for block in (stmt.body, stmt.orelse))
+        return self._fresh_tensor_stores_in([stmt])
+
+    def _fresh_tensor_stores_in(self, block: list[ast.stmt]) -> bool:
+        """:meth:`_fresh_tensor_stores` of the statements ``block`` (one branch)."""
+        nodes = [n for stmt in block for n in ast_walk(stmt)]
+        stores = [n for n in nodes if isinstance(n, (ast.Attribute, ast.Subscript))
+                  and isinstance(n.ctx, ast.Store)]
+        if not stores:
+            return True
+        bases = set()
+        for node in stores:
+            base = node
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            if not isinstance(base, ast.Name):
+                return False  # self.cache[i] = ..., or an attribute store
+            bases.add(base.id)
+        assigns = sorted((n for n in nodes if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))),
+                         key=lambda n: (n.lineno, n.col_offset))
+        loop_targets = set().union(*(read_names(n.target) for n in nodes if isinstance(n, ast.For)))
+        for name in bases:
+            if name in loop_targets:
+                return False
+            first = True
+            for node in assigns:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if not any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                    if any(name in read_names(t) for t in targets if not isinstance(t, (ast.Subscript, ast.Name))):
+                        return False  # (bound inside a tuple target or the like)
+                    continue  # (an index store into the name is no binding of it)
+                value = node.value if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+                if value is None:
+                    return False
+                if first:
+                    made = isinstance(value, ast.Call) and (self.names.resolve(value.func) or "").startswith("torch.") \
+                        and (self.names.resolve(value.func) or "").rsplit(".", 1)[-1] in FACTORIES
+                    if not made:
+                        return False
+                    first = False
+                    continue
+                root = value  # a later binding: a chain of method calls on the name itself
+                while isinstance(root, ast.Call) and isinstance(root.func, ast.Attribute):
+                    root = root.func.value
+                if not (isinstance(root, ast.Name) and root.id == name):
+                    return False
+            if first:
+                return False  # stored into, never made here
+        return True
 
     def _check_settings_sent(self, sent: set[str]) -> None:
         """Every configuration test the match went around (``Match.settings``: a step only that
