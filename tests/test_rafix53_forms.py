@@ -241,3 +241,24 @@ def test_mask_written_into_a_tensor_not_made_there_stays_unfixed():
     result = fix_text(INTO_BUFFER, "model.py", rules("ADP010"))
     assert len(found(INTO_BUFFER, "ADP010")) == 1
     assert result.applied == [] and result.text == INTO_BUFFER
+
+
+def test_a_setting_the_guard_does_not_send_declines_with_the_match_reason():
+    # the fixer checks each setting the match went around is an if it sends to the original:
+    # the same match, told of a setting no if of the region tests, keeps the match's reason
+    import ast
+    import dataclasses
+
+    from adopter.engine import analyze
+    from adopter.synth.plan import Edits, Planner, Skip
+    from adopter.synth.sdpa import plan as sdpa_plan
+
+    analysis = analyze(SETTING, "model.py", rules("ADP010"))
+    (rule, match), = analysis.matches
+    assert match.settings == ("self.top_k > 0",) and match.unfixable
+    planner = Planner(SETTING, ast.parse(SETTING))
+    sdpa_plan(planner, rule, match, Edits(), [])  # the setting is sent: planned
+    other = dataclasses.replace(match, settings=("self.heads > 1",))
+    with pytest.raises(Skip) as declined:
+        sdpa_plan(planner, rule, other, Edits(), [])
+    assert str(declined.value) == match.unfixable
