@@ -85,6 +85,10 @@ class Match:
     # Why the site is reported but not fixed ("" when nothing here says so): a step between two
     # matched ones that a configuration ``if`` runs (the match is the path where it does not).
     unfixable: str = field(default="", compare=False)
+    # The tests of those configuration ``if`` statements, for a rule whose fix keeps the original
+    # code behind a guard (``live_intermediates``): its synthesizer may send each test to the
+    # original path instead (it must, or decline with ``unfixable``: ``sdpa.GUARDS_SETTINGS``).
+    settings: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def span(self) -> tuple[int, int, int, int]:
@@ -1522,6 +1526,7 @@ class Matcher:
             roles=tuple(self._role(i) for i in state.steps),
             unfixable=(f"a step runs between the matched operations when `{guarded[0]}` (a setting of the "
                        f"module): the fix would have to keep it on that path; rewrite it by hand") if guarded else "",
+            settings=tuple(guarded) if self.live_intermediates else (),
         )
 
     def _same_on_every_path(self, flow: Flow, state: _State, cls: ClassStructure | None = None,
@@ -1545,8 +1550,9 @@ class Matcher:
         module's settings choose: reported, not fixed (its text appended to ``guarded``); for a
         rule with live intermediates, from its anchor on, when the step is no layer (area
         attention's optional top-k renormalisation of the probabilities, ``if self.top_k_areas >
-        0:``; a module handed them under ``if self.sampler is not None:`` stays no site).  A
-        mode (``self.training``) or an argument of the call decides per call: no site."""
+        0:``; a module handed them under ``if self.sampler is not None:`` stays no site), whose
+        fix may send the test to the original path instead (``Match.settings``).  A mode
+        (``self.training``) or an argument of the call decides per call: no site."""
         matched = state.matched
         start = 0
         if self.live_intermediates:

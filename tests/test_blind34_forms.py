@@ -5,8 +5,8 @@ three research reimplementations, three CNN files).  The fixtures are ours.
   (area attention's optional top-k renormalisation, ``if self.top_k_areas > 0:`` with
   ``top_k_areas`` assigned once in ``__init__``): on the path the default settings take the
   code is ``softmax(q k^T / t) -> dropout -> @ v``, which SDPA reproduces, so the site is
-  reported; the fix would have to keep the top-k step on the other path, so it is not
-  rewritten (ADP010, like ADP013's ``setting_paths``).  Near-misses: the same step under
+  reported (ADP010, like ADP013's ``setting_paths``); since rafix53 it is also rewritten, the
+  guard sending the setting's test to the original path, where the top-k step runs.  Near-misses: the same step under
   ``if self.training:`` (a mode switched per call), under a test of a call argument, with
   no ``if`` at all (the step runs on every path), under a setting another method assigns, and
   a module handed the probabilities under a setting (a token sampler: a layer the fixer would
@@ -65,10 +65,10 @@ def _with(test: str | None) -> str:
 def test_renormalisation_only_a_setting_turns_on_leaves_an_attention_site():
     code = _with("self.top_k_areas > 0")
     assert finding_at(code, "ADP010", "weights = logits.softmax(") is not None
-    # the fix would have to keep the top-k step on the other path: reported, not fixed
+    # the top-k step stays on the other path: the guard sends the setting's test to the
+    # original (rafix53; reported, not fixed, before)
     planned = plan_findings(analyze(code, "model.py", select_rules(RULES, ["ADP010"])), code, "model.py")
-    assert len(planned) == 1 and not planned[0].fixable
-    assert "self.top_k_areas > 0" in planned[0].not_fixable
+    assert len(planned) == 1 and planned[0].fixable
 
 
 def test_renormalisation_under_the_training_mode_is_no_site():

@@ -198,8 +198,9 @@ class Planner:
     def plan(self, rule: Rule, match: Match, finding: Finding) -> Plan:
         if not rule.fixable:
             raise Skip("the rule only reports (it has no target)")
-        if match.unfixable:
-            raise Skip(match.unfixable)
+        if match.unfixable and not (match.settings and rule.synth is not None
+                                    and getattr(_synth_hook(rule.synth), "GUARDS_SETTINGS", False)):
+            raise Skip(match.unfixable)  # (a synthesizer that guards settings checks them itself)
         if rule.container_target is None and match.unfusable_container(rule.container_steps):
             raise Skip("the matched layers run inside a container (nn.Sequential); rewrite it by hand")
         for _, ctor in match.ctors:

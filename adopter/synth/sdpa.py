@@ -76,6 +76,14 @@ ELEMENTWISE = {"exp", "log", "sigmoid", "clamp", "clip", "abs", "sqrt", "softplu
 FACTORIES = {"ones", "zeros", "rand", "randn", "empty", "full"}
 
 
+# A step between the matched ones that only a configuration ``if`` runs (area attention's
+# optional top-k renormalisation under ``if self.top_k_areas > 0:``; ``Match.settings``) is taken
+# here: that if is one the match went around, and the guard sends its test to the original path,
+# where the step runs as written.  A setting whose test the guard does not hold declines with the
+# match's ``unfixable`` reason (:meth:`_Attention._check_settings_sent`).
+GUARDS_SETTINGS = True
+
+
 def plan(planner: Planner, rule: Rule, match: Match, edits: Edits, regions: list[Span]) -> None:
     """Fill ``edits`` with the guarded rewrite of ``match`` (or raise :class:`Skip`).  Where
     the match cannot be rewritten, the other ways to its softmax (``match.others``: the scores
@@ -836,14 +844,15 @@ class _Attention:
             elif isinstance(stmt, ast.If):
                 touches = (_loads(stmt) | stored_names(stmt)) & step_stored
                 if touches and not stored_names(stmt) & step_stored and not any(r in self.roles for r in UPCASTS) \
-                        and all(isinstance(n, _PLAIN_IF_STATEMENTS) for n in ast_walk(stmt) if isinstance(n, ast.stmt)) \
-                        and not any(isinstance(n, (ast.Attribute, ast.Subscript)) and isinstance(n.ctx, ast.Store)
-                                    for n in ast_walk(stmt)) \
+                        and all(isinstance(n, (*_PLAIN_IF_STATEMENTS, ast.For)) for n in ast_walk(stmt)
+                                if isinstance(n, ast.stmt)) \
+                        and self._fresh_tensor_stores(stmt) \
                         and (text := self._scores_metadata(stmt, step_stored, statement=True)) is not None:
                     # rlt's `if self.causal: causal_mask = torch.ones((i, j), dtype=torch.bool,
                     # device=sim.device).triu(...)`: an if reading only what the scores are (their
                     # device, dtype, sizes), never their values, and assigning none of them runs
-                    # on the fused path too, with those read off q and k
+                    # on the fused path too, with those read off q and k (also a mask made as a
+                    # new tensor and filled by index in a loop: UniZero's per-sample context mask)
                     metadata[offset] = text
                     kinds.append("keep")
                 else:
@@ -980,6 +989,7 @@ class _Attention:
         deferred: list[str] = []  # the `del` statements, run after the fused call
         kept_at: dict[int, int] = {}  # region offset of a kept statement -> its place in fast
         self.hoisted: tuple = ()  # region offsets put before the guard's if (_hoisted)
+        sent: set[str] = set()  # the tests of the ifs the guard sends to the original (ast.dump)
         for offset, (stmt, kind) in enumerate(zip(region, kinds)):
             before = set().union(*(stored_names(s) for s in region[:offset]))
             if kind == "step":
@@ -1077,12 +1087,14 @@ class _Attention:
             if clash:
                 raise Skip(f"the if at line {stmt.lineno} tests `{sorted(clash)[0]}`, assigned after the attention begins")
             guard.append(_guard_term(self._text(stmt.test), stmt.test))
+            sent.add(ast.dump(stmt.test))
             for inner in stmt.orelse:
                 if not isinstance(inner, (ast.Assign, ast.AnnAssign, ast.Expr, ast.Pass)):
                     raise Skip(f"the else branch at line {inner.lineno} does more than assign")
                 if _loads(inner) & stored:
                     raise Skip(f"the else branch at line {inner.lineno} reads a value of the attention")
                 fast.append(self._stmt_text(inner))
+        self._check_settings_sent(sent)
 
         self.blind_rows = None
         self.blind_rows_required = False  # the guard of a product mask (_note_blind_rows): no fused call without it
@@ -2933,6 +2945,82 @@ class _Attention:
             raise Skip(f"the if at line {stmt.lineno} does more than an attention step: "
                        f"{_step_if_detail(inner, step_stored, read_before, bool(stmt.orelse))}")
         return keeps
+
+    def _fresh_tensor_stores(self, stmt: ast.stmt) -> bool:
+        """Does ``stmt`` store by index or attribute only into tensors it makes itself?  Each
+        such store (``mask[i] = ...``, ``mask[i, :, :n] = 0``) is an index into a name that
+        ``stmt`` first binds to a new tensor of a torch factory (``mask = torch.zeros(B, T, n,
+        device=...)``) and otherwise only to views or copies of that name (``mask =
+        mask.unsqueeze(1).expand(...)``): the writes then change no tensor the attention reads
+        (q, k, v, an earlier mask), so the statement may run before the fused call as well as
+        after the scores' product.  No attribute store (``self.x = ...``) is read that way.
+        The branches of an ``if`` are read apart (the else branch may bind the name to a
+        buffer's slice, which it never writes)."""
+        if isinstance(stmt, ast.If):
+            return all(self._fresh_tensor_stores_in(block) for block in (stmt.body, stmt.orelse))
+        return self._fresh_tensor_stores_in([stmt])
+
+    def _fresh_tensor_stores_in(self, block: list[ast.stmt]) -> bool:
+        """:meth:`_fresh_tensor_stores` of the statements ``block`` (one branch)."""
+        nodes = [n for stmt in block for n in ast_walk(stmt)]
+        stores = [n for n in nodes if isinstance(n, (ast.Attribute, ast.Subscript))
+                  and isinstance(n.ctx, ast.Store)]
+        if not stores:
+            return True
+        bases = set()
+        for node in stores:
+            base = node
+            while isinstance(base, ast.Subscript):
+                base = base.value
+            if not isinstance(base, ast.Name):
+                return False  # self.cache[i] = ..., or an attribute store
+            bases.add(base.id)
+        assigns = sorted((n for n in nodes if isinstance(n, (ast.Assign, ast.AugAssign, ast.AnnAssign))),
+                         key=lambda n: (n.lineno, n.col_offset))
+        loop_targets = set().union(*(read_names(n.target) for n in nodes if isinstance(n, ast.For)))
+        for name in bases:
+            if name in loop_targets:
+                return False
+            first = True
+            for node in assigns:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if not any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                    if any(name in read_names(t) for t in targets if not isinstance(t, (ast.Subscript, ast.Name))):
+                        return False  # (bound inside a tuple target or the like)
+                    continue  # (an index store into the name is no binding of it)
+                value = node.value if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+                if value is None:
+                    return False
+                if first:
+                    made = isinstance(value, ast.Call) and (self.names.resolve(value.func) or "").startswith("torch.") \
+                        and (self.names.resolve(value.func) or "").rsplit(".", 1)[-1] in FACTORIES
+                    if not made:
+                        return False
+                    first = False
+                    continue
+                root = value  # a later binding: a chain of method calls on the name itself
+                while isinstance(root, ast.Call) and isinstance(root.func, ast.Attribute):
+                    root = root.func.value
+                if not (isinstance(root, ast.Name) and root.id == name):
+                    return False
+            if first:
+                return False  # stored into, never made here
+        return True
+
+    def _check_settings_sent(self, sent: set[str]) -> None:
+        """Every configuration test the match went around (``Match.settings``: a step only that
+        ``if`` runs lies between the matched ones) is the test of an ``if`` statement of the
+        region that the guard sends to the original path (``sent``: their tests, ``ast.dump``),
+        so the fused path runs only where the test is false and the step would not run; else
+        the match's own reason declines it (an if nested in another, or with the step in its
+        else branch, is not read here)."""
+        for text in self.match.settings:
+            try:
+                test = ast.parse(text.strip(), mode="eval").body
+            except SyntaxError:
+                raise Skip(self.match.unfixable) from None
+            if ast.dump(test) not in sent:
+                raise Skip(self.match.unfixable)
 
     def _sdpa_mask_choice(self, inner: ast.If, owner: ast.If, step_stored: set) -> tuple[str, ast.expr] | None:
         """An if / else in a mask step's ``if`` that turns a mask ``m`` into the bias ``b`` the
