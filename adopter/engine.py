@@ -107,7 +107,15 @@ def _forget(key: int, ref: weakref.ref) -> None:
 
 def match_rule(rule: Rule, structure) -> list[Match]:
     found: dict[tuple, Match] = {}
+    # Matcher._candidates' per-file lists, by the matchers' word-key sets: a set whose list is
+    # already known empty (an earlier matcher with the same keys listed it) leaves
+    # match_module nothing to return, so the call is not made (most matchers of most files:
+    # the matchers of a rule's alternatives and variants share a few key sets).
+    listed = structure.candidates
     for matcher in matchers_for(rule):
+        known = listed.get(matcher.roots_key)
+        if known is not None and not known:
+            continue
         for match in matcher.match_module(structure):
             found.setdefault(match.key, match)
     matches = list(found.values())
