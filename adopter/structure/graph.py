@@ -480,19 +480,24 @@ class FlowBuilder:
                     self._slice_at or None, self.names.classes,
                     frozenset(self._inherited) if self._inherited else None)
 
-    def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
+    def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx,
+                         passed: frozenset = frozenset()) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
         that the body never binds again: a call through it (``optimizer(params, lr=lr)``) calls
         that callable unless the caller passes another, so it is read as a callee chosen at run
         time (``klass = Lion if use_lion else Adam``, Node.choices), with the default as its one
         known choice: the fix then passes its keywords only when the parameter *is* the default.
-        Read for the built function only (an inlined helper's parameters hold its arguments)."""
+        For an inlined helper, ``passed`` names the parameters its call passes (they hold the
+        arguments); one the call leaves out holds its default there just the same
+        (``self.training(loader)`` of ``def training(self, loader, opt_func=torch.optim.Adam)``)."""
         args = func.args
         positional = (*args.posonlyargs, *args.args)
         pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults),
                  *((a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)]
         found = {}
         for param, default in pairs:
+            if param.arg in passed:
+                continue
             kind = default.__class__
             if kind is not ast.Attribute and kind is not ast.Name:
                 continue
@@ -3320,6 +3325,12 @@ class FlowBuilder:
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
             ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call),
         )
+        if (target.args.defaults or target.args.kwonlyargs) and call.__class__ is ast.Call \
+                and not any(a.__class__ is ast.Starred for a in call.args) \
+                and not any(k.arg is None for k in call.keywords):
+            # a defaulted callable the call leaves out: its default, as in a root function
+            self._default_choices(target, inner, frozenset(
+                [*params[:len(call.args)], *(k.arg for k in call.keywords)]))
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
         if getattr(target, INHERITED, None):
