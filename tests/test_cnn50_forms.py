@@ -14,6 +14,12 @@ and an optimizer class taken from a defaulted parameter missed).  The fixtures a
   with a key (GUIDE: a string key handed to another file's function, every construction in the
   file leaving a non-GELU default), as for a callable default already.  Look-alikes that stay
   reported: a same-file construction passing ``"gelu"``, and a ``"gelu"`` default.
+- ``getattr(torch.optim, name)(params, lr=lr)`` (fuxictr's ``get_optimizer``), also through a
+  local ``klass = getattr(torch.optim, name)``: a class of torch.optim chosen by a run-time
+  name, read as a callee chosen at run time whose choice is any class of that module; reported,
+  not fixed (no text in the file names the class a guard would test).  Near-misses: a literal
+  name, another module's lookup, ``**kw`` spread, ``foreach=`` chosen, the name bound again.
+  A file whose text names no fused optimizer at all is still not read (the rule's trigger words).
 """
 
 from __future__ import annotations
@@ -145,3 +151,59 @@ def test_another_files_activation_of_a_none_default_is_no_gelu():
 def test_a_gelu_key_passed_or_defaulted_in_the_file_stays_a_site():
     for code in (ACT_GELU, ACT_DEFAULT):
         assert [f.line for f in found(code, "ADP006")] == [line_of(code, "layers = [nn.Linear")]
+
+
+LOOKUP = '''\
+import torch
+
+
+def get_optimizer(name, params, lr):
+    if name.lower() == "adam":
+        name = "Adam"
+    return getattr(torch.optim, name)(params, lr=lr)
+
+
+def build(params, name):
+    klass = getattr(torch.optim, name)
+    return klass(params, lr=0.1)
+'''
+
+NEAR_LOOKUP = '''\
+import torch
+import mylib.optimizers as extra
+
+
+# none of these builds Adam, AdamW or SGD without a choice of its own
+def literal(params):
+    return getattr(torch.optim, "RMSprop")(params, lr=0.1)
+
+
+def other_module(params, name):
+    return getattr(extra, name)(params, lr=0.1)
+
+
+def spread(params, name, **kw):
+    return getattr(torch.optim, name)(params, **kw)
+
+
+def chooses(params, name):
+    klass = getattr(torch.optim, name)
+    return klass(params, lr=0.1, foreach=False)
+
+
+def rebound(params, name):
+    klass = getattr(torch.optim, name)
+    klass = extra.Lion
+    return klass(params, lr=0.1)
+'''
+
+
+def test_an_optimizer_looked_up_in_torch_optim_by_name_is_reported_not_fixed():
+    lines = {f.line for f in found(LOOKUP, "ADP012")}
+    assert lines == {line_of(LOOKUP, "return getattr(torch.optim"), line_of(LOOKUP, "return klass(")}
+    # no text of the file names the class to guard fused=True by: the source stays as it is
+    assert fix_text(LOOKUP, "model.py", rules("ADP012")).text == LOOKUP
+
+
+def test_lookup_near_misses_are_not_found():
+    assert found(NEAR_LOOKUP, "ADP012") == []

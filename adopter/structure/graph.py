@@ -1531,6 +1531,23 @@ class FlowBuilder:
             found.append((fqn, span(expr)))
         return tuple(found) if len({f for f, _ in found}) > 1 else ()
 
+    def _lookup_choices(self, value_expr: ast.Call) -> tuple:
+        """``getattr(torch.optim, name)`` with a run-time ``name``: a class of ``torch.optim``
+        looked up by the string (fuxictr's ``get_optimizer``), a callee chosen at run time among
+        that module's classes, as ``Lion if use_lion else Adam`` is (Node.choices): its one
+        choice ``torch.optim.*`` is any of them (match.py), with no text in the file to guard by
+        (span None): the call is reported, and not fixed.  A literal name, another module, or a ``getattr`` the
+        file binds itself are not this lookup."""
+        if not (value_expr.func.__class__ is _AST_NAME and value_expr.func.id == "getattr"
+                and len(value_expr.args) == 2 and not value_expr.keywords
+                and value_expr.args[1].__class__ is not ast.Constant
+                and "getattr" not in self.names.functions and "getattr" not in self.names.imports):
+            return ()
+        module = value_expr.args[0]
+        if module.__class__ not in (_AST_NAME, ast.Attribute) or self.names.resolve(module) != "torch.optim":
+            return ()
+        return (("torch.optim.*", None),)
+
     def _sibling_gelu(self, fqn: str) -> str | None:
         """The GELU variant a function of another module of the package computes
         (siblings.sibling_gelu: a formula, or F.gelu of its argument), or None; once per name."""
@@ -1961,6 +1978,8 @@ class FlowBuilder:
             name = func.id if isinstance(func, ast.Name) else self._text(func)
             if func.__class__ is ast.Name:
                 choices = ctx.choice_alias.get(name, ())
+            elif func.__class__ is _AST_CALL:
+                choices = self._lookup_choices(func)  # getattr(torch.optim, name)(params, ...)
             elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
                     and self.cls is not None and "__init__" in self.cls.methods:
                 choices = self._attr_choices(func)  # self.opt(...), opt an __init__ default
@@ -4039,6 +4058,12 @@ class FlowBuilder:
                 choices = self._choices(value_expr)
                 if choices:
                     ctx.choice_alias[targets[0].id] = choices
+        elif one_name and value_kind is _AST_CALL and value_expr.func.__class__ is _AST_NAME \
+                and value_expr.func.id == "getattr":
+            # klass = getattr(torch.optim, name): the class that lookup chooses (_lookup_choices)
+            choices = self._lookup_choices(value_expr)
+            if choices:
+                ctx.choice_alias[targets[0].id] = choices
         elif (one_name or unpacking) and value_kind is ast.Subscript and value_expr.value.__class__ is _AST_NAME \
                 and value_expr.value.id in self.names.constants and value_expr.value.id not in ctx.params:
             # klass = OPTIMIZERS[name], or klass, defaults = OPTIMIZERS[name]: an entry of a
