@@ -3345,11 +3345,20 @@ class FlowBuilder:
             ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call),
         )
         if (target.args.defaults or target.args.kwonlyargs) and call.__class__ is ast.Call \
-                and not any(a.__class__ is ast.Starred for a in call.args) \
-                and not any(k.arg is None for k in call.keywords):
+                and _callable_default(target.args):
             # a defaulted callable the call leaves out: its default, as in a root function
-            self._default_choices(target, inner, frozenset(
-                [*params[:len(call.args)], *(k.arg for k in call.keywords)]))
+            passed = set(params[:len(call.args)])
+            for a in call.args:
+                if a.__class__ is ast.Starred:
+                    passed = None  # (then any parameter may be passed)
+                    break
+            for k in call.keywords if passed is not None else ():
+                if k.arg is None:
+                    passed = None
+                    break
+                passed.add(k.arg)
+            if passed is not None:
+                self._default_choices(target, inner, frozenset(passed))
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
         if getattr(target, INHERITED, None):
@@ -5543,4 +5552,16 @@ def _attr_written(text: str, attr: str) -> bool:
         if written.match(text, at - 1):
             return True
         at = text.find(attr, at + 1)
+    return False
+
+
+def _callable_default(args: ast.arguments) -> bool:
+    """Does some parameter default to a name or an attribute (``opt_cls=torch.optim.Adam``)?
+    Most defaults are literals: then no inlining asks :meth:`FlowBuilder._default_choices`."""
+    for default in args.defaults:
+        if default.__class__ is ast.Attribute or default.__class__ is _AST_NAME:
+            return True
+    for default in args.kw_defaults:
+        if default.__class__ is ast.Attribute or default.__class__ is _AST_NAME:
+            return True
     return False
