@@ -3841,7 +3841,7 @@ def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
     return False
 
 
-def _none_default(param: "_Param") -> bool:
+def _none_default(param: _Param) -> bool:
     """Is the parameter's default the constant ``None`` (no value of its own)?"""
     default = _default_of(param)
     return default.__class__ is ast.Constant and default.value is None
