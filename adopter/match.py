@@ -960,7 +960,7 @@ class Matcher:
             # a callee chosen at run time (``Lion if use_lion else Adam``) may be this one: the
             # fix must then apply to that choice only (synth/plan.py guards it)
             return names_match(op, node.op) or (
-                bool(node.choices) and any(names_match(op, fqn) for fqn, _ in node.choices))
+                bool(node.choices) and any(names_match(op, fqn) or _any_of_module(op, fqn) for fqn, _ in node.choices))
         if node.kind == "layer":
             return any(names_match(op, t) for t in node.types)
         return False
@@ -3105,3 +3105,12 @@ def _home(flow: Flow, node: Node) -> str:
                 and marker.op.split(".")[-1] == helper:
             return marker.func
     return node.func
+
+
+def _any_of_module(op: str, choice: str) -> bool:
+    """A choice ``module.*`` (a class looked up in ``module`` by a run-time name,
+    ``getattr(torch.optim, name)``) may be any class the module defines directly: ``op``."""
+    if not choice.endswith(".*"):
+        return False
+    prefix = choice[:-1]
+    return op.startswith(prefix) and "." not in op[len(prefix):]

@@ -480,19 +480,24 @@ class FlowBuilder:
                     self._slice_at or None, self.names.classes,
                     frozenset(self._inherited) if self._inherited else None)
 
-    def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
+    def _default_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx,
+                         passed: frozenset = frozenset()) -> None:
         """A parameter whose default names an imported callable (``optimizer=optim.Adam``) and
         that the body never binds again: a call through it (``optimizer(params, lr=lr)``) calls
         that callable unless the caller passes another, so it is read as a callee chosen at run
         time (``klass = Lion if use_lion else Adam``, Node.choices), with the default as its one
         known choice: the fix then passes its keywords only when the parameter *is* the default.
-        Read for the built function only (an inlined helper's parameters hold its arguments)."""
+        For an inlined helper, ``passed`` names the parameters its call passes (they hold the
+        arguments); one the call leaves out holds its default there just the same
+        (``self.training(loader)`` of ``def training(self, loader, opt_func=torch.optim.Adam)``)."""
         args = func.args
         positional = (*args.posonlyargs, *args.args)
         pairs = [*zip(positional[len(positional) - len(args.defaults):], args.defaults),
                  *((a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)]
         found = {}
         for param, default in pairs:
+            if param.arg in passed:
+                continue
             kind = default.__class__
             if kind is not ast.Attribute and kind is not ast.Name:
                 continue
@@ -1563,6 +1568,22 @@ class FlowBuilder:
                 return ()
             choices.setdefault(fqn, span(expr))
         return tuple(choices.items())
+    def _lookup_choices(self, value_expr: ast.Call) -> tuple:
+        """``getattr(torch.optim, name)`` with a run-time ``name``: a class of ``torch.optim``
+        looked up by the string (fuxictr's ``get_optimizer``), a callee chosen at run time among
+        that module's classes, as ``Lion if use_lion else Adam`` is (Node.choices): its one
+        choice ``torch.optim.*`` is any of them (match.py), with no text in the file to guard by
+        (span None): the call is reported, and not fixed.  A literal name, another module, or a ``getattr`` the
+        file binds itself are not this lookup."""
+        if not (value_expr.func.__class__ is _AST_NAME and value_expr.func.id == "getattr"
+                and len(value_expr.args) == 2 and not value_expr.keywords
+                and value_expr.args[1].__class__ is not ast.Constant
+                and "getattr" not in self.names.functions and "getattr" not in self.names.imports):
+            return ()
+        module = value_expr.args[0]
+        if module.__class__ not in (_AST_NAME, ast.Attribute) or self.names.resolve(module) != "torch.optim":
+            return ()
+        return (("torch.optim.*", None),)
 
     def _sibling_gelu(self, fqn: str) -> str | None:
         """The GELU variant a function of another module of the package computes
@@ -1999,6 +2020,8 @@ class FlowBuilder:
             elif func.__class__ is ast.Subscript and func.value.__class__ is _AST_NAME \
                     and func.value.id in self.names.constants:
                 choices = self._table_choices(func.value, ctx)  # OPTIMIZERS[name](params)
+            elif func.__class__ is _AST_CALL:
+                choices = self._lookup_choices(func)  # getattr(torch.optim, name)(params, ...)
             elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
                     and self.cls is not None and "__init__" in self.cls.methods:
                 choices = self._attr_choices(func)  # self.opt(...), opt an __init__ default
@@ -3376,6 +3399,21 @@ class FlowBuilder:
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
             ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call),
         )
+        if (target.args.defaults or target.args.kwonlyargs) and call.__class__ is ast.Call \
+                and _callable_default(target.args):
+            # a defaulted callable the call leaves out: its default, as in a root function
+            passed = set(params[:len(call.args)])
+            for a in call.args:
+                if a.__class__ is ast.Starred:
+                    passed = None  # (then any parameter may be passed)
+                    break
+            for k in call.keywords if passed is not None else ():
+                if k.arg is None:
+                    passed = None
+                    break
+                passed.add(k.arg)
+            if passed is not None:
+                self._default_choices(target, inner, frozenset(passed))
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
         if getattr(target, INHERITED, None):
@@ -4084,6 +4122,12 @@ class FlowBuilder:
                 choices = self._choices(value_expr)
                 if choices:
                     ctx.choice_alias[targets[0].id] = choices
+        elif one_name and value_kind is _AST_CALL and value_expr.func.__class__ is _AST_NAME \
+                and value_expr.func.id == "getattr":
+            # klass = getattr(torch.optim, name): the class that lookup chooses (_lookup_choices)
+            choices = self._lookup_choices(value_expr)
+            if choices:
+                ctx.choice_alias[targets[0].id] = choices
         elif (one_name or unpacking) and value_kind is ast.Subscript and value_expr.value.__class__ is _AST_NAME \
                 and value_expr.value.id in self.names.constants and value_expr.value.id not in ctx.params:
             # klass = OPTIMIZERS[name], or klass, defaults = OPTIMIZERS[name]: an entry of a
@@ -5568,4 +5612,16 @@ def _attr_written(text: str, attr: str) -> bool:
         if written.match(text, at - 1):
             return True
         at = text.find(attr, at + 1)
+    return False
+
+
+def _callable_default(args: ast.arguments) -> bool:
+    """Does some parameter default to a name or an attribute (``opt_cls=torch.optim.Adam``)?
+    Most defaults are literals: then no inlining asks :meth:`FlowBuilder._default_choices`."""
+    for default in args.defaults:
+        if default.__class__ is ast.Attribute or default.__class__ is _AST_NAME:
+            return True
+    for default in args.kw_defaults:
+        if default.__class__ is ast.Attribute or default.__class__ is _AST_NAME:
+            return True
     return False

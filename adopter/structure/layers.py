@@ -2443,9 +2443,12 @@ class LayerTyper:
         """Is ``expr`` a parameter with a default that is no string, whose function (class) is
         only called in the file, and every call of which passes no string for it: nothing, or
         a parameter of the caller's own that holds no string the same way (a builder handing
-        its own ``activation=F.relu`` on to the layer, the builder built nowhere in the file)?"""
+        its own ``activation=F.relu`` on to the layer, the builder built nowhere in the file)?
+        A ``None`` default holds no string either: ``output_activation=None`` reaches
+        ``get_activation(output_activation)`` only when a caller outside the file passes one."""
         param = env.get(expr.id)
-        if not (isinstance(param, _Param) and param.default and param.method_of is None
+        if not (isinstance(param, _Param) and param.method_of is None
+                and (param.default or _none_default(param))
                 and not any(isinstance(v, Key) for v in param.default)):
             return False
         return self._never_str_deep(param.func, param.owner, param.index, param.name, param.positional, 0)
@@ -3900,6 +3903,12 @@ def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
             return (isinstance(stmt, ast.Assign) and stmt.value is found and len(stmt.targets) == 1
                     and _is_name(stmt.targets[0], x))
     return False
+
+
+def _none_default(param: _Param) -> bool:
+    """Is the parameter's default the constant ``None`` (no value of its own)?"""
+    default = _default_of(param)
+    return default.__class__ is ast.Constant and default.value is None
 
 
 def _default_of(param: "_Param") -> ast.expr | None:

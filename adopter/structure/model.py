@@ -386,6 +386,14 @@ class ClassStructure:
             if total is None:
                 total = set(own)
             total |= owner.words(word, _seen | {name})
+        if "getattr" in own:
+            # klass = getattr(torch.optim, name): a class of that module looked up by a run-time
+            # name (graph.FlowBuilder._lookup_choices) may be any the module defines: the
+            # module's lookup word, which call_names gives each of its classes
+            looked = lookups(func, self.module.names, self.module.lines)
+            if looked:
+                total = set(own) if total is None else total
+                total |= looked
         forwards = self.module.autograd_forwards()
         if forwards:
             # AttentionOp.apply(q, k) (or attention_op(q, k), attention_op = AttentionOp.apply):
@@ -450,9 +458,10 @@ class ModuleStructure:
                 for local, imported in self.names.imports.items():
                     by_last.setdefault(imported.rsplit(".", 1)[-1], []).append((local, imported))
                 self._call_names["<imports>"] = by_last
-            last = fqn.rsplit(".", 1)[-1]
+            module, _, last = fqn.rpartition(".")
             aliases = {local for local, imported in by_last.get(last, ()) if names_match(fqn, imported)}
-            words = self._call_names[fqn] = frozenset({last, *aliases})
+            # (and the word of a run-time lookup in its module, see lookups)
+            words = self._call_names[fqn] = frozenset({last, *aliases, module + ".*"})
         return words
 
     def op_words(self, op: str) -> frozenset[str]:
@@ -1507,3 +1516,33 @@ def sequential_flow(site: SequentialSite, name: str, info: ClassInfo,
     for end in graph.frontier:
         out[ids[end]].append((exit_node.id, None))
     return Flow(qualname, nodes, out, entry.id, exit_node.id)
+
+
+def lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str]:
+    """``module.*`` for each ``getattr(module, name)`` in ``func`` with a run-time ``name`` and a
+    module the file imports (``getattr(torch.optim, optimizer)``): the word that stands for any
+    class of that module (ModuleStructure.call_names), since the text names none of them.
+    Read off the function's lines (most ``getattr`` calls test an object's attribute by a
+    literal name: no walk of the tree for them)."""
+    if lines is not None and getattr(func, "end_lineno", None) is not None:
+        text = "\n".join(lines[func.lineno - 1:func.end_lineno])
+        candidates = _LOOKUP.findall(text)
+    else:
+        candidates = [ast.unparse(node.args[0]) for node in ast.walk(func)
+                      if node.__class__ is ast.Call and node.func.__class__ is ast.Name and node.func.id == "getattr"
+                      and len(node.args) == 2 and node.args[1].__class__ is not ast.Constant]
+    found = set()
+    for dotted in candidates:
+        try:
+            expr = ast.parse(dotted, mode="eval").body
+        except SyntaxError:
+            continue
+        if expr.__class__ in (ast.Name, ast.Attribute):
+            module = names.resolve(expr)
+            if module is not None:
+                found.add(module + ".*")
+    return frozenset(found)
+
+
+# getattr(<dotted name>, <not a string literal>: the module of a run-time lookup (lookups)
+_LOOKUP = re.compile(r"(?<![\w.])getattr\(\s*([A-Za-z_][\w.]*)\s*,\s*(?![\s\"'rbfu]*[\"'])")

@@ -917,6 +917,9 @@ def _guarded_call(template: str, node, op: str, index, render) -> str:
     if head.endswith(","):
         head = head[:-1]
     callee = index.segment(node.func_span)
+    if any(at is None for _, at in node.choices):
+        # getattr(torch.optim, name): the class is a run-time lookup, no text here names it
+        raise RenderError("the class is looked up by a run-time name: no text in the file to guard the fix by")
     options = [index.segment(at) for fqn, at in node.choices if names_match(op, fqn)]
     if not options:
         raise RenderError("no alternative of the callee is the rule's")
