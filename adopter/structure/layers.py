@@ -479,6 +479,12 @@ class LayerTyper:
                     if isinstance(value, _Param):
                         return value.resolve(self) if called else value.default
                     return value
+            if expr.value.__class__ is ast.Name and depth < MAX_DEPTH \
+                    and isinstance(env.get(expr.value.id), _Param):
+                # cfg.norm_layer, cfg a parameter typed with a same-file config record
+                found = self._config_field(env[expr.value.id], expr.attr, depth, called)
+                if found:
+                    return found
             return self._class_of(expr)
         if isinstance(expr, ast.Subscript):
             if isinstance(expr.value, ast.Call):
@@ -506,6 +512,57 @@ class LayerTyper:
             return tuple(LayerClass(b.fqn, (), (), b.unlike, True) for b in self.values(expr.body, inner, depth + 1)
                          if isinstance(b, Built) and not b.table and b.members is None and b.fqn != SEQUENTIAL)
         return ()
+
+    def _config_field(self, param: "_Param", attr: str, depth: int, called: bool) -> tuple:
+        """``cfg.norm_layer`` where ``cfg`` is a parameter annotated with a same-file dataclass or
+        ``NamedTuple`` whose field ``norm_layer`` has a default (``norm_layer: Callable =
+        nn.BatchNorm2d``): the record's generated constructor takes its fields as parameters, so
+        the field reads as a parameter written with that default would, and, once built into a
+        layer, also as what the file's constructions of the record pass for it.  Empty when the
+        annotation is not such a record, the field has no default, or the class assigns it again
+        (``__post_init__``)."""
+        func = param.func
+        arg = next((a for a in (*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs)
+                    if a.arg == param.name), None)
+        annotation = arg.annotation if arg is not None else None
+        if annotation.__class__ is ast.Constant and isinstance(annotation.value, str):
+            name = annotation.value  # a forward reference: cfg: "StageConfig"
+        elif annotation.__class__ is ast.Name:
+            name = annotation.id
+        else:
+            return ()
+        cls = self.names.classes.get(name)
+        if cls is None or not self._record_class(cls):
+            return ()
+        fields = [item for item in cls.body if item.__class__ is ast.AnnAssign and item.target.__class__ is ast.Name
+                  and "ClassVar" not in ast.unparse(item.annotation)]
+        index = next((i for i, item in enumerate(fields) if item.target.id == attr), None)
+        if index is None:
+            return ()
+        default = _field_default(fields[index].value, self.names)
+        if default is None or any(node.__class__ is ast.Attribute and node.attr == attr
+                                  and node.ctx.__class__ is ast.Store for node in ast_walk(cls)):
+            return ()
+        out = self.values(default, {}, depth + 1)
+        if called:
+            for call, caller, caller_owner in self.callers(name):
+                passed = _passed(call, index, attr, None, True)
+                if passed is None:
+                    continue
+                caller_env = {}
+                if passed.__class__ in (ast.Name, ast.Attribute) and caller is not None:
+                    caller_env = self._caller_env(passed, caller, caller_owner, depth)
+                out += self.values(passed, caller_env, depth + 1, called=True)
+        return _unique(out)
+
+    def _record_class(self, cls: ast.ClassDef) -> bool:
+        """Is ``cls`` a dataclass (``@dataclass``, ``@dataclass(...)``) or a ``typing.NamedTuple``:
+        a record whose constructor takes its annotated fields in order?"""
+        for deco in cls.decorator_list:
+            target = deco.func if deco.__class__ is ast.Call else deco
+            if self.names.resolve(target) == "dataclasses.dataclass":
+                return True
+        return any(self.names.resolve(base) == "typing.NamedTuple" for base in cls.bases)
 
     def _own_function(self, expr: ast.Attribute, env: dict) -> tuple:
         """``self.gelu`` held as a value (``{"gelu": self.gelu, "relu": F.relu}[act]``), where
@@ -5071,6 +5128,14 @@ def _constant_passed(passed: ast.expr, env: dict) -> tuple | None:
         else:
             return None
     return (value, checks) if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+
+
+def _field_default(value: ast.expr | None, names: ModuleNames) -> ast.expr | None:
+    """A record field's default: the value written (``norm: type = nn.BatchNorm2d``) or the
+    ``default=`` of ``dataclasses.field(...)``; None when it has none."""
+    if value.__class__ is ast.Call and names.resolve(value.func) == "dataclasses.field":
+        return next((k.value for k in value.keywords if k.arg == "default"), None)
+    return value
 
 
 def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:
