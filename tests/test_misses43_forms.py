@@ -1,0 +1,198 @@
+"""The dev corpus's misses, read by their computation (session 34, helper misses43).  The
+fixtures are ours.
+
+- ADP010 (any rule): code the file writes but never calls is still code that runs -- where the
+  package's other modules or the user call it:
+  a module-level function whose name starts with an underscore (``_attention(q, k, v, mask)``,
+  imported by a sibling module as readily as a public one; its only mention in the file may be
+  a comment), a module's private method that runs the module's own layers (``_forward(self,
+  x)``, which a subclass or another module picks), and a module's method over the tensors it is
+  handed (``def attend(self, q, k, v, mask)``, using the module for its settings alone).
+  Near-misses: such a function whose softmax runs over the query axis, a method that calls the
+  module itself (a sampling loop's ``self(idx)``, no model code), and a private helper that
+  forward does call (inlined there: one site, not two).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import found, line_of
+
+PRIVATE_FUNCTION = textwrap.dedent('''
+    import math
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    def _attention(q, k, v, mask=None, dropout_p=0.0):
+        q = q / math.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = torch.baddbmm(mask, q, k.transpose(-2, -1))
+        else:
+            scores = torch.bmm(q, k.transpose(-2, -1))
+        probs = F.softmax(scores, dim=-1)
+        if dropout_p > 0.0:
+            probs = F.dropout(probs, p=dropout_p)
+        return torch.bmm(probs, v)
+
+
+    def project(x, w):
+        # out = _attention(x, x, x)
+        return x @ w
+
+
+    class Block(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.fc = nn.Linear(dim, dim)
+
+        def forward(self, x):
+            return project(self.fc(x), self.fc.weight)
+''')
+
+PRIVATE_METHOD = textwrap.dedent('''
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim, heads, fused=True):
+            super().__init__()
+            self.heads = heads
+            self.scale = (dim // heads) ** -0.5
+            self.fused = fused
+            self.qkv = nn.Linear(dim, dim * 3)
+            self.proj = nn.Linear(dim, dim)
+            self.attn_drop = nn.Dropout(0.1)
+
+        def forward(self, x):
+            B, N, C = x.shape
+            qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]
+            x = F.scaled_dot_product_attention(q, k, v)
+            x = x.transpose(1, 2).reshape(B, N, C)
+            return self.proj(x)
+
+        def _forward(self, x):
+            B, N, C = x.shape
+            qkv = self.qkv(x).reshape(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+            q, k, v = qkv[0] * self.scale, qkv[1], qkv[2]
+            attn = q @ k.transpose(-2, -1)
+            attn = attn.softmax(dim=-1)
+            attn = self.attn_drop(attn)
+            x = (attn @ v).transpose(1, 2).reshape(B, N, C)
+            return self.proj(x)
+''')
+
+TENSOR_METHOD = textwrap.dedent('''
+    import math
+
+    import torch
+    from torch import nn
+
+
+    class SelfAttention(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.head_dim = dim // heads
+            self.to_qkv = nn.Linear(dim, dim * 3)
+            self.out = nn.Linear(dim, dim)
+
+        def forward(self, x):
+            b, n, d = x.shape
+            q, k, v = self.to_qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+            y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+            return self.out(y.transpose(1, 2).reshape(b, n, d))
+
+        def attend(self, q, k, v, mask):
+            scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
+            if mask is not None:
+                scores = scores + mask
+            scores = torch.softmax(scores, dim=-1).type_as(v)
+            return scores @ v
+''')
+
+SOFTMAX = "softmax("
+
+
+def _site(code: str, needle: str = SOFTMAX) -> bool:
+    line = line_of(code, needle)
+    return any(f.line <= line <= f.end_line for f in found(code, "ADP010"))
+
+
+def test_a_private_module_function_nothing_in_the_file_calls():
+    assert _site(PRIVATE_FUNCTION)
+
+
+def test_the_private_function_with_no_mention_at_all():
+    code = PRIVATE_FUNCTION.replace("    # out = _attention(x, x, x)\n", "")
+    assert "_attention(x" not in code
+    assert _site(code)
+
+
+def test_a_private_method_running_the_modules_layers_that_nothing_calls():
+    assert _site(PRIVATE_METHOD, "attn = attn.softmax(")
+
+
+def test_a_method_over_the_tensors_it_is_handed_that_nothing_calls():
+    assert _site(TENSOR_METHOD)
+
+
+def test_the_softmax_over_the_query_axis_is_no_site():
+    # Near miss: the uncalled function is read, and what it computes is not SDPA
+    code = PRIVATE_FUNCTION.replace("F.softmax(scores, dim=-1)", "F.softmax(scores, dim=-2)")
+    assert "dim=-2" in code
+    assert found(code, "ADP010") == []
+
+
+def test_the_method_over_its_tensors_renormalised_after_softmax_is_no_site():
+    code = TENSOR_METHOD.replace(
+        "scores = torch.softmax(scores, dim=-1).type_as(v)",
+        "scores = torch.softmax(scores, dim=-1).type_as(v)\n"
+        "        scores = scores / scores.sum(dim=-1, keepdim=True).clamp(min=1e-6)")
+    assert "clamp(min=1e-6)" in code
+    assert found(code, "ADP010") == []
+
+
+SAMPLER = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+
+    class TinyLM(nn.Module):
+        def __init__(self, vocab, dim):
+            super().__init__()
+            self.emb = nn.Embedding(vocab, dim)
+            self.head = nn.Linear(dim, vocab)
+
+        def forward(self, idx):
+            return self.head(self.emb(idx))
+
+        def sample(self, idx, steps, temperature=1.0):
+            for _ in range(steps):
+                logits = self(idx)[:, -1, :] / temperature
+                probs = torch.softmax(logits, dim=-1)
+                weights = probs @ self.emb.weight
+                idx = torch.cat([idx, torch.multinomial(probs, 1)], dim=1)
+            return idx, weights
+''')
+
+
+def test_a_method_that_calls_the_module_itself_is_not_read_as_a_root():
+    # Near miss: probabilities of the model's own output times an embedding matrix, in a
+    # sampling method (it calls ``self(idx)``): not read, no site
+    assert found(SAMPLER, "ADP010") == []
+
+
+def test_a_private_helper_that_forward_calls_is_one_site():
+    code = TENSOR_METHOD.replace(
+        "y = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)",
+        "y = self._attend(q, k, v, None)").replace("def attend(", "def _attend(")
+    assert "self._attend(q, k, v, None)" in code
+    line = line_of(code, SOFTMAX)
+    assert [f for f in found(code, "ADP010") if f.line <= line <= f.end_line] != []
+    assert len(found(code, "ADP010")) == 1
