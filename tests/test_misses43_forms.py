@@ -196,3 +196,67 @@ def test_a_private_helper_that_forward_calls_is_one_site():
     line = line_of(code, SOFTMAX)
     assert [f for f in found(code, "ADP010") if f.line <= line <= f.end_line] != []
     assert len(found(code, "ADP010")) == 1
+
+
+# ----------------------------------------------------------------------------- ADP012
+# - ADP012: a name the two branches of a function's ``if``/``else`` bind by imports, one of them
+#   torch's optimizer (``if mup: from mup.optim import MuSGD as SGD`` / ``else: from torch.optim
+#   import SGD``): ``SGD(params, lr=lr)`` constructs torch's SGD on one path, a site; the fix
+#   passes ``fused=True`` only when the name is torch's class, spelled through the module's own
+#   ``import torch``.  Near-misses: both branches another package's optimizers, the name bound
+#   again after the ``if``, and a third import of the name elsewhere in the function.
+
+BRANCH_IMPORTS = textwrap.dedent('''
+    import torch
+
+
+    def make_optimizers(model, lr, scaled):
+        if scaled:
+            from torch.optim import ASGD as SGD
+        else:
+            from torch.optim import SGD
+        build = lambda m: SGD(m.parameters(), lr=lr)
+        return build(model)
+''')
+
+
+def test_a_name_imported_on_two_paths_one_torchs_optimizer_is_a_site():
+    assert len(found(BRANCH_IMPORTS, "ADP012")) == 1
+    assert found(BRANCH_IMPORTS, "ADP012")[0].line == line_of(BRANCH_IMPORTS, "SGD(m.parameters()")
+
+
+def test_the_fix_passes_fused_only_to_torchs_class():
+    import torch
+
+    from adopter.synth import fix_text
+
+    from corpus_forms import rules
+
+    fixed = fix_text(BRANCH_IMPORTS, "model.py", rules("ADP012")).text
+    assert 'if SGD is torch.optim.SGD else {}' in fixed
+    scope: dict = {}
+    exec(compile(fixed, "fixed.py", "exec"), scope)  # noqa: S102 (our own fixture)
+    model = torch.nn.Linear(3, 2)
+    plain = scope["make_optimizers"](model, 0.1, scaled=False)
+    assert type(plain) is torch.optim.SGD and plain.defaults["fused"] is True
+    other = scope["make_optimizers"](model, 0.1, scaled=True)
+    assert type(other) is torch.optim.ASGD and "fused" not in other.defaults
+
+
+def test_both_branches_another_packages_optimizers_are_no_site():
+    code = BRANCH_IMPORTS.replace("from torch.optim import SGD", "from lion_pytorch import Lion as SGD")
+    assert "Lion as SGD" in code
+    code = code.replace("from torch.optim import ASGD as SGD", "from torch_optimizer import Yogi as SGD")
+    assert found(code, "ADP012") == []
+
+
+def test_the_name_bound_again_after_the_if_is_no_site():
+    code = BRANCH_IMPORTS.replace("    build = lambda", "    SGD = wrap(SGD)\n    build = lambda")
+    assert "SGD = wrap(SGD)" in code
+    assert found(code, "ADP012") == []
+
+
+def test_a_third_import_of_the_name_in_the_function_is_no_site():
+    code = BRANCH_IMPORTS.replace("    build = lambda", "    from lion_pytorch import Lion as SGD\n    build = lambda")
+    assert "Lion as SGD" in code
+    assert found(code, "ADP012") == []
