@@ -1036,31 +1036,44 @@ def _stranded(owner: str, structure: ClassStructure, kept: list, reachable: set,
 def _uncalled_methods(module: "ModuleStructure", infos: dict[str, ClassInfo], modules: set,
                       seen: set) -> list:
     """The (owner, method) pairs of the file's modules (``modules``) that no forward reaches and
-    that nothing in the file calls by name, and that take an argument besides ``self``: a
-    private one that runs the module's own layers (dinov2's ``_forward(self, x)``), or any that
-    runs none and does not call the module itself (``def attention(self, q, k, v, mask)``: a
-    function over the tensors it is handed; ``self(idx)`` in a sampling loop is no model code).
-    Public methods that run the module's layers are entry points already (:func:`_reachable`)."""
+    that nothing in the file calls by name, plain methods (no decorator: no static or class
+    method, no autograd ``backward``) taking an argument besides ``self``: a private one that
+    runs the module's own layers (dinov2's ``_forward(self, x)``), or one over tensors it is
+    handed that uses its module for settings alone (``def attention(self, q, k, v, mask)``:
+    two arguments at least, no call through ``self`` -- no layer, method or ``self(idx)`` of a
+    sampling loop -- and no attribute set: a function written as a method).  Public methods that
+    run the module's layers are entry points already (:func:`_reachable`)."""
     found = []
     for owner, info in infos.items():
         if owner not in modules:
             continue
         for name, func in info.methods.items():
             if ((owner, name) in seen or name[:2] == "__" or name in INIT_NAMES or len(func.args.args) < 2
-                    or _called_in(module, name)):
+                    or func.decorator_list or not func.args.args[0].arg == "self" or _called_in(module, name)):
                 continue
             if _calls_own_layer(func, info):
                 if name[:1] == "_":
                     found.append((owner, func))
-            elif not _calls_self(func):
+            elif len(func.args.args) > 2 and _settings_only(func):
                 found.append((owner, func))
     return found
 
 
-def _calls_self(func: ast.AST) -> bool:
-    """Does ``func`` call its module itself (``self(x)``)?"""
-    return any(node.__class__ is ast.Call and node.func.__class__ is ast.Name and node.func.id == "self"
-               for node in walk(func))
+def _settings_only(func: ast.AST) -> bool:
+    """Does ``func`` use ``self`` only to read attributes (``self.head_dim``): no call through it
+    (``self(x)``, ``self.proj(x)``, ``self.helper()``), no attribute stored or deleted?"""
+    for node in walk(func):
+        kind = node.__class__
+        if kind is ast.Call:
+            target = node.func
+            while target.__class__ is ast.Attribute:
+                target = target.value
+            if target.__class__ is ast.Name and target.id == "self":
+                return False
+        elif kind is ast.Attribute and node.ctx.__class__ is not ast.Load and node.value.__class__ is ast.Name \
+                and node.value.id == "self":
+            return False
+    return True
 
 
 def _calls_own_layer(func: ast.AST, info: ClassInfo) -> bool:
