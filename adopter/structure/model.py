@@ -791,11 +791,10 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            for name, func in info.methods.items()
            if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
            and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
-    # A module's method that nothing in the file calls runs where other files call it: a private
-    # ``_forward`` that runs the module's own layers (a subclass or a sibling module picks it), or
-    # a method computing on tensors it is handed (``def attend(self, q, k, v, mask)``), which
-    # uses the module for its settings alone, as a module-level function would.
-    close(_uncalled_methods(module, infos, modules, seen))
+    # A module's public method over tensors it is handed (``def attend(self, q, k, v, mask)``),
+    # which uses the module for its settings alone, is the module's API as a public module-level
+    # function is the file's (below): its code runs where other files call it.
+    close(_tensor_methods(module, infos, modules, seen))
     # A module whose forward is a package base's (srforge's ``Model.forward`` routing its
     # inputs to ``self._forward(...)``) runs the private hooks that forward calls: those of
     # its methods that run the module's own layers are entry points too.
@@ -822,12 +821,11 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     close([(owner, info.methods["__call__"]) for owner, info in infos.items()
            if "__call__" in info.methods and (owner, "__call__") not in seen
            and _processes(info, infos, module)])
-    # A module-level function that nothing in the file calls is the file's API for other files
-    # (fairseq's apply_rotary_pos_emb, an attention function a registry names): its tensor code
-    # runs in their models.  A leading underscore changes nothing there: the package's other
-    # modules import such helpers as readily (``from .activation import _attention``).
+    # A public module-level function that nothing in the file calls is the file's API for other
+    # files (fairseq's apply_rotary_pos_emb, an attention function a registry names): its tensor
+    # code runs in their models.
     close([("<module>", func) for name, func in module.names.functions.items()
-           if ("<module>", name) not in seen and name[:2] != "__" and name not in _SCRIPT_NAMES
+           if ("<module>", name) not in seen and not name.startswith("_") and name not in _SCRIPT_NAMES
            and func.args.args and not _called_in(module, name)])
     return seen
 
@@ -1033,28 +1031,23 @@ def _stranded(owner: str, structure: ClassStructure, kept: list, reachable: set,
     return out
 
 
-def _uncalled_methods(module: "ModuleStructure", infos: dict[str, ClassInfo], modules: set,
-                      seen: set) -> list:
+def _tensor_methods(module: "ModuleStructure", infos: dict[str, ClassInfo], modules: set, seen: set) -> list:
     """The (owner, method) pairs of the file's modules (``modules``) that no forward reaches and
-    that nothing in the file calls by name, plain methods (no decorator: no static or class
-    method, no autograd ``backward``) taking an argument besides ``self``: a private one that
-    runs the module's own layers (dinov2's ``_forward(self, x)``), or one over tensors it is
-    handed that uses its module for settings alone (``def attention(self, q, k, v, mask)``:
-    two arguments at least, no call through ``self`` -- no layer, method or ``self(idx)`` of a
-    sampling loop -- and no attribute set: a function written as a method).  Public methods that
-    run the module's layers are entry points already (:func:`_reachable`)."""
+    that nothing in the file calls by name: public plain methods (no decorator: no static or
+    class method, no autograd ``backward``) over two tensors or more they are handed, that use
+    their module for settings alone (``def attention(self, q, k, v, mask)``: no call through
+    ``self`` -- no layer, method or ``self(idx)`` of a sampling loop -- and no attribute set):
+    functions written as methods.  Public methods that run the module's layers are entry points
+    already (:func:`_reachable`); private code nothing calls stays dead code there."""
     found = []
     for owner, info in infos.items():
         if owner not in modules:
             continue
         for name, func in info.methods.items():
-            if ((owner, name) in seen or name[:2] == "__" or name in INIT_NAMES or len(func.args.args) < 2
-                    or func.decorator_list or not func.args.args[0].arg == "self" or _called_in(module, name)):
+            if ((owner, name) in seen or name[:1] == "_" or len(func.args.args) < 3 or func.decorator_list
+                    or func.args.args[0].arg != "self" or _called_in(module, name)):
                 continue
-            if _calls_own_layer(func, info):
-                if name[:1] == "_":
-                    found.append((owner, func))
-            elif len(func.args.args) > 2 and _settings_only(func):
+            if _settings_only(func):
                 found.append((owner, func))
     return found
 
