@@ -57,6 +57,24 @@ def test_a_method_over_the_tensors_it_is_handed_that_nothing_calls():
     assert _site(TENSOR_METHOD)
 
 
+def test_only_a_method_with_two_required_operands_is_read():
+    # Near miss: a public settings-only method whose one required argument is ids and whose
+    # others are optional settings (a generation helper returning a dict) is not a root; the
+    # attention method over q, k, v and mask is
+    from adopter.engine import parse
+    from adopter.structure.model import module_structure
+
+    code = TENSOR_METHOD + textwrap.dedent('''
+
+        def prepare_inputs(self, ids, past=None, mask=None):
+            if past is not None:
+                ids = ids[:, -1:]
+            return {"ids": ids, "past": past, "mask": mask}
+    ''').replace("\n", "\n    ")
+    roots = module_structure(parse(code, "model.py"), None, code, "model.py").classes["SelfAttention"].roots
+    assert "attend" in roots and "prepare_inputs" not in roots
+
+
 def test_the_same_method_private_is_dead_code():
     # Near miss: private and called by nothing in the file (test_structure's dead-code ruling)
     code = TENSOR_METHOD.replace("def attend(", "def _attend(")

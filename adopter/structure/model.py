@@ -1034,18 +1034,20 @@ def _stranded(owner: str, structure: ClassStructure, kept: list, reachable: set,
 def _tensor_methods(module: "ModuleStructure", infos: dict[str, ClassInfo], modules: set, seen: set) -> list:
     """The (owner, method) pairs of the file's modules (``modules``) that no forward reaches and
     that nothing in the file calls by name: public plain methods (no decorator: no static or
-    class method, no autograd ``backward``) over two tensors or more they are handed, that use
-    their module for settings alone (``def attention(self, q, k, v, mask)``: no call through
-    ``self`` -- no layer, method or ``self(idx)`` of a sampling loop -- and no attribute set):
-    functions written as methods.  Public methods that run the module's layers are entry points
+    class method, no autograd ``backward``) over two operands or more they must be handed
+    (parameters without a default; optional ones are settings), that use their module for
+    settings alone (``def attention(self, q, k, v, mask)``: no call through ``self`` -- no
+    layer, method or ``self(idx)`` of a sampling loop -- and no attribute set): functions
+    written as methods.  Public methods that run the module's layers are entry points
     already (:func:`_reachable`); private code nothing calls stays dead code there."""
     found = []
     for owner, info in infos.items():
         if owner not in modules:
             continue
         for name, func in info.methods.items():
-            if ((owner, name) in seen or name[:1] == "_" or len(func.args.args) < 3 or func.decorator_list
-                    or func.args.args[0].arg != "self" or _called_in(module, name)):
+            args = func.args
+            if ((owner, name) in seen or name[:1] == "_" or len(args.args) - len(args.defaults) < 3
+                    or func.decorator_list or args.args[0].arg != "self" or _called_in(module, name)):
                 continue
             if _settings_only(func):
                 found.append((owner, func))
