@@ -168,10 +168,9 @@ def test_a_name_imported_on_two_paths_one_torchs_optimizer_is_a_site():
 
 def test_the_fix_passes_fused_only_to_torchs_class():
     import torch
+    from corpus_forms import rules
 
     from adopter.synth import fix_text
-
-    from corpus_forms import rules
 
     fixed = fix_text(BRANCH_IMPORTS, "model.py", rules("ADP012")).text
     assert 'if SGD is torch.optim.SGD else {}' in fixed
