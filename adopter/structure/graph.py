@@ -34,7 +34,7 @@ from .formulas import (SAME, bias_add_module, function_forward, function_module,
                        passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, literal_keywords, literal_table, spread_keys
-from .names import ModuleNames, param_default
+from .names import ModuleNames, imported_by, param_default
 from .siblings import sibling_gelu, sibling_passes_through
 from .torch_bases import INHERITED
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
@@ -46,6 +46,7 @@ _LOAD, _BINOP, _CONSTANT = ast.Load, ast.BinOp, ast.Constant
 # (the same classes for the exact-class tests that are not _value's fast path, which a test turns
 # off by rebinding _NAME and _CALL)
 _AST_NAME, _AST_CALL = ast.Name, ast.Call
+_IMPORTS = (ast.Import, ast.ImportFrom)
 _TRY_STAR = getattr(ast, "TryStar", None)  # (Python 3.11+)
 # Containers whose lambda elements are a table of factories (see _inner_calls)
 _TABLES = (ast.Dict, ast.List, ast.Tuple)
@@ -438,6 +439,7 @@ class FlowBuilder:
         self._root_params = frozenset(a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs))
         if args.defaults or args.kwonlyargs:
             self._default_choices(func, ctx)
+        self._import_choices(func, ctx)
         self.asserted = {}
         self._inherited = None
         self.moved_products = False  # an einsum product written with its axes moved (layouts.read)
@@ -522,6 +524,45 @@ class FlowBuilder:
             if not found:
                 return
         ctx.choice_alias.update(found)
+
+    def _import_choices(self, func: ast.FunctionDef | ast.AsyncFunctionDef, ctx: _Ctx) -> None:
+        """A name the two branches of one of the function's own ``if``/``else`` statements bind
+        by imports, each to another callable (``if mup: from mup.optim import MuSGD as SGD`` /
+        ``else: from torch.optim import SGD``), and that the function binds nowhere else: a
+        call through it (``SGD(params, lr=lr)``) calls either, chosen at run time (Node.choices,
+        as ``klass = SGD if sgd else Adam``).  No expression there names one alternative apart
+        (both are ``SGD``): each choice's span is None, and the fix spells the rule's callee
+        from the module's own imports (synth.plan._guarded_call)."""
+        found: dict[str, tuple] = {}
+        for stmt in func.body:
+            if stmt.__class__ is not ast.If or not stmt.orelse:
+                continue
+            first, second = stmt.body[0].__class__, stmt.orelse[0].__class__
+            if first not in _IMPORTS or second not in _IMPORTS:
+                continue  # (nearly every if: no import opens either branch)
+            body, orelse = imported_by(stmt.body), imported_by(stmt.orelse)
+            if not body or not orelse:
+                continue
+            for name in body.keys() & orelse.keys():
+                if body[name] != orelse[name] and self.names.resolve(ast.Name(id=name)) is None:
+                    found[name] = ((body[name], None), (orelse[name], None))
+        if not found:
+            return
+        imported = dict.fromkeys(found, 0)
+        for node in walk(func):
+            # bound again (an assignment, a loop or with target, del, global) or imported again
+            if node.__class__ is ast.Name and node.id in found and node.ctx.__class__ is not ast.Load:
+                del found[node.id]
+            elif node.__class__ in _IMPORTS:
+                for alias in node.names:
+                    bound = alias.asname or alias.name.split(".")[0]
+                    if bound in imported:
+                        imported[bound] += 1
+            elif node.__class__ in (ast.Global, ast.Nonlocal):
+                for name in node.names:
+                    found.pop(name, None)
+        # (the two imports of the if's branches, no third)
+        ctx.choice_alias.update({name: choices for name, choices in found.items() if imported[name] == 2})
 
     def _scalar_attribute(self, attr: str) -> bool:
         """Whether every assignment the class makes to ``self.<attr>`` is a number
@@ -3414,6 +3455,7 @@ class FlowBuilder:
                 passed.add(k.arg)
             if passed is not None:
                 self._default_choices(target, inner, frozenset(passed))
+        self._import_choices(target, inner)  # (its own imports: the same wherever it is called)
         first = len(self.nodes)
         after = self._body(target.body, frontier, inner) + inner.ret_frontier
         if getattr(target, INHERITED, None):

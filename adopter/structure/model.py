@@ -800,6 +800,10 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
            for name, func in info.methods.items()
            if (owner, func.name) not in seen and not name.startswith("_") and name not in INIT_NAMES
            and not info.bindings.keys().isdisjoint(module.mention(func)) and _calls_own_layer(func, info)])
+    # A module's public method over tensors it is handed (``def attend(self, q, k, v, mask)``),
+    # which uses the module for its settings alone, is the module's API as a public module-level
+    # function is the file's (below): its code runs where other files call it.
+    close(_tensor_methods(module, infos, modules, seen))
     # A module whose forward is a package base's (srforge's ``Model.forward`` routing its
     # inputs to ``self._forward(...)``) runs the private hooks that forward calls: those of
     # its methods that run the module's own layers are entry points too.
@@ -1034,6 +1038,46 @@ def _stranded(owner: str, structure: ClassStructure, kept: list, reachable: set,
             out.append(name)
             cover([name])
     return out
+
+
+def _tensor_methods(module: "ModuleStructure", infos: dict[str, ClassInfo], modules: set, seen: set) -> list:
+    """The (owner, method) pairs of the file's modules (``modules``) that no forward reaches and
+    that nothing in the file calls by name: public plain methods (no decorator: no static or
+    class method, no autograd ``backward``) over two operands or more they must be handed
+    (parameters without a default; optional ones are settings), that use their module for
+    settings alone (``def attention(self, q, k, v, mask)``: no call through ``self`` -- no
+    layer, method or ``self(idx)`` of a sampling loop -- and no attribute set): functions
+    written as methods.  Public methods that run the module's layers are entry points
+    already (:func:`_reachable`); private code nothing calls stays dead code there."""
+    found = []
+    for owner, info in infos.items():
+        if owner not in modules:
+            continue
+        for name, func in info.methods.items():
+            args = func.args
+            if ((owner, name) in seen or name[:1] == "_" or len(args.args) - len(args.defaults) < 3
+                    or func.decorator_list or args.args[0].arg != "self" or _called_in(module, name)):
+                continue
+            if _settings_only(func):
+                found.append((owner, func))
+    return found
+
+
+def _settings_only(func: ast.AST) -> bool:
+    """Does ``func`` use ``self`` only to read attributes (``self.head_dim``): no call through it
+    (``self(x)``, ``self.proj(x)``, ``self.helper()``), no attribute stored or deleted?"""
+    for node in walk(func):
+        kind = node.__class__
+        if kind is ast.Call:
+            target = node.func
+            while target.__class__ is ast.Attribute:
+                target = target.value
+            if target.__class__ is ast.Name and target.id == "self":
+                return False
+        elif kind is ast.Attribute and node.ctx.__class__ is not ast.Load and node.value.__class__ is ast.Name \
+                and node.value.id == "self":
+            return False
+    return True
 
 
 def _calls_own_layer(func: ast.AST, info: ClassInfo) -> bool:

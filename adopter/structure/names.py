@@ -383,6 +383,31 @@ def _local_imports(names: ModuleNames, package: str | None) -> None:
             names.imports[name] = fqn
 
 
+def imported_by(stmts: list, package: str | None = None) -> dict[str, str] | None:
+    """name -> what it is bound to, for a block whose statements are all imports (``from
+    mup.optim import MuSGD as SGD``), as :func:`collect_names` resolves them; None when the
+    block holds anything else or a star import."""
+    found: dict[str, str] = {}
+    for stmt in stmts:
+        if stmt.__class__ is ast.Import:
+            for alias in stmt.names:
+                found[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
+        elif stmt.__class__ is ast.ImportFrom:
+            base = _absolute(stmt.module, stmt.level, package)
+            public = _REEXPORTED[base] if base in _REEXPORTED else None
+            sep = "" if base.endswith(".") else "."
+            for alias in stmt.names:
+                if alias.name == "*":
+                    return None
+                name = alias.name
+                fqn = f"{public}.{name}" if public is not None and name[:1].isupper() else (
+                    f"{base}{sep}{name}" if base else name)
+                found[alias.asname or name] = fqn
+        else:
+            return None
+    return found
+
+
 def _bind_local(local: dict, name: str, fqn: str) -> None:
     if local.get(name, fqn) != fqn:
         local[name] = None  # two local imports, two meanings: the name is no one thing

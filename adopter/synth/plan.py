@@ -890,6 +890,23 @@ def _same_steps(pnodes, nodes) -> bool:
     return True
 
 
+def _module_spelling(fqn: str, tree: ast.Module) -> str | None:
+    """``fqn`` (``torch.optim.SGD``) written through a module-level import of the file (``import
+    torch``: ``torch.optim.SGD``; ``from torch import optim``: ``optim.SGD``), for a callee
+    choice no expression of the code names apart (graph.FlowBuilder._import_choices); None
+    when no module-level import reaches it."""
+    for stmt in tree.body:
+        bound: list[tuple[str, str]] = []
+        if stmt.__class__ is ast.Import:
+            bound = [(a.asname, a.name) if a.asname else (a.name.split(".")[0],) * 2 for a in stmt.names]
+        elif stmt.__class__ is ast.ImportFrom and stmt.level == 0 and stmt.module:
+            bound = [(a.asname or a.name, f"{stmt.module}.{a.name}") for a in stmt.names if a.name != "*"]
+        for local, dotted in bound:
+            if fqn == dotted or fqn.startswith(dotted + "."):
+                return local + fqn[len(dotted):]
+    return None
+
+
 def _guarded_call(template: str, node, op: str, index, render) -> str:
     """The target call ``klass(..., fused=True)`` for a callee chosen at run time
     (``klass = Lion if use_lion else Adam``): the call without the keywords the target adds,
@@ -917,12 +934,17 @@ def _guarded_call(template: str, node, op: str, index, render) -> str:
     if head.endswith(","):
         head = head[:-1]
     callee = index.segment(node.func_span)
-    if any(at is None for _, at in node.choices):
+    if any(at is None and fqn.endswith(".*") for fqn, at in node.choices):
         # getattr(torch.optim, name): the class is a run-time lookup, no text here names it
         raise RenderError("the class is looked up by a run-time name: no text in the file to guard the fix by")
-    options = [index.segment(at) for fqn, at in node.choices if names_match(op, fqn)]
+    # a choice without a span is a name imported on two paths (misses43): its module's spelling
+    options = [index.segment(at) if at is not None else _module_spelling(fqn, index.tree)
+               for fqn, at in node.choices if names_match(op, fqn)]
     if not options:
         raise RenderError("no alternative of the callee is the rule's")
+    if None in options:
+        raise RenderError("the callee is imported under one name on two paths, and no module-level "
+                          "import names the rule's class to test it against")
     test = f"{callee} is {options[0]}" if len(options) == 1 else f"{callee} in ({', '.join(options)})"
     items = ", ".join('"%s": %s' % (k.arg, ast.get_source_segment(template.strip(), k.value)) for k in added)
     comma = "" if head.endswith("(") else ", "
