@@ -447,7 +447,29 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
         # or in a helper that statement calls (chronos-2's ``self._sdpa_attention(...)``)
         if any(_always_calls(stmt, name, lines, (tree, cls)) for stmt in other):
             return True
-    return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name, ifs)
+    return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name, ifs) \
+        or _in_conditional_fallback(match, tree, name)
+
+
+def _in_conditional_fallback(match: Match, tree: ast.Module, name: str) -> bool:
+    """Is every step of the match in the first branch of a conditional expression whose other
+    branch calls ``name`` (``(act(fc(x)) if torch.jit.is_scripting() else bias_gelu(x, fc, act))``,
+    the kept original of an expression-level rewrite, plan.Planner._scripting_guard)?"""
+    found = False
+    for node in match.nodes:
+        if node.span is None:
+            return False
+        chain = _path_to(tree, node.span)
+        if not any(isinstance(cond, ast.IfExp) and inner is cond.body
+                   and any(isinstance(call, ast.Call) and _callee_name(call.func) == name for call in ast_walk(cond.orelse))
+                   for cond, inner in zip(chain, chain[1:])):
+            return False
+        found = True
+    return found
+
+
+def _callee_name(func: ast.expr) -> str:
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
 def _called_only_as_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:

@@ -1,0 +1,203 @@
+"""Findings that ``adopter fix`` reported but did not patch (fixrate2, session 34).
+
+An activation held as a function (``self.act = F.gelu``, a constructor default, an activation
+table of functions keyed at run time, a same-file ``def gelu(x)`` written out) before which a
+Linear runs (ADP006) or whose gate is a Linear's output (ADP013) was declined: "a function held
+as a value, not a layer: the kernel takes a layer module (and TorchScript cannot pass a function
+as a value)".  The kernels call the activation they are given, so eager code may pass the
+function; TorchScript compiles only the first branch of a conditional on
+``torch.jit.is_scripting()``, so the patch is ``(<the code as written> if
+torch.jit.is_scripting() else <kernel call>)`` and a module that scripted before still does.
+A match over two statements (``h = self.dense(x)`` then ``h = self.act(h)``) writes its
+original as one expression.  The kept original is not reported again (``not_in_fallback_of``
+read in conditional expressions too).
+
+Still declined, with the reason: a match whose original cannot be one expression (a chunked
+projection whose halves the kernel reads by name).
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from corpus_forms import float64_pair, found, rules
+
+from adopter.synth import fix_text
+
+HELD = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    def gelu(x):
+        return x * 0.5 * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+    ACT = {"gelu": gelu, "relu": F.relu}
+
+
+    class Given(nn.Module):
+        def __init__(self, d=8, nonlinearity=F.gelu):
+            super().__init__()
+            self.up = nn.Linear(d, 4 * d)
+            self.nonlinearity = nonlinearity
+
+        def forward(self, x):
+            return self.nonlinearity(self.up(x))
+
+
+    class Intermediate(nn.Module):
+        def __init__(self, d=8, act="gelu"):
+            super().__init__()
+            self.dense = nn.Linear(d, 2 * d)
+            self.act_fn = ACT[act]
+
+        def forward(self, hidden_states):
+            hidden_states = self.dense(hidden_states)
+            hidden_states = self.act_fn(hidden_states)
+            return hidden_states
+
+
+    class Gate(nn.Module):
+        def __init__(self, d=8, gate_fn=F.silu):
+            super().__init__()
+            self.gate = nn.Linear(d, d)
+            self.up = nn.Linear(d, d)
+            self.down = nn.Linear(d, d)
+            self.gate_fn = gate_fn
+
+        def forward(self, x):
+            return self.down(self.gate_fn(self.gate(x)) * self.up(x))
+""")
+
+
+def _fix(code: str, *ids: str):
+    return fix_text(code, "model.py", rules(*(ids or ("ADP006", "ADP013"))))
+
+
+def _same(a, b, shape=(3, 5, 8)):
+    import torch
+
+    for mode in ("train", "eval"):
+        getattr(a, mode)()
+        getattr(b, mode)()
+        x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        y = x.detach().clone().requires_grad_(True)
+        out_a, out_b = a(x), b(y)
+        torch.testing.assert_close(out_b, out_a)
+        out_a.square().sum().backward()
+        out_b.square().sum().backward()
+        torch.testing.assert_close(y.grad, x.grad)
+        for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters()):
+            torch.testing.assert_close(pb.grad, pa.grad, msg=name)
+            pa.grad = pb.grad = None
+
+
+def test_functions_held_as_values_are_patched_and_compute_the_same():
+    result = _fix(HELD)
+    assert sorted(f.rule for f in result.applied) == ["ADP006", "ADP006", "ADP013"], result.skipped
+    assert not result.skipped
+    text = result.text
+    assert ("return (self.nonlinearity(self.up(x)) if torch.jit.is_scripting() "
+            "else bias_gelu(x, self.up, self.nonlinearity))") in text
+    # the two statements' original as one expression
+    assert ("hidden_states = (self.act_fn(self.dense(hidden_states)) if torch.jit.is_scripting() "
+            "else bias_gelu(hidden_states, self.dense, self.act_fn))") in text
+    assert "else liger_swiglu(self.gate(x), self.up(x), self.gate_fn)" in text
+    for cls, kwargs in (("Given", {}), ("Intermediate", {}), ("Intermediate", {"act": "relu"}), ("Gate", {})):
+        _same(*float64_pair(HELD, text, cls, **kwargs))
+
+
+def _loaded(tmp_path, code: str, name: str):
+    """The module of ``code`` imported from a file (TorchScript reads a function's source)."""
+    import importlib.util
+
+    path = tmp_path / f"{name}.py"
+    path.write_text(code)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _scripted_agrees(tmp_path, code: str, fixed: str, cls: str, name: str) -> None:
+    import torch
+
+    torch.manual_seed(0)
+    a = getattr(_loaded(tmp_path, code, f"{name}_original"), cls)().double().eval()
+    b = getattr(_loaded(tmp_path, fixed, f"{name}_fixed"), cls)().double().eval()
+    b.load_state_dict(a.state_dict(), strict=True)
+    scripted = torch.jit.script(b)
+    x = torch.randn(2, 8, dtype=torch.float64)
+    torch.testing.assert_close(scripted(x), a(x))
+    torch.testing.assert_close(torch.jit.script(a)(x), a(x))  # (the original scripted too)
+
+
+def test_patched_modules_still_script_and_agree(tmp_path):
+    text = _fix(HELD).text
+    for cls in ("Given", "Intermediate", "Gate"):
+        _scripted_agrees(tmp_path, HELD, text, cls, f"held_{cls.lower()}")
+
+
+def test_the_kept_original_is_not_found_again():
+    text = _fix(HELD).text
+    assert found(text, "ADP006") == [] and found(text, "ADP013") == []
+    again = _fix(text)
+    assert again.text == text and not again.applied and not again.skipped
+
+
+def test_a_module_without_import_torch_guards_with_an_imported_is_scripting(tmp_path):
+    code = textwrap.dedent("""\
+        import torch.nn.functional as F
+        from torch import nn
+
+
+        class Block(nn.Module):
+            def __init__(self, d=8):
+                super().__init__()
+                self.fc = nn.Linear(d, d)
+                self.act = F.gelu
+
+            def forward(self, x):
+                return self.fc(x) + self.act(self.fc(x))
+    """)
+    result = _fix(code, "ADP006")
+    assert [f.rule for f in result.applied] == ["ADP006"]
+    assert "from torch.jit import is_scripting" in result.text
+    assert "(self.act(self.fc(x)) if is_scripting() else bias_gelu(x, self.fc, self.act))" in result.text
+    _same(*float64_pair(code, result.text, "Block"))
+    _scripted_agrees(tmp_path, code, result.text, "Block", "imported")
+
+
+def test_a_chunked_gate_held_as_a_function_stays_declined_with_its_reason():
+    code = textwrap.dedent("""\
+        import torch.nn.functional as F
+        from torch import nn
+
+
+        class Glu(nn.Module):
+            def __init__(self, d=8, act=F.silu):
+                super().__init__()
+                self.w12 = nn.Linear(d, 2 * d)
+                self.act = act
+
+            def forward(self, x):
+                x1, x2 = self.w12(x).chunk(2, dim=-1)
+                return self.act(x1) * x2
+    """)
+    assert found(code, "ADP013")
+    result = _fix(code, "ADP013")
+    assert result.text == code and not result.applied
+    assert [why for _, why in result.skipped] and all(
+        "function held as a value" in why for _, why in result.skipped)
+
+
+def test_a_fixed_relu_function_is_no_site():
+    code = HELD.replace("nonlinearity=F.gelu", "nonlinearity=F.relu")
+    code = code.replace('ACT = {"gelu": gelu, "relu": F.relu}', 'ACT = {"relu": F.relu}').replace(
+        'act="gelu"', 'act="relu"')
+    assert found(code, "ADP006") == []
