@@ -201,3 +201,38 @@ def test_a_fixed_relu_function_is_no_site():
     code = code.replace('ACT = {"gelu": gelu, "relu": F.relu}', 'ACT = {"relu": F.relu}').replace(
         'act="gelu"', 'act="relu"')
     assert found(code, "ADP006") == []
+
+
+# A decline of an earlier round keeps its reason when a patch nearby changes what the matcher
+# reads: ADP006 makes the MLP container a FoldingSequential in round one, and the post-norm
+# sum over it, declined in that round for the Dropout last in the container (the kernel would
+# take over that member), no longer matched in the next; it vanished from the report.
+POST_NORM = textwrap.dedent("""\
+    from torch import nn
+
+
+    class Block(nn.Module):
+        def __init__(self, d=8):
+            super().__init__()
+            self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d), nn.Dropout(0.1))
+            self.norm = nn.LayerNorm(d)
+
+        def forward(self, x):
+            x = x + self.mlp(x)
+            x = self.norm(x)
+            return x
+""")
+
+
+def test_an_earlier_rounds_decline_keeps_its_reason():
+    result = _fix(POST_NORM, "ADP005", "ADP006")
+    assert [f.rule for f in result.applied] == ["ADP006"] and "FoldingSequential(" in result.text
+    declined = [(f.rule, f.line, f.end_line, why) for f, why in result.skipped]
+    lines = result.text.splitlines()
+    assert len(declined) == 1 and declined[0][0] == "ADP005", declined
+    _, line, end, why = declined[0]
+    assert lines[line - 1].strip() == "x = x + self.mlp(x)" and lines[end - 1].strip() == "x = self.norm(x)"
+    assert "a Dropout: the kernel would take over that member inside the container" in why
+    # the same decline as the rule alone gives
+    alone = _fix(POST_NORM, "ADP005")
+    assert [w for _, w in alone.skipped] == [why] and alone.text == POST_NORM
