@@ -12,8 +12,8 @@ A match over two statements (``h = self.dense(x)`` then ``h = self.act(h)``) wri
 original as one expression.  The kept original is not reported again (``not_in_fallback_of``
 read in conditional expressions too).
 
-Still declined, with the reason: a match whose original cannot be one expression (a chunked
-projection whose halves the kernel reads by name).
+Still declined, with the reason: a match whose original cannot be written as one expression (a
+deleted statement that is no ``name = value``).
 """
 
 from __future__ import annotations
@@ -173,24 +173,55 @@ def test_a_module_without_import_torch_guards_with_an_imported_is_scripting(tmp_
     _scripted_agrees(tmp_path, code, result.text, "Block", "imported")
 
 
-def test_a_chunked_gate_held_as_a_function_stays_declined_with_its_reason():
+def test_a_chunked_gate_held_as_a_function_is_patched():
+    # xLSTM's feed-forward: the halves of one projection, the gate's activation from a table of
+    # functions; the statement splitting them stays, the product reads its names
     code = textwrap.dedent("""\
+        import torch
         import torch.nn.functional as F
         from torch import nn
 
+        ACTS = {"gelu": F.gelu, "swish": F.silu}
+
 
         class Glu(nn.Module):
-            def __init__(self, d=8, act=F.silu):
+            def __init__(self, d=8, act="swish"):
                 super().__init__()
                 self.w12 = nn.Linear(d, 2 * d)
-                self.act = act
+                self.act = ACTS[act]
 
             def forward(self, x):
                 x1, x2 = self.w12(x).chunk(2, dim=-1)
                 return self.act(x1) * x2
     """)
-    assert found(code, "ADP013")
     result = _fix(code, "ADP013")
+    assert [f.rule for f in result.applied] == ["ADP013"]
+    assert "return (self.act(x1) * x2 if torch.jit.is_scripting() else liger_swiglu(x1, x2, self.act))" in result.text
+    for act in ("swish", "gelu"):
+        _same(*float64_pair(code, result.text, "Glu", act=act))
+
+
+def test_an_original_not_written_as_one_expression_stays_declined_with_its_reason():
+    # an annotated assignment of the Linear's output: no `name = value` to write into the
+    # activation's call, so the original cannot stand beside the kernel call
+    code = textwrap.dedent("""\
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+
+        class Block(nn.Module):
+            def __init__(self, d=8, act=F.gelu):
+                super().__init__()
+                self.fc = nn.Linear(d, d)
+                self.act = act
+
+            def forward(self, x):
+                h: torch.Tensor = self.fc(x)
+                return self.act(h)
+    """)
+    assert found(code, "ADP006")
+    result = _fix(code, "ADP006")
     assert result.text == code and not result.applied
     assert [why for _, why in result.skipped] and all(
         "function held as a value" in why for _, why in result.skipped)

@@ -436,7 +436,8 @@ class Planner:
                     twice.add(span)  # read twice by the target: not a place to move work to
             values[var] = text
         held = sorted({var for var, ctor in match.ctors if ctor.function} & set(template_vars(rhs)))
-        original = self._inlined(last.span, deleted) if held and not (kept or moved) else None
+        # (kept statements stay as they are, so the expression reads their names as written)
+        original = self._inlined(last.span, deleted) if held else None
         if held and original is None:
             # the original of the match cannot be written as one expression beside the kernel call
             ctor = next(ctor for var, ctor in match.ctors if var == held[0])
