@@ -308,6 +308,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
         findings: list[Finding] = []
         matches: list[tuple[Rule, Match]] = []
         ifs: dict = {}  # filled on first use: span -> ast.If with an else branch
+        scripting = None  # (does the file write `is_scripting` at all: tested at the first match)
         for rule in rules:
             # One finding per place: two matches of a rule that start at the same operation
             # (the same dropout and add before a LayerNorm on either branch of an if, a query
@@ -326,7 +327,11 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
             for match in match_rule(rule, structure):
                 if kernels is None:
                     kernels = [name for name in rule.not_in_fallback_of if name in text]
+                    if scripting is None:
+                        scripting = "is_scripting" in text
                 if kernels and any(_in_fallback(match, tree, lines, name, ifs) for name in kernels):
+                    continue
+                if scripting and _only_when_scripting(match, tree):
                     continue
                 if rule.trailing_dims and not _trailing(match, rule.trailing_dims, tree):
                     continue
@@ -447,21 +452,21 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
         # or in a helper that statement calls (chronos-2's ``self._sdpa_attention(...)``)
         if any(_always_calls(stmt, name, lines, (tree, cls)) for stmt in other):
             return True
-    return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name, ifs) \
-        or _in_conditional_fallback(match, tree, name)
+    return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name, ifs)
 
 
-def _in_conditional_fallback(match: Match, tree: ast.Module, name: str) -> bool:
-    """Is every step of the match in the first branch of a conditional expression whose other
-    branch calls ``name`` (``(act(fc(x)) if torch.jit.is_scripting() else bias_gelu(x, fc, act))``,
-    the kept original of an expression-level rewrite, plan.Planner._scripting_guard)?"""
+def _only_when_scripting(match: Match, tree: ast.Module) -> bool:
+    """Is every step of the match in the first branch of a conditional expression on
+    ``torch.jit.is_scripting()`` (``(act(fc(x)) if torch.jit.is_scripting() else bias_gelu(x, fc,
+    act))``, the kept original of plan.Planner._scripting_guard)?  That code runs only under
+    TorchScript, where the kernels run their operations as written: no speed-up there to report."""
     found = False
     for node in match.nodes:
         if node.span is None:
             return False
         chain = _path_to(tree, node.span)
-        if not any(isinstance(cond, ast.IfExp) and inner is cond.body
-                   and any(isinstance(call, ast.Call) and _callee_name(call.func) == name for call in ast_walk(cond.orelse))
+        if not any(isinstance(cond, ast.IfExp) and inner is cond.body and isinstance(cond.test, ast.Call)
+                   and not cond.test.args and _callee_name(cond.test.func) == "is_scripting"
                    for cond, inner in zip(chain, chain[1:])):
             return False
         found = True

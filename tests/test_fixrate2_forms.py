@@ -9,8 +9,9 @@ function; TorchScript compiles only the first branch of a conditional on
 ``torch.jit.is_scripting()``, so the patch is ``(<the code as written> if
 torch.jit.is_scripting() else <kernel call>)`` and a module that scripted before still does.
 A match over two statements (``h = self.dense(x)`` then ``h = self.act(h)``) writes its
-original as one expression.  The kept original is not reported again (``not_in_fallback_of``
-read in conditional expressions too).
+original as one expression.  The kept
+original runs only under TorchScript, where the kernels run as written: a match there (the
+first branch of a conditional on ``is_scripting()``) is not reported, by any rule.
 
 Still declined, with the reason: a match whose original cannot be written as one expression (a
 deleted statement that is no ``name = value``).
@@ -267,3 +268,56 @@ def test_an_earlier_rounds_decline_keeps_its_reason():
     # the same decline as the rule alone gives
     alone = _fix(POST_NORM, "ADP005")
     assert [w for _, w in alone.skipped] == [why] and alone.text == POST_NORM
+
+
+def test_a_gate_that_may_be_gelu_or_silu_gets_one_guard():
+    # olmo-core: the activation built from a setting may be F.gelu (ADP006's pair) or F.silu
+    # (ADP013's gate); ADP013's patch covers both, and its kept original, which only TorchScript
+    # runs, is not patched again by ADP006
+    code = textwrap.dedent("""\
+        import torch
+        import torch.nn.functional as F
+        from torch import nn
+
+
+        class FeedForward(nn.Module):
+            def __init__(self, d=8, act="silu"):
+                super().__init__()
+                self.w1 = nn.Linear(d, 2 * d)
+                self.w2 = nn.Linear(2 * d, d)
+                self.w3 = nn.Linear(d, 2 * d)
+                self.act = F.silu if act == "silu" else F.gelu
+
+            def forward(self, x):
+                return self.w2(self.act(self.w1(x)) * self.w3(x))
+    """)
+    assert found(code, "ADP006") and found(code, "ADP013")
+    result = _fix(code)
+    assert [f.rule for f in result.applied] == ["ADP013"]
+    assert result.text.count("is_scripting()") == 1 and "bias_gelu" not in result.text
+    for act in ("silu", "gelu"):
+        _same(*float64_pair(code, result.text, "FeedForward", act=act))
+
+
+SCRIPTING_BRANCHES = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Block(nn.Module):
+        def __init__(self, d=8):
+            super().__init__()
+            self.fc = nn.Linear(d, d)
+            self.act = nn.GELU()
+
+        def forward(self, x):
+            return self.act(self.fc(x)) if torch.jit.is_scripting() else x  # scripting only
+""")
+
+
+def test_code_only_torchscript_runs_is_no_site():
+    assert found(SCRIPTING_BRANCHES, "ADP006") == []
+    # the eager branch of the same conditional is one
+    eager = SCRIPTING_BRANCHES.replace("return self.act(self.fc(x)) if torch.jit.is_scripting() else x",
+                                       "return x if torch.jit.is_scripting() else self.act(self.fc(x))")
+    assert len(found(eager, "ADP006")) == 1
