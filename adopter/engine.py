@@ -308,7 +308,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
         findings: list[Finding] = []
         matches: list[tuple[Rule, Match]] = []
         ifs: dict = {}  # filled on first use: span -> ast.If with an else branch
-        scripting = None  # (does the file write `is_scripting` at all: tested at the first match)
+        scripting = None  # (does the file write `is_scripting() else`: tested at the first match)
         for rule in rules:
             # One finding per place: two matches of a rule that start at the same operation
             # (the same dropout and add before a LayerNorm on either branch of an if, a query
@@ -328,7 +328,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                 if kernels is None:
                     kernels = [name for name in rule.not_in_fallback_of if name in text]
                     if scripting is None:
-                        scripting = "is_scripting" in text
+                        scripting = "is_scripting" in text and SCRIPTING_ELSE.search(text) is not None
                 if kernels and any(_in_fallback(match, tree, lines, name, ifs) for name in kernels):
                     continue
                 if scripting and _only_when_scripting(match, tree):
@@ -453,6 +453,10 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
         if any(_always_calls(stmt, name, lines, (tree, cls)) for stmt in other):
             return True
     return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name, ifs)
+
+
+# ``is_scripting() else``: a conditional expression on it, whose first branch only TorchScript runs
+SCRIPTING_ELSE = re.compile(r"is_scripting\s*\(\s*\)\s*else\b")
 
 
 def _only_when_scripting(match: Match, tree: ast.Module) -> bool:
