@@ -321,3 +321,38 @@ def test_code_only_torchscript_runs_is_no_site():
     eager = SCRIPTING_BRANCHES.replace("return self.act(self.fc(x)) if torch.jit.is_scripting() else x",
                                        "return x if torch.jit.is_scripting() else self.act(self.fc(x))")
     assert len(found(eager, "ADP006")) == 1
+
+
+def test_a_decline_spans_the_place_check_reports():
+    # SAM 3's decoder: the residual sum, then a LayerNorm in either branch of an if; check reports
+    # one finding spanning both norms, and the decline named only the first branch's lines
+    code = textwrap.dedent("""\
+        import torch
+        from torch import nn
+
+
+        class Layer(nn.Module):
+            def __init__(self, d=8, split=False):
+                super().__init__()
+                self.dropout = nn.Dropout(0.1)
+                self.norm = nn.LayerNorm(d)
+                self.split = split
+
+            def forward(self, x, h, other, early=True):
+                x = x + self.dropout(h)
+                if self.split:
+                    if not early:
+                        x = self.norm(x)
+                    x = torch.cat((x, other), dim=0)
+                    if early:
+                        x = self.norm(x)
+                else:
+                    y = x
+                    y = self.norm(y)
+                    x = y
+                return x
+    """)
+    (finding,) = found(code, "ADP005")
+    result = _fix(code, "ADP005")
+    spans = [(f.line, f.end_line) for f, _ in result.skipped]
+    assert (finding.line, finding.end_line) in spans, (finding, result.skipped)

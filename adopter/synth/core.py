@@ -140,6 +140,7 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
             break
         planner = Planner(current, analysis.tree)
         plans, skipped = _plan_all(analysis.matches, planner, path, failed)
+        skipped = _as_reported(skipped, analysis.findings)
         # Rewrites replace operations by kernel calls: a rule that matches nothing now will
         # match nothing later either, so later rounds only re-run the rules that matched.
         matched = {rule.id for rule, _ in analysis.matches}
@@ -183,6 +184,20 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
     if newline is not None:
         current = current.replace("\n", newline)
     return FixResult(current, applied=applied, skipped=skipped, requirements=requirements)
+
+
+def _as_reported(skipped: list, findings: list[Finding]) -> list[tuple[Finding, str]]:
+    """Declines spanning what ``adopter check`` reports: where one place has matches ending at
+    several steps (SAM 3's residual sum normed in either branch of an ``if``), the analysis keeps
+    one match and its finding spans every end; the decline of that match names the same span."""
+    ends = {(f.rule, f.line, f.column): f for f in findings}
+    out = []
+    for finding, why in skipped:
+        whole = ends.get((finding.rule, finding.line, finding.column))
+        if whole is not None and (whole.end_line, whole.end_column) > (finding.end_line, finding.end_column):
+            finding = replace(finding, end_line=whole.end_line, end_column=whole.end_column)
+        out.append((finding, why))
+    return out
 
 
 def _earlier_declines(history: list, final: str, skipped: list) -> list[tuple[Finding, str]]:
