@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import textwrap
 
-import pytest
 from corpus_forms import float64_pair, found, rules
 
 from adopter.synth import fix_text

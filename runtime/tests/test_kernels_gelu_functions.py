@@ -11,10 +11,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from adopter_kernels import bias_gelu
 from adopter_kernels.activations import _gelu_mode
+from torch import nn
 
 
 def formula(x):
