@@ -316,6 +316,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
         findings: list[Finding] = []
         matches: list[tuple[Rule, Match]] = []
         ifs: dict = {}  # filled on first use: span -> ast.If with an else branch
+        scripting = None  # (does the file write `is_scripting() else`: tested at the first match)
         for rule in rules:
             # One finding per place: two matches of a rule that start at the same operation
             # (the same dropout and add before a LayerNorm on either branch of an if, a query
@@ -334,7 +335,11 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
             for match in match_rule(rule, structure):
                 if kernels is None:
                     kernels = [name for name in rule.not_in_fallback_of if name in text]
+                    if scripting is None:
+                        scripting = "is_scripting" in text and SCRIPTING_ELSE.search(text) is not None
                 if kernels and any(_in_fallback(match, tree, lines, name, ifs) for name in kernels):
+                    continue
+                if scripting and _only_when_scripting(match, tree):
                     continue
                 if rule.trailing_dims and not _trailing(match, rule.trailing_dims, tree):
                     continue
@@ -456,6 +461,32 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
         if any(_always_calls(stmt, name, lines, (tree, cls)) for stmt in other):
             return True
     return _after_early_return(match, tree, lines, name) or _called_only_as_fallback(match, tree, lines, name, ifs)
+
+
+# ``is_scripting() else``: a conditional expression on it, whose first branch only TorchScript runs
+SCRIPTING_ELSE = re.compile(r"is_scripting\s*\(\s*\)\s*else\b")
+
+
+def _only_when_scripting(match: Match, tree: ast.Module) -> bool:
+    """Is every step of the match in the first branch of a conditional expression on
+    ``torch.jit.is_scripting()`` (``(act(fc(x)) if torch.jit.is_scripting() else bias_gelu(x, fc,
+    act))``, the kept original of plan.Planner._scripting_guard)?  That code runs only under
+    TorchScript, where the kernels run their operations as written: no speed-up there to report."""
+    found = False
+    for node in match.nodes:
+        if node.span is None:
+            return False
+        chain = _path_to(tree, node.span)
+        if not any(isinstance(cond, ast.IfExp) and inner is cond.body and isinstance(cond.test, ast.Call)
+                   and not cond.test.args and _callee_name(cond.test.func) == "is_scripting"
+                   for cond, inner in zip(chain, chain[1:])):
+            return False
+        found = True
+    return found
+
+
+def _callee_name(func: ast.expr) -> str:
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
 def _called_only_as_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:

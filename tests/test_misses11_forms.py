@@ -199,11 +199,13 @@ def test_activation_built_by_an_enum_parameter_may_be_silu_or_gelu():
     assert _covered(ENUM_FFN, ENUM_SITE, "ADP006")  # Linear -> GELU when it is gelu_tanh
 
 
-def test_enum_activation_is_reported_not_fixed():
-    # a function held as a value: the kernel takes a layer module (TorchScript passes no function)
+def test_enum_activation_is_fixed_behind_a_torchscript_guard():
+    # a function held as a value (F.silu, or a partial of F.gelu): passed to the kernel in eager
+    # code, which fuses only a SiLU; the original under TorchScript (fixrate2, session 34)
     result = fix_text(ENUM_FFN, "model.py", select_rules(RULES, ["ADP013"]))
-    assert not result.applied and result.text == ENUM_FFN
-    assert "function held as a value" in str(result.skipped)
+    assert [f.rule for f in result.applied] == ["ADP013"] and not result.skipped
+    assert ("return self.w2((self.act_fn(self.w1(x)) * self.w3(x) if is_scripting() "
+            "else liger_swiglu(self.w1(x), self.w3(x), self.act_fn)))") in result.text
 
 
 def test_enum_building_neither_silu_nor_gelu_is_no_site():

@@ -10,6 +10,7 @@ whose edit does not is never tried again.  Moving statements across an ``if``
 from __future__ import annotations
 
 import ast
+import difflib
 from ..records import dataclass, field, replace
 
 from ..engine import AnalysisError, Finding, analyze, fixable, statement_start
@@ -122,6 +123,7 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
     parsed = None  # (text, its ast): the last rewrite's parse check, reused by its analysis
     uses = None  # (text, its name-use counts): carried from one rewrite to the next
     style = style_for(path)
+    history: list[tuple[str, list, list]] = []  # each applied round: (its text, its declines, its patches)
     for round_no in range(MAX_ROUNDS + 1):
         try:
             key = (current, tuple(rule.id for rule in active))
@@ -138,6 +140,7 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
             break
         planner = Planner(current, analysis.tree)
         plans, skipped = _plan_all(analysis.matches, planner, path, failed)
+        skipped = _as_reported(skipped, analysis.findings)
         # Rewrites replace operations by kernel calls: a rule that matches nothing now will
         # match nothing later either, so later rounds only re-run the rules that matched.
         matched = {rule.id for rule, _ in analysis.matches}
@@ -166,17 +169,72 @@ def _fix_text(text: str, path: str, rules: list[Rule], package: str | None = Non
                 failed[chosen[0].signature] = reason
                 continue
         else:
+            done_now = [plan.finding for group in groups for plan in group]
+            history.append((current, skipped, done_now))
             for group in groups:
                 for plan in group:
                     applied.append(plan.finding)
                     requirements.add(requirement(plan.rule))
         current = new
+    if history:
+        skipped += _earlier_declines(history, current, skipped)
     skipped.sort(key=lambda item: (item[0].line, item[0].column, item[0].rule))
     if current == work:
         return FixResult(text, applied=[], skipped=skipped)
     if newline is not None:
         current = current.replace("\n", newline)
     return FixResult(current, applied=applied, skipped=skipped, requirements=requirements)
+
+
+def _as_reported(skipped: list, findings: list[Finding]) -> list[tuple[Finding, str]]:
+    """Declines spanning what ``adopter check`` reports: where one place has matches ending at
+    several steps (SAM 3's residual sum normed in either branch of an ``if``), the analysis keeps
+    one match and its finding spans every end; the decline of that match names the same span."""
+    ends = {(f.rule, f.line, f.column): f for f in findings}
+    out = []
+    for finding, why in skipped:
+        whole = ends.get((finding.rule, finding.line, finding.column))
+        if whole is not None and (whole.end_line, whole.end_column) > (finding.end_line, finding.end_column):
+            finding = replace(finding, end_line=whole.end_line, end_column=whole.end_column)
+        out.append((finding, why))
+    return out
+
+
+def _earlier_declines(history: list, final: str, skipped: list) -> list[tuple[Finding, str]]:
+    """Declines of earlier rounds whose finding the last round no longer matched although its
+    lines are still there as they were: a patch nearby changed what the matcher reads (babybert's
+    ``layer_norm_2(x + self.mlp(x))``, declined for the Dropout last in ``self.mlp``, no longer
+    matches once ADP006 made ``self.mlp`` a FoldingSequential).  The reason still describes that
+    code, so the finding keeps it (at its lines in the final text) instead of vanishing.  Not
+    when a later round patched it, nor when the final round declines it itself."""
+    out: list[tuple[Finding, str]] = []
+    maps: dict[tuple[int, int], list] = {}
+
+    def moved(i: int, j: int, first: int, last: int) -> tuple[int, int] | None:
+        """Lines first..last of round i's text in round j's text (j == len(history): the final
+        text), where they lie in a run the rewrites left unchanged."""
+        if (i, j) not in maps:
+            new = final if j == len(history) else history[j][0]
+            matcher = difflib.SequenceMatcher(None, history[i][0].splitlines(), new.splitlines(), autojunk=False)
+            maps[(i, j)] = [op for op in matcher.get_opcodes() if op[0] == "equal"]
+        for _, a0, a1, b0, _ in maps[(i, j)]:
+            if a0 < first and last <= a1:
+                return b0 + first - a0, b0 + last - a0
+        return None
+
+    def meets(found: Finding, span: tuple[int, int], others) -> bool:
+        return any(o.rule == found.rule and o.line <= span[1] and span[0] <= o.end_line for o in others)
+
+    for i, (_, declined, _) in enumerate(history):
+        for found, why in declined:
+            span = moved(i, len(history), found.line, found.end_line)
+            if span is None or meets(found, span, [f for f, _ in skipped + out]):
+                continue
+            if any((at := moved(i, j, found.line, found.end_line)) is not None and meets(found, at, history[j][2])
+                   for j in range(i, len(history))):
+                continue  # (patched in a later round)
+            out.append((replace(found, line=span[0], end_line=span[1]), why))
+    return out
 
 
 def _plan_all(matches, planner: Planner, path: str, failed: dict) -> tuple[list[Plan], list]:

@@ -167,6 +167,15 @@ def _imports_mapping(rule: Rule, names: KernelNames, edits: Edits):
     return mapping
 
 
+def _guards_functions(rule: Rule, match: Match) -> bool:
+    """May the fix pass an activation held as a function (``self.act = F.gelu``) to the kernel,
+    behind a TorchScript guard (:meth:`Planner._scripting_guard`)?  For a rule whose forward
+    target is a kernel call that runs any callable it is given (its layers are called, never
+    read for weights), outside containers; a synthesiser reads layers its own way."""
+    return rule.synth is None and bool(rule.forward_target or rule.forward_targets) and not (
+        rule.container_target is not None and match.in_container)
+
+
 def _synth_hook(name: str):
     """The per-rule planning module ``adopter.synth.<name>`` (only there: a rule file must not
     be able to import arbitrary code)."""
@@ -204,7 +213,7 @@ class Planner:
         if rule.container_target is None and match.unfusable_container(rule.container_steps):
             raise Skip("the matched layers run inside a container (nn.Sequential); rewrite it by hand")
         for _, ctor in match.ctors:
-            if getattr(ctor, "unlike", ""):
+            if ctor.unlike and not (ctor.function and _guards_functions(rule, match)):
                 raise Skip(f"`{ctor.attr}`: {ctor.unlike}")
         for node in match.nodes:
             if node.kind == "call" and node.op == "torch.nn.functional":
@@ -428,6 +437,13 @@ class Planner:
                 if moved and sum(1 for _ in re.finditer(rf"\${re.escape(var)}\b", rhs)) > 1:
                     twice.add(span)  # read twice by the target: not a place to move work to
             values[var] = text
+        held = sorted({var for var, ctor in match.ctors if ctor.function} & set(template_vars(rhs)))
+        # (kept statements stay as they are, so the expression reads their names as written)
+        original = self._inlined(last.span, deleted) if held else None
+        if held and original is None:
+            # the original of the match cannot be written as one expression beside the kernel call
+            ctor = next(ctor for var, ctor in match.ctors if var == held[0])
+            raise Skip(f"`{ctor.attr}`: {ctor.unlike}")
         rest = self._extra_args(pattern, fused, nodes, k, "..." in target.rhs)
         value_spans += [span for span, _ in rest]
         for sub_span, info in moved:
@@ -473,6 +489,8 @@ class Planner:
         except RenderError as exc:
             raise Skip(str(exc)) from None
 
+        if held:
+            rhs = self._scripting_guard(original, rhs, edits)
         if several:
             names = [self._output_name(var, fused_nodes, fused_infos, pattern) for var in target.outs]
             edits.replace_stmt[index.char_span(span_of(last_info.stmt))] = f"{', '.join(names)} = {rhs}"
@@ -483,6 +501,51 @@ class Planner:
         for info in deleted.values():
             edits.delete.add(index.char_span(span_of(info.stmt)))
             regions.append(span_of(info.stmt))
+
+    def _inlined(self, span: Span, deleted: dict) -> str | None:
+        """The expression at ``span`` with the values of the ``deleted`` statements written in
+        where it reads them (``h = self.fc(x)`` then ``self.act(h)``: ``self.act((self.fc(x)))``),
+        the one expression that computes what the matched statements did; None unless each
+        deleted statement is ``name = <value>`` and the expression reads its name."""
+        text = self.index.segment(span)
+        for info in sorted(deleted.values(), key=lambda i: i.index, reverse=True):
+            stmt = info.stmt
+            if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)):
+                return None
+            value = self.index.segment(span_of(stmt.value))
+            if not isinstance(stmt.value, (ast.Call, ast.Name, ast.Attribute, ast.Subscript)):
+                value = f"({value})"
+            try:
+                tree = ast.parse(f"({text})", mode="eval")
+            except SyntaxError:
+                return None
+            reads = [n for n in ast_walk(tree) if isinstance(n, ast.Name) and n.id == stmt.targets[0].id]
+            if not reads:
+                return None
+            lines = f"({text})".split("\n")
+            for name in sorted(reads, key=lambda n: (n.lineno, n.col_offset), reverse=True):
+                row = lines[name.lineno - 1].encode("utf-8")
+                lines[name.lineno - 1] = (row[:name.col_offset].decode("utf-8") + value
+                                          + row[name.end_col_offset:].decode("utf-8"))
+            text = "\n".join(lines)[1:-1]
+        return text
+
+    def _scripting_guard(self, original: str, rhs: str, edits: Edits) -> str:
+        """``(<the code as written> if torch.jit.is_scripting() else <the kernel call>)``: the
+        kernel call passes an activation that the module holds as a function (``self.act =
+        F.gelu``, a same-file ``gelu``, a table of functions keyed at run time), which eager
+        code may pass as a value and the kernel runs (fused where it is a GELU, as written
+        otherwise), but TorchScript may not.  TorchScript compiles only the first branch of a
+        conditional on ``torch.jit.is_scripting()`` (a static if), so a module that scripted
+        before the patch scripts the same after it."""
+        torch = next((alias.asname or alias.name for stmt in self.index.tree.body if isinstance(stmt, ast.Import)
+                      for alias in stmt.names if alias.name == "torch"), None)
+        if torch is not None:
+            scripting = f"{torch}.jit.is_scripting"
+        else:
+            scripting, request = self.names.local("torch.jit.is_scripting")
+            edits.imports.add(request)
+        return f"({original} if {scripting}() else {rhs})"
 
     def _function_form(self, form, rule: Rule, pattern, fused, nodes, rhs: str):
         """The target for an activation that is a literal call of a function the rule's

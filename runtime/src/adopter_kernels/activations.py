@@ -7,6 +7,7 @@ per call from the activation object, and anything it does not recognise runs unc
 
 from __future__ import annotations
 
+import types
 from typing import Any, Callable, Optional, Tuple
 
 import torch
@@ -41,6 +42,9 @@ def _gelu_mode(act: Any) -> Optional[_GeluMode]:
     """How ``act`` maps onto ``F.gelu``, or None when it is not (provably) a GELU."""
     if act is F.gelu:
         return ("none", None, None)
+    if isinstance(act, types.FunctionType):
+        mode = _probed_function(act)
+        return (mode, None, None) if mode is not None else None
     if not isinstance(act, nn.Module) or not is_plain(act, type(act)):
         return None
     if is_plain(act, nn.GELU):
@@ -72,6 +76,39 @@ _MODULE_STATE = frozenset(vars(nn.Module()))
 _PROBED: "dict[type, Optional[str]]" = {}
 
 
+_PROBED_FUNCTIONS: "dict[Callable, Optional[str]]" = {}
+
+
+def _probed_function(act: Callable) -> Optional[str]:
+    """The ``approximate`` mode of ``F.gelu`` that a plain Python function computes, found once
+    per function on the float64 probe of :func:`_probed_mode`: research code holds GELU
+    written out as a function value (BERT's ``def gelu(x): return x * 0.5 * (1.0 +
+    torch.erf(x / math.sqrt(2.0)))`` in an activation table).  A closure (state of its own)
+    is not probed; a function that computes in float32 (fairseq's ``F.gelu(x.float()).type_as(x)``)
+    does not agree on the float64 probe and runs as written."""
+    if act.__closure__ is not None:
+        return None
+    if act not in _PROBED_FUNCTIONS:
+        _PROBED_FUNCTIONS[act] = _probe(act)
+    return _PROBED_FUNCTIONS[act]
+
+
+def _probe(act: Callable) -> Optional[str]:
+    """The mode of ``F.gelu`` whose float64 values ``act`` reproduces to rounding, or None."""
+    probe = torch.linspace(-8.0, 8.0, 1601, dtype=torch.float64)
+    try:
+        with torch.no_grad():
+            out = act(probe)
+    except Exception:  # noqa: BLE001 - anything that cannot take the probe is not a GELU
+        return None
+    if isinstance(out, torch.Tensor) and out.shape == probe.shape and out.dtype == probe.dtype:
+        for candidate in ("none", "tanh"):
+            # float64 formulas agree with the built-in to rounding (~1e-16 relative)
+            if torch.allclose(out, F.gelu(probe, approximate=candidate), rtol=1e-12, atol=1e-12):
+                return candidate
+    return None
+
+
 def _probed_mode(act: nn.Module) -> Optional[str]:
     """The ``approximate`` mode of ``F.gelu`` that a stateless module class computes, found
     once per class by running it on a float64 probe (research code writes GELU out as a
@@ -81,23 +118,9 @@ def _probed_mode(act: nn.Module) -> Optional[str]:
     if act._parameters or act._buffers or act._modules or set(vars(act)) - _MODULE_STATE:
         return None
     cls = type(act)
-    if cls in _PROBED:
-        return _PROBED[cls]
-    probe = torch.linspace(-8.0, 8.0, 1601, dtype=torch.float64)
-    mode = None
-    try:
-        with torch.no_grad():
-            out = act(probe)
-    except Exception:  # noqa: BLE001 - anything that cannot take the probe is not a GELU
-        out = None
-    if isinstance(out, torch.Tensor) and out.shape == probe.shape and out.dtype == probe.dtype:
-        for candidate in ("none", "tanh"):
-            # float64 formulas agree with the built-in to rounding (~1e-16 relative)
-            if torch.allclose(out, F.gelu(probe, approximate=candidate), rtol=1e-12, atol=1e-12):
-                mode = candidate
-                break
-    _PROBED[cls] = mode
-    return mode
+    if cls not in _PROBED:
+        _PROBED[cls] = _probe(act)
+    return _PROBED[cls]
 
 
 def _bias_gelu_ref(
