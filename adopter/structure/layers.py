@@ -2979,6 +2979,14 @@ class LayerTyper:
                         graph = self._list_graph(value, env, depth)
                         if graph is not None:
                             env["list:" + key] = graph
+                    elif value.__class__ is ast.Call and _self_attribute(target) \
+                            and self.names.resolve(value.func) == MODULE_LIST:
+                        # self.head = nn.ModuleList(), self.head.append(layer) in a loop, then
+                        # nn.Sequential(*self.head): the members in the order they are added, as
+                        # for a ModuleList bound to a local name (climate-learn's ViT head)
+                        graph = self._list_call(value, env, depth)
+                        if graph is not None:
+                            env["list:" + key] = graph
                     if isinstance(value, ast.Call) and isinstance(target, ast.Name):
                         graph = self._list_call(value, env, depth)
                         if graph is not None and not (graph.named and graph.unnamed):
