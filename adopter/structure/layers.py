@@ -2979,8 +2979,8 @@ class LayerTyper:
                         graph = self._list_graph(value, env, depth)
                         if graph is not None:
                             env["list:" + key] = graph
-                    elif value.__class__ is ast.Call and _self_attribute(target) \
-                            and self.names.resolve(value.func) == MODULE_LIST \
+                    elif value.__class__ is ast.Call and not value.keywords and len(value.args) < 2 \
+                            and _self_attribute(target) and self.names.resolve(value.func) == MODULE_LIST \
                             and (value.lineno, value.col_offset) not in self._site_keys:
                         # self.head = nn.ModuleList(), self.head.append(layer) in a loop, then
                         # nn.Sequential(*self.head): the members in the order they are added, as
