@@ -3047,6 +3047,17 @@ class LayerTyper:
                         graph = self._list_graph(value, env, depth)
                         if graph is not None:
                             env["list:" + key] = graph
+                    elif value.__class__ is ast.Call and not value.keywords and len(value.args) < 2 \
+                            and _self_attribute(target) and self.names.resolve(value.func) == MODULE_LIST \
+                            and (value.lineno, value.col_offset) not in self._site_keys:
+                        # self.head = nn.ModuleList(), self.head.append(layer) in a loop, then
+                        # nn.Sequential(*self.head): the members in the order they are added, as
+                        # for a ModuleList bound to a local name (climate-learn's ViT head).  Not
+                        # where the hook has just started this list as a site of its own
+                        # (record_chained_list: forward runs the members in a loop).
+                        graph = self._list_call(value, env, depth)
+                        if graph is not None:
+                            env["list:" + key] = graph
                     if isinstance(value, ast.Call) and isinstance(target, ast.Name):
                         graph = self._list_call(value, env, depth)
                         if graph is not None and not (graph.named and graph.unnamed):
