@@ -444,6 +444,8 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
         node = ifs[span]
         if isinstance(node, ast.If):
             other = node.orelse if branch == 0 else node.body if branch == 1 else None
+            if branch == 1 and _outside_training(node.test):
+                other = None  # (the kernel's branch runs only outside training)
         elif isinstance(node, ast.Try) and 1 <= branch <= len(node.handlers):
             # a handler of a ``try`` whose body calls it (``try: out = F.scaled_dot_product_attention(
             # ...) except AttributeError: <manual attention>``): the match runs only when the
@@ -540,6 +542,8 @@ def _fallback_site(chain: list, tree: ast.Module, lines: list[str], name: str, c
         parent = chain[at - 1]
         if isinstance(parent, ast.If):
             other = parent.orelse if child in parent.body else parent.body if child in parent.orelse else None
+            if other is parent.body and _outside_training(parent.test):
+                other = None  # (the kernel's branch runs only outside training)
             if other and any(_always_calls(s, name, lines, (tree, cls)) for s in other):
                 return True
         elif isinstance(parent, ast.ExceptHandler) and at >= 2 and isinstance(chain[at - 2], ast.Try) \
@@ -561,10 +565,37 @@ def _returns_call_before(parent: ast.AST, child: ast.AST, name: str, lines: list
             continue
         for stmt in block[:block.index(child)]:
             if isinstance(stmt, ast.If) and not stmt.orelse and stmt.body \
-                    and isinstance(stmt.body[-1], ast.Return) \
+                    and isinstance(stmt.body[-1], ast.Return) and not _outside_training(stmt.test) \
                     and any(_calls(s, name, lines, tree, cls) for s in stmt.body):
                 return True
     return False
+
+
+def _outside_training(test: ast.expr) -> bool:
+    """Does ``test`` hold only outside training: a conjunct that is ``not self.training``, or
+    an ``or`` of that with frozen-parameter tests (``not self.weight.requires_grad``)?  toto's
+    RMSNorm takes its fused kernel only ``if (not self.training or <weight frozen>) and
+    <kernel available>``: training a module with trainable weights always runs the hand-written
+    code after it, so that code is the training path, not a fallback of an adopted kernel."""
+    conjuncts = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
+    for conjunct in conjuncts:
+        terms = conjunct.values if isinstance(conjunct, ast.BoolOp) and isinstance(conjunct.op, ast.Or) \
+            else [conjunct]
+        if any(map(_not_training, terms)) and all(_not_training(t) or _reads_requires_grad(t) for t in terms):
+            return True
+    return False
+
+
+def _not_training(term: ast.expr) -> bool:
+    """``not self.training``."""
+    return (isinstance(term, ast.UnaryOp) and isinstance(term.op, ast.Not)
+            and isinstance(term.operand, ast.Attribute) and term.operand.attr == "training"
+            and isinstance(term.operand.value, ast.Name) and term.operand.value.id == "self")
+
+
+def _reads_requires_grad(term: ast.expr) -> bool:
+    """A test of whether a tensor is trained (it reads ``.requires_grad``)."""
+    return any(isinstance(n, ast.Attribute) and n.attr == "requires_grad" for n in ast.walk(term))
 
 
 def _always_calls(stmt: ast.stmt, name: str, lines: list[str], where: tuple | None = None) -> bool:
