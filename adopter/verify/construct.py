@@ -302,16 +302,54 @@ def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config", typed: bool
     return bag
 
 
+def _field_annotations(cls: type | None) -> dict[str, Any]:
+    """A config class's field annotations, resolved (``from __future__ import annotations``
+    leaves them strings); empty where they cannot be resolved."""
+    if cls is None:
+        return {}
+    import typing
+
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:
+        return {}
+
+
+def _typed_guess(name: str, annotation: Any, sizes: Sizes, read: bool) -> list[Any]:
+    """A required config field's value from its name, else from its annotation: a number as
+    ``guess_value`` types it, and a ``str`` or ``bool`` field the class under test never reads
+    (it reaches the computation, if at all, only through the config's own properties) valued
+    by its type (empty, False).  The checked patch must still run and match the original on the
+    config built, so a value that changes nothing the patch touches cannot make it pass."""
+    guess = guess_value(name, inspect.Parameter.empty, sizes)
+    if guess:
+        return guess
+    if annotation in (int, float):
+        return guess_value(name, annotation, sizes)
+    if not read and annotation is str:
+        return [""]
+    if not read and annotation is bool:
+        return [False]
+    return []
+
+
 def _shrunk_fields(fields_: dict[str, Any], given: dict[str, Any], sizes: Sizes, shrink_it: bool,
-                   reads: facts.Reads | None = None) -> dict[str, Any]:
-    """Keyword arguments for a config class: the given values, required fields guessed, sizes shrunk."""
+                   reads: facts.Reads | None = None, cls: type | None = None) -> dict[str, Any]:
+    """Keyword arguments for a config class: the given values, required fields guessed (by name,
+    else by the annotation ``cls`` gives them), sizes shrunk."""
     values: dict[str, Any] = {}
+    annotations: dict[str, Any] | None = None
     for name, default in fields_.items():
         if name in given:
             values[name] = given[name]
         elif default is inspect.Parameter.empty:
-            guess = guess_value(name, inspect.Parameter.empty, sizes)
             sub = reads.attrs.get(name) if reads is not None else None
+            guess = guess_value(name, inspect.Parameter.empty, sizes)
+            if not guess and cls is not None:
+                if annotations is None:
+                    annotations = _field_annotations(cls)
+                guess = _typed_guess(name, annotations.get(name), sizes,
+                                     read=reads is None or sub is not None)
             if sub is not None and (sub.max_index >= 0 or sub.iterated):
                 listed = _list_guess(name, max(sub.max_index + 1, 2), sizes)
                 guess = [listed] if listed is not None else guess
@@ -471,7 +509,7 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         out: list[Any] = []
         for cname, ccls, fields_ in config_classes(module, reads, annotation):
             try:
-                out.append(Make(Ref(cname), (), _shrunk_fields(fields_, {}, sizes, True, reads)))
+                out.append(Make(Ref(cname), (), _shrunk_fields(fields_, {}, sizes, True, reads, ccls)))
             except NeedsFactory:
                 continue
         try:
