@@ -584,12 +584,13 @@ class Matcher:
         self.later_uses.reverse()
         # Per step, what _static_ok reads of this matcher besides the node (see _static_ids);
         # the step by its first equal one met in the process (each matcher has its own copies).
-        self._static_steps = [_STEPS.setdefault((repr(p), p), p) for p in forward.nodes]
+        self._static_steps = [_STEPS.setdefault((repr(key), key), key) for key in map(_static_form, forward.nodes)]
         self._static_keys = [
             (id(step), self.commutative, self.spellings,
              frozenset(self.layer_types.get(p.layer.name, ())) if p.layer is not None else None,
              p.layer is not None and p.layer.name in self.layer_types,
-             frozenset(self.layer_ops.get(p.layer.name, ())) if p.layer is not None else None)
+             frozenset(self.layer_ops.get(p.layer.name, ())) if p.layer is not None else None,
+             p.layer is not None and p.layer.name in self.layer_ops)  # (_kinds reads it)
             for step, p in zip(self._static_steps, forward.nodes)
         ]
 
@@ -2572,6 +2573,22 @@ _KEY_COST = {"word": 0, "words": 0, "calls": 1, "op": 2}
 # A pattern step -> the first equal step a matcher was made with (Matcher._static_keys); its repr
 # in the key too: Lit(1) == Lit(True) == Lit(1.0), which _literal_is tells apart.
 _STEPS: dict[tuple[str, PNode], PNode] = {}
+_ANY = Var("")  # _static_form's stand-in for every variable and earlier step's output
+
+
+def _static_form(pnode: PNode) -> PNode:
+    """The step as :meth:`Matcher._static_ok` (and the node lists keyed with it: the starts,
+    :meth:`Matcher._readers`) reads it: every variable and temporary argument one stand-in
+    (those tests tell a literal from any other value, never one name from another), the
+    outputs and the source position gone, the layer variable's name too (what the tests read
+    of it, its constructors and operations, is in the key beside the step).  So steps that
+    differ only in their names -- ``$gs = $g * $s`` and ``$m = $a * $u`` in two alternatives
+    of a rule -- test a flow's nodes once."""
+    def plain(value):
+        return _ANY if type(value) is Var or type(value) is Temp else value
+    return replace(pnode, args=tuple(map(plain, pnode.args)),
+                   kwargs=tuple((name, plain(value)) for name, value in pnode.kwargs),
+                   layer=_ANY if pnode.layer is not None else None, outs=(), line=0, column=0)
 # (scope, word keys) -> a small number: the key of a class's candidate-roots cache (hashing the
 # nested tuple for every class of every file cost more than the look-up).
 _ROOTS_KEYS: dict[tuple, int] = {}
