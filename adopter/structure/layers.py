@@ -536,17 +536,32 @@ class LayerTyper:
             return ()
         fields = [item for item in cls.body if item.__class__ is ast.AnnAssign and item.target.__class__ is ast.Name
                   and "ClassVar" not in ast.unparse(item.annotation)]
-        index = next((i for i, item in enumerate(fields) if item.target.id == attr), None)
-        if index is None:
+        wanted = next((item for item in fields if item.target.id == attr), None)
+        if wanted is None:
             return ()
-        default = _field_default(fields[index].value, self.names)
+        default = _field_default(wanted.value, self.names)
         if default is None or any(node.__class__ is ast.Attribute and node.attr == attr
                                   and node.ctx.__class__ is ast.Store for node in ast_walk(cls)):
             return ()
+        # the constructor's parameters: the fields ``field(init=False)`` leaves out, in order
+        taken = [item for item in fields if not _not_init(item.value, self.names)]
+        index = next((i for i, item in enumerate(taken) if item is wanted), None)
+        own = _default_of(param)
+        if own is not None and not (own.__class__ is ast.Constant and own.value is None):
+            # cfg: Cfg = Cfg(norm_layer=nn.InstanceNorm2d): the record the module reads by
+            # default is that construction, which may pass the field; any other default: unknown
+            if not (own.__class__ is ast.Call and own.func.__class__ is ast.Name and own.func.id == name
+                    and name not in self.names.imports):
+                return ()
+            if any(a.__class__ is ast.Starred for a in own.args) or any(kw.arg is None for kw in own.keywords):
+                return ()  # Cfg(*args), Cfg(**options): what it passes is unknown
+            passed = _passed(own, index, attr, None, True) if index is not None else None
+            if passed is not None:
+                default = passed
         out = self.values(default, {}, depth + 1)
         if called:
             for call, caller, caller_owner in self.callers(name):
-                passed = _passed(call, index, attr, None, True)
+                passed = _passed(call, index, attr, None, True) if index is not None else None
                 if passed is None:
                     continue
                 caller_env = {}
@@ -5136,6 +5151,13 @@ def _field_default(value: ast.expr | None, names: ModuleNames) -> ast.expr | Non
     if value.__class__ is ast.Call and names.resolve(value.func) == "dataclasses.field":
         return next((k.value for k in value.keywords if k.arg == "default"), None)
     return value
+
+
+def _not_init(value: ast.expr | None, names: ModuleNames) -> bool:
+    """Is a record field ``dataclasses.field(init=False, ...)``: no parameter of the generated
+    constructor, so the positions of the fields after it are one less?"""
+    return value.__class__ is ast.Call and names.resolve(value.func) == "dataclasses.field" and any(
+        k.arg == "init" and k.value.__class__ is ast.Constant and k.value.value is False for k in value.keywords)
 
 
 def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:
