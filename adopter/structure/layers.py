@@ -4900,8 +4900,6 @@ def _pair_name(expr: ast.expr, depth: int = 0) -> bool:
 
 def _odict_keys(env: dict, odicts: list) -> dict:
     """The keys put into each followed OrderedDict (``odicts``: their ODICT env keys)."""
-    if not odicts:
-        return {}
     out = {}
     for k in odicts:
         key = ODICT_KEYS + k[len(ODICT):]
