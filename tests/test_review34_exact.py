@@ -86,3 +86,34 @@ def test_positions_skip_a_field_the_constructor_does_not_take():
     assert not _reported(_INIT_FALSE.replace("PASSED", "nn.InstanceNorm2d, nn.BatchNorm2d"))
     # Cfg(nn.BatchNorm2d): the one construction passes BatchNorm2d for norm_layer
     assert _reported(_INIT_FALSE.replace("PASSED", "nn.BatchNorm2d"))
+
+
+# A keyword read off the function's ``**kwargs`` with a default (cnn49): the default is what the
+# read returns only while the body leaves the dict as the call made it.
+_KWARGS = """\
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, c, **kwargs):
+        super().__init__()
+CHANGE
+        self.conv = nn.Conv2d(c, c, 3)
+        self.norm = kwargs.get("norm_layer", nn.BatchNorm2d)(c)
+        self.extra = nn.Identity(**kwargs) if "extra" in kwargs else None
+
+    def forward(self, x):
+        return self.norm(self.conv(x))
+"""
+
+
+def test_a_kwargs_default_read_after_the_body_changes_the_dict_is_not_a_pair():
+    for change in ('kwargs["norm_layer"] = nn.InstanceNorm2d', "kwargs.update(norm_layer=nn.GroupNorm)",
+                   'kwargs.setdefault("norm_layer", nn.InstanceNorm2d)', "kwargs |= {'norm_layer': nn.GroupNorm}",
+                   "configure(kwargs)"):
+        assert not _reported(_KWARGS.replace("CHANGE", "        " + change)), change
+
+
+def test_a_kwargs_default_read_of_a_dict_only_read_is_a_pair():
+    for change in ("pass", 'kwargs.pop("bias", None)', 'assert kwargs["depth"] > 0'):
+        assert _reported(_KWARGS.replace("CHANGE", "        " + change)), change

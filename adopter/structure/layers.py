@@ -2267,7 +2267,7 @@ class LayerTyper:
                                       index < len(positional), depth, method_of)
             elif values:
                 env[arg.arg] = _unique(values)
-        if args.kwarg is not None:
+        if args.kwarg is not None and _kwargs_only_read(func, args.kwarg.arg):
             env[KWARGS + args.kwarg.arg] = True
         if call is not None and args.kwarg is not None and all(k.arg is not None for k in call[0].keywords):
             # the **kwargs parameter holds the keywords the call passes beyond the named ones
@@ -3974,6 +3974,35 @@ def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
             # ``x = step(x)``: later reads are of its output (else the input must not be read again)
             return (isinstance(stmt, ast.Assign) and stmt.value is found and len(stmt.targets) == 1
                     and _is_name(stmt.targets[0], x))
+    return False
+
+
+def _kwargs_only_read(func: ast.AST, name: str) -> bool:
+    """Does ``func`` leave its ``**name`` dict as the call made it: every use of the name a read
+    (``name.get(key, d)``, ``name.pop(key, d)``, ``name[key]``, ``key in name``, ``**name``
+    passed on)?  A store (``name["norm_layer"] = ...``), another method (``update``,
+    ``setdefault``), a rebinding or the dict handed to other code may change what a later
+    ``name.get(key, default)`` returns: then no read takes the default (_kwargs_read)."""
+    for node in ast_walk(func):
+        for child in ast.iter_child_nodes(node):
+            if child.__class__ is ast.Name and child.id == name and not _reads_kwargs(node, child):
+                return False
+    return True
+
+
+def _reads_kwargs(parent: ast.AST, use: ast.Name) -> bool:
+    """Is ``use`` (a name of the ``**kwargs`` dict, a child of ``parent``) only read there?"""
+    if use.ctx.__class__ is not ast.Load:
+        return False
+    kind = parent.__class__
+    if kind is ast.Attribute:
+        return parent.attr in _KWARGS_READS
+    if kind is ast.keyword:
+        return parent.arg is None  # f(**kwargs): a copy
+    if kind is ast.Subscript:
+        return parent.value is use and parent.ctx.__class__ is ast.Load
+    if kind is ast.Compare:
+        return use in parent.comparators and all(op.__class__ in (ast.In, ast.NotIn) for op in parent.ops)
     return False
 
 
