@@ -83,7 +83,7 @@ CONSTANT = "\0constant:"
 # env key prefix: a local name bound to an empty ``nn.Sequential()`` whose site this walk recorded
 # (the value is that call); ``name.add_module(key, layer)`` then adds a member, as for ``self.x``
 EMPTY_SEQUENTIAL = "empty-sequential:"
-# env key prefix: the function's ``**kwargs`` parameter (the value: True); ``kwargs.get("norm_layer",
+# env key prefix: the function's ``**kwargs`` parameter (the value: that function); ``kwargs.get("norm_layer",
 # nn.BatchNorm2d)`` reads a keyword as a defaulted parameter would be (LayerTyper._kwargs_read)
 KWARGS = "\0kwargs:"
 # env key prefix: a function defined in the walked body (``def add_block(...)`` inside
@@ -1478,11 +1478,15 @@ class LayerTyper:
     def _kwargs_read(self, call: ast.Call, env: dict, depth: int) -> tuple:
         """``kwargs.get("norm_layer", nn.BatchNorm2d)`` (or ``.pop``) of the function's ``**kwargs``:
         the default, as for a parameter written with it, unless the call being walked passes that
-        keyword (its keys known: ``dict:`` of the env), whose value is not kept there: unknown."""
+        keyword (its keys known: ``dict:`` of the env), whose value is not kept there, or the body
+        may change the dict (_kwargs_only_read, asked here: few functions read kwargs so): unknown."""
         key = call.args[0] if len(call.args) == 2 and not call.keywords else None
         if key is None or key.__class__ is not ast.Constant or not isinstance(key.value, str):
             return ()
-        passed = env.get("dict:" + call.func.value.id)
+        name = call.func.value.id
+        if not _kwargs_only_read(env[KWARGS + name], name):
+            return ()  # kwargs["norm_layer"] = ...: the body may change what the read returns
+        passed = env.get("dict:" + name)
         if passed is not None and key.value in passed:
             return ()
         return self.values(call.args[1], env, depth)
@@ -2267,8 +2271,8 @@ class LayerTyper:
                                       index < len(positional), depth, method_of)
             elif values:
                 env[arg.arg] = _unique(values)
-        if args.kwarg is not None and _kwargs_only_read(func, args.kwarg.arg):
-            env[KWARGS + args.kwarg.arg] = True
+        if args.kwarg is not None:
+            env[KWARGS + args.kwarg.arg] = func
         if call is not None and args.kwarg is not None and all(k.arg is not None for k in call[0].keywords):
             # the **kwargs parameter holds the keywords the call passes beyond the named ones
             named = {a.arg for a, _ in params}
