@@ -1582,13 +1582,7 @@ class FlowBuilder:
         for key in table.keys:
             if key is None or key.__class__ is not ast.Constant:
                 return ()
-        choices: dict = {}
-        for expr in table.values:
-            fqn = self.names.resolve(expr) if expr.__class__ in (ast.Name, ast.Attribute) else None
-            if fqn is None:
-                return ()
-            choices.setdefault(fqn, span(expr))
-        return tuple(choices.items())
+        return self._callable_choices(table.values)
 
     def _table_choices(self, table: ast.expr, ctx: _Ctx) -> tuple:
         """((fqn, span), ...) of a module-level literal table (literals.literal_table) whose
@@ -1602,13 +1596,20 @@ class FlowBuilder:
         found = self._tables[table.id]
         if found is None:
             return ()
+        return self._callable_choices(found[0])
+
+    def _callable_choices(self, exprs) -> tuple:
+        """((fqn, span), ...), one per distinct callable, when every one of ``exprs`` (a table's
+        entries) names an imported callable: the callees an entry chosen at run time may be;
+        () when any entry is something else (then no choice is known)."""
         choices: dict = {}
-        for expr in found[0]:
+        for expr in exprs:
             fqn = self.names.resolve(expr) if expr.__class__ in (ast.Name, ast.Attribute) else None
             if fqn is None:
                 return ()
             choices.setdefault(fqn, span(expr))
         return tuple(choices.items())
+
     def _lookup_choices(self, value_expr: ast.Call) -> tuple:
         """``getattr(torch.optim, name)`` with a run-time ``name``: a class of ``torch.optim``
         looked up by the string (fuxictr's ``get_optimizer``), a callee chosen at run time among

@@ -83,7 +83,7 @@ CONSTANT = "\0constant:"
 # env key prefix: a local name bound to an empty ``nn.Sequential()`` whose site this walk recorded
 # (the value is that call); ``name.add_module(key, layer)`` then adds a member, as for ``self.x``
 EMPTY_SEQUENTIAL = "empty-sequential:"
-# env key prefix: the function's ``**kwargs`` parameter (the value: True); ``kwargs.get("norm_layer",
+# env key prefix: the function's ``**kwargs`` parameter (the value: that function); ``kwargs.get("norm_layer",
 # nn.BatchNorm2d)`` reads a keyword as a defaulted parameter would be (LayerTyper._kwargs_read)
 KWARGS = "\0kwargs:"
 # env key prefix: a function defined in the walked body (``def add_block(...)`` inside
@@ -536,17 +536,32 @@ class LayerTyper:
             return ()
         fields = [item for item in cls.body if item.__class__ is ast.AnnAssign and item.target.__class__ is ast.Name
                   and "ClassVar" not in ast.unparse(item.annotation)]
-        index = next((i for i, item in enumerate(fields) if item.target.id == attr), None)
-        if index is None:
+        wanted = next((item for item in fields if item.target.id == attr), None)
+        if wanted is None:
             return ()
-        default = _field_default(fields[index].value, self.names)
+        default = _field_default(wanted.value, self.names)
         if default is None or any(node.__class__ is ast.Attribute and node.attr == attr
                                   and node.ctx.__class__ is ast.Store for node in ast_walk(cls)):
             return ()
+        # the constructor's parameters: the fields ``field(init=False)`` leaves out, in order
+        taken = [item for item in fields if not _not_init(item.value, self.names)]
+        index = next((i for i, item in enumerate(taken) if item is wanted), None)
+        own = _default_of(param)
+        if own is not None and not (own.__class__ is ast.Constant and own.value is None):
+            # cfg: Cfg = Cfg(norm_layer=nn.InstanceNorm2d): the record the module reads by
+            # default is that construction, which may pass the field; any other default: unknown
+            if not (own.__class__ is ast.Call and own.func.__class__ is ast.Name and own.func.id == name
+                    and name not in self.names.imports):
+                return ()
+            if any(a.__class__ is ast.Starred for a in own.args) or any(kw.arg is None for kw in own.keywords):
+                return ()  # Cfg(*args), Cfg(**options): what it passes is unknown
+            passed = _passed(own, index, attr, None, True) if index is not None else None
+            if passed is not None:
+                default = passed
         out = self.values(default, {}, depth + 1)
         if called:
             for call, caller, caller_owner in self.callers(name):
-                passed = _passed(call, index, attr, None, True)
+                passed = _passed(call, index, attr, None, True) if index is not None else None
                 if passed is None:
                     continue
                 caller_env = {}
@@ -1463,11 +1478,15 @@ class LayerTyper:
     def _kwargs_read(self, call: ast.Call, env: dict, depth: int) -> tuple:
         """``kwargs.get("norm_layer", nn.BatchNorm2d)`` (or ``.pop``) of the function's ``**kwargs``:
         the default, as for a parameter written with it, unless the call being walked passes that
-        keyword (its keys known: ``dict:`` of the env), whose value is not kept there: unknown."""
+        keyword (its keys known: ``dict:`` of the env), whose value is not kept there, or the body
+        may change the dict (_kwargs_only_read, asked here: few functions read kwargs so): unknown."""
         key = call.args[0] if len(call.args) == 2 and not call.keywords else None
         if key is None or key.__class__ is not ast.Constant or not isinstance(key.value, str):
             return ()
-        passed = env.get("dict:" + call.func.value.id)
+        name = call.func.value.id
+        if not _kwargs_only_read(env[KWARGS + name], name):
+            return ()  # kwargs["norm_layer"] = ...: the body may change what the read returns
+        passed = env.get("dict:" + name)
         if passed is not None and key.value in passed:
             return ()
         return self.values(call.args[1], env, depth)
@@ -2253,7 +2272,7 @@ class LayerTyper:
             elif values:
                 env[arg.arg] = _unique(values)
         if args.kwarg is not None:
-            env[KWARGS + args.kwarg.arg] = True
+            env[KWARGS + args.kwarg.arg] = func
         if call is not None and args.kwarg is not None and all(k.arg is not None for k in call[0].keywords):
             # the **kwargs parameter holds the keywords the call passes beyond the named ones
             named = {a.arg for a, _ in params}
@@ -3973,6 +3992,35 @@ def _starts_with_base(forward, layer: str, names: ModuleNames) -> bool:
     return False
 
 
+def _kwargs_only_read(func: ast.AST, name: str) -> bool:
+    """Does ``func`` leave its ``**name`` dict as the call made it: every use of the name a read
+    (``name.get(key, d)``, ``name.pop(key, d)``, ``name[key]``, ``key in name``, ``**name``
+    passed on)?  A store (``name["norm_layer"] = ...``), another method (``update``,
+    ``setdefault``), a rebinding or the dict handed to other code may change what a later
+    ``name.get(key, default)`` returns: then no read takes the default (_kwargs_read)."""
+    for node in ast_walk(func):
+        for child in ast.iter_child_nodes(node):
+            if child.__class__ is ast.Name and child.id == name and not _reads_kwargs(node, child):
+                return False
+    return True
+
+
+def _reads_kwargs(parent: ast.AST, use: ast.Name) -> bool:
+    """Is ``use`` (a name of the ``**kwargs`` dict, a child of ``parent``) only read there?"""
+    if use.ctx.__class__ is not ast.Load:
+        return False
+    kind = parent.__class__
+    if kind is ast.Attribute:
+        return parent.attr in _KWARGS_READS
+    if kind is ast.keyword:
+        return parent.arg is None  # f(**kwargs): a copy
+    if kind is ast.Subscript:
+        return parent.value is use and parent.ctx.__class__ is ast.Load
+    if kind is ast.Compare:
+        return use in parent.comparators and all(op.__class__ in (ast.In, ast.NotIn) for op in parent.ops)
+    return False
+
+
 def _none_default(param: _Param) -> bool:
     """Is the parameter's default the constant ``None`` (no value of its own)?"""
     default = _default_of(param)
@@ -4896,8 +4944,6 @@ def _pair_name(expr: ast.expr, depth: int = 0) -> bool:
 
 def _odict_keys(env: dict, odicts: list) -> dict:
     """The keys put into each followed OrderedDict (``odicts``: their ODICT env keys)."""
-    if not odicts:
-        return {}
     out = {}
     for k in odicts:
         key = ODICT_KEYS + k[len(ODICT):]
@@ -5147,6 +5193,13 @@ def _field_default(value: ast.expr | None, names: ModuleNames) -> ast.expr | Non
     if value.__class__ is ast.Call and names.resolve(value.func) == "dataclasses.field":
         return next((k.value for k in value.keywords if k.arg == "default"), None)
     return value
+
+
+def _not_init(value: ast.expr | None, names: ModuleNames) -> bool:
+    """Is a record field ``dataclasses.field(init=False, ...)``: no parameter of the generated
+    constructor, so the positions of the fields after it are one less?"""
+    return value.__class__ is ast.Call and names.resolve(value.func) == "dataclasses.field" and any(
+        k.arg == "init" and k.value.__class__ is ast.Constant and k.value.value is False for k in value.keywords)
 
 
 def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:

@@ -45,6 +45,15 @@ def _ref_keys(values) -> list[str]:
     return [v.key for v in values if hasattr(v, "key") and hasattr(v, "text")]
 
 
+def definer(nodes, key: str, before: int):
+    """The last node before node ``before`` that binds ``key`` (None: none does), the step
+    whose value a later read of ``key`` there gets (rows.py, singletons.py)."""
+    for node in reversed(nodes[:before]):
+        if key in node.defs:
+            return node
+    return None
+
+
 def _int(value):
     inner = getattr(value, "value", None)
     return inner if isinstance(inner, int) and not isinstance(inner, bool) else None

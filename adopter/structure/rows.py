@@ -21,6 +21,7 @@ from __future__ import annotations
 from ..records import replace
 from . import headscale, singletons
 from .canon import ref as _ref
+from .layouts import definer as _definer
 from .ops import SOFTMAX
 
 _VIEWS = frozenset({"view", "reshape"})
@@ -43,13 +44,6 @@ def read(nodes) -> dict | None:
                 read_in = read_in or {}
                 read_in[node.id] = product
     return read_in
-
-
-def _definer(nodes, key: str, before: int):
-    for node in reversed(nodes[:before]):
-        if key in node.defs:
-            return node
-    return None
 
 
 def _read_one(nodes, softmax) -> None:

@@ -27,17 +27,11 @@ from __future__ import annotations
 from ..records import replace
 from .canon import ref as _ref
 from .layouts import _int
+from .layouts import definer as _definer
 
 _PRODUCTS_OF_RANK_THREE = frozenset({"torch.bmm", "bmm", "torch.Tensor.bmm"})
 # steps after the softmax that keep each probability where it is
 _PROBS_CANON = frozenset({"torch.nn.functional.dropout", "torch.Tensor.to"})
-
-
-def _definer(nodes, key: str, before: int):
-    for node in reversed(nodes[:before]):
-        if key in node.defs:
-            return node
-    return None
 
 
 def _from_back(dim: int | None, rank: int | None) -> int | None:
