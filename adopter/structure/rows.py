@@ -36,6 +36,8 @@ def read(nodes) -> dict | None:
     for node in nodes:
         if node.canon == SOFTMAX and len(node.outs) == 1:
             _read_one(nodes, node)
+            # probabilities viewed per head and straight back to the scores' shape
+            _read_round_trip(nodes, nodes[node.id])
             # probabilities scaled per head before the value product (structure/headscale.py)
             headscale.read_one(nodes, node)
             # a size-1 query axis squeezed for the softmax and restored after it
@@ -70,3 +72,82 @@ def _read_one(nodes, softmax) -> None:
         return  # the scores bound again between their size read and the flattening
     nodes[back.id] = replace(back, kind="copy", op="", args=(back.args[0],), canon="", view=None,
                              uses=frozenset({out}), arg_spans=back.arg_spans[:1])
+
+
+def _read_round_trip(nodes, softmax) -> None:
+    """``r = p.view(A)``, ``p = r.view(B)`` right after ``p = softmax(s)`` where ``s`` was last
+    written by a view to that very ``B`` (XGLM and GroupViT view the probabilities per head and
+    back on every call; ``s = (s.view(A) + mask).view(B)`` before the softmax): a view of a view
+    is one view, ``p.view(B)``, and a view to the shape ``p`` already has is ``p`` itself, so the
+    second view is made a copy of the probabilities (the per-head view stays, for what else
+    reads it).  ``B`` must be the same values (names not bound again between, literals equal,
+    products of the same operands); a view to another shape regroups the elements and stays.
+
+    On the path around the view that wrote ``s`` (no mask), ``s`` is the product that view
+    reshapes to ``B`` when there is a mask: the read assumes, as the mask's own view back
+    (rule ADP010's ``$s3``) does, that ``B`` is the scores' shape."""
+    out = softmax.outs[0].key
+    first = next((n for n in nodes[softmax.id + 1:] if out in n.uses and _on_path(n, softmax)), None)
+    if not _view_of(first, out):
+        return
+    mid = first.outs[0].key
+    back = next((n for n in nodes[first.id + 1:] if mid in n.uses), None)
+    if not _view_of(back, mid) or any(out in n.defs for n in nodes[first.id + 1:back.id]):
+        return
+    args = softmax.view.args if softmax.view is not None else softmax.args
+    scores_in = _ref(args[0]) if args else None
+    if scores_in is None:
+        return
+    wrote = next((n for n in reversed(nodes[:softmax.id]) if scores_in.key in n.defs and _on_path(n, softmax)),
+                 None)
+    if not _view_of(wrote, None) or len(wrote.args) != len(back.args):
+        return
+    names: set = set()
+    if not all(_same_value(nodes, a, b, names) for a, b in zip(wrote.args[1:], back.args[1:])):
+        return
+    if any(n.defs & names for n in nodes[wrote.id + 1:back.id]):
+        return  # a size bound again between the scores' view and the probabilities'
+    nodes[back.id] = replace(back, kind="copy", op="", args=(softmax.outs[0],), canon="",
+                             view=None, uses=frozenset({out}), arg_spans=back.arg_spans[:1])
+
+
+def _on_path(node, softmax) -> bool:
+    """``node`` is not in another branch of an if the softmax is in (XGLM writes its softmax
+    twice, in the two branches of a dtype test): both may run on one call."""
+    for (span, branch), (other, taken) in zip(node.scope, softmax.scope):
+        if span != other:
+            return True
+        if branch != taken:
+            return False
+    return True
+
+
+def _view_of(node, key) -> bool:
+    """``node`` is ``<key>.view(...)`` / ``.reshape(...)`` (any receiver when ``key`` is None)
+    with one output, its sizes as positional values (no starred shape, no keywords)."""
+    return node is not None and node.kind == "method" and node.op in _VIEWS and len(node.args) > 1 \
+        and not node.kwargs and len(node.outs) == 1 and _ref(node.args[0]) is not None \
+        and (key is None or node.args[0].key == key) \
+        and all(sp is not None for sp in node.arg_spans[1:])
+
+
+def _same_value(nodes, a, b, names: set, depth: int = 0) -> bool:
+    """``a`` and ``b`` are the same size: equal literals, one name (collected into ``names``,
+    which must not be bound again between), or temporaries computed by the same operation of
+    the same values (``b * self.num_heads`` written twice)."""
+    ra, rb = _ref(a), _ref(b)
+    if ra is None or rb is None:
+        return ra is None and rb is None and type(a) is type(b) and a == b
+    if not (ra.key.startswith("%") and rb.key.startswith("%")):
+        names.add(ra.key)
+        return ra.key == rb.key
+    if depth > 3:
+        return False
+    da, db = _temp_definer(nodes, ra.key), _temp_definer(nodes, rb.key)
+    return da is not None and db is not None and da.kind == db.kind == "op" and da.canon == db.canon \
+        and len(da.args) == len(db.args) and not da.kwargs and not db.kwargs \
+        and all(_same_value(nodes, x, y, names, depth + 1) for x, y in zip(da.args, db.args))
+
+
+def _temp_definer(nodes, key: str):
+    return next((n for n in nodes if key in n.defs), None)
