@@ -515,7 +515,7 @@ class Matcher:
         # then what depends on the class's bindings): _candidate_roots works out one group at a
         # time and stops when no root is left, so a class that calls none of the pattern's
         # functions never has its bindings searched for the layer constructors.
-        self.word_order = tuple(sorted(self.word_keys, key=lambda k: _KEY_COST.get(k[0], 3)))
+        self.word_order = _shared_first(scope, tuple(sorted(self.word_keys, key=lambda k: _KEY_COST.get(k[0], 3))))
         # The keys whose word groups are the same in every class of a file (plain words, call
         # names): when the words of all the file's roots hold none of one group, no root of any
         # class can pass _candidate_roots, and match_module returns before visiting a class.
@@ -2592,6 +2592,28 @@ def _static_form(pnode: PNode) -> PNode:
 # (scope, word keys) -> a small number: the key of a class's candidate-roots cache (hashing the
 # nested tuple for every class of every file cost more than the look-up).
 _ROOTS_KEYS: dict[tuple, int] = {}
+# (scope, key) of the first word group of every matcher made so far (_shared_first).
+_FIRST_GROUPS: set[tuple] = set()
+
+
+def _shared_first(scope: str, order: tuple) -> tuple:
+    """``order`` (word keys, cheapest kind first) with, among the canonical-operation keys
+    tied for first, one that an earlier matcher already starts with moved to the front.  A
+    first group is listed once per file and scope for every matcher starting with it
+    (module.first_candidates: one test of every class of the file); a new one costs that
+    scan again (an nll_loss pattern starting with log_softmax where another starts with
+    transpose).  The order only says which group is tested first: a root must mention every
+    group, so the roots kept, and the matches, are the same."""
+    if order and order[0][0] == "op" and (scope, order[0]) not in _FIRST_GROUPS:
+        for key in order[1:]:
+            if key[0] != "op":
+                break
+            if (scope, key) in _FIRST_GROUPS:
+                order = (key, *(k for k in order if k != key))
+                break
+    if order:
+        _FIRST_GROUPS.add((scope, order[0]))
+    return order
 
 
 def _whole_layouts(layouts: dict, matched) -> bool:
