@@ -595,7 +595,7 @@ def _not_training(term: ast.expr) -> bool:
 
 def _reads_requires_grad(term: ast.expr) -> bool:
     """A test of whether a tensor is trained (it reads ``.requires_grad``)."""
-    return any(isinstance(n, ast.Attribute) and n.attr == "requires_grad" for n in ast.walk(term))
+    return any(isinstance(n, ast.Attribute) and n.attr == "requires_grad" for n in ast_walk(term))
 
 
 def _always_calls(stmt: ast.stmt, name: str, lines: list[str], where: tuple | None = None) -> bool:

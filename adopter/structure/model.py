@@ -1572,7 +1572,7 @@ def lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str]:
         text = "\n".join(lines[func.lineno - 1:func.end_lineno])
         candidates = _LOOKUP.findall(text)
     else:
-        candidates = [ast.unparse(node.args[0]) for node in ast.walk(func)
+        candidates = [ast.unparse(node.args[0]) for node in ast_walk(func)
                       if node.__class__ is ast.Call and node.func.__class__ is ast.Name and node.func.id == "getattr"
                       and len(node.args) == 2 and node.args[1].__class__ is not ast.Constant]
     found = set()
