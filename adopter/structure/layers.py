@@ -37,6 +37,7 @@ from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_functi
                        functional_layer_norm_module, gelu_formula, gelu_function, gelu_module, layer_norm_module,
                        passed_argument, silu_module, softmax_module, strip_casts,
                        untransposed)
+from .moved_norm import moves_last_axis_through_norm
 from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
 
@@ -1152,7 +1153,8 @@ class LayerTyper:
             if found is not None:
                 break
         if found is None:
-            return self._output_kind(cls, forward, depth) or self._input_kind(cls, forward, depth)
+            return (self._output_kind(cls, forward, depth) or self._input_kind(cls, forward, depth)
+                    or self._moved_norm_kind(cls, forward, depth))
         layer, unlike, same_args = found
         if layer == BATCH_NORM_BASE:
             dims = _batch_norm_dims(cls)
@@ -1389,6 +1391,34 @@ class LayerTyper:
         return only.fqn, (f"`{cls.name}` runs its `{step.func.attr}` {only.fqn.rsplit('.', 1)[-1]} on its input "
                           f"first, then more steps on its output: the kernel would take over that member, which it "
                           f"does not reach through a module with its own forward"), False
+
+    def _moved_norm_kind(self, cls: ast.ClassDef, forward, depth: int):
+        """(``nn.BatchNorm1d``, why a fix leaves it, False) for a module class whose forward runs
+        a BatchNorm1d attribute over its input's last axis, moved to the channel axis and back
+        (moved_norm: torch-points3d's fast BatchNorm).  After a Linear it normalises the
+        Linear's output features, as a BatchNorm1d on them does: the pair folds exactly in eval
+        mode.  Reported, not fixed: the kernel takes an nn.BatchNorm1d, not a module holding one
+        behind its own layout steps.  None for any other module."""
+        if forward is None or depth > MAX_DEPTH or self.lines is None:
+            return None
+        mentioned = self._kinds.get(_BATCH_NORM_TEXT)
+        if mentioned is None:
+            mentioned = self._kinds[_BATCH_NORM_TEXT] = "BatchNorm" in self._file_text()
+        if not mentioned or not any(n.__class__ is ast.Attribute and n.attr in ("permute", "transpose")
+                                    for n in ast_walk(cls)):
+            return None  # (cheap tests first: most classes move no axis)
+
+        def is_norm(attr: str) -> bool:
+            built = self._init_binding(cls, attr, depth)
+            return (not isinstance(built, _Param) and len(built) == 1 and isinstance(built[0], Built)
+                    and not built[0].conditional and built[0].fqn == "torch.nn.BatchNorm1d")
+
+        if not moves_last_axis_through_norm(cls, forward, is_norm):
+            return None
+        return "torch.nn.BatchNorm1d", (
+            f"`{cls.name}` runs a BatchNorm1d over its input's last axis moved to the channel axis and back: "
+            f"folding it into the Linear before it is exact in eval mode, but the kernel takes an nn.BatchNorm1d, "
+            f"not a module holding one behind its own layout steps"), False
 
     def _init_binding(self, cls: ast.ClassDef, attr: str, depth: int):
         """What ``cls.__init__`` binds to ``self.<attr>`` (its function environment's entry), or
