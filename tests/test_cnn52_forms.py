@@ -326,3 +326,90 @@ def test_the_fold_would_be_exact_in_eval():
 def test_last_axis_look_alikes_stay_unreported():
     assert found(MOVED_LOOK_ALIKES, "ADP008") == []
     assert found(MOVED_LOOK_ALIKES, "ADP007") == []
+
+
+CHECKPOINTED = textwrap.dedent("""\
+    import torch
+    import torch.utils.checkpoint as cp
+    from torch import nn
+    from torch.utils.checkpoint import checkpoint
+
+
+    class Block(nn.Module):
+        def __init__(self, c=8):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+            self.bn = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            y = checkpoint(self.conv, x, use_reentrant=False)
+            return torch.relu(self.bn(y))  # imported
+
+
+    class Inline(nn.Module):
+        def __init__(self, c=8):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c, 1)
+            self.norm = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            return self.norm(cp.checkpoint(self.conv, x))  # module alias
+""")
+
+CHECKPOINT_LOOK_ALIKES = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.utils.checkpoint import checkpoint as ckpt
+
+
+    def checkpoint(fn, x):
+        return fn(x) * 2
+
+
+    class ActBetween(nn.Module):
+        def __init__(self, c=8):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c, 1)
+            self.bn = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            return self.bn(torch.relu(ckpt(self.conv, x, use_reentrant=False)))
+
+
+    class OwnCheckpoint(nn.Module):
+        def __init__(self, c=8):
+            super().__init__()
+            self.conv = nn.Conv2d(c, c, 1)
+            self.bn = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            return self.bn(checkpoint(self.conv, x))
+
+
+    class SequentialEndsInAct(nn.Module):
+        def __init__(self, c=8):
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(c, c, 1), nn.ReLU())
+            self.bn = nn.BatchNorm2d(c)
+
+        def forward(self, x):
+            return self.bn(ckpt(self.body, x, use_reentrant=False))
+""")
+
+
+@pytest.mark.parametrize("needle", ["# imported", "# module alias"])
+def test_checkpointed_conv_then_batch_norm_is_a_pair(needle):
+    """Main read ``checkpoint(self.conv, x)`` as an opaque call: these were unreported."""
+    hits = [f for f in found(CHECKPOINTED, "ADP007") if f.line <= line_of(CHECKPOINTED, needle) <= f.end_line]
+    assert len(hits) == 1
+
+
+def test_checkpointed_pair_is_left_to_the_user():
+    result = fix_text(CHECKPOINTED, "model.py", rules("ADP007"))
+    assert result.text == CHECKPOINTED
+    assert len(result.skipped) == 2
+    assert all("checkpoint" in why and "by hand" in why for _, why in result.skipped)
+
+
+def test_checkpoint_look_alikes_stay_unreported():
+    assert found(CHECKPOINT_LOOK_ALIKES, "ADP007") == []
