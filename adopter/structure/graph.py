@@ -1731,8 +1731,8 @@ class FlowBuilder:
                 call = applied
                 func = call.func
         elif (call.args and call.args[0].__class__ is ast.Attribute and func.__class__ in (_NAME, ast.Attribute)
-              and self._layer_of(call.args[0], ctx) is not None
-              and (own := APPLY_FIRST.get(self.names.resolve(func) or "")) is not None):
+              and (own := APPLY_FIRST.get(self.names.resolve(func) or "")) is not None
+              and self._layer_of(call.args[0], ctx) is not None):
             # checkpoint(self.conv, x): activation checkpointing returns the layer's output on x
             # (recomputed the same way in the backward pass): the call of self.conv on x
             applied = _applied(call, Applier(None, own))

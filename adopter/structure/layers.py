@@ -374,6 +374,7 @@ _CONV_OUTPUT = frozenset({"torch.nn.Conv2d"})  # a module's container output rea
 _MODULE_CODE = ("module code",)  # LayerTyper._kinds key: the module-level code as a function (_module_code)
 _FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._file_text)
 _BATCH_NORM_TEXT = ("file text mentions BatchNorm",)  # LayerTyper._input_kind's text test, once per file
+_AXIS_MOVE_TEXT = ("file text moves an axis",)  # LayerTyper._moved_norm_kind's text test, once per file
 _WORD_ONLY = re.compile(r"\w+")
 
 
@@ -1404,9 +1405,12 @@ class LayerTyper:
         mentioned = self._kinds.get(_BATCH_NORM_TEXT)
         if mentioned is None:
             mentioned = self._kinds[_BATCH_NORM_TEXT] = "BatchNorm" in self._file_text()
-        if not mentioned or not any(n.__class__ is ast.Attribute and n.attr in ("permute", "transpose")
-                                    for n in ast_walk(cls)):
-            return None  # (cheap tests first: most classes move no axis)
+        moves = self._kinds.get(_AXIS_MOVE_TEXT)
+        if moves is None:
+            text = self._file_text()
+            moves = self._kinds[_AXIS_MOVE_TEXT] = ".permute(" in text or ".transpose(" in text
+        if not (mentioned and moves):
+            return None  # (cheap tests first, once per file: most files move no axis)
 
         def is_norm(attr: str) -> bool:
             built = self._init_binding(cls, attr, depth)
