@@ -27,7 +27,7 @@ from ..records import dataclass, field, replace
 
 from . import canon as canonical
 from . import groups, layouts, ranks, rows
-from .bindings import ClassInfo, Ctor, module_key, span
+from .bindings import APPLY_FIRST, Applier, ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
 from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
@@ -1728,6 +1728,15 @@ class FlowBuilder:
             # self.maybe_ckpt(self.w_1, x), maybe_ckpt applying its first argument to the others
             # (bindings._appliers): the call of self.w_1 on x
             applied = _applied(call, self.cls.appliers[func.attr])
+            if applied is not None:
+                call = applied
+                func = call.func
+        elif (call.args and call.args[0].__class__ is ast.Attribute and func.__class__ in (_NAME, ast.Attribute)
+              and (own := APPLY_FIRST.get(self.names.resolve(func) or "")) is not None
+              and self._layer_of(call.args[0], ctx) is not None):
+            # checkpoint(self.conv, x): activation checkpointing returns the layer's output on x
+            # (recomputed the same way in the backward pass): the call of self.conv on x
+            applied = _applied(call, Applier(None, own))
             if applied is not None:
                 call = applied
                 func = call.func

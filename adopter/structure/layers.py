@@ -37,6 +37,7 @@ from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_functi
                        functional_layer_norm_module, gelu_formula, gelu_function, gelu_module, layer_norm_module,
                        passed_argument, silu_module, softmax_module, strip_casts,
                        untransposed)
+from .moved_norm import moves_last_axis_through_norm
 from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
 from .treewalk import ast_walk
 
@@ -373,6 +374,7 @@ _CONV_OUTPUT = frozenset({"torch.nn.Conv2d"})  # a module's container output rea
 _MODULE_CODE = ("module code",)  # LayerTyper._kinds key: the module-level code as a function (_module_code)
 _FILE_TEXT = ("file text",)  # the file's lines joined (LayerTyper._file_text)
 _BATCH_NORM_TEXT = ("file text mentions BatchNorm",)  # LayerTyper._input_kind's text test, once per file
+_AXIS_MOVE_TEXT = ("file text moves an axis",)  # LayerTyper._moved_norm_kind's text test, once per file
 _WORD_ONLY = re.compile(r"\w+")
 
 
@@ -1167,7 +1169,8 @@ class LayerTyper:
             if found is not None:
                 break
         if found is None:
-            return self._output_kind(cls, forward, depth) or self._input_kind(cls, forward, depth)
+            return (self._output_kind(cls, forward, depth) or self._input_kind(cls, forward, depth)
+                    or self._moved_norm_kind(cls, forward, depth))
         layer, unlike, same_args = found
         if layer == BATCH_NORM_BASE:
             dims = _batch_norm_dims(cls)
@@ -1404,6 +1407,37 @@ class LayerTyper:
         return only.fqn, (f"`{cls.name}` runs its `{step.func.attr}` {only.fqn.rsplit('.', 1)[-1]} on its input "
                           f"first, then more steps on its output: the kernel would take over that member, which it "
                           f"does not reach through a module with its own forward"), False
+
+    def _moved_norm_kind(self, cls: ast.ClassDef, forward, depth: int):
+        """(``nn.BatchNorm1d``, why a fix leaves it, False) for a module class whose forward runs
+        a BatchNorm1d attribute over its input's last axis, moved to the channel axis and back
+        (moved_norm: torch-points3d's fast BatchNorm).  After a Linear it normalises the
+        Linear's output features, as a BatchNorm1d on them does: the pair folds exactly in eval
+        mode.  Reported, not fixed: the kernel takes an nn.BatchNorm1d, not a module holding one
+        behind its own layout steps.  None for any other module."""
+        if forward is None or depth > MAX_DEPTH or self.lines is None:
+            return None
+        mentioned = self._kinds.get(_BATCH_NORM_TEXT)
+        if mentioned is None:
+            mentioned = self._kinds[_BATCH_NORM_TEXT] = "BatchNorm" in self._file_text()
+        moves = self._kinds.get(_AXIS_MOVE_TEXT)
+        if moves is None:
+            text = self._file_text()
+            moves = self._kinds[_AXIS_MOVE_TEXT] = ".permute(" in text or ".transpose(" in text
+        if not (mentioned and moves):
+            return None  # (cheap tests first, once per file: most files move no axis)
+
+        def is_norm(attr: str) -> bool:
+            built = self._init_binding(cls, attr, depth)
+            return (not isinstance(built, _Param) and len(built) == 1 and isinstance(built[0], Built)
+                    and not built[0].conditional and built[0].fqn == "torch.nn.BatchNorm1d")
+
+        if not moves_last_axis_through_norm(cls, forward, is_norm):
+            return None
+        return "torch.nn.BatchNorm1d", (
+            f"`{cls.name}` runs a BatchNorm1d over its input's last axis moved to the channel axis and back: "
+            f"folding it into the Linear before it is exact in eval mode, but the kernel takes an nn.BatchNorm1d, "
+            f"not a module holding one behind its own layout steps"), False
 
     def _init_binding(self, cls: ast.ClassDef, attr: str, depth: int):
         """What ``cls.__init__`` binds to ``self.<attr>`` (its function environment's entry), or

@@ -1250,7 +1250,14 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
             continue  # builds no Sequential (a factory it calls is walked on its own)
         hook = None
         if chained_here:
-            def hook(stmt, env, _typer=typer, _chained=chained_here, _names=module.names):
+            rows_here = frozenset(a for a in chained_here if a.endswith(NESTED_ROWS))
+            row_lists = _row_lists(func, rows_here) if rows_here else frozenset()
+
+            def hook(stmt, env, _typer=typer, _chained=chained_here, _names=module.names, _rows=rows_here,
+                     _lists=row_lists):
+                if _rows:
+                    for attr, row in _row_calls(stmt, _rows, _lists, _names):
+                        _typer.record_chained_list(row, stmt, env, attr)
                 value = stmt.value
                 if (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(value, ast.Call)
                         and isinstance(stmt.targets[0], ast.Attribute) and isinstance(stmt.targets[0].value, ast.Name)
@@ -1372,12 +1379,76 @@ def _chained_lists(info: ClassInfo) -> frozenset[str]:
                 loop = ast.For(target=target.elts[1], iter=it, body=stmt.body, orelse=stmt.orelse)
             else:
                 loop = ast.For(target=stmt.target, iter=it, body=stmt.body, orelse=stmt.orelse)
-        if (it.__class__ is ast.Attribute and it.value.__class__ is ast.Name
-                and it.value.id == "self" and chain_loop(loop)):
-            ctors = info.bindings.get(it.attr, ())
-            if ctors and all(c.fqn == kind for c in ctors):
-                found.add(it.attr)
+        if not (it.__class__ is ast.Attribute and it.value.__class__ is ast.Name and it.value.id == "self"):
+            continue
+        ctors = info.bindings.get(it.attr, ())
+        if not (ctors and all(c.fqn == kind for c in ctors)):
+            continue
+        if chain_loop(loop):
+            found.add(it.attr)
+        elif kind == MODULE_LIST and _runs_rows_in_order(stmt):
+            found.add(it.attr + NESTED_ROWS)
     return frozenset(found)
+
+
+# The mark ``_chained_lists`` puts after an attribute whose members are themselves lists that
+# forward runs in order, each one after the other (``for stage in self.stages: for layer in
+# stage: x = layer(x)``).
+NESTED_ROWS = "[]"
+
+
+def _runs_rows_in_order(loop: ast.For) -> bool:
+    """Is ``loop`` ``for row in <outer>: for m in row: x = m(x)``: its body one loop over the
+    row that chains the row's members (layers.chain_loop)?  Then every row runs its members in
+    order on the running value, and the rows one after the other, as nested nn.Sequentials
+    would; a row's member pairs are pairs as one level's are."""
+    if loop.orelse or loop.target.__class__ is not ast.Name or len(loop.body) != 1:
+        return False
+    inner = loop.body[0]
+    return (inner.__class__ is ast.For and inner.iter.__class__ is ast.Name and inner.iter.id == loop.target.id
+            and chain_loop(inner))
+
+
+def _row_lists(init: ast.FunctionDef, attrs: frozenset[str]) -> frozenset[str]:
+    """The local names whose list ``__init__`` hands to ``self.<attr> = nn.ModuleList(<name>)``
+    for a nested-rows attribute: what the code appends to those names become its rows."""
+    out = set()
+    for node in ast_walk(init):
+        if (node.__class__ is ast.Assign and len(node.targets) == 1 and node.targets[0].__class__ is ast.Attribute
+                and node.targets[0].value.__class__ is ast.Name and node.targets[0].value.id == "self"
+                and node.targets[0].attr + NESTED_ROWS in attrs and node.value.__class__ is ast.Call
+                and len(node.value.args) == 1 and node.value.args[0].__class__ is ast.Name):
+            out.add(node.value.args[0].id)
+    return frozenset(out)
+
+
+def _row_calls(stmt: ast.stmt, attrs: frozenset[str], lists: frozenset[str], names: ModuleNames) -> tuple:
+    """The ``nn.ModuleList(...)`` rows ``stmt`` puts into a nested-rows attribute: the
+    elements of ``self.<attr> = nn.ModuleList([row, ...])`` (or of a comprehension's element),
+    or the row of ``<list>.append(row)`` / ``self.<attr>.append(row)``.  Each with the attribute."""
+    rows: list = []
+    attr = None
+    if (stmt.__class__ is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Attribute
+            and stmt.targets[0].value.__class__ is ast.Name and stmt.targets[0].value.id == "self"
+            and stmt.targets[0].attr + NESTED_ROWS in attrs and stmt.value.__class__ is ast.Call
+            and names.resolve(stmt.value.func) == MODULE_LIST and len(stmt.value.args) == 1):
+        attr, arg = stmt.targets[0].attr, stmt.value.args[0]
+        if arg.__class__ in (ast.List, ast.Tuple):
+            rows = list(arg.elts)
+        elif arg.__class__ is ast.ListComp:
+            rows = [arg.elt]
+    elif (stmt.__class__ is ast.Expr and stmt.value.__class__ is ast.Call
+          and stmt.value.func.__class__ is ast.Attribute and stmt.value.func.attr == "append"
+          and len(stmt.value.args) == 1 and not stmt.value.keywords):
+        owner = stmt.value.func.value
+        if owner.__class__ is ast.Name and owner.id in lists:
+            attr = owner.id
+        elif (owner.__class__ is ast.Attribute and owner.value.__class__ is ast.Name and owner.value.id == "self"
+              and owner.attr + NESTED_ROWS in attrs):
+            attr = owner.attr
+        rows = [stmt.value.args[0]] if attr is not None else []
+    return tuple((attr, row) for row in rows
+                 if row.__class__ is ast.Call and names.resolve(row.func) == MODULE_LIST)
 
 
 def _class_env(typer: LayerTyper, info: ClassInfo, owner: str) -> dict:
