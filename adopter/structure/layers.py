@@ -236,6 +236,10 @@ class Key:
 # String methods computed on a known key: pure, with constant arguments.
 # dict reads of a function's ``**kwargs`` with a default (``kwargs.get(key, default)``)
 _KWARGS_READS = frozenset({"get", "pop"})
+# nn.Module methods that move or cast the module in place and return it (``nn.Linear(d, h).to(dtype)``,
+# ``.cuda()``, ``.half()``): called on a layer just built, the value is that layer
+_MODULE_SELF_METHODS = frozenset({"to", "cuda", "cpu", "half", "float", "double", "bfloat16", "train", "eval",
+                                  "requires_grad_", "to_empty"})
 STR_METHODS = frozenset({"lower", "upper", "casefold", "strip", "lstrip", "rstrip", "replace", "split", "rsplit",
                          "removeprefix", "removesuffix", "title", "capitalize"})
 # Types a string is not an instance of (``isinstance(key, T)`` is False for all of them).
@@ -1525,6 +1529,21 @@ class LayerTyper:
             return ()
         return self.values(call.args[1], env, depth)
 
+    def _moved_layer(self, inner: ast.Call, env: dict, depth: int) -> tuple:
+        """The layers ``inner`` builds, for ``inner.to(dtype)`` and the other in-place moves and
+        casts of nn.Module (``_MODULE_SELF_METHODS``), which return the module itself: the
+        projections of torchao's test transformer are ``nn.Linear(...).to(dtype)``.  Only layer
+        modules (torch.nn classes other than functions, Sequentials, same-file classes) pass:
+        ``torch.randn(n).to(dtype)`` is a tensor, not a layer."""
+        out = []
+        for value in self._call(inner, env, depth):
+            if not isinstance(value, Built) or value.function or value.table:
+                continue
+            if (value.fqn.startswith("torch.nn.") and not value.fqn.startswith(("torch.nn.functional", "torch.nn.init"))
+                    and value.fqn.rsplit(".", 1)[-1][:1].isupper()) or value.fqn in self.names.classes:
+                out.append(value)
+        return tuple(out)
+
     def _call(self, call: ast.Call, env: dict, depth: int) -> tuple:
         func = call.func
         if func.__class__ is ast.Name and LOCAL_DEF + func.id in env:
@@ -1535,6 +1554,10 @@ class LayerTyper:
         if func.__class__ is ast.Attribute and func.attr in _KWARGS_READS and func.value.__class__ is ast.Name \
                 and KWARGS + func.value.id in env:
             return self._kwargs_read(call, env, depth)
+        if func.__class__ is ast.Attribute and func.attr in _MODULE_SELF_METHODS and func.value.__class__ is ast.Call:
+            moved = self._moved_layer(func.value, env, depth)
+            if moved:
+                return moved
         kwargs = tuple((k.arg, k.value) for k in call.keywords if k.arg is not None)
         fqn = None
         if isinstance(func, ast.Attribute) and func.attr in STR_METHODS:
