@@ -123,7 +123,9 @@ def test_file_text_scanned_once_per_file(monkeypatch):
     for text in (BN_FIRST, NO_BN):
         calls.clear()
         module_structure(ast.parse(text), None, text, None)
-        assert len(calls) == 1, len(calls)
+        # one call per text fact of the file, never one per class: whether it mentions
+        # BatchNorm, and (only where it does) whether it moves an axis (cnn52's moved norm)
+        assert len(calls) <= 2, len(calls)
 
 
 def test_kept_answer_is_the_scan_of_the_text():

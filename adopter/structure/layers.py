@@ -1424,12 +1424,14 @@ class LayerTyper:
         mentioned = self._kinds.get(_BATCH_NORM_TEXT)
         if mentioned is None:
             mentioned = self._kinds[_BATCH_NORM_TEXT] = "BatchNorm" in self._file_text()
+        if not mentioned:
+            return None  # (cheap tests first, once per file: most files build no BatchNorm ...)
         moves = self._kinds.get(_AXIS_MOVE_TEXT)
         if moves is None:
             text = self._file_text()
             moves = self._kinds[_AXIS_MOVE_TEXT] = ".permute(" in text or ".transpose(" in text
-        if not (mentioned and moves):
-            return None  # (cheap tests first, once per file: most files move no axis)
+        if not moves:
+            return None  # (... and most that do move no axis)
 
         def is_norm(attr: str) -> bool:
             built = self._init_binding(cls, attr, depth)
