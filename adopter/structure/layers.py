@@ -1360,6 +1360,14 @@ class LayerTyper:
                 return False
         return False
 
+    def _mentions_batch_norm(self) -> bool:
+        """Does the file's text mention BatchNorm?  The text does not change: scanned once per
+        file, not once per same-file class the module readings below look at."""
+        mentioned = self._kinds.get(_BATCH_NORM_TEXT)
+        if mentioned is None:
+            mentioned = self._kinds[_BATCH_NORM_TEXT] = "BatchNorm" in self._file_text()
+        return mentioned
+
     def _input_kind(self, cls: ast.ClassDef, forward, depth: int):
         """(the BatchNorm, why a fix leaves it, False) for a module class whose forward puts its
         one input first through a BatchNorm attribute bound in ``__init__`` and reads the input
@@ -1368,12 +1376,7 @@ class LayerTyper:
         adds an activation (``_starts_with_base``).  None for any other module."""
         if forward is None or depth > MAX_DEPTH or self.lines is None:
             return None
-        mentioned = self._kinds.get(_BATCH_NORM_TEXT)
-        if mentioned is None:
-            # (the file's text does not change: the scan of it made once per file, not once per
-            # same-file class read here)
-            mentioned = self._kinds[_BATCH_NORM_TEXT] = "BatchNorm" in self._file_text()
-        if not mentioned:
+        if not self._mentions_batch_norm():
             return None  # (a cheap text test first: most files build no BatchNorm)
         args = forward.args
         if len(args.args) != 2 or args.posonlyargs or args.vararg or args.kwarg or args.kwonlyargs:
@@ -1421,10 +1424,7 @@ class LayerTyper:
         behind its own layout steps.  None for any other module."""
         if forward is None or depth > MAX_DEPTH or self.lines is None:
             return None
-        mentioned = self._kinds.get(_BATCH_NORM_TEXT)
-        if mentioned is None:
-            mentioned = self._kinds[_BATCH_NORM_TEXT] = "BatchNorm" in self._file_text()
-        if not mentioned:
+        if not self._mentions_batch_norm():
             return None  # (cheap tests first, once per file: most files build no BatchNorm ...)
         moves = self._kinds.get(_AXIS_MOVE_TEXT)
         if moves is None:
