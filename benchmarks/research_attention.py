@@ -57,7 +57,14 @@ packages; its SparseAttention's own attention runs without calling them)::
 
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/rafix48-extra local-attention hyper-connections
 
-    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra:/tmp/rafix48-extra \
+Session 34 adds an eighth folder: neuraloperator's CODA layer imports ``tensorly`` and
+``tltorch`` (tensorly-torch) when loaded, which use scipy and opt_einsum (research59), and
+rxngraphormer's ``utils`` imports ``rdkit`` (the lead)::
+
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/s34-extra tensorly tensorly-torch \
+        scipy opt_einsum rdkit
+
+    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra:/tmp/rafix48-extra:/tmp/s34-extra \
         .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
