@@ -339,7 +339,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
                         scripting = "is_scripting" in text and SCRIPTING_ELSE.search(text) is not None
                 if kernels and any(_in_fallback(match, tree, lines, name, ifs) for name in kernels):
                     continue
-                if scripting and _only_when_scripting(match, tree):
+                if scripting and _only_when_scripting(match, tree, structure.names):
                     continue
                 if rule.trailing_dims and not _trailing(match, rule.trailing_dims, tree):
                     continue
@@ -469,7 +469,7 @@ def _in_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, if
 SCRIPTING_ELSE = re.compile(r"is_scripting\s*\(\s*\)\s*else\b")
 
 
-def _only_when_scripting(match: Match, tree: ast.Module) -> bool:
+def _only_when_scripting(match: Match, tree: ast.Module, names) -> bool:
     """Is every step of the match in the first branch of a conditional expression on
     ``torch.jit.is_scripting()`` (``(act(fc(x)) if torch.jit.is_scripting() else bias_gelu(x, fc,
     act))``, the kept original of plan.Planner._scripting_guard)?  That code runs only under
@@ -480,15 +480,11 @@ def _only_when_scripting(match: Match, tree: ast.Module) -> bool:
             return False
         chain = _path_to(tree, node.span)
         if not any(isinstance(cond, ast.IfExp) and inner is cond.body and isinstance(cond.test, ast.Call)
-                   and not cond.test.args and _callee_name(cond.test.func) == "is_scripting"
+                   and not cond.test.args and names.resolve(cond.test.func) == "torch.jit.is_scripting"
                    for cond, inner in zip(chain, chain[1:])):
             return False
         found = True
     return found
-
-
-def _callee_name(func: ast.expr) -> str:
-    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
 
 
 def _called_only_as_fallback(match: Match, tree: ast.Module, lines: list[str], name: str, ifs: dict) -> bool:

@@ -322,6 +322,17 @@ def test_code_only_torchscript_runs_is_no_site():
     assert len(found(eager, "ADP006")) == 1
 
 
+def test_a_conditional_on_another_is_scripting_is_code_that_runs():
+    """Only torch's ``is_scripting`` (however imported) marks TorchScript-only code: a file's own
+    function of that name decides at run time like any flag, so the pair under it is a site."""
+    imported = SCRIPTING_BRANCHES.replace("import torch\n", "import torch\nfrom torch.jit import is_scripting\n") \
+        .replace("torch.jit.is_scripting()", "is_scripting()")
+    assert found(imported, "ADP006") == []
+    own = SCRIPTING_BRANCHES.replace("torch.jit.is_scripting()", "is_scripting()").replace(
+        "class Block", "def is_scripting():\n    return False\n\n\nclass Block")
+    assert len(found(own, "ADP006")) == 1
+
+
 def test_a_decline_spans_the_place_check_reports():
     # SAM 3's decoder: the residual sum, then a LayerNorm in either branch of an if; check reports
     # one finding spanning both norms, and the decline named only the first branch's lines
