@@ -538,11 +538,8 @@ class Planner:
         otherwise), but TorchScript may not.  TorchScript compiles only the first branch of a
         conditional on ``torch.jit.is_scripting()`` (a static if), so a module that scripted
         before the patch scripts the same after it."""
-        torch = next((alias.asname or alias.name for stmt in self.index.tree.body if isinstance(stmt, ast.Import)
-                      for alias in stmt.names if alias.name == "torch"), None)
-        if torch is not None:
-            scripting = f"{torch}.jit.is_scripting"
-        else:
+        scripting = _module_spelling("torch.jit.is_scripting", self.index.tree)  # (import torch: torch.jit...)
+        if scripting is None:
             scripting, request = self.names.local("torch.jit.is_scripting")
             edits.imports.add(request)
         return f"({original} if {scripting}() else {rhs})"
