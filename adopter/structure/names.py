@@ -166,26 +166,12 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
     fallbacks: set[str] = set()
     while stack:
         stmt = stack.pop()
-        if isinstance(stmt, ast.Import):
-            for alias in stmt.names:
-                if alias.asname:
-                    names.imports[alias.asname] = alias.name
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            for local, fqn in import_bindings(stmt, package):
+                if fqn is None:
+                    names.stars.append(local)
                 else:
-                    root = alias.name.split(".")[0]
-                    names.imports[root] = root
-        elif isinstance(stmt, ast.ImportFrom):
-            base = _absolute(stmt.module, stmt.level, package)
-            public = _REEXPORTED[base] if base in _REEXPORTED else None  # (no call: every import reads it)
-            for alias in stmt.names:
-                if alias.name == "*":
-                    names.stars.append(base)
-                    continue
-                sep = "" if base.endswith(".") else "."
-                name = alias.name
-                if public is not None and name[:1].isupper():  # ``torch.optim.adam.Adam`` is ``torch.optim.Adam``
-                    names.imports[alias.asname or name] = f"{public}.{name}"
-                    continue
-                names.imports[alias.asname or name] = f"{base}{sep}{name}" if base else name
+                    names.imports[local] = fqn
         elif isinstance(stmt, ast.ClassDef):
             names.classes[stmt.name] = stmt
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -343,26 +329,10 @@ def _local_imports(names: ModuleNames, package: str | None) -> None:
     while todo:
         stmt = todo.pop()
         kind = stmt.__class__
-        if kind is ast.Import:
-            for alias in stmt.names:
-                if alias.asname:
-                    _bind_local(local, alias.asname, alias.name)
-                else:
-                    root = alias.name.split(".")[0]
-                    _bind_local(local, root, root)
-        elif kind is ast.ImportFrom:
-            base = _absolute(stmt.module, stmt.level, package)
-            public = _REEXPORTED[base] if base in _REEXPORTED else None
-            sep = "" if base.endswith(".") else "."
-            for alias in stmt.names:
-                name = alias.name
-                if name == "*":
-                    continue
-                if public is not None and name[:1].isupper():
-                    fqn = f"{public}.{name}"
-                else:
-                    fqn = f"{base}{sep}{name}" if base else name
-                _bind_local(local, alias.asname or name, fqn)
+        if kind is ast.Import or kind is ast.ImportFrom:
+            for name, fqn in import_bindings(stmt, package):
+                if fqn is not None:  # (a star import binds nothing known)
+                    _bind_local(local, name, fqn)
         else:  # a block: its statements (and its branches' and handlers'), read without a call
             # for the many blocks that hold no import (``if mask is not None:``)
             for inner in stmt.body:
@@ -389,23 +359,35 @@ def imported_by(stmts: list, package: str | None = None) -> dict[str, str] | Non
     block holds anything else or a star import."""
     found: dict[str, str] = {}
     for stmt in stmts:
-        if stmt.__class__ is ast.Import:
-            for alias in stmt.names:
-                found[alias.asname or alias.name.split(".")[0]] = alias.name if alias.asname else alias.name.split(".")[0]
-        elif stmt.__class__ is ast.ImportFrom:
-            base = _absolute(stmt.module, stmt.level, package)
-            public = _REEXPORTED[base] if base in _REEXPORTED else None
-            sep = "" if base.endswith(".") else "."
-            for alias in stmt.names:
-                if alias.name == "*":
-                    return None
-                name = alias.name
-                fqn = f"{public}.{name}" if public is not None and name[:1].isupper() else (
-                    f"{base}{sep}{name}" if base else name)
-                found[alias.asname or name] = fqn
-        else:
+        if stmt.__class__ is not ast.Import and stmt.__class__ is not ast.ImportFrom:
             return None
+        for local, fqn in import_bindings(stmt, package):
+            if fqn is None:
+                return None
+            found[local] = fqn
     return found
+
+
+def import_bindings(stmt: ast.Import | ast.ImportFrom, package: str | None = None) -> list[tuple[str, str | None]]:
+    """(local name, what it is bound to) for each name an import statement binds (``import
+    torch.nn`` binds ``torch``; ``from torch.nn.modules.conv import Conv2d``, the public
+    ``torch.nn.Conv2d``); a star import gives (its module, None)."""
+    if stmt.__class__ is ast.Import:
+        return [(alias.asname, alias.name) if alias.asname else (alias.name.split(".")[0],) * 2
+                for alias in stmt.names]
+    base = _absolute(stmt.module, stmt.level, package)
+    public = _REEXPORTED[base] if base in _REEXPORTED else None  # (no call: every import reads it)
+    sep = "" if base.endswith(".") else "."
+    out: list[tuple[str, str | None]] = []
+    for alias in stmt.names:
+        name = alias.name
+        if name == "*":
+            out.append((base, None))
+        elif public is not None and name[:1].isupper():  # ``torch.optim.adam.Adam`` is ``torch.optim.Adam``
+            out.append((alias.asname or name, f"{public}.{name}"))
+        else:
+            out.append((alias.asname or name, f"{base}{sep}{name}" if base else name))
+    return out
 
 
 def _bind_local(local: dict, name: str, fqn: str) -> None:
