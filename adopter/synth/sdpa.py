@@ -2992,8 +2992,8 @@ class _Attention:
                 if value is None:
                     return False
                 if first:
-                    made = isinstance(value, ast.Call) and (self.names.resolve(value.func) or "").startswith("torch.") \
-                        and (self.names.resolve(value.func) or "").rsplit(".", 1)[-1] in FACTORIES
+                    factory = (self.names.resolve(value.func) or "") if isinstance(value, ast.Call) else ""
+                    made = factory.startswith("torch.") and factory.rsplit(".", 1)[-1] in FACTORIES
                     if not made:
                         return False
                     first = False
