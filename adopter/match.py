@@ -2465,7 +2465,7 @@ class Matcher:
                     break
             else:
                 return None
-        if _one_of_many_with_one(attempt.env[var] for var, _ in chosen):
+        if _one_of_many_with_one(attempt.env[var] for var, ctor in chosen if not _parameter_free(ctor)):
             return None
         state.env.update(attempt.env)
         return chosen
@@ -2511,6 +2511,22 @@ def _one_of_many_with_one(layers) -> bool:
     into one of them), so the pattern's layers are not one fusible group."""
     kinds = {isinstance(layer, str) and layer.endswith("[]") for layer in layers}
     return len(kinds) == 2
+
+
+def _parameter_free(ctor: Ctor) -> bool:
+    """Is the layer ``ctor`` builds an activation, or one of the activations a run-time key may
+    choose (``nn.GELU()``, ``ACT2CLS[act]()``, ``ACT2FN[config.hidden_act]``)?  It holds no
+    parameters, so one instance applied after each member of a layer list (``for layer in
+    self.layers: x = self.act(layer(x))``) pairs with each as a fresh one would: unlike a
+    BatchNorm shared by many convolutions, nothing of it is folded into a member
+    (:func:`_one_of_many_with_one` does not count it)."""
+    definite, maybe = TABLE.layer_ops([ctor])
+    chosen = {definite} | maybe if definite else maybe
+    # (a run-time key's candidates are the table's ``runtime`` operations, the loss among them)
+    return chosen <= TABLE.runtime and not chosen <= _LOSS
+
+
+_LOSS = frozenset({"torch.nn.functional.cross_entropy"})
 
 
 def _mentions_group(cls: ClassStructure, module: ModuleStructure, key: tuple, file_scope: bool) -> bool:
