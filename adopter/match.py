@@ -1842,8 +1842,8 @@ class Matcher:
             if len(came) == 1 and node.outs and node.outs[0].key[:1] == "%":
                 in_stmt[node.stmt] = in_stmt.get(node.stmt, frozenset()) | came
             several = len(node.outs) > 1
-            if several and len(came) == len(node.outs) and all(
-                    len(labels[key]) == 1 for key in uses if key in labels) and not any(
+            if several and len(came) == len(node.outs) and (all(
+                    len(labels[key]) == 1 for key in uses if key in labels) or _splits_steps(node, again)) and not any(
                     len(labels.get(out.key, ())) == 1 for out in node.outs):
                 # as many names bound as the steps read, each read whole: one name per step
                 # (``q, k, v = torch.cat([q, c_q]), torch.cat([k, c_k]), ...``; which name holds
@@ -2502,6 +2502,21 @@ class Matcher:
             if name in code_kwargs and _literal_is(literal, code_kwargs[name]):
                 return False
         return _keywords_fit(pnode, code_kwargs.keys())
+
+
+# Matcher._outputs_meet: the calls and methods that cut one tensor into pieces along an axis
+_SPLITS = frozenset({"torch.split", "split", "torch.chunk", "chunk", "torch.tensor_split", "tensor_split",
+                     "torch.unbind", "unbind"})
+
+
+def _splits_steps(node: Node, again: set) -> bool:
+    """Does ``node`` cut one value that concatenates the steps' outputs back into as many pieces
+    (Matcher._outputs_meet's caller checks the count)?  ``torch.cat([q_proj(x), k_proj(x),
+    v_proj(x)])`` run through a per-channel short convolution, then ``q, k, v = torch.split(m,
+    [dk, dk, dv], dim=-1)`` (gated delta nets): each piece is one step's channels, so the pieces
+    handed together to the delta-rule helper meet as the steps' outputs would.  Not a value a
+    Linear projected again (its pieces mix every step's channels)."""
+    return node.op in _SPLITS and again.isdisjoint(node.uses)
 
 
 def _one_of_many_with_one(layers) -> bool:

@@ -99,3 +99,74 @@ def test_one_batchnorm_after_each_listed_convolution_still_does_not_fold():
     assert not found(code, "ADP007")
 
 
+# ---------- ADP009: q, k, v concatenated, through a per-channel conv, split, handed on together
+
+DELTA = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+
+    def delta_rule(q, k, v, beta):
+        state = q.new_zeros(q.shape[0], q.shape[-1], v.shape[-1])
+        out = []
+        for t in range(q.shape[1]):
+            kt, vt = k[:, t], v[:, t]
+            state = state + beta[:, t, None, None] * kt[:, :, None] * (vt - (kt[:, None, :] @ state)[:, 0])[:, None, :]
+            out.append((q[:, t, None, :] @ state)[:, 0])
+        return torch.stack(out, dim=1)
+
+
+    class DeltaLayer(nn.Module):
+        def __init__(self, d=8):
+            super().__init__()
+            self.d = d
+            self.q_proj = nn.Linear(d, d, bias=False)
+            self.k_proj = nn.Linear(d, d, bias=False)
+            self.v_proj = nn.Linear(d, d, bias=False)
+            self.b_proj = nn.Linear(d, 1, bias=False)
+            self.conv = nn.Conv1d(3 * d, 3 * d, 4, groups=3 * d, padding=3)
+
+        def forward(self, x):
+            mixed = torch.cat(
+                [
+                    self.q_proj(x),  # first
+                    self.k_proj(x),
+                    self.v_proj(x),
+                ],
+                dim=-1,
+            ).transpose(1, 2)
+            mixed = F.silu(self.conv(mixed)[..., : x.shape[1]])
+            q, k, v = torch.split(mixed.transpose(1, 2), [self.d, self.d, self.d], dim=-1)
+            beta = self.b_proj(x).sigmoid()[..., 0]
+            return delta_rule(q, k, v, beta)
+""")
+
+
+def test_projections_concatenated_and_split_back_for_a_delta_rule_are_fused_exactly():
+    assert finding_at(DELTA, "ADP009", "# first") is not None
+    result = fix_text(DELTA, "model.py", rules("ADP009"))
+    assert "fused_qkv(x, self.q_proj, self.k_proj, self.v_proj)" in result.text
+    a, b = float64_pair(DELTA, result.text, "DeltaLayer")
+    x = torch.randn(2, 5, 8, dtype=torch.float64)
+    torch.testing.assert_close(b(x), a(x), rtol=1e-12, atol=1e-12)
+
+
+def test_projections_concatenated_into_a_feed_forward_and_split_are_no_attention():
+    # the concatenation projected again by a Linear: each piece mixes every projection
+    code = DELTA.replace("mixed = F.silu(self.conv(mixed)[..., : x.shape[1]])",
+                         "mixed = self.mix(mixed.transpose(1, 2)).transpose(1, 2)")
+    code = code.replace("        self.conv = nn.Conv1d(3 * d, 3 * d, 4, groups=3 * d, padding=3)\n",
+                        "        self.mix = nn.Linear(3 * d, 3 * d)\n")
+    assert "self.mix = nn.Linear" in code and "self.mix(mixed" in code
+    assert not found(code, "ADP009")
+
+
+def test_projections_concatenated_and_returned_are_no_attention():
+    code = DELTA.replace("        q, k, v = torch.split(mixed.transpose(1, 2), [self.d, self.d, self.d], dim=-1)\n"
+                         "        beta = self.b_proj(x).sigmoid()[..., 0]\n"
+                         "        return delta_rule(q, k, v, beta)\n", "        return mixed\n")
+    assert "return delta_rule(q" not in code
+    assert not found(code, "ADP009")
+
+
