@@ -170,3 +170,61 @@ def test_projections_concatenated_and_returned_are_no_attention():
     assert not found(code, "ADP009")
 
 
+# ---------- ADP013: silu(clamp(gate)) * clamp(up): the kernel over the clamped operands
+
+CLAMPED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+
+    class MLP(nn.Module):
+        def __init__(self, d=8, h=16, limit=1.5):
+            super().__init__()
+            self.gate_proj = nn.Linear(d, h, bias=False)
+            self.up_proj = nn.Linear(d, h, bias=False)
+            self.down_proj = nn.Linear(h, d, bias=False)
+            self.act_fn = nn.SiLU()
+            self.limit = limit
+
+        def forward(self, x, y=None):
+            gate = self.gate_proj(x).clamp(max=self.limit)
+            up = self.up_proj(x).clamp(min=-self.limit, max=self.limit)
+            return self.down_proj(self.act_fn(gate) * up)  # product
+
+
+    class Experts(nn.Module):
+        def __init__(self, e=2, d=8, h=16, limit=1.5):
+            super().__init__()
+            self.gate_up_proj = nn.Parameter(torch.randn(e, 2 * h, d))
+            self.act_fn = nn.SiLU()
+            self.limit = limit
+
+        def forward(self, x, k=0):
+            return self._apply_gate(F.linear(x, self.gate_up_proj[k]))
+
+        def _apply_gate(self, gate_up):
+            gate, up = gate_up.chunk(2, dim=-1)
+            gate = gate.clamp(max=self.limit)
+            up = up.clamp(min=-self.limit, max=self.limit)
+            return self.act_fn(gate) * up  # halves
+""")
+
+
+def test_swiglu_of_clamped_projections_is_reported_and_not_fixed():
+    assert finding_at(CLAMPED, "ADP013", "# product") is not None
+    assert finding_at(CLAMPED, "ADP013", "# halves") is not None
+    # the clamps must stay where they are: the fixer declines rather than drop them
+    result = fix_text(CLAMPED, "model.py", rules("ADP013"))
+    assert "liger_swiglu" not in result.text
+    assert result.text.count(".clamp(") == 4
+
+
+def test_a_clamped_gelu_gate_is_no_swiglu():
+    code = CLAMPED.replace("self.act_fn = nn.SiLU()", "self.act_fn = nn.GELU()")
+    assert not found(code, "ADP013")
+
+
+def test_a_clamped_up_projection_of_another_input_is_no_swiglu():
+    code = CLAMPED.replace("up = self.up_proj(x).clamp(", "up = self.up_proj(y).clamp(")
+    assert finding_at(code, "ADP013", "# product") is None
