@@ -2465,7 +2465,8 @@ class Matcher:
                     break
             else:
                 return None
-        if _one_of_many_with_one(attempt.env[var] for var, ctor in chosen if not _parameter_free(ctor)):
+        if _one_of_many_with_one(attempt.env[var] for var, _ in chosen) and _one_of_many_with_one(
+                attempt.env[var] for var, ctor in chosen if not _parameter_free(ctor)):
             return None
         state.env.update(attempt.env)
         return chosen
