@@ -1,9 +1,9 @@
 """Forms from hf40's blind batch of transformers 5.23.0 model files: one activation applied after
 each Linear of a layer list (D-FINE's MLP, ``for layer in self.layers: x = self.act(layer(x))``),
 query/key/value projections concatenated, run through a per-channel short convolution and split
-back into the pieces a delta-rule helper takes (Kimi Linear), and a SwiGLU whose two operands are
-clamped before the product (DeepSeek-V4's ``swiglu_limit``).  Our own fixtures, each with
-near-misses."""
+back into the pieces a delta-rule helper takes (Kimi Linear); and a SwiGLU whose two operands are
+clamped before the product (DeepSeek-V4's ``swiglu_limit``), which stays unreported.  Our own
+fixtures, each with near-misses."""
 
 from __future__ import annotations
 
@@ -170,7 +170,7 @@ def test_projections_concatenated_and_returned_are_no_attention():
     assert not found(code, "ADP009")
 
 
-# ---------- ADP013: silu(clamp(gate)) * clamp(up): the kernel over the clamped operands
+# ---------- ADP013: silu(clamp(gate)) * clamp(up) is no SwiGLU location (an operation between)
 
 CLAMPED = textwrap.dedent("""\
     import torch
@@ -211,20 +211,11 @@ CLAMPED = textwrap.dedent("""\
 """)
 
 
-def test_swiglu_of_clamped_projections_is_reported_and_not_fixed():
-    assert finding_at(CLAMPED, "ADP013", "# product") is not None
-    assert finding_at(CLAMPED, "ADP013", "# halves") is not None
-    # the clamps must stay where they are: the fixer declines rather than drop them
-    result = fix_text(CLAMPED, "model.py", rules("ADP013"))
-    assert "liger_swiglu" not in result.text
-    assert result.text.count(".clamp(") == 4
-
-
-def test_a_clamped_gelu_gate_is_no_swiglu():
-    code = CLAMPED.replace("self.act_fn = nn.SiLU()", "self.act_fn = nn.GELU()")
-    assert not found(code, "ADP013")
-
-
-def test_a_clamped_up_projection_of_another_input_is_no_swiglu():
-    code = CLAMPED.replace("up = self.up_proj(x).clamp(", "up = self.up_proj(y).clamp(")
-    assert finding_at(code, "ADP013", "# product") is None
+def test_swiglu_of_clamped_operands_is_not_reported():
+    # DeepSeek-V4's swiglu_limit: the corpus labels it no (hy_v4, nano-deepseek-v4: an operation
+    # between the projection and the product), while the same code unclamped is a SwiGLU
+    assert finding_at(CLAMPED, "ADP013", "# product") is None
+    assert finding_at(CLAMPED, "ADP013", "# halves") is None
+    plain = CLAMPED.replace(".clamp(max=self.limit)", "").replace(".clamp(min=-self.limit, max=self.limit)", "")
+    assert finding_at(plain, "ADP013", "# product") is not None
+    assert finding_at(plain, "ADP013", "# halves") is not None
