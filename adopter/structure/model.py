@@ -683,18 +683,38 @@ def _patched_method_roots(structure: ClassStructure, tree: ast.AST, text: str) -
     patched module.  Only :func:`_value_only_roots` read it (file-scope rules), so the model
     rules never saw the attention, RoPE or projections it computes: it is a root of model flows
     too.  A function handed on in any other way (to ``partial``, a table, a callback) stays as
-    :func:`_value_only_roots` leaves it."""
+    :func:`_value_only_roots` leaves it, and so does one stored on ``self`` (FNet's
+    ``self.fourier_transform = fftn``), which the module calls through that attribute."""
     stored = [n for n in structure.all_roots if n not in structure.roots and n in structure.functions
               and n != TOP_LEVEL and not _called_by_name(text, n)]
-    if not stored or "." not in text:
+    wanted = {n for n in stored if _assigned_by_name(text, n)}
+    if not wanted:  # (nearly every file: a text scan before any walk)
         return
-    wanted = set(stored)
     found: set[str] = set()
     for node in ast_walk(tree):
         if (node.__class__ is ast.Assign and node.value.__class__ is ast.Name and node.value.id in wanted
-                and any(t.__class__ is ast.Attribute for t in node.targets)):
+                and any(t.__class__ is ast.Attribute and not (t.value.__class__ is ast.Name and t.value.id == "self")
+                        for t in node.targets)):
             found.add(node.value.id)
     structure.roots.extend(n for n in stored if n in found)
+
+
+def _assigned_by_name(text: str, name: str) -> bool:
+    """Does ``text`` write the word ``name`` right after a plain ``=`` whose line stores on an
+    attribute of something other than ``self`` (``mod.Attention.forward = name``)?  The text
+    test before :func:`_patched_method_roots` walks the tree for the assignment."""
+    size = len(name)
+    start = text.find(name)
+    while start >= 0:
+        end = start + size
+        if not (_WORD_CHAR.match(text[start - 1:start]) or _WORD_CHAR.match(text[end:end + 1])):
+            before = text[max(0, start - 8):start].rstrip()
+            if before[-1:] == "=" and before[-2:-1] not in ("=", "!", "<", ">"):
+                target = text[text.rfind("\n", 0, start) + 1:start].strip()
+                if "." in target and not target.startswith("self."):
+                    return True
+        start = text.find(name, end)
+    return False
 
 
 def _called_by_name(text: str, name: str) -> bool:
@@ -1099,10 +1119,14 @@ def _alternative_forwards(module: "ModuleStructure", infos: dict[str, ClassInfo]
         forward = info.methods.get("forward") if owner in modules else None
         if forward is None:
             continue
-        shape = _signature(forward)
+        shape, width = None, len(forward.args.args)
         for name, func in info.methods.items():
             if ((owner, name) in seen or name[:1] == "_" or func is forward or func.decorator_list
-                    or _signature(func) != shape or _called_in(module, name) or _runs_itself(func)):
+                    or len(func.args.args) != width):
+                continue
+            if shape is None:
+                shape = _signature(forward)
+            if _signature(func) != shape or _called_in(module, name) or _runs_itself(func):
                 continue
             found.append((owner, func))
     return found
