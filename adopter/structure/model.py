@@ -676,6 +676,47 @@ def _value_only_roots(structure: ClassStructure, text: str) -> None:
             structure.all_roots.append(name)
 
 
+def _patched_method_roots(structure: ClassStructure, tree: ast.AST, text: str) -> None:
+    """A module function the file never calls but stores on an attribute (``Attention.forward
+    = patched_forward``, the monkey-patching idiom of fine-tuning kits) becomes a method of
+    the object it is stored on: whoever calls that method runs its body, with ``self`` the
+    patched module.  Only :func:`_value_only_roots` read it (file-scope rules), so the model
+    rules never saw the attention, RoPE or projections it computes: it is a root of model flows
+    too.  A function handed on in any other way (to ``partial``, a table, a callback) stays as
+    :func:`_value_only_roots` leaves it, and so does one stored on ``self`` (FNet's
+    ``self.fourier_transform = fftn``), which the module calls through that attribute."""
+    stored = [n for n in structure.all_roots if n not in structure.roots and n in structure.functions
+              and n != TOP_LEVEL and not _called_by_name(text, n)]
+    wanted = {n for n in stored if _assigned_by_name(text, n)}
+    if not wanted:  # (nearly every file: a text scan before any walk)
+        return
+    found: set[str] = set()
+    for node in ast_walk(tree):
+        if (node.__class__ is ast.Assign and node.value.__class__ is ast.Name and node.value.id in wanted
+                and any(t.__class__ is ast.Attribute and not (t.value.__class__ is ast.Name and t.value.id == "self")
+                        for t in node.targets)):
+            found.add(node.value.id)
+    structure.roots.extend(n for n in stored if n in found)
+
+
+def _assigned_by_name(text: str, name: str) -> bool:
+    """Does ``text`` write the word ``name`` right after a plain ``=`` whose line stores on an
+    attribute of something other than ``self`` (``mod.Attention.forward = name``)?  The text
+    test before :func:`_patched_method_roots` walks the tree for the assignment."""
+    size = len(name)
+    start = text.find(name)
+    while start >= 0:
+        end = start + size
+        if not (_WORD_CHAR.match(text[start - 1:start]) or _WORD_CHAR.match(text[end:end + 1])):
+            before = text[max(0, start - 8):start].rstrip()
+            if before[-1:] == "=" and before[-2:-1] not in ("=", "!", "<", ">"):
+                target = text[text.rfind("\n", 0, start) + 1:start].strip()
+                if "." in target and not target.startswith("self."):
+                    return True
+        start = text.find(name, end)
+    return False
+
+
 def _called_by_name(text: str, name: str) -> bool:
     """Does ``text`` write the word ``name`` as a call's callee (``name(``, ``x.name (``, white
     space allowed before the parenthesis), other than a ``def``'s own name?  A scan of the
@@ -804,6 +845,7 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
     # which uses the module for its settings alone, is the module's API as a public module-level
     # function is the file's (below): its code runs where other files call it.
     close(_tensor_methods(module, infos, modules, seen))
+    close(_alternative_forwards(module, infos, modules, seen))
     # A module whose forward is a package base's (srforge's ``Model.forward`` routing its
     # inputs to ``self._forward(...)``) runs the private hooks that forward calls: those of
     # its methods that run the module's own layers are entry points too.
@@ -1063,6 +1105,55 @@ def _tensor_methods(module: "ModuleStructure", infos: dict[str, ClassInfo], modu
     return found
 
 
+def _alternative_forwards(module: "ModuleStructure", infos: dict[str, ClassInfo], modules: set, seen: set) -> list:
+    """The (owner, method) pairs of the file's modules that no forward reaches and nothing in
+    the file calls, whose parameters are their class's ``forward``'s exactly (the same names in
+    the same order, the same defaults count, ``*args``/``**kwargs`` alike): a second forward
+    the package's runner calls in its place (exllamav2's ``forward_torch``, the plain-torch path
+    of a layer whose ``forward`` calls an extension; a ``forward_tp`` for tensor parallelism).
+    Such a method takes what ``forward`` takes and computes the same layer, so its code is as
+    live as ``forward``'s; one with any other signature is left to the tests above, and one that
+    runs the module itself (``sample(self, x)`` over ``self(x)``) only uses it."""
+    found = []
+    for owner, info in infos.items():
+        forward = info.methods.get("forward") if owner in modules else None
+        if forward is None:
+            continue
+        shape, width = None, len(forward.args.args)
+        for name, func in info.methods.items():
+            if ((owner, name) in seen or name[:1] == "_" or func is forward or func.decorator_list
+                    or len(func.args.args) != width):
+                continue
+            if shape is None:
+                shape = _signature(forward)
+            if _signature(func) != shape or _called_in(module, name) or _runs_itself(func):
+                continue
+            found.append((owner, func))
+    return found
+
+
+def _runs_itself(func: ast.AST) -> bool:
+    """Does ``func`` call its own module (``self(x)``, ``self.forward(x)``)?  Then it uses the
+    module (a sampling or scoring method over its output), it is not another way to compute it."""
+    for node in walk(func):
+        if node.__class__ is ast.Call:
+            target = node.func
+            if target.__class__ is ast.Attribute and target.attr in ("forward", "__call__"):
+                target = target.value
+            if target.__class__ is ast.Name and target.id == "self":
+                return True
+    return False
+
+
+def _signature(func: ast.AST) -> tuple:
+    """A function's parameter names in order, how many have defaults, and its ``*``/``**``
+    parameters' names: what two functions must share to be called alike."""
+    args = func.args
+    return (tuple(a.arg for a in (*args.posonlyargs, *args.args)), len(args.defaults),
+            tuple(a.arg for a in args.kwonlyargs), args.vararg and args.vararg.arg,
+            args.kwarg and args.kwarg.arg)
+
+
 def _settings_only(func: ast.AST) -> bool:
     """Does ``func`` use ``self`` only to read attributes (``self.head_dim``): no call through it
     (``self(x)``, ``self.proj(x)``, ``self.helper()``), no attribute stored or deleted?"""
@@ -1145,6 +1236,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         _closure_roots(structure, module.lines)
     if text is not None:
         _value_only_roots(module_level, text)
+        _patched_method_roots(module_level, tree, text)
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():
