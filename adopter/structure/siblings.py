@@ -22,7 +22,8 @@ import os
 import re
 
 from .formulas import gelu_function, passes_tensor_through
-from .names import ModuleNames, collect_names
+from .literals import imported_table_reads, literal_table
+from .names import ModuleNames, collect_names, import_bindings
 
 MAX_BYTES = 512_000  # a larger module is not read (generated code, vendored tables)
 MAX_HOPS = 3  # re-exports followed from one import
@@ -187,6 +188,80 @@ def sibling_passes_through(package: Package, fqn: str) -> bool:
     is (formulas.passes_tensor_through: StripedHyena's ``grab_first_if_tuple`` in its utils)?
     False for a class, a constant, a name not found; once per definition."""
     return _per_definition(package, fqn, "pass_throughs", lambda func, _names: passes_tensor_through(func), False)
+
+
+def sibling_table(package: Package, fqn: str) -> tuple | None:
+    """The callables (their FQNs, each once) a module-level dict literal ``fqn`` of another
+    module of the package holds, when its keys are literals, that module binds it once and
+    reads it only one entry at a time (literals.literal_table: no item store, no ``update``)
+    and every value names a callable: ``_valid_optimizers = {"adamw": torch.optim.AdamW, ...}``
+    in ``config/valid.py``, which a trainer imports and calls an entry of.  A value the module
+    defines itself is named in that module (``pkg.valid.MyOpt``); None for anything else."""
+    module, _, name = fqn.rpartition(".")
+    other = package.typer(module) if package.owns(fqn) else None
+    text = getattr(other, "source", None)
+    if text is None:
+        return None
+    value = other.names.constants.get(name)
+    if value.__class__ is not ast.Dict or not value.values \
+            or not all(k is not None and k.__class__ is ast.Constant for k in value.keys):
+        return None
+    if literal_table(name, value, text.splitlines()) is None:
+        return None
+    found: dict = {}
+    for expr in value.values:
+        target = other.names.resolve(expr) if expr.__class__ in (ast.Name, ast.Attribute) else None
+        if target is None:
+            return None
+        if "." not in target:  # a class or function of that module itself
+            target = f"{module}.{target}"
+        found.setdefault(target, None)
+    return tuple(found)
+
+
+def imported_tables(imports: dict, text: str, lines: list[str] | None, package: Package) -> dict:
+    """Local name -> the callables (sibling_table) of each table the file imports from another
+    module of its package and reads only one entry at a time (literals.imported_table_reads):
+    what a call of an entry may call, for the words a function must mention
+    (ModuleStructure.table_words) and the rules a file may match (imported_table_words)."""
+    found: dict = {}
+    for local, fqn in imports.items():
+        if fqn is None or local + "[" not in text or not package.owns(fqn):
+            continue
+        if imported_table_reads(local, lines):
+            table = sibling_table(package, fqn)
+            if table:
+                found[local] = table
+    return found
+
+
+def imported_table_words(tree: ast.Module, text: str, package: str, path: str) -> frozenset[str]:
+    """The last components of the callables the tables imported_tables finds hold (``AdamW``),
+    read before the file's structure is built: a rule whose words the text never writes may
+    still match a call of such an entry (engine.relevant_rules).  Imports are read where
+    names.collect_names reads them (the top level, also inside if/try/with blocks); only
+    ``from`` imports of the package's own modules can bind such a table."""
+    top = package.split(".")[0]
+    imports: dict = {}
+    stack = list(tree.body)
+    while stack:
+        stmt = stack.pop()
+        kind = stmt.__class__
+        if kind is ast.ImportFrom:
+            if stmt.level or (stmt.module or "").split(".")[0] == top:
+                for local, fqn in import_bindings(stmt, package):
+                    if fqn is not None and local + "[" in text:
+                        imports[local] = fqn
+        elif kind is ast.If or kind is ast.With or kind is ast.Try:
+            stack.extend(stmt.body)
+            stack.extend(getattr(stmt, "orelse", ()))
+            stack.extend(getattr(stmt, "finalbody", ()))
+            for handler in getattr(stmt, "handlers", ()):
+                stack.extend(handler.body)
+    if not imports:
+        return frozenset()
+    tables = imported_tables(imports, text, text.split("\n"), Package(package, path))
+    return frozenset(fqn.rpartition(".")[2] for table in tables.values() for fqn in table)
 
 
 def _per_definition(package: Package, fqn: str, cache: str, read, missing):
