@@ -319,7 +319,7 @@ def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree:
     if tree is None:
         tree = parse(text, path)  # always: a broken file is an error even when no rule could apply
     kept = relevant_rules(text, rules)
-    if package is not None and path and len(kept) < len(rules):
+    if package is not None and path and kept != rules:
         kept = _with_imported_tables(text, tree, rules, kept, package, path)
     rules = kept
     if not rules:

@@ -1114,7 +1114,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     names = collect_names(tree, package, local_imports=may_import_locally(text))
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
-    siblings = Package(package, path) if package and path else None
+    siblings = Package.of(package, path) if package and path else None
     if siblings is not None and names.stars:
         _bind_stars(names, siblings)
     typer = LayerTyper(names, tree, module.mention, siblings)
