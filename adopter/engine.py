@@ -19,6 +19,7 @@ from .match import Match, Matcher
 from .ruleset import Rule
 from .structure import module_structure
 from .structure.graph import FlowTooLarge, Ref, blocks as _blocks, children
+from .structure.siblings import imported_table_words
 from .structure.treewalk import ast_walk
 
 # ``# adopter: ignore`` / ``# adopter: ignore[ADP005, softmax]`` and Ruff's ``# noqa`` /
@@ -277,6 +278,19 @@ def relevant_rules(text: str, rules: list[Rule]) -> list[Rule]:
     return found
 
 
+def _with_imported_tables(text: str, tree: ast.Module, rules: list[Rule], kept: list[Rule], package: str,
+                          path: str) -> list[Rule]:
+    """``kept`` and the rules it left out one of whose words names a callable that a table
+    imported from another module of the package holds (siblings.imported_table_words:
+    ``_valid_optimizers[name](params)`` calls ``torch.optim.AdamW`` among others, a word the
+    file never writes), in ``rules``' order."""
+    words = imported_table_words(tree, text, package, path)
+    if not words:
+        return kept
+    kept_ids = {id(rule) for rule in kept}
+    return [rule for rule in rules if id(rule) in kept_ids or not rule.triggers.isdisjoint(words)]
+
+
 def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
             tree: ast.Module | None = None) -> Analysis:
     """Findings (and matches) of ``rules`` in ``text``; ``tree``: its ``ast`` when the caller
@@ -304,7 +318,10 @@ def analyze(text: str, path: str, rules: list[Rule], package: str | None = None,
 def _analyze(text: str, path: str, rules: list[Rule], package: str | None, tree: ast.Module | None) -> Analysis:
     if tree is None:
         tree = parse(text, path)  # always: a broken file is an error even when no rule could apply
-    rules = relevant_rules(text, rules)
+    kept = relevant_rules(text, rules)
+    if package is not None and path and kept != rules:
+        kept = _with_imported_tables(text, tree, rules, kept, package, path)
+    rules = kept
     if not rules:
         return Analysis([], [], tree)
     limit = sys.getrecursionlimit()

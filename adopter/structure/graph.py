@@ -33,9 +33,9 @@ from .ops import CASTS, SOFTMAX
 from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
                        passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
-from .literals import entry_keys, literal_keywords, literal_table, spread_keys
+from .literals import entry_keys, imported_table_reads, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames, imported_by, param_default
-from .siblings import sibling_gelu, sibling_passes_through
+from .siblings import sibling_gelu, sibling_passes_through, sibling_table
 from .torch_bases import INHERITED
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 from .treewalk import ast_walk
@@ -1610,6 +1610,26 @@ class FlowBuilder:
             choices.setdefault(fqn, span(expr))
         return tuple(choices.items())
 
+    def _imported_table_choices(self, table: ast.expr, ctx: _Ctx) -> tuple:
+        """((fqn, None), ...) of a table another module of the package holds
+        (siblings.sibling_table: ``_valid_optimizers = {"adamw": torch.optim.AdamW, ...}`` in
+        ``config/valid.py``) that this file imports and reads only one entry at a time
+        (literals.imported_table_reads): a callee chosen at run time among its callables, as an
+        entry of a table the file binds itself is (_table_choices).  No text of this file names
+        the alternatives (span None): a fix guards by their module-level spelling here, if any
+        (plan._guarded_call); () otherwise."""
+        if table.id in ctx.params:
+            return ()
+        fqn = self.names.imports[table.id]
+        key = "imported:" + fqn
+        if key not in self._tables:
+            found = None
+            if imported_table_reads(table.id, self.lines):
+                found = sibling_table(self.package, fqn)
+            self._tables[key] = found
+        found = self._tables[key]
+        return tuple((target, None) for target in found) if found else ()
+
     def _lookup_choices(self, value_expr: ast.Call) -> tuple:
         """``getattr(torch.optim, name)`` with a run-time ``name``: a class of ``torch.optim``
         looked up by the string (fuxictr's ``get_optimizer``), a callee chosen at run time among
@@ -2071,6 +2091,9 @@ class FlowBuilder:
             elif func.__class__ is ast.Subscript and func.value.__class__ is _AST_NAME \
                     and func.value.id in self.names.constants:
                 choices = self._table_choices(func.value, ctx)  # OPTIMIZERS[name](params)
+            elif func.__class__ is ast.Subscript and func.value.__class__ is _AST_NAME and self.package is not None \
+                    and func.value.id in self.names.imports:
+                choices = self._imported_table_choices(func.value, ctx)  # from .valid import OPTS; OPTS[k](p)
             elif func.__class__ is _AST_CALL:
                 choices = self._lookup_choices(func)  # getattr(torch.optim, name)(params, ...)
             elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
@@ -4185,6 +4208,12 @@ class FlowBuilder:
             # klass = OPTIMIZERS[name], or klass, defaults = OPTIMIZERS[name]: an entry of a
             # module-level literal table (_table_entry)
             self._table_entry(targets[0], value_expr.value.id, ctx)
+        elif one_name and value_kind is ast.Subscript and value_expr.value.__class__ is _AST_NAME \
+                and self.package is not None and value_expr.value.id in self.names.imports:
+            # klass = OPTS[name], OPTS a table imported from another module of the package
+            choices = self._imported_table_choices(value_expr.value, ctx)
+            if choices:
+                ctx.choice_alias[targets[0].id] = choices
         elif one_name and value_kind is ast.Subscript and value_expr.value.__class__ is ast.Dict:
             # klass = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name]: the same, written in place
             choices = self._dict_choices(value_expr.value)

@@ -401,6 +401,8 @@ class LayerTyper:
         # function name -> whether it returns a tensor as it is, for a sibling module
         # (siblings.sibling_passes_through)
         self.pass_throughs: dict[str, bool] = {}
+        # (as a sibling module: its dict literals of callables by name, siblings.sibling_table)
+        self.tables: dict[str, tuple | None] = {}
         self._returns: dict[str, tuple] = {}
         self._callers: dict[str, list] | None = None
         self._busy: set = set()

@@ -137,6 +137,28 @@ def literal_table(name: str, value: ast.expr | None, lines: list[str] | None) ->
     return list(value.values), reads
 
 
+def imported_table_reads(name: str, lines: list[str] | None) -> bool:
+    """Does a file that imports a table ``name`` from another module read it only one entry at
+    a time, as literal_table asks of a table the file binds (``name[key](params)`` called in
+    place, ``klass = name[key]``, the bracket right after the name), importing it once?  An
+    item store, ``update``, an alias or a second binding here would change the entries that
+    module holds: False."""
+    if lines is None:
+        return False
+    text = "\n".join(lines)
+    if name + "[" not in text:  # (an entry is read with the bracket right after the name)
+        return False
+    word = re.escape(name)
+    total = len(re.findall(rf"(?<![\w.'\"]){word}\b(?!['\"])", text))
+    imported = len(re.findall(rf"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]*\(?[^\n]*(?<![\w.]){word}\b(?![ \t]+as\b)",
+                              text, re.MULTILINE))
+    reads = len(re.findall(rf"(?<![=!<>])=\s*{word}\s*\[", text))
+    entry_call = rf"{word}\s*\[[^\[\]\n]*\]\s*\("
+    calls = len(re.findall(rf"(?<![\w.'\"]){entry_call}", text))
+    calls -= len(re.findall(rf"(?<![=!<>])=\s*{entry_call}", text))  # (counted as reads already)
+    return imported == 1 and reads + calls > 0 and total == imported + reads + calls
+
+
 def entry_keys(name: str, dicts: list, definition: ast.AST) -> list[tuple[str, ast.expr]] | None:
     """The keywords ``**name`` may pass where the function bound ``name`` once, by unpacking
     an entry of a literal table whose entries hold, at that position, the dict literals

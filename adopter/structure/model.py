@@ -34,7 +34,7 @@ from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, Seque
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import function_forward, gelu_formula
-from .siblings import Package, sibling_gelu
+from .siblings import Package, imported_tables, sibling_gelu
 from .treewalk import ast_walk
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
@@ -444,6 +444,12 @@ class ModuleStructure:
                             words |= _mentions(elt, None)
                 if words:
                     found[name] = frozenset(words)
+            if self.package is not None and self.lines is not None:
+                # a table imported from another module of the package (siblings.imported_tables):
+                # the last components of what its entries name
+                text = "\n".join(self.lines)
+                for name, table in imported_tables(self.names.imports, text, self.lines, self.package).items():
+                    found[name] = frozenset(fqn.rpartition(".")[2] for fqn in table)
         return found
 
     def call_names(self, fqn: str) -> frozenset[str]:
@@ -1199,7 +1205,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     names = collect_names(tree, package, local_imports=may_import_locally(text))
     module = ModuleStructure(names, text.split("\n") if text is not None else None)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
-    siblings = Package(package, path) if package and path else None
+    siblings = Package.of(package, path) if package and path else None
     if siblings is not None and names.stars:
         _bind_stars(names, siblings)
     typer = LayerTyper(names, tree, module.mention, siblings)

@@ -22,7 +22,8 @@ import os
 import re
 
 from .formulas import gelu_function, passes_tensor_through
-from .names import ModuleNames, collect_names
+from .literals import imported_table_reads, literal_table
+from .names import ModuleNames, collect_names, import_bindings
 
 MAX_BYTES = 512_000  # a larger module is not read (generated code, vendored tables)
 MAX_HOPS = 3  # re-exports followed from one import
@@ -30,6 +31,7 @@ MAX_HOPS = 3  # re-exports followed from one import
 # path -> (size, mtime_ns, typer or None); a typer keeps the module's tree and names
 _MODULES: dict[str, tuple] = {}
 _FILES: dict[tuple, str | None] = {}  # (folder holding the package, module) -> its file
+_LAST_PACKAGE: list = [None]  # [(package, path, Package)]: Package.of's last
 
 
 class Package:
@@ -42,6 +44,17 @@ class Package:
         for _ in range(package.count(".") + 1):
             folder = os.path.dirname(folder)
         self.base = folder  # <base>/<top>/.../the file
+
+    @classmethod
+    def of(cls, package: str, path: str) -> Package:
+        """The Package of a file, the last one made kept: the engine's look at imported tables
+        (imported_table_words) and the file's structure then share one for the file."""
+        last = _LAST_PACKAGE[0]  # (one tuple, read once: analyses may run in threads)
+        if last is not None and last[0] == package and last[1] == path:
+            return last[2]
+        made = cls(package, path)
+        _LAST_PACKAGE[0] = (package, path, made)
+        return made
 
     def owns(self, fqn: str) -> bool:
         return fqn.split(".", 1)[0] == self.top and "." in fqn
@@ -189,6 +202,108 @@ def sibling_passes_through(package: Package, fqn: str) -> bool:
     return _per_definition(package, fqn, "pass_throughs", lambda func, _names: passes_tensor_through(func), False)
 
 
+def sibling_table(package: Package, fqn: str) -> tuple | None:
+    """The callables (their FQNs, each once) a module-level dict literal ``fqn`` of another
+    module of the package holds, when its keys are literals, that module binds it once and
+    reads it only one entry at a time (literals.literal_table: no item store, no ``update``)
+    and every value names a callable: ``_valid_optimizers = {"adamw": torch.optim.AdamW, ...}``
+    in ``config/valid.py``, which a trainer imports and calls an entry of.  A value the module
+    defines itself is named in that module (``pkg.valid.MyOpt``); None for anything else.
+    Worked out once per name and module."""
+    module, _, name = fqn.rpartition(".")
+    other = package.typer(module) if package.owns(fqn) else None
+    if other is None:
+        return None
+    tables = other.tables
+    if name not in tables:
+        tables[name] = _table_of(other, module, name)
+    return tables[name]
+
+
+def _table_of(other, module: str, name: str) -> tuple | None:
+    """sibling_table's reading of the module ``other`` (a LayerTyper of its source)."""
+    text = getattr(other, "source", None)
+    if text is None:
+        return None
+    value = other.names.constants.get(name)
+    if value.__class__ is not ast.Dict or not value.values \
+            or not all(k is not None and k.__class__ is ast.Constant for k in value.keys):
+        return None
+    if literal_table(name, value, text.splitlines()) is None:
+        return None
+    found: dict = {}
+    for expr in value.values:
+        target = other.names.resolve(expr) if expr.__class__ in (ast.Name, ast.Attribute) else None
+        if target is None:
+            return None
+        if "." not in target:  # a class or function of that module itself
+            target = f"{module}.{target}"
+        found.setdefault(target, None)
+    return tuple(found)
+
+
+def imported_tables(imports: dict, text: str, lines: list[str] | None, package: Package) -> dict:
+    """Local name -> the callables (sibling_table) of each table the file imports from another
+    module of its package and reads only one entry at a time (literals.imported_table_reads):
+    what a call of an entry may call, for the words a function must mention
+    (ModuleStructure.table_words) and the rules a file may match (imported_table_words)."""
+    found: dict = {}
+    own = package.top + "."
+    size = len(own)
+    for local, fqn in imports.items():
+        # (package.owns, written out: most names a file indexes are typing's, ``Optional[``)
+        if fqn is None or local + "[" not in text or fqn[:size] != own:
+            continue
+        table = sibling_table(package, fqn)
+        if table and imported_table_reads(local, lines):
+            found[local] = table
+    return found
+
+
+def imported_table_words(tree: ast.Module, text: str, package: str, path: str) -> frozenset[str]:
+    """The last components of the callables the tables imported_tables finds hold (``AdamW``),
+    read before the file's structure is built: a rule whose words the text never writes may
+    still match a call of such an entry (engine.relevant_rules).  Imports are read where
+    names.collect_names reads them (the top level, also inside if/try/with blocks); only a
+    ``from`` import of a name the text indexes (``name[``) can bind such a table."""
+    imports: dict = {}
+    top = package.partition(".")[0]
+    _indexed_imports(tree.body, text, package, top + ".", imports)
+    if not imports:
+        return frozenset()
+    tables = imported_tables(imports, text, text.split("\n"), Package.of(package, path))
+    return frozenset(fqn.rpartition(".")[2] for table in tables.values() for fqn in table)
+
+
+def _indexed_imports(body: list, text: str, package: str, own: str, imports: dict) -> None:
+    """Into ``imports``: local name -> FQN of the names ``from`` imports of the package's own
+    modules (relative, or below ``own``, the top package and a dot) in ``body`` bind that the
+    text writes followed by ``[`` (the statements' own aliases tested first: most files index
+    none of what they import)."""
+    size = len(own)
+    for stmt in body:
+        kind = stmt.__class__
+        if kind is ast.ImportFrom:
+            if not stmt.level and ((stmt.module or "") + ".")[:size] != own:
+                continue
+            for alias in stmt.names:
+                if (alias.asname or alias.name) + "[" in text:
+                    break
+            else:
+                continue
+            for local, fqn in import_bindings(stmt, package):
+                if fqn is not None and local + "[" in text:
+                    imports[local] = fqn
+        elif kind is ast.If or kind is ast.With or kind is ast.Try or kind is _TRY_STAR:
+            _indexed_imports(stmt.body, text, package, own, imports)
+            if kind is not ast.With:
+                _indexed_imports(stmt.orelse, text, package, own, imports)
+            if kind is not ast.If and kind is not ast.With:
+                _indexed_imports(stmt.finalbody, text, package, own, imports)
+                for handler in stmt.handlers:
+                    _indexed_imports(handler.body, text, package, own, imports)
+
+
 def _per_definition(package: Package, fqn: str, cache: str, read, missing):
     """``read(func, names)`` of the function ``fqn`` names in another module of the package,
     kept in that module's dict attribute ``cache``; ``missing`` for a class, a constant, a name
@@ -212,6 +327,7 @@ _ASSIGN = re.compile(r"^([A-Za-z_]\w*)[ \t]*=(?!=)", re.M)  # NAME = ... at colu
 _TRY = re.compile(r"^try[ \t]*:", re.MULTILINE)  # a top-level try statement
 _HANDLER = re.compile(r"(?:except|else|finally)\b")
 _ALL = re.compile(r"^__all__[ \t]*=[ \t]*(\[[^\]]*\]|\([^)]*\))", re.M)
+_TRY_STAR = getattr(ast, "TryStar", ast.Try)  # (``try: ... except* E:``, Python 3.11+)
 MAX_TRIES = 4  # a definition cut short by a column-0 line inside a string: extended this often
 
 
