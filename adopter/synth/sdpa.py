@@ -399,6 +399,29 @@ def _rereadable(node: ast.expr) -> bool:
     return True
 
 
+_MASK_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div)  # (no bit operators: `m & n` of bools is bool)
+
+
+def _rereadable_arithmetic(node: ast.expr) -> bool:
+    """``node`` is arithmetic (``+ - * /``, a negation) whose operands are names, attributes,
+    numbers or views and casts of names (:func:`_rereadable`): boltz's ``(1 -
+    mask[:, None, None].float()) * -self.inf``.  Its values are unknown to the file (a
+    factor read at run time may be 1e6 or 1e9), like a name's, and reading it again computes
+    a mask-sized product once more, with no call whose effects or randomness could differ
+    between the two reads."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return _arithmetic_operand(node.operand)
+    return isinstance(node, ast.BinOp) and isinstance(node.op, _MASK_ARITHMETIC) \
+        and _arithmetic_operand(node.left) and _arithmetic_operand(node.right)
+
+
+def _arithmetic_operand(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+    return (isinstance(node, (ast.Name, ast.Attribute)) and dotted_name(node) is not None) or _rereadable(node) \
+        or _rereadable_arithmetic(node)
+
+
 def _blind_rows_term(torch: str, mask: str, condition: str | None, keeps_bool: bool = False) -> str:
     """The guard term for an additive mask ``mask`` (a name, or an expression of names that
     is cheap to read again: :func:`_rereadable`): it is not floating point, or gradients are
@@ -5022,7 +5045,8 @@ class _Attention:
                 self.blind_rows_required = True
                 return
         if (isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask)) \
-                or (_rereadable(mask) and self._written_beside_context(mask)):
+                or (_rereadable(mask) and self._written_beside_context(mask)) \
+                or (condition is not None and _rereadable_arithmetic(mask) and self._written_beside_context(mask)):
             # A name, or a view or cast of a name (`mask[:, None, None, :]`, `mask.unsqueeze(1)`):
             # its values are not known, so a bool
             # one (added as 0/1, SDPA would read keep/drop) and a training step with a row it
