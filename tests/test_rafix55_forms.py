@@ -1,7 +1,10 @@
-"""An optional additive mask written as arithmetic of names (rafix55).  The fixtures are ours.
+"""An additive mask written as arithmetic of names, optional or lowered by a negated magnitude (rafix55).
 
-``scores + (1 - mask[:, None, None].float()) * -self.inf`` under ``if mask is not None:`` (a
-protein-structure model's pair attention; the factor is a constructor argument, 1e6 or 1e9):
+The fixtures are ours.
+
+``scores + (1 - mask[:, None, None].float()) * -self.inf`` under ``if mask is not None:`` or
+always (a protein-structure model's pair attention; the factor is a constructor argument, 1e6
+or 1e9):
 a sequence that is all padding has every key of its rows at about ``-self.inf``.  The eager
 softmax is (near) uniform there and SDPA's fused forward agrees, but the fused backward
 recomputes the weights from the row's log-sum-exp, which at that magnitude lost ``log(keys)``
@@ -10,8 +13,9 @@ gradients differ.  A mask held in a name or a view of one already sent such a st
 original; arithmetic of names got no guard.  Now it gets the same term (read again: one more
 mask-sized product in the guard, no call).
 
-Near-misses: the same arithmetic always given (no ``is not None`` around it: an ALiBi-style
-``self.slope * distance``) keeps today's patch (a tensor test there would be one the original
+The same holds where the mask is always given and the file multiplies it by a negated
+magnitude (``* -self.inf``).  Near-misses: arithmetic always given with no such penalty (an
+ALiBi-style ``self.slope * distance``) keeps today's patch (a tensor test there would be one the original
 lacks: fx.symbolic_trace refuses it, rafix50); arithmetic holding a call keeps today's patch
 (a call is not read twice); arithmetic of what the attention computes stays declined.
 """
@@ -46,6 +50,23 @@ CODE = textwrap.dedent("""\
             attn = q @ k.transpose(-2, -1) / math.sqrt(self.d)
             if mask is not None:
                 attn = attn + (1 - mask[:, None, None].float()) * -self.inf
+            attn = attn.softmax(dim=-1)
+            return (attn @ v).transpose(1, 2).reshape(b, n, -1)
+
+
+    class Penalized(nn.Module):
+        def __init__(self, dim=8, heads=2, inf=1e9):
+            super().__init__()
+            self.heads = heads
+            self.d = dim // heads
+            self.inf = inf
+            self.qkv = nn.Linear(dim, 3 * dim)
+
+        def forward(self, x, mask):
+            b, n, _ = x.shape
+            q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.d).permute(2, 0, 3, 1, 4)
+            attn = q @ k.transpose(-2, -1) / math.sqrt(self.d)
+            attn = attn + (1 - mask[:, None, None].float()) * -self.inf  # always given
             attn = attn.softmax(dim=-1)
             return (attn @ v).transpose(1, 2).reshape(b, n, -1)
 
@@ -120,18 +141,20 @@ def _counting(module):
     return calls
 
 
-def test_optional_arithmetic_mask_gets_the_rows_guard():
-    fixed = _flat(_part(_fixed().text, "class PairAttention("))
+@pytest.mark.parametrize("cls", ["PairAttention", "Penalized"])
+def test_arithmetic_penalty_mask_gets_the_rows_guard(cls):
+    fixed = _flat(_part(_fixed().text, f"class {cls}("))
     assert "scaled_dot_product_attention(" in fixed
     assert "((1 - mask[:, None, None].float()) * -self.inf).amax(-1).min() <= -100.0" in fixed
     assert "not ((1 - mask[:, None, None].float()) * -self.inf).is_floating_point()" in fixed
 
 
+@pytest.mark.parametrize("cls", ["PairAttention", "Penalized"])
 @pytest.mark.parametrize("inf", [1e6, 1e9])
-def test_optional_arithmetic_mask_hiding_a_row_trains_as_the_original(inf):
+def test_arithmetic_penalty_mask_hiding_a_row_trains_as_the_original(cls, inf):
     import torch
 
-    a, b = float64_pair(CODE, _fixed().text, "PairAttention", inf=inf)
+    a, b = float64_pair(CODE, _fixed().text, cls, inf=inf)
     a, b = a.float().train(), b.float().train()
     torch.manual_seed(5)
     x = torch.randn(2, 5, 8) * 3
@@ -158,14 +181,16 @@ def test_optional_arithmetic_mask_hiding_a_row_trains_as_the_original(inf):
     mask[0] = 0
     with torch.no_grad():
         torch.testing.assert_close(b(x, mask), a(x, mask))
-        torch.testing.assert_close(b(x, None), a(x, None))
-    assert len(calls) == 3
+        if cls == "PairAttention":
+            torch.testing.assert_close(b(x, None), a(x, None))
+    assert len(calls) == (3 if cls == "PairAttention" else 2)
 
 
-def test_optional_arithmetic_mask_float64_equals_the_original():
+@pytest.mark.parametrize("cls", ["PairAttention", "Penalized"])
+def test_arithmetic_penalty_mask_float64_equals_the_original(cls):
     import torch
 
-    a, b = float64_pair(CODE, _fixed().text, "PairAttention")
+    a, b = float64_pair(CODE, _fixed().text, cls)
     torch.manual_seed(6)
     x = torch.randn(3, 4, 8, dtype=torch.float64)
     mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [0, 0, 0, 0]], dtype=torch.float64)
@@ -179,7 +204,7 @@ def test_optional_arithmetic_mask_float64_equals_the_original():
 
 
 @pytest.mark.parametrize(("cls", "needle"), [
-    ("Slopes", "attn_mask=self.slope * distance"),  # always given: no tensor test the original lacks
+    ("Slopes", "attn_mask=self.slope * distance"),  # always given, no penalty: no tensor test the original lacks
     ("Called", "attn_mask=(1 - bias_of(m)) * -1e9"),  # rafix49's literal product keeps its own term
 ])
 def test_other_arithmetic_masks_keep_todays_patch(cls, needle):

@@ -422,6 +422,17 @@ def _arithmetic_operand(node: ast.expr) -> bool:
         or _rereadable_arithmetic(node)
 
 
+def _negated_penalty(node: ast.expr) -> bool:
+    """``node`` multiplies by a negated name or attribute (``(1 - mask) * -self.inf``): the
+    file lowers the masked scores by a magnitude it reads at run time (a constructor argument,
+    1e6 or 1e9), so the mask may hide every key of a row, even where it is always given.  An
+    arithmetic bias with no such penalty (ALiBi's ``self.slope * distance``) keeps no row test:
+    one the original lacks, which fx.symbolic_trace refuses (rafix50)."""
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and any(
+        isinstance(side, ast.UnaryOp) and isinstance(side.op, ast.USub)
+        and isinstance(side.operand, (ast.Name, ast.Attribute)) for side in (node.left, node.right))
+
+
 def _blind_rows_term(torch: str, mask: str, condition: str | None, keeps_bool: bool = False) -> str:
     """The guard term for an additive mask ``mask`` (a name, or an expression of names that
     is cheap to read again: :func:`_rereadable`): it is not floating point, or gradients are
@@ -5046,8 +5057,11 @@ class _Attention:
                 return
         if (isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask)) \
                 or (_rereadable(mask) and self._written_beside_context(mask)) \
-                or (condition is not None and _rereadable_arithmetic(mask) and self._written_beside_context(mask)):
-            # A name, or a view or cast of a name (`mask[:, None, None, :]`, `mask.unsqueeze(1)`):
+                or ((condition is not None or _negated_penalty(mask)) and _rereadable_arithmetic(mask)
+                    and self._written_beside_context(mask)):
+            # A name, or a view or cast of a name (`mask[:, None, None, :]`, `mask.unsqueeze(1)`),
+            # or arithmetic of those where the mask is optional or the file lowers the masked
+            # scores by a magnitude read at run time (`(1 - mask) * -self.inf`; rafix55):
             # its values are not known, so a bool
             # one (added as 0/1, SDPA would read keep/drop) and a training step with a row it
             # hides whole at any large negative value take the original (_blind_rows_term)
