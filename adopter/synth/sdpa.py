@@ -399,6 +399,40 @@ def _rereadable(node: ast.expr) -> bool:
     return True
 
 
+_MASK_ARITHMETIC = (ast.Add, ast.Sub, ast.Mult, ast.Div)  # (no bit operators: `m & n` of bools is bool)
+
+
+def _rereadable_arithmetic(node: ast.expr) -> bool:
+    """``node`` is arithmetic (``+ - * /``, a negation) whose operands are names, attributes,
+    numbers or views and casts of names (:func:`_rereadable`): boltz's ``(1 -
+    mask[:, None, None].float()) * -self.inf``.  Its values are unknown to the file (a
+    factor read at run time may be 1e6 or 1e9), like a name's, and reading it again computes
+    a mask-sized product once more, with no call whose effects or randomness could differ
+    between the two reads."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return _arithmetic_operand(node.operand)
+    return isinstance(node, ast.BinOp) and isinstance(node.op, _MASK_ARITHMETIC) \
+        and _arithmetic_operand(node.left) and _arithmetic_operand(node.right)
+
+
+def _arithmetic_operand(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, (int, float)) and not isinstance(node.value, bool)
+    return (isinstance(node, (ast.Name, ast.Attribute)) and dotted_name(node) is not None) or _rereadable(node) \
+        or _rereadable_arithmetic(node)
+
+
+def _negated_penalty(node: ast.expr) -> bool:
+    """``node`` multiplies by a negated name or attribute (``(1 - mask) * -self.inf``): the
+    file lowers the masked scores by a magnitude it reads at run time (a constructor argument,
+    1e6 or 1e9), so the mask may hide every key of a row, even where it is always given.  An
+    arithmetic bias with no such penalty (ALiBi's ``self.slope * distance``) keeps no row test:
+    one the original lacks, which fx.symbolic_trace refuses (rafix50)."""
+    return isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult) and any(
+        isinstance(side, ast.UnaryOp) and isinstance(side.op, ast.USub)
+        and isinstance(side.operand, (ast.Name, ast.Attribute)) for side in (node.left, node.right))
+
+
 def _blind_rows_term(torch: str, mask: str, condition: str | None, keeps_bool: bool = False) -> str:
     """The guard term for an additive mask ``mask`` (a name, or an expression of names that
     is cheap to read again: :func:`_rereadable`): it is not floating point, or gradients are
@@ -5022,8 +5056,12 @@ class _Attention:
                 self.blind_rows_required = True
                 return
         if (isinstance(mask, (ast.Name, ast.Attribute)) and dotted_name(mask)) \
-                or (_rereadable(mask) and self._written_beside_context(mask)):
-            # A name, or a view or cast of a name (`mask[:, None, None, :]`, `mask.unsqueeze(1)`):
+                or (_rereadable(mask) and self._written_beside_context(mask)) \
+                or ((condition is not None or _negated_penalty(mask)) and _rereadable_arithmetic(mask)
+                    and self._written_beside_context(mask)):
+            # A name, or a view or cast of a name (`mask[:, None, None, :]`, `mask.unsqueeze(1)`),
+            # or arithmetic of those where the mask is optional or the file lowers the masked
+            # scores by a magnitude read at run time (`(1 - mask) * -self.inf`; rafix55):
             # its values are not known, so a bool
             # one (added as 0/1, SDPA would read keep/drop) and a training step with a row it
             # hides whole at any large negative value take the original (_blind_rows_term)
