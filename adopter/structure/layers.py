@@ -31,6 +31,7 @@ import re
 from ..records import dataclass, field, replace
 
 from .treewalk import walk
+from .appending import CONTAINER_API, appends_last, starts_empty
 from .canon import TABLE
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
@@ -3824,6 +3825,36 @@ class LayerTyper:
             other = self.package.find(fqn)
             if other is not None and other[1] in other[0].names.classes:
                 found = other[0].in_order_sequential(other[1], depth + 1)
+        self._kinds[key] = found
+        return found
+
+    def appends_in_order(self, fqn: str, depth: int = 0) -> str | None:
+        """The name of the class ``fqn`` (of this file or of the package) when it is an
+        ``nn.Sequential`` subclass (directly, or through such classes) that starts empty and
+        keeps nn.Sequential's ``append`` and forward (:mod:`adopter.structure.appending`):
+        a subclass's ``super().__init__()`` then ``self.append(layer)`` calls build a
+        sequence, run in the order appended.  None for any other class."""
+        key = ("appends", fqn)
+        if key in self._kinds:
+            return self._kinds[key]
+        self._kinds[key] = None
+        found = None
+        cls = self.names.classes.get(fqn)
+        if cls is not None:
+            methods = _methods(cls)
+            if not (CONTAINER_API & methods.keys()) and runs_in_order(cls) \
+                    and starts_empty(methods.get("__init__")) \
+                    and appends_last(methods.get("append"), methods.get("__init__"), methods):
+                bases = [self.names.resolve(b) for b in cls.bases]
+                if len(bases) == 1 and (bases[0] == SEQUENTIAL or (
+                        depth < MAX_DEPTH and bases[0] is not None and "append" not in methods
+                        and (bases[0] in self.names.classes or (self.package is not None and self.package.owns(bases[0])))
+                        and self.appends_in_order(bases[0], depth + 1))):
+                    found = cls.name
+        elif self.package is not None and depth < MAX_DEPTH and self.package.owns(fqn):
+            other = self.package.find(fqn)
+            if other is not None and other[1] in other[0].names.classes:
+                found = other[0].appends_in_order(other[1], depth + 1)
         self._kinds[key] = found
         return found
 

@@ -1170,8 +1170,9 @@ _CHILDREN_WORDS = frozenset({"children", "_modules"})
 
 def _chain_subclass(infos: dict[str, ClassInfo], typer: LayerTyper) -> bool:
     """Does a class of the file derive from a same-file or package ``nn.Sequential`` subclass
-    that runs its members in order (its ``super().__init__(...)`` builds a sequence)?"""
-    return any(fqn != name and typer.in_order_sequential(fqn)
+    that runs its members in order (its ``super().__init__(...)`` builds a sequence, or it
+    starts empty and keeps nn.Sequential's ``append``: ``LayerTyper.appends_in_order``)?"""
+    return any(fqn != name and (typer.in_order_sequential(fqn) or typer.appends_in_order(fqn))
                for name, info in infos.items() for fqn in info.bases if fqn != "torch.nn.Sequential")
 
 
@@ -1230,7 +1231,8 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         # (the bases are read first: runs_in_order walks the class's forward)
         if info is not None and func.name == "__init__" and "torch.nn.Sequential" not in info.bases:
             chained_base = next((b for b in info.node.bases if (fqn := module.names.resolve(b)) is not None
-                                 and fqn != owner and typer.in_order_sequential(fqn)), None)
+                                 and fqn != owner and (typer.in_order_sequential(fqn) or typer.appends_in_order(fqn))),
+                                None)
         skips: list = []
         builds_itself = (info is not None and func.name == "__init__"
                          and ("torch.nn.Sequential" in info.bases or chained_base is not None)

@@ -1,0 +1,129 @@
+"""Dev-corpus misses read by their computation (misses45).  The fixtures are ours.
+
+1. An ``nn.Sequential`` subclass that starts empty (``super().__init__()``, literal settings
+   only) and keeps nn.Sequential's ``append`` -- its own, or one of its own that adds the
+   layer under a counter's fresh name (``self.add_module(str(self.n), m); self.n += 1``) --
+   as the base of a block whose ``__init__`` appends a conv then a BatchNorm: the members run in
+   the order appended, so the pair is a pair (reported, not fixed: the base class has code of
+   its own).  The base may sit in the same file or in another module of the package.
+   Near-misses: an ``append`` that adds under one constant name (each call replaces the last
+   member), a counter another method resets (names used again replace members), a base whose
+   forward runs the members in reverse, a base whose ``__init__`` takes layers, an activation
+   appended between the conv and the norm.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+from corpus_forms import found, line_of, rules
+
+from adopter.engine import analyze
+
+COUNTER_BASE = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Chain(nn.Sequential):
+        def __init__(self):
+            super().__init__()
+            self.count = 0
+
+        def append(self, layer):
+            self.add_module(str(self.count), layer)
+            self.count += 1
+            return self
+""")
+
+BLOCK = textwrap.dedent("""\
+
+
+    class PointConv(BASE):
+        def __init__(self, cin, cout, norm=True, act=nn.ReLU()):
+            super().__init__()
+            self.append(nn.Conv2d(cin, cout, kernel_size=1, bias=not norm))
+            MIDDLE
+            if norm:
+                self.append(nn.BatchNorm2d(cout))  # pair
+            if act is not None:
+                self.append(act)
+""")
+
+
+def _block(base: str = "Chain", middle: str = "pass") -> str:
+    return BLOCK.replace("BASE", base).replace("MIDDLE", middle)
+
+
+def _pairs(code: str) -> list:
+    line = line_of(code, "# pair")
+    return [f for f in found(code, "ADP007") if f.line <= line <= f.end_line]
+
+
+def test_counter_append_base_in_the_same_file():
+    code = COUNTER_BASE + _block()
+    pairs = _pairs(code)
+    assert len(pairs) == 1
+    assert not pairs[0].fixable  # the container's class has code of its own: reported only
+
+
+def test_empty_start_base_keeping_sequentials_append():
+    code = textwrap.dedent("""\
+        import torch
+        from torch import nn
+
+
+        class Stack(nn.Sequential):
+            \"\"\"Filled by subclasses.\"\"\"
+
+            def __init__(self):
+                super().__init__()
+                self.frozen = False
+    """) + _block("Stack")
+    assert _pairs(code)
+
+
+def test_two_levels_of_empty_start_bases():
+    code = COUNTER_BASE + textwrap.dedent("""\
+
+
+        class Tagged(Chain):
+            def __init__(self):
+                super().__init__()
+                self.tag = "point"
+    """) + _block("Tagged")
+    assert _pairs(code)
+
+
+def test_counter_append_base_in_another_module_of_the_package(tmp_path):
+    from adopter.structure import package_of
+
+    folder = tmp_path / "ptpkg"
+    (folder / "common").mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "common" / "__init__.py").write_text("")
+    (folder / "common" / "base.py").write_text(COUNTER_BASE)
+    text = "from torch import nn\nfrom .base import Chain\n" + _block()
+    path = folder / "common" / "blocks.py"
+    path.write_text(text)
+    line = line_of(text, "# pair")
+    findings = analyze(text, str(path), rules("ADP007"), package_of(str(path))).findings
+    assert [f for f in findings if f.rule == "ADP007" and f.line <= line <= f.end_line]
+
+
+def test_look_alike_bases_are_not_read():
+    # one constant name: each append replaces the member before it (the conv is gone)
+    constant = COUNTER_BASE.replace("str(self.count)", '"last"')
+    assert not _pairs(constant + _block())
+    # a counter another method sets back: names used again replace members
+    reset = COUNTER_BASE + "\n    def reset(self):\n        self.count = 0\n"
+    assert not _pairs(reset + _block())
+    # a forward of its own that runs the members last to first
+    reverse = COUNTER_BASE + ("\n    def forward(self, x):\n        for layer in reversed(list(self)):\n"
+                              "            x = layer(x)\n        return x\n")
+    assert not _pairs(reverse + _block())
+    # a base whose __init__ takes layers: not an empty start
+    taking = COUNTER_BASE.replace("def __init__(self):", "def __init__(self, *layers):")
+    assert not _pairs(taking + _block())
+    # an activation appended between the conv and the norm
+    assert not _pairs(COUNTER_BASE + _block(middle="self.append(nn.ReLU())"))
