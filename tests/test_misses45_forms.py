@@ -127,3 +127,101 @@ def test_look_alike_bases_are_not_read():
     assert not _pairs(taking + _block())
     # an activation appended between the conv and the norm
     assert not _pairs(COUNTER_BASE + _block(middle="self.append(nn.ReLU())"))
+
+
+# 2. A layer a module takes as an item of a list parameter (``self.first = layers[0]``), the
+#    lists built by the file's constructions of the module: the item every caller's list holds
+#    at that index (torch-points3d's RSConv ``mapping[0]``/``mapping[3]``).  Fixed as a layer
+#    passed in by name is (the kernel takes the modules at run time).
+#    Near-misses: the caller inserts before the item, binds the name again from a call, puts a
+#    starred list before it, or two callers' lists hold different layers there.
+
+LISTED = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Mixer(nn.Module):
+        def __init__(self, layers=None, raise_xyz=False):
+            super().__init__()
+            self.lift = layers[0]
+            self.back = layers[1]
+            self.bn_lift = nn.BatchNorm2d(self.lift.out_channels)
+            self.raise_xyz = raise_xyz
+            if raise_xyz:
+                self.raising = layers[2]
+                self.bn_raising = nn.BatchNorm2d(self.raising.out_channels)
+
+        def forward(self, x):
+            h = self.back(torch.relu(self.bn_lift(self.lift(x))))  # pair
+            if self.raise_xyz:
+                h = h + torch.relu(self.bn_raising(self.raising(x)))  # second pair
+            return h
+
+
+    class Stage(nn.Module):
+        def __init__(self, c=4, first=True):
+            super().__init__()
+            lift = nn.Conv2d(c, 2 * c, 1)
+            back = nn.Conv2d(2 * c, c, 1)
+            raising = nn.Conv2d(c, c, 1)
+            SETUP
+            self.mixers = nn.ModuleList([Mixer(layers=layers, raise_xyz=first) for _ in range(2)])
+
+        def forward(self, x):
+            for mixer in self.mixers:
+                x = mixer(x)
+            return x
+""")
+
+BRANCHES = """if first:
+            layers = [lift, back, raising]
+        else:
+            layers = [lift, back]"""
+
+
+def _listed(setup: str = BRANCHES) -> str:
+    return LISTED.replace("SETUP", setup)
+
+
+def test_items_of_the_lists_the_callers_pass():
+    code = _listed()
+    assert _pairs(code)
+    second = line_of(code, "# second pair")
+    assert [f for f in found(code, "ADP007") if f.line <= second <= f.end_line]
+    # a display written in the call itself
+    inline = LISTED.replace("Mixer(layers=layers,", "Mixer(layers=[lift, back, raising],").replace("SETUP", "pass")
+    assert _pairs(inline)
+
+
+def test_items_of_passed_lists_fixed_exactly():
+    from corpus_forms import assert_bn_fold_matches
+
+    from adopter.synth import fix_text
+
+    code = _listed()
+    fixed = fix_text(code, "model.py", rules("ADP007")).text
+    assert fixed.count("conv_bn(") == 2
+    assert_bn_fold_matches(code, fixed, "Stage", (), (2, 4, 5, 5))
+
+
+def test_items_of_passed_lists_look_alikes():
+    # an item put in front after the display: index 0 is no longer the conv
+    moved = BRANCHES + "\n        layers.insert(0, nn.ReLU())"
+    assert not _pairs(_listed(moved))
+    # the name bound again from a call: what it holds there is not read
+    rebound = BRANCHES + "\n        layers = list(reversed(layers))"
+    assert not _pairs(_listed(rebound))
+    # a starred list before the item: its place is not known
+    starred = "pre = [nn.ReLU()]\n        layers = [*pre, lift, back, raising]"
+    assert not _pairs(_listed(starred))
+    # another caller's list holds a Linear there
+    other = _listed() + textwrap.dedent("""\
+
+
+        class Head(nn.Module):
+            def __init__(self, c=4):
+                super().__init__()
+                self.mixer = Mixer(layers=[nn.Linear(c, c), nn.Linear(c, c)])
+    """)
+    assert not _pairs(other)
