@@ -225,3 +225,78 @@ def test_items_of_passed_lists_look_alikes():
                 self.mixer = Mixer(layers=[nn.Linear(c, c), nn.Linear(c, c)])
     """)
     assert not _pairs(other)
+
+
+# 3. ADP012: an optimizer class picked at run time among torch.optim's members
+#    (``inspect.getmembers(torch.optim)``, kept by ``list``/``filter``/``sorted`` or a
+#    comprehension, called as ``found[0][1](params)``, or a loop's value ``for name, klass in
+#    ...``; taolunet's ``parse_optim``): any of its classes, Adam/AdamW/SGD among them, built
+#    without ``fused=``.  Reported, not fixed (no text names the class to guard the keyword by),
+#    as ``getattr(torch.optim, name)`` is; found although the file names no optimizer class.
+#    Near-misses: another module's members, the pair's name called (``[0][0]``), the list
+#    bound again, a call that chooses ``foreach=``.
+
+MEMBERS = textwrap.dedent("""\
+    import inspect
+
+    import torch
+
+
+    def by_filter(kind, params):
+        found = list(filter(lambda m: inspect.isclass(m[1]) and m[1].__name__.lower() == kind,
+                            inspect.getmembers(torch.optim)))
+        return found[0][1](params)  # filtered
+
+
+    def by_comprehension(kind, params):
+        found = sorted([m for m in inspect.getmembers(torch.optim) if m[0].lower() == kind])
+        return found[0][1](params, lr=0.1)  # comprehension
+
+
+    def by_loop(kind, params):
+        for name, klass in inspect.getmembers(torch.optim):
+            if name.lower() == kind:
+                return klass(params, lr=0.1)  # loop
+        raise KeyError(kind)
+""")
+
+NEAR_MEMBERS = textwrap.dedent("""\
+    import inspect
+
+    import torch
+    import mylib.optimizers as extra
+
+
+    def other_module(kind, params):
+        found = list(filter(lambda m: m[0].lower() == kind, inspect.getmembers(extra)))
+        return found[0][1](params)
+
+
+    def the_name(kind, params):
+        found = list(inspect.getmembers(torch.optim))
+        return found[0][0](params)
+
+
+    def rebound(kind, params):
+        found = list(inspect.getmembers(torch.optim))
+        found = [("lion", extra.Lion)]
+        return found[0][1](params)
+
+
+    def chooses(kind, params):
+        for name, klass in inspect.getmembers(torch.optim):
+            if name.lower() == kind:
+                return klass(params, lr=0.1, foreach=False)
+""")
+
+
+def test_optimizer_picked_among_torch_optim_members():
+    lines = sorted(f.line for f in found(MEMBERS, "ADP012"))
+    assert lines == sorted(line_of(MEMBERS, f"# {tag}") for tag in ("filtered", "comprehension", "loop"))
+    from adopter.synth import fix_text
+
+    assert fix_text(MEMBERS, "model.py", rules("ADP012")).text == MEMBERS  # no class named to guard by
+
+
+def test_optimizer_members_look_alikes():
+    assert found(NEAR_MEMBERS, "ADP012") == []

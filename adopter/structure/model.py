@@ -394,6 +394,13 @@ class ClassStructure:
             if looked:
                 total = set(own) if total is None else total
                 total |= looked
+        if "getmembers" in own:
+            # optim = list(filter(pred, inspect.getmembers(torch.optim))); optim[0][1](params):
+            # a class of that module chosen at run time (graph.FlowBuilder._members_choices)
+            looked = member_lookups(func, self.module.names)
+            if looked:
+                total = set(own) if total is None else total
+                total |= looked
         forwards = self.module.autograd_forwards()
         if forwards:
             # AttentionOp.apply(q, k) (or attention_op(q, k), attention_op = AttentionOp.apply):
@@ -1656,6 +1663,20 @@ def lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str]:
             continue
         if expr.__class__ in (ast.Name, ast.Attribute):
             module = names.resolve(expr)
+            if module is not None:
+                found.add(module + ".*")
+    return frozenset(found)
+
+
+def member_lookups(func: ast.AST, names) -> frozenset[str]:
+    """``module.*`` for each ``inspect.getmembers(module)`` in ``func`` (a function that
+    mentions it: rare, so its tree is walked): any class of that module may be called through
+    the (name, value) pairs it gives, as for :func:`lookups`."""
+    found = set()
+    for node in ast_walk(func):
+        if node.__class__ is ast.Call and len(node.args) == 1 and names.resolve(node.func) == "inspect.getmembers" \
+                and node.args[0].__class__ in (ast.Name, ast.Attribute):
+            module = names.resolve(node.args[0])
             if module is not None:
                 found.add(module + ".*")
     return frozenset(found)
