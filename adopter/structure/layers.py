@@ -3863,16 +3863,19 @@ class LayerTyper:
         self._kinds[key] = None
         found = None
         cls = self.names.classes.get(fqn)
-        if cls is not None:
-            methods = _methods(cls)
-            if not (CONTAINER_API & methods.keys()) and runs_in_order(cls) \
-                    and starts_empty(methods.get("__init__")) \
-                    and appends_last(methods.get("append"), methods.get("__init__"), methods):
-                bases = [self.names.resolve(b) for b in cls.bases]
-                if len(bases) == 1 and (bases[0] == SEQUENTIAL or (
-                        depth < MAX_DEPTH and bases[0] is not None and "append" not in methods
-                        and (bases[0] in self.names.classes or (self.package is not None and self.package.owns(bases[0])))
-                        and self.appends_in_order(bases[0], depth + 1))):
+        if cls is not None and len(cls.bases) == 1:
+            # the base first (most chains end at nn.Module: no walk of this class's methods)
+            base = self.names.resolve(cls.bases[0])
+            methods = None
+            if base == SEQUENTIAL or (
+                    depth < MAX_DEPTH and base is not None
+                    and (base in self.names.classes or (self.package is not None and self.package.owns(base)))
+                    and self.appends_in_order(base, depth + 1)
+                    and "append" not in (methods := _methods(cls))):
+                methods = _methods(cls) if methods is None else methods
+                if not (CONTAINER_API & methods.keys()) and starts_empty(methods.get("__init__")) \
+                        and appends_last(methods.get("append"), methods.get("__init__"), methods) \
+                        and runs_in_order(cls):
                     found = cls.name
         elif self.package is not None and depth < MAX_DEPTH and self.package.owns(fqn):
             other = self.package.find(fqn)
