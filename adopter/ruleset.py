@@ -445,6 +445,12 @@ def _triggers(patterns: list[Pattern], canonical: bool = True) -> frozenset[str]
     # a class with a dimension suffix may be looked up by an f-string (getattr(nn, f"Conv{ndim}d")):
     # its stem and the brace, which no other spelling holds
     words |= {w[:-2] + "{" for w in words if _DIMENSIONED.fullmatch(w)}
+    # a class the rule constructs by a call may be picked at run time among its module's
+    # members (``inspect.getmembers(torch.optim)``, graph.FlowBuilder._members_choices), where
+    # the file's text names none of them
+    if any(node.op not in ("layer", "method", "table", "call") and "." in node.op
+           and node.op.rsplit(".", 1)[-1][:1].isupper() for pattern in patterns[:1] for node in pattern.nodes):
+        words.add("getmembers")
     return frozenset(w for w in words if w)
 
 

@@ -16,7 +16,7 @@ import os
 from ..records import dataclass, field, replace
 
 from .layers import (INPUT_KINDS, MEMBERS, OUTPUT_KINDS, OUTPUT_OF, SEQUENTIAL, TABLE_SUFFIXES, Built, Key, LayerTyper,
-                     SeqGraph, _Param, _returns, _super_init)
+                     SeqGraph, _Param, _param_item, _returns, _super_init)
 from .ops import RUNTIME_PARAM
 from .treewalk import blocks
 from .names import ModuleNames
@@ -843,6 +843,11 @@ def _record(attr, value, stmt, func_name, typer: LayerTyper, env: dict, names: M
             and typer.calls_attr(owner, attr)):
         # self.feed_forward = feed_forward, called as a layer: what every call of the class passes for it
         built = list(typer.passed_by_every_caller(env[value.id]))
+    if not built and owner is not None and value.__class__ is ast.Subscript and typer.calls_attr(owner, attr):
+        # self.first = layers[0], called as a layer: what every caller's list holds there
+        item = _param_item(value, env)
+        if item is not None:
+            built = list(typer.passed_by_every_caller(item))
     if not built and _number(value, env):
         # a number (``self.dropout = dropout``, a parameter whose default is ``0.0``, in the
         # branch that keeps the rate for a functional call): calling it would fail, so a call

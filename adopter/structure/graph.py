@@ -46,6 +46,10 @@ _LOAD, _BINOP, _CONSTANT = ast.Load, ast.BinOp, ast.Constant
 # (the same classes for the exact-class tests that are not _value's fast path, which a test turns
 # off by rebinding _NAME and _CALL)
 _AST_NAME, _AST_CALL = ast.Name, ast.Call
+# choice_alias key prefix: a local list of a module's (name, value) members (``inspect.getmembers``)
+_MEMBER_LIST = "\0members:"
+# calls that keep such members as they are (some of them, in order) or make them
+_MEMBERS_KEPT = frozenset({"list", "tuple", "sorted", "filter", "getmembers"})
 _IMPORTS = (ast.Import, ast.ImportFrom)
 _TRY_STAR = getattr(ast, "TryStar", None)  # (Python 3.11+)
 # Containers whose lambda elements are a table of factories (see _inner_calls)
@@ -1647,6 +1651,47 @@ class FlowBuilder:
             return ()
         return (("torch.optim.*", None),)
 
+    def _members_choices(self, expr: ast.expr) -> tuple:
+        """``inspect.getmembers(torch.optim)``, also kept in order by ``list``/``tuple``/``sorted``,
+        thinned by ``filter(pred, ...)`` or a comprehension keeping its items: (name, value)
+        pairs of that module's members, a value chosen at run time among its classes (as
+        ``getattr(torch.optim, name)``, :meth:`_lookup_choices`: ``torch.optim.*``, no text to
+        guard by).  () for anything else (another module, items changed on the way)."""
+        for _ in range(4):
+            kind = expr.__class__
+            if kind is ast.ListComp and len(expr.generators) == 1 and not expr.generators[0].is_async \
+                    and expr.elt.__class__ is _AST_NAME and expr.generators[0].target.__class__ is _AST_NAME \
+                    and expr.generators[0].target.id == expr.elt.id:
+                expr = expr.generators[0].iter  # [m for m in members if ...]
+                continue
+            if kind is not _AST_CALL or expr.keywords or expr.func.__class__ is not _AST_NAME:
+                break
+            name = expr.func.id
+            if name in self.names.functions or name in self.names.imports:
+                break
+            if name in ("list", "tuple", "sorted") and len(expr.args) == 1:
+                expr = expr.args[0]
+            elif name == "filter" and len(expr.args) == 2:
+                expr = expr.args[1]
+            else:
+                break
+        if not (expr.__class__ is _AST_CALL and len(expr.args) == 1 and not expr.keywords
+                and self.names.resolve(expr.func) == "inspect.getmembers"):
+            return ()
+        module = expr.args[0]
+        if module.__class__ not in (_AST_NAME, ast.Attribute) or self.names.resolve(module) != "torch.optim":
+            return ()
+        return (("torch.optim.*", None),)
+
+    def _member_value(self, func: ast.Subscript, ctx: _Ctx) -> tuple:
+        """``optim[i][1]`` with ``optim`` a local list of a module's (name, value) members
+        (:meth:`_members_choices`): the value of one of them."""
+        inner = func.value.value
+        if not (inner.__class__ is _AST_NAME and func.slice.__class__ is ast.Constant and func.slice.value == 1
+                and func.slice.value is not True):
+            return ()
+        return ctx.choice_alias.get(_MEMBER_LIST + inner.id, ())
+
     def _sibling_gelu(self, fqn: str) -> str | None:
         """The GELU variant a function of another module of the package computes
         (siblings.sibling_gelu: a formula, or F.gelu of its argument), or None; once per name."""
@@ -2094,6 +2139,8 @@ class FlowBuilder:
             elif func.__class__ is ast.Subscript and func.value.__class__ is _AST_NAME and self.package is not None \
                     and func.value.id in self.names.imports:
                 choices = self._imported_table_choices(func.value, ctx)  # from .valid import OPTS; OPTS[k](p)
+            elif func.__class__ is ast.Subscript and func.value.__class__ is ast.Subscript and ctx.choice_alias:
+                choices = self._member_value(func, ctx)  # optim[0][1](params), optim a members list
             elif func.__class__ is _AST_CALL:
                 choices = self._lookup_choices(func)  # getattr(torch.optim, name)(params, ...)
             elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
@@ -2750,6 +2797,8 @@ class FlowBuilder:
             ctx.exprs.pop(name, None)
             ctx.fqn_alias.pop(name, None)
             ctx.choice_alias.pop(name, None)
+            if ctx.choice_alias:
+                ctx.choice_alias.pop(_MEMBER_LIST + name, None)
             if ctx.func_choice:
                 ctx.func_choice.pop(name, None)
         if fill is not None:
@@ -4203,6 +4252,14 @@ class FlowBuilder:
             choices = self._lookup_choices(value_expr)
             if choices:
                 ctx.choice_alias[targets[0].id] = choices
+        elif one_name and (value_kind is ast.ListComp or value_kind is _AST_CALL and (
+                value_expr.func.__class__ is _AST_NAME and value_expr.func.id in _MEMBERS_KEPT
+                or value_expr.func.__class__ is ast.Attribute and value_expr.func.attr == "getmembers")):
+            # optim = list(filter(pred, inspect.getmembers(torch.optim))): (name, class) pairs
+            # of that module's members; ``optim[0][1]`` is one of its classes (_member_value)
+            choices = self._members_choices(value_expr)
+            if choices:
+                ctx.choice_alias[_MEMBER_LIST + targets[0].id] = choices
         elif (one_name or unpacking) and value_kind is ast.Subscript and value_expr.value.__class__ is _AST_NAME \
                 and value_expr.value.id in self.names.constants and value_expr.value.id not in ctx.params:
             # klass = OPTIMIZERS[name], or klass, defaults = OPTIMIZERS[name]: an entry of a
@@ -4458,6 +4515,12 @@ class FlowBuilder:
             iterable, frontier = self._value(stmt.iter, frontier, ctx)
             self._alias_loop_target(stmt, ctx)
             targets = self._target_values(stmt.target, ctx)
+            if stmt.target.__class__ is ast.Tuple and len(stmt.target.elts) == 2 \
+                    and stmt.target.elts[1].__class__ is _AST_NAME and stmt.iter.__class__ is _AST_CALL:
+                # for name, klass in inspect.getmembers(torch.optim): klass is one of its classes
+                choices = self._members_choices(stmt.iter)
+                if choices:
+                    ctx.choice_alias[stmt.target.elts[1].id] = choices
             head, _ = self._new(ctx, frontier, kind="other", outs=tuple(targets), defs=_keys(targets),
                                 uses=_keys((iterable,)), span=span(stmt.target))
             body_frontier = [(head.id, None)]

@@ -31,7 +31,9 @@ import re
 from ..records import dataclass, field, replace
 
 from .treewalk import walk
+from .appending import CONTAINER_API, appends_last, starts_empty
 from .canon import TABLE
+from .passed_lists import list_items
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
                        functional_layer_norm_module, gelu_formula, gelu_function, gelu_module, layer_norm_module,
@@ -497,6 +499,10 @@ class LayerTyper:
         if isinstance(expr, ast.Subscript):
             if isinstance(expr.value, ast.Call):
                 return self._split_item(expr, env, depth)  # name.split("-")[0]
+            held = _param_item(expr, env)
+            if held is not None:
+                # layers[0], layers a parameter: the item every caller's list holds there
+                return held.resolve(self) if called else ()
             fqn = self.names.resolve(expr.value)
             if fqn is not None and fqn.rsplit(".", 1)[-1] in TABLE_SUFFIXES:
                 keys = self._decided_keys(expr.slice, env)
@@ -2342,9 +2348,9 @@ class LayerTyper:
         return env
 
     def caller_values(self, func, owner: str | None, index: int, name: str, positional: bool, depth: int,
-                      cls: str | None = None) -> tuple:
+                      cls: str | None = None, item: int | None = None) -> tuple:
         module_calls = self._module_calls is not False
-        key = (id(func), index, name, module_calls)
+        key = (id(func), index, name, module_calls, item)
         if key in self._param_cache:
             return self._param_cache[key]
         self._param_cache[key] = ()
@@ -2368,6 +2374,12 @@ class LayerTyper:
                 if caller is module_code and not module_calls:
                     continue  # (a module-level demo does not turn on a layer that is off by default)
                 passed = _passed(call, index, name, None, positional)
+                if passed is not None and item is not None:
+                    for element in list_items(passed, caller, item):
+                        caller_env = self._caller_env(element, caller, caller_owner, depth) \
+                            if element.__class__ is ast.Name and caller is not None and caller is not func else {}
+                        out += self.values(element, caller_env, depth + 1, called=True)
+                    continue
                 if passed is None:
                     continue
                 if isinstance(passed, (ast.Name, ast.Attribute)) and caller is not None and caller is not func:
@@ -2471,7 +2483,7 @@ class LayerTyper:
         """The layer every call in the file passes for a constructor (or function) parameter
         that has no layer default (``feed_forward: Module``), when each passes one and all the
         same class: what the parameter holds, as far as this file says (empty otherwise)."""
-        key = ("every", id(param.func), param.index, param.name)
+        key = ("every", id(param.func), param.index, param.name, param.item)
         if key in self._param_cache:
             return self._param_cache[key]
         self._param_cache[key] = ()
@@ -2488,10 +2500,18 @@ class LayerTyper:
             if passed is None or caller is func:
                 out = ()
                 break
-            caller_env = self._caller_env(passed, caller, caller_owner, param.depth) if isinstance(
-                passed, (ast.Name, ast.Attribute)) else {}
-            values = tuple(v for v in self.values(passed, caller_env, param.depth + 1)
-                           if isinstance(v, Built) and not v.conditional)
+            # layers[i]: what the caller's list holds there (each display it may pass)
+            held = [passed] if param.item is None else list_items(passed, caller, param.item)
+            values = ()
+            for expr in held:
+                caller_env = self._caller_env(expr, caller, caller_owner, param.depth) if isinstance(
+                    expr, (ast.Name, ast.Attribute)) else {}
+                found = tuple(v for v in self.values(expr, caller_env, param.depth + 1)
+                              if isinstance(v, Built) and not v.conditional)
+                if not found:
+                    values = ()
+                    break
+                values += found
             if not values:
                 out = ()
                 break
@@ -3177,6 +3197,10 @@ class LayerTyper:
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
                         continue
+                    held = _param_item(value, env) if value.__class__ is ast.Subscript and not nested else None
+                    if held is not None:
+                        env[key] = held  # self.first = layers[0]: the callers' items, still unresolved
+                        continue
                     if self._resolver(value, key, env):
                         continue  # norm_layer = get_norm_layer(norm_layer): still the layer class
                     if (typed is not None and self.reuse_typed and typed[0] is value and typed[1] is env
@@ -3829,6 +3853,39 @@ class LayerTyper:
         self._kinds[key] = found
         return found
 
+    def appends_in_order(self, fqn: str, depth: int = 0) -> str | None:
+        """The name of the class ``fqn`` (of this file or of the package) when it is an
+        ``nn.Sequential`` subclass (directly, or through such classes) that starts empty and
+        keeps nn.Sequential's ``append`` and forward (:mod:`adopter.structure.appending`):
+        a subclass's ``super().__init__()`` then ``self.append(layer)`` calls build a
+        sequence, run in the order appended.  None for any other class."""
+        key = ("appends", fqn)
+        if key in self._kinds:
+            return self._kinds[key]
+        self._kinds[key] = None
+        found = None
+        cls = self.names.classes.get(fqn)
+        if cls is not None and len(cls.bases) == 1:
+            # the base first (most chains end at nn.Module: no walk of this class's methods)
+            base = self.names.resolve(cls.bases[0])
+            methods = None
+            if base == SEQUENTIAL or (
+                    depth < MAX_DEPTH and base is not None
+                    and (base in self.names.classes or (self.package is not None and self.package.owns(base)))
+                    and self.appends_in_order(base, depth + 1)
+                    and "append" not in (methods := _methods(cls))):
+                methods = _methods(cls) if methods is None else methods
+                if not (CONTAINER_API & methods.keys()) and starts_empty(methods.get("__init__")) \
+                        and appends_last(methods.get("append"), methods.get("__init__"), methods) \
+                        and runs_in_order(cls):
+                    found = cls.name
+        elif self.package is not None and depth < MAX_DEPTH and self.package.owns(fqn):
+            other = self.package.find(fqn)
+            if other is not None and other[1] in other[0].names.classes:
+                found = other[0].appends_in_order(other[1], depth + 1)
+        self._kinds[key] = found
+        return found
+
     def record_children(self, call: ast.Call, stmt: ast.stmt, env: dict) -> None:
         """``super().__init__()`` of a module whose forward runs its children in order
         (:func:`runs_children`): the layers the rest of ``__init__`` registers are the members
@@ -3885,6 +3942,9 @@ class _Param:
     positional: bool
     depth: int
     method_of: str | None = None  # the class of a method walked as a function (``self`` counted)
+    # ``param[item]``: the item each caller's list (or tuple) holds at that place, not the
+    # value passed (``self.first = layers[0]``; LayerTyper._list_item)
+    item: int | None = None
 
     def resolve(self, typer: "LayerTyper") -> tuple:
         outer = typer._module_calls is None
@@ -3894,7 +3954,7 @@ class _Param:
             typer._module_calls = typer.required(self)
         try:
             passed = typer.caller_values(self.func, self.owner, self.index, self.name, self.positional,
-                                         self.depth, self.method_of)
+                                         self.depth, self.method_of, self.item)
         finally:
             if outer:
                 typer._module_calls = None
@@ -5261,6 +5321,20 @@ def _not_init(value: ast.expr | None, names: ModuleNames) -> bool:
     constructor, so the positions of the fields after it are one less?"""
     return value.__class__ is ast.Call and names.resolve(value.func) == "dataclasses.field" and any(
         k.arg == "init" and k.value.__class__ is ast.Constant and k.value.value is False for k in value.keywords)
+
+
+def _param_item(expr: ast.Subscript, env: dict) -> "_Param | None":
+    """``layers[i]`` with ``layers`` a parameter not yet read and ``i`` a literal index from the
+    front: that parameter, standing for what the callers' lists hold at ``i``
+    (:func:`adopter.structure.passed_lists.list_items`); None for any other subscript."""
+    if expr.value.__class__ is not ast.Name:
+        return None
+    param = env.get(expr.value.id)
+    index = expr.slice
+    if not (param.__class__ is _Param and param.item is None and index.__class__ is ast.Constant
+            and index.value.__class__ is int and index.value >= 0):
+        return None
+    return replace(param, item=index.value, default=())
 
 
 def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> ast.expr | None:

@@ -394,6 +394,13 @@ class ClassStructure:
             if looked:
                 total = set(own) if total is None else total
                 total |= looked
+        if "getmembers" in own:
+            # optim = list(filter(pred, inspect.getmembers(torch.optim))); optim[0][1](params):
+            # a class of that module chosen at run time (graph.FlowBuilder._members_choices)
+            looked = member_lookups(func, self.module.names)
+            if looked:
+                total = set(own) if total is None else total
+                total |= looked
         forwards = self.module.autograd_forwards()
         if forwards:
             # AttentionOp.apply(q, k) (or attention_op(q, k), attention_op = AttentionOp.apply):
@@ -1268,8 +1275,9 @@ _CHILDREN_WORDS = frozenset({"children", "_modules"})
 
 def _chain_subclass(infos: dict[str, ClassInfo], typer: LayerTyper) -> bool:
     """Does a class of the file derive from a same-file or package ``nn.Sequential`` subclass
-    that runs its members in order (its ``super().__init__(...)`` builds a sequence)?"""
-    return any(fqn != name and typer.in_order_sequential(fqn)
+    that runs its members in order (its ``super().__init__(...)`` builds a sequence, or it
+    starts empty and keeps nn.Sequential's ``append``: ``LayerTyper.appends_in_order``)?"""
+    return any(fqn != name and (typer.in_order_sequential(fqn) or typer.appends_in_order(fqn))
                for name, info in infos.items() for fqn in info.bases if fqn != "torch.nn.Sequential")
 
 
@@ -1328,7 +1336,8 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
         # (the bases are read first: runs_in_order walks the class's forward)
         if info is not None and func.name == "__init__" and "torch.nn.Sequential" not in info.bases:
             chained_base = next((b for b in info.node.bases if (fqn := module.names.resolve(b)) is not None
-                                 and fqn != owner and typer.in_order_sequential(fqn)), None)
+                                 and fqn != owner and (typer.in_order_sequential(fqn) or typer.appends_in_order(fqn))),
+                                None)
         skips: list = []
         builds_itself = (info is not None and func.name == "__init__"
                          and ("torch.nn.Sequential" in info.bases or chained_base is not None)
@@ -1752,6 +1761,20 @@ def lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str]:
             continue
         if expr.__class__ in (ast.Name, ast.Attribute):
             module = names.resolve(expr)
+            if module is not None:
+                found.add(module + ".*")
+    return frozenset(found)
+
+
+def member_lookups(func: ast.AST, names) -> frozenset[str]:
+    """``module.*`` for each ``inspect.getmembers(module)`` in ``func`` (a function that
+    mentions it: rare, so its tree is walked): any class of that module may be called through
+    the (name, value) pairs it gives, as for :func:`lookups`."""
+    found = set()
+    for node in ast_walk(func):
+        if node.__class__ is ast.Call and len(node.args) == 1 and names.resolve(node.func) == "inspect.getmembers" \
+                and node.args[0].__class__ in (ast.Name, ast.Attribute):
+            module = names.resolve(node.args[0])
             if module is not None:
                 found.add(module + ".*")
     return frozenset(found)
