@@ -7,6 +7,15 @@
    sides first, so a swapped pair fails loudly), then the named size on every side.  Wrong
    patches (the bias dropped, the bias's two token axes swapped) fail.  Near-miss: a size
    argument only indexed (``image_size[0]``) keeps its old guess.
+2. Layers of the code's own that compute a torch layer's function with their own weight (EDM's
+   ``Conv2d``, ``GroupNorm`` and ``Linear``, calling ``torch.nn.functional.conv2d``/``group_norm``
+   or ``x @ self.weight.t()``) hid what input the block takes: its first input was guessed as
+   tokens ("no inputs it accepts", rectified-flow's and image-translation's EDM ``UNetBlock``).
+   Such a layer is now read as the torch layer of the sizes its weight fixes
+   (``inputs.functional_layer``), so the block gets a channel-first map and the embedding one
+   row per sample.  Wrong patches (values' axes left moved, a doubled scale) fail.  Near-misses:
+   a layer whose forward computes two such functions, or whose weight's rank does not fit the
+   function, is left as it is.
 
 The fixture modules are ours, written in the tests.
 """
@@ -23,6 +32,7 @@ from adopter.config import Config
 from adopter.ruleset import load_rules
 from adopter.verify import verify_file
 from adopter.verify.core import options_for
+from adopter.verify.inputs import functional_layer
 from adopter.verify.result import FAIL, PASS
 
 GRID_BIAS = '''import torch
@@ -106,3 +116,121 @@ def test_a_wrong_patch_of_the_grid_bias_attention_fails(tmp_path, new):
 def test_an_indexed_size_keeps_its_guess(tmp_path):
     results = _verdicts(tmp_path, INDEXED, GRID_RIGHT, GRID_SITE)
     assert "(2, 4)" not in str(results[0].details.get("built", "")), results
+
+
+OWN_LAYERS = '''import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class MyConv(nn.Module):
+    def __init__(self, cin, cout, kernel):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel) / (cin * kernel * kernel) ** 0.5)
+        self.bias = nn.Parameter(torch.zeros(cout))
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight, padding=self.weight.shape[-1] // 2) + self.bias.view(1, -1, 1, 1)
+
+
+class MyNorm(nn.Module):
+    def __init__(self, channels, groups=4):
+        super().__init__()
+        self.groups = groups
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        return F.group_norm(x, self.groups, self.weight, self.bias)
+
+
+class MyLinear(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin) / cin ** 0.5)
+
+    def forward(self, x):
+        return x @ self.weight.t()
+
+
+class MapAttentionBlock(nn.Module):
+    def __init__(self, dim, emb_dim, heads=2):
+        super().__init__()
+        self.heads = heads
+        self.norm = MyNorm(dim)
+        self.qkv = MyConv(dim, dim * 3, 1)
+        self.proj = MyConv(dim, dim, 1)
+        self.emb = MyLinear(emb_dim, dim)
+
+    def forward(self, x, emb):
+        h = self.norm(x) + self.emb(emb)[:, :, None, None]
+        q, k, v = self.qkv(h).reshape(x.shape[0] * self.heads, x.shape[1] // self.heads, 3, -1).unbind(2)
+        w = torch.einsum("ncq,nck->nqk", q, k / (k.shape[1] ** 0.5)).softmax(dim=2)
+        a = torch.einsum("nqk,nck->ncq", w, v)
+        return x + self.proj(a.reshape(*x.shape))
+'''
+
+OWN_SITE = ("        w = torch.einsum(\"ncq,nck->nqk\", q, k / (k.shape[1] ** 0.5)).softmax(dim=2)\n"
+            "        a = torch.einsum(\"nqk,nck->ncq\", w, v)\n")
+OWN_RIGHT = ("        a = F.scaled_dot_product_attention(q.transpose(-2, -1), k.transpose(-2, -1), v.transpose(-2, -1),\n"
+             "                                           scale=k.shape[1] ** -0.5).transpose(-2, -1)\n")
+OWN_AXES_LEFT = OWN_RIGHT.replace(").transpose(-2, -1)\n", ")\n")
+OWN_SCALE = OWN_RIGHT.replace("scale=k.shape[1] ** -0.5", "scale=2 * k.shape[1] ** -0.5")
+
+
+def test_a_block_of_own_functional_layers_gets_a_channel_first_map(tmp_path):
+    # main: skip, "no inputs it accepts" (the map guessed as tokens)
+    results = _verdicts(tmp_path, OWN_LAYERS, OWN_RIGHT, OWN_SITE)
+    assert [r.verdict for r in results] == [PASS], results
+    first, second = results[0].details["inputs"].split("], ")[:2]
+    assert first.count(",") == 3 and second.count(",") == 1, results[0].details  # [b, c, h, w], [b, emb]
+
+
+@pytest.mark.parametrize("new", [OWN_AXES_LEFT, OWN_SCALE])
+def test_a_wrong_patch_of_the_own_layers_block_fails(tmp_path, new):
+    results = _verdicts(tmp_path, OWN_LAYERS, new, OWN_SITE)
+    assert [r.verdict for r in results] == [FAIL], results
+
+
+def test_functional_layers_are_read_by_their_weight_and_function(tmp_path):
+    import importlib.util
+    import sys
+
+    # the classes' source must be a file: the reading parses their forward
+    path = tmp_path / "verify5_own_layers.py"
+    path.write_text(OWN_LAYERS + '''
+
+class TwoFunctions(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c, c))
+
+    def forward(self, x):
+        return F.layer_norm(F.linear(x, self.weight), x.shape[-1:])
+
+
+class WrongRank(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c, c, 3, 3))
+
+    def forward(self, x):
+        return F.group_norm(x, 1, self.weight)
+''')
+    spec = importlib.util.spec_from_file_location("verify5_own_layers", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["verify5_own_layers"] = module
+    try:
+        spec.loader.exec_module(module)
+        conv = functional_layer(module.MyConv(6, 10, 3))
+        norm = functional_layer(module.MyNorm(12))
+        linear = functional_layer(module.MyLinear(5, 7))
+        assert isinstance(conv, torch.nn.Conv2d) and (conv.in_channels, conv.out_channels) == (6, 10)
+        assert isinstance(norm, torch.nn.GroupNorm) and norm.num_channels == 12
+        assert isinstance(linear, torch.nn.Linear) and (linear.in_features, linear.out_features) == (5, 7)
+        for layer in (module.TwoFunctions(4), module.WrongRank(4), torch.nn.Linear(3, 4)):
+            assert functional_layer(layer) is layer
+        block = module.MapAttentionBlock(8, 4)
+        assert functional_layer(block) is block  # submodules: no layer of its own
+    finally:
+        sys.modules.pop("verify5_own_layers", None)
