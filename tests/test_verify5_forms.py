@@ -16,6 +16,13 @@
    row per sample.  Wrong patches (values' axes left moved, a doubled scale) fail.  Near-misses:
    a layer whose forward computes two such functions, or whose weight's rank does not fit the
    function, is left as it is.
+3. A module-level attention function whose only callers keep its probabilities (minerva's
+   ``dot_product_attention``, called by a class that returns them): the fixer adds
+   ``need_weights=True`` and a guard, so no caller in the file reaches the fused side, and the
+   function verified on its own took the original side too ("took its original (guarded)
+   path").  The function alone is now called with the parameters the patch added False, as a
+   class's forward already was (the probabilities it then hands back as None are not compared;
+   the output must match).  Wrong fused sides (the scale lost, a causal mask added) fail.
 
 The fixture modules are ours, written in the tests.
 """
@@ -234,3 +241,64 @@ class WrongRank(nn.Module):
         assert functional_layer(block) is block  # submodules: no layer of its own
     finally:
         sys.modules.pop("verify5_own_layers", None)
+
+
+FUNCTION = '''import math
+
+import torch
+from torch import nn
+
+
+def attend(q, k, v, mask=None):
+    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf"))
+    probs = scores.softmax(dim=-1)
+    return torch.matmul(probs, v), probs
+
+
+class KeptHeads(nn.Module):
+    def __init__(self, dim, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = (t.view(b, n, self.heads, -1).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+        o, probs = attend(q, k, v)
+        return self.out(o.transpose(1, 2).reshape(b, n, d)), probs
+'''
+
+FUNCTION_SITE = (
+    "def attend(q, k, v, mask=None):\n"
+    "    scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])\n"
+    "    if mask is not None:\n"
+    "        scores = scores.masked_fill(mask, float(\"-inf\"))\n"
+    "    probs = scores.softmax(dim=-1)\n"
+    "    return torch.matmul(probs, v), probs\n")
+FUNCTION_RIGHT = (
+    "def attend(q, k, v, mask=None, need_weights: bool = True):\n"
+    "    if need_weights or mask is not None:\n"
+    "        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])\n"
+    "        if mask is not None:\n"
+    "            scores = scores.masked_fill(mask, float(\"-inf\"))\n"
+    "        probs = scores.softmax(dim=-1)\n"
+    "        return torch.matmul(probs, v), probs\n"
+    "    return torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1 / math.sqrt(q.shape[-1])), None\n")
+FUNCTION_NO_SCALE = FUNCTION_RIGHT.replace("scale=1 / math.sqrt(q.shape[-1])", "scale=1.0")
+FUNCTION_CAUSAL = FUNCTION_RIGHT.replace("(q, k, v, scale=", "(q, k, v, is_causal=True, scale=")
+
+
+def test_a_function_whose_callers_keep_the_probabilities_is_verified_declining_them(tmp_path):
+    # main: skip, "the patched code took its original (guarded) path"
+    results = _verdicts(tmp_path, FUNCTION, FUNCTION_RIGHT, FUNCTION_SITE)
+    assert [r.verdict for r in results] == [PASS], results
+    assert "need_weights=False" in results[0].reason and "attend() alone" in results[0].reason, results[0].reason
+
+
+@pytest.mark.parametrize("new", [FUNCTION_NO_SCALE, FUNCTION_CAUSAL])
+def test_a_wrong_fused_side_of_the_function_fails(tmp_path, new):
+    results = _verdicts(tmp_path, FUNCTION, new, FUNCTION_SITE)
+    assert [r.verdict for r in results] == [FAIL], results

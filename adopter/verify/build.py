@@ -1370,7 +1370,7 @@ class Builder:
             return self._build_made(name, original, patched_fn, call, variant, patched_context)
         with patched_context():
             patched = _FunctionModule(patched_fn)
-        return Pair(original, patched, call, [], f"{name}(...)")
+        return _declined(Pair(original, patched, call, [], f"{name}(...)"), variant)
 
     def _build_made(self, name: str, original_fn: nn.Module, patched_fn: Callable, call: Call, variant: Variant,
                     patched_context: Callable[[], Any]) -> Pair:
