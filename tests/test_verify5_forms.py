@@ -23,6 +23,13 @@
    path").  The function alone is now called with the parameters the patch added False, as a
    class's forward already was (the probabilities it then hands back as None are not compared;
    the output must match).  Wrong fused sides (the scale lost, a causal mask added) fail.
+4. Integer constructor arguments the class reshapes its keys into as the sides of a grid
+   (area attention's ``features.reshape(b, self.memory_height, self.memory_width, f)``, both 1 by
+   default): only a one-token memory fits the defaults, and softmax over one key is 1, so no
+   input was accepted (and a one-key check could not tell a wrong scale).  When no input runs,
+   the build is retried with those arguments a grid of the guessed sequence
+   (``build.grid_side_options``).  Wrong patches (the scale lost, the raw keys) fail.
+   Near-misses: one such side alone, or sides __init__ computes, are no grid.
 
 The fixture modules are ours, written in the tests.
 """
@@ -39,6 +46,7 @@ from adopter.config import Config
 from adopter.ruleset import load_rules
 from adopter.verify import verify_file
 from adopter.verify.core import options_for
+from adopter.verify.build import _grid_sides
 from adopter.verify.inputs import functional_layer
 from adopter.verify.result import FAIL, PASS
 
@@ -302,3 +310,58 @@ def test_a_function_whose_callers_keep_the_probabilities_is_verified_declining_t
 def test_a_wrong_fused_side_of_the_function_fails(tmp_path, new):
     results = _verdicts(tmp_path, FUNCTION, new, FUNCTION_SITE)
     assert [r.verdict for r in results] == [FAIL], results
+
+
+GRID_MEMORY = '''import torch
+from torch import nn
+
+
+class GridMemoryAttention(nn.Module):
+    def __init__(self, dim, memory_height=1, memory_width=1):
+        super().__init__()
+        self.memory_height = memory_height
+        self.memory_width = memory_width
+        self.temperature = dim ** 0.5
+        self.key_proj = nn.Linear(dim, dim)
+
+    def forward(self, q, k, v):
+        b, n, d = k.shape
+        grid = k.reshape(b, self.memory_height, self.memory_width, d)
+        counts = torch.arange(1, self.memory_width + 1, dtype=k.dtype).view(1, 1, -1, 1)
+        keys = self.key_proj(grid.cumsum(dim=2) / counts).reshape(b, n, d)
+        logits = torch.matmul(q, keys.transpose(1, 2)) / self.temperature
+        weights = logits.softmax(dim=-1)
+        return torch.matmul(weights, v)
+'''
+
+MEMORY_SITE = ("        logits = torch.matmul(q, keys.transpose(1, 2)) / self.temperature\n"
+               "        weights = logits.softmax(dim=-1)\n"
+               "        return torch.matmul(weights, v)\n")
+MEMORY_RIGHT = "        return torch.nn.functional.scaled_dot_product_attention(q, keys, v, scale=1 / self.temperature)\n"
+MEMORY_NO_SCALE = MEMORY_RIGHT.replace("scale=1 / self.temperature", "scale=1.0")
+MEMORY_RAW_KEYS = MEMORY_RIGHT.replace("(q, keys, v,", "(q, k, v,")
+
+
+def test_grid_sides_the_keys_are_reshaped_into_are_built_for_the_sequence(tmp_path):
+    # main: skip, "no inputs it accepts" (a 1 x 1 memory)
+    results = _verdicts(tmp_path, GRID_MEMORY, MEMORY_RIGHT, MEMORY_SITE)
+    assert [r.verdict for r in results] == [PASS], results
+    assert "memory_height=2, memory_width=4" in results[0].details["built"], results[0].details
+
+
+@pytest.mark.parametrize("new", [MEMORY_NO_SCALE, MEMORY_RAW_KEYS])
+def test_a_wrong_patch_of_the_grid_memory_attention_fails(tmp_path, new):
+    results = _verdicts(tmp_path, GRID_MEMORY, new, MEMORY_SITE)
+    assert [r.verdict for r in results] == [FAIL], results
+
+
+def test_grid_sides_are_stored_arguments_reshaped_together():
+    import ast
+
+    assert _grid_sides(ast.parse(GRID_MEMORY), GRID_MEMORY, "GridMemoryAttention") == [("memory_height", "memory_width")]
+    alone = GRID_MEMORY.replace("k.reshape(b, self.memory_height, self.memory_width, d)",
+                                "k.reshape(b, self.memory_height, -1, d)")
+    assert _grid_sides(ast.parse(alone), alone, "GridMemoryAttention") == []
+    computed = GRID_MEMORY.replace("self.memory_height = memory_height", "self.memory_height = 2 * memory_height") \
+        .replace("self.memory_width = memory_width", "self.memory_width = memory_width + 1")
+    assert _grid_sides(ast.parse(computed), computed, "GridMemoryAttention") == []
