@@ -224,6 +224,11 @@ class TwoFunctions(nn.Module):
         return F.layer_norm(F.linear(x, self.weight), x.shape[-1:])
 
 
+class LinearSubclass(nn.Linear):
+    def forward(self, x):
+        return F.linear(x, self.weight)
+
+
 class WrongRank(nn.Module):
     def __init__(self, c):
         super().__init__()
@@ -243,7 +248,7 @@ class WrongRank(nn.Module):
         assert isinstance(conv, torch.nn.Conv2d) and (conv.in_channels, conv.out_channels) == (6, 10)
         assert isinstance(norm, torch.nn.GroupNorm) and norm.num_channels == 12
         assert isinstance(linear, torch.nn.Linear) and (linear.in_features, linear.out_features) == (5, 7)
-        for layer in (module.TwoFunctions(4), module.WrongRank(4), torch.nn.Linear(3, 4)):
+        for layer in (module.TwoFunctions(4), module.WrongRank(4), torch.nn.Linear(3, 4), module.LinearSubclass(3, 4)):
             assert functional_layer(layer) is layer
         block = module.MapAttentionBlock(8, 4)
         assert functional_layer(block) is block  # submodules: no layer of its own

@@ -1036,6 +1036,7 @@ def _layer_input(randn: Callable, layer: nn.Module, batch: int, seq: int, image:
     return randn(batch, seq, layer.in_features)
 
 
+_READ_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d)
 _FUNCTIONAL_KINDS = {"conv1d": 3, "conv2d": 4, "conv3d": 5, "group_norm": 1, "layer_norm": 1, "linear": 2}
 
 
@@ -1070,8 +1071,8 @@ def functional_layer(layer: Any) -> Any:
     built on the meta device (only its kind and sizes are read: what input the layer takes).  A
     wrong reading costs a try of the inputs, never a verdict (every guess runs on the original)."""
     if not isinstance(layer, nn.Module) or type(layer).__module__.startswith("torch.") or \
-            next(layer.children(), None) is not None:
-        return layer
+            isinstance(layer, _READ_LAYERS) or next(layer.children(), None) is not None:
+        return layer  # a torch layer (or a subclass of one: already what it is), or a container
     weight = getattr(layer, "weight", None)
     use = _functional_use(type(layer)) if isinstance(weight, torch.Tensor) else None
     if use is None:
@@ -1111,8 +1112,7 @@ def fed_layer(func: Callable, name: str, module: nn.Module, copies: bool = False
             while isinstance(layer, nn.Sequential) and len(layer):
                 layer = layer[0]  # a Sequential hands its input to its first layer as it is
             layer = functional_layer(layer)
-            if isinstance(layer, (nn.LayerNorm, nn.GroupNorm, nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
-                                  nn.BatchNorm1d, nn.BatchNorm2d)):
+            if isinstance(layer, _READ_LAYERS):
                 return layer
     return None
 
