@@ -45,8 +45,8 @@ torch = pytest.importorskip("torch")
 from adopter.config import Config
 from adopter.ruleset import load_rules
 from adopter.verify import verify_file
-from adopter.verify.core import options_for
 from adopter.verify.build import _grid_sides
+from adopter.verify.core import options_for
 from adopter.verify.inputs import functional_layer
 from adopter.verify.result import FAIL, PASS
 
