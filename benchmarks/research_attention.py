@@ -126,6 +126,21 @@ def _verify(path: Path, root: Path | None) -> dict:
         return {"error": proc.stderr.strip()[-300:]}
 
 
+def _verdict_of(results: list[dict], applied, line: int) -> dict | None:
+    """The verify result of the labelled line: of the ADP010 results on a line the applied
+    finding around it spans (verify names a site by its first operation's line, which may lie
+    after the finding's first line and after the anchor: EDM's ``w = (`` then ``torch.einsum(``),
+    the last at or before the anchor, else the first; without such a result, the last result at
+    or before the anchor (as before)."""
+    ours = [r for r in results if r.get("rule") == "ADP010"]
+    spans = [f for f in applied if f.line <= line <= (f.end_line or f.line)]
+    inside = [r for r in ours if any(f.line <= r["line"] <= (f.end_line or f.line) for f in spans)]
+    before = [r for r in (inside or ours) if r["line"] <= line]
+    if before:
+        return max(before, key=lambda r: r["line"])
+    return min(inside, key=lambda r: r["line"]) if inside else None
+
+
 def final_line(old: str, new: str, line: int) -> int | None:
     """The line of ``new`` that is line ``line`` of ``old`` (1-based), where that line lies in a
     run of lines the rewrite left as they were; None where it changed."""
@@ -189,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             if not _covers(found, lab.line):
                 status = "not found"  # detection's miss: no finding, so nothing to fix or decline
             elif fixed:
-                runs = [r for r in verified.get("results", []) if r.get("rule") == "ADP010" and r["line"] <= lab.line]
-                run = max(runs, key=lambda r: r["line"]) if runs else None
+                run = _verdict_of(verified.get("results", []), result.applied, lab.line)
                 status = f"{run['verdict']} ({run['class']}: {run['reason'][:140]})" if run else str(verified)[:200]
                 count("verified", bool(run and run["verdict"] == "pass"))
             else:

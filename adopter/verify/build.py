@@ -642,6 +642,59 @@ def small_grid_option(option: _Option, kwargs: dict, cls: type) -> list[_Option]
     return [_overridden(option, changed, f"{shown} (a small grid)")]
 
 
+def _grid_sides(tree: ast.Module | None, text: str, class_name: str) -> list[tuple[str, ...]]:
+    """Groups of ``class_name``'s constructor parameters that its code reshapes a tensor into as
+    neighbouring sides of a grid: two or more adjacent arguments of one ``reshape``/``view`` call
+    that are attributes ``__init__`` stores those parameters in unchanged (area attention's
+    ``features.reshape(batch_size, self.memory_height, self.memory_width, feature_size)``)."""
+    if tree is None:
+        return []
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    stored = stored_parameters(text, class_name) if cls is not None else {}
+    out: list[tuple[str, ...]] = []
+    for sub in ast.walk(cls) if stored else ():
+        if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in ("reshape", "view")):
+            continue
+        run: list[str] = []
+        for arg in [*sub.args, None]:
+            param = stored.get(arg.attr) if isinstance(arg, ast.Attribute) and isinstance(arg.value, ast.Name) \
+                and arg.value.id == "self" else None
+            if param is not None and param not in run:
+                run.append(param)
+                continue
+            if len(run) >= 2 and tuple(run) not in out:
+                out.append(tuple(run))
+            run = []
+    return out
+
+
+def grid_side_options(option: _Option, kwargs: dict, cls: type, tree: ast.Module | None, text: str,
+                      seq: int) -> list[_Option]:
+    """When no input ran: the first build again with each group of integer arguments the class
+    reshapes its input into as the sides of a grid (``_grid_sides``) set to a grid of the
+    sequence length the inputs are guessed at, unequal sides first (a swapped pair fails loudly).
+    Area attention's memory is 1 x 1 by default, so only one key fits it, and softmax over one
+    key is 1 whatever the scores: a check that could not tell a wrong scale.  Each build is still
+    run on the original first: a wrong guess costs a try, never a verdict."""
+    from .inputs import grids
+    from .shrink import is_int
+
+    try:
+        params = {p.name: p for p in list(inspect.signature(cls.__init__).parameters.values())[1:]}
+    except (TypeError, ValueError):
+        return []
+    out: list[_Option] = []
+    for group in _grid_sides(tree, text, cls.__name__):
+        if not all(name in params and is_int(kwargs.get(name, params[name].default)) for name in group):
+            continue
+        for grid in grids(seq, len(group)):
+            if min(grid) >= 2:
+                changed = dict(zip(group, grid))
+                shown = ", ".join(f"{k}={v}" for k, v in changed.items())
+                out.append(_overridden(option, changed, f"{shown} (a grid of the sequence)"))
+    return out[:2]
+
+
 def _fixed_arguments(args: tuple, kwargs: dict, module: ModuleType, original: bool) -> tuple[tuple, dict]:
     """The same arguments for both builds (a deep copy for the patched one: configs are mutable)."""
     if original:
@@ -1124,7 +1177,8 @@ class Builder:
         while True:
             option = next(options, None)
             if option is None and not retries and first is not None and not grid_tried:
-                retries, grid_tried = small_grid_option(first[0], first[1], original_cls), True
+                retries, grid_tried = small_grid_option(first[0], first[1], original_cls) + grid_side_options(
+                    first[0], first[1], original_cls, self._tree, self.text, self.sizes.seq), True
             if option is None:
                 if not retries:
                     break
@@ -1370,7 +1424,7 @@ class Builder:
             return self._build_made(name, original, patched_fn, call, variant, patched_context)
         with patched_context():
             patched = _FunctionModule(patched_fn)
-        return Pair(original, patched, call, [], f"{name}(...)")
+        return _declined(Pair(original, patched, call, [], f"{name}(...)"), variant)
 
     def _build_made(self, name: str, original_fn: nn.Module, patched_fn: Callable, call: Call, variant: Variant,
                     patched_context: Callable[[], Any]) -> Pair:

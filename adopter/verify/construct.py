@@ -36,7 +36,7 @@ from typing import Any, Iterator
 from . import callsites, facts
 from .branches import ZEROS, zeros_like
 from .callsites import UNKNOWN, CallSite
-from .inputs import sequence_of
+from .inputs import grids, sequence_of
 from .recipes import AttrBag, Link, Make, Ref, describe, has_links, lookup, substitute_links
 from .shrink import CHANNELS, STAGE_DEPTHS, STAGE_HEADS, STAGE_WIDTHS, is_int, kind_of, shrink, shrink_value, target
 from .sizes import Sizes
@@ -551,6 +551,9 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         # a size by its name (``input_resolution``) but indexed with constants
         # (``input_resolution[0] // window_size[0]``): one such size per axis
         values = [(v,) * (reads.max_index + 1) for v in values]
+    if reads.unpacked >= 2 and not reads.attrs and reads.called < 0 and reads.max_index < 0 \
+            and not reads.iterated and all(is_int(v) for v in values):
+        values = _unpacked_sizes(reads.unpacked, values, sizes)
     if len(values) == 1 and is_int(values[0]) and values[0] % GROUP_NORM_GROUPS and \
             kind_of(name.lower().lstrip("_")) == "channels" and _mentions_group_norm(module):
         # then a multiple of 32: diffusion and VQ-GAN blocks normalise with GroupNorm(32, c)
@@ -617,6 +620,17 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         length = held[1] or _axes(reads, module) or max(reads.max_index + 1, 2)
         values = [[v] * length if is_int(v) else v for v in values]
     return values
+
+
+def _unpacked_sizes(arity: int, values: list[Any], sizes: Sizes) -> list[tuple[int, ...]]:
+    """Values for a size argument the constructor unpacks into ``arity`` names (``self.ih, self.iw
+    = image_size``): the sides of the grid its tokens fill (a relative-position bias over ``ih *
+    iw`` tokens, added to scores of the tokens the forward is handed), so first grids of the
+    sequence length inputs are guessed at, with unequal sides so that a swapped pair fails
+    loudly, then the size the name suggests on every side (an image the forward is handed)."""
+    out: list[tuple[int, ...]] = [g for g in grids(sizes.seq, arity) if min(g) >= 2]
+    out += [(v,) * arity for v in values if (v,) * arity not in out]
+    return out
 
 
 def _default_instance(annotation: Any, module: ModuleType) -> Make | None:

@@ -767,13 +767,20 @@ def _none_tested(tree: ast.AST) -> set[str]:
 def _declining(checker: _Checker, class_name: str, method: str) -> Variant | None:
     """The variant that passes False to the boolean parameters (default True) the patch
     added to ``method``: an attention that hands its probabilities back takes the fused path
-    only when its caller declines them (``need_weights``, :mod:`adopter.synth.weights`).
+    only when its caller declines them (``need_weights``, :mod:`adopter.synth.weights`); for
+    ``function:<name>``, the parameters the patch added to that module-level function.
     None when the patch added none."""
-    if class_name.startswith("function:"):
-        return None
     try:
-        before = inspect.signature(getattr(checker.builder.class_of(checker.original, class_name), method)).parameters
-        after = inspect.signature(getattr(checker.builder.class_of(checker.patched, class_name), method)).parameters
+        if class_name.startswith("function:"):
+            # a module-level function the patch gave the parameter (minerva's
+            # ``dot_product_attention(..., need_weights=True)``, whose only callers in the package
+            # keep the probabilities): verified on its own, it is called with it False
+            name = class_name.split(":", 1)[1]
+            before = inspect.signature(getattr(checker.original, name)).parameters
+            after = inspect.signature(getattr(checker.patched, name)).parameters
+        else:
+            before = inspect.signature(getattr(checker.builder.class_of(checker.original, class_name), method)).parameters
+            after = inspect.signature(getattr(checker.builder.class_of(checker.patched, class_name), method)).parameters
     except (Skip, TypeError, ValueError, AttributeError):
         return None
     added = tuple(name for name, p in after.items() if name not in before and p.default is True)

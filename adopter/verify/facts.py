@@ -52,6 +52,9 @@ class Reads:
     # where the value is handed on after being stored on self (``self.d = d; nn.Linear(self.d, o)``),
     # as ``handed_as``; read only to name the parameter it is handed to (``construct.handed_names``)
     stored_handed: list[tuple[str, object]] = field(default_factory=list)
+    # unpacked into this many names (``self.ih, self.iw = image_size``): a tuple of that length,
+    # whose values the constructor keeps as separate sizes (the sides of a grid)
+    unpacked: int = 0
 
     def child(self, name: str) -> "Reads":
         return self.attrs.setdefault(name, Reads())
@@ -64,6 +67,7 @@ class Reads:
         self.call_keywords |= other.call_keywords
         self.max_index = max(self.max_index, other.max_index)
         self.iterated |= other.iterated
+        self.unpacked = max(self.unpacked, other.unpacked)
         self.truth |= other.truth
         self.numeric |= other.numeric
         self.ordered |= other.ordered
@@ -173,6 +177,9 @@ class _Collector(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         if isinstance(node.value, ast.Name) and node.value.id in self.names:
             for target in node.targets:
+                if isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) >= 2 and \
+                        not any(isinstance(e, ast.Starred) for e in target.elts):
+                    self.names[node.value.id].unpacked = max(self.names[node.value.id].unpacked, len(target.elts))
                 if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and \
                         target.value.id == "self":
                     self.aliases[f"self.{target.attr}"] = self.names[node.value.id]

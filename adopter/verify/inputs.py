@@ -1036,6 +1036,63 @@ def _layer_input(randn: Callable, layer: nn.Module, batch: int, seq: int, image:
     return randn(batch, seq, layer.in_features)
 
 
+_READ_LAYERS = (nn.LayerNorm, nn.GroupNorm, nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.BatchNorm1d, nn.BatchNorm2d)
+_FUNCTIONAL_KINDS = {"conv1d": 3, "conv2d": 4, "conv3d": 5, "group_norm": 1, "layer_norm": 1, "linear": 2}
+
+
+@functools.lru_cache(maxsize=256)
+def _functional_use(cls: type) -> tuple[str, bool] | None:
+    """The torch function ``cls.forward`` computes its layer with, read from its code: one of
+    ``_FUNCTIONAL_KINDS`` called by name (``torch.nn.functional.conv2d(x, w, ...)``), or
+    ``"matmul"`` for ``x @ <weight>`` (with whether the weight is transposed there: ``.t()``,
+    ``.T``, ``.mT``); None when the forward names none of them or more than one kind."""
+    try:
+        node = ast.parse(textwrap.dedent(inspect.getsource(cls.forward))).body[0]
+    except (OSError, TypeError, SyntaxError, IndentationError, AttributeError, IndexError):
+        return None
+    kinds: set[str] = set()
+    transposed = False
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and _last_name(sub.func) in _FUNCTIONAL_KINDS:
+            kinds.add(_last_name(sub.func))
+        elif isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.MatMult):
+            kinds.add("matmul")
+            right = sub.right
+            transposed = (isinstance(right, ast.Call) and _last_name(right.func) == "t") or \
+                (isinstance(right, ast.Attribute) and right.attr in ("T", "mT"))
+    return (kinds.pop(), transposed) if len(kinds) == 1 else None
+
+
+def functional_layer(layer: Any) -> Any:
+    """``layer``, or for a layer class of the code's own (no torch class, no submodules) whose
+    forward computes one torch layer's function with its own ``weight`` (EDM's ``Conv2d`` calling
+    ``torch.nn.functional.conv2d(x, self.weight...)``, its ``GroupNorm`` calling ``group_norm``, its
+    ``Linear`` computing ``x @ self.weight.t()``): that torch layer, of the sizes the weight fixes,
+    built on the meta device (only its kind and sizes are read: what input the layer takes).  A
+    wrong reading costs a try of the inputs, never a verdict (every guess runs on the original)."""
+    if not isinstance(layer, nn.Module) or type(layer).__module__.startswith("torch.") or \
+            isinstance(layer, _READ_LAYERS) or next(layer.children(), None) is not None:
+        return layer  # a torch layer (or a subclass of one: already what it is), or a container
+    weight = getattr(layer, "weight", None)
+    use = _functional_use(type(layer)) if isinstance(weight, torch.Tensor) else None
+    if use is None:
+        return layer
+    kind, transposed = use
+    shape = tuple(weight.shape)
+    if _FUNCTIONAL_KINDS.get(kind, 2) != len(shape) or min(shape) < 1:
+        return layer
+    if kind in ("conv1d", "conv2d", "conv3d"):
+        conv = {"conv1d": nn.Conv1d, "conv2d": nn.Conv2d, "conv3d": nn.Conv3d}[kind]
+        return conv(shape[1], shape[0], shape[2:], device="meta")
+    if kind == "group_norm":
+        return nn.GroupNorm(1, shape[0], device="meta")
+    if kind == "layer_norm":
+        return nn.LayerNorm(shape[0], device="meta")
+    if kind == "linear" or transposed:  # F.linear(x, w) and x @ w.t(): w is [out, in]
+        return nn.Linear(shape[1], shape[0], device="meta")
+    return nn.Linear(shape[0], shape[1], device="meta")
+
+
 def fed_layer(func: Callable, name: str, module: nn.Module, copies: bool = False) -> nn.Module | None:
     """The layer of the module the function hands the parameter ``name`` to as is
     (``self.ln_3(y)``), when that layer takes real-valued features (a norm, a Linear, a
@@ -1054,8 +1111,8 @@ def fed_layer(func: Callable, name: str, module: nn.Module, copies: bool = False
             layer = getattr(module, sub.func.attr, None)
             while isinstance(layer, nn.Sequential) and len(layer):
                 layer = layer[0]  # a Sequential hands its input to its first layer as it is
-            if isinstance(layer, (nn.LayerNorm, nn.GroupNorm, nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d,
-                                  nn.BatchNorm1d, nn.BatchNorm2d)):
+            layer = functional_layer(layer)
+            if isinstance(layer, _READ_LAYERS):
                 return layer
     return None
 
@@ -1488,8 +1545,8 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 # a channel-first norm takes the input first (the VQ-GAN / latent-diffusion
                 # AttnBlock): its channels on axis 1, the sides the module's first convolution
                 # takes (a Conv1d: a sequence; none: a sequence too)
-                first = next((m for m in module.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))),
-                             None)
+                first = next((m for m in map(functional_layer, module.modules())
+                              if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d))), None)
                 if isinstance(first, (nn.Conv2d, nn.Conv3d)):
                     sides = (image, image) if isinstance(first, nn.Conv2d) else (4, image, image)
                 else:
