@@ -451,6 +451,12 @@ def _triggers(patterns: list[Pattern], canonical: bool = True) -> frozenset[str]
     if any(node.op not in ("layer", "method", "table", "call") and "." in node.op
            and node.op.rsplit(".", 1)[-1][:1].isupper() for pattern in patterns[:1] for node in pattern.nodes):
         words.add("getmembers")
+    # a torch.optim class may be looked up by a run-time string (``getattr(torch.optim, name)``,
+    # graph.FlowBuilder._lookup_choices, which reads that module alone), where the file's text
+    # names no optimizer class: the module's own word is then the only trace
+    if any(node.op.startswith("torch.optim.") and node.op.count(".") == 2
+           for pattern in patterns[:1] for node in pattern.nodes):
+        words.add("optim")
     return frozenset(w for w in words if w)
 
 

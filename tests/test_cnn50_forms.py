@@ -19,7 +19,8 @@ and an optimizer class taken from a defaulted parameter missed).  The fixtures a
   name, read as a callee chosen at run time whose choice is any class of that module; reported,
   not fixed (no text in the file names the class a guard would test).  Near-misses: a literal
   name, another module's lookup, ``**kw`` spread, ``foreach=`` chosen, the name bound again.
-  A file whose text names no fused optimizer at all is still not read (the rule's trigger words).
+  A file whose text names no optimizer class at all (``getattr(torch.optim, cfg.optimizer)``,
+  the class in a config file) is read too: ``optim`` is one of ADP012's trigger words (session 35).
 """
 
 from __future__ import annotations
@@ -207,3 +208,25 @@ def test_an_optimizer_looked_up_in_torch_optim_by_name_is_reported_not_fixed():
 
 def test_lookup_near_misses_are_not_found():
     assert found(NEAR_LOOKUP, "ADP012") == []
+
+
+CONFIGURED = """\
+import torch
+
+
+class Trainer:
+    def __init__(self, model, cfg):
+        self.opt = getattr(torch.optim, cfg.optimizer)(model.parameters(), lr=cfg.lr)
+"""
+
+
+def test_a_lookup_in_a_file_naming_no_optimizer_class_is_reported():
+    # the class lives in the run's config: no word of the file names Adam, AdamW or SGD
+    assert not {"Adam", "AdamW", "SGD"} & set(CONFIGURED.replace("(", " ").replace(".", " ").split())
+    assert [f.line for f in found(CONFIGURED, "ADP012")] == [line_of(CONFIGURED, "self.opt = getattr")]
+    assert fix_text(CONFIGURED, "train.py", rules("ADP012")).text == CONFIGURED
+
+
+def test_a_file_naming_optim_without_a_lookup_is_not_reported():
+    code = CONFIGURED.replace("getattr(torch.optim, cfg.optimizer)", "cfg.optim_factory")
+    assert found(code, "ADP012") == []
