@@ -3183,9 +3183,10 @@ class FlowBuilder:
             return view
         if isinstance(expr, ast.Name) and ctx is not None and expr.id not in ctx.params:
             held = self._resolved(expr, ctx)
-            if isinstance(held, ast.Attribute) and held.attr == "dtype" or (
-                    isinstance(held, ast.Call) and self.names.resolve(held.func) == "torch.promote_types"):
+            if isinstance(held, ast.Attribute) and held.attr == "dtype" or self._promoted_dtype(held):
                 return view  # dtype = torch.promote_types(x.dtype, torch.float32); x.to(dtype)
+            if isinstance(held, ast.Attribute):
+                expr = held  # dtype = torch.float32; x.to(dtype) is x.to(torch.float32)
         resolved = self.names.resolve(expr)
         name = canonical.dtype_name(resolved, lambda n: n) if resolved else None
         if name is None:
@@ -3193,6 +3194,19 @@ class FlowBuilder:
         new = list(view.kwargs)
         new[index] = ("dtype", Ref(name, name))
         return View(view.args, tuple(new), view.arg_spans, view.kwarg_spans)
+
+    def _promoted_dtype(self, held) -> bool:
+        """``torch.promote_types(a, b)``, or ``functools.reduce(torch.promote_types, dtypes)``
+        (hdit's ``reduce(torch.promote_types, (x.dtype, scale.dtype, torch.float32))``): the
+        promotion of dtypes is a dtype (or an error), never a device or a tensor, so ``x.to``
+        of it is a dtype conversion."""
+        if held.__class__ is not _AST_CALL:
+            return False
+        callee = self.names.resolve(held.func)
+        if callee == "torch.promote_types":
+            return True
+        return (callee == "functools.reduce" and len(held.args) == 2 and not held.keywords
+                and self.names.resolve(held.args[0]) == "torch.promote_types")
 
     def _like_view(self, view: View) -> View | None:
         """``w.to(t)`` with ``t`` a tensor the flow has just computed by arithmetic (``var = eps +
