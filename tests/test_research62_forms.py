@@ -8,6 +8,14 @@ audio transformers written the way papers' code is).  The fixtures are ours.
   ``torch.promote_types(a, b)``.  Was read as an unknown ``.to`` (a device, a tensor), so the
   norm was missed.  Near-miss: a ``dtype`` parameter may be a device or a tensor, so ``x.to``
   of it stays unknown and nothing is reported; ``reduce`` of another function is no promotion.
+- A Linear's output flattened to rows of its features before a BatchNorm1d and put back after
+  (MOFTransformer's CGCNN: ``h = self.fc_full(x)`` with ``out_features=2 * self.d``, then
+  ``self.bn1(h.view(-1, self.d * 2)).view(N, M, self.d * 2)``): ``h.view(-1, W)`` with W the
+  Linear's output width as ``__init__`` writes it (the factors in either order) is
+  ``h.view(-1, h.size(-1))``, the Linear of the input's rows.  Near-misses: a width that is not
+  the Linear's (``self.d`` of a ``2 * self.d`` Linear: two rows per token, BatchNorm over half
+  the features), a bare name in ``forward`` (not the name ``__init__`` built the layer with),
+  and h reassigned under an ``if`` before the view.
 """
 
 from __future__ import annotations
@@ -102,3 +110,100 @@ def test_the_fix_keeps_the_norm():
     # one rsqrt and two products, grouped differently: a few float32 roundings (eps 1.2e-7) of
     # values of order 1-10
     torch.testing.assert_close(b(x), a(x), rtol=1e-5, atol=1e-5)
+
+
+ROWS = """\
+import torch
+from torch import nn
+
+
+class Gated(nn.Module):
+    def __init__(self, c, d):
+        super().__init__()
+        self.d = d
+        self.fc = nn.Linear(c, 2 * self.d)
+        self.bn = nn.BatchNorm1d(2 * self.d)
+
+    def forward(self, x):
+        n, m = x.shape[:2]
+        h = self.fc(x)
+        h = self.bn(h.view(-1, self.d * 2)).view(n, m, self.d * 2)
+        return torch.sigmoid(h)
+"""
+
+ROWS_NEAR = """\
+import torch
+from torch import nn
+
+
+class Halves(nn.Module):
+    def __init__(self, c, d):
+        super().__init__()
+        self.d = d
+        self.fc = nn.Linear(c, 2 * self.d)
+        self.bn = nn.BatchNorm1d(self.d)
+
+    def forward(self, x):
+        h = self.fc(x)
+        return self.bn(h.view(-1, self.d))
+
+
+class BareName(nn.Module):
+    def __init__(self, c, d):
+        super().__init__()
+        self.fc = nn.Linear(c, d)
+        self.bn = nn.BatchNorm1d(d)
+
+    def forward(self, x, d):
+        h = self.fc(x)
+        return self.bn(h.view(-1, d))
+
+
+class Rebound(nn.Module):
+    def __init__(self, c, d):
+        super().__init__()
+        self.d = d
+        self.fc = nn.Linear(c, self.d)
+        self.other = nn.Linear(c, self.d)
+        self.bn = nn.BatchNorm1d(self.d)
+
+    def forward(self, x, flag: bool):
+        h = self.fc(x)
+        if flag:
+            h = torch.tanh(self.other(x))
+        return self.bn(h.view(-1, self.d))
+"""
+
+
+def test_a_linear_flattened_to_rows_of_its_width_before_batchnorm_is_found():
+    at = line_of(ROWS, "h = self.bn(h.view(")
+    spans = [(f.line, f.end_line) for f in found(ROWS, "ADP008")]
+    assert len(spans) == 1 and spans[0][0] <= at <= spans[0][1]
+
+
+def test_other_widths_names_and_rebound_values_are_no_rows():
+    assert found(ROWS_NEAR, "ADP008") == []
+
+
+def test_the_fix_of_the_rows_keeps_the_computation():
+    import torch
+
+    fixed = fix_text(ROWS, "model.py", rules("ADP008")).text
+    assert "linear_bn(x.reshape(-1, x.shape[-1]), self.fc, self.bn).view(n, m, self.d * 2)" in fixed
+    original, patched = {}, {}
+    exec(compile(ROWS, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["Gated"](12, 5).double()
+    b = patched["Gated"](12, 5).double()
+    with torch.no_grad():
+        a.bn.running_mean.uniform_(-1, 1)
+        a.bn.running_var.uniform_(0.5, 2)
+    b.load_state_dict(a.state_dict(), strict=True)
+    x = torch.randn(3, 4, 12, dtype=torch.float64)
+    for mode in ("eval", "train"):
+        getattr(a, mode)()
+        getattr(b, mode)()
+        # float64, 12-term dot products and the BatchNorm folded into them (eval) or run as it
+        # is (train): equal to rounding
+        torch.testing.assert_close(b(x), a(x), rtol=0, atol=1e-12)

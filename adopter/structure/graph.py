@@ -1707,6 +1707,10 @@ class FlowBuilder:
                     rows = _unpacked_rows(call, ctx.exprs)
                     if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
                         call, func = rows, rows.func
+                elif len(call.args) == 2 and self.cls is not None and _int_literal(call.args[0]) == -1:
+                    rows = self._linear_rows(call, ctx)
+                    if rows is not None:  # h = self.fc(x) (out_features=2 * d); h.view(-1, d * 2)
+                        call, func = rows, rows.func
         elif func.__class__ is ast.Attribute and func.attr == "flatten" and func.value.__class__ is _NAME \
                 and (call.args or call.keywords):
             rows = _flatten_to_rows(call)
@@ -3903,6 +3907,33 @@ class FlowBuilder:
                 return False
         return True
 
+    def _linear_rows(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
+        """``h.view(-1, h.size(-1))`` when ``call`` is ``h.view(-1, W)`` (or ``reshape``) and h is
+        a name whose value the flow has from a call of an ``nn.Linear`` attribute whose every construction
+        writes its output width as W (the same text, or a product of the same two factors in
+        the other order, no call in it): W is h's last size, so the call flattens h to rows of
+        it (MOFTransformer's CGCNN: ``h = self.fc_full(x)`` with ``out_features=2 * self.d``,
+        then ``self.bn1(h.view(-1, self.d * 2))``); None for anything else."""
+        base, width = call.func.value, call.args[1]
+        if call.keywords or base.__class__ is not _AST_NAME or not _pure_size(width) \
+                or any(n.__class__ is _AST_NAME and n.id != "self" for n in ast_walk(width)):
+            return None  # (a bare name in forward is not the name __init__ built the layer with)
+        key = self._key(base.id, ctx)
+        producer = None
+        for node in self.nodes[-1:-_LIKE_LOOKBACK:-1]:  # h's last definition, of this block
+            if key in node.defs:
+                producer = node if node.scope == ctx.scope else None
+                break
+        layer = producer.layer if producer is not None and producer.kind == "layer" else None
+        ctors = self.cls.bindings.get(_attr(layer)) if layer is not None else None
+        if not ctors:
+            return None
+        for ctor in ctors:
+            out = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
+            if ctor.fqn != "torch.nn.Linear" or ctor.unlike or out is None or not _same_size(out, width):
+                return None
+        return _rows_view(call.func, base, call, call.args[0], width)
+
     def _chunk_count(self, call: ast.Call) -> int | None:
         """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
         func = call.func
@@ -5023,6 +5054,16 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
         if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
     return _rows_view(call.func, base, call, lead, last)
+
+
+def _same_size(a: ast.expr, b: ast.expr) -> bool:
+    """Are ``a`` and ``b`` one size written the same way, or a product of the same two factors
+    in either order (``2 * self.d`` and ``self.d * 2``)?"""
+    if ast.dump(a) == ast.dump(b):
+        return True
+    return (a.__class__ is ast.BinOp and b.__class__ is ast.BinOp and a.op.__class__ is ast.Mult
+            and b.op.__class__ is ast.Mult and ast.dump(a.left) == ast.dump(b.right)
+            and ast.dump(a.right) == ast.dump(b.left))
 
 
 def _rows_view(func: ast.expr, base: ast.expr, call: ast.Call, lead: ast.AST, last: ast.AST) -> ast.Call:
