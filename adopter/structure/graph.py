@@ -1707,14 +1707,15 @@ class FlowBuilder:
                     rows = _unpacked_rows(call, ctx.exprs)
                     if rows is not None:  # B, T, C = x.shape; x.view(B * T, C): x.view(-1, x.size(-1))
                         call, func = rows, rows.func
-                elif len(call.args) == 2 and self.cls is not None and _int_literal(call.args[0]) == -1:
-                    rows = self._linear_rows(call, ctx)
-                    if rows is not None:  # h = self.fc(x) (out_features=2 * d); h.view(-1, d * 2)
-                        call, func = rows, rows.func
         elif func.__class__ is ast.Attribute and func.attr == "flatten" and func.value.__class__ is _NAME \
                 and (call.args or call.keywords):
             rows = _flatten_to_rows(call)
             if rows is not None:  # x.flatten(0, -2): x.reshape(-1, x.size(-1))
+                call, func = rows, rows.func
+        if self.cls is not None and len(call.args) == 1 and call.args[0].__class__ is _AST_CALL \
+                and func.__class__ is ast.Attribute and not call.keywords:
+            rows = self._normed_linear_rows(call, ctx)
+            if rows is not None:  # self.bn(h.view(-1, self.d * 2)), h = self.fc(x), out 2 * self.d
                 call, func = rows, rows.func
         if call.args and call.args[0].__class__ is ast.ListComp and self.cls is not None:
             stacked = self._member_stack(call, ctx)
@@ -3907,17 +3908,41 @@ class FlowBuilder:
                 return False
         return True
 
+    def _normed_linear_rows(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
+        """``call`` with its argument read as ``h.view(-1, h.size(-1))`` when ``call`` is a
+        ``nn.BatchNorm1d`` attribute's call of ``h.view(-1, W)`` that :meth:`_linear_rows` reads
+        so; None for anything else.  Only there: other rules read such a view as written (an
+        LM head's ``logits.view(-1, self.vocab)`` beside its targets, ADP015)."""
+        view = call.args[0]
+        method = view.func
+        if method.__class__ is not ast.Attribute or (method.attr != "view" and method.attr != "reshape") \
+                or len(view.args) != 2 or _int_literal(view.args[0]) != -1:
+            return None
+        norm = call.func
+        if norm.value.__class__ is not _AST_NAME or norm.value.id != "self":
+            return None
+        ctors = self.cls.bindings.get(norm.attr)
+        if not ctors or any(c.fqn != "torch.nn.BatchNorm1d" for c in ctors):
+            return None
+        rows = self._linear_rows(view, ctx)
+        if rows is None:
+            return None
+        return ast.copy_location(ast.Call(func=call.func, args=[rows], keywords=[]), call)
+
     def _linear_rows(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
-        """``h.view(-1, h.size(-1))`` when ``call`` is ``h.view(-1, W)`` (or ``reshape``) and h is
+        """``h.view(-1, h.size(-1))`` when ``call`` is ``h.view(-1, W)`` (or ``h.reshape``) and h is
         a name whose value the flow has from a call of an ``nn.Linear`` attribute whose every construction
         writes its output width as W (the same text, or a product of the same two factors in
         the other order, no call in it): W is h's last size, so the call flattens h to rows of
         it (MOFTransformer's CGCNN: ``h = self.fc_full(x)`` with ``out_features=2 * self.d``,
         then ``self.bn1(h.view(-1, self.d * 2))``); None for anything else."""
         base, width = call.func.value, call.args[1]
-        if call.keywords or base.__class__ is not _AST_NAME or not _pure_size(width) \
+        # (a bare name in forward is not the name __init__ built the layer with: tested first,
+        # the common ``x.view(-1, C)``, before any walk)
+        if call.keywords or base.__class__ is not _AST_NAME or width.__class__ is _AST_NAME \
+                or width.__class__ is ast.Call or not _pure_size(width) \
                 or any(n.__class__ is _AST_NAME and n.id != "self" for n in ast_walk(width)):
-            return None  # (a bare name in forward is not the name __init__ built the layer with)
+            return None
         key = self._key(base.id, ctx)
         producer = None
         for node in self.nodes[-1:-_LIKE_LOOKBACK:-1]:  # h's last definition, of this block
@@ -3932,7 +3957,11 @@ class FlowBuilder:
             out = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
             if ctor.fqn != "torch.nn.Linear" or ctor.unlike or out is None or not _same_size(out, width):
                 return None
-        return _rows_view(call.func, base, call, call.args[0], width)
+        # one spelling for both methods (the rows of a Linear's output are contiguous, so view
+        # and reshape give the same value): one ADP008 form reads them
+        func = call.func if call.func.attr == "view" else ast.copy_location(
+            ast.Attribute(value=base, attr="view", ctx=ast.Load()), call.func)
+        return _rows_view(func, base, call, call.args[0], width)
 
     def _chunk_count(self, call: ast.Call) -> int | None:
         """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
