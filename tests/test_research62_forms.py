@@ -12,7 +12,9 @@ audio transformers written the way papers' code is).  The fixtures are ours.
   (MOFTransformer's CGCNN: ``h = self.fc_full(x)`` with ``out_features=2 * self.d``, then
   ``self.bn1(h.view(-1, self.d * 2)).view(N, M, self.d * 2)``): ``h.view(-1, W)`` with W the
   Linear's output width as ``__init__`` writes it (the factors in either order) is
-  ``h.view(-1, h.size(-1))``, the Linear of the input's rows.  Near-misses: a width that is not
+  ``h.view(-1, h.size(-1))``, the Linear of the input's rows (read so only as a BatchNorm1d's
+  argument: ADP015 reads an LM head's ``logits.view(-1, self.vocab)`` as written, misses36's
+  tests).  Near-misses: a width that is not
   the Linear's (``self.d`` of a ``2 * self.d`` Linear: two rows per token, BatchNorm over half
   the features), a bare name in ``forward`` (not the name ``__init__`` built the layer with),
   and h reassigned under an ``if`` before the view.
