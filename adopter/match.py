@@ -935,9 +935,11 @@ class Matcher:
     def _method_words(self, name: str) -> tuple[str, ...]:
         """The words one of which code must mention for a method step ``x.<name>(...)``: its
         spellings, and for ``size`` the ``shape`` attribute (``x.shape[-1]`` as the argument of
-        a view or reshape is read as ``x.size(-1)``: graph._shape_as_size)."""
+        a view or reshape is read as ``x.size(-1)``: graph._shape_as_size) and the view itself
+        (``h.view(-1, W)`` of a Linear's output, W its width as ``__init__`` writes it, is read
+        as ``h.view(-1, h.size(-1))`` with neither word in the code: graph._linear_rows)."""
         methods = self._methods(name)
-        return (*methods, "shape") if name == "size" else methods
+        return (*methods, "shape", "view", "reshape") if name == "size" else methods
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op

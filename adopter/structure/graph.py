@@ -1777,6 +1777,11 @@ class FlowBuilder:
             rows = _flatten_to_rows(call)
             if rows is not None:  # x.flatten(0, -2): x.reshape(-1, x.size(-1))
                 call, func = rows, rows.func
+        if self.cls is not None and len(call.args) == 1 and call.args[0].__class__ is _AST_CALL \
+                and func.__class__ is ast.Attribute and not call.keywords:
+            rows = self._normed_linear_rows(call, ctx)
+            if rows is not None:  # self.bn(h.view(-1, self.d * 2)), h = self.fc(x), out 2 * self.d
+                call, func = rows, rows.func
         if call.args and call.args[0].__class__ is ast.ListComp and self.cls is not None:
             stacked = self._member_stack(call, ctx)
             if stacked is not None:
@@ -3255,9 +3260,10 @@ class FlowBuilder:
             return view
         if isinstance(expr, ast.Name) and ctx is not None and expr.id not in ctx.params:
             held = self._resolved(expr, ctx)
-            if isinstance(held, ast.Attribute) and held.attr == "dtype" or (
-                    isinstance(held, ast.Call) and self.names.resolve(held.func) == "torch.promote_types"):
+            if isinstance(held, ast.Attribute) and held.attr == "dtype" or self._promoted_dtype(held):
                 return view  # dtype = torch.promote_types(x.dtype, torch.float32); x.to(dtype)
+            if isinstance(held, ast.Attribute):
+                expr = held  # dtype = torch.float32; x.to(dtype) is x.to(torch.float32)
         resolved = self.names.resolve(expr)
         name = canonical.dtype_name(resolved, lambda n: n) if resolved else None
         if name is None:
@@ -3265,6 +3271,19 @@ class FlowBuilder:
         new = list(view.kwargs)
         new[index] = ("dtype", Ref(name, name))
         return View(view.args, tuple(new), view.arg_spans, view.kwarg_spans)
+
+    def _promoted_dtype(self, held) -> bool:
+        """``torch.promote_types(a, b)``, or ``functools.reduce(torch.promote_types, dtypes)``
+        (hdit's ``reduce(torch.promote_types, (x.dtype, scale.dtype, torch.float32))``): the
+        promotion of dtypes is a dtype (or an error), never a device or a tensor, so ``x.to``
+        of it is a dtype conversion."""
+        if held.__class__ is not _AST_CALL:
+            return False
+        callee = self.names.resolve(held.func)
+        if callee == "torch.promote_types":
+            return True
+        return (callee == "functools.reduce" and len(held.args) == 2 and not held.keywords
+                and self.names.resolve(held.args[0]) == "torch.promote_types")
 
     def _like_view(self, view: View) -> View | None:
         """``w.to(t)`` with ``t`` a tensor the flow has just computed by arithmetic (``var = eps +
@@ -3960,6 +3979,61 @@ class FlowBuilder:
                     or (_int_literal(width.right) == 2 and ast.dump(width.left) == text)):
                 return False
         return True
+
+    def _normed_linear_rows(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
+        """``call`` with its argument read as ``h.view(-1, h.size(-1))`` when ``call`` is a
+        ``nn.BatchNorm1d`` attribute's call of ``h.view(-1, W)`` that :meth:`_linear_rows` reads
+        so; None for anything else.  Only there: other rules read such a view as written (an
+        LM head's ``logits.view(-1, self.vocab)`` beside its targets, ADP015)."""
+        view = call.args[0]
+        method = view.func
+        if method.__class__ is not ast.Attribute or (method.attr != "view" and method.attr != "reshape") \
+                or len(view.args) != 2 or _int_literal(view.args[0]) != -1:
+            return None
+        norm = call.func
+        if norm.value.__class__ is not _AST_NAME or norm.value.id != "self":
+            return None
+        ctors = self.cls.bindings.get(norm.attr)
+        if not ctors or any(c.fqn != "torch.nn.BatchNorm1d" for c in ctors):
+            return None
+        rows = self._linear_rows(view, ctx)
+        if rows is None:
+            return None
+        return ast.copy_location(ast.Call(func=call.func, args=[rows], keywords=[]), call)
+
+    def _linear_rows(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
+        """``h.view(-1, h.size(-1))`` when ``call`` is ``h.view(-1, W)`` (or ``h.reshape``) and h is
+        a name whose value the flow has from a call of an ``nn.Linear`` attribute whose every construction
+        writes its output width as W (the same text, or a product of the same two factors in
+        the other order, no call in it): W is h's last size, so the call flattens h to rows of
+        it (MOFTransformer's CGCNN: ``h = self.fc_full(x)`` with ``out_features=2 * self.d``,
+        then ``self.bn1(h.view(-1, self.d * 2))``); None for anything else."""
+        base, width = call.func.value, call.args[1]
+        # (a bare name in forward is not the name __init__ built the layer with: tested first,
+        # the common ``x.view(-1, C)``, before any walk)
+        if call.keywords or base.__class__ is not _AST_NAME or width.__class__ is _AST_NAME \
+                or width.__class__ is ast.Call or not _pure_size(width) \
+                or any(n.__class__ is _AST_NAME and n.id != "self" for n in ast_walk(width)):
+            return None
+        key = self._key(base.id, ctx)
+        producer = None
+        for node in self.nodes[-1:-_LIKE_LOOKBACK:-1]:  # h's last definition, of this block
+            if key in node.defs:
+                producer = node if node.scope == ctx.scope else None
+                break
+        layer = producer.layer if producer is not None and producer.kind == "layer" else None
+        ctors = self.cls.bindings.get(_attr(layer)) if layer is not None else None
+        if not ctors:
+            return None
+        for ctor in ctors:
+            out = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
+            if ctor.fqn != "torch.nn.Linear" or ctor.unlike or out is None or not _same_size(out, width):
+                return None
+        # one spelling for both methods (the rows of a Linear's output are contiguous, so view
+        # and reshape give the same value): one ADP008 form reads them
+        func = call.func if call.func.attr == "view" else ast.copy_location(
+            ast.Attribute(value=base, attr="view", ctx=ast.Load()), call.func)
+        return _rows_view(func, base, call, call.args[0], width)
 
     def _chunk_count(self, call: ast.Call) -> int | None:
         """N of ``x.chunk(N, ...)`` / ``torch.chunk(x, N, ...)`` with a literal N (2 to 8)."""
@@ -5101,6 +5175,16 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
         if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
     return _rows_view(call.func, base, call, lead, last)
+
+
+def _same_size(a: ast.expr, b: ast.expr) -> bool:
+    """Are ``a`` and ``b`` one size written the same way, or a product of the same two factors
+    in either order (``2 * self.d`` and ``self.d * 2``)?"""
+    if ast.dump(a) == ast.dump(b):
+        return True
+    return (a.__class__ is ast.BinOp and b.__class__ is ast.BinOp and a.op.__class__ is ast.Mult
+            and b.op.__class__ is ast.Mult and ast.dump(a.left) == ast.dump(b.right)
+            and ast.dump(a.right) == ast.dump(b.left))
 
 
 def _rows_view(func: ast.expr, base: ast.expr, call: ast.Call, lead: ast.AST, last: ast.AST) -> ast.Call:
