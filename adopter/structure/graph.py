@@ -314,6 +314,10 @@ class _Ctx:
     # default it leaves (``attn, v = self.scores(x, return_v=True)``), and that the helper never
     # rebinds: the name -> the bool.  ``if return_v:`` there goes one way (_if)
     flags: dict | None = None
+    # parameters of a helper the root function calls, passed a ``self.<attr>`` read
+    # (``_apply_canon_d(h, self.conv_d, ...)``): the name -> that expression.  An ``if`` of the
+    # helper testing only them is a test of the module's settings (_guard_text)
+    settings: dict | None = None
 
 
 # torch.nn modules whose output is not one tensor (a tuple, or whatever their members return)
@@ -3449,6 +3453,7 @@ class FlowBuilder:
             local_funcs=dict(ctx.local_funcs), closure_args=ctx.closure_args,
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
             ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call),
+            settings=_self_reads(params, call) if ctx.instance == 0 and self.cls is not None else None,
         )
         if (target.args.defaults or target.args.kwonlyargs) and call.__class__ is ast.Call \
                 and _callable_default(target.args):
@@ -4331,7 +4336,15 @@ class FlowBuilder:
 
     def _guard_text(self, test: ast.expr, ctx: _Ctx) -> str:
         text = self._text(test)
-        return text if ctx.instance == 0 else f"{text}@{ctx.instance}"
+        if ctx.instance == 0:
+            return text
+        if ctx.settings:
+            read = _settings_read(test, ctx.settings, ctx.definition)
+            if read is not None:
+                # ``if conv_d is None:`` of a helper called with ``self.conv_d``: the test the
+                # module's settings decide, kept apart from the caller's own tests by the instance
+                text = ast.unparse(read)
+        return f"{text}@{ctx.instance}"
 
     def _if(self, stmt: ast.If, frontier: list, ctx: _Ctx) -> list:
         _, frontier = self._value(stmt.test, frontier, ctx) if _contains_call(stmt.test) else (None, frontier)
@@ -4591,6 +4604,45 @@ def _bool_params(target, params: list, args, kwargs, call) -> dict | None:
             if not fixed:
                 return None
     return fixed
+
+
+def _self_reads(params: list, call) -> dict | None:
+    """The parameters of a helper that its call (from the root function) passes a ``self.<attr>``
+    read: the name -> that expression; None when there are none."""
+    if call.__class__ is not ast.Call:
+        return None
+    found = None
+    for name, expr in list(zip(params, call.args)) + [(k.arg, k.value) for k in call.keywords]:
+        if expr.__class__ is ast.Attribute and expr.value.__class__ is ast.Name and expr.value.id == "self" \
+                and name is not None:
+            if found is None:
+                found = {}
+            found[name] = expr
+    return found
+
+
+def _settings_read(test: ast.expr, settings: dict, helper) -> ast.expr | None:
+    """``test`` with each parameter of ``settings`` replaced by the ``self.<attr>`` read its call
+    passed, when the test reads nothing else but constants (comparisons, ``not``, ``and``/``or``)
+    and the helper never rebinds those parameters; None otherwise."""
+    used = set()
+    for node in ast_walk(test):
+        if node.__class__ is ast.Name:
+            if node.id not in settings:
+                return None
+            used.add(node.id)
+        elif not isinstance(node, (ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Constant, ast.expr_context,
+                                   ast.cmpop, ast.boolop, ast.unaryop)):
+            return None
+    if not used or helper is None:
+        return None
+    for node in ast_walk(helper):
+        if node.__class__ is ast.Name and node.id in used and node.ctx.__class__ is not ast.Load:
+            return None
+    read = copy.deepcopy(test)
+    for name in used:
+        read = _Substitute(name, settings[name]).visit(read)
+    return read
 
 
 def _param_flag(test: ast.expr, flags: dict) -> bool | None:
