@@ -112,3 +112,64 @@ def test_a_gate_a_helper_passes_through_at_the_default_settings_is_reported(rule
 def test_a_helper_deciding_per_call_or_on_a_reassigned_attribute_is_no_site():
     assert found(PER_CALL, "ADP013") == []
     assert [f.line for f in found(PER_CALL, "ADP006")] == [line_of(PER_CALL, "return F.silu(g) * self.w_up(x) +")]
+
+
+# A GLU module whose halving axis is a constructor argument: every construction in the file
+# passes -1, so the module halves its input's last axis (spatialformer's GLU).
+AXIS_BY_CONSTRUCTION = """\
+import torch
+from torch import nn
+
+
+def pick_act(name):
+    if name == "swish":
+        return nn.SiLU()
+    elif name == "gelu":
+        return nn.GELU()
+    raise ValueError(name)
+
+
+class Gate(nn.Module):
+    def __init__(self, dim, act="swish"):
+        super().__init__()
+        self.dim = dim
+        self.act = pick_act(act)
+
+    def forward(self, x):
+        out, g = x.chunk(2, dim=self.dim)
+        return out * self.act(g)
+
+
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.proj = nn.Linear(d, 2 * d)
+        self.gate = Gate(dim=-1)
+        self.gate2 = Gate(-1, act="gelu")
+
+    def forward(self, x):
+        return self.gate2(self.gate(self.proj(x)))
+"""
+
+
+def test_a_halving_axis_every_construction_fixes_to_the_last_is_read():
+    assert [f.line for f in found(AXIS_BY_CONSTRUCTION, "ADP013")] == [
+        line_of(AXIS_BY_CONSTRUCTION, "out, g = x.chunk(2, dim=self.dim)")]
+
+
+@pytest.mark.parametrize("edit", [
+    ("self.gate2 = Gate(-1,", "self.gate2 = Gate(1,"),  # two constructions, two axes
+    ("        self.gate2 = Gate(-1, act=\"gelu\")\n", "        self.gate2 = Gate(dim=self.axis)\n"),  # not a literal
+    ("class Block(nn.Module):", "class Other(Gate):\n    pass\n\n\nclass Block(nn.Module):"),  # a subclass
+    ("        return out * self.act(g)\n", "        return out * self.act(g)\n\n    def turn(self):\n"
+                                             "        self.dim = 1\n"),  # another write
+])
+def test_an_axis_not_fixed_by_every_construction_is_not_read(edit):
+    code = AXIS_BY_CONSTRUCTION.replace(*edit)
+    assert code != AXIS_BY_CONSTRUCTION
+    assert found(code, "ADP013") == []
+
+
+def test_an_axis_no_construction_in_the_file_fixes_is_not_read():
+    code = AXIS_BY_CONSTRUCTION[:AXIS_BY_CONSTRUCTION.index("class Block")]
+    assert found(code, "ADP013") == []

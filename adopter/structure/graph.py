@@ -31,7 +31,7 @@ from .bindings import APPLY_FIRST, Applier, ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
 from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
-                       passes_tensor_through, softmax_formula, strip_casts, untransposed)
+                       passed_argument, passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames, imported_by, param_default
@@ -1937,6 +1937,13 @@ class FlowBuilder:
                     call = ast.copy_location(ast.Call(func=func, args=[ast.Constant(None), *call.args],
                                                       keywords=call.keywords), call)
                 return self._inline(target, args, kwargs, is_method, call, frontier, ctx)
+        if func.__class__ is ast.Attribute and func.attr == "chunk" and self.cls is not None \
+                and self._chunk_on_fixed_axis(call):
+            # x.chunk(2, dim=self.dim) with -1 in self.dim wherever the file builds the module
+            if call.args[1:]:
+                args = [*args[:len(args) - 1], Const(-1)]
+            else:
+                kwargs = [(key, Const(-1) if key == "dim" else value) for key, value in kwargs]
         out = self._temp("")
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
@@ -2773,7 +2780,8 @@ class FlowBuilder:
             if value_expr.args and not isinstance(value_expr.args[0], ast.Starred) and _chunk_in_two_last(
                     ast.Call(func=value_expr.func, args=value_expr.args[1:], keywords=value_expr.keywords)):
                 base = value_expr.args[0]
-        elif value_expr.func.attr == "chunk" and _chunk_in_two_last(value_expr):
+        elif value_expr.func.attr == "chunk" and (_chunk_in_two_last(value_expr) or (
+                self.cls is not None and self._chunk_on_fixed_axis(value_expr))):
             base = value_expr.func.value
         elif value_expr.func.attr == "unbind" and _unbind_second_last(value_expr):
             # x1, x2 = rearrange(x, "... (j d) -> ... j d", j=2).unbind(dim=-2): the halves too
@@ -2783,6 +2791,68 @@ class FlowBuilder:
         if base is not None:
             for index, elt in enumerate(target.elts):
                 ctx.exprs[elt.id] = ("half", base, index)
+
+    def _chunk_on_fixed_axis(self, call: ast.Call) -> bool:
+        """``x.chunk(2, dim=self.<attr>)`` where the attribute holds -1 in every instance the
+        file builds (:meth:`_fixed_axis`): a GLU module built ``GLU(dim=-1)`` halves its
+        input's last axis."""
+        args = list(call.args) + [k.value for k in call.keywords if k.arg == "dim"]
+        if len(args) != 2 or any(k.arg != "dim" for k in call.keywords) or _int_literal(args[0]) != 2:
+            return False
+        dim = args[1]
+        return dim.__class__ is ast.Attribute and dim.value.__class__ is _AST_NAME and dim.value.id == "self" \
+            and self._fixed_axis(dim.attr) == -1
+
+    def _fixed_axis(self, attr: str) -> int | None:
+        """The int ``self.<attr>`` holds in every instance of the class the file builds:
+        ``__init__`` binds it once, to a parameter it never rebinds, nothing else in the file
+        writes it, no same-file class derives from this one, and every construction in the file
+        passes the same int literal for the parameter (or leaves its int default).  None
+        otherwise (also when the file builds the class nowhere: another file's value is
+        unknown)."""
+        cls = self.cls
+        found = cls.fixed_axes
+        if found is None:
+            found = cls.fixed_axes = {}
+        if attr in found:
+            return found[attr]
+        found[attr] = None
+        init = cls.methods.get("__init__")
+        if init is None or cls.constructions is None or init not in cls.node.body or self.lines is None:
+            return None
+        held = [st.value for st in init.body if st.__class__ is ast.Assign and len(st.targets) == 1
+                and st.targets[0].__class__ is ast.Attribute and st.targets[0].value.__class__ is _AST_NAME
+                and st.targets[0].value.id == "self" and st.targets[0].attr == attr]
+        writes = sum(1 for node in ast_walk(cls.node) if node.__class__ is ast.Attribute
+                     and node.ctx.__class__ is ast.Store and node.value.__class__ is _AST_NAME
+                     and node.value.id == "self" and node.attr == attr)
+        if len(held) != 1 or writes != 1 or held[0].__class__ is not _AST_NAME:
+            return None
+        param = held[0].id
+        args = init.args
+        if param not in [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs][1:] or any(
+                node.__class__ is _AST_NAME and node.id == param and node.ctx.__class__ is not _LOAD
+                for node in ast_walk(init)):
+            return None
+        if any(any(b.__class__ is _AST_NAME and b.id == cls.name for b in other.bases)
+               for other in self.names.classes.values()) or not self._flag_fixed(attr):
+            return None
+        default = param_default(args, param)
+        values = set()
+        constructions = cls.constructions()
+        for call, _, _ in constructions:
+            passed = passed_argument(init, call, param)
+            if passed is False:
+                return None
+            value = _int_literal(default if passed is None and default is not None else passed) \
+                if passed is not None or default is not None else None
+            if value is None:
+                return None
+            values.add(value)
+        if len(values) != 1:
+            return None
+        found[attr] = values.pop()
+        return found[attr]
 
     def _split_in_two(self, expr, ctx: _Ctx) -> tuple | None:
         """``("split2", value of x)`` when ``expr`` is ``einops.rearrange(x, "... (j d) -> ... j d",
