@@ -173,3 +173,65 @@ def test_an_axis_not_fixed_by_every_construction_is_not_read(edit):
 def test_an_axis_no_construction_in_the_file_fixes_is_not_read():
     code = AXIS_BY_CONSTRUCTION[:AXIS_BY_CONSTRUCTION.index("class Block")]
     assert found(code, "ADP013") == []
+
+
+# A softmax module of the file, built and called at once with a mask (spatialformer's
+# MaskedSoftmax): its forward is a function of its inputs and of the axis the construction
+# passes, so it is read in place, like a same-file masked-softmax function.
+BUILT_SOFTMAX = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class FillSoftmax(nn.Module):
+    def __init__(self, dim, **kwargs):
+        super().__init__(**kwargs)
+        self.dim = dim
+
+    def forward(self, inputs, mask=None):
+        if mask is not None:
+            inputs = inputs.masked_fill(~mask, torch.finfo(inputs.dtype).min)
+        return F.softmax(inputs, dim=self.dim)
+
+
+class Attn(nn.Module):
+    def __init__(self, dim=64, heads=4, dropout=0.0):
+        super().__init__()
+        self.dim, self.heads = dim, heads
+        self.scale = (dim // heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x, mask=None):
+        b, n, _ = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        if mask is not None:
+            mask = mask[:, None, None, :]
+        attn = torch.matmul(q, k.transpose(-2, -1)) * self.scale
+        attn = FillSoftmax(dim=-1)(attn, mask=mask)
+        attn = self.drop(attn)
+        y = (attn @ v).transpose(1, 2).reshape(b, n, self.dim)
+        return self.out(y)
+"""
+
+
+def test_a_masked_softmax_module_built_and_called_at_once_is_read():
+    anchor = line_of(BUILT_SOFTMAX, "attn = FillSoftmax(dim=-1)(attn, mask=mask)")
+    hits = [f for f in found(BUILT_SOFTMAX, "ADP010") if f.line <= anchor <= f.end_line]
+    assert len(hits) == 1
+
+
+@pytest.mark.parametrize("edit", [
+    ("FillSoftmax(dim=-1)(attn", "FillSoftmax(dim=1)(attn"),  # softmax over the queries
+    ("return F.softmax(inputs, dim=self.dim)",
+     "p = F.softmax(inputs, dim=self.dim)\n        return p / (p.sum(dim=self.dim, keepdim=True) + 1.0)"),
+    ("        self.dim = dim\n\n    def forward(self, inputs, mask=None):",
+     "        self.dim = dim\n        self.t = nn.Parameter(torch.ones(1))\n\n    def forward(self, inputs, mask=None):"),
+    ("return F.softmax(inputs, dim=self.dim)", "return F.softmax(inputs * self.temp, dim=self.dim)"),
+])
+def test_a_built_module_that_is_no_softmax_of_literal_settings_is_not_read(edit):
+    code = BUILT_SOFTMAX.replace(*edit)
+    assert code != BUILT_SOFTMAX
+    assert found(code, "ADP010") == []

@@ -402,6 +402,8 @@ class FlowBuilder:
         # the same texts by the subscript's span, which a later renaming of the step's
         # temporary leaves as it is (Flow.slices)
         self._slice_at: dict[tuple, str] = {}
+        # id of a ``Module(...)`` built and called at once -> its forward as a function (_built_forward)
+        self._built_forwards: dict[int, ast.FunctionDef | None] = {}
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -1773,6 +1775,14 @@ class FlowBuilder:
                     layer = None
         helper = None if layer is not None else self._helper_of(func, ctx)
         function_ctx = False
+        if helper is None and layer is None and func.__class__ is _AST_CALL and func.func.__class__ is _AST_NAME \
+                and func.func.id in self.names.classes and func.func.id not in ctx.params:
+            # MaskedSoftmax(dim=-1)(scores, mask=mask): a same-file module built and called at once
+            # whose forward is a function of its inputs and of settings the construction passes
+            # as literals: that forward, the settings in place (_built_forward)
+            target = self._built_forward(func)
+            if target is not None:
+                helper = (target, False)
         if helper is None and layer is None:
             applied = func  # Fn.apply, or a module-level name bound once to it (attention_op = Fn.apply)
             if func.__class__ is _AST_NAME and func.id in self.names.constants and func.id not in ctx.params \
@@ -3343,6 +3353,47 @@ class FlowBuilder:
             return Const(-expr.operand.value)
         text = self._text(expr)
         return Ref("init:" + text, text)
+
+    def _built_forward(self, built: ast.Call) -> ast.FunctionDef | None:
+        """The ``forward`` of the same-file module that ``built`` constructs, as a function of
+        its inputs, when it computes from them and from literal settings alone: a direct
+        ``nn.Module`` subclass whose ``__init__`` only calls ``super().__init__`` and binds
+        ``self.<attr>`` to literals or to its parameters (never rebound), and whose forward
+        reads ``self`` only as those attributes (no layer, no ``self.training``, no write).
+        Each attribute read becomes the literal the construction passes for its parameter (or
+        the parameter's literal default).  None otherwise (a setting that is no literal there,
+        any other statement).  One function per construction, so that its caches hold."""
+        key = id(built)
+        cache = self._built_forwards
+        if key in cache:
+            return cache[key]
+        cache[key] = None
+        cls = self.names.classes[built.func.id]
+        if len(cls.bases) != 1 or self.names.resolve(cls.bases[0]) != "torch.nn.Module" or cls.keywords \
+                or cls.decorator_list:
+            return None
+        forward = init = None
+        for item in cls.body:
+            if item.__class__ is ast.FunctionDef and item.name == "forward":
+                forward = item
+            elif item.__class__ is ast.FunctionDef and item.name == "__init__":
+                init = item
+            elif item.__class__ is ast.FunctionDef or item.__class__ is ast.AsyncFunctionDef \
+                    or item.__class__ is ast.Assign or item.__class__ is ast.AnnAssign:
+                return None  # (other methods or class attributes: forward may reach them)
+        if forward is None or forward.decorator_list or not forward.args.args or forward.args.posonlyargs:
+            return None
+        settings = _literal_settings(init, built) if init is not None else {}
+        if settings is None:
+            return None
+        reads = _SettingReads(forward.args.args[0].arg, settings)
+        body = reads.visit(copy.deepcopy(forward))
+        if reads.other:
+            return None  # ``self`` read otherwise: a layer, a mode, a method, a write
+        body.args.args = body.args.args[1:]
+        body.name = built.func.id
+        cache[key] = body
+        return body
 
     def _built_and_called(self, func: ast.expr, ctx: _Ctx | None = None) -> tuple[str, tuple] | None:
         if not isinstance(func, ast.Call) or func.args:
@@ -5477,6 +5528,71 @@ def _chunk_halves(call: ast.Call, base: ast.Name, count_at: ast.AST, dim: ast.AS
     method = ast.copy_location(ast.Attribute(value=base, attr="chunk", ctx=ast.Load()), call.func)
     return ast.copy_location(ast.Call(func=method, args=[two], keywords=[
         ast.copy_location(ast.keyword(arg="dim", value=last), dim)]), call)
+
+
+def _literal_settings(init: ast.FunctionDef, built: ast.Call) -> dict | None:
+    """``self.<attr>`` -> the literal it holds in the module ``built`` constructs, for an
+    ``__init__`` that only calls ``super().__init__`` (a docstring aside) and binds attributes
+    to literals or to parameters it never rebinds; None when it does anything else or a
+    setting is no literal at this construction."""
+    args = init.args
+    if args.vararg or args.posonlyargs:
+        return None
+    params = {a.arg for a in args.args[1:] + args.kwonlyargs}
+    settings = {}
+    for stmt in init.body:
+        kind = stmt.__class__
+        if kind is ast.Expr and (stmt.value.__class__ is ast.Constant or (
+                stmt.value.__class__ is _AST_CALL and stmt.value.func.__class__ is ast.Attribute
+                and stmt.value.func.attr == "__init__" and stmt.value.func.value.__class__ is _AST_CALL
+                and stmt.value.func.value.func.__class__ is _AST_NAME
+                and stmt.value.func.value.func.id == "super")):
+            continue
+        if not (kind is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Attribute
+                and stmt.targets[0].value.__class__ is _AST_NAME and stmt.targets[0].value.id == args.args[0].arg):
+            return None
+        value = stmt.value
+        if value.__class__ is _AST_NAME and value.id in params:
+            passed = passed_argument(init, built, value.id)
+            if passed is False:
+                return None
+            value = param_default(args, value.id) if passed is None else passed
+        if value is None or _literal_value(value) is None or stmt.targets[0].attr in settings:
+            return None
+        settings[stmt.targets[0].attr] = value
+    for node in ast_walk(init):
+        if node.__class__ is _AST_NAME and node.id in params and node.ctx.__class__ is not _LOAD:
+            return None
+    return settings
+
+
+def _literal_value(expr: ast.expr) -> bool | None:
+    """True for a literal a setting may hold: a number, a string, a bool or None, ``-<number>``."""
+    if expr.__class__ is ast.UnaryOp and expr.op.__class__ is ast.USub:
+        expr = expr.operand
+        return True if expr.__class__ is ast.Constant and expr.value.__class__ in (int, float) else None
+    return True if expr.__class__ is ast.Constant else None
+
+
+class _SettingReads(ast.NodeTransformer):
+    """Replace ``self.<attr>`` reads by the literal each setting holds (a copy placed where
+    the read is); ``other`` is set when ``self`` is read or written in any other way."""
+
+    def __init__(self, name: str, settings: dict):
+        self.name, self.settings, self.other = name, settings, False
+
+    def visit_Attribute(self, node: ast.Attribute):
+        if node.value.__class__ is _AST_NAME and node.value.id == self.name:
+            if node.ctx.__class__ is _LOAD and node.attr in self.settings:
+                return ast.copy_location(copy.deepcopy(self.settings[node.attr]), node)
+            self.other = True
+            return node
+        return self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name):
+        if node.id == self.name:
+            self.other = True
+        return node
 
 
 class _Substitute(ast.NodeTransformer):
