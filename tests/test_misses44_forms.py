@@ -235,3 +235,66 @@ def test_a_built_module_that_is_no_softmax_of_literal_settings_is_not_read(edit)
     code = BUILT_SOFTMAX.replace(*edit)
     assert code != BUILT_SOFTMAX
     assert found(code, "ADP010") == []
+
+
+# Grouped expert projections (torch's grouped GEMM over the same row offsets) of one input,
+# the gate through SiLU times the up projection; the function runs through a same-file
+# factory's closure that calls the function it was handed (torchao's reference MoE).
+GROUPED = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def padded(func):
+    def wrapper(w1, w2, w3, x, counts):
+        x = torch.cat([x, x.new_zeros(1, x.shape[-1])])
+        out = func(w1, w2, w3, x, counts)
+        return out[:-1]
+
+    return wrapper
+
+
+def _grouped(w1, w2, w3, x, counts):
+    offs = torch.cumsum(counts, dim=0, dtype=torch.int32)
+    h = F.silu(torch._grouped_mm(x, w1.transpose(-2, -1), offs=offs))
+    h = h * torch._grouped_mm(x, w3.transpose(-2, -1), offs=offs)
+    return torch._grouped_mm(h, w2.transpose(-2, -1), offs=offs)
+
+
+class Experts(nn.Module):
+    def __init__(self, n, d, f):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.empty(n, f, d))
+        self.w2 = nn.Parameter(torch.empty(n, d, f))
+        self.w3 = nn.Parameter(torch.empty(n, f, d))
+
+    def forward(self, x, counts):
+        run = padded(_grouped)
+        return run(self.w1, self.w2, self.w3, x, counts)
+"""
+
+
+def test_grouped_projections_through_a_factory_closure_are_a_swiglu():
+    anchor = line_of(GROUPED, "h = h * torch._grouped_mm(")
+    hits = [f for f in found(GROUPED, "ADP013") if f.line <= anchor <= f.end_line]
+    assert len(hits) == 1
+
+
+@pytest.mark.parametrize("edit", [
+    ("h = h * torch._grouped_mm(x, w3.transpose(-2, -1), offs=offs)",
+     "h = h * torch._grouped_mm(x, w3.transpose(-2, -1), offs=offs + 1)"),  # other groups
+    ("h = h * torch._grouped_mm(x, w3", "h = h * torch._grouped_mm(counts, w3"),  # another input
+    ("h = F.silu(torch._grouped_mm(", "h = F.gelu(torch._grouped_mm("),  # a GeGLU
+])
+def test_grouped_products_that_are_no_swiglu_are_not_reported(edit):
+    code = GROUPED.replace(*edit)
+    assert code != GROUPED
+    assert found(code, "ADP013") == []
+
+
+def test_a_closure_that_rebinds_the_function_it_was_handed_is_not_read_as_calling_it():
+    code = GROUPED.replace("        out = func(w1, w2, w3, x, counts)\n",
+                           "        func = torch.nn.functional.linear\n        out = func(x, w1)\n")
+    assert code != GROUPED
+    assert found(code, "ADP013") == []

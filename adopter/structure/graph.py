@@ -3500,12 +3500,18 @@ class FlowBuilder:
                     bound[name] = Const(default.value)
         closure = ctx.closure_args.get(id(target)) if ctx.closure_args else None
         closure_layers = {}
+        closure_funcs = None
         if closure:
             # a closure a factory returned: its free names are the factory's parameters
             for name, expr in closure:
                 layer = self._layer_of(expr, ctx)
                 if layer is not None:
                     closure_layers[name] = layer
+                elif expr.__class__ is ast.Name and name not in bound and expr.id in self.names.functions \
+                        and expr.id not in ctx.params and name not in _free_assigned(target):
+                    # indices_padding_wrapper(_run_experts) returning a wrapper that calls
+                    # ``func(...)``: that call is the same-file function the factory was handed
+                    closure_funcs = {**(closure_funcs or {}), name: expr.id}
                 elif expr.__class__ is ast.Name and name not in bound:
                     value = self._name_value(expr.id, ctx)
                     if isinstance(value, Ref):
@@ -3574,6 +3580,7 @@ class FlowBuilder:
             local_funcs=dict(ctx.local_funcs), closure_args=ctx.closure_args,
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
             ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call),
+            func_alias=closure_funcs or {},
             settings=_self_reads(params, call) if ctx.instance == 0 and self.cls is not None else None,
         )
         if (target.args.defaults or target.args.kwonlyargs) and call.__class__ is ast.Call \
@@ -4725,6 +4732,11 @@ def _bool_params(target, params: list, args, kwargs, call) -> dict | None:
             if not fixed:
                 return None
     return fixed
+
+
+def _free_assigned(func) -> set:
+    """The names ``func`` binds anywhere in its body (a closure's free name it rebinds is its own)."""
+    return {node.id for node in ast_walk(func) if node.__class__ is _AST_NAME and node.ctx.__class__ is not _LOAD}
 
 
 def _self_reads(params: list, call) -> dict | None:
