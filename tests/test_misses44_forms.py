@@ -8,6 +8,16 @@ The fixtures are ours.
   forward.  The pair forms on the path the default settings take: reported, not fixed
   (ADP013, and now ADP006 too).  Near-misses: the same helper handed a forward argument
   (decided per call), or an attribute another method reassigns (no setting).
+- A chunk over ``dim=self.<attr>`` where every construction of the module in the file passes
+  -1 (spatialformer's GLU built ``GLU(dim=-1)``): the last axis.  Near-misses: two axes, a
+  non-literal, a subclass, another write, no construction in the file.
+- A same-file module built and called at once (``MaskedSoftmax(dim=-1)(s, mask=m)``) whose
+  forward reads only literal settings: inlined there like a same-file function.  Near-misses:
+  softmax over another axis, a renormalisation, a parameter or an unset attribute in it.
+- A same-file factory's closure calling the function it was handed (torchao's
+  ``indices_padding_wrapper(_run_experts_grouped_mm)``), and torch's grouped GEMM pair
+  ``silu(_grouped_mm(x, w1, offs=o)) * _grouped_mm(x, w3, offs=o)`` (ADP013).  Near-misses:
+  other offsets, another input, a GELU gate, a closure that rebinds the function.
 """
 
 from __future__ import annotations
