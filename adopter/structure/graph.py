@@ -314,10 +314,10 @@ class _Ctx:
     # default it leaves (``attn, v = self.scores(x, return_v=True)``), and that the helper never
     # rebinds: the name -> the bool.  ``if return_v:`` there goes one way (_if)
     flags: dict | None = None
-    # parameters of a helper the root function calls, passed a ``self.<attr>`` read
-    # (``_apply_canon_d(h, self.conv_d, ...)``): the name -> that expression.  An ``if`` of the
-    # helper testing only them is a test of the module's settings (_guard_text)
-    settings: dict | None = None
+    # a helper the root function calls: (its parameters, the call).  Those the call passes a
+    # ``self.<attr>`` read (``_apply_canon_d(h, self.conv_d, ...)``) are the module's settings
+    # there: an ``if`` of the helper testing only them tests the settings (_guard_text)
+    settings: tuple | None = None
 
 
 # torch.nn modules whose output is not one tensor (a tuple, or whatever their members return)
@@ -3581,7 +3581,7 @@ class FlowBuilder:
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
             ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call),
             func_alias=closure_funcs or {},
-            settings=_self_reads(params, call) if ctx.instance == 0 and self.cls is not None else None,
+            settings=(params, call) if ctx.instance == 0 and self.cls is not None else None,
         )
         if (target.args.defaults or target.args.kwonlyargs) and call.__class__ is ast.Call \
                 and _callable_default(target.args):
@@ -4466,8 +4466,9 @@ class FlowBuilder:
         text = self._text(test)
         if ctx.instance == 0:
             return text
-        if ctx.settings:
-            read = _settings_read(test, ctx.settings, ctx.definition)
+        settings = _self_reads(*ctx.settings) if ctx.settings else None  # (only helpers with an if ask)
+        if settings:
+            read = _settings_read(test, settings, ctx.definition)
             if read is not None:
                 # ``if conv_d is None:`` of a helper called with ``self.conv_d``: the test the
                 # module's settings decide, kept apart from the caller's own tests by the instance

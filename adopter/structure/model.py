@@ -196,7 +196,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
 # word character, never the dot, so giving characters back finds no other match)
 _APPLIED = re.compile(r"\b([A-Za-z_]\w*+)\.apply\b")
 # ``Name(<arguments without a call>)(``: a class built and called at once (built_forwards)
-_BUILT_CALLED = re.compile(r"\b([A-Za-z_]\w*)\([^()]*\)\(")
+_BUILT_CALLED = re.compile(r"\b([A-Za-z_]\w*+)\([^()]*+\)\(")
 
 
 def _lead_slice(code: str) -> bool:
