@@ -317,7 +317,7 @@ class _Ctx:
     # a helper the root function calls: (its parameters, the call).  Those the call passes a
     # ``self.<attr>`` read (``_apply_canon_d(h, self.conv_d, ...)``) are the module's settings
     # there: an ``if`` of the helper testing only them tests the settings (_guard_text)
-    settings: tuple | None = None
+    settings: tuple | dict | None = None
 
 
 # torch.nn modules whose output is not one tensor (a tuple, or whatever their members return)
@@ -4466,7 +4466,9 @@ class FlowBuilder:
         text = self._text(test)
         if ctx.instance == 0:
             return text
-        settings = _self_reads(*ctx.settings) if ctx.settings else None  # (only helpers with an if ask)
+        settings = ctx.settings
+        if settings.__class__ is tuple:  # (worked out once per inlined helper, when an if asks)
+            settings = ctx.settings = _self_reads(*settings)
         if settings:
             read = _settings_read(test, settings, ctx.definition)
             if read is not None:
