@@ -406,7 +406,9 @@ class ClassStructure:
                     if total is None:
                         total = set(own)
                     total |= self.module.mention(fwd)
-        built = self.module.built_forwards()
+        built = self.module._built
+        if built is None:
+            built = self.module.built_forwards()
         if built:
             # MaskedSoftmax(dim=-1)(s, mask=m): a same-file module built and called at once,
             # whose forward the flow inlines there (graph.FlowBuilder._built_forward)
