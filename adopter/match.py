@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import re
 from .records import dataclass, field, replace
 from collections.abc import Iterable
 
@@ -2979,17 +2980,25 @@ def _excluded_by_setting(flow: Flow, first: int, pos: int, guards: dict, cls) ->
                 seen.add(succ)
                 stack.append(succ)
         if pos not in seen:
-            return text
+            return _INSTANCE.sub("", text)
     return None
 
 
+_INSTANCE = re.compile(r"@\d+$")  # the suffix an inlined helper's guard text carries (graph._guard_text)
+
+
 def _setting_test(text: str, cls) -> bool:
-    """Is ``text`` (an ``if`` test of the class's own method, not of an inlined helper) a
-    comparison of the module's settings: only ``self.<attr>`` reads, constants, comparisons,
-    ``and``/``or``/``not``, no call, where every ``attr`` is one the class assigns in
-    ``__init__`` only (not ``training``, which ``train()``/``eval()`` switch per call)?"""
-    if "@" in text or cls is None or cls.info is None:
+    """Is ``text`` (an ``if`` test of the class's own method, or of a helper it calls with its
+    ``self.<attr>`` reads in place of the parameters, graph._guard_text) a comparison of the
+    module's settings: only ``self.<attr>`` reads, constants, comparisons, ``and``/``or``/``not``,
+    no call, where every ``attr`` is one the class assigns in ``__init__`` only (not
+    ``training``, which ``train()``/``eval()`` switch per call)?"""
+    if cls is None or cls.info is None:
         return False
+    if "@" in text:
+        text = _INSTANCE.sub("", text)  # (any other "@" is a product: not a settings test)
+        if "@" in text:
+            return False
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:

@@ -71,6 +71,9 @@ class ClassInfo:
     # self.<attr> -> whether every assignment the class makes to it is a number (filled once,
     # on first use, by the flow builder's rank pass: graph.FlowBuilder._scalar_attribute)
     scalar_attrs: dict[str, bool] | None = None
+    # self.<attr> -> the int every construction in the file leaves it holding, or None
+    # (graph.FlowBuilder._fixed_axis, filled on first use)
+    fixed_axes: dict | None = None
     # self.<attr> -> the bool literal the file only ever assigns it (graph.FlowBuilder._literal_flag)
     literal_flags: dict[str, bool | None] | None = None
     # (graph.FlowBuilder._keyed_ctors, filled on first use) self.<attr> -> the ``__init__``
@@ -88,6 +91,9 @@ class ClassInfo:
     # passes a layer for (``self.attention(q, k, v, dropout=self.dropout)`` in a sibling): the
     # parameter -> the binding (``<dropout>``) holding what is passed (:func:`_passed_in`)
     passed_in: dict[str, str] | None = None
+    # the file's constructions of the class: a function returning (call, caller, owner) for each
+    # (LayerTyper.callers; set by bind_class when the file's text is known, else None)
+    constructions: object = None
 
 
 # torch's function that calls its first argument on the other arguments and returns what that
@@ -232,6 +238,7 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
                 info.methods[attr] = method
     if typer.lines is not None:
         _passed_in(info, typer)
+        info.constructions = lambda: typer.callers(info.name)
 
 
 def _passed_in(info: ClassInfo, typer: LayerTyper) -> None:

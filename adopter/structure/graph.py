@@ -31,7 +31,7 @@ from .bindings import APPLY_FIRST, Applier, ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
 from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
-                       passes_tensor_through, softmax_formula, strip_casts, untransposed)
+                       passed_argument, passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, imported_table_reads, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames, imported_by, param_default
@@ -318,6 +318,10 @@ class _Ctx:
     # default it leaves (``attn, v = self.scores(x, return_v=True)``), and that the helper never
     # rebinds: the name -> the bool.  ``if return_v:`` there goes one way (_if)
     flags: dict | None = None
+    # a helper the root function calls: (its parameters, the call).  Those the call passes a
+    # ``self.<attr>`` read (``_apply_canon_d(h, self.conv_d, ...)``) are the module's settings
+    # there: an ``if`` of the helper testing only them tests the settings (_guard_text)
+    settings: tuple | dict | None = None
 
 
 # torch.nn modules whose output is not one tensor (a tuple, or whatever their members return)
@@ -402,6 +406,8 @@ class FlowBuilder:
         # the same texts by the subscript's span, which a later renaming of the step's
         # temporary leaves as it is (Flow.slices)
         self._slice_at: dict[tuple, str] = {}
+        # id of a ``Module(...)`` built and called at once -> its forward as a function (_built_forward)
+        self._built_forwards: dict[int, ast.FunctionDef | None] = {}
 
     # ------------------------------------------------------------------ graph plumbing
     def _new(self, ctx: _Ctx, frontier: list, **fields) -> tuple[Node, list]:
@@ -1839,6 +1845,14 @@ class FlowBuilder:
                     layer = None
         helper = None if layer is not None else self._helper_of(func, ctx)
         function_ctx = False
+        if helper is None and layer is None and func.__class__ is _AST_CALL and func.func.__class__ is _AST_NAME \
+                and func.func.id in self.names.classes and func.func.id not in ctx.params:
+            # MaskedSoftmax(dim=-1)(scores, mask=mask): a same-file module built and called at once
+            # whose forward is a function of its inputs and of settings the construction passes
+            # as literals: that forward, the settings in place (_built_forward)
+            target = self._built_forward(func)
+            if target is not None:
+                helper = (target, False)
         if helper is None and layer is None:
             applied = func  # Fn.apply, or a module-level name bound once to it (attention_op = Fn.apply)
             if func.__class__ is _AST_NAME and func.id in self.names.constants and func.id not in ctx.params \
@@ -2003,6 +2017,13 @@ class FlowBuilder:
                     call = ast.copy_location(ast.Call(func=func, args=[ast.Constant(None), *call.args],
                                                       keywords=call.keywords), call)
                 return self._inline(target, args, kwargs, is_method, call, frontier, ctx)
+        if func.__class__ is ast.Attribute and func.attr == "chunk" and self.cls is not None \
+                and self._chunk_on_fixed_axis(call):
+            # x.chunk(2, dim=self.dim) with -1 in self.dim wherever the file builds the module
+            if call.args[1:]:
+                args = [*args[:len(args) - 1], Const(-1)]
+            else:
+                kwargs = [(key, Const(-1) if key == "dim" else value) for key, value in kwargs]
         out = self._temp("")
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
@@ -2846,7 +2867,8 @@ class FlowBuilder:
             if value_expr.args and not isinstance(value_expr.args[0], ast.Starred) and _chunk_in_two_last(
                     ast.Call(func=value_expr.func, args=value_expr.args[1:], keywords=value_expr.keywords)):
                 base = value_expr.args[0]
-        elif value_expr.func.attr == "chunk" and _chunk_in_two_last(value_expr):
+        elif value_expr.func.attr == "chunk" and (_chunk_in_two_last(value_expr) or (
+                self.cls is not None and self._chunk_on_fixed_axis(value_expr))):
             base = value_expr.func.value
         elif value_expr.func.attr == "unbind" and _unbind_second_last(value_expr):
             # x1, x2 = rearrange(x, "... (j d) -> ... j d", j=2).unbind(dim=-2): the halves too
@@ -2856,6 +2878,68 @@ class FlowBuilder:
         if base is not None:
             for index, elt in enumerate(target.elts):
                 ctx.exprs[elt.id] = ("half", base, index)
+
+    def _chunk_on_fixed_axis(self, call: ast.Call) -> bool:
+        """``x.chunk(2, dim=self.<attr>)`` where the attribute holds -1 in every instance the
+        file builds (:meth:`_fixed_axis`): a GLU module built ``GLU(dim=-1)`` halves its
+        input's last axis."""
+        args = list(call.args) + [k.value for k in call.keywords if k.arg == "dim"]
+        if len(args) != 2 or any(k.arg != "dim" for k in call.keywords) or _int_literal(args[0]) != 2:
+            return False
+        dim = args[1]
+        return dim.__class__ is ast.Attribute and dim.value.__class__ is _AST_NAME and dim.value.id == "self" \
+            and self._fixed_axis(dim.attr) == -1
+
+    def _fixed_axis(self, attr: str) -> int | None:
+        """The int ``self.<attr>`` holds in every instance of the class the file builds:
+        ``__init__`` binds it once, to a parameter it never rebinds, nothing else in the file
+        writes it, no same-file class derives from this one, and every construction in the file
+        passes the same int literal for the parameter (or leaves its int default).  None
+        otherwise (also when the file builds the class nowhere: another file's value is
+        unknown)."""
+        cls = self.cls
+        found = cls.fixed_axes
+        if found is None:
+            found = cls.fixed_axes = {}
+        if attr in found:
+            return found[attr]
+        found[attr] = None
+        init = cls.methods.get("__init__")
+        if init is None or cls.constructions is None or init not in cls.node.body or self.lines is None:
+            return None
+        held = [st.value for st in init.body if st.__class__ is ast.Assign and len(st.targets) == 1
+                and st.targets[0].__class__ is ast.Attribute and st.targets[0].value.__class__ is _AST_NAME
+                and st.targets[0].value.id == "self" and st.targets[0].attr == attr]
+        writes = sum(1 for node in ast_walk(cls.node) if node.__class__ is ast.Attribute
+                     and node.ctx.__class__ is ast.Store and node.value.__class__ is _AST_NAME
+                     and node.value.id == "self" and node.attr == attr)
+        if len(held) != 1 or writes != 1 or held[0].__class__ is not _AST_NAME:
+            return None
+        param = held[0].id
+        args = init.args
+        if param not in [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs][1:] or any(
+                node.__class__ is _AST_NAME and node.id == param and node.ctx.__class__ is not _LOAD
+                for node in ast_walk(init)):
+            return None
+        if any(any(b.__class__ is _AST_NAME and b.id == cls.name for b in other.bases)
+               for other in self.names.classes.values()) or not self._flag_fixed(attr):
+            return None
+        default = param_default(args, param)
+        values = set()
+        constructions = cls.constructions()
+        for call, _, _ in constructions:
+            passed = passed_argument(init, call, param)
+            if passed is False:
+                return None
+            value = _int_literal(default if passed is None and default is not None else passed) \
+                if passed is not None or default is not None else None
+            if value is None:
+                return None
+            values.add(value)
+        if len(values) != 1:
+            return None
+        found[attr] = values.pop()
+        return found[attr]
 
     def _split_in_two(self, expr, ctx: _Ctx) -> tuple | None:
         """``("split2", value of x)`` when ``expr`` is ``einops.rearrange(x, "... (j d) -> ... j d",
@@ -3361,6 +3445,47 @@ class FlowBuilder:
         text = self._text(expr)
         return Ref("init:" + text, text)
 
+    def _built_forward(self, built: ast.Call) -> ast.FunctionDef | None:
+        """The ``forward`` of the same-file module that ``built`` constructs, as a function of
+        its inputs, when it computes from them and from literal settings alone: a direct
+        ``nn.Module`` subclass whose ``__init__`` only calls ``super().__init__`` and binds
+        ``self.<attr>`` to literals or to its parameters (never rebound), and whose forward
+        reads ``self`` only as those attributes (no layer, no ``self.training``, no write).
+        Each attribute read becomes the literal the construction passes for its parameter (or
+        the parameter's literal default).  None otherwise (a setting that is no literal there,
+        any other statement).  One function per construction, so that its caches hold."""
+        key = id(built)
+        cache = self._built_forwards
+        if key in cache:
+            return cache[key]
+        cache[key] = None
+        cls = self.names.classes[built.func.id]
+        if len(cls.bases) != 1 or self.names.resolve(cls.bases[0]) != "torch.nn.Module" or cls.keywords \
+                or cls.decorator_list:
+            return None
+        forward = init = None
+        for item in cls.body:
+            if item.__class__ is ast.FunctionDef and item.name == "forward":
+                forward = item
+            elif item.__class__ is ast.FunctionDef and item.name == "__init__":
+                init = item
+            elif item.__class__ is ast.FunctionDef or item.__class__ is ast.AsyncFunctionDef \
+                    or item.__class__ is ast.Assign or item.__class__ is ast.AnnAssign:
+                return None  # (other methods or class attributes: forward may reach them)
+        if forward is None or forward.decorator_list or not forward.args.args or forward.args.posonlyargs:
+            return None
+        settings = _literal_settings(init, built) if init is not None else {}
+        if settings is None:
+            return None
+        reads = _SettingReads(forward.args.args[0].arg, settings)
+        body = reads.visit(copy.deepcopy(forward))
+        if reads.other:
+            return None  # ``self`` read otherwise: a layer, a mode, a method, a write
+        body.args.args = body.args.args[1:]
+        body.name = built.func.id
+        cache[key] = body
+        return body
+
     def _built_and_called(self, func: ast.expr, ctx: _Ctx | None = None) -> tuple[str, tuple] | None:
         if not isinstance(func, ast.Call) or func.args:
             return None
@@ -3466,12 +3591,18 @@ class FlowBuilder:
                     bound[name] = Const(default.value)
         closure = ctx.closure_args.get(id(target)) if ctx.closure_args else None
         closure_layers = {}
+        closure_funcs = None
         if closure:
             # a closure a factory returned: its free names are the factory's parameters
             for name, expr in closure:
                 layer = self._layer_of(expr, ctx)
                 if layer is not None:
                     closure_layers[name] = layer
+                elif expr.__class__ is ast.Name and name not in bound and expr.id in self.names.functions \
+                        and expr.id not in ctx.params and name not in _free_assigned(target):
+                    # indices_padding_wrapper(_run_experts) returning a wrapper that calls
+                    # ``func(...)``: that call is the same-file function the factory was handed
+                    closure_funcs = {**(closure_funcs or {}), name: expr.id}
                 elif expr.__class__ is ast.Name and name not in bound:
                     value = self._name_value(expr.id, ctx)
                     if isinstance(value, Ref):
@@ -3540,6 +3671,8 @@ class FlowBuilder:
             local_funcs=dict(ctx.local_funcs), closure_args=ctx.closure_args,
             stmt=ctx.stmt, scope=ctx.scope, body_scope=ctx.scope, definition=target, widths=widths,
             ret_parts=parts, flags=_bool_params(target, params, args, kwargs, call),
+            func_alias=closure_funcs or {},
+            settings=(params, call) if ctx.instance == 0 and self.cls is not None else None,
         )
         if (target.args.defaults or target.args.kwonlyargs) and call.__class__ is ast.Call \
                 and _callable_default(target.args):
@@ -4491,7 +4624,18 @@ class FlowBuilder:
 
     def _guard_text(self, test: ast.expr, ctx: _Ctx) -> str:
         text = self._text(test)
-        return text if ctx.instance == 0 else f"{text}@{ctx.instance}"
+        if ctx.instance == 0:
+            return text
+        settings = ctx.settings
+        if settings.__class__ is tuple:  # (worked out once per inlined helper, when an if asks)
+            settings = ctx.settings = _self_reads(*settings)
+        if settings:
+            read = _settings_read(test, settings, ctx.definition)
+            if read is not None:
+                # ``if conv_d is None:`` of a helper called with ``self.conv_d``: the test the
+                # module's settings decide, kept apart from the caller's own tests by the instance
+                text = ast.unparse(read)
+        return f"{text}@{ctx.instance}"
 
     def _if(self, stmt: ast.If, frontier: list, ctx: _Ctx) -> list:
         _, frontier = self._value(stmt.test, frontier, ctx) if _contains_call(stmt.test) else (None, frontier)
@@ -4757,6 +4901,50 @@ def _bool_params(target, params: list, args, kwargs, call) -> dict | None:
             if not fixed:
                 return None
     return fixed
+
+
+def _free_assigned(func) -> set:
+    """The names ``func`` binds anywhere in its body (a closure's free name it rebinds is its own)."""
+    return {node.id for node in ast_walk(func) if node.__class__ is _AST_NAME and node.ctx.__class__ is not _LOAD}
+
+
+def _self_reads(params: list, call) -> dict | None:
+    """The parameters of a helper that its call (from the root function) passes a ``self.<attr>``
+    read: the name -> that expression; None when there are none."""
+    if call.__class__ is not ast.Call:
+        return None
+    found = None
+    for name, expr in list(zip(params, call.args)) + [(k.arg, k.value) for k in call.keywords]:
+        if expr.__class__ is ast.Attribute and expr.value.__class__ is ast.Name and expr.value.id == "self" \
+                and name is not None:
+            if found is None:
+                found = {}
+            found[name] = expr
+    return found
+
+
+def _settings_read(test: ast.expr, settings: dict, helper) -> ast.expr | None:
+    """``test`` with each parameter of ``settings`` replaced by the ``self.<attr>`` read its call
+    passed, when the test reads nothing else but constants (comparisons, ``not``, ``and``/``or``)
+    and the helper never rebinds those parameters; None otherwise."""
+    used = set()
+    for node in ast_walk(test):
+        if node.__class__ is ast.Name:
+            if node.id not in settings:
+                return None
+            used.add(node.id)
+        elif not isinstance(node, (ast.Compare, ast.BoolOp, ast.UnaryOp, ast.Constant, ast.expr_context,
+                                   ast.cmpop, ast.boolop, ast.unaryop)):
+            return None
+    if not used or helper is None:
+        return None
+    for node in ast_walk(helper):
+        if node.__class__ is ast.Name and node.id in used and node.ctx.__class__ is not ast.Load:
+            return None
+    read = copy.deepcopy(test)
+    for name in used:
+        read = _Substitute(name, settings[name]).visit(read)
+    return read
 
 
 def _param_flag(test: ast.expr, flags: dict) -> bool | None:
@@ -5531,6 +5719,71 @@ def _chunk_halves(call: ast.Call, base: ast.Name, count_at: ast.AST, dim: ast.AS
     method = ast.copy_location(ast.Attribute(value=base, attr="chunk", ctx=ast.Load()), call.func)
     return ast.copy_location(ast.Call(func=method, args=[two], keywords=[
         ast.copy_location(ast.keyword(arg="dim", value=last), dim)]), call)
+
+
+def _literal_settings(init: ast.FunctionDef, built: ast.Call) -> dict | None:
+    """``self.<attr>`` -> the literal it holds in the module ``built`` constructs, for an
+    ``__init__`` that only calls ``super().__init__`` (a docstring aside) and binds attributes
+    to literals or to parameters it never rebinds; None when it does anything else or a
+    setting is no literal at this construction."""
+    args = init.args
+    if args.vararg or args.posonlyargs:
+        return None
+    params = {a.arg for a in args.args[1:] + args.kwonlyargs}
+    settings = {}
+    for stmt in init.body:
+        kind = stmt.__class__
+        if kind is ast.Expr and (stmt.value.__class__ is ast.Constant or (
+                stmt.value.__class__ is _AST_CALL and stmt.value.func.__class__ is ast.Attribute
+                and stmt.value.func.attr == "__init__" and stmt.value.func.value.__class__ is _AST_CALL
+                and stmt.value.func.value.func.__class__ is _AST_NAME
+                and stmt.value.func.value.func.id == "super")):
+            continue
+        if not (kind is ast.Assign and len(stmt.targets) == 1 and stmt.targets[0].__class__ is ast.Attribute
+                and stmt.targets[0].value.__class__ is _AST_NAME and stmt.targets[0].value.id == args.args[0].arg):
+            return None
+        value = stmt.value
+        if value.__class__ is _AST_NAME and value.id in params:
+            passed = passed_argument(init, built, value.id)
+            if passed is False:
+                return None
+            value = param_default(args, value.id) if passed is None else passed
+        if value is None or _literal_value(value) is None or stmt.targets[0].attr in settings:
+            return None
+        settings[stmt.targets[0].attr] = value
+    for node in ast_walk(init):
+        if node.__class__ is _AST_NAME and node.id in params and node.ctx.__class__ is not _LOAD:
+            return None
+    return settings
+
+
+def _literal_value(expr: ast.expr) -> bool | None:
+    """True for a literal a setting may hold: a number, a string, a bool or None, ``-<number>``."""
+    if expr.__class__ is ast.UnaryOp and expr.op.__class__ is ast.USub:
+        expr = expr.operand
+        return True if expr.__class__ is ast.Constant and expr.value.__class__ in (int, float) else None
+    return True if expr.__class__ is ast.Constant else None
+
+
+class _SettingReads(ast.NodeTransformer):
+    """Replace ``self.<attr>`` reads by the literal each setting holds (a copy placed where
+    the read is); ``other`` is set when ``self`` is read or written in any other way."""
+
+    def __init__(self, name: str, settings: dict):
+        self.name, self.settings, self.other = name, settings, False
+
+    def visit_Attribute(self, node: ast.Attribute):
+        if node.value.__class__ is _AST_NAME and node.value.id == self.name:
+            if node.ctx.__class__ is _LOAD and node.attr in self.settings:
+                return ast.copy_location(copy.deepcopy(self.settings[node.attr]), node)
+            self.other = True
+            return node
+        return self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name):
+        if node.id == self.name:
+            self.other = True
+        return node
 
 
 class _Substitute(ast.NodeTransformer):

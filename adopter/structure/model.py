@@ -195,6 +195,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
 # ``AttentionOp.apply``: the class named (``\w*+`` possessive: a shorter name is followed by a
 # word character, never the dot, so giving characters back finds no other match)
 _APPLIED = re.compile(r"\b([A-Za-z_]\w*+)\.apply\b")
+# ``Name(<arguments without a call>)(``: a class built and called at once (built_forwards)
+_BUILT_CALLED = re.compile(r"\b([A-Za-z_]\w*+)\([^()]*+\)\(")
 
 
 def _lead_slice(code: str) -> bool:
@@ -411,6 +413,17 @@ class ClassStructure:
                     if total is None:
                         total = set(own)
                     total |= self.module.mention(fwd)
+        built = self.module._built
+        if built is None:
+            built = self.module.built_forwards()
+        if built:
+            # MaskedSoftmax(dim=-1)(s, mask=m): a same-file module built and called at once,
+            # whose forward the flow inlines there (graph.FlowBuilder._built_forward)
+            for word, fwd in built.items():
+                if word in own:
+                    if total is None:
+                        total = set(own)
+                    total |= self.module.mention(fwd)
         result = own if total is None else frozenset(total)
         if not _seen:
             self._words[name] = result
@@ -424,6 +437,7 @@ class ModuleStructure:
     classes: dict[str, ClassStructure] = field(default_factory=dict)
     _mentions: dict[int, frozenset] = field(default_factory=dict)
     _autograd: dict | None = None  # autograd Function class name -> its static forward (autograd_forwards)
+    _built: dict | None = None  # class name -> its forward, for classes built and called at once (built_forwards)
     _call_names: dict[str, frozenset] = field(default_factory=dict)
     # Matcher._candidates: per word-key set, the (class name, roots) pairs with candidate roots;
     # per (scope, first word key), the names of the classes some root of which passes that key's
@@ -523,6 +537,23 @@ class ModuleStructure:
             lines = None if getattr(func, "name", None) == TOP_LEVEL else self.lines
             words = self._mentions[key] = _mentions(func, lines)
         return words
+
+    def built_forwards(self) -> dict[str, ast.FunctionDef]:
+        """The file's classes that some line builds and calls at once (``Name(...)(``, the
+        constructor's arguments on that line, none of them a call) -> their ``forward``
+        (worked out on first use; most files have none)."""
+        found = self._built
+        if found is None:
+            found = self._built = {}
+            classes = self.names.classes
+            if self.lines is not None and classes:
+                for name in {name for line in self.lines if ")(" in line for name in _BUILT_CALLED.findall(line)}:
+                    cls = classes.get(name)
+                    forward = next((item for item in cls.body if item.__class__ is ast.FunctionDef
+                                    and item.name == "forward"), None) if cls is not None else None
+                    if forward is not None:
+                        found[name] = forward
+        return found
 
     def autograd_forwards(self) -> dict[str, ast.FunctionDef]:
         """The file's ``torch.autograd.Function`` subclasses by name -> their static forward, and
