@@ -1335,13 +1335,17 @@ def _sequential_words(module: ModuleStructure, typer: LayerTyper, text: str | No
             if not local[:1].isupper() or local in words or not typer.package.owns(fqn):
                 continue
             at = text.find(local + "(")
+            called = False
             while at >= 0:  # (str.find per name: one regex alternation over the text costs 10x more)
-                if (at == 0 or not (text[at - 1].isalnum() or text[at - 1] in "_.")) and _LAYER_ARGUMENT.match(
-                        text, at + len(local) + 1):
-                    if typer.in_order_sequential(fqn):
-                        extra.add(local)
-                    break
+                if at == 0 or not (text[at - 1].isalnum() or text[at - 1] in "_."):
+                    called = True
+                    if _LAYER_ARGUMENT.match(text, at + len(local) + 1):
+                        if typer.in_order_sequential(fqn):
+                            extra.add(local)
+                        break
                 at = text.find(local + "(", at + 1)
+            if called and local not in extra and typer.sibling_block(fqn) is not None:
+                extra.add(local)  # a block class of the package building its members from the call's arguments
     return words | extra if extra else words
 
 

@@ -44,6 +44,9 @@ class Package:
         for _ in range(package.count(".") + 1):
             folder = os.path.dirname(folder)
         self.base = folder  # <base>/<top>/.../the file
+        # ``towhee/models/...`` with no ``towhee/__init__.py``: ``towhee`` is a namespace package
+        # (PEP 420) holding this one, and ``towhee.models.layers`` names ``<top>.layers``
+        self.namespace = _namespace_of(folder)
 
     @classmethod
     def of(cls, package: str, path: str) -> Package:
@@ -57,7 +60,10 @@ class Package:
         return made
 
     def owns(self, fqn: str) -> bool:
-        return fqn.split(".", 1)[0] == self.top and "." in fqn
+        head, _, rest = fqn.partition(".")
+        if head == self.top:
+            return bool(rest)
+        return head == self.namespace and rest.partition(".")[0] == self.top and "." in rest
 
     def _file(self, module: str) -> str | None:
         key = (self.base, module)
@@ -67,6 +73,8 @@ class Package:
 
     def _find_file(self, module: str) -> str | None:
         parts = module.split(".")
+        if parts[0] == self.namespace and len(parts) > 1 and parts[1] == self.top:
+            parts = parts[1:]  # towhee.models.layers: models/layers below the namespace folder
         if parts[0] != self.top or any(not p.isidentifier() for p in parts):
             return None
         path = os.path.join(self.base, *parts)
@@ -187,6 +195,15 @@ class Package:
             if found is not None:
                 return found
         return None
+
+
+def _namespace_of(base: str) -> str | None:
+    """The name of the folder holding a top package when it is a namespace package (an
+    identifier, no ``__init__.py``: PEP 420), else None."""
+    name = os.path.basename(base)
+    if not name.isidentifier() or os.path.isfile(os.path.join(base, "__init__.py")):
+        return None
+    return name
 
 
 def sibling_gelu(package: Package, fqn: str) -> str | None:
@@ -323,7 +340,8 @@ _DEF = re.compile(r"^(?:async[ \t]+def|def|class)[ \t]+(\w+)", re.M)
 _TOP = re.compile(r"^[A-Za-z_@]", re.M)  # a line starting a top-level statement (or a decorator)
 _IMPORT = re.compile(r"^(?:from[ \t]+[\w.]+[ \t]+import[ \t]*(?:\([^)]*\)|[^\n]*)|import[ \t]+[^\n]*)", re.M)
 _ALIAS = re.compile(r"^(\w+)[ \t]*=[ \t]*([A-Za-z_][\w.]*)[ \t]*(?:#[^\n]*)?$", re.M)
-_ASSIGN = re.compile(r"^([A-Za-z_]\w*)[ \t]*=(?!=)", re.M)  # NAME = ... at column 0 (parsed when looked up)
+# NAME = ... or NAME: annotation = ... at column 0 (parsed when looked up)
+_ASSIGN = re.compile(r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
 _TRY = re.compile(r"^try[ \t]*:", re.MULTILINE)  # a top-level try statement
 _HANDLER = re.compile(r"(?:except|else|finally)\b")
 _ALL = re.compile(r"^__all__[ \t]*=[ \t]*(\[[^\]]*\]|\([^)]*\))", re.M)
@@ -374,11 +392,10 @@ class _Definitions(dict):
                 continue
             node = body[0] if len(body) == 1 else None
             if self._kind is ast.Assign:
-                if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
-                        and node.targets[0].id == name):
-                    dict.__setitem__(self, name, node.value)
-                    return node.value
-                return None
+                value = _assigned_value(node, name)
+                if value is not None:
+                    dict.__setitem__(self, name, value)
+                return value
             if isinstance(node, self._kind) and node.name == name:
                 dict.__setitem__(self, name, node)
                 return node
@@ -397,6 +414,19 @@ class _Definitions(dict):
     def get(self, name, default=None):
         node = self._load(name)
         return default if node is None else node
+
+
+def _assigned_value(node, name: str):
+    """The value a top-level statement binds to ``name`` alone: ``NAME = value`` or, annotated,
+    ``NAME: dict[str, type] = value`` (efficientvit's ``REGISTERED_NORM_DICT``: the annotation
+    changes nothing the module computes); None for anything else (a bare annotation, tuples)."""
+    if node.__class__ is ast.Assign:
+        if len(node.targets) == 1 and node.targets[0].__class__ is ast.Name and node.targets[0].id == name:
+            return node.value
+    elif node.__class__ is ast.AnnAssign:
+        if node.target.__class__ is ast.Name and node.target.id == name and node.simple:
+            return node.value
+    return None
 
 
 def _fallback_classes(text: str) -> dict:
