@@ -90,7 +90,7 @@ def test_the_fix_of_the_grouped_weight_keeps_the_norm():
     import torch
 
     fixed = fix_text(FOLDED, "model.py", rules("ADP011")).text
-    assert fixed.count("weight * rms_norm(x, x.shape[-1:], eps=eps)") == 4
+    assert fixed.count("weight * rms_norm(x.to(torch.result_type(x, weight)), x.shape[-1:], eps=eps)") == 4
     original, patched = {}, {}
     exec(compile(FOLDED, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
     exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
@@ -102,6 +102,19 @@ def test_the_fix_of_the_grouped_weight_keeps_the_norm():
     # float32: a 48-term mean of squares, one rsqrt and two products grouped differently, four
     # such norms summed: a few float32 roundings (eps 1.2e-7) of values of order 1-10
     torch.testing.assert_close(b(x), a(x), rtol=1e-5, atol=1e-5)
+    # bfloat16 x, float32 weight: the code's product is float32 and so is the patch's (x
+    # normalised in float32, not rounded to bfloat16 first); the code's own inverse RMS is a
+    # bfloat16 value (unit roundoff 2**-8 = 3.9e-3; the mean, the sum with eps and the rsqrt each
+    # round once), the patch's a float32 one, so they agree to a few bfloat16 roundings
+    h = x.to(torch.bfloat16)
+    got, want = b(h), a(h)
+    assert got.dtype == want.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=2e-2, atol=2e-2)
+    # ... and the patch keeps the float32 product's precision: against the same norms in float64
+    # of the same bfloat16 values it is off by float32 roundings only (a 48-term mean, an rsqrt,
+    # two products, four norms summed), not by a bfloat16 rounding of the normalised x
+    exact = b.double()(h.double())
+    torch.testing.assert_close(got.double(), exact, rtol=1e-5, atol=1e-5)
 
 
 ROWS = """\
