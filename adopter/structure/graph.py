@@ -35,6 +35,7 @@ from .formulas import (SAME, bias_add_module, function_forward, function_module,
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, imported_table_reads, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames, imported_by, param_default
+from .normed_rows import norm_checks_width, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_table
 from .torch_bases import INHERITED
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
@@ -4116,23 +4117,59 @@ class FlowBuilder:
     def _normed_linear_rows(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
         """``call`` with its argument read as ``h.view(-1, h.size(-1))`` when ``call`` is a
         ``nn.BatchNorm1d`` attribute's call of ``h.view(-1, W)`` that :meth:`_linear_rows` reads
-        so; None for anything else.  Only there: other rules read such a view as written (an
-        LM head's ``logits.view(-1, self.vocab)`` beside its targets, ADP015)."""
+        so, or of any two-axis view of a Linear's output whose width the norm checks
+        (:meth:`_norm_checked_rows`); None for anything else.  Only there: other rules read such
+        a view as written (an LM head's ``logits.view(-1, self.vocab)`` beside its targets, ADP015)."""
         view = call.args[0]
         method = view.func
         if method.__class__ is not ast.Attribute or (method.attr != "view" and method.attr != "reshape") \
-                or len(view.args) != 2 or _int_literal(view.args[0]) != -1:
+                or len(view.args) != 2 or view.keywords or view.args[0].__class__ is ast.Starred \
+                or view.args[1].__class__ is ast.Starred:
             return None
         norm = call.func
         if norm.value.__class__ is not _AST_NAME or norm.value.id != "self":
             return None
         ctors = self.cls.bindings.get(norm.attr)
-        if not ctors or any(c.fqn != "torch.nn.BatchNorm1d" for c in ctors):
+        if not ctors:
             return None
-        rows = self._linear_rows(view, ctx)
+        rows = None
+        if _int_literal(view.args[0]) == -1 and all(c.fqn == "torch.nn.BatchNorm1d" for c in ctors):
+            rows = self._linear_rows(view, ctx)
+        if rows is None:
+            rows = self._norm_checked_rows(view, ctors, ctx)
         if rows is None:
             return None
         return ast.copy_location(ast.Call(func=call.func, args=[rows], keywords=[]), call)
+
+    def _norm_checked_rows(self, call: ast.Call, norm_ctors, ctx: _Ctx) -> ast.Call | None:
+        """``h.view(-1, h.size(-1))`` when ``call`` is ``h.view(A, B)`` (or ``reshape``), h the
+        output of an ``nn.Linear`` attribute's call in this block, and the norm it goes into
+        checks B against the Linear's width (structure/normed_rows.py: ``self.bn(h.view(N * M,
+        -1))``, speechbrain's ``w.reshape(w.shape[0] * w.shape[1], w.shape[2])``); else None."""
+        base = call.func.value
+        if base.__class__ is not _AST_NAME or not size_text(call.args[0]) or not size_text(call.args[1]):
+            return None
+        linear = self._producer_ctors(base, ctx)
+        if not linear or not norm_checks_width(norm_ctors, linear, self.cls.methods):
+            return None
+        func = call.func if call.func.attr == "view" else ast.copy_location(
+            ast.Attribute(value=base, attr="view", ctx=ast.Load()), call.func)
+        return _rows_view(func, base, call, call.args[0], call.args[1])
+
+    def _producer_ctors(self, base: ast.Name, ctx: _Ctx) -> list | None:
+        """The constructions of the layer attribute whose call last bound the name ``base`` in
+        this block or a block around it outside any loop (speechbrain's ``w = self.w(x)``, then
+        ``if self.normalize: self.norm(w.reshape(...))``); None when a statement of another
+        block, or no layer call, bound it, or when a loop may bind it again later in its body."""
+        key = self._key(base.id, ctx)
+        producer = None
+        for node in self.nodes[-1:-_LIKE_LOOKBACK:-1]:  # base's last definition
+            if key in node.defs:
+                producer = node if node.scope == ctx.scope or (
+                    not ctx.loops and ctx.scope[:len(node.scope)] == node.scope) else None
+                break
+        layer = producer.layer if producer is not None and producer.kind == "layer" else None
+        return self.cls.bindings.get(_attr(layer)) if layer is not None else None
 
     def _linear_rows(self, call: ast.Call, ctx: _Ctx) -> ast.Call | None:
         """``h.view(-1, h.size(-1))`` when ``call`` is ``h.view(-1, W)`` (or ``h.reshape``) and h is
@@ -4148,14 +4185,7 @@ class FlowBuilder:
                 or width.__class__ is ast.Call or not _pure_size(width) \
                 or any(n.__class__ is _AST_NAME and n.id != "self" for n in ast_walk(width)):
             return None
-        key = self._key(base.id, ctx)
-        producer = None
-        for node in self.nodes[-1:-_LIKE_LOOKBACK:-1]:  # h's last definition, of this block
-            if key in node.defs:
-                producer = node if node.scope == ctx.scope else None
-                break
-        layer = producer.layer if producer is not None and producer.kind == "layer" else None
-        ctors = self.cls.bindings.get(_attr(layer)) if layer is not None else None
+        ctors = self._producer_ctors(base, ctx)
         if not ctors:
             return None
         for ctor in ctors:

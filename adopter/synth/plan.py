@@ -459,10 +459,13 @@ class Planner:
 
         # Nothing the replaced code computes may get lost.
         matched_spans = {n.span for n in fused_nodes}
+        read_as_minus_one = _minus_one_spans(fused_nodes)
         replaced = last_info.stmt.value if several else last_expr
         for sub_span, sub in work_spans(replaced):
             if sub_span in matched_spans or any(contains(v, sub_span) for v in value_spans):
                 continue
+            if any(contains(v, sub_span) for v in read_as_minus_one):
+                continue  # a size the flow reads as the -1 of a view to rows (graph._rows_view)
             raise Skip(f"the fused code would drop `{index.segment(sub_span)}`")
 
         kernel_mapping = _imports_mapping(rule, self.names, edits)
@@ -1009,3 +1012,17 @@ def _guarded_call(template: str, node, op: str, index, render) -> str:
     items = ", ".join('"%s": %s' % (k.arg, ast.get_source_segment(template.strip(), k.value)) for k in added)
     comma = "" if head.endswith("(") else ", "
     return f"{head}{comma}**({{{items}}} if {test} else {{}}))"
+
+
+def _minus_one_spans(nodes) -> list:
+    """The spans of the arguments a matched node holds as the literal ``-1`` where the code
+    writes something else: the leading size of a view the flow proved to be rows of the last
+    axis (``h.view(N * M, -1)``, ``x.view(B * T, C)`` read ``h.view(-1, h.size(-1))``; the
+    graph only reads so a size of names, attributes and arithmetic, which computes nothing a
+    patch must keep).  A ``-1`` the code writes is no work, so nothing else is excused."""
+    spans = []
+    for node in nodes:
+        for arg, sp in zip(node.args, node.arg_spans):
+            if sp is not None and arg.__class__ is Const and arg.value == -1:
+                spans.append(sp)
+    return spans
