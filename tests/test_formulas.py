@@ -156,12 +156,69 @@ AUTOGRAD = textwrap.dedent('''
 
         def forward(self, x):
             return GeluFn.apply(x)
+
+    def erf_gelu(x):
+        return x * 0.5 * (1.0 + torch.erf(x * 0.7071067811865476))
+
+    class TrainEval(nn.Module):
+        def forward(self, x):
+            if self.training:
+                return GeluFn.apply(x)
+            else:
+                return tanh_gelu(x)
+
+    class TrainThenFallThrough(nn.Module):
+        def forward(self, x):
+            if self.training:
+                return InlineGeluFn.apply(x)
+            return tanh_gelu(x)
+
+    class EvalIdentity(nn.Module):
+        def forward(self, x):
+            if self.training:
+                return GeluFn.apply(x)
+            return x
+
+    class EvalOtherVariant(nn.Module):
+        def forward(self, x):
+            if self.training:
+                return GeluFn.apply(x)
+            return erf_gelu(x)
+
+    class EvalQuick(nn.Module):
+        def forward(self, x):
+            if self.training:
+                return GeluFn.apply(x)
+            return quick(x)
+
+    class FormulaOnly(nn.Module):
+        def forward(self, x):
+            if self.training:
+                return tanh_gelu(x)
+            return tanh_gelu(x)
+
+    class TrainOnly(nn.Module):
+        def forward(self, x):
+            if self.training:
+                return GeluFn.apply(x)
+
+    class BranchCalls(nn.Module):
+        def forward(self, x):
+            if torch.rand(1) > 0.5:
+                return GeluFn.apply(x)
+            return tanh_gelu(x)
 ''')
 
 
 @pytest.mark.parametrize("cls,expected", [
     ("Gelu", "tanh"), ("InlineGelu", "tanh"),
     ("Quick", None), ("Plain", None), ("Scaled", None), ("Stateful", None),
+    # BLOOM 4.x: the Function in training, the formula itself in eval: a GELU on both paths
+    ("TrainEval", "tanh"), ("TrainThenFallThrough", "tanh"),
+    # an identity, another variant or another activation on one path; no Function at all (the
+    # plain-module readers' case); a path that returns nothing; a branch that draws
+    ("EvalIdentity", None), ("EvalOtherVariant", None), ("EvalQuick", None), ("FormulaOnly", None),
+    ("TrainOnly", None), ("BranchCalls", None),
 ])
 def test_gelu_through_an_autograd_function(cls, expected):
     names = collect_names(ast.parse(AUTOGRAD))

@@ -225,26 +225,67 @@ def _assigns(body: list) -> bool:
 
 
 def autograd_gelu_module(cls: ast.ClassDef, names: ModuleNames) -> str | None:
-    """The GELU variant a same-file module class computes when its ``forward`` is one
-    ``return F.apply(x)`` of a same-file ``torch.autograd.Function`` whose ``forward(ctx, x)``
+    """The GELU variant a same-file module class computes when every path of its ``forward``
+    returns ``F.apply(x)`` of a same-file ``torch.autograd.Function`` whose ``forward(ctx, x)``
     returns a GELU formula of ``x`` (written inline, or a call of a same-file function that is
-    one), besides saving tensors on ``ctx``, and whose ``__init__`` builds nothing (BLOOM's
-    ``BloomGelu``).  Its backward is the Function's own: the forward is a GELU, the gradient is
-    whatever the code wrote."""
+    one), besides saving tensors on ``ctx``, or a call of a same-file GELU formula function on
+    ``x`` -- branches only test (BLOOM 4.x: the Function when ``self.training``, the formula
+    itself otherwise) -- with one variant on every path, the Function on one at least, and
+    whose ``__init__`` builds nothing (BLOOM's ``BloomGelu``).  Its backward is the Function's
+    own: the forward is a GELU, the gradient is whatever the code wrote."""
     forward = _stateless_forward(cls)
     if forward is None:
         return None
     params = [a.arg for a in forward.args.args]
-    body = _code(forward.body)
-    if (len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs
-            or len(body) != 1 or not isinstance(body[0], ast.Return)):
+    if len(params) != 2 or forward.args.vararg or forward.args.kwarg or forward.args.kwonlyargs:
         return None
-    call = body[0].value
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "apply"
-            and isinstance(call.func.value, ast.Name) and len(call.args) == 1 and not call.keywords
-            and isinstance(call.args[0], ast.Name) and call.args[0].id == params[1]):
+    variants: list[str | None] = []
+    applied: list[bool] = []
+    if not _returns_on_every_path(forward.body, names, lambda e: _gelu_of(e, params[1], names, variants, applied)):
         return None
-    fwd = function_forward(call.func.value.id, names)
+    return variants[0] if any(applied) and len(set(variants)) == 1 and variants[0] is not None else None
+
+
+def _returns_on_every_path(stmts, names: ModuleNames, accept) -> bool:
+    """Does every path through the block end in a ``return`` whose value ``accept`` takes, the
+    statements before it being ``if``s that only test (each branch such a block, or empty)?"""
+    stmts = _code(stmts)
+    if not stmts:
+        return False
+    for stmt in stmts[:-1]:
+        if not (isinstance(stmt, ast.If) and _pure_test(stmt.test, names)
+                and all(not b or _returns_on_every_path(b, names, accept) for b in (stmt.body, stmt.orelse))):
+            return False
+    last = stmts[-1]
+    if isinstance(last, ast.Return):
+        return last.value is not None and accept(last.value)
+    return (isinstance(last, ast.If) and _pure_test(last.test, names)
+            and _returns_on_every_path(last.body, names, accept) and _returns_on_every_path(last.orelse, names, accept))
+
+
+def _gelu_of(expr: ast.expr, x: str, names: ModuleNames, variants: list, applied: list) -> bool:
+    """Is ``expr`` the call ``Fn.apply(x)`` of a GELU autograd Function or ``f(x)`` of a same-file
+    GELU formula function?  (Its variant appended to ``variants``, and whether it went through
+    the Function to ``applied``.)"""
+    if not (isinstance(expr, ast.Call) and len(expr.args) == 1 and not expr.keywords
+            and isinstance(expr.args[0], ast.Name) and expr.args[0].id == x):
+        return False
+    func = expr.func
+    if isinstance(func, ast.Attribute) and func.attr == "apply" and isinstance(func.value, ast.Name):
+        variants.append(_autograd_gelu(func.value.id, names))
+        applied.append(True)
+    elif isinstance(func, ast.Name) and func.id in names.functions:
+        variants.append(gelu_formula(names.functions[func.id], names))
+        applied.append(False)
+    else:
+        return False
+    return variants[-1] is not None
+
+
+def _autograd_gelu(name: str, names: ModuleNames) -> str | None:
+    """The GELU variant the same-file ``torch.autograd.Function`` ``name`` computes in its static
+    ``forward(ctx, x)`` (bookkeeping on ``ctx`` aside), or None."""
+    fwd = function_forward(name, names)
     if fwd is None:
         return None
     args = [a.arg for a in fwd.args.args]
