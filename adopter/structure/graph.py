@@ -237,6 +237,10 @@ class _Ctx:
     # local names bound to a same-file function (``attention_interface = eager_attention_forward``):
     # a call through the name may call that function, so it is inlined there
     func_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to a module of one row of a host's layer list, reached from self
+    # (``origin = self.transformer.layers[i].mlp`` in a mixin): a call of one of its attributes
+    # (``origin.dense_h_to_4h(x)``) is a call of that row's layer (_borrowed_layer)
+    row_alias: dict[str, str] = field(default_factory=dict)
     # local names bound to one canonical function in every alternative (``softmax =
     # torch.softmax if not self.stable else stable_softmax``, a same-file softmax): its fqn
     fqn_alias: dict[str, str] = field(default_factory=dict)
@@ -1111,6 +1115,11 @@ class FlowBuilder:
         member = self._dict_member(func, ctx)
         if member is not None:
             return member
+        if kind is ast.Attribute and ctx.row_alias and func.value.__class__ is _AST_NAME \
+                and func.value.id in ctx.row_alias and TABLE.method(func.attr) is None:
+            # origin.dense_h_to_4h(x), origin = self.transformer.layers[i].mlp: a layer of that
+            # row (its kind unknown here: a rule that needs a kind does not match it)
+            return f"{ctx.row_alias[func.value.id]}.{func.attr}"
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
             if func.attr in cls.bindings:
                 return "self." + func.attr
@@ -4237,6 +4246,11 @@ class FlowBuilder:
                 else self._alike_arms(value_expr, ctx) if value_kind is ast.IfExp and self.cls is not None else None
             if layer is not None and self.cls is not None and _attr(layer).rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
+            row = _row_module(value_expr) if value_kind is ast.Attribute and self.cls is not None else None
+            if row is not None:
+                ctx.row_alias[name] = row
+            else:
+                ctx.row_alias.pop(name, None)
         before = len(self.nodes)
         ctx.top = value_expr
         if (value_kind is ast.List or value_kind is ast.Tuple) and one_name:
@@ -4765,6 +4779,34 @@ def _flattened_rows(flat: ast.expr, name: str) -> ast.expr | None:
         return ast.Constant(value=-1)
     return None
 
+
+
+def _row_module(expr: ast.expr) -> str | None:
+    """``self.transformer.layers[i].mlp``: a module of one row of a layer list reached from
+    ``self`` (attributes, one subscript of a row, then at least one attribute), as the path
+    ``self.transformer.layers[].mlp``; None for anything else.  The subscript makes it a row of
+    modules (a list of layers indexed per layer), so the trailing attribute is a module of that
+    row, not a tensor of the class."""
+    parts: list[str] = []
+    rows = 0
+    node = expr
+    while True:
+        if node.__class__ is ast.Attribute:
+            parts.append("." + node.attr)
+            node = node.value
+        elif node.__class__ is ast.Subscript:
+            if rows or not parts:
+                return None
+            rows += 1
+            parts.append("[]")
+            node = node.value
+        elif node.__class__ is _AST_NAME and node.id == "self":
+            break
+        else:
+            return None
+    if rows != 1 or parts[0] == "[]" or parts[-1] == "[]":
+        return None
+    return "self" + "".join(reversed(parts))
 
 def _attr(layer: str) -> str:
     """The key of ``cls.bindings`` for a layer path: ``proj`` for ``self.proj``; a layer borrowed
