@@ -4246,11 +4246,13 @@ class FlowBuilder:
                 else self._alike_arms(value_expr, ctx) if value_kind is ast.IfExp and self.cls is not None else None
             if layer is not None and self.cls is not None and _attr(layer).rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
-            row = _row_module(value_expr) if value_kind is ast.Attribute and self.cls is not None else None
+            # (``y = self.proj`` and ``d = x.shape``-like reads stop at the name: no call for those)
+            row = _row_module(value_expr) if value_kind is ast.Attribute and self.cls is not None \
+                and value_expr.value.__class__ is not _AST_NAME else None
             if row is not None:
                 ctx.row_alias[name] = row
-            else:
-                ctx.row_alias.pop(name, None)
+            elif ctx.row_alias and name in ctx.row_alias:
+                del ctx.row_alias[name]
         before = len(self.nodes)
         ctx.top = value_expr
         if (value_kind is ast.List or value_kind is ast.Tuple) and one_name:
@@ -4786,27 +4788,33 @@ def _row_module(expr: ast.expr) -> str | None:
     ``self`` (attributes, one subscript of a row, then at least one attribute), as the path
     ``self.transformer.layers[].mlp``; None for anything else.  The subscript makes it a row of
     modules (a list of layers indexed per layer), so the trailing attribute is a module of that
-    row, not a tensor of the class."""
-    parts: list[str] = []
+    row, not a tensor of the class.  (Checked before any string is built: this runs for every
+    assignment of an attribute.)"""
+    node = expr.value
     rows = 0
-    node = expr
     while True:
-        if node.__class__ is ast.Attribute:
-            parts.append("." + node.attr)
+        kind = node.__class__
+        if kind is ast.Attribute:
             node = node.value
-        elif node.__class__ is ast.Subscript:
-            if rows or not parts:
-                return None
+        elif kind is ast.Subscript:
             rows += 1
-            parts.append("[]")
             node = node.value
-        elif node.__class__ is _AST_NAME and node.id == "self":
-            break
         else:
-            return None
-    if rows != 1 or parts[0] == "[]" or parts[-1] == "[]":
+            break
+    if rows != 1 or node.__class__ is not _AST_NAME or node.id != "self":
         return None
-    return "self" + "".join(reversed(parts))
+    path = ""
+    node = expr
+    while node.__class__ is not _AST_NAME:
+        if node.__class__ is ast.Attribute:
+            path = "." + node.attr + path
+        else:
+            path = "[]" + path
+        node = node.value
+    if path[0] == "[":  # self[i].mlp: not a layer list of the class
+        return None
+    return "self" + path
+
 
 def _attr(layer: str) -> str:
     """The key of ``cls.bindings`` for a layer path: ``proj`` for ``self.proj``; a layer borrowed
