@@ -242,6 +242,10 @@ class _Ctx:
     # local names bound to a same-file function (``attention_interface = eager_attention_forward``):
     # a call through the name may call that function, so it is inlined there
     func_alias: dict[str, str] = field(default_factory=dict)
+    # local names bound to a module of one row of a host's layer list, reached from self
+    # (``origin = self.transformer.layers[i].mlp`` in a mixin): a call of one of its attributes
+    # (``origin.dense_h_to_4h(x)``) is a call of that row's layer (_borrowed_layer)
+    row_alias: dict[str, str] = field(default_factory=dict)
     # local names bound to one canonical function in every alternative (``softmax =
     # torch.softmax if not self.stable else stable_softmax``, a same-file softmax): its fqn
     fqn_alias: dict[str, str] = field(default_factory=dict)
@@ -1122,6 +1126,11 @@ class FlowBuilder:
         member = self._dict_member(func, ctx)
         if member is not None:
             return member
+        if kind is ast.Attribute and ctx.row_alias and func.value.__class__ is _AST_NAME \
+                and func.value.id in ctx.row_alias and TABLE.method(func.attr) is None:
+            # origin.dense_h_to_4h(x), origin = self.transformer.layers[i].mlp: a layer of that
+            # row (its kind unknown here: a rule that needs a kind does not match it)
+            return f"{ctx.row_alias[func.value.id]}.{func.attr}"
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
             if func.attr in cls.bindings:
                 return "self." + func.attr
@@ -4531,6 +4540,13 @@ class FlowBuilder:
                 else self._alike_arms(value_expr, ctx) if value_kind is ast.IfExp and self.cls is not None else None
             if layer is not None and self.cls is not None and _attr(layer).rstrip("[]") in self.cls.bindings:
                 ctx.layer_alias[targets[0].id] = layer
+            # (``y = self.proj`` and ``d = x.shape``-like reads stop at the name: no call for those)
+            row = _row_module(value_expr) if value_kind is ast.Attribute and self.cls is not None \
+                and value_expr.value.__class__ is not _AST_NAME else None
+            if row is not None:
+                ctx.row_alias[name] = row
+            elif ctx.row_alias and name in ctx.row_alias:
+                del ctx.row_alias[name]
         before = len(self.nodes)
         ctx.top = value_expr
         if (value_kind is ast.List or value_kind is ast.Tuple) and one_name:
@@ -5119,6 +5135,40 @@ def _flattened_rows(flat: ast.expr, name: str) -> ast.expr | None:
             and k.operand.value == 1:
         return ast.Constant(value=-1)
     return None
+
+
+
+def _row_module(expr: ast.expr) -> str | None:
+    """``self.transformer.layers[i].mlp``: a module of one row of a layer list reached from
+    ``self`` (attributes, one subscript of a row, then at least one attribute), as the path
+    ``self.transformer.layers[].mlp``; None for anything else.  The subscript makes it a row of
+    modules (a list of layers indexed per layer), so the trailing attribute is a module of that
+    row, not a tensor of the class.  (Checked before any string is built: this runs for every
+    assignment of an attribute.)"""
+    node = expr.value
+    rows = 0
+    while True:
+        kind = node.__class__
+        if kind is ast.Attribute:
+            node = node.value
+        elif kind is ast.Subscript:
+            rows += 1
+            node = node.value
+        else:
+            break
+    if rows != 1 or node.__class__ is not _AST_NAME or node.id != "self":
+        return None
+    path = ""
+    node = expr
+    while node.__class__ is not _AST_NAME:
+        if node.__class__ is ast.Attribute:
+            path = "." + node.attr + path
+        else:
+            path = "[]" + path
+        node = node.value
+    if path[0] == "[":  # self[i].mlp: not a layer list of the class
+        return None
+    return "self" + path
 
 
 def _attr(layer: str) -> str:
