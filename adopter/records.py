@@ -8,7 +8,8 @@ a class without a docstring.  The check path defines some fifty such classes: wi
 decorator they were a fifth of a one-file ``adopter check``.
 
 This decorator makes the same methods with the same behaviour for what the tool writes:
-``@dataclass``, ``@dataclass(frozen=True)``, ``@dataclass(eq=False)``; fields with a default, a
+``@dataclass``, ``@dataclass(frozen=True)``, ``@dataclass(eq=False)``, ``@dataclass(slots=True)``
+(mutable records only); fields with a default, a
 ``field(default=...)`` or ``field(default_factory=...)``, ``compare=False``, ``hash=False``,
 ``repr=False``; a record class deriving from another.  ``__init__`` takes the fields in order
 (the base class's first), ``__repr__`` is ``Name(a=1, b=2)`` (``...`` for a record met again
@@ -54,9 +55,10 @@ def field(*, default=_MISSING, default_factory=_MISSING, repr: bool = True,  # n
     return Field(default, default_factory, repr, hash, compare)
 
 
-def dataclass(cls=None, /, *, frozen: bool = False, eq: bool = True):
+def dataclass(cls=None, /, *, frozen: bool = False, eq: bool = True, slots: bool = False):
     def wrap(cls):
-        return _make(cls, frozen, eq)
+        made = _make(cls, frozen, eq)
+        return _slotted(made) if slots else made
 
     return wrap if cls is None else wrap(cls)
 
@@ -228,6 +230,24 @@ def _make(cls, frozen: bool, eq: bool):
     cls.__dataclass_fields__ = _STD_FIELDS
     cls.__dataclass_params__ = _Params(eq, frozen)
     return cls
+
+
+def _slotted(cls):
+    """``cls`` made again with ``__slots__`` for its fields (``dataclass(slots=True)``): no
+    ``__dict__`` per instance, so building and freeing many of them costs less (the flow
+    builder's ``Node``: some 150k a pass over the paper's files) and reading a field is a slot
+    load.  The generated methods take the defaults from their own namespace, not from the class,
+    so the class keeps no field defaults (a slot and a class attribute of one name conflict).
+    Mutable records only: a frozen one's methods name its class."""
+    if cls.__dataclass_params__.frozen:
+        raise TypeError("slots=True is for mutable records")
+    names = tuple(cls.__record_fields__)
+    space = {key: value for key, value in cls.__dict__.items()
+             if key not in names and key not in ("__dict__", "__weakref__")}
+    space["__slots__"] = names
+    made = type(cls)(cls.__name__, cls.__bases__, space)
+    made.__qualname__ = cls.__qualname__
+    return made
 
 
 def _repr_guard(obj):

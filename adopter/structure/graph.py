@@ -115,7 +115,7 @@ DROPOUT = "torch.nn.functional.dropout"
 IDENTITY_AT_ZERO = frozenset({DROPOUT})
 
 
-@dataclass
+@dataclass(slots=True)  # (no __dict__ each: a file's flows hold tens of thousands of nodes)
 class Node:
     id: int
     kind: str  # layer | call | method | op | copy | other | branch | entry | exit
@@ -175,9 +175,34 @@ class Node:
 
 # FlowBuilder._new: a node's attributes as Node.__init__ sets them by default (in field order;
 # id and kind are always given), and the fields a caller may give besides those _new sets.
-_NODE_TEMPLATE = dict(Node(id=None, kind=None).__dict__)
+_NODE_TEMPLATE = {name: f.default for name, f in Node.__record_fields__.items()}
 _FREE_FIELDS = frozenset(_NODE_TEMPLATE) - {"id", "func", "stmt", "scope", "inlined"}
 _new_node = object.__new__
+
+
+def _node_maker(given: tuple) -> object:
+    """``make(id, func, stmt, scope, inlined, fields)`` for a ``fields`` dict with the keys
+    ``given``: a Node with those attributes and fields, the others at their defaults -- what
+    ``Node(id=..., func=..., **fields)`` makes, without matching some thirty keywords per call
+    (a tenth of building a flow).  One straight run of slot stores, made once per key tuple
+    (the builder's call sites pass a few dozen)."""
+    space = {"_new": _new_node, "_Node": Node}
+    lines = ["def make(id, func, stmt, scope, inlined, fields):", "  node = _new(_Node)"]
+    fixed = ("id", "func", "stmt", "scope", "inlined")
+    for name, default in _NODE_TEMPLATE.items():
+        if name in given:
+            lines.append(f"  node.{name} = fields[{name!r}]")
+        elif name in fixed:
+            lines.append(f"  node.{name} = {name}")
+        else:
+            space[f"_default_{name}"] = default
+            lines.append(f"  node.{name} = _default_{name}")
+    lines.append("  return node")
+    exec("\n".join(lines), space)  # noqa: S102 (straight-line stores, made once per key tuple)
+    return space["make"]
+
+
+_NODE_MAKERS: dict[tuple, object] = {}  # the keys of _new's fields -> _node_maker's function
 
 
 @dataclass
@@ -423,21 +448,15 @@ class FlowBuilder:
             # (the C-level test first: most nodes read no opaque value)
             extra = [self.opaque_uses[k] for k in uses if k in self.opaque_uses]
             fields["uses"] = uses.union(*extra)
-        # Node(id=..., func=..., stmt=..., scope=..., inlined=..., **fields), without the call:
-        # the instance's attributes set from the defaults' template (field order), then these
-        # (its __init__ took the keywords one by one: a tenth of building a flow).  The keywords
-        # __init__ refused still raise TypeError.
+        # Node(id=..., func=..., stmt=..., scope=..., inlined=..., **fields), without the call
+        # (_node_maker).  The keywords __init__ refused still raise TypeError.
         if "kind" not in fields or not _FREE_FIELDS.issuperset(fields):
             raise TypeError(f"Node fields: {sorted(fields)}")
-        node = _new_node(Node)
-        values = node.__dict__
-        values.update(_NODE_TEMPLATE)
-        values["id"] = len(self.nodes)
-        values["func"] = ctx.func
-        values["stmt"] = ctx.stmt
-        values["scope"] = ctx.scope
-        values["inlined"] = ctx.instance > 0
-        values.update(fields)
+        given = tuple(fields)
+        make = _NODE_MAKERS.get(given)
+        if make is None:
+            make = _NODE_MAKERS[given] = _node_maker(given)
+        node = make(len(self.nodes), ctx.func, ctx.stmt, ctx.scope, ctx.instance > 0, fields)
         if len(node.outs) == 1 and node.outs[0].key.startswith("%"):
             self.producers[node.outs[0].key] = node
         self.nodes.append(node)
