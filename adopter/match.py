@@ -520,13 +520,14 @@ class Matcher:
         # The keys whose word groups are the same in every class of a file (plain words, call
         # names): when the words of all the file's roots hold none of one group, no root of any
         # class can pass _candidate_roots, and match_module returns before visiting a class.
-        self.file_keys = tuple(k for k in self.word_order if k[0] in ("word", "words", "calls"))
+        self.file_keys = tuple(k for k in self.word_order if k[0] in ("word", "words", "sizes", "calls"))
         self.roots_key = _ROOTS_KEYS.setdefault((scope, self.word_keys), len(_ROOTS_KEYS))
         # match_module's test of the file keys: each plain word group made once here, a call
         # key's group (the file's import aliases) looked up per file: (group, None) / (None, fqn)
         self._file_groups = tuple(
             (frozenset({key[1]}), None) if key[0] == "word" else
-            (frozenset(key[1]), None) if key[0] == "words" else (None, key[1])
+            (frozenset(key[1]), None) if key[0] == "words" else
+            (_size_groups(key[1])[1], None) if key[0] == "sizes" else (None, key[1])
             for key in self.file_keys)
 
     # -- the search's own data, made on first use --------------------------------
@@ -659,7 +660,7 @@ class Matcher:
         identifiers one of which the root must mention (its triggers).  Computed once per
         matcher; the word sets themselves once per class, shared by every matcher."""
         found = [("calls", op) for op in self.required_calls]
-        found += [("words", self._method_words(m)) for m in self.required_methods]
+        found += [self._method_key(m) for m in self.required_methods]
         found += [("word", k) for k in (*self.required_keywords, *self.required_attributes)]
         found += [("op", op) for op in self.required_ops]
         for pnode in self.forward.nodes:
@@ -692,7 +693,7 @@ class Matcher:
                 return None
             return ("layer", frozenset(allowed), tuple(self.layer_ops.get(pnode.layer.name, ())))
         if pnode.op == "method":
-            return ("words", self._method_words(pnode.method))
+            return self._method_key(pnode.method)
         if not pnode.op[:1].isalpha():
             return None
         return ("callbound", pnode.op)
@@ -933,14 +934,17 @@ class Matcher:
             return METHOD_SPELLINGS.get(name, (name,))
         return (name,)
 
-    def _method_words(self, name: str) -> tuple[str, ...]:
-        """The words one of which code must mention for a method step ``x.<name>(...)``: its
-        spellings, and for ``size`` the ``shape`` attribute (``x.shape[-1]`` as the argument of
-        a view or reshape is read as ``x.size(-1)``: graph._shape_as_size) and the view itself
-        (``h.view(-1, W)`` of a Linear's output, W its width as ``__init__`` writes it, is read
-        as ``h.view(-1, h.size(-1))`` with neither word in the code: graph._linear_rows)."""
+    def _method_key(self, name: str) -> tuple:
+        """The :func:`_word_group` key of the words one of which code must mention for a method
+        step ``x.<name>(...)``: its spellings; for ``size`` (kind ``sizes``) also the ``shape``
+        attribute (``x.shape[-1]`` as the argument of a view or reshape is read as
+        ``x.size(-1)``: graph._shape_as_size), ``flatten`` and, in a class that binds a
+        ``BatchNorm1d`` and a ``Linear``, the views (:func:`_size_groups`)."""
         methods = self._methods(name)
-        return (*methods, "shape", "view", "reshape") if name == "size" else methods
+        if name != "size":
+            return ("words", methods)
+        _size_groups(methods)
+        return ("sizes", methods)
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
         op = pnode.op
@@ -2577,6 +2581,20 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
         group = frozenset({key[1]})
     elif kind == "words":
         group = frozenset(key[1])
+    elif kind == "sizes":
+        # (plain loops over the bindings: every class whose roots reach this key asks, and most
+        # bind neither layer)
+        norm = linear = False
+        info = cls.info
+        if info is not None:
+            bindings = info.bindings
+            for attr in bindings:
+                for ctor in bindings[attr]:
+                    if ctor.fqn == _BATCHNORM1D:
+                        norm = True
+                    elif ctor.fqn == _LINEAR:
+                        linear = True
+        group = _SIZE_GROUPS[key[1]][norm and linear]
     elif kind == "calls":
         group = module.call_names(key[1])
     elif kind == "op":
@@ -2601,10 +2619,36 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
     return group
 
 
+def _size_groups(methods: tuple[str, ...]) -> tuple[frozenset, frozenset]:
+    """The word groups of a ``size`` step spelled ``methods``, (in most classes, in a class that
+    binds both an ``nn.BatchNorm1d`` and an ``nn.Linear``), made once per spelling.
+
+    An ``x.size(-1)`` in a flow is written ``x.size``, ``x.shape[-1]`` (graph._shape_as_size,
+    and ``B, T, C = x.shape`` before ``x.view(B * T, C)``: graph._unpacked_rows), or is read
+    off a view whose code names no size: ``x.flatten(0, -2)`` is ``x.reshape(-1, x.size(-1))``
+    (graph._flatten_to_rows: the word ``flatten``), and ``self.bn(h.view(-1, W))`` with
+    ``self.bn`` a BatchNorm1d and h an ``nn.Linear`` attribute's output of width W is
+    ``h.view(-1, h.size(-1))`` (graph.FlowBuilder._linear_rows: the word ``view`` or
+    ``reshape``, in a class binding both layers).  Views count only there, so the flows of
+    other classes that view something but never name a size do not reach the ADP008 and
+    ADP015 searches.  (``flatten`` on its own lets through no root the views did not: every
+    size step of the rules is the size of a view step, whose own group is the views.)"""
+    groups = _SIZE_GROUPS.get(methods)
+    if groups is None:
+        narrow = frozenset((*methods, "shape", "flatten"))
+        groups = _SIZE_GROUPS[methods] = (narrow, narrow | _ROWS_VIEWS)
+    return groups
+
+
+# size step spellings -> (its word group in most classes, in a class binding a BatchNorm1d and
+# a Linear): _size_groups
+_SIZE_GROUPS: dict[tuple[str, ...], tuple[frozenset, frozenset]] = {}
+_ROWS_VIEWS = frozenset(("view", "reshape"))
+_BATCHNORM1D, _LINEAR = "torch.nn.BatchNorm1d", "torch.nn.Linear"
 _OPERATORS = frozenset({"+", "-", "*", "/", "@", "//", "%", "**", "neg"})
 
 # Matcher.word_order: the word-group kinds that depend on no class first.
-_KEY_COST = {"word": 0, "words": 0, "calls": 1, "op": 2}
+_KEY_COST = {"word": 0, "words": 0, "sizes": 0, "calls": 1, "op": 2}
 # A pattern step -> the first equal step a matcher was made with (Matcher._static_keys); its repr
 # in the key too: Lit(1) == Lit(True) == Lit(1.0), which _literal_is tells apart.
 _STEPS: dict[tuple[str, PNode], PNode] = {}
