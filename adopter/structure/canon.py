@@ -1049,6 +1049,23 @@ def subtracted_mask(expr: ast.BinOp) -> bool:
     return False
 
 
+def subtracted_term(expr: ast.BinOp) -> bool:
+    """``s + a - b``: a tensor subtracted from a sum (fla's forgetting attention, ``scores +
+    gc[..., :, None] - gc[..., None, :]``).  A sum of terms, one of them negated: ``s + a +
+    (-b)``, so that ``-b`` is a bias added like ``a`` (an additive mask of the scores when the
+    sum feeds a softmax).  Only when the minuend is itself a sum (the subtraction is one more
+    term of it) and the subtrahend is no number (``x + a - 1`` is a shift, not a term the
+    flow needs apart); a plain difference ``x - m`` (a layer norm's centring, a row maximum
+    subtracted) keeps its own node."""
+    if expr.op.__class__ is not ast.Sub or expr.left.__class__ is not ast.BinOp \
+            or expr.left.op.__class__ is not ast.Add:
+        return False
+    right = expr.right
+    if right.__class__ is ast.UnaryOp:
+        right = right.operand
+    return right.__class__ is not ast.Constant
+
+
 def mask_blend(expr: ast.BinOp) -> tuple[ast.expr, ast.expr, ast.expr, float] | None:
     """``x * b - c * (1 - b)`` / ``x * b + -c * (1 - b)`` (either order of each product, and
     of the sum): OpenAI GPT's causal mask ``w = w * b - 1e4 * (1 - b)`` with ``b`` the 0/1

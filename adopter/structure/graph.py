@@ -828,9 +828,11 @@ class FlowBuilder:
             summed = self._product_plus_terms(expr, frontier, ctx)
             if summed is not None:
                 return summed
-        if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub and canonical.subtracted_mask(expr):
+        if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub \
+                and (canonical.subtracted_mask(expr) or canonical.subtracted_term(expr)):
             # s - 1e30 * m: s + (-(1e30 * m)), a large additive mask subtracted (a negation
-            # node, then an add whose right operand is written at the subtracted product)
+            # node, then an add whose right operand is written at the subtracted product);
+            # s + a - b likewise: the sum's last term negated (canon.subtracted_term)
             left, frontier = self._value(expr.left, frontier, ctx)
             right, frontier = self._value(expr.right, frontier, ctx)
             negated, out = self._temp(""), self._temp("")
