@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import pytest
 from corpus_forms import found, line_of, rules
 
 from adopter.synth import fix_text
@@ -55,6 +56,35 @@ def shifted_probabilities(q, k, v, a, b):
     s = torch.matmul(q, k.transpose(-1, -2))
     p = F.softmax(s, dim=-1) + a - b
     return torch.matmul(p, v)
+"""
+
+IN_PLACE_ROPE = """\
+import torch
+from torch import nn
+
+
+class DecodeAttention(nn.Module):
+    def __init__(self, heads, kv_heads, dim):
+        super().__init__()
+        self.kv_heads = kv_heads
+        self.half = dim // 2
+        self.register_buffer("turned", torch.empty(1, heads, 1, dim), persistent=False)
+
+    def forward(self, q, k, cos, sin):
+        h = self.half
+        rq = self.turned
+        rq[:, :, :, :h] = q[:, :, :, h:]
+        rq[:, :, :, h:] = q[:, :, :, :h]
+        rq[:, :, :, :h].neg_()
+        q *= cos
+        q.addcmul_(rq, sin)
+        rk = rq[:, :self.kv_heads, :, :]
+        rk[:, :, :, :h] = k[:, :, :, h:]
+        rk[:, :, :, h:] = k[:, :, :, :h]
+        rk[:, :, :, :h].neg_()
+        k *= cos
+        k.addcmul_(rk, sin)
+        return q, k
 """
 
 
@@ -97,3 +127,54 @@ def test_a_plain_difference_keeps_its_own_step():
     centred = FORGETTING.replace("s = s + c[..., :, None] - c[..., None, :]", "s = s - c[..., None, :]")
     assert centred != FORGETTING
     assert found(centred, "ADP010") == []
+
+
+def test_rope_written_in_place_into_a_buffer_is_found():
+    assert _covers(IN_PLACE_ROPE, "ADP014", "q *= cos")
+
+
+def test_the_in_place_rope_is_reported_not_fixed():
+    assert fix_text(IN_PLACE_ROPE, "model.py", rules("ADP014")).text == IN_PLACE_ROPE
+
+
+def test_the_in_place_fixture_computes_rotate_half_rope():
+    # (what the reading claims, checked on the fixture itself)
+    import torch
+
+    space = {}
+    exec(compile(IN_PLACE_ROPE, "rope.py", "exec"), space)  # noqa: S102 (our own fixture)
+    torch.manual_seed(0)
+    module = space["DecodeAttention"](4, 2, 8)
+    q, k = torch.randn(1, 4, 1, 8), torch.randn(1, 2, 1, 8)
+    cos, sin = torch.randn(1, 1, 1, 8), torch.randn(1, 1, 1, 8)
+
+    def rotate_half(x):
+        return torch.cat((-x[..., 4:], x[..., :4]), dim=-1)
+
+    want = (q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin)
+    got = module(q.clone(), k.clone(), cos, sin)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("change", [
+    ("rq[:, :, :, :h].neg_()", "rq[:, :, :, :h].abs_()"),  # no negation: a swap, not a rotation
+    ("rq[:, :, :, :h] = q[:, :, :, h:]", "rq[:, :, :, :h] = q[:, :, :, :h]"),  # halves not swapped
+    ("rq[:, :, :, :h].neg_()", "rq[:, :, :, h:].neg_()"),  # the second half negated: the inverse rotation
+])
+def test_slice_copies_that_are_no_rotation_are_not_rope(change):
+    code = IN_PLACE_ROPE.replace(*change).replace(*(s.replace("rq", "rk").replace("q[", "k[") for s in change))
+    assert code != IN_PLACE_ROPE
+    assert found(code, "ADP014") == []
+
+
+def test_q_and_k_rotated_in_place_with_their_own_tables_are_not_one_rope():
+    code = IN_PLACE_ROPE.replace("def forward(self, q, k, cos, sin):", "def forward(self, q, k, cos, sin, kc, ks):")
+    code = code.replace("k *= cos", "k *= kc").replace("k.addcmul_(rk, sin)", "k.addcmul_(rk, ks)")
+    assert found(code, "ADP014") == []
+
+
+def test_addcmul_with_a_value_factor_is_no_rotation():
+    code = IN_PLACE_ROPE.replace("q.addcmul_(rq, sin)", "q.addcmul_(rq, sin, value=0.5)")
+    code = code.replace("k.addcmul_(rk, sin)", "k.addcmul_(rk, sin, value=0.5)")
+    assert found(code, "ADP014") == []
