@@ -829,7 +829,8 @@ class FlowBuilder:
             if summed is not None:
                 return summed
         if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub \
-                and (canonical.subtracted_mask(expr) or canonical.subtracted_term(expr)):
+                and (canonical.subtracted_mask(expr) or (expr.left.__class__ is ast.BinOp
+                                                         and canonical.subtracted_term(expr))):
             # s - 1e30 * m: s + (-(1e30 * m)), a large additive mask subtracted (a negation
             # node, then an add whose right operand is written at the subtracted product);
             # s + a - b likewise: the sum's last term negated (canon.subtracted_term)
@@ -3497,12 +3498,14 @@ class FlowBuilder:
                 continue
             if stmt.__class__ is ast.Assign and i + 2 < len(stmts):
                 # (the cheap tests inline: a write into a subscript, two statements on)
-                if stmt.targets[0].__class__ is ast.Subscript and stmts[i + 2].__class__ is ast.Expr:
+                if stmt.targets[0].__class__ is ast.Subscript and stmts[i + 2].__class__ is ast.Expr \
+                        and _negates_in_place(stmts[i + 2]):
                     read = self._halves_swapped_in_place(stmts[i:i + 3], frontier, ctx)
                     if read is not None:
                         frontier, skip = read, 2
                         continue
                 elif stmts[i + 1].__class__ is ast.Assign and stmts[i + 1].targets[0].__class__ is ast.Subscript \
+                        and i + 3 < len(stmts) and _negates_in_place(stmts[i + 3]) \
                         and _storage_only(stmt, stmts[i + 1:i + 4]):
                     # ``r = buf[:, :n]`` then r's whole last axis written with a rotate-half: the
                     # view only lends r its storage; no value of ``buf`` is read
@@ -4892,6 +4895,13 @@ def _free_names(func, params) -> set[str]:
         elif isinstance(node, ast.arg):
             stored.add(node.arg)
     return loaded - stored - {"self"}
+
+
+def _negates_in_place(stmt: ast.stmt) -> bool:
+    """Is ``stmt`` a statement ``<...>.neg_()`` (the last of canon.swapped_halves_negated's
+    three; tested first, inline in _body's loop, so that other statements cost no call)?"""
+    call = stmt.value if stmt.__class__ is ast.Expr else None
+    return call.__class__ is _CALL and call.func.__class__ is ast.Attribute and call.func.attr == "neg_"
 
 
 def _storage_only(stmt: ast.Assign, after: list[ast.stmt]) -> bool:
