@@ -153,6 +153,7 @@ def match_rule(rule: Rule, structure) -> list[Match]:
                     count.setdefault(func, set()).add(m.nodes[-1].span)
             lone = {id(m) for m in roots if all(len(count[n.func]) == 1 for n in m.nodes if not n.inlined)
                     and _returns_one(structure, m)}
+            lone |= _rotated_with_one_pair(roots)
             matches = [m for m in matches if id(m) in lone or rule.same_function_of(m.alternative) != "helper"
                        or all(n.inlined for n in m.nodes)]
     if isinstance(rule.same_function, tuple) and "helper" in rule.same_function and len(matches) > 1:
@@ -160,6 +161,31 @@ def match_rule(rule: Rule, structure) -> list[Match]:
         if len(matches) > 1:
             matches = _one_pair_of_tables(matches)
     return sorted(matches, key=lambda m: m.span)
+
+
+def _tables_of(m: Match) -> tuple:
+    """The tables a one-tensor form's match multiplies by (cos, sin, the xpos scale), by value."""
+    env = dict(m.env)
+    return tuple(v.key if isinstance(v, Ref) else repr(v) for v in (env.get(k) for k in ("cos", "sin", "scale")))
+
+
+def _rotated_with_one_pair(roots: list[Match]) -> set[int]:
+    """The one-tensor forms written in a root (no step inlined) that rotate two or more
+    different tensors there, all with one pair of tables: q and k rotated each on its own lines
+    with the same cos and sin (unsloth's in-place rotation of q, then of k) are one RoPE of
+    both (``_one_pair_of_tables`` keeps the first).  Tables told apart (Falcon's own cos and
+    sin per tensor) or one tensor rotated twice leave them out, as before."""
+    groups: dict = {}
+    for m in roots:
+        if any(n.inlined for n in m.nodes) or "x" not in dict(m.env):
+            continue
+        groups.setdefault((m.class_name, m.flow, m.nodes[-1].func), []).append(m)
+    kept: set[int] = set()
+    for group in groups.values():
+        rotated = {dict(m.env)["x"] for m in group}
+        if len(group) >= 2 and len(rotated) >= 2 and len({_tables_of(m) for m in group}) == 1:
+            kept.update(id(m) for m in group)
+    return kept
 
 
 def _one_pair_of_tables(matches: list[Match]) -> list[Match]:

@@ -251,6 +251,8 @@ class Table:
                     found.add("rearrange")  # einops.rearrange(logits, "b l n d -> b d (l n)")
                 if op.name in ("canon.rotate_half", "canon.rope_halves"):
                     found |= ROTATE_HALF_CALLS
+                if op.name == "canon.rotate_half":
+                    found.add("neg_")  # a half negated in place (canon.swapped_halves_negated)
                 if op.name == "canon.softmax_shift":
                     # x - x.amax(-1, keepdim=True) (or .max(...).values), a floor at the dtype's
                     # minimum (torch.max / torch.maximum / clamp / clamp_min): the words that
@@ -1047,6 +1049,74 @@ def subtracted_mask(expr: ast.BinOp) -> bool:
                 and factor.value >= -LARGE_NEGATIVE:
             return True
     return False
+
+
+def subtracted_term(expr: ast.BinOp) -> bool:
+    """``s + a - b``: a tensor subtracted from a sum (fla's forgetting attention, ``scores +
+    gc[..., :, None] - gc[..., None, :]``).  A sum of terms, one of them negated: ``s + a +
+    (-b)``, so that ``-b`` is a bias added like ``a`` (an additive mask of the scores when the
+    sum feeds a softmax).  Only when the minuend is itself a sum (the subtraction is one more
+    term of it) and the subtrahend is no number (``x + a - 1`` is a shift, not a term the
+    flow needs apart); a plain difference ``x - m`` (a layer norm's centring, a row maximum
+    subtracted) keeps its own node."""
+    if expr.op.__class__ is not ast.Sub or expr.left.__class__ is not ast.BinOp \
+            or expr.left.op.__class__ is not ast.Add:
+        return False
+    right = expr.right
+    if right.__class__ is ast.UnaryOp:
+        right = right.operand
+    return right.__class__ is not ast.Constant
+
+
+def _last_axis_half(expr: ast.expr) -> tuple[str, str, int, int] | None:
+    """``n[..., :h]`` / ``n[:, :, h:]`` (a name sliced on its last axis only, every other axis
+    whole): (the name, the split point's text, 0 for the part before it or 1 for the part
+    after, the number of index elements).  None for any other subscript."""
+    if expr.__class__ is not ast.Subscript or expr.value.__class__ is not ast.Name:
+        return None
+    index = expr.slice
+    elts = index.elts if index.__class__ is ast.Tuple else [index]
+    *lead, last = elts
+    for elt in lead:
+        whole = elt.__class__ is ast.Slice and elt.lower is None and elt.upper is None and elt.step is None
+        if not whole and not (elt.__class__ is ast.Constant and elt.value is Ellipsis):
+            return None
+    if last.__class__ is not ast.Slice or last.step is not None or (last.lower is None) == (last.upper is None):
+        return None
+    point = last.upper if last.lower is None else last.lower
+    if point.__class__ is ast.Constant or point.__class__ is ast.UnaryOp:
+        return None  # (a literal split point: a fixed width, not a point read off the tensor)
+    return expr.value.id, ast.dump(point), 0 if last.lower is None else 1, len(elts)
+
+
+def swapped_halves_negated(stmts: list[ast.stmt]) -> tuple[str, str] | None:
+    """``r[..., :h] = x[..., h:]; r[..., h:] = x[..., :h]; r[..., :h].neg_()`` (unsloth's
+    in-place RoPE into a preallocated buffer): (r, x) when the three statements write into
+    ``r``, over its whole last axis, x's part after the split point, then x's part before it,
+    then negate r's first part -- ``r = cat((-x2, x1), -1)``.  The two copies run only when
+    each part has the width of the slot it fills, so the split point is the middle of both
+    last axes (``h = d - h``): r is x's rotate-half whatever ``h`` is named.  None for any
+    other three statements (halves copied unswapped, the wrong part negated, two names)."""
+    if len(stmts) != 3:
+        return None
+    first, second, third = stmts
+    if not (first.__class__ is ast.Assign and second.__class__ is ast.Assign and len(first.targets) == 1
+            and len(second.targets) == 1 and third.__class__ is ast.Expr):
+        return None
+    call = third.value
+    if not (call.__class__ is ast.Call and call.func.__class__ is ast.Attribute and call.func.attr == "neg_"
+            and not call.args and not call.keywords):
+        return None
+    parts = [_last_axis_half(e) for e in (first.targets[0], first.value, second.targets[0], second.value,
+                                          call.func.value)]
+    if any(p is None for p in parts):
+        return None
+    (r, h, r0, n), (x, hx, x1, nx), (r_b, hb, r1, nb), (x_b, hxb, x0, nxb), (r_n, hn, neg, nn) = parts
+    if not (r == r_b == r_n and x == x_b and r != x and h == hx == hb == hxb == hn and n == nx == nb == nxb == nn):
+        return None
+    if (r0, x1, r1, x0, neg) != (0, 1, 1, 0, 0):
+        return None
+    return r, x
 
 
 def mask_blend(expr: ast.BinOp) -> tuple[ast.expr, ast.expr, ast.expr, float] | None:

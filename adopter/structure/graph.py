@@ -862,9 +862,12 @@ class FlowBuilder:
             summed = self._product_plus_terms(expr, frontier, ctx)
             if summed is not None:
                 return summed
-        if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub and canonical.subtracted_mask(expr):
+        if expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Sub \
+                and (canonical.subtracted_mask(expr) or (expr.left.__class__ is ast.BinOp
+                                                         and canonical.subtracted_term(expr))):
             # s - 1e30 * m: s + (-(1e30 * m)), a large additive mask subtracted (a negation
-            # node, then an add whose right operand is written at the subtracted product)
+            # node, then an add whose right operand is written at the subtracted product);
+            # s + a - b likewise: the sum's last term negated (canon.subtracted_term)
             left, frontier = self._value(expr.left, frontier, ctx)
             right, frontier = self._value(expr.right, frontier, ctx)
             negated, out = self._temp(""), self._temp("")
@@ -3741,8 +3744,74 @@ class FlowBuilder:
 
     # ------------------------------------------------------------------ statements
     def _body(self, stmts: list[ast.stmt], frontier: list, ctx: _Ctx) -> list:
-        for stmt in stmts:
+        skip = 0
+        for i, stmt in enumerate(stmts):
+            if skip:
+                skip -= 1
+                continue
+            if stmt.__class__ is ast.Assign and i + 2 < len(stmts):
+                # (the cheap tests inline: a write into a subscript, two statements on)
+                if stmt.targets[0].__class__ is ast.Subscript and stmts[i + 2].__class__ is ast.Expr \
+                        and _negates_in_place(stmts[i + 2]):
+                    read = self._halves_swapped_in_place(stmts[i:i + 3], frontier, ctx)
+                    if read is not None:
+                        frontier, skip = read, 2
+                        continue
+                elif stmts[i + 1].__class__ is ast.Assign and stmts[i + 1].targets[0].__class__ is ast.Subscript \
+                        and i + 3 < len(stmts) and _negates_in_place(stmts[i + 3]) \
+                        and _storage_only(stmt, stmts[i + 1:i + 4]):
+                    # ``r = buf[:, :n]`` then r's whole last axis written with a rotate-half: the
+                    # view only lends r its storage; no value of ``buf`` is read
+                    read = self._halves_swapped_in_place(stmts[i + 1:i + 4], frontier, ctx)
+                    if read is not None:
+                        frontier, skip = read, 3
+                        continue
             frontier = self._stmt(stmt, frontier, ctx)
+        return frontier
+
+    def _addcmul_in_place(self, call: ast.Call, frontier: list, ctx: _Ctx) -> list | None:
+        """``x.addcmul_(a, b)`` as a statement, x a local name: ``x = x + a * b`` written into x
+        (torch's addcmul with its default ``value=1``), a product step then a sum step, so the
+        rotation ``x *= cos; x.addcmul_(rotate_half(x), sin)`` reads as ``x * cos +
+        rotate_half(x) * sin``.  None (nothing built) for another spelling: a ``value=``
+        factor, a receiver that is no name."""
+        owner = call.func.value
+        if owner.__class__ is not ast.Name or len(call.args) != 2 or call.keywords \
+                or any(a.__class__ is ast.Starred for a in call.args):
+            return None
+        x = self._name_value(owner.id, ctx)
+        a, frontier = self._value(call.args[0], frontier, ctx)
+        b, frontier = self._value(call.args[1], frontier, ctx)
+        product = self._temp("")
+        spans = (span(call.args[0]), span(call.args[1]))
+        times, plus = TABLE.operator("*"), TABLE.operator("+")
+        _, frontier = self._new(ctx, frontier, kind="op", op="*", args=(a, b), outs=(product,),
+                                uses=_keys((a, b)), defs=frozenset({product.key}), span=span(call),
+                                arg_spans=spans, canon=times.name if times else "")
+        targets = self._target_values(ast.Name(id=owner.id, ctx=ast.Store()), ctx)
+        _, frontier = self._new(ctx, frontier, kind="op", op="+", args=(x, product), outs=tuple(targets),
+                                uses=_keys((x, product)), defs=_keys(targets), span=span(call),
+                                arg_spans=(span(owner), span(call)), canon=plus.name if plus else "")
+        return frontier
+
+    def _halves_swapped_in_place(self, stmts: list[ast.stmt], frontier: list, ctx: _Ctx) -> list | None:
+        """``r[..., :h] = x[..., h:]; r[..., h:] = x[..., :h]; r[..., :h].neg_()`` (canon.
+        swapped_halves_negated: a preallocated buffer filled with x's rotate-half, unsloth's
+        in-place RoPE): one step ``r = canon.rotate_half(x)``, so that ``x *= cos;
+        x.addcmul_(r, sin)`` reads as the rotation it computes.  None (and nothing built) for
+        any other statements."""
+        found = canonical.swapped_halves_negated(stmts)
+        if found is None:
+            return None
+        r, x = found
+        ctx.stmt = span(stmts[0])
+        value = self._name_value(x, ctx)
+        targets = self._target_values(ast.Name(id=r, ctx=ast.Store()), ctx)
+        whole = (stmts[0].lineno, stmts[0].col_offset, stmts[2].end_lineno, stmts[2].end_col_offset)
+        view = View((value,), (), (None,), ())
+        _, frontier = self._new(ctx, frontier, kind="call", op="canon.rotate_half", args=(value,), outs=tuple(targets),
+                                uses=_keys((value,)), defs=_keys(targets), span=whole, canon="canon.rotate_half",
+                                view=view)
         return frontier
 
     def _function_pair(self, value_expr: ast.IfExp, ctx: _Ctx) -> bool:
@@ -3810,6 +3879,11 @@ class FlowBuilder:
                 return frontier
             return self._stored_items([stmt.target], stmt, frontier, ctx)
         if kind is ast.Expr:
+            if stmt.value.__class__ is _CALL and stmt.value.func.__class__ is ast.Attribute \
+                    and stmt.value.func.attr == "addcmul_":
+                added = self._addcmul_in_place(stmt.value, frontier, ctx)
+                if added is not None:
+                    return added
             if stmt.value.__class__ is ast.BinOp and not _mutates(stmt.value):
                 # ``x * torch.rsqrt(ms + eps)`` as a statement of its own: computed and thrown
                 # away (Mega's RMSNorm returns x unnormalised); nothing reads it, so no step
@@ -5274,6 +5348,25 @@ def _free_names(func, params) -> set[str]:
         elif isinstance(node, ast.arg):
             stored.add(node.arg)
     return loaded - stored - {"self"}
+
+
+def _negates_in_place(stmt: ast.stmt) -> bool:
+    """Is ``stmt`` a statement ``<...>.neg_()`` (the last of canon.swapped_halves_negated's
+    three; tested first, inline in _body's loop, so that other statements cost no call)?"""
+    call = stmt.value if stmt.__class__ is ast.Expr else None
+    return call.__class__ is _CALL and call.func.__class__ is ast.Attribute and call.func.attr == "neg_"
+
+
+def _storage_only(stmt: ast.Assign, after: list[ast.stmt]) -> bool:
+    """Is ``stmt`` ``r = buf`` / ``r = buf[:, :n]`` / ``r = self.buf`` (one name bound to a
+    call-free view), with the next three statements writing r's whole last axis with a
+    rotate-half (canon.swapped_halves_negated)?  Then r's earlier contents are never read: the
+    binding only lends r the buffer's storage (unsloth's ``RH_K = RH_Q[:, :n_kv_heads]``)."""
+    if len(stmt.targets) != 1 or stmt.targets[0].__class__ is not ast.Name \
+            or stmt.value.__class__ not in (ast.Name, ast.Attribute, ast.Subscript):
+        return False
+    found = canonical.swapped_halves_negated(after)
+    return found is not None and found[0] == stmt.targets[0].id and not _contains_call(stmt.value)
 
 
 def _keys(values) -> frozenset:
