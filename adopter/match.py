@@ -3189,9 +3189,25 @@ def _metadata_only(node: Node, keys) -> bool:
     graph lists: a key passed as an operand itself (``x.to(x.dtype)``) is a read of its values."""
     if not (node.args or node.kwargs):
         return False
+    if _size_read(node, keys):
+        return True
     operands = _keys(node.args) | _keys(v for _, v in node.kwargs)
     uses = node.uses
     return all(key not in operands and any(_reads_attribute(u, key) for u in uses) for key in keys)
+
+
+def _size_read(node: Node, keys) -> bool:
+    """Is ``node`` a read of one key's sizes (``w.shape[0]``, ``w.size(-1)``, ``w.dim()``), which
+    the graph lowers to a method step on the key (``size(w, 0)``)?  Its result is an int, not
+    the key's elements, so code that only sizes an intermediate after a match leaves the
+    intermediate free to be fused: the receiver is the only tensor operand."""
+    if node.kind != "method" or node.op not in _SIZE_METHODS or node.kwargs or len(keys) != 1:
+        return False
+    receiver, rest = node.args[0] if node.args else None, node.args[1:]
+    return receiver.__class__ is Ref and receiver.key in keys and not any(v.__class__ is Ref for v in rest)
+
+
+_SIZE_METHODS = frozenset({"size", "dim", "numel"})
 
 
 def _reads_attribute(use: str, key: str) -> bool:

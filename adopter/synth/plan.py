@@ -377,7 +377,7 @@ class Planner:
             if info.index > last_info.index:
                 raise Skip("the matched operations are not in order in one block")
             deleted[info.index] = info
-        self._check_unread_after(deleted, last_info, last_expr)
+        self._check_unread_after(deleted, last_info, last_expr, edits, self._linear_sizes(match, nodes, infos, deleted))
         fused_nodes = [nodes[i] for i in fused]
         fused_infos = [infos[i] for i in fused]
         if several:
@@ -635,7 +635,36 @@ class Planner:
                 out.append((extra, f"{name}={text}" if name else text))
         return out
 
-    def _check_unread_after(self, deleted: dict, last_info: StmtInfo, last_expr: ast.AST) -> None:
+    def _linear_sizes(self, match: Match, nodes, infos, deleted: dict) -> dict[str, tuple[str, str]]:
+        """For each deleted statement ``h = <layer>(x)`` whose layer is built as exactly
+        ``torch.nn.Linear`` and whose input is a plain name the function never assigns after
+        it: ``h`` -> (``x``, ``<layer>``).  Such an ``h`` has the sizes ``(*x.shape[:-1],
+        <layer>.out_features)`` (a Linear maps only the last axis), so a read of one of its sizes
+        after the fused code can read them from what remains (speechbrain's shape-back
+        ``w_bn.reshape(w.shape[0], w.shape[1], w.shape[2])`` after ``w = self.w(x)``)."""
+        linear = {ctor.attr for _, ctor in match.ctors
+                  if ctor.fqn == "torch.nn.Linear" and not ctor.via and not ctor.unlike and not ctor.table}
+        out: dict[str, tuple[str, str]] = {}
+        for node, info in zip(nodes, infos):
+            stmt = info.stmt
+            if info.index not in deleted or not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+                continue
+            target, value = stmt.targets[0], stmt.value
+            if not (target.__class__ is ast.Name and value.__class__ is ast.Call and len(value.args) == 1
+                    and not value.keywords and value.args[0].__class__ is ast.Name
+                    and value.func.__class__ is ast.Attribute and value.func.value.__class__ is ast.Name
+                    and value.func.value.id == "self" and value.func.attr in linear):
+                continue
+            x = value.args[0].id
+            function = _enclosing_function(self.index.tree, span_of(stmt))
+            if any(n.__class__ is ast.Name and n.id == x and n.ctx.__class__ is not ast.Load
+                   and n.lineno >= stmt.lineno for n in ast_walk(function)):
+                continue
+            out[target.id] = (x, self.index.segment(span_of(value.func)))
+        return out
+
+    def _check_unread_after(self, deleted: dict, last_info: StmtInfo, last_expr: ast.AST,
+                            edits: Edits | None = None, sizes: dict | None = None) -> None:
         """No code outside the replaced expression reads the metadata of a name a deleted
         statement assigns, unless the fused statement assigns that name anew before the read.  The matcher lets
         code after a match read an intermediate's metadata (``(act(gate.float()) *
@@ -650,15 +679,32 @@ class Planner:
         stmt_spans = [span_of(info.stmt) for info in deleted.values()]
         replaced, last_end = span_of(last_expr), span_of(last_info.stmt)[2]
         # (values read again the matcher has ruled out: only a read of metadata remains)
-        for read in ast_walk(_enclosing_function(self.index.tree, stmt_spans[0])):
+        function = _enclosing_function(self.index.tree, stmt_spans[0])
+        sized = _size_reads(function) if sizes else {}
+        rewrites: dict = {}
+        for read in ast_walk(function):
             node = read.value if read.__class__ is ast.Attribute and read.attr in TENSOR_METADATA else None
             if node.__class__ is ast.Name and node.id in names and node.lineno >= first:
                 where = span_of(node)
                 if contains(replaced, where) or any(contains(s, where) for s in stmt_spans) \
                         or (node.id in renewed and node.lineno > last_end):
                     continue
+                rebound = _rebound_before(function, last_info, node, first)
+                if node.id in sizes and rebound is True:
+                    continue  # the name's new value: a statement after the fused one assigned it
+                if node.id in sizes and id(read) in sized and rebound is False:
+                    # one size of a deleted Linear's output: read from its input and the layer
+                    x, layer = sizes[node.id]
+                    outer, at = sized[id(read)]
+                    rewrites[self.index.char_span(span_of(outer))] = \
+                        f"(*{x}.shape[:-1], {layer}.out_features)[{self.index.segment(span_of(at))}]"
+                    continue
                 raise Skip(f"`{node.id}` is read again at line {node.lineno} after the fused code; "
                            "rewrite it by hand")
+        if rewrites and edits is not None:
+            edits.expr.update(rewrites)
+        elif rewrites:
+            raise Skip("a size of a deleted value is read again after the fused code; rewrite it by hand")
 
     def _check_simple(self, info: StmtInfo, nodes, infos, allow_augmented: bool, moved: list | None = None) -> None:
         """A statement that is deleted (or replaced whole) must only compute matched nodes;
@@ -920,6 +966,43 @@ def _targets(stmt: ast.stmt) -> list:
     if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)):
         return [stmt.target]
     return []
+
+
+def _rebound_before(function: ast.AST, last_info: StmtInfo, read: ast.Name, first: int) -> bool | None:
+    """Which value of ``read``'s name does the read see?  False: no statement after line
+    ``first`` assigns the name before the read, which lies in the fused code's block (the
+    deleted value's).  True: the first statement that does follows the fused one in its block
+    (it runs on every path through the fused code, so every later read sees its value).
+    None: anything else (not rewritten)."""
+    stores = [stmt for stmt in ast_walk(function) if isinstance(stmt, ast.stmt) and stmt.lineno > first
+              and span_of(stmt)[2] < read.lineno and any(
+                  n.__class__ is ast.Name and n.id == read.id and n.ctx.__class__ is not ast.Load
+                  for target in _targets(stmt) for n in ast_walk(target))]
+    assigned = {id(n) for stmt in ast_walk(function) if isinstance(stmt, ast.stmt)
+                for target in _targets(stmt) for n in ast_walk(target)}
+    if any(n.__class__ is ast.Name and n.id == read.id and n.ctx.__class__ is not ast.Load and n.lineno > first
+           and id(n) not in assigned for n in ast_walk(function)):
+        return None  # a loop's, a with's or a walrus's store: not followed here
+    if stores:
+        earliest = min(stores, key=lambda stmt: stmt.lineno)
+        block = last_info.block
+        return True if any(stmt is earliest for stmt in block[last_info.index + 1:]) else None
+    return False if span_of(last_info.block[-1])[2] >= read.lineno else None
+
+
+def _size_reads(function: ast.AST) -> dict[int, tuple[ast.expr, ast.expr]]:
+    """The reads of one size in ``function``: ``t.shape[i]`` and ``t.size(i)`` with ``i`` an
+    index, not a slice, keyed by the ``t.shape`` / ``t.size`` attribute -> (the whole read, ``i``)."""
+    out = {}
+    for node in ast_walk(function):
+        if node.__class__ is ast.Subscript and node.value.__class__ is ast.Attribute \
+                and node.value.attr == "shape" and node.slice.__class__ is not ast.Slice \
+                and node.slice.__class__ is not ast.Tuple:
+            out[id(node.value)] = (node, node.slice)
+        elif node.__class__ is ast.Call and node.func.__class__ is ast.Attribute and node.func.attr == "size" \
+                and len(node.args) == 1 and not node.keywords and node.args[0].__class__ is not ast.Starred:
+            out[id(node.func)] = (node, node.args[0])
+    return out
 
 
 def _enclosing_function(tree: ast.AST, span) -> ast.AST:
