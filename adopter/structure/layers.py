@@ -35,6 +35,7 @@ from .appending import CONTAINER_API, appends_last, starts_empty
 from .built_blocks import block_factory, defaults_call
 from .canon import TABLE
 from .passed_lists import list_items
+from .literals import written_in_place
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
                        functional_layer_norm_module, gelu_formula, gelu_function, gelu_module, layer_norm_module,
@@ -418,6 +419,7 @@ class LayerTyper:
         # while a parameter's callers are looked up: may module-level calls count (required)?
         self._module_calls: bool | None = None
         self._kinds: dict = {}  # class FQN -> what _kind_of says
+        self._written: dict[str, bool] = {}  # module-level name -> changed in place (_module_table)
         self._dropout_wrappers: dict = {}  # class FQN -> formulas.dropout_wrapper's reading
         self._softmax_modules: dict = {}  # class FQN -> formulas.softmax_module's reading
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
@@ -653,7 +655,7 @@ class LayerTyper:
         a function or a class: ``_backbones[name]`` of a module-level dict, or what a same-file
         function returns (None: unknown)."""
         if expr.__class__ is ast.Subscript:
-            table = self.names.constants.get(expr.value.id) if expr.value.__class__ is ast.Name else None
+            table = self._module_table(expr.value.id) if expr.value.__class__ is ast.Name else None
             if table.__class__ is not ast.Dict or not table.values or not all(
                     v.__class__ is ast.Name for v in table.values):
                 return None
@@ -770,11 +772,25 @@ class LayerTyper:
         if isinstance(table, ast.Name) and TABLE_OF + table.id in env:
             return env[TABLE_OF + table.id]  # a dict literal the function itself assigned
         if isinstance(table, ast.Name) and table.id not in env:
-            return self.names.constants.get(table.id)
+            return self._module_table(table.id)
         if (table.__class__ is ast.Attribute and table.value.__class__ is ast.Name and table.value.id == "self"
                 and "self." + table.attr not in env):
             return self._class_constant(table.attr, env) or table
         return table
+
+    def _module_table(self, name: str) -> ast.expr | None:
+        """The value a module-level ``name`` is bound to, as a table's entries are read from it:
+        None where the file changes that container after binding it (an item store, ``update``,
+        ``del``: literals.written_in_place), since the literal is then not what a later read
+        finds.  Worked out once per name; with no text known, the binding as it is."""
+        value = self.names.constants.get(name)
+        if value is None or value.__class__ not in (ast.Dict, ast.List):
+            return value
+        written = self._written.get(name)
+        if written is None:
+            text = self._file_text() if self.lines is not None else getattr(self, "source", None)
+            written = self._written[name] = text is not None and written_in_place(name, text)
+        return None if written else value
 
     def _dict_of(self, table: ast.expr, env: dict) -> ast.Dict | None:
         """The dict literal a table expression names (:meth:`_table_source`), else None."""
@@ -2888,7 +2904,8 @@ class LayerTyper:
             return frozenset()
         found = [table for table, value in self.names.constants.items()
                  if value.__class__ is ast.Dict and None not in value.keys
-                 and any(v.__class__ is ast.Name and v.id == name for v in value.values)]
+                 and any(v.__class__ is ast.Name and v.id == name for v in value.values)
+                 and self._module_table(table) is not None]
         return frozenset(found)
 
     def _table_calls(self, tables: frozenset) -> list:
