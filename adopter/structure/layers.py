@@ -2223,18 +2223,7 @@ class LayerTyper:
         graph = other._factory_list(name, inner, passed, depth + 1)
         if graph is None:
             return None
-        placed = graph.copy()
-        members = []
-        for built, _ in graph.members:
-            out = []
-            for value in built:
-                value = other._export(value)
-                if isinstance(value, Built):
-                    out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
-                                     unlike=value.unlike))
-            members.append((tuple(out), call))
-        placed.members = members
-        return placed
+        return _exported_at(other, graph, call, via)
 
     # ------------------------------------------------------------------ Sequential members
     def sequence(self, args, env: dict, depth: int) -> SeqGraph:
@@ -3812,18 +3801,7 @@ class LayerTyper:
         if len(values) != 1 or values[0].__class__ is not Built or values[0].members is None:
             return None
         graph = values[0].members
-        placed = graph.copy()
-        members = []
-        for built, _ in graph.members:
-            out = []
-            for value in built:
-                value = other._export(value)
-                if isinstance(value, Built):
-                    out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
-                                     unlike=value.unlike))
-            members.append((tuple(out), call))
-        placed.members = members
-        return placed
+        return _exported_at(other, graph, call, via)
 
     def record_chained_list(self, call: ast.Call, stmt: ast.stmt, env: dict, attr: str) -> None:
         """``self.<attr> = nn.ModuleList([a, b, c])`` (or a list filled before) whose members the
@@ -5446,6 +5424,25 @@ def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> a
     if positional and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[:index + 1]):
         return call.args[index]
     return None
+
+
+def _exported_at(other: LayerTyper, graph: SeqGraph, call: ast.Call, via) -> SeqGraph:
+    """A copy of ``graph`` (the members a sibling module's function or block class builds) as
+    the calling file sees it: each layer typed by what it computes (``other._export``), with
+    none of that module's argument expressions, and placed at ``call`` (where this file's
+    finding anchors), ``via`` naming the function it went through."""
+    placed = graph.copy()
+    members = []
+    for built, _ in graph.members:
+        out = []
+        for value in built:
+            value = other._export(value)
+            if isinstance(value, Built):
+                out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
+                                 unlike=value.unlike))
+        members.append((tuple(out), call))
+    placed.members = members
+    return placed
 
 
 def _table_lookup(expr: ast.expr, tables: frozenset) -> bool:
