@@ -52,3 +52,13 @@ def test_a_constant_setting_between_appends_keeps_the_pair():
         code = text + _block(base, middle="self.stride = 2")
         assert _run_order(code)[:2] == ["Conv2d", "BatchNorm2d"]
         assert _pairs(code), base
+
+
+def test_the_base_counter_written_again_replaces_a_member():
+    """``self.count = 0`` between appends: the next append reuses the name "0", and
+    ``add_module`` under a used name replaces that member where it stands (the conv is gone)."""
+    code = COUNTER_BASE + _block(middle="self.count = 0")
+    assert _run_order(code)[:2] == ["BatchNorm2d", "ReLU"]
+    assert not _pairs(code)
+    # a setting of its own (not the base's state) changes no name: the pair stays
+    assert _pairs(COUNTER_BASE + _block(middle="self.width = 0"))

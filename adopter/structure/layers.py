@@ -3965,6 +3965,28 @@ class LayerTyper:
         self._kinds[key] = found
         return found
 
+    def appending_state(self, fqn: str, depth: int = 0) -> frozenset:
+        """The ``self`` attributes the ``__init__`` of the class ``fqn`` and of its bases (this
+        file's or the package's) sets, for a class :meth:`appends_in_order` accepts: its
+        ``append``'s counter among them.  A subclass that writes one of them (``self.count =
+        0`` between two appends) makes the next ``append`` reuse a member's name, which
+        replaces that member in place: no longer the order appended."""
+        found: set = set()
+        cls = self.names.classes.get(fqn)
+        if cls is not None:
+            init = _methods(cls).get("__init__")
+            for stmt in init.body if init is not None else ():
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and _is_self_attr(stmt.targets[0]):
+                    found.add(stmt.targets[0].attr)
+            base = self.names.resolve(cls.bases[0]) if len(cls.bases) == 1 else None
+            if base is not None and base != SEQUENTIAL and depth < MAX_DEPTH:
+                found |= self.appending_state(base, depth + 1)
+        elif self.package is not None and depth < MAX_DEPTH and self.package.owns(fqn):
+            other = self.package.find(fqn)
+            if other is not None and other[1] in other[0].names.classes:
+                found |= other[0].appending_state(other[1], depth + 1)
+        return frozenset(found)
+
     def record_children(self, call: ast.Call, stmt: ast.stmt, env: dict) -> None:
         """``super().__init__()`` of a module whose forward runs its children in order
         (:func:`runs_children`): the layers the rest of ``__init__`` registers are the members
@@ -4637,6 +4659,10 @@ def _super_forward(func: ast.expr) -> bool:
     args = call.args if call.__class__ is ast.Call else None
     return (args is not None and call.func.__class__ is ast.Name and call.func.id == "super"
             and not call.keywords and not args[2:] and (not args or bool(args[1:])))
+
+
+def _is_self_attr(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
 
 
 def _methods(cls: ast.ClassDef) -> dict:

@@ -1304,6 +1304,14 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
 _CHILDREN_WORDS = frozenset({"children", "_modules"})
 
 
+def _writes_self(func: ast.FunctionDef, attrs: frozenset) -> bool:
+    """Does ``func`` store to ``self.<attr>`` for one of ``attrs`` (assigned, augmented, deleted)?"""
+    if not attrs:
+        return False
+    return any(isinstance(node, ast.Attribute) and node.attr in attrs and not isinstance(node.ctx, ast.Load)
+               and isinstance(node.value, ast.Name) and node.value.id == "self" for node in ast_walk(func))
+
+
 def _registered_child(stmt: ast.stmt) -> ast.expr | None:
     """The value an ``__init__`` statement may register as a child module of ``self``:
     ``self.x = value`` (``nn.Module.__setattr__`` puts a module value among the children, after
@@ -1393,6 +1401,9 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
             chained_base = next((b for b in info.node.bases if (fqn := module.names.resolve(b)) is not None
                                  and fqn != owner and (typer.in_order_sequential(fqn) or typer.appends_in_order(fqn))),
                                 None)
+            if chained_base is not None and not typer.in_order_sequential(module.names.resolve(chained_base)) \
+                    and _writes_self(func, typer.appending_state(module.names.resolve(chained_base))):
+                chained_base = None  # the base's counter written again: an append may replace a member
         skips: list = []
         builds_itself = (info is not None and func.name == "__init__"
                          and ("torch.nn.Sequential" in info.bases or chained_base is not None)
