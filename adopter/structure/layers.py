@@ -35,6 +35,7 @@ from .appending import CONTAINER_API, appends_last, starts_empty
 from .built_blocks import block_factory, defaults_call
 from .canon import TABLE
 from .passed_lists import list_items
+from .literals import written_in_place
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
                        functional_layer_norm_module, gelu_formula, gelu_function, gelu_module, layer_norm_module,
@@ -418,6 +419,7 @@ class LayerTyper:
         # while a parameter's callers are looked up: may module-level calls count (required)?
         self._module_calls: bool | None = None
         self._kinds: dict = {}  # class FQN -> what _kind_of says
+        self._written: dict[str, bool] = {}  # module-level name -> changed in place (_module_table)
         self._dropout_wrappers: dict = {}  # class FQN -> formulas.dropout_wrapper's reading
         self._softmax_modules: dict = {}  # class FQN -> formulas.softmax_module's reading
         self._class_attrs: dict = {}  # class name -> its body's dotted-name bindings (_class_layer)
@@ -653,7 +655,7 @@ class LayerTyper:
         a function or a class: ``_backbones[name]`` of a module-level dict, or what a same-file
         function returns (None: unknown)."""
         if expr.__class__ is ast.Subscript:
-            table = self.names.constants.get(expr.value.id) if expr.value.__class__ is ast.Name else None
+            table = self._module_table(expr.value.id) if expr.value.__class__ is ast.Name else None
             if table.__class__ is not ast.Dict or not table.values or not all(
                     v.__class__ is ast.Name for v in table.values):
                 return None
@@ -770,11 +772,25 @@ class LayerTyper:
         if isinstance(table, ast.Name) and TABLE_OF + table.id in env:
             return env[TABLE_OF + table.id]  # a dict literal the function itself assigned
         if isinstance(table, ast.Name) and table.id not in env:
-            return self.names.constants.get(table.id)
+            return self._module_table(table.id)
         if (table.__class__ is ast.Attribute and table.value.__class__ is ast.Name and table.value.id == "self"
                 and "self." + table.attr not in env):
             return self._class_constant(table.attr, env) or table
         return table
+
+    def _module_table(self, name: str) -> ast.expr | None:
+        """The value a module-level ``name`` is bound to, as a table's entries are read from it:
+        None where the file changes that container after binding it (an item store, ``update``,
+        ``del``: literals.written_in_place), since the literal is then not what a later read
+        finds.  Worked out once per name; with no text known, the binding as it is."""
+        value = self.names.constants.get(name)
+        if value is None or value.__class__ not in (ast.Dict, ast.List):
+            return value
+        written = self._written.get(name)
+        if written is None:
+            text = self._file_text() if self.lines is not None else getattr(self, "source", None)
+            written = self._written[name] = text is not None and written_in_place(name, text)
+        return None if written else value
 
     def _dict_of(self, table: ast.expr, env: dict) -> ast.Dict | None:
         """The dict literal a table expression names (:meth:`_table_source`), else None."""
@@ -2207,18 +2223,7 @@ class LayerTyper:
         graph = other._factory_list(name, inner, passed, depth + 1)
         if graph is None:
             return None
-        placed = graph.copy()
-        members = []
-        for built, _ in graph.members:
-            out = []
-            for value in built:
-                value = other._export(value)
-                if isinstance(value, Built):
-                    out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
-                                     unlike=value.unlike))
-            members.append((tuple(out), call))
-        placed.members = members
-        return placed
+        return _exported_at(other, graph, call, via)
 
     # ------------------------------------------------------------------ Sequential members
     def sequence(self, args, env: dict, depth: int) -> SeqGraph:
@@ -2888,7 +2893,8 @@ class LayerTyper:
             return frozenset()
         found = [table for table, value in self.names.constants.items()
                  if value.__class__ is ast.Dict and None not in value.keys
-                 and any(v.__class__ is ast.Name and v.id == name for v in value.values)]
+                 and any(v.__class__ is ast.Name and v.id == name for v in value.values)
+                 and self._module_table(table) is not None]
         return frozenset(found)
 
     def _table_calls(self, tables: frozenset) -> list:
@@ -3795,18 +3801,7 @@ class LayerTyper:
         if len(values) != 1 or values[0].__class__ is not Built or values[0].members is None:
             return None
         graph = values[0].members
-        placed = graph.copy()
-        members = []
-        for built, _ in graph.members:
-            out = []
-            for value in built:
-                value = other._export(value)
-                if isinstance(value, Built):
-                    out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
-                                     unlike=value.unlike))
-            members.append((tuple(out), call))
-        placed.members = members
-        return placed
+        return _exported_at(other, graph, call, via)
 
     def record_chained_list(self, call: ast.Call, stmt: ast.stmt, env: dict, attr: str) -> None:
         """``self.<attr> = nn.ModuleList([a, b, c])`` (or a list filled before) whose members the
@@ -3969,6 +3964,28 @@ class LayerTyper:
                 found = other[0].appends_in_order(other[1], depth + 1)
         self._kinds[key] = found
         return found
+
+    def appending_state(self, fqn: str, depth: int = 0) -> frozenset:
+        """The ``self`` attributes the ``__init__`` of the class ``fqn`` and of its bases (this
+        file's or the package's) sets, for a class :meth:`appends_in_order` accepts: its
+        ``append``'s counter among them.  A subclass that writes one of them (``self.count =
+        0`` between two appends) makes the next ``append`` reuse a member's name, which
+        replaces that member in place: no longer the order appended."""
+        found: set = set()
+        cls = self.names.classes.get(fqn)
+        if cls is not None:
+            init = _methods(cls).get("__init__")
+            for stmt in init.body if init is not None else ():
+                if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and _is_self_attr(stmt.targets[0]):
+                    found.add(stmt.targets[0].attr)
+            base = self.names.resolve(cls.bases[0]) if len(cls.bases) == 1 else None
+            if base is not None and base != SEQUENTIAL and depth < MAX_DEPTH:
+                found |= self.appending_state(base, depth + 1)
+        elif self.package is not None and depth < MAX_DEPTH and self.package.owns(fqn):
+            other = self.package.find(fqn)
+            if other is not None and other[1] in other[0].names.classes:
+                found |= other[0].appending_state(other[1], depth + 1)
+        return frozenset(found)
 
     def record_children(self, call: ast.Call, stmt: ast.stmt, env: dict) -> None:
         """``super().__init__()`` of a module whose forward runs its children in order
@@ -4642,6 +4659,10 @@ def _super_forward(func: ast.expr) -> bool:
     args = call.args if call.__class__ is ast.Call else None
     return (args is not None and call.func.__class__ is ast.Name and call.func.id == "super"
             and not call.keywords and not args[2:] and (not args or bool(args[1:])))
+
+
+def _is_self_attr(node: ast.expr) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
 
 
 def _methods(cls: ast.ClassDef) -> dict:
@@ -5429,6 +5450,25 @@ def _passed(call: ast.Call, index: int, name: str, count, positional: bool) -> a
     if positional and index < len(call.args) and not any(isinstance(a, ast.Starred) for a in call.args[:index + 1]):
         return call.args[index]
     return None
+
+
+def _exported_at(other: LayerTyper, graph: SeqGraph, call: ast.Call, via) -> SeqGraph:
+    """A copy of ``graph`` (the members a sibling module's function or block class builds) as
+    the calling file sees it: each layer typed by what it computes (``other._export``), with
+    none of that module's argument expressions, and placed at ``call`` (where this file's
+    finding anchors), ``via`` naming the function it went through."""
+    placed = graph.copy()
+    members = []
+    for built, _ in graph.members:
+        out = []
+        for value in built:
+            value = other._export(value)
+            if isinstance(value, Built):
+                out.append(Built(value.fqn, (), (), value.table, call, via=via, conditional=value.conditional,
+                                 unlike=value.unlike))
+        members.append((tuple(out), call))
+    placed.members = members
+    return placed
 
 
 def _table_lookup(expr: ast.expr, tables: frozenset) -> bool:

@@ -207,3 +207,26 @@ def entry_keys(name: str, dicts: list, definition: ast.AST) -> list[tuple[str, a
     if any(n.__class__ is ast.Name and n.id == name and id(n) not in accounted for n in ast_walk(definition)):
         return None
     return list(keys.items())
+
+
+_IN_PLACE_METHODS = "update|setdefault|pop|popitem|clear|append|extend|insert|remove"
+
+
+def written_in_place(name: str, text: str) -> bool:
+    """Does the file change the container a module-level ``name`` holds after binding it?  An
+    item store or delete (``NORMS["bn2d"] = nn.LayerNorm``, ``NORMS[key] += ...``, ``del
+    NORMS[k]``), a mutating method (``NORMS.update(...)``, ``.setdefault``, ``.pop``,
+    ``.append``, ...), an augmented assignment (``NORMS |= {...}``) or a ``global NAME`` (a
+    function may bind it again), anywhere in the file, in any function: the literal is then
+    not what the table holds when it is read, so a reader must not take its entries.  A
+    same-named local changed in a function counts too (a text test: cautious, never reads
+    a changed table)."""
+    if name not in text:
+        return False
+    word = re.escape(name)
+    written = (rf"(?<![\w.'\"]){word}\s*\[[^\[\]\n]*\]\s*(?:(?:\*\*|//|>>|<<|[-+*/%@&|^])?=(?!=))"
+               rf"|\bdel\s+{word}\s*\["
+               rf"|(?<![\w.'\"]){word}\s*\.\s*(?:{_IN_PLACE_METHODS})\s*\("
+               rf"|(?<![\w.'\"]){word}\s*(?:\|=|\+=)"
+               rf"|^[ \t]*global\s+[^\n]*(?<![\w.]){word}\b")
+    return re.search(written, text, re.MULTILINE) is not None

@@ -1304,6 +1304,34 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
 _CHILDREN_WORDS = frozenset({"children", "_modules"})
 
 
+def _writes_self(func: ast.FunctionDef, attrs: frozenset) -> bool:
+    """Does ``func`` store to ``self.<attr>`` for one of ``attrs`` (assigned, augmented, deleted)?"""
+    if not attrs:
+        return False
+    return any(isinstance(node, ast.Attribute) and node.attr in attrs and not isinstance(node.ctx, ast.Load)
+               and isinstance(node.value, ast.Name) and node.value.id == "self" for node in ast_walk(func))
+
+
+def _registered_child(stmt: ast.stmt) -> ast.expr | None:
+    """The value an ``__init__`` statement may register as a child module of ``self``:
+    ``self.x = value`` (``nn.Module.__setattr__`` puts a module value among the children, after
+    those there) or ``setattr(self, name, value)``; None for a value that is no module
+    (layers.registers) and any other statement.  In an nn.Sequential subclass, such a child is
+    a member forward runs in that place (``self.append(conv); self.act = nn.ReLU();
+    self.append(bn)`` runs conv, ReLU, BN), so the sequence must hold it."""
+    if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+        if any(isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
+               for t in targets) and registers(stmt.value):
+            return stmt.value
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "setattr"
+            and len(call.args) == 3 and isinstance(call.args[0], ast.Name) and call.args[0].id == "self"
+            and registers(call.args[2])):
+        return call.args[2]
+    return None
+
+
 def _chain_subclass(infos: dict[str, ClassInfo], typer: LayerTyper) -> bool:
     """Does a class of the file derive from a same-file or package ``nn.Sequential`` subclass
     that runs its members in order (its ``super().__init__(...)`` builds a sequence, or it
@@ -1373,6 +1401,9 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
             chained_base = next((b for b in info.node.bases if (fqn := module.names.resolve(b)) is not None
                                  and fqn != owner and (typer.in_order_sequential(fqn) or typer.appends_in_order(fqn))),
                                 None)
+            if chained_base is not None and not typer.in_order_sequential(module.names.resolve(chained_base)) \
+                    and _writes_self(func, typer.appending_state(module.names.resolve(chained_base))):
+                chained_base = None  # the base's counter written again: an append may replace a member
         skips: list = []
         builds_itself = (info is not None and func.name == "__init__"
                          and ("torch.nn.Sequential" in info.bases or chained_base is not None)
@@ -1429,6 +1460,10 @@ def sequential_structure(module: ModuleStructure, typer: LayerTyper, infos: dict
                         and call.func.attr == "__init__" and isinstance(call.func.value, ast.Call)
                         and isinstance(call.func.value.func, ast.Name) and call.func.value.func.id == "super"):
                     _typer.record_super_init(call, stmt, env, _base, _why, _skipped)
+                else:
+                    child = _registered_child(stmt)
+                    if child is not None:
+                        _typer.add_child(child, env)
         class_env = _class_env(typer, info, owner) if info is not None and func.name != "__init__" else None
         typer.function_env(func, owner if func.name == "__init__" else None, class_env=class_env, record=True,
                            hook=hook, cls_name=owner)
