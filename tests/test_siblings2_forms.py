@@ -184,3 +184,65 @@ def test_namespace_package_import_names_a_sibling(tmp_path):
     top = _block_package(tmp_path, "nspkg", "norm_layer=nn.BatchNorm2d,", namespace="nsroot")
     assert not (tmp_path / "nsroot" / "__init__.py").exists()
     assert _pairs(top / "blocks.py")
+
+
+# ----------------------------------------------------- a None key handed to a sibling's table
+# (review35 found it: efficientvit's LinearLayer, act_func=None that no construction in its file
+# sets, reported as a bias-GELU because the sibling's table was read as a run-time choice of
+# every entry, GELU among them; GUIDE: a key handed to another file's function, every
+# construction in the file leaving a non-GELU default, is no site)
+
+ACT_MODULE = textwrap.dedent("""\
+    from functools import partial
+
+    import torch.nn as nn
+
+    ACTS: dict[str, type] = {
+        "relu": nn.ReLU,
+        "gelu": partial(nn.GELU, approximate="tanh"),
+    }
+
+
+    def build_act(name, **kwargs):
+        if name in ACTS:
+            return ACTS[name](**kwargs)
+        return None
+""")
+
+LINEAR_LAYER = textwrap.dedent("""\
+    import torch.nn as nn
+    from PKG.act import build_act
+
+
+    class LinearLayer(nn.Module):
+        def __init__(self, cin, cout, act_func=DEFAULT):
+            super().__init__()
+            self.linear = nn.Linear(cin, cout)
+            self.act = build_act(act_func)
+
+        def forward(self, x):
+            x = self.linear(x)
+            if self.act:
+                x = self.act(x)  # pair
+            return x
+""")
+
+
+def test_a_none_key_no_construction_in_the_file_sets_builds_no_activation(tmp_path):
+    top = _package(tmp_path, "nonepkg", {"act.py": ACT_MODULE,
+                                         "ops.py": LINEAR_LAYER.replace("PKG", "nonepkg").replace("DEFAULT", "None")})
+    assert not _pairs(top / "ops.py", "ADP006")
+
+
+def test_a_gelu_key_default_or_a_construction_passing_gelu_stays_a_site(tmp_path):
+    top = _package(tmp_path, "gelupkg", {"act.py": ACT_MODULE,
+                                         "ops.py": LINEAR_LAYER.replace("PKG", "gelupkg").replace("DEFAULT", '"gelu"')})
+    assert _pairs(top / "ops.py", "ADP006")
+    built = LINEAR_LAYER.replace("PKG", "builtpkg").replace("DEFAULT", "None") + textwrap.dedent("""\
+
+
+        def head(c):
+            return LinearLayer(c, c, act_func="gelu")
+    """)
+    top = _package(tmp_path, "builtpkg", {"act.py": ACT_MODULE, "ops.py": built})
+    assert _pairs(top / "ops.py", "ADP006")

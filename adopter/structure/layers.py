@@ -226,7 +226,7 @@ class Key:
     gives that entry, and an ``if`` whose test it decides (``isinstance(name, str)``, ``name is
     None``, ``name == "bn"``) runs its one branch.  No layer itself."""
 
-    value: str
+    value: str  # (None: a parameter holding None wherever the file builds it, LayerTyper._none_where_built)
     # a parameter's default: the key when the caller passes none, another one otherwise (the
     # key is chosen at run time: ``if``s are not decided by it, a table gives its entry and,
     # conditionally, every other)
@@ -234,7 +234,7 @@ class Key:
 
     @property
     def fqn(self) -> str:  # (for _unique)
-        return ("\0default:" if self.default else "\0key:") + self.value
+        return ("\0default:" if self.default else "\0key:") + str(self.value)
 
 
 # String methods computed on a known key: pure, with constant arguments.
@@ -1925,7 +1925,12 @@ class LayerTyper:
             if _literal_flag(arg) is not None:
                 args.append(arg)  # a literal flag stays one: ``if bn:`` there runs one way
                 continue
-            passed[f"\0{index}"] = self._passed_on(arg, env, depth)
+            # build_act(act_func), act_func=None that no construction in the file sets: the
+            # other module runs with None there (a table holds no None key: no entry), not with
+            # a run-time key (GUIDE: a key handed to another file's function, every construction
+            # in the file leaving a non-GELU default; efficientvit's LinearLayer)
+            passed[f"\0{index}"] = (Key(None),) if self._none_where_built(arg, env) else \
+                self._passed_on(arg, env, depth)
             args.append(ast.Name(id=f"\0{index}", ctx=ast.Load()))
         keywords = []
         for keyword in call.keywords:
@@ -1937,6 +1942,14 @@ class LayerTyper:
         inner = ast.Call(func=call.func, args=args, keywords=keywords)
         via = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", name)
         return inner, passed, via
+
+    def _none_where_built(self, arg: ast.expr, env: dict) -> bool:
+        """Is ``arg`` a parameter defaulting to ``None`` that no call of its function (class) in
+        the file passes (:meth:`_never_str_at`): it holds ``None`` wherever the file builds it."""
+        param = env.get(arg.id) if arg.__class__ is ast.Name else None
+        return (param.__class__ is _Param and param.method_of is None and param.item is None
+                and _none_default(param)
+                and self._never_str_at(param.func, param.owner, param.index, param.name, param.positional))
 
     def _passed_on(self, arg: ast.expr, env: dict, depth: int) -> tuple:
         """What an argument of a call of a sibling module's function holds: its values, or for a
