@@ -115,3 +115,94 @@ def test_values_of_another_dtype_take_the_original():
     # the original runs the softmax in float64 and its value product in float64; the fused
     # call would reject q and v of two dtypes: the guard sends this to the original, bitwise
     assert torch.equal(b(q, k, v), a(q, k, v))
+
+
+# - ADP010, a bias built from the sequence length and cast to the scores' type
+#   (``scores + self._bias_proximal(t).type_as(scores)``): it reads the scores only for their
+#   dtype and device, q's where the steps before keep q's dtype, so the mask is the same bias
+#   cast to q (``type_as(query)``), an exact float ``attn_mask`` that broadcasts to the scores.
+#   Look-alike: a bias cast to the scores after a tensor scale (which may widen them) stays
+#   declined.
+PROXIMAL = """\
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class ProximalAttention(nn.Module):
+    def __init__(self, channels, n_heads, p_dropout=0.0, proximal_bias=True):
+        super().__init__()
+        self.n_heads = n_heads
+        self.k_channels = channels // n_heads
+        self.proximal_bias = proximal_bias
+        self.drop = nn.Dropout(p_dropout)
+
+    def attention(self, query, key, value, mask=None):
+        b, d, t_s, t_t = key.size(0), key.size(1), key.size(2), query.size(2)
+        query = query.view(b, self.n_heads, self.k_channels, t_t).transpose(2, 3)
+        key = key.view(b, self.n_heads, self.k_channels, t_s).transpose(2, 3)
+        value = value.view(b, self.n_heads, self.k_channels, t_s).transpose(2, 3)
+        scores = torch.matmul(query / math.sqrt(self.k_channels), key.transpose(-2, -1))
+        if self.proximal_bias:
+            assert t_s == t_t, "self-attention only"
+            scores = scores + self._bias_proximal(t_s).type_as(scores)
+        if mask is not None:
+            scores = scores.masked_fill(mask == 0, -1e4)
+        p_attn = F.softmax(scores, dim=-1)
+        p_attn = self.drop(p_attn)
+        output = torch.matmul(p_attn, value)
+        return output.transpose(2, 3).contiguous().view(b, d, t_t)
+
+    def _bias_proximal(self, length: int):
+        r = torch.arange(length, dtype=torch.float32)
+        diff = torch.unsqueeze(r, 0) - torch.unsqueeze(r, 1)
+        return torch.unsqueeze(torch.unsqueeze(-torch.log1p(torch.abs(diff)), 0), 0)
+"""
+
+PROXIMAL_AFTER_TENSOR_SCALE = PROXIMAL.replace(
+    "scores = torch.matmul(query / math.sqrt(self.k_channels), key.transpose(-2, -1))",
+    "scores = torch.matmul(query, key.transpose(-2, -1)) * self.temperature",
+).replace("self.proximal_bias = proximal_bias", "self.proximal_bias = proximal_bias\n"
+          "        self.temperature = nn.Parameter(torch.ones(()))")
+
+
+def test_a_proximal_bias_cast_to_the_scores_is_an_exact_mask():
+    fixed = fix_text(PROXIMAL, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    assert "self._bias_proximal(t_s).type_as(query" in fixed
+
+
+def test_a_bias_cast_to_scores_a_tensor_scale_may_widen_stays_declined():
+    result = fix_text(PROXIMAL_AFTER_TENSOR_SCALE, "model.py", rules("ADP010"))
+    assert result.text == PROXIMAL_AFTER_TENSOR_SCALE
+    assert [reason for _, reason in result.skipped] == [
+        "the mask `self._bias_proximal(t_s).type_as(scores)` is computed by the attention"]
+
+
+@pytest.mark.parametrize("dtype, tol", [("float64", 1e-12), ("float32", 1e-5)])
+@pytest.mark.parametrize("proximal", [True, False])
+def test_the_proximal_mask_computes_the_same_outputs_and_gradients(dtype, tol, proximal):
+    import torch
+
+    fixed = fix_text(PROXIMAL, "model.py", rules("ADP010")).text
+    original, patched = {}, {}
+    exec(compile(PROXIMAL, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    dt = getattr(torch, dtype)
+    a = original["ProximalAttention"](16, 2, proximal_bias=proximal).eval()
+    b = patched["ProximalAttention"](16, 2, proximal_bias=proximal).eval()
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 7, dtype=dt)
+    keep = torch.ones(2, 1, 7, 7, dtype=dt)
+    keep[1, :, :, 5:] = 0
+    # float64: agreement to rounding; float32: a softmax over 7 keys and an 8-wide head, a few
+    # ulps of the fused kernel's other summation order
+    for mask in (None, keep):
+        xa, xb = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        out_a, out_b = a.attention(xa, xa, xa, mask), b.attention(xb, xb, xb, mask)
+        torch.testing.assert_close(out_b, out_a, rtol=tol, atol=tol)
+        out_a.square().sum().backward()
+        out_b.square().sum().backward()
+        torch.testing.assert_close(xb.grad, xa.grad, rtol=tol, atol=tol)

@@ -3697,6 +3697,13 @@ class _Attention:
             if any(isinstance(kw.value, ast.Name) and kw.value.id == added for kw in call.keywords) \
                     or any(isinstance(a, ast.Starred) for a in call.args) or len(positions) != 1:
                 return None
+            if isinstance(func, ast.Attribute) and func.attr == "type_as" and len(call.args) == 1 \
+                    and not call.keywords:
+                # piper's VITS ``bias(t).type_as(scores)``: the scores' dtype and device, which are
+                # q's where every step before keeps q's dtype (the caller checks it) -- the cast
+                # made to q, not to the scores the fused call does not compute
+                swaps.append((span_of(call.args[0]), self._q_dtype()[:-len(".dtype")]))
+                continue
             handed = self._handed_module_classes(func, positions[0], role)
             if handed == []:
                 return None
