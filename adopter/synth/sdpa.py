@@ -66,6 +66,7 @@ FILL_STEPS = ("fs", "f0", "f1")  # a masked_fill / where on the product before t
 # the steps from the product to the softmax, in order; those that never change the dtype
 SCORE_STEPS = ("s0", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "s3", "u0", "f1", "u", "z")
 UPCASTS = ("u0", "u")  # the scores upcast to float32 before the softmax: before the fill (u0) or after it
+TENSOR_FACTORIES = frozenset({"torch.full", "torch.zeros", "torch.ones", "torch.empty"})  # dtype= sets theirs
 DTYPE_KEEPING = ("s0", "fs", "f0", "m1", "s3", "f1", "z")
 MASK_STEPS = ("b0", "fs", "b1", "f0", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
@@ -958,6 +959,7 @@ class _Attention:
         self.dtype_casts: list = []  # (target, cast step): probabilities cast to another tensor's dtype
         self.widening: list = []  # (add step, operand): biases that may widen the scores cast back to
         self._check_casts(upcast, (q, k, v))
+        self._check_softmax_dtype((q, k, v))
         self.kept_names: set[str] = set()  # q's or k's names the steps alone rebind (_rebound_by_steps)
         for index, (text, node) in enumerate((q, k, v)):
             clash = read_names(node) & stored
@@ -2604,11 +2606,45 @@ class _Attention:
         dtype = values.pop("dtype", None)
         if values:
             raise Skip(f"the softmax takes `{sorted(values)[0]}=`, which the fused call does not")
+        self.softmax_dtype = None
         if dtype is not None and not (isinstance(dtype, Const) and dtype.value is None):
             if getattr(dtype, "text", None) != "torch.float32":
-                raise Skip("the softmax computes in a dtype other than float32")
+                self.softmax_dtype = self._softmax_operand_dtype(kwargs, *self._view("p0")[2:])
+                return False
             return True
         return any(r in self.roles for r in UPCASTS)
+
+    def _softmax_operand_dtype(self, kwargs, arg_spans, kwarg_spans) -> ast.expr:
+        """The tensor X of a softmax's ``dtype=X.dtype`` (vortex's ``torch.softmax(scores,
+        dim=-1, dtype=v.dtype)``).  The softmax then computes in X's dtype: the plain softmax
+        exactly where the scores already have that dtype -- checked in :meth:`_check_softmax_dtype`
+        -- and a Skip for any other dtype (float16 from float32 scores, say)."""
+        for (name, _), (value_span, _) in zip(kwargs, kwarg_spans):
+            if name != "dtype" or not value_span:
+                continue
+            arg = self.index.expr_at(value_span)
+            if isinstance(arg, ast.Attribute) and arg.attr == "dtype" and isinstance(arg.value, ast.Name):
+                return arg.value
+        raise Skip("the softmax computes in a dtype other than float32")
+
+    def _check_softmax_dtype(self, operands) -> None:
+        """``softmax(scores, dtype=X.dtype)`` is the plain softmax where the scores have X's
+        dtype.  They have q's (SDPA requires q, k and v of one dtype) when no step widens them
+        (:meth:`_is_scores`, a widening bias guarded at run time); X is q or k (one dtype with
+        the scores' product), or v or another tensor whose dtype the guard compares with q's
+        (``v.dtype != q.dtype`` takes the original, which computes then in v's dtype)."""
+        target = getattr(self, "softmax_dtype", None)
+        if target is None:
+            return
+        node = self.roles["p0"]
+        args, _, arg_spans, _ = self._view("p0")
+        scores = self.index.expr_at(arg_spans[0]) if args and arg_spans and arg_spans[0] is not None else None
+        if not isinstance(scores, ast.Name) or not self._is_scores(scores, node):
+            raise Skip("the softmax computes in a dtype other than float32, of scores that may have another")
+        text = self._text(target)
+        if text in {t for t, _ in operands[:2]}:
+            return
+        self.dtype_casts.append((target, node))  # guarded in plan: its dtype must be q's
 
     def _check_casts(self, upcast: bool, operands) -> None:
         """The probabilities cast back to the dtype of q, k or v (a no-op when they share one,
@@ -2724,12 +2760,43 @@ class _Attention:
                 continue
             if role in ADD_STEPS:
                 operand = _dtype_of(self._operand_of(role, {"b0": "bias0", "b1": "bias"}.get(role, "mask")))
+                operand = self._rearranged(operand)
+                if self._made_in_scores_dtype(operand):
+                    continue
                 if isinstance(operand, (ast.Name, ast.Attribute)) and dotted_name(operand):
                     widening.append((role, operand))
                     continue
             return False
         self.widening += widening
         return True
+
+    def _rearranged(self, expr: ast.expr) -> ast.expr:
+        """The tensor an ``einops.rearrange(name, pattern)`` moves the axes of (its dtype is
+        that tensor's), else ``expr``."""
+        if isinstance(expr, ast.Call) and len(expr.args) == 2 and not expr.keywords \
+                and isinstance(expr.args[0], ast.Name) and isinstance(expr.args[1], ast.Constant) \
+                and isinstance(expr.args[1].value, str) and self.names.resolve(expr.func) == "einops.rearrange":
+            return expr.args[0]
+        return expr
+
+    def _made_in_scores_dtype(self, operand: ast.expr) -> bool:
+        """Is ``operand`` a local name assigned once, by a tensor factory given ``dtype=s.dtype``
+        with ``s`` holding the scores in q's dtype there (vortex's ``padding_mask =
+        torch.full(..., dtype=scores.dtype, ...)``, then filled in place): an added mask that
+        cannot widen the scores."""
+        value = self._resolve_local(operand) if isinstance(operand, ast.Name) else None
+        if not isinstance(value, ast.Call):
+            return False
+        dtype = next((kw.value for kw in value.keywords if kw.arg == "dtype"), None)
+        if not (isinstance(dtype, ast.Attribute) and dtype.attr == "dtype" and isinstance(dtype.value, ast.Name)):
+            return False
+        stmt = next((st for st in ast_walk(self._function(self.block[0])) if isinstance(st, ast.Assign)
+                     and st.value is value), None) if self.block else None
+        if stmt is None or self.names.resolve(value.func) not in TENSOR_FACTORIES:
+            return False
+        holder = self._holder(dtype.value, _At(span_of(stmt)))
+        return holder is not None and all(r in DTYPE_KEEPING for r in SCORE_STEPS[:SCORE_STEPS.index(holder) + 1]
+                                          if r in self.roles)
 
     def _widening_terms(self, conditions: dict) -> list[str]:
         """Guard terms for the added biases and masks of ``self.widening``: the probabilities
@@ -3630,6 +3697,13 @@ class _Attention:
             if any(isinstance(kw.value, ast.Name) and kw.value.id == added for kw in call.keywords) \
                     or any(isinstance(a, ast.Starred) for a in call.args) or len(positions) != 1:
                 return None
+            if isinstance(func, ast.Attribute) and func.attr == "type_as" and len(call.args) == 1 \
+                    and not call.keywords:
+                # piper's VITS ``bias(t).type_as(scores)``: the scores' dtype and device, which are
+                # q's where every step before keeps q's dtype (the caller checks it) -- the cast
+                # made to q, not to the scores the fused call does not compute
+                swaps.append((span_of(call.args[0]), self._q_dtype()[:-len(".dtype")]))
+                continue
             handed = self._handed_module_classes(func, positions[0], role)
             if handed == []:
                 return None
