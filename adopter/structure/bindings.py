@@ -11,6 +11,7 @@ binding ``attr[]`` so that ``for layer in self.layers: layer(x)`` resolves.
 from __future__ import annotations
 
 import ast
+import functools
 import copy
 import os
 from ..records import dataclass, field, replace
@@ -238,7 +239,9 @@ def bind_class(info: ClassInfo, classes: dict[str, ClassInfo], names: ModuleName
                 info.methods[attr] = method
     if typer.lines is not None:
         _passed_in(info, typer)
-        info.constructions = lambda: typer.callers(info.name)
+        # (a partial, not a lambda closing over info: info would hold itself, cyclic garbage
+        # after every analysis; test_engine_gc)
+        info.constructions = functools.partial(typer.callers, info.name)
 
 
 def _passed_in(info: ClassInfo, typer: LayerTyper) -> None:
