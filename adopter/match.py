@@ -2473,7 +2473,11 @@ class Matcher:
             else:
                 return None
         if _one_of_many_with_one(attempt.env[var] for var, _ in chosen) and _one_of_many_with_one(
-                attempt.env[var] for var, ctor in chosen if not _parameter_free(ctor)):
+                attempt.env[var] for var, ctor in chosen
+                if not (_parameter_free(ctor) and not _picked(attempt.env[var]))):
+            # (a parameter-free layer is left out only as the single one: one activation after
+            # each listed Linear; an activation *picked* among many members by a key the code
+            # does not pin down, ``self.mlp[self.kind]``, is any of them: test_module_dict_members)
             return None
         state.env.update(attempt.env)
         return chosen
@@ -2532,8 +2536,13 @@ def _one_of_many_with_one(layers) -> bool:
     instances picked per call) with a single layer (``self.conv``): the fused computation would
     then pair one instance with each of many (a Conv2d shared by several BatchNorms cannot fold
     into one of them), so the pattern's layers are not one fusible group."""
-    kinds = {isinstance(layer, str) and layer.endswith("[]") for layer in layers}
+    kinds = {_picked(layer) for layer in layers}
     return len(kinds) == 2
+
+
+def _picked(layer) -> bool:
+    """Is the matched layer one of many instances picked per call (``self.bns[i]``)?"""
+    return isinstance(layer, str) and layer.endswith("[]")
 
 
 def _parameter_free(ctor: Ctor) -> bool:
