@@ -269,7 +269,7 @@ def imported_tables(imports: dict, text: str, lines: list[str] | None, package: 
     size = len(own)
     for local, fqn in imports.items():
         # (package.owns, written out: most names a file indexes are typing's, ``Optional[``)
-        if fqn is None or local + "[" not in text or fqn[:size] != own:
+        if fqn is None or fqn[:size] != own or not _indexed(text, local):
             continue
         table = sibling_table(package, fqn)
         if table and imported_table_reads(local, lines):
@@ -292,6 +292,23 @@ def imported_table_words(tree: ast.Module, text: str, package: str, path: str) -
     return frozenset(fqn.rpartition(".")[2] for table in tables.values() for fqn in table)
 
 
+_LAST_TEXT: list = [None, {}]  # the last text asked about, and name -> whether ``name[`` is in it
+
+
+def _indexed(text: str, name: str) -> bool:
+    """``name + "[" in text``, each answer kept for the text: imported_table_words and the
+    file's structure ask about the same imports of the same text (scanning a large file once
+    per import of the package's own modules, twice, cost more than the lookups it guards)."""
+    if _LAST_TEXT[0] is not text:
+        _LAST_TEXT[0] = text
+        _LAST_TEXT[1] = {}
+    answers = _LAST_TEXT[1]
+    found = answers.get(name)
+    if found is None:
+        found = answers[name] = name + "[" in text
+    return found
+
+
 def _indexed_imports(body: list, text: str, package: str, own: str, imports: dict) -> None:
     """Into ``imports``: local name -> FQN of the names ``from`` imports of the package's own
     modules (relative, or below ``own``, the top package and a dot) in ``body`` bind that the
@@ -304,12 +321,12 @@ def _indexed_imports(body: list, text: str, package: str, own: str, imports: dic
             if not stmt.level and ((stmt.module or "") + ".")[:size] != own:
                 continue
             for alias in stmt.names:
-                if (alias.asname or alias.name) + "[" in text:
+                if _indexed(text, alias.asname or alias.name):
                     break
             else:
                 continue
             for local, fqn in import_bindings(stmt, package):
-                if fqn is not None and local + "[" in text:
+                if fqn is not None and _indexed(text, local):
                     imports[local] = fqn
         elif kind is ast.If or kind is ast.With or kind is ast.Try or kind is _TRY_STAR:
             _indexed_imports(stmt.body, text, package, own, imports)
