@@ -200,8 +200,7 @@ def _one_pair_of_tables(matches: list[Match]) -> list[Match]:
         env = dict(m.env)
         if "x" not in env or "k" in env or any(n.inlined for n in m.nodes):
             continue
-        tables = tuple(v.key if isinstance(v, Ref) else repr(v) for v in (env.get(k) for k in ("cos", "sin", "scale")))
-        key = (m.class_name, m.flow, m.nodes[-1].func, tables)
+        key = (m.class_name, m.flow, m.nodes[-1].func, _tables_of(m))
         if key in first:
             drop.add(id(m))
         else:
