@@ -943,7 +943,6 @@ class Matcher:
         methods = self._methods(name)
         if name != "size":
             return ("words", methods)
-        _size_groups(methods)
         return ("sizes", methods)
 
     def _op_ok(self, pnode: PNode, node: Node) -> bool:
@@ -2603,7 +2602,7 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
                         norm = True
                     elif ctor.fqn == _LINEAR:
                         linear = True
-        group = _SIZE_GROUPS[key[1]][norm and linear]
+        group = _size_groups(key[1])[norm and linear]
     elif kind == "calls":
         group = module.call_names(key[1])
     elif kind == "op":

@@ -299,7 +299,9 @@ def _indexed(text: str, name: str) -> bool:
     """``name + "[" in text``, each answer kept for the text: imported_table_words and the
     file's structure ask about the same imports of the same text (scanning a large file once
     per import of the package's own modules, twice, cost more than the lookups it guards)."""
-    if _LAST_TEXT[0] is not text:
+    if _LAST_TEXT[0] is not text and _LAST_TEXT[0] != text:
+        # (ModuleStructure.table_words hands the same text joined again from its lines: equal,
+        # not the same object)
         _LAST_TEXT[0] = text
         _LAST_TEXT[1] = {}
     answers = _LAST_TEXT[1]
