@@ -664,7 +664,7 @@ class Planner:
         return out
 
     def _check_unread_after(self, deleted: dict, last_info: StmtInfo, last_expr: ast.AST,
-                            edits: Edits | None = None, sizes: dict | None = None) -> None:
+                            edits: Edits, sizes: dict) -> None:
         """No code outside the replaced expression reads the metadata of a name a deleted
         statement assigns, unless the fused statement assigns that name anew before the read.  The matcher lets
         code after a match read an intermediate's metadata (``(act(gate.float()) *
@@ -689,10 +689,10 @@ class Planner:
                 if contains(replaced, where) or any(contains(s, where) for s in stmt_spans) \
                         or (node.id in renewed and node.lineno > last_end):
                     continue
-                rebound = _rebound_before(function, last_info, node, first)
-                if node.id in sizes and rebound is True:
+                rebound = _rebound_before(function, last_info, node, first) if node.id in sizes else None
+                if rebound is True:
                     continue  # the name's new value: a statement after the fused one assigned it
-                if node.id in sizes and id(read) in sized and rebound is False:
+                if rebound is False and id(read) in sized:
                     # one size of a deleted Linear's output: read from its input and the layer
                     x, layer = sizes[node.id]
                     outer, at = sized[id(read)]
@@ -701,10 +701,7 @@ class Planner:
                     continue
                 raise Skip(f"`{node.id}` is read again at line {node.lineno} after the fused code; "
                            "rewrite it by hand")
-        if rewrites and edits is not None:
-            edits.expr.update(rewrites)
-        elif rewrites:
-            raise Skip("a size of a deleted value is read again after the fused code; rewrite it by hand")
+        edits.expr.update(rewrites)
 
     def _check_simple(self, info: StmtInfo, nodes, infos, allow_augmented: bool, moved: list | None = None) -> None:
         """A statement that is deleted (or replaced whole) must only compute matched nodes;
