@@ -35,7 +35,7 @@ from .formulas import (SAME, bias_add_module, function_forward, function_module,
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, imported_table_reads, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames, imported_by, param_default
-from .normed_rows import norm_checks_width, size_text
+from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_table
 from .torch_bases import INHERITED
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
@@ -4292,7 +4292,7 @@ class FlowBuilder:
             return None
         for ctor in ctors:
             out = ctor.args[1] if len(ctor.args) > 1 else dict(ctor.kwargs).get("out_features")
-            if ctor.fqn != "torch.nn.Linear" or ctor.unlike or out is None or not _same_size(out, width):
+            if ctor.fqn != "torch.nn.Linear" or ctor.unlike or out is None or not same_size(out, width):
                 return None
         # one spelling for both methods (the rows of a Linear's output are contiguous, so view
         # and reshape give the same value): one ADP008 form reads them
@@ -5555,16 +5555,6 @@ def _unpacked_rows(call: ast.Call, exprs: dict) -> ast.Call | None:
         if not (held.__class__ is tuple and held[:2] == ("dim_size", base.id) and held[2] == held[3] - 1):
             return None
     return _rows_view(call.func, base, call, lead, last)
-
-
-def _same_size(a: ast.expr, b: ast.expr) -> bool:
-    """Are ``a`` and ``b`` one size written the same way, or a product of the same two factors
-    in either order (``2 * self.d`` and ``self.d * 2``)?"""
-    if ast.dump(a) == ast.dump(b):
-        return True
-    return (a.__class__ is ast.BinOp and b.__class__ is ast.BinOp and a.op.__class__ is ast.Mult
-            and b.op.__class__ is ast.Mult and ast.dump(a.left) == ast.dump(b.right)
-            and ast.dump(a.right) == ast.dump(b.left))
 
 
 def _rows_view(func: ast.expr, base: ast.expr, call: ast.Call, lead: ast.AST, last: ast.AST) -> ast.Call:

@@ -44,7 +44,7 @@ def norm_checks_width(norm_ctors, linear_ctors, methods) -> bool:
         if size is None:
             return False
         for out, built in widths:
-            if not (_same_size(size, out) and _fixed_names(size, ctor, built, methods)):
+            if not (same_size(size, out) and _fixed_names(size, ctor, built, methods)):
                 return False
     return True
 
@@ -107,8 +107,9 @@ def _pure_size(expr: ast.expr) -> bool:
                               ast.operator, ast.unaryop)) for n in ast_walk(expr))
 
 
-def _same_size(a: ast.expr, b: ast.expr) -> bool:
-    """One size written the same way, or a product of the same two factors in either order."""
+def same_size(a: ast.expr, b: ast.expr) -> bool:
+    """Are ``a`` and ``b`` one size written the same way, or a product of the same two factors
+    in either order (``2 * self.d`` and ``self.d * 2``)?"""
     if ast.dump(a) == ast.dump(b):
         return True
     return (a.__class__ is ast.BinOp and b.__class__ is ast.BinOp and a.op.__class__ is ast.Mult
