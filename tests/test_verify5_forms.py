@@ -363,10 +363,10 @@ def test_a_wrong_patch_of_the_grid_memory_attention_fails(tmp_path, new):
 def test_grid_sides_are_stored_arguments_reshaped_together():
     import ast
 
-    assert _grid_sides(ast.parse(GRID_MEMORY), GRID_MEMORY, "GridMemoryAttention") == [("memory_height", "memory_width")]
+    assert _grid_sides(ast.parse(GRID_MEMORY), "GridMemoryAttention") == [("memory_height", "memory_width")]
     alone = GRID_MEMORY.replace("k.reshape(b, self.memory_height, self.memory_width, d)",
                                 "k.reshape(b, self.memory_height, -1, d)")
-    assert _grid_sides(ast.parse(alone), alone, "GridMemoryAttention") == []
+    assert _grid_sides(ast.parse(alone), "GridMemoryAttention") == []
     computed = GRID_MEMORY.replace("self.memory_height = memory_height", "self.memory_height = 2 * memory_height") \
         .replace("self.memory_width = memory_width", "self.memory_width = memory_width + 1")
-    assert _grid_sides(ast.parse(computed), computed, "GridMemoryAttention") == []
+    assert _grid_sides(ast.parse(computed), "GridMemoryAttention") == []

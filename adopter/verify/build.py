@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from . import branches, hf
-from .branches import ZEROS, init_conditions, init_value_conditions, stored_parameters, zeros_like
+from .branches import ZEROS, _stored_parameters, init_conditions, init_value_conditions, stored_parameters, zeros_like
 from .callsites import find_call_sites
 from .capture import Recording, first_inputs, to_recipe
 from .construct import ClassFacts, NeedsFactory, Recipe, gather, guess_value, recipes
@@ -642,7 +642,7 @@ def small_grid_option(option: _Option, kwargs: dict, cls: type) -> list[_Option]
     return [_overridden(option, changed, f"{shown} (a small grid)")]
 
 
-def _grid_sides(tree: ast.Module | None, text: str, class_name: str) -> list[tuple[str, ...]]:
+def _grid_sides(tree: ast.Module | None, class_name: str) -> list[tuple[str, ...]]:
     """Groups of ``class_name``'s constructor parameters that its code reshapes a tensor into as
     neighbouring sides of a grid: two or more adjacent arguments of one ``reshape``/``view`` call
     that are attributes ``__init__`` stores those parameters in unchanged (area attention's
@@ -650,7 +650,7 @@ def _grid_sides(tree: ast.Module | None, text: str, class_name: str) -> list[tup
     if tree is None:
         return []
     cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
-    stored = stored_parameters(text, class_name) if cls is not None else {}
+    stored = _stored_parameters(tree, class_name) if cls is not None else {}
     out: list[tuple[str, ...]] = []
     for sub in ast.walk(cls) if stored else ():
         if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute) and sub.func.attr in ("reshape", "view")):
@@ -668,7 +668,7 @@ def _grid_sides(tree: ast.Module | None, text: str, class_name: str) -> list[tup
     return out
 
 
-def grid_side_options(option: _Option, kwargs: dict, cls: type, tree: ast.Module | None, text: str,
+def grid_side_options(option: _Option, kwargs: dict, cls: type, tree: ast.Module | None,
                       seq: int) -> list[_Option]:
     """When no input ran: the first build again with each group of integer arguments the class
     reshapes its input into as the sides of a grid (``_grid_sides``) set to a grid of the
@@ -684,7 +684,7 @@ def grid_side_options(option: _Option, kwargs: dict, cls: type, tree: ast.Module
     except (TypeError, ValueError):
         return []
     out: list[_Option] = []
-    for group in _grid_sides(tree, text, cls.__name__):
+    for group in _grid_sides(tree, cls.__name__):
         if not all(name in params and is_int(kwargs.get(name, params[name].default)) for name in group):
             continue
         for grid in grids(seq, len(group)):
@@ -1178,7 +1178,7 @@ class Builder:
             option = next(options, None)
             if option is None and not retries and first is not None and not grid_tried:
                 retries, grid_tried = small_grid_option(first[0], first[1], original_cls) + grid_side_options(
-                    first[0], first[1], original_cls, self._tree, self.text, self.sizes.seq), True
+                    first[0], first[1], original_cls, self._tree, self.sizes.seq), True
             if option is None:
                 if not retries:
                     break
