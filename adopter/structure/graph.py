@@ -3626,12 +3626,14 @@ class FlowBuilder:
         closure_funcs = None
         if closure:
             # a closure a factory returned: its free names are the factory's parameters
+            assigned = None  # (_free_assigned(target), walked once, on first need)
             for name, expr in closure:
                 layer = self._layer_of(expr, ctx)
                 if layer is not None:
                     closure_layers[name] = layer
                 elif expr.__class__ is ast.Name and name not in bound and expr.id in self.names.functions \
-                        and expr.id not in ctx.params and name not in _free_assigned(target):
+                        and expr.id not in ctx.params \
+                        and name not in (assigned := assigned if assigned is not None else _free_assigned(target)):
                     # indices_padding_wrapper(_run_experts) returning a wrapper that calls
                     # ``func(...)``: that call is the same-file function the factory was handed
                     closure_funcs = {**(closure_funcs or {}), name: expr.id}
