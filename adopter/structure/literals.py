@@ -126,15 +126,23 @@ def literal_table(name: str, value: ast.expr | None, lines: list[str] | None) ->
         return None
     text = "\n".join(lines)
     word = re.escape(name)
-    total = len(re.findall(rf"(?<![\w.'\"]){word}\b(?!['\"])", text))
+    total, reads, calls = _entry_uses(word, text)
     bound = len(re.findall(rf"^{word}\s*(?::[^=\n]*)?=(?!=)", text, re.MULTILINE))
+    if bound != 1 or total != bound + reads + calls:
+        return None
+    return list(value.values), reads
+
+
+def _entry_uses(word: str, text: str) -> tuple[int, int, int]:
+    """(every occurrence of the table ``word`` (escaped) outside strings and attributes, the
+    assignments of one entry ``= word[...]``, the calls of one entry in place ``word[...](``
+    that are not such assignments): what literal_table and imported_table_reads account for."""
+    total = len(re.findall(rf"(?<![\w.'\"]){word}\b(?!['\"])", text))
     reads = len(re.findall(rf"(?<![=!<>])=\s*{word}\s*\[", text))
     entry_call = rf"{word}\s*\[[^\[\]\n]*\]\s*\("
     calls = len(re.findall(rf"(?<![\w.'\"]){entry_call}", text))
     calls -= len(re.findall(rf"(?<![=!<>])=\s*{entry_call}", text))  # (counted as reads already)
-    if bound != 1 or total != bound + reads + calls:
-        return None
-    return list(value.values), reads
+    return total, reads, calls
 
 
 def imported_table_reads(name: str, lines: list[str] | None) -> bool:
@@ -149,13 +157,9 @@ def imported_table_reads(name: str, lines: list[str] | None) -> bool:
     if name + "[" not in text:  # (an entry is read with the bracket right after the name)
         return False
     word = re.escape(name)
-    total = len(re.findall(rf"(?<![\w.'\"]){word}\b(?!['\"])", text))
+    total, reads, calls = _entry_uses(word, text)
     imported = len(re.findall(rf"^[ \t]*from[ \t]+[\w.]+[ \t]+import[ \t]*\(?[^\n]*(?<![\w.]){word}\b(?![ \t]+as\b)",
                               text, re.MULTILINE))
-    reads = len(re.findall(rf"(?<![=!<>])=\s*{word}\s*\[", text))
-    entry_call = rf"{word}\s*\[[^\[\]\n]*\]\s*\("
-    calls = len(re.findall(rf"(?<![\w.'\"]){entry_call}", text))
-    calls -= len(re.findall(rf"(?<![=!<>])=\s*{entry_call}", text))  # (counted as reads already)
     return imported == 1 and reads + calls > 0 and total == imported + reads + calls
 
 
