@@ -2602,7 +2602,8 @@ def _word_group(cls: ClassStructure, module: ModuleStructure, key: tuple, cache:
                         norm = True
                     elif ctor.fqn == _LINEAR:
                         linear = True
-        group = _size_groups(key[1])[norm and linear]
+        groups = _SIZE_GROUPS.get(key[1])  # (made once per spelling: the call only the first time)
+        group = (groups if groups is not None else _size_groups(key[1]))[norm and linear]
     elif kind == "calls":
         group = module.call_names(key[1])
     elif kind == "op":
