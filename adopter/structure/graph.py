@@ -52,6 +52,7 @@ _MEMBER_LIST = "\0members:"
 # calls that keep such members as they are (some of them, in order) or make them
 _MEMBERS_KEPT = frozenset({"list", "tuple", "sorted", "filter", "getmembers"})
 _IMPORTS = (ast.Import, ast.ImportFrom)
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)  # statements that open a scope
 _TRY_STAR = getattr(ast, "TryStar", None)  # (Python 3.11+)
 # Containers whose lambda elements are a table of factories (see _inner_calls)
 _TABLES = (ast.Dict, ast.List, ast.Tuple)
@@ -422,6 +423,7 @@ class FlowBuilder:
         self.opaque_uses: dict[str, frozenset] = {}
         self._literal_names: dict[str, bool] = {}  # literals.literal_keywords' cache
         self._tables: dict[str, tuple | None] = {}  # literals.literal_table's, by name
+        self._assigned: dict = {}  # function -> _assigned_choices' names, once per function
         self._flag_checked: dict[str, bool] = {}  # attribute -> nothing else in the file writes it
         self._root_params: frozenset[str] = frozenset()  # the built function's parameters
         # value key -> the rank an ``assert x.dim() == 3`` states for it where the assert runs
@@ -597,6 +599,72 @@ class FlowBuilder:
                     found.pop(name, None)
         # (the two imports of the if's branches, no third)
         ctx.choice_alias.update({name: choices for name, choices in found.items() if imported[name] == 2})
+
+    def _assigned_choices(self, definition) -> dict:
+        """The names a function binds only by plain assignments of imported callables
+        (``optimizer_fn = AdamW`` and, under an ``if``, ``optimizer_fn = Adam``), each with
+        ((fqn, span of one assignment's value), ...): a name the function assigns is local all
+        through it, so a call through it calls the value of whichever assignment ran last, one of
+        those callables, chosen at run time (Node.choices, as ``klass = Adam if normal else
+        AdamW``; the fix guards its keywords by them).  Any other binding of the name anywhere
+        in the definition (a parameter, a loop, with or except target, an augmented, annotated,
+        unpacking or nested scope's assignment, ``:=``, del, an import, a def or class,
+        global/nonlocal), or a value whose root name is bound there, leaves the name out.  Read
+        once per function, and only when such an assignment is met."""
+        found = self._assigned.get(definition)
+        if found is not None:
+            return found
+        values: dict[str, list] = {}
+        plain: set = set()  # the target nodes of the qualifying assignments
+        stack = list(definition.body)
+        while stack:  # the function's own statements (a nested scope's binding spoils below)
+            stmt = stack.pop()
+            kind = stmt.__class__
+            if kind is ast.Assign:
+                target = stmt.targets[0]
+                if not stmt.targets[1:] and target.__class__ is _AST_NAME \
+                        and stmt.value.__class__ in (_AST_NAME, ast.Attribute):
+                    values.setdefault(target.id, []).append(stmt.value)
+                    plain.add(target)
+            elif kind not in _SCOPES:
+                for block in blocks(stmt):
+                    stack += block
+        spoiled: set = set()
+        for node in walk(definition):
+            kind = node.__class__
+            if kind is _AST_NAME:
+                if node.ctx.__class__ is not ast.Load and node not in plain:
+                    spoiled.add(node.id)
+            elif kind is ast.arg:
+                spoiled.add(node.arg)
+            elif kind in _SCOPES and node is not definition:
+                spoiled.add(node.name)
+            elif kind in _IMPORTS:
+                spoiled.update(a.asname or a.name.split(".")[0] for a in node.names)
+            elif kind in (ast.Global, ast.Nonlocal):
+                spoiled.update(node.names)
+            elif kind is ast.ExceptHandler and node.name:
+                spoiled.add(node.name)
+            elif kind in (ast.MatchAs, ast.MatchStar) and node.name:
+                spoiled.add(node.name)
+        found = {}
+        for name, exprs in values.items():
+            if name in spoiled:
+                continue
+            choices: dict = {}
+            for expr in exprs:
+                root = expr
+                while root.__class__ is ast.Attribute:
+                    root = root.value
+                fqn = self.names.resolve(expr) if root.__class__ is _AST_NAME and root.id not in spoiled \
+                    and root.id not in values else None
+                if fqn is None:
+                    break
+                choices.setdefault(fqn, span(expr))
+            else:
+                found[name] = tuple(choices.items())
+        self._assigned[definition] = found
+        return found
 
     def _scalar_attribute(self, attr: str) -> bool:
         """Whether every assignment the class makes to ``self.<attr>`` is a number
@@ -4624,6 +4692,12 @@ class FlowBuilder:
             fqn = self.names.resolve(value_expr)
             if fqn is not None and TABLE.function(fqn) is not None:
                 ctx.fqn_alias[targets[0].id] = fqn
+            elif fqn is not None and ctx.definition is not None:
+                # optimizer_fn = AdamW, then under an if optimizer_fn = Adam: a call through
+                # the name calls one of the callables it is ever assigned (_assigned_choices)
+                choices = self._assigned_choices(ctx.definition).get(targets[0].id)
+                if choices:
+                    ctx.choice_alias[targets[0].id] = choices
         if one_name:
             name = targets[0].id
             if value_kind is _AST_CALL and TABLE.module(self.names.resolve(value_expr.func)) is not None:
