@@ -107,3 +107,68 @@ def test_a_subclass_handing_on_gelu_keeps_the_site():
     assert HANDED_GELU != HANDED_ON
     anchor = line_of(HANDED_GELU, "self.linear2(self.activation(self.linear1(x)))")
     assert any(f.line <= anchor <= f.end_line for f in found(HANDED_GELU, "ADP006"))
+
+
+EXP_SOFTMAX = """\
+import torch
+import torch.nn as nn
+
+
+def softmax(x, dim=-1):
+    shifted_x = x - torch.max(x, dim=dim, keepdim=True)[0]
+    exp_x = torch.exp(shifted_x)
+    return exp_x / torch.sum(exp_x, dim=dim, keepdim=True)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b = x.size(0)
+        qkv = self.qkv(x).reshape(b, -1, self.heads, 3 * self.head_dim).transpose(1, 2)
+        q, k, v = qkv.chunk(3, dim=-1)
+        q = q / (self.head_dim ** 0.5)
+        scores = q @ k.transpose(-2, -1)
+        weights = softmax(scores, dim=-1)
+        out = (weights @ v).transpose(1, 2).reshape(b, -1, self.heads * self.head_dim)
+        return self.out(out)
+"""
+
+# the "quiet" softmax (one added to the denominator) and an exponent scaled inside: other functions
+QUIET = EXP_SOFTMAX.replace(
+    "return exp_x / torch.sum(exp_x, dim=dim, keepdim=True)",
+    "return exp_x / (1 + torch.sum(exp_x, dim=dim, keepdim=True))")
+SCALED = EXP_SOFTMAX.replace("exp_x = torch.exp(shifted_x)", "exp_x = torch.exp(2 * shifted_x)")
+
+
+def test_softmax_written_as_exp_over_its_sum_is_attention():
+    anchor = line_of(EXP_SOFTMAX, "weights = softmax(scores, dim=-1)")
+    assert any(f.line <= anchor <= f.end_line for f in found(EXP_SOFTMAX, "ADP010"))
+
+
+def test_other_normalisations_of_an_exponent_are_not_softmax():
+    assert QUIET != EXP_SOFTMAX and SCALED != EXP_SOFTMAX
+    assert found(QUIET, "ADP010") == []
+    assert found(SCALED, "ADP010") == []
+
+
+def test_the_fix_of_the_written_out_softmax_computes_the_same_attention():
+    import torch
+
+    fixed = fix_text(EXP_SOFTMAX, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    original, patched = {}, {}
+    exec(compile(EXP_SOFTMAX, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["Attention"](16, 4).double()
+    b = patched["Attention"](16, 4).double()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 7, 16, dtype=torch.float64)
+    # float64 on CPU: softmax over 7 keys and a 4-wide head product, agreement to rounding
+    torch.testing.assert_close(b(x), a(x), rtol=1e-10, atol=1e-12)
