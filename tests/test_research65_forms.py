@@ -172,3 +172,43 @@ def test_the_fix_of_the_written_out_softmax_computes_the_same_attention():
     x = torch.randn(2, 7, 16, dtype=torch.float64)
     # float64 on CPU: softmax over 7 keys and a 4-wide head product, agreement to rounding
     torch.testing.assert_close(b(x), a(x), rtol=1e-10, atol=1e-12)
+
+
+TABLE_OR_MODULE = """\
+from torch import nn
+
+
+class MLPHead(nn.Module):
+    _ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+    def __init__(self, dims, out_dim, activation="relu", dropout=0.0):
+        super().__init__()
+        if isinstance(activation, str):
+            self.activation = self._ACTIVATIONS[activation.lower()]()
+        else:
+            self.activation = activation
+        layers = []
+        for i in range(len(dims) - 1):
+            layers.append(nn.Linear(dims[i], dims[i + 1]))
+            layers.append(self.activation)
+            if dropout > 0.0:
+                layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(dims[-1], out_dim))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.mlp(x)
+"""
+
+# the same head whose table holds no GELU: whatever the caller passes, nothing says GELU
+TABLE_WITHOUT_GELU = TABLE_OR_MODULE.replace('"gelu": nn.GELU, ', "")
+
+
+def test_activation_from_a_table_or_the_callers_module_in_a_list_built_mlp():
+    anchor = line_of(TABLE_OR_MODULE, "layers.append(self.activation)")
+    assert any(f.line <= anchor <= f.end_line for f in found(TABLE_OR_MODULE, "ADP006"))
+
+
+def test_a_table_without_gelu_stays_unreported():
+    assert TABLE_WITHOUT_GELU != TABLE_OR_MODULE
+    assert found(TABLE_WITHOUT_GELU, "ADP006") == []

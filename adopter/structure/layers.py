@@ -3267,6 +3267,14 @@ class LayerTyper:
                                 env[ODICT_LEVEL + key] = env.get(BRANCH_LEVEL, 0)
                                 continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
+                        current = env.get(key) if nested else None
+                        if current.__class__ is tuple and current:
+                            # self.act = TABLE[name]() in one branch, self.act = act (a module
+                            # the caller passes) in the other (vit-zoo's MLP head): either
+                            resolved = env[value.id] = env[value.id].resolve(self)
+                            self.resolved += 1
+                            env[key] = _unique(current + tuple(resolved))
+                            continue
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
                         continue
                     held = _param_item(value, env) if value.__class__ is ast.Subscript and not nested else None
