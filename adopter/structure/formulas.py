@@ -579,8 +579,12 @@ class _SoftmaxReader:
     def _exp_of_x(self, expr, states) -> bool:
         """``torch.exp(n)`` / ``n.exp()`` of a name holding ``x`` itself (up to a shift along
         ``dim``: a factor other than one would change what the normalised exponent is)."""
-        if expr.__class__ is not ast.Call or expr.keywords or _call_name(expr, self.names) != "exp":
+        if expr.__class__ is not ast.Call or expr.keywords:
             return False
+        func = expr.func
+        if (func.attr if func.__class__ is ast.Attribute else getattr(func, "id", None)) != "exp" \
+                or _call_name(expr, self.names) != "exp":
+            return False  # (the last component first: no resolving for the other calls)
         operands = list(expr.args)
         if expr.func.__class__ is ast.Attribute and self.names.resolve(expr.func) is None:
             operands.insert(0, expr.func.value)  # n.exp()

@@ -2678,10 +2678,11 @@ class LayerTyper:
         the base's.  None unless every mention of ``name`` in the file is a call of it, a test
         of a value, or a base of a same-file class with that one base; a subclass that builds
         its base another way (``Base.__init__(self, ...)``) is not read either."""
-        if depth > 3 or not self._only_called(name, bases=True):
-            return None
+        subclasses = self._subclasses(name) if depth <= 3 else None
+        if not subclasses or not self._only_called(name, bases=True):
+            return None  # (a class no same-file class derives from: no walk)
         found = []
-        for sub in self._subclasses(name):
+        for sub in subclasses:
             if len(sub.bases) != 1 or sub.keywords:
                 return None
             init = next((s for s in sub.body if s.__class__ is ast.FunctionDef and s.name == "__init__"), None)
