@@ -506,6 +506,7 @@ def softmax_formula(func: ast.FunctionDef | ast.AsyncFunctionDef, names: ModuleN
 
 
 _SOFTMAX_HELD = "softmax held"  # states key (with a name): the softmax that name holds, its dtype
+_EXP_HELD = "exp held"  # states key (with a name): that name holds exp(x), x shifted along dim at most
 
 
 class _SoftmaxReader:
@@ -557,6 +558,7 @@ class _SoftmaxReader:
             if target in (self.dim, *self.scalars):
                 return False
             states.pop((_SOFTMAX_HELD, target), None)
+            states.pop((_EXP_HELD, target), None)
             state = self._read(value, states)
             if state is not None:
                 states[target] = state
@@ -565,11 +567,53 @@ class _SoftmaxReader:
             if value.__class__ is ast.Attribute and value.attr in TENSOR_METADATA \
                     and value.value.__class__ is ast.Name and value.value.id in states:
                 continue  # d = t.dtype: the name holds no tensor
+            if self._exp_of_x(value, states):
+                states[(_EXP_HELD, target)] = True  # e = torch.exp(x - max): normalised later
+                continue
             held: list = []
             if not self._returns(value, states, held):
                 return False
             states[(_SOFTMAX_HELD, target)] = held[0]
         return False
+
+    def _exp_of_x(self, expr, states) -> bool:
+        """``torch.exp(n)`` / ``n.exp()`` of a name holding ``x`` itself (up to a shift along
+        ``dim``: a factor other than one would change what the normalised exponent is)."""
+        if expr.__class__ is not ast.Call or expr.keywords:
+            return False
+        func = expr.func
+        if (func.attr if func.__class__ is ast.Attribute else getattr(func, "id", None)) != "exp" \
+                or _call_name(expr, self.names) != "exp":
+            return False  # (the last component first: no resolving for the other calls)
+        operands = list(expr.args)
+        if expr.func.__class__ is ast.Attribute and self.names.resolve(expr.func) is None:
+            operands.insert(0, expr.func.value)  # n.exp()
+        if len(operands) != 1:
+            return False
+        state = self._read(operands[0], states)
+        return state is not None and not state[1] and abs(state[0] - 1.0) <= 1e-12
+
+    def _normalised_exp(self, expr, states) -> bool:
+        """``e / torch.sum(e, dim=dim, keepdim=True)`` (or ``e / e.sum(dim, keepdim=True)``)
+        with ``e`` a name holding ``exp(x - max)``: softmax written out, the exponent over its
+        sum along ``dim``."""
+        if not (expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Div and expr.left.__class__ is ast.Name
+                and (_EXP_HELD, expr.left.id) in states):
+            return False
+        total = expr.right
+        if total.__class__ is not ast.Call or _call_name(total, self.names) != "sum":
+            return False
+        operands = list(total.args)
+        if total.func.__class__ is ast.Attribute and self.names.resolve(total.func) is None:
+            operands.insert(0, total.func.value)  # e.sum(dim, keepdim=True)
+        keywords = {k.arg: k.value for k in total.keywords}
+        if set(keywords) - {"dim", "keepdim"} or not operands or len(operands) > 3:
+            return False
+        axis = operands[1] if len(operands) > 1 else keywords.get("dim")
+        keep = operands[2] if len(operands) > 2 else keywords.get("keepdim")
+        return operands[0].__class__ is ast.Name and operands[0].id == expr.left.id \
+            and axis.__class__ is ast.Name and axis.id == self.dim \
+            and keep.__class__ is ast.Constant and keep.value is True
 
     def _choice(self, test: ast.expr) -> bool:
         """A test whose calls are given none of the function's own values, queries of the
@@ -658,6 +702,9 @@ class _SoftmaxReader:
         return None
 
     def _returns(self, last, states, dtypes: list) -> bool:
+        if last.__class__ is ast.BinOp and self._normalised_exp(last, states):
+            dtypes.append(SAME)
+            return True
         if not isinstance(last, ast.Call) or _call_name(last, self.names) not in _SOFTMAX:
             return False
         operands = list(last.args)

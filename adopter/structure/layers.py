@@ -1599,6 +1599,11 @@ class LayerTyper:
                 and self.names.resolve(call.args[0]) == "torch.nn.functional"):
             # getattr(F, activation): the function of torch.nn.functional the string names, held
             # as a value and looked up like a table (a run-time string may name any activation)
+            if call.args[1].__class__ is ast.Name and self._never_str_here(call.args[1], env):
+                # ... unless the parameter holds no string wherever the file builds its class
+                # (``activation=F.relu`` handed on, the string path never taken here: GUIDE, a
+                # callable non-GELU default that no construction in the file replaces)
+                return ()
             why = (f"`{ast.unparse(call)}` is a function held as a value, not a layer: the kernel takes a "
                    f"layer module (and TorchScript cannot pass a function as a value)")
             return (Built("torch.nn.functional", (call.args[1],), (), True, call, via="getattr", unlike=why),)
@@ -2631,9 +2636,17 @@ class LayerTyper:
 
     def _never_str_deep(self, func, owner, index: int, name: str, positional: bool, depth: int) -> bool:
         target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
-        if target is None or self.tree is None or not self._only_called(target):
+        if target is None or self.tree is None:
             return False
-        for call, caller, caller_owner in self.callers(target):
+        hand_ons = ()
+        if not self._only_called(target):
+            # a base class whose same-file subclasses hand their own parameter on through
+            # ``super().__init__(..., activation=activation)`` (universal-set-transformers'
+            # attention blocks): those calls build it too, the subclasses' callers theirs
+            hand_ons = self._super_init_calls(target) if target == owner else None
+            if hand_ons is None:
+                return False
+        for call, caller, caller_owner in (*self.callers(target), *hand_ons):
             if _opaque_arguments(call, caller, name, self.names):
                 return False
             passed = _passed(call, index, name, None, positional)
@@ -2657,6 +2670,44 @@ class LayerTyper:
                                         at is not None, depth + 1):
                 return False
         return True
+
+    def _super_init_calls(self, name: str, depth: int = 0) -> tuple | None:
+        """The ``super().__init__(...)`` calls by which the same-file subclasses of the class
+        ``name`` build it, each as a call of it made in the subclass's ``__init__``: a subclass
+        without an ``__init__`` is built as the base is, so its own callers (and subclasses') are
+        the base's.  None unless every mention of ``name`` in the file is a call of it, a test
+        of a value, or a base of a same-file class with that one base; a subclass that builds
+        its base another way (``Base.__init__(self, ...)``) is not read either."""
+        subclasses = self._subclasses(name) if depth <= 3 else None
+        if not subclasses or not self._only_called(name, bases=True):
+            return None  # (a class no same-file class derives from: no walk)
+        found = []
+        for sub in subclasses:
+            if len(sub.bases) != 1 or sub.keywords:
+                return None
+            init = next((s for s in sub.body if s.__class__ is ast.FunctionDef and s.name == "__init__"), None)
+            if init is None:
+                deeper = self._super_init_calls(sub.name, depth + 1) if not self._only_called(sub.name) else ()
+                if deeper is None:
+                    return None
+                found += [*self.callers(sub.name), *deeper]
+                continue
+            for node in walk(init):
+                if node.__class__ is not ast.Call or node.func.__class__ is not ast.Attribute \
+                        or node.func.attr != "__init__":
+                    continue
+                base = node.func.value
+                if base.__class__ is ast.Call and base.func.__class__ is ast.Name and base.func.id == "super" \
+                        and "super" not in self.names.imports:
+                    found.append((node, init, sub.name))
+                elif base.__class__ is ast.Name and base.id == name:
+                    return None  # ``Base.__init__(self, ...)``: self comes first, not read
+        return tuple(found)
+
+    def _subclasses(self, name: str) -> list:
+        """The file's classes (its own, at module level) that list ``name`` among their bases."""
+        return [cls for cls in self.names.classes.values() if "." not in cls.name
+                and any(b.__class__ is ast.Name and b.id == name for b in cls.bases)]
 
     def _never_str_at(self, func, owner, index: int, name: str, positional: bool) -> bool:
         """:meth:`_never_str` of ``func``'s parameter ``name``: its function (class) only called
@@ -2734,14 +2785,14 @@ class LayerTyper:
             return None
         return self._param_keys(func, owner, at, name, by_position, default.value, depth)
 
-    def _only_called(self, name: str) -> bool:
+    def _only_called(self, name: str, bases: bool = False) -> bool:
         """Is every mention of the same-file ``name`` the callee of a call (no base class, no
-        value handed on, no rebinding)?"""
+        value handed on, no rebinding)?  ``bases``: a base of a same-file class counts too."""
         if "." in name:
             return False  # a class defined in another's body (``Outer.Block``): its calls are not listed
         if self._callers is None:
             self._callers = {}
-        key = "only:" + name
+        key = ("only+bases:" if bases else "only:") + name
         found = self._callers.get(key)
         if found is None:
             callees = set()
@@ -2772,6 +2823,8 @@ class LayerTyper:
                             node.returns if cls is ast.FunctionDef or cls is ast.AsyncFunctionDef else None)
                         if note is not None:
                             callees.update(id(n) for n in walk(note) if n.__class__ is ast.Name and n.id == name)
+                        if bases and cls is ast.ClassDef:
+                            callees.update(id(b) for b in node.bases if b.__class__ is ast.Name and b.id == name)
             found = self._callers[key] = [mentions == len(callees)]
         return found[0]
 
@@ -3215,6 +3268,14 @@ class LayerTyper:
                                 env[ODICT_LEVEL + key] = env.get(BRANCH_LEVEL, 0)
                                 continue
                     if isinstance(value, ast.Name) and isinstance(env.get(value.id), _Param):
+                        current = env.get(key) if nested else None
+                        if current.__class__ is tuple and current:
+                            # self.act = TABLE[name]() in one branch, self.act = act (a module
+                            # the caller passes) in the other (vit-zoo's MLP head): either
+                            resolved = env[value.id] = env[value.id].resolve(self)
+                            self.resolved += 1
+                            env[key] = _unique(current + tuple(resolved))
+                            continue
                         env[key] = env[value.id]  # self.norm_layer = norm_layer: still unresolved
                         continue
                     held = _param_item(value, env) if value.__class__ is ast.Subscript and not nested else None

@@ -206,12 +206,41 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
     for name in fallbacks:
         if name in names.classes:
             names.imports.pop(name, None)
+    if names.stars and "torch" not in names.imports and not _binds(tree, "torch"):
+        # ``from libs import *`` then ``torch.optim.Adam(...)`` with ``torch`` bound nowhere in
+        # the file: the star import is what binds it at run time, and a root with ``.optim``,
+        # ``.nn`` under it can only be the torch package (galerkin-transformer's examples)
+        names.imports["torch"] = "torch"
     _local_classes(names)
     _member_classes(names)
     _aliases(names, tree)
     if local_imports:
         _local_imports(names, package)
     return names
+
+
+def _binds(tree: ast.Module, name: str) -> bool:
+    """Does the module bind ``name`` anywhere (an assignment or other store, a parameter, a
+    definition, an import alias)?  Asked only of files with a star import, to tell a name the
+    star import must supply from one the file defines itself."""
+    for node in ast_walk(tree):
+        cls = node.__class__
+        if cls is ast.Name:
+            if node.id == name and node.ctx.__class__ is not ast.Load:
+                return True
+        elif cls is ast.arg:
+            if node.arg == name:
+                return True
+        elif cls in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
+            if node.name == name:
+                return True
+        elif cls is ast.alias:
+            if (node.asname or node.name.split(".")[0]) == name:
+                return True
+        elif cls in (ast.Global, ast.Nonlocal):
+            if name in node.names:
+                return True
+    return False
 
 
 def _local_classes(names: ModuleNames) -> None:
