@@ -36,7 +36,7 @@ from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, imported_table_reads, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
-from .siblings import sibling_gelu, sibling_passes_through, sibling_table
+from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .torch_bases import INHERITED
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 from .treewalk import ast_walk
@@ -1730,6 +1730,17 @@ class FlowBuilder:
             return ()
         return ctx.choice_alias.get(_MEMBER_LIST + inner.id, ())
 
+    def _sibling_softmax(self, fqn: str, call: ast.Call) -> tuple | None:
+        """How ``call`` binds a softmax function ``fqn`` of another module of the package
+        (siblings.sibling_softmax; ``_softmax_call``'s answer with the def in front), or None."""
+        found = sibling_softmax(self.package, fqn)
+        if found is None:
+            return None
+        func, dtype = found
+        self._softmaxes.setdefault(id(func), dtype)  # read with its own module's imports
+        bound = self._softmax_call(func, call)
+        return None if bound is None else (func, *bound)
+
     def _sibling_gelu(self, fqn: str) -> str | None:
         """The GELU variant a function of another module of the package computes
         (siblings.sibling_gelu: a formula, or F.gelu of its argument), or None; once per name."""
@@ -1939,6 +1950,15 @@ class FlowBuilder:
                 # from .utils import grab_first_if_tuple: the package's def returns a tensor as it
                 # is (formulas.passes_tensor_through), as a same-file one does (below)
                 through = self._sibling_through(self.names.imports[func.id])
+        if (self.package is not None and layer is None and helper is None and fqn is None
+                and func.__class__ is ast.Attribute and func.value.__class__ is _AST_NAME
+                and func.value.id in self.names.imports and func.value.id not in ctx.params):
+            # from fairseq import utils; utils.softmax(scores, dim=-1): the package's def returns
+            # the softmax of its first parameter over its second on every path, as a same-file
+            # softmax does (siblings.sibling_softmax: the module read once, with its own imports)
+            bound = self._sibling_softmax(f"{self.names.imports[func.value.id]}.{func.attr}", call)
+            if bound is not None:
+                softmax, fqn = bound, f"{func.value.id}.{func.attr}"
         if layer is None and helper is None and fqn is None:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:

@@ -1,0 +1,137 @@
+"""Forms found while checking the blind batch of research66 (research language and speech model
+packages: dialogue and translation transformers, speech encoders, text-to-speech decoders).  The
+fixtures are ours; each is read by its computation.
+
+- A softmax computed by a function of another module of the package, called through the module
+  (``from pkg import utils`` then ``utils.softmax(scores, dim=-1)``: fairseq's float32 softmax
+  helper, copied into lightseq's ``util``): the function returns the softmax of its first
+  parameter over its second on every path, as a same-file softmax helper does, so the attention
+  around it is one SDPA can compute.  Near-misses: a sibling log-softmax, a sibling function that
+  normalises over a fixed axis whatever dim it is given, and a name the module does not define
+  stay no softmax.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+from corpus_forms import rules
+
+from adopter.engine import analyze
+from adopter.structure import package_of
+from adopter.synth import fix_text
+
+UTILS = textwrap.dedent('''
+    import torch
+    import torch.nn.functional as F
+
+
+    def softmax(x, dim: int, traced: bool = False):
+        if traced:
+            return F.softmax(x.float(), dim=dim)
+        return F.softmax(x, dim=dim, dtype=torch.float32)
+
+
+    def log_softmax(x, dim: int):
+        return F.log_softmax(x, dim=dim, dtype=torch.float32)
+
+
+    def rows_softmax(x, dim: int):
+        return F.softmax(x, dim=0)
+''')
+
+ATTENTION = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    from softpkg import utils
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim, heads, dropout=0.0):
+            super().__init__()
+            self.heads = heads
+            self.head_dim = dim // heads
+            self.scaling = self.head_dim ** -0.5
+            self.drop = nn.Dropout(dropout)
+            self.q = nn.Linear(dim, dim)
+            self.k = nn.Linear(dim, dim)
+            self.v = nn.Linear(dim, dim)
+
+        def split(self, x):
+            b, t, _ = x.size()
+            return x.view(b, t, self.heads, self.head_dim).transpose(1, 2).reshape(b * self.heads, t, self.head_dim)
+
+        def forward(self, x, pad=None):
+            b, t, d = x.size()
+            q = self.split(self.q(x) * self.scaling)
+            k = self.split(self.k(x))
+            v = self.split(self.v(x))
+            weights = torch.bmm(q, k.transpose(1, 2))
+            if pad is not None:
+                weights = weights + pad
+            probs = utils.softmax(weights, dim=-1)
+            probs = probs.type_as(weights)
+            probs = self.drop(probs)
+            out = torch.bmm(probs, v)
+            return out.view(b, self.heads, t, self.head_dim).transpose(1, 2).reshape(b, t, d)
+''')
+
+
+def _package(root, text: str):
+    folder = root / "softpkg"
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("")
+    (folder / "utils.py").write_text(UTILS)
+    path = folder / "attention.py"
+    path.write_text(text)
+    return path
+
+
+def _attention_lines(root, text: str) -> list:
+    path = _package(root, text)
+    return [f.line for f in analyze(text, str(path), rules("ADP010"), package_of(str(path))).findings
+            if f.rule == "ADP010"]
+
+
+def test_a_sibling_modules_softmax_called_through_the_module_is_the_softmax(tmp_path):
+    assert len(_attention_lines(tmp_path, ATTENTION)) == 1
+
+
+def test_sibling_functions_that_are_no_softmax_over_the_given_dim_stay_unreported(tmp_path):
+    log = ATTENTION.replace("utils.softmax(weights, dim=-1)", "utils.log_softmax(weights, dim=-1)")
+    assert _attention_lines(tmp_path / "a", log) == []
+    fixed_axis = ATTENTION.replace("utils.softmax(weights, dim=-1)", "utils.rows_softmax(weights, dim=-1)")
+    assert _attention_lines(tmp_path / "b", fixed_axis) == []
+    undefined = ATTENTION.replace("utils.softmax(weights, dim=-1)", "utils.stable_softmax(weights, dim=-1)")
+    assert _attention_lines(tmp_path / "c", undefined) == []
+
+
+def test_the_fix_computes_the_same_attention(tmp_path):
+    import torch
+
+    path = _package(tmp_path, ATTENTION)
+    result = fix_text(ATTENTION, str(path), rules("ADP010"), package_of(str(path)))
+    assert "scaled_dot_product_attention" in result.text
+    sys.path.insert(0, str(tmp_path))
+    try:
+        original, patched = {}, {}
+        exec(compile(ATTENTION, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+        exec(compile(result.text, "fixed.py", "exec"), patched)  # noqa: S102
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("softpkg.utils", None)
+        sys.modules.pop("softpkg", None)
+    torch.manual_seed(0)
+    a = original["Attention"](16, 4).eval()
+    b = patched["Attention"](16, 4).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 5, 16)
+    pad = torch.zeros(8, 5, 5)
+    pad[:, :, -1] = -1e9
+    # float32 (the helper's softmax runs in float32 whatever the input): sums over 5 keys and
+    # 4-wide products, agreement to a few float32 roundings
+    with torch.no_grad():
+        torch.testing.assert_close(b(x), a(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b(x, pad), a(x, pad), rtol=1e-5, atol=1e-6)
