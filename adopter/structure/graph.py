@@ -1730,16 +1730,23 @@ class FlowBuilder:
             return ()
         return ctx.choice_alias.get(_MEMBER_LIST + inner.id, ())
 
-    def _sibling_softmax(self, fqn: str, call: ast.Call) -> tuple | None:
-        """How ``call`` binds a softmax function ``fqn`` of another module of the package
-        (siblings.sibling_softmax; ``_softmax_call``'s answer with the def in front), or None."""
-        found = sibling_softmax(self.package, fqn)
+    def _sibling_softmax(self, func: ast.Attribute, call: ast.Call) -> tuple | None:
+        """How ``call`` binds a softmax function of another module of the package that ``func``
+        (``utils.softmax``) names through the module (siblings.sibling_softmax;
+        ``_softmax_call``'s answer with the def in front), or None.  Looked up once per name
+        and file, only for a module of this package (the caller asks)."""
+        cache = self.names.sibling_softmaxes  # (made by the caller)
+        key = (func.value.id, func.attr)
+        if key in cache:
+            found = cache[key]
+        else:
+            found = cache[key] = sibling_softmax(self.package, f"{self.names.imports[func.value.id]}.{func.attr}")
         if found is None:
             return None
-        func, dtype = found
-        self._softmaxes.setdefault(id(func), dtype)  # read with its own module's imports
-        bound = self._softmax_call(func, call)
-        return None if bound is None else (func, *bound)
+        func_def, dtype = found
+        self._softmaxes.setdefault(id(func_def), dtype)  # read with its own module's imports
+        bound = self._softmax_call(func_def, call)
+        return None if bound is None else (func_def, *bound)
 
     def _sibling_gelu(self, fqn: str) -> str | None:
         """The GELU variant a function of another module of the package computes
@@ -1956,9 +1963,16 @@ class FlowBuilder:
             # from fairseq import utils; utils.softmax(scores, dim=-1): the package's def returns
             # the softmax of its first parameter over its second on every path, as a same-file
             # softmax does (siblings.sibling_softmax: the module read once, with its own imports)
-            bound = self._sibling_softmax(f"{self.names.imports[func.value.id]}.{func.attr}", call)
-            if bound is not None:
-                softmax, fqn = bound, f"{func.value.id}.{func.attr}"
+            owned = self.names.sibling_softmaxes
+            if owned is None:
+                owned = self.names.sibling_softmaxes = {}
+            module = func.value.id
+            if module not in owned:  # (torch, nn, F: another package's module, never looked in)
+                owned[module] = self.package.owns(f"{self.names.imports[module]}.x")
+            if owned[module]:
+                bound = self._sibling_softmax(func, call)
+                if bound is not None:
+                    softmax, fqn = bound, f"{module}.{func.attr}"
         if layer is None and helper is None and fqn is None:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:
