@@ -9,6 +9,11 @@ fixtures are ours; each is read by its computation.
   around it is one SDPA can compute.  Near-misses: a sibling log-softmax, a sibling function that
   normalises over a fixed axis whatever dim it is given, and a name the module does not define
   stay no softmax.
+- Scores viewed to heads, filled there and viewed back (pytext's RoBERTa attention with the heads
+  folded into the batch: ``w.view(b, h, t, s)``, ``masked_fill(pad.unsqueeze(1).unsqueeze(2),
+  -inf)``, ``w.view(b * h, t, s)``, unconditionally): the fill's mask broadcast to the heads'
+  view and folded back as the scores are is the fused call's mask.  Near-miss: a softmax over
+  the heads' axis of that view is no attention.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import sys
 import textwrap
 
-from corpus_forms import rules
+from corpus_forms import found, line_of, rules
 
 from adopter.engine import analyze
 from adopter.structure import package_of
@@ -134,4 +139,73 @@ def test_the_fix_computes_the_same_attention(tmp_path):
     # 4-wide products, agreement to a few float32 roundings
     with torch.no_grad():
         torch.testing.assert_close(b(x), a(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b(x, pad), a(x, pad), rtol=1e-5, atol=1e-6)
+
+
+FOLDED = textwrap.dedent('''
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+
+    class Folded(nn.Module):
+        def __init__(self, dim, heads):
+            super().__init__()
+            self.heads = heads
+            self.head_dim = dim // heads
+            self.scaling = self.head_dim ** -0.5
+            self.drop = nn.Dropout(0.0)
+            self.proj = nn.Linear(dim, 3 * dim)
+
+        def forward(self, x, pad):
+            t, b, d = x.size()
+            q, k, v = self.proj(x).chunk(3, dim=-1)
+            q = q * self.scaling
+            bh = b * self.heads
+            q = q.contiguous().view(t, bh, self.head_dim).transpose(0, 1)
+            k = k.contiguous().view(t, bh, self.head_dim).transpose(0, 1)
+            v = v.contiguous().view(t, bh, self.head_dim).transpose(0, 1)
+            w = torch.bmm(q, k.transpose(1, 2))
+            w = w.view(b, self.heads, t, t)
+            w = w.masked_fill(pad.unsqueeze(1).unsqueeze(2), float("-inf"))
+            w = w.view(bh, t, t)
+            w = F.softmax(w, dim=-1, dtype=torch.float32).type_as(w)
+            w = self.drop(w)
+            out = torch.bmm(w, v)
+            return out.transpose(0, 1).contiguous().view(t, b, d)
+''')
+
+
+def test_scores_filled_in_the_heads_view_between_two_reshapes_are_attention():
+    assert [f.line for f in found(FOLDED, "ADP010")] == [line_of(FOLDED, "w = torch.bmm(q, k.transpose(1, 2))")]
+
+
+def test_a_softmax_over_the_heads_axis_of_that_view_is_no_attention():
+    heads_axis = FOLDED.replace(
+        """        w = w.view(bh, t, t)
+        w = F.softmax(w, dim=-1, dtype=torch.float32).type_as(w)""",
+        """        w = F.softmax(w, dim=1, dtype=torch.float32).type_as(w)
+        w = w.view(bh, t, t)""")
+    assert heads_axis != FOLDED
+    assert found(heads_axis, "ADP010") == []
+
+
+def test_the_fix_folds_the_fills_mask_as_the_scores_are():
+    import torch
+
+    fixed = fix_text(FOLDED, "model.py", rules("ADP010")).text
+    assert "(~pad.unsqueeze(1).unsqueeze(2)).expand(b, self.heads, t, t).reshape(" in fixed
+    original, patched = {}, {}
+    exec(compile(FOLDED, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["Folded"](16, 4).eval()
+    b = patched["Folded"](16, 4).eval()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(6, 3, 16)
+    pad = torch.zeros(3, 6, dtype=torch.bool)
+    pad[0, -2:] = True
+    pad[2, -1] = True
+    # float32: sums over 6 keys and 4-wide products, agreement to a few float32 roundings
+    with torch.no_grad():
         torch.testing.assert_close(b(x, pad), a(x, pad), rtol=1e-5, atol=1e-6)

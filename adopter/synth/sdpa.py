@@ -61,14 +61,14 @@ SCALE_STEPS = ("s1", "s2")  # the scores multiplied or divided by the scale
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
 # reshaped scores
 VIEW_STEPS = ("m1", "s3")
-FILL_STEPS = ("fs", "f0", "f1")  # a masked_fill / where on the product before the scale, before the additive
-# mask, or after it
+FILL_STEPS = ("fs", "f0", "fv", "f1")  # a masked_fill / where on the product before the scale, before the
+# additive mask, between the two reshapes of the scores (in the heads' view), or after it
 # the steps from the product to the softmax, in order; those that never change the dtype
-SCORE_STEPS = ("s0", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "s3", "u0", "f1", "u", "z")
+SCORE_STEPS = ("s0", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "fv", "s3", "u0", "f1", "u", "z")
 UPCASTS = ("u0", "u")  # the scores upcast to float32 before the softmax: before the fill (u0) or after it
 TENSOR_FACTORIES = frozenset({"torch.full", "torch.zeros", "torch.ones", "torch.empty"})  # dtype= sets theirs
-DTYPE_KEEPING = ("s0", "fs", "f0", "m1", "s3", "f1", "z")
-MASK_STEPS = ("b0", "fs", "b1", "f0", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
+DTYPE_KEEPING = ("s0", "fs", "f0", "m1", "fv", "s3", "f1", "z")
+MASK_STEPS = ("b0", "fs", "b1", "f0", "m1", "m2", "fv", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
 SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
 # Elementwise functions and methods: a tensor built from a constant-along-the-keys one stays so.
@@ -3957,7 +3957,7 @@ class _Attention:
         grouped = self.roles["s0"].view is not None and bool(self.roles["s0"].view.grouped)
         if views and grouped and not any(r in self.roles for r in (*ADD_STEPS, *FILL_STEPS)):
             return None  # the view flattening the key group, around the softmax (_grouped)
-        if views and "m2" not in self.roles:
+        if views and "m2" not in self.roles and "fv" not in self.roles:
             raise Skip("the scores are reshaped without a mask being added")
         for role in ADD_STEPS:
             if role not in self.roles or role in self.off_roles:
@@ -4276,8 +4276,25 @@ class _Attention:
         # (a fill read at run time: taken as the least negative literal the guard lets through,
         # so its entirely filled rows are tested in every step, as a literal fill's are)
         literal = LARGE_NEGATIVE if runtime is not None else _number(resolved)
+        if role == "fv":
+            # filled in the heads' view between the scores' two reshapes: the mask as the fused
+            # call reads the scores, broadcast to that view and folded back as they are
+            where, keep = self._folded_fill(where, conditions), self._folded_fill(keep, conditions)
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": filled_by_cond, "role": role, "literal": literal}
+
+    def _folded_fill(self, text: str, conditions: dict) -> str:
+        """A fill's mask ``text``, made for the scores viewed by ``m1`` (``w.view(b, h, t, s)``),
+        broadcast to that view and reshaped as ``s3`` folds the scores back (``.view(b * h, t,
+        s)``): the mask of the scores the fused call reads.  The reshapes and the fill must run
+        under one condition, and the view's shape name every size (``expand`` cannot take -1)."""
+        shape, back = self._view_args("m1"), self._view_args("s3")
+        if any(isinstance(a, ast.UnaryOp) or (isinstance(a, ast.Constant) and a.value == -1) for a in shape):
+            raise Skip("the mask is filled in a shape with -1, which expand cannot take")
+        if len({self._text(t) if t is not None else None for t in (conditions.get(r) for r in ("m1", "fv", "s3"))}) != 1:
+            raise Skip("the fill's reshapes run under other conditions than the fill")
+        return (f"{_atom(text, ast.parse(text, mode='eval').body)}.expand({', '.join(map(self._text, shape))})"
+                f".reshape({', '.join(map(self._text, back))})")
 
     def _runtime_fill(self, value: ast.expr, stored: set, role: str) -> str | None:
         """A fill value the code does not spell (allennlp's ``util.min_value_of_dtype(scores.dtype)``,
