@@ -14,6 +14,11 @@ fixtures are ours; each is read by its computation.
   -inf)``, ``w.view(b * h, t, s)``, unconditionally): the fill's mask broadcast to the heads'
   view and folded back as the scores are is the fused call's mask.  Near-miss: a softmax over
   the heads' axis of that view is no attention.
+- ParlAI's attention: a float32 softmax spelled ``dtype=torch.float`` (the same dtype as
+  ``torch.float32``) and a fill mask its assignment writes over several lines inside its own
+  parentheses (``blocked = (\n (mask == 0)\n .view(...)\n)``), filled with a value a function
+  computes at run time: the fix takes both (it declined the first, and the second failed while
+  the guard was written).
 """
 
 from __future__ import annotations
@@ -209,3 +214,69 @@ def test_the_fix_folds_the_fills_mask_as_the_scores_are():
     # float32: sums over 6 keys and 4-wide products, agreement to a few float32 roundings
     with torch.no_grad():
         torch.testing.assert_close(b(x, pad), a(x, pad), rtol=1e-5, atol=1e-6)
+
+
+MULTILINE_MASK = textwrap.dedent('''
+    import math
+
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+
+    def neg_inf(dtype):
+        if dtype == torch.float16:
+            return -65504.0
+        return -1e20
+
+
+    class Attn(nn.Module):
+        def __init__(self, p=0.0):
+            super().__init__()
+            self.drop = nn.Dropout(p)
+
+        def forward(self, q, k, v, mask):
+            b, h, t, d = q.size()
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d)
+            blocked = (
+                (mask == 0)
+                .view(b, 1, 1, -1)
+                .expand_as(scores)
+            )
+            scores.masked_fill_(blocked, neg_inf(scores.dtype))
+            p = F.softmax(scores, dim=-1, dtype=torch.float32).type_as(q)
+            p = self.drop(p)
+            return torch.matmul(p, v)
+''')
+
+
+def _fixed_matches(code: str) -> None:
+    import torch
+
+    fixed = fix_text(code, "model.py", rules("ADP010")).text
+    assert "scaled_dot_product_attention(" in fixed
+    original, patched = {}, {}
+    exec(compile(code, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(fixed, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8) for _ in range(3))
+    mask = torch.ones(2, 5)
+    mask[0, -2:] = 0
+    # float32: sums over 5 keys and 8-wide products, agreement to a few float32 roundings
+    with torch.no_grad():
+        torch.testing.assert_close(patched["Attn"]().eval()(q, k, v, mask), original["Attn"]().eval()(q, k, v, mask),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_a_fill_mask_written_over_several_lines_is_fixed():
+    _fixed_matches(MULTILINE_MASK)
+
+
+def test_a_softmax_in_torch_float_is_the_float32_softmax():
+    _fixed_matches(MULTILINE_MASK.replace("dtype=torch.float32)", "dtype=torch.float)"))
+
+
+def test_a_softmax_in_half_precision_is_still_declined():
+    half = MULTILINE_MASK.replace("dtype=torch.float32)", "dtype=torch.half)")
+    assert half != MULTILINE_MASK
+    assert "scaled_dot_product_attention(" not in fix_text(half, "model.py", rules("ADP010")).text

@@ -50,7 +50,7 @@ from ..ruleset import Rule
 from ..structure import Const
 from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_value, held_fill
 from ..structure.formulas import bias_add_in_place, function_forward
-from ..structure.ops import CASTS
+from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.names import class_body_value, collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
@@ -2608,11 +2608,23 @@ class _Attention:
             raise Skip(f"the softmax takes `{sorted(values)[0]}=`, which the fused call does not")
         self.softmax_dtype = None
         if dtype is not None and not (isinstance(dtype, Const) and dtype.value is None):
-            if getattr(dtype, "text", None) != "torch.float32":
+            if getattr(dtype, "text", None) != "torch.float32" and not self._names_float32(dtype):
                 self.softmax_dtype = self._softmax_operand_dtype(kwargs, *self._view("p0")[2:])
                 return False
             return True
         return any(r in self.roles for r in UPCASTS)
+
+    def _names_float32(self, dtype) -> bool:
+        """Is the softmax's ``dtype=`` another spelling of float32 (``torch.float``, ParlAI's
+        ``F.softmax(scores, dim=-1, dtype=torch.float)``; ``torch.float32`` under another
+        import name), resolved through the file's imports?"""
+        text = getattr(dtype, "text", None)
+        try:
+            expr = ast.parse(text, mode="eval").body if text else None
+        except SyntaxError:
+            return False
+        fqn = self.names.resolve(expr) if isinstance(expr, (ast.Name, ast.Attribute)) else None
+        return DTYPE_ALIASES.get(fqn, fqn) == "torch.float32"
 
     def _softmax_operand_dtype(self, kwargs, arg_spans, kwarg_spans) -> ast.expr:
         """The tensor X of a softmax's ``dtype=X.dtype`` (vortex's ``torch.softmax(scores,
@@ -4923,6 +4935,10 @@ class _Attention:
         literal = fill.get("literal")
         eager = f"not {torch}.compiler.is_compiling()" if literal is not None and abs(literal) < _SWAMPING \
             else _eager_training(torch)
+        if "\n" in where and not _wrapped(where):
+            # (a mask its assignment writes over several lines inside its own parentheses,
+            # ParlAI's ``attn_mask = (\n (mask == 0)\n .view(...)\n)``: read, and put, as one)
+            where = f"({where})"
         where_atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)
         if added is not None:
             inf = 'float("-inf")'
