@@ -36,7 +36,7 @@ from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, imported_table_reads, literal_keywords, literal_table, spread_keys
 from .names import ModuleNames, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
-from .siblings import sibling_gelu, sibling_passes_through, sibling_table
+from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .torch_bases import INHERITED
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 from .treewalk import ast_walk
@@ -1798,6 +1798,24 @@ class FlowBuilder:
             return ()
         return ctx.choice_alias.get(_MEMBER_LIST + inner.id, ())
 
+    def _sibling_softmax(self, func: ast.Attribute, call: ast.Call) -> tuple | None:
+        """How ``call`` binds a softmax function of another module of the package that ``func``
+        (``utils.softmax``) names through the module (siblings.sibling_softmax;
+        ``_softmax_call``'s answer with the def in front), or None.  Looked up once per name
+        and file, only for a module of this package (the caller asks)."""
+        cache = self.names.sibling_softmaxes  # (made by the caller)
+        key = (func.value.id, func.attr)
+        if key in cache:
+            found = cache[key]
+        else:
+            found = cache[key] = sibling_softmax(self.package, f"{self.names.imports[func.value.id]}.{func.attr}")
+        if found is None:
+            return None
+        func_def, dtype = found
+        self._softmaxes.setdefault(id(func_def), dtype)  # read with its own module's imports
+        bound = self._softmax_call(func_def, call)
+        return None if bound is None else (func_def, *bound)
+
     def _sibling_gelu(self, fqn: str) -> str | None:
         """The GELU variant a function of another module of the package computes
         (siblings.sibling_gelu: a formula, or F.gelu of its argument), or None; once per name."""
@@ -2007,6 +2025,22 @@ class FlowBuilder:
                 # from .utils import grab_first_if_tuple: the package's def returns a tensor as it
                 # is (formulas.passes_tensor_through), as a same-file one does (below)
                 through = self._sibling_through(self.names.imports[func.id])
+        if (self.package is not None and layer is None and helper is None and fqn is None
+                and func.__class__ is ast.Attribute and func.value.__class__ is _AST_NAME
+                and func.value.id in self.names.imports and func.value.id not in ctx.params):
+            # from fairseq import utils; utils.softmax(scores, dim=-1): the package's def returns
+            # the softmax of its first parameter over its second on every path, as a same-file
+            # softmax does (siblings.sibling_softmax: the module read once, with its own imports)
+            owned = self.names.sibling_softmaxes
+            if owned is None:
+                owned = self.names.sibling_softmaxes = {}
+            module = func.value.id
+            if module not in owned:  # (torch, nn, F: another package's module, never looked in)
+                owned[module] = self.package.owns(f"{self.names.imports[module]}.x")
+            if owned[module]:
+                bound = self._sibling_softmax(func, call)
+                if bound is not None:
+                    softmax, fqn = bound, f"{module}.{func.attr}"
         if layer is None and helper is None and fqn is None:
             fqn = self.names.resolve(func)
             if fqn is None and isinstance(func, ast.Name) and func.id in ctx.fqn_alias:

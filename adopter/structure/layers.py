@@ -405,6 +405,9 @@ class LayerTyper:
         # function name -> whether it returns a tensor as it is, for a sibling module
         # (siblings.sibling_passes_through)
         self.pass_throughs: dict[str, bool] = {}
+        # function name -> (its def, its dtype) when it is a softmax, for a sibling module
+        # (siblings.sibling_softmax)
+        self.softmax_functions: dict[str, tuple | None] = {}
         # (as a sibling module: its dict literals of callables by name, siblings.sibling_table)
         self.tables: dict[str, tuple | None] = {}
         self._returns: dict[str, tuple] = {}

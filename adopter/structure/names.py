@@ -46,6 +46,11 @@ class ModuleNames:
     # same-file module class -> the torch function its forward computes of its arguments
     # (formulas.function_module; graph.FlowBuilder fills it on first use)
     wrappers: dict | None = None
+    # an imported module's local name -> whether it is a module of the file's own package, and
+    # (that name, attribute) of a call ``utils.softmax(...)`` through such a module -> what
+    # siblings.sibling_softmax reads there (graph.FlowBuilder fills it on first use: one look
+    # per name and file)
+    sibling_softmaxes: dict | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""

@@ -21,7 +21,7 @@ import ast
 import os
 import re
 
-from .formulas import gelu_function, passes_tensor_through
+from .formulas import gelu_function, passes_tensor_through, softmax_formula
 from .literals import imported_table_reads, literal_table
 from .names import ModuleNames, collect_names, import_bindings
 
@@ -217,6 +217,19 @@ def sibling_passes_through(package: Package, fqn: str) -> bool:
     is (formulas.passes_tensor_through: StripedHyena's ``grab_first_if_tuple`` in its utils)?
     False for a class, a constant, a name not found; once per definition."""
     return _per_definition(package, fqn, "pass_throughs", lambda func, _names: passes_tensor_through(func), False)
+
+
+def sibling_softmax(package: Package, fqn: str) -> tuple | None:
+    """(its def, the dtype it computes in) when a function ``fqn`` of another module of the
+    package returns the softmax of its first parameter over its second on every path
+    (formulas.softmax_formula, read with that module's own imports): fairseq's
+    ``utils.softmax(x, dim, onnx_trace)``, called as ``utils.softmax(scores, dim=-1)`` from
+    the attention module.  None for anything else; once per definition."""
+    def read(func, names):
+        dtype = softmax_formula(func, names)
+        return (func, dtype) if dtype else None
+
+    return _per_definition(package, fqn, "softmax_functions", read, None)
 
 
 def sibling_table(package: Package, fqn: str) -> tuple | None:

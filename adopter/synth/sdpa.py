@@ -50,7 +50,7 @@ from ..ruleset import Rule
 from ..structure import Const
 from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_value, held_fill
 from ..structure.formulas import bias_add_in_place, function_forward
-from ..structure.ops import CASTS
+from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.names import class_body_value, collect_names
 from .plan import Edits, Planner, Skip, Wrap
 from .text import Span, contains, dotted_name, read_names, span_of, stored_names
@@ -61,14 +61,14 @@ SCALE_STEPS = ("s1", "s2")  # the scores multiplied or divided by the scale
 ADD_STEPS = ("b0", "b1", "m2")  # additive masks: a bias before the scale, one after, Bart's mask added to
 # reshaped scores
 VIEW_STEPS = ("m1", "s3")
-FILL_STEPS = ("fs", "f0", "f1")  # a masked_fill / where on the product before the scale, before the additive
-# mask, or after it
+FILL_STEPS = ("fs", "f0", "fv", "f1")  # a masked_fill / where on the product before the scale, before the
+# additive mask, between the two reshapes of the scores (in the heads' view), or after it
 # the steps from the product to the softmax, in order; those that never change the dtype
-SCORE_STEPS = ("s0", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "s3", "u0", "f1", "u", "z")
+SCORE_STEPS = ("s0", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "fv", "s3", "u0", "f1", "u", "z")
 UPCASTS = ("u0", "u")  # the scores upcast to float32 before the softmax: before the fill (u0) or after it
 TENSOR_FACTORIES = frozenset({"torch.full", "torch.zeros", "torch.ones", "torch.empty"})  # dtype= sets theirs
-DTYPE_KEEPING = ("s0", "fs", "f0", "m1", "s3", "f1", "z")
-MASK_STEPS = ("b0", "fs", "b1", "f0", "m1", "m2", "s3", "f1")  # the steps that may run under `if mask is not None:`
+DTYPE_KEEPING = ("s0", "fs", "f0", "m1", "fv", "s3", "f1", "z")
+MASK_STEPS = ("b0", "fs", "b1", "f0", "m1", "m2", "fv", "s3", "f1")  # the steps that may run under `if mask is not None:`
 SAFE_SCALE_CALLS = {"math.sqrt", "float", "int", "math.pow", "numpy.sqrt", "np.sqrt", "math.log", "len"}
 SIZE_METHODS = {"size", "dim", "ndimension", "numel"}  # tensor methods that return Python ints
 # Elementwise functions and methods: a tensor built from a constant-along-the-keys one stays so.
@@ -2608,11 +2608,23 @@ class _Attention:
             raise Skip(f"the softmax takes `{sorted(values)[0]}=`, which the fused call does not")
         self.softmax_dtype = None
         if dtype is not None and not (isinstance(dtype, Const) and dtype.value is None):
-            if getattr(dtype, "text", None) != "torch.float32":
+            if getattr(dtype, "text", None) != "torch.float32" and not self._names_float32(dtype):
                 self.softmax_dtype = self._softmax_operand_dtype(kwargs, *self._view("p0")[2:])
                 return False
             return True
         return any(r in self.roles for r in UPCASTS)
+
+    def _names_float32(self, dtype) -> bool:
+        """Is the softmax's ``dtype=`` another spelling of float32 (``torch.float``, ParlAI's
+        ``F.softmax(scores, dim=-1, dtype=torch.float)``; ``torch.float32`` under another
+        import name), resolved through the file's imports?"""
+        text = getattr(dtype, "text", None)
+        try:
+            expr = ast.parse(text, mode="eval").body if text else None
+        except SyntaxError:
+            return False
+        fqn = self.names.resolve(expr) if isinstance(expr, (ast.Name, ast.Attribute)) else None
+        return DTYPE_ALIASES.get(fqn, fqn) == "torch.float32"
 
     def _softmax_operand_dtype(self, kwargs, arg_spans, kwarg_spans) -> ast.expr:
         """The tensor X of a softmax's ``dtype=X.dtype`` (vortex's ``torch.softmax(scores,
@@ -3957,7 +3969,7 @@ class _Attention:
         grouped = self.roles["s0"].view is not None and bool(self.roles["s0"].view.grouped)
         if views and grouped and not any(r in self.roles for r in (*ADD_STEPS, *FILL_STEPS)):
             return None  # the view flattening the key group, around the softmax (_grouped)
-        if views and "m2" not in self.roles:
+        if views and "m2" not in self.roles and "fv" not in self.roles:
             raise Skip("the scores are reshaped without a mask being added")
         for role in ADD_STEPS:
             if role not in self.roles or role in self.off_roles:
@@ -4276,8 +4288,25 @@ class _Attention:
         # (a fill read at run time: taken as the least negative literal the guard lets through,
         # so its entirely filled rows are tested in every step, as a literal fill's are)
         literal = LARGE_NEGATIVE if runtime is not None else _number(resolved)
+        if role == "fv":
+            # filled in the heads' view between the scores' two reshapes: the mask as the fused
+            # call reads the scores, broadcast to that view and folded back as they are
+            where, keep = self._folded_fill(where, conditions), self._folded_fill(keep, conditions)
         return {"kind": kind, "where": where, "keep": keep, "test": test, "value": value_text, "cond": cond,
                 "filled_by_cond": filled_by_cond, "role": role, "literal": literal}
+
+    def _folded_fill(self, text: str, conditions: dict) -> str:
+        """A fill's mask ``text``, made for the scores viewed by ``m1`` (``w.view(b, h, t, s)``),
+        broadcast to that view and reshaped as ``s3`` folds the scores back (``.view(b * h, t,
+        s)``): the mask of the scores the fused call reads.  The reshapes and the fill must run
+        under one condition, and the view's shape name every size (``expand`` cannot take -1)."""
+        shape, back = self._view_args("m1"), self._view_args("s3")
+        if any(isinstance(a, ast.UnaryOp) or (isinstance(a, ast.Constant) and a.value == -1) for a in shape):
+            raise Skip("the mask is filled in a shape with -1, which expand cannot take")
+        if len({self._text(t) if t is not None else None for t in (conditions.get(r) for r in ("m1", "fv", "s3"))}) != 1:
+            raise Skip("the fill's reshapes run under other conditions than the fill")
+        return (f"{_atom(text, ast.parse(text, mode='eval').body)}.expand({', '.join(map(self._text, shape))})"
+                f".reshape({', '.join(map(self._text, back))})")
 
     def _runtime_fill(self, value: ast.expr, stored: set, role: str) -> str | None:
         """A fill value the code does not spell (allennlp's ``util.min_value_of_dtype(scores.dtype)``,
@@ -4906,6 +4935,10 @@ class _Attention:
         literal = fill.get("literal")
         eager = f"not {torch}.compiler.is_compiling()" if literal is not None and abs(literal) < _SWAMPING \
             else _eager_training(torch)
+        if "\n" in where and not _wrapped(where):
+            # (a mask its assignment writes over several lines inside its own parentheses,
+            # ParlAI's ``attn_mask = (\n (mask == 0)\n .view(...)\n)``: read, and put, as one)
+            where = f"({where})"
         where_atom = where if _wrapped(where) else _atom(where, ast.parse(where, mode='eval').body)
         if added is not None:
             inf = 'float("-inf")'
