@@ -38,6 +38,7 @@ from .names import ModuleNames, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_table
 from .torch_bases import INHERITED
+from .zero_input import adds_nothing
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 from .treewalk import ast_walk
 
@@ -2722,6 +2723,8 @@ class FlowBuilder:
             return None
         written = {k.arg: k.value for k in call.keywords if k.arg}
         beta = 1 if "beta" not in kwargs else self._number_of(written.get("beta"))
+        if beta is None and written.get("beta").__class__ is ast.Name:
+            beta = self._beta_on_zeros(call, written, ctx)
         if beta not in (0, 1):
             return None
         a, b, a_span, b_span = args[1], args[2], arg_spans[1], arg_spans[2]
@@ -2743,6 +2746,18 @@ class FlowBuilder:
             product = out
         add = TABLE.operator("+")
         return {"canon": add.name, "view": View((product, args[0]), (), (None, arg_spans[0]), ())}, frontier
+
+    def _beta_on_zeros(self, call: ast.Call, written: dict, ctx: _Ctx) -> int | None:
+        """0 when ``beta`` is a local name that the ``if`` just before sets to 0 on one path and
+        to a number on a path that zero-fills the input (GPT-BigCode's CPU workaround): the
+        input adds nothing on any path (zero_input.adds_nothing).  None otherwise."""
+        name = written["beta"].id
+        given = call.args[0] if len(call.args) == 3 else written.get("input") if len(call.args) < 3 else None
+        if given is None and len(call.args) == 2 and call.func.__class__ is ast.Attribute:
+            given = call.func.value  # (the method form: the receiver is the input)
+        if name in ctx.params or given.__class__ is not ast.Name:
+            return None
+        return 0 if adds_nothing(ctx.definition, ctx.stmt, name, given.id, self.names.resolve) else None
 
     def _number_of(self, expr: ast.expr | None):
         """The number a literal or a ``self.<attr>`` the class only ever sets to one literal
