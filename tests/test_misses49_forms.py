@@ -7,6 +7,12 @@ fixtures are ours.
   adds nothing, so the scores are ``alpha * (q @ k)`` (structure/zero_input.py).  Near-misses:
   the nonzero-beta path keeps a non-zero input (a bias), the zeros are written to after, beta
   a parameter.
+- Partial rotary written per half with the rest of the features concatenated back
+  (``x1, x2, x3 = x[..., :d], x[..., d:d * 2], x[..., d * 2:]``, casts, ``cat((x1 * c - x2 * s,
+  x2 * c + x1 * s, x3), -1)``, hdit's ``apply_rotary_emb``): rotate-half RoPE of the first
+  ``2d`` features (structure/partial_rope.py), reported (the kernel takes whole heads).
+  Near-misses: halves cut at other points, a rest of another tensor or from another point,
+  one table in both products, a half rebound under an ``if``.
 """
 
 from __future__ import annotations
@@ -84,3 +90,52 @@ def test_a_beta_parameter_is_no_scaled_product():
     code = ZEROED_INPUT.replace("def forward(self, q, k, v):", "def forward(self, q, k, v, beta=0):")
     code = code.replace("            beta = 1\n", "            pass\n").replace("            beta = 0\n", "            pass\n")
     assert found(code, "ADP010") == []
+
+
+PARTIAL_ROPE = """\
+import torch
+
+
+def rotate_prefix(x, theta, conj=False):
+    out_dtype = x.dtype
+    d = theta.shape[-1]
+    x1, x2, x3 = x[..., :d], x[..., d : d * 2], x[..., d * 2 :]
+    x1, x2, theta = x1.float(), x2.float(), theta.float()
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    sin = -sin if conj else sin
+    y1 = x1 * cos - x2 * sin
+    y2 = x2 * cos + x1 * sin
+    y1, y2 = y1.to(out_dtype), y2.to(out_dtype)
+    return torch.cat((y1, y2, x3), dim=-1)
+"""
+
+
+def test_partial_rotary_written_per_half_with_the_rest_kept_is_found():
+    assert _covers(PARTIAL_ROPE, "ADP014", "y1 = x1 * cos - x2 * sin")
+    assert fix_text(PARTIAL_ROPE, "model.py", rules("ADP014")).text == PARTIAL_ROPE  # (reported)
+
+
+def test_the_partial_fixture_is_rotate_half_rope_of_the_prefix():
+    space = {}
+    exec(compile(PARTIAL_ROPE, "rope.py", "exec"), space)  # noqa: S102 (our own fixture)
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    theta = torch.randn(5, 6, dtype=torch.float64)
+    head, rest = x[..., :12], x[..., 12:]
+    cos, sin = torch.cos(theta).repeat(1, 2), torch.sin(theta).repeat(1, 2)
+    rotated = torch.cat((-head[..., 6:], head[..., :6]), dim=-1)
+    want = torch.cat((head * cos + rotated * sin, rest), dim=-1)
+    torch.testing.assert_close(space["rotate_prefix"](x, theta), want)
+
+
+@pytest.mark.parametrize("change", [
+    ("x[..., d : d * 2]", "x[..., d : d * 3]"),  # the second half cut elsewhere
+    ("x[..., d * 2 :]", "x[..., d :]"),  # the rest from another point
+    ("x[..., d * 2 :]", "theta[..., d * 2 :]"),  # the rest of another tensor
+    ("y1 = x1 * cos - x2 * sin", "y1 = x1 * cos - x2 * cos"),  # one table in both products
+    ("    y1 = x1 * cos - x2 * sin\n", "    y1 = x1 * cos - x2 * sin\n    if conj:\n        x1 = x2\n"),
+])
+def test_prefix_rotations_that_are_no_rope_are_not_found(change):
+    code = PARTIAL_ROPE.replace(*change)
+    assert code != PARTIAL_ROPE
+    assert found(code, "ADP014") == []

@@ -26,7 +26,7 @@ import re
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
-from . import groups, layouts, ranks, rows
+from . import groups, layouts, partial_rope, ranks, rows
 from .bindings import APPLY_FIRST, Applier, ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
@@ -2640,6 +2640,9 @@ class FlowBuilder:
                 view = View((rotated,), (), (None,), ())
                 return {"canon": "canon.rotate_half", "view": view}, frontier
             rope = self._rope_halves(call, ctx)
+            if rope is None and call.args and call.args[0].__class__ in (ast.Tuple, ast.List) \
+                    and len(call.args[0].elts) == 3:
+                rope = self._partial_rope_halves(call, ctx)
             if rope is not None:
                 (x, cos, sin), first = rope
                 view = View((x, cos, sin), (), (None, None, None), ())
@@ -3319,6 +3322,16 @@ class FlowBuilder:
         base = a[1]
         x = base if isinstance(base, Ref) else self._name_value(base, ctx)
         return (x, self._name_value(a[2], ctx), self._name_value(b[2], ctx)), first
+
+    def _partial_rope_halves(self, call: ast.Call, ctx: _Ctx):
+        """``((x, cos, sin), first)`` for ``cat((y1, y2, x3), -1)`` that rotates the first ``2d``
+        features of x per half and keeps the rest (partial rotary, partial_rope.read): the
+        canon.rope_halves step of x, a finding form (the fixer hands the kernel whole heads)."""
+        found = partial_rope.read(call, ctx.definition, ctx.stmt)
+        if found is None:
+            return None
+        x, cos, sin, first = found
+        return (self._name_value(x, ctx), self._name_value(cos, ctx), self._name_value(sin, ctx)), first
 
     def _implied_transpose(self, value: Value, value_span, call: ast.Call, frontier, ctx: _Ctx):
         """The transpose of an einsum operand that the equation implies (written nowhere), as

@@ -91,6 +91,15 @@ def _neg_assign(code: str) -> bool:
 # that concatenates), the function mentions the pseudo-word HALF_PAIR.
 _SEQ_ARG = re.compile(r"\([\s\\]*[(\[]")
 _HALVES = frozenset({"chunk", "unbind", "split"})
+# ``d * 2`` or ``2 * d``: the end of a rotary prefix split at d, its rest concatenated after
+# (partial_rope.read, a three-part concatenation), which has no floor division
+_TWICE = re.compile(r"(?<!\*)\*\s*2(?![\w.])|(?<![\w.])2\s*\*(?!\*)")
+
+
+def _twice(node: ast.BinOp) -> bool:
+    return isinstance(node.op, ast.Mult) and any(
+        isinstance(side, ast.Constant) and side.value == 2 and side.value.__class__ is int
+        for side in (node.left, node.right))
 # x[:, 1:] or x[:-1] (one or two slices, nothing else): what canon.lead2 is read off (the
 # LEAD_SLICE pseudo-word)
 _LEAD_SLICE = re.compile(r"\w\[\s*-?\w*\s*:\s*-?\w*\s*(?:,\s*-?\w*\s*:\s*-?\w*\s*)?\]")
@@ -151,7 +160,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
             elif isinstance(node, ast.Assign) and isinstance(node.value, ast.UnaryOp) \
                     and isinstance(node.value.op, ast.USub) and isinstance(node.value.operand, ast.Subscript):
                 neg_assign = True
-            elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
+            elif isinstance(node, ast.BinOp) and (isinstance(node.op, ast.FloorDiv) or _twice(node)):
                 floor_div = True
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr in ("view", "reshape") and len(node.args) >= 3 \
@@ -179,7 +188,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     seq_arg = _SEQ_ARG.search(code)
     if seq_arg and (_NEG_PAIR.search(code, seq_arg.start()) or _neg_assign(code)):
         extra.append(NEG_PAIR)
-    if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
+    if seq_arg and ((("//" in code or ("*" in code and _TWICE.search(code))) and "..." in code)
+                    or not _HALVES.isdisjoint(words)):
         extra.append(HALF_PAIR)
     if _lead_slice(code):
         extra.append(LEAD_SLICE)
