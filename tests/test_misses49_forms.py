@@ -13,6 +13,12 @@ fixtures are ours.
   ``2d`` features (structure/partial_rope.py), reported (the kernel takes whole heads).
   Near-misses: halves cut at other points, a rest of another tensor or from another point,
   one table in both products, a half rebound under an ``if``.
+- Dropout handed to an attention helper only in training (``dropout_fn = self.drop if
+  self.training else None``, then ``helper(q, k, v, mask, dropout_fn)`` applying it when not
+  None; SwissArmyTransformer's and GPT-Neo-style hooks): a Dropout outside training is the
+  identity, so the helper's call is that layer's dropout (graph._training_dropout).
+  Near-misses: another flag than ``self.training``, a layer that is no Dropout, the layer only
+  outside training.
 """
 
 from __future__ import annotations
@@ -139,3 +145,79 @@ def test_prefix_rotations_that_are_no_rope_are_not_found(change):
     code = PARTIAL_ROPE.replace(*change)
     assert code != PARTIAL_ROPE
     assert found(code, "ADP014") == []
+
+
+TRAINING_DROPOUT = """\
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def plain_attention(q, k, v, mask, attention_dropout=None, scaled=True):
+    if scaled:
+        q = q / math.sqrt(q.shape[-1])
+    scores = torch.matmul(q, k.transpose(-1, -2))
+    scores = scores + mask
+    probs = F.softmax(scores, dim=-1)
+    if attention_dropout is not None:
+        probs = attention_dropout(probs)
+    return torch.matmul(probs, v)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim, heads, p):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.attention_dropout = nn.Dropout(p)
+        self.use_dropout = True
+
+    def forward(self, x, mask):
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        dropout_fn = self.attention_dropout if self.training else None
+        out = plain_attention(q, k, v, mask, dropout_fn)
+        return out.transpose(1, 2).reshape(b, t, c)
+"""
+
+
+def test_dropout_handed_in_only_in_training_is_the_attentions_dropout():
+    assert _covers(TRAINING_DROPOUT, "ADP010", "probs = F.softmax")
+    inline = TRAINING_DROPOUT.replace("plain_attention(q, k, v, mask, dropout_fn)",
+                                      "plain_attention(q, k, v, mask, self.attention_dropout if self.training else None)")
+    assert inline != TRAINING_DROPOUT
+    assert _covers(inline, "ADP010", "probs = F.softmax")
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_the_fix_with_training_only_dropout_computes_the_same(training):
+    result = fix_text(TRAINING_DROPOUT, "model.py", rules("ADP010"))
+    assert result.applied and "dropout_p=" in result.text
+    original, patched = {}, {}
+    exec(compile(TRAINING_DROPOUT, "orig.py", "exec"), original)  # noqa: S102 (our own fixture)
+    exec(compile(result.text, "fixed.py", "exec"), patched)  # noqa: S102
+    torch.manual_seed(0)
+    a = original["SelfAttention"](16, 2, 0.0).double()
+    b = patched["SelfAttention"](16, 2, 0.0).double()
+    b.load_state_dict(a.state_dict(), strict=True)
+    a.train(training)
+    b.train(training)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    mask = torch.randn(2, 1, 5, 5, dtype=torch.float64)
+    torch.testing.assert_close(b(x, mask), a(x, mask), rtol=1e-12, atol=1e-12)  # (float64, 5 keys)
+
+
+@pytest.mark.parametrize("change", [
+    # another flag: the layer may be left out while training
+    ("self.attention_dropout if self.training else None", "self.attention_dropout if self.use_dropout else None"),
+    # a layer that is no Dropout
+    ("self.attention_dropout if self.training else None", "self.qkv if self.training else None"),
+    # the layer only outside training
+    ("self.attention_dropout if self.training else None", "None if self.training else self.attention_dropout"),
+])
+def test_a_layer_handed_in_otherwise_is_no_dropout(change):
+    code = TRAINING_DROPOUT.replace(*change)
+    assert code != TRAINING_DROPOUT
+    assert found(code, "ADP010") == []

@@ -3323,6 +3323,34 @@ class FlowBuilder:
         x = base if isinstance(base, Ref) else self._name_value(base, ctx)
         return (x, self._name_value(a[2], ctx), self._name_value(b[2], ctx)), first
 
+    def _training_dropout(self, expr, ctx: _Ctx) -> str | None:
+        """The Dropout layer of ``self.drop if self.training else None`` (or ``None if not
+        self.training else self.drop``; also through a local name bound to it), handed to a
+        helper that applies it when it is not None (SwissArmyTransformer's and GPT-Neo-style
+        ``attention_fn(q, k, v, mask, dropout_fn)``): outside training a Dropout is the
+        identity, so handing None there computes what handing the layer does, and the helper's
+        dropout is that layer's (the SDPA fix's ``dropout_p=drop.p if self.training else 0.0``
+        is both).  Only a Dropout and only the module's own ``self.training``: under any other
+        test the layer may be left out while training.  None otherwise."""
+        if expr.__class__ is ast.Name:
+            held = ctx.exprs.get(expr.id)
+            if held.__class__ is not ast.IfExp or expr.id in ctx.params:
+                return None
+            expr = held
+        elif expr.__class__ is not ast.IfExp:
+            return None
+        test, chosen, other = expr.test, expr.body, expr.orelse
+        if test.__class__ is ast.UnaryOp and test.op.__class__ is ast.Not:
+            test, chosen, other = test.operand, other, chosen
+        if not (test.__class__ is ast.Attribute and test.attr == "training" and test.value.__class__ is ast.Name
+                and test.value.id == "self" and other.__class__ is ast.Constant and other.value is None
+                and chosen.__class__ is ast.Attribute):
+            return None
+        layer = self._layer_of(chosen, ctx)
+        if layer is None or layer.endswith("]") or self._layer_types(layer) != {"torch.nn.Dropout"}:
+            return None
+        return layer
+
     def _partial_rope_halves(self, call: ast.Call, ctx: _Ctx):
         """``((x, cos, sin), first)`` for ``cat((y1, y2, x3), -1)`` that rotates the first ``2d``
         features of x per half and keeps the rest (partial rotary, partial_rope.read): the
@@ -3688,6 +3716,8 @@ class FlowBuilder:
                 if isinstance(expr, ast.Starred):
                     break
                 layer = self._layer_of(expr, ctx) if isinstance(expr, (ast.Attribute, ast.Name)) else None
+                if layer is None and (expr.__class__ is ast.IfExp or expr.__class__ is ast.Name and ctx.exprs):
+                    layer = self._training_dropout(expr, ctx)
                 # (only the attention's own modules: aliasing every layer argument made the
                 # helpers of other models' flows richer to search, at a cost to every rule)
                 if layer is None or layer.endswith("]"):
