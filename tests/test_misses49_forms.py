@@ -19,6 +19,11 @@ fixtures are ours.
   identity, so the helper's call is that layer's dropout (graph._training_dropout).
   Near-misses: another flag than ``self.training``, a layer that is no Dropout, the layer only
   outside training.
+- A module function the file never calls but hands to a call (``registry.register(fn)``,
+  unsloth's decode attention handed to its graph registry and to a forward factory): the callee
+  runs it, so it is a root of the model flows (model._patched_method_roots).  Near-miss: one
+  only stored as a table's value stays unread (research63's test), one only compared is no
+  argument.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import pytest
 import torch
 from corpus_forms import found, line_of, rules
+from test_research63_forms import PATCHED
 
 from adopter.synth import fix_text
 
@@ -221,3 +227,21 @@ def test_a_layer_handed_in_otherwise_is_no_dropout(change):
     code = TRAINING_DROPOUT.replace(*change)
     assert code != TRAINING_DROPOUT
     assert found(code, "ADP010") == []
+
+
+def test_a_function_handed_to_a_call_is_a_model_root():
+    handed = PATCHED.replace("modeling.Attention.forward = patched_forward",
+                             "modeling.registry.register_attention(patched_forward)")
+    assert handed != PATCHED
+    assert _covers(handed, "ADP014", "q_out = (q * cos)")
+    assert _covers(handed, "ADP010", "probs = nn.functional.softmax")
+    keyword = PATCHED.replace("modeling.Attention.forward = patched_forward",
+                              "return modeling.build(attention=patched_forward)")
+    assert _covers(keyword, "ADP010", "probs = nn.functional.softmax")
+
+
+def test_a_function_only_compared_is_no_root():
+    compared = PATCHED.replace("modeling.Attention.forward = patched_forward",
+                               "return modeling.Attention.forward == patched_forward")
+    assert compared != PATCHED
+    assert found(compared, "ADP010") == []

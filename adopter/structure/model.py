@@ -736,12 +736,15 @@ def _patched_method_roots(structure: ClassStructure, tree: ast.AST, text: str) -
     the object it is stored on: whoever calls that method runs its body, with ``self`` the
     patched module.  Only :func:`_value_only_roots` read it (file-scope rules), so the model
     rules never saw the attention, RoPE or projections it computes: it is a root of model flows
-    too.  A function handed on in any other way (to ``partial``, a table, a callback) stays as
+    too.  So is one handed to a call as an argument (``registry.register_attention(fn)``,
+    ``make_forward(fn)``, ``hook=fn``: unsloth's decode attention): the callee runs it, and the
+    GUIDE counts a public function nothing in its file calls as code that runs (lead ruling,
+    session 34).  A function handed on in any other way (a table's value, a tuple) stays as
     :func:`_value_only_roots` leaves it, and so does one stored on ``self`` (FNet's
     ``self.fourier_transform = fftn``), which the module calls through that attribute."""
     stored = [n for n in structure.all_roots if n not in structure.roots and n in structure.functions
               and n != TOP_LEVEL and not _called_by_name(text, n)]
-    wanted = {n for n in stored if _assigned_by_name(text, n)}
+    wanted = {n for n in stored if _assigned_by_name(text, n) or _handed_by_name(text, n)}
     if not wanted:  # (nearly every file: a text scan before any walk)
         return
     found: set[str] = set()
@@ -750,7 +753,31 @@ def _patched_method_roots(structure: ClassStructure, tree: ast.AST, text: str) -
                 and any(t.__class__ is ast.Attribute and not (t.value.__class__ is ast.Name and t.value.id == "self")
                         for t in node.targets)):
             found.add(node.value.id)
+        elif node.__class__ is ast.Call:
+            # register(fn) / runner(fn, ...) / hook=fn: the callee runs it (unsloth's decode
+            # attention handed to a registry and to a model-forward factory)
+            for arg in (*node.args, *(k.value for k in node.keywords)):
+                if arg.__class__ is ast.Name and arg.id in wanted:
+                    found.add(arg.id)
     structure.roots.extend(n for n in stored if n in found)
+
+
+def _handed_by_name(text: str, name: str) -> bool:
+    """Does ``text`` write the word ``name`` as a whole argument of a call (after ``(``, ``,``
+    or ``=`` and before ``)`` or ``,``, white space allowed)?  The text test before
+    :func:`_patched_method_roots` walks the tree for the call (looser: a tuple's element or a
+    default passes it too)."""
+    size = len(name)
+    start = text.find(name)
+    while start >= 0:
+        end = start + size
+        if not (_WORD_CHAR.match(text[start - 1:start]) or _WORD_CHAR.match(text[end:end + 1])):
+            before = text[max(0, start - 40):start].rstrip()
+            after = text[end:end + 40].lstrip()
+            if before[-1:] in ("(", ",", "=") and after[:1] in (")", ",") and before[-2:] != "==":
+                return True
+        start = text.find(name, end)
+    return False
 
 
 def _assigned_by_name(text: str, name: str) -> bool:
