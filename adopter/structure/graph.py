@@ -3716,7 +3716,8 @@ class FlowBuilder:
                 if isinstance(expr, ast.Starred):
                     break
                 layer = self._layer_of(expr, ctx) if isinstance(expr, (ast.Attribute, ast.Name)) else None
-                if layer is None and (expr.__class__ is ast.IfExp or expr.__class__ is ast.Name and ctx.exprs):
+                if layer is None and (expr.__class__ is ast.IfExp or expr.__class__ is ast.Name
+                                      and ctx.exprs.get(expr.id).__class__ is ast.IfExp):
                     layer = self._training_dropout(expr, ctx)
                 # (only the attention's own modules: aliasing every layer argument made the
                 # helpers of other models' flows richer to search, at a cost to every rule)
