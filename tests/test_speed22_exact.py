@@ -200,6 +200,8 @@ def _old_mentions(func):
             neg_assign = True  # research54: x1 = -x[..., h:], then cat((x1, x2), -1)
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
             floor_div = True
+        elif node.__class__ is ast.Slice and (model_mod._twice(node.lower) or model_mod._twice(node.upper)):
+            floor_div = True  # (``x[..., d : d * 2]``: a rotary prefix's end, misses49's partial_rope)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and node.func.attr in ("view", "reshape") and len(node.args) >= 3 \
                 and isinstance(node.args[-2], ast.Constant) and node.args[-2].value == 2:

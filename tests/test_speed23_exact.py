@@ -218,7 +218,9 @@ def _old_mentions_of_lines(func, lines):
     seq_arg = model_mod._SEQ_ARG.search(code)
     if seq_arg and (model_mod._NEG_PAIR.search(code, seq_arg.start()) or model_mod._NEG_ASSIGN.search(code)):
         words.append(model_mod.NEG_PAIR)
-    if seq_arg and (("//" in code and "..." in code) or not model_mod._HALVES.isdisjoint(words)):
+    # (or ``x[..., d : d * 2]``: a rotary prefix's end, misses49's partial_rope)
+    if seq_arg and (("//" in code and "..." in code) or not model_mod._HALVES.isdisjoint(words)
+                    or ("..." in code and model_mod._twice_slice(code))):
         words.append(model_mod.HALF_PAIR)
     if model_mod._LEAD_SLICE.search(code):
         words.append(model_mod.LEAD_SLICE)  # research36's pseudo-word for canon.lead2 (x[:, 1:], x[:-1])

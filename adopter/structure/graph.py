@@ -26,7 +26,7 @@ import re
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
-from . import groups, layouts, ranks, rows
+from . import groups, layouts, partial_rope, ranks, rows
 from .bindings import APPLY_FIRST, Applier, ClassInfo, Ctor, module_key, span
 from .canon import TABLE, View
 from .ops import CASTS, SOFTMAX
@@ -38,6 +38,7 @@ from .names import ModuleNames, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .torch_bases import INHERITED
+from .zero_input import adds_nothing
 from .treewalk import _AST, _FIELDS, _SKIP_FIELDS, _fields_of, blocks, children, walk  # noqa: F401 (graph.walk etc.)
 from .treewalk import ast_walk
 
@@ -2741,6 +2742,9 @@ class FlowBuilder:
                 view = View((rotated,), (), (None,), ())
                 return {"canon": "canon.rotate_half", "view": view}, frontier
             rope = self._rope_halves(call, ctx)
+            if rope is None and call.args and call.args[0].__class__ in (ast.Tuple, ast.List) \
+                    and len(call.args[0].elts) == 3:
+                rope = self._partial_rope_halves(call, ctx)
             if rope is not None:
                 (x, cos, sin), first = rope
                 view = View((x, cos, sin), (), (None, None, None), ())
@@ -2824,6 +2828,8 @@ class FlowBuilder:
             return None
         written = {k.arg: k.value for k in call.keywords if k.arg}
         beta = 1 if "beta" not in kwargs else self._number_of(written.get("beta"))
+        if beta is None and written.get("beta").__class__ is ast.Name:
+            beta = self._beta_on_zeros(call, written, ctx)
         if beta not in (0, 1):
             return None
         a, b, a_span, b_span = args[1], args[2], arg_spans[1], arg_spans[2]
@@ -2845,6 +2851,18 @@ class FlowBuilder:
             product = out
         add = TABLE.operator("+")
         return {"canon": add.name, "view": View((product, args[0]), (), (None, arg_spans[0]), ())}, frontier
+
+    def _beta_on_zeros(self, call: ast.Call, written: dict, ctx: _Ctx) -> int | None:
+        """0 when ``beta`` is a local name that the ``if`` just before sets to 0 on one path and
+        to a number on a path that zero-fills the input (GPT-BigCode's CPU workaround): the
+        input adds nothing on any path (zero_input.adds_nothing).  None otherwise."""
+        name = written["beta"].id
+        given = call.args[0] if len(call.args) == 3 else written.get("input") if len(call.args) < 3 else None
+        if given is None and len(call.args) == 2 and call.func.__class__ is ast.Attribute:
+            given = call.func.value  # (the method form: the receiver is the input)
+        if name in ctx.params or given.__class__ is not ast.Name:
+            return None
+        return 0 if adds_nothing(ctx.definition, ctx.stmt, name, given.id, self.names.resolve) else None
 
     def _number_of(self, expr: ast.expr | None):
         """The number a literal or a ``self.<attr>`` the class only ever sets to one literal
@@ -3407,6 +3425,44 @@ class FlowBuilder:
         x = base if isinstance(base, Ref) else self._name_value(base, ctx)
         return (x, self._name_value(a[2], ctx), self._name_value(b[2], ctx)), first
 
+    def _training_dropout(self, expr, ctx: _Ctx) -> str | None:
+        """The Dropout layer of ``self.drop if self.training else None`` (or ``None if not
+        self.training else self.drop``; also through a local name bound to it), handed to a
+        helper that applies it when it is not None (SwissArmyTransformer's and GPT-Neo-style
+        ``attention_fn(q, k, v, mask, dropout_fn)``): outside training a Dropout is the
+        identity, so handing None there computes what handing the layer does, and the helper's
+        dropout is that layer's (the SDPA fix's ``dropout_p=drop.p if self.training else 0.0``
+        is both).  Only a Dropout and only the module's own ``self.training``: under any other
+        test the layer may be left out while training.  None otherwise."""
+        if expr.__class__ is ast.Name:
+            held = ctx.exprs.get(expr.id)
+            if held.__class__ is not ast.IfExp or expr.id in ctx.params:
+                return None
+            expr = held
+        elif expr.__class__ is not ast.IfExp:
+            return None
+        test, chosen, other = expr.test, expr.body, expr.orelse
+        if test.__class__ is ast.UnaryOp and test.op.__class__ is ast.Not:
+            test, chosen, other = test.operand, other, chosen
+        if not (test.__class__ is ast.Attribute and test.attr == "training" and test.value.__class__ is ast.Name
+                and test.value.id == "self" and other.__class__ is ast.Constant and other.value is None
+                and chosen.__class__ is ast.Attribute):
+            return None
+        layer = self._layer_of(chosen, ctx)
+        if layer is None or layer.endswith("]") or self._layer_types(layer) != {"torch.nn.Dropout"}:
+            return None
+        return layer
+
+    def _partial_rope_halves(self, call: ast.Call, ctx: _Ctx):
+        """``((x, cos, sin), first)`` for ``cat((y1, y2, x3), -1)`` that rotates the first ``2d``
+        features of x per half and keeps the rest (partial rotary, partial_rope.read): the
+        canon.rope_halves step of x, a finding form (the fixer hands the kernel whole heads)."""
+        found = partial_rope.read(call, ctx.definition, ctx.stmt)
+        if found is None:
+            return None
+        x, cos, sin, first = found
+        return (self._name_value(x, ctx), self._name_value(cos, ctx), self._name_value(sin, ctx)), first
+
     def _implied_transpose(self, value: Value, value_span, call: ast.Call, frontier, ctx: _Ctx):
         """The transpose of an einsum operand that the equation implies (written nowhere), as
         a node of its own before the product: the product then reads as ``a @ b``."""
@@ -3762,6 +3818,9 @@ class FlowBuilder:
                 if isinstance(expr, ast.Starred):
                     break
                 layer = self._layer_of(expr, ctx) if isinstance(expr, (ast.Attribute, ast.Name)) else None
+                if layer is None and (expr.__class__ is ast.IfExp or expr.__class__ is ast.Name
+                                      and ctx.exprs.get(expr.id).__class__ is ast.IfExp):
+                    layer = self._training_dropout(expr, ctx)
                 # (only the attention's own modules: aliasing every layer argument made the
                 # helpers of other models' flows richer to search, at a cost to every rule)
                 if layer is None or layer.endswith("]"):

@@ -35,7 +35,7 @@ from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, Seque
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import function_forward, gelu_formula
 from .siblings import Package, imported_tables, sibling_gelu
-from .treewalk import ast_walk
+from .treewalk import ast_walk, blocks
 
 INIT_NAMES = frozenset({"__init__", "_init_weights", "post_init"})
 # The module's own statements (a training script's body) as one more root of ``<module>``.
@@ -91,6 +91,22 @@ def _neg_assign(code: str) -> bool:
 # that concatenates), the function mentions the pseudo-word HALF_PAIR.
 _SEQ_ARG = re.compile(r"\([\s\\]*[(\[]")
 _HALVES = frozenset({"chunk", "unbind", "split"})
+# ``x[..., d : d * 2]`` (or ``2 * d``) inside one subscript after an Ellipsis: the end of a
+# rotary prefix split at d, its rest concatenated after (partial_rope.read, a three-part
+# concatenation), which has no floor division
+_TWICE = re.compile(r"(?<!\*)\*\s*2(?![\w.])|(?<![\w.])2\s*\*(?!\*)")
+_ELLIPSIS_SUBSCRIPT = re.compile(r"\[\s*\.\.\.\s*,([^\[\]\n]*)\]")
+
+
+def _twice_slice(code: str) -> bool:
+    """Does ``code`` slice after an Ellipsis at a bound written ``<x> * 2`` / ``2 * <x>``?"""
+    return any(":" in hit.group(1) and _TWICE.search(hit.group(1)) for hit in _ELLIPSIS_SUBSCRIPT.finditer(code))
+
+
+def _twice(node) -> bool:
+    return node.__class__ is ast.BinOp and isinstance(node.op, ast.Mult) and any(
+        isinstance(side, ast.Constant) and side.value == 2 and side.value.__class__ is int
+        for side in (node.left, node.right))
 # x[:, 1:] or x[:-1] (one or two slices, nothing else): what canon.lead2 is read off (the
 # LEAD_SLICE pseudo-word)
 _LEAD_SLICE = re.compile(r"\w\[\s*-?\w*\s*:\s*-?\w*\s*(?:,\s*-?\w*\s*:\s*-?\w*\s*)?\]")
@@ -153,6 +169,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 neg_assign = True
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
                 floor_div = True
+            elif node.__class__ is ast.Slice and (_twice(node.lower) or _twice(node.upper)):
+                floor_div = True  # (x[..., d : d * 2]: a rotary prefix's end, partial_rope.read)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr in ("view", "reshape") and len(node.args) >= 3 \
                     and isinstance(node.args[-2], ast.Constant) and node.args[-2].value == 2:
@@ -179,7 +197,8 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
     seq_arg = _SEQ_ARG.search(code)
     if seq_arg and (_NEG_PAIR.search(code, seq_arg.start()) or _neg_assign(code)):
         extra.append(NEG_PAIR)
-    if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)):
+    if seq_arg and (("//" in code and "..." in code) or not _HALVES.isdisjoint(words)
+                    or ("..." in code and _twice_slice(code))):
         extra.append(HALF_PAIR)
     if _lead_slice(code):
         extra.append(LEAD_SLICE)
@@ -726,21 +745,75 @@ def _patched_method_roots(structure: ClassStructure, tree: ast.AST, text: str) -
     the object it is stored on: whoever calls that method runs its body, with ``self`` the
     patched module.  Only :func:`_value_only_roots` read it (file-scope rules), so the model
     rules never saw the attention, RoPE or projections it computes: it is a root of model flows
-    too.  A function handed on in any other way (to ``partial``, a table, a callback) stays as
+    too.  So is one handed to a call as an argument (``registry.register_attention(fn)``,
+    ``make_forward(fn)``, ``hook=fn``: unsloth's decode attention): the callee runs it, and the
+    GUIDE counts a public function nothing in its file calls as code that runs (lead ruling,
+    session 34).  A function handed on in any other way (a table's value, a tuple) stays as
     :func:`_value_only_roots` leaves it, and so does one stored on ``self`` (FNet's
     ``self.fourier_transform = fftn``), which the module calls through that attribute."""
     stored = [n for n in structure.all_roots if n not in structure.roots and n in structure.functions
               and n != TOP_LEVEL and not _called_by_name(text, n)]
-    wanted = {n for n in stored if _assigned_by_name(text, n)}
-    if not wanted:  # (nearly every file: a text scan before any walk)
+    if not stored:
         return
+    wanted = {n for n in stored if _assigned_by_name(text, n)}
     found: set[str] = set()
-    for node in ast_walk(tree):
-        if (node.__class__ is ast.Assign and node.value.__class__ is ast.Name and node.value.id in wanted
-                and any(t.__class__ is ast.Attribute and not (t.value.__class__ is ast.Name and t.value.id == "self")
-                        for t in node.targets)):
-            found.add(node.value.id)
+    if wanted:  # (nearly every file: a text scan before any walk)
+        for node in ast_walk(tree):
+            if (node.__class__ is ast.Assign and node.value.__class__ is ast.Name and node.value.id in wanted
+                    and any(t.__class__ is ast.Attribute
+                            and not (t.value.__class__ is ast.Name and t.value.id == "self") for t in node.targets)):
+                found.add(node.value.id)
+    for name in stored:
+        if name not in found and _handed_to_a_call(tree, text, name):
+            found.add(name)
     structure.roots.extend(n for n in stored if n in found)
+
+
+def _handed_to_a_call(tree: ast.Module, text: str, name: str) -> bool:
+    """Is the module function ``name`` an argument of some call (``register(fn)``,
+    ``runner(fn, x)``, ``hook=fn``: unsloth's decode attention handed to a registry and to a
+    model-forward factory)?  Only the statements on the lines where the text writes the word
+    as an argument (:func:`_handed_lines`) are walked, not the whole tree."""
+    for line in _handed_lines(text, name):
+        stmt = _innermost_statement(tree.body, line)
+        if stmt is None:
+            continue
+        for node in ast_walk(stmt):
+            if node.__class__ is ast.Call and any(
+                    arg.__class__ is ast.Name and arg.id == name
+                    for arg in (*node.args, *(k.value for k in node.keywords))):
+                return True
+    return False
+
+
+def _innermost_statement(body: list, line: int) -> ast.stmt | None:
+    """The simple statement (or a compound one's header) of ``body``, searched into nested
+    blocks, whose lines hold ``line``."""
+    for stmt in body:
+        if stmt.lineno <= line <= (stmt.end_lineno or stmt.lineno):
+            inner = [b for block in blocks(stmt) for b in block]
+            found = _innermost_statement(inner, line) if inner else None
+            return found if found is not None else stmt
+    return None
+
+
+def _handed_lines(text: str, name: str) -> list[int]:
+    """The lines (1-based) where ``text`` writes the word ``name`` as a whole argument of a call
+    (after ``(``, ``,`` or ``=`` and before ``)`` or ``,``, white space allowed): where
+    :func:`_handed_to_a_call` looks for the call (looser: a tuple's element or a default passes
+    the text test too)."""
+    size = len(name)
+    lines = []
+    start = text.find(name)
+    while start >= 0:
+        end = start + size
+        if not (_WORD_CHAR.match(text[start - 1:start]) or _WORD_CHAR.match(text[end:end + 1])):
+            before = text[max(0, start - 40):start].rstrip()
+            after = text[end:end + 40].lstrip()
+            if before[-1:] in ("(", ",", "=") and after[:1] in (")", ",") and before[-2:] != "==":
+                lines.append(text.count("\n", 0, start) + 1)
+        start = text.find(name, end)
+    return lines
 
 
 def _assigned_by_name(text: str, name: str) -> bool:

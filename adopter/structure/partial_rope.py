@@ -1,0 +1,192 @@
+"""Rotary position embedding of a prefix of the features, written per half, the rest kept.
+
+Partial rotary (only the first ``2d`` features of each head rotate, ``d`` the width of the angle
+table) written as hdit's ``apply_rotary_emb``:
+
+    d = theta.shape[-1]
+    x1, x2, x3 = x[..., :d], x[..., d : d * 2], x[..., d * 2 :]
+    x1, x2 = x1.to(dtype), x2.to(dtype)          # (optional casts, also of the results)
+    y1 = x1 * cos - x2 * sin
+    y2 = x2 * cos + x1 * sin
+    return torch.cat((y1, y2, x3), dim=-1)
+
+The first two parts are the per-half rotation of ``x[..., :2d]`` (``x1 * c - x2 * s``, ``x2 * c
++ x1 * s``: rotate-half RoPE with the tables ``cat((c, c), -1)``, as graph._rope_halves reads the
+whole-axis form) and the third is the rest of the last axis, unchanged: the prefix is split
+where the third part starts, ``d`` and ``2d``, so the two halves have one width.
+:func:`read` finds that from the function's own straight-line statements (each name bound only
+at the top level of the function, before the concatenation; a cast of a name to a dtype keeps
+what it holds, in another precision).  Anything else -- halves cut at other points, a third
+part that is not the rest of the same tensor, one table for both products, a name also bound
+under an ``if`` or a loop -- is not read.  A finding form (reported; the fixer hands the
+kernel whole heads, not a prefix).
+"""
+
+from __future__ import annotations
+
+import ast
+
+from .treewalk import ast_walk
+
+_CASTS = frozenset({"to", "type", "float", "double", "half", "bfloat16", "type_as"})
+
+
+def read(call: ast.Call, definition: ast.AST | None, stmt_span: tuple | None):
+    """``(x, cos, sin, first)`` -- names of the tensor and of the two half tables, and the
+    expression of the first rotated half -- when ``call`` is the three-part concatenation
+    above; None otherwise."""
+    if definition is None or stmt_span is None or not _on_last_axis(call):
+        return None
+    parts = call.args[0].elts
+    if not all(p.__class__ is ast.Name for p in parts):
+        return None
+    bound = _straight_line_values(definition, stmt_span, {p.id for p in parts})
+    if bound is None:
+        return None
+    first, second, rest = (_through_casts(p.id, bound) for p in parts)
+    if not (first.__class__ is ast.BinOp and first.op.__class__ is ast.Sub
+            and second.__class__ is ast.BinOp and second.op.__class__ is ast.Add):
+        return None
+    cut = _slice(rest)
+    if cut is None or cut[1] is None or cut[2] is not None:
+        return None
+    x, width2 = cut[0], cut[1]
+    if x in bound:  # (the tensor itself rebound: its slices might be of two values)
+        return None
+    width = _half_of(width2)
+    if width is None:
+        return None
+    terms = [_product(e, bound, x, width, width2) for e in (first.left, first.right, second.left, second.right)]
+    if None in terms:
+        return None
+    a, b, c, d = terms
+    if c[0] == 0:  # x2 * c + x1 * s, either order of the sum
+        c, d = d, c
+    if (a[0], b[0], c[0], d[0]) != (0, 1, 1, 0) or a[1] != c[1] or b[1] != d[1] or a[1] == b[1]:
+        return None
+    return x, a[1], b[1], first
+
+
+def _on_last_axis(call: ast.Call) -> bool:
+    """``cat((a, b, c), dim=-1)`` / ``cat([a, b, c], -1)``."""
+    if len(call.args) not in (1, 2) or len(call.keywords) != 2 - len(call.args):
+        return False
+    parts = call.args[0]
+    if parts.__class__ not in (ast.Tuple, ast.List) or len(parts.elts) != 3:
+        return False
+    dim = call.args[1] if len(call.args) == 2 else call.keywords[0].value
+    if len(call.args) == 1 and call.keywords[0].arg not in ("dim", "axis"):
+        return False
+    return dim.__class__ is ast.UnaryOp and dim.op.__class__ is ast.USub \
+        and dim.operand.__class__ is ast.Constant and dim.operand.value == 1
+
+
+def _straight_line_values(definition: ast.AST, stmt_span: tuple, wanted: set) -> dict | None:
+    """name -> the values it is bound to, in order, by the top-level statements before the
+    one at ``stmt_span`` (``a, b = e1, e2`` binds each its own element); the names ``wanted``
+    and every name those values read are followed.  None when a followed name is also bound
+    anywhere else in the function (under an ``if``, in a loop, as a target of another kind)."""
+    body = definition.body
+    values: dict[str, list] = {}
+    top_stores: dict[str, int] = {}
+    for stmt in body:
+        if stmt.lineno >= stmt_span[0]:
+            break
+        if stmt.__class__ is not ast.Assign or len(stmt.targets) != 1:
+            continue
+        target, value = stmt.targets[0], stmt.value
+        if target.__class__ is ast.Name:
+            pairs = [(target, value)]
+        elif target.__class__ is ast.Tuple and value.__class__ is ast.Tuple and len(target.elts) == len(value.elts):
+            pairs = list(zip(target.elts, value.elts))
+        else:
+            continue
+        for name, expr in pairs:
+            if name.__class__ is ast.Name:
+                values.setdefault(name.id, []).append(expr)
+                top_stores[name.id] = top_stores.get(name.id, 0) + 1
+    followed = set(wanted)
+    todo = list(wanted)
+    while todo:  # (the names the wanted values read, and theirs in turn)
+        for expr in values.get(todo.pop(), ()):
+            for node in ast_walk(expr):
+                if node.__class__ is ast.Name and node.id not in followed:
+                    followed.add(node.id)
+                    todo.append(node.id)
+    stores: dict[str, int] = {}
+    for node in ast_walk(definition):
+        if node.__class__ is ast.Name and node.ctx.__class__ is not ast.Load and node.id in followed:
+            stores[node.id] = stores.get(node.id, 0) + 1
+    if any(stores.get(n, 0) != top_stores.get(n, 0) for n in followed):
+        return None
+    return values
+
+
+def _through_casts(name: str, bound: dict, depth: int = 0):
+    """What ``name`` holds, through ``n = n.to(dtype)`` casts of itself (and ``y = x`` copies)."""
+    held = bound.get(name)
+    if not held or depth > 6:
+        return None
+    for expr in reversed(held):
+        inner = _cast_of(expr)
+        if inner is None:
+            if expr.__class__ is ast.Name:
+                return _through_casts(expr.id, bound, depth + 1) or expr
+            return expr
+        if inner != name:
+            return _through_casts(inner, bound, depth + 1) or ast.Name(id=inner, ctx=ast.Load())
+    return None
+
+
+def _cast_of(expr) -> str | None:
+    """n for ``n.to(...)``, ``n.float()`` and the like, n a name; None otherwise."""
+    if expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr in _CASTS \
+            and expr.func.value.__class__ is ast.Name and len(expr.args) <= 1:
+        return expr.func.value.id
+    return None
+
+
+def _slice(expr):
+    """(x, lower, upper) of ``x[..., lower:upper]``, x a name; None otherwise."""
+    if expr.__class__ is not ast.Subscript or expr.value.__class__ is not ast.Name:
+        return None
+    index = expr.slice
+    if not (index.__class__ is ast.Tuple and len(index.elts) == 2 and index.elts[0].__class__ is ast.Constant
+            and index.elts[0].value is Ellipsis and index.elts[1].__class__ is ast.Slice
+            and index.elts[1].step is None):
+        return None
+    part = index.elts[1]
+    return expr.value.id, part.lower, part.upper
+
+
+def _half_of(width2):
+    """d of ``d * 2``, ``2 * d`` or ``d + d``; None otherwise."""
+    if width2.__class__ is not ast.BinOp:
+        return None
+    left, right = width2.left, width2.right
+    if width2.op.__class__ is ast.Mult:
+        for d, two in ((left, right), (right, left)):
+            if two.__class__ is ast.Constant and two.value == 2 and two.value.__class__ is int:
+                return d
+    if width2.op.__class__ is ast.Add and ast.dump(left) == ast.dump(right):
+        return left
+    return None
+
+
+def _product(expr, bound: dict, x: str, width, width2):
+    """(0 or 1, table name) for ``half * table`` (either order): half 0 is ``x[..., :d]``, half 1
+    ``x[..., d:2d]`` (through names and casts)."""
+    if not (expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Mult):
+        return None
+    for half, table in ((expr.left, expr.right), (expr.right, expr.left)):
+        if table.__class__ is not ast.Name or half.__class__ is not ast.Name:
+            continue
+        cut = _slice(_through_casts(half.id, bound))
+        if cut is None or cut[0] != x:
+            continue
+        if cut[1] is None and cut[2] is not None and ast.dump(cut[2]) == ast.dump(width):
+            return 0, table.id
+        if cut[1] is not None and cut[2] is not None and ast.dump(cut[1]) == ast.dump(width) \
+                and ast.dump(cut[2]) == ast.dump(width2):
+            return 1, table.id
+    return None
