@@ -1595,7 +1595,7 @@ class Matcher:
         """Each matched call of a helper named in ``helper_computes`` was inlined, and its body
         computes the named canonical operation of the call's first argument."""
         for node in state.matched:
-            wanted = self.helper_computes.get(node.op) if node.kind == "call" and not node.outs else None
+            wanted = self._helper_wanted(node.op) if node.kind == "call" and not node.outs else None
             if wanted is None:
                 continue
             arg = node.args[0] if node.args else None
@@ -1614,6 +1614,18 @@ class Matcher:
             if not found:
                 return False
         return True
+
+    def _helper_wanted(self, op: str) -> str | None:
+        """The canonical operation ``helper_computes`` asks of the helper a call names: looked up
+        as the step matched it (:func:`names_match`), so a method call ``self.rotate_half(t)``
+        is held to its body as the function call ``rotate_half(t)`` is -- else a method that
+        shares the name but rotates interleaved pairs would pass unchecked."""
+        wanted = self.helper_computes.get(op)
+        if wanted is None and "." in op:
+            for name, canon in self.helper_computes.items():
+                if names_match(name, op):
+                    return canon
+        return wanted
 
     def _same_source(self, flow: Flow, state: _State) -> bool:
         """Every argument bound to one pattern variable is the same value on every path, not
