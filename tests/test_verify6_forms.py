@@ -1,0 +1,135 @@
+"""Verify's inputs for research attention fixed but not verified (verify6, session 36).
+
+1. A module-level attention function over [batch, tokens, heads, width] tensors whose keys and
+   values are read only through einops' ``repeat`` (grouped heads widened to the queries'
+   heads) and whose per-head gate ``[batch, tokens, heads]`` is read only through a pattern of a
+   local cast and scan of it (fla's ``naive_forgetting_attn``: ``gc = g.float().cumsum(1)`` then
+   ``rearrange(gc, "b t h -> b h t 1")``): the keys were guessed as 3-D tokens ("the number of
+   query heads must be divisible by the number of key/value heads") and no input ran.  The
+   input side of ``repeat``/``reduce`` patterns now states a parameter's rank as ``rearrange``'s
+   did, through a local bound once to rank-keeping calls on it too, and a later tensor stated
+   with fewer axes than a certain 4-D first input is first guessed as that input's leading axes.
+   Wrong patches (the gate's difference dropped, the scale lost, the causal mask lost) fail.
+   Near-misses: a local bound twice, or to a rank-changing call (``g.sum(1)``), states nothing.
+
+The fixture functions are ours, written in the tests.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("einops")
+
+from adopter.config import Config
+from adopter.ruleset import load_rules
+from adopter.verify import verify_file
+from adopter.verify.core import options_for
+from adopter.verify.inputs import rearranged_ranks
+from adopter.verify.result import FAIL, PASS
+
+GATED = '''import torch
+from einops import rearrange, repeat
+
+
+def gated_causal_attention(q, k, v, g, scale=None):
+    """q: [batch, tokens, heads, width]; k, v: [batch, tokens, kv heads, width]; g: [batch, tokens, heads]."""
+    _, t, heads, width = q.shape
+    groups = heads // k.shape[2]
+    if scale is None:
+        scale = width ** -0.5
+    decay = g.float().cumsum(1)
+    keys = repeat(k, "b t h d -> b t (h r) d", r=groups)
+    values = repeat(v, "b t h d -> b t (h r) d", r=groups)
+    allowed = torch.ones(t, t, dtype=torch.bool, device=q.device).tril()
+    scores = torch.einsum("bqhd,bkhd->bhqk", q * scale, keys)
+    scores = scores + rearrange(decay, "b t h -> b h t 1") - rearrange(decay, "b t h -> b h 1 t")
+    scores = scores.masked_fill(~allowed, float("-inf"))
+    return torch.einsum("bhqk,bkhd->bqhd", scores.softmax(dim=-1), values)
+'''
+
+GATED_SITE = (
+    '    scores = torch.einsum("bqhd,bkhd->bhqk", q * scale, keys)\n'
+    '    scores = scores + rearrange(decay, "b t h -> b h t 1") - rearrange(decay, "b t h -> b h 1 t")\n'
+    '    scores = scores.masked_fill(~allowed, float("-inf"))\n'
+    '    return torch.einsum("bhqk,bkhd->bqhd", scores.softmax(dim=-1), values)\n')
+GATED_RIGHT = (
+    '    bias = rearrange(decay, "b t h -> b h t 1") - rearrange(decay, "b t h -> b h 1 t")\n'
+    '    bias = bias.masked_fill(~allowed, float("-inf"))\n'
+    '    out = torch.nn.functional.scaled_dot_product_attention(\n'
+    '        (q * scale).transpose(1, 2), keys.transpose(1, 2), values.transpose(1, 2), attn_mask=bias, scale=1.0)\n'
+    '    return out.transpose(1, 2)\n')
+GATED_NO_GATE = GATED_RIGHT.replace(' - rearrange(decay, "b t h -> b h 1 t")', "")
+GATED_NO_SCALE = GATED_RIGHT.replace("(q * scale).transpose(1, 2)", "q.transpose(1, 2)")
+GATED_NOT_CAUSAL = GATED_RIGHT.replace('    bias = bias.masked_fill(~allowed, float("-inf"))\n', "")
+
+
+def _fix(old: str, new: str):
+    def fix(text, path, rules, package=None):
+        if old not in text:
+            return SimpleNamespace(text=text, applied=[], skipped=[], error=None)
+        return SimpleNamespace(text=text.replace(old, new), applied=[], skipped=[], error=None)
+
+    return fix
+
+
+def _verdicts(tmp_path, source, fix=None):
+    path = tmp_path / "attention.py"
+    path.write_text(source)
+    rules = [r for r in load_rules() if r.id == "ADP010"]
+    return [r for r in verify_file(str(path), rules, Config(), benchmark=False, fix=fix,
+                                   options=options_for(Config(), benchmark=False)) if not r.combined]
+
+
+def test_a_gated_function_over_repeated_heads_is_fed_and_its_fix_verified(tmp_path):
+    # main: skip, "no inputs it accepts ... raised ValueError" (k guessed as [2, 8, 32] tokens)
+    results = _verdicts(tmp_path, GATED)
+    assert [r.verdict for r in results] == [PASS], results
+
+
+def test_the_right_hand_patch_of_the_gated_function_passes(tmp_path):
+    assert GATED_SITE in GATED
+    results = _verdicts(tmp_path, GATED, _fix(GATED_SITE, GATED_RIGHT))
+    assert [r.verdict for r in results] == [PASS], results
+
+
+@pytest.mark.parametrize("new", [GATED_NO_GATE, GATED_NO_SCALE, GATED_NOT_CAUSAL])
+def test_a_wrong_patch_of_the_gated_function_fails(tmp_path, new):
+    results = _verdicts(tmp_path, GATED, _fix(GATED_SITE, new))
+    assert [r.verdict for r in results] == [FAIL], results
+
+
+def test_repeat_and_a_rank_keeping_local_state_ranks(tmp_path):
+    path = tmp_path / "ranks.py"
+    path.write_text(
+        "from einops import rearrange, repeat, reduce\n\n\n"
+        "def f(q, k, g, m):\n"
+        '    keys = repeat(k, "b t h d -> b t (h r) d", r=2)\n'
+        "    decay = g.float().cumsum(1)\n"
+        '    pooled = reduce(m, "b n d -> b d", "mean")\n'
+        '    return rearrange(decay, "b t h -> b h t"), keys, pooled, q\n')
+    assert _loaded_ranks(path) == {"k": 4, "g": 3, "m": 3}
+
+
+def test_a_local_bound_twice_or_to_a_rank_changing_call_states_nothing(tmp_path):
+    path = tmp_path / "ranks.py"
+    path.write_text(
+        "from einops import rearrange\n\n\n"
+        "def f(g, s):\n"
+        "    decay = g.float()\n"
+        "    decay = decay[None]\n"
+        "    total = s.sum(1)\n"
+        '    return rearrange(decay, "o b t h -> b h t o"), rearrange(total, "b h -> h b")\n')
+    assert _loaded_ranks(path) == {}
+
+
+def _loaded_ranks(path) -> dict[str, int]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"fixture_{path.parent.name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return rearranged_ranks(module.f)
