@@ -11,6 +11,14 @@
    with fewer axes than a certain 4-D first input is first guessed as that input's leading axes.
    Wrong patches (the gate's difference dropped, the scale lost, the causal mask lost) fail.
    Near-misses: a local bound twice, or to a rank-changing call (``g.sum(1)``), states nothing.
+2. A constructor parameter left at its default None that the class's own error names in words
+   ("Specify window size." for ``window_size``, audyn's Swin attention) was not recognised as
+   named (only the spelling ``window_size`` was), so the build gave up.  It is now, and when
+   ``__init__`` unpacks it into sides (``window_height, window_width = _pair(window_size)``) it
+   is first given the sides of a grid of the guessed sequence (2 x 4), as a size unpacked by
+   name already is.  Wrong patches (the relative bias dropped or transposed) fail.
+   Near-misses: one word of a longer name ("window") names nothing; a parameter only stored is
+   no grid.
 
 The fixture functions are ours, written in the tests.
 """
@@ -28,6 +36,7 @@ from adopter.config import Config
 from adopter.ruleset import load_rules
 from adopter.verify import verify_file
 from adopter.verify.core import options_for
+from adopter.verify.build import _names_parameter, _unpacked_in_init
 from adopter.verify.inputs import rearranged_ranks
 from adopter.verify.result import FAIL, PASS
 
@@ -133,3 +142,107 @@ def _loaded_ranks(path) -> dict[str, int]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return rearranged_ranks(module.f)
+
+
+WINDOW = '''import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.utils import _pair
+
+
+class WindowBiasAttention(nn.Module):
+    def __init__(self, embed_dim, num_heads, window_size=None, dropout=0.0):
+        super().__init__()
+        if window_size is None:
+            raise ValueError("Specify window size.")
+        window_size = _pair(window_size)
+        window_height, window_width = window_size
+        self.table = nn.Parameter(torch.randn(2 * window_height - 1, 2 * window_width - 1) * 0.5)
+        self.window_size = window_size
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.out = nn.Linear(embed_dim, embed_dim)
+        self.dropout = dropout
+
+    def relative_bias(self):
+        h, w = self.window_size
+        rows = torch.arange(h).repeat_interleave(w)
+        cols = torch.arange(w).repeat(h)
+        return self.table[rows[:, None] - rows[None, :] + h - 1, cols[:, None] - cols[None, :] + w - 1]
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q, k, v = (t.view(b, n, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        scores = scores + self.relative_bias()
+        attn = F.softmax(scores, dim=-1)
+        attn = F.dropout(attn, p=self.dropout, training=self.training)
+        out = torch.matmul(attn, v)
+        return self.out(out.transpose(1, 2).reshape(b, n, d))
+'''
+
+WINDOW_SITE = (
+    "        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])\n"
+    "        scores = scores + self.relative_bias()\n"
+    "        attn = F.softmax(scores, dim=-1)\n"
+    "        attn = F.dropout(attn, p=self.dropout, training=self.training)\n"
+    "        out = torch.matmul(attn, v)\n")
+WINDOW_RIGHT = (
+    "        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.relative_bias(),\n"
+    "                                             dropout_p=self.dropout if self.training else 0.0,\n"
+    "                                             scale=1 / math.sqrt(q.shape[-1]))\n")
+WINDOW_NO_BIAS = WINDOW_RIGHT.replace("attn_mask=self.relative_bias(),", "")
+WINDOW_TRANSPOSED = WINDOW_RIGHT.replace("attn_mask=self.relative_bias(),", "attn_mask=self.relative_bias().mT,")
+
+
+def test_a_window_size_its_error_names_in_words_is_built_as_a_grid(tmp_path):
+    # main: skip, "WindowBiasAttention(...) raised ValueError: Specify window size."
+    results = _verdicts(tmp_path, WINDOW)
+    assert [r.verdict for r in results] == [PASS], results
+    assert WINDOW_SITE in WINDOW
+    results = _verdicts(tmp_path, WINDOW, _fix(WINDOW_SITE, WINDOW_RIGHT))
+    assert [r.verdict for r in results] == [PASS], results
+
+
+@pytest.mark.parametrize("new", [WINDOW_NO_BIAS, WINDOW_TRANSPOSED])
+def test_a_wrong_patch_of_the_window_attention_fails(tmp_path, new):
+    results = _verdicts(tmp_path, WINDOW, _fix(WINDOW_SITE, new))
+    assert [r.verdict for r in results] == [FAIL], results
+
+
+def test_an_error_names_a_parameter_as_written_or_in_its_words():
+    assert _names_parameter("ValueError: Specify window size.", "window_size")
+    assert _names_parameter("either max_block_size or blocks are given", "max_block_size")
+    assert _names_parameter("Window  Size must be set", "window_size")
+    assert not _names_parameter("Specify a window.", "window_size")  # one word of the name
+    assert not _names_parameter("the windows size is odd", "window_size")
+    assert not _names_parameter("Specify size.", "size_")  # a one-word name is only matched as written
+
+
+def test_a_parameter_unpacked_in_init_through_one_call_is_counted(tmp_path):
+    path = tmp_path / "sides.py"
+    path.write_text(
+        "def pair(v):\n"
+        "    return (v, v) if isinstance(v, int) else tuple(v)\n\n\n"
+        "class Direct:\n"
+        "    def __init__(self, size=None):\n"
+        "        h, w, d = pair(size) + (1,)\n"
+        "        self.h, self.w = size\n\n\n"
+        "class Rebound:\n"
+        "    def __init__(self, window_size=None):\n"
+        "        window_size = pair(window_size)\n"
+        "        self.rows, self.cols = window_size\n\n\n"
+        "class Stored:\n"
+        "    def __init__(self, window_size=None):\n"
+        "        self.window_size = window_size\n")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"sides_{tmp_path.name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert _unpacked_in_init(module.Direct, "size") == 2
+    assert _unpacked_in_init(module.Rebound, "window_size") == 2
+    assert _unpacked_in_init(module.Stored, "window_size") == 0
