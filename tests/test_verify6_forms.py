@@ -19,6 +19,13 @@
    name already is.  Wrong patches (the relative bias dropped or transposed) fail.
    Near-misses: one word of a longer name ("window") names nothing; a parameter only stored is
    no grid.
+3. A subclass of torch's ``nn.MultiheadAttention`` built with ``batch_first=False`` (audyn's
+   Swin attention) takes [seq, batch, width], as torch documents; verify guessed only [batch,
+   seq, width], so with a window of the guessed sequence no input fitted.  Such a module (or one
+   of torch's transformer layers) now also gets [seq, batch, width], after every other guess.
+   Wrong patches (the bias dropped or transposed) fail.  Near-misses: the same layer built
+   batch-first, and a module of the code's own with a ``batch_first`` attribute, get no such
+   guess.
 
 The fixture functions are ours, written in the tests.
 """
@@ -37,7 +44,7 @@ from adopter.ruleset import load_rules
 from adopter.verify import verify_file
 from adopter.verify.core import options_for
 from adopter.verify.build import _names_parameter, _unpacked_in_init
-from adopter.verify.inputs import rearranged_ranks
+from adopter.verify.inputs import _sequence_first, rearranged_ranks
 from adopter.verify.result import FAIL, PASS
 
 GATED = '''import torch
@@ -246,3 +253,78 @@ def test_a_parameter_unpacked_in_init_through_one_call_is_counted(tmp_path):
     assert _unpacked_in_init(module.Direct, "size") == 2
     assert _unpacked_in_init(module.Rebound, "window_size") == 2
     assert _unpacked_in_init(module.Stored, "window_size") == 0
+
+
+SEQ_FIRST = '''import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SeqFirstWindowAttention(nn.MultiheadAttention):
+    def __init__(self, embed_dim, num_heads, window_size=None, batch_first=False):
+        super().__init__(embed_dim, num_heads, batch_first=batch_first)
+        if window_size is None:
+            raise ValueError("Specify window size.")
+        rows, cols = window_size
+        self.sides = (rows, cols)
+        self.table = nn.Parameter(torch.randn(2 * rows - 1, 2 * cols - 1) * 0.5)
+
+    def relative_bias(self):
+        h, w = self.sides
+        r = torch.arange(h).repeat_interleave(w)
+        c = torch.arange(w).repeat(h)
+        return self.table[r[:, None] - r[None, :] + h - 1, c[:, None] - c[None, :] + w - 1]
+
+    def forward(self, query, key, value):
+        length, batch, width = query.shape
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+        q, k, v = F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
+        q, k, v = (t.reshape(t.shape[0], batch, self.num_heads, -1).permute(1, 2, 0, 3) for t in (q, k, v))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        scores = scores + self.relative_bias()
+        attn = scores.softmax(dim=-1)
+        out = torch.matmul(attn, v)
+        return self.out_proj(out.permute(2, 0, 1, 3).reshape(length, batch, width))
+'''
+
+SEQ_FIRST_SITE = (
+    "        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])\n"
+    "        scores = scores + self.relative_bias()\n"
+    "        attn = scores.softmax(dim=-1)\n"
+    "        out = torch.matmul(attn, v)\n")
+SEQ_FIRST_RIGHT = ("        out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.relative_bias(),\n"
+                   "                                             scale=1 / math.sqrt(q.shape[-1]))\n")
+SEQ_FIRST_NO_BIAS = SEQ_FIRST_RIGHT.replace("attn_mask=self.relative_bias(),", "")
+SEQ_FIRST_TRANSPOSED = SEQ_FIRST_RIGHT.replace("attn_mask=self.relative_bias(),", "attn_mask=self.relative_bias().mT,")
+
+
+def test_a_sequence_first_torch_attention_subclass_gets_sequence_first_inputs(tmp_path):
+    # main: skip, "no inputs it accepts" (only [batch, seq, width] was tried)
+    results = _verdicts(tmp_path, SEQ_FIRST)
+    assert [r.verdict for r in results] == [PASS], results
+    assert SEQ_FIRST_SITE in SEQ_FIRST
+    results = _verdicts(tmp_path, SEQ_FIRST, _fix(SEQ_FIRST_SITE, SEQ_FIRST_RIGHT))
+    assert [r.verdict for r in results] == [PASS], results
+
+
+@pytest.mark.parametrize("new", [SEQ_FIRST_NO_BIAS, SEQ_FIRST_TRANSPOSED])
+def test_a_wrong_patch_of_the_sequence_first_attention_fails(tmp_path, new):
+    results = _verdicts(tmp_path, SEQ_FIRST, _fix(SEQ_FIRST_SITE, new))
+    assert [r.verdict for r in results] == [FAIL], results
+
+
+def test_only_torch_layers_built_sequence_first_are_sequence_first():
+    from torch import nn
+
+    class OwnLayer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.batch_first = False
+
+    assert _sequence_first(nn.MultiheadAttention(8, 2))
+    assert _sequence_first(nn.TransformerEncoderLayer(8, 2, dim_feedforward=16))
+    assert not _sequence_first(nn.MultiheadAttention(8, 2, batch_first=True))
+    assert not _sequence_first(OwnLayer())

@@ -1004,6 +1004,15 @@ def zipped_layers(func: Callable, name: str, module: nn.Module) -> list[nn.Modul
     return []
 
 
+def _sequence_first(module: nn.Module) -> bool:
+    """Whether ``module`` is torch's ``nn.MultiheadAttention`` (or a subclass) built with
+    ``batch_first=False``, or one of torch's transformer layers whose self-attention is, whose
+    inputs torch documents as [seq, batch, width]."""
+    if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        module = getattr(module, "self_attn", None)
+    return isinstance(module, nn.MultiheadAttention) and getattr(module, "batch_first", True) is False
+
+
 def _window_lengths(module: nn.Module) -> list[int]:
     """Token counts a windowed attention module fixes: the sides of its square buffers (a
     relative-position index over ``window_size ** 2`` tokens, built from a constructor argument
@@ -1678,6 +1687,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             # Conv1d), [batch, channels, side, side], tried after every sequence (a module that
             # takes a sequence took one already; one that takes no map only costs a try)
             candidates.append(randn(b, conv.in_channels, image, image))
+        if conv is None and _sequence_first(module) and widths:
+            # torch's sequence-first layout (an ``nn.MultiheadAttention`` or a transformer layer of
+            # torch, or a subclass, built with ``batch_first=False``): [seq, batch, width], after
+            # every other guess (a module some earlier guess fits is called as it was)
+            candidates.append(randn(s, b, widths[0]))
         if not per_param and demands is not None:
             # the first input resized as the code demands (a block size dividing its sides)
             want, axes = demands
