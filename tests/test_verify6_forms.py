@@ -42,8 +42,8 @@ pytest.importorskip("einops")
 from adopter.config import Config
 from adopter.ruleset import load_rules
 from adopter.verify import verify_file
-from adopter.verify.core import options_for
 from adopter.verify.build import _names_parameter, _unpacked_in_init
+from adopter.verify.core import options_for
 from adopter.verify.inputs import _sequence_first, rearranged_ranks
 from adopter.verify.result import FAIL, PASS
 
