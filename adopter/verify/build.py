@@ -556,7 +556,49 @@ MAX_DIVISIBLE = 3  # arguments tried per divisibility error
 NAMED_SIZE = 4  # the value given to a size argument the class's error names (``named_options``)
 
 
-def named_options(option: _Option, kwargs: dict, error: str, cls: type) -> list[_Option]:
+def _names_parameter(error: str, name: str) -> bool:
+    """Whether an error message names the constructor parameter ``name``: as written
+    (``max_block_size``), or in words, its underscores as spaces ("Specify window size.", audyn's
+    Swin attention for ``window_size``; a name of two words or more, so one plain word does not
+    count)."""
+    if re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", error):
+        return True
+    words = [w for w in name.strip("_").split("_") if w]
+    if len(words) < 2:
+        return False
+    spaced = r"\s+".join(re.escape(w) for w in words)
+    return re.search(rf"(?<![A-Za-z0-9_]){spaced}(?![A-Za-z0-9_])", error, re.IGNORECASE) is not None
+
+
+def _unpacked_in_init(cls: type, name: str) -> int:
+    """How many names ``cls.__init__`` unpacks its parameter ``name`` into (two or more), as it
+    is or through one call of one argument (``window_size = _pair(window_size)`` then
+    ``window_height, window_width = window_size``, or ``h, w = to_2tuple(size)``); 0 if it does not."""
+    from .inputs import _function_def
+
+    node = _function_def(cls.__init__)
+    if node is None:
+        return 0
+    held = {name}
+
+    def of_held(value: ast.expr) -> bool:
+        if isinstance(value, ast.Call) and len(value.args) == 1 and not value.keywords:
+            value = value.args[0]
+        return isinstance(value, ast.Name) and value.id in held
+
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1):
+            continue
+        target = sub.targets[0]
+        if isinstance(target, ast.Name) and of_held(sub.value):
+            held.add(target.id)
+        elif isinstance(target, (ast.Tuple, ast.List)) and len(target.elts) >= 2 and of_held(sub.value) \
+                and not any(isinstance(e, ast.Starred) for e in target.elts):
+            return len(target.elts)
+    return 0
+
+
+def named_options(option: _Option, kwargs: dict, error: str, cls: type, seq: int | None = None) -> list[_Option]:
     """When the class's own error names constructor parameters left at their default None
     ("either max_block_size or blocks are given on initialization", charformer's GBST): the same
     build with one of them given a small size, one at a time.  A guess the class refuses (a
@@ -567,9 +609,19 @@ def named_options(option: _Option, kwargs: dict, error: str, cls: type) -> list[
         return []
     out: list[_Option] = []
     for name, param in params.items():
-        if param.default is not None or kwargs.get(name) is not None or \
-                not re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", error):
+        if param.default is not None or kwargs.get(name) is not None or not _names_parameter(error, name):
             continue
+        arity = _unpacked_in_init(cls, name) if seq is not None else 0
+        if arity:
+            from .inputs import grids
+
+            # unpacked into sides (``window_height, window_width = _pair(window_size)``): first
+            # the sides of a grid of the sequence the inputs are guessed at, unequal ones first
+            # (so a swapped pair fails loudly), as a size unpacked by name is (``_unpacked_sizes``)
+            grid = next((g for g in grids(seq, arity) if min(g) >= 2), None)
+            if grid is not None:
+                out.append(_overridden(option, {name: grid}, f"{name}={grid} (named by its error, a grid of "
+                                                             f"the sequence)"))
         out.append(_overridden(option, {name: NAMED_SIZE}, f"{name}={NAMED_SIZE} (named by its error)"))
         if len(out) >= MAX_DIVISIBLE:
             break
@@ -1195,7 +1247,7 @@ class Builder:
                 first_error = first_error or f"{option.shown} raised {_short(exc)}"
                 if not repaired:
                     retries = divisible_options(option, kwargs, str(exc)) or \
-                        named_options(option, kwargs, str(exc), original_cls)
+                        named_options(option, kwargs, str(exc), original_cls, self.sizes.seq)
                     repaired = bool(retries)
                 continue
             count = sum(p.numel() for p in original.parameters())

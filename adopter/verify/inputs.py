@@ -265,20 +265,54 @@ def _parsed_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None
     return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
 
 
+# einops functions whose pattern's input side names the axes of the tensor handed to them
+_EINOPS_READERS = ("rearrange", "repeat", "reduce")
+# tensor methods whose result has the rank of the tensor they are called on (a cast, a copy, a
+# scan or an elementwise function along the axes), so a pattern read of the result states it
+_RANK_KEEPING = frozenset({"float", "double", "half", "bfloat16", "to", "type", "type_as", "contiguous", "clone",
+                           "detach", "cumsum", "cumprod", "exp", "log", "sigmoid", "neg", "abs", "softmax",
+                           "log_softmax", "logsigmoid"})
+
+
+def _rank_kept_of(value: ast.expr, params: set[str]) -> str | None:
+    """The parameter ``value`` is a chain of rank-keeping method calls on (``g.float().cumsum(1)``:
+    ``g``), else None."""
+    while isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr in _RANK_KEEPING:
+        value = value.func.value
+    return value.id if isinstance(value, ast.Name) and value.id in params else None
+
+
 def rearranged_ranks(func: Callable) -> dict[str, int]:
-    """Parameters the function first hands, as they are, to einops' ``rearrange`` with a
-    pattern (``query = rearrange(query, "b n h d -> b h n d")``): the rank the pattern's input
-    side names, when every such use of the parameter names the same (no ellipsis)."""
+    """Parameters the function hands to einops' ``rearrange`` (or ``repeat``/``reduce``, whose
+    pattern's input side names the axes just the same) with a pattern (``query =
+    rearrange(query, "b n h d -> b h n d")``), as they are, or through a local name bound once to
+    rank-keeping method calls on them (fla's ``gc = g.float().cumsum(1)`` then
+    ``rearrange(gc, "b t h -> b h t 1")``): the rank the pattern's input side names, when every
+    such use of the parameter names the same (no ellipsis)."""
     node = _function_def(func)
     if node is None:
         return {}
     params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    stores: dict[str, int] = {}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+            stores[sub.id] = stores.get(sub.id, 0) + 1
+    # a local bound once (and not a parameter) to rank-keeping calls on a parameter reads as it
+    alias: dict[str, str] = {}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Assign) and len(sub.targets) == 1 and isinstance(sub.targets[0], ast.Name) \
+                and sub.targets[0].id not in params and stores.get(sub.targets[0].id) == 1 \
+                and isinstance(sub.value, ast.Call):
+            origin = _rank_kept_of(sub.value, params)
+            if origin is not None:
+                alias[sub.targets[0].id] = origin
     found: dict[str, set] = {}
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and _last_name(sub.func) == "rearrange" and len(sub.args) >= 2 \
-                and isinstance(sub.args[0], ast.Name) and sub.args[0].id in params \
+        if isinstance(sub, ast.Call) and _last_name(sub.func) in _EINOPS_READERS and len(sub.args) >= 2 \
+                and isinstance(sub.args[0], ast.Name) and (sub.args[0].id in params or sub.args[0].id in alias) \
                 and isinstance(sub.args[1], ast.Constant) and isinstance(sub.args[1].value, str):
-            found.setdefault(sub.args[0].id, set()).add(_einops_rank(sub.args[1].value))
+            name = alias.get(sub.args[0].id, sub.args[0].id)
+            found.setdefault(name, set()).add(_einops_rank(sub.args[1].value))
     return {name: ranks.pop() for name, ranks in found.items() if len(ranks) == 1 and None not in ranks}
 
 
@@ -970,6 +1004,15 @@ def zipped_layers(func: Callable, name: str, module: nn.Module) -> list[nn.Modul
     return []
 
 
+def _sequence_first(module: nn.Module) -> bool:
+    """Whether ``module`` is torch's ``nn.MultiheadAttention`` (or a subclass) built with
+    ``batch_first=False``, or one of torch's transformer layers whose self-attention is, whose
+    inputs torch documents as [seq, batch, width]."""
+    if isinstance(module, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer)):
+        module = getattr(module, "self_attn", None)
+    return isinstance(module, nn.MultiheadAttention) and getattr(module, "batch_first", True) is False
+
+
 def _window_lengths(module: nn.Module) -> list[int]:
     """Token counts a windowed attention module fixes: the sides of its square buffers (a
     relative-position index over ``window_size ** 2`` tokens, built from a constructor argument
@@ -1590,6 +1633,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             four = _deep_tokens(randn, b, rank, [s, *_window_lengths(module)], widths[:2])
         if certain_here or (certain and per_param and four):
             candidates, four = four + candidates, []
+        if per_param and conv is None and rank == 4 and certain and operand_ranks.get(name) in (2, 3):
+            # a later tensor the code reads with fewer axes than a 4-D first input (fla's per-head
+            # gate ``g: [B, T, HQ]`` read as ``'b t h'`` beside ``q: [B, T, HQ, D]``): the first
+            # input's leading axes, first
+            candidates.insert(0, randn(*(b, 4, s)[:operand_ranks[name]]))
         if per_param and name in pairs and conv is None:
             # a pairwise representation read after the first input: [batch, tokens, tokens, width]
             candidates = [randn(b, s, s, width) for width in widths[:3]] + candidates
@@ -1639,6 +1687,11 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             # Conv1d), [batch, channels, side, side], tried after every sequence (a module that
             # takes a sequence took one already; one that takes no map only costs a try)
             candidates.append(randn(b, conv.in_channels, image, image))
+        if conv is None and _sequence_first(module) and widths:
+            # torch's sequence-first layout (an ``nn.MultiheadAttention`` or a transformer layer of
+            # torch, or a subclass, built with ``batch_first=False``): [seq, batch, width], after
+            # every other guess (a module some earlier guess fits is called as it was)
+            candidates.append(randn(s, b, widths[0]))
         if not per_param and demands is not None:
             # the first input resized as the code demands (a block size dividing its sides)
             want, axes = demands
