@@ -6150,9 +6150,11 @@ def _else_test(node: ast.AST, parents: dict, func: ast.AST) -> ast.expr | None:
 def _early_return_test(node: ast.AST, parents: dict, func: ast.AST, end: tuple) -> ast.expr | None:
     """native-sparse-attention's ``if not return_sim: return attn_out`` after the attention, then
     ``return attn_out, sim``: the test of the nearest ``if`` (no ``else``) whose body ends in a
-    ``return`` or ``raise``, placed after the region (``end``) and before ``node`` in a block
-    holding it, with no loop, ``with``, ``try`` or nested function between them: ``node`` is
-    reached only where that test fails.  None otherwise."""
+    ``return``, placed after the region (``end``) and before ``node`` in a block holding it, with
+    no loop, ``with``, ``try`` or nested function between them: ``node`` is reached only where
+    that test fails.  None otherwise.  An ``if`` whose body ends in ``raise`` is passed over: an
+    error exit (transformers' ``if attn_output.size() != (...): raise ValueError``) stops the
+    original and the fused path alike, so it chooses nothing the guard could send to one of them."""
     child, parent = node, parents.get(node)
     while parent is not None:
         if isinstance(parent, (ast.For, ast.AsyncFor, ast.While, ast.With, ast.AsyncWith, ast.Try,
@@ -6168,7 +6170,7 @@ def _early_return_test(node: ast.AST, parents: dict, func: ast.AST, end: tuple) 
                     if (sibling.lineno, sibling.col_offset) <= end:
                         break
                     if isinstance(sibling, ast.If) and not sibling.orelse and sibling.body \
-                            and isinstance(sibling.body[-1], (ast.Return, ast.Raise)):
+                            and isinstance(sibling.body[-1], ast.Return):
                         return sibling.test
         if parent is func:
             return None
