@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import unicodedata
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
@@ -3746,6 +3747,12 @@ class FlowBuilder:
 
     # ------------------------------------------------------------------ statements
     def _body(self, stmts: list[ast.stmt], frontier: list, ctx: _Ctx) -> list:
+        if len(stmts) < 3 or not self._names_neg_():
+            # (no ``.neg_()`` statement two or three on, which the in-place rotate-half below
+            # needs: the plain walk, with no per-statement tests)
+            for stmt in stmts:
+                frontier = self._stmt(stmt, frontier, ctx)
+            return frontier
         skip = 0
         for i, stmt in enumerate(stmts):
             if skip:
@@ -3770,6 +3777,21 @@ class FlowBuilder:
                         continue
             frontier = self._stmt(stmt, frontier, ctx)
         return frontier
+
+    def _names_neg_(self) -> bool:
+        """May a statement of this file be ``<...>.neg_()``?  False when the file's text has no
+        ``neg_`` (an attribute's name is written as it is, or NFKC-normalised from other
+        characters: a text outside ASCII is tested normalised); True when the text is not
+        known.  Once per file."""
+        found = self.names.names_neg_
+        if found is None:
+            if self.lines is None:
+                return True
+            text = "\n".join(self.lines)
+            if not text.isascii():
+                text = unicodedata.normalize("NFKC", text)
+            found = self.names.names_neg_ = "neg_" in text
+        return found
 
     def _addcmul_in_place(self, call: ast.Call, frontier: list, ctx: _Ctx) -> list | None:
         """``x.addcmul_(a, b)`` as a statement, x a local name: ``x = x + a * b`` written into x

@@ -46,6 +46,9 @@ class ModuleNames:
     # same-file module class -> the torch function its forward computes of its arguments
     # (formulas.function_module; graph.FlowBuilder fills it on first use)
     wrappers: dict | None = None
+    # does the file's text name ``neg_`` (graph.FlowBuilder._body's in-place rotate-half reading
+    # needs a ``<...>.neg_()`` statement; filled on first use)
+    names_neg_: bool | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""

@@ -1,0 +1,113 @@
+"""speed17: exact cuts of session 35's flow-graph readings, each with the work it skips counted
+(so that the test fails on the code before the cut) and the reading itself still made where
+its shape occurs.  The fixtures are ours.
+
+1. ``FlowBuilder._body``: the in-place rotate-half reading (misses46: ``r[..., :h] = x[..., h:];
+   r[..., h:] = x[..., :h]; r[..., :h].neg_()``) needs a ``.neg_()`` statement; a file whose
+   text names no ``neg_`` (NFKC-normalised outside ASCII) walks its bodies with no
+   per-statement test.
+"""
+from __future__ import annotations
+
+import pytest
+from corpus_forms import found, line_of
+
+from adopter.structure import graph as graph_mod
+
+IN_PLACE = """\
+import torch
+from torch import nn
+
+
+class StepRotary(nn.Module):
+    def __init__(self, heads, width):
+        super().__init__()
+        self.mid = width // 2
+        self.register_buffer("spare", torch.empty(1, heads, 1, width), persistent=False)
+
+    def forward(self, q, k, cos, sin):
+        m = self.mid
+        t = self.spare
+        t[:, :, :, :m] = q[:, :, :, m:]
+        t[:, :, :, m:] = q[:, :, :, :m]
+        t[:, :, :, :m].neg_()
+        q *= cos
+        q.addcmul_(t, sin)
+        u = t[:, :2, :, :]
+        u[:, :, :, :m] = k[:, :, :, m:]
+        u[:, :, :, m:] = k[:, :, :, :m]
+        u[:, :, :, :m].neg_()
+        k *= cos
+        k.addcmul_(u, sin)
+        return q, k
+"""
+
+# subscript writes with an expression statement two on, as the reading's first test asks, and
+# no ``neg_`` anywhere in the text
+NO_NEGATION = """\
+import torch
+from torch import nn
+
+
+class Scatter(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x, buf):
+        buf[:, 0] = x[:, 1]
+        y = self.proj(x)
+        print(y.shape)
+        buf[:, 1] = y[:, 0]
+        z = torch.softmax(y, dim=-1)
+        torch.save(z, "z.pt")
+        return z
+"""
+
+
+def _count_negation_tests(monkeypatch) -> list:
+    calls = []
+    original = graph_mod._negates_in_place
+
+    def counted(stmt):
+        calls.append(stmt)
+        return original(stmt)
+
+    monkeypatch.setattr(graph_mod, "_negates_in_place", counted)
+    return calls
+
+
+def test_a_file_naming_no_neg_asks_no_statement_whether_it_negates_in_place(monkeypatch):
+    calls = _count_negation_tests(monkeypatch)
+    found(NO_NEGATION, "ADP014")
+    found(NO_NEGATION, "ADP010")
+    assert calls == []
+
+
+def test_the_in_place_rotation_is_still_read(monkeypatch):
+    calls = _count_negation_tests(monkeypatch)
+    at = line_of(IN_PLACE, "q *= cos")
+    assert any(f.line <= at <= f.end_line for f in found(IN_PLACE, "ADP014"))
+    assert calls  # (the reading ran: the file names neg_)
+
+
+def test_neg_spelled_with_compatibility_characters_keeps_the_reading():
+    # ``ｎｅｇ_`` is the identifier ``neg_`` (Python normalises identifiers with NFKC): the gate
+    # lets such a file's bodies be read (the word prefilter is another matter)
+    code = IN_PLACE.replace("].neg_()", "].\uff4e\uff45\uff47_()")
+    assert "neg_" not in code
+    assert _builder(code)._names_neg_() is True
+
+
+def _builder(code: str, lines: bool = True):
+    import ast
+
+    from adopter.structure.names import collect_names
+
+    return graph_mod.FlowBuilder(collect_names(ast.parse(code)), None, code.splitlines() if lines else None)
+
+
+@pytest.mark.parametrize("code", [IN_PLACE, NO_NEGATION])
+def test_the_gate_answers_what_the_text_holds(code):
+    assert _builder(code)._names_neg_() is ("neg_" in code)
+    assert _builder(code, lines=False)._names_neg_() is True  # (no text: the reading may run)
