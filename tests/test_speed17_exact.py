@@ -111,3 +111,28 @@ def _builder(code: str, lines: bool = True):
 def test_the_gate_answers_what_the_text_holds(code):
     assert _builder(code)._names_neg_() is ("neg_" in code)
     assert _builder(code, lines=False)._names_neg_() is True  # (no text: the reading may run)
+
+
+# -- 2. FlowBuilder._new: the field check once per key tuple -------------------------------------
+
+def test_a_field_node_does_not_take_is_refused_every_time(monkeypatch):
+    builder = _builder("x = 1\n")
+    ctx = graph_mod._Ctx(instance=0, func="f")
+    checks = []
+    original = graph_mod._node_maker
+
+    def counted(given):
+        checks.append(given)
+        return original(given)
+
+    monkeypatch.setattr(graph_mod, "_node_maker", counted)
+    for _ in range(2):
+        with pytest.raises(TypeError):
+            builder._new(ctx, [], kind="op", colour="red")
+        with pytest.raises(TypeError):
+            builder._new(ctx, [], op="+")  # (no kind)
+    assert not any("colour" in given for given in checks)
+    node, frontier = builder._new(ctx, [], kind="op", op="+")
+    again, _ = builder._new(ctx, frontier, kind="op", op="+")
+    assert (node.kind, node.op, again.id) == ("op", "+", node.id + 1)
+    assert builder.out[node.id] == [(again.id, None)]

@@ -450,23 +450,29 @@ class FlowBuilder:
             extra = [self.opaque_uses[k] for k in uses if k in self.opaque_uses]
             fields["uses"] = uses.union(*extra)
         # Node(id=..., func=..., stmt=..., scope=..., inlined=..., **fields), without the call
-        # (_node_maker).  The keywords __init__ refused still raise TypeError.
-        if "kind" not in fields or not _FREE_FIELDS.issuperset(fields):
-            raise TypeError(f"Node fields: {sorted(fields)}")
+        # (_node_maker).  The keywords __init__ refused still raise TypeError (tested when a
+        # key tuple is first met: a tuple made again holds the same keys).
         given = tuple(fields)
         make = _NODE_MAKERS.get(given)
         if make is None:
+            if "kind" not in fields or not _FREE_FIELDS.issuperset(fields):
+                raise TypeError(f"Node fields: {sorted(fields)}")
             make = _NODE_MAKERS[given] = _node_maker(given)
-        node = make(len(self.nodes), ctx.func, ctx.stmt, ctx.scope, ctx.instance > 0, fields)
-        if len(node.outs) == 1 and node.outs[0].key.startswith("%"):
-            self.producers[node.outs[0].key] = node
-        self.nodes.append(node)
-        self.out.append([])
+        nodes = self.nodes
+        node = make(len(nodes), ctx.func, ctx.stmt, ctx.scope, ctx.instance > 0, fields)
+        outs = node.outs
+        if len(outs) == 1 and outs[0].key.startswith("%"):
+            self.producers[outs[0].key] = node
+        nodes.append(node)
+        out = self.out
+        out.append([])
+        node_id = node.id
         for pred, guard in frontier:
-            edge = (node.id, guard)
-            if edge not in self.out[pred]:
-                self.out[pred].append(edge)
-        return node, [(node.id, None)]
+            edge = (node_id, guard)
+            edges = out[pred]
+            if edge not in edges:
+                edges.append(edge)
+        return node, [(node_id, None)]
 
     def build(self, func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> Flow:
         ctx = _Ctx(instance=0, func=qualname, stack=(func.name,), definition=func)
@@ -1149,21 +1155,25 @@ class FlowBuilder:
         member = self._dict_member(func, ctx)
         if member is not None:
             return member
-        if kind is ast.Attribute and ctx.row_alias and func.value.__class__ is _AST_NAME \
-                and func.value.id in ctx.row_alias and TABLE.method(func.attr) is None:
-            # origin.dense_h_to_4h(x), origin = self.transformer.layers[i].mlp: a layer of that
-            # row (its kind unknown here: a rule that needs a kind does not match it)
-            return f"{ctx.row_alias[func.value.id]}.{func.attr}"
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
-            if func.attr in cls.bindings:
-                return "self." + func.attr
-            if func.attr not in cls.methods:
-                return "self." + func.attr
-        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and ctx.instance == 0
-                and func.value.id in self._root_params and f"{func.value.id}.{func.attr}" in cls.bindings):
-            # attn.to_q(x), attn a parameter annotated with a same-file module class: that
-            # class's layer (model._borrow_layers), in the root's own body only
-            return f"{func.value.id}.{func.attr}"
+        if kind is ast.Attribute:
+            # (the attribute's tests under one class test: none of the tests after them takes one)
+            holder = func.value
+            if holder.__class__ is not _AST_NAME:
+                return None
+            if ctx.row_alias and holder.id in ctx.row_alias and TABLE.method(func.attr) is None:
+                # origin.dense_h_to_4h(x), origin = self.transformer.layers[i].mlp: a layer of that
+                # row (its kind unknown here: a rule that needs a kind does not match it)
+                return f"{ctx.row_alias[holder.id]}.{func.attr}"
+            if holder.id == "self":
+                if func.attr in cls.bindings:
+                    return "self." + func.attr
+                if func.attr not in cls.methods:
+                    return "self." + func.attr
+            if ctx.instance == 0 and holder.id in self._root_params and f"{holder.id}.{func.attr}" in cls.bindings:
+                # attn.to_q(x), attn a parameter annotated with a same-file module class: that
+                # class's layer (model._borrow_layers), in the root's own body only
+                return f"{holder.id}.{func.attr}"
+            return None
         if (func.__class__ is ast.Call and func.func.__class__ is ast.Name and func.func.id == "getattr"
                 and len(func.args) == 2 and not func.keywords and func.args[0].__class__ is ast.Name
                 and func.args[0].id == "self" and "getattr" not in self.names.imports
