@@ -136,3 +136,83 @@ def test_a_field_node_does_not_take_is_refused_every_time(monkeypatch):
     again, _ = builder._new(ctx, frontier, kind="op", op="+")
     assert (node.kind, node.op, again.id) == ("op", "+", node.id + 1)
     assert builder.out[node.id] == [(again.id, None)]
+
+
+# -- 3. _remember asks canon.held_fill only of values that may hold a fill ------------------------
+
+FILLS = """\
+import torch
+from torch import nn
+
+
+class Masked(nn.Module):
+    def forward(self, q, k, v, keep):
+        s = q.matmul(k.transpose(-1, -2))
+        h = s.float()
+        low = torch.tensor(torch.finfo(s.dtype).min, dtype=s.dtype).to(s.device)
+        s = s.masked_fill(~keep, low)
+        p = s.softmax(dim=-1)
+        return p.matmul(v)
+"""
+
+
+def test_held_fill_is_asked_of_fill_holders_and_moves_only(monkeypatch):
+    from adopter.structure import canon
+
+    asked = []
+    original = canon.held_fill
+
+    def counted(expr, lookup):
+        asked.append(expr)
+        return original(expr, lookup)
+
+    monkeypatch.setattr(canon, "held_fill", counted)
+    found(FILLS, "ADP010")
+    calls = [e.func.attr for e in asked if e.__class__.__name__ == "Call"]
+    assert "to" in calls  # (the fill moved to a device: still read as the fill)
+    assert not {"matmul", "float", "masked_fill", "softmax"} & set(calls)
+
+
+def test_a_fill_moved_to_a_device_still_masks():
+    at = line_of(FILLS, "s.softmax")
+    assert any(f.line <= at <= f.end_line for f in found(FILLS, "ADP010"))
+
+
+# -- 4. _assign's same-file function alias, its arguments tested in place --------------------------
+
+ALIAS = """\
+import torch
+from torch import nn
+
+
+def plain_attention(q, k, v):
+    return torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+
+
+def other_attention(q, k, v):
+    return q
+
+
+def pick(kind, default=None):
+    return default
+
+
+class Block(nn.Module):
+    def forward(self, q, k, v):
+        attend = pick("eager", default=plain_attention)
+        return attend(q, k, v)
+"""
+
+
+def _through_block(code: str) -> list:
+    """ADP010's findings read through Block's forward (the function's body inlined at the call)."""
+    return [f.line for f in found(code, "ADP010") if f.class_name == "Block"]
+
+
+def test_a_function_handed_as_a_keyword_is_what_the_name_calls():
+    assert _through_block(ALIAS) == [line_of(ALIAS, "torch.softmax")]
+
+
+def test_two_functions_handed_leave_the_name_unknown():
+    code = ALIAS.replace('pick("eager", default=plain_attention)', 'pick(other_attention, default=plain_attention)')
+    assert _through_block(code) == []

@@ -2070,7 +2070,13 @@ class FlowBuilder:
         out = self._temp("")
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
-        uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
+        uses = set()  # (what set(_keys(args)) | set(_keys(kwargs' values)) holds, in one loop each)
+        for value in args:
+            if isinstance(value, Ref):
+                uses.add(value.key)
+        for _, value in kwargs:
+            if isinstance(value, Ref):
+                uses.add(value.key)
         if layer is not None and args and not kwargs and self._adds_bias(layer) \
                 and not any(isinstance(a, ast.Starred) for a in call.args) \
                 and not (isinstance(args[0], Ref) and args[0].key in _keys(args[1:])):
@@ -2833,8 +2839,13 @@ class FlowBuilder:
             names = [n.id for t in targets for n in ((t,) if isinstance(t, ast.Name) else walk(t))
                      if isinstance(n, ast.Name)]
         # read before the names are forgotten: the value may rewrap the name's earlier binding
-        fill = canonical.held_fill(value_expr, ctx.fills.get) \
-            if len(targets) == 1 and isinstance(targets[0], ast.Name) else None
+        fill = None
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            func = value_expr.func if value_expr.__class__ is _AST_CALL else None
+            # (a method call other than .to and the fill holders is no fill, as canon.held_fill
+            # answers for it after its tests: most assigned calls, asked nothing)
+            if func.__class__ is not ast.Attribute or func.attr == "to" or func.attr in canonical._FILL_HOLDERS:
+                fill = canonical.held_fill(value_expr, ctx.fills.get)
         parts = None
         kind = value_expr.__class__
         if (kind is ast.Call and value_expr.func.__class__ is ast.Attribute and value_expr.func.attr == "split"
@@ -4602,11 +4613,22 @@ class FlowBuilder:
         if one_name:
             # attention_interface = eager_attention_forward, or a dispatcher given it as the
             # default (ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward))
-            named = [value_expr] if value_kind is _AST_NAME else (
-                [*value_expr.args, *(k.value for k in value_expr.keywords)] if value_kind is _AST_CALL else [])
-            functions = {n.id for n in named if n.__class__ is _AST_NAME and n.id in self.names.functions
-                         and n.id not in ctx.params}
-            if len(functions) == 1:
+            # (the names among the arguments tested in place, no list of them made: most
+            # assignments name no same-file function)
+            functions = None
+            own = self.names.functions
+            if value_kind is _AST_NAME:
+                if value_expr.id in own and value_expr.id not in ctx.params:
+                    functions = {value_expr.id}
+            elif value_kind is _AST_CALL:
+                for n in value_expr.args:
+                    if n.__class__ is _AST_NAME and n.id in own and n.id not in ctx.params:
+                        functions = {n.id} if functions is None else functions | {n.id}
+                for k in value_expr.keywords:
+                    n = k.value
+                    if n.__class__ is _AST_NAME and n.id in own and n.id not in ctx.params:
+                        functions = {n.id} if functions is None else functions | {n.id}
+            if functions is not None and len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
         self._remember(targets, value_expr, ctx)
         if one_name and value_kind is ast.IfExp and self._function_pair(value_expr, ctx):
