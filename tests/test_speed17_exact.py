@@ -216,3 +216,45 @@ def test_a_function_handed_as_a_keyword_is_what_the_name_calls():
 def test_two_functions_handed_leave_the_name_unknown():
     code = ALIAS.replace('pick("eager", default=plain_attention)', 'pick(other_attention, default=plain_attention)')
     assert _through_block(code) == []
+
+
+# -- 5. _assign: a conditional step and a parallel assignment tested by their value's class first --
+
+STEPS = """\
+import torch
+from torch import nn
+
+
+class Gated(nn.Module):
+    def __init__(self, width, scaled):
+        super().__init__()
+        self.scaled = scaled
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, q, k, v):
+        a, b = q, k
+        s = a.matmul(b.transpose(-1, -2))
+        s = s * 0.125 if self.scaled else s
+        p = s.softmax(dim=-1)
+        return p.matmul(v)
+"""
+
+
+def test_only_conditional_values_and_displays_reach_their_readers(monkeypatch):
+    seen = {"optional": [], "parallel": []}
+    optional, parallel = graph_mod._optional_step, graph_mod._parallel
+
+    def counted_optional(targets, value):
+        seen["optional"].append(value.__class__.__name__)
+        return optional(targets, value)
+
+    def counted_parallel(target, value):
+        seen["parallel"].append(value.__class__.__name__)
+        return parallel(target, value)
+
+    monkeypatch.setattr(graph_mod, "_optional_step", counted_optional)
+    monkeypatch.setattr(graph_mod, "_parallel", counted_parallel)
+    at = line_of(STEPS, "s.softmax")
+    assert any(f.line <= at <= f.end_line for f in found(STEPS, "ADP010"))
+    assert seen["optional"] and set(seen["optional"]) == {"IfExp"}
+    assert seen["parallel"] and set(seen["parallel"]) == {"Tuple"}

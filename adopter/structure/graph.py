@@ -4526,7 +4526,8 @@ class FlowBuilder:
                 and self._closure_call(targets[0].id, value_expr, ctx)):
             # (the call-free tests first: ``len`` only for a call of a same-file function)
             return frontier
-        optional = _optional_step(targets, value_expr)
+        # (_optional_step reads a conditional expression only: other values ask no call)
+        optional = _optional_step(targets, value_expr) if value_expr.__class__ is ast.IfExp else None
         if optional is not None:
             # sim = (sim + bias) if self.use_bias else sim: a step taken only when the test
             # holds, the other choice keeping the value; read as `if test: sim = sim + bias`
@@ -4591,7 +4592,8 @@ class FlowBuilder:
                 ctx.chunked.pop(name, None)
                 ctx.chunked[name] = tuple(r.key for r in refs)
                 return frontier
-        if single and _parallel(targets[0], value_expr):
+        if unpacking and (value_kind is ast.Tuple or value_kind is ast.List) and _parallel(targets[0], value_expr):
+            # (_parallel's first test inline: a tuple or list unpacked from a display)
             # n, m = 2 ** 9, x.shape[0]: each name holds its own element, as if assigned in turn
             # (no element reads a name being assigned, so the order cannot matter)
             for target, part in zip(targets[0].elts, value_expr.elts):
