@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import copy
 import re
+import unicodedata
 from ..records import dataclass, field, replace
 
 from . import canon as canonical
@@ -452,23 +453,29 @@ class FlowBuilder:
             extra = [self.opaque_uses[k] for k in uses if k in self.opaque_uses]
             fields["uses"] = uses.union(*extra)
         # Node(id=..., func=..., stmt=..., scope=..., inlined=..., **fields), without the call
-        # (_node_maker).  The keywords __init__ refused still raise TypeError.
-        if "kind" not in fields or not _FREE_FIELDS.issuperset(fields):
-            raise TypeError(f"Node fields: {sorted(fields)}")
+        # (_node_maker).  The keywords __init__ refused still raise TypeError (tested when a
+        # key tuple is first met: a tuple made again holds the same keys).
         given = tuple(fields)
         make = _NODE_MAKERS.get(given)
         if make is None:
+            if "kind" not in fields or not _FREE_FIELDS.issuperset(fields):
+                raise TypeError(f"Node fields: {sorted(fields)}")
             make = _NODE_MAKERS[given] = _node_maker(given)
-        node = make(len(self.nodes), ctx.func, ctx.stmt, ctx.scope, ctx.instance > 0, fields)
-        if len(node.outs) == 1 and node.outs[0].key.startswith("%"):
-            self.producers[node.outs[0].key] = node
-        self.nodes.append(node)
-        self.out.append([])
+        nodes = self.nodes
+        node = make(len(nodes), ctx.func, ctx.stmt, ctx.scope, ctx.instance > 0, fields)
+        outs = node.outs
+        if len(outs) == 1 and outs[0].key.startswith("%"):
+            self.producers[outs[0].key] = node
+        nodes.append(node)
+        out = self.out
+        out.append([])
+        node_id = node.id
         for pred, guard in frontier:
-            edge = (node.id, guard)
-            if edge not in self.out[pred]:
-                self.out[pred].append(edge)
-        return node, [(node.id, None)]
+            edge = (node_id, guard)
+            edges = out[pred]
+            if edge not in edges:
+                edges.append(edge)
+        return node, [(node_id, None)]
 
     def build(self, func: ast.FunctionDef | ast.AsyncFunctionDef, qualname: str) -> Flow:
         ctx = _Ctx(instance=0, func=qualname, stack=(func.name,), definition=func)
@@ -1217,21 +1224,25 @@ class FlowBuilder:
         member = self._dict_member(func, ctx)
         if member is not None:
             return member
-        if kind is ast.Attribute and ctx.row_alias and func.value.__class__ is _AST_NAME \
-                and func.value.id in ctx.row_alias and TABLE.method(func.attr) is None:
-            # origin.dense_h_to_4h(x), origin = self.transformer.layers[i].mlp: a layer of that
-            # row (its kind unknown here: a rule that needs a kind does not match it)
-            return f"{ctx.row_alias[func.value.id]}.{func.attr}"
-        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "self":
-            if func.attr in cls.bindings:
-                return "self." + func.attr
-            if func.attr not in cls.methods:
-                return "self." + func.attr
-        if (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and ctx.instance == 0
-                and func.value.id in self._root_params and f"{func.value.id}.{func.attr}" in cls.bindings):
-            # attn.to_q(x), attn a parameter annotated with a same-file module class: that
-            # class's layer (model._borrow_layers), in the root's own body only
-            return f"{func.value.id}.{func.attr}"
+        if kind is ast.Attribute:
+            # (the attribute's tests under one class test: none of the tests after them takes one)
+            holder = func.value
+            if holder.__class__ is not _AST_NAME:
+                return None
+            if ctx.row_alias and holder.id in ctx.row_alias and TABLE.method(func.attr) is None:
+                # origin.dense_h_to_4h(x), origin = self.transformer.layers[i].mlp: a layer of that
+                # row (its kind unknown here: a rule that needs a kind does not match it)
+                return f"{ctx.row_alias[holder.id]}.{func.attr}"
+            if holder.id == "self":
+                if func.attr in cls.bindings:
+                    return "self." + func.attr
+                if func.attr not in cls.methods:
+                    return "self." + func.attr
+            if ctx.instance == 0 and holder.id in self._root_params and f"{holder.id}.{func.attr}" in cls.bindings:
+                # attn.to_q(x), attn a parameter annotated with a same-file module class: that
+                # class's layer (model._borrow_layers), in the root's own body only
+                return f"{holder.id}.{func.attr}"
+            return None
         if (func.__class__ is ast.Call and func.func.__class__ is ast.Name and func.func.id == "getattr"
                 and len(func.args) == 2 and not func.keywords and func.args[0].__class__ is ast.Name
                 and func.args[0].id == "self" and "getattr" not in self.names.imports
@@ -2162,7 +2173,13 @@ class FlowBuilder:
         out = self._temp("")
         common = dict(args=tuple(args), kwargs=tuple(kwargs), outs=(out,), defs=frozenset({out.key}), span=span(call),
                       arg_spans=tuple(arg_spans), kwarg_spans=tuple(kwarg_spans), func_span=span(func))
-        uses = set(_keys(args)) | set(_keys(v for _, v in kwargs))
+        uses = set()  # (what set(_keys(args)) | set(_keys(kwargs' values)) holds, in one loop each)
+        for value in args:
+            if isinstance(value, Ref):
+                uses.add(value.key)
+        for _, value in kwargs:
+            if isinstance(value, Ref):
+                uses.add(value.key)
         if layer is not None and args and not kwargs and self._adds_bias(layer) \
                 and not any(isinstance(a, ast.Starred) for a in call.args) \
                 and not (isinstance(args[0], Ref) and args[0].key in _keys(args[1:])):
@@ -2942,8 +2959,13 @@ class FlowBuilder:
             names = [n.id for t in targets for n in ((t,) if isinstance(t, ast.Name) else walk(t))
                      if isinstance(n, ast.Name)]
         # read before the names are forgotten: the value may rewrap the name's earlier binding
-        fill = canonical.held_fill(value_expr, ctx.fills.get) \
-            if len(targets) == 1 and isinstance(targets[0], ast.Name) else None
+        fill = None
+        if len(targets) == 1 and isinstance(targets[0], ast.Name):
+            func = value_expr.func if value_expr.__class__ is _AST_CALL else None
+            # (a method call other than .to and the fill holders is no fill, as canon.held_fill
+            # answers for it after its tests: most assigned calls, asked nothing)
+            if func.__class__ is not ast.Attribute or func.attr == "to" or func.attr in canonical._FILL_HOLDERS:
+                fill = canonical.held_fill(value_expr, ctx.fills.get)
         parts = None
         kind = value_expr.__class__
         if (kind is ast.Call and value_expr.func.__class__ is ast.Attribute and value_expr.func.attr == "split"
@@ -3907,6 +3929,12 @@ class FlowBuilder:
 
     # ------------------------------------------------------------------ statements
     def _body(self, stmts: list[ast.stmt], frontier: list, ctx: _Ctx) -> list:
+        if len(stmts) < 3 or not self._names_neg_():
+            # (no ``.neg_()`` statement two or three on, which the in-place rotate-half below
+            # needs: the plain walk, with no per-statement tests)
+            for stmt in stmts:
+                frontier = self._stmt(stmt, frontier, ctx)
+            return frontier
         skip = 0
         for i, stmt in enumerate(stmts):
             if skip:
@@ -3931,6 +3959,21 @@ class FlowBuilder:
                         continue
             frontier = self._stmt(stmt, frontier, ctx)
         return frontier
+
+    def _names_neg_(self) -> bool:
+        """May a statement of this file be ``<...>.neg_()``?  False when the file's text has no
+        ``neg_`` (an attribute's name is written as it is, or NFKC-normalised from other
+        characters: a text outside ASCII is tested normalised); True when the text is not
+        known.  Once per file."""
+        found = self.names.names_neg_
+        if found is None:
+            if self.lines is None:
+                return True
+            text = "\n".join(self.lines)
+            if not text.isascii():
+                text = unicodedata.normalize("NFKC", text)
+            found = self.names.names_neg_ = "neg_" in text
+        return found
 
     def _addcmul_in_place(self, call: ast.Call, frontier: list, ctx: _Ctx) -> list | None:
         """``x.addcmul_(a, b)`` as a statement, x a local name: ``x = x + a * b`` written into x
@@ -4644,7 +4687,8 @@ class FlowBuilder:
                 and self._closure_call(targets[0].id, value_expr, ctx)):
             # (the call-free tests first: ``len`` only for a call of a same-file function)
             return frontier
-        optional = _optional_step(targets, value_expr)
+        # (_optional_step reads a conditional expression only: other values ask no call)
+        optional = _optional_step(targets, value_expr) if value_expr.__class__ is ast.IfExp else None
         if optional is not None:
             # sim = (sim + bias) if self.use_bias else sim: a step taken only when the test
             # holds, the other choice keeping the value; read as `if test: sim = sim + bias`
@@ -4709,7 +4753,8 @@ class FlowBuilder:
                 ctx.chunked.pop(name, None)
                 ctx.chunked[name] = tuple(r.key for r in refs)
                 return frontier
-        if single and _parallel(targets[0], value_expr):
+        if unpacking and (value_kind is ast.Tuple or value_kind is ast.List) and _parallel(targets[0], value_expr):
+            # (_parallel's first test inline: a tuple or list unpacked from a display)
             # n, m = 2 ** 9, x.shape[0]: each name holds its own element, as if assigned in turn
             # (no element reads a name being assigned, so the order cannot matter)
             for target, part in zip(targets[0].elts, value_expr.elts):
@@ -4731,11 +4776,22 @@ class FlowBuilder:
         if one_name:
             # attention_interface = eager_attention_forward, or a dispatcher given it as the
             # default (ALL_ATTENTION_FUNCTIONS.get_interface(impl, eager_attention_forward))
-            named = [value_expr] if value_kind is _AST_NAME else (
-                [*value_expr.args, *(k.value for k in value_expr.keywords)] if value_kind is _AST_CALL else [])
-            functions = {n.id for n in named if n.__class__ is _AST_NAME and n.id in self.names.functions
-                         and n.id not in ctx.params}
-            if len(functions) == 1:
+            # (the names among the arguments tested in place, no list of them made: most
+            # assignments name no same-file function)
+            functions = None
+            own = self.names.functions
+            if value_kind is _AST_NAME:
+                if value_expr.id in own and value_expr.id not in ctx.params:
+                    functions = {value_expr.id}
+            elif value_kind is _AST_CALL:
+                for n in value_expr.args:
+                    if n.__class__ is _AST_NAME and n.id in own and n.id not in ctx.params:
+                        functions = {n.id} if functions is None else functions | {n.id}
+                for k in value_expr.keywords:
+                    n = k.value
+                    if n.__class__ is _AST_NAME and n.id in own and n.id not in ctx.params:
+                        functions = {n.id} if functions is None else functions | {n.id}
+            if functions is not None and len(functions) == 1:
                 ctx.func_alias[targets[0].id] = functions.pop()
         self._remember(targets, value_expr, ctx)
         if one_name and value_kind is ast.IfExp and self._function_pair(value_expr, ctx):

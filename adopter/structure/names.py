@@ -51,6 +51,9 @@ class ModuleNames:
     # siblings.sibling_softmax reads there (graph.FlowBuilder fills it on first use: one look
     # per name and file)
     sibling_softmaxes: dict | None = None
+    # does the file's text name ``neg_`` (graph.FlowBuilder._body's in-place rotate-half reading
+    # needs a ``<...>.neg_()`` statement; filled on first use)
+    names_neg_: bool | None = None
 
     def resolve(self, expr: ast.expr) -> str | None:
         """The FQN of a dotted expression whose root is imported or local, else None."""
