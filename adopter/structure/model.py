@@ -447,6 +447,9 @@ class ModuleStructure:
     first_candidates: dict[tuple, list] = field(default_factory=dict)
     # the package's other modules on disk (siblings.Package), when the file lies in one
     package: object = None
+    # the file's text (``lines`` joined): kept so that readings of the whole text take it as it
+    # is, the same object the engine read, rather than joining the lines again per reading
+    text: str | None = None
 
     def table_words(self) -> dict:
         """Module-level dict literals whose entries are dotted names or tuples holding some
@@ -465,11 +468,10 @@ class ModuleStructure:
                             words |= _mentions(elt, None)
                 if words:
                     found[name] = frozenset(words)
-            if self.package is not None and self.lines is not None:
+            if self.package is not None and self.text is not None:
                 # a table imported from another module of the package (siblings.imported_tables):
                 # the last components of what its entries name
-                text = "\n".join(self.lines)
-                for name, table in imported_tables(self.names.imports, text, self.lines, self.package).items():
+                for name, table in imported_tables(self.names.imports, self.text, self.package).items():
                     found[name] = frozenset(fqn.rpartition(".")[2] for fqn in table)
         return found
 
@@ -1241,7 +1243,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     """The structure of one module; ``path``, with ``package``, is where the file lies in its
     package on disk: layer typing may read the package's other modules (siblings.py)."""
     names = collect_names(tree, package, local_imports=may_import_locally(text))
-    module = ModuleStructure(names, text.split("\n") if text is not None else None)
+    module = ModuleStructure(names, text.split("\n") if text is not None else None, text=text)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
     siblings = Package.of(package, path) if package and path else None
     if siblings is not None and names.stars:
