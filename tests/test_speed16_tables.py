@@ -149,3 +149,53 @@ def test_structure_reads_the_engines_text_without_joining_it_again(tmp_path, mon
 def test_an_entry_read_another_way_is_no_table_read(tmp_path):
     path = _package(tmp_path, LOOKALIKE)
     assert _adp012(_fresh(LOOKALIKE), path) == []
+
+
+@pytest.mark.parametrize("needle", [")(", ".apply"])
+def test_lines_holding_are_the_lines_a_test_of_each_line_finds(needle):
+    rng = random.Random(len(needle))
+    alphabet = ["\n", ")", "(", ".apply", "a", " ", ")("]
+    for _ in range(400):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        assert model._lines_holding(text, needle) == [line for line in text.split("\n") if needle in line], text
+
+
+BUILT = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Scale(nn.Module):
+        def forward(self, x):
+            return x * 2
+
+
+    class Twice(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+
+    twice = Twice.apply
+
+
+    class Net(nn.Module):
+        def forward(self, x):
+            y = Scale()(x)
+            return Twice.apply(y) + twice(y)""")
+
+
+def test_built_and_autograd_forwards_read_the_lines_that_name_them():
+    from adopter.engine import parse
+
+    code = _fresh(BUILT)
+    structure = model.module_structure(parse(code, "net.py"), None, code, "net.py")
+    assert structure.text is code
+    assert sorted(structure.built_forwards()) == ["Scale"]
+    assert structure.built_forwards()["Scale"].lineno == 6
+    assert sorted(structure.autograd_forwards()) == ["Twice", "twice"]
+    # a class named on no line that builds and calls it, or applies it: none
+    bare = _fresh(BUILT.replace("Scale()(x)", "Scale(x)").replace("Twice.apply(y)", "y").replace(
+        "twice = Twice.apply", "twice = None"))
+    structure = model.module_structure(parse(bare, "net.py"), None, bare, "net.py")
+    assert structure.built_forwards() == {} and structure.autograd_forwards() == {}

@@ -199,6 +199,21 @@ _APPLIED = re.compile(r"\b([A-Za-z_]\w*+)\.apply\b")
 _BUILT_CALLED = re.compile(r"\b([A-Za-z_]\w*+)\([^()]*+\)\(")
 
 
+def _lines_holding(text: str, needle: str) -> list[str]:
+    """The lines of ``text`` (``text.split("\n")``'s items) that hold ``needle`` (no newline in
+    it), in order, each once: found by ``str.find`` over the text, not by a test of every line
+    in turn (most files hold a rare needle on no line, or on a few of a thousand)."""
+    found = []
+    at = text.find(needle)
+    while at >= 0:
+        end = text.find("\n", at)
+        if end < 0:
+            end = len(text)
+        found.append(text[text.rfind("\n", 0, at) + 1:end])
+        at = text.find(needle, end)
+    return found
+
+
 def _lead_slice(code: str) -> bool:
     """``_LEAD_SLICE.search(code) is not None``: every place the bracket and slices match, in
     order, until one has a word character before it (the pattern's first, ``\\w``)."""
@@ -548,8 +563,8 @@ class ModuleStructure:
         if found is None:
             found = self._built = {}
             classes = self.names.classes
-            if self.lines is not None and classes:
-                for name in {name for line in self.lines if ")(" in line for name in _BUILT_CALLED.findall(line)}:
+            if self.text is not None and classes:
+                for name in {name for line in _lines_holding(self.text, ")(") for name in _BUILT_CALLED.findall(line)}:
                     cls = classes.get(name)
                     forward = next((item for item in cls.body if item.__class__ is ast.FunctionDef
                                     and item.name == "forward"), None) if cls is not None else None
@@ -565,12 +580,12 @@ class ModuleStructure:
         if found is None:
             found = self._autograd = {}
             classes = self.names.classes
-            if self.lines is not None:
+            if self.text is not None:
                 # (the classes whose ``.apply`` the text names: most files name none, and
                 # ``self.apply(fn)`` names no class)
                 # (read only on the lines that write ``.apply``: no match spans a line, and the
                 # pattern tried at every word of the file cost 7% of the analysis)
-                classes = {name for line in self.lines if ".apply" in line
+                classes = {name for line in _lines_holding(self.text, ".apply")
                            for name in _APPLIED.findall(line)}.intersection(classes)
             for name in classes:
                 fwd = function_forward(name, self.names)
