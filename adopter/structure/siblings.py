@@ -309,7 +309,7 @@ def _indexed(text: str, name: str) -> bool:
     answers = _LAST_TEXT[1]
     found = answers.get(name)
     if found is None:
-        if len(name) > TAIL or "[" in name:
+        if name[TAIL:] or "[" in name:  # (longer than TAIL; a slice, not a call per name)
             found = name + "[" in text
         else:
             tails = _LAST_TEXT[2]
