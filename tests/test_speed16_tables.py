@@ -199,3 +199,25 @@ def test_built_and_autograd_forwards_read_the_lines_that_name_them():
         "twice = Twice.apply", "twice = None"))
     structure = model.module_structure(parse(bare, "net.py"), None, bare, "net.py")
     assert structure.built_forwards() == {} and structure.autograd_forwards() == {}
+
+
+def _old_owns(package, fqn: str) -> bool:
+    """Package.owns as it read before (a split per ask)."""
+    head, _, rest = fqn.partition(".")
+    if head == package.top:
+        return bool(rest)
+    return head == package.namespace and rest.partition(".")[0] == package.top and "." in rest
+
+
+@pytest.mark.parametrize("namespace", [None, "ns", "top"])
+def test_owns_answers_as_the_split_did(tmp_path, namespace):
+    folder = tmp_path / (namespace or "plain") / "top" / "sub"
+    folder.mkdir(parents=True)
+    if namespace is None:
+        (tmp_path / "plain" / "__init__.py").write_text("")
+    package = siblings.Package("top.sub", str(folder / "mod.py"))
+    assert package.namespace == namespace
+    names = ["top", "top.", "top.x", "top.x.y", "topx.y", "ns", "ns.", "ns.top", "ns.top.", "ns.top.x",
+             "ns.topx.y", "top.top.x", "torch.nn.Linear", "", ".", "x.top.y", "ns.ns.top.x"]
+    for fqn in names:
+        assert package.owns(fqn) is _old_owns(package, fqn), fqn
