@@ -151,9 +151,12 @@ def imported_table_reads(name: str, lines: list[str] | None) -> bool:
     place, ``klass = name[key]``, the bracket right after the name), importing it once?  An
     item store, ``update``, an alias or a second binding here would change the entries that
     module holds: False."""
-    if lines is None:
-        return False
-    text = "\n".join(lines)
+    return lines is not None and imported_table_reads_in(name, "\n".join(lines))
+
+
+def imported_table_reads_in(name: str, text: str) -> bool:
+    """imported_table_reads of the file's whole ``text`` (its lines joined), for a reader that
+    holds the text already: the whole file is not joined again per name."""
     if name + "[" not in text:  # (an entry is read with the bracket right after the name)
         return False
     word = re.escape(name)

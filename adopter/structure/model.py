@@ -218,6 +218,21 @@ _APPLIED = re.compile(r"\b([A-Za-z_]\w*+)\.apply\b")
 _BUILT_CALLED = re.compile(r"\b([A-Za-z_]\w*+)\([^()]*+\)\(")
 
 
+def _lines_holding(text: str, needle: str) -> list[str]:
+    """The lines of ``text`` (``text.split("\n")``'s items) that hold ``needle`` (no newline in
+    it), in order, each once: found by ``str.find`` over the text, not by a test of every line
+    in turn (most files hold a rare needle on no line, or on a few of a thousand)."""
+    found = []
+    at = text.find(needle)
+    while at >= 0:
+        end = text.find("\n", at)
+        if end < 0:
+            end = len(text)
+        found.append(text[text.rfind("\n", 0, at) + 1:end])
+        at = text.find(needle, end)
+    return found
+
+
 def _lead_slice(code: str) -> bool:
     """``_LEAD_SLICE.search(code) is not None``: every place the bracket and slices match, in
     order, until one has a word character before it (the pattern's first, ``\\w``)."""
@@ -466,6 +481,9 @@ class ModuleStructure:
     first_candidates: dict[tuple, list] = field(default_factory=dict)
     # the package's other modules on disk (siblings.Package), when the file lies in one
     package: object = None
+    # the file's text (``lines`` joined): kept so that readings of the whole text take it as it
+    # is, the same object the engine read, rather than joining the lines again per reading
+    text: str | None = None
 
     def table_words(self) -> dict:
         """Module-level dict literals whose entries are dotted names or tuples holding some
@@ -484,11 +502,10 @@ class ModuleStructure:
                             words |= _mentions(elt, None)
                 if words:
                     found[name] = frozenset(words)
-            if self.package is not None and self.lines is not None:
+            if self.package is not None and self.text is not None:
                 # a table imported from another module of the package (siblings.imported_tables):
                 # the last components of what its entries name
-                text = "\n".join(self.lines)
-                for name, table in imported_tables(self.names.imports, text, self.lines, self.package).items():
+                for name, table in imported_tables(self.names.imports, self.text, self.package).items():
                     found[name] = frozenset(fqn.rpartition(".")[2] for fqn in table)
         return found
 
@@ -565,8 +582,8 @@ class ModuleStructure:
         if found is None:
             found = self._built = {}
             classes = self.names.classes
-            if self.lines is not None and classes:
-                for name in {name for line in self.lines if ")(" in line for name in _BUILT_CALLED.findall(line)}:
+            if self.text is not None and classes:
+                for name in {name for line in _lines_holding(self.text, ")(") for name in _BUILT_CALLED.findall(line)}:
                     cls = classes.get(name)
                     forward = next((item for item in cls.body if item.__class__ is ast.FunctionDef
                                     and item.name == "forward"), None) if cls is not None else None
@@ -582,12 +599,12 @@ class ModuleStructure:
         if found is None:
             found = self._autograd = {}
             classes = self.names.classes
-            if self.lines is not None:
+            if self.text is not None:
                 # (the classes whose ``.apply`` the text names: most files name none, and
                 # ``self.apply(fn)`` names no class)
                 # (read only on the lines that write ``.apply``: no match spans a line, and the
                 # pattern tried at every word of the file cost 7% of the analysis)
-                classes = {name for line in self.lines if ".apply" in line
+                classes = {name for line in _lines_holding(self.text, ".apply")
                            for name in _APPLIED.findall(line)}.intersection(classes)
             for name in classes:
                 fwd = function_forward(name, self.names)
@@ -1314,7 +1331,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     """The structure of one module; ``path``, with ``package``, is where the file lies in its
     package on disk: layer typing may read the package's other modules (siblings.py)."""
     names = collect_names(tree, package, local_imports=may_import_locally(text))
-    module = ModuleStructure(names, text.split("\n") if text is not None else None)
+    module = ModuleStructure(names, text.split("\n") if text is not None else None, text=text)
     infos: dict[str, ClassInfo] = {name: collect_class(node, names) for name, node in names.classes.items()}
     siblings = Package.of(package, path) if package and path else None
     if siblings is not None and names.stars:

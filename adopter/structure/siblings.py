@@ -22,7 +22,7 @@ import os
 import re
 
 from .formulas import gelu_function, passes_tensor_through, softmax_formula
-from .literals import imported_table_reads, literal_table
+from .literals import imported_table_reads_in, literal_table
 from .names import ModuleNames, collect_names, import_bindings
 
 MAX_BYTES = 512_000  # a larger module is not read (generated code, vendored tables)
@@ -47,6 +47,11 @@ class Package:
         # ``towhee/models/...`` with no ``towhee/__init__.py``: ``towhee`` is a namespace package
         # (PEP 420) holding this one, and ``towhee.models.layers`` names ``<top>.layers``
         self.namespace = _namespace_of(folder)
+        # (owns' prefixes: ``top.`` and, below a namespace package, ``namespace.top.``)
+        self._own = self.top + "."
+        self._own_size = len(self._own)
+        self._nested = None if self.namespace is None else f"{self.namespace}.{self._own}"
+        self._nested_size = 0 if self._nested is None else len(self._nested)
 
     @classmethod
     def of(cls, package: str, path: str) -> Package:
@@ -60,10 +65,14 @@ class Package:
         return made
 
     def owns(self, fqn: str) -> bool:
-        head, _, rest = fqn.partition(".")
-        if head == self.top:
-            return bool(rest)
-        return head == self.namespace and rest.partition(".")[0] == self.top and "." in rest
+        """Does ``fqn`` name something inside this package: ``top.<more>`` or, below a namespace
+        package, ``namespace.top.<more>``?  (Prefixes compared by slices: every layer and
+        call the file's typing resolves asks, and a split per ask cost more than the test.)"""
+        if fqn[:self._own_size] == self._own:
+            return fqn[self._own_size:] != ""
+        if fqn == self.top:
+            return False  # (the top package itself)
+        return self._nested is not None and fqn[:self._nested_size] == self._nested
 
     def _file(self, module: str) -> str | None:
         key = (self.base, module)
@@ -272,7 +281,7 @@ def _table_of(other, module: str, name: str) -> tuple | None:
     return tuple(found)
 
 
-def imported_tables(imports: dict, text: str, lines: list[str] | None, package: Package) -> dict:
+def imported_tables(imports: dict, text: str, package: Package) -> dict:
     """Local name -> the callables (sibling_table) of each table the file imports from another
     module of its package and reads only one entry at a time (literals.imported_table_reads):
     what a call of an entry may call, for the words a function must mention
@@ -285,7 +294,7 @@ def imported_tables(imports: dict, text: str, lines: list[str] | None, package: 
         if fqn is None or fqn[:size] != own or not _indexed(text, local):
             continue
         table = sibling_table(package, fqn)
-        if table and imported_table_reads(local, lines):
+        if table and imported_table_reads_in(local, text):
             found[local] = table
     return found
 
@@ -301,27 +310,47 @@ def imported_table_words(tree: ast.Module, text: str, package: str, path: str) -
     _indexed_imports(tree.body, text, package, top + ".", imports)
     if not imports:
         return frozenset()
-    tables = imported_tables(imports, text, text.split("\n"), Package.of(package, path))
+    tables = imported_tables(imports, text, Package.of(package, path))
     return frozenset(fqn.rpartition(".")[2] for table in tables.values() for fqn in table)
 
 
-_LAST_TEXT: list = [None, {}]  # the last text asked about, and name -> whether ``name[`` is in it
+_LAST_TEXT: list = [None, {}, None]  # the last text asked about, name -> is ``name[`` in it, its tails
+TAIL = 64  # characters kept before each ``[`` (a longer name is looked for in the whole text)
 
 
 def _indexed(text: str, name: str) -> bool:
     """``name + "[" in text``, each answer kept for the text: imported_table_words and the
-    file's structure ask about the same imports of the same text (scanning a large file once
-    per import of the package's own modules, twice, cost more than the lookups it guards)."""
+    file's structure ask about the same imports of the same text.  Looked for in the text's
+    bracket tails (_bracket_tails), a tenth of the text, made once per text on the first ask:
+    a file asks about each name its package's own modules give it (a dozen, most never
+    indexed), and a scan of the whole text per name cost more than the lookups it guards."""
     if _LAST_TEXT[0] is not text and _LAST_TEXT[0] != text:
-        # (ModuleStructure.table_words hands the same text joined again from its lines: equal,
-        # not the same object)
         _LAST_TEXT[0] = text
         _LAST_TEXT[1] = {}
+        _LAST_TEXT[2] = None
     answers = _LAST_TEXT[1]
     found = answers.get(name)
     if found is None:
-        found = answers[name] = name + "[" in text
+        if name[TAIL:] or "[" in name:  # (longer than TAIL; a slice, not a call per name)
+            found = name + "[" in text
+        else:
+            tails = _LAST_TEXT[2]
+            if tails is None:
+                tails = _LAST_TEXT[2] = _bracket_tails(text)
+            found = name + "[" in tails
+        answers[name] = found
     return found
+
+
+def _bracket_tails(text: str) -> str:
+    """The last TAIL characters before each ``[`` of ``text``, each followed by its ``[``.
+    ``name + "["`` (``name`` no longer than TAIL, holding no ``[``) is in the text exactly when
+    it is in these: its ``[`` ends one of the pieces between brackets, and ``name`` is that
+    piece's end, so within its last TAIL characters; and a ``[`` here follows the end of a piece
+    that the text also follows by a ``[``."""
+    pieces = text.split("[")
+    pieces.pop()  # (what follows the last bracket)
+    return "[".join([piece[-TAIL:] for piece in pieces]) + "[" if pieces else ""
 
 
 def _indexed_imports(body: list, text: str, package: str, own: str, imports: dict) -> None:
