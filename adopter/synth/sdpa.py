@@ -957,6 +957,7 @@ class _Attention:
         upcast = self._check_softmax()
         q, k, v = self._operands()
         self.dtype_casts: list = []  # (target, cast step): probabilities cast to another tensor's dtype
+        self.held_dtypes: list = []  # (name, operand): a cast to a dtype read before the operand's recast
         self.widening: list = []  # (add step, operand): biases that may widen the scores cast back to
         self._check_casts(upcast, (q, k, v))
         self._check_softmax_dtype((q, k, v))
@@ -981,6 +982,14 @@ class _Attention:
             if read_names(target) & (earlier_stored | stored):
                 raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
             term = f"{_atom(text, target)}.dtype != {self._q_dtype()}"
+            guard.append(term)
+            dtype_terms.add(term)
+        for name, operand in self.held_dtypes:
+            # (_held_operand_dtype) the dtype read before the operand's recast: the fused call
+            # only where the recast left the dtype as it was
+            if {name, operand} & stored:
+                raise Skip(f"`{name}` or `{operand}` is assigned in the attention before the cast")
+            term = f"{operand}.dtype != {name}"
             guard.append(term)
             dtype_terms.add(term)
         conditions: dict[str, ast.expr] = {}  # step role -> the if test it runs under
@@ -2691,9 +2700,16 @@ class _Attention:
 
     def _check_cast(self, node, operands) -> None:
         target = None
+        if node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 1:
+            for (name, _), (value_span, _) in zip(node.kwargs, node.kwarg_spans):
+                arg = self.index.expr_at(value_span) if name == "dtype" and value_span else None
+                if isinstance(arg, ast.Name) and (held := self._held_operand_dtype(arg, operands)) is not None:
+                    target = held  # (monai-generative's ``.to(dtype=dtype)``: _held_operand_dtype)
         if node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 2:
             arg = self.index.expr_at(node.arg_spans[1])
-            if isinstance(arg, ast.Name):
+            if isinstance(arg, ast.Name) and (held := self._held_operand_dtype(arg, operands)) is not None:
+                arg = ast.Attribute(value=held, attr="dtype", ctx=ast.Load())
+            elif isinstance(arg, ast.Name):
                 # ``dtype = q.dtype`` once, then ``attn.to(dtype)``: q's dtype, unless the
                 # function rebinds q to a cast of it in between
                 resolved = self._resolve_local(arg)
@@ -2709,7 +2725,7 @@ class _Attention:
         elif node.kind == "method" and node.op in ("to", "type") and len(node.arg_spans) == 1:
             for (name, _), (value_span, _) in zip(node.kwargs, node.kwarg_spans):
                 arg = self.index.expr_at(value_span) if name == "dtype" and value_span else None
-                if isinstance(arg, ast.Attribute) and arg.attr == "dtype":
+                if target is None and isinstance(arg, ast.Attribute) and arg.attr == "dtype":
                     target = arg.value
         elif node.kind == "method" and node.op == "type_as" and len(node.arg_spans) == 2:
             target = self.index.expr_at(node.arg_spans[1])
@@ -2739,6 +2755,32 @@ class _Attention:
                 self.dtype_casts.append((target, node))  # guarded in plan: the dtypes must agree
                 return
             raise Skip(f"the probabilities are cast to the dtype of `{text}`, not of q, k or v")
+
+    def _held_operand_dtype(self, arg: ast.Name, operands) -> ast.Name | None:
+        """The operand ``x`` (q, k or v, a bare name) when ``arg`` is a local name the function
+        assigns once, at its top level, ``arg = x.dtype``, and then rebinds ``x`` with a cast
+        (monai-generative's ``dtype = query.dtype`` ahead of ``if self.upcast_attention: query =
+        query.float()``, then ``probs.to(dtype=dtype)``).  Whether the cast ran is decided at run
+        time (a flag, the input's dtype), so the cast of the probabilities to ``arg`` is one to
+        x's dtype exactly where ``x.dtype == arg`` at the attention: the guard
+        (``self.held_dtypes``, read in :meth:`_check_cast`'s caller) sends the other cases to the
+        original.  None otherwise."""
+        func = self._function(self.block[0]) if self.block else None
+        if func is None:
+            return None
+        assigns = [n for n in func.body if isinstance(n, ast.Assign) and len(n.targets) == 1
+                   and isinstance(n.targets[0], ast.Name) and n.targets[0].id == arg.id]
+        value = assigns[0].value if len(assigns) == 1 else None
+        if not (isinstance(value, ast.Attribute) and value.attr == "dtype" and isinstance(value.value, ast.Name)):
+            return None
+        if any(isinstance(n, ast.Name) and n.id == arg.id and isinstance(n.ctx, (ast.Store, ast.Del))
+               for n in ast_walk(func)) and self._resolve_local(arg) is not value:
+            return None
+        held = value.value
+        if held.id not in {t for t, _ in operands} or not self._recast(held.id):
+            return None
+        self.held_dtypes.append((arg.id, held.id))
+        return held
 
     def _dtype_read(self, name: str, value: ast.Attribute) -> ast.Assign | None:
         """The statement ``name = <scores>.dtype`` of the region, at its top level (so it runs
