@@ -379,6 +379,7 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
         if d is None or d < 0 or _from_conflict(node.view.args[0], ranks):
             continue
         ranks_seen, transposes, key = set(), [], node.outs[0].key
+        keyed = _key_moved(nodes, node, d, ranks)
         for _ in range(4):  # the probabilities, cast or dropped out
             for reader in readers.get(key, ()):
                 if reader.canon == "torch.matmul" and _second_operand(reader, key):
@@ -388,8 +389,13 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
                     ranks_seen.add(d + 2)
                 elif reader.canon == "torch.matmul":
                     # read directly: over a middle axis (heads, queries) of a 4-D tensor is as
-                    # likely as over the keys of a 2-D one ("softmax over another dimension")
-                    ranks_seen.add(None)
+                    # likely as over the keys of a 2-D one ("softmax over another dimension"),
+                    # unless the scores' keys were moved last by ``k.transpose(d - 1, d)``:
+                    # the product contracts p's last axis, axis d at the rank d + 1 that
+                    # transpose moves the keys into place for
+                    ranks_seen.add(d + 1 if keyed is not None else None)
+                    if keyed is not None:
+                        transposes.append(keyed)
                 elif reader.canon == "torch.transpose" and len(reader.outs) == 1:
                     dims = sorted(_int(v) for n, v in reader.view.kwargs if n in ("dim0", "dim1"))
                     after = [r for r in readers.get(reader.outs[0].key, ()) if r.canon == "torch.matmul"
@@ -409,6 +415,44 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
             for transpose in transposes:
                 found[transpose.id] = rank
     return found
+
+
+def _key_moved(nodes, softmax, d: int, ranks: _Ranks):
+    """The transpose node of ``softmax(q @ k.transpose(d - 1, d) [/ scale], dim=d)`` (TF-GridNet's
+    heads-in-the-batch ``matmul(Q, K.transpose(1, 2)) / sqrt(e)``, then ``softmax(w, dim=2)``):
+    the scores' second operand with the two axes before and at ``d`` swapped, which makes
+    ``q @ kT`` the product of q with k transposed only at rank ``d + 1`` -- where the softmax
+    normalises the keys' axis, the last.  Between the product and the softmax only a scale by a
+    number (a value of rank 0) or a cast: a mask of unknown rank could broadcast the scores
+    wider.  None when the scores are not so written."""
+    if d < 1:
+        return None
+    producer = {}
+    for node in nodes:
+        if node.id >= softmax.id:
+            break
+        for out in node.outs:
+            producer[out.key] = node  # the last assignment before the softmax
+    value = softmax.view.args[0]
+    for _ in range(4):
+        node = producer.get(value.key) if _is_ref(value) else None
+        if node is None or len(node.outs) != 1:
+            return None
+        if node.canon == "torch.matmul" and node.op.rsplit(".", 1)[-1] in ("matmul", "@") \
+                and node.view is not None and len(node.view.args) == 2 and _is_ref(node.view.args[1]):
+            moved = producer.get(node.view.args[1].key)
+            if moved is None or moved.canon != "torch.transpose" or moved.view is None or len(moved.outs) != 1:
+                return None
+            dims = sorted(_int(v) for n, v in moved.view.kwargs if n in ("dim0", "dim1"))
+            return moved if dims == [d - 1, d] else None
+        args = node.view.args if node.view is not None else node.args
+        if node.kind == "copy" or node.canon == "torch.Tensor.to":
+            value = args[0] if args else None
+        elif node.canon in ("torch.div", "torch.mul") and len(args) == 2 and ranks.of(args[1], node) == 0:
+            value = args[0]
+        else:
+            return None
+    return None
 
 
 def _second_operand(product, key: str) -> bool:

@@ -970,7 +970,10 @@ class _Attention:
             if clash:
                 raise Skip(f"`{sorted(clash)[0]}` is reassigned in the attention, so `{text}` would change meaning")
 
-        guard: list[str] = self._rank_terms((q, k, v), all_stored)
+        # (a name only the context product's statement assigns -- `V = torch.matmul(p, V)` -- is
+        # read there before it is assigned: the guard, before the region, reads the same value)
+        guard: list[str] = self._rank_terms((q, k, v), all_stored - (c_stmt_stored - earlier))
+        rank_terms = set(guard)
         dtype_terms: set[str] = set()
         for target, cast in self.dtype_casts:
             # `attn.softmax(dim=-1).type_as(x)` (x the block's input): the same computation
@@ -1307,7 +1310,8 @@ class _Attention:
                 # fairseq's `attn_mask = attn_mask.unsqueeze(0)` before `attn_weights += attn_mask`:
                 # the guard reads the mask before the region, of the same dtype and None-ness
                 clash = {name for name in clash if not _reshaped_only(name, region)}
-            if clash and term not in branch_tests and term not in dtype_terms and term != filled_term and \
+            if clash and term not in branch_tests and term not in dtype_terms and term not in rank_terms \
+                    and term != filled_term and \
                     term not in {_guard_term(self._text(s.test), s.test) for s in region if isinstance(s, ast.If)}:
                 raise Skip(f"the fallback condition `{term}` reads `{sorted(clash)[0]}`, computed by the attention")
         if self.declined or self.in_context:
