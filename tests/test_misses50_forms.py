@@ -243,3 +243,39 @@ def test_gated_dropout_before_a_residual_add_and_layer_norm_is_reported_not_fixe
     scaled = edit(DROPOUT_ADD_NORM, "return F.dropout(x, p=self.p, training=True, inplace=inplace)",
                   "return F.dropout(x, p=self.p, training=True, inplace=inplace) * 2.0")
     assert finding_at(scaled, "ADP005", line) is None
+
+
+SOFTMAX_MODULE = textwrap.dedent("""\
+    import torch.nn as nn
+
+
+    class RowSoftmax(nn.Module):
+        def __init__(self, dim=-1):
+            super().__init__()
+            self.dim = dim
+
+        def forward(self, x):
+            return x.softmax(self.dim)
+""")
+
+
+def test_softmax_module_of_a_sibling_module(tmp_path):
+    """The sibling reading is the same-file one's (layers._wrapper): a softmax module another
+    module defines is a softmax over the axis the construction fixes; over the queries' axis
+    it is not attention's."""
+    attention = edit(ATTENTION, "IMPORT", "from gatepkg.gated_drop import GatedDrop\nfrom gatepkg.rows import RowSoftmax")
+    attention = edit(attention, "self.proj = nn.Linear(dim, dim)",
+                     "self.proj = nn.Linear(dim, dim)\n        self.attend = RowSoftmax(dim=-1)")
+    attention = edit(attention, "attn = torch.softmax(attn, dim=-1)", "attn = self.attend(attn)")
+    attention = edit(attention, 'GatedDrop(p, name="attention")', "nn.Dropout(p)")  # (the softmax alone is new)
+    top = _package(tmp_path, {"gated_drop.py": GATED_DROPOUT, "rows.py": SOFTMAX_MODULE, "attention.py": attention})
+    path = top / "attention.py"
+    line = next(n for n, t in enumerate(attention.splitlines(), 1) if SCORES in t)
+
+    def found():
+        findings = analyze(path.read_text(), str(path), rules("ADP010"), package_of(str(path))).findings
+        return any(f.rule == "ADP010" and f.line <= line <= f.end_line for f in findings)
+
+    assert found()
+    path.write_text(edit(attention, "RowSoftmax(dim=-1)", "RowSoftmax(dim=-2)"))
+    assert not found()

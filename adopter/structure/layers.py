@@ -1102,7 +1102,7 @@ class LayerTyper:
         name = fqn.rsplit(".", 1)[-1]
         how = "in float32, cast back to its input's dtype" if cast else "over the axis it is built with"
         return Built(SOFTMAX_MODULE, (), (("dim", axis),), False, call, via=name, unlike=(
-            f"`{name}` is a module of this file computing a softmax {how}, not an nn.Softmax"))
+            f"`{name}` is a module of the package computing a softmax {how}, not an nn.Softmax"))
 
     def _dropout_wrapper(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
         """An ``nn.Dropout`` when ``call`` builds a same-file module whose forward, on the
