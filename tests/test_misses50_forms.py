@@ -128,6 +128,7 @@ def test_gated_dropout_in_eval_with_the_flag_set_still_drops_after_the_fix():
     import torch
 
     result = fix_text(SAME_FILE, "model.py", rules("ADP010"))
+    assert result.applied and "scaled_dot_product_attention(" in result.text
     for keep in (False, True):
         a, b = float64_pair(SAME_FILE, result.text, "Attention", p=1.0)
         a.eval()
