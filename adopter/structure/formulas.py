@@ -1465,13 +1465,17 @@ class DropoutWrapper:
     flags: tuple
     init: ast.FunctionDef
     own: frozenset  # attributes ``__init__`` binds once and nothing else binds (a rate may be one)
+    bound: frozenset = frozenset()  # every attribute the class binds (a run-time flag must be one)
 
     def rate(self, call: ast.Call, names: ModuleNames, known=None) -> str | None:
         """The attribute holding the dropout rate when the module ``call`` builds runs the
         dropout branch: each attribute the forward's tests read is settled by what ``call``
         passes for the ``__init__`` parameter bound to it (a literal, or ``known(expr)``'s
-        literal), else by that parameter's literal default; None when a test is not settled or
-        the branch taken is not the dropout."""
+        literal), else by that parameter's literal default; None when a test the way taken
+        needs is not settled or the branch taken is not the dropout.  A dropout gated on the
+        training flag (:func:`_gated_dropout`, fairseq's ``FairseqDropout``) may also run in
+        eval on attributes set at run time: the rate then reads ``"<rate> or <flag> ..."``
+        (:func:`rate_parts`), the flags that make it drop in eval too."""
         values = {}
         for attr, param, default in self.flags:
             expr = default
@@ -1482,12 +1486,24 @@ class DropoutWrapper:
                 if passed is not None:
                     expr = passed
             value = _literal(expr, known)
-            if value is _UNKNOWN:
-                return None
-            values[attr] = value
+            if value is not _UNKNOWN:
+                values[attr] = value  # (an unsettled attribute fails any test that needs it)
         x = self.forward.args.args[1].arg
         rate = _dropout_path(self.forward.body, x, values, names)
+        if rate is None:
+            gated = _gated_dropout(self.forward, x, values, names, self.bound)
+            if gated is None or gated[0] not in self.own:
+                return None
+            return " or ".join(gated)
         return rate if rate in self.own else None
+
+
+def rate_parts(rate: str) -> tuple:
+    """(the rate attribute, the attributes that make the module drop in eval too) of a
+    dropout layer's ``rate`` (DropoutWrapper.rate): ``"p or apply_during_inference"`` ->
+    ``("p", ("apply_during_inference",))``."""
+    first, *flags = rate.split(" or ")
+    return first, tuple(flags)
 
 
 _UNKNOWN = object()
@@ -1571,6 +1587,11 @@ def dropout_wrapper(cls: ast.ClassDef, names: ModuleNames) -> DropoutWrapper | N
     for attr in sorted(read):
         values = bound.get(attr)
         if values is None or len(values) != 1 or values[0] is None:
+            # the training flag, or an attribute bound again at run time: never settled, so
+            # a way through the forward that needs it is none, but a gate may read it at run
+            # time (_gated_dropout)
+            if attr == "training" or values is not None:
+                continue
             return None
         value = values[0]
         if value.__class__ is ast.Name and value.id in params:
@@ -1582,7 +1603,7 @@ def dropout_wrapper(cls: ast.ClassDef, names: ModuleNames) -> DropoutWrapper | N
         else:
             return None
     own = frozenset(attr for attr, values in bound.items() if len(values) == 1 and values[0] is not None)
-    return DropoutWrapper(cls, forward, tuple(flags), init, own)
+    return DropoutWrapper(cls, forward, tuple(flags), init, own, frozenset(bound))
 
 
 def _returns_dropout(stmts: list, names: ModuleNames) -> bool:
@@ -1677,7 +1698,97 @@ def _dropout_path(stmts: list, x: str, values: dict, names: ModuleNames) -> str 
     return None
 
 
-def _dropout_call(call, x: str, names: ModuleNames) -> str | None:
+def _gated_dropout(forward: ast.FunctionDef, x: str, values: dict, names: ModuleNames, bound: frozenset):
+    """(rate attribute, run-time flag attributes...) when the forward, the settled ``values``
+    taken, is ``if <gate>: return F.dropout(x, p=self.<rate>, training=True)`` and ``x``
+    otherwise (fairseq's ``FairseqDropout``: ``if self.p > 0 and (self.training or
+    self.apply_during_inference)``).  The gate is an ``and`` of a test that the rate is
+    positive (dropout at rate 0 is the identity), settled-true tests, and one test of the
+    training flag, maybe ``or`` attributes the class binds: one settled false is left out, one
+    settled true (the module drops in eval) or not an attribute of the class reads none.
+    Then the module is ``F.dropout(x, p=self.<rate>, training=self.training or <flags>)``.
+    None otherwise (only when ``_dropout_path``, the common reading, found none)."""
+    stmts = forward.body
+    while stmts and (stmts[0].__class__ is ast.Expr and stmts[0].value.__class__ is ast.Constant
+                     or stmts[0].__class__ is ast.Pass):
+        stmts = stmts[1:]
+    if not stmts or stmts[0].__class__ is not ast.If:
+        return None
+    first = stmts[0]
+    taken = _settled(first.test, values)
+    if taken is not None:  # a settled test before the gate: the way it takes
+        return _gated_dropout_in((first.body if taken else first.orelse) + stmts[1:], x, values, names, bound,
+                                 forward)
+    return _gated_dropout_in(stmts, x, values, names, bound, forward)
+
+
+def _gated_dropout_in(stmts: list, x: str, values: dict, names: ModuleNames, bound: frozenset, forward):
+    if not stmts or stmts[0].__class__ is not ast.If:
+        return None
+    gate, rest = stmts[0], stmts[0].orelse + stmts[1:]
+    if len(gate.body) != 1 or gate.body[0].__class__ is not ast.Return or not rest \
+            or rest[0].__class__ is not ast.Return or not (rest[0].value.__class__ is ast.Name
+                                                           and rest[0].value.id == x):
+        return None
+    rate = _dropout_call(gate.body[0].value, x, names, forward, gated=True)
+    if rate is None:
+        return None
+    terms = gate.test.values if gate.test.__class__ is ast.BoolOp and gate.test.op.__class__ is ast.And \
+        else [gate.test]
+    flags = None
+    for term in terms:
+        if _rate_positive(term, rate):
+            continue
+        found = _training_flags(term, values, bound)
+        if found is not None and flags is None:
+            flags = found
+            continue
+        if _settled(term, values) is not True:
+            return None
+    return None if flags is None else (rate, *flags)
+
+
+def _self_attr(node, attr: str | None = None) -> bool:
+    return (node.__class__ is ast.Attribute and node.value.__class__ is ast.Name and node.value.id == "self"
+            and (attr is None or node.attr == attr))
+
+
+def _rate_positive(term, rate: str) -> bool:
+    """``self.<rate> > 0`` (``!= 0``, ``0 < self.<rate>``, ``self.<rate>``): false only where the
+    dropout would be the identity anyway."""
+    if _self_attr(term, rate):
+        return True
+    if term.__class__ is not ast.Compare or len(term.ops) != 1:
+        return False
+    left, op, right = term.left, term.ops[0].__class__, term.comparators[0]
+    if op is ast.Lt:
+        left, right, op = right, left, ast.Gt
+    return (op is ast.Gt or op is ast.NotEq) and _self_attr(left, rate) \
+        and right.__class__ is ast.Constant and right.value == 0 and right.value is not False
+
+
+def _training_flags(term, values: dict, bound: frozenset) -> tuple | None:
+    """The run-time flags of a test ``self.training`` or ``self.training or self.<flag> ...``:
+    flags settled false are left out; None when one is settled true or is not an attribute
+    the class binds (a property, a method: not read here)."""
+    parts = term.values if term.__class__ is ast.BoolOp and term.op.__class__ is ast.Or else [term]
+    if not any(_self_attr(part, "training") for part in parts):
+        return None
+    flags = []
+    for part in parts:
+        if _self_attr(part, "training"):
+            continue
+        if not _self_attr(part) or part.attr not in bound:
+            return None
+        if part.attr in values:
+            if values[part.attr]:
+                return None
+            continue
+        flags.append(part.attr)
+    return tuple(flags)
+
+
+def _dropout_call(call, x: str, names: ModuleNames, forward=None, gated: bool = False) -> str | None:
     if call.__class__ is not ast.Call or names.resolve(call.func) not in _DROPOUT_FUNCTIONS:
         return None
     slots = {"input": None, "p": None, "training": None}
@@ -1692,17 +1803,28 @@ def _dropout_call(call, x: str, names: ModuleNames) -> str | None:
             return None
         slots[name] = keyword.value
     inplace = slots.get("inplace")
-    if inplace is not None and not (inplace.__class__ is ast.Constant and inplace.value is False):
+    if inplace is not None and not (inplace.__class__ is ast.Constant and inplace.value is False) \
+            and not _false_parameter(inplace, forward):
         return None
     tensor, rate, training = slots["input"], slots["p"], slots["training"]
     if not (tensor.__class__ is ast.Name and tensor.id == x):
         return None
-    if not (training.__class__ is ast.Attribute and training.attr == "training"
-            and training.value.__class__ is ast.Name and training.value.id == "self"):
+    if not (_self_attr(training, "training")
+            or gated and training.__class__ is ast.Constant and training.value is True):
         return None
     if not (rate.__class__ is ast.Attribute and rate.value.__class__ is ast.Name and rate.value.id == "self"):
         return None
     return rate.attr
+
+
+def _false_parameter(value, forward) -> bool:
+    """Is ``value`` a parameter of ``forward`` (after the input) that defaults to False
+    (``inplace: bool = False``)?  The module's callers pass it no value where they call it
+    with the input alone; an in-place dropout computes the same values."""
+    if forward is None or value.__class__ is not ast.Name:
+        return False
+    default = param_default(forward.args, value.id)
+    return default is not None and default.__class__ is ast.Constant and default.value is False
 
 
 # ----------------------------------------------------------------------------- pass-throughs

@@ -39,7 +39,7 @@ from .literals import written_in_place
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
                        functional_layer_norm_module, gelu_formula, gelu_function, gelu_module, layer_norm_module,
-                       passed_argument, silu_module, softmax_module, strip_casts,
+                       passed_argument, rate_parts, silu_module, softmax_module, strip_casts,
                        untransposed)
 from .moved_norm import moves_last_axis_through_norm
 from .names import ModuleNames, class_body_value, module_functions as _functions, names_match, param_default
@@ -1102,7 +1102,7 @@ class LayerTyper:
         name = fqn.rsplit(".", 1)[-1]
         how = "in float32, cast back to its input's dtype" if cast else "over the axis it is built with"
         return Built(SOFTMAX_MODULE, (), (("dim", axis),), False, call, via=name, unlike=(
-            f"`{name}` is a module of this file computing a softmax {how}, not an nn.Softmax"))
+            f"`{name}` is a module of the package computing a softmax {how}, not an nn.Softmax"))
 
     def _dropout_wrapper(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
         """An ``nn.Dropout`` when ``call`` builds a same-file module whose forward, on the
@@ -1121,9 +1121,21 @@ class LayerTyper:
         if rate is None:
             return None
         name = fqn.rsplit(".", 1)[-1]
+        attr, flags = rate_parts(rate)
+        also = "".join(f" (and in eval when `self.{flag}` is set)" for flag in flags)
         return Built("torch.nn.Dropout", (), (), False, call, via=name, rate=rate, unlike=(
-            f"`{name}` is a module of this file whose forward runs F.dropout with its rate in "
-            f"`self.{rate}`, not an nn.Dropout: the kernel reads nn.Dropout's p"))
+            f"`{name}` is a module of the package whose forward runs F.dropout with its rate in "
+            f"`self.{attr}`{also}, not an nn.Dropout: the kernel reads nn.Dropout's p"))
+
+    def _sibling_wrapper(self, fqn: str, call: ast.Call, env: dict) -> Built | None:
+        """:meth:`_wrapper` for a class another module of the package defines (fairseq's
+        ``FairseqDropout``, imported by its attention module): read in that module's reader
+        (its names resolve the forward's calls), the construction's arguments in this one's
+        ``env``."""
+        found = self.package.find(fqn)
+        if found is None or found[1] not in found[0].names.classes:
+            return None
+        return found[0]._wrapper(found[1], call, env)
 
     def _find_kind(self, fqn: str, depth: int):
         cls = self.names.classes.get(fqn)
@@ -1679,6 +1691,10 @@ class LayerTyper:
             kind = self._kind_of(fqn)
             if (kind is None or kind[0] == OUTPUT_OF + "torch.nn.Dropout") and fqn in self.names.classes:
                 wrapped = self._wrapper(fqn, call, env)
+                if wrapped is not None:
+                    return (wrapped,)
+            elif kind is None and self.package is not None and self.package.owns(fqn):
+                wrapped = self._sibling_wrapper(fqn, call, env)
                 if wrapped is not None:
                     return (wrapped,)
             if kind is not None:

@@ -49,7 +49,7 @@ from ..match import Match
 from ..ruleset import Rule
 from ..structure import Const
 from ..structure.canon import LARGE_NEGATIVE, einx_where_layout, fill_value, held_fill
-from ..structure.formulas import bias_add_in_place, function_forward
+from ..structure.formulas import bias_add_in_place, function_forward, rate_parts
 from ..structure.ops import CASTS, DTYPE_ALIASES
 from ..structure.names import class_body_value, collect_names
 from .plan import Edits, Planner, Skip, Wrap
@@ -5313,7 +5313,15 @@ class _Attention:
             text = self._layer_text(node)
             # nn.Dropout's p, or the attribute a same-file dropout module keeps its rate in
             # (mega's ``MegaDropout``: ``F.dropout(x, p=self.dropout_probability, ...)``)
-            p = getattr(node, "rate", "") or "p"
+            p, flags = rate_parts(getattr(node, "rate", "") or "p")
+            if flags:
+                # fairseq's ``FairseqDropout``: it drops in training or when a flag set at run
+                # time says so (``apply_during_inference``): the module's own test, as it reads it
+                gate = " or ".join(f"{text}.{flag}" for flag in ("training", *flags))
+                if getattr(node, "identity", False):
+                    raise Skip(f"`{node.layer}` is a dropout module of the package or an nn.Identity: "
+                               "the fused call cannot tell which to read the rate of")
+                return f"{text}.{p} if {gate} else 0.0"
             if text != node.layer:  # a helper's parameter: the module's own training flag
                 return f"{text}.{p} if {text}.training else 0.0"
             if getattr(node, "identity", False):
