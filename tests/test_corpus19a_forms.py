@@ -277,12 +277,32 @@ def test_a_mask_only_cleared_to_none_before_its_if_is_tested_before_the_attentio
             )
 
 
-def test_a_mask_given_another_value_before_its_if_stays_declined():
+def test_a_mask_given_another_value_before_its_if_is_fixed_exactly():
+    """The mask's re-binding (``pad = pad[None, :].expand(b, n)`` under its own if) was once
+    declined as assigned after the attention began; the planner now carries that if into
+    both branches of the guard (session 36), and the patch must equal the original for every
+    mask the if can see: none, 1-D, 2-D, a fully hidden row, with and without grad."""
+    import torch
+
     from adopter.synth import fix_text
 
     assert "pad = pad[None, :].expand(b, n)" in REBOUND_MASK
     result = fix_text(REBOUND_MASK, "model.py", rules("ADP010"))
-    assert result.text == REBOUND_MASK
-    assert any(
-        "assigned after the attention begins" in reason for _, reason in result.skipped
-    ), result.skipped
+    assert "scaled_dot_product_attention" in result.text, result.skipped
+    assert result.text.count("pad = pad[None, :].expand(b, n)") == 2
+    original, patched = _seq_pair(REBOUND_MASK, result.text)
+    torch.manual_seed(1)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    two = torch.zeros(2, 5, dtype=torch.bool)
+    two[1, 3:] = True
+    one = torch.zeros(5, dtype=torch.bool)
+    one[3:] = True
+    hidden = torch.zeros(2, 5, dtype=torch.bool)
+    hidden[1, :] = True
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            # float64 softmax over 5 keys: rounding only
+            for mask in (None, two, one, hidden):
+                torch.testing.assert_close(
+                    patched(x, mask), original(x, mask), rtol=1e-12, atol=1e-12
+                )
