@@ -781,22 +781,26 @@ def _patched_method_roots(structure: ClassStructure, tree: ast.AST, text: str) -
                             and not (t.value.__class__ is ast.Name and t.value.id == "self") for t in node.targets)):
                 found.add(node.value.id)
     for name in stored:
-        if name not in found and _handed_to_a_call(tree, text, name):
+        if name not in found and _handed_to_a_call(tree, text, name, structure.functions):
             found.add(name)
     structure.roots.extend(n for n in stored if n in found)
 
 
-def _handed_to_a_call(tree: ast.Module, text: str, name: str) -> bool:
+def _handed_to_a_call(tree: ast.Module, text: str, name: str, own: dict) -> bool:
     """Is the module function ``name`` an argument of some call (``register(fn)``,
     ``runner(fn, x)``, ``hook=fn``: unsloth's decode attention handed to a registry and to a
     model-forward factory)?  Only the statements on the lines where the text writes the word
-    as an argument (:func:`_handed_lines`) are walked, not the whole tree."""
+    as an argument (:func:`_handed_lines`) are walked, not the whole tree.  A call of one of
+    the file's own functions (``own``) does not count: the file's flows inline that function
+    and see whether it calls what it was handed (a closure that rebinds its parameter never
+    runs it)."""
     for line in _handed_lines(text, name):
         stmt = _innermost_statement(tree.body, line)
         if stmt is None:
             continue
         for node in ast_walk(stmt):
-            if node.__class__ is ast.Call and any(
+            if node.__class__ is ast.Call and not (
+                    node.func.__class__ is ast.Name and node.func.id in own) and any(
                     arg.__class__ is ast.Name and arg.id == name
                     for arg in (*node.args, *(k.value for k in node.keywords))):
                 return True
