@@ -91,6 +91,8 @@ def test_the_fix_of_the_zeroed_input_attention_computes_the_same():
     ("            beta = 1\n", "            beta = 1\n            scores.add_(1.0)\n"),
     # beta set on one path only: its other value comes from before the if
     ("        else:\n            beta = 0\n", "        else:\n            pass\n"),
+    # a non-finite beta: inf times the zeros is NaN, not nothing (review36)
+    ("            beta = 1\n", "            beta = 1e999\n"),
 ])
 def test_a_beta_whose_input_may_add_something_is_no_scaled_product(change):
     code = ZEROED_INPUT.replace(*change)
