@@ -212,3 +212,25 @@ def test_activation_from_a_table_or_the_callers_module_in_a_list_built_mlp():
 def test_a_table_without_gelu_stays_unreported():
     assert TABLE_WITHOUT_GELU != TABLE_OR_MODULE
     assert found(TABLE_WITHOUT_GELU, "ADP006") == []
+
+
+# exp and sum of another module (same last name, not torch's): they compute what that module
+# says (review36); the tensor methods on the name itself stay the written-out softmax
+FOREIGN_EXP = EXP_SOFTMAX.replace("import torch.nn as nn\n", "import torch.nn as nn\nfrom fastmath import exp\n") \
+    .replace("exp_x = torch.exp(shifted_x)", "exp_x = exp(shifted_x)")
+FOREIGN_SUM = EXP_SOFTMAX.replace("import torch.nn as nn\n", "import torch.nn as nn\nimport fastmath\n") \
+    .replace("torch.sum(exp_x, dim=dim, keepdim=True)", "fastmath.sum(exp_x, dim=dim, keepdim=True)")
+METHODS = EXP_SOFTMAX.replace("exp_x = torch.exp(shifted_x)", "exp_x = shifted_x.exp()") \
+    .replace("torch.sum(exp_x, dim=dim, keepdim=True)", "exp_x.sum(dim=dim, keepdim=True)")
+
+
+def test_an_exp_or_sum_of_another_module_is_not_softmax():
+    assert FOREIGN_EXP.count("fastmath") == 1 and "= exp(shifted_x)" in FOREIGN_EXP
+    assert "fastmath.sum(" in FOREIGN_SUM
+    assert found(FOREIGN_EXP, "ADP010") == []
+    assert found(FOREIGN_SUM, "ADP010") == []
+
+
+def test_the_tensor_methods_exp_and_sum_are_the_written_out_softmax():
+    anchor = line_of(METHODS, "weights = softmax(scores, dim=-1)")
+    assert any(f.line <= anchor <= f.end_line for f in found(METHODS, "ADP010"))
