@@ -155,6 +155,44 @@ def test_prefix_rotations_that_are_no_rope_are_not_found(change):
     assert found(code, "ADP014") == []
 
 
+# review36: names bound again after a statement read them, and casts that truncate
+HALVES = "    x1, x2, x3 = x[..., :d], x[..., d : d * 2], x[..., d * 2 :]\n"
+REBOUND_AFTER_READ = [
+    # y1 reads the second half as x1; x1 becomes the first half only for y2
+    [(HALVES, HALVES.replace("x[..., :d], x[..., d : d * 2]", "x[..., d : d * 2], x[..., d : d * 2]")),
+     ("    y1 = x1 * cos - x2 * sin\n", "    y1 = x1 * cos - x2 * sin\n    x1 = x[..., :d]\n")],
+    # the first half cut with another d than the second's
+    [("    d = theta.shape[-1]\n", "    d = 1\n"),
+     (HALVES, "    x1 = x[..., :d]\n    d = theta.shape[-1]\n    x2, x3 = x[..., d : d * 2], x[..., d * 2 :]\n")],
+]
+TRUNCATING = [
+    ("x1, x2, theta = x1.float(), x2.float(), theta.float()",
+     "x1, x2, theta = x1.to(torch.int32), x2.to(torch.int32), theta.float()"),
+    ("x1, x2, theta = x1.float(), x2.float(), theta.float()",
+     "x1, x2, theta = x1.to(dtype=torch.int64), x2.float(), theta.float()"),
+    ("x1, x2, theta = x1.float(), x2.float(), theta.float()",
+     "x1, x2, theta = x1.type_as(theta), x2.float(), theta.float()"),  # (another tensor's dtype)
+]
+
+
+@pytest.mark.parametrize("changes", REBOUND_AFTER_READ + [[c] for c in TRUNCATING])
+def test_halves_rebound_after_a_read_or_cast_to_integers_are_not_found(changes):
+    code = PARTIAL_ROPE
+    for change in changes:
+        assert change[0] in code
+        code = code.replace(*change)
+    assert found(code, "ADP014") == []
+
+
+def test_floating_point_casts_of_the_halves_keep_the_partial_rotary():
+    promoted = PARTIAL_ROPE.replace("import torch\n", "from functools import reduce\n\nimport torch\n").replace(
+        "    d = theta.shape[-1]\n",
+        "    dtype = reduce(torch.promote_types, (x.dtype, theta.dtype, torch.float32))\n    d = theta.shape[-1]\n",
+    ).replace("x1.float(), x2.float(), theta.float()", "x1.to(dtype), x2.to(torch.float32), theta.to(dtype)")
+    assert "reduce(torch.promote_types" in promoted and "x1.to(dtype)" in promoted
+    assert _covers(promoted, "ADP014", "y1 = x1 * cos - x2 * sin")
+
+
 TRAINING_DROPOUT = """\
 import math
 

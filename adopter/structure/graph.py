@@ -3457,7 +3457,7 @@ class FlowBuilder:
         """``((x, cos, sin), first)`` for ``cat((y1, y2, x3), -1)`` that rotates the first ``2d``
         features of x per half and keeps the rest (partial rotary, partial_rope.read): the
         canon.rope_halves step of x, a finding form (the fixer hands the kernel whole heads)."""
-        found = partial_rope.read(call, ctx.definition, ctx.stmt)
+        found = partial_rope.read(call, ctx.definition, ctx.stmt, self.names.resolve)
         if found is None:
             return None
         x, cos, sin, first = found
