@@ -269,6 +269,23 @@ def test_a_layer_handed_in_otherwise_is_no_dropout(change):
     assert found(code, "ADP010") == []
 
 
+# review36: the helper does something else when handed None (an else that scales, an early
+# return), or applies the layer with another statement under the test: None is no identity
+GUARD = "    if attention_dropout is not None:\n        probs = attention_dropout(probs)\n"
+
+
+@pytest.mark.parametrize("other", [
+    GUARD + "    else:\n        probs = probs * 0.5\n",
+    GUARD + "    else:\n        return probs\n",
+    GUARD.replace("probs = attention_dropout(probs)\n", "probs = attention_dropout(probs)\n        probs = probs * 2\n"),
+    GUARD + "    mask = attention_dropout\n",
+])
+def test_a_helper_that_treats_none_otherwise_gets_no_training_dropout(other):
+    assert GUARD in TRAINING_DROPOUT
+    code = TRAINING_DROPOUT.replace(GUARD, other)
+    assert found(code, "ADP010") == []
+
+
 def test_a_function_handed_to_a_call_is_a_model_root():
     handed = PATCHED.replace("modeling.Attention.forward = patched_forward",
                              "modeling.registry.register_attention(patched_forward)")
