@@ -53,6 +53,26 @@ def test_a_torch_the_file_binds_itself_is_not_the_package():
     assert found(STAR_OWN_TORCH, "ADP012") == []
 
 
+# review36: an ``except ... as torch`` binds the name too; a file that reads no ``torch.nn`` /
+# ``torch.optim`` under the star-imported name gives no reason to take it for the package
+STAR_EXCEPT_TORCH = STAR_TORCH.replace("\n\n\ndef main", "\ntry:\n    pass\nexcept ImportError as torch:\n    pass\n\n\ndef main")
+STAR_NO_PACKAGES = """\
+from libs import *
+
+
+def rms(x, eps=1e-6):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+"""
+
+
+def test_a_star_imported_torch_needs_its_packages_read_and_no_binding_of_its_own():
+    assert "as torch" in STAR_EXCEPT_TORCH
+    assert found(STAR_EXCEPT_TORCH, "ADP012") == []
+    assert found(STAR_NO_PACKAGES, "ADP011") == []
+    plain = STAR_NO_PACKAGES.replace("from libs import *", "import torch")
+    assert found(plain, "ADP011") != []  # (the same norm with torch imported is one)
+
+
 HANDED_ON = """\
 from typing import Callable, Union
 

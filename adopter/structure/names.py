@@ -211,10 +211,12 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
     for name in fallbacks:
         if name in names.classes:
             names.imports.pop(name, None)
-    if names.stars and "torch" not in names.imports and not _binds(tree, "torch"):
+    if names.stars and "torch" not in names.imports and _reads_torch_packages(tree) \
+            and not _binds(tree, "torch"):
         # ``from libs import *`` then ``torch.optim.Adam(...)`` with ``torch`` bound nowhere in
         # the file: the star import is what binds it at run time, and a root with ``.optim``,
-        # ``.nn`` under it can only be the torch package (galerkin-transformer's examples)
+        # ``.nn`` under it can only be the torch package (galerkin-transformer's examples);
+        # a file that reads neither is not taken to mean torch by the spelling alone
         names.imports["torch"] = "torch"
     _local_classes(names)
     _member_classes(names)
@@ -245,6 +247,19 @@ def _binds(tree: ast.Module, name: str) -> bool:
         elif cls in (ast.Global, ast.Nonlocal):
             if name in node.names:
                 return True
+        elif cls is ast.ExceptHandler or cls is ast.MatchAs or cls is ast.MatchStar:
+            if node.name == name:  # (``except E as torch``, ``case x as torch``)
+                return True
+    return False
+
+
+def _reads_torch_packages(tree: ast.Module) -> bool:
+    """Does the module read ``torch.optim`` or ``torch.nn`` (the condition under which a
+    star-imported ``torch`` is taken for the package)?"""
+    for node in ast_walk(tree):
+        if node.__class__ is ast.Attribute and node.attr in ("optim", "nn") and node.value.__class__ is ast.Name \
+                and node.value.id == "torch" and node.ctx.__class__ is ast.Load:
+            return True
     return False
 
 
