@@ -100,10 +100,15 @@ def test_a_beta_whose_input_may_add_something_is_no_scaled_product(change):
     assert found(code, "ADP010") == []
 
 
-def test_a_beta_parameter_is_no_scaled_product():
-    code = ZEROED_INPUT.replace("def forward(self, q, k, v):", "def forward(self, q, k, v, beta=0):")
-    code = code.replace("            beta = 1\n", "            pass\n").replace("            beta = 0\n", "            pass\n")
-    assert found(code, "ADP010") == []
+def test_a_beta_parameter_counts_only_where_the_if_sets_it_on_every_path():
+    # (review36: both stores kept, so the branch reading runs; the parameter's own value
+    # reaches the call only where a branch leaves it)
+    code = ZEROED_INPUT.replace("def forward(self, q, k, v):", "def forward(self, q, k, v, beta=0.5):")
+    assert code != ZEROED_INPUT and code.count("beta = ") == 2
+    assert _covers(code, "ADP010", "probs = torch.softmax")  # (set on every path: the parameter is dead)
+    kept = code.replace("        else:\n            beta = 0\n", "        else:\n            pass\n")
+    assert kept.count("beta = ") == 1
+    assert found(kept, "ADP010") == []
 
 
 PARTIAL_ROPE = """\
