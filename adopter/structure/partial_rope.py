@@ -232,15 +232,25 @@ def _slice(expr):
     return expr.value.id, part.lower, part.upper
 
 
+def doubled(node):
+    """d of ``d * 2`` or ``2 * d`` (2 an int); None otherwise (also model's pre-filter test for a
+    rotary prefix's end)."""
+    if node.__class__ is not ast.BinOp or node.op.__class__ is not ast.Mult:
+        return None
+    left, right = node.left, node.right
+    for d, two in ((left, right), (right, left)):
+        if two.__class__ is ast.Constant and two.value == 2 and two.value.__class__ is int:
+            return d
+    return None
+
+
 def _half_of(width2):
     """d of ``d * 2``, ``2 * d`` or ``d + d``; None otherwise."""
     if width2.__class__ is not ast.BinOp:
         return None
-    left, right = width2.left, width2.right
     if width2.op.__class__ is ast.Mult:
-        for d, two in ((left, right), (right, left)):
-            if two.__class__ is ast.Constant and two.value == 2 and two.value.__class__ is int:
-                return d
+        return doubled(width2)
+    left, right = width2.left, width2.right
     if width2.op.__class__ is ast.Add and ast.dump(left) == ast.dump(right):
         return left
     return None
