@@ -34,7 +34,7 @@ from .formulas import (SAME, bias_add_module, function_forward, function_module,
                        passed_argument, passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, imported_table_reads, literal_keywords, literal_table, spread_keys
-from .names import ModuleNames, imported_by, param_default
+from .names import BINDERS, ModuleNames, bound_by, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .torch_bases import INHERITED
@@ -636,18 +636,8 @@ class FlowBuilder:
             if kind is _AST_NAME:
                 if node.ctx.__class__ is not ast.Load and node not in plain:
                     spoiled.add(node.id)
-            elif kind is ast.arg:
-                spoiled.add(node.arg)
-            elif kind in _SCOPES and node is not definition:
-                spoiled.add(node.name)
-            elif kind in _IMPORTS:
-                spoiled.update(a.asname or a.name.split(".")[0] for a in node.names)
-            elif kind in (ast.Global, ast.Nonlocal):
-                spoiled.update(node.names)
-            elif kind is ast.ExceptHandler and node.name:
-                spoiled.add(node.name)
-            elif kind in (ast.MatchAs, ast.MatchStar) and node.name:
-                spoiled.add(node.name)
+            elif kind in BINDERS and node is not definition:
+                spoiled.update(bound_by(node))
         found = {}
         for name, exprs in values.items():
             if name in spoiled:
