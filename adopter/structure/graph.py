@@ -3810,7 +3810,9 @@ class FlowBuilder:
                 layer = self._layer_of(expr, ctx) if isinstance(expr, (ast.Attribute, ast.Name)) else None
                 if layer is None and (expr.__class__ is ast.IfExp or expr.__class__ is ast.Name
                                       and ctx.exprs.get(expr.id).__class__ is ast.IfExp):
-                    layer = self._training_dropout(expr, ctx) if _applied_when_given(target, name) else None
+                    layer = self._training_dropout(expr, ctx)
+                    if layer is not None and not _applied_when_given(target, name):
+                        layer = None
                 # (only the attention's own modules: aliasing every layer argument made the
                 # helpers of other models' flows richer to search, at a cost to every rule)
                 if layer is None or layer.endswith("]"):
