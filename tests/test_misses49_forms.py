@@ -91,6 +91,8 @@ def test_the_fix_of_the_zeroed_input_attention_computes_the_same():
     ("            beta = 1\n", "            beta = 1\n            scores.add_(1.0)\n"),
     # beta set on one path only: its other value comes from before the if
     ("        else:\n            beta = 0\n", "        else:\n            pass\n"),
+    # a non-finite beta: inf times the zeros is NaN, not nothing (review36)
+    ("            beta = 1\n", "            beta = 1e999\n"),
 ])
 def test_a_beta_whose_input_may_add_something_is_no_scaled_product(change):
     code = ZEROED_INPUT.replace(*change)
@@ -98,10 +100,15 @@ def test_a_beta_whose_input_may_add_something_is_no_scaled_product(change):
     assert found(code, "ADP010") == []
 
 
-def test_a_beta_parameter_is_no_scaled_product():
-    code = ZEROED_INPUT.replace("def forward(self, q, k, v):", "def forward(self, q, k, v, beta=0):")
-    code = code.replace("            beta = 1\n", "            pass\n").replace("            beta = 0\n", "            pass\n")
-    assert found(code, "ADP010") == []
+def test_a_beta_parameter_counts_only_where_the_if_sets_it_on_every_path():
+    # (review36: both stores kept, so the branch reading runs; the parameter's own value
+    # reaches the call only where a branch leaves it)
+    code = ZEROED_INPUT.replace("def forward(self, q, k, v):", "def forward(self, q, k, v, beta=0.5):")
+    assert code != ZEROED_INPUT and code.count("beta = ") == 2
+    assert _covers(code, "ADP010", "probs = torch.softmax")  # (set on every path: the parameter is dead)
+    kept = code.replace("        else:\n            beta = 0\n", "        else:\n            pass\n")
+    assert kept.count("beta = ") == 1
+    assert found(kept, "ADP010") == []
 
 
 PARTIAL_ROPE = """\
@@ -151,6 +158,44 @@ def test_prefix_rotations_that_are_no_rope_are_not_found(change):
     code = PARTIAL_ROPE.replace(*change)
     assert code != PARTIAL_ROPE
     assert found(code, "ADP014") == []
+
+
+# review36: names bound again after a statement read them, and casts that truncate
+HALVES = "    x1, x2, x3 = x[..., :d], x[..., d : d * 2], x[..., d * 2 :]\n"
+REBOUND_AFTER_READ = [
+    # y1 reads the second half as x1; x1 becomes the first half only for y2
+    [(HALVES, HALVES.replace("x[..., :d], x[..., d : d * 2]", "x[..., d : d * 2], x[..., d : d * 2]")),
+     ("    y1 = x1 * cos - x2 * sin\n", "    y1 = x1 * cos - x2 * sin\n    x1 = x[..., :d]\n")],
+    # the first half cut with another d than the second's
+    [("    d = theta.shape[-1]\n", "    d = 1\n"),
+     (HALVES, "    x1 = x[..., :d]\n    d = theta.shape[-1]\n    x2, x3 = x[..., d : d * 2], x[..., d * 2 :]\n")],
+]
+TRUNCATING = [
+    ("x1, x2, theta = x1.float(), x2.float(), theta.float()",
+     "x1, x2, theta = x1.to(torch.int32), x2.to(torch.int32), theta.float()"),
+    ("x1, x2, theta = x1.float(), x2.float(), theta.float()",
+     "x1, x2, theta = x1.to(dtype=torch.int64), x2.float(), theta.float()"),
+    ("x1, x2, theta = x1.float(), x2.float(), theta.float()",
+     "x1, x2, theta = x1.type_as(theta), x2.float(), theta.float()"),  # (another tensor's dtype)
+]
+
+
+@pytest.mark.parametrize("changes", REBOUND_AFTER_READ + [[c] for c in TRUNCATING])
+def test_halves_rebound_after_a_read_or_cast_to_integers_are_not_found(changes):
+    code = PARTIAL_ROPE
+    for change in changes:
+        assert change[0] in code
+        code = code.replace(*change)
+    assert found(code, "ADP014") == []
+
+
+def test_floating_point_casts_of_the_halves_keep_the_partial_rotary():
+    promoted = PARTIAL_ROPE.replace("import torch\n", "from functools import reduce\n\nimport torch\n").replace(
+        "    d = theta.shape[-1]\n",
+        "    dtype = reduce(torch.promote_types, (x.dtype, theta.dtype, torch.float32))\n    d = theta.shape[-1]\n",
+    ).replace("x1.float(), x2.float(), theta.float()", "x1.to(dtype), x2.to(torch.float32), theta.to(dtype)")
+    assert "reduce(torch.promote_types" in promoted and "x1.to(dtype)" in promoted
+    assert _covers(promoted, "ADP014", "y1 = x1 * cos - x2 * sin")
 
 
 TRAINING_DROPOUT = """\
@@ -226,6 +271,23 @@ def test_the_fix_with_training_only_dropout_computes_the_same(training):
 def test_a_layer_handed_in_otherwise_is_no_dropout(change):
     code = TRAINING_DROPOUT.replace(*change)
     assert code != TRAINING_DROPOUT
+    assert found(code, "ADP010") == []
+
+
+# review36: the helper does something else when handed None (an else that scales, an early
+# return), or applies the layer with another statement under the test: None is no identity
+GUARD = "    if attention_dropout is not None:\n        probs = attention_dropout(probs)\n"
+
+
+@pytest.mark.parametrize("other", [
+    GUARD + "    else:\n        probs = probs * 0.5\n",
+    GUARD + "    else:\n        return probs\n",
+    GUARD.replace("probs = attention_dropout(probs)\n", "probs = attention_dropout(probs)\n        probs = probs * 2\n"),
+    GUARD + "    mask = attention_dropout\n",
+])
+def test_a_helper_that_treats_none_otherwise_gets_no_training_dropout(other):
+    assert GUARD in TRAINING_DROPOUT
+    code = TRAINING_DROPOUT.replace(GUARD, other)
     assert found(code, "ADP010") == []
 
 

@@ -53,6 +53,26 @@ def test_a_torch_the_file_binds_itself_is_not_the_package():
     assert found(STAR_OWN_TORCH, "ADP012") == []
 
 
+# review36: an ``except ... as torch`` binds the name too; a file that reads no ``torch.nn`` /
+# ``torch.optim`` under the star-imported name gives no reason to take it for the package
+STAR_EXCEPT_TORCH = STAR_TORCH.replace("\n\n\ndef main", "\ntry:\n    pass\nexcept ImportError as torch:\n    pass\n\n\ndef main")
+STAR_NO_PACKAGES = """\
+from libs import *
+
+
+def rms(x, eps=1e-6):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+"""
+
+
+def test_a_star_imported_torch_needs_its_packages_read_and_no_binding_of_its_own():
+    assert "as torch" in STAR_EXCEPT_TORCH
+    assert found(STAR_EXCEPT_TORCH, "ADP012") == []
+    assert found(STAR_NO_PACKAGES, "ADP011") == []
+    plain = STAR_NO_PACKAGES.replace("from libs import *", "import torch")
+    assert found(plain, "ADP011") != []  # (the same norm with torch imported is one)
+
+
 HANDED_ON = """\
 from typing import Callable, Union
 
@@ -212,3 +232,25 @@ def test_activation_from_a_table_or_the_callers_module_in_a_list_built_mlp():
 def test_a_table_without_gelu_stays_unreported():
     assert TABLE_WITHOUT_GELU != TABLE_OR_MODULE
     assert found(TABLE_WITHOUT_GELU, "ADP006") == []
+
+
+# exp and sum of another module (same last name, not torch's): they compute what that module
+# says (review36); the tensor methods on the name itself stay the written-out softmax
+FOREIGN_EXP = EXP_SOFTMAX.replace("import torch.nn as nn\n", "import torch.nn as nn\nfrom fastmath import exp\n") \
+    .replace("exp_x = torch.exp(shifted_x)", "exp_x = exp(shifted_x)")
+FOREIGN_SUM = EXP_SOFTMAX.replace("import torch.nn as nn\n", "import torch.nn as nn\nimport fastmath\n") \
+    .replace("torch.sum(exp_x, dim=dim, keepdim=True)", "fastmath.sum(exp_x, dim=dim, keepdim=True)")
+METHODS = EXP_SOFTMAX.replace("exp_x = torch.exp(shifted_x)", "exp_x = shifted_x.exp()") \
+    .replace("torch.sum(exp_x, dim=dim, keepdim=True)", "exp_x.sum(dim=dim, keepdim=True)")
+
+
+def test_an_exp_or_sum_of_another_module_is_not_softmax():
+    assert FOREIGN_EXP.count("fastmath") == 1 and "= exp(shifted_x)" in FOREIGN_EXP
+    assert "fastmath.sum(" in FOREIGN_SUM
+    assert found(FOREIGN_EXP, "ADP010") == []
+    assert found(FOREIGN_SUM, "ADP010") == []
+
+
+def test_the_tensor_methods_exp_and_sum_are_the_written_out_softmax():
+    anchor = line_of(METHODS, "weights = softmax(scores, dim=-1)")
+    assert any(f.line <= anchor <= f.end_line for f in found(METHODS, "ADP010"))

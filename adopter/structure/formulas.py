@@ -411,6 +411,20 @@ def _code(body: list) -> list:
     return [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
 
 
+def _torch_or_method(call: ast.Call, op: str, names: ModuleNames) -> list | None:
+    """The operands of ``torch.<op>(...)`` (the callee resolves to torch's own function) or of
+    the tensor method ``n.<op>(...)`` (the receiver first); None for anything else -- a
+    same-named function of another module (``from fastmath import exp``) computes what that
+    module says, not what torch does."""
+    func = call.func
+    resolved = names.resolve(func)
+    if resolved is not None:
+        return list(call.args) if resolved == "torch." + op else None
+    if func.__class__ is ast.Attribute and func.attr == op:
+        return [func.value, *call.args]
+    return None
+
+
 def _call_name(call: ast.Call, names: ModuleNames) -> str | None:
     func = call.func
     resolved = names.resolve(func)
@@ -582,12 +596,11 @@ class _SoftmaxReader:
         if expr.__class__ is not ast.Call or expr.keywords:
             return False
         func = expr.func
-        if (func.attr if func.__class__ is ast.Attribute else getattr(func, "id", None)) != "exp" \
-                or _call_name(expr, self.names) != "exp":
+        if (func.attr if func.__class__ is ast.Attribute else getattr(func, "id", None)) != "exp":
             return False  # (the last component first: no resolving for the other calls)
-        operands = list(expr.args)
-        if expr.func.__class__ is ast.Attribute and self.names.resolve(expr.func) is None:
-            operands.insert(0, expr.func.value)  # n.exp()
+        operands = _torch_or_method(expr, "exp", self.names)
+        if operands is None:
+            return False
         if len(operands) != 1:
             return False
         state = self._read(operands[0], states)
@@ -601,11 +614,11 @@ class _SoftmaxReader:
                 and (_EXP_HELD, expr.left.id) in states):
             return False
         total = expr.right
-        if total.__class__ is not ast.Call or _call_name(total, self.names) != "sum":
+        if total.__class__ is not ast.Call:
             return False
-        operands = list(total.args)
-        if total.func.__class__ is ast.Attribute and self.names.resolve(total.func) is None:
-            operands.insert(0, total.func.value)  # e.sum(dim, keepdim=True)
+        operands = _torch_or_method(total, "sum", self.names)  # (e.sum(dim, keepdim=True) too)
+        if operands is None:
+            return False
         keywords = {k.arg: k.value for k in total.keywords}
         if set(keywords) - {"dim", "keepdim"} or not operands or len(operands) > 3:
             return False

@@ -35,7 +35,7 @@ from .formulas import (SAME, bias_add_module, function_forward, function_module,
                        passed_argument, passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
 from .literals import entry_keys, imported_table_reads, literal_keywords, literal_table, spread_keys
-from .names import ModuleNames, imported_by, param_default
+from .names import BINDERS, ModuleNames, bound_by, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
 from .torch_bases import INHERITED
@@ -643,18 +643,8 @@ class FlowBuilder:
             if kind is _AST_NAME:
                 if node.ctx.__class__ is not ast.Load and node not in plain:
                     spoiled.add(node.id)
-            elif kind is ast.arg:
-                spoiled.add(node.arg)
-            elif kind in _SCOPES and node is not definition:
-                spoiled.add(node.name)
-            elif kind in _IMPORTS:
-                spoiled.update(a.asname or a.name.split(".")[0] for a in node.names)
-            elif kind in (ast.Global, ast.Nonlocal):
-                spoiled.update(node.names)
-            elif kind is ast.ExceptHandler and node.name:
-                spoiled.add(node.name)
-            elif kind in (ast.MatchAs, ast.MatchStar) and node.name:
-                spoiled.add(node.name)
+            elif kind in BINDERS and node is not definition:
+                spoiled.update(bound_by(node))
         found = {}
         for name, exprs in values.items():
             if name in spoiled:
@@ -3450,9 +3440,9 @@ class FlowBuilder:
     def _training_dropout(self, expr, ctx: _Ctx) -> str | None:
         """The Dropout layer of ``self.drop if self.training else None`` (or ``None if not
         self.training else self.drop``; also through a local name bound to it), handed to a
-        helper that applies it when it is not None (SwissArmyTransformer's and GPT-Neo-style
-        ``attention_fn(q, k, v, mask, dropout_fn)``): outside training a Dropout is the
-        identity, so handing None there computes what handing the layer does, and the helper's
+        helper whose only use of it is ``if p is not None: y = p(y)`` (:func:`_applied_when_given`;
+        SwissArmyTransformer's and GPT-Neo-style ``attention_fn(q, k, v, mask, dropout_fn)``):
+        outside training a Dropout is the identity, so handing None there computes what handing the layer does, and the helper's
         dropout is that layer's (the SDPA fix's ``dropout_p=drop.p if self.training else 0.0``
         is both).  Only a Dropout and only the module's own ``self.training``: under any other
         test the layer may be left out while training.  None otherwise."""
@@ -3479,7 +3469,7 @@ class FlowBuilder:
         """``((x, cos, sin), first)`` for ``cat((y1, y2, x3), -1)`` that rotates the first ``2d``
         features of x per half and keeps the rest (partial rotary, partial_rope.read): the
         canon.rope_halves step of x, a finding form (the fixer hands the kernel whole heads)."""
-        found = partial_rope.read(call, ctx.definition, ctx.stmt)
+        found = partial_rope.read(call, ctx.definition, ctx.stmt, self.names.resolve)
         if found is None:
             return None
         x, cos, sin, first = found
@@ -3843,6 +3833,8 @@ class FlowBuilder:
                 if layer is None and (expr.__class__ is ast.IfExp or expr.__class__ is ast.Name
                                       and ctx.exprs.get(expr.id).__class__ is ast.IfExp):
                     layer = self._training_dropout(expr, ctx)
+                    if layer is not None and not _applied_when_given(target, name):
+                        layer = None
                 # (only the attention's own modules: aliasing every layer argument made the
                 # helpers of other models' flows richer to search, at a cost to every rule)
                 if layer is None or layer.endswith("]"):
@@ -5265,6 +5257,35 @@ def _bool_params(target, params: list, args, kwargs, call) -> dict | None:
             if not fixed:
                 return None
     return fixed
+
+
+def _applied_when_given(helper: ast.AST, param: str) -> bool:
+    """Is ``param`` used in ``helper`` only as ``if param is not None: y = param(y)`` (one
+    statement, no ``else``, the parameter never stored)?  Then handing None computes what handing
+    an identity layer does; any other use (an ``else`` that does something else, a return, a
+    second statement under the test) makes None differ from an eval-mode Dropout (review36)."""
+    guard = None
+    uses = 0
+    for node in ast_walk(helper):
+        if node.__class__ is ast.Name and node.id == param:
+            if node.ctx.__class__ is not ast.Load:
+                return False
+            uses += 1
+        elif node.__class__ is ast.If and guard is None:
+            test = node.test
+            if test.__class__ is ast.Compare and test.left.__class__ is ast.Name and test.left.id == param \
+                    and len(test.ops) == 1 and test.ops[0].__class__ is ast.IsNot \
+                    and test.comparators[0].__class__ is ast.Constant and test.comparators[0].value is None:
+                guard = node
+    if guard is None or guard.orelse or len(guard.body) != 1 or uses != 2:
+        return False
+    stmt = guard.body[0]
+    if stmt.__class__ is not ast.Assign or len(stmt.targets) != 1 or stmt.targets[0].__class__ is not ast.Name:
+        return False
+    call = stmt.value
+    return call.__class__ is ast.Call and call.func.__class__ is ast.Name and call.func.id == param \
+        and not call.keywords and len(call.args) == 1 and call.args[0].__class__ is ast.Name \
+        and call.args[0].id == stmt.targets[0].id
 
 
 def _free_assigned(func) -> set:

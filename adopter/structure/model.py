@@ -34,6 +34,7 @@ from .layers import (OUTPUT_KINDS, OUTPUT_OF, OWN_CALL, Built, LayerTyper, Seque
                      runs_children, runs_in_order)
 from .names import ModuleNames, collect_names, may_import_locally, module_functions, names_match
 from .formulas import function_forward, gelu_formula
+from .partial_rope import doubled
 from .siblings import Package, imported_tables, sibling_gelu
 from .treewalk import ast_walk, blocks
 
@@ -103,10 +104,6 @@ def _twice_slice(code: str) -> bool:
     return any(":" in hit.group(1) and _TWICE.search(hit.group(1)) for hit in _ELLIPSIS_SUBSCRIPT.finditer(code))
 
 
-def _twice(node) -> bool:
-    return node.__class__ is ast.BinOp and isinstance(node.op, ast.Mult) and any(
-        isinstance(side, ast.Constant) and side.value == 2 and side.value.__class__ is int
-        for side in (node.left, node.right))
 # x[:, 1:] or x[:-1] (one or two slices, nothing else): what canon.lead2 is read off (the
 # LEAD_SLICE pseudo-word)
 _LEAD_SLICE = re.compile(r"\w\[\s*-?\w*\s*:\s*-?\w*\s*(?:,\s*-?\w*\s*:\s*-?\w*\s*)?\]")
@@ -169,7 +166,7 @@ def _mentions(func: ast.AST, lines: list[str] | None) -> frozenset[str]:
                 neg_assign = True
             elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.FloorDiv):
                 floor_div = True
-            elif node.__class__ is ast.Slice and (_twice(node.lower) or _twice(node.upper)):
+            elif node.__class__ is ast.Slice and (doubled(node.lower) is not None or doubled(node.upper) is not None):
                 floor_div = True  # (x[..., d : d * 2]: a rotary prefix's end, partial_rope.read)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr in ("view", "reshape") and len(node.args) >= 3 \

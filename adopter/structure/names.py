@@ -214,10 +214,12 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
     for name in fallbacks:
         if name in names.classes:
             names.imports.pop(name, None)
-    if names.stars and "torch" not in names.imports and not _binds(tree, "torch"):
+    if names.stars and "torch" not in names.imports and _reads_torch_packages(tree) \
+            and not _binds(tree, "torch"):
         # ``from libs import *`` then ``torch.optim.Adam(...)`` with ``torch`` bound nowhere in
         # the file: the star import is what binds it at run time, and a root with ``.optim``,
-        # ``.nn`` under it can only be the torch package (galerkin-transformer's examples)
+        # ``.nn`` under it can only be the torch package (galerkin-transformer's examples);
+        # a file that reads neither is not taken to mean torch by the spelling alone
         names.imports["torch"] = "torch"
     _local_classes(names)
     _member_classes(names)
@@ -227,27 +229,47 @@ def collect_names(tree: ast.Module, package: str | None = None, local_imports: b
     return names
 
 
+# the nodes other than a Name store that bind names (bound_by gives which)
+BINDERS = frozenset({ast.arg, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom,
+                     ast.Global, ast.Nonlocal, ast.ExceptHandler, ast.MatchAs, ast.MatchStar})
+
+
+def bound_by(node) -> list:
+    """The names a :data:`BINDERS` node binds: a parameter, a def or class, an import's aliases,
+    a global/nonlocal declaration, ``except E as n``, ``case ... as n`` / ``*n`` (one list of the
+    binding forms, for every reader that must tell a name the code binds from one it only
+    reads: graph's assigned choices, the star import's ``torch``)."""
+    cls = node.__class__
+    if cls is ast.arg:
+        return [node.arg]
+    if cls is ast.Import or cls is ast.ImportFrom:
+        return [a.asname or a.name.split(".")[0] for a in node.names]
+    if cls is ast.Global or cls is ast.Nonlocal:
+        return node.names
+    return [node.name] if node.name else []
+
+
 def _binds(tree: ast.Module, name: str) -> bool:
-    """Does the module bind ``name`` anywhere (an assignment or other store, a parameter, a
-    definition, an import alias)?  Asked only of files with a star import, to tell a name the
-    star import must supply from one the file defines itself."""
+    """Does the module bind ``name`` anywhere (an assignment or other store, or any
+    :func:`bound_by` form)?  Asked only of files with a star import, to tell a name the star
+    import must supply from one the file defines itself."""
     for node in ast_walk(tree):
         cls = node.__class__
         if cls is ast.Name:
             if node.id == name and node.ctx.__class__ is not ast.Load:
                 return True
-        elif cls is ast.arg:
-            if node.arg == name:
-                return True
-        elif cls in (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef):
-            if node.name == name:
-                return True
-        elif cls is ast.alias:
-            if (node.asname or node.name.split(".")[0]) == name:
-                return True
-        elif cls in (ast.Global, ast.Nonlocal):
-            if name in node.names:
-                return True
+        elif cls in BINDERS and name in bound_by(node):
+            return True
+    return False
+
+
+def _reads_torch_packages(tree: ast.Module) -> bool:
+    """Does the module read ``torch.optim`` or ``torch.nn`` (the condition under which a
+    star-imported ``torch`` is taken for the package)?"""
+    for node in ast_walk(tree):
+        if node.__class__ is ast.Attribute and node.attr in ("optim", "nn") and node.value.__class__ is ast.Name \
+                and node.value.id == "torch" and node.ctx.__class__ is ast.Load:
+            return True
     return False
 
 

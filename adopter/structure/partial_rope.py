@@ -16,7 +16,11 @@ whole-axis form) and the third is the rest of the last axis, unchanged: the pref
 where the third part starts, ``d`` and ``2d``, so the two halves have one width.
 :func:`read` finds that from the function's own straight-line statements (each name bound only
 at the top level of the function, before the concatenation; a cast of a name to a dtype keeps
-what it holds, in another precision).  Anything else -- halves cut at other points, a third
+what it holds, in another floating-point precision: ``.float()``, ``.half()``, ``.to(torch.float32)``,
+``.to(x.dtype)``/``.type_as(x)`` of the rotated tensor itself, or ``.to(dtype)`` with ``dtype``
+a torch promotion that includes a floating dtype; a cast to an integer type truncates, another
+tensor's dtype may be one).  A followed name stored again after a statement that reads it (other
+than a cast of itself) is not read either: the earlier reader saw another value.  Anything else -- halves cut at other points, a third
 part that is not the rest of the same tensor, one table for both products, a name also bound
 under an ``if`` or a loop -- is not read.  A finding form (reported; the fixer hands the
 kernel whole heads, not a prefix).
@@ -28,22 +32,26 @@ import ast
 
 from .treewalk import ast_walk
 
-_CASTS = frozenset({"to", "type", "float", "double", "half", "bfloat16", "type_as"})
+_FLOAT_METHODS = frozenset({"float", "double", "half", "bfloat16"})
+_DTYPE_CASTS = frozenset({"to", "type"})
+_FLOAT_DTYPES = frozenset({"torch." + n for n in ("float", "float32", "float16", "half", "bfloat16", "float64",
+                                                    "double")})
 
 
-def read(call: ast.Call, definition: ast.AST | None, stmt_span: tuple | None):
+def read(call: ast.Call, definition: ast.AST | None, stmt_span: tuple | None, resolve):
     """``(x, cos, sin, first)`` -- names of the tensor and of the two half tables, and the
     expression of the first rotated half -- when ``call`` is the three-part concatenation
-    above; None otherwise."""
+    above; None otherwise.  ``resolve`` gives a dotted name's import path (torch's dtypes)."""
     if definition is None or stmt_span is None or not _on_last_axis(call):
         return None
     parts = call.args[0].elts
     if not all(p.__class__ is ast.Name for p in parts):
         return None
-    bound = _straight_line_values(definition, stmt_span, {p.id for p in parts})
-    if bound is None:
+    casts = _straight_line_values(definition, stmt_span, {p.id for p in parts}, resolve)
+    if casts is None:
         return None
-    first, second, rest = (_through_casts(p.id, bound) for p in parts)
+    bound = casts.bound
+    first, second, rest = (_through_casts(p.id, casts) for p in parts)
     if not (first.__class__ is ast.BinOp and first.op.__class__ is ast.Sub
             and second.__class__ is ast.BinOp and second.op.__class__ is ast.Add):
         return None
@@ -56,13 +64,15 @@ def read(call: ast.Call, definition: ast.AST | None, stmt_span: tuple | None):
     width = _half_of(width2)
     if width is None:
         return None
-    terms = [_product(e, bound, x, width, width2) for e in (first.left, first.right, second.left, second.right)]
+    terms = [_product(e, casts, x, width, width2) for e in (first.left, first.right, second.left, second.right)]
     if None in terms:
         return None
     a, b, c, d = terms
     if c[0] == 0:  # x2 * c + x1 * s, either order of the sum
         c, d = d, c
     if (a[0], b[0], c[0], d[0]) != (0, 1, 1, 0) or a[1] != c[1] or b[1] != d[1] or a[1] == b[1]:
+        return None
+    if casts.dtype_of - {x}:  # (a cast to another tensor's dtype: maybe an integer one)
         return None
     return x, a[1], b[1], first
 
@@ -81,11 +91,13 @@ def _on_last_axis(call: ast.Call) -> bool:
         and dim.operand.__class__ is ast.Constant and dim.operand.value == 1
 
 
-def _straight_line_values(definition: ast.AST, stmt_span: tuple, wanted: set) -> dict | None:
-    """name -> the values it is bound to, in order, by the top-level statements before the
-    one at ``stmt_span`` (``a, b = e1, e2`` binds each its own element); the names ``wanted``
+def _straight_line_values(definition: ast.AST, stmt_span: tuple, wanted: set, resolve) -> "_Casts | None":
+    """Casts read over ``bound``, name -> the values it is bound to, in order, by the top-level
+    statements before the one at ``stmt_span`` (``a, b = e1, e2`` binds each its own element); the names ``wanted``
     and every name those values read are followed.  None when a followed name is also bound
-    anywhere else in the function (under an ``if``, in a loop, as a target of another kind)."""
+    anywhere else in the function (under an ``if``, in a loop, as a target of another kind), or
+    stored again after a statement that reads it, unless that store is a floating-point cast of
+    the name itself (``n = n.float()``): the last binding is then what every reader saw."""
     body = definition.body
     values: dict[str, list] = {}
     top_stores: dict[str, int] = {}
@@ -94,14 +106,7 @@ def _straight_line_values(definition: ast.AST, stmt_span: tuple, wanted: set) ->
             break
         if stmt.__class__ is not ast.Assign or len(stmt.targets) != 1:
             continue
-        target, value = stmt.targets[0], stmt.value
-        if target.__class__ is ast.Name:
-            pairs = [(target, value)]
-        elif target.__class__ is ast.Tuple and value.__class__ is ast.Tuple and len(target.elts) == len(value.elts):
-            pairs = list(zip(target.elts, value.elts))
-        else:
-            continue
-        for name, expr in pairs:
+        for name, expr in _pairs(stmt.targets[0], stmt.value):
             if name.__class__ is ast.Name:
                 values.setdefault(name.id, []).append(expr)
                 top_stores[name.id] = top_stores.get(name.id, 0) + 1
@@ -119,31 +124,99 @@ def _straight_line_values(definition: ast.AST, stmt_span: tuple, wanted: set) ->
             stores[node.id] = stores.get(node.id, 0) + 1
     if any(stores.get(n, 0) != top_stores.get(n, 0) for n in followed):
         return None
-    return values
+    casts = _Casts(values, resolve)
+    read_before: set = set()
+    for stmt in body:  # (every store now is a top-level one: is any after a reader?)
+        if stmt.lineno >= stmt_span[0]:
+            break
+        if stmt.__class__ is ast.Assign and len(stmt.targets) == 1:
+            for name, expr in _pairs(stmt.targets[0], stmt.value):
+                if name.__class__ is ast.Name and name.id in read_before and casts.of(expr) != name.id:
+                    return None
+        read_before.update(node.id for node in ast_walk(stmt)
+                           if node.__class__ is ast.Name and node.ctx.__class__ is ast.Load and node.id in followed)
+    return casts
 
 
-def _through_casts(name: str, bound: dict, depth: int = 0):
+def _pairs(target, value) -> list:
+    """(target, value) of each name an ``=`` binds element-wise; none for other shapes."""
+    if target.__class__ is ast.Name:
+        return [(target, value)]
+    if target.__class__ is ast.Tuple and value.__class__ is ast.Tuple and len(target.elts) == len(value.elts):
+        return list(zip(target.elts, value.elts))
+    return []
+
+
+def _through_casts(name: str, casts: "_Casts", depth: int = 0):
     """What ``name`` holds, through ``n = n.to(dtype)`` casts of itself (and ``y = x`` copies)."""
-    held = bound.get(name)
+    held = casts.bound.get(name)
     if not held or depth > 6:
         return None
     for expr in reversed(held):
-        inner = _cast_of(expr)
+        inner = casts.of(expr)
         if inner is None:
             if expr.__class__ is ast.Name:
-                return _through_casts(expr.id, bound, depth + 1) or expr
+                return _through_casts(expr.id, casts, depth + 1) or expr
             return expr
         if inner != name:
-            return _through_casts(inner, bound, depth + 1) or ast.Name(id=inner, ctx=ast.Load())
+            return _through_casts(inner, casts, depth + 1) or ast.Name(id=inner, ctx=ast.Load())
     return None
 
 
-def _cast_of(expr) -> str | None:
-    """n for ``n.to(...)``, ``n.float()`` and the like, n a name; None otherwise."""
-    if expr.__class__ is ast.Call and expr.func.__class__ is ast.Attribute and expr.func.attr in _CASTS \
-            and expr.func.value.__class__ is ast.Name and len(expr.args) <= 1:
-        return expr.func.value.id
-    return None
+class _Casts:
+    """Floating-point casts of names, read against the straight-line ``bound`` values.  A cast to
+    a tensor's own dtype (``.to(t.dtype)``, ``.type_as(t)``) keeps values only where ``t`` is
+    floating: ``dtype_of`` collects those ``t``, which :func:`read` accepts only for the rotated
+    tensor itself (its halves cut from it, or cast back to what they were cut from)."""
+
+    __slots__ = ("bound", "resolve", "dtype_of")
+
+    def __init__(self, bound: dict, resolve):
+        self.bound = bound
+        self.resolve = resolve
+        self.dtype_of: set = set()
+
+    def of(self, expr) -> str | None:
+        """n for ``n.float()``, ``n.to(<floating dtype>)``, ``n.type_as(t)``, n a name; None
+        otherwise (an integer dtype, a dtype of unknown kind, other arguments)."""
+        if expr.__class__ is not ast.Call or expr.func.__class__ is not ast.Attribute \
+                or expr.func.value.__class__ is not ast.Name:
+            return None
+        method, args = expr.func.attr, expr.args
+        if expr.keywords:
+            if method not in _DTYPE_CASTS or args or len(expr.keywords) != 1 or expr.keywords[0].arg != "dtype":
+                return None
+            args = [expr.keywords[0].value]
+        if method in _FLOAT_METHODS and not args:
+            return expr.func.value.id
+        if len(args) != 1:
+            return None
+        if method == "type_as" and args[0].__class__ is ast.Name:
+            self.dtype_of.add(args[0].id)
+            return expr.func.value.id
+        if method in _DTYPE_CASTS and self._floating(args[0], 0):
+            return expr.func.value.id
+        return None
+
+    def _floating(self, dtype, depth: int) -> bool:
+        """``torch.float32`` and the like, ``t.dtype`` (t noted), a name bound to one of these,
+        or ``functools.reduce(torch.promote_types, (..., <floating dtype>, ...))``: a promotion
+        with a floating dtype is floating and no narrower than any of its inputs."""
+        if dtype.__class__ is ast.Attribute:
+            if dtype.attr == "dtype" and dtype.value.__class__ is ast.Name:
+                self.dtype_of.add(dtype.value.id)
+                return True
+            return self.resolve(dtype) in _FLOAT_DTYPES
+        if dtype.__class__ is ast.Name:
+            held = self.bound.get(dtype.id)
+            return bool(held) and depth < 4 and self._floating(held[-1], depth + 1)
+        if dtype.__class__ is ast.Call and len(dtype.args) == 2 and not dtype.keywords \
+                and self.resolve(dtype.func) == "functools.reduce" \
+                and self.resolve(dtype.args[0]) == "torch.promote_types" \
+                and dtype.args[1].__class__ in (ast.Tuple, ast.List):
+            return any(e.__class__ is ast.Attribute and self.resolve(e) in _FLOAT_DTYPES
+                       for e in dtype.args[1].elts)
+        return False
 
 
 def _slice(expr):
@@ -159,21 +232,31 @@ def _slice(expr):
     return expr.value.id, part.lower, part.upper
 
 
+def doubled(node):
+    """d of ``d * 2`` or ``2 * d`` (2 an int); None otherwise (also model's pre-filter test for a
+    rotary prefix's end)."""
+    if node.__class__ is not ast.BinOp or node.op.__class__ is not ast.Mult:
+        return None
+    left, right = node.left, node.right
+    for d, two in ((left, right), (right, left)):
+        if two.__class__ is ast.Constant and two.value == 2 and two.value.__class__ is int:
+            return d
+    return None
+
+
 def _half_of(width2):
     """d of ``d * 2``, ``2 * d`` or ``d + d``; None otherwise."""
     if width2.__class__ is not ast.BinOp:
         return None
-    left, right = width2.left, width2.right
     if width2.op.__class__ is ast.Mult:
-        for d, two in ((left, right), (right, left)):
-            if two.__class__ is ast.Constant and two.value == 2 and two.value.__class__ is int:
-                return d
+        return doubled(width2)
+    left, right = width2.left, width2.right
     if width2.op.__class__ is ast.Add and ast.dump(left) == ast.dump(right):
         return left
     return None
 
 
-def _product(expr, bound: dict, x: str, width, width2):
+def _product(expr, casts: _Casts, x: str, width, width2):
     """(0 or 1, table name) for ``half * table`` (either order): half 0 is ``x[..., :d]``, half 1
     ``x[..., d:2d]`` (through names and casts)."""
     if not (expr.__class__ is ast.BinOp and expr.op.__class__ is ast.Mult):
@@ -181,7 +264,7 @@ def _product(expr, bound: dict, x: str, width, width2):
     for half, table in ((expr.left, expr.right), (expr.right, expr.left)):
         if table.__class__ is not ast.Name or half.__class__ is not ast.Name:
             continue
-        cut = _slice(_through_casts(half.id, bound))
+        cut = _slice(_through_casts(half.id, casts))
         if cut is None or cut[0] != x:
             continue
         if cut[1] is None and cut[2] is not None and ast.dump(cut[2]) == ast.dump(width):

@@ -25,6 +25,7 @@ nonzero beta and an input that is not zeros -- is not read (the call stays opaqu
 from __future__ import annotations
 
 import ast
+import math
 
 from .treewalk import ast_walk, blocks
 
@@ -58,9 +59,9 @@ def _statement_before(definition: ast.AST, stmt_span: tuple) -> ast.stmt | None:
 
 
 def _branch_adds_nothing(branch: list, beta: str, input_name: str, resolve) -> bool:
-    """One store of a number to ``beta`` at the branch's top level (no other store of it
-    anywhere in the branch); a nonzero number needs the input zero-filled there and left
-    alone after."""
+    """One store of a finite number to ``beta`` at the branch's top level (no other store of
+    it anywhere in the branch); a nonzero number needs the input zero-filled there and left
+    alone after.  (``1e999`` is inf, and inf times zeros is NaN, not nothing.)"""
     number = None
     stores = 0
     for node in ast_walk(ast.Module(body=branch, type_ignores=[])):
@@ -75,7 +76,8 @@ def _branch_adds_nothing(branch: list, beta: str, input_name: str, resolve) -> b
         name = stmt.targets[0].id
         if name == beta:
             value = stmt.value
-            if value.__class__ is ast.Constant and value.value.__class__ in (int, float):
+            if value.__class__ is ast.Constant and value.value.__class__ in (int, float) \
+                    and math.isfinite(value.value):
                 number = value.value
         elif name == input_name:
             zeroed_at = i if _zero_filled(stmt.value, resolve) else None
