@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import math
+import sys
 
 from .treewalk import ast_walk, blocks
 
@@ -76,8 +77,11 @@ def _branch_adds_nothing(branch: list, beta: str, input_name: str, resolve) -> b
         name = stmt.targets[0].id
         if name == beta:
             value = stmt.value
-            if value.__class__ is ast.Constant and value.value.__class__ in (int, float) \
-                    and math.isfinite(value.value):
+            # (a float must be finite: 1e999 * 0 is NaN; an int too large for a float would
+            # overflow math.isfinite and becomes inf when torch takes it)
+            if value.__class__ is ast.Constant and (
+                    value.value.__class__ is float and math.isfinite(value.value)
+                    or value.value.__class__ is int and abs(value.value) <= sys.float_info.max):
                 number = value.value
         elif name == input_name:
             zeroed_at = i if _zero_filled(stmt.value, resolve) else None
