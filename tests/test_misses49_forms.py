@@ -307,3 +307,11 @@ def test_a_function_only_compared_is_no_root():
                                "return modeling.Attention.forward == patched_forward")
     assert compared != PATCHED
     assert found(compared, "ADP010") == []
+
+
+def test_a_beta_too_large_for_a_float_is_no_number_and_no_crash():
+    """An int beta beyond a float's range (review37: math.isfinite raised OverflowError
+    inside the analysis) is no finite number: the baddbmm is not read as adding nothing."""
+    code = ZEROED_INPUT.replace("            beta = 1\n", "            beta = 1" + "0" * 400 + "\n")
+    assert code != ZEROED_INPUT
+    assert not _covers(code, "ADP010", "scores = torch.baddbmm(")
