@@ -280,3 +280,64 @@ def test_softmax_module_of_a_sibling_module(tmp_path):
     assert found()
     path.write_text(edit(attention, "RowSoftmax(dim=-1)", "RowSoftmax(dim=-2)"))
     assert not found()
+
+
+def test_a_gate_whose_dropout_reads_self_training_is_the_plain_dropout():
+    """``training=self.training`` under ``self.training or self.<flag>`` drops only in
+    training: in eval with the flag set it is the identity, so the fix's rate must not read
+    the flag (review37: the flag's rate dropped every probability there)."""
+    import torch
+
+    text = edit(SAME_FILE, "F.dropout(x, p=self.p, training=True, inplace=inplace)",
+                "F.dropout(x, p=self.p, training=self.training, inplace=inplace)")
+    assert covered(text, SCORES, "ADP010")
+    result = fix_text(text, "model.py", rules("ADP010"))
+    assert result.applied and "scaled_dot_product_attention(" in result.text
+    assert "keep_in_eval else" not in " ".join(result.text.split())
+    for keep in (False, True):
+        a, b = float64_pair(text, result.text, "Attention", p=1.0)
+        a.eval()
+        b.eval()
+        a.attn_drop.prepare_for_inference_(retain=keep)
+        b.attn_drop.prepare_for_inference_(retain=keep)
+        x = torch.randn(2, 5, 16, dtype=torch.float64)
+        out_a, out_b = a(x), b(x)
+        # float64 softmax over 5 keys: rounding only
+        torch.testing.assert_close(out_b, out_a)
+        assert not torch.allclose(out_a, a.proj.bias.expand_as(out_a))
+
+
+def test_a_written_out_layer_norm_with_cast_parameters_is_still_read():
+    """misses50's gated-dropout test of ``self.<attr>`` once shadowed formulas' older
+    ``_self_attr`` (which strips casts) at module level, and the written-out LayerNorm with
+    ``self.weight.float()`` stopped being one (review37)."""
+    import ast
+
+    from adopter.structure import formulas
+    from adopter.structure.names import collect_names
+
+    src = textwrap.dedent("""\
+        import torch
+        import torch.nn as nn
+
+
+        class Norm(nn.Module):
+            def __init__(self, dim, eps=1e-5):
+                super().__init__()
+                self.weight = nn.Parameter(torch.ones(dim))
+                self.bias = nn.Parameter(torch.zeros(dim))
+                self.eps = eps
+
+            def forward(self, x):
+                mean = x.mean(-1, keepdim=True)
+                var = (x - mean).pow(2).mean(-1, keepdim=True)
+                return self.weight.float() * ((x - mean) / torch.sqrt(var + self.eps)) + self.bias.float()
+    """)
+    tree = ast.parse(src)
+    names = collect_names(tree)
+    cls = next(node for node in tree.body if isinstance(node, ast.ClassDef))
+    assert formulas.layer_norm_module(cls, names)
+    # the look-alike: the shift is not an attribute of self
+    other = ast.parse(src.replace("+ self.bias.float()", "+ x.float()"))
+    cls = next(node for node in other.body if isinstance(node, ast.ClassDef))
+    assert not formulas.layer_norm_module(cls, collect_names(other))

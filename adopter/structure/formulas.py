@@ -1743,7 +1743,12 @@ def _gated_dropout_in(stmts: list, x: str, values: dict, names: ModuleNames, bou
             or rest[0].__class__ is not ast.Return or not (rest[0].value.__class__ is ast.Name
                                                            and rest[0].value.id == x):
         return None
-    rate = _dropout_call(gate.body[0].value, x, names, forward, gated=True)
+    # ``training=self.training`` under the gate drops only in training, whatever the flag:
+    # the plain dropout (no run-time flag); only a constant True drops where the flag says
+    rate = _dropout_call(gate.body[0].value, x, names, forward)
+    plain = rate is not None
+    if not plain:
+        rate = _dropout_call(gate.body[0].value, x, names, forward, gated=True)
     if rate is None:
         return None
     terms = gate.test.values if gate.test.__class__ is ast.BoolOp and gate.test.op.__class__ is ast.And \
@@ -1758,10 +1763,12 @@ def _gated_dropout_in(stmts: list, x: str, values: dict, names: ModuleNames, bou
             continue
         if _settled(term, values) is not True:
             return None
-    return None if flags is None else (rate, *flags)
+    return None if flags is None else (rate,) if plain else (rate, *flags)
 
 
-def _self_attr(node, attr: str | None = None) -> bool:
+def _self_named(node, attr: str | None = None) -> bool:
+    """``self.<attr>`` (any attribute of self when ``attr`` is None), no casts stripped: the
+    gated-dropout reading's own test (``_self_attr`` above strips casts for the norms)."""
     return (node.__class__ is ast.Attribute and node.value.__class__ is ast.Name and node.value.id == "self"
             and (attr is None or node.attr == attr))
 
@@ -1769,14 +1776,14 @@ def _self_attr(node, attr: str | None = None) -> bool:
 def _rate_positive(term, rate: str) -> bool:
     """``self.<rate> > 0`` (``!= 0``, ``0 < self.<rate>``, ``self.<rate>``): false only where the
     dropout would be the identity anyway."""
-    if _self_attr(term, rate):
+    if _self_named(term, rate):
         return True
     if term.__class__ is not ast.Compare or len(term.ops) != 1:
         return False
     left, op, right = term.left, term.ops[0].__class__, term.comparators[0]
     if op is ast.Lt:
         left, right, op = right, left, ast.Gt
-    return (op is ast.Gt or op is ast.NotEq) and _self_attr(left, rate) \
+    return (op is ast.Gt or op is ast.NotEq) and _self_named(left, rate) \
         and right.__class__ is ast.Constant and right.value == 0 and right.value is not False
 
 
@@ -1785,13 +1792,13 @@ def _training_flags(term, values: dict, bound: frozenset) -> tuple | None:
     flags settled false are left out; None when one is settled true or is not an attribute
     the class binds (a property, a method: not read here)."""
     parts = term.values if term.__class__ is ast.BoolOp and term.op.__class__ is ast.Or else [term]
-    if not any(_self_attr(part, "training") for part in parts):
+    if not any(_self_named(part, "training") for part in parts):
         return None
     flags = []
     for part in parts:
-        if _self_attr(part, "training"):
+        if _self_named(part, "training"):
             continue
-        if not _self_attr(part) or part.attr not in bound:
+        if not _self_named(part) or part.attr not in bound:
             return None
         if part.attr in values:
             if values[part.attr]:
@@ -1822,8 +1829,11 @@ def _dropout_call(call, x: str, names: ModuleNames, forward=None, gated: bool = 
     tensor, rate, training = slots["input"], slots["p"], slots["training"]
     if not (tensor.__class__ is ast.Name and tensor.id == x):
         return None
-    if not (_self_attr(training, "training")
-            or gated and training.__class__ is ast.Constant and training.value is True):
+    if gated:  # (inside ``self.training or self.<flag>``: ``training=self.training`` would
+        # drop nothing in eval with the flag set, so only a constant True is that gate's dropout)
+        if not (training.__class__ is ast.Constant and training.value is True):
+            return None
+    elif not _self_named(training, "training"):
         return None
     if not (rate.__class__ is ast.Attribute and rate.value.__class__ is ast.Name and rate.value.id == "self"):
         return None
