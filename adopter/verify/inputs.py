@@ -669,6 +669,50 @@ def channels_first(func: Callable) -> bool:
     return False
 
 
+def _unpacked_shapes(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, list[str]]:
+    """Each parameter whose shape the code unpacks into plain names (``t, b, c = x.size()``, or
+    ``x.shape``), with those names, the first unpacking of each."""
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found: dict[str, list[str]] = {}
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1
+                and isinstance(sub.targets[0], (ast.Tuple, ast.List))
+                and all(isinstance(e, ast.Name) for e in sub.targets[0].elts)):
+            continue
+        value = sub.value
+        if isinstance(value, ast.Call) and not value.args and not value.keywords \
+                and isinstance(value.func, ast.Attribute) and value.func.attr == "size":
+            value = value.func
+        elif not (isinstance(value, ast.Attribute) and value.attr == "shape"):
+            continue
+        if isinstance(value.value, ast.Name) and value.value.id in params:
+            found.setdefault(value.value.id, [e.id for e in sub.targets[0].elts])
+    return found
+
+
+def batch_second(func: Callable) -> bool:
+    """The function's own code states its first input sequence-first, [seq, batch, width]: it
+    unpacks that input's shape into three names and compares the second of them for equality
+    with the first size it unpacks of a later input (fairseq-style attention's
+    ``t, b, c = query.size()``, ``mask_b, s = key_padding_mask.size()``, ``assert b == mask_b``):
+    the axis the two inputs share is the batch, so a batch-first guess cannot fit."""
+    found = _first_input(func)
+    if found is None:
+        return False
+    node, first = found
+    shapes = _unpacked_shapes(node)
+    own = shapes.get(first)
+    if own is None or len(own) != 3:
+        return False
+    leads = {names[0] for name, names in shapes.items() if name != first}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Compare) and len(sub.ops) == 1 and isinstance(sub.ops[0], ast.Eq):
+            sides = {getattr(sub.left, "id", None), getattr(sub.comparators[0], "id", None)}
+            if own[1] in sides and sides & leads:
+                return True
+    return False
+
+
 def linear_operands(func: Callable) -> dict[str, tuple[str, int]]:
     """Parameters the function hands to a linear function (``F.linear(x, w, b)``,
     ``torch._C._nn.linear``; not a layer of its own) as its weight or its bias, each with the
@@ -1658,6 +1702,13 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             candidates.append(_layer_input(randn, fed, b, s, image))
         for width in widths:
             candidates.append(randn(b, s, width))
+        if not per_param and conv is None and widths and batch_second(func):
+            # the first input sequence-first, as the code's own check against a later input's
+            # batch states it: [seq, batch, width], right after the first batch-first guess (which
+            # that check rejects), so it is tried with every guess of the later inputs
+            at = next((i for i, c in enumerate(candidates)
+                       if isinstance(c, torch.Tensor) and tuple(c.shape) == (b, s, widths[0])), len(candidates) - 1)
+            candidates.insert(at + 1, randn(s, b, widths[0]))
         candidates += four
         if isinstance(handed, nn.Linear) and fed_output_rank(func, name, module) != 2:
             # a later input the code hands as it is to a Linear of its own: maybe one vector per
