@@ -713,6 +713,62 @@ def batch_second(func: Callable) -> bool:
     return False
 
 
+def _differenced(node: ast.AST, name: str) -> bool:
+    """Whether the code takes the differences of consecutive items of ``name``
+    (``name[1:] - name[:-1]``): boundaries of packed sequences, cumulative lengths."""
+    def sliced(expr: ast.expr, lower: int | None, upper: int | None) -> bool:
+        if not (isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) and expr.value.id == name
+                and isinstance(expr.slice, ast.Slice) and expr.slice.step is None):
+            return False
+        ends = []
+        for end in (expr.slice.lower, expr.slice.upper):
+            if end is None:
+                ends.append(None)
+                continue
+            value = ast.literal_eval(end) if isinstance(end, (ast.Constant, ast.UnaryOp)) else "?"
+            ends.append(value)
+        return ends == [lower, upper]
+
+    return any(isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Sub) and sliced(sub.left, 1, None)
+               and sliced(sub.right, None, -1) for sub in ast.walk(node))
+
+
+def offsets_params(func: Callable, module: nn.Module) -> set[str]:
+    """Parameters the function (or a method of the module's own it hands them to as they are)
+    reads as cumulative boundaries of sequences packed along the first input's first axis
+    (``seqlens = cu_seqlens[1:] - cu_seqlens[:-1]``, varlen attention): such an input, even one
+    that defaults to None, is offsets ``[0, ..., rows]``, never a tensor of hidden states."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found = {name for name in params if _differenced(node, name)}
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute)
+                and isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self"):
+            continue
+        method = getattr(type(module), sub.func.attr, None)
+        inner_node = _function_def(method) if inspect.isfunction(method) else None
+        if inner_node is None:
+            continue
+        inner = [a.arg for a in [*inner_node.args.posonlyargs, *inner_node.args.args]]
+        if inner and inner[0] == "self":
+            inner = inner[1:]
+        handed = [(inner[i], a) for i, a in enumerate(sub.args) if i < len(inner)]
+        handed += [(k.arg, k.value) for k in sub.keywords if k.arg]
+        for inner_name, arg in handed:
+            if isinstance(arg, ast.Name) and arg.id in params and _differenced(inner_node, inner_name):
+                found.add(arg.id)
+    return found
+
+
+def packed_offsets(rows: int) -> torch.Tensor:
+    """Cumulative boundaries of two sequences of unequal lengths packed into ``rows`` rows
+    (int32, as varlen kernels take them)."""
+    cut = max(1, rows // 2 - 1)
+    return torch.tensor([0, cut, rows], dtype=torch.int32)
+
+
 def linear_operands(func: Callable) -> dict[str, tuple[str, int]]:
     """Parameters the function hands to a linear function (``F.linear(x, w, b)``,
     ``torch._C._nn.linear``; not a layer of its own) as its weight or its bias, each with the
@@ -1466,6 +1522,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     unmasked: set[str] = set()  # required masks, tried as None once every guess failed
     left_out: set[str] = set()  # optional masks, left out together once every guess failed
     tested = none_tested(func)
+    offsets = offsets_params(func, module) if method == "forward" else set()
     asserted = asserted_given(func)
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
@@ -1551,6 +1608,13 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 per_param.append((name, False, [randn(b, s, fed_here.in_features),
                                                 randn(1, s, fed_here.in_features), OMIT]))
                 continue
+        if per_param and name in offsets and name not in tested:
+            # boundaries of sequences packed along the first input's first axis, read without a
+            # None test even when the parameter defaults to None: offsets over that axis's rows
+            # (the first input's 2-D guesses have b * 4 rows, its token guesses b or s)
+            rows = dict.fromkeys((b * 4, s, b * s))
+            per_param.append((name, positional, [packed_offsets(n) for n in rows]))
+            continue
         if not required:
             gap = True
             continue
