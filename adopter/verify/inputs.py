@@ -669,6 +669,106 @@ def channels_first(func: Callable) -> bool:
     return False
 
 
+def _unpacked_shapes(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, list[str]]:
+    """Each parameter whose shape the code unpacks into plain names (``t, b, c = x.size()``, or
+    ``x.shape``), with those names, the first unpacking of each."""
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found: dict[str, list[str]] = {}
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1
+                and isinstance(sub.targets[0], (ast.Tuple, ast.List))
+                and all(isinstance(e, ast.Name) for e in sub.targets[0].elts)):
+            continue
+        value = sub.value
+        if isinstance(value, ast.Call) and not value.args and not value.keywords \
+                and isinstance(value.func, ast.Attribute) and value.func.attr == "size":
+            value = value.func
+        elif not (isinstance(value, ast.Attribute) and value.attr == "shape"):
+            continue
+        if isinstance(value.value, ast.Name) and value.value.id in params:
+            found.setdefault(value.value.id, [e.id for e in sub.targets[0].elts])
+    return found
+
+
+def batch_second(func: Callable) -> bool:
+    """The function's own code states its first input sequence-first, [seq, batch, width]: it
+    unpacks that input's shape into three names and compares the second of them for equality
+    with the first size it unpacks of a later input (fairseq-style attention's
+    ``t, b, c = query.size()``, ``mask_b, s = key_padding_mask.size()``, ``assert b == mask_b``):
+    the axis the two inputs share is the batch, so a batch-first guess cannot fit."""
+    found = _first_input(func)
+    if found is None:
+        return False
+    node, first = found
+    shapes = _unpacked_shapes(node)
+    own = shapes.get(first)
+    if own is None or len(own) != 3:
+        return False
+    leads = {names[0] for name, names in shapes.items() if name != first}
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Compare) and len(sub.ops) == 1 and isinstance(sub.ops[0], ast.Eq):
+            sides = {getattr(sub.left, "id", None), getattr(sub.comparators[0], "id", None)}
+            if own[1] in sides and sides & leads:
+                return True
+    return False
+
+
+def _differenced(node: ast.AST, name: str) -> bool:
+    """Whether the code takes the differences of consecutive items of ``name``
+    (``name[1:] - name[:-1]``): boundaries of packed sequences, cumulative lengths."""
+    def sliced(expr: ast.expr, lower: int | None, upper: int | None) -> bool:
+        if not (isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Name) and expr.value.id == name
+                and isinstance(expr.slice, ast.Slice) and expr.slice.step is None):
+            return False
+        ends = []
+        for end in (expr.slice.lower, expr.slice.upper):
+            if end is None:
+                ends.append(None)
+                continue
+            value = ast.literal_eval(end) if isinstance(end, (ast.Constant, ast.UnaryOp)) else "?"
+            ends.append(value)
+        return ends == [lower, upper]
+
+    return any(isinstance(sub, ast.BinOp) and isinstance(sub.op, ast.Sub) and sliced(sub.left, 1, None)
+               and sliced(sub.right, None, -1) for sub in ast.walk(node))
+
+
+def offsets_params(func: Callable, module: nn.Module) -> set[str]:
+    """Parameters the function (or a method of the module's own it hands them to as they are)
+    reads as cumulative boundaries of sequences packed along the first input's first axis
+    (``seqlens = cu_seqlens[1:] - cu_seqlens[:-1]``, varlen attention): such an input, even one
+    that defaults to None, is offsets ``[0, ..., rows]``, never a tensor of hidden states."""
+    node = _function_def(func)
+    if node is None:
+        return set()
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
+    found = {name for name in params if _differenced(node, name)}
+    for sub in ast.walk(node):
+        if not (isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute)
+                and isinstance(sub.func.value, ast.Name) and sub.func.value.id == "self"):
+            continue
+        method = getattr(type(module), sub.func.attr, None)
+        inner_node = _function_def(method) if inspect.isfunction(method) else None
+        if inner_node is None:
+            continue
+        inner = [a.arg for a in [*inner_node.args.posonlyargs, *inner_node.args.args]]
+        if inner and inner[0] == "self":
+            inner = inner[1:]
+        handed = [(inner[i], a) for i, a in enumerate(sub.args) if i < len(inner)]
+        handed += [(k.arg, k.value) for k in sub.keywords if k.arg]
+        for inner_name, arg in handed:
+            if isinstance(arg, ast.Name) and arg.id in params and _differenced(inner_node, inner_name):
+                found.add(arg.id)
+    return found
+
+
+def packed_offsets(rows: int) -> torch.Tensor:
+    """Cumulative boundaries of two sequences of unequal lengths packed into ``rows`` rows
+    (int32, as varlen kernels take them)."""
+    cut = max(1, rows // 2 - 1)
+    return torch.tensor([0, cut, rows], dtype=torch.int32)
+
+
 def linear_operands(func: Callable) -> dict[str, tuple[str, int]]:
     """Parameters the function hands to a linear function (``F.linear(x, w, b)``,
     ``torch._C._nn.linear``; not a layer of its own) as its weight or its bias, each with the
@@ -1422,6 +1522,7 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
     unmasked: set[str] = set()  # required masks, tried as None once every guess failed
     left_out: set[str] = set()  # optional masks, left out together once every guess failed
     tested = none_tested(func)
+    offsets = offsets_params(func, module) if method == "forward" else set()
     asserted = asserted_given(func)
     gap = False  # once a parameter is left out, later ones must be passed by keyword
     for param in params:
@@ -1507,6 +1608,13 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
                 per_param.append((name, False, [randn(b, s, fed_here.in_features),
                                                 randn(1, s, fed_here.in_features), OMIT]))
                 continue
+        if per_param and name in offsets and name not in tested:
+            # boundaries of sequences packed along the first input's first axis, read without a
+            # None test even when the parameter defaults to None: offsets over that axis's rows
+            # (the first input's 2-D guesses have b * 4 rows, its token guesses b or s)
+            rows = dict.fromkeys((b * 4, s, b * s))
+            per_param.append((name, positional, [packed_offsets(n) for n in rows]))
+            continue
         if not required:
             gap = True
             continue
@@ -1658,6 +1766,13 @@ def input_options(module: nn.Module, hints: dict, sizes: Sizes, forward_override
             candidates.append(_layer_input(randn, fed, b, s, image))
         for width in widths:
             candidates.append(randn(b, s, width))
+        if not per_param and conv is None and widths and batch_second(func):
+            # the first input sequence-first, as the code's own check against a later input's
+            # batch states it: [seq, batch, width], right after the first batch-first guess (which
+            # that check rejects), so it is tried with every guess of the later inputs
+            at = next((i for i, c in enumerate(candidates)
+                       if isinstance(c, torch.Tensor) and tuple(c.shape) == (b, s, widths[0])), len(candidates) - 1)
+            candidates.insert(at + 1, randn(s, b, widths[0]))
         candidates += four
         if isinstance(handed, nn.Linear) and fed_output_rank(func, name, module) != 2:
             # a later input the code hands as it is to a Linear of its own: maybe one vector per
