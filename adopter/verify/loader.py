@@ -146,18 +146,23 @@ def _relative_level(path: str) -> int:
     return max((node.level for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)), default=0)
 
 
-def _resolves_to(name: str, folder: str) -> bool:
-    """Does the top-level ``name`` import as the package in ``folder`` (a regular package or a
-    namespace portion there), with ``folder``'s parent first on ``sys.path``?  False when
-    another module of that name is loaded already or would win the search (a regular package
-    elsewhere on the path beats a namespace portion)."""
+def _taken_elsewhere(name: str, folder: str) -> bool:
+    """Is the top-level ``name`` another module than the package in ``folder``: one loaded already
+    from elsewhere, or a regular module or package the import system finds elsewhere (which
+    would win over a namespace portion in ``folder``)?  A name found nowhere, or only as a
+    namespace portion, is free."""
     folder = os.path.realpath(folder)
     loaded = sys.modules.get(name)
     if loaded is not None:
-        return folder in {os.path.realpath(p) for p in getattr(loaded, "__path__", [])}
-    spec = importlib.machinery.PathFinder.find_spec(name, [os.path.dirname(folder)] + sys.path)
-    locations = getattr(spec, "submodule_search_locations", None) or []
-    return folder in {os.path.realpath(p) for p in locations}
+        return folder not in {os.path.realpath(p) for p in getattr(loaded, "__path__", [])}
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or spec.origin is None:
+        return False  # (not found, or a namespace package ours joins)
+    locations = spec.submodule_search_locations or []
+    return folder not in {os.path.realpath(p) for p in locations}
 
 
 def namespaced_package(path: str, package: str | None) -> tuple[str, str] | None:
@@ -169,7 +174,7 @@ def namespaced_package(path: str, package: str | None) -> tuple[str, str] | None
     ``texar.torch.modules...``, as ``structure.siblings.Package`` reads it); and a file in a
     folder without ``__init__.py`` that imports relatively (the folder is a namespace portion,
     named up through its ``__init__.py`` parents and as many folders as its imports climb).
-    Only a name whose top resolves to this file's own folder is given."""
+    Only a name whose top no other module takes is given."""
     folder = os.path.dirname(os.path.abspath(path))
     if package:
         top = folder
@@ -177,9 +182,9 @@ def namespaced_package(path: str, package: str | None) -> tuple[str, str] | None
             top = os.path.dirname(top)
         namespace = _namespace_of(top)  # (the folder holding the top package)
         first = os.path.join(top, package.partition(".")[0])
-        if namespace is None or _resolves_to(package.partition(".")[0], first):
+        if namespace is None or not _taken_elsewhere(package.partition(".")[0], first):
             return None
-        if not _resolves_to(namespace, top):
+        if _taken_elsewhere(namespace, top):
             return None
         return f"{namespace}.{package}", os.path.dirname(top)
     level = _relative_level(path)
@@ -193,7 +198,7 @@ def namespaced_package(path: str, package: str | None) -> tuple[str, str] | None
             return None
         parts.append(name)
         current = parent
-    if not _resolves_to(parts[-1], os.path.join(current, parts[-1])):
+    if _taken_elsewhere(parts[-1], os.path.join(current, parts[-1])):
         return None
     return ".".join(reversed(parts)), current
 
