@@ -165,16 +165,39 @@ def _taken_elsewhere(name: str, folder: str) -> bool:
     return folder not in {os.path.realpath(p) for p in locations}
 
 
+def _imports_absolutely(path: str, prefix: str) -> bool:
+    """Does the file import a module under ``prefix`` by its absolute name (texar's
+    ``from texar.torch.core import layers`` in ``texar/torch/...``)?  That is how a file spells
+    its own name when the namespace folder above its package is part of it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        if any(name == prefix or name.startswith(prefix + ".") for name in names):
+            return True
+    return False
+
+
 def namespaced_package(path: str, package: str | None) -> tuple[str, str] | None:
     """(dotted package, folder to put on ``sys.path``) naming the file from a namespace root
     (PEP 420) where its plain package name cannot import it; None to keep today's naming.
 
-    Two cases: a package whose folder above is a namespace package (``texar/torch/...`` with no
-    ``texar/__init__.py``: named ``torch.modules...`` it collides with torch, so it is
+    Two cases: a package whose folder above is a namespace package and which the file imports
+    from by that longer name (``texar/torch/...`` with no ``texar/__init__.py``, importing
+    ``texar.torch.core``: named ``torch.modules...`` it collides with torch, so it is
     ``texar.torch.modules...``, as ``structure.siblings.Package`` reads it); and a file in a
     folder without ``__init__.py`` that imports relatively (the folder is a namespace portion,
     named up through its ``__init__.py`` parents and as many folders as its imports climb).
-    Only a name whose top no other module takes is given."""
+    Only a name whose top no other module takes is given (a checkout's ``src/timm/...`` that
+    imports only relatively keeps its plain name, an installed timm beside it or not)."""
     folder = os.path.dirname(os.path.abspath(path))
     if package:
         top = folder
@@ -182,7 +205,7 @@ def namespaced_package(path: str, package: str | None) -> tuple[str, str] | None
             top = os.path.dirname(top)
         namespace = _namespace_of(top)  # (the folder holding the top package)
         first = os.path.join(top, package.partition(".")[0])
-        if namespace is None or not _taken_elsewhere(package.partition(".")[0], first):
+        if namespace is None or not _imports_absolutely(path, f"{namespace}.{package.partition('.')[0]}"):
             return None
         if _taken_elsewhere(namespace, top):
             return None

@@ -3,7 +3,8 @@
 Two trees verify could not import before:
 
 - a namespace top whose sub-package is called like a real module (``ns/json/`` with
-  ``json/__init__.py`` but no ``ns/__init__.py``, as texar-pytorch's ``texar/torch/``): named
+  ``json/__init__.py`` but no ``ns/__init__.py``, its modules importing ``ns.json.layers``, as
+  texar-pytorch's ``texar/torch/`` modules import ``texar.torch.core``): named
   ``json.attention`` from the plain package, the import collided with the standard library's
   ``json``; it is now ``ns.json.attention``;
 - a folder of modules without ``__init__.py`` that import each other relatively (as
@@ -11,8 +12,8 @@ Two trees verify could not import before:
   "attempted relative import with no known parent package"; the folder is now a namespace
   package.
 
-A patch that drops the attention's scale must still fail; a file whose plain name imports
-(a namespace portion with no collision) keeps today's name.
+A patch that drops the attention's scale must still fail; a package below a namespace folder
+whose modules import only relatively keeps today's name.
 """
 
 import sys
@@ -79,7 +80,8 @@ def _shadowing(tmp_path):
     (package / "__init__.py").write_text("")
     (package / "layers.py").write_text(textwrap.dedent(LAYERS))
     path = package / "attention.py"
-    path.write_text(textwrap.dedent(ATTENTION))
+    # by its name from the namespace root, as texar's modules import ``texar.torch.core``
+    path.write_text(textwrap.dedent(ATTENTION).replace("from .layers import", f"from {namespace}.json.layers import"))
     return namespace, path
 
 
@@ -129,10 +131,11 @@ def test_the_loose_folder_is_named_up_through_parents_with_init(tmp_path):
     assert namespaced_package(str(path), None) == (f"proj.{folder_name}", str(tmp_path))
 
 
-def test_a_namespace_portion_whose_plain_name_imports_keeps_its_name(tmp_path):
+def test_a_package_below_a_namespace_that_imports_only_relatively_keeps_its_name(tmp_path):
+    # (a checkout's ``src/pkg/...``: ``src`` is no part of the name its modules use)
     namespace, path = _shadowing(tmp_path)
-    unique = path.parent.rename(path.parent.parent / f"adopter_sub_{uuid.uuid4().hex[:8]}")
-    assert namespaced_package(str(unique / "attention.py"), unique.name) is None
+    path.write_text(textwrap.dedent(ATTENTION))
+    assert namespaced_package(str(path), "json") is None
 
 
 def test_a_file_without_relative_imports_keeps_the_standalone_load(tmp_path):
