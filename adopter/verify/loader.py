@@ -57,6 +57,7 @@ import tempfile
 from types import ModuleType
 
 from ..structure import package_of
+from ..structure.siblings import _namespace_of
 from .stubs import UNAVAILABLE, ImportStubs, Placeholder, importing, missing_package, needs_text, tainted
 
 _COUNTER = itertools.count(1)
@@ -132,6 +133,97 @@ def own_package_roots(path: str) -> list[tuple[str, str]]:
                 out[parts[0]] = os.path.dirname(folder)
             break
     return list(out.items())
+
+
+def _relative_level(path: str) -> int:
+    """The deepest relative import of the file (``from ..x import y``: 2); 0 when it has none
+    or cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
+        return 0
+    return max((node.level for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)), default=0)
+
+
+def _taken_elsewhere(name: str, folder: str) -> bool:
+    """Is the top-level ``name`` another module than the package in ``folder``: one loaded already
+    from elsewhere, or a regular module or package the import system finds elsewhere (which
+    would win over a namespace portion in ``folder``)?  A name found nowhere, or only as a
+    namespace portion, is free."""
+    folder = os.path.realpath(folder)
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return folder not in {os.path.realpath(p) for p in getattr(loaded, "__path__", [])}
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return False
+    if spec is None or spec.origin is None:
+        return False  # (not found, or a namespace package ours joins)
+    locations = spec.submodule_search_locations or []
+    return folder not in {os.path.realpath(p) for p in locations}
+
+
+def _imports_absolutely(path: str, prefix: str) -> bool:
+    """Does the file import a module under ``prefix`` by its absolute name (texar's
+    ``from texar.torch.core import layers`` in ``texar/torch/...``)?  That is how a file spells
+    its own name when the namespace folder above its package is part of it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        if any(name == prefix or name.startswith(prefix + ".") for name in names):
+            return True
+    return False
+
+
+def namespaced_package(path: str, package: str | None) -> tuple[str, str] | None:
+    """(dotted package, folder to put on ``sys.path``) naming the file from a namespace root
+    (PEP 420) where its plain package name cannot import it; None to keep today's naming.
+
+    Two cases: a package whose folder above is a namespace package and which the file imports
+    from by that longer name (``texar/torch/...`` with no ``texar/__init__.py``, importing
+    ``texar.torch.core``: named ``torch.modules...`` it collides with torch, so it is
+    ``texar.torch.modules...``, as ``structure.siblings.Package`` reads it); and a file in a
+    folder without ``__init__.py`` that imports relatively (the folder is a namespace portion,
+    named up through its ``__init__.py`` parents and as many folders as its imports climb).
+    Only a name whose top no other module takes is given (a checkout's ``src/timm/...`` that
+    imports only relatively keeps its plain name, an installed timm beside it or not)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if package:
+        top = folder
+        for _ in range(package.count(".") + 1):
+            top = os.path.dirname(top)
+        namespace = _namespace_of(top)  # (the folder holding the top package)
+        first = os.path.join(top, package.partition(".")[0])
+        if namespace is None or not _imports_absolutely(path, f"{namespace}.{package.partition('.')[0]}"):
+            return None
+        if _taken_elsewhere(namespace, top):
+            return None
+        return f"{namespace}.{package}", os.path.dirname(top)
+    level = _relative_level(path)
+    if level == 0:
+        return None
+    parts, current = [], folder
+    while len(parts) < level or os.path.isfile(os.path.join(current, "__init__.py")):
+        name = os.path.basename(current)
+        parent = os.path.dirname(current)
+        if not name.isidentifier() or parent == current:
+            return None
+        parts.append(name)
+        current = parent
+    if _taken_elsewhere(parts[-1], os.path.join(current, parts[-1])):
+        return None
+    return ".".join(reversed(parts)), current
 
 
 def _first_lineno(stmt: ast.stmt) -> int:
@@ -294,6 +386,10 @@ class ModuleLoader:
         self.path = os.path.abspath(path)
         self.stem = _ident(os.path.splitext(os.path.basename(path))[0])
         self.package = package_of(self.path)
+        named = namespaced_package(self.path, self.package)  # (a name from a namespace root)
+        self._namespace_root = None if named is None else named[1]
+        if named is not None:
+            self.package = named[0]
         self._added_paths: list[str] = []
         self._names: list[str] = []
         self._tmp = tempfile.mkdtemp(prefix="adopter-verify-")
@@ -307,7 +403,9 @@ class ModuleLoader:
         self._rewritten: _RewrittenOriginal | None = None
         self.original_file = self.path  # the file the original module executed (a rewritten copy, or the file)
         self.stubs = ImportStubs().__enter__()
-        if self.package:
+        if self._namespace_root is not None:
+            self._add_path(self._namespace_root)
+        elif self.package:
             root = os.path.dirname(self.path)
             for _ in self.package.split("."):
                 root = os.path.dirname(root)
