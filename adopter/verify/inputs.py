@@ -470,8 +470,17 @@ def shape_ranks(func: Callable) -> dict[str, int]:
     node = _function_def(func)
     if node is None:
         return {}
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
     found: dict[str, set[int]] = {}
+    for owner, elts in _shape_unpackings(node):
+        count = -1 if any(isinstance(e, ast.Starred) for e in elts) else len(elts)
+        found.setdefault(owner, set()).add(count)
+    return {name: counts.pop() for name, counts in found.items() if len(counts) == 1 and -1 not in counts}
+
+
+def _shape_unpackings(node: ast.FunctionDef | ast.AsyncFunctionDef):
+    """(parameter, target elements) of each ``a, b, c = x.size()`` (or ``= x.shape``) in the
+    function whose ``x`` is one of its parameters: what shape_ranks and _unpacked_shapes read."""
+    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
     for sub in ast.walk(node):
         if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1
                 and isinstance(sub.targets[0], (ast.Tuple, ast.List))):
@@ -483,12 +492,8 @@ def shape_ranks(func: Callable) -> dict[str, int]:
         elif not (isinstance(value, ast.Attribute) and value.attr == "shape"):
             continue
         owner = value.value
-        if not (isinstance(owner, ast.Name) and owner.id in params):
-            continue
-        elts = sub.targets[0].elts
-        count = -1 if any(isinstance(e, ast.Starred) for e in elts) else len(elts)
-        found.setdefault(owner.id, set()).add(count)
-    return {name: counts.pop() for name, counts in found.items() if len(counts) == 1 and -1 not in counts}
+        if isinstance(owner, ast.Name) and owner.id in params:
+            yield owner.id, sub.targets[0].elts
 
 
 _SHAPE_WORD = re.compile(r"(\.\.\.|[#*_]*[A-Za-z0-9_]+(=[A-Za-z0-9_+\-*/ ]+)?)")
@@ -672,21 +677,10 @@ def channels_first(func: Callable) -> bool:
 def _unpacked_shapes(node: ast.FunctionDef | ast.AsyncFunctionDef) -> dict[str, list[str]]:
     """Each parameter whose shape the code unpacks into plain names (``t, b, c = x.size()``, or
     ``x.shape``), with those names, the first unpacking of each."""
-    params = {a.arg for a in [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]}
     found: dict[str, list[str]] = {}
-    for sub in ast.walk(node):
-        if not (isinstance(sub, ast.Assign) and len(sub.targets) == 1
-                and isinstance(sub.targets[0], (ast.Tuple, ast.List))
-                and all(isinstance(e, ast.Name) for e in sub.targets[0].elts)):
-            continue
-        value = sub.value
-        if isinstance(value, ast.Call) and not value.args and not value.keywords \
-                and isinstance(value.func, ast.Attribute) and value.func.attr == "size":
-            value = value.func
-        elif not (isinstance(value, ast.Attribute) and value.attr == "shape"):
-            continue
-        if isinstance(value.value, ast.Name) and value.value.id in params:
-            found.setdefault(value.value.id, [e.id for e in sub.targets[0].elts])
+    for owner, elts in _shape_unpackings(node):
+        if all(isinstance(e, ast.Name) for e in elts):
+            found.setdefault(owner, [e.id for e in elts])
     return found
 
 
