@@ -328,3 +328,17 @@ def test_only_torch_layers_built_sequence_first_are_sequence_first():
     assert _sequence_first(nn.TransformerEncoderLayer(8, 2, dim_feedforward=16))
     assert not _sequence_first(nn.MultiheadAttention(8, 2, batch_first=True))
     assert not _sequence_first(OwnLayer())
+
+
+def test_a_reduce_or_repeat_that_is_not_einops_states_no_rank(tmp_path):
+    """Only einops' functions, as the module binds them, state a rank by their pattern: a
+    ``reduce`` from functools (or any same-named helper) with a string argument does not
+    (review37: the call's last name alone was read)."""
+    for index, (header, ranks) in enumerate((("from einops import reduce\n", {"g": 3}),
+                          ("import einops\nreduce = einops.reduce\n", {"g": 3}),
+                          ("from functools import reduce\n", {}),
+                          ("def reduce(x, pattern):\n    return x\n", {}))):
+        path = tmp_path / f"not_einops_{index}" / "mod.py"
+        path.parent.mkdir()
+        path.write_text(header + "\n\ndef f(g):\n" '    return reduce(g, "b t h -> b h", "sum")\n')
+        assert _loaded_ranks(path) == ranks, header

@@ -282,6 +282,22 @@ def _rank_kept_of(value: ast.expr, params: set[str]) -> str | None:
     return value.id if isinstance(value, ast.Name) and value.id in params else None
 
 
+def _einops_callee(expr: ast.expr, scope: dict) -> bool:
+    """Is ``expr`` (``rearrange``, ``einops.repeat``) einops' function in the function's module,
+    as the running module binds it (its globals), not another ``reduce``/``repeat`` (functools',
+    a local helper) that shares the name (review37)?"""
+    parts = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name) or expr.id not in scope:
+        return False
+    value = scope[expr.id]
+    for attr in reversed(parts):
+        value = getattr(value, attr, None)
+    return (getattr(value, "__module__", None) or "").split(".")[0] == "einops"
+
+
 def rearranged_ranks(func: Callable) -> dict[str, int]:
     """Parameters the function hands to einops' ``rearrange`` (or ``repeat``/``reduce``, whose
     pattern's input side names the axes just the same) with a pattern (``query =
@@ -307,8 +323,10 @@ def rearranged_ranks(func: Callable) -> dict[str, int]:
             if origin is not None:
                 alias[sub.targets[0].id] = origin
     found: dict[str, set] = {}
+    scope = getattr(inspect.unwrap(func), "__globals__", {})
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call) and _last_name(sub.func) in _EINOPS_READERS and len(sub.args) >= 2 \
+                and _einops_callee(sub.func, scope) \
                 and isinstance(sub.args[0], ast.Name) and (sub.args[0].id in params or sub.args[0].id in alias) \
                 and isinstance(sub.args[1], ast.Constant) and isinstance(sub.args[1].value, str):
             name = alias.get(sub.args[0].id, sub.args[0].id)
