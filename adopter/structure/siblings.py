@@ -46,7 +46,7 @@ class Package:
         self.base = folder  # <base>/<top>/.../the file
         # ``towhee/models/...`` with no ``towhee/__init__.py``: ``towhee`` is a namespace package
         # (PEP 420) holding this one, and ``towhee.models.layers`` names ``<top>.layers``
-        self.namespace = _namespace_of(folder)
+        self.namespace = namespace_of(folder)
         # (owns' prefixes: ``top.`` and, below a namespace package, ``namespace.top.``)
         self._own = self.top + "."
         self._own_size = len(self._own)
@@ -206,7 +206,7 @@ class Package:
         return None
 
 
-def _namespace_of(base: str) -> str | None:
+def namespace_of(base: str) -> str | None:
     """The name of the folder holding a top package when it is a namespace package (an
     identifier, no ``__init__.py``: PEP 420), else None."""
     name = os.path.basename(base)

@@ -57,7 +57,7 @@ import tempfile
 from types import ModuleType
 
 from ..structure import package_of
-from ..structure.siblings import _namespace_of
+from ..structure.siblings import namespace_of
 from .stubs import UNAVAILABLE, ImportStubs, Placeholder, importing, missing_package, needs_text, tainted
 
 _COUNTER = itertools.count(1)
@@ -138,12 +138,20 @@ def own_package_roots(path: str) -> list[tuple[str, str]]:
 def _relative_level(path: str) -> int:
     """The deepest relative import of the file (``from ..x import y``: 2); 0 when it has none
     or cannot be read."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            tree = ast.parse(handle.read())
-    except (OSError, SyntaxError, ValueError):
+    tree = _tree_of(path)
+    if tree is None:
         return 0
     return max((node.level for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)), default=0)
+
+
+def _tree_of(path: str) -> ast.Module | None:
+    """The file's syntax tree, None when it cannot be read or parsed (namespaced_package's two
+    readers of the file's imports)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError):
+        return None
 
 
 def _taken_elsewhere(name: str, folder: str) -> bool:
@@ -169,10 +177,8 @@ def _imports_absolutely(path: str, prefix: str) -> bool:
     """Does the file import a module under ``prefix`` by its absolute name (texar's
     ``from texar.torch.core import layers`` in ``texar/torch/...``)?  That is how a file spells
     its own name when the namespace folder above its package is part of it."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            tree = ast.parse(handle.read())
-    except (OSError, SyntaxError, ValueError):
+    tree = _tree_of(path)
+    if tree is None:
         return False
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -203,8 +209,7 @@ def namespaced_package(path: str, package: str | None) -> tuple[str, str] | None
         top = folder
         for _ in range(package.count(".") + 1):
             top = os.path.dirname(top)
-        namespace = _namespace_of(top)  # (the folder holding the top package)
-        first = os.path.join(top, package.partition(".")[0])
+        namespace = namespace_of(top)  # (the folder holding the top package)
         if namespace is None or not _imports_absolutely(path, f"{namespace}.{package.partition('.')[0]}"):
             return None
         if _taken_elsewhere(namespace, top):
