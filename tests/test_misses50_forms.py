@@ -130,15 +130,24 @@ def test_gated_dropout_in_eval_with_the_flag_set_still_drops_after_the_fix():
     result = fix_text(SAME_FILE, "model.py", rules("ADP010"))
     assert result.applied and "scaled_dot_product_attention(" in result.text
     for keep in (False, True):
-        a, b = float64_pair(SAME_FILE, result.text, "Attention", p=1.0)
-        a.eval()
-        b.eval()
-        a.attn_drop.prepare_for_inference_(retain=keep)
-        b.attn_drop.prepare_for_inference_(retain=keep)
-        x = torch.randn(2, 5, 16, dtype=torch.float64)
-        out_a, out_b = a(x), b(x)
+        out_a, out_b, bias = _eval_at_rate_one(SAME_FILE, result.text, keep)
         torch.testing.assert_close(out_b, out_a)
-        assert torch.allclose(out_a, a.proj.bias.expand_as(out_a)) == keep
+        assert torch.allclose(out_a, bias) == keep
+
+
+def _eval_at_rate_one(text: str, fixed: str, keep: bool):
+    """The original's and the fixed module's outputs in eval at dropout rate 1 with the run-time
+    flag set to ``keep``, and the projection's bias (the output when every probability drops)."""
+    import torch
+
+    a, b = float64_pair(text, fixed, "Attention", p=1.0)
+    a.eval()
+    b.eval()
+    a.attn_drop.prepare_for_inference_(retain=keep)
+    b.attn_drop.prepare_for_inference_(retain=keep)
+    x = torch.randn(2, 5, 16, dtype=torch.float64)
+    out_a, out_b = a(x), b(x)
+    return out_a, out_b, a.proj.bias.expand_as(out_a)
 
 
 # modules that are not a dropout of their input (each edit of the same-file fixture)
@@ -295,16 +304,10 @@ def test_a_gate_whose_dropout_reads_self_training_is_the_plain_dropout():
     assert result.applied and "scaled_dot_product_attention(" in result.text
     assert "keep_in_eval else" not in " ".join(result.text.split())
     for keep in (False, True):
-        a, b = float64_pair(text, result.text, "Attention", p=1.0)
-        a.eval()
-        b.eval()
-        a.attn_drop.prepare_for_inference_(retain=keep)
-        b.attn_drop.prepare_for_inference_(retain=keep)
-        x = torch.randn(2, 5, 16, dtype=torch.float64)
-        out_a, out_b = a(x), b(x)
+        out_a, out_b, bias = _eval_at_rate_one(text, result.text, keep)
         # float64 softmax over 5 keys: rounding only
         torch.testing.assert_close(out_b, out_a)
-        assert not torch.allclose(out_a, a.proj.bias.expand_as(out_a))
+        assert not torch.allclose(out_a, bias)
 
 
 def test_a_written_out_layer_norm_with_cast_parameters_is_still_read():
