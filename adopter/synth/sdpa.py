@@ -219,6 +219,20 @@ def _guard_term(text: str, node: ast.AST) -> str:
     return f"({text})" if isinstance(node, (ast.BoolOp, ast.IfExp, ast.Lambda, ast.NamedExpr)) else text
 
 
+def _sent_body_names(region: list[ast.stmt], kinds: list[str]) -> set[str]:
+    """Names only the bodies of the ifs the guard sends to the original assign in ``region``
+    (texar's T5 `if position_bias is None: position_bias = self.compute_bias(...)`).  The fused
+    path runs where each such test fails, as the original does without running the body, so
+    there the name holds its value from before the attention on both paths: the fused call may
+    read it (as the mask, or beside the product)."""
+    sent = set().union(*(stored_names(inner) for s, kind in zip(region, kinds) if kind == "guard"
+                         for inner in s.body))
+    others = set().union(*(stored_names(s) for s, kind in zip(region, kinds) if kind != "guard"),
+                         *(stored_names(inner) for s, kind in zip(region, kinds) if kind == "guard"
+                           for inner in s.orelse))
+    return sent - others
+
+
 def _eager_training(torch: str) -> str:
     """The first terms of a guard that tests a mask's values: gradients are wanted, and the
     code runs eagerly.  Under ``torch.compile`` or ``torch.export`` a branch on a tensor's
@@ -609,6 +623,11 @@ class _Attention:
             # mask's own if: one mask argument as SDPA reads it (_dtype_mask_if), so the step
             # counts as in the outer if alone
             del chain[1]
+        elif len(chain) == 3 and self._else_to_original(chain[1]):
+            # `if not self.tpu: s = s.masked_fill(m, -inf) else: <the fill in another layout>`
+            # inside the mask's own if: the guard sends the else to the original
+            # (_check_step_if), so the step counts as in the outer if alone
+            del chain[1]
         choice = self.choice_ifs.get(node.stmt)
         if choice is not None:
             # `s = (s + bias) if flag else s`, read as `if flag: s = s + bias` (_choice_steps)
@@ -616,6 +635,28 @@ class _Attention:
                 raise Skip(f"the conditional expression at line {node.line} is inside an if-statement")
             chain.insert(0, choice)
         return info.index, chain
+
+    def _else_to_original(self, stmt: ast.stmt) -> bool:
+        """Is ``stmt`` an ``if`` whose body is attention steps alone and whose ``else`` holds
+        none (lightseq's `if not self.tpu: <fill> else: <transpose, fill, transpose>`)?  With a
+        test that only reads names and attributes, the guard can send the else to the original
+        before the attention begins: the fused path is then the body, whose steps the fused call
+        takes (:meth:`_check_step_if` records the guard's term)."""
+        if not (isinstance(stmt, ast.If) and stmt.orelse and stmt.body and _plain_test(stmt.test)):
+            return False
+        step_stmts = {n.stmt for n in self.nodes}
+        return all(span_of(inner) in step_stmts for inner in stmt.body) and not any(
+            isinstance(inner, ast.stmt) and span_of(inner) in step_stmts
+            for branch in stmt.orelse for inner in ast_walk(branch))
+
+    def _original_test(self, test: ast.expr, at_else: bool) -> str:
+        """The guard's term (after ``and``) for an inner if that goes to the original where its
+        test holds, or (``at_else``) where it fails: ``if not self.tpu:`` gives ``self.tpu``."""
+        if not at_else:
+            return _guard_term(self._text(test), test)
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            return _guard_term(self._text(test.operand), test.operand)
+        return f"not {_atom(self._text(test), test)}"
 
     def _dtype_mask_if(self, stmt: ast.If) -> dict | None:
         """An if / else that applies a mask ``m`` as ``scaled_dot_product_attention`` reads its
@@ -751,7 +792,7 @@ class _Attention:
         self.mask_choices: dict[str, ast.expr] = {}  # a bias name -> the mask it is as SDPA reads it (_sdpa_mask_choice)
         # (the step's if, an if in it whose body changes the scores otherwise): sent to the
         # original by the guard (_check_step_if)
-        self.original_ifs: list[tuple[ast.If, ast.If]] = []
+        self.original_ifs: list[tuple[ast.If, ast.If, bool]] = []  # (..., the original runs at its else)
         nodes = self._choice_steps(nodes)
         self.handed: _Handed | None = None  # scores a caller computes and hands to the helper (_handed_scores)
         if len({n.func for n in nodes}) > 1:
@@ -1046,7 +1087,7 @@ class _Attention:
                 fast.extend(self._stmt_text(inner) for inner in self.helper_steps.get(span_of(stmt), ()))
                 if self.block_bias is not None and self.block_bias["stmt"] is stmt:
                     fast.extend(self.block_bias["made"])  # the block's bias, written into zeros
-                for outer, inner in self.original_ifs:
+                for outer, inner, at_else in self.original_ifs:
                     if outer is not stmt:
                         continue
                     clash = (read_names(outer.test) | read_names(inner.test)) & before
@@ -1054,7 +1095,7 @@ class _Attention:
                         raise Skip(f"the if at line {inner.lineno} tests `{min(clash)}`, assigned after the "
                                    "attention begins")
                     term = f"{_guard_term(self._text(outer.test), outer.test)} and " \
-                           f"{_guard_term(self._text(inner.test), inner.test)}"
+                           f"{self._original_test(inner.test, at_else)}"
                     guard.append(term)
                     branch_tests.add(term)
                 keeps = step_if_keeps.get(offset)
@@ -1254,6 +1295,8 @@ class _Attention:
         # handed back beside the product, which the fused path then hands back as None.
         only_original = set().union(*(stored_names(s) for s in region[:-1] if not any(s is d for d in deletes))) \
             - before_c
+        sent_only = _sent_body_names(region[:-1], kinds)
+        only_original -= sent_only
         for s in region[:-1]:
             if id(s) in branch_ifs:
                 # An if whose other branch the guard sends to the original (latent-diffusion's
@@ -1285,7 +1328,9 @@ class _Attention:
                           and (n.lineno, n.col_offset) >= later} & (all_stored - fast_defs)) if func is not None else []
         fast += [f"{name} = None" for name in unbound]  # (reads of them are still checked below)
         self.declined: list[str] = []  # what the fused path hands back as None (weights.Decline)
-        guard += self._live_reads(region, all_stored - fast_defs, edits, regions)
+        # (a name only a sent if's body assigns keeps its value from before on the fused path,
+        # as on the original's where the test fails: _sent_body_names)
+        guard += self._live_reads(region, all_stored - fast_defs - sent_only, edits, regions)
         if self.declined or self.in_context:
             guard.insert(0, guard.pop(guard.index(self.flag)))  # the caller's choice reads first
         fast += self.declined
@@ -3071,7 +3116,15 @@ class _Attention:
                 # not make, on a test it can read before the attention (neither reads nor
                 # follows a value of it): the guard sends that case to the original, as an if
                 # of its own between the steps (kind "guard"), and the fused path never runs it
-                self.original_ifs.append((stmt, inner))
+                self.original_ifs.append((stmt, inner, False))
+                continue
+            if self._else_to_original(inner) and not (read_names(inner.test) & (step_stored | stored_before)):
+                # the steps in the body of an if whose else branch does them another way: the
+                # guard sends the else to the original (a test it can read before the attention)
+                self.original_ifs.append((stmt, inner, True))
+                for step in inner.body:
+                    read_before |= _loads(step)
+                    stored_before |= stored_names(step)
                 continue
             stored_before |= stored_names(inner)
             if isinstance(inner, ast.Assert) and not (_changed(inner) & read_before):
