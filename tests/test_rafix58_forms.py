@@ -8,7 +8,7 @@ The fixtures are ours.
   so the guard sends the else to the original before the attention begins (`key_padding_mask
   is not None and self.tpu`); the fused path takes the body's fill as its mask.  Near-misses:
   an inner test that calls a method (evaluated again before the attention, it might not give the
-  same truth) is declined; an inner body that does more than the fill is no step the fused call
+  same truth) or reads a name the mask's if assigns first is declined; an inner body that does more than the fill is no step the fused call
   takes, so every padded call goes to the original.
 - A bias built in an if the guard sends to the original (`if bias is None: <raise check>; bias
   = <relative bias>`, texar's T5 attention) and then added to the scores and returned.  Where
@@ -76,6 +76,9 @@ class PaddedSelfAttention(nn.Module):
 
 # the inner test calls a method: read again before the attention it need not give the same truth
 CALLED_TEST = PADDING_LAYOUTS.replace("            if not self.tpu:\n", "            if not self.on_tpu():\n")
+# the inner test reads a name the mask's if assigns first: no guard can read it before the attention
+TEST_OF_A_LOCAL = PADDING_LAYOUTS.replace("            if not self.tpu:\n",
+                                          "            wide = src_len > 4\n            if not wide:\n")
 # the inner body also scales the scores: more than the fill the fused call takes
 MORE_THAN_FILL = PADDING_LAYOUTS.replace(
     "            else:\n                attn_weights = attn_weights.transpose(0, 2)\n",
@@ -166,10 +169,11 @@ def test_the_guarded_fill_computes_the_same_attention(tpu, train, padded):
     torch.testing.assert_close(grad_b, grad_a, rtol=1e-10, atol=1e-12)
 
 
-def test_an_inner_if_with_a_called_test_is_not_fixed():
-    assert CALLED_TEST != PADDING_LAYOUTS
-    assert len(found(CALLED_TEST, "ADP010")) == 1
-    assert "scaled_dot_product_attention(" not in _fixed(CALLED_TEST)
+@pytest.mark.parametrize("source", [CALLED_TEST, TEST_OF_A_LOCAL], ids=["called-test", "test-of-a-local"])
+def test_an_inner_if_whose_test_the_guard_cannot_read_is_not_fixed(source):
+    assert source != PADDING_LAYOUTS
+    assert len(found(source, "ADP010")) == 1
+    assert "scaled_dot_product_attention(" not in _fixed(source)
 
 
 def test_an_inner_body_doing_more_than_the_fill_sends_every_padded_call_to_the_original():
