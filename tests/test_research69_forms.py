@@ -59,3 +59,44 @@ def test_method_named_only_through_a_chain_of_attributes_is_read():
 def test_method_the_class_calls_on_self_is_still_found_once():
     code = TRAINER.replace("CALL", "self.train(1e-3, (0.9, 0.99), 1e-8, 0.0)")
     assert len(found(code, "ADP012")) == 1
+
+# --------------------------------------------------------------------------- ADP015
+
+CHOSEN_HEAD = textwrap.dedent("""\
+    import torch.nn.functional as F
+    from einops import rearrange
+    from torch import nn
+
+
+    class Decoder(nn.Module):
+        def __init__(self, dim, num_tokens, early_exit=False):
+            super().__init__()
+            self.token_emb = nn.Embedding(num_tokens, dim)
+            self.to_logits = nn.Sequential(nn.RMSNorm(dim), nn.Linear(dim, num_tokens, bias=False))
+            self.to_early_logits = None
+            if early_exit:
+                self.to_early_logits = nn.Sequential(nn.RMSNorm(dim), OTHER)
+
+        def forward(self, x, return_loss=False, early_only=False):
+            if return_loss:
+                x, labels = x[:, :-1], x[:, 1:]
+            x = self.token_emb(x)
+            to_logits = self.to_logits if not early_only else self.to_early_logits
+            logits = to_logits(x)
+            if not return_loss:
+                return logits
+            return F.cross_entropy(rearrange(logits, "b n c -> b c n"), labels)
+    """)
+
+
+def test_head_chosen_between_two_alike_head_containers_is_found():
+    # each arm is a Sequential ending in a Linear to the vocabulary: which one runs, the
+    # logits are a head's (the container's output note is no doubt about its class)
+    code = CHOSEN_HEAD.replace("OTHER", "nn.Linear(dim, num_tokens, bias=False)")
+    assert finding_at(code, "ADP015", "logits = to_logits(x)") is not None
+
+
+def test_head_chosen_against_a_container_of_another_kind_is_not_found():
+    # the other arm ends in a Linear to the model width: not a head over the vocabulary
+    code = CHOSEN_HEAD.replace("OTHER", "nn.Linear(dim, dim, bias=False)")
+    assert finding_at(code, "ADP015", "logits = to_logits(x)") is None

@@ -1197,7 +1197,9 @@ class FlowBuilder:
         kinds = set()
         for layer in layers:
             ctors = self.cls.bindings.get(_attr(layer))
-            if not ctors or any(c.table or c.unlike for c in ctors):
+            # (what a container's output is, ``adopter.output_of...`` of its last member, carries
+            # a note for the fixer, not a doubt about the class: the containers are compared)
+            if not ctors or any(c.table or (c.unlike and not c.fqn.startswith(OUTPUT_OF)) for c in ctors):
                 return None
             kinds.add(frozenset(c.fqn for c in ctors))
         if len(kinds) != 1:
