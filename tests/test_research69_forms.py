@@ -100,3 +100,49 @@ def test_head_chosen_against_a_container_of_another_kind_is_not_found():
     # the other arm ends in a Linear to the model width: not a head over the vocabulary
     code = CHOSEN_HEAD.replace("OTHER", "nn.Linear(dim, dim, bias=False)")
     assert finding_at(code, "ADP015", "logits = to_logits(x)") is None
+
+# --------------------------------------------------------------------------- ADP006
+
+CHOSEN_ACTIVATION = textwrap.dedent("""\
+    from torch import nn
+
+
+    class EncoderLayer(nn.Module):
+        def __init__(self, dim, inner, activation="relu"):
+            super().__init__()
+            self.ffn = nn.Sequential(
+                nn.Linear(dim, inner),
+                nn.ReLU() if activation == "relu" else nn.GELU(),
+                nn.Linear(inner, dim),
+            )
+
+        def forward(self, x):
+            return x + self.ffn(x)
+
+
+    class Encoder(nn.Module):
+        def __init__(self, depth, dim, inner):
+            super().__init__()
+            self.layers = nn.ModuleList([BUILD for _ in range(depth)])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+    """)
+
+
+def test_activation_every_build_leaves_at_its_relu_default_is_no_gelu():
+    code = CHOSEN_ACTIVATION.replace("BUILD", "EncoderLayer(dim, inner)")
+    assert finding_at(code, "ADP006", 'nn.ReLU() if activation == "relu" else nn.GELU()') is None
+
+
+def test_activation_a_build_sets_to_gelu_is_found():
+    code = CHOSEN_ACTIVATION.replace("BUILD", 'EncoderLayer(dim, inner, activation="gelu")')
+    assert finding_at(code, "ADP006", 'nn.ReLU() if activation == "relu" else nn.GELU()') is not None
+
+
+def test_activation_of_a_layer_the_file_never_builds_is_found():
+    # its callers are elsewhere and may pass "gelu": both branches stay
+    code = CHOSEN_ACTIVATION.replace("BUILD", "nn.Identity()")
+    assert finding_at(code, "ADP006", 'nn.ReLU() if activation == "relu" else nn.GELU()') is not None

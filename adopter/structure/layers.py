@@ -449,6 +449,8 @@ class LayerTyper:
                 # to None and that no call of the file sets: only the layer built when it is None
                 # (a branch builds one: sizes and flags chosen the same way are not walked for it)
                 taken = self._none_branch(expr, env)
+                if taken is None:
+                    taken = self._built_key_branch(expr, env)
                 if taken is not None:
                     return self.values(taken, env, depth, called)
             both = self.values(expr.body, env, depth, called) + self.values(expr.orelse, env, depth, called)
@@ -2582,6 +2584,27 @@ class LayerTyper:
                                         and not _tests_none(param.func, param.name))
             self._param_cache[key] = found
         return found
+
+    def _built_key_branch(self, expr: ast.IfExp, env: dict) -> ast.expr | None:
+        """The branch of ``nn.ReLU() if activation == "relu" else nn.GELU()`` that runs when
+        ``activation`` is a parameter with a string default and every build of its class (or
+        call of its function) in the file leaves that default or passes strings the test decides
+        the same way (supar's encoder layer, built once with its ``"relu"`` default): a class
+        the file never builds keeps both branches (its callers are elsewhere); None then."""
+        test = expr.test
+        left = test.left
+        if left.__class__ is not ast.Name:
+            return None
+        param = env.get(left.id)
+        if not (param.__class__ is _Param and len(param.default) == 1 and param.default[0].__class__ is Key):
+            return None
+        keys = self._built_keys(left, env)
+        if not keys:
+            return None
+        decided = self._decide(test, {**env, left.id: tuple(Key(k) for k in keys)})
+        if decided is None:
+            return None
+        return expr.body if decided else expr.orelse
 
     def _none_branch(self, expr: ast.IfExp, env: dict) -> ast.expr | None:
         """The branch of ``A if p is None else B`` (or ``is not None``) that runs when ``p`` is a
