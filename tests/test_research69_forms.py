@@ -146,3 +146,59 @@ def test_activation_of_a_layer_the_file_never_builds_is_found():
     # its callers are elsewhere and may pass "gelu": both branches stay
     code = CHOSEN_ACTIVATION.replace("BUILD", "nn.Identity()")
     assert finding_at(code, "ADP006", 'nn.ReLU() if activation == "relu" else nn.GELU()') is not None
+
+# --------------------------------------------------------------------------- ADP005
+
+FLAGGED_NORM = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class WrittenNorm(nn.Module):
+        def __init__(self, hidden, eps=1e-12, conditional=False):
+            super().__init__()
+            self.gamma = nn.Parameter(torch.ones(hidden))
+            self.beta = nn.Parameter(torch.zeros(hidden))
+            self.eps = eps
+            self.conditional = conditional
+            if conditional:
+                self.weight_dense = nn.Linear(2 * hidden, hidden, bias=False)
+
+        def forward(self, x):
+            if self.conditional == False:
+                u = x.mean(-1, keepdim=True)
+                s = (x - u).pow(2).mean(-1, keepdim=True)
+                x = (x - u) / torch.sqrt(s + self.eps)
+                return self.gamma * x + self.beta
+            else:
+                inputs, cond = x
+                weight = self.gamma + self.weight_dense(cond)
+                return weight * inputs + self.beta
+
+
+    class SelfOutput(nn.Module):
+        def __init__(self, hidden, p):
+            super().__init__()
+            self.dense = nn.Linear(hidden, hidden)
+            self.norm = BUILD
+            self.dropout = nn.Dropout(p)
+
+        def forward(self, h, residual):
+            h = self.dropout(self.dense(h))
+            return self.norm(h + residual)
+    """)
+
+
+def test_written_layer_norm_under_a_flag_every_build_leaves_off_is_a_layer_norm():
+    code = FLAGGED_NORM.replace("BUILD", "WrittenNorm(hidden, eps=1e-12)")
+    assert finding_at(code, "ADP005", "return self.norm(h + residual)") is not None
+
+
+def test_written_layer_norm_under_a_flag_a_build_turns_on_is_not():
+    code = FLAGGED_NORM.replace("BUILD", "WrittenNorm(hidden, eps=1e-12, conditional=True)")
+    assert finding_at(code, "ADP005", "return self.norm(h + residual)") is None
+
+
+def test_written_layer_norm_under_a_flag_passed_by_position_is_not():
+    code = FLAGGED_NORM.replace("BUILD", "WrittenNorm(hidden, 1e-12, p > 0)")
+    assert finding_at(code, "ADP005", "return self.norm(h + residual)") is None
