@@ -9,13 +9,17 @@ adjacent-attention-pytorch, bert-seq2seq).  The fixtures are ours.
   class's other methods name only as another object's attribute is a root of its own.
   Near-miss: ``evaluate`` calling ``self.train()`` keeps ``train`` inlined there (the optimizer
   is still found once, where the flow reads it).
+- ADP010 verify: an attention class whose constructor stores a length it never reads
+  (``self.mem_len = mem_len``) while ``forward`` computes a local of the same name from the
+  memories: the local is another variable, so the argument is one kept for callers (a small
+  count), not a read that needs a factory.  Near-miss: ``forward`` reading ``self.mem_len``.
 """
 
 from __future__ import annotations
 
 import textwrap
 
-from corpus_forms import finding_at, found
+from corpus_forms import finding_at, found, rules
 
 # --------------------------------------------------------------------------- ADP012
 
@@ -202,3 +206,76 @@ def test_written_layer_norm_under_a_flag_a_build_turns_on_is_not():
 def test_written_layer_norm_under_a_flag_passed_by_position_is_not():
     code = FLAGGED_NORM.replace("BUILD", "WrittenNorm(hidden, 1e-12, p > 0)")
     assert finding_at(code, "ADP005", "return self.norm(h + residual)") is None
+
+# --------------------------------------------------------------------------- ADP010 verify
+
+MEMORY_ATTENTION = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class MemoryAttention(nn.Module):
+        def __init__(self, dim, mem_len, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.mem_len = mem_len
+            self.scale = (dim // heads) ** -0.5
+            self.to_q = nn.Linear(dim, dim, bias=False)
+            self.to_kv = nn.Linear(dim, dim * 2, bias=False)
+
+        def forward(self, x, mem=None):
+            b, t, d = x.shape
+            mem = x[:, :0] if mem is None else mem
+            mem_len = MEM_LEN
+            q = self.to_q(x).view(b, t, self.heads, -1).transpose(1, 2)
+            k, v = self.to_kv(torch.cat((mem, x), dim=1)).chunk(2, dim=-1)
+            k, v = (y.view(b, -1, self.heads, d // self.heads).transpose(1, 2) for y in (k, v))
+            dots = torch.einsum("bhid,bhjd->bhij", q, k) * self.scale
+            mask = torch.ones(t, t + mem_len, dtype=torch.bool, device=x.device).triu_(1 + mem_len)
+            dots = dots.masked_fill(mask, -torch.finfo(dots.dtype).max)
+            attn = dots.softmax(dim=-1)
+            out = torch.einsum("bhij,bhjd->bhid", attn, v)
+            return out.transpose(1, 2).reshape(b, t, d)
+    """)
+
+
+def _verify_one(tmp_path, text, cls):
+    from adopter.config import Config
+    from adopter.verify import verify_file
+    from adopter.verify.core import options_for
+
+    path = tmp_path / "model.py"
+    path.write_text(text)
+    results = verify_file(str(path), rules("ADP010"), Config(), benchmark=False,
+                          options=options_for(Config(), benchmark=False))
+    return {r.class_name: r for r in results if not r.combined}[cls]
+
+
+def test_a_stored_length_shadowed_by_a_forward_local_verifies(tmp_path):
+    from adopter.verify.result import PASS
+
+    result = _verify_one(tmp_path, MEMORY_ATTENTION.replace("MEM_LEN", "mem.shape[1]"), "MemoryAttention")
+    assert result.verdict == PASS, result
+
+
+def _stored_only(text):
+    import ast
+
+    from adopter.verify import facts
+
+    node = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef))
+    return facts.stored_only(node, "mem_len")
+
+
+def test_a_forward_local_of_the_stored_arguments_name_is_no_read_of_it():
+    assert _stored_only(MEMORY_ATTENTION.replace("MEM_LEN", "mem.shape[1]"))
+
+
+def test_a_forward_read_of_the_stored_attribute_is_a_read():
+    assert not _stored_only(MEMORY_ATTENTION.replace("MEM_LEN", "min(mem.shape[1], self.mem_len)"))
+
+
+def test_a_read_of_the_argument_in_the_constructor_is_a_read():
+    code = MEMORY_ATTENTION.replace("MEM_LEN", "mem.shape[1]").replace(
+        "self.to_q = nn.Linear(dim, dim, bias=False)", "self.to_q = nn.Linear(dim + mem_len - mem_len, dim, bias=False)")
+    assert not _stored_only(code)
