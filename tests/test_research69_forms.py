@@ -13,6 +13,11 @@ adjacent-attention-pytorch, bert-seq2seq).  The fixtures are ours.
   (``self.mem_len = mem_len``) while ``forward`` computes a local of the same name from the
   memories: the local is another variable, so the argument is one kept for callers (a small
   count), not a read that needs a factory.  Near-miss: ``forward`` reading ``self.mem_len``.
+- ADP010: supar's relative attention fills the scores in place and normalises in one statement
+  that binds the name again (``attn = attn.masked_fill_(~mask, -inf).softmax(-2)``, heads
+  last): no later read sees the filled tensor under its old name, so the value is the filled
+  copy.  Found (the fix declines: a mask in the heads-last layout is a fixer limit).
+  Near-miss: the filled scores read again under their name (returned beside the output).
 """
 
 from __future__ import annotations
@@ -279,3 +284,41 @@ def test_a_read_of_the_argument_in_the_constructor_is_a_read():
     code = MEMORY_ATTENTION.replace("MEM_LEN", "mem.shape[1]").replace(
         "self.to_q = nn.Linear(dim, dim, bias=False)", "self.to_q = nn.Linear(dim + mem_len - mem_len, dim, bias=False)")
     assert not _stored_only(code)
+
+# --------------------------------------------------------------------------- ADP010
+
+FILLED_IN_PLACE = textwrap.dedent("""\
+    import torch
+    from torch import nn
+
+
+    class Attention(nn.Module):
+        def __init__(self, dim, heads=2):
+            super().__init__()
+            self.heads = heads
+            self.scale = (dim // heads) ** -0.5
+            self.qkv = nn.Linear(dim, dim * 3)
+            self.drop = nn.Dropout(0.1)
+
+        def forward(self, x, mask):
+            b, t, d = x.shape
+            q, k, v = self.qkv(x).view(b, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+            scores = torch.einsum("bhid,bhjd->bhij", q, k) * self.scale
+            STEP
+            out = torch.einsum("bhij,bhjd->bhid", self.drop(probs), v)
+            RETURN
+    """)
+
+
+def test_scores_filled_in_place_in_a_statement_binding_the_name_again_are_found():
+    code = FILLED_IN_PLACE.replace(
+        "STEP", "scores = scores.masked_fill_(~mask[:, None, None, :], float('-inf')).softmax(-1)"
+    ).replace("RETURN", "return out.transpose(1, 2).reshape(b, t, d)").replace("self.drop(probs)", "self.drop(scores)")
+    assert finding_at(code, "ADP010", "scores = scores.masked_fill_(") is not None
+
+
+def test_scores_filled_in_place_and_read_again_are_not():
+    code = FILLED_IN_PLACE.replace(
+        "STEP", "probs = scores.masked_fill_(~mask[:, None, None, :], float('-inf')).softmax(-1)"
+    ).replace("RETURN", "return out.transpose(1, 2).reshape(b, t, d), scores")
+    assert finding_at(code, "ADP010", "probs = scores.masked_fill_(") is None
