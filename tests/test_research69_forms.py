@@ -18,6 +18,9 @@ adjacent-attention-pytorch, bert-seq2seq).  The fixtures are ours.
   last): no later read sees the filled tensor under its old name, so the value is the filled
   copy.  Found (the fix declines: a mask in the heads-last layout is a fixer limit).
   Near-miss: the filled scores read again under their name (returned beside the output).
+- ADP010 verify: kan-gpt's attention stores a config field and only compares it with strings in
+  a method choosing the projection class (``self.kan_implementation == "EFFICIENT_KAN"``): a
+  mode, built with the first string it is compared with.
 """
 
 from __future__ import annotations
@@ -322,3 +325,56 @@ def test_scores_filled_in_place_and_read_again_are_not():
         "STEP", "probs = scores.masked_fill_(~mask[:, None, None, :], float('-inf')).softmax(-1)"
     ).replace("RETURN", "return out.transpose(1, 2).reshape(b, t, d), scores")
     assert finding_at(code, "ADP010", "probs = scores.masked_fill_(") is None
+
+# --------------------------------------------------------------------------- ADP010 verify
+
+CONFIG_MODE = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class CausalSelfAttention(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.impl = config.proj_impl
+            proj = self.get_proj()
+            self.c_attn = proj(config.n_embd, 3 * config.n_embd)
+            self.c_proj = nn.Linear(config.n_embd, config.n_embd)
+            self.attn_dropout = nn.Dropout(config.attn_pdrop)
+            self.register_buffer("bias", torch.tril(torch.ones(config.block_size, config.block_size))
+                                 .view(1, 1, config.block_size, config.block_size))
+            self.n_head = config.n_head
+            self.n_embd = config.n_embd
+
+        def get_proj(self):
+            if self.impl == "LINEAR":
+                return nn.Linear
+            elif self.impl == "BILINEAR_FREE":
+                return nn.Linear
+            raise NotImplementedError()
+
+        def forward(self, x):
+            B, T, C = x.size()
+            q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+            k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+            q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+            v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+            att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+            att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+            att = F.softmax(att, dim=-1)
+            att = self.attn_dropout(att)
+            y = att @ v
+            y = y.transpose(1, 2).contiguous().view(B, T, C)
+            return self.c_proj(y)
+    """)
+
+
+def test_a_config_field_only_compared_with_strings_is_built_as_a_mode(tmp_path):
+    from adopter.verify.result import PASS
+
+    result = _verify_one(tmp_path, CONFIG_MODE, "CausalSelfAttention")
+    assert result.verdict == PASS, result
+

@@ -349,6 +349,10 @@ class _Collector(ast.NodeVisitor):
                 continue
             for side, other in ((left, right), (right, left)):
                 reads, steps = self._target(side) if isinstance(side, (ast.Name, ast.Attribute)) else (None, [])
+                if reads is None:
+                    # a config field stored on self, then compared (kan-gpt's ``self.kan_implementation
+                    # = config.kan_implementation``, ``if self.kan_implementation == "EFFICIENT_KAN":``)
+                    reads, steps = self._stored_field(side), []
                 if reads is None or steps:
                     continue
                 found = other.elts if isinstance(other, (ast.Tuple, ast.List, ast.Set)) else [other]
