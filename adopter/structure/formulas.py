@@ -803,11 +803,16 @@ def flagged_layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> tuple[in
     ``__init__`` storing the parameter as ``self.<flag>`` (bert_seq2seq's BertLayerNorm, a
     conditional LayerNorm when built with ``conditional=True``).  None otherwise; the caller
     checks that every build of the class leaves the flag at its default."""
-    forward = next((s for s in cls.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
-                    and s.name == "forward"), None)
+    forward = None
+    for stmt in cls.body:  # (a loop, not a generator: asked of every class typed as a layer)
+        if stmt.__class__ is ast.FunctionDef and stmt.name == "forward":
+            forward = stmt
+            break
     if forward is None:
         return None
-    body = _code(forward.body)
+    body = forward.body
+    if body and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+        body = body[1:]  # (the docstring)
     if len(body) != 1 or body[0].__class__ is not ast.If:
         return None
     test = body[0].test

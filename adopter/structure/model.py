@@ -712,9 +712,15 @@ def _namesake_roots(structure: "ClassStructure", mention, lines: list[str]) -> N
     functions = structure.functions
     roots = structure.roots
     texts: dict[str, str] = {}
+    whole = None
     for name in functions:
         if name in roots or name in INIT_NAMES or name == "forward":
             continue
+        if whole is None:
+            node = structure.info.node
+            whole = "\n".join(lines[node.lineno - 1:node.end_lineno])
+        if ("self." + name) in whole or ("cls." + name) in whole or (")." + name) in whole:
+            continue  # (an own call somewhere, or a longer name that starts with it: kept inlined)
         callers = [n for n, func in functions.items() if n != name and name in mention(func)]
         if not callers:
             continue
