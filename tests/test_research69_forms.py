@@ -9,6 +9,16 @@ adjacent-attention-pytorch, bert-seq2seq).  The fixtures are ours.
   class's other methods name only as another object's attribute is a root of its own.
   Near-miss: ``evaluate`` calling ``self.train()`` keeps ``train`` inlined there (the optimizer
   is still found once, where the flow reads it).
+- ADP015: the head chosen by a conditional between two alike containers (``to_logits =
+  self.to_logits if not early else self.to_early_logits``, each a Sequential ending in a Linear
+  to the vocabulary): the containers' output notes are no doubt about their class.  Near-miss:
+  the other arm ending in a Linear to the model width.
+- ADP006: ``nn.ReLU() if activation == "relu" else nn.GELU()`` with a ``"relu"`` default that
+  every build of the class in the file leaves: no bias-GELU site (lead ruling, vall-e-x).
+  Near-misses: a build passing ``"gelu"``; a class the file never builds (both branches stay).
+- ADP005: a written-out LayerNorm in the ``if self.conditional == False:`` branch of a norm class
+  whose every build leaves the flag at its False default (bert_seq2seq's BertLayerNorm).
+  Near-misses: a build turning the flag on, by keyword or by position.
 - ADP010 verify: an attention class whose constructor stores a length it never reads
   (``self.mem_len = mem_len``) while ``forward`` computes a local of the same name from the
   memories: the local is another variable, so the argument is one kept for callers (a small
