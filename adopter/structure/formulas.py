@@ -795,6 +795,63 @@ def layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     return out is not None and _affine_norm(strip_casts(out), x, names)
 
 
+def flagged_layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> tuple[int, str] | None:
+    """The constructor parameter (its position after ``self``, its name) that must stay at its
+    ``False`` default for a module class to compute a LayerNorm written out: a ``forward(self,
+    x)`` whose whole body is ``if self.<flag> == False:`` (``is False``, ``not self.<flag>``)
+    with the written-out LayerNorm of :func:`layer_norm_module` in that branch, and
+    ``__init__`` storing the parameter as ``self.<flag>`` (bert_seq2seq's BertLayerNorm, a
+    conditional LayerNorm when built with ``conditional=True``).  None otherwise; the caller
+    checks that every build of the class leaves the flag at its default."""
+    forward = None
+    for stmt in cls.body:  # (a loop, not a generator: asked of every class typed as a layer)
+        if stmt.__class__ is ast.FunctionDef and stmt.name == "forward":
+            forward = stmt
+            break
+    if forward is None:
+        return None
+    body = forward.body
+    if body and body[0].__class__ is ast.Expr and body[0].value.__class__ is ast.Constant:
+        body = body[1:]  # (the docstring)
+    if len(body) != 1 or body[0].__class__ is not ast.If:
+        return None
+    test = body[0].test
+    if test.__class__ is ast.UnaryOp and test.op.__class__ is ast.Not:
+        flag = test.operand
+    elif (test.__class__ is ast.Compare and len(test.ops) == 1 and test.ops[0].__class__ in (ast.Eq, ast.Is)
+          and test.comparators[0].__class__ is ast.Constant and test.comparators[0].value is False):
+        flag = test.left
+    else:
+        return None
+    if not (flag.__class__ is ast.Attribute and flag.value.__class__ is ast.Name and flag.value.id == "self"):
+        return None
+    init = next((s for s in cls.body if isinstance(s, ast.FunctionDef) and s.name == "__init__"), None)
+    if init is None:
+        return None
+    stores = [n for n in walk(init) if n.__class__ is ast.Assign
+              and any(t.__class__ is ast.Attribute and t.attr == flag.attr for t in n.targets)]
+    if len(stores) != 1 or len(stores[0].targets) != 1 or stores[0].value.__class__ is not ast.Name:
+        return None
+    param = stores[0].value.id
+    args = init.args
+    positional = args.posonlyargs + args.args
+    defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]], args.defaults))
+    defaults.update((a.arg, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None)
+    default = defaults.get(param)
+    if not (default.__class__ is ast.Constant and default.value is False):
+        return None
+    names_ = [a.arg for a in positional]
+    if param not in names_ and param not in (a.arg for a in args.kwonlyargs):
+        return None
+    branch = ast.ClassDef(name=cls.name, bases=[], keywords=[], decorator_list=[],
+                          body=[ast.FunctionDef(name="forward", args=forward.args, body=body[0].body,
+                                                decorator_list=[], returns=None)])
+    if not layer_norm_module(branch, names):
+        return None
+    index = names_.index(param) - 1 if param in names_ else -1
+    return index, param
+
+
 def functional_layer_norm_module(cls: ast.ClassDef, names: ModuleNames) -> bool:
     """Does a module class's ``forward(self, x, ...)`` return ``F.layer_norm(x, ...)`` of its
     input tensor (nanoGPT's LayerNorm with an optional bias, a bias-free ``F.layer_norm(x,

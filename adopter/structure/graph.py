@@ -296,6 +296,8 @@ class _Ctx:
     scope: tuple = ()
     top: ast.expr | None = None  # the whole right-hand side of the current assignment
     bare: ast.expr | None = None  # the call an expression statement makes (``x.masked_fill_(...)``)
+    # the one name the current assignment binds (``attn = attn.masked_fill_(m, v).softmax(-2)``)
+    rebinds: str | None = None
     returned: ast.expr | None = None  # the value a return statement returns
     held: ast.expr | None = None  # a list or tuple literal one name is bound to (``outs = [norm(x + y)]``)
     # ``self.<attr>`` -> the torch.nn class an enclosing ``if self.<attr> == nn.GELU:`` says it
@@ -1197,7 +1199,9 @@ class FlowBuilder:
         kinds = set()
         for layer in layers:
             ctors = self.cls.bindings.get(_attr(layer))
-            if not ctors or any(c.table or c.unlike for c in ctors):
+            # (what a container's output is, ``adopter.output_of...`` of its last member, carries
+            # a note for the fixer, not a doubt about the class: the containers are compared)
+            if not ctors or any(c.table or (c.unlike and not c.fqn.startswith(OUTPUT_OF)) for c in ctors):
                 return None
             kinds.add(frozenset(c.fqn for c in ctors))
         if len(kinds) != 1:
@@ -2656,7 +2660,7 @@ class FlowBuilder:
             # scores.float().masked_fill_(m, v): a temporary that no name holds, filled in
             # place, is the filled copy (LayoutLMv2)
             fresh = op is not None and call is not ctx.bare and isinstance(receiver, Ref) and receiver.key.startswith("%")
-            if not (inplace or fresh):
+            if not (inplace or fresh or op is not None and self._filled_then_rebound(call, ctx)):
                 return {}
         view = canonical.normalise(op, "method", args, kwargs, arg_spans, kwarg_spans)
         if view is None:
@@ -2672,6 +2676,18 @@ class FlowBuilder:
         if inplace:
             fields["inplace"] = True
         return fields
+
+    @staticmethod
+    def _filled_then_rebound(call: ast.Call, ctx: _Ctx) -> bool:
+        """``attn = attn.masked_fill_(m, v).softmax(-2)`` (supar's relative attention): the fill
+        writes ``attn`` in place and hands it on, and the statement binds the name again, so no
+        later read sees the filled tensor under its old name: the value is the filled copy, as
+        ``attn.masked_fill(m, v)``.  Only when the name is read once in the statement."""
+        receiver = call.func.value
+        name = ctx.rebinds
+        if name is None or receiver.__class__ is not _AST_NAME or receiver.id != name:
+            return False
+        return sum(1 for n in ast_walk(ctx.top) if n.__class__ is _AST_NAME and n.id == name) == 1
 
     @staticmethod
     def _einsum_vector(equation: str) -> tuple:
@@ -4859,13 +4875,14 @@ class FlowBuilder:
                 del ctx.row_alias[name]
         before = len(self.nodes)
         ctx.top = value_expr
+        ctx.rebinds = targets[0].id if one_name else None
         if (value_kind is ast.List or value_kind is ast.Tuple) and one_name:
             ctx.held = value_expr
         unpacked = value_kind is _AST_CALL and unpacking and all(e.__class__ is _AST_NAME for e in targets[0].elts)
         if unpacked:
             ctx.unpack = (value_expr, len(targets[0].elts))
         value, frontier = self._value(value_expr, frontier, ctx)
-        ctx.top = ctx.unpack = ctx.held = None
+        ctx.top = ctx.unpack = ctx.held = ctx.rebinds = None
         outs: list[Ref] = []
         for target in targets:
             outs.extend(self._target_values(target, ctx))

@@ -38,7 +38,8 @@ from .passed_lists import list_items
 from .literals import written_in_place
 from .ops import SOFTMAX, TENSOR_METADATA
 from .formulas import (addmm_linear_module, autograd_gelu_module, dropout_function_module, dropout_wrapper,
-                       functional_layer_norm_module, gelu_formula, gelu_function, gelu_module, layer_norm_module,
+                       flagged_layer_norm_module, functional_layer_norm_module, gelu_formula, gelu_function,
+                       gelu_module, layer_norm_module,
                        passed_argument, rate_parts, silu_module, softmax_module, strip_casts,
                        untransposed)
 from .moved_norm import moves_last_axis_through_norm
@@ -449,6 +450,8 @@ class LayerTyper:
                 # to None and that no call of the file sets: only the layer built when it is None
                 # (a branch builds one: sizes and flags chosen the same way are not walked for it)
                 taken = self._none_branch(expr, env)
+                if taken is None:
+                    taken = self._built_key_branch(expr, env)
                 if taken is not None:
                     return self.values(taken, env, depth, called)
             both = self.values(expr.body, env, depth, called) + self.values(expr.orelse, env, depth, called)
@@ -1173,6 +1176,12 @@ class LayerTyper:
             # TF-style BertLayerNorm (s3prl's Mockingjay): a LayerNorm over the last axis written
             # out, (x - mean) / sqrt(var + eps) * weight + bias.  A LayerNorm, reported: the
             # kernels read nn.LayerNorm's attributes (eps, normalized_shape), which it need not have.
+            return "torch.nn.LayerNorm", (f"`{cls.name}` computes a LayerNorm written out, not an nn.LayerNorm: "
+                                          f"the kernel reads nn.LayerNorm's eps and normalized_shape"), False
+        flag = flagged_layer_norm_module(cls, self.names) if self.tree is not None else None
+        if flag is not None and self._flag_left_off(cls.name, *flag):
+            # bert_seq2seq's BertLayerNorm: the written-out LayerNorm under ``if self.conditional
+            # == False:``, every build of the file leaving the flag at its False default
             return "torch.nn.LayerNorm", (f"`{cls.name}` computes a LayerNorm written out, not an nn.LayerNorm: "
                                           f"the kernel reads nn.LayerNorm's eps and normalized_shape"), False
         if functional_layer_norm_module(cls, self.names):
@@ -2582,6 +2591,42 @@ class LayerTyper:
                                         and not _tests_none(param.func, param.name))
             self._param_cache[key] = found
         return found
+
+    def _flag_left_off(self, name: str, index: int, param: str) -> bool:
+        """Does every call of the same-file class ``name`` (at least one) leave its constructor
+        parameter ``param`` (position ``index`` after ``self``, -1: keyword-only) unset or pass
+        the constant False, no ``*args`` / ``**kwargs`` spread that may set it?"""
+        calls = self.callers(name)
+        if not calls:
+            return False
+        for call, _, _ in calls:
+            if any(a.__class__ is ast.Starred for a in call.args) or any(k.arg is None for k in call.keywords):
+                return False
+            passed = _passed(call, index, param, None, index >= 0)
+            if passed is not None and not (passed.__class__ is ast.Constant and passed.value is False):
+                return False
+        return True
+
+    def _built_key_branch(self, expr: ast.IfExp, env: dict) -> ast.expr | None:
+        """The branch of ``nn.ReLU() if activation == "relu" else nn.GELU()`` that runs when
+        ``activation`` is a parameter with a string default and every build of its class (or
+        call of its function) in the file leaves that default or passes strings the test decides
+        the same way (supar's encoder layer, built once with its ``"relu"`` default): a class
+        the file never builds keeps both branches (its callers are elsewhere); None then."""
+        test = expr.test
+        left = test.left
+        if left.__class__ is not ast.Name:
+            return None
+        param = env.get(left.id)
+        if not (param.__class__ is _Param and len(param.default) == 1 and param.default[0].__class__ is Key):
+            return None
+        keys = self._built_keys(left, env)
+        if not keys:
+            return None
+        decided = self._decide(test, {**env, left.id: tuple(Key(k) for k in keys)})
+        if decided is None:
+            return None
+        return expr.body if decided else expr.orelse
 
     def _none_branch(self, expr: ast.IfExp, env: dict) -> ast.expr | None:
         """The branch of ``A if p is None else B`` (or ``is not None``) that runs when ``p`` is a

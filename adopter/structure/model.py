@@ -701,6 +701,69 @@ def _roots(functions: dict, mention, extra_callers=(), lines: list[str] | None =
     return roots
 
 
+def _namesake_roots(structure: "ClassStructure", mention, lines: list[str]) -> None:
+    """Methods that other methods of the class mention only as another object's namesake
+    (supar's ``Parser.evaluate`` runs ``self.transform.train()``, which names no
+    ``Parser.train``): no flow inlines them, so each is a root of its own, read where it
+    starts (the optimizer ``Parser.train`` builds).  Mentions are words, which :func:`_roots`
+    takes for calls; here each caller's text is read for an own call (``self.name``,
+    ``cls.name``, a call's result such as ``super().name``, a class-qualified or a bare
+    ``name``: any of them keeps the method inlined)."""
+    functions = structure.functions
+    roots = structure.roots
+    texts: dict[str, str] = {}
+    whole = None
+    for name in functions:
+        if name in roots or name in INIT_NAMES or name == "forward":
+            continue
+        if whole is None:
+            node = structure.info.node
+            whole = "\n".join(lines[node.lineno - 1:node.end_lineno])
+        if ("self." + name) in whole or ("cls." + name) in whole or (")." + name) in whole:
+            continue  # (an own call somewhere, or a longer name that starts with it: kept inlined)
+        callers = [n for n, func in functions.items() if n != name and name in mention(func)]
+        if not callers:
+            continue
+        for caller in callers:
+            text = texts.get(caller)
+            if text is None:
+                func = functions[caller]
+                end = getattr(func, "end_lineno", None)
+                if end is None:
+                    break  # (no span to read: kept inlined)
+                text = texts[caller] = "\n".join(lines[func.lineno - 1:end])
+            if _own_method_word(text, name):
+                break
+        else:
+            roots.append(name)
+
+
+def _own_method_word(text: str, name: str) -> bool:
+    """Does ``text`` name the method ``name`` other than as an attribute of another object:
+    ``self.name``, ``cls.name``, ``Class.name``, ``super().name`` (any call's or item's result,
+    conservatively), or the bare word (a string or a comment too)?  Only ``obj.name`` with an
+    ``obj`` of another name (``self.transform.name``, ``network.name``) does not count."""
+    size = len(name)
+    at = text.find(name)
+    while at >= 0:
+        before = text[at - 1:at]
+        after = text[at + size:at + size + 1]
+        if not (after.isalnum() or after == "_" or before.isalnum() or before == "_"):
+            if before != ".":
+                return True
+            dot = at - 1
+            if text[dot - 1:dot] in (")", "]"):
+                return True
+            start = dot
+            while start > 0 and (text[start - 1].isalnum() or text[start - 1] == "_"):
+                start -= 1
+            owner = text[start:dot]
+            if text[start - 1:start] != "." and (owner in ("self", "cls") or owner[:1].isupper()):
+                return True
+        at = text.find(name, at + 1)
+    return False
+
+
 def _cover(names, edges: dict, covered: set) -> set:
     """``covered`` and every function ``names`` reach along ``edges`` (added to it)."""
     todo = list(names)
@@ -1355,6 +1418,8 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     for name, info in infos.items():
         structure = ClassStructure(name, info, module, functions=dict(info.methods))
         structure.roots = _roots(structure.functions, module.mention)
+        if module.lines is not None and len(structure.roots) < len(structure.functions):
+            _namesake_roots(structure, module.mention, module.lines)
         structure.all_roots = [*structure.roots, *(n for n in structure.functions if n in INIT_NAMES)]
         module.classes[name] = structure
         all_methods.extend(info.methods.items())

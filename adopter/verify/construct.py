@@ -294,6 +294,10 @@ def _bag_for(reads: facts.Reads, sizes: Sizes, path: str = "config", typed: bool
                 # stored, then used in arithmetic or ordered (``self.factor = cfg["topk_factor"];
                 # top_k = int(self.factor * math.log(n))``): a number, small
                 values = [2]
+            elif sub.compared:
+                # stored, then only compared with strings (kan-gpt's ``self.kan_implementation ==
+                # "EFFICIENT_KAN"``): a mode, the first string it is compared with
+                values = [sub.compared[0]]
         if not values:
             if sub.optional:
                 continue  # read only where `hasattr(config, key)`: the bag goes without it

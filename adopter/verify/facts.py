@@ -349,6 +349,10 @@ class _Collector(ast.NodeVisitor):
                 continue
             for side, other in ((left, right), (right, left)):
                 reads, steps = self._target(side) if isinstance(side, (ast.Name, ast.Attribute)) else (None, [])
+                if reads is None:
+                    # a config field stored on self, then compared (kan-gpt's ``self.kan_implementation
+                    # = config.kan_implementation``, ``if self.kan_implementation == "EFFICIENT_KAN":``)
+                    reads, steps = self._stored_field(side), []
                 if reads is None or steps:
                     continue
                 found = other.elts if isinstance(other, (ast.Tuple, ast.List, ast.Set)) else [other]
@@ -381,7 +385,13 @@ def stored_only(node: ast.ClassDef | None, param: str) -> bool:
     if found is None:
         return False
     stored, kept = found
-    return not any(_reads_param(n, param, stored, kept) or _reads_by_name(n) for n in ast.walk(node))
+    # (the parameter's own name is read only in ``__init__``: a same-named local of another
+    # method, memory-transformer-xl's ``mem_len`` computed from the memories in ``forward``, is
+    # another variable; the attributes it is stored in are read anywhere)
+    init = method(node, "__init__")
+    in_init = {id(n) for n in ast.walk(init)}
+    return not any(_reads_param(n, param if id(n) in in_init else None, stored, kept) or _reads_by_name(n)
+                   for n in ast.walk(node))
 
 
 def _stored_on_self(node: ast.ClassDef | None, param: str) -> tuple[set, set] | None:
