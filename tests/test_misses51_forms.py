@@ -9,9 +9,16 @@
   a ``matmul`` (``assumed_rank``).  Casts and (keys-first only) a fill may sit between the
   squeeze and the softmax; the keys-first alternative of ADP010 takes an upcast before the fill
   and a cast after it.
+- ADP010, Luong's general attention as wavencoder writes it: dims counted from the front of a
+  matmul of unknown rank (``(q @ W).unsqueeze(1) @ v.transpose(1, 2)``, ``.squeeze(1)``,
+  ``softmax(w, 1)``), read at rank 3 (assumed, checked by a fix at run time); the squeezed
+  scores divided by a number (``/ math.sqrt(self.d)``); the value product written as a
+  multiplication summed over the keys' axis (``torch.mul(p.unsqueeze(2).repeat(1, 1, D),
+  v).sum(1)``, ``(p.unsqueeze(2) * v).sum(1)``), the probabilities' row times v.
 - Look-alikes kept as no site: the probabilities unsqueezed at a batch axis, a softmax over the
   batch axis, a fill on *queries-first* squeezed scores (its mask would reach the fused call
-  laid out for the squeezed scores).
+  laid out for the squeezed scores), a tensor divisor, a squeeze of an axis no operand made size
+  1, a mul + sum over the channels, of the row, with keepdim, or whose product is read again.
 """
 
 from __future__ import annotations
@@ -137,3 +144,120 @@ def test_a_fill_on_queries_first_squeezed_scores_is_not_rewritten():
     assert "masked_fill" in code and "x.unsqueeze(-2)" in code
     result = fix_text(code, "model.py", rules("ADP010"))
     assert not result.applied and result.text == code
+
+
+# Luong's general (multiplicative) attention as research code writes it: every dim from the
+# front of a matmul of unknown rank, the squeezed scores divided by a number
+GENERAL = textwrap.dedent("""\
+    import math
+
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class General(nn.Module):
+        def __init__(self, d=5):
+            super().__init__()
+            self.d = d
+            self.W = nn.Parameter(torch.randn(d, d))
+            self.temp = nn.Parameter(torch.ones(7))
+
+        def forward(self, values, query):
+            w = (query @ self.W).unsqueeze(1) @ values.transpose(1, 2)
+            w = w.squeeze(1) / math.sqrt(self.d)
+            p = F.softmax(w, 1)
+            return torch.bmm(p.unsqueeze(1), values).squeeze(1)
+""")
+GENERAL_SOFTMAX = "p = F.softmax(w, 1)"
+
+
+def test_front_counted_one_query_attention_scaled_by_a_number_is_a_site():
+    """Read at rank 3 (the fix would check it at run time; here it declines: the query operand
+    is an expression the guard cannot read before the region)."""
+    assert finding_at(GENERAL, "ADP010", GENERAL_SOFTMAX) is not None
+    assert fix_text(GENERAL, "model.py", rules("ADP010")).text == GENERAL
+
+
+@pytest.mark.parametrize("old, new", [
+    ("/ math.sqrt(self.d)", "/ self.temp"),  # a tensor: laid out for the squeezed scores
+    ("F.softmax(w, 1)", "F.softmax(w, 0)"),  # over the batch rows at rank 3
+    ("(query @ self.W).unsqueeze(1)", "(query @ self.W).unsqueeze(2)"),  # no size-1 axis squeezed
+])
+def test_front_counted_look_alikes_are_no_site(old, new):
+    code = GENERAL.replace(old, new)
+    assert code != GENERAL
+    needle = "p = F.softmax(w, 0)" if "softmax(w, 0)" in new else GENERAL_SOFTMAX
+    assert not covered(code, needle, "ADP010")
+
+
+# the value product written as a multiplication summed over the keys' axis
+MUL_SUM = textwrap.dedent("""\
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    class MulSum(nn.Module):
+        def forward(self, values, query):
+            w = torch.bmm(values, query.unsqueeze(2)).squeeze(2)
+            p = F.softmax(w, 1)
+            return (p.unsqueeze(2) * values).sum(1)
+""")
+MUL_SUM_SOFTMAX = "p = F.softmax(w, 1)"
+# queries-first scores from the back, the column broadcast by repeat, torch.mul
+MUL_SUM_REPEAT = MUL_SUM.replace("torch.bmm(values, query.unsqueeze(2)).squeeze(2)",
+                                 "torch.matmul(query.unsqueeze(-2), values.transpose(-2, -1)).squeeze(-2)") \
+    .replace("F.softmax(w, 1)", "F.softmax(w, -1)") \
+    .replace("(p.unsqueeze(2) * values).sum(1)", "torch.mul(p.unsqueeze(-1).repeat(1, 1, values.size(-1)), values).sum(-2)")
+
+
+@pytest.mark.parametrize("code, needle", [(MUL_SUM, MUL_SUM_SOFTMAX), (MUL_SUM_REPEAT, "p = F.softmax(w, -1)")])
+def test_a_value_product_written_as_mul_and_sum_is_fixed_to_the_same_attention(code, needle):
+    import torch
+
+    assert finding_at(code, "ADP010", needle) is not None
+    result = fix_text(code, "model.py", rules("ADP010"))
+    assert len(result.applied) == 1 and "softmax" not in result.text
+    a, b = float64_pair(code, result.text, "MulSum")
+    values = torch.randn(3, 7, 5, dtype=torch.float64, requires_grad=True)
+    query = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
+    values2, query2 = (t.detach().clone().requires_grad_(True) for t in (values, query))
+    out_a, out_b = a(values, query), b(values2, query2)
+    assert out_a.shape == out_b.shape == (3, 5)
+    # float64, sums over 5 channels and 7 keys: agreement to rounding
+    torch.testing.assert_close(out_b, out_a, rtol=1e-12, atol=1e-12)
+    out_a.square().sum().backward()
+    out_b.square().sum().backward()
+    torch.testing.assert_close(values2.grad, values.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(query2.grad, query.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_luong_general_attention_with_every_reading_at_once_is_a_site():
+    """wavencoder's form: front-counted dims, a scale by a number after the squeeze, the value
+    product as mul + sum of the repeated column, the scores made in a helper."""
+    body = GENERAL.index("    def forward(")
+    code = GENERAL[:body] + textwrap.indent(textwrap.dedent("""\
+        def forward(self, values, query):
+            w = self._scores(values, query)
+            p = F.softmax(w, 1)
+            return torch.mul(p.unsqueeze(2).repeat(1, 1, values.size(2)), values).sum(1)
+
+        def _scores(self, values, query):
+            w = (query @ self.W).unsqueeze(1) @ values.transpose(1, 2)
+            return w.squeeze(1) / math.sqrt(self.d)
+    """), " " * 4)
+    assert "_scores" in code
+    assert finding_at(code, "ADP010", GENERAL_SOFTMAX) is not None
+
+
+@pytest.mark.parametrize("old, new", [
+    ("(p.unsqueeze(2) * values).sum(1)", "(p.unsqueeze(2) * values).sum(2)"),  # over the channels
+    ("(p.unsqueeze(2) * values).sum(1)", "(p.unsqueeze(1) * values).sum(1)"),  # the row: keys meet channels
+    ("(p.unsqueeze(2) * values).sum(1)", "(p.unsqueeze(2) * values).sum(1, keepdim=True)"),
+    ("return (p.unsqueeze(2) * values).sum(1)", "t = p.unsqueeze(2) * values\n        return t.sum(1), t"),
+])
+def test_mul_sum_look_alikes_are_no_site(old, new):
+    code = MUL_SUM.replace(old, new)
+    assert code != MUL_SUM
+    assert not covered(code, MUL_SUM_SOFTMAX, "ADP010")
