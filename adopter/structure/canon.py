@@ -231,6 +231,9 @@ class Table:
                     found.add("einsum")
                 if op.name == "torch.transpose":
                     found |= {"permute", "rearrange", "einsum"}  # an einsum operand may be transposed
+                    # one query's squeezed probabilities unsqueezed at the other of the two last
+                    # axes: their transpose (structure/singletons.py)
+                    found.add("unsqueeze")
                 if op.name == "torch.Tensor.to":
                     found |= set(CASTS) | {"type_as"}
                 if op.name == "torch.Tensor.masked_fill":

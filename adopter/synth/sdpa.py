@@ -64,7 +64,11 @@ VIEW_STEPS = ("m1", "s3")
 FILL_STEPS = ("fs", "f0", "fv", "f1")  # a masked_fill / where on the product before the scale, before the
 # additive mask, between the two reshapes of the scores (in the heads' view), or after it
 # the steps from the product to the softmax, in order; those that never change the dtype
-SCORE_STEPS = ("s0", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "fv", "s3", "u0", "f1", "u", "z")
+SCORE_STEPS = ("s0", "b0", "fs", "s1", "s2", "b1", "f0", "m1", "m2", "fv", "s3", "u0", "f1", "ub", "u", "z")
+# a cast of the (upcast, filled) scores before the softmax, to a dtype the match does not
+# state (fastNLP's keys-first ``s.float().masked_fill_(pad, -inf).type_as(s)``): the softmax
+# then computes in that dtype, which the plan does not follow -- declined (:meth:`plan`)
+RECAST = "ub"
 UPCASTS = ("u0", "u")  # the scores upcast to float32 before the softmax: before the fill (u0) or after it
 TENSOR_FACTORIES = frozenset({"torch.full", "torch.zeros", "torch.ones", "torch.empty"})  # dtype= sets theirs
 DTYPE_KEEPING = ("s0", "fs", "f0", "m1", "fv", "s3", "f1", "z")
@@ -762,6 +766,9 @@ class _Attention:
         if len(assumed) > 1:
             raise Skip(RANK_SKIP)
         self.assumed_rank: int | None = assumed.pop() if assumed else None
+        if RECAST in self.roles:
+            raise Skip("the scores are cast again between the fill and the softmax, which then computes in a dtype "
+                       "the fused call does not follow")
         self.block_bias: dict | None = None  # a bias added into a block of the scores here (_block_bias)
         for role in ADD_STEPS:
             node = self.roles.get(role)
