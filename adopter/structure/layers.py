@@ -77,6 +77,12 @@ ELEMENT_OF = "elt:"  # the loop variable -> (the current element's expression, t
 ELEMENT = "item:"  # a name unpacked from the element -> the element's item expression
 ITERATION = "\0iteration"  # the current element's expression (where its members are placed)
 MAX_UNROLL = 64
+# Decorators that hand the class or function back as it is, built by the file's own calls
+# (LayerTyper._registered): any other one may register it with a builder of its own.
+_PLAIN_DECORATORS = frozenset({
+    "dataclasses.dataclass", "staticmethod", "classmethod", "property", "functools.wraps",
+    "functools.lru_cache", "functools.cache", "torch.no_grad", "torch.jit.script", "torch.jit.ignore",
+    "torch.jit.unused", "torch.compile", "typing.final", "typing.overload", "dataclass"})
 # The environment key (prefixing a name) saying the name may hold an untyped value on some path.
 UNKNOWN = "unknown:"
 # env key: a parameter a call binds to a literal True/False/None (passed, or its default when the
@@ -1725,6 +1731,16 @@ class LayerTyper:
                 # file never runs the table (GUIDE: a key handed to another file's function,
                 # every construction in the file leaving a non-GELU default)
                 return ()
+            if table and call.args and call.args[0].__class__ is ast.Name:
+                keys = self._built_keys(call.args[0], env)
+                if keys:
+                    # get_activation(activation), another file's string function given a
+                    # parameter whose string default every construction in the file keeps, or a
+                    # literal each passes (D-FINE's decoder layers, "relu"): those keys, as
+                    # ACT2FN[activation] reads them (GUIDE: a key handed to another file's
+                    # function, every construction in the file leaving a non-GELU default)
+                    return tuple(Built(fqn, (ast.copy_location(ast.Constant(k), call.args[0]), *call.args[1:]),
+                                       kwargs, True, call, conditional=len(keys) > 1) for k in keys)
             if not table and len(call.args) == 1 and not fqn.startswith("torch.") and fqn not in self.names.classes:
                 key = self._config_type(call.args[0], env)
                 if key is not None:
@@ -2808,7 +2824,7 @@ class LayerTyper:
         on (``Layer(d, n, activation)`` in ``__init__(self, ..., activation="relu")``) decided
         the same way.  None when a call passes anything else, or the function is not only called."""
         target = owner if owner is not None and func.name == "__init__" else (func.name if owner is None else None)
-        if target is None or self.tree is None or not self._only_called(target):
+        if target is None or self.tree is None or not self._only_called(target) or self._registered(target):
             return None
         keys = {default}
         for call, caller, caller_owner in self.callers(target):
@@ -2826,6 +2842,20 @@ class LayerTyper:
                 return None
             keys |= got
         return keys
+
+    def _registered(self, name: str) -> bool:
+        """Is the same-file class or function ``name`` handed to a decorator that is no plain
+        wrapper (``@register()``, ``@register_mlp``)?  The decorator receives the class itself,
+        and a registry builds it from configurations with any arguments, so the file's calls do
+        not decide its parameters (bert4torch's registered feed-forwards, D-FINE's registered
+        transformers: their activation keys are run-time keys)."""
+        node = self.names.classes.get(name) or self.names.functions.get(name)
+        for decorator in getattr(node, "decorator_list", ()):
+            named = decorator.func if decorator.__class__ is ast.Call else decorator
+            fqn = self.names.resolve(named) or (named.id if named.__class__ is ast.Name else None)
+            if fqn not in _PLAIN_DECORATORS:
+                return True
+        return False
 
     def _handed_param_keys(self, func: ast.FunctionDef, owner, name: str, depth: int):
         """:meth:`_param_keys` of ``func``'s parameter ``name`` (a caller handing its own
