@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_left
 from ..records import dataclass, field, replace
 
 from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
@@ -753,21 +754,39 @@ def _value_only_roots(structure: ClassStructure, text: str) -> None:
             structure.all_roots.append(name)
 
 
-def _namesake_only_roots(structure: ClassStructure, text: str) -> None:
+def _namesake_only_roots(structure: ClassStructure, text: str, lines: list[int]) -> None:
     """A method whose name the file calls only on other objects (agilerl's ILQL ``def clone``,
     while its forward calls ``prefix_embs.clone()``) is "called" for :func:`_roots`, so it is no
-    root; yet the flow builder inlines only ``self.``/``cls.``/``super().`` and bare calls, so
+    root; yet the flow builder inlines a method only at ``self.``/``cls.``/``super().`` calls, so
     its body is read nowhere (the optimizer it rebuilds for the clone).  Such a method, where its
-    text names ``optim`` (what the file-scope rules, the only readers of ``all_roots``, look
-    for), is read on its own, as one more of ``all_roots``: whoever calls it on the object runs it."""
+    text names ``optim`` (``lines``: the file's lines that do; what the file-scope rules, the only
+    readers of ``all_roots``, look for), is read on its own, as one more of ``all_roots``:
+    whoever calls it on the object runs it."""
     for name, func in structure.functions.items():
-        if name in INIT_NAMES or name == TOP_LEVEL or "<" in name or name in structure.all_roots:
+        if name in INIT_NAMES or "<" in name or name in structure.all_roots:
             continue
-        end = getattr(func, "end_lineno", None)
-        if end is None or not any("optim" in line for line in structure.module.lines[func.lineno - 1:end]):
-            continue
-        if not _own_called(text, name):
+        if _spans_one(lines, getattr(func, "lineno", 0), getattr(func, "end_lineno", None)) \
+                and not _own_called(text, name):
             structure.all_roots.append(name)
+
+
+def _lines_naming(text: str, word: str) -> list[int]:
+    """The (1-based, ascending) numbers of the lines of ``text`` where ``word`` occurs."""
+    found = []
+    at = text.find(word)
+    while at >= 0:
+        found.append(text.count("\n", 0, at) + 1)
+        end = text.find("\n", at)
+        if end < 0:
+            break
+        at = text.find(word, end + 1)
+    return found
+
+
+def _spans_one(lines: list[int], first: int, last: int | None) -> bool:
+    """Does one of the ascending line numbers ``lines`` lie in ``first..last``?"""
+    at = bisect_left(lines, first)
+    return last is not None and at < len(lines) and lines[at] <= last
 
 
 def _own_called(text: str, name: str) -> bool:
@@ -1409,9 +1428,11 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
         _value_only_roots(module_level, text)
         _patched_method_roots(module_level, tree, text)
         if "optim" in text:  # (what the file-scope rule builds: every spelling names torch.optim)
+            lines = _lines_naming(text, "optim")
             for name, structure in module.classes.items():
-                if name != "<module>":
-                    _namesake_only_roots(structure, text)
+                node = getattr(structure.info, "node", None)
+                if node is not None and _spans_one(lines, node.lineno, node.end_lineno):
+                    _namesake_only_roots(structure, text, lines)
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():
