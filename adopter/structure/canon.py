@@ -486,7 +486,13 @@ LARGE_NEGATIVE = -1e4  # a fill value this negative (or less) masks a score out 
 def fill_value(expr: ast.expr) -> str | None:
     """Whether ``expr`` is a masking fill value: ``"inf"`` for minus infinity
     (``float('-inf')``, ``-math.inf``, ``-torch.inf``), ``"finite"`` for a large negative number
-    (``torch.finfo(t.dtype).min``, ``-torch.finfo(t.dtype).max``, a literal <= -1e4), else None."""
+    (``torch.finfo(t.dtype).min``, ``-torch.finfo(t.dtype).max``, a literal <= -1e4), else None.
+    A value chosen at run time between two fills (graphium's ``float("-inf") if precision == "32"
+    else -10000``) masks on either path: ``"inf"`` when both branches are minus infinity, else
+    ``"finite"`` (the kind whose entirely filled rows the fix checks, which covers both)."""
+    if expr.__class__ is ast.IfExp:
+        kinds = {fill_value(expr.body), fill_value(expr.orelse)}
+        return None if None in kinds else ("inf" if kinds == {"inf"} else "finite")
     negated = isinstance(expr, ast.UnaryOp) and isinstance(expr.op, ast.USub)
     inner = expr.operand if negated else expr
     if isinstance(inner, ast.Constant) and isinstance(inner.value, (int, float)) and not isinstance(inner.value, bool):

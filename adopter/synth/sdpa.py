@@ -265,6 +265,16 @@ def _number(expr) -> float | None:
     return None
 
 
+def _fill_literal(expr) -> float | None:
+    """The fill's number as :func:`_number` reads it; for a fill chosen at run time between two
+    (``float("-inf") if precision == "32" else -10000``), the least negative branch's number:
+    the entirely filled rows that number leaves must be checked on every path, as a literal's."""
+    if isinstance(expr, ast.IfExp):
+        numbers = [n for n in (_fill_literal(expr.body), _fill_literal(expr.orelse)) if n is not None]
+        return max(numbers) if numbers else None
+    return _number(expr)
+
+
 SHAPE_METHODS = {"view", "reshape", "unsqueeze", "squeeze", "transpose", "permute", "expand", "contiguous", "flatten"}
 
 
@@ -4393,7 +4403,7 @@ class _Attention:
             keep, where, filled_by_cond = _negate(cond, cond_text, self._text), cond_text, True
         # (a fill read at run time: taken as the least negative literal the guard lets through,
         # so its entirely filled rows are tested in every step, as a literal fill's are)
-        literal = LARGE_NEGATIVE if runtime is not None else _number(resolved)
+        literal = LARGE_NEGATIVE if runtime is not None else _fill_literal(resolved)
         if role == "fv":
             # filled in the heads' view between the scores' two reshapes: the mask as the fused
             # call reads the scores, broadcast to that view and folded back as they are
@@ -5278,10 +5288,24 @@ class _Attention:
             # its values are not known, so a bool
             # one (added as 0/1, SDPA would read keep/drop) and a training step with a row it
             # hides whole at any large negative value take the original (_blind_rows_term)
+            torch = self._torch("the guard for rows whose every key is masked")
+            atom = _atom_text(self._text(mask) if text is None else text, mask)
             self.blind_rows = _blind_rows_term(
-                self._torch("the guard for rows whose every key is masked"),
-                _atom_text(self._text(mask) if text is None else text, mask),
-                None if condition is None else _guard_term(self._text(condition), condition), keeps_bool)
+                torch, atom, None if condition is None else _guard_term(self._text(condition), condition), keeps_bool)
+            if self._may_hold_number(mask):
+                # (a bias the function sets to a Python number on some path, graphium's
+                # `attn_bias = 0.0` when there is none: no tensor to test, nor for SDPA to read)
+                self.blind_rows = f"not {torch}.is_tensor({atom}) or ({self.blind_rows})"
+
+    def _may_hold_number(self, mask: ast.expr) -> bool:
+        """Does the function bind the mask's name to a number literal anywhere (``attn_bias =
+        0.0`` where no bias was given)?  Then the name holds a Python number on that path, which
+        has no ``is_floating_point`` and which SDPA takes as no mask: the original runs there."""
+        func = self._function(self.block[0]) if isinstance(mask, ast.Name) and self.block else None
+        if func is None:
+            return False
+        return any(node.__class__ is ast.Assign and any(t.__class__ is ast.Name and t.id == mask.id for t in node.targets)
+                   and _number(node.value) is not None for node in ast_walk(func))
 
     def _torch(self, what: str = "building the float mask") -> str:
         """The module's local name for ``torch`` (the fused path builds a float mask with it,
