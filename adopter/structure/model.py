@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import ast
 import re
-from bisect import bisect_left
 from ..records import dataclass, field, replace
 
 from .bindings import (ClassInfo, Ctor, _first_member, _last_member_kind, bind_class, collect_class, first_input,
@@ -817,60 +816,6 @@ def _value_only_roots(structure: ClassStructure, text: str) -> None:
             structure.all_roots.append(name)
 
 
-def _namesake_only_roots(structure: ClassStructure, text: str, lines: list[int]) -> None:
-    """A method whose name the file calls only on other objects (agilerl's ILQL ``def clone``,
-    while its forward calls ``prefix_embs.clone()``) is "called" for :func:`_roots`, so it is no
-    root; yet the flow builder inlines a method only at ``self.``/``cls.``/``super().`` calls, so
-    its body is read nowhere (the optimizer it rebuilds for the clone).  Such a method, where its
-    text names ``optim`` (``lines``: the file's lines that do; what the file-scope rules, the only
-    readers of ``all_roots``, look for), is read on its own, as one more of ``all_roots``:
-    whoever calls it on the object runs it."""
-    for name, func in structure.functions.items():
-        if name in INIT_NAMES or "<" in name or name in structure.all_roots:
-            continue
-        if _spans_one(lines, getattr(func, "lineno", 0), getattr(func, "end_lineno", None)) \
-                and not _own_called(text, name):
-            structure.all_roots.append(name)
-
-
-def _lines_naming(text: str, word: str) -> list[int]:
-    """The (1-based, ascending) numbers of the lines of ``text`` where ``word`` occurs."""
-    found = []
-    at = text.find(word)
-    while at >= 0:
-        found.append(text.count("\n", 0, at) + 1)
-        end = text.find("\n", at)
-        if end < 0:
-            break
-        at = text.find(word, end + 1)
-    return found
-
-
-def _spans_one(lines: list[int], first: int, last: int | None) -> bool:
-    """Does one of the ascending line numbers ``lines`` lie in ``first..last``?"""
-    at = bisect_left(lines, first)
-    return last is not None and at < len(lines) and lines[at] <= last
-
-
-def _own_called(text: str, name: str) -> bool:
-    """Does ``text`` write ``name`` (a whole word) where the flow builder would inline a method
-    of that name: after ``self.``, ``cls.`` or ``super().``?  Any other spelling is another
-    object's (``x.name``), a local variable's or a module function's (bare ``name``)."""
-    size = len(name)
-    at = text.find(name)
-    while at >= 0:
-        after = text[at + size:at + size + 1]
-        if text[at - 1:at] == "." and not (after.isalnum() or after == "_"):
-            head = text[max(0, at - 10):at - 1]
-            for receiver in ("self", "cls", "super()"):
-                if head.endswith(receiver):
-                    ahead = head[-len(receiver) - 1:-len(receiver)]
-                    if not (ahead.isalnum() or ahead in ("_", ".")):
-                        return True
-        at = text.find(name, at + 1)
-    return False
-
-
 def _patched_method_roots(structure: ClassStructure, tree: ast.AST, text: str) -> None:
     """A module function the file never calls but stores on an attribute (``Attention.forward
     = patched_forward``, the monkey-patching idiom of fine-tuning kits) becomes a method of
@@ -1492,12 +1437,6 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     if text is not None:
         _value_only_roots(module_level, text)
         _patched_method_roots(module_level, tree, text)
-        if "optim" in text:  # (what the file-scope rule builds: every spelling names torch.optim)
-            lines = _lines_naming(text, "optim")
-            for name, structure in module.classes.items():
-                node = getattr(structure.info, "node", None)
-                if node is not None and _spans_one(lines, node.lineno, node.end_lineno):
-                    _namesake_only_roots(structure, text, lines)
     reachable = _reachable(module, infos)
     if reachable is not None:
         for owner, structure in module.classes.items():
