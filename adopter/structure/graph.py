@@ -397,10 +397,14 @@ class FlowTooLarge(Exception):
 class FlowBuilder:
     MAX_NODES = 20000
 
-    def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None, package=None):
+    def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None, package=None,
+                 text: str | None = None):
         self.names = names
         self.package = package  # siblings.Package: the package's other modules, or None
         self.lines = lines
+        # the text ``lines`` was split from (``"\n".join(lines)``), when the caller holds it: the
+        # whole-file text tests read it as it is instead of joining the lines again
+        self.text = text
         self.cls = cls
         self.nodes: list[Node] = []
         self.out: list[list[tuple[int, tuple | None]]] = []
@@ -734,7 +738,7 @@ class FlowBuilder:
         False``), no ``setattr`` or ``getattr`` string naming it, no ``self.<attr> =`` in a same-file
         class related to this one (a base or a subclass), no class attribute of that name here.
         Another class's own ``self.<attr> = flag`` sets its own instances only."""
-        text = "\n".join(self.lines)
+        text = self.text if self.text is not None else "\n".join(self.lines)
         if _attr_written(text, attr):
             return False
         if any(isinstance(st, (ast.Assign, ast.AnnAssign)) and any(
@@ -3961,7 +3965,7 @@ class FlowBuilder:
         if found is None:
             if self.lines is None:
                 return True
-            text = "\n".join(self.lines)
+            text = self.text if self.text is not None else "\n".join(self.lines)
             if not text.isascii():
                 text = unicodedata.normalize("NFKC", text)
             found = self.names.names_neg_ = "neg_" in text

@@ -363,7 +363,8 @@ class ClassStructure:
         flow = self._flows.get(name)
         if flow is None:
             qualname = name if self.info is None else f"{self.name}.{name}"
-            builder = FlowBuilder(self.module.names, self.info, self.module.lines, self.module.package)
+            builder = FlowBuilder(self.module.names, self.info, self.module.lines, self.module.package,
+                                  text=self.module.text)
             flow = self._flows[name] = builder.build(self.functions[name], qualname)
         return flow
 
@@ -1340,6 +1341,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     typer = LayerTyper(names, tree, module.mention, siblings)
     module.package = siblings
     typer.lines = module.lines
+    typer.text = text
     typer.path = path
     for info in infos.values():
         bind_class(info, infos, names, typer)
