@@ -646,18 +646,23 @@ def _roots(functions: dict, mention, extra_callers=(), lines: list[str] | None =
     (:func:`_own_call`); those no other one of them calls that way become roots (and, for a
     cycle of such calls, its first)."""
     called: set[str] = set()
-    callees: dict[str, list[str]] = {}
-    method_calls: list[tuple[ast.AST, list[str]]] = []  # (a method, the module functions it names)
+    # (each function's callees as a set, the names of ``functions`` among its words in one C-level
+    # intersection instead of a test per word: every use below is a membership test or an
+    # order-free closure)
+    callees: dict[str, set[str]] = {}
+    method_calls: list[tuple[ast.AST, set[str]]] = []  # (a method, the module functions it names)
+    names = functions.keys()
     for name, func in functions.items():
         if name in INIT_NAMES or name == TOP_LEVEL:  # a function the script calls stays a root
             continue
-        words = callees[name] = [word for word in mention(func) if word != name and word in functions]
+        words = callees[name] = names & mention(func)
+        words.discard(name)
         if words:
             called.update(words)
     for name, func in extra_callers:  # (a module's functions: methods call them too)
         if name in INIT_NAMES:  # (a function only __init__ names stays a root, as above)
             continue
-        words = [word for word in mention(func) if word in functions]
+        words = names & mention(func)
         if words:
             called.update(words)
             method_calls.append((func, words))
@@ -957,8 +962,10 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
             if key in seen:
                 continue
             seen.add(key)
-            for word in module.mention(func):
-                for callee in by_name.get(word, ()):
+            # (the words that name a function, in one C-level intersection: the closure does not
+            # depend on the order its edges are followed in)
+            for word in by_name.keys() & module.mention(func):
+                for callee in by_name[word]:
                     if (callee[0], word) not in seen:
                         todo.append(callee)
 
