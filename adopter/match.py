@@ -1166,7 +1166,7 @@ class Matcher:
             return reach[1]
         names, steps = self._option_reads[index]
         values = state.values
-        key = ("reach", index, tuple(values.get(name) for name in names))
+        key = ("reach", index, tuple(map(values.get, names)))  # (no generator frame per state)
         found = options_at.get(key)
         if found is None:
             found = -1
@@ -1471,12 +1471,15 @@ class Matcher:
         overwritten = {("k", new.canon(o.key)) for o in outs}
         if rebound:
             overwritten.update(rebound)
-        for name, ident in list(new.values.items()):
-            if ident in overwritten:
-                if out_vars is None:
-                    out_vars = {o.name for o in pnode.outs if isinstance(o, Var)}
-                if name not in out_vars:
-                    new.values[name] = ("stale", ident[1], index)
+        values = new.values
+        # (one C-level test first: most steps overwrite no value a variable holds)
+        if not overwritten.isdisjoint(values.values()):
+            for name, ident in list(values.items()):
+                if ident in overwritten:
+                    if out_vars is None:
+                        out_vars = {o.name for o in pnode.outs if isinstance(o, Var)}
+                    if name not in out_vars:
+                        values[name] = ("stale", ident[1], index)
         if outs:
             new.values[f"%{index}"] = new.ident(outs[0]) if len(outs) == 1 else ("t", tuple(o.key for o in outs))
             new.env[f"%{index}"] = outs[0] if len(outs) == 1 else outs

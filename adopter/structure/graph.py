@@ -34,7 +34,8 @@ from .ops import CASTS, SOFTMAX
 from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
                        passed_argument, passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
-from .literals import entry_keys, imported_table_reads, literal_keywords, literal_table, spread_keys
+from .literals import (entry_keys, imported_table_reads, imported_table_reads_in, literal_keywords, literal_table,
+                       spread_keys)
 from .names import BINDERS, ModuleNames, bound_by, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
@@ -399,10 +400,14 @@ class FlowTooLarge(Exception):
 class FlowBuilder:
     MAX_NODES = 20000
 
-    def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None, package=None):
+    def __init__(self, names: ModuleNames, cls: ClassInfo | None, lines: list[str] | None = None, package=None,
+                 text: str | None = None):
         self.names = names
         self.package = package  # siblings.Package: the package's other modules, or None
         self.lines = lines
+        # the text ``lines`` was split from (``"\n".join(lines)``), when the caller holds it: the
+        # whole-file text tests read it as it is instead of joining the lines again
+        self.text = text
         self.cls = cls
         self.nodes: list[Node] = []
         self.out: list[list[tuple[int, tuple | None]]] = []
@@ -736,7 +741,7 @@ class FlowBuilder:
         False``), no ``setattr`` or ``getattr`` string naming it, no ``self.<attr> =`` in a same-file
         class related to this one (a base or a subclass), no class attribute of that name here.
         Another class's own ``self.<attr> = flag`` sets its own instances only."""
-        text = "\n".join(self.lines)
+        text = self.text if self.text is not None else "\n".join(self.lines)
         if _attr_written(text, attr):
             return False
         if any(isinstance(st, (ast.Assign, ast.AnnAssign)) and any(
@@ -1645,7 +1650,7 @@ class FlowBuilder:
         entry, where only this statement reads the table, keeps the entries' dicts for a
         ``**name`` spread (literals.entry_keys)."""
         if table not in self._tables:
-            self._tables[table] = literal_table(table, self.names.constants.get(table), self.lines)
+            self._tables[table] = literal_table(table, self.names.constants.get(table), self.lines, self.text)
         found = self._tables[table]
         if found is None:
             return
@@ -1708,7 +1713,8 @@ class FlowBuilder:
         if table.__class__ is not _AST_NAME or table.id not in self.names.constants or table.id in ctx.params:
             return ()
         if table.id not in self._tables:
-            self._tables[table.id] = literal_table(table.id, self.names.constants.get(table.id), self.lines)
+            self._tables[table.id] = literal_table(table.id, self.names.constants.get(table.id), self.lines,
+                                                   self.text)
         found = self._tables[table.id]
         if found is None:
             return ()
@@ -1740,7 +1746,8 @@ class FlowBuilder:
         key = "imported:" + fqn
         if key not in self._tables:
             found = None
-            if imported_table_reads(table.id, self.lines):
+            if (imported_table_reads_in(table.id, self.text) if self.text is not None
+                    else imported_table_reads(table.id, self.lines)):
                 found = sibling_table(self.package, fqn)
             self._tables[key] = found
         found = self._tables[key]
@@ -2096,7 +2103,7 @@ class FlowBuilder:
         for kw in call.keywords:
             value, frontier = self._value(kw.value, frontier, ctx)
             spread = None if kw.arg is not None or len(ctx.stack) != 1 else literal_keywords(
-                kw.value, ctx.exprs.get(getattr(kw.value, "id", "")), self.lines, self._literal_names)
+                kw.value, ctx.exprs.get(getattr(kw.value, "id", "")), self.lines, self._literal_names, self.text)
             if kw.arg is None and spread is None and kw.value.__class__ is _AST_NAME and ctx.definition is not None:
                 held = ctx.table_entries.get(kw.value.id) if ctx.table_entries else None
                 if held is not None:
@@ -3977,7 +3984,7 @@ class FlowBuilder:
         if found is None:
             if self.lines is None:
                 return True
-            text = "\n".join(self.lines)
+            text = self.text if self.text is not None else "\n".join(self.lines)
             if not text.isascii():
                 text = unicodedata.normalize("NFKC", text)
             found = self.names.names_neg_ = "neg_" in text

@@ -406,6 +406,7 @@ class LayerTyper:
         self.tree = tree
         self.mention = mention  # function node -> the identifiers in its text (a cheap prefilter)
         self.lines = None  # the file's lines, when known (cheap text prefilters)
+        self.text = None  # the text ``lines`` is the split of (``"\n".join(lines)``), when known
         self.path = None  # where the file lies, when known (bindings._passed_in reads its folder)
         # function name -> the GELU variant it computes, for a sibling module (siblings.sibling_gelu)
         self.gelu_functions: dict[str, str | None] = {}
@@ -1398,7 +1399,10 @@ class LayerTyper:
         ``self.lines`` is known)."""
         text = self._kinds.get(_FILE_TEXT)
         if text is None:
-            text = self._kinds[_FILE_TEXT] = "\n".join(self.lines)
+            # (the text the lines were split from, when the module structure gave it: the
+            # same string, without joining the whole file again)
+            text = self.text if self.text is not None else "\n".join(self.lines)
+            self._kinds[_FILE_TEXT] = text
         return text
 
     def _init_line(self, cls: ast.ClassDef, attr: str, word: str) -> bool:

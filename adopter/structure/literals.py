@@ -17,9 +17,10 @@ from .treewalk import ast_walk
 
 
 def literal_keywords(expr: ast.expr, assigned: object, lines: list[str] | None,
-                     cache: dict) -> list[tuple[str, ast.expr]] | None:
+                     cache: dict, text: str | None = None) -> list[tuple[str, ast.expr]] | None:
     """The (key, value expression) pairs ``**expr`` passes, or None when they are not certain.
-    ``assigned``: what the flow builder last saw assigned to the name (an ast expression)."""
+    ``assigned``: what the flow builder last saw assigned to the name (an ast expression).
+    ``text``: ``"\n".join(lines)`` when the caller holds it (not joined again)."""
     if not isinstance(expr, ast.Name) or lines is None:
         return None
     if assigned.__class__ is ast.Call and assigned.func.__class__ is ast.Name and assigned.func.id == "dict" \
@@ -34,7 +35,8 @@ def literal_keywords(expr: ast.expr, assigned: object, lines: list[str] | None,
     name = expr.id
     once = cache.get(name)
     if once is None:
-        text = "\n".join(lines)
+        if text is None:
+            text = "\n".join(lines)
         total = len(re.findall(rf"(?<![\w.]){re.escape(name)}\b", text))
         spread = len(re.findall(rf"\*\*\s*{re.escape(name)}\b", text))
         once = cache[name] = total == spread + 1
@@ -114,17 +116,20 @@ def spread_keys(expr: ast.expr, definition: ast.AST) -> list[tuple[str, ast.expr
     return list(found.items())
 
 
-def literal_table(name: str, value: ast.expr | None, lines: list[str] | None) -> tuple[list, int] | None:
+def literal_table(name: str, value: ast.expr | None, lines: list[str] | None,
+                  text: str | None = None) -> tuple[list, int] | None:
     """(the entries, how many statements read it) of a module-level dict literal ``name``
     (``OPTIMIZERS = {"sgd": (torch.optim.SGD, {"momentum": 0.9}), ...}``, annotated or not)
     that the file binds once and reads only as the value of an assignment of one entry
     (``klass, defaults = OPTIMIZERS[name]``) or as the callee of a call of one entry
     (``OPTIMIZERS[name](params, lr=lr)``): every other occurrence of the name (an item
     store, ``update``, an alias, a second binding) leaves its entries uncertain: None.  A
-    name in a string (``__all__``) is no occurrence."""
+    name in a string (``__all__``) is no occurrence.  ``text``: ``"\n".join(lines)`` when the
+    caller holds it (not joined again)."""
     if value.__class__ is not ast.Dict or lines is None or None in value.keys:
         return None
-    text = "\n".join(lines)
+    if text is None:
+        text = "\n".join(lines)
     word = re.escape(name)
     total, reads, calls = _entry_uses(word, text)
     bound = len(re.findall(rf"^{word}\s*(?::[^=\n]*)?=(?!=)", text, re.MULTILINE))

@@ -363,7 +363,8 @@ class ClassStructure:
         flow = self._flows.get(name)
         if flow is None:
             qualname = name if self.info is None else f"{self.name}.{name}"
-            builder = FlowBuilder(self.module.names, self.info, self.module.lines, self.module.package)
+            builder = FlowBuilder(self.module.names, self.info, self.module.lines, self.module.package,
+                                  text=self.module.text)
             flow = self._flows[name] = builder.build(self.functions[name], qualname)
         return flow
 
@@ -645,18 +646,23 @@ def _roots(functions: dict, mention, extra_callers=(), lines: list[str] | None =
     (:func:`_own_call`); those no other one of them calls that way become roots (and, for a
     cycle of such calls, its first)."""
     called: set[str] = set()
-    callees: dict[str, list[str]] = {}
-    method_calls: list[tuple[ast.AST, list[str]]] = []  # (a method, the module functions it names)
+    # (each function's callees as a set, the names of ``functions`` among its words in one C-level
+    # intersection instead of a test per word: every use below is a membership test or an
+    # order-free closure)
+    callees: dict[str, set[str]] = {}
+    method_calls: list[tuple[ast.AST, set[str]]] = []  # (a method, the module functions it names)
+    names = functions.keys()
     for name, func in functions.items():
         if name in INIT_NAMES or name == TOP_LEVEL:  # a function the script calls stays a root
             continue
-        words = callees[name] = [word for word in mention(func) if word != name and word in functions]
+        words = callees[name] = names & mention(func)
+        words.discard(name)
         if words:
             called.update(words)
     for name, func in extra_callers:  # (a module's functions: methods call them too)
         if name in INIT_NAMES:  # (a function only __init__ names stays a root, as above)
             continue
-        words = [word for word in mention(func) if word in functions]
+        words = names & mention(func)
         if words:
             called.update(words)
             method_calls.append((func, words))
@@ -1019,8 +1025,10 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
             if key in seen:
                 continue
             seen.add(key)
-            for word in module.mention(func):
-                for callee in by_name.get(word, ()):
+            # (the words that name a function, in one C-level intersection: the closure does not
+            # depend on the order its edges are followed in)
+            for word in by_name.keys() & module.mention(func):
+                for callee in by_name[word]:
                     if (callee[0], word) not in seen:
                         todo.append(callee)
 
@@ -1255,8 +1263,10 @@ def _stranded(owner: str, structure: ClassStructure, kept: list, reachable: set,
         todo = [n for n in names if n not in covered]
         covered.update(todo)
         while todo:
-            for word in mention(functions[todo.pop()]):
-                if word in functions and word not in covered:
+            # (the words that name a function, in one C-level intersection: the covered set
+            # does not depend on the order the walk takes them in)
+            for word in functions.keys() & mention(functions[todo.pop()]):
+                if word not in covered:
                     covered.add(word)
                     todo.append(word)
 
@@ -1403,6 +1413,7 @@ def module_structure(tree: ast.Module, package: str | None = None, text: str | N
     typer = LayerTyper(names, tree, module.mention, siblings)
     module.package = siblings
     typer.lines = module.lines
+    typer.text = text
     typer.path = path
     for info in infos.values():
         bind_class(info, infos, names, typer)

@@ -379,7 +379,7 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
         if d is None or d < 0 or _from_conflict(node.view.args[0], ranks):
             continue
         ranks_seen, transposes, key = set(), [], node.outs[0].key
-        keyed = _key_moved(nodes, node, d, ranks)
+        keyed = _UNREAD  # (_key_moved, read when a product reads the probabilities directly)
         for _ in range(4):  # the probabilities, cast or dropped out
             for reader in readers.get(key, ()):
                 if reader.canon == "torch.matmul" and _second_operand(reader, key):
@@ -388,6 +388,8 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
                     # any other rank it contracts an axis the softmax did not normalise)
                     ranks_seen.add(d + 2)
                 elif reader.canon == "torch.matmul":
+                    if keyed is _UNREAD:
+                        keyed = _key_moved(nodes, node, d, ranks)
                     # read directly: over a middle axis (heads, queries) of a 4-D tensor is as
                     # likely as over the keys of a 2-D one ("softmax over another dimension"),
                     # unless the scores' keys were moved last by ``k.transpose(d - 1, d)``:
@@ -415,6 +417,9 @@ def _contracted(nodes, ranks: _Ranks) -> dict[int, int]:
             for transpose in transposes:
                 found[transpose.id] = rank
     return found
+
+
+_UNREAD = object()  # (_product_ranks: a _key_moved answer not worked out yet)
 
 
 def _key_moved(nodes, softmax, d: int, ranks: _Ranks):
