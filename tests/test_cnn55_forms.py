@@ -125,3 +125,76 @@ def test_the_old_style_super_call_passes_the_class_too():
                          "super(ConvBN, self).__init__(cin, cout, norm_layer=nn.BatchNorm2d)")
     assert code != SUPER
     assert [f.line for f in found(code, "ADP007")] == [line_of(code, "# pair")]
+
+
+# The batch's one first-sight miss (distinanet's optimizer factory): a table of optimizers held
+# by the module or the class body, one of whose entries is no class (a lambda), called under
+# ``if name == "sgd":``.  The branch fixes the key, so the call calls that entry.
+TABLES = textwrap.dedent("""\
+    import torch.optim as optim
+
+    OPTS = {"sgd": optim.SGD, "nadam": lambda p, lr: optim.NAdam(p, lr=lr)}
+
+
+    def make(name, params, lr):
+        if name == "sgd":
+            return OPTS[name](params, lr=lr, momentum=0.5)  # module table
+        return OPTS[name](params, lr=lr)  # other keys
+
+
+    class Factory:
+        _OPTIMIZERS = {"sgd": optim.SGD, "nadam": lambda p, lr: optim.NAdam(p, lr=lr)}
+
+        @classmethod
+        def create(cls, name, params, lr):
+            if name not in cls._OPTIMIZERS:
+                raise ValueError(list(cls._OPTIMIZERS.keys()))
+            if "sgd" == name:
+                return cls._OPTIMIZERS[name](params, lr=lr, momentum=0.5)  # class table
+            return cls._OPTIMIZERS[name](params, lr=lr)  # class other keys
+""")
+
+
+def test_a_table_entry_called_under_a_test_of_its_key_is_that_entry():
+    got = [f.line for f in found(TABLES, "ADP012")]
+    assert got == [line_of(TABLES, "# module table"), line_of(TABLES, "# class table")]
+
+
+def test_the_fixed_factories_build_fused_sgd_and_the_other_entry_as_it_was():
+    import torch
+
+    fixed = fix_text(TABLES, "model.py", rules("ADP012")).text
+    assert fixed != TABLES
+    space: dict = {}
+    exec(compile(fixed, "model.py", "exec"), space)  # noqa: S102 (our own fixture)
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    for build in (space["make"], space["Factory"].create):
+        sgd = build("sgd", params, 0.1)
+        assert type(sgd) is torch.optim.SGD and sgd.defaults["fused"] is True and sgd.defaults["momentum"] == 0.5
+        nadam = build("nadam", params, 0.1)
+        assert type(nadam) is torch.optim.NAdam
+
+
+@pytest.mark.parametrize("before, after", [
+    # the key is rebound in the function: the test no longer says what it holds at the call
+    ("def make(name, params, lr):\n", "def make(name, params, lr):\n    name = name.lower()\n"),
+    # a test of another name
+    ('    if name == "sgd":\n', '    if lr == "sgd":\n'),
+    # the tested entry is the lambda building NAdam
+    ('    if name == "sgd":\n', '    if name == "nadam":\n'),
+    # not an equality test
+    ('    if name == "sgd":\n', '    if name != "sgd":\n'),
+    # the module table changes after it is bound
+    ("\n\ndef make(", '\nOPTS["sgd"] = optim.RMSprop\n\n\ndef make('),
+])
+def test_the_module_table_read_another_way_gives_no_finding(before, after):
+    code = TABLES.replace(before, after, 1)
+    assert code != TABLES
+    assert line_of(TABLES, "# module table") not in [f.line for f in found(code, "ADP012")]
+
+
+def test_a_class_table_changed_elsewhere_gives_no_finding():
+    code = TABLES + "\n\nFactory._OPTIMIZERS[\"sgd\"] = optim.RMSprop\n"
+    got = [f.line for f in found(code, "ADP012")]
+    assert line_of(code, "# class table") not in got
+    assert line_of(code, "# module table") in got  # (the module's table is read as before)

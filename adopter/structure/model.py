@@ -263,6 +263,7 @@ _LAST_PARTS: dict[frozenset, tuple] = {}
 
 _PICKED = "\0picked"  # ClassStructure._words key: graph.picked_attributes' answer
 _DEFAULTED = "\0defaulted"  # ClassStructure._words key: graph.defaulted_attributes' answer
+_CLASS_TABLES = "\0class tables"  # ClassStructure._words key: _class_table_words' answer
 
 
 @dataclass
@@ -409,6 +410,16 @@ class ClassStructure:
             # a literal table of callables the function reads (``klass = OPTIMIZERS[name]``):
             # what its entries name is what the function may call (graph's _table_entry)
             for word, named in tables.items():
+                if word in own:
+                    total = set(own) if total is None else total
+                    total |= named
+        ctables = self._words.get(_CLASS_TABLES)
+        if ctables is None:
+            ctables = self._words[_CLASS_TABLES] = _class_table_words(self.info)
+        if ctables:
+            # cls._OPTIMIZERS[name](params): a class-body table of callables the function reads
+            # (graph.FlowBuilder._narrowed_entry): what its entries name, as for a module's
+            for word, named in ctables.items():
                 if word in own:
                     total = set(own) if total is None else total
                     total |= named
@@ -1021,6 +1032,26 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
 # character before ``self``).  Written ``\bself\.(\w+)...`` the pattern started with an
 # assertion, had no literal to skip to, and was tried at every character of each ``__init__``.
 _STORED = re.compile(r"self(?<!\wself)\.(\w+)\b(?!\s*\()")
+
+
+def _class_table_words(info: ClassInfo | None) -> dict:
+    """Dict literals the class body binds to a name (``_OPTIMIZERS = {"sgd": optim.SGD, ...}``)
+    whose entries are dotted names: name -> the words of those names (as
+    ModuleStructure.table_words for a module's); {} for most classes."""
+    found: dict = {}
+    if info is None:
+        return found
+    for stmt in info.node.body:
+        if stmt.__class__ is not ast.Assign or len(stmt.targets) != 1 or stmt.targets[0].__class__ is not ast.Name \
+                or stmt.value.__class__ is not ast.Dict:
+            continue
+        words: set = set()
+        for entry in stmt.value.values:
+            if entry.__class__ is ast.Attribute or entry.__class__ is ast.Name:
+                words |= _mentions(entry, None)
+        if words:
+            found[stmt.targets[0].id] = frozenset(words)
+    return found
 
 
 def _stored_methods(module: ModuleStructure, owner: str, info: ClassInfo, seen: set) -> list:
