@@ -5055,7 +5055,7 @@ class FlowBuilder:
             return [(branch.id, (guard, False))]
         before = dict(ctx.params) if ctx.params else None
         saved_literals = ctx.literal_keys
-        if test.__class__ is ast.Compare:
+        if test.__class__ is ast.Compare and test.ops[0].__class__ is ast.Eq:
             literal = _literal_key(test)
             if literal is not None:  # ``if name == "sgd":``: in the branch, the name holds that string
                 ctx.literal_keys = (*saved_literals, literal)
