@@ -198,3 +198,41 @@ def test_a_class_table_changed_elsewhere_gives_no_finding():
     got = [f.line for f in found(code, "ADP012")]
     assert line_of(code, "# class table") not in got
     assert line_of(code, "# module table") in got  # (the module's table is read as before)
+
+
+# Found by the optimizer probes written beside the batch (every other spelling tried was found):
+# ``torch.optim.__dict__[args.optimizer](params, ...)``, the ImageNet example's way of picking a
+# class of a module by a run-time string (``models.__dict__[args.arch]``): any class of
+# ``torch.optim``, as ``getattr(torch.optim, name)`` already was: reported, not fixed (no text of
+# the file names the class to guard by).
+LOOKUP = textwrap.dedent("""\
+    import torch
+    import torch.optim as optim
+    import torchvision.models as models
+
+
+    def build(args):
+        model = models.__dict__[args.arch]()
+        optimizer = optim.__dict__[args.optimizer](model.parameters(), lr=args.lr)  # lookup
+        return model, optimizer
+""")
+
+
+def test_a_class_of_torch_optim_looked_up_in_its_dict_is_reported():
+    assert [f.line for f in found(LOOKUP, "ADP012")] == [line_of(LOOKUP, "# lookup")]
+
+
+def test_the_lookup_is_reported_and_left_as_it_is():
+    assert fix_text(LOOKUP, "model.py", rules("ADP012")).text == LOOKUP
+
+
+@pytest.mark.parametrize("before, after", [
+    # another module's dict
+    ("optim.__dict__[args.optimizer]", "torch.nn.__dict__[args.optimizer]"),
+    # a call that already chooses its implementation
+    ("lr=args.lr)  # lookup", "lr=args.lr, foreach=False)  # lookup"),
+])
+def test_another_module_or_a_chosen_implementation_gives_no_finding(before, after):
+    code = LOOKUP.replace(before, after)
+    assert code != LOOKUP
+    assert found(code, "ADP012") == []

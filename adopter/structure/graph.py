@@ -1795,6 +1795,17 @@ class FlowBuilder:
             return ()
         return (("torch.optim.*", None),)
 
+    def _dict_lookup_choices(self, func: ast.Subscript) -> tuple:
+        """``torch.optim.__dict__[name]`` with a run-time ``name`` (the ImageNet example's
+        ``models.__dict__[args.arch]`` spelling): a class of ``torch.optim`` looked up by the
+        string, as ``getattr(torch.optim, name)`` is (:meth:`_lookup_choices`): reported, not
+        fixed.  A literal key or another module is not this lookup."""
+        module = func.value.value
+        if func.slice.__class__ is ast.Constant or module.__class__ not in (_AST_NAME, ast.Attribute) \
+                or self.names.resolve(module) != "torch.optim":
+            return ()
+        return (("torch.optim.*", None),)
+
     def _members_choices(self, expr: ast.expr) -> tuple:
         """``inspect.getmembers(torch.optim)``, also kept in order by ``list``/``tuple``/``sorted``,
         thinned by ``filter(pred, ...)`` or a comprehension keeping its items: (name, value)
@@ -2350,6 +2361,9 @@ class FlowBuilder:
                 choices = self._member_value(func, ctx)  # optim[0][1](params), optim a members list
             elif func.__class__ is _AST_CALL:
                 choices = self._lookup_choices(func)  # getattr(torch.optim, name)(params, ...)
+            elif func.__class__ is ast.Subscript and func.value.__class__ is ast.Attribute \
+                    and func.value.attr == "__dict__":
+                choices = self._dict_lookup_choices(func)  # torch.optim.__dict__[name](params, ...)
             elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
                     and self.cls is not None and "__init__" in self.cls.methods:
                 choices = self._attr_choices(func)  # self.opt(...), opt an __init__ default

@@ -438,6 +438,13 @@ class ClassStructure:
             if looked:
                 total = set(own) if total is None else total
                 total |= looked
+        if "__dict__" in own:
+            # torch.optim.__dict__[name](params): a class of that module looked up by a
+            # run-time name, as through getattr (graph.FlowBuilder._dict_lookup_choices)
+            looked = dict_lookups(func, self.module.names, self.module.lines)
+            if looked:
+                total = set(own) if total is None else total
+                total |= looked
         if "getmembers" in own:
             # optim = list(filter(pred, inspect.getmembers(torch.optim))); optim[0][1](params):
             # a class of that module chosen at run time (graph.FlowBuilder._members_choices)
@@ -1958,6 +1965,26 @@ def lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str]:
     return frozenset(found)
 
 
+def dict_lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str]:
+    """``module.*`` for each ``module.__dict__[name]`` in ``func`` with a run-time ``name`` and
+    a module the file imports (``torch.optim.__dict__[args.optimizer]``): the word for any class
+    of that module, as :func:`lookups` gives for ``getattr(module, name)``.  Read off the
+    function's lines."""
+    if lines is None or getattr(func, "end_lineno", None) is None:
+        return frozenset()
+    found = set()
+    for dotted in _DICT_LOOKUP.findall("\n".join(lines[func.lineno - 1:func.end_lineno])):
+        try:
+            expr = ast.parse(dotted, mode="eval").body
+        except SyntaxError:
+            continue
+        if expr.__class__ in (ast.Name, ast.Attribute):
+            module = names.resolve(expr)
+            if module is not None:
+                found.add(module + ".*")
+    return frozenset(found)
+
+
 def member_lookups(func: ast.AST, names) -> frozenset[str]:
     """``module.*`` for each ``inspect.getmembers(module)`` in ``func`` (a function that
     mentions it: rare, so its tree is walked): any class of that module may be called through
@@ -1973,4 +2000,5 @@ def member_lookups(func: ast.AST, names) -> frozenset[str]:
 
 
 # getattr(<dotted name>, <not a string literal>: the module of a run-time lookup (lookups)
+_DICT_LOOKUP = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)\.__dict__\s*\[\s*(?![\s\"'rbfu]*[\"'])")
 _LOOKUP = re.compile(r"(?<![\w.])getattr\(\s*([A-Za-z_][\w.]*)\s*,\s*(?![\s\"'rbfu]*[\"'])")
