@@ -34,8 +34,8 @@ from .ops import CASTS, SOFTMAX
 from .formulas import (SAME, bias_add_module, function_forward, function_module, gelu_formula, gelu_on_every_path,
                        passed_argument, passes_tensor_through, softmax_formula, strip_casts, untransposed)
 from .layers import LIST_REORDERS, LM_HEAD, OUTPUT_OF
-from .literals import (entry_keys, imported_table_reads, imported_table_reads_in, literal_keywords, literal_table,
-                       spread_keys)
+from .literals import (class_table, entry_keys, imported_table_reads, imported_table_reads_in, literal_keywords,
+                       literal_table, spread_keys)
 from .names import BINDERS, ModuleNames, bound_by, imported_by, param_default
 from .normed_rows import norm_checks_width, same_size, size_text
 from .siblings import sibling_gelu, sibling_passes_through, sibling_softmax, sibling_table
@@ -339,6 +339,9 @@ class _Ctx:
     # ``if self.<attr> == "<key>":`` tests around the statement, where ``__init__`` set the attribute
     # to a parameter: ((param, key), ...) (_keyed_ctors)
     keys: tuple = ()
+    # ``if <name> == "<literal>":`` tests around the statement: ((name, literal), ...), read by
+    # a table entry called in place under them (``OPTS[name](params)``, _narrowed_entry)
+    literal_keys: tuple = ()
     # the values an inlined helper's returns unpack into, one per name (see _inline)
     ret_parts: tuple | None = None
     # local names holding the parts of a tensor split along one axis (``g = s.split(n, dim=1)``),
@@ -1720,6 +1723,38 @@ class FlowBuilder:
             return ()
         return self._callable_choices(found[0])
 
+    def _narrowed_entry(self, func: ast.Subscript, ctx: _Ctx) -> tuple:
+        """``OPTS[name](params)`` (``OPTS`` a module-level literal table, or ``cls.OPTS`` /
+        ``self.OPTS`` a class-body one, each read only an entry at a time) inside ``if name ==
+        "sgd":`` with ``name`` never rebound in the function: the call calls that one entry,
+        ((fqn, span), ) when it names an imported callable, whatever the table's other entries
+        are (a lambda, another optimizer); () otherwise."""
+        key = func.slice
+        if key.__class__ is not _AST_NAME or ctx.definition is None:
+            return ()
+        literal = next((value for name, value in reversed(ctx.literal_keys) if name == key.id), None)
+        if literal is None or any(node.__class__ is _AST_NAME and node.id == key.id and node.ctx.__class__ is not ast.Load
+                                  for node in ast_walk(ctx.definition)):
+            return ()
+        table = func.value
+        if table.__class__ is _AST_NAME and table.id in self.names.constants and table.id not in ctx.params:
+            value = self.names.constants.get(table.id)
+            if literal_table(table.id, value, self.lines, self.text) is None:
+                return ()
+        elif table.__class__ is ast.Attribute and table.value.__class__ is _AST_NAME \
+                and table.value.id in ("self", "cls") and self.cls is not None:
+            value = class_table(self.cls.node, table.attr, self.lines, self.text)
+        else:
+            return ()
+        if value.__class__ is not ast.Dict:
+            return ()
+        entries = [v for k, v in zip(value.keys, value.values)
+                   if k.__class__ is ast.Constant and k.value == literal]
+        if len(entries) != 1 or entries[0].__class__ not in (_AST_NAME, ast.Attribute):
+            return ()
+        fqn = self.names.resolve(entries[0])
+        return ((fqn, span(entries[0])),) if fqn is not None else ()
+
     def _callable_choices(self, exprs) -> tuple:
         """((fqn, span), ...), one per distinct callable, when every one of ``exprs`` (a table's
         entries) names an imported callable: the callees an entry chosen at run time may be;
@@ -1767,6 +1802,17 @@ class FlowBuilder:
             return ()
         module = value_expr.args[0]
         if module.__class__ not in (_AST_NAME, ast.Attribute) or self.names.resolve(module) != "torch.optim":
+            return ()
+        return (("torch.optim.*", None),)
+
+    def _dict_lookup_choices(self, func: ast.Subscript) -> tuple:
+        """``torch.optim.__dict__[name]`` with a run-time ``name`` (the ImageNet example's
+        ``models.__dict__[args.arch]`` spelling): a class of ``torch.optim`` looked up by the
+        string, as ``getattr(torch.optim, name)`` is (:meth:`_lookup_choices`): reported, not
+        fixed.  A literal key or another module is not this lookup."""
+        module = func.value.value
+        if func.slice.__class__ is ast.Constant or module.__class__ not in (_AST_NAME, ast.Attribute) \
+                or self.names.resolve(module) != "torch.optim":
             return ()
         return (("torch.optim.*", None),)
 
@@ -2310,6 +2356,9 @@ class FlowBuilder:
             name = func.id if isinstance(func, ast.Name) else self._text(func)
             if func.__class__ is ast.Name:
                 choices = ctx.choice_alias.get(name, ())
+            elif ctx.literal_keys and func.__class__ is ast.Subscript \
+                    and (narrowed := self._narrowed_entry(func, ctx)):
+                choices = narrowed  # if name == "sgd": OPTS[name](params): that entry only
             elif func.__class__ is ast.Subscript and func.value.__class__ is ast.Dict:
                 choices = self._dict_choices(func.value)  # {"sgd": SGD, "adam": Adam}[name](params)
             elif func.__class__ is ast.Subscript and func.value.__class__ is _AST_NAME \
@@ -2322,6 +2371,9 @@ class FlowBuilder:
                 choices = self._member_value(func, ctx)  # optim[0][1](params), optim a members list
             elif func.__class__ is _AST_CALL:
                 choices = self._lookup_choices(func)  # getattr(torch.optim, name)(params, ...)
+            elif func.__class__ is ast.Subscript and func.value.__class__ is ast.Attribute \
+                    and func.value.attr == "__dict__":
+                choices = self._dict_lookup_choices(func)  # torch.optim.__dict__[name](params, ...)
             elif func.__class__ is ast.Attribute and func.value.__class__ is ast.Name and func.value.id == "self" \
                     and self.cls is not None and "__init__" in self.cls.methods:
                 choices = self._attr_choices(func)  # self.opt(...), opt an __init__ default
@@ -5039,6 +5091,11 @@ class FlowBuilder:
                 return self._scoped(stmt.orelse, [(branch.id, (guard, False))], ctx, (span(stmt), 1))
             return [(branch.id, (guard, False))]
         before = dict(ctx.params) if ctx.params else None
+        saved_literals = ctx.literal_keys
+        if test.__class__ is ast.Compare and test.ops[0].__class__ is ast.Eq:
+            literal = _literal_key(test)
+            if literal is not None:  # ``if name == "sgd":``: in the branch, the name holds that string
+                ctx.literal_keys = (*saved_literals, literal)
         held = _class_test(test, self.names) if keyed is None and test.__class__ is ast.Compare \
             and test.left.__class__ is ast.Attribute and test.comparators[0].__class__ is ast.Attribute else None
         if held is not None:
@@ -5058,6 +5115,7 @@ class FlowBuilder:
                 then = self._scoped(stmt.body, [(branch.id, (guard, True))], ctx, (span(stmt), 0))
             finally:
                 ctx.keys = saved
+        ctx.literal_keys = saved_literals
         ctx.stmt = span(stmt)
         after_then = None
         if before is not None and len(ctx.params) != len(before):
@@ -5660,6 +5718,19 @@ def segment(lines: list[str], span: tuple[int, int, int, int]) -> str:
     first = lines[l1 - 1].encode()[c1:].decode("utf-8", "replace")
     last = lines[l2 - 1].encode()[:c2].decode("utf-8", "replace")
     return "\n".join([first, *lines[l1:l2 - 1], last])
+
+
+def _literal_key(test: ast.Compare) -> tuple[str, str] | None:
+    """(name, literal) of ``name == "literal"`` (either side): in the branch it guards, the
+    name holds that string; None for any other test."""
+    if len(test.ops) != 1 or test.ops[0].__class__ is not ast.Eq:
+        return None
+    left, right = test.left, test.comparators[0]
+    if right.__class__ is _AST_NAME:
+        left, right = right, left
+    if left.__class__ is _AST_NAME and right.__class__ is ast.Constant and right.value.__class__ is str:
+        return left.id, right.value
+    return None
 
 
 def _class_test(test: ast.Compare, names) -> tuple[str, tuple] | None:

@@ -2998,6 +2998,7 @@ class LayerTyper:
                     if aliases is not None:
                         found += [(node, func, owner) for node in named_calls if node.func.id in aliases]
                 found += self._module_level_calls(name)
+                found += self._super_init_calls(name)
                 tables = self._class_tables(name)
                 if tables:
                     if ("table calls", tables) in self._in_init:
@@ -3006,6 +3007,29 @@ class LayerTyper:
                         return found
                     found.extend(self._table_calls(tables))
                 found += self._calls_through_params(name)
+        return found
+
+    def _super_init_calls(self, name: str) -> list:
+        """The ``super().__init__(...)`` calls (also ``super(Sub, self).__init__(...)``) in the
+        ``__init__`` of the file's classes whose first base is the same-file class ``name``: each
+        runs ``name``'s ``__init__`` with the arguments it passes, as ``name(...)`` would
+        (``class Child(Base): super().__init__(c, nn.BatchNorm2d)`` passes Base's
+        ``norm_layer``), so it is a caller like any other, with the subclass's ``__init__`` as
+        the function it is in.  A class whose first base is another one (the MRO would run that
+        class's ``__init__``) is not read."""
+        found = []
+        for sub, node in self.names.classes.items():
+            bases = node.bases
+            if not bases or bases[0].__class__ is not ast.Name or bases[0].id != name or sub == name:
+                continue
+            init = next((s for s in node.body if s.__class__ is ast.FunctionDef and s.name == "__init__"), None)
+            if init is None:
+                continue
+            for call in walk(init):
+                if call.__class__ is ast.Call and call.func.__class__ is ast.Attribute \
+                        and call.func.attr == "__init__" and call.func.value.__class__ is ast.Call \
+                        and call.func.value.func.__class__ is ast.Name and call.func.value.func.id == "super":
+                    found.append((call, init, sub))
         return found
 
     def _module_level_calls(self, name: str) -> list:
@@ -3351,6 +3375,12 @@ class LayerTyper:
                             graph = self._list_graph(args[0], env, depth)
                             if graph is not None and graph.members and not graph.unnamed:
                                 env[ODICT + key] = graph
+                                keys = _pair_keys(args[0])
+                                if keys is not None:
+                                    # its keys known: a new key put in later goes to the end
+                                    # (layers["bn"] = ..., _odict_item), as for OrderedDict()
+                                    env[ODICT_KEYS + key] = keys
+                                    env[ODICT_LEVEL + key] = env.get(BRANCH_LEVEL, 0)
                                 continue
                         if (graph is None and args and args[0].__class__ in (ast.Dict, ast.Call) and not args[1:]
                                 and not value.keywords and self.names.resolve(value.func) in ORDERED_DICTS):
@@ -5389,6 +5419,22 @@ def _dict_items(value: ast.expr, names: ModuleNames) -> list | None:
     else:
         return None
     return items if len({k for k, _ in items}) == len(items) else None
+
+
+def _pair_keys(display: ast.expr) -> tuple | None:
+    """The keys of a display of ``(key, layer)`` pairs (``OrderedDict([("conv", ...), ("bn",
+    ...)])``) when every element is such a 2-tuple whose key is a string literal and no key
+    repeats: the keys the dict holds, in order; None otherwise (a computed key, a spread or a
+    repeat could put a later key anywhere)."""
+    keys = []
+    for elt in display.elts:
+        if elt.__class__ is not ast.Tuple or len(elt.elts) != 2:
+            return None
+        first = elt.elts[0]
+        if first.__class__ is not ast.Constant or first.value.__class__ is not str:
+            return None
+        keys.append(first.value)
+    return tuple(keys) if len(set(keys)) == len(keys) else None
 
 
 def _ordered_dict_values(call: ast.Call, names: ModuleNames | None = None):

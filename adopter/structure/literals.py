@@ -138,6 +138,39 @@ def literal_table(name: str, value: ast.expr | None, lines: list[str] | None,
     return list(value.values), reads
 
 
+def class_table(node: ast.ClassDef, attr: str, lines: list[str] | None,
+                text: str | None = None) -> ast.Dict | None:
+    """The dict literal a class body binds once to ``attr`` (``_OPTIMIZERS = {"sgd":
+    optim.SGD, ...}``) when the file reads it through the class or an instance only an entry at
+    a time (``cls._OPTIMIZERS[name](params)``), by its keys (``.keys()``) or in a membership
+    test (``name in cls._OPTIMIZERS``): the entries literal_table asks of a module-level table.
+    Any other occurrence of the name (an item store, ``update``, ``del``, a rebinding, an
+    alias, another class's attribute of that name) leaves them uncertain: None.  ``text``:
+    ``"\n".join(lines)`` when the caller holds it (not joined again)."""
+    if lines is None:
+        return None
+    value = None
+    for stmt in node.body:
+        target = stmt.targets[0] if stmt.__class__ is ast.Assign and len(stmt.targets) == 1 else (
+            stmt.target if stmt.__class__ is ast.AnnAssign else None)
+        if target.__class__ is ast.Name and target.id == attr:
+            if value is not None:
+                return None
+            value = stmt.value
+    if value.__class__ is not ast.Dict or None in value.keys:
+        return None
+    if text is None:
+        text = "\n".join(lines)
+    word = re.escape(attr)
+    if re.search(rf"\bdel\s+[\w.]*\.{word}\b", text):
+        return None
+    total = len(re.findall(rf"(?<![\w'\"]){word}\b", text))
+    entries = len(re.findall(rf"\.{word}\s*\[[^\[\]\n]*\](?!\s*=(?!=))", text))
+    keys = len(re.findall(rf"\.{word}\.keys\(\)", text))
+    member = len(re.findall(rf"\bin\s+(?:self|cls)\.{word}\b(?!\s*[\[.])", text))
+    return value if total == 1 + entries + keys + member else None
+
+
 def _entry_uses(word: str, text: str) -> tuple[int, int, int]:
     """(every occurrence of the table ``word`` (escaped) outside strings and attributes, the
     assignments of one entry ``= word[...]``, the calls of one entry in place ``word[...](``

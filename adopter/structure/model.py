@@ -263,6 +263,7 @@ _LAST_PARTS: dict[frozenset, tuple] = {}
 
 _PICKED = "\0picked"  # ClassStructure._words key: graph.picked_attributes' answer
 _DEFAULTED = "\0defaulted"  # ClassStructure._words key: graph.defaulted_attributes' answer
+_CLASS_TABLES = "\0class tables"  # ClassStructure._words key: _class_table_words' answer
 
 
 @dataclass
@@ -413,6 +414,16 @@ class ClassStructure:
                 if word in own:
                     total = set(own) if total is None else total
                     total |= named
+        ctables = self._words.get(_CLASS_TABLES)
+        if ctables is None:
+            ctables = self._words[_CLASS_TABLES] = _class_table_words(self.info)
+        if ctables:
+            # cls._OPTIMIZERS[name](params): a class-body table of callables the function reads
+            # (graph.FlowBuilder._narrowed_entry): what its entries name, as for a module's
+            for word, named in ctables.items():
+                if word in own:
+                    total = set(own) if total is None else total
+                    total |= named
         for word in callees:
             if word in _seen or word == name:
                 continue
@@ -425,6 +436,13 @@ class ClassStructure:
             # name (graph.FlowBuilder._lookup_choices) may be any the module defines: the
             # module's lookup word, which call_names gives each of its classes
             looked = lookups(func, self.module.names, self.module.lines)
+            if looked:
+                total = set(own) if total is None else total
+                total |= looked
+        if "__dict__" in own:
+            # torch.optim.__dict__[name](params): a class of that module looked up by a
+            # run-time name, as through getattr (graph.FlowBuilder._dict_lookup_choices)
+            looked = dict_lookups(func, self.module.names, self.module.lines)
             if looked:
                 total = set(own) if total is None else total
                 total |= looked
@@ -1092,6 +1110,26 @@ def _reachable(module: "ModuleStructure", infos: dict[str, ClassInfo]) -> set[tu
 # character before ``self``).  Written ``\bself\.(\w+)...`` the pattern started with an
 # assertion, had no literal to skip to, and was tried at every character of each ``__init__``.
 _STORED = re.compile(r"self(?<!\wself)\.(\w+)\b(?!\s*\()")
+
+
+def _class_table_words(info: ClassInfo | None) -> dict:
+    """Dict literals the class body binds to a name (``_OPTIMIZERS = {"sgd": optim.SGD, ...}``)
+    whose entries are dotted names: name -> the words of those names (as
+    ModuleStructure.table_words for a module's); {} for most classes."""
+    found: dict = {}
+    if info is None:
+        return found
+    for stmt in info.node.body:
+        if stmt.__class__ is not ast.Assign or len(stmt.targets) != 1 or stmt.targets[0].__class__ is not ast.Name \
+                or stmt.value.__class__ is not ast.Dict:
+            continue
+        words: set = set()
+        for entry in stmt.value.values:
+            if entry.__class__ is ast.Attribute or entry.__class__ is ast.Name:
+                words |= _mentions(entry, None)
+        if words:
+            found[stmt.targets[0].id] = frozenset(words)
+    return found
 
 
 def _stored_methods(module: ModuleStructure, owner: str, info: ClassInfo, seen: set) -> list:
@@ -2003,6 +2041,26 @@ def lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str]:
     return frozenset(found)
 
 
+def dict_lookups(func: ast.AST, names, lines: list[str] | None) -> frozenset[str]:
+    """``module.*`` for each ``module.__dict__[name]`` in ``func`` with a run-time ``name`` and
+    a module the file imports (``torch.optim.__dict__[args.optimizer]``): the word for any class
+    of that module, as :func:`lookups` gives for ``getattr(module, name)``.  Read off the
+    function's lines."""
+    if lines is None or getattr(func, "end_lineno", None) is None:
+        return frozenset()
+    found = set()
+    for dotted in _DICT_LOOKUP.findall("\n".join(lines[func.lineno - 1:func.end_lineno])):
+        try:
+            expr = ast.parse(dotted, mode="eval").body
+        except SyntaxError:
+            continue
+        if expr.__class__ in (ast.Name, ast.Attribute):
+            module = names.resolve(expr)
+            if module is not None:
+                found.add(module + ".*")
+    return frozenset(found)
+
+
 def member_lookups(func: ast.AST, names) -> frozenset[str]:
     """``module.*`` for each ``inspect.getmembers(module)`` in ``func`` (a function that
     mentions it: rare, so its tree is walked): any class of that module may be called through
@@ -2018,4 +2076,5 @@ def member_lookups(func: ast.AST, names) -> frozenset[str]:
 
 
 # getattr(<dotted name>, <not a string literal>: the module of a run-time lookup (lookups)
+_DICT_LOOKUP = re.compile(r"(?<![\w.])([A-Za-z_][\w.]*)\.__dict__\s*\[\s*(?![\s\"'rbfu]*[\"'])")
 _LOOKUP = re.compile(r"(?<![\w.])getattr\(\s*([A-Za-z_][\w.]*)\s*,\s*(?![\s\"'rbfu]*[\"'])")
