@@ -253,3 +253,68 @@ def test_only_a_pure_int_switch_takes_the_constants(tmp_path):
     assert _candidates(tmp_path, SWITCHES, "Switches", "width") != [64]
     # multiplied as well as compared: a count, not a switch
     assert _candidates(tmp_path, SWITCHES, "Switches", "knob") == [8, 2]  # an unknown count, as before
+
+
+# 3. verify's older einops readers (the first input's rank, a channel-first map, a projected
+# input's rank, the axes a pattern demands) resolve the callee through the function's globals,
+# as ``rearranged_ranks`` does: a module's own ``rearrange`` that is not einops' says nothing.
+
+EINOPS_READ = '''{binding}
+
+
+class Block:
+    def first_rank(self, x, y):
+        return rearrange(x, "b c (h p) w -> b (h w) (c p)", p=2)
+
+    def channel_first(self, x):
+        x = rearrange(x, "b c h w -> b h w c")
+        return x
+
+    def projected(self, x):
+        q = self.to_q(x)
+        return rearrange(q, "b n (h d) -> b h n d", h=4)
+'''
+OWN_REARRANGE = '''def rearrange(tensor, pattern, **sizes):
+    return tensor'''
+
+
+def _einops_functions(tmp_path, binding: str):
+    path = tmp_path / "einops_read.py"
+    path.write_text(EINOPS_READ.format(binding=binding))
+    namespace: dict = {"__name__": "einops_read"}
+    exec(compile(path.read_text(), str(path), "exec"), namespace)
+    block = namespace["Block"]()
+    block.to_q = torch.nn.Linear(8, 8)
+    return block
+
+
+@pytest.mark.parametrize("binding", ["from einops import rearrange", "import einops\nrearrange = einops.rearrange"])
+def test_einops_readers_read_einops_rearrange(tmp_path, binding):
+    pytest.importorskip("einops")
+    from adopter.verify.inputs import (
+        channels_first,
+        fed_output_rank,
+        input_rank,
+        shape_constraints,
+    )
+
+    block = _einops_functions(tmp_path, binding)
+    assert input_rank(block.first_rank) == (4, False)
+    assert shape_constraints(block.first_rank, block) == (4, {2: ("div", 2)})
+    assert channels_first(block.channel_first)
+    assert fed_output_rank(block.projected, "x", block) == 3
+
+
+def test_einops_readers_ignore_a_module_s_own_rearrange(tmp_path):
+    from adopter.verify.inputs import (
+        channels_first,
+        fed_output_rank,
+        input_rank,
+        shape_constraints,
+    )
+
+    block = _einops_functions(tmp_path, OWN_REARRANGE)
+    assert input_rank(block.first_rank) == (None, False)
+    assert shape_constraints(block.first_rank, block) is None
+    assert not channels_first(block.channel_first)
+    assert fed_output_rank(block.projected, "x", block) is None
