@@ -416,6 +416,17 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     return Outcome(True, "; ".join(n for n in notes if n), worst)
 
 
+class NeitherTrains(Exception):
+    """The original cannot take a training step, and the patched module cannot either (pytext's
+    ``q *= scaling`` on a ``chunk`` view is a line the patch leaves as it is): not the original's
+    error alone, so no forward-only pass; training is not compared."""
+
+    def __init__(self, original: Exception, patched: Exception):
+        super().__init__(f"{type(original).__name__}: {_first_line(original)[:160]}")
+        self.original = original
+        self.patched = patched
+
+
 def _forward_step(module: nn.Module, call: Call, device: torch.device, double: bool = False,
                   dropped: set = frozenset()) -> list[tuple[str, torch.Tensor]]:
     """A training-mode forward without autograd (dropout already zeroed, the seed fixed as in
@@ -442,10 +453,13 @@ def _forward_only(pair: Pair, device: torch.device, tolerance: Tolerance, error:
 
     try:
         expected = _forward_step(pair.original, pair.call, device, dropped=pair.dropped)
-        with (patched_context or nullcontext)():
-            got, _, _ = _train_step(pair.patched, pair.call, device, dropped=pair.dropped)
     except Exception:
         raise error from None
+    try:
+        with (patched_context or nullcontext)():
+            got, _, _ = _train_step(pair.patched, pair.call, device, dropped=pair.dropped)
+    except Exception as patched_error:
+        raise NeitherTrains(error, patched_error) from None
 
     def reference():
         if reference_module is None:

@@ -51,7 +51,7 @@ from .build import (
     run_quietly,
 )
 from .calls import NotACallPatch, check_optimizer_patch
-from .compare import Tolerance, check_eval, check_train
+from .compare import NeitherTrains, Tolerance, check_eval, check_train
 from .loader import LoadError, ModuleLoader
 from .parallel import Groups
 from .result import FAIL, PASS, SKIP, VerifyResult
@@ -381,6 +381,12 @@ class _Checker:
                        "the patched class ran its original forward for these inputs (no new torch calls)")
                 verdicts[site] = Verdict(SKIP, why, details=details)
             return verdicts, None
+        if isinstance(train_error, NeitherTrains):
+            reason = (f"eval outputs match, but neither the original nor the patched module can take a training step "
+                      f"(both raised {train_error}); training not compared (a forward-only pass needs the patched "
+                      f"module to train); name a factory in [tool.adopter.verify] factories for {class_name} with "
+                      f"inputs it trains on")
+            return {site: Verdict(SKIP, reason, eval_outcome.max_abs_diff, details=details) for site in reached}, None
         if train_error is not None or train_outcome is None:
             reason = (f"eval outputs match, but the original's training step raised {type(train_error).__name__}: "
                       f"{str(train_error)[:160]}; training not compared; name a factory in "
