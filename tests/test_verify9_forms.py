@@ -318,3 +318,24 @@ def test_einops_readers_ignore_a_module_s_own_rearrange(tmp_path):
     assert shape_constraints(block.first_rank, block) is None
     assert not channels_first(block.channel_first)
     assert fed_output_rank(block.projected, "x", block) is None
+
+
+HANDED_SWITCH = '''from torch import nn
+
+
+class Handed(nn.Module):
+    def __init__(self, knob: int):
+        super().__init__()
+        self.knob = knob
+        self.lin = nn.Linear(knob, knob)
+
+    def forward(self, x):
+        if self.knob == 1:
+            return x
+        return self.lin(x)
+'''
+
+
+def test_an_int_compared_argument_handed_to_a_layer_is_no_switch(tmp_path):
+    # a layer's width as well as compared: today's guesses for an ``int``
+    assert _candidates(tmp_path, HANDED_SWITCH, "Handed", "knob") == [8, 2]

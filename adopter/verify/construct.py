@@ -630,9 +630,10 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
 
 def _int_switch(reads: facts.Reads) -> bool:
     """Whether ``reads`` use a value only as a switch: compared for equality, never sized with
-    (arithmetic, an order), indexed, iterated, called or read by attribute."""
+    (arithmetic, an order), handed on (a layer's width, stored or not), indexed, iterated,
+    truth-tested, called or read by attribute."""
     return not (reads.attrs or reads.called >= 0 or reads.max_index >= 0 or reads.iterated or reads.numeric
-                or reads.ordered or reads.unpacked)
+                or reads.ordered or reads.unpacked or reads.handed_as or reads.stored_handed or reads.truth)
 
 
 def _unpacked_sizes(arity: int, values: list[Any], sizes: Sizes) -> list[tuple[int, ...]]:
