@@ -2,7 +2,8 @@
 """Research attention (issue 12): of the development corpus's labelled ADP010 sites outside
 transformers (research-style fixtures, vit-pytorch, segment-anything, open_clip, torchvision,
 litgpt, timm), how many are found, fixed (``fix_text`` applies an ADP010 patch whose span holds
-the labelled line), and verified (``adopter verify --select ADP010``: the site's class passes),
+the labelled line), and verified (``adopter verify --select ADP010``: the site's class passes; how
+many of those passes are forward only, their original unable to take a training step, is said beside it),
 and how many of the sites labelled "no" (or "skip") are reported (paired with a finding as the
 dev corpus's scorer pairs them; how many lie inside a finding's span is printed beside it);
 summed over every source outside transformers, then over the research repositories alone (timm
@@ -64,7 +65,13 @@ rxngraphormer's ``utils`` imports ``rdkit`` (the lead)::
     .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/s34-extra tensorly tensorly-torch \
         scipy opt_einsum rdkit
 
-    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra:/tmp/rafix48-extra:/tmp/s34-extra \
+verify7 (session 36) adds a ninth folder: texar-pytorch's modules import ``asyml_utilities`` when
+loaded (PyPI's ``asyml-utilities``, which texar-pytorch requires; without it texar's sites are an
+honest skip, "needs asyml_utilities")::
+
+    .venv/bin/pip install --no-deps --no-build-isolation --target /tmp/verify7-extra "asyml-utilities==0.0.2"
+
+    PYTHONPATH=/tmp/extra:/tmp/corpus8r-extra:/tmp/corpus9a-extra:/tmp/verify12-extra:/tmp/rafix39-extra:/tmp/rafix42-extra:/tmp/rafix48-extra:/tmp/s34-extra:/tmp/verify7-extra \
         .venv/bin/python benchmarks/research_attention.py [--only SOURCE]
 
 The sources are fetched as ``benchmarks/devcorpus/score.py`` fetches them (its cache).
@@ -207,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
                 run = _verdict_of(verified.get("results", []), result.applied, lab.line)
                 status = f"{run['verdict']} ({run['class']}: {run['reason'][:140]})" if run else str(verified)[:200]
                 count("verified", bool(run and run["verdict"] == "pass"))
+                # a pass whose original alone cannot train (lead ruling, session 37): counted as
+                # verified, and how many of them are said beside the total
+                count("forward only", bool(run and run["verdict"] == "pass"
+                                           and (run.get("details") or {}).get("forward_only")))
             else:
                 # a decline of a later round is placed in that round's text (the rewrites of the
                 # earlier rounds moved it): the site's line there, where its lines are unchanged
@@ -217,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, counter in (("all sources outside transformers", tally),
                           ("research (outside transformers, timm, torchvision)", research)):
         print(f"{name}: yes sites {counter['yes']}: found {counter['found']}, fixed {counter['fixed']}, "
-              f"fixed and verified {counter['verified']}; no sites {counter['no']}: reported {counter['no reported']} "
+              f"fixed and verified {counter['verified']} ({counter['forward only']} forward only: the original "
+              f"cannot train); no sites {counter['no']}: reported {counter['no reported']} "
               f"(inside a finding's span: {counter['no spanned']})")
     return 0
 

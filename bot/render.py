@@ -25,6 +25,9 @@ from urllib.parse import quote
 from .patches import FAILED, HELD_BACK, NOT_FIXED, PROPOSED, SLOWER, UNVERIFIED, WHOLE, Row, noise
 
 MARKER = "<!-- adopter-bot -->"
+# how verify's reason opens for a pass whose original cannot train (adopter.verify.core.FORWARD_ONLY;
+# not imported: the verify core imports torch)
+FORWARD_ONLY = "forward only: the original cannot train"
 #: GitHub refuses a body over 65,536 characters; stay well below it (escapes and links add up).
 MAX_BODY_CHARS = 60_000
 #: The job summary may hold 1 MiB per step.
@@ -106,6 +109,8 @@ def verified(row: Row) -> str:
         diff = ""
         if row.max_abs_diff is not None:
             diff = ", max abs diff 0" if row.max_abs_diff == 0 else f", max abs diff {row.max_abs_diff:.1e}"
+        if row.reason.startswith(FORWARD_ONLY):  # verify's pass whose original cannot train
+            return f"yes, forward only (the original cannot train){diff}"
         return f"yes{diff}"
     return "no"
 

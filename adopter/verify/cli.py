@@ -95,14 +95,23 @@ def render_text(results: list[VerifyResult], file=None) -> None:
     for r in results:
         # reasons quote config sections ("[tool.adopter.verify]"): escape them, or rich eats them as markup
         table.add_row(escape(r.rule), escape(f"{_short_path(r.path)}:{r.line}"), escape(r.class_name),
-                      f"[{colours.get(r.verdict, '')}]{escape(r.verdict)}[/]", _diff(r.max_abs_diff),
+                      f"[{colours.get(r.verdict, '')}]{escape(_verdict_text(r))}[/]", _diff(r.max_abs_diff),
                       _ratio(r.forward_ratio), _ratio(r.forward_backward_ratio), _ratio(r.memory_ratio),
                       escape(r.reason))
     console.print(table)
     counts = {v: sum(r.verdict == v for r in results) for v in (PASS, FAIL, SKIP)}
     device = sorted({r.device for r in results})
-    console.print(f"{len(results)} checks on {', '.join(device)}: {counts[PASS]} pass, {counts[FAIL]} fail, "
+    forward_only = sum(r.verdict == PASS and bool(r.details.get("forward_only")) for r in results)
+    passes = f"{counts[PASS]} pass" + (f" ({forward_only} forward only)" if forward_only else "")
+    console.print(f"{len(results)} checks on {', '.join(device)}: {passes}, {counts[FAIL]} fail, "
                   f"{counts[SKIP]} skip. Ratios are original/patched time (or peak memory): >1 is faster (smaller).")
+
+
+def _verdict_text(result: VerifyResult) -> str:
+    """The verdict as shown: a pass whose original could not train says it was forward only."""
+    if result.verdict == PASS and result.details.get("forward_only"):
+        return "pass (forward only)"
+    return result.verdict
 
 
 def _short_path(path: str) -> str:

@@ -35,6 +35,9 @@ class Outcome:
     # the original's floating outputs hold no finite number (inf/NaN compare equal on both sides:
     # the check proved nothing)
     not_finite: bool = False
+    # train: the original alone cannot take a training step (its error); only train-mode outputs
+    # were compared, and the patched module's own step ran through its backward
+    forward_only: str = ""
 
 
 class Tolerance:
@@ -351,7 +354,7 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
             expected, has_loss, inputs_o = _train_step(pair.original, pair.call, device, dropped=pair.dropped,
                                                        grad_inputs=False)
         except Exception:
-            raise with_grad from None
+            return _forward_only(pair, device, tolerance, with_grad, reference_module, patched_context)
         grad_inputs = False
         notes.append(f"input gradients not compared: with inputs that require grad the original's training "
                      f"step raised {type(with_grad).__name__}: {_first_line(with_grad)[:120]}")
@@ -411,6 +414,64 @@ def check_train(pair: Pair, device: torch.device, tolerance: Tolerance, patched_
     if not has_loss:
         notes.append("no differentiable output: gradients not compared")
     return Outcome(True, "; ".join(n for n in notes if n), worst)
+
+
+class NeitherTrains(Exception):
+    """The original cannot take a training step, and the patched module cannot either (pytext's
+    ``q *= scaling`` on a ``chunk`` view is a line the patch leaves as it is): not the original's
+    error alone, so no forward-only pass; training is not compared."""
+
+    def __init__(self, original: Exception, patched: Exception):
+        super().__init__(f"{type(original).__name__}: {_first_line(original)[:160]}")
+        self.original = original
+        self.patched = patched
+
+
+def _forward_step(module: nn.Module, call: Call, device: torch.device, double: bool = False,
+                  dropped: set = frozenset()) -> list[tuple[str, torch.Tensor]]:
+    """A training-mode forward without autograd (dropout already zeroed, the seed fixed as in
+    :func:`_train_step`): what an original that cannot take a training step computes in training."""
+    call = call.clone(device, grad=False)
+    if double:
+        call = call.mapped(_double)
+    module.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        return _kept(flatten(run_quietly(lambda: call.run(module))), dropped)
+
+
+def _forward_only(pair: Pair, device: torch.device, tolerance: Tolerance, error: Exception,
+                  reference_module: nn.Module | None, patched_context=None) -> Outcome:
+    """The original raised in its training step with and without input gradients (pytext's
+    ``q *= scaling`` on a ``chunk`` view, which autograd refuses): training cannot be compared.
+    Where that error is the original's alone -- its training-mode forward runs without autograd,
+    and the patched module takes a whole training step, backward included, on the same inputs --
+    the train-mode outputs are compared and the outcome says it was forward only (lead ruling,
+    session 37).  Anything else re-raises the original's error (training not compared: a skip).
+    A wrong patch still differs in these outputs (and in eval, checked before)."""
+    from contextlib import nullcontext
+
+    try:
+        expected = _forward_step(pair.original, pair.call, device, dropped=pair.dropped)
+    except Exception:
+        raise error from None
+    try:
+        with (patched_context or nullcontext)():
+            got, _, _ = _train_step(pair.patched, pair.call, device, dropped=pair.dropped)
+    except Exception as patched_error:
+        raise NeitherTrains(error, patched_error) from None
+
+    def reference():
+        if reference_module is None:
+            return None
+        with kept_double():
+            return _forward_step(reference_module, pair.call, device, double=True, dropped=pair.dropped)
+
+    outcome = compare_named(expected, [(n, t.detach()) for n, t in got], "train-mode outputs", tolerance, reference)
+    if not outcome.ok:
+        return outcome
+    why = f"{type(error).__name__}: {_first_line(error)[:160]}"
+    return Outcome(True, outcome.message, outcome.max_abs_diff, forward_only=why)
 
 
 def _first_line(exc: BaseException) -> str:

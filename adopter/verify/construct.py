@@ -550,6 +550,12 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
                 return [guess, (4,) * length]
             return [guess]
     values = guess_value(name, annotation, sizes)
+    if reads.compared_ints and _int_switch(reads) and (not values or not guess_value(name, inspect.Parameter.empty,
+                                                                                     sizes)):
+        # tested for equality with int constants and used no other way its name or an ``int``
+        # annotation could size (``if self.spatial_dims == 2: b, c, h, w = x.shape``): a switch
+        # between code paths written for those values, each tried in the order the code tests them
+        values = list(reads.compared_ints)
     if values and reads.max_index >= 0 and not reads.attrs and reads.called < 0 and not reads.iterated and not reads.numeric \
             and all(is_int(v) for v in values):
         # a size by its name (``input_resolution``) but indexed with constants
@@ -624,6 +630,14 @@ def _param_candidates(info: ClassFacts, param: inspect.Parameter, module: Module
         length = held[1] or _axes(reads, module) or max(reads.max_index + 1, 2)
         values = [[v] * length if is_int(v) else v for v in values]
     return values
+
+
+def _int_switch(reads: facts.Reads) -> bool:
+    """Whether ``reads`` use a value only as a switch: compared for equality, never sized with
+    (arithmetic, an order), handed on (a layer's width, stored or not), indexed, iterated,
+    truth-tested, called or read by attribute."""
+    return not (reads.attrs or reads.called >= 0 or reads.max_index >= 0 or reads.iterated or reads.numeric
+                or reads.ordered or reads.unpacked or reads.handed_as or reads.stored_handed or reads.truth)
 
 
 def _unpacked_sizes(arity: int, values: list[Any], sizes: Sizes) -> list[tuple[int, ...]]:

@@ -51,7 +51,7 @@ from .build import (
     run_quietly,
 )
 from .calls import NotACallPatch, check_optimizer_patch
-from .compare import Tolerance, check_eval, check_train
+from .compare import NeitherTrains, Tolerance, check_eval, check_train
 from .loader import LoadError, ModuleLoader
 from .parallel import Groups
 from .result import FAIL, PASS, SKIP, VerifyResult
@@ -381,6 +381,12 @@ class _Checker:
                        "the patched class ran its original forward for these inputs (no new torch calls)")
                 verdicts[site] = Verdict(SKIP, why, details=details)
             return verdicts, None
+        if isinstance(train_error, NeitherTrains):
+            reason = (f"eval outputs match, but neither the original nor the patched module can take a training step "
+                      f"(both raised {train_error}); training not compared (a forward-only pass needs the patched "
+                      f"module to train); name a factory in [tool.adopter.verify] factories for {class_name} with "
+                      f"inputs it trains on")
+            return {site: Verdict(SKIP, reason, eval_outcome.max_abs_diff, details=details) for site in reached}, None
         if train_error is not None or train_outcome is None:
             reason = (f"eval outputs match, but the original's training step raised {type(train_error).__name__}: "
                       f"{str(train_error)[:160]}; training not compared; name a factory in "
@@ -398,6 +404,8 @@ class _Checker:
             timing, bench_note = self._benchmark(class_name, variant)
         for site in reached:
             reason = f"eval and train outputs and gradients match (max abs diff {worst:.2g})"
+            if train_outcome.forward_only:
+                reason = forward_only_reason(train_outcome.forward_only, worst)
             notes = [m for m in (eval_outcome.message, train_outcome.message) if m]
             if notes:
                 reason += "; " + "; ".join(notes)
@@ -415,6 +423,8 @@ class _Checker:
             if new_calls:
                 site_details["new_torch_calls"] = new_calls[:8]
             site_details["edited_lines"] = _span_text(site.edited)
+            if train_outcome.forward_only:
+                site_details["forward_only"] = train_outcome.forward_only
             if timing is not None:
                 site_details.update(timing.as_dict())
                 site_details["benchmark_sizes"] = _sizes_text(self.bench_builder.sizes)
@@ -514,6 +524,14 @@ def _deterministic(device: torch.device):
 
 MAX_VARIANTS = 12
 ORIGINAL_PATH = "the patched code took its original (guarded) path for these inputs"
+FORWARD_ONLY = "forward only: the original cannot train"
+
+
+def forward_only_reason(error: str, worst: float) -> str:
+    """A pass whose training step the original alone could not take (the patched module's did,
+    backward included): said first and plainly, since gradients were not compared."""
+    return (f"{FORWARD_ONLY} ({error}); eval and train-mode outputs match (max abs diff {worst:.2g}) and the "
+            f"patched module trains; gradients not compared")
 MAX_COMBINED = 6  # build changes combined with forward-argument changes, tried after the others
 
 

@@ -40,6 +40,9 @@ class Reads:
     # string constants it is compared with (``if self.type != "W":``, ``mode in ("a", "b")``): a
     # mode switch, whose values are those strings
     compared: list[str] = field(default_factory=list)
+    # int constants it is tested for equality with (``if self.spatial_dims == 2:`` ... ``== 3``):
+    # a switch between code paths, each written for one of those values
+    compared_ints: list[int] = field(default_factory=list)
     # ordered against another value (``if self.cmem_len <= 0:``, ``min(n, self.mem_len)``): a
     # number, the last resort of a guess (after every other read)
     ordered: bool = False
@@ -80,6 +83,9 @@ class Reads:
         for value in other.compared:
             if value not in self.compared:
                 self.compared.append(value)
+        for number in other.compared_ints:
+            if number not in self.compared_ints:
+                self.compared_ints.append(number)
         for item in other.handed_as:
             if item not in self.handed_as:
                 self.handed_as.append(item)
@@ -360,6 +366,9 @@ class _Collector(ast.NodeVisitor):
                     if isinstance(value, ast.Constant) and isinstance(value.value, str) and \
                             value.value not in reads.compared:
                         reads.compared.append(value.value)
+                    elif isinstance(value, ast.Constant) and type(value.value) is int and \
+                            value.value not in reads.compared_ints:
+                        reads.compared_ints.append(value.value)
         self.generic_visit(node)
 
     def visit_If(self, node: ast.If) -> None:

@@ -26,7 +26,8 @@ import itertools
 import math
 import re
 import textwrap
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from collections import ChainMap
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -267,6 +268,8 @@ def _parsed_def(func: Callable) -> ast.FunctionDef | ast.AsyncFunctionDef | None
 
 # einops functions whose pattern's input side names the axes of the tensor handed to them
 _EINOPS_READERS = ("rearrange", "repeat", "reduce")
+# and einops_exts' ``*_many`` forms, which apply one pattern to each tensor they are handed
+_EINOPS_PATTERNED = (*_EINOPS_READERS, "rearrange_many", "repeat_many", "reduce_many")
 # tensor methods whose result has the rank of the tensor they are called on (a cast, a copy, a
 # scan or an elementwise function along the axes), so a pattern read of the result states it
 _RANK_KEEPING = frozenset({"float", "double", "half", "bfloat16", "to", "type", "type_as", "contiguous", "clone",
@@ -295,7 +298,79 @@ def _einops_callee(expr: ast.expr, scope: dict) -> bool:
     value = scope[expr.id]
     for attr in reversed(parts):
         value = getattr(value, attr, None)
-    return (getattr(value, "__module__", None) or "").split(".")[0] == "einops"
+    if (getattr(value, "__module__", None) or "").split(".")[0] in _EINOPS_MODULES:
+        return True
+    return inspect.isfunction(value) and _hands_pattern_to_einops(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _hands_pattern_to_einops(func: Callable) -> bool:
+    """Whether ``func`` (a module's own helper: ``def rearrange_many(tensors, pattern, **axes):
+    return [rearrange(t, pattern, **axes) for t in tensors]``) hands its second parameter on as
+    the pattern of one of einops' own functions (resolved through its globals): its pattern then
+    names the axes of what it is handed, as einops' does."""
+    node = _function_def(func)
+    if node is None:
+        return False
+    params = [a.arg for a in [*node.args.posonlyargs, *node.args.args]]
+    if len(params) < 2:
+        return False
+    scope = getattr(func, "__globals__", {})
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call) and _last_name(sub.func) in _EINOPS_PATTERNED and len(sub.args) >= 2 \
+                and isinstance(sub.args[1], ast.Name) and sub.args[1].id == params[1]:
+            callee = sub.func
+            names = []
+            while isinstance(callee, ast.Attribute):
+                names.append(callee.attr)
+                callee = callee.value
+            if isinstance(callee, ast.Name) and callee.id in scope:
+                value = scope[callee.id]
+                for attr in reversed(names):
+                    value = getattr(value, attr, None)
+                if (getattr(value, "__module__", None) or "").split(".")[0] in _EINOPS_MODULES:
+                    return True
+    return False
+
+
+# einops and einops_exts (whose ``rearrange_many`` applies einops' pattern to each tensor handed)
+_EINOPS_MODULES = ("einops", "einops_exts")
+
+
+def _scope_of(func: Callable) -> Mapping:
+    """Where ``func``'s calls' names are bound: the names its own body imports (``from einops
+    import rearrange`` inside ``forward``), then the globals its module runs with."""
+    node = _function_def(func)
+    local: dict[str, Any] = {}
+    for sub in ast.walk(node) if node is not None else ():
+        if isinstance(sub, ast.ImportFrom) and sub.module and not sub.level:
+            for alias in sub.names:
+                local[alias.asname or alias.name] = _ImportedName(sub.module)
+        elif isinstance(sub, ast.Import):
+            for alias in sub.names:
+                local[alias.asname or alias.name.split(".")[0]] = _ImportedName(
+                    alias.name if alias.asname else alias.name.split(".")[0])
+    return ChainMap(local, getattr(inspect.unwrap(func), "__globals__", None) or {})
+
+
+class _ImportedName:
+    """A name a function's own ``import`` binds, read without importing: its module, and the
+    same module for any attribute of it (``einops.rearrange`` after ``import einops``)."""
+
+    def __init__(self, module: str):
+        self.__module__ = module
+
+    def __getattr__(self, name: str) -> _ImportedName:
+        return self
+
+
+def _einops_call(call: ast.Call, names: Iterable[str], scope: dict) -> bool:
+    """Is ``call`` one of einops' functions ``names`` with a constant pattern after the tensor
+    (``rearrange(x, "b n (h d) -> b h n d")``), its callee resolved through the running module's
+    globals (``scope``) rather than by the name alone: a module's own ``rearrange`` or functools'
+    ``reduce`` is not einops'."""
+    return _last_name(call.func) in names and len(call.args) >= 2 and isinstance(call.args[1], ast.Constant) \
+        and isinstance(call.args[1].value, str) and _einops_callee(call.func, scope)
 
 
 def rearranged_ranks(func: Callable) -> dict[str, int]:
@@ -323,7 +398,7 @@ def rearranged_ranks(func: Callable) -> dict[str, int]:
             if origin is not None:
                 alias[sub.targets[0].id] = origin
     found: dict[str, set] = {}
-    scope = getattr(inspect.unwrap(func), "__globals__", {})
+    scope = _scope_of(func)
     for sub in ast.walk(node):
         if isinstance(sub, ast.Call) and _last_name(sub.func) in _EINOPS_READERS and len(sub.args) >= 2 \
                 and _einops_callee(sub.func, scope) \
@@ -430,6 +505,7 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
         return None, False
     node, first = found
     shapes = {f"{first}.shape"}
+    scope = _scope_of(func)
 
     def is_shape(value: ast.expr) -> bool:
         if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and value.func.attr == "size" \
@@ -453,15 +529,12 @@ def input_rank(func: Callable) -> tuple[int | None, bool]:
                 elif isinstance(value, ast.Tuple) and value.elts and isinstance(value.elts[0], ast.Starred) and \
                         is_shape(value.elts[0].value):
                     unpacked = len(target.elts) - (len(value.elts) - 1)
-        elif isinstance(sub, ast.Call) and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant) and \
-                isinstance(sub.args[1].value, str) and "->" in sub.args[1].value:
-            name = sub.func.attr if isinstance(sub.func, ast.Attribute) else getattr(sub.func, "id", "")
-            if name in ("rearrange", "repeat", "reduce", "rearrange_many", "repeat_many", "reduce_many"):
-                rank = _einops_rank(sub.args[1].value)
-                if rank and isinstance(sub.args[0], ast.Name) and sub.args[0].id == first and own_pattern is None:
-                    own_pattern = rank  # a pattern applied to the input's own name (first in the walk)
-                if rank:
-                    patterns.append(rank)
+        elif isinstance(sub, ast.Call) and _einops_call(sub, _EINOPS_PATTERNED, scope) and "->" in sub.args[1].value:
+            rank = _einops_rank(sub.args[1].value)
+            if rank and isinstance(sub.args[0], ast.Name) and sub.args[0].id == first and own_pattern is None:
+                own_pattern = rank  # a pattern applied to the input's own name (first in the walk)
+            if rank:
+                patterns.append(rank)
     if unpacked:
         return unpacked, True
     own = einsum_ranks(func).get(first)
@@ -682,10 +755,10 @@ def channels_first(func: Callable) -> bool:
     if found is None:
         return False
     node, first = found
+    scope = _scope_of(func)
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and _last_name(sub.func) == "rearrange" and len(sub.args) >= 2 \
-                and isinstance(sub.args[0], ast.Name) and sub.args[0].id == first \
-                and isinstance(sub.args[1], ast.Constant) and isinstance(sub.args[1].value, str):
+        if isinstance(sub, ast.Call) and _einops_call(sub, ("rearrange",), scope) \
+                and isinstance(sub.args[0], ast.Name) and sub.args[0].id == first:
             left, _, right = sub.args[1].value.partition("->")
             axes, out = left.split(), right.replace("(", " ").replace(")", " ").split()
             return len(axes) == 4 and all(a.isidentifier() for a in axes) and bool(out) and out[-1] == axes[1]
@@ -987,9 +1060,9 @@ def shape_constraints(func: Callable, module: nn.Module,
                     value = _size_value(a.right, module, env)
                     if value is not None:
                         demand(axes[a.left.id], "div", value)
+    scope = _scope_of(func)
     for call in calls:
-        name = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")
-        if name not in ("rearrange", "reduce", "repeat"):
+        if not _einops_call(call, _EINOPS_READERS, scope):
             continue
         pattern = _einops_axes(call.args[1].value)
         if pattern is None or (rank is not None and len(pattern) != rank):
@@ -1309,10 +1382,10 @@ def fed_output_rank(func: Callable, name: str, module: nn.Module) -> int | None:
                 and _kept_rank(getattr(module, sub.value.func.attr, None)):
             results.add(sub.targets[0].id)
     ranks: set[int] = set()
+    scope = _scope_of(func)
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and _last_name(sub.func) == "rearrange" and len(sub.args) >= 2 \
-                and isinstance(sub.args[0], ast.Name) and sub.args[0].id in results \
-                and isinstance(sub.args[1], ast.Constant) and isinstance(sub.args[1].value, str):
+        if isinstance(sub, ast.Call) and _einops_call(sub, ("rearrange",), scope) \
+                and isinstance(sub.args[0], ast.Name) and sub.args[0].id in results:
             rank = _einops_rank(sub.args[1].value)
             if rank is None:
                 return None

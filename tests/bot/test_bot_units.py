@@ -165,6 +165,14 @@ def test_body_has_the_marker_table_dependencies_and_silencing():
     assert "Measured on: NVIDIA H100." in text
 
 
+def test_a_forward_only_pass_says_so_in_the_verified_cell():
+    # verify's pass whose original cannot train (lead ruling, session 37): gradients not compared
+    row = _row(reason="forward only: the original cannot train (RuntimeError: a view modified inplace); eval and "
+                      "train-mode outputs match")
+    assert render.verified(row) == "yes, forward only (the original cannot train), max abs diff 2.5e-07"
+    assert render.verified(_row(reason="eval and train outputs and gradients match")) == "yes, max abs diff 2.5e-07"
+
+
 def test_cells_cannot_break_the_table_or_inject_html():
     row = _row(path="a|b<script>.py", reason="x\n| y", device="@octocat <b>", status=FAILED)
     text = render.left_out_table([row])

@@ -176,6 +176,9 @@ def test_fed_output_rank_needs_a_rank_keeping_layer_and_one_pattern():
     from torch import nn
 
     ns = _functions("""
+        from einops import rearrange
+
+
         def forward(self, x, g, h):
             q = self.lin(g)
             r = self.conv(h)
