@@ -2174,7 +2174,8 @@ class LayerTyper:
             graph.add(self.values(arg, env, depth + 1), arg)
             if arg.__class__ is ast.IfExp:
                 graph.frontier |= before  # (X if c else None: the ways without it)
-        return (Built(SEQUENTIAL, tuple(call.args), (), False, call, via=name, members=graph),)
+        return (Built(SEQUENTIAL, tuple(call.args), (), False, call, via=name, members=graph, unlike=(
+            f"`{name}` builds the nn.Sequential of the layers passed to it: rewrite by hand")),)
 
     def _decided_returns(self, body: list, env: dict):
         """:func:`_returns` of a factory's body, less those in the branches of an ``if`` that the
